@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that the tests and the lab run for real:
+# ipmi_sim (openipmi) as a BMC, ipmitool and FreeIPMI as reference clients,
+# nats-server as the message bus, OpenSSH/openssl as console clients,
+# Chromium for the browser console test. Skips what is already there.
+set -euo pipefail
+need=()
+command -v ipmi_sim >/dev/null || need+=(openipmi)
+command -v ipmitool >/dev/null || need+=(ipmitool)
+command -v ipmipower >/dev/null || need+=(freeipmi-tools)
+command -v nats-server >/dev/null || need+=(nats-server)
+command -v ssh >/dev/null || need+=(openssh-client)
+command -v openssl >/dev/null || need+=(openssl)
+command -v chromium >/dev/null || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: missing Debian packages: ${need[*]} (run as root or install them)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
