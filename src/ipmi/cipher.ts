@@ -1,0 +1,112 @@
+/**
+ * RMCP+ cipher suites and the three algorithm families they combine
+ * (IPMI 2.0 tables 13-17 and 22-19). Data, not branching: adding a suite is one row.
+ */
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { DecodeError } from '../errors.js';
+
+export type AuthAlgorithm = 'none' | 'hmac-sha1' | 'hmac-md5' | 'hmac-sha256';
+export type IntegrityAlgorithm = 'none' | 'hmac-sha1-96' | 'hmac-md5-128' | 'md5-128' | 'hmac-sha256-128';
+export type ConfidentialityAlgorithm = 'none' | 'aes-cbc-128' | 'xrc4-128' | 'xrc4-40';
+
+export const AUTH_ALGORITHM_IDS: Record<AuthAlgorithm, number> = { none: 0, 'hmac-sha1': 1, 'hmac-md5': 2, 'hmac-sha256': 3 };
+export const INTEGRITY_ALGORITHM_IDS: Record<IntegrityAlgorithm, number> = {
+  none: 0,
+  'hmac-sha1-96': 1,
+  'hmac-md5-128': 2,
+  'md5-128': 3,
+  'hmac-sha256-128': 4,
+};
+export const CONFIDENTIALITY_ALGORITHM_IDS: Record<ConfidentialityAlgorithm, number> = { none: 0, 'aes-cbc-128': 1, 'xrc4-128': 2, 'xrc4-40': 3 };
+
+export interface CipherSuite {
+  id: number;
+  auth: AuthAlgorithm;
+  integrity: IntegrityAlgorithm;
+  confidentiality: ConfidentialityAlgorithm;
+}
+
+/** The standard suites; this client implements the HMAC-SHA1 and HMAC-SHA256 ones with AES. */
+export const CIPHER_SUITES: readonly CipherSuite[] = [
+  { id: 0, auth: 'none', integrity: 'none', confidentiality: 'none' },
+  { id: 1, auth: 'hmac-sha1', integrity: 'none', confidentiality: 'none' },
+  { id: 2, auth: 'hmac-sha1', integrity: 'hmac-sha1-96', confidentiality: 'none' },
+  { id: 3, auth: 'hmac-sha1', integrity: 'hmac-sha1-96', confidentiality: 'aes-cbc-128' },
+  { id: 6, auth: 'hmac-md5', integrity: 'none', confidentiality: 'none' },
+  { id: 7, auth: 'hmac-md5', integrity: 'hmac-md5-128', confidentiality: 'none' },
+  { id: 8, auth: 'hmac-md5', integrity: 'hmac-md5-128', confidentiality: 'aes-cbc-128' },
+  { id: 15, auth: 'hmac-sha256', integrity: 'none', confidentiality: 'none' },
+  { id: 16, auth: 'hmac-sha256', integrity: 'hmac-sha256-128', confidentiality: 'none' },
+  { id: 17, auth: 'hmac-sha256', integrity: 'hmac-sha256-128', confidentiality: 'aes-cbc-128' },
+];
+
+/** Suites this implementation can speak, strongest first (the order tried when the BMC lists none). */
+export const SUPPORTED_SUITE_IDS: readonly number[] = [17, 3, 16, 2, 15, 1];
+
+export function cipherSuite(id: number): CipherSuite {
+  const suite = CIPHER_SUITES.find((s) => s.id === id);
+  if (!suite) throw new DecodeError(`unknown cipher suite ${id}`);
+  return suite;
+}
+
+const HASH_OF: Record<Exclude<AuthAlgorithm, 'none'>, 'sha1' | 'md5' | 'sha256'> = {
+  'hmac-sha1': 'sha1',
+  'hmac-md5': 'md5',
+  'hmac-sha256': 'sha256',
+};
+
+export function hmac(auth: AuthAlgorithm, key: Buffer, ...parts: Buffer[]): Buffer {
+  if (auth === 'none') return Buffer.alloc(0);
+  const h = createHmac(HASH_OF[auth], key);
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+/** Length of the truncated integrity check value carried after each authenticated packet. */
+export const INTEGRITY_LENGTH: Record<IntegrityAlgorithm, number> = {
+  none: 0,
+  'hmac-sha1-96': 12,
+  'hmac-md5-128': 16,
+  'md5-128': 16,
+  'hmac-sha256-128': 16,
+};
+
+/** Length of the RAKP4 integrity check value for each authentication algorithm. */
+export const RAKP4_ICV_LENGTH: Record<AuthAlgorithm, number> = { none: 0, 'hmac-sha1': 12, 'hmac-md5': 16, 'hmac-sha256': 16 };
+
+const INTEGRITY_HASH: Partial<Record<IntegrityAlgorithm, 'sha1' | 'md5' | 'sha256'>> = {
+  'hmac-sha1-96': 'sha1',
+  'hmac-md5-128': 'md5',
+  'hmac-sha256-128': 'sha256',
+};
+
+export function integrityCode(alg: IntegrityAlgorithm, k1: Buffer, data: Buffer): Buffer {
+  const hash = INTEGRITY_HASH[alg];
+  if (!hash) return Buffer.alloc(0);
+  return createHmac(hash, k1).update(data).digest().subarray(0, INTEGRITY_LENGTH[alg]);
+}
+
+/** AES-CBC-128 as RMCP+ uses it: IV || E(payload || 1,2,..,n || n), padded to 16 bytes. */
+export function aesEncrypt(k2: Buffer, payload: Buffer, iv: Buffer = randomBytes(16)): Buffer {
+  const padLength = (16 - ((payload.length + 1) % 16)) % 16;
+  const pad = Buffer.alloc(padLength + 1);
+  for (let i = 0; i < padLength; i++) pad[i] = i + 1;
+  pad[padLength] = padLength;
+  const cipher = createCipheriv('aes-128-cbc', k2.subarray(0, 16), iv).setAutoPadding(false);
+  return Buffer.concat([iv, cipher.update(Buffer.concat([payload, pad])), cipher.final()]);
+}
+
+export function aesDecrypt(k2: Buffer, data: Buffer): Buffer {
+  if (data.length < 32 || data.length % 16 !== 0) throw new DecodeError(`encrypted payload of ${data.length} bytes is not IV + whole AES blocks`);
+  const decipher = createDecipheriv('aes-128-cbc', k2.subarray(0, 16), data.subarray(0, 16)).setAutoPadding(false);
+  const plain = Buffer.concat([decipher.update(data.subarray(16)), decipher.final()]);
+  const padLength = plain[plain.length - 1]!;
+  if (padLength > 15) throw new DecodeError(`AES confidentiality pad length ${padLength} exceeds 15`);
+  return plain.subarray(0, plain.length - 1 - padLength);
+}
+
+/** Session keys derived from the SIK: K1 keys integrity, K2 keys confidentiality. */
+export function deriveKeys(auth: AuthAlgorithm, sik: Buffer): { k1: Buffer; k2: Buffer } {
+  const size = auth === 'hmac-sha256' ? 32 : 20;
+  return { k1: hmac(auth, sik, Buffer.alloc(size, 1)), k2: hmac(auth, sik, Buffer.alloc(size, 2)) };
+}

@@ -1,0 +1,167 @@
+/**
+ * The IPMI commands metal-bmc uses, as request encoders and response decoders over an
+ * established session. Decoders are pure and exported for the tests and the simulator.
+ */
+import { BmcError, DecodeError } from '../errors.js';
+import { describeCompletionCode, NetFn } from './message.js';
+import type { CommandOptions, IpmiSession } from './session.js';
+
+export const Cmd = {
+  getDeviceId: 0x01,
+  getSystemGuid: 0x37,
+  getChassisStatus: 0x01,
+  chassisControl: 0x02,
+  chassisIdentify: 0x04,
+  setSystemBootOptions: 0x08,
+  getSystemBootOptions: 0x09,
+  getFruInventoryAreaInfo: 0x10,
+  readFruData: 0x11,
+  activatePayload: 0x48,
+  deactivatePayload: 0x49,
+  getPayloadActivationStatus: 0x4a,
+} as const;
+
+export interface DeviceId {
+  deviceId: number;
+  deviceRevision: number;
+  /** "major.minor" as ipmitool prints the firmware revision, e.g. "1.74" */
+  firmwareRevision: string;
+  ipmiVersion: string;
+  manufacturerId: number;
+  productId: number;
+  auxFirmwareRevision?: Buffer;
+}
+
+export function decodeDeviceId(d: Buffer): DeviceId {
+  if (d.length < 11) throw new DecodeError(`Get Device ID answer of ${d.length} bytes is shorter than 11`);
+  const major = d[2]! & 0x7f;
+  const minor = d[3]!.toString(16).padStart(2, '0');
+  return {
+    deviceId: d[0]!,
+    deviceRevision: d[1]! & 0x0f,
+    firmwareRevision: `${major}.${minor}`,
+    ipmiVersion: `${d[4]! & 0x0f}.${d[4]! >> 4}`,
+    manufacturerId: d[6]! | (d[7]! << 8) | ((d[8]! & 0x0f) << 16),
+    productId: d.readUInt16LE(9),
+    ...(d.length >= 15 ? { auxFirmwareRevision: Buffer.from(d.subarray(11, 15)) } : {}),
+  };
+}
+
+export type ChassisPower = 'on' | 'off';
+export type IdentifyState = 'off' | 'temporary' | 'on' | 'unknown';
+
+export interface ChassisStatus {
+  power: ChassisPower;
+  powerFault: boolean;
+  identify: IdentifyState;
+}
+
+const IDENTIFY_STATES: readonly IdentifyState[] = ['off', 'temporary', 'on', 'unknown'];
+
+export function decodeChassisStatus(d: Buffer): ChassisStatus {
+  if (d.length < 3) throw new DecodeError(`Get Chassis Status answer of ${d.length} bytes is shorter than 3`);
+  const misc = d[2]!;
+  return {
+    power: (d[0]! & 0x01) !== 0 ? 'on' : 'off',
+    powerFault: (d[0]! & 0x1e) !== 0,
+    identify: (misc & 0x40) !== 0 ? IDENTIFY_STATES[(misc >> 4) & 0x03]! : 'unknown',
+  };
+}
+
+export type ChassisAction = 'down' | 'up' | 'cycle' | 'reset' | 'diag' | 'soft';
+export const CHASSIS_CONTROL: Record<ChassisAction, number> = { down: 0, up: 1, cycle: 2, reset: 3, diag: 4, soft: 5 };
+
+export type BootDevice = 'none' | 'pxe' | 'disk' | 'safe' | 'diag' | 'cdrom' | 'bios' | 'floppy';
+/** Boot device selector, bits 5:2 of boot flags data byte 2. */
+export const BOOT_DEVICE_SELECTOR: Record<BootDevice, number> = { none: 0, pxe: 1, disk: 2, safe: 3, diag: 4, cdrom: 5, bios: 6, floppy: 15 };
+
+export interface BootFlags {
+  valid: boolean;
+  persistent: boolean;
+  uefi: boolean;
+  device: BootDevice;
+}
+
+export function encodeBootFlags(f: Omit<BootFlags, 'valid'>): Buffer {
+  return Buffer.from([0x80 | (f.persistent ? 0x40 : 0) | (f.uefi ? 0x20 : 0), BOOT_DEVICE_SELECTOR[f.device] << 2, 0, 0, 0]);
+}
+
+export function decodeBootFlags(data: Buffer): BootFlags {
+  if (data.length < 2) throw new DecodeError('boot flags are shorter than 2 bytes');
+  const selector = (data[1]! >> 2) & 0x0f;
+  const device = (Object.entries(BOOT_DEVICE_SELECTOR).find(([, v]) => v === selector)?.[0] ?? 'none') as BootDevice;
+  return { valid: (data[0]! & 0x80) !== 0, persistent: (data[0]! & 0x40) !== 0, uefi: (data[0]! & 0x20) !== 0, device };
+}
+
+/** Get System Boot Options answer for parameter 5: version, parameter (bit 7 = invalid), 5 data bytes. */
+export function decodeBootOptionsResponse(d: Buffer): BootFlags {
+  if (d.length < 3) throw new DecodeError('Get System Boot Options answer is truncated');
+  if ((d[1]! & 0x7f) !== 5) throw new DecodeError(`Get System Boot Options answered parameter ${d[1]! & 0x7f}, not 5`);
+  return decodeBootFlags(d.subarray(2));
+}
+
+type Opts = CommandOptions | undefined;
+
+export async function getDeviceId(s: IpmiSession, o?: Opts): Promise<DeviceId> {
+  return decodeDeviceId(await s.command('Get Device ID', NetFn.app, Cmd.getDeviceId, undefined, o));
+}
+
+export async function getSystemGuid(s: IpmiSession, o?: Opts): Promise<Buffer> {
+  const d = await s.command('Get System GUID', NetFn.app, Cmd.getSystemGuid, undefined, o);
+  if (d.length < 16) throw new DecodeError(`Get System GUID answer of ${d.length} bytes is shorter than 16`);
+  return d.subarray(0, 16);
+}
+
+export async function getChassisStatus(s: IpmiSession, o?: Opts): Promise<ChassisStatus> {
+  return decodeChassisStatus(await s.command('Get Chassis Status', NetFn.chassis, Cmd.getChassisStatus, undefined, o));
+}
+
+export async function chassisControl(s: IpmiSession, action: ChassisAction, o?: Opts): Promise<void> {
+  await s.command(`Chassis Control (${action})`, NetFn.chassis, Cmd.chassisControl, Buffer.from([CHASSIS_CONTROL[action]]), o);
+}
+
+/** Identify LED: on = force on until turned off; off = interval 0. */
+export async function chassisIdentify(s: IpmiSession, on: boolean, o?: Opts): Promise<void> {
+  await s.command(`Chassis Identify (${on ? 'on' : 'off'})`, NetFn.chassis, Cmd.chassisIdentify, Buffer.from(on ? [0, 1] : [0, 0]), o);
+}
+
+export async function setBootDevice(s: IpmiSession, device: BootDevice, flags: { persistent?: boolean; uefi?: boolean } = {}, o?: Opts): Promise<void> {
+  const data = Buffer.concat([Buffer.from([5]), encodeBootFlags({ device, persistent: flags.persistent ?? false, uefi: flags.uefi ?? false })]);
+  await s.command(`Set System Boot Options (boot ${device})`, NetFn.chassis, Cmd.setSystemBootOptions, data, o);
+}
+
+export async function getBootFlags(s: IpmiSession, o?: Opts): Promise<BootFlags> {
+  return decodeBootOptionsResponse(await s.command('Get System Boot Options', NetFn.chassis, Cmd.getSystemBootOptions, Buffer.from([5, 0, 0]), o));
+}
+
+/** Reads a whole FRU device, in chunks that shrink when the BMC refuses their size. */
+export async function readFruData(s: IpmiSession, fruId = 0, o?: Opts): Promise<Buffer> {
+  const info = await s.command('Get FRU Inventory Area Info', NetFn.storage, Cmd.getFruInventoryAreaInfo, Buffer.from([fruId]), o);
+  if (info.length < 3) throw new DecodeError('Get FRU Inventory Area Info answer is truncated');
+  const size = info.readUInt16LE(0);
+  const wordAccess = (info[2]! & 1) === 1;
+  const out = Buffer.alloc(size);
+  let offset = 0;
+  let chunk = 32;
+  while (offset < size) {
+    const count = Math.min(chunk, size - offset);
+    const unitOffset = wordAccess ? offset / 2 : offset;
+    const req = Buffer.from([fruId, unitOffset & 0xff, unitOffset >> 8, wordAccess ? Math.ceil(count / 2) : count]);
+    const r = await s.request(NetFn.storage, Cmd.readFruData, req, o);
+    if (r.completionCode !== 0) {
+      // 0xC7/0xC8/0xCA: the BMC wants smaller reads; anything else is an error.
+      if ([0xc7, 0xc8, 0xca].includes(r.completionCode) && chunk > 8) {
+        chunk = Math.floor(chunk / 2);
+        continue;
+      }
+      throw new BmcError('COMPLETION_CODE', `Read FRU Data at offset ${offset} on BMC ${s.remote}: ${describeCompletionCode(r.completionCode)}`, {
+        completionCode: r.completionCode,
+      });
+    }
+    const returned = (r.data[0] ?? 0) * (wordAccess ? 2 : 1);
+    if (returned === 0 || r.data.length < 1 + Math.min(returned, count)) throw new DecodeError(`Read FRU Data returned ${returned} bytes at offset ${offset}`);
+    r.data.subarray(1, 1 + Math.min(returned, size - offset)).copy(out, offset);
+    offset += Math.min(returned, size - offset);
+  }
+  return out;
+}

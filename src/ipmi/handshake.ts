@@ -1,0 +1,270 @@
+/**
+ * Establishing an RMCP+ session: channel capabilities, cipher suite choice, Open Session and
+ * RAKP 1-4. The BMC must prove it knows the password (RAKP2 code, RAKP4 check value);
+ * a BMC that cannot is an AUTH_FAILED error, never a session.
+ */
+import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { BmcError, DecodeError } from '../errors.js';
+import { cipherSuite, deriveKeys, SUPPORTED_SUITE_IDS, type CipherSuite } from './cipher.js';
+import { exchange, type RetryPolicy } from './exchange.js';
+import { datagramKind, decodeV15, decodeV2, encodeV15, encodeV2, PayloadType, type SessionKeys } from './lan.js';
+import { decodeResponse, describeCompletionCode, encodeRequest, NetFn } from './message.js';
+import {
+  decodeOpenSessionResponse,
+  decodeRakp2,
+  decodeRakpCode,
+  describeRmcpPlusStatus,
+  encodeOpenSessionRequest,
+  encodeRakp1,
+  encodeRakpCode,
+  NAME_ONLY_LOOKUP,
+  passwordKey,
+  rakp2Code,
+  rakp3Code,
+  rakp4Icv,
+  sessionIntegrityKey,
+  suiteAlgorithms,
+  type HandshakeParameters,
+} from './rakp.js';
+import type { DatagramChannel } from './transport.js';
+
+export interface HandshakeOptions {
+  user: string;
+  password: string;
+  /** BMC key (Kg); defaults to the password key */
+  kg?: Buffer;
+  privilege: number;
+  /** a fixed suite, or 'auto' to ask the BMC and pick the strongest one we speak */
+  cipherSuite: number | 'auto';
+  /** allow cipher suite 0 and other suites without authentication */
+  allowInsecure: boolean;
+  retry: RetryPolicy;
+  signal?: AbortSignal;
+}
+
+export interface EstablishedSession {
+  suite: CipherSuite;
+  consoleSessionId: number;
+  bmcSessionId: number;
+  keys: SessionKeys;
+  privilege: number;
+}
+
+const AUTH_CAPS_CMD = 0x38;
+const CIPHER_SUITES_CMD = 0x54;
+/** Open Session statuses meaning "not this suite", after which the next candidate is tried. */
+const SUITE_REJECTED = new Set([0x03, 0x04, 0x05, 0x06, 0x07, 0x10, 0x11]);
+/** Statuses that mean the credentials or the requested role were refused. */
+const AUTH_REJECTED = new Set([0x09, 0x0a, 0x0d, 0x0f]);
+
+/** A pre-session IPMI request in the IPMI 1.5 wrapper without authentication. */
+async function preSessionCommand(channel: DatagramChannel, cmd: number, data: Buffer, options: HandshakeOptions, what: string): Promise<Buffer> {
+  let seq = randomInt(1, 63);
+  const response = await exchange(
+    channel,
+    () => {
+      seq = (seq % 63) + 1;
+      return encodeV15(0, 0, encodeRequest({ netFn: NetFn.app, cmd, seq, data }));
+    },
+    (d) => {
+      if (datagramKind(d) !== 'v15') return undefined;
+      const r = decodeResponse(decodeV15(d).message);
+      return r.cmd === cmd ? r : undefined;
+    },
+    options.retry,
+    () => `${what} from BMC ${channel.remote}`,
+    options.signal,
+  );
+  if (response.completionCode !== 0) {
+    throw new BmcError('COMPLETION_CODE', `${what}: ${describeCompletionCode(response.completionCode)}`, { completionCode: response.completionCode });
+  }
+  return response.data;
+}
+
+export async function getChannelAuthCapabilities(channel: DatagramChannel, options: HandshakeOptions): Promise<{ ipmi20: boolean }> {
+  const data = await preSessionCommand(channel, AUTH_CAPS_CMD, Buffer.from([0x8e, options.privilege]), options, 'Get Channel Authentication Capabilities');
+  if (data.length < 8) throw new DecodeError('Get Channel Authentication Capabilities answer is truncated');
+  return { ipmi20: (data[1]! & 0x80) !== 0 && (data[3]! & 0x02) !== 0 };
+}
+
+/** Lists the channel's cipher suites; records are 0xC0 <id> <auth> <integrity> <confidentiality> (0xC1 adds an OEM IANA). */
+export async function getChannelCipherSuites(channel: DatagramChannel, options: HandshakeOptions): Promise<number[]> {
+  const chunks: Buffer[] = [];
+  for (let index = 0; index < 64; index++) {
+    const data = await preSessionCommand(channel, CIPHER_SUITES_CMD, Buffer.from([0x0e, 0x00, 0x80 | index]), options, 'Get Channel Cipher Suites');
+    chunks.push(data.subarray(1));
+    if (data.length < 17) break;
+  }
+  return parseCipherSuiteRecords(Buffer.concat(chunks));
+}
+
+export function parseCipherSuiteRecords(records: Buffer): number[] {
+  const ids: number[] = [];
+  let i = 0;
+  while (i < records.length) {
+    const start = records[i]!;
+    if (start === 0xc0 || start === 0xc1) {
+      if (i + 1 >= records.length) break;
+      ids.push(records[i + 1]!);
+      i += start === 0xc0 ? 2 : 5;
+      while (i < records.length && records[i]! < 0xc0) i++;
+    } else {
+      i++;
+    }
+  }
+  return ids;
+}
+
+function checkSuiteAllowed(suite: CipherSuite, options: HandshakeOptions): void {
+  if (options.allowInsecure) return;
+  if (suite.auth === 'none' || suite.integrity === 'none' || suite.confidentiality === 'none') {
+    throw new BmcError('INSECURE_REFUSED', `cipher suite ${suite.id} (${suite.auth}/${suite.integrity}/${suite.confidentiality}) is refused: it leaves the session unauthenticated or in clear text`);
+  }
+}
+
+async function candidateSuites(channel: DatagramChannel, options: HandshakeOptions): Promise<CipherSuite[]> {
+  if (options.cipherSuite !== 'auto') {
+    const suite = cipherSuite(options.cipherSuite);
+    checkSuiteAllowed(suite, options);
+    if (!SUPPORTED_SUITE_IDS.includes(suite.id) && suite.id !== 0) {
+      throw new BmcError('UNSUPPORTED', `cipher suite ${suite.id} is not implemented (supported: ${SUPPORTED_SUITE_IDS.join(', ')})`);
+    }
+    return [suite];
+  }
+  let offered: number[] = [];
+  try {
+    offered = await getChannelCipherSuites(channel, options);
+  } catch (err) {
+    if (err instanceof BmcError && (err.code === 'TIMEOUT' || err.code === 'ABORTED')) throw err;
+    // BMCs without Get Channel Cipher Suites: fall through to the defaults.
+  }
+  const preferred = [17, 3];
+  const usable = SUPPORTED_SUITE_IDS.map(cipherSuite).filter((s) => {
+    try {
+      checkSuiteAllowed(s, options);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (offered.length === 0) return preferred.map(cipherSuite);
+  const chosen = usable.filter((s) => offered.includes(s.id));
+  if (chosen.length === 0) {
+    throw new BmcError('INSECURE_REFUSED', `BMC ${channel.remote} offers cipher suites ${offered.join(', ')}, none of which is both secure and supported`);
+  }
+  return chosen;
+}
+
+export async function establish(channel: DatagramChannel, options: HandshakeOptions): Promise<EstablishedSession> {
+  const caps = await getChannelAuthCapabilities(channel, options);
+  if (!caps.ipmi20) throw new BmcError('UNSUPPORTED', `BMC ${channel.remote} does not support IPMI 2.0 (RMCP+)`);
+  const suites = await candidateSuites(channel, options);
+  let lastRejection: BmcError | undefined;
+  for (const suite of suites) {
+    try {
+      return await openWithSuite(channel, suite, options);
+    } catch (err) {
+      if (err instanceof BmcError && err.code === 'UNSUPPORTED') {
+        lastRejection = err;
+        continue;
+      }
+      throw err;
+    }
+  }
+  throw lastRejection ?? new BmcError('UNSUPPORTED', `BMC ${channel.remote} accepted none of the cipher suites tried`);
+}
+
+function v2Matcher<T>(payloadType: number, decode: (payload: Buffer) => T & { tag: number }, tag: number) {
+  return (d: Buffer): T | undefined => {
+    if (datagramKind(d) !== 'v2') return undefined;
+    const p = decodeV2(d);
+    if (p.payloadType !== payloadType) return undefined;
+    const value = decode(p.payload);
+    return value.tag === tag ? value : undefined;
+  };
+}
+
+async function openWithSuite(channel: DatagramChannel, suite: CipherSuite, options: HandshakeOptions): Promise<EstablishedSession> {
+  const consoleSessionId = randomInt(1, 0xffffffff);
+  const tag = randomInt(0, 256);
+  const algs = suiteAlgorithms(suite);
+  const describe = (step: string) => () => `${step} with BMC ${channel.remote}`;
+  const open = await exchange(
+    channel,
+    () => encodeV2({ payloadType: PayloadType.openSessionRequest, sessionId: 0, seq: 0, payload: encodeOpenSessionRequest({ tag, privilege: options.privilege, consoleSessionId, ...algs }) }),
+    v2Matcher(PayloadType.openSessionResponse, decodeOpenSessionResponse, tag),
+    options.retry,
+    describe('Open Session'),
+    options.signal,
+  );
+  if (open.status !== 0) {
+    const reason = `Open Session with cipher suite ${suite.id} refused by BMC ${channel.remote}: ${describeRmcpPlusStatus(open.status)}`;
+    if (SUITE_REJECTED.has(open.status)) throw new BmcError('UNSUPPORTED', reason);
+    if (open.status === 0x01 || open.status === 0x0b) throw new BmcError('NO_SESSION_SLOTS', reason);
+    throw new BmcError(AUTH_REJECTED.has(open.status) ? 'AUTH_FAILED' : 'PROTOCOL', reason);
+  }
+  if (open.consoleSessionId !== consoleSessionId) throw new BmcError('PROTOCOL', `BMC ${channel.remote} answered Open Session for another session`);
+  if (open.auth !== algs.auth || open.integrity !== algs.integrity || open.confidentiality !== algs.confidentiality) {
+    throw new BmcError('PROTOCOL', `BMC ${channel.remote} changed the algorithms of cipher suite ${suite.id}`);
+  }
+
+  const params: HandshakeParameters = {
+    auth: suite.auth,
+    consoleSessionId,
+    bmcSessionId: open.bmcSessionId,
+    consoleRandom: randomBytes(16),
+    bmcRandom: Buffer.alloc(16),
+    bmcGuid: Buffer.alloc(16),
+    role: options.privilege | NAME_ONLY_LOOKUP,
+    username: Buffer.from(options.user, 'utf8'),
+  };
+  const kuid = passwordKey(options.password);
+  const rakp2 = await exchange(
+    channel,
+    () => encodeV2({ payloadType: PayloadType.rakp1, sessionId: 0, seq: 0, payload: encodeRakp1({ tag, bmcSessionId: params.bmcSessionId, consoleRandom: params.consoleRandom, role: params.role, username: params.username }) }),
+    v2Matcher(PayloadType.rakp2, decodeRakp2, tag),
+    options.retry,
+    describe('RAKP 1'),
+    options.signal,
+  );
+  if (rakp2.status !== 0) {
+    const code = AUTH_REJECTED.has(rakp2.status) ? 'AUTH_FAILED' : rakp2.status === 0x01 ? 'NO_SESSION_SLOTS' : 'PROTOCOL';
+    throw new BmcError(code, `BMC ${channel.remote} refused user ${JSON.stringify(options.user)}: ${describeRmcpPlusStatus(rakp2.status)}`);
+  }
+  params.bmcRandom = rakp2.bmcRandom;
+  params.bmcGuid = rakp2.bmcGuid;
+  const expected = rakp2Code(params, kuid);
+  if (!sameBytes(expected, rakp2.keyExchangeCode)) {
+    // Tell the BMC to drop the half-open session, then report the failure.
+    channel.send(encodeV2({ payloadType: PayloadType.rakp3, sessionId: 0, seq: 0, payload: encodeRakpCode({ tag, status: 0x0f, sessionId: params.bmcSessionId, code: Buffer.alloc(0) }) }));
+    throw new BmcError('AUTH_FAILED', `authentication with BMC ${channel.remote} failed: wrong user name or password (the BMC's RAKP 2 proof does not match)`);
+  }
+
+  const rakp4 = await exchange(
+    channel,
+    () => encodeV2({ payloadType: PayloadType.rakp3, sessionId: 0, seq: 0, payload: encodeRakpCode({ tag, status: 0, sessionId: params.bmcSessionId, code: rakp3Code(params, kuid) }) }),
+    v2Matcher(PayloadType.rakp4, (p) => decodeRakpCode(p, 'RAKP 4'), tag),
+    options.retry,
+    describe('RAKP 3'),
+    options.signal,
+  );
+  if (rakp4.status !== 0) {
+    throw new BmcError(AUTH_REJECTED.has(rakp4.status) ? 'AUTH_FAILED' : 'PROTOCOL', `BMC ${channel.remote} refused RAKP 3: ${describeRmcpPlusStatus(rakp4.status)}`);
+  }
+  const sik = sessionIntegrityKey(params, options.kg ?? kuid);
+  if (!sameBytes(rakp4Icv(params, sik), rakp4.code)) {
+    throw new BmcError('AUTH_FAILED', `BMC ${channel.remote} failed to prove the session key in RAKP 4 (wrong BMC key?)`);
+  }
+  const { k1, k2 } = deriveKeys(suite.auth, sik);
+  return {
+    suite,
+    consoleSessionId,
+    bmcSessionId: params.bmcSessionId,
+    keys: { integrity: suite.integrity, confidentiality: suite.confidentiality, k1, k2 },
+    privilege: options.privilege,
+  };
+}
+
+function sameBytes(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && a.length > 0 ? timingSafeEqual(a, b) : a.length === 0 && b.length === 0;
+}

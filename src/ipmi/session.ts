@@ -1,0 +1,296 @@
+/**
+ * An established RMCP+ session: numbered, authenticated and encrypted requests with
+ * request-sequence matching, retransmission, the inbound sliding window, keepalive, payloads
+ * (SOL) and Close Session on every path. One owner closes it; `closeAllSessions()` closes every
+ * session of the process (shutdown hook).
+ */
+import { randomInt } from 'node:crypto';
+import { abortError, BmcError } from '../errors.js';
+import { DEFAULT_RETRY, exchange, validateRetryPolicy, type RetryPolicy } from './exchange.js';
+import { establish, type EstablishedSession } from './handshake.js';
+import { datagramKind, decodeV2, encodeV2, PayloadType } from './lan.js';
+import { decodeResponse, describeCompletionCode, encodeRequest, NetFn, type IpmiResponse } from './message.js';
+import { Privilege, type PrivilegeName } from './rakp.js';
+import { defaultUdpPool, type DatagramChannel, type UdpPool } from './transport.js';
+
+export interface SessionOptions {
+  host: string;
+  port?: number;
+  user: string;
+  password: string;
+  kg?: Buffer;
+  privilege?: PrivilegeName;
+  cipherSuite?: number | 'auto';
+  allowInsecure?: boolean;
+  /** retransmission and deadline of the handshake and of each command */
+  retry?: Partial<RetryPolicy>;
+  /** idle time after which a keepalive request is sent; 0 disables it */
+  keepaliveMs?: number;
+  pool?: UdpPool;
+  /** for tests: an already open channel instead of the UDP pool */
+  channel?: DatagramChannel;
+  signal?: AbortSignal;
+}
+
+export interface CommandOptions {
+  signal?: AbortSignal;
+  /** overrides the session's deadline for this command */
+  deadlineMs?: number;
+}
+
+export type SessionState =
+  | { kind: 'established'; session: EstablishedSession }
+  | { kind: 'closing' }
+  | { kind: 'closed'; reason: string };
+
+export interface IpmiSession {
+  readonly remote: string;
+  readonly cipherSuite: number;
+  readonly state: SessionState;
+  /** Sends a request; resolves with the raw response, whatever its completion code. */
+  request(netFn: number, cmd: number, data?: Buffer, options?: CommandOptions): Promise<IpmiResponse>;
+  /** Sends a request; a non-zero completion code is a COMPLETION_CODE error naming `what`. */
+  command(what: string, netFn: number, cmd: number, data?: Buffer, options?: CommandOptions): Promise<Buffer>;
+  /** Sends a non-IPMI payload (SOL) in the session, protected as the suite requires. */
+  sendPayload(payloadType: number, payload: Buffer): void;
+  /** Receives payloads of one type (SOL); returns an unsubscribe function. */
+  onPayload(payloadType: number, handler: (payload: Buffer) => void): () => void;
+  /** Called once when the session ends, for whatever reason. */
+  onClose(handler: (reason: string) => void): void;
+  /** Close Session at the BMC (bounded by a short deadline), then release the socket. Never throws. */
+  close(): Promise<void>;
+}
+
+const CLOSE_SESSION_CMD = 0x3c;
+const SET_SESSION_PRIVILEGE_CMD = 0x3b;
+const GET_DEVICE_ID_CMD = 0x01;
+const INBOUND_WINDOW = 16;
+
+const openSessions = new Set<IpmiSession>();
+
+/** Closes every open session of this process; for shutdown paths. */
+export async function closeAllSessions(): Promise<void> {
+  await Promise.all([...openSessions].map((s) => s.close()));
+}
+
+export function openSessionCount(): number {
+  return openSessions.size;
+}
+
+export async function openSession(options: SessionOptions): Promise<IpmiSession> {
+  const retry = validateRetryPolicy({ ...DEFAULT_RETRY, ...options.retry });
+  const privilegeName = options.privilege ?? 'admin';
+  const privilege = Privilege[privilegeName];
+  if (privilege === undefined) throw new BmcError('INVALID_ARGUMENT', `unknown privilege level ${String(privilegeName)}`);
+  const channel = options.channel ?? (await (options.pool ?? defaultUdpPool()).open(options.host, options.port ?? 623, options.signal));
+  let established: EstablishedSession;
+  try {
+    established = await establish(channel, {
+      user: options.user,
+      password: options.password,
+      ...(options.kg ? { kg: options.kg } : {}),
+      privilege,
+      cipherSuite: options.cipherSuite ?? 'auto',
+      allowInsecure: options.allowInsecure ?? false,
+      retry,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  } catch (err) {
+    channel.close();
+    throw err;
+  }
+  const session = createSession(channel, established, retry, options.keepaliveMs ?? 25_000);
+  try {
+    await session.command('Set Session Privilege Level', NetFn.app, SET_SESSION_PRIVILEGE_CMD, Buffer.from([privilege]), options.signal ? { signal: options.signal } : {});
+  } catch (err) {
+    await session.close();
+    throw err;
+  }
+  return session;
+}
+
+function createSession(channel: DatagramChannel, established: EstablishedSession, retry: RetryPolicy, keepaliveMs: number): IpmiSession {
+  let state: SessionState = { kind: 'established', session: established };
+  let outboundSeq = 0;
+  let rqSeq = randomInt(0, 64);
+  let highestInbound = 0;
+  let seenMask = 0n;
+  const listeners = new Set<(datagram: Buffer) => void>();
+  const payloadHandlers = new Map<number, Set<(payload: Buffer) => void>>();
+  const closeHandlers: Array<(reason: string) => void> = [];
+  const pendingSeqs = new Set<number>();
+  let keepaliveTimer: NodeJS.Timeout | undefined;
+  let lastActivity = Date.now();
+  const { keys, consoleSessionId, bmcSessionId } = established;
+
+  function nextOutboundSeq(): number {
+    outboundSeq = outboundSeq >= 0xffffffff ? 1 : outboundSeq + 1;
+    return outboundSeq;
+  }
+
+  /** Sliding window: accept new sequence numbers and recent ones not seen yet; drop replays. */
+  function acceptInbound(seq: number): boolean {
+    if (seq === 0) return false;
+    if (seq > highestInbound) {
+      const shift = BigInt(Math.min(seq - highestInbound, 64));
+      seenMask = ((seenMask << shift) | 1n) & 0xffffffffffffffffn;
+      highestInbound = seq;
+      return true;
+    }
+    const age = highestInbound - seq;
+    if (age >= INBOUND_WINDOW) return false;
+    const bit = 1n << BigInt(age);
+    if (seenMask & bit) return false;
+    seenMask |= bit;
+    return true;
+  }
+
+  channel.onDatagram((datagram) => {
+    let packet;
+    try {
+      if (datagramKind(datagram) !== 'v2') return;
+      packet = decodeV2(datagram, keys);
+    } catch {
+      return; // not decodable or failed integrity: never let a bad datagram into the session
+    }
+    if (packet.sessionId !== consoleSessionId || !acceptInbound(packet.seq)) return;
+    lastActivity = Date.now();
+    if (packet.payloadType === PayloadType.ipmi) {
+      for (const l of [...listeners]) l(packet.payload);
+      return;
+    }
+    for (const h of payloadHandlers.get(packet.payloadType) ?? []) h(packet.payload);
+  });
+
+  function allocateRqSeq(): number {
+    for (let i = 0; i < 64; i++) {
+      rqSeq = (rqSeq + 1) & 0x3f;
+      if (!pendingSeqs.has(rqSeq)) return rqSeq;
+    }
+    throw new BmcError('PROTOCOL', `more than 63 requests outstanding on session with ${channel.remote}`);
+  }
+
+  function wrap(payloadType: number, payload: Buffer): Buffer {
+    return encodeV2({ payloadType, sessionId: bmcSessionId, seq: nextOutboundSeq(), payload }, keys);
+  }
+
+  async function request(netFn: number, cmd: number, data: Buffer = Buffer.alloc(0), options: CommandOptions = {}): Promise<IpmiResponse> {
+    if (state.kind !== 'established') throw new BmcError('CLOSED', `session with BMC ${channel.remote} is ${state.kind}`);
+    if (options.signal?.aborted) throw abortError(options.signal, `IPMI command 0x${cmd.toString(16)} to ${channel.remote}`);
+    const seq = allocateRqSeq();
+    pendingSeqs.add(seq);
+    const message = encodeRequest({ netFn, cmd, seq, data });
+    try {
+      return await exchange(
+        channel,
+        () => {
+          lastActivity = Date.now();
+          return wrap(PayloadType.ipmi, message);
+        },
+        (payload) => {
+          const r = decodeResponse(payload);
+          return r.seq === seq && r.cmd === cmd && r.netFn === (netFn | 1) ? r : undefined;
+        },
+        options.deadlineMs ? { ...retry, deadlineMs: options.deadlineMs } : retry,
+        () => `IPMI command netfn 0x${netFn.toString(16)} cmd 0x${cmd.toString(16)} to BMC ${channel.remote}`,
+        options.signal,
+        (handler) => {
+          const safe = (d: Buffer) => {
+            try {
+              handler(d);
+            } catch {
+              // a response that fails to decode is ignored; the retransmission covers it
+            }
+          };
+          listeners.add(safe);
+          return () => listeners.delete(safe);
+        },
+      );
+    } finally {
+      pendingSeqs.delete(seq);
+    }
+  }
+
+  async function command(what: string, netFn: number, cmd: number, data?: Buffer, options?: CommandOptions): Promise<Buffer> {
+    const response = await request(netFn, cmd, data, options);
+    if (response.completionCode !== 0) {
+      throw new BmcError('COMPLETION_CODE', `${what} on BMC ${channel.remote}: ${describeCompletionCode(response.completionCode)}`, {
+        completionCode: response.completionCode,
+      });
+    }
+    return response.data;
+  }
+
+  function scheduleKeepalive(): void {
+    if (keepaliveMs <= 0) return;
+    keepaliveTimer = setTimeout(() => {
+      if (state.kind !== 'established') return;
+      if (Date.now() - lastActivity < keepaliveMs) return scheduleKeepalive();
+      request(NetFn.app, GET_DEVICE_ID_CMD)
+        .catch(() => undefined)
+        .finally(() => scheduleKeepalive());
+    }, Math.max(250, keepaliveMs - (Date.now() - lastActivity)));
+    keepaliveTimer.unref();
+  }
+  scheduleKeepalive();
+
+  function finish(reason: string): void {
+    clearTimeout(keepaliveTimer);
+    state = { kind: 'closed', reason };
+    channel.close();
+    openSessions.delete(session);
+    for (const h of closeHandlers.splice(0)) h(reason);
+  }
+
+  let closing: Promise<void> | undefined;
+  const session: IpmiSession = {
+    remote: channel.remote,
+    cipherSuite: established.suite.id,
+    get state() {
+      return state;
+    },
+    request,
+    command,
+    sendPayload(payloadType, payload) {
+      if (state.kind !== 'established') throw new BmcError('CLOSED', `session with BMC ${channel.remote} is ${state.kind}`);
+      lastActivity = Date.now();
+      channel.send(wrap(payloadType, payload));
+    },
+    onPayload(payloadType, handler) {
+      const set = payloadHandlers.get(payloadType) ?? new Set();
+      set.add(handler);
+      payloadHandlers.set(payloadType, set);
+      return () => set.delete(handler);
+    },
+    onClose(handler) {
+      if (state.kind === 'closed') handler(state.reason);
+      else closeHandlers.push(handler);
+    },
+    close() {
+      if (closing) return closing;
+      if (state.kind !== 'established') return Promise.resolve();
+      const id = Buffer.alloc(4);
+      id.writeUInt32LE(bmcSessionId);
+      const ending = request(NetFn.app, CLOSE_SESSION_CMD, id, { deadlineMs: 2000 });
+      state = { kind: 'closing' };
+      closing = ending.then(
+        () => finish('closed'),
+        () => finish('closed (the BMC did not confirm Close Session)'),
+      );
+      return closing;
+    },
+  };
+  openSessions.add(session);
+  return session;
+}
+
+/** Runs `fn` with a fresh session and closes it afterwards, whatever happens. */
+export async function withSession<T>(options: SessionOptions, fn: (session: IpmiSession) => Promise<T>): Promise<T> {
+  const session = await openSession(options);
+  try {
+    return await fn(session);
+  } finally {
+    await session.close();
+  }
+}
+

@@ -1,0 +1,121 @@
+/**
+ * UDP transport for IPMI: a pool of sockets shared by many BMC sessions.
+ * Each socket carries at most `maxPerSocket` channels and never two channels to the same
+ * remote endpoint, so incoming datagrams are demultiplexed by their source address alone.
+ * The session layer sees only the small `DatagramChannel` interface (send, receive, close),
+ * so tests can substitute an in-memory pair.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { BmcError } from '../errors.js';
+
+export interface DatagramChannel {
+  readonly remote: string;
+  send(datagram: Buffer): void;
+  /** Replaces the receive handler; datagrams arriving before one is set are dropped. */
+  onDatagram(handler: (datagram: Buffer) => void): void;
+  close(): void;
+}
+
+export interface UdpPool {
+  open(host: string, port: number, signal?: AbortSignal): Promise<DatagramChannel>;
+  /** Number of sockets and channels in use, for metrics and tests. */
+  stats(): { sockets: number; channels: number };
+  close(): void;
+}
+
+interface PooledSocket {
+  socket: Socket;
+  family: 4 | 6;
+  channels: Map<string, (datagram: Buffer) => void>;
+}
+
+export async function resolveHost(host: string): Promise<{ address: string; family: 4 | 6 }> {
+  const literal = isIP(host);
+  if (literal === 4 || literal === 6) return { address: host, family: literal };
+  try {
+    const found = await lookup(host);
+    return { address: found.address, family: found.family === 6 ? 6 : 4 };
+  } catch (cause) {
+    throw new BmcError('INVALID_ARGUMENT', `cannot resolve BMC host ${host}`, { cause });
+  }
+}
+
+export function createUdpPool(options: { maxPerSocket?: number } = {}): UdpPool {
+  const maxPerSocket = options.maxPerSocket ?? 64;
+  const sockets = new Set<PooledSocket>();
+
+  async function socketFor(family: 4 | 6, key: string): Promise<PooledSocket> {
+    for (const s of sockets) {
+      if (s.family === family && s.channels.size < maxPerSocket && !s.channels.has(key)) return s;
+    }
+    const socket = createSocket(family === 6 ? 'udp6' : 'udp4');
+    const pooled: PooledSocket = { socket, family, channels: new Map() };
+    socket.on('message', (msg, rinfo) => {
+      const handler = pooled.channels.get(`${rinfo.address}:${rinfo.port}`);
+      if (handler) handler(msg);
+    });
+    // ICMP port-unreachable and friends surface here; the session layer's deadline reports them.
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    socket.unref();
+    sockets.add(pooled);
+    return pooled;
+  }
+
+  return {
+    async open(host, port, signal) {
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new BmcError('INVALID_ARGUMENT', `invalid BMC port ${port}`);
+      const { address, family } = await resolveHost(host);
+      signal?.throwIfAborted();
+      const key = `${address}:${port}`;
+      const pooled = await socketFor(family, key);
+      let handler: (datagram: Buffer) => void = () => undefined;
+      pooled.channels.set(key, (d) => handler(d));
+      let open = true;
+      return {
+        remote: key,
+        send(datagram) {
+          if (!open) return;
+          pooled.socket.send(datagram, port, address);
+        },
+        onDatagram(h) {
+          handler = h;
+        },
+        close() {
+          if (!open) return;
+          open = false;
+          pooled.channels.delete(key);
+          if (pooled.channels.size === 0) {
+            sockets.delete(pooled);
+            pooled.socket.close();
+          }
+        },
+      };
+    },
+    stats() {
+      let channels = 0;
+      for (const s of sockets) channels += s.channels.size;
+      return { sockets: sockets.size, channels };
+    },
+    close() {
+      for (const s of sockets) s.socket.close();
+      sockets.clear();
+    },
+  };
+}
+
+let sharedPool: UdpPool | undefined;
+
+/** The process-wide pool used when a session is opened without one. */
+export function defaultUdpPool(): UdpPool {
+  sharedPool ??= createUdpPool();
+  return sharedPool;
+}
