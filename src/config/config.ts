@@ -1,0 +1,192 @@
+/**
+ * The daemon's configuration, read once from the environment with the Go metal-bmc's
+ * variable names (METAL_BMC_*), validated, and typed. Durations are milliseconds.
+ */
+import { parseCidr, type Cidr } from '../net/cidr.js';
+import { BmcError } from '../errors.js';
+import { ConfigError } from './error.js';
+import { bool, duration, hostPort, int, list, oneOf, port, readableFile, required, secret, show, text, type Env } from './env.js';
+import { parseMqAddress } from './mq.js';
+import { VARIABLES, IGNORED_GO_VARIABLES } from './variables.js';
+
+export type LeaseFormat = 'auto' | 'isc' | 'kea';
+export type Protocol = 'auto' | 'redfish' | 'ipmi';
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
+
+export interface Config {
+  partitionId: string;
+  logLevel: LogLevel;
+  metalApi: { url: string; hmacKey: string };
+  leases: { file: string; format: LeaseFormat; ignoreMacs: string[]; allowedCidrs: Cidr[] };
+  report: { intervalMs: number; concurrency: number; bmcTimeoutMs: number };
+  protocol: Protocol;
+  ipmi: { port: number; user: string; password: string };
+  redfish: { port: number; insecure: boolean; caFile?: string };
+  mq: {
+    /** as configured; may carry credentials (redactConfig hides them) */
+    address: string;
+    /** server URLs without credentials */
+    servers: string[];
+    user?: string;
+    password?: string;
+    token?: string;
+    caCertFile?: string;
+    clientCertFile?: string;
+    clientKeyFile?: string;
+    machineTopic: string;
+    machineTopicTtlMs: number;
+    resultTopic: string;
+  };
+  commands: { concurrency: number; timeoutMs: number };
+  console: {
+    port: number;
+    caCertFile?: string;
+    certFile?: string;
+    keyFile?: string;
+    wsPort: number;
+    token?: string;
+    scrollbackBytes: number;
+    idleTimeoutMs: number;
+  };
+  http: { host: string; port: number };
+  shutdownTimeoutMs: number;
+  /** unknown or ignored METAL_BMC_* variables, for one warning at startup */
+  warnings: string[];
+}
+
+const MAC = /^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$/i;
+// NATS subjects: no whitespace, no wildcards.
+const TOPIC = /^[^\s*>]+$/;
+
+function metalApiUrl(env: Env): string {
+  const name = 'METAL_BMC_METAL_API_URL';
+  const v = required(text(env, name), name);
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    throw new ConfigError(`${show(v)} is not a URL (example: http://metal-api:8080/metal)`, name);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${show(v)} must be an http or https URL`, name);
+  if (url.hostname === '') throw new ConfigError(`${show(v)} has no host`, name);
+  if (url.search !== '' || url.hash !== '') throw new ConfigError(`${show(v)} must not have a query or fragment`, name);
+  return url.href;
+}
+
+function macs(env: Env, name: string): string[] {
+  return list(env, name).map((m) => {
+    if (!MAC.test(m)) throw new ConfigError(`${show(m)} is not a MAC address (example: ac:1f:6b:35:ac:62)`, name);
+    return m.toLowerCase().replace(/-/g, ':');
+  });
+}
+
+function cidrs(env: Env, name: string): Cidr[] {
+  return list(env, name, ['0.0.0.0/0']).map((c) => {
+    try {
+      return parseCidr(c);
+    } catch (err) {
+      if (err instanceof BmcError) throw new ConfigError(`${show(c)} is not an IPv4 CIDR (example: 10.1.0.0/16)`, name);
+      throw err;
+    }
+  });
+}
+
+function topic(env: Env, name: string, fallback: string): string {
+  const v = text(env, name) ?? fallback;
+  if (!TOPIC.test(v)) throw new ConfigError(`${show(v)} is not a valid NATS subject (no whitespace, '*' or '>')`, name);
+  return v;
+}
+
+function allOrNone(names: string[], values: (string | undefined)[]): void {
+  const set = values.filter((v) => v !== undefined).length;
+  if (set !== 0 && set !== values.length) {
+    const missing = names.filter((_, i) => values[i] === undefined);
+    throw new ConfigError(`is set, so ${missing.join(' and ')} must be set as well`, names[values.findIndex((v) => v !== undefined)]);
+  }
+}
+
+function warningsFor(env: Env): string[] {
+  const known = new Set(VARIABLES.map((v) => v.name));
+  return Object.keys(env)
+    .filter((k) => k.startsWith('METAL_BMC_') && !known.has(k))
+    .sort()
+    .map((k) => (IGNORED_GO_VARIABLES.includes(k) ? `${k} is not used by this implementation and is ignored` : `${k} is not a known variable (typo?) and is ignored`));
+}
+
+/** Reads and validates every METAL_BMC_* variable; throws ConfigError on the first invalid one. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const partitionId = required(text(env, 'METAL_BMC_PARTITION_ID'), 'METAL_BMC_PARTITION_ID');
+  if (!TOPIC.test(partitionId)) throw new ConfigError(`${show(partitionId)} must not contain whitespace, '*' or '>' (it names NATS subjects)`, 'METAL_BMC_PARTITION_ID');
+  const url = metalApiUrl(env);
+  const hmacKey = required(secret(env, 'METAL_BMC_METAL_API_HMAC_KEY'), 'METAL_BMC_METAL_API_HMAC_KEY');
+
+  const mqAddress = text(env, 'METAL_BMC_MQ_ADDRESS') ?? `nats://localhost:4222`;
+  const mq = parseMqAddress(mqAddress, 'METAL_BMC_MQ_ADDRESS');
+  const mqCa = readableFile(env, 'METAL_BMC_MQ_CA_CERT_FILE');
+  const mqCert = readableFile(env, 'METAL_BMC_MQ_CLIENT_CERT_FILE');
+  const mqKey = readableFile(env, 'METAL_BMC_MQ_CLIENT_CERT_KEY_FILE');
+  allOrNone(['METAL_BMC_MQ_CLIENT_CERT_FILE', 'METAL_BMC_MQ_CLIENT_CERT_KEY_FILE'], [mqCert, mqKey]);
+
+  const consoleCa = readableFile(env, 'METAL_BMC_CONSOLE_CA_CERT_FILE');
+  const consoleCert = readableFile(env, 'METAL_BMC_CONSOLE_CERT_FILE');
+  const consoleKey = readableFile(env, 'METAL_BMC_CONSOLE_KEY_FILE');
+  allOrNone(['METAL_BMC_CONSOLE_CA_CERT_FILE', 'METAL_BMC_CONSOLE_CERT_FILE', 'METAL_BMC_CONSOLE_KEY_FILE'], [consoleCa, consoleCert, consoleKey]);
+  const consoleToken = secret(env, 'METAL_BMC_CONSOLE_TOKEN');
+  const redfishCa = readableFile(env, 'METAL_BMC_REDFISH_CA_FILE');
+
+  const config: Config = {
+    partitionId,
+    logLevel: oneOf(env, 'METAL_BMC_LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error'] as const, 'info'),
+    metalApi: { url, hmacKey },
+    leases: {
+      file: text(env, 'METAL_BMC_LEASE_FILE') ?? '/var/lib/dhcp/dhcpd.leases',
+      format: oneOf(env, 'METAL_BMC_LEASE_FORMAT', ['auto', 'isc', 'kea'] as const, 'auto'),
+      ignoreMacs: macs(env, 'METAL_BMC_IGNORE_MACS'),
+      allowedCidrs: cidrs(env, 'METAL_BMC_ALLOWED_CIDRS'),
+    },
+    report: {
+      intervalMs: duration(env, 'METAL_BMC_REPORT_INTERVAL', '5m'),
+      concurrency: int(env, 'METAL_BMC_REPORT_CONCURRENCY', 64, 1, 10_000),
+      bmcTimeoutMs: duration(env, 'METAL_BMC_BMC_TIMEOUT', '20s'),
+    },
+    protocol: oneOf(env, 'METAL_BMC_PROTOCOL', ['auto', 'redfish', 'ipmi'] as const, 'auto'),
+    ipmi: {
+      port: port(env, 'METAL_BMC_IPMI_PORT', 623),
+      user: text(env, 'METAL_BMC_IPMI_USER') ?? 'ADMIN',
+      password: secret(env, 'METAL_BMC_IPMI_PASSWORD') ?? 'ADMIN',
+    },
+    redfish: {
+      port: port(env, 'METAL_BMC_REDFISH_PORT', 443),
+      insecure: bool(env, 'METAL_BMC_REDFISH_INSECURE', true),
+      ...(redfishCa === undefined ? {} : { caFile: redfishCa }),
+    },
+    mq: {
+      address: mqAddress,
+      ...mq,
+      ...(mqCa === undefined ? {} : { caCertFile: mqCa }),
+      ...(mqCert === undefined ? {} : { clientCertFile: mqCert }),
+      ...(mqKey === undefined ? {} : { clientKeyFile: mqKey }),
+      machineTopic: topic(env, 'METAL_BMC_MACHINE_TOPIC', `${partitionId}-machine`),
+      machineTopicTtlMs: duration(env, 'METAL_BMC_MACHINE_TOPIC_TTL', '30s'),
+      resultTopic: topic(env, 'METAL_BMC_RESULT_TOPIC', `${partitionId}-machine-result`),
+    },
+    commands: {
+      concurrency: int(env, 'METAL_BMC_COMMAND_CONCURRENCY', 32, 1, 10_000),
+      timeoutMs: duration(env, 'METAL_BMC_COMMAND_TIMEOUT', '60s'),
+    },
+    console: {
+      port: port(env, 'METAL_BMC_CONSOLE_PORT', 3333, true),
+      ...(consoleCa === undefined ? {} : { caCertFile: consoleCa }),
+      ...(consoleCert === undefined ? {} : { certFile: consoleCert }),
+      ...(consoleKey === undefined ? {} : { keyFile: consoleKey }),
+      wsPort: port(env, 'METAL_BMC_CONSOLE_WS_PORT', 3334, true),
+      ...(consoleToken === undefined ? {} : { token: consoleToken }),
+      scrollbackBytes: int(env, 'METAL_BMC_CONSOLE_SCROLLBACK', 65_536, 0, 1 << 30),
+      idleTimeoutMs: duration(env, 'METAL_BMC_CONSOLE_IDLE_TIMEOUT', '30m', 0),
+    },
+    http: hostPort(env, 'METAL_BMC_HTTP_ADDRESS', '127.0.0.1:2112'),
+    shutdownTimeoutMs: duration(env, 'METAL_BMC_SHUTDOWN_TIMEOUT', '30s'),
+    warnings: warningsFor(env),
+  };
+  return config;
+}

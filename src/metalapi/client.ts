@@ -1,0 +1,222 @@
+/**
+ * The two metal-api endpoints metal-bmc calls, HMAC-signed, with a deadline per attempt and
+ * retries with capped exponential backoff on network errors, timeouts, 5xx and 429.
+ * 4xx answers are final. Errors name the request, never the HMAC key or a password.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import { request, type Dispatcher } from 'undici';
+import { BmcError, abortError } from '../errors.js';
+import { signHeaders } from './hmac.js';
+import type { MachineIpmi, MachineIpmiReportResponse, MachineIpmiReports, MetalFru } from './types.js';
+
+export interface MetalApiClientOptions {
+  /** e.g. `http://metal-api:8080/metal`; the `/v1/...` paths are appended. */
+  baseUrl: string;
+  hmacKey: string;
+  /** deadline of one attempt (connect, send, answer, body), default 10000 */
+  timeoutMs?: number;
+  /** further attempts after the first, default 3 */
+  retries?: number;
+  /** first backoff, doubled per retry, with jitter; default 500 */
+  backoffMs?: number;
+  /** upper bound of one backoff, default 10000 */
+  maxBackoffMs?: number;
+  dispatcher?: Dispatcher;
+  userAgent?: string;
+  /** told about each retry (for logs and metrics) */
+  onRetry?: (info: { what: string; attempt: number; delayMs: number; error: BmcError }) => void;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+export interface MetalApiClient {
+  readonly baseUrl: string;
+  ipmiReport(body: MachineIpmiReports, options?: CallOptions): Promise<MachineIpmiReportResponse>;
+  findIpmiMachine(id: string, options?: CallOptions): Promise<MachineIpmi>;
+}
+
+const MAX_TIMER_MS = 2_147_483_647;
+const MAX_MESSAGE = 200;
+
+function invalid(option: string, problem: string): BmcError {
+  return new BmcError('INVALID_ARGUMENT', `createMetalApiClient: option ${option} ${problem}`);
+}
+
+function intOption(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v < min || v > max) throw invalid(name, `must be an integer from ${min} to ${max}, got ${String(v)}`);
+  return v;
+}
+
+function normaliseBaseUrl(raw: unknown): { base: string; display: string } {
+  if (typeof raw !== 'string' || raw === '') throw invalid('baseUrl', 'must be a non-empty http(s) URL');
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw invalid('baseUrl', 'is not a URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalid('baseUrl', `must use http or https, not ${url.protocol}`);
+  if (url.search !== '' || url.hash !== '') throw invalid('baseUrl', 'must not carry a query or fragment');
+  const base = url.href.replace(/\/+$/, '');
+  url.username = '';
+  url.password = '';
+  return { base, display: url.href.replace(/\/+$/, '') };
+}
+
+/** The `message` of metal-api's error body, or the start of the text; one line, key scrubbed. */
+function serverMessage(text: string, secret: string): string {
+  let message = text;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (parsed !== null && typeof parsed === 'object' && typeof (parsed as { message?: unknown }).message === 'string') {
+      message = (parsed as { message: string }).message;
+    }
+  } catch {
+    // not JSON: keep the text
+  }
+  message = message.split(secret).join('[redacted]').replace(/[\r\n\t]+/g, ' ').trim();
+  return message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}...` : message;
+}
+
+function retryAfterMs(header: string | string[] | undefined): number {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined) return 0;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const at = Date.parse(value);
+  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : 0;
+}
+
+function stringList(value: unknown): string[] | undefined {
+  if (value === null || value === undefined) return [];
+  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[];
+  return undefined;
+}
+
+/** `ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:8080`, from undici's or node's error (and its cause). */
+function networkReason(err: unknown): string {
+  const e = err as { code?: unknown; message?: unknown; cause?: { code?: unknown; message?: unknown } } | undefined;
+  const code = typeof e?.code === 'string' ? e.code : typeof e?.cause?.code === 'string' ? e.cause.code : '';
+  const message = typeof e?.message === 'string' && e.message !== '' ? e.message : typeof e?.cause?.message === 'string' ? e.cause.message : String(err);
+  return code === '' || message.includes(code) ? message : `${code}: ${message}`;
+}
+
+function str(value: unknown): string {
+  return typeof value === 'string' ? value : '';
+}
+
+export function createMetalApiClient(options: MetalApiClientOptions): MetalApiClient {
+  if (options === null || typeof options !== 'object') throw invalid('options', 'must be an object');
+  const { base, display } = normaliseBaseUrl(options.baseUrl);
+  if (typeof options.hmacKey !== 'string' || options.hmacKey === '') throw invalid('hmacKey', 'must be a non-empty string');
+  const hmacKey = options.hmacKey;
+  const timeoutMs = intOption('timeoutMs', options.timeoutMs, 10_000, 1, MAX_TIMER_MS);
+  const retries = intOption('retries', options.retries, 3, 0, 100);
+  const backoffMs = intOption('backoffMs', options.backoffMs, 500, 0, MAX_TIMER_MS);
+  const maxBackoffMs = intOption('maxBackoffMs', options.maxBackoffMs, Math.max(10_000, backoffMs), backoffMs, MAX_TIMER_MS);
+  const userAgent = options.userAgent ?? 'metal-bmc';
+  const { dispatcher, onRetry } = options;
+
+  function backoff(attempt: number, minimumMs: number): number {
+    const ceiling = Math.min(maxBackoffMs, backoffMs * 2 ** attempt);
+    const jittered = ceiling / 2 + Math.random() * (ceiling / 2);
+    return Math.round(Math.min(maxBackoffMs, Math.max(jittered, minimumMs)));
+  }
+
+  /** One request with retries; resolves with the parsed JSON of a 2xx answer. */
+  async function call(method: 'GET' | 'POST', path: string, body: unknown, what: string, callOptions: CallOptions, on404?: () => BmcError): Promise<unknown> {
+    const caller = callOptions.signal;
+    const label = `metal-api ${method} ${display}${path}`;
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    for (let attempt = 0; ; attempt++) {
+      if (caller?.aborted) throw abortError(caller, what);
+      const deadline = AbortSignal.timeout(timeoutMs);
+      const signal = caller ? AbortSignal.any([caller, deadline]) : deadline;
+      let error: BmcError;
+      let retryable: boolean;
+      let minimumDelay = 0;
+      try {
+        const headers: Record<string, string> = { ...signHeaders(hmacKey, method), accept: 'application/json', 'user-agent': userAgent };
+        if (payload !== undefined) headers['content-type'] = 'application/json';
+        const res = await request(`${base}${path}`, { method, headers, body: payload, signal, dispatcher });
+        const text = await res.body.text();
+        if (res.statusCode >= 200 && res.statusCode < 300) {
+          try {
+            return text === '' ? null : (JSON.parse(text) as unknown);
+          } catch (err) {
+            throw new BmcError('PROTOCOL', `${label}: HTTP ${res.statusCode} with a body that is not JSON`, { cause: err });
+          }
+        }
+        if (res.statusCode === 404 && on404) throw on404();
+        retryable = res.statusCode >= 500 || res.statusCode === 429;
+        minimumDelay = retryable ? retryAfterMs(res.headers['retry-after']) : 0;
+        const message = serverMessage(text, hmacKey);
+        error = new BmcError('HTTP', `${label}: HTTP ${res.statusCode}${message === '' ? '' : `: ${message}`}`, { httpStatus: res.statusCode });
+      } catch (err) {
+        if (err instanceof BmcError) throw err;
+        if (caller?.aborted) throw abortError(caller, what);
+        retryable = true;
+        error = deadline.aborted
+          ? new BmcError('TIMEOUT', `${label}: no answer within ${timeoutMs} ms`, { cause: err })
+          : new BmcError('CLOSED', `${label}: connection failed (${networkReason(err)})`, { cause: err });
+      }
+      if (!retryable) throw error;
+      if (attempt >= retries) {
+        if (attempt > 0) error.message = `${error.message} (gave up after ${attempt + 1} attempts)`;
+        throw error;
+      }
+      const delayMs = backoff(attempt, minimumDelay);
+      onRetry?.({ what, attempt: attempt + 1, delayMs, error });
+      try {
+        await delay(delayMs, undefined, caller ? { signal: caller } : undefined);
+      } catch {
+        throw abortError(caller as AbortSignal, what);
+      }
+    }
+  }
+
+  async function ipmiReport(body: MachineIpmiReports, callOptions: CallOptions = {}): Promise<MachineIpmiReportResponse> {
+    if (body === null || typeof body !== 'object' || typeof body.partitionid !== 'string' || body.partitionid === '') {
+      throw new BmcError('INVALID_ARGUMENT', 'ipmiReport: body.partitionid must be a non-empty string');
+    }
+    if (body.reports === null || typeof body.reports !== 'object') throw new BmcError('INVALID_ARGUMENT', 'ipmiReport: body.reports must be an object');
+    const answer = await call('POST', '/v1/machine/ipmi', body, 'metal-api ipmi report', callOptions);
+    const a = (answer ?? {}) as { created?: unknown; updated?: unknown };
+    const created = stringList(a.created);
+    const updated = stringList(a.updated);
+    if (typeof answer !== 'object' || created === undefined || updated === undefined) {
+      throw new BmcError('PROTOCOL', `metal-api POST ${display}/v1/machine/ipmi: the answer is not a v1.MachineIpmiReportResponse`);
+    }
+    return { created, updated };
+  }
+
+  async function findIpmiMachine(id: string, callOptions: CallOptions = {}): Promise<MachineIpmi> {
+    if (typeof id !== 'string' || id === '') throw new BmcError('INVALID_ARGUMENT', 'findIpmiMachine: id must be a non-empty string');
+    const path = `/v1/machine/${encodeURIComponent(id)}/ipmi`;
+    const notFound = (): BmcError => new BmcError('HTTP', `machine ${id} not found at metal-api`, { httpStatus: 404 });
+    const answer = await call('GET', path, undefined, `metal-api find ipmi of machine ${id}`, callOptions, notFound);
+    const ipmi = (answer as { ipmi?: unknown } | null)?.ipmi as Record<string, unknown> | undefined;
+    if (ipmi === null || typeof ipmi !== 'object' || typeof ipmi.address !== 'string') {
+      // Never echo the body: it carries the BMC password.
+      throw new BmcError('PROTOCOL', `metal-api GET ${display}${path}: the answer has no ipmi.address`);
+    }
+    const fru = ipmi.fru !== null && typeof ipmi.fru === 'object' ? (ipmi.fru as MetalFru) : {};
+    const result: MachineIpmi = {
+      address: ipmi.address,
+      user: str(ipmi.user),
+      password: str(ipmi.password),
+      interface: str(ipmi.interface),
+      mac: str(ipmi.mac),
+      fru,
+      bmcversion: str(ipmi.bmcversion),
+      powerstate: str(ipmi.powerstate),
+    };
+    if (typeof ipmi.last_updated === 'string') result.last_updated = ipmi.last_updated;
+    return result;
+  }
+
+  return { baseUrl: display, ipmiReport, findIpmiMachine };
+}

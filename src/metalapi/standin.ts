@@ -1,0 +1,240 @@
+/**
+ * A metal-api stand-in for the local lab and for tests: the two endpoints metal-bmc uses,
+ * HMAC checked like metal-stack/security, report bodies validated against the swagger,
+ * answers shaped like metal-api's. A plain node:http server; state lives in memory.
+ */
+import { EventEmitter } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { BmcError } from '../errors.js';
+import { DEFAULT_MAX_SKEW_SECONDS, verifyHeaders } from './hmac.js';
+import { compileDefinition, loadSwagger, type SwaggerDocument } from './schema.js';
+import type { Credentials } from '../outband/types.js';
+import type { MachineIpmi, MachineIpmiReportResponse, MachineIpmiReports } from './types.js';
+
+export interface MetalApiStandInOptions {
+  hmacKey: string;
+  /** 0 (default) picks a free port */
+  port?: number;
+  host?: string;
+  /** path prefix the endpoints live under, e.g. `/metal`; default none */
+  basePath?: string;
+  /** a file path or a loaded swagger document; default ../shared/reference/metal-api.swagger.json */
+  swaggerPath?: string | SwaggerDocument;
+  /** user and password put into the ipmi block of machines learned from reports; default ADMIN/ADMIN */
+  credentials?: Credentials;
+  /** MAC of a BMC, for the ipmi block (reports carry none) */
+  macFor?: (bmcIp: string, uuid: string) => string | undefined;
+  /** answer the first `count` requests with `status` */
+  failNext?: { count: number; status: number };
+  maxSkewSeconds?: number;
+  /** the default IPMI port of new machines, as metal-api: 623 */
+  ipmiPort?: number;
+}
+
+export interface StandInRequest {
+  method: string;
+  path: string;
+  status: number;
+}
+
+export interface MetalApiStandIn extends EventEmitter {
+  readonly url: string;
+  readonly port: number;
+  /** every accepted POST body, in order */
+  readonly reports: MachineIpmiReports[];
+  /** machine uuid → ipmi block answered by GET /v1/machine/{id}/ipmi; tests may edit it */
+  readonly machines: Map<string, MachineIpmi>;
+  /** every request with the status it got */
+  readonly requests: StandInRequest[];
+  setFailures(count: number, status?: number): void;
+  close(): Promise<void>;
+  on(event: 'report', listener: (body: MachineIpmiReports, answer: MachineIpmiReportResponse) => void): this;
+  on(event: string | symbol, listener: (...args: unknown[]) => void): this;
+}
+
+const MAX_BODY = 10 * 1024 * 1024;
+const logged = new WeakMap<ServerResponse, StandInRequest>();
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const entry = logged.get(res);
+  if (entry) entry.status = status;
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, status: number, message: string): void {
+  send(res, status, { statuscode: status, message });
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new BmcError('INVALID_ARGUMENT', `body larger than ${MAX_BODY} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** v1.MachineIPMIResponse with every field the swagger marks required. */
+function machineResponse(id: string, ipmi: MachineIpmi, partitionId: string | undefined): Record<string, unknown> {
+  return {
+    id,
+    name: '',
+    description: '',
+    bios: { date: '', vendor: '', version: '' },
+    events: { crash_loop: false, failed_machine_reclaim: false, log: [] },
+    hardware: { cpu_cores: 0, disks: [], memory: 0, nics: [] },
+    ipmi: {
+      powermetric: null,
+      powersupplies: [],
+      last_updated: new Date().toISOString(),
+      ...ipmi,
+    },
+    ledstate: { description: '', value: '' },
+    liveliness: 'Alive',
+    state: { description: '', metal_hammer_version: '', value: '' },
+    tags: [],
+    ...(partitionId === undefined ? {} : { partition: { id: partitionId, bootconfig: {} } }),
+  };
+}
+
+export async function startMetalApiStandIn(options: MetalApiStandInOptions): Promise<MetalApiStandIn> {
+  if (typeof options?.hmacKey !== 'string' || options.hmacKey === '') {
+    throw new BmcError('INVALID_ARGUMENT', 'startMetalApiStandIn: option hmacKey must be a non-empty string');
+  }
+  const host = options.host ?? '127.0.0.1';
+  const basePath = (options.basePath ?? '').replace(/\/+$/, '');
+  if (basePath !== '' && !basePath.startsWith('/')) throw new BmcError('INVALID_ARGUMENT', 'startMetalApiStandIn: option basePath must start with /');
+  const credentials = options.credentials ?? { user: 'ADMIN', password: 'ADMIN' };
+  const ipmiPort = options.ipmiPort ?? 623;
+  const maxSkew = options.maxSkewSeconds ?? DEFAULT_MAX_SKEW_SECONDS;
+  const validateReports = compileDefinition(loadSwagger(options.swaggerPath), 'v1.MachineIpmiReports');
+
+  const emitter = new EventEmitter();
+  const reports: MachineIpmiReports[] = [];
+  const machines = new Map<string, MachineIpmi>();
+  const partitions = new Map<string, string>();
+  const requests: StandInRequest[] = [];
+  let failures = { count: options.failNext?.count ?? 0, status: options.failNext?.status ?? 500 };
+
+  function ipmiReport(body: MachineIpmiReports, res: ServerResponse): void {
+    if (body.partitionid === undefined || body.partitionid === '') {
+      sendError(res, 400, 'partition id is empty');
+      return;
+    }
+    const answer: MachineIpmiReportResponse = { created: [], updated: [] };
+    const now = new Date().toISOString();
+    for (const [uuid, report] of Object.entries(body.reports ?? {})) {
+      const known = machines.get(uuid);
+      if (known === undefined) answer.created.push(uuid);
+      else answer.updated.push(uuid);
+      // metal-api keeps the port of a known machine and replaces the host part.
+      const port = known?.address.match(/:(\d+)$/)?.[1] ?? String(ipmiPort);
+      machines.set(uuid, {
+        address: `${report.BMCIp}:${port}`,
+        user: known?.user ?? credentials.user,
+        password: known?.password ?? credentials.password,
+        interface: known?.interface ?? 'lanplus',
+        mac: options.macFor?.(report.BMCIp, uuid) ?? known?.mac ?? '',
+        fru: report.FRU ?? {},
+        bmcversion: report.BMCVersion ?? '',
+        powerstate: report.PowerState ?? '',
+        powermetric: report.PowerMetric ?? null,
+        powersupplies: report.PowerSupplies ?? [],
+        last_updated: now,
+      });
+      partitions.set(uuid, body.partitionid);
+    }
+    reports.push(body);
+    send(res, 200, answer);
+    emitter.emit('report', body, answer);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? 'GET';
+    const rawPath = (req.url ?? '/').split('?')[0] ?? '/';
+    if (failures.count > 0) {
+      failures = { ...failures, count: failures.count - 1 };
+      await readBody(req).catch(() => '');
+      sendError(res, failures.status, 'injected failure');
+      return;
+    }
+    const auth = verifyHeaders(options.hmacKey, method, req.headers, new Date(), maxSkew);
+    if (!auth.ok) {
+      sendError(res, 401, `hmac authentication failed: ${auth.reason}`);
+      return;
+    }
+    if (basePath !== '' && !rawPath.startsWith(`${basePath}/`)) {
+      sendError(res, 404, `no route for ${rawPath}`);
+      return;
+    }
+    const path = rawPath.slice(basePath.length);
+    if (path === '/v1/machine/ipmi' && method === 'POST') {
+      let body: unknown;
+      try {
+        body = JSON.parse(await readBody(req));
+      } catch (err) {
+        sendError(res, 400, `cannot read body: ${(err as Error).message}`);
+        return;
+      }
+      const valid = validateReports(body);
+      if (!valid.ok) {
+        sendError(res, 400, `body does not match v1.MachineIpmiReports: ${valid.errors}`);
+        return;
+      }
+      ipmiReport(body as MachineIpmiReports, res);
+      return;
+    }
+    const m = /^\/v1\/machine\/([^/]+)\/ipmi$/.exec(path);
+    if (m && method === 'GET') {
+      const id = decodeURIComponent(m[1] ?? '');
+      const ipmi = machines.get(id);
+      if (ipmi === undefined) sendError(res, 404, `no machine with id "${id}" found`);
+      else send(res, 200, machineResponse(id, ipmi, partitions.get(id)));
+      return;
+    }
+    sendError(res, path === '/v1/machine/ipmi' || m ? 405 : 404, `no route for ${method} ${rawPath}`);
+  }
+
+  const server = createServer((req, res) => {
+    const entry: StandInRequest = { method: req.method ?? '', path: req.url ?? '', status: 0 };
+    requests.push(entry);
+    logged.set(res, entry);
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) sendError(res, 500, (err as Error).message);
+    });
+  });
+  server.keepAliveTimeout = 1000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+
+  const standIn = Object.assign(emitter, {
+    url: `http://${urlHost}:${port}${basePath}`,
+    port,
+    reports,
+    machines,
+    requests,
+    setFailures(count: number, status = 500): void {
+      if (!Number.isInteger(count) || count < 0) throw new BmcError('INVALID_ARGUMENT', 'setFailures: count must be a non-negative integer');
+      failures = { count, status };
+    },
+    close(): Promise<void> {
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  });
+  return standIn as MetalApiStandIn;
+}

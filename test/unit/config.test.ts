@@ -1,0 +1,297 @@
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, redactConfig, VARIABLES } from '../../src/config/index.js';
+import { parseMqAddress, redactMqAddress } from '../../src/config/mq.js';
+
+const HMAC = 'hmac-secret-value-0123';
+const BASE = {
+  METAL_BMC_PARTITION_ID: 'fra-equ01',
+  METAL_BMC_METAL_API_URL: 'http://metal-api:8080/metal',
+  METAL_BMC_METAL_API_HMAC_KEY: HMAC,
+};
+
+const dir = mkdtempSync(join(tmpdir(), 'metal-bmc-config-'));
+const file = (name: string): string => {
+  const path = join(dir, name);
+  writeFileSync(path, 'pem');
+  return path;
+};
+
+function load(extra: Record<string, string | undefined> = {}) {
+  return loadConfig({ ...BASE, ...extra });
+}
+
+function errorOf(extra: Record<string, string | undefined>, base: Record<string, string> = BASE): ConfigError {
+  try {
+    loadConfig({ ...base, ...extra });
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).code).toBe('CONFIG');
+    expect((err as Error).message).not.toMatch(/\n/);
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig defaults', () => {
+  it('fills every default from the three required variables', () => {
+    const c = load();
+    expect({ ...c, leases: { ...c.leases, allowedCidrs: c.leases.allowedCidrs.map((x) => x.text) } }).toEqual({
+      partitionId: 'fra-equ01',
+      logLevel: 'info',
+      metalApi: { url: 'http://metal-api:8080/metal', hmacKey: HMAC },
+      leases: { file: '/var/lib/dhcp/dhcpd.leases', format: 'auto', ignoreMacs: [], allowedCidrs: ['0.0.0.0/0'] },
+      report: { intervalMs: 300_000, concurrency: 64, bmcTimeoutMs: 20_000 },
+      protocol: 'auto',
+      ipmi: { port: 623, user: 'ADMIN', password: 'ADMIN' },
+      redfish: { port: 443, insecure: true },
+      mq: {
+        address: 'nats://localhost:4222',
+        servers: ['nats://localhost:4222'],
+        machineTopic: 'fra-equ01-machine',
+        machineTopicTtlMs: 30_000,
+        resultTopic: 'fra-equ01-machine-result',
+      },
+      commands: { concurrency: 32, timeoutMs: 60_000 },
+      console: { port: 3333, wsPort: 3334, scrollbackBytes: 65_536, idleTimeoutMs: 1_800_000 },
+      http: { host: '127.0.0.1', port: 2112 },
+      shutdownTimeoutMs: 30_000,
+      warnings: [],
+    });
+  });
+
+  it('treats blank values as unset', () => {
+    expect(load({ METAL_BMC_REPORT_INTERVAL: '  ', METAL_BMC_CONSOLE_TOKEN: '' }).report.intervalMs).toBe(300_000);
+    expect(load({ METAL_BMC_CONSOLE_TOKEN: '' }).console.token).toBeUndefined();
+  });
+
+  it('reads every variable when set', () => {
+    const c = load({
+      METAL_BMC_LEASE_FILE: '/tmp/kea-leases4.csv',
+      METAL_BMC_LEASE_FORMAT: 'KEA',
+      METAL_BMC_REPORT_INTERVAL: '1h30m',
+      METAL_BMC_IPMI_PORT: '6230',
+      METAL_BMC_IPMI_USER: 'root',
+      METAL_BMC_IPMI_PASSWORD: ' calvin ',
+      METAL_BMC_IGNORE_MACS: 'AC:1F:6B:35:AC:62, 00-11-22-33-44-55,',
+      METAL_BMC_ALLOWED_CIDRS: '10.1.0.0/16,192.168.1.7/24',
+      METAL_BMC_MQ_ADDRESS: 'nats://bmc:pw@nats-1:4222,nats-2',
+      METAL_BMC_MQ_CA_CERT_FILE: file('mq-ca.pem'),
+      METAL_BMC_MQ_CLIENT_CERT_FILE: file('mq-cert.pem'),
+      METAL_BMC_MQ_CLIENT_CERT_KEY_FILE: file('mq-key.pem'),
+      METAL_BMC_MACHINE_TOPIC: 'machines',
+      METAL_BMC_MACHINE_TOPIC_TTL: '45s',
+      METAL_BMC_RESULT_TOPIC: 'results',
+      METAL_BMC_CONSOLE_PORT: '4333',
+      METAL_BMC_CONSOLE_CA_CERT_FILE: file('ca.pem'),
+      METAL_BMC_CONSOLE_CERT_FILE: file('cert.pem'),
+      METAL_BMC_CONSOLE_KEY_FILE: file('key.pem'),
+      METAL_BMC_CONSOLE_WS_PORT: '0',
+      METAL_BMC_CONSOLE_TOKEN: 'console-token-1',
+      METAL_BMC_CONSOLE_SCROLLBACK: '1024',
+      METAL_BMC_CONSOLE_IDLE_TIMEOUT: '0',
+      METAL_BMC_REDFISH_PORT: '8443',
+      METAL_BMC_REDFISH_INSECURE: 'no',
+      METAL_BMC_REDFISH_CA_FILE: file('bmc-ca.pem'),
+      METAL_BMC_PROTOCOL: 'ipmi',
+      METAL_BMC_REPORT_CONCURRENCY: '8',
+      METAL_BMC_BMC_TIMEOUT: '1.5s',
+      METAL_BMC_COMMAND_CONCURRENCY: '4',
+      METAL_BMC_COMMAND_TIMEOUT: '2m',
+      METAL_BMC_HTTP_ADDRESS: ':9100',
+      METAL_BMC_SHUTDOWN_TIMEOUT: '300ms',
+      METAL_BMC_LOG_LEVEL: 'DEBUG',
+    });
+    expect(c.leases).toMatchObject({ file: '/tmp/kea-leases4.csv', format: 'kea', ignoreMacs: ['ac:1f:6b:35:ac:62', '00:11:22:33:44:55'] });
+    expect(c.leases.allowedCidrs.map((x) => x.text)).toEqual(['10.1.0.0/16', '192.168.1.0/24']);
+    expect(c.report).toEqual({ intervalMs: 5_400_000, concurrency: 8, bmcTimeoutMs: 1500 });
+    expect(c.ipmi).toEqual({ port: 6230, user: 'root', password: ' calvin ' });
+    expect(c.redfish).toEqual({ port: 8443, insecure: false, caFile: join(dir, 'bmc-ca.pem') });
+    expect(c.protocol).toBe('ipmi');
+    expect(c.mq).toMatchObject({ servers: ['nats://nats-1:4222', 'nats://nats-2:4222'], user: 'bmc', password: 'pw', machineTopic: 'machines', machineTopicTtlMs: 45_000, resultTopic: 'results' });
+    expect(c.mq.clientKeyFile).toBe(join(dir, 'mq-key.pem'));
+    expect(c.console).toMatchObject({ port: 4333, wsPort: 0, token: 'console-token-1', scrollbackBytes: 1024, idleTimeoutMs: 0, keyFile: join(dir, 'key.pem') });
+    expect(c.commands).toEqual({ concurrency: 4, timeoutMs: 120_000 });
+    expect(c.http).toEqual({ host: '0.0.0.0', port: 9100 });
+    expect(c.shutdownTimeoutMs).toBe(300);
+    expect(c.logLevel).toBe('debug');
+  });
+
+  it.each([
+    ['true', true],
+    ['TRUE', true],
+    ['1', true],
+    ['yes', true],
+    ['false', false],
+    ['0', false],
+    ['No', false],
+  ])('reads the boolean %s', (value, expected) => {
+    expect(load({ METAL_BMC_REDFISH_INSECURE: value }).redfish.insecure).toBe(expected);
+  });
+
+  it('accepts IPv6 and host names in the HTTP address', () => {
+    expect(load({ METAL_BMC_HTTP_ADDRESS: '[::1]:2112' }).http).toEqual({ host: '::1', port: 2112 });
+    expect(load({ METAL_BMC_HTTP_ADDRESS: 'localhost:0' }).http).toEqual({ host: 'localhost', port: 0 });
+  });
+
+  it('warns about unknown and ignored METAL_BMC_* variables', () => {
+    expect(load({ METAL_BMC_REPORT_INTERVALL: '1m', METAL_BMC_TOKEN_FILE: '/x', OTHER: '1' }).warnings).toEqual([
+      'METAL_BMC_REPORT_INTERVALL is not a known variable (typo?) and is ignored',
+      'METAL_BMC_TOKEN_FILE is not used by this implementation and is ignored',
+    ]);
+  });
+});
+
+describe('loadConfig errors name the variable', () => {
+  it.each(['METAL_BMC_PARTITION_ID', 'METAL_BMC_METAL_API_URL', 'METAL_BMC_METAL_API_HMAC_KEY'])('requires %s', (name) => {
+    const err = errorOf({ [name]: undefined });
+    expect(err.message).toBe(`${name}: is required but not set`);
+    expect(err.variable).toBe(name);
+  });
+
+  it.each([
+    ['METAL_BMC_REPORT_INTERVAL', '5x', 'METAL_BMC_REPORT_INTERVAL: "5x" is not a duration (examples: 30s, 5m, 1h30m)'],
+    ['METAL_BMC_REPORT_INTERVAL', '5', 'METAL_BMC_REPORT_INTERVAL: "5" is not a duration (examples: 30s, 5m, 1h30m)'],
+    ['METAL_BMC_REPORT_INTERVAL', '0s', 'METAL_BMC_REPORT_INTERVAL: "0s" is too short (minimum 1ms)'],
+    ['METAL_BMC_REPORT_INTERVAL', '-5m', 'METAL_BMC_REPORT_INTERVAL: "-5m" is too short (minimum 1ms)'],
+    ['METAL_BMC_REPORT_INTERVAL', '1000h', 'METAL_BMC_REPORT_INTERVAL: "1000h" is too long (maximum 596h31m23.647s)'],
+    ['METAL_BMC_MACHINE_TOPIC_TTL', 'soon', 'METAL_BMC_MACHINE_TOPIC_TTL: "soon" is not a duration (examples: 30s, 5m, 1h30m)'],
+    ['METAL_BMC_CONSOLE_IDLE_TIMEOUT', '-1s', 'METAL_BMC_CONSOLE_IDLE_TIMEOUT: "-1s" is too short (minimum 0s)'],
+    ['METAL_BMC_BMC_TIMEOUT', '20', 'METAL_BMC_BMC_TIMEOUT: "20" is not a duration (examples: 30s, 5m, 1h30m)'],
+    ['METAL_BMC_COMMAND_TIMEOUT', '1d', 'METAL_BMC_COMMAND_TIMEOUT: "1d" is not a duration (examples: 30s, 5m, 1h30m)'],
+    ['METAL_BMC_SHUTDOWN_TIMEOUT', 'x', 'METAL_BMC_SHUTDOWN_TIMEOUT: "x" is not a duration (examples: 30s, 5m, 1h30m)'],
+    ['METAL_BMC_METAL_API_URL', 'metal-api:8080', 'METAL_BMC_METAL_API_URL: "metal-api:8080" must be an http or https URL'],
+    ['METAL_BMC_METAL_API_URL', 'not a url', 'METAL_BMC_METAL_API_URL: "not a url" is not a URL (example: http://metal-api:8080/metal)'],
+    ['METAL_BMC_METAL_API_URL', 'ftp://metal-api', 'METAL_BMC_METAL_API_URL: "ftp://metal-api" must be an http or https URL'],
+    ['METAL_BMC_METAL_API_URL', 'http://metal-api/?a=1', 'METAL_BMC_METAL_API_URL: "http://metal-api/?a=1" must not have a query or fragment'],
+    ['METAL_BMC_LEASE_FORMAT', 'csv', 'METAL_BMC_LEASE_FORMAT: "csv" is not one of auto, isc, kea'],
+    ['METAL_BMC_PROTOCOL', 'ssh', 'METAL_BMC_PROTOCOL: "ssh" is not one of auto, redfish, ipmi'],
+    ['METAL_BMC_LOG_LEVEL', 'fatal', 'METAL_BMC_LOG_LEVEL: "fatal" is not one of trace, debug, info, warn, error'],
+    ['METAL_BMC_IPMI_PORT', '70000', 'METAL_BMC_IPMI_PORT: "70000" is out of range (1..65535)'],
+    ['METAL_BMC_IPMI_PORT', '0', 'METAL_BMC_IPMI_PORT: "0" is out of range (1..65535)'],
+    ['METAL_BMC_IPMI_PORT', 'ipmi', 'METAL_BMC_IPMI_PORT: "ipmi" is not a port number'],
+    ['METAL_BMC_REDFISH_PORT', '-1', 'METAL_BMC_REDFISH_PORT: "-1" is not a port number'],
+    ['METAL_BMC_CONSOLE_PORT', '65536', 'METAL_BMC_CONSOLE_PORT: "65536" is out of range (0..65535)'],
+    ['METAL_BMC_CONSOLE_WS_PORT', '1.5', 'METAL_BMC_CONSOLE_WS_PORT: "1.5" is not a port number'],
+    ['METAL_BMC_REPORT_CONCURRENCY', '0', 'METAL_BMC_REPORT_CONCURRENCY: "0" is out of range (1..10000)'],
+    ['METAL_BMC_COMMAND_CONCURRENCY', 'many', 'METAL_BMC_COMMAND_CONCURRENCY: "many" is not an integer'],
+    ['METAL_BMC_CONSOLE_SCROLLBACK', '64k', 'METAL_BMC_CONSOLE_SCROLLBACK: "64k" is not an integer'],
+    ['METAL_BMC_REDFISH_INSECURE', 'maybe', 'METAL_BMC_REDFISH_INSECURE: "maybe" is not a boolean (use true/false, 1/0, yes/no)'],
+    ['METAL_BMC_IGNORE_MACS', 'ac:1f:6b:35:ac', 'METAL_BMC_IGNORE_MACS: "ac:1f:6b:35:ac" is not a MAC address (example: ac:1f:6b:35:ac:62)'],
+    ['METAL_BMC_ALLOWED_CIDRS', '10.0.0.0/8,10.0.0.0/33', 'METAL_BMC_ALLOWED_CIDRS: "10.0.0.0/33" is not an IPv4 CIDR (example: 10.1.0.0/16)'],
+    ['METAL_BMC_MQ_ADDRESS', 'http://nats:4222', 'METAL_BMC_MQ_ADDRESS: "http://nats:4222" has scheme http: (use nats://, tls://, ws:// or wss://)'],
+    ['METAL_BMC_MQ_ADDRESS', 'nats://nats:4222/x', 'METAL_BMC_MQ_ADDRESS: "nats://nats:4222/x" must not have a path, query or fragment'],
+    ['METAL_BMC_MACHINE_TOPIC', 'a b', 'METAL_BMC_MACHINE_TOPIC: "a b" is not a valid NATS subject (no whitespace, \'*\' or \'>\')'],
+    ['METAL_BMC_RESULT_TOPIC', 'x.>', 'METAL_BMC_RESULT_TOPIC: "x.>" is not a valid NATS subject (no whitespace, \'*\' or \'>\')'],
+    ['METAL_BMC_PARTITION_ID', 'a*', 'METAL_BMC_PARTITION_ID: "a*" must not contain whitespace, \'*\' or \'>\' (it names NATS subjects)'],
+    ['METAL_BMC_HTTP_ADDRESS', '2112', 'METAL_BMC_HTTP_ADDRESS: "2112" is not host:port (examples: 127.0.0.1:2112, :2112, [::1]:2112)'],
+    ['METAL_BMC_HTTP_ADDRESS', 'localhost:99999', 'METAL_BMC_HTTP_ADDRESS: "localhost:99999" is not host:port (examples: 127.0.0.1:2112, :2112, [::1]:2112)'],
+  ])('%s=%j', (name, value, message) => {
+    const err = errorOf({ [name]: value });
+    expect(err.message).toBe(message);
+    expect(err.variable).toBe(name);
+  });
+
+  it.each(['METAL_BMC_MQ_CA_CERT_FILE', 'METAL_BMC_REDFISH_CA_FILE', 'METAL_BMC_CONSOLE_CA_CERT_FILE'])('requires %s to be readable when set', (name) => {
+    const missing = join(dir, 'missing.pem');
+    expect(errorOf({ [name]: missing }).message).toBe(`${name}: ${JSON.stringify(missing)} is not readable (ENOENT)`);
+    expect(errorOf({ [name]: dir }).message).toBe(`${name}: ${JSON.stringify(dir)} is not a regular file`);
+  });
+
+  it('requires the client certificate and its key together, and all three console files', () => {
+    expect(errorOf({ METAL_BMC_MQ_CLIENT_CERT_FILE: file('c.pem') }).message).toBe(
+      'METAL_BMC_MQ_CLIENT_CERT_FILE: is set, so METAL_BMC_MQ_CLIENT_CERT_KEY_FILE must be set as well',
+    );
+    expect(errorOf({ METAL_BMC_CONSOLE_KEY_FILE: file('k.pem') }).message).toBe(
+      'METAL_BMC_CONSOLE_KEY_FILE: is set, so METAL_BMC_CONSOLE_CA_CERT_FILE and METAL_BMC_CONSOLE_CERT_FILE must be set as well',
+    );
+  });
+
+  it('never shows a secret value in a message', () => {
+    const cases: Record<string, string>[] = [
+      { METAL_BMC_MQ_ADDRESS: 'ftp://bmc:mq-secret-pw@nats:4222' },
+      { METAL_BMC_MQ_ADDRESS: 'nats://bmc:mq-secret-pw@nats:4222/path' },
+      { METAL_BMC_MQ_ADDRESS: 'nats://bmc:mq/secret-pw@nats' },
+      { METAL_BMC_MQ_ADDRESS: 'nats://:mq-secret-pw@nats' },
+      { METAL_BMC_MQ_ADDRESS: 'nats://a:b@n1,nats://mq-secret-pw@n2' },
+      { METAL_BMC_METAL_API_URL: 'ftp://user:mq-secret-pw@metal-api' },
+      { METAL_BMC_METAL_API_URL: 'http://user:mq-secret-pw@metal api' },
+    ];
+    for (const extra of cases) {
+      const err = errorOf(extra);
+      expect(err.message).toMatch(/^METAL_BMC_(MQ_ADDRESS|METAL_API_URL): /);
+      expect(err.message).not.toContain('mq-secret-pw');
+      expect(String(err)).not.toContain('mq-secret-pw');
+    }
+    // a broken variable after the secrets: the secrets are not in the message
+    const err = errorOf({ METAL_BMC_IPMI_PASSWORD: 'ipmi-secret', METAL_BMC_CONSOLE_TOKEN: 'tok-secret', METAL_BMC_LOG_LEVEL: 'loud' });
+    expect(err.message).not.toMatch(/ipmi-secret|tok-secret|hmac-secret/);
+  });
+});
+
+describe('NATS address', () => {
+  it.each([
+    ['nats:4222', { servers: ['nats://nats:4222'] }],
+    ['nats.example', { servers: ['nats://nats.example:4222'] }],
+    ['tls://nats:4443', { servers: ['tls://nats:4443'] }],
+    ['wss://nats.example/', { servers: ['wss://nats.example'] }],
+    ['nats://s3cr%40t@nats:4222', { servers: ['nats://nats:4222'], token: 's3cr@t' }],
+    ['u:p%3Aw@nats:4222, nats://u:p%3Aw@other', { servers: ['nats://nats:4222', 'nats://other:4222'], user: 'u', password: 'p:w' }],
+    ['[::1]:4222', { servers: ['nats://[::1]:4222'] }],
+  ])('parses %s', (address, expected) => {
+    expect(parseMqAddress(address, 'X')).toEqual(expected);
+  });
+
+  it('redacts passwords and tokens', () => {
+    expect(redactMqAddress('nats://u:pw@h:1,tok@h2,nats://h3:4222')).toBe('nats://u:[redacted]@h:1,[redacted]@h2,nats://h3:4222');
+    expect(redactMqAddress('nats://u:p@ss@h')).toBe('nats://u:[redacted]@h');
+  });
+});
+
+describe('redactConfig', () => {
+  it('hides every secret and leaves the original alone', () => {
+    const c = load({
+      METAL_BMC_METAL_API_URL: 'https://api-user:api-secret@metal-api/metal',
+      METAL_BMC_IPMI_PASSWORD: 'ipmi-secret',
+      METAL_BMC_CONSOLE_TOKEN: 'console-secret',
+      METAL_BMC_MQ_ADDRESS: 'nats://bmc:mq-secret@nats:4222,nats://bmc:mq-secret@nats2',
+    });
+    const r = redactConfig(c);
+    const text = JSON.stringify(r);
+    for (const secret of [HMAC, 'api-secret', 'ipmi-secret', 'console-secret', 'mq-secret']) expect(text).not.toContain(secret);
+    expect(r.metalApi).toEqual({ url: 'https://api-user:[redacted]@metal-api/metal', hmacKey: '[redacted]' });
+    expect(r.ipmi.password).toBe('[redacted]');
+    expect(r.console.token).toBe('[redacted]');
+    expect(r.mq).toMatchObject({ address: 'nats://bmc:[redacted]@nats:4222,nats://bmc:[redacted]@nats2', user: 'bmc', password: '[redacted]' });
+    expect(c.metalApi.hmacKey).toBe(HMAC);
+    expect(c.mq.password).toBe('mq-secret');
+    expect(r.leases.allowedCidrs[0]?.text).toBe('0.0.0.0/0');
+
+    const token = redactConfig(load({ METAL_BMC_MQ_ADDRESS: 'tok-secret@nats' }));
+    expect(token.mq).toMatchObject({ address: '[redacted]@nats', token: '[redacted]' });
+    expect(redactConfig(load()).console.token).toBeUndefined();
+  });
+});
+
+describe('documentation', () => {
+  const doc = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
+
+  it('documents every variable with its default in docs/configuration.md', () => {
+    for (const v of VARIABLES) {
+      const row = doc.split('\n').find((line) => line.startsWith(`| \`${v.name}\``));
+      expect(row, v.name).toBeDefined();
+      if (v.default !== '') expect(row, v.name).toContain(`\`${v.default}\``);
+    }
+  });
+
+  it('lists exactly the variables the loader reads', () => {
+    const srcDir = new URL('../../src/config/', import.meta.url);
+    const used = new Set<string>();
+    for (const f of readdirSync(srcDir).filter((n) => n.endsWith('.ts') && n !== 'variables.ts')) {
+      for (const m of readFileSync(new URL(f, srcDir), 'utf8').matchAll(/METAL_BMC_[A-Z0-9_]+/g)) used.add(m[0]);
+    }
+    expect([...used].sort()).toEqual(VARIABLES.map((v) => v.name).sort());
+  });
+});

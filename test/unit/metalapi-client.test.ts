@@ -1,0 +1,297 @@
+import { createServer, type Server } from 'node:net';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { inspect } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BmcError } from '../../src/errors.js';
+import { createMetalApiClient, type MetalApiClientOptions } from '../../src/metalapi/client.js';
+import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
+import { toIpmiReport, type MachineIpmiReports } from '../../src/metalapi/types.js';
+import type { BmcReport } from '../../src/outband/types.js';
+
+const KEY = 'hmac-key-that-must-never-leak-7f3a';
+const UUID = '4c4c4544-0042-3910-8051-b4c04f4e4e32';
+
+const sample: BmcReport = {
+  uuid: UUID,
+  bmcVersion: '1.74.11',
+  biosVersion: '3.3',
+  fru: { board_mfg: 'Supermicro', board_part_number: 'X11DPT-B', product_serial: 'S123' },
+  powerState: 'ON',
+  indicatorLED: 'LED-OFF',
+  powerMetric: { averageconsumedwatts: 212, intervalinmin: 1, maxconsumedwatts: 290, minconsumedwatts: 180 },
+  powerSupplies: [{ status: { health: 'OK', state: 'Enabled' } }],
+  source: 'redfish',
+  missing: [],
+};
+
+function body(partitionid = 'fra-equ01'): MachineIpmiReports {
+  return { partitionid, reports: { [UUID]: toIpmiReport('10.1.0.17', sample) } };
+}
+
+async function caught(p: Promise<unknown>): Promise<BmcError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(BmcError);
+    return err as BmcError;
+  }
+  throw new Error('expected a rejection');
+}
+
+function expectNoSecret(err: unknown, ...secrets: string[]): void {
+  const texts = [(err as Error).message, String(err), inspect(err, { depth: 20 }), JSON.stringify(err)];
+  for (const s of secrets) for (const t of texts) expect(t).not.toContain(s);
+}
+
+let standIn: MetalApiStandIn;
+let client: ReturnType<typeof createMetalApiClient>;
+const fast: Partial<MetalApiClientOptions> = { backoffMs: 5, maxBackoffMs: 20, timeoutMs: 2000 };
+
+beforeEach(async () => {
+  standIn = await startMetalApiStandIn({ hmacKey: KEY, basePath: '/metal', credentials: { user: 'root', password: 'bmc-password-9x' } });
+  client = createMetalApiClient({ baseUrl: `${standIn.url}/`, hmacKey: KEY, ...fast });
+});
+
+afterEach(async () => {
+  await standIn.close();
+});
+
+describe('metal-api client against the stand-in', () => {
+  it('reports: unknown uuid is created, then updated; the stand-in keeps the body', async () => {
+    const events: unknown[] = [];
+    standIn.on('report', (b) => events.push(b));
+    await expect(client.ipmiReport(body())).resolves.toEqual({ created: [UUID], updated: [] });
+    await expect(client.ipmiReport(body())).resolves.toEqual({ created: [], updated: [UUID] });
+    expect(standIn.reports).toHaveLength(2);
+    expect(standIn.reports[0]).toEqual(body());
+    expect(events).toHaveLength(2);
+    expect(standIn.requests.map((r) => `${r.method} ${r.path} ${r.status}`)).toEqual([
+      'POST /metal/v1/machine/ipmi 200',
+      'POST /metal/v1/machine/ipmi 200',
+    ]);
+  });
+
+  it('works with a base URL without a trailing slash', async () => {
+    const c = createMetalApiClient({ baseUrl: standIn.url, hmacKey: KEY });
+    expect(c.baseUrl).toBe(standIn.url);
+    await expect(c.ipmiReport(body())).resolves.toEqual({ created: [UUID], updated: [] });
+  });
+
+  it('finds the ipmi block of a reported machine', async () => {
+    await client.ipmiReport(body());
+    const ipmi = await client.findIpmiMachine(UUID);
+    expect(ipmi).toMatchObject({
+      address: '10.1.0.17:623',
+      user: 'root',
+      password: 'bmc-password-9x',
+      interface: 'lanplus',
+      mac: '',
+      fru: sample.fru,
+      bmcversion: '1.74.11',
+      powerstate: 'ON',
+    });
+  });
+
+  it('answers 404 for an unknown machine with a clear message, not retried', async () => {
+    const err = await caught(client.findIpmiMachine('no-such-machine'));
+    expect(err.code).toBe('HTTP');
+    expect(err.httpStatus).toBe(404);
+    expect(err.message).toBe('machine no-such-machine not found at metal-api');
+    expect(standIn.requests).toHaveLength(1);
+  });
+
+  it('rejects an invalid body with 400 and the ajv reason, without retrying', async () => {
+    const bad = body() as unknown as { reports: Record<string, Record<string, unknown>> };
+    delete bad.reports[UUID]?.BMCIp;
+    const err = await caught(client.ipmiReport(bad as unknown as MachineIpmiReports));
+    expect(err.code).toBe('HTTP');
+    expect(err.httpStatus).toBe(400);
+    expect(err.message).toMatch(/v1\.MachineIpmiReports/);
+    expect(err.message).toMatch(/must have required property 'BMCIp'/);
+    expect(standIn.requests).toHaveLength(1);
+  });
+
+  it('refuses an empty partition id before sending', async () => {
+    const err = await caught(client.ipmiReport(body('')));
+    expect(err.code).toBe('INVALID_ARGUMENT');
+    expect(standIn.requests).toHaveLength(0);
+  });
+
+  it('retries 500 twice, then succeeds', async () => {
+    const retries: number[] = [];
+    const c = createMetalApiClient({ baseUrl: standIn.url, hmacKey: KEY, ...fast, onRetry: (r) => retries.push(r.attempt) });
+    standIn.setFailures(2, 500);
+    await expect(c.ipmiReport(body())).resolves.toEqual({ created: [UUID], updated: [] });
+    expect(standIn.requests.map((r) => r.status)).toEqual([500, 500, 200]);
+    expect(retries).toEqual([1, 2]);
+  });
+
+  it('retries 429 and 503 too', async () => {
+    standIn.setFailures(1, 429);
+    await client.ipmiReport(body());
+    standIn.setFailures(1, 503);
+    await client.ipmiReport(body());
+    expect(standIn.requests.map((r) => r.status)).toEqual([429, 200, 503, 200]);
+  });
+
+  it('gives up after retries + 1 attempts with the last status', async () => {
+    standIn.setFailures(10, 502);
+    const err = await caught(client.ipmiReport(body()));
+    expect(err.httpStatus).toBe(502);
+    expect(err.message).toMatch(/HTTP 502: injected failure \(gave up after 4 attempts\)/);
+    expect(standIn.requests).toHaveLength(4);
+  });
+
+  it('never retries a 4xx', async () => {
+    for (const status of [400, 401, 403, 409]) {
+      standIn.requests.length = 0;
+      standIn.setFailures(5, status);
+      const err = await caught(client.ipmiReport(body()));
+      expect(err.httpStatus).toBe(status);
+      expect(standIn.requests).toHaveLength(1);
+    }
+  });
+
+  it('is answered 401 with a wrong key; the error holds neither key', async () => {
+    const other = 'the-wrong-key-also-secret-55';
+    const c = createMetalApiClient({ baseUrl: standIn.url, hmacKey: other, ...fast });
+    const err = await caught(c.ipmiReport(body()));
+    expect(err.httpStatus).toBe(401);
+    expect(err.message).toMatch(/hmac authentication failed: wrong HMAC/);
+    expect(standIn.requests).toHaveLength(1);
+    expectNoSecret(err, KEY, other);
+  });
+
+  it('sends fresh HMAC headers on each attempt', async () => {
+    const seen: string[] = [];
+    const server = createHttpServer((req, res) => {
+      seen.push(`${String(req.headers['x-date'])} ${String(req.headers['x-data-salt'])} ${String(req.headers.authorization)}`);
+      res.writeHead(seen.length < 3 ? 500 : 200, { 'content-type': 'application/json' });
+      res.end(seen.length < 3 ? '{}' : '{"created":null,"updated":null}');
+    });
+    const url = await listen(server);
+    try {
+      const c = createMetalApiClient({ baseUrl: url, hmacKey: KEY, ...fast });
+      await expect(c.ipmiReport(body())).resolves.toEqual({ created: [], updated: [] });
+      expect(new Set(seen).size).toBe(3);
+    } finally {
+      server.close();
+    }
+  });
+});
+
+function listen(server: Server | HttpServer): Promise<string> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
+}
+
+describe('deadlines and cancellation', () => {
+  it('honours the per-attempt deadline on a server that never answers', async () => {
+    const sockets: import('node:net').Socket[] = [];
+    let requests = 0;
+    const server = createServer((s) => {
+      sockets.push(s);
+      s.once('data', () => requests++);
+    });
+    const url = await listen(server);
+    try {
+      const c = createMetalApiClient({ baseUrl: url, hmacKey: KEY, timeoutMs: 150, retries: 1, backoffMs: 10 });
+      const started = Date.now();
+      const err = await caught(c.ipmiReport(body()));
+      const took = Date.now() - started;
+      expect(err.code).toBe('TIMEOUT');
+      expect(err.message).toMatch(/no answer within 150 ms \(gave up after 2 attempts\)/);
+      expect(took).toBeGreaterThanOrEqual(290);
+      expect(took).toBeLessThan(2000);
+      expect(requests).toBe(2); // undici may open a spare connection; count requests, not sockets
+      expectNoSecret(err, KEY);
+    } finally {
+      for (const s of sockets) s.destroy();
+      server.close();
+    }
+  });
+
+  it("stops at once when the caller's signal fires, even while backing off", async () => {
+    const sockets: import('node:net').Socket[] = [];
+    const server = createServer((s) => sockets.push(s));
+    const url = await listen(server);
+    try {
+      const c = createMetalApiClient({ baseUrl: url, hmacKey: KEY, timeoutMs: 10_000 });
+      const started = Date.now();
+      const err = await caught(c.ipmiReport(body(), { signal: AbortSignal.timeout(100) }));
+      expect(err.code).toBe('TIMEOUT'); // the caller's own AbortSignal.timeout
+      expect(Date.now() - started).toBeLessThan(1000);
+
+      standIn.setFailures(100, 500);
+      const slow = createMetalApiClient({ baseUrl: standIn.url, hmacKey: KEY, backoffMs: 5000 });
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 100);
+      const t0 = Date.now();
+      const aborted = await caught(slow.ipmiReport(body(), { signal: ac.signal }));
+      expect(aborted.code).toBe('ABORTED');
+      expect(Date.now() - t0).toBeLessThan(1000);
+    } finally {
+      for (const s of sockets) s.destroy();
+      server.close();
+    }
+  });
+
+  it('fails with CLOSED on a refused connection, retried, key absent', async () => {
+    const server = createServer();
+    const url = await listen(server);
+    await new Promise((r) => server.close(r));
+    const c = createMetalApiClient({ baseUrl: url, hmacKey: KEY, retries: 2, backoffMs: 1 });
+    const err = await caught(c.findIpmiMachine(UUID));
+    expect(err.code).toBe('CLOSED');
+    expect(err.message).toMatch(/gave up after 3 attempts/);
+    expectNoSecret(err, KEY);
+  });
+});
+
+describe('secrets in errors', () => {
+  it('scrubs the key from a server message and never echoes a body with a password', async () => {
+    let answer = { status: 500, text: `{"statuscode":500,"message":"echo ${KEY}"}` };
+    const server = createHttpServer((_req, res) => {
+      res.writeHead(answer.status, { 'content-type': 'application/json' });
+      res.end(answer.text);
+    });
+    const url = await listen(server);
+    try {
+      const c = createMetalApiClient({ baseUrl: url, hmacKey: KEY, retries: 0 });
+      const e1 = await caught(c.ipmiReport(body()));
+      expect(e1.message).toMatch(/echo \[redacted\]/);
+      expectNoSecret(e1, KEY);
+
+      answer = { status: 200, text: '{"id":"x","ipmi":{"password":"bmc-secret-password-1","user":"root"}}' };
+      const e2 = await caught(c.findIpmiMachine('x'));
+      expect(e2.code).toBe('PROTOCOL');
+      expectNoSecret(e2, KEY, 'bmc-secret-password-1');
+
+      answer = { status: 200, text: 'password=bmc-secret-password-1' };
+      const e3 = await caught(c.findIpmiMachine('x'));
+      expect(e3.code).toBe('PROTOCOL');
+      expectNoSecret(e3, KEY, 'bmc-secret-password-1');
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('createMetalApiClient options', () => {
+  it.each([
+    [{ baseUrl: 'metal-api:8080' }, /option baseUrl/],
+    [{ baseUrl: 'ftp://metal-api' }, /option baseUrl must use http or https/],
+    [{ baseUrl: 'http://metal-api/?x=1' }, /option baseUrl must not carry a query/],
+    [{ hmacKey: '' }, /option hmacKey must be a non-empty string/],
+    [{ timeoutMs: 0 }, /option timeoutMs must be an integer/],
+    [{ retries: -1 }, /option retries must be an integer/],
+    [{ backoffMs: 1.5 }, /option backoffMs must be an integer/],
+  ])('rejects %o', (override, message) => {
+    expect(() => createMetalApiClient({ baseUrl: 'http://metal-api:8080/metal', hmacKey: KEY, ...override })).toThrow(message);
+  });
+
+  it('does not show credentials of the base URL', () => {
+    const c = createMetalApiClient({ baseUrl: 'http://u:url-password@metal-api:8080/metal/', hmacKey: KEY });
+    expect(c.baseUrl).toBe('http://metal-api:8080/metal');
+  });
+});

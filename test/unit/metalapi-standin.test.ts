@@ -1,0 +1,134 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { signHeaders } from '../../src/metalapi/hmac.js';
+import { compileDefinition, defaultSwaggerPath, loadSwagger } from '../../src/metalapi/schema.js';
+import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
+import { toIpmiReport, toMetalFru, type MachineIpmiReports } from '../../src/metalapi/types.js';
+import type { BmcReport, MetalFru } from '../../src/outband/types.js';
+
+const KEY = 'stand-in-key';
+const swagger = loadSwagger();
+
+const report: BmcReport = {
+  uuid: 'u1',
+  bmcVersion: '2.0',
+  biosVersion: '1.1',
+  fru: { product_manufacturer: 'Dell Inc.', board_mfg: '' },
+  powerState: 'OFF',
+  indicatorLED: '',
+  powerSupplies: [],
+  source: 'ipmi',
+  missing: ['powerMetric'],
+};
+
+let standIn: MetalApiStandIn | undefined;
+afterEach(async () => {
+  await standIn?.close();
+  standIn = undefined;
+});
+
+async function call(method: 'GET' | 'POST', url: string, body?: unknown, key = KEY) {
+  const res = await request(url, {
+    method,
+    headers: { ...signHeaders(key, method), 'content-type': 'application/json' },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: res.statusCode, json: (await res.body.json()) as Record<string, unknown> };
+}
+
+describe('toIpmiReport', () => {
+  it('maps a BmcReport to v1.MachineIpmiReport, PowerMetric null when absent', () => {
+    expect(toIpmiReport('10.0.0.9', report)).toEqual({
+      BMCIp: '10.0.0.9',
+      BMCVersion: '2.0',
+      BIOSVersion: '1.1',
+      FRU: { product_manufacturer: 'Dell Inc.' },
+      PowerState: 'OFF',
+      IndicatorLEDState: '',
+      PowerMetric: null,
+      PowerSupplies: [],
+    });
+  });
+
+  it('produces bodies that satisfy the swagger; omitting PowerMetric would not', () => {
+    const validate = compileDefinition(swagger, 'v1.MachineIpmiReports');
+    const withMetric = toIpmiReport('10.0.0.9', { ...report, powerMetric: { averageconsumedwatts: 1, intervalinmin: 1, maxconsumedwatts: 2, minconsumedwatts: 0.5 } });
+    expect(validate({ partitionid: 'p', reports: { a: toIpmiReport('10.0.0.9', report), b: withMetric } })).toEqual({ ok: true });
+    const { PowerMetric: _omitted, ...without } = toIpmiReport('10.0.0.9', report);
+    const result = validate({ partitionid: 'p', reports: { a: without } });
+    expect(result.ok).toBe(false);
+    expect(result.ok ? '' : result.errors).toMatch(/required property 'PowerMetric'/);
+  });
+
+  it('keeps only the eight metal-api FRU fields', () => {
+    const fru = { board_mfg: 'A', product_serial: 'S', extra: 'x', chassis_part_serial: '' } as MetalFru;
+    expect(toMetalFru(fru)).toEqual({ board_mfg: 'A', product_serial: 'S' });
+  });
+});
+
+describe('metal-api stand-in', () => {
+  it('finds the swagger beside the repository by default', () => {
+    expect(defaultSwaggerPath()).toMatch(/shared\/reference\/metal-api\.swagger\.json$/);
+  });
+
+  it('answers GET with a v1.MachineIPMIResponse that satisfies the swagger, keeping a known port', async () => {
+    standIn = await startMetalApiStandIn({ hmacKey: KEY, swaggerPath: swagger, macFor: (ip) => (ip === '10.0.0.9' ? 'ac:1f:6b:00:00:01' : undefined) });
+    const body: MachineIpmiReports = { partitionid: 'lab', reports: { u1: toIpmiReport('10.0.0.9', report) } };
+    expect((await call('POST', `${standIn.url}/v1/machine/ipmi`, body)).json).toEqual({ created: ['u1'], updated: [] });
+    const got = await call('GET', `${standIn.url}/v1/machine/u1/ipmi`);
+    expect(got.status).toBe(200);
+    expect(compileDefinition(swagger, 'v1.MachineIPMIResponse')(got.json)).toEqual({ ok: true });
+    expect(got.json.ipmi).toMatchObject({ address: '10.0.0.9:623', user: 'ADMIN', interface: 'lanplus', mac: 'ac:1f:6b:00:00:01', powerstate: 'OFF' });
+
+    const known = standIn.machines.get('u1');
+    if (known) standIn.machines.set('u1', { ...known, address: '10.0.0.9:6230' });
+    await call('POST', `${standIn.url}/v1/machine/ipmi`, { partitionid: 'lab', reports: { u1: toIpmiReport('10.0.0.10', report) } });
+    expect(standIn.machines.get('u1')?.address).toBe('10.0.0.10:6230');
+  });
+
+  it('answers 401 without a valid HMAC, with the reason', async () => {
+    standIn = await startMetalApiStandIn({ hmacKey: KEY });
+    const res = await request(`${standIn.url}/v1/machine/u1/ipmi`);
+    expect(res.statusCode).toBe(401);
+    expect(await res.body.json()).toEqual({ statuscode: 401, message: 'hmac authentication failed: no Authorization header' });
+    expect((await call('GET', `${standIn.url}/v1/machine/u1/ipmi`, undefined, 'wrong')).status).toBe(401);
+  });
+
+  it('answers 400 for an empty partition id and for a body that is not JSON', async () => {
+    standIn = await startMetalApiStandIn({ hmacKey: KEY });
+    const empty = await call('POST', `${standIn.url}/v1/machine/ipmi`, { partitionid: '', reports: {} });
+    expect(empty).toEqual({ status: 400, json: { statuscode: 400, message: 'partition id is empty' } });
+    const garbage = await call('POST', `${standIn.url}/v1/machine/ipmi`, '{not json');
+    expect(garbage.status).toBe(400);
+    const wrongType = await call('POST', `${standIn.url}/v1/machine/ipmi`, { partitionid: 'p', reports: { u: { ...toIpmiReport('1.2.3.4', report), PowerSupplies: 'none' } } });
+    expect(wrongType.status).toBe(400);
+    expect(String(wrongType.json.message)).toMatch(/\/reports\/u\/PowerSupplies must be array/);
+    expect(standIn.reports).toHaveLength(0);
+  });
+
+  it('serves under a base path and answers 404/405 elsewhere', async () => {
+    standIn = await startMetalApiStandIn({ hmacKey: KEY, basePath: '/metal/' });
+    expect(standIn.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metal$/);
+    const origin = standIn.url.replace(/\/metal$/, '');
+    expect((await call('GET', `${origin}/v1/machine/u1/ipmi`)).status).toBe(404);
+    expect((await call('GET', `${standIn.url}/v1/machine/ipmi`)).status).toBe(405);
+    expect((await call('GET', `${standIn.url}/v1/other`)).status).toBe(404);
+  });
+
+  it('injects failures from the option and from setFailures', async () => {
+    standIn = await startMetalApiStandIn({ hmacKey: KEY, failNext: { count: 1, status: 503 } });
+    const url = `${standIn.url}/v1/machine/x/ipmi`;
+    expect((await call('GET', url)).status).toBe(503);
+    expect((await call('GET', url)).status).toBe(404);
+    standIn.setFailures(2, 500);
+    expect((await call('GET', url)).status).toBe(500);
+    expect((await call('GET', url)).status).toBe(500);
+    expect((await call('GET', url)).status).toBe(404);
+    expect(() => standIn?.setFailures(-1)).toThrow(/count/);
+  });
+
+  it('validates its options', async () => {
+    await expect(startMetalApiStandIn({ hmacKey: '' })).rejects.toThrow(/option hmacKey/);
+    await expect(startMetalApiStandIn({ hmacKey: KEY, swaggerPath: '/nonexistent/swagger.json' })).rejects.toThrow(/cannot read/);
+  });
+});
