@@ -15,6 +15,7 @@ export type BmcErrorCode =
   | 'DECODE' // bytes or text that cannot be decoded
   | 'CLOSED' // the session or transport is closed
   | 'NO_SESSION_SLOTS' // the BMC has no free session
+  | 'BUSY' // the resource is held by someone else (e.g. an active SOL payload)
   | 'INVALID_ARGUMENT' // the caller passed something unusable
   | 'CONFIG'; // invalid configuration
 

@@ -7,7 +7,7 @@ import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { BmcError, DecodeError } from '../errors.js';
 import { cipherSuite, deriveKeys, SUPPORTED_SUITE_IDS, type CipherSuite } from './cipher.js';
 import { exchange, type RetryPolicy } from './exchange.js';
-import { datagramKind, decodeV15, decodeV2, encodeV15, encodeV2, PayloadType, type SessionKeys } from './lan.js';
+import { datagramKind, decodeV15, decodeV2, encodeV15, encodeV2, PayloadType, peekPayloadType, type SessionKeys } from './lan.js';
 import { decodeResponse, describeCompletionCode, encodeRequest, NetFn } from './message.js';
 import {
   decodeOpenSessionResponse,
@@ -48,10 +48,13 @@ export interface EstablishedSession {
   bmcSessionId: number;
   keys: SessionKeys;
   privilege: number;
+  /** the next outbound session sequence number (the handshake used the first ones) */
+  nextSeq: number;
 }
 
 const AUTH_CAPS_CMD = 0x38;
 const CIPHER_SUITES_CMD = 0x54;
+const SET_SESSION_PRIVILEGE_CMD = 0x3b;
 /** Open Session statuses meaning "not this suite", after which the next candidate is tried. */
 const SUITE_REJECTED = new Set([0x03, 0x04, 0x05, 0x06, 0x07, 0x10, 0x11]);
 /** Statuses that mean the credentials or the requested role were refused. */
@@ -67,9 +70,14 @@ async function preSessionCommand(channel: DatagramChannel, cmd: number, data: Bu
       return encodeV15(0, 0, encodeRequest({ netFn: NetFn.app, cmd, seq, data }));
     },
     (d) => {
-      if (datagramKind(d) !== 'v15') return undefined;
-      const r = decodeResponse(decodeV15(d).message);
-      return r.cmd === cmd ? r : undefined;
+      try {
+        if (datagramKind(d) !== 'v15') return undefined;
+        const r = decodeResponse(decodeV15(d).message);
+        return r.cmd === cmd ? r : undefined;
+      } catch (err) {
+        if (err instanceof DecodeError) return undefined;
+        throw err;
+      }
     },
     options.retry,
     () => `${what} from BMC ${channel.remote}`,
@@ -156,13 +164,19 @@ async function candidateSuites(channel: DatagramChannel, options: HandshakeOptio
 }
 
 export async function establish(channel: DatagramChannel, options: HandshakeOptions): Promise<EstablishedSession> {
-  const caps = await getChannelAuthCapabilities(channel, options);
+  const caps = await getChannelAuthCapabilities(channel, options).catch((err: unknown) => {
+    if (err instanceof BmcError && err.code === 'TIMEOUT') {
+      throw new BmcError('TIMEOUT', `BMC ${channel.remote} is unreachable: ${err.message}`, { cause: err });
+    }
+    throw err;
+  });
   if (!caps.ipmi20) throw new BmcError('UNSUPPORTED', `BMC ${channel.remote} does not support IPMI 2.0 (RMCP+)`);
   const suites = await candidateSuites(channel, options);
   let lastRejection: BmcError | undefined;
+  const deadline = Date.now() + options.retry.deadlineMs;
   for (const suite of suites) {
     try {
-      return await openWithSuite(channel, suite, options);
+      return await openRestarting(channel, suite, options, deadline);
     } catch (err) {
       if (err instanceof BmcError && err.code === 'UNSUPPORTED') {
         lastRejection = err;
@@ -176,12 +190,46 @@ export async function establish(channel: DatagramChannel, options: HandshakeOpti
 
 function v2Matcher<T>(payloadType: number, decode: (payload: Buffer) => T & { tag: number }, tag: number) {
   return (d: Buffer): T | undefined => {
-    if (datagramKind(d) !== 'v2') return undefined;
-    const p = decodeV2(d);
-    if (p.payloadType !== payloadType) return undefined;
-    const value = decode(p.payload);
-    return value.tag === tag ? value : undefined;
+    // Late packets of an earlier session or damaged datagrams are not ours: ignore them.
+    if (peekPayloadType(d) !== payloadType) return undefined;
+    try {
+      const value = decode(decodeV2(d).payload);
+      return value.tag === tag ? value : undefined;
+    } catch (err) {
+      if (err instanceof DecodeError) return undefined;
+      throw err;
+    }
   };
+}
+
+/** Attempts per handshake step before the whole handshake starts over with a new Open Session. */
+const STEP_ATTEMPTS = 3;
+
+/**
+ * A lost handshake message cannot always be repaired by retransmitting it (a BMC that already
+ * answered RAKP 1 may ignore a second one), so each step gets a few attempts and then the
+ * handshake starts over, until the overall deadline.
+ */
+async function openRestarting(channel: DatagramChannel, suite: CipherSuite, options: HandshakeOptions, deadline: number): Promise<EstablishedSession> {
+  for (;;) {
+    const left = deadline - Date.now();
+    const r = options.retry;
+    let step = 0;
+    let wait = r.attemptMs;
+    for (let i = 0; i < STEP_ATTEMPTS; i++, wait = Math.min(wait * r.backoff, r.maxAttemptMs)) step += wait;
+    const stepPolicy: RetryPolicy = { ...r, deadlineMs: Math.max(1, Math.min(step, left)) };
+    try {
+      return await openWithSuite(channel, suite, { ...options, retry: stepPolicy });
+    } catch (err) {
+      const restartable = err instanceof BmcError && err.code === 'TIMEOUT' && deadline - Date.now() > r.attemptMs;
+      if (!restartable) {
+        if (err instanceof BmcError && err.code === 'TIMEOUT') {
+          throw new BmcError('TIMEOUT', `session setup with BMC ${channel.remote} did not complete within ${r.deadlineMs} ms: ${err.message}`, { cause: err });
+        }
+        throw err;
+      }
+    }
+  }
 }
 
 async function openWithSuite(channel: DatagramChannel, suite: CipherSuite, options: HandshakeOptions): Promise<EstablishedSession> {
@@ -240,6 +288,9 @@ async function openWithSuite(channel: DatagramChannel, suite: CipherSuite, optio
     throw new BmcError('AUTH_FAILED', `authentication with BMC ${channel.remote} failed: wrong user name or password (the BMC's RAKP 2 proof does not match)`);
   }
 
+  const sik = sessionIntegrityKey(params, options.kg ?? kuid);
+  const { k1, k2 } = deriveKeys(suite.auth, sik);
+  const keys: SessionKeys = { integrity: suite.integrity, confidentiality: suite.confidentiality, k1, k2 };
   const rakp4 = await exchange(
     channel,
     () => encodeV2({ payloadType: PayloadType.rakp3, sessionId: 0, seq: 0, payload: encodeRakpCode({ tag, status: 0, sessionId: params.bmcSessionId, code: rakp3Code(params, kuid) }) }),
@@ -247,22 +298,53 @@ async function openWithSuite(channel: DatagramChannel, suite: CipherSuite, optio
     options.retry,
     describe('RAKP 3'),
     options.signal,
-  );
-  if (rakp4.status !== 0) {
+  ).catch((err: unknown) => {
+    // RAKP 4 lost: the BMC may have activated the session and ignore a repeated RAKP 3.
+    // The authenticated answer to Set Session Privilege Level below proves the keys instead.
+    if (err instanceof BmcError && err.code === 'TIMEOUT') return undefined;
+    throw err;
+  });
+  if (rakp4 && rakp4.status !== 0) {
     throw new BmcError(AUTH_REJECTED.has(rakp4.status) ? 'AUTH_FAILED' : 'PROTOCOL', `BMC ${channel.remote} refused RAKP 3: ${describeRmcpPlusStatus(rakp4.status)}`);
   }
-  const sik = sessionIntegrityKey(params, options.kg ?? kuid);
-  if (!sameBytes(rakp4Icv(params, sik), rakp4.code)) {
+  if (rakp4 && !sameBytes(rakp4Icv(params, sik), rakp4.code)) {
     throw new BmcError('AUTH_FAILED', `BMC ${channel.remote} failed to prove the session key in RAKP 4 (wrong BMC key?)`);
   }
-  const { k1, k2 } = deriveKeys(suite.auth, sik);
-  return {
-    suite,
-    consoleSessionId,
-    bmcSessionId: params.bmcSessionId,
-    keys: { integrity: suite.integrity, confidentiality: suite.confidentiality, k1, k2 },
-    privilege: options.privilege,
-  };
+  const established: EstablishedSession = { suite, consoleSessionId, bmcSessionId: params.bmcSessionId, keys, privilege: options.privilege, nextSeq: 1 };
+  await activatePrivilege(channel, established, options);
+  return established;
+}
+
+/**
+ * Set Session Privilege Level, the first message inside the session. Its answer must pass the
+ * session's integrity check, which proves the BMC holds the session keys.
+ */
+async function activatePrivilege(channel: DatagramChannel, s: EstablishedSession, options: HandshakeOptions): Promise<void> {
+  const rqSeq = randomInt(1, 64);
+  const response = await exchange(
+    channel,
+    () => encodeV2({ payloadType: PayloadType.ipmi, sessionId: s.bmcSessionId, seq: s.nextSeq++, payload: encodeRequest({ netFn: NetFn.app, cmd: SET_SESSION_PRIVILEGE_CMD, seq: rqSeq, data: Buffer.from([options.privilege]) }) }, s.keys),
+    (d) => {
+      if (peekPayloadType(d) !== PayloadType.ipmi) return undefined;
+      try {
+        const p = decodeV2(d, s.keys);
+        if (p.sessionId !== s.consoleSessionId) return undefined;
+        const r = decodeResponse(p.payload);
+        return r.cmd === SET_SESSION_PRIVILEGE_CMD && r.seq === rqSeq ? r : undefined;
+      } catch (err) {
+        if (err instanceof DecodeError) return undefined;
+        throw err;
+      }
+    },
+    options.retry,
+    () => `Set Session Privilege Level with BMC ${channel.remote}`,
+    options.signal,
+  );
+  if (response.completionCode !== 0) {
+    throw new BmcError(response.completionCode === 0x81 || response.completionCode === 0x82 ? 'AUTH_FAILED' : 'COMPLETION_CODE', `BMC ${channel.remote} refused privilege level ${options.privilege}: ${describeCompletionCode(response.completionCode)}`, {
+      completionCode: response.completionCode,
+    });
+  }
 }
 
 function sameBytes(a: Buffer, b: Buffer): boolean {

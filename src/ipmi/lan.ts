@@ -90,6 +90,12 @@ export function datagramKind(datagram: Buffer): 'v2' | 'v15' | 'asf' {
   return body[0] === AUTH_TYPE_RMCP_PLUS ? 'v2' : 'v15';
 }
 
+/** The payload type of an RMCP+ datagram, read without decoding or verifying anything else. */
+export function peekPayloadType(datagram: Buffer): number | undefined {
+  if (datagram.length < 6 || datagram[3] !== RMCP_CLASS_IPMI || datagram[4] !== AUTH_TYPE_RMCP_PLUS) return undefined;
+  return datagram[5]! & 0x3f;
+}
+
 export function decodeV15(datagram: Buffer): V15Packet {
   const { body } = decodeRmcp(datagram);
   if (body.length < 10) throw new DecodeError('IPMI 1.5 session header is truncated');

@@ -26,6 +26,8 @@ export interface SessionOptions {
   retry?: Partial<RetryPolicy>;
   /** idle time after which a keepalive request is sent; 0 disables it */
   keepaliveMs?: number;
+  /** how long to keep retrying Close Session in the background when the BMC did not confirm it; 0 disables */
+  closeLingerMs?: number;
   pool?: UdpPool;
   /** for tests: an already open channel instead of the UDP pool */
   channel?: DatagramChannel;
@@ -62,7 +64,6 @@ export interface IpmiSession {
 }
 
 const CLOSE_SESSION_CMD = 0x3c;
-const SET_SESSION_PRIVILEGE_CMD = 0x3b;
 const GET_DEVICE_ID_CMD = 0x01;
 const INBOUND_WINDOW = 16;
 
@@ -99,19 +100,12 @@ export async function openSession(options: SessionOptions): Promise<IpmiSession>
     channel.close();
     throw err;
   }
-  const session = createSession(channel, established, retry, options.keepaliveMs ?? 25_000);
-  try {
-    await session.command('Set Session Privilege Level', NetFn.app, SET_SESSION_PRIVILEGE_CMD, Buffer.from([privilege]), options.signal ? { signal: options.signal } : {});
-  } catch (err) {
-    await session.close();
-    throw err;
-  }
-  return session;
+  return createSession(channel, established, retry, options.keepaliveMs ?? 25_000, options.closeLingerMs ?? 30_000);
 }
 
-function createSession(channel: DatagramChannel, established: EstablishedSession, retry: RetryPolicy, keepaliveMs: number): IpmiSession {
+function createSession(channel: DatagramChannel, established: EstablishedSession, retry: RetryPolicy, keepaliveMs: number, lingerMs: number): IpmiSession {
   let state: SessionState = { kind: 'established', session: established };
-  let outboundSeq = 0;
+  let outboundSeq = established.nextSeq - 1;
   let rqSeq = randomInt(0, 64);
   let highestInbound = 0;
   let seenMask = 0n;
@@ -176,6 +170,10 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
 
   async function request(netFn: number, cmd: number, data: Buffer = Buffer.alloc(0), options: CommandOptions = {}): Promise<IpmiResponse> {
     if (state.kind !== 'established') throw new BmcError('CLOSED', `session with BMC ${channel.remote} is ${state.kind}`);
+    return send(netFn, cmd, data, options);
+  }
+
+  async function send(netFn: number, cmd: number, data: Buffer, options: CommandOptions): Promise<IpmiResponse> {
     if (options.signal?.aborted) throw abortError(options.signal, `IPMI command 0x${cmd.toString(16)} to ${channel.remote}`);
     const seq = allocateRqSeq();
     pendingSeqs.add(seq);
@@ -234,12 +232,36 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
   }
   scheduleKeepalive();
 
-  function finish(reason: string): void {
+  function finish(reason: string, releaseChannel = true): void {
     clearTimeout(keepaliveTimer);
     state = { kind: 'closed', reason };
-    channel.close();
+    if (releaseChannel) channel.close();
     openSessions.delete(session);
     for (const h of closeHandlers.splice(0)) h(reason);
+  }
+
+  function closeSessionRequest(deadlineMs: number): Promise<IpmiResponse> {
+    const id = Buffer.alloc(4);
+    id.writeUInt32LE(bmcSessionId);
+    return send(NetFn.app, CLOSE_SESSION_CMD, id, { deadlineMs });
+  }
+
+  /**
+   * A BMC that did not confirm Close Session (it stopped answering) keeps the slot until its own
+   * timeout; retry in the background for `lingerMs`, so a BMC that comes back gets its slot freed.
+   */
+  function linger(): void {
+    const until = Date.now() + lingerMs;
+    const attempt = (wait: number) => {
+      const timer = setTimeout(() => {
+        closeSessionRequest(Math.min(5000, Math.max(500, until - Date.now()))).then(
+          () => channel.close(),
+          () => (Date.now() < until ? attempt(Math.min(wait * 2, 5000)) : channel.close()),
+        );
+      }, wait);
+      timer.unref();
+    };
+    attempt(500);
   }
 
   let closing: Promise<void> | undefined;
@@ -269,13 +291,14 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
     close() {
       if (closing) return closing;
       if (state.kind !== 'established') return Promise.resolve();
-      const id = Buffer.alloc(4);
-      id.writeUInt32LE(bmcSessionId);
-      const ending = request(NetFn.app, CLOSE_SESSION_CMD, id, { deadlineMs: 2000 });
+      const ending = closeSessionRequest(2000);
       state = { kind: 'closing' };
       closing = ending.then(
         () => finish('closed'),
-        () => finish('closed (the BMC did not confirm Close Session)'),
+        () => {
+          finish('closed (the BMC did not confirm Close Session; retrying in the background)', lingerMs <= 0);
+          if (lingerMs > 0) linger();
+        },
       );
       return closing;
     },

@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+/** `metal-bmc`: the daemon and its tools. One line on stderr and a non-zero exit code on failure. */
+import { closeAllSessions } from '../ipmi/session.js';
+import { UsageError } from './args.js';
+import { bmcMain, describeError } from './bmc.js';
+
+const USAGE = `usage: metal-bmc <command> [options]
+
+commands:
+  serve     run the daemon (configured by METAL_BMC_* environment variables)
+  bmc       talk to one BMC: info, command, console
+  sim       run a simulated fleet of BMCs
+  lab       bring up a local lab (simulated fleet, nats-server, metal-api stand-in) and run the daemon on it
+
+run 'metal-bmc <command> --help' for a command's options`;
+
+type Main = (argv: string[], io: { stdout: NodeJS.WritableStream; env: NodeJS.ProcessEnv }) => Promise<number>;
+
+const COMMANDS: Record<string, () => Promise<Main>> = {
+  bmc: async () => bmcMain,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h') {
+    process.stdout.write(`${USAGE}\n`);
+    return command ? 0 : 2;
+  }
+  const load = COMMANDS[command];
+  if (!load) {
+    process.stderr.write(`metal-bmc: unknown command ${JSON.stringify(command)}\n${USAGE}\n`);
+    return 2;
+  }
+  try {
+    return await (await load())(rest, { stdout: process.stdout, env: process.env });
+  } catch (err) {
+    const usage = err instanceof UsageError || (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
+    process.stderr.write(`metal-bmc ${command}: ${usage ? '' : 'error: '}${describeError(err)}\n`);
+    return usage ? 2 : 1;
+  }
+}
+
+async function shutdown(code: number): Promise<never> {
+  await closeAllSessions();
+  process.exit(code);
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => void shutdown(130));
+}
+
+main(process.argv.slice(2)).then(shutdown, (err) => {
+  process.stderr.write(`metal-bmc: ${describeError(err)}\n`);
+  return shutdown(1);
+});

@@ -1,0 +1,133 @@
+/**
+ * The Outband interface over IPMI alone: one lazily opened RMCP+ session reused for every
+ * operation, reopened when the BMC dropped it, closed by `close()`.
+ */
+import type { Duplex } from 'node:stream';
+import { BmcError } from '../errors.js';
+import { chassisControl, chassisIdentify, getChassisStatus, getDeviceId, getSystemGuid, readFruData, setBootDevice, type BootDevice, type ChassisAction } from '../ipmi/commands.js';
+import { getPowerReading } from '../ipmi/dcmi.js';
+import { fruToMetalApi, parseFru } from '../ipmi/fru.js';
+import { guidToUuid, type GuidEncoding } from '../ipmi/guid.js';
+import { openSession, type IpmiSession, type SessionOptions } from '../ipmi/session.js';
+import { openSol } from '../ipmi/sol.js';
+import type { BmcReport, BootTarget, LedState, MetalFru, OperationOptions, Outband, PowerMetric } from './types.js';
+
+export interface IpmiOutbandOptions extends Omit<SessionOptions, 'signal'> {
+  /** how this BMC encodes Get System GUID; 'smbios' unless the vendor table says otherwise */
+  guidEncoding?: GuidEncoding;
+  vendor?: string;
+}
+
+const BOOT_DEVICES: Record<BootTarget, BootDevice> = { PXE: 'pxe', DISK: 'disk', BIOS: 'bios' };
+const LED_OF_IDENTIFY: Record<string, LedState> = { on: 'LED-ON', temporary: 'LED-ON', off: 'LED-OFF', unknown: '' };
+
+export interface IpmiOutband extends Outband {
+  /** the underlying session, opened on first use */
+  session(options?: OperationOptions): Promise<IpmiSession>;
+  chassis(action: ChassisAction, options?: OperationOptions): Promise<void>;
+}
+
+export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
+  const address = `${options.host}:${options.port ?? 623}`;
+  let current: Promise<IpmiSession> | undefined;
+  let closed = false;
+
+  function session(o: OperationOptions = {}): Promise<IpmiSession> {
+    if (closed) return Promise.reject(new BmcError('CLOSED', `connection to BMC ${address} is closed`));
+    if (current) {
+      const existing = current;
+      return existing.then((s) => (s.state.kind === 'established' ? s : reopen(o)));
+    }
+    return reopen(o);
+  }
+
+  function reopen(o: OperationOptions): Promise<IpmiSession> {
+    const opening = openSession({ ...options, ...(o.signal ? { signal: o.signal } : {}) });
+    current = opening;
+    opening.catch(() => {
+      if (current === opening) current = undefined;
+    });
+    return opening;
+  }
+
+  async function run<T>(o: OperationOptions | undefined, fn: (s: IpmiSession) => Promise<T>): Promise<T> {
+    const s = await session(o);
+    return fn(s);
+  }
+
+  const signalOf = (o?: OperationOptions) => (o?.signal ? { signal: o.signal } : {});
+
+  const outband: IpmiOutband = {
+    address,
+    vendor: options.vendor ?? 'unknown',
+    session,
+    async info(o) {
+      return run(o, async (s) => {
+        const missing: string[] = ['BIOSVersion: IPMI has no standard command for it', 'PowerSupplies: not available over IPMI'];
+        const device = await getDeviceId(s, signalOf(o));
+        const guid = await getSystemGuid(s, signalOf(o));
+        const status = await getChassisStatus(s, signalOf(o));
+        let fru: MetalFru = {};
+        try {
+          const parsed = parseFru(await readFruData(s, 0, signalOf(o)));
+          fru = fruToMetalApi(parsed);
+          for (const p of parsed.problems) missing.push(`FRU: ${p}`);
+        } catch (err) {
+          missing.push(`FRU: ${(err as Error).message}`);
+        }
+        let powerMetric: PowerMetric | undefined;
+        try {
+          powerMetric = await getPowerReading(s, signalOf(o));
+          if (!powerMetric) missing.push('PowerMetric: the BMC offers no active DCMI power reading');
+        } catch (err) {
+          missing.push(`PowerMetric: ${(err as Error).message}`);
+        }
+        const report: BmcReport = {
+          uuid: guidToUuid(guid, options.guidEncoding ?? 'smbios'),
+          bmcVersion: device.firmwareRevision,
+          biosVersion: '',
+          fru,
+          powerState: status.power === 'on' ? 'ON' : 'OFF',
+          indicatorLED: LED_OF_IDENTIFY[status.identify] ?? '',
+          powerSupplies: [],
+          source: 'ipmi',
+          missing,
+          ...(powerMetric ? { powerMetric } : {}),
+        };
+        return report;
+      });
+    },
+    chassis: (action, o) => run(o, (s) => chassisControl(s, action, signalOf(o))),
+    powerOn: (o) => outband.chassis('up', o),
+    powerOff: (o) => outband.chassis('down', o),
+    powerReset: (o) => outband.chassis('reset', o),
+    powerCycle: (o) =>
+      run(o, async (s) => {
+        // Power cycle is refused by many BMCs while the machine is off; power on is what the operator meant.
+        const status = await getChassisStatus(s, signalOf(o));
+        await chassisControl(s, status.power === 'on' ? 'cycle' : 'up', signalOf(o));
+      }),
+    bootFrom: (target, o) => run(o, (s) => setBootDevice(s, BOOT_DEVICES[target], { persistent: o?.persistent ?? false, uefi: o?.uefi ?? true }, signalOf(o))),
+    identify: (on, o) => run(o, (s) => chassisIdentify(s, on, signalOf(o))),
+    async openConsole(o): Promise<Duplex> {
+      // SOL gets a session of its own, so that console traffic and commands never share a lifetime.
+      const s = await openSession({ ...options, keepaliveMs: options.keepaliveMs ?? 20_000, ...signalOf(o) });
+      try {
+        return await openSol(s, { takeOver: o?.takeOver ?? false, closeSession: true, ...signalOf(o) });
+      } catch (err) {
+        await s.close();
+        throw err;
+      }
+    },
+    async updateFirmware(kind) {
+      throw new BmcError('UNSUPPORTED', `firmware update (${kind}) needs Redfish; BMC ${address} is driven over IPMI only`);
+    },
+    async close() {
+      closed = true;
+      const s = current;
+      current = undefined;
+      if (s) await s.then((x) => x.close()).catch(() => undefined);
+    },
+  };
+  return outband;
+}

@@ -1,0 +1,218 @@
+/**
+ * The native IPMI client against OpenIPMI's ipmi_sim, cross-checked with ipmitool.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chassisControl, getChassisStatus, getDeviceId, getSystemGuid } from '../../src/ipmi/commands.js';
+import { guidToUuid } from '../../src/ipmi/guid.js';
+import { openSession, openSessionCount, type SessionOptions } from '../../src/ipmi/session.js';
+import { Cmd } from '../../src/ipmi/commands.js';
+import { NetFn } from '../../src/ipmi/message.js';
+import { ipmiOutband } from '../../src/outband/ipmi.js';
+import { COMMAND_ACTIONS } from '../../src/commands/actions.js';
+import { isBmcError } from '../../src/errors.js';
+import { handMadeFru, startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
+import { startUdpProxy } from '../helpers/udp-proxy.js';
+import { freeUdpPort } from '../helpers/ports.js';
+
+const FRU_VALUES = {
+  chassisPart: 'CSE-819UTS',
+  chassisSerial: 'C8190LK22AB0123',
+  boardMfg: 'Supermicro',
+  boardProduct: 'X11DPT-B',
+  boardSerial: 'ZM19AS012345',
+  boardPart: 'X11DPT-B',
+  productMfg: 'Supermicro',
+  productName: 'SYS-2029BT-HNR',
+  productPart: 'SYS-2029BT-HNR',
+  productSerial: 'S12345678901234',
+};
+
+let sim: IpmiSim;
+const opts = (): SessionOptions => ({ host: sim.host, port: sim.port, user: sim.user, password: sim.password, cipherSuite: 3, retry: { deadlineMs: 5000 } });
+
+beforeAll(async () => {
+  sim = await startIpmiSim({ fru: handMadeFru(FRU_VALUES), firmware: [1, 0x74] });
+});
+
+afterAll(async () => {
+  await sim?.stop();
+});
+
+describe('session against ipmi_sim', () => {
+  it('establishes cipher suite 3, reads device id and GUID, and closes the session', async () => {
+    const before = await sim.activeSessions();
+    const s = await openSession(opts());
+    expect(await sim.activeSessions()).toBe(before + 1);
+    const id = await getDeviceId(s);
+    expect(id.firmwareRevision).toBe('1.74');
+    expect(id.manufacturerId).toBe(0x1291);
+    const guid = await getSystemGuid(s);
+    expect(guid.toString('hex')).toBe(sim.guidHex);
+    await s.close();
+    expect(s.state.kind).toBe('closed');
+    expect(await sim.activeSessions()).toBe(before);
+  });
+
+  it('with cipher suite auto, asks the BMC and picks 3 (ipmi_sim has no SHA-256 suites)', async () => {
+    const s = await openSession({ ...opts(), cipherSuite: 'auto' });
+    expect(s.cipherSuite).toBe(3);
+    await s.close();
+  });
+
+  it('reports cipher suite 17 as unsupported by this BMC, with a clear error', async () => {
+    const err = await openSession({ ...opts(), cipherSuite: 17 }).catch((e: unknown) => e);
+    expect(isBmcError(err, 'UNSUPPORTED')).toBe(true);
+    expect(String((err as Error).message)).toMatch(/cipher suite 17 refused/);
+  });
+
+  it('refuses cipher suite 0 unless explicitly allowed', async () => {
+    const err = await openSession({ ...opts(), cipherSuite: 0 }).catch((e: unknown) => e);
+    expect(isBmcError(err, 'INSECURE_REFUSED')).toBe(true);
+  });
+
+  it('shows the GUID as ipmitool does in its ipmi encoding, and converts it to the SMBIOS UUID', async () => {
+    const r = await sim.ipmitool(['mc', 'guid']);
+    const shown = /System GUID\s*:\s*([0-9a-f-]+)/.exec(r.stdout)?.[1];
+    const s = await openSession(opts());
+    const guid = await getSystemGuid(s);
+    await s.close();
+    expect(guidToUuid(guid, 'ipmi')).toBe(shown);
+    expect(guidToUuid(guid, 'smbios')).toBe('674523a1-ab89-efcd-a123-456789abcdef');
+  });
+});
+
+describe('commands cross-checked with ipmitool', () => {
+  it('powers on and off; ipmitool reads back what we set, and we read back what ipmitool set', async () => {
+    const s = await openSession(opts());
+    await chassisControl(s, 'up');
+    expect((await sim.ipmitool(['power', 'status'])).stdout).toMatch(/is on/);
+    expect((await sim.ipmitool(['power', 'off'])).code).toBe(0);
+    expect((await getChassisStatus(s)).power).toBe('off');
+    await s.close();
+  });
+
+  it('runs every machine command through the IPMI outband and the chassis sees it', async () => {
+    const bmc = ipmiOutband(opts());
+    const expectations: Array<[keyof typeof COMMAND_ACTIONS, string]> = [
+      ['ON', 'set power 1'],
+      ['OFF', 'set power 0'],
+      ['PXE', 'set boot pxe'],
+      ['DISK', 'set boot default'],
+      ['BIOS', 'set boot bios'],
+      ['LED-ON', 'set identify 0 1'],
+      ['LED-OFF', 'set identify 0 0'],
+    ];
+    for (const [cmd, line] of expectations) {
+      const before = sim.chassisLog().length;
+      await COMMAND_ACTIONS[cmd](bmc, {});
+      expect(sim.chassisLog().slice(before), cmd).toContain(line);
+    }
+    await bmc.close();
+  });
+
+  it('sets boot PXE so that ipmitool bootparam shows it', async () => {
+    const bmc = ipmiOutband(opts());
+    await bmc.bootFrom('PXE', { uefi: true });
+    await bmc.close();
+    expect(sim.chassisValue('boot')).toBe('pxe');
+  });
+
+  it('reads the FRU exactly as ipmitool fru print does', async () => {
+    const bmc = ipmiOutband(opts());
+    const report = await bmc.info();
+    await bmc.close();
+    const printed = (await sim.ipmitool(['fru', 'print', '0'])).stdout;
+    const field = (label: string) => new RegExp(`${label}\\s*:\\s*(.+)`).exec(printed)?.[1]?.trim();
+    expect(report.fru).toEqual({
+      board_mfg: field('Board Mfg'),
+      board_mfg_serial: field('Board Serial'),
+      board_part_number: field('Board Part Number'),
+      chassis_part_number: field('Chassis Part Number'),
+      chassis_part_serial: field('Chassis Serial'),
+      product_manufacturer: field('Product Manufacturer'),
+      product_part_number: field('Product Part Number'),
+      product_serial: field('Product Serial'),
+    });
+    expect(report.fru.board_mfg).toBe('Supermicro');
+    expect(report.uuid).toBe('674523a1-ab89-efcd-a123-456789abcdef');
+    expect(report.bmcVersion).toBe('1.74');
+  });
+});
+
+describe('failures', () => {
+  it('wrong password: AUTH_FAILED, no established session, and the next login works', async () => {
+    const err = await openSession({ ...opts(), password: 'wrong-password' }).catch((e: unknown) => e);
+    expect(isBmcError(err, 'AUTH_FAILED')).toBe(true);
+    expect(String((err as Error).message)).not.toContain('wrong-password');
+    expect(openSessionCount()).toBe(0);
+    const s = await openSession(opts());
+    expect((await getChassisStatus(s)).power).toMatch(/on|off/);
+    await s.close();
+  });
+
+  it('unreachable BMC: TIMEOUT within the deadline, naming the BMC', async () => {
+    const port = await freeUdpPort();
+    const started = Date.now();
+    const err = await openSession({ ...opts(), port, retry: { deadlineMs: 1500, attemptMs: 300 } }).catch((e: unknown) => e);
+    expect(isBmcError(err, 'TIMEOUT')).toBe(true);
+    expect((err as Error).message).toMatch(new RegExp(`127\\.0\\.0\\.1:${port} is unreachable`));
+    expect(Date.now() - started).toBeLessThan(4000);
+  });
+
+  it('survives 30 % packet loss in both directions and still closes its session', async () => {
+    let seed = 42;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const proxy = await startUdpProxy(sim.host, sim.port, random);
+    proxy.dropRate = 0.3;
+    const before = await sim.activeSessions();
+    const s = await openSession({ ...opts(), port: proxy.port, retry: { attemptMs: 150, deadlineMs: 8000, maxAttemptMs: 400 } });
+    for (let i = 0; i < 10; i++) expect((await getChassisStatus(s)).power).toMatch(/on|off/);
+    proxy.dropRate = 0;
+    await s.close();
+    expect(proxy.dropped).toBeGreaterThan(0);
+    expect(await sim.activeSessions()).toBe(before);
+    await proxy.close();
+  });
+
+  it('a BMC that stops answering mid-session: TIMEOUT, close returns, and the slot is freed once it answers again', async () => {
+    const proxy = await startUdpProxy(sim.host, sim.port);
+    const before = await sim.activeSessions();
+    const s = await openSession({ ...opts(), port: proxy.port, retry: { attemptMs: 200, deadlineMs: 1000, maxAttemptMs: 300 } });
+    proxy.blackhole = true;
+    const err = await getChassisStatus(s).catch((e: unknown) => e);
+    expect(isBmcError(err, 'TIMEOUT')).toBe(true);
+    const closeStarted = Date.now();
+    await s.close();
+    expect(Date.now() - closeStarted).toBeLessThan(3000);
+    expect(await sim.activeSessions()).toBe(before + 1);
+    proxy.blackhole = false;
+    const deadline = Date.now() + 10_000;
+    while ((await sim.activeSessions()) !== before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 300));
+    expect(await sim.activeSessions()).toBe(before);
+    await proxy.close();
+  });
+
+  it('a dead BMC does not delay a live one served from the same socket pool', async () => {
+    const deadPort = await freeUdpPort();
+    const dead = openSession({ ...opts(), port: deadPort, retry: { deadlineMs: 3000, attemptMs: 500 } }).catch((e: unknown) => e);
+    const started = Date.now();
+    const s = await openSession(opts());
+    await getChassisStatus(s);
+    await s.close();
+    const liveMs = Date.now() - started;
+    expect(isBmcError(await dead, 'TIMEOUT')).toBe(true);
+    expect(liveMs).toBeLessThan(Date.now() - started);
+  });
+
+  it('maps a non-zero completion code to a readable error', async () => {
+    const s = await openSession(opts());
+    const err = await s.command('Bogus', NetFn.app, 0x7f).catch((e: unknown) => e);
+    await s.close();
+    expect(isBmcError(err, 'COMPLETION_CODE')).toBe(true);
+    expect((err as Error).message).toMatch(/Bogus on BMC .*: invalid or unsupported command/);
+  });
+
+  it('keeps unanswered Activate Payload state honest: Cmd table matches the spec numbers', () => {
+    expect([Cmd.activatePayload, Cmd.deactivatePayload, Cmd.getSystemGuid]).toEqual([0x48, 0x49, 0x37]);
+  });
+});
