@@ -1,0 +1,90 @@
+/**
+ * Serial-over-LAN against ipmi_sim: its SOL is bridged to a TCP "serial port" the test owns,
+ * so the test plays the machine's side of the serial line.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cmd } from '../../src/ipmi/commands.js';
+import { NetFn } from '../../src/ipmi/message.js';
+import { openSession, type SessionOptions } from '../../src/ipmi/session.js';
+import { encodeActivateSol } from '../../src/ipmi/sol-packet.js';
+import { openSol } from '../../src/ipmi/sol.js';
+import { isBmcError } from '../../src/errors.js';
+import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
+import type { Duplex } from 'node:stream';
+
+let sim: IpmiSim;
+const opts = (): SessionOptions => ({ host: sim.host, port: sim.port, user: sim.user, password: sim.password, cipherSuite: 3, retry: { deadlineMs: 5000 } });
+
+beforeAll(async () => {
+  sim = await startIpmiSim();
+  await sim.serial.connected();
+});
+afterAll(async () => {
+  await sim?.stop();
+});
+
+function collect(stream: Duplex): () => string {
+  let text = '';
+  stream.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  return () => text;
+}
+
+async function until(check: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function solActive(): Promise<boolean> {
+  // Get Payload Activation Status (SOL) through ipmitool: capacity, then a bit per active instance.
+  const r = await sim.ipmitool(['raw', '0x06', '0x4a', '0x01']);
+  const bytes = r.stdout.trim().split(/\s+/).map((b) => parseInt(b, 16));
+  if (r.code !== 0 || bytes.length < 2) throw new Error(`cannot read SOL activation status: ${r.stderr}`);
+  return (bytes[1]! & 1) === 1;
+}
+
+describe('SOL', () => {
+  it('streams serial output to the client and typed input to the serial line, both ways', async () => {
+    const session = await openSession(opts());
+    const sol = await openSol(session, { closeSession: true });
+    const output = collect(sol);
+    sim.serial.write('Booting Linux...\r\nlogin: ');
+    await until(() => output().includes('login: '));
+    sol.write('root\r');
+    await until(() => sim.serial.received().toString().includes('root\r'));
+    // A burst larger than one SOL packet arrives whole and in order.
+    const burst = Array.from({ length: 400 }, (_, i) => `line ${i}\r\n`).join('');
+    sim.serial.write(burst);
+    await until(() => output().includes('line 399\r\n'), 10_000);
+    expect(output()).toContain(burst);
+    await new Promise<void>((resolve) => sol.end(resolve));
+    await until(() => session.state.kind === 'closed');
+  });
+
+  it('deactivates the payload when the stream ends, so the next client gets it without a takeover', async () => {
+    const s1 = await openSession(opts());
+    const sol1 = await openSol(s1, { closeSession: true });
+    expect(await solActive()).toBe(true);
+    await new Promise<void>((resolve) => sol1.end(resolve));
+    await until(() => s1.state.kind === 'closed');
+    expect(await solActive()).toBe(false);
+  });
+
+  it('a payload left active by a crashed client is BUSY, and taken over on request', async () => {
+    const crashed = await openSession(opts());
+    const r = await crashed.request(NetFn.app, Cmd.activatePayload, encodeActivateSol(1, true, true));
+    expect(r.completionCode).toBe(0);
+    // the crashed client never deactivates; a second client comes along
+    const s2 = await openSession(opts());
+    const err = await openSol(s2).catch((e: unknown) => e);
+    expect(isBmcError(err, 'BUSY')).toBe(true);
+    const sol = await openSol(s2, { takeOver: true, closeSession: true });
+    const output = collect(sol);
+    sim.serial.write('after takeover\r\n');
+    await until(() => output().includes('after takeover'));
+    await new Promise<void>((resolve) => sol.end(resolve));
+    await crashed.close();
+  });
+});
