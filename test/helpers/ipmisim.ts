@@ -39,6 +39,8 @@ export interface IpmiSimOptions {
   fru?: Buffer;
   /** major, minor (BCD) firmware revision for Get Device ID */
   firmware?: [number, number];
+  /** without the chassis_control script, ipmi_sim answers power status itself (no fork per query) */
+  chassisScript?: boolean;
 }
 
 function checksum(bytes: number[]): number {
@@ -103,7 +105,7 @@ set_working_mc 0x20
     allowed_auths_admin none md2 md5 straight
     guid ${guidHex}
   endlan
-  chassis_control "${script}"
+${options.chassisScript === false ? '' : `  chassis_control "${script}"`}
   sol "tcp:127.0.0.1:${serialPort}" 115200
   user 2 true "${user}" "${password}" admin 10 none md2 md5 straight
 `,

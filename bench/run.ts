@@ -1,0 +1,19 @@
+/**
+ * Runs the benchmarks: `npm run bench` for all, `npm run bench -- NAME [N]` for one.
+ * Each prints our figure beside a reference measured in the same run.
+ */
+import { benchIpmiPowerStatus } from './ipmi-power-status.js';
+
+const BENCHMARKS: Record<string, (n?: number) => Promise<void>> = {
+  'ipmi-power-status': benchIpmiPowerStatus,
+};
+
+const [name, count] = process.argv.slice(2);
+const selected = name ? { [name]: BENCHMARKS[name] } : BENCHMARKS;
+for (const [key, bench] of Object.entries(selected)) {
+  if (!bench) {
+    console.error(`unknown benchmark ${key}; known: ${Object.keys(BENCHMARKS).join(', ')}`);
+    process.exit(2);
+  }
+  await bench(count ? Number(count) : undefined);
+}
