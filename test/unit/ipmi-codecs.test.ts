@@ -67,7 +67,7 @@ describe('IPMI message framing', () => {
 
   it('rejects a flipped byte through the checksums', () => {
     const bytes = encodeResponse(decodeRequest(encodeRequest({ netFn: 6, cmd: 1, seq: 1, data: Buffer.alloc(0) })), 0, Buffer.from([1, 2, 3]));
-    bytes[8] ^= 0x40;
+    bytes[8] = bytes[8]! ^ 0x40;
     expect(() => decodeResponse(bytes)).toThrow(DecodeError);
   });
 

@@ -1,0 +1,150 @@
+/**
+ * Machine actions on the first ComputerSystem (or `systemPath`): reset, one-time or
+ * persistent boot override, identify LED.
+ */
+import { BmcError } from '../errors.js';
+import { checkMs, deadline, sleep } from './deadline.js';
+import { parseChassis, parseSystem, type ChassisInfo, type SystemInfo } from './parse.js';
+import { firstSystemPath, readActionInfoAllowable, readSystem } from './resources.js';
+import type { RedfishClient } from './session.js';
+
+export type ResetType = 'On' | 'ForceOff' | 'GracefulShutdown' | 'ForceRestart' | 'PowerCycle';
+export type BootOverrideTarget = 'Pxe' | 'Hdd' | 'BiosSetup';
+
+export type ActionClient = Pick<RedfishClient, 'get' | 'getReply' | 'post' | 'patch'>;
+
+export interface ActionOptions {
+  signal?: AbortSignal;
+  /** Skips the discovery of the first system (service root → Systems → first member). */
+  systemPath?: string;
+}
+
+export interface ResetOptions extends ActionOptions {
+  /** PowerCycle fallback: how long to wait for PowerState Off after ForceOff. Default 60 000. */
+  offTimeoutMs?: number;
+  /** PowerCycle fallback: PowerState poll interval. Default 1000. */
+  pollMs?: number;
+}
+
+export interface BootOverrideOptions extends ActionOptions {
+  /** Continuous instead of Once. Default false. */
+  persistent?: boolean;
+  /** UEFI (true) or Legacy (false); sent only when the system exposes BootSourceOverrideMode. */
+  uefi?: boolean;
+}
+
+const RESET_TYPES: readonly ResetType[] = ['On', 'ForceOff', 'GracefulShutdown', 'ForceRestart', 'PowerCycle'];
+const BOOT_TARGETS: readonly BootOverrideTarget[] = ['Pxe', 'Hdd', 'BiosSetup'];
+
+async function systemPath(client: ActionClient, options: ActionOptions): Promise<string> {
+  return options.systemPath ?? firstSystemPath(client, options);
+}
+
+async function readWithEtag(client: ActionClient, path: string, signal: AbortSignal | undefined): Promise<{ body: unknown; etag: string | null }> {
+  const res = await client.getReply(path, { signal });
+  const tag = res.headers.etag;
+  return { body: res.body, etag: tag ?? null };
+}
+
+export async function reset(client: ActionClient, type: ResetType, options: ResetOptions = {}): Promise<void> {
+  if (!RESET_TYPES.includes(type)) throw new BmcError('INVALID_ARGUMENT', `unknown reset type ${String(type)}`);
+  const offTimeoutMs = checkMs('offTimeoutMs', options.offTimeoutMs, 60_000);
+  const pollMs = checkMs('pollMs', options.pollMs, 1000, 60_000);
+  const { signal } = options;
+  const path = await systemPath(client, options);
+  const system = await readSystem(client, path, { signal });
+  const target = system.reset?.target;
+  if (target === undefined) throw new BmcError('UNSUPPORTED', `${path} has no #ComputerSystem.Reset action`);
+  let allowable = system.reset?.allowable;
+  if (allowable === undefined && system.reset?.actionInfo !== undefined) {
+    allowable = await readActionInfoAllowable(client, system.reset.actionInfo, 'ResetType', { signal }).catch(() => undefined);
+  }
+  const allowed = (t: string): boolean => allowable === undefined || allowable.includes(t);
+  const post = async (t: string): Promise<void> => {
+    await client.post(target, { ResetType: t }, { signal });
+  };
+  if (allowed(type)) return post(type);
+  const on = allowed('On') ? 'On' : allowed('ForceOn') ? 'ForceOn' : undefined;
+  if (type === 'On' && on !== undefined) return post(on);
+  if (type === 'PowerCycle' && on !== undefined && allowed('ForceOff')) {
+    if (system.powerState !== 'Off') {
+      await post('ForceOff');
+      await waitForPowerState(client, path, 'Off', { signal, timeoutMs: offTimeoutMs, pollMs });
+    }
+    return post(on);
+  }
+  throw new BmcError('UNSUPPORTED', `${path}: ResetType ${type} not allowed (allowed: ${(allowable ?? []).join(', ')})`);
+}
+
+/** Polls the system until PowerState equals `state`; read failures in between are tolerated until the deadline. */
+export async function waitForPowerState(
+  client: ActionClient,
+  path: string,
+  state: string,
+  options: { signal?: AbortSignal; timeoutMs: number; pollMs: number },
+): Promise<void> {
+  const what = `waiting for PowerState ${state} of ${path}`;
+  const dl = deadline(options.timeoutMs, what, options.signal);
+  try {
+    for (;;) {
+      try {
+        if ((await readSystem(client, path, { signal: dl.signal })).powerState === state) return;
+      } catch (err) {
+        if (dl.signal.aborted) break;
+        if (!(err instanceof BmcError) || ['ABORTED', 'AUTH_FAILED', 'CLOSED'].includes(err.code)) throw err;
+      }
+      await sleep(options.pollMs, dl.signal, what);
+    }
+    await sleep(0, dl.signal, what); // throws the deadline's error
+  } finally {
+    dl.dispose();
+  }
+}
+
+export async function setBootOverride(client: ActionClient, target: BootOverrideTarget, options: BootOverrideOptions = {}): Promise<void> {
+  if (!BOOT_TARGETS.includes(target)) throw new BmcError('INVALID_ARGUMENT', `unknown boot target ${String(target)}`);
+  const { signal } = options;
+  const path = await systemPath(client, options);
+  const { body, etag } = await readWithEtag(client, path, signal);
+  const system = parseSystem(body);
+  const allowable = system.boot?.overrideTargetAllowable;
+  if (allowable !== undefined && !allowable.includes(target)) {
+    throw new BmcError('UNSUPPORTED', `${path}: boot target ${target} not allowed (allowed: ${allowable.join(', ')})`);
+  }
+  const boot: Record<string, string> = {
+    BootSourceOverrideEnabled: options.persistent === true ? 'Continuous' : 'Once',
+    BootSourceOverrideTarget: target,
+  };
+  if (system.boot?.overrideMode !== undefined && options.uefi !== undefined) boot.BootSourceOverrideMode = options.uefi ? 'UEFI' : 'Legacy';
+  await client.patch(path, { Boot: boot }, { signal, etag: etag ?? system.etag ?? null });
+}
+
+function ledBody(resource: SystemInfo | ChassisInfo, on: boolean): Record<string, unknown> | undefined {
+  if (resource.locationIndicatorActive !== undefined) return { LocationIndicatorActive: on };
+  if (resource.indicatorLED !== undefined) return { IndicatorLED: on ? 'Lit' : 'Off' };
+  return undefined;
+}
+
+/** Identify LED: the system's LocationIndicatorActive, else its IndicatorLED, else the same on its first chassis. */
+export async function setIndicator(client: ActionClient, on: boolean, options: ActionOptions = {}): Promise<void> {
+  const { signal } = options;
+  const path = await systemPath(client, options);
+  const sys = await readWithEtag(client, path, signal);
+  const system = parseSystem(sys.body);
+  const body = ledBody(system, on);
+  if (body !== undefined) {
+    await client.patch(path, body, { signal, etag: sys.etag ?? system.etag ?? null });
+    return;
+  }
+  const chassisPath = system.chassis[0];
+  if (chassisPath !== undefined) {
+    const ch = await readWithEtag(client, chassisPath, signal);
+    const chassis = parseChassis(ch.body);
+    const chassisBody = ledBody(chassis, on);
+    if (chassisBody !== undefined) {
+      await client.patch(chassisPath, chassisBody, { signal, etag: ch.etag ?? chassis.etag ?? null });
+      return;
+    }
+  }
+  throw new BmcError('UNSUPPORTED', `${path}: neither the system nor its chassis has LocationIndicatorActive or IndicatorLED`);
+}

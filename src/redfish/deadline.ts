@@ -1,0 +1,65 @@
+/**
+ * A deadline combined with the caller's AbortSignal. Like
+ * `AbortSignal.any([caller, AbortSignal.timeout(ms)])`, but the timer and the listener on
+ * the (possibly long-lived) caller signal are released by `dispose()`, so thousands of
+ * requests under one daemon-wide signal leave nothing behind.
+ */
+import { setTimeout as sleepFor } from 'node:timers/promises';
+import { BmcError, abortError } from '../errors.js';
+
+export interface Deadline {
+  readonly signal: AbortSignal;
+  dispose(): void;
+}
+
+export function deadline(ms: number, what: string, caller?: AbortSignal): Deadline {
+  const controller = new AbortController();
+  if (caller?.aborted) {
+    controller.abort(caller.reason);
+    return { signal: controller.signal, dispose: () => undefined };
+  }
+  const timer = setTimeout(() => controller.abort(new BmcError('TIMEOUT', `${what}: no answer within ${ms} ms`)), ms);
+  timer.unref();
+  const onAbort = (): void => controller.abort(caller?.reason);
+  caller?.addEventListener('abort', onAbort, { once: true });
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      clearTimeout(timer);
+      caller?.removeEventListener('abort', onAbort);
+    },
+  };
+}
+
+/** Throws the BmcError for an aborted signal (TIMEOUT for deadlines, ABORTED for the caller). */
+export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw abortError(signal, what);
+}
+
+/** Waits `ms`, rejecting with a BmcError when `signal` fires first. */
+export async function sleep(ms: number, signal: AbortSignal | undefined, what: string): Promise<void> {
+  throwIfAborted(signal, what);
+  try {
+    await sleepFor(ms, undefined, signal === undefined ? undefined : { signal });
+  } catch (err) {
+    if (signal?.aborted) throw abortError(signal, what);
+    throw err;
+  }
+}
+
+/** Validates a named timeout once, when an object is built: a positive integer up to `max`. */
+export function checkMs(name: string, value: number | undefined, fallback: number, max = 24 * 3600_000): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v <= 0 || v > max) {
+    throw new BmcError('INVALID_ARGUMENT', `${name} must be an integer between 1 and ${max} ms, got ${String(value)}`);
+  }
+  return v;
+}
+
+export function checkCount(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new BmcError('INVALID_ARGUMENT', `${name} must be an integer between ${min} and ${max}, got ${String(value)}`);
+  }
+  return v;
+}

@@ -1,0 +1,103 @@
+/**
+ * Redfish-specific error construction: HTTP statuses and Redfish error bodies become
+ * `BmcError`s, undici and socket errors are classified, secrets are scrubbed.
+ */
+import { STATUS_CODES } from 'node:http';
+import { BmcError } from '../errors.js';
+import { arr, obj, str } from './json.js';
+
+const MAX_MESSAGE_CHARS = 600;
+
+/** `error.message` plus every `error["@Message.ExtendedInfo"][].Message` of a Redfish error body. */
+export function redfishErrorText(body: unknown): string | undefined {
+  const error = obj(body, 'error');
+  const parts: string[] = [];
+  const main = str(error, 'message');
+  if (main !== undefined && main.trim() !== '') parts.push(main.trim());
+  for (const info of arr(error, '@Message.ExtendedInfo') ?? []) {
+    const m = str(info, 'Message');
+    if (m !== undefined && m.trim() !== '' && !parts.includes(m.trim())) parts.push(m.trim());
+  }
+  return parts.length === 0 ? undefined : parts.join('; ');
+}
+
+/** Messages of a Task or of a Redfish message array (`Messages[].Message`). */
+export function messagesText(resource: unknown): string | undefined {
+  const parts = (arr(resource, 'Messages') ?? [])
+    .map((m) => str(m, 'Message'))
+    .filter((m): m is string => m !== undefined && m.trim() !== '');
+  return parts.length === 0 ? undefined : parts.join('; ');
+}
+
+/** Replaces every secret (password, token, basic credentials) by `[redacted]` and bounds the length. */
+export function scrub(text: string, secrets: Iterable<string>): string {
+  let out = text;
+  for (const s of secrets) if (s.length >= 3) out = out.split(s).join('[redacted]');
+  return out.length > MAX_MESSAGE_CHARS ? `${out.slice(0, MAX_MESSAGE_CHARS)}…` : out;
+}
+
+export function httpError(method: string, path: string, status: number, body: unknown, secrets: Iterable<string>): BmcError {
+  const detail = redfishErrorText(body) ?? STATUS_CODES[status] ?? 'unknown status';
+  const code = status === 401 || status === 403 ? 'AUTH_FAILED' : 'HTTP';
+  return new BmcError(code, scrub(`${method} ${path}: HTTP ${status}: ${detail}`, secrets), { httpStatus: status });
+}
+
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'ETIMEDOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+]);
+
+/** Connection failures worth one more try for an idempotent request. */
+const RETRYABLE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'UND_ERR_SOCKET']);
+
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export function isRetryableNetworkError(err: unknown): boolean {
+  const code = errorCode(err);
+  return !(err instanceof BmcError) && code !== undefined && RETRYABLE_CODES.has(code);
+}
+
+function isTlsVerification(code: string): boolean {
+  return (
+    code.startsWith('ERR_TLS_CERT') ||
+    code.startsWith('CERT_') ||
+    code.includes('SELF_SIGNED') ||
+    code.startsWith('UNABLE_TO_') ||
+    code === 'HOSTNAME_MISMATCH'
+  );
+}
+
+/** Classifies a transport failure that is not an abort (aborts are mapped by the caller). */
+export function transportError(what: string, err: unknown, secrets: Iterable<string>): BmcError {
+  if (err instanceof BmcError) return err;
+  const code = errorCode(err) ?? '';
+  const message = scrub(err instanceof Error ? err.message : String(err), secrets);
+  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return new BmcError('TIMEOUT', `${what}: timed out (${code})`, { cause: err });
+  }
+  if (isTlsVerification(code)) {
+    return new BmcError('AUTH_FAILED', `${what}: TLS certificate not trusted (${code})`, { cause: err });
+  }
+  if (code === 'UND_ERR_DESTROYED' || code === 'UND_ERR_CLOSED') {
+    return new BmcError('CLOSED', `${what}: client closed`, { cause: err });
+  }
+  if (NETWORK_CODES.has(code) || code.startsWith('ERR_SSL') || code === 'EPROTO' || code.startsWith('ERR_TLS')) {
+    return new BmcError('CLOSED', `${what}: connection failed (${code}: ${message})`, { cause: err });
+  }
+  if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
+    return new BmcError('PROTOCOL', `${what}: request body length mismatch`, { cause: err });
+  }
+  return new BmcError('PROTOCOL', `${what}: ${code === '' ? '' : `${code}: `}${message}`, { cause: err });
+}

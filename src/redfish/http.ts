@@ -1,0 +1,255 @@
+/**
+ * The HTTP transport to one BMC: an undici Pool per origin (keep-alive, at most
+ * `connections` requests in flight), a TLS policy, one deadline per request combined
+ * with the caller's signal, retries for idempotent GETs, same-origin redirects for GETs,
+ * Redfish error bodies turned into BmcErrors. Knows nothing about authentication:
+ * the session layer passes headers and registers the secrets to scrub.
+ */
+import type { Readable } from 'node:stream';
+import { Pool } from 'undici';
+import { BmcError, abortError } from '../errors.js';
+import { checkCount, checkMs, deadline, sleep } from './deadline.js';
+import { httpError, isRetryableNetworkError, scrub, transportError } from './http-errors.js';
+import { tlsConnector, tlsPolicy, type TlsOptions } from './tls.js';
+
+export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+
+export interface TransportOptions extends TlsOptions {
+  host: string;
+  port?: number;
+  /** Deadline of one request (all retries and redirects included). Default 10 000. */
+  timeoutMs?: number;
+  /** TCP connect plus TLS handshake. Default: timeoutMs. */
+  connectTimeoutMs?: number;
+  /** Concurrent requests (connections) to this BMC. Default 2. */
+  connections?: number;
+  /** Extra attempts for GETs after a network error or 502/503/504. Default 2. */
+  retries?: number;
+  /** First retry delay, doubled per attempt. Default 200. */
+  retryBackoffMs?: number;
+  /** Largest response body accepted. Default 16 MiB. */
+  maxResponseBytes?: number;
+}
+
+export interface HttpRequest {
+  method: HttpMethod;
+  /** `/redfish/v1/...`, or an absolute URL of the same origin; a `#fragment` is dropped. */
+  path: string;
+  headers?: Record<string, string>;
+  /** Sent as application/json. */
+  json?: unknown;
+  /** A streamed body (never retried); set `headers['content-type']` yourself. */
+  stream?: Readable;
+  signal?: AbortSignal;
+  /** Overrides the transport's deadline for this request (uploads). */
+  timeoutMs?: number;
+}
+
+export interface HttpResponse {
+  status: number;
+  /** Lower-case names; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  /** Parsed JSON, or undefined for an empty body. */
+  body: unknown;
+}
+
+export interface HttpTransport {
+  readonly origin: string;
+  readonly timeoutMs: number;
+  request(req: HttpRequest): Promise<HttpResponse>;
+  /** Strings that must never appear in an error message (password, token). */
+  addSecret(secret: string): void;
+  /** Graceful close, then destroy after `graceMs`. Never throws. */
+  close(graceMs?: number): Promise<void>;
+}
+
+const MAX_REDIRECTS = 3;
+const RETRY_STATUSES = new Set([502, 503, 504]);
+
+export function originOf(host: string, port: number): string {
+  const h = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  return port === 443 ? `https://${h}` : `https://${h}:${port}`;
+}
+
+/** Path (with query, without fragment) of `pathOrUrl` if it belongs to `origin`. */
+export function resolvePath(origin: string, pathOrUrl: string, base?: string): string | undefined {
+  if (base === undefined && !pathOrUrl.startsWith('/') && !/^https?:\/\//i.test(pathOrUrl)) return undefined;
+  let url: URL;
+  try {
+    url = new URL(pathOrUrl, base === undefined ? origin : new URL(base, origin));
+  } catch {
+    return undefined;
+  }
+  return url.origin === new URL(origin).origin ? url.pathname + url.search : undefined;
+}
+
+function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+  return out;
+}
+
+async function readText(body: AsyncIterable<Buffer>, max: number, what: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > max) throw new BmcError('DECODE', `${what}: response larger than ${max} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+type PoolResponse = Awaited<ReturnType<Pool['request']>>;
+
+/**
+ * Rejects with the signal's reason as soon as it fires. undici settles a request that is
+ * still queued for a connection only once that connection is up or failed; we do not wait
+ * for that. A response that arrives later anyway is discarded.
+ */
+function raceAbort(pending: Promise<PoolResponse>, signal: AbortSignal): Promise<PoolResponse> {
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      reject(signal.reason);
+      pending.then((r) => r.body.destroy(), () => undefined);
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    pending.then(
+      (r) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(r);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+export function createTransport(options: TransportOptions): HttpTransport {
+  if (typeof options.host !== 'string' || options.host === '' || /[/\s@]/.test(options.host)) {
+    throw new BmcError('INVALID_ARGUMENT', `host must be a host name or IP address, got ${JSON.stringify(options.host)}`);
+  }
+  const port = checkCount('port', options.port, 443, 1, 65535);
+  const timeoutMs = checkMs('timeoutMs', options.timeoutMs, 10_000);
+  const connectTimeoutMs = checkMs('connectTimeoutMs', options.connectTimeoutMs, timeoutMs);
+  const connections = checkCount('connections', options.connections, 2, 1, 64);
+  const retries = checkCount('retries', options.retries, 2, 0, 10);
+  const backoffMs = checkMs('retryBackoffMs', options.retryBackoffMs, 200, 60_000);
+  const maxBytes = checkCount('maxResponseBytes', options.maxResponseBytes, 16 << 20, 1024, 1 << 30);
+  const origin = originOf(options.host, port);
+  const pool = new Pool(origin, {
+    connections,
+    pipelining: 1,
+    connect: tlsConnector(tlsPolicy(options), connectTimeoutMs),
+    keepAliveTimeout: 10_000,
+    keepAliveMaxTimeout: 60_000,
+    // Our deadline signal bounds every phase; undici's own timers would only duplicate it.
+    headersTimeout: 0,
+    bodyTimeout: 0,
+  });
+  const secrets = new Set<string>();
+  let closed = false;
+
+  async function request(req: HttpRequest): Promise<HttpResponse> {
+    const firstPath = resolvePath(origin, req.path);
+    if (firstPath === undefined) throw new BmcError('INVALID_ARGUMENT', `not a path of ${origin}: ${scrub(req.path, secrets)}`);
+    const what = `${req.method} ${firstPath}`;
+    if (closed) throw new BmcError('CLOSED', `${what}: client closed`);
+    const idempotent = req.method === 'GET' && req.stream === undefined;
+    const headers: Record<string, string> = { accept: 'application/json', 'odata-version': '4.0', ...req.headers };
+    let payload: Buffer | Readable | undefined = req.stream;
+    if (req.json !== undefined) {
+      payload = Buffer.from(JSON.stringify(req.json), 'utf8');
+      headers['content-type'] = 'application/json';
+    }
+    const ms = req.timeoutMs === undefined ? timeoutMs : checkMs('timeoutMs', req.timeoutMs, timeoutMs);
+    const dl = deadline(ms, what, req.signal);
+    let path = firstPath;
+    let attempt = 0;
+    let redirects = 0;
+    try {
+      for (;;) {
+        let res: PoolResponse;
+        try {
+          res = await raceAbort(pool.request({ path, method: req.method, headers, body: payload ?? null, signal: dl.signal }), dl.signal);
+        } catch (err) {
+          if (idempotent && attempt < retries && !dl.signal.aborted && isRetryableNetworkError(err)) {
+            attempt += 1;
+            await sleep(backoffMs * 2 ** (attempt - 1), dl.signal, what);
+            continue;
+          }
+          throw err;
+        }
+        const status = res.statusCode;
+        const resHeaders = flattenHeaders(res.headers);
+        if (status >= 300 && status < 400 && status !== 304) {
+          await res.body.dump();
+          if (!idempotent) throw new BmcError('PROTOCOL', `${what}: unexpected redirect (HTTP ${status})`, { httpStatus: status });
+          redirects += 1;
+          if (redirects > MAX_REDIRECTS) {
+            throw new BmcError('PROTOCOL', `redirect loop at ${firstPath}: more than ${MAX_REDIRECTS} redirects`, { httpStatus: status });
+          }
+          const next = resHeaders.location === undefined ? undefined : resolvePath(origin, resHeaders.location, path);
+          if (next === undefined) throw new BmcError('PROTOCOL', `${what}: redirect without a same-origin Location`, { httpStatus: status });
+          path = next;
+          continue;
+        }
+        if (idempotent && RETRY_STATUSES.has(status) && attempt < retries) {
+          await res.body.dump();
+          attempt += 1;
+          await sleep(backoffMs * 2 ** (attempt - 1), dl.signal, what);
+          continue;
+        }
+        const text = await readText(res.body, maxBytes, what);
+        let body: unknown;
+        let malformed = false;
+        if (text.trim() !== '') {
+          try {
+            body = JSON.parse(text) as unknown;
+          } catch {
+            malformed = true;
+          }
+        }
+        if (status >= 400) throw httpError(req.method, path, status, body, secrets);
+        if (malformed) throw new BmcError('DECODE', `${what}: malformed JSON in the response for ${path}`);
+        return { status, headers: resHeaders, body };
+      }
+    } catch (err) {
+      if (err instanceof BmcError) throw err;
+      if (dl.signal.aborted) throw abortError(dl.signal, what);
+      throw transportError(what, err, secrets);
+    } finally {
+      dl.dispose();
+    }
+  }
+
+  async function close(graceMs = 1000): Promise<void> {
+    closed = true;
+    if (pool.destroyed) return;
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), graceMs);
+    });
+    try {
+      const outcome = await Promise.race([pool.close().then(() => 'done' as const), grace]);
+      if (outcome === 'late') await pool.destroy();
+    } catch {
+      await pool.destroy().catch(() => undefined);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  return {
+    origin,
+    timeoutMs,
+    request,
+    addSecret: (s) => {
+      if (s !== '') secrets.add(s);
+    },
+    close,
+  };
+}

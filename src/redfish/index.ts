@@ -1,0 +1,17 @@
+/** The Redfish client: transport, session, typed reads, inventory, actions, firmware updates. */
+export { openRedfish, SESSIONS_PATH } from './session.js';
+export type { AuthMode, PatchOptions, RedfishClient, RedfishOptions, RedfishReply, RequestOptions } from './session.js';
+export { createTransport, originOf, resolvePath } from './http.js';
+export type { HttpMethod, HttpRequest, HttpResponse, HttpTransport, TransportOptions } from './http.js';
+export { normalizeFingerprint } from './tls.js';
+export type { TlsOptions } from './tls.js';
+export * from './resources.js';
+export * from './parse.js';
+export { readInventory } from './inventory.js';
+export type { RedfishInventory } from './inventory.js';
+export { reset, setBootOverride, setIndicator, waitForPowerState } from './actions.js';
+export type { ActionClient, ActionOptions, BootOverrideOptions, BootOverrideTarget, ResetOptions, ResetType } from './actions.js';
+export { pushUpdate, simpleUpdate } from './update.js';
+export type { PushUpdateOptions, SimpleUpdateOptions, UpdateClient, UpdateOptions, UpdateResult } from './update.js';
+export { taskLocation, waitForTask } from './task.js';
+export type { TaskProgress, WaitForTaskOptions } from './task.js';

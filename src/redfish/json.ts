@@ -1,0 +1,71 @@
+/**
+ * Total, type-checking accessors over untrusted JSON. A value of the wrong type is
+ * treated as absent (`undefined`); nothing here throws, whatever the input.
+ */
+export type JsonObject = Record<string, unknown>;
+
+export function asObject(value: unknown): JsonObject | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as JsonObject) : undefined;
+}
+
+/** An own property only: keys such as `__proto__` or `constructor` never reach the prototype. */
+export function prop(object: unknown, key: string): unknown {
+  const o = asObject(object);
+  return o !== undefined && Object.hasOwn(o, key) ? o[key] : undefined;
+}
+
+export function str(object: unknown, key: string): string | undefined {
+  const v = prop(object, key);
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function num(object: unknown, key: string): number | undefined {
+  const v = prop(object, key);
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+export function bool(object: unknown, key: string): boolean | undefined {
+  const v = prop(object, key);
+  return typeof v === 'boolean' ? v : undefined;
+}
+
+export function obj(object: unknown, key: string): JsonObject | undefined {
+  return asObject(prop(object, key));
+}
+
+/** An array of strings; non-string entries are dropped, a non-array is absent. */
+export function strArray(object: unknown, key: string): string[] | undefined {
+  const v = prop(object, key);
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : undefined;
+}
+
+export function arr(object: unknown, key: string): unknown[] | undefined {
+  const v = prop(object, key);
+  return Array.isArray(v) ? v : undefined;
+}
+
+/** `{"@odata.id": "/redfish/v1/..."}` → the path, or undefined. */
+export function odataId(value: unknown): string | undefined {
+  const id = str(value, '@odata.id');
+  return id !== undefined && id.length > 0 ? id : undefined;
+}
+
+/** A navigation property: `object[key]["@odata.id"]`. */
+export function link(object: unknown, key: string): string | undefined {
+  return odataId(prop(object, key));
+}
+
+/** An array of navigation references: `object[key][]["@odata.id"]`; a single reference counts as one. */
+export function links(object: unknown, key: string): string[] {
+  const v = prop(object, key);
+  if (Array.isArray(v)) return v.map(odataId).filter((x): x is string => x !== undefined);
+  const single = odataId(v);
+  return single === undefined ? [] : [single];
+}
+
+/** Drops undefined-valued keys so that results compare cleanly and log compactly. */
+export function compact<T extends object>(value: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = v;
+  return out as T;
+}

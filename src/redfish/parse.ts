@@ -1,0 +1,279 @@
+/**
+ * Pure, total parsers of Redfish resources into typed views. Every field is optional
+ * and type-checked: a value of the wrong type is absent. Any JSON value in, a value out.
+ */
+import { arr, asObject, bool, compact, link, links, num, obj, odataId, prop, str, strArray } from './json.js';
+
+export interface ServiceRoot {
+  redfishVersion?: string;
+  uuid?: string;
+  vendor?: string;
+  product?: string;
+  systems?: string;
+  chassis?: string;
+  managers?: string;
+  sessionService?: string;
+  sessions?: string;
+  updateService?: string;
+  taskService?: string;
+}
+
+export interface BootInfo {
+  overrideEnabled?: string;
+  overrideTarget?: string;
+  overrideTargetAllowable?: string[];
+  overrideMode?: string;
+  overrideModeAllowable?: string[];
+}
+
+export interface ResetAction {
+  target?: string;
+  allowable?: string[];
+  actionInfo?: string;
+}
+
+export interface SystemInfo {
+  path?: string;
+  id?: string;
+  etag?: string;
+  uuid?: string;
+  powerState?: string;
+  biosVersion?: string;
+  indicatorLED?: string;
+  locationIndicatorActive?: boolean;
+  manufacturer?: string;
+  model?: string;
+  serialNumber?: string;
+  partNumber?: string;
+  sku?: string;
+  boot?: BootInfo;
+  reset?: ResetAction;
+  /** Links.Chassis */
+  chassis: string[];
+  /** Links.ManagedBy */
+  managedBy: string[];
+}
+
+export interface ManagerInfo {
+  path?: string;
+  id?: string;
+  uuid?: string;
+  firmwareVersion?: string;
+  manufacturer?: string;
+  model?: string;
+  managerType?: string;
+}
+
+export interface ChassisInfo {
+  path?: string;
+  id?: string;
+  etag?: string;
+  manufacturer?: string;
+  model?: string;
+  partNumber?: string;
+  serialNumber?: string;
+  sku?: string;
+  powerState?: string;
+  indicatorLED?: string;
+  locationIndicatorActive?: boolean;
+  power?: string;
+  powerSubsystem?: string;
+  environmentMetrics?: string;
+  computerSystems: string[];
+  managedBy: string[];
+}
+
+export interface PowerMetrics {
+  averageConsumedWatts?: number;
+  minConsumedWatts?: number;
+  maxConsumedWatts?: number;
+  intervalInMin?: number;
+}
+
+export interface PowerSupplyStatus {
+  path?: string;
+  name?: string;
+  health?: string;
+  state?: string;
+}
+
+export interface PowerInfo {
+  consumedWatts?: number;
+  metrics?: PowerMetrics;
+  supplies: PowerSupplyStatus[];
+}
+
+export interface UpdateServiceInfo {
+  serviceEnabled?: boolean;
+  simpleUpdateTarget?: string;
+  simpleUpdateActionInfo?: string;
+  multipartHttpPushUri?: string;
+  httpPushUri?: string;
+}
+
+export interface TaskInfo {
+  path?: string;
+  state?: string;
+  status?: string;
+  percent?: number;
+  messages?: string[];
+}
+
+export function parseCollection(json: unknown): { members: string[]; nextLink?: string } {
+  return compact({ members: links(json, 'Members'), nextLink: str(json, 'Members@odata.nextLink') });
+}
+
+export function parseServiceRoot(json: unknown): ServiceRoot {
+  return compact({
+    redfishVersion: str(json, 'RedfishVersion'),
+    uuid: str(json, 'UUID'),
+    vendor: str(json, 'Vendor'),
+    product: str(json, 'Product'),
+    systems: link(json, 'Systems'),
+    chassis: link(json, 'Chassis'),
+    managers: link(json, 'Managers'),
+    sessionService: link(json, 'SessionService'),
+    sessions: link(obj(json, 'Links'), 'Sessions'),
+    updateService: link(json, 'UpdateService'),
+    taskService: link(json, 'Tasks'),
+  });
+}
+
+function parseBoot(json: unknown): BootInfo | undefined {
+  const boot = obj(json, 'Boot');
+  if (boot === undefined) return undefined;
+  return compact({
+    overrideEnabled: str(boot, 'BootSourceOverrideEnabled'),
+    overrideTarget: str(boot, 'BootSourceOverrideTarget'),
+    overrideTargetAllowable: strArray(boot, 'BootSourceOverrideTarget@Redfish.AllowableValues'),
+    overrideMode: str(boot, 'BootSourceOverrideMode'),
+    overrideModeAllowable: strArray(boot, 'BootSourceOverrideMode@Redfish.AllowableValues'),
+  });
+}
+
+function parseReset(json: unknown): ResetAction | undefined {
+  const action = obj(obj(json, 'Actions'), '#ComputerSystem.Reset');
+  if (action === undefined) return undefined;
+  return compact({
+    target: str(action, 'target'),
+    allowable: strArray(action, 'ResetType@Redfish.AllowableValues'),
+    actionInfo: str(action, '@Redfish.ActionInfo'),
+  });
+}
+
+export function parseSystem(json: unknown): SystemInfo {
+  const l = obj(json, 'Links');
+  return compact({
+    path: odataId(json),
+    id: str(json, 'Id'),
+    etag: str(json, '@odata.etag'),
+    uuid: str(json, 'UUID'),
+    powerState: str(json, 'PowerState'),
+    biosVersion: str(json, 'BiosVersion'),
+    indicatorLED: str(json, 'IndicatorLED'),
+    locationIndicatorActive: bool(json, 'LocationIndicatorActive'),
+    manufacturer: str(json, 'Manufacturer'),
+    model: str(json, 'Model'),
+    serialNumber: str(json, 'SerialNumber'),
+    partNumber: str(json, 'PartNumber'),
+    sku: str(json, 'SKU'),
+    boot: parseBoot(json),
+    reset: parseReset(json),
+    chassis: links(l, 'Chassis'),
+    managedBy: links(l, 'ManagedBy'),
+  });
+}
+
+export function parseManager(json: unknown): ManagerInfo {
+  return compact({
+    path: odataId(json),
+    id: str(json, 'Id'),
+    uuid: str(json, 'UUID'),
+    firmwareVersion: str(json, 'FirmwareVersion'),
+    manufacturer: str(json, 'Manufacturer'),
+    model: str(json, 'Model'),
+    managerType: str(json, 'ManagerType'),
+  });
+}
+
+export function parseChassis(json: unknown): ChassisInfo {
+  const l = obj(json, 'Links');
+  return compact({
+    path: odataId(json),
+    id: str(json, 'Id'),
+    etag: str(json, '@odata.etag'),
+    manufacturer: str(json, 'Manufacturer'),
+    model: str(json, 'Model'),
+    partNumber: str(json, 'PartNumber'),
+    serialNumber: str(json, 'SerialNumber'),
+    sku: str(json, 'SKU'),
+    powerState: str(json, 'PowerState'),
+    indicatorLED: str(json, 'IndicatorLED'),
+    locationIndicatorActive: bool(json, 'LocationIndicatorActive'),
+    power: link(json, 'Power'),
+    powerSubsystem: link(json, 'PowerSubsystem'),
+    environmentMetrics: link(json, 'EnvironmentMetrics'),
+    computerSystems: links(l, 'ComputerSystems'),
+    managedBy: links(l, 'ManagedBy'),
+  });
+}
+
+export function parsePowerSupply(json: unknown): PowerSupplyStatus {
+  const status = obj(json, 'Status');
+  return compact({ path: odataId(json), name: str(json, 'Name'), health: str(status, 'Health'), state: str(status, 'State') });
+}
+
+/** The deprecated `Power` resource: PowerControl[0] and the embedded PowerSupplies array. */
+export function parsePower(json: unknown): PowerInfo {
+  const control = arr(json, 'PowerControl')?.[0];
+  const m = obj(control, 'PowerMetrics');
+  const metrics = compact({
+    averageConsumedWatts: num(m, 'AverageConsumedWatts'),
+    minConsumedWatts: num(m, 'MinConsumedWatts'),
+    maxConsumedWatts: num(m, 'MaxConsumedWatts'),
+    intervalInMin: num(m, 'IntervalInMin'),
+  });
+  return compact({
+    consumedWatts: num(control, 'PowerConsumedWatts'),
+    metrics: Object.keys(metrics).length === 0 ? undefined : metrics,
+    supplies: (arr(json, 'PowerSupplies') ?? []).filter((s) => asObject(s) !== undefined).map(parsePowerSupply),
+  });
+}
+
+/** EnvironmentMetrics.PowerWatts.Reading */
+export function parseEnvironmentPowerWatts(json: unknown): number | undefined {
+  return num(obj(json, 'PowerWatts'), 'Reading');
+}
+
+export function parseUpdateService(json: unknown): UpdateServiceInfo {
+  const simple = obj(obj(json, 'Actions'), '#UpdateService.SimpleUpdate');
+  return compact({
+    serviceEnabled: bool(json, 'ServiceEnabled'),
+    simpleUpdateTarget: str(simple, 'target'),
+    simpleUpdateActionInfo: str(simple, '@Redfish.ActionInfo'),
+    multipartHttpPushUri: str(json, 'MultipartHttpPushUri'),
+    httpPushUri: str(json, 'HttpPushUri'),
+  });
+}
+
+/** AllowableValues of one parameter of an ActionInfo resource. */
+export function parseActionInfoAllowable(json: unknown, parameter: string): string[] | undefined {
+  const p = (arr(json, 'Parameters') ?? []).find((x) => str(x, 'Name') === parameter);
+  return strArray(p, 'AllowableValues');
+}
+
+export function parseTask(json: unknown): TaskInfo {
+  const messages = (arr(json, 'Messages') ?? []).map((m) => str(m, 'Message')).filter((m): m is string => m !== undefined && m !== '');
+  return compact({
+    path: odataId(json),
+    state: str(json, 'TaskState'),
+    status: str(json, 'TaskStatus'),
+    percent: num(json, 'PercentComplete'),
+    messages: messages.length === 0 ? undefined : messages,
+  });
+}
+
+/** True when `json` looks like a Task (has a TaskState). */
+export function isTask(json: unknown): boolean {
+  return typeof prop(json, 'TaskState') === 'string';
+}

@@ -1,0 +1,109 @@
+/**
+ * Typed reads: one GET (or a collection walk) and a pure parser each. The readers need
+ * only `get` from the client, so tests can feed them any JSON.
+ */
+import { BmcError } from '../errors.js';
+import {
+  parseActionInfoAllowable,
+  parseChassis,
+  parseCollection,
+  parseEnvironmentPowerWatts,
+  parseManager,
+  parsePower,
+  parsePowerSupply,
+  parseServiceRoot,
+  parseSystem,
+  parseUpdateService,
+  type ChassisInfo,
+  type ManagerInfo,
+  type PowerInfo,
+  type ServiceRoot,
+  type SystemInfo,
+  type UpdateServiceInfo,
+} from './parse.js';
+import { link } from './json.js';
+import type { RedfishClient } from './session.js';
+
+export type * from './parse.js';
+
+export type RedfishGetter = Pick<RedfishClient, 'get'>;
+
+export interface ReadOptions {
+  signal?: AbortSignal;
+}
+
+export const SERVICE_ROOT = '/redfish/v1/';
+/** Collections longer than this many pages are cut (a BMC with a nextLink loop). */
+const MAX_PAGES = 20;
+
+export async function readServiceRoot(client: RedfishGetter, options: ReadOptions = {}): Promise<ServiceRoot> {
+  return parseServiceRoot(await client.get(SERVICE_ROOT, options));
+}
+
+/** `@odata.id`s of a collection's members, following `Members@odata.nextLink`. */
+export async function listMembers(client: RedfishGetter, path: string, options: ReadOptions = {}): Promise<string[]> {
+  const members: string[] = [];
+  let next: string | undefined = path;
+  for (let page = 0; next !== undefined && page < MAX_PAGES; page += 1) {
+    const c = parseCollection(await client.get(next, options));
+    members.push(...c.members);
+    next = c.nextLink;
+  }
+  return members;
+}
+
+export async function readSystem(client: RedfishGetter, path: string, options: ReadOptions = {}): Promise<SystemInfo> {
+  return parseSystem(await client.get(path, options));
+}
+
+export async function readManager(client: RedfishGetter, path: string, options: ReadOptions = {}): Promise<ManagerInfo> {
+  return parseManager(await client.get(path, options));
+}
+
+export async function readChassis(client: RedfishGetter, path: string, options: ReadOptions = {}): Promise<ChassisInfo> {
+  return parseChassis(await client.get(path, options));
+}
+
+/** The deprecated `Power` resource of a chassis. */
+export async function readPower(client: RedfishGetter, path: string, options: ReadOptions = {}): Promise<PowerInfo> {
+  return parsePower(await client.get(path, options));
+}
+
+/** `PowerSubsystem` → its `PowerSupplies` collection → each member's Status. No metrics there. */
+export async function readPowerSubsystem(client: RedfishGetter, path: string, options: ReadOptions = {}): Promise<PowerInfo> {
+  const collection = link(await client.get(path, options), 'PowerSupplies');
+  if (collection === undefined) return { supplies: [] };
+  const members = await listMembers(client, collection, options);
+  const supplies = await Promise.all(members.map(async (m) => ({ path: m, ...parsePowerSupply(await client.get(m, options)) })));
+  return { supplies };
+}
+
+/** `EnvironmentMetrics.PowerWatts.Reading` of a chassis. */
+export async function readEnvironmentPowerWatts(client: RedfishGetter, path: string, options: ReadOptions = {}): Promise<number | undefined> {
+  return parseEnvironmentPowerWatts(await client.get(path, options));
+}
+
+export async function readUpdateService(client: RedfishGetter, options: ReadOptions = {}): Promise<UpdateServiceInfo & { path: string }> {
+  const root = await readServiceRoot(client, options);
+  if (root.updateService === undefined) throw new BmcError('UNSUPPORTED', 'the service root has no UpdateService');
+  return { ...parseUpdateService(await client.get(root.updateService, options)), path: root.updateService };
+}
+
+/** AllowableValues of one parameter from an `@Redfish.ActionInfo` resource. */
+export async function readActionInfoAllowable(
+  client: RedfishGetter,
+  path: string,
+  parameter: string,
+  options: ReadOptions = {},
+): Promise<string[] | undefined> {
+  return parseActionInfoAllowable(await client.get(path, options), parameter);
+}
+
+/** The first ComputerSystem of the service; UNSUPPORTED when there is none. */
+export async function firstSystemPath(client: RedfishGetter, options: ReadOptions = {}): Promise<string> {
+  const root = await readServiceRoot(client, options);
+  if (root.systems === undefined) throw new BmcError('UNSUPPORTED', 'the service root has no Systems collection');
+  const [first] = await listMembers(client, root.systems, options);
+  if (first === undefined) throw new BmcError('UNSUPPORTED', `${root.systems} has no members`);
+  return first;
+}

@@ -1,0 +1,247 @@
+/**
+ * A Redfish client with authentication: a SessionService session (X-Auth-Token) or
+ * HTTP Basic, chosen by `authMode`. The client owns its session and its connection
+ * pool; `close()` deletes the session (best effort, short deadline) and never throws.
+ * An expired session (401 after a good login) is replaced once, transparently.
+ */
+import type { Readable } from 'node:stream';
+import { BmcError, isBmcError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { checkMs } from './deadline.js';
+import { createTransport, resolvePath, type HttpMethod, type HttpResponse, type HttpTransport, type TransportOptions } from './http.js';
+import { odataId, str } from './json.js';
+
+export type AuthMode = 'session' | 'basic' | 'auto';
+
+export interface RedfishOptions extends TransportOptions {
+  user: string;
+  password: string;
+  /** Default 'auto': a session when the BMC offers one, else Basic. */
+  authMode?: AuthMode;
+  /** Bounds opening (login and credential check). */
+  signal?: AbortSignal;
+  /** Deadline of the session DELETE in close(). Default 3000. */
+  closeTimeoutMs?: number;
+  logger?: Logger;
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  headers?: Record<string, string>;
+}
+
+export interface PatchOptions extends RequestOptions {
+  etag?: string | null;
+}
+
+export type RedfishReply = HttpResponse;
+
+export interface RedfishClient {
+  readonly origin: string;
+  /** The authentication in use after `auto` resolved. */
+  readonly auth: 'session' | 'basic';
+  get<T = unknown>(path: string, options?: RequestOptions): Promise<T>;
+  /** GET with status and headers (ETag, Location). */
+  getReply(path: string, options?: RequestOptions): Promise<RedfishReply>;
+  post(path: string, body: unknown, options?: RequestOptions): Promise<RedfishReply>;
+  /**
+   * Sends If-Match when the resource carries an ETag (header or `@odata.etag`). `etag` skips the
+   * lookup GET (`null`: known to have none). Retries once with a fresh ETag on 412/428.
+   */
+  patch(path: string, body: unknown, options?: PatchOptions): Promise<RedfishReply>;
+  delete(path: string, options?: RequestOptions): Promise<RedfishReply>;
+  /** POST of a streamed body (multipart uploads); never retried. */
+  upload(path: string, stream: Readable, options: RequestOptions & { contentType: string; contentLength?: number }): Promise<RedfishReply>;
+  close(): Promise<void>;
+}
+
+export const SESSIONS_PATH = '/redfish/v1/SessionService/Sessions';
+/** A resource that needs authentication, read to check Basic credentials at open. */
+const CREDENTIAL_CHECK_PATH = '/redfish/v1/Systems';
+const SESSION_UNSUPPORTED = new Set([404, 405, 501]);
+
+type Auth = { kind: 'basic'; header: string } | { kind: 'session'; token: string; location: string | undefined };
+
+interface Req {
+  method: HttpMethod;
+  path: string;
+  json?: unknown;
+  stream?: Readable;
+  options?: RequestOptions;
+}
+
+export async function openRedfish(options: RedfishOptions): Promise<RedfishClient> {
+  const mode = options.authMode ?? 'auto';
+  if (!['session', 'basic', 'auto'].includes(mode)) throw new BmcError('INVALID_ARGUMENT', `authMode must be session, basic or auto, got ${String(mode)}`);
+  if (typeof options.user !== 'string' || options.user === '') throw new BmcError('INVALID_ARGUMENT', 'user must be a non-empty string');
+  if (typeof options.password !== 'string') throw new BmcError('INVALID_ARGUMENT', 'password must be a string');
+  const closeTimeoutMs = checkMs('closeTimeoutMs', options.closeTimeoutMs, 3000, 60_000);
+  const transport = createTransport(options);
+  transport.addSecret(options.password);
+  const basic = Buffer.from(`${options.user}:${options.password}`, 'utf8').toString('base64');
+  transport.addSecret(basic);
+  const log = options.logger;
+
+  async function login(signal: AbortSignal | undefined): Promise<Auth> {
+    const res = await transport.request({
+      method: 'POST',
+      path: SESSIONS_PATH,
+      json: { UserName: options.user, Password: options.password },
+      signal,
+    });
+    const token = res.headers['x-auth-token'];
+    if (token === undefined || token === '') throw new BmcError('PROTOCOL', `POST ${SESSIONS_PATH}: no X-Auth-Token in the answer`);
+    transport.addSecret(token);
+    const where = res.headers.location ?? odataId(res.body);
+    const location = where === undefined ? undefined : resolvePath(transport.origin, where);
+    if (location === undefined) log?.warn({ origin: transport.origin }, 'redfish session without Location: it cannot be deleted on close');
+    return { kind: 'session', token, location };
+  }
+
+  async function checkBasic(signal: AbortSignal | undefined): Promise<Auth> {
+    const auth: Auth = { kind: 'basic', header: `Basic ${basic}` };
+    await transport.request({ method: 'GET', path: CREDENTIAL_CHECK_PATH, headers: { authorization: auth.header }, signal });
+    return auth;
+  }
+
+  let auth: Auth;
+  try {
+    if (mode === 'basic') {
+      auth = await checkBasic(options.signal);
+    } else {
+      try {
+        auth = await login(options.signal);
+      } catch (err) {
+        if (!isBmcError(err) || err.httpStatus === undefined || !SESSION_UNSUPPORTED.has(err.httpStatus)) throw err;
+        if (mode === 'session') throw new BmcError('UNSUPPORTED', `${transport.origin}: session login not supported (HTTP ${err.httpStatus})`, { cause: err });
+        log?.debug({ origin: transport.origin, status: err.httpStatus }, 'redfish sessions unsupported, using basic auth');
+        auth = await checkBasic(options.signal);
+      }
+    }
+  } catch (err) {
+    await transport.close();
+    throw err;
+  }
+  return sessionClient(transport, auth, login, closeTimeoutMs, log);
+}
+
+function sessionClient(
+  transport: HttpTransport,
+  initial: Auth,
+  login: (signal: AbortSignal | undefined) => Promise<Auth>,
+  closeTimeoutMs: number,
+  log: Logger | undefined,
+): RedfishClient {
+  let auth: Auth = initial;
+  let relogin: Promise<Auth> | undefined;
+  let closing: Promise<void> | undefined;
+  const drops = new Set<Promise<void>>();
+
+  const authHeaders = (a: Auth): Record<string, string> => (a.kind === 'basic' ? { authorization: a.header } : { 'x-auth-token': a.token });
+
+  async function renew(stale: Auth, signal: AbortSignal | undefined): Promise<Auth> {
+    if (auth !== stale) return auth; // someone renewed already
+    if (relogin === undefined) {
+      log?.debug({ origin: transport.origin }, 'redfish session expired, logging in again');
+      relogin = login(signal).finally(() => {
+        relogin = undefined;
+      });
+      auth = await relogin;
+      // The 401 may not have meant "expired": delete the old session too, so none is left behind.
+      const drop = deleteSession(stale).finally(() => drops.delete(drop));
+      drops.add(drop);
+      return auth;
+    }
+    return relogin;
+  }
+
+  /** Best effort, bounded by closeTimeoutMs; never throws. */
+  async function deleteSession(a: Auth): Promise<void> {
+    if (a.kind !== 'session' || a.location === undefined) return;
+    try {
+      await transport.request({ method: 'DELETE', path: a.location, headers: authHeaders(a), timeoutMs: closeTimeoutMs });
+    } catch (err) {
+      log?.debug({ origin: transport.origin, err: isBmcError(err) ? err.message : String(err) }, 'redfish session delete failed');
+    }
+  }
+
+  async function send(req: Req): Promise<HttpResponse> {
+    if (closing !== undefined) throw new BmcError('CLOSED', `${req.method} ${req.path}: client closed`);
+    const used = auth;
+    const call = (a: Auth): Promise<HttpResponse> =>
+      transport.request({
+        method: req.method,
+        path: req.path,
+        json: req.json,
+        stream: req.stream,
+        signal: req.options?.signal,
+        timeoutMs: req.options?.timeoutMs,
+        headers: { ...req.options?.headers, ...authHeaders(a) },
+      });
+    try {
+      return await call(used);
+    } catch (err) {
+      const expired = isBmcError(err) && err.httpStatus === 401 && used.kind === 'session' && req.stream === undefined;
+      if (!expired || closing !== undefined) throw err;
+      return call(await renew(used, req.options?.signal));
+    }
+  }
+
+  async function etagOf(path: string, options: RequestOptions | undefined): Promise<string | undefined> {
+    const res = await send({ method: 'GET', path, options });
+    return res.headers.etag ?? str(res.body, '@odata.etag');
+  }
+
+  async function patch(path: string, body: unknown, options?: PatchOptions): Promise<HttpResponse> {
+    const withTag = (etag: string | undefined): RequestOptions => ({
+      ...options,
+      headers: { ...options?.headers, ...(etag === undefined ? {} : { 'if-match': etag }) },
+    });
+    const etag = options?.etag === undefined ? await etagOf(path, options) : (options.etag ?? undefined);
+    try {
+      return await send({ method: 'PATCH', path, json: body, options: withTag(etag) });
+    } catch (err) {
+      if (!isBmcError(err) || (err.httpStatus !== 412 && err.httpStatus !== 428)) throw err;
+      const fresh = await etagOf(path, options);
+      if (fresh === undefined) throw err;
+      return send({ method: 'PATCH', path, json: body, options: withTag(fresh) });
+    }
+  }
+
+  async function close(): Promise<void> {
+    closing ??= (async () => {
+      const current = await (relogin ?? Promise.resolve(auth)).catch(() => auth);
+      await Promise.all([deleteSession(current), ...drops]);
+      await transport.close();
+    })();
+    return closing;
+  }
+
+  return {
+    origin: transport.origin,
+    get auth() {
+      return auth.kind;
+    },
+    get: async <T>(path: string, options?: RequestOptions) => (await send({ method: 'GET', path, options })).body as T,
+    getReply: (path, options) => send({ method: 'GET', path, options }),
+    post: (path, body, options) => send({ method: 'POST', path, json: body ?? {}, options }),
+    patch,
+    delete: (path, options) => send({ method: 'DELETE', path, options }),
+    upload: (path, stream, options) =>
+      send({
+        method: 'POST',
+        path,
+        stream,
+        options: {
+          ...options,
+          headers: {
+            ...options.headers,
+            'content-type': options.contentType,
+            ...(options.contentLength === undefined ? {} : { 'content-length': String(options.contentLength) }),
+          },
+        },
+      }),
+    close,
+  };
+}

@@ -1,0 +1,153 @@
+/**
+ * Firmware updates through the UpdateService:
+ *  - simpleUpdate: the BMC fetches the image itself (`#UpdateService.SimpleUpdate`);
+ *  - pushUpdate: we download the image and stream it on to `MultipartHttpPushUri`,
+ *    chunk by chunk, so memory stays flat whatever the image size.
+ * Both follow the resulting task unless `wait: false`.
+ */
+import { Readable } from 'node:stream';
+import { request, type Dispatcher } from 'undici';
+import { BmcError, abortError } from '../errors.js';
+import { checkMs, deadline } from './deadline.js';
+import { transportError } from './http-errors.js';
+import { multipartBody, multipartFrame, multipartLength } from './multipart.js';
+import type { TaskInfo } from './parse.js';
+import { readUpdateService } from './resources.js';
+import type { RedfishClient, RedfishReply } from './session.js';
+import { taskLocation, waitForTask, type TaskProgress } from './task.js';
+
+export type UpdateClient = Pick<RedfishClient, 'get' | 'getReply' | 'post' | 'upload'>;
+
+export interface UpdateOptions {
+  signal?: AbortSignal;
+  /** Resource URIs the image applies to (`Targets`). */
+  targets?: string[];
+  onProgress?: (progress: TaskProgress) => void;
+  /** Follow the task to its end. Default true. */
+  wait?: boolean;
+  /** Deadline of the task. Default one hour. */
+  taskTimeoutMs?: number;
+  /** Task poll interval. Default 2000. */
+  pollMs?: number;
+}
+
+export interface SimpleUpdateOptions extends UpdateOptions {
+  transferProtocol?: string;
+}
+
+export interface PushUpdateOptions extends UpdateOptions {
+  /** `@Redfish.OperationApplyTime` in UpdateParameters, e.g. Immediate or OnReset. */
+  applyTime?: string;
+  /** Deadline of download plus upload. Default 30 minutes. */
+  uploadTimeoutMs?: number;
+  /** Dispatcher for the image download (proxy, TLS options); default the global one. */
+  dispatcher?: Dispatcher;
+  /** File name in the UpdateFile part; default the last segment of the image URL. */
+  filename?: string;
+}
+
+export interface UpdateResult {
+  /** Task or task monitor the BMC answered with, if any. */
+  taskUri?: string;
+  /** The finished task when waited for. */
+  task?: TaskInfo;
+}
+
+async function follow(client: UpdateClient, reply: RedfishReply, options: UpdateOptions): Promise<UpdateResult> {
+  const taskUri = taskLocation(reply);
+  if (taskUri === undefined) {
+    options.onProgress?.({ state: 'Completed', percent: 100 });
+    return {};
+  }
+  if (options.wait === false) return { taskUri };
+  const task = await waitForTask(client, taskUri, {
+    signal: options.signal,
+    pollMs: options.pollMs,
+    timeoutMs: options.taskTimeoutMs,
+    onProgress: options.onProgress,
+  });
+  return { taskUri, task };
+}
+
+export async function simpleUpdate(client: UpdateClient, imageUri: string, options: SimpleUpdateOptions = {}): Promise<UpdateResult> {
+  if (typeof imageUri !== 'string' || imageUri.trim() === '') throw new BmcError('INVALID_ARGUMENT', 'imageUri must be a non-empty string');
+  const { signal } = options;
+  const svc = await readUpdateService(client, { signal });
+  if (svc.simpleUpdateTarget === undefined) throw new BmcError('UNSUPPORTED', `${svc.path} has no #UpdateService.SimpleUpdate action`);
+  const body: Record<string, unknown> = { ImageURI: imageUri };
+  if (options.targets !== undefined) body.Targets = options.targets;
+  if (options.transferProtocol !== undefined) body.TransferProtocol = options.transferProtocol;
+  const reply = await client.post(svc.simpleUpdateTarget, body, { signal });
+  return follow(client, reply, options);
+}
+
+/** The URL without credentials, for messages. */
+function display(url: URL): string {
+  const u = new URL(url.href);
+  u.username = '';
+  u.password = '';
+  return u.href;
+}
+
+function parseImageUrl(imageUrl: string): URL {
+  let url: URL;
+  try {
+    url = new URL(imageUrl);
+  } catch {
+    throw new BmcError('INVALID_ARGUMENT', 'imageUrl is not a URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new BmcError('INVALID_ARGUMENT', `imageUrl must be http or https, got ${url.protocol}`);
+  return url;
+}
+
+export async function pushUpdate(client: UpdateClient, imageUrl: string, options: PushUpdateOptions = {}): Promise<UpdateResult> {
+  const url = parseImageUrl(imageUrl);
+  const uploadTimeoutMs = checkMs('uploadTimeoutMs', options.uploadTimeoutMs, 30 * 60_000);
+  const { signal } = options;
+  const svc = await readUpdateService(client, { signal });
+  const pushUri = svc.multipartHttpPushUri;
+  if (pushUri === undefined) throw new BmcError('UNSUPPORTED', `${svc.path} has no MultipartHttpPushUri`);
+
+  const what = `firmware push ${display(url)} → ${pushUri}`;
+  const dl = deadline(uploadTimeoutMs, what, signal);
+  let download: Dispatcher.ResponseData | undefined;
+  let reply: RedfishReply;
+  try {
+    download = await request(url, { method: 'GET', signal: dl.signal, dispatcher: options.dispatcher });
+    if (download.statusCode !== 200) {
+      await download.body.dump().catch(() => undefined);
+      throw new BmcError('HTTP', `image download ${display(url)}: HTTP ${download.statusCode}`, { httpStatus: download.statusCode });
+    }
+    const header = download.headers['content-length'];
+    const length = typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : undefined;
+    const parameters: Record<string, unknown> = { Targets: options.targets ?? [] };
+    if (options.applyTime !== undefined) parameters['@Redfish.OperationApplyTime'] = options.applyTime;
+    const frame = multipartFrame(parameters, options.filename ?? url.pathname.split('/').at(-1) ?? '');
+    let sent = 0;
+    let reported = -1;
+    const onChunk = (bytes: number): void => {
+      sent += bytes;
+      if (length === undefined || length === 0 || options.onProgress === undefined) return;
+      const percent = Math.min(100, Math.floor((sent * 100) / length));
+      if (percent >= reported + 5 || (percent === 100 && reported !== 100)) {
+        reported = percent;
+        options.onProgress({ state: 'Uploading', percent });
+      }
+    };
+    const stream = Readable.from(multipartBody(frame, download.body, onChunk), { objectMode: false });
+    reply = await client.upload(pushUri, stream, {
+      contentType: frame.contentType,
+      contentLength: length === undefined ? undefined : multipartLength(frame, length),
+      signal: dl.signal,
+      timeoutMs: uploadTimeoutMs,
+    });
+  } catch (err) {
+    if (err instanceof BmcError) throw err;
+    if (dl.signal.aborted) throw abortError(dl.signal, what);
+    throw transportError(`image download ${display(url)}`, err, []);
+  } finally {
+    dl.dispose();
+    download?.body.destroy();
+  }
+  return follow(client, reply, options);
+}

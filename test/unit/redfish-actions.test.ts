@@ -1,0 +1,169 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { openRedfish, reset, setBootOverride, setIndicator, type RedfishClient } from '../../src/redfish/index.js';
+import { startMockupServer, type MockupServer, type MockupServerOptions } from '../helpers/redfish-mockup-server.js';
+
+const SYSTEM = '/redfish/v1/Systems/437XR1138R2';
+const RESET = `${SYSTEM}/Actions/ComputerSystem.Reset`;
+const CHASSIS = '/redfish/v1/Chassis/1U';
+
+let server: MockupServer | undefined;
+let client: RedfishClient | undefined;
+
+async function setup(options: MockupServerOptions = {}): Promise<{ server: MockupServer; client: RedfishClient }> {
+  server = await startMockupServer(options);
+  client = await openRedfish({ host: server.host, port: server.port, user: server.user, password: server.password });
+  return { server, client };
+}
+
+afterEach(async () => {
+  await client?.close();
+  expect(server?.sessionCount()).toBe(0);
+  await server?.close();
+  server = undefined;
+  client = undefined;
+});
+
+const posts = (s: MockupServer, path: string): unknown[] => s.requests.filter((r) => r.method === 'POST' && r.path === path).map((r) => r.body);
+const patches = (s: MockupServer): { path: string; body: unknown; ifMatch: unknown }[] =>
+  s.requests.filter((r) => r.method === 'PATCH').map((r) => ({ path: r.path, body: r.body, ifMatch: r.headers['if-match'] }));
+
+function allowResets(s: MockupServer, values: string[]): void {
+  const system = s.resource(SYSTEM) as { Actions: Record<string, Record<string, unknown>> };
+  (system.Actions['#ComputerSystem.Reset'] as Record<string, unknown>)['ResetType@Redfish.AllowableValues'] = values;
+}
+
+describe('reset', () => {
+  it.each(['On', 'ForceOff', 'GracefulShutdown', 'ForceRestart'] as const)('%s posts the ResetType to the action target', async (type) => {
+    const { server, client } = await setup();
+    await reset(client, type);
+    expect(posts(server, RESET)).toEqual([{ ResetType: type }]);
+    expect(server.resource(SYSTEM)?.PowerState).toBe(type === 'ForceOff' || type === 'GracefulShutdown' ? 'Off' : 'On');
+  });
+
+  it('PowerCycle when allowed is one action', async () => {
+    const { server, client } = await setup();
+    allowResets(server, ['On', 'ForceOff', 'PowerCycle']);
+    await reset(client, 'PowerCycle', { systemPath: SYSTEM });
+    expect(posts(server, RESET)).toEqual([{ ResetType: 'PowerCycle' }]);
+  });
+
+  it('PowerCycle not allowed: ForceOff, wait for PowerState Off, then On', async () => {
+    const { server, client } = await setup({ powerOffDelayMs: 200 });
+    await reset(client, 'PowerCycle', { pollMs: 50 });
+    expect(posts(server, RESET)).toEqual([{ ResetType: 'ForceOff' }, { ResetType: 'On' }]);
+    const order = server.requests.filter((r) => r.path === SYSTEM || r.path === RESET).map((r) => r.method);
+    const offAt = order.indexOf('POST');
+    expect(order.slice(offAt + 1, -1).filter((m) => m === 'GET').length).toBeGreaterThanOrEqual(2); // polled while PoweringOff
+    expect(server.resource(SYSTEM)?.PowerState).toBe('On');
+  });
+
+  it('PowerCycle fallback of a machine that is already off just powers on', async () => {
+    const { server, client } = await setup();
+    (server.resource(SYSTEM) as Record<string, unknown>).PowerState = 'Off';
+    await reset(client, 'PowerCycle');
+    expect(posts(server, RESET)).toEqual([{ ResetType: 'On' }]);
+  });
+
+  it('PowerCycle fallback gives up with TIMEOUT when the machine never goes off', async () => {
+    const { server, client } = await setup({ powerOffDelayMs: 60_000 });
+    const t0 = performance.now();
+    await expect(reset(client, 'PowerCycle', { offTimeoutMs: 300, pollMs: 50 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(posts(server, RESET)).toEqual([{ ResetType: 'ForceOff' }]);
+  });
+
+  it('a reset type the BMC does not allow is UNSUPPORTED, nothing posted', async () => {
+    const { server, client } = await setup();
+    allowResets(server, ['On', 'ForceOff']);
+    await expect(reset(client, 'GracefulShutdown')).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    allowResets(server, ['ForceOn', 'ForceOff']);
+    await reset(client, 'On');
+    expect(posts(server, RESET)).toEqual([{ ResetType: 'ForceOn' }]);
+  });
+});
+
+describe('setBootOverride', () => {
+  it('PATCHes Boot once, with UEFI mode when the system exposes a mode', async () => {
+    const { server, client } = await setup();
+    await setBootOverride(client, 'Pxe', { uefi: true });
+    await setBootOverride(client, 'Hdd', { persistent: true, uefi: false });
+    await setBootOverride(client, 'BiosSetup');
+    expect(patches(server).map((p) => [p.path, p.body])).toEqual([
+      [SYSTEM, { Boot: { BootSourceOverrideEnabled: 'Once', BootSourceOverrideTarget: 'Pxe', BootSourceOverrideMode: 'UEFI' } }],
+      [SYSTEM, { Boot: { BootSourceOverrideEnabled: 'Continuous', BootSourceOverrideTarget: 'Hdd', BootSourceOverrideMode: 'Legacy' } }],
+      [SYSTEM, { Boot: { BootSourceOverrideEnabled: 'Once', BootSourceOverrideTarget: 'BiosSetup' } }],
+    ]);
+    expect((server.resource(SYSTEM)?.Boot as Record<string, unknown>).BootSourceOverrideTarget).toBe('BiosSetup');
+  });
+
+  it('omits BootSourceOverrideMode when the system has none; refuses a target not allowed', async () => {
+    const { server, client } = await setup();
+    server.dropProperty(SYSTEM, 'Boot.BootSourceOverrideMode');
+    await setBootOverride(client, 'Pxe', { uefi: true });
+    expect(patches(server)[0]?.body).toEqual({ Boot: { BootSourceOverrideEnabled: 'Once', BootSourceOverrideTarget: 'Pxe' } });
+    (server.resource(SYSTEM)?.Boot as Record<string, unknown>)['BootSourceOverrideTarget@Redfish.AllowableValues'] = ['None', 'Pxe'];
+    await expect(setBootOverride(client, 'Hdd')).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    expect(patches(server)).toHaveLength(1);
+  });
+
+  it('sends If-Match with the ETag header of the system', async () => {
+    const { server, client } = await setup({ etags: true, requireIfMatch: true });
+    const etag = (await client.getReply(SYSTEM)).headers.etag;
+    expect(etag).toMatch(/^W\/"[0-9a-f]+"$/);
+    await setBootOverride(client, 'Pxe');
+    expect(patches(server)[0]?.ifMatch).toBe(etag);
+  });
+
+  it('sends If-Match with @odata.etag of the body; none without an ETag', async () => {
+    const { server, client } = await setup();
+    await setBootOverride(client, 'Pxe');
+    expect(patches(server)[0]?.ifMatch).toBeUndefined();
+    (server.resource(SYSTEM) as Record<string, unknown>)['@odata.etag'] = 'W/"odata-1"';
+    await setBootOverride(client, 'Hdd');
+    expect(patches(server)[1]?.ifMatch).toBe('W/"odata-1"');
+  });
+});
+
+describe('patch with ETags', () => {
+  it('412 with a stale ETag: fetches a fresh one and retries once', async () => {
+    const { server, client } = await setup({ etags: true });
+    await client.patch(SYSTEM, { AssetTag: 'x' }, { etag: 'W/"stale"' });
+    const p = patches(server);
+    expect(p.map((x) => x.ifMatch)).toEqual(['W/"stale"', expect.stringMatching(/^W\/"[0-9a-f]+"$/)]);
+    expect(server.resource(SYSTEM)?.AssetTag).toBe('x');
+  });
+
+  it('428 without If-Match: fetches the ETag and retries once', async () => {
+    const { server, client } = await setup({ etags: true, requireIfMatch: true });
+    await client.patch(SYSTEM, { AssetTag: 'y' }, { etag: null });
+    expect(patches(server).map((x) => x.ifMatch)).toEqual([undefined, expect.stringMatching(/^W\//)]);
+  });
+});
+
+describe('setIndicator', () => {
+  it('uses IndicatorLED Lit/Off on the system', async () => {
+    const { server, client } = await setup();
+    await setIndicator(client, true);
+    await setIndicator(client, false);
+    expect(patches(server).map((p) => [p.path, p.body])).toEqual([
+      [SYSTEM, { IndicatorLED: 'Lit' }],
+      [SYSTEM, { IndicatorLED: 'Off' }],
+    ]);
+  });
+
+  it('prefers LocationIndicatorActive when the system has it', async () => {
+    const { server, client } = await setup();
+    (server.resource(SYSTEM) as Record<string, unknown>).LocationIndicatorActive = false;
+    await setIndicator(client, true);
+    expect(patches(server)[0]?.body).toEqual({ LocationIndicatorActive: true });
+  });
+
+  it('falls back to the chassis, else UNSUPPORTED', async () => {
+    const { server, client } = await setup();
+    server.dropProperty(SYSTEM, 'IndicatorLED');
+    await setIndicator(client, false);
+    expect(patches(server).map((p) => [p.path, p.body])).toEqual([[CHASSIS, { IndicatorLED: 'Off' }]]);
+    server.dropProperty(CHASSIS, 'IndicatorLED');
+    await expect(setIndicator(client, true)).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+  });
+});

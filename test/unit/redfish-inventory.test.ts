@@ -1,0 +1,217 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  listMembers,
+  openRedfish,
+  readChassis,
+  readInventory,
+  readManager,
+  readPower,
+  readPowerSubsystem,
+  readServiceRoot,
+  readSystem,
+  type RedfishClient,
+} from '../../src/redfish/index.js';
+import { startMockupServer, type MockupServer } from '../helpers/redfish-mockup-server.js';
+
+let server: MockupServer;
+let client: RedfishClient;
+
+const SYSTEM = '/redfish/v1/Systems/437XR1138R2';
+const CHASSIS = '/redfish/v1/Chassis/1U';
+const MANAGER = '/redfish/v1/Managers/BMC';
+
+beforeEach(async () => {
+  server = await startMockupServer();
+  client = await openRedfish({ host: server.host, port: server.port, user: server.user, password: server.password });
+});
+
+afterEach(async () => {
+  await client.close();
+  expect(server.sessionCount()).toBe(0);
+  await server.close();
+});
+
+describe('typed reads of the DMTF public-rackmount1 mockup', () => {
+  it('service root and collections', async () => {
+    expect(await readServiceRoot(client)).toEqual({
+      redfishVersion: '1.15.0',
+      uuid: '92384634-2938-2342-8820-489239905423',
+      systems: '/redfish/v1/Systems',
+      chassis: '/redfish/v1/Chassis',
+      managers: '/redfish/v1/Managers',
+      sessionService: '/redfish/v1/SessionService',
+      sessions: '/redfish/v1/SessionService/Sessions',
+      updateService: '/redfish/v1/UpdateService',
+      taskService: '/redfish/v1/TaskService',
+    });
+    expect(await listMembers(client, '/redfish/v1/Systems')).toEqual([SYSTEM]);
+    expect(await listMembers(client, `${CHASSIS}/PowerSubsystem/PowerSupplies`)).toEqual([
+      `${CHASSIS}/PowerSubsystem/PowerSupplies/Bay1`,
+      `${CHASSIS}/PowerSubsystem/PowerSupplies/Bay2`,
+    ]);
+  });
+
+  it('system: identity, power, BIOS, LED, boot, reset action', async () => {
+    expect(await readSystem(client, SYSTEM)).toEqual({
+      path: SYSTEM,
+      id: '437XR1138R2',
+      uuid: '38947555-7742-3448-3784-823347823834',
+      powerState: 'On',
+      biosVersion: 'P79 v1.45 (12/06/2017)',
+      indicatorLED: 'Off',
+      manufacturer: 'Contoso',
+      model: '3500',
+      serialNumber: '437XR1138R2',
+      partNumber: '224071-J23',
+      sku: '8675309',
+      boot: {
+        overrideEnabled: 'Once',
+        overrideTarget: 'Pxe',
+        overrideTargetAllowable: ['None', 'Pxe', 'Cd', 'Usb', 'Hdd', 'BiosSetup', 'Utilities', 'Diags', 'SDCard', 'UefiTarget'],
+        overrideMode: 'UEFI',
+      },
+      reset: {
+        target: `${SYSTEM}/Actions/ComputerSystem.Reset`,
+        allowable: ['On', 'ForceOff', 'GracefulShutdown', 'GracefulRestart', 'ForceRestart', 'Nmi', 'ForceOn', 'PushPowerButton'],
+      },
+      chassis: [CHASSIS],
+      managedBy: [MANAGER],
+    });
+  });
+
+  it('manager and chassis', async () => {
+    expect(await readManager(client, MANAGER)).toEqual({
+      path: MANAGER,
+      id: 'BMC',
+      uuid: '58893887-8974-2487-2389-841168418919',
+      firmwareVersion: '1.45.455b66-rev4',
+      model: 'Joo Janta 200',
+      managerType: 'BMC',
+    });
+    expect(await readChassis(client, CHASSIS)).toEqual({
+      path: CHASSIS,
+      id: '1U',
+      manufacturer: 'Contoso',
+      model: '3500RX',
+      partNumber: '224071-J23',
+      serialNumber: '437XR1138R2',
+      sku: '8675309',
+      powerState: 'On',
+      indicatorLED: 'Lit',
+      power: `${CHASSIS}/Power`,
+      powerSubsystem: `${CHASSIS}/PowerSubsystem`,
+      environmentMetrics: `${CHASSIS}/EnvironmentMetrics`,
+      computerSystems: [SYSTEM],
+      managedBy: [MANAGER],
+    });
+  });
+
+  it('Power and PowerSubsystem', async () => {
+    expect(await readPower(client, `${CHASSIS}/Power`)).toEqual({
+      consumedWatts: 344,
+      metrics: { averageConsumedWatts: 319, minConsumedWatts: 271, maxConsumedWatts: 489, intervalInMin: 30 },
+      supplies: [{ path: `${CHASSIS}/Power#/PowerSupplies/0`, name: 'Power Supply Bay', health: 'Warning', state: 'Enabled' }],
+    });
+    expect(await readPowerSubsystem(client, `${CHASSIS}/PowerSubsystem`)).toEqual({
+      supplies: [
+        { path: `${CHASSIS}/PowerSubsystem/PowerSupplies/Bay1`, name: 'Power Supply Bay 1', health: 'Warning', state: 'Enabled' },
+        { path: `${CHASSIS}/PowerSubsystem/PowerSupplies/Bay2`, name: 'Power Supply Bay 2', state: 'Absent' },
+      ],
+    });
+  });
+});
+
+describe('readInventory', () => {
+  it('reads everything from the complete mockup, nothing missing', async () => {
+    const inv = await readInventory(client);
+    expect(inv.missing).toEqual([]);
+    expect(inv.system?.uuid).toBe('38947555-7742-3448-3784-823347823834');
+    expect(inv.system?.biosVersion).toBe('P79 v1.45 (12/06/2017)');
+    expect(inv.manager?.firmwareVersion).toBe('1.45.455b66-rev4');
+    expect(inv.chassis?.serialNumber).toBe('437XR1138R2');
+    expect(inv.powerMetric).toEqual({ averageConsumedWatts: 319, minConsumedWatts: 271, maxConsumedWatts: 489, intervalInMin: 30 });
+    expect(inv.consumedWatts).toBe(344);
+    expect(inv.powerSupplies).toEqual([{ path: `${CHASSIS}/Power#/PowerSupplies/0`, name: 'Power Supply Bay', health: 'Warning', state: 'Enabled' }]);
+    expect(inv.powerWatts).toBeUndefined();
+  });
+
+  it('chassis without Power: supplies from PowerSubsystem, PowerWatts from EnvironmentMetrics, PowerMetric missing', async () => {
+    server.dropProperty(CHASSIS, 'Power');
+    const inv = await readInventory(client);
+    expect(inv.powerMetric).toBeUndefined();
+    expect(inv.powerSupplies?.map((s) => [s.health, s.state])).toEqual([
+      ['Warning', 'Enabled'],
+      [undefined, 'Absent'],
+    ]);
+    expect(inv.powerWatts).toBe(374);
+    expect(inv.missing).toEqual(['PowerMetric: chassis has only PowerSubsystem, which carries no power metrics']);
+  });
+
+  it('chassis with neither Power nor PowerSubsystem', async () => {
+    server.dropProperty(CHASSIS, 'Power');
+    server.dropProperty(CHASSIS, 'PowerSubsystem');
+    const inv = await readInventory(client);
+    expect(inv.powerMetric).toBeUndefined();
+    expect(inv.powerSupplies).toBeUndefined();
+    expect(inv.missing).toEqual([
+      'PowerMetric: chassis has neither Power nor PowerSubsystem',
+      'PowerSupplies: chassis has neither Power nor PowerSubsystem',
+    ]);
+    expect(inv.system?.uuid).toBe('38947555-7742-3448-3784-823347823834');
+  });
+
+  it('a Power resource that fails to load is missing with the HTTP reason', async () => {
+    server.removeResource(`${CHASSIS}/Power`);
+    const inv = await readInventory(client);
+    expect(inv.missing[0]).toMatch(/^PowerMetric: GET \/redfish\/v1\/Chassis\/1U\/Power: HTTP 404/);
+    expect(inv.powerSupplies).toHaveLength(2); // from PowerSubsystem
+  });
+
+  it('absent IndicatorLED on system and chassis', async () => {
+    server.dropProperty(SYSTEM, 'IndicatorLED');
+    expect((await readInventory(client)).missing).toEqual([]); // the chassis still has one
+    server.dropProperty(CHASSIS, 'IndicatorLED');
+    const inv = await readInventory(client);
+    expect(inv.system?.indicatorLED).toBeUndefined();
+    expect(inv.missing).toEqual(['IndicatorLED: neither system nor chassis has IndicatorLED or LocationIndicatorActive']);
+  });
+
+  it('absent Managers link: the manager is found through the system, else missing', async () => {
+    server.dropProperty('/redfish/v1', 'Managers');
+    expect((await readInventory(client)).manager?.firmwareVersion).toBe('1.45.455b66-rev4');
+    server.dropProperty(SYSTEM, 'Links.ManagedBy');
+    const inv = await readInventory(client);
+    expect(inv.manager).toBeUndefined();
+    expect(inv.missing).toEqual(['Manager: system has no ManagedBy link and the service root no Managers member']);
+    expect(inv.chassis?.model).toBe('3500RX');
+  });
+
+  it('a manager answering 404 or with malformed JSON is missing, not fatal', async () => {
+    server.removeResource(MANAGER);
+    let inv = await readInventory(client);
+    expect(inv.missing).toEqual([expect.stringMatching(/^Manager: GET \/redfish\/v1\/Managers\/BMC: HTTP 404/)]);
+    server.addFault({ path: CHASSIS, fault: { kind: 'malformed' } });
+    inv = await readInventory(client);
+    expect(inv.chassis).toBeUndefined();
+    expect(inv.missing).toContain('Chassis: GET /redfish/v1/Chassis/1U: malformed JSON in the response for /redfish/v1/Chassis/1U');
+    expect(inv.missing).toContain('PowerMetric: no chassis');
+    server.clearFaults();
+  });
+
+  it('no system: missing; manager and chassis still from the root collections', async () => {
+    server.removeResource('/redfish/v1/Systems');
+    const inv = await readInventory(client);
+    expect(inv.system).toBeUndefined();
+    expect(inv.missing[0]).toMatch(/^System: GET \/redfish\/v1\/Systems: HTTP 404/);
+    expect(inv.manager?.firmwareVersion).toBe('1.45.455b66-rev4');
+    expect(inv.chassis?.manufacturer).toBe('Contoso');
+  });
+
+  it('throws for transport failures on the system itself', async () => {
+    server.addFault({ path: SYSTEM, fault: { kind: 'status', status: 500 } });
+    await expect(readInventory(client)).rejects.toMatchObject({ code: 'HTTP', httpStatus: 500 });
+    server.clearFaults();
+    server.addFault({ path: '/redfish/v1', method: 'GET', fault: { kind: 'malformed' }, times: 1 });
+    await expect(readInventory(client)).rejects.toMatchObject({ code: 'DECODE' });
+  });
+});

@@ -1,0 +1,282 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BmcError } from '../../src/errors.js';
+import { openRedfish, type RedfishClient, type RedfishOptions } from '../../src/redfish/index.js';
+import { startMockupServer, startSilentServer, type MockupServer, type MockupServerOptions } from '../helpers/redfish-mockup-server.js';
+
+let server: MockupServer;
+
+async function start(options: MockupServerOptions = {}): Promise<void> {
+  await server?.close();
+  server = await startMockupServer(options);
+}
+
+function opts(extra: Partial<RedfishOptions> = {}): RedfishOptions {
+  return { host: server.host, port: server.port, user: server.user, password: server.password, retryBackoffMs: 10, ...extra };
+}
+
+async function withClient<T>(extra: Partial<RedfishOptions>, fn: (c: RedfishClient) => Promise<T>): Promise<T> {
+  const client = await openRedfish(opts(extra));
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+async function failure(p: Promise<unknown>): Promise<BmcError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(BmcError);
+  return err as BmcError;
+}
+
+const countOf = (method: string, path: string): number => server.requests.filter((r) => r.method === method && r.path === path).length;
+
+beforeEach(async () => {
+  server = await startMockupServer();
+});
+
+afterEach(async () => {
+  // Every test closes its clients: no session may be left behind, success or failure.
+  expect(server.sessionCount()).toBe(0);
+  await server.close();
+});
+
+describe('authentication', () => {
+  it('auto: logs in with a session, sends X-Auth-Token, deletes the session on close', async () => {
+    const client = await openRedfish(opts());
+    expect(client.auth).toBe('session');
+    expect(server.sessionCount()).toBe(1);
+    const systems = await client.get<{ Members: unknown[] }>('/redfish/v1/Systems');
+    expect(systems.Members).toEqual([{ '@odata.id': '/redfish/v1/Systems/437XR1138R2' }]);
+    const get = server.requests.find((r) => r.path === '/redfish/v1/Systems');
+    expect(get?.headers['x-auth-token']).toMatch(/^[0-9a-f]{32}$/);
+    expect(get?.headers.authorization).toBeUndefined();
+    await client.close();
+    await client.close(); // idempotent
+    expect(server.sessionCount()).toBe(0);
+    expect(server.requests.filter((r) => r.method === 'DELETE')).toHaveLength(1);
+    expect((await failure(client.get('/redfish/v1/Systems'))).code).toBe('CLOSED');
+  });
+
+  it('auto falls back to Basic when session login is unsupported (405)', async () => {
+    await start({ sessions: false });
+    await withClient({}, async (client) => {
+      expect(client.auth).toBe('basic');
+      await client.get('/redfish/v1/Chassis');
+      const get = server.requests.find((r) => r.path === '/redfish/v1/Chassis');
+      expect(get?.headers.authorization).toBe(`Basic ${Buffer.from(`${server.user}:${server.password}`).toString('base64')}`);
+    });
+  });
+
+  it('session mode refuses a BMC without sessions', async () => {
+    await start({ sessions: false });
+    expect((await failure(openRedfish(opts({ authMode: 'session' })))).code).toBe('UNSUPPORTED');
+  });
+
+  it.each(['auto', 'session', 'basic'] as const)('wrong password → AUTH_FAILED without the password in the message (%s)', async (authMode) => {
+    const err = await failure(openRedfish(opts({ authMode, password: 'wr0ng-s3cret' })));
+    expect(err.code).toBe('AUTH_FAILED');
+    expect(err.httpStatus).toBe(401);
+    expect(err.message).not.toContain('wr0ng-s3cret');
+    expect(err.message).toMatch(/HTTP 401/);
+    if (authMode !== 'basic') expect(err.message).toContain('Invalid username or password');
+  });
+
+  it('logs in again once when the session expired', async () => {
+    await withClient({}, async (client) => {
+      server.expireSessions();
+      const [a, b] = await Promise.all([client.get('/redfish/v1/Systems'), client.get('/redfish/v1/Chassis')]);
+      expect(a).toBeDefined();
+      expect(b).toBeDefined();
+      expect(countOf('POST', '/redfish/v1/SessionService/Sessions')).toBe(2);
+      expect(server.sessionCount()).toBe(1);
+    });
+  });
+
+  it('a 401 that was not an expiry: new session, the old one is deleted too; 403 is AUTH_FAILED without a new login', async () => {
+    await withClient({}, async (client) => {
+      server.addFault({ path: '/redfish/v1/Systems', fault: { kind: 'status', status: 401 }, times: 1 });
+      await client.get('/redfish/v1/Systems');
+      expect(countOf('POST', '/redfish/v1/SessionService/Sessions')).toBe(2);
+      server.addFault({ path: '/redfish/v1/Chassis', fault: { kind: 'status', status: 403 } });
+      const err = await failure(client.get('/redfish/v1/Chassis'));
+      expect(err.code).toBe('AUTH_FAILED');
+      expect(err.httpStatus).toBe(403);
+      expect(countOf('POST', '/redfish/v1/SessionService/Sessions')).toBe(2);
+      server.clearFaults();
+    });
+  });
+
+  it('never puts the token or the password into an error message', async () => {
+    await withClient({}, async (client) => {
+      server.addFault({ path: '/redfish/v1/Systems', fault: { kind: 'status', status: 500, message: 'session {token} with password {password} is broken' } });
+      const err = await failure(client.get('/redfish/v1/Systems'));
+      expect(err.message).toContain('[redacted]');
+      expect(err.message).not.toContain(server.password);
+      const token = server.requests.find((r) => r.path === '/redfish/v1/Systems')?.headers['x-auth-token'] as string;
+      expect(err.message).not.toContain(token);
+      server.clearFaults();
+    });
+  });
+});
+
+describe('transport faults', () => {
+  it('503 on a GET is retried twice, then HTTP 503 with the Redfish message', async () => {
+    await withClient({}, async (client) => {
+      server.addFault({ path: '/redfish/v1/Systems', fault: { kind: 'status', status: 503 } });
+      const err = await failure(client.get('/redfish/v1/Systems'));
+      expect(err.code).toBe('HTTP');
+      expect(err.httpStatus).toBe(503);
+      expect(err.message).toContain('Injected status 503.');
+      expect(countOf('GET', '/redfish/v1/Systems')).toBe(3);
+      server.clearFaults();
+    });
+  });
+
+  it('a transient 503 or connection reset is retried and succeeds', async () => {
+    await withClient({}, async (client) => {
+      server.addFault({ path: '/redfish/v1/Systems', fault: { kind: 'status', status: 503 }, times: 1 });
+      await client.get('/redfish/v1/Systems');
+      expect(countOf('GET', '/redfish/v1/Systems')).toBe(2);
+      server.addFault({ path: '/redfish/v1/Chassis', fault: { kind: 'reset' }, times: 1 });
+      await client.get('/redfish/v1/Chassis');
+      expect(countOf('GET', '/redfish/v1/Chassis')).toBe(2);
+    });
+  });
+
+  it('500 is not retried; POST/PATCH are never retried', async () => {
+    await withClient({}, async (client) => {
+      server.addFault({ path: '/redfish/v1/Managers', fault: { kind: 'status', status: 500 } });
+      expect((await failure(client.get('/redfish/v1/Managers'))).httpStatus).toBe(500);
+      expect(countOf('GET', '/redfish/v1/Managers')).toBe(1);
+      server.addFault({ method: 'POST', path: '/redfish/v1/Systems', fault: { kind: 'status', status: 503 } });
+      expect((await failure(client.post('/redfish/v1/Systems/437XR1138R2/Actions/ComputerSystem.Reset', { ResetType: 'On' }))).httpStatus).toBe(503);
+      expect(server.requests.filter((r) => r.method === 'POST' && r.path.startsWith('/redfish/v1/Systems'))).toHaveLength(1);
+      server.clearFaults();
+    });
+  });
+
+  it('a BMC that never answers → TIMEOUT within the deadline', async () => {
+    await withClient({ timeoutMs: 300 }, async (client) => {
+      server.addFault({ path: '/redfish/v1/Systems', fault: { kind: 'hang' } });
+      const t0 = performance.now();
+      const err = await failure(client.get('/redfish/v1/Systems'));
+      const elapsed = performance.now() - t0;
+      expect(err.code).toBe('TIMEOUT');
+      expect(err.message).toContain('/redfish/v1/Systems');
+      expect(elapsed).toBeGreaterThanOrEqual(290);
+      expect(elapsed).toBeLessThan(300 + 250);
+      server.clearFaults();
+    });
+  });
+
+  it("the caller's signal aborts a request → ABORTED", async () => {
+    await withClient({}, async (client) => {
+      server.addFault({ path: '/redfish/v1/Systems', fault: { kind: 'hang' } });
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 50);
+      const t0 = performance.now();
+      expect((await failure(client.get('/redfish/v1/Systems', { signal: controller.signal }))).code).toBe('ABORTED');
+      expect(performance.now() - t0).toBeLessThan(1000);
+      server.clearFaults();
+    });
+  });
+
+  it('at most `connections` requests are in flight per BMC', async () => {
+    await withClient({ connections: 2, timeoutMs: 400 }, async (client) => {
+      server.addFault({ path: '/redfish/v1/Chassis', fault: { kind: 'hang' } });
+      const pending = Array.from({ length: 5 }, () => client.get('/redfish/v1/Chassis').catch((e: unknown) => e));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(countOf('GET', '/redfish/v1/Chassis')).toBe(2);
+      const results = await Promise.all(pending);
+      expect(results.every((e) => e instanceof BmcError && e.code === 'TIMEOUT')).toBe(true);
+      server.clearFaults();
+    });
+  });
+
+  it('malformed JSON → DECODE naming the path', async () => {
+    await withClient({}, async (client) => {
+      server.addFault({ path: '/redfish/v1/Managers/BMC', fault: { kind: 'malformed' } });
+      const err = await failure(client.get('/redfish/v1/Managers/BMC'));
+      expect(err.code).toBe('DECODE');
+      expect(err.message).toContain('/redfish/v1/Managers/BMC');
+      server.clearFaults();
+    });
+  });
+
+  it('redirect loop → PROTOCOL after 3 redirects', async () => {
+    await withClient({}, async (client) => {
+      server.addFault({ path: '/redfish/v1/Chassis/1U', fault: { kind: 'redirect-loop' } });
+      const err = await failure(client.get('/redfish/v1/Chassis/1U'));
+      expect(err.code).toBe('PROTOCOL');
+      expect(err.message).toMatch(/redirect loop/);
+      expect(countOf('GET', '/redfish/v1/Chassis/1U')).toBe(4);
+      server.clearFaults();
+    });
+  });
+
+  it('a TLS handshake that never completes → TIMEOUT within the deadline', async () => {
+    const silent = await startSilentServer();
+    try {
+      const t0 = performance.now();
+      const err = await failure(openRedfish({ host: silent.host, port: silent.port, user: 'u', password: 'p', timeoutMs: 300 }));
+      expect(err.code).toBe('TIMEOUT');
+      expect(performance.now() - t0).toBeLessThan(300 + 250);
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it.each([{}, { pinnedSha256: 'ab'.repeat(32) }])('connectTimeoutMs bounds the handshake on its own (%o)', async (tls) => {
+    const silent = await startSilentServer();
+    try {
+      const t0 = performance.now();
+      const err = await failure(openRedfish({ host: silent.host, port: silent.port, user: 'u', password: 'p', timeoutMs: 5000, connectTimeoutMs: 200, ...tls }));
+      expect(err.code).toBe('TIMEOUT');
+      expect(err.message).toMatch(/no TLS session within 200 ms/);
+      expect(performance.now() - t0).toBeLessThan(200 + 250);
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it('close() never throws, even when the BMC is gone', async () => {
+    const client = await openRedfish(opts({ closeTimeoutMs: 300 }));
+    const other = server;
+    server = await startMockupServer();
+    await other.close();
+    await expect(client.close()).resolves.toBeUndefined();
+  });
+
+  it('rejects unusable options with INVALID_ARGUMENT', async () => {
+    expect((await failure(openRedfish(opts({ timeoutMs: -1 })))).code).toBe('INVALID_ARGUMENT');
+    expect((await failure(openRedfish(opts({ connections: 0 })))).code).toBe('INVALID_ARGUMENT');
+    expect((await failure(openRedfish(opts({ pinnedSha256: 'abc' })))).code).toBe('INVALID_ARGUMENT');
+    expect((await failure(openRedfish(opts({ host: 'bmc/evil' })))).code).toBe('INVALID_ARGUMENT');
+    await withClient({}, async (client) => {
+      expect((await failure(client.get('https://other.example/redfish/v1'))).code).toBe('INVALID_ARGUMENT');
+    });
+  });
+});
+
+describe('TLS policies', () => {
+  it('pinned fingerprint: accepts the right certificate, refuses another', async () => {
+    await withClient({ pinnedSha256: server.fingerprint256 }, async (client) => {
+      await client.get('/redfish/v1/Systems');
+    });
+    const wrong = 'ab'.repeat(32);
+    const err = await failure(openRedfish(opts({ pinnedSha256: wrong })));
+    expect(err.code).toBe('AUTH_FAILED');
+    expect(err.message).toMatch(/pinned/);
+  });
+
+  it('ca: verifies the chain; insecure:false without a ca refuses a self-signed BMC', async () => {
+    await withClient({ ca: server.certPem }, async (client) => {
+      await client.get('/redfish/v1/Systems');
+    });
+    expect((await failure(openRedfish(opts({ insecure: false })))).code).toBe('AUTH_FAILED');
+  });
+});
