@@ -1,0 +1,174 @@
+/**
+ * The tokenizer of ISC dhcpd's configuration language as written to dhcpd.leases:
+ * words, quoted strings (with dhcpd's escapes), `;`, `{`, `}` and `#` comments.
+ * A character-level state machine with no I/O and no allocation beyond token text.
+ */
+import { LeaseParseError } from './types.js';
+
+export const TOKEN_EOF = 0;
+export const TOKEN_WORD = 1;
+export const TOKEN_STRING = 2;
+export const TOKEN_SEMI = 3;
+export const TOKEN_OPEN = 4;
+export const TOKEN_CLOSE = 5;
+export type TokenKind = typeof TOKEN_EOF | typeof TOKEN_WORD | typeof TOKEN_STRING | typeof TOKEN_SEMI | typeof TOKEN_OPEN | typeof TOKEN_CLOSE;
+
+// character classes of the 7-bit range; everything else (and every other control character) is a word character
+const WORD = 0;
+const SPACE = 1;
+const NEWLINE = 2;
+const SEMI = 3;
+const OPEN = 4;
+const CLOSE = 5;
+const QUOTE = 6;
+const HASH = 7;
+
+const CLASS = new Uint8Array(128);
+for (const [chars, cls] of [
+  [' \t\r\f\v', SPACE],
+  ['\n', NEWLINE],
+  [';', SEMI],
+  ['{', OPEN],
+  ['}', CLOSE],
+  ['"', QUOTE],
+  ['#', HASH],
+] as const) {
+  for (const ch of chars) CLASS[ch.charCodeAt(0)] = cls;
+}
+
+const PUNCTUATION: Record<number, TokenKind> = { [SEMI]: TOKEN_SEMI, [OPEN]: TOKEN_OPEN, [CLOSE]: TOKEN_CLOSE };
+
+/** dhcpd's single-character escapes (conflex.c); any other escaped character stands for itself. */
+const SIMPLE_ESCAPES: Record<string, string> = { t: '\t', r: '\r', n: '\n', b: '\b' };
+
+const BACKSLASH = 0x5c;
+const DQUOTE = 0x22;
+const LF = 0x0a;
+
+function classOf(c: number): number {
+  return c < 128 ? (CLASS[c] as number) : WORD;
+}
+
+function digitValue(c: number, radix: 8 | 16): number {
+  let v = -1;
+  if (c >= 0x30 && c <= 0x39) v = c - 0x30;
+  else if (c >= 0x61 && c <= 0x66) v = c - 0x61 + 10;
+  else if (c >= 0x41 && c <= 0x46) v = c - 0x41 + 10;
+  return v < radix ? v : -1;
+}
+
+export class IscScanner {
+  /** text of the last WORD or STRING token (escapes decoded, one char per byte value) */
+  value = '';
+  /** 1-based line on which the last token started */
+  tokenLine = 1;
+  /** current 1-based line */
+  line = 1;
+  private pos = 0;
+
+  constructor(private readonly text: string) {}
+
+  next(): TokenKind {
+    const text = this.text;
+    const n = text.length;
+    let pos = this.pos;
+    for (;;) {
+      if (pos >= n) {
+        this.pos = pos;
+        this.tokenLine = this.line;
+        return TOKEN_EOF;
+      }
+      const cls = classOf(text.charCodeAt(pos));
+      if (cls === SPACE) {
+        pos++;
+      } else if (cls === NEWLINE) {
+        pos++;
+        this.line++;
+      } else if (cls === HASH) {
+        const eol = text.indexOf('\n', pos);
+        pos = eol < 0 ? n : eol;
+      } else if (cls === QUOTE) {
+        this.tokenLine = this.line;
+        this.pos = this.readString(pos + 1);
+        return TOKEN_STRING;
+      } else if (cls === WORD) {
+        const start = pos;
+        while (++pos < n && classOf(text.charCodeAt(pos)) === WORD);
+        this.tokenLine = this.line;
+        this.value = text.slice(start, pos);
+        this.pos = pos;
+        return TOKEN_WORD;
+      } else {
+        this.tokenLine = this.line;
+        this.pos = pos + 1;
+        return PUNCTUATION[cls] as TokenKind;
+      }
+    }
+  }
+
+  /** Reads a string body starting after the opening quote; returns the position after the closing quote. */
+  private readString(start: number): number {
+    const text = this.text;
+    const n = text.length;
+    let pos = start;
+    for (; pos < n; pos++) {
+      const c = text.charCodeAt(pos);
+      if (c === DQUOTE) {
+        this.value = text.slice(start, pos);
+        return pos + 1;
+      }
+      if (c === BACKSLASH) return this.readEscapedString(start, pos);
+      if (c === LF) this.line++;
+    }
+    throw new LeaseParseError(this.tokenLine, 'unterminated string');
+  }
+
+  /** The slow path: the string holds at least one backslash, at `pos`. */
+  private readEscapedString(start: number, pos: number): number {
+    const text = this.text;
+    const n = text.length;
+    let out = text.slice(start, pos);
+    while (pos < n) {
+      const c = text.charCodeAt(pos);
+      if (c === DQUOTE) {
+        this.value = out;
+        return pos + 1;
+      }
+      if (c !== BACKSLASH) {
+        if (c === LF) this.line++;
+        out += text[pos];
+        pos++;
+        continue;
+      }
+      if (++pos >= n) break;
+      const e = text.charCodeAt(pos);
+      const radix = digitValue(e, 8) >= 0 ? 8 : e === 0x78 /* x */ ? 16 : 0;
+      if (radix === 0) {
+        if (e === LF) this.line++;
+        const ch = text[pos] as string;
+        out += SIMPLE_ESCAPES[ch] ?? ch;
+        pos++;
+        continue;
+      }
+      // octal: up to three digits starting here; hex: up to two digits after the x
+      let i = radix === 8 ? pos : pos + 1;
+      const limit = Math.min(n, i + (radix === 8 ? 3 : 2));
+      let value = 0;
+      let digits = 0;
+      for (; i < limit; i++) {
+        const d = digitValue(text.charCodeAt(i), radix);
+        if (d < 0) break;
+        value = value * radix + d;
+        digits++;
+      }
+      if (digits === 0) {
+        out += 'x'; // `\x` without hex digits stands for x
+        pos++;
+      } else {
+        out += String.fromCharCode(value & 0xff);
+        pos = i;
+      }
+    }
+    throw new LeaseParseError(this.tokenLine, 'unterminated string');
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * ISC dhcpd.leases (dhcpd.leases(5)) → IscLease records, in file order.
+ * Pure and total: any text gives the leases or a LeaseParseError naming the line.
+ *
+ * The file is a list of statements; a statement is words and strings ended by `;`
+ * or by a `{ ... }` block. Only `lease <ip> { ... }` blocks are read; every other
+ * top-level statement (authoring-byte-order, server-duid, failover peer, host, class,
+ * ia-na, ...) and every unknown statement inside a lease is skipped.
+ */
+import { ipv4ToNumber } from '../net/cidr.js';
+import { IscScanner, TOKEN_CLOSE, TOKEN_EOF, TOKEN_OPEN, TOKEN_SEMI, TOKEN_STRING, TOKEN_WORD, type TokenKind } from './isc-scanner.js';
+import { normalizeMac } from './mac.js';
+import { LeaseParseError, type IscLease } from './types.js';
+
+/** The words of one statement; the arrays are reused, only the first `count` entries are current. */
+interface Statement {
+  words: string[];
+  quoted: boolean[];
+  count: number;
+  line: number;
+}
+
+type Handler = (lease: IscLease, st: Statement) => void;
+
+function preview(st: Statement): string {
+  const text = st.words.slice(0, st.count).join(' ');
+  return JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text);
+}
+
+function malformed(st: Statement): LeaseParseError {
+  return new LeaseParseError(st.line, `malformed '${st.words[0] ?? ''}' statement ${preview(st)}`);
+}
+
+/** Reads words and strings up to the token that ends the statement, and returns that token. */
+function readStatement(s: IscScanner, st: Statement): TokenKind {
+  let count = 0;
+  let kind = s.next();
+  st.line = s.tokenLine;
+  while (kind === TOKEN_WORD || kind === TOKEN_STRING) {
+    st.words[count] = s.value;
+    st.quoted[count] = kind === TOKEN_STRING;
+    count++;
+    kind = s.next();
+  }
+  st.count = count;
+  return kind;
+}
+
+/** Skips a `{ ... }` block whose `{` was just read, nested blocks included. */
+function skipBlock(s: IscScanner, openLine: number): void {
+  let depth = 1;
+  for (;;) {
+    const kind = s.next();
+    if (kind === TOKEN_OPEN) depth++;
+    else if (kind === TOKEN_CLOSE && --depth === 0) return;
+    else if (kind === TOKEN_EOF) throw new LeaseParseError(openLine, `unterminated block (end of file at line ${s.line})`);
+  }
+}
+
+const DATE = /^(\d{4})\/(\d{1,2})\/(\d{1,2})$/;
+const TIME = /^(\d{1,2}):(\d{2}):(\d{2})$/;
+const WEEKDAY = /^[0-6]$/;
+const EPOCH = /^\d{1,12}$/;
+
+/** The decimal number in text[from, to), or -1 if any character is not a digit. */
+function digitsAt(text: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = text.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+/** `yyyy/mm/dd` and `hh:mm:ss` as numbers; the fixed-width form dhcpd writes is read without a regex. */
+function dateParts(date: string, time: string): number[] | undefined {
+  if (date.length === 10 && time.length === 8 && date[4] === '/' && date[7] === '/' && time[2] === ':' && time[5] === ':') {
+    const parts = [digitsAt(date, 0, 4), digitsAt(date, 5, 7), digitsAt(date, 8, 10), digitsAt(time, 0, 2), digitsAt(time, 3, 5), digitsAt(time, 6, 8)];
+    return parts.includes(-1) ? undefined : parts;
+  }
+  const d = DATE.exec(date);
+  const t = TIME.exec(time);
+  return d === null || t === null ? undefined : [d[1], d[2], d[3], t[1], t[2], t[3]].map(Number);
+}
+
+/** `<weekday> yyyy/mm/dd hh:mm:ss` (UTC), `epoch <seconds>` (db-time-format local) or `never`. */
+function parseDate(st: Statement): Date | 'never' {
+  const w = st.words;
+  const n = st.count;
+  if (n === 2 && w[1] === 'never') return 'never';
+  if (n === 3 && w[1] === 'epoch' && EPOCH.test(w[2] as string)) return new Date(Number(w[2]) * 1000);
+  const parts = n === 4 && WEEKDAY.test(w[1] as string) ? dateParts(w[2] as string, w[3] as string) : undefined;
+  if (parts !== undefined) {
+    const [year, month, day, hour, minute, second] = parts as [number, number, number, number, number, number];
+    const date = new Date(Date.UTC(2000, month - 1, day, hour, minute, second));
+    date.setUTCFullYear(year); // Date.UTC maps years 0..99 to 1900..1999
+    if (month >= 1 && month <= 12 && date.getUTCDate() === day && hour < 24 && minute < 60 && second < 60) return date;
+  }
+  throw new LeaseParseError(st.line, `bad date in '${w[0]}' statement ${preview(st)}`);
+}
+
+/** `<word> state <state>` after `binding`, `next binding`, `rewind binding`. */
+function bindingState(st: Statement, at: number): string {
+  const w = st.words;
+  if (st.count !== at + 3 || w[at] !== 'binding' || w[at + 1] !== 'state') throw malformed(st);
+  return w[at + 2] as string;
+}
+
+/** An unquoted colon-separated hex value (as dhcpd writes binary uids) as a binary string. */
+function hexToBinary(text: string): string | undefined {
+  const mac = normalizeMac(text);
+  if (mac === undefined || !text.includes(':')) return undefined;
+  return String.fromCharCode(...mac.split(':').map((h) => parseInt(h, 16)));
+}
+
+const LEASE_STATEMENTS = new Map<string, Handler>([
+  ['starts', (lease, st) => {
+    const date = parseDate(st);
+    if (date !== 'never') lease.starts = date;
+  }],
+  ['ends', (lease, st) => {
+    lease.ends = parseDate(st);
+  }],
+  ['binding', (lease, st) => {
+    lease.bindingState = bindingState(st, 0);
+  }],
+  ['next', (lease, st) => {
+    lease.nextBindingState = bindingState(st, 1);
+  }],
+  ['hardware', (lease, st) => {
+    if (st.count !== 3 || st.quoted[2] === true) throw malformed(st);
+    const mac = normalizeMac(st.words[2] as string);
+    if (mac === undefined) throw new LeaseParseError(st.line, `invalid hardware address ${preview(st)}`);
+    lease.mac = mac;
+  }],
+  ['uid', (lease, st) => {
+    if (st.count !== 2) throw malformed(st);
+    const value = st.words[1] as string;
+    lease.uid = st.quoted[1] === true ? value : (hexToBinary(value) ?? value);
+  }],
+  ['client-hostname', (lease, st) => {
+    if (st.count !== 2) throw malformed(st);
+    lease.hostname = st.words[1] as string;
+  }],
+  ['set', (lease, st) => {
+    if (st.count !== 4 || st.words[2] !== '=') throw malformed(st);
+    // a prototype-free record: `set __proto__ = ...;` is just a name
+    (lease.vars ??= Object.create(null) as Record<string, string>)[st.words[1] as string] = st.words[3] as string;
+  }],
+]);
+
+function parseLease(s: IscScanner, st: Statement): IscLease {
+  const line = st.line;
+  const ip = st.words[1];
+  if (st.count < 2 || ip === undefined || st.quoted[1] === true) throw new LeaseParseError(line, 'lease without an IP address');
+  if (st.count > 2 || ipv4ToNumber(ip) < 0) throw new LeaseParseError(line, `lease with an invalid IPv4 address ${preview(st)}`);
+  const lease: IscLease = { ip, ends: undefined, line };
+  for (;;) {
+    const end = readStatement(s, st);
+    if (end === TOKEN_SEMI) {
+      const first = st.count === 0 ? undefined : st.words[0];
+      const handler = first === undefined || st.quoted[0] === true ? undefined : LEASE_STATEMENTS.get(first);
+      if (handler !== undefined) handler(lease, st);
+    } else if (end === TOKEN_CLOSE) {
+      if (st.count > 0) throw new LeaseParseError(st.line, `missing ';' after ${preview(st)}`);
+      return lease;
+    } else if (end === TOKEN_OPEN) {
+      skipBlock(s, st.line); // e.g. `on expiry { ... }`
+    } else {
+      throw new LeaseParseError(line, `unterminated block of lease ${ip} (end of file at line ${s.line})`);
+    }
+  }
+}
+
+/** Parses the text of a dhcpd.leases file into its lease blocks, in file order. */
+export function parseIscLeases(text: string): IscLease[] {
+  const s = new IscScanner(text);
+  const st: Statement = { words: [], quoted: [], count: 0, line: 1 };
+  const leases: IscLease[] = [];
+  for (;;) {
+    const end = readStatement(s, st);
+    const isLease = st.count > 0 && st.words[0] === 'lease' && st.quoted[0] === false;
+    if (end === TOKEN_EOF) {
+      if (st.count > 0) throw new LeaseParseError(st.line, `statement ${preview(st)} not ended by ';' at end of file`);
+      return leases;
+    }
+    if (end === TOKEN_CLOSE) throw new LeaseParseError(s.tokenLine, "unexpected '}'");
+    if (end === TOKEN_OPEN) {
+      if (isLease) leases.push(parseLease(s, st));
+      else skipBlock(s, st.line);
+    } else if (isLease) {
+      throw new LeaseParseError(st.line, `lease statement without a block ${preview(st)}`);
+    }
+  }
+}

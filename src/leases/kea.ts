@@ -1,0 +1,164 @@
+/**
+ * Kea's memfile lease file (kea-leases4.csv) → KeaLease rows, in file order.
+ * Pure and total: any text gives the rows or a LeaseParseError naming the line.
+ *
+ * The first line names the columns; columns are found by name, so files of older and
+ * newer Kea versions (with or without `pool_id`, ...) read alike. Kea quotes nothing:
+ * it escapes commas (and other special characters) in hostname and user_context as
+ * `&#x2c`. A user_context JSON with raw commas (written by another tool) is re-joined.
+ */
+import { ipv4ToNumber } from '../net/cidr.js';
+import { normalizeMac } from './mac.js';
+import { KEA_INFINITE_LIFETIME, LeaseParseError, type KeaLease } from './types.js';
+
+const REQUIRED = ['address', 'hwaddr', 'valid_lifetime', 'expire'] as const;
+const COLUMNS = [...REQUIRED, 'client_id', 'subnet_id', 'hostname', 'state', 'user_context', 'pool_id'] as const;
+type ColumnName = (typeof COLUMNS)[number];
+const ESCAPE = /&#x([0-9a-fA-F]{2})/g;
+
+type Columns = Map<string, number>;
+
+/** Kea's CSVRow::unescapeCharacters: `&#xHH` → the character HH. */
+export function keaUnescape(text: string): string {
+  return text.includes('&#x') ? text.replace(ESCAPE, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))) : text;
+}
+
+/** Kea's CSVRow::escapeCharacters for the comma delimiter (and the escape tag's `&`). */
+export function keaEscape(text: string): string {
+  return text.replace(/[,&]/g, (ch) => `&#x${ch.charCodeAt(0).toString(16)}`);
+}
+
+function parseHeader(line: string): Columns {
+  const columns: Columns = new Map();
+  line.split(',').forEach((name, i) => columns.set(name.trim(), i));
+  for (const name of REQUIRED) {
+    if (!columns.has(name)) throw new LeaseParseError(1, `Kea lease file header lacks the '${name}' column: ${JSON.stringify(line.slice(0, 120))}`);
+  }
+  return columns;
+}
+
+/** Whether `text` opens more `{`/`[` than it closes, outside JSON strings. */
+function unbalancedJson(text: string): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+  }
+  return depth > 0;
+}
+
+/** Splits a row; a user_context JSON that holds raw commas takes the fields it spans. */
+function splitRow(text: string, contextAt: number, headerLength: number): string[] {
+  const fields = text.split(',');
+  if (contextAt < 0 || fields.length <= headerLength || !(fields[contextAt] ?? '').startsWith('{')) return fields;
+  let end = contextAt + 1;
+  let context = fields[contextAt] as string;
+  while (end < fields.length && unbalancedJson(context)) context += `,${fields[end++] as string}`;
+  return [...fields.slice(0, contextAt), context, ...fields.slice(end)];
+}
+
+/** The decimal integer in `text`, -1 when empty, -2 when not a number of at most 15 digits. */
+function integerOf(text: string): number {
+  const n = text.length;
+  if (n === 0) return -1;
+  if (n > 15) return -2;
+  let value = 0;
+  for (let i = 0; i < n; i++) {
+    const d = text.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return -2;
+    value = value * 10 + d;
+  }
+  return value;
+}
+
+/** Reads data rows of a file whose header mapped column names to field indexes. */
+class RowReader {
+  private fields: string[] = [];
+  private line = 0;
+  /** field index per column name, -1 for a column the header lacks */
+  private readonly index: Record<ColumnName, number>;
+
+  constructor(
+    at: Columns,
+    private readonly headerLength: number,
+  ) {
+    this.index = Object.fromEntries(COLUMNS.map((name) => [name, at.get(name) ?? -1])) as Record<ColumnName, number>;
+  }
+
+  read(text: string, line: number): KeaLease {
+    this.fields = splitRow(text, this.index.user_context, this.headerLength);
+    this.line = line;
+    const ip = this.field('address');
+    if (ipv4ToNumber(ip) < 0) throw this.bad('address', 'invalid IPv4');
+    const hwaddr = this.field('hwaddr');
+    const mac = hwaddr === '' ? undefined : normalizeMac(hwaddr);
+    if (hwaddr !== '' && mac === undefined) throw this.bad('hwaddr', 'invalid');
+    const validLifetime = this.integer('valid_lifetime', true);
+    if (validLifetime > KEA_INFINITE_LIFETIME) throw this.bad('valid_lifetime', 'out of range');
+    const expireSeconds = this.integer('expire', true);
+    if (expireSeconds > 8.64e12) throw this.bad('expire', 'out of range');
+    const state = this.integer('state', false);
+
+    const lease: KeaLease = {
+      ip,
+      validLifetime,
+      expire: validLifetime === KEA_INFINITE_LIFETIME ? 'never' : new Date(expireSeconds * 1000),
+      state: state < 0 ? 0 : state,
+      line,
+    };
+    const clientId = this.field('client_id');
+    const hostname = keaUnescape(this.field('hostname'));
+    const userContext = keaUnescape(this.field('user_context'));
+    const subnetId = this.integer('subnet_id', false);
+    const poolId = this.integer('pool_id', false);
+    if (mac !== undefined) lease.mac = mac;
+    if (clientId !== '') lease.clientId = clientId;
+    if (subnetId >= 0) lease.subnetId = subnetId;
+    if (hostname !== '') lease.hostname = hostname;
+    if (userContext !== '') lease.userContext = userContext;
+    if (poolId >= 0) lease.poolId = poolId;
+    return lease;
+  }
+
+  private field(name: ColumnName): string {
+    const i = this.index[name];
+    const value = i < 0 ? undefined : this.fields[i];
+    return value === undefined ? '' : value.trim();
+  }
+
+  /** The column as an integer; -1 when empty and optional. */
+  private integer(name: ColumnName, required: boolean): number {
+    const value = integerOf(this.field(name));
+    if (value === -2 || (value === -1 && required)) throw this.bad(name, value === -1 ? 'missing' : 'invalid');
+    return value;
+  }
+
+  private bad(name: ColumnName, why: string): LeaseParseError {
+    return new LeaseParseError(this.line, `${why} ${name} ${JSON.stringify(this.field(name).slice(0, 60))}`);
+  }
+}
+
+/** Parses the text of a Kea memfile lease file into its rows, in file order. */
+export function parseKeaLeases(text: string): KeaLease[] {
+  const leases: KeaLease[] = [];
+  let reader: RowReader | undefined;
+  let line = 0;
+  let pos = 0;
+  while (pos < text.length) {
+    line++;
+    const eol = text.indexOf('\n', pos);
+    const end = eol < 0 ? text.length : eol;
+    let row = text.slice(pos, end);
+    pos = end + 1;
+    if (row.endsWith('\r')) row = row.slice(0, -1);
+    if (reader === undefined) reader = new RowReader(parseHeader(row), row.split(',').length);
+    else if (row.trim() !== '') leases.push(reader.read(row, line));
+  }
+  return leases;
+}

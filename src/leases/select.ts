@@ -1,0 +1,108 @@
+/**
+ * From parsed lease records to the leases held now: format detection, the
+ * latest-entry-wins rules, expiry, and the CIDR / ignored-MAC filters.
+ */
+import { ANY_IPV4, cidrContains, ipv4ToNumber, type Cidr } from '../net/cidr.js';
+import { parseIscLeases } from './isc.js';
+import { parseKeaLeases } from './kea.js';
+import { normalizeMacSet } from './mac.js';
+import { KEA_STATE, type IscLease, type KeaLease, type Lease, type LeaseFormat, type ParsedLeases } from './types.js';
+
+export type LeaseFormatOption = LeaseFormat | 'auto';
+
+export interface ActiveLeaseOptions {
+  now: Date;
+  /** only leases inside one of these blocks; default 0.0.0.0/0 */
+  allowedCidrs?: readonly Cidr[];
+  /** MACs to drop, in any case and with any separator */
+  ignoreMacs?: Iterable<string>;
+}
+
+/** A Kea memfile starts with its column header; everything else is taken for ISC dhcpd. */
+export function detectLeaseFormat(text: string): LeaseFormat {
+  const start = text.search(/\S/);
+  if (start < 0) return 'isc';
+  const eol = text.indexOf('\n', start);
+  const first = text.slice(start, eol < 0 ? text.length : eol);
+  return /^address\s*,/.test(first) && first.includes('hwaddr') ? 'kea' : 'isc';
+}
+
+/** Parses a lease file of the given (or detected) format; throws only LeaseParseError. */
+export function parseLeases(text: string, format: LeaseFormatOption = 'auto'): ParsedLeases {
+  const actual = format === 'auto' ? detectLeaseFormat(text) : format;
+  return actual === 'kea' ? { format: 'kea', leases: parseKeaLeases(text) } : { format: 'isc', leases: parseIscLeases(text) };
+}
+
+/** One record in the terms the selection rules need, whatever the format. */
+interface Entry {
+  ipNum: number;
+  ip: string;
+  mac: string | undefined;
+  hostname: string | undefined;
+  expires: Date | 'never' | undefined;
+  /** the server considers the address handed out (before looking at the time) */
+  assigned: boolean;
+}
+
+const TO_ENTRY = {
+  isc: (l: IscLease): Entry => ({
+    ipNum: ipv4ToNumber(l.ip),
+    ip: l.ip,
+    mac: l.mac,
+    hostname: l.hostname,
+    expires: l.ends,
+    assigned: l.bindingState === 'active',
+  }),
+  // valid_lifetime 0 is how Kea records a deleted lease (Memfile_LeaseMgr::deleteLease)
+  kea: (l: KeaLease): Entry => ({
+    ipNum: ipv4ToNumber(l.ip),
+    ip: l.ip,
+    mac: l.mac,
+    hostname: l.hostname,
+    expires: l.expire,
+    assigned: l.state === KEA_STATE.DEFAULT && l.validLifetime !== 0,
+  }),
+};
+
+function toEntries(parsed: ParsedLeases): Entry[] {
+  return parsed.format === 'kea' ? parsed.leases.map(TO_ENTRY.kea) : parsed.leases.map(TO_ENTRY.isc);
+}
+
+/**
+ * The leases held at `now`, sorted by IP:
+ * - an entry counts only if it is the last one in the file for its MAC and for its IP
+ *   (a later entry for the same MAC, active or not, replaces it; so does a later entry
+ *   for the same IP, whatever its MAC);
+ * - ISC: `binding state active` and `ends` in the future or `never`;
+ *   Kea: state 0, valid_lifetime not 0 (deleted), expire in the future (or infinite lifetime);
+ * - then the CIDR and ignored-MAC filters.
+ * Throws BmcError INVALID_ARGUMENT for an ignored MAC that is not a hardware address.
+ */
+export function activeLeases(parsed: ParsedLeases, options: ActiveLeaseOptions): Lease[] {
+  const now = options.now.getTime();
+  const cidrs = options.allowedCidrs ?? [ANY_IPV4];
+  const ignore = normalizeMacSet(options.ignoreMacs ?? []);
+  const entries = toEntries(parsed);
+
+  const lastByIp = new Map<number, number>();
+  const lastByMac = new Map<string, number>();
+  entries.forEach((e, i) => {
+    lastByIp.set(e.ipNum, i);
+    if (e.mac !== undefined) lastByMac.set(e.mac, i);
+  });
+
+  const held: Entry[] = [];
+  entries.forEach((e, i) => {
+    if (e.mac === undefined || lastByMac.get(e.mac) !== i || lastByIp.get(e.ipNum) !== i) return;
+    if (!e.assigned || e.expires === undefined || (e.expires !== 'never' && e.expires.getTime() <= now)) return;
+    if (ignore.has(e.mac) || !cidrs.some((c) => cidrContains(c, e.ipNum))) return;
+    held.push(e);
+  });
+  held.sort((a, b) => a.ipNum - b.ipNum);
+
+  return held.map((e) => {
+    const lease: Lease = { ip: e.ip, mac: e.mac as string, expires: e.expires as Date | 'never' };
+    if (e.hostname !== undefined) lease.hostname = e.hostname;
+    return lease;
+  });
+}

@@ -1,0 +1,234 @@
+/**
+ * Follows a lease file: `fs.watch` on its directory (DHCP servers replace the file by
+ * rename, which a watch on the file itself would miss) plus a stat poll as fallback,
+ * debounced. A file that cannot be read or parsed keeps the last good view and is
+ * reported to onError once per distinct error; nothing is ever thrown out of a timer.
+ */
+import { watch as fsWatch, type FSWatcher, type Stats } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { BmcError } from '../errors.js';
+import type { Cidr } from '../net/cidr.js';
+import { normalizeMacSet } from './mac.js';
+import { activeLeases, parseLeases, type LeaseFormatOption } from './select.js';
+import { LeaseParseError, type Lease, type ParsedLeases } from './types.js';
+
+export interface LeaseDiff {
+  /** MACs that hold a lease now and did not before */
+  added: Lease[];
+  /** leases (as they were) whose MAC no longer holds one */
+  removed: Lease[];
+  /** MACs whose IP or hostname changed; a renewal that only moves the expiry is no change */
+  changed: Lease[];
+}
+
+export interface LeaseView extends LeaseDiff {
+  leases: Lease[];
+}
+
+export interface ReadLeasesOptions {
+  format?: LeaseFormatOption;
+  allowedCidrs?: readonly Cidr[];
+  ignoreMacs?: Iterable<string>;
+}
+
+export interface WatchLeasesOptions extends ReadLeasesOptions {
+  now?: () => Date;
+  /** quiet time after the last change event before the file is read; default 200 */
+  debounceMs?: number;
+  /** stat interval of the fallback poll, which also re-evaluates expiry; default 2000 */
+  pollMs?: number;
+  /** watch the directory with fs.watch besides polling; default true (false for file systems without inotify) */
+  fsWatch?: boolean;
+  /** called after the first successful read, then whenever the view changes */
+  onChange: (view: LeaseView) => void;
+  onError?: (err: BmcError) => void;
+  signal?: AbortSignal;
+}
+
+export interface LeaseWatcher {
+  /** the last good view (empty before the first successful read) */
+  current(): Lease[];
+  close(): void;
+}
+
+export function diffLeases(before: readonly Lease[], after: readonly Lease[]): LeaseDiff {
+  const old = new Map(before.map((l) => [l.mac, l]));
+  const now = new Set(after.map((l) => l.mac));
+  const added: Lease[] = [];
+  const changed: Lease[] = [];
+  for (const lease of after) {
+    const prev = old.get(lease.mac);
+    if (prev === undefined) added.push(lease);
+    else if (prev.ip !== lease.ip || prev.hostname !== lease.hostname) changed.push(lease);
+  }
+  return { added, removed: before.filter((l) => !now.has(l.mac)), changed };
+}
+
+function readError(path: string, err: unknown, what = 'read lease file'): BmcError {
+  if (err instanceof LeaseParseError) return err.withSource(path);
+  if (err instanceof BmcError) return err;
+  const why = err instanceof Error ? err.message : String(err);
+  return new BmcError('CONFIG', `cannot ${what} ${path}: ${why}`, { cause: err });
+}
+
+async function readParsed(path: string, format: LeaseFormatOption): Promise<ParsedLeases> {
+  try {
+    return parseLeases(await readFile(path, 'utf8'), format);
+  } catch (err) {
+    throw readError(path, err);
+  }
+}
+
+/** Reads, parses and selects once. Throws LeaseParseError (naming the file and line) or BmcError. */
+export async function readLeasesOnce(path: string, options: ReadLeasesOptions & { now?: Date } = {}): Promise<Lease[]> {
+  const parsed = await readParsed(path, options.format ?? 'auto');
+  return activeLeases(parsed, { now: options.now ?? new Date(), allowedCidrs: options.allowedCidrs, ignoreMacs: options.ignoreMacs });
+}
+
+function checkMs(name: string, value: number | undefined, fallback: number, min: number): number {
+  const ms = value ?? fallback;
+  if (!Number.isInteger(ms) || ms < min || ms > 3_600_000) {
+    throw new BmcError('INVALID_ARGUMENT', `watchLeases: ${name} must be an integer from ${min} to 3600000, got ${value}`);
+  }
+  return ms;
+}
+
+const signatureOf = (s: Stats): string => `${s.ino}:${s.size}:${s.mtimeMs}`;
+const errorSignature = (err: unknown): string => `error:${(err as NodeJS.ErrnoException | undefined)?.code ?? 'unknown'}`;
+
+/** Watches `path`; options are checked here (BmcError INVALID_ARGUMENT), never later. */
+export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWatcher {
+  const debounceMs = checkMs('debounceMs', options.debounceMs, 200, 0);
+  const pollMs = checkMs('pollMs', options.pollMs, 2000, 10);
+  const format = options.format ?? 'auto';
+  const now = options.now ?? (() => new Date());
+  const select = { allowedCidrs: options.allowedCidrs, ignoreMacs: normalizeMacSet(options.ignoreMacs ?? []) };
+  const { onChange, onError, signal } = options;
+  const useFsWatch = options.fsWatch ?? true;
+  const dir = dirname(path);
+  const name = basename(path);
+
+  let closed = false;
+  let parsed: ParsedLeases | undefined;
+  let view: Lease[] = [];
+  let published = false;
+  /** the earliest expiry in the view: until then, time alone cannot change it (leases only drop out) */
+  let nextExpiry = Infinity;
+  let signature = '';
+  let lastError: string | undefined;
+  let reading = false;
+  let again = false;
+  let debounceTimer: NodeJS.Timeout | undefined;
+  let watcher: FSWatcher | undefined;
+
+  const report = (err: BmcError): void => {
+    if (closed || err.message === lastError) return;
+    lastError = err.message;
+    try {
+      onError?.(err);
+    } catch {
+      // a failing error handler must not stop the watcher
+    }
+  };
+
+  const publish = (): void => {
+    if (parsed === undefined || closed) return;
+    const next = activeLeases(parsed, { now: now(), ...select });
+    const diff = diffLeases(view, next);
+    view = next;
+    nextExpiry = next.reduce((min, l) => (l.expires === 'never' ? min : Math.min(min, l.expires.getTime())), Infinity);
+    if (published && diff.added.length + diff.removed.length + diff.changed.length === 0) return;
+    published = true;
+    try {
+      onChange({ leases: next, ...diff });
+    } catch (err) {
+      report(new BmcError('INVALID_ARGUMENT', `lease watcher onChange callback threw: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+    }
+  };
+
+  const loadOnce = async (): Promise<void> => {
+    try {
+      signature = signatureOf(await stat(path));
+    } catch (err) {
+      signature = errorSignature(err);
+    }
+    const result = await readParsed(path, format).catch((err: unknown) => readError(path, err));
+    if (closed) return;
+    if (result instanceof BmcError) return report(result);
+    parsed = result;
+    lastError = undefined;
+    publish();
+  };
+
+  const load = async (): Promise<void> => {
+    if (reading) {
+      again = true;
+      return;
+    }
+    reading = true;
+    try {
+      do {
+        again = false;
+        await loadOnce();
+      } while (again && !closed);
+    } catch (err) {
+      report(readError(path, err));
+    } finally {
+      reading = false;
+    }
+  };
+
+  const schedule = (): void => {
+    if (closed) return;
+    clearTimeout(debounceTimer);
+    debounceTimer = setTimeout(() => void load(), debounceMs);
+    debounceTimer.unref();
+  };
+
+  const startWatcher = (): void => {
+    try {
+      watcher = fsWatch(dir, { persistent: false }, (_event, filename) => {
+        if (filename === null || filename === name) schedule();
+      });
+      watcher.on('error', (err) => {
+        watcher?.close();
+        watcher = undefined;
+        report(readError(dir, err, 'watch directory'));
+      });
+    } catch (err) {
+      watcher = undefined;
+      report(readError(dir, err, 'watch directory'));
+    }
+  };
+
+  const poll = async (): Promise<void> => {
+    const current = await stat(path).then(signatureOf, errorSignature);
+    if (closed) return;
+    if (watcher === undefined && useFsWatch) startWatcher();
+    if (current !== signature) schedule();
+    else if (!reading && now().getTime() >= nextExpiry) publish(); // leases expire while the file stands still
+  };
+  const pollTimer = setInterval(() => void poll().catch((err: unknown) => report(readError(path, err))), pollMs);
+  pollTimer.unref();
+
+  const close = (): void => {
+    if (closed) return;
+    closed = true;
+    clearTimeout(debounceTimer);
+    clearInterval(pollTimer);
+    watcher?.close();
+    watcher = undefined;
+    signal?.removeEventListener('abort', close);
+  };
+
+  if (signal?.aborted) {
+    close();
+  } else {
+    signal?.addEventListener('abort', close, { once: true });
+    if (useFsWatch) startWatcher();
+    void load();
+  }
+
+  return { current: () => [...view], close };
+}

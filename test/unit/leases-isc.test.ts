@@ -1,0 +1,317 @@
+import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { DecodeError } from '../../src/errors.js';
+import { parseIscLeases } from '../../src/leases/isc.js';
+import { renderIscLeases, type IscLeaseInput } from '../../src/leases/render.js';
+import { activeLeases } from '../../src/leases/select.js';
+import { LeaseParseError, type IscLease } from '../../src/leases/types.js';
+
+const fixture = (name: string): string => readFileSync(new URL(`../fixtures/leases/${name}`, import.meta.url), 'utf8');
+const SMALL = fixture('dhcpd.leases');
+const BIG = fixture('dhcpd.test.leases');
+
+const active = (leases: IscLease[], now: string, ignoreMacs: string[] = []) =>
+  activeLeases({ format: 'isc', leases }, { now: new Date(now), ignoreMacs }).map((l) => `${l.ip} ${l.mac}`);
+
+function parseError(text: string): LeaseParseError {
+  try {
+    parseIscLeases(text);
+  } catch (err) {
+    expect(err).toBeInstanceOf(LeaseParseError);
+    return err as LeaseParseError;
+  }
+  throw new Error('expected a LeaseParseError');
+}
+
+/** Parses, and lets nothing but a LeaseParseError (with a sane line, named in the message) escape. */
+function parseOrLeaseError(text: string): void {
+  try {
+    parseIscLeases(text);
+  } catch (err) {
+    if (!(err instanceof LeaseParseError)) throw err;
+    const lines = text.split('\n').length;
+    if (!(err.line >= 1 && err.line <= lines && err.message.includes(`line ${err.line}:`))) throw err;
+  }
+}
+
+describe('parseIscLeases on the reference files', () => {
+  it('reads both leases of dhcpd.leases with every field', () => {
+    const leases = parseIscLeases(SMALL);
+    expect(leases).toEqual([
+      {
+        ip: '192.168.2.27',
+        mac: 'ac:1f:6b:35:ac:62',
+        starts: new Date('2019-06-27T06:40:21Z'),
+        ends: new Date('2020-06-27T06:50:21Z'),
+        bindingState: 'active',
+        nextBindingState: 'free',
+        uid: '\x01\xac\x1fk5\xacb',
+        vars: { 'vendor-class-identifier': 'udhcp 1.23.1' },
+        line: 1,
+      },
+      {
+        ip: '192.168.2.30',
+        mac: 'ac:1f:6b:35:ab:2d',
+        starts: new Date('2019-06-27T06:40:06Z'),
+        ends: new Date('2020-06-27T06:50:06Z'),
+        bindingState: 'active',
+        nextBindingState: 'free',
+        uid: '\x01\xac\x1fk5\xab-',
+        vars: { 'vendor-class-identifier': 'udhcp 1.23.1' },
+        line: 12,
+      },
+    ]);
+  });
+
+  it('drops each lease of dhcpd.leases once its ends has passed', () => {
+    const leases = parseIscLeases(SMALL);
+    expect(active(leases, '2020-01-01T00:00:00Z')).toEqual(['192.168.2.27 ac:1f:6b:35:ac:62', '192.168.2.30 ac:1f:6b:35:ab:2d']);
+    // 192.168.2.30 ends at 06:50:06, 192.168.2.27 at 06:50:21
+    expect(active(leases, '2020-06-27T06:50:10Z')).toEqual(['192.168.2.27 ac:1f:6b:35:ac:62']);
+    expect(active(leases, '2020-06-27T06:50:21Z')).toEqual([]);
+  });
+
+  it('reads all 124 blocks of dhcpd.test.leases past the authoring-byte-order header', () => {
+    const leases = parseIscLeases(BIG);
+    expect(leases).toHaveLength(124);
+    expect(leases[0]).toMatchObject({ ip: '192.168.1.248', mac: '00:00:00:00:00:00', bindingState: 'free', line: 7 });
+    expect(leases.filter((l) => l.bindingState === 'active').map((l) => l.ip)).toEqual(['192.168.2.174', '192.168.2.174', '192.168.1.254', '192.168.1.229', '10.0.0.1']);
+    expect(leases.filter((l) => l.bindingState === 'abandoned').map((l) => [l.ip, l.mac])).toEqual([
+      ['10.0.0.128', undefined],
+      ['10.0.0.129', undefined],
+      ['10.0.0.130', undefined],
+    ]);
+    expect(leases.find((l) => l.hostname !== undefined)).toMatchObject({ ip: '192.168.2.174', hostname: 'storage01' });
+    // `uid "\001P|o\"\221\356";` holds an escaped quote
+    expect(leases.find((l) => l.ip === '192.168.1.247')?.uid).toBe('\x01P|o"\x91\xee');
+    const last = leases.at(-1);
+    expect(last).toMatchObject({ ip: '10.0.0.1', mac: '00:00:00:00:00:01', ends: new Date('2080-01-10T14:44:02Z'), line: 1017 });
+    expect(last?.uid).toBe('\x01<\xec\xef\x82\x06 ');
+  });
+
+  it('keeps only the latest entry per MAC and drops expired ones (dhcpd.test.leases)', () => {
+    const leases = parseIscLeases(BIG);
+    // 192.168.2.174 (twice) and 192.168.1.254 are active for 00:00:00:00:00:00 too, but 192.168.1.229 comes later
+    expect(active(leases, '2026-01-09T00:00:00Z')).toEqual(['10.0.0.1 00:00:00:00:00:01', '192.168.1.229 00:00:00:00:00:00']);
+    // 192.168.1.229 ends 2026/01/10 14:39:27
+    expect(active(leases, '2026-01-10T14:39:28Z')).toEqual(['10.0.0.1 00:00:00:00:00:01']);
+    expect(active(leases, '2080-01-10T14:44:02Z')).toEqual([]);
+    expect(active(leases, '2026-01-09T00:00:00Z', ['00:00:00:00:00:01'])).toEqual(['192.168.1.229 00:00:00:00:00:00']);
+  });
+
+  it('lets a later inactive entry for the same MAC end its lease', () => {
+    const released = `${BIG}lease 192.168.1.229 {\n  binding state free;\n  hardware ethernet 00:00:00:00:00:00;\n}\n`;
+    expect(active(parseIscLeases(released), '2026-01-09T00:00:00Z')).toEqual(['10.0.0.1 00:00:00:00:00:01']);
+    const elsewhere = `${BIG}lease 192.168.9.9 {\n  ends never;\n  binding state released;\n  hardware ethernet 00:00:00:00:00:00;\n}\n`;
+    expect(active(parseIscLeases(elsewhere), '2026-01-09T00:00:00Z')).toEqual(['10.0.0.1 00:00:00:00:00:01']);
+  });
+
+  it('reports the line of the lease a truncated copy ends in', () => {
+    const leases = parseIscLeases(BIG);
+    for (const lease of leases.filter((_l, i) => i % 10 === 3)) {
+      const lines = BIG.split('\n');
+      const cut = lines.slice(0, lease.line + 2).join('\n'); // the lease line and two statements
+      const err = parseError(cut);
+      expect(err.line).toBe(lease.line);
+      expect(err.message).toContain(`line ${lease.line}:`);
+      expect(err.message).toContain(lease.ip);
+    }
+  });
+});
+
+const TRICKY = `# leading comment with "quote and { brace
+authoring-byte-order little-endian;
+server-duid "\\000\\001\\000\\001%\\304\\"\\327\\000\\014)\\022\\"\\177";
+
+failover peer "dhcp-failover" state {
+  my state normal at 4 2026/01/08 14:44:02;
+  partner state normal at 4 2026/01/08 14:44:02;
+}
+
+host bmc-fixed {
+  dynamic;
+  hardware ethernet 0c:c4:7a:00:00:01;
+  fixed-address 10.0.0.99;
+}
+
+lease 10.0.0.2 { # comment after the brace }
+  starts 4 2026/01/08 14:44:02;
+  ends never;
+  tstp 4 2026/01/08 14:44:02;
+  cltt 4 2026/01/08 14:44:02;
+  binding state active;
+  next binding state free;
+  rewind binding state free;
+  hardware ethernet 0C:C4:7A:0:a:1;
+  uid "\\001\\014\\304z\\000\\012\\x41\\t";
+  set vendor-class-identifier = "weird; value } with { braces # and hash";
+  set ddns-fwd-name = "say \\"hi\\"\\\\";
+  option agent.circuit-id "eth0;1";
+  option agent.remote-id 0:1:2:3;
+  client-hostname "bmc;}{\\"x\\"";
+  on expiry {
+    set foo = "bar;}";
+  }
+}
+class "vendor" { match option vendor-class-identifier; }
+subclass "vendor" "udhcp";
+lease 10.0.0.3 {
+  starts epoch 1767225600; # Thu Jan 01 00:00:00 2026
+  ends epoch 1767312000; # Fri Jan 02 00:00:00 2026
+  binding state active;
+  hardware ethernet 0c:c4:7a:00:00:03;
+  uid 01:0c:c4:7a:00:00:03;
+}
+ia-na "\\001\\000\\000\\000" {
+  cltt 4 2026/01/08 14:44:02;
+  iaaddr 2001:db8::1 {
+    binding state active;
+  }
+}
+`;
+
+const TRICKY_LEASES = [
+  {
+    ip: '10.0.0.2',
+    starts: new Date('2026-01-08T14:44:02Z'),
+    ends: 'never',
+    bindingState: 'active',
+    nextBindingState: 'free',
+    mac: '0c:c4:7a:00:0a:01',
+    uid: '\x01\x0c\xc4z\x00\x0aA\t',
+    vars: { 'vendor-class-identifier': 'weird; value } with { braces # and hash', 'ddns-fwd-name': 'say "hi"\\' },
+    hostname: 'bmc;}{"x"',
+    line: 16,
+  },
+  {
+    ip: '10.0.0.3',
+    starts: new Date('2026-01-01T00:00:00Z'),
+    ends: new Date('2026-01-02T00:00:00Z'),
+    bindingState: 'active',
+    mac: '0c:c4:7a:00:00:03',
+    uid: '\x01\x0c\xc4\x7a\x00\x00\x03',
+    line: 37,
+  },
+];
+
+describe('parseIscLeases on tricky syntax', () => {
+  it('handles comments, quotes with ; { } #, escapes, other blocks, ends never and epoch dates', () => {
+    expect(parseIscLeases(TRICKY)).toEqual(TRICKY_LEASES);
+  });
+
+  it('reads the same with CRLF line endings and tabs', () => {
+    const crlf = TRICKY.replace(/\n/g, '\r\n').replace(/ {2}/g, '\t');
+    expect(parseIscLeases(crlf)).toEqual(TRICKY_LEASES);
+  });
+
+  it('gives no leases for an empty file or one with only header statements', () => {
+    expect(parseIscLeases('')).toEqual([]);
+    expect(parseIscLeases('# nothing\nauthoring-byte-order little-endian;\nserver-duid "x;y";\n')).toEqual([]);
+  });
+
+  it('keeps statements it does not know out of the record', () => {
+    const [lease] = parseIscLeases('lease 10.0.0.4 {\n  future-statement 1 2 "3";\n  binding state backup;\n}\n');
+    expect(lease).toEqual({ ip: '10.0.0.4', ends: undefined, bindingState: 'backup', line: 1 });
+  });
+});
+
+describe('parseIscLeases errors', () => {
+  it.each([
+    ['lease 10.0.0.1 {\n  starts 4 2026/01/08 14:44:02;\n', 1, /unterminated block of lease 10\.0\.0\.1/],
+    ['\n\nlease 10.0.0.1 {\n  uid "abc;\n}\n', 4, /unterminated string/],
+    ['lease 10.0.0.1 {\n  uid "abc\\', 2, /unterminated string/],
+    ['lease {\n}\n', 1, /without an IP address/],
+    ['lease "10.0.0.1" {\n}\n', 1, /without an IP address/],
+    ['lease 10.0.0.256 {\n}\n', 1, /invalid IPv4/],
+    ['lease 10.0.0.1;\n', 1, /without a block/],
+    ['lease 10.0.0.1 {\n  starts 4 2026/13/08 14:44:02;\n}\n', 2, /bad date in 'starts'/],
+    ['lease 10.0.0.1 {\n\n  ends 4 2026/02/30 14:44:02;\n}\n', 3, /bad date in 'ends'/],
+    ['lease 10.0.0.1 {\n  ends 4 2026/01/08 24:00:00;\n}\n', 2, /bad date/],
+    ['lease 10.0.0.1 {\n  ends 4 2026-01-08 10:00:00;\n}\n', 2, /bad date/],
+    ['lease 10.0.0.1 {\n  ends 2026/01/08 10:00:00;\n}\n', 2, /bad date/],
+    ['lease 10.0.0.1 {\n  ends soon;\n}\n', 2, /bad date/],
+    ['lease 10.0.0.1 {\n  binding state active\n}\n', 2, /missing ';'/],
+    ['lease 10.0.0.1 {\n  binding active;\n}\n', 2, /malformed 'binding'/],
+    ['lease 10.0.0.1 {\n  hardware ethernet zz:zz:zz;\n}\n', 2, /invalid hardware address/],
+    ['lease 10.0.0.1 {\n  hardware ethernet;\n}\n', 2, /malformed 'hardware'/],
+    ['# comment\n}\n', 2, /unexpected '}'/],
+    ['authoring-byte-order little-endian', 1, /not ended by ';'/],
+    ['failover peer "x" state {\n  my state normal;\n', 1, /unterminated block/],
+  ])('%j fails on line %d', (text, line, message) => {
+    const err = parseError(text);
+    expect(err).toBeInstanceOf(DecodeError);
+    expect(err.code).toBe('DECODE');
+    expect(err.line).toBe(line);
+    expect(err.message).toContain(`line ${line}:`);
+    expect(err.message).toMatch(message);
+  });
+});
+
+// ---- properties ----
+
+const SPECIAL = ['"', '{', '}', ';', '#', '\\', '\n', ' ', 'lease', 'lease 1.2.3.4 {', 'ends never;', '\\0', '\\x4'];
+
+const mutation = fc.oneof(
+  fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
+  fc.record({ kind: fc.constant('delete' as const), at: fc.nat(), length: fc.integer({ min: 1, max: 200 }) }),
+  fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), text: fc.oneof(fc.constantFrom(...SPECIAL), fc.string({ maxLength: 8 })) }),
+  fc.record({ kind: fc.constant('duplicate' as const), at: fc.nat(), length: fc.integer({ min: 1, max: 400 }) }),
+);
+type Mutation = typeof mutation extends fc.Arbitrary<infer T> ? T : never;
+
+function mutate(text: string, m: Mutation): string {
+  const at = m.at % (text.length + 1);
+  switch (m.kind) {
+    case 'truncate':
+      return text.slice(0, at);
+    case 'delete':
+      return text.slice(0, at) + text.slice(at + m.length);
+    case 'insert':
+      return text.slice(0, at) + m.text + text.slice(at);
+    case 'duplicate':
+      return text.slice(0, at) + text.slice(at, at + m.length) + text.slice(at);
+  }
+}
+
+const byteString = (maxLength: number) => fc.string({ unit: fc.integer({ min: 0, max: 255 }).map((c) => String.fromCharCode(c)), maxLength });
+const second = fc.integer({ min: 0, max: Date.UTC(9999, 11, 31, 23, 59, 59) / 1000 }).map((s) => new Date(s * 1000));
+const mac = fc.uint8Array({ minLength: 6, maxLength: 6 }).map((b) => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':'));
+const maybe = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
+const leaseInput: fc.Arbitrary<IscLeaseInput> = fc.record({
+  ip: fc.ipV4(),
+  mac: maybe(mac),
+  starts: maybe(second),
+  ends: maybe(fc.oneof(second, fc.constant('never' as const))),
+  bindingState: maybe(fc.constantFrom('active', 'free', 'backup', 'abandoned', 'expired', 'released')),
+  nextBindingState: maybe(fc.constantFrom('free', 'backup')),
+  hostname: maybe(byteString(30)),
+  uid: maybe(byteString(20)),
+  vars: maybe(fc.dictionary(fc.stringMatching(/^[a-z][a-z0-9-]{0,15}$/), byteString(20), { minKeys: 1, maxKeys: 3 })),
+});
+
+describe('parseIscLeases properties', () => {
+  it('random text gives leases or a LeaseParseError, nothing else', () => {
+    fc.assert(fc.property(fc.string({ maxLength: 300 }), parseOrLeaseError), { numRuns: 2000 });
+    const tokens = fc.array(fc.constantFrom(...SPECIAL, 'starts', '4', '2026/01/08', '14:44:02', 'hardware ethernet', '0:1:2:3:4:5', 'binding state active'), { maxLength: 60 });
+    fc.assert(fc.property(tokens, (parts) => parseOrLeaseError(parts.join(' '))), { numRuns: 2000 });
+  });
+
+  it('mutated and truncated copies of the reference file give leases or a LeaseParseError', () => {
+    fc.assert(fc.property(fc.array(mutation, { minLength: 1, maxLength: 4 }), (ms) => parseOrLeaseError(ms.reduce(mutate, BIG))), { numRuns: 1000 });
+    fc.assert(fc.property(fc.array(mutation, { minLength: 1, maxLength: 4 }), (ms) => parseOrLeaseError(ms.reduce(mutate, TRICKY))), { numRuns: 1000 });
+  });
+
+  it('rendered leases parse back to the same records, with the line of each block', () => {
+    fc.assert(
+      fc.property(fc.array(leaseInput, { maxLength: 12 }), (inputs) => {
+        const text = renderIscLeases(inputs);
+        const parsed = parseIscLeases(text);
+        expect(parsed.map(({ line: _line, ...rest }) => ({ ...rest, vars: rest.vars === undefined ? undefined : { ...rest.vars } }))).toEqual(inputs);
+        const lines = text.split('\n');
+        for (const lease of parsed) expect(lines[lease.line - 1]).toBe(`lease ${lease.ip} {`);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

@@ -1,0 +1,253 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { BmcError } from '../../src/errors.js';
+import { renderIscLeases, renderKeaLeases, type IscLeaseInput } from '../../src/leases/render.js';
+import { LeaseParseError } from '../../src/leases/types.js';
+import { readLeasesOnce, watchLeases, type LeaseView, type LeaseWatcher, type WatchLeasesOptions } from '../../src/leases/watch.js';
+
+const NOW = new Date('2026-01-01T00:00:00Z');
+const LATER = new Date('2026-06-01T00:00:00Z');
+const lease = (ip: string, mac: string, extra: Partial<IscLeaseInput> = {}): IscLeaseInput => ({ ip, mac, ends: LATER, bindingState: 'active', ...extra });
+const A = lease('10.0.0.1', '00:00:00:00:00:0a');
+const B = lease('10.0.0.2', '00:00:00:00:00:0b');
+const C = lease('10.0.0.3', '00:00:00:00:00:0c');
+const ips = (leases: readonly { ip: string }[]): string[] => leases.map((l) => l.ip);
+
+let dir: string;
+let path: string;
+let watchers: LeaseWatcher[] = [];
+let tmpCounter = 0;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'metal-bmc-leases-'));
+  path = join(dir, 'dhcpd.leases');
+});
+
+afterEach(async () => {
+  for (const w of watchers) w.close();
+  watchers = [];
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** How dhcpd rewrites its database: a new file renamed over the old one. */
+async function replaceFile(text: string): Promise<void> {
+  const tmp = join(dir, `dhcpd.leases.tmp${tmpCounter++}`);
+  await writeFile(tmp, text);
+  await rename(tmp, path);
+}
+
+function start(options: Partial<WatchLeasesOptions> = {}) {
+  const views: LeaseView[] = [];
+  const errors: BmcError[] = [];
+  const watcher = watchLeases(path, {
+    now: () => NOW,
+    debounceMs: 20,
+    pollMs: 60_000,
+    onChange: (v) => views.push(v),
+    onError: (e) => errors.push(e),
+    ...options,
+  });
+  watchers.push(watcher);
+  return { watcher, views, errors };
+}
+
+const until = (cond: () => boolean, timeout = 5000): Promise<void> =>
+  vi.waitFor(
+    () => {
+      if (!cond()) throw new Error('condition not met yet');
+    },
+    { timeout, interval: 10 },
+  );
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('watchLeases', () => {
+  it('reports the first view, then a rename-replace as added and removed (fs.watch alone, no poll)', async () => {
+    await replaceFile(renderIscLeases([A, B]));
+    const { watcher, views, errors } = start();
+    await until(() => views.length === 1);
+    expect(ips(views[0]?.leases ?? [])).toEqual(['10.0.0.1', '10.0.0.2']);
+    expect(ips(views[0]?.added ?? [])).toEqual(['10.0.0.1', '10.0.0.2']);
+
+    await replaceFile(renderIscLeases([A, B, C, lease('10.0.0.1', '00:00:00:00:00:0a', { bindingState: 'free' })]));
+    await until(() => views.length === 2);
+    expect(views[1]).toMatchObject({ added: [{ ip: '10.0.0.3' }], removed: [{ ip: '10.0.0.1' }], changed: [] });
+    expect(ips(watcher.current())).toEqual(['10.0.0.2', '10.0.0.3']);
+    expect(errors).toEqual([]);
+  });
+
+  it('reports a MAC that moved to another IP as changed', async () => {
+    await replaceFile(renderIscLeases([A, B]));
+    const { views } = start();
+    await until(() => views.length === 1);
+    await replaceFile(renderIscLeases([A, B, lease('10.0.0.9', '00:00:00:00:00:0b')]));
+    await until(() => views.length === 2);
+    expect(views[1]).toMatchObject({ added: [], removed: [], changed: [{ ip: '10.0.0.9', mac: '00:00:00:00:00:0b' }] });
+  });
+
+  it('falls back to polling the file when fs.watch is off', async () => {
+    await replaceFile(renderIscLeases([A]));
+    const { views } = start({ fsWatch: false, pollMs: 40 });
+    await until(() => views.length === 1);
+    await replaceFile(renderIscLeases([A, C]));
+    await until(() => views.length === 2);
+    expect(ips(views[1]?.added ?? [])).toEqual(['10.0.0.3']);
+  });
+
+  it('keeps the last good view on a half-written file and reports the error with its line', async () => {
+    const good = renderIscLeases([A, B]);
+    await replaceFile(good);
+    const { watcher, views, errors } = start({ pollMs: 40 });
+    await until(() => views.length === 1);
+
+    const full = renderIscLeases([A, B, C]);
+    const cLine = full.split('\n').indexOf('lease 10.0.0.3 {') + 1;
+    writeFileSync(path, full.slice(0, full.indexOf('binding state', full.indexOf('lease 10.0.0.3')))); // written in place, cut short
+    await until(() => errors.length === 1);
+    const err = errors[0];
+    expect(err).toBeInstanceOf(LeaseParseError);
+    expect((err as LeaseParseError).line).toBe(cLine);
+    expect(err?.message).toContain(`${path} line ${cLine}:`);
+    expect(err?.message).toContain('unterminated block of lease 10.0.0.3');
+    expect(ips(watcher.current())).toEqual(['10.0.0.1', '10.0.0.2']);
+    expect(views).toHaveLength(1);
+
+    const broken = readFileSync(path, 'utf8');
+    await sleep(60);
+    writeFileSync(path, broken); // the same broken text again: a new read, the same error, reported once
+    await sleep(150);
+    expect(errors).toHaveLength(1);
+
+    writeFileSync(path, full); // the writer finishes
+    await until(() => views.length === 2);
+    expect(ips(views[1]?.added ?? [])).toEqual(['10.0.0.3']);
+    expect(ips(watcher.current())).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.3']);
+  });
+
+  it('reports a missing file as BmcError CONFIG and picks the file up when it appears', async () => {
+    const { views, errors } = start({ pollMs: 40 });
+    await until(() => errors.length === 1);
+    expect(errors[0]?.code).toBe('CONFIG');
+    expect(errors[0]?.message).toContain(path);
+    expect(views).toEqual([]);
+    await replaceFile(renderIscLeases([B]));
+    await until(() => views.length === 1);
+    expect(ips(views[0]?.leases ?? [])).toEqual(['10.0.0.2']);
+  });
+
+  it('drops leases that expire while the file stands still', async () => {
+    await replaceFile(renderIscLeases([A, lease('10.0.0.2', '00:00:00:00:00:0b', { ends: new Date('2026-01-01T00:10:00Z') })]));
+    let now = NOW;
+    const { views } = start({ now: () => now, pollMs: 40, fsWatch: false });
+    await until(() => views.length === 1);
+    expect(ips(views[0]?.leases ?? [])).toEqual(['10.0.0.1', '10.0.0.2']);
+    now = new Date('2026-01-01T00:10:01Z');
+    await until(() => views.length === 2);
+    expect(views[1]).toMatchObject({ added: [], removed: [{ ip: '10.0.0.2' }], changed: [] });
+  });
+
+  it('debounces a burst of writes into one read', async () => {
+    await replaceFile(renderIscLeases([A]));
+    const { views } = start({ debounceMs: 400 });
+    await until(() => views.length === 1);
+    for (const extra of [[B], [B, C], [C]]) {
+      writeFileSync(path, renderIscLeases([A, ...extra]));
+      await sleep(40); // each write within the quiet time of the previous one
+    }
+    await until(() => views.length === 2);
+    await sleep(500);
+    expect(views).toHaveLength(2);
+    expect(views[1]).toMatchObject({ added: [{ ip: '10.0.0.3' }], removed: [] });
+  });
+
+  it('follows a Kea CSV with the format detected', async () => {
+    const kea = (ip: string, mac: string) => ({ ip, mac, validLifetime: 3600, expire: LATER, state: 0 });
+    await replaceFile(renderKeaLeases([kea('10.2.0.1', '00:00:00:00:00:01')]));
+    const { views } = start();
+    await until(() => views.length === 1);
+    await replaceFile(renderKeaLeases([kea('10.2.0.1', '00:00:00:00:00:01'), { ...kea('10.2.0.1', '00:00:00:00:00:01'), validLifetime: 0 }]));
+    await until(() => views.length === 2);
+    expect(ips(views[1]?.removed ?? [])).toEqual(['10.2.0.1']);
+  });
+
+  it('applies the CIDR and ignored-MAC filters', async () => {
+    await replaceFile(renderIscLeases([A, B, lease('192.168.0.1', '00:00:00:00:00:0d')]));
+    const { views } = start({ allowedCidrs: [{ network: 0x0a000000, prefix: 8, mask: 0xff000000, text: '10.0.0.0/8' }], ignoreMacs: ['00-00-00-00-00-0A'] });
+    await until(() => views.length === 1);
+    expect(ips(views[0]?.leases ?? [])).toEqual(['10.0.0.2']);
+  });
+
+  it('stops on close(): later replacements are not read', async () => {
+    await replaceFile(renderIscLeases([A]));
+    const { watcher, views, errors } = start({ pollMs: 30 });
+    await until(() => views.length === 1);
+    watcher.close();
+    watcher.close(); // idempotent
+    await replaceFile(renderIscLeases([A, B]));
+    await sleep(200);
+    expect(views).toHaveLength(1);
+    expect(errors).toEqual([]);
+    expect(ips(watcher.current())).toEqual(['10.0.0.1']);
+  });
+
+  it('stops when its AbortSignal fires, and never starts on an aborted one', async () => {
+    await replaceFile(renderIscLeases([A]));
+    const controller = new AbortController();
+    const { views } = start({ pollMs: 30, signal: controller.signal });
+    await until(() => views.length === 1);
+    controller.abort();
+    await replaceFile(renderIscLeases([A, B]));
+    await sleep(200);
+    expect(views).toHaveLength(1);
+
+    const dead = start({ pollMs: 30, signal: AbortSignal.abort() });
+    await sleep(150);
+    expect(dead.views).toEqual([]);
+    expect(dead.watcher.current()).toEqual([]);
+  });
+
+  it('survives an onChange that throws, reporting it', async () => {
+    await replaceFile(renderIscLeases([A]));
+    const errors: BmcError[] = [];
+    let calls = 0;
+    const watcher = watchLeases(path, {
+      debounceMs: 20,
+      now: () => NOW,
+      onChange: () => {
+        calls++;
+        throw new Error('consumer bug');
+      },
+      onError: (e) => errors.push(e),
+    });
+    watchers.push(watcher);
+    await until(() => errors.length === 1);
+    expect(errors[0]?.message).toContain('consumer bug');
+    await replaceFile(renderIscLeases([A, B]));
+    await until(() => calls === 2);
+    expect(ips(watcher.current())).toEqual(['10.0.0.1', '10.0.0.2']);
+  });
+
+  it('checks its options when created', () => {
+    const onChange = (): void => undefined;
+    for (const options of [{ debounceMs: -1 }, { pollMs: 0 }, { pollMs: 1.5 }, { ignoreMacs: ['nope'] }]) {
+      expect(() => watchLeases(path, { onChange, ...options })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    }
+  });
+});
+
+describe('readLeasesOnce', () => {
+  it('reads, parses and selects', async () => {
+    await replaceFile(renderIscLeases([A, B, lease('10.0.0.1', '00:00:00:00:00:0a', { bindingState: 'free' })]));
+    expect(await readLeasesOnce(path, { now: NOW })).toEqual([{ ip: '10.0.0.2', mac: '00:00:00:00:00:0b', expires: LATER }]);
+    expect(await readLeasesOnce(path, { now: NOW, format: 'isc', ignoreMacs: ['00:00:00:00:00:0b'] })).toEqual([]);
+  });
+
+  it('throws LeaseParseError naming the file and line, or BmcError CONFIG for a missing file', async () => {
+    await replaceFile('lease 10.0.0.1 {\n  ends 4 2026/02/30 00:00:00;\n}\n');
+    await expect(readLeasesOnce(path)).rejects.toThrow(`${path} line 2: bad date`);
+    await expect(readLeasesOnce(path)).rejects.toBeInstanceOf(LeaseParseError);
+    await expect(readLeasesOnce(join(dir, 'absent'))).rejects.toMatchObject({ code: 'CONFIG' });
+  });
+});
