@@ -1,0 +1,234 @@
+/**
+ * The out-of-band facade: `connectOutband()` probes Redfish first, detects the vendor, and
+ * returns one Outband that routes each action by the vendor table, falls back to IPMI when
+ * Redfish is absent or refuses, and fills from IPMI what Redfish lacks.
+ */
+import type { Duplex } from 'node:stream';
+import { BmcError, isBmcError } from '../errors.js';
+import { getDeviceId } from '../ipmi/commands.js';
+import { uuidToGuid } from '../ipmi/guid.js';
+import type { RetryPolicy } from '../ipmi/exchange.js';
+import type { Logger } from '../log.js';
+import { reset, setBootOverride, setIndicator, type BootOverrideTarget } from '../redfish/actions.js';
+import { readInventory } from '../redfish/inventory.js';
+import { firstSystemPath, readServiceRoot, readSystem, readUpdateService } from '../redfish/resources.js';
+import { openRedfish, type RedfishClient } from '../redfish/session.js';
+import { pushUpdate, simpleUpdate } from '../redfish/update.js';
+import { ipmiOutband, type IpmiOutband } from './ipmi.js';
+import { fruOf, ledStateOf, powerMetricOf, powerStateOf, powerSuppliesOf } from './redfish-report.js';
+import { openSshConsole } from './ssh-console.js';
+import type { BmcReport, BootTarget, FirmwareKind, OperationOptions, Outband } from './types.js';
+import { decideUuid, type UuidRule } from './uuid.js';
+import { VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type VendorProfile } from './vendors.js';
+
+export type Protocol = 'auto' | 'redfish' | 'ipmi';
+
+export interface ConnectOptions {
+  host: string;
+  user: string;
+  password: string;
+  protocol?: Protocol;
+  ipmiPort?: number;
+  redfishPort?: number;
+  /** accept self-signed BMC certificates (default true), or verify against `redfishCa` */
+  redfishInsecure?: boolean;
+  redfishCa?: string;
+  /** deadline of one operation on this BMC */
+  timeoutMs?: number;
+  uuidRule?: UuidRule;
+  ipmiCipherSuite?: number | 'auto';
+  ipmiRetry?: Partial<RetryPolicy>;
+  sshPort?: number;
+  logger?: Logger;
+  signal?: AbortSignal;
+}
+
+export interface FacadeOutband extends Outband {
+  readonly profile: VendorProfile;
+  readonly protocols: { redfish: boolean; ipmi: boolean };
+}
+
+const REDFISH_BOOT: Record<BootTarget, BootOverrideTarget> = { PXE: 'Pxe', DISK: 'Hdd', BIOS: 'BiosSetup' };
+
+/** Errors after which the other protocol may safely try the same action (it did not happen). */
+function mayFallBack(err: unknown): boolean {
+  if (!(err instanceof BmcError)) return false;
+  if (err.code === 'HTTP') return err.httpStatus !== 401 && err.httpStatus !== 403;
+  return ['UNSUPPORTED', 'CLOSED', 'DECODE', 'PROTOCOL', 'COMPLETION_CODE'].includes(err.code);
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> {
+  const protocol = o.protocol ?? 'auto';
+  const timeoutMs = o.timeoutMs ?? 20_000;
+  const ipmi = ipmiOutband({
+    host: o.host,
+    port: o.ipmiPort ?? 623,
+    user: o.user,
+    password: o.password,
+    cipherSuite: o.ipmiCipherSuite ?? 'auto',
+    retry: { deadlineMs: Math.min(timeoutMs, 10_000), ...o.ipmiRetry },
+  });
+  let redfish: RedfishClient | undefined;
+  let redfishProblem: string | undefined;
+  if (protocol !== 'ipmi') {
+    try {
+      redfish = await openRedfish({
+        host: o.host,
+        port: o.redfishPort ?? 443,
+        user: o.user,
+        password: o.password,
+        insecure: o.redfishInsecure ?? o.redfishCa === undefined,
+        ...(o.redfishCa ? { ca: o.redfishCa } : {}),
+        timeoutMs: Math.min(timeoutMs, 10_000),
+        ...(o.signal ? { signal: o.signal } : {}),
+        ...(o.logger ? { logger: o.logger } : {}),
+      });
+    } catch (err) {
+      if (protocol === 'redfish' || isBmcError(err, 'ABORTED')) {
+        await ipmi.close();
+        throw err;
+      }
+      redfishProblem = message(err);
+      o.logger?.debug({ bmc: o.host, reason: redfishProblem }, 'Redfish unavailable, using IPMI');
+    }
+  }
+  const vendor = redfish ? await detectVendorRedfish(redfish, o.signal) : await detectVendorIpmi(ipmi, o.signal);
+  const profile = VENDOR_PROFILES[vendor];
+  const ipmiAllowed = protocol !== 'redfish';
+  const uuidRule = o.uuidRule ?? 'auto';
+
+  async function route(kind: 'power' | 'boot' | 'identify', what: string, viaRedfish: (r: RedfishClient) => Promise<void>, viaIpmi: () => Promise<void>): Promise<void> {
+    const order: ActionProtocol[] = profile[kind] === 'redfish' ? ['redfish', 'ipmi'] : ['ipmi', 'redfish'];
+    const available = order.filter((p) => (p === 'redfish' ? redfish !== undefined : ipmiAllowed));
+    if (available.length === 0) throw new BmcError('UNSUPPORTED', `${what} on BMC ${o.host}: no protocol available (${redfishProblem ?? 'IPMI disabled'})`);
+    let first: unknown;
+    for (const p of available) {
+      try {
+        return await (p === 'redfish' ? viaRedfish(redfish!) : viaIpmi());
+      } catch (err) {
+        if (first === undefined) first = err;
+        if (!mayFallBack(err) || p === available[available.length - 1]) break;
+        o.logger?.warn({ bmc: o.host, action: what, protocol: p, err: message(err) }, 'action failed, trying the other protocol');
+      }
+    }
+    throw first;
+  }
+
+  const sig = (x?: OperationOptions) => (x?.signal ? { signal: x.signal } : {});
+
+  const facade: FacadeOutband = {
+    address: o.host,
+    vendor,
+    profile,
+    protocols: { redfish: redfish !== undefined, ipmi: ipmiAllowed },
+    async info(x) {
+      if (!redfish) {
+        const report = await ipmi.info(x);
+        if (redfishProblem && protocol === 'auto') report.missing.unshift(`Redfish: ${redfishProblem}`);
+        return report;
+      }
+      const inv = await readInventory(redfish, sig(x));
+      const missing = [...inv.missing];
+      let ipmiReport: BmcReport | undefined;
+      let guid: Buffer | undefined;
+      const fru = fruOf(inv);
+      const needIpmi = ipmiAllowed && (uuidRule === 'auto' || uuidRule === 'ipmi' || Object.keys(fru).length < 8 || !inv.manager?.firmwareVersion);
+      if (needIpmi) {
+        try {
+          ipmiReport = await ipmi.info(x);
+          guid = uuidToGuid(ipmiReport.uuid, 'smbios');
+        } catch (err) {
+          if (isBmcError(err, 'ABORTED')) throw err;
+          missing.push(`IPMI: ${message(err)}`);
+        }
+      }
+      const decision = decideUuid({
+        ...(inv.system?.uuid ? { redfishUuid: inv.system.uuid } : {}),
+        ...(guid ? { ipmiGuid: guid } : {}),
+        guidEncoding: profile.guidEncoding,
+        rule: uuidRule,
+        now: new Date(),
+      });
+      if (!decision) throw new BmcError('PROTOCOL', `BMC ${o.host} reports no usable system UUID over Redfish${guid ? '' : ' and none over IPMI'}`);
+      if (decision.basis !== 'Redfish UUID, confirmed by the IPMI GUID' && decision.basis !== 'Redfish UUID') o.logger?.info({ bmc: o.host, uuid: decision.uuid, basis: decision.basis }, 'machine UUID decided');
+      const powerMetric = powerMetricOf(inv) ?? ipmiReport?.powerMetric;
+      const report: BmcReport = {
+        uuid: decision.uuid,
+        bmcVersion: inv.manager?.firmwareVersion ?? ipmiReport?.bmcVersion ?? '',
+        biosVersion: inv.system?.biosVersion ?? '',
+        fru: { ...ipmiReport?.fru, ...fru },
+        powerState: powerStateOf(inv.system?.powerState),
+        indicatorLED: ledStateOf(inv),
+        powerSupplies: powerSuppliesOf(inv),
+        source: ipmiReport ? 'redfish+ipmi' : 'redfish',
+        missing,
+        ...(powerMetric ? { powerMetric } : {}),
+      };
+      if (report.powerState === 'UNKNOWN' && ipmiReport) report.powerState = ipmiReport.powerState;
+      if (report.indicatorLED === '' && ipmiReport) report.indicatorLED = ipmiReport.indicatorLED;
+      return report;
+    },
+    powerOn: (x) => route('power', 'power on', (r) => reset(r, 'On', sig(x)), () => ipmi.powerOn(x)),
+    powerOff: (x) => route('power', 'power off', (r) => reset(r, 'ForceOff', sig(x)), () => ipmi.powerOff(x)),
+    powerReset: (x) => route('power', 'power reset', (r) => reset(r, 'ForceRestart', sig(x)), () => ipmi.powerReset(x)),
+    powerCycle: (x) => route('power', 'power cycle', (r) => reset(r, 'PowerCycle', sig(x)), () => ipmi.powerCycle(x)),
+    bootFrom: (target, x) =>
+      route(
+        'boot',
+        `boot ${target}`,
+        (r) => setBootOverride(r, REDFISH_BOOT[target], { persistent: x?.persistent ?? false, uefi: x?.uefi ?? true, ...sig(x) }),
+        () => ipmi.bootFrom(target, x),
+      ),
+    identify: (on, x) => route('identify', `identify LED ${on ? 'on' : 'off'}`, (r) => setIndicator(r, on, sig(x)), () => ipmi.identify(on, x)),
+    async openConsole(x): Promise<Duplex> {
+      if (profile.console === 'ssh') {
+        return openSshConsole({ host: o.host, port: o.sshPort ?? 22, user: o.user, password: o.password, command: profile.sshConsoleCommand ?? 'console com2', ...sig(x) });
+      }
+      if (!ipmiAllowed) throw new BmcError('UNSUPPORTED', `console on BMC ${o.host} needs IPMI SOL, which is disabled`);
+      return ipmi.openConsole(x);
+    },
+    async updateFirmware(kind: FirmwareKind, url, x) {
+      if (!redfish) throw new BmcError('UNSUPPORTED', `firmware update (${kind}) of BMC ${o.host} needs Redfish: ${redfishProblem ?? 'disabled'}`);
+      const service = await readUpdateService(redfish, sig(x));
+      const onProgress = x?.onProgress;
+      const progress = onProgress ? { onProgress: (p: { state?: string; percent?: number; message?: string }) => onProgress({ state: p.state ?? 'Running', ...(p.percent !== undefined ? { percent: p.percent } : {}), ...(p.message ? { message: p.message } : {}) }) } : {};
+      const push = profile.firmware === 'multipart-push' ? service?.multipartHttpPushUri !== undefined : service?.simpleUpdateTarget === undefined;
+      if (push) {
+        if (!service?.multipartHttpPushUri) throw new BmcError('UNSUPPORTED', `BMC ${o.host} offers neither SimpleUpdate nor multipart push`);
+        await pushUpdate(redfish, url, { ...sig(x), ...progress });
+      } else {
+        await simpleUpdate(redfish, url, { ...sig(x), ...progress });
+      }
+    },
+    async close() {
+      await Promise.all([redfish?.close(), ipmi.close()]);
+    },
+  };
+  return facade;
+}
+
+async function detectVendorRedfish(redfish: RedfishClient, signal?: AbortSignal) {
+  const options = signal ? { signal } : {};
+  try {
+    const system = await readSystem(redfish, await firstSystemPath(redfish, options), options);
+    if (system.manufacturer) return vendorOfManufacturer(system.manufacturer);
+    return vendorOfManufacturer((await readServiceRoot(redfish, options)).vendor);
+  } catch (err) {
+    if (isBmcError(err, 'ABORTED')) throw err;
+    return 'unknown' as const;
+  }
+}
+
+async function detectVendorIpmi(ipmi: IpmiOutband, signal?: AbortSignal) {
+  try {
+    const s = await ipmi.session(signal ? { signal } : {});
+    return vendorOfIana((await getDeviceId(s, signal ? { signal } : {})).manufacturerId);
+  } catch (err) {
+    if (isBmcError(err, 'AUTH_FAILED')) throw err;
+    return 'unknown' as const;
+  }
+}

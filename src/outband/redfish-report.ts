@@ -1,0 +1,58 @@
+/**
+ * Redfish inventory → the report fields metal-api wants. Pure: one place that knows how Redfish
+ * words map to metal-api's (On → ON, Lit → LED-ON, PowerControl metrics → PowerMetric, ...).
+ */
+import type { RedfishInventory } from '../redfish/inventory.js';
+import type { LedState, MetalFru, PowerMetric, PowerState, PowerSupply } from './types.js';
+
+const POWER_STATES: Record<string, PowerState> = { On: 'ON', Off: 'OFF' };
+const LED_STATES: Record<string, LedState> = { Lit: 'LED-ON', Blinking: 'LED-ON', Off: 'LED-OFF' };
+
+export function powerStateOf(redfish: string | undefined): PowerState {
+  return (redfish && POWER_STATES[redfish]) || 'UNKNOWN';
+}
+
+export function ledStateOf(inv: Pick<RedfishInventory, 'system' | 'chassis'>): LedState {
+  const active = inv.system?.locationIndicatorActive ?? inv.chassis?.locationIndicatorActive;
+  if (active !== undefined) return active ? 'LED-ON' : 'LED-OFF';
+  const led = inv.system?.indicatorLED ?? inv.chassis?.indicatorLED;
+  return (led && LED_STATES[led]) || '';
+}
+
+/** FRU fields as go-hal maps Redfish: board from the chassis, product from the system. */
+/** The first value that is a non-blank string. */
+function firstText(...values: Array<string | undefined>): string | undefined {
+  return values.find((v) => typeof v === 'string' && v.trim() !== '');
+}
+
+/** FRU fields as go-hal maps Redfish: board from the chassis, product from the system. */
+export function fruOf(inv: Pick<RedfishInventory, 'system' | 'chassis'>): MetalFru {
+  const { system, chassis } = inv;
+  const fru: MetalFru = {
+    board_mfg: firstText(chassis?.manufacturer, system?.manufacturer),
+    board_mfg_serial: firstText(chassis?.serialNumber),
+    board_part_number: firstText(chassis?.model, chassis?.partNumber),
+    chassis_part_number: firstText(chassis?.partNumber),
+    chassis_part_serial: firstText(chassis?.serialNumber),
+    product_manufacturer: firstText(system?.manufacturer),
+    product_part_number: firstText(system?.partNumber, system?.model, system?.sku),
+    product_serial: firstText(system?.serialNumber),
+  };
+  return Object.fromEntries(Object.entries(fru).filter(([, v]) => v !== undefined)) as MetalFru;
+}
+
+export function powerMetricOf(inv: Pick<RedfishInventory, 'powerMetric' | 'consumedWatts' | 'powerWatts'>): PowerMetric | undefined {
+  const m = inv.powerMetric;
+  const average = m?.averageConsumedWatts ?? inv.consumedWatts ?? inv.powerWatts;
+  if (average === undefined) return undefined;
+  return {
+    averageconsumedwatts: average,
+    minconsumedwatts: m?.minConsumedWatts ?? average,
+    maxconsumedwatts: m?.maxConsumedWatts ?? average,
+    intervalinmin: m?.intervalInMin ?? 1,
+  };
+}
+
+export function powerSuppliesOf(inv: Pick<RedfishInventory, 'powerSupplies'>): PowerSupply[] {
+  return (inv.powerSupplies ?? []).map((p) => ({ status: { health: p.health ?? '', state: p.state ?? '' } }));
+}

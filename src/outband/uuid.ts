@@ -1,0 +1,74 @@
+/**
+ * Which UUID identifies the machine. metal-api's machine id is the SMBIOS UUID the machine
+ * reports in-band. Redfish usually returns it in textual form, but some BMCs return the
+ * mixed-endian form (first three fields byte-swapped). The rule, by evidence first:
+ * 1. Redfish UUID and IPMI GUID both known: the IPMI GUID decoded in SMBIOS order is the SMBIOS
+ *    UUID's bytes. If the Redfish UUID equals it, it stands; if its byte-swapped form equals it,
+ *    Redfish is mixed-endian and the swapped form is used — unless the swapped form is an
+ *    implausible version-1 UUID and the Redfish one is not, which means the IPMI GUID was sent in
+ *    RFC 4122 order. If it equals the all-reversed decoding, Redfish stands.
+ * 2. Redfish alone: go-hal's heuristic — a version-1 UUID whose timestamp is implausible (in the
+ *    future or more than 30 years from now) is taken as mixed-endian and swapped.
+ * 3. IPMI alone: the GUID in the vendor's encoding (SMBIOS order unless the vendor table says otherwise).
+ * A fixed rule can be configured per vendor or site instead of `auto`.
+ */
+import { guidToUuid, isImplausibleV1Timestamp, swapMixedEndian, type GuidEncoding } from '../ipmi/guid.js';
+
+export type UuidRule = 'auto' | 'redfish' | 'redfish-swapped' | 'ipmi';
+
+export interface UuidEvidence {
+  redfishUuid?: string;
+  ipmiGuid?: Buffer;
+  guidEncoding: GuidEncoding;
+  rule: UuidRule;
+  now: Date;
+}
+
+export interface UuidDecision {
+  uuid: string;
+  basis: string;
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function normalize(text: string | undefined): string | undefined {
+  const t = text?.trim().toLowerCase();
+  return t && UUID_RE.test(t) ? t : undefined;
+}
+
+export function decideUuid(e: UuidEvidence): UuidDecision | undefined {
+  const redfish = normalize(e.redfishUuid);
+  const fromIpmi = e.ipmiGuid && e.ipmiGuid.length === 16 ? guidToUuid(e.ipmiGuid, e.guidEncoding) : undefined;
+  switch (e.rule) {
+    case 'redfish':
+      return redfish ? { uuid: redfish, basis: 'Redfish UUID (configured)' } : undefined;
+    case 'redfish-swapped':
+      return redfish ? { uuid: swapMixedEndian(redfish), basis: 'Redfish UUID byte-swapped (configured)' } : undefined;
+    case 'ipmi':
+      return fromIpmi ? { uuid: fromIpmi, basis: `IPMI GUID in ${e.guidEncoding} order (configured)` } : undefined;
+    case 'auto':
+      break;
+  }
+  if (redfish && e.ipmiGuid && e.ipmiGuid.length === 16) {
+    const smbios = guidToUuid(e.ipmiGuid, 'smbios');
+    if (redfish === smbios) return { uuid: redfish, basis: 'Redfish UUID, confirmed by the IPMI GUID' };
+    const swapped = swapMixedEndian(redfish);
+    if (swapped === smbios) {
+      // Either Redfish is mixed-endian, or the BMC sends its IPMI GUID in RFC 4122 order: the bytes
+      // alone cannot tell. A version-1 timestamp that is implausible marks the wrong form.
+      if (isImplausibleV1Timestamp(swapped, e.now) && !isImplausibleV1Timestamp(redfish, e.now)) {
+        return { uuid: redfish, basis: 'Redfish UUID; the IPMI GUID is in RFC 4122 byte order' };
+      }
+      return { uuid: swapped, basis: 'Redfish UUID is mixed-endian: swapped to match the IPMI GUID' };
+    }
+    if (redfish === guidToUuid(e.ipmiGuid, 'ipmi')) return { uuid: redfish, basis: 'Redfish UUID; the IPMI GUID is in reversed byte order' };
+  }
+  if (redfish) {
+    if (isImplausibleV1Timestamp(redfish, e.now)) {
+      return { uuid: swapMixedEndian(redfish), basis: 'Redfish UUID swapped: implausible version-1 timestamp (mixed-endian heuristic)' };
+    }
+    return { uuid: redfish, basis: 'Redfish UUID' };
+  }
+  if (fromIpmi) return { uuid: fromIpmi, basis: `IPMI GUID in ${e.guidEncoding} order` };
+  return undefined;
+}

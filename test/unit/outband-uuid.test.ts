@@ -1,0 +1,114 @@
+/** The machine-UUID rule, with vectors, and the Redfish → metal-api report mapping. */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { isImplausibleV1Timestamp, swapMixedEndian, uuidToGuid } from '../../src/ipmi/guid.js';
+import { fruOf, ledStateOf, powerMetricOf, powerStateOf, powerSuppliesOf } from '../../src/outband/redfish-report.js';
+import { decideUuid } from '../../src/outband/uuid.js';
+import { vendorOfIana, vendorOfManufacturer, VENDOR_PROFILES } from '../../src/outband/vendors.js';
+
+const NOW = new Date('2026-11-23T12:00:00Z');
+// An SMBIOS UUID as dmidecode prints it inside the machine, and the same bytes' mixed-endian form.
+const INBAND = '4c4c4544-0051-3610-8057-b4c04f4e4c32';
+const MIXED = '44454c4c-5100-1036-8057-b4c04f4e4c32';
+
+describe('decideUuid', () => {
+  it('vectors: the swap is the mixed-endian form', () => {
+    expect(swapMixedEndian(INBAND)).toBe(MIXED);
+  });
+
+  it('keeps a Redfish UUID that the IPMI GUID (SMBIOS order) confirms', () => {
+    const d = decideUuid({ redfishUuid: INBAND.toUpperCase(), ipmiGuid: uuidToGuid(INBAND, 'smbios'), guidEncoding: 'smbios', rule: 'auto', now: NOW });
+    expect(d).toEqual({ uuid: INBAND, basis: 'Redfish UUID, confirmed by the IPMI GUID' });
+  });
+
+  it('swaps a mixed-endian Redfish UUID when the IPMI GUID says so', () => {
+    const d = decideUuid({ redfishUuid: MIXED, ipmiGuid: uuidToGuid(INBAND, 'smbios'), guidEncoding: 'smbios', rule: 'auto', now: NOW });
+    expect(d?.uuid).toBe(INBAND);
+    expect(d?.basis).toMatch(/mixed-endian/);
+  });
+
+  it('keeps Redfish when the BMC sends its IPMI GUID in RFC 4122 or reversed order', () => {
+    for (const enc of ['rfc4122', 'ipmi'] as const) {
+      const d = decideUuid({ redfishUuid: INBAND, ipmiGuid: uuidToGuid(INBAND, enc), guidEncoding: 'smbios', rule: 'auto', now: NOW });
+      expect(d?.uuid).toBe(INBAND);
+    }
+  });
+
+  it('without IPMI: swaps only version-1 UUIDs with an implausible timestamp (go-hal heuristic)', () => {
+    // MIXED has version nibble 1 and a timestamp far in the past: swapped back to the in-band form.
+    expect(decideUuid({ redfishUuid: MIXED, guidEncoding: 'smbios', rule: 'auto', now: NOW })?.uuid).toBe(INBAND);
+    const v4 = '3f2504e0-4f89-41d3-9a0c-0305e82c3301';
+    expect(decideUuid({ redfishUuid: v4, guidEncoding: 'smbios', rule: 'auto', now: NOW })?.uuid).toBe(v4);
+  });
+
+  it('IPMI alone: the GUID in the vendor encoding; fixed rules override evidence', () => {
+    const guid = uuidToGuid(INBAND, 'smbios');
+    expect(decideUuid({ ipmiGuid: guid, guidEncoding: 'smbios', rule: 'auto', now: NOW })?.uuid).toBe(INBAND);
+    expect(decideUuid({ redfishUuid: INBAND, ipmiGuid: guid, guidEncoding: 'smbios', rule: 'redfish-swapped', now: NOW })?.uuid).toBe(MIXED);
+    expect(decideUuid({ redfishUuid: 'not-a-uuid', guidEncoding: 'smbios', rule: 'redfish', now: NOW })).toBeUndefined();
+  });
+
+  it('property: with IPMI evidence, the decision is the SMBIOS UUID, whichever form Redfish sends', () => {
+    // The one ambiguous case: an in-band UUID that is itself an implausible version-1 UUID.
+    fc.assert(
+      fc.property(fc.uuid(), fc.boolean(), (uuid, mixed) => {
+        fc.pre(!isImplausibleV1Timestamp(uuid, NOW));
+        const redfishUuid = mixed ? swapMixedEndian(uuid) : uuid;
+        const d = decideUuid({ redfishUuid, ipmiGuid: uuidToGuid(uuid, 'smbios'), guidEncoding: 'smbios', rule: 'auto', now: NOW });
+        expect(d?.uuid).toBe(uuid.toLowerCase());
+      }),
+    );
+  });
+});
+
+describe('Redfish → metal-api report fields', () => {
+  it('maps power state and LED words', () => {
+    expect([powerStateOf('On'), powerStateOf('Off'), powerStateOf('PoweringOn'), powerStateOf(undefined)]).toEqual(['ON', 'OFF', 'UNKNOWN', 'UNKNOWN']);
+    expect(ledStateOf({ system: { chassis: [], managedBy: [], locationIndicatorActive: true, indicatorLED: 'Off' } })).toBe('LED-ON');
+    expect(ledStateOf({ system: { chassis: [], managedBy: [], indicatorLED: 'Blinking' } })).toBe('LED-ON');
+    expect(ledStateOf({ system: { chassis: [], managedBy: [], indicatorLED: 'Off' } })).toBe('LED-OFF');
+    expect(ledStateOf({})).toBe('');
+  });
+
+  it('maps FRU fields, omitting empty ones', () => {
+    const fru = fruOf({
+      system: { chassis: [], managedBy: [], manufacturer: 'Lenovo', model: 'SR630', serialNumber: 'J30012AB', partNumber: '' },
+      chassis: { computerSystems: [], managedBy: [], manufacturer: 'Lenovo', partNumber: 'SB27A', serialNumber: 'C1', model: 'Board-7X' },
+    });
+    expect(fru).toEqual({
+      board_mfg: 'Lenovo',
+      board_mfg_serial: 'C1',
+      board_part_number: 'Board-7X',
+      chassis_part_number: 'SB27A',
+      chassis_part_serial: 'C1',
+      product_manufacturer: 'Lenovo',
+      product_part_number: 'SR630',
+      product_serial: 'J30012AB',
+    });
+  });
+
+  it('fills a power metric from whatever the BMC has', () => {
+    expect(powerMetricOf({ powerMetric: { averageConsumedWatts: 212, minConsumedWatts: 180, maxConsumedWatts: 290, intervalInMin: 1 } })).toEqual({ averageconsumedwatts: 212, minconsumedwatts: 180, maxconsumedwatts: 290, intervalinmin: 1 });
+    expect(powerMetricOf({ consumedWatts: 344 })).toEqual({ averageconsumedwatts: 344, minconsumedwatts: 344, maxconsumedwatts: 344, intervalinmin: 1 });
+    expect(powerMetricOf({})).toBeUndefined();
+    expect(powerSuppliesOf({ powerSupplies: [{ health: 'OK', state: 'Enabled' }, {}] })).toEqual([{ status: { health: 'OK', state: 'Enabled' } }, { status: { health: '', state: '' } }]);
+  });
+});
+
+describe('vendor table', () => {
+  it('detects vendors by manufacturer text and IANA number', () => {
+    expect(vendorOfManufacturer('Supermicro')).toBe('supermicro');
+    expect(vendorOfManufacturer('Dell Inc.')).toBe('dell');
+    expect(vendorOfManufacturer('Lenovo')).toBe('lenovo');
+    expect(vendorOfManufacturer('GIGA-BYTE TECHNOLOGY CO., LTD')).toBe('gigabyte');
+    expect(vendorOfManufacturer('HPE')).toBe('hpe');
+    expect(vendorOfManufacturer('Contoso')).toBe('virtual');
+    expect(vendorOfManufacturer('Acme')).toBe('unknown');
+    expect([vendorOfIana(10876), vendorOfIana(674), vendorOfIana(19046), vendorOfIana(4753), vendorOfIana(1)]).toEqual(['supermicro', 'dell', 'lenovo', 'virtual', 'unknown']);
+  });
+
+  it('routes Supermicro power and boot over IPMI and Dell consoles over SSH', () => {
+    expect([VENDOR_PROFILES.supermicro.power, VENDOR_PROFILES.supermicro.boot]).toEqual(['ipmi', 'ipmi']);
+    expect(VENDOR_PROFILES.dell).toMatchObject({ console: 'ssh', sshConsoleCommand: 'console com2' });
+  });
+});
