@@ -11,6 +11,7 @@ command -v ipmipower >/dev/null || need+=(freeipmi-tools)
 command -v nats-server >/dev/null || need+=(nats-server)
 command -v ssh >/dev/null || need+=(openssh-client)
 command -v openssl >/dev/null || need+=(openssl)
+command -v curl >/dev/null || need+=(curl)
 command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -1,0 +1,98 @@
+/**
+ * Templates from the DMTF mockup "public-rackmount1" (src/sim/mockup/, BSD-3-Clause), read
+ * once per process and kept parsed per vendor with the mockup's resource ids (437XR1138R2,
+ * BMC, 1U) replaced by the vendor's. Callers get a fresh copy to overlay.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { RedfishVendor } from './vendors.js';
+
+export type Json = Record<string, unknown>;
+
+/** The mockup resources the server builds on, by their path below /redfish/v1/. */
+export type MockupPath =
+  | ''
+  | 'SessionService'
+  | 'SessionService/Sessions'
+  | 'SessionService/Sessions/1234567890ABCDEF'
+  | 'Systems'
+  | 'Systems/437XR1138R2'
+  | 'Managers'
+  | 'Managers/BMC'
+  | 'Chassis'
+  | 'Chassis/1U'
+  | 'Chassis/1U/Power'
+  | 'Chassis/1U/PowerSubsystem'
+  | 'Chassis/1U/PowerSubsystem/PowerSupplies'
+  | 'Chassis/1U/PowerSubsystem/PowerSupplies/Bay1'
+  | 'Chassis/1U/EnvironmentMetrics'
+  | 'UpdateService'
+  | 'UpdateService/SimpleUpdateActionInfo'
+  | 'UpdateService/FirmwareInventory'
+  | 'UpdateService/FirmwareInventory/BMC'
+  | 'UpdateService/FirmwareInventory/BIOS'
+  | 'TaskService'
+  | 'TaskService/Tasks'
+  | 'TaskService/Tasks/545';
+
+/** src/sim/mockup beside this file when run from source (tsx, vitest); the same folder from dist/. */
+const CANDIDATES = ['../mockup/public-rackmount1/', '../../../../src/sim/mockup/public-rackmount1/'];
+
+let root: string | undefined;
+
+function mockupRoot(): string {
+  if (root !== undefined) return root;
+  for (const candidate of CANDIDATES) {
+    const dir = fileURLToPath(new URL(candidate, import.meta.url));
+    if (existsSync(`${dir}index.json`)) return (root = dir);
+  }
+  throw new Error(`Redfish mockup not found (looked in ${CANDIDATES.join(', ')} relative to ${import.meta.url})`);
+}
+
+const raw = new Map<MockupPath, string>();
+const parsed = new Map<string, Json>();
+
+function rawText(path: MockupPath): string {
+  let text = raw.get(path);
+  if (text === undefined) {
+    text = readFileSync(`${mockupRoot()}${path === '' ? '' : `${path}/`}index.json`, 'utf8');
+    raw.set(path, text);
+  }
+  return text;
+}
+
+/** The mockup resource at `path` with the vendor's ids, as a fresh object the caller may change. */
+export function mockup(path: MockupPath, vendor: RedfishVendor): Json {
+  const key = `${vendor.manufacturer}\n${path}`;
+  let json = parsed.get(key);
+  if (json === undefined) {
+    const text = rawText(path)
+      .replaceAll('/Systems/437XR1138R2', `/Systems/${vendor.systemId}`)
+      .replaceAll('/Managers/BMC', `/Managers/${vendor.managerId}`)
+      .replaceAll('/Chassis/1U', `/Chassis/${vendor.chassisId}`);
+    json = JSON.parse(text) as Json;
+    parsed.set(key, json);
+  }
+  return structuredClone(json);
+}
+
+const ALWAYS = ['@odata.id', '@odata.type', '@Redfish.Copyright'];
+
+/**
+ * Keeps only `keys` of `json` (in the mockup's order) plus @odata.id, @odata.type and the
+ * DMTF copyright note, dropping the links the simulator does not serve.
+ */
+export function pick(json: Json, keys: readonly string[]): Json {
+  const out: Json = {};
+  for (const k of Object.keys(json)) if (keys.includes(k) || ALWAYS.includes(k)) out[k] = json[k];
+  return out;
+}
+
+/** A collection from the mockup's collection resource at `path`, with our members. */
+export function collection(path: MockupPath, vendor: RedfishVendor, odataId: string, members: readonly string[]): Json {
+  const json = pick(mockup(path, vendor), ['Name', 'Description']);
+  json['@odata.id'] = odataId;
+  json['Members@odata.count'] = members.length;
+  json.Members = members.map((id) => ({ '@odata.id': id }));
+  return json;
+}

@@ -1,0 +1,129 @@
+/**
+ * Writes to the System and the Chassis: `#ComputerSystem.Reset`, PATCH of `Boot` and of
+ * the identify LED (IndicatorLED or LocationIndicatorActive, as the vendor has it), with
+ * If-Match checked against the resource's current ETag (412 when stale, 428 when missing
+ * on vendors that require it). Every change goes through SimMachine, so the IPMI view and
+ * the event stream see it.
+ */
+import type { SimBoot, SimPower } from '../machine.js';
+import { chassis } from './chassis.js';
+import type { Rq } from './context.js';
+import { asObject, readJson, RedfishFault, type Reply } from './http.js';
+import type { Json } from './mockup.js';
+import { BOOT_ENABLED, BOOT_MODES, BOOT_TARGETS, system } from './resources.js';
+import type { ResetType } from './vendors.js';
+
+/** Power after each reset type; undefined keeps it (Nmi). */
+const POWER_AFTER: Record<ResetType, SimPower | undefined> = {
+  On: 'on',
+  ForceOn: 'on',
+  ForceOff: 'off',
+  GracefulShutdown: 'off',
+  GracefulRestart: 'on',
+  ForceRestart: 'on',
+  PowerCycle: 'on',
+  Nmi: undefined,
+};
+
+export async function resetSystem(rq: Rq): Promise<Reply> {
+  const body = asObject(await readJson(rq.req), 'request body');
+  const type = body.ResetType;
+  if (type === undefined) {
+    throw new RedfishFault(400, 'ActionParameterMissing', 'The action ComputerSystem.Reset requires the parameter ResetType to be present in the request body.', ['ComputerSystem.Reset', 'ResetType']);
+  }
+  const allowed: readonly string[] = rq.ctx.vendor.resetTypes;
+  if (typeof type !== 'string' || !allowed.includes(type)) {
+    throw new RedfishFault(400, 'ActionParameterValueNotInList', `The value ${String(type)} for the parameter ResetType is not in the list of acceptable values.`, [String(type), 'ResetType']);
+  }
+  const { machine } = rq.ctx;
+  machine.setPower(POWER_AFTER[type as ResetType] ?? machine.state.power, type);
+  return { status: 204 };
+}
+
+/** 412 when If-Match names none of the current ETag (or *), 428 when it is missing and required. */
+function checkIfMatch(rq: Rq, etag: string): void {
+  const header = rq.req.headers['if-match'];
+  if (header === undefined) {
+    if (rq.ctx.vendor.ifMatchRequired) throw new RedfishFault(428, 'PreconditionRequired', 'A precondition header or annotation is required to change the resource.');
+    return;
+  }
+  const tags = header.split(',').map((t) => t.trim().replace(/^W\//, ''));
+  if (!tags.includes('*') && !tags.includes(etag)) {
+    throw new RedfishFault(412, 'PreconditionFailed', 'The ETag supplied did not match the ETag required to change this resource.');
+  }
+}
+
+function unknown(current: Json, key: string): RedfishFault {
+  return key in current
+    ? new RedfishFault(400, 'PropertyNotWritable', `The property ${key} is a read only property and cannot be assigned a value.`, [key])
+    : new RedfishFault(400, 'PropertyUnknown', `The property ${key} is not in the list of valid properties for the resource.`, [key]);
+}
+
+function notInList(key: string, value: unknown): RedfishFault {
+  return new RedfishFault(400, 'PropertyValueNotInList', `The value ${JSON.stringify(value)} for the property ${key} is not in the list of acceptable values.`, [String(value), key]);
+}
+
+/** The identify LED value of a PATCH body, or undefined when it has none. */
+function ledChange(rq: Rq, body: Record<string, unknown>): boolean | undefined {
+  let on: boolean | undefined;
+  if ('IndicatorLED' in body) {
+    const v = body.IndicatorLED;
+    if (v !== 'Lit' && v !== 'Blinking' && v !== 'Off') throw notInList('IndicatorLED', v);
+    on = v !== 'Off';
+  }
+  if ('LocationIndicatorActive' in body) {
+    const v = body.LocationIndicatorActive;
+    if (typeof v !== 'boolean') throw new RedfishFault(400, 'PropertyValueTypeError', `The value ${JSON.stringify(v)} for the property LocationIndicatorActive is of a different type than the property can accept.`, [String(v), 'LocationIndicatorActive']);
+    on = v;
+  }
+  return on;
+}
+
+function bootChange(rq: Rq, value: unknown): { boot: SimBoot; persistent: boolean; uefi: boolean } {
+  const boot = asObject(value, 'Boot');
+  const { state } = rq.ctx.machine;
+  for (const key of Object.keys(boot)) {
+    if (!['BootSourceOverrideEnabled', 'BootSourceOverrideTarget', 'BootSourceOverrideMode'].includes(key)) throw unknown({}, `Boot/${key}`);
+  }
+  const { BootSourceOverrideEnabled: enabled, BootSourceOverrideTarget: target, BootSourceOverrideMode: mode } = boot;
+  if (enabled !== undefined && !(BOOT_ENABLED as readonly unknown[]).includes(enabled)) throw notInList('BootSourceOverrideEnabled', enabled);
+  if (target !== undefined && (typeof target !== 'string' || !(target in BOOT_TARGETS))) throw notInList('BootSourceOverrideTarget', target);
+  if (mode !== undefined && !(BOOT_MODES as readonly unknown[]).includes(mode)) throw notInList('BootSourceOverrideMode', mode);
+  let device = target === undefined ? state.boot : (BOOT_TARGETS[target as string] as SimBoot);
+  if (enabled === 'Disabled') device = 'none';
+  return {
+    boot: device,
+    persistent: enabled === undefined ? state.bootPersistent : enabled === 'Continuous',
+    uefi: mode === undefined ? state.bootUefi : mode === 'UEFI',
+  };
+}
+
+/** PATCH of the System: Boot and the identify LED; validated whole before anything changes. */
+export async function patchSystem(rq: Rq): Promise<Reply> {
+  const current = system(rq.ctx);
+  checkIfMatch(rq, current['@odata.etag'] as string);
+  const body = asObject(await readJson(rq.req), 'request body');
+  const { vendor, machine } = rq.ctx;
+  const writable = ['Boot', ...(vendor.indicatorLED ? ['IndicatorLED'] : []), ...(vendor.locationIndicatorActive ? ['LocationIndicatorActive'] : [])];
+  for (const key of Object.keys(body)) if (!writable.includes(key) && key !== '@odata.etag') throw unknown(current, key);
+  const boot = body.Boot === undefined ? undefined : bootChange(rq, body.Boot);
+  const led = ledChange(rq, body);
+  if (boot !== undefined) machine.setBoot(boot.boot, boot.persistent, boot.uefi);
+  if (led !== undefined) machine.setIdentify(led);
+  const updated = system(rq.ctx);
+  return { status: 200, body: updated, headers: { ETag: updated['@odata.etag'] as string } };
+}
+
+/** PATCH of the Chassis: the identify LED only. */
+export async function patchChassis(rq: Rq): Promise<Reply> {
+  const current = chassis(rq.ctx);
+  checkIfMatch(rq, current['@odata.etag'] as string);
+  const body = asObject(await readJson(rq.req), 'request body');
+  const { vendor, machine } = rq.ctx;
+  const writable = [...(vendor.indicatorLED ? ['IndicatorLED'] : []), ...(vendor.locationIndicatorActive ? ['LocationIndicatorActive'] : [])];
+  for (const key of Object.keys(body)) if (!writable.includes(key) && key !== '@odata.etag') throw unknown(current, key);
+  const led = ledChange(rq, body);
+  if (led !== undefined) machine.setIdentify(led);
+  const updated = chassis(rq.ctx);
+  return { status: 200, body: updated, headers: { ETag: updated['@odata.etag'] as string } };
+}

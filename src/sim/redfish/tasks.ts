@@ -1,0 +1,76 @@
+/**
+ * Tasks of one simulated BMC (firmware updates): Running with a growing PercentComplete
+ * for `durationMs`, then Completed, or Exception for an image that is meant to fail.
+ * The state is derived from the clock; one timer per task runs the completion callback.
+ * At most `max` tasks are kept, the oldest finished ones are forgotten first.
+ */
+
+export type TaskState = 'Running' | 'Completed' | 'Exception';
+
+export interface SimTask {
+  id: string;
+  name: string;
+  startedAt: number;
+  durationMs: number;
+  fails: boolean;
+  messages: string[];
+}
+
+export interface TaskView {
+  state: TaskState;
+  percent: number;
+  endedAt?: number;
+}
+
+export function taskView(task: SimTask, now: number): TaskView {
+  const elapsed = now - task.startedAt;
+  if (elapsed < task.durationMs) return { state: 'Running', percent: Math.floor((elapsed / task.durationMs) * 100) };
+  const endedAt = task.startedAt + task.durationMs;
+  return task.fails ? { state: 'Exception', percent: 50, endedAt } : { state: 'Completed', percent: 100, endedAt };
+}
+
+export class TaskStore {
+  private readonly tasks = new Map<string, SimTask>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private next = 1;
+
+  constructor(
+    private readonly durationMs: number,
+    private readonly max = 32,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Starts a task; `onDone` runs when it completes successfully. */
+  start(name: string, messages: string[], fails: boolean, onDone: () => void): SimTask {
+    const task: SimTask = { id: String(this.next++), name, startedAt: this.now(), durationMs: this.durationMs, fails, messages };
+    this.tasks.set(task.id, task);
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      if (!fails) onDone();
+    }, this.durationMs);
+    this.timers.add(timer);
+    this.trim();
+    return task;
+  }
+
+  get(id: string): SimTask | undefined {
+    return this.tasks.get(id);
+  }
+
+  list(): SimTask[] {
+    return [...this.tasks.values()];
+  }
+
+  /** Stops the completion timers (server shutdown). */
+  stop(): void {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+  }
+
+  private trim(): void {
+    for (const task of this.tasks.values()) {
+      if (this.tasks.size <= this.max) return;
+      if (taskView(task, this.now()).state !== 'Running') this.tasks.delete(task.id);
+    }
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * The UpdateService: firmware inventory, `#UpdateService.SimpleUpdate` (the image is not
+ * fetched; its URI decides the outcome) and the multipart push (the image is counted, not
+ * kept), both answered 202 with a task monitor in Location. The task runs for the
+ * configured duration; on completion the machine records the firmware (bios or bmc, from
+ * `Targets` or else from the image name). An image whose name contains "fail" ends the
+ * task in Exception.
+ */
+import { DecodeError } from '../../errors.js';
+import { link, paths, type MachineContext, type Rq } from './context.js';
+import { asObject, readJson, RedfishFault, type Reply } from './http.js';
+import { collection, mockup, pick, type Json } from './mockup.js';
+import { multipartBoundary, multipartReader, type MultipartPart } from './multipart.js';
+import { taskView, type SimTask } from './tasks.js';
+
+const UPDATE = '/redfish/v1/UpdateService';
+const INVENTORY = `${UPDATE}/FirmwareInventory`;
+const TASKS = '/redfish/v1/TaskService/Tasks';
+
+type Target = 'bios' | 'bmc';
+
+export function updateService(ctx: MachineContext): Json {
+  const json = pick(mockup('UpdateService', ctx.vendor), ['Id', 'Name', 'Status', 'ServiceEnabled', 'FirmwareInventory', 'Actions']);
+  return { ...json, MultipartHttpPushUri: ctx.vendor.multipartPushUri };
+}
+
+export function simpleUpdateActionInfo(ctx: MachineContext): Json {
+  const json = mockup('UpdateService/SimpleUpdateActionInfo', ctx.vendor);
+  const targets = { Name: 'Targets', Required: false, DataType: 'StringArray', AllowableValues: [`${INVENTORY}/BMC`, `${INVENTORY}/BIOS`] };
+  json.Parameters = [...(json.Parameters as Json[]), targets];
+  return json;
+}
+
+export function firmwareInventory(ctx: MachineContext): Json {
+  return collection('UpdateService/FirmwareInventory', ctx.vendor, INVENTORY, [`${INVENTORY}/BMC`, `${INVENTORY}/BIOS`]);
+}
+
+export function firmware(ctx: MachineContext, id: string): Json | undefined {
+  if (id !== 'BMC' && id !== 'BIOS') return undefined;
+  const { state } = ctx.machine;
+  const p = paths(ctx.vendor);
+  const json = pick(mockup(`UpdateService/FirmwareInventory/${id}`, ctx.vendor), ['Id', 'Name', 'Status', 'Updateable']);
+  return {
+    ...json,
+    Name: `${state.manufacturer} ${id} firmware`,
+    Manufacturer: state.manufacturer,
+    Version: id === 'BMC' ? state.bmcVersion : state.biosVersion,
+    RelatedItem: [link(id === 'BMC' ? p.manager : p.system)],
+  };
+}
+
+export function taskService(ctx: MachineContext): Json {
+  const json = pick(mockup('TaskService', ctx.vendor), ['Id', 'Name', 'CompletedTaskOverWritePolicy', 'Status', 'ServiceEnabled', 'Tasks']);
+  return { ...json, DateTime: new Date().toISOString() };
+}
+
+export function tasks(ctx: MachineContext): Json {
+  return collection('TaskService/Tasks', ctx.vendor, TASKS, ctx.tasks.list().map((t) => `${TASKS}/${t.id}`));
+}
+
+export function task(ctx: MachineContext, t: SimTask): Json {
+  const view = taskView(t, Date.now());
+  const json = pick(mockup('TaskService/Tasks/545', ctx.vendor), ['Id', 'Name']);
+  const messages = view.state === 'Exception' ? [...t.messages, `Update failed: the image was rejected`] : t.messages;
+  return {
+    ...json,
+    Id: t.id,
+    Name: t.name,
+    TaskState: view.state,
+    TaskStatus: view.state === 'Exception' ? 'Critical' : 'OK',
+    PercentComplete: view.percent,
+    StartTime: new Date(t.startedAt).toISOString(),
+    ...(view.endedAt === undefined ? {} : { EndTime: new Date(view.endedAt).toISOString() }),
+    TaskMonitor: `${TASKS}/${t.id}/Monitor`,
+    Messages: messages.map((m) => ({ MessageId: view.state === 'Exception' ? 'Base.1.8.GeneralError' : 'Base.1.8.Success', Message: m, Severity: 'OK' })),
+    '@odata.id': `${TASKS}/${t.id}`,
+  };
+}
+
+/** GET of a task monitor: 202 with the Task while it runs, then 200 with the finished Task. */
+export function taskMonitor(ctx: MachineContext, t: SimTask): Reply {
+  const body = task(ctx, t);
+  if (body.TaskState !== 'Running') return { status: 200, body };
+  return { status: 202, body, headers: { Location: `${TASKS}/${t.id}/Monitor`, 'Retry-After': '1' } };
+}
+
+/** bios or bmc from `Targets` (firmware inventory, manager or system paths), else from the image name. */
+function firmwareTarget(ctx: MachineContext, targets: unknown, imageName: string): Target {
+  const p = paths(ctx.vendor);
+  if (targets !== undefined) {
+    if (!Array.isArray(targets) || targets.length !== 1 || typeof targets[0] !== 'string') {
+      throw new RedfishFault(400, 'ActionParameterValueNotInList', 'Targets must list exactly one firmware inventory path', ['Targets']);
+    }
+    const t = targets[0].replace(/\/$/, '');
+    if (t === `${INVENTORY}/BMC` || t === p.manager) return 'bmc';
+    if (t === `${INVENTORY}/BIOS` || t === p.system) return 'bios';
+    throw new RedfishFault(400, 'ActionParameterValueNotInList', `The value ${t} for the parameter Targets is not in the list of acceptable values.`, [t, 'Targets']);
+  }
+  if (/bmc|ipmi|redfish/i.test(imageName)) return 'bmc';
+  if (/bios|uefi/i.test(imageName)) return 'bios';
+  throw new RedfishFault(400, 'ActionParameterMissing', `Targets is missing and the image name ${imageName} names neither BIOS nor BMC.`, ['SimpleUpdate', 'Targets']);
+}
+
+function startUpdate(rq: Rq, target: Target, uri: string, messages: string[]): Reply {
+  const { ctx } = rq;
+  const fails = /fail/i.test(uri);
+  const t = ctx.tasks.start(`${target.toUpperCase()} firmware update`, messages, fails, () => ctx.machine.recordFirmware(target, uri));
+  return { status: 202, body: task(ctx, t), headers: { Location: `${TASKS}/${t.id}/Monitor` } };
+}
+
+export async function simpleUpdate(rq: Rq): Promise<Reply> {
+  const body = asObject(await readJson(rq.req), 'request body');
+  const uri = body.ImageURI;
+  if (typeof uri !== 'string' || uri === '') {
+    throw new RedfishFault(400, 'ActionParameterMissing', 'The action SimpleUpdate requires the parameter ImageURI to be present in the request body.', ['SimpleUpdate', 'ImageURI']);
+  }
+  const protocol = body.TransferProtocol;
+  if (protocol !== undefined && !['HTTP', 'HTTPS', 'FTP', 'SFTP', 'SCP', 'TFTP'].includes(String(protocol))) {
+    throw new RedfishFault(400, 'ActionParameterValueNotInList', `The value ${String(protocol)} for the parameter TransferProtocol is not in the list of acceptable values.`, [String(protocol), 'TransferProtocol']);
+  }
+  if (protocol === undefined && !/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) {
+    throw new RedfishFault(400, 'ActionParameterMissing', 'ImageURI has no scheme and TransferProtocol is missing.', ['SimpleUpdate', 'TransferProtocol']);
+  }
+  const name = uri.split(/[/?#]/).filter((s) => s !== '').at(-1) ?? uri;
+  const target = firmwareTarget(rq.ctx, body.Targets, name);
+  return startUpdate(rq, target, uri, [`Fetching ${uri}`]);
+}
+
+/** POST to MultipartHttpPushUri: `UpdateParameters` (JSON, optional) and one file part. */
+export async function multipartPush(rq: Rq): Promise<Reply> {
+  const boundary = multipartBoundary(rq.req.headers['content-type']);
+  if (boundary === undefined) {
+    rq.req.resume();
+    throw new RedfishFault(415, 'UnsupportedMediaType', 'MultipartHttpPushUri takes multipart/form-data with a boundary.', [String(rq.req.headers['content-type'])]);
+  }
+  const reader = multipartReader(boundary, (part) => part.name === 'UpdateParameters' && part.filename === undefined);
+  let failure: DecodeError | undefined;
+  const guard = (fn: () => void): void => {
+    try {
+      fn();
+    } catch (err) {
+      if (!(err instanceof DecodeError)) throw err;
+      failure = err;
+    }
+  };
+  let parts: MultipartPart[] = [];
+  // Read to the end even after a failure: leaving the loop early would destroy the socket.
+  for await (const chunk of rq.req as AsyncIterable<Buffer>) if (failure === undefined) guard(() => reader.write(chunk));
+  if (failure === undefined) guard(() => (parts = reader.end()));
+  if (failure !== undefined) throw new RedfishFault(400, 'GeneralError', `malformed multipart body: ${failure.message}`);
+  const file = parts.find((p) => p.filename !== undefined);
+  if (file === undefined) {
+    throw new RedfishFault(400, 'ActionParameterMissing', 'The multipart push has no file part (UpdateFile).', ['MultipartHttpPushUri', 'UpdateFile']);
+  }
+  rq.counters.uploadedBytes += file.bytes;
+  let parameters: Record<string, unknown> = {};
+  const text = parts.find((p) => p.name === 'UpdateParameters')?.text;
+  if (text !== undefined) {
+    try {
+      parameters = asObject(JSON.parse(text) as unknown, 'UpdateParameters');
+    } catch (err) {
+      if (err instanceof RedfishFault) throw err;
+      throw new RedfishFault(400, 'MalformedJSON', 'UpdateParameters is not valid JSON.');
+    }
+  }
+  const filename = file.filename ?? 'image';
+  const target = firmwareTarget(rq.ctx, parameters.Targets, filename);
+  return startUpdate(rq, target, filename, [`Received ${file.bytes} bytes of ${filename}`]);
+}

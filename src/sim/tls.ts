@@ -1,0 +1,61 @@
+/**
+ * A self-signed TLS certificate for the simulated BMCs, made once per process (per name set)
+ * with the `openssl` command line tool: an EC P-256 key and an X.509 certificate whose
+ * subjectAltName lists the given IP addresses and DNS names. One certificate serves every
+ * simulated machine, like a fleet of BMCs that ship the same factory certificate.
+ */
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface SelfSignedCertificate {
+  /** PEM private key */
+  key: string;
+  /** PEM certificate */
+  cert: string;
+  /** SHA-256 fingerprint of the certificate, "AB:CD:…" as node:crypto prints it */
+  fingerprint256: string;
+}
+
+const cache = new Map<string, SelfSignedCertificate>();
+
+/** `IP:` for addresses, `DNS:` for names; rejects characters that would break the openssl config. */
+export function subjectAltName(altNames: readonly string[]): string {
+  return altNames
+    .map((name) => {
+      if (!/^[A-Za-z0-9.:*-]+$/.test(name)) throw new Error(`invalid subjectAltName entry ${JSON.stringify(name)}`);
+      return isIP(name) === 0 ? `DNS:${name}` : `IP:${name}`;
+    })
+    .join(',');
+}
+
+/** Key and certificate for `commonName` and `altNames`; generated on the first call, then cached. */
+export function selfSignedCertificate(commonName: string, altNames: readonly string[] = ['localhost', '127.0.0.1']): SelfSignedCertificate {
+  if (!/^[A-Za-z0-9. _-]+$/.test(commonName)) throw new Error(`invalid commonName ${JSON.stringify(commonName)}`);
+  const key = `${commonName}\n${altNames.join(',')}`;
+  const cached = cache.get(key);
+  if (cached !== undefined) return cached;
+  const dir = mkdtempSync(join(tmpdir(), 'metal-bmc-sim-tls-'));
+  try {
+    const keyFile = join(dir, 'key.pem');
+    const certFile = join(dir, 'cert.pem');
+    const args = ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    args.push('-keyout', keyFile, '-out', certFile, '-days', '3650', '-subj', `/CN=${commonName}`);
+    if (altNames.length > 0) args.push('-addext', `subjectAltName=${subjectAltName(altNames)}`);
+    try {
+      execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 });
+    } catch (err) {
+      const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim();
+      throw new Error(`openssl could not make a self-signed certificate${stderr ? `: ${stderr}` : ''}`, { cause: err });
+    }
+    const cert = readFileSync(certFile, 'utf8');
+    const made = { key: readFileSync(keyFile, 'utf8'), cert, fingerprint256: new X509Certificate(cert).fingerprint256 };
+    cache.set(key, made);
+    return made;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
