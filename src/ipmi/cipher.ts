@@ -105,8 +105,10 @@ export function aesDecrypt(k2: Buffer, data: Buffer): Buffer {
   return plain.subarray(0, plain.length - 1 - padLength);
 }
 
-/** Session keys derived from the SIK: K1 keys integrity, K2 keys confidentiality. */
+/**
+ * Session keys derived from the SIK: K1 keys integrity, K2 keys confidentiality. The constants
+ * are 20 bytes of 0x01 / 0x02 for every algorithm, SHA-256 included (as ipmitool and BMCs do).
+ */
 export function deriveKeys(auth: AuthAlgorithm, sik: Buffer): { k1: Buffer; k2: Buffer } {
-  const size = auth === 'hmac-sha256' ? 32 : 20;
-  return { k1: hmac(auth, sik, Buffer.alloc(size, 1)), k2: hmac(auth, sik, Buffer.alloc(size, 2)) };
+  return { k1: hmac(auth, sik, Buffer.alloc(20, 1)), k2: hmac(auth, sik, Buffer.alloc(20, 2)) };
 }
