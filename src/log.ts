@@ -1,4 +1,4 @@
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 
 /**
  * Secrets are redacted here, at the logger, never at each call site.
@@ -8,14 +8,15 @@ const SECRET_KEYS = ['password', 'hmacKey', 'hmac', 'token', 'authorization', 'A
 
 export const REDACT_PATHS = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`, `*.*.*.${k}`]);
 
-export function createLogger(options: LoggerOptions = {}): Logger {
-  return pino({
-    level: process.env.METAL_BMC_LOG_LEVEL ?? 'info',
+export function createLogger(options: LoggerOptions = {}, destination?: DestinationStream): Logger {
+  const settings: LoggerOptions = {
+    level: 'info',
     base: { service: 'metal-bmc' },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     ...options,
-  });
+  };
+  return destination ? pino(settings, destination) : pino(settings);
 }
 
 export type { Logger };

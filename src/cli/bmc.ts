@@ -5,8 +5,8 @@ import { parseArgs } from 'node:util';
 import { COMMAND_ACTIONS, isMachineCommand, MACHINE_COMMANDS } from '../commands/actions.js';
 import { BmcError } from '../errors.js';
 import type { GuidEncoding } from '../ipmi/guid.js';
-import { ipmiOutband } from '../outband/ipmi.js';
-import type { BmcReport, Outband } from '../outband/types.js';
+import { connectOutband, type Protocol } from '../outband/connect.js';
+import type { BmcReport, FirmwareKind, Outband } from '../outband/types.js';
 import { parseAddress, parseIntegerOption, resolvePassword, UsageError } from './args.js';
 import { runConsole } from './console.js';
 
@@ -21,17 +21,24 @@ const COMMON_OPTIONS = {
   timeout: { type: 'string', default: '10' },
   json: { type: 'boolean', default: false },
   'take-over': { type: 'boolean', default: false },
+  protocol: { type: 'string', default: 'auto' },
+  'redfish-port': { type: 'string', default: '443' },
+  url: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
-export const BMC_USAGE = `usage: metal-bmc bmc <info|command CMD|console> --address HOST[:PORT] [options]
+export const BMC_USAGE = `usage: metal-bmc bmc <info|command CMD|console|firmware bios|bmc> --address HOST[:PORT] [options]
 
-  info                 print uuid, power state, BMC version, FRU, LED (--json for JSON)
+  info                 print uuid, power state, BMC and BIOS versions, LED, FRU, power metric and supplies (--json)
   command CMD          run a machine command: ${MACHINE_COMMANDS.join(' ')}
-  console              interactive Serial-over-LAN; type ~. at the start of a line to leave
+  console              interactive serial console; type ~. at the start of a line to leave
+  firmware bios|bmc    update firmware from --url URL (Redfish), showing progress
 
 options:
   --address HOST[:PORT]   BMC address (IPMI port 623 by default)
+  --protocol P            auto (default: Redfish first, IPMI fallback) | redfish | ipmi
+  --redfish-port P        Redfish HTTPS port (default 443)
+  --url URL               firmware: the image URL
   --user U                BMC user (default ADMIN)
   --password P | --password-file F | env IPMI_PASSWORD
   --cipher-suite N|auto   RMCP+ cipher suite (default auto: ask the BMC, prefer 17, then 3)
@@ -42,6 +49,7 @@ options:
   --json                  info: print JSON`;
 
 const GUID_ENCODINGS: readonly GuidEncoding[] = ['smbios', 'ipmi', 'rfc4122'];
+const PROTOCOLS: readonly Protocol[] = ['auto', 'redfish', 'ipmi'];
 
 export async function bmcMain(argv: string[], io: { stdout: NodeJS.WritableStream; env: NodeJS.ProcessEnv }): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: COMMON_OPTIONS, allowPositionals: true, strict: true });
@@ -59,29 +67,39 @@ export async function bmcMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   const deadlineMs = timeoutSeconds * 1000;
   const password = resolvePassword(values, io.env);
 
+  const protocol = values.protocol as Protocol;
+  if (!PROTOCOLS.includes(protocol)) throw new UsageError(`--protocol must be one of ${PROTOCOLS.join(', ')}`);
+  const redfishPort = parseIntegerOption(values['redfish-port'], '--redfish-port', 1, 65535)!;
   if (sub === 'command') {
     const cmd = rest[0]?.toUpperCase();
     if (!cmd) throw new UsageError(`command needs one of: ${MACHINE_COMMANDS.join(' ')}`);
     if (!isMachineCommand(cmd)) throw new UsageError(`unsupported command ${JSON.stringify(rest[0])}; supported: ${MACHINE_COMMANDS.join(' ')}`);
+  } else if (sub === 'firmware') {
+    if (rest[0] !== 'bios' && rest[0] !== 'bmc') throw new UsageError('firmware needs a kind: bios or bmc');
+    if (!values.url || !/^https?:\/\//.test(values.url)) throw new UsageError('firmware needs --url http(s)://...');
   } else if (sub !== 'info' && sub !== 'console') {
-    throw new UsageError(`unknown bmc subcommand ${JSON.stringify(sub)} (info, command, console)`);
+    throw new UsageError(`unknown bmc subcommand ${JSON.stringify(sub)} (info, command, console, firmware)`);
   }
 
-  const bmc = ipmiOutband({
+  const signal = AbortSignal.timeout(sub === 'firmware' ? 3 * 3600_000 : deadlineMs * 3);
+  const bmc = await connectOutband({
     host,
-    port,
     user: values.user,
     password,
-    cipherSuite,
-    allowInsecure: values['allow-insecure'],
+    protocol,
+    ipmiPort: port,
+    redfishPort,
+    ipmiCipherSuite: cipherSuite,
+    ipmiAllowInsecure: values['allow-insecure'],
     guidEncoding,
-    retry: { deadlineMs },
+    timeoutMs: deadlineMs,
+    ipmiRetry: { deadlineMs },
+    ...(sub === 'console' ? {} : { signal }),
   });
   try {
-    const signal = AbortSignal.timeout(deadlineMs * 2);
     if (sub === 'info') {
       const report = await bmc.info({ signal });
-      io.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(bmc, report));
+      io.stdout.write(values.json ? `${JSON.stringify({ address: bmc.address, vendor: bmc.vendor, ...report }, null, 2)}\n` : formatReport(bmc, report));
       return 0;
     }
     if (sub === 'command') {
@@ -91,7 +109,16 @@ export async function bmcMain(argv: string[], io: { stdout: NodeJS.WritableStrea
       io.stdout.write(`${cmd}: done on ${bmc.address}\n`);
       return 0;
     }
-    return await runConsole(bmc, { takeOver: values['take-over'], signal });
+    if (sub === 'firmware') {
+      const kind = rest[0] as FirmwareKind;
+      await bmc.updateFirmware(kind, values.url!, {
+        signal,
+        onProgress: (p) => io.stdout.write(`${kind} firmware: ${p.state}${p.percent !== undefined ? ` ${p.percent}%` : ''}${p.message ? ` (${p.message})` : ''}\n`),
+      });
+      io.stdout.write(`${kind} firmware: update done on ${bmc.address}\n`);
+      return 0;
+    }
+    return await runConsole(bmc, { takeOver: values['take-over'], signal: AbortSignal.timeout(deadlineMs * 3) });
   } finally {
     await bmc.close();
   }
@@ -100,6 +127,7 @@ export async function bmcMain(argv: string[], io: { stdout: NodeJS.WritableStrea
 export function formatReport(bmc: Outband, r: BmcReport): string {
   const lines = [
     ['address', bmc.address],
+    ['vendor', bmc.vendor],
     ['uuid', r.uuid],
     ['powerState', r.powerState],
     ['bmcVersion', r.bmcVersion],

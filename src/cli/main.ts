@@ -18,7 +18,12 @@ type Main = (argv: string[], io: { stdout: NodeJS.WritableStream; env: NodeJS.Pr
 
 const COMMANDS: Record<string, () => Promise<Main>> = {
   bmc: async () => bmcMain,
+  serve: async () => (await import('./serve.js')).serveMain,
+  sim: async () => (await import('./sim.js')).simMain,
 };
+
+/** Commands that handle SIGINT/SIGTERM themselves (graceful shutdown). */
+const OWN_SIGNALS = new Set(['serve', 'sim', 'lab']);
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -45,8 +50,10 @@ async function shutdown(code: number): Promise<never> {
   process.exit(code);
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => void shutdown(130));
+if (!OWN_SIGNALS.has(process.argv[2] ?? '')) {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => void shutdown(130));
+  }
 }
 
 main(process.argv.slice(2)).then(shutdown, (err) => {

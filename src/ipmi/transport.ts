@@ -8,7 +8,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { BmcError } from '../errors.js';
+import { abortError, BmcError } from '../errors.js';
 
 export interface DatagramChannel {
   readonly remote: string;
@@ -74,7 +74,7 @@ export function createUdpPool(options: { maxPerSocket?: number } = {}): UdpPool 
     async open(host, port, signal) {
       if (!Number.isInteger(port) || port < 1 || port > 65535) throw new BmcError('INVALID_ARGUMENT', `invalid BMC port ${port}`);
       const { address, family } = await resolveHost(host);
-      signal?.throwIfAborted();
+      if (signal?.aborted) throw abortError(signal, `opening a channel to BMC ${host}:${port}`);
       const key = `${address}:${port}`;
       const pooled = await socketFor(family, key);
       let handler: (datagram: Buffer) => void = () => undefined;

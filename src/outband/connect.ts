@@ -6,7 +6,7 @@
 import type { Duplex } from 'node:stream';
 import { BmcError, isBmcError } from '../errors.js';
 import { getDeviceId } from '../ipmi/commands.js';
-import { uuidToGuid } from '../ipmi/guid.js';
+import { uuidToGuid, type GuidEncoding } from '../ipmi/guid.js';
 import type { RetryPolicy } from '../ipmi/exchange.js';
 import type { Logger } from '../log.js';
 import { reset, setBootOverride, setIndicator, type BootOverrideTarget } from '../redfish/actions.js';
@@ -37,6 +37,10 @@ export interface ConnectOptions {
   timeoutMs?: number;
   uuidRule?: UuidRule;
   ipmiCipherSuite?: number | 'auto';
+  /** permit IPMI cipher suite 0 / no authentication (refused by default) */
+  ipmiAllowInsecure?: boolean;
+  /** override the vendor table's IPMI GUID byte order */
+  guidEncoding?: GuidEncoding;
   ipmiRetry?: Partial<RetryPolicy>;
   sshPort?: number;
   logger?: Logger;
@@ -70,6 +74,8 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     user: o.user,
     password: o.password,
     cipherSuite: o.ipmiCipherSuite ?? 'auto',
+    allowInsecure: o.ipmiAllowInsecure ?? false,
+    ...(o.guidEncoding ? { guidEncoding: o.guidEncoding } : {}),
     retry: { deadlineMs: Math.min(timeoutMs, 10_000), ...o.ipmiRetry },
   });
   let redfish: RedfishClient | undefined;
@@ -97,7 +103,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     }
   }
   const vendor = redfish ? await detectVendorRedfish(redfish, o.signal) : await detectVendorIpmi(ipmi, o.signal);
-  const profile = VENDOR_PROFILES[vendor];
+  const profile = o.guidEncoding ? { ...VENDOR_PROFILES[vendor], guidEncoding: o.guidEncoding } : VENDOR_PROFILES[vendor];
   const ipmiAllowed = protocol !== 'redfish';
   const uuidRule = o.uuidRule ?? 'auto';
 
@@ -140,7 +146,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       if (needIpmi) {
         try {
           ipmiReport = await ipmi.info(x);
-          guid = uuidToGuid(ipmiReport.uuid, 'smbios');
+          guid = uuidToGuid(ipmiReport.uuid, o.guidEncoding ?? 'smbios');
         } catch (err) {
           if (isBmcError(err, 'ABORTED')) throw err;
           missing.push(`IPMI: ${message(err)}`);
@@ -196,12 +202,17 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const service = await readUpdateService(redfish, sig(x));
       const onProgress = x?.onProgress;
       const progress = onProgress ? { onProgress: (p: { state?: string; percent?: number; message?: string }) => onProgress({ state: p.state ?? 'Running', ...(p.percent !== undefined ? { percent: p.percent } : {}), ...(p.message ? { message: p.message } : {}) }) } : {};
+      // Targets: the System for BIOS images, its Manager for BMC images.
+      const systemPath = await firstSystemPath(redfish, sig(x));
+      const system = await readSystem(redfish, systemPath, sig(x));
+      const target = kind === 'bios' ? systemPath : system.managedBy[0];
+      const targets = target ? { targets: [target] } : {};
       const push = profile.firmware === 'multipart-push' ? service?.multipartHttpPushUri !== undefined : service?.simpleUpdateTarget === undefined;
       if (push) {
         if (!service?.multipartHttpPushUri) throw new BmcError('UNSUPPORTED', `BMC ${o.host} offers neither SimpleUpdate nor multipart push`);
-        await pushUpdate(redfish, url, { ...sig(x), ...progress });
+        await pushUpdate(redfish, url, { ...sig(x), ...progress, ...targets });
       } else {
-        await simpleUpdate(redfish, url, { ...sig(x), ...progress });
+        await simpleUpdate(redfish, url, { ...sig(x), ...progress, ...targets });
       }
     },
     async close() {

@@ -1,0 +1,153 @@
+/**
+ * Wiring of `metal-bmc serve`: configuration → lease watcher → reporter → metal-api, the machine
+ * command consumer on NATS, the console servers, and the operations listener. Start order is
+ * listed in `start()`; `stop()` runs it backwards.
+ */
+import { readFileSync } from 'node:fs';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { Config } from './config/config.js';
+import { redactConfig } from './config/redact.js';
+import { closeAllSessions } from './ipmi/session.js';
+import { watchLeases, type LeaseWatcher } from './leases/watch.js';
+import type { Lease } from './leases/types.js';
+import type { Logger } from './log.js';
+import { createMetalApiClient, type MetalApiClient } from './metalapi/client.js';
+import { startOpsServer, type OpsServer, type ReadinessCheck } from './ops/http.js';
+import { connectOutband } from './outband/connect.js';
+import type { Outband } from './outband/types.js';
+import { createReportMetrics } from './report/metrics.js';
+import { createReporter, type Reporter } from './report/reporter.js';
+
+/** A part of the daemon with a graceful stop, started after the reporter (bus, console). */
+export interface DaemonPart {
+  name: string;
+  ready?: ReadinessCheck;
+  stop(deadlineMs: number): Promise<void>;
+}
+
+export interface DaemonContext {
+  config: Config;
+  logger: Logger;
+  registry: Registry;
+  metalApi: MetalApiClient;
+  connectBmc: (host: string, options: { signal?: AbortSignal; user?: string; password?: string; port?: number }) => Promise<Outband>;
+}
+
+export type PartFactory = (ctx: DaemonContext) => Promise<DaemonPart>;
+
+export interface Daemon {
+  opsPort: number;
+  context: DaemonContext;
+  reporter: Reporter;
+  leases(): readonly Lease[];
+  stop(): Promise<void>;
+}
+
+export async function startDaemon(config: Config, logger: Logger, parts: PartFactory[] = []): Promise<Daemon> {
+  logger.info({ config: redactConfig(config) }, 'metal-bmc starting');
+  for (const w of config.warnings) logger.warn(w);
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'metal_bmc_' });
+  const metrics = createReportMetrics(registry);
+  const metalApi = createMetalApiClient({ baseUrl: config.metalApi.url, hmacKey: config.metalApi.hmacKey });
+  const redfishCa = config.redfish.caFile ? readFileSync(config.redfish.caFile, 'utf8') : undefined;
+
+  const connectBmc: DaemonContext['connectBmc'] = (host, o) =>
+    connectOutband({
+      host,
+      user: o.user ?? config.ipmi.user,
+      password: o.password ?? config.ipmi.password,
+      protocol: config.protocol,
+      ipmiPort: o.port ?? config.ipmi.port,
+      redfishPort: config.redfish.port,
+      redfishInsecure: config.redfish.insecure,
+      ...(redfishCa ? { redfishCa } : {}),
+      timeoutMs: config.report.bmcTimeoutMs,
+      logger,
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
+
+  // 1. leases, 2. reporter
+  let leaseProblem: string | undefined = 'lease file not read yet';
+  let reporter: Reporter | undefined;
+  const watcher: LeaseWatcher = watchLeases(config.leases.file, {
+    format: config.leases.format,
+    allowedCidrs: config.leases.allowedCidrs,
+    ignoreMacs: config.leases.ignoreMacs,
+    onChange: (view) => {
+      leaseProblem = undefined;
+      metrics.bmcsDiscovered.set(view.leases.length);
+      const fresh = [...view.added, ...view.changed];
+      if (view.added.length + view.removed.length + view.changed.length > 0) {
+        logger.info({ active: view.leases.length, added: view.added.map((l) => l.ip), removed: view.removed.map((l) => l.ip), changed: view.changed.map((l) => l.ip) }, 'BMC leases changed');
+      }
+      if (fresh.length > 0 && reporter && reporter.cyclesRun > 0) reporter.leasesChanged(fresh);
+    },
+    onError: (err) => {
+      metrics.leaseErrors.inc();
+      if (watcher?.current().length === 0) leaseProblem = err.message;
+      logger.error({ file: config.leases.file, err: err.message }, 'cannot use the lease file; keeping the last good view');
+    },
+  });
+  reporter = createReporter({
+    partitionId: config.partitionId,
+    connect: (ip, signal) => connectBmc(ip, { signal }),
+    metalApi,
+    concurrency: config.report.concurrency,
+    bmcTimeoutMs: config.report.bmcTimeoutMs,
+    logger,
+    metrics,
+    intervalMs: config.report.intervalMs,
+    leases: () => watcher.current(),
+  });
+  reporter.start();
+
+  // 3. bus and console parts, in the order given
+  const context: DaemonContext = { config, logger, registry, metalApi, connectBmc };
+  const started: DaemonPart[] = [];
+  const stopStarted = async () => {
+    for (const p of [...started].reverse()) await p.stop(config.shutdownTimeoutMs).catch((err: Error) => logger.error({ part: p.name, err: err.message }, 'stop failed'));
+  };
+  try {
+    for (const factory of parts) started.push(await factory(context));
+  } catch (err) {
+    await stopStarted();
+    await reporter.stop();
+    watcher.close();
+    throw err;
+  }
+
+  // 4. operations listener
+  const readiness: Record<string, ReadinessCheck> = { leases: () => leaseProblem };
+  for (const p of started) if (p.ready) readiness[p.name] = p.ready;
+  let ops: OpsServer;
+  try {
+    ops = await startOpsServer({ host: config.http.host, port: config.http.port, registry, readiness });
+  } catch (err) {
+    await stopStarted();
+    await reporter.stop();
+    watcher.close();
+    throw err;
+  }
+  logger.info({ ops: `${config.http.host}:${ops.port}`, leaseFile: config.leases.file }, 'metal-bmc running');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    opsPort: ops.port,
+    context,
+    reporter,
+    leases: () => watcher.current(),
+    stop() {
+      stopping ??= (async () => {
+        logger.info('metal-bmc stopping');
+        await stopStarted();
+        await reporter.stop();
+        watcher.close();
+        await closeAllSessions();
+        await ops.close();
+        logger.info('metal-bmc stopped');
+      })();
+      return stopping;
+    },
+  };
+}

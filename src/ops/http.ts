@@ -1,0 +1,57 @@
+/**
+ * The operations listener (METAL_BMC_HTTP_ADDRESS, default 127.0.0.1:2112): plain HTTP without
+ * authentication, meant for the local Prometheus and systemd/health checks; it exposes no
+ * secrets and accepts no commands. /healthz: the process runs. /readyz: every readiness check
+ * passes (503 with the failing ones otherwise). /metrics: Prometheus text format.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+
+export type ReadinessCheck = () => string | undefined;
+
+export interface OpsServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startOpsServer(o: { host: string; port: number; registry: Registry; readiness: Record<string, ReadinessCheck> }): Promise<OpsServer> {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      return;
+    }
+    if (path === '/readyz') {
+      const failing = Object.entries(o.readiness)
+        .map(([name, check]) => [name, check()] as const)
+        .filter(([, problem]) => problem !== undefined);
+      res.writeHead(failing.length === 0 ? 200 : 503, { 'content-type': 'text/plain' }).end(failing.length === 0 ? 'ready\n' : failing.map(([n, p]) => `${n}: ${p}`).join('\n') + '\n');
+      return;
+    }
+    if (path === '/metrics') {
+      o.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': o.registry.contentType }).end(text),
+        (err: Error) => res.writeHead(500).end(err.message),
+      );
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

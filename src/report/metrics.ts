@@ -1,0 +1,25 @@
+/** Prometheus metrics of BMC discovery and reporting. */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export interface ReportMetrics {
+  cycles: Counter<'trigger' | 'outcome'>;
+  cycleSeconds: Histogram<'trigger'>;
+  bmcsDiscovered: Gauge;
+  bmcsReachable: Gauge;
+  bmcFailures: Counter<'code'>;
+  leaseErrors: Counter;
+  lastSuccess: Gauge;
+}
+
+export function createReportMetrics(registry: Registry): ReportMetrics {
+  const registers = [registry];
+  return {
+    cycles: new Counter({ name: 'metal_bmc_report_cycles_total', help: 'Report cycles by trigger (interval, leases) and outcome (ok, partial, failed)', labelNames: ['trigger', 'outcome'], registers }),
+    cycleSeconds: new Histogram({ name: 'metal_bmc_report_cycle_duration_seconds', help: 'Duration of a report cycle: reading every BMC and posting to metal-api', labelNames: ['trigger'], buckets: [0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300], registers }),
+    bmcsDiscovered: new Gauge({ name: 'metal_bmc_bmcs_discovered', help: 'BMCs with an active lease after filtering', registers }),
+    bmcsReachable: new Gauge({ name: 'metal_bmc_bmcs_reachable', help: 'BMCs read successfully in the last full cycle', registers }),
+    bmcFailures: new Counter({ name: 'metal_bmc_bmc_read_failures_total', help: 'BMC reads that failed, by error code', labelNames: ['code'], registers }),
+    leaseErrors: new Counter({ name: 'metal_bmc_lease_file_errors_total', help: 'Lease file reads or parses that failed (the last good view is kept)', registers }),
+    lastSuccess: new Gauge({ name: 'metal_bmc_report_last_success_timestamp_seconds', help: 'Unix time of the last report metal-api accepted', registers }),
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * Schedules report cycles: a full cycle at start and every interval, and a quick cycle for
+ * BMCs whose lease is new or changed. Cycles never overlap: requests that arrive during a
+ * cycle are merged and run right after it.
+ */
+import type { Lease } from '../leases/types.js';
+import { runReportCycle, type CycleDeps } from './cycle.js';
+
+export interface ReporterOptions extends CycleDeps {
+  intervalMs: number;
+  /** the current view of active leases */
+  leases: () => readonly Lease[];
+}
+
+export interface Reporter {
+  start(): void;
+  /** BMCs that appeared or changed: read and report them within seconds */
+  leasesChanged(leases: readonly Lease[]): void;
+  /** resolves when no cycle is running and none is pending */
+  idle(): Promise<void>;
+  /** stops scheduling, aborts the running cycle, and waits for it */
+  stop(): Promise<void>;
+  readonly cyclesRun: number;
+}
+
+export function createReporter(o: ReporterOptions): Reporter {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let pendingFull = false;
+  const pendingLeases = new Map<string, Lease>();
+  let stopped = false;
+  let cyclesRun = 0;
+  const abort = new AbortController();
+  const idleWaiters: Array<() => void> = [];
+
+  function kick(): void {
+    if (running || stopped) return;
+    if (!pendingFull && pendingLeases.size === 0) {
+      for (const w of idleWaiters.splice(0)) w();
+      return;
+    }
+    const trigger = pendingFull ? 'interval' : 'leases';
+    const subset = pendingFull ? [...o.leases()] : [...pendingLeases.values()];
+    pendingFull = false;
+    pendingLeases.clear();
+    running = runOne(trigger, subset).finally(() => {
+      running = undefined;
+      kick();
+    });
+  }
+
+  async function runOne(trigger: 'interval' | 'leases', leases: Lease[]): Promise<void> {
+    const end = o.metrics?.cycleSeconds.startTimer({ trigger });
+    cyclesRun++;
+    try {
+      const r = await runReportCycle(o, leases, abort.signal);
+      const outcome = r.failed === 0 ? 'ok' : 'partial';
+      o.metrics?.cycles.inc({ trigger, outcome });
+      if (trigger === 'interval') o.metrics?.bmcsReachable.set(r.read);
+      o.logger.info({ trigger, bmcs: leases.length, read: r.read, failed: r.failed, reported: r.reported, created: r.created, updated: r.updated, durationMs: r.durationMs }, 'report cycle done');
+    } catch (err) {
+      o.metrics?.cycles.inc({ trigger, outcome: 'failed' });
+      if (!stopped) o.logger.error({ trigger, bmcs: leases.length, err: err instanceof Error ? err.message : String(err) }, 'report cycle failed; the next cycle tries again');
+    } finally {
+      end?.();
+    }
+  }
+
+  return {
+    get cyclesRun() {
+      return cyclesRun;
+    },
+    start() {
+      pendingFull = true;
+      kick();
+      timer = setInterval(() => {
+        pendingFull = true;
+        kick();
+      }, o.intervalMs);
+      timer.unref();
+    },
+    leasesChanged(leases) {
+      for (const l of leases) pendingLeases.set(l.mac, l);
+      kick();
+    },
+    idle() {
+      if (!running && !pendingFull && pendingLeases.size === 0) return Promise.resolve();
+      return new Promise((resolve) => idleWaiters.push(resolve));
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      abort.abort(new Error('metal-bmc is shutting down'));
+      await running;
+      for (const w of idleWaiters.splice(0)) w();
+    },
+  };
+}
