@@ -4,7 +4,7 @@
  * per-vendor choice:
  *
  *  - 'rfc4122': the bytes in textual order.
- *  - 'ipmi':    all 16 bytes reversed (what ipmitool 1.8.19 `mc guid` shows by default).
+ *  - 'ipmi':    all 16 bytes reversed (what ipmitool 1.8.19 `mc guid ipmi` prints; by default it guesses the order from the version digit).
  *  - 'smbios':  SMBIOS table order: the first three fields (4, 2, 2 bytes) little-endian,
  *               the last 8 bytes in order (what `dmidecode -s system-uuid` prints for them).
  *

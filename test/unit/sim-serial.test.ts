@@ -1,0 +1,103 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createMachineState, SimMachine } from '../../src/sim/machine.js';
+import { SerialLine } from '../../src/sim/serial.js';
+
+function machine(power: 'on' | 'off'): SimMachine {
+  return new SimMachine({ ...createMachineState('serial', 2), power });
+}
+
+function collect(line: SerialLine): () => string {
+  const chunks: Buffer[] = [];
+  line.on('data', (d) => chunks.push(d));
+  return () => Buffer.concat(chunks).toString('latin1');
+}
+
+describe('SerialLine', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('has the boot log and prompt in its history when the machine already runs', () => {
+    const m = machine('on');
+    const line = new SerialLine(m);
+    const history = line.history().toString('latin1');
+    expect(history).toContain(`${m.state.manufacturer} ${m.state.model}`);
+    expect(history).toContain(`BIOS Version ${m.state.biosVersion}`);
+    expect(history.endsWith('machine-2 login: ')).toBe(true);
+    line.close();
+  });
+
+  it('prints the boot log when the machine powers on, paced at 115200 baud', () => {
+    const m = machine('off');
+    const line = new SerialLine(m, { hostname: 'box' });
+    const output = collect(line);
+    expect(line.history().length).toBe(0);
+    m.setPower('on', 'up');
+    vi.advanceTimersByTime(10);
+    const afterOneTick = output().length;
+    expect(afterOneTick).toBeGreaterThan(0);
+    expect(afterOneTick).toBeLessThanOrEqual(115); // 11,520 bytes/s in 10 ms ticks
+    vi.advanceTimersByTime(2000);
+    expect(output()).toContain('Linux version');
+    expect(output().endsWith('box login: ')).toBe(true);
+    expect(line.history().toString('latin1')).toBe(output());
+    line.close();
+  });
+
+  it('boots again on reset, and stays silent on power off', () => {
+    const m = machine('on');
+    const line = new SerialLine(m);
+    const output = collect(line);
+    m.setPower('off', 'down');
+    vi.advanceTimersByTime(1000);
+    expect(output()).toBe('');
+    m.setPower('on', 'reset');
+    vi.advanceTimersByTime(1000);
+    expect(output()).toContain('BIOS Version');
+    line.close();
+  });
+
+  it('echoes typing, answers a newline with a new prompt and handles backspace', () => {
+    const m = machine('on');
+    const line = new SerialLine(m, { hostname: 'box' });
+    const output = collect(line);
+    line.write(Buffer.from('roox\x7ft\r\n'));
+    vi.advanceTimersByTime(100);
+    expect(output()).toBe('roox\b \bt\r\nbox login: ');
+    line.close();
+  });
+
+  it('does not echo while the machine is off, and counts breaks', () => {
+    const m = machine('off');
+    const line = new SerialLine(m);
+    const output = collect(line);
+    line.write(Buffer.from('hello\r'));
+    line.sendBreak();
+    vi.advanceTimersByTime(100);
+    expect(output()).toBe('');
+    expect(line.breaks).toBe(1);
+    line.close();
+  });
+
+  it('keeps only the latest output as history', () => {
+    const m = machine('on');
+    const line = new SerialLine(m, { historyBytes: 64 });
+    expect(line.history().length).toBe(64);
+    expect(line.history().toString('latin1').endsWith('login: ')).toBe(true);
+    line.close();
+  });
+
+  it('stops listening to the machine when closed', () => {
+    const m = machine('off');
+    const line = new SerialLine(m);
+    const output = collect(line);
+    line.close();
+    m.setPower('on', 'up');
+    vi.advanceTimersByTime(1000);
+    expect(output()).toBe('');
+    expect(m.listenerCount('change')).toBe(0);
+  });
+});
