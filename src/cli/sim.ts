@@ -1,0 +1,79 @@
+/** `metal-bmc sim`: a simulated fleet of BMCs on loopback addresses, until SIGINT/SIGTERM. */
+import { parseArgs } from 'node:util';
+import { startControlServer } from '../sim/control.js';
+import { startFleet } from '../sim/fleet.js';
+import { parseIntegerOption, UsageError } from './args.js';
+
+export const SIM_USAGE = `usage: metal-bmc sim --count N [options]
+
+  --count N              machines to simulate (required)
+  --cidr CIDR            BMC addresses (default 127.10.0.0/16; all of 127/8 is loopback on Linux)
+  --ipmi-port P          IPMI UDP port of every BMC (default 623; non-root users pick > 1023)
+  --redfish-port P       Redfish HTTPS port of every BMC (default 443)
+  --no-redfish           IPMI only
+  --user U --password P  BMC credentials (default ADMIN / ADMIN)
+  --seed S               seed of the machines' UUIDs, MACs, FRU and versions (default metal-bmc)
+  --lease-file PATH      write an ISC dhcpd.leases file with one active lease per BMC
+  --state-file PATH      keep power/boot/LED state across restarts
+  --control-port P       fault-injection API on 127.0.0.1:P (default 0: off)`;
+
+export async function simMain(argv: string[], io: { stdout: NodeJS.WritableStream }): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      count: { type: 'string' },
+      cidr: { type: 'string', default: '127.10.0.0/16' },
+      'ipmi-port': { type: 'string', default: '623' },
+      'redfish-port': { type: 'string', default: '443' },
+      'no-redfish': { type: 'boolean', default: false },
+      user: { type: 'string', default: 'ADMIN' },
+      password: { type: 'string', default: 'ADMIN' },
+      seed: { type: 'string', default: 'metal-bmc' },
+      'lease-file': { type: 'string' },
+      'state-file': { type: 'string' },
+      'control-port': { type: 'string', default: '0' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    io.stdout.write(`${SIM_USAGE}\n`);
+    return 0;
+  }
+  const count = parseIntegerOption(values.count, '--count', 1, 65000);
+  if (count === undefined) throw new UsageError('--count is required');
+  const fleet = await startFleet({
+    count,
+    cidr: values.cidr,
+    ipmiPort: parseIntegerOption(values['ipmi-port'], '--ipmi-port', 1, 65535)!,
+    redfishPort: parseIntegerOption(values['redfish-port'], '--redfish-port', 1, 65535)!,
+    redfish: !values['no-redfish'],
+    user: values.user,
+    password: values.password,
+    seed: values.seed,
+    ...(values['lease-file'] ? { leaseFile: values['lease-file'] } : {}),
+    ...(values['state-file'] ? { stateFile: values['state-file'] } : {}),
+  }).catch((err: Error & { code?: string }) => {
+    if (/EACCES/.test(err.message) || err.code === 'EACCES') throw new UsageError(`cannot bind the BMC ports (${err.message}); as a non-root user pass --ipmi-port and --redfish-port above 1023`);
+    throw err;
+  });
+  const controlPort = parseIntegerOption(values['control-port'], '--control-port', 0, 65535)!;
+  const control = controlPort > 0 ? await startControlServer(fleet, controlPort) : undefined;
+  const first = fleet.machines[0]!.state.address;
+  const last = fleet.machines[fleet.machines.length - 1]!.state.address;
+  io.stdout.write(
+    `simulating ${count} BMCs ${first} .. ${last}: IPMI udp/${fleet.ipmiPort}` +
+      (fleet.redfish ? `, Redfish https/${fleet.redfishPort}` : '') +
+      `, user ${values.user}` +
+      (values['lease-file'] ? `, leases in ${values['lease-file']}` : '') +
+      (control ? `, control API http://127.0.0.1:${control.port}` : '') +
+      '\n',
+  );
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  await control?.close();
+  await fleet.close();
+  return 0;
+}

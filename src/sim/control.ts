@@ -1,0 +1,80 @@
+/**
+ * The simulator's control API for fault injection, on loopback only and without
+ * authentication (it controls simulated machines, nothing real):
+ *   GET    /machines          every machine's address, MAC, UUID, power, boot, LED and faults
+ *   POST   /faults            {"select": "all" | [indices] | {"share": 0.1}, "faults": {...SimFaults}}
+ *   DELETE /faults            clear every fault
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Fleet, FaultSelector } from './fleet.js';
+import type { SimFaults } from './machine.js';
+
+const FAULT_KEYS: ReadonlyArray<keyof SimFaults> = ['noAnswer', 'delayMs', 'dropRate', 'wrongCredentials', 'redfishStatus', 'redfishHang', 'redfishDisabled', 'sessionsFull'];
+
+function parseSelector(value: unknown): FaultSelector | undefined {
+  if (value === 'all' || value === undefined) return 'all';
+  if (Array.isArray(value) && value.every((v) => Number.isInteger(v))) return value as number[];
+  if (typeof value === 'object' && value !== null && typeof (value as { share?: unknown }).share === 'number') return { share: (value as { share: number }).share };
+  return undefined;
+}
+
+function parseFaults(value: unknown): Partial<SimFaults> | string {
+  if (typeof value !== 'object' || value === null) return 'faults must be an object';
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (!FAULT_KEYS.includes(k as keyof SimFaults)) return `unknown fault ${JSON.stringify(k)} (known: ${FAULT_KEYS.join(', ')})`;
+    out[k] = v;
+  }
+  return out as Partial<SimFaults>;
+}
+
+export async function startControlServer(fleet: Fleet, port: number, host = '127.0.0.1'): Promise<{ port: number; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    const reply = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n');
+    if (req.method === 'GET' && req.url === '/machines') {
+      return reply(
+        200,
+        fleet.machines.map(({ state: s }) => ({ index: s.index, address: s.address, mac: s.mac, uuid: s.uuid, manufacturer: s.manufacturer, power: s.power, boot: s.boot, identify: s.identify, faults: s.faults })),
+      );
+    }
+    if (req.method === 'DELETE' && req.url === '/faults') {
+      fleet.clearFaults();
+      return reply(200, { cleared: true });
+    }
+    if (req.method === 'POST' && req.url === '/faults') {
+      let body = '';
+      req.on('data', (d: Buffer) => {
+        body += d;
+        if (body.length > 65536) req.destroy();
+      });
+      req.on('end', () => {
+        let parsed: { select?: unknown; faults?: unknown };
+        try {
+          parsed = JSON.parse(body) as typeof parsed;
+        } catch {
+          return reply(400, { error: 'body is not JSON' });
+        }
+        const selector = parseSelector(parsed.select);
+        if (!selector) return reply(400, { error: 'select must be "all", a list of indices, or {"share": 0..1}' });
+        const faults = parseFaults(parsed.faults);
+        if (typeof faults === 'string') return reply(400, { error: faults });
+        return reply(200, { changed: fleet.setFaults(selector, faults) });
+      });
+      return;
+    }
+    reply(404, { error: 'unknown path' });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,150 @@
+/**
+ * A simulated fleet in one process: N machines on loopback addresses, each with an IPMI 2.0
+ * BMC, a Redfish service and a serial console, a DHCP lease file naming their BMCs, optional
+ * persisted state, and a control API for fault injection. Usable as a library (tests start a
+ * fleet in-process on free ports) and by `metal-bmc sim`.
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { renderIscLeases } from '../leases/render.js';
+import { BmcError } from '../errors.js';
+import { startIpmiServer, type IpmiServer } from './ipmi-server.js';
+import { createMachineState, NO_FAULTS, SimMachine, type SimFaults, type SimMachineState } from './machine.js';
+import { startRedfishServer, type RedfishServer } from './redfish-server.js';
+
+export interface FleetOptions {
+  count: number;
+  seed?: string;
+  cidr?: string;
+  ipmiPort?: number;
+  redfishPort?: number;
+  user?: string;
+  password?: string;
+  /** write an ISC dhcpd.leases file with one active lease per BMC */
+  leaseFile?: string;
+  /** keep power, boot and LED state across restarts in this JSON file */
+  stateFile?: string;
+  /** serve Redfish (default true); IPMI is always served */
+  redfish?: boolean;
+  /** one Redfish listener for the whole fleet (routes by local address; binds 0.0.0.0) instead of one per machine */
+  redfishSingleListener?: boolean;
+  ipmiSessionsPerMachine?: number;
+  taskDurationMs?: number;
+}
+
+export interface Fleet {
+  machines: SimMachine[];
+  ipmi: IpmiServer;
+  redfish: RedfishServer | undefined;
+  ipmiPort: number;
+  redfishPort: number;
+  user: string;
+  password: string;
+  /** the machines a selector names: all, a list of indices, or a share of the fleet (first ⌈share·N⌉) */
+  select(selector: FaultSelector): SimMachine[];
+  setFaults(selector: FaultSelector, faults: Partial<SimFaults>): number;
+  clearFaults(): void;
+  writeLeaseFile(path: string, now?: Date): void;
+  close(): Promise<void>;
+}
+
+export type FaultSelector = 'all' | number[] | { share: number };
+
+type PersistedState = Pick<SimMachineState, 'power' | 'boot' | 'bootPersistent' | 'bootUefi' | 'identify'>;
+
+function loadState(path: string | undefined): PersistedState[] {
+  if (!path) return [];
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    return Array.isArray(parsed) ? (parsed as PersistedState[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+export function renderFleetLeases(machines: readonly SimMachine[], now = new Date()): string {
+  const starts = new Date(now.getTime() - 60_000);
+  const ends = new Date(now.getTime() + 24 * 3600_000);
+  return renderIscLeases(
+    machines.map((m) => ({
+      ip: m.state.address,
+      mac: m.state.mac,
+      starts,
+      ends,
+      bindingState: 'active',
+      nextBindingState: 'free',
+      hostname: `bmc-${m.state.index}`,
+    })),
+  );
+}
+
+export async function startFleet(o: FleetOptions): Promise<Fleet> {
+  if (!Number.isInteger(o.count) || o.count < 1) throw new BmcError('INVALID_ARGUMENT', `fleet count must be a positive integer, got ${o.count}`);
+  const seed = o.seed ?? 'metal-bmc';
+  const cidr = o.cidr ?? '127.10.0.0/16';
+  const user = o.user ?? 'ADMIN';
+  const password = o.password ?? 'ADMIN';
+  const persisted = loadState(o.stateFile);
+  const machines = Array.from({ length: o.count }, (_, i) => {
+    const state = createMachineState(seed, i, cidr);
+    Object.assign(state, persisted[i] ?? {});
+    return new SimMachine(state);
+  });
+  const ipmi = await startIpmiServer({ machines, port: o.ipmiPort ?? 623, user, password, maxSessions: o.ipmiSessionsPerMachine ?? 8 });
+  let redfish: RedfishServer | undefined;
+  try {
+    redfish =
+      o.redfish === false
+        ? undefined
+        : await startRedfishServer({ machines, port: o.redfishPort ?? 443, user, password, perMachineBind: !o.redfishSingleListener, taskDurationMs: o.taskDurationMs ?? 1000 });
+  } catch (err) {
+    await ipmi.close();
+    throw err;
+  }
+
+  let saveTimer: NodeJS.Timeout | undefined;
+  const save = () => {
+    if (!o.stateFile) return;
+    clearTimeout(saveTimer);
+    saveTimer = setTimeout(() => {
+      const tmp = `${o.stateFile}.tmp`;
+      writeFileSync(tmp, JSON.stringify(machines.map(({ state: s }) => ({ power: s.power, boot: s.boot, bootPersistent: s.bootPersistent, bootUefi: s.bootUefi, identify: s.identify }))));
+      renameSync(tmp, o.stateFile!);
+    }, 200);
+  };
+  for (const m of machines) m.on('change', save);
+
+  const fleet: Fleet = {
+    machines,
+    ipmi,
+    redfish,
+    ipmiPort: ipmi.endpoints[0]!.port,
+    redfishPort: redfish ? Number(new URL(redfish.url(0)).port) : 0,
+    user,
+    password,
+    select(selector) {
+      if (selector === 'all') return machines;
+      if (Array.isArray(selector)) return selector.map((i) => machines[i]).filter((m): m is SimMachine => m !== undefined);
+      const n = Math.ceil(Math.min(1, Math.max(0, selector.share)) * machines.length);
+      return machines.slice(0, n);
+    },
+    setFaults(selector, faults) {
+      const chosen = fleet.select(selector);
+      for (const m of chosen) Object.assign(m.state.faults, faults);
+      return chosen.length;
+    },
+    clearFaults() {
+      for (const m of machines) m.state.faults = { ...NO_FAULTS };
+    },
+    writeLeaseFile(path, now) {
+      const tmp = `${path}.tmp`;
+      writeFileSync(tmp, renderFleetLeases(machines, now));
+      renameSync(tmp, path);
+    },
+    async close() {
+      clearTimeout(saveTimer);
+      await Promise.all([ipmi.close(), redfish?.close()]);
+    },
+  };
+  if (o.leaseFile) fleet.writeLeaseFile(o.leaseFile);
+  return fleet;
+}

@@ -1,0 +1,137 @@
+/**
+ * The daemon's discovery and reporting end to end: a simulated fleet with its lease file, the
+ * metal-api stand-in (HMAC checked, bodies validated against the real swagger), and faults.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config.js';
+import { startDaemon, type Daemon } from '../../src/daemon.js';
+import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
+import { renderFleetLeases, type Fleet } from '../../src/sim/fleet.js';
+import { startTestFleet } from '../helpers/fleet.js';
+import { captureLog, type CapturedLog } from '../helpers/log.js';
+
+const HMAC_KEY = 'report-test-hmac-key';
+let fleet: Fleet;
+let api: MetalApiStandIn;
+let daemon: Daemon;
+let log: CapturedLog;
+let dir: string;
+let leaseFile: string;
+
+async function until<T>(check: () => T | undefined | false, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const reportedUuids = () => new Set(api.reports.flatMap((r) => Object.keys(r.reports)));
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'daemon-report-'));
+  leaseFile = join(dir, 'dhcpd.leases');
+  fleet = await startTestFleet({ count: 12 });
+  // the DHCP server knows the first 10 BMCs at start
+  writeFileSync(leaseFile, renderFleetLeases(fleet.machines.slice(0, 10)));
+  api = await startMetalApiStandIn({ hmacKey: HMAC_KEY });
+  log = captureLog();
+  const config = loadConfig({
+    METAL_BMC_PARTITION_ID: 'test-partition',
+    METAL_BMC_METAL_API_URL: api.url,
+    METAL_BMC_METAL_API_HMAC_KEY: HMAC_KEY,
+    METAL_BMC_LEASE_FILE: leaseFile,
+    METAL_BMC_REPORT_INTERVAL: '1h',
+    METAL_BMC_IPMI_PORT: String(fleet.ipmiPort),
+    METAL_BMC_REDFISH_PORT: String(fleet.redfishPort),
+    METAL_BMC_IPMI_USER: fleet.user,
+    METAL_BMC_IPMI_PASSWORD: fleet.password,
+    METAL_BMC_BMC_TIMEOUT: '3s',
+    METAL_BMC_HTTP_ADDRESS: '127.0.0.1:0',
+  });
+  daemon = await startDaemon(config, log.logger);
+});
+
+afterAll(async () => {
+  await daemon?.stop();
+  await api?.close();
+  await fleet?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('discovery and report', () => {
+  it('reports every BMC of the lease file to metal-api with swagger-valid bodies', async () => {
+    await until(() => reportedUuids().size >= 10);
+    const expected = fleet.machines.slice(0, 10).map((m) => m.state.uuid);
+    expect([...reportedUuids()].sort()).toEqual([...expected].sort());
+    const first = api.reports[0]!;
+    expect(first.partitionid).toBe('test-partition');
+    const m0 = fleet.machines[0]!.state;
+    expect(first.reports[m0.uuid]).toMatchObject({ BMCIp: m0.address, BMCVersion: m0.bmcVersion, BIOSVersion: m0.biosVersion, PowerState: m0.power === 'on' ? 'ON' : 'OFF' });
+    // every request was accepted: HMAC and swagger validation passed
+    expect(api.requests.every((r) => r.status < 300)).toBe(true);
+  });
+
+  it('a BMC whose lease appears is reported within seconds, without waiting for the interval', async () => {
+    const before = api.reports.length;
+    writeFileSync(`${leaseFile}.new`, renderFleetLeases(fleet.machines));
+    // the DHCP server replaces the file by rename
+    const { renameSync } = await import('node:fs');
+    renameSync(`${leaseFile}.new`, leaseFile);
+    await until(() => reportedUuids().has(fleet.machines[11]!.state.uuid));
+    const quick = api.reports.slice(before);
+    expect(Object.keys(quick.at(-1)!.reports).sort()).toEqual([fleet.machines[10]!.state.uuid, fleet.machines[11]!.state.uuid].sort());
+  });
+
+  it('a half-written lease file keeps the last good view and logs the line', async () => {
+    const good = readFileSync(leaseFile, 'utf8');
+    writeFileSync(leaseFile, good.slice(0, Math.floor(good.length / 2)));
+    const err = await until(() => log.find('cannot use the lease file; keeping the last good view')[0]);
+    expect(String(err.err)).toMatch(/line \d+/);
+    expect(daemon.leases()).toHaveLength(12);
+    writeFileSync(leaseFile, good);
+  });
+
+  it('metal-api answering 500 twice: the report still lands', async () => {
+    api.setFailures(2, 500);
+    const before = api.reports.length;
+    daemon.reporter.leasesChanged([daemon.leases()[0]!]);
+    await until(() => api.reports.length > before);
+    expect(api.requests.filter((r) => r.status === 500).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('10 % of BMCs not answering are skipped and logged; the others are reported', async () => {
+    fleet.setFaults({ share: 0.1 }, { noAnswer: true });
+    const dead = fleet.select({ share: 0.1 }).map((m) => m.state.address);
+    const before = api.reports.length;
+    daemon.reporter.leasesChanged(daemon.leases());
+    await until(() => api.reports.length > before, 20_000);
+    fleet.clearFaults();
+    const last = api.reports.at(-1)!;
+    expect(Object.keys(last.reports)).toHaveLength(12 - dead.length);
+    const skipped = log.find('cannot read BMC, skipped in this report').map((l) => l.bmc);
+    for (const a of dead) expect(skipped).toContain(a);
+  });
+
+  it('exposes health, readiness and metrics', async () => {
+    const base = `http://127.0.0.1:${daemon.opsPort}`;
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/metal_bmc_report_cycles_total\{trigger="leases",outcome="ok"\} \d+/);
+    expect(metrics).toMatch(/metal_bmc_bmc_read_failures_total\{code="TIMEOUT"\} [1-9]/);
+    expect(metrics).toMatch(/metal_bmc_lease_file_errors_total [1-9]/);
+    expect(metrics).toMatch(/metal_bmc_bmcs_discovered 12/);
+  });
+
+  it('never logs a secret', () => {
+    expect(log.text()).not.toContain(HMAC_KEY);
+    expect(log.text()).not.toContain(fleet.password);
+    expect(log.text()).toContain('[redacted]');
+  });
+});

@@ -1,0 +1,165 @@
+/**
+ * The out-of-band facade against the simulated fleet (Redfish + IPMI of one machine share
+ * state) and directly against the DMTF mockup: full reports, vendor routing, fallbacks,
+ * faults, and no session left behind.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isBmcError } from '../../src/errors.js';
+import { connectOutband, type ConnectOptions } from '../../src/outband/connect.js';
+import type { Fleet } from '../../src/sim/fleet.js';
+import { startTestFleet } from '../helpers/fleet.js';
+
+let fleet: Fleet;
+const optionsFor = (i: number, extra: Partial<ConnectOptions> = {}): ConnectOptions => ({
+  host: fleet.machines[i]!.state.address,
+  user: fleet.user,
+  password: fleet.password,
+  ipmiPort: fleet.ipmiPort,
+  redfishPort: fleet.redfishPort,
+  timeoutMs: 5000,
+  ...extra,
+});
+const byVendor = (name: string) => fleet.machines.findIndex((m) => m.state.manufacturer === name);
+
+beforeAll(async () => {
+  fleet = await startTestFleet({ count: 12 });
+});
+afterAll(async () => {
+  await fleet?.close();
+});
+
+function noSessionsLeft(i: number) {
+  expect(fleet.ipmi.activeSessions(i)).toBe(0);
+  expect(fleet.redfish!.openSessions(i)).toBe(0);
+}
+
+describe('info()', () => {
+  it('reports every field from Redfish, confirmed by IPMI, for each simulated vendor', async () => {
+    for (const vendor of ['Supermicro', 'Lenovo', 'Gigabyte']) {
+      const i = byVendor(vendor);
+      expect(i, vendor).toBeGreaterThanOrEqual(0);
+      const s = fleet.machines[i]!.state;
+      const bmc = await connectOutband(optionsFor(i));
+      const r = await bmc.info();
+      await bmc.close();
+      expect(r.uuid, vendor).toBe(s.uuid);
+      expect(r.bmcVersion).toBe(s.bmcVersion);
+      expect(r.biosVersion).toBe(s.biosVersion);
+      expect(r.powerState).toBe(s.power === 'on' ? 'ON' : 'OFF');
+      expect(r.indicatorLED).toBe(s.identify ? 'LED-ON' : 'LED-OFF');
+      expect(r.fru.product_serial).toBe(s.fru.productSerial);
+      expect(r.fru.chassis_part_serial).toBe(s.fru.chassisSerial);
+      expect(r.powerMetric?.averageconsumedwatts).toBe(s.powerWatts.average);
+      expect(r.powerSupplies.map((p) => p.status.health)).toEqual(s.powerSupplies.map((p) => p.health));
+      expect(r.source).toBe('redfish+ipmi');
+      expect(bmc.vendor).toBe(vendor.toLowerCase());
+      noSessionsLeft(i);
+    }
+  });
+
+  it('falls back to IPMI alone when Redfish is disabled, and says so', async () => {
+    fleet.setFaults([1], { redfishDisabled: true });
+    await new Promise((r) => setTimeout(r, 300));
+    const bmc = await connectOutband(optionsFor(1));
+    const r = await bmc.info();
+    await bmc.close();
+    fleet.clearFaults();
+    expect(r.source).toBe('ipmi');
+    expect(r.uuid).toBe(fleet.machines[1]!.state.uuid);
+    expect(r.missing[0]).toMatch(/^Redfish: /);
+    noSessionsLeft(1);
+  });
+
+  it('a Redfish that answers 500 or 503 still yields an IPMI report; with protocol redfish it is an error', async () => {
+    for (const status of [500, 503]) {
+      fleet.setFaults([2], { redfishStatus: status });
+      const bmc = await connectOutband(optionsFor(2));
+      expect((await bmc.info()).source).toBe('ipmi');
+      await bmc.close();
+      const err = await connectOutband(optionsFor(2, { protocol: 'redfish' })).catch((e: unknown) => e);
+      expect(isBmcError(err, 'HTTP')).toBe(true);
+      fleet.clearFaults();
+    }
+    noSessionsLeft(2);
+  });
+
+  it('a Redfish that hangs costs no more than the deadline, then IPMI answers', async () => {
+    fleet.setFaults([3], { redfishHang: true });
+    const started = Date.now();
+    const bmc = await connectOutband(optionsFor(3, { timeoutMs: 1500 }));
+    const r = await bmc.info();
+    await bmc.close();
+    fleet.clearFaults();
+    expect(r.source).toBe('ipmi');
+    expect(Date.now() - started).toBeLessThan(6000);
+  });
+
+  it('wrong credentials are AUTH_FAILED, not a partial report', async () => {
+    const err = await connectOutband(optionsFor(4, { password: 'nope' }))
+      .then((b) => b.info().finally(() => b.close()))
+      .catch((e: unknown) => e);
+    expect(isBmcError(err, 'AUTH_FAILED')).toBe(true);
+    expect(String(err)).not.toContain('nope');
+    noSessionsLeft(4);
+  });
+});
+
+describe('actions', () => {
+  it('routes power, boot and LED per vendor and the simulated machine follows', async () => {
+    for (const vendor of ['Supermicro', 'Lenovo', 'Gigabyte']) {
+      const i = byVendor(vendor);
+      const m = fleet.machines[i]!;
+      const bmc = await connectOutband(optionsFor(i));
+      await bmc.powerOff();
+      expect(m.state.power, vendor).toBe('off');
+      await bmc.powerCycle();
+      expect(m.state.power, vendor).toBe('on');
+      await bmc.bootFrom('PXE');
+      expect(m.state.boot, vendor).toBe('pxe');
+      await bmc.bootFrom('DISK');
+      expect(m.state.boot, vendor).toBe('disk');
+      await bmc.identify(true);
+      expect(m.state.identify, vendor).toBe(true);
+      await bmc.identify(false);
+      expect(m.state.identify, vendor).toBe(false);
+      await bmc.close();
+      noSessionsLeft(i);
+    }
+  });
+
+  it('power cycle on a vendor without PowerCycle ends with the machine on', async () => {
+    const i = byVendor('Gigabyte');
+    const bmc = await connectOutband(optionsFor(i, { protocol: 'redfish' }));
+    await bmc.powerCycle();
+    await bmc.close();
+    expect(fleet.machines[i]!.state.power).toBe('on');
+  });
+
+  it('firmware update: SimpleUpdate (Lenovo) or a streamed multipart push (Supermicro), followed to completion', async () => {
+    const image = Buffer.alloc(1 << 20, 0x5a);
+    const server = createServer((_req, res) => res.writeHead(200, { 'content-length': image.length }).end(image));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/firmware/X11-3.4.bin`;
+    try {
+      for (const [vendor, kind] of [['Lenovo', 'bios'], ['Supermicro', 'bmc']] as const) {
+        const i = byVendor(vendor);
+        const events: string[] = [];
+        fleet.machines[i]!.on('change', (e) => e.kind === 'firmware' && events.push(e.target));
+        const uploadedBefore = fleet.redfish!.requests.uploadedBytes;
+        const bmc = await connectOutband(optionsFor(i));
+        const progress: string[] = [];
+        await bmc.updateFirmware(kind, url, { onProgress: (p) => progress.push(p.state) });
+        await bmc.close();
+        expect(events, vendor).toEqual([kind]);
+        expect(progress.at(-1), vendor).toBe('Completed');
+        const uploaded = fleet.redfish!.requests.uploadedBytes - uploadedBefore;
+        expect(uploaded, vendor).toBe(bmc.profile.firmware === 'multipart-push' ? image.length : 0);
+        noSessionsLeft(i);
+      }
+    } finally {
+      server.close();
+    }
+  });
+});
