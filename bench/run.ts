@@ -3,9 +3,15 @@
  * Each prints our figure beside a reference measured in the same run.
  */
 import { benchIpmiPowerStatus } from './ipmi-power-status.js';
+import { benchOutbandInfo } from './outband-info.js';
+import { benchReportCycle } from './report-cycle.js';
+import { benchSimFootprint } from './sim-footprint.js';
 
 const BENCHMARKS: Record<string, (n?: number) => Promise<void>> = {
   'ipmi-power-status': benchIpmiPowerStatus,
+  'sim-footprint': benchSimFootprint,
+  'outband-info': benchOutbandInfo,
+  'report-cycle': benchReportCycle,
 };
 
 const [name, count] = process.argv.slice(2);

@@ -29,6 +29,8 @@ export interface IpmiSim {
   /** sessions open on the BMC, as `ipmitool session info active` counts them (minus ipmitool's own) */
   activeSessions(): Promise<number>;
   ipmitool(args: string[], options?: { password?: string; suite?: number }): Promise<{ stdout: string; stderr: string; code: number }>;
+  /** resident memory of the ipmi_sim process */
+  usage(): { rssMiB: number };
   stop(): Promise<void>;
 }
 
@@ -159,6 +161,10 @@ ${options.chassisScript === false ? '' : `  chassis_control "${script}"`}
         const e = err as { stdout?: string; stderr?: string; code?: number };
         return { stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: typeof e.code === 'number' ? e.code : 1 };
       }
+    },
+    usage() {
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+      return { rssMiB: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024 };
     },
     async stop() {
       child.kill('SIGTERM');

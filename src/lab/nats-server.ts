@@ -1,0 +1,72 @@
+/**
+ * Runs Debian's nats-server as a child process on loopback, for the lab and the tests:
+ * optional JetStream with a store directory, stop and restart on the same port and store.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { connect as tcpConnect, createServer } from 'node:net';
+import { BmcError } from '../errors.js';
+
+export interface NatsServerOptions {
+  port?: number;
+  jetstream?: boolean;
+  storeDir?: string;
+  binary?: string;
+}
+
+export interface NatsServer {
+  port: number;
+  url: string;
+  stop(): Promise<void>;
+  restart(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function waitForPort(port: number, child: ChildProcess, output: () => string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = tcpConnect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    if (child.exitCode !== null || Date.now() > deadline) throw new BmcError('CONFIG', `nats-server did not start on port ${port}: ${output().trim().split('\n').slice(-3).join(' | ')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsServer> {
+  const port = o.port ?? (await freePort());
+  const args = ['-a', '127.0.0.1', '-p', String(port)];
+  if (o.jetstream) args.push('-js', ...(o.storeDir ? ['-sd', o.storeDir] : []));
+  let child: ChildProcess;
+  let output = '';
+  const launch = async () => {
+    output = '';
+    child = spawn(o.binary ?? 'nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout?.on('data', (d) => (output += d));
+    child.stderr?.on('data', (d) => (output += d));
+    child.on('error', (err) => (output += String(err)));
+    await waitForPort(port, child, () => output);
+  };
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  };
+  await launch();
+  return { port, url: `nats://127.0.0.1:${port}`, stop, restart: async () => (await stop(), await launch()) };
+}
