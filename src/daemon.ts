@@ -69,7 +69,8 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
 
   // 1. leases, 2. reporter
   let leaseProblem: string | undefined = 'lease file not read yet';
-  let reporter: Reporter | undefined;
+  // the watcher reports changes from its first read on; the reporter exists right after it
+  const late: { reporter?: Reporter } = {};
   const watcher: LeaseWatcher = watchLeases(config.leases.file, {
     format: config.leases.format,
     allowedCidrs: config.leases.allowedCidrs,
@@ -81,7 +82,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       if (view.added.length + view.removed.length + view.changed.length > 0) {
         logger.info({ active: view.leases.length, added: view.added.map((l) => l.ip), removed: view.removed.map((l) => l.ip), changed: view.changed.map((l) => l.ip) }, 'BMC leases changed');
       }
-      if (fresh.length > 0 && reporter && reporter.cyclesRun > 0) reporter.leasesChanged(fresh);
+      if (fresh.length > 0 && late.reporter && late.reporter.cyclesRun > 0) late.reporter.leasesChanged(fresh);
     },
     onError: (err) => {
       metrics.leaseErrors.inc();
@@ -89,7 +90,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       logger.error({ file: config.leases.file, err: err.message }, 'cannot use the lease file; keeping the last good view');
     },
   });
-  reporter = createReporter({
+  const reporter = createReporter({
     partitionId: config.partitionId,
     connect: (ip, signal) => connectBmc(ip, { signal }),
     metalApi,
@@ -100,6 +101,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
     intervalMs: config.report.intervalMs,
     leases: () => watcher.current(),
   });
+  late.reporter = reporter;
   reporter.start();
 
   // 3. bus and console parts, in the order given
