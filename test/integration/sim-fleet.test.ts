@@ -1,0 +1,116 @@
+/**
+ * The fleet as a whole: the lease file names every BMC, IPMI and Redfish views of a machine agree,
+ * state survives a restart, and the control API switches faults at runtime.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseLeases, activeLeases } from '../../src/leases/select.js';
+import { startControlServer } from '../../src/sim/control.js';
+import { spawnCli } from '../helpers/cli.js';
+import { startTestFleet } from '../helpers/fleet.js';
+import { freeTcpPort, freeUdpPort } from '../helpers/ports.js';
+
+const run = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), 'sim-fleet-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function ipmitool(host: string, port: number, args: string[]) {
+  return run('ipmitool', ['-I', 'lanplus', '-C', '17', '-H', host, '-p', String(port), '-U', 'ADMIN', '-P', 'fleet-pass-1', '-N', '1', '-R', '2', ...args]);
+}
+
+async function redfishSystem(host: string, port: number): Promise<{ PowerState: string; UUID: string }> {
+  const { stdout } = await run('curl', ['-sk', '-u', 'ADMIN:fleet-pass-1', `https://${host}:${port}/redfish/v1/Systems`]);
+  const member = (JSON.parse(stdout) as { Members: Array<{ '@odata.id': string }> }).Members[0]!['@odata.id'];
+  return JSON.parse((await run('curl', ['-sk', '-u', 'ADMIN:fleet-pass-1', `https://${host}:${port}${member}`])).stdout) as { PowerState: string; UUID: string };
+}
+
+describe('simulated fleet', () => {
+  it('writes a dhcpd.leases file with one active lease per BMC', async () => {
+    const leaseFile = join(dir, 'dhcpd.leases');
+    const fleet = await startTestFleet({ count: 5, leaseFile, redfish: false });
+    try {
+      const leases = activeLeases(parseLeases(readFileSync(leaseFile, 'utf8')), { now: new Date() });
+      expect(leases.map((l) => [l.ip, l.mac])).toEqual(fleet.machines.map((m) => [m.state.address, m.state.mac]));
+    } finally {
+      await fleet.close();
+    }
+  });
+
+  it('IPMI and Redfish views agree: power off over IPMI reads Off in Redfish, and the UUIDs match', async () => {
+    const fleet = await startTestFleet({ count: 2 });
+    try {
+      const { address } = fleet.machines[1]!.state;
+      await ipmitool(address, fleet.ipmiPort, ['power', 'off']);
+      expect((await redfishSystem(address, fleet.redfishPort)).PowerState).toBe('Off');
+      await ipmitool(address, fleet.ipmiPort, ['power', 'on']);
+      const system = await redfishSystem(address, fleet.redfishPort);
+      expect(system.PowerState).toBe('On');
+      const guid = (await ipmitool(address, fleet.ipmiPort, ['mc', 'guid'])).stdout;
+      expect(guid).toContain(system.UUID.toLowerCase());
+    } finally {
+      await fleet.close();
+    }
+  });
+
+  it('keeps power, boot and LED state across a restart with a state file', async () => {
+    const stateFile = join(dir, 'state.json');
+    const first = await startTestFleet({ count: 3, stateFile, redfish: false, seed: 'persist' });
+    const { address } = first.machines[2]!.state;
+    await ipmitool(address, first.ipmiPort, ['chassis', 'bootdev', 'pxe']);
+    await ipmitool(address, first.ipmiPort, ['power', 'off']);
+    await new Promise((r) => setTimeout(r, 400));
+    const cidr = `${address.split('.').slice(0, 2).join('.')}.0.0/16`;
+    await first.close();
+    const second = await startTestFleet({ count: 3, stateFile, redfish: false, seed: 'persist', cidr });
+    try {
+      expect(second.machines[2]!.state).toMatchObject({ power: 'off', boot: 'pxe' });
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('metal-bmc sim serves the fleet until SIGTERM and writes its lease file', async () => {
+    const ipmiPort = await freeUdpPort();
+    const redfishPort = await freeTcpPort();
+    const leaseFile = join(dir, 'cli.leases');
+    const child = spawnCli(['sim', '--count', '3', '--cidr', '127.231.0.0/16', '--ipmi-port', String(ipmiPort), '--redfish-port', String(redfishPort), '--password', 'fleet-pass-1', '--lease-file', leaseFile]);
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    while (!out.includes('simulating')) {
+      if (child.exitCode !== null) throw new Error(out);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(out).toContain('simulating 3 BMCs 127.231.0.1 .. 127.231.0.3');
+    expect((await ipmitool('127.231.0.3', ipmiPort, ['power', 'status'])).stdout).toMatch(/Chassis Power is (on|off)/);
+    expect(readFileSync(leaseFile, 'utf8')).toContain('lease 127.231.0.2 {');
+    child.kill('SIGTERM');
+    expect(await new Promise((r) => child.on('close', r))).toBe(0);
+  });
+
+  it('the control API switches faults at runtime', async () => {
+    const fleet = await startTestFleet({ count: 4, redfish: false });
+    const control = await startControlServer(fleet, 0);
+    try {
+      const base = `http://127.0.0.1:${control.port}`;
+      const bad = await fetch(`${base}/faults`, { method: 'POST', body: JSON.stringify({ select: 'all', faults: { explode: true } }) });
+      expect(bad.status).toBe(400);
+      const ok = await fetch(`${base}/faults`, { method: 'POST', body: JSON.stringify({ select: { share: 0.5 }, faults: { wrongCredentials: true } }) });
+      expect(await ok.json()).toEqual({ changed: 2 });
+      const { address } = fleet.machines[0]!.state;
+      await expect(ipmitool(address, fleet.ipmiPort, ['power', 'status'])).rejects.toThrow();
+      await ipmitool(fleet.machines[3]!.state.address, fleet.ipmiPort, ['power', 'status']);
+      await fetch(`${base}/faults`, { method: 'DELETE' });
+      await ipmitool(address, fleet.ipmiPort, ['power', 'status']);
+      const machines = (await (await fetch(`${base}/machines`)).json()) as Array<{ address: string }>;
+      expect(machines.map((m) => m.address)).toEqual(fleet.machines.map((m) => m.state.address));
+    } finally {
+      await control.close();
+      await fleet.close();
+    }
+  });
+});
