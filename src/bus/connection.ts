@@ -1,0 +1,138 @@
+/**
+ * The NATS connection: reconnects forever, logs every status change and keeps a
+ * connected gauge. Credentials go to the client, never into a log line.
+ */
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { abortError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+export interface BusTls {
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+}
+
+/** Structural, so the bus needs no knowledge of whose metrics these are. */
+export interface BusConnectionMetrics {
+  natsConnected?: { set(value: number): void };
+}
+
+export interface ConnectBusOptions {
+  servers: string[];
+  user?: string;
+  password?: string;
+  token?: string;
+  tls?: BusTls;
+  logger: Logger;
+  /** connection name shown by the server (e.g. metal-bmc-<partition>) */
+  name: string;
+  metrics?: BusConnectionMetrics;
+  /** pause between (re)connect attempts (default 2 s) */
+  reconnectTimeWaitMs?: number;
+  /** gives up waiting for the first connection */
+  signal?: AbortSignal;
+}
+
+export interface BusConnection {
+  nc: NatsConnection;
+  connected(): boolean;
+  /** flushes pending publishes and acks (at most `deadlineMs`, default 5 s), then closes */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Connects, retrying until a server answers (or `signal` fires: then it rejects with ABORTED),
+ * and reconnects forever afterwards.
+ */
+export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
+  const tls = o.tls && (o.tls.caFile || o.tls.certFile || o.tls.keyFile) ? { ...o.tls } : undefined;
+  const waitMs = o.reconnectTimeWaitMs ?? 2000;
+  let connected: NatsConnection | undefined;
+  for (let attempt = 1; !connected; attempt++) {
+    if (o.signal?.aborted) throw abortError(o.signal, 'connecting to NATS');
+    try {
+      connected = await connect({
+        servers: o.servers,
+        name: o.name,
+        ...(o.user !== undefined ? { user: o.user } : {}),
+        ...(o.password !== undefined ? { pass: o.password } : {}),
+        ...(o.token !== undefined ? { token: o.token } : {}),
+        ...(tls ? { tls } : {}),
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: waitMs,
+      });
+    } catch (err) {
+      if (attempt === 1 || attempt % 30 === 0) o.logger.warn({ servers: o.servers, attempt, err: (err as Error).message }, 'cannot connect to NATS; retrying');
+      await sleep(waitMs, o.signal);
+    }
+  }
+  const nc = connected;
+  let up = true;
+  o.metrics?.natsConnected?.set(1);
+  o.logger.info({ server: nc.getServer(), name: o.name }, 'connected to NATS');
+
+  void (async () => {
+    for await (const s of nc.status()) {
+      switch (s.type) {
+        case 'disconnect':
+          up = false;
+          o.metrics?.natsConnected?.set(0);
+          o.logger.warn({ server: s.server }, 'NATS disconnected');
+          break;
+        case 'reconnect':
+          up = true;
+          o.metrics?.natsConnected?.set(1);
+          o.logger.info({ server: s.server }, 'NATS reconnected');
+          break;
+        case 'reconnecting':
+          o.logger.debug('NATS reconnecting');
+          break;
+        case 'error':
+          o.logger.error({ err: s.error.message }, 'NATS error');
+          break;
+        case 'staleConnection':
+          o.logger.warn('NATS connection stale');
+          break;
+        case 'slowConsumer':
+          o.logger.warn({ subject: s.sub.getSubject(), pending: s.pending }, 'NATS slow consumer');
+          break;
+        case 'ldm':
+          o.logger.info({ server: s.server }, 'NATS server entered lame duck mode');
+          break;
+        default:
+          o.logger.debug({ status: s.type }, 'NATS status');
+      }
+    }
+  })().catch(() => undefined);
+  void nc.closed().then((err) => {
+    up = false;
+    o.metrics?.natsConnected?.set(0);
+    if (err) o.logger.error({ err: err.message }, 'NATS connection closed with an error');
+    else o.logger.info('NATS connection closed');
+  });
+
+  return {
+    nc,
+    connected: () => up && !nc.isClosed(),
+    async close(deadlineMs = 5000) {
+      if (nc.isClosed()) return;
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)));
+      await Promise.race([nc.drain().catch(() => undefined), late]);
+      clearTimeout(timer);
+      if (!nc.isClosed()) await nc.close();
+    },
+  };
+}

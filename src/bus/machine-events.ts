@@ -1,0 +1,253 @@
+/**
+ * Delivers machine events from NATS to a handler and acts on its answer. With JetStream: a
+ * durable pull consumer shared by every instance (a work queue), explicit acks, at most two
+ * deliveries, and `working()` while the handler runs so that a long command is not handed to
+ * another instance. Without JetStream: a core subscription in a queue group of the same name.
+ * Events older than the TTL are dropped (term) before the handler sees them.
+ */
+import type { ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import type { Msg, NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from '../log.js';
+import { ensureConsumer, ensureStream, jetstreamOrUndefined, sanitizeName } from './jetstream.js';
+
+export type Disposition = 'ack' | 'term' | 'nak';
+
+export interface EventMeta {
+  /** when the server stored the event (JetStream), or when it arrived (core NATS without a timestamp header) */
+  publishedAt: Date;
+  deliveryCount: number;
+}
+
+export interface SubscribeMetrics {
+  eventsStale?: { inc(): void };
+}
+
+export interface SubscribeOptions {
+  nc: NatsConnection;
+  subject: string;
+  /** events older than this are dropped; also the stream's max_age */
+  ttlMs: number;
+  /** shared by all instances of a partition: the JetStream durable and the core queue group */
+  durableName: string;
+  /** JetStream ack_wait; keep it at or above the command timeout (default 60 s) */
+  ackWaitMs?: number;
+  /** events handed to the handler and not yet settled (default 64) */
+  maxInFlight?: number;
+  /** JetStream is used when the server offers it; 'core' forces the fallback */
+  mode?: 'auto' | 'core';
+  logger: Logger;
+  metrics?: SubscribeMetrics;
+  handler: (bytes: Uint8Array, meta: EventMeta) => Promise<Disposition>;
+}
+
+export interface MachineEventSubscription {
+  readonly mode: 'jetstream' | 'core';
+  readonly stream: string | undefined;
+  readonly consumer: string;
+  /** Stops taking events (buffered ones are nak'ed for another instance) and waits up to `deadlineMs` for the handlers in flight to settle. */
+  stop(deadlineMs?: number): Promise<void>;
+}
+
+/** `metal-bmc-<partition>` */
+export function defaultDurableName(partitionId: string): string {
+  return sanitizeName(`metal-bmc-${partitionId}`);
+}
+
+const PULL_BATCH = 8;
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+export async function subscribeMachineEvents(o: SubscribeOptions): Promise<MachineEventSubscription> {
+  const jsm = o.mode === 'core' ? undefined : await jetstreamOrUndefined(o.nc);
+  if (!jsm) {
+    o.logger.warn({ subject: o.subject, queue: o.durableName }, 'JetStream is not available; consuming machine events over core NATS (no redelivery, no persistence)');
+    return subscribeCore(o);
+  }
+  return subscribeJetStream(o, jsm);
+}
+
+/** Bookkeeping shared by both modes: in-flight handlers, the stale check, stopping. */
+function createDispatcher(o: SubscribeOptions) {
+  const maxInFlight = o.maxInFlight ?? 64;
+  const inFlight = new Set<Promise<void>>();
+  let slotWaiters: Array<() => void> = [];
+  let stopping = false;
+
+  function isStale(publishedAt: Date, where: Record<string, unknown>): boolean {
+    const ageMs = Date.now() - publishedAt.getTime();
+    if (ageMs <= o.ttlMs) return false;
+    o.metrics?.eventsStale?.inc();
+    o.logger.warn({ subject: o.subject, ageMs, ttlMs: o.ttlMs, ...where }, 'stale machine event dropped');
+    return true;
+  }
+
+  function run(bytes: Uint8Array, meta: EventMeta, settle: (d: Disposition) => void, onDone?: () => void): void {
+    let handled: Promise<Disposition>;
+    try {
+      handled = o.handler(bytes, meta);
+    } catch (err) {
+      handled = Promise.reject(err);
+    }
+    const p = handled
+      .catch((err: unknown) => {
+        o.logger.error({ err: (err as Error).message }, 'machine event handler failed');
+        return 'nak' as const;
+      })
+      .then(settle)
+      .catch((err: unknown) => o.logger.warn({ err: (err as Error).message }, 'cannot settle machine event'))
+      .finally(() => {
+        onDone?.();
+        inFlight.delete(p);
+        slotWaiters.shift()?.();
+      });
+    inFlight.add(p);
+  }
+
+  return {
+    isStale,
+    run,
+    get stopping() {
+      return stopping;
+    },
+    async slot(): Promise<void> {
+      while (inFlight.size >= maxInFlight && !stopping) await new Promise<void>((resolve) => slotWaiters.push(resolve));
+    },
+    stop(): void {
+      stopping = true;
+      for (const wake of slotWaiters.splice(0)) wake();
+      slotWaiters = [];
+    },
+    async settled(deadlineMs: number): Promise<void> {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.allSettled([...inFlight]), new Promise((resolve) => (timer = setTimeout(resolve, deadlineMs)))]);
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): Promise<MachineEventSubscription> {
+  const ackWaitMs = o.ackWaitMs ?? 60_000;
+  const setup = async () => {
+    const stream = await ensureStream(jsm, { subject: o.subject, ttlMs: o.ttlMs, logger: o.logger });
+    const consumer = await ensureConsumer(jsm, { stream, subject: o.subject, durableName: o.durableName, ackWaitMs, logger: o.logger });
+    return { stream, consumer };
+  };
+  const names = await setup();
+  const js = jsm.jetstream();
+  const dispatcher = createDispatcher(o);
+  let messages: ConsumerMessages | undefined;
+
+  function dispatch(m: JsMsg): void {
+    const where = { stream: names.stream, seq: m.seq, deliveryCount: m.info.deliveryCount };
+    if (dispatcher.stopping) {
+      m.nak();
+      return;
+    }
+    if (dispatcher.isStale(m.time, where)) {
+      m.term();
+      return;
+    }
+    // tell the server we are still at it, so a long command is not redelivered elsewhere
+    const heartbeat = setInterval(() => m.working(), Math.max(500, Math.floor(ackWaitMs / 3)));
+    heartbeat.unref();
+    dispatcher.run(
+      m.data,
+      { publishedAt: m.time, deliveryCount: m.info.deliveryCount },
+      (d) => (d === 'ack' ? m.ack() : d === 'term' ? m.term() : m.nak()),
+      () => clearInterval(heartbeat),
+    );
+  }
+
+  const loop = (async () => {
+    let first = true;
+    while (!dispatcher.stopping) {
+      try {
+        if (!first) Object.assign(names, await setup());
+        first = false;
+        const consumer = await js.consumers.get(names.stream, names.consumer);
+        // a small pull buffer: what one instance buffers, the others cannot take
+        messages = await consumer.consume({ max_messages: Math.min(o.maxInFlight ?? 64, PULL_BATCH) });
+        if (dispatcher.stopping) void messages.close();
+        void watchStatus(messages, o.logger);
+        for await (const m of messages) {
+          await dispatcher.slot();
+          dispatch(m);
+        }
+      } catch (err) {
+        if (dispatcher.stopping) break;
+        o.logger.warn({ err: (err as Error).message, stream: names.stream, consumer: names.consumer }, 'JetStream consumer failed; retrying');
+        await delay(1000);
+        continue;
+      }
+      if (!dispatcher.stopping) {
+        o.logger.warn({ stream: names.stream, consumer: names.consumer }, 'JetStream consumer ended; restarting it');
+        await delay(1000);
+      }
+    }
+  })();
+
+  o.logger.info({ subject: o.subject, stream: names.stream, consumer: names.consumer, ttlMs: o.ttlMs, ackWaitMs }, 'consuming machine events from JetStream');
+  return {
+    mode: 'jetstream',
+    stream: names.stream,
+    consumer: names.consumer,
+    async stop(deadlineMs = 10_000) {
+      dispatcher.stop();
+      void messages?.close();
+      await Promise.race([loop, delay(deadlineMs)]);
+      await dispatcher.settled(deadlineMs);
+    },
+  };
+}
+
+async function watchStatus(messages: ConsumerMessages, logger: Logger): Promise<void> {
+  for await (const s of messages.status()) {
+    switch (s.type) {
+      case 'heartbeats_missed':
+      case 'consumer_not_found':
+      case 'stream_not_found':
+      case 'consumer_deleted':
+      case 'no_responders':
+        logger.warn({ status: s.type }, 'JetStream consumer status');
+        break;
+      default:
+        logger.trace({ status: s.type }, 'JetStream consumer status');
+    }
+  }
+}
+
+function publishedAtOf(m: Msg): Date {
+  const stamp = m.headers?.get('Nats-Time-Stamp');
+  const t = stamp ? Date.parse(stamp) : NaN;
+  return Number.isNaN(t) ? new Date() : new Date(t);
+}
+
+function subscribeCore(o: SubscribeOptions): MachineEventSubscription {
+  const dispatcher = createDispatcher(o);
+  const queue = sanitizeName(o.durableName);
+  const sub = o.nc.subscribe(o.subject, {
+    queue,
+    callback: (err, m) => {
+      if (err) {
+        o.logger.error({ err: err.message }, 'core NATS subscription error');
+        return;
+      }
+      if (dispatcher.stopping) return;
+      const publishedAt = publishedAtOf(m);
+      if (dispatcher.isStale(publishedAt, {})) return;
+      dispatcher.run(m.data, { publishedAt, deliveryCount: 1 }, (d) => {
+        if (d === 'nak') o.logger.warn({ subject: o.subject }, 'machine event failed; core NATS cannot redeliver it');
+      });
+    },
+  });
+  o.logger.info({ subject: o.subject, queue }, 'consuming machine events from core NATS');
+  return {
+    mode: 'core',
+    stream: undefined,
+    consumer: queue,
+    async stop(deadlineMs = 10_000) {
+      dispatcher.stop();
+      if (!sub.isClosed()) sub.unsubscribe();
+      await dispatcher.settled(deadlineMs);
+    },
+  };
+}

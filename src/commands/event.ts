@@ -1,0 +1,232 @@
+/**
+ * metal-api's machine events (shared/reference/metal-interfaces.md §2): a pure, total decoder
+ * and the event → BMC actions table. Any input gives a MachineEvent or an EventDecodeError
+ * whose `reason` names what is wrong; nothing here touches the network.
+ */
+import { DecodeError } from '../errors.js';
+import type { FirmwareKind } from '../outband/types.js';
+import { FIRMWARE_KINDS, isEventCommand, type BmcAction, type EventCommand } from './actions.js';
+
+export const EVENT_TYPES = ['create', 'update', 'delete', 'command'] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+/** The BMC data metal-api sends with an event (v1.MachineIPMI). Fields are omitted when empty. */
+export interface EventIpmi {
+  /** `host:port` as sent; `host` and `port` are parsed from it (port 623 when absent) */
+  address: string;
+  host: string;
+  port: number;
+  user?: string;
+  password?: string;
+  interface?: string;
+  mac?: string;
+  fru?: Record<string, unknown>;
+  bmcversion?: string;
+  powerstate?: string;
+  last_updated?: string;
+}
+
+export interface EventFirmwareUpdate {
+  kind: FirmwareKind;
+  url: string;
+}
+
+export interface EventCmd {
+  target?: string;
+  /** absent on create and delete events */
+  cmd?: EventCommand;
+  ipmi?: EventIpmi;
+  firmwareupdate?: EventFirmwareUpdate;
+}
+
+export interface MachineEvent {
+  type: EventType;
+  old?: string;
+  new?: string;
+  cmd?: EventCmd;
+}
+
+/** Why an event was refused; also the `reason` label of metal_bmc_events_rejected_total. */
+export type EventRejectReason =
+  | 'not-json' // not UTF-8 or not JSON
+  | 'not-object' // JSON, but not an object
+  | 'unknown-type' // `type` missing or not one of EVENT_TYPES
+  | 'invalid-field' // a field has the wrong JSON type
+  | 'missing-ipmi' // an event that acts on a BMC without `cmd.ipmi`
+  | 'missing-address' // `cmd.ipmi.address` missing or empty
+  | 'invalid-address' // `cmd.ipmi.address` is not host[:port]
+  | 'unknown-command' // `command` event whose `cmd.cmd` is missing or unknown
+  | 'invalid-firmware'; // UPDATE-FIRMWARE without kind bios|bmc or without an http(s) url
+
+export const EVENT_REJECT_REASONS: readonly EventRejectReason[] = ['not-json', 'not-object', 'unknown-type', 'invalid-field', 'missing-ipmi', 'missing-address', 'invalid-address', 'unknown-command', 'invalid-firmware'];
+
+/** A DecodeError (BmcError code 'DECODE') that says which rule the event broke. */
+export class EventDecodeError extends DecodeError {
+  readonly reason: EventRejectReason;
+  constructor(reason: EventRejectReason, message: string, options: { cause?: unknown } = {}) {
+    super(`machine event: ${message}`, options);
+    this.name = 'EventDecodeError';
+    this.reason = reason;
+  }
+}
+
+type Json = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** An optional string field: absent, null and "" are all "not set" (Go's omitempty). */
+function optionalString(o: Json, key: string, where: string): string | undefined {
+  const v = o[key];
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v !== 'string') throw new EventDecodeError('invalid-field', `${where}${key} must be a string, not ${typeof v}`);
+  return v;
+}
+
+function optionalObject(o: Json, key: string, where: string): Json | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (!isObject(v)) throw new EventDecodeError('invalid-field', `${where}${key} must be an object`);
+  return v;
+}
+
+/** `host`, `host:port`, `[v6]` or `[v6]:port`; the port defaults to 623 as in the Go original. */
+export function parseBmcAddress(address: string): { host: string; port: number } {
+  const bad = (why: string) => new EventDecodeError('invalid-address', `cmd.ipmi.address ${JSON.stringify(address)} ${why}`);
+  let host: string;
+  let portText: string | undefined;
+  const v6 = /^\[([^\]]+)\](?::(.*))?$/.exec(address);
+  if (v6) {
+    host = v6[1]!;
+    portText = v6[2];
+  } else {
+    const parts = address.split(':');
+    if (parts.length > 2) throw bad('has more than one colon (write IPv6 as [addr]:port)');
+    host = parts[0]!;
+    portText = parts[1];
+  }
+  if (host === '' || /[\s/@]/.test(host)) throw bad('has no usable host');
+  if (portText === undefined) return { host, port: 623 };
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) throw bad('has an invalid port');
+  return { host, port: Number(portText) };
+}
+
+function decodeIpmi(o: Json): EventIpmi {
+  const where = 'cmd.ipmi.';
+  const address = optionalString(o, 'address', where);
+  if (address === undefined) throw new EventDecodeError('missing-address', 'cmd.ipmi.address is missing');
+  const ipmi: EventIpmi = { address, ...parseBmcAddress(address) };
+  for (const key of ['user', 'password', 'interface', 'mac', 'bmcversion', 'powerstate', 'last_updated'] as const) {
+    const v = optionalString(o, key, where);
+    if (v !== undefined) ipmi[key] = v;
+  }
+  const fru = optionalObject(o, 'fru', where);
+  if (fru) ipmi.fru = fru;
+  return ipmi;
+}
+
+function decodeFirmware(o: Json | undefined): EventFirmwareUpdate {
+  if (!o) throw new EventDecodeError('invalid-firmware', 'UPDATE-FIRMWARE without cmd.firmwareupdate');
+  const kind = o.kind;
+  if (typeof kind !== 'string' || !(FIRMWARE_KINDS as readonly string[]).includes(kind)) {
+    throw new EventDecodeError('invalid-firmware', `cmd.firmwareupdate.kind must be ${FIRMWARE_KINDS.join(' or ')}, not ${JSON.stringify(kind ?? null)}`);
+  }
+  const url = o.url;
+  if (typeof url !== 'string' || url === '') throw new EventDecodeError('invalid-firmware', 'cmd.firmwareupdate.url is missing');
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new EventDecodeError('invalid-firmware', 'cmd.firmwareupdate.url is not a URL');
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new EventDecodeError('invalid-firmware', `cmd.firmwareupdate.url has scheme ${parsed.protocol} (use http or https)`);
+  return { kind: kind as FirmwareKind, url };
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export function decodeMachineEvent(bytes: Uint8Array): MachineEvent {
+  let value: unknown;
+  try {
+    value = JSON.parse(utf8.decode(bytes));
+  } catch (err) {
+    throw new EventDecodeError('not-json', `not JSON (${bytes.length} bytes)`, { cause: err });
+  }
+  if (!isObject(value)) throw new EventDecodeError('not-object', `expected a JSON object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`);
+  const type = value.type;
+  if (typeof type !== 'string' || !(EVENT_TYPES as readonly string[]).includes(type)) {
+    throw new EventDecodeError('unknown-type', `unknown type ${JSON.stringify(type ?? null)} (expected ${EVENT_TYPES.join(', ')})`);
+  }
+  const event: MachineEvent = { type: type as EventType };
+  const old = optionalString(value, 'old', '');
+  const next = optionalString(value, 'new', '');
+  if (old !== undefined) event.old = old;
+  if (next !== undefined) event.new = next;
+
+  const cmdObject = optionalObject(value, 'cmd', '');
+  const ipmiObject = cmdObject ? optionalObject(cmdObject, 'ipmi', 'cmd.') : undefined;
+  if (!ipmiObject && event.type !== 'update') throw new EventDecodeError('missing-ipmi', `${event.type} event without cmd.ipmi`);
+  if (cmdObject) {
+    const cmd: EventCmd = {};
+    const target = optionalString(cmdObject, 'target', 'cmd.');
+    if (target !== undefined) cmd.target = target;
+    if (ipmiObject) cmd.ipmi = decodeIpmi(ipmiObject);
+    const name = cmdObject.cmd;
+    if (event.type === 'command') {
+      if (typeof name !== 'string' || !isEventCommand(name)) throw new EventDecodeError('unknown-command', `unknown command ${JSON.stringify(name ?? null)}`);
+      cmd.cmd = name;
+      if (name === 'UPDATE-FIRMWARE') cmd.firmwareupdate = decodeFirmware(optionalObject(cmdObject, 'firmwareupdate', 'cmd.'));
+    }
+    event.cmd = cmd;
+  }
+  return event;
+}
+
+/** The machine an event is about: `cmd.target`, else `new`, else `old` ("" when none is given). */
+export function machineIdOf(event: MachineEvent): string {
+  return event.cmd?.target ?? event.new ?? event.old ?? '';
+}
+
+/** What to do for an event: data only, executed by the runner. */
+export interface Plan {
+  machineId: string;
+  /** the key commands are serialized by: the machine id, or the BMC address when the event names no machine */
+  key: string;
+  type: EventType;
+  /** `cmd.cmd` for command events, the event type otherwise; the `command` label of the metrics */
+  command: string;
+  ipmi?: EventIpmi;
+  actions: BmcAction[];
+}
+
+const command = (c: Extract<BmcAction, { kind: 'command' }>['command']): BmcAction => ({ kind: 'command', command: c });
+
+/** The event → actions table (metal-interfaces.md §2). Command events take the command table of actions.ts. */
+export const EVENT_ACTIONS: Record<Exclude<EventType, 'command'>, readonly BmcAction[]> = {
+  create: [command('DISK')],
+  delete: [command('PXE'), command('RESET')],
+  update: [],
+};
+
+function actionsOf(event: MachineEvent): BmcAction[] {
+  if (event.type !== 'command') return [...EVENT_ACTIONS[event.type]];
+  const cmd = event.cmd?.cmd;
+  if (cmd === undefined) return [];
+  if (cmd === 'UPDATE-FIRMWARE') {
+    const fw = event.cmd?.firmwareupdate;
+    return fw ? [{ kind: 'firmware', firmware: fw.kind, url: fw.url }] : [];
+  }
+  return [command(cmd)];
+}
+
+export function planEvent(event: MachineEvent): Plan {
+  const machineId = machineIdOf(event);
+  const ipmi = event.cmd?.ipmi;
+  return {
+    machineId,
+    key: machineId !== '' ? machineId : `bmc:${ipmi?.address ?? ''}`,
+    type: event.type,
+    command: event.type === 'command' ? (event.cmd?.cmd ?? 'command') : event.type,
+    ...(ipmi ? { ipmi } : {}),
+    actions: actionsOf(event),
+  };
+}

@@ -1,0 +1,65 @@
+/**
+ * From message bytes to a disposition: decode, plan, run, and decide whether the message
+ * is done (`ack`), may be tried once more (`nak`) or must never come back (`term`).
+ * Knows nothing of NATS; the bus calls it with the bytes and acts on the answer.
+ */
+import { isBmcError, type BmcErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import { decodeMachineEvent, EventDecodeError, planEvent } from './event.js';
+import type { CommandMetrics } from './metrics.js';
+import type { CommandResult, CommandRunner } from './runner.js';
+
+export type Disposition = 'ack' | 'term' | 'nak';
+
+export interface EventMeta {
+  publishedAt: Date;
+  deliveryCount: number;
+}
+
+export type EventHandler = (bytes: Uint8Array, meta: EventMeta) => Promise<Disposition>;
+
+/** Failures a second attempt cannot fix: the BMC refused us, or cannot do it at all. */
+const FINAL_CODES: ReadonlySet<BmcErrorCode> = new Set(['AUTH_FAILED', 'INSECURE_REFUSED', 'UNSUPPORTED', 'INVALID_ARGUMENT', 'CONFIG', 'DECODE']);
+
+export function dispositionOf(result: CommandResult): Disposition {
+  if (result.ok) return 'ack';
+  return result.code !== undefined && FINAL_CODES.has(result.code as BmcErrorCode) ? 'term' : 'nak';
+}
+
+export interface EventHandlerOptions {
+  runner: CommandRunner;
+  logger: Logger;
+  metrics?: Pick<CommandMetrics, 'eventsRejected'>;
+}
+
+/**
+ * The handler submits to the runner before its first await, so events handed to it in
+ * order keep their order per machine.
+ */
+export function createEventHandler(o: EventHandlerOptions): EventHandler {
+  return async (bytes, meta) => {
+    let plan;
+    try {
+      plan = planEvent(decodeMachineEvent(bytes));
+    } catch (err) {
+      const reason = err instanceof EventDecodeError ? err.reason : 'not-json';
+      o.metrics?.eventsRejected.inc({ reason });
+      // the body may carry a BMC password: log its size, never its content
+      o.logger.warn({ reason, err: (err as Error).message, bytes: bytes.length, deliveryCount: meta.deliveryCount }, 'machine event rejected');
+      return 'term';
+    }
+    if (plan.actions.length === 0) {
+      o.logger.debug({ machineId: plan.machineId, type: plan.type }, 'machine event needs no BMC action');
+      return 'ack';
+    }
+    let result: CommandResult;
+    try {
+      result = await o.runner.submit(plan);
+    } catch (err) {
+      // the runner is stopping: leave the event to another instance
+      if (isBmcError(err, 'CLOSED')) return 'nak';
+      throw err;
+    }
+    return dispositionOf(result);
+  };
+}

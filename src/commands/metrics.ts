@@ -1,0 +1,23 @@
+/** Prometheus metrics of the machine command path: NATS connection, events and their execution. */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export type CommandOutcome = 'ok' | 'error' | 'timeout' | 'aborted';
+
+export interface CommandMetrics {
+  commands: Counter<'command' | 'outcome'>;
+  commandSeconds: Histogram<'command'>;
+  eventsRejected: Counter<'reason'>;
+  eventsStale: Counter;
+  natsConnected: Gauge;
+}
+
+export function createCommandMetrics(registry: Registry): CommandMetrics {
+  const registers = [registry];
+  return {
+    commands: new Counter({ name: 'metal_bmc_commands_total', help: 'Machine events executed on a BMC, by command (ON, DISK, create, delete, ...) and outcome (ok, error, timeout, aborted)', labelNames: ['command', 'outcome'], registers }),
+    commandSeconds: new Histogram({ name: 'metal_bmc_command_duration_seconds', help: 'Duration of a machine event on its BMC, from connect to close', labelNames: ['command'], buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120], registers }),
+    eventsRejected: new Counter({ name: 'metal_bmc_events_rejected_total', help: 'Machine events refused without execution, by reason (not-json, unknown-command, missing-ipmi, ...)', labelNames: ['reason'], registers }),
+    eventsStale: new Counter({ name: 'metal_bmc_events_stale_total', help: 'Machine events dropped because they were older than the topic TTL', registers }),
+    natsConnected: new Gauge({ name: 'metal_bmc_nats_connected', help: '1 while the NATS connection is up, 0 otherwise', registers }),
+  };
+}

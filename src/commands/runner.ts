@@ -1,0 +1,191 @@
+/**
+ * Executes plans on BMCs: plans for one machine run in order, one at a time; different
+ * machines run in parallel up to `concurrency`. Every execution has a deadline, opens its own
+ * Outband and always closes it. `stop()` refuses new work; `drain()` waits for accepted work
+ * and aborts what is still running at its deadline.
+ */
+import { abortError, BmcError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Outband } from '../outband/types.js';
+import { describeAction, runAction } from './actions.js';
+import type { EventIpmi, EventType, Plan } from './event.js';
+import type { CommandMetrics, CommandOutcome } from './metrics.js';
+
+export interface CommandResult {
+  machineId: string;
+  type: EventType;
+  command: string;
+  ok: boolean;
+  /** the error message (never credentials) and its BmcError code */
+  error?: string;
+  code?: string;
+  durationMs: number;
+  /** ISO 8601 */
+  startedAt: string;
+}
+
+export type ConnectBmc = (ipmi: EventIpmi, options: { signal: AbortSignal }) => Outband | Promise<Outband>;
+
+export interface CommandRunnerOptions {
+  connect: ConnectBmc;
+  /** machines worked on at once */
+  concurrency: number;
+  /** deadline of one plan, from connect to the last action */
+  timeoutMs: number;
+  logger: Logger;
+  metrics?: Pick<CommandMetrics, 'commands' | 'commandSeconds'>;
+  onResult?: (result: CommandResult) => void;
+  /** how long `close()` of an Outband may take before it is left behind (default 5 s) */
+  closeTimeoutMs?: number;
+}
+
+export interface CommandRunner {
+  /** Queues a plan behind earlier plans of the same machine; resolves with its result, rejects (CLOSED) after stop(). */
+  submit(plan: Plan): Promise<CommandResult>;
+  /** plans accepted and not finished */
+  readonly pending: number;
+  stop(): void;
+  /** stop(), then wait for accepted plans; at the deadline abort the rest. True when everything finished in time. */
+  drain(deadlineMs: number): Promise<boolean>;
+}
+
+interface Task {
+  plan: Plan;
+  resolve: (r: CommandResult) => void;
+}
+
+function positive(name: string, value: number, integer: boolean): void {
+  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+    throw new BmcError('INVALID_ARGUMENT', `command runner: ${name} must be a positive ${integer ? 'integer' : 'number'}, got ${value}`);
+  }
+}
+
+/** Resolves with `promise` or rejects when `signal` fires, whichever comes first. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
+  if (signal.aborted) return Promise.reject(abortError(signal, what));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal, what));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => (signal.removeEventListener('abort', onAbort), resolve(v)),
+      (e: unknown) => (signal.removeEventListener('abort', onAbort), reject(e)),
+    );
+  });
+}
+
+export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
+  positive('concurrency', o.concurrency, true);
+  positive('timeoutMs', o.timeoutMs, false);
+  const closeTimeoutMs = o.closeTimeoutMs ?? 5000;
+  const queues = new Map<string, Task[]>();
+  const running = new Set<string>();
+  const ready: string[] = [];
+  const stopper = new AbortController();
+  let stopped = false;
+  let pending = 0;
+  let idle: Array<() => void> = [];
+
+  async function closeQuietly(bmc: Outband): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([bmc.close().catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, closeTimeoutMs)))]);
+    clearTimeout(timer);
+  }
+
+  async function execute(plan: Plan): Promise<CommandResult> {
+    const started = Date.now();
+    const signal = AbortSignal.any([AbortSignal.timeout(o.timeoutMs), stopper.signal]);
+    const what = `${plan.command} for machine ${plan.machineId || plan.key}`;
+    let outcome: CommandOutcome = 'ok';
+    let failure: unknown;
+    if (plan.actions.length > 0) {
+      let bmc: Outband | undefined;
+      try {
+        if (!plan.ipmi) throw new BmcError('INVALID_ARGUMENT', `${what}: the event has no BMC address`);
+        if (signal.aborted) throw abortError(signal, what);
+        const connecting = Promise.resolve().then(() => o.connect(plan.ipmi!, { signal }));
+        // a connection that arrives after the deadline still gets closed
+        connecting.then((b) => (signal.aborted && b !== bmc ? closeQuietly(b) : undefined)).catch(() => undefined);
+        bmc = await untilAborted(connecting, signal, what);
+        for (const action of plan.actions) await untilAborted(runAction(bmc, action, { signal }), signal, `${what}: ${describeAction(action)}`);
+      } catch (err) {
+        failure = err;
+        const code = signal.aborted ? abortError(signal, what).code : err instanceof BmcError ? err.code : undefined;
+        outcome = code === 'TIMEOUT' ? 'timeout' : code === 'ABORTED' ? 'aborted' : 'error';
+      } finally {
+        if (bmc) await closeQuietly(bmc);
+      }
+    }
+    const durationMs = Date.now() - started;
+    const result: CommandResult = { machineId: plan.machineId, type: plan.type, command: plan.command, ok: outcome === 'ok', durationMs, startedAt: new Date(started).toISOString() };
+    if (failure !== undefined) {
+      result.error = failure instanceof Error ? failure.message : String(failure);
+      if (failure instanceof BmcError) result.code = failure.code;
+    }
+    o.metrics?.commands.inc({ command: plan.command, outcome });
+    o.metrics?.commandSeconds.observe({ command: plan.command }, durationMs / 1000);
+    const fields = { machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, outcome, durationMs };
+    if (result.ok) o.logger.info(fields, 'machine command done');
+    else o.logger.warn({ ...fields, code: result.code, err: result.error }, 'machine command failed');
+    return result;
+  }
+
+  function pump(): void {
+    while (running.size < o.concurrency && ready.length > 0) {
+      const key = ready.shift()!;
+      const task = queues.get(key)!.shift()!;
+      running.add(key);
+      void execute(task.plan).then((result) => {
+        running.delete(key);
+        const rest = queues.get(key)!;
+        if (rest.length > 0) ready.push(key);
+        else queues.delete(key);
+        pending--;
+        try {
+          o.onResult?.(result);
+        } catch (err) {
+          o.logger.error({ err: (err as Error).message }, 'command result handler failed');
+        }
+        task.resolve(result);
+        if (pending === 0) for (const wake of idle.splice(0)) wake();
+        pump();
+      });
+    }
+  }
+
+  return {
+    submit(plan) {
+      if (stopped) return Promise.reject(new BmcError('CLOSED', 'command runner is stopped'));
+      return new Promise<CommandResult>((resolve) => {
+        pending++;
+        const queue = queues.get(plan.key);
+        if (queue) queue.push({ plan, resolve });
+        else {
+          queues.set(plan.key, [{ plan, resolve }]);
+          ready.push(plan.key);
+        }
+        pump();
+      });
+    },
+    get pending() {
+      return pending;
+    },
+    stop() {
+      stopped = true;
+    },
+    async drain(deadlineMs) {
+      stopped = true;
+      if (pending === 0) return true;
+      let timer: NodeJS.Timeout | undefined;
+      const done = new Promise<boolean>((resolve) => idle.push(() => resolve(true)));
+      const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), deadlineMs)));
+      const inTime = await Promise.race([done, late]);
+      clearTimeout(timer);
+      if (inTime) return true;
+      o.logger.warn({ pending }, 'shutdown deadline reached; aborting machine commands still running');
+      stopper.abort(new BmcError('ABORTED', 'metal-bmc is shutting down'));
+      await done;
+      idle = [];
+      return false;
+    },
+  };
+}

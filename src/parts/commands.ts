@@ -1,0 +1,140 @@
+/**
+ * Wiring of the command path: NATS subscription → event handler → runner → BMC, results
+ * back onto NATS. `startCommandService` takes a connection (tests, the lab); `commandsPart`
+ * is the daemon part that connects from the configuration in the background, so that a NATS
+ * outage at startup does not hold up the rest of the daemon.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { connectBus, type BusConnection } from '../bus/connection.js';
+import { defaultDurableName, subscribeMachineEvents, type MachineEventSubscription } from '../bus/machine-events.js';
+import { publishResult } from '../bus/results.js';
+import type { PartFactory } from '../daemon.js';
+import type { Logger } from '../log.js';
+import { createEventHandler } from '../commands/handler.js';
+import { createCommandMetrics, type CommandMetrics } from '../commands/metrics.js';
+import { createCommandRunner, type CommandRunner, type ConnectBmc } from '../commands/runner.js';
+
+export interface CommandServiceOptions {
+  nc: NatsConnection;
+  subject: string;
+  resultSubject: string;
+  ttlMs: number;
+  durableName: string;
+  /** default: the command timeout plus 10 s */
+  ackWaitMs?: number;
+  maxInFlight?: number;
+  mode?: 'auto' | 'core';
+  connect: ConnectBmc;
+  concurrency: number;
+  timeoutMs: number;
+  logger: Logger;
+  metrics?: CommandMetrics;
+}
+
+export interface CommandService {
+  runner: CommandRunner;
+  subscription: MachineEventSubscription;
+  /** stop taking events, let running commands finish (aborting them at the deadline), settle their messages */
+  stop(deadlineMs: number): Promise<void>;
+}
+
+export async function startCommandService(o: CommandServiceOptions): Promise<CommandService> {
+  const runner = createCommandRunner({
+    connect: o.connect,
+    concurrency: o.concurrency,
+    timeoutMs: o.timeoutMs,
+    logger: o.logger,
+    ...(o.metrics ? { metrics: o.metrics } : {}),
+    onResult: (result) => {
+      try {
+        publishResult(o.nc, o.resultSubject, result);
+      } catch (err) {
+        o.logger.warn({ err: (err as Error).message, subject: o.resultSubject }, 'cannot publish command result');
+      }
+    },
+  });
+  const handler = createEventHandler({ runner, logger: o.logger, ...(o.metrics ? { metrics: o.metrics } : {}) });
+  const subscription = await subscribeMachineEvents({
+    nc: o.nc,
+    subject: o.subject,
+    ttlMs: o.ttlMs,
+    durableName: o.durableName,
+    ackWaitMs: o.ackWaitMs ?? o.timeoutMs + 10_000,
+    ...(o.maxInFlight !== undefined ? { maxInFlight: o.maxInFlight } : {}),
+    ...(o.mode ? { mode: o.mode } : {}),
+    logger: o.logger,
+    ...(o.metrics ? { metrics: o.metrics } : {}),
+    handler,
+  });
+  return {
+    runner,
+    subscription,
+    async stop(deadlineMs) {
+      await Promise.all([subscription.stop(deadlineMs + 1000), runner.drain(deadlineMs)]);
+    },
+  };
+}
+
+/** The daemon part `commands`: consumes `config.mq.machineTopic` and executes on BMCs through the facade. */
+export const commandsPart: PartFactory = async (ctx) => {
+  const { config, logger, registry } = ctx;
+  const metrics = createCommandMetrics(registry);
+  metrics.natsConnected.set(0);
+  const aborter = new AbortController();
+  let bus: BusConnection | undefined;
+  let service: CommandService | undefined;
+  let problem: string | undefined = 'connecting to NATS';
+
+  const starting = (async () => {
+    bus = await connectBus({
+      servers: config.mq.servers,
+      ...(config.mq.user !== undefined ? { user: config.mq.user } : {}),
+      ...(config.mq.password !== undefined ? { password: config.mq.password } : {}),
+      ...(config.mq.token !== undefined ? { token: config.mq.token } : {}),
+      tls: {
+        ...(config.mq.caCertFile ? { caFile: config.mq.caCertFile } : {}),
+        ...(config.mq.clientCertFile ? { certFile: config.mq.clientCertFile } : {}),
+        ...(config.mq.clientKeyFile ? { keyFile: config.mq.clientKeyFile } : {}),
+      },
+      logger,
+      name: `metal-bmc-${config.partitionId}`,
+      metrics,
+      signal: aborter.signal,
+    });
+    for (let attempt = 1; !aborter.signal.aborted; attempt++) {
+      try {
+        service = await startCommandService({
+          nc: bus.nc,
+          subject: config.mq.machineTopic,
+          resultSubject: config.mq.resultTopic,
+          ttlMs: config.mq.machineTopicTtlMs,
+          durableName: defaultDurableName(config.partitionId),
+          connect: (ipmi, { signal }) => ctx.connectBmc(ipmi.host, { signal, port: ipmi.port, ...(ipmi.user ? { user: ipmi.user } : {}), ...(ipmi.password ? { password: ipmi.password } : {}) }),
+          concurrency: config.commands.concurrency,
+          timeoutMs: config.commands.timeoutMs,
+          logger,
+          metrics,
+        });
+        problem = undefined;
+        return;
+      } catch (err) {
+        problem = `machine event consumer: ${(err as Error).message}`;
+        if (attempt === 1 || attempt % 30 === 0) logger.error({ err: (err as Error).message, attempt }, 'cannot start the machine event consumer; retrying');
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+      }
+    }
+  })().catch((err: Error) => {
+    if (!aborter.signal.aborted) logger.error({ err: err.message }, 'machine command path failed');
+  });
+
+  return {
+    name: 'commands',
+    ready: () => problem ?? (bus?.connected() ? undefined : 'NATS disconnected'),
+    async stop(deadlineMs) {
+      aborter.abort();
+      await starting;
+      await service?.stop(deadlineMs);
+      await bus?.close();
+    },
+  };
+};

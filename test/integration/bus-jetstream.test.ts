@@ -1,0 +1,246 @@
+/**
+ * The bus against a real nats-server: stream and consumer setup, work-queue sharing between
+ * instances, redelivery after a consumer dies, TTL, server restarts with a persisted store, and
+ * the core-NATS fallback. Handlers here record bytes; the command path is tested in
+ * commands-nats.test.ts.
+ */
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { Registry } from 'prom-client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { connectBus, type BusConnection } from '../../src/bus/connection.js';
+import { streamNameFor } from '../../src/bus/jetstream.js';
+import { subscribeMachineEvents, type Disposition, type EventMeta, type MachineEventSubscription } from '../../src/bus/machine-events.js';
+import { createCommandMetrics } from '../../src/commands/metrics.js';
+import { captureLog } from '../helpers/log.js';
+import { startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+
+async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/** A JetStream publish that retries while the server is coming back (as a careful publisher would). */
+async function publishStored(nc: NatsConnection, subject: string, data: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      await jetstream(nc, { timeout: 2000 }).publish(subject, enc(data), { msgID: data });
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(200);
+    }
+  }
+}
+
+let subjectSeq = 0;
+const freshSubject = () => `part${++subjectSeq}-machine`;
+
+/** What an instance saw: payloads with their meta. */
+interface Seen {
+  data: string;
+  meta: EventMeta;
+}
+
+const cleanup: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+async function bus(server: TestNatsServer, name = 'test'): Promise<BusConnection> {
+  const b = await connectBus({ servers: [server.url], logger: captureLog().logger, name, reconnectTimeWaitMs: 200 });
+  cleanup.push(() => b.close(1000));
+  return b;
+}
+
+async function instance(o: { nc: NatsConnection; subject: string; handler?: (s: Seen) => Promise<Disposition>; ttlMs?: number; ackWaitMs?: number; durableName?: string; maxInFlight?: number }) {
+  const seen: Seen[] = [];
+  const log = captureLog();
+  const registry = new Registry();
+  const metrics = createCommandMetrics(registry);
+  const sub: MachineEventSubscription = await subscribeMachineEvents({
+    nc: o.nc,
+    subject: o.subject,
+    ttlMs: o.ttlMs ?? 30_000,
+    durableName: o.durableName ?? 'metal-bmc-test',
+    ackWaitMs: o.ackWaitMs ?? 5000,
+    ...(o.maxInFlight ? { maxInFlight: o.maxInFlight } : {}),
+    logger: log.logger,
+    metrics,
+    handler: async (bytes, meta) => {
+      const s = { data: dec(bytes), meta };
+      seen.push(s);
+      return o.handler ? o.handler(s) : 'ack';
+    },
+  });
+  cleanup.push(() => sub.stop(500));
+  return { seen, sub, log, registry };
+}
+
+describe('bus with JetStream', () => {
+  let server: TestNatsServer;
+  let publisher: NatsConnection;
+
+  beforeAll(async () => {
+    server = await startTestNatsServer({ jetstream: true });
+    publisher = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+  });
+  afterAll(async () => {
+    await publisher?.close();
+    await server?.dispose();
+  });
+
+  it('creates the stream (max_age = TTL) and a durable pull consumer (explicit ack, max_deliver 2, ack_wait)', async () => {
+    const subject = freshSubject();
+    const b = await bus(server);
+    const { sub } = await instance({ nc: b.nc, subject, ttlMs: 7000, ackWaitMs: 9000 });
+    expect(sub.mode).toBe('jetstream');
+    expect(sub.stream).toBe(streamNameFor(subject));
+    const jsm = await jetstreamManager(publisher);
+    const si = await jsm.streams.info(streamNameFor(subject));
+    expect(si.config).toMatchObject({ subjects: [subject], max_age: nanos(7000), retention: 'limits', storage: 'file' });
+    const ci = await jsm.consumers.info(streamNameFor(subject), 'metal-bmc-test');
+    expect(ci.config).toMatchObject({ durable_name: 'metal-bmc-test', ack_policy: 'explicit', max_deliver: 2, ack_wait: nanos(9000), filter_subject: subject });
+    expect(ci.config.deliver_subject).toBeUndefined();
+  });
+
+  it('shares one durable between two instances: every event is handled exactly once in total', async () => {
+    const subject = freshSubject();
+    const [b1, b2] = [await bus(server, 'one'), await bus(server, 'two')];
+    const slow = async () => (await sleep(20), 'ack' as const);
+    // few events in flight per instance, so that the second one gets work too
+    const i1 = await instance({ nc: b1.nc, subject, handler: slow, maxInFlight: 2 });
+    const i2 = await instance({ nc: b2.nc, subject, handler: slow, maxInFlight: 2 });
+    const n = 40;
+    for (let k = 0; k < n; k++) publisher.publish(subject, enc(`event-${k}`));
+    await until('all events', () => i1.seen.length + i2.seen.length >= n);
+    await sleep(300);
+    const all = [...i1.seen, ...i2.seen].map((s) => s.data).sort();
+    expect(all).toEqual(Array.from({ length: n }, (_, k) => `event-${k}`).sort());
+    expect(i1.seen.length).toBeGreaterThan(0);
+    expect(i2.seen.length).toBeGreaterThan(0);
+  });
+
+  it('redelivers the event of an instance that died without acking to the other one, at most once more', async () => {
+    const subject = freshSubject();
+    const [b1, b2] = [await bus(server, 'dies'), await bus(server, 'survives')];
+    const i1 = await instance({ nc: b1.nc, subject, ackWaitMs: 1000, handler: () => new Promise<Disposition>(() => undefined) });
+    publisher.publish(subject, enc('only-once-more'));
+    await until('first delivery', () => i1.seen.length === 1);
+    await b1.nc.close(); // dies mid-run: no ack, no nak
+    // the survivor fails the event: a third delivery is not allowed
+    const i2 = await instance({ nc: b2.nc, subject, ackWaitMs: 1000, handler: async () => 'nak' });
+    await until('redelivery', () => i2.seen.length >= 1, 5000);
+    expect(i2.seen[0]!.meta.deliveryCount).toBe(2);
+    await sleep(2500);
+    expect(i2.seen).toHaveLength(1);
+    expect(i1.seen).toHaveLength(1);
+  });
+
+  it('keeps a long-running event from being redelivered while the handler works (ack_wait heartbeats)', async () => {
+    const subject = freshSubject();
+    const [b1, b2] = [await bus(server, 'busy'), await bus(server, 'idle')];
+    const i1 = await instance({ nc: b1.nc, subject, ackWaitMs: 900, handler: async () => (await sleep(2500), 'ack') });
+    const i2 = await instance({ nc: b2.nc, subject, ackWaitMs: 900 });
+    publisher.publish(subject, enc('long'));
+    await until('done', () => i1.seen.length + i2.seen.length >= 1);
+    await sleep(3200);
+    expect(i1.seen.length + i2.seen.length).toBe(1);
+  });
+
+  it('drops events older than the TTL that a foreign, longer-lived stream kept: logged and counted, never handled', async () => {
+    const subject = freshSubject();
+    const jsm = await jetstreamManager(publisher);
+    await jsm.streams.add({ name: `OPS_${subjectSeq}`, subjects: [subject], max_age: nanos(600_000) });
+    await jetstream(publisher).publish(subject, enc('old'));
+    await sleep(1300);
+    const b = await bus(server);
+    const i = await instance({ nc: b.nc, subject, ttlMs: 1000 });
+    expect(i.sub.stream).toBe(`OPS_${subjectSeq}`);
+    await jetstream(publisher).publish(subject, enc('fresh'));
+    await until('fresh event', () => i.seen.length >= 1);
+    await sleep(200);
+    expect(i.seen.map((s) => s.data)).toEqual(['fresh']);
+    expect(i.log.find('stale machine event dropped')).toHaveLength(1);
+    expect(await i.registry.getSingleMetricAsString('metal_bmc_events_stale_total')).toMatch(/metal_bmc_events_stale_total 1$/m);
+  });
+
+  it('lets its own stream expire events after the TTL (max_age), so a late consumer never sees them', async () => {
+    const subject = freshSubject();
+    const b = await bus(server);
+    const first = await instance({ nc: b.nc, subject, ttlMs: 1000 });
+    await first.sub.stop(500); // stream and durable exist; nobody consumes
+    await jetstream(publisher).publish(subject, enc('expires'));
+    await sleep(1600);
+    const i = await instance({ nc: b.nc, subject, ttlMs: 1000 });
+    await jetstream(publisher).publish(subject, enc('fresh'));
+    await until('fresh event', () => i.seen.length >= 1);
+    await sleep(200);
+    expect(i.seen.map((s) => s.data)).toEqual(['fresh']);
+  });
+});
+
+describe('bus across a nats-server restart (JetStream store persisted)', () => {
+  it('handles events published before and after the outage, and one in flight across it, exactly once', async () => {
+    const server = await startTestNatsServer({ jetstream: true });
+    cleanup.push(() => server.dispose());
+    const publisher = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    cleanup.push(() => publisher.close());
+    const subject = freshSubject();
+    const b = await bus(server);
+    const i = await instance({ nc: b.nc, subject, ackWaitMs: 2000, handler: async (s) => (s.data === 'in-flight' ? await sleep(1500) : undefined, 'ack') });
+    publisher.publish(subject, enc('before-1'));
+    publisher.publish(subject, enc('before-2'));
+    publisher.publish(subject, enc('in-flight'));
+    await until('before', () => i.seen.length === 3);
+
+    await server.stop();
+    await sleep(300);
+    expect(b.connected()).toBe(false);
+    await server.restart();
+    await until('reconnect', () => b.connected(), 10_000);
+    await publishStored(publisher, subject, 'after-1');
+    await publishStored(publisher, subject, 'after-2');
+    await until('all events after the restart', () => i.seen.length >= 5, 10_000);
+    await sleep(2500); // past ack_wait: the in-flight event was acked after the restart, not redelivered
+    expect(i.seen.map((s) => s.data).sort()).toEqual(['after-1', 'after-2', 'before-1', 'before-2', 'in-flight']);
+    const jsm = await jetstreamManager(publisher);
+    const ci = await jsm.consumers.info(streamNameFor(subject), 'metal-bmc-test');
+    expect(ci.num_ack_pending).toBe(0);
+    expect(ci.num_redelivered).toBe(0);
+  });
+});
+
+describe('bus without JetStream (core NATS fallback)', () => {
+  it('subscribes in a queue group named like the durable: two instances split the events', async () => {
+    const server = await startTestNatsServer({ jetstream: false });
+    cleanup.push(() => server.dispose());
+    const publisher = await connect({ servers: server.url });
+    cleanup.push(() => publisher.close());
+    const subject = freshSubject();
+    const [b1, b2] = [await bus(server, 'one'), await bus(server, 'two')];
+    const i1 = await instance({ nc: b1.nc, subject });
+    const i2 = await instance({ nc: b2.nc, subject });
+    expect(i1.sub.mode).toBe('core');
+    expect(i1.sub.consumer).toBe('metal-bmc-test');
+    expect(i1.log.find(/JetStream is not available/)).toHaveLength(1);
+    await b1.nc.flush();
+    await b2.nc.flush();
+    const n = 40;
+    for (let k = 0; k < n; k++) publisher.publish(subject, enc(`event-${k}`));
+    await until('all events', () => i1.seen.length + i2.seen.length >= n);
+    await sleep(200);
+    expect([...i1.seen, ...i2.seen].map((s) => s.data).sort()).toEqual(Array.from({ length: n }, (_, k) => `event-${k}`).sort());
+    expect(i1.seen.length).toBeGreaterThan(0);
+    expect(i2.seen.length).toBeGreaterThan(0);
+    expect(i1.seen[0]!.meta.deliveryCount).toBe(1);
+  });
+});

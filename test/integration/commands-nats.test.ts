@@ -1,0 +1,247 @@
+/**
+ * The command path end to end: events published as metal-api does (JSON on `<partition>-machine`)
+ * into a real nats-server, consumed by the command service, executed over IPMI on ipmi_sim,
+ * results read back from the result subject.
+ */
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect, nanos, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { Registry } from 'prom-client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { connectBus, type BusConnection } from '../../src/bus/connection.js';
+import { streamNameFor } from '../../src/bus/jetstream.js';
+import { createCommandMetrics } from '../../src/commands/metrics.js';
+import type { CommandResult } from '../../src/commands/runner.js';
+import { startCommandService, type CommandService } from '../../src/parts/commands.js';
+import { ipmiOutband } from '../../src/outband/ipmi.js';
+import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
+import { captureLog, type CapturedLog } from '../helpers/log.js';
+import { startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const enc = (v: unknown) => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));
+
+async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+let sim: IpmiSim;
+let partitionSeq = 0;
+const cleanup: Array<() => Promise<unknown>> = [];
+
+beforeAll(async () => {
+  sim = await startIpmiSim();
+});
+afterAll(async () => {
+  await sim?.stop();
+});
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+/** The event metal-api publishes for a machine whose BMC is the ipmi_sim. */
+function event(type: 'create' | 'delete' | 'update' | 'command', machine: string, cmd?: string, extra: object = {}) {
+  return {
+    type,
+    ...(type === 'delete' ? { old: machine } : { new: machine }),
+    cmd: { target: machine, ...(cmd ? { cmd } : {}), ipmi: { address: `${sim.host}:${sim.port}`, user: sim.user, password: sim.password, interface: 'lanplus', mac: 'ac:1f:6b:35:ac:62' }, ...extra },
+  };
+}
+
+interface Instance {
+  service: CommandService;
+  log: CapturedLog;
+  registry: Registry;
+  bus: BusConnection;
+}
+
+async function instance(server: TestNatsServer, partition: string, o: { concurrency?: number; ttlMs?: number; mode?: 'auto' | 'core' } = {}): Promise<Instance> {
+  const log = captureLog();
+  const registry = new Registry();
+  const metrics = createCommandMetrics(registry);
+  const bus = await connectBus({ servers: [server.url], logger: log.logger, name: `metal-bmc-${partition}`, metrics, reconnectTimeWaitMs: 200 });
+  const service = await startCommandService({
+    nc: bus.nc,
+    subject: `${partition}-machine`,
+    resultSubject: `${partition}-machine-result`,
+    ttlMs: o.ttlMs ?? 30_000,
+    durableName: `metal-bmc-${partition}`,
+    ...(o.mode ? { mode: o.mode } : {}),
+    connect: (ipmi) => ipmiOutband({ host: ipmi.host, port: ipmi.port, user: ipmi.user ?? '', password: ipmi.password ?? '', cipherSuite: 3, retry: { deadlineMs: 5000 } }),
+    concurrency: o.concurrency ?? 4,
+    timeoutMs: 10_000,
+    logger: log.logger,
+    metrics,
+  });
+  cleanup.push(async () => {
+    await service.stop(2000);
+    await bus.close(1000);
+  });
+  return { service, log, registry, bus };
+}
+
+async function results(nc: NatsConnection, partition: string): Promise<CommandResult[]> {
+  const seen: CommandResult[] = [];
+  const sub: Subscription = nc.subscribe(`${partition}-machine-result`, { callback: (_err, m) => void seen.push(m.json<CommandResult>()) });
+  await nc.flush();
+  cleanup.push(async () => sub.unsubscribe());
+  return seen;
+}
+
+function newLines(before: number): string[] {
+  return sim.chassisLog().slice(before);
+}
+
+describe('machine commands over NATS JetStream to ipmi_sim', () => {
+  let server: TestNatsServer;
+  let metalApi: NatsConnection;
+
+  beforeAll(async () => {
+    server = await startTestNatsServer({ jetstream: true });
+    metalApi = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+  });
+  afterAll(async () => {
+    await metalApi?.close();
+    await server?.dispose();
+  });
+
+  it('powers the machine on for a command ON and publishes the result', async () => {
+    const p = `p${++partitionSeq}`;
+    const i = await instance(server, p);
+    const seen = await results(metalApi, p);
+    const before = sim.chassisLog().length;
+    metalApi.publish(`${p}-machine`, enc(event('command', 'm-on', 'ON')));
+    await until('result', () => seen.length === 1);
+    expect(seen[0]).toMatchObject({ machineId: 'm-on', type: 'command', command: 'ON', ok: true });
+    expect(newLines(before)).toContain('set power 1');
+    expect(await i.registry.getSingleMetricAsString('metal_bmc_commands_total')).toContain('metal_bmc_commands_total{command="ON",outcome="ok"} 1');
+    expect(i.log.text()).not.toContain(sim.password);
+  });
+
+  it('sets boot from disk on create, and boot PXE then a reset on delete', async () => {
+    const p = `p${++partitionSeq}`;
+    await instance(server, p);
+    const seen = await results(metalApi, p);
+    let before = sim.chassisLog().length;
+    metalApi.publish(`${p}-machine`, enc(event('create', 'm-life')));
+    await until('create', () => seen.length === 1);
+    expect(seen[0]).toMatchObject({ machineId: 'm-life', type: 'create', command: 'create', ok: true });
+    expect(newLines(before)).toEqual(['set boot default']);
+
+    before = sim.chassisLog().length;
+    metalApi.publish(`${p}-machine`, enc(event('delete', 'm-life')));
+    await until('delete', () => seen.length === 2);
+    expect(seen[1]).toMatchObject({ machineId: 'm-life', type: 'delete', ok: true });
+    const lines = newLines(before);
+    expect(lines[0]).toBe('set boot pxe');
+    expect(lines.slice(1).some((l) => /^set reset 1$/.test(l))).toBe(true);
+  });
+
+  it('terminates malformed events, which do not block the next valid one', async () => {
+    const p = `p${++partitionSeq}`;
+    const i = await instance(server, p);
+    const seen = await results(metalApi, p);
+    const before = sim.chassisLog().length;
+    metalApi.publish(`${p}-machine`, enc('{"type": "command", "cmd": '));
+    metalApi.publish(`${p}-machine`, enc({ type: 'command', cmd: { target: 'm-bad', cmd: 'ON' } }));
+    metalApi.publish(`${p}-machine`, enc(event('command', 'm-bad', 'SELF-DESTRUCT')));
+    metalApi.publish(`${p}-machine`, enc(event('command', 'm-good', 'LED-ON')));
+    await until('valid command', () => seen.length === 1);
+    expect(seen[0]).toMatchObject({ machineId: 'm-good', command: 'LED-ON', ok: true });
+    expect(newLines(before)).toEqual(['set identify 0 1']);
+    expect(i.log.find('machine event rejected').map((l) => l.reason)).toEqual(['not-json', 'missing-ipmi', 'unknown-command']);
+    const rejected = await i.registry.getSingleMetricAsString('metal_bmc_events_rejected_total');
+    for (const reason of ['not-json', 'missing-ipmi', 'unknown-command']) expect(rejected).toContain(`reason="${reason}"} 1`);
+    await sleep(200);
+    const ci = await (await jetstreamManager(metalApi)).consumers.info(streamNameFor(`${p}-machine`), `metal-bmc-${p}`);
+    expect(ci.num_ack_pending).toBe(0);
+    expect(ci.num_redelivered).toBe(0);
+    expect(ci.delivered.stream_seq).toBe(4);
+    expect(i.log.text()).not.toContain(sim.password);
+  });
+
+  it('does not execute an event older than the TTL: dropped, logged, counted', async () => {
+    const p = `p${++partitionSeq}`;
+    // an operator's stream keeps events longer than metal-bmc's TTL; metal-bmc must still refuse old ones
+    await (await jetstreamManager(metalApi)).streams.add({ name: `OPS_${p}`, subjects: [`${p}-machine`], max_age: nanos(600_000) });
+    await jetstream(metalApi).publish(`${p}-machine`, enc(event('command', 'm-stale', 'OFF')));
+    await sleep(1300);
+    const before = sim.chassisLog().length;
+    const i = await instance(server, p, { ttlMs: 1000 });
+    const seen = await results(metalApi, p);
+    await until('stale log line', () => i.log.find('stale machine event dropped').length === 1);
+    await sleep(300);
+    expect(seen).toEqual([]);
+    expect(newLines(before)).toEqual([]);
+    expect(await i.registry.getSingleMetricAsString('metal_bmc_events_stale_total')).toMatch(/metal_bmc_events_stale_total 1$/m);
+    expect(await i.registry.getSingleMetricAsString('metal_bmc_commands_total')).not.toMatch(/command="OFF"/);
+  });
+
+  it('two instances on one durable execute N commands exactly once in total', async () => {
+    const p = `p${++partitionSeq}`;
+    const a = await instance(server, p, { concurrency: 2 });
+    const b = await instance(server, p, { concurrency: 2 });
+    const seen = await results(metalApi, p);
+    const before = sim.chassisLog().length;
+    const n = 8;
+    for (let k = 0; k < n; k++) metalApi.publish(`${p}-machine`, enc(event('command', `m-${k}`, k % 2 === 0 ? 'LED-ON' : 'LED-OFF')));
+    await until('all results', () => seen.length >= n, 20_000);
+    await sleep(500);
+    expect(seen.map((r) => r.machineId).sort()).toEqual(Array.from({ length: n }, (_, k) => `m-${k}`).sort());
+    expect(seen.every((r) => r.ok)).toBe(true);
+    expect(newLines(before).filter((l) => l.startsWith('set identify'))).toHaveLength(n);
+    const executed = async (i: Instance) => [...(await i.registry.getSingleMetricAsString('metal_bmc_commands_total')).matchAll(/outcome="ok"\} (\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+    expect((await executed(a)) + (await executed(b))).toBe(n);
+  });
+
+  it('runs commands published before and after a nats-server restart exactly once', async () => {
+    const own = await startTestNatsServer({ jetstream: true });
+    cleanup.push(() => own.dispose());
+    const api = await connect({ servers: own.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    cleanup.push(() => api.close());
+    const p = `p${++partitionSeq}`;
+    await instance(own, p);
+    const seen = await results(api, p);
+    const before = sim.chassisLog().length;
+    api.publish(`${p}-machine`, enc(event('command', 'm-r1', 'LED-ON')));
+    await until('before', () => seen.length === 1);
+    await own.stop();
+    await sleep(200);
+    await own.restart();
+    // metal-api retries a publish until JetStream stored it
+    for (const deadline = Date.now() + 15_000; ; ) {
+      try {
+        await jetstream(api, { timeout: 2000 }).publish(`${p}-machine`, enc(event('command', 'm-r2', 'LED-OFF')), { msgID: 'm-r2' });
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await sleep(200);
+      }
+    }
+    await until('after', () => seen.length >= 2, 15_000);
+    await sleep(500);
+    expect({ results: seen.map((r) => `${r.machineId}:${r.command}:${r.ok}`), chassis: newLines(before) }).toEqual({ results: ['m-r1:LED-ON:true', 'm-r2:LED-OFF:true'], chassis: ['set identify 0 1', 'set identify 0 0'] });
+  });
+});
+
+describe('machine commands over core NATS (server without JetStream)', () => {
+  it('falls back to a queue subscription and powers the machine on', async () => {
+    const server = await startTestNatsServer({ jetstream: false });
+    cleanup.push(() => server.dispose());
+    const api = await connect({ servers: server.url });
+    cleanup.push(() => api.close());
+    const p = `p${++partitionSeq}`;
+    const i = await instance(server, p);
+    expect(i.service.subscription.mode).toBe('core');
+    const seen = await results(api, p);
+    await i.bus.nc.flush();
+    const before = sim.chassisLog().length;
+    api.publish(`${p}-machine`, enc(event('command', 'm-core', 'ON')));
+    await until('result', () => seen.length === 1);
+    expect(seen[0]).toMatchObject({ machineId: 'm-core', command: 'ON', ok: true });
+    expect(newLines(before)).toContain('set power 1');
+  });
+});

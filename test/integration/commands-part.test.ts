@@ -1,0 +1,98 @@
+/**
+ * The daemon part `commands` wired from the configuration (METAL_BMC_MQ_*, topic names, TTL,
+ * command limits) through the out-of-band facade: readiness follows the NATS connection, and
+ * stop() returns promptly even when NATS was never reachable.
+ */
+import { connect } from '@nats-io/transport-node';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config.js';
+import { commandsPart } from '../../src/parts/commands.js';
+import type { DaemonContext } from '../../src/daemon.js';
+import type { MetalApiClient } from '../../src/metalapi/client.js';
+import { connectOutband } from '../../src/outband/connect.js';
+import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
+import { captureLog } from '../helpers/log.js';
+import { startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { freeTcpPort } from '../helpers/ports.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+let sim: IpmiSim;
+let server: TestNatsServer;
+beforeAll(async () => {
+  [sim, server] = await Promise.all([startIpmiSim(), startTestNatsServer({ jetstream: true })]);
+});
+afterAll(async () => {
+  await Promise.all([sim?.stop(), server?.dispose()]);
+});
+
+function context(mqAddress: string): { ctx: DaemonContext; registry: Registry; log: ReturnType<typeof captureLog> } {
+  const config = loadConfig({
+    METAL_BMC_PARTITION_ID: 'part-test',
+    METAL_BMC_METAL_API_URL: 'http://127.0.0.1:1/metal',
+    METAL_BMC_METAL_API_HMAC_KEY: 'k',
+    METAL_BMC_MQ_ADDRESS: mqAddress,
+    METAL_BMC_PROTOCOL: 'ipmi',
+    METAL_BMC_COMMAND_TIMEOUT: '10s',
+    METAL_BMC_COMMAND_CONCURRENCY: '4',
+  });
+  const log = captureLog();
+  const registry = new Registry();
+  const ctx: DaemonContext = {
+    config,
+    logger: log.logger,
+    registry,
+    metalApi: {} as MetalApiClient,
+    connectBmc: (host, o) => connectOutband({ host, user: o.user ?? 'none', password: o.password ?? 'none', protocol: 'ipmi', ipmiPort: o.port ?? 623, timeoutMs: 5000, ...(o.signal ? { signal: o.signal } : {}) }),
+  };
+  return { ctx, registry, log };
+}
+
+describe('daemon part "commands"', () => {
+  it('consumes <partition>-machine, executes on the BMC, publishes on <partition>-machine-result, and reports readiness', async () => {
+    const { ctx, registry, log } = context(server.url);
+    const part = await commandsPart(ctx);
+    expect(part.name).toBe('commands');
+    await until('ready', () => part.ready?.() === undefined);
+    const api = await connect({ servers: server.url });
+    const results: unknown[] = [];
+    api.subscribe('part-test-machine-result', { callback: (_e, m) => void results.push(m.json()) });
+    await api.flush();
+    const before = sim.chassisLog().length;
+    const event = { type: 'command', cmd: { target: 'm-part', cmd: 'ON', ipmi: { address: `${sim.host}:${sim.port}`, user: sim.user, password: sim.password } } };
+    api.publish('part-test-machine', new TextEncoder().encode(JSON.stringify(event)));
+    await until('result', () => results.length === 1);
+    expect(results[0]).toMatchObject({ machineId: 'm-part', command: 'ON', ok: true });
+    expect(sim.chassisLog().slice(before)).toContain('set power 1');
+    expect(await registry.getSingleMetricAsString('metal_bmc_nats_connected')).toMatch(/metal_bmc_nats_connected 1$/m);
+    expect(log.find('consuming machine events from JetStream')[0]).toMatchObject({ stream: 'METAL_BMC_PART-TEST-MACHINE', consumer: 'metal-bmc-part-test' });
+
+    await server.stop();
+    await until('not ready', () => part.ready?.() === 'NATS disconnected');
+    expect(await registry.getSingleMetricAsString('metal_bmc_nats_connected')).toMatch(/metal_bmc_nats_connected 0$/m);
+    await server.restart();
+    await until('ready again', () => part.ready?.() === undefined, 15_000);
+
+    await part.stop(2000);
+    await api.close();
+    expect(log.text()).not.toContain(sim.password);
+  });
+
+  it('stops promptly while NATS has never been reachable', async () => {
+    const { ctx } = context(`nats://127.0.0.1:${await freeTcpPort()}`);
+    const part = await commandsPart(ctx);
+    await sleep(300);
+    expect(part.ready?.()).toBe('connecting to NATS');
+    const started = Date.now();
+    await part.stop(1000);
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+});

@@ -1,0 +1,33 @@
+import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { consumerConfigFor, MAX_DELIVER, sanitizeName, streamNameFor } from '../../src/bus/jetstream.js';
+import { defaultDurableName } from '../../src/bus/machine-events.js';
+
+describe('JetStream names and consumer config', () => {
+  it('derives the stream name from the subject', () => {
+    expect(streamNameFor('fra-equ01-machine')).toBe('METAL_BMC_FRA-EQU01-MACHINE');
+    expect(streamNameFor('a.b*c>d e/f')).toBe('METAL_BMC_A_B_C_D_E_F');
+  });
+
+  it('never produces a character JetStream forbids in a name', () => {
+    fc.assert(fc.property(fc.string(), (s) => /^[A-Za-z0-9_-]*$/.test(sanitizeName(s)) && /^METAL_BMC_[A-Z0-9_-]*$/.test(streamNameFor(s))));
+  });
+
+  it('names the durable consumer metal-bmc-<partition>', () => {
+    expect(defaultDurableName('fra-equ01')).toBe('metal-bmc-fra-equ01');
+  });
+
+  it('asks for a durable pull consumer with explicit acks and at most two deliveries', () => {
+    expect(consumerConfigFor({ subject: 'p-machine', durableName: 'metal-bmc-p', ackWaitMs: 70_000 })).toEqual({
+      durable_name: 'metal-bmc-p',
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      max_deliver: 2,
+      ack_wait: nanos(70_000),
+      filter_subject: 'p-machine',
+    });
+    expect(MAX_DELIVER).toBe(2);
+  });
+});

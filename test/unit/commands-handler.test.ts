@@ -1,0 +1,75 @@
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import type { Plan } from '../../src/commands/event.js';
+import { createEventHandler, dispositionOf } from '../../src/commands/handler.js';
+import { createCommandMetrics } from '../../src/commands/metrics.js';
+import type { CommandResult, CommandRunner } from '../../src/commands/runner.js';
+import { BmcError } from '../../src/errors.js';
+import { captureLog } from '../helpers/log.js';
+
+const enc = (v: unknown) => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));
+const meta = { publishedAt: new Date(), deliveryCount: 1 };
+const ipmi = { address: '10.0.0.9:623', user: 'ADMIN', password: 'never-log-me' };
+
+function stubRunner(answer: (plan: Plan) => Promise<CommandResult>): CommandRunner & { plans: Plan[] } {
+  const plans: Plan[] = [];
+  return {
+    plans,
+    submit: (plan) => (plans.push(plan), answer(plan)),
+    pending: 0,
+    stop: () => undefined,
+    drain: async () => true,
+  };
+}
+
+const result = (ok: boolean, code?: string): CommandResult => ({ machineId: 'm', type: 'command', command: 'ON', ok, durationMs: 1, startedAt: new Date().toISOString(), ...(code ? { code, error: code } : {}) });
+
+describe('machine event handler', () => {
+  it('terminates malformed events, counts them by reason and logs one line without the body', async () => {
+    const log = captureLog();
+    const registry = new Registry();
+    const metrics = createCommandMetrics(registry);
+    const runner = stubRunner(async () => result(true));
+    const handle = createEventHandler({ runner, logger: log.logger, metrics });
+    expect(await handle(enc('garbage'), meta)).toBe('term');
+    expect(await handle(enc({ type: 'command', cmd: { cmd: 'ON' } }), meta)).toBe('term');
+    expect(await handle(enc({ type: 'command', cmd: { cmd: 'EXPLODE', ipmi } }), meta)).toBe('term');
+    expect(runner.plans).toHaveLength(0);
+    expect(log.find('machine event rejected').map((l) => l.reason)).toEqual(['not-json', 'missing-ipmi', 'unknown-command']);
+    expect(log.text()).not.toContain('never-log-me');
+    const text = await registry.getSingleMetricAsString('metal_bmc_events_rejected_total');
+    expect(text).toContain('reason="not-json"} 1');
+    expect(text).toContain('reason="missing-ipmi"} 1');
+    expect(text).toContain('reason="unknown-command"} 1');
+  });
+
+  it('acks events that need nothing without touching a BMC', async () => {
+    const runner = stubRunner(async () => result(true));
+    const handle = createEventHandler({ runner, logger: captureLog().logger });
+    expect(await handle(enc({ type: 'update', new: 'm' }), meta)).toBe('ack');
+    expect(runner.plans).toHaveLength(0);
+  });
+
+  it('acks success, naks what may work next time, terminates what cannot', async () => {
+    expect(dispositionOf(result(true))).toBe('ack');
+    expect(dispositionOf(result(false, 'TIMEOUT'))).toBe('nak');
+    expect(dispositionOf(result(false, 'PROTOCOL'))).toBe('nak');
+    expect(dispositionOf(result(false, 'AUTH_FAILED'))).toBe('term');
+    expect(dispositionOf(result(false, 'UNSUPPORTED'))).toBe('term');
+    expect(dispositionOf(result(false))).toBe('nak');
+  });
+
+  it('naks when the runner is stopping, so another instance takes the event', async () => {
+    const runner = stubRunner(() => Promise.reject(new BmcError('CLOSED', 'stopped')));
+    const handle = createEventHandler({ runner, logger: captureLog().logger });
+    expect(await handle(enc({ type: 'command', cmd: { cmd: 'ON', ipmi } }), meta)).toBe('nak');
+  });
+
+  it('submits before its first await, so events keep their order', () => {
+    const runner = stubRunner(() => new Promise(() => undefined));
+    const handle = createEventHandler({ runner, logger: captureLog().logger });
+    void handle(enc({ type: 'command', cmd: { target: 'm', cmd: 'PXE', ipmi } }), meta);
+    void handle(enc({ type: 'command', cmd: { target: 'm', cmd: 'CYCLE', ipmi } }), meta);
+    expect(runner.plans.map((p) => p.command)).toEqual(['PXE', 'CYCLE']);
+  });
+});

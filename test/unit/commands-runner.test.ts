@@ -1,0 +1,188 @@
+/**
+ * Scheduling of the command runner: ordering per machine, parallelism across machines,
+ * deadlines, close on every path, drain. The Outband here is a recording fake: this tests
+ * the scheduler, not a BMC (the integration tests drive ipmi_sim).
+ */
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import type { MachineCommand } from '../../src/commands/actions.js';
+import type { Plan } from '../../src/commands/event.js';
+import { createCommandMetrics } from '../../src/commands/metrics.js';
+import { createCommandRunner, type CommandResult } from '../../src/commands/runner.js';
+import { BmcError } from '../../src/errors.js';
+import type { Outband } from '../../src/outband/types.js';
+import { captureLog } from '../helpers/log.js';
+
+interface Recorder {
+  events: string[];
+  active: number;
+  maxActive: number;
+  opened: number;
+  closed: number;
+}
+
+/** Every action takes `ms` (or what `slow` says for a machine) and honours the signal. */
+function fakeBmc(rec: Recorder, machine: string, ms: (machine: string) => number): Outband {
+  const act = (name: string) => async (o?: { signal?: AbortSignal }) => {
+    rec.active++;
+    rec.maxActive = Math.max(rec.maxActive, rec.active);
+    rec.events.push(`${machine}:${name}:start`);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(resolve, ms(machine));
+        o?.signal?.addEventListener('abort', () => (clearTimeout(t), reject(new BmcError('ABORTED', 'aborted'))), { once: true });
+      });
+    } finally {
+      rec.active--;
+      rec.events.push(`${machine}:${name}:end`);
+    }
+  };
+  return {
+    address: machine,
+    vendor: 'fake',
+    info: () => Promise.reject(new BmcError('UNSUPPORTED', 'fake')),
+    powerOn: act('ON'),
+    powerOff: act('OFF'),
+    powerReset: act('RESET'),
+    powerCycle: act('CYCLE'),
+    bootFrom: (target, o) => act(target)(o),
+    identify: (on, o) => act(on ? 'LED-ON' : 'LED-OFF')(o),
+    openConsole: () => Promise.reject(new BmcError('UNSUPPORTED', 'fake')),
+    updateFirmware: (kind, _url, o) => act(`FW-${kind}`)(o),
+    close: async () => void rec.closed++,
+  };
+}
+
+function plan(machine: string, command: MachineCommand): Plan {
+  return { machineId: machine, key: machine, type: 'command', command, ipmi: { address: `${machine}:623`, host: machine, port: 623, password: 'pw-secret' }, actions: [{ kind: 'command', command }] };
+}
+
+function setup(o: { concurrency: number; timeoutMs?: number; ms?: (m: string) => number }) {
+  const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0 };
+  const results: CommandResult[] = [];
+  const log = captureLog();
+  const registry = new Registry();
+  const metrics = createCommandMetrics(registry);
+  const runner = createCommandRunner({
+    connect: (ipmi) => (rec.opened++, fakeBmc(rec, ipmi.host, o.ms ?? (() => 20))),
+    concurrency: o.concurrency,
+    timeoutMs: o.timeoutMs ?? 5000,
+    logger: log.logger,
+    metrics,
+    onResult: (r) => results.push(r),
+  });
+  return { rec, results, runner, log, registry };
+}
+
+describe('command runner', () => {
+  it('runs the commands of one machine in order, one at a time', async () => {
+    const { rec, runner } = setup({ concurrency: 8 });
+    const cmds: MachineCommand[] = ['PXE', 'CYCLE', 'LED-ON', 'OFF', 'ON', 'DISK'];
+    await Promise.all(cmds.map((c) => runner.submit(plan('m1', c))));
+    expect(rec.maxActive).toBe(1);
+    expect(rec.events.filter((e) => e.endsWith(':start')).map((e) => e.split(':')[1])).toEqual(cmds);
+    expect(rec.opened).toBe(cmds.length);
+    expect(rec.closed).toBe(cmds.length);
+  });
+
+  it('runs different machines in parallel, up to the concurrency limit', async () => {
+    const { rec, runner } = setup({ concurrency: 3, ms: () => 40 });
+    const started = Date.now();
+    await Promise.all(['a', 'b', 'c', 'd', 'e', 'f'].map((m) => runner.submit(plan(m, 'ON'))));
+    expect(rec.maxActive).toBe(3);
+    // two waves of 40 ms, not six
+    expect(Date.now() - started).toBeLessThan(6 * 40);
+  });
+
+  it('keeps per-machine order while other machines proceed', async () => {
+    const { rec, runner } = setup({ concurrency: 4, ms: (m) => (m === 'slow' ? 60 : 5) });
+    const done: string[] = [];
+    const jobs = [runner.submit(plan('slow', 'PXE')), runner.submit(plan('slow', 'CYCLE')), runner.submit(plan('fast', 'ON')), runner.submit(plan('fast', 'OFF'))].map((p) => p.then((r) => void done.push(`${r.machineId}:${r.command}`)));
+    await Promise.all(jobs);
+    expect(done.slice(0, 2)).toEqual(['fast:ON', 'fast:OFF']);
+    expect(done.slice(2)).toEqual(['slow:PXE', 'slow:CYCLE']);
+    const slow = rec.events.filter((e) => e.startsWith('slow:'));
+    expect(slow).toEqual(['slow:PXE:start', 'slow:PXE:end', 'slow:CYCLE:start', 'slow:CYCLE:end']);
+  });
+
+  it('a machine with many commands does not starve the others (round robin over ready machines)', async () => {
+    const { rec, runner } = setup({ concurrency: 1, ms: () => 2 });
+    const jobs = [...Array.from({ length: 4 }, () => runner.submit(plan('busy', 'ON'))), runner.submit(plan('other', 'ON'))];
+    await Promise.all(jobs);
+    const order = rec.events.filter((e) => e.endsWith(':start')).map((e) => e.split(':')[0]);
+    expect(order.indexOf('other')).toBeLessThanOrEqual(1);
+  });
+
+  it('enforces the deadline, reports TIMEOUT and still closes the Outband', async () => {
+    const { rec, runner, results, registry } = setup({ concurrency: 2, timeoutMs: 50, ms: () => 10_000 });
+    const r = await runner.submit(plan('m', 'ON'));
+    expect(r).toMatchObject({ machineId: 'm', command: 'ON', ok: false, code: 'TIMEOUT' });
+    expect(r.durationMs).toBeLessThan(1000);
+    expect(rec.closed).toBe(1);
+    expect(results).toHaveLength(1);
+    expect(await registry.getSingleMetricAsString('metal_bmc_commands_total')).toContain('metal_bmc_commands_total{command="ON",outcome="timeout"} 1');
+  });
+
+  it('gives up on an Outband that ignores the signal, and closes it when it arrives late', async () => {
+    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0 };
+    const runner = createCommandRunner({
+      connect: () => new Promise((resolve) => setTimeout(() => resolve(fakeBmc(rec, 'late', () => 1)), 150)),
+      concurrency: 1,
+      timeoutMs: 30,
+      logger: captureLog().logger,
+    });
+    const r = await runner.submit(plan('late', 'ON'));
+    expect(r.code).toBe('TIMEOUT');
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    expect(rec.closed).toBe(1);
+    expect(rec.events).toEqual([]);
+  });
+
+  it('reports a failed action and closes the Outband', async () => {
+    let closed = 0;
+    const runner = createCommandRunner({
+      connect: () => ({ ...fakeBmc({ events: [], active: 0, maxActive: 0, opened: 0, closed: 0 }, 'x', () => 1), powerOn: () => Promise.reject(new BmcError('AUTH_FAILED', 'BMC x refused the password')), close: async () => void closed++ }),
+      concurrency: 1,
+      timeoutMs: 1000,
+      logger: captureLog().logger,
+    });
+    expect(await runner.submit(plan('x', 'ON'))).toMatchObject({ ok: false, code: 'AUTH_FAILED', error: 'BMC x refused the password' });
+    expect(closed).toBe(1);
+  });
+
+  it('refuses work after stop() and drains accepted work', async () => {
+    const { runner, rec } = setup({ concurrency: 2, ms: () => 30 });
+    const accepted = [runner.submit(plan('a', 'ON')), runner.submit(plan('a', 'OFF')), runner.submit(plan('b', 'ON'))];
+    expect(runner.pending).toBe(3);
+    const drained = runner.drain(5000);
+    await expect(runner.submit(plan('c', 'ON'))).rejects.toMatchObject({ code: 'CLOSED' });
+    expect(await drained).toBe(true);
+    expect((await Promise.all(accepted)).every((r) => r.ok)).toBe(true);
+    expect(rec.closed).toBe(3);
+    expect(runner.pending).toBe(0);
+  });
+
+  it('aborts what still runs at the drain deadline', async () => {
+    const { runner, rec } = setup({ concurrency: 2, ms: () => 10_000 });
+    const job = runner.submit(plan('a', 'ON'));
+    const started = Date.now();
+    expect(await runner.drain(50)).toBe(false);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(await job).toMatchObject({ ok: false, code: 'ABORTED' });
+    expect(rec.closed).toBe(1);
+  });
+
+  it('never logs the BMC password', async () => {
+    const { runner, log } = setup({ concurrency: 1, timeoutMs: 20, ms: () => 1000 });
+    await runner.submit(plan('m', 'ON'));
+    expect(log.lines.length).toBeGreaterThan(0);
+    expect(log.text()).not.toContain('pw-secret');
+  });
+
+  it('validates its options', () => {
+    const base = { connect: () => fakeBmc({ events: [], active: 0, maxActive: 0, opened: 0, closed: 0 }, 'x', () => 1), logger: captureLog().logger };
+    expect(() => createCommandRunner({ ...base, concurrency: 0, timeoutMs: 1 })).toThrow(/concurrency/);
+    expect(() => createCommandRunner({ ...base, concurrency: 1.5, timeoutMs: 1 })).toThrow(/concurrency/);
+    expect(() => createCommandRunner({ ...base, concurrency: 1, timeoutMs: -1 })).toThrow(/timeoutMs/);
+  });
+});
