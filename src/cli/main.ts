@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Main>> = {
   bmc: async () => bmcMain,
   serve: async () => (await import('./serve.js')).serveMain,
   sim: async () => (await import('./sim.js')).simMain,
+  lab: async () => (await import('./lab.js')).labMain,
 };
 
 /** Commands that handle SIGINT/SIGTERM themselves (graceful shutdown). */

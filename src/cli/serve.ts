@@ -7,6 +7,7 @@ import { ConfigError } from '../config/error.js';
 import { loadConfig } from '../config/config.js';
 import { startDaemon, type PartFactory } from '../daemon.js';
 import { createLogger } from '../log.js';
+import { commandsPart } from '../parts/commands.js';
 import { UsageError } from './args.js';
 
 export const SERVE_USAGE = `usage: metal-bmc serve
@@ -15,8 +16,8 @@ Runs the daemon. Every setting comes from METAL_BMC_* environment variables
 (see docs/configuration.md); METAL_BMC_PARTITION_ID, METAL_BMC_METAL_API_URL and
 METAL_BMC_METAL_API_HMAC_KEY are required.`;
 
-/** Parts beyond discovery and reporting; filled in as the bus and console modules land. */
-export const DEFAULT_PARTS: PartFactory[] = [];
+/** Parts beyond discovery and reporting, started in this order and stopped in reverse. */
+export const DEFAULT_PARTS: PartFactory[] = [commandsPart];
 
 export async function serveMain(argv: string[], io: { stdout: NodeJS.WritableStream; env: NodeJS.ProcessEnv }): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {

@@ -1,0 +1,87 @@
+/**
+ * The local lab: everything the daemon talks to, on this machine, and the daemon itself.
+ * A simulated fleet with its lease file, Debian's nats-server with JetStream, the metal-api
+ * stand-in (checks HMAC, validates against the real swagger, prints what it receives), and
+ * `metal-bmc serve` configured against them.
+ */
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { loadConfig } from '../config/config.js';
+import type { Config } from '../config/config.js';
+import { startDaemon, type Daemon, type PartFactory } from '../daemon.js';
+import type { Logger } from '../log.js';
+import { startMetalApiStandIn, type MetalApiStandIn } from '../metalapi/standin.js';
+import { startControlServer } from '../sim/control.js';
+import { startFleet, type Fleet } from '../sim/fleet.js';
+import { startNatsServer, type NatsServer } from './nats-server.js';
+
+export interface LabOptions {
+  count: number;
+  dir: string;
+  ipmiPort: number;
+  redfishPort: number;
+  /** second octet of the fleet's loopback /16 */
+  cidr: string;
+  logger: Logger;
+  parts: PartFactory[];
+  /** extra METAL_BMC_* settings (console certificates, ports) */
+  env?: Record<string, string>;
+  print: (line: string) => void;
+}
+
+export interface Lab {
+  fleet: Fleet;
+  nats: NatsServer;
+  metalApi: MetalApiStandIn;
+  daemon: Daemon;
+  config: Config;
+  controlPort: number;
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+export const LAB_HMAC_KEY = 'lab-hmac-key-not-secret';
+export const LAB_PARTITION = 'lab';
+
+export async function startLab(o: LabOptions): Promise<Lab> {
+  const dir = resolve(o.dir);
+  mkdirSync(join(dir, 'nats'), { recursive: true });
+  const leaseFile = join(dir, 'dhcpd.leases');
+  const fleet = await startFleet({ count: o.count, cidr: o.cidr, ipmiPort: o.ipmiPort, redfishPort: o.redfishPort, leaseFile, stateFile: join(dir, 'fleet-state.json'), password: 'ADMIN' });
+  const stops: Array<() => Promise<unknown>> = [() => fleet.close()];
+  const stopAll = async () => {
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+  };
+  try {
+    const control = await startControlServer(fleet, 0);
+    stops.push(() => control.close());
+    const nats = await startNatsServer({ jetstream: true, storeDir: join(dir, 'nats') });
+    stops.push(() => nats.stop());
+    const metalApi = await startMetalApiStandIn({ hmacKey: LAB_HMAC_KEY, credentials: { user: fleet.user, password: fleet.password } });
+    stops.push(() => metalApi.close());
+    metalApi.on('report', (body: { reports: Record<string, unknown> }, answer?: { created?: string[]; updated?: string[] }) => {
+      o.print(`metal-api stand-in: report with ${Object.keys(body.reports).length} machines (created ${answer?.created?.length ?? 0}, updated ${answer?.updated?.length ?? 0})`);
+    });
+    const env: Record<string, string> = {
+      METAL_BMC_PARTITION_ID: LAB_PARTITION,
+      METAL_BMC_METAL_API_URL: metalApi.url,
+      METAL_BMC_METAL_API_HMAC_KEY: LAB_HMAC_KEY,
+      METAL_BMC_LEASE_FILE: leaseFile,
+      METAL_BMC_REPORT_INTERVAL: '1m',
+      METAL_BMC_IPMI_PORT: String(fleet.ipmiPort),
+      METAL_BMC_REDFISH_PORT: String(fleet.redfishPort),
+      METAL_BMC_IPMI_USER: fleet.user,
+      METAL_BMC_IPMI_PASSWORD: fleet.password,
+      METAL_BMC_MQ_ADDRESS: nats.url,
+      METAL_BMC_HTTP_ADDRESS: '127.0.0.1:0',
+      ...o.env,
+    };
+    const config = loadConfig(env);
+    const daemon = await startDaemon(config, o.logger, o.parts);
+    stops.push(() => daemon.stop());
+    return { fleet, nats, metalApi, daemon, config, controlPort: control.port, env, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
