@@ -70,7 +70,12 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   // 1. leases, 2. reporter
   let leaseProblem: string | undefined = 'lease file not read yet';
   // the watcher reports changes from its first read on; the reporter exists right after it
-  const late: { reporter?: Reporter } = {};
+  const late: { reporter?: Reporter; started?: boolean } = {};
+  const startReporting = () => {
+    if (late.started || !late.reporter) return;
+    late.started = true;
+    late.reporter.start();
+  };
   const watcher: LeaseWatcher = watchLeases(config.leases.file, {
     format: config.leases.format,
     allowedCidrs: config.leases.allowedCidrs,
@@ -82,9 +87,12 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       if (view.added.length + view.removed.length + view.changed.length > 0) {
         logger.info({ active: view.leases.length, added: view.added.map((l) => l.ip), removed: view.removed.map((l) => l.ip), changed: view.changed.map((l) => l.ip) }, 'BMC leases changed');
       }
-      if (fresh.length > 0 && late.reporter && late.reporter.cyclesRun > 0) late.reporter.leasesChanged(fresh);
+      // the first view starts the first full cycle; later changes get a quick cycle of their own
+      if (!late.started) startReporting();
+      else if (fresh.length > 0) late.reporter?.leasesChanged(fresh);
     },
     onError: (err) => {
+      if (!late.started) startReporting();
       metrics.leaseErrors.inc();
       if (watcher?.current().length === 0) leaseProblem = err.message;
       logger.error({ file: config.leases.file, err: err.message }, 'cannot use the lease file; keeping the last good view');
@@ -102,7 +110,10 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
     leases: () => watcher.current(),
   });
   late.reporter = reporter;
-  reporter.start();
+  // normally the watcher's first read starts reporting; this covers a watcher that reported before
+  if (watcher.current().length > 0 || leaseProblem !== 'lease file not read yet') startReporting();
+  const firstReadFallback = setTimeout(startReporting, 5000);
+  firstReadFallback.unref();
 
   // 3. bus and console parts, in the order given
   const context: DaemonContext = { config, logger, registry, metalApi, connectBmc };

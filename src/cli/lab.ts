@@ -49,8 +49,8 @@ export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   print(`  one BMC          npx tsx src/cli/main.ts bmc info --address ${m0.address}:${lab.fleet.ipmiPort} --redfish-port ${lab.fleet.redfishPort} --password ADMIN`);
   print('');
 
-  await lab.daemon.reporter.idle();
-  await waitReady(`http://127.0.0.1:${lab.daemon.opsPort}/readyz`);
+  await waitFor(() => lab.metalApi.reports.length > 0);
+  await waitFor(() => fetch(`http://127.0.0.1:${lab.daemon.opsPort}/readyz`).then((r) => r.status === 200, () => false));
   const code = await demo(lab, print);
   if (values.once) {
     await lab.stop();
@@ -65,12 +65,11 @@ export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   return 0;
 }
 
-/** Waits until the daemon reports ready (NATS consumer set up, lease file read). */
-async function waitReady(url: string, ms = 30_000): Promise<void> {
+/** Waits for the first report to reach metal-api, and for readiness (NATS consumer set up, lease file read). */
+async function waitFor(check: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
-    const status = await fetch(url).then((r) => r.status, () => 0);
-    if (status === 200) return;
+    if (await check()) return;
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -1,0 +1,20 @@
+/** The README's first command: the lab comes up, the daemon reports the fleet and runs a command. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+
+it('metal-bmc lab --once: fleet reported to the metal-api stand-in, LED-ON demo succeeds', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lab-'));
+  try {
+    const r = await runCli(['lab', '--count', '3', '--once', '--dir', dir], { timeoutMs: 60_000 });
+    expect(r.stdout).toContain('lab is up');
+    expect(r.stdout).toMatch(/metal-api stand-in: report with 3 machines/);
+    expect(r.stdout).toMatch(/demo: result \{.*"command":"LED-ON","ok":true/);
+    expect(r.stdout).toContain("identify LED is now on");
+    expect(r.code).toBe(0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 90_000);
