@@ -10,6 +10,7 @@ import { defaultDurableName, subscribeMachineEvents, type MachineEventSubscripti
 import { publishResult } from '../bus/results.js';
 import type { PartFactory } from '../daemon.js';
 import type { Logger } from '../log.js';
+import { createOutbandPool } from '../outband/pool.js';
 import { createEventHandler } from '../commands/handler.js';
 import { createCommandMetrics, type CommandMetrics } from '../commands/metrics.js';
 import { createCommandRunner, type CommandRunner, type ConnectBmc } from '../commands/runner.js';
@@ -81,6 +82,7 @@ export const commandsPart: PartFactory = async (ctx) => {
   const metrics = createCommandMetrics(registry);
   metrics.natsConnected.set(0);
   const aborter = new AbortController();
+  const pool = createOutbandPool({ idleMs: 20_000 });
   let bus: BusConnection | undefined;
   let service: CommandService | undefined;
   let problem: string | undefined = 'connecting to NATS';
@@ -109,7 +111,9 @@ export const commandsPart: PartFactory = async (ctx) => {
           resultSubject: config.mq.resultTopic,
           ttlMs: config.mq.machineTopicTtlMs,
           durableName: defaultDurableName(config.partitionId),
-          connect: (ipmi, { signal }) => ctx.connectBmc(ipmi.host, { signal, port: ipmi.port, ...(ipmi.user ? { user: ipmi.user } : {}), ...(ipmi.password ? { password: ipmi.password } : {}) }),
+          // a burst of commands for one BMC reuses its sessions for a few seconds
+          connect: (ipmi, { signal }) =>
+            pool.acquire(ipmi, () => ctx.connectBmc(ipmi.host, { signal, port: ipmi.port, ...(ipmi.user ? { user: ipmi.user } : {}), ...(ipmi.password ? { password: ipmi.password } : {}) })),
           concurrency: config.commands.concurrency,
           timeoutMs: config.commands.timeoutMs,
           logger,
@@ -134,6 +138,7 @@ export const commandsPart: PartFactory = async (ctx) => {
       aborter.abort();
       await starting;
       await service?.stop(deadlineMs);
+      await pool.close();
       await bus?.close();
     },
   };
