@@ -4,6 +4,7 @@
  * Outband and always closes it. `stop()` refuses new work; `drain()` waits for accepted work
  * and aborts what is still running at its deadline.
  */
+import { deadline } from '../deadline.js';
 import { abortError, BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Outband } from '../outband/types.js';
@@ -93,8 +94,10 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
 
   async function execute(plan: Plan): Promise<CommandResult> {
     const started = Date.now();
-    const signal = AbortSignal.any([AbortSignal.timeout(o.timeoutMs), stopper.signal]);
     const what = `${plan.command} for machine ${plan.machineId || plan.key}`;
+    // a timer of our own: AbortSignal.timeout() reachable only through AbortSignal.any() may be collected before it fires
+    const commandDeadline = deadline(o.timeoutMs, what, stopper.signal);
+    const signal = commandDeadline.signal;
     let outcome: CommandOutcome = 'ok';
     let failure: unknown;
     if (plan.actions.length > 0) {
@@ -115,6 +118,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
         if (bmc) await closeQuietly(bmc);
       }
     }
+    commandDeadline.dispose();
     const durationMs = Date.now() - started;
     const result: CommandResult = { machineId: plan.machineId, type: plan.type, command: plan.command, ok: outcome === 'ok', durationMs, startedAt: new Date(started).toISOString() };
     if (failure !== undefined) {

@@ -5,6 +5,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { request, type Dispatcher } from 'undici';
+import { deadline } from '../deadline.js';
 import { BmcError, abortError } from '../errors.js';
 import { signHeaders } from './hmac.js';
 import type { MachineIpmi, MachineIpmiReportResponse, MachineIpmiReports, MetalFru } from './types.js';
@@ -133,8 +134,9 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
     const payload = body === undefined ? undefined : JSON.stringify(body);
     for (let attempt = 0; ; attempt++) {
       if (caller?.aborted) throw abortError(caller, what);
-      const deadline = AbortSignal.timeout(timeoutMs);
-      const signal = caller ? AbortSignal.any([caller, deadline]) : deadline;
+      // a timer of our own: AbortSignal.timeout() reachable only through AbortSignal.any() may be collected before it fires
+      const attemptDeadline = deadline(timeoutMs, label, caller);
+      const signal = attemptDeadline.signal;
       let error: BmcError;
       let retryable: boolean;
       let minimumDelay = 0;
@@ -156,12 +158,15 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
         const message = serverMessage(text, hmacKey);
         error = new BmcError('HTTP', `${label}: HTTP ${res.statusCode}${message === '' ? '' : `: ${message}`}`, { httpStatus: res.statusCode });
       } catch (err) {
-        if (err instanceof BmcError) throw err;
+        // our own errors pass through, except the attempt deadline's, which undici rethrows and we retry
+        if (err instanceof BmcError && err !== signal.reason) throw err;
         if (caller?.aborted) throw abortError(caller, what);
         retryable = true;
-        error = deadline.aborted
+        error = signal.aborted
           ? new BmcError('TIMEOUT', `${label}: no answer within ${timeoutMs} ms`, { cause: err })
           : new BmcError('CLOSED', `${label}: connection failed (${networkReason(err)})`, { cause: err });
+      } finally {
+        attemptDeadline.dispose();
       }
       if (!retryable) throw error;
       if (attempt >= retries) {

@@ -3,7 +3,7 @@
  * persistent boot override, identify LED.
  */
 import { BmcError } from '../errors.js';
-import { checkMs, deadline, sleep } from './deadline.js';
+import { checkMs, deadline, sleep } from '../deadline.js';
 import { parseChassis, parseSystem, type ChassisInfo, type SystemInfo } from './parse.js';
 import { firstSystemPath, readActionInfoAllowable, readSystem } from './resources.js';
 import type { RedfishClient } from './session.js';

@@ -8,7 +8,7 @@
 import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { BmcError, abortError } from '../errors.js';
-import { checkCount, checkMs, deadline, sleep } from './deadline.js';
+import { checkCount, checkMs, deadline, sleep } from '../deadline.js';
 import { httpError, isRetryableNetworkError, scrub, transportError } from './http-errors.js';
 import { tlsConnector, tlsPolicy, type TlsOptions } from './tls.js';
 

@@ -7,7 +7,7 @@
 import type { Readable } from 'node:stream';
 import { BmcError, isBmcError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { checkMs } from './deadline.js';
+import { checkMs } from '../deadline.js';
 import { createTransport, resolvePath, type HttpMethod, type HttpResponse, type HttpTransport, type TransportOptions } from './http.js';
 import { odataId, str } from './json.js';
 

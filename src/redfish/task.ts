@@ -5,7 +5,7 @@
  * until the overall deadline.
  */
 import { BmcError } from '../errors.js';
-import { checkMs, deadline, sleep } from './deadline.js';
+import { checkMs, deadline, sleep } from '../deadline.js';
 import { odataId } from './json.js';
 import { isTask, parseTask, type TaskInfo } from './parse.js';
 import type { RedfishClient, RedfishReply } from './session.js';

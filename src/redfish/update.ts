@@ -8,7 +8,7 @@
 import { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
 import { BmcError, abortError } from '../errors.js';
-import { checkMs, deadline } from './deadline.js';
+import { checkMs, deadline } from '../deadline.js';
 import { transportError } from './http-errors.js';
 import { multipartBody, multipartFrame, multipartLength } from './multipart.js';
 import type { TaskInfo } from './parse.js';

@@ -2,6 +2,7 @@
  * One report cycle: read every BMC (bounded concurrency, a deadline each), then post one
  * report to metal-api. A BMC that fails is logged and skipped; it never blocks the others.
  */
+import { deadline } from '../deadline.js';
 import { abortError, BmcError } from '../errors.js';
 import type { Lease } from '../leases/types.js';
 import type { Logger } from '../log.js';
@@ -31,8 +32,8 @@ export interface CycleResult {
 }
 
 export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSignal): Promise<BmcReport | undefined> {
-  const deadline = AbortSignal.timeout(deps.bmcTimeoutMs);
-  const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
+  const bmcDeadline = deadline(deps.bmcTimeoutMs, `reading BMC ${lease.ip}`, signal);
+  const combined = bmcDeadline.signal;
   let bmc: Outband | undefined;
   try {
     bmc = await deps.connect(lease.ip, combined);
@@ -47,6 +48,7 @@ export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSigna
     deps.logger.warn({ bmc: lease.ip, mac: lease.mac, code, err: err instanceof Error ? err.message : String(err) }, 'cannot read BMC, skipped in this report');
     return undefined;
   } finally {
+    bmcDeadline.dispose();
     await bmc?.close();
   }
 }

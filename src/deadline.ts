@@ -5,7 +5,7 @@
  * requests under one daemon-wide signal leave nothing behind.
  */
 import { setTimeout as sleepFor } from 'node:timers/promises';
-import { BmcError, abortError } from '../errors.js';
+import { BmcError, abortError } from './errors.js';
 
 export interface Deadline {
   readonly signal: AbortSignal;
