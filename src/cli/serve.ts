@@ -7,6 +7,7 @@ import { ConfigError } from '../config/error.js';
 import { loadConfig } from '../config/config.js';
 import { startDaemon, type PartFactory } from '../daemon.js';
 import { createLogger } from '../log.js';
+import { consolePart } from '../parts/console.js';
 import { commandsPart } from '../parts/commands.js';
 import { UsageError } from './args.js';
 
@@ -17,7 +18,7 @@ Runs the daemon. Every setting comes from METAL_BMC_* environment variables
 METAL_BMC_METAL_API_HMAC_KEY are required.`;
 
 /** Parts beyond discovery and reporting, started in this order and stopped in reverse. */
-export const DEFAULT_PARTS: PartFactory[] = [commandsPart];
+export const DEFAULT_PARTS: PartFactory[] = [commandsPart, consolePart];
 
 export async function serveMain(argv: string[], io: { stdout: NodeJS.WritableStream; env: NodeJS.ProcessEnv }): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {

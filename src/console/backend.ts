@@ -1,0 +1,54 @@
+/**
+ * The daemon's console backend: look the machine up at metal-api (GET /v1/machine/{id}/ipmi),
+ * connect to its BMC, and open the serial console with `takeOver: true` (a payload left active by
+ * a crashed session is taken over). The Outband is closed once the console stream exists; the
+ * stream owns its own BMC session. Errors say, in one line, why the console is unavailable.
+ */
+import type { Duplex } from 'node:stream';
+import { BmcError } from '../errors.js';
+import type { MachineIpmi } from '../metalapi/types.js';
+import type { Outband } from '../outband/types.js';
+import type { OpenBackend } from './types.js';
+
+export interface BmcTarget {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  signal: AbortSignal;
+}
+
+export interface MetalApiBackendOptions {
+  findIpmiMachine: (id: string, options: { signal: AbortSignal }) => Promise<MachineIpmi>;
+  connect: (target: BmcTarget) => Promise<Outband>;
+  /** IPMI port when metal-api's address has none, default 623 */
+  defaultPort?: number;
+}
+
+/** `10.1.0.17:623`, `[fd00::17]:623`, or a bare host. */
+export function splitAddress(address: string, defaultPort: number): { host: string; port: number } {
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(address);
+  if (bracketed) return { host: bracketed[1] as string, port: bracketed[2] ? Number(bracketed[2]) : defaultPort };
+  const m = /^([^:]+):(\d+)$/.exec(address);
+  if (m) return { host: m[1] as string, port: Number(m[2]) };
+  return { host: address, port: defaultPort };
+}
+
+export function metalApiConsoleBackend(options: MetalApiBackendOptions): OpenBackend {
+  const defaultPort = options.defaultPort ?? 623;
+  return async (machineId, { signal }): Promise<Duplex> => {
+    const ipmi = await options.findIpmiMachine(machineId, { signal });
+    if (!ipmi.address) throw new BmcError('INVALID_ARGUMENT', `machine ${machineId} has no BMC address at metal-api`);
+    if (!ipmi.user) throw new BmcError('INVALID_ARGUMENT', `machine ${machineId} has no BMC user at metal-api`);
+    const { host, port } = splitAddress(ipmi.address, defaultPort);
+    if (host === '' || !Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new BmcError('INVALID_ARGUMENT', `machine ${machineId} has an unusable BMC address at metal-api: ${JSON.stringify(ipmi.address)}`);
+    }
+    const outband = await options.connect({ host, port, user: ipmi.user, password: ipmi.password, signal });
+    try {
+      return await outband.openConsole({ takeOver: true, signal });
+    } finally {
+      await outband.close();
+    }
+  };
+}

@@ -1,0 +1,31 @@
+/**
+ * Console metrics: active BMC console sessions and clients (gauges read from the hub when
+ * scraped) and a counter of hub events (opens, closes, takeovers, disconnects, drops).
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { HubEvent } from './types.js';
+
+export interface ConsoleMetrics {
+  event(event: HubEvent): void;
+}
+
+export function createConsoleMetrics(registry: Registry, read: { sessions(): number; clients(): number }): ConsoleMetrics {
+  new Gauge({
+    name: 'metal_bmc_console_sessions',
+    help: 'BMC console sessions open or being (re)opened',
+    registers: [registry],
+    collect() {
+      this.set(read.sessions());
+    },
+  });
+  new Gauge({
+    name: 'metal_bmc_console_clients',
+    help: 'clients attached to console sessions (SSH and WebSocket)',
+    registers: [registry],
+    collect() {
+      this.set(read.clients());
+    },
+  });
+  const events = new Counter({ name: 'metal_bmc_console_events_total', help: 'console hub events by kind', labelNames: ['event'], registers: [registry] });
+  return { event: (event) => events.inc({ event }) };
+}

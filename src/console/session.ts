@@ -1,0 +1,435 @@
+/**
+ * One machine's console session: a single BMC serial stream shared by every client of that
+ * machine. Output goes to all clients (each through its own bounded queue, so a slow client is
+ * dropped instead of holding up the others) and into the scrollback ring; input comes only from
+ * the keyboard holder. A lost BMC stream is reopened with capped exponential backoff while
+ * clients remain; the session closes with its last client, after an idle period, or on shutdown.
+ */
+import type { Duplex } from 'node:stream';
+import { BmcError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { createRing, type Ring } from './ring.js';
+import type { ClientPort, ConsoleHandle, ConsoleNotice, ConsoleState, EndReason, HubEvent, OpenBackend } from './types.js';
+
+export interface SessionSettings {
+  openBackend: OpenBackend;
+  logger: Logger;
+  scrollbackBytes: number;
+  /** 0: never */
+  idleTimeoutMs: number;
+  openTimeoutMs: number;
+  reconnect: { initialMs: number; maxMs: number; maxAttempts: number };
+  maxClientQueueBytes: number;
+  closeTimeoutMs: number;
+  onEvent: (event: HubEvent) => void;
+}
+
+type SessionPhase =
+  | { kind: 'opening'; abort: AbortController }
+  | { kind: 'open'; backend: Duplex }
+  | { kind: 'reconnecting'; attempt: number; timer: NodeJS.Timeout | undefined; abort: AbortController | undefined }
+  | { kind: 'closed' };
+
+interface Member {
+  port: ClientPort;
+  /** false until the scrollback was replayed to it */
+  live: boolean;
+  blocked: boolean;
+  queue: Buffer[];
+  queued: number;
+  refusedAt: number;
+  gone: boolean;
+}
+
+export interface ConsoleSession {
+  readonly machineId: string;
+  readonly clientCount: number;
+  readonly closed: boolean;
+  join(port: ClientPort, options: { takeover?: boolean; signal?: AbortSignal }): Promise<ConsoleHandle>;
+  close(reason: EndReason): Promise<void>;
+}
+
+const REFUSED_NOTICE_INTERVAL_MS = 5000;
+const MAX_PENDING_INPUT = 64 * 1024;
+
+/** Waits for `promise` unless `signal` fires first; a late result is handed to `late`. */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal, late: (value: T) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let done = false;
+    const onAbort = () => {
+      if (done) return;
+      done = true;
+      const reason: unknown = signal.reason;
+      reject(reason instanceof Error ? reason : new BmcError('ABORTED', 'aborted'));
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        if (done) late(value);
+        else {
+          done = true;
+          resolve(value);
+        }
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        if (!done) {
+          done = true;
+          reject(err);
+        }
+      },
+    );
+  });
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.name === 'TimeoutError' ? 'no answer in time' : err.message;
+  return String(err);
+}
+
+export function createSession(machineId: string, settings: SessionSettings, onClosed: () => void): ConsoleSession {
+  const log = settings.logger.child({ machineId });
+  const ring: Ring = createRing(settings.scrollbackBytes);
+  const members: Member[] = [];
+  let keyboard: Member | undefined;
+  let phase: SessionPhase = { kind: 'opening', abort: new AbortController() };
+  let lastActivity = Date.now();
+  let idleTimer: NodeJS.Timeout | undefined;
+  let closing: Promise<void> | undefined;
+  let everOpened = false;
+  /** the phase as it is now, past TypeScript's narrowing across awaits */
+  const current = (): SessionPhase => phase;
+
+  function state(): ConsoleState {
+    return phase.kind === 'open' ? 'open' : phase.kind === 'reconnecting' ? 'reconnecting' : 'connecting';
+  }
+
+  function statusFor(m: Member, message?: string): ConsoleNotice {
+    return {
+      type: 'status',
+      machineId,
+      state: state(),
+      keyboard: keyboard === m,
+      owner: keyboard ? keyboard.port.identity.subject : null,
+      clients: members.length,
+      ...(message === undefined ? {} : { message }),
+    };
+  }
+
+  function tellAll(message: string): void {
+    for (const m of members) if (m.live) m.port.notify(statusFor(m, message));
+  }
+
+  function who(m: Member): Record<string, string> {
+    return { client: m.port.identity.subject, remote: m.port.identity.remote, transport: m.port.identity.transport };
+  }
+
+  // ---- backend lifecycle ----
+
+  async function openBackend(abort: AbortController): Promise<Duplex> {
+    // A timer of our own rather than AbortSignal.timeout(): a timeout signal referenced only
+    // through AbortSignal.any() can be garbage-collected before it fires.
+    const timer = setTimeout(() => abort.abort(new BmcError('TIMEOUT', `opening the console took longer than ${settings.openTimeoutMs} ms`)), settings.openTimeoutMs);
+    try {
+      return await raceAbort(settings.openBackend(machineId, { signal: abort.signal }), abort.signal, (late) => late.destroy());
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function openFirst(): Promise<void> {
+    if (phase.kind !== 'opening') return;
+    try {
+      const backend = await openBackend(phase.abort);
+      if (current().kind === 'closed') {
+        backend.destroy();
+        throw new BmcError('CLOSED', `console of machine ${machineId} was closed while opening`);
+      }
+      everOpened = true;
+      attach(backend);
+      settings.onEvent('session-open');
+      log.info({ ...(members[0] ? who(members[0]) : {}), clients: members.length }, 'console session opened');
+    } catch (err) {
+      if (current().kind !== 'closed') {
+        settings.onEvent('open-failed');
+        log.warn({ err: describe(err) }, 'console session could not be opened');
+        finish();
+      }
+      throw err;
+    }
+  }
+
+  function attach(backend: Duplex): void {
+    phase = { kind: 'open', backend };
+    armIdle();
+    backend.on('data', (data: Buffer) => output(data));
+    backend.on('error', (err: Error) => lost(backend, err));
+    backend.on('end', () => lost(backend, new BmcError('CLOSED', 'the BMC ended the console')));
+    backend.on('close', () => lost(backend, new BmcError('CLOSED', 'the BMC console closed')));
+  }
+
+  function lost(backend: Duplex, err: unknown): void {
+    if (phase.kind !== 'open' || phase.backend !== backend) return;
+    backend.destroy();
+    settings.onEvent('bmc-disconnect');
+    log.warn({ err: describe(err) }, 'BMC console lost');
+    scheduleReconnect(1, `BMC connection lost (${describe(err)})`);
+  }
+
+  function scheduleReconnect(attempt: number, why: string): void {
+    const { initialMs, maxMs, maxAttempts } = settings.reconnect;
+    if (attempt > maxAttempts) {
+      void close({ code: 'bmc-gone', message: `${why}; gave up after ${maxAttempts} attempts`, error: true });
+      return;
+    }
+    const delayMs = Math.min(maxMs, initialMs * 2 ** (attempt - 1));
+    const timer = setTimeout(() => void reconnect(attempt), delayMs);
+    phase = { kind: 'reconnecting', attempt, timer, abort: undefined };
+    tellAll(`${why}; reconnecting in ${(delayMs / 1000).toFixed(1)} s (attempt ${attempt})`);
+  }
+
+  async function reconnect(attempt: number): Promise<void> {
+    if (phase.kind !== 'reconnecting') return;
+    const abort = new AbortController();
+    phase = { kind: 'reconnecting', attempt, timer: undefined, abort };
+    try {
+      const backend = await openBackend(abort);
+      if (phase.kind !== 'reconnecting' || phase.abort !== abort) {
+        backend.destroy();
+        return;
+      }
+      attach(backend);
+      settings.onEvent('reconnect');
+      log.info({ attempt }, 'BMC console reconnected');
+      tellAll('BMC connection re-established');
+    } catch (err) {
+      if (phase.kind !== 'reconnecting' || phase.abort !== abort) return;
+      settings.onEvent('reconnect-failed');
+      log.warn({ attempt, err: describe(err) }, 'BMC console reconnect failed');
+      scheduleReconnect(attempt + 1, `reconnect failed (${describe(err)})`);
+    }
+  }
+
+  async function closeBackend(backend: Duplex): Promise<void> {
+    if (backend.destroyed) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        backend.destroy();
+        resolve();
+      }, settings.closeTimeoutMs);
+      timer.unref();
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      backend.once('close', done);
+      backend.once('finish', done);
+      backend.once('error', done);
+      backend.end();
+    });
+    backend.destroy();
+  }
+
+  // ---- output and input ----
+
+  function output(data: Buffer): void {
+    lastActivity = Date.now();
+    ring.push(data);
+    for (const m of [...members]) if (m.live) deliver(m, data);
+  }
+
+  function deliver(m: Member, data: Buffer): void {
+    if (m.blocked) {
+      m.queue.push(data);
+      m.queued += data.length;
+      if (m.queued > settings.maxClientQueueBytes) drop(m);
+      return;
+    }
+    if (!m.port.send(data)) m.blocked = true;
+  }
+
+  function flush(m: Member): void {
+    m.blocked = false;
+    while (!m.blocked && m.queue.length > 0) {
+      const next = m.queue.shift() as Buffer;
+      m.queued -= next.length;
+      if (!m.port.send(next)) m.blocked = true;
+    }
+  }
+
+  function drop(m: Member): void {
+    settings.onEvent('client-dropped-slow');
+    log.warn({ ...who(m), queued: m.queued }, 'console client too slow, dropped');
+    const reason: EndReason = { code: 'slow', message: `client too slow: more than ${settings.maxClientQueueBytes} bytes of output waiting`, error: true };
+    remove(m, 'dropped');
+    m.port.end(reason);
+  }
+
+  function input(m: Member, data: Buffer): void {
+    if (m.gone || data.length === 0) return;
+    if (keyboard !== m) {
+      settings.onEvent('input-refused');
+      const now = Date.now();
+      if (now - m.refusedAt >= REFUSED_NOTICE_INTERVAL_MS) {
+        m.refusedAt = now;
+        const owner = keyboard ? keyboard.port.identity.subject : 'nobody';
+        m.port.notify({ type: 'error', message: `input ignored: the keyboard is held by ${owner}; take it over to type` });
+      }
+      return;
+    }
+    lastActivity = Date.now();
+    if (phase.kind !== 'open') {
+      m.port.notify({ type: 'error', message: 'input ignored: the BMC console is not connected' });
+      return;
+    }
+    if (phase.backend.writableLength > MAX_PENDING_INPUT) {
+      m.port.notify({ type: 'error', message: 'input ignored: the BMC does not take input fast enough' });
+      return;
+    }
+    phase.backend.write(data);
+  }
+
+  function takeover(m: Member): void {
+    if (m.gone) return;
+    if (keyboard === m) {
+      m.port.notify(statusFor(m, 'you already hold the keyboard'));
+      return;
+    }
+    const previous = keyboard;
+    keyboard = m;
+    settings.onEvent('takeover');
+    log.info({ ...who(m), previous: previous?.port.identity.subject ?? null }, 'console keyboard taken over');
+    tellAll(`keyboard taken over by ${m.port.identity.subject}`);
+  }
+
+  // ---- membership ----
+
+  function remove(m: Member, how: 'left' | 'dropped' | 'ended'): void {
+    if (m.gone) return;
+    m.gone = true;
+    m.queue = [];
+    m.queued = 0;
+    const i = members.indexOf(m);
+    if (i >= 0) members.splice(i, 1);
+    settings.onEvent('client-leave');
+    if (how !== 'ended') log.info({ ...who(m), how, clients: members.length }, 'console client left');
+    if (keyboard === m) {
+      keyboard = members.find((x) => x.live);
+      if (keyboard) {
+        log.info({ ...who(keyboard) }, 'console keyboard passed on');
+        tellAll(`keyboard passed to ${keyboard.port.identity.subject} (${m.port.identity.subject} left)`);
+      }
+    }
+    if (members.length === 0 && phase.kind !== 'closed') {
+      void close({ code: 'last-client', message: 'the last client left', error: false });
+    }
+  }
+
+  async function join(port: ClientPort, options: { takeover?: boolean; signal?: AbortSignal }): Promise<ConsoleHandle> {
+    if (phase.kind === 'closed') throw new BmcError('CLOSED', `console of machine ${machineId} is closed`);
+    const m: Member = { port, live: false, blocked: false, queue: [], queued: 0, refusedAt: 0, gone: false };
+    members.push(m);
+    settings.onEvent('client-join');
+    const onAbort = () => remove(m, 'left');
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await firstOpen;
+    } catch (err) {
+      m.gone = true;
+      throw err;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+    if (m.gone) throw new BmcError(current().kind === 'closed' ? 'CLOSED' : 'ABORTED', `console of machine ${machineId}: the client left while connecting`);
+    // Scrollback first, then live output: nothing runs between the snapshot and `live = true`.
+    const scrollback = ring.snapshot();
+    m.live = true;
+    if (scrollback.length > 0) deliver(m, scrollback);
+    log.info({ ...who(m), clients: members.length, scrollback: scrollback.length }, 'console client joined');
+    if (keyboard === undefined || options.takeover) {
+      if (keyboard !== undefined) takeover(m);
+      else keyboard = m;
+    }
+    m.port.notify(statusFor(m, `connected to the console of machine ${machineId}`));
+    return {
+      machineId,
+      get hasKeyboard() {
+        return keyboard === m;
+      },
+      input: (data) => input(m, data),
+      takeover: () => takeover(m),
+      resize: (cols, rows) => {
+        if (!m.gone) log.debug({ ...who(m), cols, rows }, 'console client resized its terminal');
+      },
+      drained: () => {
+        if (!m.gone) flush(m);
+      },
+      leave: () => remove(m, 'left'),
+    };
+  }
+
+  // ---- idle and close ----
+
+  function armIdle(): void {
+    if (settings.idleTimeoutMs <= 0 || idleTimer) return;
+    const check = () => {
+      idleTimer = undefined;
+      if (phase.kind === 'closed') return;
+      const idleFor = Date.now() - lastActivity;
+      if (idleFor >= settings.idleTimeoutMs) {
+        settings.onEvent('idle-timeout');
+        void close({ code: 'idle', message: `no input and no output for ${Math.round(settings.idleTimeoutMs / 1000)} s`, error: false });
+        return;
+      }
+      idleTimer = setTimeout(check, settings.idleTimeoutMs - idleFor);
+      idleTimer.unref();
+    };
+    idleTimer = setTimeout(check, settings.idleTimeoutMs);
+    idleTimer.unref();
+  }
+
+  function finish(): void {
+    phase = { kind: 'closed' };
+    if (idleTimer) clearTimeout(idleTimer);
+    onClosed();
+  }
+
+  function close(reason: EndReason): Promise<void> {
+    closing ??= (async () => {
+      const previous = phase;
+      finish();
+      if (previous.kind === 'opening') previous.abort.abort(new BmcError('CLOSED', reason.message));
+      if (previous.kind === 'reconnecting') {
+        if (previous.timer) clearTimeout(previous.timer);
+        previous.abort?.abort(new BmcError('CLOSED', reason.message));
+      }
+      for (const m of [...members]) {
+        remove(m, 'ended');
+        if (m.live) m.port.end(reason);
+      }
+      keyboard = undefined;
+      if (everOpened) {
+        settings.onEvent('session-close');
+        log.info({ reason: reason.code, message: reason.message }, 'console session closed');
+      }
+      if (previous.kind === 'open') await closeBackend(previous.backend);
+    })();
+    return closing;
+  }
+
+  const firstOpen = openFirst();
+  firstOpen.catch(() => undefined);
+  return {
+    machineId,
+    get clientCount() {
+      return members.length;
+    },
+    get closed() {
+      return phase.kind === 'closed';
+    },
+    join,
+    close,
+  };
+}

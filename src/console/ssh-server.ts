@@ -1,0 +1,239 @@
+/**
+ * The metal-console listener: SSH inside mutual TLS, as the Go metal-bmc serves it.
+ *
+ * Authentication: TLS 1.3 only, and the client must present a certificate that chains to the
+ * console CA (`requestCert` + `rejectUnauthorized`); a handshake without one, or with one from
+ * another CA, fails before any byte of SSH. Inside, SSH auth method `none` is accepted, because
+ * the certificate is the authentication; the SSH user name is the machine id. The certificate
+ * subject is the client's identity in logs and keyboard notices.
+ *
+ * Wiring: node:tls accepts and verifies; each verified TLS socket is handed to one shared
+ * ssh2 `Server` through its public `injectSocket()`, which runs the SSH server protocol over
+ * any duplex socket. ssh2 reports the connection with the socket's remote address and port,
+ * by which the TLS identity is looked up. The SSH host key is derived from the TLS key file.
+ *
+ * Sessions: pty (any size; SOL has none), then shell or exec (the command is ignored, except
+ * `takeover`, which takes the keyboard on joining). Output goes to stdout; notices (keyboard,
+ * BMC disconnects) and errors go to stderr as one line each. When the console cannot be
+ * opened (unknown machine, no BMC data, BMC unreachable, wrong BMC password) the session gets
+ * one line on stderr and exit status 1, then closes.
+ */
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import ssh2 from 'ssh2';
+import type { Connection, ServerChannel, Session } from 'ssh2';
+import type { Logger } from '../log.js';
+import type { ConsoleHub } from './hub.js';
+import type { HostKey } from './host-key.js';
+import { remoteOf, serverTlsOptions, verifiedSubject, type ConsoleTls } from './tls.js';
+import type { ClientIdentity, ClientPort, ConsoleHandle, ConsoleNotice } from './types.js';
+
+export interface SshConsoleServerOptions {
+  tls: ConsoleTls;
+  hostKey: HostKey;
+  hub: ConsoleHub;
+  logger: Logger;
+  /** 0 picks a free port */
+  port: number;
+  host?: string;
+  /** TLS handshake plus SSH authentication must finish within this, default 20 s */
+  handshakeTimeoutMs?: number;
+  /** SSH keepalive: interval and unanswered probes before the peer is dropped; default 15 s, 3 */
+  keepaliveIntervalMs?: number;
+  keepaliveCountMax?: number;
+}
+
+export interface SshConsoleServer {
+  readonly port: number;
+  /** stop accepting connections (the sessions themselves end through the hub) */
+  stopAccepting(): void;
+  /** end what is still connected (SSH disconnect, sockets destroyed after `graceMs`) and wait for the listener to close */
+  disconnectAll(graceMs: number): Promise<void>;
+}
+
+const MAX_MACHINE_ID = 200;
+
+const isControl = (code: number) => code < 0x20 || code === 0x7f;
+
+/** one line, no control characters: error messages go into someone's terminal */
+export function oneLine(text: string): string {
+  let out = '';
+  for (const ch of text) out += isControl(ch.charCodeAt(0)) ? (out.endsWith(' ') ? '' : ' ') : ch;
+  return out.trim();
+}
+
+/** a machine id as SSH user name: 1 to 200 characters, no control characters, no slash */
+function validMachineId(name: string): boolean {
+  return name.length > 0 && name.length <= MAX_MACHINE_ID && ![...name].some((ch) => isControl(ch.charCodeAt(0)) || ch === '/');
+}
+
+/** Notices become lines on stderr; a status without a message (nothing happened) is not shown. */
+function noticeText(notice: ConsoleNotice): string | undefined {
+  return notice.message;
+}
+
+/** Joins the hub for one session channel; returns where window changes go. */
+function bridge(channel: ServerChannel, machineId: string, identity: ClientIdentity, takeover: boolean, hub: ConsoleHub, log: Logger): (cols: number, rows: number) => void {
+  let handle: ConsoleHandle | undefined;
+  let ended = false;
+  const abort = new AbortController();
+  const line = (text: string) => {
+    if (!ended) channel.stderr.write(`\r\n[metal-bmc] ${oneLine(text)}\r\n`);
+  };
+  const finish = (status: number, message?: string) => {
+    if (ended) return;
+    if (message !== undefined) line(message);
+    ended = true;
+    channel.exit(status);
+    channel.end();
+  };
+  const port: ClientPort = {
+    identity,
+    send: (data) => (ended ? true : channel.write(data)),
+    notify: (notice) => {
+      const text = noticeText(notice);
+      if (text !== undefined) line(text);
+    },
+    end: (reason) => finish(reason.error ? 1 : 0, `console closed: ${reason.message}`),
+  };
+  channel.on('close', () => {
+    ended = true;
+    abort.abort();
+    handle?.leave();
+  });
+  channel.on('error', () => undefined);
+  channel.on('drain', () => handle?.drained());
+  channel.on('data', (data: Buffer) => handle?.input(data));
+  hub.join(machineId, port, { takeover, signal: abort.signal }).then(
+    (h) => {
+      if (ended) h.leave();
+      else handle = h;
+    },
+    (err: unknown) => {
+      log.info({ machineId, client: identity.subject, err: (err as Error).message }, 'console refused');
+      finish(1, `console of machine ${machineId} unavailable: ${(err as Error).message}`);
+    },
+  );
+  return (cols, rows) => handle?.resize(cols, rows);
+}
+
+function serveSession(session: Session, machineId: string, identity: ClientIdentity, hub: ConsoleHub, log: Logger): void {
+  let resize: ((cols: number, rows: number) => void) | undefined;
+  const replyOk = (accept: unknown) => {
+    if (typeof accept === 'function') (accept as () => void)();
+  };
+  session.on('pty', (accept, _reject, info) => {
+    replyOk(accept);
+    log.debug({ machineId, term: info.term, cols: info.cols, rows: info.rows }, 'console pty requested');
+  });
+  session.on('window-change', (accept, _reject, info) => {
+    replyOk(accept);
+    resize?.(info.cols, info.rows);
+  });
+  session.on('env', (accept) => replyOk(accept));
+  session.on('shell', (accept, reject) => {
+    if (resize) return reject();
+    resize = bridge(accept(), machineId, identity, false, hub, log);
+  });
+  session.on('exec', (accept, reject, info) => {
+    if (resize) return reject();
+    resize = bridge(accept(), machineId, identity, info.command.trim() === 'takeover', hub, log);
+  });
+}
+
+export async function startSshConsoleServer(options: SshConsoleServerOptions): Promise<SshConsoleServer> {
+  const { hub } = options;
+  const log = options.logger.child({ module: 'console-ssh' });
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 20_000;
+  /** remote address:port of a verified TLS socket → certificate subject */
+  const identities = new Map<string, string>();
+  const sockets = new Set<TLSSocket>();
+  const connections = new Set<Connection>();
+
+  const ssh = new ssh2.Server(
+    {
+      hostKeys: [options.hostKey.privatePem],
+      ident: 'metal-bmc',
+      keepaliveInterval: options.keepaliveIntervalMs ?? 15_000,
+      keepaliveCountMax: options.keepaliveCountMax ?? 3,
+    },
+    (client, info) => {
+      const remote = remoteOf({ remoteAddress: info.ip, remotePort: info.port });
+      const subject = identities.get(remote);
+      if (subject === undefined) {
+        client.end();
+        return;
+      }
+      connections.add(client);
+      const deadline = setTimeout(() => client.end(), handshakeTimeoutMs);
+      let machineId = '';
+      client.on('error', (err) => log.debug({ remote, err: err.message }, 'console SSH connection error'));
+      client.on('close', () => {
+        clearTimeout(deadline);
+        connections.delete(client);
+      });
+      client.on('authentication', (ctx) => {
+        const name = ctx.username;
+        if (ctx.method !== 'none' || !validMachineId(name)) {
+          ctx.reject(['none']);
+          return;
+        }
+        machineId = name;
+        ctx.accept();
+      });
+      client.on('ready', () => {
+        clearTimeout(deadline);
+        const identity: ClientIdentity = { subject, remote, transport: 'ssh' };
+        log.debug({ remote, client: subject, machineId }, 'console SSH connection authenticated');
+        client.on('session', (accept) => serveSession(accept(), machineId, identity, hub, log));
+      });
+    },
+  );
+
+  const server: TlsServer = createTlsServer({ ...serverTlsOptions(options.tls, true), handshakeTimeout: handshakeTimeoutMs }, (socket) => {
+    const subject = verifiedSubject(socket);
+    if (subject === undefined) {
+      socket.destroy();
+      return;
+    }
+    const remote = remoteOf(socket);
+    identities.set(remote, subject);
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.once('close', () => {
+      identities.delete(remote);
+      sockets.delete(socket);
+    });
+    ssh.injectSocket(socket);
+  });
+  server.on('tlsClientError', (err, socket) => {
+    log.info({ remote: remoteOf(socket), err: err.message }, 'console TLS handshake refused');
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '0.0.0.0', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err) => log.error({ err: err.message }, 'console SSH listener error'));
+  const port = (server.address() as AddressInfo).port;
+  let closed: Promise<void> | undefined;
+  log.info({ port, hostKey: options.hostKey.fingerprint, hostKeyType: options.hostKey.type }, 'console SSH-over-TLS listener started');
+
+  return {
+    port,
+    stopAccepting() {
+      closed ??= new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+    async disconnectAll(graceMs) {
+      closed ??= new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const c of connections) c.end();
+      const deadline = Date.now() + graceMs;
+      while (sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
+  };
+}

@@ -1,0 +1,67 @@
+/**
+ * TLS material and rules shared by both console listeners: TLS 1.3 only, the server certificate
+ * and key from the console files, client certificates verified against the console CA, and the
+ * certificate subject as the client's identity in logs and keyboard notices.
+ */
+import { readFileSync } from 'node:fs';
+import type { PeerCertificate, TLSSocket, TlsOptions } from 'node:tls';
+import { BmcError } from '../errors.js';
+
+export interface ConsoleTlsFiles {
+  caCertFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+export interface ConsoleTls {
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+  keyFile: string;
+}
+
+function read(file: string, what: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new BmcError('CONFIG', `console ${what} ${file} cannot be read: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export function loadConsoleTls(files: Partial<ConsoleTlsFiles>): ConsoleTls {
+  const { caCertFile, certFile, keyFile } = files;
+  if (!caCertFile || !certFile || !keyFile) {
+    throw new BmcError('CONFIG', 'the console needs a CA file, a certificate file and a key file (METAL_BMC_CONSOLE_CA_CERT_FILE, _CERT_FILE, _KEY_FILE)');
+  }
+  return { ca: read(caCertFile, 'CA file'), cert: read(certFile, 'certificate file'), key: read(keyFile, 'key file'), keyFile };
+}
+
+/**
+ * Server options: TLS 1.3 only, client certificates requested and verified against the CA.
+ * `requireClientCert: false` (bearer-token mode of the WebSocket listener) still asks for a
+ * certificate and verifies it, but lets the handshake finish without one; the listener then
+ * decides per request (`socket.authorized`).
+ */
+export function serverTlsOptions(tls: ConsoleTls, requireClientCert: boolean): TlsOptions {
+  return { ca: tls.ca, cert: tls.cert, key: tls.key, minVersion: 'TLSv1.3', requestCert: true, rejectUnauthorized: requireClientCert };
+}
+
+function formatSubject(subject: PeerCertificate['subject'] | undefined): string {
+  if (!subject) return '';
+  return Object.entries(subject)
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : String(v)}`)
+    .join(',');
+}
+
+/** `CN=metal-console,O=metal-stack` for a verified client certificate, undefined otherwise. */
+export function verifiedSubject(socket: TLSSocket): string | undefined {
+  if (!socket.authorized) return undefined;
+  const cert = socket.getPeerCertificate();
+  if (!cert || Object.keys(cert).length === 0) return undefined;
+  return formatSubject(cert.subject) || `serial=${cert.serialNumber}`;
+}
+
+export function remoteOf(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string {
+  const address = socket.remoteAddress ?? 'unknown';
+  return `${address.includes(':') ? `[${address}]` : address}:${socket.remotePort ?? 0}`;
+}

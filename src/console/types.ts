@@ -1,0 +1,75 @@
+/**
+ * What the console transports (SSH over mutual TLS, WebSocket) and the hub say to each other.
+ * A transport gives the hub a `ClientPort` per client and gets a `ConsoleHandle` back.
+ */
+import type { Duplex } from 'node:stream';
+
+/** Who a client is, for logs and for the keyboard owner shown to the others. */
+export interface ClientIdentity {
+  /** the client certificate's subject (`CN=metal-console,O=metal-stack`), or `bearer-token` */
+  subject: string;
+  /** `address:port` of the peer */
+  remote: string;
+  transport: 'ssh' | 'ws';
+}
+
+export type ConsoleState = 'connecting' | 'open' | 'reconnecting';
+
+/**
+ * Sent by the hub to a client: a status whenever the keyboard owner or the BMC connection
+ * changes (`message` says what happened), an error when something the client did was refused.
+ */
+export type ConsoleNotice =
+  | { type: 'status'; machineId: string; state: ConsoleState; keyboard: boolean; owner: string | null; clients: number; message?: string }
+  | { type: 'error'; message: string };
+
+/** Why the hub let go of a client. `error` is false for an orderly end (the session closed normally). */
+export interface EndReason {
+  code: 'last-client' | 'idle' | 'slow' | 'bmc-gone' | 'shutdown' | 'too-many';
+  message: string;
+  error: boolean;
+}
+
+/** The transport side of one client, as the hub sees it. None of these may throw. */
+export interface ClientPort {
+  readonly identity: ClientIdentity;
+  /** Terminal output for the client. false: the transport's buffer is full; the hub queues until `drained()`. */
+  send(data: Buffer): boolean;
+  notify(notice: ConsoleNotice): void;
+  /** The hub is done with this client: tell it `reason` and close the transport. */
+  end(reason: EndReason): void;
+}
+
+/** The client's side of its membership in a console session. Every method is a no-op after the end. */
+export interface ConsoleHandle {
+  readonly machineId: string;
+  readonly hasKeyboard: boolean;
+  /** keystrokes; reach the BMC only from the keyboard holder */
+  input(data: Buffer): void;
+  /** take the keyboard; the others are told */
+  takeover(): void;
+  /** the terminal size changed (SOL has no window size; kept for logs and future backends) */
+  resize(cols: number, rows: number): void;
+  /** the transport can take output again after `send()` returned false */
+  drained(): void;
+  /** the client left; the BMC session closes with the last client */
+  leave(): void;
+}
+
+/** Opens the serial console of a machine (metal-api lookup, then outband.openConsole({takeOver: true})). */
+export type OpenBackend = (machineId: string, options: { signal: AbortSignal }) => Promise<Duplex>;
+
+/** Things the hub counts (metal_bmc_console_events_total{event}). */
+export type HubEvent =
+  | 'session-open'
+  | 'session-close'
+  | 'open-failed'
+  | 'client-join'
+  | 'client-leave'
+  | 'takeover'
+  | 'bmc-disconnect'
+  | 'reconnect'
+  | 'reconnect-failed'
+  | 'client-dropped-slow'
+  | 'idle-timeout'
+  | 'input-refused';

@@ -1,0 +1,259 @@
+/**
+ * The WebSocket console listener (HTTPS, its own port) for browsers and tools, and the page
+ * of page.ts on the same server.
+ *
+ * Authentication: TLS 1.3 only. Without a configured token, a client certificate that chains
+ * to the console CA is required in the handshake (as on the SSH listener). With a token
+ * (bearer-token mode, for browsers without client certificates), certificates are still
+ * requested and verified but not required: a request is let in with a verified certificate, or
+ * with the token as `Authorization: Bearer <token>` or `?token=<token>`, compared in constant
+ * time. Anything else gets 401 before the upgrade. Identity in logs: the certificate subject,
+ * or `bearer-token`.
+ *
+ * Protocol on /v1/machine/{id}/console: binary frames carry terminal bytes both ways; text
+ * frames carry JSON control messages, up `{"type":"resize","cols":..,"rows":..}` and
+ * `{"type":"takeover"}`, down `{"type":"status",...}`, `{"type":"error","message":..}` and
+ * `{"type":"closed","message":..,"error":..}` before the server closes. Invalid JSON or an
+ * unknown message is answered with an error (after 20 of them the socket is closed with 1008);
+ * frames over 64 KiB close it with 1009. The server pings every 15 s and terminates peers that
+ * did not answer the previous ping.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import type { Logger } from '../log.js';
+import type { ConsoleHub } from './hub.js';
+import { createPageRoutes } from './page.js';
+import { remoteOf, serverTlsOptions, verifiedSubject, type ConsoleTls } from './tls.js';
+import type { ClientIdentity, ClientPort, ConsoleHandle } from './types.js';
+
+export interface WsConsoleServerOptions {
+  tls: ConsoleTls;
+  hub: ConsoleHub;
+  logger: Logger;
+  /** 0 picks a free port */
+  port: number;
+  host?: string;
+  /** bearer token; when set, client certificates become optional */
+  token?: string;
+  /** default 15 s */
+  pingIntervalMs?: number;
+  /** largest accepted frame, default 64 KiB */
+  maxFrameBytes?: number;
+}
+
+export interface WsConsoleServer {
+  readonly port: number;
+  readonly server: HttpsServer;
+  stopAccepting(): void;
+  /** terminate what is still connected after `graceMs` and wait for the listener to close */
+  disconnectAll(graceMs: number): Promise<void>;
+}
+
+const PATH = /^\/v1\/machine\/([^/]+)\/console$/;
+const MAX_BAD_MESSAGES = 20;
+/** bytes handed to a socket but not yet written out, above which the hub holds back output */
+const HIGH_WATER = 256 * 1024;
+const LOW_WATER = 64 * 1024;
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/** Constant-time comparison (over digests, so the length does not leak either). */
+export function tokenMatches(presented: string | undefined, expected: string): boolean {
+  if (presented === undefined) return false;
+  return timingSafeEqual(digest(presented), digest(expected));
+}
+
+export function presentedToken(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  if (m) return m[1];
+  return new URL(req.url ?? '/', 'https://console.invalid').searchParams.get('token') ?? undefined;
+}
+
+/** A close reason fits in 123 bytes. */
+function closeReason(text: string): string {
+  let out = text;
+  while (Buffer.byteLength(out) > 123) out = out.slice(0, -1);
+  return out;
+}
+
+function reject(socket: Socket, status: number, text: string): void {
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text) + 1}\r\n\r\n${text}\n`);
+  socket.destroySoon?.();
+}
+
+export async function startWsConsoleServer(options: WsConsoleServerOptions): Promise<WsConsoleServer> {
+  const { hub, token } = options;
+  const log = options.logger.child({ module: 'console-ws' });
+  const pingIntervalMs = options.pingIntervalMs ?? 15_000;
+  const tokenMode = token !== undefined && token !== '';
+  const alive = new WeakMap<WebSocket, boolean>();
+
+  function authorize(req: IncomingMessage): { subject: string } | undefined {
+    const subject = verifiedSubject(req.socket as TLSSocket);
+    if (subject !== undefined) return { subject };
+    if (tokenMode && tokenMatches(presentedToken(req), token)) return { subject: 'bearer-token' };
+    return undefined;
+  }
+
+  const pages = createPageRoutes(authorize);
+  const server = createHttpsServer(serverTlsOptions(options.tls, !tokenMode), (req, res) => {
+    if (pages(req, res)) return;
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  });
+  server.on('tlsClientError', (err, socket) => log.info({ remote: remoteOf(socket), err: err.message }, 'console TLS handshake refused'));
+  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 64 * 1024, perMessageDeflate: false });
+
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    socket.on('error', () => undefined);
+    const path = new URL(req.url ?? '/', 'https://console.invalid').pathname;
+    const m = PATH.exec(path);
+    let machineId = '';
+    try {
+      machineId = decodeURIComponent(m?.[1] ?? '');
+    } catch {
+      machineId = '';
+    }
+    if (!m || machineId === '') return reject(socket, 404, 'Not Found');
+    const auth = authorize(req);
+    if (!auth) {
+      log.info({ remote: remoteOf(socket), machineId }, 'console WebSocket refused: no client certificate and no valid token');
+      return reject(socket, 401, 'Unauthorized');
+    }
+    const identity: ClientIdentity = { subject: auth.subject, remote: remoteOf(socket), transport: 'ws' };
+    wss.handleUpgrade(req, socket, head, (ws) => serveClient(ws, machineId, identity));
+  });
+
+  function serveClient(ws: WebSocket, machineId: string, identity: ClientIdentity): void {
+    let handle: ConsoleHandle | undefined;
+    let inFlight = 0;
+    let blocked = false;
+    let bad = 0;
+    let ended = false;
+    const abort = new AbortController();
+    alive.set(ws, true);
+    const sendJson = (message: unknown) => {
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
+    };
+    const error = (message: string) => {
+      sendJson({ type: 'error', message });
+      if (++bad >= MAX_BAD_MESSAGES) ws.close(1008, 'too many invalid messages');
+    };
+    const port: ClientPort = {
+      identity,
+      send(data) {
+        if (ws.readyState !== ws.OPEN) return true;
+        inFlight += data.length;
+        ws.send(data, { binary: true }, () => {
+          inFlight -= data.length;
+          if (blocked && inFlight <= LOW_WATER) {
+            blocked = false;
+            handle?.drained();
+          }
+        });
+        if (inFlight > HIGH_WATER) blocked = true;
+        return !blocked;
+      },
+      notify: (notice) => sendJson(notice),
+      end(reason) {
+        ended = true;
+        sendJson({ type: 'closed', message: reason.message, error: reason.error });
+        ws.close(reason.error ? 1011 : 1000, closeReason(reason.message));
+      },
+    };
+    ws.on('pong', () => alive.set(ws, true));
+    ws.on('error', (err) => log.debug({ machineId, client: identity.subject, err: err.message }, 'console WebSocket error'));
+    ws.on('close', () => {
+      ended = true;
+      abort.abort();
+      handle?.leave();
+    });
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      if (isBinary) {
+        handle?.input(bytes);
+        return;
+      }
+      let msg: unknown;
+      try {
+        msg = JSON.parse(bytes.toString('utf8'));
+      } catch {
+        return error('invalid control message: not JSON');
+      }
+      const type = msg !== null && typeof msg === 'object' ? (msg as { type?: unknown }).type : undefined;
+      if (type === 'takeover') {
+        if (handle) handle.takeover();
+        else error('takeover: the console is not connected yet');
+        return;
+      }
+      if (type === 'resize') {
+        const { cols, rows } = msg as { cols?: unknown; rows?: unknown };
+        const ok = (v: unknown) => Number.isInteger(v) && (v as number) > 0 && (v as number) <= 10_000;
+        if (!ok(cols) || !ok(rows)) return error('resize: cols and rows must be integers from 1 to 10000');
+        handle?.resize(cols as number, rows as number);
+        return;
+      }
+      error(`unknown control message type ${JSON.stringify(type ?? null).slice(0, 40)}`);
+    });
+    hub.join(machineId, port, { signal: abort.signal }).then(
+      (h) => {
+        if (ended) h.leave();
+        else handle = h;
+      },
+      (err: unknown) => {
+        log.info({ machineId, client: identity.subject, err: (err as Error).message }, 'console refused');
+        sendJson({ type: 'error', message: `console of machine ${machineId} unavailable: ${(err as Error).message}` });
+        ws.close(1011, closeReason('console unavailable'));
+      },
+    );
+  }
+
+  const pinger = setInterval(() => {
+    for (const ws of wss.clients) {
+      if (alive.get(ws) === false) {
+        ws.terminate();
+        continue;
+      }
+      alive.set(ws, false);
+      ws.ping();
+    }
+  }, pingIntervalMs);
+  pinger.unref();
+
+  await new Promise<void>((resolve, reject_) => {
+    server.once('error', reject_);
+    server.listen(options.port, options.host ?? '0.0.0.0', () => {
+      server.off('error', reject_);
+      resolve();
+    });
+  });
+  server.on('error', (err) => log.error({ err: err.message }, 'console WebSocket listener error'));
+  const port = (server.address() as AddressInfo).port;
+  log.info({ port, auth: tokenMode ? 'client certificate or bearer token' : 'client certificate' }, 'console WebSocket listener started');
+  let closed: Promise<void> | undefined;
+  const stopAccepting = () => {
+    closed ??= new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+  };
+
+  return {
+    port,
+    server,
+    stopAccepting,
+    async disconnectAll(graceMs) {
+      stopAccepting();
+      clearInterval(pinger);
+      const deadline = Date.now() + graceMs;
+      while (wss.clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      for (const ws of wss.clients) ws.terminate();
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}

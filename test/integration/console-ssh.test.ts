@@ -1,0 +1,196 @@
+/**
+ * The metal-console path end to end with real peers: OpenSSH's `ssh` over `openssl s_client`
+ * (TLS 1.3 with a client certificate) → the console listener → the metal-api stand-in → IPMI SOL
+ * on ipmi_sim, whose serial line the test plays.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { metalApiConsoleBackend, startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
+import { createMetalApiClient } from '../../src/metalapi/client.js';
+import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
+import { ipmiOutband } from '../../src/outband/ipmi.js';
+import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
+import { captureLog, type CapturedLog } from '../helpers/log.js';
+import { createPki, type Pki } from '../helpers/pki.js';
+import { freeUdpPort } from '../helpers/ports.js';
+
+const MACHINE = '2294c949-88f6-5390-8154-fa53d93a3313';
+let pki: Pki;
+let sim: IpmiSim;
+let standin: MetalApiStandIn;
+let servers: ConsoleServers;
+let rsaServers: ConsoleServers;
+let log: CapturedLog;
+const registry = new Registry();
+
+function machine(address: string, user: string, password: string) {
+  return { address, user, password, interface: 'lanplus', mac: '', fru: {}, bmcversion: '', powerstate: '' };
+}
+
+beforeAll(async () => {
+  [pki, sim] = await Promise.all([createPki(), startIpmiSim()]);
+  await sim.serial.connected();
+  standin = await startMetalApiStandIn({ hmacKey: 'console-test-key' });
+  standin.machines.set(MACHINE, machine(`127.0.0.1:${sim.port}`, sim.user, sim.password));
+  standin.machines.set('no-bmc-data', machine('', '', ''));
+  standin.machines.set('wrong-password', machine(`127.0.0.1:${sim.port}`, sim.user, 'not-the-password'));
+  standin.machines.set('unreachable', machine(`127.0.0.1:${await freeUdpPort()}`, 'ADMIN', 'x'));
+  const api = createMetalApiClient({ baseUrl: standin.url, hmacKey: 'console-test-key', retries: 0 });
+  const openBackend = metalApiConsoleBackend({
+    findIpmiMachine: (id, o) => api.findIpmiMachine(id, o),
+    connect: async (t) => ipmiOutband({ host: t.host, port: t.port, user: t.user, password: t.password, cipherSuite: 3, retry: { deadlineMs: 1500 } }),
+  });
+  log = captureLog();
+  const common = { host: '127.0.0.1', port: 0, caCertFile: pki.ca, openBackend, logger: log.logger, hub: { reconnect: { maxAttempts: 0 } } };
+  servers = await startConsoleServers({ ...common, wsPort: null, certFile: pki.serverCert, keyFile: pki.serverKey, registry });
+  rsaServers = await startConsoleServers({ ...common, wsPort: null, certFile: pki.serverRsaCert, keyFile: pki.serverRsaKey });
+});
+
+afterAll(async () => {
+  await servers?.close();
+  await rsaServers?.close();
+  await standin?.close();
+  await sim?.stop();
+  pki?.remove();
+});
+
+interface SshRun {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exit: Promise<number | null>;
+}
+
+function ssh(user: string, o: { port: number; cert?: string; key?: string; knownHosts?: string; command?: string }): SshRun {
+  const proxy = ['openssl s_client -quiet -verify_return_error -tls1_3', `-connect 127.0.0.1:${o.port}`, `-CAfile ${pki.ca}`, o.cert ? `-cert ${o.cert} -key ${o.key}` : '', '2>/dev/null'].join(' ');
+  const hostKeyOptions = o.knownHosts
+    ? ['-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${o.knownHosts}`, '-o', 'HostKeyAlias=metal-bmc-console']
+    : ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null'];
+  const args = ['-F', '/dev/null', '-tt', '-e', 'none', '-o', `ProxyCommand=${proxy}`, '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', ...hostKeyOptions, `${user}@metal-bmc-console`];
+  if (o.command) args.push(o.command);
+  const child = spawn('ssh', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString('latin1')));
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, stdout: () => stdout, stderr: () => stderr, exit };
+}
+
+async function until(check: () => boolean | Promise<boolean>, ms = 8000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function solActive(): Promise<boolean> {
+  const r = await sim.ipmitool(['raw', '0x06', '0x4a', '0x01']);
+  const bytes = r.stdout.trim().split(/\s+/).map((b) => parseInt(b, 16));
+  if (r.code !== 0 || bytes.length < 2) throw new Error(`cannot read SOL activation status: ${r.stderr}`);
+  return (bytes[1]! & 1) === 1;
+}
+
+function knownHosts(keyFile: string): string {
+  const publicKey = execFileSync('ssh-keygen', ['-y', '-f', keyFile], { encoding: 'utf8' }).trim();
+  const file = join(pki.dir, `known_hosts.${Math.random().toString(36).slice(2)}`);
+  writeFileSync(file, `metal-bmc-console ${publicKey}\n`);
+  return file;
+}
+
+async function stop(run: SshRun): Promise<number | null> {
+  run.child.kill('SIGTERM');
+  return run.exit;
+}
+
+describe('console over SSH in mutual TLS', () => {
+  it('bridges ssh to the SOL console: serial output arrives, typed keys reach the serial line (host key pinned, ECDSA)', async () => {
+    const run = ssh(MACHINE, { port: servers.sshPort, cert: pki.clientCert, key: pki.clientKey, knownHosts: knownHosts(pki.serverKey), command: 'bash' });
+    await until(() => run.stderr().includes('connected to the console'), 10_000, 'console connected');
+    expect(await solActive()).toBe(true);
+    sim.serial.write('Debian GNU/Linux 12 machine ttyS1\r\n\r\nmachine login: ');
+    await until(() => run.stdout().includes('machine login: '), 8000, 'serial output over ssh');
+    run.child.stdin?.write('root\r');
+    await until(() => sim.serial.received().toString('latin1').includes('root\r'), 8000, 'typed keys on the serial line');
+    expect(servers.hostKey).toBe(execFileSync('ssh-keygen', ['-y', '-f', pki.serverKey], { encoding: 'utf8' }).trim());
+    const joined = log.find('console client joined').at(-1);
+    expect(joined).toMatchObject({ client: 'CN=metal-console,O=metal-stack', transport: 'ssh', machineId: MACHINE });
+    expect(await registry.getSingleMetricAsString('metal_bmc_console_sessions')).toMatch(/metal_bmc_console_sessions 1/);
+    await stop(run);
+    await until(async () => !(await solActive()), 8000, 'SOL deactivated after the ssh client left');
+    expect(servers.hub.sessionCount()).toBe(0);
+  });
+
+  it('a second ssh client watches; `takeover` as the command takes the keyboard and the first is told', async () => {
+    const first = ssh(MACHINE, { port: servers.sshPort, cert: pki.clientCert, key: pki.clientKey, command: 'bash' });
+    await until(() => first.stderr().includes('connected to the console'), 10_000, 'first connected');
+    const second = ssh(MACHINE, { port: servers.sshPort, cert: pki.clientCert, key: pki.clientKey, command: 'takeover' });
+    await until(() => first.stderr().includes('keyboard taken over by CN=metal-console,O=metal-stack'), 10_000, 'first told');
+    sim.serial.write('seen by both\r\n');
+    await until(() => first.stdout().includes('seen by both') && second.stdout().includes('seen by both'), 8000, 'output on both');
+    first.child.stdin?.write('typed-by-first\r');
+    // ipmi_sim keeps its last acknowledged SOL sequence number across activations, so the first
+    // packet of this activation (seq 1, like the last one of the previous test) is taken as a
+    // retransmission and cut short; typing again (seq 2) gets through. See the report.
+    for (let i = 0; i < 10 && !sim.serial.received().toString('latin1').includes('typed-by-second\r'); i++) {
+      second.child.stdin?.write('typed-by-second\r');
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    expect(sim.serial.received().toString('latin1')).toContain('typed-by-second\r');
+    await until(() => first.stderr().includes('input ignored'), 8000, 'first told its input was ignored');
+    expect(sim.serial.received().toString('latin1')).not.toContain('typed-by-first');
+    await Promise.all([stop(first), stop(second)]);
+    await until(() => servers.hub.sessionCount() === 0, 8000, 'session closed');
+  });
+
+  it('derives the host key from an RSA console key as well (pinned with ssh-keygen -y of the PEM)', async () => {
+    const run = ssh(MACHINE, { port: rsaServers.sshPort, cert: pki.clientCert, key: pki.clientKey, knownHosts: knownHosts(pki.serverRsaKey) });
+    await until(() => run.stderr().includes('connected to the console'), 10_000, 'console connected');
+    sim.serial.write('rsa host key works\r\n');
+    await until(() => run.stdout().includes('rsa host key works'), 8000, 'serial output');
+    await stop(run);
+    await until(() => rsaServers.hub.sessionCount() === 0, 8000, 'session closed');
+  });
+
+  it('a pinned host key that does not match makes ssh refuse (the pin is real)', async () => {
+    const run = ssh(MACHINE, { port: rsaServers.sshPort, cert: pki.clientCert, key: pki.clientKey, knownHosts: knownHosts(pki.serverKey) });
+    expect(await run.exit).toBe(255);
+    expect(run.stderr()).toMatch(/host key/i);
+  });
+
+  it('refuses the TLS handshake without a client certificate, or with one from another CA; nothing reaches the BMC', async () => {
+    const before = standin.requests.length;
+    const without = ssh(MACHINE, { port: servers.sshPort });
+    const foreign = ssh(MACHINE, { port: servers.sshPort, cert: pki.otherClientCert, key: pki.otherClientKey });
+    expect(await without.exit).toBe(255);
+    expect(await foreign.exit).toBe(255);
+    expect(without.stdout()).toBe('');
+    expect(foreign.stdout()).toBe('');
+    expect(standin.requests.length).toBe(before);
+    expect(await solActive()).toBe(false);
+    expect(servers.hub.sessionCount()).toBe(0);
+    expect(log.find('console TLS handshake refused').length).toBeGreaterThanOrEqual(2);
+  });
+
+  const failures: Array<[string, string, RegExp]> = [
+    ['unknown machine', '00000000-0000-0000-0000-000000000000', /not found at metal-api/],
+    ['machine without BMC data', 'no-bmc-data', /has no BMC address/],
+    ['wrong BMC password', 'wrong-password', /password|authenticat|RAKP/i],
+    ['BMC unreachable', 'unreachable', /time|answer|respond/i],
+  ];
+  for (const [name, id, reason] of failures) {
+    it(`${name}: one line on the session, exit status 1, closed`, async () => {
+      const run = ssh(id, { port: servers.sshPort, cert: pki.clientCert, key: pki.clientKey });
+      expect(await run.exit).toBe(1);
+      const lines = run.stderr().split(/\r?\n/).filter((l) => l.trim() !== '');
+      expect(lines, JSON.stringify(run.stderr())).toHaveLength(1);
+      expect(lines[0]).toMatch(new RegExp(`console of machine ${id} unavailable: `));
+      expect(lines[0]).toMatch(reason);
+      expect(lines[0]).not.toContain('not-the-password');
+    });
+  }
+});

@@ -1,0 +1,257 @@
+/**
+ * The WebSocket console with `ws` clients holding client certificates, against ipmi_sim's SOL
+ * through the metal-api stand-in: sharing, keyboard, scrollback, takeover, cleanup (SOL
+ * deactivated on the BMC), vanished peers, 200 viewers, garbage frames, and token mode.
+ */
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { metalApiConsoleBackend, startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
+import { createMetalApiClient } from '../../src/metalapi/client.js';
+import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
+import { ipmiOutband } from '../../src/outband/ipmi.js';
+import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
+import { captureLog, type CapturedLog } from '../helpers/log.js';
+import { createPki, type Pki } from '../helpers/pki.js';
+
+const MACHINE = 'c0ffee00-88f6-5390-8154-fa53d93a3313';
+let pki: Pki;
+let sim: IpmiSim;
+let standin: MetalApiStandIn;
+let servers: ConsoleServers;
+let tokenServers: ConsoleServers;
+let log: CapturedLog;
+const registry = new Registry();
+const TOKEN = 'a-long-random-console-token';
+
+beforeAll(async () => {
+  [pki, sim] = await Promise.all([createPki(), startIpmiSim()]);
+  await sim.serial.connected();
+  standin = await startMetalApiStandIn({ hmacKey: 'ws-key' });
+  standin.machines.set(MACHINE, { address: `127.0.0.1:${sim.port}`, user: sim.user, password: sim.password, interface: 'lanplus', mac: '', fru: {}, bmcversion: '', powerstate: '' });
+  const api = createMetalApiClient({ baseUrl: standin.url, hmacKey: 'ws-key', retries: 0 });
+  const openBackend = metalApiConsoleBackend({
+    findIpmiMachine: (id, o) => api.findIpmiMachine(id, o),
+    connect: async (t) => ipmiOutband({ host: t.host, port: t.port, user: t.user, password: t.password, cipherSuite: 3, retry: { deadlineMs: 3000 } }),
+  });
+  log = captureLog();
+  const common = { host: '127.0.0.1', port: 0, wsPort: 0, caCertFile: pki.ca, certFile: pki.serverCert, keyFile: pki.serverKey, openBackend, logger: log.logger };
+  servers = await startConsoleServers({ ...common, registry, scrollbackBytes: 4096, pingIntervalMs: 300 });
+  tokenServers = await startConsoleServers({ ...common, token: TOKEN });
+});
+
+afterAll(async () => {
+  await servers?.close();
+  await tokenServers?.close();
+  await standin?.close();
+  await sim?.stop();
+  pki?.remove();
+});
+
+interface Client {
+  ws: WebSocket;
+  output: () => string;
+  messages: Array<Record<string, unknown>>;
+  closed: Promise<{ code: number; reason: string }>;
+  status: () => Record<string, unknown> | undefined;
+}
+
+function tlsOptions(which: 'ok' | 'foreign' | 'none') {
+  const base = { ca: readFileSync(pki.ca) };
+  if (which === 'ok') return { ...base, cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) };
+  if (which === 'foreign') return { ...base, cert: readFileSync(pki.otherClientCert), key: readFileSync(pki.otherClientKey) };
+  return base;
+}
+
+function connect(machineId = MACHINE, o: { port?: number; cert?: 'ok' | 'foreign' | 'none'; headers?: Record<string, string>; query?: string } = {}): Client {
+  const url = `wss://127.0.0.1:${o.port ?? servers.wsPort}/v1/machine/${encodeURIComponent(machineId)}/console${o.query ?? ''}`;
+  const ws = new WebSocket(url, { ...tlsOptions(o.cert ?? 'ok'), ...(o.headers ? { headers: o.headers } : {}) });
+  let output = '';
+  const messages: Array<Record<string, unknown>> = [];
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (isBinary) output += data.toString('latin1');
+    else messages.push(JSON.parse(data.toString()) as Record<string, unknown>);
+  });
+  ws.on('error', () => undefined);
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  return { ws, output: () => output, messages, closed, status: () => messages.filter((m) => m.type === 'status').at(-1) };
+}
+
+async function until(check: () => boolean | Promise<boolean>, ms = 8000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const joined = (c: Client) => until(() => c.status() !== undefined, 8000, 'joined');
+
+async function solActive(): Promise<boolean> {
+  const r = await sim.ipmitool(['raw', '0x06', '0x4a', '0x01']);
+  const bytes = r.stdout.trim().split(/\s+/).map((b) => parseInt(b, 16));
+  if (r.code !== 0 || bytes.length < 2) throw new Error(`cannot read SOL activation status: ${r.stderr}`);
+  return (bytes[1]! & 1) === 1;
+}
+
+function serialText(): string {
+  return sim.serial.received().toString('latin1');
+}
+
+async function closeAll(clients: Client[]): Promise<void> {
+  for (const c of clients) c.ws.close();
+  await Promise.all(clients.map((c) => c.closed));
+  await until(() => servers.hub.sessionCount() === 0, 8000, 'session closed');
+}
+
+function httpsStatus(path: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, ...tlsOptions('ok') }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('console over WebSocket', () => {
+  it('shares one console: both clients see output, only the keyboard holder types, a late client gets the scrollback first, takeover is announced', async () => {
+    const a = connect();
+    await joined(a);
+    const b = connect();
+    await joined(b);
+    expect(a.status()).toMatchObject({ keyboard: true, owner: 'CN=metal-console,O=metal-stack', state: 'open' });
+    expect(b.status()).toMatchObject({ keyboard: false });
+    sim.serial.write('[    0.000000] Linux version 6.1.0\r\n');
+    await until(() => a.output().includes('Linux version') && b.output().includes('Linux version'), 8000, 'output on both');
+
+    a.ws.send(Buffer.from('from-a\r'));
+    b.ws.send(Buffer.from('from-b\r'));
+    await until(() => serialText().includes('from-a\r'), 8000, 'keyboard holder input');
+    await until(() => b.messages.some((m) => m.type === 'error' && /keyboard is held by/.test(String(m.message))), 8000, 'refusal notice');
+    expect(serialText()).not.toContain('from-b');
+
+    const c = connect();
+    await joined(c);
+    expect(c.output().startsWith('[    0.000000] Linux version 6.1.0\r\n')).toBe(true);
+    sim.serial.write('after c joined\r\n');
+    await until(() => c.output().endsWith('Linux version 6.1.0\r\nafter c joined\r\n'), 8000, 'live output after scrollback');
+
+    b.ws.send(JSON.stringify({ type: 'takeover' }));
+    await until(() => a.status()?.message === 'keyboard taken over by CN=metal-console,O=metal-stack' && a.status()?.keyboard === false, 8000, 'a told');
+    await until(() => b.status()?.keyboard === true && c.status()?.keyboard === false, 8000, 'b has it');
+    b.ws.send(Buffer.from('from-b-now\r'));
+    await until(() => serialText().includes('from-b-now\r'), 8000, 'new holder input');
+    expect(log.find('console keyboard taken over').length).toBe(1);
+    expect(await registry.getSingleMetricAsString('metal_bmc_console_clients')).toMatch(/metal_bmc_console_clients 3/);
+
+    expect(await solActive()).toBe(true);
+    await closeAll([a, b, c]);
+    await until(async () => !(await solActive()), 8000, 'SOL deactivated on the BMC');
+    expect(await registry.getSingleMetricAsString('metal_bmc_console_events_total')).toMatch(/event="takeover"} 1/);
+  });
+
+  it('cleans up a client that vanishes without closing, and the BMC session with it', async () => {
+    const a = connect();
+    await joined(a);
+    const b = connect();
+    await joined(b);
+    expect(servers.hub.clientCount()).toBe(2);
+    (a.ws as unknown as { _socket: { destroy(): void } })._socket.destroy();
+    await until(() => servers.hub.clientCount() === 1, 8000, 'vanished client removed');
+    expect(b.status()?.keyboard).toBe(true);
+    (b.ws as unknown as { _socket: { destroy(): void } })._socket.destroy();
+    await until(() => servers.hub.sessionCount() === 0, 8000, 'session closed');
+    await until(async () => !(await solActive()), 8000, 'SOL deactivated');
+  });
+
+  it('terminates a peer that stops answering pings', async () => {
+    const a = connect();
+    await joined(a);
+    // Stop reading: no pongs, no close frame.
+    (a.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    await until(() => servers.hub.clientCount() === 0, 5000, 'silent peer terminated');
+    a.ws.terminate();
+  });
+
+  it('200 clients on one console all get the output, and the listener stays responsive', async () => {
+    const clients: Client[] = [];
+    for (let i = 0; i < 200; i += 20) {
+      const batch = Array.from({ length: 20 }, () => connect());
+      clients.push(...batch);
+      await Promise.all(batch.map(joined));
+    }
+    expect(servers.hub.clientCount()).toBe(200);
+    expect(servers.hub.sessionCount()).toBe(1);
+    const burst = Array.from({ length: 50 }, (_, i) => `boot message ${i} ${'.'.repeat(60)}\r\n`).join('');
+    sim.serial.write(burst);
+    const started = Date.now();
+    // While the burst fans out: another HTTPS request is answered promptly.
+    expect(await httpsStatus('/console/assets/xterm.css', servers.wsPort as number)).toBe(200);
+    expect(Date.now() - started).toBeLessThan(2000);
+    await until(() => clients.every((c) => c.output().includes('boot message 49')), 15_000, 'all 200 received the output');
+    for (const c of clients) expect(c.output().endsWith(burst)).toBe(true);
+    await closeAll(clients);
+  });
+
+  it('answers garbage with errors or closes (1008/1009), and keeps serving', async () => {
+    const a = connect();
+    await joined(a);
+    a.ws.send('{not json');
+    a.ws.send(JSON.stringify({ type: 'launch-missiles' }));
+    a.ws.send(JSON.stringify({ type: 'resize', cols: -1, rows: 'x' }));
+    a.ws.send(JSON.stringify([1, 2, 3]));
+    await until(() => a.messages.filter((m) => m.type === 'error').length >= 4, 5000, 'four errors');
+    const errors = a.messages.filter((m) => m.type === 'error').map((m) => String(m.message));
+    expect(errors).toEqual(expect.arrayContaining([expect.stringMatching(/not JSON/), expect.stringMatching(/unknown control message type "launch-missiles"/), expect.stringMatching(/resize/)]));
+    a.ws.send(JSON.stringify({ type: 'resize', cols: 132, rows: 50 }));
+
+    const big = connect();
+    await joined(big);
+    big.ws.send(Buffer.alloc(65 * 1024, 0x41));
+    expect((await big.closed).code).toBe(1009);
+
+    const spammer = connect();
+    await joined(spammer);
+    for (let i = 0; i < 25; i++) spammer.ws.send('garbage');
+    expect((await spammer.closed).code).toBe(1008);
+
+    // still alive: output flows to the remaining client
+    sim.serial.write('still serving\r\n');
+    await until(() => a.output().includes('still serving'), 8000, 'output after garbage');
+    await closeAll([a]);
+  });
+
+  it('refuses unknown paths and reports an unknown machine as an error message', async () => {
+    expect(await httpsStatus('/v1/machine/x/other', servers.wsPort as number)).toBe(404);
+    const u = connect('no-such-machine');
+    const closed = await u.closed;
+    expect(closed.code).toBe(1011);
+    expect(u.messages.find((m) => m.type === 'error')?.message).toMatch(/no-such-machine not found at metal-api/);
+  });
+
+  it('token mode: a client certificate or the token lets a client in; neither, a wrong token or a foreign certificate alone does not', async () => {
+    const port = tokenServers.wsPort as number;
+    const outcome = async (o: Parameters<typeof connect>[1]): Promise<string> => {
+      const c = connect('token-probe-machine', { port, ...o });
+      const status = await new Promise<number>((resolve) => {
+        c.ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        c.ws.on('upgrade', () => resolve(101));
+        c.ws.on('error', () => resolve(0));
+      });
+      c.ws.terminate();
+      return String(status);
+    };
+    expect(await outcome({ cert: 'none' })).toBe('401');
+    expect(await outcome({ cert: 'none', query: '?token=wrong' })).toBe('401');
+    expect(await outcome({ cert: 'foreign' })).toBe('401');
+    expect(await outcome({ cert: 'none', query: `?token=${TOKEN}` })).toBe('101');
+    expect(await outcome({ cert: 'none', headers: { authorization: `Bearer ${TOKEN}` } })).toBe('101');
+    expect(await outcome({ cert: 'ok' })).toBe('101');
+    // the certificate-only listener does not even finish the handshake without a certificate
+    expect(await outcome({ cert: 'none', port: servers.wsPort, query: `?token=${TOKEN}` })).toBe('0');
+  });
+});

@@ -1,0 +1,322 @@
+/**
+ * The console hub against in-memory backends and clients: sharing, keyboard, scrollback,
+ * backpressure, reconnect, idle timeout, open failures and shutdown.
+ */
+import { Duplex } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BmcError } from '../../src/errors.js';
+import { createConsoleHub, type ConsoleHub, type HubOptions } from '../../src/console/hub.js';
+import type { ClientPort, ConsoleNotice, EndReason, HubEvent } from '../../src/console/types.js';
+import { captureLog } from '../helpers/log.js';
+
+interface FakeBmc {
+  stream: Duplex;
+  written: () => string;
+  emit(text: string): void;
+}
+
+function fakeBmc(): FakeBmc {
+  let written = '';
+  const stream = new Duplex({
+    read() {},
+    write(chunk: Buffer, _enc, cb) {
+      written += chunk.toString('latin1');
+      cb();
+    },
+    final(cb) {
+      cb();
+      stream.push(null);
+    },
+  });
+  return { stream, written: () => written, emit: (t) => stream.push(Buffer.from(t, 'latin1')) };
+}
+
+interface FakeClient extends ClientPort {
+  output: () => string;
+  notices: ConsoleNotice[];
+  ended: EndReason[];
+  full: boolean;
+}
+
+function client(subject: string): FakeClient {
+  let output = '';
+  const c: FakeClient = {
+    identity: { subject, remote: '127.0.0.1:1', transport: 'ws' },
+    output: () => output,
+    notices: [],
+    ended: [],
+    full: false,
+    send(data) {
+      output += data.toString('latin1');
+      return !c.full;
+    },
+    notify(n) {
+      c.notices.push(n);
+    },
+    end(r) {
+      c.ended.push(r);
+    },
+  };
+  return c;
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+async function until(check: () => boolean, ms = 2000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+let hubs: ConsoleHub[] = [];
+afterEach(async () => {
+  await Promise.all(hubs.map((h) => h.close()));
+  hubs = [];
+});
+
+function setup(overrides: Partial<HubOptions> = {}, backends: FakeBmc[] = []) {
+  const log = captureLog();
+  const events: HubEvent[] = [];
+  const opened: string[] = [];
+  const hub = createConsoleHub({
+    logger: log.logger,
+    openBackend: async (id) => {
+      opened.push(id);
+      const b = fakeBmc();
+      backends.push(b);
+      return b.stream;
+    },
+    onEvent: (e) => events.push(e),
+    reconnect: { initialMs: 10, maxMs: 40, maxAttempts: 3 },
+    ...overrides,
+  });
+  hubs.push(hub);
+  return { hub, log, events, opened, backends };
+}
+
+describe('console hub', () => {
+  it('shares one BMC session among clients; all see output, only the keyboard holder types', async () => {
+    const { hub, opened, backends, log } = setup();
+    const a = client('CN=alice');
+    const b = client('CN=bob');
+    const ha = await hub.join('m1', a);
+    const hb = await hub.join('m1', b);
+    expect(opened).toEqual(['m1']);
+    expect(ha.hasKeyboard).toBe(true);
+    expect(hb.hasKeyboard).toBe(false);
+    backends[0]!.emit('hello\r\n');
+    await tick();
+    expect(a.output()).toBe('hello\r\n');
+    expect(b.output()).toBe('hello\r\n');
+    ha.input(Buffer.from('ls\r'));
+    hb.input(Buffer.from('rm -rf /\r'));
+    await tick();
+    expect(backends[0]!.written()).toBe('ls\r');
+    expect(b.notices.some((n) => n.type === 'error' && n.message.includes('CN=alice'))).toBe(true);
+    expect(hub.sessionCount()).toBe(1);
+    expect(hub.clientCount()).toBe(2);
+    expect(log.find('console client joined').map((l) => l.client)).toEqual(['CN=alice', 'CN=bob']);
+  });
+
+  it('replays the scrollback (bounded) to a client that joins later, before live output', async () => {
+    const { hub, backends } = setup({ scrollbackBytes: 16 });
+    const a = client('CN=a');
+    await hub.join('m1', a);
+    backends[0]!.emit('0123456789');
+    backends[0]!.emit('abcdefghij');
+    await tick();
+    const late = client('CN=late');
+    await hub.join('m1', late);
+    expect(late.output()).toBe('456789abcdefghij');
+    backends[0]!.emit('LIVE');
+    await tick();
+    expect(late.output()).toBe('456789abcdefghijLIVE');
+  });
+
+  it('takeover moves the keyboard and tells everyone', async () => {
+    const { hub, backends, events, log } = setup();
+    const a = client('CN=a');
+    const b = client('CN=b');
+    const ha = await hub.join('m1', a);
+    const hb = await hub.join('m1', b);
+    hb.takeover();
+    expect(hb.hasKeyboard).toBe(true);
+    expect(ha.hasKeyboard).toBe(false);
+    const last = (c: FakeClient) => c.notices.filter((n) => n.type === 'status').at(-1);
+    expect(last(a)).toMatchObject({ keyboard: false, owner: 'CN=b', message: 'keyboard taken over by CN=b' });
+    expect(last(b)).toMatchObject({ keyboard: true, owner: 'CN=b' });
+    hb.input(Buffer.from('x'));
+    ha.input(Buffer.from('y'));
+    await tick();
+    expect(backends[0]!.written()).toBe('x');
+    expect(events).toContain('takeover');
+    expect(log.find('console keyboard taken over')[0]).toMatchObject({ client: 'CN=b', previous: 'CN=a' });
+  });
+
+  it('passes the keyboard on when its holder leaves, and closes the BMC session with the last client', async () => {
+    const { hub, backends } = setup();
+    const a = client('CN=a');
+    const b = client('CN=b');
+    const ha = await hub.join('m1', a);
+    const hb = await hub.join('m1', b);
+    ha.leave();
+    expect(hb.hasKeyboard).toBe(true);
+    hb.leave();
+    await until(() => backends[0]!.stream.destroyed);
+    expect(hub.sessionCount()).toBe(0);
+    // a new client opens a new session
+    await hub.join('m1', client('CN=c'));
+    expect(backends).toHaveLength(2);
+  });
+
+  it('queues output for a client whose transport is full and drops it when the queue overflows, without holding up others', async () => {
+    const { hub, backends, events } = setup({ maxClientQueueBytes: 100 });
+    const slow = client('CN=slow');
+    const fast = client('CN=fast');
+    const hs = await hub.join('m1', slow);
+    await hub.join('m1', fast);
+    slow.full = true;
+    backends[0]!.emit('a'.repeat(10)); // accepted, but the transport says it is full
+    backends[0]!.emit('b'.repeat(50)); // queued
+    await tick();
+    slow.full = false;
+    hs.drained();
+    expect(slow.output()).toBe('a'.repeat(10) + 'b'.repeat(50));
+    slow.full = true;
+    backends[0]!.emit('c');
+    for (let i = 0; i < 5; i++) backends[0]!.emit('d'.repeat(30));
+    await tick();
+    expect(slow.ended[0]).toMatchObject({ code: 'slow', error: true });
+    expect(fast.output().endsWith('d'.repeat(150))).toBe(true);
+    expect(events).toContain('client-dropped-slow');
+    expect(hub.clientCount()).toBe(1);
+  });
+
+  it('rejects joins when the backend cannot be opened, with the backend error', async () => {
+    const { hub, events } = setup({
+      openBackend: async (id) => {
+        throw new BmcError('HTTP', `machine ${id} not found at metal-api`, { httpStatus: 404 });
+      },
+    });
+    const [r1, r2] = await Promise.allSettled([hub.join('nope', client('CN=a')), hub.join('nope', client('CN=b'))]);
+    expect(r1.status).toBe('rejected');
+    expect(r2.status).toBe('rejected');
+    expect(((r1 as PromiseRejectedResult).reason as Error).message).toBe('machine nope not found at metal-api');
+    expect(hub.sessionCount()).toBe(0);
+    expect(events).toContain('open-failed');
+  });
+
+  it('times out a backend that never opens and aborts it', async () => {
+    let aborted = false;
+    const { hub } = setup({
+      openTimeoutMs: 50,
+      openBackend: (_id, { signal }) =>
+        new Promise((_resolve, reject) => {
+          signal.addEventListener('abort', () => {
+            aborted = true;
+            reject(new BmcError('TIMEOUT', 'BMC did not answer'));
+          });
+        }),
+    });
+    await expect(hub.join('m1', client('CN=a'))).rejects.toThrow();
+    expect(aborted).toBe(true);
+  });
+
+  it('cancels the opening when the only waiting client goes away', async () => {
+    let signalSeen: AbortSignal | undefined;
+    const { hub } = setup({
+      openBackend: (_id, { signal }) => {
+        signalSeen = signal;
+        return new Promise<Duplex>(() => undefined);
+      },
+    });
+    const gone = new AbortController();
+    const joining = hub.join('m1', client('CN=a'), { signal: gone.signal });
+    await tick();
+    gone.abort();
+    await expect(joining).rejects.toThrow();
+    expect(signalSeen?.aborted).toBe(true);
+    expect(hub.sessionCount()).toBe(0);
+  });
+
+  it('reports a lost BMC stream, reconnects with backoff, and carries on', async () => {
+    const { hub, backends, events } = setup();
+    const a = client('CN=a');
+    await hub.join('m1', a);
+    backends[0]!.stream.destroy(new Error('SOL retransmissions exhausted'));
+    await until(() => backends.length === 2 && a.notices.some((n) => n.type === 'status' && n.state === 'open' && n.message === 'BMC connection re-established'));
+    expect(a.notices.some((n) => n.type === 'status' && n.state === 'reconnecting' && /SOL retransmissions exhausted/.test(n.message ?? ''))).toBe(true);
+    backends[1]!.emit('back\r\n');
+    await tick();
+    expect(a.output()).toContain('back');
+    expect(events).toEqual(expect.arrayContaining(['bmc-disconnect', 'reconnect']));
+  });
+
+  it('gives up after the configured reconnect attempts and ends the clients with an error', async () => {
+    let calls = 0;
+    const first = fakeBmc();
+    const { hub } = setup({
+      openBackend: async () => {
+        calls++;
+        if (calls === 1) return first.stream;
+        throw new BmcError('TIMEOUT', 'BMC does not answer');
+      },
+    });
+    const a = client('CN=a');
+    await hub.join('m1', a);
+    first.stream.push(null);
+    await until(() => a.ended.length > 0);
+    expect(a.ended[0]).toMatchObject({ code: 'bmc-gone', error: true });
+    expect(a.ended[0]!.message).toMatch(/gave up after 3 attempts/);
+    expect(calls).toBe(4);
+    expect(hub.sessionCount()).toBe(0);
+  });
+
+  it('closes an idle session (no input, no output)', async () => {
+    const { hub, backends, events } = setup({ idleTimeoutMs: 80 });
+    const a = client('CN=a');
+    const ha = await hub.join('m1', a);
+    await new Promise((r) => setTimeout(r, 50));
+    ha.input(Buffer.from('k')); // activity postpones it
+    await new Promise((r) => setTimeout(r, 50));
+    expect(a.ended).toHaveLength(0);
+    await until(() => a.ended.length > 0);
+    expect(a.ended[0]).toMatchObject({ code: 'idle', error: false });
+    expect(events).toContain('idle-timeout');
+    await until(() => backends[0]!.stream.destroyed);
+  });
+
+  it('close() tells every client, closes every BMC session and refuses new joins', async () => {
+    const { hub, backends } = setup();
+    const a = client('CN=a');
+    const b = client('CN=b');
+    await hub.join('m1', a);
+    await hub.join('m2', b);
+    await hub.close();
+    expect(a.ended[0]).toMatchObject({ code: 'shutdown' });
+    expect(b.ended[0]).toMatchObject({ code: 'shutdown' });
+    expect(backends.every((x) => x.stream.destroyed)).toBe(true);
+    await expect(hub.join('m1', client('CN=c'))).rejects.toThrow(/shutting down/);
+  });
+
+  it('machines are independent: one BMC failing does not touch another', async () => {
+    const { hub, backends } = setup({ reconnect: { initialMs: 10, maxMs: 10, maxAttempts: 0 } });
+    const a = client('CN=a');
+    const b = client('CN=b');
+    await hub.join('m1', a);
+    await hub.join('m2', b);
+    backends[0]!.stream.destroy(new Error('gone'));
+    await until(() => a.ended.length > 0);
+    backends[1]!.emit('still here');
+    await tick();
+    expect(b.output()).toBe('still here');
+    expect(b.ended).toHaveLength(0);
+  });
+
+  it('validates its options', () => {
+    const log = captureLog();
+    expect(() => createConsoleHub({ logger: log.logger, openBackend: undefined as never })).toThrow(/openBackend/);
+    expect(() => createConsoleHub({ logger: log.logger, openBackend: async () => fakeBmc().stream, scrollbackBytes: -1 })).toThrow(/scrollbackBytes/);
+  });
+});

@@ -1,0 +1,63 @@
+/** Small pure pieces of the console: token checks, BMC address parsing, page escaping, one-line messages. */
+import type { IncomingMessage } from 'node:http';
+import { Duplex } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { metalApiConsoleBackend, splitAddress } from '../../src/console/backend.js';
+import { consolePage } from '../../src/console/page.js';
+import { oneLine } from '../../src/console/ssh-server.js';
+import { presentedToken, tokenMatches } from '../../src/console/ws-server.js';
+import type { Outband } from '../../src/outband/types.js';
+
+const req = (url: string, authorization?: string) => ({ url, headers: authorization ? { authorization } : {} }) as unknown as IncomingMessage;
+
+describe('console pieces', () => {
+  it('takes the token from the Authorization header first, else from ?token=', () => {
+    expect(presentedToken(req('/v1/machine/x/console?token=q', 'Bearer h'))).toBe('h');
+    expect(presentedToken(req('/v1/machine/x/console?token=q'))).toBe('q');
+    expect(presentedToken(req('/v1/machine/x/console', 'Basic abc'))).toBeUndefined();
+    expect(tokenMatches('secret', 'secret')).toBe(true);
+    expect(tokenMatches('secret-but-longer', 'secret')).toBe(false);
+    expect(tokenMatches(undefined, 'secret')).toBe(false);
+  });
+
+  it('splits metal-api BMC addresses', () => {
+    expect(splitAddress('10.1.0.17:623', 623)).toEqual({ host: '10.1.0.17', port: 623 });
+    expect(splitAddress('10.1.0.17', 6230)).toEqual({ host: '10.1.0.17', port: 6230 });
+    expect(splitAddress('[fd00::17]:1623', 623)).toEqual({ host: 'fd00::17', port: 1623 });
+    expect(splitAddress('fd00::17', 623)).toEqual({ host: 'fd00::17', port: 623 });
+  });
+
+  it('the backend opens the console with takeOver and closes the Outband, on success and on failure', async () => {
+    const calls: string[] = [];
+    const stream = new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
+    let fail = false;
+    const outband = {
+      openConsole: async (o: { takeOver?: boolean }) => {
+        calls.push(`open takeOver=${String(o.takeOver)}`);
+        if (fail) throw new Error('SOL refused');
+        return stream;
+      },
+      close: async () => {
+        calls.push('close');
+      },
+    } as unknown as Outband;
+    const open = metalApiConsoleBackend({
+      findIpmiMachine: async () => ({ address: '10.0.0.1:623', user: 'ADMIN', password: 'pw', interface: 'lanplus', mac: '', fru: {}, bmcversion: '', powerstate: '' }),
+      connect: async (t) => {
+        calls.push(`connect ${t.host}:${t.port} ${t.user}`);
+        return outband;
+      },
+    });
+    expect(await open('m', { signal: new AbortController().signal })).toBe(stream);
+    fail = true;
+    await expect(open('m', { signal: new AbortController().signal })).rejects.toThrow('SOL refused');
+    expect(calls).toEqual(['connect 10.0.0.1:623 ADMIN', 'open takeOver=true', 'close', 'connect 10.0.0.1:623 ADMIN', 'open takeOver=true', 'close']);
+  });
+
+  it('escapes the machine id in the page and keeps messages on one line', () => {
+    const html = consolePage('<script>alert(1)</script>');
+    expect(html).not.toContain('<script>alert(1)</script>');
+    expect(html).toContain('&#60;script&#62;');
+    expect(oneLine('a\r\nb\x1b[31mc\t')).toBe('a b [31mc');
+  });
+});

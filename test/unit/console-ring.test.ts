@@ -1,0 +1,34 @@
+/** The scrollback ring: always the last `capacity` bytes, in order, whatever the chunking. */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { createRing } from '../../src/console/ring.js';
+
+describe('scrollback ring', () => {
+  it('holds exactly the tail of everything pushed', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 64 }), fc.array(fc.uint8Array({ maxLength: 100 }), { maxLength: 30 }), (capacity, chunks) => {
+        const ring = createRing(capacity);
+        let all = Buffer.alloc(0);
+        for (const c of chunks) {
+          ring.push(Buffer.from(c));
+          all = Buffer.concat([all, c]);
+          const expected = all.subarray(Math.max(0, all.length - capacity));
+          expect(ring.snapshot().equals(expected)).toBe(true);
+          expect(ring.size).toBe(expected.length);
+        }
+      }),
+    );
+  });
+
+  it('clear() empties it and a zero capacity keeps nothing', () => {
+    const ring = createRing(4);
+    ring.push(Buffer.from('abcdef'));
+    expect(ring.snapshot().toString()).toBe('cdef');
+    ring.clear();
+    expect(ring.snapshot().length).toBe(0);
+    const none = createRing(0);
+    none.push(Buffer.from('x'));
+    expect(none.snapshot().length).toBe(0);
+    expect(() => createRing(-1)).toThrow(RangeError);
+  });
+});
