@@ -4,9 +4,11 @@
  * travelling NATS → daemon → BMC → result. Runs until Ctrl-C, or exits after the demo with --once.
  */
 import { connect } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { WebSocket } from 'ws';
 import { createLogger } from '../log.js';
-import { LAB_PARTITION, startLab } from '../lab/lab.js';
+import { LAB_CONSOLE_TOKEN, LAB_PARTITION, startLab } from '../lab/lab.js';
 import { parseIntegerOption } from './args.js';
 import { DEFAULT_PARTS } from './serve.js';
 
@@ -36,7 +38,7 @@ export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   const print = (line: string) => io.stdout.write(`${line}\n`);
   const count = parseIntegerOption(values.count, '--count', 1, 5000)!;
   const logger = createLogger({ level: values['log-level'] }, process.stderr);
-  const lab = await startLab({ count, dir: values.dir, ipmiPort: 16230, redfishPort: 18443, cidr: '127.11.0.0/16', logger, parts: DEFAULT_PARTS, print });
+  const lab = await startLab({ count, dir: values.dir, ipmiPort: 16230, redfishPort: 18443, consolePort: 13333, consoleWsPort: 13334, cidr: '127.11.0.0/16', logger, parts: DEFAULT_PARTS, print });
   const m0 = lab.fleet.machines[0]!.state;
   print('');
   print(`lab is up (state in ${values.dir}/):`);
@@ -47,11 +49,13 @@ export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   print(`  metal-bmc        health/metrics http://127.0.0.1:${lab.daemon.opsPort}/metrics`);
   print(`  fault injection  curl -X POST http://127.0.0.1:${lab.controlPort}/faults -d '{"select":[0],"faults":{"noAnswer":true}}'`);
   print(`  one BMC          npx tsx src/cli/main.ts bmc info --address ${m0.address}:${lab.fleet.ipmiPort} --redfish-port ${lab.fleet.redfishPort} --password ADMIN`);
+  print(`  console (SSH)    ssh -tt -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ProxyCommand='openssl s_client -quiet -connect 127.0.0.1:${lab.config.console.port} -cert ${lab.pki.clientCert} -key ${lab.pki.clientKey} -CAfile ${lab.pki.ca}' ${m0.uuid}@metal-bmc`);
+  print(`  console (web)    https://127.0.0.1:${lab.config.console.wsPort}/console/${m0.uuid}?token=${LAB_CONSOLE_TOKEN}   (certificate from ${lab.pki.ca})`);
   print('');
 
   await waitFor(() => lab.metalApi.reports.length > 0);
   await waitFor(() => fetch(`http://127.0.0.1:${lab.daemon.opsPort}/readyz`).then((r) => r.status === 200, () => false));
-  const code = await demo(lab, print);
+  const code = (await demo(lab, print)) || (await consoleDemo(lab, print));
   if (values.once) {
     await lab.stop();
     return code;
@@ -63,6 +67,34 @@ export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   });
   await lab.stop();
   return 0;
+}
+
+/** Opens machine 1's console over the WebSocket listener and prints the first line the serial port shows. */
+async function consoleDemo(lab: Awaited<ReturnType<typeof startLab>>, print: (line: string) => void): Promise<number> {
+  const m = lab.fleet.machines[1]!.state;
+  const url = `wss://127.0.0.1:${lab.config.console.wsPort}/v1/machine/${m.uuid}/console?token=${LAB_CONSOLE_TOKEN}`;
+  print(`demo: opening the serial console of machine ${m.uuid} over ${url.replace(LAB_CONSOLE_TOKEN, '<token>')}`);
+  return await new Promise<number>((resolve) => {
+    const ws = new WebSocket(url, { ca: readFileSync(lab.pki.ca) });
+    let text = '';
+    let done = false;
+    const timer = setTimeout(() => finish(1, `no login prompt within 20 s; console showed ${JSON.stringify(text.slice(-200))}`), 20_000);
+    function finish(code: number, line: string) {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      print(`demo: ${line}`);
+      ws.close();
+      resolve(code);
+    }
+    ws.on('message', (data, binary) => {
+      if (!binary) return;
+      text += data.toString();
+      const prompt = /\S+ login: ?$/.exec(text.replace(/\r/g, ''));
+      if (prompt) finish(0, `console shows the login prompt: ${JSON.stringify(prompt[0])}`);
+    });
+    ws.on('error', (err) => finish(1, `console failed: ${err.message}`));
+  });
 }
 
 /** Waits for the first report to reach metal-api, and for readiness (NATS consumer set up, lease file read). */

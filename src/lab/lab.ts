@@ -1,8 +1,8 @@
 /**
  * The local lab: everything the daemon talks to, on this machine, and the daemon itself.
  * A simulated fleet with its lease file, Debian's nats-server with JetStream, the metal-api
- * stand-in (checks HMAC, validates against the real swagger, prints what it receives), and
- * `metal-bmc serve` configured against them.
+ * stand-in (checks HMAC, validates against the real swagger, prints what it receives), a
+ * throw-away PKI for the console listeners, and `metal-bmc serve` configured against them.
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -14,14 +14,16 @@ import { startMetalApiStandIn, type MetalApiStandIn } from '../metalapi/standin.
 import { startControlServer } from '../sim/control.js';
 import { startFleet, type Fleet } from '../sim/fleet.js';
 import { startNatsServer, type NatsServer } from './nats-server.js';
+import { createPki, type Pki } from './pki.js';
 
 export interface LabOptions {
   count: number;
   dir: string;
   ipmiPort: number;
   redfishPort: number;
-  /** second octet of the fleet's loopback /16 */
   cidr: string;
+  consolePort: number;
+  consoleWsPort: number;
   logger: Logger;
   parts: PartFactory[];
   /** extra METAL_BMC_* settings (console certificates, ports) */
@@ -37,11 +39,14 @@ export interface Lab {
   config: Config;
   controlPort: number;
   env: Record<string, string>;
+  pki: Pki;
   stop(): Promise<void>;
 }
 
 export const LAB_HMAC_KEY = 'lab-hmac-key-not-secret';
 export const LAB_PARTITION = 'lab';
+/** bearer token of the lab's WebSocket console (browsers have no client certificate) */
+export const LAB_CONSOLE_TOKEN = 'lab-console-token';
 
 export async function startLab(o: LabOptions): Promise<Lab> {
   const dir = resolve(o.dir);
@@ -57,12 +62,20 @@ export async function startLab(o: LabOptions): Promise<Lab> {
     stops.push(() => control.close());
     const nats = await startNatsServer({ jetstream: true, storeDir: join(dir, 'nats') });
     stops.push(() => nats.stop());
-    const metalApi = await startMetalApiStandIn({ hmacKey: LAB_HMAC_KEY, credentials: { user: fleet.user, password: fleet.password } });
+    // GET /v1/machine/{id}/ipmi answers with the fleet's credentials and IPMI port, as metal-api would
+    const metalApi = await startMetalApiStandIn({ hmacKey: LAB_HMAC_KEY, credentials: { user: fleet.user, password: fleet.password }, ipmiPort: fleet.ipmiPort });
     stops.push(() => metalApi.close());
     metalApi.on('report', (body: { reports: Record<string, unknown> }, answer?: { created?: string[]; updated?: string[] }) => {
       o.print(`metal-api stand-in: report with ${Object.keys(body.reports).length} machines (created ${answer?.created?.length ?? 0}, updated ${answer?.updated?.length ?? 0})`);
     });
+    const pki = await createPki(join(dir, 'pki'));
     const env: Record<string, string> = {
+      METAL_BMC_CONSOLE_CA_CERT_FILE: pki.ca,
+      METAL_BMC_CONSOLE_CERT_FILE: pki.serverCert,
+      METAL_BMC_CONSOLE_KEY_FILE: pki.serverKey,
+      METAL_BMC_CONSOLE_PORT: String(o.consolePort),
+      METAL_BMC_CONSOLE_WS_PORT: String(o.consoleWsPort),
+      METAL_BMC_CONSOLE_TOKEN: LAB_CONSOLE_TOKEN,
       METAL_BMC_PARTITION_ID: LAB_PARTITION,
       METAL_BMC_METAL_API_URL: metalApi.url,
       METAL_BMC_METAL_API_HMAC_KEY: LAB_HMAC_KEY,
@@ -79,7 +92,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
     const config = loadConfig(env);
     const daemon = await startDaemon(config, o.logger, o.parts);
     stops.push(() => daemon.stop());
-    return { fleet, nats, metalApi, daemon, config, controlPort: control.port, env, stop: stopAll };
+    return { fleet, nats, metalApi, daemon, config, controlPort: control.port, env, pki, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

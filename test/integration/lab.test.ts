@@ -13,6 +13,7 @@ it('metal-bmc lab --once: fleet reported to the metal-api stand-in, LED-ON demo 
     expect(r.stdout).toMatch(/metal-api stand-in: report with 3 machines/);
     expect(r.stdout).toMatch(/demo: result \{.*"command":"LED-ON","ok":true/);
     expect(r.stdout).toContain("identify LED is now on");
+    expect(r.stdout).toMatch(/demo: console shows the login prompt: "machine-1 login: "/);
     expect(r.code).toBe(0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
