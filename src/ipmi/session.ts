@@ -224,9 +224,15 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
     keepaliveTimer = setTimeout(() => {
       if (state.kind !== 'established') return;
       if (Date.now() - lastActivity < keepaliveMs) return scheduleKeepalive();
-      request(NetFn.app, GET_DEVICE_ID_CMD)
-        .catch(() => undefined)
-        .finally(() => scheduleKeepalive());
+      request(NetFn.app, GET_DEVICE_ID_CMD).then(
+        () => scheduleKeepalive(),
+        (err: unknown) => {
+          // A BMC that no longer answers has dropped the session (or died): end it, so its users
+          // (a SOL console nobody types into) learn it now rather than at their next write.
+          if (err instanceof BmcError && err.code === 'TIMEOUT' && state.kind === 'established') finish('the BMC stopped answering (keepalive timed out)');
+          else scheduleKeepalive();
+        },
+      );
     }, Math.max(250, keepaliveMs - (Date.now() - lastActivity)));
     keepaliveTimer.unref();
   }

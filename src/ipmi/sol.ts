@@ -38,6 +38,9 @@ export interface SolStream extends Duplex {
 }
 
 const PAYLOAD_ALREADY_ACTIVE = 0x80;
+/** last outbound SOL sequence number per BMC endpoint, kept across activations (bounded) */
+const lastTxSeq = new Map<string, number>();
+const LAST_TX_SEQ_LIMIT = 10_000;
 const INSTANCE = 1;
 
 function payloadRequest(instance: number): Buffer {
@@ -85,7 +88,9 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
   const maxData = Math.max(16, Math.min(inboundPayloadSize > 4 ? inboundPayloadSize - 4 : 200, 255));
   let pending = Buffer.alloc(0);
   let inFlight: { packet: SolPacket; sentAt: number; attempts: number; timer: NodeJS.Timeout } | undefined;
-  let txSeq = 0;
+  // Carry the sequence number over from this BMC's previous activation: some BMCs (ipmi_sim)
+  // remember the last acknowledged number and would take a restart at 1 for a retransmission.
+  let txSeq = lastTxSeq.get(session.remote) ?? 0;
   let lastRxSeq = 0;
   let breakRequested = false;
   let flushScheduled = false;
@@ -132,6 +137,8 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
       return;
     }
     txSeq = nextSolSeq(txSeq);
+    if (!lastTxSeq.has(session.remote) && lastTxSeq.size >= LAST_TX_SEQ_LIMIT) lastTxSeq.delete(lastTxSeq.keys().next().value as string);
+    lastTxSeq.set(session.remote, txSeq);
     const data = pending.subarray(0, maxData);
     const packet: SolPacket = { seq: txSeq, ackSeq: 0, acceptedChars: 0, flags: breakRequested ? SolOperation.generateBreak : 0, data };
     breakRequested = false;

@@ -167,10 +167,11 @@ ${options.chassisScript === false ? '' : `  chassis_control "${script}"`}
       return { rssMiB: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024 };
     },
     async stop() {
-      child.kill('SIGTERM');
-      await new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)));
+      const running = child.exitCode === null && child.signalCode === null;
+      if (running) child.kill('SIGTERM');
+      await new Promise((resolve) => (!running || child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once('exit', resolve)));
       socket?.destroy();
-      await new Promise((resolve) => serialServer.close(resolve));
+      if (serialServer.listening) await new Promise((resolve) => serialServer.close(resolve));
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -192,6 +192,16 @@ describe('failures', () => {
     await proxy.close();
   });
 
+  it('an idle session learns from its keepalive that the BMC stopped answering, and tells its users', async () => {
+    const proxy = await startUdpProxy(sim.host, sim.port);
+    const s = await openSession({ ...opts(), port: proxy.port, keepaliveMs: 300, closeLingerMs: 0, retry: { attemptMs: 100, deadlineMs: 500, maxAttemptMs: 200 } });
+    const closed = new Promise<string>((resolve) => s.onClose(resolve));
+    proxy.blackhole = true;
+    expect(await closed).toMatch(/stopped answering/);
+    expect(s.state.kind).toBe('closed');
+    await proxy.close();
+  });
+
   it('a dead BMC does not delay a live one served from the same socket pool', async () => {
     const deadPort = await freeUdpPort();
     const dead = openSession({ ...opts(), port: deadPort, retry: { deadlineMs: 3000, attemptMs: 500 } }).catch((e: unknown) => e);
