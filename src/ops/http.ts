@@ -4,8 +4,8 @@
  * secrets and accepts no commands. /healthz: the process runs. /readyz: every readiness check
  * passes (503 with the failing ones otherwise). /metrics: Prometheus text format.
  */
+import { listen } from '../net/listen.js';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
 export type ReadinessCheck = () => string | undefined;
@@ -42,16 +42,5 @@ export async function startOpsServer(o: { host: string; port: number; registry: 
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host, () => resolve());
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listen(server, o.port, o.host);
 }

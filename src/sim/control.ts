@@ -5,8 +5,8 @@
  *   POST   /faults            {"select": "all" | [indices] | {"share": 0.1}, "faults": {...SimFaults}}
  *   DELETE /faults            clear every fault
  */
+import { listen } from '../net/listen.js';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Fleet, FaultSelector } from './fleet.js';
 import type { SimFaults } from './machine.js';
 
@@ -65,16 +65,5 @@ export async function startControlServer(fleet: Fleet, port: number, host = '127
     }
     reply(404, { error: 'unknown path' });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listen(server, port, host);
 }

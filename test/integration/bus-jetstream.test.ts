@@ -14,18 +14,13 @@ import { subscribeMachineEvents, type Disposition, type EventMeta, type MachineE
 import { createCommandMetrics } from '../../src/commands/metrics.js';
 import { captureLog } from '../helpers/log.js';
 import { startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { waitFor } from '../helpers/wait.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+const until = (what: string, check: () => boolean, ms = 10_000) => waitFor(check, ms, what, 25);
 
 /** A JetStream publish that retries while the server is coming back (as a careful publisher would). */
 async function publishStored(nc: NatsConnection, subject: string, data: string): Promise<void> {

@@ -14,6 +14,7 @@ import { ipmiOutband } from '../../src/outband/ipmi.js';
 import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
 import { createPki, type Pki } from '../helpers/pki.js';
+import { waitFor } from '../helpers/wait.js';
 
 const DYING = 'dead0000-88f6-5390-8154-fa53d93a3313';
 const HEALTHY = 'a11ce000-88f6-5390-8154-fa53d93a3313';
@@ -86,13 +87,7 @@ function connect(machineId: string): Client {
   return { ws, output: () => output, messages, closed: new Promise((resolve) => ws.on('close', (code) => resolve(code))) };
 }
 
-async function until(check: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = (check: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition') => waitFor(check, ms, what);
 
 const joined = (c: Client) => until(() => c.messages.some((m) => m.type === 'status'), 10_000, 'joined');
 

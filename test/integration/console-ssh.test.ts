@@ -16,6 +16,7 @@ import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
 import { createPki, type Pki } from '../helpers/pki.js';
 import { freeUdpPort } from '../helpers/ports.js';
+import { waitFor } from '../helpers/wait.js';
 
 const MACHINE = '2294c949-88f6-5390-8154-fa53d93a3313';
 let pki: Pki;
@@ -80,13 +81,7 @@ function ssh(user: string, o: { port: number; cert?: string; key?: string; known
   return { child, stdout: () => stdout, stderr: () => stderr, exit };
 }
 
-async function until(check: () => boolean | Promise<boolean>, ms = 8000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = (check: () => boolean | Promise<boolean>, ms = 8000, what = 'condition') => waitFor(check, ms, what);
 
 async function solActive(): Promise<boolean> {
   const r = await sim.ipmitool(['raw', '0x06', '0x4a', '0x01']);

@@ -15,6 +15,7 @@ import { ipmiOutband } from '../../src/outband/ipmi.js';
 import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
 import { createPki, type Pki } from '../helpers/pki.js';
+import { waitFor } from '../helpers/wait.js';
 
 const MACHINE = 'c0ffee00-88f6-5390-8154-fa53d93a3313';
 let pki: Pki;
@@ -79,13 +80,7 @@ function connect(machineId = MACHINE, o: { port?: number; cert?: 'ok' | 'foreign
   return { ws, output: () => output, messages, closed, status: () => messages.filter((m) => m.type === 'status').at(-1) };
 }
 
-async function until(check: () => boolean | Promise<boolean>, ms = 8000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (check: () => boolean | Promise<boolean>, ms = 8000, what = 'condition') => waitFor(check, ms, what);
 
 const joined = (c: Client) => until(() => c.status() !== undefined, 8000, 'joined');
 

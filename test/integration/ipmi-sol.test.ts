@@ -11,6 +11,7 @@ import { openSol } from '../../src/ipmi/sol.js';
 import { isBmcError } from '../../src/errors.js';
 import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import type { Duplex } from 'node:stream';
+import { waitFor } from '../helpers/wait.js';
 
 let sim: IpmiSim;
 const opts = (): SessionOptions => ({ host: sim.host, port: sim.port, user: sim.user, password: sim.password, cipherSuite: 3, retry: { deadlineMs: 5000 } });
@@ -29,13 +30,7 @@ function collect(stream: Duplex): () => string {
   return () => text;
 }
 
-async function until(check: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (check: () => boolean, ms = 5000) => waitFor(check, ms);
 
 async function solActive(): Promise<boolean> {
   // Get Payload Activation Status (SOL) through ipmitool: capacity, then a bit per active instance.

@@ -8,6 +8,7 @@ import { BmcError } from '../../src/errors.js';
 import { createConsoleHub, type ConsoleHub, type HubOptions } from '../../src/console/hub.js';
 import type { ClientPort, ConsoleNotice, EndReason, HubEvent } from '../../src/console/types.js';
 import { captureLog } from '../helpers/log.js';
+import { waitFor } from '../helpers/wait.js';
 
 interface FakeBmc {
   stream: Duplex;
@@ -61,13 +62,7 @@ function client(subject: string): FakeClient {
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
-async function until(check: () => boolean, ms = 2000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const until = (check: () => boolean, ms = 2000) => waitFor(check, ms, 'condition', 5);
 
 let hubs: ConsoleHub[] = [];
 afterEach(async () => {
