@@ -123,12 +123,18 @@ export function parseCipherSuiteRecords(records: Buffer): number[] {
   return ids;
 }
 
+/**
+ * Which suites may be used. Suite 0 (no authentication at all) only with `allowInsecure`. A suite
+ * named explicitly may lack integrity or encryption (1, 2, 15, 16): the operator asked for it.
+ * `auto` picks only suites with integrity protection, strongest first, encrypted ones preferred.
+ */
 function checkSuiteAllowed(suite: CipherSuite, options: HandshakeOptions): void {
-  if (options.allowInsecure) return;
-  if (suite.auth === 'none' || suite.integrity === 'none' || suite.confidentiality === 'none') {
-    throw new BmcError('INSECURE_REFUSED', `cipher suite ${suite.id} (${suite.auth}/${suite.integrity}/${suite.confidentiality}) is refused: it leaves the session unauthenticated or in clear text`);
-  }
+  if (options.allowInsecure || suite.auth !== 'none') return;
+  throw new BmcError('INSECURE_REFUSED', `cipher suite ${suite.id} is refused: it has no authentication (allow it explicitly if you must)`);
 }
+
+/** Suites `auto` may choose, in order of preference. */
+const AUTO_SUITES: readonly number[] = [17, 3, 16, 2];
 
 async function candidateSuites(channel: DatagramChannel, options: HandshakeOptions): Promise<CipherSuite[]> {
   if (options.cipherSuite !== 'auto') {
@@ -146,19 +152,11 @@ async function candidateSuites(channel: DatagramChannel, options: HandshakeOptio
     if (err instanceof BmcError && (err.code === 'TIMEOUT' || err.code === 'ABORTED')) throw err;
     // BMCs without Get Channel Cipher Suites: fall through to the defaults.
   }
-  const preferred = [17, 3];
-  const usable = SUPPORTED_SUITE_IDS.map(cipherSuite).filter((s) => {
-    try {
-      checkSuiteAllowed(s, options);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-  if (offered.length === 0) return preferred.map(cipherSuite);
-  const chosen = usable.filter((s) => offered.includes(s.id));
+  // A BMC that lists no suites gets 17, then 3.
+  if (offered.length === 0) return [17, 3].map(cipherSuite);
+  const chosen = AUTO_SUITES.filter((id) => offered.includes(id)).map(cipherSuite);
   if (chosen.length === 0) {
-    throw new BmcError('INSECURE_REFUSED', `BMC ${channel.remote} offers cipher suites ${offered.join(', ')}, none of which is both secure and supported`);
+    throw new BmcError('INSECURE_REFUSED', `BMC ${channel.remote} offers cipher suites ${offered.join(', ')}, none of which has integrity protection and is supported; name one explicitly to use it`);
   }
   return chosen;
 }

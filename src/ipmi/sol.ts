@@ -6,6 +6,7 @@
  */
 import { Duplex } from 'node:stream';
 import { BmcError } from '../errors.js';
+import { cipherSuite } from './cipher.js';
 import { Cmd } from './commands.js';
 import { PayloadType } from './lan.js';
 import { NetFn } from './message.js';
@@ -58,8 +59,10 @@ export async function deactivateSol(session: IpmiSession, signal?: AbortSignal):
 }
 
 export async function openSol(session: IpmiSession, options: SolOptions = {}): Promise<SolStream> {
-  const encrypt = session.cipherSuite === 3 || session.cipherSuite === 17;
-  const activate = () => session.request(NetFn.app, Cmd.activatePayload, encodeActivateSol(INSTANCE, encrypt, true), options.signal ? { signal: options.signal } : {});
+  // SOL is protected as much as the session is: encrypted and authenticated when the suite allows.
+  const suite = cipherSuite(session.cipherSuite);
+  const activate = () =>
+    session.request(NetFn.app, Cmd.activatePayload, encodeActivateSol(INSTANCE, suite.confidentiality !== 'none', suite.integrity !== 'none'), options.signal ? { signal: options.signal } : {});
   let r = await activate();
   if (r.completionCode === PAYLOAD_ALREADY_ACTIVE && options.takeOver) {
     await deactivateSol(session, options.signal);

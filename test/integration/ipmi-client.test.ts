@@ -59,6 +59,15 @@ describe('session against ipmi_sim', () => {
     await s.close();
   });
 
+  it('speaks the weaker suites 1 and 2 when named explicitly, but auto never picks them', async () => {
+    for (const suite of [1, 2]) {
+      const s = await openSession({ ...opts(), cipherSuite: suite });
+      expect(s.cipherSuite).toBe(suite);
+      expect((await getChassisStatus(s)).power).toMatch(/on|off/);
+      await s.close();
+    }
+  });
+
   it('reports cipher suite 17 as unsupported by this BMC, with a clear error', async () => {
     const err = await openSession({ ...opts(), cipherSuite: 17 }).catch((e: unknown) => e);
     expect(isBmcError(err, 'UNSUPPORTED')).toBe(true);

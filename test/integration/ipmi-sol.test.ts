@@ -58,6 +58,17 @@ describe('SOL', () => {
     await until(() => session.state.kind === 'closed');
   });
 
+  it('works in an integrity-only session (suite 2): SOL is then authenticated but not encrypted', async () => {
+    const session = await openSession({ ...opts(), cipherSuite: 2 });
+    const sol = await openSol(session, { closeSession: true });
+    const output = collect(sol);
+    sim.serial.write('suite two\r\n');
+    await until(() => output().includes('suite two'));
+    sol.write('typed over suite 2\r');
+    await until(() => sim.serial.received().toString().includes('typed over suite 2'));
+    await new Promise<void>((resolve) => sol.end(resolve));
+  });
+
   it('deactivates the payload when the stream ends, so the next client gets it without a takeover', async () => {
     const s1 = await openSession(opts());
     const sol1 = await openSol(s1, { closeSession: true });
