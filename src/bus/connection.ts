@@ -56,6 +56,29 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * Connects, retrying until a server answers (or `signal` fires: then it rejects with ABORTED),
  * and reconnects forever afterwards.
  */
+/** Resolves with the connection, or rejects when `signal` fires first (a late connection is closed). */
+function raceAbort(attempt: Promise<NatsConnection>, signal: AbortSignal | undefined): Promise<NatsConnection> {
+  if (!signal) return attempt;
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      attempt.then((nc) => nc.close()).catch(() => undefined);
+      reject(abortError(signal, 'connecting to NATS'));
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    attempt.then(
+      (nc) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(nc);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
 export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
   const tls = o.tls && (o.tls.caFile || o.tls.certFile || o.tls.keyFile) ? { ...o.tls } : undefined;
   const waitMs = o.reconnectTimeWaitMs ?? 2000;
@@ -63,17 +86,22 @@ export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
   for (let attempt = 1; !connected; attempt++) {
     if (o.signal?.aborted) throw abortError(o.signal, 'connecting to NATS');
     try {
-      connected = await connect({
+      const attemptDone = connect({
         servers: o.servers,
         name: o.name,
         ...(o.user !== undefined ? { user: o.user } : {}),
         ...(o.password !== undefined ? { pass: o.password } : {}),
         ...(o.token !== undefined ? { token: o.token } : {}),
         ...(tls ? { tls } : {}),
+        // one attempt may not outlast the pause between attempts by much (a TLS server that
+        // refuses our certificate otherwise keeps the attempt open for nats.js's default 20 s)
+        timeout: Math.max(waitMs, 5000),
         maxReconnectAttempts: -1,
         reconnectTimeWait: waitMs,
       });
+      connected = await raceAbort(attemptDone, o.signal);
     } catch (err) {
+      if (o.signal?.aborted) throw abortError(o.signal, 'connecting to NATS');
       if (attempt === 1 || attempt % 30 === 0) o.logger.warn({ servers: o.servers, attempt, err: (err as Error).message }, 'cannot connect to NATS; retrying');
       await sleep(waitMs, o.signal);
     }

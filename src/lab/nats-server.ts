@@ -11,6 +11,11 @@ export interface NatsServerOptions {
   jetstream?: boolean;
   storeDir?: string;
   binary?: string;
+  /** TLS on the client port; with `verify`, clients must present a certificate from `caFile` */
+  tls?: { certFile: string; keyFile: string; caFile: string; verify: boolean };
+  /** client authentication by user and password */
+  user?: string;
+  password?: string;
 }
 
 export interface NatsServer {
@@ -49,6 +54,8 @@ export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsSe
   const port = o.port ?? (await freePort());
   const args = ['-a', '127.0.0.1', '-p', String(port)];
   if (o.jetstream) args.push('-js', ...(o.storeDir ? ['-sd', o.storeDir] : []));
+  if (o.tls) args.push('--tls', '--tlscert', o.tls.certFile, '--tlskey', o.tls.keyFile, '--tlscacert', o.tls.caFile, ...(o.tls.verify ? ['--tlsverify'] : []));
+  if (o.user !== undefined) args.push('--user', o.user, '--pass', o.password ?? '');
   let child: ChildProcess;
   let output = '';
   const launch = async () => {
@@ -68,5 +75,5 @@ export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsSe
     clearTimeout(timer);
   };
   await launch();
-  return { port, url: `nats://127.0.0.1:${port}`, stop, restart: async () => (await stop(), await launch()) };
+  return { port, url: `${o.tls ? 'tls' : 'nats'}://127.0.0.1:${port}`, stop, restart: async () => (await stop(), await launch()) };
 }
