@@ -20,7 +20,24 @@ export interface FleetProcess {
   leaseFile: string | undefined;
   /** resident memory in MiB and CPU seconds (user + system) of the simulator process */
   usage(): { rssMiB: number; cpuSeconds: number };
+  /** a call to the simulator's control API (src/sim/control.ts) */
+  control(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<unknown>;
   stop(): Promise<void>;
+}
+
+/** extra node options for benchmark children, e.g. BENCH_CHILD_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" */
+export function childNodeArgs(): string[] {
+  return (process.env.BENCH_CHILD_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+}
+
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+/** Resident memory (now and peak) in MiB and CPU seconds (user + system) of a process, from /proc. */
+export function procUsage(pid: number): { rssMiB: number; peakRssMiB: number; cpuSeconds: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return { rssMiB: kb('VmRSS') / 1024, peakRssMiB: kb('VmHWM') / 1024, cpuSeconds: (Number(stat[11]) + Number(stat[12])) / TICKS_PER_SECOND };
 }
 
 export function nthLoopback(second: number, i: number): string {
@@ -28,14 +45,25 @@ export function nthLoopback(second: number, i: number): string {
   return `127.${second}.${host >> 8}.${host & 255}`;
 }
 
-export async function startFleetProcess(o: { count: number; second?: number; ipmiPort?: number; redfishPort?: number; controlPort?: number; leaseFile?: string; redfish?: boolean }): Promise<FleetProcess> {
+export async function startFleetProcess(o: {
+  count: number;
+  second?: number;
+  ipmiPort?: number;
+  redfishPort?: number;
+  controlPort?: number;
+  leaseFile?: string;
+  redfish?: boolean;
+  /** every serial line streams at 115200 baud from the start (also switchable through `control`) */
+  serialStream?: boolean;
+}): Promise<FleetProcess> {
   const second = o.second ?? 12;
   const ipmiPort = o.ipmiPort ?? 16230;
   const redfishPort = o.redfishPort ?? 18443;
   const controlPort = o.controlPort ?? 18999;
-  const args = ['--import', 'tsx', 'src/cli/main.ts', 'sim', '--count', String(o.count), '--cidr', `127.${second}.0.0/16`, '--ipmi-port', String(ipmiPort), '--redfish-port', String(redfishPort), '--control-port', String(controlPort), '--password', 'bench-pass'];
+  const args = [...childNodeArgs(), '--import', 'tsx', 'src/cli/main.ts', 'sim', '--count', String(o.count), '--cidr', `127.${second}.0.0/16`, '--ipmi-port', String(ipmiPort), '--redfish-port', String(redfishPort), '--control-port', String(controlPort), '--password', 'bench-pass'];
   if (o.leaseFile) args.push('--lease-file', o.leaseFile);
   if (o.redfish === false) args.push('--no-redfish');
+  if (o.serialStream) args.push('--serial-stream');
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout?.on('data', (d) => (out += d));
@@ -45,7 +73,6 @@ export async function startFleetProcess(o: { count: number; second?: number; ipm
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`sim did not start: ${out}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  const ticks = 100; // USER_HZ on Linux
   return {
     child,
     count: o.count,
@@ -57,16 +84,28 @@ export async function startFleetProcess(o: { count: number; second?: number; ipm
     password: 'bench-pass',
     leaseFile: o.leaseFile,
     usage() {
-      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-      const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      return { rssMiB: rssKb / 1024, cpuSeconds: (Number(stat[11]) + Number(stat[12])) / ticks };
+      const { rssMiB, cpuSeconds } = procUsage(child.pid!);
+      return { rssMiB, cpuSeconds };
+    },
+    async control(method, path, body) {
+      const res = await fetch(`http://127.0.0.1:${controlPort}${path}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }), signal: AbortSignal.timeout(10_000) });
+      if (!res.ok) throw new Error(`sim control API ${method} ${path}: HTTP ${res.status} ${await res.text()}`);
+      return res.json();
     },
     async stop() {
-      child.kill('SIGTERM');
-      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+      await stopChild(child, 10_000);
     },
   };
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves when the child has exited. */
+export async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
 }
 
 /** Peak resident memory of this process while `fn` runs, sampled every 50 ms. */

@@ -32,6 +32,6 @@ export function printTable(title: string, rows: Array<{ name: string; s: Stats }
   console.log(`${'scenario'.padEnd(44)} ${'n'.padStart(5)} ${'mean ms'.padStart(9)} ${'p50 ms'.padStart(9)} ${'p99 ms'.padStart(9)} ${'vs ' + reference}`);
   for (const { name, s } of rows) {
     const ratio = ref ? ref.s.meanMs / s.meanMs : NaN;
-    console.log(`${name.padEnd(44)} ${String(s.n).padStart(5)} ${fmt(s.meanMs).padStart(9)} ${fmt(s.p50Ms).padStart(9)} ${fmt(s.p99Ms).padStart(9)} ${name === reference ? '1.0x (reference)' : `${ratio.toFixed(1)}x faster`}`);
+    console.log(`${name.padEnd(44)} ${String(s.n).padStart(5)} ${fmt(s.meanMs).padStart(9)} ${fmt(s.p50Ms).padStart(9)} ${fmt(s.p99Ms).padStart(9)} ${name === reference ? '1.0x (reference)' : ratio >= 1 ? `${ratio.toFixed(1)}x faster` : `${(1 / ratio).toFixed(1)}x slower`}`);
   }
 }

@@ -15,7 +15,9 @@ export const SIM_USAGE = `usage: metal-bmc sim --count N [options]
   --seed S               seed of the machines' UUIDs, MACs, FRU and versions (default metal-bmc)
   --lease-file PATH      write an ISC dhcpd.leases file with one active lease per BMC
   --state-file PATH      keep power/boot/LED state across restarts
-  --control-port P       fault-injection API on 127.0.0.1:P (default 0: off)`;
+  --control-port P       fault-injection API on 127.0.0.1:P (default 0: off)
+  --serial-stream        every serial line prints without pause at 115200 baud (console load tests;
+                         also switchable per machine through the control API, POST /serial)`;
 
 export async function simMain(argv: string[], io: { stdout: NodeJS.WritableStream }): Promise<number> {
   const { values } = parseArgs({
@@ -32,6 +34,7 @@ export async function simMain(argv: string[], io: { stdout: NodeJS.WritableStrea
       'lease-file': { type: 'string' },
       'state-file': { type: 'string' },
       'control-port': { type: 'string', default: '0' },
+      'serial-stream': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -51,6 +54,7 @@ export async function simMain(argv: string[], io: { stdout: NodeJS.WritableStrea
     user: values.user,
     password: values.password,
     seed: values.seed,
+    serialStream: values['serial-stream'],
     ...(values['lease-file'] ? { leaseFile: values['lease-file'] } : {}),
     ...(values['state-file'] ? { stateFile: values['state-file'] } : {}),
   }).catch((err: Error & { code?: string }) => {

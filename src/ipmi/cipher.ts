@@ -86,8 +86,20 @@ export function integrityCode(alg: IntegrityAlgorithm, k1: Buffer, data: Buffer)
   return createHmac(hash, k1).update(data).digest().subarray(0, INTEGRITY_LENGTH[alg]);
 }
 
+/** Random IVs cut from a pool (one randomBytes call per 256 packets instead of one per packet). */
+let ivPool = Buffer.alloc(0);
+let ivAt = 0;
+function freshIv(): Buffer {
+  if (ivAt + 16 > ivPool.length) {
+    ivPool = randomBytes(4096);
+    ivAt = 0;
+  }
+  ivAt += 16;
+  return ivPool.subarray(ivAt - 16, ivAt);
+}
+
 /** AES-CBC-128 as RMCP+ uses it: IV || E(payload || 1,2,..,n || n), padded to 16 bytes. */
-export function aesEncrypt(k2: Buffer, payload: Buffer, iv: Buffer = randomBytes(16)): Buffer {
+export function aesEncrypt(k2: Buffer, payload: Buffer, iv: Buffer = freshIv()): Buffer {
   const padLength = (16 - ((payload.length + 1) % 16)) % 16;
   const pad = Buffer.alloc(padLength + 1);
   for (let i = 0; i < padLength; i++) pad[i] = i + 1;

@@ -4,6 +4,9 @@
  *   GET    /machines          every machine's address, MAC, UUID, power, boot, LED and faults
  *   POST   /faults            {"select": "all" | [indices] | {"share": 0.1}, "faults": {...SimFaults}}
  *   DELETE /faults            clear every fault
+ *   GET    /serial            serial lines: how many stream, bytes emitted, active SOL payloads
+ *   POST   /serial            {"select": ..., "stream": true | false}: streaming mode of the serial
+ *                             lines (print without pause at 115200 baud, for console load tests)
  */
 import { listen } from '../net/listen.js';
 import { createServer } from 'node:http';
@@ -42,14 +45,15 @@ export async function startControlServer(fleet: Fleet, port: number, host = '127
       fleet.clearFaults();
       return reply(200, { cleared: true });
     }
-    if (req.method === 'POST' && req.url === '/faults') {
+    if (req.method === 'GET' && req.url === '/serial') return reply(200, fleet.serialStats());
+    if (req.method === 'POST' && (req.url === '/faults' || req.url === '/serial')) {
       let body = '';
       req.on('data', (d: Buffer) => {
         body += d;
         if (body.length > 65536) req.destroy();
       });
       req.on('end', () => {
-        let parsed: { select?: unknown; faults?: unknown };
+        let parsed: { select?: unknown; faults?: unknown; stream?: unknown };
         try {
           parsed = JSON.parse(body) as typeof parsed;
         } catch {
@@ -57,6 +61,10 @@ export async function startControlServer(fleet: Fleet, port: number, host = '127
         }
         const selector = parseSelector(parsed.select);
         if (!selector) return reply(400, { error: 'select must be "all", a list of indices, or {"share": 0..1}' });
+        if (req.url === '/serial') {
+          if (typeof parsed.stream !== 'boolean') return reply(400, { error: 'stream must be true or false' });
+          return reply(200, { changed: fleet.setSerialStream(selector, parsed.stream) });
+        }
         const faults = parseFaults(parsed.faults);
         if (typeof faults === 'string') return reply(400, { error: faults });
         return reply(200, { changed: fleet.setFaults(selector, faults) });

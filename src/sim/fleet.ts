@@ -29,6 +29,19 @@ export interface FleetOptions {
   redfishSingleListener?: boolean;
   ipmiSessionsPerMachine?: number;
   taskDurationMs?: number;
+  /** every machine's serial line prints without pause at 115200 baud (load tests of consoles) */
+  serialStream?: boolean;
+}
+
+/** The serial lines of the fleet, summed (control API GET /serial). */
+export interface SerialStats {
+  machines: number;
+  /** lines in streaming mode */
+  streaming: number;
+  /** bytes the serial lines have emitted so far */
+  outputBytes: number;
+  /** BMCs with an active SOL payload */
+  activeSol: number;
 }
 
 export interface Fleet {
@@ -43,6 +56,9 @@ export interface Fleet {
   select(selector: FaultSelector): SimMachine[];
   setFaults(selector: FaultSelector, faults: Partial<SimFaults>): number;
   clearFaults(): void;
+  /** streaming mode of the selected machines' serial lines; returns how many were changed */
+  setSerialStream(selector: FaultSelector, on: boolean): number;
+  serialStats(): SerialStats;
   writeLeaseFile(path: string, now?: Date): void;
   close(): Promise<void>;
 }
@@ -112,6 +128,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     }, 200);
   };
   for (const m of machines) m.on('change', save);
+  const serialOf = (m: SimMachine) => ipmi.serial(m.state.index);
 
   const fleet: Fleet = {
     machines,
@@ -135,6 +152,21 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     clearFaults() {
       for (const m of machines) m.state.faults = { ...NO_FAULTS };
     },
+    setSerialStream(selector, on) {
+      const chosen = fleet.select(selector);
+      for (const m of chosen) serialOf(m).setStreaming(on);
+      return chosen.length;
+    },
+    serialStats() {
+      const stats: SerialStats = { machines: machines.length, streaming: 0, outputBytes: 0, activeSol: 0 };
+      for (const m of machines) {
+        const line = serialOf(m);
+        if (line.isStreaming) stats.streaming++;
+        stats.outputBytes += line.outputBytes;
+        stats.activeSol += ipmi.activeSolPayloads(m.state.index);
+      }
+      return stats;
+    },
     writeLeaseFile(path, now) {
       const tmp = `${path}.tmp`;
       writeFileSync(tmp, renderFleetLeases(machines, now));
@@ -146,5 +178,6 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     },
   };
   if (o.leaseFile) fleet.writeLeaseFile(o.leaseFile);
+  if (o.serialStream) fleet.setSerialStream('all', true);
   return fleet;
 }

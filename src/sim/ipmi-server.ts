@@ -186,8 +186,10 @@ export async function startIpmiServer(options: IpmiServerOptions): Promise<IpmiS
     throw new BmcError('CONFIG', `startIpmiServer: cannot bind UDP port ${options.port}: ${(cause as Error).message}`, { cause });
   }
 
+  const indexed = new Map<number, Served>();
+  for (const s of served) if (!indexed.has(s.machine.state.index)) indexed.set(s.machine.state.index, s);
   const byIndex = (machineIndex: number): Served => {
-    const s = served.find((x) => x.machine.state.index === machineIndex);
+    const s = indexed.get(machineIndex);
     if (!s) throw invalid(`no machine with index ${machineIndex}`);
     return s;
   };

@@ -2,7 +2,10 @@
  * The serial line (ttyS1) of a simulated machine: a synthetic boot log whenever the machine
  * powers on or resets, then a login prompt with a line discipline that echoes what is typed.
  * Output leaves as bytes through the 'data' event, paced like a 115200-baud UART; a small
- * history lets a console that attaches later see the latest prompt.
+ * history lets a console that attaches later see the latest prompt. In streaming mode
+ * (`setStreaming(true)`, for load tests) a running machine prints kernel-log-like lines without
+ * pause at the full line speed, each stamped with CLOCK_MONOTONIC; echoes of typed input still go
+ * out at once, between them.
  */
 import { EventEmitter } from 'node:events';
 import type { SimEvent, SimMachine } from './machine.js';
@@ -18,6 +21,25 @@ export interface SerialLineOptions {
 
 const TICK_MS = 10;
 const BACKSPACE = new Set([0x08, 0x7f]);
+/** at most this many ticks of streamed output are caught up after a late timer */
+const MAX_CATCH_UP_TICKS = 10;
+
+/**
+ * What a streaming line prints, over and over, each line behind a kernel-style timestamp that is
+ * CLOCK_MONOTONIC (process.hrtime) at the moment the line starts to leave: a reader on the same
+ * host can measure the one-way latency of the console path. No `#` in it, so typed markers stand
+ * out in the echo.
+ */
+const STREAM_LINES = Array.from({ length: 64 }, (_, i) => `] stream: line ${String(i).padStart(2, '0')} of the serial load test, 0123456789 abcdefghijklmnopqrstuvwxyz\r\n`);
+
+/** bytes from a line's start through `] stream`, which a streaming line sends in one tick */
+const STAMP_HEAD = 24;
+
+/** `[  1234.567890` (seconds of CLOCK_MONOTONIC, microseconds) */
+function monotonicStamp(): string {
+  const us = process.hrtime.bigint() / 1000n;
+  return `[${String(us / 1_000_000n).padStart(6)}.${String(us % 1_000_000n).padStart(6, '0')}`;
+}
 
 export interface SerialLineEvents {
   data: [Buffer];
@@ -29,11 +51,23 @@ export class SerialLine extends EventEmitter<SerialLineEvents> {
   readonly hostname: string;
   /** number of breaks received, for tests */
   breaks = 0;
+  /** bytes of output emitted so far (typed echoes, boot logs and streamed lines) */
+  outputBytes = 0;
   private readonly bytesPerTick: number;
+  private readonly bytesPerMs: number;
   private readonly historyBytes: number;
   private queue: Buffer[] = [];
   private queued = 0;
-  private recent: Buffer = Buffer.alloc(0);
+  /** the latest output, oldest first; trimmed to `historyBytes` lazily */
+  private recent: Buffer[] = [];
+  private recentBytes = 0;
+  private streaming = false;
+  /** streaming: bytes the line may still send (line speed × time), and when it was last topped up */
+  private credit = 0;
+  private creditAt = 0;
+  private streamLine = Buffer.alloc(0);
+  private streamLineAt = 0;
+  private streamLineNo = 0;
   private line = '';
   private lastWasCr = false;
   private timer: NodeJS.Timeout | undefined;
@@ -48,6 +82,7 @@ export class SerialLine extends EventEmitter<SerialLineEvents> {
     const baud = options.baud ?? 115_200;
     if (!(baud >= 300)) throw new RangeError(`serial line: baud must be >= 300, got ${baud}`);
     this.bytesPerTick = Math.max(1, Math.floor(baud / 10 / (1000 / TICK_MS)));
+    this.bytesPerMs = baud / 10 / 1000;
     this.historyBytes = options.historyBytes ?? 4096;
     // A machine that is already running has booted before we started listening.
     if (machine.state.power === 'on') this.remember(Buffer.from(bootLog(machine, this.hostname), 'latin1'));
@@ -56,7 +91,29 @@ export class SerialLine extends EventEmitter<SerialLineEvents> {
 
   /** The latest output, already sent: what a console attaching now would see on screen. */
   history(): Buffer {
-    return Buffer.from(this.recent);
+    const all = Buffer.concat(this.recent);
+    return Buffer.from(all.subarray(Math.max(0, all.length - this.historyBytes)));
+  }
+
+  get isStreaming(): boolean {
+    return this.streaming;
+  }
+
+  /**
+   * Streaming mode on or off: while the machine runs, the line prints without pause at its full
+   * speed (output queued before, such as echoes, goes first). For load tests of consoles.
+   */
+  setStreaming(on: boolean): void {
+    if (this.closed || on === this.streaming) return;
+    this.streaming = on;
+    if (on) {
+      this.credit = 0;
+      this.creditAt = Date.now();
+      this.timer ??= setInterval(() => this.drain(), TICK_MS);
+    } else if (this.queue.length === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
   }
 
   /** Characters typed at the console. Echoed while the machine runs; nobody listens when it is off. */
@@ -96,6 +153,7 @@ export class SerialLine extends EventEmitter<SerialLineEvents> {
 
   close(): void {
     this.closed = true;
+    this.streaming = false;
     this.machine.off('change', this.onChange);
     clearInterval(this.timer);
     this.timer = undefined;
@@ -118,10 +176,11 @@ export class SerialLine extends EventEmitter<SerialLineEvents> {
     this.queue.push(bytes);
     this.queued += bytes.length;
     this.timer ??= setInterval(() => this.drain(), TICK_MS);
-    if (this.queued <= this.bytesPerTick) this.drain(); // short echoes go out at once
+    if (this.queued <= this.bytesPerTick) this.drain(true); // short echoes go out at once
   }
 
-  private drain(): void {
+  private drain(atOnce = false): void {
+    if (this.streaming) return this.drainStreaming(atOnce);
     let budget = this.bytesPerTick;
     const chunks: Buffer[] = [];
     while (budget > 0 && this.queue.length > 0) {
@@ -139,13 +198,66 @@ export class SerialLine extends EventEmitter<SerialLineEvents> {
     if (chunks.length === 0) return;
     const out = Buffer.concat(chunks);
     this.queued -= out.length;
+    this.emitOutput(out);
+  }
+
+  /**
+   * Streaming: queued output first, then streamed lines, as much as the line speed allowed since
+   * the last tick (a late timer is caught up, within bounds). A short echo sent at once is not
+   * held back by the budget; what it takes is owed by the next ticks.
+   */
+  private drainStreaming(atOnce: boolean): void {
+    const now = Date.now();
+    this.credit = Math.min(this.credit + (now - this.creditAt) * this.bytesPerMs, this.bytesPerTick * MAX_CATCH_UP_TICKS);
+    this.creditAt = now;
+    const chunks: Buffer[] = [];
+    let budget = atOnce ? this.queued : Math.floor(this.credit);
+    let taken = 0;
+    while (budget > 0 && this.queue.length > 0) {
+      const head = this.queue[0]!;
+      const take = head.subarray(0, budget);
+      chunks.push(take);
+      budget -= take.length;
+      taken += take.length;
+      if (take.length === head.length) this.queue.shift();
+      else this.queue[0] = head.subarray(take.length);
+    }
+    this.queued -= taken;
+    this.credit -= taken;
+    if (!atOnce && this.machine.state.power === 'on') {
+      let fill = Math.floor(this.credit);
+      this.credit -= Math.max(0, fill);
+      while (fill > 0) {
+        if (this.streamLineAt >= this.streamLine.length) {
+          if (fill < STAMP_HEAD) {
+            // the stamp and what follows it leave together: spaces now, the next line with the next tick
+            chunks.push(Buffer.alloc(fill, 0x20));
+            break;
+          }
+          this.streamLine = Buffer.from(monotonicStamp() + STREAM_LINES[this.streamLineNo++ % STREAM_LINES.length]!, 'latin1');
+          this.streamLineAt = 0;
+        }
+        const take = this.streamLine.subarray(this.streamLineAt, this.streamLineAt + fill);
+        chunks.push(take);
+        fill -= take.length;
+        this.streamLineAt += take.length;
+      }
+    }
+    if (chunks.length === 0) return;
+    this.emitOutput(chunks.length === 1 ? Buffer.from(chunks[0]!) : Buffer.concat(chunks));
+  }
+
+  private emitOutput(out: Buffer): void {
+    this.outputBytes += out.length;
     this.remember(out);
     this.emit('data', out);
   }
 
   private remember(bytes: Buffer): void {
-    const joined = Buffer.concat([this.recent, bytes]);
-    this.recent = joined.length > this.historyBytes ? Buffer.from(joined.subarray(joined.length - this.historyBytes)) : joined;
+    this.recent.push(bytes);
+    this.recentBytes += bytes.length;
+    // drop whole chunks that lie entirely before the last `historyBytes`
+    while (this.recent.length > 1 && this.recentBytes - this.recent[0]!.length >= this.historyBytes) this.recentBytes -= this.recent.shift()!.length;
   }
 }
 

@@ -24,7 +24,9 @@ interface InFlight {
 }
 
 export class SolSender {
-  private pending: Buffer = Buffer.alloc(0);
+  /** serial output not yet sent, oldest first, `pendingBytes` in all (a chunk list: no copying of the backlog per push) */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
   private inFlight: InFlight | undefined;
   private lastSeq = 0;
   /** characters dropped because the buffer overflowed or a packet ran out of retries */
@@ -33,7 +35,7 @@ export class SolSender {
   constructor(private readonly options: SolSenderOptions) {}
 
   get idle(): boolean {
-    return this.inFlight === undefined && this.pending.length === 0;
+    return this.inFlight === undefined && this.pendingBytes === 0;
   }
 
   get awaitingAck(): boolean {
@@ -42,25 +44,27 @@ export class SolSender {
 
   /** Queues serial output. */
   push(data: Buffer): void {
-    this.pending = Buffer.concat([this.pending, data]);
-    const excess = this.pending.length - this.options.maxBuffered;
+    if (data.length === 0) return;
+    this.pending.push(data);
+    this.pendingBytes += data.length;
+    const excess = this.pendingBytes - this.options.maxBuffered;
     if (excess > 0) {
       this.lost += excess;
-      this.pending = this.pending.subarray(excess);
+      this.take(excess);
     }
   }
 
   /** Drops everything not yet acknowledged (console's "flush outbound"). */
   flush(): void {
-    this.pending = Buffer.alloc(0);
+    this.pending = [];
+    this.pendingBytes = 0;
     this.inFlight = undefined;
   }
 
   /** The next packet to transmit when none is in flight; undefined when busy or empty. */
   next(): SolPacket | undefined {
-    if (this.inFlight || this.pending.length === 0) return undefined;
-    const data = Buffer.from(this.pending.subarray(0, this.options.maxChars));
-    this.pending = this.pending.subarray(data.length);
+    if (this.inFlight || this.pendingBytes === 0) return undefined;
+    const data = this.take(Math.min(this.options.maxChars, this.pendingBytes));
     this.lastSeq = nextSolSeq(this.lastSeq);
     this.inFlight = { seq: this.lastSeq, data, attempts: 1 };
     return this.packet(this.inFlight);
@@ -75,7 +79,11 @@ export class SolSender {
     if (!f || ackSeq !== f.seq) return false;
     if (nack && acceptedChars === 0) return true; // not taken now: `retry()` sends it again
     const accepted = Math.min(acceptedChars, f.data.length);
-    if (accepted < f.data.length) this.pending = Buffer.concat([f.data.subarray(accepted), this.pending]);
+    if (accepted < f.data.length) {
+      const rest = f.data.subarray(accepted);
+      this.pending.unshift(rest);
+      this.pendingBytes += rest.length;
+    }
     this.inFlight = undefined;
     return true;
   }
@@ -91,6 +99,22 @@ export class SolSender {
     }
     f.attempts++;
     return this.packet(f);
+  }
+
+  /** Removes the oldest `n` pending bytes (n <= pendingBytes) and returns them as one copied buffer. */
+  private take(n: number): Buffer {
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const head = this.pending[0]!;
+      const part = Math.min(head.length, n - at);
+      head.copy(out, at, 0, part);
+      at += part;
+      if (part === head.length) this.pending.shift();
+      else this.pending[0] = head.subarray(part);
+    }
+    this.pendingBytes -= n;
+    return out;
   }
 
   private packet(f: InFlight): SolPacket {

@@ -108,6 +108,17 @@ describe('simulated fleet', () => {
       await ipmitool(address, fleet.ipmiPort, ['power', 'status']);
       const machines = (await (await fetch(`${base}/machines`)).json()) as Array<{ address: string }>;
       expect(machines.map((m) => m.address)).toEqual(fleet.machines.map((m) => m.state.address));
+
+      expect((await fetch(`${base}/serial`, { method: 'POST', body: JSON.stringify({ select: [1, 2], stream: 'yes' }) })).status).toBe(400);
+      const streaming = await fetch(`${base}/serial`, { method: 'POST', body: JSON.stringify({ select: [1, 2], stream: true }) });
+      expect(await streaming.json()).toEqual({ changed: 2 });
+      const before = fleet.serialStats().outputBytes;
+      await new Promise((r) => setTimeout(r, 300));
+      const serial = (await (await fetch(`${base}/serial`)).json()) as { machines: number; streaming: number; outputBytes: number; activeSol: number };
+      expect(serial).toMatchObject({ machines: 4, streaming: 2, activeSol: 0 });
+      expect(serial.outputBytes - before).toBeGreaterThan(2 * 11_520 * 0.2);
+      expect(fleet.setSerialStream('all', false)).toBe(4);
+      expect(fleet.serialStats().streaming).toBe(0);
     } finally {
       await control.close();
       await fleet.close();

@@ -90,6 +90,44 @@ describe('SerialLine', () => {
     line.close();
   });
 
+  it('streams at the line speed while streaming, with echoes in between, and stops when asked', () => {
+    const m = machine('on');
+    const line = new SerialLine(m, { hostname: 'box' });
+    const output = collect(line);
+    const chunks: Buffer[] = [];
+    line.on('data', (d) => chunks.push(d));
+    line.setStreaming(true);
+    expect(line.isStreaming).toBe(true);
+    vi.advanceTimersByTime(1000);
+    const oneSecond = output().length;
+    expect(oneSecond).toBeGreaterThanOrEqual(11_400); // 115200 baud, 8N1: 11,520 bytes/s
+    expect(oneSecond).toBeLessThanOrEqual(11_520);
+    expect(output()).toMatch(/\r\n *\[ *\d+\.\d{6}\] stream: line 00 /); // CLOCK_MONOTONIC when the line started to leave
+    expect(chunks.filter((c) => /\[[ \d.]*\]? ?s?t?r?e?a?m?$/.test(c.toString('latin1')))).toEqual([]); // a stamp leaves whole, with ' stream'
+    expect(output()).not.toContain('#');
+    line.write(Buffer.from('#m1#'));
+    expect(output().endsWith('#m1#')).toBe(true); // the echo goes out at once
+    vi.advanceTimersByTime(1000);
+    expect(output().length - oneSecond).toBeLessThanOrEqual(11_520 + 4);
+    expect(line.outputBytes).toBe(output().length);
+    line.setStreaming(false);
+    const stopped = output().length;
+    vi.advanceTimersByTime(1000);
+    expect(output().length).toBe(stopped);
+    expect(line.history().length).toBe(4096);
+    line.close();
+  });
+
+  it('does not stream while the machine is off', () => {
+    const m = machine('off');
+    const line = new SerialLine(m);
+    const output = collect(line);
+    line.setStreaming(true);
+    vi.advanceTimersByTime(500);
+    expect(output()).toBe('');
+    line.close();
+  });
+
   it('stops listening to the machine when closed', () => {
     const m = machine('off');
     const line = new SerialLine(m);

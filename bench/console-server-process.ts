@@ -1,0 +1,110 @@
+/**
+ * The console service alone in a process, as the daemon runs it (src/parts/console.ts): both
+ * listeners from `startConsoleServers`, and the daemon's backend (`metalApiConsoleBackend`) with
+ * a lookup that takes the machine id for the BMC address instead of asking metal-api, over
+ * `connectOutband(...).openConsole({takeOver: true})`. Run by bench/console-streaming.ts in a
+ * child process, so that the proxy's resident memory and CPU can be read from /proc alone.
+ *
+ * Talks to its parent over the IPC channel: sends `{type: 'ready', wsPort}` once listening,
+ * answers `{type: 'stats', gc?: boolean}` with the hub's counts and the V8 heap (after a full
+ * garbage collection with `gc: true` when run with --expose-gc), and `{type: 'close'}` with
+ * `{type: 'closed', ms}` after a graceful close (every client told, every SOL payload
+ * deactivated), then exits. SIGTERM closes the same way.
+ */
+import { parseArgs } from 'node:util';
+import { metalApiConsoleBackend, startConsoleServers } from '../src/console/index.js';
+import { createLogger } from '../src/log.js';
+import { connectOutband, type Protocol } from '../src/outband/connect.js';
+
+export interface ConsoleServerStats {
+  type: 'stats';
+  sessions: number;
+  clients: number;
+  heapUsedMiB: number;
+  externalMiB: number;
+  arrayBuffersMiB: number;
+}
+
+const { values } = parseArgs({
+  options: {
+    'ipmi-port': { type: 'string' },
+    'redfish-port': { type: 'string', default: '443' },
+    protocol: { type: 'string', default: 'ipmi' },
+    user: { type: 'string' },
+    password: { type: 'string' },
+    ca: { type: 'string' },
+    cert: { type: 'string' },
+    key: { type: 'string' },
+    token: { type: 'string' },
+  },
+  strict: true,
+});
+
+const ipmiPort = Number(values['ipmi-port']);
+const logger = createLogger({ level: 'warn' });
+const openBackend = metalApiConsoleBackend({
+  // the machine id is the BMC's address; the fleet shares one IPMI port
+  findIpmiMachine: async (id) => ({ address: `${id}:${ipmiPort}`, user: values.user!, password: values.password!, interface: 'lanplus', mac: '', fru: {}, bmcversion: '', powerstate: '' }),
+  connect: (t) =>
+    connectOutband({
+      host: t.host,
+      ipmiPort: t.port,
+      redfishPort: Number(values['redfish-port']),
+      user: t.user,
+      password: t.password,
+      protocol: values.protocol as Protocol,
+      timeoutMs: 20_000,
+      logger,
+      signal: t.signal,
+    }),
+});
+
+const servers = await startConsoleServers({
+  host: '127.0.0.1',
+  port: 0,
+  wsPort: 0,
+  caCertFile: values.ca!,
+  certFile: values.cert!,
+  keyFile: values.key!,
+  ...(values.token ? { token: values.token } : {}),
+  openBackend,
+  logger,
+});
+
+let closing: Promise<void> | undefined;
+const close = () => {
+  closing ??= (async () => {
+    const t = performance.now();
+    await Promise.race([servers.close(), new Promise((r) => setTimeout(r, 15_000))]);
+    if (process.send) process.send({ type: 'closed', ms: performance.now() - t });
+    process.disconnect?.();
+    process.exit(0);
+  })();
+  return closing;
+};
+
+process.on('SIGTERM', () => void close());
+process.on('disconnect', () => void close()); // the parent went away
+process.on('message', (msg: { type?: string; gc?: boolean }) => {
+  if (msg.type === 'close') void close();
+  if (msg.type === 'stats') {
+    // with --expose-gc: collect first, so that the heap shows what is still referenced (twice:
+    // the backing stores of Buffers whose owners died go with the second collection)
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (msg.gc && gc) {
+      gc();
+      gc();
+    }
+    const m = process.memoryUsage();
+    const stats: ConsoleServerStats = {
+      type: 'stats',
+      sessions: servers.hub.sessionCount(),
+      clients: servers.hub.clientCount(),
+      heapUsedMiB: m.heapUsed / 2 ** 20,
+      externalMiB: m.external / 2 ** 20,
+      arrayBuffersMiB: m.arrayBuffers / 2 ** 20,
+    };
+    process.send?.(stats);
+  }
+});
+process.send?.({ type: 'ready', wsPort: servers.wsPort });

@@ -1,0 +1,501 @@
+/**
+ * Serial console proxy under load: N concurrent WebSocket consoles (default 500) on the
+ * simulated fleet, every machine's serial line streaming without pause at 115200 baud. Three
+ * processes: the fleet (`metal-bmc sim`, bench/fleet-process.ts), the console service
+ * (bench/console-server-process.ts: `startConsoleServers` with the daemon's backend over
+ * `connectOutband(...).openConsole({takeOver: true})`, alone so its memory and CPU come from
+ * /proc), and this one with the N `ws` clients (client certificates of a throw-away PKI).
+ *
+ * Reported: consoles connected and streaming, bytes/s per console and in total, the console
+ * process's resident memory and CPU, and latency, two ways:
+ *  - echo round trip: a probe types a short unique marker and waits for the serial line's echo,
+ *    WS client -> console service -> SOL -> serial line (echo) -> SOL -> console service -> WS
+ *    client; a round trip, so at most twice the one-way latency, on an idle fleet and while all
+ *    stream;
+ *  - one way: every streamed line starts with CLOCK_MONOTONIC of the moment the simulated serial
+ *    line sent it (src/sim/serial.ts); its age on arrival here is the latency from serial byte to
+ *    WebSocket client (same host, same clock).
+ * Both include the simulated BMC's and this process's share of a busy machine. Reference in the
+ * same run: the same measurements through `ipmitool -I lanplus -C 17 sol activate` (pipes as
+ * stdin and stdout) on a few extra machines of the same fleet, streaming too. The console service
+ * runs compiled (see consoleServerEntry); the fleet and the clients run under tsx.
+ *
+ * Usage: tsx bench/console-streaming.ts [N] (or npm run bench -- console-streaming [N]).
+ * BENCH_CONSOLE_PROTOCOL=auto connects as the daemon does by default (Redfish probe and vendor
+ * detection first, the fleet then serves Redfish too); the default here is ipmi.
+ * BENCH_CHILD_NODE_ARGS passes node options to the children (e.g. --cpu-prof).
+ */
+import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import WebSocket from 'ws';
+import { chassisControl } from '../src/ipmi/commands.js';
+import { openSession } from '../src/ipmi/session.js';
+import { createPki, type Pki } from '../src/lab/pki.js';
+import { mapLimit } from '../src/report/limit.js';
+import type { ConsoleServerStats } from './console-server-process.js';
+import { childNodeArgs, procUsage, startFleetProcess, stopChild, type FleetProcess } from './fleet-process.js';
+import { printTable, stats } from './report.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** machines beyond N, for the ipmitool reference (each BMC has one SOL payload) */
+const REFERENCE_CONSOLES = 3;
+/** consoles that run latency probes while all stream */
+const PROBED_CONSOLES = 20;
+/** consoles whose streamed lines are timed one way (serial line stamp -> arrival here) */
+const STAMPED_CONSOLES = 50;
+const IDLE_PROBE_SECONDS = 4;
+const WARM_UP_SECONDS = 3;
+const WINDOW_SECONDS = 15;
+const PROBE_TIMEOUT_MS = 5000;
+const OPEN_TIMEOUT_MS = 45_000;
+/** the whole run, everything included */
+const RUN_DEADLINE_MS = 240_000;
+/** what a streaming line emits: 115200 baud, 8N1 */
+const LINE_BYTES_PER_SECOND = 11_520;
+
+const STAMP = /\[ *(\d+)\.(\d{6})\] stream/g;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function within<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * One terminal of the benchmark (a WebSocket console or an ipmitool process): counts output,
+ * and times echo round trips of typed markers. The stream never contains `#`.
+ */
+class Terminal {
+  bytes = 0;
+  /** one-way latencies (ms) from the simulator's line stamps, while `stamps` is set */
+  stamps: number[] | undefined;
+  private tail = '';
+  private pending: { marker: string; resolve: (at: number) => void } | undefined;
+  private seq = 0;
+  private sawPrompt = false;
+  private readonly promptWaiters: Array<() => void> = [];
+
+  constructor(
+    readonly name: string,
+    private readonly write: (text: string) => void,
+  ) {}
+
+  feed(chunk: Buffer): void {
+    this.bytes += chunk.length;
+    if (this.stamps) this.readStamps(chunk);
+    if (!this.pending && this.sawPrompt) return;
+    const text = this.tail + chunk.toString('latin1');
+    this.tail = text.slice(-48);
+    if (!this.sawPrompt && text.includes('login: ')) {
+      this.sawPrompt = true;
+      for (const w of this.promptWaiters.splice(0)) w();
+    }
+    if (this.pending && text.includes(this.pending.marker)) {
+      const { resolve } = this.pending;
+      this.pending = undefined;
+      resolve(performance.now());
+    }
+  }
+
+  /**
+   * Streamed lines start with `[seconds.micros]` of CLOCK_MONOTONIC when the simulated serial line
+   * sent their first byte (src/sim/serial.ts); the same clock here gives the one-way latency.
+   * Only stamps wholly inside one chunk count: a chunk is one SOL packet, contiguous output,
+   * while a BMC whose SOL buffer overflows drops bytes between packets, which could splice two
+   * stamps into a wrong one.
+   */
+  private readStamps(chunk: Buffer): void {
+    const now = Number(process.hrtime.bigint() / 1000n) / 1000;
+    for (const m of chunk.toString('latin1').matchAll(STAMP)) this.stamps!.push(now - (Number(m[1]) * 1000 + Number(m[2]) / 1000));
+  }
+
+  /** resolves once the login prompt arrived (the console is open and delivering) */
+  prompt(): Promise<void> {
+    return this.sawPrompt ? Promise.resolve() : new Promise((r) => this.promptWaiters.push(r));
+  }
+
+  /** One echo round trip in ms, or undefined when the echo did not come within the timeout. */
+  async probe(): Promise<number | undefined> {
+    const marker = `#${this.name}.${(this.seq++).toString(36)}#`;
+    this.tail = '';
+    let timer: NodeJS.Timeout | undefined;
+    const echoed = new Promise<number | undefined>((resolve) => {
+      this.pending = { marker, resolve };
+      timer = setTimeout(() => {
+        this.pending = undefined;
+        resolve(undefined);
+      }, PROBE_TIMEOUT_MS);
+    });
+    const t = performance.now();
+    this.write(marker);
+    const at = await echoed;
+    clearTimeout(timer);
+    return at === undefined ? undefined : at - t;
+  }
+}
+
+/** Each terminal probes in a loop of its own, one probe at a time, 50-150 ms apart, until `untilMs` (performance.now()). */
+async function probeLoop(terminals: Terminal[], untilMs: number): Promise<{ samples: number[]; timeouts: number }> {
+  const samples: number[] = [];
+  let timeouts = 0;
+  await Promise.all(
+    terminals.map(async (term) => {
+      await sleep(Math.random() * 100);
+      while (performance.now() < untilMs) {
+        const ms = await term.probe();
+        if (ms === undefined) timeouts++;
+        else samples.push(ms);
+        await sleep(50 + Math.random() * 100);
+      }
+    }),
+  );
+  return { samples, timeouts };
+}
+
+interface WsConsole {
+  term: Terminal;
+  ws: WebSocket;
+  openMs: number;
+  closedEarly: boolean;
+  closeInfo: string;
+  closed: Promise<void>;
+}
+
+function openWsConsole(url: string, tls: { ca: Buffer; cert: Buffer; key: Buffer }, name: string): Promise<WsConsole> {
+  const t = performance.now();
+  const ws = new WebSocket(url, { ...tls, perMessageDeflate: false });
+  const term = new Terminal(name, (text) => ws.send(Buffer.from(text, 'latin1'), { binary: true }));
+  let closeInfo = '';
+  const closed = new Promise<void>((resolve) =>
+    ws.on('close', (code, reason) => {
+      closeInfo = `${code} ${reason.toString()}`;
+      resolve();
+    }),
+  );
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (isBinary) term.feed(data);
+    else {
+      const msg = JSON.parse(data.toString()) as { type: string; message?: string };
+      if (msg.type === 'error' || msg.type === 'closed') closeInfo = `${msg.type}: ${msg.message ?? ''}`;
+    }
+  });
+  ws.on('error', (err) => (closeInfo ||= err.message));
+  const console_: WsConsole = { term, ws, openMs: 0, closedEarly: false, closeInfo: '', closed };
+  void closed.then(() => {
+    console_.closedEarly = true;
+    console_.closeInfo = closeInfo;
+  });
+  return within(
+    `console ${name}`,
+    OPEN_TIMEOUT_MS,
+    Promise.race([
+      term.prompt().then(() => {
+        console_.openMs = performance.now() - t;
+        return console_;
+      }),
+      closed.then(() => {
+        throw new Error(`console ${name} closed while opening: ${closeInfo}`);
+      }),
+    ]),
+  ).catch((err: unknown) => {
+    ws.terminate();
+    throw err;
+  });
+}
+
+interface IpmitoolConsole {
+  term: Terminal;
+  child: ChildProcess;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+function startIpmitoolSol(fleet: FleetProcess, host: string, name: string): IpmitoolConsole {
+  const child = spawn('ipmitool', ['-I', 'lanplus', '-C', '17', '-H', host, '-p', String(fleet.ipmiPort), '-U', fleet.user, '-P', fleet.password, 'sol', 'activate'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const term = new Terminal(name, (text) => child.stdin?.write(text));
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => term.feed(d));
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString('latin1')));
+  child.stdin?.on('error', () => undefined);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { term, child, stderr: () => stderr, exited };
+}
+
+/**
+ * The console service runs as compiled JavaScript under plain node, as the daemon does (`dist/`):
+ * under tsx, the loader thread alone adds about 28 MiB of resident memory. Compiled with the
+ * project's tsconfig into node_modules/.cache (incremental, so later runs take a second or two);
+ * BENCH_CONSOLE_TSX=1 runs the TypeScript under tsx instead.
+ */
+async function consoleServerEntry(): Promise<{ file: string; execArgv: string[]; how: string }> {
+  if (process.env.BENCH_CONSOLE_TSX === '1') return { file: 'bench/console-server-process.ts', execArgv: [...childNodeArgs(), '--expose-gc', '--import', 'tsx'], how: 'TypeScript under tsx' };
+  const out = join(ROOT, 'node_modules', '.cache', 'metal-bmc-bench');
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  await promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.json', '--outDir', out, '--incremental', '--tsBuildInfoFile', join(out, 'tsbuildinfo'), '--sourceMap', 'false'], { cwd: ROOT, timeout: 120_000 });
+  return { file: join(out, 'bench', 'console-server-process.js'), execArgv: [...childNodeArgs(), '--expose-gc'], how: 'compiled JavaScript under node' };
+}
+
+interface ConsoleServerProcess {
+  child: ChildProcess;
+  wsPort: number;
+  /** with `gc`, after a full garbage collection */
+  stats(gc?: boolean): Promise<ConsoleServerStats>;
+  /** graceful close (clients told, SOL payloads deactivated); ms it took */
+  close(): Promise<number | undefined>;
+}
+
+async function startConsoleServerProcess(fleet: FleetProcess, pki: Pki, protocol: string, entry: { file: string; execArgv: string[] }): Promise<ConsoleServerProcess> {
+  const args = ['--ipmi-port', String(fleet.ipmiPort), '--redfish-port', String(fleet.redfishPort), '--protocol', protocol, '--user', fleet.user, '--password', fleet.password, '--ca', pki.ca, '--cert', pki.serverCert, '--key', pki.serverKey];
+  const child = fork(entry.file, args, { cwd: ROOT, execArgv: entry.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const next = <T>(type: string, ms: number) =>
+    within(
+      `console server ${type}`,
+      ms,
+      new Promise<T>((resolve, reject) => {
+        const onMessage = (msg: { type?: string }) => {
+          if (msg.type !== type) return;
+          child.off('message', onMessage);
+          child.off('exit', onExit);
+          resolve(msg as T);
+        };
+        const onExit = (code: number | null) => reject(new Error(`console server exited (${code}) before ${type}`));
+        child.on('message', onMessage);
+        child.once('exit', onExit);
+      }),
+    );
+  const ready = await next<{ wsPort: number }>('ready', 60_000);
+  return {
+    child,
+    wsPort: ready.wsPort,
+    stats(gc = false) {
+      const answer = next<ConsoleServerStats>('stats', 10_000);
+      child.send({ type: 'stats', gc });
+      return answer;
+    },
+    async close() {
+      if (child.exitCode !== null) return undefined;
+      const closed = next<{ ms: number }>('closed', 25_000).then(
+        (m) => m.ms,
+        () => undefined,
+      );
+      child.send({ type: 'close' });
+      const ms = await closed;
+      await stopChild(child, 5000);
+      return ms;
+    },
+  };
+}
+
+const row = (label: string, text: string) => console.log(`  ${label.padEnd(32)}${text}`);
+const mib = (x: number) => `${x.toFixed(0)} MiB`;
+const kib = (x: number) => `${x.toFixed(0)} KiB`;
+const pct = (cpuSeconds: number, seconds: number) => `${((cpuSeconds / seconds) * 100).toFixed(0)} %`;
+
+export async function benchConsoleStreaming(n = 500): Promise<void> {
+  const protocol = process.env.BENCH_CONSOLE_PROTOCOL ?? 'ipmi';
+  const children: ChildProcess[] = [];
+  const killAll = () => children.forEach((c) => c.exitCode === null && c.kill('SIGKILL'));
+  const interrupted = () => {
+    killAll();
+    process.exit(130);
+  };
+  process.once('exit', killAll);
+  process.once('SIGINT', interrupted);
+  const watchdog = setTimeout(() => {
+    console.error(`console-streaming: the run took longer than ${RUN_DEADLINE_MS / 1000} s; stopping every child`);
+    killAll();
+    process.exit(1);
+  }, RUN_DEADLINE_MS);
+  watchdog.unref();
+
+  const started = performance.now();
+  const [pki, entry] = await Promise.all([createPki(), consoleServerEntry()]);
+  const fleet = await startFleetProcess({ count: n + REFERENCE_CONSOLES, second: 14, ipmiPort: 16330, redfishPort: 18543, controlPort: 19099, redfish: protocol !== 'ipmi' });
+  children.push(fleet.child);
+  let server: ConsoleServerProcess | undefined;
+  const consoles: WsConsole[] = [];
+  const references: IpmitoolConsole[] = [];
+  try {
+    // a quarter of the simulated machines start powered off, and a machine that is off prints nothing
+    const off = ((await fleet.control('GET', '/machines')) as Array<{ address: string; power: string }>).filter((m) => m.power !== 'on');
+    await mapLimit(off, 32, async ({ address }) => {
+      const session = await openSession({ host: address, port: fleet.ipmiPort, user: fleet.user, password: fleet.password, cipherSuite: 17 });
+      await chassisControl(session, 'up').finally(() => session.close());
+    });
+    await sleep(500); // their boot logs (about 700 bytes, 60 ms at 115200 baud)
+    server = await startConsoleServerProcess(fleet, pki, protocol, entry);
+    children.push(server.child);
+    const serverPid = server.child.pid!;
+    await sleep(1000);
+    const baseStats = await server.stats(true);
+    const base = procUsage(serverPid);
+    const tls = { ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) };
+
+    // 1. N consoles, all opened at once; each is open when the login prompt arrived
+    const openStart = performance.now();
+    const failures: string[] = [];
+    await mapLimit(fleet.addresses.slice(0, n), n, async (address, i) => {
+      try {
+        consoles.push(await openWsConsole(`wss://127.0.0.1:${server!.wsPort}/v1/machine/${address}/console`, tls, `w${i}`));
+      } catch (err) {
+        failures.push((err as Error).message);
+      }
+    });
+    const openSeconds = (performance.now() - openStart) / 1000;
+    for (const address of fleet.addresses.slice(n)) references.push(startIpmitoolSol(fleet, address, `r${references.length}`));
+    await within('ipmitool sol activate', 20_000, Promise.all(references.map((r) => r.term.prompt()))).catch((err: Error) => {
+      throw new Error(`${err.message}: ${references.map((r) => `${r.term.bytes} bytes; ${r.stderr().trim()}`).join(' | ')}`);
+    });
+    await sleep(1000);
+    const connectedStats = await server.stats();
+    const connected = procUsage(serverPid);
+    const sample = Array.from({ length: Math.min(PROBED_CONSOLES, consoles.length) }, (_, k) => consoles[Math.floor((k * consoles.length) / Math.min(PROBED_CONSOLES, consoles.length))]!);
+
+    // 2. round trips on an idle fleet (nothing streams)
+    const idleUntil = performance.now() + IDLE_PROBE_SECONDS * 1000;
+    const [idleOurs, idleRef] = await Promise.all([
+      probeLoop(
+        sample.map((c) => c.term),
+        idleUntil,
+      ),
+      probeLoop(
+        references.map((r) => r.term),
+        idleUntil,
+      ),
+    ]);
+
+    // 3. every serial line streams; after a warm-up, a measured window with probes throughout
+    await fleet.control('POST', '/serial', { select: 'all', stream: true });
+    await sleep(WARM_UP_SECONDS * 1000);
+    const aliveAtStart = consoles.filter((c) => !c.closedEarly);
+    const bytesAtStart = consoles.map((c) => c.term.bytes);
+    const refBytesAtStart = references.map((r) => r.term.bytes);
+    const serialAtStart = (await fleet.control('GET', '/serial')) as { outputBytes: number; streaming: number; activeSol: number };
+    const stamped = Array.from({ length: Math.min(STAMPED_CONSOLES, consoles.length) }, (_, k) => consoles[Math.floor((k * consoles.length) / Math.min(STAMPED_CONSOLES, consoles.length))]!.term);
+    for (const term of [...stamped, ...references.map((r) => r.term)]) term.stamps = [];
+    const u0 = { server: procUsage(serverPid), fleet: fleet.usage(), self: process.cpuUsage() };
+    const t0 = performance.now();
+    const [loadOurs, loadRef] = await Promise.all([
+      probeLoop(
+        sample.map((c) => c.term),
+        t0 + WINDOW_SECONDS * 1000,
+      ),
+      probeLoop(
+        references.map((r) => r.term),
+        t0 + WINDOW_SECONDS * 1000,
+      ),
+    ]);
+    const seconds = (performance.now() - t0) / 1000;
+    const oneWayOurs = stamped.flatMap((t) => t.stamps!);
+    const oneWayRef = references.flatMap((r) => r.term.stamps!);
+    for (const term of [...stamped, ...references.map((r) => r.term)]) term.stamps = undefined;
+    const u1 = { server: procUsage(serverPid), fleet: fleet.usage(), self: process.cpuUsage(u0.self) };
+    const serialAtEnd = (await fleet.control('GET', '/serial')) as { outputBytes: number; streaming: number; activeSol: number };
+    const loadStats = await server.stats();
+    const rates = consoles.map((c, i) => (c.term.bytes - bytesAtStart[i]!) / seconds);
+    const refRates = references.map((r, i) => (r.term.bytes - refBytesAtStart[i]!) / seconds);
+    const streamedConsoles = consoles.filter((c, i) => !c.closedEarly && rates[i]! > 0).length;
+    const droppedDuringLoad = aliveAtStart.filter((c) => c.closedEarly);
+    await fleet.control('POST', '/serial', { select: 'all', stream: false });
+
+    // 4. close everything: clients leave, the hub deactivates every SOL payload
+    const closeStart = performance.now();
+    for (const c of consoles) c.ws.close();
+    await within(
+      'clients closing',
+      15_000,
+      Promise.all(consoles.map((c) => c.closed)),
+    ).catch(() => consoles.forEach((c) => c.ws.terminate()));
+    for (const r of references) r.child.stdin?.write('\r~.');
+    const refExit = await within('ipmitool ~.', 10_000, Promise.all(references.map((r) => r.exited))).catch(() => {
+      references.forEach((r) => r.child.kill('SIGKILL'));
+      return undefined;
+    });
+    let leftSessions = (await server.stats()).sessions;
+    let activeSol = ((await fleet.control('GET', '/serial')) as { activeSol: number }).activeSol;
+    for (let i = 0; i < 100 && (leftSessions > 0 || activeSol > 0); i++) {
+      await sleep(100);
+      leftSessions = (await server.stats()).sessions;
+      activeSol = ((await fleet.control('GET', '/serial')) as { activeSol: number }).activeSol;
+    }
+    const closeSeconds = (performance.now() - closeStart) / 1000;
+    await sleep(2000); // closed sockets and SOL streams let go of their buffers within a second or so
+    const closedStats = await server.stats(true);
+    const afterClose = procUsage(serverPid);
+    const serverCloseMs = await server.close();
+
+    // 5. report
+    const open = stats(consoles.map((c) => c.openMs));
+    const rateStats = stats(rates);
+    const total = rates.reduce((a, b) => a + b, 0);
+    const emitted = (serialAtEnd.outputBytes - serialAtStart.outputBytes) / seconds;
+    const machines = n + REFERENCE_CONSOLES;
+    console.log(`\nserial console proxy: ${n} WebSocket consoles on the simulated fleet, every serial line streaming at 115200 baud (${LINE_BYTES_PER_SECOND} B/s)`);
+    row('console process', `startConsoleServers + metalApiConsoleBackend -> connectOutband(protocol ${protocol}).openConsole({takeOver: true}) over IPMI SOL (cipher suite auto: 17), ${entry.how}; WebSocket clients with client certificates`);
+    row('consoles connected', `${consoles.length} of ${n} in ${openSeconds.toFixed(1)} s, all opened at once (WebSocket open to login prompt p50 ${open.p50Ms.toFixed(0)} ms, p99 ${open.p99Ms.toFixed(0)} ms)${failures.length ? `; failed: ${failures.length}, first: ${failures[0]}` : ''}`);
+    row('consoles streaming', `${streamedConsoles} of ${n} received output during the ${seconds.toFixed(1)} s window; closed during it: ${droppedDuringLoad.length}${droppedDuringLoad.length ? ` (${droppedDuringLoad[0]!.closeInfo})` : ''}`);
+    row('received per console', `mean ${rateStats.meanMs.toFixed(0)} B/s, p50 ${rateStats.p50Ms.toFixed(0)}, min ${Math.min(...rates).toFixed(0)}, max ${Math.max(...rates).toFixed(0)} (line speed ${LINE_BYTES_PER_SECOND} B/s)`);
+    row('received in total', `${(total / 1e6).toFixed(2)} MB/s over ${consoles.length} consoles; the serial lines emitted ${(emitted / 1e6).toFixed(2)} MB/s over ${machines} machines (${(emitted / machines).toFixed(0)} B/s each), so our consoles got ${((total / ((emitted * n) / machines)) * 100).toFixed(0)} % of their lines' output`);
+    row('console process RSS', `${mib(base.rssMiB)} started, ${mib(connected.rssMiB)} with ${connectedStats.sessions} consoles open, ${mib(u1.server.rssMiB)} streaming, peak ${mib(u1.server.peakRssMiB)}, ${mib(afterClose.rssMiB)} 2 s after all closed`);
+    row('', `${kib(((u1.server.rssMiB - base.rssMiB) * 1024) / Math.max(1, loadStats.sessions))} per streaming console above the started process`);
+    row('console process V8 heap', `${mib(baseStats.heapUsedMiB)} started, ${mib(loadStats.heapUsedMiB)} streaming, ${mib(closedStats.heapUsedMiB)} 2 s after all closed (these two after a full GC); Buffers ${mib(baseStats.arrayBuffersMiB)} / ${mib(loadStats.arrayBuffersMiB)} / ${mib(closedStats.arrayBuffersMiB)}`);
+    const serverCpu = (u1.server.cpuSeconds - u0.server.cpuSeconds) / seconds;
+    row('console process CPU', `${pct(serverCpu, 1)} of one core while streaming (simulated fleet ${pct(u1.fleet.cpuSeconds - u0.fleet.cpuSeconds, seconds)}, WebSocket clients and probes ${pct((u1.self.user + u1.self.system) / 1e6, seconds)}; ${cpus().length} cores in all)`);
+    row('', `${((serverCpu * 100) / (total / 1e6)).toFixed(0)} % of a core per MB/s delivered (~${(total / serverCpu / LINE_BYTES_PER_SECOND).toFixed(0)} consoles at full line speed per core, at this run's SOL packet sizes: packets fill up to 251 bytes when acknowledgements are slow)`);
+    row('ipmitool reference consoles', `${references.length}, received ${refRates.map((r) => r.toFixed(0)).join(', ')} B/s`);
+    row('echo probes without answer', `within ${PROBE_TIMEOUT_MS / 1000} s: ours ${idleOurs.timeouts} idle / ${loadOurs.timeouts} under load, ipmitool ${idleRef.timeouts} / ${loadRef.timeouts}`);
+    console.log(
+      `  ${'close'.padEnd(32)}${closeSeconds.toFixed(1)} s until every client left, hub sessions ${leftSessions}, active SOL payloads on the fleet ${activeSol}; ipmitool exit codes ${refExit ? refExit.join(', ') : 'killed'}; service close ${serverCloseMs === undefined ? 'timed out' : `${serverCloseMs.toFixed(0)} ms`}`,
+    );
+    printTable(
+      `echo round trip, idle fleet: type a marker, wait for its echo (${sample.length} of our consoles, ${references.length} ipmitool; a round trip: at most twice the one-way latency${idleOurs.timeouts + idleRef.timeouts > 0 ? `; not counted: ${idleOurs.timeouts + idleRef.timeouts} probes without echo within ${PROBE_TIMEOUT_MS / 1000} s` : ''})`,
+      [
+        { name: 'metal-bmc WebSocket console (round trip)', s: stats(idleOurs.samples) },
+        { name: 'ipmitool sol activate (round trip)', s: stats(idleRef.samples) },
+      ],
+      'ipmitool sol activate (round trip)',
+    );
+    printTable(
+      `echo round trip while all ${consoles.length + references.length} serial lines stream at 115200 baud (${sample.length} of our consoles probed, ${references.length} ipmitool, ${seconds.toFixed(0)} s${loadOurs.timeouts + loadRef.timeouts > 0 ? `; not counted: ${loadOurs.timeouts} of ours and ${loadRef.timeouts} ipmitool probes without echo within ${PROBE_TIMEOUT_MS / 1000} s` : ''})`,
+      [
+        { name: 'metal-bmc WebSocket console (round trip)', s: stats(loadOurs.samples) },
+        { name: 'ipmitool sol activate (round trip)', s: stats(loadRef.samples) },
+      ],
+      'ipmitool sol activate (round trip)',
+    );
+    printTable(
+      `one way, serial line -> client: age of each streamed line's CLOCK_MONOTONIC stamp on arrival, while all stream (${stamped.length} of our consoles, ${references.length} ipmitool)`,
+      [
+        { name: 'metal-bmc WebSocket console (one way)', s: stats(oneWayOurs) },
+        { name: 'ipmitool sol activate (one way)', s: stats(oneWayRef) },
+      ],
+      'ipmitool sol activate (one way)',
+    );
+    if (rateStats.meanMs < 0.95 * LINE_BYTES_PER_SECOND) {
+      console.log(`\nnote: our consoles received ${((rateStats.meanMs / LINE_BYTES_PER_SECOND) * 100).toFixed(0)} % of the line speed: output queues in each BMC's SOL buffer (64 KiB in the simulator, then dropped), so latencies under load measure that backlog`);
+    }
+    console.log(`\n(run took ${((performance.now() - started) / 1000).toFixed(0)} s)`);
+  } finally {
+    for (const c of consoles) c.ws.terminate();
+    for (const r of references) if (r.child.exitCode === null) r.child.kill('SIGKILL');
+    await server?.close();
+    await fleet.stop();
+    pki.remove();
+    clearTimeout(watchdog);
+    process.off('exit', killAll);
+    process.off('SIGINT', interrupted);
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await benchConsoleStreaming(Number(process.argv[2] ?? 500));
+}
