@@ -4,7 +4,6 @@
  * and the listeners keep serving.
  */
 import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { metalApiConsoleBackend, startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
@@ -15,6 +14,7 @@ import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
 import { createPki, type Pki } from '../helpers/pki.js';
 import { waitFor } from '../helpers/wait.js';
+import { httpsGetStatus } from '../helpers/https.js';
 
 const DYING = 'dead0000-88f6-5390-8154-fa53d93a3313';
 const HEALTHY = 'a11ce000-88f6-5390-8154-fa53d93a3313';
@@ -92,14 +92,7 @@ const until = (check: () => boolean | Promise<boolean>, ms = 10_000, what = 'con
 const joined = (c: Client) => until(() => c.messages.some((m) => m.type === 'status'), 10_000, 'joined');
 
 function pageStatus(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: servers.wsPort, path: `/console/${HEALTHY}`, ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return httpsGetStatus({ host: '127.0.0.1', port: servers.wsPort, path: `/console/${HEALTHY}`, ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) });
 }
 
 describe('console faults', () => {

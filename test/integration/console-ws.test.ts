@@ -4,7 +4,6 @@
  * deactivated on the BMC), vanished peers, 200 viewers, garbage frames, and token mode.
  */
 import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -16,6 +15,7 @@ import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
 import { createPki, type Pki } from '../helpers/pki.js';
 import { waitFor } from '../helpers/wait.js';
+import { httpsGetStatus } from '../helpers/https.js';
 
 const MACHINE = 'c0ffee00-88f6-5390-8154-fa53d93a3313';
 let pki: Pki;
@@ -102,14 +102,7 @@ async function closeAll(clients: Client[]): Promise<void> {
 }
 
 function httpsStatus(path: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, ...tlsOptions('ok') }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return httpsGetStatus({ host: '127.0.0.1', port, path, ...tlsOptions('ok') });
 }
 
 describe('console over WebSocket', () => {
