@@ -8,7 +8,7 @@ const USAGE = `usage: metal-bmc <command> [options]
 
 commands:
   serve     run the daemon (configured by METAL_BMC_* environment variables)
-  bmc       talk to one BMC: info, command, console
+  bmc       talk to one BMC: info, command, console, firmware
   sim       run a simulated fleet of BMCs
   lab       bring up a local lab (simulated fleet, nats-server, metal-api stand-in) and run the daemon on it
 
