@@ -9,10 +9,9 @@ import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { metalApiConsoleBackend, startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
-import { createMetalApiClient } from '../../src/metalapi/client.js';
-import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
-import { ipmiOutband } from '../../src/outband/ipmi.js';
+import { startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
+import type { MetalApiStandIn } from '../../src/metalapi/standin.js';
+import { machineIpmi, startConsoleBackend } from '../helpers/console-backend.js';
 import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { captureLog } from '../helpers/log.js';
 import { createPki, type Pki } from '../helpers/pki.js';
@@ -35,13 +34,8 @@ beforeAll(async () => {
   const line: Socket = await sim.serial.connected();
   // The machine's side of the serial line echoes what it receives, as a getty would.
   line.on('data', (d: Buffer) => line.write(d.toString('latin1').replace(/\r/g, '\r\n')));
-  standin = await startMetalApiStandIn({ hmacKey: 'browser-key' });
-  standin.machines.set(MACHINE, { address: `127.0.0.1:${sim.port}`, user: sim.user, password: sim.password, interface: 'lanplus', mac: '', fru: {}, bmcversion: '', powerstate: '' });
-  const api = createMetalApiClient({ baseUrl: standin.url, hmacKey: 'browser-key', retries: 0 });
-  const openBackend = metalApiConsoleBackend({
-    findIpmiMachine: (id, o) => api.findIpmiMachine(id, o),
-    connect: async (t) => ipmiOutband({ host: t.host, port: t.port, user: t.user, password: t.password, cipherSuite: 3, retry: { deadlineMs: 3000 } }),
-  });
+  let openBackend;
+  ({ standin, openBackend } = await startConsoleBackend({ [MACHINE]: machineIpmi(`127.0.0.1:${sim.port}`, sim.user, sim.password) }, 3000));
   servers = await startConsoleServers({
     host: '127.0.0.1',
     port: 0,

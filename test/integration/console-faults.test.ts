@@ -6,10 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { metalApiConsoleBackend, startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
-import { createMetalApiClient } from '../../src/metalapi/client.js';
-import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
-import { ipmiOutband } from '../../src/outband/ipmi.js';
+import { startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
+import type { MetalApiStandIn } from '../../src/metalapi/standin.js';
+import { machineIpmi, startConsoleBackend } from '../helpers/console-backend.js';
 import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
 import { createPki, type Pki } from '../helpers/pki.js';
@@ -29,18 +28,14 @@ let dyingStopped = false;
 beforeAll(async () => {
   [pki, dying, healthy] = await Promise.all([createPki(), startIpmiSim(), startIpmiSim()]);
   await Promise.all([dying.serial.connected(), healthy.serial.connected()]);
-  standin = await startMetalApiStandIn({ hmacKey: 'fault-key' });
-  for (const [id, sim] of [
-    [DYING, dying],
-    [HEALTHY, healthy],
-  ] as const) {
-    standin.machines.set(id, { address: `127.0.0.1:${sim.port}`, user: sim.user, password: sim.password, interface: 'lanplus', mac: '', fru: {}, bmcversion: '', powerstate: '' });
-  }
-  const api = createMetalApiClient({ baseUrl: standin.url, hmacKey: 'fault-key', retries: 0 });
-  const openBackend = metalApiConsoleBackend({
-    findIpmiMachine: (id, o) => api.findIpmiMachine(id, o),
-    connect: async (t) => ipmiOutband({ host: t.host, port: t.port, user: t.user, password: t.password, cipherSuite: 3, retry: { deadlineMs: 1000 } }),
-  });
+  let openBackend;
+  ({ standin, openBackend } = await startConsoleBackend(
+    {
+      [DYING]: machineIpmi(`127.0.0.1:${dying.port}`, dying.user, dying.password),
+      [HEALTHY]: machineIpmi(`127.0.0.1:${healthy.port}`, healthy.user, healthy.password),
+    },
+    1000,
+  ));
   log = captureLog();
   servers = await startConsoleServers({
     host: '127.0.0.1',

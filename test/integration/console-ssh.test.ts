@@ -8,10 +8,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { metalApiConsoleBackend, startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
-import { createMetalApiClient } from '../../src/metalapi/client.js';
-import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
-import { ipmiOutband } from '../../src/outband/ipmi.js';
+import { startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
+import type { MetalApiStandIn } from '../../src/metalapi/standin.js';
+import { machineIpmi, startConsoleBackend } from '../helpers/console-backend.js';
 import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
 import { createPki, type Pki } from '../helpers/pki.js';
@@ -27,23 +26,19 @@ let rsaServers: ConsoleServers;
 let log: CapturedLog;
 const registry = new Registry();
 
-function machine(address: string, user: string, password: string) {
-  return { address, user, password, interface: 'lanplus', mac: '', fru: {}, bmcversion: '', powerstate: '' };
-}
-
 beforeAll(async () => {
   [pki, sim] = await Promise.all([createPki(), startIpmiSim()]);
   await sim.serial.connected();
-  standin = await startMetalApiStandIn({ hmacKey: 'console-test-key' });
-  standin.machines.set(MACHINE, machine(`127.0.0.1:${sim.port}`, sim.user, sim.password));
-  standin.machines.set('no-bmc-data', machine('', '', ''));
-  standin.machines.set('wrong-password', machine(`127.0.0.1:${sim.port}`, sim.user, 'not-the-password'));
-  standin.machines.set('unreachable', machine(`127.0.0.1:${await freeUdpPort()}`, 'ADMIN', 'x'));
-  const api = createMetalApiClient({ baseUrl: standin.url, hmacKey: 'console-test-key', retries: 0 });
-  const openBackend = metalApiConsoleBackend({
-    findIpmiMachine: (id, o) => api.findIpmiMachine(id, o),
-    connect: async (t) => ipmiOutband({ host: t.host, port: t.port, user: t.user, password: t.password, cipherSuite: 3, retry: { deadlineMs: 1500 } }),
-  });
+  let openBackend;
+  ({ standin, openBackend } = await startConsoleBackend(
+    {
+      [MACHINE]: machineIpmi(`127.0.0.1:${sim.port}`, sim.user, sim.password),
+      'no-bmc-data': machineIpmi('', '', ''),
+      'wrong-password': machineIpmi(`127.0.0.1:${sim.port}`, sim.user, 'not-the-password'),
+      unreachable: machineIpmi(`127.0.0.1:${await freeUdpPort()}`, 'ADMIN', 'x'),
+    },
+    1500,
+  ));
   log = captureLog();
   const common = { host: '127.0.0.1', port: 0, caCertFile: pki.ca, openBackend, logger: log.logger, hub: { reconnect: { maxAttempts: 0 } } };
   servers = await startConsoleServers({ ...common, wsPort: null, certFile: pki.serverCert, keyFile: pki.serverKey, registry });

@@ -7,10 +7,9 @@ import { readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { metalApiConsoleBackend, startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
-import { createMetalApiClient } from '../../src/metalapi/client.js';
-import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
-import { ipmiOutband } from '../../src/outband/ipmi.js';
+import { startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
+import type { MetalApiStandIn } from '../../src/metalapi/standin.js';
+import { machineIpmi, startConsoleBackend } from '../helpers/console-backend.js';
 import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
 import { createPki, type Pki } from '../helpers/pki.js';
@@ -30,13 +29,8 @@ const TOKEN = 'a-long-random-console-token';
 beforeAll(async () => {
   [pki, sim] = await Promise.all([createPki(), startIpmiSim()]);
   await sim.serial.connected();
-  standin = await startMetalApiStandIn({ hmacKey: 'ws-key' });
-  standin.machines.set(MACHINE, { address: `127.0.0.1:${sim.port}`, user: sim.user, password: sim.password, interface: 'lanplus', mac: '', fru: {}, bmcversion: '', powerstate: '' });
-  const api = createMetalApiClient({ baseUrl: standin.url, hmacKey: 'ws-key', retries: 0 });
-  const openBackend = metalApiConsoleBackend({
-    findIpmiMachine: (id, o) => api.findIpmiMachine(id, o),
-    connect: async (t) => ipmiOutband({ host: t.host, port: t.port, user: t.user, password: t.password, cipherSuite: 3, retry: { deadlineMs: 3000 } }),
-  });
+  let openBackend;
+  ({ standin, openBackend } = await startConsoleBackend({ [MACHINE]: machineIpmi(`127.0.0.1:${sim.port}`, sim.user, sim.password) }, 3000));
   log = captureLog();
   const common = { host: '127.0.0.1', port: 0, wsPort: 0, caCertFile: pki.ca, certFile: pki.serverCert, keyFile: pki.serverKey, openBackend, logger: log.logger };
   servers = await startConsoleServers({ ...common, registry, scrollbackBytes: 4096, pingIntervalMs: 300 });
