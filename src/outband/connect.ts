@@ -5,7 +5,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { BmcError, isBmcError } from '../errors.js';
-import { getDeviceId } from '../ipmi/commands.js';
+import { getDeviceId, getSystemGuid } from '../ipmi/commands.js';
 import { uuidToGuid, type GuidEncoding } from '../ipmi/guid.js';
 import type { RetryPolicy } from '../ipmi/exchange.js';
 import type { Logger } from '../log.js';
@@ -142,11 +142,19 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       let ipmiReport: BmcReport | undefined;
       let guid: Buffer | undefined;
       const fru = fruOf(inv);
-      const needIpmi = ipmiAllowed && (uuidRule === 'auto' || uuidRule === 'ipmi' || Object.keys(fru).length < 8 || !inv.manager?.firmwareVersion);
-      if (needIpmi) {
+      // IPMI fills gaps with a full read; when Redfish left none, only the GUID is read, as evidence for the UUID.
+      const redfishComplete = Object.keys(fru).length === 8 && inv.manager?.firmwareVersion !== undefined && powerStateOf(inv.system?.powerState) !== 'UNKNOWN' && ledStateOf(inv) !== '';
+      const wantGuid = uuidRule === 'auto' || uuidRule === 'ipmi';
+      let usedIpmi = false;
+      if (ipmiAllowed && (!redfishComplete || wantGuid)) {
         try {
-          ipmiReport = await ipmi.info(x);
-          guid = uuidToGuid(ipmiReport.uuid, o.guidEncoding ?? 'smbios');
+          if (redfishComplete) {
+            guid = await getSystemGuid(await ipmi.session(x), sig(x));
+          } else {
+            ipmiReport = await ipmi.info(x);
+            guid = uuidToGuid(ipmiReport.uuid, o.guidEncoding ?? 'smbios');
+          }
+          usedIpmi = true;
         } catch (err) {
           if (isBmcError(err, 'ABORTED')) throw err;
           missing.push(`IPMI: ${message(err)}`);
@@ -170,7 +178,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         powerState: powerStateOf(inv.system?.powerState),
         indicatorLED: ledStateOf(inv),
         powerSupplies: powerSuppliesOf(inv),
-        source: ipmiReport ? 'redfish+ipmi' : 'redfish',
+        source: usedIpmi ? 'redfish+ipmi' : 'redfish',
         missing,
         ...(powerMetric ? { powerMetric } : {}),
       };
