@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { nthAddress } from '../src/sim/machine.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -40,10 +41,6 @@ export function procUsage(pid: number): { rssMiB: number; peakRssMiB: number; cp
   return { rssMiB: kb('VmRSS') / 1024, peakRssMiB: kb('VmHWM') / 1024, cpuSeconds: (Number(stat[11]) + Number(stat[12])) / TICKS_PER_SECOND };
 }
 
-export function nthLoopback(second: number, i: number): string {
-  const host = i + 1;
-  return `127.${second}.${host >> 8}.${host & 255}`;
-}
 
 export async function startFleetProcess(o: {
   count: number;
@@ -76,7 +73,7 @@ export async function startFleetProcess(o: {
   return {
     child,
     count: o.count,
-    addresses: Array.from({ length: o.count }, (_, i) => nthLoopback(second, i)),
+    addresses: Array.from({ length: o.count }, (_, i) => nthAddress(`127.${second}.0.0/16`, i + 1)),
     ipmiPort,
     redfishPort,
     controlPort,

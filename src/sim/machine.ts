@@ -5,6 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { BmcError } from '../errors.js';
+import { cidrSize, nthHost, parseCidr } from '../net/cidr.js';
 
 export type SimPower = 'on' | 'off';
 export type SimBoot = 'none' | 'pxe' | 'disk' | 'bios';
@@ -123,20 +125,11 @@ const VENDORS = [
   { manufacturer: 'Gigabyte', model: 'MZ72-HB0', bmc: (d: Buffer) => `12.61.${d[1]! % 30}`, bios: (d: Buffer) => `R${d[2]! % 20}` },
 ] as const;
 
-/** The nth host address in an IPv4 CIDR (1-based, skipping the network address). */
+/** The nth host address in an IPv4 CIDR (1-based: the network and broadcast addresses are never used). */
 export function nthAddress(cidr: string, n: number): string {
-  const [base, bitsText] = cidr.split('/');
-  const bits = Number(bitsText ?? '32');
-  const parts = (base ?? '').split('.').map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255) || !(bits >= 0 && bits <= 32)) {
-    throw new Error(`invalid CIDR ${cidr}`);
-  }
-  const size = 2 ** (32 - bits);
-  if (n < 1 || n >= size - 1) throw new Error(`CIDR ${cidr} has no host number ${n}`);
-  const start = ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
-  const network = bits === 0 ? 0 : (start & (~0 << (32 - bits))) >>> 0;
-  const value = (network + n) >>> 0;
-  return [value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255].join('.');
+  const block = parseCidr(cidr);
+  if (n < 1 || n >= cidrSize(block) - 1) throw new BmcError('INVALID_ARGUMENT', `CIDR ${cidr} has no host number ${n}`);
+  return nthHost(block, n);
 }
 
 /** Deterministic state for machine `index` (0-based) of a fleet. */
