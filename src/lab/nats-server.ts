@@ -3,8 +3,9 @@
  * optional JetStream with a store directory, stop and restart on the same port and store.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect as tcpConnect, createServer } from 'node:net';
+import { connect as tcpConnect } from 'node:net';
 import { BmcError } from '../errors.js';
+import { freeTcpPort } from '../net/ports.js';
 
 export interface NatsServerOptions {
   port?: number;
@@ -25,13 +26,6 @@ export interface NatsServer {
   restart(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function waitForPort(port: number, child: ChildProcess, output: () => string, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -51,7 +45,7 @@ async function waitForPort(port: number, child: ChildProcess, output: () => stri
 }
 
 export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsServer> {
-  const port = o.port ?? (await freePort());
+  const port = o.port ?? (await freeTcpPort());
   const args = ['-a', '127.0.0.1', '-p', String(port)];
   if (o.jetstream) args.push('-js', ...(o.storeDir ? ['-sd', o.storeDir] : []));
   if (o.tls) args.push('--tls', '--tlscert', o.tls.certFile, '--tlskey', o.tls.keyFile, '--tlscacert', o.tls.caFile, ...(o.tls.verify ? ['--tlsverify'] : []));
