@@ -1,5 +1,5 @@
 /**
- * metal-api's machine events (shared/reference/metal-interfaces.md §2): a pure, total decoder
+ * metal-api's machine events (docs/architecture.md, machine commands): a pure, total decoder
  * and the event → BMC actions table. Any input gives a MachineEvent or an EventDecodeError
  * whose `reason` names what is wrong; nothing here touches the network.
  */

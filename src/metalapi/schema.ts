@@ -10,11 +10,11 @@ import { BmcError } from '../errors.js';
 
 export type SwaggerDocument = { swagger?: string; definitions: Record<string, unknown>; [key: string]: unknown };
 
-/** `<repo root>/../shared/reference/metal-api.swagger.json`, found from this file whether run from src or dist. */
+/** `<repo root>/src/metalapi/metal-api.swagger.json` (see SWAGGER.md beside it), found from this file whether run from src or dist. */
 export function defaultSwaggerPath(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json'))) return resolve(dir, '..', 'shared', 'reference', 'metal-api.swagger.json');
+    if (existsSync(join(dir, 'package.json'))) return resolve(dir, 'src', 'metalapi', 'metal-api.swagger.json');
     dir = dirname(dir);
   }
   throw new BmcError('CONFIG', 'metal-api swagger: could not find the repository root (package.json) above this module');

@@ -19,7 +19,7 @@ export interface MetalApiStandInOptions {
   host?: string;
   /** path prefix the endpoints live under, e.g. `/metal`; default none */
   basePath?: string;
-  /** a file path or a loaded swagger document; default ../shared/reference/metal-api.swagger.json */
+  /** a file path or a loaded swagger document; default src/metalapi/metal-api.swagger.json */
   swaggerPath?: string | SwaggerDocument;
   /** user and password put into the ipmi block of machines learned from reports; default ADMIN/ADMIN */
   credentials?: Credentials;

@@ -1,6 +1,6 @@
 /**
  * metal-api request and response bodies, named after the swagger definitions in
- * ../shared/reference/metal-api.swagger.json. Field names and casing are the wire names.
+ * src/metalapi/metal-api.swagger.json. Field names and casing are the wire names.
  */
 import type { BmcReport, MetalFru, PowerMetric, PowerSupply } from '../outband/types.js';
 

@@ -1,7 +1,7 @@
 /**
  * The one interface over Redfish and IPMI that the daemon, the command runner and the
  * console hub use. Field names of `BmcReport` follow metal-api's v1.MachineIpmiReport
- * where they end up there (see ../shared/reference/metal-interfaces.md).
+ * where they end up there (metal-api's swagger: src/metalapi/metal-api.swagger.json).
  */
 import type { Duplex } from 'node:stream';
 

@@ -1,6 +1,6 @@
 /**
  * An HTTPS Redfish server over the DMTF mockup tree (public-rackmount1, BSD-3, see
- * ../shared/reference/redfish/LICENSE-DMTF.md) for tests: static resources, sessions,
+ * test/fixtures/redfish/LICENSE-DMTF.md) for tests: static resources, sessions,
  * Basic auth, PATCH/POST recording, reset actions with power state, update tasks,
  * a multipart push URI, and fault switches. Plus a TCP server that never completes a
  * TLS handshake. Written independently of src/redfish so that bugs do not cancel out.
@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
-export const MOCKUP_ROOT = fileURLToPath(new URL('../../../shared/reference/redfish/public-rackmount1/', import.meta.url));
+export const MOCKUP_ROOT = fileURLToPath(new URL('../fixtures/redfish/public-rackmount1/', import.meta.url));
 const SESSIONS = '/redfish/v1/SessionService/Sessions';
 
 export interface RecordedRequest {

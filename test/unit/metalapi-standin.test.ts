@@ -67,8 +67,8 @@ describe('toIpmiReport', () => {
 });
 
 describe('metal-api stand-in', () => {
-  it('finds the swagger beside the repository by default', () => {
-    expect(defaultSwaggerPath()).toMatch(/shared\/reference\/metal-api\.swagger\.json$/);
+  it('finds the swagger inside the repository by default', () => {
+    expect(defaultSwaggerPath()).toMatch(/src\/metalapi\/metal-api\.swagger\.json$/);
   });
 
   it('answers GET with a v1.MachineIPMIResponse that satisfies the swagger, keeping a known port', async () => {
