@@ -3,7 +3,9 @@
  * variable names (METAL_BMC_*), validated, and typed. Durations are milliseconds.
  */
 import { parseCidr, type Cidr } from '../net/cidr.js';
+import { isIP } from 'node:net';
 import { BmcError } from '../errors.js';
+import { normalOrigin, parseAuthz, type AuthzRule } from './console-access.js';
 import { ConfigError } from './error.js';
 import { bool, duration, hostPort, int, list, oneOf, port, readableFile, required, secret, show, text, type Env } from './env.js';
 import { parseMqAddress } from './mq.js';
@@ -47,11 +49,42 @@ export interface Config {
     token?: string;
     scrollbackBytes: number;
     idleTimeoutMs: number;
+    host: string;
+    authz: AuthzRule[];
+    crlFile?: string;
+    allowedOrigins: string[];
+    connectionLimits: { perSource: number; total: number };
+    maxSessions: number;
   };
   http: { host: string; port: number };
   shutdownTimeoutMs: number;
   /** unknown or ignored METAL_BMC_* variables, for one warning at startup */
   warnings: string[];
+}
+
+/** 256 bits, as `openssl rand -hex 32` gives with room to spare; shorter tokens can be guessed offline from a leaked hash or by patient online tries */
+const MIN_TOKEN_BYTES = 32;
+
+function ipAddress(env: Env, name: string, fallback: string): string {
+  const v = text(env, name) ?? fallback;
+  if (isIP(v) === 0) throw new ConfigError(`${show(v)} is not an IP address (examples: 0.0.0.0, 10.1.0.1, ::)`, name);
+  return v;
+}
+
+function consoleAuthz(env: Env, name: string): AuthzRule[] {
+  try {
+    return parseAuthz(text(env, name) ?? 'any');
+  } catch (err) {
+    throw new ConfigError((err as Error).message, name);
+  }
+}
+
+function origins(env: Env, name: string): string[] {
+  return list(env, name).map((o) => {
+    const origin = normalOrigin(o);
+    if (origin === undefined || origin !== o.toLowerCase().replace(/\/$/, '')) throw new ConfigError(`${show(o)} is not an origin (scheme://host[:port], e.g. https://console.example.com)`, name);
+    return origin;
+  });
 }
 
 const MAC = /^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$/i;
@@ -132,6 +165,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const consoleKey = readableFile(env, 'METAL_BMC_CONSOLE_KEY_FILE');
   allOrNone(['METAL_BMC_CONSOLE_CA_CERT_FILE', 'METAL_BMC_CONSOLE_CERT_FILE', 'METAL_BMC_CONSOLE_KEY_FILE'], [consoleCa, consoleCert, consoleKey]);
   const consoleToken = secret(env, 'METAL_BMC_CONSOLE_TOKEN');
+  if (consoleToken !== undefined && Buffer.byteLength(consoleToken) < MIN_TOKEN_BYTES) {
+    throw new ConfigError(`is ${Buffer.byteLength(consoleToken)} bytes long; a console token needs at least ${MIN_TOKEN_BYTES} (e.g. openssl rand -hex 32)`, 'METAL_BMC_CONSOLE_TOKEN');
+  }
+  const consoleCrl = readableFile(env, 'METAL_BMC_CONSOLE_CRL_FILE');
   const redfishCa = readableFile(env, 'METAL_BMC_REDFISH_CA_FILE');
 
   const config: Config = {
@@ -183,6 +220,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ...(consoleToken === undefined ? {} : { token: consoleToken }),
       scrollbackBytes: int(env, 'METAL_BMC_CONSOLE_SCROLLBACK', 65_536, 0, 1 << 30),
       idleTimeoutMs: duration(env, 'METAL_BMC_CONSOLE_IDLE_TIMEOUT', '30m', 0),
+      host: ipAddress(env, 'METAL_BMC_CONSOLE_ADDRESS', '0.0.0.0'),
+      authz: consoleAuthz(env, 'METAL_BMC_CONSOLE_AUTHZ'),
+      ...(consoleCrl === undefined ? {} : { crlFile: consoleCrl }),
+      allowedOrigins: origins(env, 'METAL_BMC_CONSOLE_ALLOWED_ORIGINS'),
+      connectionLimits: {
+        perSource: int(env, 'METAL_BMC_CONSOLE_MAX_CONNECTIONS_PER_SOURCE', 32, 1, 1_000_000),
+        total: int(env, 'METAL_BMC_CONSOLE_MAX_CONNECTIONS', 1024, 1, 1_000_000),
+      },
+      maxSessions: int(env, 'METAL_BMC_CONSOLE_MAX_SESSIONS', 1000, 1, 1_000_000),
     },
     http: hostPort(env, 'METAL_BMC_HTTP_ADDRESS', '127.0.0.1:2112'),
     shutdownTimeoutMs: duration(env, 'METAL_BMC_SHUTDOWN_TIMEOUT', '30s'),

@@ -55,7 +55,17 @@ describe('loadConfig defaults', () => {
         resultTopic: 'fra-equ01-machine-result',
       },
       commands: { concurrency: 32, timeoutMs: 60_000 },
-      console: { port: 3333, wsPort: 3334, scrollbackBytes: 65_536, idleTimeoutMs: 1_800_000 },
+      console: {
+        port: 3333,
+        wsPort: 3334,
+        scrollbackBytes: 65_536,
+        idleTimeoutMs: 1_800_000,
+        host: '0.0.0.0',
+        authz: [{ kind: 'any' }],
+        allowedOrigins: [],
+        connectionLimits: { perSource: 32, total: 1024 },
+        maxSessions: 1000,
+      },
       http: { host: '127.0.0.1', port: 2112 },
       shutdownTimeoutMs: 30_000,
       warnings: [],
@@ -89,7 +99,7 @@ describe('loadConfig defaults', () => {
       METAL_BMC_CONSOLE_CERT_FILE: file('cert.pem'),
       METAL_BMC_CONSOLE_KEY_FILE: file('key.pem'),
       METAL_BMC_CONSOLE_WS_PORT: '0',
-      METAL_BMC_CONSOLE_TOKEN: 'console-token-1',
+      METAL_BMC_CONSOLE_TOKEN: 'console-token-1-0123456789abcdef-0123',
       METAL_BMC_CONSOLE_SCROLLBACK: '1024',
       METAL_BMC_CONSOLE_IDLE_TIMEOUT: '0',
       METAL_BMC_REDFISH_PORT: '8443',
@@ -112,7 +122,7 @@ describe('loadConfig defaults', () => {
     expect(c.protocol).toBe('ipmi');
     expect(c.mq).toMatchObject({ servers: ['nats://nats-1:4222', 'nats://nats-2:4222'], user: 'bmc', password: 'pw', machineTopic: 'machines', machineTopicTtlMs: 45_000, resultTopic: 'results' });
     expect(c.mq.clientKeyFile).toBe(join(dir, 'mq-key.pem'));
-    expect(c.console).toMatchObject({ port: 4333, wsPort: 0, token: 'console-token-1', scrollbackBytes: 1024, idleTimeoutMs: 0, keyFile: join(dir, 'key.pem') });
+    expect(c.console).toMatchObject({ port: 4333, wsPort: 0, token: 'console-token-1-0123456789abcdef-0123', scrollbackBytes: 1024, idleTimeoutMs: 0, keyFile: join(dir, 'key.pem') });
     expect(c.commands).toEqual({ concurrency: 4, timeoutMs: 120_000 });
     expect(c.http).toEqual({ host: '0.0.0.0', port: 9100 });
     expect(c.shutdownTimeoutMs).toBe(300);
@@ -250,17 +260,57 @@ describe('NATS address', () => {
   });
 });
 
+describe('console access settings', () => {
+  it('refuses a console token shorter than 32 bytes, naming the variable but not the value', () => {
+    const err = errorOf({ METAL_BMC_CONSOLE_TOKEN: 'short-secret-token' });
+    expect(err.message).toMatch(/^METAL_BMC_CONSOLE_TOKEN: is 18 bytes long; a console token needs at least 32/);
+    expect(err.message).not.toContain('short-secret-token');
+    expect(load({ METAL_BMC_CONSOLE_TOKEN: 'x'.repeat(32) }).console.token).toBe('x'.repeat(32));
+  });
+
+  it('reads the bind address, rules, origins and bounds', () => {
+    const c = load({
+      METAL_BMC_CONSOLE_ADDRESS: '::',
+      METAL_BMC_CONSOLE_AUTHZ: 'machine-id,CN=metal-console',
+      METAL_BMC_CONSOLE_ALLOWED_ORIGINS: 'https://console.example.com, https://ops.example.com:8443',
+      METAL_BMC_CONSOLE_MAX_CONNECTIONS: '100',
+      METAL_BMC_CONSOLE_MAX_CONNECTIONS_PER_SOURCE: '4',
+      METAL_BMC_CONSOLE_MAX_SESSIONS: '50',
+    }).console;
+    expect(c).toMatchObject({
+      host: '::',
+      authz: [{ kind: 'machine-id' }, { kind: 'attribute', attribute: 'CN', value: 'metal-console' }],
+      allowedOrigins: ['https://console.example.com', 'https://ops.example.com:8443'],
+      connectionLimits: { perSource: 4, total: 100 },
+      maxSessions: 50,
+    });
+  });
+
+  it.each([
+    ['METAL_BMC_CONSOLE_ADDRESS', 'console.example.com', /is not an IP address/],
+    ['METAL_BMC_CONSOLE_AUTHZ', 'machine-id,admins', /unknown rule "admins"/],
+    ['METAL_BMC_CONSOLE_ALLOWED_ORIGINS', 'https://console.example.com/path', /is not an origin/],
+    ['METAL_BMC_CONSOLE_ALLOWED_ORIGINS', '*', /is not an origin/],
+    ['METAL_BMC_CONSOLE_MAX_SESSIONS', '0', /out of range/],
+    ['METAL_BMC_CONSOLE_CRL_FILE', '/nonexistent/crl.pem', /is not readable/],
+  ])('%s=%s is refused', (name, value, message) => {
+    const err = errorOf({ [name]: value });
+    expect(err.variable).toBe(name);
+    expect(err.message).toMatch(message);
+  });
+});
+
 describe('redactConfig', () => {
   it('hides every secret and leaves the original alone', () => {
     const c = load({
       METAL_BMC_METAL_API_URL: 'https://api-user:api-secret@metal-api/metal',
       METAL_BMC_IPMI_PASSWORD: 'ipmi-secret',
-      METAL_BMC_CONSOLE_TOKEN: 'console-secret',
+      METAL_BMC_CONSOLE_TOKEN: 'console-secret-0123456789abcdef0123',
       METAL_BMC_MQ_ADDRESS: 'nats://bmc:mq-secret@nats:4222,nats://bmc:mq-secret@nats2',
     });
     const r = redactConfig(c);
     const text = JSON.stringify(r);
-    for (const secret of [HMAC, 'api-secret', 'ipmi-secret', 'console-secret', 'mq-secret']) expect(text).not.toContain(secret);
+    for (const secret of [HMAC, 'api-secret', 'ipmi-secret', 'console-secret-0123456789abcdef0123', 'mq-secret']) expect(text).not.toContain(secret);
     expect(r.metalApi).toEqual({ url: 'https://api-user:[redacted]@metal-api/metal', hmacKey: '[redacted]' });
     expect(r.ipmi.password).toBe('[redacted]');
     expect(r.console.token).toBe('[redacted]');
