@@ -27,7 +27,7 @@ export interface TransportOptions extends TlsOptions {
   retries?: number;
   /** First retry delay, doubled per attempt. Default 200. */
   retryBackoffMs?: number;
-  /** Largest response body accepted. Default 16 MiB. */
+  /** Largest response body accepted. Default 2 MiB (the largest resource metal-bmc reads is a few KiB; a BMC answering more is broken or hostile). */
   maxResponseBytes?: number;
 }
 
@@ -138,7 +138,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
   const connections = checkCount('connections', options.connections, 2, 1, 64);
   const retries = checkCount('retries', options.retries, 2, 0, 10);
   const backoffMs = checkMs('retryBackoffMs', options.retryBackoffMs, 200, 60_000);
-  const maxBytes = checkCount('maxResponseBytes', options.maxResponseBytes, 16 << 20, 1024, 1 << 30);
+  const maxBytes = checkCount('maxResponseBytes', options.maxResponseBytes, 2 << 20, 1024, 1 << 30);
   const origin = originOf(options.host, port);
   const pool = new Pool(origin, {
     connections,
@@ -202,6 +202,11 @@ export function createTransport(options: TransportOptions): HttpTransport {
           attempt += 1;
           await sleep(backoffMs * 2 ** (attempt - 1), dl.signal, what);
           continue;
+        }
+        const declared = Number(resHeaders['content-length']);
+        if (Number.isFinite(declared) && declared > maxBytes) {
+          res.body.destroy();
+          throw new BmcError('DECODE', `${what}: response of ${declared} bytes is larger than ${maxBytes} bytes`);
         }
         const text = await readText(res.body, maxBytes, what);
         let body: unknown;
