@@ -106,6 +106,17 @@ function metalApiUrl(env: Env): string {
   return url.href;
 }
 
+/** Start-up warnings about settings that work but leak or guess credentials. */
+function trustWarnings(env: Env, metalApiUrl: string): string[] {
+  const warnings: string[] = [];
+  if (new URL(metalApiUrl).protocol === 'http:') {
+    warnings.push('METAL_BMC_METAL_API_URL uses plain http: BMC passwords from metal-api and the HMAC-signed reports cross the network unencrypted (set METAL_BMC_REQUIRE_TLS=true to refuse this)');
+  }
+  const unset = ['METAL_BMC_IPMI_USER', 'METAL_BMC_IPMI_PASSWORD'].filter((name) => secret(env, name) === undefined);
+  if (unset.length > 0) warnings.push(`${unset.join(' and ')} not set: BMCs are tried with the factory default ADMIN/ADMIN`);
+  return warnings;
+}
+
 function macs(env: Env, name: string): string[] {
   return list(env, name).map((m) => {
     if (!MAC.test(m)) throw new ConfigError(`${show(m)} is not a MAC address (example: ac:1f:6b:35:ac:62)`, name);
@@ -151,6 +162,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const partitionId = required(text(env, 'METAL_BMC_PARTITION_ID'), 'METAL_BMC_PARTITION_ID');
   if (!TOPIC.test(partitionId)) throw new ConfigError(`${show(partitionId)} must not contain whitespace, '*' or '>' (it names NATS subjects)`, 'METAL_BMC_PARTITION_ID');
   const url = metalApiUrl(env);
+  if (bool(env, 'METAL_BMC_REQUIRE_TLS', false) && new URL(url).protocol !== 'https:') {
+    throw new ConfigError('uses plain http, and METAL_BMC_REQUIRE_TLS is true (metal-api answers BMC passwords on GET .../ipmi: use https)', 'METAL_BMC_METAL_API_URL');
+  }
   const hmacKey = required(secret(env, 'METAL_BMC_METAL_API_HMAC_KEY'), 'METAL_BMC_METAL_API_HMAC_KEY');
 
   const mqAddress = text(env, 'METAL_BMC_MQ_ADDRESS') ?? `nats://localhost:4222`;
@@ -232,7 +246,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     http: hostPort(env, 'METAL_BMC_HTTP_ADDRESS', '127.0.0.1:2112'),
     shutdownTimeoutMs: duration(env, 'METAL_BMC_SHUTDOWN_TIMEOUT', '30s'),
-    warnings: warningsFor(env),
+    warnings: [...warningsFor(env), ...trustWarnings(env, url)],
   };
   return config;
 }

@@ -68,7 +68,7 @@ describe('loadConfig defaults', () => {
       },
       http: { host: '127.0.0.1', port: 2112 },
       shutdownTimeoutMs: 30_000,
-      warnings: [],
+      warnings: [expect.stringMatching(/uses plain http/), expect.stringMatching(/factory default ADMIN\/ADMIN/)],
     });
   });
 
@@ -147,7 +147,7 @@ describe('loadConfig defaults', () => {
   });
 
   it('warns about unknown and ignored METAL_BMC_* variables', () => {
-    expect(load({ METAL_BMC_REPORT_INTERVALL: '1m', METAL_BMC_TOKEN_FILE: '/x', OTHER: '1' }).warnings).toEqual([
+    expect(load({ METAL_BMC_REPORT_INTERVALL: '1m', METAL_BMC_TOKEN_FILE: '/x', OTHER: '1' }).warnings.slice(0, 2)).toEqual([
       'METAL_BMC_REPORT_INTERVALL is not a known variable (typo?) and is ignored',
       'METAL_BMC_TOKEN_FILE is not used by this implementation and is ignored',
     ]);
@@ -297,6 +297,18 @@ describe('console access settings', () => {
     const err = errorOf({ [name]: value });
     expect(err.variable).toBe(name);
     expect(err.message).toMatch(message);
+  });
+});
+
+describe('trust warnings', () => {
+  it('warns about plain http to metal-api and the default BMC credentials; METAL_BMC_REQUIRE_TLS refuses plain http', () => {
+    expect(load().warnings).toEqual([
+      expect.stringMatching(/^METAL_BMC_METAL_API_URL uses plain http: BMC passwords/),
+      'METAL_BMC_IPMI_USER and METAL_BMC_IPMI_PASSWORD not set: BMCs are tried with the factory default ADMIN/ADMIN',
+    ]);
+    const tls = load({ METAL_BMC_METAL_API_URL: 'https://metal-api/metal', METAL_BMC_IPMI_USER: 'metal', METAL_BMC_IPMI_PASSWORD: 'pw', METAL_BMC_REQUIRE_TLS: 'true' });
+    expect(tls.warnings).toEqual([]);
+    expect(errorOf({ METAL_BMC_REQUIRE_TLS: 'true' }).message).toMatch(/^METAL_BMC_METAL_API_URL: uses plain http, and METAL_BMC_REQUIRE_TLS is true/);
   });
 });
 
