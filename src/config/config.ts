@@ -6,6 +6,7 @@ import { parseCidr, type Cidr } from '../net/cidr.js';
 import { isIP } from 'node:net';
 import { BmcError } from '../errors.js';
 import { normalOrigin, parseAuthz, type AuthzRule } from './console-access.js';
+import { withCredentialFiles } from './credentials.js';
 import { ConfigError } from './error.js';
 import { bool, duration, hostPort, int, list, oneOf, port, readableFile, required, secret, show, text, type Env } from './env.js';
 import { parseMqAddress } from './mq.js';
@@ -158,7 +159,8 @@ function warningsFor(env: Env): string[] {
 }
 
 /** Reads and validates every METAL_BMC_* variable; throws ConfigError on the first invalid one. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(processEnv: NodeJS.ProcessEnv = process.env): Config {
+  const env = withCredentialFiles(processEnv);
   const partitionId = required(text(env, 'METAL_BMC_PARTITION_ID'), 'METAL_BMC_PARTITION_ID');
   if (!TOPIC.test(partitionId)) throw new ConfigError(`${show(partitionId)} must not contain whitespace, '*' or '>' (it names NATS subjects)`, 'METAL_BMC_PARTITION_ID');
   const url = metalApiUrl(env);

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -297,6 +297,24 @@ describe('console access settings', () => {
     const err = errorOf({ [name]: value });
     expect(err.variable).toBe(name);
     expect(err.message).toMatch(message);
+  });
+});
+
+describe('systemd credentials', () => {
+  it('reads secrets from $CREDENTIALS_DIRECTORY files named after the variables, and refuses a secret set twice', () => {
+    const creds = mkdtempSync(join(tmpdir(), 'creds-'));
+    try {
+      writeFileSync(join(creds, 'METAL_BMC_METAL_API_HMAC_KEY'), 'hmac-from-credential\n');
+      writeFileSync(join(creds, 'METAL_BMC_IPMI_PASSWORD'), 'pw-from-credential');
+      const c = loadConfig({ METAL_BMC_PARTITION_ID: 'p', METAL_BMC_METAL_API_URL: 'http://metal-api', CREDENTIALS_DIRECTORY: creds });
+      expect(c.metalApi.hmacKey).toBe('hmac-from-credential');
+      expect(c.ipmi.password).toBe('pw-from-credential');
+      const err = errorOf({ CREDENTIALS_DIRECTORY: creds });
+      expect(err.variable).toBe('METAL_BMC_METAL_API_HMAC_KEY');
+      expect(err.message).toMatch(/set in the environment and as a systemd credential/);
+    } finally {
+      rmSync(creds, { recursive: true, force: true });
+    }
   });
 });
 
