@@ -8,7 +8,7 @@
 import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { BmcError, abortError } from '../errors.js';
-import { checkCount, checkMs, deadline, sleep } from '../deadline.js';
+import { checkCount, checkMs, deadline, raceAbort, sleep } from '../deadline.js';
 import { httpError, isRetryableNetworkError, scrub, transportError } from './http-errors.js';
 import { tlsConnector, tlsPolicy, type TlsOptions } from './tls.js';
 
@@ -100,34 +100,6 @@ async function readText(body: AsyncIterable<Buffer>, max: number, what: string):
   return Buffer.concat(chunks).toString('utf8');
 }
 
-type PoolResponse = Awaited<ReturnType<Pool['request']>>;
-
-/**
- * Rejects with the signal's reason as soon as it fires. undici settles a request that is
- * still queued for a connection only once that connection is up or failed; we do not wait
- * for that. A response that arrives later anyway is discarded.
- */
-function raceAbort(pending: Promise<PoolResponse>, signal: AbortSignal): Promise<PoolResponse> {
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => {
-      reject(signal.reason);
-      pending.then((r) => r.body.destroy(), () => undefined);
-    };
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    pending.then(
-      (r) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(r);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
-
 export function createTransport(options: TransportOptions): HttpTransport {
   if (typeof options.host !== 'string' || options.host === '' || /[/\s@]/.test(options.host)) {
     throw new BmcError('INVALID_ARGUMENT', `host must be a host name or IP address, got ${JSON.stringify(options.host)}`);
@@ -172,9 +144,11 @@ export function createTransport(options: TransportOptions): HttpTransport {
     let redirects = 0;
     try {
       for (;;) {
-        let res: PoolResponse;
+        let res: Awaited<ReturnType<Pool['request']>>;
         try {
-          res = await raceAbort(pool.request({ path, method: req.method, headers, body: payload ?? null, signal: dl.signal }), dl.signal);
+          // undici settles a request still queued for a connection only once that connection is up
+          // or failed: do not wait for that; a response that arrives later anyway is discarded
+          res = await raceAbort(pool.request({ path, method: req.method, headers, body: payload ?? null, signal: dl.signal }), dl.signal, { late: (r) => r.body.destroy() });
         } catch (err) {
           if (idempotent && attempt < retries && !dl.signal.aborted && isRetryableNetworkError(err)) {
             attempt += 1;
