@@ -3,7 +3,9 @@
  * durable pull consumer shared by every instance (a work queue), explicit acks, at most two
  * deliveries, and `working()` while the handler runs so that a long command is not handed to
  * another instance. Without JetStream: a core subscription in a queue group of the same name.
- * Events older than the TTL are dropped (term) before the handler sees them.
+ * Events older than the stream's retention (possible only in a foreign stream with a longer
+ * max_age) are dropped (term) before the handler sees them; the command TTL is the handler's
+ * business, since it depends on the kind of event.
  */
 import type { ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
@@ -19,14 +21,16 @@ export interface EventMeta {
 }
 
 export interface SubscribeMetrics {
-  eventsStale?: { inc(): void };
+  eventsExpired?: { inc(): void };
 }
 
 export interface SubscribeOptions {
   nc: NatsConnection;
   subject: string;
-  /** events older than this are dropped; also the stream's max_age */
-  ttlMs: number;
+  /** the lifecycle retention: the stream's max_age; older events (from a foreign stream) are dropped */
+  maxAgeMs: number;
+  /** num_replicas of our stream (default 1) */
+  replicas?: number;
   /** shared by all instances of a partition: the JetStream durable and the core queue group */
   durableName: string;
   /** JetStream ack_wait; keep it at or above the command timeout (default 60 s) */
@@ -72,11 +76,11 @@ function createDispatcher(o: SubscribeOptions) {
   let slotWaiters: Array<() => void> = [];
   let stopping = false;
 
-  function isStale(publishedAt: Date, where: Record<string, unknown>): boolean {
+  function isExpired(publishedAt: Date, where: Record<string, unknown>): boolean {
     const ageMs = Date.now() - publishedAt.getTime();
-    if (ageMs <= o.ttlMs) return false;
-    o.metrics?.eventsStale?.inc();
-    o.logger.warn({ subject: o.subject, ageMs, ttlMs: o.ttlMs, ...where }, 'stale machine event dropped');
+    if (ageMs <= o.maxAgeMs) return false;
+    o.metrics?.eventsExpired?.inc();
+    o.logger.warn({ subject: o.subject, ageMs, maxAgeMs: o.maxAgeMs, ...where }, 'machine event older than the retention dropped');
     return true;
   }
 
@@ -103,7 +107,7 @@ function createDispatcher(o: SubscribeOptions) {
   }
 
   return {
-    isStale,
+    isExpired,
     run,
     get stopping() {
       return stopping;
@@ -127,7 +131,7 @@ function createDispatcher(o: SubscribeOptions) {
 async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): Promise<MachineEventSubscription> {
   const ackWaitMs = o.ackWaitMs ?? 60_000;
   const setup = async () => {
-    const stream = await ensureStream(jsm, { subject: o.subject, ttlMs: o.ttlMs, logger: o.logger });
+    const stream = await ensureStream(jsm, { subject: o.subject, maxAgeMs: o.maxAgeMs, ...(o.replicas !== undefined ? { replicas: o.replicas } : {}), logger: o.logger });
     const consumer = await ensureConsumer(jsm, { stream, subject: o.subject, durableName: o.durableName, ackWaitMs, logger: o.logger });
     return { stream, consumer };
   };
@@ -142,7 +146,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
       m.nak();
       return;
     }
-    if (dispatcher.isStale(m.time, where)) {
+    if (dispatcher.isExpired(m.time, where)) {
       m.term();
       return;
     }
@@ -185,7 +189,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     }
   })();
 
-  o.logger.info({ subject: o.subject, stream: names.stream, consumer: names.consumer, ttlMs: o.ttlMs, ackWaitMs }, 'consuming machine events from JetStream');
+  o.logger.info({ subject: o.subject, stream: names.stream, consumer: names.consumer, maxAgeMs: o.maxAgeMs, ackWaitMs }, 'consuming machine events from JetStream');
   return {
     mode: 'jetstream',
     stream: names.stream,
@@ -233,7 +237,7 @@ function subscribeCore(o: SubscribeOptions): MachineEventSubscription {
       }
       if (dispatcher.stopping) return;
       const publishedAt = publishedAtOf(m);
-      if (dispatcher.isStale(publishedAt, {})) return;
+      if (dispatcher.isExpired(publishedAt, {})) return;
       dispatcher.run(m.data, { publishedAt, deliveryCount: 1 }, (d) => {
         if (d === 'nak') o.logger.warn({ subject: o.subject }, 'machine event failed; core NATS cannot redeliver it');
       });

@@ -5,6 +5,7 @@
  */
 import { isBmcError, type BmcErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import { timelinessOf } from './age.js';
 import { decodeMachineEvent, EventDecodeError, planEvent } from './event.js';
 import type { CommandMetrics } from './metrics.js';
 import type { CommandResult, CommandRunner } from './runner.js';
@@ -23,13 +24,17 @@ const FINAL_CODES: ReadonlySet<BmcErrorCode> = new Set(['AUTH_FAILED', 'INSECURE
 
 export function dispositionOf(result: CommandResult): Disposition {
   if (result.ok) return 'ack';
+  if (result.dropped !== undefined) return 'term';
   return result.code !== undefined && FINAL_CODES.has(result.code as BmcErrorCode) ? 'term' : 'nak';
 }
 
 export interface EventHandlerOptions {
   runner: CommandRunner;
   logger: Logger;
-  metrics?: Pick<CommandMetrics, 'eventsRejected'>;
+  metrics?: Pick<CommandMetrics, 'eventsRejected'> & Partial<Pick<CommandMetrics, 'eventsStale'>>;
+  /** the topic TTL: command events older than this are dropped on receipt (the runner checks again when their turn comes) */
+  ttlMs?: number;
+  now?: () => number;
 }
 
 /**
@@ -46,6 +51,13 @@ export function createEventHandler(o: EventHandlerOptions): EventHandler {
       o.metrics?.eventsRejected.inc({ reason });
       // the body may carry a BMC password: log its size, never its content
       o.logger.warn({ reason, err: (err as Error).message, bytes: bytes.length, deliveryCount: meta.deliveryCount }, 'machine event rejected');
+      return 'term';
+    }
+    plan.publishedAt = meta.publishedAt;
+    const ageMs = (o.now ?? Date.now)() - meta.publishedAt.getTime();
+    if (o.ttlMs !== undefined && timelinessOf(plan.type, ageMs, o.ttlMs) === 'stale') {
+      o.metrics?.eventsStale?.inc();
+      o.logger.warn({ machineId: plan.machineId, command: plan.command, ageMs, ttlMs: o.ttlMs, deliveryCount: meta.deliveryCount }, 'stale machine event dropped');
       return 'term';
     }
     if (plan.actions.length === 0) {

@@ -15,11 +15,17 @@ import { createEventHandler } from '../commands/handler.js';
 import { createCommandMetrics, type CommandMetrics } from '../commands/metrics.js';
 import { createCommandRunner, type CommandRunner, type ConnectBmc } from '../commands/runner.js';
 
+const DEFAULT_RETENTION_MS = 24 * 3600_000;
+
 export interface CommandServiceOptions {
   nc: NatsConnection;
   subject: string;
   resultSubject: string;
   ttlMs: number;
+  /** the stream's max_age (METAL_BMC_LIFECYCLE_RETENTION); default 24 h */
+  retentionMs?: number;
+  /** num_replicas of the stream (METAL_BMC_STREAM_REPLICAS); default 1 */
+  replicas?: number;
   durableName: string;
   /** default: the command timeout plus 10 s */
   ackWaitMs?: number;
@@ -44,6 +50,7 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
     connect: o.connect,
     concurrency: o.concurrency,
     timeoutMs: o.timeoutMs,
+    ttlMs: o.ttlMs,
     logger: o.logger,
     ...(o.metrics ? { metrics: o.metrics } : {}),
     onResult: (result) => {
@@ -54,11 +61,12 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
       }
     },
   });
-  const handler = createEventHandler({ runner, logger: o.logger, ...(o.metrics ? { metrics: o.metrics } : {}) });
+  const handler = createEventHandler({ runner, ttlMs: o.ttlMs, logger: o.logger, ...(o.metrics ? { metrics: o.metrics } : {}) });
   const subscription = await subscribeMachineEvents({
     nc: o.nc,
     subject: o.subject,
-    ttlMs: o.ttlMs,
+    maxAgeMs: Math.max(o.retentionMs ?? DEFAULT_RETENTION_MS, o.ttlMs),
+    ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
     durableName: o.durableName,
     ackWaitMs: o.ackWaitMs ?? o.timeoutMs + 10_000,
     ...(o.maxInFlight !== undefined ? { maxInFlight: o.maxInFlight } : {}),
@@ -110,6 +118,8 @@ export const commandsPart: PartFactory = async (ctx) => {
           subject: config.mq.machineTopic,
           resultSubject: config.mq.resultTopic,
           ttlMs: config.mq.machineTopicTtlMs,
+          retentionMs: config.mq.lifecycleRetentionMs,
+          replicas: config.mq.streamReplicas,
           durableName: defaultDurableName(config.partitionId),
           // a burst of commands for one BMC reuses its sessions for a few seconds
           connect: (ipmi, { signal }) =>
