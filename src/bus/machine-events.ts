@@ -58,6 +58,20 @@ export function defaultDurableName(partitionId: string): string {
 }
 
 const PULL_BATCH = 8;
+/** stream sequences of events settled (ack/term) by this instance that a redelivery is checked against */
+const DONE_MEMORY = 4096;
+
+/** A bounded set of recently settled stream sequences, oldest forgotten first. */
+function recentlySettled(max: number): { has(seq: number): boolean; add(seq: number): void } {
+  const seqs = new Set<number>();
+  return {
+    has: (seq) => seqs.has(seq),
+    add(seq) {
+      seqs.add(seq);
+      if (seqs.size > max) seqs.delete(seqs.values().next().value!);
+    },
+  };
+}
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 export async function subscribeMachineEvents(o: SubscribeOptions): Promise<MachineEventSubscription> {
@@ -138,12 +152,20 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
   const names = await setup();
   const js = jsm.jetstream();
   const dispatcher = createDispatcher(o);
+  const settled = recentlySettled(DONE_MEMORY);
   let messages: ConsumerMessages | undefined;
 
   function dispatch(m: JsMsg): void {
     const where = { stream: names.stream, seq: m.seq, deliveryCount: m.info.deliveryCount };
     if (dispatcher.stopping) {
       m.nak();
+      return;
+    }
+    // An ack lost with a failing NATS node (a stream or consumer leader killed) brings the event
+    // back although it ran: acknowledge it again instead of running it twice.
+    if (m.info.deliveryCount > 1 && settled.has(m.seq)) {
+      o.logger.info(where, 'redelivered machine event already settled here; acknowledged again, not run twice');
+      m.ack();
       return;
     }
     if (dispatcher.isExpired(m.time, where)) {
@@ -156,7 +178,11 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     dispatcher.run(
       m.data,
       { publishedAt: m.time, deliveryCount: m.info.deliveryCount },
-      (d) => (d === 'ack' ? m.ack() : d === 'term' ? m.term() : m.nak()),
+      (d) => {
+        if (d === 'nak') return m.nak();
+        settled.add(m.seq);
+        return d === 'ack' ? m.ack() : m.term();
+      },
       () => clearInterval(heartbeat),
     );
   }
