@@ -7,6 +7,7 @@ import { isBmcError, type BmcErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { timelinessOf } from './age.js';
 import { decodeMachineEvent, EventDecodeError, planEvent } from './event.js';
+import type { FirmwareJobs } from './firmware-jobs.js';
 import type { CommandMetrics } from './metrics.js';
 import type { CommandResult, CommandRunner } from './runner.js';
 
@@ -32,6 +33,8 @@ export interface EventHandlerOptions {
   runner: CommandRunner;
   logger: Logger;
   metrics?: Pick<CommandMetrics, 'eventsRejected'> & Partial<Pick<CommandMetrics, 'eventsStale'>>;
+  /** UPDATE-FIRMWARE runs as a background job here instead of in the runner (acknowledged when accepted) */
+  firmware?: Pick<FirmwareJobs, 'start'>;
   /** the topic TTL: command events older than this are dropped on receipt (the runner checks again when their turn comes) */
   ttlMs?: number;
   now?: () => number;
@@ -64,6 +67,7 @@ export function createEventHandler(o: EventHandlerOptions): EventHandler {
       o.logger.debug({ machineId: plan.machineId, type: plan.type }, 'machine event needs no BMC action');
       return 'ack';
     }
+    if (o.firmware && plan.actions.some((a) => a.kind === 'firmware')) return o.firmware.start(plan).accepted ? 'ack' : 'term';
     let result: CommandResult;
     try {
       result = await o.runner.submit(plan);

@@ -12,6 +12,8 @@ export interface CommandMetrics {
   eventsLate: Counter<'type'>;
   powerStepsSkipped: Counter<'type'>;
   natsConnected: Gauge;
+  firmwareJobs: Counter<'outcome'>;
+  firmwareJobsRunning: Gauge;
 }
 
 export function createCommandMetrics(registry: Registry): CommandMetrics {
@@ -24,6 +26,8 @@ export function createCommandMetrics(registry: Registry): CommandMetrics {
     eventsExpired: new Counter({ name: 'metal_bmc_events_expired_total', help: 'Machine events dropped because they were older than the lifecycle retention (only a foreign stream keeps them that long)', registers }),
     eventsLate: new Counter({ name: 'metal_bmc_events_late_total', help: 'create and delete events executed although older than the topic TTL (published while metal-bmc was down), by type', labelNames: ['type'], registers }),
     powerStepsSkipped: new Counter({ name: 'metal_bmc_power_steps_skipped_total', help: 'Power steps of late lifecycle events skipped because a newer event for the machine was pending, by type', labelNames: ['type'], registers }),
+    firmwareJobs: new Counter({ name: 'metal_bmc_firmware_jobs_total', help: 'UPDATE-FIRMWARE jobs by outcome (completed, failed, interrupted, refused)', labelNames: ['outcome'], registers }),
+    firmwareJobsRunning: new Gauge({ name: 'metal_bmc_firmware_jobs_running', help: 'UPDATE-FIRMWARE jobs running in the background', registers }),
     natsConnected: new Gauge({ name: 'metal_bmc_nats_connected', help: '1 while the NATS connection is up, 0 otherwise', registers }),
   };
 }

@@ -14,6 +14,8 @@ import { createOutbandPool } from '../outband/pool.js';
 import { createEventHandler } from '../commands/handler.js';
 import { createCommandMetrics, type CommandMetrics } from '../commands/metrics.js';
 import { createCommandRunner, type CommandRunner, type ConnectBmc } from '../commands/runner.js';
+import { createFirmwareJobs, type FirmwareJobs } from '../commands/firmware-jobs.js';
+import { join } from 'node:path';
 
 const DEFAULT_RETENTION_MS = 24 * 3600_000;
 
@@ -36,16 +38,26 @@ export interface CommandServiceOptions {
   timeoutMs: number;
   logger: Logger;
   metrics?: CommandMetrics;
+  /** UPDATE-FIRMWARE as background jobs: their deadline, state file and BMC connection (default `connect`) */
+  firmware?: { timeoutMs: number; stateFile?: string; connect?: ConnectBmc };
 }
 
 export interface CommandService {
   runner: CommandRunner;
+  firmware: FirmwareJobs | undefined;
   subscription: MachineEventSubscription;
   /** stop taking events, let running commands finish (aborting them at the deadline), settle their messages */
   stop(deadlineMs: number): Promise<void>;
 }
 
 export async function startCommandService(o: CommandServiceOptions): Promise<CommandService> {
+  const publish = (result: object) => {
+    try {
+      publishResult(o.nc, o.resultSubject, result);
+    } catch (err) {
+      o.logger.warn({ err: (err as Error).message, subject: o.resultSubject }, 'cannot publish command result');
+    }
+  };
   const runner = createCommandRunner({
     connect: o.connect,
     concurrency: o.concurrency,
@@ -53,15 +65,21 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
     ttlMs: o.ttlMs,
     logger: o.logger,
     ...(o.metrics ? { metrics: o.metrics } : {}),
-    onResult: (result) => {
-      try {
-        publishResult(o.nc, o.resultSubject, result);
-      } catch (err) {
-        o.logger.warn({ err: (err as Error).message, subject: o.resultSubject }, 'cannot publish command result');
-      }
-    },
+    onResult: publish,
   });
-  const handler = createEventHandler({ runner, ttlMs: o.ttlMs, logger: o.logger, ...(o.metrics ? { metrics: o.metrics } : {}) });
+  const firmware = o.firmware
+    ? createFirmwareJobs({
+        connect: o.firmware.connect ?? o.connect,
+        timeoutMs: o.firmware.timeoutMs,
+        ...(o.firmware.stateFile !== undefined ? { stateFile: o.firmware.stateFile } : {}),
+        logger: o.logger,
+        ...(o.metrics ? { metrics: o.metrics } : {}),
+        publish,
+      })
+    : undefined;
+  // jobs a restart cut off are reported before new events arrive
+  firmware?.recover();
+  const handler = createEventHandler({ runner, ttlMs: o.ttlMs, logger: o.logger, ...(o.metrics ? { metrics: o.metrics } : {}), ...(firmware ? { firmware } : {}) });
   const subscription = await subscribeMachineEvents({
     nc: o.nc,
     subject: o.subject,
@@ -77,9 +95,10 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
   });
   return {
     runner,
+    firmware,
     subscription,
     async stop(deadlineMs) {
-      await Promise.all([subscription.stop(deadlineMs + 1000), runner.drain(deadlineMs)]);
+      await Promise.all([subscription.stop(deadlineMs + 1000), runner.drain(deadlineMs), firmware?.stop(deadlineMs)]);
     },
   };
 }
@@ -128,6 +147,12 @@ export const commandsPart: PartFactory = async (ctx) => {
           timeoutMs: config.commands.timeoutMs,
           logger,
           metrics,
+          // a job holds its BMC for minutes: its own connection, not one from the pool
+          firmware: {
+            timeoutMs: config.firmware.timeoutMs,
+            stateFile: join(config.stateDir, 'firmware-jobs.json'),
+            connect: (ipmi, { signal }) => ctx.connectBmc(ipmi.host, { signal, port: ipmi.port, ...(ipmi.user ? { user: ipmi.user } : {}), ...(ipmi.password ? { password: ipmi.password } : {}) }),
+          },
         });
         problem = undefined;
         return;

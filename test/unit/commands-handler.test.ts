@@ -92,4 +92,17 @@ describe('machine event handler', () => {
   it('terminates a result the runner dropped as stale', () => {
     expect(dispositionOf({ ...result(false, 'STALE'), dropped: 'stale' })).toBe('term');
   });
+
+  it('hands UPDATE-FIRMWARE to the background jobs: ack when accepted, term when refused, never to the runner', async () => {
+    const runner = stubRunner(async () => result(true));
+    const answers = [true, false];
+    const started: Plan[] = [];
+    const firmware = { start: (p: Plan) => (started.push(p), answers.shift() ? { accepted: true as const, job: {} as never } : { accepted: false as const, event: {} as never }) };
+    const handle = createEventHandler({ runner, logger: captureLog().logger, firmware });
+    const event = { type: 'command', cmd: { target: 'm', cmd: 'UPDATE-FIRMWARE', firmwareupdate: { kind: 'bios', url: 'https://images/bios.bin' }, ipmi } };
+    expect(await handle(enc(event), meta)).toBe('ack');
+    expect(await handle(enc(event), meta)).toBe('term');
+    expect(started.map((p) => p.command)).toEqual(['UPDATE-FIRMWARE', 'UPDATE-FIRMWARE']);
+    expect(runner.plans).toHaveLength(0);
+  });
 });
