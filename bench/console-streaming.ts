@@ -6,8 +6,9 @@
  * `connectOutband(...).openConsole({takeOver: true})`, alone so its memory and CPU come from
  * /proc), and this one with the N `ws` clients (client certificates of a throw-away PKI).
  *
- * Reported: consoles connected and streaming, bytes/s per console and in total, the console
- * process's resident memory and CPU, and latency, two ways:
+ * Reported (through bench/results.ts): consoles connected and streaming, bytes/s per console and
+ * in total, the console process's resident memory and CPU (and, estimated from them, how many
+ * consoles one core could keep at full line speed), and latency, two ways:
  *  - echo round trip: a probe types a short unique marker and waits for the serial line's echo,
  *    WS client -> console service -> SOL -> serial line (echo) -> SOL -> console service -> WS
  *    client; a round trip, so at most twice the one-way latency, on an idle fleet and while all
@@ -20,7 +21,7 @@
  * stdin and stdout) on a few extra machines of the same fleet, streaming too. The console service
  * runs compiled (see consoleServerEntry); the fleet and the clients run under tsx.
  *
- * Usage: tsx bench/console-streaming.ts [N] (or npm run bench -- console-streaming [N]).
+ * Usage: npm run bench -- console-streaming [N] (N consoles, default 500).
  * BENCH_CONSOLE_PROTOCOL=auto connects as the daemon does by default (Redfish probe and vendor
  * detection first, the fleet then serves Redfish too); the default here is ipmi.
  * BENCH_CHILD_NODE_ARGS passes node options to the children (e.g. --cpu-prof).
@@ -330,7 +331,7 @@ export async function benchConsoleStreaming(n = 500): Promise<void> {
 
   const started = performance.now();
   const [pki, entry] = await Promise.all([createPki(), consoleServerEntry()]);
-  const fleet = await startFleetProcess({ count: n + REFERENCE_CONSOLES, second: 14, ipmiPort: 16330, redfishPort: 18543, controlPort: 19099, redfish: protocol !== 'ipmi' });
+  const fleet = await startFleetProcess({ count: n + REFERENCE_CONSOLES, second: 14, redfish: protocol !== 'ipmi' });
   children.push(fleet.child);
   let server: ConsoleServerProcess | undefined;
   const consoles: WsConsole[] = [];
