@@ -459,7 +459,7 @@ export async function benchConsoleStreaming(n = 500): Promise<void> {
     const messages = consoles.reduce((a, c, i) => a + c.messages - messagesAtStart[i]!, 0);
     const serverCpu = (u1.server.cpuSeconds - u0.server.cpuSeconds) / seconds;
     const measured = 'measured' as const;
-    const path = `ours: serial line -> SOL -> console process -> TLS WebSocket -> client, ${consoles.length} consoles in one console process; ipmitool: serial line -> SOL -> its stdout pipe, one process per console (${references.length})`;
+    const path = `ours through the console process (${consoles.length} consoles in one) and a TLS WebSocket; ipmitool straight from SOL to a pipe, a process per console`;
     const probeSide = (name: string, p: { samples: number[]; timeouts: number }) => latency(name, { samples: p.samples, failures: p.timeouts });
 
     out.record({ name: 'IPMI cipher suite that auto negotiates with this fleet (same openSession as the console process)', value: negotiatedSuite, unit: '', kind: measured, detail: true });

@@ -160,7 +160,9 @@ export function formatRatio(f: Figure): string | undefined {
   if (f.ratio === undefined || !f.better) return undefined;
   const [good, bad] = ratioWords(f.unit, f.better);
   const times = (x: number) => (x >= 10 ? x.toFixed(0) : x.toFixed(1));
-  return f.ratio >= 1 ? `${times(f.ratio)}x ${good}` : `${times(1 / f.ratio)}x ${bad}`;
+  const factor = f.ratio >= 1 ? f.ratio : 1 / f.ratio;
+  if (factor < 1.05) return 'about equal';
+  return f.ratio >= 1 ? `${times(factor)}x ${good}` : `${times(factor)}x ${bad}`;
 }
 
 /** Three significant digits or so: 0.152, 1.52, 15.2, 152, 15,200; counts as they are. */

@@ -73,6 +73,8 @@ describe('checkFigure', () => {
     expect(formatRatio(slower)).toBe('1.3x slower');
     const memory = checkFigure('b', { name: 'x', value: 160, unit: 'KiB', kind: 'measured', reference: { name: 'ipmi_sim', value: 6000, kind: 'measured' }, better: 'lower' });
     expect(formatRatio(memory)).toBe('38x less');
+    const same = checkFigure('b', { name: 'x', value: 11_742, unit: 'B/s', kind: 'measured', reference: { name: 'ipmitool', value: 11_565, kind: 'measured' }, better: 'higher' });
+    expect(formatRatio(same)).toBe('about equal');
   });
 
   it('keeps only the fields of a side in the reference (a figure-shaped object passed as reference)', () => {
@@ -90,7 +92,7 @@ describe('checkFigure', () => {
         if (ours < ref) expect(lower).toBeGreaterThan(1);
         if (ours > ref) expect(higher).toBeGreaterThan(1);
         const f = checkFigure('b', { name: 'x', value: ours, unit: 'ms', kind: 'measured', reference: { name: 'r', value: ref, kind: 'measured' }, better: 'lower' });
-        expect(formatRatio(f)).toMatch(ours <= ref ? /faster$/ : /slower$/);
+        expect(formatRatio(f)).toMatch(Math.max(ours / ref, ref / ours) < 1.05 ? /^about equal$/ : ours < ref ? /faster$/ : /slower$/);
       }),
     );
     expect(ratioOf(null, 1, 'lower')).toBeUndefined();
