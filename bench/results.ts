@@ -110,7 +110,15 @@ export function checkFigure(bench: string, input: FigureInput): Figure {
   };
   checkSide(input, 'our side');
   if (typeof input.unit !== 'string') throw new Error(`${where}: no unit`);
-  const figure: Figure = { bench, ...input };
+  // only the known fields: a ratio, for one, is derived here and never taken from the input
+  const figure: Figure = {
+    bench,
+    ...sideOnly(input),
+    unit: input.unit,
+    ...(input.better !== undefined ? { better: input.better } : {}),
+    ...(input.differs !== undefined ? { differs: input.differs } : {}),
+    ...(input.detail !== undefined ? { detail: input.detail } : {}),
+  };
   if (input.reference) {
     checkSide(input.reference, 'reference');
     figure.reference = sideOnly(input.reference);

@@ -77,6 +77,12 @@ describe('checkFigure', () => {
     expect(formatRatio(same)).toBe('about equal');
   });
 
+  it('takes no ratio from the input', () => {
+    const typedIn = { name: 'x', value: 1, unit: 'ms', kind: 'measured' as const, ratio: 278 };
+    expect(checkFigure('b', typedIn).ratio).toBeUndefined();
+    expect(checkFigure('b', { ...typedIn, reference: { name: 'r', value: 3, kind: 'measured' }, better: 'lower' }).ratio).toBe(3);
+  });
+
   it('keeps only the fields of a side in the reference (a figure-shaped object passed as reference)', () => {
     const reference = { name: 'ref', value: 2, kind: 'measured' as const, stat: 'p50', unit: 'ms', detail: true };
     const f = checkFigure('b', { name: 'x', value: 1, unit: 'ms', kind: 'measured', reference, better: 'lower' });
