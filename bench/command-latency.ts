@@ -22,7 +22,7 @@ import { createOutbandPool } from '../src/outband/pool.js';
 import { VENDOR_PROFILES, vendorOfManufacturer } from '../src/outband/vendors.js';
 import { startCommandService } from '../src/parts/commands.js';
 import { startFleetProcess, type FleetProcess } from './fleet-process.js';
-import { latency, timeEach, type Timed } from './report.js';
+import { latency, timeCounting, type Timed } from './report.js';
 import { begin, type FigureInput, type Side } from './results.js';
 
 const run = promisify(execFile);
@@ -100,7 +100,7 @@ export async function benchCommandLatency(n = 1000): Promise<void> {
     await viaNats(fleet, nats.url, 'ipmi', 20); // warm-up
     const auto = await viaNats(fleet, nats.url, 'auto', n);
     const ipmi = await viaNats(fleet, nats.url, 'ipmi', n);
-    const ipmitool = await timeEach(refN, (i) =>
+    const ipmitool = await timeCounting(refN, (i) =>
       run('ipmitool', ['-I', 'lanplus', '-C', '17', '-H', fleet.addresses[i % MACHINES]!, '-p', String(fleet.ipmiPort), '-U', fleet.user, '-P', fleet.password, 'chassis', 'identify', ledOf(i) === 'LED-ON' ? 'force' : '0']),
     );
     for (const [what, t] of [['facade, first', auto.cold], ['facade, later', auto.warm], ['IPMI, first', ipmi.cold], ['IPMI, later', ipmi.warm], ['ipmitool', ipmitool]] as const) {

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { getChassisStatus } from '../src/ipmi/commands.js';
 import { openSession, withSession } from '../src/ipmi/session.js';
 import { startIpmiSim } from '../test/helpers/ipmisim.js';
-import { latency, timeEach } from './report.js';
+import { latency, timeCounting } from './report.js';
 import { begin } from './results.js';
 
 const run = promisify(execFile);
@@ -27,11 +27,11 @@ export async function benchIpmiPowerStatus(n = 200): Promise<void> {
     await run('ipmitool', ipmitool);
 
     const session = await openSession(options);
-    const cached = await timeEach(n, () => getChassisStatus(session));
+    const cached = await timeCounting(n, () => getChassisStatus(session));
     await session.close();
-    const fresh = await timeEach(n, () => withSession(options, (s) => getChassisStatus(s)));
-    const reference = await timeEach(n, () => run('ipmitool', ipmitool));
-    const processStart = await timeEach(n, () => run('ipmitool', ['-V']));
+    const fresh = await timeCounting(n, () => withSession(options, (s) => getChassisStatus(s)));
+    const reference = await timeCounting(n, () => run('ipmitool', ipmitool));
+    const processStart = await timeCounting(n, () => run('ipmitool', ['-V']));
 
     const ipmitoolSide = latency('ipmitool -I lanplus power status', reference);
     out.record({

@@ -44,8 +44,19 @@ export interface Timed {
   firstError?: string;
 }
 
+/** ms of each of `n` sequential calls; the first call that throws stops the loop (see `timeCounting` to count failures instead). */
+export async function timeEach(n: number, fn: (i: number) => Promise<unknown>): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await fn(i);
+    samples.push(performance.now() - t);
+  }
+  return samples;
+}
+
 /** Times `n` sequential calls; a call that throws is counted as a failure, not as a sample. */
-export async function timeEach(n: number, fn: (i: number) => Promise<unknown>): Promise<Timed> {
+export async function timeCounting(n: number, fn: (i: number) => Promise<unknown>): Promise<Timed> {
   const out: Timed = { samples: [], failures: 0 };
   for (let i = 0; i < n; i++) {
     const t = performance.now();
