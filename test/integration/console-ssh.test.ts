@@ -3,7 +3,7 @@
  * (TLS 1.3 with a client certificate) → the console listener → the metal-api stand-in → IPMI SOL
  * on ipmi_sim, whose serial line the test plays.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -15,6 +15,7 @@ import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
 import { createPki, type Pki } from '../helpers/pki.js';
 import { freeUdpPort } from '../helpers/ports.js';
+import { sshConsole, type SshOptions, type SshRun } from '../helpers/ssh-console.js';
 import { waitFor } from '../helpers/wait.js';
 
 const MACHINE = '2294c949-88f6-5390-8154-fa53d93a3313';
@@ -53,28 +54,7 @@ afterAll(async () => {
   pki?.remove();
 });
 
-interface SshRun {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exit: Promise<number | null>;
-}
-
-function ssh(user: string, o: { port: number; cert?: string; key?: string; knownHosts?: string; command?: string }): SshRun {
-  const proxy = ['openssl s_client -quiet -verify_return_error -tls1_3', `-connect 127.0.0.1:${o.port}`, `-CAfile ${pki.ca}`, o.cert ? `-cert ${o.cert} -key ${o.key}` : '', '2>/dev/null'].join(' ');
-  const hostKeyOptions = o.knownHosts
-    ? ['-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${o.knownHosts}`, '-o', 'HostKeyAlias=metal-bmc-console']
-    : ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null'];
-  const args = ['-F', '/dev/null', '-tt', '-e', 'none', '-o', `ProxyCommand=${proxy}`, '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', ...hostKeyOptions, `${user}@metal-bmc-console`];
-  if (o.command) args.push(o.command);
-  const child = spawn('ssh', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString('latin1')));
-  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, stdout: () => stdout, stderr: () => stderr, exit };
-}
+const ssh = (user: string, o: Omit<SshOptions, 'ca'>): SshRun => sshConsole(user, { ...o, ca: pki.ca });
 
 const until = (check: () => boolean | Promise<boolean>, ms = 8000, what = 'condition') => waitFor(check, ms, what);
 
