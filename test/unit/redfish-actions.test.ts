@@ -114,10 +114,10 @@ describe('setBootOverride', () => {
     expect(patches(server)[0]?.ifMatch).toBe(etag);
   });
 
-  it('sends If-Match with @odata.etag of the body; none without an ETag', async () => {
+  it('sends If-Match with @odata.etag of the body; * without an ETag', async () => {
     const { server, client } = await setup();
     await setBootOverride(client, 'Pxe');
-    expect(patches(server)[0]?.ifMatch).toBeUndefined();
+    expect(patches(server)[0]?.ifMatch).toBe('*');
     (server.resource(SYSTEM) as Record<string, unknown>)['@odata.etag'] = 'W/"odata-1"';
     await setBootOverride(client, 'Hdd');
     expect(patches(server)[1]?.ifMatch).toBe('W/"odata-1"');
