@@ -3,7 +3,10 @@
  * variable names (METAL_BMC_*), validated, and typed. Durations are milliseconds.
  */
 import { parseCidr, type Cidr } from '../net/cidr.js';
+import { isIP } from 'node:net';
 import { BmcError } from '../errors.js';
+import { normalOrigin, parseAuthz, type AuthzRule } from './console-access.js';
+import { withCredentialFiles } from './credentials.js';
 import { ConfigError } from './error.js';
 import { bool, duration, hostPort, int, list, oneOf, port, readableFile, required, secret, show, text, type Env } from './env.js';
 import { parseMqAddress } from './mq.js';
@@ -35,9 +38,16 @@ export interface Config {
     clientKeyFile?: string;
     machineTopic: string;
     machineTopicTtlMs: number;
+    /** max_age of the machine event stream; late create/delete events up to this age still run */
+    lifecycleRetentionMs: number;
+    /** num_replicas of the machine event stream */
+    streamReplicas: number;
     resultTopic: string;
   };
   commands: { concurrency: number; timeoutMs: number };
+  firmware: { timeoutMs: number };
+  /** state kept across restarts (firmware jobs) */
+  stateDir: string;
   console: {
     port: number;
     caCertFile?: string;
@@ -47,11 +57,42 @@ export interface Config {
     token?: string;
     scrollbackBytes: number;
     idleTimeoutMs: number;
+    host: string;
+    authz: AuthzRule[];
+    crlFile?: string;
+    allowedOrigins: string[];
+    connectionLimits: { perSource: number; total: number };
+    maxSessions: number;
   };
   http: { host: string; port: number };
   shutdownTimeoutMs: number;
   /** unknown or ignored METAL_BMC_* variables, for one warning at startup */
   warnings: string[];
+}
+
+/** 256 bits, as `openssl rand -hex 32` gives with room to spare; shorter tokens can be guessed offline from a leaked hash or by patient online tries */
+const MIN_TOKEN_BYTES = 32;
+
+function ipAddress(env: Env, name: string, fallback: string): string {
+  const v = text(env, name) ?? fallback;
+  if (isIP(v) === 0) throw new ConfigError(`${show(v)} is not an IP address (examples: 0.0.0.0, 10.1.0.1, ::)`, name);
+  return v;
+}
+
+function consoleAuthz(env: Env, name: string): AuthzRule[] {
+  try {
+    return parseAuthz(text(env, name) ?? 'any');
+  } catch (err) {
+    throw new ConfigError((err as Error).message, name);
+  }
+}
+
+function origins(env: Env, name: string): string[] {
+  return list(env, name).map((o) => {
+    const origin = normalOrigin(o);
+    if (origin === undefined || origin !== o.toLowerCase().replace(/\/$/, '')) throw new ConfigError(`${show(o)} is not an origin (scheme://host[:port], e.g. https://console.example.com)`, name);
+    return origin;
+  });
 }
 
 const MAC = /^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$/i;
@@ -71,6 +112,17 @@ function metalApiUrl(env: Env): string {
   if (url.hostname === '') throw new ConfigError(`${show(v)} has no host`, name);
   if (url.search !== '' || url.hash !== '') throw new ConfigError(`${show(v)} must not have a query or fragment`, name);
   return url.href;
+}
+
+/** Start-up warnings about settings that work but leak or guess credentials. */
+function trustWarnings(env: Env, metalApiUrl: string): string[] {
+  const warnings: string[] = [];
+  if (new URL(metalApiUrl).protocol === 'http:') {
+    warnings.push('METAL_BMC_METAL_API_URL uses plain http: BMC passwords from metal-api and the HMAC-signed reports cross the network unencrypted (set METAL_BMC_REQUIRE_TLS=true to refuse this)');
+  }
+  const unset = ['METAL_BMC_IPMI_USER', 'METAL_BMC_IPMI_PASSWORD'].filter((name) => secret(env, name) === undefined);
+  if (unset.length > 0) warnings.push(`${unset.join(' and ')} not set: BMCs are tried with the factory default ADMIN/ADMIN`);
+  return warnings;
 }
 
 function macs(env: Env, name: string): string[] {
@@ -113,11 +165,23 @@ function warningsFor(env: Env): string[] {
     .map((k) => (IGNORED_GO_VARIABLES.includes(k) ? `${k} is not used by this implementation and is ignored` : `${k} is not a known variable (typo?) and is ignored`));
 }
 
+/** The stream keeps events at least as long as commands are valid, or a fresh command could expire unseen. */
+function retention(env: Env, ttlMs: number): number {
+  const name = 'METAL_BMC_LIFECYCLE_RETENTION';
+  const ms = duration(env, name, '24h');
+  if (ms < ttlMs) throw new ConfigError(`${show(text(env, name) ?? '')} is shorter than METAL_BMC_MACHINE_TOPIC_TTL (${ttlMs} ms); events must be kept at least as long as they are valid`, name);
+  return ms;
+}
+
 /** Reads and validates every METAL_BMC_* variable; throws ConfigError on the first invalid one. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(processEnv: NodeJS.ProcessEnv = process.env): Config {
+  const env = withCredentialFiles(processEnv);
   const partitionId = required(text(env, 'METAL_BMC_PARTITION_ID'), 'METAL_BMC_PARTITION_ID');
   if (!TOPIC.test(partitionId)) throw new ConfigError(`${show(partitionId)} must not contain whitespace, '*' or '>' (it names NATS subjects)`, 'METAL_BMC_PARTITION_ID');
   const url = metalApiUrl(env);
+  if (bool(env, 'METAL_BMC_REQUIRE_TLS', false) && new URL(url).protocol !== 'https:') {
+    throw new ConfigError('uses plain http, and METAL_BMC_REQUIRE_TLS is true (metal-api answers BMC passwords on GET .../ipmi: use https)', 'METAL_BMC_METAL_API_URL');
+  }
   const hmacKey = required(secret(env, 'METAL_BMC_METAL_API_HMAC_KEY'), 'METAL_BMC_METAL_API_HMAC_KEY');
 
   const mqAddress = text(env, 'METAL_BMC_MQ_ADDRESS') ?? `nats://localhost:4222`;
@@ -132,7 +196,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const consoleKey = readableFile(env, 'METAL_BMC_CONSOLE_KEY_FILE');
   allOrNone(['METAL_BMC_CONSOLE_CA_CERT_FILE', 'METAL_BMC_CONSOLE_CERT_FILE', 'METAL_BMC_CONSOLE_KEY_FILE'], [consoleCa, consoleCert, consoleKey]);
   const consoleToken = secret(env, 'METAL_BMC_CONSOLE_TOKEN');
+  if (consoleToken !== undefined && Buffer.byteLength(consoleToken) < MIN_TOKEN_BYTES) {
+    throw new ConfigError(`is ${Buffer.byteLength(consoleToken)} bytes long; a console token needs at least ${MIN_TOKEN_BYTES} (e.g. openssl rand -hex 32)`, 'METAL_BMC_CONSOLE_TOKEN');
+  }
+  const consoleCrl = readableFile(env, 'METAL_BMC_CONSOLE_CRL_FILE');
   const redfishCa = readableFile(env, 'METAL_BMC_REDFISH_CA_FILE');
+  const ttlMs = duration(env, 'METAL_BMC_MACHINE_TOPIC_TTL', '30s');
 
   const config: Config = {
     partitionId,
@@ -167,13 +236,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ...(mqCert === undefined ? {} : { clientCertFile: mqCert }),
       ...(mqKey === undefined ? {} : { clientKeyFile: mqKey }),
       machineTopic: topic(env, 'METAL_BMC_MACHINE_TOPIC', `${partitionId}-machine`),
-      machineTopicTtlMs: duration(env, 'METAL_BMC_MACHINE_TOPIC_TTL', '30s'),
+      machineTopicTtlMs: ttlMs,
+      lifecycleRetentionMs: retention(env, ttlMs),
+      streamReplicas: int(env, 'METAL_BMC_STREAM_REPLICAS', 1, 1, 5),
       resultTopic: topic(env, 'METAL_BMC_RESULT_TOPIC', `${partitionId}-machine-result`),
     },
     commands: {
       concurrency: int(env, 'METAL_BMC_COMMAND_CONCURRENCY', 32, 1, 10_000),
       timeoutMs: duration(env, 'METAL_BMC_COMMAND_TIMEOUT', '60s'),
     },
+    firmware: { timeoutMs: duration(env, 'METAL_BMC_FIRMWARE_TIMEOUT', '30m') },
+    stateDir: text(env, 'METAL_BMC_STATE_DIR') ?? '/var/lib/metal-bmc',
     console: {
       port: port(env, 'METAL_BMC_CONSOLE_PORT', 3333, true),
       ...(consoleCa === undefined ? {} : { caCertFile: consoleCa }),
@@ -183,10 +256,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ...(consoleToken === undefined ? {} : { token: consoleToken }),
       scrollbackBytes: int(env, 'METAL_BMC_CONSOLE_SCROLLBACK', 65_536, 0, 1 << 30),
       idleTimeoutMs: duration(env, 'METAL_BMC_CONSOLE_IDLE_TIMEOUT', '30m', 0),
+      host: ipAddress(env, 'METAL_BMC_CONSOLE_ADDRESS', '0.0.0.0'),
+      authz: consoleAuthz(env, 'METAL_BMC_CONSOLE_AUTHZ'),
+      ...(consoleCrl === undefined ? {} : { crlFile: consoleCrl }),
+      allowedOrigins: origins(env, 'METAL_BMC_CONSOLE_ALLOWED_ORIGINS'),
+      connectionLimits: {
+        perSource: int(env, 'METAL_BMC_CONSOLE_MAX_CONNECTIONS_PER_SOURCE', 32, 1, 1_000_000),
+        total: int(env, 'METAL_BMC_CONSOLE_MAX_CONNECTIONS', 1024, 1, 1_000_000),
+      },
+      maxSessions: int(env, 'METAL_BMC_CONSOLE_MAX_SESSIONS', 1000, 1, 1_000_000),
     },
     http: hostPort(env, 'METAL_BMC_HTTP_ADDRESS', '127.0.0.1:2112'),
     shutdownTimeoutMs: duration(env, 'METAL_BMC_SHUTDOWN_TIMEOUT', '30s'),
-    warnings: warningsFor(env),
+    warnings: [...warningsFor(env), ...trustWarnings(env, url)],
   };
   return config;
 }

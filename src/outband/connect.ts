@@ -16,6 +16,7 @@ import { firstSystemPath, readServiceRoot, readSystem, readUpdateService } from 
 import { openRedfish, type RedfishClient } from '../redfish/session.js';
 import { pushUpdate, simpleUpdate } from '../redfish/update.js';
 import { biosAtOrBelow, bootOrderFor, bootOverrideOfIpmi, bootOverrideOfRedfish, ipmiBootFlags } from './boot.js';
+import { pushParametersFor } from './firmware-push.js';
 import { ipmiOutband, type IpmiOutband } from './ipmi.js';
 import { fruOf, ledStateOf, powerMetricOf, powerStateOf, powerSuppliesOf } from './redfish-report.js';
 import { openSshConsole } from './ssh-console.js';
@@ -244,7 +245,14 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const push = profile.firmware === 'multipart-push' ? service?.multipartHttpPushUri !== undefined : service?.simpleUpdateTarget === undefined;
       if (push) {
         if (!service?.multipartHttpPushUri) throw new BmcError('UNSUPPORTED', `BMC ${o.host} offers neither SimpleUpdate nor multipart push`);
-        await pushUpdate(redfish, url, { ...sig(x), ...progress, ...targets });
+        const parameters = pushParametersFor(profile.vendor, kind, { system: systemPath, manager: system.managedBy[0] });
+        await pushUpdate(redfish, url, {
+          ...sig(x),
+          ...progress,
+          targets: parameters.targets,
+          ...(parameters.applyTime ? { applyTime: parameters.applyTime } : {}),
+          ...(parameters.oem ? { oem: parameters.oem } : {}),
+        });
       } else {
         await simpleUpdate(redfish, url, { ...sig(x), ...progress, ...targets });
       }
