@@ -2,11 +2,11 @@
  * `metal-bmc bmc info|command|console`: an operator's direct line to one BMC.
  */
 import { parseArgs } from 'node:util';
-import { COMMAND_ACTIONS, isMachineCommand, MACHINE_COMMANDS } from '../commands/actions.js';
+import { COMMAND_ACTIONS, isMachineCommand, MACHINE_COMMANDS, type MachineCommand } from '../commands/actions.js';
 import { BmcError } from '../errors.js';
 import type { GuidEncoding } from '../ipmi/guid.js';
 import { connectOutband, type Protocol } from '../outband/connect.js';
-import type { BmcReport, FirmwareKind, Outband } from '../outband/types.js';
+import type { BmcReport, BootOverride, FirmwareKind, Outband } from '../outband/types.js';
 import { parseAddress, parseIntegerOption, resolvePassword, UsageError } from './args.js';
 import { runConsole } from './console.js';
 
@@ -21,6 +21,7 @@ const COMMON_OPTIONS = {
   timeout: { type: 'string', default: '10' },
   json: { type: 'boolean', default: false },
   'take-over': { type: 'boolean', default: false },
+  once: { type: 'boolean', default: false },
   protocol: { type: 'string', default: 'auto' },
   'redfish-port': { type: 'string', default: '443' },
   url: { type: 'string' },
@@ -29,8 +30,10 @@ const COMMON_OPTIONS = {
 
 export const BMC_USAGE = `usage: metal-bmc bmc <info|command CMD|console|firmware bios|bmc> --address HOST[:PORT] [options]
 
-  info                 print uuid, power state, BMC and BIOS versions, LED, FRU, power metric and supplies (--json)
+  info                 print uuid, power state, BMC and BIOS versions, LED, FRU, power metric and supplies,
+                       and the boot override read back from the BMC (--json)
   command CMD          run a machine command: ${MACHINE_COMMANDS.join(' ')}
+                       (PXE, DISK and REINSTALL set the boot device for all future boots, BIOS for the next one)
   console              interactive serial console; type ~. at the start of a line to leave
   firmware bios|bmc    update firmware from --url URL (Redfish), showing progress
 
@@ -46,7 +49,17 @@ options:
   --guid-encoding E       smbios (default) | ipmi | rfc4122: byte order of the BMC's system GUID
   --timeout SECONDS       deadline per BMC operation (default 10)
   --take-over             console: deactivate a SOL session left active by another client
+  --once                  command PXE|DISK|REINSTALL: boot device for the next boot only
   --json                  info: print JSON`;
+
+/** Commands that set a boot device persistently, and with --once for the next boot only. */
+const ONCE_COMMANDS: readonly string[] = ['PXE', 'DISK', 'REINSTALL'];
+
+async function runCommand(bmc: Outband, cmd: MachineCommand, once: boolean, signal: AbortSignal): Promise<void> {
+  if (!once) return COMMAND_ACTIONS[cmd](bmc, { signal });
+  await bmc.bootFrom(cmd === 'DISK' ? 'DISK' : 'PXE', { signal, persistent: false });
+  if (cmd === 'REINSTALL') await bmc.powerCycle({ signal });
+}
 
 const GUID_ENCODINGS: readonly GuidEncoding[] = ['smbios', 'ipmi', 'rfc4122'];
 const PROTOCOLS: readonly Protocol[] = ['auto', 'redfish', 'ipmi'];
@@ -74,6 +87,7 @@ export async function bmcMain(argv: string[], io: { stdout: NodeJS.WritableStrea
     const cmd = rest[0]?.toUpperCase();
     if (!cmd) throw new UsageError(`command needs one of: ${MACHINE_COMMANDS.join(' ')}`);
     if (!isMachineCommand(cmd)) throw new UsageError(`unsupported command ${JSON.stringify(rest[0])}; supported: ${MACHINE_COMMANDS.join(' ')}`);
+    if (values.once && !ONCE_COMMANDS.includes(cmd)) throw new UsageError(`--once applies to ${ONCE_COMMANDS.join(', ')} (BIOS is always for the next boot only)`);
   } else if (sub === 'firmware') {
     if (rest[0] !== 'bios' && rest[0] !== 'bmc') throw new UsageError('firmware needs a kind: bios or bmc');
     if (!values.url || !/^https?:\/\//.test(values.url)) throw new UsageError('firmware needs --url http(s)://...');
@@ -99,13 +113,18 @@ export async function bmcMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   try {
     if (sub === 'info') {
       const report = await bmc.info({ signal });
-      io.stdout.write(values.json ? `${JSON.stringify({ address: bmc.address, vendor: bmc.vendor, ...report }, null, 2)}\n` : formatReport(bmc, report));
+      const boot = await bmc.bootOverride({ signal }).catch((err: unknown) => describeError(err));
+      io.stdout.write(
+        values.json
+          ? `${JSON.stringify({ address: bmc.address, vendor: bmc.vendor, ...report, ...(typeof boot === 'string' ? { bootOverrideError: boot } : { bootOverride: boot }) }, null, 2)}\n`
+          : formatReport(bmc, report, boot),
+      );
       return 0;
     }
     if (sub === 'command') {
       const cmd = rest[0]!.toUpperCase();
       if (!isMachineCommand(cmd)) return 2;
-      await COMMAND_ACTIONS[cmd](bmc, { signal });
+      await runCommand(bmc, cmd, values.once, signal);
       io.stdout.write(`${cmd}: done on ${bmc.address}\n`);
       return 0;
     }
@@ -124,7 +143,12 @@ export async function bmcMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   }
 }
 
-export function formatReport(bmc: Outband, r: BmcReport): string {
+export function describeBootOverride(b: BootOverride): string {
+  if (b.target === 'NONE') return `none (the BIOS boot order decides), ${b.detail}`;
+  return `${b.target}, ${b.persistent ? 'persistent (all future boots)' : 'once (next boot only)'}, ${b.uefi ? 'UEFI' : 'legacy'} (${b.source}: ${b.detail})`;
+}
+
+export function formatReport(bmc: Outband, r: BmcReport, boot?: BootOverride | string): string {
   const lines = [
     ['address', bmc.address],
     ['vendor', bmc.vendor],
@@ -136,6 +160,8 @@ export function formatReport(bmc: Outband, r: BmcReport): string {
     ...Object.entries(r.fru).map(([k, v]) => [`fru.${k}`, v ?? '']),
     ...(r.powerMetric ? Object.entries(r.powerMetric).map(([k, v]) => [`powerMetric.${k}`, String(v)]) : []),
     ...r.powerSupplies.map((p, i) => [`powerSupplies[${i}]`, `${p.status.health}/${p.status.state}`]),
+    ...(boot === undefined ? [] : [['bootOverride', typeof boot === 'string' ? `(unreadable: ${boot})` : describeBootOverride(boot)]]),
+    ...(typeof boot === 'object' && boot.bootOrder ? [['bootOrder', boot.bootOrder.join(', ')]] : []),
     ['source', r.source],
     ...r.missing.map((m) => ['missing', m]),
   ];

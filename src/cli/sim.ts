@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { startControlServer } from '../sim/control.js';
 import { startFleet } from '../sim/fleet.js';
+import { DEFAULT_VARIANTS, isSimVariant, SIM_VARIANTS, type SimVariantName } from '../sim/machine.js';
 import { parseIntegerOption, UsageError } from './args.js';
 
 export const SIM_USAGE = `usage: metal-bmc sim --count N [options]
@@ -13,6 +14,8 @@ export const SIM_USAGE = `usage: metal-bmc sim --count N [options]
   --no-redfish           IPMI only
   --user U --password P  BMC credentials (default ADMIN / ADMIN)
   --seed S               seed of the machines' UUIDs, MACs, FRU and versions (default metal-bmc)
+  --variants A,B,...      vendor variants the machines are drawn from (default ${DEFAULT_VARIANTS.join(',')};
+                         all: ${Object.keys(SIM_VARIANTS).join(', ')})
   --lease-file PATH      write an ISC dhcpd.leases file with one active lease per BMC
   --state-file PATH      keep power/boot/LED state across restarts
   --control-port P       fault-injection API on 127.0.0.1:P (default 0: off)
@@ -31,6 +34,7 @@ export async function simMain(argv: string[], io: { stdout: NodeJS.WritableStrea
       user: { type: 'string', default: 'ADMIN' },
       password: { type: 'string', default: 'ADMIN' },
       seed: { type: 'string', default: 'metal-bmc' },
+      variants: { type: 'string', default: DEFAULT_VARIANTS.join(',') },
       'lease-file': { type: 'string' },
       'state-file': { type: 'string' },
       'control-port': { type: 'string', default: '0' },
@@ -45,6 +49,9 @@ export async function simMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   }
   const count = parseIntegerOption(values.count, '--count', 1, 65000);
   if (count === undefined) throw new UsageError('--count is required');
+  const variants = values.variants.split(',').map((v) => v.trim()).filter((v) => v !== '');
+  const unknownVariant = variants.find((v) => !isSimVariant(v));
+  if (unknownVariant !== undefined || variants.length === 0) throw new UsageError(`--variants: ${unknownVariant ?? '(none)'} is not one of ${Object.keys(SIM_VARIANTS).join(', ')}`);
   const fleet = await startFleet({
     count,
     cidr: values.cidr,
@@ -54,6 +61,7 @@ export async function simMain(argv: string[], io: { stdout: NodeJS.WritableStrea
     user: values.user,
     password: values.password,
     seed: values.seed,
+    variants: variants as SimVariantName[],
     serialStream: values['serial-stream'],
     ...(values['lease-file'] ? { leaseFile: values['lease-file'] } : {}),
     ...(values['state-file'] ? { stateFile: values['state-file'] } : {}),

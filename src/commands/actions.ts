@@ -15,16 +15,18 @@ export const FIRMWARE_KINDS: readonly FirmwareKind[] = ['bios', 'bmc'];
 
 type Action = (bmc: Outband, options: OperationOptions) => Promise<void>;
 
+/** RESET and CYCLE power on a machine that is off (BMCs refuse both then); `delete` runs PXE, then RESET. */
 export const COMMAND_ACTIONS: Record<MachineCommand, Action> = {
   ON: (b, o) => b.powerOn(o),
   OFF: (b, o) => b.powerOff(o),
   RESET: (b, o) => b.powerReset(o),
   CYCLE: (b, o) => b.powerCycle(o),
-  BIOS: (b, o) => b.bootFrom('BIOS', o),
-  DISK: (b, o) => b.bootFrom('DISK', o),
-  PXE: (b, o) => b.bootFrom('PXE', o),
+  // PXE and DISK for all future boots, BIOS setup for the next boot only, as metal-stack's go-hal sets them
+  BIOS: (b, o) => b.bootFrom('BIOS', { ...o, persistent: false }),
+  DISK: (b, o) => b.bootFrom('DISK', { ...o, persistent: true }),
+  PXE: (b, o) => b.bootFrom('PXE', { ...o, persistent: true }),
   REINSTALL: async (b, o) => {
-    await b.bootFrom('PXE', o);
+    await b.bootFrom('PXE', { ...o, persistent: true });
     await b.powerCycle(o);
   },
   'LED-ON': (b, o) => b.identify(true, o),

@@ -125,15 +125,6 @@ export async function chassisIdentify(s: IpmiSession, on: boolean, o?: Opts): Pr
   await s.command(`Chassis Identify (${on ? 'on' : 'off'})`, NetFn.chassis, Cmd.chassisIdentify, Buffer.from(on ? [0, 1] : [0, 0]), o);
 }
 
-export async function setBootDevice(s: IpmiSession, device: BootDevice, flags: { persistent?: boolean; uefi?: boolean } = {}, o?: Opts): Promise<void> {
-  const data = Buffer.concat([Buffer.from([5]), encodeBootFlags({ device, persistent: flags.persistent ?? false, uefi: flags.uefi ?? false })]);
-  await s.command(`Set System Boot Options (boot ${device})`, NetFn.chassis, Cmd.setSystemBootOptions, data, o);
-}
-
-export async function getBootFlags(s: IpmiSession, o?: Opts): Promise<BootFlags> {
-  return decodeBootOptionsResponse(await s.command('Get System Boot Options', NetFn.chassis, Cmd.getSystemBootOptions, Buffer.from([5, 0, 0]), o));
-}
-
 /** Reads a whole FRU device, in chunks that shrink when the BMC refuses their size. */
 export async function readFruData(s: IpmiSession, fruId = 0, o?: Opts): Promise<Buffer> {
   const info = await s.command('Get FRU Inventory Area Info', NetFn.storage, Cmd.getFruInventoryAreaInfo, Buffer.from([fruId]), o);

@@ -9,16 +9,18 @@ import { getDeviceId, getSystemGuid } from '../ipmi/commands.js';
 import { uuidToGuid, type GuidEncoding } from '../ipmi/guid.js';
 import type { RetryPolicy } from '../ipmi/exchange.js';
 import type { Logger } from '../log.js';
-import { reset, setBootOverride, setIndicator, type BootOverrideTarget } from '../redfish/actions.js';
+import { readBootFlags, writeBootFlags } from '../ipmi/boot.js';
+import { readBootOptions, reset, setBootOrder, setBootOverride, setIndicator, type BootOverrideTarget } from '../redfish/actions.js';
 import { readInventory } from '../redfish/inventory.js';
 import { firstSystemPath, readServiceRoot, readSystem, readUpdateService } from '../redfish/resources.js';
 import { openRedfish, type RedfishClient } from '../redfish/session.js';
 import { pushUpdate, simpleUpdate } from '../redfish/update.js';
+import { biosAtOrBelow, bootOrderFor, bootOverrideOfIpmi, bootOverrideOfRedfish, ipmiBootFlags } from './boot.js';
 import { pushParametersFor } from './firmware-push.js';
 import { ipmiOutband, type IpmiOutband } from './ipmi.js';
 import { fruOf, ledStateOf, powerMetricOf, powerStateOf, powerSuppliesOf } from './redfish-report.js';
 import { openSshConsole } from './ssh-console.js';
-import type { BmcReport, BootTarget, FirmwareKind, OperationOptions, Outband } from './types.js';
+import type { BmcReport, BootOptions, BootTarget, FirmwareKind, OperationOptions, Outband } from './types.js';
 import { decideUuid, type UuidRule } from './uuid.js';
 import { VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type VendorProfile } from './vendors.js';
 
@@ -108,7 +110,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   const ipmiAllowed = protocol !== 'redfish';
   const uuidRule = o.uuidRule ?? 'auto';
 
-  async function route(kind: 'power' | 'boot' | 'identify', what: string, viaRedfish: (r: RedfishClient) => Promise<void>, viaIpmi: () => Promise<void>): Promise<void> {
+  async function route<T = void>(kind: 'power' | 'boot' | 'identify', what: string, viaRedfish: (r: RedfishClient) => Promise<T>, viaIpmi: () => Promise<T>): Promise<T> {
     const order: ActionProtocol[] = profile[kind] === 'redfish' ? ['redfish', 'ipmi'] : ['ipmi', 'redfish'];
     const available = order.filter((p) => (p === 'redfish' ? redfish !== undefined : ipmiAllowed));
     if (available.length === 0) throw new BmcError('UNSUPPORTED', `${what} on BMC ${o.host}: no protocol available (${redfishProblem ?? 'IPMI disabled'})`);
@@ -126,6 +128,29 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   }
 
   const sig = (x?: OperationOptions) => (x?.signal ? { signal: x.signal } : {});
+
+  /** Redfish: the override, or on BIOS versions with the Continuous defect (vendor table) the System's BootOrder. */
+  async function redfishBoot(r: RedfishClient, target: BootTarget, x: BootOptions | undefined): Promise<void> {
+    const persistent = target !== 'BIOS' && (x?.persistent ?? true);
+    if (target !== 'BIOS' && persistent && profile.bootOrderUpToBios !== undefined) {
+      const systemPath = await firstSystemPath(r, sig(x));
+      const system = await readSystem(r, systemPath, sig(x));
+      if (biosAtOrBelow(system.biosVersion, profile.bootOrderUpToBios)) {
+        const found = await readBootOptions(r, { ...sig(x), systemPath });
+        const order = bootOrderFor(target, found.options, found.system.boot?.bootOrder ?? []);
+        const overrideActive = (found.system.boot?.overrideEnabled ?? 'Disabled') !== 'Disabled';
+        o.logger?.debug({ bmc: o.host, biosVersion: system.biosVersion, target, order }, 'persistent boot through BootOrder (BIOS with the Continuous defect)');
+        await setBootOrder(r, order, { ...sig(x), systemPath, disableOverride: overrideActive });
+        return;
+      }
+    }
+    await setBootOverride(r, REDFISH_BOOT[target], { persistent, uefi: x?.uefi ?? true, ...sig(x) });
+  }
+
+  async function ipmiBoot(target: BootTarget, x: BootOptions | undefined): Promise<void> {
+    const flags = ipmiBootFlags(target, { persistent: x?.persistent ?? true, uefi: x?.uefi ?? true, diskDevice: profile.ipmiDiskDevice });
+    await writeBootFlags(await ipmi.session(x), flags, sig(x));
+  }
 
   const facade: FacadeOutband = {
     address: o.host,
@@ -191,12 +216,13 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     powerOff: (x) => route('power', 'power off', (r) => reset(r, 'ForceOff', sig(x)), () => ipmi.powerOff(x)),
     powerReset: (x) => route('power', 'power reset', (r) => reset(r, 'ForceRestart', sig(x)), () => ipmi.powerReset(x)),
     powerCycle: (x) => route('power', 'power cycle', (r) => reset(r, 'PowerCycle', sig(x)), () => ipmi.powerCycle(x)),
-    bootFrom: (target, x) =>
+    bootFrom: (target, x) => route('boot', `boot ${target}`, (r) => redfishBoot(r, target, x), () => ipmiBoot(target, x)),
+    bootOverride: (x) =>
       route(
         'boot',
-        `boot ${target}`,
-        (r) => setBootOverride(r, REDFISH_BOOT[target], { persistent: x?.persistent ?? false, uefi: x?.uefi ?? true, ...sig(x) }),
-        () => ipmi.bootFrom(target, x),
+        'read boot override',
+        async (r) => bootOverrideOfRedfish((await readSystem(r, await firstSystemPath(r, sig(x)), sig(x))).boot),
+        async () => bootOverrideOfIpmi(await readBootFlags(await ipmi.session(x), sig(x)), profile.ipmiDiskDevice),
       ),
     identify: (on, x) => route('identify', `identify LED ${on ? 'on' : 'off'}`, (r) => setIndicator(r, on, sig(x)), () => ipmi.identify(on, x)),
     async openConsole(x): Promise<Duplex> {

@@ -4,21 +4,23 @@
  */
 import type { Duplex } from 'node:stream';
 import { BmcError } from '../errors.js';
-import { chassisControl, chassisIdentify, getChassisStatus, getDeviceId, getSystemGuid, readFruData, setBootDevice, type BootDevice, type ChassisAction } from '../ipmi/commands.js';
+import { BOOT_DEVICE_BYTE, readBootFlags, writeBootFlags } from '../ipmi/boot.js';
+import { chassisControl, chassisIdentify, getChassisStatus, getDeviceId, getSystemGuid, readFruData, type ChassisAction } from '../ipmi/commands.js';
 import { getPowerReading } from '../ipmi/dcmi.js';
 import { fruToMetalApi, parseFru } from '../ipmi/fru.js';
 import { guidToUuid, type GuidEncoding } from '../ipmi/guid.js';
 import { openSession, type IpmiSession, type SessionOptions } from '../ipmi/session.js';
 import { openSol } from '../ipmi/sol.js';
-import type { BmcReport, BootTarget, LedState, MetalFru, OperationOptions, Outband, PowerMetric } from './types.js';
+import { bootOverrideOfIpmi, ipmiBootFlags } from './boot.js';
+import type { BmcReport, LedState, MetalFru, OperationOptions, Outband, PowerMetric } from './types.js';
 
 export interface IpmiOutbandOptions extends Omit<SessionOptions, 'signal'> {
   /** how this BMC encodes Get System GUID; 'smbios' unless the vendor table says otherwise */
   guidEncoding?: GuidEncoding;
   vendor?: string;
+  /** boot flags data byte 2 for disk (the vendor table's ipmiDiskDevice; default 0x08) */
+  diskDevice?: number;
 }
-
-const BOOT_DEVICES: Record<BootTarget, BootDevice> = { PXE: 'pxe', DISK: 'disk', BIOS: 'bios' };
 const LED_OF_IDENTIFY: Record<string, LedState> = { on: 'LED-ON', temporary: 'LED-ON', off: 'LED-OFF', unknown: '' };
 
 export interface IpmiOutband extends Outband {
@@ -31,6 +33,7 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
   const address = `${options.host}:${options.port ?? 623}`;
   let current: Promise<IpmiSession> | undefined;
   let closed = false;
+  const diskDevice = options.diskDevice ?? BOOT_DEVICE_BYTE.disk;
 
   function session(o: OperationOptions = {}): Promise<IpmiSession> {
     if (closed) return Promise.reject(new BmcError('CLOSED', `connection to BMC ${address} is closed`));
@@ -100,14 +103,15 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
     chassis: (action, o) => run(o, (s) => chassisControl(s, action, signalOf(o))),
     powerOn: (o) => outband.chassis('up', o),
     powerOff: (o) => outband.chassis('down', o),
-    powerReset: (o) => outband.chassis('reset', o),
-    powerCycle: (o) =>
+    // Reset and power cycle are refused by many BMCs while the machine is off; power on is what the operator meant.
+    powerReset: (o) => run(o, async (s) => chassisControl(s, (await getChassisStatus(s, signalOf(o))).power === 'on' ? 'reset' : 'up', signalOf(o))),
+    powerCycle: (o) => run(o, async (s) => chassisControl(s, (await getChassisStatus(s, signalOf(o))).power === 'on' ? 'cycle' : 'up', signalOf(o))),
+    bootFrom: (target, o) =>
       run(o, async (s) => {
-        // Power cycle is refused by many BMCs while the machine is off; power on is what the operator meant.
-        const status = await getChassisStatus(s, signalOf(o));
-        await chassisControl(s, status.power === 'on' ? 'cycle' : 'up', signalOf(o));
+        const flags = ipmiBootFlags(target, { persistent: o?.persistent ?? true, uefi: o?.uefi ?? true, diskDevice });
+        await writeBootFlags(s, flags, signalOf(o));
       }),
-    bootFrom: (target, o) => run(o, (s) => setBootDevice(s, BOOT_DEVICES[target], { persistent: o?.persistent ?? false, uefi: o?.uefi ?? true }, signalOf(o))),
+    bootOverride: (o) => run(o, async (s) => bootOverrideOfIpmi(await readBootFlags(s, signalOf(o)), diskDevice)),
     identify: (on, o) => run(o, (s) => chassisIdentify(s, on, signalOf(o))),
     async openConsole(o): Promise<Duplex> {
       // SOL gets a session of its own, so that console traffic and commands never share a lifetime.

@@ -91,6 +91,7 @@ export function createOutbandPool(o: OutbandPoolOptions = {}): OutbandPool {
       powerReset: guard(outband.powerReset.bind(outband)),
       powerCycle: guard(outband.powerCycle.bind(outband)),
       bootFrom: guard(outband.bootFrom.bind(outband)),
+      bootOverride: guard(outband.bootOverride.bind(outband)),
       identify: guard(outband.identify.bind(outband)),
       openConsole: guard(outband.openConsole.bind(outband)),
       updateFirmware: guard(outband.updateFirmware.bind(outband)),

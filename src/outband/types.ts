@@ -47,6 +47,28 @@ export interface BmcReport {
   missing: string[];
 }
 
+/** The boot override a BMC holds now, as read back (`metal-bmc bmc info`). */
+export interface BootOverride {
+  /** the device of the next boot(s); NONE: no override, the BIOS boot order decides; OTHER: a device metal-bmc does not set */
+  target: BootTarget | 'NONE' | 'OTHER';
+  /** applies to all future boots (IPMI persistent flag, Redfish Continuous), else to the next boot only */
+  persistent: boolean;
+  /** UEFI (EFI boot), else legacy BIOS boot */
+  uefi: boolean;
+  source: 'redfish' | 'ipmi';
+  /** the raw words or bytes it was read from */
+  detail: string;
+  /** Redfish BootOrder (BootOptionReference values), when the System has one */
+  bootOrder?: string[];
+}
+
+export interface BootOptions extends OperationOptions {
+  /** all future boots (default) or the next boot only; BIOS setup is always next boot only */
+  persistent?: boolean;
+  /** UEFI (default) or legacy boot */
+  uefi?: boolean;
+}
+
 export interface Credentials {
   user: string;
   password: string;
@@ -71,7 +93,10 @@ export interface Outband {
   powerOff(options?: OperationOptions): Promise<void>;
   powerReset(options?: OperationOptions): Promise<void>;
   powerCycle(options?: OperationOptions): Promise<void>;
-  bootFrom(target: BootTarget, options?: OperationOptions & { persistent?: boolean; uefi?: boolean }): Promise<void>;
+  /** PXE and DISK persistently unless `persistent: false`; BIOS for the next boot only */
+  bootFrom(target: BootTarget, options?: BootOptions): Promise<void>;
+  /** reads the boot override back from the BMC */
+  bootOverride(options?: OperationOptions): Promise<BootOverride>;
   identify(on: boolean, options?: OperationOptions): Promise<void>;
   openConsole(options?: OperationOptions & { takeOver?: boolean }): Promise<Duplex>;
   updateFirmware(kind: FirmwareKind, url: string, options?: OperationOptions & { onProgress?: (p: FirmwareProgress) => void }): Promise<void>;

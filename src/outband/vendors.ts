@@ -3,6 +3,7 @@
  * which console backend to use, how firmware is delivered, and how the vendor encodes UUIDs.
  * Detection is by the Redfish System's Manufacturer, else by the IPMI manufacturer id (IANA).
  */
+import { BOOT_DEVICE_BYTE } from '../ipmi/boot.js';
 import type { GuidEncoding } from '../ipmi/guid.js';
 
 export type Vendor = 'supermicro' | 'dell' | 'lenovo' | 'gigabyte' | 'hpe' | 'virtual' | 'unknown';
@@ -21,6 +22,14 @@ export interface VendorProfile {
   firmware: 'simple-update' | 'multipart-push';
   /** byte order of IPMI Get System GUID */
   guidEncoding: GuidEncoding;
+  /** IPMI boot flags data byte 2 for "boot from disk" (go-hal: 0x24 on Supermicro and Novarion, 0x08 elsewhere) */
+  ipmiDiskDevice: number;
+  /**
+   * Redfish `Continuous` overrides survive one reboot only on systems whose BIOS version is at or
+   * below this (Dell iDRAC defect 159467, fixed with 2.75.75.75); there the persistent boot device
+   * is set through the System's `BootOrder` instead, as go-hal does.
+   */
+  bootOrderUpToBios?: string;
 }
 
 const BASE: Omit<VendorProfile, 'vendor'> = {
@@ -30,6 +39,7 @@ const BASE: Omit<VendorProfile, 'vendor'> = {
   console: 'ipmi-sol',
   firmware: 'simple-update',
   guidEncoding: 'smbios',
+  ipmiDiskDevice: BOOT_DEVICE_BYTE.disk,
 };
 
 /**
@@ -39,8 +49,8 @@ const BASE: Omit<VendorProfile, 'vendor'> = {
  * BMCs often omit PowerCycle (the Redfish client then does ForceOff + On) and push firmware.
  */
 export const VENDOR_PROFILES: Record<Vendor, VendorProfile> = {
-  supermicro: { ...BASE, vendor: 'supermicro', power: 'ipmi', boot: 'ipmi', identify: 'ipmi', firmware: 'multipart-push' },
-  dell: { ...BASE, vendor: 'dell', console: 'ssh', sshConsoleCommand: 'console com2' },
+  supermicro: { ...BASE, vendor: 'supermicro', power: 'ipmi', boot: 'ipmi', identify: 'ipmi', firmware: 'multipart-push', ipmiDiskDevice: BOOT_DEVICE_BYTE.supermicroDisk },
+  dell: { ...BASE, vendor: 'dell', console: 'ssh', sshConsoleCommand: 'console com2', bootOrderUpToBios: '2.75.75' },
   lenovo: { ...BASE, vendor: 'lenovo' },
   gigabyte: { ...BASE, vendor: 'gigabyte', boot: 'ipmi', firmware: 'multipart-push' },
   hpe: { ...BASE, vendor: 'hpe' },

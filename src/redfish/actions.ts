@@ -4,7 +4,7 @@
  */
 import { BmcError } from '../errors.js';
 import { checkMs, deadline, sleep } from '../deadline.js';
-import { parseChassis, parseSystem, type ChassisInfo, type SystemInfo } from './parse.js';
+import { parseBootOption, parseChassis, parseCollection, parseSystem, type BootOptionInfo, type ChassisInfo, type SystemInfo } from './parse.js';
 import { firstSystemPath, readActionInfoAllowable, readSystem } from './resources.js';
 import type { RedfishClient } from './session.js';
 
@@ -63,8 +63,10 @@ export async function reset(client: ActionClient, type: ResetType, options: Rese
   const post = async (t: string): Promise<void> => {
     await client.post(target, { ResetType: t }, { signal });
   };
-  if (allowed(type)) return post(type);
   const on = allowed('On') ? 'On' : allowed('ForceOn') ? 'ForceOn' : undefined;
+  // a restart of a system that is off: BMCs refuse it or do nothing; power on is what was meant
+  if (type === 'ForceRestart' && system.powerState === 'Off' && on !== undefined) return post(on);
+  if (allowed(type)) return post(type);
   if (type === 'On' && on !== undefined) return post(on);
   if (type === 'PowerCycle' && on !== undefined && allowed('ForceOff')) {
     if (system.powerState !== 'Off') {
@@ -116,7 +118,38 @@ export async function setBootOverride(client: ActionClient, target: BootOverride
     BootSourceOverrideTarget: target,
   };
   if (system.boot?.overrideMode !== undefined && options.uefi !== undefined) boot.BootSourceOverrideMode = options.uefi ? 'UEFI' : 'Legacy';
-  await client.patch(path, { Boot: boot }, { signal, etag: etag ?? system.etag ?? null });
+  // If-Match: the resource's ETag, or * when it has none (BMCs that require If-Match accept *; go-hal always sends *)
+  await client.patch(path, { Boot: boot }, { signal, etag: etag ?? system.etag ?? '*' });
+}
+
+/** More boot options than any real System lists; the rest are ignored. */
+const MAX_BOOT_OPTIONS = 64;
+
+/** The System's BootOptions, each read (members beyond MAX_BOOT_OPTIONS are ignored), with its BootOrder. */
+export async function readBootOptions(client: ActionClient, options: ActionOptions = {}): Promise<{ path: string; system: SystemInfo; options: BootOptionInfo[] }> {
+  const { signal } = options;
+  const path = await systemPath(client, options);
+  const system = await readSystem(client, path, { signal });
+  const collectionPath = system.boot?.bootOptions ?? `${path}/BootOptions`;
+  const members = parseCollection(await client.get(collectionPath, { signal })).members.slice(0, MAX_BOOT_OPTIONS);
+  const list: BootOptionInfo[] = [];
+  for (const member of members) list.push({ path: member, ...parseBootOption(await client.get(member, { signal })) });
+  return { path, system, options: list };
+}
+
+/**
+ * PATCH of the System's persistent `Boot.BootOrder`. `disableOverride` also switches off a
+ * pending BootSourceOverride in the same request, so that the order decides the next boot.
+ */
+export async function setBootOrder(client: ActionClient, order: readonly string[], options: ActionOptions & { disableOverride?: boolean } = {}): Promise<void> {
+  if (order.length === 0) throw new BmcError('INVALID_ARGUMENT', 'an empty boot order');
+  const { signal } = options;
+  const path = await systemPath(client, options);
+  const { body, etag } = await readWithEtag(client, path, signal);
+  const system = parseSystem(body);
+  const boot: Record<string, unknown> = { BootOrder: [...order] };
+  if (options.disableOverride === true) boot.BootSourceOverrideEnabled = 'Disabled';
+  await client.patch(path, { Boot: boot }, { signal, etag: etag ?? system.etag ?? '*' });
 }
 
 function ledBody(resource: SystemInfo | ChassisInfo, on: boolean): Record<string, unknown> | undefined {

@@ -9,7 +9,7 @@ export * from './resources.js';
 export * from './parse.js';
 export { readInventory } from './inventory.js';
 export type { RedfishInventory } from './inventory.js';
-export { reset, setBootOverride, setIndicator, waitForPowerState } from './actions.js';
+export { readBootOptions, reset, setBootOrder, setBootOverride, setIndicator, waitForPowerState } from './actions.js';
 export type { ActionClient, ActionOptions, BootOverrideOptions, BootOverrideTarget, ResetOptions, ResetType } from './actions.js';
 export { pushUpdate, simpleUpdate } from './update.js';
 export type { PushUpdateOptions, SimpleUpdateOptions, UpdateClient, UpdateOptions, UpdateResult } from './update.js';

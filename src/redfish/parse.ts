@@ -24,6 +24,21 @@ export interface BootInfo {
   overrideTargetAllowable?: string[];
   overrideMode?: string;
   overrideModeAllowable?: string[];
+  /** BootOptionReference values, first tried first */
+  bootOrder?: string[];
+  /** link to the BootOptions collection */
+  bootOptions?: string;
+}
+
+/** One member of a System's BootOptions collection. */
+export interface BootOptionInfo {
+  path?: string;
+  id?: string;
+  /** the value BootOrder holds for this option (falls back to Id when absent) */
+  reference?: string;
+  displayName?: string;
+  uefiDevicePath?: string;
+  enabled?: boolean;
 }
 
 export interface ResetAction {
@@ -148,6 +163,19 @@ function parseBoot(json: unknown): BootInfo | undefined {
     overrideTargetAllowable: strArray(boot, 'BootSourceOverrideTarget@Redfish.AllowableValues'),
     overrideMode: str(boot, 'BootSourceOverrideMode'),
     overrideModeAllowable: strArray(boot, 'BootSourceOverrideMode@Redfish.AllowableValues'),
+    bootOrder: strArray(boot, 'BootOrder'),
+    bootOptions: link(boot, 'BootOptions'),
+  });
+}
+
+export function parseBootOption(json: unknown): BootOptionInfo {
+  return compact({
+    path: odataId(json),
+    id: str(json, 'Id'),
+    reference: str(json, 'BootOptionReference'),
+    displayName: str(json, 'DisplayName'),
+    uefiDevicePath: str(json, 'UefiDevicePath'),
+    enabled: bool(json, 'BootOptionEnabled'),
   });
 }
 

@@ -8,13 +8,15 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { renderIscLeases } from '../leases/render.js';
 import { BmcError } from '../errors.js';
 import { startIpmiServer, type IpmiServer } from './ipmi-server.js';
-import { createMachineState, NO_FAULTS, SimMachine, type SimFaults, type SimMachineState } from './machine.js';
+import { createMachineState, NO_FAULTS, SimMachine, type SimFaults, type SimMachineState, type SimVariantName } from './machine.js';
 import { startRedfishServer, type RedfishServer } from './redfish-server.js';
 
 export interface FleetOptions {
   count: number;
   seed?: string;
   cidr?: string;
+  /** vendor variants the machines are drawn from (default: Supermicro-, Lenovo- and Gigabyte-like) */
+  variants?: readonly SimVariantName[];
   ipmiPort?: number;
   redfishPort?: number;
   user?: string;
@@ -65,7 +67,7 @@ export interface Fleet {
 
 export type FaultSelector = 'all' | number[] | { share: number };
 
-type PersistedState = Pick<SimMachineState, 'power' | 'boot' | 'bootPersistent' | 'bootUefi' | 'identify'>;
+type PersistedState = Pick<SimMachineState, 'power' | 'boot' | 'bootPersistent' | 'bootUefi' | 'bootSetBy' | 'bootOrder' | 'identify'>;
 
 function loadState(path: string | undefined): PersistedState[] {
   if (!path) return [];
@@ -101,7 +103,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   const password = o.password ?? 'ADMIN';
   const persisted = loadState(o.stateFile);
   const machines = Array.from({ length: o.count }, (_, i) => {
-    const state = createMachineState(seed, i, cidr);
+    const state = createMachineState(seed, i, cidr, o.variants);
     Object.assign(state, persisted[i] ?? {});
     return new SimMachine(state);
   });
@@ -123,7 +125,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     clearTimeout(saveTimer);
     saveTimer = setTimeout(() => {
       const tmp = `${o.stateFile}.tmp`;
-      writeFileSync(tmp, JSON.stringify(machines.map(({ state: s }) => ({ power: s.power, boot: s.boot, bootPersistent: s.bootPersistent, bootUefi: s.bootUefi, identify: s.identify }))));
+      writeFileSync(tmp, JSON.stringify(machines.map(({ state: s }): PersistedState => ({ power: s.power, boot: s.boot, bootPersistent: s.bootPersistent, bootUefi: s.bootUefi, bootSetBy: s.bootSetBy, bootOrder: s.bootOrder, identify: s.identify }))));
       renameSync(tmp, o.stateFile!);
     }, 200);
   };

@@ -3,7 +3,8 @@
  * handler. Handlers read and change the shared machine state; what needs the BMC itself
  * (sessions, SOL, the identify timer) goes through the small `BmcControl` interface.
  */
-import { Cmd, decodeBootFlags, encodeBootFlags, type ChassisAction } from '../ipmi/commands.js';
+import { BOOT_DEVICE_BYTE, BootParameter, decodeBootFlagsParam, encodeBootFlagsParam, SetInProgress } from '../ipmi/boot.js';
+import { Cmd, type ChassisAction } from '../ipmi/commands.js';
 import { NetFn } from '../ipmi/message.js';
 import { Privilege } from '../ipmi/rakp.js';
 import { deviceIdData, fruImage, systemGuid } from './ipmi-device.js';
@@ -110,24 +111,68 @@ const POWER_ACTIONS: Partial<Record<number, { power: SimPower; action: ChassisAc
   5: { power: 'off', action: 'soft' },
 };
 
-const BOOT_DEVICES: readonly SimBoot[] = ['none', 'pxe', 'disk', 'bios'];
+/**
+ * Boot flags data byte 2 per device as this BMC reads and writes it. Supermicro-like BMCs read
+ * 0x24 (selector 9) as UEFI hard disk, as metal-stack's go-hal relies on, and report disk so;
+ * others know only the standard selector 2 (0x08) and refuse 9.
+ */
+function diskBytes(machine: SimMachine): readonly number[] {
+  return machine.state.manufacturer === 'Supermicro' ? [BOOT_DEVICE_BYTE.supermicroDisk, BOOT_DEVICE_BYTE.disk] : [BOOT_DEVICE_BYTE.disk];
+}
+
+function deviceOfByte(machine: SimMachine, device: number): SimBoot | undefined {
+  if (diskBytes(machine).includes(device)) return 'disk';
+  const selector = (device >> 2) & 0x0f;
+  return ({ 0: 'none', 1: 'pxe', 2: 'disk', 6: 'bios' } as const)[selector];
+}
+
+function byteOfDevice(machine: SimMachine, boot: SimBoot): number {
+  return boot === 'disk' ? diskBytes(machine)[0]! : { none: 0, pxe: BOOT_DEVICE_BYTE.pxe, bios: BOOT_DEVICE_BYTE.bios }[boot];
+}
+
+/** Boot parameters the BMC keeps beyond the machine's override: the set-in-progress lock and the boot info acknowledge. */
+interface BootParams {
+  setInProgress: 0 | 1;
+  ack: number;
+}
+const bootParams = new WeakMap<SimMachine, BootParams>();
+
+function paramsOf(machine: SimMachine): BootParams {
+  let p = bootParams.get(machine);
+  if (p === undefined) bootParams.set(machine, (p = { setInProgress: 0, ack: 0 }));
+  return p;
+}
 
 function setBootOptions({ machine }: CommandContext, data: Buffer): CommandResult {
   if (data.length < 1) return fail(CC.lengthInvalid);
   const parameter = data[0]! & 0x7f;
   const value = data.subarray(1);
+  const params = paramsOf(machine);
   switch (parameter) {
-    case 0: // set in progress
-    case 3: // BMC boot flag valid bit clearing
+    case BootParameter.setInProgress: {
+      if (machine.state.bootQuirks.noSetInProgress) return fail(CC.specific80); // parameter not supported
+      if (value.length < 1) return fail(CC.lengthInvalid);
+      const v = value[0]! & 0x03;
+      if (v === SetInProgress.inProgress && params.setInProgress === 1) return fail(CC.specific81); // someone else holds it
+      if (v === 3) return fail(CC.invalidField);
+      // commit write: every write is committed at once here, so the lock just stays
+      if (v !== SetInProgress.commitWrite) params.setInProgress = v as 0 | 1;
+      return ok();
+    }
+    case BootParameter.validBitClearing:
       return value.length >= 1 ? ok() : fail(CC.lengthInvalid);
-    case 4: // boot info acknowledge
-      return value.length >= 2 ? ok() : fail(CC.lengthInvalid);
-    case 5: {
+    case BootParameter.infoAck: {
+      if (value.length < 2) return fail(CC.lengthInvalid);
+      const mask = value[0]!;
+      params.ack = (params.ack & ~mask) | (value[1]! & mask);
+      return ok();
+    }
+    case BootParameter.flags: {
       if (value.length < 5) return fail(CC.lengthInvalid);
-      const flags = decodeBootFlags(value);
-      const device: SimBoot | undefined = flags.valid ? BOOT_DEVICES.find((d) => d === flags.device) : 'none';
+      const flags = decodeBootFlagsParam(value);
+      const device = flags.valid ? deviceOfByte(machine, flags.device) : 'none';
       if (device === undefined) return fail(CC.invalidField);
-      machine.setBoot(device, flags.persistent, flags.uefi);
+      machine.setBoot(device, flags.persistent, flags.uefi, 'ipmi');
       return ok();
     }
     default:
@@ -139,20 +184,19 @@ function getBootOptions({ machine }: CommandContext, data: Buffer): CommandResul
   if (data.length < 3) return fail(CC.lengthInvalid);
   const parameter = data[0]! & 0x7f;
   const s = machine.state;
+  const params = paramsOf(machine);
+  if (parameter === BootParameter.setInProgress && s.bootQuirks.noSetInProgress) return fail(CC.specific80);
   const values: Partial<Record<number, Buffer>> = {
-    0: bytes(0),
-    3: bytes(0),
-    4: bytes(0, 0),
-    5: flagsOf(s.boot, s.bootPersistent, s.bootUefi),
+    [BootParameter.setInProgress]: bytes(params.setInProgress),
+    [BootParameter.validBitClearing]: bytes(0),
+    [BootParameter.infoAck]: bytes(0, params.ack),
+    [BootParameter.flags]:
+      s.boot === 'none'
+        ? Buffer.alloc(5) // no override: the flags are not valid
+        : encodeBootFlagsParam({ persistent: s.bootPersistent, uefi: s.bootUefi, device: byteOfDevice(machine, s.boot) }),
   };
   const value = values[parameter];
   return value ? ok(Buffer.concat([bytes(1, parameter), value])) : fail(CC.specific80);
-}
-
-function flagsOf(boot: SimBoot, persistent: boolean, uefi: boolean): Buffer {
-  const flags = encodeBootFlags({ device: boot, persistent, uefi });
-  if (boot === 'none') flags[0] = flags[0]! & 0x7f; // nothing set: the flags are not valid
-  return flags;
 }
 
 function readFru({ machine }: CommandContext, data: Buffer): CommandResult {

@@ -11,6 +11,7 @@ export const VENDOR_IDS: Readonly<Record<string, { manufacturerId: number; produ
   Supermicro: { manufacturerId: 10876, productId: 0x1b32 },
   Lenovo: { manufacturerId: 19046, productId: 0x0200 },
   Gigabyte: { manufacturerId: 15370, productId: 0x0c47 },
+  'Dell Inc.': { manufacturerId: 674, productId: 0x0100 },
 };
 
 /** Manufacturer id 0x0000 and product 0 stand for "unknown vendor". */

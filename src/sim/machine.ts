@@ -10,6 +10,28 @@ import { cidrSize, nthHost, parseCidr } from '../net/cidr.js';
 
 export type SimPower = 'on' | 'off';
 export type SimBoot = 'none' | 'pxe' | 'disk' | 'bios';
+/** what a machine actually booted: an override's device, or the first entry of its BIOS boot order */
+export type SimBootDevice = 'pxe' | 'disk' | 'bios';
+
+/** One UEFI boot option (Redfish BootOption), as the BIOS lists it. */
+export interface SimBootOption {
+  /** BootOptionReference and Id, e.g. Boot0001 */
+  id: string;
+  displayName: string;
+  uefiDevicePath: string;
+  device: 'pxe' | 'disk';
+}
+
+/** How a BIOS/BMC treats boot overrides beyond the standard. */
+export interface SimBootQuirks {
+  /**
+   * Redfish `Continuous` lasts one boot, then the override is gone and BootOrder decides again:
+   * the iDRAC defect 159467 of Dell BIOS versions up to 2.75.75 (IPMI persistent flags are kept).
+   */
+  continuousLastsOneBoot: boolean;
+  /** Set System Boot Options parameter 0 (set in progress) is answered 0x80 "parameter not supported" */
+  noSetInProgress: boolean;
+}
 
 export interface SimFru {
   boardManufacturer: string;
@@ -77,9 +99,18 @@ export interface SimMachineState {
   manufacturer: string;
   model: string;
   power: SimPower;
+  /** the boot override: device ('none': no override), all future boots or the next one, UEFI */
   boot: SimBoot;
   bootPersistent: boolean;
   bootUefi: boolean;
+  /** which protocol set the override last */
+  bootSetBy: 'ipmi' | 'redfish';
+  bootOptions: SimBootOption[];
+  /** BIOS boot order: ids of bootOptions, first tried first */
+  bootOrder: string[];
+  /** the last boot: its device and whether an override or the boot order chose it */
+  lastBoot: { device: SimBootDevice; via: 'override' | 'boot-order'; count: number } | null;
+  bootQuirks: SimBootQuirks;
   identify: boolean;
   powerWatts: { average: number; min: number; max: number };
   powerSupplies: SimPowerSupply[];
@@ -89,6 +120,8 @@ export interface SimMachineState {
 export type SimEvent =
   | { kind: 'power'; power: SimPower; action: string }
   | { kind: 'boot'; boot: SimBoot; persistent: boolean; uefi: boolean }
+  | { kind: 'boot-order'; order: string[] }
+  | { kind: 'booted'; device: SimBootDevice; via: 'override' | 'boot-order' }
   | { kind: 'identify'; on: boolean }
   | { kind: 'firmware'; target: 'bios' | 'bmc'; uri: string };
 
@@ -98,14 +131,44 @@ export class SimMachine extends EventEmitter<{ change: [SimEvent] }> {
     super();
   }
 
+  /**
+   * A power action. Powering on an off machine, and a reset or power cycle, start the BIOS: it
+   * boots the override's device (a one-time override is cleared by that), else the first entry
+   * of its boot order. `action` is the IPMI chassis control or Redfish ResetType name.
+   */
   setPower(power: SimPower, action: string): void {
+    const starts = power === 'on' && (this.state.power === 'off' || RESTARTS.has(action));
     this.state.power = power;
+    const booted = starts ? this.boot() : undefined;
     this.emit('change', { kind: 'power', power, action });
+    if (booted) this.emit('change', { kind: 'booted', ...booted });
   }
 
-  setBoot(boot: SimBoot, persistent: boolean, uefi: boolean): void {
-    Object.assign(this.state, { boot, bootPersistent: persistent, bootUefi: uefi });
-    this.emit('change', { kind: 'boot', boot, persistent, uefi });
+  setBoot(boot: SimBoot, persistent: boolean, uefi: boolean, by: 'ipmi' | 'redfish' = 'ipmi'): void {
+    Object.assign(this.state, { boot, bootPersistent: boot !== 'none' && persistent, bootUefi: uefi, bootSetBy: by });
+    this.emit('change', { kind: 'boot', boot, persistent: this.state.bootPersistent, uefi });
+  }
+
+  setBootOrder(order: string[]): void {
+    this.state.bootOrder = [...order];
+    this.emit('change', { kind: 'boot-order', order: [...order] });
+  }
+
+  /** What the BIOS boots now; consumes a one-time override. */
+  private boot(): { device: SimBootDevice; via: 'override' | 'boot-order' } {
+    const s = this.state;
+    let result: { device: SimBootDevice; via: 'override' | 'boot-order' };
+    if (s.boot !== 'none') {
+      result = { device: s.boot, via: 'override' };
+      const forgotten = s.bootQuirks.continuousLastsOneBoot && s.bootSetBy === 'redfish';
+      if (!s.bootPersistent || forgotten) Object.assign(s, { boot: 'none', bootPersistent: false });
+    } else {
+      const first = s.bootOrder.map((id) => s.bootOptions.find((o) => o.id === id)).find((o) => o !== undefined);
+      // nothing bootable in the order: UEFI firmware drops into setup
+      result = { device: first?.device ?? 'bios', via: 'boot-order' };
+    }
+    s.lastBoot = { ...result, count: (s.lastBoot?.count ?? 0) + 1 };
+    return result;
   }
 
   setIdentify(on: boolean): void {
@@ -118,15 +181,56 @@ export class SimMachine extends EventEmitter<{ change: [SimEvent] }> {
   }
 }
 
+/** Power actions (IPMI chassis control, Redfish ResetType) that restart a running machine. */
+const RESTARTS = new Set(['cycle', 'reset', 'ForceRestart', 'GracefulRestart', 'PowerCycle']);
+
 function digest(seed: string, index: number, what: string): Buffer {
   return createHash('sha256').update(`${seed}/${index}/${what}`).digest();
 }
 
-const VENDORS = [
-  { manufacturer: 'Supermicro', model: 'X11DPT-B', bmc: (d: Buffer) => `1.${70 + (d[0]! % 10)}.${d[1]! % 20}`, bios: (d: Buffer) => `3.${d[2]! % 5}` },
-  { manufacturer: 'Lenovo', model: 'ThinkSystem SR630', bmc: (d: Buffer) => `8.${d[0]! % 9}0`, bios: (d: Buffer) => `IVE1${60 + (d[2]! % 30)}E` },
-  { manufacturer: 'Gigabyte', model: 'MZ72-HB0', bmc: (d: Buffer) => `12.61.${d[1]! % 30}`, bios: (d: Buffer) => `R${d[2]! % 20}` },
-] as const;
+interface SimVariant {
+  manufacturer: string;
+  model: string;
+  bmc: (d: Buffer) => string;
+  bios: (d: Buffer) => string;
+  quirks?: Partial<SimBootQuirks>;
+}
+
+/**
+ * The vendor variants a fleet can be made of. A fleet uses DEFAULT_VARIANTS unless told
+ * otherwise; the Dell-like ones are opt-in (`--variants`), since their serial console is SSH to
+ * the iDRAC, which the simulator does not serve.
+ */
+export const SIM_VARIANTS = {
+  supermicro: { manufacturer: 'Supermicro', model: 'X11DPT-B', bmc: (d) => `1.${70 + (d[0]! % 10)}.${d[1]! % 20}`, bios: (d) => `3.${d[2]! % 5}` },
+  lenovo: { manufacturer: 'Lenovo', model: 'ThinkSystem SR630', bmc: (d) => `8.${d[0]! % 9}0`, bios: (d) => `IVE1${60 + (d[2]! % 30)}E` },
+  gigabyte: { manufacturer: 'Gigabyte', model: 'MZ72-HB0', bmc: (d) => `12.61.${d[1]! % 30}`, bios: (d) => `R${d[2]! % 20}`, quirks: { noSetInProgress: true } },
+  /** iDRAC with a BIOS after the fix of the Continuous defect */
+  dell: { manufacturer: 'Dell Inc.', model: 'PowerEdge R6525', bmc: (d) => `7.10.${30 + (d[0]! % 40)}.00`, bios: (d) => `2.${76 + (d[2]! % 10)}.${d[1]! % 5}` },
+  /** iDRAC with an old BIOS: Redfish Continuous lasts one boot */
+  'dell-old-bios': {
+    manufacturer: 'Dell Inc.',
+    model: 'PowerEdge R630',
+    bmc: (d) => `2.75.75.${70 + (d[0]! % 5)}`,
+    bios: (d) => `2.${10 + (d[2]! % 10)}.${d[1]! % 5}`,
+    quirks: { continuousLastsOneBoot: true },
+  },
+} satisfies Record<string, SimVariant>;
+
+export type SimVariantName = keyof typeof SIM_VARIANTS;
+export const DEFAULT_VARIANTS: readonly SimVariantName[] = ['supermicro', 'lenovo', 'gigabyte'];
+
+export function isSimVariant(name: string): name is SimVariantName {
+  return Object.hasOwn(SIM_VARIANTS, name);
+}
+
+/** A PXE-capable NIC and a disk with an installed OS; the BIOS tries the NIC first, as on a machine waiting for metal-stack. */
+function bootOptionsOf(mac: string, uuid: string): SimBootOption[] {
+  return [
+    { id: 'Boot0001', displayName: 'PXE Device 1: Integrated NIC 1 Port 1 Partition 1', uefiDevicePath: `PciRoot(0x0)/Pci(0x1C,0x0)/Pci(0x0,0x0)/MAC(${mac.replaceAll(':', '').toUpperCase()},0x1)/IPv4(0.0.0.0)`, device: 'pxe' },
+    { id: 'Boot0002', displayName: 'debian', uefiDevicePath: `HD(1,GPT,${uuid.toUpperCase()},0x800,0x100000)/\\EFI\\debian\\grubx64.efi`, device: 'disk' },
+  ];
+}
 
 /** The nth host address in an IPv4 CIDR (1-based: the network and broadcast addresses are never used). */
 export function nthAddress(cidr: string, n: number): string {
@@ -136,7 +240,8 @@ export function nthAddress(cidr: string, n: number): string {
 }
 
 /** Deterministic state for machine `index` (0-based) of a fleet. */
-export function createMachineState(seed: string, index: number, cidr = '127.10.0.0/16'): SimMachineState {
+export function createMachineState(seed: string, index: number, cidr = '127.10.0.0/16', variants: readonly SimVariantName[] = DEFAULT_VARIANTS): SimMachineState {
+  if (variants.length === 0) throw new BmcError('INVALID_ARGUMENT', 'a fleet needs at least one vendor variant');
   const id = digest(seed, index, 'uuid');
   id[6] = (id[6]! & 0x0f) | 0x40; // version 4
   id[8] = (id[8]! & 0x3f) | 0x80; // RFC 4122 variant
@@ -145,7 +250,7 @@ export function createMachineState(seed: string, index: number, cidr = '127.10.0
   const m = digest(seed, index, 'mac');
   const mac = ['0c', 'c4', '7a', m[0]!, m[1]!, m[2]!].map((b) => (typeof b === 'number' ? b.toString(16).padStart(2, '0') : b)).join(':');
   const v = digest(seed, index, 'versions');
-  const vendor = VENDORS[v[3]! % VENDORS.length]!;
+  const vendor: SimVariant = SIM_VARIANTS[variants[v[3]! % variants.length]!];
   const serial = (prefix: string) => `${prefix}${digest(seed, index, prefix).toString('hex').slice(0, 10).toUpperCase()}`;
   const w = digest(seed, index, 'watts');
   const average = 150 + (w[0]! % 150);
@@ -174,6 +279,11 @@ export function createMachineState(seed: string, index: number, cidr = '127.10.0
     boot: 'none',
     bootPersistent: false,
     bootUefi: true,
+    bootSetBy: 'ipmi',
+    bootOptions: bootOptionsOf(mac, uuid),
+    bootOrder: ['Boot0001', 'Boot0002'],
+    lastBoot: null,
+    bootQuirks: { continuousLastsOneBoot: false, noSetInProgress: false, ...vendor.quirks },
     identify: false,
     powerWatts: { average, min: average - 20 - (w[2]! % 30), max: average + 40 + (w[3]! % 80) },
     powerSupplies: [

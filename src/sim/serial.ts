@@ -261,6 +261,8 @@ export class SerialLine extends EventEmitter<SerialLineEvents> {
   }
 }
 
+const BOOT_NAMES = { pxe: 'from the network (PXE)', disk: 'from disk', bios: 'into BIOS setup' } as const;
+
 /** What the machine prints from power-on to the login prompt. */
 export function bootLog(machine: SimMachine, hostname: string): string {
   const s = machine.state;
@@ -270,6 +272,7 @@ export function bootLog(machine: SimMachine, hostname: string): string {
     `BIOS Version ${s.biosVersion}  BMC Firmware ${s.bmcVersion}`,
     `System UUID ${s.uuid}`,
     'Press <DEL> or <F2> to enter setup, <F12> for network boot.',
+    ...(s.lastBoot ? [`Booting ${BOOT_NAMES[s.lastBoot.device]} (${s.lastBoot.via === 'override' ? 'boot override' : 'boot order'})`] : []),
     '',
     `[    0.000000] Linux version 6.6.58-metal (root@metal-stack) #1 SMP PREEMPT_DYNAMIC`,
     `[    0.000000] Command line: console=ttyS1,115200n8 init=/sbin/init`,

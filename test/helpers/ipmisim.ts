@@ -87,7 +87,10 @@ d=${chassisDir}
 mkdir -p "$d"
 op=$1; shift
 if [ "$op" = get ]; then
-  for p in "$@"; do v=$(cat "$d/$p" 2>/dev/null || echo 0); echo "$p:$v"; done
+  for p in "$@"; do
+    if [ "$p" = boot ]; then v=$(cat "$d/$p" 2>/dev/null || echo none); else v=$(cat "$d/$p" 2>/dev/null || echo 0); fi
+    echo "$p:$v"
+  done
 else
   while [ $# -gt 1 ]; do echo "$2" > "$d/$1"; echo "set $1 $2" >> "$d/log"; shift 2; done
 fi

@@ -173,7 +173,8 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
   const tasks = new Map<string, { gets: number; path: string }>();
 
   const send = (res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void => {
-    const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
+    // 204 and 304 carry no body (HTTP), whatever the caller passed
+    const text = body === undefined || status === 204 || status === 304 ? '' : typeof body === 'string' ? body : JSON.stringify(body);
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
     res.end(text);
   };

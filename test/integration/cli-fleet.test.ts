@@ -46,4 +46,19 @@ describe('metal-bmc bmc against the simulated fleet', () => {
     expect(r.stdout).toMatch(/bios firmware: Completed/);
     expect(r.stdout).toMatch(/update done/);
   });
+
+  it('command PXE sets it persistently, --once for the next boot only; info shows the override read back from the BMC', async () => {
+    const m = fleet.machines[2]!;
+    expect((await runCli(['bmc', 'command', 'DISK', ...target(2)])).code).toBe(0);
+    expect(m.state).toMatchObject({ boot: 'disk', bootPersistent: true, bootUefi: true });
+    let info = await runCli(['bmc', 'info', ...target(2)]);
+    expect(info.stdout).toMatch(/bootOverride\s+DISK, persistent \(all future boots\), UEFI/);
+    expect((await runCli(['bmc', 'command', 'PXE', '--once', ...target(2)])).code).toBe(0);
+    expect(m.state).toMatchObject({ boot: 'pxe', bootPersistent: false });
+    info = await runCli(['bmc', 'info', ...target(2), '--protocol', 'ipmi', '--json']);
+    expect(JSON.parse(info.stdout).bootOverride).toMatchObject({ target: 'PXE', persistent: false, uefi: true, source: 'ipmi' });
+    const refused = await runCli(['bmc', 'command', 'ON', '--once', ...target(2)]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/--once applies to PXE, DISK, REINSTALL/);
+  }, 120_000); // five CLI processes, each loading TypeScript through tsx
 });

@@ -46,6 +46,7 @@ function fakeBmc(rec: Recorder, machine: string, ms: (machine: string) => number
     powerReset: act('RESET'),
     powerCycle: act('CYCLE'),
     bootFrom: (target, o) => act(target)(o),
+    bootOverride: () => Promise.reject(new BmcError('UNSUPPORTED', 'fake')),
     identify: (on, o) => act(on ? 'LED-ON' : 'LED-OFF')(o),
     openConsole: () => Promise.reject(new BmcError('UNSUPPORTED', 'fake')),
     updateFirmware: (kind, _url, o) => act(`FW-${kind}`)(o),

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { openRedfish, reset, setBootOverride, setIndicator, type RedfishClient } from '../../src/redfish/index.js';
+import { openRedfish, reset, setBootOrder, setBootOverride, setIndicator, type RedfishClient } from '../../src/redfish/index.js';
 import { startMockupServer, type MockupServer, type MockupServerOptions } from '../helpers/redfish-mockup-server.js';
 
 const SYSTEM = '/redfish/v1/Systems/437XR1138R2';
@@ -114,13 +114,36 @@ describe('setBootOverride', () => {
     expect(patches(server)[0]?.ifMatch).toBe(etag);
   });
 
-  it('sends If-Match with @odata.etag of the body; none without an ETag', async () => {
+  it('sends If-Match with @odata.etag of the body; * without an ETag', async () => {
     const { server, client } = await setup();
     await setBootOverride(client, 'Pxe');
-    expect(patches(server)[0]?.ifMatch).toBeUndefined();
+    expect(patches(server)[0]?.ifMatch).toBe('*');
     (server.resource(SYSTEM) as Record<string, unknown>)['@odata.etag'] = 'W/"odata-1"';
     await setBootOverride(client, 'Hdd');
     expect(patches(server)[1]?.ifMatch).toBe('W/"odata-1"');
+  });
+});
+
+describe('boot writes: answers and BootOrder', () => {
+  it('200, 202 and 204 are success; 400 is an HTTP error', async () => {
+    const { server, client } = await setup();
+    for (const status of [202, 204]) {
+      server.addFault({ fault: { kind: 'status', status }, method: 'PATCH', times: 1 });
+      await expect(setBootOverride(client, 'Pxe', { persistent: true })).resolves.toBeUndefined();
+    }
+    await expect(setBootOverride(client, 'Hdd', { persistent: true })).resolves.toBeUndefined();
+    server.addFault({ fault: { kind: 'status', status: 400 }, method: 'PATCH', times: 1 });
+    await expect(setBootOverride(client, 'Pxe', { persistent: true })).rejects.toMatchObject({ code: 'HTTP', httpStatus: 400 });
+  });
+
+  it('setBootOrder PATCHes Boot.BootOrder, switching a pending override off when asked, with If-Match', async () => {
+    const { server, client } = await setup({ etags: true, requireIfMatch: true });
+    await setBootOrder(client, ['Boot0002', 'Boot0001'], { disableOverride: true });
+    await setBootOrder(client, ['Boot0001']);
+    const p = patches(server);
+    expect(p.map((x) => x.body)).toEqual([{ Boot: { BootOrder: ['Boot0002', 'Boot0001'], BootSourceOverrideEnabled: 'Disabled' } }, { Boot: { BootOrder: ['Boot0001'] } }]);
+    expect(p[0]?.ifMatch).toMatch(/^W\/"[0-9a-f]+"$/);
+    await expect(setBootOrder(client, [])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 });
 

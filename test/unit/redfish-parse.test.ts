@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   normalizeFingerprint,
+  parseBootOption,
   parseChassis,
   parseCollection,
   parseEnvironmentPowerWatts,
@@ -21,7 +22,7 @@ import { redfishErrorText, scrub } from '../../src/redfish/http-errors.js';
 import { multipartFrame, safeFilename } from '../../src/redfish/multipart.js';
 import { MOCKUP_ROOT } from '../helpers/redfish-mockup-server.js';
 
-const PARSERS = [parseServiceRoot, parseSystem, parseManager, parseChassis, parsePower, parsePowerSupply, parseUpdateService, parseTask, parseCollection];
+const PARSERS = [parseServiceRoot, parseSystem, parseManager, parseChassis, parsePower, parsePowerSupply, parseUpdateService, parseTask, parseCollection, parseBootOption];
 
 /** Every leaf of a parsed view is a string, a finite number, a boolean, or an array/object of those. */
 function wellTyped(value: unknown): boolean {
@@ -37,7 +38,8 @@ const KEYS = [
   'Systems', 'Chassis', 'Managers', 'Members', 'Members@odata.nextLink', 'Links', 'ManagedBy', 'UUID', 'PowerState', 'BiosVersion',
   'IndicatorLED', 'LocationIndicatorActive', 'Boot', 'Actions', '#ComputerSystem.Reset', 'Power', 'PowerSubsystem', 'PowerSupplies',
   'PowerControl', 'PowerMetrics', 'AverageConsumedWatts', 'Status', 'Health', 'EnvironmentMetrics', 'PowerWatts', 'Reading',
-  'FirmwareVersion', 'TaskState', 'Messages', '@odata.id', '__proto__', 'constructor',
+  'FirmwareVersion', 'TaskState', 'Messages', '@odata.id', '__proto__', 'constructor', 'BootOrder', 'BootOptions', 'BootOptionReference',
+  'DisplayName', 'UefiDevicePath', 'BootOptionEnabled',
 ];
 
 /** JSON that looks like Redfish often enough to reach deep into the parsers. */

@@ -309,6 +309,30 @@ describe('SimBmc established session', () => {
     expect(request(h, s, NetFn.chassis, 0x08, [5, 0x80, 0x14, 0, 0, 0]).completionCode).toBe(0xcc); // cdrom: not simulated
     expect(request(h, s, NetFn.chassis, 0x08, [7, 0]).completionCode).toBe(0x80);
 
+    // parameter 0: a lock one holder takes (0x81 for the second), commit write keeps it, set complete frees it
+    h.machine.state.bootQuirks.noSetInProgress = false;
+    expect(request(h, s, NetFn.chassis, 0x08, [0, 1]).completionCode).toBe(0);
+    expect(request(h, s, NetFn.chassis, 0x09, [0, 0, 0]).data.toString('hex')).toBe('010001');
+    expect(request(h, s, NetFn.chassis, 0x08, [0, 1]).completionCode).toBe(0x81);
+    expect(request(h, s, NetFn.chassis, 0x08, [0, 2]).completionCode).toBe(0);
+    expect(request(h, s, NetFn.chassis, 0x08, [0, 0]).completionCode).toBe(0);
+    expect(request(h, s, NetFn.chassis, 0x09, [0, 0, 0]).data.toString('hex')).toBe('010000');
+    // parameter 4: the write mask selects the bits written
+    expect(request(h, s, NetFn.chassis, 0x08, [4, 0x01, 0xff]).completionCode).toBe(0);
+    expect(request(h, s, NetFn.chassis, 0x09, [4, 0, 0]).data.toString('hex')).toBe('01040001');
+    // the disk byte: 0x08 everywhere, 0x24 only where the vendor reads it (Supermicro-like), reported back in its own form
+    h.machine.state.manufacturer = 'Lenovo';
+    expect(request(h, s, NetFn.chassis, 0x08, [5, 0xe0, 0x24, 0, 0, 0]).completionCode).toBe(0xcc);
+    expect(request(h, s, NetFn.chassis, 0x08, [5, 0xe0, 0x08, 0, 0, 0]).completionCode).toBe(0);
+    expect(request(h, s, NetFn.chassis, 0x09, [5, 0, 0]).data.toString('hex')).toBe('0105e008000000');
+    h.machine.state.manufacturer = 'Supermicro';
+    expect(request(h, s, NetFn.chassis, 0x08, [5, 0xa0, 0x24, 0, 0, 0]).completionCode).toBe(0);
+    expect(h.machine.state).toMatchObject({ boot: 'disk', bootPersistent: false });
+    expect(request(h, s, NetFn.chassis, 0x09, [5, 0, 0]).data.toString('hex')).toBe('0105a024000000');
+    // a BMC without parameter 0
+    h.machine.state.bootQuirks.noSetInProgress = true;
+    expect(request(h, s, NetFn.chassis, 0x08, [0, 1]).completionCode).toBe(0x80);
+
     expect(guidToUuid(request(h, s, NetFn.app, 0x37).data, 'smbios')).toBe(h.machine.state.uuid);
 
     const size = request(h, s, NetFn.storage, 0x10, [0]).data.readUInt16LE(0);

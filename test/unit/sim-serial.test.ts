@@ -30,6 +30,22 @@ describe('SerialLine', () => {
     line.close();
   });
 
+  it('says what it booted: a one-time PXE override once, then the BIOS order', () => {
+    const m = machine('off');
+    const line = new SerialLine(m, { hostname: 'box' });
+    const output = collect(line);
+    m.setBoot('pxe', false, true);
+    m.setPower('on', 'up');
+    vi.advanceTimersByTime(5_000);
+    expect(output()).toContain('Booting from the network (PXE) (boot override)');
+    m.state.bootOrder = ['Boot0002', 'Boot0001'];
+    m.setPower('on', 'reset');
+    vi.advanceTimersByTime(5_000);
+    expect(output()).toContain('Booting from disk (boot order)');
+    expect(m.state.lastBoot).toEqual({ device: 'disk', via: 'boot-order', count: 2 });
+    line.close();
+  });
+
   it('prints the boot log when the machine powers on, paced at 115200 baud', () => {
     const m = machine('off');
     const line = new SerialLine(m, { hostname: 'box' });

@@ -47,9 +47,11 @@ export function session(ctx: MachineContext, s: SimSession): Json {
   return { ...json, Id: s.id, UserName: s.user, '@odata.id': `${SESSIONS}/${s.id}` };
 }
 
-function bootView(state: SimMachineState): Json {
+function bootView(state: SimMachineState, systemPath: string): Json {
   const enabled = state.boot === 'none' ? 'Disabled' : state.bootPersistent ? 'Continuous' : 'Once';
   return {
+    BootOrder: [...state.bootOrder],
+    BootOptions: { '@odata.id': `${systemPath}/BootOptions` },
     BootSourceOverrideEnabled: enabled,
     'BootSourceOverrideEnabled@Redfish.AllowableValues': [...BOOT_ENABLED],
     BootSourceOverrideTarget: bootTarget(state.boot),
@@ -75,7 +77,7 @@ export function system(ctx: MachineContext): Json {
     UUID: vendor.uuidUpperCase ? state.uuid.toUpperCase() : state.uuid.toLowerCase(),
     PowerState: state.power === 'on' ? 'On' : 'Off',
     BiosVersion: state.biosVersion,
-    Boot: bootView(state),
+    Boot: bootView(state, p.system),
   });
   if (vendor.indicatorLED) json.IndicatorLED = state.identify ? 'Lit' : 'Off';
   else delete json.IndicatorLED;
@@ -89,6 +91,33 @@ export function system(ctx: MachineContext): Json {
   };
   json['@odata.etag'] = etagOf(json);
   return json;
+}
+
+export function bootOptions(ctx: MachineContext): Json {
+  const base = `${paths(ctx.vendor).system}/BootOptions`;
+  return {
+    '@odata.type': '#BootOptionCollection.BootOptionCollection',
+    '@odata.id': base,
+    Name: 'Boot Options Collection',
+    Members: ctx.machine.state.bootOptions.map((o) => link(`${base}/${o.id}`)),
+    'Members@odata.count': ctx.machine.state.bootOptions.length,
+  };
+}
+
+export function bootOption(ctx: MachineContext, id: string): Json | undefined {
+  const { state } = ctx.machine;
+  const o = state.bootOptions.find((x) => x.id === id);
+  if (o === undefined) return undefined;
+  return {
+    '@odata.type': '#BootOption.v1_0_4.BootOption',
+    '@odata.id': `${paths(ctx.vendor).system}/BootOptions/${o.id}`,
+    Id: o.id,
+    Name: 'Uefi Boot Option',
+    BootOptionReference: o.id,
+    BootOptionEnabled: state.bootOrder.includes(o.id),
+    DisplayName: o.displayName,
+    UefiDevicePath: o.uefiDevicePath,
+  };
 }
 
 export function resetActionInfo(ctx: MachineContext): Json {

@@ -79,23 +79,39 @@ function ledChange(rq: Rq, body: Record<string, unknown>): boolean | undefined {
   return on;
 }
 
-function bootChange(rq: Rq, value: unknown): { boot: SimBoot; persistent: boolean; uefi: boolean } {
+interface BootChange {
+  override?: { boot: SimBoot; persistent: boolean; uefi: boolean };
+  order?: string[];
+}
+
+function bootChange(rq: Rq, value: unknown): BootChange {
   const boot = asObject(value, 'Boot');
   const { state } = rq.ctx.machine;
   for (const key of Object.keys(boot)) {
-    if (!['BootSourceOverrideEnabled', 'BootSourceOverrideTarget', 'BootSourceOverrideMode'].includes(key)) throw unknown({}, `Boot/${key}`);
+    if (!['BootSourceOverrideEnabled', 'BootSourceOverrideTarget', 'BootSourceOverrideMode', 'BootOrder'].includes(key)) throw unknown({}, `Boot/${key}`);
   }
-  const { BootSourceOverrideEnabled: enabled, BootSourceOverrideTarget: target, BootSourceOverrideMode: mode } = boot;
+  const { BootSourceOverrideEnabled: enabled, BootSourceOverrideTarget: target, BootSourceOverrideMode: mode, BootOrder: order } = boot;
   if (enabled !== undefined && !(BOOT_ENABLED as readonly unknown[]).includes(enabled)) throw notInList('BootSourceOverrideEnabled', enabled);
   if (target !== undefined && (typeof target !== 'string' || !(target in BOOT_TARGETS))) throw notInList('BootSourceOverrideTarget', target);
   if (mode !== undefined && !(BOOT_MODES as readonly unknown[]).includes(mode)) throw notInList('BootSourceOverrideMode', mode);
-  let device = target === undefined ? state.boot : (BOOT_TARGETS[target as string] as SimBoot);
-  if (enabled === 'Disabled') device = 'none';
-  return {
-    boot: device,
-    persistent: enabled === undefined ? state.bootPersistent : enabled === 'Continuous',
-    uefi: mode === undefined ? state.bootUefi : mode === 'UEFI',
-  };
+  const change: BootChange = {};
+  if (order !== undefined) {
+    const known = state.bootOptions.map((o) => o.id);
+    if (!Array.isArray(order) || order.length === 0) throw notInList('BootOrder', order);
+    const bad = order.find((r) => typeof r !== 'string' || !known.includes(r));
+    if (bad !== undefined || new Set(order).size !== order.length) throw notInList('BootOrder', bad ?? order);
+    change.order = order as string[];
+  }
+  if (enabled !== undefined || target !== undefined || mode !== undefined) {
+    let device = target === undefined ? state.boot : (BOOT_TARGETS[target as string] as SimBoot);
+    if (enabled === 'Disabled') device = 'none';
+    change.override = {
+      boot: device,
+      persistent: enabled === undefined ? state.bootPersistent : enabled === 'Continuous',
+      uefi: mode === undefined ? state.bootUefi : mode === 'UEFI',
+    };
+  }
+  return change;
 }
 
 /** PATCH of the System: Boot and the identify LED; validated whole before anything changes. */
@@ -108,7 +124,8 @@ export async function patchSystem(rq: Rq): Promise<Reply> {
   for (const key of Object.keys(body)) if (!writable.includes(key) && key !== '@odata.etag') throw unknown(current, key);
   const boot = body.Boot === undefined ? undefined : bootChange(rq, body.Boot);
   const led = ledChange(rq, body);
-  if (boot !== undefined) machine.setBoot(boot.boot, boot.persistent, boot.uefi);
+  if (boot?.order !== undefined) machine.setBootOrder(boot.order);
+  if (boot?.override !== undefined) machine.setBoot(boot.override.boot, boot.override.persistent, boot.override.uefi, 'redfish');
   if (led !== undefined) machine.setIdentify(led);
   const updated = system(rq.ctx);
   return { status: 200, body: updated, headers: { ETag: updated['@odata.etag'] as string } };

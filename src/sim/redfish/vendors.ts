@@ -1,5 +1,5 @@
 /**
- * How the simulated Redfish services of the three vendors differ, as one table. The
+ * How the simulated Redfish services of the vendors differ, as one table. The
  * differences are the ones a client has to cope with on real fleets: resource ids other
  * than "1", a System UUID in upper case, the identify LED as IndicatorLED or as
  * LocationIndicatorActive only, power readings in the deprecated `Power` resource or only
@@ -84,6 +84,22 @@ export const REDFISH_VENDORS: readonly RedfishVendor[] = [
     ifMatchRequired: false,
     powerIntervalMin: 1,
     multipartPushUri: '/redfish/v1/UpdateService/upload',
+  },
+  {
+    manufacturer: 'Dell Inc.',
+    systemId: 'System.Embedded.1',
+    managerId: 'iDRAC.Embedded.1',
+    chassisId: 'System.Embedded.1',
+    uuidUpperCase: false,
+    indicatorLED: true,
+    locationIndicatorActive: true,
+    power: true,
+    environmentMetrics: false,
+    resetTypes: ['On', 'ForceOff', 'ForceRestart', 'GracefulRestart', 'GracefulShutdown', 'Nmi', 'PowerCycle'],
+    resetActionInfo: false,
+    ifMatchRequired: false,
+    powerIntervalMin: 1,
+    multipartPushUri: '/redfish/v1/UpdateService/MultipartUpload',
   },
 ];
 
