@@ -4,13 +4,13 @@
  */
 import type { Duplex } from 'node:stream';
 import { BmcError } from '../errors.js';
-import { chassisControl, chassisIdentify, getChassisStatus, getDeviceId, getSystemGuid, readFruData, setBootDevice, type BootDevice, type ChassisAction } from '../ipmi/commands.js';
+import { chassisControl, chassisIdentify, getChassisStatus, getDeviceId, getSystemGuid, readFruData, setBootDevice, type BootDevice, type ChassisAction, type IdentifyState } from '../ipmi/commands.js';
 import { getPowerReading } from '../ipmi/dcmi.js';
 import { fruToMetalApi, parseFru } from '../ipmi/fru.js';
 import { guidToUuid, type GuidEncoding } from '../ipmi/guid.js';
 import { openSession, type IpmiSession, type SessionOptions } from '../ipmi/session.js';
 import { openSol } from '../ipmi/sol.js';
-import type { BmcReport, BootTarget, LedState, MetalFru, OperationOptions, Outband, PowerMetric } from './types.js';
+import type { BmcReport, BootTarget, LedReading, MetalFru, OperationOptions, Outband, PowerMetric } from './types.js';
 
 export interface IpmiOutbandOptions extends Omit<SessionOptions, 'signal'> {
   /** how this BMC encodes Get System GUID; 'smbios' unless the vendor table says otherwise */
@@ -19,7 +19,8 @@ export interface IpmiOutbandOptions extends Omit<SessionOptions, 'signal'> {
 }
 
 const BOOT_DEVICES: Record<BootTarget, BootDevice> = { PXE: 'pxe', DISK: 'disk', BIOS: 'bios' };
-const LED_OF_IDENTIFY: Record<string, LedState> = { on: 'LED-ON', temporary: 'LED-ON', off: 'LED-OFF', unknown: '' };
+/** Get Chassis Status's identify state; "unknown" is what BMCs without identify support answer. */
+const LED_OF_IDENTIFY: Record<IdentifyState, LedReading> = { on: 'LED-ON', temporary: 'LED-ON', off: 'LED-OFF', unknown: 'UNKNOWN' };
 
 export interface IpmiOutband extends Outband {
   /** the underlying session, opened on first use */
@@ -82,15 +83,17 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
         } catch (err) {
           missing.push(`PowerMetric: ${(err as Error).message}`);
         }
+        if (status.identify === 'unknown') missing.push('IndicatorLED: the BMC does not report its identify state');
         const report: BmcReport = {
           uuid: guidToUuid(guid, options.guidEncoding ?? 'smbios'),
           bmcVersion: device.firmwareRevision,
           biosVersion: '',
           fru,
           powerState: status.power === 'on' ? 'ON' : 'OFF',
-          indicatorLED: LED_OF_IDENTIFY[status.identify] ?? '',
+          indicatorLED: LED_OF_IDENTIFY[status.identify],
           powerSupplies: [],
           source: 'ipmi',
+          fieldSources: Object.fromEntries(['bmcVersion', ...Object.keys(fru)].map((f) => [f, 'ipmi'])),
           missing,
           ...(powerMetric ? { powerMetric } : {}),
         };

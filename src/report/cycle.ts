@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import type { MetalApiClient } from '../metalapi/client.js';
 import { toIpmiReport, type MachineIpmiReport } from '../metalapi/types.js';
 import type { BmcReport, Outband } from '../outband/types.js';
+import type { LedMemory } from './led-memory.js';
 import { mapLimit } from './limit.js';
 import type { ReportMetrics } from './metrics.js';
 
@@ -20,6 +21,8 @@ export interface CycleDeps {
   bmcTimeoutMs: number;
   logger: Logger;
   metrics?: ReportMetrics;
+  /** last known identify LED per machine, for BMCs whose LED cannot be read (the reporter keeps one across cycles) */
+  ledMemory?: LedMemory;
 }
 
 export interface CycleResult {
@@ -64,7 +67,10 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     const ip = leases[i]!.ip;
     const existing = reports[report.uuid];
     if (existing) deps.logger.warn({ uuid: report.uuid, bmcs: [existing.BMCIp, ip] }, 'two BMCs report the same machine UUID; keeping the first');
-    else reports[report.uuid] = toIpmiReport(ip, report);
+    else {
+      const indicatorLED = deps.ledMemory?.resolve(report.uuid, report.indicatorLED) ?? report.indicatorLED;
+      reports[report.uuid] = toIpmiReport(ip, { ...report, indicatorLED });
+    }
   });
   const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], durationMs: 0 };
   if (result.reported > 0) {
