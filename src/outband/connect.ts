@@ -16,7 +16,7 @@ import { openRedfish, type RedfishClient } from '../redfish/session.js';
 import { pushUpdate, simpleUpdate } from '../redfish/update.js';
 import { ipmiOutband, type IpmiOutband } from './ipmi.js';
 import { fruOf, ledStateOf, powerMetricOf, powerStateOf, powerSuppliesOf } from './redfish-report.js';
-import { mergeReportFields, reportFieldValues } from './report-fields.js';
+import { mergeReportFields, reportFieldValues, type ReportFieldValues } from './report-fields.js';
 import { openSshConsole } from './ssh-console.js';
 import type { BmcReport, BootTarget, FirmwareKind, OperationOptions, Outband } from './types.js';
 import { decideUuid, type UuidRule } from './uuid.js';
@@ -143,23 +143,27 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       let ipmiReport: BmcReport | undefined;
       let guid: Buffer | undefined;
       const redfishFields = reportFieldValues(inv.manager?.firmwareVersion, fruOf(inv));
-      // A full IPMI read when the vendor table makes IPMI authoritative for a field, or Redfish
-      // left a gap; otherwise only the GUID is read, as evidence for the UUID.
-      const ipmiAuthoritative = REPORT_FIELDS.some((f) => profile.reportSources[f] === 'ipmi');
-      const redfishComplete =
-        !ipmiAuthoritative &&
-        REPORT_FIELDS.every((f) => (redfishFields[f] ?? '').trim() !== '') &&
-        powerStateOf(inv.system?.powerState) !== 'UNKNOWN' &&
-        ledStateOf(inv) !== 'UNKNOWN';
+      // What IPMI must read: everything when Redfish lacks power state, LED or power metric; the
+      // identity part (device id, GUID, FRU) when the vendor table makes IPMI authoritative for a
+      // report field or Redfish left one empty; otherwise only the GUID, as evidence for the UUID.
+      const statusComplete = powerStateOf(inv.system?.powerState) !== 'UNKNOWN' && ledStateOf(inv) !== 'UNKNOWN' && powerMetricOf(inv) !== undefined;
+      const fieldsComplete = REPORT_FIELDS.every((f) => profile.reportSources[f] === 'redfish' && (redfishFields[f] ?? '').trim() !== '');
       const wantGuid = uuidRule === 'auto' || uuidRule === 'ipmi';
+      let ipmiFields: ReportFieldValues | undefined;
       let usedIpmi = false;
-      if (ipmiAllowed && (!redfishComplete || wantGuid)) {
+      if (ipmiAllowed && (!statusComplete || !fieldsComplete || wantGuid)) {
         try {
-          if (redfishComplete) {
-            guid = await getSystemGuid(await ipmi.session(x), sig(x));
-          } else {
+          if (!statusComplete) {
             ipmiReport = await ipmi.info(x);
             guid = uuidToGuid(ipmiReport.uuid, o.guidEncoding ?? 'smbios');
+            ipmiFields = reportFieldValues(ipmiReport.bmcVersion, ipmiReport.fru);
+          } else if (!fieldsComplete) {
+            const identity = await ipmi.identity(x);
+            guid = identity.guid;
+            ipmiFields = reportFieldValues(identity.bmcVersion, identity.fru);
+            missing.push(...identity.problems);
+          } else {
+            guid = await getSystemGuid(await ipmi.session(x), sig(x));
           }
           usedIpmi = true;
         } catch (err) {
@@ -176,10 +180,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       });
       if (!decision) throw new BmcError('PROTOCOL', `BMC ${o.host} reports no usable system UUID over Redfish${guid ? '' : ' and none over IPMI'}`);
       if (decision.basis !== 'Redfish UUID, confirmed by the IPMI GUID' && decision.basis !== 'Redfish UUID') o.logger?.info({ bmc: o.host, uuid: decision.uuid, basis: decision.basis }, 'machine UUID decided');
-      const fields = mergeReportFields(profile.reportSources, {
-        redfish: redfishFields,
-        ...(ipmiReport ? { ipmi: reportFieldValues(ipmiReport.bmcVersion, ipmiReport.fru) } : {}),
-      });
+      const fields = mergeReportFields(profile.reportSources, { redfish: redfishFields, ...(ipmiFields ? { ipmi: ipmiFields } : {}) });
       const powerMetric = powerMetricOf(inv) ?? ipmiReport?.powerMetric;
       const redfishLed = ledStateOf(inv);
       const report: BmcReport = {
