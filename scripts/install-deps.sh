@@ -2,7 +2,8 @@
 # Installs the Debian packages that the tests and the lab run for real:
 # ipmi_sim (openipmi) as a BMC, ipmitool and FreeIPMI as reference clients,
 # nats-server as the message bus, OpenSSH/openssl as console clients,
-# Chromium for the browser console test. Skips what is already there.
+# Chromium for the browser console test, systemd-analyze to check the unit.
+# Skips what is already there.
 set -euo pipefail
 need=()
 command -v ipmi_sim >/dev/null || need+=(openipmi)
@@ -12,6 +13,7 @@ command -v nats-server >/dev/null || need+=(nats-server)
 command -v ssh >/dev/null || need+=(openssh-client)
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
+command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -63,3 +63,40 @@ export function checkCount(name: string, value: number | undefined, fallback: nu
   }
   return v;
 }
+
+export interface RaceAbortOptions<T> {
+  /** what to reject with when the signal fires; default the signal's reason */
+  reason?: (signal: AbortSignal) => unknown;
+  /** releases a value that arrives after the abort (a connection, a response body, a stream) */
+  late?: (value: T) => void;
+}
+
+/**
+ * Settles with `pending`, or rejects as soon as `signal` fires, without waiting for `pending`:
+ * some operations (a request queued for a connection, a NATS connect) settle only much later.
+ * What `pending` yields after the abort goes to `late`, so nothing is left open.
+ */
+export function raceAbort<T>(pending: Promise<T>, signal: AbortSignal | undefined, options: RaceAbortOptions<T> = {}): Promise<T> {
+  if (!signal) return pending;
+  const reason = options.reason ?? ((s: AbortSignal) => s.reason);
+  return new Promise<T>((resolve, reject) => {
+    let aborted = false;
+    const onAbort = (): void => {
+      aborted = true;
+      reject(reason(signal));
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    pending.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        if (aborted) options.late?.(value);
+        else resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        if (!aborted) reject(err);
+      },
+    );
+  });
+}

@@ -2,11 +2,35 @@ import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'p
 
 /**
  * Secrets are redacted here, at the logger, never at each call site.
- * Any object logged with one of these keys (at any of the listed depths) shows `[redacted]`.
+ * Any object logged with one of these keys, at the top or up to five levels deep, shows
+ * `[redacted]`: our own names, Redfish's (`Password`, `X-Auth-Token`), HTTP's (cookies).
  */
-const SECRET_KEYS = ['password', 'hmacKey', 'hmac', 'token', 'authorization', 'Authorization', 'key', 'privateKey', 'passphrase', 'kg'];
+export const SECRET_KEYS = [
+  'password',
+  'Password',
+  'hmacKey',
+  'hmac',
+  'token',
+  'Token',
+  'authorization',
+  'Authorization',
+  'x-auth-token',
+  'X-Auth-Token',
+  'cookie',
+  'Cookie',
+  'set-cookie',
+  'Set-Cookie',
+  'key',
+  'privateKey',
+  'passphrase',
+  'secret',
+  'kg',
+];
 
-export const REDACT_PATHS = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`, `*.*.*.${k}`]);
+const MAX_DEPTH = 5;
+const segment = (k: string) => (/^[A-Za-z_$][\w$]*$/.test(k) ? `.${k}` : `["${k}"]`);
+
+export const REDACT_PATHS = SECRET_KEYS.flatMap((k) => Array.from({ length: MAX_DEPTH + 1 }, (_, depth) => `${'*.'.repeat(depth).replace(/\.$/, '')}${segment(k)}`.replace(/^\./, '')));
 
 export function createLogger(options: LoggerOptions = {}, destination?: DestinationStream): Logger {
   const settings: LoggerOptions = {

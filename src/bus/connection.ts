@@ -3,6 +3,7 @@
  * connected gauge. Credentials go to the client, never into a log line.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { raceAbort } from '../deadline.js';
 import { abortError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -57,27 +58,6 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * and reconnects forever afterwards.
  */
 /** Resolves with the connection, or rejects when `signal` fires first (a late connection is closed). */
-function raceAbort(attempt: Promise<NatsConnection>, signal: AbortSignal | undefined): Promise<NatsConnection> {
-  if (!signal) return attempt;
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      attempt.then((nc) => nc.close()).catch(() => undefined);
-      reject(abortError(signal, 'connecting to NATS'));
-    };
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    attempt.then(
-      (nc) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(nc);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
-}
 
 export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
   const tls = o.tls && (o.tls.caFile || o.tls.certFile || o.tls.keyFile) ? { ...o.tls } : undefined;
@@ -99,7 +79,7 @@ export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
         maxReconnectAttempts: -1,
         reconnectTimeWait: waitMs,
       });
-      connected = await raceAbort(attemptDone, o.signal);
+      connected = await raceAbort(attemptDone, o.signal, { reason: (signal) => abortError(signal, 'connecting to NATS'), late: (nc) => void nc.close().catch(() => undefined) });
     } catch (err) {
       if (o.signal?.aborted) throw abortError(o.signal, 'connecting to NATS');
       if (attempt === 1 || attempt % 30 === 0) o.logger.warn({ servers: o.servers, attempt, err: (err as Error).message }, 'cannot connect to NATS; retrying');

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import { createLogger } from '../log.js';
-import { LAB_CONSOLE_TOKEN, LAB_PARTITION, startLab } from '../lab/lab.js';
+import { LAB_PARTITION, startLab } from '../lab/lab.js';
 import { parseIntegerOption } from './args.js';
 import { DEFAULT_PARTS } from './serve.js';
 
@@ -50,7 +50,7 @@ export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   print(`  fault injection  curl -X POST http://127.0.0.1:${lab.controlPort}/faults -d '{"select":[0],"faults":{"noAnswer":true}}'`);
   print(`  one BMC          npx tsx src/cli/main.ts bmc info --address ${m0.address}:${lab.fleet.ipmiPort} --redfish-port ${lab.fleet.redfishPort} --password ADMIN`);
   print(`  console (SSH)    ssh -tt -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ProxyCommand='openssl s_client -quiet -connect 127.0.0.1:${lab.config.console.port} -cert ${lab.pki.clientCert} -key ${lab.pki.clientKey} -CAfile ${lab.pki.ca}' ${m0.uuid}@metal-bmc`);
-  print(`  console (web)    https://127.0.0.1:${lab.config.console.wsPort}/console/${m0.uuid}?token=${LAB_CONSOLE_TOKEN}   (certificate from ${lab.pki.ca})`);
+  print(`  console (web)    https://127.0.0.1:${lab.config.console.wsPort}/console/${m0.uuid}?token=${lab.consoleToken}   (certificate from ${lab.pki.ca})`);
   print('');
 
   await waitFor(() => lab.metalApi.reports.length > 0);
@@ -72,10 +72,10 @@ export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStrea
 /** Opens machine 1's console over the WebSocket listener and prints the first line the serial port shows. */
 async function consoleDemo(lab: Awaited<ReturnType<typeof startLab>>, print: (line: string) => void): Promise<number> {
   const m = lab.fleet.machines[1]!.state;
-  const url = `wss://127.0.0.1:${lab.config.console.wsPort}/v1/machine/${m.uuid}/console?token=${LAB_CONSOLE_TOKEN}`;
-  print(`demo: opening the serial console of machine ${m.uuid} over ${url.replace(LAB_CONSOLE_TOKEN, '<token>')}`);
+  const url = `wss://127.0.0.1:${lab.config.console.wsPort}/v1/machine/${m.uuid}/console`;
+  print(`demo: opening the serial console of machine ${m.uuid} over ${url} (Authorization: Bearer <the lab's console token>)`);
   return await new Promise<number>((resolve) => {
-    const ws = new WebSocket(url, { ca: readFileSync(lab.pki.ca) });
+    const ws = new WebSocket(url, { ca: readFileSync(lab.pki.ca), headers: { authorization: `Bearer ${lab.consoleToken}` } });
     let text = '';
     let done = false;
     const timer = setTimeout(() => finish(1, `no login prompt within 20 s; console showed ${JSON.stringify(text.slice(-200))}`), 20_000);

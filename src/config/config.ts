@@ -3,7 +3,10 @@
  * variable names (METAL_BMC_*), validated, and typed. Durations are milliseconds.
  */
 import { isIpv6Cidr, parseIpCidr, type Cidr } from '../net/cidr.js';
+import { isIP } from 'node:net';
 import { BmcError } from '../errors.js';
+import { normalOrigin, parseAuthz, type AuthzRule } from './console-access.js';
+import { withCredentialFiles } from './credentials.js';
 import { ConfigError } from './error.js';
 import { bool, duration, hostPort, int, list, oneOf, port, readableFile, required, secret, show, text, type Env } from './env.js';
 import { applyFallbacks } from './fallback.js';
@@ -49,6 +52,12 @@ export interface Config {
     token?: string;
     scrollbackBytes: number;
     idleTimeoutMs: number;
+    host: string;
+    authz: AuthzRule[];
+    crlFile?: string;
+    allowedOrigins: string[];
+    connectionLimits: { perSource: number; total: number };
+    maxSessions: number;
   };
   http: { host: string; port: number };
   shutdownTimeoutMs: number;
@@ -56,6 +65,31 @@ export interface Config {
   fallbacks: string[];
   /** unknown or ignored METAL_BMC_* variables and lenient readings, one warning each at startup */
   warnings: string[];
+}
+
+/** 256 bits, as `openssl rand -hex 32` gives with room to spare; shorter tokens can be guessed offline from a leaked hash or by patient online tries */
+const MIN_TOKEN_BYTES = 32;
+
+function ipAddress(env: Env, name: string, fallback: string): string {
+  const v = text(env, name) ?? fallback;
+  if (isIP(v) === 0) throw new ConfigError(`${show(v)} is not an IP address (examples: 0.0.0.0, 10.1.0.1, ::)`, name);
+  return v;
+}
+
+function consoleAuthz(env: Env, name: string): AuthzRule[] {
+  try {
+    return parseAuthz(text(env, name) ?? 'any');
+  } catch (err) {
+    throw new ConfigError((err as Error).message, name);
+  }
+}
+
+function origins(env: Env, name: string): string[] {
+  return list(env, name).map((o) => {
+    const origin = normalOrigin(o);
+    if (origin === undefined || origin !== o.toLowerCase().replace(/\/$/, '')) throw new ConfigError(`${show(o)} is not an origin (scheme://host[:port], e.g. https://console.example.com)`, name);
+    return origin;
+  });
 }
 
 const MAC = /^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$/i;
@@ -75,6 +109,17 @@ function metalApiUrl(env: Env): string {
   if (url.hostname === '') throw new ConfigError(`${show(v)} has no host`, name);
   if (url.search !== '' || url.hash !== '') throw new ConfigError(`${show(v)} must not have a query or fragment`, name);
   return url.href;
+}
+
+/** Start-up warnings about settings that work but leak or guess credentials. */
+function trustWarnings(env: Env, metalApiUrl: string): string[] {
+  const warnings: string[] = [];
+  if (new URL(metalApiUrl).protocol === 'http:') {
+    warnings.push('METAL_BMC_METAL_API_URL uses plain http: BMC passwords from metal-api and the HMAC-signed reports cross the network unencrypted (set METAL_BMC_REQUIRE_TLS=true to refuse this)');
+  }
+  const unset = ['METAL_BMC_IPMI_USER', 'METAL_BMC_IPMI_PASSWORD'].filter((name) => secret(env, name) === undefined);
+  if (unset.length > 0) warnings.push(`${unset.join(' and ')} not set: BMCs are tried with the factory default ADMIN/ADMIN`);
+  return warnings;
 }
 
 function macs(env: Env, name: string): string[] {
@@ -143,9 +188,10 @@ function warningsFor(env: Env): string[] {
 /**
  * Reads and validates every METAL_BMC_* variable (and the bare names the Go metal-bmc falls
  * back to); throws ConfigError on the first invalid one, naming the variable the value came from.
+ * systemd credentials supply METAL_BMC_ names, so they win over bare names like those do.
  */
 export function loadConfig(processEnv: NodeJS.ProcessEnv = process.env): Config {
-  const { env, fromFallback, warnings } = applyFallbacks(processEnv, UNPREFIXED_FALLBACKS);
+  const { env, fromFallback, warnings } = applyFallbacks(withCredentialFiles(processEnv), UNPREFIXED_FALLBACKS);
   try {
     return readConfig(env, [...fromFallback.values()].sort(), warnings);
   } catch (err) {
@@ -166,6 +212,9 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
   const partitionId = requiredValue(text(env, 'METAL_BMC_PARTITION_ID'), 'METAL_BMC_PARTITION_ID');
   if (!TOPIC.test(partitionId)) throw new ConfigError(`${show(partitionId)} must not contain whitespace, '*' or '>' (it names NATS subjects)`, 'METAL_BMC_PARTITION_ID');
   const url = metalApiUrl(env);
+  if (bool(env, 'METAL_BMC_REQUIRE_TLS', false) && new URL(url).protocol !== 'https:') {
+    throw new ConfigError('uses plain http, and METAL_BMC_REQUIRE_TLS is true (metal-api answers BMC passwords on GET .../ipmi: use https)', 'METAL_BMC_METAL_API_URL');
+  }
   const hmacKey = requiredValue(secret(env, 'METAL_BMC_METAL_API_HMAC_KEY'), 'METAL_BMC_METAL_API_HMAC_KEY');
 
   const mqAddress = text(env, 'METAL_BMC_MQ_ADDRESS') ?? `nats://localhost:4222`;
@@ -180,6 +229,10 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
   const consoleKey = readableFile(env, 'METAL_BMC_CONSOLE_KEY_FILE');
   allOrNone(['METAL_BMC_CONSOLE_CA_CERT_FILE', 'METAL_BMC_CONSOLE_CERT_FILE', 'METAL_BMC_CONSOLE_KEY_FILE'], [consoleCa, consoleCert, consoleKey]);
   const consoleToken = secret(env, 'METAL_BMC_CONSOLE_TOKEN');
+  if (consoleToken !== undefined && Buffer.byteLength(consoleToken) < MIN_TOKEN_BYTES) {
+    throw new ConfigError(`is ${Buffer.byteLength(consoleToken)} bytes long; a console token needs at least ${MIN_TOKEN_BYTES} (e.g. openssl rand -hex 32)`, 'METAL_BMC_CONSOLE_TOKEN');
+  }
+  const consoleCrl = readableFile(env, 'METAL_BMC_CONSOLE_CRL_FILE');
   const redfishCa = readableFile(env, 'METAL_BMC_REDFISH_CA_FILE');
 
   const config: Config = {
@@ -231,11 +284,20 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       ...(consoleToken === undefined ? {} : { token: consoleToken }),
       scrollbackBytes: int(env, 'METAL_BMC_CONSOLE_SCROLLBACK', 65_536, 0, 1 << 30),
       idleTimeoutMs: duration(env, 'METAL_BMC_CONSOLE_IDLE_TIMEOUT', '30m', 0),
+      host: ipAddress(env, 'METAL_BMC_CONSOLE_ADDRESS', '0.0.0.0'),
+      authz: consoleAuthz(env, 'METAL_BMC_CONSOLE_AUTHZ'),
+      ...(consoleCrl === undefined ? {} : { crlFile: consoleCrl }),
+      allowedOrigins: origins(env, 'METAL_BMC_CONSOLE_ALLOWED_ORIGINS'),
+      connectionLimits: {
+        perSource: int(env, 'METAL_BMC_CONSOLE_MAX_CONNECTIONS_PER_SOURCE', 32, 1, 1_000_000),
+        total: int(env, 'METAL_BMC_CONSOLE_MAX_CONNECTIONS', 1024, 1, 1_000_000),
+      },
+      maxSessions: int(env, 'METAL_BMC_CONSOLE_MAX_SESSIONS', 1000, 1, 1_000_000),
     },
     http: hostPort(env, 'METAL_BMC_HTTP_ADDRESS', '127.0.0.1:2112'),
     shutdownTimeoutMs: duration(env, 'METAL_BMC_SHUTDOWN_TIMEOUT', '30s'),
     fallbacks,
-    warnings: [...warnings, ...warningsFor(env)],
+    warnings: [...warnings, ...warningsFor(env), ...trustWarnings(env, url)],
   };
   return config;
 }

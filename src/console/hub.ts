@@ -23,6 +23,8 @@ export interface HubOptions {
   maxClientQueueBytes?: number;
   /** clients per machine, default 1000 */
   maxClientsPerSession?: number;
+  /** BMC console sessions at once (machines with a console open), default 1000 */
+  maxSessions?: number;
   /** how long a graceful BMC close may take before the stream is destroyed, default 5 s */
   closeTimeoutMs?: number;
   onEvent?: (event: HubEvent) => void;
@@ -53,6 +55,7 @@ function intOption(name: string, value: number | undefined, fallback: number, mi
 export function createConsoleHub(options: HubOptions): ConsoleHub {
   if (typeof options?.openBackend !== 'function') throw new BmcError('INVALID_ARGUMENT', 'createConsoleHub: option openBackend must be a function');
   const maxClients = intOption('maxClientsPerSession', options.maxClientsPerSession, 1000, 1);
+  const maxSessions = intOption('maxSessions', options.maxSessions, 1000, 1);
   const settings: SessionSettings = {
     openBackend: options.openBackend,
     logger: options.logger.child({ module: 'console' }),
@@ -85,6 +88,10 @@ export function createConsoleHub(options: HubOptions): ConsoleHub {
     async join(machineId, port, joinOptions = {}) {
       if (closed) throw new BmcError('CLOSED', 'the console service is shutting down');
       if (typeof machineId !== 'string' || machineId === '') throw new BmcError('INVALID_ARGUMENT', 'machine id must be a non-empty string');
+      const existing = sessions.get(machineId);
+      if ((!existing || existing.closed) && sessions.size >= maxSessions) {
+        throw new BmcError('BUSY', `the console service has the maximum of ${maxSessions} console sessions open`);
+      }
       const session = sessionFor(machineId);
       if (session.clientCount >= maxClients) throw new BmcError('BUSY', `console of machine ${machineId} has the maximum of ${maxClients} clients`);
       return session.join(port, joinOptions);

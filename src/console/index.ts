@@ -3,16 +3,21 @@
  * (ssh-server.ts) and HTTPS/WebSocket with the browser page (ws-server.ts, page.ts). Each
  * listener documents its authentication at the top of its file.
  *
+ * A CRL file is watched and reloaded into both listeners when it changes.
+ *
  * `close()` is graceful: stop accepting, tell every client and close every BMC session through
  * the hub, then disconnect what is left.
  */
+import { unwatchFile, watchFile } from 'node:fs';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log.js';
+import type { AuthzRule } from './access.js';
+import type { ConnectionLimits } from './limits.js';
 import { deriveHostKey } from './host-key.js';
 import { createConsoleHub, type ConsoleHub, type HubOptions } from './hub.js';
 import { createConsoleMetrics } from './metrics.js';
 import { startSshConsoleServer, type SshConsoleServer } from './ssh-server.js';
-import { loadConsoleTls } from './tls.js';
+import { loadConsoleTls, type ConsoleTls } from './tls.js';
 import type { HubEvent, OpenBackend } from './types.js';
 import { startWsConsoleServer, type WsConsoleServer } from './ws-server.js';
 
@@ -25,8 +30,22 @@ export interface ConsoleServersOptions {
   caCertFile?: string;
   certFile?: string;
   keyFile?: string;
-  /** bearer token of the WebSocket listener; client certificates become optional when set */
+  /** PEM CRL of the console CA: revoked client certificates are refused; reloaded when the file changes */
+  crlFile?: string;
+  /** bearer token of the WebSocket listener; it replaces client certificates when set */
   token?: string;
+  /** who may open which machine (access.ts), default every certificate every machine */
+  authz?: readonly AuthzRule[];
+  /** browser origins allowed besides the WebSocket listener's own */
+  allowedOrigins?: readonly string[];
+  /** per listener, default 32 per source address and 1024 in total */
+  connectionLimits?: ConnectionLimits;
+  /** TLS handshakes (and the SSH login) must finish within this; default 10 s (WebSocket) and 20 s (SSH) */
+  handshakeTimeoutMs?: number;
+  /** BMC console sessions open at once, default 1000 */
+  maxSessions?: number;
+  /** how often the CRL file is checked for changes, default 30 s */
+  crlPollMs?: number;
   scrollbackBytes?: number;
   idleTimeoutMs?: number;
   openBackend: OpenBackend;
@@ -60,14 +79,31 @@ export async function startConsoleServers(options: ConsoleServersOptions): Promi
     logger: options.logger,
     ...(options.scrollbackBytes === undefined ? {} : { scrollbackBytes: options.scrollbackBytes }),
     ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
+    ...(options.maxSessions === undefined ? {} : { maxSessions: options.maxSessions }),
     onEvent: (event) => onEvent(event),
   });
+  let refused: (listener: 'ssh' | 'ws', reason: string) => void = () => undefined;
   if (options.registry) {
     const metrics = createConsoleMetrics(options.registry, { sessions: () => hub.sessionCount(), clients: () => hub.clientCount() });
     onEvent = metrics.event;
+    refused = metrics.refused;
   }
   const host = options.host ?? '0.0.0.0';
-  const ssh: SshConsoleServer = await startSshConsoleServer({ tls, hostKey, hub, logger: options.logger, port: options.port ?? 3333, host });
+  const bounds = {
+    ...(options.authz ? { authz: options.authz } : {}),
+    ...(options.connectionLimits ? { connectionLimits: options.connectionLimits } : {}),
+    ...(options.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: options.handshakeTimeoutMs }),
+  };
+  const ssh: SshConsoleServer = await startSshConsoleServer({
+    tls,
+    hostKey,
+    hub,
+    logger: options.logger,
+    port: options.port ?? 3333,
+    host,
+    ...bounds,
+    onRefused: (reason) => refused('ssh', reason),
+  });
   let ws: WsConsoleServer | undefined;
   if (options.wsPort !== null) {
     try {
@@ -78,6 +114,9 @@ export async function startConsoleServers(options: ConsoleServersOptions): Promi
         port: options.wsPort ?? 3334,
         host,
         ...(options.token ? { token: options.token } : {}),
+        ...bounds,
+        ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}),
+        onRefused: (reason) => refused('ws', reason),
         ...(options.pingIntervalMs === undefined ? {} : { pingIntervalMs: options.pingIntervalMs }),
       });
     } catch (err) {
@@ -86,6 +125,10 @@ export async function startConsoleServers(options: ConsoleServersOptions): Promi
       throw err;
     }
   }
+  const stopWatchingCrl = watchCrl(options, (next) => {
+    ssh.setTls(next);
+    ws?.setTls(next);
+  });
   const graceMs = options.closeGraceMs ?? 2000;
   let closing: Promise<void> | undefined;
   return {
@@ -95,6 +138,7 @@ export async function startConsoleServers(options: ConsoleServersOptions): Promi
     hub,
     close() {
       closing ??= (async () => {
+        stopWatchingCrl();
         ssh.stopAccepting();
         ws?.stopAccepting();
         await hub.close();
@@ -103,6 +147,23 @@ export async function startConsoleServers(options: ConsoleServersOptions): Promi
       return closing;
     },
   };
+}
+
+/** Reloads the TLS material when the CRL file changes; a CRL that cannot be read keeps the last one (logged). */
+function watchCrl(options: ConsoleServersOptions, apply: (tls: ConsoleTls) => void): () => void {
+  const { crlFile } = options;
+  if (!crlFile) return () => undefined;
+  const log = options.logger.child({ module: 'console' });
+  const onChange = () => {
+    try {
+      apply(loadConsoleTls(options));
+      log.info({ crlFile }, 'console CRL reloaded');
+    } catch (err) {
+      log.error({ err, crlFile }, 'console CRL not reloaded; the previous one stays in force');
+    }
+  };
+  watchFile(crlFile, { interval: options.crlPollMs ?? 30_000, persistent: false }, onChange);
+  return () => unwatchFile(crlFile, onChange);
 }
 
 export { createConsoleHub, type ConsoleHub, type HubOptions } from './hub.js';

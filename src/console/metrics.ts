@@ -7,6 +7,8 @@ import type { HubEvent } from './types.js';
 
 export interface ConsoleMetrics {
   event(event: HubEvent): void;
+  /** a connection or request refused by a listener, by reason (origin, unauthenticated, forbidden, throttled, per-source, total) */
+  refused(listener: 'ssh' | 'ws', reason: string): void;
 }
 
 export function createConsoleMetrics(registry: Registry, read: { sessions(): number; clients(): number }): ConsoleMetrics {
@@ -27,5 +29,6 @@ export function createConsoleMetrics(registry: Registry, read: { sessions(): num
     },
   });
   const events = new Counter({ name: 'metal_bmc_console_events_total', help: 'console hub events by kind', labelNames: ['event'], registers: [registry] });
-  return { event: (event) => events.inc({ event }) };
+  const refusals = new Counter({ name: 'metal_bmc_console_refused_total', help: 'console connections and requests refused, by listener and reason', labelNames: ['listener', 'reason'], registers: [registry] });
+  return { event: (event) => events.inc({ event }), refused: (listener, reason) => refusals.inc({ listener, reason }) };
 }

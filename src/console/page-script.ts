@@ -10,7 +10,6 @@ export const CONSOLE_SCRIPT = String.raw`'use strict';
   var takeoverBtn = document.getElementById('takeover');
   var reconnectBtn = document.getElementById('reconnect');
   var machineId = box.getAttribute('data-machine');
-  var token = new URLSearchParams(location.search).get('token');
   var encoder = new TextEncoder();
   var ws = null;
 
@@ -62,7 +61,6 @@ export const CONSOLE_SCRIPT = String.raw`'use strict';
   function url() {
     var u = new URL('/v1/machine/' + encodeURIComponent(machineId) + '/console', location.href);
     u.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    if (token) u.searchParams.set('token', token);
     return u.toString();
   }
 

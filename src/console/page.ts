@@ -1,10 +1,12 @@
 /**
  * The browser terminal, served by the WebSocket listener's HTTPS server:
- *   GET /console/{id}               the page (authenticated like the WebSocket: client certificate or token)
+ *   GET /console/{id}               the page (authenticated and authorised like the WebSocket); in
+ *                                   token mode `?token=` is exchanged once for a session cookie and
+ *                                   the browser is redirected to the URL without it
  *   GET /console/assets/xterm.js    xterm.js and its CSS from node_modules/@xterm/xterm (no CDN),
  *   GET /console/assets/xterm.css   and the page's script; static files without machine data,
  *   GET /console/assets/console.js  served without authentication so that <script src> works.
- * The page opens wss://<host>/v1/machine/{id}/console (with the page's ?token= when given),
+ * The page opens wss://<host>/v1/machine/{id}/console (the cookie or certificate authenticates it),
  * writes output into xterm.js, sends keystrokes as binary frames and resizes as JSON, and shows
  * the hub's status lines (keyboard owner, BMC disconnects) above the terminal.
  */
@@ -12,6 +14,8 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { validMachineId } from './access.js';
+import type { HttpAuth, Refusal } from './http-auth.js';
 import { CONSOLE_SCRIPT } from './page-script.js';
 
 interface Asset {
@@ -79,12 +83,12 @@ export function consolePage(machineId: string): string {
 `;
 }
 
-export type Authorize = (req: IncomingMessage) => { subject: string } | undefined;
+export type OnRefused = (req: IncomingMessage, reason: Refusal, message: string) => void;
 
 /**
  * Routes under /console/. Returns false when the path is not one of them (the caller answers 404).
  */
-export function createPageRoutes(authorize: Authorize): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function createPageRoutes(auth: HttpAuth, onRefused: OnRefused): (req: IncomingMessage, res: ServerResponse) => boolean {
   const assets = loadAssets();
   return (req, res) => {
     const path = new URL(req.url ?? '/', 'https://console.invalid').pathname;
@@ -101,15 +105,26 @@ export function createPageRoutes(authorize: Authorize): (req: IncomingMessage, r
     }
     const m = /^\/console\/([^/]+)$/.exec(path);
     if (!m) return false;
-    let machineId: string;
+    let machineId = '';
     try {
       machineId = decodeURIComponent(m[1] ?? '');
     } catch {
+      machineId = '';
+    }
+    if (!validMachineId(machineId)) {
       res.writeHead(400, { 'content-type': 'text/plain', ...SECURITY_HEADERS }).end('bad machine id\n');
       return true;
     }
-    if (!authorize(req)) {
-      res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer', ...SECURITY_HEADERS }).end('a client certificate or a valid token is required\n');
+    const exchange = auth.exchangeToken(req);
+    if (exchange && 'setCookie' in exchange) {
+      res.writeHead(303, { location: path, 'set-cookie': exchange.setCookie, ...SECURITY_HEADERS }).end();
+      return true;
+    }
+    const outcome = exchange ?? auth.checkOrigin(req) ?? auth.authorize(req, machineId);
+    if (!outcome.ok) {
+      onRefused(req, outcome.reason, outcome.message);
+      const challenge = outcome.status === 401 ? { 'www-authenticate': 'Bearer' } : {};
+      res.writeHead(outcome.status, { 'content-type': 'text/plain', ...challenge, ...SECURITY_HEADERS }).end(`${outcome.message}\n`);
       return true;
     }
     const body = Buffer.from(consolePage(machineId));

@@ -6,6 +6,7 @@
  * clients remain; the session closes with its last client, after an idle period, or on shutdown.
  */
 import type { Duplex } from 'node:stream';
+import { raceAbort } from '../deadline.js';
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createRing, type Ring } from './ring.js';
@@ -53,36 +54,6 @@ const REFUSED_NOTICE_INTERVAL_MS = 5000;
 const MAX_PENDING_INPUT = 64 * 1024;
 
 /** Waits for `promise` unless `signal` fires first; a late result is handed to `late`. */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal, late: (value: T) => void): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    let done = false;
-    const onAbort = () => {
-      if (done) return;
-      done = true;
-      const reason: unknown = signal.reason;
-      reject(reason instanceof Error ? reason : new BmcError('ABORTED', 'aborted'));
-    };
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        if (done) late(value);
-        else {
-          done = true;
-          resolve(value);
-        }
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        if (!done) {
-          done = true;
-          reject(err);
-        }
-      },
-    );
-  });
-}
 
 function describe(err: unknown): string {
   if (err instanceof Error) return err.name === 'TimeoutError' ? 'no answer in time' : err.message;
@@ -133,7 +104,10 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
     // through AbortSignal.any() can be garbage-collected before it fires.
     const timer = setTimeout(() => abort.abort(new BmcError('TIMEOUT', `opening the console took longer than ${settings.openTimeoutMs} ms`)), settings.openTimeoutMs);
     try {
-      return await raceAbort(settings.openBackend(machineId, { signal: abort.signal }), abort.signal, (late) => late.destroy());
+      return await raceAbort(settings.openBackend(machineId, { signal: abort.signal }), abort.signal, {
+        reason: (signal) => (signal.reason instanceof Error ? signal.reason : new BmcError('ABORTED', 'aborted')),
+        late: (stream) => stream.destroy(),
+      });
     } finally {
       clearTimeout(timer);
     }

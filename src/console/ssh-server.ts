@@ -5,7 +5,13 @@
  * console CA (`requestCert` + `rejectUnauthorized`); a handshake without one, or with one from
  * another CA, fails before any byte of SSH. Inside, SSH auth method `none` is accepted, because
  * the certificate is the authentication; the SSH user name is the machine id. The certificate
- * subject is the client's identity in logs and keyboard notices.
+ * subject is the client's identity in logs and keyboard notices. With a CRL, revoked certificates
+ * fail the handshake. Authorisation: `mayOpen()` (access.ts) for the certificate and the machine
+ * id; a certificate that may not open the machine gets one line on stderr and exit status 1,
+ * and the BMC is never contacted.
+ *
+ * Bounds: the TLS handshake plus SSH authentication must finish within `handshakeTimeoutMs`;
+ * open connections are capped per source address and in total (counted before TLS).
  *
  * Wiring: node:tls accepts and verifies; each verified TLS socket is handed to one shared
  * ssh2 `Server` through its public `injectSocket()`, which runs the SSH server protocol over
@@ -23,9 +29,11 @@ import type { AddressInfo } from 'node:net';
 import ssh2 from 'ssh2';
 import type { Connection, ServerChannel, Session } from 'ssh2';
 import type { Logger } from '../log.js';
+import { mayOpen, validMachineId, type AuthzRule, type Principal } from './access.js';
 import type { ConsoleHub } from './hub.js';
 import type { HostKey } from './host-key.js';
-import { remoteOf, serverTlsOptions, verifiedSubject, type ConsoleTls } from './tls.js';
+import { limitConnections, type ConnectionLimits, type ConnectionRefusal } from './limits.js';
+import { remoteOf, secureContextOptions, serverTlsOptions, verifiedPrincipal, type ConsoleTls } from './tls.js';
 import type { ClientIdentity, ClientPort, ConsoleHandle, ConsoleNotice } from './types.js';
 
 export interface SshConsoleServerOptions {
@@ -38,6 +46,12 @@ export interface SshConsoleServerOptions {
   host?: string;
   /** TLS handshake plus SSH authentication must finish within this, default 20 s */
   handshakeTimeoutMs?: number;
+  /** who may open which machine, default every certificate every machine */
+  authz?: readonly AuthzRule[];
+  /** default 32 per source address, 1024 in total */
+  connectionLimits?: ConnectionLimits;
+  /** a refusal, for the metrics */
+  onRefused?: (reason: 'forbidden' | ConnectionRefusal) => void;
   /** SSH keepalive: interval and unanswered probes before the peer is dropped; default 15 s, 3 */
   keepaliveIntervalMs?: number;
   keepaliveCountMax?: number;
@@ -47,11 +61,11 @@ export interface SshConsoleServer {
   readonly port: number;
   /** stop accepting connections (the sessions themselves end through the hub) */
   stopAccepting(): void;
+  /** new TLS material (a reloaded CRL) for new connections */
+  setTls(tls: ConsoleTls): void;
   /** end what is still connected (SSH disconnect, sockets destroyed after `graceMs`) and wait for the listener to close */
   disconnectAll(graceMs: number): Promise<void>;
 }
-
-const MAX_MACHINE_ID = 200;
 
 const isControl = (code: number) => code < 0x20 || code === 0x7f;
 
@@ -60,11 +74,6 @@ export function oneLine(text: string): string {
   let out = '';
   for (const ch of text) out += isControl(ch.charCodeAt(0)) ? (out.endsWith(' ') ? '' : ' ') : ch;
   return out.trim();
-}
-
-/** a machine id as SSH user name: 1 to 200 characters, no control characters, no slash */
-function validMachineId(name: string): boolean {
-  return name.length > 0 && name.length <= MAX_MACHINE_ID && ![...name].some((ch) => isControl(ch.charCodeAt(0)) || ch === '/');
 }
 
 /** Notices become lines on stderr; a status without a message (nothing happened) is not shown. */
@@ -117,8 +126,18 @@ function bridge(channel: ServerChannel, machineId: string, identity: ClientIdent
   return (cols, rows) => handle?.resize(cols, rows);
 }
 
-function serveSession(session: Session, machineId: string, identity: ClientIdentity, hub: ConsoleHub, log: Logger): void {
+/** A session channel of a client that may not open the machine: one line, exit status 1. */
+function refuseChannel(channel: ServerChannel, machineId: string, identity: ClientIdentity): (cols: number, rows: number) => void {
+  channel.on('error', () => undefined);
+  channel.stderr.write(`\r\n[metal-bmc] ${oneLine(`${identity.subject} may not open the console of machine ${machineId}`)}\r\n`);
+  channel.exit(1);
+  channel.end();
+  return () => undefined;
+}
+
+function serveSession(session: Session, machineId: string, identity: ClientIdentity, allowed: boolean, hub: ConsoleHub, log: Logger): void {
   let resize: ((cols: number, rows: number) => void) | undefined;
+  const open = (channel: ServerChannel, takeover: boolean) => (allowed ? bridge(channel, machineId, identity, takeover, hub, log) : refuseChannel(channel, machineId, identity));
   const replyOk = (accept: unknown) => {
     if (typeof accept === 'function') (accept as () => void)();
   };
@@ -133,11 +152,11 @@ function serveSession(session: Session, machineId: string, identity: ClientIdent
   session.on('env', (accept) => replyOk(accept));
   session.on('shell', (accept, reject) => {
     if (resize) return reject();
-    resize = bridge(accept(), machineId, identity, false, hub, log);
+    resize = open(accept(), false);
   });
   session.on('exec', (accept, reject, info) => {
     if (resize) return reject();
-    resize = bridge(accept(), machineId, identity, info.command.trim() === 'takeover', hub, log);
+    resize = open(accept(), info.command.trim() === 'takeover');
   });
 }
 
@@ -145,8 +164,10 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
   const { hub } = options;
   const log = options.logger.child({ module: 'console-ssh' });
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 20_000;
-  /** remote address:port of a verified TLS socket → certificate subject */
-  const identities = new Map<string, string>();
+  const rules = options.authz ?? [{ kind: 'any' }];
+  const onRefused = options.onRefused ?? (() => undefined);
+  /** remote address:port of a verified TLS socket → its certificate */
+  const identities = new Map<string, { principal: Principal; subject: string }>();
   const sockets = new Set<TLSSocket>();
   const connections = new Set<Connection>();
 
@@ -159,11 +180,12 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
     },
     (client, info) => {
       const remote = remoteOf({ remoteAddress: info.ip, remotePort: info.port });
-      const subject = identities.get(remote);
-      if (subject === undefined) {
+      const verified = identities.get(remote);
+      if (verified === undefined) {
         client.end();
         return;
       }
+      const { subject } = verified;
       connections.add(client);
       const deadline = setTimeout(() => client.end(), handshakeTimeoutMs);
       let machineId = '';
@@ -184,20 +206,25 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
       client.on('ready', () => {
         clearTimeout(deadline);
         const identity: ClientIdentity = { subject, remote, transport: 'ssh' };
-        log.debug({ remote, client: subject, machineId }, 'console SSH connection authenticated');
-        client.on('session', (accept) => serveSession(accept(), machineId, identity, hub, log));
+        const allowed = mayOpen(rules, verified.principal, machineId);
+        if (allowed) log.debug({ remote, client: subject, machineId }, 'console SSH connection authenticated');
+        else {
+          onRefused('forbidden');
+          log.info({ remote, client: subject, machineId, reason: 'forbidden' }, 'console request refused');
+        }
+        client.on('session', (accept) => serveSession(accept(), machineId, identity, allowed, hub, log));
       });
     },
   );
 
   const server: TlsServer = createTlsServer({ ...serverTlsOptions(options.tls, true), handshakeTimeout: handshakeTimeoutMs }, (socket) => {
-    const subject = verifiedSubject(socket);
-    if (subject === undefined) {
+    const verified = verifiedPrincipal(socket);
+    if (verified === undefined) {
       socket.destroy();
       return;
     }
     const remote = remoteOf(socket);
-    identities.set(remote, subject);
+    identities.set(remote, verified);
     sockets.add(socket);
     socket.on('error', () => undefined);
     socket.once('close', () => {
@@ -206,8 +233,14 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
     });
     ssh.injectSocket(socket);
   });
+  limitConnections(server, options.connectionLimits ?? { perSource: 32, total: 1024 }, (socket, why) => {
+    onRefused(why);
+    log.info({ remote: remoteOf(socket), limit: why }, 'console connection refused: too many connections');
+  });
+  // A listener of its own means Node leaves the socket open: close it (handshake timeout, bad certificate).
   server.on('tlsClientError', (err, socket) => {
     log.info({ remote: remoteOf(socket), err: err.message }, 'console TLS handshake refused');
+    socket.destroy();
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -227,6 +260,7 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
     stopAccepting() {
       closed ??= new Promise<void>((resolve) => server.close(() => resolve()));
     },
+    setTls: (tls) => server.setSecureContext(secureContextOptions(tls)),
     async disconnectAll(graceMs) {
       closed ??= new Promise<void>((resolve) => server.close(() => resolve()));
       for (const c of connections) c.end();

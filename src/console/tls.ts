@@ -4,13 +4,16 @@
  * certificate subject as the client's identity in logs and keyboard notices.
  */
 import { readFileSync } from 'node:fs';
-import type { PeerCertificate, TLSSocket, TlsOptions } from 'node:tls';
+import type { PeerCertificate, SecureContextOptions, TLSSocket, TlsOptions } from 'node:tls';
 import { BmcError } from '../errors.js';
+import { certificatePrincipal, type Principal } from './access.js';
 
 export interface ConsoleTlsFiles {
   caCertFile: string;
   certFile: string;
   keyFile: string;
+  /** PEM certificate revocation list(s) of the console CA; revoked client certificates are refused */
+  crlFile?: string;
 }
 
 export interface ConsoleTls {
@@ -18,6 +21,8 @@ export interface ConsoleTls {
   cert: Buffer;
   key: Buffer;
   keyFile: string;
+  crl?: Buffer;
+  crlFile?: string;
 }
 
 function read(file: string, what: string): Buffer {
@@ -33,7 +38,13 @@ export function loadConsoleTls(files: Partial<ConsoleTlsFiles>): ConsoleTls {
   if (!caCertFile || !certFile || !keyFile) {
     throw new BmcError('CONFIG', 'the console needs a CA file, a certificate file and a key file (METAL_BMC_CONSOLE_CA_CERT_FILE, _CERT_FILE, _KEY_FILE)');
   }
-  return { ca: read(caCertFile, 'CA file'), cert: read(certFile, 'certificate file'), key: read(keyFile, 'key file'), keyFile };
+  const tls: ConsoleTls = { ca: read(caCertFile, 'CA file'), cert: read(certFile, 'certificate file'), key: read(keyFile, 'key file'), keyFile };
+  return files.crlFile ? { ...tls, crl: read(files.crlFile, 'CRL file'), crlFile: files.crlFile } : tls;
+}
+
+/** The parts of the options that `server.setSecureContext()` takes when the CRL is reloaded. */
+export function secureContextOptions(tls: ConsoleTls): SecureContextOptions {
+  return { ca: tls.ca, cert: tls.cert, key: tls.key, ...(tls.crl ? { crl: tls.crl } : {}) };
 }
 
 /**
@@ -43,7 +54,7 @@ export function loadConsoleTls(files: Partial<ConsoleTlsFiles>): ConsoleTls {
  * decides per request (`socket.authorized`).
  */
 export function serverTlsOptions(tls: ConsoleTls, requireClientCert: boolean): TlsOptions {
-  return { ca: tls.ca, cert: tls.cert, key: tls.key, minVersion: 'TLSv1.3', requestCert: true, rejectUnauthorized: requireClientCert };
+  return { ...secureContextOptions(tls), minVersion: 'TLSv1.3', requestCert: true, rejectUnauthorized: requireClientCert };
 }
 
 function formatSubject(subject: PeerCertificate['subject'] | undefined): string {
@@ -59,6 +70,13 @@ export function verifiedSubject(socket: TLSSocket): string | undefined {
   const cert = socket.getPeerCertificate();
   if (!cert || Object.keys(cert).length === 0) return undefined;
   return formatSubject(cert.subject) || `serial=${cert.serialNumber}`;
+}
+
+/** The verified client certificate as a principal for authorisation, undefined without one. */
+export function verifiedPrincipal(socket: TLSSocket): { principal: Principal; subject: string } | undefined {
+  const subject = verifiedSubject(socket);
+  if (subject === undefined) return undefined;
+  return { principal: certificatePrincipal(socket.getPeerCertificate(), subject), subject };
 }
 
 export function remoteOf(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string {

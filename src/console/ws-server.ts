@@ -2,13 +2,19 @@
  * The WebSocket console listener (HTTPS, its own port) for browsers and tools, and the page
  * of page.ts on the same server.
  *
- * Authentication: TLS 1.3 only. Without a configured token, a client certificate that chains
- * to the console CA is required in the handshake (as on the SSH listener). With a token
- * (bearer-token mode, for browsers without client certificates), certificates are still
- * requested and verified but not required: a request is let in with a verified certificate, or
- * with the token as `Authorization: Bearer <token>` or `?token=<token>`, compared in constant
- * time. Anything else gets 401 before the upgrade. Identity in logs: the certificate subject,
- * or `bearer-token`.
+ * Authentication and authorisation (http-auth.ts): TLS 1.3 only. Without a configured token, a
+ * client certificate that chains to the console CA (and is not revoked, with a CRL) is required
+ * in the handshake. With a token (token mode, for browsers without client certificates), the
+ * token replaces the certificate: certificates are still requested and verified but not
+ * required, and a request is let in with a verified certificate, with
+ * `Authorization: Bearer <token>`, or with the session cookie that the page's one-time
+ * `?token=` was exchanged for. Wrong tokens are throttled per source address. A browser
+ * request from a foreign `Origin` gets 403; a principal that may not open the machine
+ * (`METAL_BMC_CONSOLE_AUTHZ`) gets 403; anything unauthenticated 401 - all before the upgrade.
+ * Identity in logs: the certificate subject, or `bearer-token`.
+ *
+ * Bounds: TLS handshakes must finish within `handshakeTimeoutMs`, HTTP request headers within
+ * the same time; open connections are capped per source address and in total.
  *
  * Protocol on /v1/machine/{id}/console: binary frames carry terminal bytes both ways; text
  * frames carry JSON control messages, up `{"type":"resize","cols":..,"rows":..}` and
@@ -18,16 +24,19 @@
  * frames over 64 KiB close it with 1009. The server pings every 15 s and terminates peers that
  * did not answer the previous ping.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { validMachineId, type AuthzRule } from './access.js';
+import { createHttpAuth, type Refusal } from './http-auth.js';
 import type { ConsoleHub } from './hub.js';
+import { createThrottle, limitConnections, type ConnectionLimits, type ConnectionRefusal } from './limits.js';
 import { createPageRoutes } from './page.js';
-import { remoteOf, serverTlsOptions, verifiedSubject, type ConsoleTls } from './tls.js';
+import { remoteOf, secureContextOptions, serverTlsOptions, type ConsoleTls } from './tls.js';
+import { createCookieSessions } from './token-cookie.js';
 import type { ClientIdentity, ClientPort, ConsoleHandle } from './types.js';
 
 export interface WsConsoleServerOptions {
@@ -39,6 +48,20 @@ export interface WsConsoleServerOptions {
   host?: string;
   /** bearer token; when set, client certificates become optional */
   token?: string;
+  /** who may open which machine, default every certificate every machine */
+  authz?: readonly AuthzRule[];
+  /** origins allowed besides the listener's own */
+  allowedOrigins?: readonly string[];
+  /** TLS handshake and HTTP request headers must arrive within this, default 10 s */
+  handshakeTimeoutMs?: number;
+  /** default 32 per source address, 1024 in total */
+  connectionLimits?: ConnectionLimits;
+  /** wrong tokens from one address per minute before it is refused for the rest of the minute, default 10 */
+  maxTokenFailures?: number;
+  /** lifetime of the page's session cookie, default 1 h */
+  cookieTtlMs?: number;
+  /** a refusal, for the metrics */
+  onRefused?: (reason: Refusal | ConnectionRefusal) => void;
   /** default 15 s */
   pingIntervalMs?: number;
   /** largest accepted frame, default 64 KiB */
@@ -49,32 +72,19 @@ export interface WsConsoleServer {
   readonly port: number;
   readonly server: HttpsServer;
   stopAccepting(): void;
+  /** new TLS material (a reloaded CRL) for new connections */
+  setTls(tls: ConsoleTls): void;
   /** terminate what is still connected after `graceMs` and wait for the listener to close */
   disconnectAll(graceMs: number): Promise<void>;
 }
 
 const PATH = /^\/v1\/machine\/([^/]+)\/console$/;
 const MAX_BAD_MESSAGES = 20;
+const MIN_TOKEN_BYTES = 32;
+const STATUS_TEXT = { 401: 'Unauthorized', 403: 'Forbidden', 429: 'Too Many Requests' } as const;
 /** bytes handed to a socket but not yet written out, above which the hub holds back output */
 const HIGH_WATER = 256 * 1024;
 const LOW_WATER = 64 * 1024;
-
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
-}
-
-/** Constant-time comparison (over digests, so the length does not leak either). */
-export function tokenMatches(presented: string | undefined, expected: string): boolean {
-  if (presented === undefined) return false;
-  return timingSafeEqual(digest(presented), digest(expected));
-}
-
-export function presentedToken(req: IncomingMessage): string | undefined {
-  const header = req.headers.authorization;
-  const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-  if (m) return m[1];
-  return new URL(req.url ?? '/', 'https://console.invalid').searchParams.get('token') ?? undefined;
-}
 
 /** A close reason fits in 123 bytes. */
 function closeReason(text: string): string {
@@ -89,25 +99,43 @@ function reject(socket: Socket, status: number, text: string): void {
 }
 
 export async function startWsConsoleServer(options: WsConsoleServerOptions): Promise<WsConsoleServer> {
-  const { hub, token } = options;
+  const { hub } = options;
+  if (options.token && Buffer.byteLength(options.token) < MIN_TOKEN_BYTES) {
+    throw new BmcError('INVALID_ARGUMENT', `startWsConsoleServer: the token must have at least ${MIN_TOKEN_BYTES} bytes`);
+  }
   const log = options.logger.child({ module: 'console-ws' });
   const pingIntervalMs = options.pingIntervalMs ?? 15_000;
-  const tokenMode = token !== undefined && token !== '';
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
+  const onRefused = options.onRefused ?? (() => undefined);
   const alive = new WeakMap<WebSocket, boolean>();
+  const auth = createHttpAuth({
+    ...(options.token ? { token: options.token } : {}),
+    rules: options.authz ?? [{ kind: 'any' }],
+    allowedOrigins: options.allowedOrigins ?? [],
+    throttle: createThrottle({ maxFailures: options.maxTokenFailures ?? 10, windowMs: 60_000, maxSources: 10_000 }),
+    cookies: createCookieSessions({ ttlMs: options.cookieTtlMs ?? 3_600_000, max: 10_000 }),
+  });
+  const refused = (req: IncomingMessage, reason: Refusal, message: string, machineId?: string) => {
+    onRefused(reason);
+    log.info({ remote: remoteOf(req.socket), machineId, reason, detail: message }, 'console request refused');
+  };
 
-  function authorize(req: IncomingMessage): { subject: string } | undefined {
-    const subject = verifiedSubject(req.socket as TLSSocket);
-    if (subject !== undefined) return { subject };
-    if (tokenMode && tokenMatches(presentedToken(req), token)) return { subject: 'bearer-token' };
-    return undefined;
-  }
-
-  const pages = createPageRoutes(authorize);
-  const server = createHttpsServer(serverTlsOptions(options.tls, !tokenMode), (req, res) => {
+  const pages = createPageRoutes(auth, (req, reason, message) => refused(req, reason, message));
+  const server = createHttpsServer({ ...serverTlsOptions(options.tls, !auth.tokenMode), handshakeTimeout: handshakeTimeoutMs }, (req, res) => {
     if (pages(req, res)) return;
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });
-  server.on('tlsClientError', (err, socket) => log.info({ remote: remoteOf(socket), err: err.message }, 'console TLS handshake refused'));
+  server.headersTimeout = handshakeTimeoutMs;
+  server.requestTimeout = handshakeTimeoutMs * 3;
+  limitConnections(server, options.connectionLimits ?? { perSource: 32, total: 1024 }, (socket, why) => {
+    onRefused(why);
+    log.info({ remote: remoteOf(socket), limit: why }, 'console connection refused: too many connections');
+  });
+  // A listener of its own means Node leaves the socket open: close it (handshake timeout, bad certificate).
+  server.on('tlsClientError', (err, socket) => {
+    log.info({ remote: remoteOf(socket), err: err.message }, 'console TLS handshake refused');
+    socket.destroy();
+  });
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 64 * 1024, perMessageDeflate: false });
 
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
@@ -120,13 +148,13 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
     } catch {
       machineId = '';
     }
-    if (!m || machineId === '') return reject(socket, 404, 'Not Found');
-    const auth = authorize(req);
-    if (!auth) {
-      log.info({ remote: remoteOf(socket), machineId }, 'console WebSocket refused: no client certificate and no valid token');
-      return reject(socket, 401, 'Unauthorized');
+    if (!m || !validMachineId(machineId)) return reject(socket, 404, 'Not Found');
+    const outcome = auth.checkOrigin(req) ?? auth.authorize(req, machineId);
+    if (!outcome.ok) {
+      refused(req, outcome.reason, outcome.message, machineId);
+      return reject(socket, outcome.status, STATUS_TEXT[outcome.status]);
     }
-    const identity: ClientIdentity = { subject: auth.subject, remote: remoteOf(socket), transport: 'ws' };
+    const identity: ClientIdentity = { subject: outcome.subject, remote: remoteOf(socket), transport: 'ws' };
     wss.handleUpgrade(req, socket, head, (ws) => serveClient(ws, machineId, identity));
   });
 
@@ -235,7 +263,7 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
   });
   server.on('error', (err) => log.error({ err: err.message }, 'console WebSocket listener error'));
   const port = (server.address() as AddressInfo).port;
-  log.info({ port, auth: tokenMode ? 'client certificate or bearer token' : 'client certificate' }, 'console WebSocket listener started');
+  log.info({ port, auth: auth.tokenMode ? 'client certificate or bearer token' : 'client certificate' }, 'console WebSocket listener started');
   let closed: Promise<void> | undefined;
   const stopAccepting = () => {
     closed ??= new Promise<void>((resolve) => server.close(() => resolve()));
@@ -246,6 +274,7 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
     port,
     server,
     stopAccepting,
+    setTls: (tls) => server.setSecureContext(secureContextOptions(tls)),
     async disconnectAll(graceMs) {
       stopAccepting();
       clearInterval(pinger);

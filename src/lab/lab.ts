@@ -4,6 +4,7 @@
  * stand-in (checks HMAC, validates against the real swagger, prints what it receives), a
  * throw-away PKI for the console listeners, and `metal-bmc serve` configured against them.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadConfig } from '../config/config.js';
@@ -40,13 +41,13 @@ export interface Lab {
   controlPort: number;
   env: Record<string, string>;
   pki: Pki;
+  /** token of the lab's WebSocket console (browsers have no client certificate), new for every lab */
+  consoleToken: string;
   stop(): Promise<void>;
 }
 
 export const LAB_HMAC_KEY = 'lab-hmac-key-not-secret';
 export const LAB_PARTITION = 'lab';
-/** bearer token of the lab's WebSocket console (browsers have no client certificate) */
-export const LAB_CONSOLE_TOKEN = 'lab-console-token';
 
 export async function startLab(o: LabOptions): Promise<Lab> {
   const dir = resolve(o.dir);
@@ -69,13 +70,15 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       o.print(`metal-api stand-in: report with ${Object.keys(body.reports).length} machines (created ${answer?.created?.length ?? 0}, updated ${answer?.updated?.length ?? 0})`);
     });
     const pki = await createPki(join(dir, 'pki'));
+    const consoleToken = randomBytes(32).toString('hex');
     const env: Record<string, string> = {
       METAL_BMC_CONSOLE_CA_CERT_FILE: pki.ca,
       METAL_BMC_CONSOLE_CERT_FILE: pki.serverCert,
       METAL_BMC_CONSOLE_KEY_FILE: pki.serverKey,
       METAL_BMC_CONSOLE_PORT: String(o.consolePort),
       METAL_BMC_CONSOLE_WS_PORT: String(o.consoleWsPort),
-      METAL_BMC_CONSOLE_TOKEN: LAB_CONSOLE_TOKEN,
+      METAL_BMC_CONSOLE_TOKEN: consoleToken,
+      METAL_BMC_CONSOLE_ADDRESS: '127.0.0.1',
       METAL_BMC_PARTITION_ID: LAB_PARTITION,
       METAL_BMC_METAL_API_URL: metalApi.url,
       METAL_BMC_METAL_API_HMAC_KEY: LAB_HMAC_KEY,
@@ -92,7 +95,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
     const config = loadConfig(env);
     const daemon = await startDaemon(config, o.logger, o.parts);
     stops.push(() => daemon.stop());
-    return { fleet, nats, metalApi, daemon, config, controlPort: control.port, env, pki, stop: stopAll };
+    return { fleet, nats, metalApi, daemon, config, controlPort: control.port, env, pki, consoleToken, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -3,7 +3,8 @@
  * of node:crypto, which the console code uses): a CA, a server certificate for localhost/127.0.0.1 with an ECDSA
  * P-256 key (SEC1 "EC PRIVATE KEY", as cfssl writes it), the same certificate subject with an
  * RSA key (PKCS#8 "PRIVATE KEY", as openssl 3 writes it), a client certificate signed by the CA
- * (CN=metal-console) and a client certificate from another CA (CN=intruder).
+ * (CN=metal-console) and a client certificate from another CA (CN=intruder). More client
+ * certificates (`issueClientCert`) and a CRL of the CA (`revokeClientCerts`) on request.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -81,4 +82,24 @@ export async function createPki(into?: string): Promise<Pki> {
     otherCa: p('other-ca.pem'),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** A client certificate signed by the PKI's CA with `subject` (e.g. `/CN=<machine id>/OU=ops`) and optional DNS/URI SANs. */
+export async function issueClientCert(pki: Pki, name: string, subject: string, altNames: string[] = []): Promise<{ cert: string; key: string }> {
+  const key = `${name}-key.pem`;
+  await openssl(pki.dir, ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key]);
+  const san = altNames.length > 0 ? `\nsubjectAltName=${altNames.join(',')}` : '';
+  await sign(pki.dir, 'ca', key, `${name}.pem`, subject, `${CLIENT_EXT}${san}`);
+  return { cert: join(pki.dir, `${name}.pem`), key: join(pki.dir, key) };
+}
+
+/** Revokes the given certificates of the PKI's CA and writes the CA's CRL (PEM); returns its path. */
+export async function revokeClientCerts(pki: Pki, certs: string[]): Promise<string> {
+  const config = join(pki.dir, 'crl-ca.cnf');
+  writeFileSync(config, ['[ca]', 'default_ca = ca_default', '[ca_default]', 'database = crl-index.txt', 'crlnumber = crl-number', 'certificate = ca.pem', 'private_key = ca-key.pem', 'default_md = sha256', 'default_crl_days = 2', ''].join('\n'));
+  writeFileSync(join(pki.dir, 'crl-index.txt'), '');
+  writeFileSync(join(pki.dir, 'crl-number'), '01\n');
+  for (const cert of certs) await openssl(pki.dir, ['ca', '-config', config, '-revoke', cert]);
+  await openssl(pki.dir, ['ca', '-config', config, '-gencrl', '-out', 'crl.pem']);
+  return join(pki.dir, 'crl.pem');
 }

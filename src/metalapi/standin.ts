@@ -10,7 +10,7 @@ import { BmcError } from '../errors.js';
 import { DEFAULT_MAX_SKEW_SECONDS, verifyHeaders } from './hmac.js';
 import { compileDefinition, loadSwagger, type SwaggerDocument } from './schema.js';
 import type { Credentials } from '../outband/types.js';
-import type { MachineIpmi, MachineIpmiReportResponse, MachineIpmiReports } from './types.js';
+import type { MachineIpmi, MachineIpmiReport, MachineIpmiReportResponse, MachineIpmiReports } from './types.js';
 
 export interface MetalApiStandInOptions {
   hmacKey: string;
@@ -30,6 +30,8 @@ export interface MetalApiStandInOptions {
   maxSkewSeconds?: number;
   /** the default IPMI port of new machines, as metal-api: 623 */
   ipmiPort?: number;
+  /** a report holding an entry for which this is true is refused with 400, as metal-api refuses a body it cannot take */
+  refuseEntry?: (uuid: string, entry: MachineIpmiReport) => boolean;
 }
 
 export interface StandInRequest {
@@ -193,6 +195,11 @@ export async function startMetalApiStandIn(options: MetalApiStandInOptions): Pro
       const valid = validateReports(body);
       if (!valid.ok) {
         sendError(res, 400, `body does not match v1.MachineIpmiReports: ${valid.errors}`);
+        return;
+      }
+      const refused = options.refuseEntry ? Object.entries((body as MachineIpmiReports).reports).find(([uuid, entry]) => options.refuseEntry?.(uuid, entry)) : undefined;
+      if (refused) {
+        sendError(res, 400, `machine ${refused[0]}: entry refused`);
         return;
       }
       ipmiReport(body as MachineIpmiReports, res);

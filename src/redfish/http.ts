@@ -8,7 +8,7 @@
 import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { BmcError, abortError } from '../errors.js';
-import { checkCount, checkMs, deadline, sleep } from '../deadline.js';
+import { checkCount, checkMs, deadline, raceAbort, sleep } from '../deadline.js';
 import { httpError, isRetryableNetworkError, scrub, transportError } from './http-errors.js';
 import { tlsConnector, tlsPolicy, type TlsOptions } from './tls.js';
 
@@ -27,7 +27,7 @@ export interface TransportOptions extends TlsOptions {
   retries?: number;
   /** First retry delay, doubled per attempt. Default 200. */
   retryBackoffMs?: number;
-  /** Largest response body accepted. Default 16 MiB. */
+  /** Largest response body accepted. Default 2 MiB (the largest resource metal-bmc reads is a few KiB; a BMC answering more is broken or hostile). */
   maxResponseBytes?: number;
 }
 
@@ -100,34 +100,6 @@ async function readText(body: AsyncIterable<Buffer>, max: number, what: string):
   return Buffer.concat(chunks).toString('utf8');
 }
 
-type PoolResponse = Awaited<ReturnType<Pool['request']>>;
-
-/**
- * Rejects with the signal's reason as soon as it fires. undici settles a request that is
- * still queued for a connection only once that connection is up or failed; we do not wait
- * for that. A response that arrives later anyway is discarded.
- */
-function raceAbort(pending: Promise<PoolResponse>, signal: AbortSignal): Promise<PoolResponse> {
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => {
-      reject(signal.reason);
-      pending.then((r) => r.body.destroy(), () => undefined);
-    };
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    pending.then(
-      (r) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(r);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
-
 export function createTransport(options: TransportOptions): HttpTransport {
   if (typeof options.host !== 'string' || options.host === '' || /[/\s@]/.test(options.host)) {
     throw new BmcError('INVALID_ARGUMENT', `host must be a host name or IP address, got ${JSON.stringify(options.host)}`);
@@ -138,7 +110,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
   const connections = checkCount('connections', options.connections, 2, 1, 64);
   const retries = checkCount('retries', options.retries, 2, 0, 10);
   const backoffMs = checkMs('retryBackoffMs', options.retryBackoffMs, 200, 60_000);
-  const maxBytes = checkCount('maxResponseBytes', options.maxResponseBytes, 16 << 20, 1024, 1 << 30);
+  const maxBytes = checkCount('maxResponseBytes', options.maxResponseBytes, 2 << 20, 1024, 1 << 30);
   const origin = originOf(options.host, port);
   const pool = new Pool(origin, {
     connections,
@@ -172,9 +144,11 @@ export function createTransport(options: TransportOptions): HttpTransport {
     let redirects = 0;
     try {
       for (;;) {
-        let res: PoolResponse;
+        let res: Awaited<ReturnType<Pool['request']>>;
         try {
-          res = await raceAbort(pool.request({ path, method: req.method, headers, body: payload ?? null, signal: dl.signal }), dl.signal);
+          // undici settles a request still queued for a connection only once that connection is up
+          // or failed: do not wait for that; a response that arrives later anyway is discarded
+          res = await raceAbort(pool.request({ path, method: req.method, headers, body: payload ?? null, signal: dl.signal }), dl.signal, { late: (r) => r.body.destroy() });
         } catch (err) {
           if (idempotent && attempt < retries && !dl.signal.aborted && isRetryableNetworkError(err)) {
             attempt += 1;
@@ -202,6 +176,11 @@ export function createTransport(options: TransportOptions): HttpTransport {
           attempt += 1;
           await sleep(backoffMs * 2 ** (attempt - 1), dl.signal, what);
           continue;
+        }
+        const declared = Number(resHeaders['content-length']);
+        if (Number.isFinite(declared) && declared > maxBytes) {
+          res.body.destroy();
+          throw new BmcError('DECODE', `${what}: response of ${declared} bytes is larger than ${maxBytes} bytes`);
         }
         const text = await readText(res.body, maxBytes, what);
         let body: unknown;

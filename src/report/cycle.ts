@@ -1,14 +1,18 @@
 /**
  * One report cycle: read every BMC (bounded concurrency, a deadline each), then post one
  * report to metal-api. A BMC that fails is logged and skipped; it never blocks the others.
+ * Each entry is bounded (bounds.ts) before it goes out, and a report that metal-api refuses as
+ * invalid (400, 413, 422) is split in halves until the entries it refuses stand alone: one bad
+ * BMC costs only its own entry.
  */
 import { deadline } from '../deadline.js';
 import { abortError, BmcError } from '../errors.js';
 import type { Lease } from '../leases/types.js';
 import type { Logger } from '../log.js';
 import type { MetalApiClient } from '../metalapi/client.js';
-import { toIpmiReport, type MachineIpmiReport } from '../metalapi/types.js';
+import { toIpmiReport, type MachineIpmiReport, type MachineIpmiReportResponse } from '../metalapi/types.js';
 import type { BmcReport, Outband } from '../outband/types.js';
+import { boundEntry } from './bounds.js';
 import type { LedMemory } from './led-memory.js';
 import { mapLimit } from './limit.js';
 import type { ReportMetrics } from './metrics.js';
@@ -31,7 +35,38 @@ export interface CycleResult {
   reported: number;
   created: string[];
   updated: string[];
+  /** machine uuids whose entry metal-api refused even alone */
+  rejected: string[];
   durationMs: number;
+}
+
+/** metal-api's answers that mean "this body is invalid": splitting it can isolate the entry at fault. */
+const SPLIT_ON_STATUS = new Set([400, 413, 422]);
+
+type Reports = Record<string, MachineIpmiReport>;
+
+function pick(reports: Reports, uuids: string[]): Reports {
+  return Object.fromEntries(uuids.map((u) => [u, reports[u]!]));
+}
+
+async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSignal | undefined): Promise<MachineIpmiReportResponse & { rejected: string[] }> {
+  try {
+    const answer = await deps.metalApi.ipmiReport({ partitionid: deps.partitionId, reports }, signal ? { signal } : {});
+    return { ...answer, rejected: [] };
+  } catch (err) {
+    if (!(err instanceof BmcError) || err.httpStatus === undefined || !SPLIT_ON_STATUS.has(err.httpStatus)) throw err;
+    const uuids = Object.keys(reports);
+    if (uuids.length === 1) {
+      const uuid = uuids[0]!;
+      deps.metrics?.entriesRejected.inc();
+      deps.logger.warn({ uuid, bmc: reports[uuid]!.BMCIp, httpStatus: err.httpStatus, err }, 'metal-api refuses this BMC entry; it is left out of the report');
+      return { created: [], updated: [], rejected: uuids };
+    }
+    const half = Math.ceil(uuids.length / 2);
+    const first = await postReports(deps, pick(reports, uuids.slice(0, half)), signal);
+    const second = await postReports(deps, pick(reports, uuids.slice(half)), signal);
+    return { created: [...first.created, ...second.created], updated: [...first.updated, ...second.updated], rejected: [...first.rejected, ...second.rejected] };
+  }
 }
 
 export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSignal): Promise<BmcReport | undefined> {
@@ -69,15 +104,22 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     if (existing) deps.logger.warn({ uuid: report.uuid, bmcs: [existing.BMCIp, ip] }, 'two BMCs report the same machine UUID; keeping the first');
     else {
       const indicatorLED = deps.ledMemory?.resolve(report.uuid, report.indicatorLED) ?? report.indicatorLED;
-      reports[report.uuid] = toIpmiReport(ip, { ...report, indicatorLED });
+      const { entry, cut } = boundEntry(toIpmiReport(ip, { ...report, indicatorLED }));
+      if (cut.length > 0) {
+        deps.metrics?.entriesBounded.inc();
+        deps.logger.warn({ bmc: ip, uuid: report.uuid, cut }, 'BMC sent values beyond any real one; they were cut to fit the report');
+      }
+      reports[report.uuid] = entry;
     }
   });
-  const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], durationMs: 0 };
+  const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], rejected: [], durationMs: 0 };
   if (result.reported > 0) {
-    const answer = await deps.metalApi.ipmiReport({ partitionid: deps.partitionId, reports }, signal ? { signal } : {});
+    const answer = await postReports(deps, reports, signal);
     result.created = answer.created;
     result.updated = answer.updated;
-    deps.metrics?.lastSuccess.set(Date.now() / 1000);
+    result.rejected = answer.rejected;
+    result.reported -= answer.rejected.length;
+    if (result.reported > 0) deps.metrics?.lastSuccess.set(Date.now() / 1000);
   }
   result.durationMs = Date.now() - started;
   return result;

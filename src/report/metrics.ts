@@ -9,6 +9,8 @@ export interface ReportMetrics {
   bmcFailures: Counter<'code'>;
   leaseErrors: Counter;
   lastSuccess: Gauge;
+  entriesBounded: Counter;
+  entriesRejected: Counter;
 }
 
 export function createReportMetrics(registry: Registry): ReportMetrics {
@@ -20,6 +22,8 @@ export function createReportMetrics(registry: Registry): ReportMetrics {
     bmcsReachable: new Gauge({ name: 'metal_bmc_bmcs_reachable', help: 'BMCs read successfully in the last full cycle', registers }),
     bmcFailures: new Counter({ name: 'metal_bmc_bmc_read_failures_total', help: 'BMC reads that failed, by error code', labelNames: ['code'], registers }),
     leaseErrors: new Counter({ name: 'metal_bmc_lease_file_errors_total', help: 'Lease file reads or parses that failed (the last good view is kept)', registers }),
+    entriesBounded: new Counter({ name: 'metal_bmc_report_entries_bounded_total', help: 'BMC report entries with strings, power supplies or readings beyond any real value, cut before sending', registers }),
+    entriesRejected: new Counter({ name: 'metal_bmc_report_entries_rejected_total', help: 'BMC report entries metal-api refused even alone (400, 413, 422); left out of the report', registers }),
     lastSuccess: new Gauge({ name: 'metal_bmc_report_last_success_timestamp_seconds', help: 'Unix time of the last report metal-api accepted', registers }),
   };
 }

@@ -1,2 +1,2 @@
 /** Tests use the lab's throw-away PKI. */
-export { createPki, type Pki } from '../../src/lab/pki.js';
+export { createPki, issueClientCert, revokeClientCerts, type Pki } from '../../src/lab/pki.js';

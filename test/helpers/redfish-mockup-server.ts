@@ -31,6 +31,8 @@ export type Fault =
   | { kind: 'status'; status: number; message?: string } // message: `{token}` and `{password}` are substituted
   | { kind: 'hang' }
   | { kind: 'malformed' }
+  /** a 200 whose body is `bytes` long (streamed, never held), with or without Content-Length; `sent` counts what went out */
+  | { kind: 'huge'; bytes: number; declareLength: boolean; sent?: { bytes: number } }
   | { kind: 'redirect-loop' }
   | { kind: 'reset' };
 
@@ -175,6 +177,23 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
     res.end(text);
   };
+  /** `{"Name":"xxxx...` for `fault.bytes` bytes, written as the client reads, so memory stays flat on both sides */
+  const sendHuge = (res: ServerResponse, fault: Fault & { kind: 'huge' }): void => {
+    res.writeHead(200, { 'content-type': 'application/json', ...(fault.declareLength ? { 'content-length': String(fault.bytes) } : {}) });
+    const chunk = Buffer.alloc(64 * 1024, 0x78);
+    let left = fault.bytes;
+    const pump = (): void => {
+      while (left > 0) {
+        const piece = left === fault.bytes ? Buffer.concat([Buffer.from('{"Name":"'), chunk]).subarray(0, Math.min(left, chunk.length)) : chunk.subarray(0, Math.min(left, chunk.length));
+        left -= piece.length;
+        if (fault.sent) fault.sent.bytes += piece.length;
+        if (!res.write(piece)) return void res.once('drain', pump);
+      }
+      res.end();
+    };
+    res.on('close', () => (left = 0));
+    pump();
+  };
   const etagOf = (json: Record<string, unknown>): string =>
     typeof json['@odata.etag'] === 'string' ? json['@odata.etag'] : `W/"${createHash('sha1').update(JSON.stringify(json)).digest('hex').slice(0, 16)}"`;
 
@@ -304,6 +323,7 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
         return send(res, fault.status, redfishError(fault.status, msg));
       }
       if (fault?.kind === 'malformed') return send(res, 200, '{"@odata.id": "/redfish/v1", "Name": ');
+      if (fault?.kind === 'huge') return sendHuge(res, fault);
       if (fault?.kind === 'redirect-loop') return send(res, 302, undefined, { location: path });
       if (isUpload) {
         if (!authorized(req)) return send(res, 401, redfishError(401, 'There is no valid session established with the implementation.'));

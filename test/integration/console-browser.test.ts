@@ -21,7 +21,7 @@ const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium) console.warn(`console-browser: skipped, ${CHROMIUM} is absent (apt-get install -y chromium)`);
 
 const MACHINE = 'b0b0b0b0-88f6-5390-8154-fa53d93a3313';
-const TOKEN = 'browser-token-0123456789';
+const TOKEN = 'browser-token-0123456789abcdef0123456789';
 let pki: Pki;
 let sim: IpmiSim;
 let standin: MetalApiStandIn;
@@ -74,6 +74,10 @@ describe.skipIf(!haveChromium)('console in the browser', () => {
 
     const response = await page.goto(`https://127.0.0.1:${servers.wsPort}/console/${MACHINE}?token=${TOKEN}`);
     expect(response?.status()).toBe(200);
+    // the token was exchanged for an HttpOnly session cookie and left the address bar
+    expect(page.url()).toBe(`https://127.0.0.1:${servers.wsPort}/console/${MACHINE}`);
+    const cookies = await context.cookies();
+    expect(cookies.find((c) => c.name === 'metal_bmc_console')).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Strict' });
     const status = page.locator('#status');
     await expect.poll(() => status.textContent(), { timeout: 10_000 }).toMatch(/connected - you have the keyboard/);
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -57,11 +57,21 @@ describe('loadConfig defaults', () => {
         resultTopic: 'fra-equ01-machine-result',
       },
       commands: { concurrency: 32, timeoutMs: 60_000 },
-      console: { port: 3333, wsPort: 3334, scrollbackBytes: 65_536, idleTimeoutMs: 1_800_000 },
+      console: {
+        port: 3333,
+        wsPort: 3334,
+        scrollbackBytes: 65_536,
+        idleTimeoutMs: 1_800_000,
+        host: '0.0.0.0',
+        authz: [{ kind: 'any' }],
+        allowedOrigins: [],
+        connectionLimits: { perSource: 32, total: 1024 },
+        maxSessions: 1000,
+      },
       http: { host: '127.0.0.1', port: 2112 },
       shutdownTimeoutMs: 30_000,
       fallbacks: [],
-      warnings: [],
+      warnings: [expect.stringMatching(/uses plain http/), expect.stringMatching(/factory default ADMIN\/ADMIN/)],
     });
   });
 
@@ -92,7 +102,7 @@ describe('loadConfig defaults', () => {
       METAL_BMC_CONSOLE_CERT_FILE: file('cert.pem'),
       METAL_BMC_CONSOLE_KEY_FILE: file('key.pem'),
       METAL_BMC_CONSOLE_WS_PORT: '0',
-      METAL_BMC_CONSOLE_TOKEN: 'console-token-1',
+      METAL_BMC_CONSOLE_TOKEN: 'console-token-1-0123456789abcdef-0123',
       METAL_BMC_CONSOLE_SCROLLBACK: '1024',
       METAL_BMC_CONSOLE_IDLE_TIMEOUT: '0',
       METAL_BMC_REDFISH_PORT: '8443',
@@ -115,7 +125,7 @@ describe('loadConfig defaults', () => {
     expect(c.protocol).toBe('ipmi');
     expect(c.mq).toMatchObject({ servers: ['nats://nats-1:4222', 'nats://nats-2:4222'], user: 'bmc', password: 'pw', machineTopic: 'machines', machineTopicTtlMs: 45_000, resultTopic: 'results' });
     expect(c.mq.clientKeyFile).toBe(join(dir, 'mq-key.pem'));
-    expect(c.console).toMatchObject({ port: 4333, wsPort: 0, token: 'console-token-1', scrollbackBytes: 1024, idleTimeoutMs: 0, keyFile: join(dir, 'key.pem') });
+    expect(c.console).toMatchObject({ port: 4333, wsPort: 0, token: 'console-token-1-0123456789abcdef-0123', scrollbackBytes: 1024, idleTimeoutMs: 0, keyFile: join(dir, 'key.pem') });
     expect(c.commands).toEqual({ concurrency: 4, timeoutMs: 120_000 });
     expect(c.http).toEqual({ host: '0.0.0.0', port: 9100 });
     expect(c.shutdownTimeoutMs).toBe(300);
@@ -140,7 +150,7 @@ describe('loadConfig defaults', () => {
   });
 
   it('warns about unknown and ignored METAL_BMC_* variables', () => {
-    expect(load({ METAL_BMC_REPORT_INTERVALL: '1m', METAL_BMC_TOKEN_FILE: '/x', OTHER: '1' }).warnings).toEqual([
+    expect(load({ METAL_BMC_REPORT_INTERVALL: '1m', METAL_BMC_TOKEN_FILE: '/x', OTHER: '1' }).warnings.slice(0, 2)).toEqual([
       'METAL_BMC_REPORT_INTERVALL is not a known variable (typo?) and is ignored',
       'METAL_BMC_TOKEN_FILE is not used by this implementation and is ignored',
     ]);
@@ -254,17 +264,87 @@ describe('NATS address', () => {
   });
 });
 
+describe('console access settings', () => {
+  it('refuses a console token shorter than 32 bytes, naming the variable but not the value', () => {
+    const err = errorOf({ METAL_BMC_CONSOLE_TOKEN: 'short-secret-token' });
+    expect(err.message).toMatch(/^METAL_BMC_CONSOLE_TOKEN: is 18 bytes long; a console token needs at least 32/);
+    expect(err.message).not.toContain('short-secret-token');
+    expect(load({ METAL_BMC_CONSOLE_TOKEN: 'x'.repeat(32) }).console.token).toBe('x'.repeat(32));
+  });
+
+  it('reads the bind address, rules, origins and bounds', () => {
+    const c = load({
+      METAL_BMC_CONSOLE_ADDRESS: '::',
+      METAL_BMC_CONSOLE_AUTHZ: 'machine-id,CN=metal-console',
+      METAL_BMC_CONSOLE_ALLOWED_ORIGINS: 'https://console.example.com, https://ops.example.com:8443',
+      METAL_BMC_CONSOLE_MAX_CONNECTIONS: '100',
+      METAL_BMC_CONSOLE_MAX_CONNECTIONS_PER_SOURCE: '4',
+      METAL_BMC_CONSOLE_MAX_SESSIONS: '50',
+    }).console;
+    expect(c).toMatchObject({
+      host: '::',
+      authz: [{ kind: 'machine-id' }, { kind: 'attribute', attribute: 'CN', value: 'metal-console' }],
+      allowedOrigins: ['https://console.example.com', 'https://ops.example.com:8443'],
+      connectionLimits: { perSource: 4, total: 100 },
+      maxSessions: 50,
+    });
+  });
+
+  it.each([
+    ['METAL_BMC_CONSOLE_ADDRESS', 'console.example.com', /is not an IP address/],
+    ['METAL_BMC_CONSOLE_AUTHZ', 'machine-id,admins', /unknown rule "admins"/],
+    ['METAL_BMC_CONSOLE_ALLOWED_ORIGINS', 'https://console.example.com/path', /is not an origin/],
+    ['METAL_BMC_CONSOLE_ALLOWED_ORIGINS', '*', /is not an origin/],
+    ['METAL_BMC_CONSOLE_MAX_SESSIONS', '0', /out of range/],
+    ['METAL_BMC_CONSOLE_CRL_FILE', '/nonexistent/crl.pem', /is not readable/],
+  ])('%s=%s is refused', (name, value, message) => {
+    const err = errorOf({ [name]: value });
+    expect(err.variable).toBe(name);
+    expect(err.message).toMatch(message);
+  });
+});
+
+describe('systemd credentials', () => {
+  it('reads secrets from $CREDENTIALS_DIRECTORY files named after the variables, and refuses a secret set twice', () => {
+    const creds = mkdtempSync(join(tmpdir(), 'creds-'));
+    try {
+      writeFileSync(join(creds, 'METAL_BMC_METAL_API_HMAC_KEY'), 'hmac-from-credential\n');
+      writeFileSync(join(creds, 'METAL_BMC_IPMI_PASSWORD'), 'pw-from-credential');
+      const c = loadConfig({ METAL_BMC_PARTITION_ID: 'p', METAL_BMC_METAL_API_URL: 'http://metal-api', CREDENTIALS_DIRECTORY: creds });
+      expect(c.metalApi.hmacKey).toBe('hmac-from-credential');
+      expect(c.ipmi.password).toBe('pw-from-credential');
+      const err = errorOf({ CREDENTIALS_DIRECTORY: creds });
+      expect(err.variable).toBe('METAL_BMC_METAL_API_HMAC_KEY');
+      expect(err.message).toMatch(/set in the environment and as a systemd credential/);
+    } finally {
+      rmSync(creds, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('trust warnings', () => {
+  it('warns about plain http to metal-api and the default BMC credentials; METAL_BMC_REQUIRE_TLS refuses plain http', () => {
+    expect(load().warnings).toEqual([
+      expect.stringMatching(/^METAL_BMC_METAL_API_URL uses plain http: BMC passwords/),
+      'METAL_BMC_IPMI_USER and METAL_BMC_IPMI_PASSWORD not set: BMCs are tried with the factory default ADMIN/ADMIN',
+    ]);
+    const tls = load({ METAL_BMC_METAL_API_URL: 'https://metal-api/metal', METAL_BMC_IPMI_USER: 'metal', METAL_BMC_IPMI_PASSWORD: 'pw', METAL_BMC_REQUIRE_TLS: 'true' });
+    expect(tls.warnings).toEqual([]);
+    expect(errorOf({ METAL_BMC_REQUIRE_TLS: 'true' }).message).toMatch(/^METAL_BMC_METAL_API_URL: uses plain http, and METAL_BMC_REQUIRE_TLS is true/);
+  });
+});
+
 describe('redactConfig', () => {
   it('hides every secret and leaves the original alone', () => {
     const c = load({
       METAL_BMC_METAL_API_URL: 'https://api-user:api-secret@metal-api/metal',
       METAL_BMC_IPMI_PASSWORD: 'ipmi-secret',
-      METAL_BMC_CONSOLE_TOKEN: 'console-secret',
+      METAL_BMC_CONSOLE_TOKEN: 'console-secret-0123456789abcdef0123',
       METAL_BMC_MQ_ADDRESS: 'nats://bmc:mq-secret@nats:4222,nats://bmc:mq-secret@nats2',
     });
     const r = redactConfig(c);
     const text = JSON.stringify(r);
-    for (const secret of [HMAC, 'api-secret', 'ipmi-secret', 'console-secret', 'mq-secret']) expect(text).not.toContain(secret);
+    for (const secret of [HMAC, 'api-secret', 'ipmi-secret', 'console-secret-0123456789abcdef0123', 'mq-secret']) expect(text).not.toContain(secret);
     expect(r.metalApi).toEqual({ url: 'https://api-user:[redacted]@metal-api/metal', hmacKey: '[redacted]' });
     expect(r.ipmi.password).toBe('[redacted]');
     expect(r.console.token).toBe('[redacted]');
@@ -312,6 +392,9 @@ describe('documentation', () => {
   });
 });
 
+/** Warnings other than the trust warnings every plain-http, ADMIN/ADMIN test configuration gets. */
+const ownWarnings = (c: { warnings: string[] }) => c.warnings.filter((w) => !/uses plain http|factory default ADMIN/.test(w));
+
 describe('the Go metal-bmc\'s unprefixed fallbacks', () => {
   const bare = (name: string) => name.slice('METAL_BMC_'.length);
 
@@ -355,7 +438,7 @@ describe('the Go metal-bmc\'s unprefixed fallbacks', () => {
     expect(c.mq).toMatchObject({ servers: ['nats://nats-1:4222'], caCertFile: files.ca, clientCertFile: files.cert, clientKeyFile: files.key, machineTopicTtlMs: 45_000, machineTopic: 'p1-machine' });
     expect(c.console).toMatchObject({ port: 4333, caCertFile: files.ca, certFile: files.cert, keyFile: files.key });
     expect(c.fallbacks).toEqual([...Object.values(UNPREFIXED_FALLBACKS)].sort());
-    expect(c.warnings).toEqual([]);
+    expect(ownWarnings(c)).toEqual([]);
   });
 
   it('the METAL_BMC_ name wins; differing values are a warning that shows neither value', () => {
@@ -364,7 +447,7 @@ describe('the Go metal-bmc\'s unprefixed fallbacks', () => {
     expect(c.metalApi.hmacKey).toBe(HMAC);
     expect(c.mq.servers).toEqual(['nats://nats-1:4222']);
     expect(c.fallbacks).toEqual([]);
-    expect(c.warnings).toEqual([
+    expect(ownWarnings(c)).toEqual([
       'METAL_BMC_PARTITION_ID and PARTITION_ID are both set and differ; METAL_BMC_PARTITION_ID is used',
       'METAL_BMC_METAL_API_HMAC_KEY and METAL_API_HMAC_KEY are both set and differ; METAL_BMC_METAL_API_HMAC_KEY is used',
       'METAL_BMC_MQ_ADDRESS and MQ_ADDRESS are both set and differ; METAL_BMC_MQ_ADDRESS is used',
@@ -408,13 +491,13 @@ describe('lenient readings, as the Go metal-bmc', () => {
   it.each(['fatal', 'FATAL', 'warning', 'loud'])('an unknown log level %j is info, with a warning', (level) => {
     const c = load({ METAL_BMC_LOG_LEVEL: level });
     expect(c.logLevel).toBe('info');
-    expect(c.warnings).toEqual([`METAL_BMC_LOG_LEVEL: ${JSON.stringify(level)} is not one of trace, debug, info, warn, error; using info`]);
+    expect(ownWarnings(c)).toEqual([`METAL_BMC_LOG_LEVEL: ${JSON.stringify(level)} is not one of trace, debug, info, warn, error; using info`]);
   });
 
   it('accepts IPv6 blocks in the allowed CIDRs; they match no lease and say so', () => {
     const c = load({ METAL_BMC_ALLOWED_CIDRS: '10.1.0.0/16, 2001:db8::1/32, ::ffff:10.0.0.0/104' });
     expect(c.leases.allowedCidrs.map((x) => x.text)).toEqual(['10.1.0.0/16']);
-    expect(c.warnings).toEqual([
+    expect(ownWarnings(c)).toEqual([
       'METAL_BMC_ALLOWED_CIDRS: the IPv6 block 2001:db8::/32 matches no lease (DHCP leases are IPv4), as in the Go metal-bmc',
       'METAL_BMC_ALLOWED_CIDRS: the IPv6 block ::ffff:a00:0/104 matches no lease (DHCP leases are IPv4), as in the Go metal-bmc',
     ]);

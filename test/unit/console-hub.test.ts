@@ -309,9 +309,20 @@ describe('console hub', () => {
     expect(b.ended).toHaveLength(0);
   });
 
+  it('refuses a console for another machine as busy at the session bound; the machines already open keep their viewers', async () => {
+    const { hub, opened } = setup({ maxSessions: 2 });
+    await hub.join('m1', client('CN=a'));
+    await hub.join('m2', client('CN=b'));
+    await expect(hub.join('m3', client('CN=c'))).rejects.toMatchObject({ code: 'BUSY', message: expect.stringMatching(/maximum of 2 console sessions/) });
+    await hub.join('m1', client('CN=d'));
+    expect(opened).toEqual(['m1', 'm2']);
+    expect(hub.clientCount()).toBe(3);
+  });
+
   it('validates its options', () => {
     const log = captureLog();
     expect(() => createConsoleHub({ logger: log.logger, openBackend: undefined as never })).toThrow(/openBackend/);
     expect(() => createConsoleHub({ logger: log.logger, openBackend: async () => fakeBmc().stream, scrollbackBytes: -1 })).toThrow(/scrollbackBytes/);
+    expect(() => createConsoleHub({ logger: log.logger, openBackend: async () => fakeBmc().stream, maxSessions: 0 })).toThrow(/maxSessions/);
   });
 });

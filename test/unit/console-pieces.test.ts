@@ -5,16 +5,16 @@ import { describe, expect, it } from 'vitest';
 import { metalApiConsoleBackend, splitAddress } from '../../src/console/backend.js';
 import { consolePage } from '../../src/console/page.js';
 import { oneLine } from '../../src/console/ssh-server.js';
-import { presentedToken, tokenMatches } from '../../src/console/ws-server.js';
+import { bearerToken, tokenMatches } from '../../src/console/http-auth.js';
 import type { Outband } from '../../src/outband/types.js';
 
 const req = (url: string, authorization?: string) => ({ url, headers: authorization ? { authorization } : {} }) as unknown as IncomingMessage;
 
 describe('console pieces', () => {
-  it('takes the token from the Authorization header first, else from ?token=', () => {
-    expect(presentedToken(req('/v1/machine/x/console?token=q', 'Bearer h'))).toBe('h');
-    expect(presentedToken(req('/v1/machine/x/console?token=q'))).toBe('q');
-    expect(presentedToken(req('/v1/machine/x/console', 'Basic abc'))).toBeUndefined();
+  it('takes the token from the Authorization header only, never from the URL', () => {
+    expect(bearerToken(req('/v1/machine/x/console?token=q', 'Bearer h'))).toBe('h');
+    expect(bearerToken(req('/v1/machine/x/console?token=q'))).toBeUndefined();
+    expect(bearerToken(req('/v1/machine/x/console', 'Basic abc'))).toBeUndefined();
     expect(tokenMatches('secret', 'secret')).toBe(true);
     expect(tokenMatches('secret-but-longer', 'secret')).toBe(false);
     expect(tokenMatches(undefined, 'secret')).toBe(false);

@@ -207,6 +207,20 @@ describe('transport faults', () => {
     });
   });
 
+  it.each([true, false])('a 50 MiB body (Content-Length declared: %s) → DECODE at the 2 MiB bound, and the transfer is cut short', async (declareLength) => {
+    await withClient({}, async (client) => {
+      const sent = { bytes: 0 };
+      server.addFault({ path: '/redfish/v1/Systems/437XR1138R2', fault: { kind: 'huge', bytes: 50 << 20, declareLength, sent } });
+      const err = await failure(client.get('/redfish/v1/Systems/437XR1138R2'));
+      expect(err.code).toBe('DECODE');
+      expect(err.message).toMatch(/larger than 2097152 bytes/);
+      // the client stopped reading: far less than the 50 MiB went out (socket buffers hold a few MiB at most)
+      expect(sent.bytes).toBeLessThan(16 << 20);
+      server.clearFaults();
+      expect(await client.get('/redfish/v1/Systems')).toMatchObject({ Members: [{ '@odata.id': '/redfish/v1/Systems/437XR1138R2' }] });
+    });
+  });
+
   it('redirect loop → PROTOCOL after 3 redirects', async () => {
     await withClient({}, async (client) => {
       server.addFault({ path: '/redfish/v1/Chassis/1U', fault: { kind: 'redirect-loop' } });

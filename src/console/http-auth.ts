@@ -1,0 +1,114 @@
+/**
+ * Authentication and authorisation of the HTTPS/WebSocket console listener, per request:
+ *   - Origin: a browser request whose `Origin` is neither this listener's own origin nor one of
+ *     the allowed origins is refused (403), so a web page cannot open a console with the
+ *     operator's client certificate (cross-site WebSocket hijacking).
+ *   - Who: a verified client certificate; in token mode also `Authorization: Bearer <token>` or
+ *     the session cookie that the page's one-time `?token=` was exchanged for (token-cookie.ts).
+ *     Wrong tokens are throttled per source address (429 while blocked, even for the right one).
+ *   - What: `mayOpen()` of access.ts for the machine.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { normalOrigin } from '../config/console-access.js';
+import { mayOpen, type AuthzRule, type Principal } from './access.js';
+import type { Throttle } from './limits.js';
+import { verifiedPrincipal } from './tls.js';
+import type { CookieSessions } from './token-cookie.js';
+
+export type Refusal = 'origin' | 'unauthenticated' | 'forbidden' | 'throttled';
+
+export type AuthOutcome = { ok: true; principal: Principal; subject: string } | { ok: false; status: 401 | 403 | 429; reason: Refusal; message: string };
+
+export interface HttpAuthOptions {
+  /** token mode when set */
+  token?: string;
+  rules: readonly AuthzRule[];
+  /** origins allowed besides the listener's own, e.g. https://console.example.com */
+  allowedOrigins: readonly string[];
+  throttle: Throttle;
+  cookies: CookieSessions;
+}
+
+export interface HttpAuth {
+  readonly tokenMode: boolean;
+  checkOrigin(req: IncomingMessage): AuthOutcome | undefined;
+  /** who the request is, or why not */
+  authenticate(req: IncomingMessage): AuthOutcome;
+  /** authenticate, then may this principal open `machineId` */
+  authorize(req: IncomingMessage, machineId: string): AuthOutcome;
+  /** `?token=` of a page request: undefined without one; a cookie to set, or the refusal */
+  exchangeToken(req: IncomingMessage): { setCookie: string } | (AuthOutcome & { ok: false }) | undefined;
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/** Constant-time comparison (over digests, so the length does not leak either). */
+export function tokenMatches(presented: string | undefined, expected: string): boolean {
+  if (presented === undefined) return false;
+  return timingSafeEqual(digest(presented), digest(expected));
+}
+
+export function bearerToken(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  return m?.[1];
+}
+
+const refuse = (status: 401 | 403 | 429, reason: Refusal, message: string): AuthOutcome & { ok: false } => ({ ok: false, status, reason, message });
+
+export function createHttpAuth(options: HttpAuthOptions): HttpAuth {
+  const tokenMode = options.token !== undefined && options.token !== '';
+  const allowed = new Set(options.allowedOrigins.map((o) => normalOrigin(o)).filter((o): o is string => o !== undefined));
+  const sourceOf = (req: IncomingMessage) => req.socket.remoteAddress ?? 'unknown';
+
+  const checkToken = (req: IncomingMessage, presented: string): AuthOutcome => {
+    const source = sourceOf(req);
+    if (options.throttle.blocked(source)) return refuse(429, 'throttled', 'too many wrong tokens from this address; try again later');
+    if (tokenMatches(presented, options.token as string)) return { ok: true, principal: { kind: 'token' }, subject: 'bearer-token' };
+    options.throttle.failure(source);
+    return refuse(401, 'unauthenticated', 'wrong token');
+  };
+
+  const authenticate = (req: IncomingMessage): AuthOutcome => {
+    const socket = req.socket as TLSSocket;
+    const verified = verifiedPrincipal(socket);
+    if (verified) return { ok: true, principal: verified.principal, subject: verified.subject };
+    if (tokenMode) {
+      const presented = bearerToken(req);
+      if (presented !== undefined) return checkToken(req, presented);
+      if (options.cookies.valid(req)) return { ok: true, principal: { kind: 'token' }, subject: 'bearer-token' };
+    }
+    return refuse(401, 'unauthenticated', tokenMode ? 'a client certificate or a valid token is required' : 'a client certificate is required');
+  };
+
+  return {
+    tokenMode,
+    checkOrigin(req) {
+      const origin = req.headers.origin;
+      if (origin === undefined) return undefined; // not a browser: tools send no Origin
+      const own = req.headers.host ? normalOrigin(`https://${req.headers.host}`) : undefined;
+      const presented = normalOrigin(origin);
+      if (presented !== undefined && (presented === own || allowed.has(presented))) return undefined;
+      return refuse(403, 'origin', `origin ${origin.slice(0, 100)} is not allowed`);
+    },
+    authenticate,
+    authorize(req, machineId) {
+      const who = authenticate(req);
+      if (!who.ok) return who;
+      if (mayOpen(options.rules, who.principal, machineId)) return who;
+      return refuse(403, 'forbidden', `${who.subject} may not open the console of machine ${machineId}`);
+    },
+    exchangeToken(req) {
+      if (!tokenMode) return undefined;
+      const presented = new URL(req.url ?? '/', 'https://console.invalid').searchParams.get('token');
+      if (presented === null) return undefined;
+      const outcome = checkToken(req, presented);
+      if (!outcome.ok) return outcome;
+      return { setCookie: options.cookies.issue().setCookie };
+    },
+  };
+}

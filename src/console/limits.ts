@@ -1,0 +1,86 @@
+/**
+ * Bounds on what the network can make the console listeners hold: open connections per
+ * source address and in total (counted on the raw TCP socket, before any TLS work), and a
+ * per-source throttle of failed token attempts.
+ */
+import type { Server, Socket } from 'node:net';
+import { BmcError } from '../errors.js';
+
+export interface ConnectionLimits {
+  /** open connections from one address */
+  perSource: number;
+  /** open connections on the listener */
+  total: number;
+}
+
+export type ConnectionRefusal = 'per-source' | 'total';
+
+export function checkConnectionLimits(limits: ConnectionLimits, where: string): ConnectionLimits {
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isInteger(value) || value < 1) throw new BmcError('INVALID_ARGUMENT', `${where}: connection limit ${name} must be an integer >= 1, got ${String(value)}`);
+  }
+  return limits;
+}
+
+/** Refuses (destroys) a new connection beyond the limits; `onRefused` is told why. */
+export function limitConnections(server: Server, limits: ConnectionLimits, onRefused: (socket: Socket, why: ConnectionRefusal) => void): { open(): number } {
+  const bySource = new Map<string, number>();
+  let total = 0;
+  server.prependListener('connection', (socket: Socket) => {
+    const source = socket.remoteAddress ?? 'unknown';
+    const fromSource = bySource.get(source) ?? 0;
+    const why: ConnectionRefusal | undefined = total >= limits.total ? 'total' : fromSource >= limits.perSource ? 'per-source' : undefined;
+    if (why) {
+      onRefused(socket, why);
+      socket.destroy();
+      return;
+    }
+    total += 1;
+    bySource.set(source, fromSource + 1);
+    socket.once('close', () => {
+      total -= 1;
+      const left = (bySource.get(source) ?? 1) - 1;
+      if (left <= 0) bySource.delete(source);
+      else bySource.set(source, left);
+    });
+  });
+  return { open: () => total };
+}
+
+export interface ThrottleOptions {
+  /** failures from one source within `windowMs` before it is refused until the window ends */
+  maxFailures: number;
+  windowMs: number;
+  /** sources remembered at once; the oldest is forgotten beyond this */
+  maxSources: number;
+  now?: () => number;
+}
+
+export interface Throttle {
+  /** true while `source` has used up its failures for the current window */
+  blocked(source: string): boolean;
+  failure(source: string): void;
+}
+
+export function createThrottle(options: ThrottleOptions): Throttle {
+  const now = options.now ?? Date.now;
+  const windows = new Map<string, { start: number; failures: number }>();
+  const current = (source: string) => {
+    const w = windows.get(source);
+    if (w && now() - w.start < options.windowMs) return w;
+    if (w) windows.delete(source);
+    return undefined;
+  };
+  return {
+    blocked: (source) => (current(source)?.failures ?? 0) >= options.maxFailures,
+    failure(source) {
+      const w = current(source);
+      if (w) {
+        w.failures += 1;
+        return;
+      }
+      windows.set(source, { start: now(), failures: 1 });
+      if (windows.size > options.maxSources) windows.delete(windows.keys().next().value as string);
+    },
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * Hostile or broken BMC data stops at the report: every string of an entry is cut to
+ * `MAX_STRING` characters (control characters removed), at most `MAX_POWER_SUPPLIES` supplies
+ * are kept, and a power reading that is not a finite number is dropped. Real values are far
+ * inside these bounds (FRU fields and versions are tens of characters, servers have 1 to 16
+ * supplies), so a bounded entry is always a sign of a BMC to look at: `boundEntry` says what
+ * it cut.
+ */
+import type { MachineIpmiReport, MetalFru, PowerMetric } from '../metalapi/types.js';
+
+export const MAX_STRING = 256;
+export const MAX_POWER_SUPPLIES = 32;
+
+// eslint-disable-next-line no-control-regex -- control characters are what is removed
+const CONTROL = /[\u0000-\u001f\u007f]/g;
+
+export interface Bounded {
+  entry: MachineIpmiReport;
+  /** the fields that were cut or dropped; empty for a normal entry */
+  cut: string[];
+}
+
+export function boundEntry(entry: MachineIpmiReport): Bounded {
+  const cut: string[] = [];
+  const str = (field: string, value: string): string => {
+    const clean = value.replace(CONTROL, '');
+    if (clean.length <= MAX_STRING && clean === value) return value;
+    cut.push(field);
+    return clean.slice(0, MAX_STRING);
+  };
+  const fru: MetalFru = {};
+  for (const [key, value] of Object.entries(entry.FRU) as Array<[keyof MetalFru, string | undefined]>) {
+    if (value !== undefined) fru[key] = str(`FRU.${key}`, value);
+  }
+  let supplies = entry.PowerSupplies;
+  if (supplies.length > MAX_POWER_SUPPLIES) {
+    cut.push(`PowerSupplies (${supplies.length})`);
+    supplies = supplies.slice(0, MAX_POWER_SUPPLIES);
+  }
+  let metric: PowerMetric | null = entry.PowerMetric;
+  if (metric && !Object.values(metric).every((v) => typeof v === 'number' && Number.isFinite(v))) {
+    cut.push('PowerMetric');
+    metric = null;
+  }
+  return {
+    entry: {
+      BMCIp: entry.BMCIp,
+      BMCVersion: str('BMCVersion', entry.BMCVersion),
+      BIOSVersion: str('BIOSVersion', entry.BIOSVersion),
+      FRU: fru,
+      PowerState: str('PowerState', entry.PowerState),
+      IndicatorLEDState: str('IndicatorLEDState', entry.IndicatorLEDState),
+      PowerMetric: metric,
+      PowerSupplies: supplies.map((p, i) => ({ status: { health: str(`PowerSupplies[${i}].health`, p.status.health), state: str(`PowerSupplies[${i}].state`, p.status.state) } })),
+    },
+    cut,
+  };
+}

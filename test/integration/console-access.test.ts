@@ -1,0 +1,248 @@
+/**
+ * Who gets a console, with real clients (ws, OpenSSH over `openssl s_client`, raw TCP floods):
+ * Origin checks, authorisation per machine on both listeners, a CRL, token throttling and the
+ * token-for-cookie exchange, handshake timeouts and connection caps. The BMC side is a recording
+ * backend, so that a test can prove a refused client never made metal-bmc open a console.
+ */
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { PassThrough, type Duplex } from 'node:stream';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { parseAuthz } from '../../src/config/console-access.js';
+import { startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
+import { captureLog } from '../helpers/log.js';
+import { createPki, issueClientCert, revokeClientCerts, type Pki } from '../helpers/pki.js';
+import { sshConsole } from '../helpers/ssh-console.js';
+import { waitFor } from '../helpers/wait.js';
+
+const MACHINE_A = 'aaaaaaaa-88f6-5390-8154-fa53d93a3313';
+const MACHINE_B = 'bbbbbbbb-88f6-5390-8154-fa53d93a3313';
+const TOKEN = 'console-access-test-token-0123456789abcdef';
+const HANDSHAKE_MS = 1500;
+
+let pki: Pki;
+let servers: ConsoleServers;
+let tokenServers: ConsoleServers;
+const registry = new Registry();
+type KeyPair = { cert: string; key: string };
+let machineA: KeyPair;
+let operator: KeyPair;
+let revoked: KeyPair;
+/** machine ids whose console the backend was asked to open */
+const opened: string[] = [];
+
+function recordingBackend(machineId: string): Promise<Duplex> {
+  opened.push(machineId);
+  const line = new PassThrough();
+  setImmediate(() => line.write(`serial console of ${machineId}\r\n`));
+  return Promise.resolve(line);
+}
+
+beforeAll(async () => {
+  pki = await createPki();
+  machineA = await issueClientCert(pki, 'machine-a', `/CN=${MACHINE_A}`);
+  operator = await issueClientCert(pki, 'operator', '/CN=alice/OU=ops');
+  revoked = await issueClientCert(pki, 'revoked', '/CN=mallory/OU=ops');
+  const crlFile = await revokeClientCerts(pki, [revoked.cert]);
+  const common = { host: '127.0.0.1', port: 0, wsPort: 0, caCertFile: pki.ca, certFile: pki.serverCert, keyFile: pki.serverKey, openBackend: recordingBackend, logger: captureLog().logger };
+  servers = await startConsoleServers({
+    ...common,
+    registry,
+    crlFile,
+    authz: parseAuthz('machine-id,OU=ops'),
+    allowedOrigins: ['https://console.example.com'],
+    connectionLimits: { perSource: 6, total: 12 },
+    handshakeTimeoutMs: HANDSHAKE_MS,
+  });
+  tokenServers = await startConsoleServers({ ...common, token: TOKEN });
+});
+
+afterAll(async () => {
+  await servers?.close();
+  await tokenServers?.close();
+  pki?.remove();
+});
+
+interface Who {
+  cert?: KeyPair;
+  headers?: Record<string, string>;
+  localAddress?: string;
+}
+
+function tls(who: Who) {
+  return { ca: readFileSync(pki.ca), ...(who.cert ? { cert: readFileSync(who.cert.cert), key: readFileSync(who.cert.key) } : {}), ...(who.localAddress ? { localAddress: who.localAddress } : {}) };
+}
+
+/** HTTP status of a WebSocket upgrade: 101, the refusal's status, or 0 when TLS failed. */
+function upgradeStatus(port: number, path: string, who: Who): Promise<number> {
+  const ws = new WebSocket(`wss://127.0.0.1:${port}${path}`, { ...tls(who), ...(who.headers ? { headers: who.headers } : {}) });
+  return new Promise<number>((resolve) => {
+    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.on('upgrade', () => resolve(101));
+    ws.on('error', () => resolve(0));
+  }).finally(() => ws.terminate());
+}
+
+const consolePath = (id: string) => `/v1/machine/${encodeURIComponent(id)}/console`;
+
+function httpsGet(port: number, path: string, who: Who): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, ...tls(who), ...(who.headers ? { headers: who.headers } : {}) }, (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0, headers: res.headers });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function refusedCount(listener: string, reason: string): Promise<number> {
+  const text = await registry.getSingleMetricAsString('metal_bmc_console_refused_total');
+  const m = new RegExp(`listener="${listener}",reason="${reason}"} (\\d+)`).exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+describe('console access over WebSocket', () => {
+  it('refuses an upgrade from a foreign Origin with a valid certificate (403); its own and allowed origins pass', async () => {
+    const port = servers.wsPort as number;
+    const before = opened.length;
+    expect(await upgradeStatus(port, consolePath(MACHINE_A), { cert: operator, headers: { origin: 'https://evil.example' } })).toBe(403);
+    expect(opened.length).toBe(before);
+    expect(await refusedCount('ws', 'origin')).toBe(1);
+    expect(await upgradeStatus(port, consolePath(MACHINE_A), { cert: operator, headers: { origin: `https://127.0.0.1:${port}` } })).toBe(101);
+    expect(await upgradeStatus(port, consolePath(MACHINE_A), { cert: operator, headers: { origin: 'https://console.example.com' } })).toBe(101);
+    expect(await upgradeStatus(port, consolePath(MACHINE_A), { cert: operator })).toBe(101);
+  });
+
+  it('machine-id: a certificate for machine A opens A but not B; an OU=ops certificate opens both', async () => {
+    const port = servers.wsPort as number;
+    opened.length = 0;
+    expect(await upgradeStatus(port, consolePath(MACHINE_B), { cert: machineA })).toBe(403);
+    expect(opened).not.toContain(MACHINE_B);
+    expect(await upgradeStatus(port, consolePath(MACHINE_A), { cert: machineA })).toBe(101);
+    expect(await upgradeStatus(port, consolePath(MACHINE_B), { cert: operator })).toBe(101);
+    // metal-console's certificate (CN=metal-console, O=metal-stack) is in no rule here
+    expect(await upgradeStatus(port, consolePath(MACHINE_A), { cert: { cert: pki.clientCert, key: pki.clientKey } })).toBe(403);
+    expect(await refusedCount('ws', 'forbidden')).toBe(2);
+  });
+
+  it('a revoked certificate does not get through the TLS handshake; the page refuses it too', async () => {
+    const port = servers.wsPort as number;
+    expect(await upgradeStatus(port, consolePath(MACHINE_A), { cert: revoked })).toBe(0);
+    await expect(httpsGet(port, `/console/${MACHINE_A}`, { cert: revoked })).rejects.toThrow();
+    expect((await httpsGet(port, `/console/${MACHINE_A}`, { cert: operator })).status).toBe(200);
+  });
+
+  it('validates machine ids on the WebSocket path and the page', async () => {
+    const port = servers.wsPort as number;
+    expect(await upgradeStatus(port, '/v1/machine/%0Aevil/console', { cert: operator })).toBe(404);
+    expect(await upgradeStatus(port, `/v1/machine/${'x'.repeat(201)}/console`, { cert: operator })).toBe(404);
+    expect((await httpsGet(port, '/console/%07bell', { cert: operator })).status).toBe(400);
+  });
+});
+
+describe('console access over SSH (metal-console)', () => {
+  it('machine-id: the certificate of machine A opens A; asking for B gets one line, exit status 1, and no console is opened', async () => {
+    opened.length = 0;
+    const denied = sshConsole(MACHINE_B, { port: servers.sshPort, ca: pki.ca, ...machineA });
+    expect(await denied.exit).toBe(1);
+    expect(denied.stderr()).toMatch(new RegExp(`may not open the console of machine ${MACHINE_B}`));
+    expect(opened).toEqual([]);
+    expect(await refusedCount('ssh', 'forbidden')).toBe(1);
+
+    const allowed = sshConsole(MACHINE_A, { port: servers.sshPort, ca: pki.ca, ...machineA, command: 'bash' });
+    await waitFor(() => allowed.stdout().includes(`serial console of ${MACHINE_A}`), 10_000, 'console output over ssh');
+    allowed.child.kill('SIGTERM');
+    await allowed.exit;
+    expect(opened).toEqual([MACHINE_A]);
+  });
+
+  it('a revoked certificate fails the handshake', async () => {
+    opened.length = 0;
+    const run = sshConsole(MACHINE_A, { port: servers.sshPort, ca: pki.ca, ...revoked });
+    expect(await run.exit).not.toBe(0);
+    expect(run.stdout()).not.toContain('serial console');
+    expect(opened).toEqual([]);
+  });
+});
+
+describe('token mode', () => {
+  it('throttles wrong tokens per address: after 10 failures even the right token gets 429 there, other addresses are unaffected', async () => {
+    const port = tokenServers.wsPort as number;
+    const statuses: number[] = [];
+    for (let i = 0; i < 100; i++) statuses.push((await httpsGet(port, `/console/${MACHINE_A}`, { headers: { authorization: `Bearer wrong-${i}` } })).status);
+    expect(statuses.slice(0, 10)).toEqual(Array(10).fill(401));
+    expect(statuses.slice(10)).toEqual(Array(90).fill(429));
+    expect((await httpsGet(port, `/console/${MACHINE_A}`, { headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(429);
+    expect(await upgradeStatus(port, consolePath(MACHINE_A), { headers: { authorization: `Bearer ${TOKEN}` } })).toBe(429);
+    expect((await httpsGet(port, `/console/${MACHINE_A}`, { localAddress: '127.0.0.2', headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
+  });
+
+  it('exchanges the page token once for an HttpOnly, Secure, SameSite=Strict cookie that opens the WebSocket', async () => {
+    const port = tokenServers.wsPort as number;
+    const who = { localAddress: '127.0.0.3' };
+    const exchange = await httpsGet(port, `/console/${MACHINE_A}?token=${TOKEN}`, who);
+    expect(exchange.status).toBe(303);
+    expect(exchange.headers.location).toBe(`/console/${MACHINE_A}`);
+    const setCookie = String(exchange.headers['set-cookie']);
+    expect(setCookie).toMatch(/^metal_bmc_console=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=3600; HttpOnly; Secure; SameSite=Strict/);
+    const cookie = setCookie.split(';')[0]!;
+    expect(await upgradeStatus(port, consolePath(MACHINE_A), { ...who, headers: { cookie } })).toBe(101);
+    expect((await httpsGet(port, `/console/${MACHINE_A}`, { ...who, headers: { cookie } })).status).toBe(200);
+    expect(await upgradeStatus(port, consolePath(MACHINE_A), { ...who, headers: { cookie: 'metal_bmc_console=forged' } })).toBe(401);
+    expect(await upgradeStatus(port, consolePath(MACHINE_A), { ...who, headers: { cookie, origin: 'https://evil.example' } })).toBe(403);
+  });
+});
+
+/** Raw TCP connections from `localAddress` that never start TLS (a slow-handshake client). */
+function silentConnections(port: number, localAddress: string, count: number): { sockets: Socket[]; closed: () => number } {
+  let closed = 0;
+  const sockets = Array.from({ length: count }, () => {
+    const s = tcpConnect({ host: '127.0.0.1', port, localAddress });
+    s.on('error', () => undefined);
+    s.on('close', () => (closed += 1));
+    return s;
+  });
+  return { sockets, closed: () => closed };
+}
+
+describe.each(['ssh', 'ws'] as const)('connection bounds on the %s listener', (listener) => {
+  const portOf = () => (listener === 'ssh' ? servers.sshPort : (servers.wsPort as number));
+
+  it('a flood from one address is cut at the per-source bound, the rest time out in the handshake, other clients are served meanwhile', async () => {
+    const port = portOf();
+    const flood = silentConnections(port, '127.0.0.5', 20);
+    await waitFor(() => flood.closed() >= 14, 5000, 'connections beyond the per-source bound closed at once');
+    expect(flood.closed()).toBe(14);
+    expect(await refusedCount(listener, 'per-source')).toBeGreaterThanOrEqual(14);
+    // the six that are held do not keep others out
+    if (listener === 'ws') expect(await upgradeStatus(port, consolePath(MACHINE_A), { cert: operator })).toBe(101);
+    else {
+      const run = sshConsole(MACHINE_A, { port, ca: pki.ca, ...operator, command: 'bash' });
+      await waitFor(() => run.stdout().includes('serial console of'), 10_000, 'ssh console during the flood');
+      run.child.kill('SIGTERM');
+      await run.exit;
+    }
+    await waitFor(() => flood.closed() === 20, HANDSHAKE_MS * 5, 'silent connections closed by the handshake timeout');
+  });
+
+  it('the total bound holds across addresses, and the listener serves again once the flood is gone', async () => {
+    const port = portOf();
+    const floods = ['127.0.0.6', '127.0.0.7', '127.0.0.8'].map((address) => silentConnections(port, address, 6));
+    const closed = () => floods.reduce((n, f) => n + f.closed(), 0);
+    await waitFor(() => closed() >= 6, 5000, 'connections beyond the total bound closed');
+    expect(await refusedCount(listener, 'total')).toBeGreaterThanOrEqual(6);
+    for (const f of floods) for (const s of f.sockets) s.destroy();
+    await waitFor(() => closed() === 18, 5000, 'flood gone');
+    if (listener === 'ws') await waitFor(async () => (await upgradeStatus(port, consolePath(MACHINE_A), { cert: operator })) === 101, 5000, 'served again');
+    else {
+      const run = sshConsole(MACHINE_A, { port, ca: pki.ca, ...operator, command: 'bash' });
+      await waitFor(() => run.stdout().includes('serial console of'), 10_000, 'ssh console after the flood');
+      run.child.kill('SIGTERM');
+      await run.exit;
+    }
+  });
+});

@@ -1,0 +1,135 @@
+/**
+ * Hostile BMC data stops at the report: entries are bounded, and a report metal-api refuses is
+ * split until only the refused entries are left out. The metal-api side is the stand-in, which
+ * validates every body against metal-api's swagger; the BMCs are Outband objects that return
+ * what a broken or hostile BMC would.
+ */
+import fc from 'fast-check';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMetalApiClient } from '../../src/metalapi/client.js';
+import { compileDefinition, loadSwagger } from '../../src/metalapi/schema.js';
+import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
+import type { MachineIpmiReport } from '../../src/metalapi/types.js';
+import type { BmcReport, Outband } from '../../src/outband/types.js';
+import { boundEntry, MAX_POWER_SUPPLIES, MAX_STRING } from '../../src/report/bounds.js';
+import { runReportCycle } from '../../src/report/cycle.js';
+import { createReportMetrics } from '../../src/report/metrics.js';
+import { captureLog } from '../helpers/log.js';
+
+const validEntry = compileDefinition(loadSwagger(), 'v1.MachineIpmiReport');
+
+const entryArb = fc.record({
+  BMCIp: fc.constant('10.0.0.1'),
+  BMCVersion: fc.string({ maxLength: 600 }),
+  BIOSVersion: fc.string({ unit: 'binary', maxLength: 400 }),
+  FRU: fc.record({ board_mfg: fc.string({ maxLength: 500 }), product_serial: fc.string({ unit: 'binary' }) }, { requiredKeys: [] }),
+  PowerState: fc.constantFrom('ON', 'OFF', 'UNKNOWN', '\u0000\u001b[2J'),
+  IndicatorLEDState: fc.string(),
+  PowerMetric: fc.option(fc.record({ averageconsumedwatts: fc.double(), intervalinmin: fc.double(), maxconsumedwatts: fc.double(), minconsumedwatts: fc.double() }), { nil: null }),
+  PowerSupplies: fc.array(fc.record({ status: fc.record({ health: fc.string(), state: fc.string() }) }), { maxLength: 80 }),
+});
+
+describe('boundEntry', () => {
+  it('any entry comes out within the bounds and valid against the swagger; an entry within them comes out unchanged', () => {
+    fc.assert(
+      fc.property(entryArb, (entry) => {
+        const { entry: out, cut } = boundEntry(entry);
+        const strings = [out.BMCVersion, out.BIOSVersion, out.PowerState, out.IndicatorLEDState, ...Object.values(out.FRU), ...out.PowerSupplies.flatMap((p) => [p.status.health, p.status.state])];
+        for (const s of strings) {
+          expect(s!.length).toBeLessThanOrEqual(MAX_STRING);
+          expect(s).not.toMatch(/[\u0000-\u001f\u007f]/); // eslint-disable-line no-control-regex
+        }
+        expect(out.PowerSupplies.length).toBeLessThanOrEqual(MAX_POWER_SUPPLIES);
+        if (out.PowerMetric) for (const v of Object.values(out.PowerMetric)) expect(Number.isFinite(v)).toBe(true);
+        expect(validEntry(JSON.parse(JSON.stringify(out))).ok).toBe(true);
+        if (cut.length === 0) expect(out).toEqual(entry);
+      }),
+    );
+  });
+
+  it('says what it cut: 1 MiB strings, 10,000 power supplies, a NaN reading', () => {
+    const { entry, cut } = boundEntry(hostileEntry());
+    expect(cut).toEqual(['FRU.board_mfg', 'PowerSupplies (10000)', 'PowerMetric', 'BMCVersion']);
+    expect(entry.BMCVersion).toHaveLength(MAX_STRING);
+    expect(entry.PowerSupplies).toHaveLength(MAX_POWER_SUPPLIES);
+    expect(entry.PowerMetric).toBeNull();
+  });
+});
+
+function hostileEntry(): MachineIpmiReport {
+  return {
+    BMCIp: '10.0.0.66',
+    BMCVersion: 'v'.repeat(1 << 20),
+    BIOSVersion: '1.0',
+    FRU: { board_mfg: 'm'.repeat(1 << 20) },
+    PowerState: 'ON',
+    IndicatorLEDState: 'LED-OFF',
+    PowerMetric: { averageconsumedwatts: Number.NaN, intervalinmin: 1, maxconsumedwatts: 1, minconsumedwatts: 1 },
+    PowerSupplies: Array.from({ length: 10_000 }, () => ({ status: { health: 'OK', state: 'Enabled' } })),
+  };
+}
+
+const uuidOf = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+
+function bmcReport(i: number, hostile: boolean): BmcReport {
+  return {
+    uuid: uuidOf(i),
+    bmcVersion: hostile ? 'v'.repeat(1 << 20) : '1.74',
+    biosVersion: '3.4',
+    fru: hostile ? { board_mfg: 'x'.repeat(1 << 20) } : { board_mfg: 'Supermicro' },
+    powerState: 'ON',
+    indicatorLED: 'LED-OFF',
+    ...(hostile ? { powerMetric: { averageconsumedwatts: Number.NaN, intervalinmin: 1, maxconsumedwatts: 1, minconsumedwatts: 1 } } : {}),
+    powerSupplies: Array.from({ length: hostile ? 10_000 : 2 }, () => ({ status: { health: 'OK', state: 'Enabled' } })),
+    source: 'redfish',
+    missing: [],
+  };
+}
+
+let standin: MetalApiStandIn | undefined;
+afterEach(async () => {
+  await standin?.close();
+  standin = undefined;
+});
+
+describe('a report cycle with hostile BMCs', () => {
+  it('caps the hostile entry, leaves out only the entry metal-api refuses, and reports the rest', async () => {
+    const refusedUuid = uuidOf(13);
+    standin = await startMetalApiStandIn({ hmacKey: 'k', refuseEntry: (uuid) => uuid === refusedUuid });
+    const leases = Array.from({ length: 40 }, (_, i) => ({ ip: `10.0.0.${i + 1}`, mac: `aa:bb:cc:00:00:${i.toString(16).padStart(2, '0')}`, expires: 'never' as const }));
+    const registry = new Registry();
+    const metrics = createReportMetrics(registry);
+    const log = captureLog();
+    const connect = async (ip: string): Promise<Outband> => {
+      const i = Number(ip.split('.')[3]) - 1;
+      return { address: ip, vendor: 'test', info: async () => bmcReport(i, i === 7), close: async () => undefined } as unknown as Outband;
+    };
+    const result = await runReportCycle(
+      { partitionId: 'p', connect, metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'k', retries: 0 }), concurrency: 8, bmcTimeoutMs: 5000, logger: log.logger, metrics },
+      leases,
+    );
+    expect(result.rejected).toEqual([refusedUuid]);
+    expect(result.reported).toBe(39);
+    const accepted = new Set(standin.reports.flatMap((r) => Object.keys(r.reports)));
+    expect(accepted.size).toBe(39);
+    expect(accepted.has(refusedUuid)).toBe(false);
+    const hostile = standin.reports.map((r) => r.reports[uuidOf(7)]).find((e) => e !== undefined)!;
+    expect(hostile.PowerSupplies).toHaveLength(MAX_POWER_SUPPLIES);
+    expect(hostile.BMCVersion).toHaveLength(MAX_STRING);
+    // halving 40 entries down to the one refused takes about 2 log2(40) posts, not 40
+    expect(standin.requests.filter((r) => r.method === 'POST').length).toBeLessThanOrEqual(14);
+    expect(await registry.getSingleMetricAsString('metal_bmc_report_entries_rejected_total')).toMatch(/ 1$/m);
+    expect(await registry.getSingleMetricAsString('metal_bmc_report_entries_bounded_total')).toMatch(/ 1$/m);
+    expect(log.find('metal-api refuses this BMC entry; it is left out of the report')).toHaveLength(1);
+  });
+
+  it('does not split on an answer that no split can fix (HMAC refused): the cycle fails as before', async () => {
+    standin = await startMetalApiStandIn({ hmacKey: 'right' });
+    const connect = async (ip: string): Promise<Outband> => ({ address: ip, vendor: 't', info: async () => bmcReport(Number(ip.split('.')[3]), false), close: async () => undefined }) as unknown as Outband;
+    const leases = Array.from({ length: 4 }, (_, i) => ({ ip: `10.0.0.${i + 1}`, mac: `aa:bb:cc:00:00:0${i}`, expires: 'never' as const }));
+    const deps = { partitionId: 'p', connect, metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'wrong', retries: 0 }), concurrency: 2, bmcTimeoutMs: 5000, logger: captureLog().logger };
+    await expect(runReportCycle(deps, leases)).rejects.toMatchObject({ httpStatus: 401 });
+    expect(standin.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
+  });
+});
