@@ -1,5 +1,5 @@
 /**
- * JetStream setup for the machine topic: a stream that keeps events for the topic TTL and a
+ * JetStream setup for the machine topic: a stream that keeps events for the lifecycle retention and a
  * durable pull consumer with explicit acks and at most two deliveries. Several metal-bmc
  * instances pulling from the same durable consumer form a work queue.
  */
@@ -33,14 +33,23 @@ export async function jetstreamOrUndefined(nc: NatsConnection): Promise<JetStrea
 
 export interface StreamSetup {
   subject: string;
-  ttlMs: number;
+  /** how long the stream keeps events (max_age): the lifecycle retention, not the command TTL */
+  maxAgeMs: number;
+  /** num_replicas (1 on a single server; 3 or 5 on a JetStream cluster) */
+  replicas?: number;
   logger: Logger;
 }
 
+/** The settings of our stream that `ensureStream` keeps in line with the configuration. */
+export function streamLimitsFor(o: Pick<StreamSetup, 'maxAgeMs' | 'replicas'>): { max_age: number; duplicate_window: number; num_replicas: number } {
+  return { max_age: nanos(o.maxAgeMs), duplicate_window: nanos(Math.min(o.maxAgeMs, MAX_DUPLICATE_WINDOW_MS)), num_replicas: o.replicas ?? 1 };
+}
+
 /**
- * Uses the stream that already captures the subject, or creates ours. Ours has its max_age
- * kept at the TTL; a foreign stream is left as it is (stale events are then dropped by age
- * at delivery).
+ * Uses the stream that already captures the subject, or creates ours. Ours has max_age and
+ * replicas kept at the configured values: a stream created by an earlier version (max_age = the
+ * topic TTL) is updated on start. A foreign stream is left as it is (events older than the
+ * retention are then dropped by age at delivery).
  */
 export async function ensureStream(jsm: JetStreamManager, o: StreamSetup): Promise<string> {
   const ours = streamNameFor(o.subject);
@@ -51,7 +60,7 @@ export async function ensureStream(jsm: JetStreamManager, o: StreamSetup): Promi
     if ((err as Error).message.includes('no stream matches subject')) existing = undefined;
     else throw err;
   }
-  const maxAge = nanos(o.ttlMs);
+  const limits = streamLimitsFor(o);
   if (existing === undefined) {
     await jsm.streams.add({
       name: ours,
@@ -59,18 +68,17 @@ export async function ensureStream(jsm: JetStreamManager, o: StreamSetup): Promi
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
       discard: DiscardPolicy.Old,
-      max_age: maxAge,
-      duplicate_window: nanos(Math.min(o.ttlMs, MAX_DUPLICATE_WINDOW_MS)),
-      num_replicas: 1,
+      ...limits,
     });
-    o.logger.info({ stream: ours, subject: o.subject, maxAgeMs: o.ttlMs }, 'JetStream stream created');
+    o.logger.info({ stream: ours, subject: o.subject, maxAgeMs: o.maxAgeMs, replicas: limits.num_replicas }, 'JetStream stream created');
     return ours;
   }
   const info = await jsm.streams.info(existing);
   if (existing === ours) {
-    if (info.config.max_age !== maxAge) {
-      await jsm.streams.update(ours, { max_age: maxAge, duplicate_window: nanos(Math.min(o.ttlMs, MAX_DUPLICATE_WINDOW_MS)) });
-      o.logger.info({ stream: ours, maxAgeMs: o.ttlMs }, 'JetStream stream max_age set to the topic TTL');
+    const current = { max_age: info.config.max_age, duplicate_window: info.config.duplicate_window, num_replicas: info.config.num_replicas };
+    if (current.max_age !== limits.max_age || current.num_replicas !== limits.num_replicas || current.duplicate_window !== limits.duplicate_window) {
+      await jsm.streams.update(ours, limits);
+      o.logger.info({ stream: ours, maxAgeMs: o.maxAgeMs, replicas: limits.num_replicas, previousMaxAgeMs: current.max_age / 1e6, previousReplicas: current.num_replicas }, 'JetStream stream limits updated');
     }
   } else {
     o.logger.info({ stream: existing, subject: o.subject, maxAgeMs: info.config.max_age / 1e6 }, 'using the existing JetStream stream of the machine topic');

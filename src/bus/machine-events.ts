@@ -3,7 +3,9 @@
  * durable pull consumer shared by every instance (a work queue), explicit acks, at most two
  * deliveries, and `working()` while the handler runs so that a long command is not handed to
  * another instance. Without JetStream: a core subscription in a queue group of the same name.
- * Events older than the TTL are dropped (term) before the handler sees them.
+ * Events older than the stream's retention (possible only in a foreign stream with a longer
+ * max_age) are dropped (term) before the handler sees them; the command TTL is the handler's
+ * business, since it depends on the kind of event.
  */
 import type { ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
@@ -19,14 +21,16 @@ export interface EventMeta {
 }
 
 export interface SubscribeMetrics {
-  eventsStale?: { inc(): void };
+  eventsExpired?: { inc(): void };
 }
 
 export interface SubscribeOptions {
   nc: NatsConnection;
   subject: string;
-  /** events older than this are dropped; also the stream's max_age */
-  ttlMs: number;
+  /** the lifecycle retention: the stream's max_age; older events (from a foreign stream) are dropped */
+  maxAgeMs: number;
+  /** num_replicas of our stream (default 1) */
+  replicas?: number;
   /** shared by all instances of a partition: the JetStream durable and the core queue group */
   durableName: string;
   /** JetStream ack_wait; keep it at or above the command timeout (default 60 s) */
@@ -54,6 +58,20 @@ export function defaultDurableName(partitionId: string): string {
 }
 
 const PULL_BATCH = 8;
+/** stream sequences of events settled (ack/term) by this instance that a redelivery is checked against */
+const DONE_MEMORY = 4096;
+
+/** A bounded set of recently settled stream sequences, oldest forgotten first. */
+function recentlySettled(max: number): { has(seq: number): boolean; add(seq: number): void } {
+  const seqs = new Set<number>();
+  return {
+    has: (seq) => seqs.has(seq),
+    add(seq) {
+      seqs.add(seq);
+      if (seqs.size > max) seqs.delete(seqs.values().next().value!);
+    },
+  };
+}
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 export async function subscribeMachineEvents(o: SubscribeOptions): Promise<MachineEventSubscription> {
@@ -72,11 +90,11 @@ function createDispatcher(o: SubscribeOptions) {
   let slotWaiters: Array<() => void> = [];
   let stopping = false;
 
-  function isStale(publishedAt: Date, where: Record<string, unknown>): boolean {
+  function isExpired(publishedAt: Date, where: Record<string, unknown>): boolean {
     const ageMs = Date.now() - publishedAt.getTime();
-    if (ageMs <= o.ttlMs) return false;
-    o.metrics?.eventsStale?.inc();
-    o.logger.warn({ subject: o.subject, ageMs, ttlMs: o.ttlMs, ...where }, 'stale machine event dropped');
+    if (ageMs <= o.maxAgeMs) return false;
+    o.metrics?.eventsExpired?.inc();
+    o.logger.warn({ subject: o.subject, ageMs, maxAgeMs: o.maxAgeMs, ...where }, 'machine event older than the retention dropped');
     return true;
   }
 
@@ -103,7 +121,7 @@ function createDispatcher(o: SubscribeOptions) {
   }
 
   return {
-    isStale,
+    isExpired,
     run,
     get stopping() {
       return stopping;
@@ -127,13 +145,14 @@ function createDispatcher(o: SubscribeOptions) {
 async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): Promise<MachineEventSubscription> {
   const ackWaitMs = o.ackWaitMs ?? 60_000;
   const setup = async () => {
-    const stream = await ensureStream(jsm, { subject: o.subject, ttlMs: o.ttlMs, logger: o.logger });
+    const stream = await ensureStream(jsm, { subject: o.subject, maxAgeMs: o.maxAgeMs, ...(o.replicas !== undefined ? { replicas: o.replicas } : {}), logger: o.logger });
     const consumer = await ensureConsumer(jsm, { stream, subject: o.subject, durableName: o.durableName, ackWaitMs, logger: o.logger });
     return { stream, consumer };
   };
   const names = await setup();
   const js = jsm.jetstream();
   const dispatcher = createDispatcher(o);
+  const settled = recentlySettled(DONE_MEMORY);
   let messages: ConsumerMessages | undefined;
 
   function dispatch(m: JsMsg): void {
@@ -142,7 +161,14 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
       m.nak();
       return;
     }
-    if (dispatcher.isStale(m.time, where)) {
+    // An ack lost with a failing NATS node (a stream or consumer leader killed) brings the event
+    // back although it ran: acknowledge it again instead of running it twice.
+    if (m.info.deliveryCount > 1 && settled.has(m.seq)) {
+      o.logger.info(where, 'redelivered machine event already settled here; acknowledged again, not run twice');
+      m.ack();
+      return;
+    }
+    if (dispatcher.isExpired(m.time, where)) {
       m.term();
       return;
     }
@@ -152,7 +178,11 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     dispatcher.run(
       m.data,
       { publishedAt: m.time, deliveryCount: m.info.deliveryCount },
-      (d) => (d === 'ack' ? m.ack() : d === 'term' ? m.term() : m.nak()),
+      (d) => {
+        if (d === 'nak') return m.nak();
+        settled.add(m.seq);
+        return d === 'ack' ? m.ack() : m.term();
+      },
       () => clearInterval(heartbeat),
     );
   }
@@ -185,7 +215,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     }
   })();
 
-  o.logger.info({ subject: o.subject, stream: names.stream, consumer: names.consumer, ttlMs: o.ttlMs, ackWaitMs }, 'consuming machine events from JetStream');
+  o.logger.info({ subject: o.subject, stream: names.stream, consumer: names.consumer, maxAgeMs: o.maxAgeMs, ackWaitMs }, 'consuming machine events from JetStream');
   return {
     mode: 'jetstream',
     stream: names.stream,
@@ -233,7 +263,7 @@ function subscribeCore(o: SubscribeOptions): MachineEventSubscription {
       }
       if (dispatcher.stopping) return;
       const publishedAt = publishedAtOf(m);
-      if (dispatcher.isStale(publishedAt, {})) return;
+      if (dispatcher.isExpired(publishedAt, {})) return;
       dispatcher.run(m.data, { publishedAt, deliveryCount: 1 }, (d) => {
         if (d === 'nak') o.logger.warn({ subject: o.subject }, 'machine event failed; core NATS cannot redeliver it');
       });

@@ -196,6 +196,8 @@ export interface Plan {
   command: string;
   ipmi?: EventIpmi;
   actions: BmcAction[];
+  /** when the event was published (set by the handler from the bus); the runner checks the TTL against it again when the machine's turn comes */
+  publishedAt?: Date;
 }
 
 const command = (c: Extract<BmcAction, { kind: 'command' }>['command']): BmcAction => ({ kind: 'command', command: c });

@@ -5,7 +5,9 @@
  */
 import { isBmcError, type BmcErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import { timelinessOf } from './age.js';
 import { decodeMachineEvent, EventDecodeError, planEvent } from './event.js';
+import type { FirmwareJobs } from './firmware-jobs.js';
 import type { CommandMetrics } from './metrics.js';
 import type { CommandResult, CommandRunner } from './runner.js';
 
@@ -23,13 +25,19 @@ const FINAL_CODES: ReadonlySet<BmcErrorCode> = new Set(['AUTH_FAILED', 'INSECURE
 
 export function dispositionOf(result: CommandResult): Disposition {
   if (result.ok) return 'ack';
+  if (result.dropped !== undefined) return 'term';
   return result.code !== undefined && FINAL_CODES.has(result.code as BmcErrorCode) ? 'term' : 'nak';
 }
 
 export interface EventHandlerOptions {
   runner: CommandRunner;
   logger: Logger;
-  metrics?: Pick<CommandMetrics, 'eventsRejected'>;
+  metrics?: Pick<CommandMetrics, 'eventsRejected'> & Partial<Pick<CommandMetrics, 'eventsStale'>>;
+  /** UPDATE-FIRMWARE runs as a background job here instead of in the runner (acknowledged when accepted) */
+  firmware?: Pick<FirmwareJobs, 'start'>;
+  /** the topic TTL: command events older than this are dropped on receipt (the runner checks again when their turn comes) */
+  ttlMs?: number;
+  now?: () => number;
 }
 
 /**
@@ -48,10 +56,18 @@ export function createEventHandler(o: EventHandlerOptions): EventHandler {
       o.logger.warn({ reason, err: (err as Error).message, bytes: bytes.length, deliveryCount: meta.deliveryCount }, 'machine event rejected');
       return 'term';
     }
+    plan.publishedAt = meta.publishedAt;
+    const ageMs = (o.now ?? Date.now)() - meta.publishedAt.getTime();
+    if (o.ttlMs !== undefined && timelinessOf(plan.type, ageMs, o.ttlMs) === 'stale') {
+      o.metrics?.eventsStale?.inc();
+      o.logger.warn({ machineId: plan.machineId, command: plan.command, ageMs, ttlMs: o.ttlMs, deliveryCount: meta.deliveryCount }, 'stale machine event dropped');
+      return 'term';
+    }
     if (plan.actions.length === 0) {
       o.logger.debug({ machineId: plan.machineId, type: plan.type }, 'machine event needs no BMC action');
       return 'ack';
     }
+    if (o.firmware && plan.actions.some((a) => a.kind === 'firmware')) return o.firmware.start(plan).accepted ? 'ack' : 'term';
     let result: CommandResult;
     try {
       result = await o.runner.submit(plan);

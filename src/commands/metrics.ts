@@ -8,7 +8,12 @@ export interface CommandMetrics {
   commandSeconds: Histogram<'command'>;
   eventsRejected: Counter<'reason'>;
   eventsStale: Counter;
+  eventsExpired: Counter;
+  eventsLate: Counter<'type'>;
+  powerStepsSkipped: Counter<'type'>;
   natsConnected: Gauge;
+  firmwareJobs: Counter<'outcome'>;
+  firmwareJobsRunning: Gauge;
 }
 
 export function createCommandMetrics(registry: Registry): CommandMetrics {
@@ -17,7 +22,12 @@ export function createCommandMetrics(registry: Registry): CommandMetrics {
     commands: new Counter({ name: 'metal_bmc_commands_total', help: 'Machine events executed on a BMC, by command (ON, DISK, create, delete, ...) and outcome (ok, error, timeout, aborted)', labelNames: ['command', 'outcome'], registers }),
     commandSeconds: new Histogram({ name: 'metal_bmc_command_duration_seconds', help: 'Duration of a machine event on its BMC, from connect to close', labelNames: ['command'], buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120], registers }),
     eventsRejected: new Counter({ name: 'metal_bmc_events_rejected_total', help: 'Machine events refused without execution, by reason (not-json, unknown-command, missing-ipmi, ...)', labelNames: ['reason'], registers }),
-    eventsStale: new Counter({ name: 'metal_bmc_events_stale_total', help: 'Machine events dropped because they were older than the topic TTL', registers }),
+    eventsStale: new Counter({ name: 'metal_bmc_events_stale_total', help: 'command events dropped because they were older than the topic TTL, when received or when their machine\'s queue reached them', registers }),
+    eventsExpired: new Counter({ name: 'metal_bmc_events_expired_total', help: 'Machine events dropped because they were older than the lifecycle retention (only a foreign stream keeps them that long)', registers }),
+    eventsLate: new Counter({ name: 'metal_bmc_events_late_total', help: 'create and delete events executed although older than the topic TTL (published while metal-bmc was down), by type', labelNames: ['type'], registers }),
+    powerStepsSkipped: new Counter({ name: 'metal_bmc_power_steps_skipped_total', help: 'Power steps of late lifecycle events skipped because a newer event for the machine was pending, by type', labelNames: ['type'], registers }),
+    firmwareJobs: new Counter({ name: 'metal_bmc_firmware_jobs_total', help: 'UPDATE-FIRMWARE jobs by outcome (completed, failed, interrupted, refused)', labelNames: ['outcome'], registers }),
+    firmwareJobsRunning: new Gauge({ name: 'metal_bmc_firmware_jobs_running', help: 'UPDATE-FIRMWARE jobs running in the background', registers }),
     natsConnected: new Gauge({ name: 'metal_bmc_nats_connected', help: '1 while the NATS connection is up, 0 otherwise', registers }),
   };
 }

@@ -9,6 +9,7 @@ import { abortError, BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Outband } from '../outband/types.js';
 import { describeAction, runAction } from './actions.js';
+import { skipsAction, timelinessOf, type Timeliness } from './age.js';
 import type { EventIpmi, EventType, Plan } from './event.js';
 import type { CommandMetrics, CommandOutcome } from './metrics.js';
 
@@ -23,6 +24,14 @@ export interface CommandResult {
   durationMs: number;
   /** ISO 8601 */
   startedAt: string;
+  /** age of the event when its turn came, when older than the TTL */
+  ageMs?: number;
+  /** a create/delete older than the TTL that still ran */
+  late?: true;
+  /** a command older than the TTL when its machine's turn came: not executed */
+  dropped?: 'stale';
+  /** steps left out (the power step of a late delete with a newer event pending) */
+  skipped?: string[];
 }
 
 export type ConnectBmc = (ipmi: EventIpmi, options: { signal: AbortSignal }) => Outband | Promise<Outband>;
@@ -34,7 +43,11 @@ export interface CommandRunnerOptions {
   /** deadline of one plan, from connect to the last action */
   timeoutMs: number;
   logger: Logger;
-  metrics?: Pick<CommandMetrics, 'commands' | 'commandSeconds'>;
+  metrics?: Pick<CommandMetrics, 'commands' | 'commandSeconds'> & Partial<Pick<CommandMetrics, 'eventsStale' | 'eventsLate' | 'powerStepsSkipped'>>;
+  /** the topic TTL: checked again when a machine's queue reaches a plan (plans without `publishedAt` are fresh) */
+  ttlMs?: number;
+  /** clock for the TTL check (tests) */
+  now?: () => number;
   onResult?: (result: CommandResult) => void;
   /** how long `close()` of an Outband may take before it is left behind (default 5 s) */
   closeTimeoutMs?: number;
@@ -92,7 +105,39 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     clearTimeout(timer);
   }
 
-  async function execute(plan: Plan): Promise<CommandResult> {
+  const now = o.now ?? Date.now;
+
+  function timelinessAt(plan: Plan): { timeliness: Timeliness; ageMs: number } {
+    if (o.ttlMs === undefined || plan.publishedAt === undefined) return { timeliness: 'fresh', ageMs: 0 };
+    const ageMs = Math.max(0, now() - plan.publishedAt.getTime());
+    return { timeliness: timelinessOf(plan.type, ageMs, o.ttlMs), ageMs };
+  }
+
+  function dropStale(plan: Plan, ageMs: number): CommandResult {
+    o.metrics?.eventsStale?.inc();
+    o.logger.warn({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, ageMs, ttlMs: o.ttlMs }, 'stale machine command dropped when its turn came');
+    return {
+      machineId: plan.machineId,
+      type: plan.type,
+      command: plan.command,
+      ok: false,
+      code: 'STALE',
+      error: `${plan.command} was ${Math.round(ageMs / 1000)} s old when its turn came, older than the topic TTL of ${Math.round((o.ttlMs ?? 0) / 1000)} s; not executed`,
+      dropped: 'stale',
+      ageMs,
+      durationMs: 0,
+      startedAt: new Date(now()).toISOString(),
+    };
+  }
+
+  async function execute(plan: Plan, newerPending: () => boolean): Promise<CommandResult> {
+    const { timeliness, ageMs } = timelinessAt(plan);
+    if (timeliness === 'stale') return dropStale(plan, ageMs);
+    if (timeliness === 'late') {
+      o.metrics?.eventsLate?.inc({ type: plan.type });
+      o.logger.info({ machineId: plan.machineId, type: plan.type, ageMs, ttlMs: o.ttlMs }, 'late lifecycle event executed (published while metal-bmc was away)');
+    }
+    const skipped: string[] = [];
     const started = Date.now();
     const what = `${plan.command} for machine ${plan.machineId || plan.key}`;
     // a timer of our own: AbortSignal.timeout() reachable only through AbortSignal.any() may be collected before it fires
@@ -109,7 +154,15 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
         // a connection that arrives after the deadline still gets closed
         connecting.then((b) => (signal.aborted && b !== bmc ? closeQuietly(b) : undefined)).catch(() => undefined);
         bmc = await untilAborted(connecting, signal, what);
-        for (const action of plan.actions) await untilAborted(runAction(bmc, action, { signal }), signal, `${what}: ${describeAction(action)}`);
+        for (const action of plan.actions) {
+          if (skipsAction(plan.type, timeliness, newerPending(), action)) {
+            skipped.push(describeAction(action));
+            o.metrics?.powerStepsSkipped?.inc({ type: plan.type });
+            o.logger.info({ machineId: plan.machineId, type: plan.type, step: describeAction(action) }, 'power step of a late event skipped: a newer event for the machine is pending');
+            continue;
+          }
+          await untilAborted(runAction(bmc, action, { signal }), signal, `${what}: ${describeAction(action)}`);
+        }
       } catch (err) {
         failure = err;
         const code = signal.aborted ? abortError(signal, what).code : err instanceof BmcError ? err.code : undefined;
@@ -121,6 +174,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     commandDeadline.dispose();
     const durationMs = Date.now() - started;
     const result: CommandResult = { machineId: plan.machineId, type: plan.type, command: plan.command, ok: outcome === 'ok', durationMs, startedAt: new Date(started).toISOString() };
+    if (timeliness === 'late') Object.assign(result, { late: true, ageMs });
+    if (skipped.length > 0) result.skipped = skipped;
     if (failure !== undefined) {
       result.error = failure instanceof Error ? failure.message : String(failure);
       if (failure instanceof BmcError) result.code = failure.code;
@@ -138,7 +193,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       const key = ready.shift()!;
       const task = queues.get(key)!.shift()!;
       running.add(key);
-      void execute(task.plan).then((result) => {
+      void execute(task.plan, () => (queues.get(key)?.length ?? 0) > 0).then((result) => {
         running.delete(key);
         const rest = queues.get(key)!;
         if (rest.length > 0) ready.push(key);

@@ -40,9 +40,16 @@ export interface Config {
     clientKeyFile?: string;
     machineTopic: string;
     machineTopicTtlMs: number;
+    /** max_age of the machine event stream; late create/delete events up to this age still run */
+    lifecycleRetentionMs: number;
+    /** num_replicas of the machine event stream */
+    streamReplicas: number;
     resultTopic: string;
   };
   commands: { concurrency: number; timeoutMs: number };
+  firmware: { timeoutMs: number };
+  /** state kept across restarts (firmware jobs) */
+  stateDir: string;
   console: {
     port: number;
     caCertFile?: string;
@@ -185,6 +192,14 @@ function warningsFor(env: Env): string[] {
     .map((k) => (IGNORED_GO_VARIABLES.includes(k) ? `${k} is not used by this implementation and is ignored` : `${k} is not a known variable (typo?) and is ignored`));
 }
 
+/** The stream keeps events at least as long as commands are valid, or a fresh command could expire unseen. */
+function retention(env: Env, ttlMs: number): number {
+  const name = 'METAL_BMC_LIFECYCLE_RETENTION';
+  const ms = duration(env, name, '24h');
+  if (ms < ttlMs) throw new ConfigError(`${show(text(env, name) ?? '')} is shorter than METAL_BMC_MACHINE_TOPIC_TTL (${ttlMs} ms); events must be kept at least as long as they are valid`, name);
+  return ms;
+}
+
 /**
  * Reads and validates every METAL_BMC_* variable (and the bare names the Go metal-bmc falls
  * back to); throws ConfigError on the first invalid one, naming the variable the value came from.
@@ -234,6 +249,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
   }
   const consoleCrl = readableFile(env, 'METAL_BMC_CONSOLE_CRL_FILE');
   const redfishCa = readableFile(env, 'METAL_BMC_REDFISH_CA_FILE');
+  const ttlMs = duration(env, 'METAL_BMC_MACHINE_TOPIC_TTL', '30s');
 
   const config: Config = {
     partitionId,
@@ -268,13 +284,17 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       ...(mqCert === undefined ? {} : { clientCertFile: mqCert }),
       ...(mqKey === undefined ? {} : { clientKeyFile: mqKey }),
       machineTopic: topic(env, 'METAL_BMC_MACHINE_TOPIC', `${partitionId}-machine`),
-      machineTopicTtlMs: duration(env, 'METAL_BMC_MACHINE_TOPIC_TTL', '30s'),
+      machineTopicTtlMs: ttlMs,
+      lifecycleRetentionMs: retention(env, ttlMs),
+      streamReplicas: int(env, 'METAL_BMC_STREAM_REPLICAS', 1, 1, 5),
       resultTopic: topic(env, 'METAL_BMC_RESULT_TOPIC', `${partitionId}-machine-result`),
     },
     commands: {
       concurrency: int(env, 'METAL_BMC_COMMAND_CONCURRENCY', 32, 1, 10_000),
       timeoutMs: duration(env, 'METAL_BMC_COMMAND_TIMEOUT', '60s'),
     },
+    firmware: { timeoutMs: duration(env, 'METAL_BMC_FIRMWARE_TIMEOUT', '30m') },
+    stateDir: text(env, 'METAL_BMC_STATE_DIR') ?? '/var/lib/metal-bmc',
     console: {
       port: port(env, 'METAL_BMC_CONSOLE_PORT', 3333, true),
       ...(consoleCa === undefined ? {} : { caCertFile: consoleCa }),

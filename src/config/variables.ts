@@ -36,10 +36,14 @@ export const VARIABLES: readonly VariableDoc[] = [
   { name: 'METAL_BMC_MQ_CLIENT_CERT_FILE', default: '', description: 'client certificate for NATS (set together with the key file); must be readable' },
   { name: 'METAL_BMC_MQ_CLIENT_CERT_KEY_FILE', default: '', description: 'private key of the NATS client certificate; must be readable' },
   { name: 'METAL_BMC_MACHINE_TOPIC', default: '<partition>-machine', description: 'NATS subject of machine events from metal-api' },
-  { name: 'METAL_BMC_MACHINE_TOPIC_TTL', default: '30s', description: 'machine events older than this are dropped, never executed' },
+  { name: 'METAL_BMC_MACHINE_TOPIC_TTL', default: '30s', description: 'command events older than this are dropped, never executed (checked on receipt and again when the machine\'s queue reaches them); create/delete older than this still run (see the retention)' },
+  { name: 'METAL_BMC_LIFECYCLE_RETENTION', default: '24h', description: 'how long the JetStream stream keeps machine events (its max_age); create and delete events older than the TTL still run, in order, up to this age; at least the topic TTL' },
+  { name: 'METAL_BMC_STREAM_REPLICAS', default: '1', description: 'replicas of the machine event stream (1, 3 or 5 on a clustered JetStream); applied to an existing stream of ours on start' },
   { name: 'METAL_BMC_RESULT_TOPIC', default: '<partition>-machine-result', description: 'NATS subject command results are published to' },
   { name: 'METAL_BMC_COMMAND_CONCURRENCY', default: '32', description: 'machines with a command in flight at once (one at a time per machine)' },
   { name: 'METAL_BMC_COMMAND_TIMEOUT', default: '60s', description: 'deadline of one machine command' },
+  { name: 'METAL_BMC_FIRMWARE_TIMEOUT', default: '30m', description: 'deadline of one UPDATE-FIRMWARE job (download, push or SimpleUpdate, and the BMC task); jobs run in the background, one per machine' },
+  { name: 'METAL_BMC_STATE_DIR', default: '/var/lib/metal-bmc', description: 'directory for state kept across restarts (firmware jobs: firmware-jobs.json); created when missing' },
   { name: 'METAL_BMC_CONSOLE_PORT', default: '3333', description: 'TLS+SSH console listener for metal-console (0: any free port)' },
   { name: 'METAL_BMC_CONSOLE_CA_CERT_FILE', default: '', description: 'CA that metal-console client certificates must chain to; the TLS console needs all three console files' },
   { name: 'METAL_BMC_CONSOLE_CERT_FILE', default: '', description: 'server certificate of the console listener' },
@@ -143,6 +147,12 @@ export const GO_FIXED: Readonly<Record<string, string>> = {
   METAL_BMC_CONSOLE_MAX_SESSIONS: 'none: unbounded, one BMC session per viewer',
   METAL_BMC_CONSOLE_SCROLLBACK: 'none: no scrollback',
   METAL_BMC_CONSOLE_IDLE_TIMEOUT: 'none: sessions stay open',
+  METAL_BMC_CONSOLE_TOKEN: 'none: no WebSocket console',
+  METAL_BMC_CONSOLE_ALLOWED_ORIGINS: 'none: no WebSocket console',
+  METAL_BMC_LIFECYCLE_RETENTION: 'none: nsqd keeps messages until consumed',
+  METAL_BMC_STREAM_REPLICAS: 'none: one nsqd',
+  METAL_BMC_FIRMWARE_TIMEOUT: 'none: background update without a deadline',
+  METAL_BMC_STATE_DIR: 'none: firmware jobs are kept in memory only',
 };
 
 /** The "Go metal-bmc" column of a variable's row. */

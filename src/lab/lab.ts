@@ -90,6 +90,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       METAL_BMC_IPMI_PASSWORD: fleet.password,
       METAL_BMC_MQ_ADDRESS: nats.url,
       METAL_BMC_HTTP_ADDRESS: '127.0.0.1:0',
+      METAL_BMC_STATE_DIR: join(dir, 'state'),
       ...o.env,
     };
     const config = loadConfig(env);

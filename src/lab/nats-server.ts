@@ -17,12 +17,18 @@ export interface NatsServerOptions {
   /** client authentication by user and password */
   user?: string;
   password?: string;
+  /** server name (JetStream clustering needs one per node) */
+  serverName?: string;
+  /** clustering: this node's route port on loopback, the cluster's name and the other nodes' route ports */
+  cluster?: { name: string; port: number; routes: number[] };
 }
 
 export interface NatsServer {
   port: number;
   url: string;
   stop(): Promise<void>;
+  /** SIGKILL: the node dies without a goodbye (cluster failover drills) */
+  kill(): Promise<void>;
   restart(): Promise<void>;
 }
 
@@ -50,6 +56,11 @@ export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsSe
   if (o.jetstream) args.push('-js', ...(o.storeDir ? ['-sd', o.storeDir] : []));
   if (o.tls) args.push('--tls', '--tlscert', o.tls.certFile, '--tlskey', o.tls.keyFile, '--tlscacert', o.tls.caFile, ...(o.tls.verify ? ['--tlsverify'] : []));
   if (o.user !== undefined) args.push('--user', o.user, '--pass', o.password ?? '');
+  if (o.serverName !== undefined) args.push('--server_name', o.serverName);
+  if (o.cluster) {
+    args.push('--cluster_name', o.cluster.name, '--cluster', `nats://127.0.0.1:${o.cluster.port}`);
+    if (o.cluster.routes.length > 0) args.push('--routes', o.cluster.routes.map((p) => `nats://127.0.0.1:${p}`).join(','));
+  }
   let child: ChildProcess;
   let output = '';
   const launch = async () => {
@@ -60,14 +71,14 @@ export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsSe
     child.on('error', (err) => (output += String(err)));
     await waitForPort(port, child, () => output);
   };
-  const stop = async () => {
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
+    child.kill(signal);
     const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
     await exited;
     clearTimeout(timer);
   };
   await launch();
-  return { port, url: `${o.tls ? 'tls' : 'nats'}://127.0.0.1:${port}`, stop, restart: async () => (await stop(), await launch()) };
+  return { port, url: `${o.tls ? 'tls' : 'nats'}://127.0.0.1:${port}`, stop: () => stop(), kill: () => stop('SIGKILL'), restart: async () => (await stop(), await launch()) };
 }

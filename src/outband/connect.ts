@@ -14,6 +14,7 @@ import { readInventory } from '../redfish/inventory.js';
 import { firstSystemPath, readServiceRoot, readSystem, readUpdateService } from '../redfish/resources.js';
 import { openRedfish, type RedfishClient } from '../redfish/session.js';
 import { pushUpdate, simpleUpdate } from '../redfish/update.js';
+import { pushParametersFor } from './firmware-push.js';
 import { ipmiOutband, type IpmiOutband } from './ipmi.js';
 import { fruOf, ledStateOf, powerMetricOf, powerStateOf, powerSuppliesOf } from './redfish-report.js';
 import { mergeReportFields, reportFieldValues, type ReportFieldValues } from './report-fields.js';
@@ -232,7 +233,14 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const push = profile.firmware === 'multipart-push' ? service?.multipartHttpPushUri !== undefined : service?.simpleUpdateTarget === undefined;
       if (push) {
         if (!service?.multipartHttpPushUri) throw new BmcError('UNSUPPORTED', `BMC ${o.host} offers neither SimpleUpdate nor multipart push`);
-        await pushUpdate(redfish, url, { ...sig(x), ...progress, ...targets });
+        const parameters = pushParametersFor(profile.vendor, kind, { system: systemPath, manager: system.managedBy[0] });
+        await pushUpdate(redfish, url, {
+          ...sig(x),
+          ...progress,
+          targets: parameters.targets,
+          ...(parameters.applyTime ? { applyTime: parameters.applyTime } : {}),
+          ...(parameters.oem ? { oem: parameters.oem } : {}),
+        });
       } else {
         await simpleUpdate(redfish, url, { ...sig(x), ...progress, ...targets });
       }

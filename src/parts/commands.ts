@@ -14,12 +14,20 @@ import { createOutbandPool } from '../outband/pool.js';
 import { createEventHandler } from '../commands/handler.js';
 import { createCommandMetrics, type CommandMetrics } from '../commands/metrics.js';
 import { createCommandRunner, type CommandRunner, type ConnectBmc } from '../commands/runner.js';
+import { createFirmwareJobs, type FirmwareJobs } from '../commands/firmware-jobs.js';
+import { join } from 'node:path';
+
+const DEFAULT_RETENTION_MS = 24 * 3600_000;
 
 export interface CommandServiceOptions {
   nc: NatsConnection;
   subject: string;
   resultSubject: string;
   ttlMs: number;
+  /** the stream's max_age (METAL_BMC_LIFECYCLE_RETENTION); default 24 h */
+  retentionMs?: number;
+  /** num_replicas of the stream (METAL_BMC_STREAM_REPLICAS); default 1 */
+  replicas?: number;
   durableName: string;
   /** default: the command timeout plus 10 s */
   ackWaitMs?: number;
@@ -30,35 +38,53 @@ export interface CommandServiceOptions {
   timeoutMs: number;
   logger: Logger;
   metrics?: CommandMetrics;
+  /** UPDATE-FIRMWARE as background jobs: their deadline, state file and BMC connection (default `connect`) */
+  firmware?: { timeoutMs: number; stateFile?: string; connect?: ConnectBmc };
 }
 
 export interface CommandService {
   runner: CommandRunner;
+  firmware: FirmwareJobs | undefined;
   subscription: MachineEventSubscription;
   /** stop taking events, let running commands finish (aborting them at the deadline), settle their messages */
   stop(deadlineMs: number): Promise<void>;
 }
 
 export async function startCommandService(o: CommandServiceOptions): Promise<CommandService> {
+  const publish = (result: object) => {
+    try {
+      publishResult(o.nc, o.resultSubject, result);
+    } catch (err) {
+      o.logger.warn({ err: (err as Error).message, subject: o.resultSubject }, 'cannot publish command result');
+    }
+  };
   const runner = createCommandRunner({
     connect: o.connect,
     concurrency: o.concurrency,
     timeoutMs: o.timeoutMs,
+    ttlMs: o.ttlMs,
     logger: o.logger,
     ...(o.metrics ? { metrics: o.metrics } : {}),
-    onResult: (result) => {
-      try {
-        publishResult(o.nc, o.resultSubject, result);
-      } catch (err) {
-        o.logger.warn({ err: (err as Error).message, subject: o.resultSubject }, 'cannot publish command result');
-      }
-    },
+    onResult: publish,
   });
-  const handler = createEventHandler({ runner, logger: o.logger, ...(o.metrics ? { metrics: o.metrics } : {}) });
+  const firmware = o.firmware
+    ? createFirmwareJobs({
+        connect: o.firmware.connect ?? o.connect,
+        timeoutMs: o.firmware.timeoutMs,
+        ...(o.firmware.stateFile !== undefined ? { stateFile: o.firmware.stateFile } : {}),
+        logger: o.logger,
+        ...(o.metrics ? { metrics: o.metrics } : {}),
+        publish,
+      })
+    : undefined;
+  // jobs a restart cut off are reported before new events arrive
+  firmware?.recover();
+  const handler = createEventHandler({ runner, ttlMs: o.ttlMs, logger: o.logger, ...(o.metrics ? { metrics: o.metrics } : {}), ...(firmware ? { firmware } : {}) });
   const subscription = await subscribeMachineEvents({
     nc: o.nc,
     subject: o.subject,
-    ttlMs: o.ttlMs,
+    maxAgeMs: Math.max(o.retentionMs ?? DEFAULT_RETENTION_MS, o.ttlMs),
+    ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
     durableName: o.durableName,
     ackWaitMs: o.ackWaitMs ?? o.timeoutMs + 10_000,
     ...(o.maxInFlight !== undefined ? { maxInFlight: o.maxInFlight } : {}),
@@ -69,9 +95,10 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
   });
   return {
     runner,
+    firmware,
     subscription,
     async stop(deadlineMs) {
-      await Promise.all([subscription.stop(deadlineMs + 1000), runner.drain(deadlineMs)]);
+      await Promise.all([subscription.stop(deadlineMs + 1000), runner.drain(deadlineMs), firmware?.stop(deadlineMs)]);
     },
   };
 }
@@ -110,6 +137,8 @@ export const commandsPart: PartFactory = async (ctx) => {
           subject: config.mq.machineTopic,
           resultSubject: config.mq.resultTopic,
           ttlMs: config.mq.machineTopicTtlMs,
+          retentionMs: config.mq.lifecycleRetentionMs,
+          replicas: config.mq.streamReplicas,
           durableName: defaultDurableName(config.partitionId),
           // a burst of commands for one BMC reuses its sessions for a few seconds
           connect: (ipmi, { signal }) =>
@@ -118,6 +147,12 @@ export const commandsPart: PartFactory = async (ctx) => {
           timeoutMs: config.commands.timeoutMs,
           logger,
           metrics,
+          // a job holds its BMC for minutes: its own connection, not one from the pool
+          firmware: {
+            timeoutMs: config.firmware.timeoutMs,
+            stateFile: join(config.stateDir, 'firmware-jobs.json'),
+            connect: (ipmi, { signal }) => ctx.connectBmc(ipmi.host, { signal, port: ipmi.port, ...(ipmi.user ? { user: ipmi.user } : {}), ...(ipmi.password ? { password: ipmi.password } : {}) }),
+          },
         });
         problem = undefined;
         return;

@@ -38,6 +38,8 @@ export interface SimpleUpdateOptions extends UpdateOptions {
 export interface PushUpdateOptions extends UpdateOptions {
   /** `@Redfish.OperationApplyTime` in UpdateParameters, e.g. Immediate or OnReset. */
   applyTime?: string;
+  /** `Oem` in UpdateParameters (vendor options such as Supermicro's Preserve* flags). */
+  oem?: Record<string, unknown>;
   /** Deadline of download plus upload. Default 30 minutes. */
   uploadTimeoutMs?: number;
   /** Dispatcher for the image download (proxy, TLS options); default the global one. */
@@ -122,6 +124,7 @@ export async function pushUpdate(client: UpdateClient, imageUrl: string, options
     const length = typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : undefined;
     const parameters: Record<string, unknown> = { Targets: options.targets ?? [] };
     if (options.applyTime !== undefined) parameters['@Redfish.OperationApplyTime'] = options.applyTime;
+    if (options.oem !== undefined) parameters.Oem = options.oem;
     const frame = multipartFrame(parameters, options.filename ?? url.pathname.split('/').at(-1) ?? '');
     let sent = 0;
     let reported = -1;

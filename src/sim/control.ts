@@ -13,7 +13,7 @@ import { createServer } from 'node:http';
 import type { Fleet, FaultSelector } from './fleet.js';
 import type { SimFaults } from './machine.js';
 
-const FAULT_KEYS: ReadonlyArray<keyof SimFaults> = ['noAnswer', 'delayMs', 'dropRate', 'wrongCredentials', 'redfishStatus', 'redfishHang', 'redfishDisabled', 'sessionsFull'];
+const FAULT_KEYS: ReadonlyArray<keyof SimFaults> = ['noAnswer', 'delayMs', 'dropRate', 'wrongCredentials', 'redfishStatus', 'redfishHang', 'redfishDisabled', 'sessionsFull', 'firmwareTaskMs'];
 
 function parseSelector(value: unknown): FaultSelector | undefined {
   if (value === 'all' || value === undefined) return 'all';

@@ -48,6 +48,8 @@ export interface SimFaults {
   redfishDisabled: boolean;
   /** every IPMI session slot is taken */
   sessionsFull: boolean;
+  /** firmware update tasks started from now on run this long (ms) instead of the server's task duration */
+  firmwareTaskMs: number | null;
 }
 
 export const NO_FAULTS: Readonly<SimFaults> = Object.freeze({
@@ -59,6 +61,7 @@ export const NO_FAULTS: Readonly<SimFaults> = Object.freeze({
   redfishHang: false,
   redfishDisabled: false,
   sessionsFull: false,
+  firmwareTaskMs: null,
 });
 
 export interface SimMachineState {

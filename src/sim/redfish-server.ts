@@ -112,7 +112,7 @@ export async function startRedfishServer(options: RedfishServerOptions): Promise
   const addresses = [...byAddress.keys()];
   const tls = options.tls ?? selfSignedCertificate('metal-bmc-sim', ['localhost', '127.0.0.1', ...(addresses.length <= 256 ? addresses : [])]);
 
-  const requests: RequestCounters = { total: 0, perMachine: contexts.map(() => 0), byRoute: {}, uploadedBytes: 0 };
+  const requests: RequestCounters = { total: 0, perMachine: contexts.map(() => 0), byRoute: {}, uploadedBytes: 0, updateParameters: {} };
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   let closing = false;

@@ -4,7 +4,7 @@
  * the core-NATS fallback. Handlers here record bytes; the command path is tested in
  * commands-nats.test.ts.
  */
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -56,7 +56,7 @@ async function bus(server: TestNatsServer, name = 'test'): Promise<BusConnection
   return b;
 }
 
-async function instance(o: { nc: NatsConnection; subject: string; handler?: (s: Seen) => Promise<Disposition>; ttlMs?: number; ackWaitMs?: number; durableName?: string; maxInFlight?: number }) {
+async function instance(o: { nc: NatsConnection; subject: string; handler?: (s: Seen) => Promise<Disposition>; maxAgeMs?: number; ackWaitMs?: number; durableName?: string; maxInFlight?: number }) {
   const seen: Seen[] = [];
   const log = captureLog();
   const registry = new Registry();
@@ -64,7 +64,7 @@ async function instance(o: { nc: NatsConnection; subject: string; handler?: (s: 
   const sub: MachineEventSubscription = await subscribeMachineEvents({
     nc: o.nc,
     subject: o.subject,
-    ttlMs: o.ttlMs ?? 30_000,
+    maxAgeMs: o.maxAgeMs ?? 30_000,
     durableName: o.durableName ?? 'metal-bmc-test',
     ackWaitMs: o.ackWaitMs ?? 5000,
     ...(o.maxInFlight ? { maxInFlight: o.maxInFlight } : {}),
@@ -93,10 +93,10 @@ describe('bus with JetStream', () => {
     await server?.dispose();
   });
 
-  it('creates the stream (max_age = TTL) and a durable pull consumer (explicit ack, max_deliver 2, ack_wait)', async () => {
+  it('creates the stream (max_age = the retention) and a durable pull consumer (explicit ack, max_deliver 2, ack_wait)', async () => {
     const subject = freshSubject();
     const b = await bus(server);
-    const { sub } = await instance({ nc: b.nc, subject, ttlMs: 7000, ackWaitMs: 9000 });
+    const { sub } = await instance({ nc: b.nc, subject, maxAgeMs: 7000, ackWaitMs: 9000 });
     expect(sub.mode).toBe('jetstream');
     expect(sub.stream).toBe(streamNameFor(subject));
     const jsm = await jetstreamManager(publisher);
@@ -151,31 +151,51 @@ describe('bus with JetStream', () => {
     expect(i1.seen.length + i2.seen.length).toBe(1);
   });
 
-  it('drops events older than the TTL that a foreign, longer-lived stream kept: logged and counted, never handled', async () => {
+  it('drops events older than the retention that a foreign, longer-lived stream kept: logged and counted, never handled', async () => {
     const subject = freshSubject();
     const jsm = await jetstreamManager(publisher);
     await jsm.streams.add({ name: `OPS_${subjectSeq}`, subjects: [subject], max_age: nanos(600_000) });
     await jetstream(publisher).publish(subject, enc('old'));
     await sleep(1300);
     const b = await bus(server);
-    const i = await instance({ nc: b.nc, subject, ttlMs: 1000 });
+    const i = await instance({ nc: b.nc, subject, maxAgeMs: 1000 });
     expect(i.sub.stream).toBe(`OPS_${subjectSeq}`);
     await jetstream(publisher).publish(subject, enc('fresh'));
     await until('fresh event', () => i.seen.length >= 1);
     await sleep(200);
     expect(i.seen.map((s) => s.data)).toEqual(['fresh']);
-    expect(i.log.find('stale machine event dropped')).toHaveLength(1);
-    expect(await i.registry.getSingleMetricAsString('metal_bmc_events_stale_total')).toMatch(/metal_bmc_events_stale_total 1$/m);
+    expect(i.log.find('machine event older than the retention dropped')).toHaveLength(1);
+    expect(await i.registry.getSingleMetricAsString('metal_bmc_events_expired_total')).toMatch(/metal_bmc_events_expired_total 1$/m);
   });
 
-  it('lets its own stream expire events after the TTL (max_age), so a late consumer never sees them', async () => {
+  it('migrates a stream created by the previous version (max_age = the topic TTL) to the retention on start, keeping its events', async () => {
+    const subject = freshSubject();
+    const jsm = await jetstreamManager(publisher);
+    // exactly what the previous version created: our name, max_age and duplicate window = the 30 s TTL
+    await jsm.streams.add({ name: streamNameFor(subject), subjects: [subject], retention: RetentionPolicy.Limits, storage: StorageType.File, discard: DiscardPolicy.Old, max_age: nanos(30_000), duplicate_window: nanos(30_000), num_replicas: 1 });
+    await jetstream(publisher).publish(subject, enc('kept-across-the-upgrade'));
+    const b = await bus(server);
+    const i = await instance({ nc: b.nc, subject, maxAgeMs: 86_400_000 });
+    expect(i.sub.stream).toBe(streamNameFor(subject));
+    const si = await jsm.streams.info(streamNameFor(subject));
+    expect(si.config).toMatchObject({ max_age: nanos(86_400_000), duplicate_window: nanos(120_000), num_replicas: 1, subjects: [subject] });
+    expect(i.log.find('JetStream stream limits updated')[0]).toMatchObject({ maxAgeMs: 86_400_000, previousMaxAgeMs: 30_000 });
+    await until('the event published before the upgrade', () => i.seen.length === 1);
+    expect(i.seen[0]!.data).toBe('kept-across-the-upgrade');
+    // a second start with the same settings leaves the stream alone
+    await i.sub.stop(500);
+    const again = await instance({ nc: b.nc, subject, maxAgeMs: 86_400_000 });
+    expect(again.log.find('JetStream stream limits updated')).toHaveLength(0);
+  });
+
+  it('lets its own stream expire events after the retention (max_age), so a late consumer never sees them', async () => {
     const subject = freshSubject();
     const b = await bus(server);
-    const first = await instance({ nc: b.nc, subject, ttlMs: 1000 });
+    const first = await instance({ nc: b.nc, subject, maxAgeMs: 1000 });
     await first.sub.stop(500); // stream and durable exist; nobody consumes
     await jetstream(publisher).publish(subject, enc('expires'));
     await sleep(1600);
-    const i = await instance({ nc: b.nc, subject, ttlMs: 1000 });
+    const i = await instance({ nc: b.nc, subject, maxAgeMs: 1000 });
     await jetstream(publisher).publish(subject, enc('fresh'));
     await until('fresh event', () => i.seen.length >= 1);
     await sleep(200);

@@ -2,7 +2,7 @@ import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { consumerConfigFor, MAX_DELIVER, sanitizeName, streamNameFor } from '../../src/bus/jetstream.js';
+import { consumerConfigFor, MAX_DELIVER, sanitizeName, streamLimitsFor, streamNameFor } from '../../src/bus/jetstream.js';
 import { defaultDurableName } from '../../src/bus/machine-events.js';
 
 describe('JetStream names and consumer config', () => {
@@ -29,5 +29,10 @@ describe('JetStream names and consumer config', () => {
       filter_subject: 'p-machine',
     });
     expect(MAX_DELIVER).toBe(2);
+  });
+
+  it('keeps events for the retention, with a duplicate window of at most two minutes and the configured replicas', () => {
+    expect(streamLimitsFor({ maxAgeMs: 86_400_000 })).toEqual({ max_age: nanos(86_400_000), duplicate_window: nanos(120_000), num_replicas: 1 });
+    expect(streamLimitsFor({ maxAgeMs: 30_000, replicas: 3 })).toEqual({ max_age: nanos(30_000), duplicate_window: nanos(30_000), num_replicas: 3 });
   });
 });

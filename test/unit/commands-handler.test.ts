@@ -72,4 +72,37 @@ describe('machine event handler', () => {
     void handle(enc({ type: 'command', cmd: { target: 'm', cmd: 'CYCLE', ipmi } }), meta);
     expect(runner.plans.map((p) => p.command)).toEqual(['PXE', 'CYCLE']);
   });
+
+  it('drops a command older than the TTL on receipt (term, counted, never submitted), but submits a late delete with its publication time', async () => {
+    const log = captureLog();
+    const registry = new Registry();
+    const metrics = createCommandMetrics(registry);
+    const runner = stubRunner(async () => result(true));
+    const now = 1_000_000;
+    const handle = createEventHandler({ runner, logger: log.logger, metrics, ttlMs: 30_000, now: () => now });
+    const old = { publishedAt: new Date(now - 60_000), deliveryCount: 1 };
+    expect(await handle(enc({ type: 'command', cmd: { target: 'm', cmd: 'RESET', ipmi } }), old)).toBe('term');
+    expect(runner.plans).toHaveLength(0);
+    expect(log.find('stale machine event dropped')).toHaveLength(1);
+    expect(await registry.getSingleMetricAsString('metal_bmc_events_stale_total')).toMatch(/metal_bmc_events_stale_total 1$/m);
+    expect(await handle(enc({ type: 'delete', old: 'm', cmd: { target: 'm', ipmi } }), old)).toBe('ack');
+    expect(runner.plans.map((p) => [p.type, p.publishedAt?.getTime()])).toEqual([['delete', now - 60_000]]);
+  });
+
+  it('terminates a result the runner dropped as stale', () => {
+    expect(dispositionOf({ ...result(false, 'STALE'), dropped: 'stale' })).toBe('term');
+  });
+
+  it('hands UPDATE-FIRMWARE to the background jobs: ack when accepted, term when refused, never to the runner', async () => {
+    const runner = stubRunner(async () => result(true));
+    const answers = [true, false];
+    const started: Plan[] = [];
+    const firmware = { start: (p: Plan) => (started.push(p), answers.shift() ? { accepted: true as const, job: {} as never } : { accepted: false as const, event: {} as never }) };
+    const handle = createEventHandler({ runner, logger: captureLog().logger, firmware });
+    const event = { type: 'command', cmd: { target: 'm', cmd: 'UPDATE-FIRMWARE', firmwareupdate: { kind: 'bios', url: 'https://images/bios.bin' }, ipmi } };
+    expect(await handle(enc(event), meta)).toBe('ack');
+    expect(await handle(enc(event), meta)).toBe('term');
+    expect(started.map((p) => p.command)).toEqual(['UPDATE-FIRMWARE', 'UPDATE-FIRMWARE']);
+    expect(runner.plans).toHaveLength(0);
+  });
 });

@@ -57,18 +57,20 @@ function plan(machine: string, command: MachineCommand): Plan {
   return { machineId: machine, key: machine, type: 'command', command, ipmi: { address: `${machine}:623`, host: machine, port: 623, password: 'pw-secret' }, actions: [{ kind: 'command', command }] };
 }
 
-function setup(o: { concurrency: number; timeoutMs?: number; ms?: (m: string) => number }) {
+function setup(o: { concurrency: number; timeoutMs?: number; ms?: (m: string) => number; ttlMs?: number; now?: () => number; onConnect?: () => void }) {
   const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0 };
   const results: CommandResult[] = [];
   const log = captureLog();
   const registry = new Registry();
   const metrics = createCommandMetrics(registry);
   const runner = createCommandRunner({
-    connect: (ipmi) => (rec.opened++, fakeBmc(rec, ipmi.host, o.ms ?? (() => 20))),
+    connect: (ipmi) => (rec.opened++, o.onConnect?.(), fakeBmc(rec, ipmi.host, o.ms ?? (() => 20))),
     concurrency: o.concurrency,
     timeoutMs: o.timeoutMs ?? 5000,
     logger: log.logger,
     metrics,
+    ...(o.ttlMs !== undefined ? { ttlMs: o.ttlMs } : {}),
+    ...(o.now ? { now: o.now } : {}),
     onResult: (r) => results.push(r),
   });
   return { rec, results, runner, log, registry };
@@ -184,5 +186,73 @@ describe('command runner', () => {
     expect(() => createCommandRunner({ ...base, concurrency: 0, timeoutMs: 1 })).toThrow(/concurrency/);
     expect(() => createCommandRunner({ ...base, concurrency: 1.5, timeoutMs: 1 })).toThrow(/concurrency/);
     expect(() => createCommandRunner({ ...base, concurrency: 1, timeoutMs: -1 })).toThrow(/timeoutMs/);
+  });
+});
+
+/** A plan published at `publishedAt` on the test's clock. */
+function timed(p: Plan, publishedAt: number): Plan {
+  return { ...p, publishedAt: new Date(publishedAt) };
+}
+
+function lifecycle(machine: string, type: 'create' | 'delete'): Plan {
+  const actions: Plan['actions'] = type === 'create' ? [{ kind: 'command', command: 'DISK' }] : [{ kind: 'command', command: 'PXE' }, { kind: 'command', command: 'RESET' }];
+  return { ...plan(machine, 'ON'), type, command: type, actions };
+}
+
+describe('command runner: the TTL when a machine\'s turn comes', () => {
+  // the clock is the test's: a command "takes" 10 s by moving it, so nothing here depends on timing
+  it('drops a RESET that waited behind a slow command past the TTL: result STALE, counted, the BMC never contacted', async () => {
+    let clock = 1_000_000;
+    // the first command "takes" 10 s: connecting to its BMC moves the clock
+    const { rec, runner, results, registry, log } = setup({ concurrency: 4, ttlMs: 5000, now: () => clock, ms: () => 1, onConnect: () => void (clock += 10_000) });
+    const slow = runner.submit(timed(plan('m', 'PXE'), clock));
+    const reset = runner.submit(timed(plan('m', 'RESET'), clock));
+    expect((await slow).ok).toBe(true);
+    expect(await reset).toMatchObject({ ok: false, code: 'STALE', dropped: 'stale', command: 'RESET' });
+    expect(rec.events.filter((e) => e.includes('RESET'))).toEqual([]);
+    expect(rec.opened).toBe(1);
+    expect(results.map((r) => r.code ?? 'ok')).toEqual(['ok', 'STALE']);
+    expect(await registry.getSingleMetricAsString('metal_bmc_events_stale_total')).toMatch(/metal_bmc_events_stale_total 1$/m);
+    expect(log.find('stale machine command dropped when its turn came')).toHaveLength(1);
+  });
+
+  it('runs a command whose turn comes within the TTL', async () => {
+    let clock = 5000;
+    const { rec, runner } = setup({ concurrency: 1, ttlMs: 5000, now: () => clock, ms: () => 1 });
+    const first = runner.submit(timed(plan('m', 'PXE'), clock));
+    const second = runner.submit(timed(plan('m', 'RESET'), clock));
+    clock += 4000;
+    await first;
+    expect((await second).ok).toBe(true);
+    expect(rec.events.filter((e) => e.endsWith(':start'))).toEqual(['m:PXE:start', 'm:RESET:start']);
+  });
+
+  it('runs create and delete older than the TTL, in order, marked late and counted by type', async () => {
+    const clock = 100_000;
+    const { rec, runner, registry } = setup({ concurrency: 1, ttlMs: 1000, now: () => clock, ms: () => 1 });
+    const created = await runner.submit(timed(lifecycle('a', 'create'), clock - 60_000));
+    const deleted = await runner.submit(timed(lifecycle('b', 'delete'), clock - 30_000));
+    expect(created).toMatchObject({ ok: true, late: true, ageMs: 60_000 });
+    expect(deleted).toMatchObject({ ok: true, late: true, ageMs: 30_000 });
+    expect(deleted.skipped).toBeUndefined();
+    expect(rec.events.filter((e) => e.endsWith(':start'))).toEqual(['a:DISK:start', 'b:PXE:start', 'b:RESET:start']);
+    const late = await registry.getSingleMetricAsString('metal_bmc_events_late_total');
+    expect(late).toContain('metal_bmc_events_late_total{type="create"} 1');
+    expect(late).toContain('metal_bmc_events_late_total{type="delete"} 1');
+  });
+
+  it('skips the power step of a late delete when a newer event for the machine is pending, and only then', async () => {
+    const clock = 100_000;
+    const { rec, runner, registry } = setup({ concurrency: 4, ttlMs: 1000, now: () => clock, ms: () => 1 });
+    // late delete with a newer create queued behind it: PXE only, then the create
+    const [lateDelete, create] = await Promise.all([runner.submit(timed(lifecycle('m', 'delete'), clock - 30_000)), runner.submit(timed(lifecycle('m', 'create'), clock - 10_000))]);
+    expect(lateDelete).toMatchObject({ ok: true, late: true, skipped: ['RESET'] });
+    expect(create.ok).toBe(true);
+    // a fresh delete with a newer event pending keeps its power step
+    const [freshDelete] = await Promise.all([runner.submit(timed(lifecycle('n', 'delete'), clock)), runner.submit(timed(plan('n', 'LED-ON'), clock))]);
+    expect(freshDelete.skipped).toBeUndefined();
+    expect(rec.events.filter((e) => e.endsWith(':start'))).toEqual(expect.arrayContaining(['m:PXE:start', 'm:DISK:start', 'n:PXE:start', 'n:RESET:start', 'n:LED-ON:start']));
+    expect(rec.events.filter((e) => e === 'm:RESET:start')).toEqual([]);
+    expect(await registry.getSingleMetricAsString('metal_bmc_power_steps_skipped_total')).toContain('metal_bmc_power_steps_skipped_total{type="delete"} 1');
   });
 });

@@ -54,9 +54,13 @@ describe('loadConfig defaults', () => {
         servers: ['nats://localhost:4222'],
         machineTopic: 'fra-equ01-machine',
         machineTopicTtlMs: 30_000,
+        lifecycleRetentionMs: 86_400_000,
+        streamReplicas: 1,
         resultTopic: 'fra-equ01-machine-result',
       },
       commands: { concurrency: 32, timeoutMs: 60_000 },
+      firmware: { timeoutMs: 1_800_000 },
+      stateDir: '/var/lib/metal-bmc',
       console: {
         port: 3333,
         wsPort: 3334,
@@ -116,7 +120,14 @@ describe('loadConfig defaults', () => {
       METAL_BMC_HTTP_ADDRESS: ':9100',
       METAL_BMC_SHUTDOWN_TIMEOUT: '300ms',
       METAL_BMC_LOG_LEVEL: 'DEBUG',
+      METAL_BMC_LIFECYCLE_RETENTION: '2h',
+      METAL_BMC_STREAM_REPLICAS: '3',
+      METAL_BMC_FIRMWARE_TIMEOUT: '45m',
+      METAL_BMC_STATE_DIR: '/srv/metal-bmc',
     });
+    expect(c.mq).toMatchObject({ lifecycleRetentionMs: 7_200_000, streamReplicas: 3 });
+    expect(c.firmware).toEqual({ timeoutMs: 2_700_000 });
+    expect(c.stateDir).toBe('/srv/metal-bmc');
     expect(c.leases).toMatchObject({ file: '/tmp/kea-leases4.csv', format: 'kea', ignoreMacs: ['ac:1f:6b:35:ac:62', '00:11:22:33:44:55'] });
     expect(c.leases.allowedCidrs.map((x) => x.text)).toEqual(['10.1.0.0/16', '192.168.1.0/24']);
     expect(c.report).toEqual({ intervalMs: 5_400_000, concurrency: 8, bmcTimeoutMs: 1500 });
@@ -142,6 +153,13 @@ describe('loadConfig defaults', () => {
     ['No', false],
   ])('reads the boolean %s', (value, expected) => {
     expect(load({ METAL_BMC_REDFISH_INSECURE: value }).redfish.insecure).toBe(expected);
+  });
+
+  it('refuses a lifecycle retention shorter than the topic TTL, and replicas outside 1..5', () => {
+    expect(() => load({ METAL_BMC_MACHINE_TOPIC_TTL: '1m', METAL_BMC_LIFECYCLE_RETENTION: '30s' })).toThrow(/METAL_BMC_LIFECYCLE_RETENTION.*shorter than METAL_BMC_MACHINE_TOPIC_TTL/);
+    expect(load({ METAL_BMC_MACHINE_TOPIC_TTL: '1m', METAL_BMC_LIFECYCLE_RETENTION: '1m' }).mq.lifecycleRetentionMs).toBe(60_000);
+    expect(() => load({ METAL_BMC_STREAM_REPLICAS: '0' })).toThrow(/METAL_BMC_STREAM_REPLICAS/);
+    expect(() => load({ METAL_BMC_STREAM_REPLICAS: '7' })).toThrow(/METAL_BMC_STREAM_REPLICAS/);
   });
 
   it('accepts IPv6 and host names in the HTTP address', () => {

@@ -29,6 +29,8 @@ export interface RequestCounters {
   byRoute: Record<string, number>;
   /** file bytes received by multipart pushes */
   uploadedBytes: number;
+  /** the UpdateParameters of the last multipart push, by position in `machines` */
+  updateParameters: Record<number, Record<string, unknown>>;
 }
 
 export interface Rq {

@@ -40,14 +40,14 @@ export class TaskStore {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Starts a task; `onDone` runs when it completes successfully. */
-  start(name: string, messages: string[], fails: boolean, onDone: () => void): SimTask {
-    const task: SimTask = { id: String(this.next++), name, startedAt: this.now(), durationMs: this.durationMs, fails, messages };
+  /** Starts a task (running `durationMs`, default the store's); `onDone` runs when it completes successfully. */
+  start(name: string, messages: string[], fails: boolean, onDone: () => void, durationMs = this.durationMs): SimTask {
+    const task: SimTask = { id: String(this.next++), name, startedAt: this.now(), durationMs, fails, messages };
     this.tasks.set(task.id, task);
     const timer = setTimeout(() => {
       this.timers.delete(timer);
       if (!fails) onDone();
-    }, this.durationMs);
+    }, durationMs);
     this.timers.add(timer);
     this.trim();
     return task;

@@ -93,7 +93,8 @@ function firmwareTarget(ctx: MachineContext, targets: unknown, imageName: string
     }
     const t = targets[0].replace(/\/$/, '');
     if (t === `${INVENTORY}/BMC` || t === p.manager) return 'bmc';
-    if (t === `${INVENTORY}/BIOS` || t === p.system) return 'bios';
+    // Supermicro names the BIOS by the System's Bios resource
+    if (t === `${INVENTORY}/BIOS` || t === p.system || t === `${p.system}/Bios`) return 'bios';
     throw new RedfishFault(400, 'ActionParameterValueNotInList', `The value ${t} for the parameter Targets is not in the list of acceptable values.`, [t, 'Targets']);
   }
   if (/bmc|ipmi|redfish/i.test(imageName)) return 'bmc';
@@ -104,7 +105,8 @@ function firmwareTarget(ctx: MachineContext, targets: unknown, imageName: string
 function startUpdate(rq: Rq, target: Target, uri: string, messages: string[]): Reply {
   const { ctx } = rq;
   const fails = /fail/i.test(uri);
-  const t = ctx.tasks.start(`${target.toUpperCase()} firmware update`, messages, fails, () => ctx.machine.recordFirmware(target, uri));
+  const slow = ctx.machine.state.faults.firmwareTaskMs;
+  const t = ctx.tasks.start(`${target.toUpperCase()} firmware update`, messages, fails, () => ctx.machine.recordFirmware(target, uri), slow ?? undefined);
   return { status: 202, body: task(ctx, t), headers: { Location: `${TASKS}/${t.id}/Monitor` } };
 }
 
@@ -163,6 +165,7 @@ export async function multipartPush(rq: Rq): Promise<Reply> {
       throw new RedfishFault(400, 'MalformedJSON', 'UpdateParameters is not valid JSON.');
     }
   }
+  rq.counters.updateParameters[rq.ctx.index] = parameters;
   const filename = file.filename ?? 'image';
   const target = firmwareTarget(rq.ctx, parameters.Targets, filename);
   return startUpdate(rq, target, filename, [`Received ${file.bytes} bytes of ${filename}`]);

@@ -1,0 +1,342 @@
+/**
+ * UPDATE-FIRMWARE as background jobs, as the Go daemon runs it: the event is acknowledged once
+ * the job is accepted, the job runs under its own deadline (METAL_BMC_FIRMWARE_TIMEOUT, not the
+ * command timeout), one job per machine at a time (a second is refused with a result event),
+ * its progress (task state and percent) and outcome are published as result events, and jobs
+ * are kept in a state file so that a restart in the middle of an update reports the interrupted
+ * job instead of forgetting it.
+ *
+ * Reboots: applying a BIOS image needs a host reboot, which metal-bmc does not do (neither does
+ * the Go daemon's Redfish path); every BIOS result says so (`rebootRequired: true`,
+ * `rebootedByMetalBmc: false`). A BMC image is applied by the BMC, which restarts itself.
+ *
+ * The state file holds no credentials and no image URL query (it may carry a token): the image
+ * is recorded as scheme, host and path.
+ */
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { deadline } from '../deadline.js';
+import { abortError, BmcError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { FirmwareKind, FirmwareProgress, Outband } from '../outband/types.js';
+import type { Plan } from './event.js';
+import type { ConnectBmc } from './runner.js';
+
+export type FirmwareJobState = 'running' | 'completed' | 'failed' | 'interrupted';
+export type FirmwarePhase = 'accepted' | 'progress' | FirmwareJobState | 'refused';
+
+export interface FirmwareJob {
+  id: string;
+  machineId: string;
+  /** the runner's key: the machine id, or the BMC address */
+  key: string;
+  kind: FirmwareKind;
+  /** the BMC's address as the event named it */
+  bmc: string;
+  /** the image URL without credentials, query or fragment */
+  image: string;
+  state: FirmwareJobState;
+  /** ISO 8601 */
+  acceptedAt: string;
+  updatedAt: string;
+  progress?: { state: string; percent?: number };
+  error?: string;
+  code?: string;
+}
+
+/** A result event of a firmware job, published on the result subject like command results. */
+export interface FirmwareEvent {
+  machineId: string;
+  type: 'command';
+  command: 'UPDATE-FIRMWARE';
+  /** false for refused, failed and interrupted jobs */
+  ok: boolean;
+  phase: FirmwarePhase;
+  job?: Pick<FirmwareJob, 'id' | 'kind' | 'image' | 'state' | 'acceptedAt'>;
+  progress?: { state: string; percent?: number };
+  error?: string;
+  code?: string;
+  /** a BIOS image takes effect at the next host reboot */
+  rebootRequired: boolean;
+  /** metal-bmc never reboots the host after an update */
+  rebootedByMetalBmc: false;
+  durationMs?: number;
+}
+
+export interface FirmwareJobMetrics {
+  firmwareJobs: { inc(labels: { outcome: string }): void };
+  firmwareJobsRunning: { set(value: number): void };
+}
+
+export interface FirmwareJobsOptions {
+  connect: ConnectBmc;
+  /** deadline of one job */
+  timeoutMs: number;
+  /** the JSON state file; undefined keeps jobs in memory only */
+  stateFile?: string;
+  /** jobs running at once across all machines (default 16); more are refused */
+  maxRunning?: number;
+  /** finished jobs kept in the state file (default 100) */
+  keepFinished?: number;
+  logger: Logger;
+  metrics?: FirmwareJobMetrics;
+  publish: (event: FirmwareEvent) => void;
+  /** how long `close()` of an Outband may take (default 5 s) */
+  closeTimeoutMs?: number;
+}
+
+export type StartOutcome = { accepted: true; job: FirmwareJob } | { accepted: false; event: FirmwareEvent };
+
+export interface FirmwareJobs {
+  /** Reads the state file; jobs it lists as running were cut off by a restart: reported as interrupted. */
+  recover(): FirmwareJob[];
+  /** Accepts the plan's UPDATE-FIRMWARE as a background job, or refuses it (published either way). */
+  start(plan: Plan): StartOutcome;
+  /** every known job, newest last */
+  list(): FirmwareJob[];
+  running(): number;
+  /** waits up to `deadlineMs` for running jobs, then aborts them (recorded as interrupted) */
+  stop(deadlineMs: number): Promise<void>;
+}
+
+/** scheme://host/path of a URL: no user, password, query or fragment. */
+export function imageLabel(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return '(not a URL)';
+  }
+}
+
+interface StateFile {
+  version: 1;
+  jobs: FirmwareJob[];
+}
+
+const JOB_STATES: readonly FirmwareJobState[] = ['running', 'completed', 'failed', 'interrupted'];
+
+/** The jobs of a state file; throws on anything that is not one (the caller keeps the file aside). */
+export function parseStateFile(text: string): FirmwareJob[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new BmcError('DECODE', 'firmware job state file is not JSON', { cause: err });
+  }
+  if (typeof value !== 'object' || value === null || (value as StateFile).version !== 1 || !Array.isArray((value as StateFile).jobs)) {
+    throw new BmcError('DECODE', 'firmware job state file: expected {"version":1,"jobs":[...]}');
+  }
+  return (value as StateFile).jobs.map((j, i) => {
+    const ok =
+      typeof j === 'object' &&
+      j !== null &&
+      ['id', 'machineId', 'key', 'bmc', 'image', 'acceptedAt', 'updatedAt'].every((k) => typeof (j as unknown as Record<string, unknown>)[k] === 'string') &&
+      (j.kind === 'bios' || j.kind === 'bmc') &&
+      JOB_STATES.includes(j.state);
+    if (!ok) throw new BmcError('DECODE', `firmware job state file: job ${i} is malformed`);
+    return j;
+  });
+}
+
+function positive(name: string, value: number): void {
+  if (!Number.isFinite(value) || value <= 0) throw new BmcError('INVALID_ARGUMENT', `firmware jobs: ${name} must be positive, got ${value}`);
+}
+
+export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
+  positive('timeoutMs', o.timeoutMs);
+  const maxRunning = o.maxRunning ?? 16;
+  const keepFinished = o.keepFinished ?? 100;
+  const closeTimeoutMs = o.closeTimeoutMs ?? 5000;
+  const jobs: FirmwareJob[] = [];
+  const active = new Map<string, { job: FirmwareJob; done: Promise<void>; abort: AbortController }>();
+  let seq = 0;
+
+  function persist(): void {
+    if (o.stateFile === undefined) return;
+    const finished = jobs.filter((j) => j.state !== 'running');
+    const drop = new Set(finished.slice(0, Math.max(0, finished.length - keepFinished)));
+    for (let i = jobs.length - 1; i >= 0; i--) if (drop.has(jobs[i]!)) jobs.splice(i, 1);
+    try {
+      mkdirSync(dirname(o.stateFile), { recursive: true });
+      const tmp = `${o.stateFile}.tmp`;
+      writeFileSync(tmp, JSON.stringify({ version: 1, jobs } satisfies StateFile, null, 1), { mode: 0o600 });
+      renameSync(tmp, o.stateFile);
+    } catch (err) {
+      o.logger.error({ err: (err as Error).message, file: o.stateFile }, 'cannot write the firmware job state file; jobs are kept in memory');
+    }
+  }
+
+  function emit(job: FirmwareJob, phase: FirmwarePhase, extra: Partial<FirmwareEvent> = {}): FirmwareEvent {
+    const event: FirmwareEvent = {
+      machineId: job.machineId,
+      type: 'command',
+      command: 'UPDATE-FIRMWARE',
+      ok: phase === 'accepted' || phase === 'progress' || phase === 'completed',
+      phase,
+      job: { id: job.id, kind: job.kind, image: job.image, state: job.state, acceptedAt: job.acceptedAt },
+      rebootRequired: job.kind === 'bios',
+      rebootedByMetalBmc: false,
+      ...extra,
+    };
+    try {
+      o.publish(event);
+    } catch (err) {
+      o.logger.warn({ err: (err as Error).message }, 'cannot publish a firmware job event');
+    }
+    return event;
+  }
+
+  function finish(job: FirmwareJob, state: Exclude<FirmwareJobState, 'running'>, startedAt: number, failure?: unknown): void {
+    job.state = state;
+    job.updatedAt = new Date().toISOString();
+    if (failure !== undefined) {
+      job.error = failure instanceof Error ? failure.message : String(failure);
+      if (failure instanceof BmcError) job.code = failure.code;
+    }
+    persist();
+    o.metrics?.firmwareJobs.inc({ outcome: state });
+    const fields = { machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, state, durationMs: Date.now() - startedAt };
+    if (state === 'completed') o.logger.info(fields, 'firmware update done; a BIOS image takes effect at the next host reboot, which metal-bmc does not do');
+    else o.logger.warn({ ...fields, code: job.code, err: job.error }, 'firmware update did not complete');
+    emit(job, state, {
+      durationMs: Date.now() - startedAt,
+      ...(job.progress ? { progress: job.progress } : {}),
+      ...(job.error !== undefined ? { error: job.error } : {}),
+      ...(job.code !== undefined ? { code: job.code } : {}),
+    });
+  }
+
+  async function closeQuietly(bmc: Outband): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([bmc.close().catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, closeTimeoutMs)))]);
+    clearTimeout(timer);
+  }
+
+  async function run(job: FirmwareJob, plan: Plan, url: string, stopper: AbortController): Promise<void> {
+    const started = Date.now();
+    const what = `UPDATE-FIRMWARE ${job.kind} for machine ${job.machineId || job.key}`;
+    const dl = deadline(o.timeoutMs, what, stopper.signal);
+    let bmc: Outband | undefined;
+    try {
+      if (!plan.ipmi) throw new BmcError('INVALID_ARGUMENT', `${what}: the event has no BMC address`);
+      bmc = await o.connect(plan.ipmi, { signal: dl.signal });
+      if (dl.signal.aborted) throw abortError(dl.signal, what);
+      const onProgress = (p: FirmwareProgress) => {
+        job.progress = { state: p.state, ...(p.percent !== undefined ? { percent: p.percent } : {}) };
+        job.updatedAt = new Date().toISOString();
+        persist();
+        emit(job, 'progress', { progress: job.progress });
+      };
+      await bmc.updateFirmware(job.kind, url, { signal: dl.signal, onProgress });
+      finish(job, 'completed', started);
+    } catch (err) {
+      const stopped = stopper.signal.aborted;
+      const failure = dl.signal.aborted ? abortError(dl.signal, what) : err;
+      finish(job, stopped ? 'interrupted' : 'failed', started, failure);
+    } finally {
+      dl.dispose();
+      if (bmc) await closeQuietly(bmc);
+      active.delete(job.key);
+      o.metrics?.firmwareJobsRunning.set(active.size);
+    }
+  }
+
+  function refuse(plan: Plan, code: string, error: string, kind: FirmwareKind, image: string): StartOutcome {
+    o.metrics?.firmwareJobs.inc({ outcome: 'refused' });
+    o.logger.warn({ machineId: plan.machineId, bmc: plan.ipmi?.address, code, kind }, `UPDATE-FIRMWARE refused: ${error}`);
+    const event: FirmwareEvent = { machineId: plan.machineId, type: 'command', command: 'UPDATE-FIRMWARE', ok: false, phase: 'refused', code, error, rebootRequired: kind === 'bios', rebootedByMetalBmc: false };
+    try {
+      o.publish({ ...event, job: { id: '', kind, image, state: 'failed', acceptedAt: new Date().toISOString() } });
+    } catch (err) {
+      o.logger.warn({ err: (err as Error).message }, 'cannot publish a firmware job event');
+    }
+    return { accepted: false, event };
+  }
+
+  return {
+    recover() {
+      if (o.stateFile === undefined) return [];
+      let text: string;
+      try {
+        text = readFileSync(o.stateFile, 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') o.logger.error({ err: (err as Error).message, file: o.stateFile }, 'cannot read the firmware job state file');
+        return [];
+      }
+      let found: FirmwareJob[];
+      try {
+        found = parseStateFile(text);
+      } catch (err) {
+        const aside = `${o.stateFile}.unreadable-${Date.now()}`;
+        try {
+          renameSync(o.stateFile, aside);
+        } catch {
+          /* left where it is; it is overwritten by the next job */
+        }
+        o.logger.error({ err: (err as Error).message, file: o.stateFile, keptAs: aside }, 'firmware job state file is not readable; kept aside, starting without it');
+        return [];
+      }
+      jobs.push(...found);
+      const interrupted = found.filter((j) => j.state === 'running');
+      for (const job of interrupted) {
+        job.state = 'interrupted';
+        job.updatedAt = new Date().toISOString();
+        job.code = 'INTERRUPTED';
+        job.error = `metal-bmc stopped while this update ran (last progress: ${job.progress ? `${job.progress.state}${job.progress.percent !== undefined ? ` ${job.progress.percent}%` : ''}` : 'none'}); the BMC may still be applying it: check its firmware version before retrying`;
+        o.metrics?.firmwareJobs.inc({ outcome: 'interrupted' });
+        o.logger.warn({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, acceptedAt: job.acceptedAt }, 'firmware update interrupted by a restart');
+      }
+      if (interrupted.length > 0) persist();
+      for (const job of interrupted) emit(job, 'interrupted', { error: job.error!, code: job.code!, ...(job.progress ? { progress: job.progress } : {}) });
+      seq = jobs.length;
+      return interrupted;
+    },
+
+    start(plan) {
+      const action = plan.actions.find((a) => a.kind === 'firmware');
+      if (action?.kind !== 'firmware') throw new BmcError('INVALID_ARGUMENT', 'firmware jobs: the plan has no UPDATE-FIRMWARE action');
+      const image = imageLabel(action.url);
+      const busy = active.get(plan.key);
+      if (busy) return refuse(plan, 'BUSY', `a firmware update (job ${busy.job.id}, ${busy.job.kind}) is still running for this machine`, action.firmware, image);
+      if (active.size >= maxRunning) return refuse(plan, 'BUSY', `${maxRunning} firmware updates are running; try again later`, action.firmware, image);
+      const now = new Date().toISOString();
+      const job: FirmwareJob = {
+        id: `${Date.now().toString(36)}-${(++seq).toString(36)}`,
+        machineId: plan.machineId,
+        key: plan.key,
+        kind: action.firmware,
+        bmc: plan.ipmi?.address ?? '',
+        image,
+        state: 'running',
+        acceptedAt: now,
+        updatedAt: now,
+      };
+      jobs.push(job);
+      persist();
+      const stopper = new AbortController();
+      const entry = { job, abort: stopper, done: Promise.resolve() };
+      active.set(plan.key, entry);
+      o.metrics?.firmwareJobsRunning.set(active.size);
+      o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, image, timeoutMs: o.timeoutMs }, 'firmware update accepted; running in the background');
+      emit(job, 'accepted');
+      entry.done = run(job, plan, action.url, stopper);
+      return { accepted: true, job };
+    },
+
+    list: () => [...jobs],
+    running: () => active.size,
+
+    async stop(deadlineMs) {
+      const all = [...active.values()];
+      if (all.length === 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      const inTime = await Promise.race([Promise.all(all.map((a) => a.done)).then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), deadlineMs)))]);
+      clearTimeout(timer);
+      if (inTime) return;
+      o.logger.warn({ running: active.size }, 'shutdown deadline reached; interrupting firmware updates still running');
+      for (const a of active.values()) a.abort.abort(new BmcError('ABORTED', 'metal-bmc is shutting down'));
+      await Promise.all(all.map((a) => a.done));
+    },
+  };
+}

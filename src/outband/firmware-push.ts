@@ -1,0 +1,72 @@
+/**
+ * What a multipart firmware push names per vendor, as data: the `Targets` resource and the
+ * vendor's own `UpdateParameters` options.
+ *
+ * Supermicro (X11/X12/H12 Redfish, as bmclib's x12 provider, fwupd's redfish-smc plugin and
+ * Supermicro's Redfish reference guide send it): the BIOS is targeted by the System's `Bios`
+ * resource, the BMC by its Manager; `Oem.Supermicro.BIOS` / `Oem.Supermicro.BMC` carry the
+ * Preserve* flags. metal-bmc keeps every setting, as the Go daemon's `sum UpdateBios
+ * --preserve_setting` does: BIOS setup, its password, Secure Boot keys, boot configuration,
+ * SMBIOS, OA keys, NVRAM and the ME region; BMC configuration, SDR and its TLS certificate.
+ * `Immediate` apply time: the BMC flashes after the upload without a separate StartUpdate step.
+ */
+import type { FirmwareKind } from './types.js';
+import type { Vendor } from './vendors.js';
+
+export interface PushPaths {
+  system: string;
+  /** the System's manager (`ManagedBy[0]`), if known */
+  manager: string | undefined;
+}
+
+export interface PushParameters {
+  targets: string[];
+  applyTime?: string;
+  oem?: Record<string, unknown>;
+}
+
+type PushRule = (kind: FirmwareKind, paths: PushPaths) => PushParameters;
+
+const TARGET_ONLY: PushRule = (kind, p) => {
+  const target = kind === 'bios' ? p.system : p.manager;
+  return { targets: target ? [target] : [] };
+};
+
+export const SUPERMICRO_PRESERVE: Readonly<Record<FirmwareKind, Record<string, boolean>>> = {
+  bios: {
+    PreserveME: true,
+    PreserveNVRAM: true,
+    PreserveSMBIOS: true,
+    PreserveOA: true,
+    PreserveSETUPCONF: true,
+    PreserveSETUPPWD: true,
+    PreserveSECBOOTKEY: true,
+    PreserveBOOTCONF: true,
+  },
+  bmc: { PreserveCfg: true, PreserveSdr: true, PreserveSsl: true },
+};
+
+const SUPERMICRO: PushRule = (kind, p) => {
+  const target = kind === 'bios' ? `${p.system}/Bios` : p.manager;
+  return {
+    targets: target ? [target] : [],
+    applyTime: 'Immediate',
+    oem: { Supermicro: { [kind === 'bios' ? 'BIOS' : 'BMC']: { ...SUPERMICRO_PRESERVE[kind] } } },
+  };
+};
+
+export const PUSH_RULES: Record<Vendor, PushRule> = {
+  supermicro: SUPERMICRO,
+  // Novarion servers are Supermicro boards with Supermicro's BMC firmware and update service
+  novarion: SUPERMICRO,
+  dell: TARGET_ONLY,
+  lenovo: TARGET_ONLY,
+  gigabyte: TARGET_ONLY,
+  hpe: TARGET_ONLY,
+  virtual: TARGET_ONLY,
+  unknown: TARGET_ONLY,
+};
+
+export function pushParametersFor(vendor: Vendor, kind: FirmwareKind, paths: PushPaths): PushParameters {
+  return PUSH_RULES[vendor](kind, paths);
+}

@@ -1,0 +1,38 @@
+/** The meaning of an event's age (src/commands/age.ts), as properties over every type and age. */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { BmcAction } from '../../src/commands/actions.js';
+import { MACHINE_COMMANDS } from '../../src/commands/actions.js';
+import { isPowerAction, skipsAction, timelinessOf } from '../../src/commands/age.js';
+import { EVENT_TYPES } from '../../src/commands/event.js';
+
+const type = fc.constantFrom(...EVENT_TYPES);
+const action: fc.Arbitrary<BmcAction> = fc.oneof(
+  fc.constantFrom(...MACHINE_COMMANDS).map((command): BmcAction => ({ kind: 'command', command })),
+  fc.constantFrom('bios' as const, 'bmc' as const).map((firmware): BmcAction => ({ kind: 'firmware', firmware, url: 'https://images/x.bin' })),
+);
+
+describe('event age', () => {
+  it('fresh up to the TTL; past it a command is stale and never late, a lifecycle event is late and never stale', () => {
+    fc.assert(
+      fc.property(type, fc.nat(10_000_000), fc.integer({ min: 1, max: 10_000_000 }), (t, age, ttl) => {
+        const v = timelinessOf(t, age, ttl);
+        if (age <= ttl) return v === 'fresh';
+        return t === 'command' ? v === 'stale' : v === 'late';
+      }),
+    );
+    expect(timelinessOf('command', 30_001, 30_000)).toBe('stale');
+    expect(timelinessOf('delete', 3_600_000, 30_000)).toBe('late');
+  });
+
+  it('skips only the power steps of a late delete with a newer event pending', () => {
+    fc.assert(
+      fc.property(type, fc.constantFrom('fresh' as const, 'late' as const, 'stale' as const), fc.boolean(), action, (t, timeliness, newer, a) => {
+        const skipped = skipsAction(t, timeliness, newer, a);
+        return skipped === (t === 'delete' && timeliness === 'late' && newer && isPowerAction(a));
+      }),
+    );
+    expect(isPowerAction({ kind: 'command', command: 'RESET' })).toBe(true);
+    expect(isPowerAction({ kind: 'command', command: 'PXE' })).toBe(false);
+  });
+});

@@ -1,0 +1,173 @@
+/**
+ * Firmware jobs (src/commands/firmware-jobs.ts): accepted at once, own deadline, one per machine,
+ * progress and outcome as events, a state file that survives a restart. The Outband is a fake
+ * whose update the test finishes by hand, so nothing here depends on timing; the integration
+ * test (daemon-firmware) runs the same path against the simulator's Redfish service.
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Plan } from '../../src/commands/event.js';
+import { createFirmwareJobs, imageLabel, parseStateFile, type FirmwareEvent } from '../../src/commands/firmware-jobs.js';
+import { BmcError, isBmcError } from '../../src/errors.js';
+import type { FirmwareProgress, Outband } from '../../src/outband/types.js';
+import { captureLog } from '../helpers/log.js';
+import { waitFor } from '../helpers/wait.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+function stateFile(): string {
+  const d = mkdtempSync(join(tmpdir(), 'fw-jobs-'));
+  dirs.push(d);
+  return join(d, 'state', 'firmware-jobs.json');
+}
+
+function plan(machine: string, kind: 'bios' | 'bmc' = 'bios'): Plan {
+  return {
+    machineId: machine,
+    key: machine,
+    type: 'command',
+    command: 'UPDATE-FIRMWARE',
+    ipmi: { address: `${machine}:623`, host: machine, port: 623, password: 'pw-secret' },
+    actions: [{ kind: 'firmware', firmware: kind, url: `https://user:tok@images.example/fw/${kind}.bin?token=abc` }],
+  };
+}
+
+/** An update the test drives: report progress, finish or fail it; honours the signal. */
+interface Pending {
+  progress(p: FirmwareProgress): void;
+  finish(): void;
+  fail(err: Error): void;
+}
+function fakeBmcs() {
+  const pending = new Map<string, Pending>();
+  let closed = 0;
+  const connect = (ipmi: { host: string }): Outband =>
+    ({
+      address: ipmi.host,
+      vendor: 'fake',
+      updateFirmware: (_kind: string, _url: string, o?: { signal?: AbortSignal; onProgress?: (p: FirmwareProgress) => void }) =>
+        new Promise<void>((resolve, reject) => {
+          pending.set(ipmi.host, { progress: (p) => o?.onProgress?.(p), finish: resolve, fail: reject });
+          o?.signal?.addEventListener('abort', () => reject(new BmcError('ABORTED', 'aborted')), { once: true });
+        }),
+      close: async () => void closed++,
+    }) as unknown as Outband;
+  return { pending, connect, closed: () => closed };
+}
+
+function setup(o: { stateFile?: string; timeoutMs?: number } = {}) {
+  const events: FirmwareEvent[] = [];
+  const bmcs = fakeBmcs();
+  const log = captureLog();
+  const jobs = createFirmwareJobs({ connect: (ipmi) => bmcs.connect(ipmi), timeoutMs: o.timeoutMs ?? 60_000, ...(o.stateFile ? { stateFile: o.stateFile } : {}), logger: log.logger, publish: (e) => events.push(e) });
+  return { jobs, events, bmcs, log };
+}
+
+const phases = (events: FirmwareEvent[], machine?: string) => events.filter((e) => machine === undefined || e.machineId === machine).map((e) => e.phase + (e.progress?.percent !== undefined ? `:${e.progress.percent}` : ''));
+
+describe('firmware jobs', () => {
+  it('accepts at once, publishes progress and the outcome, says that a BIOS image needs a reboot metal-bmc does not do', async () => {
+    const file = stateFile();
+    const { jobs, events, bmcs, log } = setup({ stateFile: file });
+    const started = jobs.start(plan('m1'));
+    expect(started.accepted).toBe(true);
+    expect(phases(events)).toEqual(['accepted']);
+    await waitFor(() => bmcs.pending.has('m1'), 5000, 'update started');
+    bmcs.pending.get('m1')!.progress({ state: 'Running', percent: 40 });
+    expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0]).toMatchObject({ machineId: 'm1', state: 'running', progress: { state: 'Running', percent: 40 } });
+    bmcs.pending.get('m1')!.finish();
+    await waitFor(() => jobs.running() === 0, 5000, 'job done');
+    expect(phases(events)).toEqual(['accepted', 'progress:40', 'completed:40']);
+    expect(events.at(-1)).toMatchObject({ ok: true, rebootRequired: true, rebootedByMetalBmc: false, job: { kind: 'bios', image: 'https://images.example/fw/bios.bin' } });
+    expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0]).toMatchObject({ state: 'completed' });
+    expect(bmcs.closed()).toBe(1);
+    const text = readFileSync(file, 'utf8') + JSON.stringify(events) + log.text();
+    for (const secret of ['pw-secret', 'tok', 'token=abc']) expect(text).not.toContain(secret);
+  });
+
+  it('refuses a second job for the same machine with a result event, while another machine is accepted', async () => {
+    const { jobs, events, bmcs } = setup();
+    expect(jobs.start(plan('m1')).accepted).toBe(true);
+    const second = jobs.start(plan('m1', 'bmc'));
+    expect(second.accepted).toBe(false);
+    expect(events.at(-1)).toMatchObject({ machineId: 'm1', phase: 'refused', ok: false, code: 'BUSY' });
+    expect(jobs.start(plan('m2')).accepted).toBe(true);
+    await waitFor(() => bmcs.pending.size === 2, 5000, 'both updates started');
+    bmcs.pending.get('m1')!.finish();
+    await waitFor(() => jobs.running() === 1, 5000, 'm1 done');
+    // once the first is done, the machine takes a new job
+    expect(jobs.start(plan('m1', 'bmc')).accepted).toBe(true);
+    expect(events.at(-1)).toMatchObject({ phase: 'accepted', rebootRequired: false });
+  });
+
+  it('ends a job at its own deadline: failed with TIMEOUT', async () => {
+    const { jobs, events } = setup({ timeoutMs: 50 });
+    jobs.start(plan('m1'));
+    await waitFor(() => jobs.running() === 0, 5000, 'job ended');
+    expect(events.at(-1)).toMatchObject({ phase: 'failed', ok: false, code: 'TIMEOUT' });
+  });
+
+  it('reports a job the previous process left running as interrupted, once, and keeps the file', async () => {
+    const file = stateFile();
+    const first = setup({ stateFile: file });
+    first.jobs.start(plan('m1'));
+    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    first.bmcs.pending.get('m1')!.progress({ state: 'Uploading', percent: 55 });
+    // the process dies here: nothing more is written
+
+    const second = setup({ stateFile: file });
+    const interrupted = second.jobs.recover();
+    expect(interrupted.map((j) => [j.machineId, j.state])).toEqual([['m1', 'interrupted']]);
+    expect(second.events).toHaveLength(1);
+    expect(second.events[0]).toMatchObject({ machineId: 'm1', phase: 'interrupted', ok: false, code: 'INTERRUPTED', progress: { state: 'Uploading', percent: 55 }, rebootRequired: true });
+    expect(second.events[0]!.error).toMatch(/check its firmware version/);
+    expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0]).toMatchObject({ state: 'interrupted' });
+    // a third start has nothing left to report
+    const third = setup({ stateFile: file });
+    expect(third.jobs.recover()).toEqual([]);
+    expect(third.events).toEqual([]);
+    first.bmcs.pending.get('m1')!.fail(new Error('gone'));
+  });
+
+  it('keeps an unreadable state file aside and starts without it', () => {
+    const file = stateFile();
+    const { jobs } = setup({ stateFile: file });
+    jobs.start(plan('m9'));
+    writeFileSync(file, '{"version":1,"jobs":[{"id":1}]}');
+    const next = setup({ stateFile: file });
+    expect(next.jobs.recover()).toEqual([]);
+    expect(next.log.find('firmware job state file is not readable; kept aside, starting without it')).toHaveLength(1);
+    expect(existsSync(file)).toBe(false);
+    expect(readdirSync(join(file, '..')).some((f) => f.startsWith('firmware-jobs.json.unreadable-'))).toBe(true);
+  });
+
+  it('interrupts what still runs at the shutdown deadline', async () => {
+    const { jobs, events } = setup();
+    jobs.start(plan('m1'));
+    await jobs.stop(50);
+    expect(events.at(-1)).toMatchObject({ phase: 'interrupted', ok: false, code: 'ABORTED' });
+  });
+
+  it('reads any state file either as jobs or as a DECODE error, never anything else', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.json(), fc.record({ version: fc.constant(1), jobs: fc.array(fc.dictionary(fc.string(), fc.jsonValue())) }).map((v) => JSON.stringify(v))), (text) => {
+        try {
+          const jobs = parseStateFile(text);
+          return jobs.every((j) => j.kind === 'bios' || j.kind === 'bmc');
+        } catch (err) {
+          return isBmcError(err, 'DECODE');
+        }
+      }),
+    );
+  });
+
+  it('labels an image without credentials, query or fragment', () => {
+    expect(imageLabel('https://u:p@h.example:8443/a/b.bin?sig=x#y')).toBe('https://h.example:8443/a/b.bin');
+    expect(imageLabel('not a url')).toBe('(not a URL)');
+  });
+});
