@@ -492,7 +492,7 @@ describe('the Go metal-bmc\'s unprefixed fallbacks', () => {
   });
 
   it('property: with one of the two names set, the value is the same whichever name carries it', () => {
-    const ttl = fc.tuple(fc.integer({ min: 1, max: 3600 }), fc.constantFrom('s', 'm', 'ms'));
+    const ttl = fc.tuple(fc.integer({ min: 1, max: 1440 }), fc.constantFrom('s', 'm', 'ms')); // at most the 24h lifecycle retention
     fc.assert(
       fc.property(ttl, fc.integer({ min: 0, max: 65535 }), fc.boolean(), ([n, unit], consolePort, prefixed) => {
         const values = { MACHINE_TOPIC_TTL: `${n}${unit}`, CONSOLE_PORT: String(consolePort) };
