@@ -6,8 +6,9 @@
  * `connectOutband(...).openConsole({takeOver: true})`, alone so its memory and CPU come from
  * /proc), and this one with the N `ws` clients (client certificates of a throw-away PKI).
  *
- * Reported: consoles connected and streaming, bytes/s per console and in total, the console
- * process's resident memory and CPU, and latency, two ways:
+ * Reported (through bench/results.ts): consoles connected and streaming, bytes/s per console and
+ * in total, the console process's resident memory and CPU (and, estimated from them, how many
+ * consoles one core could keep at full line speed), and latency, two ways:
  *  - echo round trip: a probe types a short unique marker and waits for the serial line's echo,
  *    WS client -> console service -> SOL -> serial line (echo) -> SOL -> console service -> WS
  *    client; a round trip, so at most twice the one-way latency, on an idle fleet and while all
@@ -20,7 +21,7 @@
  * stdin and stdout) on a few extra machines of the same fleet, streaming too. The console service
  * runs compiled (see consoleServerEntry); the fleet and the clients run under tsx.
  *
- * Usage: tsx bench/console-streaming.ts [N] (or npm run bench -- console-streaming [N]).
+ * Usage: npm run bench -- console-streaming [N] (N consoles, default 500).
  * BENCH_CONSOLE_PROTOCOL=auto connects as the daemon does by default (Redfish probe and vendor
  * detection first, the fleet then serves Redfish too); the default here is ipmi.
  * BENCH_CHILD_NODE_ARGS passes node options to the children (e.g. --cpu-prof).
@@ -38,7 +39,8 @@ import { createPki, type Pki } from '../src/lab/pki.js';
 import { mapLimit } from '../src/report/limit.js';
 import type { ConsoleServerStats } from './console-server-process.js';
 import { childNodeArgs, procUsage, startFleetProcess, stopChild, type FleetProcess } from './fleet-process.js';
-import { printTable, stats } from './report.js';
+import { latency, spread } from './report.js';
+import { begin } from './results.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** machines beyond N, for the ipmitool reference (each BMC has one SOL payload) */
@@ -168,6 +170,8 @@ interface WsConsole {
   closedEarly: boolean;
   closeInfo: string;
   closed: Promise<void>;
+  /** binary WebSocket messages received */
+  messages: number;
 }
 
 function openWsConsole(url: string, tls: { ca: Buffer; cert: Buffer; key: Buffer }, name: string): Promise<WsConsole> {
@@ -175,21 +179,24 @@ function openWsConsole(url: string, tls: { ca: Buffer; cert: Buffer; key: Buffer
   const ws = new WebSocket(url, { ...tls, perMessageDeflate: false });
   const term = new Terminal(name, (text) => ws.send(Buffer.from(text, 'latin1'), { binary: true }));
   let closeInfo = '';
+  const console_: WsConsole = { term, ws, openMs: 0, closedEarly: false, closeInfo: '', closed: Promise.resolve(), messages: 0 };
   const closed = new Promise<void>((resolve) =>
     ws.on('close', (code, reason) => {
       closeInfo = `${code} ${reason.toString()}`;
       resolve();
     }),
   );
+  console_.closed = closed;
   ws.on('message', (data: Buffer, isBinary: boolean) => {
-    if (isBinary) term.feed(data);
-    else {
+    if (isBinary) {
+      console_.messages++;
+      term.feed(data);
+    } else {
       const msg = JSON.parse(data.toString()) as { type: string; message?: string };
       if (msg.type === 'error' || msg.type === 'closed') closeInfo = `${msg.type}: ${msg.message ?? ''}`;
     }
   });
   ws.on('error', (err) => (closeInfo ||= err.message));
-  const console_: WsConsole = { term, ws, openMs: 0, closedEarly: false, closeInfo: '', closed };
   void closed.then(() => {
     console_.closedEarly = true;
     console_.closeInfo = closeInfo;
@@ -295,13 +302,18 @@ async function startConsoleServerProcess(fleet: FleetProcess, pki: Pki, protocol
   };
 }
 
-const row = (label: string, text: string) => console.log(`  ${label.padEnd(32)}${text}`);
-const mib = (x: number) => `${x.toFixed(0)} MiB`;
-const kib = (x: number) => `${x.toFixed(0)} KiB`;
-const pct = (cpuSeconds: number, seconds: number) => `${((cpuSeconds / seconds) * 100).toFixed(0)} %`;
-
 export async function benchConsoleStreaming(n = 500): Promise<void> {
   const protocol = process.env.BENCH_CONSOLE_PROTOCOL ?? 'ipmi';
+  const out = begin('console-streaming', `serial console proxy: WebSocket consoles on the simulated fleet, every serial line streaming at 115200 baud (${LINE_BYTES_PER_SECOND} B/s)`, {
+    consoles: n,
+    protocol,
+    ipmitoolConsoles: REFERENCE_CONSOLES,
+    probedConsoles: Math.min(PROBED_CONSOLES, n),
+    stampedConsoles: Math.min(STAMPED_CONSOLES, n),
+    idleProbeSeconds: IDLE_PROBE_SECONDS,
+    warmUpSeconds: WARM_UP_SECONDS,
+    windowSeconds: WINDOW_SECONDS,
+  });
   const children: ChildProcess[] = [];
   const killAll = () => children.forEach((c) => c.exitCode === null && c.kill('SIGKILL'));
   const interrupted = () => {
@@ -319,7 +331,7 @@ export async function benchConsoleStreaming(n = 500): Promise<void> {
 
   const started = performance.now();
   const [pki, entry] = await Promise.all([createPki(), consoleServerEntry()]);
-  const fleet = await startFleetProcess({ count: n + REFERENCE_CONSOLES, second: 14, ipmiPort: 16330, redfishPort: 18543, controlPort: 19099, redfish: protocol !== 'ipmi' });
+  const fleet = await startFleetProcess({ count: n + REFERENCE_CONSOLES, second: 14, redfish: protocol !== 'ipmi' });
   children.push(fleet.child);
   let server: ConsoleServerProcess | undefined;
   const consoles: WsConsole[] = [];
@@ -332,6 +344,10 @@ export async function benchConsoleStreaming(n = 500): Promise<void> {
       await chassisControl(session, 'up').finally(() => session.close());
     });
     await sleep(500); // their boot logs (about 700 bytes, 60 ms at 115200 baud)
+    const probeSession = await openSession({ host: fleet.addresses[0]!, port: fleet.ipmiPort, user: fleet.user, password: fleet.password, cipherSuite: 'auto' });
+    const negotiatedSuite = probeSession.cipherSuite;
+    await probeSession.close();
+    out.note(`console process: startConsoleServers + metalApiConsoleBackend -> connectOutband(protocol ${protocol}).openConsole({takeOver: true}) over IPMI SOL, ${entry.how}; WebSocket clients with client certificates`);
     server = await startConsoleServerProcess(fleet, pki, protocol, entry);
     children.push(server.child);
     const serverPid = server.child.pid!;
@@ -378,6 +394,7 @@ export async function benchConsoleStreaming(n = 500): Promise<void> {
     await sleep(WARM_UP_SECONDS * 1000);
     const aliveAtStart = consoles.filter((c) => !c.closedEarly);
     const bytesAtStart = consoles.map((c) => c.term.bytes);
+    const messagesAtStart = consoles.map((c) => c.messages);
     const refBytesAtStart = references.map((r) => r.term.bytes);
     const serialAtStart = (await fleet.control('GET', '/serial')) as { outputBytes: number; streaming: number; activeSol: number };
     const stamped = Array.from({ length: Math.min(STAMPED_CONSOLES, consoles.length) }, (_, k) => consoles[Math.floor((k * consoles.length) / Math.min(STAMPED_CONSOLES, consoles.length))]!.term);
@@ -434,56 +451,78 @@ export async function benchConsoleStreaming(n = 500): Promise<void> {
     const serverCloseMs = await server.close();
 
     // 5. report
-    const open = stats(consoles.map((c) => c.openMs));
-    const rateStats = stats(rates);
     const total = rates.reduce((a, b) => a + b, 0);
     const emitted = (serialAtEnd.outputBytes - serialAtStart.outputBytes) / seconds;
     const machines = n + REFERENCE_CONSOLES;
-    console.log(`\nserial console proxy: ${n} WebSocket consoles on the simulated fleet, every serial line streaming at 115200 baud (${LINE_BYTES_PER_SECOND} B/s)`);
-    row('console process', `startConsoleServers + metalApiConsoleBackend -> connectOutband(protocol ${protocol}).openConsole({takeOver: true}) over IPMI SOL (cipher suite auto: 17), ${entry.how}; WebSocket clients with client certificates`);
-    row('consoles connected', `${consoles.length} of ${n} in ${openSeconds.toFixed(1)} s, all opened at once (WebSocket open to login prompt p50 ${open.p50Ms.toFixed(0)} ms, p99 ${open.p99Ms.toFixed(0)} ms)${failures.length ? `; failed: ${failures.length}, first: ${failures[0]}` : ''}`);
-    row('consoles streaming', `${streamedConsoles} of ${n} received output during the ${seconds.toFixed(1)} s window; closed during it: ${droppedDuringLoad.length}${droppedDuringLoad.length ? ` (${droppedDuringLoad[0]!.closeInfo})` : ''}`);
-    row('received per console', `mean ${rateStats.meanMs.toFixed(0)} B/s, p50 ${rateStats.p50Ms.toFixed(0)}, min ${Math.min(...rates).toFixed(0)}, max ${Math.max(...rates).toFixed(0)} (line speed ${LINE_BYTES_PER_SECOND} B/s)`);
-    row('received in total', `${(total / 1e6).toFixed(2)} MB/s over ${consoles.length} consoles; the serial lines emitted ${(emitted / 1e6).toFixed(2)} MB/s over ${machines} machines (${(emitted / machines).toFixed(0)} B/s each), so our consoles got ${((total / ((emitted * n) / machines)) * 100).toFixed(0)} % of their lines' output`);
-    row('console process RSS', `${mib(base.rssMiB)} started, ${mib(connected.rssMiB)} with ${connectedStats.sessions} consoles open, ${mib(u1.server.rssMiB)} streaming, peak ${mib(u1.server.peakRssMiB)}, ${mib(afterClose.rssMiB)} 2 s after all closed`);
-    row('', `${kib(((u1.server.rssMiB - base.rssMiB) * 1024) / Math.max(1, loadStats.sessions))} per streaming console above the started process`);
-    row('console process V8 heap', `${mib(baseStats.heapUsedMiB)} started, ${mib(loadStats.heapUsedMiB)} streaming, ${mib(closedStats.heapUsedMiB)} 2 s after all closed (these two after a full GC); Buffers ${mib(baseStats.arrayBuffersMiB)} / ${mib(loadStats.arrayBuffersMiB)} / ${mib(closedStats.arrayBuffersMiB)}`);
+    const rateSpread = spread(rates);
+    const meanRate = rateSpread?.mean ?? 0;
+    const messages = consoles.reduce((a, c, i) => a + c.messages - messagesAtStart[i]!, 0);
     const serverCpu = (u1.server.cpuSeconds - u0.server.cpuSeconds) / seconds;
-    row('console process CPU', `${pct(serverCpu, 1)} of one core while streaming (simulated fleet ${pct(u1.fleet.cpuSeconds - u0.fleet.cpuSeconds, seconds)}, WebSocket clients and probes ${pct((u1.self.user + u1.self.system) / 1e6, seconds)}; ${cpus().length} cores in all)`);
-    row('', `${((serverCpu * 100) / (total / 1e6)).toFixed(0)} % of a core per MB/s delivered (~${(total / serverCpu / LINE_BYTES_PER_SECOND).toFixed(0)} consoles at full line speed per core, at this run's SOL packet sizes: packets fill up to 251 bytes when acknowledgements are slow)`);
-    row('ipmitool reference consoles', `${references.length}, received ${refRates.map((r) => r.toFixed(0)).join(', ')} B/s`);
-    row('echo probes without answer', `within ${PROBE_TIMEOUT_MS / 1000} s: ours ${idleOurs.timeouts} idle / ${loadOurs.timeouts} under load, ipmitool ${idleRef.timeouts} / ${loadRef.timeouts}`);
-    console.log(
-      `  ${'close'.padEnd(32)}${closeSeconds.toFixed(1)} s until every client left, hub sessions ${leftSessions}, active SOL payloads on the fleet ${activeSol}; ipmitool exit codes ${refExit ? refExit.join(', ') : 'killed'}; service close ${serverCloseMs === undefined ? 'timed out' : `${serverCloseMs.toFixed(0)} ms`}`,
-    );
-    printTable(
-      `echo round trip, idle fleet: type a marker, wait for its echo (${sample.length} of our consoles, ${references.length} ipmitool; a round trip: at most twice the one-way latency${idleOurs.timeouts + idleRef.timeouts > 0 ? `; not counted: ${idleOurs.timeouts + idleRef.timeouts} probes without echo within ${PROBE_TIMEOUT_MS / 1000} s` : ''})`,
-      [
-        { name: 'metal-bmc WebSocket console (round trip)', s: stats(idleOurs.samples) },
-        { name: 'ipmitool sol activate (round trip)', s: stats(idleRef.samples) },
-      ],
-      'ipmitool sol activate (round trip)',
-    );
-    printTable(
-      `echo round trip while all ${consoles.length + references.length} serial lines stream at 115200 baud (${sample.length} of our consoles probed, ${references.length} ipmitool, ${seconds.toFixed(0)} s${loadOurs.timeouts + loadRef.timeouts > 0 ? `; not counted: ${loadOurs.timeouts} of ours and ${loadRef.timeouts} ipmitool probes without echo within ${PROBE_TIMEOUT_MS / 1000} s` : ''})`,
-      [
-        { name: 'metal-bmc WebSocket console (round trip)', s: stats(loadOurs.samples) },
-        { name: 'ipmitool sol activate (round trip)', s: stats(loadRef.samples) },
-      ],
-      'ipmitool sol activate (round trip)',
-    );
-    printTable(
-      `one way, serial line -> client: age of each streamed line's CLOCK_MONOTONIC stamp on arrival, while all stream (${stamped.length} of our consoles, ${references.length} ipmitool)`,
-      [
-        { name: 'metal-bmc WebSocket console (one way)', s: stats(oneWayOurs) },
-        { name: 'ipmitool sol activate (one way)', s: stats(oneWayRef) },
-      ],
-      'ipmitool sol activate (one way)',
-    );
-    if (rateStats.meanMs < 0.95 * LINE_BYTES_PER_SECOND) {
-      console.log(`\nnote: our consoles received ${((rateStats.meanMs / LINE_BYTES_PER_SECOND) * 100).toFixed(0)} % of the line speed: output queues in each BMC's SOL buffer (64 KiB in the simulator, then dropped), so latencies under load measure that backlog`);
+    const measured = 'measured' as const;
+    const path = `ours through the console process (${consoles.length} consoles in one) and a TLS WebSocket; ipmitool straight from SOL to a pipe, a process per console`;
+    const probeSide = (name: string, p: { samples: number[]; timeouts: number }) => latency(name, { samples: p.samples, failures: p.timeouts });
+
+    out.record({ name: 'IPMI cipher suite that auto negotiates with this fleet (same openSession as the console process)', value: negotiatedSuite, unit: '', kind: measured, detail: true });
+    out.record({ name: 'consoles connected, all opened at once', value: consoles.length, unit: `of ${n}`, kind: measured, ...(failures.length ? { failures: failures.length } : {}) });
+    out.record({ name: 'time to open them all', value: openSeconds, unit: 's', kind: measured, detail: true });
+    out.record({ ...latency('WebSocket open to login prompt', { samples: consoles.map((c) => c.openMs), failures: failures.length }), unit: 'ms', detail: true });
+    out.record({ name: `consoles that received output during the ${WINDOW_SECONDS} s window`, value: streamedConsoles, unit: `of ${n}`, kind: measured, ...(droppedDuringLoad.length ? { failures: droppedDuringLoad.length } : {}) });
+    out.record({
+      name: 'received per console while every line streams',
+      value: meanRate,
+      unit: 'B/s',
+      stat: 'mean',
+      ...(rateSpread ? { spread: rateSpread } : {}),
+      kind: measured,
+      reference: { name: `ipmitool sol activate on ${references.length} more machines of the fleet`, value: refRates.reduce((a, b) => a + b, 0) / Math.max(1, refRates.length), stat: 'mean', kind: measured },
+      better: 'higher',
+      differs: path,
+    });
+    out.record({ name: `received per console, share of the ${LINE_BYTES_PER_SECOND} B/s line speed`, value: (meanRate / LINE_BYTES_PER_SECOND) * 100, unit: '%', stat: 'mean', kind: measured });
+    out.record({ name: `received in total over ${consoles.length} consoles`, value: total / 1e6, unit: 'MB/s', kind: measured, detail: true });
+    out.record({ name: `emitted by the serial lines of all ${machines} machines`, value: emitted / 1e6, unit: 'MB/s', kind: measured, detail: true });
+    out.record({ name: "share of their lines' output our consoles received", value: (total / ((emitted * n) / machines)) * 100, unit: '%', kind: measured, detail: true });
+    if (messages > 0) out.record({ name: 'bytes per WebSocket message while streaming', value: (total * seconds) / messages, unit: 'B', stat: 'mean', kind: measured, detail: true });
+    out.record({ name: 'console process RSS, started', value: base.rssMiB, unit: 'MiB', kind: measured, detail: true });
+    out.record({ name: `console process RSS, ${connectedStats.sessions} consoles open`, value: connected.rssMiB, unit: 'MiB', kind: measured, detail: true });
+    out.record({ name: 'console process RSS while streaming', value: u1.server.rssMiB, unit: 'MiB', kind: measured });
+    out.record({ name: 'console process peak RSS', value: u1.server.peakRssMiB, unit: 'MiB', kind: measured, detail: true });
+    out.record({ name: 'console process RSS 2 s after all closed', value: afterClose.rssMiB, unit: 'MiB', kind: measured, detail: true });
+    out.record({ name: 'RSS per streaming console above the started process', value: ((u1.server.rssMiB - base.rssMiB) * 1024) / Math.max(1, loadStats.sessions), unit: 'KiB', kind: measured });
+    out.record({ name: 'console process V8 heap, started (after a full GC)', value: baseStats.heapUsedMiB, unit: 'MiB', kind: measured, detail: true });
+    out.record({ name: 'console process V8 heap while streaming', value: loadStats.heapUsedMiB, unit: 'MiB', kind: measured, detail: true });
+    out.record({ name: 'console process V8 heap 2 s after all closed (after a full GC)', value: closedStats.heapUsedMiB, unit: 'MiB', kind: measured, detail: true });
+    out.record({ name: 'console process Buffers, started', value: baseStats.arrayBuffersMiB, unit: 'MiB', kind: measured, detail: true });
+    out.record({ name: 'console process Buffers while streaming', value: loadStats.arrayBuffersMiB, unit: 'MiB', kind: measured, detail: true });
+    out.record({ name: 'console process Buffers 2 s after all closed', value: closedStats.arrayBuffersMiB, unit: 'MiB', kind: measured, detail: true });
+    out.record({ name: `console process CPU while streaming (${cpus().length} cores in all)`, value: serverCpu * 100, unit: '% of a core', kind: measured });
+    out.record({ name: 'simulated fleet CPU while streaming', value: ((u1.fleet.cpuSeconds - u0.fleet.cpuSeconds) / seconds) * 100, unit: '% of a core', kind: measured, detail: true });
+    out.record({ name: 'WebSocket clients and probes (this process) CPU while streaming', value: ((u1.self.user + u1.self.system) / 1e6 / seconds) * 100, unit: '% of a core', kind: measured, detail: true });
+    if (serverCpu > 0 && total > 0) {
+      out.record({ name: 'console process CPU per MB/s delivered', value: (serverCpu * 100) / (total / 1e6), unit: '% of a core', kind: measured, detail: true });
+      out.record({
+        name: 'consoles one core could keep at full line speed',
+        value: total / serverCpu / LINE_BYTES_PER_SECOND,
+        unit: 'consoles',
+        kind: 'estimated',
+        basis: `bytes/s delivered / console process CPU share / ${LINE_BYTES_PER_SECOND} B/s, from this run; assumes CPU grows in proportion to bytes delivered, at this run's WebSocket message sizes`,
+      });
     }
-    console.log(`\n(run took ${((performance.now() - started) / 1000).toFixed(0)} s)`);
+    out.record({ ...probeSide('echo round trip, idle fleet', idleOurs), unit: 'ms', reference: probeSide('ipmitool sol activate', idleRef), better: 'lower', differs: `${path}; a probe without echo within ${PROBE_TIMEOUT_MS / 1000} s counts as failed` });
+    out.record({ ...probeSide('echo round trip while every line streams', loadOurs), unit: 'ms', reference: probeSide('ipmitool sol activate', loadRef), better: 'lower', differs: `${path}; a probe without echo within ${PROBE_TIMEOUT_MS / 1000} s counts as failed` });
+    out.record({ ...latency('one way, serial line stamp -> client, while every line streams', { samples: oneWayOurs, failures: 0 }), unit: 'ms', reference: latency('ipmitool sol activate', { samples: oneWayRef, failures: 0 }), better: 'lower', differs: path });
+    out.record({ name: 'close: until every client left and every SOL payload was deactivated', value: closeSeconds, unit: 's', kind: measured, detail: true });
+    out.record({ name: 'close: hub sessions left', value: leftSessions, unit: '', kind: measured, detail: true });
+    out.record({ name: 'close: active SOL payloads left on the fleet', value: activeSol, unit: '', kind: measured, detail: true });
+    if (serverCloseMs !== undefined) out.record({ name: 'close: console service graceful close', value: serverCloseMs, unit: 'ms', kind: measured, detail: true });
+    else out.note('console service graceful close timed out');
+    out.note(`ipmitool exit codes after ~.: ${refExit ? refExit.join(', ') : 'killed'}`);
+    if (failures.length) out.note(`first console that failed to open: ${failures[0]}`);
+    if (droppedDuringLoad.length) out.note(`first console closed during the window: ${droppedDuringLoad[0]!.closeInfo}`);
+    if (meanRate < 0.95 * LINE_BYTES_PER_SECOND) {
+      out.note('our consoles received less than the line speed: output queues in each BMC\'s SOL buffer (the simulator keeps 64 KiB per payload, src/sim/sol-server.ts, then drops the oldest), so latencies under load measure that backlog');
+    }
+    out.record({ name: 'whole benchmark run', value: (performance.now() - started) / 1000, unit: 's', kind: measured, detail: true });
   } finally {
     for (const c of consoles) c.ws.terminate();
     for (const r of references) if (r.child.exitCode === null) r.child.kill('SIGKILL');

@@ -3,7 +3,9 @@
  * client being measured; reads the child's resident memory and CPU time from /proc.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { nthAddress } from '../src/sim/machine.js';
 
@@ -41,10 +43,34 @@ export function procUsage(pid: number): { rssMiB: number; peakRssMiB: number; cp
   return { rssMiB: kb('VmRSS') / 1024, peakRssMiB: kb('VmHWM') / 1024, cpuSeconds: (Number(stat[11]) + Number(stat[12])) / TICKS_PER_SECOND };
 }
 
+/**
+ * A port below Linux's ephemeral range (32768 and up, where client sockets land), free on `host`
+ * now: benchmarks on a shared machine must not collide with each other's fleets.
+ */
+async function pickPort(kind: 'udp' | 'tcp', host: string): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      if (kind === 'udp') {
+        const socket = createSocket('udp4');
+        socket.once('error', () => resolve(false));
+        socket.bind(port, host, () => socket.close(() => resolve(true)));
+      } else {
+        const server = createServer();
+        server.once('error', () => resolve(false));
+        server.listen(port, host, () => server.close(() => resolve(true)));
+      }
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free ${kind} port on ${host} between 20000 and 32000`);
+}
 
-export async function startFleetProcess(o: {
+export interface FleetOptions {
   count: number;
+  /** second octet of the fleet's 127.x.0.0/16 block */
   second?: number;
+  /** fixed ports; by default free ones are picked (and picked again when the simulator cannot bind them) */
   ipmiPort?: number;
   redfishPort?: number;
   controlPort?: number;
@@ -52,11 +78,25 @@ export async function startFleetProcess(o: {
   redfish?: boolean;
   /** every serial line streams at 115200 baud from the start (also switchable through `control`) */
   serialStream?: boolean;
-}): Promise<FleetProcess> {
+}
+
+export async function startFleetProcess(o: FleetOptions): Promise<FleetProcess> {
+  const fixed = o.ipmiPort !== undefined && o.redfishPort !== undefined && o.controlPort !== undefined;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startFleetOnce(o);
+    } catch (err) {
+      if (fixed || attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startFleetOnce(o: FleetOptions): Promise<FleetProcess> {
   const second = o.second ?? 12;
-  const ipmiPort = o.ipmiPort ?? 16230;
-  const redfishPort = o.redfishPort ?? 18443;
-  const controlPort = o.controlPort ?? 18999;
+  const first = `127.${second}.0.1`;
+  const ipmiPort = o.ipmiPort ?? (await pickPort('udp', first));
+  const redfishPort = o.redfishPort ?? (await pickPort('tcp', first));
+  const controlPort = o.controlPort ?? (await pickPort('tcp', '127.0.0.1'));
   const args = [...childNodeArgs(), '--import', 'tsx', 'src/cli/main.ts', 'sim', '--count', String(o.count), '--cidr', `127.${second}.0.0/16`, '--ipmi-port', String(ipmiPort), '--redfish-port', String(redfishPort), '--control-port', String(controlPort), '--password', 'bench-pass'];
   if (o.leaseFile) args.push('--lease-file', o.leaseFile);
   if (o.redfish === false) args.push('--no-redfish');
@@ -67,7 +107,10 @@ export async function startFleetProcess(o: {
   child.stderr?.on('data', (d) => (out += d));
   const deadline = Date.now() + 120_000;
   while (!out.includes('simulating')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`sim did not start: ${out}`);
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stopChild(child, 5000);
+      throw new Error(`sim did not start: ${out}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   return {

@@ -31,6 +31,8 @@ export interface DaemonContext {
   registry: Registry;
   metalApi: MetalApiClient;
   connectBmc: (host: string, options: { signal?: AbortSignal; user?: string; password?: string; port?: number }) => Promise<Outband>;
+  /** whether a BMC with this IP address holds a current lease */
+  isLeased: (ip: string) => boolean;
 }
 
 export type PartFactory = (ctx: DaemonContext) => Promise<DaemonPart>;
@@ -116,7 +118,8 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   firstReadFallback.unref();
 
   // 3. bus and console parts, in the order given
-  const context: DaemonContext = { config, logger, registry, metalApi, connectBmc };
+  const isLeased = (ip: string) => watcher.current().some((lease) => lease.ip === ip);
+  const context: DaemonContext = { config, logger, registry, metalApi, connectBmc, isLeased };
   const started: DaemonPart[] = [];
   const stopStarted = async () => {
     for (const p of [...started].reverse()) await p.stop(config.shutdownTimeoutMs).catch((err: Error) => logger.error({ part: p.name, err: err.message }, 'stop failed'));

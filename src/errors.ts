@@ -17,6 +17,7 @@ export type BmcErrorCode =
   | 'NO_SESSION_SLOTS' // the BMC has no free session
   | 'BUSY' // the resource is held by someone else (e.g. an active SOL payload)
   | 'INVALID_ARGUMENT' // the caller passed something unusable
+  | 'FORBIDDEN' // refused by policy: a target or input this daemon may not act on
   | 'CONFIG'; // invalid configuration
 
 export interface BmcErrorOptions {

@@ -46,7 +46,7 @@ export interface Config {
     streamReplicas: number;
     resultTopic: string;
   };
-  commands: { concurrency: number; timeoutMs: number };
+  commands: { concurrency: number; timeoutMs: number; targets: 'leases' | 'any' };
   firmware: { timeoutMs: number };
   /** state kept across restarts (firmware jobs) */
   stateDir: string;
@@ -292,6 +292,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
     commands: {
       concurrency: int(env, 'METAL_BMC_COMMAND_CONCURRENCY', 32, 1, 10_000),
       timeoutMs: duration(env, 'METAL_BMC_COMMAND_TIMEOUT', '60s'),
+      targets: oneOf(env, 'METAL_BMC_COMMAND_TARGETS', ['leases', 'any'] as const, 'leases'),
     },
     firmware: { timeoutMs: duration(env, 'METAL_BMC_FIRMWARE_TIMEOUT', '30m') },
     stateDir: text(env, 'METAL_BMC_STATE_DIR') ?? '/var/lib/metal-bmc',

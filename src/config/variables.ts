@@ -42,6 +42,7 @@ export const VARIABLES: readonly VariableDoc[] = [
   { name: 'METAL_BMC_RESULT_TOPIC', default: '<partition>-machine-result', description: 'NATS subject command results are published to' },
   { name: 'METAL_BMC_COMMAND_CONCURRENCY', default: '32', description: 'machines with a command in flight at once (one at a time per machine)' },
   { name: 'METAL_BMC_COMMAND_TIMEOUT', default: '60s', description: 'deadline of one machine command' },
+  { name: 'METAL_BMC_COMMAND_TARGETS', default: 'leases', description: 'which BMCs machine events may target: leases (only BMCs of the current leases, inside METAL_BMC_ALLOWED_CIDRS) or any (any BMC inside METAL_BMC_ALLOWED_CIDRS; the default password still goes only to leased BMCs)' },
   { name: 'METAL_BMC_FIRMWARE_TIMEOUT', default: '30m', description: 'deadline of one UPDATE-FIRMWARE job (download, push or SimpleUpdate, and the BMC task); jobs run in the background, one per machine' },
   { name: 'METAL_BMC_STATE_DIR', default: '/var/lib/metal-bmc', description: 'directory for state kept across restarts (firmware jobs: firmware-jobs.json); created when missing' },
   { name: 'METAL_BMC_CONSOLE_PORT', default: '3333', description: 'TLS+SSH console listener for metal-console (0: any free port)' },
@@ -153,6 +154,7 @@ export const GO_FIXED: Readonly<Record<string, string>> = {
   METAL_BMC_STREAM_REPLICAS: 'none: one nsqd',
   METAL_BMC_FIRMWARE_TIMEOUT: 'none: background update without a deadline',
   METAL_BMC_STATE_DIR: 'none: firmware jobs are kept in memory only',
+  METAL_BMC_COMMAND_TARGETS: 'none: any address metal-api names',
 };
 
 /** The "Go metal-bmc" column of a variable's row. */

@@ -15,6 +15,7 @@ import { createEventHandler } from '../commands/handler.js';
 import { createCommandMetrics, type CommandMetrics } from '../commands/metrics.js';
 import { createCommandRunner, type CommandRunner, type ConnectBmc } from '../commands/runner.js';
 import { createFirmwareJobs, type FirmwareJobs } from '../commands/firmware-jobs.js';
+import { createTargetGuard } from '../commands/targets.js';
 import { join } from 'node:path';
 
 const DEFAULT_RETENTION_MS = 24 * 3600_000;
@@ -110,6 +111,11 @@ export const commandsPart: PartFactory = async (ctx) => {
   metrics.natsConnected.set(0);
   const aborter = new AbortController();
   const pool = createOutbandPool({ idleMs: 20_000 });
+  const guard = createTargetGuard({ mode: config.commands.targets, allowedCidrs: config.leases.allowedCidrs, isLeased: ctx.isLeased });
+  const connectBmc = async (ipmi: Parameters<ConnectBmc>[0], { signal }: Parameters<ConnectBmc>[1]) => {
+    guard(ipmi);
+    return await ctx.connectBmc(ipmi.host, { signal, port: ipmi.port, ...(ipmi.user ? { user: ipmi.user } : {}), ...(ipmi.password ? { password: ipmi.password } : {}) });
+  };
   let bus: BusConnection | undefined;
   let service: CommandService | undefined;
   let problem: string | undefined = 'connecting to NATS';
@@ -141,8 +147,7 @@ export const commandsPart: PartFactory = async (ctx) => {
           replicas: config.mq.streamReplicas,
           durableName: defaultDurableName(config.partitionId),
           // a burst of commands for one BMC reuses its sessions for a few seconds
-          connect: (ipmi, { signal }) =>
-            pool.acquire(ipmi, () => ctx.connectBmc(ipmi.host, { signal, port: ipmi.port, ...(ipmi.user ? { user: ipmi.user } : {}), ...(ipmi.password ? { password: ipmi.password } : {}) })),
+          connect: (ipmi, options) => pool.acquire(ipmi, () => connectBmc(ipmi, options)),
           concurrency: config.commands.concurrency,
           timeoutMs: config.commands.timeoutMs,
           logger,
@@ -151,7 +156,7 @@ export const commandsPart: PartFactory = async (ctx) => {
           firmware: {
             timeoutMs: config.firmware.timeoutMs,
             stateFile: join(config.stateDir, 'firmware-jobs.json'),
-            connect: (ipmi, { signal }) => ctx.connectBmc(ipmi.host, { signal, port: ipmi.port, ...(ipmi.user ? { user: ipmi.user } : {}), ...(ipmi.password ? { password: ipmi.password } : {}) }),
+            connect: connectBmc,
           },
         });
         problem = undefined;

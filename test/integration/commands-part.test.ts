@@ -29,8 +29,9 @@ afterAll(async () => {
   await Promise.all([sim?.stop(), server?.dispose()]);
 });
 
-function context(mqAddress: string): { ctx: DaemonContext; registry: Registry; log: ReturnType<typeof captureLog> } {
+function context(mqAddress: string, extra: Record<string, string> = {}): { ctx: DaemonContext; registry: Registry; log: ReturnType<typeof captureLog> } {
   const config = loadConfig({
+    ...extra,
     METAL_BMC_PARTITION_ID: 'part-test',
     METAL_BMC_METAL_API_URL: 'http://127.0.0.1:1/metal',
     METAL_BMC_METAL_API_HMAC_KEY: 'k',
@@ -47,6 +48,8 @@ function context(mqAddress: string): { ctx: DaemonContext; registry: Registry; l
     registry,
     metalApi: {} as MetalApiClient,
     connectBmc: (host, o) => connectOutband({ host, user: o.user ?? 'none', password: o.password ?? 'none', protocol: 'ipmi', ipmiPort: o.port ?? 623, timeoutMs: 5000, ...(o.signal ? { signal: o.signal } : {}) }),
+    // the lease file knows ipmi_sim's address
+    isLeased: (ip) => ip === sim.host,
   };
   return { ctx, registry, log };
 }
@@ -79,6 +82,38 @@ describe('daemon part "commands"', () => {
     await part.stop(2000);
     await api.close();
     expect(log.text()).not.toContain(sim.password);
+  });
+
+  it('acts only on BMCs of the leases; the default password goes only to leased BMCs (METAL_BMC_COMMAND_TARGETS=any)', async () => {
+    const api = await connect({ servers: server.url });
+    const results: Array<Record<string, unknown>> = [];
+    api.subscribe('part-test-machine-result', { callback: (_e, m) => void results.push(m.json()) });
+    await api.flush();
+    const publish = (target: string, address: string, password?: string) =>
+      api.publish('part-test-machine', new TextEncoder().encode(JSON.stringify({ type: 'command', cmd: { target, cmd: 'OFF', ipmi: { address, user: sim.user, ...(password ? { password } : {}) } } })));
+    const before = sim.chassisLog().length;
+
+    const leasesOnly = context(server.url);
+    let part = await commandsPart(leasesOnly.ctx);
+    await until('ready', () => part.ready?.() === undefined);
+    // a host outside the leases (here: ipmi_sim's port on another loopback address) gets nothing
+    publish('m-unleased', `127.0.0.99:${sim.port}`, sim.password);
+    await until('refusal', () => results.some((r) => r.machineId === 'm-unleased'));
+    expect(results.find((r) => r.machineId === 'm-unleased')).toMatchObject({ ok: false, code: 'FORBIDDEN', error: expect.stringMatching(/127\.0\.0\.99 holds no current lease/) });
+    await part.stop(2000);
+
+    const anyTarget = context(server.url, { METAL_BMC_COMMAND_TARGETS: 'any', METAL_BMC_ALLOWED_CIDRS: '127.0.0.0/8' });
+    part = await commandsPart(anyTarget.ctx);
+    await until('ready', () => part.ready?.() === undefined);
+    publish('m-no-password', `127.0.0.99:${sim.port}`);
+    publish('m-outside', `10.255.0.1:${sim.port}`, sim.password);
+    await until('refusals', () => results.some((r) => r.machineId === 'm-no-password') && results.some((r) => r.machineId === 'm-outside'));
+    expect(results.find((r) => r.machineId === 'm-no-password')).toMatchObject({ ok: false, code: 'FORBIDDEN', error: expect.stringMatching(/default password goes only to leased BMCs/) });
+    expect(results.find((r) => r.machineId === 'm-outside')).toMatchObject({ ok: false, code: 'FORBIDDEN', error: expect.stringMatching(/outside METAL_BMC_ALLOWED_CIDRS/) });
+    await part.stop(2000);
+    await api.close();
+    // ipmi_sim never saw a power command from these events
+    expect(sim.chassisLog().slice(before)).not.toContain('set power 0');
   });
 
   it('stops promptly while NATS has never been reachable', async () => {

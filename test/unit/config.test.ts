@@ -58,7 +58,7 @@ describe('loadConfig defaults', () => {
         streamReplicas: 1,
         resultTopic: 'fra-equ01-machine-result',
       },
-      commands: { concurrency: 32, timeoutMs: 60_000 },
+      commands: { concurrency: 32, timeoutMs: 60_000, targets: 'leases' },
       firmware: { timeoutMs: 1_800_000 },
       stateDir: '/var/lib/metal-bmc',
       console: {
@@ -137,7 +137,7 @@ describe('loadConfig defaults', () => {
     expect(c.mq).toMatchObject({ servers: ['nats://nats-1:4222', 'nats://nats-2:4222'], user: 'bmc', password: 'pw', machineTopic: 'machines', machineTopicTtlMs: 45_000, resultTopic: 'results' });
     expect(c.mq.clientKeyFile).toBe(join(dir, 'mq-key.pem'));
     expect(c.console).toMatchObject({ port: 4333, wsPort: 0, token: 'console-token-1-0123456789abcdef-0123', scrollbackBytes: 1024, idleTimeoutMs: 0, keyFile: join(dir, 'key.pem') });
-    expect(c.commands).toEqual({ concurrency: 4, timeoutMs: 120_000 });
+    expect(c.commands).toEqual({ concurrency: 4, timeoutMs: 120_000, targets: 'leases' });
     expect(c.http).toEqual({ host: '0.0.0.0', port: 9100 });
     expect(c.shutdownTimeoutMs).toBe(300);
     expect(c.logLevel).toBe('debug');
