@@ -15,7 +15,9 @@ export const SERVE_USAGE = `usage: metal-bmc serve
 
 Runs the daemon. Every setting comes from METAL_BMC_* environment variables
 (see docs/configuration.md); METAL_BMC_PARTITION_ID, METAL_BMC_METAL_API_URL and
-METAL_BMC_METAL_API_HMAC_KEY are required.`;
+METAL_BMC_METAL_API_HMAC_KEY are required. As the Go metal-bmc, some are also read
+under their bare names (PARTITION_ID, METAL_API_URL, MQ_ADDRESS, CONSOLE_PORT, ...)
+when the METAL_BMC_ name is unset.`;
 
 /** Parts beyond discovery and reporting, started in this order and stopped in reverse. */
 export const DEFAULT_PARTS: PartFactory[] = [commandsPart, consolePart];

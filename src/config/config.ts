@@ -2,19 +2,21 @@
  * The daemon's configuration, read once from the environment with the Go metal-bmc's
  * variable names (METAL_BMC_*), validated, and typed. Durations are milliseconds.
  */
-import { parseCidr, type Cidr } from '../net/cidr.js';
+import { isIpv6Cidr, parseIpCidr, type Cidr } from '../net/cidr.js';
 import { isIP } from 'node:net';
 import { BmcError } from '../errors.js';
 import { normalOrigin, parseAuthz, type AuthzRule } from './console-access.js';
 import { withCredentialFiles } from './credentials.js';
 import { ConfigError } from './error.js';
 import { bool, duration, hostPort, int, list, oneOf, port, readableFile, required, secret, show, text, type Env } from './env.js';
+import { applyFallbacks } from './fallback.js';
 import { parseMqAddress } from './mq.js';
-import { VARIABLES, IGNORED_GO_VARIABLES } from './variables.js';
+import { VARIABLES, IGNORED_GO_VARIABLES, UNPREFIXED_FALLBACKS } from './variables.js';
 
 export type LeaseFormat = 'auto' | 'isc' | 'kea';
 export type Protocol = 'auto' | 'redfish' | 'ipmi';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
+const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error'];
 
 export interface Config {
   partitionId: string;
@@ -66,7 +68,9 @@ export interface Config {
   };
   http: { host: string; port: number };
   shutdownTimeoutMs: number;
-  /** unknown or ignored METAL_BMC_* variables, for one warning at startup */
+  /** bare names (Go metal-bmc fallbacks such as `MQ_ADDRESS`) whose values were used, for the start log */
+  fallbacks: string[];
+  /** unknown or ignored METAL_BMC_* variables and lenient readings, one warning each at startup */
   warnings: string[];
 }
 
@@ -101,7 +105,7 @@ const TOPIC = /^[^\s*>]+$/;
 
 function metalApiUrl(env: Env): string {
   const name = 'METAL_BMC_METAL_API_URL';
-  const v = required(text(env, name), name);
+  const v = requiredValue(text(env, name), name);
   let url: URL;
   try {
     url = new URL(v);
@@ -132,15 +136,38 @@ function macs(env: Env, name: string): string[] {
   });
 }
 
-function cidrs(env: Env, name: string): Cidr[] {
-  return list(env, name, ['0.0.0.0/0']).map((c) => {
+/**
+ * IPv4 and IPv6 blocks, as the Go metal-bmc accepts both. Leases are DHCPv4, so an IPv6 block
+ * matches no lease (Go's netip does not match an IPv4 address against an IPv6 prefix, IPv4-mapped
+ * ones included); it is accepted with a warning and left out of the IPv4 list the leases are
+ * filtered with.
+ */
+function cidrs(env: Env, name: string, warnings: string[]): Cidr[] {
+  const ipv4: Cidr[] = [];
+  const given = list(env, name, ['0.0.0.0/0']);
+  for (const c of given) {
+    let block;
     try {
-      return parseCidr(c);
+      block = parseIpCidr(c);
     } catch (err) {
-      if (err instanceof BmcError) throw new ConfigError(`${show(c)} is not an IPv4 CIDR (example: 10.1.0.0/16)`, name);
+      if (err instanceof BmcError) throw new ConfigError(`${show(c)} is not an IPv4 or IPv6 CIDR (example: 10.1.0.0/16)`, name);
       throw err;
     }
-  });
+    if (isIpv6Cidr(block)) warnings.push(`${name}: the IPv6 block ${block.text} matches no lease (DHCP leases are IPv4), as in the Go metal-bmc`);
+    else ipv4.push(block);
+  }
+  if (ipv4.length === 0) warnings.push(`${name}: no IPv4 block is listed, so no lease is reported`);
+  return ipv4;
+}
+
+/** As the Go metal-bmc: an unknown level is not an error; it is info, with a warning. */
+function logLevel(env: Env, name: string, warnings: string[]): LogLevel {
+  const v = text(env, name);
+  if (v === undefined) return 'info';
+  const level = LOG_LEVELS.find((l) => l === v.toLowerCase());
+  if (level !== undefined) return level;
+  warnings.push(`${name}: ${show(v)} is not one of ${LOG_LEVELS.join(', ')}; using info`);
+  return 'info';
 }
 
 function topic(env: Env, name: string, fallback: string): string {
@@ -173,16 +200,37 @@ function retention(env: Env, ttlMs: number): number {
   return ms;
 }
 
-/** Reads and validates every METAL_BMC_* variable; throws ConfigError on the first invalid one. */
+/**
+ * Reads and validates every METAL_BMC_* variable (and the bare names the Go metal-bmc falls
+ * back to); throws ConfigError on the first invalid one, naming the variable the value came from.
+ * systemd credentials supply METAL_BMC_ names, so they win over bare names like those do.
+ */
 export function loadConfig(processEnv: NodeJS.ProcessEnv = process.env): Config {
-  const env = withCredentialFiles(processEnv);
-  const partitionId = required(text(env, 'METAL_BMC_PARTITION_ID'), 'METAL_BMC_PARTITION_ID');
+  const { env, fromFallback, warnings } = applyFallbacks(withCredentialFiles(processEnv), UNPREFIXED_FALLBACKS);
+  try {
+    return readConfig(env, [...fromFallback.values()].sort(), warnings);
+  } catch (err) {
+    const bare = err instanceof ConfigError && err.variable !== undefined ? fromFallback.get(err.variable) : undefined;
+    if (bare === undefined || !(err instanceof ConfigError)) throw err;
+    throw new ConfigError(err.message.slice(`${err.variable}: `.length), bare, { cause: err });
+  }
+}
+
+/** `is required but not set` names the bare fallback too, when there is one. */
+function requiredValue(value: string | undefined, name: string): string {
+  const bare = UNPREFIXED_FALLBACKS[name];
+  if (value === undefined && bare !== undefined) throw new ConfigError(`is required but not set (nor is ${bare})`, name);
+  return required(value, name);
+}
+
+function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
+  const partitionId = requiredValue(text(env, 'METAL_BMC_PARTITION_ID'), 'METAL_BMC_PARTITION_ID');
   if (!TOPIC.test(partitionId)) throw new ConfigError(`${show(partitionId)} must not contain whitespace, '*' or '>' (it names NATS subjects)`, 'METAL_BMC_PARTITION_ID');
   const url = metalApiUrl(env);
   if (bool(env, 'METAL_BMC_REQUIRE_TLS', false) && new URL(url).protocol !== 'https:') {
     throw new ConfigError('uses plain http, and METAL_BMC_REQUIRE_TLS is true (metal-api answers BMC passwords on GET .../ipmi: use https)', 'METAL_BMC_METAL_API_URL');
   }
-  const hmacKey = required(secret(env, 'METAL_BMC_METAL_API_HMAC_KEY'), 'METAL_BMC_METAL_API_HMAC_KEY');
+  const hmacKey = requiredValue(secret(env, 'METAL_BMC_METAL_API_HMAC_KEY'), 'METAL_BMC_METAL_API_HMAC_KEY');
 
   const mqAddress = text(env, 'METAL_BMC_MQ_ADDRESS') ?? `nats://localhost:4222`;
   const mq = parseMqAddress(mqAddress, 'METAL_BMC_MQ_ADDRESS');
@@ -205,13 +253,13 @@ export function loadConfig(processEnv: NodeJS.ProcessEnv = process.env): Config 
 
   const config: Config = {
     partitionId,
-    logLevel: oneOf(env, 'METAL_BMC_LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error'] as const, 'info'),
+    logLevel: logLevel(env, 'METAL_BMC_LOG_LEVEL', warnings),
     metalApi: { url, hmacKey },
     leases: {
       file: text(env, 'METAL_BMC_LEASE_FILE') ?? '/var/lib/dhcp/dhcpd.leases',
       format: oneOf(env, 'METAL_BMC_LEASE_FORMAT', ['auto', 'isc', 'kea'] as const, 'auto'),
       ignoreMacs: macs(env, 'METAL_BMC_IGNORE_MACS'),
-      allowedCidrs: cidrs(env, 'METAL_BMC_ALLOWED_CIDRS'),
+      allowedCidrs: cidrs(env, 'METAL_BMC_ALLOWED_CIDRS', warnings),
     },
     report: {
       intervalMs: duration(env, 'METAL_BMC_REPORT_INTERVAL', '5m'),
@@ -269,7 +317,8 @@ export function loadConfig(processEnv: NodeJS.ProcessEnv = process.env): Config 
     },
     http: hostPort(env, 'METAL_BMC_HTTP_ADDRESS', '127.0.0.1:2112'),
     shutdownTimeoutMs: duration(env, 'METAL_BMC_SHUTDOWN_TIMEOUT', '30s'),
-    warnings: [...warningsFor(env), ...trustWarnings(env, url)],
+    fallbacks,
+    warnings: [...warnings, ...warningsFor(env), ...trustWarnings(env, url)],
   };
   return config;
 }

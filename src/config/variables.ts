@@ -22,7 +22,7 @@ export const VARIABLES: readonly VariableDoc[] = [
   { name: 'METAL_BMC_REPORT_CONCURRENCY', default: '64', description: 'BMCs queried at once during a report cycle' },
   { name: 'METAL_BMC_BMC_TIMEOUT', default: '20s', description: 'deadline for reading one BMC during a report cycle' },
   { name: 'METAL_BMC_IGNORE_MACS', default: '', description: 'comma separated BMC MAC addresses to skip' },
-  { name: 'METAL_BMC_ALLOWED_CIDRS', default: '0.0.0.0/0', description: 'comma separated IPv4 CIDRs; only leases inside one of them are reported' },
+  { name: 'METAL_BMC_ALLOWED_CIDRS', default: '0.0.0.0/0', description: 'comma separated IPv4 or IPv6 CIDRs; only leases inside one of them are reported (leases are IPv4: an IPv6 block matches none, with a warning)' },
   { name: 'METAL_BMC_PROTOCOL', default: 'auto', description: 'BMC protocol: auto (Redfish first, IPMI fallback), redfish or ipmi' },
   { name: 'METAL_BMC_IPMI_PORT', default: '623', description: 'UDP port of the BMCs\' IPMI (RMCP+) service' },
   { name: 'METAL_BMC_REQUIRE_TLS', default: 'false', description: 'refuse to start when METAL_BMC_METAL_API_URL is plain http (metal-api hands out BMC passwords); plain http is always a start-up warning' },
@@ -62,7 +62,7 @@ export const VARIABLES: readonly VariableDoc[] = [
   { name: 'METAL_BMC_CONSOLE_IDLE_TIMEOUT', default: '30m', description: 'an idle console session is closed after this long (0: never)' },
   { name: 'METAL_BMC_HTTP_ADDRESS', default: '127.0.0.1:2112', description: 'host:port of the health and Prometheus metrics listener (:2112 for all interfaces)' },
   { name: 'METAL_BMC_SHUTDOWN_TIMEOUT', default: '30s', description: 'on SIGTERM, how long in-flight work may take before it is cut off' },
-  { name: 'METAL_BMC_LOG_LEVEL', default: 'info', description: 'trace, debug, info, warn or error' },
+  { name: 'METAL_BMC_LOG_LEVEL', default: 'info', description: 'trace, debug, info, warn or error (any case); anything else is info, with a warning' },
 ];
 
 /** Variables of the Go metal-bmc that this implementation does not use. */
@@ -71,3 +71,93 @@ export const IGNORED_GO_VARIABLES: readonly string[] = [
   'METAL_BMC_TOKEN_FILE',
   'METAL_BMC_MQ_LOGLEVEL',
 ];
+
+/**
+ * Unprefixed names the Go metal-bmc also reads. Its configuration library (kelseyhightower/
+ * envconfig) falls back to the bare name for every field with an explicit `envconfig:"..."`
+ * tag; fields named by `split_words` (LOG_LEVEL, LEASE_FILE, MACHINE_TOPIC, IPMI_*, ...) have
+ * no fallback. MQ_LOGLEVEL is also read there; this implementation ignores it either way.
+ * Precedence as there: the METAL_BMC_ name wins; the bare name is used when it is unset.
+ */
+export const UNPREFIXED_FALLBACKS: Readonly<Record<string, string>> = {
+  METAL_BMC_PARTITION_ID: 'PARTITION_ID',
+  METAL_BMC_METAL_API_URL: 'METAL_API_URL',
+  METAL_BMC_METAL_API_HMAC_KEY: 'METAL_API_HMAC_KEY',
+  METAL_BMC_MQ_ADDRESS: 'MQ_ADDRESS',
+  METAL_BMC_MQ_CA_CERT_FILE: 'MQ_CA_CERT_FILE',
+  METAL_BMC_MQ_CLIENT_CERT_FILE: 'MQ_CLIENT_CERT_FILE',
+  METAL_BMC_MQ_CLIENT_CERT_KEY_FILE: 'MQ_CLIENT_CERT_KEY_FILE',
+  METAL_BMC_MACHINE_TOPIC_TTL: 'MACHINE_TOPIC_TTL',
+  METAL_BMC_CONSOLE_PORT: 'CONSOLE_PORT',
+  METAL_BMC_CONSOLE_CA_CERT_FILE: 'CONSOLE_CA_CERT_FILE',
+  METAL_BMC_CONSOLE_CERT_FILE: 'CONSOLE_CERT_FILE',
+  METAL_BMC_CONSOLE_KEY_FILE: 'CONSOLE_KEY_FILE',
+};
+
+/**
+ * Default and behaviour of each variable in the Go metal-bmc (v0.7, pkg/config/config.go and
+ * its use), for the "Go metal-bmc" column of docs/configuration.md. Variables missing here do
+ * not exist there.
+ */
+export const GO_METAL_BMC: Readonly<Record<string, string>> = {
+  METAL_BMC_PARTITION_ID: 'required; also read as `PARTITION_ID`',
+  METAL_BMC_METAL_API_URL: 'required; also read as `METAL_API_URL`',
+  METAL_BMC_METAL_API_HMAC_KEY: 'required; also read as `METAL_API_HMAC_KEY`; logged in clear at start',
+  METAL_BMC_LEASE_FILE: '`/var/lib/dhcp/dhcpd.leases`, ISC format only (`ends never` breaks the parse)',
+  METAL_BMC_REPORT_INTERVAL: '`5m`; the first report only after one interval',
+  METAL_BMC_IGNORE_MACS: 'unset; exact string match (case and separator matter)',
+  METAL_BMC_ALLOWED_CIDRS: '`0.0.0.0/0`; IPv4 and IPv6 prefixes (an IPv6 prefix matches no IPv4 lease); an invalid one stops start-up',
+  METAL_BMC_IPMI_PORT: '`623`',
+  METAL_BMC_IPMI_USER: '`ADMIN`',
+  METAL_BMC_IPMI_PASSWORD: '`ADMIN`; logged in clear at start',
+  METAL_BMC_MQ_ADDRESS: '`localhost:4150`: one nsqd; also read as `MQ_ADDRESS`',
+  METAL_BMC_MQ_CA_CERT_FILE: 'unset, but read at start: mutual TLS to nsqd is mandatory; also read as `MQ_CA_CERT_FILE`',
+  METAL_BMC_MQ_CLIENT_CERT_FILE: 'as the CA file; also read as `MQ_CLIENT_CERT_FILE`',
+  METAL_BMC_MQ_CLIENT_CERT_KEY_FILE: 'as the CA file; also read as `MQ_CLIENT_CERT_KEY_FILE`',
+  METAL_BMC_MACHINE_TOPIC: '`machine` (deployments set `<partition>-machine`); NSQ channel `core`; not read without the prefix',
+  METAL_BMC_MACHINE_TOPIC_TTL: '`30s`, read but not enforced since v0.5.0; also read as `MACHINE_TOPIC_TTL`',
+  METAL_BMC_CONSOLE_PORT: '`3333`; also read as `CONSOLE_PORT`',
+  METAL_BMC_CONSOLE_CA_CERT_FILE: '`ca.pem` in the working directory; a missing file stops start-up; also read as `CONSOLE_CA_CERT_FILE`',
+  METAL_BMC_CONSOLE_CERT_FILE: '`cert.pem` in the working directory, as the CA file; also read as `CONSOLE_CERT_FILE`',
+  METAL_BMC_CONSOLE_KEY_FILE: '`key.pem` in the working directory, as the CA file; also read as `CONSOLE_KEY_FILE`',
+  METAL_BMC_LOG_LEVEL: '`debug`; debug, info, warn, error in any case; anything else is info',
+  METAL_BMC_MQ_LOGLEVEL: '`warn`: log level of the NSQ client; also read as `MQ_LOGLEVEL`',
+};
+
+/** What the Go daemon fixes without a variable, for the column's rows of variables it lacks. */
+export const GO_FIXED: Readonly<Record<string, string>> = {
+  METAL_BMC_REPORT_CONCURRENCY: 'none: 20 BMCs at once',
+  METAL_BMC_BMC_TIMEOUT: 'none: go-hal\'s 1 minute Redfish connection timeout',
+  METAL_BMC_PROTOCOL: 'none: Redfish is required, IPMI used for Supermicro',
+  METAL_BMC_REDFISH_PORT: 'none: 443',
+  METAL_BMC_REDFISH_INSECURE: 'none: certificates are never verified',
+  METAL_BMC_COMMAND_CONCURRENCY: 'none: 10 messages in flight',
+  METAL_BMC_COMMAND_TIMEOUT: 'none: no deadline',
+  METAL_BMC_RESULT_TOPIC: 'none: results are not published',
+  METAL_BMC_HTTP_ADDRESS: 'none: no health or metrics listener',
+  METAL_BMC_SHUTDOWN_TIMEOUT: 'none: SIGTERM ends the process at once',
+  METAL_BMC_LEASE_FORMAT: 'none: ISC dhcpd only',
+  METAL_BMC_REQUIRE_TLS: 'none: plain http accepted',
+  METAL_BMC_REDFISH_CA_FILE: 'none: certificates are never verified',
+  METAL_BMC_CONSOLE_WS_PORT: 'none: no WebSocket console',
+  METAL_BMC_CONSOLE_ADDRESS: 'none: all interfaces',
+  METAL_BMC_CONSOLE_AUTHZ: 'none: every certificate of the console CA opens every machine',
+  METAL_BMC_CONSOLE_CRL_FILE: 'none: no revocation check',
+  METAL_BMC_CONSOLE_MAX_CONNECTIONS: 'none: unbounded',
+  METAL_BMC_CONSOLE_MAX_CONNECTIONS_PER_SOURCE: 'none: unbounded',
+  METAL_BMC_CONSOLE_MAX_SESSIONS: 'none: unbounded, one BMC session per viewer',
+  METAL_BMC_CONSOLE_SCROLLBACK: 'none: no scrollback',
+  METAL_BMC_CONSOLE_IDLE_TIMEOUT: 'none: sessions stay open',
+  METAL_BMC_CONSOLE_TOKEN: 'none: no WebSocket console',
+  METAL_BMC_CONSOLE_ALLOWED_ORIGINS: 'none: no WebSocket console',
+  METAL_BMC_LIFECYCLE_RETENTION: 'none: nsqd keeps messages until consumed',
+  METAL_BMC_STREAM_REPLICAS: 'none: one nsqd',
+  METAL_BMC_FIRMWARE_TIMEOUT: 'none: background update without a deadline',
+  METAL_BMC_STATE_DIR: 'none: firmware jobs are kept in memory only',
+  METAL_BMC_COMMAND_TARGETS: 'none: any address metal-api names',
+};
+
+/** The "Go metal-bmc" column of a variable's row. */
+export function goColumn(name: string): string {
+  return GO_METAL_BMC[name] ?? GO_FIXED[name] ?? 'none';
+}

@@ -49,6 +49,10 @@ export interface MetalApiStandIn extends EventEmitter {
   readonly machines: Map<string, MachineIpmi>;
   /** every request with the status it got */
   readonly requests: StandInRequest[];
+  /** machine uuid → identify LED state, set from reports as metal-api does (LED-ON/LED-OFF only) */
+  readonly ledStates: Map<string, string>;
+  /** report entries metal-api would accept but log as an error and partly drop, e.g. an IndicatorLEDState other than LED-ON/LED-OFF */
+  readonly problems: string[];
   setFailures(count: number, status?: number): void;
   close(): Promise<void>;
   on(event: 'report', listener: (body: MachineIpmiReports, answer: MachineIpmiReportResponse) => void): this;
@@ -82,7 +86,7 @@ async function readBody(req: IncomingMessage): Promise<string> {
 }
 
 /** v1.MachineIPMIResponse with every field the swagger marks required. */
-function machineResponse(id: string, ipmi: MachineIpmi, partitionId: string | undefined): Record<string, unknown> {
+function machineResponse(id: string, ipmi: MachineIpmi, partitionId: string | undefined, ledState = ''): Record<string, unknown> {
   return {
     id,
     name: '',
@@ -96,7 +100,7 @@ function machineResponse(id: string, ipmi: MachineIpmi, partitionId: string | un
       last_updated: new Date().toISOString(),
       ...ipmi,
     },
-    ledstate: { description: '', value: '' },
+    ledstate: { description: '', value: ledState },
     liveliness: 'Alive',
     state: { description: '', metal_hammer_version: '', value: '' },
     tags: [],
@@ -121,6 +125,8 @@ export async function startMetalApiStandIn(options: MetalApiStandInOptions): Pro
   const machines = new Map<string, MachineIpmi>();
   const partitions = new Map<string, string>();
   const requests: StandInRequest[] = [];
+  const ledStates = new Map<string, string>();
+  const problems: string[] = [];
   let failures = { count: options.failNext?.count ?? 0, status: options.failNext?.status ?? 500 };
 
   function ipmiReport(body: MachineIpmiReports, res: ServerResponse): void {
@@ -150,6 +156,9 @@ export async function startMetalApiStandIn(options: MetalApiStandInOptions): Pro
         last_updated: now,
       });
       partitions.set(uuid, body.partitionid);
+      // metal-api's LEDStateFrom: anything but LED-ON/LED-OFF is logged ("unable to decode ledstate") and the old state kept
+      if (report.IndicatorLEDState === 'LED-ON' || report.IndicatorLEDState === 'LED-OFF') ledStates.set(uuid, report.IndicatorLEDState);
+      else problems.push(`unable to decode ledstate of ${uuid}: unknown LEDState:${report.IndicatorLEDState}`);
     }
     reports.push(body);
     send(res, 200, answer);
@@ -201,7 +210,7 @@ export async function startMetalApiStandIn(options: MetalApiStandInOptions): Pro
       const id = decodeURIComponent(m[1] ?? '');
       const ipmi = machines.get(id);
       if (ipmi === undefined) sendError(res, 404, `no machine with id "${id}" found`);
-      else send(res, 200, machineResponse(id, ipmi, partitions.get(id)));
+      else send(res, 200, machineResponse(id, ipmi, partitions.get(id), ledStates.get(id)));
       return;
     }
     sendError(res, path === '/v1/machine/ipmi' || m ? 405 : 404, `no route for ${method} ${rawPath}`);
@@ -232,6 +241,8 @@ export async function startMetalApiStandIn(options: MetalApiStandInOptions): Pro
     reports,
     machines,
     requests,
+    ledStates,
+    problems,
     setFailures(count: number, status = 500): void {
       if (!Number.isInteger(count) || count < 0) throw new BmcError('INVALID_ARGUMENT', 'setFailures: count must be a non-negative integer');
       failures = { count, status };

@@ -93,7 +93,9 @@ export function toIpmiReport(bmcIp: string, report: BmcReport): MachineIpmiRepor
     BIOSVersion: report.biosVersion,
     FRU: toMetalFru(report.fru),
     PowerState: report.powerState,
-    IndicatorLEDState: report.indicatorLED,
+    // metal-api accepts only LED-ON and LED-OFF; an unread LED goes out as LED-OFF, as the Go
+    // metal-bmc sends it (the reporter replaces it with the last known state before this).
+    IndicatorLEDState: report.indicatorLED === 'UNKNOWN' ? 'LED-OFF' : report.indicatorLED,
     PowerMetric:
       m === undefined
         ? null

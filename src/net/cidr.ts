@@ -115,3 +115,103 @@ export function nthHost(cidr: Cidr, n: number): string {
 
 /** The block that holds every address. */
 export const ANY_IPV4: Cidr = Object.freeze(parseCidr('0.0.0.0/0'));
+
+/** An IPv6 block: the network as a 128-bit unsigned bigint (host bits cleared). */
+export interface Ipv6Cidr {
+  readonly family: 6;
+  readonly network: bigint;
+  /** prefix length 0..128 */
+  readonly prefix: number;
+  /** canonical text (RFC 5952 compressed), e.g. `2001:db8::/32` */
+  readonly text: string;
+}
+
+const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
+const ALL_ONES_128 = (1n << 128n) - 1n;
+
+function ipv6Groups(part: string, allowIpv4Tail: boolean): number[] | undefined {
+  if (part === '') return [];
+  const fields = part.split(':');
+  const groups: number[] = [];
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
+    if (allowIpv4Tail && i === fields.length - 1 && f.includes('.')) {
+      const v4 = ipv4ToNumber(f);
+      if (v4 < 0) return undefined;
+      groups.push(Math.floor(v4 / 0x10000), v4 % 0x10000);
+    } else if (HEX_GROUP.test(f)) {
+      groups.push(parseInt(f, 16));
+    } else {
+      return undefined;
+    }
+  }
+  return groups;
+}
+
+/**
+ * An IPv6 address (`2001:db8::1`, `::`, `::ffff:10.0.0.1`) as a 128-bit unsigned bigint, or
+ * undefined when `text` is not one. Zones (`%eth0`) and brackets are not addresses here.
+ */
+export function ipv6ToBigInt(text: string): bigint | undefined {
+  if (text.length < 2 || text.length > 45) return undefined;
+  const ellipsis = text.indexOf('::');
+  let groups: number[] | undefined;
+  if (ellipsis < 0) {
+    groups = ipv6Groups(text, true);
+    if (groups?.length !== 8) return undefined;
+  } else {
+    if (text.indexOf('::', ellipsis + 1) >= 0) return undefined;
+    const head = ipv6Groups(text.slice(0, ellipsis), false);
+    const tail = ipv6Groups(text.slice(ellipsis + 2), true);
+    // the ellipsis stands for at least one group of zeros
+    if (head === undefined || tail === undefined || head.length + tail.length > 7) return undefined;
+    groups = [...head, ...Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+  }
+  return groups.reduce((value, g) => (value << 16n) | BigInt(g), 0n);
+}
+
+/** RFC 5952 text: lower case, no leading zeros, the longest run (2+) of zero groups as `::`. */
+export function formatIpv6(value: bigint): string {
+  if (value < 0n || value > ALL_ONES_128) throw new BmcError('INVALID_ARGUMENT', `not an IPv6 address number: ${value}`);
+  const groups = Array.from({ length: 8 }, (_, i) => Number((value >> BigInt(112 - 16 * i)) & 0xffffn));
+  let best = { start: -1, length: 0 };
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > best.length) best = { start: i, length: j - i };
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best.length < 2) return hex.join(':');
+  return `${hex.slice(0, best.start).join(':')}::${hex.slice(best.start + best.length).join(':')}`;
+}
+
+/** Parses `2001:db8::/32`; a bare address means /128. Host bits are cleared. */
+export function parseIpv6Cidr(text: string): Ipv6Cidr {
+  const invalid = (why: string): BmcError => new BmcError('INVALID_ARGUMENT', `invalid IPv6 CIDR ${JSON.stringify(text)}: ${why}`);
+  const slash = text.indexOf('/');
+  const address = ipv6ToBigInt(slash < 0 ? text : text.slice(0, slash));
+  if (address === undefined) throw invalid('bad address');
+  let prefix = 128;
+  if (slash >= 0) {
+    const prefixText = text.slice(slash + 1);
+    if (!/^(?:[0-9]|[1-9][0-9]|1[01][0-9]|12[0-8])$/.test(prefixText)) throw invalid('prefix must be 0..128');
+    prefix = Number(prefixText);
+  }
+  const mask = prefix === 0 ? 0n : (ALL_ONES_128 << BigInt(128 - prefix)) & ALL_ONES_128;
+  const network = address & mask;
+  return { family: 6, network, prefix, text: `${formatIpv6(network)}/${prefix}` };
+}
+
+/** An IPv4 block, or an IPv6 block when the text holds a colon. */
+export function parseIpCidr(text: string): Cidr | Ipv6Cidr {
+  return text.includes(':') ? parseIpv6Cidr(text) : parseCidr(text);
+}
+
+export function isIpv6Cidr(cidr: Cidr | Ipv6Cidr): cidr is Ipv6Cidr {
+  return 'family' in cidr && cidr.family === 6;
+}

@@ -19,10 +19,11 @@ import { biosAtOrBelow, bootOrderFor, bootOverrideOfIpmi, bootOverrideOfRedfish,
 import { pushParametersFor } from './firmware-push.js';
 import { ipmiOutband, type IpmiOutband } from './ipmi.js';
 import { fruOf, ledStateOf, powerMetricOf, powerStateOf, powerSuppliesOf } from './redfish-report.js';
+import { mergeReportFields, reportFieldValues, type ReportFieldValues } from './report-fields.js';
 import { openSshConsole } from './ssh-console.js';
 import type { BmcReport, BootOptions, BootTarget, FirmwareKind, OperationOptions, Outband } from './types.js';
 import { decideUuid, type UuidRule } from './uuid.js';
-import { VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type VendorProfile } from './vendors.js';
+import { REPORT_FIELDS, VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type VendorProfile } from './vendors.js';
 
 export type Protocol = 'auto' | 'redfish' | 'ipmi';
 
@@ -167,18 +168,28 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const missing = [...inv.missing];
       let ipmiReport: BmcReport | undefined;
       let guid: Buffer | undefined;
-      const fru = fruOf(inv);
-      // IPMI fills gaps with a full read; when Redfish left none, only the GUID is read, as evidence for the UUID.
-      const redfishComplete = Object.keys(fru).length === 8 && inv.manager?.firmwareVersion !== undefined && powerStateOf(inv.system?.powerState) !== 'UNKNOWN' && ledStateOf(inv) !== '';
+      const redfishFields = reportFieldValues(inv.manager?.firmwareVersion, fruOf(inv));
+      // What IPMI must read: everything when Redfish lacks power state, LED or power metric; the
+      // identity part (device id, GUID, FRU) when the vendor table makes IPMI authoritative for a
+      // report field or Redfish left one empty; otherwise only the GUID, as evidence for the UUID.
+      const statusComplete = powerStateOf(inv.system?.powerState) !== 'UNKNOWN' && ledStateOf(inv) !== 'UNKNOWN' && powerMetricOf(inv) !== undefined;
+      const fieldsComplete = REPORT_FIELDS.every((f) => profile.reportSources[f] === 'redfish' && (redfishFields[f] ?? '').trim() !== '');
       const wantGuid = uuidRule === 'auto' || uuidRule === 'ipmi';
+      let ipmiFields: ReportFieldValues | undefined;
       let usedIpmi = false;
-      if (ipmiAllowed && (!redfishComplete || wantGuid)) {
+      if (ipmiAllowed && (!statusComplete || !fieldsComplete || wantGuid)) {
         try {
-          if (redfishComplete) {
-            guid = await getSystemGuid(await ipmi.session(x), sig(x));
-          } else {
+          if (!statusComplete) {
             ipmiReport = await ipmi.info(x);
             guid = uuidToGuid(ipmiReport.uuid, o.guidEncoding ?? 'smbios');
+            ipmiFields = reportFieldValues(ipmiReport.bmcVersion, ipmiReport.fru);
+          } else if (!fieldsComplete) {
+            const identity = await ipmi.identity(x);
+            guid = identity.guid;
+            ipmiFields = reportFieldValues(identity.bmcVersion, identity.fru);
+            missing.push(...identity.problems);
+          } else {
+            guid = await getSystemGuid(await ipmi.session(x), sig(x));
           }
           usedIpmi = true;
         } catch (err) {
@@ -195,21 +206,24 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       });
       if (!decision) throw new BmcError('PROTOCOL', `BMC ${o.host} reports no usable system UUID over Redfish${guid ? '' : ' and none over IPMI'}`);
       if (decision.basis !== 'Redfish UUID, confirmed by the IPMI GUID' && decision.basis !== 'Redfish UUID') o.logger?.info({ bmc: o.host, uuid: decision.uuid, basis: decision.basis }, 'machine UUID decided');
+      const fields = mergeReportFields(profile.reportSources, { redfish: redfishFields, ...(ipmiFields ? { ipmi: ipmiFields } : {}) });
       const powerMetric = powerMetricOf(inv) ?? ipmiReport?.powerMetric;
+      const redfishLed = ledStateOf(inv);
       const report: BmcReport = {
         uuid: decision.uuid,
-        bmcVersion: inv.manager?.firmwareVersion ?? ipmiReport?.bmcVersion ?? '',
+        bmcVersion: fields.bmcVersion,
         biosVersion: inv.system?.biosVersion ?? '',
-        fru: { ...ipmiReport?.fru, ...fru },
+        fru: fields.fru,
         powerState: powerStateOf(inv.system?.powerState),
-        indicatorLED: ledStateOf(inv),
+        indicatorLED: redfishLed === 'UNKNOWN' && ipmiReport ? ipmiReport.indicatorLED : redfishLed,
         powerSupplies: powerSuppliesOf(inv),
         source: usedIpmi ? 'redfish+ipmi' : 'redfish',
+        fieldSources: fields.origin,
         missing,
         ...(powerMetric ? { powerMetric } : {}),
       };
       if (report.powerState === 'UNKNOWN' && ipmiReport) report.powerState = ipmiReport.powerState;
-      if (report.indicatorLED === '' && ipmiReport) report.indicatorLED = ipmiReport.indicatorLED;
+      if (report.indicatorLED === 'UNKNOWN') missing.push('IndicatorLED: neither Redfish nor IPMI reports the identify LED');
       return report;
     },
     powerOn: (x) => route('power', 'power on', (r) => reset(r, 'On', sig(x)), () => ipmi.powerOn(x)),

@@ -57,6 +57,8 @@ const SUPERMICRO: PushRule = (kind, p) => {
 
 export const PUSH_RULES: Record<Vendor, PushRule> = {
   supermicro: SUPERMICRO,
+  // Novarion servers are Supermicro boards with Supermicro's BMC firmware and update service
+  novarion: SUPERMICRO,
   dell: TARGET_ONLY,
   lenovo: TARGET_ONLY,
   gigabyte: TARGET_ONLY,

@@ -5,14 +5,14 @@
 import type { Duplex } from 'node:stream';
 import { BmcError } from '../errors.js';
 import { BOOT_DEVICE_BYTE, readBootFlags, writeBootFlags } from '../ipmi/boot.js';
-import { chassisControl, chassisIdentify, getChassisStatus, getDeviceId, getSystemGuid, readFruData, type ChassisAction } from '../ipmi/commands.js';
+import { chassisControl, chassisIdentify, getChassisStatus, getDeviceId, getSystemGuid, readFruData, type ChassisAction, type IdentifyState } from '../ipmi/commands.js';
 import { getPowerReading } from '../ipmi/dcmi.js';
 import { fruToMetalApi, parseFru } from '../ipmi/fru.js';
 import { guidToUuid, type GuidEncoding } from '../ipmi/guid.js';
 import { openSession, type IpmiSession, type SessionOptions } from '../ipmi/session.js';
 import { openSol } from '../ipmi/sol.js';
 import { bootOverrideOfIpmi, ipmiBootFlags } from './boot.js';
-import type { BmcReport, LedState, MetalFru, OperationOptions, Outband, PowerMetric } from './types.js';
+import type { BmcReport, LedReading, MetalFru, OperationOptions, Outband, PowerMetric } from './types.js';
 
 export interface IpmiOutbandOptions extends Omit<SessionOptions, 'signal'> {
   /** how this BMC encodes Get System GUID; 'smbios' unless the vendor table says otherwise */
@@ -21,11 +21,23 @@ export interface IpmiOutbandOptions extends Omit<SessionOptions, 'signal'> {
   /** boot flags data byte 2 for disk (the vendor table's ipmiDiskDevice; default 0x08) */
   diskDevice?: number;
 }
-const LED_OF_IDENTIFY: Record<string, LedState> = { on: 'LED-ON', temporary: 'LED-ON', off: 'LED-OFF', unknown: '' };
+/** Get Chassis Status's identify state; "unknown" is what BMCs without identify support answer. */
+const LED_OF_IDENTIFY: Record<IdentifyState, LedReading> = { on: 'LED-ON', temporary: 'LED-ON', off: 'LED-OFF', unknown: 'UNKNOWN' };
+
+/** What IPMI says about the machine's identity: the report fields it can fill and the GUID. */
+export interface IpmiIdentity {
+  guid: Buffer;
+  /** Get Device ID firmware revision as ipmitool prints it, e.g. "1.74" */
+  bmcVersion: string;
+  fru: MetalFru;
+  problems: string[];
+}
 
 export interface IpmiOutband extends Outband {
   /** the underlying session, opened on first use */
   session(options?: OperationOptions): Promise<IpmiSession>;
+  /** Get Device ID, Get System GUID and the FRU only: the part of info() the report fields need */
+  identity(options?: OperationOptions): Promise<IpmiIdentity>;
   chassis(action: ChassisAction, options?: OperationOptions): Promise<void>;
 }
 
@@ -60,6 +72,21 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
 
   const signalOf = (o?: OperationOptions) => (o?.signal ? { signal: o.signal } : {});
 
+  async function readIdentity(s: IpmiSession, o: OperationOptions | undefined): Promise<IpmiIdentity> {
+    const problems: string[] = [];
+    const device = await getDeviceId(s, signalOf(o));
+    const guid = await getSystemGuid(s, signalOf(o));
+    let fru: MetalFru = {};
+    try {
+      const parsed = parseFru(await readFruData(s, 0, signalOf(o)));
+      fru = fruToMetalApi(parsed);
+      for (const p of parsed.problems) problems.push(`FRU: ${p}`);
+    } catch (err) {
+      problems.push(`FRU: ${(err as Error).message}`);
+    }
+    return { guid, bmcVersion: device.firmwareRevision, fru, problems };
+  }
+
   const outband: IpmiOutband = {
     address,
     vendor: options.vendor ?? 'unknown',
@@ -67,17 +94,9 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
     async info(o) {
       return run(o, async (s) => {
         const missing: string[] = ['BIOSVersion: IPMI has no standard command for it', 'PowerSupplies: not available over IPMI'];
-        const device = await getDeviceId(s, signalOf(o));
-        const guid = await getSystemGuid(s, signalOf(o));
+        const { guid, bmcVersion, fru, problems } = await readIdentity(s, o);
+        missing.push(...problems);
         const status = await getChassisStatus(s, signalOf(o));
-        let fru: MetalFru = {};
-        try {
-          const parsed = parseFru(await readFruData(s, 0, signalOf(o)));
-          fru = fruToMetalApi(parsed);
-          for (const p of parsed.problems) missing.push(`FRU: ${p}`);
-        } catch (err) {
-          missing.push(`FRU: ${(err as Error).message}`);
-        }
         let powerMetric: PowerMetric | undefined;
         try {
           powerMetric = await getPowerReading(s, signalOf(o));
@@ -85,21 +104,24 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
         } catch (err) {
           missing.push(`PowerMetric: ${(err as Error).message}`);
         }
+        if (status.identify === 'unknown') missing.push('IndicatorLED: the BMC does not report its identify state');
         const report: BmcReport = {
           uuid: guidToUuid(guid, options.guidEncoding ?? 'smbios'),
-          bmcVersion: device.firmwareRevision,
+          bmcVersion,
           biosVersion: '',
           fru,
           powerState: status.power === 'on' ? 'ON' : 'OFF',
-          indicatorLED: LED_OF_IDENTIFY[status.identify] ?? '',
+          indicatorLED: LED_OF_IDENTIFY[status.identify],
           powerSupplies: [],
           source: 'ipmi',
+          fieldSources: Object.fromEntries(['bmcVersion', ...Object.keys(fru)].map((f) => [f, 'ipmi'])),
           missing,
           ...(powerMetric ? { powerMetric } : {}),
         };
         return report;
       });
     },
+    identity: (o) => run(o, (s) => readIdentity(s, o)),
     chassis: (action, o) => run(o, (s) => chassisControl(s, action, signalOf(o))),
     powerOn: (o) => outband.chassis('up', o),
     powerOff: (o) => outband.chassis('down', o),

@@ -3,7 +3,7 @@
  * words map to metal-api's (On → ON, Lit → LED-ON, PowerControl metrics → PowerMetric, ...).
  */
 import type { RedfishInventory } from '../redfish/inventory.js';
-import type { LedState, MetalFru, PowerMetric, PowerState, PowerSupply } from './types.js';
+import type { LedReading, LedState, MetalFru, PowerMetric, PowerState, PowerSupply } from './types.js';
 
 const POWER_STATES: Record<string, PowerState> = { On: 'ON', Off: 'OFF' };
 const LED_STATES: Record<string, LedState> = { Lit: 'LED-ON', Blinking: 'LED-ON', Off: 'LED-OFF' };
@@ -12,14 +12,17 @@ export function powerStateOf(redfish: string | undefined): PowerState {
   return (redfish && POWER_STATES[redfish]) || 'UNKNOWN';
 }
 
-export function ledStateOf(inv: Pick<RedfishInventory, 'system' | 'chassis'>): LedState {
+/**
+ * LocationIndicatorActive when the BMC has it, else IndicatorLED (Lit and Blinking are on, Off
+ * is off); UNKNOWN when neither is there or IndicatorLED holds another word.
+ */
+export function ledStateOf(inv: Pick<RedfishInventory, 'system' | 'chassis'>): LedReading {
   const active = inv.system?.locationIndicatorActive ?? inv.chassis?.locationIndicatorActive;
   if (active !== undefined) return active ? 'LED-ON' : 'LED-OFF';
   const led = inv.system?.indicatorLED ?? inv.chassis?.indicatorLED;
-  return (led && LED_STATES[led]) || '';
+  return (led !== undefined && Object.hasOwn(LED_STATES, led) ? LED_STATES[led] : undefined) ?? 'UNKNOWN';
 }
 
-/** FRU fields as go-hal maps Redfish: board from the chassis, product from the system. */
 /** The first value that is a non-blank string. */
 function firstText(...values: Array<string | undefined>): string | undefined {
   return values.find((v) => typeof v === 'string' && v.trim() !== '');

@@ -6,7 +6,10 @@
 import type { Duplex } from 'node:stream';
 
 export type PowerState = 'ON' | 'OFF' | 'UNKNOWN';
-export type LedState = 'LED-ON' | 'LED-OFF' | '';
+/** metal-api's two identify LED states; it rejects anything else (an empty string included). */
+export type LedState = 'LED-ON' | 'LED-OFF';
+/** What a BMC read says about its identify LED: a state, or UNKNOWN when it could not be read. */
+export type LedReading = LedState | 'UNKNOWN';
 export type BootTarget = 'PXE' | 'DISK' | 'BIOS';
 export type FirmwareKind = 'bios' | 'bmc';
 
@@ -39,11 +42,14 @@ export interface BmcReport {
   biosVersion: string;
   fru: MetalFru;
   powerState: PowerState;
-  indicatorLED: LedState;
+  /** UNKNOWN when no protocol could read it; the reporter then sends the last known state */
+  indicatorLED: LedReading;
   powerMetric?: PowerMetric;
   powerSupplies: PowerSupply[];
   /** Which protocol delivered the report, and what could not be read (never fatal). */
   source: 'redfish' | 'ipmi' | 'redfish+ipmi';
+  /** per report field (bmcVersion, FRU fields), the protocol its value came from */
+  fieldSources?: Partial<Record<'bmcVersion' | keyof MetalFru, 'redfish' | 'ipmi'>>;
   missing: string[];
 }
 

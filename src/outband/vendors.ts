@@ -1,13 +1,39 @@
 /**
  * Per-vendor choices of the out-of-band facade, as data: which protocol performs each action,
- * which console backend to use, how firmware is delivered, and how the vendor encodes UUIDs.
- * Detection is by the Redfish System's Manufacturer, else by the IPMI manufacturer id (IANA).
+ * which protocol is authoritative for each report field, which console backend to use, how
+ * firmware is delivered, and how the vendor encodes UUIDs. Detection is by the Redfish System's
+ * Manufacturer, else by the IPMI manufacturer id (IANA).
  */
 import { BOOT_DEVICE_BYTE } from '../ipmi/boot.js';
 import type { GuidEncoding } from '../ipmi/guid.js';
+import type { MetalFru } from './types.js';
 
-export type Vendor = 'supermicro' | 'dell' | 'lenovo' | 'gigabyte' | 'hpe' | 'virtual' | 'unknown';
+export type Vendor = 'supermicro' | 'novarion' | 'dell' | 'lenovo' | 'gigabyte' | 'hpe' | 'virtual' | 'unknown';
 export type ActionProtocol = 'redfish' | 'ipmi';
+
+/** The report fields that both protocols can deliver: the BMC firmware version and the eight FRU fields. */
+export type ReportField = 'bmcVersion' | keyof MetalFru;
+export const REPORT_FIELDS: readonly ReportField[] = [
+  'bmcVersion',
+  'board_mfg',
+  'board_mfg_serial',
+  'board_part_number',
+  'chassis_part_number',
+  'chassis_part_serial',
+  'product_manufacturer',
+  'product_part_number',
+  'product_serial',
+];
+/** Per field, the protocol whose value is sent; the other one only fills a field the first left empty. */
+export type ReportSources = Readonly<Record<ReportField, ActionProtocol>>;
+
+function allFrom(protocol: ActionProtocol): ReportSources {
+  return Object.freeze(Object.fromEntries(REPORT_FIELDS.map((f) => [f, protocol])) as Record<ReportField, ActionProtocol>);
+}
+/** Redfish values first, IPMI fills gaps. */
+export const REDFISH_FIRST: ReportSources = allFrom('redfish');
+/** IPMI values first (FRU, Get Device ID firmware revision as ipmitool prints it, e.g. `1.74`), Redfish fills gaps. */
+export const IPMI_FIRST: ReportSources = allFrom('ipmi');
 
 export interface VendorProfile {
   vendor: Vendor;
@@ -30,6 +56,8 @@ export interface VendorProfile {
    * is set through the System's `BootOrder` instead, as go-hal does.
    */
   bootOrderUpToBios?: string;
+  /** which protocol fills BMCVersion and each FRU field of the report */
+  reportSources: ReportSources;
 }
 
 const BASE: Omit<VendorProfile, 'vendor'> = {
@@ -40,6 +68,7 @@ const BASE: Omit<VendorProfile, 'vendor'> = {
   firmware: 'simple-update',
   guidEncoding: 'smbios',
   ipmiDiskDevice: BOOT_DEVICE_BYTE.disk,
+  reportSources: REDFISH_FIRST,
 };
 
 /**
@@ -48,8 +77,28 @@ const BASE: Omit<VendorProfile, 'vendor'> = {
  * serves the host serial console over SSH (`console com2`), not over SOL by default; Gigabyte
  * BMCs often omit PowerCycle (the Redfish client then does ForceOff + On) and push firmware.
  */
+const SUPERMICRO: VendorProfile = {
+  ...BASE,
+  vendor: 'supermicro',
+  power: 'ipmi',
+  boot: 'ipmi',
+  identify: 'ipmi',
+  firmware: 'multipart-push',
+  reportSources: IPMI_FIRST,
+  ipmiDiskDevice: BOOT_DEVICE_BYTE.supermicroDisk,
+};
+
+/*
+ * Report sources: metal-api finds firmware for a machine by the FRU's board_mfg and
+ * board_part_number, and metalctl compares BMCVersion with the firmware it offers. For
+ * Supermicro (and Novarion, Supermicro boards inside) the Go metal-bmc takes all eight FRU
+ * fields from `ipmitool fru` and BMCVersion from `ipmitool bmc info` ("1.74"), so those are
+ * the values metal-api already holds; Redfish says "1.74.11" and names the board differently.
+ * Other vendors: Redfish first (the Go daemon sends Redfish values or nothing for them).
+ */
 export const VENDOR_PROFILES: Record<Vendor, VendorProfile> = {
-  supermicro: { ...BASE, vendor: 'supermicro', power: 'ipmi', boot: 'ipmi', identify: 'ipmi', firmware: 'multipart-push', ipmiDiskDevice: BOOT_DEVICE_BYTE.supermicroDisk },
+  supermicro: SUPERMICRO,
+  novarion: { ...SUPERMICRO, vendor: 'novarion' },
   dell: { ...BASE, vendor: 'dell', console: 'ssh', sshConsoleCommand: 'console com2', bootOrderUpToBios: '2.75.75' },
   lenovo: { ...BASE, vendor: 'lenovo' },
   gigabyte: { ...BASE, vendor: 'gigabyte', boot: 'ipmi', firmware: 'multipart-push' },
@@ -58,17 +107,31 @@ export const VENDOR_PROFILES: Record<Vendor, VendorProfile> = {
   unknown: { ...BASE, vendor: 'unknown' },
 };
 
-const MANUFACTURER_PATTERNS: Array<[RegExp, Vendor]> = [
+/**
+ * Redfish System (or service root) Manufacturer → vendor, first match wins. The strings are the
+ * ones real BMCs send: "Supermicro", "Novarion-Systems", "Dell Inc.", "Lenovo", "GIGABYTE" and,
+ * since the 2023 spin-off, "Giga Computing", "HPE". Virtual machines: "Vagrant" (go-hal's
+ * name for metal-stack's mini-lab VMs), QEMU's SMBIOS default "QEMU", RHEL's qemu-kvm "Red Hat",
+ * VirtualBox "innotek GmbH" (Vagrant's default provider), sushy-tools' Redfish emulator
+ * "Sushy Emulator", and the DMTF mockup's "Contoso".
+ */
+const MANUFACTURER_PATTERNS: ReadonlyArray<readonly [RegExp, Vendor]> = [
+  [/novarion/i, 'novarion'],
   [/supermicro|super micro/i, 'supermicro'],
   [/\bdell\b/i, 'dell'],
   [/lenovo|\bibm\b/i, 'lenovo'],
   [/giga-?byte|giga computing/i, 'gigabyte'],
   [/\bhpe?\b|hewlett/i, 'hpe'],
-  [/contoso|qemu|virtual|openbmc-sim|simulat|montavista/i, 'virtual'],
+  [/vagrant|contoso|qemu|red hat|innotek|sushy|virtual|openbmc-sim|simulat|montavista/i, 'virtual'],
 ];
 
-/** IANA private enterprise numbers as BMCs report them in Get Device ID. */
-const IANA_VENDORS: Record<number, Vendor> = { 10876: 'supermicro', 674: 'dell', 19046: 'lenovo', 20301: 'lenovo', 2: 'lenovo', 15370: 'gigabyte', 11: 'hpe', 47196: 'hpe', 4753: 'virtual' };
+/**
+ * IANA private enterprise numbers as BMCs report them in Get Device ID (used when there is no
+ * Redfish). Novarion BMCs are Supermicro BMCs and say 10876. 4753 is MontaVista, the default of
+ * OpenIPMI's ipmi_sim, which is the BMC of mini-lab's virtual machines. 0 ("reserved", e.g.
+ * virtualbmc) names no vendor.
+ */
+const IANA_VENDORS: Readonly<Record<number, Vendor>> = { 10876: 'supermicro', 674: 'dell', 19046: 'lenovo', 20301: 'lenovo', 2: 'lenovo', 15370: 'gigabyte', 11: 'hpe', 47196: 'hpe', 4753: 'virtual' };
 
 export function vendorOfManufacturer(manufacturer: string | undefined): Vendor {
   if (!manufacturer) return 'unknown';

@@ -13,6 +13,7 @@ import type { MetalApiClient } from '../metalapi/client.js';
 import { toIpmiReport, type MachineIpmiReport, type MachineIpmiReportResponse } from '../metalapi/types.js';
 import type { BmcReport, Outband } from '../outband/types.js';
 import { boundEntry } from './bounds.js';
+import type { LedMemory } from './led-memory.js';
 import { mapLimit } from './limit.js';
 import type { ReportMetrics } from './metrics.js';
 
@@ -24,6 +25,8 @@ export interface CycleDeps {
   bmcTimeoutMs: number;
   logger: Logger;
   metrics?: ReportMetrics;
+  /** last known identify LED per machine, for BMCs whose LED cannot be read (the reporter keeps one across cycles) */
+  ledMemory?: LedMemory;
 }
 
 export interface CycleResult {
@@ -100,7 +103,8 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     const existing = reports[report.uuid];
     if (existing) deps.logger.warn({ uuid: report.uuid, bmcs: [existing.BMCIp, ip] }, 'two BMCs report the same machine UUID; keeping the first');
     else {
-      const { entry, cut } = boundEntry(toIpmiReport(ip, report));
+      const indicatorLED = deps.ledMemory?.resolve(report.uuid, report.indicatorLED) ?? report.indicatorLED;
+      const { entry, cut } = boundEntry(toIpmiReport(ip, { ...report, indicatorLED }));
       if (cut.length > 0) {
         deps.metrics?.entriesBounded.inc();
         deps.logger.warn({ bmc: ip, uuid: report.uuid, cut }, 'BMC sent values beyond any real one; they were cut to fit the report');

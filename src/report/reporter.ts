@@ -5,6 +5,7 @@
  */
 import type { Lease } from '../leases/types.js';
 import { runReportCycle, type CycleDeps } from './cycle.js';
+import { createLedMemory } from './led-memory.js';
 
 export interface ReporterOptions extends CycleDeps {
   intervalMs: number;
@@ -24,6 +25,8 @@ export interface Reporter {
 }
 
 export function createReporter(o: ReporterOptions): Reporter {
+  // one LED memory for the reporter's lifetime: an unreadable LED is reported as last seen
+  const deps: CycleDeps = { ...o, ledMemory: o.ledMemory ?? createLedMemory() };
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let pendingFull = false;
@@ -53,7 +56,7 @@ export function createReporter(o: ReporterOptions): Reporter {
     const end = o.metrics?.cycleSeconds.startTimer({ trigger });
     cyclesRun++;
     try {
-      const r = await runReportCycle(o, leases, abort.signal);
+      const r = await runReportCycle(deps, leases, abort.signal);
       const outcome = r.failed === 0 ? 'ok' : 'partial';
       o.metrics?.cycles.inc({ trigger, outcome });
       if (trigger === 'interval') o.metrics?.bmcsReachable.set(r.read);

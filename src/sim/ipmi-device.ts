@@ -9,6 +9,8 @@ import type { SimMachineState } from './machine.js';
 /** IANA enterprise numbers (Get Device ID manufacturer id) and a plausible product id per vendor. */
 export const VENDOR_IDS: Readonly<Record<string, { manufacturerId: number; productId: number }>> = {
   Supermicro: { manufacturerId: 10876, productId: 0x1b32 },
+  // Novarion servers are Supermicro boards: the BMC says Supermicro, Redfish says Novarion-Systems
+  'Novarion-Systems': { manufacturerId: 10876, productId: 0x1b32 },
   Lenovo: { manufacturerId: 19046, productId: 0x0200 },
   Gigabyte: { manufacturerId: 15370, productId: 0x0c47 },
   'Dell Inc.': { manufacturerId: 674, productId: 0x0100 },

@@ -75,6 +75,9 @@ describe('discovery and report', () => {
     expect(first.reports[m0.uuid]).toMatchObject({ BMCIp: m0.address, BMCVersion: m0.bmcVersion, BIOSVersion: m0.biosVersion, PowerState: m0.power === 'on' ? 'ON' : 'OFF' });
     // every request was accepted: HMAC and swagger validation passed
     expect(api.requests.every((r) => r.status < 300)).toBe(true);
+    // and metal-api decoded every IndicatorLEDState (LED-ON/LED-OFF, never "")
+    expect(api.problems).toEqual([]);
+    expect(api.ledStates.get(m0.uuid)).toBe(m0.identify ? 'LED-ON' : 'LED-OFF');
   });
 
   it('a BMC whose lease appears is reported within seconds, without waiting for the interval', async () => {

@@ -12,7 +12,9 @@ import { COMMAND_ACTIONS } from '../../src/commands/actions.js';
 import { isBmcError } from '../../src/errors.js';
 import { handMadeFru, startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { startUdpProxy } from '../helpers/udp-proxy.js';
-import { freeUdpPort } from '../helpers/ports.js';
+import { freeTcpPort, freeUdpPort } from '../helpers/ports.js';
+import { connectOutband } from '../../src/outband/connect.js';
+import { toIpmiReport } from '../../src/metalapi/types.js';
 
 const FRU_VALUES = {
   chassisPart: 'CSE-819UTS',
@@ -145,6 +147,25 @@ describe('commands cross-checked with ipmitool', () => {
     expect(report.fru.board_mfg).toBe('Supermicro');
     expect(report.uuid).toBe('674523a1-ab89-efcd-a123-456789abcdef');
     expect(report.bmcVersion).toBe('1.74');
+    // the firmware revision as ipmitool prints it, which is what the Go daemon sends as BMCVersion
+    expect((await sim.ipmitool(['mc', 'info'])).stdout).toMatch(/Firmware Revision\s+: 1\.74\n/);
+  });
+
+  it("mini-lab's BMC (ipmi_sim with mini-lab's mc_add line, no Redfish) is the virtual profile, read over IPMI", async () => {
+    const closedPort = await freeTcpPort();
+    const bmc = await connectOutband({ host: sim.host, user: sim.user, password: sim.password, ipmiPort: sim.port, redfishPort: closedPort, ipmiCipherSuite: 3, timeoutMs: 5000 });
+    const report = await bmc.info();
+    await bmc.close();
+    expect((await sim.ipmitool(['mc', 'info'])).stdout).toMatch(/Manufacturer ID\s+: 4753\n/);
+    expect(bmc.vendor).toBe('virtual');
+    expect(report.source).toBe('ipmi');
+    // ipmi_sim does not report the identify state (ipmitool prints no "Chassis Identify State"):
+    // the reading is UNKNOWN, and metal-api gets LED-OFF (or the last known state), never "".
+    expect((await sim.ipmitool(['chassis', 'status'])).stdout).not.toMatch(/Identify/i);
+    expect(report.indicatorLED).toBe('UNKNOWN');
+    expect(report.missing).toContain('IndicatorLED: the BMC does not report its identify state');
+    expect(toIpmiReport(sim.host, report).IndicatorLEDState).toBe('LED-OFF');
+    expect(report.fieldSources).toMatchObject({ bmcVersion: 'ipmi', board_mfg: 'ipmi' });
   });
 });
 

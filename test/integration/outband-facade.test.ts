@@ -8,6 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isBmcError } from '../../src/errors.js';
 import { connectOutband, type ConnectOptions } from '../../src/outband/connect.js';
+import { REPORT_FIELDS } from '../../src/outband/vendors.js';
+import { encodeFirmwareRevision } from '../../src/sim/ipmi-device.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { startTestFleet } from '../helpers/fleet.js';
 
@@ -36,26 +38,64 @@ function noSessionsLeft(i: number) {
 }
 
 describe('info()', () => {
-  it('reports every field from Redfish, confirmed by IPMI, for each simulated vendor', async () => {
-    for (const vendor of ['Supermicro', 'Lenovo', 'Gigabyte']) {
-      const i = byVendor(vendor);
-      expect(i, vendor).toBeGreaterThanOrEqual(0);
-      const s = fleet.machines[i]!.state;
+  it('reports every field, each from the protocol the vendor table names, for each simulated vendor', async () => {
+    // A Novarion: a Supermicro board whose Redfish names Novarion-Systems (the BMC's IANA id stays Supermicro's).
+    const novarion = fleet.machines.findIndex((m, k) => m.state.manufacturer === 'Supermicro' && k !== byVendor('Supermicro') && k > 4);
+    expect(novarion).toBeGreaterThan(4);
+    fleet.machines[novarion]!.state.manufacturer = 'Novarion-Systems';
+    try {
+      for (const vendor of ['Supermicro', 'Novarion-Systems', 'Lenovo', 'Gigabyte']) {
+        const i = byVendor(vendor);
+        expect(i, vendor).toBeGreaterThanOrEqual(0);
+        const s = fleet.machines[i]!.state;
+        const bmc = await connectOutband(optionsFor(i));
+        const r = await bmc.info();
+        await bmc.close();
+        expect(r.uuid, vendor).toBe(s.uuid);
+        expect(r.biosVersion).toBe(s.biosVersion);
+        expect(r.powerState).toBe(s.power === 'on' ? 'ON' : 'OFF');
+        expect(r.indicatorLED).toBe(s.identify ? 'LED-ON' : 'LED-OFF');
+        expect(r.fru.product_serial).toBe(s.fru.productSerial);
+        expect(r.fru.chassis_part_serial).toBe(s.fru.chassisSerial);
+        expect(r.powerMetric?.averageconsumedwatts).toBe(s.powerWatts.average);
+        expect(r.powerSupplies.map((p) => p.status.health)).toEqual(s.powerSupplies.map((p) => p.health));
+        expect(r.source).toBe('redfish+ipmi');
+        const ipmiFirst = vendor === 'Supermicro' || vendor === 'Novarion-Systems';
+        expect(bmc.vendor).toBe(ipmiFirst ? vendor.toLowerCase().replace('-systems', '') : vendor.toLowerCase());
+        // The protocols differ in two fields: IPMI's firmware revision is "major.minor" as ipmitool
+        // prints it ("1.74"), Redfish's is the full version ("1.74.11"); the FRU's board serial is
+        // the board's, Redfish's chassis serial is the chassis'.
+        const { major, minorBcd } = encodeFirmwareRevision(s.bmcVersion);
+        const ipmiVersion = `${major}.${minorBcd.toString(16).padStart(2, '0')}`;
+        if (ipmiFirst) expect(ipmiVersion).not.toBe(s.bmcVersion);
+        expect(r.bmcVersion, vendor).toBe(ipmiFirst ? ipmiVersion : s.bmcVersion);
+        expect(r.fru.board_mfg_serial, vendor).toBe(ipmiFirst ? s.fru.boardSerial : s.fru.chassisSerial);
+        expect(r.fru.board_mfg, vendor).toBe(ipmiFirst ? s.fru.boardManufacturer : s.manufacturer);
+        expect(r.fru.board_part_number, vendor).toBe(s.fru.boardPartNumber);
+        expect(Object.keys(r.fru).sort(), vendor).toEqual([...REPORT_FIELDS].filter((f) => f !== 'bmcVersion').sort());
+        expect(new Set(Object.values(r.fieldSources ?? {})), vendor).toEqual(new Set([ipmiFirst ? 'ipmi' : 'redfish']));
+        expect(Object.keys(r.fieldSources ?? {}).sort(), vendor).toEqual([...REPORT_FIELDS].sort());
+        noSessionsLeft(i);
+      }
+    } finally {
+      fleet.machines[novarion]!.state.manufacturer = 'Supermicro';
+    }
+  });
+
+  it('Supermicro without a readable IPMI FRU: Redfish fills the FRU, IPMI still gives the version', async () => {
+    const i = byVendor('Supermicro');
+    const s = fleet.machines[i]!.state;
+    const saved = s.fru;
+    s.fru = { ...saved, boardSerial: '', boardManufacturer: '' };
+    try {
       const bmc = await connectOutband(optionsFor(i));
       const r = await bmc.info();
       await bmc.close();
-      expect(r.uuid, vendor).toBe(s.uuid);
-      expect(r.bmcVersion).toBe(s.bmcVersion);
-      expect(r.biosVersion).toBe(s.biosVersion);
-      expect(r.powerState).toBe(s.power === 'on' ? 'ON' : 'OFF');
-      expect(r.indicatorLED).toBe(s.identify ? 'LED-ON' : 'LED-OFF');
-      expect(r.fru.product_serial).toBe(s.fru.productSerial);
-      expect(r.fru.chassis_part_serial).toBe(s.fru.chassisSerial);
-      expect(r.powerMetric?.averageconsumedwatts).toBe(s.powerWatts.average);
-      expect(r.powerSupplies.map((p) => p.status.health)).toEqual(s.powerSupplies.map((p) => p.health));
-      expect(r.source).toBe('redfish+ipmi');
-      expect(bmc.vendor).toBe(vendor.toLowerCase());
-      noSessionsLeft(i);
+      expect(r.fru.board_mfg_serial).toBe(s.fru.chassisSerial);
+      expect(r.fru.board_mfg).toBe(s.manufacturer);
+      expect(r.fieldSources).toMatchObject({ board_mfg_serial: 'redfish', board_mfg: 'redfish', board_part_number: 'ipmi', bmcVersion: 'ipmi' });
+    } finally {
+      s.fru = saved;
     }
   });
 

@@ -56,7 +56,8 @@ describe('facade on the DMTF mockup', () => {
     const r = await bmc.info();
     await bmc.close();
     expect(r.powerMetric).toBeUndefined();
-    expect(r.indicatorLED).toBe('');
+    expect(r.indicatorLED).toBe('UNKNOWN');
+    expect(r.missing).toContain('IndicatorLED: neither Redfish nor IPMI reports the identify LED');
     expect(r.missing.some((m) => /^Power/.test(m))).toBe(true);
     expect(r.uuid).toBe('38947555-7742-3448-3784-823347823834');
     expect(mockup.sessionCount()).toBe(0);

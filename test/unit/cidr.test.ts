@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BmcError } from '../../src/errors.js';
-import { ANY_IPV4, cidrContains, cidrSize, formatIpv4, nthHost, parseCidr, parseIpv4 } from '../../src/net/cidr.js';
+import { isIPv6 } from 'node:net';
+import { ANY_IPV4, cidrContains, cidrSize, formatIpv4, formatIpv6, ipv6ToBigInt, isIpv6Cidr, nthHost, parseCidr, parseIpCidr, parseIpv4, parseIpv6Cidr } from '../../src/net/cidr.js';
 
 function thrown(fn: () => unknown): unknown {
   try {
@@ -120,6 +121,57 @@ describe('nthHost', () => {
         const n = Math.floor(f * cidrSize(net));
         const host = nthHost(net, n);
         return cidrContains(net, host) && parseIpv4(host) - net.network === n;
+      }),
+    );
+  });
+});
+
+describe('IPv6 (accepted in METAL_BMC_ALLOWED_CIDRS as the Go metal-bmc does)', () => {
+  // WHATWG URL serialisation of an IPv6 host: lower case, no leading zeros, longest zero run as ::
+  const whatwg = (text: string) => new URL(`http://[${text}]/`).hostname.slice(1, -1);
+
+  it('vectors', () => {
+    expect(ipv6ToBigInt('::')).toBe(0n);
+    expect(ipv6ToBigInt('::1')).toBe(1n);
+    expect(ipv6ToBigInt('2001:DB8::1')).toBe(0x20010db8000000000000000000000001n);
+    expect(ipv6ToBigInt('::ffff:10.0.0.1')).toBe(0xffff0a000001n);
+    for (const bad of ['', ':', ':::', '1::2::3', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7', '12345::', 'g::', '::1.2.3', '1.2.3.4::', 'fe80::1%eth0', '[::1]', '1:2:3:4:5:6:7::8'])
+      expect(ipv6ToBigInt(bad), bad).toBeUndefined();
+    expect(formatIpv6(0n)).toBe('::');
+    expect(formatIpv6(0x20010db8000000010000000000000001n)).toBe('2001:db8:0:1::1');
+    expect(parseIpv6Cidr('2001:db8::1/32')).toEqual({ family: 6, network: 0x20010db8n << 96n, prefix: 32, text: '2001:db8::/32' });
+    expect(parseIpv6Cidr('::1').text).toBe('::1/128');
+    expect(parseIpv6Cidr('::/0').text).toBe('::/0');
+    for (const bad of ['::/129', '::/01', '::/', '::/-1', 'x/64']) expect(() => parseIpv6Cidr(bad), bad).toThrow(BmcError);
+    expect(isIpv6Cidr(parseIpCidr('2001:db8::/32'))).toBe(true);
+    expect(isIpv6Cidr(parseIpCidr('10.0.0.0/8'))).toBe(false);
+  });
+
+  it('property: every IPv6 address parses, and formats as the WHATWG URL parser does', () => {
+    fc.assert(
+      fc.property(fc.ipV6(), (ip) => {
+        const value = ipv6ToBigInt(ip);
+        if (value === undefined) return false;
+        const text = formatIpv6(value);
+        return ipv6ToBigInt(text) === value && (ip.includes('.') || text === whatwg(ip));
+      }),
+    );
+  });
+
+  it('property: accepts exactly what node:net accepts as IPv6 (zones aside)', () => {
+    const chars = fc.constantFrom(...'0123456789abcdefABCDEF:.');
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ unit: chars, maxLength: 45 }), fc.ipV6()), (text) => (ipv6ToBigInt(text) !== undefined) === isIPv6(text)),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('property: the canonical network of a block lies in it and has no host bits', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: (1n << 128n) - 1n }), fc.integer({ min: 0, max: 128 }), (value, prefix) => {
+        const c = parseIpv6Cidr(`${formatIpv6(value)}/${prefix}`);
+        const host = prefix === 128 ? 0n : (1n << BigInt(128 - prefix)) - 1n;
+        return (c.network & host) === 0n && (value & ~host & ((1n << 128n) - 1n)) === c.network && parseIpv6Cidr(c.text).network === c.network;
       }),
     );
   });

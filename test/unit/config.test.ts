@@ -2,7 +2,9 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { ConfigError, loadConfig, redactConfig, VARIABLES } from '../../src/config/index.js';
+import { GO_METAL_BMC, goColumn, IGNORED_GO_VARIABLES, UNPREFIXED_FALLBACKS } from '../../src/config/variables.js';
 import { parseMqAddress, redactMqAddress } from '../../src/config/mq.js';
 
 const HMAC = 'hmac-secret-value-0123';
@@ -72,6 +74,7 @@ describe('loadConfig defaults', () => {
       },
       http: { host: '127.0.0.1', port: 2112 },
       shutdownTimeoutMs: 30_000,
+      fallbacks: [],
       warnings: [expect.stringMatching(/uses plain http/), expect.stringMatching(/factory default ADMIN\/ADMIN/)],
     });
   });
@@ -175,7 +178,7 @@ describe('loadConfig defaults', () => {
 describe('loadConfig errors name the variable', () => {
   it.each(['METAL_BMC_PARTITION_ID', 'METAL_BMC_METAL_API_URL', 'METAL_BMC_METAL_API_HMAC_KEY'])('requires %s', (name) => {
     const err = errorOf({ [name]: undefined });
-    expect(err.message).toBe(`${name}: is required but not set`);
+    expect(err.message).toBe(`${name}: is required but not set (nor is ${name.slice('METAL_BMC_'.length)})`);
     expect(err.variable).toBe(name);
   });
 
@@ -196,7 +199,6 @@ describe('loadConfig errors name the variable', () => {
     ['METAL_BMC_METAL_API_URL', 'http://metal-api/?a=1', 'METAL_BMC_METAL_API_URL: "http://metal-api/?a=1" must not have a query or fragment'],
     ['METAL_BMC_LEASE_FORMAT', 'csv', 'METAL_BMC_LEASE_FORMAT: "csv" is not one of auto, isc, kea'],
     ['METAL_BMC_PROTOCOL', 'ssh', 'METAL_BMC_PROTOCOL: "ssh" is not one of auto, redfish, ipmi'],
-    ['METAL_BMC_LOG_LEVEL', 'fatal', 'METAL_BMC_LOG_LEVEL: "fatal" is not one of trace, debug, info, warn, error'],
     ['METAL_BMC_IPMI_PORT', '70000', 'METAL_BMC_IPMI_PORT: "70000" is out of range (1..65535)'],
     ['METAL_BMC_IPMI_PORT', '0', 'METAL_BMC_IPMI_PORT: "0" is out of range (1..65535)'],
     ['METAL_BMC_IPMI_PORT', 'ipmi', 'METAL_BMC_IPMI_PORT: "ipmi" is not a port number'],
@@ -208,7 +210,9 @@ describe('loadConfig errors name the variable', () => {
     ['METAL_BMC_CONSOLE_SCROLLBACK', '64k', 'METAL_BMC_CONSOLE_SCROLLBACK: "64k" is not an integer'],
     ['METAL_BMC_REDFISH_INSECURE', 'maybe', 'METAL_BMC_REDFISH_INSECURE: "maybe" is not a boolean (use true/false, 1/0, yes/no)'],
     ['METAL_BMC_IGNORE_MACS', 'ac:1f:6b:35:ac', 'METAL_BMC_IGNORE_MACS: "ac:1f:6b:35:ac" is not a MAC address (example: ac:1f:6b:35:ac:62)'],
-    ['METAL_BMC_ALLOWED_CIDRS', '10.0.0.0/8,10.0.0.0/33', 'METAL_BMC_ALLOWED_CIDRS: "10.0.0.0/33" is not an IPv4 CIDR (example: 10.1.0.0/16)'],
+    ['METAL_BMC_ALLOWED_CIDRS', '10.0.0.0/8,10.0.0.0/33', 'METAL_BMC_ALLOWED_CIDRS: "10.0.0.0/33" is not an IPv4 or IPv6 CIDR (example: 10.1.0.0/16)'],
+    ['METAL_BMC_ALLOWED_CIDRS', '2001:db8::/129', 'METAL_BMC_ALLOWED_CIDRS: "2001:db8::/129" is not an IPv4 or IPv6 CIDR (example: 10.1.0.0/16)'],
+    ['METAL_BMC_ALLOWED_CIDRS', '2001:db8:::/64', 'METAL_BMC_ALLOWED_CIDRS: "2001:db8:::/64" is not an IPv4 or IPv6 CIDR (example: 10.1.0.0/16)'],
     ['METAL_BMC_MQ_ADDRESS', 'http://nats:4222', 'METAL_BMC_MQ_ADDRESS: "http://nats:4222" has scheme http: (use nats://, tls://, ws:// or wss://)'],
     ['METAL_BMC_MQ_ADDRESS', 'nats://nats:4222/x', 'METAL_BMC_MQ_ADDRESS: "nats://nats:4222/x" must not have a path, query or fragment'],
     ['METAL_BMC_MACHINE_TOPIC', 'a b', 'METAL_BMC_MACHINE_TOPIC: "a b" is not a valid NATS subject (no whitespace, \'*\' or \'>\')'],
@@ -254,7 +258,7 @@ describe('loadConfig errors name the variable', () => {
       expect(String(err)).not.toContain('mq-secret-pw');
     }
     // a broken variable after the secrets: the secrets are not in the message
-    const err = errorOf({ METAL_BMC_IPMI_PASSWORD: 'ipmi-secret', METAL_BMC_CONSOLE_TOKEN: 'tok-secret', METAL_BMC_LOG_LEVEL: 'loud' });
+    const err = errorOf({ METAL_BMC_IPMI_PASSWORD: 'ipmi-secret', METAL_BMC_CONSOLE_TOKEN: 'tok-secret', METAL_BMC_SHUTDOWN_TIMEOUT: 'loud' });
     expect(err.message).not.toMatch(/ipmi-secret|tok-secret|hmac-secret/);
   });
 });
@@ -381,7 +385,19 @@ describe('documentation', () => {
       const row = doc.split('\n').find((line) => line.startsWith(`| \`${v.name}\``));
       expect(row, v.name).toBeDefined();
       if (v.default !== '') expect(row, v.name).toContain(`\`${v.default}\``);
+      // the "Go metal-bmc" column: the Go default and behaviour, and the bare name where Go reads one
+      expect(row, v.name).toContain(` | ${goColumn(v.name)} |`);
+      const bare = UNPREFIXED_FALLBACKS[v.name];
+      if (bare !== undefined) expect(row, v.name).toContain(`(or \`${bare}\`)`);
     }
+    expect(doc).toMatch(/^\| variable \| default \| meaning \| Go metal-bmc \|$/m);
+  });
+
+  it('covers every variable of the Go config struct, and every unprefixed fallback', () => {
+    for (const name of Object.keys(GO_METAL_BMC)) expect(VARIABLES.some((v) => v.name === name) || IGNORED_GO_VARIABLES.includes(name), name).toBe(true);
+    for (const name of Object.keys(UNPREFIXED_FALLBACKS)) expect(GO_METAL_BMC[name], name).toContain(`also read as \`${UNPREFIXED_FALLBACKS[name]}\``);
+    for (const heading of ['## Unprefixed names (as the Go metal-bmc)', '## Differences from the Go metal-bmc']) expect(doc).toContain(heading);
+    for (const topic of ['NATS instead of NSQ', 'TTL is enforced', 'Concurrency', 'Deadlines']) expect(doc).toContain(topic);
   });
 
   it('lists exactly the variables the loader reads', () => {
@@ -391,5 +407,120 @@ describe('documentation', () => {
       for (const m of readFileSync(new URL(f, srcDir), 'utf8').matchAll(/METAL_BMC_[A-Z0-9_]+/g)) used.add(m[0]);
     }
     expect([...used].sort()).toEqual(VARIABLES.map((v) => v.name).sort());
+  });
+});
+
+/** Warnings other than the trust warnings every plain-http, ADMIN/ADMIN test configuration gets. */
+const ownWarnings = (c: { warnings: string[] }) => c.warnings.filter((w) => !/uses plain http|factory default ADMIN/.test(w));
+
+describe('the Go metal-bmc\'s unprefixed fallbacks', () => {
+  const bare = (name: string) => name.slice('METAL_BMC_'.length);
+
+  it('reads exactly the envconfig-tagged names of the Go config struct', () => {
+    expect(Object.values(UNPREFIXED_FALLBACKS).sort()).toEqual([
+      'CONSOLE_CA_CERT_FILE',
+      'CONSOLE_CERT_FILE',
+      'CONSOLE_KEY_FILE',
+      'CONSOLE_PORT',
+      'MACHINE_TOPIC_TTL',
+      'METAL_API_HMAC_KEY',
+      'METAL_API_URL',
+      'MQ_ADDRESS',
+      'MQ_CA_CERT_FILE',
+      'MQ_CLIENT_CERT_FILE',
+      'MQ_CLIENT_CERT_KEY_FILE',
+      'PARTITION_ID',
+    ]);
+    for (const [prefixed, name] of Object.entries(UNPREFIXED_FALLBACKS)) expect(bare(prefixed)).toBe(name);
+  });
+
+  it('takes every value from the bare name when the METAL_BMC_ name is unset or blank', () => {
+    const files = { ca: file('fb-ca.pem'), cert: file('fb-cert.pem'), key: file('fb-key.pem') };
+    const c = loadConfig({
+      PARTITION_ID: 'p1',
+      METAL_API_URL: 'http://api:8080/metal',
+      METAL_API_HMAC_KEY: ' key with blanks ',
+      MQ_ADDRESS: 'nats-1:4222',
+      MQ_CA_CERT_FILE: files.ca,
+      MQ_CLIENT_CERT_FILE: files.cert,
+      MQ_CLIENT_CERT_KEY_FILE: files.key,
+      MACHINE_TOPIC_TTL: '45s',
+      CONSOLE_PORT: '4333',
+      CONSOLE_CA_CERT_FILE: files.ca,
+      CONSOLE_CERT_FILE: files.cert,
+      CONSOLE_KEY_FILE: files.key,
+      METAL_BMC_CONSOLE_PORT: '  ',
+    });
+    expect(c.partitionId).toBe('p1');
+    expect(c.metalApi).toEqual({ url: 'http://api:8080/metal', hmacKey: ' key with blanks ' });
+    expect(c.mq).toMatchObject({ servers: ['nats://nats-1:4222'], caCertFile: files.ca, clientCertFile: files.cert, clientKeyFile: files.key, machineTopicTtlMs: 45_000, machineTopic: 'p1-machine' });
+    expect(c.console).toMatchObject({ port: 4333, caCertFile: files.ca, certFile: files.cert, keyFile: files.key });
+    expect(c.fallbacks).toEqual([...Object.values(UNPREFIXED_FALLBACKS)].sort());
+    expect(ownWarnings(c)).toEqual([]);
+  });
+
+  it('the METAL_BMC_ name wins; differing values are a warning that shows neither value', () => {
+    const c = load({ PARTITION_ID: 'other', METAL_API_HMAC_KEY: 'other-secret', MQ_ADDRESS: 'nats-9', METAL_BMC_MQ_ADDRESS: 'nats-1' });
+    expect(c.partitionId).toBe('fra-equ01');
+    expect(c.metalApi.hmacKey).toBe(HMAC);
+    expect(c.mq.servers).toEqual(['nats://nats-1:4222']);
+    expect(c.fallbacks).toEqual([]);
+    expect(ownWarnings(c)).toEqual([
+      'METAL_BMC_PARTITION_ID and PARTITION_ID are both set and differ; METAL_BMC_PARTITION_ID is used',
+      'METAL_BMC_METAL_API_HMAC_KEY and METAL_API_HMAC_KEY are both set and differ; METAL_BMC_METAL_API_HMAC_KEY is used',
+      'METAL_BMC_MQ_ADDRESS and MQ_ADDRESS are both set and differ; METAL_BMC_MQ_ADDRESS is used',
+    ]);
+    expect(c.warnings.join()).not.toMatch(/other-secret|nats-9/);
+  });
+
+  it('names without an envconfig tag in Go have no fallback (LOG_LEVEL, MACHINE_TOPIC, IPMI_PASSWORD)', () => {
+    const c = load({ LOG_LEVEL: 'debug', MACHINE_TOPIC: 'x', IPMI_PASSWORD: 'p', LEASE_FILE: '/x' });
+    expect(c.logLevel).toBe('info');
+    expect(c.mq.machineTopic).toBe('fra-equ01-machine');
+    expect(c.ipmi.password).toBe('ADMIN');
+    expect(c.leases.file).toBe('/var/lib/dhcp/dhcpd.leases');
+  });
+
+  it('an invalid fallback value is named by the variable it came from', () => {
+    const err = errorOf({ MQ_ADDRESS: 'http://nats:4222', CONSOLE_PORT: '99999' });
+    expect(err.variable).toBe('MQ_ADDRESS');
+    expect(err.message).toBe('MQ_ADDRESS: "http://nats:4222" has scheme http: (use nats://, tls://, ws:// or wss://)');
+    expect(errorOf({ CONSOLE_PORT: '99999' }).message).toBe('CONSOLE_PORT: "99999" is out of range (0..65535)');
+    const secretErr = errorOf({ METAL_API_URL: 'ftp://u:fb-secret@api' }, { METAL_BMC_PARTITION_ID: 'p', METAL_BMC_METAL_API_HMAC_KEY: 'k' });
+    expect(secretErr.message).toMatch(/^METAL_API_URL: /);
+    expect(secretErr.message).not.toContain('fb-secret');
+  });
+
+  it('property: with one of the two names set, the value is the same whichever name carries it', () => {
+    const ttl = fc.tuple(fc.integer({ min: 1, max: 1440 }), fc.constantFrom('s', 'm', 'ms')); // at most the 24h lifecycle retention
+    fc.assert(
+      fc.property(ttl, fc.integer({ min: 0, max: 65535 }), fc.boolean(), ([n, unit], consolePort, prefixed) => {
+        const values = { MACHINE_TOPIC_TTL: `${n}${unit}`, CONSOLE_PORT: String(consolePort) };
+        const named = Object.fromEntries(Object.entries(values).map(([k, v]) => [prefixed ? `METAL_BMC_${k}` : k, v]));
+        const c = load(named);
+        const reference = load(Object.fromEntries(Object.entries(values).map(([k, v]) => [`METAL_BMC_${k}`, v])));
+        return c.mq.machineTopicTtlMs === reference.mq.machineTopicTtlMs && c.console.port === reference.console.port;
+      }),
+    );
+  });
+});
+
+describe('lenient readings, as the Go metal-bmc', () => {
+  it.each(['fatal', 'FATAL', 'warning', 'loud'])('an unknown log level %j is info, with a warning', (level) => {
+    const c = load({ METAL_BMC_LOG_LEVEL: level });
+    expect(c.logLevel).toBe('info');
+    expect(ownWarnings(c)).toEqual([`METAL_BMC_LOG_LEVEL: ${JSON.stringify(level)} is not one of trace, debug, info, warn, error; using info`]);
+  });
+
+  it('accepts IPv6 blocks in the allowed CIDRs; they match no lease and say so', () => {
+    const c = load({ METAL_BMC_ALLOWED_CIDRS: '10.1.0.0/16, 2001:db8::1/32, ::ffff:10.0.0.0/104' });
+    expect(c.leases.allowedCidrs.map((x) => x.text)).toEqual(['10.1.0.0/16']);
+    expect(ownWarnings(c)).toEqual([
+      'METAL_BMC_ALLOWED_CIDRS: the IPv6 block 2001:db8::/32 matches no lease (DHCP leases are IPv4), as in the Go metal-bmc',
+      'METAL_BMC_ALLOWED_CIDRS: the IPv6 block ::ffff:a00:0/104 matches no lease (DHCP leases are IPv4), as in the Go metal-bmc',
+    ]);
+    const only6 = load({ METAL_BMC_ALLOWED_CIDRS: '::/0' });
+    expect(only6.leases.allowedCidrs).toEqual([]);
+    expect(only6.warnings).toContain('METAL_BMC_ALLOWED_CIDRS: no IPv4 block is listed, so no lease is reported');
   });
 });

@@ -15,7 +15,7 @@ const report: BmcReport = {
   biosVersion: '1.1',
   fru: { product_manufacturer: 'Dell Inc.', board_mfg: '' },
   powerState: 'OFF',
-  indicatorLED: '',
+  indicatorLED: 'UNKNOWN',
   powerSupplies: [],
   source: 'ipmi',
   missing: ['powerMetric'],
@@ -44,7 +44,7 @@ describe('toIpmiReport', () => {
       BIOSVersion: '1.1',
       FRU: { product_manufacturer: 'Dell Inc.' },
       PowerState: 'OFF',
-      IndicatorLEDState: '',
+      IndicatorLEDState: 'LED-OFF',
       PowerMetric: null,
       PowerSupplies: [],
     });

@@ -67,7 +67,8 @@ describe('Redfish → metal-api report fields', () => {
     expect(ledStateOf({ system: { chassis: [], managedBy: [], locationIndicatorActive: true, indicatorLED: 'Off' } })).toBe('LED-ON');
     expect(ledStateOf({ system: { chassis: [], managedBy: [], indicatorLED: 'Blinking' } })).toBe('LED-ON');
     expect(ledStateOf({ system: { chassis: [], managedBy: [], indicatorLED: 'Off' } })).toBe('LED-OFF');
-    expect(ledStateOf({})).toBe('');
+    expect(ledStateOf({})).toBe('UNKNOWN');
+    expect(ledStateOf({ chassis: { managedBy: [], indicatorLED: 'Unknown' } as never })).toBe('UNKNOWN');
   });
 
   it('maps FRU fields, omitting empty ones', () => {

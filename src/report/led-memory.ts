@@ -1,0 +1,35 @@
+/**
+ * The identify LED state metal-api gets when a BMC read could not tell it: metal-api accepts
+ * only LED-ON and LED-OFF (anything else, "" included, is logged as an error and dropped every
+ * cycle). An unreadable LED is reported as the last state read for that machine, across
+ * cycles; a machine never read with a known LED gets LED-OFF, as the Go metal-bmc sends.
+ */
+import type { LedReading, LedState } from '../outband/types.js';
+
+export const DEFAULT_LED_STATE: LedState = 'LED-OFF';
+
+export interface LedMemory {
+  /** the state to report for `uuid`, remembering a known reading */
+  resolve(uuid: string, reading: LedReading): LedState;
+  readonly size: number;
+}
+
+/**
+ * `maxEntries` bounds the memory (one entry per machine UUID; the least recently read is
+ * forgotten first), so a lease file full of churn cannot grow it without limit.
+ */
+export function createLedMemory(maxEntries = 100_000): LedMemory {
+  const known = new Map<string, LedState>();
+  return {
+    resolve(uuid, reading) {
+      if (reading === 'UNKNOWN') return known.get(uuid) ?? DEFAULT_LED_STATE;
+      known.delete(uuid);
+      known.set(uuid, reading);
+      if (known.size > maxEntries) known.delete(known.keys().next().value as string);
+      return reading;
+    },
+    get size() {
+      return known.size;
+    },
+  };
+}
