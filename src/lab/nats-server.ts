@@ -24,6 +24,8 @@ export interface NatsServer {
   url: string;
   stop(): Promise<void>;
   restart(): Promise<void>;
+  /** what the server printed since it was last (re)started: its log lines (tests read refusals here) */
+  output(): string;
 }
 
 
@@ -69,5 +71,5 @@ export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsSe
     clearTimeout(timer);
   };
   await launch();
-  return { port, url: `${o.tls ? 'tls' : 'nats'}://127.0.0.1:${port}`, stop, restart: async () => (await stop(), await launch()) };
+  return { port, url: `${o.tls ? 'tls' : 'nats'}://127.0.0.1:${port}`, stop, restart: async () => (await stop(), await launch()), output: () => output };
 }
