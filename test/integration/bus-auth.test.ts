@@ -2,7 +2,7 @@
  * NATS credentials as the Go metal-bmc's METAL_BMC_MQ_* settings give them: TLS with a client
  * certificate (the server verifies it), and user/password carried in the address.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { connectBus } from '../../src/bus/connection.js';
 import { startNatsServer, type NatsServer } from '../../src/lab/nats-server.js';
@@ -10,6 +10,9 @@ import { createPki, type Pki } from '../../src/lab/pki.js';
 import { isBmcError } from '../../src/errors.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
 import { waitFor } from '../helpers/wait.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('nats-server', 'openssl');
 
 let pki: Pki;
 let tlsServer: NatsServer;

@@ -7,7 +7,7 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { connectBus, type BusConnection } from '../../src/bus/connection.js';
 import { streamNameFor } from '../../src/bus/jetstream.js';
 import { subscribeMachineEvents, type Disposition, type EventMeta, type MachineEventSubscription } from '../../src/bus/machine-events.js';
@@ -15,6 +15,9 @@ import { createCommandMetrics } from '../../src/commands/metrics.js';
 import { captureLog } from '../helpers/log.js';
 import { startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
 import { waitFor } from '../helpers/wait.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('nats-server');
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const enc = (s: string) => new TextEncoder().encode(s);

@@ -1,8 +1,11 @@
 /** `metal-bmc bmc ...` as an operator runs it, against ipmi_sim. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { freeUdpPort } from '../helpers/ports.js';
 import { handMadeFru, startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { runCli, spawnCli } from '../helpers/cli.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('ipmi_sim', 'ipmitool');
 
 let sim: IpmiSim;
 const target = () => ['--address', `${sim.host}:${sim.port}`, '--user', sim.user];

@@ -6,7 +6,7 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { connectBus, type BusConnection } from '../../src/bus/connection.js';
 import { streamNameFor } from '../../src/bus/jetstream.js';
 import { createCommandMetrics } from '../../src/commands/metrics.js';
@@ -17,6 +17,9 @@ import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
 import { startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
 import { waitFor } from '../helpers/wait.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('ipmi_sim', 'ipmitool', 'nats-server');
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const enc = (v: unknown) => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));

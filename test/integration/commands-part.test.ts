@@ -5,7 +5,7 @@
  */
 import { connect } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { commandsPart } from '../../src/parts/commands.js';
 import type { DaemonContext } from '../../src/daemon.js';
@@ -16,6 +16,9 @@ import { captureLog } from '../helpers/log.js';
 import { startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
 import { freeTcpPort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('ipmi_sim', 'ipmitool', 'nats-server');
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const until = (what: string, check: () => boolean, ms = 10_000) => waitFor(check, ms, what, 25);

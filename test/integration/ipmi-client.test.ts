@@ -1,7 +1,7 @@
 /**
  * The native IPMI client against OpenIPMI's ipmi_sim, cross-checked with ipmitool.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { chassisControl, getChassisStatus, getDeviceId, getSystemGuid } from '../../src/ipmi/commands.js';
 import { guidToUuid } from '../../src/ipmi/guid.js';
 import { openSession, openSessionCount, type SessionOptions } from '../../src/ipmi/session.js';
@@ -14,6 +14,9 @@ import { handMadeFru, startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { startUdpProxy } from '../helpers/udp-proxy.js';
 import { freeUdpPort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('ipmi_sim', 'ipmitool');
 
 const FRU_VALUES = {
   chassisPart: 'CSE-819UTS',

@@ -5,11 +5,14 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { isBmcError } from '../../src/errors.js';
 import { connectOutband, type ConnectOptions } from '../../src/outband/connect.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { startTestFleet } from '../helpers/fleet.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('openssl');
 
 let fleet: Fleet;
 const optionsFor = (i: number, extra: Partial<ConnectOptions> = {}): ConnectOptions => ({

@@ -7,11 +7,14 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import ssh2 from 'ssh2';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { isBmcError } from '../../src/errors.js';
 import { connectOutband } from '../../src/outband/connect.js';
 import { openSshConsole } from '../../src/outband/ssh-console.js';
 import { startMockupServer, type MockupServer } from '../helpers/redfish-mockup-server.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('openssl');
 
 let mockup: MockupServer;
 let idrac: ssh2.Server;

@@ -7,13 +7,16 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import { parseLeases, activeLeases } from '../../src/leases/select.js';
 import { startControlServer } from '../../src/sim/control.js';
 import { spawnCli } from '../helpers/cli.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { freeTcpPort, freeUdpPort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('ipmitool', 'curl', 'openssl');
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'sim-fleet-'));

@@ -5,16 +5,18 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { existsSync } from 'node:fs';
 import fc from 'fast-check';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { guidToUuid, uuidToGuid } from '../../src/ipmi/guid.js';
 import { encodeFirmwareRevision } from '../../src/sim/ipmi-device.js';
 import { startIpmiServer, type IpmiEndpoint, type IpmiServer, type IpmiServerOptions } from '../../src/sim/ipmi-server.js';
 import { createMachineState, NO_FAULTS, SimMachine, type SimEvent } from '../../src/sim/machine.js';
+import { peerPath, withPeers } from '../helpers/peers.js';
 
-const IPMITOOL = '/usr/bin/ipmitool';
-const IPMIPOWER = '/usr/sbin/ipmipower';
+const { describe, it } = withPeers('ipmitool', 'ipmipower');
+
+const IPMITOOL = peerPath('ipmitool') ?? 'ipmitool';
+const IPMIPOWER = peerPath('ipmipower') ?? 'ipmipower';
 
 interface Run {
   code: number | null;
@@ -72,8 +74,6 @@ function solActivate(at: IpmiEndpoint, suite: number) {
   };
 }
 
-const haveIpmitool = existsSync(IPMITOOL);
-const havePeers = haveIpmitool && existsSync(IPMIPOWER);
 
 async function serve(machines: SimMachine[], options: Partial<IpmiServerOptions> = {}): Promise<{ server: IpmiServer; errors: unknown[] }> {
   const errors: unknown[] = [];
@@ -81,7 +81,7 @@ async function serve(machines: SimMachine[], options: Partial<IpmiServerOptions>
   return { server, errors };
 }
 
-describe.skipIf(!haveIpmitool)('simulated BMC with ipmitool', () => {
+describe('simulated BMC with ipmitool', () => {
   let machine: SimMachine;
   let server: IpmiServer;
   let errors: unknown[];
@@ -285,7 +285,7 @@ describe.skipIf(!haveIpmitool)('simulated BMC with ipmitool', () => {
   });
 });
 
-describe.skipIf(!haveIpmitool)('simulated BMC session slots', () => {
+describe('simulated BMC session slots', () => {
   it('refuses a session while the only slot holds a SOL session', async () => {
     const machine = new SimMachine({ ...createMachineState('sim-ipmi-slots', 0), power: 'on' });
     const { server, errors } = await serve([machine], { host: '127.0.0.1', maxSessions: 1 });
@@ -307,7 +307,7 @@ describe.skipIf(!haveIpmitool)('simulated BMC session slots', () => {
   });
 });
 
-describe.skipIf(!havePeers)('simulated fleet with FreeIPMI ipmipower', () => {
+describe('simulated fleet with FreeIPMI ipmipower', () => {
   let machines: SimMachine[];
   let server: IpmiServer;
   let errors: unknown[];

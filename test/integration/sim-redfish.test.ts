@@ -6,9 +6,12 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
 import { createMachineState, NO_FAULTS, SimMachine, type SimEvent } from '../../src/sim/machine.js';
 import { startRedfishServer, type RedfishServer } from '../../src/sim/redfish-server.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('curl', 'openssl');
 
 interface CurlReply {
   exitCode: number;

@@ -1,6 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { openRedfish, reset, setBootOverride, setIndicator, type RedfishClient } from '../../src/redfish/index.js';
 import { startMockupServer, type MockupServer, type MockupServerOptions } from '../helpers/redfish-mockup-server.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('openssl');
 
 const SYSTEM = '/redfish/v1/Systems/437XR1138R2';
 const RESET = `${SYSTEM}/Actions/ComputerSystem.Reset`;

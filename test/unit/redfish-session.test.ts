@@ -1,7 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, expect } from 'vitest';
 import { BmcError } from '../../src/errors.js';
 import { openRedfish, type RedfishClient, type RedfishOptions } from '../../src/redfish/index.js';
 import { startMockupServer, startSilentServer, type MockupServer, type MockupServerOptions } from '../helpers/redfish-mockup-server.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('openssl');
 
 let server: MockupServer;
 

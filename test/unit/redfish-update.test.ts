@@ -1,9 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { openRedfish, pushUpdate, simpleUpdate, waitForTask, type RedfishClient, type TaskProgress } from '../../src/redfish/index.js';
 import { startMockupServer, type MockupServer, type MockupServerOptions } from '../helpers/redfish-mockup-server.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('openssl');
 
 let server: MockupServer | undefined;
 let client: RedfishClient | undefined;
