@@ -13,7 +13,7 @@ import { streamNameFor } from '../../src/bus/jetstream.js';
 import { subscribeMachineEvents, type Disposition, type EventMeta, type MachineEventSubscription } from '../../src/bus/machine-events.js';
 import { createCommandMetrics } from '../../src/commands/metrics.js';
 import { captureLog } from '../helpers/log.js';
-import { startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { consumerSettled, startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
 import { waitFor } from '../helpers/wait.js';
 import { withPeers } from '../helpers/peers.js';
 
@@ -37,18 +37,6 @@ async function publishStored(nc: NatsConnection, subject: string, data: string):
       await sleep(200);
     }
   }
-}
-
-/**
- * The durable has nothing left to deliver and nothing unacknowledged: from here on no event can
- * reach a handler again (an acked or terminated event is never redelivered). Read from the
- * server's consumer info, instead of waiting a while to see that nothing more arrives.
- */
-async function consumerSettled(nc: NatsConnection, stream: string, consumer = 'metal-bmc-test') {
-  const jsm = await jetstreamManager(nc);
-  let info = await jsm.consumers.info(stream, consumer);
-  await waitFor(async () => ((info = await jsm.consumers.info(stream, consumer)), info.num_pending === 0 && info.num_ack_pending === 0), 15_000, `consumer ${consumer} of ${stream} to settle`, 50);
-  return info;
 }
 
 let subjectSeq = 0;
@@ -133,7 +121,7 @@ describe('bus with JetStream', () => {
     const n = 40;
     for (let k = 0; k < n; k++) publisher.publish(subject, enc(`event-${k}`));
     await until('all events', () => i1.seen.length + i2.seen.length >= n);
-    await consumerSettled(publisher, streamNameFor(subject));
+    await consumerSettled(publisher, streamNameFor(subject), 'metal-bmc-test');
     const all = [...i1.seen, ...i2.seen].map((s) => s.data).sort();
     expect(all).toEqual(Array.from({ length: n }, (_, k) => `event-${k}`).sort());
     expect(i1.seen.length).toBeGreaterThan(0);
@@ -155,7 +143,7 @@ describe('bus with JetStream', () => {
     await until('redelivery', () => i2.seen.length >= 1, 5000);
     expect(i2.seen[0]!.meta.deliveryCount).toBe(2);
     for await (const advisory of exceeded) expect(JSON.parse(dec(advisory.data))).toMatchObject({ deliveries: 2 });
-    await consumerSettled(publisher, streamNameFor(subject));
+    await consumerSettled(publisher, streamNameFor(subject), 'metal-bmc-test');
     expect(i2.seen).toHaveLength(1);
     expect(i1.seen).toHaveLength(1);
   });
@@ -172,7 +160,7 @@ describe('bus with JetStream', () => {
     publisher.publish(subject, enc('long'));
     await until('done', () => i1.seen.length + i2.seen.length >= 1);
     await until('the long handler to finish', () => finished, 10_000);
-    const ci = await consumerSettled(publisher, streamNameFor(subject));
+    const ci = await consumerSettled(publisher, streamNameFor(subject), 'metal-bmc-test');
     expect(ci.num_redelivered).toBe(0);
     expect(i1.seen.length + i2.seen.length).toBe(1);
   });
@@ -190,7 +178,7 @@ describe('bus with JetStream', () => {
     await jetstream(publisher).publish(subject, enc('fresh'));
     await until('fresh event', () => i.seen.length >= 1);
     await until('the stale event dropped', () => i.log.find('stale machine event dropped').length >= 1);
-    await consumerSettled(publisher, `OPS_${subjectSeq}`);
+    await consumerSettled(publisher, `OPS_${subjectSeq}`, 'metal-bmc-test');
     expect(i.seen.map((s) => s.data)).toEqual(['fresh']);
     expect(i.log.find('stale machine event dropped')).toHaveLength(1);
     expect(await i.registry.getSingleMetricAsString('metal_bmc_events_stale_total')).toMatch(/metal_bmc_events_stale_total 1$/m);
@@ -208,7 +196,7 @@ describe('bus with JetStream', () => {
     const i = await instance({ nc: b.nc, subject, ttlMs: 1000 });
     await jetstream(publisher).publish(subject, enc('fresh'));
     await until('fresh event', () => i.seen.length >= 1);
-    await consumerSettled(publisher, streamNameFor(subject));
+    await consumerSettled(publisher, streamNameFor(subject), 'metal-bmc-test');
     expect(i.seen.map((s) => s.data)).toEqual(['fresh']);
   });
 });
@@ -241,7 +229,7 @@ describe('bus across a nats-server restart (JetStream store persisted)', () => {
     await until('all events after the restart', () => i.seen.length >= 5, 10_000);
     // the server holds every event acked: the in-flight one was acked after the restart, and
     // nothing is left that could be redelivered
-    const ci = await consumerSettled(publisher, streamNameFor(subject));
+    const ci = await consumerSettled(publisher, streamNameFor(subject), 'metal-bmc-test');
     expect(i.seen.map((s) => s.data).sort()).toEqual(['after-1', 'after-2', 'before-1', 'before-2', 'in-flight']);
     expect(ci.num_ack_pending).toBe(0);
     expect(ci.num_redelivered).toBe(0);
