@@ -227,7 +227,7 @@ describe('deadlines and cancellation', () => {
       standIn.setFailures(100, 500);
       const slow = createMetalApiClient({ baseUrl: standIn.url, hmacKey: KEY, backoffMs: 30_000 });
       const ac = new AbortController();
-      setTimeout(() => ac.abort(), 100);
+      setTimeout(() => ac.abort(), 100); // the stimulus: the caller gives up while the client backs off (30 s)
       const t0 = Date.now();
       const aborted = await caught(slow.ipmiReport(body(), { signal: ac.signal }));
       expect(aborted.code).toBe('ABORTED');
