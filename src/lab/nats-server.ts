@@ -30,6 +30,8 @@ export interface NatsServer {
   /** SIGKILL: the node dies without a goodbye (cluster failover drills) */
   kill(): Promise<void>;
   restart(): Promise<void>;
+  /** what the server printed since it was last (re)started: its log lines (tests read refusals here) */
+  output(): string;
 }
 
 
@@ -80,5 +82,5 @@ export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsSe
     clearTimeout(timer);
   };
   await launch();
-  return { port, url: `${o.tls ? 'tls' : 'nats'}://127.0.0.1:${port}`, stop: () => stop(), kill: () => stop('SIGKILL'), restart: async () => (await stop(), await launch()) };
+  return { port, url: `${o.tls ? 'tls' : 'nats'}://127.0.0.1:${port}`, stop: () => stop(), kill: () => stop('SIGKILL'), restart: async () => (await stop(), await launch()), output: () => output };
 }

@@ -49,6 +49,8 @@ export interface WatchLeasesOptions extends ReadLeasesOptions {
 export interface LeaseWatcher {
   /** the last good view (empty before the first successful read) */
   current(): Lease[];
+  /** how many times the file has been read so far (successfully or not): lets a caller see that a change was looked at */
+  reads(): number;
   close(): void;
 }
 
@@ -119,6 +121,7 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
   let lastError: string | undefined;
   let reading = false;
   let again = false;
+  let reads = 0;
   let debounceTimer: NodeJS.Timeout | undefined;
   let watcher: FSWatcher | undefined;
 
@@ -155,6 +158,7 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
     }
     const result = await readParsed(path, format).catch((err: unknown) => readError(path, err));
     if (closed) return;
+    reads++;
     if (result instanceof BmcError) return report(result);
     parsed = result;
     lastError = undefined;
@@ -230,5 +234,5 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
     void load();
   }
 
-  return { current: () => [...view], close };
+  return { current: () => [...view], reads: () => reads, close };
 }

@@ -119,15 +119,21 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     throw err;
   }
 
+  // Changes are written at most every 200 ms; close() writes a pending change at once, so a
+  // SIGTERM right after a command loses nothing.
   let saveTimer: NodeJS.Timeout | undefined;
+  const writeState = () => {
+    clearTimeout(saveTimer);
+    saveTimer = undefined;
+    if (!o.stateFile) return;
+    const tmp = `${o.stateFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify(machines.map(({ state: s }): PersistedState => ({ power: s.power, boot: s.boot, bootPersistent: s.bootPersistent, bootUefi: s.bootUefi, bootSetBy: s.bootSetBy, bootOrder: s.bootOrder, identify: s.identify }))));
+    renameSync(tmp, o.stateFile);
+  };
   const save = () => {
     if (!o.stateFile) return;
     clearTimeout(saveTimer);
-    saveTimer = setTimeout(() => {
-      const tmp = `${o.stateFile}.tmp`;
-      writeFileSync(tmp, JSON.stringify(machines.map(({ state: s }): PersistedState => ({ power: s.power, boot: s.boot, bootPersistent: s.bootPersistent, bootUefi: s.bootUefi, bootSetBy: s.bootSetBy, bootOrder: s.bootOrder, identify: s.identify }))));
-      renameSync(tmp, o.stateFile!);
-    }, 200);
+    saveTimer = setTimeout(writeState, 200);
   };
   for (const m of machines) m.on('change', save);
   const serialOf = (m: SimMachine) => ipmi.serial(m.state.index);
@@ -175,8 +181,8 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       renameSync(tmp, path);
     },
     async close() {
-      clearTimeout(saveTimer);
       await Promise.all([ipmi.close(), redfish?.close()]);
+      if (saveTimer !== undefined) writeState();
     },
   };
   if (o.leaseFile) fleet.writeLeaseFile(o.leaseFile);

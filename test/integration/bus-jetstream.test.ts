@@ -7,14 +7,17 @@
 import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { connectBus, type BusConnection } from '../../src/bus/connection.js';
 import { streamNameFor } from '../../src/bus/jetstream.js';
 import { subscribeMachineEvents, type Disposition, type EventMeta, type MachineEventSubscription } from '../../src/bus/machine-events.js';
 import { createCommandMetrics } from '../../src/commands/metrics.js';
 import { captureLog } from '../helpers/log.js';
-import { startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { consumerSettled, startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
 import { waitFor } from '../helpers/wait.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('nats-server');
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -110,6 +113,7 @@ describe('bus with JetStream', () => {
   it('shares one durable between two instances: every event is handled exactly once in total', async () => {
     const subject = freshSubject();
     const [b1, b2] = [await bus(server, 'one'), await bus(server, 'two')];
+    // each event takes a little work, so that one instance cannot take them all (stimulus, not a wait)
     const slow = async () => (await sleep(20), 'ack' as const);
     // few events in flight per instance, so that the second one gets work too
     const i1 = await instance({ nc: b1.nc, subject, handler: slow, maxInFlight: 2 });
@@ -117,7 +121,7 @@ describe('bus with JetStream', () => {
     const n = 40;
     for (let k = 0; k < n; k++) publisher.publish(subject, enc(`event-${k}`));
     await until('all events', () => i1.seen.length + i2.seen.length >= n);
-    await sleep(300);
+    await consumerSettled(publisher, streamNameFor(subject), 'metal-bmc-test');
     const all = [...i1.seen, ...i2.seen].map((s) => s.data).sort();
     expect(all).toEqual(Array.from({ length: n }, (_, k) => `event-${k}`).sort());
     expect(i1.seen.length).toBeGreaterThan(0);
@@ -132,10 +136,14 @@ describe('bus with JetStream', () => {
     await until('first delivery', () => i1.seen.length === 1);
     await b1.nc.close(); // dies mid-run: no ack, no nak
     // the survivor fails the event: a third delivery is not allowed
+    // the server announces when it gives up on an event after max_deliver deliveries
+    const exceeded = publisher.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${streamNameFor(subject)}.metal-bmc-test`, { max: 1 });
+    await publisher.flush();
     const i2 = await instance({ nc: b2.nc, subject, ackWaitMs: 1000, handler: async () => 'nak' });
     await until('redelivery', () => i2.seen.length >= 1, 5000);
     expect(i2.seen[0]!.meta.deliveryCount).toBe(2);
-    await sleep(2500);
+    for await (const advisory of exceeded) expect(JSON.parse(dec(advisory.data))).toMatchObject({ deliveries: 2 });
+    await consumerSettled(publisher, streamNameFor(subject), 'metal-bmc-test');
     expect(i2.seen).toHaveLength(1);
     expect(i1.seen).toHaveLength(1);
   });
@@ -143,11 +151,17 @@ describe('bus with JetStream', () => {
   it('keeps a long-running event from being redelivered while the handler works (ack_wait heartbeats)', async () => {
     const subject = freshSubject();
     const [b1, b2] = [await bus(server, 'busy'), await bus(server, 'idle')];
-    const i1 = await instance({ nc: b1.nc, subject, ackWaitMs: 900, handler: async () => (await sleep(2500), 'ack') });
-    const i2 = await instance({ nc: b2.nc, subject, ackWaitMs: 900 });
+    // the stimulus: one handler works for almost three ack_waits (the subject is time), the other
+    // instance stands ready to take a redelivery
+    let finished = false;
+    const long = async () => (await sleep(2500), (finished = true), 'ack' as const);
+    const i1 = await instance({ nc: b1.nc, subject, ackWaitMs: 900, handler: long });
+    const i2 = await instance({ nc: b2.nc, subject, ackWaitMs: 900, handler: long });
     publisher.publish(subject, enc('long'));
     await until('done', () => i1.seen.length + i2.seen.length >= 1);
-    await sleep(3200);
+    await until('the long handler to finish', () => finished, 10_000);
+    const ci = await consumerSettled(publisher, streamNameFor(subject), 'metal-bmc-test');
+    expect(ci.num_redelivered).toBe(0);
     expect(i1.seen.length + i2.seen.length).toBe(1);
   });
 
@@ -156,13 +170,15 @@ describe('bus with JetStream', () => {
     const jsm = await jetstreamManager(publisher);
     await jsm.streams.add({ name: `OPS_${subjectSeq}`, subjects: [subject], max_age: nanos(600_000) });
     await jetstream(publisher).publish(subject, enc('old'));
+    // the stimulus: the event must be older than the 1 s TTL when it is consumed (time is the subject)
     await sleep(1300);
     const b = await bus(server);
     const i = await instance({ nc: b.nc, subject, maxAgeMs: 1000 });
     expect(i.sub.stream).toBe(`OPS_${subjectSeq}`);
     await jetstream(publisher).publish(subject, enc('fresh'));
     await until('fresh event', () => i.seen.length >= 1);
-    await sleep(200);
+    await until('the stale event dropped', () => i.log.find('stale machine event dropped').length >= 1);
+    await consumerSettled(publisher, `OPS_${subjectSeq}`, 'metal-bmc-test');
     expect(i.seen.map((s) => s.data)).toEqual(['fresh']);
     expect(i.log.find('machine event older than the retention dropped')).toHaveLength(1);
     expect(await i.registry.getSingleMetricAsString('metal_bmc_events_expired_total')).toMatch(/metal_bmc_events_expired_total 1$/m);
@@ -194,11 +210,13 @@ describe('bus with JetStream', () => {
     const first = await instance({ nc: b.nc, subject, maxAgeMs: 1000 });
     await first.sub.stop(500); // stream and durable exist; nobody consumes
     await jetstream(publisher).publish(subject, enc('expires'));
-    await sleep(1600);
+    const jsm = await jetstreamManager(publisher);
+    expect((await jsm.streams.info(streamNameFor(subject))).state.messages).toBe(1);
+    await waitFor(async () => (await jsm.streams.info(streamNameFor(subject))).state.messages === 0, 10_000, 'the stream to expire the event (max_age)', 100);
     const i = await instance({ nc: b.nc, subject, maxAgeMs: 1000 });
     await jetstream(publisher).publish(subject, enc('fresh'));
     await until('fresh event', () => i.seen.length >= 1);
-    await sleep(200);
+    await consumerSettled(publisher, streamNameFor(subject), 'metal-bmc-test');
     expect(i.seen.map((s) => s.data)).toEqual(['fresh']);
   });
 });
@@ -211,24 +229,28 @@ describe('bus across a nats-server restart (JetStream store persisted)', () => {
     cleanup.push(() => publisher.close());
     const subject = freshSubject();
     const b = await bus(server);
-    const i = await instance({ nc: b.nc, subject, ackWaitMs: 2000, handler: async (s) => (s.data === 'in-flight' ? await sleep(1500) : undefined, 'ack') });
+    // the in-flight event's handler finishes only once the server is back
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const i = await instance({ nc: b.nc, subject, ackWaitMs: 2000, handler: async (s) => (s.data === 'in-flight' ? await released : undefined, 'ack') });
     publisher.publish(subject, enc('before-1'));
     publisher.publish(subject, enc('before-2'));
     publisher.publish(subject, enc('in-flight'));
     await until('before', () => i.seen.length === 3);
 
     await server.stop();
-    await sleep(300);
+    await until('the client to notice the outage', () => !b.connected(), 10_000);
     expect(b.connected()).toBe(false);
     await server.restart();
     await until('reconnect', () => b.connected(), 10_000);
+    release();
     await publishStored(publisher, subject, 'after-1');
     await publishStored(publisher, subject, 'after-2');
     await until('all events after the restart', () => i.seen.length >= 5, 10_000);
-    await sleep(2500); // past ack_wait: the in-flight event was acked after the restart, not redelivered
+    // the server holds every event acked: the in-flight one was acked after the restart, and
+    // nothing is left that could be redelivered
+    const ci = await consumerSettled(publisher, streamNameFor(subject), 'metal-bmc-test');
     expect(i.seen.map((s) => s.data).sort()).toEqual(['after-1', 'after-2', 'before-1', 'before-2', 'in-flight']);
-    const jsm = await jetstreamManager(publisher);
-    const ci = await jsm.consumers.info(streamNameFor(subject), 'metal-bmc-test');
     expect(ci.num_ack_pending).toBe(0);
     expect(ci.num_redelivered).toBe(0);
   });
@@ -252,7 +274,10 @@ describe('bus without JetStream (core NATS fallback)', () => {
     const n = 40;
     for (let k = 0; k < n; k++) publisher.publish(subject, enc(`event-${k}`));
     await until('all events', () => i1.seen.length + i2.seen.length >= n);
-    await sleep(200);
+    // a flush round trip after the publisher's: every message the server routed to an instance
+    // has reached its (synchronous) subscription callback, so nothing more can arrive
+    await publisher.flush();
+    await Promise.all([b1.nc.flush(), b2.nc.flush()]);
     expect([...i1.seen, ...i2.seen].map((s) => s.data).sort()).toEqual(Array.from({ length: n }, (_, k) => `event-${k}`).sort());
     expect(i1.seen.length).toBeGreaterThan(0);
     expect(i2.seen.length).toBeGreaterThan(0);

@@ -1,8 +1,12 @@
 /** `metal-bmc bmc ...` as an operator runs it, against ipmi_sim. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { freeUdpPort } from '../helpers/ports.js';
 import { handMadeFru, startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { runCli, spawnCli } from '../helpers/cli.js';
+import { withPeers } from '../helpers/peers.js';
+import { waitFor } from '../helpers/wait.js';
+
+const { describe, it } = withPeers('ipmi_sim', 'ipmitool');
 
 let sim: IpmiSim;
 const target = () => ['--address', `${sim.host}:${sim.port}`, '--user', sim.user];
@@ -89,13 +93,10 @@ describe('metal-bmc bmc console', () => {
     child.stdout.on('data', (d) => (stdout += d));
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
-    const until = async (check: () => boolean) => {
-      const deadline = Date.now() + 10_000;
-      while (!check()) {
-        if (Date.now() > deadline) throw new Error(`timed out; stdout=${stdout} stderr=${stderr}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    };
+    // a CLI process starts slowly on a loaded machine: wait for each event, up to 30 s
+    const until = (check: () => boolean) => waitFor(check, 30_000, 'the console').catch((err: Error) => {
+      throw new Error(`${err.message}; stdout=${stdout} stderr=${stderr}`);
+    });
     await until(() => stderr.includes('connected'));
     sim.serial.write('ubuntu login: ');
     await until(() => stdout.includes('ubuntu login: '));
@@ -109,7 +110,7 @@ describe('metal-bmc bmc console', () => {
     const again = spawnCli(['bmc', 'console', ...withPassword()]);
     let err2 = '';
     again.stderr.on('data', (d) => (err2 += d));
-    while (!err2.includes('connected') && !err2.includes('error')) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => err2.includes('connected') || err2.includes('error'), 30_000, `the second console to connect: ${err2}`);
     expect(err2).toContain('connected');
     again.stdin.end();
     await new Promise((resolve) => again.on('close', resolve));

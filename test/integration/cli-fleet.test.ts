@@ -1,8 +1,11 @@
 /** `metal-bmc bmc` against the simulated fleet: the full Redfish+IPMI report and firmware updates. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { runCli } from '../helpers/cli.js';
 import { startTestFleet } from '../helpers/fleet.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('openssl');
 
 let fleet: Fleet;
 const target = (i: number) => ['--address', `${fleet.machines[i]!.state.address}:${fleet.ipmiPort}`, '--redfish-port', String(fleet.redfishPort), '--user', fleet.user, '--password', fleet.password];

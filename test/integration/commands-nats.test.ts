@@ -6,7 +6,7 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { connectBus, type BusConnection } from '../../src/bus/connection.js';
 import { streamNameFor } from '../../src/bus/jetstream.js';
 import { createCommandMetrics } from '../../src/commands/metrics.js';
@@ -15,8 +15,11 @@ import { startCommandService, type CommandService } from '../../src/parts/comman
 import { ipmiOutband } from '../../src/outband/ipmi.js';
 import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
-import { startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { consumerSettled, startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
 import { waitFor } from '../helpers/wait.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('ipmi_sim', 'ipmitool', 'nats-server');
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const enc = (v: unknown) => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));
@@ -86,6 +89,16 @@ async function results(nc: NatsConnection, partition: string): Promise<CommandRe
   return seen;
 }
 
+/**
+ * Every event of partition `p` is acked or terminated (server's consumer info), and every result
+ * published before those acks has reached `nc`'s subscription: nothing more can happen.
+ */
+async function settled(nc: NatsConnection, p: string, stream = streamNameFor(`${p}-machine`)) {
+  const info = await consumerSettled(nc, stream, `metal-bmc-${p}`);
+  await nc.flush();
+  return info;
+}
+
 function newLines(before: number): string[] {
   return sim.chassisLog().slice(before);
 }
@@ -150,8 +163,7 @@ describe('machine commands over NATS JetStream to ipmi_sim', () => {
     expect(i.log.find('machine event rejected').map((l) => l.reason)).toEqual(['not-json', 'missing-ipmi', 'unknown-command']);
     const rejected = await i.registry.getSingleMetricAsString('metal_bmc_events_rejected_total');
     for (const reason of ['not-json', 'missing-ipmi', 'unknown-command']) expect(rejected).toContain(`reason="${reason}"} 1`);
-    await sleep(200);
-    const ci = await (await jetstreamManager(metalApi)).consumers.info(streamNameFor(`${p}-machine`), `metal-bmc-${p}`);
+    const ci = await settled(metalApi, p);
     expect(ci.num_ack_pending).toBe(0);
     expect(ci.num_redelivered).toBe(0);
     expect(ci.delivered.stream_seq).toBe(4);
@@ -163,12 +175,13 @@ describe('machine commands over NATS JetStream to ipmi_sim', () => {
     // an operator's stream keeps events longer than metal-bmc's TTL; metal-bmc must still refuse old ones
     await (await jetstreamManager(metalApi)).streams.add({ name: `OPS_${p}`, subjects: [`${p}-machine`], max_age: nanos(600_000) });
     await jetstream(metalApi).publish(`${p}-machine`, enc(event('command', 'm-stale', 'OFF')));
+    // the stimulus: the event must be older than the 1 s TTL when it is consumed (time is the subject)
     await sleep(1300);
     const before = sim.chassisLog().length;
     const i = await instance(server, p, { ttlMs: 1000 });
     const seen = await results(metalApi, p);
     await until('stale log line', () => i.log.find('stale machine event dropped').length === 1);
-    await sleep(300);
+    await settled(metalApi, p, `OPS_${p}`);
     expect(seen).toEqual([]);
     expect(newLines(before)).toEqual([]);
     expect(await i.registry.getSingleMetricAsString('metal_bmc_events_stale_total')).toMatch(/metal_bmc_events_stale_total 1$/m);
@@ -184,7 +197,7 @@ describe('machine commands over NATS JetStream to ipmi_sim', () => {
     const n = 8;
     for (let k = 0; k < n; k++) metalApi.publish(`${p}-machine`, enc(event('command', `m-${k}`, k % 2 === 0 ? 'LED-ON' : 'LED-OFF')));
     await until('all results', () => seen.length >= n, 20_000);
-    await sleep(500);
+    await settled(metalApi, p);
     expect(seen.map((r) => r.machineId).sort()).toEqual(Array.from({ length: n }, (_, k) => `m-${k}`).sort());
     expect(seen.every((r) => r.ok)).toBe(true);
     expect(newLines(before).filter((l) => l.startsWith('set identify'))).toHaveLength(n);
@@ -198,13 +211,13 @@ describe('machine commands over NATS JetStream to ipmi_sim', () => {
     const api = await connect({ servers: own.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
     cleanup.push(() => api.close());
     const p = `p${++partitionSeq}`;
-    await instance(own, p);
+    const i = await instance(own, p);
     const seen = await results(api, p);
     const before = sim.chassisLog().length;
     api.publish(`${p}-machine`, enc(event('command', 'm-r1', 'LED-ON')));
     await until('before', () => seen.length === 1);
     await own.stop();
-    await sleep(200);
+    await until('the instance to notice the outage', () => !i.bus.connected());
     await own.restart();
     // metal-api retries a publish until JetStream stored it
     for (const deadline = Date.now() + 15_000; ; ) {
@@ -213,11 +226,11 @@ describe('machine commands over NATS JetStream to ipmi_sim', () => {
         break;
       } catch (err) {
         if (Date.now() > deadline) throw err;
-        await sleep(200);
+        await sleep(200); // pause between publish attempts while the server comes back (not before an assertion)
       }
     }
     await until('after', () => seen.length >= 2, 15_000);
-    await sleep(500);
+    await settled(api, p);
     expect({ results: seen.map((r) => `${r.machineId}:${r.command}:${r.ok}`), chassis: newLines(before) }).toEqual({ results: ['m-r1:LED-ON:true', 'm-r2:LED-OFF:true'], chassis: ['set identify 0 1', 'set identify 0 0'] });
   });
 });

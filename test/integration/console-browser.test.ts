@@ -4,21 +4,22 @@
  * output, sends typed keys to the serial line (echoed back by the test's side of the line), and
  * shows the status line. A screenshot goes to test-artifacts/console-browser.png.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { chromium, type Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
 import type { MetalApiStandIn } from '../../src/metalapi/standin.js';
 import { machineIpmi, startConsoleBackend } from '../helpers/console-backend.js';
 import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { captureLog } from '../helpers/log.js';
 import { createPki, type Pki } from '../helpers/pki.js';
+import { peerPath, withPeers } from '../helpers/peers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) console.warn(`console-browser: skipped, ${CHROMIUM} is absent (apt-get install -y chromium)`);
+const { describe, it } = withPeers('ipmi_sim', 'ipmitool', 'openssl', 'chromium');
+
+const CHROMIUM = peerPath('chromium') ?? '/usr/bin/chromium';
 
 const MACHINE = 'b0b0b0b0-88f6-5390-8154-fa53d93a3313';
 const TOKEN = 'browser-token-0123456789abcdef0123456789';
@@ -29,7 +30,6 @@ let servers: ConsoleServers;
 let browser: Browser;
 
 beforeAll(async () => {
-  if (!haveChromium) return;
   [pki, sim] = await Promise.all([createPki(), startIpmiSim()]);
   const line: Socket = await sim.serial.connected();
   // The machine's side of the serial line echoes what it receives, as a getty would.
@@ -61,7 +61,7 @@ afterAll(async () => {
   pki?.remove();
 });
 
-describe.skipIf(!haveChromium)('console in the browser', () => {
+describe('console in the browser', () => {
   it('shows serial output, sends keystrokes, and shows the keyboard status', async () => {
     const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1000, height: 600 } });
     const page = await context.newPage();

@@ -4,7 +4,7 @@
  * and the listeners keep serving.
  */
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import WebSocket from 'ws';
 import { startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
 import type { MetalApiStandIn } from '../../src/metalapi/standin.js';
@@ -14,6 +14,9 @@ import { captureLog, type CapturedLog } from '../helpers/log.js';
 import { createPki, type Pki } from '../helpers/pki.js';
 import { waitFor } from '../helpers/wait.js';
 import { httpsGetStatus } from '../helpers/https.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('ipmi_sim', 'ipmitool', 'openssl');
 
 const DYING = 'dead0000-88f6-5390-8154-fa53d93a3313';
 const HEALTHY = 'a11ce000-88f6-5390-8154-fa53d93a3313';

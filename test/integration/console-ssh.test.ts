@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
 import type { MetalApiStandIn } from '../../src/metalapi/standin.js';
 import { machineIpmi, startConsoleBackend } from '../helpers/console-backend.js';
@@ -17,6 +17,9 @@ import { createPki, type Pki } from '../helpers/pki.js';
 import { freeUdpPort } from '../helpers/ports.js';
 import { sshConsole, type SshOptions, type SshRun } from '../helpers/ssh-console.js';
 import { waitFor } from '../helpers/wait.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('ipmi_sim', 'ipmitool', 'openssl', 'ssh', 'ssh-keygen');
 
 const MACHINE = '2294c949-88f6-5390-8154-fa53d93a3313';
 let pki: Pki;

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import WebSocket from 'ws';
 import { startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
 import type { MetalApiStandIn } from '../../src/metalapi/standin.js';
@@ -15,6 +15,9 @@ import { captureLog, type CapturedLog } from '../helpers/log.js';
 import { createPki, type Pki } from '../helpers/pki.js';
 import { waitFor } from '../helpers/wait.js';
 import { httpsGetStatus } from '../helpers/https.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('ipmi_sim', 'ipmitool', 'openssl');
 
 const MACHINE = 'c0ffee00-88f6-5390-8154-fa53d93a3313';
 let pki: Pki;
@@ -33,8 +36,10 @@ beforeAll(async () => {
   ({ standin, openBackend } = await startConsoleBackend({ [MACHINE]: machineIpmi(`127.0.0.1:${sim.port}`, sim.user, sim.password) }, 3000));
   log = captureLog();
   const common = { host: '127.0.0.1', port: 0, wsPort: 0, caCertFile: pki.ca, certFile: pki.serverCert, keyFile: pki.serverKey, openBackend, logger: log.logger };
-  // 200 viewers of one console come from one address here: the per-source bound is raised for that test
-  servers = await startConsoleServers({ ...common, registry, scrollbackBytes: 4096, pingIntervalMs: 300, connectionLimits: { perSource: 500, total: 1000 } });
+  // pings every 3 s: often enough to see a silent peer terminated within a test, rarely enough that
+  // 200 busy clients on a loaded machine answer in time (at 300 ms, some of them did not); those 200
+  // viewers come from one address, so the per-source connection bound is raised for this file
+  servers = await startConsoleServers({ ...common, registry, scrollbackBytes: 4096, pingIntervalMs: 3000, connectionLimits: { perSource: 500, total: 1000 } });
   tokenServers = await startConsoleServers({ ...common, token: TOKEN });
 });
 
@@ -75,9 +80,9 @@ function connect(machineId = MACHINE, o: { port?: number; cert?: 'ok' | 'foreign
   return { ws, output: () => output, messages, closed, status: () => messages.filter((m) => m.type === 'status').at(-1) };
 }
 
-const until = (check: () => boolean | Promise<boolean>, ms = 8000, what = 'condition') => waitFor(check, ms, what);
+const until = (check: () => boolean | Promise<boolean>, ms = 20_000, what = 'condition') => waitFor(check, ms, what);
 
-const joined = (c: Client) => until(() => c.status() !== undefined, 8000, 'joined');
+const joined = (c: Client) => until(() => c.status() !== undefined, 20_000, 'joined');
 
 async function solActive(): Promise<boolean> {
   const r = await sim.ipmitool(['raw', '0x06', '0x4a', '0x01']);
@@ -93,7 +98,7 @@ function serialText(): string {
 async function closeAll(clients: Client[]): Promise<void> {
   for (const c of clients) c.ws.close();
   await Promise.all(clients.map((c) => c.closed));
-  await until(() => servers.hub.sessionCount() === 0, 8000, 'session closed');
+  await until(() => servers.hub.sessionCount() === 0, 20_000, 'session closed');
 }
 
 function httpsStatus(path: string, port: number): Promise<number> {
@@ -109,31 +114,31 @@ describe('console over WebSocket', () => {
     expect(a.status()).toMatchObject({ keyboard: true, owner: 'CN=metal-console,O=metal-stack', state: 'open' });
     expect(b.status()).toMatchObject({ keyboard: false });
     sim.serial.write('[    0.000000] Linux version 6.1.0\r\n');
-    await until(() => a.output().includes('Linux version') && b.output().includes('Linux version'), 8000, 'output on both');
+    await until(() => a.output().includes('Linux version') && b.output().includes('Linux version'), 20_000, 'output on both');
 
     a.ws.send(Buffer.from('from-a\r'));
     b.ws.send(Buffer.from('from-b\r'));
-    await until(() => serialText().includes('from-a\r'), 8000, 'keyboard holder input');
-    await until(() => b.messages.some((m) => m.type === 'error' && /keyboard is held by/.test(String(m.message))), 8000, 'refusal notice');
+    await until(() => serialText().includes('from-a\r'), 20_000, 'keyboard holder input');
+    await until(() => b.messages.some((m) => m.type === 'error' && /keyboard is held by/.test(String(m.message))), 20_000, 'refusal notice');
     expect(serialText()).not.toContain('from-b');
 
     const c = connect();
     await joined(c);
     expect(c.output().startsWith('[    0.000000] Linux version 6.1.0\r\n')).toBe(true);
     sim.serial.write('after c joined\r\n');
-    await until(() => c.output().endsWith('Linux version 6.1.0\r\nafter c joined\r\n'), 8000, 'live output after scrollback');
+    await until(() => c.output().endsWith('Linux version 6.1.0\r\nafter c joined\r\n'), 20_000, 'live output after scrollback');
 
     b.ws.send(JSON.stringify({ type: 'takeover' }));
-    await until(() => a.status()?.message === 'keyboard taken over by CN=metal-console,O=metal-stack' && a.status()?.keyboard === false, 8000, 'a told');
-    await until(() => b.status()?.keyboard === true && c.status()?.keyboard === false, 8000, 'b has it');
+    await until(() => a.status()?.message === 'keyboard taken over by CN=metal-console,O=metal-stack' && a.status()?.keyboard === false, 20_000, 'a told');
+    await until(() => b.status()?.keyboard === true && c.status()?.keyboard === false, 20_000, 'b has it');
     b.ws.send(Buffer.from('from-b-now\r'));
-    await until(() => serialText().includes('from-b-now\r'), 8000, 'new holder input');
+    await until(() => serialText().includes('from-b-now\r'), 20_000, 'new holder input');
     expect(log.find('console keyboard taken over').length).toBe(1);
     expect(await registry.getSingleMetricAsString('metal_bmc_console_clients')).toMatch(/metal_bmc_console_clients 3/);
 
     expect(await solActive()).toBe(true);
     await closeAll([a, b, c]);
-    await until(async () => !(await solActive()), 8000, 'SOL deactivated on the BMC');
+    await until(async () => !(await solActive()), 20_000, 'SOL deactivated on the BMC');
     expect(await registry.getSingleMetricAsString('metal_bmc_console_events_total')).toMatch(/event="takeover"} 1/);
   });
 
@@ -144,11 +149,11 @@ describe('console over WebSocket', () => {
     await joined(b);
     expect(servers.hub.clientCount()).toBe(2);
     (a.ws as unknown as { _socket: { destroy(): void } })._socket.destroy();
-    await until(() => servers.hub.clientCount() === 1, 8000, 'vanished client removed');
+    await until(() => servers.hub.clientCount() === 1, 20_000, 'vanished client removed');
     expect(b.status()?.keyboard).toBe(true);
     (b.ws as unknown as { _socket: { destroy(): void } })._socket.destroy();
-    await until(() => servers.hub.sessionCount() === 0, 8000, 'session closed');
-    await until(async () => !(await solActive()), 8000, 'SOL deactivated');
+    await until(() => servers.hub.sessionCount() === 0, 20_000, 'session closed');
+    await until(async () => !(await solActive()), 20_000, 'SOL deactivated');
   });
 
   it('terminates a peer that stops answering pings', async () => {
@@ -156,7 +161,7 @@ describe('console over WebSocket', () => {
     await joined(a);
     // Stop reading: no pongs, no close frame.
     (a.ws as unknown as { _socket: { pause(): void } })._socket.pause();
-    await until(() => servers.hub.clientCount() === 0, 5000, 'silent peer terminated');
+    await until(() => servers.hub.clientCount() === 0, 20_000, 'silent peer terminated');
     a.ws.terminate();
   });
 
@@ -174,7 +179,9 @@ describe('console over WebSocket', () => {
     const started = Date.now();
     // While the burst fans out: another HTTPS request is answered promptly.
     expect(await httpsStatus('/console/assets/xterm.css', servers.wsPort as number)).toBe(200);
-    expect(Date.now() - started).toBeLessThan(2000);
+    // time is the subject (the event loop is not blocked by the fan-out): a 5 s bound, far above the
+    // few ms the request takes when the listener is responsive, leaves room for a loaded machine
+    expect(Date.now() - started).toBeLessThan(5000);
     await until(() => clients.every((c) => c.output().includes('boot message 49')), 15_000, 'all 200 received the output');
     for (const c of clients) expect(c.output().endsWith(burst)).toBe(true);
     await closeAll(clients);
@@ -204,7 +211,7 @@ describe('console over WebSocket', () => {
 
     // still alive: output flows to the remaining client
     sim.serial.write('still serving\r\n');
-    await until(() => a.output().includes('still serving'), 8000, 'output after garbage');
+    await until(() => a.output().includes('still serving'), 20_000, 'output after garbage');
     await closeAll([a]);
   });
 

@@ -5,13 +5,16 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { startDaemon, type Daemon } from '../../src/daemon.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
 import { renderFleetLeases, type Fleet } from '../../src/sim/fleet.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('openssl');
 
 const HMAC_KEY = 'report-test-hmac-key';
 let fleet: Fleet;

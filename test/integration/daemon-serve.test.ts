@@ -7,12 +7,15 @@ import { connect } from '@nats-io/transport-node';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { startNatsServer, type NatsServer } from '../../src/lab/nats-server.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { spawnCli } from '../helpers/cli.js';
 import { startTestFleet } from '../helpers/fleet.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('nats-server', 'openssl');
 
 const HMAC = 'serve-test-hmac';
 let fleet: Fleet;

@@ -2,7 +2,7 @@
  * Serial-over-LAN against ipmi_sim: its SOL is bridged to a TCP "serial port" the test owns,
  * so the test plays the machine's side of the serial line.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { Cmd } from '../../src/ipmi/commands.js';
 import { NetFn } from '../../src/ipmi/message.js';
 import { openSession, type SessionOptions } from '../../src/ipmi/session.js';
@@ -12,6 +12,9 @@ import { isBmcError } from '../../src/errors.js';
 import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import type { Duplex } from 'node:stream';
 import { waitFor } from '../helpers/wait.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('ipmi_sim', 'ipmitool');
 
 let sim: IpmiSim;
 const opts = (): SessionOptions => ({ host: sim.host, port: sim.port, user: sim.user, password: sim.password, cipherSuite: 3, retry: { deadlineMs: 5000 } });

@@ -2,8 +2,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { runCli } from '../helpers/cli.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { it } = withPeers('nats-server', 'openssl');
 
 it('metal-bmc lab --once: fleet reported to the metal-api stand-in, LED-ON demo succeeds', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'lab-'));

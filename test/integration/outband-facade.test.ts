@@ -4,14 +4,18 @@
  * faults, and no session left behind.
  */
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createConnection, type AddressInfo } from 'node:net';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { isBmcError } from '../../src/errors.js';
 import { connectOutband, type ConnectOptions } from '../../src/outband/connect.js';
 import { REPORT_FIELDS } from '../../src/outband/vendors.js';
 import { encodeFirmwareRevision } from '../../src/sim/ipmi-device.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { startTestFleet } from '../helpers/fleet.js';
+import { withPeers } from '../helpers/peers.js';
+import { waitFor } from '../helpers/wait.js';
+
+const { describe, it } = withPeers('openssl');
 
 let fleet: Fleet;
 const optionsFor = (i: number, extra: Partial<ConnectOptions> = {}): ConnectOptions => ({
@@ -31,6 +35,15 @@ beforeAll(async () => {
 afterAll(async () => {
   await fleet?.close();
 });
+
+/** a TCP connection to host:port is refused (nothing listens) */
+function connectionRefused(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host, port });
+    socket.once('connect', () => (socket.destroy(), resolve(false)));
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+  });
+}
 
 function noSessionsLeft(i: number) {
   expect(fleet.ipmi.activeSessions(i)).toBe(0);
@@ -101,7 +114,8 @@ describe('info()', () => {
 
   it('falls back to IPMI alone when Redfish is disabled, and says so', async () => {
     fleet.setFaults([1], { redfishDisabled: true });
-    await new Promise((r) => setTimeout(r, 300));
+    // the simulator closes the machine's Redfish listener shortly after (it polls the fault)
+    await waitFor(() => connectionRefused(fleet.machines[1]!.state.address, fleet.redfishPort), 10_000, 'the Redfish listener to close');
     const bmc = await connectOutband(optionsFor(1));
     const r = await bmc.info();
     await bmc.close();
@@ -133,6 +147,7 @@ describe('info()', () => {
     await bmc.close();
     fleet.clearFaults();
     expect(r.source).toBe('ipmi');
+    // time is the subject (the hang costs no more than the deadline): 1.5 s deadline, 6 s bound for a loaded machine
     expect(Date.now() - started).toBeLessThan(6000);
   });
 

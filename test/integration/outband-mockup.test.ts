@@ -2,9 +2,12 @@
  * The facade's report from the DMTF public-rackmount1 mockup served as-is over HTTPS: every field
  * mapped to metal-api's names, and absent resources giving a partial report with reasons.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, expect } from 'vitest';
 import { connectOutband } from '../../src/outband/connect.js';
 import { startMockupServer, type MockupServer } from '../helpers/redfish-mockup-server.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('openssl');
 
 let mockup: MockupServer;
 beforeEach(async () => {

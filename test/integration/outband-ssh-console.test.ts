@@ -7,11 +7,15 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import ssh2 from 'ssh2';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { isBmcError } from '../../src/errors.js';
 import { connectOutband } from '../../src/outband/connect.js';
 import { openSshConsole } from '../../src/outband/ssh-console.js';
 import { startMockupServer, type MockupServer } from '../helpers/redfish-mockup-server.js';
+import { withPeers } from '../helpers/peers.js';
+import { waitFor } from '../helpers/wait.js';
+
+const { describe, it } = withPeers('openssl');
 
 let mockup: MockupServer;
 let idrac: ssh2.Server;
@@ -59,13 +63,7 @@ describe('SSH console backend (Dell)', () => {
     const line = await bmc.openConsole();
     let seen = '';
     line.on('data', (d: Buffer) => (seen += d.toString()));
-    const until = async (text: string) => {
-      const deadline = Date.now() + 5000;
-      while (!seen.includes(text)) {
-        if (Date.now() > deadline) throw new Error(`no ${text}: ${seen}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    };
+    const until = (text: string) => waitFor(() => seen.includes(text), 20_000, `${text} in the console output`);
     await until('login: ');
     line.write('root\r');
     await until('root\r');

@@ -7,12 +7,16 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import { parseLeases, activeLeases } from '../../src/leases/select.js';
 import { startControlServer } from '../../src/sim/control.js';
 import { spawnCli } from '../helpers/cli.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { freeTcpPort, freeUdpPort } from '../helpers/ports.js';
+import { waitFor } from '../helpers/wait.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('ipmitool', 'curl', 'openssl');
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'sim-fleet-'));
@@ -62,34 +66,39 @@ describe('simulated fleet', () => {
     const { address } = first.machines[2]!.state;
     await ipmitool(address, first.ipmiPort, ['chassis', 'bootdev', 'pxe']);
     await ipmitool(address, first.ipmiPort, ['power', 'off']);
-    await new Promise((r) => setTimeout(r, 400));
     const cidr = `${address.split('.').slice(0, 2).join('.')}.0.0/16`;
+    // the last change is made right before close(): its debounced save is certainly still
+    // pending, and close() must write it
+    first.machines[2]!.setIdentify(true);
     await first.close();
     const second = await startTestFleet({ count: 3, stateFile, redfish: false, seed: 'persist', cidr });
     try {
-      expect(second.machines[2]!.state).toMatchObject({ power: 'off', boot: 'pxe' });
+      expect(second.machines[2]!.state).toMatchObject({ power: 'off', boot: 'pxe', identify: true });
     } finally {
       await second.close();
     }
   });
 
-  it('metal-bmc sim serves the fleet until SIGTERM and writes its lease file', async () => {
+  it('metal-bmc sim serves the fleet until SIGTERM, writes its lease file, and saves the last change on SIGTERM', async () => {
     const ipmiPort = await freeUdpPort();
     const redfishPort = await freeTcpPort();
     const leaseFile = join(dir, 'cli.leases');
-    const child = spawnCli(['sim', '--count', '3', '--cidr', '127.231.0.0/16', '--ipmi-port', String(ipmiPort), '--redfish-port', String(redfishPort), '--password', 'fleet-pass-1', '--lease-file', leaseFile]);
+    const stateFile = join(dir, 'cli-state.json');
+    const child = spawnCli(['sim', '--count', '3', '--cidr', '127.231.0.0/16', '--ipmi-port', String(ipmiPort), '--redfish-port', String(redfishPort), '--password', 'fleet-pass-1', '--lease-file', leaseFile, '--state-file', stateFile]);
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
-    while (!out.includes('simulating')) {
-      if (child.exitCode !== null) throw new Error(out);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const closed = new Promise((r) => child.on('close', r));
+    await waitFor(() => out.includes('simulating') || child.exitCode !== null, 20_000, 'the simulator to start');
     expect(out).toContain('simulating 3 BMCs 127.231.0.1 .. 127.231.0.3');
     expect((await ipmitool('127.231.0.3', ipmiPort, ['power', 'status'])).stdout).toMatch(/Chassis Power is (on|off)/);
     expect(readFileSync(leaseFile, 'utf8')).toContain('lease 127.231.0.2 {');
+    // SIGTERM right after the change, well within the 200 ms the save is debounced by
+    await ipmitool('127.231.0.2', ipmiPort, ['chassis', 'identify', 'force']);
     child.kill('SIGTERM');
-    expect(await new Promise((r) => child.on('close', r))).toBe(0);
+    expect(await closed).toBe(0);
+    const saved = JSON.parse(readFileSync(stateFile, 'utf8')) as Array<{ identify: boolean }>;
+    expect(saved.map((m) => m.identify)).toEqual([false, true, false]);
   });
 
   it('the control API switches faults at runtime', async () => {
@@ -113,7 +122,9 @@ describe('simulated fleet', () => {
       const streaming = await fetch(`${base}/serial`, { method: 'POST', body: JSON.stringify({ select: [1, 2], stream: true }) });
       expect(await streaming.json()).toEqual({ changed: 2 });
       const before = fleet.serialStats().outputBytes;
-      await new Promise((r) => setTimeout(r, 300));
+      // streaming lines produce output on their own: wait until the two have printed a fifth of
+      // a second's worth at 115200 baud, then check the API reports the same
+      await waitFor(() => fleet.serialStats().outputBytes - before > 2 * 11_520 * 0.2, 10_000, 'two streaming serial lines to print');
       const serial = (await (await fetch(`${base}/serial`)).json()) as { machines: number; streaming: number; outputBytes: number; activeSol: number };
       expect(serial).toMatchObject({ machines: 4, streaming: 2, activeSol: 0 });
       expect(serial.outputBytes - before).toBeGreaterThan(2 * 11_520 * 0.2);

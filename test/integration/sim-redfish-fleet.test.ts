@@ -7,10 +7,13 @@
 import { execFile } from 'node:child_process';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { createMachineState, SimMachine } from '../../src/sim/machine.js';
 import { startRedfishServer } from '../../src/sim/redfish-server.js';
 import { vendorOf } from '../../src/sim/redfish/vendors.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('curl', 'openssl');
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;

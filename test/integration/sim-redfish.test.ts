@@ -6,9 +6,13 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
 import { createMachineState, NO_FAULTS, SimMachine, type SimEvent } from '../../src/sim/machine.js';
 import { startRedfishServer, type RedfishServer } from '../../src/sim/redfish-server.js';
+import { withPeers } from '../helpers/peers.js';
+import { waitFor } from '../helpers/wait.js';
+
+const { describe, it } = withPeers('curl', 'openssl');
 
 interface CurlReply {
   exitCode: number;
@@ -85,16 +89,15 @@ describe('simulated Redfish service (single listener, routed by local address)',
   const url = (m: SimMachine, path: string): string => `${server.url(machines.indexOf(m))}${path}`;
   /** Polls a task monitor until the task no longer runs. */
   async function finished(m: SimMachine, monitor: string): Promise<CurlReply> {
-    for (let i = 0; i < 100; i++) {
-      const r = await curl(url(m, monitor), { basic: BASIC });
-      if (r.body?.TaskState !== 'Running') return r;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    throw new Error(`task ${monitor} still running`);
+    let r = await curl(url(m, monitor), { basic: BASIC });
+    await waitFor(async () => (r = await curl(url(m, monitor), { basic: BASIC })).body?.TaskState !== 'Running', 20_000, `task ${monitor} to finish`, 50);
+    return r;
   }
 
   beforeAll(async () => {
-    server = await startRedfishServer({ machines, port: 0, user: USER, password: PASSWORD, perMachineBind: false, taskDurationMs: 1000 });
+    // tasks run 4 s: the test reads a task as Running one curl round trip after starting it, which
+    // must hold on a loaded machine too (time is the stimulus; finished() waits for the end)
+    server = await startRedfishServer({ machines, port: 0, user: USER, password: PASSWORD, perMachineBind: false, taskDurationMs: 4000 });
   });
   afterAll(async () => {
     await server.close();
@@ -349,6 +352,7 @@ describe('simulated Redfish service (single listener, routed by local address)',
       supermicro.state.faults.delayMs = 400;
       const t0 = Date.now();
       expect((await curl(url(supermicro, '/redfish/v1/'))).status).toBe(200);
+      // time is the subject; a lower bound, which load cannot break
       expect(Date.now() - t0).toBeGreaterThanOrEqual(400);
     });
   });
@@ -366,12 +370,13 @@ describe('simulated Redfish service (one listener per machine)', () => {
       }
       const m = machines[1] as SimMachine;
       m.state.faults.redfishDisabled = true;
-      await new Promise((r) => setTimeout(r, 200));
+      // the listener follows the fault on its next poll (faultPollMs)
+      await waitFor(async () => (await curl(`${server.url(1)}/redfish/v1/`, { maxTimeS: 2 })).exitCode === 7, 10_000, 'the listener to close', 50);
       const refused = await curl(`${server.url(1)}/redfish/v1/`, { maxTimeS: 2 });
       expect(refused.exitCode).toBe(7); // couldn't connect
       expect((await curl(`${server.url(0)}/redfish/v1/`)).status).toBe(200);
       m.state.faults.redfishDisabled = false;
-      await new Promise((r) => setTimeout(r, 200));
+      await waitFor(async () => (await curl(`${server.url(1)}/redfish/v1/`, { maxTimeS: 2 })).exitCode === 0, 10_000, 'the listener to reopen', 50);
       expect((await curl(`${server.url(1)}/redfish/v1/`)).status).toBe(200);
     } finally {
       await server.close();
@@ -386,12 +391,15 @@ describe('simulated Redfish service (lifecycle)', () => {
     const base = `https://127.0.0.1:${server.endpoint(0).port}`;
     expect((await curl(`${base}/redfish/v1/`)).body.Vendor).toBe(machine.state.manufacturer);
     machine.state.faults.redfishHang = true;
+    const before = server.requests.total;
     const hanging = curl(`${base}/redfish/v1/`, { maxTimeS: 10 });
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(() => server.requests.total > before, 10_000, 'the hanging request to arrive');
     const t0 = Date.now();
     await server.close();
     const r = await hanging;
-    expect(Date.now() - t0).toBeLessThan(2000);
+    // time is the subject (dropped at once, not when curl gives up after 10 s): a 5 s bound leaves
+    // room for a loaded machine; the exit code below tells a drop from curl's own timeout
+    expect(Date.now() - t0).toBeLessThan(5000);
     expect(r.exitCode).not.toBe(0);
     expect(r.exitCode).not.toBe(28); // dropped, not timed out
     expect((await curl(`${base}/redfish/v1/`, { maxTimeS: 2 })).exitCode).toBe(7);

@@ -9,8 +9,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import { deriveHostKey } from '../../src/console/host-key.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('ssh-keygen');
 
 const dir = mkdtempSync(join(tmpdir(), 'hostkey-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -3,7 +3,7 @@
  * backpressure, reconnect, idle timeout, open failures and shutdown.
  */
 import { Duplex } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BmcError } from '../../src/errors.js';
 import { createConsoleHub, type ConsoleHub, type HubOptions } from '../../src/console/hub.js';
 import type { ClientPort, ConsoleNotice, EndReason, HubEvent } from '../../src/console/types.js';
@@ -269,14 +269,25 @@ describe('console hub', () => {
   });
 
   it('closes an idle session (no input, no output)', async () => {
-    const { hub, backends, events } = setup({ idleTimeoutMs: 80 });
-    const a = client('CN=a');
-    const ha = await hub.join('m1', a);
-    await new Promise((r) => setTimeout(r, 50));
-    ha.input(Buffer.from('k')); // activity postpones it
-    await new Promise((r) => setTimeout(r, 50));
-    expect(a.ended).toHaveLength(0);
-    await until(() => a.ended.length > 0);
+    // fake timers (and clock): the 80 ms pass only when the test says so, whatever the machine's load
+    vi.useFakeTimers();
+    let a: ReturnType<typeof client>;
+    let backends: ReturnType<typeof setup>['backends'];
+    let events: ReturnType<typeof setup>['events'];
+    try {
+      let hub;
+      ({ hub, backends, events } = setup({ idleTimeoutMs: 80 }));
+      a = client('CN=a');
+      const ha = await hub.join('m1', a);
+      await vi.advanceTimersByTimeAsync(50);
+      ha.input(Buffer.from('k')); // activity postpones it
+      await vi.advanceTimersByTimeAsync(50);
+      expect(a.ended).toHaveLength(0);
+      await vi.advanceTimersByTimeAsync(30); // 80 ms after the input
+      expect(a.ended.length).toBeGreaterThan(0);
+    } finally {
+      vi.useRealTimers();
+    }
     expect(a.ended[0]).toMatchObject({ code: 'idle', error: false });
     expect(events).toContain('idle-timeout');
     await until(() => backends[0]!.stream.destroyed);

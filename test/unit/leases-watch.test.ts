@@ -63,6 +63,17 @@ const until = (cond: () => boolean, timeout = 5000): Promise<void> =>
   );
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * A second watcher on the file, slower to react than the one under test (its debounce is longer):
+ * once it has seen `expected`, the watcher under test would have seen the change too, had it still
+ * been running. Replaces waiting a fixed time to see that nothing happens.
+ */
+function witness(debounceMs = 100): (expected: string[]) => Promise<void> {
+  // fs.watch only (no poll: a poll shorter than the debounce would keep postponing the read)
+  const w = start({ debounceMs });
+  return (expected) => until(() => ips(w.watcher.current()).join() === expected.join());
+}
+
 describe('watchLeases', () => {
   it('reports the first view, then a rename-replace as added and removed (fs.watch alone, no poll)', async () => {
     await replaceFile(renderIscLeases([A, B]));
@@ -115,9 +126,10 @@ describe('watchLeases', () => {
     expect(views).toHaveLength(1);
 
     const broken = readFileSync(path, 'utf8');
-    await sleep(60);
+    await sleep(60); // the stimulus: a later modification time, so the rewrite is a change on every file system
+    const readsBefore = watcher.reads();
     writeFileSync(path, broken); // the same broken text again: a new read, the same error, reported once
-    await sleep(150);
+    await until(() => watcher.reads() > readsBefore);
     expect(errors).toHaveLength(1);
 
     writeFileSync(path, full); // the writer finishes
@@ -150,14 +162,15 @@ describe('watchLeases', () => {
 
   it('debounces a burst of writes into one read', async () => {
     await replaceFile(renderIscLeases([A]));
-    const { views } = start({ debounceMs: 400 });
+    const { watcher, views } = start({ debounceMs: 400 });
     await until(() => views.length === 1);
     for (const extra of [[B], [B, C], [C]]) {
       writeFileSync(path, renderIscLeases([A, ...extra]));
-      await sleep(40); // each write within the quiet time of the previous one
+      await sleep(40); // the stimulus: each write within the quiet time (400 ms) of the previous one
     }
     await until(() => views.length === 2);
-    await sleep(500);
+    // the last write is what the watcher holds: had it read in between, [A B] and [A B C] would be views too
+    await until(() => ips(watcher.current()).join() === '10.0.0.1,10.0.0.3');
     expect(views).toHaveLength(2);
     expect(views[1]).toMatchObject({ added: [{ ip: '10.0.0.3' }], removed: [] });
   });
@@ -185,8 +198,9 @@ describe('watchLeases', () => {
     await until(() => views.length === 1);
     watcher.close();
     watcher.close(); // idempotent
+    const seen = witness();
     await replaceFile(renderIscLeases([A, B]));
-    await sleep(200);
+    await seen(['10.0.0.1', '10.0.0.2']);
     expect(views).toHaveLength(1);
     expect(errors).toEqual([]);
     expect(ips(watcher.current())).toEqual(['10.0.0.1']);
@@ -198,12 +212,14 @@ describe('watchLeases', () => {
     const { views } = start({ pollMs: 30, signal: controller.signal });
     await until(() => views.length === 1);
     controller.abort();
+    const seen = witness();
     await replaceFile(renderIscLeases([A, B]));
-    await sleep(200);
+    await seen(['10.0.0.1', '10.0.0.2']);
     expect(views).toHaveLength(1);
 
     const dead = start({ pollMs: 30, signal: AbortSignal.abort() });
-    await sleep(150);
+    // a watcher started after it has read the file: the dead one would have read it by now too
+    await witness()(['10.0.0.1', '10.0.0.2']);
     expect(dead.views).toEqual([]);
     expect(dead.watcher.current()).toEqual([]);
   });

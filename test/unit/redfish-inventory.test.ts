@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, expect } from 'vitest';
 import {
   listMembers,
   openRedfish,
@@ -12,6 +12,9 @@ import {
   type RedfishClient,
 } from '../../src/redfish/index.js';
 import { startMockupServer, type MockupServer } from '../helpers/redfish-mockup-server.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('openssl');
 
 let server: MockupServer;
 let client: RedfishClient;

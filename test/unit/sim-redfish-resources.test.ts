@@ -1,5 +1,5 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { createMachineState, SimMachine } from '../../src/sim/machine.js';
 import { chassis, power, powerSubsystem } from '../../src/sim/redfish/chassis.js';
 import type { MachineContext } from '../../src/sim/redfish/context.js';
@@ -9,6 +9,9 @@ import { SessionStore } from '../../src/sim/redfish/sessions.js';
 import { TaskStore, taskView } from '../../src/sim/redfish/tasks.js';
 import { REDFISH_VENDORS, vendorOf } from '../../src/sim/redfish/vendors.js';
 import { selfSignedCertificate } from '../../src/sim/tls.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('openssl');
 
 function context(manufacturer: string): MachineContext {
   const state = createMachineState('unit', 3);
