@@ -24,6 +24,7 @@ export const PEERS = {
   curl: { pkg: 'curl', paths: [] as string[] },
   // playwright-core drives Debian's Chromium at this path
   chromium: { pkg: 'chromium', paths: ['/usr/bin/chromium'] },
+  'systemd-analyze': { pkg: 'systemd', paths: [] as string[] },
 } as const;
 
 export type PeerName = keyof typeof PEERS;

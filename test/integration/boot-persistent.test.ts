@@ -5,7 +5,7 @@
  * simulated vendor and protocol, metal-api's `create` and `delete` events followed by two resets.
  */
 import { execFile } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { runAction } from '../../src/commands/actions.js';
 import { decodeMachineEvent, planEvent } from '../../src/commands/event.js';
 import { writeBootFlags } from '../../src/ipmi/boot.js';
@@ -19,6 +19,9 @@ import type { Fleet } from '../../src/sim/fleet.js';
 import { SIM_VARIANTS, type SimMachine, type SimVariantName } from '../../src/sim/machine.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('ipmi_sim', 'ipmitool', 'openssl');
 
 function ipmitoolAt(host: string, port: number, user: string, password: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -8,7 +8,7 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { connectBus, type BusConnection } from '../../src/bus/connection.js';
 import { streamNameFor } from '../../src/bus/jetstream.js';
 import { createCommandMetrics } from '../../src/commands/metrics.js';
@@ -19,6 +19,9 @@ import { startTestFleet } from '../helpers/fleet.js';
 import { captureLog } from '../helpers/log.js';
 import { startTestNatsCluster, type TestNatsCluster } from '../helpers/nats-cluster.js';
 import { waitFor } from '../helpers/wait.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('nats-server', 'openssl');
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));

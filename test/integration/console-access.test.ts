@@ -9,7 +9,7 @@ import { request } from 'node:https';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { PassThrough, type Duplex } from 'node:stream';
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import WebSocket from 'ws';
 import { parseAuthz } from '../../src/config/console-access.js';
 import { startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
@@ -17,6 +17,9 @@ import { captureLog } from '../helpers/log.js';
 import { createPki, issueClientCert, revokeClientCerts, type Pki } from '../helpers/pki.js';
 import { sshConsole } from '../helpers/ssh-console.js';
 import { waitFor } from '../helpers/wait.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('openssl', 'ssh');
 
 const MACHINE_A = 'aaaaaaaa-88f6-5390-8154-fa53d93a3313';
 const MACHINE_B = 'bbbbbbbb-88f6-5390-8154-fa53d93a3313';

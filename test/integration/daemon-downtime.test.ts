@@ -13,13 +13,16 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { startNatsServer, type NatsServer } from '../../src/lab/nats-server.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import type { SimEvent } from '../../src/sim/machine.js';
 import { spawnCli } from '../helpers/cli.js';
 import { startTestFleet } from '../helpers/fleet.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('nats-server', 'openssl');
 
 const HMAC = 'downtime-test-hmac';
 const TTL_MS = 2000;

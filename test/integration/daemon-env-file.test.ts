@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { startNatsServer, type NatsServer } from '../../src/lab/nats-server.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
 import type { Fleet } from '../../src/sim/fleet.js';
@@ -20,6 +20,9 @@ import { REPO_ROOT } from '../helpers/cli.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { createPki, type Pki } from '../helpers/pki.js';
 import { freeTcpPort } from '../helpers/ports.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('nats-server', 'openssl');
 
 const HMAC = 'env-file-hmac-7';
 let fleet: Fleet;

@@ -1,8 +1,11 @@
 /** The shipped systemd unit, checked by systemd's own tools (offline: no running systemd needed). */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { CREDENTIAL_VARIABLES } from '../../src/config/credentials.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('systemd-analyze');
 
 const UNIT = 'systemd/metal-bmc.service';
 
