@@ -3,7 +3,6 @@
  */
 import { parseArgs } from 'node:util';
 import { COMMAND_ACTIONS, isMachineCommand, MACHINE_COMMANDS } from '../commands/actions.js';
-import { BmcError } from '../errors.js';
 import type { GuidEncoding } from '../ipmi/guid.js';
 import { connectOutband, type Protocol } from '../outband/connect.js';
 import type { BmcReport, FirmwareKind, Outband } from '../outband/types.js';
@@ -141,10 +140,4 @@ export function formatReport(bmc: Outband, r: BmcReport): string {
   ];
   const width = Math.max(...lines.map(([k]) => k!.length));
   return lines.map(([k, v]) => `${k!.padEnd(width)}  ${v}`).join('\n') + '\n';
-}
-
-export function describeError(err: unknown): string {
-  if (err instanceof BmcError) return `${err.message} [${err.code}]`;
-  if (err instanceof Error) return err.message;
-  return String(err);
 }

@@ -9,14 +9,11 @@ import { getDeviceId, getSystemGuid } from '../ipmi/commands.js';
 import { uuidToGuid, type GuidEncoding } from '../ipmi/guid.js';
 import type { RetryPolicy } from '../ipmi/exchange.js';
 import type { Logger } from '../log.js';
-import { reset, setBootOverride, setIndicator, type BootOverrideTarget } from '../redfish/actions.js';
-import { readInventory } from '../redfish/inventory.js';
-import { firstSystemPath, readServiceRoot, readSystem, readUpdateService } from '../redfish/resources.js';
-import { openRedfish, type RedfishClient } from '../redfish/session.js';
-import { pushUpdate, simpleUpdate } from '../redfish/update.js';
+import type { BootOverrideTarget } from '../redfish/actions.js';
+import type { RedfishClient } from '../redfish/session.js';
 import { ipmiOutband, type IpmiOutband } from './ipmi.js';
 import { fruOf, ledStateOf, powerMetricOf, powerStateOf, powerSuppliesOf } from './redfish-report.js';
-import { openSshConsole } from './ssh-console.js';
+import type * as RedfishLib from './redfish-side.js';
 import type { BmcReport, BootTarget, FirmwareKind, OperationOptions, Outband } from './types.js';
 import { decideUuid, type UuidRule } from './uuid.js';
 import { VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type VendorProfile } from './vendors.js';
@@ -52,6 +49,12 @@ export interface FacadeOutband extends Outband {
   readonly protocols: { redfish: boolean; ipmi: boolean };
 }
 
+/** A Redfish session and the functions that use it, imported only when Redfish is tried. */
+interface RedfishSide {
+  client: RedfishClient;
+  lib: typeof RedfishLib;
+}
+
 const REDFISH_BOOT: Record<BootTarget, BootOverrideTarget> = { PXE: 'Pxe', DISK: 'Hdd', BIOS: 'BiosSetup' };
 
 /** Errors after which the other protocol may safely try the same action (it did not happen). */
@@ -78,11 +81,12 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     ...(o.guidEncoding ? { guidEncoding: o.guidEncoding } : {}),
     retry: { deadlineMs: Math.min(timeoutMs, 10_000), ...o.ipmiRetry },
   });
-  let redfish: RedfishClient | undefined;
+  let redfish: RedfishSide | undefined;
   let redfishProblem: string | undefined;
   if (protocol !== 'ipmi') {
+    const lib = await import('./redfish-side.js');
     try {
-      redfish = await openRedfish({
+      const client = await lib.openRedfish({
         host: o.host,
         port: o.redfishPort ?? 443,
         user: o.user,
@@ -93,6 +97,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         ...(o.signal ? { signal: o.signal } : {}),
         ...(o.logger ? { logger: o.logger } : {}),
       });
+      redfish = { client, lib };
     } catch (err) {
       if (protocol === 'redfish' || isBmcError(err, 'ABORTED')) {
         await ipmi.close();
@@ -107,7 +112,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   const ipmiAllowed = protocol !== 'redfish';
   const uuidRule = o.uuidRule ?? 'auto';
 
-  async function route(kind: 'power' | 'boot' | 'identify', what: string, viaRedfish: (r: RedfishClient) => Promise<void>, viaIpmi: () => Promise<void>): Promise<void> {
+  async function route(kind: 'power' | 'boot' | 'identify', what: string, viaRedfish: (r: RedfishSide) => Promise<void>, viaIpmi: () => Promise<void>): Promise<void> {
     const order: ActionProtocol[] = profile[kind] === 'redfish' ? ['redfish', 'ipmi'] : ['ipmi', 'redfish'];
     const available = order.filter((p) => (p === 'redfish' ? redfish !== undefined : ipmiAllowed));
     if (available.length === 0) throw new BmcError('UNSUPPORTED', `${what} on BMC ${o.host}: no protocol available (${redfishProblem ?? 'IPMI disabled'})`);
@@ -137,7 +142,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         if (redfishProblem && protocol === 'auto') report.missing.unshift(`Redfish: ${redfishProblem}`);
         return report;
       }
-      const inv = await readInventory(redfish, sig(x));
+      const inv = await redfish.lib.readInventory(redfish.client, sig(x));
       const missing = [...inv.missing];
       let ipmiReport: BmcReport | undefined;
       let guid: Buffer | undefined;
@@ -186,20 +191,21 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       if (report.indicatorLED === '' && ipmiReport) report.indicatorLED = ipmiReport.indicatorLED;
       return report;
     },
-    powerOn: (x) => route('power', 'power on', (r) => reset(r, 'On', sig(x)), () => ipmi.powerOn(x)),
-    powerOff: (x) => route('power', 'power off', (r) => reset(r, 'ForceOff', sig(x)), () => ipmi.powerOff(x)),
-    powerReset: (x) => route('power', 'power reset', (r) => reset(r, 'ForceRestart', sig(x)), () => ipmi.powerReset(x)),
-    powerCycle: (x) => route('power', 'power cycle', (r) => reset(r, 'PowerCycle', sig(x)), () => ipmi.powerCycle(x)),
+    powerOn: (x) => route('power', 'power on', (r) => r.lib.reset(r.client, 'On', sig(x)), () => ipmi.powerOn(x)),
+    powerOff: (x) => route('power', 'power off', (r) => r.lib.reset(r.client, 'ForceOff', sig(x)), () => ipmi.powerOff(x)),
+    powerReset: (x) => route('power', 'power reset', (r) => r.lib.reset(r.client, 'ForceRestart', sig(x)), () => ipmi.powerReset(x)),
+    powerCycle: (x) => route('power', 'power cycle', (r) => r.lib.reset(r.client, 'PowerCycle', sig(x)), () => ipmi.powerCycle(x)),
     bootFrom: (target, x) =>
       route(
         'boot',
         `boot ${target}`,
-        (r) => setBootOverride(r, REDFISH_BOOT[target], { persistent: x?.persistent ?? false, uefi: x?.uefi ?? true, ...sig(x) }),
+        (r) => r.lib.setBootOverride(r.client, REDFISH_BOOT[target], { persistent: x?.persistent ?? false, uefi: x?.uefi ?? true, ...sig(x) }),
         () => ipmi.bootFrom(target, x),
       ),
-    identify: (on, x) => route('identify', `identify LED ${on ? 'on' : 'off'}`, (r) => setIndicator(r, on, sig(x)), () => ipmi.identify(on, x)),
+    identify: (on, x) => route('identify', `identify LED ${on ? 'on' : 'off'}`, (r) => r.lib.setIndicator(r.client, on, sig(x)), () => ipmi.identify(on, x)),
     async openConsole(x): Promise<Duplex> {
       if (profile.console === 'ssh') {
+        const { openSshConsole } = await import('./ssh-console.js');
         return openSshConsole({ host: o.host, port: o.sshPort ?? 22, user: o.user, password: o.password, command: profile.sshConsoleCommand ?? 'console com2', ...sig(x) });
       }
       if (!ipmiAllowed) throw new BmcError('UNSUPPORTED', `console on BMC ${o.host} needs IPMI SOL, which is disabled`);
@@ -207,35 +213,36 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     },
     async updateFirmware(kind: FirmwareKind, url, x) {
       if (!redfish) throw new BmcError('UNSUPPORTED', `firmware update (${kind}) of BMC ${o.host} needs Redfish: ${redfishProblem ?? 'disabled'}`);
-      const service = await readUpdateService(redfish, sig(x));
+      const { client, lib } = redfish;
+      const service = await lib.readUpdateService(client, sig(x));
       const onProgress = x?.onProgress;
       const progress = onProgress ? { onProgress: (p: { state?: string; percent?: number; message?: string }) => onProgress({ state: p.state ?? 'Running', ...(p.percent !== undefined ? { percent: p.percent } : {}), ...(p.message ? { message: p.message } : {}) }) } : {};
       // Targets: the System for BIOS images, its Manager for BMC images.
-      const systemPath = await firstSystemPath(redfish, sig(x));
-      const system = await readSystem(redfish, systemPath, sig(x));
+      const systemPath = await lib.firstSystemPath(client, sig(x));
+      const system = await lib.readSystem(client, systemPath, sig(x));
       const target = kind === 'bios' ? systemPath : system.managedBy[0];
       const targets = target ? { targets: [target] } : {};
       const push = profile.firmware === 'multipart-push' ? service?.multipartHttpPushUri !== undefined : service?.simpleUpdateTarget === undefined;
       if (push) {
         if (!service?.multipartHttpPushUri) throw new BmcError('UNSUPPORTED', `BMC ${o.host} offers neither SimpleUpdate nor multipart push`);
-        await pushUpdate(redfish, url, { ...sig(x), ...progress, ...targets });
+        await lib.pushUpdate(client, url, { ...sig(x), ...progress, ...targets });
       } else {
-        await simpleUpdate(redfish, url, { ...sig(x), ...progress, ...targets });
+        await lib.simpleUpdate(client, url, { ...sig(x), ...progress, ...targets });
       }
     },
     async close() {
-      await Promise.all([redfish?.close(), ipmi.close()]);
+      await Promise.all([redfish?.client.close(), ipmi.close()]);
     },
   };
   return facade;
 }
 
-async function detectVendorRedfish(redfish: RedfishClient, signal?: AbortSignal) {
+async function detectVendorRedfish({ client, lib }: RedfishSide, signal?: AbortSignal) {
   const options = signal ? { signal } : {};
   try {
-    const system = await readSystem(redfish, await firstSystemPath(redfish, options), options);
+    const system = await lib.readSystem(client, await lib.firstSystemPath(client, options), options);
     if (system.manufacturer) return vendorOfManufacturer(system.manufacturer);
-    return vendorOfManufacturer((await readServiceRoot(redfish, options)).vendor);
+    return vendorOfManufacturer((await lib.readServiceRoot(client, options)).vendor);
   } catch (err) {
     if (isBmcError(err, 'ABORTED')) throw err;
     return 'unknown' as const;
