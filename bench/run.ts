@@ -2,6 +2,7 @@
  * Runs the benchmarks: `npm run bench` for all, `npm run bench -- NAME [N]` for one.
  * Each prints our figure beside a reference measured in the same run.
  */
+import { benchCliStartup } from './cli-startup.js';
 import { benchConsoleStreaming } from './console-streaming.js';
 import { benchIpmiPowerStatus } from './ipmi-power-status.js';
 import { benchOutbandInfo } from './outband-info.js';
@@ -14,6 +15,7 @@ const BENCHMARKS: Record<string, (n?: number) => Promise<void>> = {
   'outband-info': benchOutbandInfo,
   'report-cycle': benchReportCycle,
   'console-streaming': benchConsoleStreaming,
+  'cli-startup': benchCliStartup,
 };
 
 const [name, count] = process.argv.slice(2);

@@ -8,7 +8,7 @@
  *
  *   tsx scripts/bundle.ts [OUTFILE]     (npm run build runs it after tsc)
  */
-import { build, type BuildOptions, type Plugin } from 'esbuild';
+import { build, transformSync, type BuildOptions, type Plugin } from 'esbuild';
 import { chmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { brotliCompressSync, constants as zlibConstants } from 'node:zlib';
@@ -114,12 +114,15 @@ const LAZY_MODULE = 'metal-bmc:lazy';
 
 class LazyStore {
   readonly entries = new Map<string, string>();
+  /** set for the pass that writes the bundle; the first pass only collects (no compression) */
+  final = false;
   add(id: string, text: string): string {
     this.entries.set(id, text);
     return id;
   }
   module(): string {
-    const blob = brotliCompressSync(Buffer.from(JSON.stringify(Object.fromEntries(this.entries))), { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 9 } });
+    const json = this.final ? JSON.stringify(Object.fromEntries(this.entries)) : '{}';
+    const blob = brotliCompressSync(Buffer.from(json), { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: this.final ? 11 : 1, [zlibConstants.BROTLI_PARAM_LGWIN]: 24 } });
     return `import { brotliDecompressSync } from 'node:zlib';
 import { createRequire } from 'node:module';
 const BLOB = ${JSON.stringify(blob.toString('base64'))};
@@ -158,7 +161,7 @@ function lazyDependencies(store: LazyStore): Plugin {
           const r = await b.resolve(spec, { kind: 'require-call', resolveDir });
           if (r.errors.length === 0) deps.push(`${JSON.stringify(spec)}: () => require(${JSON.stringify(spec)})`);
         }
-        const id = store.add(relative(ROOT, args.path).split(sep).join('/').replace(/^(\.\.\/)+(main\/)?/, ''), source);
+        const id = store.add(relative(ROOT, args.path).split(sep).join('/').replace(/^(\.\.\/)+(main\/)?/, ''), minified(args.path, source));
         return {
           contents: `const { lazyModule } = require(${JSON.stringify(LAZY_MODULE)});\nlazyModule(${JSON.stringify(id)}, module, exports, {${deps.join(', ')}});\n`,
           loader: 'js',
@@ -167,6 +170,17 @@ function lazyDependencies(store: LazyStore): Plugin {
       });
     },
   };
+}
+
+const minifiedSources = new Map<string, string>();
+/** The dependency's source minified (names kept: some packages read constructor names), once per build. */
+function minified(path: string, source: string): string {
+  let text = minifiedSources.get(path);
+  if (text === undefined) {
+    text = transformSync(source, { loader: 'js', minify: true, keepNames: true, target: 'node20', sourcefile: path }).code;
+    minifiedSources.set(path, text);
+  }
+  return text;
 }
 
 const packageTypes = new Map<string, string | undefined>();
@@ -226,6 +240,7 @@ export async function bundle(outfile = DEFAULT_OUTFILE): Promise<{ outfile: stri
   });
   await build(options(false));
   const size = store.entries.size;
+  store.final = true;
   const result = await build(options(true));
   if (store.entries.size !== size) throw new Error('bundle: the second pass found sources the first did not');
   const missing = Object.keys(INLINED).filter((path) => !(path in (result.metafile?.inputs ?? {})));

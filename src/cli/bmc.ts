@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { COMMAND_ACTIONS, isMachineCommand, MACHINE_COMMANDS } from '../commands/actions.js';
 import type { GuidEncoding } from '../ipmi/guid.js';
-import { connectOutband, type Protocol } from '../outband/connect.js';
+import { connectOutband, preloadProtocol, type Protocol } from '../outband/connect.js';
 import type { BmcReport, FirmwareKind, Outband } from '../outband/types.js';
 import { parseAddress, parseIntegerOption, resolvePassword, UsageError } from './args.js';
 import { runConsole } from './console.js';
@@ -80,6 +80,7 @@ export async function bmcMain(argv: string[], io: { stdout: NodeJS.WritableStrea
     throw new UsageError(`unknown bmc subcommand ${JSON.stringify(sub)} (info, command, console, firmware)`);
   }
 
+  await preloadProtocol(protocol); // the deadline below is the BMC's time, not module loading's
   const signal = AbortSignal.timeout(sub === 'firmware' ? 3 * 3600_000 : deadlineMs * 3);
   const bmc = await connectOutband({
     host,

@@ -68,6 +68,14 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/**
+ * Imports the code `protocol` needs (Redfish's undici) ahead of time, so that a one-shot caller
+ * can start its deadline afterwards: loading modules on a busy machine is not the BMC's time.
+ */
+export async function preloadProtocol(protocol: Protocol): Promise<void> {
+  if (protocol !== 'ipmi') await import('./redfish-side.js');
+}
+
 export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> {
   const protocol = o.protocol ?? 'auto';
   const timeoutMs = o.timeoutMs ?? 20_000;
