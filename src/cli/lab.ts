@@ -72,7 +72,7 @@ export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   print(`  metal-api        ${lab.metalApi.url} (stand-in: HMAC checked, bodies validated against the swagger)`);
   print(`  metal-bmc        health/metrics http://127.0.0.1:${lab.daemon.opsPort}/metrics`);
   print(`  fault injection  curl -X POST http://127.0.0.1:${lab.controlPort}/faults -d '{"select":[0],"faults":{"noAnswer":true}}'`);
-  print(`  one BMC          npx tsx src/cli/main.ts bmc info --address ${m0.address}:${lab.fleet.ipmiPort} --redfish-port ${lab.fleet.redfishPort} --password ADMIN`);
+  print(`  one BMC          ${selfCommand()} bmc info --address ${m0.address}:${lab.fleet.ipmiPort} --redfish-port ${lab.fleet.redfishPort} --password ADMIN`);
   print(`  console (SSH)    ssh -tt -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ProxyCommand='openssl s_client -quiet -connect 127.0.0.1:${lab.config.console.port} -cert ${lab.pki.clientCert} -key ${lab.pki.clientKey} -CAfile ${lab.pki.ca}' ${m0.uuid}@metal-bmc`);
   print(`  console (web)    https://127.0.0.1:${lab.config.console.wsPort}/console/${m0.uuid}?token=${LAB_CONSOLE_TOKEN}   (certificate from ${lab.pki.ca})`);
   print('');
@@ -91,6 +91,12 @@ export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   });
   await lab.stop();
   return 0;
+}
+
+/** How this process was started, for the hints: `node /path/metal-bmc.mjs` from the bundle or tsc's build, else the sources through tsx. */
+function selfCommand(): string {
+  const script = process.argv[1] ?? '';
+  return /\.m?js$/.test(script) ? `node ${script}` : 'npx tsx src/cli/main.ts';
 }
 
 /** Opens machine 1's console over the WebSocket listener and prints the first line the serial port shows. */

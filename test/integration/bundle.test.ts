@@ -60,6 +60,7 @@ it(`lab --once from the bundle alone on Node ${process.version}: fleet reported 
   const r = await runBundle(['lab', '--count', '3', '--once', '--dir', join(runDir, 'lab'), '--cidr', '127.12.0.0/16', ...ports], 90_000);
   const context = `stdout:\n${r.stdout}\nstderr (last 2000):\n${r.stderr.slice(-2000)}`;
   expect(r.stdout, context).toContain('lab is up');
+  expect(r.stdout, context).toMatch(/one BMC +node \S+metal-bmc\.mjs bmc info --address 127\.12\.0\.1:/);
   expect(r.stdout, context).toMatch(/metal-api stand-in: report with 3 machines/);
   expect(r.stdout, context).toMatch(/demo: result \{.*"command":"LED-ON","ok":true/);
   expect(r.stdout, context).toContain('identify LED is now on');
