@@ -9,6 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchCliStartup } from './cli-startup.js';
 import { benchCommandLatency } from './command-latency.js';
 import { benchConsoleStreaming } from './console-streaming.js';
 import { benchIpmiPowerStatus } from './ipmi-power-status.js';
@@ -25,6 +26,7 @@ const BENCHMARKS: Record<string, (n?: number) => Promise<void>> = {
   'report-cycle': benchReportCycle,
   'command-latency': benchCommandLatency,
   'console-streaming': benchConsoleStreaming,
+  'cli-startup': benchCliStartup,
 };
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

@@ -1,6 +1,7 @@
 /** Shared argument handling for the CLI: usage errors, BMC addresses and credentials. */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { BmcError } from '../errors.js';
 
 /** A mistake in how the command was called: exit code 2 with one line on stderr. */
 export class UsageError extends Error {
@@ -61,4 +62,11 @@ export function parseIntegerOption(value: string | undefined, name: string, min:
   const n = Number(value);
   if (!/^-?\d+$/.test(value) || n < min || n > max) throw new UsageError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
   return n;
+}
+
+/** One line for stderr: the message and, for a BmcError, its code. */
+export function describeError(err: unknown): string {
+  if (err instanceof BmcError) return `${err.message} [${err.code}]`;
+  if (err instanceof Error) return err.message;
+  return String(err);
 }

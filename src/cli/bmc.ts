@@ -3,11 +3,10 @@
  */
 import { parseArgs } from 'node:util';
 import { COMMAND_ACTIONS, isMachineCommand, MACHINE_COMMANDS, type MachineCommand } from '../commands/actions.js';
-import { BmcError } from '../errors.js';
 import type { GuidEncoding } from '../ipmi/guid.js';
-import { connectOutband, type Protocol } from '../outband/connect.js';
+import { connectOutband, preloadProtocol, type Protocol } from '../outband/connect.js';
 import type { BmcReport, BootOverride, FirmwareKind, Outband } from '../outband/types.js';
-import { parseAddress, parseIntegerOption, resolvePassword, UsageError } from './args.js';
+import { describeError, parseAddress, parseIntegerOption, resolvePassword, UsageError } from './args.js';
 import { runConsole } from './console.js';
 
 const COMMON_OPTIONS = {
@@ -95,6 +94,7 @@ export async function bmcMain(argv: string[], io: { stdout: NodeJS.WritableStrea
     throw new UsageError(`unknown bmc subcommand ${JSON.stringify(sub)} (info, command, console, firmware)`);
   }
 
+  await preloadProtocol(protocol); // the deadline below is the BMC's time, not module loading's
   const signal = AbortSignal.timeout(sub === 'firmware' ? 3 * 3600_000 : deadlineMs * 3);
   const bmc = await connectOutband({
     host,
@@ -167,10 +167,4 @@ export function formatReport(bmc: Outband, r: BmcReport, boot?: BootOverride | s
   ];
   const width = Math.max(...lines.map(([k]) => k!.length));
   return lines.map(([k, v]) => `${k!.padEnd(width)}  ${v}`).join('\n') + '\n';
-}
-
-export function describeError(err: unknown): string {
-  if (err instanceof BmcError) return `${err.message} [${err.code}]`;
-  if (err instanceof Error) return err.message;
-  return String(err);
 }

@@ -12,12 +12,19 @@ import { LAB_PARTITION, startLab } from '../lab/lab.js';
 import { parseIntegerOption } from './args.js';
 import { DEFAULT_PARTS } from './serve.js';
 
-export const LAB_USAGE = `usage: metal-bmc lab [--count N] [--dir DIR] [--once] [--log-level LEVEL]
+export const LAB_USAGE = `usage: metal-bmc lab [--count N] [--dir DIR] [--once] [--log-level LEVEL] [ports]
 
   --count N          simulated machines (default 8)
   --dir DIR          lease file, fleet state, NATS store (default .lab)
   --once             run the demo command, print the result, and stop
-  --log-level L      the daemon's log level (default info; its JSON log goes to stderr)`;
+  --log-level L      the daemon's log level (default info; its JSON log goes to stderr)
+
+ports (to run two labs side by side):
+  --cidr CIDR        addresses of the simulated BMCs (default 127.11.0.0/16)
+  --ipmi-port P      IPMI UDP port of every simulated BMC (default 16230)
+  --redfish-port P   Redfish HTTPS port of every simulated BMC (default 18443)
+  --console-port P   the daemon's TLS+SSH console listener (default 13333)
+  --console-ws-port P  the daemon's WebSocket console listener (default 13334)`;
 
 export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStream }): Promise<number> {
   const { values } = parseArgs({
@@ -27,6 +34,11 @@ export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStrea
       dir: { type: 'string', default: '.lab' },
       once: { type: 'boolean', default: false },
       'log-level': { type: 'string', default: 'info' },
+      cidr: { type: 'string', default: '127.11.0.0/16' },
+      'ipmi-port': { type: 'string', default: '16230' },
+      'redfish-port': { type: 'string', default: '18443' },
+      'console-port': { type: 'string', default: '13333' },
+      'console-ws-port': { type: 'string', default: '13334' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -38,17 +50,29 @@ export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   const print = (line: string) => io.stdout.write(`${line}\n`);
   const count = parseIntegerOption(values.count, '--count', 1, 5000)!;
   const logger = createLogger({ level: values['log-level'] }, process.stderr);
-  const lab = await startLab({ count, dir: values.dir, ipmiPort: 16230, redfishPort: 18443, consolePort: 13333, consoleWsPort: 13334, cidr: '127.11.0.0/16', logger, parts: DEFAULT_PARTS, print });
+  const port = (name: 'ipmi-port' | 'redfish-port' | 'console-port' | 'console-ws-port') => parseIntegerOption(values[name], `--${name}`, 1, 65535)!;
+  const lab = await startLab({
+    count,
+    dir: values.dir,
+    ipmiPort: port('ipmi-port'),
+    redfishPort: port('redfish-port'),
+    consolePort: port('console-port'),
+    consoleWsPort: port('console-ws-port'),
+    cidr: values.cidr,
+    logger,
+    parts: DEFAULT_PARTS,
+    print,
+  });
   const m0 = lab.fleet.machines[0]!.state;
   print('');
   print(`lab is up (state in ${values.dir}/):`);
-  print(`  simulated BMCs   ${count} on 127.11.0.1-${lab.fleet.machines.at(-1)!.state.address}, IPMI udp/${lab.fleet.ipmiPort}, Redfish https/${lab.fleet.redfishPort}, user ADMIN password ADMIN`);
+  print(`  simulated BMCs   ${count} on ${m0.address}-${lab.fleet.machines.at(-1)!.state.address}, IPMI udp/${lab.fleet.ipmiPort}, Redfish https/${lab.fleet.redfishPort}, user ADMIN password ADMIN`);
   print(`  lease file       ${lab.config.leases.file}`);
   print(`  nats-server      ${lab.nats.url} (JetStream), machine events on "${lab.config.mq.machineTopic}", results on "${lab.config.mq.resultTopic}"`);
   print(`  metal-api        ${lab.metalApi.url} (stand-in: HMAC checked, bodies validated against the swagger)`);
   print(`  metal-bmc        health/metrics http://127.0.0.1:${lab.daemon.opsPort}/metrics`);
   print(`  fault injection  curl -X POST http://127.0.0.1:${lab.controlPort}/faults -d '{"select":[0],"faults":{"noAnswer":true}}'`);
-  print(`  one BMC          npx tsx src/cli/main.ts bmc info --address ${m0.address}:${lab.fleet.ipmiPort} --redfish-port ${lab.fleet.redfishPort} --password ADMIN`);
+  print(`  one BMC          ${selfCommand()} bmc info --address ${m0.address}:${lab.fleet.ipmiPort} --redfish-port ${lab.fleet.redfishPort} --password ADMIN`);
   print(`  console (SSH)    ssh -tt -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ProxyCommand='openssl s_client -quiet -connect 127.0.0.1:${lab.config.console.port} -cert ${lab.pki.clientCert} -key ${lab.pki.clientKey} -CAfile ${lab.pki.ca}' ${m0.uuid}@metal-bmc`);
   print(`  console (web)    https://127.0.0.1:${lab.config.console.wsPort}/console/${m0.uuid}?token=${lab.consoleToken}   (certificate from ${lab.pki.ca})`);
   print('');
@@ -67,6 +91,12 @@ export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   });
   await lab.stop();
   return 0;
+}
+
+/** How this process was started, for the hints: `node /path/metal-bmc.mjs` from the bundle or tsc's build, else the sources through tsx. */
+function selfCommand(): string {
+  const script = process.argv[1] ?? '';
+  return /\.m?js$/.test(script) ? `node ${script}` : 'npx tsx src/cli/main.ts';
 }
 
 /** Opens machine 1's console over the WebSocket listener and prints the first line the serial port shows. */

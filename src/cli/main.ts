@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-/** `metal-bmc`: the daemon and its tools. One line on stderr and a non-zero exit code on failure. */
-import { closeAllSessions } from '../ipmi/session.js';
-import { UsageError } from './args.js';
-import { bmcMain, describeError } from './bmc.js';
+/**
+ * `metal-bmc`: the daemon and its tools. One line on stderr and a non-zero exit code on failure.
+ * Each command is imported when it is run, so a one-shot `bmc command` loads neither the daemon's
+ * NATS, metrics and console servers nor the simulator.
+ */
+import { describeError, UsageError } from './args.js';
 
 const USAGE = `usage: metal-bmc <command> [options]
 
@@ -12,12 +14,14 @@ commands:
   sim       run a simulated fleet of BMCs
   lab       bring up a local lab (simulated fleet, nats-server, metal-api stand-in) and run the daemon on it
 
+  --version print the version and the git commit it was built from
+
 run 'metal-bmc <command> --help' for a command's options`;
 
 type Main = (argv: string[], io: { stdout: NodeJS.WritableStream; env: NodeJS.ProcessEnv }) => Promise<number>;
 
 const COMMANDS: Record<string, () => Promise<Main>> = {
-  bmc: async () => bmcMain,
+  bmc: async () => (await import('./bmc.js')).bmcMain,
   serve: async () => (await import('./serve.js')).serveMain,
   sim: async () => (await import('./sim.js')).simMain,
   lab: async () => (await import('./lab.js')).labMain,
@@ -31,6 +35,12 @@ export async function main(argv: string[]): Promise<number> {
   if (!command || command === '--help' || command === '-h') {
     process.stdout.write(`${USAGE}\n`);
     return command ? 0 : 2;
+  }
+  if (command === '--version' || command === '-V') {
+    const { buildInfo } = await import('../build-info.js');
+    const { version, commit } = buildInfo();
+    process.stdout.write(`metal-bmc ${version} (commit ${commit})\n`);
+    return 0;
   }
   const load = COMMANDS[command];
   if (!load) {
@@ -47,6 +57,8 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function shutdown(code: number): Promise<never> {
+  // Commands that talk IPMI have loaded the session module; closing it then frees the BMC's session slots.
+  const { closeAllSessions } = await import('../ipmi/session.js');
   await closeAllSessions();
   process.exit(code);
 }

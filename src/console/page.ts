@@ -3,20 +3,18 @@
  *   GET /console/{id}               the page (authenticated and authorised like the WebSocket); in
  *                                   token mode `?token=` is exchanged once for a session cookie and
  *                                   the browser is redirected to the URL without it
- *   GET /console/assets/xterm.js    xterm.js and its CSS from node_modules/@xterm/xterm (no CDN),
+ *   GET /console/assets/xterm.js    xterm.js and its CSS from @xterm/xterm (xterm-assets.ts; no CDN),
  *   GET /console/assets/xterm.css   and the page's script; static files without machine data,
  *   GET /console/assets/console.js  served without authentication so that <script src> works.
  * The page opens wss://<host>/v1/machine/{id}/console (the cookie or certificate authenticates it),
  * writes output into xterm.js, sends keystrokes as binary frames and resizes as JSON, and shows
  * the hub's status lines (keyboard owner, BMC disconnects) above the terminal.
  */
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { validMachineId } from './access.js';
 import type { HttpAuth, Refusal } from './http-auth.js';
 import { CONSOLE_SCRIPT } from './page-script.js';
+import { xtermAssets } from './xterm-assets.js';
 
 interface Asset {
   body: Buffer;
@@ -38,11 +36,10 @@ function escapeHtml(text: string): string {
 }
 
 function loadAssets(): Map<string, Asset> {
-  const xtermJs = createRequire(import.meta.url).resolve('@xterm/xterm');
-  const root = dirname(dirname(xtermJs));
+  const xterm = xtermAssets();
   return new Map<string, Asset>([
-    ['/console/assets/xterm.js', { body: readFileSync(join(root, 'lib', 'xterm.js')), type: 'text/javascript; charset=utf-8' }],
-    ['/console/assets/xterm.css', { body: readFileSync(join(root, 'css', 'xterm.css')), type: 'text/css; charset=utf-8' }],
+    ['/console/assets/xterm.js', { body: xterm.js, type: 'text/javascript; charset=utf-8' }],
+    ['/console/assets/xterm.css', { body: xterm.css, type: 'text/css; charset=utf-8' }],
     ['/console/assets/console.js', { body: Buffer.from(CONSOLE_SCRIPT), type: 'text/javascript; charset=utf-8' }],
   ]);
 }

@@ -2,25 +2,16 @@
  * Validation against metal-api's swagger (Swagger 2.0, whose definitions are mostly JSON
  * Schema draft-04). Used by the stand-in and by tests; the daemon itself does not load ajv.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { BmcError } from '../errors.js';
+import { defaultSwagger } from './swagger-file.js';
 
 export type SwaggerDocument = { swagger?: string; definitions: Record<string, unknown>; [key: string]: unknown };
 
-/** `<repo root>/src/metalapi/metal-api.swagger.json` (see SWAGGER.md beside it), found from this file whether run from src or dist. */
-export function defaultSwaggerPath(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json'))) return resolve(dir, 'src', 'metalapi', 'metal-api.swagger.json');
-    dir = dirname(dir);
-  }
-  throw new BmcError('CONFIG', 'metal-api swagger: could not find the repository root (package.json) above this module');
-}
+export { defaultSwaggerPath } from './swagger-file.js';
 
-export function loadSwagger(source: string | SwaggerDocument = defaultSwaggerPath()): SwaggerDocument {
+export function loadSwagger(source: string | SwaggerDocument = defaultSwagger()): SwaggerDocument {
   if (typeof source !== 'string') {
     if (source === null || typeof source !== 'object' || typeof source.definitions !== 'object') {
       throw new BmcError('INVALID_ARGUMENT', 'swagger: the document has no "definitions" object');

@@ -10,17 +10,14 @@ import { uuidToGuid, type GuidEncoding } from '../ipmi/guid.js';
 import type { RetryPolicy } from '../ipmi/exchange.js';
 import type { Logger } from '../log.js';
 import { readBootFlags, writeBootFlags } from '../ipmi/boot.js';
-import { readBootOptions, reset, setBootOrder, setBootOverride, setIndicator, type BootOverrideTarget } from '../redfish/actions.js';
-import { readInventory } from '../redfish/inventory.js';
-import { firstSystemPath, readServiceRoot, readSystem, readUpdateService } from '../redfish/resources.js';
-import { openRedfish, type RedfishClient } from '../redfish/session.js';
-import { pushUpdate, simpleUpdate } from '../redfish/update.js';
+import type { BootOverrideTarget } from '../redfish/actions.js';
+import type { RedfishClient } from '../redfish/session.js';
 import { biosAtOrBelow, bootOrderFor, bootOverrideOfIpmi, bootOverrideOfRedfish, ipmiBootFlags } from './boot.js';
 import { pushParametersFor } from './firmware-push.js';
 import { ipmiOutband, type IpmiOutband } from './ipmi.js';
 import { fruOf, ledStateOf, powerMetricOf, powerStateOf, powerSuppliesOf } from './redfish-report.js';
+import type * as RedfishLib from './redfish-side.js';
 import { mergeReportFields, reportFieldValues, type ReportFieldValues } from './report-fields.js';
-import { openSshConsole } from './ssh-console.js';
 import type { BmcReport, BootOptions, BootTarget, FirmwareKind, OperationOptions, Outband } from './types.js';
 import { decideUuid, type UuidRule } from './uuid.js';
 import { REPORT_FIELDS, VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type VendorProfile } from './vendors.js';
@@ -56,6 +53,12 @@ export interface FacadeOutband extends Outband {
   readonly protocols: { redfish: boolean; ipmi: boolean };
 }
 
+/** A Redfish session and the functions that use it, imported only when Redfish is tried. */
+interface RedfishSide {
+  client: RedfishClient;
+  lib: typeof RedfishLib;
+}
+
 const REDFISH_BOOT: Record<BootTarget, BootOverrideTarget> = { PXE: 'Pxe', DISK: 'Hdd', BIOS: 'BiosSetup' };
 
 /** Errors after which the other protocol may safely try the same action (it did not happen). */
@@ -67,6 +70,14 @@ function mayFallBack(err: unknown): boolean {
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Imports the code `protocol` needs (Redfish's undici) ahead of time, so that a one-shot caller
+ * can start its deadline afterwards: loading modules on a busy machine is not the BMC's time.
+ */
+export async function preloadProtocol(protocol: Protocol): Promise<void> {
+  if (protocol !== 'ipmi') await import('./redfish-side.js');
 }
 
 export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> {
@@ -82,11 +93,12 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     ...(o.guidEncoding ? { guidEncoding: o.guidEncoding } : {}),
     retry: { deadlineMs: Math.min(timeoutMs, 10_000), ...o.ipmiRetry },
   });
-  let redfish: RedfishClient | undefined;
+  let redfish: RedfishSide | undefined;
   let redfishProblem: string | undefined;
   if (protocol !== 'ipmi') {
+    const lib = await import('./redfish-side.js');
     try {
-      redfish = await openRedfish({
+      const client = await lib.openRedfish({
         host: o.host,
         port: o.redfishPort ?? 443,
         user: o.user,
@@ -97,6 +109,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         ...(o.signal ? { signal: o.signal } : {}),
         ...(o.logger ? { logger: o.logger } : {}),
       });
+      redfish = { client, lib };
     } catch (err) {
       if (protocol === 'redfish' || isBmcError(err, 'ABORTED')) {
         await ipmi.close();
@@ -111,7 +124,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   const ipmiAllowed = protocol !== 'redfish';
   const uuidRule = o.uuidRule ?? 'auto';
 
-  async function route<T = void>(kind: 'power' | 'boot' | 'identify', what: string, viaRedfish: (r: RedfishClient) => Promise<T>, viaIpmi: () => Promise<T>): Promise<T> {
+  async function route<T = void>(kind: 'power' | 'boot' | 'identify', what: string, viaRedfish: (r: RedfishSide) => Promise<T>, viaIpmi: () => Promise<T>): Promise<T> {
     const order: ActionProtocol[] = profile[kind] === 'redfish' ? ['redfish', 'ipmi'] : ['ipmi', 'redfish'];
     const available = order.filter((p) => (p === 'redfish' ? redfish !== undefined : ipmiAllowed));
     if (available.length === 0) throw new BmcError('UNSUPPORTED', `${what} on BMC ${o.host}: no protocol available (${redfishProblem ?? 'IPMI disabled'})`);
@@ -131,21 +144,21 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   const sig = (x?: OperationOptions) => (x?.signal ? { signal: x.signal } : {});
 
   /** Redfish: the override, or on BIOS versions with the Continuous defect (vendor table) the System's BootOrder. */
-  async function redfishBoot(r: RedfishClient, target: BootTarget, x: BootOptions | undefined): Promise<void> {
+  async function redfishBoot({ client: r, lib }: RedfishSide, target: BootTarget, x: BootOptions | undefined): Promise<void> {
     const persistent = target !== 'BIOS' && (x?.persistent ?? true);
     if (target !== 'BIOS' && persistent && profile.bootOrderUpToBios !== undefined) {
-      const systemPath = await firstSystemPath(r, sig(x));
-      const system = await readSystem(r, systemPath, sig(x));
+      const systemPath = await lib.firstSystemPath(r, sig(x));
+      const system = await lib.readSystem(r, systemPath, sig(x));
       if (biosAtOrBelow(system.biosVersion, profile.bootOrderUpToBios)) {
-        const found = await readBootOptions(r, { ...sig(x), systemPath });
+        const found = await lib.readBootOptions(r, { ...sig(x), systemPath });
         const order = bootOrderFor(target, found.options, found.system.boot?.bootOrder ?? []);
         const overrideActive = (found.system.boot?.overrideEnabled ?? 'Disabled') !== 'Disabled';
         o.logger?.debug({ bmc: o.host, biosVersion: system.biosVersion, target, order }, 'persistent boot through BootOrder (BIOS with the Continuous defect)');
-        await setBootOrder(r, order, { ...sig(x), systemPath, disableOverride: overrideActive });
+        await lib.setBootOrder(r, order, { ...sig(x), systemPath, disableOverride: overrideActive });
         return;
       }
     }
-    await setBootOverride(r, REDFISH_BOOT[target], { persistent, uefi: x?.uefi ?? true, ...sig(x) });
+    await lib.setBootOverride(r, REDFISH_BOOT[target], { persistent, uefi: x?.uefi ?? true, ...sig(x) });
   }
 
   async function ipmiBoot(target: BootTarget, x: BootOptions | undefined): Promise<void> {
@@ -164,7 +177,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         if (redfishProblem && protocol === 'auto') report.missing.unshift(`Redfish: ${redfishProblem}`);
         return report;
       }
-      const inv = await readInventory(redfish, sig(x));
+      const inv = await redfish.lib.readInventory(redfish.client, sig(x));
       const missing = [...inv.missing];
       let ipmiReport: BmcReport | undefined;
       let guid: Buffer | undefined;
@@ -226,21 +239,22 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       if (report.indicatorLED === 'UNKNOWN') missing.push('IndicatorLED: neither Redfish nor IPMI reports the identify LED');
       return report;
     },
-    powerOn: (x) => route('power', 'power on', (r) => reset(r, 'On', sig(x)), () => ipmi.powerOn(x)),
-    powerOff: (x) => route('power', 'power off', (r) => reset(r, 'ForceOff', sig(x)), () => ipmi.powerOff(x)),
-    powerReset: (x) => route('power', 'power reset', (r) => reset(r, 'ForceRestart', sig(x)), () => ipmi.powerReset(x)),
-    powerCycle: (x) => route('power', 'power cycle', (r) => reset(r, 'PowerCycle', sig(x)), () => ipmi.powerCycle(x)),
+    powerOn: (x) => route('power', 'power on', (r) => r.lib.reset(r.client, 'On', sig(x)), () => ipmi.powerOn(x)),
+    powerOff: (x) => route('power', 'power off', (r) => r.lib.reset(r.client, 'ForceOff', sig(x)), () => ipmi.powerOff(x)),
+    powerReset: (x) => route('power', 'power reset', (r) => r.lib.reset(r.client, 'ForceRestart', sig(x)), () => ipmi.powerReset(x)),
+    powerCycle: (x) => route('power', 'power cycle', (r) => r.lib.reset(r.client, 'PowerCycle', sig(x)), () => ipmi.powerCycle(x)),
     bootFrom: (target, x) => route('boot', `boot ${target}`, (r) => redfishBoot(r, target, x), () => ipmiBoot(target, x)),
     bootOverride: (x) =>
       route(
         'boot',
         'read boot override',
-        async (r) => bootOverrideOfRedfish((await readSystem(r, await firstSystemPath(r, sig(x)), sig(x))).boot),
+        async ({ client, lib }) => bootOverrideOfRedfish((await lib.readSystem(client, await lib.firstSystemPath(client, sig(x)), sig(x))).boot),
         async () => bootOverrideOfIpmi(await readBootFlags(await ipmi.session(x), sig(x)), profile.ipmiDiskDevice),
       ),
-    identify: (on, x) => route('identify', `identify LED ${on ? 'on' : 'off'}`, (r) => setIndicator(r, on, sig(x)), () => ipmi.identify(on, x)),
+    identify: (on, x) => route('identify', `identify LED ${on ? 'on' : 'off'}`, (r) => r.lib.setIndicator(r.client, on, sig(x)), () => ipmi.identify(on, x)),
     async openConsole(x): Promise<Duplex> {
       if (profile.console === 'ssh') {
+        const { openSshConsole } = await import('./ssh-console.js');
         return openSshConsole({ host: o.host, port: o.sshPort ?? 22, user: o.user, password: o.password, command: profile.sshConsoleCommand ?? 'console com2', ...sig(x) });
       }
       if (!ipmiAllowed) throw new BmcError('UNSUPPORTED', `console on BMC ${o.host} needs IPMI SOL, which is disabled`);
@@ -248,19 +262,20 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     },
     async updateFirmware(kind: FirmwareKind, url, x) {
       if (!redfish) throw new BmcError('UNSUPPORTED', `firmware update (${kind}) of BMC ${o.host} needs Redfish: ${redfishProblem ?? 'disabled'}`);
-      const service = await readUpdateService(redfish, sig(x));
+      const { client, lib } = redfish;
+      const service = await lib.readUpdateService(client, sig(x));
       const onProgress = x?.onProgress;
       const progress = onProgress ? { onProgress: (p: { state?: string; percent?: number; message?: string }) => onProgress({ state: p.state ?? 'Running', ...(p.percent !== undefined ? { percent: p.percent } : {}), ...(p.message ? { message: p.message } : {}) }) } : {};
       // Targets: the System for BIOS images, its Manager for BMC images.
-      const systemPath = await firstSystemPath(redfish, sig(x));
-      const system = await readSystem(redfish, systemPath, sig(x));
+      const systemPath = await lib.firstSystemPath(client, sig(x));
+      const system = await lib.readSystem(client, systemPath, sig(x));
       const target = kind === 'bios' ? systemPath : system.managedBy[0];
       const targets = target ? { targets: [target] } : {};
       const push = profile.firmware === 'multipart-push' ? service?.multipartHttpPushUri !== undefined : service?.simpleUpdateTarget === undefined;
       if (push) {
         if (!service?.multipartHttpPushUri) throw new BmcError('UNSUPPORTED', `BMC ${o.host} offers neither SimpleUpdate nor multipart push`);
         const parameters = pushParametersFor(profile.vendor, kind, { system: systemPath, manager: system.managedBy[0] });
-        await pushUpdate(redfish, url, {
+        await lib.pushUpdate(client, url, {
           ...sig(x),
           ...progress,
           targets: parameters.targets,
@@ -268,22 +283,22 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
           ...(parameters.oem ? { oem: parameters.oem } : {}),
         });
       } else {
-        await simpleUpdate(redfish, url, { ...sig(x), ...progress, ...targets });
+        await lib.simpleUpdate(client, url, { ...sig(x), ...progress, ...targets });
       }
     },
     async close() {
-      await Promise.all([redfish?.close(), ipmi.close()]);
+      await Promise.all([redfish?.client.close(), ipmi.close()]);
     },
   };
   return facade;
 }
 
-async function detectVendorRedfish(redfish: RedfishClient, signal?: AbortSignal) {
+async function detectVendorRedfish({ client, lib }: RedfishSide, signal?: AbortSignal) {
   const options = signal ? { signal } : {};
   try {
-    const system = await readSystem(redfish, await firstSystemPath(redfish, options), options);
+    const system = await lib.readSystem(client, await lib.firstSystemPath(client, options), options);
     if (system.manufacturer) return vendorOfManufacturer(system.manufacturer);
-    return vendorOfManufacturer((await readServiceRoot(redfish, options)).vendor);
+    return vendorOfManufacturer((await lib.readServiceRoot(client, options)).vendor);
   } catch (err) {
     if (isBmcError(err, 'ABORTED')) throw err;
     return 'unknown' as const;

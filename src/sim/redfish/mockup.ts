@@ -1,10 +1,9 @@
 /**
  * Templates from the DMTF mockup "public-rackmount1" (src/sim/mockup/, BSD-3-Clause), read
- * once per process and kept parsed per vendor with the mockup's resource ids (437XR1138R2,
+ * once per process (from mockup-files.ts) and kept parsed per vendor with the mockup's resource ids (437XR1138R2,
  * BMC, 1U) replaced by the vendor's. Callers get a fresh copy to overlay.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readMockupFile } from './mockup-files.js';
 import type { RedfishVendor } from './vendors.js';
 
 export type Json = Record<string, unknown>;
@@ -35,27 +34,13 @@ export type MockupPath =
   | 'TaskService/Tasks'
   | 'TaskService/Tasks/545';
 
-/** src/sim/mockup beside this file when run from source (tsx, vitest); the same folder from dist/. */
-const CANDIDATES = ['../mockup/public-rackmount1/', '../../../../src/sim/mockup/public-rackmount1/'];
-
-let root: string | undefined;
-
-function mockupRoot(): string {
-  if (root !== undefined) return root;
-  for (const candidate of CANDIDATES) {
-    const dir = fileURLToPath(new URL(candidate, import.meta.url));
-    if (existsSync(`${dir}index.json`)) return (root = dir);
-  }
-  throw new Error(`Redfish mockup not found (looked in ${CANDIDATES.join(', ')} relative to ${import.meta.url})`);
-}
-
 const raw = new Map<MockupPath, string>();
 const parsed = new Map<string, Json>();
 
 function rawText(path: MockupPath): string {
   let text = raw.get(path);
   if (text === undefined) {
-    text = readFileSync(`${mockupRoot()}${path === '' ? '' : `${path}/`}index.json`, 'utf8');
+    text = readMockupFile(path);
     raw.set(path, text);
   }
   return text;

@@ -1,0 +1,9 @@
+/**
+ * The Redfish functions the facade uses. connect.ts imports this module only when it tries
+ * Redfish, so `--protocol ipmi` (and an IPMI-only one-shot command) never loads undici.
+ */
+export { readBootOptions, reset, setBootOrder, setBootOverride, setIndicator } from '../redfish/actions.js';
+export { readInventory } from '../redfish/inventory.js';
+export { firstSystemPath, readServiceRoot, readSystem, readUpdateService } from '../redfish/resources.js';
+export { openRedfish } from '../redfish/session.js';
+export { pushUpdate, simpleUpdate } from '../redfish/update.js';
