@@ -177,7 +177,7 @@ describe('bus with JetStream', () => {
     expect(i.sub.stream).toBe(`OPS_${subjectSeq}`);
     await jetstream(publisher).publish(subject, enc('fresh'));
     await until('fresh event', () => i.seen.length >= 1);
-    await until('the stale event dropped', () => i.log.find('stale machine event dropped').length >= 1);
+    await until('the expired event dropped', () => i.log.find('machine event older than the retention dropped').length >= 1);
     await consumerSettled(publisher, `OPS_${subjectSeq}`, 'metal-bmc-test');
     expect(i.seen.map((s) => s.data)).toEqual(['fresh']);
     expect(i.log.find('machine event older than the retention dropped')).toHaveLength(1);
