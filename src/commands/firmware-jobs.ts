@@ -13,6 +13,7 @@
  * The state file holds no credentials and no image URL query (it may carry a token): the image
  * is recorded as scheme, host and path.
  */
+import type { Dispatcher } from 'undici';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { deadline } from '../deadline.js';
@@ -83,6 +84,10 @@ export interface FirmwareJobsOptions {
   publish: (event: FirmwareEvent) => void;
   /** how long `close()` of an Outband may take (default 5 s) */
   closeTimeoutMs?: number;
+  /** throws FORBIDDEN for an image URL that may not be used (firmware-url.ts); the job is refused */
+  checkUrl?: (url: string) => void;
+  /** the dispatcher metal-bmc downloads images with (one that refuses forbidden addresses) */
+  imageDispatcher?: Dispatcher;
 }
 
 export type StartOutcome = { accepted: true; job: FirmwareJob } | { accepted: false; event: FirmwareEvent };
@@ -228,7 +233,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         persist();
         emit(job, 'progress', { progress: job.progress });
       };
-      await bmc.updateFirmware(job.kind, url, { signal: dl.signal, onProgress });
+      await bmc.updateFirmware(job.kind, url, { signal: dl.signal, onProgress, ...(o.imageDispatcher ? { dispatcher: o.imageDispatcher } : {}) });
       finish(job, 'completed', started);
     } catch (err) {
       const stopped = stopper.signal.aborted;
@@ -297,6 +302,11 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       const action = plan.actions.find((a) => a.kind === 'firmware');
       if (action?.kind !== 'firmware') throw new BmcError('INVALID_ARGUMENT', 'firmware jobs: the plan has no UPDATE-FIRMWARE action');
       const image = imageLabel(action.url);
+      try {
+        o.checkUrl?.(action.url);
+      } catch (err) {
+        return refuse(plan, err instanceof BmcError ? err.code : 'FORBIDDEN', (err as Error).message, action.firmware, image);
+      }
       const busy = active.get(plan.key);
       if (busy) return refuse(plan, 'BUSY', `a firmware update (job ${busy.job.id}, ${busy.job.kind}) is still running for this machine`, action.firmware, image);
       if (active.size >= maxRunning) return refuse(plan, 'BUSY', `${maxRunning} firmware updates are running; try again later`, action.firmware, image);

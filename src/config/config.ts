@@ -47,7 +47,7 @@ export interface Config {
     resultTopic: string;
   };
   commands: { concurrency: number; timeoutMs: number; targets: 'leases' | 'any' };
-  firmware: { timeoutMs: number };
+  firmware: { timeoutMs: number; urlAllow: string[]; allowLoopback: boolean };
   /** state kept across restarts (firmware jobs) */
   stateDir: string;
   console: {
@@ -294,7 +294,11 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       timeoutMs: duration(env, 'METAL_BMC_COMMAND_TIMEOUT', '60s'),
       targets: oneOf(env, 'METAL_BMC_COMMAND_TARGETS', ['leases', 'any'] as const, 'leases'),
     },
-    firmware: { timeoutMs: duration(env, 'METAL_BMC_FIRMWARE_TIMEOUT', '30m') },
+    firmware: {
+      timeoutMs: duration(env, 'METAL_BMC_FIRMWARE_TIMEOUT', '30m'),
+      urlAllow: list(env, 'METAL_BMC_FIRMWARE_URL_ALLOW'),
+      allowLoopback: bool(env, 'METAL_BMC_FIRMWARE_ALLOW_LOOPBACK', false),
+    },
     stateDir: text(env, 'METAL_BMC_STATE_DIR') ?? '/var/lib/metal-bmc',
     console: {
       port: port(env, 'METAL_BMC_CONSOLE_PORT', 3333, true),

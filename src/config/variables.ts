@@ -44,6 +44,8 @@ export const VARIABLES: readonly VariableDoc[] = [
   { name: 'METAL_BMC_COMMAND_TIMEOUT', default: '60s', description: 'deadline of one machine command' },
   { name: 'METAL_BMC_COMMAND_TARGETS', default: 'leases', description: 'which BMCs machine events may target: leases (only BMCs of the current leases, inside METAL_BMC_ALLOWED_CIDRS) or any (any BMC inside METAL_BMC_ALLOWED_CIDRS; the default password still goes only to leased BMCs)' },
   { name: 'METAL_BMC_FIRMWARE_TIMEOUT', default: '30m', description: 'deadline of one UPDATE-FIRMWARE job (download, push or SimpleUpdate, and the BMC task); jobs run in the background, one per machine' },
+  { name: 'METAL_BMC_FIRMWARE_URL_ALLOW', default: '', description: 'where firmware images may come from: comma-separated host names (matched exactly) and URL prefixes (with scheme); empty refuses every UPDATE-FIRMWARE. Never metal-api, loopback, link-local; redirects are not followed' },
+  { name: 'METAL_BMC_FIRMWARE_ALLOW_LOOPBACK', default: 'false', description: 'let firmware images come from loopback addresses (labs and tests only)' },
   { name: 'METAL_BMC_STATE_DIR', default: '/var/lib/metal-bmc', description: 'directory for state kept across restarts (firmware jobs: firmware-jobs.json); created when missing' },
   { name: 'METAL_BMC_CONSOLE_PORT', default: '3333', description: 'TLS+SSH console listener for metal-console (0: any free port)' },
   { name: 'METAL_BMC_CONSOLE_CA_CERT_FILE', default: '', description: 'CA that metal-console client certificates must chain to; the TLS console needs all three console files' },
@@ -155,6 +157,8 @@ export const GO_FIXED: Readonly<Record<string, string>> = {
   METAL_BMC_FIRMWARE_TIMEOUT: 'none: background update without a deadline',
   METAL_BMC_STATE_DIR: 'none: firmware jobs are kept in memory only',
   METAL_BMC_COMMAND_TARGETS: 'none: any address metal-api names',
+  METAL_BMC_FIRMWARE_URL_ALLOW: 'none: any URL (Supermicro: sum downloads it, Dell: the BMC does)',
+  METAL_BMC_FIRMWARE_ALLOW_LOOPBACK: 'none: any URL',
 };
 
 /** The "Go metal-bmc" column of a variable's row. */

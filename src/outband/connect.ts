@@ -278,6 +278,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         await lib.pushUpdate(client, url, {
           ...sig(x),
           ...progress,
+          ...(x?.dispatcher ? { dispatcher: x.dispatcher } : {}),
           targets: parameters.targets,
           ...(parameters.applyTime ? { applyTime: parameters.applyTime } : {}),
           ...(parameters.oem ? { oem: parameters.oem } : {}),

@@ -3,6 +3,7 @@
  * console hub use. Field names of `BmcReport` follow metal-api's v1.MachineIpmiReport
  * where they end up there (metal-api's swagger: src/metalapi/metal-api.swagger.json).
  */
+import type { Dispatcher } from 'undici';
 import type { Duplex } from 'node:stream';
 
 export type PowerState = 'ON' | 'OFF' | 'UNKNOWN';
@@ -105,6 +106,7 @@ export interface Outband {
   bootOverride(options?: OperationOptions): Promise<BootOverride>;
   identify(on: boolean, options?: OperationOptions): Promise<void>;
   openConsole(options?: OperationOptions & { takeOver?: boolean }): Promise<Duplex>;
-  updateFirmware(kind: FirmwareKind, url: string, options?: OperationOptions & { onProgress?: (p: FirmwareProgress) => void }): Promise<void>;
+  /** `dispatcher`: what metal-bmc downloads a pushed image with (default undici's global one) */
+  updateFirmware(kind: FirmwareKind, url: string, options?: OperationOptions & { onProgress?: (p: FirmwareProgress) => void; dispatcher?: Dispatcher }): Promise<void>;
   close(): Promise<void>;
 }

@@ -15,7 +15,9 @@ import { createEventHandler } from '../commands/handler.js';
 import { createCommandMetrics, type CommandMetrics } from '../commands/metrics.js';
 import { createCommandRunner, type CommandRunner, type ConnectBmc } from '../commands/runner.js';
 import { createFirmwareJobs, type FirmwareJobs } from '../commands/firmware-jobs.js';
+import { checkFirmwareUrl, guardedLookup } from '../commands/firmware-url.js';
 import { createTargetGuard } from '../commands/targets.js';
+import { Agent, type Dispatcher } from 'undici';
 import { join } from 'node:path';
 
 const DEFAULT_RETENTION_MS = 24 * 3600_000;
@@ -40,7 +42,7 @@ export interface CommandServiceOptions {
   logger: Logger;
   metrics?: CommandMetrics;
   /** UPDATE-FIRMWARE as background jobs: their deadline, state file and BMC connection (default `connect`) */
-  firmware?: { timeoutMs: number; stateFile?: string; connect?: ConnectBmc };
+  firmware?: { timeoutMs: number; stateFile?: string; connect?: ConnectBmc; checkUrl?: (url: string) => void; imageDispatcher?: Dispatcher };
 }
 
 export interface CommandService {
@@ -73,6 +75,8 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
         connect: o.firmware.connect ?? o.connect,
         timeoutMs: o.firmware.timeoutMs,
         ...(o.firmware.stateFile !== undefined ? { stateFile: o.firmware.stateFile } : {}),
+        ...(o.firmware.checkUrl ? { checkUrl: o.firmware.checkUrl } : {}),
+        ...(o.firmware.imageDispatcher ? { imageDispatcher: o.firmware.imageDispatcher } : {}),
         logger: o.logger,
         ...(o.metrics ? { metrics: o.metrics } : {}),
         publish,
@@ -111,6 +115,8 @@ export const commandsPart: PartFactory = async (ctx) => {
   metrics.natsConnected.set(0);
   const aborter = new AbortController();
   const pool = createOutbandPool({ idleMs: 20_000 });
+  const urlPolicy = { allow: config.firmware.urlAllow, metalApiHost: new URL(config.metalApi.url).hostname, allowLoopback: config.firmware.allowLoopback };
+  const imageDispatcher = new Agent({ connect: { lookup: guardedLookup(config.firmware.allowLoopback) } });
   const guard = createTargetGuard({ mode: config.commands.targets, allowedCidrs: config.leases.allowedCidrs, isLeased: ctx.isLeased });
   const connectBmc = async (ipmi: Parameters<ConnectBmc>[0], { signal }: Parameters<ConnectBmc>[1]) => {
     guard(ipmi);
@@ -157,6 +163,8 @@ export const commandsPart: PartFactory = async (ctx) => {
             timeoutMs: config.firmware.timeoutMs,
             stateFile: join(config.stateDir, 'firmware-jobs.json'),
             connect: connectBmc,
+            checkUrl: (url) => void checkFirmwareUrl(url, urlPolicy),
+            imageDispatcher,
           },
         });
         problem = undefined;
@@ -180,6 +188,7 @@ export const commandsPart: PartFactory = async (ctx) => {
       await service?.stop(deadlineMs);
       await pool.close();
       await bus?.close();
+      await imageDispatcher.close();
     },
   };
 };

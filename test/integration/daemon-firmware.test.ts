@@ -43,8 +43,8 @@ beforeAll(async () => {
   await nc.flush();
   const image = Buffer.alloc(256 * 1024, 0x42);
   images = createServer((_req, res) => res.writeHead(200, { 'content-length': image.length }).end(image));
-  await new Promise<void>((resolve) => images.listen(0, '127.0.0.1', resolve));
-  imageBase = `http://127.0.0.1:${(images.address() as AddressInfo).port}/images`;
+  await new Promise<void>((resolve) => images.listen(0, '127.0.0.2', resolve));
+  imageBase = `http://127.0.0.2:${(images.address() as AddressInfo).port}/images`;
 });
 afterAll(async () => {
   images?.close();
@@ -67,6 +67,9 @@ function env(): NodeJS.ProcessEnv {
     METAL_BMC_HTTP_ADDRESS: '127.0.0.1:0',
     METAL_BMC_COMMAND_TIMEOUT: '2s',
     METAL_BMC_FIRMWARE_TIMEOUT: '2m',
+    // the test's image server is on loopback (which only labs and tests may allow), beside but not on metal-api's address
+    METAL_BMC_FIRMWARE_URL_ALLOW: '127.0.0.2',
+    METAL_BMC_FIRMWARE_ALLOW_LOOPBACK: 'true',
     METAL_BMC_STATE_DIR: join(dir, 'state'),
   };
 }

@@ -11,6 +11,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Plan } from '../../src/commands/event.js';
 import { createFirmwareJobs, imageLabel, parseStateFile, type FirmwareEvent } from '../../src/commands/firmware-jobs.js';
+import { checkFirmwareUrl } from '../../src/commands/firmware-url.js';
 import { BmcError, isBmcError } from '../../src/errors.js';
 import type { FirmwareProgress, Outband } from '../../src/outband/types.js';
 import { captureLog } from '../helpers/log.js';
@@ -60,11 +61,18 @@ function fakeBmcs() {
   return { pending, connect, closed: () => closed };
 }
 
-function setup(o: { stateFile?: string; timeoutMs?: number } = {}) {
+function setup(o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void } = {}) {
   const events: FirmwareEvent[] = [];
   const bmcs = fakeBmcs();
   const log = captureLog();
-  const jobs = createFirmwareJobs({ connect: (ipmi) => bmcs.connect(ipmi), timeoutMs: o.timeoutMs ?? 60_000, ...(o.stateFile ? { stateFile: o.stateFile } : {}), logger: log.logger, publish: (e) => events.push(e) });
+  const jobs = createFirmwareJobs({
+    connect: (ipmi) => bmcs.connect(ipmi),
+    timeoutMs: o.timeoutMs ?? 60_000,
+    ...(o.stateFile ? { stateFile: o.stateFile } : {}),
+    ...(o.checkUrl ? { checkUrl: o.checkUrl } : {}),
+    logger: log.logger,
+    publish: (e) => events.push(e),
+  });
   return { jobs, events, bmcs, log };
 }
 
@@ -103,6 +111,25 @@ describe('firmware jobs', () => {
     // once the first is done, the machine takes a new job
     expect(jobs.start(plan('m1', 'bmc')).accepted).toBe(true);
     expect(events.at(-1)).toMatchObject({ phase: 'accepted', rebootRequired: false });
+  });
+
+  it('refuses an image URL the policy forbids with a result event that says why; the BMC is never contacted', () => {
+    const checkUrl = (url: string) => void checkFirmwareUrl(url, { allow: ['images.example.com'], metalApiHost: 'metal-api' });
+    const { jobs, events, bmcs } = setup({ checkUrl });
+    const p = plan('m1');
+    const firmware = p.actions[0] as { url: string };
+    for (const url of ['http://127.0.0.1:8080/bios.bin', 'http://169.254.169.254/latest/meta-data/', 'file:///etc/shadow', 'https://elsewhere.example/bios.bin?sig=s3cret']) {
+      firmware.url = url;
+      expect(jobs.start(p).accepted).toBe(false);
+    }
+    expect(events.map((e) => [e.phase, e.code])).toEqual(Array(4).fill(['refused', 'FORBIDDEN']));
+    expect(events.map((e) => e.error)).toEqual([
+      'firmware URL http://127.0.0.1:8080/bios.bin is not in METAL_BMC_FIRMWARE_URL_ALLOW',
+      'firmware URL http://169.254.169.254/latest/meta-data/ is not in METAL_BMC_FIRMWARE_URL_ALLOW',
+      'firmware URL file: is not http or https',
+      'firmware URL https://elsewhere.example/bios.bin is not in METAL_BMC_FIRMWARE_URL_ALLOW',
+    ]);
+    expect(bmcs.pending.size).toBe(0);
   });
 
   it('ends a job at its own deadline: failed with TIMEOUT', async () => {

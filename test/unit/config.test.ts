@@ -59,7 +59,7 @@ describe('loadConfig defaults', () => {
         resultTopic: 'fra-equ01-machine-result',
       },
       commands: { concurrency: 32, timeoutMs: 60_000, targets: 'leases' },
-      firmware: { timeoutMs: 1_800_000 },
+      firmware: { timeoutMs: 1_800_000, urlAllow: [], allowLoopback: false },
       stateDir: '/var/lib/metal-bmc',
       console: {
         port: 3333,
@@ -126,7 +126,7 @@ describe('loadConfig defaults', () => {
       METAL_BMC_STATE_DIR: '/srv/metal-bmc',
     });
     expect(c.mq).toMatchObject({ lifecycleRetentionMs: 7_200_000, streamReplicas: 3 });
-    expect(c.firmware).toEqual({ timeoutMs: 2_700_000 });
+    expect(c.firmware).toEqual({ timeoutMs: 2_700_000, urlAllow: [], allowLoopback: false });
     expect(c.stateDir).toBe('/srv/metal-bmc');
     expect(c.leases).toMatchObject({ file: '/tmp/kea-leases4.csv', format: 'kea', ignoreMacs: ['ac:1f:6b:35:ac:62', '00:11:22:33:44:55'] });
     expect(c.leases.allowedCidrs.map((x) => x.text)).toEqual(['10.1.0.0/16', '192.168.1.0/24']);
