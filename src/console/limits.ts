@@ -4,7 +4,10 @@
  * per-source throttle of failed token attempts.
  */
 import type { Server, Socket } from 'node:net';
+import type { Server as TlsServer } from 'node:tls';
 import { BmcError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { remoteOf } from './tls.js';
 
 export interface ConnectionLimits {
   /** open connections from one address */
@@ -14,6 +17,8 @@ export interface ConnectionLimits {
 }
 
 export type ConnectionRefusal = 'per-source' | 'total';
+
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = { perSource: 32, total: 1024 };
 
 export function checkConnectionLimits(limits: ConnectionLimits, where: string): ConnectionLimits {
   for (const [name, value] of Object.entries(limits)) {
@@ -83,4 +88,20 @@ export function createThrottle(options: ThrottleOptions): Throttle {
       if (windows.size > options.maxSources) windows.delete(windows.keys().next().value as string);
     },
   };
+}
+
+/**
+ * What both console listeners do before any console work: connections beyond `limits` are closed
+ * at once, and a socket whose TLS handshake failed or timed out is closed (with a listener of its
+ * own for `tlsClientError`, Node leaves that socket open). Each refusal is one log line.
+ */
+export function guardTlsListener(server: TlsServer, limits: ConnectionLimits, log: Logger, onRefused: (why: ConnectionRefusal) => void): void {
+  limitConnections(server, limits, (socket, why) => {
+    onRefused(why);
+    log.info({ remote: remoteOf(socket), limit: why }, 'console connection refused: too many connections');
+  });
+  server.on('tlsClientError', (err, socket) => {
+    log.info({ remote: remoteOf(socket), err: err.message }, 'console TLS handshake refused');
+    socket.destroy();
+  });
 }

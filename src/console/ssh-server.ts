@@ -32,7 +32,7 @@ import type { Logger } from '../log.js';
 import { mayOpen, validMachineId, type AuthzRule, type Principal } from './access.js';
 import type { ConsoleHub } from './hub.js';
 import type { HostKey } from './host-key.js';
-import { limitConnections, type ConnectionLimits, type ConnectionRefusal } from './limits.js';
+import { DEFAULT_CONNECTION_LIMITS, guardTlsListener, type ConnectionLimits, type ConnectionRefusal } from './limits.js';
 import { remoteOf, secureContextOptions, serverTlsOptions, verifiedPrincipal, type ConsoleTls } from './tls.js';
 import type { ClientIdentity, ClientPort, ConsoleHandle, ConsoleNotice } from './types.js';
 
@@ -233,15 +233,7 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
     });
     ssh.injectSocket(socket);
   });
-  limitConnections(server, options.connectionLimits ?? { perSource: 32, total: 1024 }, (socket, why) => {
-    onRefused(why);
-    log.info({ remote: remoteOf(socket), limit: why }, 'console connection refused: too many connections');
-  });
-  // A listener of its own means Node leaves the socket open: close it (handshake timeout, bad certificate).
-  server.on('tlsClientError', (err, socket) => {
-    log.info({ remote: remoteOf(socket), err: err.message }, 'console TLS handshake refused');
-    socket.destroy();
-  });
+  guardTlsListener(server, options.connectionLimits ?? DEFAULT_CONNECTION_LIMITS, log, onRefused);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -33,7 +33,7 @@ import type { Logger } from '../log.js';
 import { validMachineId, type AuthzRule } from './access.js';
 import { createHttpAuth, type Refusal } from './http-auth.js';
 import type { ConsoleHub } from './hub.js';
-import { createThrottle, limitConnections, type ConnectionLimits, type ConnectionRefusal } from './limits.js';
+import { createThrottle, DEFAULT_CONNECTION_LIMITS, guardTlsListener, type ConnectionLimits, type ConnectionRefusal } from './limits.js';
 import { createPageRoutes } from './page.js';
 import { remoteOf, secureContextOptions, serverTlsOptions, type ConsoleTls } from './tls.js';
 import { createCookieSessions } from './token-cookie.js';
@@ -127,15 +127,7 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
   });
   server.headersTimeout = handshakeTimeoutMs;
   server.requestTimeout = handshakeTimeoutMs * 3;
-  limitConnections(server, options.connectionLimits ?? { perSource: 32, total: 1024 }, (socket, why) => {
-    onRefused(why);
-    log.info({ remote: remoteOf(socket), limit: why }, 'console connection refused: too many connections');
-  });
-  // A listener of its own means Node leaves the socket open: close it (handshake timeout, bad certificate).
-  server.on('tlsClientError', (err, socket) => {
-    log.info({ remote: remoteOf(socket), err: err.message }, 'console TLS handshake refused');
-    socket.destroy();
-  });
+  guardTlsListener(server, options.connectionLimits ?? DEFAULT_CONNECTION_LIMITS, log, onRefused);
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 64 * 1024, perMessageDeflate: false });
 
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {

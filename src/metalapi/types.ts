@@ -63,7 +63,8 @@ export interface HttpErrorResponse {
   message: string;
 }
 
-const FRU_KEYS: readonly (keyof MetalFru)[] = [
+/** metal-api's eight FRU field names, in swagger order */
+export const FRU_KEYS: readonly (keyof MetalFru)[] = [
   'board_mfg',
   'board_mfg_serial',
   'board_part_number',

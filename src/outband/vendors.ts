@@ -6,6 +6,7 @@
  */
 import { BOOT_DEVICE_BYTE } from '../ipmi/boot.js';
 import type { GuidEncoding } from '../ipmi/guid.js';
+import { FRU_KEYS } from '../metalapi/types.js';
 import type { MetalFru } from './types.js';
 
 export type Vendor = 'supermicro' | 'novarion' | 'dell' | 'lenovo' | 'gigabyte' | 'hpe' | 'virtual' | 'unknown';
@@ -13,17 +14,7 @@ export type ActionProtocol = 'redfish' | 'ipmi';
 
 /** The report fields that both protocols can deliver: the BMC firmware version and the eight FRU fields. */
 export type ReportField = 'bmcVersion' | keyof MetalFru;
-export const REPORT_FIELDS: readonly ReportField[] = [
-  'bmcVersion',
-  'board_mfg',
-  'board_mfg_serial',
-  'board_part_number',
-  'chassis_part_number',
-  'chassis_part_serial',
-  'product_manufacturer',
-  'product_part_number',
-  'product_serial',
-];
+export const REPORT_FIELDS: readonly ReportField[] = ['bmcVersion', ...FRU_KEYS];
 /** Per field, the protocol whose value is sent; the other one only fills a field the first left empty. */
 export type ReportSources = Readonly<Record<ReportField, ActionProtocol>>;
 
