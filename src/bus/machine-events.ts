@@ -153,6 +153,8 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
   const js = jsm.jetstream();
   const dispatcher = createDispatcher(o);
   const settled = recentlySettled(DONE_MEMORY);
+  /** stream sequence → the newest delivery of an event this instance is running */
+  const running = new Map<number, JsMsg>();
   let messages: ConsumerMessages | undefined;
 
   function dispatch(m: JsMsg): void {
@@ -168,22 +170,38 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
       m.ack();
       return;
     }
+    // After a leader change the server may redeliver an event that is still running here (its
+    // acks and progress went to the dead node): keep running it once, settle the newest delivery.
+    const current = running.get(m.seq);
+    if (current) {
+      running.set(m.seq, m);
+      m.working();
+      o.logger.info(where, 'redelivered machine event still running here; not run twice');
+      return;
+    }
     if (dispatcher.isExpired(m.time, where)) {
       m.term();
       return;
     }
     // tell the server we are still at it, so a long command is not redelivered elsewhere
-    const heartbeat = setInterval(() => m.working(), Math.max(500, Math.floor(ackWaitMs / 3)));
+    running.set(m.seq, m);
+    const newest = () => running.get(m.seq) ?? m;
+    const heartbeat = setInterval(() => newest().working(), Math.max(500, Math.floor(ackWaitMs / 3)));
     heartbeat.unref();
     dispatcher.run(
       m.data,
       { publishedAt: m.time, deliveryCount: m.info.deliveryCount },
       (d) => {
-        if (d === 'nak') return m.nak();
+        const latest = newest();
+        running.delete(m.seq);
+        if (d === 'nak') return latest.nak();
         settled.add(m.seq);
-        return d === 'ack' ? m.ack() : m.term();
+        return d === 'ack' ? latest.ack() : latest.term();
       },
-      () => clearInterval(heartbeat),
+      () => {
+        clearInterval(heartbeat);
+        running.delete(m.seq);
+      },
     );
   }
 
