@@ -4,6 +4,7 @@ import { startControlServer } from '../sim/control.js';
 import { startFleet } from '../sim/fleet.js';
 import { DEFAULT_VARIANTS, isSimVariant, SIM_VARIANTS, type SimVariantName } from '../sim/machine.js';
 import { parseIntegerOption, UsageError } from './args.js';
+import { parseQuirkList, SIM_QUIRKS } from '../sim/quirks.js';
 
 export const SIM_USAGE = `usage: metal-bmc sim --count N [options]
 
@@ -16,6 +17,9 @@ export const SIM_USAGE = `usage: metal-bmc sim --count N [options]
   --seed S               seed of the machines' UUIDs, MACs, FRU and versions (default metal-bmc)
   --variants A,B,...      vendor variants the machines are drawn from (default ${DEFAULT_VARIANTS.join(',')};
                          all: ${Object.keys(SIM_VARIANTS).join(', ')})
+  --quirks A,B,...       protocol quirks of real BMCs to show (beside each variant's own; all:
+                         ${Object.keys(SIM_QUIRKS).join(', ') || 'none yet'})
+  --quirks-share S       share of the fleet that shows --quirks, 0..1 (default 1: every machine)
   --lease-file PATH      write an ISC dhcpd.leases file with one active lease per BMC
   --state-file PATH      keep power/boot/LED state across restarts
   --control-port P       fault-injection API on 127.0.0.1:P (default 0: off)
@@ -35,6 +39,8 @@ export async function simMain(argv: string[], io: { stdout: NodeJS.WritableStrea
       password: { type: 'string', default: 'ADMIN' },
       seed: { type: 'string', default: 'metal-bmc' },
       variants: { type: 'string', default: DEFAULT_VARIANTS.join(',') },
+      quirks: { type: 'string', default: '' },
+      'quirks-share': { type: 'string', default: '1' },
       'lease-file': { type: 'string' },
       'state-file': { type: 'string' },
       'control-port': { type: 'string', default: '0' },
@@ -52,7 +58,17 @@ export async function simMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   const variants = values.variants.split(',').map((v) => v.trim()).filter((v) => v !== '');
   const unknownVariant = variants.find((v) => !isSimVariant(v));
   if (unknownVariant !== undefined || variants.length === 0) throw new UsageError(`--variants: ${unknownVariant ?? '(none)'} is not one of ${Object.keys(SIM_VARIANTS).join(', ')}`);
+  let quirks;
+  try {
+    quirks = parseQuirkList(values.quirks);
+  } catch (err) {
+    throw new UsageError(`--quirks: ${(err as Error).message}`);
+  }
+  const quirksShare = Number(values['quirks-share']);
+  if (!(quirksShare >= 0 && quirksShare <= 1)) throw new UsageError(`--quirks-share must be a number from 0 to 1, got ${values['quirks-share']}`);
   const fleet = await startFleet({
+    quirks,
+    quirksShare,
     count,
     cidr: values.cidr,
     ipmiPort: parseIntegerOption(values['ipmi-port'], '--ipmi-port', 1, 65535)!,

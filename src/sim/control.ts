@@ -4,6 +4,9 @@
  *   GET    /machines          every machine's address, MAC, UUID, power, boot, LED and faults
  *   POST   /faults            {"select": "all" | [indices] | {"share": 0.1}, "faults": {...SimFaults}}
  *   DELETE /faults            clear every fault
+ *   GET    /quirks           the quirk catalogue (name, protocol, description, where seen, survived by)
+ *   POST   /quirks           {"select": ..., "quirks": ["name", ...], "on": true | false}
+ *   DELETE /quirks           every machine back to its vendor variant's quirks
  *   GET    /serial            serial lines: how many stream, bytes emitted, active SOL payloads
  *   POST   /serial            {"select": ..., "stream": true | false}: streaming mode of the serial
  *                             lines (print without pause at 115200 baud, for console load tests)
@@ -12,6 +15,7 @@ import { listen } from '../net/listen.js';
 import { createServer } from 'node:http';
 import type { Fleet, FaultSelector } from './fleet.js';
 import type { SimFaults } from './machine.js';
+import { isSimQuirk, SIM_QUIRKS, type SimQuirkName } from './quirks.js';
 
 const FAULT_KEYS: ReadonlyArray<keyof SimFaults> = ['noAnswer', 'delayMs', 'dropRate', 'wrongCredentials', 'redfishStatus', 'redfishHang', 'redfishDisabled', 'sessionsFull', 'firmwareTaskMs'];
 
@@ -32,28 +36,40 @@ function parseFaults(value: unknown): Partial<SimFaults> | string {
   return out as Partial<SimFaults>;
 }
 
+function parseQuirks(value: unknown): SimQuirkName[] | string {
+  if (!Array.isArray(value) || !value.every((q) => typeof q === 'string')) return 'quirks must be a list of names';
+  const unknown = value.find((q: string) => !isSimQuirk(q));
+  if (unknown !== undefined) return `unknown quirk ${JSON.stringify(unknown)} (known: ${Object.keys(SIM_QUIRKS).join(', ') || 'none'})`;
+  return value as SimQuirkName[];
+}
+
 export async function startControlServer(fleet: Fleet, port: number, host = '127.0.0.1'): Promise<{ port: number; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     const reply = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n');
     if (req.method === 'GET' && req.url === '/machines') {
       return reply(
         200,
-        fleet.machines.map(({ state: s }) => ({ index: s.index, address: s.address, mac: s.mac, uuid: s.uuid, manufacturer: s.manufacturer, power: s.power, boot: s.boot, bootPersistent: s.bootPersistent, bootOrder: s.bootOrder, lastBoot: s.lastBoot, identify: s.identify, faults: s.faults })),
+        fleet.machines.map(({ state: s }) => ({ index: s.index, address: s.address, mac: s.mac, uuid: s.uuid, manufacturer: s.manufacturer, power: s.power, boot: s.boot, bootPersistent: s.bootPersistent, bootOrder: s.bootOrder, lastBoot: s.lastBoot, identify: s.identify, faults: s.faults, quirks: [...s.quirks] })),
       );
     }
     if (req.method === 'DELETE' && req.url === '/faults') {
       fleet.clearFaults();
       return reply(200, { cleared: true });
     }
+    if (req.method === 'GET' && req.url === '/quirks') return reply(200, SIM_QUIRKS);
+    if (req.method === 'DELETE' && req.url === '/quirks') {
+      fleet.resetQuirks();
+      return reply(200, { reset: true });
+    }
     if (req.method === 'GET' && req.url === '/serial') return reply(200, fleet.serialStats());
-    if (req.method === 'POST' && (req.url === '/faults' || req.url === '/serial')) {
+    if (req.method === 'POST' && (req.url === '/faults' || req.url === '/serial' || req.url === '/quirks')) {
       let body = '';
       req.on('data', (d: Buffer) => {
         body += d;
         if (body.length > 65536) req.destroy();
       });
       req.on('end', () => {
-        let parsed: { select?: unknown; faults?: unknown; stream?: unknown };
+        let parsed: { select?: unknown; faults?: unknown; stream?: unknown; quirks?: unknown; on?: unknown };
         try {
           parsed = JSON.parse(body) as typeof parsed;
         } catch {
@@ -64,6 +80,12 @@ export async function startControlServer(fleet: Fleet, port: number, host = '127
         if (req.url === '/serial') {
           if (typeof parsed.stream !== 'boolean') return reply(400, { error: 'stream must be true or false' });
           return reply(200, { changed: fleet.setSerialStream(selector, parsed.stream) });
+        }
+        if (req.url === '/quirks') {
+          const quirks = parseQuirks(parsed.quirks);
+          if (typeof quirks === 'string') return reply(400, { error: quirks });
+          if (typeof parsed.on !== 'boolean') return reply(400, { error: 'on must be true or false' });
+          return reply(200, { changed: fleet.setQuirks(selector, quirks, parsed.on) });
         }
         const faults = parseFaults(parsed.faults);
         if (typeof faults === 'string') return reply(400, { error: faults });

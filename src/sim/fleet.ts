@@ -8,7 +8,8 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { renderIscLeases } from '../leases/render.js';
 import { BmcError } from '../errors.js';
 import { startIpmiServer, type IpmiServer } from './ipmi-server.js';
-import { createMachineState, NO_FAULTS, SimMachine, type SimFaults, type SimMachineState, type SimVariantName } from './machine.js';
+import { createMachineState, NO_FAULTS, SimMachine, variantQuirks, type SimFaults, type SimMachineState, type SimVariantName } from './machine.js';
+import type { SimQuirkName } from './quirks.js';
 import { startRedfishServer, type RedfishServer } from './redfish-server.js';
 
 export interface FleetOptions {
@@ -33,6 +34,10 @@ export interface FleetOptions {
   taskDurationMs?: number;
   /** every machine's serial line prints without pause at 115200 baud (load tests of consoles) */
   serialStream?: boolean;
+  /** protocol quirks (quirks.ts) switched on, beside those of each machine's vendor variant */
+  quirks?: readonly SimQuirkName[];
+  /** share of the fleet (the first ⌈share·N⌉ machines) that shows `quirks`; default 1 */
+  quirksShare?: number;
 }
 
 /** The serial lines of the fleet, summed (control API GET /serial). */
@@ -58,6 +63,10 @@ export interface Fleet {
   select(selector: FaultSelector): SimMachine[];
   setFaults(selector: FaultSelector, faults: Partial<SimFaults>): number;
   clearFaults(): void;
+  /** switch quirks on or off on the selected machines; returns how many were changed */
+  setQuirks(selector: FaultSelector, quirks: readonly SimQuirkName[], on: boolean): number;
+  /** every machine back to the quirks of its vendor variant */
+  resetQuirks(): void;
   /** streaming mode of the selected machines' serial lines; returns how many were changed */
   setSerialStream(selector: FaultSelector, on: boolean): number;
   serialStats(): SerialStats;
@@ -160,6 +169,19 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     clearFaults() {
       for (const m of machines) m.state.faults = { ...NO_FAULTS };
     },
+    setQuirks(selector, quirks, on) {
+      const chosen = fleet.select(selector);
+      for (const m of chosen) {
+        for (const q of quirks) {
+          if (on) m.state.quirks.add(q);
+          else m.state.quirks.delete(q);
+        }
+      }
+      return chosen.length;
+    },
+    resetQuirks() {
+      for (const m of machines) m.state.quirks = variantQuirks(seed, m.state.index, o.variants);
+    },
     setSerialStream(selector, on) {
       const chosen = fleet.select(selector);
       for (const m of chosen) serialOf(m).setStreaming(on);
@@ -187,5 +209,6 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   };
   if (o.leaseFile) fleet.writeLeaseFile(o.leaseFile);
   if (o.serialStream) fleet.setSerialStream('all', true);
+  if (o.quirks?.length) fleet.setQuirks({ share: o.quirksShare ?? 1 }, o.quirks, true);
   return fleet;
 }

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { BmcError } from '../errors.js';
 import { cidrSize, nthHost, parseCidr } from '../net/cidr.js';
+import type { SimQuirkName } from './quirks.js';
 
 export type SimPower = 'on' | 'off';
 export type SimBoot = 'none' | 'pxe' | 'disk' | 'bios';
@@ -115,6 +116,8 @@ export interface SimMachineState {
   powerWatts: { average: number; min: number; max: number };
   powerSupplies: SimPowerSupply[];
   faults: SimFaults;
+  /** protocol quirks of real BMCs this machine shows (quirks.ts), read on every request */
+  quirks: Set<SimQuirkName>;
 }
 
 export type SimEvent =
@@ -194,6 +197,8 @@ interface SimVariant {
   bmc: (d: Buffer) => string;
   bios: (d: Buffer) => string;
   quirks?: Partial<SimBootQuirks>;
+  /** protocol quirks the real counterpart is known for (quirks.ts) */
+  protocolQuirks?: readonly SimQuirkName[];
 }
 
 /**
@@ -291,5 +296,17 @@ export function createMachineState(seed: string, index: number, cidr = '127.10.0
       { name: 'PSU2', health: w[4]! % 10 === 0 ? 'Critical' : 'OK', state: 'Enabled', watts: 800 },
     ],
     faults: { ...NO_FAULTS },
+    quirks: new Set(vendor.protocolQuirks ?? []),
   };
+}
+
+/** The protocol quirks a machine's vendor variant is known for (what DELETE /quirks returns it to). */
+export function variantQuirks(seed: string, index: number, variants: readonly SimVariantName[] = DEFAULT_VARIANTS): Set<SimQuirkName> {
+  const v = digest(seed, index, 'versions');
+  const vendor: SimVariant = SIM_VARIANTS[variants[v[3]! % variants.length]!];
+  return new Set(vendor.protocolQuirks ?? []);
+}
+
+export function hasQuirk(state: Pick<SimMachineState, 'quirks'>, name: SimQuirkName): boolean {
+  return state.quirks.has(name);
 }
