@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { BmcError } from '../errors.js';
 import { cidrSize, nthHost, parseCidr } from '../net/cidr.js';
-import type { SimQuirkName } from './quirks.js';
+import { quirksOfVariant, type SimQuirkName } from './quirks.js';
 
 export type SimPower = 'on' | 'off';
 export type SimBoot = 'none' | 'pxe' | 'disk' | 'bios';
@@ -197,8 +197,6 @@ interface SimVariant {
   bmc: (d: Buffer) => string;
   bios: (d: Buffer) => string;
   quirks?: Partial<SimBootQuirks>;
-  /** protocol quirks the real counterpart is known for (quirks.ts) */
-  protocolQuirks?: readonly SimQuirkName[];
 }
 
 /**
@@ -255,7 +253,8 @@ export function createMachineState(seed: string, index: number, cidr = '127.10.0
   const m = digest(seed, index, 'mac');
   const mac = ['0c', 'c4', '7a', m[0]!, m[1]!, m[2]!].map((b) => (typeof b === 'number' ? b.toString(16).padStart(2, '0') : b)).join(':');
   const v = digest(seed, index, 'versions');
-  const vendor: SimVariant = SIM_VARIANTS[variants[v[3]! % variants.length]!];
+  const variant = variants[v[3]! % variants.length]!;
+  const vendor: SimVariant = SIM_VARIANTS[variant];
   const serial = (prefix: string) => `${prefix}${digest(seed, index, prefix).toString('hex').slice(0, 10).toUpperCase()}`;
   const w = digest(seed, index, 'watts');
   const average = 150 + (w[0]! % 150);
@@ -296,15 +295,14 @@ export function createMachineState(seed: string, index: number, cidr = '127.10.0
       { name: 'PSU2', health: w[4]! % 10 === 0 ? 'Critical' : 'OK', state: 'Enabled', watts: 800 },
     ],
     faults: { ...NO_FAULTS },
-    quirks: new Set(vendor.protocolQuirks ?? []),
+    quirks: new Set(quirksOfVariant(variant)),
   };
 }
 
 /** The protocol quirks a machine's vendor variant is known for (what DELETE /quirks returns it to). */
 export function variantQuirks(seed: string, index: number, variants: readonly SimVariantName[] = DEFAULT_VARIANTS): Set<SimQuirkName> {
   const v = digest(seed, index, 'versions');
-  const vendor: SimVariant = SIM_VARIANTS[variants[v[3]! % variants.length]!];
-  return new Set(vendor.protocolQuirks ?? []);
+  return new Set(quirksOfVariant(variants[v[3]! % variants.length]!));
 }
 
 export function hasQuirk(state: Pick<SimMachineState, 'quirks'>, name: SimQuirkName): boolean {

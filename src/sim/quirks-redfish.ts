@@ -4,5 +4,9 @@
  * simulator.
  */
 import type { SimQuirkInfo } from './quirk-info.js';
+import type { SimVariantName } from './machine.js';
 
 export const REDFISH_QUIRKS = {} satisfies Record<string, SimQuirkInfo>;
+
+/** The redfish quirks each vendor variant shows by default, as its real counterpart is known to. */
+export const REDFISH_VARIANT_QUIRKS: Partial<Record<SimVariantName, ReadonlyArray<keyof typeof REDFISH_QUIRKS>>> = {};

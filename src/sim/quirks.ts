@@ -8,8 +8,9 @@
  */
 import { BmcError } from '../errors.js';
 import type { SimQuirkInfo } from './quirk-info.js';
-import { IPMI_QUIRKS } from './quirks-ipmi.js';
-import { REDFISH_QUIRKS } from './quirks-redfish.js';
+import type { SimVariantName } from './machine.js';
+import { IPMI_QUIRKS, IPMI_VARIANT_QUIRKS } from './quirks-ipmi.js';
+import { REDFISH_QUIRKS, REDFISH_VARIANT_QUIRKS } from './quirks-redfish.js';
 
 export type { SimQuirkInfo } from './quirk-info.js';
 
@@ -27,4 +28,9 @@ export function parseQuirkList(list: string): SimQuirkName[] {
   const unknown = names.find((q) => !isSimQuirk(q));
   if (unknown !== undefined) throw new BmcError('INVALID_ARGUMENT', `unknown quirk ${JSON.stringify(unknown)} (known: ${Object.keys(SIM_QUIRKS).join(', ') || 'none'})`);
   return names as SimQuirkName[];
+}
+
+/** The quirks a vendor variant shows by default (IPMI and Redfish), as its real counterpart is known to. */
+export function quirksOfVariant(name: SimVariantName): SimQuirkName[] {
+  return [...(IPMI_VARIANT_QUIRKS[name] ?? []), ...(REDFISH_VARIANT_QUIRKS[name] ?? [])];
 }
