@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { connectOutband, type FacadeOutband } from '../../src/outband/connect.js';
+import type { BmcReport, BootOverride } from '../../src/outband/types.js';
 import type { Vendor } from '../../src/outband/vendors.js';
+import { runCli } from '../helpers/cli.js';
 import { startMockupServer, type MockupServer } from '../helpers/redfish-mockup-server.js';
 import { withPeers } from '../helpers/peers.js';
 
@@ -150,6 +152,37 @@ function sessionsClosed(m: MockupServer): void {
   expect(m.sessionCount()).toBe(0);
 }
 
+type View = ReturnType<typeof treeView>;
+
+/** The report against the tree's JSON: every field, and `missing` naming exactly what the tree lacks. */
+function checkReport(report: BmcReport, view: View, tree: TreeCase): void {
+  const { system, manager, chassis, power } = view;
+  expect(report.source).toBe('redfish');
+  expect(report.uuid).toBe(String(system.UUID).toLowerCase());
+  expect(report.bmcVersion).toBe(text(manager?.FirmwareVersion) ?? '');
+  expect(report.biosVersion).toBe(system.BiosVersion);
+  expect(report.powerState).toBe(({ On: 'ON', Off: 'OFF' } as Record<string, string>)[String(system.PowerState)] ?? 'UNKNOWN');
+  expect(report.indicatorLED).toBe(expectedLed(system, chassis));
+  expect(report.fru).toEqual(expectedFru(system, chassis));
+  expect(report.powerMetric).toEqual(expectedPowerMetric(power));
+  expect(report.powerSupplies).toEqual(expectedSupplies(power));
+  for (const re of tree.missing) expect(report.missing.some((x) => re.test(x)), `missing has ${re}: ${report.missing.join(' | ')}`).toBe(true);
+  expect(report.missing.length, report.missing.join(' | ')).toBe(tree.missing.length);
+}
+
+/** The boot override against the System's Boot. */
+function checkBoot(boot: BootOverride, view: View): void {
+  const b = obj(view.system.Boot) ?? {};
+  const enabled = (b.BootSourceOverrideEnabled as string | undefined) ?? 'Disabled';
+  const target = (b.BootSourceOverrideTarget as string | undefined) ?? 'None';
+  const off = enabled === 'Disabled' || target === 'None';
+  expect(boot.source).toBe('redfish');
+  expect(boot.target).toBe(off ? 'NONE' : (({ Pxe: 'PXE', Hdd: 'DISK', BiosSetup: 'BIOS' } as Record<string, string>)[target] ?? 'OTHER'));
+  expect(boot.persistent).toBe(!off && enabled === 'Continuous');
+  expect(boot.uefi).toBe(b.BootSourceOverrideMode !== 'Legacy');
+  expect(boot.bootOrder).toEqual(b.BootOrder);
+}
+
 describe.each(TREES)('recorded tree $dir', (tree) => {
   const view = treeView(tree.dir);
 
@@ -159,19 +192,8 @@ describe.each(TREES)('recorded tree $dir', (tree) => {
       const bmc = await connect(m);
       const report = await bmc.info();
       await bmc.close();
-      const { system, manager, chassis, power } = view;
       expect(bmc.vendor).toBe(tree.vendor);
-      expect(report.source).toBe('redfish');
-      expect(report.uuid).toBe(String(system.UUID).toLowerCase());
-      expect(report.bmcVersion).toBe(text(manager?.FirmwareVersion) ?? '');
-      expect(report.biosVersion).toBe(system.BiosVersion);
-      expect(report.powerState).toBe(({ On: 'ON', Off: 'OFF' } as Record<string, string>)[String(system.PowerState)] ?? 'UNKNOWN');
-      expect(report.indicatorLED).toBe(expectedLed(system, chassis));
-      expect(report.fru).toEqual(expectedFru(system, chassis));
-      expect(report.powerMetric).toEqual(expectedPowerMetric(power));
-      expect(report.powerSupplies).toEqual(expectedSupplies(power));
-      for (const re of tree.missing) expect(report.missing.some((x) => re.test(x)), `missing has ${re}: ${report.missing.join(' | ')}`).toBe(true);
-      expect(report.missing.length, report.missing.join(' | ')).toBe(tree.missing.length);
+      checkReport(report, view, tree);
       sessionsClosed(m);
     } finally {
       await m.close();
@@ -184,15 +206,22 @@ describe.each(TREES)('recorded tree $dir', (tree) => {
       const bmc = await connect(m);
       const boot = await bmc.bootOverride();
       await bmc.close();
-      const b = obj(view.system.Boot) ?? {};
-      const enabled = (b.BootSourceOverrideEnabled as string | undefined) ?? 'Disabled';
-      const target = (b.BootSourceOverrideTarget as string | undefined) ?? 'None';
-      const off = enabled === 'Disabled' || target === 'None';
-      expect(boot.source).toBe('redfish');
-      expect(boot.target).toBe(off ? 'NONE' : (({ Pxe: 'PXE', Hdd: 'DISK', BiosSetup: 'BIOS' } as Record<string, string>)[target] ?? 'OTHER'));
-      expect(boot.persistent).toBe(!off && enabled === 'Continuous');
-      expect(boot.uefi).toBe(b.BootSourceOverrideMode !== 'Legacy');
-      expect(boot.bootOrder).toEqual(b.BootOrder);
+      checkBoot(boot, view);
+      sessionsClosed(m);
+    } finally {
+      await m.close();
+    }
+  });
+
+  it('`metal-bmc bmc info --protocol redfish --json` prints the same fields and leaves no session open', async () => {
+    const m = await serve(tree.dir);
+    try {
+      const r = await runCli(['bmc', 'info', '--address', m.host, '--redfish-port', String(m.port), '--protocol', 'redfish', '--user', m.user, '--password', m.password, '--json'], { timeoutMs: 60_000 });
+      expect(r.code, r.stderr).toBe(0);
+      const printed = JSON.parse(r.stdout) as BmcReport & { vendor: string; bootOverride: BootOverride };
+      expect(printed.vendor).toBe(tree.vendor);
+      checkReport(printed, view, tree);
+      checkBoot(printed.bootOverride, view);
       sessionsClosed(m);
     } finally {
       await m.close();
