@@ -248,6 +248,26 @@ describe.each(TREES)('recorded tree $dir', (tree) => {
     }
   });
 
+  it('identify LED on is patched where the tree has an LED property (System first, then its chassis)', async () => {
+    const m = await serve(tree.dir);
+    try {
+      const bmc = await connect(m);
+      const done = bmc.identify(true);
+      // the rule, read from the tree: LocationIndicatorActive before IndicatorLED, the System before its chassis
+      const ledBody = (r: Json | undefined) =>
+        r?.LocationIndicatorActive !== undefined ? { LocationIndicatorActive: true } : r?.IndicatorLED !== undefined ? { IndicatorLED: 'Lit' } : undefined;
+      const expected = ledBody(view.system) !== undefined ? [view.systemPath, ledBody(view.system)] : ledBody(view.chassis) !== undefined ? [view.chassisPath, ledBody(view.chassis)] : undefined;
+      if (expected === undefined) await expect(done).rejects.toThrow(/neither the system nor its chassis has LocationIndicatorActive or IndicatorLED/);
+      else await done;
+      await bmc.close();
+      const patches = m.requests.filter((r) => r.method === 'PATCH').map((r) => [r.path, r.body]);
+      expect(patches).toEqual(expected === undefined ? [] : [expected]);
+      sessionsClosed(m);
+    } finally {
+      await m.close();
+    }
+  });
+
   it('firmware update goes to the UpdateService the tree records, targeting the System (BIOS)', async () => {
     const m = await serve(tree.dir);
     try {
