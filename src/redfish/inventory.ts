@@ -1,6 +1,7 @@
 /**
  * One inventory read: service root → first System → its Manager and Chassis (by the
- * System's Links, else the first member of the root collections) → power data.
+ * System's Links, else the first member of the root collections; a linked chassis the BMC
+ * answers with 404 is replaced by the collection's chassis that names the System) → power data.
  * Absent optional pieces are named in `missing` with a reason; only a failure to read
  * the service root or the System itself (transport, auth, decoding) is thrown.
  */
