@@ -181,8 +181,7 @@ export async function readInventory(client: RedfishGetter, options: ReadOptions 
   if (chassisPath !== undefined) {
     const systemPath = system?.path ?? systemLink;
     inv.chassis = await optional('Chassis', missing, signal, () => readSystemChassis(client, chassisPath, systemPath, serviceRoot.chassis, options));
-  }
-  else if (!missing.some((m) => m.startsWith('Chassis:'))) missing.push('Chassis: system has no Chassis link and the service root no Chassis member');
+  } else if (!missing.some((m) => m.startsWith('Chassis:'))) missing.push('Chassis: system has no Chassis link and the service root no Chassis member');
 
   if (inv.chassis !== undefined) await readPowerData(client, inv.chassis, inv, options);
   else missing.push('PowerMetric: no chassis', 'PowerSupplies: no chassis');
