@@ -1,6 +1,7 @@
 /**
  * One inventory read: service root → first System → its Manager and Chassis (by the
- * System's Links, else the first member of the root collections) → power data.
+ * System's Links, else the first member of the root collections; a linked chassis the BMC
+ * answers with 404 is replaced by the collection's chassis that names the System) → power data.
  * Absent optional pieces are named in `missing` with a reason; only a failure to read
  * the service root or the System itself (transport, auth, decoding) is thrown.
  */
@@ -69,6 +70,34 @@ async function essential<T>(piece: string, missing: string[], read: () => Promis
   }
 }
 
+/** Chassis collection members tried when the System's own chassis link is dead; more are ignored. */
+const MAX_CHASSIS_FALLBACK = 16;
+
+const samePath = (a: string, b: string): boolean => a.replace(/\/+$/, '') === b.replace(/\/+$/, '');
+
+/**
+ * The System's chassis. When the linked one is not there (HTTP 404/410 — Intel's S2600 BMC links
+ * `Chassis/RackMount`, which it does not serve, and keeps the board and its Power in
+ * `Chassis/RackMount/Baseboard`), the first member of the Chassis collection that names the System
+ * in `Links.ComputerSystems` stands in; without one the original error stands.
+ */
+async function readSystemChassis(client: RedfishGetter, path: string, systemPath: string | undefined, collection: string | undefined, options: ReadOptions): Promise<ChassisInfo> {
+  try {
+    return await readChassis(client, path, options);
+  } catch (err) {
+    if (!(isBmcError(err, 'HTTP') && (err.httpStatus === 404 || err.httpStatus === 410)) || systemPath === undefined || collection === undefined) throw err;
+    const members = (await listMembers(client, collection, options).catch(() => [])).filter((m) => !samePath(m, path)).slice(0, MAX_CHASSIS_FALLBACK);
+    for (const member of members) {
+      const chassis = await readChassis(client, member, options).catch((e: unknown) => {
+        if (isBmcError(e, 'ABORTED')) throw e;
+        return undefined;
+      });
+      if (chassis?.computerSystems.some((s) => samePath(s, systemPath))) return { path: member, ...chassis };
+    }
+    throw err;
+  }
+}
+
 async function firstMember(client: RedfishGetter, collection: string | undefined, options: ReadOptions): Promise<string | undefined> {
   if (collection === undefined) return undefined;
   return (await listMembers(client, collection, options))[0];
@@ -77,8 +106,10 @@ async function firstMember(client: RedfishGetter, collection: string | undefined
 async function readPowerData(client: RedfishGetter, chassis: ChassisInfo, inv: RedfishInventory, options: ReadOptions): Promise<void> {
   const { missing } = inv;
   const { signal } = options;
+  let powerRead = false;
   if (chassis.power !== undefined) {
     const power = await optional('PowerMetric', missing, signal, () => readPower(client, chassis.power as string, options));
+    powerRead = power !== undefined;
     if (power !== undefined) {
       inv.consumedWatts = power.consumedWatts;
       if (power.metrics === undefined) missing.push(`PowerMetric: ${chassis.power} has no PowerControl[0].PowerMetrics`);
@@ -98,7 +129,13 @@ async function readPowerData(client: RedfishGetter, chassis: ChassisInfo, inv: R
       if (sub !== undefined && sub.supplies.length > 0) inv.powerSupplies = sub.supplies;
       else if (sub !== undefined) missing.push(`PowerSupplies: ${chassis.powerSubsystem} lists no power supplies`);
     } else {
-      missing.push(chassis.power === undefined ? 'PowerSupplies: chassis has neither Power nor PowerSubsystem' : `PowerSupplies: ${chassis.power} lists no power supplies`);
+      missing.push(
+        chassis.power === undefined
+          ? 'PowerSupplies: chassis has neither Power nor PowerSubsystem'
+          : powerRead
+            ? `PowerSupplies: ${chassis.power} lists no power supplies`
+            : `PowerSupplies: ${chassis.power} could not be read (see PowerMetric)`,
+      );
     }
   }
   if (inv.powerMetric === undefined && chassis.environmentMetrics !== undefined) {
@@ -123,12 +160,14 @@ export async function readInventory(client: RedfishGetter, options: ReadOptions 
   const serviceRoot = await readServiceRoot(client, options);
   const inv: RedfishInventory = { serviceRoot, missing: [] };
   const { missing } = inv;
+  let systemLink: string | undefined;
 
   if (serviceRoot.systems === undefined) {
     missing.push('System: service root has no Systems link');
   } else {
     const before = missing.length;
     const path = await essential('System', missing, () => firstMember(client, serviceRoot.systems, options));
+    systemLink = path;
     if (path === undefined && missing.length === before) missing.push(`System: ${serviceRoot.systems} has no members`);
     if (path !== undefined) inv.system = await essential('System', missing, () => readSystem(client, path, options));
   }
@@ -139,8 +178,10 @@ export async function readInventory(client: RedfishGetter, options: ReadOptions 
   else if (!missing.some((m) => m.startsWith('Manager:'))) missing.push('Manager: system has no ManagedBy link and the service root no Managers member');
 
   const chassisPath = await optional('Chassis', missing, signal, async () => system?.chassis[0] ?? (await firstMember(client, serviceRoot.chassis, options)));
-  if (chassisPath !== undefined) inv.chassis = await optional('Chassis', missing, signal, () => readChassis(client, chassisPath, options));
-  else if (!missing.some((m) => m.startsWith('Chassis:'))) missing.push('Chassis: system has no Chassis link and the service root no Chassis member');
+  if (chassisPath !== undefined) {
+    const systemPath = system?.path ?? systemLink;
+    inv.chassis = await optional('Chassis', missing, signal, () => readSystemChassis(client, chassisPath, systemPath, serviceRoot.chassis, options));
+  } else if (!missing.some((m) => m.startsWith('Chassis:'))) missing.push('Chassis: system has no Chassis link and the service root no Chassis member');
 
   if (inv.chassis !== undefined) await readPowerData(client, inv.chassis, inv, options);
   else missing.push('PowerMetric: no chassis', 'PowerSupplies: no chassis');

@@ -1,6 +1,7 @@
 /**
  * An HTTPS Redfish server over the DMTF mockup tree (public-rackmount1, BSD-3, see
- * test/fixtures/redfish/LICENSE-DMTF.md) for tests: static resources, sessions,
+ * test/fixtures/redfish/LICENSE-DMTF.md) or another recorded tree (`tree`, e.g. one of
+ * test/fixtures/redfish-vendors/) for tests: static resources, sessions,
  * Basic auth, PATCH/POST recording, reset actions with power state, update tasks,
  * a multipart push URI, and fault switches. Plus a TCP server that never completes a
  * TLS handshake. Written independently of src/redfish so that bugs do not cancel out.
@@ -46,6 +47,12 @@ export interface FaultRule {
 }
 
 export interface MockupServerOptions {
+  /**
+   * The directory served as /redfish/v1 (one index.json per resource). Default: the DMTF
+   * public-rackmount1 mockup. With another tree the UpdateService is served as recorded
+   * (no MultipartHttpPushUri added unless `multipartPushUri` names one).
+   */
+  tree?: string;
   user?: string;
   password?: string;
   /** SessionService login available. Default true (false: POST Sessions answers 405). */
@@ -54,7 +61,7 @@ export interface MockupServerOptions {
   etags?: boolean;
   /** 428 for a PATCH without If-Match. Default false. */
   requireIfMatch?: boolean;
-  /** Added to the UpdateService as MultipartHttpPushUri; null: none. */
+  /** Added to the UpdateService as MultipartHttpPushUri; null: none. Default: `/redfish/v1/UpdateService/upload` on the DMTF mockup, the tree's own on another tree. */
   multipartPushUri?: string | null;
   /** ForceOff/GracefulShutdown take effect after this delay. Default 0. */
   powerOffDelayMs?: number;
@@ -160,9 +167,15 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
   const user = options.user ?? 'admin';
   const password = options.password ?? 'c0rrect-h0rse';
   const resources = new Map<string, Record<string, unknown>>();
-  loadTree(MOCKUP_ROOT, '/redfish/v1', resources);
-  const pushUri = options.multipartPushUri === undefined ? '/redfish/v1/UpdateService/upload' : options.multipartPushUri;
-  if (pushUri !== null) (resources.get('/redfish/v1/UpdateService') as Record<string, unknown>).MultipartHttpPushUri = pushUri;
+  loadTree(options.tree ?? MOCKUP_ROOT, '/redfish/v1', resources);
+  const updateService = resources.get('/redfish/v1/UpdateService');
+  const recordedPushUri = typeof updateService?.MultipartHttpPushUri === 'string' ? updateService.MultipartHttpPushUri : null;
+  const pushUri = options.multipartPushUri === undefined ? (options.tree === undefined ? '/redfish/v1/UpdateService/upload' : recordedPushUri) : options.multipartPushUri;
+  if (pushUri !== null && updateService !== undefined) updateService.MultipartHttpPushUri = pushUri;
+  // SimpleUpdate: the DMTF mockup's target, and whatever target the tree's UpdateService names
+  const simpleUpdateTargets = new Set(['/redfish/v1/UpdateService/Actions/SimpleUpdate']);
+  const recordedTarget = ((updateService?.Actions as Record<string, Record<string, unknown>> | undefined)?.['#UpdateService.SimpleUpdate'])?.target;
+  if (typeof recordedTarget === 'string') simpleUpdateTargets.add(norm(recordedTarget));
   const sessions = new Map<string, string>(); // token → session id
   const requests: RecordedRequest[] = [];
   const uploads: Upload[] = [];
@@ -244,11 +257,18 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
     return true;
   }
 
+  /** AllowableValues of a parameter in a served ActionInfo resource; undefined when not served. */
+  function actionInfoAllowable(path: unknown, parameter: string): string[] | undefined {
+    if (typeof path !== 'string') return undefined;
+    const parameters = resources.get(norm(path))?.Parameters as Array<Record<string, unknown>> | undefined;
+    return parameters?.find((p) => p.Name === parameter)?.AllowableValues as string[] | undefined;
+  }
+
   function reset(systemPath: string, body: unknown, res: ServerResponse): void {
     const system = resources.get(systemPath);
     const action = (system?.Actions as Record<string, Record<string, unknown>> | undefined)?.['#ComputerSystem.Reset'];
     const type = (body as { ResetType?: unknown } | undefined)?.ResetType;
-    const allowed = action?.['ResetType@Redfish.AllowableValues'] as string[] | undefined;
+    const allowed = (action?.['ResetType@Redfish.AllowableValues'] as string[] | undefined) ?? actionInfoAllowable(action?.['@Redfish.ActionInfo'], 'ResetType');
     if (system === undefined || typeof type !== 'string' || (allowed !== undefined && !allowed.includes(type))) {
       send(res, 400, redfishError(400, `The value ${String(type)} for the parameter ResetType is not in the list of acceptable values.`));
       return;
@@ -281,6 +301,8 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
       if (advanceTask(path, res)) return;
       const r = resources.get(path);
       if (r === undefined) return send(res, 404, redfishError(404, `The resource at the URI ${path} was not found.`));
+      // a recorded error body (a mockup creator stores what the BMC answered) is answered as the 404 it was
+      if (r['@odata.id'] === undefined && typeof r.error === 'object') return send(res, 404, r);
       return send(res, 200, r, options.etags === true ? { etag: etagOf(r) } : {});
     }
     if (method === 'DELETE' && path.startsWith(`${SESSIONS}/`)) {
@@ -298,7 +320,7 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
       return send(res, 204);
     }
     if (method === 'POST' && path.endsWith('/Actions/ComputerSystem.Reset')) return reset(path.slice(0, -'/Actions/ComputerSystem.Reset'.length), body, res);
-    if (method === 'POST' && path === '/redfish/v1/UpdateService/Actions/SimpleUpdate') return createTask(res);
+    if (method === 'POST' && simpleUpdateTargets.has(path)) return createTask(res);
     send(res, 405, redfishError(405, `${method} is not allowed on ${path}.`));
   }
 

@@ -201,6 +201,25 @@ describe('readInventory', () => {
     server.clearFaults();
   });
 
+  it("a linked chassis answering 404: the collection's chassis that names the System stands in, else missing", async () => {
+    const chassis1U = server.resource(CHASSIS)!;
+    server.removeResource(CHASSIS);
+    let inv = await readInventory(client);
+    expect(inv.chassis).toBeUndefined();
+    expect(inv.missing[0]).toMatch(/^Chassis: GET \/redfish\/v1\/Chassis\/1U: HTTP 404/);
+    // a board chassis that names another system is not taken; the one naming this System is
+    const other = '/redfish/v1/Chassis/Other';
+    const board = '/redfish/v1/Chassis/1U/Baseboard';
+    server.setResource(other, { '@odata.id': other, Manufacturer: 'Elsewhere', Links: { ComputerSystems: [{ '@odata.id': '/redfish/v1/Systems/Other' }] } });
+    server.setResource(board, { ...chassis1U, '@odata.id': board, Model: 'Board' });
+    server.setResource('/redfish/v1/Chassis', { '@odata.id': '/redfish/v1/Chassis', Members: [{ '@odata.id': CHASSIS }, { '@odata.id': other }, { '@odata.id': board }] });
+    inv = await readInventory(client);
+    expect(inv.chassis?.path).toBe(board);
+    expect(inv.chassis?.model).toBe('Board');
+    expect(inv.powerMetric?.averageConsumedWatts).toBe(319);
+    expect(inv.missing).toEqual([]);
+  });
+
   it('no system: missing; manager and chassis still from the root collections', async () => {
     server.removeResource('/redfish/v1/Systems');
     const inv = await readInventory(client);

@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -85,9 +86,12 @@ describe('parsers are total', () => {
     expect(parseChassis(JSON.parse('{"__proto__": {"Model": "x"}, "Model": 5}'))).toEqual({ computerSystems: [], managedBy: [] });
   });
 
-  it('every resource of the mockup parses with every parser', () => {
+  it('every resource of the mockup and of the recorded vendor trees parses with every parser', () => {
     const files = mockupFiles(MOCKUP_ROOT);
     expect(files.length).toBeGreaterThan(200);
+    const vendorFiles = mockupFiles(fileURLToPath(new URL('../fixtures/redfish-vendors/', import.meta.url)));
+    expect(vendorFiles.length).toBeGreaterThan(70);
+    files.push(...vendorFiles);
     for (const f of files) {
       const json: unknown = JSON.parse(readFileSync(f, 'utf8'));
       for (const parse of PARSERS) expect(wellTyped(parse(json))).toBe(true);
