@@ -24,6 +24,17 @@ export interface CommandResultLike {
   dropped?: 'stale';
 }
 
+/** What the store needs of a firmware job event (commands/firmware-jobs' FirmwareEvent fits). */
+export interface FirmwareEventLike {
+  machineId: string;
+  phase: string;
+  ok: boolean;
+  error?: string;
+  code?: string;
+  durationMs?: number;
+  job?: { acceptedAt: string };
+}
+
 export interface StatusStoreOptions {
   partition: string;
   /** how long a BMC whose lease vanished stays listed */
@@ -66,6 +77,8 @@ export interface StatusView {
 export interface StatusStore extends ReportObserver {
   leases(current: readonly Lease[]): void;
   commandResult(result: CommandResultLike): void;
+  /** a firmware job's event: its last command is UPDATE-FIRMWARE with the job's phase; counted once, when accepted or refused */
+  firmwareEvent(event: FirmwareEventLike): void;
   /** the console hub's viewers per machine id, read when a status is built */
   consoleViewers(count: () => ReadonlyMap<string, number>): void;
   document(view?: StatusView): StatusDocument;
@@ -107,6 +120,12 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
       if (t - e.vanishedAt! > o.graceMs || vanished.length - i > maxVanished) drop(e);
     });
     while (commandTimes.length > 0 && t - commandTimes[0]! > 3_600_000) commandTimes.shift();
+  }
+
+  function countCommand(): void {
+    commandTimes.push(now());
+    if (commandTimes.length > maxCommandTimes) commandTimes.splice(0, commandTimes.length - maxCommandTimes);
+    rev++;
   }
 
   function drop(e: Entry): void {
@@ -231,9 +250,7 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
       rev++;
     },
     commandResult(r) {
-      const t = now();
-      commandTimes.push(t);
-      if (commandTimes.length > maxCommandTimes) commandTimes.splice(0, commandTimes.length - maxCommandTimes);
+      countCommand();
       const e = byUuid.get(r.machineId);
       if (!e) return;
       e.lastCommand = {
@@ -243,6 +260,20 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
         durationMs: r.durationMs,
         ...(r.code !== undefined ? { code: r.code } : {}),
         ...(r.error !== undefined ? { message: problemOf({ code: r.code ?? 'UNKNOWN', message: r.error }, secrets).message } : {}),
+      };
+      rev++;
+    },
+    firmwareEvent(f) {
+      if (f.phase === 'accepted' || f.phase === 'refused') countCommand();
+      const e = byUuid.get(f.machineId);
+      if (!e || f.phase === 'progress') return;
+      e.lastCommand = {
+        name: `UPDATE-FIRMWARE (${f.phase})`,
+        at: f.job?.acceptedAt ?? iso(now()),
+        outcome: f.ok ? 'ok' : 'failed',
+        durationMs: Math.max(0, Math.round(f.durationMs ?? 0)),
+        ...(f.code !== undefined ? { code: f.code } : {}),
+        ...(f.error !== undefined ? { message: problemOf({ code: f.code ?? 'UNKNOWN', message: f.error }, secrets).message } : {}),
       };
       rev++;
     },

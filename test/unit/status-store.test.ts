@@ -90,6 +90,11 @@ describe('status store', () => {
     expect(b.lastReportAt).toBe('2026-01-01T00:00:01.000Z');
     expect(b.lastCommand).toEqual({ name: 'POWER-OFF', at: '2026-01-01T00:00:02.000Z', outcome: 'failed', durationMs: 60_000, code: 'TIMEOUT', message: 'no answer from [redacted]' });
     expect(store.document().summary.commandsLastHour).toBe(2);
+    store.firmwareEvent({ machineId: 'u1', phase: 'accepted', ok: true, job: { acceptedAt: '2026-01-01T00:00:03.000Z' } });
+    store.firmwareEvent({ machineId: 'u1', phase: 'progress', ok: true, job: { acceptedAt: '2026-01-01T00:00:03.000Z' } });
+    store.firmwareEvent({ machineId: 'u1', phase: 'failed', ok: false, code: 'HTTP', error: 'task failed', durationMs: 1234, job: { acceptedAt: '2026-01-01T00:00:03.000Z' } });
+    expect(store.document().bmcs[0]!.lastCommand).toEqual({ name: 'UPDATE-FIRMWARE (failed)', at: '2026-01-01T00:00:03.000Z', outcome: 'failed', durationMs: 1234, code: 'HTTP', message: 'task failed' });
+    expect(store.document().summary.commandsLastHour).toBe(3);
     advance(3_600_001);
     expect(store.document().summary.commandsLastHour).toBe(0);
   });
