@@ -24,7 +24,7 @@ import type { BmcStatus, StatusDocument } from '../../src/status/types.js';
 import { REPO_ROOT, runCli } from '../helpers/cli.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
-import { createPki, type Pki } from '../helpers/pki.js';
+import { createPki, issueClientCert, type Pki } from '../helpers/pki.js';
 import { peerPath, withPeers } from '../helpers/peers.js';
 import { freeTcpPort } from '../helpers/ports.js';
 
@@ -127,6 +127,7 @@ beforeAll(async () => {
     METAL_BMC_CONSOLE_WS_PORT: String(wsPort),
     METAL_BMC_CONSOLE_ADDRESS: '127.0.0.1',
     METAL_BMC_CONSOLE_TOKEN: TOKEN,
+    METAL_BMC_CONSOLE_AUTHZ: 'machine-id,CN=metal-console',
   });
   daemon = await startDaemon(config, log.logger, [consolePart]);
 }, 60_000);
@@ -212,9 +213,10 @@ describe('status of every BMC', () => {
 
   it('the console listener serves /v1/status only behind its authentication', async () => {
     const { request } = await import('node:https');
-    const get = (headers: Record<string, string>) =>
+    const get = (headers: Record<string, string>, client?: { cert: string; key: string }) =>
       new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port: wsPort, path: '/v1/status', rejectUnauthorized: false, headers }, (res) => {
+        const tls = client ? { cert: readFileSync(client.cert), key: readFileSync(client.key) } : {};
+        const req = request({ host: '127.0.0.1', port: wsPort, path: '/v1/status', rejectUnauthorized: false, headers, ...tls }, (res) => {
           let body = '';
           res.on('data', (d: Buffer) => (body += d));
           res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
@@ -229,6 +231,14 @@ describe('status of every BMC', () => {
     const doc = JSON.parse(ok.body) as StatusDocument;
     expect(validate(doc)).toBe(true);
     expect(doc.bmcs).toHaveLength(7);
+    // a certificate sees the machines it may open (METAL_BMC_CONSOLE_AUTHZ): metal-console's all of them,
+    // a machine's own certificate that machine only
+    const all = await get({}, { cert: pki.clientCert, key: pki.clientKey });
+    expect((JSON.parse(all.body) as StatusDocument).bmcs).toHaveLength(7);
+    const uuid = fleet.machines[5]!.state.uuid;
+    const own = await get({}, await issueClientCert(pki, 'machine5', `/CN=${uuid}`));
+    expect(own.status).toBe(200);
+    expect((JSON.parse(own.body) as StatusDocument).bmcs.map((b) => b.uuid)).toEqual([uuid]);
   });
 
   it('the /status page: problems first, a filter narrows it, a live update arrives when a fault is switched off', async () => {
