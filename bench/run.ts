@@ -17,6 +17,7 @@ import { benchOutbandInfo } from './outband-info.js';
 import { benchReportCycle } from './report-cycle.js';
 import { collector, newRun } from './results.js';
 import { benchSimFootprint } from './sim-footprint.js';
+import { benchStatus } from './status.js';
 
 /** name -> benchmark(N); the order is the run order */
 const BENCHMARKS: Record<string, (n?: number) => Promise<void>> = {
@@ -27,6 +28,7 @@ const BENCHMARKS: Record<string, (n?: number) => Promise<void>> = {
   'command-latency': benchCommandLatency,
   'console-streaming': benchConsoleStreaming,
   'cli-startup': benchCliStartup,
+  status: benchStatus,
 };
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

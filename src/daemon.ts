@@ -17,6 +17,9 @@ import { connectOutband } from './outband/connect.js';
 import type { Outband } from './outband/types.js';
 import { createReportMetrics } from './report/metrics.js';
 import { createReporter, type Reporter } from './report/reporter.js';
+import { createStatusHttp } from './status/http.js';
+import { registerStatusMetrics } from './status/metrics.js';
+import { createStatusStore, type StatusStore } from './status/store.js';
 
 /** A part of the daemon with a graceful stop, started after the reporter (bus, console). */
 export interface DaemonPart {
@@ -33,6 +36,8 @@ export interface DaemonContext {
   connectBmc: (host: string, options: { signal?: AbortSignal; user?: string; password?: string; port?: number }) => Promise<Outband>;
   /** whether a BMC with this IP address holds a current lease */
   isLeased: (ip: string) => boolean;
+  /** the status of every BMC (GET /v1/status): parts tell it command results and console viewers */
+  status?: StatusStore;
 }
 
 export type PartFactory = (ctx: DaemonContext) => Promise<DaemonPart>;
@@ -41,6 +46,7 @@ export interface Daemon {
   opsPort: number;
   context: DaemonContext;
   reporter: Reporter;
+  status: StatusStore;
   leases(): readonly Lease[];
   stop(): Promise<void>;
 }
@@ -52,6 +58,12 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   collectDefaultMetrics({ register: registry, prefix: 'metal_bmc_' });
   const metrics = createReportMetrics(registry);
   const metalApi = createMetalApiClient({ baseUrl: config.metalApi.url, hmacKey: config.metalApi.hmacKey });
+  const status = createStatusStore({
+    partition: config.partitionId,
+    graceMs: config.status.graceMs,
+    secrets: [config.ipmi.password, config.metalApi.hmacKey, config.console.token ?? ''],
+  });
+  registerStatusMetrics(registry, status);
   const redfishCa = config.redfish.caFile ? readFileSync(config.redfish.caFile, 'utf8') : undefined;
 
   const connectBmc: DaemonContext['connectBmc'] = (host, o) =>
@@ -84,6 +96,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
     ignoreMacs: config.leases.ignoreMacs,
     onChange: (view) => {
       leaseProblem = undefined;
+      status.leases(view.leases);
       metrics.bmcsDiscovered.set(view.leases.length);
       const fresh = [...view.added, ...view.changed];
       if (view.added.length + view.removed.length + view.changed.length > 0) {
@@ -110,6 +123,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
     metrics,
     intervalMs: config.report.intervalMs,
     leases: () => watcher.current(),
+    observer: status,
   });
   late.reporter = reporter;
   // normally the watcher's first read starts reporting; this covers a watcher that reported before
@@ -119,7 +133,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
 
   // 3. bus and console parts, in the order given
   const isLeased = (ip: string) => watcher.current().some((lease) => lease.ip === ip);
-  const context: DaemonContext = { config, logger, registry, metalApi, connectBmc, isLeased };
+  const context: DaemonContext = { config, logger, registry, metalApi, connectBmc, isLeased, status };
   const started: DaemonPart[] = [];
   const stopStarted = async () => {
     for (const p of [...started].reverse()) await p.stop(config.shutdownTimeoutMs).catch((err: Error) => logger.error({ part: p.name, err: err.message }, 'stop failed'));
@@ -137,8 +151,9 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   const readiness: Record<string, ReadinessCheck> = { leases: () => leaseProblem };
   for (const p of started) if (p.ready) readiness[p.name] = p.ready;
   let ops: OpsServer;
+  const statusHttp = createStatusHttp(status);
   try {
-    ops = await startOpsServer({ host: config.http.host, port: config.http.port, registry, readiness });
+    ops = await startOpsServer({ host: config.http.host, port: config.http.port, registry, readiness, routes: (req, res) => statusHttp.handle(req, res) });
   } catch (err) {
     await stopStarted();
     await reporter.stop();
@@ -152,6 +167,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
     opsPort: ops.port,
     context,
     reporter,
+    status,
     leases: () => watcher.current(),
     stop() {
       stopping ??= (async () => {
@@ -160,6 +176,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
         await reporter.stop();
         watcher.close();
         await closeAllSessions();
+        statusHttp.close();
         await ops.close();
         logger.info('metal-bmc stopped');
       })();

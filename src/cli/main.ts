@@ -12,6 +12,7 @@ commands:
   serve     run the daemon (configured by METAL_BMC_* environment variables)
   bmc       talk to one BMC: info, command, console, firmware
   sim       run a simulated fleet of BMCs
+  status    the daemon's status of every BMC (problems first), from its operations listener
   lab       bring up a local lab (simulated fleet, nats-server, metal-api stand-in) and run the daemon on it
 
   --version print the version and the git commit it was built from
@@ -25,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<Main>> = {
   serve: async () => (await import('./serve.js')).serveMain,
   sim: async () => (await import('./sim.js')).simMain,
   lab: async () => (await import('./lab.js')).labMain,
+  status: async () => (await import('./status.js')).statusMain,
 };
 
 /** Commands that handle SIGINT/SIGTERM themselves (graceful shutdown). */

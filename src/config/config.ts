@@ -68,6 +68,8 @@ export interface Config {
   };
   http: { host: string; port: number };
   shutdownTimeoutMs: number;
+  /** how long a BMC whose lease vanished stays in the status (GET /v1/status) */
+  status: { graceMs: number };
   /** bare names (Go metal-bmc fallbacks such as `MQ_ADDRESS`) whose values were used, for the start log */
   fallbacks: string[];
   /** unknown or ignored METAL_BMC_* variables and lenient readings, one warning each at startup */
@@ -321,6 +323,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
     },
     http: hostPort(env, 'METAL_BMC_HTTP_ADDRESS', '127.0.0.1:2112'),
     shutdownTimeoutMs: duration(env, 'METAL_BMC_SHUTDOWN_TIMEOUT', '30s'),
+    status: { graceMs: duration(env, 'METAL_BMC_STATUS_GRACE', '1h', 0) },
     fallbacks,
     warnings: [...warnings, ...warningsFor(env), ...trustWarnings(env, url)],
   };

@@ -43,6 +43,8 @@ export interface ConsoleHub {
   /** BMC sessions that exist (opening, open or reconnecting) */
   sessionCount(): number;
   clientCount(): number;
+  /** clients per machine id with a console session (the daemon's status) */
+  viewerCounts(): Map<string, number>;
   close(message?: string): Promise<void>;
 }
 
@@ -98,6 +100,7 @@ export function createConsoleHub(options: HubOptions): ConsoleHub {
     },
     sessionCount: () => sessions.size,
     clientCount: () => [...sessions.values()].reduce((n, s) => n + s.clientCount, 0),
+    viewerCounts: () => new Map([...sessions].map(([id, s]) => [id, s.clientCount])),
     async close(message = 'metal-bmc is shutting down') {
       closed = true;
       await Promise.all([...sessions.values()].map((s) => s.close({ code: 'shutdown', message, error: false })));

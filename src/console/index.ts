@@ -19,6 +19,7 @@ import { createConsoleMetrics } from './metrics.js';
 import { startSshConsoleServer, type SshConsoleServer } from './ssh-server.js';
 import { loadConsoleTls, type ConsoleTls } from './tls.js';
 import type { HubEvent, OpenBackend } from './types.js';
+import type { ViewerRoutes } from './viewer-routes.js';
 import { startWsConsoleServer, type WsConsoleServer } from './ws-server.js';
 
 export interface ConsoleServersOptions {
@@ -57,6 +58,8 @@ export interface ConsoleServersOptions {
   pingIntervalMs?: number;
   /** how long close() waits for clients to go before cutting them off, default 2 s */
   closeGraceMs?: number;
+  /** more routes on the WebSocket/HTTPS listener behind its authentication (the status page) */
+  viewerRoutes?: ViewerRoutes;
 }
 
 export interface ConsoleServers {
@@ -118,6 +121,7 @@ export async function startConsoleServers(options: ConsoleServersOptions): Promi
         ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}),
         onRefused: (reason) => refused('ws', reason),
         ...(options.pingIntervalMs === undefined ? {} : { pingIntervalMs: options.pingIntervalMs }),
+        ...(options.viewerRoutes ? { viewerRoutes: options.viewerRoutes } : {}),
       });
     } catch (err) {
       ssh.stopAccepting();
@@ -169,4 +173,5 @@ function watchCrl(options: ConsoleServersOptions, apply: (tls: ConsoleTls) => vo
 export { createConsoleHub, type ConsoleHub, type HubOptions } from './hub.js';
 export { metalApiConsoleBackend, splitAddress, type BmcTarget, type MetalApiBackendOptions } from './backend.js';
 export { deriveHostKey, type HostKey } from './host-key.js';
+export type { Viewer, ViewerRoutes } from './viewer-routes.js';
 export type { ClientIdentity, ClientPort, ConsoleHandle, ConsoleNotice, EndReason, HubEvent, OpenBackend } from './types.js';

@@ -38,6 +38,7 @@ import { createPageRoutes } from './page.js';
 import { remoteOf, secureContextOptions, serverTlsOptions, type ConsoleTls } from './tls.js';
 import { createCookieSessions } from './token-cookie.js';
 import type { ClientIdentity, ClientPort, ConsoleHandle } from './types.js';
+import { guardViewerRoutes, type ViewerRoutes } from './viewer-routes.js';
 
 export interface WsConsoleServerOptions {
   tls: ConsoleTls;
@@ -66,6 +67,8 @@ export interface WsConsoleServerOptions {
   pingIntervalMs?: number;
   /** largest accepted frame, default 64 KiB */
   maxFrameBytes?: number;
+  /** more routes behind the same authentication (the status page, viewer-routes.ts) */
+  viewerRoutes?: ViewerRoutes;
 }
 
 export interface WsConsoleServer {
@@ -121,8 +124,9 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
   };
 
   const pages = createPageRoutes(auth, (req, reason, message) => refused(req, reason, message));
+  const extra = options.viewerRoutes ? guardViewerRoutes(options.viewerRoutes, auth, options.authz ?? [{ kind: 'any' }], (req, reason, message) => refused(req, reason, message)) : undefined;
   const server = createHttpsServer({ ...serverTlsOptions(options.tls, !auth.tokenMode), handshakeTimeout: handshakeTimeoutMs }, (req, res) => {
-    if (pages(req, res)) return;
+    if (pages(req, res) || extra?.(req, res)) return;
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });
   server.headersTimeout = handshakeTimeoutMs;

@@ -2,10 +2,11 @@
  * The operations listener (METAL_BMC_HTTP_ADDRESS, default 127.0.0.1:2112): plain HTTP without
  * authentication, meant for the local Prometheus and systemd/health checks; it exposes no
  * secrets and accepts no commands. /healthz: the process runs. /readyz: every readiness check
- * passes (503 with the failing ones otherwise). /metrics: Prometheus text format.
+ * passes (503 with the failing ones otherwise). /metrics: Prometheus text format. `routes` may
+ * add more (the daemon adds /v1/status, see src/status/http.ts).
  */
 import { listen } from '../net/listen.js';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 
 export type ReadinessCheck = () => string | undefined;
@@ -15,8 +16,9 @@ export interface OpsServer {
   close(): Promise<void>;
 }
 
-export async function startOpsServer(o: { host: string; port: number; registry: Registry; readiness: Record<string, ReadinessCheck> }): Promise<OpsServer> {
+export async function startOpsServer(o: { host: string; port: number; registry: Registry; readiness: Record<string, ReadinessCheck>; routes?: (req: IncomingMessage, res: ServerResponse) => boolean }): Promise<OpsServer> {
   const server: Server = createServer((req, res) => {
+    if (o.routes?.(req, res)) return;
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();

@@ -18,7 +18,7 @@ import { ipmiOutband, type IpmiOutband } from './ipmi.js';
 import { fruOf, ledStateOf, powerMetricOf, powerStateOf, powerSuppliesOf } from './redfish-report.js';
 import type * as RedfishLib from './redfish-side.js';
 import { mergeReportFields, reportFieldValues, type ReportFieldValues } from './report-fields.js';
-import type { BmcReport, BootOptions, BootTarget, FirmwareKind, OperationOptions, Outband } from './types.js';
+import type { BmcReport, BootOptions, BootTarget, FirmwareKind, OperationOptions, Outband, RedfishProblem } from './types.js';
 import { decideUuid, type UuidRule } from './uuid.js';
 import { REPORT_FIELDS, VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type VendorProfile } from './vendors.js';
 
@@ -68,6 +68,17 @@ function mayFallBack(err: unknown): boolean {
   return ['UNSUPPORTED', 'CLOSED', 'DECODE', 'PROTOCOL', 'COMPLETION_CODE'].includes(err.code);
 }
 
+/** The typed part of a Redfish failure (the message was already scrubbed of secrets by the Redfish client). */
+function problemOf(err: unknown, text: string): RedfishProblem {
+  const causeCode = (err as { cause?: { code?: unknown } } | null)?.cause?.code;
+  return {
+    code: err instanceof BmcError ? err.code : 'UNKNOWN',
+    ...(err instanceof BmcError && err.httpStatus !== undefined ? { httpStatus: err.httpStatus } : {}),
+    ...(typeof causeCode === 'string' ? { causeCode } : {}),
+    message: text,
+  };
+}
+
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -95,6 +106,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   });
   let redfish: RedfishSide | undefined;
   let redfishProblem: string | undefined;
+  let redfishFailure: RedfishProblem | undefined;
   if (protocol !== 'ipmi') {
     const lib = await import('./redfish-side.js');
     try {
@@ -116,6 +128,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         throw err;
       }
       redfishProblem = message(err);
+      redfishFailure = problemOf(err, redfishProblem);
       o.logger?.debug({ bmc: o.host, reason: redfishProblem }, 'Redfish unavailable, using IPMI');
     }
   }
@@ -174,7 +187,10 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     async info(x) {
       if (!redfish) {
         const report = await ipmi.info(x);
-        if (redfishProblem && protocol === 'auto') report.missing.unshift(`Redfish: ${redfishProblem}`);
+        if (redfishProblem && protocol === 'auto') {
+          report.missing.unshift(`Redfish: ${redfishProblem}`);
+          if (redfishFailure) report.redfishProblem = redfishFailure;
+        }
         return report;
       }
       const inv = await redfish.lib.readInventory(redfish.client, sig(x));

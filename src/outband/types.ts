@@ -52,6 +52,17 @@ export interface BmcReport {
   /** per report field (bmcVersion, FRU fields), the protocol its value came from */
   fieldSources?: Partial<Record<'bmcVersion' | keyof MetalFru, 'redfish' | 'ipmi'>>;
   missing: string[];
+  /** auto mode only: why Redfish was not used and the report came over IPMI (typed, for the status page) */
+  redfishProblem?: RedfishProblem;
+}
+
+/** A Redfish failure that made the facade fall back to IPMI: the BmcError's code and detail, no secrets. */
+export interface RedfishProblem {
+  code: string;
+  httpStatus?: number;
+  /** the transport's own code (a TLS verification code such as DEPTH_ZERO_SELF_SIGNED_CERT), when there is one */
+  causeCode?: string;
+  message: string;
 }
 
 /** The boot override a BMC holds now, as read back (`metal-bmc bmc info`). */

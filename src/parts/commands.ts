@@ -13,8 +13,8 @@ import type { Logger } from '../log.js';
 import { createOutbandPool } from '../outband/pool.js';
 import { createEventHandler } from '../commands/handler.js';
 import { createCommandMetrics, type CommandMetrics } from '../commands/metrics.js';
-import { createCommandRunner, type CommandRunner, type ConnectBmc } from '../commands/runner.js';
-import { createFirmwareJobs, type FirmwareJobs } from '../commands/firmware-jobs.js';
+import { createCommandRunner, type CommandResult, type CommandRunner, type ConnectBmc } from '../commands/runner.js';
+import { createFirmwareJobs, type FirmwareEvent, type FirmwareJobs } from '../commands/firmware-jobs.js';
 import { checkFirmwareUrl, guardedLookup } from '../commands/firmware-url.js';
 import { createTargetGuard } from '../commands/targets.js';
 import { Agent, type Dispatcher } from 'undici';
@@ -41,6 +41,9 @@ export interface CommandServiceOptions {
   timeoutMs: number;
   logger: Logger;
   metrics?: CommandMetrics;
+  /** told every result of the runner and every firmware job event (the daemon's status); must not throw */
+  onResult?: (result: CommandResult) => void;
+  onFirmwareEvent?: (event: FirmwareEvent) => void;
   /** UPDATE-FIRMWARE as background jobs: their deadline, state file and BMC connection (default `connect`) */
   firmware?: { timeoutMs: number; stateFile?: string; connect?: ConnectBmc; checkUrl?: (url: string) => void; imageDispatcher?: Dispatcher };
 }
@@ -68,7 +71,10 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
     ttlMs: o.ttlMs,
     logger: o.logger,
     ...(o.metrics ? { metrics: o.metrics } : {}),
-    onResult: publish,
+    onResult: (result) => {
+      publish(result);
+      o.onResult?.(result);
+    },
   });
   const firmware = o.firmware
     ? createFirmwareJobs({
@@ -79,7 +85,10 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
         ...(o.firmware.imageDispatcher ? { imageDispatcher: o.firmware.imageDispatcher } : {}),
         logger: o.logger,
         ...(o.metrics ? { metrics: o.metrics } : {}),
-        publish,
+        publish: (event: FirmwareEvent) => {
+          publish(event);
+          o.onFirmwareEvent?.(event);
+        },
       })
     : undefined;
   // jobs a restart cut off are reported before new events arrive
@@ -158,6 +167,8 @@ export const commandsPart: PartFactory = async (ctx) => {
           timeoutMs: config.commands.timeoutMs,
           logger,
           metrics,
+          onResult: (result) => ctx.status?.commandResult(result),
+          onFirmwareEvent: (event) => ctx.status?.firmwareEvent(event),
           // a job holds its BMC for minutes: its own connection, not one from the pool
           firmware: {
             timeoutMs: config.firmware.timeoutMs,

@@ -6,6 +6,8 @@
 import type { DaemonPart, PartFactory } from '../daemon.js';
 import { metalApiConsoleBackend } from '../console/backend.js';
 import { startConsoleServers } from '../console/index.js';
+import { createStatusHttp } from '../status/http.js';
+import { statusViewerRoutes } from '../status/page.js';
 
 export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
   const c = ctx.config.console;
@@ -18,10 +20,14 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
     connect: (t) => ctx.connectBmc(t.host, { user: t.user, password: t.password, port: t.port, signal: t.signal }),
     defaultPort: ctx.config.ipmi.port,
   });
-  const servers = await startConsoleServers({ ...c, openBackend, logger: ctx.logger, registry: ctx.registry });
+  // the status page and /v1/status behind the console's authentication
+  const statusHttp = ctx.status ? createStatusHttp(ctx.status) : undefined;
+  const servers = await startConsoleServers({ ...c, openBackend, logger: ctx.logger, registry: ctx.registry, ...(statusHttp ? { viewerRoutes: statusViewerRoutes(statusHttp) } : {}) });
+  ctx.status?.consoleViewers(() => servers.hub.viewerCounts());
   return {
     name: 'console',
     async stop(deadlineMs) {
+      statusHttp?.close();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)));
       await Promise.race([servers.close(), deadline]);

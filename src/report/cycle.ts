@@ -27,6 +27,17 @@ export interface CycleDeps {
   metrics?: ReportMetrics;
   /** last known identify LED per machine, for BMCs whose LED cannot be read (the reporter keeps one across cycles) */
   ledMemory?: LedMemory;
+  /** told about every BMC read and every accepted report (the daemon's status); must not throw */
+  observer?: ReportObserver;
+}
+
+/** One BMC read as the cycle saw it. */
+export type BmcReadOutcome = { ok: true; report: BmcReport; vendor: string; durationMs: number } | { ok: false; error: unknown; durationMs: number };
+
+export interface ReportObserver {
+  read(lease: Lease, outcome: BmcReadOutcome): void;
+  /** metal-api accepted the entries of these machine UUIDs */
+  reported(uuids: readonly string[], at: Date): void;
 }
 
 export interface CycleResult {
@@ -73,16 +84,19 @@ export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSigna
   const bmcDeadline = deadline(deps.bmcTimeoutMs, `reading BMC ${lease.ip}`, signal);
   const combined = bmcDeadline.signal;
   let bmc: Outband | undefined;
+  const started = Date.now();
   try {
     bmc = await deps.connect(lease.ip, combined);
     const report = await bmc.info({ signal: combined });
     if (report.missing.length > 0) deps.logger.debug({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC report is partial');
+    deps.observer?.read(lease, { ok: true, report, vendor: bmc.vendor, durationMs: Date.now() - started });
     return report;
   } catch (caught) {
     // Anything that escapes as a bare abort is the per-BMC deadline (or shutdown) firing.
     const err = caught instanceof BmcError || !combined.aborted ? caught : abortError(combined, `reading BMC ${lease.ip}`);
     const code = err instanceof BmcError ? err.code : 'UNKNOWN';
     deps.metrics?.bmcFailures.inc({ code });
+    deps.observer?.read(lease, { ok: false, error: err, durationMs: Date.now() - started });
     deps.logger.warn({ bmc: lease.ip, mac: lease.mac, code, err: err instanceof Error ? err.message : String(err) }, 'cannot read BMC, skipped in this report');
     return undefined;
   } finally {
@@ -120,6 +134,8 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     result.rejected = answer.rejected;
     result.reported -= answer.rejected.length;
     if (result.reported > 0) deps.metrics?.lastSuccess.set(Date.now() / 1000);
+    const refused = new Set(answer.rejected);
+    deps.observer?.reported(Object.keys(reports).filter((u) => !refused.has(u)), new Date());
   }
   result.durationMs = Date.now() - started;
   return result;

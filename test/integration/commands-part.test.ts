@@ -11,6 +11,7 @@ import { commandsPart } from '../../src/parts/commands.js';
 import type { DaemonContext } from '../../src/daemon.js';
 import type { MetalApiClient } from '../../src/metalapi/client.js';
 import { connectOutband } from '../../src/outband/connect.js';
+import { createStatusStore } from '../../src/status/store.js';
 import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { captureLog } from '../helpers/log.js';
 import { startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
@@ -52,6 +53,7 @@ function context(mqAddress: string, extra: Record<string, string> = {}): { ctx: 
     connectBmc: (host, o) => connectOutband({ host, user: o.user ?? 'none', password: o.password ?? 'none', protocol: 'ipmi', ipmiPort: o.port ?? 623, timeoutMs: 5000, ...(o.signal ? { signal: o.signal } : {}) }),
     // the lease file knows ipmi_sim's address
     isLeased: (ip) => ip === sim.host,
+    status: createStatusStore({ partition: 'part-test', graceMs: 60_000 }),
   };
   return { ctx, registry, log };
 }
@@ -59,6 +61,10 @@ function context(mqAddress: string, extra: Record<string, string> = {}): { ctx: 
 describe('daemon part "commands"', () => {
   it('consumes <partition>-machine, executes on the BMC, publishes on <partition>-machine-result, and reports readiness', async () => {
     const { ctx, registry, log } = context(server.url);
+    // the status knows the machine from a report cycle
+    const lease = { ip: sim.host, mac: '02:00:00:00:00:01', expires: 'never' as const };
+    ctx.status!.leases([lease]);
+    ctx.status!.read(lease, { ok: true, vendor: 'ipmi_sim', durationMs: 1, report: { uuid: 'm-part', bmcVersion: '', biosVersion: '', fru: {}, powerState: 'OFF', indicatorLED: 'LED-OFF', powerSupplies: [], source: 'ipmi', missing: [] } });
     const part = await commandsPart(ctx);
     expect(part.name).toBe('commands');
     await until('ready', () => part.ready?.() === undefined);
@@ -71,6 +77,9 @@ describe('daemon part "commands"', () => {
     api.publish('part-test-machine', new TextEncoder().encode(JSON.stringify(event)));
     await until('result', () => results.length === 1);
     expect(results[0]).toMatchObject({ machineId: 'm-part', command: 'ON', ok: true });
+    // and the daemon's status shows it as the machine's last command
+    expect(ctx.status!.document().bmcs[0]!.lastCommand).toMatchObject({ name: 'ON', outcome: 'ok', durationMs: expect.any(Number) });
+    expect(ctx.status!.document().summary.commandsLastHour).toBe(1);
     expect(sim.chassisLog().slice(before)).toContain('set power 1');
     expect(await registry.getSingleMetricAsString('metal_bmc_nats_connected')).toMatch(/metal_bmc_nats_connected 1$/m);
     expect(log.find('consuming machine events from JetStream')[0]).toMatchObject({ stream: 'METAL_BMC_PART-TEST-MACHINE', consumer: 'metal-bmc-part-test' });

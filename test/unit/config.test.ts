@@ -74,6 +74,7 @@ describe('loadConfig defaults', () => {
       },
       http: { host: '127.0.0.1', port: 2112 },
       shutdownTimeoutMs: 30_000,
+      status: { graceMs: 3_600_000 },
       fallbacks: [],
       warnings: [expect.stringMatching(/uses plain http/), expect.stringMatching(/factory default ADMIN\/ADMIN/)],
     });

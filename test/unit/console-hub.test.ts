@@ -111,6 +111,8 @@ describe('console hub', () => {
     expect(b.notices.some((n) => n.type === 'error' && n.message.includes('CN=alice'))).toBe(true);
     expect(hub.sessionCount()).toBe(1);
     expect(hub.clientCount()).toBe(2);
+    // the daemon's status reads viewers per machine
+    expect(hub.viewerCounts()).toEqual(new Map([['m1', 2]]));
     expect(log.find('console client joined').map((l) => l.client)).toEqual(['CN=alice', 'CN=bob']);
   });
 

@@ -1,0 +1,46 @@
+/**
+ * Routes of other modules on the HTTPS console listener (the daemon's status page and
+ * /v1/status), behind the console's authentication: Origin check, then a verified client
+ * certificate, or in token mode the bearer token or the session cookie (a page's one-time
+ * `?token=` is exchanged for the cookie and the browser sent back without it). The route gets a
+ * `Viewer` that says which machines the client may open (METAL_BMC_CONSOLE_AUTHZ), so it shows
+ * only those.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { mayOpen, type AuthzRule } from './access.js';
+import type { HttpAuth, Refusal } from './http-auth.js';
+
+export interface Viewer {
+  subject: string;
+  mayOpen(machineId: string): boolean;
+}
+
+export interface ViewerRoutes {
+  /** whether the path is one of the routes' (then the request is authenticated first) */
+  owns(path: string): boolean;
+  handle(req: IncomingMessage, res: ServerResponse, viewer: Viewer): void;
+}
+
+const HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' };
+
+export function guardViewerRoutes(routes: ViewerRoutes, auth: HttpAuth, rules: readonly AuthzRule[], onRefused: (req: IncomingMessage, reason: Refusal, message: string) => void): (req: IncomingMessage, res: ServerResponse) => boolean {
+  return (req, res) => {
+    const path = new URL(req.url ?? '/', 'https://console.invalid').pathname;
+    if (!routes.owns(path)) return false;
+    const exchange = req.method === 'GET' ? auth.exchangeToken(req) : undefined;
+    if (exchange && 'setCookie' in exchange) {
+      res.writeHead(303, { location: path, 'set-cookie': exchange.setCookie, ...HEADERS }).end();
+      return true;
+    }
+    const outcome = exchange ?? auth.checkOrigin(req) ?? auth.authenticate(req);
+    if (!outcome.ok) {
+      onRefused(req, outcome.reason, outcome.message);
+      const challenge = outcome.status === 401 ? { 'www-authenticate': 'Bearer' } : {};
+      res.writeHead(outcome.status, { 'content-type': 'text/plain', ...challenge, ...HEADERS }).end(`${outcome.message}\n`);
+      return true;
+    }
+    const { principal, subject } = outcome;
+    routes.handle(req, res, { subject, mayOpen: (machineId) => mayOpen(rules, principal, machineId) });
+    return true;
+  };
+}

@@ -1,0 +1,88 @@
+/**
+ * `GET /v1/status` (the StatusDocument as JSON) and `GET /v1/status/events` (server-sent
+ * events: one `status` event with the document at once and after every change, checked every
+ * `pollMs`; a comment line every 15 s keeps proxies from closing the stream). Served by the
+ * operations listener (everything) and by the console listener behind its authentication (the
+ * machines the client may open). At most `maxStreams` event streams at once (503 beyond).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { StatusStore, StatusView } from './store.js';
+
+export interface StatusHttpOptions {
+  /** how often an event stream looks for changes, default 1 s */
+  pollMs?: number;
+  /** event streams open at once, default 64 */
+  maxStreams?: number;
+}
+
+export interface StatusHttp {
+  /** answers the request when its path is one of ours; false otherwise */
+  handle(req: IncomingMessage, res: ServerResponse, view?: StatusView): boolean;
+  /** ends every event stream */
+  close(): void;
+}
+
+const HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' };
+const HEARTBEAT_MS = 15_000;
+
+export function createStatusHttp(store: Pick<StatusStore, 'document' | 'revision'>, o: StatusHttpOptions = {}): StatusHttp {
+  const pollMs = o.pollMs ?? 1000;
+  const maxStreams = o.maxStreams ?? 64;
+  const streams = new Set<ServerResponse>();
+
+  function stream(req: IncomingMessage, res: ServerResponse, view: StatusView | undefined): void {
+    if (streams.size >= maxStreams) {
+      res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '10', ...HEADERS }).end('too many status streams\n');
+      return;
+    }
+    streams.add(res);
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive', ...HEADERS });
+    let last = '';
+    let quiet = 0;
+    const push = () => {
+      const rev = store.revision();
+      if (rev === last) {
+        quiet += pollMs;
+        if (quiet >= HEARTBEAT_MS) {
+          quiet = 0;
+          res.write(': keepalive\n\n');
+        }
+        return;
+      }
+      last = rev;
+      quiet = 0;
+      res.write(`event: status\ndata: ${JSON.stringify(store.document(view))}\n\n`);
+    };
+    push();
+    const timer = setInterval(push, pollMs);
+    const end = () => {
+      clearInterval(timer);
+      streams.delete(res);
+    };
+    req.on('close', end);
+    res.on('close', end);
+  }
+
+  return {
+    handle(req, res, view) {
+      const path = new URL(req.url ?? '/', 'http://status.invalid').pathname;
+      if (path !== '/v1/status' && path !== '/v1/status/events') return false;
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { allow: 'GET, HEAD', ...HEADERS }).end();
+        return true;
+      }
+      if (path === '/v1/status/events') {
+        stream(req, res, view);
+        return true;
+      }
+      const body = Buffer.from(JSON.stringify(store.document(view)));
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length, ...HEADERS });
+      res.end(req.method === 'HEAD' ? undefined : body);
+      return true;
+    },
+    close() {
+      for (const res of streams) res.end();
+      streams.clear();
+    },
+  };
+}

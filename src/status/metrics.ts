@@ -1,0 +1,33 @@
+/**
+ * Per-BMC metrics for alerting: `metal_bmc_bmc_up{ip,mac}` (1: the last read succeeded, 0: it
+ * failed) and `metal_bmc_bmc_last_success_timestamp_seconds{ip,mac}`. The series are built from
+ * the status store at each scrape, so there is exactly one per BMC of the current leases that
+ * was read at least once (the bound on label cardinality: the lease count), and a BMC whose
+ * lease is gone has none.
+ */
+import { Gauge, type Registry } from 'prom-client';
+import type { StatusStore } from './store.js';
+
+export function registerStatusMetrics(registry: Registry, store: Pick<StatusStore, 'liveEntries'>): void {
+  const registers = [registry];
+  new Gauge({
+    name: 'metal_bmc_bmc_up',
+    help: 'Per BMC of the current leases: 1 when its last read succeeded, 0 when it failed (absent before the first read)',
+    labelNames: ['ip', 'mac'],
+    registers,
+    collect() {
+      this.reset();
+      for (const e of store.liveEntries()) if (e.up !== undefined) this.set({ ip: e.ip, mac: e.mac }, e.up ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'metal_bmc_bmc_last_success_timestamp_seconds',
+    help: 'Per BMC of the current leases: Unix time of its last successful read',
+    labelNames: ['ip', 'mac'],
+    registers,
+    collect() {
+      this.reset();
+      for (const e of store.liveEntries()) if (e.lastSuccessAt !== undefined) this.set({ ip: e.ip, mac: e.mac }, e.lastSuccessAt / 1000);
+    },
+  });
+}

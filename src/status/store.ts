@@ -1,0 +1,305 @@
+/**
+ * The daemon's status of every BMC, fed through small hooks: the lease watcher's view
+ * (`leases`), the report cycle (`read`, `reported`: a `ReportObserver`), the command runner
+ * (`commandResult`) and the console hub (`consoleViewers`). Nothing below it imports it.
+ *
+ * Bounded: one entry per BMC of the current leases (keyed by MAC), plus BMCs whose lease vanished
+ * for `graceMs` (at most `maxVanished` of them, the oldest dropped first); command times for the
+ * last hour, at most `maxCommandTimes`.
+ */
+import type { Lease } from '../leases/types.js';
+import type { BmcReadOutcome, ReportObserver } from '../report/cycle.js';
+import { factsOf, problemOf } from './reason.js';
+import { isProblem, STATE_ORDER, type BmcState, type BmcStatus, type LastCommand, type LastRead, type ProblemReason, type StatusDocument, type StatusSummary } from './types.js';
+
+/** What the store needs of a command result (commands/runner's CommandResult fits). */
+export interface CommandResultLike {
+  machineId: string;
+  command: string;
+  ok: boolean;
+  error?: string;
+  code?: string;
+  durationMs: number;
+  startedAt: string;
+  dropped?: 'stale';
+}
+
+/** What the store needs of a firmware job event (commands/firmware-jobs' FirmwareEvent fits). */
+export interface FirmwareEventLike {
+  machineId: string;
+  phase: string;
+  ok: boolean;
+  error?: string;
+  code?: string;
+  durationMs?: number;
+  job?: { acceptedAt: string };
+}
+
+export interface StatusStoreOptions {
+  partition: string;
+  /** how long a BMC whose lease vanished stays listed */
+  graceMs: number;
+  /** replaced by [redacted] in every message (BMC password, HMAC key, console token) */
+  secrets?: readonly string[];
+  maxVanished?: number;
+  maxCommandTimes?: number;
+  now?: () => number;
+}
+
+interface Entry {
+  ip: string;
+  mac: string;
+  hostname?: string;
+  expires: string;
+  seenSince: number;
+  vanishedAt?: number;
+  vendor?: string;
+  model?: string;
+  uuid?: string;
+  power?: BmcStatus['power'];
+  led?: BmcStatus['led'];
+  bmcVersion?: string;
+  biosVersion?: string;
+  protocols?: BmcStatus['protocols'];
+  lastRead?: LastRead;
+  consecutiveFailures: number;
+  failingSince?: number;
+  lastSuccessAt?: number;
+  lastReportAt?: number;
+  lastCommand?: LastCommand;
+}
+
+export interface StatusView {
+  /** which machines the reader may see (the console's authorisation); default all */
+  mayView?: (uuid: string | undefined) => boolean;
+}
+
+export interface StatusStore extends ReportObserver {
+  leases(current: readonly Lease[]): void;
+  commandResult(result: CommandResultLike): void;
+  /** a firmware job's event: its last command is UPDATE-FIRMWARE with the job's phase; counted once, when accepted or refused */
+  firmwareEvent(event: FirmwareEventLike): void;
+  /** the console hub's viewers per machine id, read when a status is built */
+  consoleViewers(count: () => ReadonlyMap<string, number>): void;
+  document(view?: StatusView): StatusDocument;
+  /** per BMC of the current leases: up (last read succeeded) and the last success, for the metrics */
+  liveEntries(): Array<{ ip: string; mac: string; up: boolean | undefined; lastSuccessAt: number | undefined }>;
+  /** changes with every update (and with the console viewers), for live updates */
+  revision(): string;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const expiresText = (e: Lease['expires']) => (e === 'never' ? 'never' : e.toISOString());
+
+function ipKey(ip: string): number {
+  return ip.split('.').reduce((n, part) => n * 256 + (Number(part) || 0), 0);
+}
+
+function stateOf(e: Entry): BmcState {
+  if (e.vanishedAt !== undefined) return 'vanished';
+  if (!e.lastRead) return 'pending';
+  if (e.lastRead.outcome === 'failed') return 'failing';
+  return e.lastRead.outcome === 'degraded' ? 'degraded' : 'ok';
+}
+
+export function createStatusStore(o: StatusStoreOptions): StatusStore {
+  const now = o.now ?? Date.now;
+  const secrets = (o.secrets ?? []).filter((s) => s.length >= 3);
+  const maxVanished = o.maxVanished ?? 1024;
+  const maxCommandTimes = o.maxCommandTimes ?? 100_000;
+  const entries = new Map<string, Entry>();
+  const byUuid = new Map<string, Entry>();
+  const commandTimes: number[] = [];
+  let viewers: () => ReadonlyMap<string, number> = () => new Map();
+  let rev = 0;
+
+  function prune(): void {
+    const t = now();
+    const vanished = [...entries.values()].filter((e) => e.vanishedAt !== undefined).sort((a, b) => a.vanishedAt! - b.vanishedAt!);
+    vanished.forEach((e, i) => {
+      if (t - e.vanishedAt! > o.graceMs || vanished.length - i > maxVanished) drop(e);
+    });
+    while (commandTimes.length > 0 && t - commandTimes[0]! > 3_600_000) commandTimes.shift();
+  }
+
+  function countCommand(): void {
+    commandTimes.push(now());
+    if (commandTimes.length > maxCommandTimes) commandTimes.splice(0, commandTimes.length - maxCommandTimes);
+    rev++;
+  }
+
+  function drop(e: Entry): void {
+    entries.delete(e.mac);
+    if (e.uuid && byUuid.get(e.uuid) === e) byUuid.delete(e.uuid);
+    rev++;
+  }
+
+  function toStatus(e: Entry, t: number, v: ReadonlyMap<string, number>): BmcStatus {
+    return {
+      ip: e.ip,
+      mac: e.mac,
+      ...(e.hostname !== undefined ? { hostname: e.hostname } : {}),
+      state: stateOf(e),
+      lease: { seenSince: iso(e.seenSince), ageSeconds: Math.max(0, Math.round((t - e.seenSince) / 1000)), expires: e.expires, ...(e.vanishedAt !== undefined ? { vanishedAt: iso(e.vanishedAt) } : {}) },
+      ...(e.vendor !== undefined ? { vendor: e.vendor } : {}),
+      ...(e.model !== undefined ? { model: e.model } : {}),
+      ...(e.uuid !== undefined ? { uuid: e.uuid } : {}),
+      ...(e.power !== undefined ? { power: e.power } : {}),
+      ...(e.led !== undefined ? { led: e.led } : {}),
+      ...(e.bmcVersion !== undefined ? { bmcVersion: e.bmcVersion } : {}),
+      ...(e.biosVersion !== undefined ? { biosVersion: e.biosVersion } : {}),
+      ...(e.protocols ? { protocols: e.protocols } : {}),
+      ...(e.lastRead ? { lastRead: e.lastRead } : {}),
+      failures: { consecutive: e.consecutiveFailures, ...(e.failingSince !== undefined ? { since: iso(e.failingSince) } : {}) },
+      ...(e.lastSuccessAt !== undefined ? { lastSuccessAt: iso(e.lastSuccessAt) } : {}),
+      ...(e.lastReportAt !== undefined ? { lastReportAt: iso(e.lastReportAt) } : {}),
+      ...(e.lastCommand ? { lastCommand: e.lastCommand } : {}),
+      console: { viewers: e.uuid ? (v.get(e.uuid) ?? 0) : 0, capture: 'off' },
+    };
+  }
+
+  function summarize(list: readonly BmcStatus[]): StatusSummary {
+    const s: StatusSummary = { bmcs: 0, reachable: 0, failing: 0, degraded: 0, pending: 0, vanished: 0, byReason: {}, commandsLastHour: commandTimes.length };
+    for (const b of list) {
+      if (b.state === 'vanished') {
+        s.vanished++;
+        continue;
+      }
+      s.bmcs++;
+      if (b.state === 'ok' || b.state === 'degraded') s.reachable++;
+      if (b.state === 'failing') s.failing++;
+      if (b.state === 'degraded') s.degraded++;
+      if (b.state === 'pending') s.pending++;
+      const reason: ProblemReason | undefined = b.lastRead?.problem?.reason;
+      if (reason && (b.state === 'failing' || b.state === 'degraded')) s.byReason[reason] = (s.byReason[reason] ?? 0) + 1;
+    }
+    return s;
+  }
+
+  function readDone(lease: Lease, outcome: BmcReadOutcome): void {
+    const e = entries.get(lease.mac);
+    if (!e) return; // a lease that vanished while it was read
+    const t = now();
+    const at = iso(t);
+    if (outcome.ok) {
+      const r = outcome.report;
+      const problem = r.redfishProblem ? problemOf(r.redfishProblem, secrets, 'Redfish: ') : undefined;
+      e.lastRead = { at, durationMs: outcome.durationMs, outcome: problem ? 'degraded' : 'ok', ...(problem ? { problem } : {}) };
+      e.consecutiveFailures = 0;
+      delete e.failingSince;
+      e.lastSuccessAt = t;
+      e.vendor = outcome.vendor;
+      const model = r.fru.product_part_number ?? r.fru.board_part_number;
+      if (model !== undefined && model !== '') e.model = model;
+      if (e.uuid !== r.uuid) {
+        if (e.uuid && byUuid.get(e.uuid) === e) byUuid.delete(e.uuid);
+        e.uuid = r.uuid;
+      }
+      byUuid.set(r.uuid, e);
+      e.power = r.powerState;
+      e.led = r.indicatorLED;
+      e.bmcVersion = r.bmcVersion;
+      e.biosVersion = r.biosVersion;
+      e.protocols = { report: r.source, fields: { ...(r.fieldSources ?? {}) } as Record<string, 'redfish' | 'ipmi'> };
+    } else {
+      const problem = problemOf(factsOf(outcome.error), secrets);
+      e.lastRead = { at, durationMs: outcome.durationMs, outcome: 'failed', problem };
+      if (e.consecutiveFailures === 0) e.failingSince = t;
+      e.consecutiveFailures++;
+    }
+    rev++;
+  }
+
+  return {
+    leases(current) {
+      const t = now();
+      const seen = new Set<string>();
+      for (const l of current) {
+        seen.add(l.mac);
+        const e = entries.get(l.mac);
+        if (!e) {
+          entries.set(l.mac, { ip: l.ip, mac: l.mac, ...(l.hostname !== undefined ? { hostname: l.hostname } : {}), expires: expiresText(l.expires), seenSince: t, consecutiveFailures: 0 });
+          rev++;
+          continue;
+        }
+        const expires = expiresText(l.expires);
+        if (e.ip !== l.ip || e.expires !== expires || e.vanishedAt !== undefined || e.hostname !== l.hostname) {
+          if (e.vanishedAt !== undefined) e.seenSince = t;
+          e.ip = l.ip;
+          e.expires = expires;
+          if (l.hostname !== undefined) e.hostname = l.hostname;
+          else delete e.hostname;
+          delete e.vanishedAt;
+          rev++;
+        }
+      }
+      for (const e of entries.values()) {
+        if (!seen.has(e.mac) && e.vanishedAt === undefined) {
+          e.vanishedAt = t;
+          rev++;
+        }
+      }
+      prune();
+    },
+    read: readDone,
+    reported(uuids, at) {
+      for (const u of uuids) {
+        const e = byUuid.get(u);
+        if (e) e.lastReportAt = at.getTime();
+      }
+      rev++;
+    },
+    commandResult(r) {
+      countCommand();
+      const e = byUuid.get(r.machineId);
+      if (!e) return;
+      e.lastCommand = {
+        name: r.command,
+        at: r.startedAt,
+        outcome: r.dropped ? 'dropped' : r.ok ? 'ok' : 'failed',
+        durationMs: r.durationMs,
+        ...(r.code !== undefined ? { code: r.code } : {}),
+        ...(r.error !== undefined ? { message: problemOf({ code: r.code ?? 'UNKNOWN', message: r.error }, secrets).message } : {}),
+      };
+      rev++;
+    },
+    firmwareEvent(f) {
+      if (f.phase === 'accepted' || f.phase === 'refused') countCommand();
+      const e = byUuid.get(f.machineId);
+      if (!e || f.phase === 'progress') return;
+      e.lastCommand = {
+        name: `UPDATE-FIRMWARE (${f.phase})`,
+        at: f.job?.acceptedAt ?? iso(now()),
+        outcome: f.ok ? 'ok' : 'failed',
+        durationMs: Math.max(0, Math.round(f.durationMs ?? 0)),
+        ...(f.code !== undefined ? { code: f.code } : {}),
+        ...(f.error !== undefined ? { message: problemOf({ code: f.code ?? 'UNKNOWN', message: f.error }, secrets).message } : {}),
+      };
+      rev++;
+    },
+    consoleViewers(count) {
+      viewers = count;
+    },
+    document(view = {}) {
+      prune();
+      const t = now();
+      const v = viewers();
+      const mayView = view.mayView ?? (() => true);
+      const list = [...entries.values()].filter((e) => mayView(e.uuid)).map((e) => toStatus(e, t, v));
+      list.sort((a, b) => STATE_ORDER.indexOf(a.state) - STATE_ORDER.indexOf(b.state) || ipKey(a.ip) - ipKey(b.ip));
+      return { version: 1, generatedAt: iso(t), partition: o.partition, graceSeconds: Math.round(o.graceMs / 1000), summary: summarize(list), bmcs: list };
+    },
+    liveEntries() {
+      return [...entries.values()]
+        .filter((e) => e.vanishedAt === undefined)
+        .map((e) => ({ ip: e.ip, mac: e.mac, up: e.lastRead ? e.lastRead.outcome !== 'failed' : undefined, lastSuccessAt: e.lastSuccessAt }));
+    },
+    revision() {
+      let total = 0;
+      for (const n of viewers().values()) total += n;
+      return `${rev}/${total}/${commandTimes.length}`;
+    },
+  };
+}
+
+export { isProblem };

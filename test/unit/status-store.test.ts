@@ -1,0 +1,170 @@
+/** The status store, its reasons and its table, without a network: a fake clock and hand-made reads. */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { BmcError } from '../../src/errors.js';
+import type { Lease } from '../../src/leases/types.js';
+import type { BmcReport } from '../../src/outband/types.js';
+import { cleanMessage, factsOf, reasonOf } from '../../src/status/reason.js';
+import { createStatusStore } from '../../src/status/store.js';
+import { formatSummary, formatTable, MAX_WIDTH, SORT_COLUMNS } from '../../src/status/table.js';
+import { PROBLEM_REASONS, STATE_ORDER, type BmcStatus, type StatusDocument } from '../../src/status/types.js';
+
+const lease = (i: number): Lease => ({ ip: `10.0.0.${i}`, mac: `aa:bb:cc:00:00:${i.toString(16).padStart(2, '0')}`, expires: 'never' });
+const report = (uuid: string, extra: Partial<BmcReport> = {}): BmcReport => ({
+  uuid,
+  bmcVersion: '1.0',
+  biosVersion: '2.0',
+  fru: { product_manufacturer: 'Supermicro', product_part_number: 'X11' },
+  powerState: 'ON',
+  indicatorLED: 'LED-OFF',
+  powerSupplies: [],
+  source: 'redfish',
+  missing: [],
+  ...extra,
+});
+
+function setup(graceMs = 60_000, maxVanished = 1024) {
+  let t = Date.parse('2026-01-01T00:00:00Z');
+  const store = createStatusStore({ partition: 'p', graceMs, secrets: ['s3cret-password'], maxVanished, now: () => t });
+  return { store, advance: (ms: number) => (t += ms), now: () => t };
+}
+
+describe('status store', () => {
+  it('counts consecutive failures from their first time and clears them on success', () => {
+    const { store, advance } = setup();
+    store.leases([lease(1), lease(2)]);
+    expect(store.document().bmcs.map((b) => b.state)).toEqual(['pending', 'pending']);
+    store.read(lease(1), { ok: false, error: new BmcError('AUTH_FAILED', 'RAKP 2: wrong password s3cret-password'), durationMs: 12 });
+    const firstAt = store.document().bmcs[0]!.failures.since;
+    advance(5000);
+    store.read(lease(1), { ok: false, error: new BmcError('AUTH_FAILED', 'again'), durationMs: 10 });
+    store.read(lease(2), { ok: true, report: report('u2'), vendor: 'Supermicro', durationMs: 30 });
+    let doc = store.document();
+    expect(doc.bmcs[0]).toMatchObject({ ip: '10.0.0.1', state: 'failing', failures: { consecutive: 2, since: firstAt } });
+    expect(doc.bmcs[1]).toMatchObject({ ip: '10.0.0.2', state: 'ok', uuid: 'u2', vendor: 'Supermicro', model: 'X11', power: 'ON', led: 'LED-OFF' });
+    expect(JSON.stringify(doc)).not.toContain('s3cret-password');
+    store.read(lease(1), { ok: true, report: report('u1'), vendor: 'Supermicro', durationMs: 30 });
+    doc = store.document();
+    expect(doc.bmcs.find((b) => b.ip === '10.0.0.1')).toMatchObject({ state: 'ok', failures: { consecutive: 0 } });
+    expect(doc.bmcs.find((b) => b.ip === '10.0.0.1')!.failures.since).toBeUndefined();
+  });
+
+  it('a read over IPMI because Redfish failed is degraded, with the Redfish reason', () => {
+    const { store } = setup();
+    store.leases([lease(1)]);
+    store.read(lease(1), { ok: true, report: report('u1', { source: 'ipmi', redfishProblem: { code: 'AUTH_FAILED', causeCode: 'DEPTH_ZERO_SELF_SIGNED_CERT', message: 'TLS certificate not trusted' } }), vendor: 'Lenovo', durationMs: 5 });
+    expect(store.document().bmcs[0]).toMatchObject({ state: 'degraded', lastRead: { outcome: 'degraded', problem: { reason: 'certificate', message: 'Redfish: TLS certificate not trusted' } } });
+    expect(store.liveEntries()[0]).toMatchObject({ up: true });
+  });
+
+  it('keeps a vanished BMC for the grace period only, and at most maxVanished of them', () => {
+    const { store, advance } = setup(60_000, 2);
+    store.leases([lease(1), lease(2), lease(3), lease(4)]);
+    store.leases([lease(1)]);
+    // three vanished, two kept: the bound
+    expect(store.document().bmcs.map((b) => b.state)).toEqual(['vanished', 'vanished', 'pending']);
+    expect(store.liveEntries()).toHaveLength(1);
+    advance(30_000);
+    expect(store.document().summary).toMatchObject({ bmcs: 1, vanished: 2 });
+    advance(31_000);
+    expect(store.document().bmcs).toHaveLength(1);
+  });
+
+  it('a lease that comes back is current again', () => {
+    const { store } = setup();
+    store.leases([lease(1)]);
+    store.leases([]);
+    expect(store.document().bmcs[0]!.state).toBe('vanished');
+    store.leases([lease(1)]);
+    expect(store.document().bmcs[0]!.state).toBe('pending');
+  });
+
+  it('matches command results and reports to BMCs by machine UUID, counts commands of the last hour', () => {
+    const { store, advance } = setup();
+    store.leases([lease(1)]);
+    store.read(lease(1), { ok: true, report: report('u1'), vendor: 'Dell', durationMs: 5 });
+    store.reported(['u1'], new Date('2026-01-01T00:00:01Z'));
+    store.commandResult({ machineId: 'u1', command: 'POWER-OFF', ok: false, error: 'no answer from s3cret-password', code: 'TIMEOUT', durationMs: 60_000, startedAt: '2026-01-01T00:00:02.000Z' });
+    store.commandResult({ machineId: 'unknown', command: 'POWER-ON', ok: true, durationMs: 1, startedAt: '2026-01-01T00:00:02.000Z' });
+    const b = store.document().bmcs[0]!;
+    expect(b.lastReportAt).toBe('2026-01-01T00:00:01.000Z');
+    expect(b.lastCommand).toEqual({ name: 'POWER-OFF', at: '2026-01-01T00:00:02.000Z', outcome: 'failed', durationMs: 60_000, code: 'TIMEOUT', message: 'no answer from [redacted]' });
+    expect(store.document().summary.commandsLastHour).toBe(2);
+    store.firmwareEvent({ machineId: 'u1', phase: 'accepted', ok: true, job: { acceptedAt: '2026-01-01T00:00:03.000Z' } });
+    store.firmwareEvent({ machineId: 'u1', phase: 'progress', ok: true, job: { acceptedAt: '2026-01-01T00:00:03.000Z' } });
+    store.firmwareEvent({ machineId: 'u1', phase: 'failed', ok: false, code: 'HTTP', error: 'task failed', durationMs: 1234, job: { acceptedAt: '2026-01-01T00:00:03.000Z' } });
+    expect(store.document().bmcs[0]!.lastCommand).toEqual({ name: 'UPDATE-FIRMWARE (failed)', at: '2026-01-01T00:00:03.000Z', outcome: 'failed', durationMs: 1234, code: 'HTTP', message: 'task failed' });
+    expect(store.document().summary.commandsLastHour).toBe(3);
+    advance(3_600_001);
+    expect(store.document().summary.commandsLastHour).toBe(0);
+  });
+
+  it('shows only what the viewer may see, and console viewers per machine', () => {
+    const { store } = setup();
+    store.leases([lease(1), lease(2)]);
+    store.read(lease(1), { ok: true, report: report('u1'), vendor: 'Dell', durationMs: 5 });
+    store.consoleViewers(() => new Map([['u1', 3]]));
+    const rev = store.revision();
+    store.consoleViewers(() => new Map([['u1', 4]]));
+    expect(store.revision()).not.toBe(rev);
+    const doc = store.document({ mayView: (uuid) => uuid === 'u1' });
+    expect(doc.bmcs).toHaveLength(1);
+    expect(doc.bmcs[0]!.console).toEqual({ viewers: 4, capture: 'off' });
+    expect(doc.summary.bmcs).toBe(1);
+  });
+});
+
+describe('status reasons', () => {
+  it('come from the typed code, TLS verification codes of the cause making a certificate problem', () => {
+    expect(reasonOf(factsOf(new BmcError('AUTH_FAILED', 'x', { httpStatus: 401 })))).toBe('wrong-credentials');
+    expect(reasonOf(factsOf(new BmcError('AUTH_FAILED', 'x', { cause: Object.assign(new Error('t'), { code: 'ERR_TLS_CERT_ALTNAME_INVALID' }) })))).toBe('certificate');
+    expect(reasonOf(factsOf(new BmcError('TIMEOUT', 'x')))).toBe('no-answer');
+    expect(reasonOf(factsOf(new BmcError('NO_SESSION_SLOTS', 'x')))).toBe('sessions-full');
+    expect(reasonOf(factsOf(new Error('plain')))).toBe('other');
+    expect(reasonOf(factsOf('a string'))).toBe('other');
+  });
+
+  it('messages never carry a secret nor a control character, and stay within 300 characters', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[A-Za-z0-9]{3,20}$/), fc.array(fc.string({ maxLength: 200 }), { maxLength: 5 }), (secret, parts) => {
+        fc.pre(!'[redacted]'.includes(secret));
+        const out = cleanMessage(parts.join(secret), [secret]);
+        expect(out.length).toBeLessThanOrEqual(300);
+        // eslint-disable-next-line no-control-regex
+        expect(out).not.toMatch(/[\u0000-\u001f\u007f]/);
+        expect(out).not.toContain(secret);
+      }),
+    );
+  });
+});
+
+const bmcArb: fc.Arbitrary<BmcStatus> = fc.record({
+  ip: fc.ipV4(),
+  mac: fc.constant('aa:bb:cc:dd:ee:ff'),
+  state: fc.constantFrom(...STATE_ORDER),
+  lease: fc.constant({ seenSince: '2026-01-01T00:00:00.000Z', ageSeconds: 1, expires: 'never' }),
+  vendor: fc.string({ maxLength: 40 }),
+  power: fc.constantFrom('ON' as const, 'OFF' as const, 'UNKNOWN' as const),
+  lastRead: fc.record({ at: fc.constant('2026-01-01T00:00:00.000Z'), durationMs: fc.nat(), outcome: fc.constantFrom('ok' as const, 'failed' as const), problem: fc.record({ reason: fc.constantFrom(...PROBLEM_REASONS), code: fc.string(), message: fc.string() }) }),
+  failures: fc.record({ consecutive: fc.nat({ max: 1_000_000 }) }),
+  console: fc.constant({ viewers: 0, capture: 'off' as const }),
+});
+
+describe('status table', () => {
+  it('fits 120 columns, puts problems first, and colours only when asked', () => {
+    fc.assert(
+      fc.property(fc.array(bmcArb, { maxLength: 30 }), fc.constantFrom(...SORT_COLUMNS), fc.boolean(), (bmcs, sort, problems) => {
+        const doc: StatusDocument = { version: 1, generatedAt: '2026-01-01T00:00:00.000Z', partition: 'p', graceSeconds: 3600, summary: { bmcs: bmcs.length, reachable: 0, failing: 0, degraded: 0, pending: 0, vanished: 0, byReason: Object.fromEntries(PROBLEM_REASONS.map((r) => [r, 100])), commandsLastHour: 0 }, bmcs };
+        const text = formatTable(doc, { sort, problems, now: Date.parse('2026-01-01T00:10:00Z') }) + formatSummary(doc);
+        for (const line of text.split('\n')) expect(line.length).toBeLessThanOrEqual(MAX_WIDTH);
+        expect(text).not.toContain('\x1b[');
+        const states = formatTable(doc, { problems, now: 0 }).split('\n').slice(1, -1).map((l) => l.split(/\s+/)[2]!);
+        const ranks = states.map((s) => STATE_ORDER.indexOf(s as BmcStatus['state']));
+        expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
+        if (problems) expect(states.every((s) => ['failing', 'degraded', 'vanished'].includes(s))).toBe(true);
+      }),
+    );
+    const doc: StatusDocument = { version: 1, generatedAt: '', partition: 'p', graceSeconds: 0, summary: { bmcs: 1, reachable: 0, failing: 1, degraded: 0, pending: 0, vanished: 0, byReason: {}, commandsLastHour: 0 }, bmcs: [{ ip: '10.0.0.1', mac: 'aa:bb:cc:dd:ee:ff', state: 'failing', lease: { seenSince: '', ageSeconds: 0, expires: 'never' }, failures: { consecutive: 1 }, console: { viewers: 0, capture: 'off' } }] };
+    expect(formatTable(doc, { colour: true })).toContain('\x1b[31mfailing');
+  });
+});
