@@ -82,7 +82,7 @@ export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
       connected = await raceAbort(attemptDone, o.signal, { reason: (signal) => abortError(signal, 'connecting to NATS'), late: (nc) => void nc.close().catch(() => undefined) });
     } catch (err) {
       if (o.signal?.aborted) throw abortError(o.signal, 'connecting to NATS');
-      if (attempt === 1 || attempt % 30 === 0) o.logger.warn({ servers: o.servers, attempt, err: (err as Error).message }, 'cannot connect to NATS; retrying');
+      if (attempt === 1 || attempt % 30 === 0) o.logger.warn({ servers: o.servers, attempt, err }, 'cannot connect to NATS; retrying');
       await sleep(waitMs, o.signal);
     }
   }
@@ -108,7 +108,7 @@ export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
           o.logger.debug('NATS reconnecting');
           break;
         case 'error':
-          o.logger.error({ err: s.error.message }, 'NATS error');
+          o.logger.error({ err: s.error }, 'NATS error');
           break;
         case 'staleConnection':
           o.logger.warn('NATS connection stale');
@@ -127,7 +127,7 @@ export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
   void nc.closed().then((err) => {
     up = false;
     o.metrics?.natsConnected?.set(0);
-    if (err) o.logger.error({ err: err.message }, 'NATS connection closed with an error');
+    if (err) o.logger.error({ err }, 'NATS connection closed with an error');
     else o.logger.info('NATS connection closed');
   });
 

@@ -107,11 +107,11 @@ function createDispatcher(o: SubscribeOptions) {
     }
     const p = handled
       .catch((err: unknown) => {
-        o.logger.error({ err: (err as Error).message }, 'machine event handler failed');
+        o.logger.error({ err }, 'machine event handler failed');
         return 'nak' as const;
       })
       .then(settle)
-      .catch((err: unknown) => o.logger.warn({ err: (err as Error).message }, 'cannot settle machine event'))
+      .catch((err: unknown) => o.logger.warn({ err }, 'cannot settle machine event'))
       .finally(() => {
         onDone?.();
         inFlight.delete(p);
@@ -222,7 +222,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
         }
       } catch (err) {
         if (dispatcher.stopping) break;
-        o.logger.warn({ err: (err as Error).message, stream: names.stream, consumer: names.consumer }, 'JetStream consumer failed; retrying');
+        o.logger.warn({ err, stream: names.stream, consumer: names.consumer }, 'JetStream consumer failed; retrying');
         await delay(1000);
         continue;
       }
@@ -276,7 +276,7 @@ function subscribeCore(o: SubscribeOptions): MachineEventSubscription {
     queue,
     callback: (err, m) => {
       if (err) {
-        o.logger.error({ err: err.message }, 'core NATS subscription error');
+        o.logger.error({ err }, 'core NATS subscription error');
         return;
       }
       if (dispatcher.stopping) return;

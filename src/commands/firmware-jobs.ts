@@ -168,7 +168,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       writeFileSync(tmp, JSON.stringify({ version: 1, jobs } satisfies StateFile, null, 1), { mode: 0o600 });
       renameSync(tmp, o.stateFile);
     } catch (err) {
-      o.logger.error({ err: (err as Error).message, file: o.stateFile }, 'cannot write the firmware job state file; jobs are kept in memory');
+      o.logger.error({ err, file: o.stateFile }, 'cannot write the firmware job state file; jobs are kept in memory');
     }
   }
 
@@ -187,7 +187,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     try {
       o.publish(event);
     } catch (err) {
-      o.logger.warn({ err: (err as Error).message }, 'cannot publish a firmware job event');
+      o.logger.warn({ err }, 'cannot publish a firmware job event');
     }
     return event;
   }
@@ -254,7 +254,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     try {
       o.publish({ ...event, job: { id: '', kind, image, state: 'failed', acceptedAt: new Date().toISOString() } });
     } catch (err) {
-      o.logger.warn({ err: (err as Error).message }, 'cannot publish a firmware job event');
+      o.logger.warn({ err }, 'cannot publish a firmware job event');
     }
     return { accepted: false, event };
   }
@@ -266,7 +266,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       try {
         text = readFileSync(o.stateFile, 'utf8');
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') o.logger.error({ err: (err as Error).message, file: o.stateFile }, 'cannot read the firmware job state file');
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') o.logger.error({ err, file: o.stateFile }, 'cannot read the firmware job state file');
         return [];
       }
       let found: FirmwareJob[];
@@ -279,7 +279,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         } catch {
           /* left where it is; it is overwritten by the next job */
         }
-        o.logger.error({ err: (err as Error).message, file: o.stateFile, keptAs: aside }, 'firmware job state file is not readable; kept aside, starting without it');
+        o.logger.error({ err, file: o.stateFile, keptAs: aside }, 'firmware job state file is not readable; kept aside, starting without it');
         return [];
       }
       jobs.push(...found);

@@ -53,7 +53,7 @@ export function createEventHandler(o: EventHandlerOptions): EventHandler {
       const reason = err instanceof EventDecodeError ? err.reason : 'not-json';
       o.metrics?.eventsRejected.inc({ reason });
       // the body may carry a BMC password: log its size, never its content
-      o.logger.warn({ reason, err: (err as Error).message, bytes: bytes.length, deliveryCount: meta.deliveryCount }, 'machine event rejected');
+      o.logger.warn({ reason, err, bytes: bytes.length, deliveryCount: meta.deliveryCount }, 'machine event rejected');
       return 'term';
     }
     plan.publishedAt = meta.publishedAt;

@@ -202,7 +202,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
         try {
           o.onResult?.(result);
         } catch (err) {
-          o.logger.error({ err: (err as Error).message }, 'command result handler failed');
+          o.logger.error({ err }, 'command result handler failed');
         }
         task.resolve(result);
         if (pending === 0) for (const wake of idle.splice(0)) wake();

@@ -119,7 +119,7 @@ function bridge(channel: ServerChannel, machineId: string, identity: ClientIdent
       else handle = h;
     },
     (err: unknown) => {
-      log.info({ machineId, client: identity.subject, err: (err as Error).message }, 'console refused');
+      log.info({ machineId, client: identity.subject, err }, 'console refused');
       finish(1, `console of machine ${machineId} unavailable: ${(err as Error).message}`);
     },
   );
@@ -189,7 +189,7 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
       connections.add(client);
       const deadline = setTimeout(() => client.end(), handshakeTimeoutMs);
       let machineId = '';
-      client.on('error', (err) => log.debug({ remote, err: err.message }, 'console SSH connection error'));
+      client.on('error', (err) => log.debug({ remote, err }, 'console SSH connection error'));
       client.on('close', () => {
         clearTimeout(deadline);
         connections.delete(client);
@@ -242,7 +242,7 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
       resolve();
     });
   });
-  server.on('error', (err) => log.error({ err: err.message }, 'console SSH listener error'));
+  server.on('error', (err) => log.error({ err }, 'console SSH listener error'));
   const port = (server.address() as AddressInfo).port;
   let closed: Promise<void> | undefined;
   log.info({ port, hostKey: options.hostKey.fingerprint, hostKeyType: options.hostKey.type }, 'console SSH-over-TLS listener started');

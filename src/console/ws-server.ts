@@ -188,7 +188,7 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
       },
     };
     ws.on('pong', () => alive.set(ws, true));
-    ws.on('error', (err) => log.debug({ machineId, client: identity.subject, err: err.message }, 'console WebSocket error'));
+    ws.on('error', (err) => log.debug({ machineId, client: identity.subject, err }, 'console WebSocket error'));
     ws.on('close', () => {
       ended = true;
       abort.abort();
@@ -227,7 +227,7 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
         else handle = h;
       },
       (err: unknown) => {
-        log.info({ machineId, client: identity.subject, err: (err as Error).message }, 'console refused');
+        log.info({ machineId, client: identity.subject, err }, 'console refused');
         sendJson({ type: 'error', message: `console of machine ${machineId} unavailable: ${(err as Error).message}` });
         ws.close(1011, closeReason('console unavailable'));
       },
@@ -253,7 +253,7 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
       resolve();
     });
   });
-  server.on('error', (err) => log.error({ err: err.message }, 'console WebSocket listener error'));
+  server.on('error', (err) => log.error({ err }, 'console WebSocket listener error'));
   const port = (server.address() as AddressInfo).port;
   log.info({ port, auth: auth.tokenMode ? 'client certificate or bearer token' : 'client certificate' }, 'console WebSocket listener started');
   let closed: Promise<void> | undefined;

@@ -5,10 +5,13 @@
  */
 import type { Dispatcher } from 'undici';
 import type { Duplex } from 'node:stream';
+import type { Protocol } from '../config/config.js';
 import type { MetalFru, PowerMetric, PowerSupply } from '../metalapi/types.js';
 
 /** metal-api's shapes, defined in src/metalapi/types.ts; re-exported for the facade's users. */
 export type { MetalFru, PowerMetric, PowerSupply };
+/** the protocol choice, defined once beside the configuration that reads it */
+export type { Protocol };
 
 export type PowerState = 'ON' | 'OFF' | 'UNKNOWN';
 /** metal-api's two identify LED states; it rejects anything else (an empty string included). */

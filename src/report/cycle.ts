@@ -83,7 +83,7 @@ export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSigna
     const err = caught instanceof BmcError || !combined.aborted ? caught : abortError(combined, `reading BMC ${lease.ip}`);
     const code = err instanceof BmcError ? err.code : 'UNKNOWN';
     deps.metrics?.bmcFailures.inc({ code });
-    deps.logger.warn({ bmc: lease.ip, mac: lease.mac, code, err: err instanceof Error ? err.message : String(err) }, 'cannot read BMC, skipped in this report');
+    deps.logger.warn({ bmc: lease.ip, mac: lease.mac, code, err }, 'cannot read BMC, skipped in this report');
     return undefined;
   } finally {
     bmcDeadline.dispose();

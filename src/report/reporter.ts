@@ -63,7 +63,7 @@ export function createReporter(o: ReporterOptions): Reporter {
       o.logger.info({ trigger, bmcs: leases.length, read: r.read, failed: r.failed, reported: r.reported, created: r.created, updated: r.updated, durationMs: r.durationMs }, 'report cycle done');
     } catch (err) {
       o.metrics?.cycles.inc({ trigger, outcome: 'failed' });
-      if (!stopped) o.logger.error({ trigger, bmcs: leases.length, err: err instanceof Error ? err.message : String(err) }, 'report cycle failed; the next cycle tries again');
+      if (!stopped) o.logger.error({ trigger, bmcs: leases.length, err }, 'report cycle failed; the next cycle tries again');
     } finally {
       end?.();
     }
