@@ -3,7 +3,7 @@
  * connected gauge. Credentials go to the client, never into a log line.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { raceAbort } from '../deadline.js';
+import { checkDuration, raceAbort } from '../deadline.js';
 import { abortError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -61,7 +61,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
   const tls = o.tls && (o.tls.caFile || o.tls.certFile || o.tls.keyFile) ? { ...o.tls } : undefined;
-  const waitMs = o.reconnectTimeWaitMs ?? 2000;
+  const waitMs = checkDuration('connectBus: reconnectTimeWaitMs', o.reconnectTimeWaitMs, 2000, 600_000);
   let connected: NatsConnection | undefined;
   for (let attempt = 1; !connected; attempt++) {
     if (o.signal?.aborted) throw abortError(o.signal, 'connecting to NATS');

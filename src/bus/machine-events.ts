@@ -9,6 +9,7 @@
  */
 import type { ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
+import { checkDuration, MAX_TIMER_MS } from '../deadline.js';
 import type { Logger } from '../log.js';
 import { ensureConsumer, ensureStream, jetstreamOrUndefined, sanitizeName } from './jetstream.js';
 
@@ -75,6 +76,8 @@ function recentlySettled(max: number): { has(seq: number): boolean; add(seq: num
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 export async function subscribeMachineEvents(o: SubscribeOptions): Promise<MachineEventSubscription> {
+  checkDuration('subscribeMachineEvents: maxAgeMs', o.maxAgeMs, 0, MAX_TIMER_MS);
+  checkDuration('subscribeMachineEvents: ackWaitMs', o.ackWaitMs, 60_000, MAX_TIMER_MS);
   const jsm = o.mode === 'core' ? undefined : await jetstreamOrUndefined(o.nc);
   if (!jsm) {
     o.logger.warn({ subject: o.subject, queue: o.durableName }, 'JetStream is not available; consuming machine events over core NATS (no redelivery, no persistence)');

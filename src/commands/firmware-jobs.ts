@@ -16,7 +16,7 @@
 import type { Dispatcher } from 'undici';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { deadline } from '../deadline.js';
+import { checkDuration, deadline } from '../deadline.js';
 import { abortError, BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { FirmwareKind, FirmwareProgress, Outband } from '../outband/types.js';
@@ -152,7 +152,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   positive('timeoutMs', o.timeoutMs);
   const maxRunning = o.maxRunning ?? 16;
   const keepFinished = o.keepFinished ?? 100;
-  const closeTimeoutMs = o.closeTimeoutMs ?? 5000;
+  const closeTimeoutMs = checkDuration('firmware jobs: closeTimeoutMs', o.closeTimeoutMs, 5000, 600_000);
   const jobs: FirmwareJob[] = [];
   const active = new Map<string, { job: FirmwareJob; done: Promise<void>; abort: AbortController }>();
   let seq = 0;

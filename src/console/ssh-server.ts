@@ -28,6 +28,7 @@ import { createServer as createTlsServer, type Server as TlsServer, type TLSSock
 import type { AddressInfo } from 'node:net';
 import ssh2 from 'ssh2';
 import type { Connection, ServerChannel, Session } from 'ssh2';
+import { checkDuration } from '../deadline.js';
 import type { Logger } from '../log.js';
 import { mayOpen, validMachineId, type AuthzRule, type Principal } from './access.js';
 import type { ConsoleHub } from './hub.js';
@@ -163,7 +164,8 @@ function serveSession(session: Session, machineId: string, identity: ClientIdent
 export async function startSshConsoleServer(options: SshConsoleServerOptions): Promise<SshConsoleServer> {
   const { hub } = options;
   const log = options.logger.child({ module: 'console-ssh' });
-  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 20_000;
+  const handshakeTimeoutMs = checkDuration('startSshConsoleServer: handshakeTimeoutMs', options.handshakeTimeoutMs, 20_000, 600_000);
+  const keepaliveIntervalMs = checkDuration('startSshConsoleServer: keepaliveIntervalMs', options.keepaliveIntervalMs, 15_000, 3600_000);
   const rules = options.authz ?? [{ kind: 'any' }];
   const onRefused = options.onRefused ?? (() => undefined);
   /** remote address:port of a verified TLS socket → its certificate */
@@ -175,7 +177,7 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
     {
       hostKeys: [options.hostKey.privatePem],
       ident: 'metal-bmc',
-      keepaliveInterval: options.keepaliveIntervalMs ?? 15_000,
+      keepaliveInterval: keepaliveIntervalMs,
       keepaliveCountMax: options.keepaliveCountMax ?? 3,
     },
     (client, info) => {
