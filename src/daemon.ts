@@ -110,7 +110,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       if (!late.started) startReporting();
       metrics.leaseErrors.inc();
       if (watcher?.current().length === 0) leaseProblem = err.message;
-      logger.error({ file: config.leases.file, err: err.message }, 'cannot use the lease file; keeping the last good view');
+      logger.error({ file: config.leases.file, err }, 'cannot use the lease file; keeping the last good view');
     },
   });
   const reporter = createReporter({
@@ -136,7 +136,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   const context: DaemonContext = { config, logger, registry, metalApi, connectBmc, isLeased, status };
   const started: DaemonPart[] = [];
   const stopStarted = async () => {
-    for (const p of [...started].reverse()) await p.stop(config.shutdownTimeoutMs).catch((err: Error) => logger.error({ part: p.name, err: err.message }, 'stop failed'));
+    for (const p of [...started].reverse()) await p.stop(config.shutdownTimeoutMs).catch((err: Error) => logger.error({ part: p.name, err }, 'stop failed'));
   };
   try {
     for (const factory of parts) started.push(await factory(context));

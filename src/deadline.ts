@@ -47,6 +47,22 @@ export async function sleep(ms: number, signal: AbortSignal | undefined, what: s
   }
 }
 
+/** setTimeout's limit (about 24.8 days): a longer delay fires at once. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * Validates a named duration option once, when an object is built: a finite number of
+ * milliseconds above 0 and up to `max` (fractions allowed: a Go duration from the configuration
+ * can have them). `name` says whose option it is, e.g. `connectBus: reconnectTimeWaitMs`.
+ */
+export function checkDuration(name: string, value: number | undefined, fallback: number, max: number): number {
+  const v = value ?? fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > max) {
+    throw new BmcError('INVALID_ARGUMENT', `${name} must be a number of milliseconds above 0 and up to ${max}, got ${String(value)}`);
+  }
+  return v;
+}
+
 /** Validates a named timeout once, when an object is built: a positive integer up to `max`. */
 export function checkMs(name: string, value: number | undefined, fallback: number, max = 24 * 3600_000): number {
   const v = value ?? fallback;

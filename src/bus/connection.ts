@@ -3,7 +3,7 @@
  * connected gauge. Credentials go to the client, never into a log line.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { raceAbort } from '../deadline.js';
+import { checkDuration, raceAbort } from '../deadline.js';
 import { abortError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -61,7 +61,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
   const tls = o.tls && (o.tls.caFile || o.tls.certFile || o.tls.keyFile) ? { ...o.tls } : undefined;
-  const waitMs = o.reconnectTimeWaitMs ?? 2000;
+  const waitMs = checkDuration('connectBus: reconnectTimeWaitMs', o.reconnectTimeWaitMs, 2000, 600_000);
   let connected: NatsConnection | undefined;
   for (let attempt = 1; !connected; attempt++) {
     if (o.signal?.aborted) throw abortError(o.signal, 'connecting to NATS');
@@ -82,7 +82,7 @@ export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
       connected = await raceAbort(attemptDone, o.signal, { reason: (signal) => abortError(signal, 'connecting to NATS'), late: (nc) => void nc.close().catch(() => undefined) });
     } catch (err) {
       if (o.signal?.aborted) throw abortError(o.signal, 'connecting to NATS');
-      if (attempt === 1 || attempt % 30 === 0) o.logger.warn({ servers: o.servers, attempt, err: (err as Error).message }, 'cannot connect to NATS; retrying');
+      if (attempt === 1 || attempt % 30 === 0) o.logger.warn({ servers: o.servers, attempt, err }, 'cannot connect to NATS; retrying');
       await sleep(waitMs, o.signal);
     }
   }
@@ -108,7 +108,7 @@ export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
           o.logger.debug('NATS reconnecting');
           break;
         case 'error':
-          o.logger.error({ err: s.error.message }, 'NATS error');
+          o.logger.error({ err: s.error }, 'NATS error');
           break;
         case 'staleConnection':
           o.logger.warn('NATS connection stale');
@@ -127,7 +127,7 @@ export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
   void nc.closed().then((err) => {
     up = false;
     o.metrics?.natsConnected?.set(0);
-    if (err) o.logger.error({ err: err.message }, 'NATS connection closed with an error');
+    if (err) o.logger.error({ err }, 'NATS connection closed with an error');
     else o.logger.info('NATS connection closed');
   });
 

@@ -9,6 +9,7 @@
  */
 import type { ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
+import { checkDuration, MAX_TIMER_MS } from '../deadline.js';
 import type { Logger } from '../log.js';
 import { ensureConsumer, ensureStream, jetstreamOrUndefined, sanitizeName } from './jetstream.js';
 
@@ -75,6 +76,8 @@ function recentlySettled(max: number): { has(seq: number): boolean; add(seq: num
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 export async function subscribeMachineEvents(o: SubscribeOptions): Promise<MachineEventSubscription> {
+  checkDuration('subscribeMachineEvents: maxAgeMs', o.maxAgeMs, 0, MAX_TIMER_MS);
+  checkDuration('subscribeMachineEvents: ackWaitMs', o.ackWaitMs, 60_000, MAX_TIMER_MS);
   const jsm = o.mode === 'core' ? undefined : await jetstreamOrUndefined(o.nc);
   if (!jsm) {
     o.logger.warn({ subject: o.subject, queue: o.durableName }, 'JetStream is not available; consuming machine events over core NATS (no redelivery, no persistence)');
@@ -107,11 +110,11 @@ function createDispatcher(o: SubscribeOptions) {
     }
     const p = handled
       .catch((err: unknown) => {
-        o.logger.error({ err: (err as Error).message }, 'machine event handler failed');
+        o.logger.error({ err }, 'machine event handler failed');
         return 'nak' as const;
       })
       .then(settle)
-      .catch((err: unknown) => o.logger.warn({ err: (err as Error).message }, 'cannot settle machine event'))
+      .catch((err: unknown) => o.logger.warn({ err }, 'cannot settle machine event'))
       .finally(() => {
         onDone?.();
         inFlight.delete(p);
@@ -222,7 +225,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
         }
       } catch (err) {
         if (dispatcher.stopping) break;
-        o.logger.warn({ err: (err as Error).message, stream: names.stream, consumer: names.consumer }, 'JetStream consumer failed; retrying');
+        o.logger.warn({ err, stream: names.stream, consumer: names.consumer }, 'JetStream consumer failed; retrying');
         await delay(1000);
         continue;
       }
@@ -276,7 +279,7 @@ function subscribeCore(o: SubscribeOptions): MachineEventSubscription {
     queue,
     callback: (err, m) => {
       if (err) {
-        o.logger.error({ err: err.message }, 'core NATS subscription error');
+        o.logger.error({ err }, 'core NATS subscription error');
         return;
       }
       if (dispatcher.stopping) return;

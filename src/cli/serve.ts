@@ -55,7 +55,7 @@ export async function serveMain(argv: string[], io: { stdout: NodeJS.WritableStr
       daemon.stop().then(
         () => resolve(0),
         (err: Error) => {
-          logger.error({ err: err.message }, 'shutdown failed');
+          logger.error({ err }, 'shutdown failed');
           resolve(1);
         },
       );

@@ -16,7 +16,7 @@
 import type { Dispatcher } from 'undici';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { deadline } from '../deadline.js';
+import { checkDuration, deadline } from '../deadline.js';
 import { abortError, BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { FirmwareKind, FirmwareProgress, Outband } from '../outband/types.js';
@@ -152,7 +152,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   positive('timeoutMs', o.timeoutMs);
   const maxRunning = o.maxRunning ?? 16;
   const keepFinished = o.keepFinished ?? 100;
-  const closeTimeoutMs = o.closeTimeoutMs ?? 5000;
+  const closeTimeoutMs = checkDuration('firmware jobs: closeTimeoutMs', o.closeTimeoutMs, 5000, 600_000);
   const jobs: FirmwareJob[] = [];
   const active = new Map<string, { job: FirmwareJob; done: Promise<void>; abort: AbortController }>();
   let seq = 0;
@@ -168,7 +168,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       writeFileSync(tmp, JSON.stringify({ version: 1, jobs } satisfies StateFile, null, 1), { mode: 0o600 });
       renameSync(tmp, o.stateFile);
     } catch (err) {
-      o.logger.error({ err: (err as Error).message, file: o.stateFile }, 'cannot write the firmware job state file; jobs are kept in memory');
+      o.logger.error({ err, file: o.stateFile }, 'cannot write the firmware job state file; jobs are kept in memory');
     }
   }
 
@@ -187,7 +187,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     try {
       o.publish(event);
     } catch (err) {
-      o.logger.warn({ err: (err as Error).message }, 'cannot publish a firmware job event');
+      o.logger.warn({ err }, 'cannot publish a firmware job event');
     }
     return event;
   }
@@ -254,7 +254,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     try {
       o.publish({ ...event, job: { id: '', kind, image, state: 'failed', acceptedAt: new Date().toISOString() } });
     } catch (err) {
-      o.logger.warn({ err: (err as Error).message }, 'cannot publish a firmware job event');
+      o.logger.warn({ err }, 'cannot publish a firmware job event');
     }
     return { accepted: false, event };
   }
@@ -266,7 +266,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       try {
         text = readFileSync(o.stateFile, 'utf8');
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') o.logger.error({ err: (err as Error).message, file: o.stateFile }, 'cannot read the firmware job state file');
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') o.logger.error({ err, file: o.stateFile }, 'cannot read the firmware job state file');
         return [];
       }
       let found: FirmwareJob[];
@@ -279,7 +279,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         } catch {
           /* left where it is; it is overwritten by the next job */
         }
-        o.logger.error({ err: (err as Error).message, file: o.stateFile, keptAs: aside }, 'firmware job state file is not readable; kept aside, starting without it');
+        o.logger.error({ err, file: o.stateFile, keptAs: aside }, 'firmware job state file is not readable; kept aside, starting without it');
         return [];
       }
       jobs.push(...found);

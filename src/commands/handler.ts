@@ -3,6 +3,7 @@
  * is done (`ack`), may be tried once more (`nak`) or must never come back (`term`).
  * Knows nothing of NATS; the bus calls it with the bytes and acts on the answer.
  */
+import { checkDuration, MAX_TIMER_MS } from '../deadline.js';
 import { isBmcError, type BmcErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { timelinessOf } from './age.js';
@@ -45,6 +46,7 @@ export interface EventHandlerOptions {
  * order keep their order per machine.
  */
 export function createEventHandler(o: EventHandlerOptions): EventHandler {
+  if (o.ttlMs !== undefined) checkDuration('createEventHandler: ttlMs', o.ttlMs, 0, MAX_TIMER_MS);
   return async (bytes, meta) => {
     let plan;
     try {
@@ -53,7 +55,7 @@ export function createEventHandler(o: EventHandlerOptions): EventHandler {
       const reason = err instanceof EventDecodeError ? err.reason : 'not-json';
       o.metrics?.eventsRejected.inc({ reason });
       // the body may carry a BMC password: log its size, never its content
-      o.logger.warn({ reason, err: (err as Error).message, bytes: bytes.length, deliveryCount: meta.deliveryCount }, 'machine event rejected');
+      o.logger.warn({ reason, err, bytes: bytes.length, deliveryCount: meta.deliveryCount }, 'machine event rejected');
       return 'term';
     }
     plan.publishedAt = meta.publishedAt;

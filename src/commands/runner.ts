@@ -4,7 +4,7 @@
  * Outband and always closes it. `stop()` refuses new work; `drain()` waits for accepted work
  * and aborts what is still running at its deadline.
  */
-import { deadline } from '../deadline.js';
+import { checkDuration, deadline, MAX_TIMER_MS } from '../deadline.js';
 import { abortError, BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Outband } from '../outband/types.js';
@@ -90,7 +90,8 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal, what: string)
 export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   positive('concurrency', o.concurrency, true);
   positive('timeoutMs', o.timeoutMs, false);
-  const closeTimeoutMs = o.closeTimeoutMs ?? 5000;
+  const closeTimeoutMs = checkDuration('command runner: closeTimeoutMs', o.closeTimeoutMs, 5000, 600_000);
+  if (o.ttlMs !== undefined) checkDuration('command runner: ttlMs', o.ttlMs, 0, MAX_TIMER_MS);
   const queues = new Map<string, Task[]>();
   const running = new Set<string>();
   const ready: string[] = [];
@@ -202,7 +203,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
         try {
           o.onResult?.(result);
         } catch (err) {
-          o.logger.error({ err: (err as Error).message }, 'command result handler failed');
+          o.logger.error({ err }, 'command result handler failed');
         }
         task.resolve(result);
         if (pending === 0) for (const wake of idle.splice(0)) wake();

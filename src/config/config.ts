@@ -14,6 +14,7 @@ import { parseMqAddress } from './mq.js';
 import { VARIABLES, IGNORED_GO_VARIABLES, UNPREFIXED_FALLBACKS } from './variables.js';
 
 export type LeaseFormat = 'auto' | 'isc' | 'kea';
+/** which protocol metal-bmc speaks to BMCs (METAL_BMC_PROTOCOL): Redfish first with IPMI fallback, or one of them only; the facade takes the same values */
 export type Protocol = 'auto' | 'redfish' | 'ipmi';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error'];

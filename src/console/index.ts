@@ -10,6 +10,7 @@
  */
 import { unwatchFile, watchFile } from 'node:fs';
 import type { Registry } from 'prom-client';
+import { checkDuration } from '../deadline.js';
 import type { Logger } from '../log.js';
 import type { AuthzRule } from './access.js';
 import type { ConnectionLimits } from './limits.js';
@@ -73,6 +74,9 @@ export interface ConsoleServers {
 }
 
 export async function startConsoleServers(options: ConsoleServersOptions): Promise<ConsoleServers> {
+  // the servers and the hub check the options they take; these two are used here
+  const graceMs = checkDuration('startConsoleServers: closeGraceMs', options.closeGraceMs, 2000, 600_000);
+  const crlPollMs = checkDuration('startConsoleServers: crlPollMs', options.crlPollMs, 30_000, 24 * 3600_000);
   const tls = loadConsoleTls(options);
   const hostKey = deriveHostKey(tls.key, tls.keyFile);
   let onEvent: (event: HubEvent) => void = () => undefined;
@@ -129,11 +133,10 @@ export async function startConsoleServers(options: ConsoleServersOptions): Promi
       throw err;
     }
   }
-  const stopWatchingCrl = watchCrl(options, (next) => {
+  const stopWatchingCrl = watchCrl(options, crlPollMs, (next) => {
     ssh.setTls(next);
     ws?.setTls(next);
   });
-  const graceMs = options.closeGraceMs ?? 2000;
   let closing: Promise<void> | undefined;
   return {
     sshPort: ssh.port,
@@ -154,7 +157,7 @@ export async function startConsoleServers(options: ConsoleServersOptions): Promi
 }
 
 /** Reloads the TLS material when the CRL file changes; a CRL that cannot be read keeps the last one (logged). */
-function watchCrl(options: ConsoleServersOptions, apply: (tls: ConsoleTls) => void): () => void {
+function watchCrl(options: ConsoleServersOptions, crlPollMs: number, apply: (tls: ConsoleTls) => void): () => void {
   const { crlFile } = options;
   if (!crlFile) return () => undefined;
   const log = options.logger.child({ module: 'console' });
@@ -166,7 +169,7 @@ function watchCrl(options: ConsoleServersOptions, apply: (tls: ConsoleTls) => vo
       log.error({ err, crlFile }, 'console CRL not reloaded; the previous one stays in force');
     }
   };
-  watchFile(crlFile, { interval: options.crlPollMs ?? 30_000, persistent: false }, onChange);
+  watchFile(crlFile, { interval: crlPollMs, persistent: false }, onChange);
   return () => unwatchFile(crlFile, onChange);
 }
 

@@ -101,7 +101,7 @@ export function guardTlsListener(server: TlsServer, limits: ConnectionLimits, lo
     log.info({ remote: remoteOf(socket), limit: why }, 'console connection refused: too many connections');
   });
   server.on('tlsClientError', (err, socket) => {
-    log.info({ remote: remoteOf(socket), err: err.message }, 'console TLS handshake refused');
+    log.info({ remote: remoteOf(socket), err }, 'console TLS handshake refused');
     socket.destroy();
   });
 }

@@ -4,13 +4,16 @@
  * dropped instead of holding up the others) and into the scrollback ring; input comes only from
  * the keyboard holder. A lost BMC stream is reopened with capped exponential backoff while
  * clients remain; the session closes with its last client, after an idle period, or on shutdown.
+ * The clients themselves (keyboard, per-client queues, notices) are members.ts; this file holds
+ * the BMC side and the session's life.
  */
 import type { Duplex } from 'node:stream';
 import { raceAbort } from '../deadline.js';
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { createMembers, type Member } from './members.js';
 import { createRing, type Ring } from './ring.js';
-import type { ClientPort, ConsoleHandle, ConsoleNotice, ConsoleState, EndReason, HubEvent, OpenBackend } from './types.js';
+import type { ClientPort, ConsoleHandle, ConsoleState, EndReason, HubEvent, OpenBackend } from './types.js';
 
 export interface SessionSettings {
   openBackend: OpenBackend;
@@ -31,17 +34,6 @@ type SessionPhase =
   | { kind: 'reconnecting'; attempt: number; timer: NodeJS.Timeout | undefined; abort: AbortController | undefined }
   | { kind: 'closed' };
 
-interface Member {
-  port: ClientPort;
-  /** false until the scrollback was replayed to it */
-  live: boolean;
-  blocked: boolean;
-  queue: Buffer[];
-  queued: number;
-  refusedAt: number;
-  gone: boolean;
-}
-
 export interface ConsoleSession {
   readonly machineId: string;
   readonly clientCount: number;
@@ -50,10 +42,7 @@ export interface ConsoleSession {
   close(reason: EndReason): Promise<void>;
 }
 
-const REFUSED_NOTICE_INTERVAL_MS = 5000;
 const MAX_PENDING_INPUT = 64 * 1024;
-
-/** Waits for `promise` unless `signal` fires first; a late result is handed to `late`. */
 
 function describe(err: unknown): string {
   if (err instanceof Error) return err.name === 'TimeoutError' ? 'no answer in time' : err.message;
@@ -63,8 +52,6 @@ function describe(err: unknown): string {
 export function createSession(machineId: string, settings: SessionSettings, onClosed: () => void): ConsoleSession {
   const log = settings.logger.child({ machineId });
   const ring: Ring = createRing(settings.scrollbackBytes);
-  const members: Member[] = [];
-  let keyboard: Member | undefined;
   let phase: SessionPhase = { kind: 'opening', abort: new AbortController() };
   let lastActivity = Date.now();
   let idleTimer: NodeJS.Timeout | undefined;
@@ -77,25 +64,17 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
     return phase.kind === 'open' ? 'open' : phase.kind === 'reconnecting' ? 'reconnecting' : 'connecting';
   }
 
-  function statusFor(m: Member, message?: string): ConsoleNotice {
-    return {
-      type: 'status',
-      machineId,
-      state: state(),
-      keyboard: keyboard === m,
-      owner: keyboard ? keyboard.port.identity.subject : null,
-      clients: members.length,
-      ...(message === undefined ? {} : { message }),
-    };
-  }
-
-  function tellAll(message: string): void {
-    for (const m of members) if (m.live) m.port.notify(statusFor(m, message));
-  }
-
-  function who(m: Member): Record<string, string> {
-    return { client: m.port.identity.subject, remote: m.port.identity.remote, transport: m.port.identity.transport };
-  }
+  const members = createMembers({
+    machineId,
+    log,
+    maxClientQueueBytes: settings.maxClientQueueBytes,
+    onEvent: settings.onEvent,
+    state,
+    onEmpty: () => {
+      if (phase.kind !== 'closed') void close({ code: 'last-client', message: 'the last client left', error: false });
+    },
+  });
+  const tellAll = (message: string): void => members.tellAll(message);
 
   // ---- backend lifecycle ----
 
@@ -124,11 +103,11 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
       everOpened = true;
       attach(backend);
       settings.onEvent('session-open');
-      log.info({ ...(members[0] ? who(members[0]) : {}), clients: members.length }, 'console session opened');
+      log.info({ ...(members.first ? members.who(members.first) : {}), clients: members.count }, 'console session opened');
     } catch (err) {
       if (current().kind !== 'closed') {
         settings.onEvent('open-failed');
-        log.warn({ err: describe(err) }, 'console session could not be opened');
+        log.warn({ err }, 'console session could not be opened');
         finish();
       }
       throw err;
@@ -148,7 +127,7 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
     if (phase.kind !== 'open' || phase.backend !== backend) return;
     backend.destroy();
     settings.onEvent('bmc-disconnect');
-    log.warn({ err: describe(err) }, 'BMC console lost');
+    log.warn({ err }, 'BMC console lost');
     scheduleReconnect(1, `BMC connection lost (${describe(err)})`);
   }
 
@@ -181,7 +160,7 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
     } catch (err) {
       if (phase.kind !== 'reconnecting' || phase.abort !== abort) return;
       settings.onEvent('reconnect-failed');
-      log.warn({ attempt, err: describe(err) }, 'BMC console reconnect failed');
+      log.warn({ attempt, err }, 'BMC console reconnect failed');
       scheduleReconnect(attempt + 1, `reconnect failed (${describe(err)})`);
     }
   }
@@ -211,48 +190,11 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
   function output(data: Buffer): void {
     lastActivity = Date.now();
     ring.push(data);
-    for (const m of [...members]) if (m.live) deliver(m, data);
-  }
-
-  function deliver(m: Member, data: Buffer): void {
-    if (m.blocked) {
-      m.queue.push(data);
-      m.queued += data.length;
-      if (m.queued > settings.maxClientQueueBytes) drop(m);
-      return;
-    }
-    if (!m.port.send(data)) m.blocked = true;
-  }
-
-  function flush(m: Member): void {
-    m.blocked = false;
-    while (!m.blocked && m.queue.length > 0) {
-      const next = m.queue.shift() as Buffer;
-      m.queued -= next.length;
-      if (!m.port.send(next)) m.blocked = true;
-    }
-  }
-
-  function drop(m: Member): void {
-    settings.onEvent('client-dropped-slow');
-    log.warn({ ...who(m), queued: m.queued }, 'console client too slow, dropped');
-    const reason: EndReason = { code: 'slow', message: `client too slow: more than ${settings.maxClientQueueBytes} bytes of output waiting`, error: true };
-    remove(m, 'dropped');
-    m.port.end(reason);
+    members.broadcast(data);
   }
 
   function input(m: Member, data: Buffer): void {
-    if (m.gone || data.length === 0) return;
-    if (keyboard !== m) {
-      settings.onEvent('input-refused');
-      const now = Date.now();
-      if (now - m.refusedAt >= REFUSED_NOTICE_INTERVAL_MS) {
-        m.refusedAt = now;
-        const owner = keyboard ? keyboard.port.identity.subject : 'nobody';
-        m.port.notify({ type: 'error', message: `input ignored: the keyboard is held by ${owner}; take it over to type` });
-      }
-      return;
-    }
+    if (m.gone || data.length === 0 || !members.mayType(m)) return;
     lastActivity = Date.now();
     if (phase.kind !== 'open') {
       m.port.notify({ type: 'error', message: 'input ignored: the BMC console is not connected' });
@@ -265,48 +207,12 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
     phase.backend.write(data);
   }
 
-  function takeover(m: Member): void {
-    if (m.gone) return;
-    if (keyboard === m) {
-      m.port.notify(statusFor(m, 'you already hold the keyboard'));
-      return;
-    }
-    const previous = keyboard;
-    keyboard = m;
-    settings.onEvent('takeover');
-    log.info({ ...who(m), previous: previous?.port.identity.subject ?? null }, 'console keyboard taken over');
-    tellAll(`keyboard taken over by ${m.port.identity.subject}`);
-  }
-
   // ---- membership ----
-
-  function remove(m: Member, how: 'left' | 'dropped' | 'ended'): void {
-    if (m.gone) return;
-    m.gone = true;
-    m.queue = [];
-    m.queued = 0;
-    const i = members.indexOf(m);
-    if (i >= 0) members.splice(i, 1);
-    settings.onEvent('client-leave');
-    if (how !== 'ended') log.info({ ...who(m), how, clients: members.length }, 'console client left');
-    if (keyboard === m) {
-      keyboard = members.find((x) => x.live);
-      if (keyboard) {
-        log.info({ ...who(keyboard) }, 'console keyboard passed on');
-        tellAll(`keyboard passed to ${keyboard.port.identity.subject} (${m.port.identity.subject} left)`);
-      }
-    }
-    if (members.length === 0 && phase.kind !== 'closed') {
-      void close({ code: 'last-client', message: 'the last client left', error: false });
-    }
-  }
 
   async function join(port: ClientPort, options: { takeover?: boolean; signal?: AbortSignal }): Promise<ConsoleHandle> {
     if (phase.kind === 'closed') throw new BmcError('CLOSED', `console of machine ${machineId} is closed`);
-    const m: Member = { port, live: false, blocked: false, queue: [], queued: 0, refusedAt: 0, gone: false };
-    members.push(m);
-    settings.onEvent('client-join');
-    const onAbort = () => remove(m, 'left');
+    const m = members.add(port);
+    const onAbort = () => members.remove(m, 'left');
     options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await firstOpen;
@@ -317,30 +223,22 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
       options.signal?.removeEventListener('abort', onAbort);
     }
     if (m.gone) throw new BmcError(current().kind === 'closed' ? 'CLOSED' : 'ABORTED', `console of machine ${machineId}: the client left while connecting`);
-    // Scrollback first, then live output: nothing runs between the snapshot and `live = true`.
-    const scrollback = ring.snapshot();
-    m.live = true;
-    if (scrollback.length > 0) deliver(m, scrollback);
-    log.info({ ...who(m), clients: members.length, scrollback: scrollback.length }, 'console client joined');
-    if (keyboard === undefined || options.takeover) {
-      if (keyboard !== undefined) takeover(m);
-      else keyboard = m;
-    }
-    m.port.notify(statusFor(m, `connected to the console of machine ${machineId}`));
+    // Scrollback first, then live output: nothing runs between the snapshot and going live.
+    members.goLive(m, ring.snapshot(), options.takeover === true);
     return {
       machineId,
       get hasKeyboard() {
-        return keyboard === m;
+        return members.keyboard === m;
       },
       input: (data) => input(m, data),
-      takeover: () => takeover(m),
+      takeover: () => members.takeover(m),
       resize: (cols, rows) => {
-        if (!m.gone) log.debug({ ...who(m), cols, rows }, 'console client resized its terminal');
+        if (!m.gone) log.debug({ ...members.who(m), cols, rows }, 'console client resized its terminal');
       },
       drained: () => {
-        if (!m.gone) flush(m);
+        if (!m.gone) m.queue.drain();
       },
-      leave: () => remove(m, 'left'),
+      leave: () => members.remove(m, 'left'),
     };
   }
 
@@ -379,11 +277,8 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
         if (previous.timer) clearTimeout(previous.timer);
         previous.abort?.abort(new BmcError('CLOSED', reason.message));
       }
-      for (const m of [...members]) {
-        remove(m, 'ended');
-        if (m.live) m.port.end(reason);
-      }
-      keyboard = undefined;
+      // every client is ended together; a port that calls leave() while it is ended finds itself out already
+      members.endAll(reason);
       if (everOpened) {
         settings.onEvent('session-close');
         log.info({ reason: reason.code, message: reason.message }, 'console session closed');
@@ -398,7 +293,7 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
   return {
     machineId,
     get clientCount() {
-      return members.length;
+      return members.count;
     },
     get closed() {
       return phase.kind === 'closed';

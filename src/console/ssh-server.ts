@@ -28,6 +28,7 @@ import { createServer as createTlsServer, type Server as TlsServer, type TLSSock
 import type { AddressInfo } from 'node:net';
 import ssh2 from 'ssh2';
 import type { Connection, ServerChannel, Session } from 'ssh2';
+import { checkDuration } from '../deadline.js';
 import type { Logger } from '../log.js';
 import { mayOpen, validMachineId, type AuthzRule, type Principal } from './access.js';
 import type { ConsoleHub } from './hub.js';
@@ -119,7 +120,7 @@ function bridge(channel: ServerChannel, machineId: string, identity: ClientIdent
       else handle = h;
     },
     (err: unknown) => {
-      log.info({ machineId, client: identity.subject, err: (err as Error).message }, 'console refused');
+      log.info({ machineId, client: identity.subject, err }, 'console refused');
       finish(1, `console of machine ${machineId} unavailable: ${(err as Error).message}`);
     },
   );
@@ -163,7 +164,8 @@ function serveSession(session: Session, machineId: string, identity: ClientIdent
 export async function startSshConsoleServer(options: SshConsoleServerOptions): Promise<SshConsoleServer> {
   const { hub } = options;
   const log = options.logger.child({ module: 'console-ssh' });
-  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 20_000;
+  const handshakeTimeoutMs = checkDuration('startSshConsoleServer: handshakeTimeoutMs', options.handshakeTimeoutMs, 20_000, 600_000);
+  const keepaliveIntervalMs = checkDuration('startSshConsoleServer: keepaliveIntervalMs', options.keepaliveIntervalMs, 15_000, 3600_000);
   const rules = options.authz ?? [{ kind: 'any' }];
   const onRefused = options.onRefused ?? (() => undefined);
   /** remote address:port of a verified TLS socket → its certificate */
@@ -175,7 +177,7 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
     {
       hostKeys: [options.hostKey.privatePem],
       ident: 'metal-bmc',
-      keepaliveInterval: options.keepaliveIntervalMs ?? 15_000,
+      keepaliveInterval: keepaliveIntervalMs,
       keepaliveCountMax: options.keepaliveCountMax ?? 3,
     },
     (client, info) => {
@@ -189,7 +191,7 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
       connections.add(client);
       const deadline = setTimeout(() => client.end(), handshakeTimeoutMs);
       let machineId = '';
-      client.on('error', (err) => log.debug({ remote, err: err.message }, 'console SSH connection error'));
+      client.on('error', (err) => log.debug({ remote, err }, 'console SSH connection error'));
       client.on('close', () => {
         clearTimeout(deadline);
         connections.delete(client);
@@ -242,7 +244,7 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
       resolve();
     });
   });
-  server.on('error', (err) => log.error({ err: err.message }, 'console SSH listener error'));
+  server.on('error', (err) => log.error({ err }, 'console SSH listener error'));
   const port = (server.address() as AddressInfo).port;
   let closed: Promise<void> | undefined;
   log.info({ port, hostKey: options.hostKey.fingerprint, hostKeyType: options.hostKey.type }, 'console SSH-over-TLS listener started');

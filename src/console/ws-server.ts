@@ -28,6 +28,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { checkDuration, MAX_TIMER_MS } from '../deadline.js';
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { validMachineId, type AuthzRule } from './access.js';
@@ -107,8 +108,9 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
     throw new BmcError('INVALID_ARGUMENT', `startWsConsoleServer: the token must have at least ${MIN_TOKEN_BYTES} bytes`);
   }
   const log = options.logger.child({ module: 'console-ws' });
-  const pingIntervalMs = options.pingIntervalMs ?? 15_000;
-  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
+  const pingIntervalMs = checkDuration('startWsConsoleServer: pingIntervalMs', options.pingIntervalMs, 15_000, 3600_000);
+  const handshakeTimeoutMs = checkDuration('startWsConsoleServer: handshakeTimeoutMs', options.handshakeTimeoutMs, 10_000, 600_000);
+  const cookieTtlMs = checkDuration('startWsConsoleServer: cookieTtlMs', options.cookieTtlMs, 3_600_000, MAX_TIMER_MS);
   const onRefused = options.onRefused ?? (() => undefined);
   const alive = new WeakMap<WebSocket, boolean>();
   const auth = createHttpAuth({
@@ -116,7 +118,7 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
     rules: options.authz ?? [{ kind: 'any' }],
     allowedOrigins: options.allowedOrigins ?? [],
     throttle: createThrottle({ maxFailures: options.maxTokenFailures ?? 10, windowMs: 60_000, maxSources: 10_000 }),
-    cookies: createCookieSessions({ ttlMs: options.cookieTtlMs ?? 3_600_000, max: 10_000 }),
+    cookies: createCookieSessions({ ttlMs: cookieTtlMs, max: 10_000 }),
   });
   const refused = (req: IncomingMessage, reason: Refusal, message: string, machineId?: string) => {
     onRefused(reason);
@@ -192,7 +194,7 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
       },
     };
     ws.on('pong', () => alive.set(ws, true));
-    ws.on('error', (err) => log.debug({ machineId, client: identity.subject, err: err.message }, 'console WebSocket error'));
+    ws.on('error', (err) => log.debug({ machineId, client: identity.subject, err }, 'console WebSocket error'));
     ws.on('close', () => {
       ended = true;
       abort.abort();
@@ -231,7 +233,7 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
         else handle = h;
       },
       (err: unknown) => {
-        log.info({ machineId, client: identity.subject, err: (err as Error).message }, 'console refused');
+        log.info({ machineId, client: identity.subject, err }, 'console refused');
         sendJson({ type: 'error', message: `console of machine ${machineId} unavailable: ${(err as Error).message}` });
         ws.close(1011, closeReason('console unavailable'));
       },
@@ -257,7 +259,7 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
       resolve();
     });
   });
-  server.on('error', (err) => log.error({ err: err.message }, 'console WebSocket listener error'));
+  server.on('error', (err) => log.error({ err }, 'console WebSocket listener error'));
   const port = (server.address() as AddressInfo).port;
   log.info({ port, auth: auth.tokenMode ? 'client certificate or bearer token' : 'client certificate' }, 'console WebSocket listener started');
   let closed: Promise<void> | undefined;

@@ -1,7 +1,7 @@
 /**
  * IPMI FRU inventory images (Platform Management FRU Information Storage Definition v1.0):
- * decoding the chassis, board and product info areas, encoding them for the simulator, and
- * mapping them to metal-api's field names. Pure: bytes in, values out.
+ * decoding the chassis, board and product info areas and encoding them for the simulator. Pure:
+ * bytes in, values out (metal-api's names for them are in src/outband/ipmi-report.ts).
  *
  * Image layout: an 8-byte common header holds the offset (in 8-byte blocks, 0 = absent) of
  * each area. Every info area starts with its format version and length (in 8-byte blocks),
@@ -9,7 +9,6 @@
  * zero padding, and a checksum byte that makes the sum of the whole area 0 (mod 256).
  */
 import { BmcError, DecodeError } from '../errors.js';
-import type { MetalFru } from '../outband/types.js';
 
 export interface FruChassis {
   /** SMBIOS chassis type, e.g. 0x17 = rack mount chassis */
@@ -278,26 +277,4 @@ export function encodeFru(info: Omit<FruInfo, 'problems'>): Buffer {
   }
   header[HEADER_SIZE - 1] = (0x100 - sum(header)) & 0xff;
   return Buffer.concat(parts);
-}
-
-/** metal-api field ← where it comes from in the FRU. */
-const METAL_FRU_SOURCES: ReadonlyArray<readonly [keyof MetalFru, (info: FruInfo) => string | undefined]> = [
-  ['board_mfg', (info) => info.board?.manufacturer],
-  ['board_mfg_serial', (info) => info.board?.serial],
-  ['board_part_number', (info) => info.board?.partNumber],
-  ['chassis_part_number', (info) => info.chassis?.partNumber],
-  ['chassis_part_serial', (info) => info.chassis?.serial],
-  ['product_manufacturer', (info) => info.product?.manufacturer],
-  ['product_part_number', (info) => info.product?.partNumber],
-  ['product_serial', (info) => info.product?.serial],
-];
-
-/** The FRU in metal-api's v1.MachineFru shape; empty or missing values are omitted. */
-export function fruToMetalApi(info: FruInfo): MetalFru {
-  const fru: MetalFru = {};
-  for (const [key, source] of METAL_FRU_SOURCES) {
-    const value = source(info);
-    if (value) fru[key] = value;
-  }
-  return fru;
 }

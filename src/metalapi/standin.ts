@@ -9,7 +9,6 @@ import type { AddressInfo } from 'node:net';
 import { BmcError } from '../errors.js';
 import { DEFAULT_MAX_SKEW_SECONDS, verifyHeaders } from './hmac.js';
 import { compileDefinition, loadSwagger, type SwaggerDocument } from './schema.js';
-import type { Credentials } from '../outband/types.js';
 import type { MachineIpmi, MachineIpmiReport, MachineIpmiReportResponse, MachineIpmiReports } from './types.js';
 
 export interface MetalApiStandInOptions {
@@ -22,7 +21,7 @@ export interface MetalApiStandInOptions {
   /** a file path or a loaded swagger document; default src/metalapi/metal-api.swagger.json */
   swaggerPath?: string | SwaggerDocument;
   /** user and password put into the ipmi block of machines learned from reports; default ADMIN/ADMIN */
-  credentials?: Credentials;
+  credentials?: Pick<MachineIpmi, 'user' | 'password'>;
   /** MAC of a BMC, for the ipmi block (reports carry none) */
   macFor?: (bmcIp: string, uuid: string) => string | undefined;
   /** answer the first `count` requests with `status` */

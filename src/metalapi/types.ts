@@ -2,9 +2,31 @@
  * metal-api request and response bodies, named after the swagger definitions in
  * src/metalapi/metal-api.swagger.json. Field names and casing are the wire names.
  */
-import type { BmcReport, MetalFru, PowerMetric, PowerSupply } from '../outband/types.js';
 
-export type { MetalFru, PowerMetric, PowerSupply };
+/** v1.MachineFru: metal-api's FRU field names. Absent fields are omitted. */
+export interface MetalFru {
+  board_mfg?: string;
+  board_mfg_serial?: string;
+  board_part_number?: string;
+  chassis_part_number?: string;
+  chassis_part_serial?: string;
+  product_manufacturer?: string;
+  product_part_number?: string;
+  product_serial?: string;
+}
+
+/** v1.PowerMetric */
+export interface PowerMetric {
+  averageconsumedwatts: number;
+  intervalinmin: number;
+  maxconsumedwatts: number;
+  minconsumedwatts: number;
+}
+
+/** v1.PowerSupply */
+export interface PowerSupply {
+  status: { health: string; state: string };
+}
 
 /**
  * v1.MachineIpmiReport. Every field is `required` in the swagger. metal-api's Go type
@@ -83,29 +105,4 @@ export function toMetalFru(fru: MetalFru): MetalFru {
     if (typeof v === 'string' && v !== '') out[k] = v;
   }
   return out;
-}
-
-/** One machine's entry of the report body, built from what the outband layer read. */
-export function toIpmiReport(bmcIp: string, report: BmcReport): MachineIpmiReport {
-  const m = report.powerMetric;
-  return {
-    BMCIp: bmcIp,
-    BMCVersion: report.bmcVersion,
-    BIOSVersion: report.biosVersion,
-    FRU: toMetalFru(report.fru),
-    PowerState: report.powerState,
-    // metal-api accepts only LED-ON and LED-OFF; an unread LED goes out as LED-OFF, as the Go
-    // metal-bmc sends it (the reporter replaces it with the last known state before this).
-    IndicatorLEDState: report.indicatorLED === 'UNKNOWN' ? 'LED-OFF' : report.indicatorLED,
-    PowerMetric:
-      m === undefined
-        ? null
-        : {
-            averageconsumedwatts: m.averageconsumedwatts,
-            intervalinmin: m.intervalinmin,
-            maxconsumedwatts: m.maxconsumedwatts,
-            minconsumedwatts: m.minconsumedwatts,
-          },
-    PowerSupplies: report.powerSupplies.map((p) => ({ status: { health: p.status.health, state: p.status.state } })),
-  };
 }

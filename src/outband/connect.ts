@@ -18,11 +18,11 @@ import { ipmiOutband, type IpmiOutband } from './ipmi.js';
 import { fruOf, ledStateOf, powerMetricOf, powerStateOf, powerSuppliesOf } from './redfish-report.js';
 import type * as RedfishLib from './redfish-side.js';
 import { mergeReportFields, reportFieldValues, type ReportFieldValues } from './report-fields.js';
-import type { BmcReport, BootOptions, BootTarget, FirmwareKind, OperationOptions, Outband, RedfishProblem } from './types.js';
+import type { BmcReport, BootOptions, BootTarget, FirmwareKind, OperationOptions, Outband, Protocol, RedfishProblem } from './types.js';
 import { decideUuid, type UuidRule } from './uuid.js';
 import { REPORT_FIELDS, VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type VendorProfile } from './vendors.js';
 
-export type Protocol = 'auto' | 'redfish' | 'ipmi';
+export type { Protocol } from './types.js';
 
 export interface ConnectOptions {
   host: string;

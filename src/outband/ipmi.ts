@@ -5,14 +5,15 @@
 import type { Duplex } from 'node:stream';
 import { BmcError } from '../errors.js';
 import { BOOT_DEVICE_BYTE, readBootFlags, writeBootFlags } from '../ipmi/boot.js';
-import { chassisControl, chassisIdentify, getChassisStatus, getDeviceId, getSystemGuid, readFruData, type ChassisAction, type IdentifyState } from '../ipmi/commands.js';
+import { chassisControl, chassisIdentify, getChassisStatus, getDeviceId, getSystemGuid, readFruData, type ChassisAction } from '../ipmi/commands.js';
 import { getPowerReading } from '../ipmi/dcmi.js';
-import { fruToMetalApi, parseFru } from '../ipmi/fru.js';
+import { parseFru } from '../ipmi/fru.js';
 import { guidToUuid, type GuidEncoding } from '../ipmi/guid.js';
 import { openSession, type IpmiSession, type SessionOptions } from '../ipmi/session.js';
 import { openSol } from '../ipmi/sol.js';
 import { bootOverrideOfIpmi, ipmiBootFlags } from './boot.js';
-import type { BmcReport, LedReading, MetalFru, OperationOptions, Outband, PowerMetric } from './types.js';
+import { fruToMetalApi, LED_OF_IDENTIFY, powerMetricOfDcmi } from './ipmi-report.js';
+import type { BmcReport, MetalFru, OperationOptions, Outband, PowerMetric } from './types.js';
 
 export interface IpmiOutbandOptions extends Omit<SessionOptions, 'signal'> {
   /** how this BMC encodes Get System GUID; 'smbios' unless the vendor table says otherwise */
@@ -21,8 +22,6 @@ export interface IpmiOutbandOptions extends Omit<SessionOptions, 'signal'> {
   /** boot flags data byte 2 for disk (the vendor table's ipmiDiskDevice; default 0x08) */
   diskDevice?: number;
 }
-/** Get Chassis Status's identify state; "unknown" is what BMCs without identify support answer. */
-const LED_OF_IDENTIFY: Record<IdentifyState, LedReading> = { on: 'LED-ON', temporary: 'LED-ON', off: 'LED-OFF', unknown: 'UNKNOWN' };
 
 /** What IPMI says about the machine's identity: the report fields it can fill and the GUID. */
 export interface IpmiIdentity {
@@ -99,8 +98,9 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
         const status = await getChassisStatus(s, signalOf(o));
         let powerMetric: PowerMetric | undefined;
         try {
-          powerMetric = await getPowerReading(s, signalOf(o));
-          if (!powerMetric) missing.push('PowerMetric: the BMC offers no active DCMI power reading');
+          const reading = await getPowerReading(s, signalOf(o));
+          if (reading) powerMetric = powerMetricOfDcmi(reading);
+          else missing.push('PowerMetric: the BMC offers no active DCMI power reading');
         } catch (err) {
           missing.push(`PowerMetric: ${(err as Error).message}`);
         }

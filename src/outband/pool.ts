@@ -7,6 +7,7 @@
  * `idleMs` short.
  */
 import { createHash } from 'node:crypto';
+import { checkDuration } from '../deadline.js';
 import { BmcError } from '../errors.js';
 import type { Outband } from './types.js';
 
@@ -39,7 +40,7 @@ interface Entry {
 const BROKEN: ReadonlySet<string> = new Set(['TIMEOUT', 'CLOSED', 'PROTOCOL', 'AUTH_FAILED', 'DECODE', 'ABORTED']);
 
 export function createOutbandPool(o: OutbandPoolOptions = {}): OutbandPool {
-  const idleMs = o.idleMs ?? 20_000;
+  const idleMs = checkDuration('createOutbandPool: idleMs', o.idleMs, 20_000, 3600_000);
   const max = o.max ?? 256;
   const idle = new Map<string, Entry>();
   let closed = false;

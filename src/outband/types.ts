@@ -5,6 +5,13 @@
  */
 import type { Dispatcher } from 'undici';
 import type { Duplex } from 'node:stream';
+import type { Protocol } from '../config/config.js';
+import type { MetalFru, PowerMetric, PowerSupply } from '../metalapi/types.js';
+
+/** metal-api's shapes, defined in src/metalapi/types.ts; re-exported for the facade's users. */
+export type { MetalFru, PowerMetric, PowerSupply };
+/** the protocol choice, defined once beside the configuration that reads it */
+export type { Protocol };
 
 export type PowerState = 'ON' | 'OFF' | 'UNKNOWN';
 /** metal-api's two identify LED states; it rejects anything else (an empty string included). */
@@ -13,29 +20,6 @@ export type LedState = 'LED-ON' | 'LED-OFF';
 export type LedReading = LedState | 'UNKNOWN';
 export type BootTarget = 'PXE' | 'DISK' | 'BIOS';
 export type FirmwareKind = 'bios' | 'bmc';
-
-/** metal-api's FRU field names (v1.MachineFru). Absent fields are omitted. */
-export interface MetalFru {
-  board_mfg?: string;
-  board_mfg_serial?: string;
-  board_part_number?: string;
-  chassis_part_number?: string;
-  chassis_part_serial?: string;
-  product_manufacturer?: string;
-  product_part_number?: string;
-  product_serial?: string;
-}
-
-export interface PowerMetric {
-  averageconsumedwatts: number;
-  intervalinmin: number;
-  maxconsumedwatts: number;
-  minconsumedwatts: number;
-}
-
-export interface PowerSupply {
-  status: { health: string; state: string };
-}
 
 export interface BmcReport {
   uuid: string;

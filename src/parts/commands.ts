@@ -61,7 +61,7 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
     try {
       publishResult(o.nc, o.resultSubject, result);
     } catch (err) {
-      o.logger.warn({ err: (err as Error).message, subject: o.resultSubject }, 'cannot publish command result');
+      o.logger.warn({ err, subject: o.resultSubject }, 'cannot publish command result');
     }
   };
   const runner = createCommandRunner({
@@ -182,12 +182,12 @@ export const commandsPart: PartFactory = async (ctx) => {
         return;
       } catch (err) {
         problem = `machine event consumer: ${(err as Error).message}`;
-        if (attempt === 1 || attempt % 30 === 0) logger.error({ err: (err as Error).message, attempt }, 'cannot start the machine event consumer; retrying');
+        if (attempt === 1 || attempt % 30 === 0) logger.error({ err, attempt }, 'cannot start the machine event consumer; retrying');
         await new Promise((resolve) => setTimeout(resolve, 2000));
       }
     }
   })().catch((err: Error) => {
-    if (!aborter.signal.aborted) logger.error({ err: err.message }, 'machine command path failed');
+    if (!aborter.signal.aborted) logger.error({ err }, 'machine command path failed');
   });
 
   return {

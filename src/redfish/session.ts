@@ -162,7 +162,7 @@ function sessionClient(
     try {
       await transport.request({ method: 'DELETE', path: a.location, headers: authHeaders(a), timeoutMs: closeTimeoutMs });
     } catch (err) {
-      log?.debug({ origin: transport.origin, err: isBmcError(err) ? err.message : String(err) }, 'redfish session delete failed');
+      log?.debug({ origin: transport.origin, err }, 'redfish session delete failed');
     }
   }
 

@@ -10,9 +10,9 @@ import { abortError, BmcError } from '../errors.js';
 import type { Lease } from '../leases/types.js';
 import type { Logger } from '../log.js';
 import type { MetalApiClient } from '../metalapi/client.js';
-import { toIpmiReport, type MachineIpmiReport, type MachineIpmiReportResponse } from '../metalapi/types.js';
+import type { MachineIpmiReport, MachineIpmiReportResponse } from '../metalapi/types.js';
 import type { BmcReport, Outband } from '../outband/types.js';
-import { boundEntry } from './bounds.js';
+import { assembleReportBody, type BmcRead } from './body.js';
 import type { LedMemory } from './led-memory.js';
 import { mapLimit } from './limit.js';
 import type { ReportMetrics } from './metrics.js';
@@ -97,7 +97,7 @@ export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSigna
     const code = err instanceof BmcError ? err.code : 'UNKNOWN';
     deps.metrics?.bmcFailures.inc({ code });
     deps.observer?.read(lease, { ok: false, error: err, durationMs: Date.now() - started });
-    deps.logger.warn({ bmc: lease.ip, mac: lease.mac, code, err: err instanceof Error ? err.message : String(err) }, 'cannot read BMC, skipped in this report');
+    deps.logger.warn({ bmc: lease.ip, mac: lease.mac, code, err }, 'cannot read BMC, skipped in this report');
     return undefined;
   } finally {
     bmcDeadline.dispose();
@@ -108,24 +108,17 @@ export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSigna
 export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], signal?: AbortSignal): Promise<CycleResult> {
   const started = Date.now();
   const results = await mapLimit(leases, deps.concurrency, (lease) => (signal?.aborted ? Promise.resolve(undefined) : readBmc(deps, lease, signal)));
-  const reports: Record<string, MachineIpmiReport> = {};
-  let read = 0;
+  const reads: BmcRead[] = [];
   results.forEach((report, i) => {
-    if (!report) return;
-    read++;
-    const ip = leases[i]!.ip;
-    const existing = reports[report.uuid];
-    if (existing) deps.logger.warn({ uuid: report.uuid, bmcs: [existing.BMCIp, ip] }, 'two BMCs report the same machine UUID; keeping the first');
-    else {
-      const indicatorLED = deps.ledMemory?.resolve(report.uuid, report.indicatorLED) ?? report.indicatorLED;
-      const { entry, cut } = boundEntry(toIpmiReport(ip, { ...report, indicatorLED }));
-      if (cut.length > 0) {
-        deps.metrics?.entriesBounded.inc();
-        deps.logger.warn({ bmc: ip, uuid: report.uuid, cut }, 'BMC sent values beyond any real one; they were cut to fit the report');
-      }
-      reports[report.uuid] = entry;
-    }
+    if (report) reads.push({ ip: leases[i]!.ip, report });
   });
+  const read = reads.length;
+  const { reports, duplicates, bounded } = assembleReportBody(reads, deps.ledMemory);
+  for (const { uuid, bmcs } of duplicates) deps.logger.warn({ uuid, bmcs }, 'two BMCs report the same machine UUID; keeping the first');
+  for (const { bmc, uuid, cut } of bounded) {
+    deps.metrics?.entriesBounded.inc();
+    deps.logger.warn({ bmc, uuid, cut }, 'BMC sent values beyond any real one; they were cut to fit the report');
+  }
   const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], rejected: [], durationMs: 0 };
   if (result.reported > 0) {
     const answer = await postReports(deps, reports, signal);

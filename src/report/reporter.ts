@@ -3,6 +3,7 @@
  * BMCs whose lease is new or changed. Cycles never overlap: requests that arrive during a
  * cycle are merged and run right after it.
  */
+import { checkDuration, MAX_TIMER_MS } from '../deadline.js';
 import type { Lease } from '../leases/types.js';
 import { runReportCycle, type CycleDeps } from './cycle.js';
 import { createLedMemory } from './led-memory.js';
@@ -25,6 +26,8 @@ export interface Reporter {
 }
 
 export function createReporter(o: ReporterOptions): Reporter {
+  checkDuration('createReporter: intervalMs', o.intervalMs, 0, MAX_TIMER_MS);
+  checkDuration('createReporter: bmcTimeoutMs', o.bmcTimeoutMs, 0, MAX_TIMER_MS);
   // one LED memory for the reporter's lifetime: an unreadable LED is reported as last seen
   const deps: CycleDeps = { ...o, ledMemory: o.ledMemory ?? createLedMemory() };
   let timer: NodeJS.Timeout | undefined;
@@ -63,7 +66,7 @@ export function createReporter(o: ReporterOptions): Reporter {
       o.logger.info({ trigger, bmcs: leases.length, read: r.read, failed: r.failed, reported: r.reported, created: r.created, updated: r.updated, durationMs: r.durationMs }, 'report cycle done');
     } catch (err) {
       o.metrics?.cycles.inc({ trigger, outcome: 'failed' });
-      if (!stopped) o.logger.error({ trigger, bmcs: leases.length, err: err instanceof Error ? err.message : String(err) }, 'report cycle failed; the next cycle tries again');
+      if (!stopped) o.logger.error({ trigger, bmcs: leases.length, err }, 'report cycle failed; the next cycle tries again');
     } finally {
       end?.();
     }

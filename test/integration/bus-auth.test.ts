@@ -79,7 +79,7 @@ function serverLogged(server: NatsServer, re: RegExp): () => boolean {
 
 /** the client logged its failed attempt with an error matching `re` */
 function clientLogged(re: RegExp): (log: CapturedLog) => boolean {
-  return (log) => log.find('cannot connect to NATS; retrying').some((l) => re.test(String(l.err)));
+  return (log) => log.find('cannot connect to NATS; retrying').some((l) => re.test(String((l.err as { message?: unknown }).message)));
 }
 
 function expectNoSecrets(a: Attempt): void {

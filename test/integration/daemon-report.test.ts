@@ -98,7 +98,7 @@ describe('discovery and report', () => {
     const good = readFileSync(leaseFile, 'utf8');
     writeFileSync(leaseFile, good.slice(0, Math.floor(good.length / 2)));
     const err = await until(() => log.find('cannot use the lease file; keeping the last good view')[0]);
-    expect(String(err.err)).toMatch(/line \d+/);
+    expect(String((err.err as { message?: unknown }).message)).toMatch(/line \d+/);
     expect(daemon.leases()).toHaveLength(12);
     writeFileSync(leaseFile, good);
   });

@@ -14,7 +14,7 @@ import { handMadeFru, startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { startUdpProxy } from '../helpers/udp-proxy.js';
 import { freeTcpPort, freeUdpPort } from '../helpers/ports.js';
 import { connectOutband } from '../../src/outband/connect.js';
-import { toIpmiReport } from '../../src/metalapi/types.js';
+import { toIpmiReport } from '../../src/report/body.js';
 import { waitFor } from '../helpers/wait.js';
 import { withPeers } from '../helpers/peers.js';
 

@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BmcError, DecodeError } from '../../src/errors.js';
-import { decodeSixBitAscii, encodeFru, fruToMetalApi, parseFru, type FruInfo } from '../../src/ipmi/fru.js';
+import { decodeSixBitAscii, encodeFru, parseFru, type FruInfo } from '../../src/ipmi/fru.js';
+import { fruToMetalApi } from '../../src/outband/ipmi-report.js';
 
 const FRU_EPOCH_MS = Date.UTC(1996, 0, 1);
 

@@ -5,6 +5,7 @@ import { DecodeError } from '../../src/errors.js';
 import { aesDecrypt, aesEncrypt, cipherSuite, deriveKeys } from '../../src/ipmi/cipher.js';
 import { decodeBootFlags, decodeBootOptionsResponse, decodeChassisStatus, decodeDeviceId, encodeBootFlags } from '../../src/ipmi/commands.js';
 import { decodePowerReading } from '../../src/ipmi/dcmi.js';
+import { powerMetricOfDcmi } from '../../src/outband/ipmi-report.js';
 import { parseCipherSuiteRecords } from '../../src/ipmi/handshake.js';
 import { datagramKind, decodeV15, decodeV2, encodeV15, encodeV2, PayloadType, type SessionKeys } from '../../src/ipmi/lan.js';
 import { checksum, decodeRequest, decodeResponse, encodeRequest, encodeResponse } from '../../src/ipmi/message.js';
@@ -215,7 +216,12 @@ describe('command payloads', () => {
     d.writeUInt16LE(212, 7);
     d.writeUInt32LE(60_000, 13);
     d[17] = 0x40;
-    expect(decodePowerReading(d)).toMatchObject({ averageconsumedwatts: 212, minconsumedwatts: 180, maxconsumedwatts: 290, intervalinmin: 1, active: true });
+    const reading = decodePowerReading(d);
+    expect(reading).toEqual({ currentWatts: 220, minimumWatts: 180, maximumWatts: 290, averageWatts: 212, periodMs: 60_000, active: true });
+    // metal-api's names for it come from the facade (src/outband/ipmi-report.ts)
+    expect(powerMetricOfDcmi(reading)).toEqual({ averageconsumedwatts: 212, minconsumedwatts: 180, maxconsumedwatts: 290, intervalinmin: 1 });
+    expect(powerMetricOfDcmi({ ...reading, periodMs: 0 }).intervalinmin).toBe(1);
+    expect(powerMetricOfDcmi({ ...reading, periodMs: 3_600_000 }).intervalinmin).toBe(60);
   });
 
   it('SOL packets round-trip; decoders throw only DecodeError', () => {

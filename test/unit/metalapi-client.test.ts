@@ -6,7 +6,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BmcError } from '../../src/errors.js';
 import { createMetalApiClient, type MetalApiClientOptions } from '../../src/metalapi/client.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
-import { toIpmiReport, type MachineIpmiReports } from '../../src/metalapi/types.js';
+import type { MachineIpmiReports } from '../../src/metalapi/types.js';
+import { toIpmiReport } from '../../src/report/body.js';
 import type { BmcReport } from '../../src/outband/types.js';
 
 const KEY = 'hmac-key-that-must-never-leak-7f3a';

@@ -3,7 +3,8 @@ import { request } from 'undici';
 import { signHeaders } from '../../src/metalapi/hmac.js';
 import { compileDefinition, defaultSwaggerPath, loadSwagger } from '../../src/metalapi/schema.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
-import { toIpmiReport, toMetalFru, type MachineIpmiReports } from '../../src/metalapi/types.js';
+import { toMetalFru, type MachineIpmiReports } from '../../src/metalapi/types.js';
+import { toIpmiReport } from '../../src/report/body.js';
 import type { BmcReport, MetalFru } from '../../src/outband/types.js';
 
 const KEY = 'stand-in-key';

@@ -1,0 +1,79 @@
+/**
+ * The console service of the console-streaming benchmark as a child process
+ * (bench/console-server-process.ts), compiled first so it runs as the daemon does.
+ */
+import { execFile, fork, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { Pki } from '../src/lab/pki.js';
+import type { ConsoleServerStats } from './console-server-process.js';
+import { childNodeArgs, stopChild, type FleetProcess } from './fleet-process.js';
+import { within } from './console-terminal.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * The console service runs as compiled JavaScript under plain node, as the daemon does (`dist/`):
+ * under tsx, the loader thread alone adds about 28 MiB of resident memory. Compiled with the
+ * project's tsconfig into node_modules/.cache (incremental, so later runs take a second or two);
+ * BENCH_CONSOLE_TSX=1 runs the TypeScript under tsx instead.
+ */
+export async function consoleServerEntry(): Promise<{ file: string; execArgv: string[]; how: string }> {
+  if (process.env.BENCH_CONSOLE_TSX === '1') return { file: 'bench/console-server-process.ts', execArgv: [...childNodeArgs(), '--expose-gc', '--import', 'tsx'], how: 'TypeScript under tsx' };
+  const out = join(ROOT, 'node_modules', '.cache', 'metal-bmc-bench');
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  await promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.json', '--outDir', out, '--incremental', '--tsBuildInfoFile', join(out, 'tsbuildinfo'), '--sourceMap', 'false'], { cwd: ROOT, timeout: 120_000 });
+  return { file: join(out, 'bench', 'console-server-process.js'), execArgv: [...childNodeArgs(), '--expose-gc'], how: 'compiled JavaScript under node' };
+}
+
+export interface ConsoleServerProcess {
+  child: ChildProcess;
+  wsPort: number;
+  /** with `gc`, after a full garbage collection */
+  stats(gc?: boolean): Promise<ConsoleServerStats>;
+  /** graceful close (clients told, SOL payloads deactivated); ms it took */
+  close(): Promise<number | undefined>;
+}
+
+export async function startConsoleServerProcess(fleet: FleetProcess, pki: Pki, protocol: string, entry: { file: string; execArgv: string[] }): Promise<ConsoleServerProcess> {
+  const args = ['--ipmi-port', String(fleet.ipmiPort), '--redfish-port', String(fleet.redfishPort), '--protocol', protocol, '--user', fleet.user, '--password', fleet.password, '--ca', pki.ca, '--cert', pki.serverCert, '--key', pki.serverKey];
+  const child = fork(entry.file, args, { cwd: ROOT, execArgv: entry.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const next = <T>(type: string, ms: number) =>
+    within(
+      `console server ${type}`,
+      ms,
+      new Promise<T>((resolve, reject) => {
+        const onMessage = (msg: { type?: string }) => {
+          if (msg.type !== type) return;
+          child.off('message', onMessage);
+          child.off('exit', onExit);
+          resolve(msg as T);
+        };
+        const onExit = (code: number | null) => reject(new Error(`console server exited (${code}) before ${type}`));
+        child.on('message', onMessage);
+        child.once('exit', onExit);
+      }),
+    );
+  const ready = await next<{ wsPort: number }>('ready', 60_000);
+  return {
+    child,
+    wsPort: ready.wsPort,
+    stats(gc = false) {
+      const answer = next<ConsoleServerStats>('stats', 10_000);
+      child.send({ type: 'stats', gc });
+      return answer;
+    },
+    async close() {
+      if (child.exitCode !== null) return undefined;
+      const closed = next<{ ms: number }>('closed', 25_000).then(
+        (m) => m.ms,
+        () => undefined,
+      );
+      child.send({ type: 'close' });
+      const ms = await closed;
+      await stopChild(child, 5000);
+      return ms;
+    },
+  };
+}

@@ -1,0 +1,187 @@
+/**
+ * The clients of one console session: who is in, who holds the keyboard, and each client's
+ * bounded output queue (client-queue.ts). Output reaches every live client; a client that
+ * falls more than `maxClientQueueBytes` behind is dropped; the keyboard passes to the next
+ * live client when its holder leaves. The BMC side (opening, reconnecting, closing the serial
+ * stream) stays in session.ts, which tells the members what to show through `state()`.
+ */
+import type { Logger } from '../log.js';
+import { createClientQueue, type ClientQueue } from './client-queue.js';
+import type { ClientPort, ConsoleNotice, ConsoleState, EndReason, HubEvent } from './types.js';
+
+export interface Member {
+  readonly port: ClientPort;
+  /** false until the scrollback was replayed to it */
+  live: boolean;
+  /** its output, bounded while the client does not keep up */
+  readonly queue: ClientQueue;
+  /** when it was last told that its input is ignored */
+  refusedAt: number;
+  /** out of the session; every later call about it is a no-op */
+  gone: boolean;
+}
+
+export interface MembersOptions {
+  machineId: string;
+  log: Logger;
+  maxClientQueueBytes: number;
+  onEvent: (event: HubEvent) => void;
+  /** the BMC connection's state, as clients are shown it */
+  state: () => ConsoleState;
+  /** the last client left or was dropped */
+  onEmpty: () => void;
+}
+
+export interface Members {
+  readonly count: number;
+  /** the keyboard holder, if any */
+  readonly keyboard: Member | undefined;
+  /** the longest-standing client, if any */
+  readonly first: Member | undefined;
+  /** a new member, not live yet (it gets no output until `goLive`) */
+  add(port: ClientPort): Member;
+  /** Scrollback first, then live output; takes the keyboard when nobody holds it or `takeover` is asked. */
+  goLive(m: Member, scrollback: Buffer, takeover: boolean): void;
+  /** output for every live client */
+  broadcast(data: Buffer): void;
+  /** `m` holds the keyboard; otherwise it is told (at most every few seconds) that its input is ignored */
+  mayType(m: Member): boolean;
+  takeover(m: Member): void;
+  /** a status notice with `message` to every live client */
+  tellAll(message: string): void;
+  /** a client leaves or is dropped while the session goes on: its keyboard passes on */
+  remove(m: Member, how: 'left' | 'dropped'): void;
+  /** the session ends: every client is told `reason` and let go together; no keyboard passes on */
+  endAll(reason: EndReason): void;
+  who(m: Member): Record<string, string>;
+}
+
+const REFUSED_NOTICE_INTERVAL_MS = 5000;
+
+export function createMembers(o: MembersOptions): Members {
+  const { machineId, log } = o;
+  const members: Member[] = [];
+  let keyboard: Member | undefined;
+
+  function who(m: Member): Record<string, string> {
+    return { client: m.port.identity.subject, remote: m.port.identity.remote, transport: m.port.identity.transport };
+  }
+
+  function statusFor(m: Member, message?: string): ConsoleNotice {
+    return {
+      type: 'status',
+      machineId,
+      state: o.state(),
+      keyboard: keyboard === m,
+      owner: keyboard ? keyboard.port.identity.subject : null,
+      clients: members.length,
+      ...(message === undefined ? {} : { message }),
+    };
+  }
+
+  function tellAll(message: string): void {
+    for (const m of members) if (m.live) m.port.notify(statusFor(m, message));
+  }
+
+  function deliver(m: Member, data: Buffer): void {
+    if (!m.queue.push(data)) drop(m);
+  }
+
+  function drop(m: Member): void {
+    o.onEvent('client-dropped-slow');
+    log.warn({ ...who(m), queued: m.queue.queuedBytes }, 'console client too slow, dropped');
+    const reason: EndReason = { code: 'slow', message: `client too slow: more than ${o.maxClientQueueBytes} bytes of output waiting`, error: true };
+    remove(m, 'dropped');
+    m.port.end(reason);
+  }
+
+  /** Takes `m` out: no output, no input, what waited for it is forgotten. False when it was out already (a port may call `leave()` while it is being ended). */
+  function detach(m: Member): boolean {
+    if (m.gone) return false;
+    m.gone = true;
+    m.queue.clear();
+    const i = members.indexOf(m);
+    if (i >= 0) members.splice(i, 1);
+    o.onEvent('client-leave');
+    return true;
+  }
+
+  function remove(m: Member, how: 'left' | 'dropped'): void {
+    if (!detach(m)) return;
+    log.info({ ...who(m), how, clients: members.length }, 'console client left');
+    if (keyboard === m) {
+      keyboard = members.find((x) => x.live);
+      if (keyboard) {
+        log.info({ ...who(keyboard) }, 'console keyboard passed on');
+        tellAll(`keyboard passed to ${keyboard.port.identity.subject} (${m.port.identity.subject} left)`);
+      }
+    }
+    if (members.length === 0) o.onEmpty();
+  }
+
+  function takeover(m: Member): void {
+    if (m.gone) return;
+    if (keyboard === m) {
+      m.port.notify(statusFor(m, 'you already hold the keyboard'));
+      return;
+    }
+    const previous = keyboard;
+    keyboard = m;
+    o.onEvent('takeover');
+    log.info({ ...who(m), previous: previous?.port.identity.subject ?? null }, 'console keyboard taken over');
+    tellAll(`keyboard taken over by ${m.port.identity.subject}`);
+  }
+
+  return {
+    get count() {
+      return members.length;
+    },
+    get keyboard() {
+      return keyboard;
+    },
+    get first() {
+      return members[0];
+    },
+    add(port) {
+      const m: Member = { port, live: false, queue: createClientQueue((data) => port.send(data), o.maxClientQueueBytes), refusedAt: 0, gone: false };
+      members.push(m);
+      o.onEvent('client-join');
+      return m;
+    },
+    goLive(m, scrollback, wantsKeyboard) {
+      m.live = true;
+      if (scrollback.length > 0) deliver(m, scrollback);
+      log.info({ ...who(m), clients: members.length, scrollback: scrollback.length }, 'console client joined');
+      if (keyboard === undefined || wantsKeyboard) {
+        if (keyboard !== undefined) takeover(m);
+        else keyboard = m;
+      }
+      m.port.notify(statusFor(m, `connected to the console of machine ${machineId}`));
+    },
+    broadcast(data) {
+      for (const m of [...members]) if (m.live) deliver(m, data);
+    },
+    mayType(m) {
+      if (keyboard === m) return true;
+      o.onEvent('input-refused');
+      const now = Date.now();
+      if (now - m.refusedAt >= REFUSED_NOTICE_INTERVAL_MS) {
+        m.refusedAt = now;
+        const owner = keyboard ? keyboard.port.identity.subject : 'nobody';
+        m.port.notify({ type: 'error', message: `input ignored: the keyboard is held by ${owner}; take it over to type` });
+      }
+      return false;
+    },
+    takeover,
+    tellAll,
+    remove,
+    endAll(reason) {
+      keyboard = undefined;
+      for (const m of [...members]) {
+        detach(m);
+        if (m.live) m.port.end(reason);
+      }
+    },
+    who,
+  };
+}

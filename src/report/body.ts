@@ -1,0 +1,70 @@
+/**
+ * The report body: what the BMCs of one cycle said, as metal-api's v1.MachineIpmiReports
+ * entries. Pure: the facade's `BmcReport` in, metal-api's `MachineIpmiReport` out, one entry per
+ * machine UUID, each bounded (bounds.ts); what was dropped or cut is returned for the caller to
+ * log and count.
+ */
+import { toMetalFru, type MachineIpmiReport } from '../metalapi/types.js';
+import type { BmcReport } from '../outband/types.js';
+import { boundEntry } from './bounds.js';
+import type { LedMemory } from './led-memory.js';
+
+/** One machine's entry of the report body, built from what the outband layer read. */
+export function toIpmiReport(bmcIp: string, report: BmcReport): MachineIpmiReport {
+  const m = report.powerMetric;
+  return {
+    BMCIp: bmcIp,
+    BMCVersion: report.bmcVersion,
+    BIOSVersion: report.biosVersion,
+    FRU: toMetalFru(report.fru),
+    PowerState: report.powerState,
+    // metal-api accepts only LED-ON and LED-OFF; an unread LED goes out as LED-OFF, as the Go
+    // metal-bmc sends it (the reporter replaces it with the last known state before this).
+    IndicatorLEDState: report.indicatorLED === 'UNKNOWN' ? 'LED-OFF' : report.indicatorLED,
+    PowerMetric:
+      m === undefined
+        ? null
+        : {
+            averageconsumedwatts: m.averageconsumedwatts,
+            intervalinmin: m.intervalinmin,
+            maxconsumedwatts: m.maxconsumedwatts,
+            minconsumedwatts: m.minconsumedwatts,
+          },
+    PowerSupplies: report.powerSupplies.map((p) => ({ status: { health: p.status.health, state: p.status.state } })),
+  };
+}
+
+/** A BMC read in this cycle: its lease address and its report. */
+export interface BmcRead {
+  ip: string;
+  report: BmcReport;
+}
+
+export interface ReportBody {
+  /** keyed by machine UUID */
+  reports: Record<string, MachineIpmiReport>;
+  /** a second BMC with a UUID already in the body; the first one's entry is kept */
+  duplicates: Array<{ uuid: string; bmcs: [kept: string, dropped: string] }>;
+  /** entries with values cut by `boundEntry` */
+  bounded: Array<{ bmc: string; uuid: string; cut: string[] }>;
+}
+
+/**
+ * Builds the body in the order the BMCs were read: the first BMC of a UUID wins, an unread
+ * identify LED becomes the machine's last known state (`ledMemory`), every entry is bounded.
+ */
+export function assembleReportBody(reads: readonly BmcRead[], ledMemory?: LedMemory): ReportBody {
+  const body: ReportBody = { reports: {}, duplicates: [], bounded: [] };
+  for (const { ip, report } of reads) {
+    const existing = body.reports[report.uuid];
+    if (existing) {
+      body.duplicates.push({ uuid: report.uuid, bmcs: [existing.BMCIp, ip] });
+      continue;
+    }
+    const indicatorLED = ledMemory?.resolve(report.uuid, report.indicatorLED) ?? report.indicatorLED;
+    const { entry, cut } = boundEntry(toIpmiReport(ip, { ...report, indicatorLED }));
+    if (cut.length > 0) body.bounded.push({ bmc: ip, uuid: report.uuid, cut });
+    body.reports[report.uuid] = entry;
+  }
+  return body;
+}

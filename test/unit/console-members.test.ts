@@ -1,0 +1,128 @@
+/** The clients of a console session, without sockets: keyboard hand-over, slow clients dropped, everyone ended together. */
+import { describe, expect, it } from 'vitest';
+import { createMembers, type MembersOptions } from '../../src/console/members.js';
+import type { ClientPort, ConsoleNotice, EndReason, HubEvent } from '../../src/console/types.js';
+import { captureLog } from '../helpers/log.js';
+
+interface FakePort extends ClientPort {
+  output: string[];
+  notices: ConsoleNotice[];
+  ended: EndReason[];
+  full: boolean;
+}
+
+function fakePort(subject: string, onEnd?: () => void): FakePort {
+  const port: FakePort = {
+    identity: { subject, remote: '127.0.0.1:1', transport: 'ws' },
+    output: [],
+    notices: [],
+    ended: [],
+    full: false,
+    send(data) {
+      port.output.push(data.toString());
+      return !port.full;
+    },
+    notify: (n) => void port.notices.push(n),
+    end(reason) {
+      port.ended.push(reason);
+      onEnd?.();
+    },
+  };
+  return port;
+}
+
+function setup(over: Partial<MembersOptions> = {}) {
+  const events: HubEvent[] = [];
+  let empty = 0;
+  const members = createMembers({
+    machineId: 'm1',
+    log: captureLog().logger,
+    maxClientQueueBytes: 10,
+    onEvent: (e) => void events.push(e),
+    state: () => 'open',
+    onEmpty: () => void empty++,
+    ...over,
+  });
+  return { members, events, empties: () => empty };
+}
+
+const lastStatus = (p: FakePort) => p.notices.filter((n) => n.type === 'status').at(-1) as Extract<ConsoleNotice, { type: 'status' }> | undefined;
+
+describe('console members', () => {
+  it('the first live client gets the keyboard, the scrollback before live output, and the keyboard passes on when it leaves', () => {
+    const { members, empties } = setup();
+    const a = fakePort('A');
+    const b = fakePort('B');
+    const ma = members.add(a);
+    const mb = members.add(b);
+    members.broadcast(Buffer.from('not yet live'));
+    members.goLive(ma, Buffer.from('scroll'), false);
+    members.goLive(mb, Buffer.alloc(0), false);
+    members.broadcast(Buffer.from('live'));
+    expect(a.output).toEqual(['scroll', 'live']);
+    expect(b.output).toEqual(['live']);
+    expect([members.keyboard, lastStatus(a)?.keyboard, lastStatus(b)?.keyboard]).toEqual([ma, true, false]);
+    expect(members.mayType(mb)).toBe(false);
+    expect(b.notices.at(-1)).toMatchObject({ type: 'error', message: expect.stringMatching(/held by A/) });
+
+    members.remove(ma, 'left');
+    expect(members.keyboard).toBe(mb);
+    expect(lastStatus(b)).toMatchObject({ keyboard: true, message: 'keyboard passed to B (A left)' });
+    expect(empties()).toBe(0);
+    members.remove(mb, 'left');
+    members.remove(mb, 'left');
+    expect([members.count, empties()]).toEqual([0, 1]);
+  });
+
+  it('takeover moves the keyboard and tells everyone', () => {
+    const { members, events } = setup();
+    const a = fakePort('A');
+    const b = fakePort('B');
+    const ma = members.add(a);
+    members.goLive(ma, Buffer.alloc(0), false);
+    const mb = members.add(b);
+    members.goLive(mb, Buffer.alloc(0), true);
+    expect(members.keyboard).toBe(mb);
+    expect(lastStatus(a)).toMatchObject({ keyboard: false, owner: 'B', message: 'keyboard taken over by B' });
+    expect(members.mayType(ma)).toBe(false);
+    expect(members.mayType(mb)).toBe(true);
+    expect(events.filter((e) => e === 'takeover')).toHaveLength(1);
+  });
+
+  it('drops a client that falls more than the limit behind, and only that one', () => {
+    const { members, events } = setup();
+    const slow = fakePort('slow');
+    const fast = fakePort('fast');
+    const ms = members.add(slow);
+    const mf = members.add(fast);
+    members.goLive(ms, Buffer.alloc(0), false);
+    members.goLive(mf, Buffer.alloc(0), false);
+    slow.full = true;
+    members.broadcast(Buffer.from('12345')); // taken; the port is full from now on
+    members.broadcast(Buffer.from('67890')); // waits: 5 bytes
+    expect(slow.ended).toEqual([]);
+    members.broadcast(Buffer.from('abcdef')); // 11 bytes wait: too slow
+    expect(slow.ended).toMatchObject([{ code: 'slow', error: true }]);
+    expect(events).toContain('client-dropped-slow');
+    expect([members.count, members.keyboard]).toEqual([1, mf]);
+    expect(fast.output).toEqual(['12345', '67890', 'abcdef']);
+  });
+
+  it('endAll lets every client go together: each is told once, no keyboard passes on, a leave() while ending is a no-op', () => {
+    const { members, empties } = setup();
+    const ports: FakePort[] = [];
+    const handles = ['A', 'B', 'C'].map((name) => {
+      const port = fakePort(name, () => members.remove(handle, 'left'));
+      ports.push(port);
+      const handle = members.add(port);
+      members.goLive(handle, Buffer.alloc(0), false);
+      return handle;
+    });
+    const before = ports.map((p) => p.notices.length);
+    members.endAll({ code: 'shutdown', message: 'bye', error: false });
+    expect(ports.map((p) => p.ended.length)).toEqual([1, 1, 1]);
+    expect(ports.map((p) => p.notices.length)).toEqual(before);
+    expect([members.count, members.keyboard, empties()]).toEqual([0, undefined, 0]);
+    expect(handles.every((h) => h.gone)).toBe(true);
+  });
+});
