@@ -75,6 +75,8 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       ipmiPort: o.port ?? config.ipmi.port,
       redfishPort: config.redfish.port,
       redfishInsecure: config.redfish.insecure,
+      redfishLegacyTls: config.redfish.legacyTls,
+      redfishRequestTimeoutMs: config.redfish.requestTimeoutMs,
       ...(redfishCa ? { redfishCa } : {}),
       timeoutMs: config.report.bmcTimeoutMs,
       logger,

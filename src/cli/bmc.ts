@@ -23,6 +23,7 @@ const COMMON_OPTIONS = {
   once: { type: 'boolean', default: false },
   protocol: { type: 'string', default: 'auto' },
   'redfish-port': { type: 'string', default: '443' },
+  'redfish-legacy-tls': { type: 'boolean', default: false },
   url: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -40,6 +41,8 @@ options:
   --address HOST[:PORT]   BMC address (IPMI port 623 by default)
   --protocol P            auto (default: Redfish first, IPMI fallback) | redfish | ipmi
   --redfish-port P        Redfish HTTPS port (default 443)
+  --redfish-legacy-tls    old BMCs: TLS 1.2 with legacy ciphers, RSA-1024 or SHA-1 certificates
+                          (also env METAL_BMC_REDFISH_LEGACY_TLS=true)
   --url URL               firmware: the image URL
   --user U                BMC user (default ADMIN)
   --password P | --password-file F | env IPMI_PASSWORD
@@ -103,6 +106,7 @@ export async function bmcMain(argv: string[], io: { stdout: NodeJS.WritableStrea
     protocol,
     ipmiPort: port,
     redfishPort,
+    redfishLegacyTls: values['redfish-legacy-tls'] || /^(true|1|yes)$/i.test(io.env.METAL_BMC_REDFISH_LEGACY_TLS ?? ''),
     ipmiCipherSuite: cipherSuite,
     ipmiAllowInsecure: values['allow-insecure'],
     guidEncoding,

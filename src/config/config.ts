@@ -27,7 +27,7 @@ export interface Config {
   report: { intervalMs: number; concurrency: number; bmcTimeoutMs: number };
   protocol: Protocol;
   ipmi: { port: number; user: string; password: string };
-  redfish: { port: number; insecure: boolean; caFile?: string };
+  redfish: { port: number; insecure: boolean; caFile?: string; legacyTls: boolean; requestTimeoutMs: number };
   mq: {
     /** as configured; may carry credentials (redactConfig hides them) */
     address: string;
@@ -278,6 +278,8 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
     redfish: {
       port: port(env, 'METAL_BMC_REDFISH_PORT', 443),
       insecure: bool(env, 'METAL_BMC_REDFISH_INSECURE', true),
+      legacyTls: bool(env, 'METAL_BMC_REDFISH_LEGACY_TLS', false),
+      requestTimeoutMs: duration(env, 'METAL_BMC_REDFISH_TIMEOUT', '10s'),
       ...(redfishCa === undefined ? {} : { caFile: redfishCa }),
     },
     mq: {

@@ -34,6 +34,10 @@ export interface ConnectOptions {
   /** accept self-signed BMC certificates (default true), or verify against `redfishCa` */
   redfishInsecure?: boolean;
   redfishCa?: string;
+  /** old BMCs: TLS 1.2 with legacy ciphers, RSA-1024 and SHA-1 certificates (src/redfish/tls.ts); default false */
+  redfishLegacyTls?: boolean;
+  /** deadline of one Redfish request, retries included; default min(timeoutMs, 10 s). Slow BMCs take seconds per request. */
+  redfishRequestTimeoutMs?: number;
   /** deadline of one operation on this BMC */
   timeoutMs?: number;
   uuidRule?: UuidRule;
@@ -117,7 +121,8 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         password: o.password,
         insecure: o.redfishInsecure ?? o.redfishCa === undefined,
         ...(o.redfishCa ? { ca: o.redfishCa } : {}),
-        timeoutMs: Math.min(timeoutMs, 10_000),
+        timeoutMs: Math.min(o.redfishRequestTimeoutMs ?? 10_000, timeoutMs),
+        ...(o.redfishLegacyTls === true ? { legacyTls: true } : {}),
         ...(o.signal ? { signal: o.signal } : {}),
         ...(o.logger ? { logger: o.logger } : {}),
       });
@@ -155,12 +160,14 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   }
 
   const sig = (x?: OperationOptions) => (x?.signal ? { signal: x.signal } : {});
+  /** read options of the Redfish side: the signal, and the logger for choices such as which of several Systems */
+  const rd = (x?: OperationOptions) => ({ ...sig(x), ...(o.logger ? { logger: o.logger } : {}) });
 
   /** Redfish: the override, or on BIOS versions with the Continuous defect (vendor table) the System's BootOrder. */
   async function redfishBoot({ client: r, lib }: RedfishSide, target: BootTarget, x: BootOptions | undefined): Promise<void> {
     const persistent = target !== 'BIOS' && (x?.persistent ?? true);
     if (target !== 'BIOS' && persistent && profile.bootOrderUpToBios !== undefined) {
-      const systemPath = await lib.firstSystemPath(r, sig(x));
+      const systemPath = await lib.firstSystemPath(r, rd(x));
       const system = await lib.readSystem(r, systemPath, sig(x));
       if (biosAtOrBelow(system.biosVersion, profile.bootOrderUpToBios)) {
         const found = await lib.readBootOptions(r, { ...sig(x), systemPath });
@@ -193,7 +200,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         }
         return report;
       }
-      const inv = await redfish.lib.readInventory(redfish.client, sig(x));
+      const inv = await redfish.lib.readInventory(redfish.client, rd(x));
       const missing = [...inv.missing];
       let ipmiReport: BmcReport | undefined;
       let guid: Buffer | undefined;
@@ -264,7 +271,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       route(
         'boot',
         'read boot override',
-        async ({ client, lib }) => bootOverrideOfRedfish((await lib.readSystem(client, await lib.firstSystemPath(client, sig(x)), sig(x))).boot),
+        async ({ client, lib }) => bootOverrideOfRedfish((await lib.readSystem(client, await lib.firstSystemPath(client, rd(x)), sig(x))).boot),
         async () => bootOverrideOfIpmi(await readBootFlags(await ipmi.session(x), sig(x)), profile.ipmiDiskDevice),
       ),
     identify: (on, x) => route('identify', `identify LED ${on ? 'on' : 'off'}`, (r) => r.lib.setIndicator(r.client, on, sig(x)), () => ipmi.identify(on, x)),
@@ -283,7 +290,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const onProgress = x?.onProgress;
       const progress = onProgress ? { onProgress: (p: { state?: string; percent?: number; message?: string }) => onProgress({ state: p.state ?? 'Running', ...(p.percent !== undefined ? { percent: p.percent } : {}), ...(p.message ? { message: p.message } : {}) }) } : {};
       // Targets: the System for BIOS images, its Manager for BMC images.
-      const systemPath = await lib.firstSystemPath(client, sig(x));
+      const systemPath = await lib.firstSystemPath(client, rd(x));
       const system = await lib.readSystem(client, systemPath, sig(x));
       const target = kind === 'bios' ? systemPath : system.managedBy[0];
       const targets = target ? { targets: [target] } : {};

@@ -11,6 +11,7 @@ import { BmcError, abortError } from '../errors.js';
 import { checkCount, checkMs, deadline, raceAbort, sleep } from '../deadline.js';
 import { httpError, isRetryableNetworkError, scrub, transportError } from './http-errors.js';
 import { tlsConnector, tlsPolicy, type TlsOptions } from './tls.js';
+import { decodeJsonBody, parseRetryAfter } from './wire.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
 
@@ -27,6 +28,11 @@ export interface TransportOptions extends TlsOptions {
   retries?: number;
   /** First retry delay, doubled per attempt. Default 200. */
   retryBackoffMs?: number;
+  /**
+   * Longest `Retry-After` honoured on a 503/429 (a BMC restarting its web server), per wait;
+   * a longer one, or one past the request's deadline, fails at once. Default 30 000.
+   */
+  maxRetryAfterMs?: number;
   /** Largest response body accepted. Default 2 MiB (the largest resource metal-bmc reads is a few KiB; a BMC answering more is broken or hostile). */
   maxResponseBytes?: number;
 }
@@ -65,6 +71,10 @@ export interface HttpTransport {
 
 const MAX_REDIRECTS = 3;
 const RETRY_STATUSES = new Set([502, 503, 504]);
+/** Statuses whose `Retry-After` says the request was not processed: any method may be sent again. */
+const RETRY_AFTER_STATUSES = new Set([429, 503]);
+/** Waits for `Retry-After` within one request; the deadline bounds them too. */
+const MAX_RETRY_AFTER_WAITS = 10;
 
 export function originOf(host: string, port: number): string {
   const h = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
@@ -110,12 +120,13 @@ export function createTransport(options: TransportOptions): HttpTransport {
   const connections = checkCount('connections', options.connections, 2, 1, 64);
   const retries = checkCount('retries', options.retries, 2, 0, 10);
   const backoffMs = checkMs('retryBackoffMs', options.retryBackoffMs, 200, 60_000);
+  const maxRetryAfterMs = checkCount('maxRetryAfterMs', options.maxRetryAfterMs, 30_000, 0, 600_000);
   const maxBytes = checkCount('maxResponseBytes', options.maxResponseBytes, 2 << 20, 1024, 1 << 30);
   const origin = originOf(options.host, port);
   const pool = new Pool(origin, {
     connections,
     pipelining: 1,
-    connect: tlsConnector(tlsPolicy(options), connectTimeoutMs),
+    connect: tlsConnector(tlsPolicy(options), connectTimeoutMs, options.legacyTls === true),
     keepAliveTimeout: 10_000,
     keepAliveMaxTimeout: 60_000,
     // Our deadline signal bounds every phase; undici's own timers would only duplicate it.
@@ -139,8 +150,10 @@ export function createTransport(options: TransportOptions): HttpTransport {
     }
     const ms = req.timeoutMs === undefined ? timeoutMs : checkMs('timeoutMs', req.timeoutMs, timeoutMs);
     const dl = deadline(ms, what, req.signal);
+    const startedAt = Date.now();
     let path = firstPath;
     let attempt = 0;
+    let retryAfterWaits = 0;
     let redirects = 0;
     try {
       for (;;) {
@@ -171,6 +184,17 @@ export function createTransport(options: TransportOptions): HttpTransport {
           path = next;
           continue;
         }
+        const retryAfter = RETRY_AFTER_STATUSES.has(status) ? parseRetryAfter(resHeaders['retry-after'], Date.now()) : undefined;
+        if (retryAfter !== undefined && req.stream === undefined && retryAfterWaits < MAX_RETRY_AFTER_WAITS) {
+          // the BMC says it did not process the request (restarting, busy): come back when it says, within the deadline
+          const left = ms - (Date.now() - startedAt);
+          if (retryAfter <= maxRetryAfterMs && retryAfter < left) {
+            await res.body.dump();
+            retryAfterWaits += 1;
+            await sleep(Math.max(retryAfter, 50), dl.signal, what);
+            continue;
+          }
+        }
         if (idempotent && RETRY_STATUSES.has(status) && attempt < retries) {
           await res.body.dump();
           attempt += 1;
@@ -182,18 +206,10 @@ export function createTransport(options: TransportOptions): HttpTransport {
           res.body.destroy();
           throw new BmcError('DECODE', `${what}: response of ${declared} bytes is larger than ${maxBytes} bytes`);
         }
-        const text = await readText(res.body, maxBytes, what);
-        let body: unknown;
-        let malformed = false;
-        if (text.trim() !== '') {
-          try {
-            body = JSON.parse(text) as unknown;
-          } catch {
-            malformed = true;
-          }
-        }
+        const decoded = decodeJsonBody(await readText(res.body, maxBytes, what));
+        const body = decoded.ok ? decoded.value : undefined;
         if (status >= 400) throw httpError(req.method, path, status, body, secrets);
-        if (malformed) throw new BmcError('DECODE', `${what}: malformed JSON in the response for ${path}`);
+        if (!decoded.ok) throw new BmcError('DECODE', `${what}: malformed JSON in the response for ${path}`);
         return { status, headers: resHeaders, body };
       }
     } catch (err) {

@@ -15,6 +15,7 @@ import {
   readPowerSubsystem,
   readServiceRoot,
   readSystem,
+  systemOfBmc,
   type ChassisInfo,
   type ManagerInfo,
   type PowerMetrics,
@@ -166,7 +167,7 @@ export async function readInventory(client: RedfishGetter, options: ReadOptions 
     missing.push('System: service root has no Systems link');
   } else {
     const before = missing.length;
-    const path = await essential('System', missing, () => firstMember(client, serviceRoot.systems, options));
+    const path = await essential('System', missing, async () => systemOfBmc(client, await listMembers(client, serviceRoot.systems as string, options), serviceRoot.managers, options));
     systemLink = path;
     if (path === undefined && missing.length === before) missing.push(`System: ${serviceRoot.systems} has no members`);
     if (path !== undefined) inv.system = await essential('System', missing, () => readSystem(client, path, options));

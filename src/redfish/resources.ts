@@ -21,7 +21,8 @@ import {
   type SystemInfo,
   type UpdateServiceInfo,
 } from './parse.js';
-import { link } from './json.js';
+import { link, links, obj } from './json.js';
+import type { Logger } from '../log.js';
 import type { RedfishClient } from './session.js';
 
 export type * from './parse.js';
@@ -30,6 +31,8 @@ export type RedfishGetter = Pick<RedfishClient, 'get'>;
 
 export interface ReadOptions {
   signal?: AbortSignal;
+  /** where a choice among several Systems is logged */
+  logger?: Logger;
 }
 
 export const SERVICE_ROOT = '/redfish/v1/';
@@ -99,11 +102,40 @@ export async function readActionInfoAllowable(
   return parseActionInfoAllowable(await client.get(path, options), parameter);
 }
 
-/** The first ComputerSystem of the service; UNSUPPORTED when there is none. */
+/** Managers read when a service lists several Systems; more are not consulted. */
+const MAX_MANAGERS = 8;
+
+/**
+ * The System this BMC manages, from the members of a Systems collection: the only one; else the
+ * first member a Manager names in `Links.ManagerForServers` (blade and multi-node chassis list
+ * their siblings, sushy-tools and OpenBMC multi-host list several hosts; bmclib#400); else the
+ * first. The choice among several is logged once per call.
+ */
+export async function systemOfBmc(client: RedfishGetter, members: readonly string[], managers: string | undefined, options: ReadOptions = {}): Promise<string | undefined> {
+  const [first] = members;
+  if (members.length <= 1 || managers === undefined) return first;
+  const managed = new Set<string>();
+  const managerPaths = (await listMembers(client, managers, options)).slice(0, MAX_MANAGERS);
+  for (const m of managerPaths) {
+    const body = await client.get(m, options).catch((err: unknown) => {
+      if (options.signal?.aborted) throw err;
+      return undefined;
+    });
+    for (const s of links(obj(body, 'Links'), 'ManagerForServers')) managed.add(s.replace(/\/+$/, ''));
+  }
+  const chosen = members.find((m) => managed.has(m.replace(/\/+$/, '')));
+  options.logger?.info(
+    { systems: members.length, chosen: chosen ?? first, by: chosen === undefined ? 'first member (no Manager names one)' : 'Manager Links.ManagerForServers' },
+    'redfish service lists several Systems',
+  );
+  return chosen ?? first;
+}
+
+/** The ComputerSystem of this BMC (see systemOfBmc); UNSUPPORTED when there is none. */
 export async function firstSystemPath(client: RedfishGetter, options: ReadOptions = {}): Promise<string> {
   const root = await readServiceRoot(client, options);
   if (root.systems === undefined) throw new BmcError('UNSUPPORTED', 'the service root has no Systems collection');
-  const [first] = await listMembers(client, root.systems, options);
-  if (first === undefined) throw new BmcError('UNSUPPORTED', `${root.systems} has no members`);
-  return first;
+  const chosen = await systemOfBmc(client, await listMembers(client, root.systems, options), root.managers, options);
+  if (chosen === undefined) throw new BmcError('UNSUPPORTED', `${root.systems} has no members`);
+  return chosen;
 }

@@ -8,8 +8,9 @@ import type { Readable } from 'node:stream';
 import { BmcError, isBmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { checkMs } from '../deadline.js';
-import { createTransport, resolvePath, type HttpMethod, type HttpResponse, type HttpTransport, type TransportOptions } from './http.js';
+import { createTransport, type HttpMethod, type HttpResponse, type HttpTransport, type TransportOptions } from './http.js';
 import { odataId, str } from './json.js';
+import { sessionLocation } from './wire.js';
 
 export type AuthMode = 'session' | 'basic' | 'auto';
 
@@ -59,7 +60,11 @@ export interface RedfishClient {
 export const SESSIONS_PATH = '/redfish/v1/SessionService/Sessions';
 /** A resource that needs authentication, read to check Basic credentials at open. */
 const CREDENTIAL_CHECK_PATH = '/redfish/v1/Systems';
-const SESSION_UNSUPPORTED = new Set([404, 405, 501]);
+/**
+ * Answers to the session POST that mean "no sessions here, use Basic": 404/405/501, and 400 as
+ * iDRAC 7/8 answer it (dell/iDRAC-Redfish-Scripting#219). Basic is then checked on its own.
+ */
+const SESSION_UNSUPPORTED = new Set([400, 404, 405, 501]);
 
 type Auth = { kind: 'basic'; header: string } | { kind: 'session'; token: string; location: string | undefined };
 
@@ -90,13 +95,15 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
       json: { UserName: options.user, Password: options.password },
       signal,
     });
-    const token = res.headers['x-auth-token'];
-    if (token === undefined || token === '') throw new BmcError('PROTOCOL', `POST ${SESSIONS_PATH}: no X-Auth-Token in the answer`);
+    // header names arrive lower-cased, whatever letter case the BMC used (X-Auth-Token, x-auth-token, X-AUTH-TOKEN)
+    const token = res.headers['x-auth-token']?.trim();
+    if (token === undefined || token === '') throw new BmcError('PROTOCOL', `POST ${SESSIONS_PATH}: no X-Auth-Token in the answer (HTTP ${res.status})`);
     transport.addSecret(token);
-    const where = res.headers.location ?? odataId(res.body);
-    const location = where === undefined ? undefined : resolvePath(transport.origin, where);
-    if (location === undefined) log?.warn({ origin: transport.origin }, 'redfish session without Location: it cannot be deleted on close');
-    return { kind: 'session', token, location };
+    // 201 is the standard answer; 200 (OpenBMC before 2019, some AMI builds) carries the same session
+    const where = sessionLocation(transport.origin, res.headers.location, odataId(res.body));
+    if (where === undefined) log?.warn({ origin: transport.origin }, 'redfish session without Location: it cannot be deleted on close');
+    else if (where.via !== 'same-origin') log?.debug({ origin: transport.origin, via: where.via }, 'redfish session location taken from a foreign URL or the body');
+    return { kind: 'session', token, location: where?.path };
   }
 
   async function checkBasic(signal: AbortSignal | undefined): Promise<Auth> {
@@ -203,9 +210,14 @@ function sessionClient(
       return await send({ method: 'PATCH', path, json: body, options: withTag(etag) });
     } catch (err) {
       if (!isBmcError(err) || (err.httpStatus !== 412 && err.httpStatus !== 428)) throw err;
+      // read again and retry once: a new ETag (the resource changed in between, or its ETag moves
+      // with sensor readings); for 428 without one, `*`; for 412 with an unchanged tag or none,
+      // no If-Match at all (BMCs that refuse `*` or their own tag: Lenovo XCC, community.general#11261)
       const fresh = await etagOf(path, options);
-      if (fresh === undefined) throw err;
-      return send({ method: 'PATCH', path, json: body, options: withTag(fresh) });
+      const next = err.httpStatus === 428 ? (fresh ?? '*') : fresh !== undefined && fresh !== etag ? fresh : undefined;
+      if (next === etag) throw err;
+      log?.debug({ origin: transport.origin, path, status: err.httpStatus, ifMatch: next === undefined ? 'none' : next === '*' ? '*' : 'fresh' }, 'redfish PATCH precondition failed, retrying once');
+      return send({ method: 'PATCH', path, json: body, options: withTag(next) });
     }
   }
 

@@ -6,6 +6,11 @@
  *    self-signed or not. Checked on every new connection, after the handshake;
  *    TLS session resumption is off so that every connection presents its certificate.
  * The connect timeout bounds TCP connect plus the TLS handshake.
+ *
+ * `legacyTls` (off by default) reaches old BMCs that offer only TLS 1.2 with RSA key exchange
+ * and CBC ciphers, and present RSA-1024 or SHA-1-signed certificates (iDRAC 7/8, older AMI
+ * MegaRAC and H3C HDM firmware): OpenSSL's whole cipher list at security level 0. TLS 1.2 stays
+ * the minimum; nothing older is ever offered.
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -18,7 +23,12 @@ export interface TlsOptions {
   insecure?: boolean;
   ca?: string | Buffer;
   pinnedSha256?: string;
+  /** Accept legacy ciphers, RSA-1024 keys and SHA-1 signatures (OpenSSL security level 0). Default false. */
+  legacyTls?: boolean;
 }
+
+/** The cipher list of `legacyTls`: OpenSSL's default list, with the security level lowered to 0. */
+export const LEGACY_TLS_CIPHERS = 'DEFAULT:@SECLEVEL=0';
 
 /** "AB:CD:…" or "abcd…" → 64 lower-case hex digits, or undefined when malformed. */
 export function normalizeFingerprint(value: string): string | undefined {
@@ -65,13 +75,13 @@ function withConnectTimeout(connect: buildConnector.connector, ms: number): buil
   };
 }
 
-export function tlsConnector(policy: TlsPolicy, connectTimeoutMs: number): buildConnector.connector {
-  return withConnectTimeout(baseConnector(policy, connectTimeoutMs), connectTimeoutMs);
+export function tlsConnector(policy: TlsPolicy, connectTimeoutMs: number, legacyTls = false): buildConnector.connector {
+  return withConnectTimeout(baseConnector(policy, connectTimeoutMs, legacyTls), connectTimeoutMs);
 }
 
-function baseConnector(policy: TlsPolicy, connectTimeoutMs: number): buildConnector.connector {
+function baseConnector(policy: TlsPolicy, connectTimeoutMs: number, legacyTls: boolean): buildConnector.connector {
   // undici's own timer stays as a backstop only.
-  const common = { timeout: connectTimeoutMs + 1000, keepAlive: true, minVersion: 'TLSv1.2' as const };
+  const common = { timeout: connectTimeoutMs + 1000, keepAlive: true, minVersion: 'TLSv1.2' as const, ...(legacyTls ? { ciphers: LEGACY_TLS_CIPHERS } : {}) };
   switch (policy.kind) {
     case 'insecure':
       return buildConnector({ ...common, rejectUnauthorized: false });

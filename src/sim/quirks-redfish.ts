@@ -1,12 +1,116 @@
 /**
  * Redfish quirks of real BMCs the simulator can show (see quirks.ts). Each entry names a
  * behaviour seen on real firmware and the real client the tests prove to survive it on the
- * simulator.
+ * simulator (test/integration/quirk-matrix-redfish.test.ts runs curl against each). The
+ * simulator's Redfish side implements them in src/sim/redfish/quirks.ts.
  */
 import type { SimQuirkInfo } from './quirk-info.js';
 import type { SimVariantName } from './machine.js';
 
-export const REDFISH_QUIRKS = {} satisfies Record<string, SimQuirkInfo>;
+export const REDFISH_QUIRKS = {
+  'redfish-no-sessions': {
+    protocol: 'redfish',
+    description: 'no SessionService: the service root names none, a session POST is answered 400 Bad Request and other SessionService paths 404; only HTTP Basic authenticates',
+    seenOn: 'iDRAC 7 and 8 (2.65, 2.82): SessionService answers 400 (dell/iDRAC-Redfish-Scripting#219); OpenStack sushy and bmclib fall back to Basic',
+    survivedBy: 'curl',
+  },
+  'redfish-session-200': {
+    protocol: 'redfish',
+    description: 'a session POST is answered 200 instead of 201, the token header is spelled x-auth-token, and Location is an absolute URL',
+    seenOn: 'OpenBMC bmcweb before 2019 answered 200 (openbmc/openbmc#3353; DMTF Redfish-Profile-Simulator#22 had the same); header case differs between AMI and Insyde builds',
+    survivedBy: 'curl',
+  },
+  'redfish-no-etag': {
+    protocol: 'redfish',
+    description: 'resources carry no ETag (neither header nor @odata.etag); a PATCH is accepted with any If-Match or none',
+    seenOn: 'Supermicro X10/X11 before Redfish 1.6, older MegaRAC builds; go-hal sends If-Match: * for them',
+    survivedBy: 'curl',
+  },
+  'redfish-weak-etag': {
+    protocol: 'redfish',
+    description: 'ETags are weak (W/"…"); a PATCH with If-Match naming one is refused 412, without If-Match (or with *) it is accepted',
+    seenOn: 'Gigabyte (AMI MegaRAC) BIOS settings refusing their own weak ETag (ansible-collections/community.general#6434)',
+    survivedBy: 'curl',
+  },
+  'redfish-if-match-refused': {
+    protocol: 'redfish',
+    description: 'resources carry no ETag and a PATCH with any If-Match (even *) is refused 412; only an unconditional PATCH is accepted',
+    seenOn: 'newer Lenovo XCC refusing If-Match on PATCH (ansible-collections/community.general#11261, #11270; #3268 added an option to send none)',
+    survivedBy: 'curl',
+  },
+  'redfish-etag-412-once': {
+    protocol: 'redfish',
+    description: 'the first conditional PATCH is refused 412 and the ETag moves (as when a sensor reading changed in between); the next, with the ETag read again, is accepted',
+    seenOn: 'Lenovo XCC and iDRAC, whose ETags move with readings (ansible-collections/community.general#3268, #11261); sushy and go-hal read again and retry',
+    survivedBy: 'curl',
+  },
+  'redfish-action-target-moved': {
+    protocol: 'redfish',
+    description: 'the System reset action lives at an OEM path given only as the Actions target, its ResetType values only in @Redfish.ActionInfo; the usual path answers 404',
+    seenOn: 'DSP0266 forbids building action URIs; OEM targets on HPE iLO and Dell, ActionInfo-only values on Lenovo XCC and OpenBMC',
+    survivedBy: 'curl',
+  },
+  'redfish-multi-system': {
+    protocol: 'redfish',
+    description: 'the Systems collection lists a sibling node first; only the Manager\'s Links.ManagerForServers names the machine this BMC controls',
+    seenOn: 'multi-node and blade chassis, sushy-tools and OpenBMC multi-host (bmc-toolbox/bmclib#400, #401)',
+    survivedBy: 'curl',
+  },
+  'redfish-legacy-power-only': {
+    protocol: 'redfish',
+    description: 'the Chassis has only the deprecated Power resource: no PowerSubsystem and no EnvironmentMetrics',
+    seenOn: 'firmware from before Redfish 2020.4 (Supermicro X10/X11, iDRAC 8, XCC 1.x)',
+    survivedBy: 'curl',
+  },
+  'redfish-503-retry-after': {
+    protocol: 'redfish',
+    description: 'for 2 s after the quirk shows (the BMC\'s web server restarting), every request is answered 503 with Retry-After: 1',
+    seenOn: 'iDRAC 9 answers 503 ServiceTemporarilyUnavailable (SYS518, "Retry in 30 seconds") while its data sources start (ironcore-dev/metal-operator#170); curl --retry honours Retry-After',
+    survivedBy: 'curl',
+  },
+  'redfish-connection-close': {
+    protocol: 'redfish',
+    description: 'every response carries Connection: close and the connection is closed after it',
+    seenOn: 'lighttpd- and GoAhead-based BMC web servers (older Supermicro, MegaRAC) that do not keep connections alive',
+    survivedBy: 'curl',
+  },
+  'redfish-slow': {
+    protocol: 'redfish',
+    description: 'every answer takes 1.5 s',
+    seenOn: 'Supermicro X10/X11 and XCC take seconds per Redfish request under load (bmclib and go-hal raise their timeouts)',
+    survivedBy: 'curl',
+  },
+  'redfish-bom': {
+    protocol: 'redfish',
+    description: 'JSON bodies start with a UTF-8 byte-order mark (EF BB BF)',
+    seenOn: 'BMC web stacks built on .NET or Windows tooling; RFC 8259 §8.1 forbids it and lets parsers ignore it',
+    survivedBy: 'curl',
+  },
+  'redfish-trailing-bytes': {
+    protocol: 'redfish',
+    description: 'JSON bodies are followed by a NUL byte and CR LF, counted in Content-Length',
+    seenOn: 'embedded HTTP servers that send a C string buffer whole',
+    survivedBy: 'curl',
+  },
+  'redfish-legacy-tls': {
+    protocol: 'redfish',
+    description: 'TLS 1.2 only, ECDHE-RSA with AES-CBC-SHA ciphers, SHA-1 handshake signatures only, an RSA-1024 certificate signed with SHA-1',
+    seenOn: 'iDRAC 7/8, older MegaRAC and H3C HDM firmware (mrlhansen/idrac_exporter#205, ansible-collections/community.general#8533, DMTF/python-redfish-library#182)',
+    survivedBy: 'curl',
+  },
+} as const satisfies Record<string, SimQuirkInfo>;
 
-/** The redfish quirks each vendor variant shows by default, as its real counterpart is known to. */
-export const REDFISH_VARIANT_QUIRKS: Partial<Record<SimVariantName, ReadonlyArray<keyof typeof REDFISH_QUIRKS>>> = {};
+export type RedfishQuirkName = keyof typeof REDFISH_QUIRKS;
+
+/**
+ * The Redfish quirks each vendor variant shows by default, as its real counterpart is known to
+ * (citations in REDFISH_QUIRKS[name].seenOn). Only quirks metal-bmc handles with its defaults are
+ * on by default; `redfish-legacy-tls` needs METAL_BMC_REDFISH_LEGACY_TLS and stays opt-in.
+ */
+export const REDFISH_VARIANT_QUIRKS: Partial<Record<SimVariantName, ReadonlyArray<RedfishQuirkName>>> = {
+  supermicro: ['redfish-no-etag'],
+  lenovo: ['redfish-etag-412-once'],
+  gigabyte: ['redfish-weak-etag'],
+  dell: ['redfish-503-retry-after'],
+  'dell-old-bios': ['redfish-no-sessions'],
+};

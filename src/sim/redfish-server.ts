@@ -19,14 +19,20 @@
  * mode; `noAnswer` and `redfishHang` accept and never answer; `delayMs` delays each answer;
  * `redfishStatus` answers everything with that status and a Redfish error body;
  * `wrongCredentials` fails every login (session POST and Basic).
+ *
+ * Quirks of real BMCs (src/sim/quirks-redfish.ts, src/sim/redfish/quirks.ts) are read per request
+ * too. TLS is terminated per connection rather than by one https.Server, so that the machine a
+ * connection reaches decides its TLS (redfish-legacy-tls: TLS 1.2, SHA-1 handshake signatures,
+ * an RSA-1024 SHA-1 certificate) before the handshake.
  */
-import { createServer, type Server } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createNetServer, type Server, type Socket } from 'node:net';
+import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { BmcError } from '../errors.js';
 import type { SimMachine } from './machine.js';
 import type { MachineContext, RequestCounters, ServerSettings } from './redfish/context.js';
 import { errorReply, send, type Reply } from './redfish/http.js';
+import { newQuirkState, quirk, restarting, SLOW_ANSWER_MS, TRAILING_BYTES, wireShape } from './redfish/quirks.js';
 import { dispatch } from './redfish/routes.js';
 import { SessionStore } from './redfish/sessions.js';
 import { TaskStore } from './redfish/tasks.js';
@@ -103,6 +109,7 @@ export async function startRedfishServer(options: RedfishServerOptions): Promise
     vendor: vendorOf(machine.state.manufacturer),
     sessions: new SessionStore(maxSessions, settings.sessionTimeoutS * 1000),
     tasks: new TaskStore(taskDurationMs),
+    quirkState: newQuirkState(),
   }));
   const byAddress = new Map<string, MachineContext>();
   for (const ctx of contexts) {
@@ -110,7 +117,25 @@ export async function startRedfishServer(options: RedfishServerOptions): Promise
     byAddress.set(ctx.machine.state.address, ctx);
   }
   const addresses = [...byAddress.keys()];
-  const tls = options.tls ?? selfSignedCertificate('metal-bmc-sim', ['localhost', '127.0.0.1', ...(addresses.length <= 256 ? addresses : [])]);
+  const altNames = ['localhost', '127.0.0.1', ...(addresses.length <= 256 ? addresses : [])];
+  const tls = options.tls ?? selfSignedCertificate('metal-bmc-sim', altNames);
+  const modernContext = createSecureContext({ key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' });
+  let legacyContext: SecureContext | undefined;
+  /** redfish-legacy-tls: what an iDRAC 7/8 or an old MegaRAC offers; made on first use */
+  const legacy = (): SecureContext => {
+    if (legacyContext === undefined) {
+      const old = selfSignedCertificate('metal-bmc-sim-legacy', altNames, 'legacy');
+      legacyContext = createSecureContext({
+        key: old.key,
+        cert: old.cert,
+        minVersion: 'TLSv1.2',
+        maxVersion: 'TLSv1.2',
+        ciphers: 'ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA:@SECLEVEL=0',
+        sigalgs: 'RSA+SHA1',
+      });
+    }
+    return legacyContext;
+  };
 
   const requests: RequestCounters = { total: 0, perMachine: contexts.map(() => 0), byRoute: {}, uploadedBytes: 0, updateParameters: {} };
   const sockets = new Set<Socket>();
@@ -140,39 +165,59 @@ export async function startRedfishServer(options: RedfishServerOptions): Promise
       return;
     }
     if (faults.delayMs > 0) await delay(faults.delayMs);
+    if (quirk(ctx, 'redfish-slow')) await delay(SLOW_ANSWER_MS);
+    const unavailable = restarting(ctx);
+    if (unavailable !== undefined) {
+      reply(req, res, unavailable, ctx);
+      return;
+    }
     if (faults.redfishStatus !== null) {
       const status = faults.redfishStatus;
       const id = status === 503 ? 'ServiceTemporarilyUnavailable' : status >= 500 ? 'InternalError' : 'GeneralError';
-      reply(req, res, errorReply(status, id, `The simulated BMC answers every request with ${status}.`));
+      reply(req, res, errorReply(status, id, `The simulated BMC answers every request with ${status}.`), ctx);
       return;
     }
     const path = req.url ?? '/';
-    reply(req, res, await dispatch({ ctx, settings, counters: requests, req, method: req.method ?? 'GET', path }));
+    reply(req, res, await dispatch({ ctx, settings, counters: requests, req, method: req.method ?? 'GET', path }), ctx);
   }
 
-  function reply(req: IncomingMessage, res: ServerResponse, r: Reply): void {
-    send(res, r);
+  function reply(req: IncomingMessage, res: ServerResponse, r: Reply, ctx?: MachineContext): void {
+    const shape = ctx === undefined ? undefined : wireShape(ctx);
+    send(res, r, shape === undefined ? {} : { bom: shape.bom, close: shape.close, ...(shape.trailing ? { trailing: TRAILING_BYTES } : {}) });
     if (!req.complete) req.resume();
   }
 
-  function makeServer(route: (req: IncomingMessage) => MachineContext | undefined): Server {
-    const server = createServer({ key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' }, (req, res) => {
-      const ctx = route(req);
+  /** The machine of each TLS connection, chosen when it arrived. */
+  const contextOf = new WeakMap<Socket, MachineContext | undefined>();
+
+  /**
+   * A TCP listener that terminates TLS per connection (the machine's quirks choose the TLS
+   * context) and hands the TLS socket to an HTTP server that never listens itself.
+   */
+  function makeServer(route: (socket: Socket) => MachineContext | undefined): Server {
+    const http = createHttpServer((req, res) => {
+      const ctx = contextOf.get(req.socket);
       if (ctx === undefined) {
         requests.total++;
         requests.byRoute.unknown = (requests.byRoute.unknown ?? 0) + 1;
-        reply(req, res, errorReply(404, 'ResourceNotFound', `No simulated BMC at ${plainAddress(req.socket.localAddress)}.`));
+        reply(req, res, errorReply(404, 'ResourceNotFound', `No simulated BMC at ${plainAddress((req.socket as Socket).localAddress)}.`));
         return;
       }
       serve(ctx, req, res).catch((err: unknown) => {
-        reply(req, res, errorReply(500, 'InternalError', `The request failed due to an internal service error: ${String(err)}`));
+        reply(req, res, errorReply(500, 'InternalError', `The request failed due to an internal service error: ${String(err)}`), ctx);
       });
     });
-    server.on('connection', (socket: Socket) => {
-      sockets.add(socket);
-      socket.once('close', () => sockets.delete(socket));
+    const server = createNetServer((raw) => {
+      sockets.add(raw);
+      raw.once('close', () => sockets.delete(raw));
+      raw.on('error', () => raw.destroy());
+      if (raw.destroyed) return;
+      const ctx = route(raw);
+      const secure = new TLSSocket(raw, { isServer: true, secureContext: ctx !== undefined && quirk(ctx, 'redfish-legacy-tls') ? legacy() : modernContext });
+      contextOf.set(secure, ctx);
+      secure.on('error', () => raw.destroy()); // a failed handshake or a reset: the client sees it, the server goes on
+      http.emit('connection', secure);
     });
-    server.on('tlsClientError', (_err, socket) => socket.destroy());
     return server;
   }
 
@@ -221,7 +266,7 @@ export async function startRedfishServer(options: RedfishServerOptions): Promise
       throw failed.reason;
     }
   } else {
-    single = makeServer((req) => byAddress.get(plainAddress(req.socket.localAddress)) ?? (contexts.length === 1 ? contexts[0] : undefined));
+    single = makeServer((socket) => byAddress.get(plainAddress(socket.localAddress)) ?? (contexts.length === 1 ? contexts[0] : undefined));
     singlePort = await listen(single, host, port);
   }
 

@@ -32,17 +32,24 @@ export function subjectAltName(altNames: readonly string[]): string {
     .join(',');
 }
 
-/** Key and certificate for `commonName` and `altNames`; generated on the first call, then cached. */
-export function selfSignedCertificate(commonName: string, altNames: readonly string[] = ['localhost', '127.0.0.1']): SelfSignedCertificate {
+/** How the key is made: EC P-256 (today's BMCs), or RSA-1024 signed with SHA-1 (BMCs of about 2012-2016). */
+export type CertificateKind = 'modern' | 'legacy';
+
+/**
+ * Key and certificate for `commonName` and `altNames`; generated on the first call, then cached.
+ * `legacy`: an RSA-1024 key and a SHA-1 signature, as old iDRAC, MegaRAC and Supermicro X9 BMCs ship.
+ */
+export function selfSignedCertificate(commonName: string, altNames: readonly string[] = ['localhost', '127.0.0.1'], kind: CertificateKind = 'modern'): SelfSignedCertificate {
   if (!/^[A-Za-z0-9. _-]+$/.test(commonName)) throw new Error(`invalid commonName ${JSON.stringify(commonName)}`);
-  const key = `${commonName}\n${altNames.join(',')}`;
+  const key = `${kind}\n${commonName}\n${altNames.join(',')}`;
   const cached = cache.get(key);
   if (cached !== undefined) return cached;
   const dir = mkdtempSync(join(tmpdir(), 'metal-bmc-sim-tls-'));
   try {
     const keyFile = join(dir, 'key.pem');
     const certFile = join(dir, 'cert.pem');
-    const args = ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    const keyArgs = kind === 'legacy' ? ['-newkey', 'rsa:1024', '-sha1'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
+    const args = ['req', '-x509', ...keyArgs, '-nodes'];
     args.push('-keyout', keyFile, '-out', certFile, '-days', '3650', '-subj', `/CN=${commonName}`);
     if (altNames.length > 0) args.push('-addext', `subjectAltName=${subjectAltName(altNames)}`);
     try {

@@ -29,7 +29,7 @@ export interface RecordedRequest {
 }
 
 export type Fault =
-  | { kind: 'status'; status: number; message?: string } // message: `{token}` and `{password}` are substituted
+  | { kind: 'status'; status: number; message?: string; retryAfter?: string } // message: `{token}` and `{password}` are substituted
   | { kind: 'hang' }
   | { kind: 'malformed' }
   /** a 200 whose body is `bytes` long (streamed, never held), with or without Content-Length; `sent` counts what went out */
@@ -343,7 +343,7 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
       if (fault?.kind === 'status') {
         const token = req.headers['x-auth-token'];
         const msg = (fault.message ?? `Injected status ${fault.status}.`).replace('{token}', typeof token === 'string' ? token : '').replace('{password}', password);
-        return send(res, fault.status, redfishError(fault.status, msg));
+        return send(res, fault.status, redfishError(fault.status, msg), fault.retryAfter === undefined ? undefined : { 'retry-after': fault.retryAfter });
       }
       if (fault?.kind === 'malformed') return send(res, 200, '{"@odata.id": "/redfish/v1", "Name": ');
       if (fault?.kind === 'huge') return sendHuge(res, fault);

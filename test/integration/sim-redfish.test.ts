@@ -77,6 +77,8 @@ function fleet(): SimMachine[] {
   const byVendor = new Map<string, SimMachine>();
   for (let i = 0; byVendor.size < 3 && i < 100; i++) {
     const state = createMachineState('redfish-test', i, CIDR);
+    // the standard behaviour each vendor profile shows; the variants' quirks have their own matrix (quirk-matrix-redfish)
+    state.quirks.clear();
     if (!byVendor.has(state.manufacturer)) byVendor.set(state.manufacturer, new SimMachine(state));
   }
   return ['Supermicro', 'Lenovo', 'Gigabyte'].map((v) => byVendor.get(v) as SimMachine);

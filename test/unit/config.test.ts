@@ -48,7 +48,7 @@ describe('loadConfig defaults', () => {
       report: { intervalMs: 300_000, concurrency: 64, bmcTimeoutMs: 20_000 },
       protocol: 'auto',
       ipmi: { port: 623, user: 'ADMIN', password: 'ADMIN' },
-      redfish: { port: 443, insecure: true },
+      redfish: { port: 443, insecure: true, legacyTls: false, requestTimeoutMs: 10_000 },
       mq: {
         address: 'nats://localhost:4222',
         servers: ['nats://localhost:4222'],
@@ -113,6 +113,8 @@ describe('loadConfig defaults', () => {
       METAL_BMC_REDFISH_PORT: '8443',
       METAL_BMC_REDFISH_INSECURE: 'no',
       METAL_BMC_REDFISH_CA_FILE: file('bmc-ca.pem'),
+      METAL_BMC_REDFISH_LEGACY_TLS: 'yes',
+      METAL_BMC_REDFISH_TIMEOUT: '45s',
       METAL_BMC_PROTOCOL: 'ipmi',
       METAL_BMC_REPORT_CONCURRENCY: '8',
       METAL_BMC_BMC_TIMEOUT: '1.5s',
@@ -133,7 +135,7 @@ describe('loadConfig defaults', () => {
     expect(c.leases.allowedCidrs.map((x) => x.text)).toEqual(['10.1.0.0/16', '192.168.1.0/24']);
     expect(c.report).toEqual({ intervalMs: 5_400_000, concurrency: 8, bmcTimeoutMs: 1500 });
     expect(c.ipmi).toEqual({ port: 6230, user: 'root', password: ' calvin ' });
-    expect(c.redfish).toEqual({ port: 8443, insecure: false, caFile: join(dir, 'bmc-ca.pem') });
+    expect(c.redfish).toEqual({ port: 8443, insecure: false, caFile: join(dir, 'bmc-ca.pem'), legacyTls: true, requestTimeoutMs: 45_000 });
     expect(c.protocol).toBe('ipmi');
     expect(c.mq).toMatchObject({ servers: ['nats://nats-1:4222', 'nats://nats-2:4222'], user: 'bmc', password: 'pw', machineTopic: 'machines', machineTopicTtlMs: 45_000, resultTopic: 'results' });
     expect(c.mq.clientKeyFile).toBe(join(dir, 'mq-key.pem'));

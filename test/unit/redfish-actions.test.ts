@@ -160,6 +160,19 @@ describe('patch with ETags', () => {
     expect(server.resource(SYSTEM)?.AssetTag).toBe('x');
   });
 
+  it('412 refusing its own current ETag, or *: retried once without If-Match, never a third time', async () => {
+    const { server, client } = await setup({ etags: true });
+    server.addFault({ method: 'PATCH', path: SYSTEM, fault: { kind: 'status', status: 412 }, times: 1 });
+    await client.patch(SYSTEM, { AssetTag: 'z' });
+    const p = patches(server).map((x) => x.ifMatch);
+    expect(p).toEqual([expect.stringMatching(/^W\//), undefined]); // the fresh read gave the same tag: the BMC refuses its own
+    expect(server.resource(SYSTEM)?.AssetTag).toBe('z');
+    server.addFault({ method: 'PATCH', path: SYSTEM, fault: { kind: 'status', status: 412 } });
+    await expect(client.patch(SYSTEM, { AssetTag: 'w' }, { etag: '*' })).rejects.toMatchObject({ httpStatus: 412 });
+    expect(patches(server).slice(2).map((x) => x.ifMatch)).toEqual(['*', expect.stringMatching(/^W\//)]); // then the fresh tag: one retry only
+    server.clearFaults();
+  });
+
   it('428 without If-Match: fetches the ETag and retries once', async () => {
     const { server, client } = await setup({ etags: true, requireIfMatch: true });
     await client.patch(SYSTEM, { AssetTag: 'y' }, { etag: null });

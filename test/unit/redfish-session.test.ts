@@ -151,6 +151,20 @@ describe('transport faults', () => {
     });
   });
 
+  it('503 with Retry-After: any method waits as told and is sent again; a wait past the deadline fails at once', async () => {
+    await withClient({ timeoutMs: 3000 }, async (client) => {
+      server.addFault({ method: 'POST', path: '/redfish/v1/Systems', fault: { kind: 'status', status: 503, retryAfter: '0' }, times: 2 });
+      await client.post('/redfish/v1/Systems/437XR1138R2/Actions/ComputerSystem.Reset', { ResetType: 'On' });
+      expect(server.requests.filter((r) => r.method === 'POST' && r.path.startsWith('/redfish/v1/Systems'))).toHaveLength(3);
+      server.addFault({ method: 'POST', path: '/redfish/v1/Managers', fault: { kind: 'status', status: 503, retryAfter: '3600' } });
+      const t0 = performance.now();
+      expect((await failure(client.post('/redfish/v1/Managers/BMC/Actions/Manager.Reset', { ResetType: 'ForceRestart' }))).httpStatus).toBe(503);
+      expect(performance.now() - t0).toBeLessThan(2500); // did not wait an hour, nor for the deadline
+      expect(server.requests.filter((r) => r.method === 'POST' && r.path.startsWith('/redfish/v1/Managers'))).toHaveLength(1);
+      server.clearFaults();
+    });
+  });
+
   it('500 is not retried; POST/PATCH are never retried', async () => {
     await withClient({}, async (client) => {
       server.addFault({ path: '/redfish/v1/Managers', fault: { kind: 'status', status: 500 } });

@@ -7,6 +7,7 @@ import { errorBody, etagOf } from '../../src/sim/redfish/http.js';
 import { manager, serviceRoot, system } from '../../src/sim/redfish/resources.js';
 import { SessionStore } from '../../src/sim/redfish/sessions.js';
 import { TaskStore, taskView } from '../../src/sim/redfish/tasks.js';
+import { newQuirkState } from '../../src/sim/redfish/quirks.js';
 import { REDFISH_VENDORS, vendorOf } from '../../src/sim/redfish/vendors.js';
 import { selfSignedCertificate } from '../../src/sim/tls.js';
 import { withPeers } from '../helpers/peers.js';
@@ -16,7 +17,7 @@ const { describe, it } = withPeers('openssl');
 function context(manufacturer: string): MachineContext {
   const state = createMachineState('unit', 3);
   state.manufacturer = manufacturer;
-  return { index: 0, machine: new SimMachine(state), vendor: vendorOf(manufacturer), sessions: new SessionStore(2, 1000), tasks: new TaskStore(100) };
+  return { index: 0, machine: new SimMachine(state), vendor: vendorOf(manufacturer), sessions: new SessionStore(2, 1000), tasks: new TaskStore(100), quirkState: newQuirkState() };
 }
 
 describe('Redfish resources per vendor', () => {

@@ -1,6 +1,7 @@
 /** What a request handler of the simulated Redfish service sees. */
 import type { IncomingMessage } from 'node:http';
 import type { SimMachine } from '../machine.js';
+import type { QuirkState } from './quirks.js';
 import type { SessionStore, SimSession } from './sessions.js';
 import type { TaskStore } from './tasks.js';
 import type { RedfishVendor } from './vendors.js';
@@ -19,6 +20,8 @@ export interface MachineContext {
   vendor: RedfishVendor;
   sessions: SessionStore;
   tasks: TaskStore;
+  /** what the Redfish quirks remember between requests */
+  quirkState: QuirkState;
 }
 
 export interface RequestCounters {

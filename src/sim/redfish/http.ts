@@ -72,9 +72,20 @@ export class RedfishFault extends Error {
   }
 }
 
-export function send(res: ServerResponse, reply: Reply): void {
+/** How the bytes go out beyond the reply (the wire quirks of src/sim/redfish/quirks.ts). */
+export interface SendShape {
+  /** a UTF-8 byte-order mark before a JSON body */
+  bom?: boolean;
+  /** bytes after a JSON body, counted in Content-Length */
+  trailing?: string;
+  /** Connection: close, and the connection closed after the answer */
+  close?: boolean;
+}
+
+export function send(res: ServerResponse, reply: Reply, shape: SendShape = {}): void {
   if (res.headersSent || res.destroyed) return;
-  const text = reply.body === undefined ? '' : JSON.stringify(reply.body);
+  const json = reply.body === undefined ? '' : JSON.stringify(reply.body);
+  const text = json === '' ? '' : `${shape.bom === true ? '\uFEFF' : ''}${json}${shape.trailing ?? ''}`;
   res.statusCode = reply.status;
   res.setHeader('OData-Version', '4.0');
   res.setHeader('Cache-Control', 'no-cache');
@@ -82,6 +93,7 @@ export function send(res: ServerResponse, reply: Reply): void {
     res.setHeader('Content-Type', 'application/json; charset=utf-8');
     res.setHeader('Content-Length', Buffer.byteLength(text));
   }
+  if (shape.close === true) res.setHeader('Connection', 'close');
   for (const [name, value] of Object.entries(reply.headers ?? {})) res.setHeader(name, value);
   res.end(text);
 }

@@ -6,11 +6,13 @@
  * segment, handed to the handler).
  */
 import { timingSafeEqual } from 'node:crypto';
+import { hasQuirk } from '../machine.js';
 import * as ch from './chassis.js';
 import { paths, type Rq } from './context.js';
 import { asObject, errorReply, readJson, RedfishFault, type Reply } from './http.js';
 import { collection, type Json } from './mockup.js';
 import * as res from './resources.js';
+import { beforeRoute, shapeReply, siblingRoute, systemMembers } from './quirks.js';
 import type { SimSession } from './sessions.js';
 import type { SimTask } from './tasks.js';
 import { patchChassis, patchSystem, resetSystem } from './system-actions.js';
@@ -49,14 +51,14 @@ const ROUTES: readonly Route[] = [
   { name: 'PATCH system', method: 'PATCH', path: '{system}', handle: patchSystem },
   { name: 'GET boot options', method: 'GET', path: '{system}/BootOptions', handle: (rq) => ok(res.bootOptions(rq.ctx)) },
   { name: 'GET boot option', method: 'GET', path: '{system}/BootOptions/{id}', handle: (rq) => ok(res.bootOption(rq.ctx, rq.id)) },
-  { name: 'GET reset action info', method: 'GET', path: '{system}/ResetActionInfo', handle: (rq) => only(rq.ctx.vendor.resetActionInfo, () => res.resetActionInfo(rq.ctx)) },
+  { name: 'GET reset action info', method: 'GET', path: '{system}/ResetActionInfo', handle: (rq) => only(rq.ctx.vendor.resetActionInfo || hasQuirk(rq.ctx.machine.state, 'redfish-action-target-moved'), () => res.resetActionInfo(rq.ctx)) },
   { name: 'POST reset', method: 'POST', path: '{system}/Actions/ComputerSystem.Reset', handle: resetSystem },
   { name: 'GET managers', method: 'GET', path: `${V1}/Managers`, handle: (rq) => ok(members(rq, 'Managers', 'manager')) },
   { name: 'GET manager', method: 'GET', path: '{manager}', handle: (rq) => ok(res.manager(rq.ctx)) },
   { name: 'GET chassis collection', method: 'GET', path: `${V1}/Chassis`, handle: (rq) => ok(members(rq, 'Chassis', 'chassis')) },
   { name: 'GET chassis', method: 'GET', path: '{chassis}', handle: (rq) => withEtag(ch.chassis(rq.ctx)) },
   { name: 'PATCH chassis', method: 'PATCH', path: '{chassis}', handle: patchChassis },
-  { name: 'GET power', method: 'GET', path: '{chassis}/Power', handle: (rq) => only(rq.ctx.vendor.power, () => ch.power(rq.ctx)) },
+  { name: 'GET power', method: 'GET', path: '{chassis}/Power', handle: (rq) => only(rq.ctx.vendor.power || hasQuirk(rq.ctx.machine.state, 'redfish-legacy-power-only'), () => ch.power(rq.ctx)) },
   { name: 'GET power subsystem', method: 'GET', path: '{chassis}/PowerSubsystem', handle: (rq) => ok(ch.powerSubsystem(rq.ctx)) },
   { name: 'GET power supplies', method: 'GET', path: '{chassis}/PowerSubsystem/PowerSupplies', handle: (rq) => ok(ch.powerSupplies(rq.ctx)) },
   { name: 'GET power supply', method: 'GET', path: '{chassis}/PowerSubsystem/PowerSupplies/{id}', handle: (rq) => ok(ch.powerSupply(rq.ctx, rq.id)) },
@@ -75,7 +77,8 @@ const ROUTES: readonly Route[] = [
 ];
 
 function members(rq: Rq, name: 'Systems' | 'Managers' | 'Chassis', which: 'system' | 'manager' | 'chassis'): Json {
-  return collection(name, rq.ctx.vendor, `${V1}/${name}`, [paths(rq.ctx.vendor)[which]]);
+  const own = paths(rq.ctx.vendor)[which];
+  return collection(name, rq.ctx.vendor, `${V1}/${name}`, which === 'system' ? systemMembers(rq.ctx, own) : [own]);
 }
 
 function withTask<T>(rq: Rq, fn: (t: SimTask) => T): T | undefined {
@@ -128,6 +131,11 @@ function authenticate(rq: Rq): SimSession | 'basic' | undefined {
   return credentialsOk(rq, decoded.slice(0, colon), decoded.slice(colon + 1)) ? 'basic' : undefined;
 }
 
+function unauthorized(): Reply {
+  const reply = errorReply(401, 'NoValidSession', 'There is no valid session established with the implementation.');
+  return { ...reply, headers: { 'WWW-Authenticate': 'Basic realm="Redfish"' } };
+}
+
 interface Compiled {
   route: Route;
   segments: string[];
@@ -159,7 +167,10 @@ function match(segments: readonly string[], pattern: readonly string[]): string 
 
 /** Finds the route, checks authentication, runs the handler; every outcome is a Reply. */
 export async function dispatch(rq: Omit<Rq, 'id' | 'session'>): Promise<Reply> {
-  const pathname = rq.path.split('?')[0] ?? '';
+  let pathname = rq.path.split('?')[0] ?? '';
+  const early = beforeRoute(rq.ctx, rq.method, pathname);
+  if (early !== undefined && 'reply' in early) return early.reply;
+  if (early !== undefined) pathname = early.reroute;
   let segments: string[];
   try {
     segments = pathname.split('/').filter((s) => s !== '').map(decodeURIComponent);
@@ -171,6 +182,10 @@ export async function dispatch(rq: Omit<Rq, 'id' | 'session'>): Promise<Reply> {
     return id === undefined ? [] : [{ route: c.route, id }];
   });
   const hit = candidates.find((c) => c.route.method === rq.method);
+  if (hit === undefined && candidates.length === 0) {
+    const sibling = siblingRoute(rq.ctx, rq.method, pathname, () => res.system(rq.ctx));
+    if (sibling !== undefined) return authenticate({ ...rq, id: '', session: undefined }) === undefined ? unauthorized() : sibling;
+  }
   if (hit === undefined) {
     rq.counters.byRoute.unknown = (rq.counters.byRoute.unknown ?? 0) + 1;
     if (candidates.length === 0) return notFound();
@@ -182,14 +197,11 @@ export async function dispatch(rq: Omit<Rq, 'id' | 'session'>): Promise<Reply> {
   const full: Rq = { ...rq, id, session: undefined };
   if (route.auth !== false) {
     const who = authenticate(full);
-    if (who === undefined) {
-      const reply = errorReply(401, 'NoValidSession', 'There is no valid session established with the implementation.');
-      return { ...reply, headers: { 'WWW-Authenticate': 'Basic realm="Redfish"' } };
-    }
+    if (who === undefined) return unauthorized();
     if (who !== 'basic') full.session = who;
   }
   try {
-    return await route.handle(full);
+    return shapeReply(full, route.name, await route.handle(full));
   } catch (err) {
     if (err instanceof RedfishFault) return err.reply;
     return errorReply(500, 'InternalError', `The request failed due to an internal service error: ${err instanceof Error ? err.message : String(err)}`);

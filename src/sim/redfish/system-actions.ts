@@ -11,6 +11,7 @@ import type { Rq } from './context.js';
 import { asObject, readJson, RedfishFault, type Reply } from './http.js';
 import type { Json } from './mockup.js';
 import { BOOT_ENABLED, BOOT_MODES, BOOT_TARGETS, system } from './resources.js';
+import { ifMatchRule, quirkEtag } from './quirks.js';
 import type { ResetType } from './vendors.js';
 
 /** Power after each reset type; undefined keeps it (Nmi). */
@@ -41,7 +42,9 @@ export async function resetSystem(rq: Rq): Promise<Reply> {
 }
 
 /** 412 when If-Match names none of the current ETag (or *), 428 when it is missing and required. */
-function checkIfMatch(rq: Rq, etag: string): void {
+function checkIfMatch(rq: Rq, raw: string): void {
+  if (ifMatchRule(rq) === 'accept') return;
+  const etag = quirkEtag(rq.ctx, raw);
   const header = rq.req.headers['if-match'];
   if (header === undefined) {
     if (rq.ctx.vendor.ifMatchRequired) throw new RedfishFault(428, 'PreconditionRequired', 'A precondition header or annotation is required to change the resource.');

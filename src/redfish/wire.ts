@@ -1,0 +1,115 @@
+/**
+ * Decoders for what real BMCs put on the wire beside the specification: JSON bodies with a
+ * UTF-8 byte-order mark or bytes after the document, `Retry-After` in either of its two HTTP
+ * forms, and session `Location` headers that are relative, absolute, or name another host.
+ * Pure functions; none of them throws, whatever the input.
+ */
+
+/** U+FEFF, the byte-order mark, as it decodes from EF BB BF. */
+const BOM = '\uFEFF';
+
+/**
+ * The end (exclusive) of the first JSON object or array in `text`, starting at `start`, found by
+ * bracket depth outside of strings; undefined when the value never closes.
+ */
+function endOfFirstValue(text: string, start: number): number | undefined {
+  let depth = 0;
+  let inString = false;
+  for (let i = start; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      depth++;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+      if (depth === 0) return i + 1;
+      if (depth < 0) return undefined;
+    }
+  }
+  return undefined;
+}
+
+export type JsonDecode =
+  | { ok: true; value: unknown; empty: boolean; lenient?: 'bom' | 'trailing' | 'bom+trailing' }
+  | { ok: false };
+
+/**
+ * A response body as JSON. An empty (or whitespace-only) body is `empty`. A leading byte-order
+ * mark (RFC 8259 §8.1 lets a parser ignore it) and bytes after a complete top-level object or
+ * array (NULs, whitespace, or garbage a BMC's HTTP server leaves there) are tolerated and named in
+ * `lenient`; anything else that is not JSON is `ok: false`.
+ */
+export function decodeJsonBody(raw: string): JsonDecode {
+  const bom = raw.startsWith(BOM);
+  const text = bom ? raw.slice(1) : raw;
+  if (text.trim() === '') return { ok: true, value: undefined, empty: true, ...(bom ? { lenient: 'bom' as const } : {}) };
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown, empty: false, ...(bom ? { lenient: 'bom' as const } : {}) };
+  } catch {
+    // fall through: maybe a complete document followed by noise
+  }
+  const start = text.length - text.trimStart().length;
+  const first = text[start];
+  if (first !== '{' && first !== '[') return { ok: false };
+  const end = endOfFirstValue(text, start);
+  if (end === undefined) return { ok: false };
+  try {
+    return { ok: true, value: JSON.parse(text.slice(start, end)) as unknown, empty: false, lenient: bom ? 'bom+trailing' : 'trailing' };
+  } catch {
+    return { ok: false };
+  }
+}
+
+/**
+ * `Retry-After` (RFC 9110 §10.2.3) as milliseconds from `nowMs`: delta-seconds (`120`) or an
+ * HTTP-date (`Fri, 31 Dec 1999 23:59:59 GMT`); a date in the past is 0. Undefined when absent or
+ * malformed (a negative number, a fraction, a word), so the caller's own backoff applies.
+ */
+export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim();
+  if (/^\d{1,9}$/.test(v)) return Number(v) * 1000;
+  // an HTTP-date names a weekday; Date.parse alone would also take "1" or "2026"
+  if (!/^[A-Za-z]{3},\s/.test(v)) return undefined;
+  const at = Date.parse(v);
+  if (!Number.isFinite(at)) return undefined;
+  return Math.max(0, at - nowMs);
+}
+
+export type SessionLocation = { path: string; via: 'same-origin' | 'path-of-foreign-url' | 'odata-id' } | undefined;
+
+/** True for `/redfish/v1/...` paths: where a session can live. */
+function isRedfishPath(path: string): boolean {
+  return path.startsWith('/redfish/v1/') && !path.includes('..');
+}
+
+/**
+ * Where to DELETE a new session: the `Location` header resolved against `origin` (relative or an
+ * absolute URL of the same origin); an absolute URL naming another host or scheme (a BMC that
+ * prints its own host name, or `http://` behind its TLS proxy) contributes only its path, and only
+ * when it is a Redfish path; else the session body's `@odata.id`. Credentials go only to `origin`.
+ */
+export function sessionLocation(origin: string, location: string | undefined, odataId: string | undefined): SessionLocation {
+  const base = new URL(origin);
+  for (const [candidate, fromHeader] of [
+    [location, true],
+    [odataId, false],
+  ] as const) {
+    if (candidate === undefined || candidate.trim() === '') continue;
+    let url: URL;
+    try {
+      url = new URL(candidate.trim(), base);
+    } catch {
+      continue;
+    }
+    const path = url.pathname + url.search;
+    if (!isRedfishPath(url.pathname)) continue;
+    if (url.origin === base.origin) return { path, via: fromHeader ? 'same-origin' : 'odata-id' };
+    if (fromHeader) return { path, via: 'path-of-foreign-url' };
+  }
+  return undefined;
+}

@@ -1,0 +1,195 @@
+/**
+ * The Redfish quirks of src/sim/quirks-redfish.ts, as the simulated service shows them. Each is
+ * read from the machine's `quirks` on every request (hasQuirk), so tests may flip them at any
+ * time. Four hooks: before routing (`beforeRoute`: answers a request the quirk takes over),
+ * the If-Match rule of a PATCH (`ifMatchRule`), the ETag a resource shows (`quirkEtag`), and the
+ * reply on its way out (`shapeReply`: bodies, headers, bytes on the wire).
+ */
+import { hasQuirk } from '../machine.js';
+import type { RedfishQuirkName } from '../quirks-redfish.js';
+import { link, paths, type MachineContext, type Rq } from './context.js';
+import { errorReply, RedfishFault, type Reply } from './http.js';
+import type { Json } from './mockup.js';
+
+/** Per-machine state some quirks keep, created with the machine's context. */
+export interface QuirkState {
+  /** redfish-503-retry-after: when the restart window began (undefined while the quirk is off) */
+  unavailableSince: number | undefined;
+  /** redfish-etag-412-once: conditional PATCHes seen, and how often the ETag moved */
+  conditionalPatches: number;
+  etagGeneration: number;
+}
+
+export const newQuirkState = (): QuirkState => ({ unavailableSince: undefined, conditionalPatches: 0, etagGeneration: 0 });
+
+/** How long redfish-503-retry-after answers 503, and the Retry-After it sends (seconds). */
+export const RESTART_WINDOW_MS = 2000;
+export const RETRY_AFTER_S = 1;
+/** redfish-slow: the time each answer takes. */
+export const SLOW_ANSWER_MS = 1500;
+/** What redfish-trailing-bytes sends after the JSON document. */
+export const TRAILING_BYTES = '\0\r\n';
+
+export const quirk = (ctx: MachineContext, name: RedfishQuirkName): boolean => hasQuirk(ctx.machine.state, name);
+
+/** The sibling node redfish-multi-system lists before the machine's own System. */
+export const siblingSystemPath = '/redfish/v1/Systems/Node0';
+
+/** The OEM reset target of redfish-action-target-moved. */
+export const movedResetPath = (ctx: MachineContext): string => `${paths(ctx.vendor).system}/Actions/Oem/ComputerSystem.Reset`;
+
+/**
+ * redfish-503-retry-after: 503 with Retry-After while the window that began when the quirk was
+ * first seen lasts; the window starts again when the quirk is switched off and on.
+ */
+export function restarting(ctx: MachineContext, now = Date.now()): Reply | undefined {
+  if (!quirk(ctx, 'redfish-503-retry-after')) {
+    ctx.quirkState.unavailableSince = undefined;
+    return undefined;
+  }
+  ctx.quirkState.unavailableSince ??= now;
+  if (now - ctx.quirkState.unavailableSince >= RESTART_WINDOW_MS) return undefined;
+  const reply = errorReply(503, 'ServiceTemporarilyUnavailable', `The service is temporarily unavailable. Retry in ${RETRY_AFTER_S} seconds.`, [String(RETRY_AFTER_S)]);
+  return { ...reply, headers: { 'Retry-After': String(RETRY_AFTER_S) } };
+}
+
+const notFound = (): Reply => errorReply(404, 'ResourceNotFound', 'The requested resource was not found.');
+
+/**
+ * Requests a quirk answers itself, before the route table: the SessionService of
+ * redfish-no-sessions, the power resources of redfish-legacy-power-only, the sibling System of
+ * redfish-multi-system, the reset paths of redfish-action-target-moved. `route` runs a route
+ * handler (for the moved reset target); undefined: the route table decides.
+ */
+export function beforeRoute(ctx: MachineContext, method: string, pathname: string): { reply: Reply } | { reroute: string } | undefined {
+  const path = pathname.replace(/\/+$/, '');
+  const p = paths(ctx.vendor);
+  if (quirk(ctx, 'redfish-no-sessions') && path.startsWith('/redfish/v1/SessionService')) {
+    // iDRAC 7/8: 400 for the session POST, nothing else there
+    return { reply: method === 'POST' ? errorReply(400, 'GeneralError', 'The request could not be processed because SessionService is not supported.') : notFound() };
+  }
+  if (quirk(ctx, 'redfish-legacy-power-only')) {
+    if (path.startsWith(`${p.chassis}/PowerSubsystem`) || path === `${p.chassis}/EnvironmentMetrics`) return { reply: notFound() };
+  }
+  if (quirk(ctx, 'redfish-action-target-moved')) {
+    if (path === `${p.system}/Actions/ComputerSystem.Reset`) return { reply: notFound() };
+    if (path === movedResetPath(ctx)) return { reroute: `${p.system}/Actions/ComputerSystem.Reset` };
+  }
+  return undefined;
+}
+
+/** The sibling node's System, Chassis-less and off; its actions change nothing. */
+export function siblingRoute(ctx: MachineContext, method: string, pathname: string, ownSystem: () => Json): Reply | undefined {
+  if (!quirk(ctx, 'redfish-multi-system')) return undefined;
+  const path = pathname.replace(/\/+$/, '');
+  if (!path.startsWith(siblingSystemPath)) return undefined;
+  if (path === siblingSystemPath && method === 'GET') {
+    const own = ownSystem();
+    const body: Json = { ...own, '@odata.id': siblingSystemPath, Id: 'Node0', Name: 'Node 0 (sibling)', UUID: '00000000-0000-4000-8000-00000000a0a0', PowerState: 'Off', SerialNumber: 'SIBLING0' };
+    body.Links = { Chassis: [], ManagedBy: [] };
+    body.Actions = { '#ComputerSystem.Reset': { target: `${siblingSystemPath}/Actions/ComputerSystem.Reset`, 'ResetType@Redfish.AllowableValues': ['On', 'ForceOff'] } };
+    delete body['@odata.etag'];
+    delete body.Boot;
+    return { status: 200, body };
+  }
+  if (method === 'POST' || method === 'PATCH') return { status: 204 };
+  return notFound();
+}
+
+/** Members of the Systems collection: the sibling first under redfish-multi-system. */
+export function systemMembers(ctx: MachineContext, own: string): string[] {
+  return quirk(ctx, 'redfish-multi-system') ? [siblingSystemPath, own] : [own];
+}
+
+/** The ETag a resource shows: moved by redfish-etag-412-once, weak under redfish-weak-etag. */
+export function quirkEtag(ctx: MachineContext, etag: string): string {
+  const moved = ctx.quirkState.etagGeneration > 0 && quirk(ctx, 'redfish-etag-412-once') ? `${etag.slice(0, -1)}-${ctx.quirkState.etagGeneration}"` : etag;
+  return quirk(ctx, 'redfish-weak-etag') ? `W/${moved}` : moved;
+}
+
+const preconditionFailed = (): RedfishFault => new RedfishFault(412, 'PreconditionFailed', 'The ETag supplied did not match the ETag required to change this resource.');
+
+/**
+ * The If-Match rule of a PATCH under the ETag quirks: 'accept' skips the standard check,
+ * 'standard' keeps it (against quirkEtag), a RedfishFault refuses.
+ */
+export function ifMatchRule(rq: Rq): 'accept' | 'standard' {
+  const { ctx } = rq;
+  const header = rq.req.headers['if-match'];
+  if (quirk(ctx, 'redfish-if-match-refused')) {
+    if (header !== undefined) throw preconditionFailed();
+    return 'accept';
+  }
+  if (quirk(ctx, 'redfish-no-etag')) return 'accept';
+  if (quirk(ctx, 'redfish-weak-etag')) {
+    if (header === undefined || header.trim() === '*') return 'accept';
+    throw new RedfishFault(412, 'PreconditionFailed', `The request to ${rq.path} cannot be completed because the If-Match precondition failed.`);
+  }
+  if (quirk(ctx, 'redfish-etag-412-once') && header !== undefined && header.trim() !== '*') {
+    ctx.quirkState.conditionalPatches += 1;
+    if (ctx.quirkState.conditionalPatches % 2 === 1) {
+      ctx.quirkState.etagGeneration += 1; // a reading changed: the next GET shows a new ETag
+      throw preconditionFailed();
+    }
+  }
+  return 'standard';
+}
+
+const ETAG_FREE = (ctx: MachineContext): boolean => quirk(ctx, 'redfish-no-etag') || quirk(ctx, 'redfish-if-match-refused');
+
+function withoutSessionService(body: Json): Json {
+  const { SessionService: _s, ...rest } = body;
+  const links = { ...(rest.Links as Json | undefined) };
+  delete links.Sessions;
+  return { ...rest, Links: links };
+}
+
+/**
+ * A reply on its way out, by the route that made it: service root without SessionService,
+ * session answers of redfish-session-200, Systems collection with the sibling, System Actions
+ * with the moved target, Chassis without PowerSubsystem, ETags moved, weakened or removed.
+ */
+export function shapeReply(rq: Rq, route: string, reply: Reply): Reply {
+  const { ctx } = rq;
+  let body = reply.body as Json | undefined;
+  let headers = reply.headers;
+  let status = reply.status;
+  const isObject = body !== undefined && typeof body === 'object' && body !== null && !Array.isArray(body);
+  if (isObject && route === 'GET root' && quirk(ctx, 'redfish-no-sessions')) body = withoutSessionService(body as Json);
+  if (isObject && route === 'GET system' && quirk(ctx, 'redfish-action-target-moved')) {
+    const p = paths(ctx.vendor);
+    body = { ...(body as Json), Actions: { '#ComputerSystem.Reset': { target: movedResetPath(ctx), '@Redfish.ActionInfo': `${p.system}/ResetActionInfo` } } };
+  }
+  if (isObject && route === 'GET chassis' && quirk(ctx, 'redfish-legacy-power-only')) {
+    const { PowerSubsystem: _p, EnvironmentMetrics: _e, ...rest } = body as Json;
+    body = { ...rest, Power: link(`${paths(ctx.vendor).chassis}/Power`) };
+  }
+  if (route === 'POST sessions' && status === 201 && quirk(ctx, 'redfish-session-200')) {
+    const host = rq.req.headers.host ?? `${ctx.machine.state.address}`;
+    const { 'X-Auth-Token': token = '', Location: location = '', ...rest } = headers ?? {};
+    status = 200;
+    headers = { ...rest, 'x-auth-token': token, Location: `https://${host}${location}` };
+  }
+  if (isObject && body !== undefined && typeof (body as Json)['@odata.etag'] === 'string') {
+    const b = { ...(body as Json) };
+    if (ETAG_FREE(ctx)) delete b['@odata.etag'];
+    else b['@odata.etag'] = quirkEtag(ctx, b['@odata.etag'] as string);
+    body = b;
+  }
+  if (headers?.ETag !== undefined) {
+    const { ETag: tag, ...rest } = headers;
+    headers = ETAG_FREE(ctx) ? rest : { ...rest, ETag: quirkEtag(ctx, tag) };
+  }
+  return { ...reply, status, ...(body === undefined ? {} : { body }), ...(headers === undefined ? {} : { headers }) };
+}
+
+/** How the bytes of a reply go out: BOM before, noise after, the connection closed after it. */
+export interface WireShape {
+  bom: boolean;
+  trailing: boolean;
+  close: boolean;
+}
+
+export function wireShape(ctx: MachineContext): WireShape {
+  return { bom: quirk(ctx, 'redfish-bom'), trailing: quirk(ctx, 'redfish-trailing-bytes'), close: quirk(ctx, 'redfish-connection-close') };
+}
