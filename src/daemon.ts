@@ -13,9 +13,11 @@ import type { Lease } from './leases/types.js';
 import type { Logger } from './log.js';
 import { createMetalApiClient, type MetalApiClient } from './metalapi/client.js';
 import { startOpsServer, type OpsServer, type ReadinessCheck } from './ops/http.js';
+import { join } from 'node:path';
 import { connectOutband } from './outband/connect.js';
+import { createBmcTrust, openTrustStore, TRUST_FILE, type BmcTrust } from './outband/trust.js';
 import type { Outband } from './outband/types.js';
-import { createReportMetrics } from './report/metrics.js';
+import { createReportMetrics, createTrustMetrics } from './report/metrics.js';
 import { createReporter, type Reporter } from './report/reporter.js';
 
 /** A part of the daemon with a graceful stop, started after the reporter (bus, console). */
@@ -35,6 +37,8 @@ export interface DaemonContext {
   isLeased: (ip: string) => boolean;
 }
 
+const optional = <K extends string, V>(k: K, v: V | undefined): Partial<Record<K, V>> => (v === undefined ? {} : ({ [k]: v } as Record<K, V>));
+
 export type PartFactory = (ctx: DaemonContext) => Promise<DaemonPart>;
 
 export interface Daemon {
@@ -53,6 +57,13 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   const metrics = createReportMetrics(registry);
   const metalApi = createMetalApiClient({ baseUrl: config.metalApi.url, hmacKey: config.metalApi.hmacKey });
   const redfishCa = config.redfish.caFile ? readFileSync(config.redfish.caFile, 'utf8') : undefined;
+  // certificates verified against a CA (or the system store) need no trust on first use
+  const trust: BmcTrust | undefined =
+    redfishCa === undefined && config.redfish.insecure
+      ? createBmcTrust({ store: openTrustStore({ file: join(config.stateDir, TRUST_FILE), logger }), logger, metrics: createTrustMetrics(registry), resetHint: true })
+      : undefined;
+  const lateLeases: { current?: () => readonly Lease[] } = {};
+  const macOf = (ip: string) => lateLeases.current?.().find((lease) => lease.ip === ip)?.mac;
 
   const connectBmc: DaemonContext['connectBmc'] = (host, o) =>
     connectOutband({
@@ -65,6 +76,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       redfishInsecure: config.redfish.insecure,
       ...(redfishCa ? { redfishCa } : {}),
       timeoutMs: config.report.bmcTimeoutMs,
+      ...(trust ? { trust: trust.forBmc({ ip: host, ...optional('mac', macOf(host)) }) } : {}),
       logger,
       ...(o.signal ? { signal: o.signal } : {}),
     });
@@ -100,6 +112,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       logger.error({ file: config.leases.file, err: err.message }, 'cannot use the lease file; keeping the last good view');
     },
   });
+  lateLeases.current = () => watcher.current();
   const reporter = createReporter({
     partitionId: config.partitionId,
     connect: (ip, signal) => connectBmc(ip, { signal }),

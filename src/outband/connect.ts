@@ -20,6 +20,7 @@ import type * as RedfishLib from './redfish-side.js';
 import { mergeReportFields, reportFieldValues, type ReportFieldValues } from './report-fields.js';
 import type { BmcReport, BootOptions, BootTarget, FirmwareKind, OperationOptions, Outband } from './types.js';
 import { decideUuid, type UuidRule } from './uuid.js';
+import type { BmcTrustGate } from './trust.js';
 import { REPORT_FIELDS, VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type VendorProfile } from './vendors.js';
 
 export type Protocol = 'auto' | 'redfish' | 'ipmi';
@@ -44,6 +45,8 @@ export interface ConnectOptions {
   guidEncoding?: GuidEncoding;
   ipmiRetry?: Partial<RetryPolicy>;
   sshPort?: number;
+  /** trust on first use for this BMC (trust.ts): pins its certificate and SSH host key, proves it over IPMI on first contact */
+  trust?: BmcTrustGate;
   logger?: Logger;
   signal?: AbortSignal;
 }
@@ -98,20 +101,24 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   if (protocol !== 'ipmi') {
     const lib = await import('./redfish-side.js');
     try {
-      const client = await lib.openRedfish({
-        host: o.host,
-        port: o.redfishPort ?? 443,
-        user: o.user,
-        password: o.password,
-        insecure: o.redfishInsecure ?? o.redfishCa === undefined,
-        ...(o.redfishCa ? { ca: o.redfishCa } : {}),
-        timeoutMs: Math.min(timeoutMs, 10_000),
-        ...(o.signal ? { signal: o.signal } : {}),
-        ...(o.logger ? { logger: o.logger } : {}),
-      });
+      const open = (tls: { pinnedSha256?: string }) =>
+        lib.openRedfish({
+          host: o.host,
+          port: o.redfishPort ?? 443,
+          user: o.user,
+          password: o.password,
+          insecure: o.redfishInsecure ?? o.redfishCa === undefined,
+          ...(o.redfishCa ? { ca: o.redfishCa } : {}),
+          ...tls,
+          timeoutMs: Math.min(timeoutMs, 10_000),
+          ...(o.signal ? { signal: o.signal } : {}),
+          ...(o.logger ? { logger: o.logger } : {}),
+        });
+      const client = o.trust ? await o.trust.openRedfish(trustContext(o, protocol, ipmi, o.redfishPort ?? 443), open) : await open({});
       redfish = { client, lib };
     } catch (err) {
-      if (protocol === 'redfish' || isBmcError(err, 'ABORTED')) {
+      // a BMC that is not the one recorded gets nothing more, over no protocol
+      if (protocol === 'redfish' || isBmcError(err, 'ABORTED') || isBmcError(err, 'UNTRUSTED')) {
         await ipmi.close();
         throw err;
       }
@@ -255,7 +262,8 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     async openConsole(x): Promise<Duplex> {
       if (profile.console === 'ssh') {
         const { openSshConsole } = await import('./ssh-console.js');
-        return openSshConsole({ host: o.host, port: o.sshPort ?? 22, user: o.user, password: o.password, command: profile.sshConsoleCommand ?? 'console com2', ...sig(x) });
+        const checkHostKey = o.trust ? await o.trust.sshHostKeyCheck(trustContext(o, protocol, ipmi, 0)) : undefined;
+        return openSshConsole({ host: o.host, port: o.sshPort ?? 22, user: o.user, password: o.password, command: profile.sshConsoleCommand ?? 'console com2', ...sig(x), ...(checkHostKey ? { checkHostKey } : {}) });
       }
       if (!ipmiAllowed) throw new BmcError('UNSUPPORTED', `console on BMC ${o.host} needs IPMI SOL, which is disabled`);
       return ipmi.openConsole(x);
@@ -304,6 +312,19 @@ async function detectVendorRedfish({ client, lib }: RedfishSide, signal?: AbortS
     if (isBmcError(err, 'ABORTED')) throw err;
     return 'unknown' as const;
   }
+}
+
+/** What the trust gate needs: where, how long (the probe as a Redfish connect; the IPMI proof a third of the deadline, 1 to 3 s), and the IPMI proof. */
+function trustContext(o: ConnectOptions, protocol: Protocol, ipmi: IpmiOutband, port: number) {
+  const timeoutMs = o.timeoutMs ?? 20_000;
+  return {
+    host: o.host,
+    port,
+    timeoutMs: Math.min(timeoutMs, 10_000),
+    proofTimeoutMs: Math.round(Math.min(3000, Math.max(1000, timeoutMs / 3))),
+    ...(o.signal ? { signal: o.signal } : {}),
+    ...(protocol === 'redfish' ? {} : { prove: async (signal: AbortSignal) => void (await ipmi.session({ signal })) }),
+  };
 }
 
 async function detectVendorIpmi(ipmi: IpmiOutband, signal?: AbortSignal) {

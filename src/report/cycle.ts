@@ -14,6 +14,7 @@ import { toIpmiReport, type MachineIpmiReport, type MachineIpmiReportResponse } 
 import type { BmcReport, Outband } from '../outband/types.js';
 import { boundEntry } from './bounds.js';
 import type { LedMemory } from './led-memory.js';
+import type { UuidOwners } from './owners.js';
 import { mapLimit } from './limit.js';
 import type { ReportMetrics } from './metrics.js';
 
@@ -27,6 +28,10 @@ export interface CycleDeps {
   metrics?: ReportMetrics;
   /** last known identify LED per machine, for BMCs whose LED cannot be read (the reporter keeps one across cycles) */
   ledMemory?: LedMemory;
+  /** the BMC known per machine UUID across cycles (the reporter keeps one) */
+  owners?: UuidOwners;
+  /** whether a BMC IP holds a lease now (all leases, not only this cycle's); default: one of this cycle's leases */
+  isLeased?: (ip: string) => boolean;
 }
 
 export interface CycleResult {
@@ -96,13 +101,23 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   const results = await mapLimit(leases, deps.concurrency, (lease) => (signal?.aborted ? Promise.resolve(undefined) : readBmc(deps, lease, signal)));
   const reports: Record<string, MachineIpmiReport> = {};
   let read = 0;
+  const cycleIps = new Set(leases.map((l) => l.ip));
+  const isLeased = deps.isLeased ?? ((ip: string) => cycleIps.has(ip));
   results.forEach((report, i) => {
     if (!report) return;
     read++;
     const ip = leases[i]!.ip;
     const existing = reports[report.uuid];
-    if (existing) deps.logger.warn({ uuid: report.uuid, bmcs: [existing.BMCIp, ip] }, 'two BMCs report the same machine UUID; keeping the first');
-    else {
+    const known = deps.owners?.get(report.uuid);
+    if (known !== undefined && known !== ip && isLeased(known)) {
+      deps.metrics?.uuidConflicts.inc();
+      deps.logger.warn({ uuid: report.uuid, known, claimant: ip, mac: leases[i]!.mac }, 'a second BMC reports a machine UUID that a known BMC with a lease holds; the known one is kept, the second is left out');
+    } else if (existing) {
+      deps.metrics?.uuidConflicts.inc();
+      deps.logger.warn({ uuid: report.uuid, bmcs: [existing.BMCIp, ip] }, 'two BMCs report the same machine UUID; keeping the first');
+    } else {
+      if (known !== undefined && known !== ip) deps.logger.info({ uuid: report.uuid, previous: known, bmc: ip }, 'machine UUID moves to another BMC: the lease of the known one is gone');
+      deps.owners?.set(report.uuid, ip);
       const indicatorLED = deps.ledMemory?.resolve(report.uuid, report.indicatorLED) ?? report.indicatorLED;
       const { entry, cut } = boundEntry(toIpmiReport(ip, { ...report, indicatorLED }));
       if (cut.length > 0) {
@@ -112,6 +127,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
       reports[report.uuid] = entry;
     }
   });
+  deps.owners?.prune(isLeased);
   const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], rejected: [], durationMs: 0 };
   if (result.reported > 0) {
     const answer = await postReports(deps, reports, signal);

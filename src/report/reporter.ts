@@ -6,6 +6,7 @@
 import type { Lease } from '../leases/types.js';
 import { runReportCycle, type CycleDeps } from './cycle.js';
 import { createLedMemory } from './led-memory.js';
+import { createUuidOwners } from './owners.js';
 
 export interface ReporterOptions extends CycleDeps {
   intervalMs: number;
@@ -26,7 +27,7 @@ export interface Reporter {
 
 export function createReporter(o: ReporterOptions): Reporter {
   // one LED memory for the reporter's lifetime: an unreadable LED is reported as last seen
-  const deps: CycleDeps = { ...o, ledMemory: o.ledMemory ?? createLedMemory() };
+  const deps: CycleDeps = { ...o, ledMemory: o.ledMemory ?? createLedMemory(), owners: createUuidOwners(), isLeased: (ip) => o.leases().some((l) => l.ip === ip) };
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let pendingFull = false;
