@@ -6,7 +6,8 @@
  */
 import { createServer as createHttpsServer, request as httpsRequest, type Server } from 'node:https';
 import { createSocket, type Socket } from 'node:dgram';
-import { X509Certificate } from 'node:crypto';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import ssh2 from 'ssh2';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { isBmcError } from '../../src/errors.js';
 import { connectOutband, type ConnectOptions } from '../../src/outband/connect.js';
+import { openSshConsole } from '../../src/outband/ssh-console.js';
 import { createBmcTrust, openTrustStore, TRUST_FILE, type BmcTrust } from '../../src/outband/trust.js';
 import { createTrustMetrics } from '../../src/report/metrics.js';
 import type { Fleet } from '../../src/sim/fleet.js';
@@ -206,6 +208,60 @@ describe('trust on first use of BMC certificates', () => {
       expect(await registry.getSingleMetricAsString('metal_bmc_trust_first_use_total')).toMatch(/proof="none"/);
     } finally {
       silent.close();
+    }
+  });
+});
+
+/** An SSH server with its own host key that records every authentication attempt (and so every password offered). */
+async function startSshBmc(): Promise<{ port: number; passwords: string[]; close(): void }> {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1', privateKeyEncoding: { type: 'sec1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+  const passwords: string[] = [];
+  const server = new ssh2.Server({ hostKeys: [privateKey] }, (client) => {
+    client.on('authentication', (ctx) => {
+      if (ctx.method === 'password') passwords.push(ctx.password);
+      return ctx.method === 'password' ? ctx.accept() : ctx.reject(['password']);
+    });
+    client.on('session', (accept) => {
+      const session = accept();
+      session.on('pty', (ok) => ok?.());
+      session.on('exec', (ok) => ok().write('serial\r\n'));
+    });
+    client.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as AddressInfo).port, passwords, close: () => server.close() };
+}
+
+describe('trust on first use of SSH console host keys', () => {
+  it('records the host key on first use, refuses another key before the password is sent, and accepts it after a reset', async () => {
+    const { trust, registry, log } = setup();
+    const gate = () => trust.forBmc({ ip: '127.0.0.1', mac: 'aa:bb:cc:00:00:22' });
+    const real = await startSshBmc();
+    const rogue = await startSshBmc();
+    const open = async (port: number) => {
+      const checkHostKey = await gate().sshHostKeyCheck({ host: '127.0.0.1', proofTimeoutMs: 1000 });
+      const line = await openSshConsole({ host: '127.0.0.1', port, user: 'root', password: 'ssh-secret-1', command: 'console com2', checkHostKey });
+      line.destroy();
+    };
+    try {
+      await open(real.port);
+      expect(real.passwords).toEqual(['ssh-secret-1']);
+      expect(trust.store.get('mac:aa:bb:cc:00:00:22')?.sshSha256).toMatch(/^[0-9a-f]{64}$/);
+      const err = await open(rogue.port).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isBmcError(err, 'UNTRUSTED')).toBe(true);
+      expect((err as Error).message).not.toContain('ssh-secret-1');
+      expect(rogue.passwords).toEqual([]);
+      expect(await registry.getSingleMetricAsString('metal_bmc_trust_refused_total')).toMatch(/check="ssh"} 1$/m);
+      expect(log.find('BMC presents another identity than the one recorded; credentials not sent')).toHaveLength(1);
+      expect(trust.store.reset('mac:aa:bb:cc:00:00:22')).toBe(true);
+      await open(rogue.port);
+      expect(rogue.passwords).toEqual(['ssh-secret-1']);
+    } finally {
+      real.close();
+      rogue.close();
     }
   });
 });
