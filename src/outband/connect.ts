@@ -65,10 +65,11 @@ interface RedfishSide {
 const REDFISH_BOOT: Record<BootTarget, BootOverrideTarget> = { PXE: 'Pxe', DISK: 'Hdd', BIOS: 'BiosSetup' };
 
 /** Errors after which the other protocol may safely try the same action (it did not happen). */
-function mayFallBack(err: unknown): boolean {
+function mayFallBack(err: unknown, repeatable = true): boolean {
   if (!(err instanceof BmcError)) return false;
   if (err.code === 'HTTP') return err.httpStatus !== 401 && err.httpStatus !== 403;
-  return ['UNSUPPORTED', 'CLOSED', 'DECODE', 'PROTOCOL', 'COMPLETION_CODE'].includes(err.code);
+  // a reset or cycle cut off or garbled after it was sent may have happened: never a second one
+  return (repeatable ? ['UNSUPPORTED', 'CLOSED', 'DECODE', 'PROTOCOL', 'COMPLETION_CODE'] : ['UNSUPPORTED', 'COMPLETION_CODE']).includes(err.code);
 }
 
 function message(err: unknown): string {
@@ -131,7 +132,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   const ipmiAllowed = protocol !== 'redfish';
   const uuidRule = o.uuidRule ?? 'auto';
 
-  async function route<T = void>(kind: 'power' | 'boot' | 'identify', what: string, viaRedfish: (r: RedfishSide) => Promise<T>, viaIpmi: () => Promise<T>): Promise<T> {
+  async function route<T = void>(kind: 'power' | 'boot' | 'identify', what: string, viaRedfish: (r: RedfishSide) => Promise<T>, viaIpmi: () => Promise<T>, repeatable = true): Promise<T> {
     const order: ActionProtocol[] = profile[kind] === 'redfish' ? ['redfish', 'ipmi'] : ['ipmi', 'redfish'];
     const available = order.filter((p) => (p === 'redfish' ? redfish !== undefined : ipmiAllowed));
     if (available.length === 0) throw new BmcError('UNSUPPORTED', `${what} on BMC ${o.host}: no protocol available (${redfishProblem ?? 'IPMI disabled'})`);
@@ -141,7 +142,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         return await (p === 'redfish' ? viaRedfish(redfish!) : viaIpmi());
       } catch (err) {
         if (first === undefined) first = err;
-        if (!mayFallBack(err) || p === available[available.length - 1]) break;
+        if (!mayFallBack(err, repeatable) || p === available[available.length - 1]) break;
         o.logger?.warn({ bmc: o.host, action: what, protocol: p, err: message(err) }, 'action failed, trying the other protocol');
       }
     }
@@ -248,8 +249,8 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     },
     powerOn: (x) => route('power', 'power on', (r) => r.lib.reset(r.client, 'On', sig(x)), () => ipmi.powerOn(x)),
     powerOff: (x) => route('power', 'power off', (r) => r.lib.reset(r.client, 'ForceOff', sig(x)), () => ipmi.powerOff(x)),
-    powerReset: (x) => route('power', 'power reset', (r) => r.lib.reset(r.client, 'ForceRestart', sig(x)), () => ipmi.powerReset(x)),
-    powerCycle: (x) => route('power', 'power cycle', (r) => r.lib.reset(r.client, 'PowerCycle', sig(x)), () => ipmi.powerCycle(x)),
+    powerReset: (x) => route('power', 'power reset', (r) => r.lib.reset(r.client, 'ForceRestart', sig(x)), () => ipmi.powerReset(x), false),
+    powerCycle: (x) => route('power', 'power cycle', (r) => r.lib.reset(r.client, 'PowerCycle', sig(x)), () => ipmi.powerCycle(x), false),
     bootFrom: (target, x) => route('boot', `boot ${target}`, (r) => redfishBoot(r, target, x), () => ipmiBoot(target, x)),
     bootOverride: (x) =>
       route(
