@@ -21,7 +21,7 @@ export interface EventMeta {
 export type EventHandler = (bytes: Uint8Array, meta: EventMeta) => Promise<Disposition>;
 
 /** Failures a second attempt cannot fix: the BMC refused us, or cannot do it at all. */
-const FINAL_CODES: ReadonlySet<BmcErrorCode> = new Set(['AUTH_FAILED', 'INSECURE_REFUSED', 'UNSUPPORTED', 'INVALID_ARGUMENT', 'FORBIDDEN', 'CONFIG', 'DECODE']);
+const FINAL_CODES: ReadonlySet<BmcErrorCode> = new Set(['AUTH_FAILED', 'INSECURE_REFUSED', 'UNSUPPORTED', 'INVALID_ARGUMENT', 'FORBIDDEN', 'CONFIG', 'DECODE', 'UNTRUSTED']);
 
 export function dispositionOf(result: CommandResult): Disposition {
   if (result.ok) return 'ack';

@@ -184,7 +184,7 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
   /** First contact: the BMC proves over IPMI that it knows the password, or is trusted without proof. */
   async function prove(ip: string, key: string, ctx: Omit<RedfishTrustContext, 'port' | 'timeoutMs'>): Promise<'ipmi' | 'none'> {
     if (!ctx.prove) {
-      logger?.warn({ bmc: ip, key }, 'first contact with a BMC without IPMI: it cannot prove it knows the password; trusted on first use');
+      logger?.warn({ bmc: ip, trustKey: key }, 'first contact with a BMC without IPMI: it cannot prove it knows the password; trusted on first use');
       return 'none';
     }
     const signal = ctx.signal ? AbortSignal.any([ctx.signal, AbortSignal.timeout(ctx.proofTimeoutMs)]) : AbortSignal.timeout(ctx.proofTimeoutMs);
@@ -194,12 +194,12 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
     } catch (err) {
       if (ctx.signal?.aborted) throw err;
       if (isBmcError(err) && (NO_IPMI.has(err.code) || (err.code === 'ABORTED' && signal.aborted))) {
-        logger?.warn({ bmc: ip, key, code: err.code }, 'first contact with a BMC whose IPMI does not answer: it cannot prove it knows the password; trusted on first use');
+        logger?.warn({ bmc: ip, trustKey: key, code: err.code }, 'first contact with a BMC whose IPMI does not answer: it cannot prove it knows the password; trusted on first use');
         return 'none';
       }
       o.metrics?.refused.inc({ check: 'ipmi-proof' });
       const code = isBmcError(err) ? err.code : 'UNKNOWN';
-      logger?.error({ bmc: ip, key, code }, 'BMC did not prove over IPMI that it knows the password; no credentials sent to it');
+      logger?.error({ bmc: ip, trustKey: key, code }, 'BMC did not prove over IPMI that it knows the password; no credentials sent to it');
       throw new BmcError('UNTRUSTED', `BMC ${ip}: did not prove over IPMI (RAKP 2) that it knows the password (${code}); Redfish login not attempted`, { cause: err });
     }
   }
@@ -212,7 +212,7 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
       const refusal = (check: 'redfish' | 'ssh', err: BmcError) => {
         o.metrics?.refused.inc({ check });
         const record = store.get(key);
-        logger?.error({ bmc: ip, key, check, recorded: fingerprintPrefix(check === 'redfish' ? record?.redfishSha256 : record?.sshSha256), err: err.message }, 'BMC presents another identity than the one recorded; credentials not sent');
+        logger?.error({ bmc: ip, trustKey: key, check, recorded: fingerprintPrefix(check === 'redfish' ? record?.redfishSha256 : record?.sshSha256), err: err.message }, 'BMC presents another identity than the one recorded; credentials not sent');
         const hint = o.resetHint ? `; if it changed legitimately: metal-bmc bmc trust ${bmc.mac ? `--mac ${bmc.mac}` : `--address ${ip}`} --reset` : '';
         return new BmcError('UNTRUSTED', `BMC ${ip} (${key}): ${err.message}${hint}`, { cause: err });
       };
@@ -234,7 +234,7 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
           const opened = await open({ pinnedSha256: presented });
           store.update(key, { redfishSha256: presented, ip, proof });
           o.metrics?.firstUse.inc({ what: 'redfish', proof });
-          logger?.info({ bmc: ip, key, sha256: fingerprintPrefix(presented), proof }, 'BMC certificate recorded on first use');
+          logger?.info({ bmc: ip, trustKey: key, sha256: fingerprintPrefix(presented), proof }, 'BMC certificate recorded on first use');
           return opened;
         },
         async sshHostKeyCheck(ctx) {
@@ -252,7 +252,7 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
           return (sha256) => {
             store.update(key, { sshSha256: sha256, ip });
             o.metrics?.firstUse.inc({ what: 'ssh', proof });
-            logger?.info({ bmc: ip, key, sha256: fingerprintPrefix(sha256), proof }, 'BMC SSH host key recorded on first use');
+            logger?.info({ bmc: ip, trustKey: key, sha256: fingerprintPrefix(sha256), proof }, 'BMC SSH host key recorded on first use');
             return true;
           };
         },
