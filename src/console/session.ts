@@ -5,6 +5,7 @@
  * the keyboard holder. A lost BMC stream is reopened with capped exponential backoff while
  * clients remain; the session closes with its last client, after an idle period, or on shutdown.
  */
+import { publicText } from '../net/public-text.js';
 import type { Duplex } from 'node:stream';
 import { raceAbort } from '../deadline.js';
 import { BmcError } from '../errors.js';
@@ -55,9 +56,10 @@ const MAX_PENDING_INPUT = 64 * 1024;
 
 /** Waits for `promise` unless `signal` fires first; a late result is handed to `late`. */
 
+/** What a console client is told about a BMC failure: no internal URL, no query string. */
 function describe(err: unknown): string {
-  if (err instanceof Error) return err.name === 'TimeoutError' ? 'no answer in time' : err.message;
-  return String(err);
+  if (err instanceof Error) return err.name === 'TimeoutError' ? 'no answer in time' : publicText(err.message);
+  return publicText(String(err));
 }
 
 export function createSession(machineId: string, settings: SessionSettings, onClosed: () => void): ConsoleSession {
