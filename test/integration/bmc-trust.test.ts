@@ -232,6 +232,22 @@ async function startSshBmc(): Promise<{ port: number; passwords: string[]; close
   return { port: (server.address() as AddressInfo).port, passwords, close: () => server.close() };
 }
 
+describe('metal-bmc bmc with a state directory', () => {
+  it('records the BMC by IP address on first use (proven over IPMI); bmc trust shows and lists it', async () => {
+    const stateDir = mkdtempSync(join(dir, 'cli-'));
+    const machine = fleet.machines[1]!.state.address;
+    const info = await runCli(['bmc', 'info', '--address', `${machine}:${fleet.ipmiPort}`, '--redfish-port', String(fleet.redfishPort), '--user', fleet.user, '--password', fleet.password, '--state-dir', stateDir]);
+    expect(info.code).toBe(0);
+    const shown = await runCli(['bmc', 'trust', '--address', machine, '--state-dir', stateDir]);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain(`ip:${machine}`);
+    expect(shown.stdout).toContain(`redfish=${fleetCertSha256()}`);
+    expect(shown.stdout).toContain('proof=ipmi');
+    const listed = await runCli(['bmc', 'trust', '--list'], { env: { METAL_BMC_STATE_DIR: stateDir } });
+    expect(listed.stdout.trim().split('\n')).toHaveLength(1);
+  });
+});
+
 describe('trust on first use of SSH console host keys', () => {
   it('records the host key on first use, refuses another key before the password is sent, and accepts it after a reset', async () => {
     const { trust, registry, log } = setup();
