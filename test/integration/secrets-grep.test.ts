@@ -1,8 +1,8 @@
 /**
  * No secret in any output. `metal-bmc serve` runs as a child process with every secret the
- * configuration holds (BMC password, metal-api HMAC key, NATS password, console token) and is led
+ * configuration holds (BMC password, metal-api HMAC key, NATS password and token, console token) and is led
  * through every error path reachable here: a BMC refusing the password, a dead BMC, metal-api
- * answering 500 and 401, NATS refusing the password, an UPDATE-FIRMWARE refused by the URL
+ * answering 500 and 401, NATS refusing a token and a password, an UPDATE-FIRMWARE refused by the URL
  * allow-list and one whose BMC is dead (its image URL carries a token), a machine event carrying
  * its own password to a BMC that refuses it, a console request with a wrong token, and a
  * configuration error. Then every secret is looked for in all of it: stdout, stderr, the log,
@@ -31,6 +31,7 @@ const SECRETS = {
   eventPassword: 'event-pw-W3nR8vLs5',
   hmacKey: 'hmac-key-T4cJ6yHd1',
   natsPassword: 'nats-pw-F9gB2kXq7',
+  natsToken: 'nats-token-D8sL3fGw6',
   consoleToken: 'console-token-M5pV8wZt3-0123456789abcdef',
   firmwareToken: 'fw-token-N2hD7rYc4',
 } as const;
@@ -162,20 +163,24 @@ describe('secrets in output', () => {
     );
     sub.unsubscribe();
 
-    // NATS refusing the password and metal-api refusing the HMAC key (401)
-    const refused = await serve({ METAL_BMC_MQ_ADDRESS: `nats://metal:${SECRETS.natsPassword}-wrong@127.0.0.1:${nats.port}`, METAL_BMC_METAL_API_HMAC_KEY: `${SECRETS.hmacKey}-wrong` }, (out) => /Authorization Violation|authorization|auth/i.test(out) && /401/.test(out));
+    // NATS refusing a token and metal-api refusing the HMAC key (401); then NATS refusing a password
+    const refused = await serve({ METAL_BMC_MQ_ADDRESS: `nats://${SECRETS.natsToken}@127.0.0.1:${nats.port}`, METAL_BMC_METAL_API_HMAC_KEY: `${SECRETS.hmacKey}-wrong` }, (out) => out.includes('Authorization Violation') && /HTTP 401/.test(out));
+    const wrongPassword = await serve({ METAL_BMC_MQ_ADDRESS: `nats://metal:${SECRETS.natsPassword}-wrong@127.0.0.1:${nats.port}` }, (out) => out.includes('Authorization Violation'));
     // a configuration error, with every secret in the environment
     const badConfig = await runCli(['serve'], { env: env({ METAL_BMC_ALLOWED_CIDRS: '10.0.0.0/33' }) });
     expect(badConfig.code).toBe(2);
 
     // the paths were taken
+    expect(refused).toContain('Authorization Violation');
+    expect(refused).toMatch(/HTTP 401/);
+    expect(wrongPassword).toContain('Authorization Violation');
     expect(main).toMatch(/cannot read BMC/);
     expect(api.requests.some((r) => r.status === 500)).toBe(true);
     expect(results.some((r) => r.includes('AUTH_FAILED') || r.includes('UNTRUSTED'))).toBe(true);
     expect(results.some((r) => r.includes('"phase":"refused"'))).toBe(true);
     expect(consoleAnswers.every((a) => /^40[13]|^429/.test(a))).toBe(true);
 
-    const outputs = { main, refused, badConfig: badConfig.stdout + badConfig.stderr, results: results.join('\n'), console: consoleAnswers.join('\n') };
+    const outputs = { main, refused, wrongPassword, badConfig: badConfig.stdout + badConfig.stderr, results: results.join('\n'), console: consoleAnswers.join('\n') };
     const secrets = [...Object.values(SECRETS), Buffer.from(`${fleet.user}:${SECRETS.bmcPassword}`).toString('base64'), Buffer.from(`${fleet.user}:${SECRETS.eventPassword}`).toString('base64')];
     for (const [name, text] of Object.entries(outputs)) {
       for (const secret of secrets) expect({ output: name, leaks: text.includes(secret) }).toEqual({ output: name, leaks: false });
