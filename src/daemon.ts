@@ -15,7 +15,7 @@ import { createMetalApiClient, type MetalApiClient } from './metalapi/client.js'
 import { startOpsServer, type OpsServer, type ReadinessCheck } from './ops/http.js';
 import { join } from 'node:path';
 import { connectOutband } from './outband/connect.js';
-import { createBmcTrust, openTrustStore, TRUST_FILE, type BmcTrust } from './outband/trust.js';
+import { createBmcTrust, openTrustStore, TRUST_FILE, usesTrustOnFirstUse, type BmcTrust } from './outband/trust.js';
 import type { Outband } from './outband/types.js';
 import { createReportMetrics, createTrustMetrics } from './report/metrics.js';
 import { createReporter, type Reporter } from './report/reporter.js';
@@ -59,7 +59,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   const redfishCa = config.redfish.caFile ? readFileSync(config.redfish.caFile, 'utf8') : undefined;
   // certificates verified against a CA (or the system store) need no trust on first use
   const trust: BmcTrust | undefined =
-    redfishCa === undefined && config.redfish.insecure
+    usesTrustOnFirstUse(config.redfish)
       ? createBmcTrust({ store: openTrustStore({ file: join(config.stateDir, TRUST_FILE), logger }), logger, metrics: createTrustMetrics(registry), resetHint: true })
       : undefined;
   const lateLeases: { current?: () => readonly Lease[] } = {};

@@ -54,6 +54,11 @@ export const TRUST_FILE = 'bmc-trust.json';
 const DEFAULT_MAX_ENTRIES = 50_000;
 const HEX64 = /^[0-9a-f]{64}$/;
 
+/** Trust on first use applies to self-signed certificates only: a CA file (or the system store, insecure=false) verifies instead. */
+export function usesTrustOnFirstUse(redfish: { insecure: boolean; caFile?: string }): boolean {
+  return redfish.insecure && (redfish.caFile === undefined || redfish.caFile === '');
+}
+
 /** A trust key from a MAC address (lower case, colons) or, without one, the IP address. */
 export function trustKey(bmc: { mac?: string; ip: string }): string {
   return bmc.mac ? `mac:${bmc.mac.toLowerCase()}` : `ip:${bmc.ip}`;

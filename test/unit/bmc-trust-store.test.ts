@@ -4,7 +4,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, wri
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openTrustStore, trustKey } from '../../src/outband/trust.js';
+import { openTrustStore, trustKey, usesTrustOnFirstUse } from '../../src/outband/trust.js';
+import { loadConfig } from '../../src/config/config.js';
 import { captureLog } from '../helpers/log.js';
 
 const dirs: string[] = [];
@@ -19,6 +20,16 @@ afterEach(() => {
 const fp = (c: string) => c.repeat(64);
 
 describe('BMC trust store', () => {
+  it('applies to self-signed certificates only: METAL_BMC_REDFISH_CA_FILE or REDFISH_INSECURE=false verify instead', () => {
+    const base = { METAL_BMC_PARTITION_ID: 'p', METAL_BMC_METAL_API_URL: 'https://metal-api', METAL_BMC_METAL_API_HMAC_KEY: 'k' };
+    const caFile = join(mkdtempSync(join(tmpdir(), 'trust-ca-')), 'ca.pem');
+    dirs.push(dirname(caFile));
+    writeFileSync(caFile, '-----BEGIN CERTIFICATE-----\n');
+    expect(usesTrustOnFirstUse(loadConfig(base).redfish)).toBe(true);
+    expect(usesTrustOnFirstUse(loadConfig({ ...base, METAL_BMC_REDFISH_CA_FILE: caFile }).redfish)).toBe(false);
+    expect(usesTrustOnFirstUse(loadConfig({ ...base, METAL_BMC_REDFISH_INSECURE: 'false' }).redfish)).toBe(false);
+  });
+
   it('keys by MAC (lower case) or by IP', () => {
     expect(trustKey({ ip: '10.0.0.1', mac: 'AA:BB:CC:00:00:01' })).toBe('mac:aa:bb:cc:00:00:01');
     expect(trustKey({ ip: '10.0.0.1' })).toBe('ip:10.0.0.1');
