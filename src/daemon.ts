@@ -4,6 +4,7 @@
  * listed in `start()`; `stop()` runs it backwards.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Config } from './config/config.js';
 import { redactConfig } from './config/redact.js';
@@ -13,7 +14,6 @@ import type { Lease } from './leases/types.js';
 import type { Logger } from './log.js';
 import { createMetalApiClient, type MetalApiClient } from './metalapi/client.js';
 import { startOpsServer, type OpsServer, type ReadinessCheck } from './ops/http.js';
-import { join } from 'node:path';
 import { connectOutband } from './outband/connect.js';
 import { createBmcTrust, openTrustStore, TRUST_FILE, usesTrustOnFirstUse, type BmcTrust } from './outband/trust.js';
 import type { Outband } from './outband/types.js';
