@@ -4,6 +4,7 @@
  * listed in `start()`; `stop()` runs it backwards.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Config } from './config/config.js';
 import { redactConfig } from './config/redact.js';
@@ -14,8 +15,9 @@ import type { Logger } from './log.js';
 import { createMetalApiClient, type MetalApiClient } from './metalapi/client.js';
 import { startOpsServer, type OpsServer, type ReadinessCheck } from './ops/http.js';
 import { connectOutband } from './outband/connect.js';
+import { createBmcTrust, openTrustStore, TRUST_FILE, usesTrustOnFirstUse, type BmcTrust } from './outband/trust.js';
 import type { Outband } from './outband/types.js';
-import { createReportMetrics } from './report/metrics.js';
+import { createReportMetrics, createTrustMetrics } from './report/metrics.js';
 import { createReporter, type Reporter } from './report/reporter.js';
 import { createStatusHttp } from './status/http.js';
 import { registerStatusMetrics } from './status/metrics.js';
@@ -39,6 +41,8 @@ export interface DaemonContext {
   /** the status of every BMC (GET /v1/status): parts tell it command results and console viewers */
   status?: StatusStore;
 }
+
+const optional = <K extends string, V>(k: K, v: V | undefined): Partial<Record<K, V>> => (v === undefined ? {} : ({ [k]: v } as Record<K, V>));
 
 export type PartFactory = (ctx: DaemonContext) => Promise<DaemonPart>;
 
@@ -65,6 +69,13 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   });
   registerStatusMetrics(registry, status);
   const redfishCa = config.redfish.caFile ? readFileSync(config.redfish.caFile, 'utf8') : undefined;
+  // certificates verified against a CA (or the system store) need no trust on first use
+  const trust: BmcTrust | undefined =
+    usesTrustOnFirstUse(config.redfish)
+      ? createBmcTrust({ store: openTrustStore({ file: join(config.stateDir, TRUST_FILE), logger }), logger, metrics: createTrustMetrics(registry), resetHint: true })
+      : undefined;
+  const lateLeases: { current?: () => readonly Lease[] } = {};
+  const macOf = (ip: string) => lateLeases.current?.().find((lease) => lease.ip === ip)?.mac;
 
   const connectBmc: DaemonContext['connectBmc'] = (host, o) =>
     connectOutband({
@@ -79,6 +90,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       redfishRequestTimeoutMs: config.redfish.requestTimeoutMs,
       ...(redfishCa ? { redfishCa } : {}),
       timeoutMs: config.report.bmcTimeoutMs,
+      ...(trust ? { trust: trust.forBmc({ ip: host, ...optional('mac', macOf(host)) }) } : {}),
       logger,
       ...(o.signal ? { signal: o.signal } : {}),
     });
@@ -115,6 +127,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       logger.error({ file: config.leases.file, err }, 'cannot use the lease file; keeping the last good view');
     },
   });
+  lateLeases.current = () => watcher.current();
   const reporter = createReporter({
     partitionId: config.partitionId,
     connect: (ip, signal) => connectBmc(ip, { signal }),

@@ -18,6 +18,7 @@ export type BmcErrorCode =
   | 'BUSY' // the resource is held by someone else (e.g. an active SOL payload)
   | 'INVALID_ARGUMENT' // the caller passed something unusable
   | 'FORBIDDEN' // refused by policy: a target or input this daemon may not act on
+  | 'UNTRUSTED' // the peer is not the BMC recorded or proven before: another certificate or host key, or no proof of the password
   | 'CONFIG'; // invalid configuration
 
 export interface BmcErrorOptions {

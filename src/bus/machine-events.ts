@@ -5,7 +5,9 @@
  * another instance. Without JetStream: a core subscription in a queue group of the same name.
  * Events older than the stream's retention (possible only in a foreign stream with a longer
  * max_age) are dropped (term) before the handler sees them; the command TTL is the handler's
- * business, since it depends on the kind of event.
+ * business, since it depends on the kind of event. At most `maxInFlight` events are handled at
+ * once: JetStream keeps the rest on the server (we stop pulling), core NATS refuses them
+ * through `onOverflow` (the command path publishes a result event for each).
  */
 import type { ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
@@ -43,6 +45,8 @@ export interface SubscribeOptions {
   logger: Logger;
   metrics?: SubscribeMetrics;
   handler: (bytes: Uint8Array, meta: EventMeta) => Promise<Disposition>;
+  /** core NATS: an event that arrives while `maxInFlight` are handled is given here instead of the handler (refused, not dropped silently) */
+  onOverflow?: (bytes: Uint8Array, meta: EventMeta) => void;
 }
 
 export interface MachineEventSubscription {
@@ -129,6 +133,8 @@ function createDispatcher(o: SubscribeOptions) {
     get stopping() {
       return stopping;
     },
+    /** as many handlers in flight as allowed */
+    full: () => inFlight.size >= maxInFlight,
     async slot(): Promise<void> {
       while (inFlight.size >= maxInFlight && !stopping) await new Promise<void>((resolve) => slotWaiters.push(resolve));
     },
@@ -285,6 +291,12 @@ function subscribeCore(o: SubscribeOptions): MachineEventSubscription {
       if (dispatcher.stopping) return;
       const publishedAt = publishedAtOf(m);
       if (dispatcher.isExpired(publishedAt, {})) return;
+      // core NATS cannot hold events back for later: one beyond the bound is refused
+      if (dispatcher.full()) {
+        o.logger.warn({ subject: o.subject, maxInFlight: o.maxInFlight ?? 64 }, 'machine event refused: as many events in flight as allowed (core NATS cannot hold it back)');
+        o.onOverflow?.(m.data, { publishedAt, deliveryCount: 1 });
+        return;
+      }
       dispatcher.run(m.data, { publishedAt, deliveryCount: 1 }, (d) => {
         if (d === 'nak') o.logger.warn({ subject: o.subject }, 'machine event failed; core NATS cannot redeliver it');
       });

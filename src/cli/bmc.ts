@@ -25,10 +25,15 @@ const COMMON_OPTIONS = {
   'redfish-port': { type: 'string', default: '443' },
   'redfish-legacy-tls': { type: 'boolean', default: false },
   url: { type: 'string' },
+  mac: { type: 'string' },
+  reset: { type: 'boolean', default: false },
+  list: { type: 'boolean', default: false },
+  'state-dir': { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
 export const BMC_USAGE = `usage: metal-bmc bmc <info|command CMD|console|firmware bios|bmc> --address HOST[:PORT] [options]
+       metal-bmc bmc trust --mac MAC|--address IP [--reset] | --list
 
   info                 print uuid, power state, BMC and BIOS versions, LED, FRU, power metric and supplies,
                        and the boot override read back from the BMC (--json)
@@ -36,6 +41,8 @@ export const BMC_USAGE = `usage: metal-bmc bmc <info|command CMD|console|firmwar
                        (PXE, DISK and REINSTALL set the boot device for all future boots, BIOS for the next one)
   console              interactive serial console; type ~. at the start of a line to leave
   firmware bios|bmc    update firmware from --url URL (Redfish), showing progress
+  trust                the BMC trust file (certificate and SSH host key fingerprints recorded on first use):
+                       show one BMC's record, --reset it to accept a legitimate change, or --list all
 
 options:
   --address HOST[:PORT]   BMC address (IPMI port 623 by default)
@@ -52,7 +59,10 @@ options:
   --timeout SECONDS       deadline per BMC operation (default 10)
   --take-over             console: deactivate a SOL session left active by another client
   --once                  command PXE|DISK|REINSTALL: boot device for the next boot only
-  --json                  info: print JSON`;
+  --json                  info: print JSON
+  --mac MAC               the BMC's MAC: its trust record (without it the record is by IP address)
+  --state-dir DIR         trust file directory (default env METAL_BMC_STATE_DIR, else /var/lib/metal-bmc);
+                          info/command/console/firmware pin certificates only when one of the two is given`;
 
 /** Commands that set a boot device persistently, and with --once for the next boot only. */
 const ONCE_COMMANDS: readonly string[] = ['PXE', 'DISK', 'REINSTALL'];
@@ -73,6 +83,11 @@ export async function bmcMain(argv: string[], io: { stdout: NodeJS.WritableStrea
     return positionals.length === 0 && !values.help ? 2 : 0;
   }
   const [sub, ...rest] = positionals;
+  const stateDir = values['state-dir'] ?? io.env.METAL_BMC_STATE_DIR;
+  if (sub === 'trust') {
+    const { runTrust } = await import('./bmc-trust.js');
+    return runTrust({ mac: values.mac, address: values.address, reset: values.reset, list: values.list, stateDir: stateDir ?? '/var/lib/metal-bmc' }, io.stdout);
+  }
   const { host, port } = parseAddress(values.address, 623);
   const cipherSuite = values['cipher-suite'] === 'auto' ? 'auto' : parseIntegerOption(values['cipher-suite'], '--cipher-suite', 0, 255)!;
   const guidEncoding = values['guid-encoding'] as GuidEncoding;
@@ -94,9 +109,11 @@ export async function bmcMain(argv: string[], io: { stdout: NodeJS.WritableStrea
     if (rest[0] !== 'bios' && rest[0] !== 'bmc') throw new UsageError('firmware needs a kind: bios or bmc');
     if (!values.url || !/^https?:\/\//.test(values.url)) throw new UsageError('firmware needs --url http(s)://...');
   } else if (sub !== 'info' && sub !== 'console') {
-    throw new UsageError(`unknown bmc subcommand ${JSON.stringify(sub)} (info, command, console, firmware)`);
+    throw new UsageError(`unknown bmc subcommand ${JSON.stringify(sub)} (info, command, console, firmware, trust)`);
   }
 
+  // trust on first use when the operator names the trust file's directory
+  const trust = stateDir === undefined ? undefined : await cliTrust(stateDir, host, values.mac);
   await preloadProtocol(protocol); // the deadline below is the BMC's time, not module loading's
   const signal = AbortSignal.timeout(sub === 'firmware' ? 3 * 3600_000 : deadlineMs * 3);
   const bmc = await connectOutband({
@@ -112,6 +129,7 @@ export async function bmcMain(argv: string[], io: { stdout: NodeJS.WritableStrea
     guidEncoding,
     timeoutMs: deadlineMs,
     ipmiRetry: { deadlineMs },
+    ...(trust ? { trust } : {}),
     ...(sub === 'console' ? {} : { signal }),
   });
   try {
@@ -145,6 +163,11 @@ export async function bmcMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   } finally {
     await bmc.close();
   }
+}
+
+async function cliTrust(stateDir: string, ip: string, mac: string | undefined) {
+  const [{ createBmcTrust, openTrustStore }, { trustFileOf }] = await Promise.all([import('../outband/trust.js'), import('./bmc-trust.js')]);
+  return createBmcTrust({ store: openTrustStore({ file: trustFileOf(stateDir) }), resetHint: true }).forBmc({ ip, ...(mac ? { mac } : {}) });
 }
 
 export function describeBootOverride(b: BootOverride): string {

@@ -22,11 +22,12 @@ export interface EventMeta {
 export type EventHandler = (bytes: Uint8Array, meta: EventMeta) => Promise<Disposition>;
 
 /** Failures a second attempt cannot fix: the BMC refused us, or cannot do it at all. */
-const FINAL_CODES: ReadonlySet<BmcErrorCode> = new Set(['AUTH_FAILED', 'INSECURE_REFUSED', 'UNSUPPORTED', 'INVALID_ARGUMENT', 'FORBIDDEN', 'CONFIG', 'DECODE']);
+const FINAL_CODES: ReadonlySet<BmcErrorCode> = new Set(['AUTH_FAILED', 'INSECURE_REFUSED', 'UNSUPPORTED', 'INVALID_ARGUMENT', 'FORBIDDEN', 'CONFIG', 'DECODE', 'UNTRUSTED']);
 
 export function dispositionOf(result: CommandResult): Disposition {
   if (result.ok) return 'ack';
-  if (result.dropped !== undefined) return 'term';
+  // dropped, or a RESET/CYCLE that may have happened: never again
+  if (result.dropped !== undefined || result.outcomeUnknown) return 'term';
   return result.code !== undefined && FINAL_CODES.has(result.code as BmcErrorCode) ? 'term' : 'nak';
 }
 
@@ -79,5 +80,29 @@ export function createEventHandler(o: EventHandlerOptions): EventHandler {
       throw err;
     }
     return dispositionOf(result);
+  };
+}
+
+/** The result event for a machine event refused because too many were in flight (core NATS); what can be read of the event names it. */
+export function overflowResult(bytes: Uint8Array, maxInFlight: number, now: () => number = Date.now): CommandResult {
+  let machineId = '';
+  let type: CommandResult['type'] = 'command';
+  let command = 'unknown';
+  try {
+    const plan = planEvent(decodeMachineEvent(bytes));
+    ({ machineId, type, command } = plan);
+  } catch {
+    // an undecodable event is refused just the same
+  }
+  return {
+    machineId,
+    type,
+    command,
+    ok: false,
+    code: 'OVERLOADED',
+    error: `${command} refused: ${maxInFlight} machine events are in flight already (METAL_BMC_COMMAND_MAX_IN_FLIGHT); not executed`,
+    dropped: 'overflow',
+    durationMs: 0,
+    startedAt: new Date(now()).toISOString(),
   };
 }

@@ -1,13 +1,14 @@
 /** Prometheus metrics of the machine command path: NATS connection, events and their execution. */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
-export type CommandOutcome = 'ok' | 'error' | 'timeout' | 'aborted';
+export type CommandOutcome = 'ok' | 'error' | 'timeout' | 'aborted' | 'unknown';
 
 export interface CommandMetrics {
   commands: Counter<'command' | 'outcome'>;
   commandSeconds: Histogram<'command'>;
   eventsRejected: Counter<'reason'>;
   eventsStale: Counter;
+  eventsRefused: Counter<'reason'>;
   eventsExpired: Counter;
   eventsLate: Counter<'type'>;
   powerStepsSkipped: Counter<'type'>;
@@ -19,10 +20,11 @@ export interface CommandMetrics {
 export function createCommandMetrics(registry: Registry): CommandMetrics {
   const registers = [registry];
   return {
-    commands: new Counter({ name: 'metal_bmc_commands_total', help: 'Machine events executed on a BMC, by command (ON, DISK, create, delete, ...) and outcome (ok, error, timeout, aborted)', labelNames: ['command', 'outcome'], registers }),
+    commands: new Counter({ name: 'metal_bmc_commands_total', help: 'Machine events executed on a BMC, by command (ON, DISK, create, delete, ...) and outcome (ok, error, timeout, aborted, unknown: a non-idempotent action sent and not answered)', labelNames: ['command', 'outcome'], registers }),
     commandSeconds: new Histogram({ name: 'metal_bmc_command_duration_seconds', help: 'Duration of a machine event on its BMC, from connect to close', labelNames: ['command'], buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120], registers }),
     eventsRejected: new Counter({ name: 'metal_bmc_events_rejected_total', help: 'Machine events refused without execution, by reason (not-json, unknown-command, missing-ipmi, ...)', labelNames: ['reason'], registers }),
     eventsStale: new Counter({ name: 'metal_bmc_events_stale_total', help: 'command events dropped because they were older than the topic TTL, when received or when their machine\'s queue reached them', registers }),
+    eventsRefused: new Counter({ name: 'metal_bmc_events_refused_total', help: 'Machine events refused for want of room, each with a result event: queue-full (METAL_BMC_COMMAND_QUEUE_MAX per machine), in-flight (METAL_BMC_COMMAND_MAX_IN_FLIGHT, core NATS)', labelNames: ['reason'], registers }),
     eventsExpired: new Counter({ name: 'metal_bmc_events_expired_total', help: 'Machine events dropped because they were older than the lifecycle retention (only a foreign stream keeps them that long)', registers }),
     eventsLate: new Counter({ name: 'metal_bmc_events_late_total', help: 'create and delete events executed although older than the topic TTL (published while metal-bmc was down), by type', labelNames: ['type'], registers }),
     powerStepsSkipped: new Counter({ name: 'metal_bmc_power_steps_skipped_total', help: 'Power steps of late lifecycle events skipped because a newer event for the machine was pending, by type', labelNames: ['type'], registers }),

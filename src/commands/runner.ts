@@ -8,7 +8,7 @@ import { checkDuration, deadline, MAX_TIMER_MS } from '../deadline.js';
 import { abortError, BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Outband } from '../outband/types.js';
-import { describeAction, runAction } from './actions.js';
+import { describeAction, runAction, type BmcAction } from './actions.js';
 import { skipsAction, timelinessOf, type Timeliness } from './age.js';
 import type { EventIpmi, EventType, Plan } from './event.js';
 import type { CommandMetrics, CommandOutcome } from './metrics.js';
@@ -28,8 +28,10 @@ export interface CommandResult {
   ageMs?: number;
   /** a create/delete older than the TTL that still ran */
   late?: true;
-  /** a command older than the TTL when its machine's turn came: not executed */
-  dropped?: 'stale';
+  /** not executed: older than the TTL when its machine's turn came (stale), or its machine's queue was full (overflow) */
+  dropped?: 'stale' | 'overflow';
+  /** a non-idempotent action (RESET, CYCLE, REINSTALL, a delete's RESET) went to the BMC and no answer came: it may have happened; never retried */
+  outcomeUnknown?: true;
   /** steps left out (the power step of a late delete with a newer event pending) */
   skipped?: string[];
 }
@@ -43,7 +45,9 @@ export interface CommandRunnerOptions {
   /** deadline of one plan, from connect to the last action */
   timeoutMs: number;
   logger: Logger;
-  metrics?: Pick<CommandMetrics, 'commands' | 'commandSeconds'> & Partial<Pick<CommandMetrics, 'eventsStale' | 'eventsLate' | 'powerStepsSkipped'>>;
+  metrics?: Pick<CommandMetrics, 'commands' | 'commandSeconds'> & Partial<Pick<CommandMetrics, 'eventsStale' | 'eventsLate' | 'powerStepsSkipped' | 'eventsRefused'>>;
+  /** plans per machine, the running one included (METAL_BMC_COMMAND_QUEUE_MAX); one more is refused with a result. Default 16. */
+  maxQueuePerMachine?: number;
   /** the topic TTL: checked again when a machine's queue reaches a plan (plans without `publishedAt` are fresh) */
   ttlMs?: number;
   /** clock for the TTL check (tests) */
@@ -67,6 +71,14 @@ interface Task {
   plan: Plan;
   resolve: (r: CommandResult) => void;
 }
+
+/** Actions that must not run twice: a second RESET or CYCLE is a second reboot. ON, OFF, boot devices and the LED may be repeated. */
+export function isIdempotent(action: BmcAction): boolean {
+  return action.kind === 'command' && !['RESET', 'CYCLE', 'REINSTALL'].includes(action.command);
+}
+
+/** Failures after which a request that was sent may have been carried out: no answer, a cut or garbled one. */
+const OUTCOME_UNKNOWN_CODES: ReadonlySet<string> = new Set(['TIMEOUT', 'ABORTED', 'CLOSED', 'PROTOCOL', 'DECODE']);
 
 function positive(name: string, value: number, integer: boolean): void {
   if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
@@ -92,6 +104,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   positive('timeoutMs', o.timeoutMs, false);
   const closeTimeoutMs = checkDuration('command runner: closeTimeoutMs', o.closeTimeoutMs, 5000, 600_000);
   if (o.ttlMs !== undefined) checkDuration('command runner: ttlMs', o.ttlMs, 0, MAX_TIMER_MS);
+  const maxQueue = o.maxQueuePerMachine ?? 16;
+  positive('maxQueuePerMachine', maxQueue, true);
   const queues = new Map<string, Task[]>();
   const running = new Set<string>();
   const ready: string[] = [];
@@ -131,6 +145,28 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     };
   }
 
+  function refuseOverflow(plan: Plan, held: number): CommandResult {
+    o.metrics?.eventsRefused?.inc({ reason: 'queue-full' });
+    o.logger.warn({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, queued: held, max: maxQueue }, 'machine command refused: its machine\'s queue is full');
+    const result: CommandResult = {
+      machineId: plan.machineId,
+      type: plan.type,
+      command: plan.command,
+      ok: false,
+      code: 'QUEUE_FULL',
+      error: `${plan.command} refused: ${held} commands for this machine are queued or running already (METAL_BMC_COMMAND_QUEUE_MAX ${maxQueue}); not executed`,
+      dropped: 'overflow',
+      durationMs: 0,
+      startedAt: new Date(now()).toISOString(),
+    };
+    try {
+      o.onResult?.(result);
+    } catch (err) {
+      o.logger.error({ err: (err as Error).message }, 'command result handler failed');
+    }
+    return result;
+  }
+
   async function execute(plan: Plan, newerPending: () => boolean): Promise<CommandResult> {
     const { timeliness, ageMs } = timelinessAt(plan);
     if (timeliness === 'stale') return dropStale(plan, ageMs);
@@ -146,6 +182,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     const signal = commandDeadline.signal;
     let outcome: CommandOutcome = 'ok';
     let failure: unknown;
+    /** the non-idempotent action under way when the plan failed, if any */
+    let sent: BmcAction | undefined;
     if (plan.actions.length > 0) {
       let bmc: Outband | undefined;
       try {
@@ -162,12 +200,15 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
             o.logger.info({ machineId: plan.machineId, type: plan.type, step: describeAction(action) }, 'power step of a late event skipped: a newer event for the machine is pending');
             continue;
           }
+          sent = isIdempotent(action) ? undefined : action;
           await untilAborted(runAction(bmc, action, { signal }), signal, `${what}: ${describeAction(action)}`);
+          sent = undefined;
         }
       } catch (err) {
         failure = err;
         const code = signal.aborted ? abortError(signal, what).code : err instanceof BmcError ? err.code : undefined;
         outcome = code === 'TIMEOUT' ? 'timeout' : code === 'ABORTED' ? 'aborted' : 'error';
+        if (sent !== undefined && code !== undefined && OUTCOME_UNKNOWN_CODES.has(code)) outcome = 'unknown';
       } finally {
         if (bmc) await closeQuietly(bmc);
       }
@@ -181,10 +222,16 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       result.error = failure instanceof Error ? failure.message : String(failure);
       if (failure instanceof BmcError) result.code = failure.code;
     }
+    if (outcome === 'unknown') {
+      result.outcomeUnknown = true;
+      result.code = 'OUTCOME_UNKNOWN';
+      result.error = `${describeAction(sent!)} was sent to the BMC and no answer came (${result.error ?? 'no detail'}): it may have happened; not retried, check the machine`;
+    }
     o.metrics?.commands.inc({ command: plan.command, outcome });
     o.metrics?.commandSeconds.observe({ command: plan.command }, durationMs / 1000);
     const fields = { machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, outcome, durationMs };
     if (result.ok) o.logger.info(fields, 'machine command done');
+    else if (outcome === 'unknown') o.logger.error({ ...fields, code: result.code, err: result.error }, 'machine command outcome unknown: the BMC did not answer a non-idempotent action; not retried');
     else o.logger.warn({ ...fields, code: result.code, err: result.error }, 'machine command failed');
     return result;
   }
@@ -215,6 +262,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   return {
     submit(plan) {
       if (stopped) return Promise.reject(new BmcError('CLOSED', 'command runner is stopped'));
+      const held = (queues.get(plan.key)?.length ?? 0) + (running.has(plan.key) ? 1 : 0);
+      if (held >= maxQueue) return Promise.resolve(refuseOverflow(plan, held));
       return new Promise<CommandResult>((resolve) => {
         pending++;
         const queue = queues.get(plan.key);

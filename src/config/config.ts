@@ -47,7 +47,7 @@ export interface Config {
     streamReplicas: number;
     resultTopic: string;
   };
-  commands: { concurrency: number; timeoutMs: number; targets: 'leases' | 'any' };
+  commands: { concurrency: number; timeoutMs: number; targets: 'leases' | 'any'; queueMax: number; maxInFlight: number };
   firmware: { timeoutMs: number; urlAllow: string[]; allowLoopback: boolean };
   /** state kept across restarts (firmware jobs) */
   stateDir: string;
@@ -298,6 +298,8 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       concurrency: int(env, 'METAL_BMC_COMMAND_CONCURRENCY', 32, 1, 10_000),
       timeoutMs: duration(env, 'METAL_BMC_COMMAND_TIMEOUT', '60s'),
       targets: oneOf(env, 'METAL_BMC_COMMAND_TARGETS', ['leases', 'any'] as const, 'leases'),
+      queueMax: int(env, 'METAL_BMC_COMMAND_QUEUE_MAX', 16, 1, 10_000),
+      maxInFlight: int(env, 'METAL_BMC_COMMAND_MAX_IN_FLIGHT', 64, 1, 100_000),
     },
     firmware: {
       timeoutMs: duration(env, 'METAL_BMC_FIRMWARE_TIMEOUT', '30m'),

@@ -7,6 +7,7 @@
  * The clients themselves (keyboard, per-client queues, notices) are members.ts; this file holds
  * the BMC side and the session's life.
  */
+import { publicText } from '../net/public-text.js';
 import type { Duplex } from 'node:stream';
 import { raceAbort } from '../deadline.js';
 import { BmcError } from '../errors.js';
@@ -44,9 +45,10 @@ export interface ConsoleSession {
 
 const MAX_PENDING_INPUT = 64 * 1024;
 
+/** What a console client is told about a BMC failure: no internal URL, no query string. */
 function describe(err: unknown): string {
-  if (err instanceof Error) return err.name === 'TimeoutError' ? 'no answer in time' : err.message;
-  return String(err);
+  if (err instanceof Error) return err.name === 'TimeoutError' ? 'no answer in time' : publicText(err.message);
+  return publicText(String(err));
 }
 
 export function createSession(machineId: string, settings: SessionSettings, onClosed: () => void): ConsoleSession {

@@ -20,6 +20,7 @@ import type * as RedfishLib from './redfish-side.js';
 import { mergeReportFields, reportFieldValues, type ReportFieldValues } from './report-fields.js';
 import type { BmcReport, BootOptions, BootTarget, FirmwareKind, OperationOptions, Outband, Protocol, RedfishProblem } from './types.js';
 import { decideUuid, type UuidRule } from './uuid.js';
+import type { BmcTrustGate } from './trust.js';
 import { REPORT_FIELDS, VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type VendorProfile } from './vendors.js';
 
 export type { Protocol } from './types.js';
@@ -48,6 +49,8 @@ export interface ConnectOptions {
   guidEncoding?: GuidEncoding;
   ipmiRetry?: Partial<RetryPolicy>;
   sshPort?: number;
+  /** trust on first use for this BMC (trust.ts): pins its certificate and SSH host key, proves it over IPMI on first contact */
+  trust?: BmcTrustGate;
   logger?: Logger;
   signal?: AbortSignal;
 }
@@ -66,10 +69,11 @@ interface RedfishSide {
 const REDFISH_BOOT: Record<BootTarget, BootOverrideTarget> = { PXE: 'Pxe', DISK: 'Hdd', BIOS: 'BiosSetup' };
 
 /** Errors after which the other protocol may safely try the same action (it did not happen). */
-function mayFallBack(err: unknown): boolean {
+function mayFallBack(err: unknown, repeatable = true): boolean {
   if (!(err instanceof BmcError)) return false;
   if (err.code === 'HTTP') return err.httpStatus !== 401 && err.httpStatus !== 403;
-  return ['UNSUPPORTED', 'CLOSED', 'DECODE', 'PROTOCOL', 'COMPLETION_CODE'].includes(err.code);
+  // a reset or cycle cut off or garbled after it was sent may have happened: never a second one
+  return (repeatable ? ['UNSUPPORTED', 'CLOSED', 'DECODE', 'PROTOCOL', 'COMPLETION_CODE'] : ['UNSUPPORTED', 'COMPLETION_CODE']).includes(err.code);
 }
 
 /** The typed part of a Redfish failure (the message was already scrubbed of secrets by the Redfish client). */
@@ -114,21 +118,25 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   if (protocol !== 'ipmi') {
     const lib = await import('./redfish-side.js');
     try {
-      const client = await lib.openRedfish({
-        host: o.host,
-        port: o.redfishPort ?? 443,
-        user: o.user,
-        password: o.password,
-        insecure: o.redfishInsecure ?? o.redfishCa === undefined,
-        ...(o.redfishCa ? { ca: o.redfishCa } : {}),
-        timeoutMs: Math.min(o.redfishRequestTimeoutMs ?? 10_000, timeoutMs),
-        ...(o.redfishLegacyTls === true ? { legacyTls: true } : {}),
-        ...(o.signal ? { signal: o.signal } : {}),
-        ...(o.logger ? { logger: o.logger } : {}),
-      });
+      const open = (tls: { pinnedSha256?: string }) =>
+        lib.openRedfish({
+          host: o.host,
+          port: o.redfishPort ?? 443,
+          user: o.user,
+          password: o.password,
+          insecure: o.redfishInsecure ?? o.redfishCa === undefined,
+          ...(o.redfishCa ? { ca: o.redfishCa } : {}),
+          ...tls,
+          timeoutMs: Math.min(o.redfishRequestTimeoutMs ?? 10_000, timeoutMs),
+          ...(o.redfishLegacyTls === true ? { legacyTls: true } : {}),
+          ...(o.signal ? { signal: o.signal } : {}),
+          ...(o.logger ? { logger: o.logger } : {}),
+        });
+      const client = o.trust ? await o.trust.openRedfish(trustContext(o, protocol, ipmi, o.redfishPort ?? 443), open) : await open({});
       redfish = { client, lib };
     } catch (err) {
-      if (protocol === 'redfish' || isBmcError(err, 'ABORTED')) {
+      // a BMC that is not the one recorded gets nothing more, over no protocol
+      if (protocol === 'redfish' || isBmcError(err, 'ABORTED') || isBmcError(err, 'UNTRUSTED')) {
         await ipmi.close();
         throw err;
       }
@@ -142,7 +150,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   const ipmiAllowed = protocol !== 'redfish';
   const uuidRule = o.uuidRule ?? 'auto';
 
-  async function route<T = void>(kind: 'power' | 'boot' | 'identify', what: string, viaRedfish: (r: RedfishSide) => Promise<T>, viaIpmi: () => Promise<T>): Promise<T> {
+  async function route<T = void>(kind: 'power' | 'boot' | 'identify', what: string, viaRedfish: (r: RedfishSide) => Promise<T>, viaIpmi: () => Promise<T>, repeatable = true): Promise<T> {
     const order: ActionProtocol[] = profile[kind] === 'redfish' ? ['redfish', 'ipmi'] : ['ipmi', 'redfish'];
     const available = order.filter((p) => (p === 'redfish' ? redfish !== undefined : ipmiAllowed));
     if (available.length === 0) throw new BmcError('UNSUPPORTED', `${what} on BMC ${o.host}: no protocol available (${redfishProblem ?? 'IPMI disabled'})`);
@@ -152,7 +160,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         return await (p === 'redfish' ? viaRedfish(redfish!) : viaIpmi());
       } catch (err) {
         if (first === undefined) first = err;
-        if (!mayFallBack(err) || p === available[available.length - 1]) break;
+        if (!mayFallBack(err, repeatable) || p === available[available.length - 1]) break;
         o.logger?.warn({ bmc: o.host, action: what, protocol: p, err: message(err) }, 'action failed, trying the other protocol');
       }
     }
@@ -264,8 +272,8 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     },
     powerOn: (x) => route('power', 'power on', (r) => r.lib.reset(r.client, 'On', sig(x)), () => ipmi.powerOn(x)),
     powerOff: (x) => route('power', 'power off', (r) => r.lib.reset(r.client, 'ForceOff', sig(x)), () => ipmi.powerOff(x)),
-    powerReset: (x) => route('power', 'power reset', (r) => r.lib.reset(r.client, 'ForceRestart', sig(x)), () => ipmi.powerReset(x)),
-    powerCycle: (x) => route('power', 'power cycle', (r) => r.lib.reset(r.client, 'PowerCycle', sig(x)), () => ipmi.powerCycle(x)),
+    powerReset: (x) => route('power', 'power reset', (r) => r.lib.reset(r.client, 'ForceRestart', sig(x)), () => ipmi.powerReset(x), false),
+    powerCycle: (x) => route('power', 'power cycle', (r) => r.lib.reset(r.client, 'PowerCycle', sig(x)), () => ipmi.powerCycle(x), false),
     bootFrom: (target, x) => route('boot', `boot ${target}`, (r) => redfishBoot(r, target, x), () => ipmiBoot(target, x)),
     bootOverride: (x) =>
       route(
@@ -278,7 +286,8 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     async openConsole(x): Promise<Duplex> {
       if (profile.console === 'ssh') {
         const { openSshConsole } = await import('./ssh-console.js');
-        return openSshConsole({ host: o.host, port: o.sshPort ?? 22, user: o.user, password: o.password, command: profile.sshConsoleCommand ?? 'console com2', ...sig(x) });
+        const checkHostKey = o.trust ? await o.trust.sshHostKeyCheck(trustContext(o, protocol, ipmi, 0)) : undefined;
+        return openSshConsole({ host: o.host, port: o.sshPort ?? 22, user: o.user, password: o.password, command: profile.sshConsoleCommand ?? 'console com2', ...sig(x), ...(checkHostKey ? { checkHostKey } : {}) });
       }
       if (!ipmiAllowed) throw new BmcError('UNSUPPORTED', `console on BMC ${o.host} needs IPMI SOL, which is disabled`);
       return ipmi.openConsole(x);
@@ -327,6 +336,19 @@ async function detectVendorRedfish({ client, lib }: RedfishSide, signal?: AbortS
     if (isBmcError(err, 'ABORTED')) throw err;
     return 'unknown' as const;
   }
+}
+
+/** What the trust gate needs: where, how long (the probe as a Redfish connect; the IPMI proof a third of the deadline, 1 to 3 s), and the IPMI proof. */
+function trustContext(o: ConnectOptions, protocol: Protocol, ipmi: IpmiOutband, port: number) {
+  const timeoutMs = o.timeoutMs ?? 20_000;
+  return {
+    host: o.host,
+    port,
+    timeoutMs: Math.min(timeoutMs, 10_000),
+    proofTimeoutMs: Math.round(Math.min(3000, Math.max(1000, timeoutMs / 3))),
+    ...(o.signal ? { signal: o.signal } : {}),
+    ...(protocol === 'redfish' ? {} : { prove: async (signal: AbortSignal) => void (await ipmi.session({ signal })) }),
+  };
 }
 
 async function detectVendorIpmi(ipmi: IpmiOutband, signal?: AbortSignal) {

@@ -16,6 +16,8 @@ export interface SshConsoleOptions {
   signal?: AbortSignal;
   /** pin the BMC's host key (hex SHA-256 of the key) when known */
   hostKeySha256?: string;
+  /** decides on the host key (hex SHA-256) before any credential is sent (trust on first use); false refuses with UNTRUSTED */
+  checkHostKey?: (sha256: string) => boolean;
 }
 
 export function openSshConsole(o: SshConsoleOptions): Promise<Duplex> {
@@ -23,6 +25,7 @@ export function openSshConsole(o: SshConsoleOptions): Promise<Duplex> {
     const client = new Client();
     const where = `${o.host}:${o.port ?? 22}`;
     let settled = false;
+    let refusedKey: string | undefined;
     const fail = (err: Error) => {
       if (settled) return;
       settled = true;
@@ -33,6 +36,10 @@ export function openSshConsole(o: SshConsoleOptions): Promise<Duplex> {
     o.signal?.addEventListener('abort', onAbort, { once: true });
     client.on('error', (err: Error & { level?: string }) => {
       const auth = err.level === 'client-authentication';
+      if (refusedKey !== undefined) {
+        fail(new BmcError('UNTRUSTED', `SSH console to BMC ${where}: host key sha256 ${refusedKey.slice(0, 16)}… is not the recorded one; password not sent`, { cause: err }));
+        return;
+      }
       fail(new BmcError(auth ? 'AUTH_FAILED' : 'CLOSED', auth ? `SSH console to BMC ${where}: wrong user name or password` : `SSH console to BMC ${where}: ${err.message}`, { cause: err }));
     });
     client.on('ready', () => {
@@ -74,7 +81,16 @@ export function openSshConsole(o: SshConsoleOptions): Promise<Duplex> {
       username: o.user,
       password: o.password,
       readyTimeout: o.readyTimeoutMs ?? 10_000,
-      ...(o.hostKeySha256 ? { hostHash: 'sha256', hostVerifier: (hash: string) => hash === o.hostKeySha256 } : {}),
+      ...(o.hostKeySha256 || o.checkHostKey
+        ? {
+            hostHash: 'sha256',
+            hostVerifier: (hash: string) => {
+              const ok = (o.hostKeySha256 === undefined || hash === o.hostKeySha256) && (o.checkHostKey?.(hash) ?? true);
+              if (!ok) refusedKey = hash;
+              return ok;
+            },
+          }
+        : {}),
     });
   });
 }

@@ -11,7 +11,7 @@ import { publishResult } from '../bus/results.js';
 import type { PartFactory } from '../daemon.js';
 import type { Logger } from '../log.js';
 import { createOutbandPool } from '../outband/pool.js';
-import { createEventHandler } from '../commands/handler.js';
+import { createEventHandler, overflowResult } from '../commands/handler.js';
 import { createCommandMetrics, type CommandMetrics } from '../commands/metrics.js';
 import { createCommandRunner, type CommandResult, type CommandRunner, type ConnectBmc } from '../commands/runner.js';
 import { createFirmwareJobs, type FirmwareEvent, type FirmwareJobs } from '../commands/firmware-jobs.js';
@@ -35,6 +35,8 @@ export interface CommandServiceOptions {
   /** default: the command timeout plus 10 s */
   ackWaitMs?: number;
   maxInFlight?: number;
+  /** commands per machine, the running one included (METAL_BMC_COMMAND_QUEUE_MAX) */
+  maxQueuePerMachine?: number;
   mode?: 'auto' | 'core';
   connect: ConnectBmc;
   concurrency: number;
@@ -71,6 +73,7 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
     ttlMs: o.ttlMs,
     logger: o.logger,
     ...(o.metrics ? { metrics: o.metrics } : {}),
+    ...(o.maxQueuePerMachine !== undefined ? { maxQueuePerMachine: o.maxQueuePerMachine } : {}),
     onResult: (result) => {
       publish(result);
       o.onResult?.(result);
@@ -106,6 +109,10 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
     logger: o.logger,
     ...(o.metrics ? { metrics: o.metrics } : {}),
     handler,
+    onOverflow: (bytes) => {
+      o.metrics?.eventsRefused.inc({ reason: 'in-flight' });
+      publish(overflowResult(bytes, o.maxInFlight ?? 64));
+    },
   });
   return {
     runner,
@@ -165,6 +172,8 @@ export const commandsPart: PartFactory = async (ctx) => {
           connect: (ipmi, options) => pool.acquire(ipmi, () => connectBmc(ipmi, options)),
           concurrency: config.commands.concurrency,
           timeoutMs: config.commands.timeoutMs,
+          maxQueuePerMachine: config.commands.queueMax,
+          maxInFlight: config.commands.maxInFlight,
           logger,
           metrics,
           onResult: (result) => ctx.status?.commandResult(result),

@@ -12,10 +12,11 @@
  * MegaRAC and H3C HDM firmware): OpenSSL's whole cipher list at security level 0. TLS 1.2 stays
  * the minimum; nothing older is ever offered.
  */
-import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import { createHash } from 'node:crypto';
+import { isIP, type Socket } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { buildConnector } from 'undici';
-import { BmcError } from '../errors.js';
+import { abortError, BmcError } from '../errors.js';
 
 export type TlsPolicy = { kind: 'insecure' } | { kind: 'ca'; ca: string | Buffer } | { kind: 'pinned'; sha256: string };
 
@@ -100,7 +101,7 @@ function baseConnector(policy: TlsPolicy, connectTimeoutMs: number, legacyTls: b
           if (got !== policy.sha256) {
             socket.destroy();
             callback(
-              new BmcError('AUTH_FAILED', `TLS certificate of ${options.hostname} does not match the pinned SHA-256 fingerprint (got ${got ?? 'none'})`),
+              new BmcError('UNTRUSTED', `TLS certificate of ${options.hostname}:${options.port} is not the pinned one: presented sha256 ${fingerprintPrefix(got)}, pinned ${fingerprintPrefix(policy.sha256)}`),
               null,
             );
             return;
@@ -109,4 +110,48 @@ function baseConnector(policy: TlsPolicy, connectTimeoutMs: number, legacyTls: b
         });
     }
   }
+}
+
+/** The first 16 hex digits of a fingerprint, for messages and logs ("none" when there is none). */
+export function fingerprintPrefix(sha256: string | undefined): string {
+  return sha256 === undefined ? 'none' : `${sha256.slice(0, 16)}…`;
+}
+
+export interface ProbeOptions {
+  host: string;
+  port: number;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * The SHA-256 fingerprint (hex, of the leaf certificate's DER) that a TLS server presents: a
+ * handshake and nothing else, so nothing is sent that the peer could collect.
+ */
+export function probeCertificate(o: ProbeOptions): Promise<string> {
+  const what = `TLS certificate of ${o.host}:${o.port}`;
+  if (o.signal?.aborted) return Promise.reject(abortError(o.signal, what));
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const socket = tlsConnect({ host: o.host, port: o.port, rejectUnauthorized: false, minVersion: 'TLSv1.2', ...(isIP(o.host) === 0 ? { servername: o.host } : {}) });
+    const finish = (err: Error | undefined, sha256?: string) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onAbort);
+      socket.destroy();
+      if (err) reject(err);
+      else resolve(sha256!);
+    };
+    const onAbort = () => finish(abortError(o.signal!, what));
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    const timer = setTimeout(() => finish(new BmcError('TIMEOUT', `${what}: no TLS session within ${o.timeoutMs} ms`)), o.timeoutMs);
+    timer.unref();
+    socket.once('secureConnect', () => {
+      const raw = socket.getPeerCertificate()?.raw;
+      if (!raw || raw.length === 0) finish(new BmcError('PROTOCOL', `${what}: the server presented no certificate`));
+      else finish(undefined, createHash('sha256').update(raw).digest('hex'));
+    });
+    socket.once('error', (err) => finish(new BmcError('CLOSED', `${what}: ${err.message}`, { cause: err })));
+  });
 }

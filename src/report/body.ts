@@ -8,6 +8,7 @@ import { toMetalFru, type MachineIpmiReport } from '../metalapi/types.js';
 import type { BmcReport } from '../outband/types.js';
 import { boundEntry } from './bounds.js';
 import type { LedMemory } from './led-memory.js';
+import type { UuidOwners } from './owners.js';
 
 /** One machine's entry of the report body, built from what the outband layer read. */
 export function toIpmiReport(bmcIp: string, report: BmcReport): MachineIpmiReport {
@@ -37,7 +38,14 @@ export function toIpmiReport(bmcIp: string, report: BmcReport): MachineIpmiRepor
 /** A BMC read in this cycle: its lease address and its report. */
 export interface BmcRead {
   ip: string;
+  mac?: string;
   report: BmcReport;
+}
+
+/** Which BMC holds which machine UUID across cycles, and whether a BMC address holds a lease now. */
+export interface UuidOwnership {
+  owners: UuidOwners;
+  isLeased: (ip: string) => boolean;
 }
 
 export interface ReportBody {
@@ -47,20 +55,33 @@ export interface ReportBody {
   duplicates: Array<{ uuid: string; bmcs: [kept: string, dropped: string] }>;
   /** entries with values cut by `boundEntry` */
   bounded: Array<{ bmc: string; uuid: string; cut: string[] }>;
+  /** a BMC that reports a UUID a known BMC with a lease holds: left out, the known one kept */
+  conflicts: Array<{ uuid: string; known: string; claimant: string; mac?: string }>;
+  /** a UUID taken over by another BMC because the known one's lease is gone */
+  moves: Array<{ uuid: string; previous: string; bmc: string }>;
 }
 
 /**
- * Builds the body in the order the BMCs were read: the first BMC of a UUID wins, an unread
- * identify LED becomes the machine's last known state (`ledMemory`), every entry is bounded.
+ * Builds the body in the order the BMCs were read: a UUID stays with the BMC known for it while
+ * that BMC holds a lease (`ownership`, updated here), else the first BMC of a UUID in this cycle
+ * wins; an unread identify LED becomes the machine's last known state (`ledMemory`), every entry
+ * is bounded.
  */
-export function assembleReportBody(reads: readonly BmcRead[], ledMemory?: LedMemory): ReportBody {
-  const body: ReportBody = { reports: {}, duplicates: [], bounded: [] };
-  for (const { ip, report } of reads) {
+export function assembleReportBody(reads: readonly BmcRead[], ledMemory?: LedMemory, ownership?: UuidOwnership): ReportBody {
+  const body: ReportBody = { reports: {}, duplicates: [], bounded: [], conflicts: [], moves: [] };
+  for (const { ip, mac, report } of reads) {
+    const known = ownership?.owners.get(report.uuid);
+    if (known !== undefined && known !== ip && ownership!.isLeased(known)) {
+      body.conflicts.push({ uuid: report.uuid, known, claimant: ip, ...(mac !== undefined ? { mac } : {}) });
+      continue;
+    }
     const existing = body.reports[report.uuid];
     if (existing) {
       body.duplicates.push({ uuid: report.uuid, bmcs: [existing.BMCIp, ip] });
       continue;
     }
+    if (known !== undefined && known !== ip) body.moves.push({ uuid: report.uuid, previous: known, bmc: ip });
+    ownership?.owners.set(report.uuid, ip);
     const indicatorLED = ledMemory?.resolve(report.uuid, report.indicatorLED) ?? report.indicatorLED;
     const { entry, cut } = boundEntry(toIpmiReport(ip, { ...report, indicatorLED }));
     if (cut.length > 0) body.bounded.push({ bmc: ip, uuid: report.uuid, cut });

@@ -14,6 +14,7 @@ import type { MachineIpmiReport, MachineIpmiReportResponse } from '../metalapi/t
 import type { BmcReport, Outband } from '../outband/types.js';
 import { assembleReportBody, type BmcRead } from './body.js';
 import type { LedMemory } from './led-memory.js';
+import type { UuidOwners } from './owners.js';
 import { mapLimit } from './limit.js';
 import type { ReportMetrics } from './metrics.js';
 
@@ -27,6 +28,10 @@ export interface CycleDeps {
   metrics?: ReportMetrics;
   /** last known identify LED per machine, for BMCs whose LED cannot be read (the reporter keeps one across cycles) */
   ledMemory?: LedMemory;
+  /** the BMC known per machine UUID across cycles (the reporter keeps one) */
+  owners?: UuidOwners;
+  /** whether a BMC IP holds a lease now (all leases, not only this cycle's); default: one of this cycle's leases */
+  isLeased?: (ip: string) => boolean;
   /** told about every BMC read and every accepted report (the daemon's status); must not throw */
   observer?: ReportObserver;
 }
@@ -110,11 +115,23 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   const results = await mapLimit(leases, deps.concurrency, (lease) => (signal?.aborted ? Promise.resolve(undefined) : readBmc(deps, lease, signal)));
   const reads: BmcRead[] = [];
   results.forEach((report, i) => {
-    if (report) reads.push({ ip: leases[i]!.ip, report });
+    if (report) reads.push({ ip: leases[i]!.ip, mac: leases[i]!.mac, report });
   });
   const read = reads.length;
-  const { reports, duplicates, bounded } = assembleReportBody(reads, deps.ledMemory);
-  for (const { uuid, bmcs } of duplicates) deps.logger.warn({ uuid, bmcs }, 'two BMCs report the same machine UUID; keeping the first');
+  const cycleIps = new Set(leases.map((l) => l.ip));
+  const isLeased = deps.isLeased ?? ((ip: string) => cycleIps.has(ip));
+  const ownership = deps.owners ? { owners: deps.owners, isLeased } : undefined;
+  const { reports, duplicates, bounded, conflicts, moves } = assembleReportBody(reads, deps.ledMemory, ownership);
+  for (const { uuid, known, claimant, mac } of conflicts) {
+    deps.metrics?.uuidConflicts.inc();
+    deps.logger.warn({ uuid, known, claimant, mac }, 'a second BMC reports a machine UUID that a known BMC with a lease holds; the known one is kept, the second is left out');
+  }
+  for (const { uuid, bmcs } of duplicates) {
+    deps.metrics?.uuidConflicts.inc();
+    deps.logger.warn({ uuid, bmcs }, 'two BMCs report the same machine UUID; keeping the first');
+  }
+  for (const { uuid, previous, bmc } of moves) deps.logger.info({ uuid, previous, bmc }, 'machine UUID moves to another BMC: the lease of the known one is gone');
+  deps.owners?.prune(isLeased);
   for (const { bmc, uuid, cut } of bounded) {
     deps.metrics?.entriesBounded.inc();
     deps.logger.warn({ bmc, uuid, cut }, 'BMC sent values beyond any real one; they were cut to fit the report');

@@ -1,5 +1,6 @@
 /** Prometheus metrics of BMC discovery and reporting. */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { TrustMetrics } from '../outband/trust.js';
 
 export interface ReportMetrics {
   cycles: Counter<'trigger' | 'outcome'>;
@@ -11,6 +12,7 @@ export interface ReportMetrics {
   lastSuccess: Gauge;
   entriesBounded: Counter;
   entriesRejected: Counter;
+  uuidConflicts: Counter;
 }
 
 export function createReportMetrics(registry: Registry): ReportMetrics {
@@ -24,6 +26,16 @@ export function createReportMetrics(registry: Registry): ReportMetrics {
     leaseErrors: new Counter({ name: 'metal_bmc_lease_file_errors_total', help: 'Lease file reads or parses that failed (the last good view is kept)', registers }),
     entriesBounded: new Counter({ name: 'metal_bmc_report_entries_bounded_total', help: 'BMC report entries with strings, power supplies or readings beyond any real value, cut before sending', registers }),
     entriesRejected: new Counter({ name: 'metal_bmc_report_entries_rejected_total', help: 'BMC report entries metal-api refused even alone (400, 413, 422); left out of the report', registers }),
+    uuidConflicts: new Counter({ name: 'metal_bmc_uuid_conflicts_total', help: 'Reports of a machine UUID that another BMC (another IP) already reports; the known BMC is kept while its lease lasts', registers }),
     lastSuccess: new Gauge({ name: 'metal_bmc_report_last_success_timestamp_seconds', help: 'Unix time of the last report metal-api accepted', registers }),
+  };
+}
+
+/** Metrics of trust on first use (src/outband/trust.ts). */
+export function createTrustMetrics(registry: Registry): TrustMetrics {
+  const registers = [registry];
+  return {
+    refused: new Counter({ name: 'metal_bmc_trust_refused_total', help: 'BMC connections refused before credentials were sent: another certificate (redfish) or SSH host key (ssh) than recorded, or no IPMI proof of the password on first contact (ipmi-proof)', labelNames: ['check'], registers }),
+    firstUse: new Counter({ name: 'metal_bmc_trust_first_use_total', help: 'BMC certificates and SSH host keys recorded on first contact, by proof (ipmi: RAKP 2 proved the password; none: no IPMI answer, trusted on first use)', labelNames: ['what', 'proof'], registers }),
   };
 }

@@ -7,6 +7,7 @@ import { checkDuration, MAX_TIMER_MS } from '../deadline.js';
 import type { Lease } from '../leases/types.js';
 import { runReportCycle, type CycleDeps } from './cycle.js';
 import { createLedMemory } from './led-memory.js';
+import { createUuidOwners } from './owners.js';
 
 export interface ReporterOptions extends CycleDeps {
   intervalMs: number;
@@ -29,7 +30,7 @@ export function createReporter(o: ReporterOptions): Reporter {
   checkDuration('createReporter: intervalMs', o.intervalMs, 0, MAX_TIMER_MS);
   checkDuration('createReporter: bmcTimeoutMs', o.bmcTimeoutMs, 0, MAX_TIMER_MS);
   // one LED memory for the reporter's lifetime: an unreadable LED is reported as last seen
-  const deps: CycleDeps = { ...o, ledMemory: o.ledMemory ?? createLedMemory() };
+  const deps: CycleDeps = { ...o, ledMemory: o.ledMemory ?? createLedMemory(), owners: createUuidOwners(), isLeased: (ip) => o.leases().some((l) => l.ip === ip) };
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let pendingFull = false;

@@ -17,7 +17,7 @@ import type { Fleet, FaultSelector } from './fleet.js';
 import type { SimFaults } from './machine.js';
 import { isSimQuirk, SIM_QUIRKS, type SimQuirkName } from './quirks.js';
 
-const FAULT_KEYS: ReadonlyArray<keyof SimFaults> = ['noAnswer', 'delayMs', 'dropRate', 'wrongCredentials', 'redfishStatus', 'redfishHang', 'redfishDisabled', 'sessionsFull', 'firmwareTaskMs'];
+const FAULT_KEYS: ReadonlyArray<keyof SimFaults> = ['noAnswer', 'delayMs', 'dropRate', 'wrongCredentials', 'redfishStatus', 'redfishHang', 'redfishDisabled', 'sessionsFull', 'firmwareTaskMs', 'actSilently'];
 
 function parseSelector(value: unknown): FaultSelector | undefined {
   if (value === 'all' || value === undefined) return 'all';

@@ -73,6 +73,8 @@ export interface SimFaults {
   sessionsFull: boolean;
   /** firmware update tasks started from now on run this long (ms) instead of the server's task duration */
   firmwareTaskMs: number | null;
+  /** Redfish actions (POST .../Actions/...) are carried out but never answered: the BMC acted, the client times out */
+  actSilently: boolean;
 }
 
 export const NO_FAULTS: Readonly<SimFaults> = Object.freeze({
@@ -85,6 +87,7 @@ export const NO_FAULTS: Readonly<SimFaults> = Object.freeze({
   redfishDisabled: false,
   sessionsFull: false,
   firmwareTaskMs: null,
+  actSilently: false,
 });
 
 export interface SimMachineState {

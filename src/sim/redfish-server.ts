@@ -178,7 +178,12 @@ export async function startRedfishServer(options: RedfishServerOptions): Promise
       return;
     }
     const path = req.url ?? '/';
-    reply(req, res, await dispatch({ ctx, settings, counters: requests, req, method: req.method ?? 'GET', path }), ctx);
+    const answer = await dispatch({ ctx, settings, counters: requests, req, method: req.method ?? 'GET', path });
+    if (faults.actSilently && req.method === 'POST' && path.includes('/Actions/')) {
+      if (!req.complete) req.resume(); // carried out, never answered; close() drops the connection
+      return;
+    }
+    reply(req, res, answer, ctx);
   }
 
   function reply(req: IncomingMessage, res: ServerResponse, r: Reply, ctx?: MachineContext): void {

@@ -21,7 +21,7 @@ export interface CommandResultLike {
   code?: string;
   durationMs: number;
   startedAt: string;
-  dropped?: 'stale';
+  dropped?: 'stale' | 'overflow';
 }
 
 /** What the store needs of a firmware job event (commands/firmware-jobs' FirmwareEvent fits). */

@@ -60,6 +60,7 @@ describe('an environment file written for the Go metal-bmc', () => {
         `METAL_BMC_METAL_API_URL=${api.url}`,
         `METAL_API_HMAC_KEY=${HMAC}`,
         `METAL_BMC_LEASE_FILE=${join(dir, 'dhcpd.leases')}`,
+        `METAL_BMC_STATE_DIR=${join(dir, 'state')}`, // not the real /var/lib/metal-bmc: BMC certificates recorded there would outlive the test
         `METAL_BMC_ALLOWED_CIDRS=${fleetCidr},2001:db8::/32`,
         'METAL_BMC_IGNORE_MACS=',
         'METAL_BMC_IPMI_USER=ADMIN',

@@ -49,6 +49,7 @@ beforeAll(async () => {
     METAL_BMC_METAL_API_URL: api.url,
     METAL_BMC_METAL_API_HMAC_KEY: HMAC_KEY,
     METAL_BMC_LEASE_FILE: leaseFile,
+    METAL_BMC_STATE_DIR: join(dir, 'state'),
     METAL_BMC_REPORT_INTERVAL: '1h',
     METAL_BMC_IPMI_PORT: String(fleet.ipmiPort),
     METAL_BMC_REDFISH_PORT: String(fleet.redfishPort),

@@ -40,6 +40,7 @@ function env(): NodeJS.ProcessEnv {
     METAL_BMC_METAL_API_URL: api.url,
     METAL_BMC_METAL_API_HMAC_KEY: HMAC,
     METAL_BMC_LEASE_FILE: join(dir, 'dhcpd.leases'),
+    METAL_BMC_STATE_DIR: join(dir, 'state'),
     METAL_BMC_IPMI_PORT: String(fleet.ipmiPort),
     METAL_BMC_REDFISH_PORT: String(fleet.redfishPort),
     METAL_BMC_IPMI_USER: fleet.user,

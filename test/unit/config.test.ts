@@ -58,7 +58,7 @@ describe('loadConfig defaults', () => {
         streamReplicas: 1,
         resultTopic: 'fra-equ01-machine-result',
       },
-      commands: { concurrency: 32, timeoutMs: 60_000, targets: 'leases' },
+      commands: { concurrency: 32, timeoutMs: 60_000, targets: 'leases', queueMax: 16, maxInFlight: 64 },
       firmware: { timeoutMs: 1_800_000, urlAllow: [], allowLoopback: false },
       stateDir: '/var/lib/metal-bmc',
       console: {
@@ -120,6 +120,8 @@ describe('loadConfig defaults', () => {
       METAL_BMC_BMC_TIMEOUT: '1.5s',
       METAL_BMC_COMMAND_CONCURRENCY: '4',
       METAL_BMC_COMMAND_TIMEOUT: '2m',
+      METAL_BMC_COMMAND_QUEUE_MAX: '3',
+      METAL_BMC_COMMAND_MAX_IN_FLIGHT: '7',
       METAL_BMC_HTTP_ADDRESS: ':9100',
       METAL_BMC_SHUTDOWN_TIMEOUT: '300ms',
       METAL_BMC_LOG_LEVEL: 'DEBUG',
@@ -140,7 +142,7 @@ describe('loadConfig defaults', () => {
     expect(c.mq).toMatchObject({ servers: ['nats://nats-1:4222', 'nats://nats-2:4222'], user: 'bmc', password: 'pw', machineTopic: 'machines', machineTopicTtlMs: 45_000, resultTopic: 'results' });
     expect(c.mq.clientKeyFile).toBe(join(dir, 'mq-key.pem'));
     expect(c.console).toMatchObject({ port: 4333, wsPort: 0, token: 'console-token-1-0123456789abcdef-0123', scrollbackBytes: 1024, idleTimeoutMs: 0, keyFile: join(dir, 'key.pem') });
-    expect(c.commands).toEqual({ concurrency: 4, timeoutMs: 120_000, targets: 'leases' });
+    expect(c.commands).toEqual({ concurrency: 4, timeoutMs: 120_000, targets: 'leases', queueMax: 3, maxInFlight: 7 });
     expect(c.http).toEqual({ host: '0.0.0.0', port: 9100 });
     expect(c.shutdownTimeoutMs).toBe(300);
     expect(c.logLevel).toBe('debug');

@@ -311,7 +311,7 @@ describe('TLS policies', () => {
     });
     const wrong = 'ab'.repeat(32);
     const err = await failure(openRedfish(opts({ pinnedSha256: wrong })));
-    expect(err.code).toBe('AUTH_FAILED');
+    expect(err.code).toBe('UNTRUSTED');
     expect(err.message).toMatch(/pinned/);
   });
 

@@ -1,0 +1,52 @@
+/**
+ * `metal-bmc bmc trust`: the operator's view of the BMC trust file (trust on first use,
+ * src/outband/trust.ts): list the recorded fingerprints, or forget one BMC's record so that the
+ * next contact records its new certificate (after a legitimate certificate change).
+ */
+import { join } from 'node:path';
+import { normalizeMac } from '../leases/mac.js';
+import { openTrustStore, TRUST_FILE, trustKey } from '../outband/trust.js';
+import { UsageError } from './args.js';
+
+export interface TrustArgs {
+  mac?: string | undefined;
+  address?: string | undefined;
+  reset: boolean;
+  list: boolean;
+  stateDir: string;
+}
+
+export function trustFileOf(stateDir: string): string {
+  return join(stateDir, TRUST_FILE);
+}
+
+export function runTrust(a: TrustArgs, out: NodeJS.WritableStream): number {
+  const store = openTrustStore({ file: trustFileOf(a.stateDir) });
+  if (a.list) {
+    const rows = store.list().sort(([x], [y]) => x.localeCompare(y));
+    for (const [key, r] of rows) {
+      out.write(`${key}  ip=${r.ip ?? '-'}  redfish=${r.redfishSha256 ?? '-'}  ssh=${r.sshSha256 ?? '-'}  proof=${r.proof ?? '-'}  first=${r.firstSeen}  last=${r.lastSeen}\n`);
+    }
+    if (rows.length === 0) out.write(`no BMC recorded in ${store.file}\n`);
+    return 0;
+  }
+  if ((a.mac === undefined) === (a.address === undefined)) throw new UsageError('trust needs --mac MAC or --address IP (or --list)');
+  let mac: string | undefined;
+  if (a.mac !== undefined) {
+    mac = normalizeMac(a.mac);
+    if (mac === undefined) throw new UsageError(`--mac ${JSON.stringify(a.mac)} is not a MAC address`);
+  }
+  const key = trustKey({ ip: a.address ?? '', ...(mac ? { mac } : {}) });
+  if (a.reset) {
+    const had = store.reset(key);
+    out.write(had ? `${key}: record removed; the next contact records the BMC's certificate again (proven over IPMI where it answers)\n` : `${key}: nothing recorded\n`);
+    return 0;
+  }
+  const r = store.get(key);
+  if (!r) {
+    out.write(`${key}: nothing recorded\n`);
+    return 1;
+  }
+  out.write(`${key}  ip=${r.ip ?? '-'}  redfish=${r.redfishSha256 ?? '-'}  ssh=${r.sshSha256 ?? '-'}  proof=${r.proof ?? '-'}  first=${r.firstSeen}  last=${r.lastSeen}\n`);
+  return 0;
+}

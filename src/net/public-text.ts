@@ -1,0 +1,39 @@
+/**
+ * Text that leaves metal-bmc for other parties (result events on NATS, console clients) carries
+ * no internal URLs and no query strings: a URL is cut to scheme and host, and a query (`?a=b`,
+ * where image tokens and signatures live) is dropped wherever it appears. Logs keep their detail
+ * (they are the operator's, and the logger redacts credentials).
+ */
+
+const URL_RE = /\b([a-z][a-z0-9+.-]*):\/\/([^\s/?#"<>]+)([^\s"<>]*)/gi;
+const QUERY_RE = /\?[^\s"<>=?&#]+=[^\s"<>]*/g;
+/** punctuation that ends a sentence rather than a URL */
+const TRAILING = /[:,.;)\]]+$/;
+
+/** `https://user:pw@host:8443/path?token=x` → `https://host:8443`; `POST /a?b=c` → `POST /a`. */
+export function publicText(text: string): string {
+  return text
+    .replace(URL_RE, (_m, scheme: string, authority: string, rest: string) => {
+      const tail = (rest === '' ? authority : rest).match(TRAILING)?.[0] ?? '';
+      const host = authority.slice(authority.lastIndexOf('@') + 1);
+      return `${scheme.toLowerCase()}://${rest === '' && tail ? host.slice(0, -tail.length) : host}${tail}`;
+    })
+    .replace(QUERY_RE, '');
+}
+
+/** A URL without its query and fragment (`https://images/bios.bin?sig=x` → `https://images/bios.bin`). */
+export function withoutQuery(url: string): string {
+  return url.replace(/[?#][^]*$/, '');
+}
+
+/**
+ * `publicText` applied to every string of a JSON-like value (a copy; the input is unchanged).
+ * Strings under a key of `keepPath` (a firmware job's `image`: the operator's own choice) keep
+ * their path and lose only the query.
+ */
+export function publicValue<T>(value: T, keepPath: ReadonlySet<string> = new Set(), key = '', depth = 0): T {
+  if (typeof value === 'string') return (keepPath.has(key) ? withoutQuery(value) : publicText(value)) as T;
+  if (depth > 8 || typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map((v: unknown) => publicValue(v, keepPath, key, depth + 1)) as T;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, publicValue(v as unknown, keepPath, k, depth + 1)])) as T;
+}

@@ -1,0 +1,267 @@
+/**
+ * Trust on first use for BMCs: the first time a BMC (by MAC, by IP when no MAC is known) is
+ * connected, its Redfish certificate fingerprint (SHA-256 of the leaf DER) and, for SSH
+ * consoles, its host key hash are recorded in a state file; later connections pin them, so a
+ * device that presents another certificate for a known BMC is refused at the TLS handshake,
+ * before any credential is sent. On first contact the BMC proves that it knows the password
+ * before the Redfish login: the IPMI RAKP 2 message carries an HMAC keyed with the password,
+ * which our client checks before it sends anything derived from the password (RAKP 3). A BMC
+ * without IPMI cannot prove anything at first contact: it is trusted, and that is logged and
+ * counted. `metal-bmc bmc trust --mac M --reset` forgets a record (a legitimate certificate
+ * change); a CA file (METAL_BMC_REDFISH_CA_FILE) replaces all of this by chain verification.
+ *
+ * The state file holds fingerprints only (no credentials), is written atomically (temporary
+ * file, then rename) with mode 0600, holds at most `maxEntries` records (least recently seen
+ * go first) and is re-read when another process (the CLI) changed it.
+ */
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { BmcError, isBmcError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { fingerprintPrefix, probeCertificate, type TlsOptions } from '../redfish/tls.js';
+
+export interface TrustRecord {
+  /** SHA-256 (hex) of the Redfish leaf certificate's DER */
+  redfishSha256?: string;
+  /** SHA-256 (hex) of the SSH host key */
+  sshSha256?: string;
+  /** the IP address it was last seen at */
+  ip?: string;
+  /** how the first contact was proven: 'ipmi' (RAKP 2) or 'none' (no IPMI answer; trusted on first use) */
+  proof?: 'ipmi' | 'none';
+  /** ISO 8601 */
+  firstSeen: string;
+  lastSeen: string;
+}
+
+export interface TrustStore {
+  readonly file: string;
+  get(key: string): TrustRecord | undefined;
+  /** merges `patch` into the record of `key` (creating it) and writes the file */
+  update(key: string, patch: Partial<Omit<TrustRecord, 'firstSeen' | 'lastSeen'>>): TrustRecord;
+  /** forgets `key`; false when nothing was recorded */
+  reset(key: string): boolean;
+  list(): Array<[string, TrustRecord]>;
+}
+
+interface StateFile {
+  version: 1;
+  bmcs: Record<string, TrustRecord>;
+}
+
+/** the state file's name under METAL_BMC_STATE_DIR */
+export const TRUST_FILE = 'bmc-trust.json';
+const DEFAULT_MAX_ENTRIES = 50_000;
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/** Trust on first use applies to self-signed certificates only: a CA file (or the system store, insecure=false) verifies instead. */
+export function usesTrustOnFirstUse(redfish: { insecure: boolean; caFile?: string }): boolean {
+  return redfish.insecure && (redfish.caFile === undefined || redfish.caFile === '');
+}
+
+/** A trust key from a MAC address (lower case, colons) or, without one, the IP address. */
+export function trustKey(bmc: { mac?: string; ip: string }): string {
+  return bmc.mac ? `mac:${bmc.mac.toLowerCase()}` : `ip:${bmc.ip}`;
+}
+
+function validRecord(v: unknown): v is TrustRecord {
+  if (typeof v !== 'object' || v === null) return false;
+  const r = v as Record<string, unknown>;
+  for (const f of ['redfishSha256', 'sshSha256'] as const) if (r[f] !== undefined && (typeof r[f] !== 'string' || !HEX64.test(r[f]))) return false;
+  return typeof r.firstSeen === 'string' && typeof r.lastSeen === 'string';
+}
+
+export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: number; now?: () => Date }): TrustStore {
+  const maxEntries = o.maxEntries ?? DEFAULT_MAX_ENTRIES;
+  const now = o.now ?? (() => new Date());
+  let records = new Map<string, TrustRecord>();
+  let loadedMtime = -1;
+
+  function mtime(): number {
+    try {
+      return statSync(o.file).mtimeMs;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Re-reads the file when it changed on disk since the last read or write. */
+  function refresh(): void {
+    const m = mtime();
+    if (m === loadedMtime) return;
+    loadedMtime = m;
+    if (m === 0) {
+      records = new Map();
+      return;
+    }
+    try {
+      const parsed = JSON.parse(readFileSync(o.file, 'utf8')) as Partial<StateFile>;
+      const next = new Map<string, TrustRecord>();
+      for (const [k, v] of Object.entries(parsed.bmcs ?? {})) if (validRecord(v)) next.set(k, v);
+      records = next;
+    } catch (err) {
+      o.logger?.error({ err: (err as Error).message, file: o.file }, 'cannot read the BMC trust file; keeping what is in memory');
+    }
+  }
+
+  function save(): void {
+    while (records.size > maxEntries) {
+      let oldest: string | undefined;
+      for (const [k, r] of records) if (oldest === undefined || r.lastSeen < records.get(oldest)!.lastSeen) oldest = k;
+      records.delete(oldest!);
+    }
+    try {
+      mkdirSync(dirname(o.file), { recursive: true });
+      const tmp = `${o.file}.${process.pid}.tmp`;
+      writeFileSync(tmp, JSON.stringify({ version: 1, bmcs: Object.fromEntries(records) } satisfies StateFile, null, 1), { mode: 0o600 });
+      renameSync(tmp, o.file);
+      loadedMtime = mtime();
+    } catch (err) {
+      o.logger?.error({ err: (err as Error).message, file: o.file }, 'cannot write the BMC trust file; records are kept in memory');
+    }
+  }
+
+  return {
+    file: o.file,
+    get(key) {
+      refresh();
+      return records.get(key);
+    },
+    update(key, patch) {
+      refresh();
+      const stamp = now().toISOString();
+      const record: TrustRecord = { ...records.get(key), ...patch, firstSeen: records.get(key)?.firstSeen ?? stamp, lastSeen: stamp };
+      records.set(key, record);
+      save();
+      return record;
+    },
+    reset(key) {
+      refresh();
+      if (!records.delete(key)) return false;
+      save();
+      return true;
+    },
+    list() {
+      refresh();
+      return [...records.entries()];
+    },
+  };
+}
+
+export interface TrustMetrics {
+  /** connections refused: another certificate (redfish), host key (ssh), or no proof of the password (ipmi-proof) */
+  refused: { inc(labels: { check: 'redfish' | 'ssh' | 'ipmi-proof' }): void };
+  /** fingerprints recorded on first contact, by proof */
+  firstUse: { inc(labels: { what: 'redfish' | 'ssh'; proof: 'ipmi' | 'none' }): void };
+}
+
+export interface RedfishTrustContext {
+  host: string;
+  port: number;
+  /** deadline of the certificate probe (TCP connect and TLS handshake) */
+  timeoutMs: number;
+  /** deadline of the IPMI proof; a BMC that has not answered by then counts as one without IPMI */
+  proofTimeoutMs: number;
+  signal?: AbortSignal;
+  /** opens an IPMI session (RAKP 2 checked); absent when IPMI is not used */
+  prove?: (signal: AbortSignal) => Promise<void>;
+}
+
+/** The trust decisions for one BMC; connectOutband calls it before it sends credentials. */
+export interface BmcTrustGate {
+  /** runs `open` with TLS options that accept only the recorded (or, on first contact, the proven) certificate */
+  openRedfish<T>(ctx: RedfishTrustContext, open: (tls: TlsOptions) => Promise<T>): Promise<T>;
+  /** before an SSH console: on first contact the proof as for Redfish; returns the host key check */
+  sshHostKeyCheck(ctx: Omit<RedfishTrustContext, 'port' | 'timeoutMs'>): Promise<(sha256: string) => boolean>;
+}
+
+export interface BmcTrust {
+  readonly store: TrustStore;
+  forBmc(bmc: { mac?: string; ip: string }): BmcTrustGate;
+}
+
+/** Codes after which the IPMI side is taken as absent (first use trusted), not as a failed proof. */
+const NO_IPMI: ReadonlySet<string> = new Set(['TIMEOUT', 'CLOSED', 'UNSUPPORTED', 'NO_SESSION_SLOTS', 'INSECURE_REFUSED']);
+
+export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?: TrustMetrics; resetHint?: boolean }): BmcTrust {
+  const { store, logger } = o;
+
+  /** First contact: the BMC proves over IPMI that it knows the password, or is trusted without proof. */
+  async function prove(ip: string, key: string, ctx: Omit<RedfishTrustContext, 'port' | 'timeoutMs'>): Promise<'ipmi' | 'none'> {
+    if (!ctx.prove) {
+      logger?.warn({ bmc: ip, trustKey: key }, 'first contact with a BMC without IPMI: it cannot prove it knows the password; trusted on first use');
+      return 'none';
+    }
+    const signal = ctx.signal ? AbortSignal.any([ctx.signal, AbortSignal.timeout(ctx.proofTimeoutMs)]) : AbortSignal.timeout(ctx.proofTimeoutMs);
+    try {
+      await ctx.prove(signal);
+      return 'ipmi';
+    } catch (err) {
+      if (ctx.signal?.aborted) throw err;
+      if (isBmcError(err) && (NO_IPMI.has(err.code) || (err.code === 'ABORTED' && signal.aborted))) {
+        logger?.warn({ bmc: ip, trustKey: key, code: err.code }, 'first contact with a BMC whose IPMI does not answer: it cannot prove it knows the password; trusted on first use');
+        return 'none';
+      }
+      o.metrics?.refused.inc({ check: 'ipmi-proof' });
+      const code = isBmcError(err) ? err.code : 'UNKNOWN';
+      logger?.error({ bmc: ip, trustKey: key, code }, 'BMC did not prove over IPMI that it knows the password; no credentials sent to it');
+      throw new BmcError('UNTRUSTED', `BMC ${ip}: did not prove over IPMI (RAKP 2) that it knows the password (${code}); Redfish login not attempted`, { cause: err });
+    }
+  }
+
+  return {
+    store,
+    forBmc(bmc) {
+      const key = trustKey(bmc);
+      const ip = bmc.ip;
+      const refusal = (check: 'redfish' | 'ssh', err: BmcError) => {
+        o.metrics?.refused.inc({ check });
+        const record = store.get(key);
+        logger?.error({ bmc: ip, trustKey: key, check, recorded: fingerprintPrefix(check === 'redfish' ? record?.redfishSha256 : record?.sshSha256), err: err.message }, 'BMC presents another identity than the one recorded; credentials not sent');
+        const hint = o.resetHint ? `; if it changed legitimately: metal-bmc bmc trust ${bmc.mac ? `--mac ${bmc.mac}` : `--address ${ip}`} --reset` : '';
+        return new BmcError('UNTRUSTED', `BMC ${ip} (${key}): ${err.message}${hint}`, { cause: err });
+      };
+      return {
+        async openRedfish(ctx, open) {
+          const recorded = store.get(key)?.redfishSha256;
+          if (recorded !== undefined) {
+            try {
+              const opened = await open({ pinnedSha256: recorded });
+              if (store.get(key)?.ip !== ip) store.update(key, { ip });
+              return opened;
+            } catch (err) {
+              throw isBmcError(err, 'UNTRUSTED') ? refusal('redfish', err) : err;
+            }
+          }
+          const presented = await probeCertificate({ host: ctx.host, port: ctx.port, timeoutMs: ctx.timeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+          const proof = await prove(ip, key, ctx);
+          // the login goes only to the certificate that was probed (and proven)
+          const opened = await open({ pinnedSha256: presented });
+          store.update(key, { redfishSha256: presented, ip, proof });
+          o.metrics?.firstUse.inc({ what: 'redfish', proof });
+          logger?.info({ bmc: ip, trustKey: key, sha256: fingerprintPrefix(presented), proof }, 'BMC certificate recorded on first use');
+          return opened;
+        },
+        async sshHostKeyCheck(ctx) {
+          const recorded = store.get(key)?.sshSha256;
+          if (recorded !== undefined) {
+            return (sha256) => {
+              if (sha256 === recorded) return true;
+              refusal('ssh', new BmcError('UNTRUSTED', `SSH host key sha256 ${fingerprintPrefix(sha256)} is not the recorded ${fingerprintPrefix(recorded)}`));
+              return false;
+            };
+          }
+          // a BMC whose Redfish certificate was pinned on this connection has shown itself already
+          const record = store.get(key);
+          const proof = record?.redfishSha256 !== undefined ? (record.proof ?? 'none') : await prove(ip, key, ctx);
+          return (sha256) => {
+            store.update(key, { sshSha256: sha256, ip });
+            o.metrics?.firstUse.inc({ what: 'ssh', proof });
+            logger?.info({ bmc: ip, trustKey: key, sha256: fingerprintPrefix(sha256), proof }, 'BMC SSH host key recorded on first use');
+            return true;
+          };
+        },
+      };
+    },
+  };
+}

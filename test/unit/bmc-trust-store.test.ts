@@ -1,0 +1,75 @@
+/** The BMC trust file: bounded, written atomically, re-read when another process changed it, never fatal when damaged. */
+import fc from 'fast-check';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openTrustStore, trustKey, usesTrustOnFirstUse } from '../../src/outband/trust.js';
+import { loadConfig } from '../../src/config/config.js';
+import { captureLog } from '../helpers/log.js';
+
+const dirs: string[] = [];
+const fileIn = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'trust-store-'));
+  dirs.push(dir);
+  return join(dir, 'sub', 'bmc-trust.json');
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+const fp = (c: string) => c.repeat(64);
+
+describe('BMC trust store', () => {
+  it('applies to self-signed certificates only: METAL_BMC_REDFISH_CA_FILE or REDFISH_INSECURE=false verify instead', () => {
+    const base = { METAL_BMC_PARTITION_ID: 'p', METAL_BMC_METAL_API_URL: 'https://metal-api', METAL_BMC_METAL_API_HMAC_KEY: 'k' };
+    const caFile = join(mkdtempSync(join(tmpdir(), 'trust-ca-')), 'ca.pem');
+    dirs.push(dirname(caFile));
+    writeFileSync(caFile, '-----BEGIN CERTIFICATE-----\n');
+    expect(usesTrustOnFirstUse(loadConfig(base).redfish)).toBe(true);
+    expect(usesTrustOnFirstUse(loadConfig({ ...base, METAL_BMC_REDFISH_CA_FILE: caFile }).redfish)).toBe(false);
+    expect(usesTrustOnFirstUse(loadConfig({ ...base, METAL_BMC_REDFISH_INSECURE: 'false' }).redfish)).toBe(false);
+  });
+
+  it('keys by MAC (lower case) or by IP', () => {
+    expect(trustKey({ ip: '10.0.0.1', mac: 'AA:BB:CC:00:00:01' })).toBe('mac:aa:bb:cc:00:00:01');
+    expect(trustKey({ ip: '10.0.0.1' })).toBe('ip:10.0.0.1');
+  });
+
+  it('writes a 0600 file, keeps at most maxEntries (least recently seen go first)', () => {
+    const file = fileIn();
+    let t = 0;
+    const store = openTrustStore({ file, maxEntries: 3, now: () => new Date(Date.UTC(2026, 0, 1, 0, 0, t++)) });
+    for (const k of ['a', 'b', 'c', 'd']) store.update(`ip:${k}`, { redfishSha256: fp('a') });
+    expect(store.list().map(([k]) => k).sort()).toEqual(['ip:b', 'ip:c', 'ip:d']);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { bmcs: object }).bmcs)).toHaveLength(3);
+  });
+
+  it('sees a reset made by another process (the CLI) at the next lookup', () => {
+    const file = fileIn();
+    const daemon = openTrustStore({ file });
+    daemon.update('mac:aa', { redfishSha256: fp('b') });
+    expect(openTrustStore({ file }).reset('mac:aa')).toBe(true);
+    // the clock of the file system may not tick between two writes in one millisecond
+    utimesSync(file, new Date(), new Date(Date.now() + 5000));
+    expect(daemon.get('mac:aa')).toBeUndefined();
+  });
+
+  it('a damaged file is logged and never fatal; records with malformed fingerprints are ignored (property)', () => {
+    const log = captureLog();
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.json(), fc.record({ version: fc.constant(1), bmcs: fc.dictionary(fc.string(), fc.anything()) }).map((v) => JSON.stringify(v))), (text) => {
+        const file = fileIn();
+        mkdirSync(dirname(file), { recursive: true });
+        writeFileSync(file, text);
+        const store = openTrustStore({ file, logger: log.logger });
+        for (const [, r] of store.list()) {
+          for (const f of [r.redfishSha256, r.sshSha256]) if (f !== undefined) expect(f).toMatch(/^[0-9a-f]{64}$/);
+        }
+        store.update('ip:x', { redfishSha256: fp('c') });
+        expect(store.get('ip:x')?.redfishSha256).toBe(fp('c'));
+      }),
+      { numRuns: 50 },
+    );
+  });
+});

@@ -1,0 +1,88 @@
+/**
+ * Which failures make a command's outcome unknown: only a non-idempotent action that was under way
+ * (sent, then no answer or a cut one). A failure before it, a refusal by the BMC, or an idempotent
+ * action stays an ordinary failure that may be redelivered. The Outband is a fake whose actions
+ * fail as told.
+ */
+import { describe, expect, it } from 'vitest';
+import type { MachineCommand } from '../../src/commands/actions.js';
+import type { Plan } from '../../src/commands/event.js';
+import { dispositionOf } from '../../src/commands/handler.js';
+import { createCommandRunner, isIdempotent } from '../../src/commands/runner.js';
+import { BmcError, type BmcErrorCode } from '../../src/errors.js';
+import type { Outband } from '../../src/outband/types.js';
+import { captureLog } from '../helpers/log.js';
+
+const plan = (command: MachineCommand, actions: MachineCommand[] = [command]): Plan => ({
+  machineId: 'm1',
+  key: 'm1',
+  type: 'command',
+  command,
+  ipmi: { address: '10.0.0.1:623', host: '10.0.0.1', port: 623 },
+  actions: actions.map((c) => ({ kind: 'command' as const, command: c })),
+});
+
+function failingBmc(code: BmcErrorCode, httpStatus?: number): Outband {
+  const fail = () => Promise.reject(new BmcError(code, `${code} from the fake BMC`, httpStatus ? { httpStatus } : {}));
+  return { address: 'fake', vendor: 'fake', powerOn: fail, powerOff: fail, powerReset: fail, powerCycle: fail, bootFrom: fail, identify: fail, close: async () => undefined } as unknown as Outband;
+}
+
+async function run(p: Plan, connect: () => Promise<Outband>) {
+  const runner = createCommandRunner({ connect, concurrency: 1, timeoutMs: 5000, logger: captureLog().logger });
+  return runner.submit(p);
+}
+
+describe('outcome unknown', () => {
+  it('RESET, CYCLE and REINSTALL are not idempotent; ON, OFF, boot devices and the LED are', () => {
+    const of = (c: MachineCommand) => isIdempotent({ kind: 'command', command: c });
+    expect(['RESET', 'CYCLE', 'REINSTALL'].map((c) => of(c as MachineCommand))).toEqual([false, false, false]);
+    expect(['ON', 'OFF', 'PXE', 'DISK', 'BIOS', 'LED-ON', 'LED-OFF'].map((c) => of(c as MachineCommand))).toEqual(Array(7).fill(true));
+  });
+
+  it.each(['TIMEOUT', 'CLOSED', 'PROTOCOL', 'DECODE'] as const)('a CYCLE that ends in %s after it was sent: outcome unknown, terminated', async (code) => {
+    const result = await run(plan('CYCLE'), async () => failingBmc(code));
+    expect(result).toMatchObject({ ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true });
+    expect(dispositionOf(result)).toBe('term');
+  });
+
+  it('a delete whose RESET step times out is unknown; its PXE step timing out is not', async () => {
+    const result = await run(plan('RESET', ['PXE', 'RESET']), async () => {
+      const bmc = failingBmc('TIMEOUT');
+      return { ...bmc, bootFrom: async () => undefined } as Outband;
+    });
+    expect(result.code).toBe('OUTCOME_UNKNOWN');
+    const early = await run(plan('PXE', ['PXE', 'RESET']), async () => failingBmc('TIMEOUT'));
+    expect(early).toMatchObject({ ok: false, code: 'TIMEOUT' });
+    expect(early.outcomeUnknown).toBeUndefined();
+    expect(dispositionOf(early)).toBe('nak');
+  });
+
+  it('not unknown: a failure before the action (connect), a refusal by the BMC, an idempotent action', async () => {
+    const connectFailed = await run(plan('RESET'), () => Promise.reject(new BmcError('TIMEOUT', 'connect timed out')));
+    expect(connectFailed).toMatchObject({ code: 'TIMEOUT' });
+    expect(dispositionOf(connectFailed)).toBe('nak');
+    const refused = await run(plan('CYCLE'), async () => failingBmc('HTTP', 409));
+    expect(refused).toMatchObject({ code: 'HTTP' });
+    expect(refused.outcomeUnknown).toBeUndefined();
+    const on = await run(plan('ON'), async () => failingBmc('TIMEOUT'));
+    expect(on).toMatchObject({ code: 'TIMEOUT' });
+    expect(dispositionOf(on)).toBe('nak');
+  });
+
+  it('a machine queue holds at most maxQueuePerMachine plans; one more is refused with a result', async () => {
+    const results: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow = { ...failingBmc('TIMEOUT'), powerOn: () => gate } as Outband;
+    const runner = createCommandRunner({ connect: async () => slow, concurrency: 1, timeoutMs: 5000, logger: captureLog().logger, maxQueuePerMachine: 2, onResult: (r) => results.push(r.code ?? 'ok') });
+    const first = runner.submit(plan('ON'));
+    const second = runner.submit(plan('ON'));
+    const third = await runner.submit(plan('ON'));
+    expect(third).toMatchObject({ ok: false, code: 'QUEUE_FULL', dropped: 'overflow' });
+    expect(dispositionOf(third)).toBe('term');
+    expect(results).toEqual(['QUEUE_FULL']);
+    release();
+    await Promise.all([first, second]);
+    expect(results).toEqual(['QUEUE_FULL', 'ok', 'ok']);
+  });
+});
