@@ -8,6 +8,7 @@ import { BmcError, isBmcError } from '../errors.js';
 import { getDeviceId, getSystemGuid } from '../ipmi/commands.js';
 import { uuidToGuid, type GuidEncoding } from '../ipmi/guid.js';
 import type { RetryPolicy } from '../ipmi/exchange.js';
+import type { IpmiEvent } from '../ipmi/handshake.js';
 import type { Logger } from '../log.js';
 import { readBootFlags, writeBootFlags } from '../ipmi/boot.js';
 import type { BootOverrideTarget } from '../redfish/actions.js';
@@ -45,6 +46,8 @@ export interface ConnectOptions {
   ipmiRetry?: Partial<RetryPolicy>;
   sshPort?: number;
   logger?: Logger;
+  /** what the BMC did that the IPMI client worked around (default: a warning in `logger`) */
+  onIpmiEvent?: (event: IpmiEvent) => void;
   signal?: AbortSignal;
 }
 
@@ -92,6 +95,8 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     allowInsecure: o.ipmiAllowInsecure ?? false,
     ...(o.guidEncoding ? { guidEncoding: o.guidEncoding } : {}),
     retry: { deadlineMs: Math.min(timeoutMs, 10_000), ...o.ipmiRetry },
+    // what the BMC did that the IPMI client worked around: one line each
+    onEvent: (e) => (o.onIpmiEvent ? o.onIpmiEvent(e) : o.logger?.warn({ bmc: o.host, quirk: e.kind }, e.message)),
   });
   let redfish: RedfishSide | undefined;
   let redfishProblem: string | undefined;
@@ -194,13 +199,15 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         try {
           if (!statusComplete) {
             ipmiReport = await ipmi.info(x);
-            guid = uuidToGuid(ipmiReport.uuid, o.guidEncoding ?? 'smbios');
+            if (ipmiReport.uuid !== '') guid = uuidToGuid(ipmiReport.uuid, o.guidEncoding ?? 'smbios');
+            missing.push(...ipmiReport.missing.filter((m) => m.startsWith('UUID: ')));
             ipmiFields = reportFieldValues(ipmiReport.bmcVersion, ipmiReport.fru);
           } else if (!fieldsComplete) {
             const identity = await ipmi.identity(x);
             guid = identity.guid;
+            if (!guid) missing.push(...identity.problems.filter((m) => m.startsWith('UUID: ')));
             ipmiFields = reportFieldValues(identity.bmcVersion, identity.fru);
-            missing.push(...identity.problems);
+            missing.push(...identity.problems.filter((m) => !m.startsWith('UUID: ')));
           } else {
             guid = await getSystemGuid(await ipmi.session(x), sig(x));
           }
@@ -217,13 +224,14 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         rule: uuidRule,
         now: new Date(),
       });
-      if (!decision) throw new BmcError('PROTOCOL', `BMC ${o.host} reports no usable system UUID over Redfish${guid ? '' : ' and none over IPMI'}`);
-      if (decision.basis !== 'Redfish UUID, confirmed by the IPMI GUID' && decision.basis !== 'Redfish UUID') o.logger?.info({ bmc: o.host, uuid: decision.uuid, basis: decision.basis }, 'machine UUID decided');
+      // No UUID evidence at all: a partial report with the reason; the report cycle skips it.
+      if (!decision) missing.push(`UUID: BMC ${o.host} reports no usable system UUID over Redfish${guid ? '' : ' and none over IPMI'}`);
+      else if (decision.basis !== 'Redfish UUID, confirmed by the IPMI GUID' && decision.basis !== 'Redfish UUID') o.logger?.info({ bmc: o.host, uuid: decision.uuid, basis: decision.basis }, 'machine UUID decided');
       const fields = mergeReportFields(profile.reportSources, { redfish: redfishFields, ...(ipmiFields ? { ipmi: ipmiFields } : {}) });
       const powerMetric = powerMetricOf(inv) ?? ipmiReport?.powerMetric;
       const redfishLed = ledStateOf(inv);
       const report: BmcReport = {
-        uuid: decision.uuid,
+        uuid: decision?.uuid ?? '',
         bmcVersion: fields.bmcVersion,
         biosVersion: inv.system?.biosVersion ?? '',
         fru: fields.fru,
