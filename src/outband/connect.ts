@@ -83,6 +83,22 @@ export async function preloadProtocol(protocol: Protocol): Promise<void> {
   if (protocol !== 'ipmi') await import('./redfish-side.js');
 }
 
+/** BMC and quirk pairs already logged as a warning; bounded, for a daemon that reads its BMCs every minute. */
+const quirksLogged = new Set<string>();
+const QUIRKS_LOGGED_LIMIT = 10_000;
+
+/**
+ * A quirk the IPMI client worked around: a warning the first time this process sees it on this
+ * BMC, debug afterwards (the daemon opens sessions to the same BMC every report cycle).
+ */
+export function logQuirk(logger: Logger | undefined, host: string, e: IpmiEvent): void {
+  const key = `${host}\u0000${e.kind}`;
+  if (quirksLogged.has(key)) return logger?.debug({ bmc: host, quirk: e.kind }, e.message);
+  if (quirksLogged.size >= QUIRKS_LOGGED_LIMIT) quirksLogged.clear();
+  quirksLogged.add(key);
+  logger?.warn({ bmc: host, quirk: e.kind }, e.message);
+}
+
 export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> {
   const protocol = o.protocol ?? 'auto';
   const timeoutMs = o.timeoutMs ?? 20_000;
@@ -96,7 +112,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     ...(o.guidEncoding ? { guidEncoding: o.guidEncoding } : {}),
     retry: { deadlineMs: Math.min(timeoutMs, 10_000), ...o.ipmiRetry },
     // what the BMC did that the IPMI client worked around: one line each
-    onEvent: (e) => (o.onIpmiEvent ? o.onIpmiEvent(e) : o.logger?.warn({ bmc: o.host, quirk: e.kind }, e.message)),
+    onEvent: (e) => (o.onIpmiEvent ? o.onIpmiEvent(e) : logQuirk(o.logger, o.host, e)),
   });
   let redfish: RedfishSide | undefined;
   let redfishProblem: string | undefined;

@@ -245,3 +245,21 @@ describe('SOL on another UDP port of the BMC', () => {
     serial.close();
   });
 });
+
+describe('the daemon log of a quirk', () => {
+  it('warns once per BMC and quirk, then logs at debug level (a report cycle reopens sessions every interval)', async () => {
+    const { logQuirk } = await import('../../src/outband/connect.js');
+    const { captureLog } = await import('../helpers/log.js');
+    const log = captureLog();
+    const e: IpmiEvent = { kind: 'cipher-suites-fallback', message: 'BMC 192.0.2.77:623 did not list its cipher suites (x); trying 17, then 3' };
+    for (let i = 0; i < 3; i++) logQuirk(log.logger, '192.0.2.77', e);
+    logQuirk(log.logger, '192.0.2.78', e);
+    const lines = log.find(/did not list its cipher suites/);
+    expect(lines.map((l) => [l.level, l.bmc, l.quirk])).toEqual([
+      [40, '192.0.2.77', 'cipher-suites-fallback'],
+      [20, '192.0.2.77', 'cipher-suites-fallback'],
+      [20, '192.0.2.77', 'cipher-suites-fallback'],
+      [40, '192.0.2.78', 'cipher-suites-fallback'],
+    ]);
+  });
+});
