@@ -312,7 +312,8 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
       if (!pool || host === undefined) throw new BmcError('UNSUPPORTED', `BMC ${channel.remote} serves payload ${payloadType} on UDP port ${port}, and this session has no socket pool to reach it`);
       let extra = payloadChannels.get(port);
       if (!extra) {
-        extra = await pool.open(host.replace(/^\[|\]$/g, ''), port);
+        // on the session's own local socket: the BMC may send SOL from that port to the session's local port
+        extra = await pool.open(host.replace(/^\[|\]$/g, ''), port, undefined, channel);
         extra.onDatagram(receive);
         payloadChannels.set(port, extra);
       }
@@ -327,7 +328,6 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
       if (state.kind !== 'established') return Promise.resolve();
       const ending = closeSessionRequest(2000);
       state = { kind: 'closing' };
-      closePayloadChannels();
       closing = ending.then(
         (answer) => {
           // Some BMCs answer Close Session with an error code although they drop the session;

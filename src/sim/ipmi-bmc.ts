@@ -77,8 +77,8 @@ export interface SimBmcOptions {
   handshakeTimeoutMs: number;
   /** the UDP port the BMC listens on */
   port: () => number;
-  /** the UDP port it serves SOL on, when another one (Activate Payload names it) */
-  solPort?: () => number;
+  /** the other UDP port it serves SOL on, when it does (Activate Payload names it; SOL goes out `via: 'sol'`) */
+  solPort?: () => number | undefined;
   send: (datagram: Buffer, remote: Remote) => void;
   /** SOL retransmission interval */
   solRetryMs?: number;
@@ -116,7 +116,7 @@ export class SimBmc implements BmcControl {
   }
 
   get solPort(): number {
-    return (this.options.solPort ?? this.options.port)();
+    return this.options.solPort?.() ?? this.options.port();
   }
 
   /** Established sessions. */
@@ -367,7 +367,8 @@ export class SimBmc implements BmcControl {
     const packet = decodeV2(datagram, session.phase.keys);
     if (!packet.authenticated || !packet.encrypted) return; // both suites protect every packet
     if (!session.phase.inbound.accept(packet.seq)) return;
-    session.remote = remote;
+    // the console's address as the session knows it; a packet on the SOL port is answered there
+    if (remote.via === undefined) session.remote = remote;
     session.lastActivity = Date.now();
     if (packet.payloadType === PayloadType.sol) {
       if (this.sol?.owner === session) this.sol.channel.receive(decodeSolPacket(packet.payload));
@@ -376,7 +377,7 @@ export class SimBmc implements BmcControl {
     const req = decodeRequest(packet.payload);
     if ((req.netFn & 1) !== 0) return;
     const result = this.quirkAnswer(req) ?? runCommand({ machine: this.machine, session, bmc: this }, req.netFn, req.cmd, req.data);
-    this.sendInSession(session, PayloadType.ipmi, encodeResponse(req, result.cc, result.data));
+    this.sendInSession(session, PayloadType.ipmi, encodeResponse(req, result.cc, result.data), remote);
     result.after?.();
   }
 
@@ -392,11 +393,11 @@ export class SimBmc implements BmcControl {
     return undefined;
   }
 
-  private sendInSession(session: ActiveSession, payloadType: number, payload: Buffer): void {
+  private sendInSession(session: ActiveSession, payloadType: number, payload: Buffer, to: Remote = session.remote): void {
     // A BMC whose counter restarts within the session: 1 again after every 20 packets.
     if (this.quirk('ipmi-sequence-restart') && session.phase.outboundSeq >= SEQUENCE_RESTART_AFTER) session.phase.outboundSeq = 0;
     const datagram = encodeV2({ payloadType, sessionId: session.consoleSessionId, seq: nextOutboundSeq(session.phase), payload }, session.phase.keys);
-    this.options.send(datagram, session.remote);
+    this.options.send(datagram, to);
   }
 
   // ---- BmcControl ------------------------------------------------------------------------
@@ -422,7 +423,10 @@ export class SimBmc implements BmcControl {
       maxChars: SOL_MAX_PAYLOAD - 4,
       ...(this.options.solRetryMs ? { retryMs: this.options.solRetryMs } : {}),
       send: (p: SolPacket) => {
-        if (this.sessions.get(session.bmcSessionId) === session) this.sendInSession(session, PayloadType.sol, encodeSolPacket(p));
+        if (this.sessions.get(session.bmcSessionId) !== session) return;
+        // SOL served on another port goes out of that port
+        const viaSol = this.options.solPort?.() !== undefined;
+        this.sendInSession(session, PayloadType.sol, encodeSolPacket(p), viaSol ? { ...session.remote, via: 'sol' } : session.remote);
       },
     });
     this.sol = { owner: session, channel };

@@ -73,6 +73,12 @@ export const IPMI_QUIRKS = {
     seenOn: 'Supermicro X8DTH-iF (FreeIPMI ipmiconsole corrects the byte order; workaround flag solport ignores the port)',
     survivedBy: 'ipmitool+freeipmi',
   },
+  'ipmi-sol-other-port': {
+    protocol: 'ipmi',
+    description: 'serves SOL on a second UDP port of its own, which Activate Payload names; SOL packets go out of that port',
+    seenOn: 'IPMI 2.0 section 24.1 lets a BMC name another port for a payload; FreeIPMI ipmiconsole moves SOL to it (and has the workaround flag solport for Asus P5MT-R and Supermicro X8DTH-iF, which name invalid ones)',
+    survivedBy: 'freeipmi',
+  },
   'ipmi-sol-self-deactivate': {
     protocol: 'ipmi',
     description: 'deactivates an active SOL payload on its own one second after activation, telling the console with the SOL "deactivating" status',
