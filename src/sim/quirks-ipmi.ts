@@ -22,7 +22,7 @@ export const IPMI_QUIRKS = {
   'ipmi-cipher-suites-silent': {
     protocol: 'ipmi',
     description: 'never answers Get Channel Cipher Suites',
-    seenOn: 'the independent IPMI 2.0 BMC of metal-bmc issue 10 (our client timed out after 10 s there); ipmitool gives up on it and uses suite 3, FreeIPMI never asks',
+    seenOn: 'the independent IPMI 2.0 BMC of metal-bmc issue 10 (our client timed out after 10 s there); IBM OpenBMC OP940 (ibm-openbmc/dev#3641, ipmitool: "Unable to Get Channel Cipher Suites"); ipmitool then uses suite 3, FreeIPMI never asks',
     survivedBy: 'ipmitool+freeipmi',
   },
   'ipmi-cipher-suites-garbage': {
@@ -58,7 +58,7 @@ export const IPMI_QUIRKS = {
   'ipmi-close-session-error': {
     protocol: 'ipmi',
     description: 'answers Close Session with completion code 0xFF although it closes the session',
-    seenOn: 'several AMI MegaRAC firmwares (ipmitool prints "Close Session command failed" and goes on)',
+    seenOn: 'BMCs whose Close Session fails although the session ends (ipmitool prints "Close Session command failed" and goes on, e.g. with Cisco IMC in ipmitool/ipmitool#213)',
     survivedBy: 'ipmitool+freeipmi',
   },
   'ipmi-sequence-restart': {
@@ -82,12 +82,16 @@ export const IPMI_QUIRKS = {
   'ipmi-sol-self-deactivate': {
     protocol: 'ipmi',
     description: 'deactivates an active SOL payload on its own one second after activation, telling the console with the SOL "deactivating" status',
-    seenOn: 'BMCs that end SOL when another interface (web KVM, a BMC reset) takes the serial port (FreeIPMI reports "SOL stolen")',
+    seenOn: 'IBM Power 8348-21C (Habanero) BMC: "SOL session closed by BMC" every few seconds (xcat2/xcat-core#685); BMCs that end SOL when another interface takes the serial port (FreeIPMI: "SOL stolen")',
     survivedBy: 'ipmitool',
   },
 } satisfies Record<string, SimQuirkInfo>;
 
 export type IpmiQuirkName = keyof typeof IPMI_QUIRKS;
 
-/** The IPMI quirks each vendor variant shows by default, as its real counterpart is known to. */
+/**
+ * The IPMI quirks each vendor variant shows by default, as its real counterpart is known to.
+ * Empty: the sources above document these quirks on Sun, Intel, IBM, Cisco, Asus and Supermicro X8
+ * boards, none of which a variant stands for (Supermicro X11, Lenovo XCC, Gigabyte, Dell iDRAC).
+ */
 export const IPMI_VARIANT_QUIRKS: Partial<Record<SimVariantName, ReadonlyArray<keyof typeof IPMI_QUIRKS>>> = {};
