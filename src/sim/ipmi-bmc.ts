@@ -248,11 +248,13 @@ export class SimBmc implements BmcControl {
     if (this.machine.state.faults.sessionsFull) return answer(Status.noResources);
     const again = this.sessions.findHalfOpen(req.consoleSessionId, remote);
     if (again && again.phase.kind === 'opened') return answer(Status.ok, again); // a retransmission
-    const suite = ACCEPTED_SUITES.find((s) => {
+    const asked = ACCEPTED_SUITES.find((s) => {
       const a = suiteAlgorithms(s);
       return a.auth === req.auth && a.integrity === req.integrity && a.confidentiality === req.confidentiality;
     });
-    if (!suite) return answer(Status.noCipherSuiteMatch);
+    if (!asked) return answer(Status.noCipherSuiteMatch);
+    // A BMC that settles on its own choice: suite 3 whatever was asked (IPMI 2.0 section 13.17 lets it)
+    const suite = this.quirk('ipmi-open-session-own-suite') ? ACCEPTED_SUITES.find((s) => s.id === 3)! : asked;
     const privilege = req.privilege === 0 ? Privilege.admin : req.privilege;
     if (privilege > Privilege.admin) return answer(Status.unauthorizedRole);
     if (this.sessions.full) this.sweep();

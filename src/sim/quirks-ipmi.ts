@@ -31,6 +31,12 @@ export const IPMI_QUIRKS = {
     seenOn: 'Sun Fire 4100/4200/4500 with ILOM (FreeIPMI workaround flag sun20: "invalid cipher suite records")',
     survivedBy: 'ipmitool+freeipmi',
   },
+  'ipmi-open-session-own-suite': {
+    protocol: 'ipmi',
+    description: 'answers Open Session with the algorithms of cipher suite 3 whatever suite was asked for (IPMI 2.0 section 13.17 lets the BMC choose)',
+    seenOn: 'BMCs that pick the algorithms themselves (IPMI 2.0 section 13.17); ipmitool and FreeIPMI refuse an answer other than asked and work when asked for suite 3 (ipmitool -C 3, ipmipower -I 3)',
+    survivedBy: 'ipmitool+freeipmi',
+  },
   'ipmi-no-system-guid': {
     protocol: 'ipmi',
     description: 'answers Get System GUID with 0xC1 invalid command',

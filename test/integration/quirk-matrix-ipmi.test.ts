@@ -44,6 +44,7 @@ const SESSION_NOTES: Partial<Record<IpmiQuirkName, RegExp>> = {
   'ipmi-no-cipher-suites': /note: BMC .* did not list its cipher suites \(Get Channel Cipher Suites: invalid or unsupported command\); trying 17, then 3/,
   'ipmi-cipher-suites-silent': /note: BMC .* did not list its cipher suites \(.*no answer within 1000 ms.*\); trying 17, then 3/,
   'ipmi-cipher-suites-garbage': /note: BMC .* did not list its cipher suites \(unknown suites 238\)/,
+  'ipmi-open-session-own-suite': /note: BMC .* answered Open Session for cipher suite 17 with the algorithms of suite 3; using suite 3/,
   'ipmi-operator-only': /note: BMC .* refused RAKP 1 \(unauthorized role or privilege level requested\); asking again by name only at privilege 3/,
   'ipmi-close-session-error': /note: BMC .* answered Close Session with unspecified error; the session is released here/,
 };
@@ -233,6 +234,12 @@ describe('the real clients survive each simulated quirk', () => {
     'ipmi-cipher-suites-garbage': async () => {
       expect((await ipmitool('ipmi-cipher-suites-garbage', 'power', 'status')).stdout).toMatch(/Chassis Power is (on|off)/);
       expect((await ipmipower('ipmi-cipher-suites-garbage')).stdout).toMatch(/: (on|off)$/m);
+    },
+    'ipmi-open-session-own-suite': async () => {
+      // both clients insist on the suite they asked for: they work when asked for the BMC's choice
+      expect((await ipmitool('ipmi-open-session-own-suite', '-C', '17', 'power', 'status')).stderr).toMatch(/Unable to establish IPMI v2 \/ RMCP\+ session/);
+      expect((await ipmitool('ipmi-open-session-own-suite', '-C', '3', 'power', 'status')).stdout).toMatch(/Chassis Power is (on|off)/);
+      expect((await ipmipower('ipmi-open-session-own-suite', '-I', '3')).stdout).toMatch(/: (on|off)$/m);
     },
     'ipmi-no-system-guid': async () => {
       expect((await ipmitool('ipmi-no-system-guid', 'mc', 'guid')).stderr).toMatch(/Invalid command/);

@@ -125,7 +125,7 @@ function linked(quirks: SimQuirkName[], answer?: (d: Buffer, reply: (d: Buffer) 
     close: () => undefined,
   };
   const events: IpmiEvent[] = [];
-  const open = () => openSession({ host: '192.0.2.9', channel, user: 'ADMIN', password: 'secret', keepaliveMs: 0, closeLingerMs: 0, onEvent: (e) => events.push(e) });
+  const open = (cipherSuite: number | 'auto' = 'auto') => openSession({ host: '192.0.2.9', channel, cipherSuite, user: 'ADMIN', password: 'secret', keepaliveMs: 0, closeLingerMs: 0, onEvent: (e) => events.push(e) });
   return { open, events, close: () => (bmc.close(), serial.close()) };
 }
 
@@ -152,6 +152,17 @@ describe('fallbacks against the simulated BMC in memory', () => {
     expect(s.cipherSuite).toBe(17);
     expect(l.events).toEqual([]);
     await s.close();
+    l.close();
+  });
+
+  it('ipmi-open-session-own-suite: auto follows the BMC into suite 3 with one event; a named suite 17 is refused', async () => {
+    const l = linked(['ipmi-open-session-own-suite']);
+    const s = await l.open();
+    expect(s.cipherSuite).toBe(3);
+    expect(l.events).toEqual([{ kind: 'suite-changed', message: expect.stringMatching(/answered Open Session for cipher suite 17 with the algorithms of suite 3; using suite 3/) }]);
+    expect((await s.request(NetFn.app, 0x01)).completionCode).toBe(0); // the keys of suite 3 work
+    await s.close();
+    await expect(l.open(17)).rejects.toMatchObject({ code: 'PROTOCOL', message: expect.stringMatching(/with other algorithms \(authentication 1, integrity 1, confidentiality 1\), which is not the suite asked for/) });
     l.close();
   });
 
