@@ -10,7 +10,7 @@ import { cipherSuite } from '../../src/ipmi/cipher.js';
 import { decodeAuthCapabilities, nextUserLookup, preSessionMessage, settledSuite } from '../../src/ipmi/handshake.js';
 import { encodeV15, encodeV2, PayloadType } from '../../src/ipmi/lan.js';
 import { decodeRequest, encodeResponse, NetFn } from '../../src/ipmi/message.js';
-import { suiteAlgorithms } from '../../src/ipmi/rakp.js';
+import { encodeRakp2, suiteAlgorithms } from '../../src/ipmi/rakp.js';
 import { openSession, type IpmiEvent } from '../../src/ipmi/session.js';
 import { solPort } from '../../src/ipmi/sol.js';
 import type { DatagramChannel } from '../../src/ipmi/transport.js';
@@ -171,6 +171,25 @@ describe('fallbacks against the simulated BMC in memory', () => {
     const s = await l.open();
     expect(s.privilege).toBe(3);
     expect(l.events.map((e) => e.kind)).toEqual(['rakp-retry']);
+    await s.close();
+    l.close();
+  });
+
+  it('a BMC refusing name-only lookup ("unauthorized name"): asked again by name and privilege, with one event', async () => {
+    const roles: number[] = [];
+    // in front of the simulated BMC: RAKP 1 with the name-only bit is refused as such BMCs do
+    const l = linked([], (d, reply) => {
+      if (d[4] !== 0x06 || (d[5]! & 0x3f) !== PayloadType.rakp1) return false;
+      const payload = d.subarray(16);
+      roles.push(payload[24]!);
+      if ((payload[24]! & 0x10) === 0) return false;
+      reply(encodeV2({ payloadType: PayloadType.rakp2, sessionId: 0, seq: 0, payload: encodeRakp2({ tag: payload[0]!, status: 0x0d, consoleSessionId: 0, bmcRandom: Buffer.alloc(0), bmcGuid: Buffer.alloc(0), keyExchangeCode: Buffer.alloc(0) }) }));
+      return true;
+    });
+    const s = await l.open();
+    expect(roles).toEqual([0x14, 0x04]); // Administrator name-only, then Administrator by name and privilege
+    expect(s.privilege).toBe(4);
+    expect(l.events).toEqual([{ kind: 'rakp-retry', message: expect.stringMatching(/refused RAKP 1 \(unauthorized name\); asking again by name and privilege at privilege 4/) }]);
     await s.close();
     l.close();
   });
