@@ -76,7 +76,16 @@ async function runCommand(bmc: Outband, cmd: MachineCommand, once: boolean, sign
 const GUID_ENCODINGS: readonly GuidEncoding[] = ['smbios', 'ipmi', 'rfc4122'];
 const PROTOCOLS: readonly Protocol[] = ['auto', 'redfish', 'ipmi'];
 
-export async function bmcMain(argv: string[], io: { stdout: NodeJS.WritableStream; env: NodeJS.ProcessEnv }): Promise<number> {
+export interface BmcIo {
+  stdout: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+  /** notes and the console's status lines (default process.stderr) */
+  stderr?: NodeJS.WritableStream;
+  /** the console's keyboard (default process.stdin) */
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
+}
+
+export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: COMMON_OPTIONS, allowPositionals: true, strict: true });
   if (values.help || positionals.length === 0) {
     io.stdout.write(`${BMC_USAGE}\n`);
@@ -114,6 +123,7 @@ export async function bmcMain(argv: string[], io: { stdout: NodeJS.WritableStrea
 
   // trust on first use when the operator names the trust file's directory
   const trust = stateDir === undefined ? undefined : await cliTrust(stateDir, host, values.mac);
+  const stderr = io.stderr ?? process.stderr;
   await preloadProtocol(protocol); // the deadline below is the BMC's time, not module loading's
   const signal = AbortSignal.timeout(sub === 'firmware' ? 3 * 3600_000 : deadlineMs * 3);
   const bmc = await connectOutband({
@@ -130,6 +140,8 @@ export async function bmcMain(argv: string[], io: { stdout: NodeJS.WritableStrea
     timeoutMs: deadlineMs,
     ipmiRetry: { deadlineMs },
     ...(trust ? { trust } : {}),
+    // what the BMC did that the IPMI client worked around: one note each on stderr
+    onIpmiEvent: (e) => stderr.write(`metal-bmc bmc: note: ${e.message}\n`),
     ...(sub === 'console' ? {} : { signal }),
   });
   try {
@@ -159,7 +171,7 @@ export async function bmcMain(argv: string[], io: { stdout: NodeJS.WritableStrea
       io.stdout.write(`${kind} firmware: update done on ${bmc.address}\n`);
       return 0;
     }
-    return await runConsole(bmc, { takeOver: values['take-over'], signal: AbortSignal.timeout(deadlineMs * 3) });
+    return await runConsole(bmc, { takeOver: values['take-over'], signal: AbortSignal.timeout(deadlineMs * 3), stderr, stdout: io.stdout, ...(io.stdin ? { stdin: io.stdin } : {}) });
   } finally {
     await bmc.close();
   }
@@ -179,7 +191,7 @@ export function formatReport(bmc: Outband, r: BmcReport, boot?: BootOverride | s
   const lines = [
     ['address', bmc.address],
     ['vendor', bmc.vendor],
-    ['uuid', r.uuid],
+    ['uuid', r.uuid || 'unknown (see missing)'],
     ['powerState', r.powerState],
     ['bmcVersion', r.bmcVersion],
     ['biosVersion', r.biosVersion || '(unknown)'],

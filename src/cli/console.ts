@@ -28,12 +28,20 @@ export function escapeDetector(): (chunk: Buffer) => { forward: Buffer; quit: bo
   };
 }
 
-export async function runConsole(bmc: Outband, options: { takeOver: boolean; signal: AbortSignal }): Promise<number> {
+export interface ConsoleIo {
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+}
+
+export async function runConsole(bmc: Outband, options: { takeOver: boolean; signal: AbortSignal } & ConsoleIo): Promise<number> {
   const sol: Duplex = await bmc.openConsole({ takeOver: options.takeOver, signal: options.signal });
-  const stdin = process.stdin;
-  const tty = stdin.isTTY === true;
-  process.stderr.write(`[connected to ${bmc.address}; type ~. to leave]\r\n`);
-  if (tty) stdin.setRawMode(true);
+  const stdin = options.stdin ?? process.stdin;
+  const stdout = options.stdout ?? process.stdout;
+  const stderr = options.stderr ?? process.stderr;
+  const tty = stdin.isTTY === true && typeof stdin.setRawMode === 'function';
+  stderr.write(`[connected to ${bmc.address}; type ~. to leave]\r\n`);
+  if (tty) stdin.setRawMode!(true);
   const detect = escapeDetector();
   return await new Promise<number>((resolve) => {
     let done = false;
@@ -42,8 +50,8 @@ export async function runConsole(bmc: Outband, options: { takeOver: boolean; sig
       done = true;
       stdin.off('data', onInput);
       stdin.pause();
-      if (tty) stdin.setRawMode(false);
-      if (message) process.stderr.write(`\r\n[${message}]\r\n`);
+      if (tty) stdin.setRawMode!(false);
+      if (message) stderr.write(`\r\n[${message}]\r\n`);
       sol.end(() => resolve(code));
       sol.once('error', () => resolve(code));
       setTimeout(() => resolve(code), 3000).unref();
@@ -55,7 +63,7 @@ export async function runConsole(bmc: Outband, options: { takeOver: boolean; sig
     };
     stdin.on('data', onInput);
     stdin.on('end', () => finish(0));
-    sol.on('data', (d: Buffer) => process.stdout.write(d));
+    sol.on('data', (d: Buffer) => stdout.write(d));
     sol.on('end', () => finish(0, 'the BMC ended the console'));
     sol.on('error', (err) => finish(1, `console failed: ${err.message}`));
   });

@@ -5,7 +5,7 @@
  */
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { BmcError, DecodeError } from '../errors.js';
-import { cipherSuite, deriveKeys, SUPPORTED_SUITE_IDS, type CipherSuite } from './cipher.js';
+import { CIPHER_SUITES, cipherSuite, deriveKeys, SUPPORTED_SUITE_IDS, type CipherSuite } from './cipher.js';
 import { exchange, type RetryPolicy } from './exchange.js';
 import { datagramKind, decodeV15, decodeV2, encodeV15, encodeV2, PayloadType, peekPayloadType, type SessionKeys } from './lan.js';
 import { decodeResponse, describeCompletionCode, encodeRequest, NetFn } from './message.js';
@@ -39,7 +39,15 @@ export interface HandshakeOptions {
   /** allow cipher suite 0 and other suites without authentication */
   allowInsecure: boolean;
   retry: RetryPolicy;
+  /** the BMC did something unusual that the handshake works around (one line for the log) */
+  onEvent?: (event: IpmiEvent) => void;
   signal?: AbortSignal;
+}
+
+/** Something a BMC did that the client works around; `message` is the log line. */
+export interface IpmiEvent {
+  kind: 'cipher-suites-fallback' | 'suite-changed' | 'rakp-retry' | 'sequence-restart' | 'close-refused' | 'sol-deactivated' | 'sol-port';
+  message: string;
 }
 
 export interface EstablishedSession {
@@ -60,7 +68,32 @@ const SUITE_REJECTED = new Set([0x03, 0x04, 0x05, 0x06, 0x07, 0x10, 0x11]);
 /** Statuses that mean the credentials or the requested role were refused. */
 const AUTH_REJECTED = new Set([0x09, 0x0a, 0x0d, 0x0f]);
 
-/** A pre-session IPMI request in the IPMI 1.5 wrapper without authentication. */
+/**
+ * The IPMI message of a pre-session answer, in whichever framing the BMC chose: the IPMI 1.5
+ * wrapper without authentication, or the RMCP+ wrapper with payload type IPMI, session id 0 and
+ * neither integrity nor encryption (real BMCs answer either way, whatever the request used).
+ * Anything else is not a pre-session answer: undefined. Never throws.
+ */
+export function preSessionMessage(datagram: Buffer): Buffer | undefined {
+  try {
+    const kind = datagramKind(datagram);
+    if (kind === 'v15') {
+      const p = decodeV15(datagram);
+      return p.sessionId === 0 && p.authType === 0 ? p.message : undefined;
+    }
+    if (kind === 'v2') {
+      if (peekPayloadType(datagram) !== PayloadType.ipmi) return undefined;
+      const p = decodeV2(datagram);
+      return p.sessionId === 0 && !p.authenticated && !p.encrypted ? p.payload : undefined;
+    }
+    return undefined;
+  } catch (err) {
+    if (err instanceof DecodeError) return undefined;
+    throw err;
+  }
+}
+
+/** A pre-session IPMI request in the IPMI 1.5 wrapper without authentication; the answer may come in either framing. */
 async function preSessionCommand(channel: DatagramChannel, cmd: number, data: Buffer, options: HandshakeOptions, what: string): Promise<Buffer> {
   let seq = randomInt(1, 63);
   const response = await exchange(
@@ -70,10 +103,11 @@ async function preSessionCommand(channel: DatagramChannel, cmd: number, data: Bu
       return encodeV15(0, 0, encodeRequest({ netFn: NetFn.app, cmd, seq, data }));
     },
     (d) => {
+      const message = preSessionMessage(d);
+      if (!message) return undefined;
       try {
-        if (datagramKind(d) !== 'v15') return undefined;
-        const r = decodeResponse(decodeV15(d).message);
-        return r.cmd === cmd ? r : undefined;
+        const r = decodeResponse(message);
+        return r.cmd === cmd && r.netFn === (NetFn.app | 1) ? r : undefined;
       } catch (err) {
         if (err instanceof DecodeError) return undefined;
         throw err;
@@ -90,16 +124,40 @@ async function preSessionCommand(channel: DatagramChannel, cmd: number, data: Bu
 }
 
 export async function getChannelAuthCapabilities(channel: DatagramChannel, options: HandshakeOptions): Promise<{ ipmi20: boolean }> {
-  const data = await preSessionCommand(channel, AUTH_CAPS_CMD, Buffer.from([0x8e, options.privilege]), options, 'Get Channel Authentication Capabilities');
+  let data: Buffer;
+  try {
+    data = await preSessionCommand(channel, AUTH_CAPS_CMD, Buffer.from([0x8e, options.privilege]), options, 'Get Channel Authentication Capabilities');
+  } catch (err) {
+    // An IPMI 1.5 BMC may refuse the "IPMI 2.0 extended data" bit; ask as IPMI 1.5 does (as ipmitool does).
+    if (!(err instanceof BmcError && err.code === 'COMPLETION_CODE')) throw err;
+    data = await preSessionCommand(channel, AUTH_CAPS_CMD, Buffer.from([0x0e, options.privilege]), options, 'Get Channel Authentication Capabilities');
+  }
+  return decodeAuthCapabilities(data);
+}
+
+/** Whether a Get Channel Authentication Capabilities answer says IPMI 2.0 (RMCP+) is supported. */
+export function decodeAuthCapabilities(data: Buffer): { ipmi20: boolean } {
   if (data.length < 8) throw new DecodeError('Get Channel Authentication Capabilities answer is truncated');
   return { ipmi20: (data[1]! & 0x80) !== 0 && (data[3]! & 0x02) !== 0 };
 }
 
+/**
+ * Get Channel Cipher Suites is optional (IPMI 2.0 section 22.15): many BMCs lack it, answer it
+ * with garbage or not at all. It gets a short deadline of its own, and any failure falls back to
+ * the default suites rather than failing the connection.
+ */
+export const CIPHER_SUITES_RETRY: RetryPolicy = { attemptMs: 250, backoff: 1.5, maxAttemptMs: 500, deadlineMs: 1000 };
+
 /** Lists the channel's cipher suites; records are 0xC0 <id> <auth> <integrity> <confidentiality> (0xC1 adds an OEM IANA). */
 export async function getChannelCipherSuites(channel: DatagramChannel, options: HandshakeOptions): Promise<number[]> {
   const chunks: Buffer[] = [];
+  const until = Date.now() + Math.min(CIPHER_SUITES_RETRY.deadlineMs, options.retry.deadlineMs);
   for (let index = 0; index < 64; index++) {
-    const data = await preSessionCommand(channel, CIPHER_SUITES_CMD, Buffer.from([0x0e, 0x00, 0x80 | index]), options, 'Get Channel Cipher Suites');
+    const left = until - Date.now();
+    if (left <= 0) throw new BmcError('TIMEOUT', `Get Channel Cipher Suites from BMC ${channel.remote}: no complete list within ${CIPHER_SUITES_RETRY.deadlineMs} ms`);
+    const retry: RetryPolicy = { ...CIPHER_SUITES_RETRY, deadlineMs: left };
+    const data = await preSessionCommand(channel, CIPHER_SUITES_CMD, Buffer.from([0x0e, 0x00, 0x80 | index]), { ...options, retry }, 'Get Channel Cipher Suites');
+    if (data.length < 1) throw new DecodeError('Get Channel Cipher Suites answer has no channel number');
     chunks.push(data.subarray(1));
     if (data.length < 17) break;
   }
@@ -136,6 +194,9 @@ function checkSuiteAllowed(suite: CipherSuite, options: HandshakeOptions): void 
 /** Suites `auto` may choose, in order of preference. */
 const AUTO_SUITES: readonly number[] = [17, 3, 16, 2];
 
+/** The suites tried when the BMC cannot list its own. */
+const FALLBACK_SUITES: readonly number[] = [17, 3];
+
 async function candidateSuites(channel: DatagramChannel, options: HandshakeOptions): Promise<CipherSuite[]> {
   if (options.cipherSuite !== 'auto') {
     const suite = cipherSuite(options.cipherSuite);
@@ -145,20 +206,70 @@ async function candidateSuites(channel: DatagramChannel, options: HandshakeOptio
     }
     return [suite];
   }
-  let offered: number[] = [];
+  const fallback = (why: string): CipherSuite[] => {
+    options.onEvent?.({ kind: 'cipher-suites-fallback', message: `BMC ${channel.remote} did not list its cipher suites (${why}); trying ${FALLBACK_SUITES.join(', then ')}` });
+    return FALLBACK_SUITES.map(cipherSuite);
+  };
+  let offered: number[];
   try {
     offered = await getChannelCipherSuites(channel, options);
   } catch (err) {
-    if (err instanceof BmcError && (err.code === 'TIMEOUT' || err.code === 'ABORTED')) throw err;
-    // BMCs without Get Channel Cipher Suites: fall through to the defaults.
+    if (err instanceof BmcError && err.code === 'ABORTED') throw err;
+    if (options.signal?.aborted) throw err;
+    return fallback(err instanceof Error ? err.message : String(err));
   }
-  // A BMC that lists no suites gets 17, then 3.
-  if (offered.length === 0) return [17, 3].map(cipherSuite);
-  const chosen = AUTO_SUITES.filter((id) => offered.includes(id)).map(cipherSuite);
+  // A list of ids no specification defines is garbage, not a choice: same as no list.
+  const known = offered.filter((id) => CIPHER_SUITES.some((s) => s.id === id));
+  if (known.length === 0) return fallback(offered.length === 0 ? 'an empty list' : `unknown suites ${offered.slice(0, 8).join(', ')}`);
+  const chosen = AUTO_SUITES.filter((id) => known.includes(id)).map(cipherSuite);
   if (chosen.length === 0) {
-    throw new BmcError('INSECURE_REFUSED', `BMC ${channel.remote} offers cipher suites ${offered.join(', ')}, none of which has integrity protection and is supported; name one explicitly to use it`);
+    throw new BmcError('INSECURE_REFUSED', `BMC ${channel.remote} offers cipher suites ${known.join(', ')}, none of which has integrity protection and is supported; name one explicitly to use it`);
   }
   return chosen;
+}
+
+/**
+ * The suite an Open Session answer settled on. A BMC may propose other algorithms than asked
+ * (IPMI 2.0 section 13.17 lets it pick); that is followed when they form a suite this session may
+ * use (`auto`: the suites auto picks; a named suite: only that one), else refused.
+ */
+export function settledSuite(asked: CipherSuite, answer: { auth: number; integrity: number; confidentiality: number }, cipher: number | 'auto'): CipherSuite | undefined {
+  const same = (s: CipherSuite) => {
+    const a = suiteAlgorithms(s);
+    return a.auth === answer.auth && a.integrity === answer.integrity && a.confidentiality === answer.confidentiality;
+  };
+  if (same(asked)) return asked;
+  if (cipher !== 'auto') return undefined;
+  return AUTO_SUITES.map(cipherSuite).find(same);
+}
+
+/**
+ * How RAKP 1 asks for the user: the requested privilege and whether the BMC looks the user up by
+ * name only (bit 4 of the role). ipmitool and FreeIPMI ask name-only by default; BMCs that keep
+ * users per privilege refuse that (RAKP 2 "unauthorized name"), and users whose maximum is
+ * Operator are refused Administrator ("unauthorized role"): each is tried again the other way.
+ */
+export interface UserLookup {
+  privilege: number;
+  nameOnly: boolean;
+}
+
+/** The next way to ask after RAKP 2 refused `status` for `tried`, or undefined when none is left. */
+export function nextUserLookup(tried: UserLookup, status: number, requested: number): UserLookup | undefined {
+  if (status === 0x0d && tried.nameOnly) return { ...tried, nameOnly: false };
+  if ((status === 0x09 || status === 0x0a) && tried.privilege === requested && requested > OPERATOR) return { ...tried, privilege: OPERATOR };
+  return undefined;
+}
+const OPERATOR = 3;
+
+class RakpRefused extends BmcError {
+  constructor(
+    readonly status: number,
+    code: 'AUTH_FAILED' | 'NO_SESSION_SLOTS' | 'PROTOCOL',
+    message: string,
+  ) {
+    super(code, message);
+  }
 }
 
 export async function establish(channel: DatagramChannel, options: HandshakeOptions): Promise<EstablishedSession> {
@@ -168,19 +279,28 @@ export async function establish(channel: DatagramChannel, options: HandshakeOpti
     }
     throw err;
   });
-  if (!caps.ipmi20) throw new BmcError('UNSUPPORTED', `BMC ${channel.remote} does not support IPMI 2.0 (RMCP+)`);
+  if (!caps.ipmi20) throw new BmcError('UNSUPPORTED', `BMC ${channel.remote} speaks IPMI 1.5 only (no IPMI 2.0 / RMCP+ in Get Channel Authentication Capabilities); metal-bmc needs RMCP+`);
   const suites = await candidateSuites(channel, options);
   let lastRejection: BmcError | undefined;
   const deadline = Date.now() + options.retry.deadlineMs;
   for (const suite of suites) {
-    try {
-      return await openRestarting(channel, suite, options, deadline);
-    } catch (err) {
-      if (err instanceof BmcError && err.code === 'UNSUPPORTED') {
-        lastRejection = err;
-        continue;
+    let lookup: UserLookup | undefined = { privilege: options.privilege, nameOnly: true };
+    while (lookup) {
+      try {
+        return await openRestarting(channel, suite, options, lookup, deadline);
+      } catch (err) {
+        if (err instanceof BmcError && err.code === 'UNSUPPORTED') {
+          lastRejection = err;
+          break;
+        }
+        const next: UserLookup | undefined = err instanceof RakpRefused ? nextUserLookup(lookup, err.status, options.privilege) : undefined;
+        if (!next) throw err;
+        options.onEvent?.({
+          kind: 'rakp-retry',
+          message: `BMC ${channel.remote} refused RAKP 1 (${describeRmcpPlusStatus((err as RakpRefused).status)}); asking again ${next.nameOnly ? 'by name only' : 'by name and privilege'} at privilege ${next.privilege}`,
+        });
+        lookup = next;
       }
-      throw err;
     }
   }
   throw lastRejection ?? new BmcError('UNSUPPORTED', `BMC ${channel.remote} accepted none of the cipher suites tried`);
@@ -208,7 +328,7 @@ const STEP_ATTEMPTS = 3;
  * answered RAKP 1 may ignore a second one), so each step gets a few attempts and then the
  * handshake starts over, until the overall deadline.
  */
-async function openRestarting(channel: DatagramChannel, suite: CipherSuite, options: HandshakeOptions, deadline: number): Promise<EstablishedSession> {
+async function openRestarting(channel: DatagramChannel, suite: CipherSuite, options: HandshakeOptions, lookup: UserLookup, deadline: number): Promise<EstablishedSession> {
   for (;;) {
     const left = deadline - Date.now();
     const r = options.retry;
@@ -217,7 +337,7 @@ async function openRestarting(channel: DatagramChannel, suite: CipherSuite, opti
     for (let i = 0; i < STEP_ATTEMPTS; i++, wait = Math.min(wait * r.backoff, r.maxAttemptMs)) step += wait;
     const stepPolicy: RetryPolicy = { ...r, deadlineMs: Math.max(1, Math.min(step, left)) };
     try {
-      return await openWithSuite(channel, suite, { ...options, retry: stepPolicy });
+      return await openWithSuite(channel, suite, { ...options, retry: stepPolicy }, lookup);
     } catch (err) {
       const restartable = err instanceof BmcError && err.code === 'TIMEOUT' && deadline - Date.now() > r.attemptMs;
       if (!restartable) {
@@ -230,29 +350,35 @@ async function openRestarting(channel: DatagramChannel, suite: CipherSuite, opti
   }
 }
 
-async function openWithSuite(channel: DatagramChannel, suite: CipherSuite, options: HandshakeOptions): Promise<EstablishedSession> {
+async function openWithSuite(channel: DatagramChannel, asked: CipherSuite, options: HandshakeOptions, lookup: UserLookup): Promise<EstablishedSession> {
   const consoleSessionId = randomInt(1, 0xffffffff);
   const tag = randomInt(0, 256);
-  const algs = suiteAlgorithms(suite);
+  const algs = suiteAlgorithms(asked);
+  const privilege = lookup.privilege;
   const describe = (step: string) => () => `${step} with BMC ${channel.remote}`;
   const open = await exchange(
     channel,
-    () => encodeV2({ payloadType: PayloadType.openSessionRequest, sessionId: 0, seq: 0, payload: encodeOpenSessionRequest({ tag, privilege: options.privilege, consoleSessionId, ...algs }) }),
+    () => encodeV2({ payloadType: PayloadType.openSessionRequest, sessionId: 0, seq: 0, payload: encodeOpenSessionRequest({ tag, privilege, consoleSessionId, ...algs }) }),
     v2Matcher(PayloadType.openSessionResponse, decodeOpenSessionResponse, tag),
     options.retry,
     describe('Open Session'),
     options.signal,
   );
   if (open.status !== 0) {
-    const reason = `Open Session with cipher suite ${suite.id} refused by BMC ${channel.remote}: ${describeRmcpPlusStatus(open.status)}`;
+    const reason = `Open Session with cipher suite ${asked.id} refused by BMC ${channel.remote}: ${describeRmcpPlusStatus(open.status)}`;
     if (SUITE_REJECTED.has(open.status)) throw new BmcError('UNSUPPORTED', reason);
     if (open.status === 0x01 || open.status === 0x0b) throw new BmcError('NO_SESSION_SLOTS', reason);
     throw new BmcError(AUTH_REJECTED.has(open.status) ? 'AUTH_FAILED' : 'PROTOCOL', reason);
   }
   if (open.consoleSessionId !== consoleSessionId) throw new BmcError('PROTOCOL', `BMC ${channel.remote} answered Open Session for another session`);
-  if (open.auth !== algs.auth || open.integrity !== algs.integrity || open.confidentiality !== algs.confidentiality) {
-    throw new BmcError('PROTOCOL', `BMC ${channel.remote} changed the algorithms of cipher suite ${suite.id}`);
+  const suite = settledSuite(asked, open, options.cipherSuite);
+  if (!suite) {
+    throw new BmcError(
+      'PROTOCOL',
+      `BMC ${channel.remote} answered Open Session for cipher suite ${asked.id} with other algorithms (authentication ${open.auth}, integrity ${open.integrity}, confidentiality ${open.confidentiality}), which ${options.cipherSuite === 'auto' ? 'form no suite metal-bmc picks' : 'is not the suite asked for'}`,
+    );
   }
+  if (suite !== asked) options.onEvent?.({ kind: 'suite-changed', message: `BMC ${channel.remote} answered Open Session for cipher suite ${asked.id} with the algorithms of suite ${suite.id}; using suite ${suite.id}` });
 
   const params: HandshakeParameters = {
     auth: suite.auth,
@@ -261,7 +387,7 @@ async function openWithSuite(channel: DatagramChannel, suite: CipherSuite, optio
     consoleRandom: randomBytes(16),
     bmcRandom: Buffer.alloc(16),
     bmcGuid: Buffer.alloc(16),
-    role: options.privilege | NAME_ONLY_LOOKUP,
+    role: privilege | (lookup.nameOnly ? NAME_ONLY_LOOKUP : 0),
     username: Buffer.from(options.user, 'utf8'),
   };
   const kuid = passwordKey(options.password);
@@ -275,7 +401,7 @@ async function openWithSuite(channel: DatagramChannel, suite: CipherSuite, optio
   );
   if (rakp2.status !== 0) {
     const code = AUTH_REJECTED.has(rakp2.status) ? 'AUTH_FAILED' : rakp2.status === 0x01 ? 'NO_SESSION_SLOTS' : 'PROTOCOL';
-    throw new BmcError(code, `BMC ${channel.remote} refused user ${JSON.stringify(options.user)}: ${describeRmcpPlusStatus(rakp2.status)}`);
+    throw new RakpRefused(rakp2.status, code, `BMC ${channel.remote} refused user ${JSON.stringify(options.user)}: ${describeRmcpPlusStatus(rakp2.status)}`);
   }
   params.bmcRandom = rakp2.bmcRandom;
   params.bmcGuid = rakp2.bmcGuid;
@@ -308,7 +434,7 @@ async function openWithSuite(channel: DatagramChannel, suite: CipherSuite, optio
   if (rakp4 && !sameBytes(rakp4Icv(params, sik), rakp4.code)) {
     throw new BmcError('AUTH_FAILED', `BMC ${channel.remote} failed to prove the session key in RAKP 4 (wrong BMC key?)`);
   }
-  const established: EstablishedSession = { suite, consoleSessionId, bmcSessionId: params.bmcSessionId, keys, privilege: options.privilege, nextSeq: 1 };
+  const established: EstablishedSession = { suite, consoleSessionId, bmcSessionId: params.bmcSessionId, keys, privilege, nextSeq: 1 };
   await activatePrivilege(channel, established, options);
   return established;
 }
@@ -321,7 +447,7 @@ async function activatePrivilege(channel: DatagramChannel, s: EstablishedSession
   const rqSeq = randomInt(1, 64);
   const response = await exchange(
     channel,
-    () => encodeV2({ payloadType: PayloadType.ipmi, sessionId: s.bmcSessionId, seq: s.nextSeq++, payload: encodeRequest({ netFn: NetFn.app, cmd: SET_SESSION_PRIVILEGE_CMD, seq: rqSeq, data: Buffer.from([options.privilege]) }) }, s.keys),
+    () => encodeV2({ payloadType: PayloadType.ipmi, sessionId: s.bmcSessionId, seq: s.nextSeq++, payload: encodeRequest({ netFn: NetFn.app, cmd: SET_SESSION_PRIVILEGE_CMD, seq: rqSeq, data: Buffer.from([s.privilege]) }) }, s.keys),
     (d) => {
       if (peekPayloadType(d) !== PayloadType.ipmi) return undefined;
       try {
@@ -339,7 +465,7 @@ async function activatePrivilege(channel: DatagramChannel, s: EstablishedSession
     options.signal,
   );
   if (response.completionCode !== 0) {
-    throw new BmcError(response.completionCode === 0x81 || response.completionCode === 0x82 ? 'AUTH_FAILED' : 'COMPLETION_CODE', `BMC ${channel.remote} refused privilege level ${options.privilege}: ${describeCompletionCode(response.completionCode)}`, {
+    throw new BmcError(response.completionCode === 0x81 || response.completionCode === 0x82 ? 'AUTH_FAILED' : 'COMPLETION_CODE', `BMC ${channel.remote} refused privilege level ${s.privilege}: ${describeCompletionCode(response.completionCode)}`, {
       completionCode: response.completionCode,
     });
   }

@@ -7,7 +7,12 @@
 import { randomInt } from 'node:crypto';
 import { abortError, BmcError } from '../errors.js';
 import { DEFAULT_RETRY, exchange, validateRetryPolicy, type RetryPolicy } from './exchange.js';
-import { establish, type EstablishedSession } from './handshake.js';
+import { establish, type EstablishedSession, type IpmiEvent } from './handshake.js';
+import { InboundWindow } from './inbound-window.js';
+import { createKeepalive } from './keepalive.js';
+import { RqSeqAllocator } from './rq-seq.js';
+
+export type { IpmiEvent } from './handshake.js';
 import { datagramKind, decodeV2, encodeV2, PayloadType } from './lan.js';
 import { decodeResponse, describeCompletionCode, encodeRequest, NetFn, type IpmiResponse } from './message.js';
 import { Privilege, type PrivilegeName } from './rakp.js';
@@ -24,6 +29,10 @@ export interface SessionOptions {
   allowInsecure?: boolean;
   /** retransmission and deadline of the handshake and of each command */
   retry?: Partial<RetryPolicy>;
+  /** deadline of the handshake and of each command (shorthand for `retry.deadlineMs`) */
+  timeoutMs?: number;
+  /** the BMC did something unusual that the session works around (one line for the log) */
+  onEvent?: (event: IpmiEvent) => void;
   /** idle time after which a keepalive request is sent; 0 disables it */
   keepaliveMs?: number;
   /** how long to keep retrying Close Session in the background when the BMC did not confirm it; 0 disables */
@@ -48,6 +57,8 @@ export type SessionState =
 export interface IpmiSession {
   readonly remote: string;
   readonly cipherSuite: number;
+  /** the privilege level the session holds (it may be below the one asked for, see handshake.ts) */
+  readonly privilege: number;
   readonly state: SessionState;
   /** Sends a request; resolves with the raw response, whatever its completion code. */
   request(netFn: number, cmd: number, data?: Buffer, options?: CommandOptions): Promise<IpmiResponse>;
@@ -55,6 +66,8 @@ export interface IpmiSession {
   command(what: string, netFn: number, cmd: number, data?: Buffer, options?: CommandOptions): Promise<Buffer>;
   /** Sends a non-IPMI payload (SOL) in the session, protected as the suite requires. */
   sendPayload(payloadType: number, payload: Buffer): void;
+  /** Sends and receives payloads of one type over another UDP port of the BMC, in this session (SOL on another port). */
+  routePayload(payloadType: number, port: number): Promise<void>;
   /** Receives payloads of one type (SOL); returns an unsubscribe function. */
   onPayload(payloadType: number, handler: (payload: Buffer) => void): () => void;
   /** Called once when the session ends, for whatever reason. */
@@ -79,11 +92,12 @@ export function openSessionCount(): number {
 }
 
 export async function openSession(options: SessionOptions): Promise<IpmiSession> {
-  const retry = validateRetryPolicy({ ...DEFAULT_RETRY, ...options.retry });
+  const settings = sessionSettings(options);
   const privilegeName = options.privilege ?? 'admin';
   const privilege = Privilege[privilegeName];
   if (privilege === undefined) throw new BmcError('INVALID_ARGUMENT', `unknown privilege level ${String(privilegeName)}`);
-  const channel = options.channel ?? (await (options.pool ?? defaultUdpPool()).open(options.host, options.port ?? 623, options.signal));
+  const pool = options.channel ? options.pool : (options.pool ?? defaultUdpPool());
+  const channel = options.channel ?? (await pool!.open(options.host, options.port ?? 623, options.signal));
   let established: EstablishedSession;
   try {
     established = await establish(channel, {
@@ -93,53 +107,70 @@ export async function openSession(options: SessionOptions): Promise<IpmiSession>
       privilege,
       cipherSuite: options.cipherSuite ?? 'auto',
       allowInsecure: options.allowInsecure ?? false,
-      retry,
+      retry: settings.retry,
+      onEvent: settings.onEvent,
       ...(options.signal ? { signal: options.signal } : {}),
     });
   } catch (err) {
     channel.close();
     throw err;
   }
-  return createSession(channel, established, retry, options.keepaliveMs ?? 25_000, options.closeLingerMs ?? 30_000);
+  return createSession(channel, established, settings, pool);
 }
 
-function createSession(channel: DatagramChannel, established: EstablishedSession, retry: RetryPolicy, keepaliveMs: number, lingerMs: number): IpmiSession {
+interface SessionSettings {
+  retry: RetryPolicy;
+  keepaliveMs: number;
+  lingerMs: number;
+  onEvent: (event: IpmiEvent) => void;
+}
+
+function nonNegative(name: string, value: number | undefined, fallback: number): number {
+  const v = value ?? fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new BmcError('INVALID_ARGUMENT', `session option ${name} must be a finite number >= 0, got ${String(value)}`);
+  return v;
+}
+
+/** The session's timing options, checked before any packet goes out. */
+export function sessionSettings(options: Pick<SessionOptions, 'retry' | 'timeoutMs' | 'keepaliveMs' | 'closeLingerMs' | 'onEvent'>): SessionSettings {
+  if (options.timeoutMs !== undefined && !(typeof options.timeoutMs === 'number' && Number.isFinite(options.timeoutMs) && options.timeoutMs > 0)) {
+    throw new BmcError('INVALID_ARGUMENT', `session option timeoutMs must be a finite number > 0, got ${String(options.timeoutMs)}`);
+  }
+  const retry = validateRetryPolicy({ ...DEFAULT_RETRY, ...(options.timeoutMs !== undefined ? { deadlineMs: options.timeoutMs } : {}), ...options.retry }, 'session retry policy');
+  return {
+    retry,
+    keepaliveMs: nonNegative('keepaliveMs', options.keepaliveMs, 25_000),
+    lingerMs: nonNegative('closeLingerMs', options.closeLingerMs, 30_000),
+    onEvent: options.onEvent ?? (() => undefined),
+  };
+}
+
+function createSession(channel: DatagramChannel, established: EstablishedSession, settings: SessionSettings, pool: UdpPool | undefined): IpmiSession {
+  const { retry, keepaliveMs, lingerMs, onEvent } = settings;
   let state: SessionState = { kind: 'established', session: established };
   let outboundSeq = established.nextSeq - 1;
-  let rqSeq = randomInt(0, 64);
-  let highestInbound = 0;
-  let seenMask = 0n;
+  const rqSeqs = new RqSeqAllocator(randomInt(0, 64), () => `session with ${channel.remote}`);
+  const inbound = new InboundWindow(INBOUND_WINDOW);
   const listeners = new Set<(datagram: Buffer) => void>();
   const payloadHandlers = new Map<number, Set<(payload: Buffer) => void>>();
   const closeHandlers: Array<(reason: string) => void> = [];
-  const pendingSeqs = new Set<number>();
-  let keepaliveTimer: NodeJS.Timeout | undefined;
-  let lastActivity = Date.now();
+  /** channels to other UDP ports of the BMC that carry payloads (SOL on another port) */
+  const payloadChannels = new Map<number, DatagramChannel>();
+  const payloadRoutes = new Map<number, DatagramChannel>();
   const { keys, consoleSessionId, bmcSessionId } = established;
+  const keepalive = createKeepalive({
+    intervalMs: keepaliveMs,
+    active: () => state.kind === 'established',
+    ping: () => request(NetFn.app, GET_DEVICE_ID_CMD),
+    onDead: (reason) => finish(reason),
+  });
 
   function nextOutboundSeq(): number {
     outboundSeq = outboundSeq >= 0xffffffff ? 1 : outboundSeq + 1;
     return outboundSeq;
   }
 
-  /** Sliding window: accept new sequence numbers and recent ones not seen yet; drop replays. */
-  function acceptInbound(seq: number): boolean {
-    if (seq === 0) return false;
-    if (seq > highestInbound) {
-      const shift = BigInt(Math.min(seq - highestInbound, 64));
-      seenMask = ((seenMask << shift) | 1n) & 0xffffffffffffffffn;
-      highestInbound = seq;
-      return true;
-    }
-    const age = highestInbound - seq;
-    if (age >= INBOUND_WINDOW) return false;
-    const bit = 1n << BigInt(age);
-    if (seenMask & bit) return false;
-    seenMask |= bit;
-    return true;
-  }
-
-  channel.onDatagram((datagram) => {
+  function receive(datagram: Buffer): void {
     let packet;
     try {
       if (datagramKind(datagram) !== 'v2') return;
@@ -147,22 +178,19 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
     } catch {
       return; // not decodable or failed integrity: never let a bad datagram into the session
     }
-    if (packet.sessionId !== consoleSessionId || !acceptInbound(packet.seq)) return;
-    lastActivity = Date.now();
+    if (packet.sessionId !== consoleSessionId) return;
+    const verdict = inbound.check(packet.seq);
+    if (verdict === 'restarted') {
+      onEvent({ kind: 'sequence-restart', message: `BMC ${channel.remote} restarted its session sequence numbers (now ${packet.seq}); the session follows` });
+    } else if (verdict !== 'accepted') return;
+    keepalive.touch();
     if (packet.payloadType === PayloadType.ipmi) {
       for (const l of [...listeners]) l(packet.payload);
       return;
     }
     for (const h of payloadHandlers.get(packet.payloadType) ?? []) h(packet.payload);
-  });
-
-  function allocateRqSeq(): number {
-    for (let i = 0; i < 64; i++) {
-      rqSeq = (rqSeq + 1) & 0x3f;
-      if (!pendingSeqs.has(rqSeq)) return rqSeq;
-    }
-    throw new BmcError('PROTOCOL', `more than 63 requests outstanding on session with ${channel.remote}`);
   }
+  channel.onDatagram(receive);
 
   function wrap(payloadType: number, payload: Buffer): Buffer {
     return encodeV2({ payloadType, sessionId: bmcSessionId, seq: nextOutboundSeq(), payload }, keys);
@@ -175,14 +203,13 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
 
   async function send(netFn: number, cmd: number, data: Buffer, options: CommandOptions): Promise<IpmiResponse> {
     if (options.signal?.aborted) throw abortError(options.signal, `IPMI command 0x${cmd.toString(16)} to ${channel.remote}`);
-    const seq = allocateRqSeq();
-    pendingSeqs.add(seq);
+    const seq = rqSeqs.allocate();
     const message = encodeRequest({ netFn, cmd, seq, data });
     try {
       return await exchange(
         channel,
         () => {
-          lastActivity = Date.now();
+          keepalive.touch();
           return wrap(PayloadType.ipmi, message);
         },
         (payload) => {
@@ -205,7 +232,7 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
         },
       );
     } finally {
-      pendingSeqs.delete(seq);
+      rqSeqs.release(seq);
     }
   }
 
@@ -219,28 +246,16 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
     return response.data;
   }
 
-  function scheduleKeepalive(): void {
-    if (keepaliveMs <= 0) return;
-    keepaliveTimer = setTimeout(() => {
-      if (state.kind !== 'established') return;
-      if (Date.now() - lastActivity < keepaliveMs) return scheduleKeepalive();
-      request(NetFn.app, GET_DEVICE_ID_CMD).then(
-        () => scheduleKeepalive(),
-        (err: unknown) => {
-          // A BMC that no longer answers has dropped the session (or died): end it, so its users
-          // (a SOL console nobody types into) learn it now rather than at their next write.
-          if (err instanceof BmcError && err.code === 'TIMEOUT' && state.kind === 'established') finish('the BMC stopped answering (keepalive timed out)');
-          else scheduleKeepalive();
-        },
-      );
-    }, Math.max(250, keepaliveMs - (Date.now() - lastActivity)));
-    keepaliveTimer.unref();
+  function closePayloadChannels(): void {
+    for (const c of payloadChannels.values()) c.close();
+    payloadChannels.clear();
+    payloadRoutes.clear();
   }
-  scheduleKeepalive();
 
   function finish(reason: string, releaseChannel = true): void {
-    clearTimeout(keepaliveTimer);
+    keepalive.stop();
     state = { kind: 'closed', reason };
+    closePayloadChannels();
     if (releaseChannel) channel.close();
     openSessions.delete(session);
     for (const h of closeHandlers.splice(0)) h(reason);
@@ -274,6 +289,7 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
   const session: IpmiSession = {
     remote: channel.remote,
     cipherSuite: established.suite.id,
+    privilege: established.privilege,
     get state() {
       return state;
     },
@@ -281,14 +297,27 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
     command,
     sendPayload(payloadType, payload) {
       if (state.kind !== 'established') throw new BmcError('CLOSED', `session with BMC ${channel.remote} is ${state.kind}`);
-      lastActivity = Date.now();
-      channel.send(wrap(payloadType, payload));
+      keepalive.touch();
+      (payloadRoutes.get(payloadType) ?? channel).send(wrap(payloadType, payload));
     },
     onPayload(payloadType, handler) {
       const set = payloadHandlers.get(payloadType) ?? new Set();
       set.add(handler);
       payloadHandlers.set(payloadType, set);
       return () => set.delete(handler);
+    },
+    async routePayload(payloadType, port) {
+      if (state.kind !== 'established') throw new BmcError('CLOSED', `session with BMC ${channel.remote} is ${state.kind}`);
+      const [host] = channel.remote.split(/:(?=\d+$)/);
+      if (!pool || host === undefined) throw new BmcError('UNSUPPORTED', `BMC ${channel.remote} serves payload ${payloadType} on UDP port ${port}, and this session has no socket pool to reach it`);
+      let extra = payloadChannels.get(port);
+      if (!extra) {
+        // on the session's own local socket: the BMC may send SOL from that port to the session's local port
+        extra = await pool.open(host.replace(/^\[|\]$/g, ''), port, undefined, channel);
+        extra.onDatagram(receive);
+        payloadChannels.set(port, extra);
+      }
+      payloadRoutes.set(payloadType, extra);
     },
     onClose(handler) {
       if (state.kind === 'closed') handler(state.reason);
@@ -300,7 +329,14 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
       const ending = closeSessionRequest(2000);
       state = { kind: 'closing' };
       closing = ending.then(
-        () => finish('closed'),
+        (answer) => {
+          // Some BMCs answer Close Session with an error code although they drop the session;
+          // either way it is gone for us.
+          if (answer.completionCode !== 0) {
+            onEvent({ kind: 'close-refused', message: `BMC ${channel.remote} answered Close Session with ${describeCompletionCode(answer.completionCode)}; the session is released here` });
+          }
+          finish('closed');
+        },
         () => {
           finish('closed (the BMC did not confirm Close Session; retrying in the background)', lingerMs <= 0);
           if (lingerMs > 0) linger();
@@ -309,6 +345,7 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
       return closing;
     },
   };
+  keepalive.start();
   openSessions.add(session);
   return session;
 }

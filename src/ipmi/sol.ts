@@ -10,7 +10,7 @@ import { cipherSuite } from './cipher.js';
 import { Cmd } from './commands.js';
 import { PayloadType } from './lan.js';
 import { NetFn } from './message.js';
-import type { IpmiSession } from './session.js';
+import type { IpmiEvent, IpmiSession } from './session.js';
 import {
   decodeActivateSolResponse,
   decodeSolPacket,
@@ -31,6 +31,8 @@ export interface SolOptions {
   maxRetransmits?: number;
   /** also close the IPMI session when the stream ends */
   closeSession?: boolean;
+  /** the BMC did something unusual that the console works around or ends on (one line for the log) */
+  onEvent?: (event: IpmiEvent) => void;
   signal?: AbortSignal;
 }
 
@@ -78,11 +80,31 @@ export async function openSol(session: IpmiSession, options: SolOptions = {}): P
   }
   const activation = decodeActivateSolResponse(r.data);
   const [, remotePort] = session.remote.split(/:(?=\d+$)/);
-  if (activation.port !== 0 && String(activation.port) !== remotePort) {
-    await deactivateSol(session).catch(() => undefined);
-    throw new BmcError('UNSUPPORTED', `BMC ${session.remote} serves SOL on another UDP port (${activation.port}), which this client does not support`);
+  const port = solPort(activation.port, Number(remotePort));
+  if (port !== 'session') {
+    // SOL on another UDP port of the BMC: a second socket in the same session, same keys and ids.
+    try {
+      await session.routePayload(PayloadType.sol, port);
+    } catch (err) {
+      await deactivateSol(session).catch(() => undefined);
+      throw err;
+    }
+    options.onEvent?.({ kind: 'sol-port', message: `BMC ${session.remote} serves SOL on UDP port ${port}; the console uses that port` });
+  } else if (activation.port !== 0 && activation.port !== Number(remotePort)) {
+    options.onEvent?.({ kind: 'sol-port', message: `BMC ${session.remote} named its SOL port in network byte order (${activation.port}); it is the session's port` });
   }
   return createSolStream(session, activation.inboundPayloadSize, options);
+}
+
+/**
+ * The UDP port SOL runs on, from the port Activate Payload names: 'session' when it is the
+ * session's own port, also when written in network byte order (several BMCs do, FreeIPMI's
+ * ipmiconsole corrects it for Supermicro X8DTH-iF), or 0 (not given); else the other port.
+ */
+export function solPort(reported: number, sessionPort: number): number | 'session' {
+  const swapped = ((reported & 0xff) << 8) | ((reported >> 8) & 0xff);
+  if (reported === 0 || reported === sessionPort || swapped === sessionPort) return 'session';
+  return reported;
 }
 
 function createSolStream(session: IpmiSession, inboundPayloadSize: number, options: SolOptions): SolStream {
@@ -199,6 +221,7 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
       if (!duplicate) stream.push(p.data);
     }
     if (p.flags & SolStatus.deactivating) {
+      if (!ended) options.onEvent?.({ kind: 'sol-deactivated', message: `BMC ${session.remote} deactivated SOL on its own; the console ends` });
       ended = true;
       stream.push(null);
       void shutdown();

@@ -19,7 +19,11 @@ export interface DatagramChannel {
 }
 
 export interface UdpPool {
-  open(host: string, port: number, signal?: AbortSignal): Promise<DatagramChannel>;
+  /**
+   * A channel to host:port. With `beside`, on the same local socket as that channel when it can
+   * be: a BMC serving SOL on another port sends it to the session's local port (IPMI 2.0 24.1).
+   */
+  open(host: string, port: number, signal?: AbortSignal, beside?: DatagramChannel): Promise<DatagramChannel>;
   /** Number of sockets and channels in use, for metrics and tests. */
   stats(): { sockets: number; channels: number };
   close(): void;
@@ -45,8 +49,11 @@ export async function resolveHost(host: string): Promise<{ address: string; fami
 export function createUdpPool(options: { maxPerSocket?: number } = {}): UdpPool {
   const maxPerSocket = options.maxPerSocket ?? 64;
   const sockets = new Set<PooledSocket>();
+  const socketOf = new WeakMap<DatagramChannel, PooledSocket>();
 
-  async function socketFor(family: 4 | 6, key: string): Promise<PooledSocket> {
+  async function socketFor(family: 4 | 6, key: string, beside?: DatagramChannel): Promise<PooledSocket> {
+    const near = beside ? socketOf.get(beside) : undefined;
+    if (near && sockets.has(near) && near.family === family && !near.channels.has(key)) return near;
     for (const s of sockets) {
       if (s.family === family && s.channels.size < maxPerSocket && !s.channels.has(key)) return s;
     }
@@ -71,16 +78,16 @@ export function createUdpPool(options: { maxPerSocket?: number } = {}): UdpPool 
   }
 
   return {
-    async open(host, port, signal) {
+    async open(host, port, signal, beside) {
       if (!Number.isInteger(port) || port < 1 || port > 65535) throw new BmcError('INVALID_ARGUMENT', `invalid BMC port ${port}`);
       const { address, family } = await resolveHost(host);
       if (signal?.aborted) throw abortError(signal, `opening a channel to BMC ${host}:${port}`);
       const key = `${address}:${port}`;
-      const pooled = await socketFor(family, key);
+      const pooled = await socketFor(family, key, beside);
       let handler: (datagram: Buffer) => void = () => undefined;
       pooled.channels.set(key, (d) => handler(d));
       let open = true;
-      return {
+      const channel: DatagramChannel = {
         remote: key,
         send(datagram) {
           if (!open) return;
@@ -99,6 +106,8 @@ export function createUdpPool(options: { maxPerSocket?: number } = {}): UdpPool 
           }
         },
       };
+      socketOf.set(channel, pooled);
+      return channel;
     },
     stats() {
       let channels = 0;

@@ -8,6 +8,7 @@ import { BmcError, isBmcError } from '../errors.js';
 import { getDeviceId, getSystemGuid } from '../ipmi/commands.js';
 import { uuidToGuid, type GuidEncoding } from '../ipmi/guid.js';
 import type { RetryPolicy } from '../ipmi/exchange.js';
+import type { IpmiEvent } from '../ipmi/handshake.js';
 import type { Logger } from '../log.js';
 import { readBootFlags, writeBootFlags } from '../ipmi/boot.js';
 import type { BootOverrideTarget } from '../redfish/actions.js';
@@ -52,6 +53,8 @@ export interface ConnectOptions {
   /** trust on first use for this BMC (trust.ts): pins its certificate and SSH host key, proves it over IPMI on first contact */
   trust?: BmcTrustGate;
   logger?: Logger;
+  /** what the BMC did that the IPMI client worked around (default: a warning in `logger`) */
+  onIpmiEvent?: (event: IpmiEvent) => void;
   signal?: AbortSignal;
 }
 
@@ -99,6 +102,22 @@ export async function preloadProtocol(protocol: Protocol): Promise<void> {
   if (protocol !== 'ipmi') await import('./redfish-side.js');
 }
 
+/** BMC and quirk pairs already logged as a warning; bounded, for a daemon that reads its BMCs every minute. */
+const quirksLogged = new Set<string>();
+const QUIRKS_LOGGED_LIMIT = 10_000;
+
+/**
+ * A quirk the IPMI client worked around: a warning the first time this process sees it on this
+ * BMC, debug afterwards (the daemon opens sessions to the same BMC every report cycle).
+ */
+export function logQuirk(logger: Logger | undefined, host: string, e: IpmiEvent): void {
+  const key = `${host}\u0000${e.kind}`;
+  if (quirksLogged.has(key)) return logger?.debug({ bmc: host, quirk: e.kind }, e.message);
+  if (quirksLogged.size >= QUIRKS_LOGGED_LIMIT) quirksLogged.clear();
+  quirksLogged.add(key);
+  logger?.warn({ bmc: host, quirk: e.kind }, e.message);
+}
+
 export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> {
   const protocol = o.protocol ?? 'auto';
   const timeoutMs = o.timeoutMs ?? 20_000;
@@ -111,6 +130,8 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     allowInsecure: o.ipmiAllowInsecure ?? false,
     ...(o.guidEncoding ? { guidEncoding: o.guidEncoding } : {}),
     retry: { deadlineMs: Math.min(timeoutMs, 10_000), ...o.ipmiRetry },
+    // what the BMC did that the IPMI client worked around: one line each
+    onEvent: (e) => (o.onIpmiEvent ? o.onIpmiEvent(e) : logQuirk(o.logger, o.host, e)),
   });
   let redfish: RedfishSide | undefined;
   let redfishProblem: string | undefined;
@@ -225,13 +246,15 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         try {
           if (!statusComplete) {
             ipmiReport = await ipmi.info(x);
-            guid = uuidToGuid(ipmiReport.uuid, o.guidEncoding ?? 'smbios');
+            if (ipmiReport.uuid !== '') guid = uuidToGuid(ipmiReport.uuid, o.guidEncoding ?? 'smbios');
+            missing.push(...ipmiReport.missing.filter((m) => m.startsWith('UUID: ')));
             ipmiFields = reportFieldValues(ipmiReport.bmcVersion, ipmiReport.fru);
           } else if (!fieldsComplete) {
             const identity = await ipmi.identity(x);
             guid = identity.guid;
+            if (!guid) missing.push(...identity.problems.filter((m) => m.startsWith('UUID: ')));
             ipmiFields = reportFieldValues(identity.bmcVersion, identity.fru);
-            missing.push(...identity.problems);
+            missing.push(...identity.problems.filter((m) => !m.startsWith('UUID: ')));
           } else {
             guid = await getSystemGuid(await ipmi.session(x), sig(x));
           }
@@ -248,13 +271,14 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         rule: uuidRule,
         now: new Date(),
       });
-      if (!decision) throw new BmcError('PROTOCOL', `BMC ${o.host} reports no usable system UUID over Redfish${guid ? '' : ' and none over IPMI'}`);
-      if (decision.basis !== 'Redfish UUID, confirmed by the IPMI GUID' && decision.basis !== 'Redfish UUID') o.logger?.info({ bmc: o.host, uuid: decision.uuid, basis: decision.basis }, 'machine UUID decided');
+      // No UUID evidence at all: a partial report with the reason; the report cycle skips it.
+      if (!decision) missing.push(`UUID: BMC ${o.host} reports no usable system UUID over Redfish${guid ? '' : ' and none over IPMI'}`);
+      else if (decision.basis !== 'Redfish UUID, confirmed by the IPMI GUID' && decision.basis !== 'Redfish UUID') o.logger?.info({ bmc: o.host, uuid: decision.uuid, basis: decision.basis }, 'machine UUID decided');
       const fields = mergeReportFields(profile.reportSources, { redfish: redfishFields, ...(ipmiFields ? { ipmi: ipmiFields } : {}) });
       const powerMetric = powerMetricOf(inv) ?? ipmiReport?.powerMetric;
       const redfishLed = ledStateOf(inv);
       const report: BmcReport = {
-        uuid: decision.uuid,
+        uuid: decision?.uuid ?? '',
         bmcVersion: fields.bmcVersion,
         biosVersion: inv.system?.biosVersion ?? '',
         fru: fields.fru,

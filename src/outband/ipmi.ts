@@ -22,10 +22,19 @@ export interface IpmiOutbandOptions extends Omit<SessionOptions, 'signal'> {
   /** boot flags data byte 2 for disk (the vendor table's ipmiDiskDevice; default 0x08) */
   diskDevice?: number;
 }
+/**
+ * An optional command the BMC lacks or answers with garbage: a completion code (0xC1 invalid
+ * command and friends) or an undecodable answer. The report goes on without it.
+ */
+export function optionalMissing(err: unknown): boolean {
+  return err instanceof BmcError && (err.code === 'COMPLETION_CODE' || err.code === 'DECODE');
+}
+
 
 /** What IPMI says about the machine's identity: the report fields it can fill and the GUID. */
 export interface IpmiIdentity {
-  guid: Buffer;
+  /** absent when the BMC lacks Get System GUID (an optional command) */
+  guid?: Buffer;
   /** Get Device ID firmware revision as ipmitool prints it, e.g. "1.74" */
   bmcVersion: string;
   fru: MetalFru;
@@ -74,7 +83,13 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
   async function readIdentity(s: IpmiSession, o: OperationOptions | undefined): Promise<IpmiIdentity> {
     const problems: string[] = [];
     const device = await getDeviceId(s, signalOf(o));
-    const guid = await getSystemGuid(s, signalOf(o));
+    let guid: Buffer | undefined;
+    try {
+      guid = await getSystemGuid(s, signalOf(o));
+    } catch (err) {
+      if (!optionalMissing(err)) throw err;
+      problems.push(`UUID: ${(err as Error).message}`);
+    }
     let fru: MetalFru = {};
     try {
       const parsed = parseFru(await readFruData(s, 0, signalOf(o)));
@@ -83,7 +98,7 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
     } catch (err) {
       problems.push(`FRU: ${(err as Error).message}`);
     }
-    return { guid, bmcVersion: device.firmwareRevision, fru, problems };
+    return { ...(guid ? { guid } : {}), bmcVersion: device.firmwareRevision, fru, problems };
   }
 
   const outband: IpmiOutband = {
@@ -106,7 +121,8 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
         }
         if (status.identify === 'unknown') missing.push('IndicatorLED: the BMC does not report its identify state');
         const report: BmcReport = {
-          uuid: guidToUuid(guid, options.guidEncoding ?? 'smbios'),
+          // no GUID: an empty uuid, which the report cycle skips with its reason
+          uuid: guid ? guidToUuid(guid, options.guidEncoding ?? 'smbios') : '',
           bmcVersion,
           biosVersion: '',
           fru,
@@ -139,7 +155,7 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
       // SOL gets a session of its own, so that console traffic and commands never share a lifetime.
       const s = await openSession({ ...options, keepaliveMs: options.keepaliveMs ?? 20_000, ...signalOf(o) });
       try {
-        return await openSol(s, { takeOver: o?.takeOver ?? false, closeSession: true, ...signalOf(o) });
+        return await openSol(s, { takeOver: o?.takeOver ?? false, closeSession: true, ...signalOf(o), ...(options.onEvent ? { onEvent: options.onEvent } : {}) });
       } catch (err) {
         await s.close();
         throw err;

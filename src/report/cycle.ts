@@ -93,6 +93,13 @@ export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSigna
   try {
     bmc = await deps.connect(lease.ip, combined);
     const report = await bmc.info({ signal: combined });
+    if (report.uuid === '') {
+      // metal-api keys machines by UUID: without one the entry cannot be reported (a BMC lacking
+      // Get System GUID and Redfish). A skip with its reason, not a failed read.
+      deps.metrics?.bmcsSkipped.inc({ reason: 'no-uuid' });
+      deps.logger.warn({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC gives no machine UUID, skipped in this report');
+      return undefined;
+    }
     if (report.missing.length > 0) deps.logger.debug({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC report is partial');
     deps.observer?.read(lease, { ok: true, report, vendor: bmc.vendor, durationMs: Date.now() - started });
     return report;

@@ -13,6 +13,7 @@ export interface ReportMetrics {
   entriesBounded: Counter;
   entriesRejected: Counter;
   uuidConflicts: Counter;
+  bmcsSkipped: Counter<'reason'>;
 }
 
 export function createReportMetrics(registry: Registry): ReportMetrics {
@@ -27,6 +28,7 @@ export function createReportMetrics(registry: Registry): ReportMetrics {
     entriesBounded: new Counter({ name: 'metal_bmc_report_entries_bounded_total', help: 'BMC report entries with strings, power supplies or readings beyond any real value, cut before sending', registers }),
     entriesRejected: new Counter({ name: 'metal_bmc_report_entries_rejected_total', help: 'BMC report entries metal-api refused even alone (400, 413, 422); left out of the report', registers }),
     uuidConflicts: new Counter({ name: 'metal_bmc_uuid_conflicts_total', help: 'Reports of a machine UUID that another BMC (another IP) already reports; the known BMC is kept while its lease lasts', registers }),
+    bmcsSkipped: new Counter({ name: 'metal_bmc_bmcs_skipped_total', help: 'BMCs read but left out of a report, by reason (no-uuid: neither Redfish nor IPMI gave a machine UUID)', labelNames: ['reason'], registers }),
     lastSuccess: new Gauge({ name: 'metal_bmc_report_last_success_timestamp_seconds', help: 'Unix time of the last report metal-api accepted', registers }),
   };
 }

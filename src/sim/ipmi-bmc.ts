@@ -32,7 +32,9 @@ import { decodeSolPacket, encodeSolPacket, type SolPacket } from '../ipmi/sol-pa
 import { CC, channelAuthCapabilities, channelCipherSuites, runCommand, SessionCmd, SOL_MAX_PAYLOAD, type BmcControl, type CommandResult } from './ipmi-commands.js';
 import { systemGuid } from './ipmi-device.js';
 import { deriveSessionKeys, nextOutboundSeq, SequenceWindow, SessionTable, type ActivePhase, type Remote, type ServerSession } from './ipmi-session.js';
-import type { SimMachine } from './machine.js';
+import { hasQuirk, type SimMachine } from './machine.js';
+import type { IpmiQuirkName } from './quirks-ipmi.js';
+import { Cmd } from '../ipmi/commands.js';
 import type { SerialLine } from './serial.js';
 import { SolChannel } from './sol-server.js';
 
@@ -49,6 +51,18 @@ const Status = {
 } as const;
 
 /** The suites this BMC accepts: HMAC-SHA1/HMAC-SHA1-96/AES-CBC-128 and HMAC-SHA256/HMAC-SHA256-128/AES-CBC-128. */
+/** A pre-session request the BMC leaves unanswered (a quirk). */
+const SILENT = Symbol('silent');
+const SEQUENCE_RESTART_AFTER = 20;
+const SOL_SELF_DEACTIVATE_MS = 1000;
+
+/** Commands a quirk makes the BMC lack: quirk, netFn, commands, completion code. */
+const COMMAND_QUIRKS: ReadonlyArray<readonly [IpmiQuirkName, number, readonly number[], number]> = [
+  ['ipmi-no-system-guid', NetFn.app, [Cmd.getSystemGuid], CC.invalidCommand],
+  ['ipmi-no-fru', NetFn.storage, [Cmd.getFruInventoryAreaInfo, Cmd.readFruData], CC.notPresent],
+  ['ipmi-no-identify', NetFn.chassis, [Cmd.chassisIdentify], CC.invalidCommand],
+];
+
 export const ACCEPTED_SUITES: readonly CipherSuite[] = CIPHER_SUITES.filter((s) => s.id === 3 || s.id === 17);
 
 export interface SimBmcOptions {
@@ -63,6 +77,8 @@ export interface SimBmcOptions {
   handshakeTimeoutMs: number;
   /** the UDP port the BMC listens on */
   port: () => number;
+  /** the other UDP port it serves SOL on, when it does (Activate Payload names it; SOL goes out `via: 'sol'`) */
+  solPort?: () => number | undefined;
   send: (datagram: Buffer, remote: Remote) => void;
   /** SOL retransmission interval */
   solRetryMs?: number;
@@ -97,6 +113,10 @@ export class SimBmc implements BmcControl {
 
   get port(): number {
     return this.options.port();
+  }
+
+  get solPort(): number {
+    return this.options.solPort?.() ?? this.options.port();
   }
 
   /** Established sessions. */
@@ -150,15 +170,31 @@ export class SimBmc implements BmcControl {
     const req = decodeRequest(packet.message);
     if ((req.netFn & 1) !== 0) return;
     const result = this.sessionless(req) ?? { cc: CC.invalidCommand };
-    this.options.send(encodeV15(0, 0, encodeResponse(req, result.cc, result.data)), remote);
+    if (result === SILENT) return;
+    const answer = encodeResponse(req, result.cc, result.data);
+    // Some BMCs answer pre-session requests in the RMCP+ wrapper whatever the request used.
+    if (this.quirk('ipmi-presession-rmcpplus')) this.sendV2(PayloadType.ipmi, 0, 0, answer, remote);
+    else this.options.send(encodeV15(0, 0, answer), remote);
+  }
+
+  private quirk(name: IpmiQuirkName): boolean {
+    return hasQuirk(this.machine.state, name);
   }
 
   /** The two commands a console may send before it has a session. */
-  private sessionless(req: IpmiRequest): CommandResult | undefined {
+  private sessionless(req: IpmiRequest): CommandResult | typeof SILENT | undefined {
     if (req.netFn !== NetFn.app) return undefined;
     if (req.cmd === SessionCmd.getChannelAuthCapabilities) return channelAuthCapabilities(req.data);
-    if (req.cmd === SessionCmd.getChannelCipherSuites) return channelCipherSuites(req.data);
+    if (req.cmd === SessionCmd.getChannelCipherSuites) return this.cipherSuites(req.data);
     return undefined;
+  }
+
+  private cipherSuites(data: Buffer): CommandResult | typeof SILENT {
+    if (this.quirk('ipmi-cipher-suites-silent')) return SILENT;
+    if (this.quirk('ipmi-no-cipher-suites')) return { cc: CC.invalidCommand };
+    // records whose start bytes name no suite: 0xC0 0xEE ... (id 238) and a stray byte run
+    if (this.quirk('ipmi-cipher-suites-garbage')) return { cc: CC.ok, data: Buffer.from([1, 0xc0, 0xee, 0x01, 0x41, 0x81, 0x13, 0x37]) };
+    return channelCipherSuites(data);
   }
 
   // ---- RMCP+ ---------------------------------------------------------------------------
@@ -188,7 +224,7 @@ export class SimBmc implements BmcControl {
     if (packet.payloadType !== PayloadType.ipmi || packet.encrypted || packet.authenticated) return;
     const req = decodeRequest(packet.payload);
     const result = this.sessionless(req);
-    if (!result) return;
+    if (!result || result === SILENT) return;
     this.sendV2(PayloadType.ipmi, 0, 0, encodeResponse(req, result.cc, result.data), remote);
   }
 
@@ -212,11 +248,13 @@ export class SimBmc implements BmcControl {
     if (this.machine.state.faults.sessionsFull) return answer(Status.noResources);
     const again = this.sessions.findHalfOpen(req.consoleSessionId, remote);
     if (again && again.phase.kind === 'opened') return answer(Status.ok, again); // a retransmission
-    const suite = ACCEPTED_SUITES.find((s) => {
+    const asked = ACCEPTED_SUITES.find((s) => {
       const a = suiteAlgorithms(s);
       return a.auth === req.auth && a.integrity === req.integrity && a.confidentiality === req.confidentiality;
     });
-    if (!suite) return answer(Status.noCipherSuiteMatch);
+    if (!asked) return answer(Status.noCipherSuiteMatch);
+    // A BMC that settles on its own choice: suite 3 whatever was asked (IPMI 2.0 section 13.17 lets it)
+    const suite = this.quirk('ipmi-open-session-own-suite') ? ACCEPTED_SUITES.find((s) => s.id === 3)! : asked;
     const privilege = req.privilege === 0 ? Privilege.admin : req.privilege;
     if (privilege > Privilege.admin) return answer(Status.unauthorizedRole);
     if (this.sessions.full) this.sweep();
@@ -258,6 +296,7 @@ export class SimBmc implements BmcControl {
     const privilege = r.role & 0x0f;
     if (privilege < Privilege.callback || privilege > Privilege.admin) return refuse(Status.invalidRole);
     if (privilege > session.requestedPrivilege) return refuse(Status.unauthorizedRole);
+    if (this.quirk('ipmi-operator-only') && privilege > Privilege.operator) return refuse(Status.unauthorizedRole);
     if (!r.username.equals(Buffer.from(this.options.user, 'utf8'))) return refuse(Status.unauthorizedName);
     const params = {
       auth: session.suite.auth,
@@ -330,7 +369,8 @@ export class SimBmc implements BmcControl {
     const packet = decodeV2(datagram, session.phase.keys);
     if (!packet.authenticated || !packet.encrypted) return; // both suites protect every packet
     if (!session.phase.inbound.accept(packet.seq)) return;
-    session.remote = remote;
+    // the console's address as the session knows it; a packet on the SOL port is answered there
+    if (remote.via === undefined) session.remote = remote;
     session.lastActivity = Date.now();
     if (packet.payloadType === PayloadType.sol) {
       if (this.sol?.owner === session) this.sol.channel.receive(decodeSolPacket(packet.payload));
@@ -338,14 +378,28 @@ export class SimBmc implements BmcControl {
     }
     const req = decodeRequest(packet.payload);
     if ((req.netFn & 1) !== 0) return;
-    const result = runCommand({ machine: this.machine, session, bmc: this }, req.netFn, req.cmd, req.data);
-    this.sendInSession(session, PayloadType.ipmi, encodeResponse(req, result.cc, result.data));
+    const result = this.quirkAnswer(req) ?? runCommand({ machine: this.machine, session, bmc: this }, req.netFn, req.cmd, req.data);
+    this.sendInSession(session, PayloadType.ipmi, encodeResponse(req, result.cc, result.data), remote);
     result.after?.();
   }
 
-  private sendInSession(session: ActiveSession, payloadType: number, payload: Buffer): void {
+  /** What a quirk makes of a command: a refusal the BMC lacks it with, or Close Session's error. */
+  private quirkAnswer(req: IpmiRequest): CommandResult | undefined {
+    for (const [quirk, netFn, cmds, cc] of COMMAND_QUIRKS) {
+      if (req.netFn === netFn && cmds.includes(req.cmd) && this.quirk(quirk)) return { cc };
+    }
+    if (req.netFn === NetFn.app && req.cmd === SessionCmd.closeSession && this.quirk('ipmi-close-session-error') && req.data.length >= 4) {
+      const id = req.data.readUInt32LE(0);
+      return { cc: 0xff, after: () => this.closeSession(id) };
+    }
+    return undefined;
+  }
+
+  private sendInSession(session: ActiveSession, payloadType: number, payload: Buffer, to: Remote = session.remote): void {
+    // A BMC whose counter restarts within the session: 1 again after every 20 packets.
+    if (this.quirk('ipmi-sequence-restart') && session.phase.outboundSeq >= SEQUENCE_RESTART_AFTER) session.phase.outboundSeq = 0;
     const datagram = encodeV2({ payloadType, sessionId: session.consoleSessionId, seq: nextOutboundSeq(session.phase), payload }, session.phase.keys);
-    this.options.send(datagram, session.remote);
+    this.options.send(datagram, to);
   }
 
   // ---- BmcControl ------------------------------------------------------------------------
@@ -371,12 +425,24 @@ export class SimBmc implements BmcControl {
       maxChars: SOL_MAX_PAYLOAD - 4,
       ...(this.options.solRetryMs ? { retryMs: this.options.solRetryMs } : {}),
       send: (p: SolPacket) => {
-        if (this.sessions.get(session.bmcSessionId) === session) this.sendInSession(session, PayloadType.sol, encodeSolPacket(p));
+        if (this.sessions.get(session.bmcSessionId) !== session) return;
+        // SOL served on another port goes out of that port
+        const viaSol = this.options.solPort?.() !== undefined;
+        this.sendInSession(session, PayloadType.sol, encodeSolPacket(p), viaSol ? { ...session.remote, via: 'sol' } : session.remote);
       },
     });
     this.sol = { owner: session, channel };
     return () => {
-      if (this.sol?.channel === channel) channel.start();
+      if (this.sol?.channel !== channel) return;
+      channel.start();
+      if (this.quirk('ipmi-sol-self-deactivate')) {
+        const timer = setTimeout(() => {
+          if (this.sol?.channel !== channel) return;
+          this.sol = undefined;
+          channel.stop(true); // the owner learns it from the "deactivating" status
+        }, SOL_SELF_DEACTIVATE_MS);
+        timer.unref();
+      }
     };
   }
 

@@ -9,7 +9,7 @@ import { NetFn } from '../ipmi/message.js';
 import { Privilege } from '../ipmi/rakp.js';
 import { deviceIdData, fruImage, systemGuid } from './ipmi-device.js';
 import type { ActivePhase, ServerSession } from './ipmi-session.js';
-import type { SimBoot, SimMachine, SimPower } from './machine.js';
+import { hasQuirk, type SimBoot, type SimMachine, type SimPower } from './machine.js';
 
 export const SessionCmd = {
   getChannelAuthCapabilities: 0x38,
@@ -42,8 +42,10 @@ export const MAX_FRU_READ = 32;
 
 /** What a command may ask of the BMC beyond the machine state. */
 export interface BmcControl {
-  /** the UDP port the BMC listens on (Activate Payload names it) */
+  /** the UDP port the BMC listens on */
   readonly port: number;
+  /** the UDP port it serves SOL on (Activate Payload names it) */
+  readonly solPort: number;
   hasSession(bmcSessionId: number): boolean;
   closeSession(bmcSessionId: number): void;
   /** the session holding the SOL payload, if any */
@@ -229,7 +231,7 @@ function closeSession({ bmc }: CommandContext, data: Buffer): CommandResult {
   return { cc: CC.ok, after: () => bmc.closeSession(id) };
 }
 
-function activatePayload({ session, bmc }: CommandContext, data: Buffer): CommandResult {
+function activatePayload({ session, bmc, machine }: CommandContext, data: Buffer): CommandResult {
   if (data.length < 6) return fail(CC.lengthInvalid);
   if (data[0] !== SOL_PAYLOAD_TYPE || data[1] !== SOL_INSTANCE) return fail(CC.invalidField);
   if (bmc.solOwner()) return fail(CC.specific80); // already active (in this or another session)
@@ -237,7 +239,9 @@ function activatePayload({ session, bmc }: CommandContext, data: Buffer): Comman
   const d = Buffer.alloc(12);
   d.writeUInt16LE(SOL_MAX_PAYLOAD, 4); // inbound payload size
   d.writeUInt16LE(SOL_MAX_PAYLOAD, 6); // outbound payload size
-  d.writeUInt16LE(bmc.port, 8);
+  // Some BMCs write their port in network byte order (Supermicro X8DTH-iF).
+  if (hasQuirk(machine.state, 'ipmi-sol-port-swapped')) d.writeUInt16BE(bmc.solPort, 8);
+  else d.writeUInt16LE(bmc.solPort, 8);
   d.writeUInt16LE(0xffff, 10); // no VLAN
   // Serial data flows only after the answer: ipmitool takes any SOL packet that arrives while it
   // waits for an answer as that answer.
@@ -249,6 +253,15 @@ function deactivatePayload({ session, bmc }: CommandContext, data: Buffer): Comm
   if (data[0] !== SOL_PAYLOAD_TYPE || data[1] !== SOL_INSTANCE) return fail(CC.invalidField);
   if (!bmc.solOwner()) return fail(CC.specific80); // already deactivated
   return { cc: CC.ok, after: () => bmc.deactivateSol(session) };
+}
+
+/** Get Channel Payload Support (IPMI 2.0 section 24.8): IPMI and SOL, no OEM payloads. FreeIPMI's ipmiconsole asks it before SOL. */
+const GET_CHANNEL_PAYLOAD_SUPPORT = 0x4e;
+function channelPayloadSupport(_: CommandContext, data: Buffer): CommandResult {
+  if (data.length < 1) return fail(CC.lengthInvalid);
+  const channel = data[0]! & 0x0f;
+  if (channel !== 0x0e && channel !== 1) return fail(CC.invalidField);
+  return ok(bytes(0x03, 0, 0, 0, 0, 0, 0, 0));
 }
 
 function payloadStatus({ bmc }: CommandContext, data: Buffer): CommandResult {
@@ -294,6 +307,7 @@ export const COMMANDS: ReadonlyMap<number, CommandSpec> = new Map(
       [NetFn.app, Cmd.activatePayload, 'Activate Payload', user, activatePayload],
       [NetFn.app, Cmd.deactivatePayload, 'Deactivate Payload', user, deactivatePayload],
       [NetFn.app, Cmd.getPayloadActivationStatus, 'Get Payload Activation Status', user, payloadStatus],
+      [NetFn.app, GET_CHANNEL_PAYLOAD_SUPPORT, 'Get Channel Payload Support', user, channelPayloadSupport],
       [NetFn.chassis, Cmd.getChassisStatus, 'Get Chassis Status', user, chassisStatus],
       [NetFn.chassis, Cmd.chassisControl, 'Chassis Control', operator, chassisControl],
       [NetFn.chassis, Cmd.chassisIdentify, 'Chassis Identify', operator, chassisIdentify],

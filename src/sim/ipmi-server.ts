@@ -8,7 +8,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { BmcError } from '../errors.js';
 import { SimBmc } from './ipmi-bmc.js';
 import type { Remote } from './ipmi-session.js';
-import type { SimMachine } from './machine.js';
+import { hasQuirk, type SimMachine } from './machine.js';
 import { SerialLine } from './serial.js';
 
 export interface IpmiServerOptions {
@@ -104,6 +104,7 @@ export async function startIpmiServer(options: IpmiServerOptions): Promise<IpmiS
   const limits = validate(options);
   const served: Served[] = [];
   const delayed = new Set<NodeJS.Timeout>();
+  const solSockets = new Set<Socket>();
   const random = options.random ?? Math.random;
   let closed = false;
 
@@ -111,9 +112,26 @@ export async function startIpmiServer(options: IpmiServerOptions): Promise<IpmiS
     const socket = createSocket('udp4');
     const serial = options.serialLines?.[position] ?? new SerialLine(machine);
     const faults = () => machine.state.faults;
+    // SOL on another UDP port (quirk ipmi-sol-other-port): a second socket, bound when the quirk is first seen
+    let sol: { socket: Socket; port: number | undefined } | undefined;
+    const otherSolPort = () => (hasQuirk(machine.state, 'ipmi-sol-other-port') ? sol?.port : undefined);
+    const ensureSolSocket = (address: string) => {
+      if (sol || closed) return;
+      const s = createSocket('udp4');
+      sol = { socket: s, port: undefined };
+      s.on('message', (datagram, rinfo) => {
+        if (!closed && !faults().noAnswer) entry.bmc.handle(datagram, { address: rinfo.address, port: rinfo.port, via: 'sol' });
+      });
+      s.on('error', () => undefined);
+      s.bind(0, address, () => {
+        if (sol?.socket === s) sol.port = s.address().port;
+      });
+      solSockets.add(s);
+    };
     const send = (datagram: Buffer, remote: Remote) => {
       if (closed || faults().noAnswer) return;
-      const out = () => socket.send(datagram, remote.port, remote.address, () => undefined);
+      const from = remote.via === 'sol' && sol?.port !== undefined ? sol.socket : socket;
+      const out = () => from.send(datagram, remote.port, remote.address, () => undefined);
       const delayMs = faults().delayMs;
       if (delayMs <= 0) return out();
       const timer = setTimeout(() => {
@@ -134,6 +152,7 @@ export async function startIpmiServer(options: IpmiServerOptions): Promise<IpmiS
         password: options.password,
         ...limits,
         port: () => entry.endpoint.port,
+        solPort: otherSolPort,
         send,
         ...(options.solRetryMs ? { solRetryMs: options.solRetryMs } : {}),
         onError: (err) => (options.onError ?? defaultOnError)(err, machine),
@@ -143,6 +162,7 @@ export async function startIpmiServer(options: IpmiServerOptions): Promise<IpmiS
       const f = faults();
       if (closed || f.noAnswer) return;
       if (f.dropRate > 0 && random() < f.dropRate) return;
+      if (hasQuirk(machine.state, 'ipmi-sol-other-port')) ensureSolSocket(entry.endpoint.address);
       entry.bmc.handle(datagram, { address: rinfo.address, port: rinfo.port });
     });
     socket.on('error', () => undefined); // ICMP unreachable from vanished clients
@@ -157,6 +177,8 @@ export async function startIpmiServer(options: IpmiServerOptions): Promise<IpmiS
     clearInterval(sweeper);
     for (const t of delayed) clearTimeout(t);
     delayed.clear();
+    for (const s of solSockets) s.close();
+    solSockets.clear();
     await Promise.all(
       served.map(
         (s, i) =>

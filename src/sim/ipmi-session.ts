@@ -9,6 +9,8 @@ import type { HandshakeParameters } from '../ipmi/rakp.js';
 export interface Remote {
   address: string;
   port: number;
+  /** the datagram came in on (and the answer goes out of) the BMC's separate SOL port */
+  via?: 'sol';
 }
 
 /** After Open Session: waiting for RAKP 1. */

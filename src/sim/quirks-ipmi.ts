@@ -1,11 +1,103 @@
 /**
  * IPMI quirks of real BMCs the simulator can show (see quirks.ts). Each entry names a behaviour
- * seen on real firmware and the real client the tests prove to survive it on the simulator.
+ * seen on real firmware and the real client the tests prove to survive it on the simulator
+ * (test/integration/quirk-matrix-ipmi.test.ts runs ipmitool or FreeIPMI against each one).
  */
 import type { SimQuirkInfo } from './quirk-info.js';
 import type { SimVariantName } from './machine.js';
 
-export const IPMI_QUIRKS = {} satisfies Record<string, SimQuirkInfo>;
+export const IPMI_QUIRKS = {
+  'ipmi-presession-rmcpplus': {
+    protocol: 'ipmi',
+    description: 'answers Get Channel Authentication Capabilities and Get Channel Cipher Suites in the RMCP+ wrapper (payload type IPMI, session id 0), also when asked in the IPMI 1.5 wrapper',
+    seenOn: 'the independent IPMI 2.0 BMC of metal-bmc issue 10; ipmitool decodes the answer by its own auth type (lanplus ipmi_lanplus_poll_recv), so it never noticed',
+    survivedBy: 'ipmitool',
+  },
+  'ipmi-no-cipher-suites': {
+    protocol: 'ipmi',
+    description: 'answers Get Channel Cipher Suites (optional in IPMI 2.0) with 0xC1 invalid command',
+    seenOn: 'IPMI 2.0 BMCs before the command was common (ipmitool 1.8.19 falls back to suite 3 when it fails; FreeIPMI never asks and uses suite 3)',
+    survivedBy: 'ipmitool+freeipmi',
+  },
+  'ipmi-cipher-suites-silent': {
+    protocol: 'ipmi',
+    description: 'never answers Get Channel Cipher Suites',
+    seenOn: 'the independent IPMI 2.0 BMC of metal-bmc issue 10 (our client timed out after 10 s there); IBM OpenBMC OP940 (ibm-openbmc/dev#3641, ipmitool: "Unable to Get Channel Cipher Suites"); ipmitool then uses suite 3, FreeIPMI never asks',
+    survivedBy: 'ipmitool+freeipmi',
+  },
+  'ipmi-cipher-suites-garbage': {
+    protocol: 'ipmi',
+    description: 'answers Get Channel Cipher Suites with records that name no cipher suite',
+    seenOn: 'Sun Fire 4100/4200/4500 with ILOM (FreeIPMI workaround flag sun20: "invalid cipher suite records")',
+    survivedBy: 'ipmitool+freeipmi',
+  },
+  'ipmi-open-session-own-suite': {
+    protocol: 'ipmi',
+    description: 'answers Open Session with the algorithms of cipher suite 3 whatever suite was asked for (IPMI 2.0 section 13.17 lets the BMC choose)',
+    seenOn: 'BMCs that pick the algorithms themselves (IPMI 2.0 section 13.17); ipmitool and FreeIPMI refuse an answer other than asked and work when asked for suite 3 (ipmitool -C 3, ipmipower -I 3)',
+    survivedBy: 'ipmitool+freeipmi',
+  },
+  'ipmi-no-system-guid': {
+    protocol: 'ipmi',
+    description: 'answers Get System GUID with 0xC1 invalid command',
+    seenOn: 'the independent IPMI 2.0 BMC of metal-bmc issue 10 (Get System GUID is optional in IPMI 2.0 section 22.14)',
+    survivedBy: 'ipmitool+freeipmi',
+  },
+  'ipmi-no-fru': {
+    protocol: 'ipmi',
+    description: 'has no FRU device 0: Get FRU Inventory Area Info and Read FRU Data answer 0xCB not present',
+    seenOn: 'BMC boards without a programmed FRU EEPROM (ipmitool fru print says "Device not present")',
+    survivedBy: 'ipmitool+freeipmi',
+  },
+  'ipmi-no-identify': {
+    protocol: 'ipmi',
+    description: 'answers Chassis Identify with 0xC1 invalid command and reports no identify state',
+    seenOn: 'BMCs without an identify LED, e.g. OpenIPMI ipmi_sim (mini-lab), which also reports no identify state',
+    survivedBy: 'ipmitool+freeipmi',
+  },
+  'ipmi-operator-only': {
+    protocol: 'ipmi',
+    description: 'the user may hold Operator at most: RAKP 1 asking Administrator is refused with RMCP+ status 0x0A (unauthorized role)',
+    seenOn: 'BMC users set up with Operator as their channel limit (ipmitool -L OPERATOR, ipmipower -l OPERATOR are the workaround)',
+    survivedBy: 'ipmitool+freeipmi',
+  },
+  'ipmi-close-session-error': {
+    protocol: 'ipmi',
+    description: 'answers Close Session with completion code 0xFF although it closes the session',
+    seenOn: 'BMCs whose Close Session fails although the session ends (ipmitool prints "Close Session command failed" and goes on, e.g. with Cisco IMC in ipmitool/ipmitool#213)',
+    survivedBy: 'ipmitool+freeipmi',
+  },
+  'ipmi-sequence-restart': {
+    protocol: 'ipmi',
+    description: 'restarts its outbound session sequence numbers at 1 after every 20 packets it sends in a session',
+    seenOn: 'BMCs whose session counter restarts within a session (ipmitool does not check inbound session sequence numbers and survives)',
+    survivedBy: 'ipmitool',
+  },
+  'ipmi-sol-port-swapped': {
+    protocol: 'ipmi',
+    description: 'names its own UDP port in Activate Payload in network byte order',
+    seenOn: 'Supermicro X8DTH-iF (FreeIPMI ipmiconsole corrects the byte order; workaround flag solport ignores the port)',
+    survivedBy: 'ipmitool+freeipmi',
+  },
+  'ipmi-sol-other-port': {
+    protocol: 'ipmi',
+    description: 'serves SOL on a second UDP port of its own, which Activate Payload names; SOL packets go out of that port',
+    seenOn: 'IPMI 2.0 section 24.1 lets a BMC name another port for a payload; FreeIPMI ipmiconsole moves SOL to it (and has the workaround flag solport for Asus P5MT-R and Supermicro X8DTH-iF, which name invalid ones)',
+    survivedBy: 'freeipmi',
+  },
+  'ipmi-sol-self-deactivate': {
+    protocol: 'ipmi',
+    description: 'deactivates an active SOL payload on its own one second after activation, telling the console with the SOL "deactivating" status',
+    seenOn: 'IBM Power 8348-21C (Habanero) BMC: "SOL session closed by BMC" every few seconds (xcat2/xcat-core#685); BMCs that end SOL when another interface takes the serial port (FreeIPMI: "SOL stolen")',
+    survivedBy: 'ipmitool',
+  },
+} satisfies Record<string, SimQuirkInfo>;
 
-/** The IPMI quirks each vendor variant shows by default, as its real counterpart is known to. */
+export type IpmiQuirkName = keyof typeof IPMI_QUIRKS;
+
+/**
+ * The IPMI quirks each vendor variant shows by default, as its real counterpart is known to.
+ * Empty: the sources above document these quirks on Sun, Intel, IBM, Cisco, Asus and Supermicro X8
+ * boards, none of which a variant stands for (Supermicro X11, Lenovo XCC, Gigabyte, Dell iDRAC).
+ */
 export const IPMI_VARIANT_QUIRKS: Partial<Record<SimVariantName, ReadonlyArray<keyof typeof IPMI_QUIRKS>>> = {};

@@ -17,6 +17,9 @@ export const PEERS = {
   ipmi_sim: { pkg: 'openipmi', paths: [] as string[] },
   ipmitool: { pkg: 'ipmitool', paths: [] as string[] },
   ipmipower: { pkg: 'freeipmi-tools', paths: [] as string[] },
+  ipmiconsole: { pkg: 'freeipmi-tools', paths: [] as string[] },
+  // util-linux's script gives a program that wants a terminal (ipmiconsole) a pty
+  script: { pkg: 'bsdutils', paths: [] as string[] },
   'nats-server': { pkg: 'nats-server', paths: [] as string[] },
   ssh: { pkg: 'openssh-client', paths: [] as string[] },
   'ssh-keygen': { pkg: 'openssh-client', paths: [] as string[] },

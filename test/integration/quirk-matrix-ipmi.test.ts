@@ -1,0 +1,321 @@
+/**
+ * Every IPMI quirk of the simulator (src/sim/quirks-ipmi.ts), alone on its own machine, against
+ * the operator's commands driven through the CLI code path (`bmcMain`, as `metal-bmc bmc` runs
+ * it): `info`, `command ON`, `command PXE`, `command LED-ON` and `console`, with the defaults
+ * (`--cipher-suite auto`, `--protocol auto`) and, since every quirk here is on the IPMI path, with
+ * `--protocol ipmi`. Each cell passes, or is refused with the reason asserted below.
+ *
+ * The same file runs the real clients against each quirk (ipmitool, FreeIPMI's ipmipower and
+ * ipmiconsole): a quirk no real client survives would be a simulator bug, not a BMC behaviour.
+ * The fleet listens on UDP port 623 of its own loopback addresses, as real BMCs do: FreeIPMI's
+ * ipmiconsole corrects a byte-swapped SOL port only there.
+ */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { describeError, UsageError } from '../../src/cli/args.js';
+import { bmcMain } from '../../src/cli/bmc.js';
+import { NetFn } from '../../src/ipmi/message.js';
+import { openSession, type IpmiEvent } from '../../src/ipmi/session.js';
+import type { Fleet } from '../../src/sim/fleet.js';
+import { IPMI_QUIRKS, type IpmiQuirkName } from '../../src/sim/quirks-ipmi.js';
+import { startTestFleet } from '../helpers/fleet.js';
+import { peerPath, withPeers, type PeerName } from '../helpers/peers.js';
+import { waitFor } from '../helpers/wait.js';
+
+const { describe, it } = withPeers('ipmitool', 'ipmipower', 'ipmiconsole', 'script');
+
+const QUIRKS = Object.keys(IPMI_QUIRKS) as IpmiQuirkName[];
+const CELLS = ['info', 'ON', 'PXE', 'LED-ON', 'console'] as const;
+type Cell = (typeof CELLS)[number];
+type Proto = 'auto' | 'ipmi';
+
+/** Cells a quirk makes metal-bmc refuse, with the reason the operator reads. */
+const REFUSED: Partial<Record<IpmiQuirkName, Partial<Record<`${Cell}/${Proto}`, RegExp>>>> = {
+  // No identify LED and IPMI only: nothing else can light it.
+  'ipmi-no-identify': { 'LED-ON/ipmi': /Chassis Identify \(on\) on BMC .*: invalid or unsupported command \[COMPLETION_CODE\]/ },
+};
+
+/** The note metal-bmc prints when it works around the quirk in a session over IPMI. */
+const SESSION_NOTES: Partial<Record<IpmiQuirkName, RegExp>> = {
+  'ipmi-no-cipher-suites': /note: BMC .* did not list its cipher suites \(Get Channel Cipher Suites: invalid or unsupported command\); trying 17, then 3/,
+  'ipmi-cipher-suites-silent': /note: BMC .* did not list its cipher suites \(.*no answer within 1000 ms.*\); trying 17, then 3/,
+  'ipmi-cipher-suites-garbage': /note: BMC .* did not list its cipher suites \(unknown suites 238\)/,
+  'ipmi-open-session-own-suite': /note: BMC .* answered Open Session for cipher suite 17 with the algorithms of suite 3; using suite 3/,
+  'ipmi-operator-only': /note: BMC .* refused RAKP 1 \(unauthorized role or privilege level requested\); asking again by name only at privilege 3/,
+  'ipmi-close-session-error': /note: BMC .* answered Close Session with unspecified error; the session is released here/,
+};
+
+/** What the console prints for a quirk that shows there. */
+const CONSOLE_NOTES: Partial<Record<IpmiQuirkName, RegExp>> = {
+  'ipmi-sol-port-swapped': /note: BMC .* named its SOL port in network byte order \(\d+\); it is the session's port/,
+  'ipmi-sol-other-port': /note: BMC .* serves SOL on UDP port \d+; the console uses that port/,
+  'ipmi-sol-self-deactivate': /note: BMC .* deactivated SOL on its own; the console ends[\s\S]*\[the BMC ended the console\]/,
+};
+
+let fleet: Fleet;
+const machineOf = (q: IpmiQuirkName) => fleet.machines[QUIRKS.indexOf(q)]!;
+const address = (q: IpmiQuirkName) => machineOf(q).state.address;
+
+beforeAll(async () => {
+  fleet = await startTestFleet({ count: QUIRKS.length, ipmiPort: 623 });
+  // each machine shows exactly one quirk, whatever its vendor variant is known for
+  QUIRKS.forEach((q, i) => (fleet.machines[i]!.state.quirks = new Set([q])));
+});
+afterAll(async () => {
+  await fleet?.close();
+});
+
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `metal-bmc bmc ARGS` in-process: bmcMain with the exit-code mapping of src/cli/main.ts. */
+async function cli(q: IpmiQuirkName, args: string[], stdin?: PassThrough, onOutput?: (o: Outcome) => void): Promise<Outcome> {
+  const o: Outcome = { code: -1, stdout: '', stderr: '' };
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  stdout.on('data', (d: Buffer) => {
+    o.stdout += d.toString();
+    onOutput?.(o);
+  });
+  stderr.on('data', (d: Buffer) => (o.stderr += d.toString()));
+  const argv = [...args, '--address', address(q), '--user', fleet.user, '--password', fleet.password, '--redfish-port', String(fleet.redfishPort), '--timeout', '10'];
+  try {
+    o.code = await bmcMain(argv, { stdout, stderr, env: {}, ...(stdin ? { stdin } : {}) });
+  } catch (err) {
+    o.code = err instanceof UsageError ? 2 : 1;
+    o.stderr += `metal-bmc bmc: error: ${describeError(err)}\n`;
+  }
+  await new Promise((r) => setImmediate(r));
+  return o;
+}
+
+async function runCell(q: IpmiQuirkName, cell: Cell, proto: Proto): Promise<Outcome> {
+  const m = machineOf(q);
+  if (cell === 'info') return cli(q, ['info', '--protocol', proto]);
+  if (cell === 'console') {
+    const stdin = new PassThrough();
+    const ended = q === 'ipmi-sol-self-deactivate'; // the BMC ends this console itself
+    const run = cli(q, ['console', '--protocol', proto, '--take-over'], stdin, (o) => {
+      // the machine's login prompt came through: leave, as an operator would (stdin ends)
+      if (!ended && o.stdout.includes('login:')) stdin.end();
+    });
+    return run;
+  }
+  // start from a state the command changes, so that the cell shows it acted
+  if (cell === 'ON') m.setPower('off', 'down');
+  if (cell === 'PXE') m.setBoot('none', false, true);
+  if (cell === 'LED-ON') m.setIdentify(false);
+  return cli(q, ['command', cell, '--protocol', proto]);
+}
+
+function effectOf(q: IpmiQuirkName, cell: Cell): boolean {
+  const s = machineOf(q).state;
+  if (cell === 'ON') return s.power === 'on';
+  if (cell === 'PXE') return s.boot === 'pxe' && s.bootPersistent;
+  if (cell === 'LED-ON') return s.identify;
+  return true;
+}
+
+describe('IPMI quirk matrix through the CLI', () => {
+  const rows = QUIRKS.flatMap((q) => (['auto', 'ipmi'] as const).flatMap((proto) => CELLS.map((cell) => [q, cell, proto] as const)));
+
+  it.each(rows)('%s: bmc %s with --protocol %s', async (q, cell, proto) => {
+    const r = await runCell(q, cell, proto);
+    const refused = REFUSED[q]?.[`${cell}/${proto}`];
+    if (refused) {
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(refused);
+      return;
+    }
+    expect(r.code, `stderr: ${r.stderr}`).toBe(0);
+    expect(r.stderr).not.toMatch(/error:/);
+    expect(effectOf(q, cell)).toBe(true);
+    if (cell === 'info') {
+      expect(r.stdout).toMatch(/^powerState\s+(ON|OFF)$/m);
+      if (q === 'ipmi-no-system-guid' && proto === 'ipmi') {
+        // a partial report: exit 0, no UUID, and the reason among the missing parts
+        expect(r.stdout).toMatch(/^uuid\s+unknown \(see missing\)$/m);
+        expect(r.stdout).toMatch(/^missing\s+UUID: Get System GUID on BMC .*: invalid or unsupported command$/m);
+      } else {
+        expect(r.stdout).toMatch(/^uuid\s+[0-9a-f]{8}-/m);
+      }
+      if (q === 'ipmi-no-fru' && proto === 'ipmi') expect(r.stdout).toMatch(/^missing\s+FRU: .*not present$/m);
+    }
+    if (cell === 'console') {
+      expect(r.stdout).toContain('login:');
+      const note = CONSOLE_NOTES[q];
+      if (note) expect(r.stderr).toMatch(note);
+    } else if (proto === 'ipmi') {
+      const note = SESSION_NOTES[q];
+      if (note) expect(r.stderr).toMatch(note);
+    }
+    expect(fleet.ipmi.activeSolPayloads(machineOf(q).state.index)).toBe(0);
+  });
+});
+
+// ---- the real clients ------------------------------------------------------------------------
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(program: PeerName, args: string[], options: { input?: (child: ReturnType<typeof spawn>, out: () => string) => void; timeoutMs?: number } = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(peerPath(program) ?? program, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    if (options.input) options.input(child, () => stdout);
+    else child.stdin.end();
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const ipmitool = (q: IpmiQuirkName, ...args: string[]) => run('ipmitool', ['-I', 'lanplus', '-H', address(q), '-U', fleet.user, '-P', fleet.password, ...args]);
+const ipmipower = (q: IpmiQuirkName, ...args: string[]) => run('ipmipower', ['-h', address(q), '-u', fleet.user, '-p', fleet.password, '-D', 'LAN_2_0', '--stat', ...args]);
+
+/**
+ * A SOL client that leaves once the login prompt came through (after `hold`, when given).
+ * ipmiconsole wants a terminal: it runs under util-linux's `script`, which gives it a pty.
+ */
+function solClient(program: 'ipmitool' | 'ipmiconsole', q: IpmiQuirkName, hold?: () => Promise<void>): Promise<Run> {
+  const ipmiconsole = [peerPath('ipmiconsole') ?? 'ipmiconsole', '-h', address(q), '-u', fleet.user, '-p', fleet.password].join(' ');
+  const [cmd, args]: [PeerName, string[]] =
+    program === 'ipmitool'
+      ? ['ipmitool', ['-I', 'lanplus', '-H', address(q), '-U', fleet.user, '-P', fleet.password, 'sol', 'activate']]
+      : ['script', ['-qec', ipmiconsole, '/dev/null']];
+  return run(cmd, args, {
+    input: (child, out) => {
+      void waitFor(() => out().includes('login:'), 20_000, `${program} to show the login prompt`)
+        .then(() => hold?.())
+        .catch(() => undefined)
+        .finally(() => {
+          // ipmiconsole leaves on its escape sequence &. (and deactivates SOL), ipmitool at the end of its input
+          if (program === 'ipmiconsole') child.stdin!.write('\r&.');
+          child.stdin!.end();
+        });
+    },
+  });
+}
+
+describe('the real clients survive each simulated quirk', () => {
+  const survivors: Record<IpmiQuirkName, () => Promise<void>> = {
+    'ipmi-presession-rmcpplus': async () => {
+      expect((await ipmitool('ipmi-presession-rmcpplus', 'power', 'status')).stdout).toMatch(/Chassis Power is (on|off)/);
+      // FreeIPMI insists on the IPMI 1.5 wrapper: what the quirk does is real, not what every client takes
+      expect((await ipmipower('ipmi-presession-rmcpplus')).stdout).toMatch(/connection timeout/);
+    },
+    'ipmi-no-cipher-suites': async () => {
+      const r = await ipmitool('ipmi-no-cipher-suites', 'power', 'status');
+      expect(r.stderr).toMatch(/Get Channel Cipher Suites failed: Invalid command/);
+      expect(r.stdout).toMatch(/Chassis Power is (on|off)/);
+      expect((await ipmipower('ipmi-no-cipher-suites')).stdout).toMatch(/: (on|off)$/m);
+    },
+    'ipmi-cipher-suites-silent': async () => {
+      const r = await ipmitool('ipmi-cipher-suites-silent', 'power', 'status');
+      expect(r.stderr).toMatch(/Unable to Get Channel Cipher Suites/);
+      expect(r.stdout).toMatch(/Chassis Power is (on|off)/);
+      expect((await ipmipower('ipmi-cipher-suites-silent')).stdout).toMatch(/: (on|off)$/m);
+    },
+    'ipmi-cipher-suites-garbage': async () => {
+      expect((await ipmitool('ipmi-cipher-suites-garbage', 'power', 'status')).stdout).toMatch(/Chassis Power is (on|off)/);
+      expect((await ipmipower('ipmi-cipher-suites-garbage')).stdout).toMatch(/: (on|off)$/m);
+    },
+    'ipmi-open-session-own-suite': async () => {
+      // both clients insist on the suite they asked for: they work when asked for the BMC's choice
+      expect((await ipmitool('ipmi-open-session-own-suite', '-C', '17', 'power', 'status')).stderr).toMatch(/Unable to establish IPMI v2 \/ RMCP\+ session/);
+      expect((await ipmitool('ipmi-open-session-own-suite', '-C', '3', 'power', 'status')).stdout).toMatch(/Chassis Power is (on|off)/);
+      expect((await ipmipower('ipmi-open-session-own-suite', '-I', '3')).stdout).toMatch(/: (on|off)$/m);
+    },
+    'ipmi-no-system-guid': async () => {
+      expect((await ipmitool('ipmi-no-system-guid', 'mc', 'guid')).stderr).toMatch(/Invalid command/);
+      expect((await ipmitool('ipmi-no-system-guid', 'power', 'status')).stdout).toMatch(/Chassis Power is (on|off)/);
+      expect((await ipmipower('ipmi-no-system-guid')).stdout).toMatch(/: (on|off)$/m);
+    },
+    'ipmi-no-fru': async () => {
+      const fru = await ipmitool('ipmi-no-fru', 'fru', 'print', '0');
+      expect(`${fru.stdout}${fru.stderr}`).toMatch(/not present/i);
+      expect((await ipmitool('ipmi-no-fru', 'power', 'status')).stdout).toMatch(/Chassis Power is (on|off)/);
+      expect((await ipmipower('ipmi-no-fru')).stdout).toMatch(/: (on|off)$/m);
+    },
+    'ipmi-no-identify': async () => {
+      expect((await ipmitool('ipmi-no-identify', 'chassis', 'identify', '5')).stderr).toMatch(/Set Chassis Identify failed: Invalid command/);
+      expect((await ipmitool('ipmi-no-identify', 'power', 'status')).stdout).toMatch(/Chassis Power is (on|off)/);
+      expect((await ipmipower('ipmi-no-identify')).stdout).toMatch(/: (on|off)$/m);
+    },
+    'ipmi-operator-only': async () => {
+      // Administrator is refused, as the quirk says; Operator works for both clients
+      expect((await ipmitool('ipmi-operator-only', 'power', 'status')).stderr).toMatch(/Unable to establish IPMI v2 \/ RMCP\+ session/);
+      expect((await ipmitool('ipmi-operator-only', '-L', 'OPERATOR', 'power', 'status')).stdout).toMatch(/Chassis Power is (on|off)/);
+      expect((await ipmipower('ipmi-operator-only', '-l', 'OPERATOR')).stdout).toMatch(/: (on|off)$/m);
+    },
+    'ipmi-close-session-error': async () => {
+      const r = await ipmitool('ipmi-close-session-error', 'power', 'status');
+      expect(r.stderr).toMatch(/Close Session command failed: Unspecified error/);
+      expect(r.stdout).toMatch(/Chassis Power is (on|off)/);
+      expect(r.code).toBe(0);
+      expect((await ipmipower('ipmi-close-session-error')).stdout).toMatch(/: (on|off)$/m);
+      await waitFor(() => fleet.ipmi.activeSessions(machineOf('ipmi-close-session-error').state.index) === 0, 10_000, 'the sessions to be gone');
+    },
+    'ipmi-sequence-restart': async () => {
+      // 30 commands in one ipmitool session: its numbers restart at least once on the way
+      const file = join(tmpdir(), `metal-bmc-quirk-exec-${process.pid}.txt`);
+      writeFileSync(file, 'power status\n'.repeat(30));
+      const r = await ipmitool('ipmi-sequence-restart', 'exec', file);
+      expect(r.stdout.match(/Chassis Power is (on|off)/g)).toHaveLength(30);
+      // and ours: the same 30 requests, one log line for the restart, every answer arrives
+      const events: IpmiEvent[] = [];
+      const s = await openSession({ host: address('ipmi-sequence-restart'), port: 623, user: fleet.user, password: fleet.password, onEvent: (e) => events.push(e) });
+      try {
+        for (let i = 0; i < 30; i++) expect((await s.request(NetFn.app, 0x01)).completionCode).toBe(0);
+      } finally {
+        await s.close();
+      }
+      expect(events.map((e) => e.kind)).toContain('sequence-restart');
+      expect(events.find((e) => e.kind === 'sequence-restart')!.message).toMatch(/restarted its session sequence numbers \(now \d+\); the session follows/);
+    },
+    'ipmi-sol-port-swapped': async () => {
+      const freeipmi = await solClient('ipmiconsole', 'ipmi-sol-port-swapped');
+      expect(freeipmi.stdout).toContain('login:');
+      const tool = await solClient('ipmitool', 'ipmi-sol-port-swapped');
+      expect(tool.stdout).toContain('login:');
+      expect(tool.code).toBe(0);
+    },
+    'ipmi-sol-other-port': async () => {
+      const freeipmi = await solClient('ipmiconsole', 'ipmi-sol-other-port');
+      expect(freeipmi.stdout).toContain('login:');
+      // ipmitool 1.8.19 refuses another port: the quirk is on, and not every client takes it
+      const tool = await solClient('ipmitool', 'ipmi-sol-other-port');
+      expect(`${tool.stdout}${tool.stderr}`).toMatch(/BMC requests SOL session on different port/);
+    },
+    'ipmi-sol-self-deactivate': async () => {
+      const index = machineOf('ipmi-sol-self-deactivate').state.index;
+      const tool = await solClient('ipmitool', 'ipmi-sol-self-deactivate', () => waitFor(() => fleet.ipmi.activeSolPayloads(index) === 0, 10_000, 'the BMC to deactivate SOL'));
+      expect(tool.stdout).toContain('login:');
+      expect(`${tool.stdout}${tool.stderr}`).toMatch(/SOL payload already de-activated/);
+      expect(tool.code).toBe(0);
+    },
+  };
+
+  it('every quirk in the catalogue has a real-client check here', () => {
+    expect(Object.keys(survivors).sort()).toEqual([...QUIRKS].sort());
+  });
+
+  it.each(QUIRKS)('%s', async (q) => {
+    await survivors[q]();
+  });
+});

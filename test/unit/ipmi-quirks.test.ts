@@ -1,0 +1,295 @@
+/**
+ * How the IPMI client copes with real BMCs that are not ipmi_sim (issue 10): pre-session answers
+ * in either framing, the SOL port in either byte order, the cipher-suite and user-lookup fallbacks,
+ * IPMI 1.5-only BMCs. Decoders get fast-check properties; the fallbacks run the client's real
+ * session engine against the simulated BMC in memory (no sockets), quirks switched on per test.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { cipherSuite } from '../../src/ipmi/cipher.js';
+import { decodeAuthCapabilities, nextUserLookup, preSessionMessage, settledSuite } from '../../src/ipmi/handshake.js';
+import { encodeV15, encodeV2, PayloadType } from '../../src/ipmi/lan.js';
+import { decodeRequest, encodeResponse, NetFn } from '../../src/ipmi/message.js';
+import { encodeRakp2, suiteAlgorithms } from '../../src/ipmi/rakp.js';
+import { openSession, type IpmiEvent } from '../../src/ipmi/session.js';
+import { solPort } from '../../src/ipmi/sol.js';
+import type { DatagramChannel } from '../../src/ipmi/transport.js';
+import { SimBmc } from '../../src/sim/ipmi-bmc.js';
+import { createMachineState, SimMachine } from '../../src/sim/machine.js';
+import type { SimQuirkName } from '../../src/sim/quirks.js';
+import { waitFor } from '../helpers/wait.js';
+import { SerialLine } from '../../src/sim/serial.js';
+
+const message = Buffer.from([0x81, 0x1c, 0x63, 0x20, 0x04, 0x38, 0x00, 0x01, 0x80, 0x04, 0x02, 0, 0, 0, 0, 0x3d]);
+
+describe('pre-session answers in either framing', () => {
+  it('takes the IPMI message from the IPMI 1.5 wrapper and from the RMCP+ wrapper with session id 0', () => {
+    expect(preSessionMessage(encodeV15(0, 0, message))).toEqual(message);
+    expect(preSessionMessage(encodeV2({ payloadType: PayloadType.ipmi, sessionId: 0, seq: 0, payload: message }))).toEqual(message);
+  });
+
+  it('refuses what is not a pre-session answer: a session id, another payload type, a truncated datagram', () => {
+    expect(preSessionMessage(encodeV15(7, 0, message))).toBeUndefined();
+    expect(preSessionMessage(encodeV2({ payloadType: PayloadType.ipmi, sessionId: 7, seq: 0, payload: message }))).toBeUndefined();
+    expect(preSessionMessage(encodeV2({ payloadType: PayloadType.openSessionResponse, sessionId: 0, seq: 0, payload: message }))).toBeUndefined();
+    expect(preSessionMessage(encodeV2({ payloadType: PayloadType.ipmi, sessionId: 0, seq: 0, payload: message }).subarray(0, 20))).toBeUndefined();
+  });
+
+  it('round-trips any message in both framings, and never throws on any bytes (fast-check)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 255 }), fc.nat(0xffffffff), (bytes, seq) => {
+        const m = Buffer.from(bytes);
+        expect(preSessionMessage(encodeV15(0, seq, m))).toEqual(m);
+        expect(preSessionMessage(encodeV2({ payloadType: PayloadType.ipmi, sessionId: 0, seq, payload: m }))).toEqual(m);
+      }),
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        const d = Buffer.from(bytes);
+        if (d.length > 4) d[0] = 0x06; // an RMCP header now and then
+        expect(() => preSessionMessage(d)).not.toThrow();
+      }),
+    );
+  });
+
+  it('reads the IPMI 2.0 bit of Get Channel Authentication Capabilities (both flags needed)', () => {
+    expect(decodeAuthCapabilities(Buffer.from([1, 0x80, 0x04, 0x02, 0, 0, 0, 0]))).toEqual({ ipmi20: true });
+    expect(decodeAuthCapabilities(Buffer.from([1, 0x15, 0x04, 0x00, 0, 0, 0, 0]))).toEqual({ ipmi20: false });
+    expect(() => decodeAuthCapabilities(Buffer.from([1, 0x80]))).toThrow(expect.objectContaining({ code: 'DECODE' }));
+  });
+});
+
+describe('the SOL port of Activate Payload', () => {
+  it('is the session port in either byte order, or 0; anything else is another port', () => {
+    expect(solPort(623, 623)).toBe('session');
+    expect(solPort(0x6f02, 623)).toBe('session'); // 623 in network byte order (Supermicro X8DTH-iF)
+    expect(solPort(48311, 47036)).toBe('session'); // the issue's BMC: 47036 byte-swapped
+    expect(solPort(0, 623)).toBe('session');
+    expect(solPort(6230, 623)).toBe(6230);
+  });
+
+  it('any port and its byte swap name the same port; no other value does (fast-check)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 65535 }), fc.integer({ min: 1, max: 65535 }), (port, other) => {
+        const swapped = ((port & 0xff) << 8) | (port >> 8);
+        expect(solPort(port, port)).toBe('session');
+        expect(solPort(swapped, port)).toBe('session');
+        if (other !== port && other !== swapped) expect(solPort(other, port)).toBe(other);
+      }),
+    );
+  });
+});
+
+describe('Open Session answers and RAKP refusals', () => {
+  it('follows other algorithms only when they form a suite auto may pick; a named suite must stay', () => {
+    const s17 = cipherSuite(17);
+    const s3 = cipherSuite(3);
+    expect(settledSuite(s17, suiteAlgorithms(s17), 'auto')).toBe(s17);
+    expect(settledSuite(s17, suiteAlgorithms(s3), 'auto')).toBe(s3);
+    expect(settledSuite(s17, suiteAlgorithms(cipherSuite(1)), 'auto')).toBeUndefined(); // no integrity: a downgrade
+    expect(settledSuite(s17, suiteAlgorithms(s3), 17)).toBeUndefined();
+  });
+
+  it('asks by name and privilege after "unauthorized name", as Operator after "unauthorized role", then gives up', () => {
+    const admin = { privilege: 4, nameOnly: true };
+    expect(nextUserLookup(admin, 0x0d, 4)).toEqual({ privilege: 4, nameOnly: false });
+    expect(nextUserLookup(admin, 0x0a, 4)).toEqual({ privilege: 3, nameOnly: true });
+    expect(nextUserLookup(admin, 0x09, 4)).toEqual({ privilege: 3, nameOnly: true });
+    expect(nextUserLookup({ privilege: 3, nameOnly: true }, 0x0a, 4)).toBeUndefined();
+    expect(nextUserLookup({ privilege: 4, nameOnly: false }, 0x0d, 4)).toBeUndefined();
+    expect(nextUserLookup(admin, 0x0f, 4)).toBeUndefined(); // a wrong password is never retried
+  });
+});
+
+/** The client's session engine linked to a simulated BMC in memory. */
+function linked(quirks: SimQuirkName[], answer?: (d: Buffer, reply: (d: Buffer) => void) => boolean) {
+  const machine = new SimMachine(createMachineState('quirk-unit', 0));
+  machine.state.quirks = new Set(quirks);
+  const serial = new SerialLine(machine, { hostname: 'unit' });
+  let deliver: (d: Buffer) => void = () => undefined;
+  const bmc = new SimBmc({
+    machine,
+    serial,
+    user: 'ADMIN',
+    password: 'secret',
+    maxSessions: 4,
+    sessionTimeoutMs: 60_000,
+    handshakeTimeoutMs: 10_000,
+    port: () => 623,
+    send: (d) => setImmediate(() => deliver(d)),
+  });
+  const channel: DatagramChannel = {
+    remote: '192.0.2.9:623',
+    send: (d) => setImmediate(() => (answer?.(d, (r) => setImmediate(() => deliver(r))) ? undefined : bmc.handle(d, { address: '192.0.2.1', port: 40000 }))),
+    onDatagram: (h) => (deliver = h),
+    close: () => undefined,
+  };
+  const events: IpmiEvent[] = [];
+  const open = (cipherSuite: number | 'auto' = 'auto') => openSession({ host: '192.0.2.9', channel, cipherSuite, user: 'ADMIN', password: 'secret', keepaliveMs: 0, closeLingerMs: 0, onEvent: (e) => events.push(e) });
+  return { open, events, close: () => (bmc.close(), serial.close()) };
+}
+
+describe('fallbacks against the simulated BMC in memory', () => {
+  it.each([
+    ['ipmi-cipher-suites-silent', /no answer within 1000 ms/],
+    ['ipmi-no-cipher-suites', /invalid or unsupported command/],
+    ['ipmi-cipher-suites-garbage', /unknown suites 238/],
+  ] as const)('%s: falls back to suite 17 within about a second, with one event', async (quirk, why) => {
+    const l = linked([quirk]);
+    const started = Date.now();
+    const s = await l.open();
+    // the optional command has its own deadline of 1 s; the wide margin is for a loaded machine
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(s.cipherSuite).toBe(17);
+    expect(l.events).toEqual([{ kind: 'cipher-suites-fallback', message: expect.stringMatching(why) }]);
+    await s.close();
+    l.close();
+  });
+
+  it('ipmi-presession-rmcpplus: the RMCP+-framed pre-session answers are taken, no fallback needed', async () => {
+    const l = linked(['ipmi-presession-rmcpplus']);
+    const s = await l.open();
+    expect(s.cipherSuite).toBe(17);
+    expect(l.events).toEqual([]);
+    await s.close();
+    l.close();
+  });
+
+  it('ipmi-open-session-own-suite: auto follows the BMC into suite 3 with one event; a named suite 17 is refused', async () => {
+    const l = linked(['ipmi-open-session-own-suite']);
+    const s = await l.open();
+    expect(s.cipherSuite).toBe(3);
+    expect(l.events).toEqual([{ kind: 'suite-changed', message: expect.stringMatching(/answered Open Session for cipher suite 17 with the algorithms of suite 3; using suite 3/) }]);
+    expect((await s.request(NetFn.app, 0x01)).completionCode).toBe(0); // the keys of suite 3 work
+    await s.close();
+    await expect(l.open(17)).rejects.toMatchObject({ code: 'PROTOCOL', message: expect.stringMatching(/with other algorithms \(authentication 1, integrity 1, confidentiality 1\), which is not the suite asked for/) });
+    l.close();
+  });
+
+  it('ipmi-operator-only: retries RAKP as Operator and holds Operator, with one event', async () => {
+    const l = linked(['ipmi-operator-only']);
+    const s = await l.open();
+    expect(s.privilege).toBe(3);
+    expect(l.events.map((e) => e.kind)).toEqual(['rakp-retry']);
+    await s.close();
+    l.close();
+  });
+
+  it('a BMC refusing name-only lookup ("unauthorized name"): asked again by name and privilege, with one event', async () => {
+    const roles: number[] = [];
+    // in front of the simulated BMC: RAKP 1 with the name-only bit is refused as such BMCs do
+    const l = linked([], (d, reply) => {
+      if (d[4] !== 0x06 || (d[5]! & 0x3f) !== PayloadType.rakp1) return false;
+      const payload = d.subarray(16);
+      roles.push(payload[24]!);
+      if ((payload[24]! & 0x10) === 0) return false;
+      reply(encodeV2({ payloadType: PayloadType.rakp2, sessionId: 0, seq: 0, payload: encodeRakp2({ tag: payload[0]!, status: 0x0d, consoleSessionId: 0, bmcRandom: Buffer.alloc(0), bmcGuid: Buffer.alloc(0), keyExchangeCode: Buffer.alloc(0) }) }));
+      return true;
+    });
+    const s = await l.open();
+    expect(roles).toEqual([0x14, 0x04]); // Administrator name-only, then Administrator by name and privilege
+    expect(s.privilege).toBe(4);
+    expect(l.events).toEqual([{ kind: 'rakp-retry', message: expect.stringMatching(/refused RAKP 1 \(unauthorized name\); asking again by name and privilege at privilege 4/) }]);
+    await s.close();
+    l.close();
+  });
+
+  it('ipmi-close-session-error: close() resolves and says so once', async () => {
+    const l = linked(['ipmi-close-session-error']);
+    const s = await l.open();
+    await s.close();
+    expect(s.state).toEqual({ kind: 'closed', reason: 'closed' });
+    expect(l.events).toEqual([{ kind: 'close-refused', message: expect.stringMatching(/answered Close Session with unspecified error/) }]);
+    l.close();
+  });
+
+  it('a BMC that speaks IPMI 1.5 only: a clear UNSUPPORTED at once, never a hang', async () => {
+    // answers Get Channel Authentication Capabilities as an IPMI 1.5 BMC does: 0xCC for the
+    // IPMI 2.0 bit, then the capabilities without it
+    const l = linked([], (d, reply) => {
+      const req = decodeRequest(d.subarray(14, 14 + d[13]!));
+      if (req.netFn !== NetFn.app || req.cmd !== 0x38) return false;
+      reply(encodeV15(0, 0, (req.data[0]! & 0x80) !== 0 ? encodeResponse(req, 0xcc) : encodeResponse(req, 0, Buffer.from([1, 0x15, 0x04, 0, 0, 0, 0, 0]))));
+      return true;
+    });
+    const started = Date.now();
+    await expect(l.open()).rejects.toMatchObject({ code: 'UNSUPPORTED', message: expect.stringMatching(/speaks IPMI 1\.5 only .*metal-bmc needs RMCP\+/) });
+    expect(Date.now() - started).toBeLessThan(3000); // two answered requests, no retransmission wait
+    l.close();
+  });
+});
+
+describe('SOL on another UDP port of the BMC', () => {
+  it('opens a second socket in the same session, sends and receives SOL there, and closes it with the session', async () => {
+    const machine = new SimMachine(createMachineState('quirk-unit', 1));
+    const serial = new SerialLine(machine, { hostname: 'unit' });
+    const handlers = new Map<number, (d: Buffer) => void>();
+    const received = new Map<number, number>(); // BMC port -> datagrams the BMC got there
+    const opened: number[] = [];
+    const closed: number[] = [];
+    const bmc = new SimBmc({
+      machine,
+      serial,
+      user: 'ADMIN',
+      password: 'secret',
+      maxSessions: 4,
+      sessionTimeoutMs: 60_000,
+      handshakeTimeoutMs: 10_000,
+      port: () => 623,
+      solPort: () => 6231,
+      // the BMC answers the client port its last packet came from: 40000 (623) or 40001 (6231)
+      send: (d, remote) => setImmediate(() => handlers.get(remote.port === 40001 ? 6231 : 623)?.(d)),
+    });
+    const channelTo = (port: number): DatagramChannel => ({
+      remote: `192.0.2.9:${port}`,
+      send: (d) =>
+        setImmediate(() => {
+          received.set(port, (received.get(port) ?? 0) + 1);
+          bmc.handle(d, { address: '192.0.2.1', port: port === 623 ? 40000 : 40001 });
+        }),
+      onDatagram: (h) => handlers.set(port, h),
+      close: () => closed.push(port),
+    });
+    const pool = {
+      open: async (_host: string, port: number) => (opened.push(port), channelTo(port)),
+      stats: () => ({ sockets: 1, channels: handlers.size }),
+      close: () => undefined,
+    };
+    const events: IpmiEvent[] = [];
+    const s = await openSession({ host: '192.0.2.9', channel: channelTo(623), pool, user: 'ADMIN', password: 'secret', keepaliveMs: 0, closeLingerMs: 0 });
+    const { openSol } = await import('../../src/ipmi/sol.js');
+    const sol = await openSol(s, { closeSession: true, onEvent: (e) => events.push(e) });
+    let screen = '';
+    sol.on('data', (d: Buffer) => (screen += d.toString()));
+    await waitFor(() => screen.includes('login:'), 10_000, `the login prompt over the SOL port (screen: ${JSON.stringify(screen)})`);
+    sol.write('typed-over-6231');
+    await waitFor(() => screen.includes('typed-over-6231'), 10_000, 'the echo of what was typed');
+    expect(opened).toEqual([6231]);
+    expect(events).toEqual([{ kind: 'sol-port', message: 'BMC 192.0.2.9:623 serves SOL on UDP port 6231; the console uses that port' }]);
+    expect(received.get(6231)).toBeGreaterThan(0); // acknowledgements and keystrokes went to the SOL port
+    sol.end();
+    await new Promise<void>((resolve) => s.onClose(() => resolve()));
+    expect(closed).toContain(6231);
+    expect(bmc.activeSolPayloads()).toBe(0);
+    bmc.close();
+    serial.close();
+  });
+});
+
+describe('the daemon log of a quirk', () => {
+  it('warns once per BMC and quirk, then logs at debug level (a report cycle reopens sessions every interval)', async () => {
+    const { logQuirk } = await import('../../src/outband/connect.js');
+    const { captureLog } = await import('../helpers/log.js');
+    const log = captureLog();
+    const e: IpmiEvent = { kind: 'cipher-suites-fallback', message: 'BMC 192.0.2.77:623 did not list its cipher suites (x); trying 17, then 3' };
+    for (let i = 0; i < 3; i++) logQuirk(log.logger, '192.0.2.77', e);
+    logQuirk(log.logger, '192.0.2.78', e);
+    const lines = log.find(/did not list its cipher suites/);
+    expect(lines.map((l) => [l.level, l.bmc, l.quirk])).toEqual([
+      [40, '192.0.2.77', 'cipher-suites-fallback'],
+      [20, '192.0.2.77', 'cipher-suites-fallback'],
+      [20, '192.0.2.77', 'cipher-suites-fallback'],
+      [40, '192.0.2.78', 'cipher-suites-fallback'],
+    ]);
+  });
+});

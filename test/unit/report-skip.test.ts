@@ -1,0 +1,56 @@
+/**
+ * A BMC that gives no machine UUID at all (no Get System GUID, no Redfish UUID) makes a partial
+ * report metal-api cannot key: the report cycle skips it with one log line and a metric, and
+ * reports every other BMC.
+ */
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMetalApiClient } from '../../src/metalapi/client.js';
+import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
+import type { BmcReport, Outband } from '../../src/outband/types.js';
+import { runReportCycle } from '../../src/report/cycle.js';
+import { createReportMetrics } from '../../src/report/metrics.js';
+import { captureLog } from '../helpers/log.js';
+
+let standin: MetalApiStandIn | undefined;
+afterEach(async () => {
+  await standin?.close();
+  standin = undefined;
+});
+
+function report(uuid: string): BmcReport {
+  return {
+    uuid,
+    bmcVersion: '1.0',
+    biosVersion: '',
+    fru: {},
+    powerState: 'ON',
+    indicatorLED: 'LED-OFF',
+    powerSupplies: [],
+    source: 'ipmi',
+    missing: uuid ? [] : ['UUID: Get System GUID on BMC 10.0.0.2:623: invalid or unsupported command'],
+  };
+}
+
+describe('a report cycle with a BMC that gives no UUID', () => {
+  it('skips that BMC with one log line and metal_bmc_bmcs_skipped_total{reason="no-uuid"}, and reports the others', async () => {
+    standin = await startMetalApiStandIn({ hmacKey: 'k' });
+    const leases = [1, 2, 3].map((i) => ({ ip: `10.0.0.${i}`, mac: `aa:bb:cc:00:00:0${i}`, expires: 'never' as const }));
+    const registry = new Registry();
+    const metrics = createReportMetrics(registry);
+    const log = captureLog();
+    const connect = async (ip: string): Promise<Outband> =>
+      ({ address: ip, vendor: 'test', info: async () => report(ip === '10.0.0.2' ? '' : `00000000-0000-4000-8000-00000000000${ip.at(-1)}`), close: async () => undefined }) as unknown as Outband;
+    const result = await runReportCycle(
+      { partitionId: 'p', connect, metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'k', retries: 0 }), concurrency: 3, bmcTimeoutMs: 5000, logger: log.logger, metrics },
+      leases,
+    );
+    expect(result.reported).toBe(2);
+    expect(Object.keys(standin.reports[0]!.reports).sort()).toEqual(['00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-000000000003']);
+    expect(await registry.getSingleMetricAsString('metal_bmc_bmcs_skipped_total')).toMatch(/reason="no-uuid"} 1$/m);
+    expect(await registry.getSingleMetricAsString('metal_bmc_bmc_read_failures_total')).not.toMatch(/} [1-9]/);
+    const lines = log.find('BMC gives no machine UUID, skipped in this report');
+    expect(lines).toHaveLength(1);
+    expect(JSON.stringify(lines[0])).toContain('Get System GUID on BMC 10.0.0.2:623: invalid or unsupported command');
+  });
+});
