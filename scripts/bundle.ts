@@ -224,17 +224,31 @@ const HOT_ENTRIES = ['src/cli/main.ts', 'src/cli/bmc.ts', 'src/ipmi/session.ts']
 /** Parameters of every chunk's function: CommonJS's three and the bundle's runtime. */
 const CHUNK_PARAMETERS = ['exports', 'require', 'module', '__metalBmc'];
 
+/** Opens the comment at the end of the bundle that holds the store (base64 has no "*"). */
+const STORE_MARK = '/*metal-bmc-store:';
+
 /**
- * The bundle's loader, after the hot chunks (`HOT`) and before the store (`STORE`): a chunk is
- * a CommonJS-style function that `require`s the chunks it imports ("./chunk-X.js") and Node's
- * modules. Hot chunks are functions in this file; a cold one is compiled from the store, which is
- * decompressed the first time anything in it is needed.
+ * The bundle's loader, after the hot chunks (`HOT`): a chunk is a CommonJS-style function that
+ * `require`s the chunks it imports ("./chunk-X.js") and Node's modules. Hot chunks are functions
+ * in this file; a cold one is compiled from the store, which the loader reads from the comment at
+ * the end of its own file and decompresses the first time anything in it is needed (for every
+ * command but a one-shot `bmc` over IPMI, at its start), then keeps. `STORE_LENGTH` tells a store
+ * of this build from one of a bundle replaced on disk since.
  */
 const RUNTIME = `const nodeRequire = createRequire(import.meta.url);
 const modules = new Map();
 let store;
+function readStore() {
+  const file = nodeRequire('node:url').fileURLToPath(import.meta.url);
+  const text = nodeRequire('node:fs').readFileSync(file, 'latin1');
+  const start = text.lastIndexOf(${JSON.stringify(`
+${STORE_MARK}`)}) + ${STORE_MARK.length + 1};
+  const end = text.indexOf('*/', start);
+  if (start <= ${STORE_MARK.length} || end - start !== STORE_LENGTH) throw new Error('metal-bmc bundle: ' + file + ' is not the file this process started from (replaced on disk?); restart it');
+  return Buffer.from(text.slice(start, end), 'base64');
+}
 function openStore() {
-  return (store ??= JSON.parse(nodeRequire('node:zlib').brotliDecompressSync(Buffer.from(STORE, 'base64')).toString('utf8')));
+  return (store ??= JSON.parse(nodeRequire('node:zlib').brotliDecompressSync(readStore()).toString('utf8')));
 }
 const runtime = {
   url: import.meta.url,
@@ -311,26 +325,29 @@ function hotChunks(outputs: Metafile['outputs'], entries: string[]): Set<string>
 
 /**
  * The bundle file: the hot chunks as functions V8 compiles at once (a parenthesised function is
- * compiled eagerly), the loader, the store as one brotli-compressed base64 string (scanning a
- * string literal costs a fraction of parsing the code it holds), and the licence notices of
- * everything inlined.
+ * compiled eagerly), the loader, the licence notices of everything inlined, and last the store:
+ * brotli-compressed, base64, in a comment. Node still reads and decodes it with the rest of the
+ * file, but V8 skips a comment faster than it scans a string literal, and keeps no copy of it.
  */
 function assemble(chunks: Chunk[], store: LazyStore, legal: string): string {
   const hot = chunks.filter((c) => c.hot);
   const cold = Object.fromEntries(chunks.filter((c) => !c.hot).map((c) => [c.name, c.code]));
   const json = JSON.stringify({ chunks: cold, texts: Object.fromEntries(store.entries) });
   const blob = brotliCompressSync(Buffer.from(json), { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 11, [zlibConstants.BROTLI_PARAM_LGWIN]: 24, [zlibConstants.BROTLI_PARAM_SIZE_HINT]: json.length } });
+  const base64 = blob.toString('base64');
   return [
     '#!/usr/bin/env node',
-    '// metal-bmc, built by scripts/bundle.ts: the IPMI one-shot path as code, everything else compressed in STORE.',
+    '// metal-bmc, built by scripts/bundle.ts: the IPMI one-shot path as code, everything else compressed in the comment at the end.',
     "import { createRequire } from 'node:module';",
     'const HOT = {',
     ...hot.map((c) => `${JSON.stringify(c.name)}: (function (${CHUNK_PARAMETERS.join(', ')}) {\n${c.code}}),`),
     '};',
+    `const STORE_LENGTH = ${base64.length};`,
     RUNTIME,
-    `const STORE = ${JSON.stringify(blob.toString('base64'))};`,
     "load('main.js');",
     legal,
+    `${STORE_MARK}${base64}*/`,
+    '',
   ].join('\n');
 }
 
