@@ -1,11 +1,12 @@
 /**
  * Whole-process cost of a one-shot command: `metal-bmc bmc command ON --protocol ipmi` (the
- * single-file bundle, built from the current sources, and tsc's dist/src when built) next to
- * `ipmitool power on` and a bare `node -e 0`, against the same ipmi_sim, same cipher suite (3),
- * same password source (IPMI_PASSWORD). Each command runs N times, the commands interleaved so
- * that load from elsewhere hits them alike; wall time is measured around the process, peak RSS
- * by GNU time (Debian package `time`). Every run must succeed; a failure stops the benchmark.
- * Usage: tsx bench/cli-startup.ts [N]   (N >= 10, default 15)
+ * single-file bundle, built from the current sources; tsc's dist/src when built; the sources
+ * through tsx) next to `ipmitool power on` and a bare `node -e 0`, against the same ipmi_sim, same
+ * cipher suite (3), same password source (IPMI_PASSWORD). Each command runs N times, the commands
+ * interleaved so that load from elsewhere hits them alike; wall time is measured around the
+ * process, peak RSS by GNU time (Debian package `time`), which wraps every command alike. Every
+ * run must succeed; a failure stops the benchmark. Figures are medians (p50 of an odd N).
+ * Usage: npm run bench -- cli-startup [N]   (N >= 10, default 15)
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -14,24 +15,31 @@ import { join } from 'node:path';
 import { bundle } from '../scripts/bundle.js';
 import { REPO_ROOT } from '../test/helpers/cli.js';
 import { startIpmiSim } from '../test/helpers/ipmisim.js';
+import { spread } from './report.js';
+import { begin, type Side } from './results.js';
 
 const GNU_TIME = '/usr/bin/time';
+/** issue 12's goal for the bundle: within this factor of `node -e 0` and under this wall time */
+const GOAL_RATIO = 2;
+const GOAL_MS = 100;
 
 interface Row {
   name: string;
   argv: string[];
   /** what stdout must contain for the run to count as done */
   expect?: RegExp;
+  /** figures of this row are details (in the JSON file, not in the README table) */
+  detail?: boolean;
 }
 
-interface Run {
-  ms: number;
-  rssMiB: number;
+interface Samples {
+  ms: number[];
+  rssMiB: number[];
 }
 
-async function runOnce(row: Row, env: NodeJS.ProcessEnv, rssFile: string): Promise<Run> {
+async function runOnce(row: Row, env: NodeJS.ProcessEnv, rssFile: string): Promise<{ ms: number; rssMiB: number }> {
   const start = process.hrtime.bigint();
-  const child = spawn(GNU_TIME, ['-f', '%M', '-o', rssFile, ...row.argv], { env });
+  const child = spawn(GNU_TIME, ['-f', '%M', '-o', rssFile, ...row.argv], { env, cwd: REPO_ROOT });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -42,50 +50,72 @@ async function runOnce(row: Row, env: NodeJS.ProcessEnv, rssFile: string): Promi
     throw new Error(`${row.name}: exit code ${code}, stdout ${JSON.stringify(stdout.slice(0, 200))}, stderr ${JSON.stringify(stderr.slice(0, 300))}`);
   }
   const kib = Number(readFileSync(rssFile, 'utf8').trim().split('\n').at(-1));
+  if (!(kib > 0)) throw new Error(`${row.name}: GNU time reported no peak RSS`);
   return { ms, rssMiB: kib / 1024 };
 }
 
-const median = (values: number[]) => {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
+/** The p50 of `values` as one side of a figure, with its spread. */
+function side(name: string, values: number[]): Side {
+  const s = spread(values)!;
+  return { name, value: s.p50, stat: 'p50', kind: 'measured', spread: s };
+}
+
+const IPMITOOL_WORK = 'both open an RMCP+ session with cipher suite 3, send Chassis Control (power up) and close the session; metal-bmc also sends Get Device ID (vendor detection)';
 
 export async function benchCliStartup(n = 15): Promise<void> {
   if (n < 10) throw new Error('cli-startup: at least 10 runs per command');
   if (!existsSync(GNU_TIME)) throw new Error(`cli-startup needs GNU time at ${GNU_TIME} (Debian package "time") for the peak RSS`);
+  const tscBuild = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
+  const out = begin('cli-startup', 'one-shot `metal-bmc bmc command ON --protocol ipmi`, whole process against one ipmi_sim, next to ipmitool and a bare Node start', {
+    runs: n,
+    cipherSuite: 3,
+    goalRatioToNode: GOAL_RATIO,
+    goalMs: GOAL_MS,
+    distSrc: existsSync(tscBuild),
+  });
   const dir = mkdtempSync(join(tmpdir(), 'cli-startup-'));
   const sim = await startIpmiSim();
   try {
     const { outfile } = await bundle(join(dir, 'metal-bmc.mjs'));
     const address = `${sim.host}:${sim.port}`;
     const bmcArgs = ['bmc', 'command', 'ON', '--protocol', 'ipmi', '--cipher-suite', '3', '--address', address, '--user', sim.user];
-    const tscBuild = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
-    const rows: Row[] = [
-      { name: 'node -e 0', argv: [process.execPath, '-e', '0'] },
-      { name: 'metal-bmc bmc command ON (bundle)', argv: [process.execPath, outfile, ...bmcArgs], expect: /ON: done/ },
-      ...(existsSync(tscBuild) ? [{ name: 'metal-bmc bmc command ON (dist/src, tsc)', argv: [process.execPath, tscBuild, ...bmcArgs], expect: /ON: done/ }] : []),
-      { name: 'ipmitool -I lanplus -C 3 -E power on', argv: ['ipmitool', '-I', 'lanplus', '-C', '3', '-H', sim.host, '-p', String(sim.port), '-U', sim.user, '-E', 'power', 'on'], expect: /Up\/On/ },
+    const done = /ON: done/;
+    const node: Row = { name: 'node -e 0', argv: [process.execPath, '-e', '0'] };
+    const ours: Row = { name: 'metal-bmc bmc command ON (bundle)', argv: [process.execPath, outfile, ...bmcArgs], expect: done };
+    const ipmitool: Row = { name: 'ipmitool -I lanplus -C 3 -E power on', argv: ['ipmitool', '-I', 'lanplus', '-C', '3', '-H', sim.host, '-p', String(sim.port), '-U', sim.user, '-E', 'power', 'on'], expect: /Up\/On/ };
+    const others: Row[] = [
+      ...(existsSync(tscBuild) ? [{ name: 'metal-bmc bmc command ON (dist/src, tsc)', argv: [process.execPath, tscBuild, ...bmcArgs], expect: done, detail: true }] : []),
+      { name: 'metal-bmc bmc command ON (sources through tsx)', argv: [process.execPath, '--import', 'tsx', join(REPO_ROOT, 'src', 'cli', 'main.ts'), ...bmcArgs], expect: done, detail: true },
     ];
+    const rows = [node, ours, ipmitool, ...others];
+    if (!existsSync(tscBuild)) out.note('dist/src is not built (npm run build): no row for it');
+    // run in the repository (where tsx resolves); the others need nothing from it
     const env = { PATH: process.env.PATH, IPMI_PASSWORD: sim.password };
-    for (const row of rows) await runOnce(row, env, join(dir, 'rss')); // warm-up: page cache, ipmi_sim's first session
-    const runs = new Map<Row, Run[]>(rows.map((r) => [r, []]));
-    for (let i = 0; i < n; i++) for (const row of rows) runs.get(row)!.push(await runOnce(row, env, join(dir, 'rss')));
-
-    const result = rows.map((row) => ({ row, ms: median(runs.get(row)!.map((r) => r.ms)), rssMiB: median(runs.get(row)!.map((r) => r.rssMiB)) }));
-    const base = result[0]!;
-    const ipmitool = result.at(-1)!;
-    console.log(`\nCLI start-up: whole process against one ipmi_sim (cipher suite 3), median of ${n} runs per command, interleaved, Node ${process.version}`);
-    console.log('| command | wall | peak RSS | wall vs node -e 0 | wall vs ipmitool |');
-    console.log('|---|---|---|---|---|');
-    for (const r of result) {
-      console.log(`| ${r.row.name} | ${r.ms.toFixed(1)} ms | ${r.rssMiB.toFixed(1)} MiB | ${(r.ms / base.ms).toFixed(2)}x (+${(r.ms - base.ms).toFixed(1)} ms) | ${(r.ms / ipmitool.ms).toFixed(2)}x |`);
+    const rssFile = join(dir, 'rss');
+    for (const row of rows) await runOnce(row, env, rssFile); // warm-up: page cache, ipmi_sim's first session
+    const samples = new Map<Row, Samples>(rows.map((r) => [r, { ms: [], rssMiB: [] }]));
+    for (let i = 0; i < n; i++) {
+      for (const row of rows) {
+        const r = await runOnce(row, env, rssFile);
+        samples.get(row)!.ms.push(r.ms);
+        samples.get(row)!.rssMiB.push(r.rssMiB);
+      }
     }
-    if (!existsSync(tscBuild)) console.log('(dist/src not built: run `npm run build` for its row)');
-    const ours = result[1]!;
-    const met = ours.ms <= 2 * base.ms && ours.ms < 100;
-    console.log(`goal for the bundle: within 2x of node -e 0 and under 100 ms wall: ${met ? 'met' : 'not met'} (${(ours.ms / base.ms).toFixed(2)}x, ${ours.ms.toFixed(1)} ms)`);
-    console.log('Work: node -e 0 is the bare Node start metal-bmc also pays; metal-bmc and ipmitool both open an RMCP+ session with suite 3, send Chassis Control (power up) and close it; metal-bmc also sends Get Device ID (vendor detection).');
+    const wall = (row: Row) => side(row.name, samples.get(row)!.ms);
+    const rss = (row: Row) => side(row.name, samples.get(row)!.rssMiB);
+    const startOnly = 'node -e 0 only starts Node and exits; metal-bmc also runs the IPMI exchange';
+    for (const row of [ours, ...others]) {
+      const detail = row.detail ? { detail: true } : {};
+      out.record({ ...wall(row), name: `${row.name}: wall`, unit: 'ms', reference: wall(node), better: 'lower', differs: startOnly, ...detail });
+      out.record({ ...wall(row), name: `${row.name}: wall`, unit: 'ms', reference: wall(ipmitool), better: 'lower', differs: IPMITOOL_WORK, ...detail });
+      out.record({ ...rss(row), name: `${row.name}: peak RSS`, unit: 'MiB', reference: rss(ipmitool), better: 'lower', differs: `${IPMITOOL_WORK}; ipmitool is a C program, metal-bmc runs in Node`, ...detail });
+      out.record({ ...rss(row), name: `${row.name}: peak RSS`, unit: 'MiB', reference: rss(node), better: 'lower', differs: startOnly, detail: true });
+    }
+    out.record({ ...wall(ipmitool), name: `${ipmitool.name}: wall`, unit: 'ms', detail: true });
+    const oursMs = wall(ours).value!;
+    const nodeMs = wall(node).value!;
+    const met = oursMs <= GOAL_RATIO * nodeMs && oursMs < GOAL_MS;
+    out.note(`goal for the bundle, within goalRatioToNode of node -e 0 and under goalMs wall: ${met ? 'met' : 'not met'}`);
   } finally {
     await sim.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -6,11 +6,20 @@
  * (cpu-features, its sshcrypto binding) and of ws (bufferutil, utf-8-validate) stay external:
  * their packages load them inside try/catch and fall back to JavaScript.
  *
+ * Start-up (issue 12 item 6): Node reads, decodes and V8 scans the whole file before it runs, and
+ * every ES `import` of one of Node's modules is evaluated at start. So esbuild splits the code
+ * into chunks at each dynamic `import()` (one per command, per backend); each chunk becomes a
+ * CommonJS-style function, so its `import`s of Node's modules run only when the chunk does. The
+ * chunks a one-shot `bmc` command over IPMI needs (HOT_ENTRIES and what they import statically,
+ * ~80 KB) are code in the file; every other chunk, the npm dependencies' sources and the inlined
+ * files are one brotli-compressed string, decompressed and compiled when first needed (serve,
+ * sim, lab, Redfish, the SSH console).
+ *
  *   tsx scripts/bundle.ts [OUTFILE]     (npm run build runs it after tsc)
  */
-import { build, transformSync, type BuildOptions, type Plugin } from 'esbuild';
-import { chmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { build, transformSync, type Metafile, type Plugin } from 'esbuild';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { brotliCompressSync, constants as zlibConstants } from 'node:zlib';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gitCommit } from '../src/build-info.js';
@@ -102,39 +111,28 @@ export function gitCommit() {
 }
 
 /**
- * Start-up: V8 must pre-parse every function of a script before running it, about 1 MB of
- * minified code costing as much as Node's own start. One-shot commands (`bmc command` over IPMI)
- * use none of the npm dependencies, so these are not bundled as code: every CommonJS file from
- * node_modules becomes a stub that compiles its source (`new Function`, as Node's own CommonJS
- * loader wraps a file) the first time it is required; the sources and the inlined files live
- * together in one brotli-compressed blob, decompressed on first use. Only metal-bmc's own modules
- * are parsed at start.
+ * Text kept out of the code V8 parses at start (see the layout in `assemble`): the sources of the
+ * npm dependencies' CommonJS files and the inlined files. Modules reach it through the virtual
+ * module `metal-bmc:lazy`, which asks the bundle's runtime (`__metalBmc`, see RUNTIME).
  */
 const LAZY_MODULE = 'metal-bmc:lazy';
 
 class LazyStore {
   readonly entries = new Map<string, string>();
-  /** set for the pass that writes the bundle; the first pass only collects (no compression) */
-  final = false;
   add(id: string, text: string): string {
     this.entries.set(id, text);
     return id;
   }
-  module(): string {
-    const json = this.final ? JSON.stringify(Object.fromEntries(this.entries)) : '{}';
-    const blob = brotliCompressSync(Buffer.from(json), { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: this.final ? 11 : 1, [zlibConstants.BROTLI_PARAM_LGWIN]: 24 } });
-    return `import { brotliDecompressSync } from 'node:zlib';
-import { createRequire } from 'node:module';
-const BLOB = ${JSON.stringify(blob.toString('base64'))};
-let table;
-const nodeRequire = createRequire(import.meta.url);
-export function lazyText(id) {
-  table ??= JSON.parse(brotliDecompressSync(Buffer.from(BLOB, 'base64')).toString('utf8'));
-  const text = table[id];
-  if (text === undefined) throw new Error('metal-bmc bundle: no lazy entry ' + id);
-  return text;
 }
+
+/**
+ * Every CommonJS file from node_modules becomes a stub that compiles its source (`new Function`,
+ * the wrapper Node's CommonJS loader uses) the first time it is required; the source lives in the
+ * compressed store, so a command that never requires the package never parses it.
+ */
+const LAZY_SOURCE = `export const lazyText = (id) => __metalBmc.text(id);
 export function lazyModule(id, module, exports, deps) {
+  const nodeRequire = __metalBmc.nodeRequire;
   const require = (spec) => (Object.hasOwn(deps, spec) ? deps[spec]() : nodeRequire(spec));
   require.resolve = nodeRequire.resolve;
   require.cache = nodeRequire.cache;
@@ -142,8 +140,6 @@ export function lazyModule(id, module, exports, deps) {
   body.call(exports, exports, require, module, id, id.replace(/\\/[^/]*$/, ''));
 }
 `;
-  }
-}
 
 /** Every CommonJS file of node_modules becomes a stub that compiles it on first require (see LazyStore). */
 function lazyDependencies(store: LazyStore): Plugin {
@@ -151,7 +147,7 @@ function lazyDependencies(store: LazyStore): Plugin {
     name: 'metal-bmc-lazy-dependencies',
     setup(b) {
       b.onResolve({ filter: /^metal-bmc:lazy$/ }, () => ({ path: LAZY_MODULE, namespace: 'metal-bmc-lazy' }));
-      b.onLoad({ filter: /.*/, namespace: 'metal-bmc-lazy' }, () => ({ contents: store.module(), loader: 'js', resolveDir: ROOT }));
+      b.onLoad({ filter: /.*/, namespace: 'metal-bmc-lazy' }, () => ({ contents: LAZY_SOURCE, loader: 'js', resolveDir: ROOT }));
       b.onLoad({ filter: /[\\/]node_modules[\\/].*\.c?js$/ }, async (args) => {
         const source = readFileSync(args.path, 'utf8').replace(/^#!.*/, '');
         if (args.path.endsWith('.js') && (packageType(args.path) === 'module' || /^\s*(import|export)\b[\s{*]/m.test(source))) return undefined;
@@ -218,38 +214,183 @@ function inlineRuntimeFiles(store: LazyStore): Plugin {
   };
 }
 
-export async function bundle(outfile = DEFAULT_OUTFILE): Promise<{ outfile: string; bytes: number }> {
-  // Pass 1 collects the lazy sources and inlined files; pass 2 writes the bundle with all of them in the blob.
+/**
+ * The code a one-shot `bmc` command over IPMI runs: these entry modules and every chunk they import
+ * statically are plain code in the bundle; all other chunks (serve, sim, lab, Redfish, the SSH
+ * console, `--version`) sit in the compressed store and are compiled when first imported.
+ */
+const HOT_ENTRIES = ['src/cli/main.ts', 'src/cli/bmc.ts', 'src/ipmi/session.ts'];
+
+/** Parameters of every chunk's function: CommonJS's three and the bundle's runtime. */
+const CHUNK_PARAMETERS = ['exports', 'require', 'module', '__metalBmc'];
+
+/** Opens the comment at the end of the bundle that holds the store (base64 has no "*"). */
+const STORE_MARK = '/*metal-bmc-store:';
+
+/**
+ * The bundle's loader, after the hot chunks (`HOT`): a chunk is a CommonJS-style function that
+ * `require`s the chunks it imports ("./chunk-X.js") and Node's modules. Hot chunks are functions
+ * in this file; a cold one is compiled from the store, which the loader reads from the comment at
+ * the end of its own file and decompresses the first time anything in it is needed (for every
+ * command but a one-shot `bmc` over IPMI, at its start), then keeps. `STORE_LENGTH` tells a store
+ * of this build from one of a bundle replaced on disk since.
+ */
+const RUNTIME = `const nodeRequire = createRequire(import.meta.url);
+const modules = new Map();
+let store;
+function readStore() {
+  const file = nodeRequire('node:url').fileURLToPath(import.meta.url);
+  const text = nodeRequire('node:fs').readFileSync(file, 'latin1');
+  const start = text.lastIndexOf(${JSON.stringify(`
+${STORE_MARK}`)}) + ${STORE_MARK.length + 1};
+  const end = text.indexOf('*/', start);
+  if (start <= ${STORE_MARK.length} || end - start !== STORE_LENGTH) throw new Error('metal-bmc bundle: ' + file + ' is not the file this process started from (replaced on disk?); restart it');
+  return Buffer.from(text.slice(start, end), 'base64');
+}
+function openStore() {
+  return (store ??= JSON.parse(nodeRequire('node:zlib').brotliDecompressSync(readStore()).toString('utf8')));
+}
+const runtime = {
+  url: import.meta.url,
+  nodeRequire,
+  text(id) {
+    const text = openStore().texts[id];
+    if (text === undefined) throw new Error('metal-bmc bundle: no stored text ' + id);
+    return text;
+  },
+};
+function requireChunk(spec) {
+  return spec.startsWith('./') ? load(spec.slice(2)) : nodeRequire(spec);
+}
+requireChunk.resolve = nodeRequire.resolve;
+requireChunk.cache = nodeRequire.cache;
+function compile(name) {
+  const source = openStore().chunks[name];
+  if (source === undefined) throw new Error('metal-bmc bundle: no chunk ' + name);
+  const filename = nodeRequire('node:url').fileURLToPath(import.meta.url) + '/' + name;
+  return nodeRequire('node:vm').compileFunction(source, ${JSON.stringify(CHUNK_PARAMETERS)}, { filename });
+}
+function load(name) {
+  let module = modules.get(name);
+  if (module) return module.exports;
+  module = { exports: {} };
+  modules.set(name, module);
+  (HOT[name] ?? compile(name))(module.exports, requireChunk, module, runtime);
+  return module.exports;
+}
+`;
+
+interface Chunk {
+  name: string;
+  /** the chunk as a CommonJS module body */
+  code: string;
+  hot: boolean;
+}
+
+/** esbuild's ES module chunk → the body of a CommonJS-style function (imports become require, import() a promised require). */
+function chunkBody(name: string, esm: string): string {
+  const out = transformSync(esm.replace(/^#!.*/, ''), {
+    loader: 'js',
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    minify: true,
+    supported: { 'dynamic-import': false },
+    define: { 'import.meta.url': '__metalBmc.url' },
+    sourcefile: name,
+  });
+  const problems = out.warnings.map((w) => w.text);
+  if (problems.length > 0) throw new Error(`bundle: chunk ${name}: ${problems.join('; ')}`);
+  return out.code;
+}
+
+/** Names of the chunks `entries` need before they run: the chunks that hold them and what those import statically. */
+function hotChunks(outputs: Metafile['outputs'], entries: string[]): Set<string> {
+  const byPath = new Map(Object.entries(outputs));
+  const hot = new Set<string>();
+  const visit = (path: string) => {
+    if (hot.has(path)) return;
+    hot.add(path);
+    for (const i of byPath.get(path)?.imports ?? []) if (!i.external && i.kind === 'import-statement') visit(i.path);
+  };
+  for (const [path, output] of byPath) if (output.entryPoint && entries.includes(output.entryPoint)) visit(path);
+  const missing = entries.filter((e) => ![...byPath.values()].some((o) => o.entryPoint === e));
+  if (missing.length > 0) throw new Error(`bundle: no chunk starts at ${missing.join(', ')} (no longer imported dynamically?)`);
+  for (const path of hot) {
+    const npm = Object.keys(byPath.get(path)!.inputs).filter((i) => /(^|[\\/])node_modules[\\/]|^metal-bmc-lazy:/.test(i));
+    if (npm.length > 0) throw new Error(`bundle: the IPMI one-shot path (${path}) would load npm code: ${npm.slice(0, 5).join(', ')}`);
+  }
+  return new Set([...hot].map((p) => basename(p)));
+}
+
+/**
+ * The bundle file: the hot chunks as functions V8 compiles at once (a parenthesised function is
+ * compiled eagerly), the loader, the licence notices of everything inlined, and last the store:
+ * brotli-compressed, base64, in a comment. Node still reads and decodes it with the rest of the
+ * file, but V8 skips a comment faster than it scans a string literal, and keeps no copy of it.
+ */
+function assemble(chunks: Chunk[], store: LazyStore, legal: string): string {
+  const hot = chunks.filter((c) => c.hot);
+  const cold = Object.fromEntries(chunks.filter((c) => !c.hot).map((c) => [c.name, c.code]));
+  const json = JSON.stringify({ chunks: cold, texts: Object.fromEntries(store.entries) });
+  const blob = brotliCompressSync(Buffer.from(json), { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 11, [zlibConstants.BROTLI_PARAM_LGWIN]: 24, [zlibConstants.BROTLI_PARAM_SIZE_HINT]: json.length } });
+  const base64 = blob.toString('base64');
+  return [
+    '#!/usr/bin/env node',
+    '// metal-bmc, built by scripts/bundle.ts: the IPMI one-shot path as code, everything else compressed in the comment at the end.',
+    "import { createRequire } from 'node:module';",
+    'const HOT = {',
+    ...hot.map((c) => `${JSON.stringify(c.name)}: (function (${CHUNK_PARAMETERS.join(', ')}) {\n${c.code}}),`),
+    '};',
+    `const STORE_LENGTH = ${base64.length};`,
+    RUNTIME,
+    "load('main.js');",
+    legal,
+    `${STORE_MARK}${base64}*/`,
+    '',
+  ].join('\n');
+}
+
+export async function bundle(outfile = DEFAULT_OUTFILE): Promise<{ outfile: string; bytes: number; hotBytes: number }> {
   const store = new LazyStore();
-  const options = (write: boolean): BuildOptions => ({
+  const result = await build({
     absWorkingDir: ROOT,
-    entryPoints: ['src/cli/main.ts'],
-    outfile,
-    write,
+    entryPoints: { main: 'src/cli/main.ts' },
+    outdir: join(dirname(outfile), 'chunks'),
+    write: false,
     bundle: true,
+    splitting: true,
+    chunkNames: 'chunk-[hash]',
     platform: 'node',
     format: 'esm',
     target: 'node20',
     minify: true,
+    legalComments: 'external',
     external: OPTIONAL_NATIVE,
-    // CommonJS dependencies call require() for Node's modules and their optional natives.
-    banner: { js: "import { createRequire as __metalBmcRequire } from 'node:module';\nconst require = __metalBmcRequire(import.meta.url);" },
     plugins: [inlineRuntimeFiles(store), lazyDependencies(store)],
     logLevel: 'warning',
     metafile: true,
   });
-  await build(options(false));
-  const size = store.entries.size;
-  store.final = true;
-  const result = await build(options(true));
-  if (store.entries.size !== size) throw new Error('bundle: the second pass found sources the first did not');
-  const missing = Object.keys(INLINED).filter((path) => !(path in (result.metafile?.inputs ?? {})));
+  const missing = Object.keys(INLINED).filter((path) => !(path in result.metafile.inputs));
   if (missing.length > 0) throw new Error(`bundle: expected to inline ${missing.join(', ')}, but the bundle does not contain them`);
+  const hot = hotChunks(result.metafile.outputs, HOT_ENTRIES);
+  const chunks: Chunk[] = [];
+  const legal = new Set<string>();
+  for (const file of result.outputFiles) {
+    const name = basename(file.path);
+    if (name.endsWith('.LEGAL.txt')) legal.add(file.text.trim());
+    else chunks.push({ name, code: chunkBody(name, file.text), hot: hot.has(name) });
+  }
+  if (!chunks.some((c) => c.name === 'main.js' && c.hot)) throw new Error('bundle: no main.js chunk');
+  const text = assemble(chunks, store, [...legal].filter(Boolean).join('\n'));
+  mkdirSync(dirname(outfile), { recursive: true });
+  writeFileSync(outfile, text);
   chmodSync(outfile, 0o755);
-  return { outfile, bytes: statSync(outfile).size };
+  const hotBytes = chunks.filter((c) => c.hot).reduce((n, c) => n + c.code.length, 0);
+  return { outfile, bytes: statSync(outfile).size, hotBytes };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { outfile, bytes } = await bundle(process.argv[2] ? resolve(process.argv[2]) : DEFAULT_OUTFILE);
-  process.stdout.write(`bundle: ${relative(process.cwd(), outfile)} (${(bytes / 1024).toFixed(0)} KiB)\n`);
+  const { outfile, bytes, hotBytes } = await bundle(process.argv[2] ? resolve(process.argv[2]) : DEFAULT_OUTFILE);
+  process.stdout.write(`bundle: ${relative(process.cwd(), outfile)} (${(bytes / 1024).toFixed(0)} KiB, of which ${(hotBytes / 1024).toFixed(0)} KiB code parsed at start)\n`);
 }

@@ -14,6 +14,15 @@ export interface HostPort {
 }
 
 /** HOST, HOST:PORT, IPv6 literal, or [IPv6]:PORT. */
+/**
+ * An IPv6 literal has two colons or more. `net.isIP` compiles its large IPv6 pattern the first
+ * time it sees a string that is not IPv4 (several milliseconds of a one-shot command's start),
+ * so "host:port" does not go through it.
+ */
+function isIPv6Literal(text: string): boolean {
+  return text.indexOf(':') !== text.lastIndexOf(':') && isIP(text) === 6;
+}
+
 export function parseAddress(text: string | undefined, defaultPort: number, option = '--address'): HostPort {
   if (!text) throw new UsageError(`${option} is required (HOST or HOST:PORT)`);
   let host = text;
@@ -22,7 +31,7 @@ export function parseAddress(text: string | undefined, defaultPort: number, opti
   if (bracketed) {
     host = bracketed[1]!;
     portText = bracketed[2];
-  } else if (isIP(text) !== 6) {
+  } else if (!isIPv6Literal(text)) {
     const i = text.lastIndexOf(':');
     if (i >= 0) {
       host = text.slice(0, i);

@@ -6,7 +6,6 @@
  * so tests can substitute an in-memory pair.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { abortError, BmcError } from '../errors.js';
 
@@ -39,6 +38,8 @@ export async function resolveHost(host: string): Promise<{ address: string; fami
   const literal = isIP(host);
   if (literal === 4 || literal === 6) return { address: host, family: literal };
   try {
+    // imported here: an address given as an IP literal (every one-shot CLI call with one) needs no resolver
+    const { lookup } = await import('node:dns/promises');
     const found = await lookup(host);
     return { address: found.address, family: found.family === 6 ? 6 : 4 };
   } catch (cause) {

@@ -4,7 +4,7 @@
  * version. Runs with whatever `node` runs the tests (.ci/run repeats it on Node 20, 22 and 24).
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -45,6 +45,21 @@ function runBundle(args: string[], timeoutMs: number): Promise<{ code: number | 
 it('the folder holds only the bundle', () => {
   expect(readdirSync(runDir)).toEqual(['metal-bmc.mjs']);
 });
+
+it('a bundle whose compressed store does not match the code it started with refuses with a clear message', async () => {
+  // as if the file were replaced by another build between the start and the store's first use
+  const text = readFileSync(join(runDir, 'metal-bmc.mjs'), 'utf8');
+  const changed = join(buildDir, 'changed.mjs');
+  writeFileSync(changed, text.replace(/\*\/\n$/, 'AAAA*/\n'));
+  const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [changed, '--version'], { cwd: buildDir });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+  expect(r.stderr).toContain('is not the file this process started from');
+  expect(r.code).toBe(1);
+}, 30_000);
 
 it('metal-bmc --version prints the package version and the git commit it was built from', async () => {
   const { version } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };

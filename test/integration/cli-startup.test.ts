@@ -2,9 +2,15 @@
  * A one-shot `metal-bmc bmc command` over IPMI loads only what it uses: no npm package at all
  * (the daemon's NATS, metrics, logging and console servers, and Redfish's undici, are imported
  * per command and per backend). A module-loading hook lists every module the process loads.
+ * The bundle keeps everything but that path compressed: a run over IPMI never opens the store
+ * (no node:zlib, no node:vm) nor loads Node's HTTP or TLS modules.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { bundle } from '../../scripts/bundle.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 
@@ -13,12 +19,34 @@ const HOOKS = `export async function load(url, context, next) { process.stderr.w
 const REGISTER = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(HOOKS)}`)});`;
 
 let sim: IpmiSim;
+let buildDir: string;
+let bundleFile: string;
 beforeAll(async () => {
   sim = await startIpmiSim();
-});
+  buildDir = mkdtempSync(join(tmpdir(), 'cli-startup-bundle-'));
+  bundleFile = (await bundle(join(buildDir, 'metal-bmc.mjs'))).outfile;
+}, 120_000);
 afterAll(async () => {
   await sim?.stop();
+  if (buildDir) rmSync(buildDir, { recursive: true, force: true });
 });
+
+/** Node's own modules the process loaded (process.moduleLoadList at exit), e.g. "zlib", "vm", "http". */
+async function bundleBuiltins(args: string[]): Promise<{ code: number | null; stdout: string; builtins: Set<string> }> {
+  const hook = `process.on('exit', () => process.stderr.write('builtins ' + process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13)).join(',') + '\\n'));`;
+  const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(hook)}`, bundleFile, ...args], {
+    cwd: buildDir,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', IPMI_PASSWORD: sim.password },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  const line = /^builtins (.*)$/m.exec(stderr);
+  if (!line) throw new Error(`no module list from the hook; stderr: ${stderr.slice(0, 500)}`);
+  return { code, stdout, builtins: new Set(line[1]!.split(',')) };
+}
 
 async function loadedPackages(args: string[]): Promise<{ code: number | null; stdout: string; packages: string[] }> {
   const child = spawn(process.execPath, ['--import', 'tsx', '--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, 'src/cli/main.ts', ...args], {
@@ -51,4 +79,19 @@ it('the hook sees npm packages: bmc command with --protocol auto tries Redfish a
   const r = await loadedPackages(['bmc', 'command', 'ON', '--protocol', 'auto', '--redfish-port', '1', '--address', `${sim.host}:${sim.port}`, '--user', sim.user, '--cipher-suite', '3']);
   expect(r.stdout).toContain('ON: done');
   expect(r.packages).toEqual(['undici']);
+}, 60_000);
+
+it('the bundle: bmc command ON --protocol ipmi runs from plain code, never opening the compressed store nor loading HTTP/TLS', async () => {
+  const r = await bundleBuiltins(['bmc', 'command', 'ON', '--protocol', 'ipmi', '--address', `${sim.host}:${sim.port}`, '--user', sim.user, '--cipher-suite', '3']);
+  expect(r.stdout).toContain('ON: done');
+  expect(r.code).toBe(0);
+  expect(r.builtins.has('dgram')).toBe(true);
+  for (const name of ['zlib', 'vm', 'http', 'https', 'tls', 'worker_threads']) expect(r.builtins.has(name), name).toBe(false);
+}, 60_000);
+
+it('the bundle: --protocol auto opens the store for Redfish (the hook sees it), then IPMI does the work', async () => {
+  const r = await bundleBuiltins(['bmc', 'command', 'ON', '--protocol', 'auto', '--redfish-port', '1', '--address', `${sim.host}:${sim.port}`, '--user', sim.user, '--cipher-suite', '3']);
+  expect(r.stdout).toContain('ON: done');
+  expect(r.code).toBe(0);
+  for (const name of ['zlib', 'vm', 'http']) expect(r.builtins.has(name), name).toBe(true);
 }, 60_000);
