@@ -22,6 +22,8 @@ export const SIM_USAGE = `usage: metal-bmc sim --count N [options]
   --quirks-share S       share of the fleet that shows --quirks, 0..1 (default 1: every machine)
   --lease-file PATH      write an ISC dhcpd.leases file with one active lease per BMC
   --state-file PATH      keep power/boot/LED state across restarts
+  --tls-file PATH        keep the Redfish certificate across restarts, as a real BMC does (default
+                         with --state-file: PATH.tls.json beside it; else a new one per start)
   --control-port P       fault-injection API on 127.0.0.1:P (default 0: off)
   --serial-stream        every serial line prints without pause at 115200 baud (console load tests;
                          also switchable per machine through the control API, POST /serial)`;
@@ -43,6 +45,7 @@ export async function simMain(argv: string[], io: { stdout: NodeJS.WritableStrea
       'quirks-share': { type: 'string', default: '1' },
       'lease-file': { type: 'string' },
       'state-file': { type: 'string' },
+      'tls-file': { type: 'string' },
       'control-port': { type: 'string', default: '0' },
       'serial-stream': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -81,6 +84,7 @@ export async function simMain(argv: string[], io: { stdout: NodeJS.WritableStrea
     serialStream: values['serial-stream'],
     ...(values['lease-file'] ? { leaseFile: values['lease-file'] } : {}),
     ...(values['state-file'] ? { stateFile: values['state-file'] } : {}),
+    ...(values['tls-file'] || values['state-file'] ? { tlsFile: values['tls-file'] ?? `${values['state-file']}.tls.json` } : {}),
   }).catch((err: Error & { code?: string }) => {
     if (/EACCES/.test(err.message) || err.code === 'EACCES') throw new UsageError(`cannot bind the BMC ports (${err.message}); as a non-root user pass --ipmi-port and --redfish-port above 1023`);
     throw err;

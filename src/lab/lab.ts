@@ -53,7 +53,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
   const dir = resolve(o.dir);
   mkdirSync(join(dir, 'nats'), { recursive: true });
   const leaseFile = join(dir, 'dhcpd.leases');
-  const fleet = await startFleet({ count: o.count, cidr: o.cidr, ipmiPort: o.ipmiPort, redfishPort: o.redfishPort, leaseFile, stateFile: join(dir, 'fleet-state.json'), password: 'ADMIN' });
+  const fleet = await startFleet({ count: o.count, cidr: o.cidr, ipmiPort: o.ipmiPort, redfishPort: o.redfishPort, leaseFile, stateFile: join(dir, 'fleet-state.json'), tlsFile: join(dir, 'fleet-tls.json'), password: 'ADMIN' });
   const stops: Array<() => Promise<unknown>> = [() => fleet.close()];
   const stopAll = async () => {
     for (const s of stops.reverse()) await s().catch(() => undefined);

@@ -26,6 +26,8 @@ export interface FleetOptions {
   leaseFile?: string;
   /** keep power, boot and LED state across restarts in this JSON file */
   stateFile?: string;
+  /** keep the Redfish certificate in this file across restarts (a real BMC keeps its certificate) */
+  tlsFile?: string;
   /** serve Redfish (default true); IPMI is always served */
   redfish?: boolean;
   /** one Redfish listener for the whole fleet (routes by local address; binds 0.0.0.0) instead of one per machine */
@@ -122,7 +124,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     redfish =
       o.redfish === false
         ? undefined
-        : await startRedfishServer({ machines, port: o.redfishPort ?? 443, user, password, perMachineBind: !o.redfishSingleListener, taskDurationMs: o.taskDurationMs ?? 1000 });
+        : await startRedfishServer({ machines, port: o.redfishPort ?? 443, user, password, perMachineBind: !o.redfishSingleListener, taskDurationMs: o.taskDurationMs ?? 1000, ...(o.tlsFile ? { tlsFile: o.tlsFile } : {}) });
   } catch (err) {
     await ipmi.close();
     throw err;

@@ -37,7 +37,7 @@ import { dispatch } from './redfish/routes.js';
 import { SessionStore } from './redfish/sessions.js';
 import { TaskStore } from './redfish/tasks.js';
 import { vendorOf } from './redfish/vendors.js';
-import { selfSignedCertificate } from './tls.js';
+import { keptCertificate, selfSignedCertificate } from './tls.js';
 
 export type { RequestCounters } from './redfish/context.js';
 
@@ -58,6 +58,11 @@ export interface RedfishServerOptions {
   sessionTimeoutS?: number;
   /** Default: a self-signed certificate from selfSignedCertificate(). */
   tls?: { key: string; cert: string };
+  /**
+   * Keep the certificate in this file (JSON: key and cert, mode 0600): read when it exists, else
+   * made and written, so a restarted fleet presents the same certificate, as a real BMC does.
+   */
+  tlsFile?: string;
   /** per-machine mode: how often listeners follow `redfishDisabled`. Default 100 ms. */
   faultPollMs?: number;
 }
@@ -118,7 +123,7 @@ export async function startRedfishServer(options: RedfishServerOptions): Promise
   }
   const addresses = [...byAddress.keys()];
   const altNames = ['localhost', '127.0.0.1', ...(addresses.length <= 256 ? addresses : [])];
-  const tls = options.tls ?? selfSignedCertificate('metal-bmc-sim', altNames);
+  const tls = options.tls ?? keptCertificate(options.tlsFile, () => selfSignedCertificate('metal-bmc-sim', altNames));
   const modernContext = createSecureContext({ key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' });
   let legacyContext: SecureContext | undefined;
   /** redfish-legacy-tls: what an iDRAC 7/8 or an old MegaRAC offers; made on first use */

@@ -6,7 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,4 +65,22 @@ export function selfSignedCertificate(commonName: string, altNames: readonly str
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The certificate kept in `file` (JSON `{key, cert}`): read when the file holds one, else made by
+ * `make` and written (mode 0600, atomically). Without a file, `make`'s certificate.
+ */
+export function keptCertificate(file: string | undefined, make: () => { key: string; cert: string }): { key: string; cert: string } {
+  if (file === undefined) return make();
+  try {
+    const kept = JSON.parse(readFileSync(file, 'utf8')) as { key?: unknown; cert?: unknown };
+    if (typeof kept.key === 'string' && typeof kept.cert === 'string') return { key: kept.key, cert: kept.cert };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && !(err instanceof SyntaxError)) throw err;
+  }
+  const made = make();
+  writeFileSync(`${file}.tmp`, JSON.stringify({ key: made.key, cert: made.cert }), { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+  return made;
 }

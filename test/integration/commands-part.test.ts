@@ -3,6 +3,9 @@
  * command limits) through the out-of-band facade: readiness follows the NATS connection, and
  * stop() returns promptly even when NATS was never reachable.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, expect } from 'vitest';
@@ -42,6 +45,8 @@ function context(mqAddress: string, extra: Record<string, string> = {}): { ctx: 
     METAL_BMC_PROTOCOL: 'ipmi',
     METAL_BMC_COMMAND_TIMEOUT: '10s',
     METAL_BMC_COMMAND_CONCURRENCY: '4',
+    // firmware jobs and BMC trust records go to a throw-away folder, not /var/lib/metal-bmc
+    METAL_BMC_STATE_DIR: mkdtempSync(join(tmpdir(), 'metal-bmc-commands-part-')),
   });
   const log = captureLog();
   const registry = new Registry();

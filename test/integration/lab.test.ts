@@ -18,7 +18,13 @@ it('metal-bmc lab --once: fleet reported to the metal-api stand-in, LED-ON demo 
     expect(r.stdout).toContain("identify LED is now on");
     expect(r.stdout).toMatch(/demo: console shows the login prompt: "machine-1 login: "/);
     expect(r.code).toBe(0);
+    // a second start in the same folder: the daemon trusts the BMC certificates it recorded on the
+    // first (bmc-trust.json), so the simulated BMCs must present the same ones again, as real BMCs do
+    const again = await runCli(['lab', '--count', '3', '--once', '--dir', dir], { timeoutMs: 60_000 });
+    expect(again.stdout).toMatch(/metal-api stand-in: report with 3 machines/);
+    expect(again.stdout + again.stderr).not.toMatch(/UNTRUSTED/);
+    expect(again.code).toBe(0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}, 90_000);
+}, 180_000);

@@ -128,6 +128,7 @@ beforeAll(async () => {
     METAL_BMC_CONSOLE_ADDRESS: '127.0.0.1',
     METAL_BMC_CONSOLE_TOKEN: TOKEN,
     METAL_BMC_CONSOLE_AUTHZ: 'machine-id,CN=metal-console',
+    METAL_BMC_STATE_DIR: join(dir, 'state'),
   });
   daemon = await startDaemon(config, log.logger, [consolePart]);
 }, 60_000);
