@@ -8,6 +8,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { BmcError } from '../errors.js';
 import { SimBmc } from './ipmi-bmc.js';
 import type { Remote } from './ipmi-session.js';
+import { answerDelay, recordRequest } from './latency.js';
 import type { SimMachine } from './machine.js';
 import { SerialLine } from './serial.js';
 
@@ -114,7 +115,9 @@ export async function startIpmiServer(options: IpmiServerOptions): Promise<IpmiS
     const send = (datagram: Buffer, remote: Remote) => {
       if (closed || faults().noAnswer) return;
       const out = () => socket.send(datagram, remote.port, remote.address, () => undefined);
-      const delayMs = faults().delayMs;
+      const modelled = answerDelay(machine.state.timing, 'ipmi');
+      if (modelled === 'never') return;
+      const delayMs = faults().delayMs + modelled;
       if (delayMs <= 0) return out();
       const timer = setTimeout(() => {
         delayed.delete(timer);
@@ -143,6 +146,7 @@ export async function startIpmiServer(options: IpmiServerOptions): Promise<IpmiS
       const f = faults();
       if (closed || f.noAnswer) return;
       if (f.dropRate > 0 && random() < f.dropRate) return;
+      recordRequest(machine.state.timing, 'ipmi', 'datagram');
       entry.bmc.handle(datagram, { address: rinfo.address, port: rinfo.port });
     });
     socket.on('error', () => undefined); // ICMP unreachable from vanished clients

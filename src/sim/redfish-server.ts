@@ -24,6 +24,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { BmcError } from '../errors.js';
+import { answerDelay, recordRequest } from './latency.js';
 import type { SimMachine } from './machine.js';
 import type { MachineContext, RequestCounters, ServerSettings } from './redfish/context.js';
 import { errorReply, send, type Reply } from './redfish/http.js';
@@ -135,11 +136,14 @@ export async function startRedfishServer(options: RedfishServerOptions): Promise
       else reply(req, res, errorReply(404, 'ResourceNotFound', 'There is no Redfish service on this BMC.'));
       return;
     }
-    if (faults.noAnswer || faults.redfishHang) {
+    const timing = ctx.machine.state.timing;
+    recordRequest(timing, 'redfish', `${req.method ?? 'GET'} ${req.url ?? '/'}`);
+    const modelled = answerDelay(timing, 'redfish');
+    if (faults.noAnswer || faults.redfishHang || modelled === 'never') {
       req.resume(); // accepted, never answered; close() drops the connection
       return;
     }
-    if (faults.delayMs > 0) await delay(faults.delayMs);
+    if (faults.delayMs + modelled > 0) await delay(faults.delayMs + modelled);
     if (faults.redfishStatus !== null) {
       const status = faults.redfishStatus;
       const id = status === 503 ? 'ServiceTemporarilyUnavailable' : status >= 500 ? 'InternalError' : 'GeneralError';
