@@ -5,11 +5,13 @@
  *  - `pinnedSha256`: accept exactly the certificate with this SHA-256 fingerprint,
  *    self-signed or not. Checked on every new connection, after the handshake;
  *    TLS session resumption is off so that every connection presents its certificate.
- * The connect timeout bounds TCP connect plus the TLS handshake.
+ * The connect timeout bounds TCP connect plus the TLS handshake. Connectors come from
+ * tls-context.ts: one SecureContext and one TLS session cache per option set, for every BMC.
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { buildConnector } from 'undici';
+import type { buildConnector } from 'undici';
+import { sharedConnector } from './tls-context.js';
 import { BmcError } from '../errors.js';
 
 export type TlsPolicy = { kind: 'insecure' } | { kind: 'ca'; ca: string | Buffer } | { kind: 'pinned'; sha256: string };
@@ -74,11 +76,11 @@ function baseConnector(policy: TlsPolicy, connectTimeoutMs: number): buildConnec
   const common = { timeout: connectTimeoutMs + 1000, keepAlive: true, minVersion: 'TLSv1.2' as const };
   switch (policy.kind) {
     case 'insecure':
-      return buildConnector({ ...common, rejectUnauthorized: false });
+      return sharedConnector({ ...common, rejectUnauthorized: false }).connector;
     case 'ca':
-      return buildConnector({ ...common, rejectUnauthorized: true, ...(policy.ca === '' ? {} : { ca: policy.ca }) });
+      return sharedConnector({ ...common, rejectUnauthorized: true, ...(policy.ca === '' ? {} : { ca: policy.ca }) }).connector;
     case 'pinned': {
-      const base = buildConnector({ ...common, rejectUnauthorized: false, maxCachedSessions: 0 });
+      const base = sharedConnector({ ...common, rejectUnauthorized: false, maxCachedSessions: 0 }).connector;
       return (options, callback) =>
         base(options, (err, socket) => {
           if (err !== null) {
