@@ -30,7 +30,7 @@ export interface DaemonContext {
   logger: Logger;
   registry: Registry;
   metalApi: MetalApiClient;
-  connectBmc: (host: string, options: { signal?: AbortSignal; user?: string; password?: string; port?: number }) => Promise<Outband>;
+  connectBmc: (host: string, options: { signal?: AbortSignal; user?: string; password?: string; port?: number; readAhead?: boolean }) => Promise<Outband>;
   /** whether a BMC with this IP address holds a current lease */
   isLeased: (ip: string) => boolean;
 }
@@ -66,6 +66,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       ...(redfishCa ? { redfishCa } : {}),
       timeoutMs: config.report.bmcTimeoutMs,
       logger,
+      ...(o.readAhead ? { readAhead: true } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
     });
 
@@ -102,7 +103,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   });
   const reporter = createReporter({
     partitionId: config.partitionId,
-    connect: (ip, signal) => connectBmc(ip, { signal }),
+    connect: (ip, signal) => connectBmc(ip, { signal, readAhead: true }),
     metalApi,
     concurrency: config.report.concurrency,
     bmcTimeoutMs: config.report.bmcTimeoutMs,

@@ -1,6 +1,10 @@
 /**
- * One report cycle: read every BMC (bounded concurrency, a deadline each), then post one
- * report to metal-api. A BMC that fails is logged and skipped; it never blocks the others.
+ * One report cycle: read every BMC (as many at once as this machine carries, up to
+ * `concurrency`: adaptive-limit.ts; a deadline each), then post one report to metal-api. A BMC
+ * that fails is logged and skipped; it never blocks the others. A BMC whose deadline ran out is
+ * read once more at the end of the cycle when `cycleBudgetMs` leaves room for a whole deadline.
+ * Each BMC's connection is closed in the background (its session logout is not on the report's
+ * path) and only its bounded entry is kept: memory does not grow with what a BMC read.
  * Each entry is bounded (bounds.ts) before it goes out, and a report that metal-api refuses as
  * invalid (400, 413, 422) is split in halves until the entries it refuses stand alone: one bad
  * BMC costs only its own entry.
@@ -14,15 +18,18 @@ import { toIpmiReport, type MachineIpmiReport, type MachineIpmiReportResponse } 
 import type { BmcReport, Outband } from '../outband/types.js';
 import { boundEntry } from './bounds.js';
 import type { LedMemory } from './led-memory.js';
-import { mapLimit } from './limit.js';
+import { forEachAdaptive } from './adaptive-limit.js';
 import type { ReportMetrics } from './metrics.js';
 
 export interface CycleDeps {
   partitionId: string;
   connect: (ip: string, signal: AbortSignal) => Promise<Outband>;
   metalApi: Pick<MetalApiClient, 'ipmiReport'>;
+  /** upper bound of BMCs read at once; the number in use adapts below it */
   concurrency: number;
   bmcTimeoutMs: number;
+  /** time a cycle may take; a timed-out BMC is retried only when a whole deadline still fits (default: no retry) */
+  cycleBudgetMs?: number;
   logger: Logger;
   metrics?: ReportMetrics;
   /** last known identify LED per machine, for BMCs whose LED cannot be read (the reporter keeps one across cycles) */
@@ -38,6 +45,10 @@ export interface CycleResult {
   /** machine uuids whose entry metal-api refused even alone */
   rejected: string[];
   durationMs: number;
+  /** BMCs read a second time after their deadline ran out */
+  retried: number;
+  /** the highest number of BMCs read at once */
+  peakConcurrency: number;
 }
 
 /** metal-api's answers that mean "this body is invalid": splitting it can isolate the entry at fault. */
@@ -69,7 +80,10 @@ async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSigna
   }
 }
 
-export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSignal): Promise<BmcReport | undefined> {
+type ReadOutcome = { report: BmcReport } | { failure: string };
+
+/** One BMC, its connection closed into `closes` (or awaited when there is none). */
+async function readOne(deps: CycleDeps, lease: Lease, signal: AbortSignal | undefined, closes?: Array<Promise<void>>): Promise<ReadOutcome> {
   const bmcDeadline = deadline(deps.bmcTimeoutMs, `reading BMC ${lease.ip}`, signal);
   const combined = bmcDeadline.signal;
   let bmc: Outband | undefined;
@@ -77,50 +91,89 @@ export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSigna
     bmc = await deps.connect(lease.ip, combined);
     const report = await bmc.info({ signal: combined });
     if (report.missing.length > 0) deps.logger.debug({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC report is partial');
-    return report;
+    return { report };
   } catch (caught) {
     // Anything that escapes as a bare abort is the per-BMC deadline (or shutdown) firing.
     const err = caught instanceof BmcError || !combined.aborted ? caught : abortError(combined, `reading BMC ${lease.ip}`);
     const code = err instanceof BmcError ? err.code : 'UNKNOWN';
     deps.metrics?.bmcFailures.inc({ code });
     deps.logger.warn({ bmc: lease.ip, mac: lease.mac, code, err: err instanceof Error ? err.message : String(err) }, 'cannot read BMC, skipped in this report');
-    return undefined;
+    return { failure: code };
   } finally {
     bmcDeadline.dispose();
-    await bmc?.close();
+    const closing = bmc?.close();
+    if (closing && closes) closes.push(closing.catch(() => undefined));
+    else await closing;
   }
 }
 
+export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSignal): Promise<BmcReport | undefined> {
+  const outcome = await readOne(deps, lease, signal);
+  return 'report' in outcome ? outcome.report : undefined;
+}
+
+/** Deadline failures worth a second try: the BMC may only have been slow. */
+const RETRY_CODES = new Set(['TIMEOUT', 'ABORTED']);
+
 export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], signal?: AbortSignal): Promise<CycleResult> {
   const started = Date.now();
-  const results = await mapLimit(leases, deps.concurrency, (lease) => (signal?.aborted ? Promise.resolve(undefined) : readBmc(deps, lease, signal)));
+  const entries = new Array<{ uuid: string; entry: MachineIpmiReport } | undefined>(leases.length);
+  const closes: Array<Promise<void>> = [];
+  const tried = new Set<number>();
+  let retried = 0;
+  const trace = await forEachAdaptive(
+    leases.map((_, i) => i),
+    { max: deps.concurrency },
+    async (i, requeue) => {
+      if (signal?.aborted) return;
+      const lease = leases[i]!;
+      const outcome = await readOne(deps, lease, signal, closes);
+      if ('failure' in outcome) {
+        const room = deps.cycleBudgetMs !== undefined && Date.now() - started + deps.bmcTimeoutMs <= deps.cycleBudgetMs;
+        if (RETRY_CODES.has(outcome.failure) && !tried.has(i) && room && !signal?.aborted) {
+          tried.add(i);
+          retried++;
+          requeue(i);
+        }
+        return;
+      }
+      entries[i] = entryOf(deps, lease, outcome.report);
+    },
+  );
   const reports: Record<string, MachineIpmiReport> = {};
   let read = 0;
-  results.forEach((report, i) => {
-    if (!report) return;
+  entries.forEach((e, i) => {
+    if (!e) return;
     read++;
-    const ip = leases[i]!.ip;
-    const existing = reports[report.uuid];
-    if (existing) deps.logger.warn({ uuid: report.uuid, bmcs: [existing.BMCIp, ip] }, 'two BMCs report the same machine UUID; keeping the first');
-    else {
-      const indicatorLED = deps.ledMemory?.resolve(report.uuid, report.indicatorLED) ?? report.indicatorLED;
-      const { entry, cut } = boundEntry(toIpmiReport(ip, { ...report, indicatorLED }));
-      if (cut.length > 0) {
-        deps.metrics?.entriesBounded.inc();
-        deps.logger.warn({ bmc: ip, uuid: report.uuid, cut }, 'BMC sent values beyond any real one; they were cut to fit the report');
-      }
-      reports[report.uuid] = entry;
-    }
+    const existing = reports[e.uuid];
+    if (existing) deps.logger.warn({ uuid: e.uuid, bmcs: [existing.BMCIp, leases[i]!.ip] }, 'two BMCs report the same machine UUID; keeping the first');
+    else reports[e.uuid] = e.entry;
   });
-  const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], rejected: [], durationMs: 0 };
-  if (result.reported > 0) {
-    const answer = await postReports(deps, reports, signal);
-    result.created = answer.created;
-    result.updated = answer.updated;
-    result.rejected = answer.rejected;
-    result.reported -= answer.rejected.length;
-    if (result.reported > 0) deps.metrics?.lastSuccess.set(Date.now() / 1000);
+  entries.fill(undefined);
+  const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], rejected: [], durationMs: 0, retried, peakConcurrency: trace.peak };
+  try {
+    if (result.reported > 0) {
+      const answer = await postReports(deps, reports, signal);
+      result.created = answer.created;
+      result.updated = answer.updated;
+      result.rejected = answer.rejected;
+      result.reported -= answer.rejected.length;
+      if (result.reported > 0) deps.metrics?.lastSuccess.set(Date.now() / 1000);
+    }
+    result.durationMs = Date.now() - started;
+  } finally {
+    await Promise.all(closes);
   }
-  result.durationMs = Date.now() - started;
   return result;
+}
+
+/** The report entry of one BMC, bounded, with the remembered LED where the BMC could not say. */
+function entryOf(deps: CycleDeps, lease: Lease, report: BmcReport): { uuid: string; entry: MachineIpmiReport } {
+  const indicatorLED = deps.ledMemory?.resolve(report.uuid, report.indicatorLED) ?? report.indicatorLED;
+  const { entry, cut } = boundEntry(toIpmiReport(lease.ip, { ...report, indicatorLED }));
+  if (cut.length > 0) {
+    deps.metrics?.entriesBounded.inc();
+    deps.logger.warn({ bmc: lease.ip, uuid: report.uuid, cut }, 'BMC sent values beyond any real one; they were cut to fit the report');
+  }
+  return { uuid: report.uuid, entry };
 }

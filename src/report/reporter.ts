@@ -25,8 +25,9 @@ export interface Reporter {
 }
 
 export function createReporter(o: ReporterOptions): Reporter {
-  // one LED memory for the reporter's lifetime: an unreadable LED is reported as last seen
-  const deps: CycleDeps = { ...o, ledMemory: o.ledMemory ?? createLedMemory() };
+  // one LED memory for the reporter's lifetime: an unreadable LED is reported as last seen;
+  // a cycle may take up to one interval, so a timed-out BMC is retried when a deadline fits in it
+  const deps: CycleDeps = { ...o, cycleBudgetMs: o.cycleBudgetMs ?? o.intervalMs, ledMemory: o.ledMemory ?? createLedMemory() };
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let pendingFull = false;
