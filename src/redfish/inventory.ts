@@ -177,8 +177,11 @@ export async function readInventory(client: RedfishGetter | ReadCache, options: 
   }
   const system = inv.system;
 
-  const managerPath = system?.managedBy[0] ?? use('Manager', missing, signal, await managerGuess);
-  const chassisPath = system?.chassis[0] ?? use('Chassis', missing, signal, await chassisGuess);
+  // the collections went out with Systems: wait for them, so a member they carried inline (or
+  // whose read they started) is not asked for a second time through the System's links
+  const [managerFirst, chassisFirst] = await Promise.all([managerGuess, chassisGuess]);
+  const managerPath = system?.managedBy[0] ?? use('Manager', missing, signal, managerFirst);
+  const chassisPath = system?.chassis[0] ?? use('Chassis', missing, signal, chassisFirst);
   const [manager, chassis] = await Promise.all([
     managerPath === undefined ? undefined : settle(readManager(reader, managerPath, options)),
     chassisPath === undefined ? undefined : settle(readChassis(reader, chassisPath, options)),
