@@ -28,6 +28,8 @@ export interface CycleDeps {
   /** upper bound of BMCs read at once; the number in use adapts below it */
   concurrency: number;
   bmcTimeoutMs: number;
+  /** read exactly `concurrency` BMCs at once instead of adapting below it (benchmark references) */
+  fixedConcurrency?: boolean;
   /** time a cycle may take; a timed-out BMC is retried only when a whole deadline still fits (default: no retry) */
   cycleBudgetMs?: number;
   logger: Logger;
@@ -123,7 +125,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   let retried = 0;
   const trace = await forEachAdaptive(
     leases.map((_, i) => i),
-    { max: deps.concurrency },
+    deps.fixedConcurrency ? { max: deps.concurrency, min: deps.concurrency, initial: deps.concurrency } : { max: deps.concurrency },
     async (i, requeue) => {
       if (signal?.aborted) return;
       const lease = leases[i]!;
