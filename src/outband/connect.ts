@@ -92,12 +92,18 @@ function ahead(p: Promise<unknown>): void {
   p.catch(() => undefined);
 }
 
+let redfishModule: Promise<typeof RedfishLib> | undefined;
+/** The Redfish side, imported once: a dynamic import per BMC costs a module resolution each time (through the loader hooks, where there are any). */
+function redfishSide(): Promise<typeof RedfishLib> {
+  return (redfishModule ??= import('./redfish-side.js'));
+}
+
 /**
  * Imports the code `protocol` needs (Redfish's undici) ahead of time, so that a one-shot caller
  * can start its deadline afterwards: loading modules on a busy machine is not the BMC's time.
  */
 export async function preloadProtocol(protocol: Protocol): Promise<void> {
-  if (protocol !== 'ipmi') await import('./redfish-side.js');
+  if (protocol !== 'ipmi') await redfishSide();
 }
 
 export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> {
@@ -119,7 +125,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   let redfish: RedfishSide | undefined;
   let redfishProblem: string | undefined;
   if (protocol !== 'ipmi') {
-    const lib = await import('./redfish-side.js');
+    const lib = await redfishSide();
     try {
       const client = await lib.openRedfish({
         host: o.host,
