@@ -106,6 +106,56 @@ export async function preloadProtocol(protocol: Protocol): Promise<void> {
   if (protocol !== 'ipmi') await redfishSide();
 }
 
+/** The IPMI reads `need` names; a failure is a problem of the report, not its end (unless aborted). */
+async function readIpmi(ipmi: IpmiOutband, need: IpmiNeed, x: OperationOptions | undefined): Promise<IpmiReading> {
+  const reading: IpmiReading = { problems: [] };
+  if (need === 'none') return reading;
+  try {
+    if (need === 'guid') reading.guid = await ipmi.guid(x);
+    else {
+      const identity = await ipmi.identity(x);
+      reading.guid = identity.guid;
+      reading.identity = { bmcVersion: identity.bmcVersion, fru: identity.fru };
+      if (need === 'identity') reading.problems.push(...identity.problems);
+    }
+    if (need === 'full') {
+      const status = await ipmi.status(x);
+      reading.status = { powerState: status.powerState, led: status.led, ...(status.powerMetric ? { powerMetric: status.powerMetric } : {}) };
+    }
+  } catch (err) {
+    if (isBmcError(err, 'ABORTED')) throw err;
+    reading.problems.push(`IPMI: ${message(err)}`);
+  }
+  return reading;
+}
+
+/** Redfish for this BMC, or the reason there is none; thrown when Redfish is required or the caller aborted. */
+async function openRedfishSide(o: ConnectOptions, protocol: Protocol, timeoutMs: number): Promise<{ redfish?: RedfishSide; problem?: string }> {
+  if (protocol === 'ipmi') return {};
+  const lib = await redfishSide();
+  try {
+    const client = await lib.openRedfish({
+      host: o.host,
+      port: o.redfishPort ?? 443,
+      user: o.user,
+      password: o.password,
+      insecure: o.redfishInsecure ?? o.redfishCa === undefined,
+      ...(o.redfishCa ? { ca: o.redfishCa } : {}),
+      timeoutMs: Math.min(timeoutMs, 10_000),
+      connections: o.redfishConnections ?? (o.readAhead ? 3 : 2),
+      ...(o.readAhead ? { serviceRootAtLogin: true } : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
+      ...(o.logger ? { logger: o.logger } : {}),
+    });
+    return { redfish: { client, lib } };
+  } catch (err) {
+    if (protocol === 'redfish' || isBmcError(err, 'ABORTED')) throw err;
+    const problem = message(err);
+    o.logger?.debug({ bmc: o.host, reason: problem }, 'Redfish unavailable, using IPMI');
+    return { problem };
+  }
+}
+
 export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> {
   const protocol = o.protocol ?? 'auto';
   const timeoutMs = o.timeoutMs ?? 20_000;
@@ -122,34 +172,14 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   const ipmiAllowed = protocol !== 'redfish';
   const uuidRule = o.uuidRule ?? 'auto';
   if (o.readAhead && ipmiNeed({ ipmiAllowed, uuidRule, reportSources: VENDOR_PROFILES.unknown.reportSources }) !== 'none') ahead(ipmi.guid(signalOf(o)));
-  let redfish: RedfishSide | undefined;
-  let redfishProblem: string | undefined;
-  if (protocol !== 'ipmi') {
-    const lib = await redfishSide();
-    try {
-      const client = await lib.openRedfish({
-        host: o.host,
-        port: o.redfishPort ?? 443,
-        user: o.user,
-        password: o.password,
-        insecure: o.redfishInsecure ?? o.redfishCa === undefined,
-        ...(o.redfishCa ? { ca: o.redfishCa } : {}),
-        timeoutMs: Math.min(timeoutMs, 10_000),
-        connections: o.redfishConnections ?? (o.readAhead ? 3 : 2),
-        ...(o.readAhead ? { serviceRootAtLogin: true } : {}),
-        ...(o.signal ? { signal: o.signal } : {}),
-        ...(o.logger ? { logger: o.logger } : {}),
-      });
-      redfish = { client, lib };
-    } catch (err) {
-      if (protocol === 'redfish' || isBmcError(err, 'ABORTED')) {
-        await ipmi.close();
-        throw err;
-      }
-      redfishProblem = message(err);
-      o.logger?.debug({ bmc: o.host, reason: redfishProblem }, 'Redfish unavailable, using IPMI');
-    }
+  let opened: Awaited<ReturnType<typeof openRedfishSide>>;
+  try {
+    opened = await openRedfishSide(o, protocol, timeoutMs);
+  } catch (err) {
+    await ipmi.close();
+    throw err;
   }
+  const { redfish, problem: redfishProblem } = opened;
   let reader: ReadCache | undefined = redfish ? redfish.lib.readCache(redfish.client) : undefined;
   if (reader && redfish?.client.serviceRootAtLogin) reader.seed(SERVICE_ROOT, redfish.client.serviceRootAtLogin, signalOf(o));
   let inventory: Promise<RedfishInventory> | undefined;
@@ -162,29 +192,6 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   function forgetReads(): void {
     reader = undefined;
     inventory = undefined;
-  }
-
-  /** The IPMI reads `need` names; a failure is a problem of the report, not its end (unless aborted). */
-  async function readIpmi(need: IpmiNeed, x: OperationOptions | undefined): Promise<IpmiReading> {
-    const reading: IpmiReading = { problems: [] };
-    if (need === 'none') return reading;
-    try {
-      if (need === 'guid') reading.guid = await ipmi.guid(x);
-      else {
-        const identity = await ipmi.identity(x);
-        reading.guid = identity.guid;
-        reading.identity = { bmcVersion: identity.bmcVersion, fru: identity.fru };
-        if (need === 'identity') reading.problems.push(...identity.problems);
-      }
-      if (need === 'full') {
-        const status = await ipmi.status(x);
-        reading.status = { powerState: status.powerState, led: status.led, ...(status.powerMetric ? { powerMetric: status.powerMetric } : {}) };
-      }
-    } catch (err) {
-      if (isBmcError(err, 'ABORTED')) throw err;
-      reading.problems.push(`IPMI: ${message(err)}`);
-    }
-    return reading;
   }
 
   async function route<T = void>(kind: 'power' | 'boot' | 'identify', what: string, viaRedfish: (r: RedfishSide) => Promise<T>, viaIpmi: () => Promise<T>): Promise<T> {
@@ -244,7 +251,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const inv = await (inventory ?? redfish.lib.readInventory(reader ?? redfish.client, sig(x)));
       forgetReads(); // the report's reads are done: release them
       const need = ipmiNeed({ ipmiAllowed, uuidRule, reportSources: profile.reportSources, redfish: redfishReading(inv) });
-      const merged = mergeReport({ inventory: inv, ipmi: await readIpmi(need, x), profile, uuidRule, now: new Date() });
+      const merged = mergeReport({ inventory: inv, ipmi: await readIpmi(ipmi, need, x), profile, uuidRule, now: new Date() });
       if (!merged.ok) throw new BmcError('PROTOCOL', `BMC ${o.host} reports no usable system UUID over Redfish${merged.ipmiGuid ? '' : ' and none over IPMI'}`);
       if (!ROUTINE_UUID_BASES.has(merged.uuid.kind)) o.logger?.info({ bmc: o.host, uuid: merged.uuid.uuid, basis: merged.uuid.basis }, 'machine UUID decided');
       return merged.report;
