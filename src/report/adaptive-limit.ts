@@ -4,7 +4,7 @@
  * file descriptors allow, and shrinks when the loop falls behind (TLS handshakes and crypto are
  * what load it). `max` (METAL_BMC_REPORT_CONCURRENCY) is the upper bound; the limit starts at
  * `initial` and changes once per `sampleMs`:
- *  - event-loop delay (mean over the sample) above `lagHighMs` or RSS above `rssBudgetBytes`:
+ *  - event-loop delay (mean over the sample) above `lagHighMs` or RSS (read once a second) above `rssBudgetBytes`:
  *    ×0.7 (not below `min`);
  *  - delay below `lagLowMs` and the limit in use: ×1.5;
  *  - never above what the file-descriptor limit leaves for `fdsPerItem` descriptors each.
@@ -67,14 +67,20 @@ export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOp
   const trace: LimitTrace = { peak: limit, samples: [] };
   const queue = [...items];
   let running = 0;
+  const fixed = min === ceiling;
   const lag = monitorEventLoopDelay({ resolution: 10 });
-  lag.enable();
+  if (!fixed) lag.enable();
+  let rssBytes = 0;
+  let samples = 0;
   return new Promise<LimitTrace>((resolve, reject) => {
     let failed = false;
     const timer = setInterval(() => {
+      if (fixed) return;
       const lagMs = Number.isFinite(lag.mean) ? lag.mean / 1e6 - 10 : 0; // the histogram counts the 10 ms resolution timer itself
       lag.reset();
-      limit = nextLimit(limit, { lagMs, rssBytes: process.memoryUsage.rss(), inUse: running }, settings);
+      // the resident size costs a read of /proc: once a second is enough for a memory budget
+      if (samples++ % 10 === 0) rssBytes = process.memoryUsage.rss();
+      limit = nextLimit(limit, { lagMs, rssBytes, inUse: running }, settings);
       trace.peak = Math.max(trace.peak, limit);
       trace.samples.push(limit);
       pump();
@@ -82,7 +88,7 @@ export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOp
     timer.unref();
     const finish = (err?: unknown) => {
       clearInterval(timer);
-      lag.disable();
+      if (!fixed) lag.disable();
       if (err !== undefined) reject(err instanceof Error ? err : new Error(String(err)));
       else resolve(trace);
     };
