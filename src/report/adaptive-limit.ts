@@ -6,7 +6,8 @@
  * `initial` and changes once per `sampleMs`:
  *  - event-loop delay (mean over the sample) above `lagHighMs` or RSS (read once a second) above `rssBudgetBytes`:
  *    ×0.7 (not below `min`);
- *  - delay below `lagLowMs` and the limit in use: ×1.5;
+ *  - delay below `lagLowMs` and the limit in use: ×1.25 (slowly: on a machine short of CPU, many
+ *    BMCs started at once share it so thinly that every one runs into its deadline);
  *  - never above what the file-descriptor limit leaves for `fdsPerItem` descriptors each.
  */
 import { readFileSync } from 'node:fs';
@@ -51,7 +52,7 @@ export function fdBound(fdLimit: number | undefined, fdsPerItem: number): number
 /** The next limit from one sample (pure). */
 export function nextLimit(current: number, sample: { lagMs: number; rssBytes: number; inUse: number }, o: Required<Pick<AdaptiveLimitOptions, 'min' | 'lagLowMs' | 'lagHighMs' | 'rssBudgetBytes'>> & { ceiling: number }): number {
   if (sample.lagMs > o.lagHighMs || sample.rssBytes > o.rssBudgetBytes) return Math.max(o.min, Math.floor(current * 0.7));
-  if (sample.lagMs < o.lagLowMs && sample.inUse >= current) return Math.min(o.ceiling, Math.ceil(current * 1.5));
+  if (sample.lagMs < o.lagLowMs && sample.inUse >= current) return Math.min(o.ceiling, Math.ceil(current * 1.25));
   return Math.min(o.ceiling, current);
 }
 
@@ -62,8 +63,8 @@ export function nextLimit(current: number, sample: { lagMs: number; rssBytes: nu
 export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOptions, fn: (item: T, requeue: (again: T) => void) => Promise<void>): Promise<LimitTrace> {
   const min = Math.max(1, Math.min(o.min ?? 4, o.max));
   const ceiling = Math.max(min, Math.min(o.max, fdBound(o.fdLimit ?? openFileLimit(), o.fdsPerItem ?? 4)));
-  const settings = { min, ceiling, lagLowMs: o.lagLowMs ?? 20, lagHighMs: o.lagHighMs ?? 100, rssBudgetBytes: o.rssBudgetBytes ?? 200 * 2 ** 20 };
-  let limit = Math.max(min, Math.min(ceiling, o.initial ?? 32));
+  const settings = { min, ceiling, lagLowMs: o.lagLowMs ?? 10, lagHighMs: o.lagHighMs ?? 50, rssBudgetBytes: o.rssBudgetBytes ?? 200 * 2 ** 20 };
+  let limit = Math.max(min, Math.min(ceiling, o.initial ?? 16));
   const trace: LimitTrace = { peak: limit, samples: [] };
   const queue = [...items];
   let running = 0;
@@ -84,7 +85,7 @@ export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOp
       trace.peak = Math.max(trace.peak, limit);
       trace.samples.push(limit);
       pump();
-    }, o.sampleMs ?? 100);
+    }, o.sampleMs ?? 200);
     timer.unref();
     const finish = (err?: unknown) => {
       clearInterval(timer);

@@ -51,6 +51,8 @@ export interface CycleResult {
   retried: number;
   /** the highest number of BMCs read at once */
   peakConcurrency: number;
+  /** the limit of BMCs read at once, at each sample of the adaptive limit */
+  limitSamples: number[];
 }
 
 /** metal-api's answers that mean "this body is invalid": splitting it can isolate the entry at fault. */
@@ -152,7 +154,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     else reports[e.uuid] = e.entry;
   });
   entries.fill(undefined);
-  const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], rejected: [], durationMs: 0, retried, peakConcurrency: trace.peak };
+  const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], rejected: [], durationMs: 0, retried, peakConcurrency: trace.peak, limitSamples: trace.samples };
   try {
     if (result.reported > 0) {
       const answer = await postReports(deps, reports, signal);
