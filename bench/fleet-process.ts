@@ -78,6 +78,8 @@ export interface FleetOptions {
   redfish?: boolean;
   /** every serial line streams at 115200 baud from the start (also switchable through `control`) */
   serialStream?: boolean;
+  /** the simulator's latency model, as `metal-bmc sim --latency` takes it (src/sim/latency.ts) */
+  latency?: string;
 }
 
 export async function startFleetProcess(o: FleetOptions): Promise<FleetProcess> {
@@ -101,6 +103,7 @@ async function startFleetOnce(o: FleetOptions): Promise<FleetProcess> {
   if (o.leaseFile) args.push('--lease-file', o.leaseFile);
   if (o.redfish === false) args.push('--no-redfish');
   if (o.serialStream) args.push('--serial-stream');
+  if (o.latency) args.push('--latency', o.latency);
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout?.on('data', (d) => (out += d));

@@ -35,7 +35,7 @@ export interface DaemonContext {
   logger: Logger;
   registry: Registry;
   metalApi: MetalApiClient;
-  connectBmc: (host: string, options: { signal?: AbortSignal; user?: string; password?: string; port?: number }) => Promise<Outband>;
+  connectBmc: (host: string, options: { signal?: AbortSignal; user?: string; password?: string; port?: number; readAhead?: boolean }) => Promise<Outband>;
   /** whether a BMC with this IP address holds a current lease */
   isLeased: (ip: string) => boolean;
   /** the status of every BMC (GET /v1/status): parts tell it command results and console viewers */
@@ -92,6 +92,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       timeoutMs: config.report.bmcTimeoutMs,
       ...(trust ? { trust: trust.forBmc({ ip: host, ...optional('mac', macOf(host)) }) } : {}),
       logger,
+      ...(o.readAhead ? { readAhead: true } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
     });
 
@@ -130,7 +131,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   lateLeases.current = () => watcher.current();
   const reporter = createReporter({
     partitionId: config.partitionId,
-    connect: (ip, signal) => connectBmc(ip, { signal }),
+    connect: (ip, signal) => connectBmc(ip, { signal, readAhead: true }),
     metalApi,
     concurrency: config.report.concurrency,
     bmcTimeoutMs: config.report.bmcTimeoutMs,

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { startControlServer } from '../sim/control.js';
 import { startFleet } from '../sim/fleet.js';
+import { parseLatencySpec, type LatencyModel } from '../sim/latency.js';
 import { DEFAULT_VARIANTS, isSimVariant, SIM_VARIANTS, type SimVariantName } from '../sim/machine.js';
 import { parseIntegerOption, UsageError } from './args.js';
 import { parseQuirkList, SIM_QUIRKS } from '../sim/quirks.js';
@@ -24,6 +25,9 @@ export const SIM_USAGE = `usage: metal-bmc sim --count N [options]
   --state-file PATH      keep power/boot/LED state across restarts
   --tls-file PATH        keep the Redfish certificate across restarts, as a real BMC does (default
                          with --state-file: PATH.tls.json beside it; else a new one per start)
+  --latency SPEC         answer delays per protocol, slow and dead shares, deterministic from --seed,
+                         e.g. 'redfish=p50:150ms,p99:2s ipmi=p50:5ms,p99:50ms slow=3%:2s-5s dead=2%'
+                         (one quoted SPEC, or --latency repeated per part; also POST /latency)
   --control-port P       fault-injection API on 127.0.0.1:P (default 0: off)
   --serial-stream        every serial line prints without pause at 115200 baud (console load tests;
                          also switchable per machine through the control API, POST /serial)`;
@@ -48,6 +52,7 @@ export async function simMain(argv: string[], io: { stdout: NodeJS.WritableStrea
       'tls-file': { type: 'string' },
       'control-port': { type: 'string', default: '0' },
       'serial-stream': { type: 'boolean', default: false },
+      latency: { type: 'string', multiple: true, default: [] },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -69,7 +74,14 @@ export async function simMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   }
   const quirksShare = Number(values['quirks-share']);
   if (!(quirksShare >= 0 && quirksShare <= 1)) throw new UsageError(`--quirks-share must be a number from 0 to 1, got ${values['quirks-share']}`);
+  let latency: LatencyModel | undefined;
+  try {
+    latency = values.latency.length > 0 ? parseLatencySpec(values.latency.join(' ')) : undefined;
+  } catch (err) {
+    throw new UsageError(`--latency: ${(err as Error).message}`);
+  }
   const fleet = await startFleet({
+    ...(latency ? { latency } : {}),
     quirks,
     quirksShare,
     count,

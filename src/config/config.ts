@@ -266,7 +266,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
     },
     report: {
       intervalMs: duration(env, 'METAL_BMC_REPORT_INTERVAL', '5m'),
-      concurrency: int(env, 'METAL_BMC_REPORT_CONCURRENCY', 64, 1, 10_000),
+      concurrency: int(env, 'METAL_BMC_REPORT_CONCURRENCY', 1024, 1, 10_000),
       bmcTimeoutMs: duration(env, 'METAL_BMC_BMC_TIMEOUT', '20s'),
     },
     protocol: oneOf(env, 'METAL_BMC_PROTOCOL', ['auto', 'redfish', 'ipmi'] as const, 'auto'),

@@ -19,7 +19,7 @@ export const VARIABLES: readonly VariableDoc[] = [
   { name: 'METAL_BMC_LEASE_FILE', default: '/var/lib/dhcp/dhcpd.leases', description: 'DHCP lease file to discover BMCs from' },
   { name: 'METAL_BMC_LEASE_FORMAT', default: 'auto', description: 'lease file format: auto, isc (dhcpd.leases) or kea (kea-leases4.csv)' },
   { name: 'METAL_BMC_REPORT_INTERVAL', default: '5m', description: 'time between report cycles (Go duration); cycles never overlap' },
-  { name: 'METAL_BMC_REPORT_CONCURRENCY', default: '64', description: 'BMCs queried at once during a report cycle' },
+  { name: 'METAL_BMC_REPORT_CONCURRENCY', default: '1024', description: 'upper bound of BMCs read at once during a report cycle; below it the number adapts to what the machine carries (event-loop delay, memory, file descriptors)' },
   { name: 'METAL_BMC_BMC_TIMEOUT', default: '20s', description: 'deadline for reading one BMC during a report cycle' },
   { name: 'METAL_BMC_IGNORE_MACS', default: '', description: 'comma separated BMC MAC addresses to skip' },
   { name: 'METAL_BMC_ALLOWED_CIDRS', default: '0.0.0.0/0', description: 'comma separated IPv4 or IPv6 CIDRs; only leases inside one of them are reported (leases are IPv4: an IPv6 block matches none, with a warning)' },

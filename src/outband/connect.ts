@@ -1,28 +1,32 @@
 /**
  * The out-of-band facade: `connectOutband()` probes Redfish first, detects the vendor, and
  * returns one Outband that routes each action by the vendor table, falls back to IPMI when
- * Redfish is absent or refuses, and fills from IPMI what Redfish lacks.
+ * Redfish is absent or refuses, and fills from IPMI what Redfish lacks (the policy and the merge
+ * are pure functions in report-merge.ts). Nothing is read twice: detection and the report share
+ * one read cache. With `readAhead` (report cycles) the report's reads start at connect, the IPMI
+ * session and GUID beside the Redfish login, so a BMC costs its longest chain of dependent round
+ * trips rather than the sum of them.
  */
 import type { Duplex } from 'node:stream';
 import { BmcError, isBmcError } from '../errors.js';
-import { getDeviceId, getSystemGuid } from '../ipmi/commands.js';
-import { uuidToGuid, type GuidEncoding } from '../ipmi/guid.js';
+import type { GuidEncoding } from '../ipmi/guid.js';
 import type { RetryPolicy } from '../ipmi/exchange.js';
 import type { IpmiEvent } from '../ipmi/handshake.js';
 import type { Logger } from '../log.js';
 import { readBootFlags, writeBootFlags } from '../ipmi/boot.js';
 import type { BootOverrideTarget } from '../redfish/actions.js';
+import type { RedfishInventory } from '../redfish/inventory.js';
+import type { ReadCache } from '../redfish/read-cache.js';
 import type { RedfishClient } from '../redfish/session.js';
 import { biosAtOrBelow, bootOrderFor, bootOverrideOfIpmi, bootOverrideOfRedfish, ipmiBootFlags } from './boot.js';
 import { pushParametersFor } from './firmware-push.js';
 import { ipmiOutband, type IpmiOutband } from './ipmi.js';
-import { fruOf, ledStateOf, powerMetricOf, powerStateOf, powerSuppliesOf } from './redfish-report.js';
 import type * as RedfishLib from './redfish-side.js';
-import { mergeReportFields, reportFieldValues, type ReportFieldValues } from './report-fields.js';
-import type { BmcReport, BootOptions, BootTarget, FirmwareKind, OperationOptions, Outband, Protocol, RedfishProblem } from './types.js';
-import { decideUuid, type UuidRule } from './uuid.js';
+import { ipmiNeed, mergeReport, redfishReading, type IpmiNeed, type IpmiReading } from './report-merge.js';
+import type { BootOptions, BootTarget, FirmwareKind, OperationOptions, Outband, Protocol, RedfishProblem } from './types.js';
 import type { BmcTrustGate } from './trust.js';
-import { REPORT_FIELDS, VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type VendorProfile } from './vendors.js';
+import { ROUTINE_UUID_BASES, type UuidRule } from './uuid.js';
+import { VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type VendorProfile } from './vendors.js';
 
 export type { Protocol } from './types.js';
 
@@ -56,6 +60,14 @@ export interface ConnectOptions {
   /** what the BMC did that the IPMI client worked around (default: a warning in `logger`) */
   onIpmiEvent?: (event: IpmiEvent) => void;
   signal?: AbortSignal;
+  /**
+   * Start the report's reads at connect (report cycles): the IPMI session and GUID beside the
+   * Redfish login, the service root with the login, the inventory beside vendor detection, and
+   * the IPMI identity when the vendor table wants it. info() then uses what is already read.
+   */
+  readAhead?: boolean;
+  /** Redfish connections to this BMC at once (default 2; 3 with readAhead, for the three collections) */
+  redfishConnections?: number;
 }
 
 export interface FacadeOutband extends Outband {
@@ -70,6 +82,9 @@ interface RedfishSide {
 }
 
 const REDFISH_BOOT: Record<BootTarget, BootOverrideTarget> = { PXE: 'Pxe', DISK: 'Hdd', BIOS: 'BiosSetup' };
+
+const SERVICE_ROOT = '/redfish/v1/';
+const signalOf = (x?: { signal?: AbortSignal | undefined }): { signal?: AbortSignal } => (x?.signal ? { signal: x.signal } : {});
 
 /** Errors after which the other protocol may safely try the same action (it did not happen). */
 function mayFallBack(err: unknown, repeatable = true): boolean {
@@ -94,12 +109,23 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** A read started ahead: its failure is seen by whoever awaits the same read later. */
+function ahead(p: Promise<unknown>): void {
+  p.catch(() => undefined);
+}
+
+let redfishModule: Promise<typeof RedfishLib> | undefined;
+/** The Redfish side, imported once: a dynamic import per BMC costs a module resolution each time (through the loader hooks, where there are any). */
+function redfishSide(): Promise<typeof RedfishLib> {
+  return (redfishModule ??= import('./redfish-side.js'));
+}
+
 /**
  * Imports the code `protocol` needs (Redfish's undici) ahead of time, so that a one-shot caller
  * can start its deadline afterwards: loading modules on a busy machine is not the BMC's time.
  */
 export async function preloadProtocol(protocol: Protocol): Promise<void> {
-  if (protocol !== 'ipmi') await import('./redfish-side.js');
+  if (protocol !== 'ipmi') await redfishSide();
 }
 
 /** BMC and quirk pairs already logged as a warning; bounded, for a daemon that reads its BMCs every minute. */
@@ -118,6 +144,62 @@ export function logQuirk(logger: Logger | undefined, host: string, e: IpmiEvent)
   logger?.warn({ bmc: host, quirk: e.kind }, e.message);
 }
 
+/** The IPMI reads `need` names; a failure is a problem of the report, not its end (unless aborted). */
+async function readIpmi(ipmi: IpmiOutband, need: IpmiNeed, x: OperationOptions | undefined): Promise<IpmiReading> {
+  const reading: IpmiReading = { problems: [] };
+  if (need === 'none') return reading;
+  try {
+    if (need === 'guid') reading.guid = await ipmi.guid(x);
+    else {
+      const identity = await ipmi.identity(x);
+      reading.guid = identity.guid;
+      reading.identity = { bmcVersion: identity.bmcVersion, fru: identity.fru };
+      // a BMC without Get System GUID: the reason stays in the report whatever else was read
+      reading.problems.push(...(need === 'identity' ? identity.problems : identity.problems.filter((m) => m.startsWith('UUID: '))));
+    }
+    if (need === 'full') {
+      const status = await ipmi.status(x);
+      reading.status = { powerState: status.powerState, led: status.led, ...(status.powerMetric ? { powerMetric: status.powerMetric } : {}) };
+    }
+  } catch (err) {
+    if (isBmcError(err, 'ABORTED')) throw err;
+    reading.problems.push(`IPMI: ${message(err)}`);
+  }
+  return reading;
+}
+
+/** Redfish for this BMC, or the reason there is none; thrown when Redfish is required or the caller aborted. */
+async function openRedfishSide(o: ConnectOptions, protocol: Protocol, timeoutMs: number, ipmi: IpmiOutband): Promise<{ redfish?: RedfishSide; problem?: string; failure?: RedfishProblem }> {
+  if (protocol === 'ipmi') return {};
+  const lib = await redfishSide();
+  try {
+    const open = (tls: { pinnedSha256?: string }) =>
+      lib.openRedfish({
+        host: o.host,
+        port: o.redfishPort ?? 443,
+        user: o.user,
+        password: o.password,
+        insecure: o.redfishInsecure ?? o.redfishCa === undefined,
+        ...(o.redfishCa ? { ca: o.redfishCa } : {}),
+        ...tls,
+        timeoutMs: Math.min(o.redfishRequestTimeoutMs ?? 10_000, timeoutMs),
+        ...(o.redfishLegacyTls === true ? { legacyTls: true } : {}),
+        connections: o.redfishConnections ?? (o.readAhead ? 3 : 2),
+        ...(o.readAhead ? { serviceRootAtLogin: true } : {}),
+        ...(o.signal ? { signal: o.signal } : {}),
+        ...(o.logger ? { logger: o.logger } : {}),
+      });
+    const client = o.trust ? await o.trust.openRedfish(trustContext(o, protocol, ipmi, o.redfishPort ?? 443), open) : await open({});
+    return { redfish: { client, lib } };
+  } catch (err) {
+    // a BMC that is not the one recorded gets nothing more, over no protocol
+    if (protocol === 'redfish' || isBmcError(err, 'ABORTED') || isBmcError(err, 'UNTRUSTED')) throw err;
+    const problem = message(err);
+    o.logger?.debug({ bmc: o.host, reason: problem }, 'Redfish unavailable, using IPMI');
+    return { problem, failure: problemOf(err, problem) };
+  }
+}
+
 export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> {
   const protocol = o.protocol ?? 'auto';
   const timeoutMs = o.timeoutMs ?? 20_000;
@@ -133,48 +215,36 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     // what the BMC did that the IPMI client worked around: one line each
     onEvent: (e) => (o.onIpmiEvent ? o.onIpmiEvent(e) : logQuirk(o.logger, o.host, e)),
   });
-  let redfish: RedfishSide | undefined;
-  let redfishProblem: string | undefined;
-  let redfishFailure: RedfishProblem | undefined;
-  if (protocol !== 'ipmi') {
-    const lib = await import('./redfish-side.js');
-    try {
-      const open = (tls: { pinnedSha256?: string }) =>
-        lib.openRedfish({
-          host: o.host,
-          port: o.redfishPort ?? 443,
-          user: o.user,
-          password: o.password,
-          insecure: o.redfishInsecure ?? o.redfishCa === undefined,
-          ...(o.redfishCa ? { ca: o.redfishCa } : {}),
-          ...tls,
-          timeoutMs: Math.min(o.redfishRequestTimeoutMs ?? 10_000, timeoutMs),
-          ...(o.redfishLegacyTls === true ? { legacyTls: true } : {}),
-          ...(o.signal ? { signal: o.signal } : {}),
-          ...(o.logger ? { logger: o.logger } : {}),
-        });
-      const client = o.trust ? await o.trust.openRedfish(trustContext(o, protocol, ipmi, o.redfishPort ?? 443), open) : await open({});
-      redfish = { client, lib };
-    } catch (err) {
-      // a BMC that is not the one recorded gets nothing more, over no protocol
-      if (protocol === 'redfish' || isBmcError(err, 'ABORTED') || isBmcError(err, 'UNTRUSTED')) {
-        await ipmi.close();
-        throw err;
-      }
-      redfishProblem = message(err);
-      redfishFailure = problemOf(err, redfishProblem);
-      o.logger?.debug({ bmc: o.host, reason: redfishProblem }, 'Redfish unavailable, using IPMI');
-    }
-  }
-  const vendor = redfish ? await detectVendorRedfish(redfish, o.signal) : await detectVendorIpmi(ipmi, o.signal);
-  const profile = o.guidEncoding ? { ...VENDOR_PROFILES[vendor], guidEncoding: o.guidEncoding } : VENDOR_PROFILES[vendor];
   const ipmiAllowed = protocol !== 'redfish';
   const uuidRule = o.uuidRule ?? 'auto';
+  if (o.readAhead && ipmiNeed({ ipmiAllowed, uuidRule, reportSources: VENDOR_PROFILES.unknown.reportSources }) !== 'none') ahead(ipmi.guid(signalOf(o)));
+  let opened: Awaited<ReturnType<typeof openRedfishSide>>;
+  try {
+    opened = await openRedfishSide(o, protocol, timeoutMs, ipmi);
+  } catch (err) {
+    await ipmi.close();
+    throw err;
+  }
+  const { redfish, problem: redfishProblem, failure: redfishFailure } = opened;
+  let reader: ReadCache | undefined = redfish ? redfish.lib.readCache(redfish.client) : undefined;
+  if (reader && redfish?.client.serviceRootAtLogin) reader.seed(SERVICE_ROOT, redfish.client.serviceRootAtLogin, signalOf(o));
+  let inventory: Promise<RedfishInventory> | undefined;
+  if (o.readAhead && redfish && reader) ahead((inventory = redfish.lib.readInventory(reader, { ...signalOf(o), ...(o.logger ? { logger: o.logger } : {}) })));
+  const vendor = redfish && reader ? await detectVendorRedfish(redfish.lib, reader, o.signal) : await detectVendorIpmi(ipmi, o.signal);
+  const profile = o.guidEncoding ? { ...VENDOR_PROFILES[vendor], guidEncoding: o.guidEncoding } : VENDOR_PROFILES[vendor];
+  if (o.readAhead && ipmiNeed({ ipmiAllowed, uuidRule, reportSources: profile.reportSources }) === 'identity') ahead(ipmi.identity(signalOf(o)));
+
+  /** What was read for detection and read-ahead serves the first report only: after an action it is stale. */
+  function forgetReads(): void {
+    reader = undefined;
+    inventory = undefined;
+  }
 
   async function route<T = void>(kind: 'power' | 'boot' | 'identify', what: string, viaRedfish: (r: RedfishSide) => Promise<T>, viaIpmi: () => Promise<T>, repeatable = true): Promise<T> {
     const order: ActionProtocol[] = profile[kind] === 'redfish' ? ['redfish', 'ipmi'] : ['ipmi', 'redfish'];
     const available = order.filter((p) => (p === 'redfish' ? redfish !== undefined : ipmiAllowed));
     if (available.length === 0) throw new BmcError('UNSUPPORTED', `${what} on BMC ${o.host}: no protocol available (${redfishProblem ?? 'IPMI disabled'})`);
+    forgetReads();
     let first: unknown;
     for (const p of available) {
       try {
@@ -188,7 +258,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     throw first;
   }
 
-  const sig = (x?: OperationOptions) => (x?.signal ? { signal: x.signal } : {});
+  const sig = signalOf;
   /** read options of the Redfish side: the signal, and the logger for choices such as which of several Systems */
   const rd = (x?: OperationOptions) => ({ ...sig(x), ...(o.logger ? { logger: o.logger } : {}) });
 
@@ -229,70 +299,14 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         }
         return report;
       }
-      const inv = await redfish.lib.readInventory(redfish.client, rd(x));
-      const missing = [...inv.missing];
-      let ipmiReport: BmcReport | undefined;
-      let guid: Buffer | undefined;
-      const redfishFields = reportFieldValues(inv.manager?.firmwareVersion, fruOf(inv));
-      // What IPMI must read: everything when Redfish lacks power state, LED or power metric; the
-      // identity part (device id, GUID, FRU) when the vendor table makes IPMI authoritative for a
-      // report field or Redfish left one empty; otherwise only the GUID, as evidence for the UUID.
-      const statusComplete = powerStateOf(inv.system?.powerState) !== 'UNKNOWN' && ledStateOf(inv) !== 'UNKNOWN' && powerMetricOf(inv) !== undefined;
-      const fieldsComplete = REPORT_FIELDS.every((f) => profile.reportSources[f] === 'redfish' && (redfishFields[f] ?? '').trim() !== '');
-      const wantGuid = uuidRule === 'auto' || uuidRule === 'ipmi';
-      let ipmiFields: ReportFieldValues | undefined;
-      let usedIpmi = false;
-      if (ipmiAllowed && (!statusComplete || !fieldsComplete || wantGuid)) {
-        try {
-          if (!statusComplete) {
-            ipmiReport = await ipmi.info(x);
-            if (ipmiReport.uuid !== '') guid = uuidToGuid(ipmiReport.uuid, o.guidEncoding ?? 'smbios');
-            missing.push(...ipmiReport.missing.filter((m) => m.startsWith('UUID: ')));
-            ipmiFields = reportFieldValues(ipmiReport.bmcVersion, ipmiReport.fru);
-          } else if (!fieldsComplete) {
-            const identity = await ipmi.identity(x);
-            guid = identity.guid;
-            if (!guid) missing.push(...identity.problems.filter((m) => m.startsWith('UUID: ')));
-            ipmiFields = reportFieldValues(identity.bmcVersion, identity.fru);
-            missing.push(...identity.problems.filter((m) => !m.startsWith('UUID: ')));
-          } else {
-            guid = await getSystemGuid(await ipmi.session(x), sig(x));
-          }
-          usedIpmi = true;
-        } catch (err) {
-          if (isBmcError(err, 'ABORTED')) throw err;
-          missing.push(`IPMI: ${message(err)}`);
-        }
-      }
-      const decision = decideUuid({
-        ...(inv.system?.uuid ? { redfishUuid: inv.system.uuid } : {}),
-        ...(guid ? { ipmiGuid: guid } : {}),
-        guidEncoding: profile.guidEncoding,
-        rule: uuidRule,
-        now: new Date(),
-      });
-      // No UUID evidence at all: a partial report with the reason; the report cycle skips it.
-      if (!decision) missing.push(`UUID: BMC ${o.host} reports no usable system UUID over Redfish${guid ? '' : ' and none over IPMI'}`);
-      else if (decision.basis !== 'Redfish UUID, confirmed by the IPMI GUID' && decision.basis !== 'Redfish UUID') o.logger?.info({ bmc: o.host, uuid: decision.uuid, basis: decision.basis }, 'machine UUID decided');
-      const fields = mergeReportFields(profile.reportSources, { redfish: redfishFields, ...(ipmiFields ? { ipmi: ipmiFields } : {}) });
-      const powerMetric = powerMetricOf(inv) ?? ipmiReport?.powerMetric;
-      const redfishLed = ledStateOf(inv);
-      const report: BmcReport = {
-        uuid: decision?.uuid ?? '',
-        bmcVersion: fields.bmcVersion,
-        biosVersion: inv.system?.biosVersion ?? '',
-        fru: fields.fru,
-        powerState: powerStateOf(inv.system?.powerState),
-        indicatorLED: redfishLed === 'UNKNOWN' && ipmiReport ? ipmiReport.indicatorLED : redfishLed,
-        powerSupplies: powerSuppliesOf(inv),
-        source: usedIpmi ? 'redfish+ipmi' : 'redfish',
-        fieldSources: fields.origin,
-        missing,
-        ...(powerMetric ? { powerMetric } : {}),
-      };
-      if (report.powerState === 'UNKNOWN' && ipmiReport) report.powerState = ipmiReport.powerState;
-      if (report.indicatorLED === 'UNKNOWN') missing.push('IndicatorLED: neither Redfish nor IPMI reports the identify LED');
-      return report;
+      const inv = await (inventory ?? redfish.lib.readInventory(reader ?? redfish.client, rd(x)));
+      forgetReads(); // the report's reads are done: release them
+      const need = ipmiNeed({ ipmiAllowed, uuidRule, reportSources: profile.reportSources, redfish: redfishReading(inv) });
+      const merged = mergeReport({ inventory: inv, ipmi: await readIpmi(ipmi, need, x), profile, uuidRule, now: new Date() });
+      // no UUID evidence at all: a partial report with the reason; the report cycle skips it
+      if (!merged.ok) return merged.report;
+      if (!ROUTINE_UUID_BASES.has(merged.uuid.kind)) o.logger?.info({ bmc: o.host, uuid: merged.uuid.uuid, basis: merged.uuid.basis }, 'machine UUID decided');
+      return merged.report;
     },
     powerOn: (x) => route('power', 'power on', (r) => r.lib.reset(r.client, 'On', sig(x)), () => ipmi.powerOn(x)),
     powerOff: (x) => route('power', 'power off', (r) => r.lib.reset(r.client, 'ForceOff', sig(x)), () => ipmi.powerOff(x)),
@@ -350,12 +364,14 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   return facade;
 }
 
-async function detectVendorRedfish({ client, lib }: RedfishSide, signal?: AbortSignal) {
-  const options = signal ? { signal } : {};
+/** The vendor from the first System's Manufacturer, else the service root's Vendor; reads go through the report's cache. */
+async function detectVendorRedfish(lib: typeof RedfishLib, reader: ReadCache, signal?: AbortSignal) {
+  const options = signalOf({ signal });
   try {
-    const system = await lib.readSystem(client, await lib.firstSystemPath(client, options), options);
-    if (system.manufacturer) return vendorOfManufacturer(system.manufacturer);
-    return vendorOfManufacturer((await lib.readServiceRoot(client, options)).vendor);
+    const root = await lib.readServiceRoot(reader, options);
+    const first = root.systems === undefined ? undefined : (await reader.members(root.systems, root.expand, options))[0];
+    const system = first === undefined ? undefined : await lib.readSystem(reader, first, options);
+    return vendorOfManufacturer(system?.manufacturer || root.vendor);
   } catch (err) {
     if (isBmcError(err, 'ABORTED')) throw err;
     return 'unknown' as const;
@@ -377,8 +393,7 @@ function trustContext(o: ConnectOptions, protocol: Protocol, ipmi: IpmiOutband, 
 
 async function detectVendorIpmi(ipmi: IpmiOutband, signal?: AbortSignal) {
   try {
-    const s = await ipmi.session(signal ? { signal } : {});
-    return vendorOfIana((await getDeviceId(s, signal ? { signal } : {})).manufacturerId);
+    return vendorOfIana((await ipmi.deviceId(signal ? { signal } : {})).manufacturerId);
   } catch (err) {
     if (isBmcError(err, 'AUTH_FAILED')) throw err;
     return 'unknown' as const;

@@ -5,7 +5,7 @@
 import type { Duplex } from 'node:stream';
 import { BmcError } from '../errors.js';
 import { BOOT_DEVICE_BYTE, readBootFlags, writeBootFlags } from '../ipmi/boot.js';
-import { chassisControl, chassisIdentify, getChassisStatus, getDeviceId, getSystemGuid, readFruData, type ChassisAction } from '../ipmi/commands.js';
+import { chassisControl, chassisIdentify, getChassisStatus, getDeviceId, getSystemGuid, readFruData, type ChassisAction, type DeviceId } from '../ipmi/commands.js';
 import { getPowerReading } from '../ipmi/dcmi.js';
 import { parseFru } from '../ipmi/fru.js';
 import { guidToUuid, type GuidEncoding } from '../ipmi/guid.js';
@@ -13,7 +13,7 @@ import { openSession, type IpmiSession, type SessionOptions } from '../ipmi/sess
 import { openSol } from '../ipmi/sol.js';
 import { bootOverrideOfIpmi, ipmiBootFlags } from './boot.js';
 import { fruToMetalApi, LED_OF_IDENTIFY, powerMetricOfDcmi } from './ipmi-report.js';
-import type { BmcReport, MetalFru, OperationOptions, Outband, PowerMetric } from './types.js';
+import type { BmcReport, LedReading, MetalFru, OperationOptions, Outband, PowerMetric } from './types.js';
 
 export interface IpmiOutbandOptions extends Omit<SessionOptions, 'signal'> {
   /** how this BMC encodes Get System GUID; 'smbios' unless the vendor table says otherwise */
@@ -41,10 +41,23 @@ export interface IpmiIdentity {
   problems: string[];
 }
 
+/** Get Chassis Status and the DCMI power reading: the part of info() Redfish may lack. */
+export interface IpmiStatus {
+  powerState: 'ON' | 'OFF';
+  led: LedReading;
+  powerMetric?: PowerMetric;
+  problems: string[];
+}
+
 export interface IpmiOutband extends Outband {
   /** the underlying session, opened on first use */
   session(options?: OperationOptions): Promise<IpmiSession>;
-  /** Get Device ID, Get System GUID and the FRU only: the part of info() the report fields need */
+  /** Get Device ID, read once per session */
+  deviceId(options?: OperationOptions): Promise<DeviceId>;
+  /** Get System GUID, read once per session */
+  guid(options?: OperationOptions): Promise<Buffer>;
+  status(options?: OperationOptions): Promise<IpmiStatus>;
+  /** Get Device ID, Get System GUID and the FRU only (read once per session): the part of info() the report fields need */
   identity(options?: OperationOptions): Promise<IpmiIdentity>;
   chassis(action: ChassisAction, options?: OperationOptions): Promise<void>;
 }
@@ -80,12 +93,30 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
 
   const signalOf = (o?: OperationOptions) => (o?.signal ? { signal: o.signal } : {});
 
+  /**
+   * What does not change while a session lives is read once per session, so that read-ahead
+   * (the facade starts IPMI beside Redfish) and the report never ask twice. A failed read is
+   * forgotten, so the next caller tries again.
+   */
+  const memos = new WeakMap<IpmiSession, Map<string, Promise<unknown>>>();
+  function once<T>(s: IpmiSession, key: string, read: () => Promise<T>): Promise<T> {
+    let memo = memos.get(s);
+    if (memo === undefined) memos.set(s, (memo = new Map()));
+    let p = memo.get(key) as Promise<T> | undefined;
+    if (p === undefined) {
+      p = read();
+      memo.set(key, p);
+      p.catch(() => memo.delete(key));
+    }
+    return p;
+  }
+
   async function readIdentity(s: IpmiSession, o: OperationOptions | undefined): Promise<IpmiIdentity> {
     const problems: string[] = [];
-    const device = await getDeviceId(s, signalOf(o));
+    const device = await once(s, 'device', () => getDeviceId(s, signalOf(o)));
     let guid: Buffer | undefined;
     try {
-      guid = await getSystemGuid(s, signalOf(o));
+      guid = await once(s, 'guid', () => getSystemGuid(s, signalOf(o)));
     } catch (err) {
       if (!optionalMissing(err)) throw err;
       problems.push(`UUID: ${(err as Error).message}`);
@@ -101,6 +132,21 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
     return { ...(guid ? { guid } : {}), bmcVersion: device.firmwareRevision, fru, problems };
   }
 
+  async function readStatus(s: IpmiSession, o: OperationOptions | undefined): Promise<IpmiStatus> {
+    const problems: string[] = [];
+    const status = await getChassisStatus(s, signalOf(o));
+    let powerMetric: PowerMetric | undefined;
+    try {
+      const reading = await getPowerReading(s, signalOf(o));
+      if (reading) powerMetric = powerMetricOfDcmi(reading);
+      else problems.push('PowerMetric: the BMC offers no active DCMI power reading');
+    } catch (err) {
+      problems.push(`PowerMetric: ${(err as Error).message}`);
+    }
+    if (status.identify === 'unknown') problems.push('IndicatorLED: the BMC does not report its identify state');
+    return { powerState: status.power === 'on' ? 'ON' : 'OFF', led: LED_OF_IDENTIFY[status.identify], ...(powerMetric ? { powerMetric } : {}), problems };
+  }
+
   const outband: IpmiOutband = {
     address,
     vendor: options.vendor ?? 'unknown',
@@ -108,36 +154,31 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
     async info(o) {
       return run(o, async (s) => {
         const missing: string[] = ['BIOSVersion: IPMI has no standard command for it', 'PowerSupplies: not available over IPMI'];
-        const { guid, bmcVersion, fru, problems } = await readIdentity(s, o);
+        const { guid, bmcVersion, fru, problems } = await once(s, 'identity', () => readIdentity(s, o));
         missing.push(...problems);
-        const status = await getChassisStatus(s, signalOf(o));
-        let powerMetric: PowerMetric | undefined;
-        try {
-          const reading = await getPowerReading(s, signalOf(o));
-          if (reading) powerMetric = powerMetricOfDcmi(reading);
-          else missing.push('PowerMetric: the BMC offers no active DCMI power reading');
-        } catch (err) {
-          missing.push(`PowerMetric: ${(err as Error).message}`);
-        }
-        if (status.identify === 'unknown') missing.push('IndicatorLED: the BMC does not report its identify state');
+        const status = await readStatus(s, o);
+        missing.push(...status.problems);
         const report: BmcReport = {
           // no GUID: an empty uuid, which the report cycle skips with its reason
           uuid: guid ? guidToUuid(guid, options.guidEncoding ?? 'smbios') : '',
           bmcVersion,
           biosVersion: '',
           fru,
-          powerState: status.power === 'on' ? 'ON' : 'OFF',
-          indicatorLED: LED_OF_IDENTIFY[status.identify],
+          powerState: status.powerState,
+          indicatorLED: status.led,
           powerSupplies: [],
           source: 'ipmi',
           fieldSources: Object.fromEntries(['bmcVersion', ...Object.keys(fru)].map((f) => [f, 'ipmi'])),
           missing,
-          ...(powerMetric ? { powerMetric } : {}),
+          ...(status.powerMetric ? { powerMetric: status.powerMetric } : {}),
         };
         return report;
       });
     },
-    identity: (o) => run(o, (s) => readIdentity(s, o)),
+    deviceId: (o) => run(o, (s) => once(s, 'device', () => getDeviceId(s, signalOf(o)))),
+    guid: (o) => run(o, (s) => once(s, 'guid', () => getSystemGuid(s, signalOf(o)))),
+    status: (o) => run(o, (s) => readStatus(s, o)),
+    identity: (o) => run(o, (s) => once(s, 'identity', () => readIdentity(s, o))),
     chassis: (action, o) => run(o, (s) => chassisControl(s, action, signalOf(o))),
     powerOn: (o) => outband.chassis('up', o),
     powerOff: (o) => outband.chassis('down', o),

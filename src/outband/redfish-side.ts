@@ -7,3 +7,4 @@ export { readInventory } from '../redfish/inventory.js';
 export { firstSystemPath, readServiceRoot, readSystem, readUpdateService } from '../redfish/resources.js';
 export { openRedfish } from '../redfish/session.js';
 export { pushUpdate, simpleUpdate } from '../redfish/update.js';
+export { readCache } from '../redfish/read-cache.js';

@@ -24,8 +24,25 @@ export interface UuidEvidence {
   now: Date;
 }
 
+/** What the decision rests on, as a value to compare; `basis` is the same in words, for logs. */
+export type UuidBasisKind =
+  | 'configured-redfish'
+  | 'configured-redfish-swapped'
+  | 'configured-ipmi'
+  | 'redfish-confirmed'
+  | 'ipmi-guid-rfc4122'
+  | 'redfish-mixed-endian'
+  | 'ipmi-guid-reversed'
+  | 'redfish-swapped-heuristic'
+  | 'redfish'
+  | 'ipmi';
+
+/** Decisions that are the normal case: nothing worth a log line. */
+export const ROUTINE_UUID_BASES: ReadonlySet<UuidBasisKind> = new Set(['redfish-confirmed', 'redfish']);
+
 export interface UuidDecision {
   uuid: string;
+  kind: UuidBasisKind;
   basis: string;
 }
 
@@ -41,34 +58,34 @@ export function decideUuid(e: UuidEvidence): UuidDecision | undefined {
   const fromIpmi = e.ipmiGuid && e.ipmiGuid.length === 16 ? guidToUuid(e.ipmiGuid, e.guidEncoding) : undefined;
   switch (e.rule) {
     case 'redfish':
-      return redfish ? { uuid: redfish, basis: 'Redfish UUID (configured)' } : undefined;
+      return redfish ? { uuid: redfish, kind: 'configured-redfish', basis: 'Redfish UUID (configured)' } : undefined;
     case 'redfish-swapped':
-      return redfish ? { uuid: swapMixedEndian(redfish), basis: 'Redfish UUID byte-swapped (configured)' } : undefined;
+      return redfish ? { uuid: swapMixedEndian(redfish), kind: 'configured-redfish-swapped', basis: 'Redfish UUID byte-swapped (configured)' } : undefined;
     case 'ipmi':
-      return fromIpmi ? { uuid: fromIpmi, basis: `IPMI GUID in ${e.guidEncoding} order (configured)` } : undefined;
+      return fromIpmi ? { uuid: fromIpmi, kind: 'configured-ipmi', basis: `IPMI GUID in ${e.guidEncoding} order (configured)` } : undefined;
     case 'auto':
       break;
   }
   if (redfish && e.ipmiGuid && e.ipmiGuid.length === 16) {
     const smbios = guidToUuid(e.ipmiGuid, 'smbios');
-    if (redfish === smbios) return { uuid: redfish, basis: 'Redfish UUID, confirmed by the IPMI GUID' };
+    if (redfish === smbios) return { uuid: redfish, kind: 'redfish-confirmed', basis: 'Redfish UUID, confirmed by the IPMI GUID' };
     const swapped = swapMixedEndian(redfish);
     if (swapped === smbios) {
       // Either Redfish is mixed-endian, or the BMC sends its IPMI GUID in RFC 4122 order: the bytes
       // alone cannot tell. A version-1 timestamp that is implausible marks the wrong form.
       if (isImplausibleV1Timestamp(swapped, e.now) && !isImplausibleV1Timestamp(redfish, e.now)) {
-        return { uuid: redfish, basis: 'Redfish UUID; the IPMI GUID is in RFC 4122 byte order' };
+        return { uuid: redfish, kind: 'ipmi-guid-rfc4122', basis: 'Redfish UUID; the IPMI GUID is in RFC 4122 byte order' };
       }
-      return { uuid: swapped, basis: 'Redfish UUID is mixed-endian: swapped to match the IPMI GUID' };
+      return { uuid: swapped, kind: 'redfish-mixed-endian', basis: 'Redfish UUID is mixed-endian: swapped to match the IPMI GUID' };
     }
-    if (redfish === guidToUuid(e.ipmiGuid, 'ipmi')) return { uuid: redfish, basis: 'Redfish UUID; the IPMI GUID is in reversed byte order' };
+    if (redfish === guidToUuid(e.ipmiGuid, 'ipmi')) return { uuid: redfish, kind: 'ipmi-guid-reversed', basis: 'Redfish UUID; the IPMI GUID is in reversed byte order' };
   }
   if (redfish) {
     if (isImplausibleV1Timestamp(redfish, e.now)) {
-      return { uuid: swapMixedEndian(redfish), basis: 'Redfish UUID swapped: implausible version-1 timestamp (mixed-endian heuristic)' };
+      return { uuid: swapMixedEndian(redfish), kind: 'redfish-swapped-heuristic', basis: 'Redfish UUID swapped: implausible version-1 timestamp (mixed-endian heuristic)' };
     }
-    return { uuid: redfish, basis: 'Redfish UUID' };
+    return { uuid: redfish, kind: 'redfish', basis: 'Redfish UUID' };
   }
-  if (fromIpmi) return { uuid: fromIpmi, basis: `IPMI GUID in ${e.guidEncoding} order` };
+  if (fromIpmi) return { uuid: fromIpmi, kind: 'ipmi', basis: `IPMI GUID in ${e.guidEncoding} order` };
   return undefined;
 }

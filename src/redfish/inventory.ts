@@ -6,13 +6,14 @@
  * the service root or the System itself (transport, auth, decoding) is thrown.
  */
 import { abortError, isBmcError } from '../errors.js';
+import { link } from './json.js';
+import { parsePowerSupply, type ExpandSupport, type PowerInfo } from './parse.js';
+import { readCache, type ReadCache } from './read-cache.js';
 import {
-  listMembers,
   readChassis,
   readEnvironmentPowerWatts,
   readManager,
   readPower,
-  readPowerSubsystem,
   readServiceRoot,
   readSystem,
   systemOfBmc,
@@ -82,14 +83,14 @@ const samePath = (a: string, b: string): boolean => a.replace(/\/+$/, '') === b.
  * `Chassis/RackMount/Baseboard`), the first member of the Chassis collection that names the System
  * in `Links.ComputerSystems` stands in; without one the original error stands.
  */
-async function readSystemChassis(client: RedfishGetter, path: string, systemPath: string | undefined, collection: string | undefined, options: ReadOptions): Promise<ChassisInfo> {
+async function readSystemChassis(reader: ReadCache, path: string, systemPath: string | undefined, collection: string | undefined, expand: ExpandSupport | undefined, options: ReadOptions): Promise<ChassisInfo> {
   try {
-    return await readChassis(client, path, options);
+    return await readChassis(reader, path, options);
   } catch (err) {
     if (!(isBmcError(err, 'HTTP') && (err.httpStatus === 404 || err.httpStatus === 410)) || systemPath === undefined || collection === undefined) throw err;
-    const members = (await listMembers(client, collection, options).catch(() => [])).filter((m) => !samePath(m, path)).slice(0, MAX_CHASSIS_FALLBACK);
+    const members = (await reader.members(collection, expand, options).catch(() => [])).filter((m) => !samePath(m, path)).slice(0, MAX_CHASSIS_FALLBACK);
     for (const member of members) {
-      const chassis = await readChassis(client, member, options).catch((e: unknown) => {
+      const chassis = await readChassis(reader, member, options).catch((e: unknown) => {
         if (isBmcError(e, 'ABORTED')) throw e;
         return undefined;
       });
@@ -99,17 +100,48 @@ async function readSystemChassis(client: RedfishGetter, path: string, systemPath
   }
 }
 
-async function firstMember(client: RedfishGetter, collection: string | undefined, options: ReadOptions): Promise<string | undefined> {
-  if (collection === undefined) return undefined;
-  return (await listMembers(client, collection, options))[0];
+type Settled<T> = { ok: true; value: T } | { ok: false; err: unknown };
+
+function settle<T>(p: Promise<T>): Promise<Settled<T>> {
+  return p.then(
+    (value) => ({ ok: true as const, value }),
+    (err: unknown) => ({ ok: false as const, err }),
+  );
 }
 
-async function readPowerData(client: RedfishGetter, chassis: ChassisInfo, inv: RedfishInventory, options: ReadOptions): Promise<void> {
+/** A read's value, or its failure as a `missing` entry (an abort is thrown). */
+function use<T>(piece: string, missing: string[], signal: AbortSignal | undefined, s: Settled<T>): T | undefined {
+  if (s.ok) return s.value;
+  if (signal?.aborted) throw abortError(signal, `inventory ${piece}`);
+  if (isBmcError(s.err, 'ABORTED')) throw s.err;
+  missing.push(`${piece}: ${reason(s.err)}`);
+  return undefined;
+}
+
+/** The first member of a collection, its own read started at once (a guess the System's links may overrule). */
+async function firstMemberAhead(reader: ReadCache, collection: string | undefined, expand: ExpandSupport | undefined, options: ReadOptions): Promise<string | undefined> {
+  if (collection === undefined) return undefined;
+  const first = (await reader.members(collection, expand, options))[0];
+  if (first !== undefined) reader.prefetch(first, options);
+  return first;
+}
+
+async function readSupplies(reader: ReadCache, path: string, expand: ExpandSupport | undefined, options: ReadOptions): Promise<PowerInfo> {
+  const collection = link(await reader.get(path, options), 'PowerSupplies');
+  if (collection === undefined) return { supplies: [] };
+  const members = await reader.members(collection, expand, options);
+  const supplies = await Promise.all(members.map(async (m) => ({ path: m, ...parsePowerSupply(await reader.get(m, options)) })));
+  return { supplies };
+}
+
+async function readPowerData(reader: ReadCache, chassis: ChassisInfo, inv: RedfishInventory, options: ReadOptions): Promise<void> {
   const { missing } = inv;
   const { signal } = options;
+  // without Power, the metric can only come from EnvironmentMetrics: read it beside PowerSubsystem
+  if (chassis.power === undefined && chassis.environmentMetrics !== undefined) reader.prefetch(chassis.environmentMetrics, options);
   let powerRead = false;
   if (chassis.power !== undefined) {
-    const power = await optional('PowerMetric', missing, signal, () => readPower(client, chassis.power as string, options));
+    const power = await optional('PowerMetric', missing, signal, () => readPower(reader, chassis.power as string, options));
     powerRead = power !== undefined;
     if (power !== undefined) {
       inv.consumedWatts = power.consumedWatts;
@@ -126,7 +158,7 @@ async function readPowerData(client: RedfishGetter, chassis: ChassisInfo, inv: R
   }
   if (inv.powerSupplies === undefined) {
     if (chassis.powerSubsystem !== undefined) {
-      const sub = await optional('PowerSupplies', missing, signal, () => readPowerSubsystem(client, chassis.powerSubsystem as string, options));
+      const sub = await optional('PowerSupplies', missing, signal, () => readSupplies(reader, chassis.powerSubsystem as string, inv.serviceRoot.expand, options));
       if (sub !== undefined && sub.supplies.length > 0) inv.powerSupplies = sub.supplies;
       else if (sub !== undefined) missing.push(`PowerSupplies: ${chassis.powerSubsystem} lists no power supplies`);
     } else {
@@ -140,7 +172,7 @@ async function readPowerData(client: RedfishGetter, chassis: ChassisInfo, inv: R
     }
   }
   if (inv.powerMetric === undefined && chassis.environmentMetrics !== undefined) {
-    inv.powerWatts = await optional('PowerWatts', missing, signal, () => readEnvironmentPowerWatts(client, chassis.environmentMetrics as string, options));
+    inv.powerWatts = await optional('PowerWatts', missing, signal, () => readEnvironmentPowerWatts(reader, chassis.environmentMetrics as string, options));
   }
 }
 
@@ -156,35 +188,51 @@ function fieldChecks(inv: RedfishInventory): void {
   if (manager !== undefined && manager.firmwareVersion === undefined) missing.push('FirmwareVersion: manager has no FirmwareVersion');
 }
 
-export async function readInventory(client: RedfishGetter, options: ReadOptions = {}): Promise<RedfishInventory> {
+/**
+ * The critical path: service root → the Systems, Managers and Chassis collections at once (with
+ * members inline where `$expand` works) → the System, Manager and Chassis at once → the power
+ * resources. The Manager and Chassis are first read as the collections' first members; the
+ * System's ManagedBy and Chassis links overrule that guess (one more read when they differ).
+ * Pass a ReadCache to share reads with the caller (vendor detection); otherwise one is made.
+ */
+export async function readInventory(client: RedfishGetter | ReadCache, options: ReadOptions = {}): Promise<RedfishInventory> {
   const { signal } = options;
-  const serviceRoot = await readServiceRoot(client, options);
+  const reader = 'members' in client ? client : readCache(client);
+  const serviceRoot = await readServiceRoot(reader, options);
   const inv: RedfishInventory = { serviceRoot, missing: [] };
   const { missing } = inv;
-  let systemLink: string | undefined;
+  const expand = serviceRoot.expand;
+  const managerGuess = settle(firstMemberAhead(reader, serviceRoot.managers, expand, options));
+  const chassisGuess = settle(firstMemberAhead(reader, serviceRoot.chassis, expand, options));
 
+  let systemLink: string | undefined;
   if (serviceRoot.systems === undefined) {
     missing.push('System: service root has no Systems link');
   } else {
     const before = missing.length;
-    const path = await essential('System', missing, async () => systemOfBmc(client, await listMembers(client, serviceRoot.systems as string, options), serviceRoot.managers, options));
+    const path = await essential('System', missing, async () => systemOfBmc(reader, await reader.members(serviceRoot.systems as string, expand, options), serviceRoot.managers, options));
     systemLink = path;
     if (path === undefined && missing.length === before) missing.push(`System: ${serviceRoot.systems} has no members`);
-    if (path !== undefined) inv.system = await essential('System', missing, () => readSystem(client, path, options));
+    if (path !== undefined) inv.system = await essential('System', missing, () => readSystem(reader, path, options));
   }
   const system = inv.system;
 
-  const managerPath = await optional('Manager', missing, signal, async () => system?.managedBy[0] ?? (await firstMember(client, serviceRoot.managers, options)));
-  if (managerPath !== undefined) inv.manager = await optional('Manager', missing, signal, () => readManager(client, managerPath, options));
+  // the collections went out with Systems: wait for them, so a member they carried inline (or
+  // whose read they started) is not asked for a second time through the System's links
+  const [managerFirst, chassisFirst] = await Promise.all([managerGuess, chassisGuess]);
+  const managerPath = system?.managedBy[0] ?? use('Manager', missing, signal, managerFirst);
+  const chassisPath = system?.chassis[0] ?? use('Chassis', missing, signal, chassisFirst);
+  const [manager, chassis] = await Promise.all([
+    managerPath === undefined ? undefined : settle(readManager(reader, managerPath, options)),
+    // a linked chassis the BMC answers 404 for is replaced by the collection's one naming the System
+    chassisPath === undefined ? undefined : settle(readSystemChassis(reader, chassisPath, system?.path ?? systemLink, serviceRoot.chassis, expand, options)),
+  ]);
+  if (manager !== undefined) inv.manager = use('Manager', missing, signal, manager);
   else if (!missing.some((m) => m.startsWith('Manager:'))) missing.push('Manager: system has no ManagedBy link and the service root no Managers member');
+  if (chassis !== undefined) inv.chassis = use('Chassis', missing, signal, chassis);
+  else if (!missing.some((m) => m.startsWith('Chassis:'))) missing.push('Chassis: system has no Chassis link and the service root no Chassis member');
 
-  const chassisPath = await optional('Chassis', missing, signal, async () => system?.chassis[0] ?? (await firstMember(client, serviceRoot.chassis, options)));
-  if (chassisPath !== undefined) {
-    const systemPath = system?.path ?? systemLink;
-    inv.chassis = await optional('Chassis', missing, signal, () => readSystemChassis(client, chassisPath, systemPath, serviceRoot.chassis, options));
-  } else if (!missing.some((m) => m.startsWith('Chassis:'))) missing.push('Chassis: system has no Chassis link and the service root no Chassis member');
-
-  if (inv.chassis !== undefined) await readPowerData(client, inv.chassis, inv, options);
+  if (inv.chassis !== undefined) await readPowerData(reader, inv.chassis, inv, options);
   else missing.push('PowerMetric: no chassis', 'PowerSupplies: no chassis');
   fieldChecks(inv);
   return inv;

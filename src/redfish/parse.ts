@@ -16,6 +16,23 @@ export interface ServiceRoot {
   sessions?: string;
   updateService?: string;
   taskService?: string;
+  /** `$expand` as ProtocolFeaturesSupported.ExpandQuery offers it: `.` (subordinates only) or `*`, with `$levels` or not */
+  expand?: ExpandSupport;
+}
+
+export interface ExpandSupport {
+  operator: '.' | '*';
+  levels: boolean;
+}
+
+/** ExpandQuery → how to ask for a collection with its members inline; undefined when not offered. */
+export function parseExpandSupport(root: unknown): ExpandSupport | undefined {
+  const q = obj(obj(root, 'ProtocolFeaturesSupported'), 'ExpandQuery');
+  if (q === undefined) return undefined;
+  const operator = bool(q, 'NoLinks') === true ? '.' : bool(q, 'ExpandAll') === true ? '*' : undefined;
+  if (operator === undefined) return undefined;
+  const levels = bool(q, 'Levels') === true && (num(q, 'MaxLevels') ?? 1) >= 1;
+  return { operator, levels };
 }
 
 export interface BootInfo {
@@ -151,6 +168,7 @@ export function parseServiceRoot(json: unknown): ServiceRoot {
     sessions: link(obj(json, 'Links'), 'Sessions'),
     updateService: link(json, 'UpdateService'),
     taskService: link(json, 'Tasks'),
+    expand: parseExpandSupport(json),
   });
 }
 

@@ -24,6 +24,11 @@ export interface RedfishOptions extends TransportOptions {
   /** Deadline of the session DELETE in close(). Default 3000. */
   closeTimeoutMs?: number;
   logger?: Logger;
+  /**
+   * GET the service root beside the login (DSP0266: it answers without authentication), so a
+   * reader that starts there pays no round trip of its own for it. See `serviceRootAtLogin`.
+   */
+  serviceRootAtLogin?: boolean;
 }
 
 export interface RequestOptions {
@@ -42,6 +47,8 @@ export interface RedfishClient {
   readonly origin: string;
   /** The authentication in use after `auto` resolved. */
   readonly auth: 'session' | 'basic';
+  /** the service root's body read beside the login (`serviceRootAtLogin`), else undefined */
+  readonly serviceRootAtLogin?: Promise<unknown>;
   get<T = unknown>(path: string, options?: RequestOptions): Promise<T>;
   /** GET with status and headers (ETag, Location). */
   getReply(path: string, options?: RequestOptions): Promise<RedfishReply>;
@@ -112,6 +119,8 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
     return auth;
   }
 
+  const rootAhead = options.serviceRootAtLogin ? transport.request({ method: 'GET', path: '/redfish/v1/', signal: options.signal }).then((r) => r.body) : undefined;
+  rootAhead?.catch(() => undefined); // observed by whoever uses it
   let auth: Auth;
   try {
     if (mode === 'basic') {
@@ -130,7 +139,7 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
     await transport.close();
     throw err;
   }
-  return sessionClient(transport, auth, login, closeTimeoutMs, log);
+  return sessionClient(transport, auth, login, closeTimeoutMs, log, rootAhead);
 }
 
 function sessionClient(
@@ -139,6 +148,7 @@ function sessionClient(
   login: (signal: AbortSignal | undefined) => Promise<Auth>,
   closeTimeoutMs: number,
   log: Logger | undefined,
+  rootAhead?: Promise<unknown>,
 ): RedfishClient {
   let auth: Auth = initial;
   let relogin: Promise<Auth> | undefined;
@@ -235,6 +245,7 @@ function sessionClient(
     get auth() {
       return auth.kind;
     },
+    ...(rootAhead ? { serviceRootAtLogin: rootAhead } : {}),
     get: async <T>(path: string, options?: RequestOptions) => (await send({ method: 'GET', path, options })).body as T,
     getReply: (path, options) => send({ method: 'GET', path, options }),
     post: (path, body, options) => send({ method: 'POST', path, json: body ?? {}, options }),

@@ -11,12 +11,16 @@
  * and CBC ciphers, and present RSA-1024 or SHA-1-signed certificates (iDRAC 7/8, older AMI
  * MegaRAC and H3C HDM firmware): OpenSSL's whole cipher list at security level 0. TLS 1.2 stays
  * the minimum; nothing older is ever offered.
+ *
+ * Connectors come from tls-context.ts: one SecureContext and one TLS session cache per option set,
+ * for every BMC.
  */
 import { createHash } from 'node:crypto';
 import { isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { buildConnector } from 'undici';
+import type { buildConnector } from 'undici';
 import { abortError, BmcError } from '../errors.js';
+import { sharedConnector } from './tls-context.js';
 
 export type TlsPolicy = { kind: 'insecure' } | { kind: 'ca'; ca: string | Buffer } | { kind: 'pinned'; sha256: string };
 
@@ -85,11 +89,11 @@ function baseConnector(policy: TlsPolicy, connectTimeoutMs: number, legacyTls: b
   const common = { timeout: connectTimeoutMs + 1000, keepAlive: true, minVersion: 'TLSv1.2' as const, ...(legacyTls ? { ciphers: LEGACY_TLS_CIPHERS } : {}) };
   switch (policy.kind) {
     case 'insecure':
-      return buildConnector({ ...common, rejectUnauthorized: false });
+      return sharedConnector({ ...common, rejectUnauthorized: false }).connector;
     case 'ca':
-      return buildConnector({ ...common, rejectUnauthorized: true, ...(policy.ca === '' ? {} : { ca: policy.ca }) });
+      return sharedConnector({ ...common, rejectUnauthorized: true, ...(policy.ca === '' ? {} : { ca: policy.ca }) }).connector;
     case 'pinned': {
-      const base = buildConnector({ ...common, rejectUnauthorized: false, maxCachedSessions: 0 });
+      const base = sharedConnector({ ...common, rejectUnauthorized: false, maxCachedSessions: 0 }).connector;
       return (options, callback) =>
         base(options, (err, socket) => {
           if (err !== null) {

@@ -1,6 +1,10 @@
 /**
- * One report cycle: read every BMC (bounded concurrency, a deadline each), then post one
- * report to metal-api. A BMC that fails is logged and skipped; it never blocks the others.
+ * One report cycle: read every BMC (as many at once as this machine carries, up to
+ * `concurrency`: adaptive-limit.ts; a deadline each), then post one report to metal-api. A BMC
+ * that fails is logged and skipped; it never blocks the others. A BMC whose deadline ran out is
+ * read once more at the end of the cycle when `cycleBudgetMs` leaves room for a whole deadline.
+ * Each BMC's connection is closed in the background (its session logout is not on the report's
+ * path) and only its bounded entry is kept: memory does not grow with what a BMC read.
  * Each entry is bounded (bounds.ts) before it goes out, and a report that metal-api refuses as
  * invalid (400, 413, 422) is split in halves until the entries it refuses stand alone: one bad
  * BMC costs only its own entry.
@@ -15,15 +19,20 @@ import type { BmcReport, Outband } from '../outband/types.js';
 import { assembleReportBody, type BmcRead } from './body.js';
 import type { LedMemory } from './led-memory.js';
 import type { UuidOwners } from './owners.js';
-import { mapLimit } from './limit.js';
+import { forEachAdaptive } from './adaptive-limit.js';
 import type { ReportMetrics } from './metrics.js';
 
 export interface CycleDeps {
   partitionId: string;
   connect: (ip: string, signal: AbortSignal) => Promise<Outband>;
   metalApi: Pick<MetalApiClient, 'ipmiReport'>;
+  /** upper bound of BMCs read at once; the number in use adapts below it */
   concurrency: number;
   bmcTimeoutMs: number;
+  /** read exactly `concurrency` BMCs at once instead of adapting below it (benchmark references) */
+  fixedConcurrency?: boolean;
+  /** time a cycle may take; a timed-out BMC is retried only when a whole deadline still fits (default: no retry) */
+  cycleBudgetMs?: number;
   logger: Logger;
   metrics?: ReportMetrics;
   /** last known identify LED per machine, for BMCs whose LED cannot be read (the reporter keeps one across cycles) */
@@ -54,6 +63,12 @@ export interface CycleResult {
   /** machine uuids whose entry metal-api refused even alone */
   rejected: string[];
   durationMs: number;
+  /** BMCs read a second time after their deadline ran out */
+  retried: number;
+  /** the highest number of BMCs read at once */
+  peakConcurrency: number;
+  /** the limit of BMCs read at once, at each sample of the adaptive limit */
+  limitSamples: number[];
 }
 
 /** metal-api's answers that mean "this body is invalid": splitting it can isolate the entry at fault. */
@@ -85,7 +100,10 @@ async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSigna
   }
 }
 
-export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSignal): Promise<BmcReport | undefined> {
+type ReadOutcome = { report: BmcReport } | { failure: string };
+
+/** One BMC, its connection closed into `closes` (or awaited when there is none). */
+async function readOne(deps: CycleDeps, lease: Lease, signal: AbortSignal | undefined, closes?: Array<Promise<void>>): Promise<ReadOutcome> {
   const bmcDeadline = deadline(deps.bmcTimeoutMs, `reading BMC ${lease.ip}`, signal);
   const combined = bmcDeadline.signal;
   let bmc: Outband | undefined;
@@ -98,11 +116,12 @@ export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSigna
       // Get System GUID and Redfish). A skip with its reason, not a failed read.
       deps.metrics?.bmcsSkipped.inc({ reason: 'no-uuid' });
       deps.logger.warn({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC gives no machine UUID, skipped in this report');
-      return undefined;
+      deps.observer?.read(lease, { ok: false, error: new BmcError('UNSUPPORTED', 'the BMC gives no machine UUID (neither Redfish nor IPMI Get System GUID)'), durationMs: Date.now() - started });
+      return { failure: 'NO_UUID' };
     }
     if (report.missing.length > 0) deps.logger.debug({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC report is partial');
     deps.observer?.read(lease, { ok: true, report, vendor: bmc.vendor, durationMs: Date.now() - started });
-    return report;
+    return { report };
   } catch (caught) {
     // Anything that escapes as a bare abort is the per-BMC deadline (or shutdown) firing.
     const err = caught instanceof BmcError || !combined.aborted ? caught : abortError(combined, `reading BMC ${lease.ip}`);
@@ -110,20 +129,52 @@ export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSigna
     deps.metrics?.bmcFailures.inc({ code });
     deps.observer?.read(lease, { ok: false, error: err, durationMs: Date.now() - started });
     deps.logger.warn({ bmc: lease.ip, mac: lease.mac, code, err }, 'cannot read BMC, skipped in this report');
-    return undefined;
+    return { failure: code };
   } finally {
     bmcDeadline.dispose();
-    await bmc?.close();
+    const closing = bmc?.close();
+    if (closing && closes) closes.push(closing.catch(() => undefined));
+    else await closing;
   }
 }
 
+export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSignal): Promise<BmcReport | undefined> {
+  const outcome = await readOne(deps, lease, signal);
+  return 'report' in outcome ? outcome.report : undefined;
+}
+
+/** Deadline failures worth a second try: the BMC may only have been slow. */
+const RETRY_CODES = new Set(['TIMEOUT', 'ABORTED']);
+
 export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], signal?: AbortSignal): Promise<CycleResult> {
   const started = Date.now();
-  const results = await mapLimit(leases, deps.concurrency, (lease) => (signal?.aborted ? Promise.resolve(undefined) : readBmc(deps, lease, signal)));
-  const reads: BmcRead[] = [];
-  results.forEach((report, i) => {
-    if (report) reads.push({ ip: leases[i]!.ip, mac: leases[i]!.mac, report });
-  });
+  const slots = new Array<BmcRead | undefined>(leases.length);
+  const closes: Array<Promise<void>> = [];
+  const tried = new Set<number>();
+  let retried = 0;
+  const trace = await forEachAdaptive(
+    leases.map((_, i) => i),
+    deps.fixedConcurrency ? { max: deps.concurrency, min: deps.concurrency, initial: deps.concurrency } : { max: deps.concurrency },
+    async (i, requeue) => {
+      if (signal?.aborted) return;
+      const lease = leases[i]!;
+      const outcome = await readOne(deps, lease, signal, closes);
+      if ('failure' in outcome) {
+        const room = deps.cycleBudgetMs !== undefined && Date.now() - started + deps.bmcTimeoutMs <= deps.cycleBudgetMs;
+        if (RETRY_CODES.has(outcome.failure) && !tried.has(i) && room && !signal?.aborted) {
+          tried.add(i);
+          retried++;
+          requeue(i);
+        }
+        return;
+      }
+      // the connection is closing in the background; only the report (a few hundred bytes) stays
+      slots[i] = { ip: lease.ip, mac: lease.mac, report: outcome.report };
+    },
+  );
+  // in lease order, so "the first BMC of a UUID" does not depend on which answered first
+  const reads = slots.filter((r): r is BmcRead => r !== undefined);
+  slots.fill(undefined);
   const read = reads.length;
   const cycleIps = new Set(leases.map((l) => l.ip));
   const isLeased = deps.isLeased ?? ((ip: string) => cycleIps.has(ip));
@@ -143,17 +194,21 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     deps.metrics?.entriesBounded.inc();
     deps.logger.warn({ bmc, uuid, cut }, 'BMC sent values beyond any real one; they were cut to fit the report');
   }
-  const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], rejected: [], durationMs: 0 };
-  if (result.reported > 0) {
-    const answer = await postReports(deps, reports, signal);
-    result.created = answer.created;
-    result.updated = answer.updated;
-    result.rejected = answer.rejected;
-    result.reported -= answer.rejected.length;
-    if (result.reported > 0) deps.metrics?.lastSuccess.set(Date.now() / 1000);
-    const refused = new Set(answer.rejected);
-    deps.observer?.reported(Object.keys(reports).filter((u) => !refused.has(u)), new Date());
+  const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], rejected: [], durationMs: 0, retried, peakConcurrency: trace.peak, limitSamples: trace.samples };
+  try {
+    if (result.reported > 0) {
+      const answer = await postReports(deps, reports, signal);
+      result.created = answer.created;
+      result.updated = answer.updated;
+      result.rejected = answer.rejected;
+      result.reported -= answer.rejected.length;
+      if (result.reported > 0) deps.metrics?.lastSuccess.set(Date.now() / 1000);
+      const refused = new Set(answer.rejected);
+      deps.observer?.reported(Object.keys(reports).filter((u) => !refused.has(u)), new Date());
+    }
+    result.durationMs = Date.now() - started;
+  } finally {
+    await Promise.all(closes);
   }
-  result.durationMs = Date.now() - started;
   return result;
 }

@@ -29,8 +29,15 @@ export interface Reporter {
 export function createReporter(o: ReporterOptions): Reporter {
   checkDuration('createReporter: intervalMs', o.intervalMs, 0, MAX_TIMER_MS);
   checkDuration('createReporter: bmcTimeoutMs', o.bmcTimeoutMs, 0, MAX_TIMER_MS);
-  // one LED memory for the reporter's lifetime: an unreadable LED is reported as last seen
-  const deps: CycleDeps = { ...o, ledMemory: o.ledMemory ?? createLedMemory(), owners: createUuidOwners(), isLeased: (ip) => o.leases().some((l) => l.ip === ip) };
+  // one LED memory for the reporter's lifetime: an unreadable LED is reported as last seen;
+  // a cycle may take up to one interval, so a timed-out BMC is retried when a deadline fits in it
+  const deps: CycleDeps = {
+    ...o,
+    cycleBudgetMs: o.cycleBudgetMs ?? o.intervalMs,
+    ledMemory: o.ledMemory ?? createLedMemory(),
+    owners: createUuidOwners(),
+    isLeased: (ip) => o.leases().some((l) => l.ip === ip),
+  };
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let pendingFull = false;

@@ -7,6 +7,7 @@
  *   GET    /quirks           the quirk catalogue (name, protocol, description, where seen, survived by)
  *   POST   /quirks           {"select": ..., "quirks": ["name", ...], "on": true | false}
  *   DELETE /quirks           every machine back to its vendor variant's quirks
+ *   POST/DELETE /latency, GET /requests/{index}: the latency model (latency-control.ts)
  *   GET    /serial            serial lines: how many stream, bytes emitted, active SOL payloads
  *   POST   /serial            {"select": ..., "stream": true | false}: streaming mode of the serial
  *                             lines (print without pause at 115200 baud, for console load tests)
@@ -15,6 +16,7 @@ import { listen } from '../net/listen.js';
 import { createServer } from 'node:http';
 import type { Fleet, FaultSelector } from './fleet.js';
 import type { SimFaults } from './machine.js';
+import { latencyRoute } from './latency-control.js';
 import { isSimQuirk, SIM_QUIRKS, type SimQuirkName } from './quirks.js';
 
 const FAULT_KEYS: ReadonlyArray<keyof SimFaults> = ['noAnswer', 'delayMs', 'dropRate', 'wrongCredentials', 'redfishStatus', 'redfishHang', 'redfishDisabled', 'sessionsFull', 'firmwareTaskMs', 'actSilently'];
@@ -62,7 +64,9 @@ export async function startControlServer(fleet: Fleet, port: number, host = '127
       return reply(200, { reset: true });
     }
     if (req.method === 'GET' && req.url === '/serial') return reply(200, fleet.serialStats());
-    if (req.method === 'POST' && (req.url === '/faults' || req.url === '/serial' || req.url === '/quirks')) {
+    const latency = req.method === 'POST' ? undefined : latencyRoute(fleet, req.method ?? '', req.url ?? '', () => undefined);
+    if (latency) return reply(latency.status, latency.body);
+    if (req.method === 'POST' && (req.url === '/faults' || req.url === '/serial' || req.url === '/quirks' || req.url === '/latency')) {
       let body = '';
       req.on('data', (d: Buffer) => {
         body += d;
@@ -75,6 +79,8 @@ export async function startControlServer(fleet: Fleet, port: number, host = '127
         } catch {
           return reply(400, { error: 'body is not JSON' });
         }
+        const latency = latencyRoute(fleet, 'POST', req.url ?? '', () => parsed);
+        if (latency) return reply(latency.status, latency.body);
         const selector = parseSelector(parsed.select);
         if (!selector) return reply(400, { error: 'select must be "all", a list of indices, or {"share": 0..1}' });
         if (req.url === '/serial') {

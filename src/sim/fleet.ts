@@ -10,6 +10,7 @@ import { BmcError } from '../errors.js';
 import { startIpmiServer, type IpmiServer } from './ipmi-server.js';
 import { createMachineState, NO_FAULTS, SimMachine, variantQuirks, type SimFaults, type SimMachineState, type SimVariantName } from './machine.js';
 import type { SimQuirkName } from './quirks.js';
+import { checkModel, timingsFor, type LatencyModel, type RequestRecord } from './latency.js';
 import { startRedfishServer, type RedfishServer } from './redfish-server.js';
 
 export interface FleetOptions {
@@ -40,6 +41,10 @@ export interface FleetOptions {
   quirks?: readonly SimQuirkName[];
   /** share of the fleet (the first ⌈share·N⌉ machines) that shows `quirks`; default 1 */
   quirksShare?: number;
+  /** answer delays, slow and dead machines (latency.ts) */
+  latency?: LatencyModel;
+  /** keep a log of request start times per machine (tests of request overlap) */
+  recordRequests?: boolean;
 }
 
 /** The serial lines of the fleet, summed (control API GET /serial). */
@@ -72,6 +77,10 @@ export interface Fleet {
   /** streaming mode of the selected machines' serial lines; returns how many were changed */
   setSerialStream(selector: FaultSelector, on: boolean): number;
   serialStats(): SerialStats;
+  /** a latency model for the whole fleet, or none; keeps the request logs */
+  setLatency(model: LatencyModel | undefined): void;
+  /** the requests machine `index` received (empty unless recordRequests) */
+  requestLog(index: number): readonly RequestRecord[];
   writeLeaseFile(path: string, now?: Date): void;
   close(): Promise<void>;
 }
@@ -118,6 +127,9 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     Object.assign(state, persisted[i] ?? {});
     return new SimMachine(state);
   });
+  const applyTiming = (model: LatencyModel | undefined) =>
+    timingsFor(machines.length, seed, model && checkModel(model), o.recordRequests ?? false, machines.map((m) => m.state.timing)).forEach((t, i) => (machines[i]!.state.timing = t));
+  applyTiming(o.latency);
   const ipmi = await startIpmiServer({ machines, port: o.ipmiPort ?? 623, user, password, maxSessions: o.ipmiSessionsPerMachine ?? 8 });
   let redfish: RedfishServer | undefined;
   try {
@@ -199,6 +211,8 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       }
       return stats;
     },
+    setLatency: applyTiming,
+    requestLog: (index) => machines[index]?.state.timing?.log?.records ?? [],
     writeLeaseFile(path, now) {
       const tmp = `${path}.tmp`;
       writeFileSync(tmp, renderFleetLeases(machines, now));

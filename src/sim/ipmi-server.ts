@@ -8,6 +8,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { BmcError } from '../errors.js';
 import { SimBmc } from './ipmi-bmc.js';
 import type { Remote } from './ipmi-session.js';
+import { answerDelay, recordRequest } from './latency.js';
 import { hasQuirk, type SimMachine } from './machine.js';
 import { SerialLine } from './serial.js';
 
@@ -132,7 +133,9 @@ export async function startIpmiServer(options: IpmiServerOptions): Promise<IpmiS
       if (closed || faults().noAnswer) return;
       const from = remote.via === 'sol' && sol?.port !== undefined ? sol.socket : socket;
       const out = () => from.send(datagram, remote.port, remote.address, () => undefined);
-      const delayMs = faults().delayMs;
+      const modelled = answerDelay(machine.state.timing, 'ipmi');
+      if (modelled === 'never') return;
+      const delayMs = faults().delayMs + modelled;
       if (delayMs <= 0) return out();
       const timer = setTimeout(() => {
         delayed.delete(timer);
@@ -163,6 +166,7 @@ export async function startIpmiServer(options: IpmiServerOptions): Promise<IpmiS
       if (closed || f.noAnswer) return;
       if (f.dropRate > 0 && random() < f.dropRate) return;
       if (hasQuirk(machine.state, 'ipmi-sol-other-port')) ensureSolSocket(entry.endpoint.address);
+      recordRequest(machine.state.timing, 'ipmi', 'datagram');
       entry.bmc.handle(datagram, { address: rinfo.address, port: rinfo.port });
     });
     socket.on('error', () => undefined); // ICMP unreachable from vanished clients

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { BmcError } from '../errors.js';
 import { cidrSize, nthHost, parseCidr } from '../net/cidr.js';
+import type { SimTiming } from './latency.js';
 import { quirksOfVariant, type SimQuirkName } from './quirks.js';
 
 export type SimPower = 'on' | 'off';
@@ -121,6 +122,8 @@ export interface SimMachineState {
   faults: SimFaults;
   /** protocol quirks of real BMCs this machine shows (quirks.ts), read on every request */
   quirks: Set<SimQuirkName>;
+  /** latency model and request log (latency.ts), when the fleet has them */
+  timing?: SimTiming;
 }
 
 export type SimEvent =

@@ -29,6 +29,7 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { BmcError } from '../errors.js';
+import { answerDelay, recordRequest } from './latency.js';
 import type { SimMachine } from './machine.js';
 import type { MachineContext, RequestCounters, ServerSettings } from './redfish/context.js';
 import { errorReply, send, type Reply } from './redfish/http.js';
@@ -165,11 +166,14 @@ export async function startRedfishServer(options: RedfishServerOptions): Promise
       else reply(req, res, errorReply(404, 'ResourceNotFound', 'There is no Redfish service on this BMC.'));
       return;
     }
-    if (faults.noAnswer || faults.redfishHang) {
+    const timing = ctx.machine.state.timing;
+    recordRequest(timing, 'redfish', `${req.method ?? 'GET'} ${req.url ?? '/'}`);
+    const modelled = answerDelay(timing, 'redfish');
+    if (faults.noAnswer || faults.redfishHang || modelled === 'never') {
       req.resume(); // accepted, never answered; close() drops the connection
       return;
     }
-    if (faults.delayMs > 0) await delay(faults.delayMs);
+    if (faults.delayMs + modelled > 0) await delay(faults.delayMs + modelled);
     if (quirk(ctx, 'redfish-slow')) await delay(SLOW_ANSWER_MS);
     const unavailable = restarting(ctx);
     if (unavailable !== undefined) {

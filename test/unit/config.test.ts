@@ -45,7 +45,7 @@ describe('loadConfig defaults', () => {
       logLevel: 'info',
       metalApi: { url: 'http://metal-api:8080/metal', hmacKey: HMAC },
       leases: { file: '/var/lib/dhcp/dhcpd.leases', format: 'auto', ignoreMacs: [], allowedCidrs: ['0.0.0.0/0'] },
-      report: { intervalMs: 300_000, concurrency: 64, bmcTimeoutMs: 20_000 },
+      report: { intervalMs: 300_000, concurrency: 1024, bmcTimeoutMs: 20_000 },
       protocol: 'auto',
       ipmi: { port: 623, user: 'ADMIN', password: 'ADMIN' },
       redfish: { port: 443, insecure: true, legacyTls: false, requestTimeoutMs: 10_000 },

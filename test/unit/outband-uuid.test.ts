@@ -18,7 +18,7 @@ describe('decideUuid', () => {
 
   it('keeps a Redfish UUID that the IPMI GUID (SMBIOS order) confirms', () => {
     const d = decideUuid({ redfishUuid: INBAND.toUpperCase(), ipmiGuid: uuidToGuid(INBAND, 'smbios'), guidEncoding: 'smbios', rule: 'auto', now: NOW });
-    expect(d).toEqual({ uuid: INBAND, basis: 'Redfish UUID, confirmed by the IPMI GUID' });
+    expect(d).toEqual({ uuid: INBAND, kind: 'redfish-confirmed', basis: 'Redfish UUID, confirmed by the IPMI GUID' });
   });
 
   it('swaps a mixed-endian Redfish UUID when the IPMI GUID says so', () => {

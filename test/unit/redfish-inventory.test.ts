@@ -46,6 +46,7 @@ describe('typed reads of the DMTF public-rackmount1 mockup', () => {
       sessions: '/redfish/v1/SessionService/Sessions',
       updateService: '/redfish/v1/UpdateService',
       taskService: '/redfish/v1/TaskService',
+      expand: { operator: '.', levels: true },
     });
     expect(await listMembers(client, '/redfish/v1/Systems')).toEqual([SYSTEM]);
     expect(await listMembers(client, `${CHASSIS}/PowerSubsystem/PowerSupplies`)).toEqual([

@@ -30,7 +30,9 @@ function serviceUuid(systemUuid: string): string {
 export function serviceRoot(ctx: MachineContext): Json {
   const { state } = ctx.machine;
   const keys = ['Id', 'Name', 'RedfishVersion', 'UUID', 'Systems', 'Chassis', 'Managers', 'Tasks', 'SessionService', 'UpdateService', 'Links'];
-  return { ...pick(mockup('', ctx.vendor), keys), UUID: serviceUuid(state.uuid), Vendor: state.manufacturer, Product: state.model };
+  const root: Json = { ...pick(mockup('', ctx.vendor), keys), UUID: serviceUuid(state.uuid), Vendor: state.manufacturer, Product: state.model };
+  if (ctx.vendor.expandQuery) root.ProtocolFeaturesSupported = { ExpandQuery: { ExpandAll: true, Levels: true, MaxLevels: 1, Links: false, NoLinks: true } };
+  return root;
 }
 
 export function sessionService(ctx: MachineContext, settings: ServerSettings): Json {

@@ -76,9 +76,17 @@ const ROUTES: readonly Route[] = [
   { name: 'GET task monitor', method: 'GET', path: `${V1}/TaskService/Tasks/{id}/Monitor`, handle: (rq) => withTask(rq, (t) => up.taskMonitor(rq.ctx, t)) ?? notFound() },
 ];
 
+const MEMBER_BODY: Record<'system' | 'manager' | 'chassis', (rq: Rq) => Json> = { system: (rq) => res.system(rq.ctx), manager: (rq) => res.manager(rq.ctx), chassis: (rq) => ch.chassis(rq.ctx) };
+
+/** A collection; with `$expand` (any form) on a vendor that offers it, its members inline. */
 function members(rq: Rq, name: 'Systems' | 'Managers' | 'Chassis', which: 'system' | 'manager' | 'chassis'): Json {
   const own = paths(rq.ctx.vendor)[which];
-  return collection(name, rq.ctx.vendor, `${V1}/${name}`, which === 'system' ? systemMembers(rq.ctx, own) : [own]);
+  const members = which === 'system' ? systemMembers(rq.ctx, own) : [own];
+  const body = collection(name, rq.ctx.vendor, `${V1}/${name}`, members);
+  const query = new URLSearchParams(rq.path.split('?')[1] ?? '');
+  // $expand inlines the one member; a multi-system BMC (redfish-multi-system) lists references only
+  if (rq.ctx.vendor.expandQuery && query.has('$expand') && members.length === 1) body.Members = [MEMBER_BODY[which](rq)];
+  return body;
 }
 
 function withTask<T>(rq: Rq, fn: (t: SimTask) => T): T | undefined {

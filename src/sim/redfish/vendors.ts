@@ -34,6 +34,8 @@ export interface RedfishVendor {
   powerIntervalMin: number;
   /** MultipartHttpPushUri of the UpdateService */
   multipartPushUri: string;
+  /** ProtocolFeaturesSupported.ExpandQuery in the service root, and `$expand` on the Systems, Managers and Chassis collections */
+  expandQuery: boolean;
 }
 
 export const REDFISH_VENDORS: readonly RedfishVendor[] = [
@@ -52,6 +54,7 @@ export const REDFISH_VENDORS: readonly RedfishVendor[] = [
     ifMatchRequired: false,
     powerIntervalMin: 1,
     multipartPushUri: '/redfish/v1/UpdateService/upload',
+    expandQuery: true,
   },
   {
     manufacturer: 'Lenovo',
@@ -68,6 +71,7 @@ export const REDFISH_VENDORS: readonly RedfishVendor[] = [
     ifMatchRequired: true,
     powerIntervalMin: 60,
     multipartPushUri: '/mfwupdate',
+    expandQuery: true,
   },
   {
     manufacturer: 'Gigabyte',
@@ -84,6 +88,7 @@ export const REDFISH_VENDORS: readonly RedfishVendor[] = [
     ifMatchRequired: false,
     powerIntervalMin: 1,
     multipartPushUri: '/redfish/v1/UpdateService/upload',
+    expandQuery: false,
   },
   {
     manufacturer: 'Dell Inc.',
@@ -100,6 +105,7 @@ export const REDFISH_VENDORS: readonly RedfishVendor[] = [
     ifMatchRequired: false,
     powerIntervalMin: 1,
     multipartPushUri: '/redfish/v1/UpdateService/MultipartUpload',
+    expandQuery: true,
   },
 ];
 

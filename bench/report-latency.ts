@@ -1,0 +1,182 @@
+/**
+ * Report cycles over a fleet that answers like a real partition (the simulator's latency model,
+ * simulator in its own process): Redfish p50 150 ms / p99 2 s per answer, IPMI p50 5 ms / p99
+ * 50 ms, 2 % of the BMCs dead, 3 % slow (2–5 s per answer). Per cycle: wall time next to the
+ * floor — the slowest live BMC's own read (connect to report) in the same cycle, i.e. its
+ * critical path of dependent round trips as it ran — and, as the reference, the same fleet read
+ * with concurrency fixed at 20 (the Go metal-bmc's limit). Also peak RSS, CPU seconds per BMC,
+ * heap after GC over the cycles (flat?), the most BMCs read at once, and the share of TLS
+ * connections that resumed a session.
+ * The per-BMC deadline is 4 s here (the daemon's default is 20 s): the slow BMCs need 2–5 s per
+ * answer and several answers, so with any deadline they either time out or set the cycle's length.
+ * Usage: npm run bench -- report-latency [N] (N simulated BMCs, default 1,000)
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readLeasesOnce } from '../src/leases/watch.js';
+import type { Lease } from '../src/leases/types.js';
+import { createLogger } from '../src/log.js';
+import { createMetalApiClient } from '../src/metalapi/client.js';
+import { startMetalApiStandIn } from '../src/metalapi/standin.js';
+import { connectOutband } from '../src/outband/connect.js';
+import type { Outband } from '../src/outband/types.js';
+import { sharedConnector } from '../src/redfish/tls-context.js';
+import { runReportCycle, type CycleDeps } from '../src/report/cycle.js';
+import { assignFates, parseLatencySpec } from '../src/sim/latency.js';
+import { startFleetProcess } from './fleet-process.js';
+import { collectGarbage } from './report.js';
+import { begin } from './results.js';
+
+const LATENCY = 'redfish=p50:150ms,p99:2s ipmi=p50:5ms,p99:50ms slow=3%:2s-5s dead=2%';
+/** the simulator's default seed: the benchmark knows which machines are dead or slow */
+const SEED = 'metal-bmc';
+const CYCLES = 3;
+const BMC_TIMEOUT_MS = 4000;
+const MAX_CONCURRENCY = 1024;
+/** the Go metal-bmc reads at most 20 BMCs at once */
+const GO_CONCURRENCY = 20;
+/** CPU per BMC per cycle measured before issue 15 (500 instant BMCs, one cycle, CPU profile) */
+const CPU_MS_BEFORE = 9;
+
+export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<void> {
+  const out = begin('report-latency', 'report cycles over BMCs that answer like a real partition (latency model in the simulator, its own process): cycle time next to the slowest live BMC and to concurrency fixed at 20', {
+    bmcs: n,
+    cycles,
+    latency: LATENCY,
+    bmcTimeoutMs: BMC_TIMEOUT_MS,
+    maxConcurrency: MAX_CONCURRENCY,
+    referenceConcurrency: GO_CONCURRENCY,
+  });
+  const model = parseLatencySpec(LATENCY);
+  const fates = assignFates(n, SEED, model);
+  const dir = mkdtempSync(join(tmpdir(), 'bench-latency-'));
+  const leaseFile = join(dir, 'dhcpd.leases');
+  const fleet = await startFleetProcess({ count: n, leaseFile, latency: LATENCY });
+  const api = await startMetalApiStandIn({ hmacKey: 'bench-key' });
+  const tls = sharedConnector({ keepAlive: true, minVersion: 'TLSv1.2', rejectUnauthorized: false });
+  try {
+    const leases = await readLeasesOnce(leaseFile, {});
+    const fateOf = new Map(fleet.addresses.map((a, i) => [a, fates[i]!]));
+    /** per BMC address, ms from connect to its report, in the cycle running now */
+    let readMs = new Map<string, number>();
+    /** failures of live BMCs by error code, in the cycle running now */
+    let liveFailures: Record<string, number> = {};
+    const noteFailure = (host: string, err: unknown) => {
+      if (fateOf.get(host) !== 'live') return;
+      const code = (err as { code?: string }).code ?? 'UNKNOWN';
+      liveFailures[code] = (liveFailures[code] ?? 0) + 1;
+    };
+    const connect = async (host: string, signal: AbortSignal): Promise<Outband> => {
+      const started = performance.now();
+      const bmc = await connectOutband({ host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: BMC_TIMEOUT_MS, readAhead: true, signal }).catch((err: unknown) => {
+        noteFailure(host, err);
+        throw err;
+      });
+      return {
+        ...bmc,
+        address: bmc.address,
+        vendor: bmc.vendor,
+        info: async (x) => {
+          const report = await bmc.info(x).catch((err: unknown) => {
+            noteFailure(host, err);
+            throw err;
+          });
+          readMs.set(host, performance.now() - started);
+          return report;
+        },
+        close: () => bmc.close(),
+      };
+    };
+    const deps: CycleDeps = {
+      partitionId: 'bench',
+      connect,
+      metalApi: createMetalApiClient({ baseUrl: api.url, hmacKey: 'bench-key', timeoutMs: 60_000 }),
+      concurrency: MAX_CONCURRENCY,
+      bmcTimeoutMs: BMC_TIMEOUT_MS,
+      logger: createLogger({ level: 'silent' }),
+    };
+    const live = (l: Lease) => fateOf.get(l.ip) === 'live';
+    const runCycle = async (d: CycleDeps) => {
+      readMs = new Map();
+      liveFailures = {};
+      const tlsBefore = { ...tls.stats };
+      const cpu = process.cpuUsage();
+      const t = performance.now();
+      const r = await runReportCycle(d, leases);
+      // the cycle's time is until metal-api has the report (r.durationMs); the session logouts finish after it
+      const wall = r.durationMs / 1000;
+      const withLogouts = (performance.now() - t) / 1000;
+      const used = process.cpuUsage(cpu);
+      const floor = Math.max(0, ...leases.filter(live).map((l) => readMs.get(l.ip) ?? 0)) / 1000;
+      const liveUnread = leases.filter((l) => live(l) && !readMs.has(l.ip)).length;
+      return { r, wall, withLogouts, failures: { ...liveFailures }, floor, liveUnread, cpuSeconds: (used.user + used.system) / 1e6, tls: { connections: tls.stats.connections - tlsBefore.connections, resumed: tls.stats.resumed - tlsBefore.resumed } };
+    };
+
+    const heaps: number[] = [];
+    let peakRss = process.memoryUsage().rss;
+    const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+    const results: Array<Awaited<ReturnType<typeof runCycle>>> = [];
+    try {
+      for (let c = 1; c <= cycles; c++) {
+        const x = await runCycle(deps);
+        results.push(x);
+        (api.reports as unknown[]).splice(0);
+        (api.requests as unknown[]).splice(0);
+        collectGarbage();
+        heaps.push(process.memoryUsage().heapUsed / 2 ** 20);
+        const failures = x.r.failed ? { failures: x.r.failed } : {};
+        out.record({ name: `cycle ${c}: wall time, ${leases.length} BMCs`, value: x.wall, unit: 's', kind: 'measured', ...failures, detail: true });
+        out.record({ name: `cycle ${c}: wall time including the session logouts after the report`, value: x.withLogouts, unit: 's', kind: 'measured', detail: true });
+        if (x.liveUnread) console.log(`  cycle ${c}: live BMCs not read, by error code: ${JSON.stringify(x.failures)}`);
+        out.record({ name: `cycle ${c}: slowest live BMC's own read (the floor)`, value: x.floor, unit: 's', kind: 'measured', ...(x.liveUnread ? { failures: x.liveUnread } : {}), detail: true });
+        out.record({ name: `cycle ${c}: CPU per BMC`, value: (x.cpuSeconds * 1000) / leases.length, unit: 'ms', kind: 'measured', detail: true });
+        console.log(`  cycle ${c}: limit every 200 ms: ${x.r.limitSamples.join(' ')}`);
+        out.record({ name: `cycle ${c}: most BMCs read at once`, value: x.r.peakConcurrency, unit: '', kind: 'measured', detail: true });
+        out.record({ name: `cycle ${c}: TLS connections that resumed a session`, value: x.tls.connections ? (100 * x.tls.resumed) / x.tls.connections : 0, unit: '%', kind: 'measured', detail: true });
+        out.record({ name: `cycle ${c}: heap after GC`, value: heaps.at(-1)!, unit: 'MiB', kind: 'measured', detail: true });
+      }
+    } finally {
+      clearInterval(sampler);
+    }
+    readMs = new Map();
+    const reference = await runCycle({ ...deps, concurrency: GO_CONCURRENCY, fixedConcurrency: true });
+    const best = results.reduce((a, b) => (b.wall < a.wall ? b : a));
+    const last = results.at(-1)!;
+    out.record({
+      name: `fastest of ${cycles} cycles, ${leases.length} BMCs`,
+      value: best.wall,
+      unit: 's',
+      kind: 'measured',
+      ...(best.r.failed ? { failures: best.r.failed } : {}),
+      reference: { name: `the same fleet, ${GO_CONCURRENCY} BMCs at once (the Go daemon's limit)`, value: reference.wall, kind: 'measured', ...(reference.r.failed ? { failures: reference.r.failed } : {}) },
+      better: 'lower',
+    });
+    out.record({
+      name: `cycle time / slowest live BMC's own read, fastest cycle (goal < 1.5)`,
+      value: best.floor > 0 ? best.wall / best.floor : null,
+      unit: 'x',
+      kind: 'measured',
+    });
+    out.record({ name: `slowest live BMC's own read in that cycle (the floor)`, value: best.floor, unit: 's', kind: 'measured' });
+    out.record({
+      name: `CPU per BMC per cycle, last cycle`,
+      value: (last.cpuSeconds * 1000) / leases.length,
+      unit: 'ms',
+      kind: 'measured',
+      reference: { name: `the same fleet, ${GO_CONCURRENCY} BMCs at once`, value: (reference.cpuSeconds * 1000) / leases.length, kind: 'measured' },
+      better: 'lower',
+      differs: `issue 15 measured ${CPU_MS_BEFORE} ms per BMC before this change (500 instant BMCs, another run); not a reference of this run`,
+    });
+    out.record({ name: `peak RSS over ${cycles} cycles`, value: peakRss / 2 ** 20, unit: 'MiB', kind: 'measured' });
+    out.record({ name: `heap after GC, first -> last cycle`, value: heaps.at(-1)! - heaps[0]!, unit: 'MiB', stat: 'growth', kind: 'measured' });
+  } finally {
+    await api.close();
+    await fleet.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await benchReportLatency(Number(process.argv[2] ?? 1000), Number(process.argv[3] ?? CYCLES));
+}

@@ -1,0 +1,120 @@
+/**
+ * One TLS connector per distinct TLS option set, shared by every BMC connection of the process:
+ *  - one `SecureContext` (`tls.createSecureContext` once, not per connection: building one parses
+ *    the CA bundle and sets up an OpenSSL context, a quarter millisecond or more each time);
+ *  - one session cache with strong references, keyed by BMC address and port, so the next
+ *    connection to a BMC — in this cycle or the next — resumes its TLS session where the BMC
+ *    offers it (session tickets or ids) instead of a full handshake. undici's own cache holds
+ *    sessions by WeakRef, which the next garbage collection clears; across report cycles minutes
+ *    apart nothing would be left.
+ * `maxCachedSessions: 0` turns resumption off (certificate pinning needs every connection to show
+ * its certificate).
+ */
+import { isIP, type Socket } from 'node:net';
+import { connect, createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
+import type { buildConnector } from 'undici';
+
+export interface SharedConnectorOptions extends Omit<ConnectionOptions, 'secureContext' | 'session' | 'host' | 'port' | 'servername' | 'socket' | 'timeout'> {
+  /** TLS sessions kept for resumption, one per BMC (default 4096; 0: no resumption) */
+  maxCachedSessions?: number;
+  /** accepted for buildConnector compatibility and ignored: the caller bounds connect time itself */
+  timeout?: number;
+  keepAlive?: boolean;
+  keepAliveInitialDelay?: number;
+}
+
+/** A bounded least-recently-used map of TLS sessions. */
+export class TlsSessionCache {
+  private readonly sessions = new Map<string, Buffer>();
+  constructor(readonly max: number) {}
+  get(key: string): Buffer | undefined {
+    const s = this.sessions.get(key);
+    if (s !== undefined) {
+      this.sessions.delete(key);
+      this.sessions.set(key, s);
+    }
+    return s;
+  }
+  set(key: string, session: Buffer): void {
+    if (this.max === 0) return;
+    this.sessions.delete(key);
+    while (this.sessions.size >= this.max) this.sessions.delete(this.sessions.keys().next().value as string);
+    this.sessions.set(key, session);
+  }
+  delete(key: string): void {
+    this.sessions.delete(key);
+  }
+  get size(): number {
+    return this.sessions.size;
+  }
+}
+
+export interface SharedConnector {
+  connector: buildConnector.connector;
+  context: SecureContext;
+  sessions: TlsSessionCache;
+  /** connections made, and how many of them resumed a session */
+  stats: { connections: number; resumed: number };
+}
+
+const shared = new Map<string, SharedConnector>();
+
+function keyOf({ timeout: _timeout, ...o }: SharedConnectorOptions): string {
+  return JSON.stringify(o, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('base64') : v));
+}
+
+/** The connector for this option set, built on first use and shared from then on. */
+export function sharedConnector(options: SharedConnectorOptions): SharedConnector {
+  const key = keyOf(options);
+  let entry = shared.get(key);
+  if (entry === undefined) {
+    entry = buildShared(options);
+    shared.set(key, entry);
+  }
+  return entry;
+}
+
+function buildShared(options: SharedConnectorOptions): SharedConnector {
+  const { maxCachedSessions, timeout: _timeout, keepAlive, keepAliveInitialDelay, ...tlsOptions } = options;
+  const context = createSecureContext(tlsOptions);
+  const sessions = new TlsSessionCache(maxCachedSessions ?? 4096);
+  const stats = { connections: 0, resumed: 0 };
+  const connector: buildConnector.connector = (o, callback) => {
+    const port = Number(o.port) || 443;
+    const sessionKey = `${o.hostname}:${port}`;
+    const servername = isIP(o.hostname) === 0 ? (o.servername ?? o.hostname) : undefined;
+    const session = sessions.get(sessionKey);
+    const socket = connect({
+      ...tlsOptions,
+      secureContext: context,
+      host: o.hostname,
+      port,
+      ...(servername ? { servername } : {}),
+      ...(session ? { session } : {}),
+      ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+      ALPNProtocols: ['http/1.1'],
+    });
+    socket.setNoDelay(true);
+    if (keepAlive ?? true) socket.setKeepAlive(true, keepAliveInitialDelay ?? 60_000);
+    socket.on('session', (s: Buffer) => sessions.set(sessionKey, s));
+    let settled = false;
+    const onError = (err: Error): void => {
+      if (settled) return;
+      settled = true;
+      // a session the BMC no longer accepts must not fail the next connection too
+      if (session) sessions.delete(sessionKey);
+      callback(err, null);
+    };
+    socket.once('error', onError);
+    socket.once('secureConnect', () => {
+      if (settled) return;
+      settled = true;
+      socket.off('error', onError);
+      stats.connections++;
+      if (socket.isSessionReused()) stats.resumed++;
+      callback(null, socket as Socket);
+    });
+    return socket;
+  };
+  return { connector, context, sessions, stats };
+}

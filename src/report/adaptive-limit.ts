@@ -1,0 +1,117 @@
+/**
+ * How many BMCs to read at once, fitted to what this machine carries: reading a BMC is mostly
+ * waiting, so the limit grows while the event loop keeps up (its delay stays low) and memory and
+ * file descriptors allow, and shrinks when the loop falls behind (TLS handshakes and crypto are
+ * what load it). `max` (METAL_BMC_REPORT_CONCURRENCY) is the upper bound; the limit starts at
+ * `initial` and changes once per `sampleMs`:
+ *  - event-loop delay (mean over the sample) above `lagHighMs` or RSS (read once a second) above `rssBudgetBytes`:
+ *    ×0.7 (not below `min`);
+ *  - delay below `lagLowMs` and the limit in use: ×1.25 (slowly: on a machine short of CPU, many
+ *    BMCs started at once share it so thinly that every one runs into its deadline);
+ *  - never above what the file-descriptor limit leaves for `fdsPerItem` descriptors each.
+ */
+import { readFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
+export interface AdaptiveLimitOptions {
+  max: number;
+  min?: number;
+  initial?: number;
+  sampleMs?: number;
+  lagLowMs?: number;
+  lagHighMs?: number;
+  rssBudgetBytes?: number;
+  /** descriptors one item may hold at once (a BMC: three TLS connections and an IPMI socket) */
+  fdsPerItem?: number;
+  /** descriptors this process may open; default the soft RLIMIT_NOFILE from /proc/self/limits */
+  fdLimit?: number;
+}
+
+export interface LimitTrace {
+  /** the highest limit reached */
+  peak: number;
+  /** the limit at each sample */
+  samples: number[];
+}
+
+/** The soft limit on open files, or undefined where /proc is not there. */
+export function openFileLimit(): number | undefined {
+  try {
+    const m = /Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A bound from the file-descriptor limit, keeping 256 for everything else. */
+export function fdBound(fdLimit: number | undefined, fdsPerItem: number): number {
+  return fdLimit === undefined ? Number.POSITIVE_INFINITY : Math.max(1, Math.floor((fdLimit - 256) / fdsPerItem));
+}
+
+/** The next limit from one sample (pure). */
+export function nextLimit(current: number, sample: { lagMs: number; rssBytes: number; inUse: number }, o: Required<Pick<AdaptiveLimitOptions, 'min' | 'lagLowMs' | 'lagHighMs' | 'rssBudgetBytes'>> & { ceiling: number }): number {
+  if (sample.lagMs > o.lagHighMs || sample.rssBytes > o.rssBudgetBytes) return Math.max(o.min, Math.floor(current * 0.7));
+  if (sample.lagMs < o.lagLowMs && sample.inUse >= current) return Math.min(o.ceiling, Math.ceil(current * 1.25));
+  return Math.min(o.ceiling, current);
+}
+
+/**
+ * Runs `fn` over `items`, at most the adaptive limit at once; `fn` may `requeue` an item once
+ * more at the end of the queue (a retry). Resolves when every item (and requeued one) is done.
+ */
+export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOptions, fn: (item: T, requeue: (again: T) => void) => Promise<void>): Promise<LimitTrace> {
+  const min = Math.max(1, Math.min(o.min ?? 4, o.max));
+  const ceiling = Math.max(min, Math.min(o.max, fdBound(o.fdLimit ?? openFileLimit(), o.fdsPerItem ?? 4)));
+  const settings = { min, ceiling, lagLowMs: o.lagLowMs ?? 10, lagHighMs: o.lagHighMs ?? 50, rssBudgetBytes: o.rssBudgetBytes ?? 200 * 2 ** 20 };
+  let limit = Math.max(min, Math.min(ceiling, o.initial ?? 16));
+  const trace: LimitTrace = { peak: limit, samples: [] };
+  const queue = [...items];
+  let running = 0;
+  const fixed = min === ceiling;
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  if (!fixed) lag.enable();
+  let rssBytes = 0;
+  let samples = 0;
+  return new Promise<LimitTrace>((resolve, reject) => {
+    let failed = false;
+    const timer = setInterval(() => {
+      if (fixed) return;
+      const lagMs = Number.isFinite(lag.mean) ? lag.mean / 1e6 - 10 : 0; // the histogram counts the 10 ms resolution timer itself
+      lag.reset();
+      // the resident size costs a read of /proc: once a second is enough for a memory budget
+      if (samples++ % 10 === 0) rssBytes = process.memoryUsage.rss();
+      limit = nextLimit(limit, { lagMs, rssBytes, inUse: running }, settings);
+      trace.peak = Math.max(trace.peak, limit);
+      trace.samples.push(limit);
+      pump();
+    }, o.sampleMs ?? 200);
+    timer.unref();
+    const finish = (err?: unknown) => {
+      clearInterval(timer);
+      if (!fixed) lag.disable();
+      if (err !== undefined) reject(err instanceof Error ? err : new Error(String(err)));
+      else resolve(trace);
+    };
+    function pump(): void {
+      if (failed) return;
+      while (running < limit && queue.length > 0) {
+        const item = queue.shift() as T;
+        running++;
+        fn(item, (again) => queue.push(again)).then(
+          () => {
+            running--;
+            if (queue.length === 0 && running === 0) finish();
+            else pump();
+          },
+          (err: unknown) => {
+            failed = true;
+            finish(err);
+          },
+        );
+      }
+    }
+    if (queue.length === 0) finish();
+    else pump();
+  });
+}

@@ -1,0 +1,70 @@
+/**
+ * The shared TLS connector: one SecureContext per option set, and a TLS session resumed on the
+ * next connection to the same BMC, against the simulator's HTTPS server (Node's TLS server, which
+ * issues session tickets like the BMCs that offer resumption).
+ */
+import type { TLSSocket } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sharedConnector, TlsSessionCache } from '../../src/redfish/tls-context.js';
+import { createMachineState, SimMachine } from '../../src/sim/machine.js';
+import { startRedfishServer, type RedfishServer } from '../../src/sim/redfish-server.js';
+
+let server: RedfishServer;
+
+beforeAll(async () => {
+  server = await startRedfishServer({ machines: [new SimMachine(createMachineState('tls', 0, '127.31.0.0/16'))], port: 0, user: 'u', password: 'p', perMachineBind: true });
+});
+afterAll(() => server.close());
+
+/** One TLS connection through the connector, with a GET so the TLS 1.3 ticket arrives, then closed. */
+function connectOnce(connector: ReturnType<typeof sharedConnector>['connector']): Promise<boolean> {
+  const { host, port } = server.endpoint(0);
+  return new Promise((resolve, reject) => {
+    connector({ hostname: host, host: `${host}:${port}`, protocol: 'https:', port: String(port) }, (err, socket) => {
+      if (err || !socket) return reject(err ?? new Error('no socket'));
+      const tls = socket as TLSSocket;
+      const reused = tls.isSessionReused();
+      tls.write(`GET /redfish/v1/ HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      tls.on('data', () => undefined);
+      tls.once('close', () => resolve(reused));
+      tls.once('error', reject);
+    });
+  });
+}
+
+describe('shared TLS connector', () => {
+  it('is built once per option set: one SecureContext for every connection', () => {
+    const a = sharedConnector({ rejectUnauthorized: false, minVersion: 'TLSv1.2', ciphers: 'DEFAULT:@SECLEVEL=1', timeout: 1000 });
+    const b = sharedConnector({ rejectUnauthorized: false, minVersion: 'TLSv1.2', ciphers: 'DEFAULT:@SECLEVEL=1', timeout: 5000 });
+    const c = sharedConnector({ rejectUnauthorized: false, minVersion: 'TLSv1.3', ciphers: 'DEFAULT:@SECLEVEL=1' });
+    expect(b).toBe(a);
+    expect(b.context).toBe(a.context);
+    expect(c.context).not.toBe(a.context);
+  });
+
+  it('resumes the TLS session on the next connection to the same BMC', async () => {
+    const shared = sharedConnector({ rejectUnauthorized: false, minVersion: 'TLSv1.2', ecdhCurve: 'X25519:P-256' });
+    expect(await connectOnce(shared.connector)).toBe(false);
+    expect(shared.sessions.size).toBe(1);
+    expect(await connectOnce(shared.connector)).toBe(true);
+    expect(shared.stats).toEqual({ connections: 2, resumed: 1 });
+  });
+
+  it('does not resume with maxCachedSessions 0 (certificate pinning)', async () => {
+    const shared = sharedConnector({ rejectUnauthorized: false, minVersion: 'TLSv1.2', maxCachedSessions: 0 });
+    expect(await connectOnce(shared.connector)).toBe(false);
+    expect(await connectOnce(shared.connector)).toBe(false);
+    expect(shared.sessions.size).toBe(0);
+  });
+
+  it('the session cache is bounded and forgets the least recently used', () => {
+    const cache = new TlsSessionCache(2);
+    cache.set('a', Buffer.from('1'));
+    cache.set('b', Buffer.from('2'));
+    cache.get('a');
+    cache.set('c', Buffer.from('3'));
+    expect(cache.get('b')).toBeUndefined();
+    expect(cache.get('a')?.toString()).toBe('1');
+    expect(cache.size).toBe(2);
+  });
+});

@@ -1,0 +1,101 @@
+/**
+ * A report cycle against simulated BMCs that answer slowly (the simulator's latency model): what
+ * one BMC reads goes out together, nothing is read twice, and a dead BMC costs its deadline only.
+ * The simulator records when each request arrived; no assertion waits for a fixed time.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Lease } from '../../src/leases/types.js';
+import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
+import { createMetalApiClient } from '../../src/metalapi/client.js';
+import { connectOutband } from '../../src/outband/connect.js';
+import { runReportCycle, type CycleDeps } from '../../src/report/cycle.js';
+import type { Fleet } from '../../src/sim/fleet.js';
+import { startTestFleet } from '../helpers/fleet.js';
+import { captureLog } from '../helpers/log.js';
+
+/** every Redfish answer takes exactly this long (p50 = p99), IPMI answers 2 ms */
+const REDFISH_MS = 250;
+let fleet: Fleet;
+let api: MetalApiStandIn;
+
+beforeAll(async () => {
+  // Supermicro (IPMI-first fields, $expand), Lenovo ($expand), Gigabyte (no $expand, no Power)
+  fleet = await startTestFleet({ count: 3, variants: ['supermicro', 'lenovo', 'gigabyte'], seed: 'latency-test', recordRequests: true, latency: { redfish: { p50Ms: REDFISH_MS, p99Ms: REDFISH_MS }, ipmi: { p50Ms: 2, p99Ms: 2 } } });
+  api = await startMetalApiStandIn({ hmacKey: 'k' });
+});
+afterAll(async () => {
+  await api?.close();
+  await fleet?.close();
+});
+
+function leases(indices: number[]): Lease[] {
+  return indices.map((i) => ({ ip: fleet.machines[i]!.state.address, mac: fleet.machines[i]!.state.mac }) as Lease);
+}
+
+function deps(over: Partial<CycleDeps> = {}): CycleDeps {
+  return {
+    partitionId: 'p',
+    connect: (host, signal) => connectOutband({ host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000, readAhead: true, signal }),
+    metalApi: createMetalApiClient({ baseUrl: api.url, hmacKey: 'k', timeoutMs: 20_000 }),
+    concurrency: 16,
+    bmcTimeoutMs: 20_000,
+    logger: captureLog('error').logger,
+    ...over,
+  };
+}
+
+function manufacturerOf(i: number): string {
+  return fleet.machines[i]!.state.manufacturer;
+}
+
+describe('report cycle over slow BMCs', () => {
+  it('independent requests of one BMC overlap, and nothing is fetched twice per BMC', async () => {
+    const before = fleet.machines.map((_, i) => fleet.requestLog(i).length);
+    const result = await runReportCycle(deps(), leases([0, 1, 2]));
+    expect(result.read).toBe(3);
+    for (let i = 0; i < 3; i++) {
+      const log = fleet.requestLog(i).slice(before[i]);
+      const redfish = log.filter((r) => r.protocol === 'redfish');
+      const gets = redfish.filter((r) => r.what.startsWith('GET ')).map((r) => r.what);
+      // nothing twice: every GET path once (a refused $expand would show as a different path)
+      expect(new Set(gets).size, `${manufacturerOf(i)}: ${gets.join(', ')}`).toBe(gets.length);
+      const at = (what: RegExp) => redfish.find((r) => what.test(r.what))?.atMs;
+      const login = at(/^POST \/redfish\/v1\/SessionService\/Sessions$/)!;
+      const root = at(/^GET \/redfish\/v1\/$/)!;
+      const collections = [/^GET \/redfish\/v1\/Systems(\?|$)/, /^GET \/redfish\/v1\/Managers(\?|$)/, /^GET \/redfish\/v1\/Chassis(\?|$)/].map(at);
+      expect(collections.every((t) => t !== undefined), `${manufacturerOf(i)}: ${gets.join(', ')}`).toBe(true);
+      // each group started together: closer to each other than one answer takes
+      expect(Math.abs(root - login)).toBeLessThan(REDFISH_MS);
+      expect(Math.max(...(collections as number[])) - Math.min(...(collections as number[]))).toBeLessThan(REDFISH_MS);
+      // and the collections waited for the root, not for each other
+      expect(Math.min(...(collections as number[])) - root).toBeGreaterThanOrEqual(REDFISH_MS - 5);
+      // IPMI ran beside Redfish: its first datagram arrived before the login's answer could have
+      const firstIpmi = log.find((r) => r.protocol === 'ipmi')!.atMs;
+      expect(firstIpmi - login).toBeLessThan(REDFISH_MS);
+      // $expand where the service offers it: the members were not read on their own
+      if (manufacturerOf(i) !== 'Gigabyte') {
+        expect(gets.some((g) => g.includes('$expand'))).toBe(true);
+        expect(gets.filter((g) => /^GET \/redfish\/v1\/(Systems|Managers|Chassis)\/[^/?]+$/.test(g))).toEqual([]);
+      }
+    }
+  });
+
+  it('a dead BMC costs its deadline only; retried once when the cycle has room for another deadline', async () => {
+    fleet.setLatency({ redfish: { p50Ms: 20, p99Ms: 20 }, deadShare: 1 / 3 });
+    try {
+      const dead = fleet.machines.findIndex((m) => m.state.timing?.latency?.fate === 'dead');
+      expect(dead).toBeGreaterThanOrEqual(0);
+      const deadline = 1500;
+      const once = await runReportCycle(deps({ bmcTimeoutMs: deadline }), leases([0, 1, 2]));
+      expect(once).toMatchObject({ read: 2, failed: 1, retried: 0 });
+      // the live BMCs did not wait for it: far less than two deadlines in all
+      expect(once.durationMs).toBeGreaterThanOrEqual(deadline);
+      expect(once.durationMs).toBeLessThan(2 * deadline);
+      const twice = await runReportCycle(deps({ bmcTimeoutMs: deadline, cycleBudgetMs: 60_000 }), leases([0, 1, 2]));
+      expect(twice).toMatchObject({ read: 2, failed: 1, retried: 1 });
+      expect(twice.durationMs).toBeGreaterThanOrEqual(2 * deadline);
+    } finally {
+      fleet.setLatency({ redfish: { p50Ms: REDFISH_MS, p99Ms: REDFISH_MS }, ipmi: { p50Ms: 2, p99Ms: 2 } });
+    }
+  });
+});

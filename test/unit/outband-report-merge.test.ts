@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import type { RedfishInventory } from '../../src/redfish/inventory.js';
+import { ipmiNeed, mergeReport, redfishReading } from '../../src/outband/report-merge.js';
+import { IPMI_FIRST, REDFISH_FIRST, VENDOR_PROFILES } from '../../src/outband/vendors.js';
+
+const UUID = '4c4c4544-0042-3510-8052-b4c04f384d32';
+
+function inventory(over: Partial<RedfishInventory> = {}): RedfishInventory {
+  return {
+    serviceRoot: {},
+    system: { path: '/s', uuid: UUID, manufacturer: 'Lenovo', model: 'SR630', serialNumber: 'S1', partNumber: 'P1', powerState: 'On', biosVersion: 'B1', indicatorLED: 'Off', managedBy: [], chassis: [] } as unknown as RedfishInventory['system'],
+    manager: { firmwareVersion: '8.40' } as RedfishInventory['manager'],
+    chassis: { manufacturer: 'Lenovo', serialNumber: 'C1', partNumber: 'CP1', model: 'M1' } as unknown as RedfishInventory['chassis'],
+    powerMetric: { averageConsumedWatts: 200 },
+    powerSupplies: [],
+    missing: [],
+    ...over,
+  };
+}
+
+describe('ipmiNeed (the fallback policy)', () => {
+  const complete = redfishReading(inventory());
+  it('nothing when IPMI is not allowed', () => {
+    expect(ipmiNeed({ ipmiAllowed: false, uuidRule: 'auto', reportSources: IPMI_FIRST, redfish: { ...complete, powerState: 'UNKNOWN' } })).toBe('none');
+  });
+  it('only the GUID when Redfish is complete and the vendor takes its fields from Redfish', () => {
+    expect(ipmiNeed({ ipmiAllowed: true, uuidRule: 'auto', reportSources: REDFISH_FIRST, redfish: complete })).toBe('guid');
+    expect(ipmiNeed({ ipmiAllowed: true, uuidRule: 'redfish', reportSources: REDFISH_FIRST, redfish: complete })).toBe('none');
+  });
+  it('the identity when the vendor table names IPMI for a field, or Redfish left one empty', () => {
+    expect(ipmiNeed({ ipmiAllowed: true, uuidRule: 'auto', reportSources: IPMI_FIRST, redfish: complete })).toBe('identity');
+    expect(ipmiNeed({ ipmiAllowed: true, uuidRule: 'redfish', reportSources: REDFISH_FIRST, redfish: { ...complete, fields: { ...complete.fields, product_serial: ' ' } } })).toBe('identity');
+  });
+  it('everything when Redfish lacks power state, LED or power metric', () => {
+    expect(ipmiNeed({ ipmiAllowed: true, uuidRule: 'auto', reportSources: REDFISH_FIRST, redfish: { ...complete, led: 'UNKNOWN' } })).toBe('full');
+    expect(ipmiNeed({ ipmiAllowed: true, uuidRule: 'auto', reportSources: REDFISH_FIRST, redfish: { ...complete, powerMetric: undefined } })).toBe('full');
+  });
+  it('before the inventory: what the vendor table and the UUID rule ask for', () => {
+    expect(ipmiNeed({ ipmiAllowed: true, uuidRule: 'auto', reportSources: IPMI_FIRST })).toBe('identity');
+    expect(ipmiNeed({ ipmiAllowed: true, uuidRule: 'auto', reportSources: REDFISH_FIRST })).toBe('guid');
+  });
+});
+
+describe('mergeReport', () => {
+  const now = new Date('2026-12-01T00:00:00Z');
+  it('Redfish alone: fields from Redfish, source redfish', () => {
+    const r = mergeReport({ inventory: inventory(), ipmi: { problems: [] }, profile: VENDOR_PROFILES.lenovo, uuidRule: 'auto', now });
+    expect(r.ok && r.report).toMatchObject({ uuid: UUID, bmcVersion: '8.40', powerState: 'ON', indicatorLED: 'LED-OFF', source: 'redfish', fieldSources: { bmcVersion: 'redfish' } });
+    expect(r.ok && r.uuid.kind).toBe('redfish');
+  });
+  it('IPMI-first vendor: IPMI fields win, status from IPMI fills what Redfish lacks, problems kept in order', () => {
+    const inv = inventory({ system: { ...inventory().system!, powerState: undefined, indicatorLED: undefined } as RedfishInventory['system'], missing: ['PowerState: system has no PowerState'] });
+    const r = mergeReport({
+      inventory: inv,
+      ipmi: { identity: { bmcVersion: '1.74', fru: { board_mfg: 'Supermicro' } }, status: { powerState: 'OFF', led: 'LED-ON' }, problems: ['FRU: checksum'] },
+      profile: VENDOR_PROFILES.supermicro,
+      uuidRule: 'auto',
+      now,
+    });
+    expect(r.ok && r.report).toMatchObject({ bmcVersion: '1.74', fru: { board_mfg: 'Supermicro' }, powerState: 'OFF', indicatorLED: 'LED-ON', source: 'redfish+ipmi', missing: ['PowerState: system has no PowerState', 'FRU: checksum'] });
+  });
+  it('no UUID from either protocol is a typed failure, not a report', () => {
+    const inv = inventory({ system: { ...inventory().system!, uuid: undefined } as RedfishInventory['system'] });
+    const r = mergeReport({ inventory: inv, ipmi: { problems: [] }, profile: VENDOR_PROFILES.lenovo, uuidRule: 'auto', now });
+    expect(r).toMatchObject({ ok: false, problem: 'no-uuid', ipmiGuid: false, report: { uuid: '' } });
+    expect(r.report.missing).toContain('UUID: no usable system UUID over Redfish and none over IPMI');
+  });
+  it('an unreadable LED is named as missing', () => {
+    const inv = inventory({ system: { ...inventory().system!, indicatorLED: undefined } as RedfishInventory['system'] });
+    const r = mergeReport({ inventory: inv, ipmi: { problems: [] }, profile: VENDOR_PROFILES.lenovo, uuidRule: 'auto', now });
+    expect(r.ok && r.report.missing).toContain('IndicatorLED: neither Redfish nor IPMI reports the identify LED');
+  });
+});

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { fdBound, forEachAdaptive, nextLimit } from '../../src/report/adaptive-limit.js';
+
+const o = { min: 4, lagLowMs: 10, lagHighMs: 50, rssBudgetBytes: 100, ceiling: 500 };
+
+describe('adaptive concurrency', () => {
+  it('grows while the loop keeps up and the limit is used, shrinks when it falls behind or memory runs out', () => {
+    expect(nextLimit(32, { lagMs: 5, rssBytes: 10, inUse: 32 }, o)).toBe(40);
+    expect(nextLimit(32, { lagMs: 5, rssBytes: 10, inUse: 3 }, o)).toBe(32); // not in use: no reason to grow
+    expect(nextLimit(400, { lagMs: 5, rssBytes: 10, inUse: 400 }, o)).toBe(500); // the ceiling
+    expect(nextLimit(32, { lagMs: 80, rssBytes: 10, inUse: 32 }, o)).toBe(22);
+    expect(nextLimit(32, { lagMs: 5, rssBytes: 1000, inUse: 32 }, o)).toBe(22);
+    expect(nextLimit(5, { lagMs: 150, rssBytes: 10, inUse: 5 }, o)).toBe(4); // the floor
+    expect(nextLimit(32, { lagMs: 30, rssBytes: 10, inUse: 32 }, o)).toBe(32);
+  });
+
+  it('leaves file descriptors for everything else', () => {
+    expect(fdBound(1024, 4)).toBe(192);
+    expect(fdBound(undefined, 4)).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it('runs every item once, requeued ones twice, never more at once than the upper bound', async () => {
+    let running = 0;
+    let most = 0;
+    const seen: number[] = [];
+    const items = Array.from({ length: 60 }, (_, i) => i);
+    const trace = await forEachAdaptive(items, { max: 7, initial: 7, sampleMs: 5 }, async (i, requeue) => {
+      running++;
+      most = Math.max(most, running);
+      await new Promise<void>((r) => setImmediate(r));
+      seen.push(i);
+      if (i % 10 === 0 && seen.filter((x) => x === i).length === 1) requeue(i);
+      running--;
+    });
+    expect(most).toBeLessThanOrEqual(7);
+    expect(trace.peak).toBeLessThanOrEqual(7);
+    expect(seen).toHaveLength(66);
+    expect(new Set(seen).size).toBe(60);
+  });
+
+  it('an empty list finishes at once; a failing item fails the run', async () => {
+    await expect(forEachAdaptive([], { max: 3 }, async () => undefined)).resolves.toMatchObject({ peak: expect.any(Number) });
+    await expect(forEachAdaptive([1, 2], { max: 3 }, async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+  });
+});
