@@ -2,7 +2,9 @@
  * Regenerates the README's benchmark table from a results file written by
  * `npm run bench -- --json FILE`: everything between `<!-- bench:begin -->` and
  * `<!-- bench:end -->` is replaced; the rest of the README is left as it is.
- * Usage: npm run bench:table -- FILE [--readme PATH]
+ * Usage: npm run bench:table -- FILE [FILE...] [--readme PATH]
+ * With several files (oldest first), a benchmark that a later file ran again is shown from the
+ * later file only; each file keeps its own header (date, commit, machine, load).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
@@ -60,6 +62,20 @@ export function renderTable(run: BenchRun, source: string): string {
   return lines.join('\n');
 }
 
+/**
+ * Several runs, oldest first: each run's table holds the benchmarks no later run measured again,
+ * so every figure shown is the newest and says which run it comes from.
+ */
+export function renderTables(runs: ReadonlyArray<{ run: BenchRun; source: string }>): string {
+  const parts: string[] = [];
+  runs.forEach(({ run, source }, i) => {
+    const later = new Set(runs.slice(i + 1).flatMap((r) => r.run.benchmarks.map((b) => b.bench)));
+    const shown = run.benchmarks.filter((b) => !later.has(b.bench));
+    if (shown.length > 0) parts.push(renderTable({ ...run, benchmarks: shown }, source));
+  });
+  return parts.join('\n\n');
+}
+
 /** Replaces what lies between the markers; throws unless there is exactly one of each, in order. */
 export function replaceBetweenMarkers(text: string, body: string): string {
   const count = (marker: string) => text.split(marker).length - 1;
@@ -79,14 +95,13 @@ function main(argv: string[]): void {
     if (argv[i] === '--readme') readme = resolve(cwd, argv[++i] ?? '');
     else files.push(argv[i]!);
   }
-  if (files.length !== 1) {
-    console.error('usage: npm run bench:table -- FILE [--readme PATH]   (FILE from npm run bench -- --json FILE)');
+  if (files.length === 0) {
+    console.error('usage: npm run bench:table -- FILE [FILE...] [--readme PATH]   (FILEs from npm run bench -- --json FILE, oldest first)');
     process.exit(2);
   }
-  const file = resolve(cwd, files[0]!);
-  const run = parseRun(JSON.parse(readFileSync(file, 'utf8')));
-  writeFileSync(readme, replaceBetweenMarkers(readFileSync(readme, 'utf8'), renderTable(run, basename(file))));
-  console.log(`${readme}: benchmark table regenerated from ${file} (${run.benchmarks.length} benchmarks)`);
+  const runs = files.map((f) => ({ run: parseRun(JSON.parse(readFileSync(resolve(cwd, f), 'utf8'))), source: basename(f) }));
+  writeFileSync(readme, replaceBetweenMarkers(readFileSync(readme, 'utf8'), renderTables(runs)));
+  console.log(`${readme}: benchmark table regenerated from ${files.join(', ')} (${runs.reduce((n, r) => n + r.run.benchmarks.length, 0)} benchmarks)`);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BEGIN, END, cell, renderTable, replaceBetweenMarkers } from '../../bench/readme-table.js';
+import { BEGIN, END, cell, renderTable, renderTables, replaceBetweenMarkers } from '../../bench/readme-table.js';
 import { printTable, stats } from '../../bench/report.js';
 import { checkFigure, Collector, formatFigure, formatNumber, formatRatio, parseRun, ratioOf, type BenchRun, type FigureInput, type Kind, type Side } from '../../bench/results.js';
 
@@ -238,6 +238,25 @@ describe('renderTable', () => {
     ]);
     expect(table).toContain('| `report-cycle` | bmcs=1000 | 61.5 s | ok |');
     expect(table).toContain('2 x AMD EPYC');
+  });
+
+  it('several runs: a benchmark run again later is shown from the later run only, each run with its header', () => {
+    const f = (bench: string, value: number) => checkFigure(bench, { name: 'fastest cycle', value, unit: 's', kind: 'measured', better: 'lower' });
+    const old = runOf([
+      { bench: 'report-cycle', title: 't', parameters: {}, seconds: 1, figures: [f('report-cycle', 9)] },
+      { bench: 'sim-footprint', title: 't', parameters: {}, seconds: 1, figures: [f('sim-footprint', 7)] },
+    ]);
+    const fresh = runOf([{ bench: 'report-cycle', title: 't', parameters: {}, seconds: 1, figures: [f('report-cycle', 5)] }]);
+    const text = renderTables([
+      { run: old, source: 'old.json' },
+      { run: fresh, source: 'new.json' },
+    ]);
+    const rows = text.split('\n').filter((l) => l.startsWith('| `report-cycle` | fastest'));
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toContain('| 5 s |');
+    expect(text).toContain('| `sim-footprint` | fastest cycle | 7 s |');
+    expect(text.match(/Run of /g)).toHaveLength(2);
+    expect(text.indexOf('old.json')).toBeLessThan(text.indexOf('new.json'));
   });
 
   it('cell() keeps a cell on one line and escapes separators', () => {
