@@ -20,6 +20,7 @@ import { createLogger } from '../src/log.js';
 import { createMetalApiClient } from '../src/metalapi/client.js';
 import { startMetalApiStandIn } from '../src/metalapi/standin.js';
 import { connectOutband } from '../src/outband/connect.js';
+import { createBmcTrust, openTrustStore, TRUST_FILE } from '../src/outband/trust.js';
 import type { Outband } from '../src/outband/types.js';
 import { sharedConnector } from '../src/redfish/tls-context.js';
 import { runReportCycle, type CycleDeps } from '../src/report/cycle.js';
@@ -67,9 +68,12 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       const code = (err as { code?: string }).code ?? 'UNKNOWN';
       liveFailures[code] = (liveFailures[code] ?? 0) + 1;
     };
+    // trust on first use, as the daemon does by default: the first cycle probes each certificate and
+    // proves the BMC over IPMI before its login; later cycles connect pinned (resuming TLS sessions)
+    const trust = createBmcTrust({ store: openTrustStore({ file: join(dir, TRUST_FILE) }) });
     const connect = async (host: string, signal: AbortSignal): Promise<Outband> => {
       const started = performance.now();
-      const bmc = await connectOutband({ host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: BMC_TIMEOUT_MS, readAhead: true, signal }).catch((err: unknown) => {
+      const bmc = await connectOutband({ host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: BMC_TIMEOUT_MS, readAhead: true, trust: trust.forBmc({ ip: host }), signal }).catch((err: unknown) => {
         noteFailure(host, err);
         throw err;
       });

@@ -7,11 +7,13 @@
  *    offers it (session tickets or ids) instead of a full handshake. undici's own cache holds
  *    sessions by WeakRef, which the next garbage collection clears; across report cycles minutes
  *    apart nothing would be left.
- * `maxCachedSessions: 0` turns resumption off (certificate pinning needs every connection to show
- * its certificate).
+ * `maxCachedSessions: 0` turns resumption off. A pinned certificate cannot be checked on a resumed
+ * session (Node shows no peer certificate then), so pinned connections use `scoped()`: their
+ * sessions live under the pin's own key and are stored only after the connection passed the pin
+ * check; a resumed one proves the server holds a session that was made with the pinned certificate.
  */
 import { isIP, type Socket } from 'node:net';
-import { connect, createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
+import { connect, createSecureContext, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
 import type { buildConnector } from 'undici';
 
 export interface SharedConnectorOptions extends Omit<ConnectionOptions, 'secureContext' | 'session' | 'host' | 'port' | 'servername' | 'socket' | 'timeout'> {
@@ -49,8 +51,16 @@ export class TlsSessionCache {
   }
 }
 
+/** A check of each new connection before it is used: an error refuses it. */
+export type AcceptConnection = (socket: TLSSocket) => Error | undefined;
+
 export interface SharedConnector {
   connector: buildConnector.connector;
+  /**
+   * The same connector with sessions kept apart under `scope` (e.g. a certificate pin) and stored
+   * only from connections `accept` let through; `accept` sees every connection, resumed or not.
+   */
+  scoped(scope: string, accept: AcceptConnection): buildConnector.connector;
   context: SecureContext;
   sessions: TlsSessionCache;
   /** connections made, and how many of them resumed a session */
@@ -79,9 +89,9 @@ function buildShared(options: SharedConnectorOptions): SharedConnector {
   const context = createSecureContext(tlsOptions);
   const sessions = new TlsSessionCache(maxCachedSessions ?? 4096);
   const stats = { connections: 0, resumed: 0 };
-  const connector: buildConnector.connector = (o, callback) => {
+  const open = (o: buildConnector.Options, callback: buildConnector.Callback, scope?: { key: string; accept: AcceptConnection }): Socket => {
     const port = Number(o.port) || 443;
-    const sessionKey = `${o.hostname}:${port}`;
+    const sessionKey = scope ? `${scope.key}|${o.hostname}:${port}` : `${o.hostname}:${port}`;
     const servername = isIP(o.hostname) === 0 ? (o.servername ?? o.hostname) : undefined;
     const session = sessions.get(sessionKey);
     const socket = connect({
@@ -96,7 +106,13 @@ function buildShared(options: SharedConnectorOptions): SharedConnector {
     });
     socket.setNoDelay(true);
     if (keepAlive ?? true) socket.setKeepAlive(true, keepAliveInitialDelay ?? 60_000);
-    socket.on('session', (s: Buffer) => sessions.set(sessionKey, s));
+    // a scoped session is kept only once its connection was accepted (TLS 1.2 may send it before)
+    let accepted = scope === undefined;
+    let pending: Buffer | undefined;
+    socket.on('session', (s: Buffer) => {
+      if (accepted) sessions.set(sessionKey, s);
+      else pending = s;
+    });
     let settled = false;
     const onError = (err: Error): void => {
       if (settled) return;
@@ -110,11 +126,24 @@ function buildShared(options: SharedConnectorOptions): SharedConnector {
       if (settled) return;
       settled = true;
       socket.off('error', onError);
+      if (scope) {
+        const refusal = scope.accept(socket);
+        if (refusal) {
+          if (session) sessions.delete(sessionKey);
+          socket.destroy();
+          callback(refusal, null);
+          return;
+        }
+        accepted = true;
+        if (pending) sessions.set(sessionKey, pending);
+      }
       stats.connections++;
       if (socket.isSessionReused()) stats.resumed++;
       callback(null, socket as Socket);
     });
     return socket;
   };
-  return { connector, context, sessions, stats };
+  const connector: buildConnector.connector = (o, callback) => open(o, callback);
+  const scoped = (key: string, accept: AcceptConnection): buildConnector.connector => (o, callback) => open(o, callback, { key, accept });
+  return { connector, scoped, context, sessions, stats };
 }

@@ -3,8 +3,8 @@
  *  - `insecure`: accept any certificate (BMCs ship self-signed ones; the default).
  *  - `ca`: verify the chain against this PEM bundle (and the host name).
  *  - `pinnedSha256`: accept exactly the certificate with this SHA-256 fingerprint,
- *    self-signed or not. Checked on every new connection, after the handshake;
- *    TLS session resumption is off so that every connection presents its certificate.
+ *    self-signed or not. Checked after every full handshake; a session is resumed only from the
+ *    pin's own cache, filled by connections that showed the pinned certificate.
  * The connect timeout bounds TCP connect plus the TLS handshake.
  *
  * `legacyTls` (off by default) reaches old BMCs that offer only TLS 1.2 with RSA key exchange
@@ -17,7 +17,7 @@
  */
 import { createHash } from 'node:crypto';
 import { isIP, type Socket } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect } from 'node:tls';
 import type { buildConnector } from 'undici';
 import { abortError, BmcError } from '../errors.js';
 import { sharedConnector } from './tls-context.js';
@@ -92,27 +92,17 @@ function baseConnector(policy: TlsPolicy, connectTimeoutMs: number, legacyTls: b
       return sharedConnector({ ...common, rejectUnauthorized: false }).connector;
     case 'ca':
       return sharedConnector({ ...common, rejectUnauthorized: true, ...(policy.ca === '' ? {} : { ca: policy.ca }) }).connector;
-    case 'pinned': {
-      const base = sharedConnector({ ...common, rejectUnauthorized: false, maxCachedSessions: 0 }).connector;
-      return (options, callback) =>
-        base(options, (err, socket) => {
-          if (err !== null) {
-            callback(err, null);
-            return;
-          }
-          const cert = (socket as TLSSocket).getPeerCertificate?.();
-          const got = cert?.fingerprint256 === undefined ? undefined : normalizeFingerprint(cert.fingerprint256);
-          if (got !== policy.sha256) {
-            socket.destroy();
-            callback(
-              new BmcError('UNTRUSTED', `TLS certificate of ${options.hostname}:${options.port} is not the pinned one: presented sha256 ${fingerprintPrefix(got)}, pinned ${fingerprintPrefix(policy.sha256)}`),
-              null,
-            );
-            return;
-          }
-          callback(null, socket);
-        });
-    }
+    case 'pinned':
+      // a resumed session was made with the pinned certificate: scoped() keeps only sessions of
+      // connections that showed it (Node shows no certificate on a resumed session)
+      return sharedConnector({ ...common, rejectUnauthorized: false }).scoped(`pin:${policy.sha256}`, (socket) => {
+        if (socket.isSessionReused()) return undefined;
+        const cert = socket.getPeerCertificate?.();
+        const got = cert?.fingerprint256 === undefined ? undefined : normalizeFingerprint(cert.fingerprint256);
+        if (got === policy.sha256) return undefined;
+        const where = `${socket.remoteAddress ?? 'the BMC'}:${socket.remotePort ?? ''}`;
+        return new BmcError('UNTRUSTED', `TLS certificate of ${where} is not the pinned one: presented sha256 ${fingerprintPrefix(got)}, pinned ${fingerprintPrefix(policy.sha256)}`);
+      });
   }
 }
 

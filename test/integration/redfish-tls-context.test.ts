@@ -3,9 +3,12 @@
  * next connection to the same BMC, against the simulator's HTTPS server (Node's TLS server, which
  * issues session tickets like the BMCs that offer resumption).
  */
+import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tlsConnector } from '../../src/redfish/tls.js';
 import { sharedConnector, TlsSessionCache } from '../../src/redfish/tls-context.js';
+import { selfSignedCertificate } from '../../src/sim/tls.js';
 import { createMachineState, SimMachine } from '../../src/sim/machine.js';
 import { startRedfishServer, type RedfishServer } from '../../src/sim/redfish-server.js';
 
@@ -17,8 +20,8 @@ beforeAll(async () => {
 afterAll(() => server.close());
 
 /** One TLS connection through the connector, with a GET so the TLS 1.3 ticket arrives, then closed. */
-function connectOnce(connector: ReturnType<typeof sharedConnector>['connector']): Promise<boolean> {
-  const { host, port } = server.endpoint(0);
+function connectOnce(connector: ReturnType<typeof sharedConnector>['connector'], to: RedfishServer = server): Promise<boolean> {
+  const { host, port } = to.endpoint(0);
   return new Promise((resolve, reject) => {
     connector({ hostname: host, host: `${host}:${port}`, protocol: 'https:', port: String(port) }, (err, socket) => {
       if (err || !socket) return reject(err ?? new Error('no socket'));
@@ -55,6 +58,26 @@ describe('shared TLS connector', () => {
     expect(await connectOnce(shared.connector)).toBe(false);
     expect(await connectOnce(shared.connector)).toBe(false);
     expect(shared.sessions.size).toBe(0);
+  });
+
+  it('a pinned certificate: sessions resumed from the pin\'s own cache; another certificate at the same address is refused, resumed or not', async () => {
+    const pin = new X509Certificate(server.cert).fingerprint256.replaceAll(':', '').toLowerCase();
+    const pinned = tlsConnector({ kind: 'pinned', sha256: pin }, 5000);
+    expect(await connectOnce(pinned)).toBe(false);
+    expect(await connectOnce(pinned)).toBe(true);
+    // the same address, another certificate (a rogue device took the BMC's address): the pinned
+    // session is of no use to it, and its full handshake shows the wrong certificate
+    const { host, port } = server.endpoint(0);
+    await server.close();
+    const other = selfSignedCertificate('rogue-bmc', [host]);
+    const rogue = await startRedfishServer({ machines: [new SimMachine(createMachineState('tls', 0, '127.31.0.0/16'))], port, user: 'u', password: 'p', perMachineBind: true, tls: other });
+    try {
+      await expect(connectOnce(pinned, rogue)).rejects.toMatchObject({ code: 'UNTRUSTED' });
+      await expect(connectOnce(pinned, rogue)).rejects.toMatchObject({ code: 'UNTRUSTED' });
+    } finally {
+      await rogue.close();
+      server = await startRedfishServer({ machines: [new SimMachine(createMachineState('tls', 0, '127.31.0.0/16'))], port, user: 'u', password: 'p', perMachineBind: true });
+    }
   });
 
   it('the session cache is bounded and forgets the least recently used', () => {
