@@ -4,7 +4,7 @@
  * "…"), so a row never exceeds 120 columns. Colour (the STATE column) only when asked for.
  * Pure: the CLI's `metal-bmc status` prints what this returns.
  */
-import { isProblem, STATE_ORDER, type BmcStatus, type StatusDocument } from './types.js';
+import { isProblem, PROBLEM_REASONS, STATE_ORDER, type BmcStatus, type StatusDocument } from './types.js';
 
 interface Column {
   header: string;
@@ -105,7 +105,8 @@ function wrap(words: readonly string[], width: number): string[] {
 export function formatSummary(doc: StatusDocument): string {
   const s = doc.summary;
   const counts = `${s.bmcs} BMCs: ${s.reachable} reachable, ${s.failing} failing, ${s.degraded} degraded, ${s.pending} not read yet, ${s.vanished} vanished; ${s.commandsLastHour} commands in the last hour`;
-  const reasons = Object.entries(s.byReason).map(([r, n]) => `${r} ${n}`);
+  // in the fixed order of PROBLEM_REASONS, not in the order the problems happened to be seen
+  const reasons = PROBLEM_REASONS.filter((r) => s.byReason[r] !== undefined).map((r) => `${r} ${s.byReason[r]}`);
   const lines = wrap(counts.split(' '), MAX_WIDTH);
   if (reasons.length > 0) lines.push(...wrap(`problems by reason: ${reasons.join(', ')}`.split(' '), MAX_WIDTH));
   return `\n${lines.join('\n')}\n`;

@@ -200,7 +200,7 @@ describe('status of every BMC', () => {
     for (const l of lines) expect(l.length).toBeLessThanOrEqual(120);
     expect(table.stdout).not.toContain('\x1b['); // not a terminal: no colour
     expect(lines[lines.indexOf('') + 1]).toMatch(/^7 BMCs: 5 reachable, 2 failing, 2 degraded/);
-    expect(table.stdout).toMatch(/\nproblems by reason: wrong-credentials 1, no-answer 1, http-error 1, certificate 1\n/);
+    expect(table.stdout).toMatch(/\nproblems by reason: wrong-credentials 1, certificate 1, no-answer 1, http-error 1\n/);
 
     const json = await runCli(['status', '--json', '--address', ops()]);
     expect(json.code).toBe(0);
