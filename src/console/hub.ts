@@ -28,6 +28,8 @@ export interface HubOptions {
   /** how long a graceful BMC close may take before the stream is destroyed, default 5 s */
   closeTimeoutMs?: number;
   onEvent?: (event: HubEvent) => void;
+  /** the scrollback a new session starts with (the console capture's log, which outlives restarts) */
+  seedScrollback?: (machineId: string) => Promise<Buffer>;
 }
 
 export interface JoinOptions {
@@ -35,6 +37,11 @@ export interface JoinOptions {
   takeover?: boolean;
   /** fires when the client goes away while the BMC console is still being opened */
   signal?: AbortSignal;
+  /**
+   * a holder (the console capture): keeps the session open without viewers and past the idle
+   * timeout, never gets the keyboard, no scrollback, not counted as a viewer
+   */
+  hold?: boolean;
 }
 
 export interface ConsoleHub {
@@ -43,7 +50,7 @@ export interface ConsoleHub {
   /** BMC sessions that exist (opening, open or reconnecting) */
   sessionCount(): number;
   clientCount(): number;
-  /** clients per machine id with a console session (the daemon's status) */
+  /** viewers (clients other than holders) per machine id with a console session (the daemon's status) */
   viewerCounts(): Map<string, number>;
   close(message?: string): Promise<void>;
 }
@@ -72,6 +79,7 @@ export function createConsoleHub(options: HubOptions): ConsoleHub {
     maxClientQueueBytes: intOption('maxClientQueueBytes', options.maxClientQueueBytes, 1 << 20, 1),
     closeTimeoutMs: intOption('closeTimeoutMs', options.closeTimeoutMs, 5000, 1),
     onEvent: options.onEvent ?? (() => undefined),
+    ...(options.seedScrollback ? { seedScrollback: options.seedScrollback } : {}),
   };
   const sessions = new Map<string, ConsoleSession>();
   let closed = false;
@@ -99,8 +107,8 @@ export function createConsoleHub(options: HubOptions): ConsoleHub {
       return session.join(port, joinOptions);
     },
     sessionCount: () => sessions.size,
-    clientCount: () => [...sessions.values()].reduce((n, s) => n + s.clientCount, 0),
-    viewerCounts: () => new Map([...sessions].map(([id, s]) => [id, s.clientCount])),
+    clientCount: () => [...sessions.values()].reduce((n, s) => n + s.viewerCount, 0),
+    viewerCounts: () => new Map([...sessions].map(([id, s]) => [id, s.viewerCount])),
     async close(message = 'metal-bmc is shutting down') {
       closed = true;
       await Promise.all([...sessions.values()].map((s) => s.close({ code: 'shutdown', message, error: false })));
