@@ -151,7 +151,7 @@ export class SerialLine extends EventEmitter<SerialLineEvents> {
     if (!Number.isInteger(lines) || lines < 1 || lines > MAX_STORM_LINES) throw new RangeError(`serial line: a storm has 1 to ${MAX_STORM_LINES} lines, got ${lines}`);
     if (this.machine.state.power !== 'on') return;
     const id = `m${this.machine.state.index}`;
-    const parts: string[] = [];
+    const parts: string[] = ['\r\n']; // the first line starts on a line of its own
     for (let i = 1; i <= lines; i++) parts.push(stormLine(id, i, lines));
     this.output(parts.join(''));
   }
