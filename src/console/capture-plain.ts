@@ -55,3 +55,49 @@ export function stripEscapes(text: string): string {
   }
   return out;
 }
+
+/** A sequence cut at the chunk's end, which the next chunk completes. */
+function incompleteTail(text: string): number {
+  // an unterminated string sequence (OSC, DCS, ...) may hold other escapes: it is held back whole
+  const strings = ['\x1b]', '\x1bP', '\x1bX', '\x1b^', '\x1b_'].map((intro) => text.lastIndexOf(intro));
+  const open = Math.max(...strings);
+  if (open >= 0 && text.length - open <= MAX_CARRY && !text.includes('\x07', open + 2) && !text.includes('\x1b\\', open + 2)) return open;
+  const at = Math.max(text.lastIndexOf('\x1b'), text.lastIndexOf('\x9b'));
+  if (at >= 0 && text.length - at <= MAX_CARRY) {
+    const s = text.slice(at);
+    const intro = s.charCodeAt(1);
+    if (s.charCodeAt(0) === 0x9b || intro === 0x5b) {
+      const body = s.slice(s.charCodeAt(0) === 0x9b ? 1 : 2);
+      if (![...body].some((ch) => isFinalCsi(ch.charCodeAt(0)))) return at;
+    } else if (s.length === 1) return at;
+    else if (intro === 0x5d || intro === 0x50 || intro === 0x58 || intro === 0x5e || intro === 0x5f) {
+      if (!s.includes('\x07', 2) && !s.includes('\x1b\\', 2)) return at;
+    } else if (intro >= 0x20 && intro <= 0x2f && s.length < 3) return at;
+  }
+  return text.endsWith('\r') ? text.length - 1 : text.length;
+}
+
+/** the longest cut sequence held back for the next chunk; a longer one is let through as it is */
+const MAX_CARRY = 4096;
+
+/**
+ * `stripEscapes` over a stream of chunks: a sequence (or CR LF) cut between two chunks is held
+ * back until the next, so the result does not depend on where the chunks were cut.
+ * `end()` returns what is held back.
+ */
+export function createPlainFilter(): { push(chunk: string): string; end(): string } {
+  let carry = '';
+  return {
+    push(chunk) {
+      const text = carry + chunk;
+      const cut = incompleteTail(text);
+      carry = text.slice(cut);
+      return stripEscapes(text.slice(0, cut));
+    },
+    end() {
+      const rest = stripEscapes(carry);
+      carry = '';
+      return rest;
+    },
+  };
+}

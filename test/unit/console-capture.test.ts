@@ -219,3 +219,29 @@ describe('a machine log', () => {
     expect(await grepHistory(dir, 'PXE-E53', { sinceMs: 1_700_000_001_001 })).toEqual([]);
   });
 });
+
+describe('createPlainFilter', () => {
+  it('gives what stripEscapes gives the whole, wherever the chunks are cut (property)', async () => {
+    const { createPlainFilter } = await import('../../src/console/capture-plain.js');
+    const piece = fc.oneof(
+      fc.stringMatching(/^[a-z \n]{0,12}$/),
+      fc.constantFrom('\r\n', '\r', `${ESC}[0m`, `${ESC}[38;5;196m`, `${ESC}[?25l`, `${ESC}]2;title\x07`, `${ESC}]0;x${ESC}\\`, `${ESC}P1$r${ESC}\\`, `${ESC}7`, `${ESC}(B`, '\x9b1m'),
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 30 }), fc.array(fc.nat(), { maxLength: 10 }), (pieces, cuts) => {
+        const text = pieces.join('');
+        const points = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
+        const filter = createPlainFilter();
+        let out = '';
+        let from = 0;
+        for (const p of [...points, text.length]) {
+          out += filter.push(text.slice(from, p));
+          from = p;
+        }
+        out += filter.end();
+        expect(out).toBe(stripEscapes(text));
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
