@@ -113,6 +113,7 @@ export function createConsoleCapture(o: CaptureOptions): ConsoleCapture {
       h.timer = undefined;
       void join(h);
     }, delay);
+    h.timer.unref();
   }
 
   async function join(h: Held): Promise<void> {
@@ -127,7 +128,8 @@ export function createConsoleCapture(o: CaptureOptions): ConsoleCapture {
       }
       h.handle = handle;
     } catch (err) {
-      if (h.stopped) return;
+      // a hub that is shutting down takes nobody any more: nothing to retry
+      if (h.stopped || o.hub.closed) return;
       const message = err instanceof Error ? err.message : String(err);
       gapStart(h, `console could not be opened: ${message}`);
       if (h.attempt === 0) log.warn({ machineId: h.id, err }, 'console capture could not open the console; retrying with backoff');

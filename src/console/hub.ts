@@ -47,6 +47,8 @@ export interface JoinOptions {
 export interface ConsoleHub {
   /** Joins the machine's console, opening it if needed; rejects when it cannot be opened. */
   join(machineId: string, port: ClientPort, options?: JoinOptions): Promise<ConsoleHandle>;
+  /** close() was called: joins are refused from now on */
+  readonly closed: boolean;
   /** BMC sessions that exist (opening, open or reconnecting) */
   sessionCount(): number;
   clientCount(): number;
@@ -105,6 +107,9 @@ export function createConsoleHub(options: HubOptions): ConsoleHub {
       const session = sessionFor(machineId);
       if (session.clientCount >= maxClients) throw new BmcError('BUSY', `console of machine ${machineId} has the maximum of ${maxClients} clients`);
       return session.join(port, joinOptions);
+    },
+    get closed() {
+      return closed;
     },
     sessionCount: () => sessions.size,
     clientCount: () => [...sessions.values()].reduce((n, s) => n + s.viewerCount, 0),
