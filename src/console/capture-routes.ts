@@ -7,6 +7,8 @@
  *       new output follows until the client goes
  *   GET /v1/console/grep?pattern=TEXT&since=MS
  *       NDJSON, one {"machineId","t","line"} per matching line, only machines the client may open
+ *   GET /history/{id}, /history/assets/history.js
+ *       the browser's history view (capture-page.ts)
  * Bounds: the pattern is 1 to 200 characters; at most 1000 matches per machine; a follower
  * polls every 250 ms and waits for the client to drain its buffer.
  */
@@ -14,11 +16,17 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { validMachineId } from './access.js';
 import { isSafeMachineId } from './capture-files.js';
 import { grepHistory, historyCursor, renderEvent } from './capture-read.js';
+import { HISTORY_PAGE, HISTORY_SCRIPT } from './capture-page.js';
+import { CSP, SECURITY_HEADERS } from './page.js';
 import type { ViewerRoutes } from './viewer-routes.js';
 
 const HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' };
 const LOG_PATH = /^\/v1\/machine\/([^/]+)\/console\/log$/;
 const GREP_PATH = '/v1/console/grep';
+const PAGE_PATH = /^\/history\/[^/]+$/;
+const SCRIPT_PATH = '/history/assets/history.js';
+const PAGE = Buffer.from(HISTORY_PAGE);
+const SCRIPT = Buffer.from(HISTORY_SCRIPT);
 const MAX_PATTERN = 200;
 
 export interface CaptureRoutesOptions {
@@ -76,10 +84,12 @@ export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
       for (const res of followers) res.end();
       followers.clear();
     },
-    owns: (path) => path === GREP_PATH || LOG_PATH.test(path),
+    owns: (path) => path === GREP_PATH || path === SCRIPT_PATH || LOG_PATH.test(path) || PAGE_PATH.test(path),
     handle(req, res, viewer) {
       if (req.method !== 'GET') return void res.writeHead(405, { allow: 'GET', ...HEADERS }).end();
       const url = new URL(req.url ?? '/', 'https://console.invalid');
+      if (url.pathname === SCRIPT_PATH) return void res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'content-length': SCRIPT.length, ...SECURITY_HEADERS }).end(SCRIPT);
+      if (PAGE_PATH.test(url.pathname)) return void res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': PAGE.length, 'content-security-policy': CSP, ...SECURITY_HEADERS }).end(PAGE);
       const since = sinceOf(url);
       if (since === 'bad') return fail(res, 400, 'since must be milliseconds since the epoch');
       const m = LOG_PATH.exec(url.pathname);
