@@ -37,6 +37,8 @@ export interface ConsoleCapture {
   /** machines whose console is held and connected */
   held(): number;
   machines(): string[];
+  /** per machine held: connected (`held`) or in a gap (`gap`), for the daemon's status */
+  states(): Map<string, 'held' | 'gap'>;
   diskBytes(): number;
   /** what was captured so far is on disk (tests) */
   flush(): Promise<void>;
@@ -201,6 +203,7 @@ export function createConsoleCapture(o: CaptureOptions): ConsoleCapture {
     },
     held: () => [...held.values()].filter((h) => h.open).length,
     machines: () => [...held.keys()],
+    states: () => new Map([...held.values()].map((h) => [h.id, h.open ? 'held' : 'gap'] as const)),
     diskBytes: () => [...logs.values()].reduce((n, l) => n + l.diskBytes, 0),
     async flush() {
       await Promise.all([...logs.values()].map((l) => l.flush()));

@@ -61,6 +61,7 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
   if (capturing) {
     const made: ConsoleCapture = createConsoleCapture({ hub: servers.hub, dir: c.logDir, fileBytes: c.logSize.fileBytes, files: c.logSize.files, logger: ctx.logger, metrics: createCaptureMetrics(ctx.registry, { held: () => made.held(), machines: () => made.machines().length, diskBytes: () => made.diskBytes() }) });
     capture = made;
+    ctx.status?.consoleCapture(() => made.states());
     const status = ctx.status;
     if (status) {
       const update = () => made.setMachines(reportedMachines(status));

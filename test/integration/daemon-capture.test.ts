@@ -51,6 +51,9 @@ it('holds the console of every reported machine by its UUID and logs a boot stor
   expect(lab.config.console.capture).toBe('all');
   await waitFor(async () => (await metric('metal_bmc_console_capture_sessions')) === 2, 30_000, 'two held consoles');
   expect(await metric('metal_bmc_console_capture_machines')).toBe(2);
+  // the daemon's status says so per machine
+  const doc = (await (await fetch(`http://127.0.0.1:${lab.daemon.opsPort}/v1/status`)).json()) as { bmcs: Array<{ uuid?: string; console: { capture: string } }> };
+  expect(doc.bmcs.map((b) => b.console.capture)).toEqual(['held', 'held']);
   lab.fleet.serialStorm('all', 100);
   const logDir = lab.config.console.logDir;
   for (const m of lab.fleet.machines) {
