@@ -9,8 +9,9 @@
  *       NDJSON, one {"machineId","t","line"} per matching line, only machines the client may open
  *   GET /history/{id}, /history/assets/history.js
  *       the browser's history view (capture-page.ts)
- * Bounds: the pattern is 1 to 200 characters; at most 1000 matches per machine; a follower
- * polls every 250 ms and waits for the client to drain its buffer.
+ * Bounds: the pattern is 1 to 200 characters; at most 1000 matches per machine; one grep at a
+ * time (it reads every kept log: 429 while one runs); a follower polls every 250 ms and waits for
+ * the client to drain its buffer.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { validMachineId } from './access.js';
@@ -52,6 +53,7 @@ export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
   const pollMs = o.pollMs ?? 250;
   const followers = new Set<ServerResponse>();
   let closed = false;
+  let grepping = false;
 
   async function streamLog(req: IncomingMessage, res: ServerResponse, machineId: string, since: number | undefined, follow: boolean): Promise<void> {
     const cursor = historyCursor(o.dir, machineId, since === undefined ? {} : { sinceMs: since });
@@ -111,12 +113,15 @@ export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
       }
       const pattern = url.searchParams.get('pattern') ?? '';
       if (pattern.length < 1 || pattern.length > MAX_PATTERN) return fail(res, 400, `pattern must be 1 to ${MAX_PATTERN} characters`);
+      if (grepping) return fail(res, 429, 'a console grep is running; try again when it is done');
+      grepping = true;
       grepHistory(o.dir, pattern, { ...(since === undefined ? {} : { sinceMs: since }), mayOpen: (id) => viewer.mayOpen(id) })
         .then((matches) => {
           res.writeHead(200, { 'content-type': 'application/x-ndjson', ...HEADERS });
           res.end(matches.map((x) => JSON.stringify(x)).join('\n') + (matches.length ? '\n' : ''));
         })
-        .catch(done);
+        .catch(done)
+        .finally(() => (grepping = false));
     },
   };
 }
