@@ -206,6 +206,20 @@ describe('a machine log', () => {
     await log.close();
   });
 
+  it('a cursor whose segment was rotated away says so and goes on with the oldest kept', async () => {
+    const log = await openMachineLog({ dir, machineId: 'm6', fileBytes: 4096, files: 2, logger, now });
+    log.append(Buffer.alloc(100, 0x61));
+    await log.flush();
+    const cursor = historyCursor(dir, 'm6');
+    expect((await cursor.next()).map((e) => e.kind)).toEqual(['data']);
+    log.append(Buffer.alloc(3 * 4096, 0x62)); // segments 1 and 2 go; 3 and 4 stay
+    await log.close();
+    const events = await cursor.next(1 << 20);
+    expect(events[0]).toMatchObject({ kind: 'gap', what: 'rotated' });
+    const bytes = events.reduce((n, e) => n + (e.kind === 'data' ? e.data.length : 0), 0);
+    expect(bytes).toBe(4096 + 100); // segment 3 is full, segment 4 holds the rest
+  });
+
   it('grep finds the lines and says which machine printed them when', async () => {
     for (const [id, text] of [['a', 'ok\r\nKernel panic - not syncing\r\n'], ['b', `${ESC}[31mPXE-E53: No boot filename received${ESC}[0m\r\n`], ['c', 'all fine\r\n']] as const) {
       const log = await openMachineLog({ dir, machineId: id, fileBytes: 4096, files: 1, logger, now });
