@@ -11,6 +11,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchCliStartup } from './cli-startup.js';
 import { benchCommandLatency } from './command-latency.js';
+import { benchConsoleCapture } from './console-capture.js';
 import { benchConsoleStreaming } from './console-streaming.js';
 import { benchIpmiPowerStatus } from './ipmi-power-status.js';
 import { benchOutbandInfo } from './outband-info.js';
@@ -29,6 +30,7 @@ const BENCHMARKS: Record<string, (n?: number) => Promise<void>> = {
   'report-latency': benchReportLatency,
   'command-latency': benchCommandLatency,
   'console-streaming': benchConsoleStreaming,
+  'console-capture': benchConsoleCapture,
   'cli-startup': benchCliStartup,
   status: benchStatus,
 };

@@ -75,6 +75,7 @@ export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   print(`  one BMC          ${selfCommand()} bmc info --address ${m0.address}:${lab.fleet.ipmiPort} --redfish-port ${lab.fleet.redfishPort} --password ADMIN`);
   print(`  console (SSH)    ssh -tt -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ProxyCommand='openssl s_client -quiet -connect 127.0.0.1:${lab.config.console.port} -cert ${lab.pki.clientCert} -key ${lab.pki.clientKey} -CAfile ${lab.pki.ca}' ${m0.uuid}@metal-bmc`);
   print(`  console (web)    https://127.0.0.1:${lab.config.console.wsPort}/console/${m0.uuid}?token=${lab.consoleToken}   (certificate from ${lab.pki.ca})`);
+  print(`  console history  ${selfCommand()} console log ${m0.uuid} --since 10m --plain --dir ${lab.config.console.logDir}   boot storm: curl -X POST http://127.0.0.1:${lab.controlPort}/serial -d '{"select":"all","storm":{"lines":1000}}'`);
   print(`  status           ${selfCommand()} status --address http://127.0.0.1:${lab.daemon.opsPort}   page https://127.0.0.1:${lab.config.console.wsPort}/status?token=${lab.consoleToken}`);
   print('');
 

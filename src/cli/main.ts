@@ -13,6 +13,7 @@ commands:
   bmc       talk to one BMC: info, command, console, firmware
   sim       run a simulated fleet of BMCs
   status    the daemon's status of every BMC (problems first), from its operations listener
+  console   captured serial console history: log MACHINE, grep PATTERN
   lab       bring up a local lab (simulated fleet, nats-server, metal-api stand-in) and run the daemon on it
 
   --version print the version and the git commit it was built from
@@ -27,6 +28,7 @@ const COMMANDS: Record<string, () => Promise<Main>> = {
   sim: async () => (await import('./sim.js')).simMain,
   lab: async () => (await import('./lab.js')).labMain,
   status: async () => (await import('./status.js')).statusMain,
+  console: async () => (await import('./console-history.js')).consoleHistoryMain,
 };
 
 /** Commands that handle SIGINT/SIGTERM themselves (graceful shutdown). */

@@ -6,6 +6,7 @@ import { isIpv6Cidr, parseIpCidr, type Cidr } from '../net/cidr.js';
 import { isIP } from 'node:net';
 import { BmcError } from '../errors.js';
 import { normalOrigin, parseAuthz, type AuthzRule } from './console-access.js';
+import { parseLogSize, type LogSize } from './console-capture.js';
 import { withCredentialFiles } from './credentials.js';
 import { ConfigError } from './error.js';
 import { bool, duration, hostPort, int, list, oneOf, port, readableFile, required, secret, show, text, type Env } from './env.js';
@@ -66,6 +67,10 @@ export interface Config {
     allowedOrigins: string[];
     connectionLimits: { perSource: number; total: number };
     maxSessions: number;
+    /** hold every reported machine's console and log it (METAL_BMC_CONSOLE_CAPTURE) */
+    capture: 'off' | 'all';
+    logDir: string;
+    logSize: LogSize;
   };
   http: { host: string; port: number };
   shutdownTimeoutMs: number;
@@ -84,6 +89,12 @@ function ipAddress(env: Env, name: string, fallback: string): string {
   const v = text(env, name) ?? fallback;
   if (isIP(v) === 0) throw new ConfigError(`${show(v)} is not an IP address (examples: 0.0.0.0, 10.1.0.1, ::)`, name);
   return v;
+}
+
+function logSize(env: Env, name: string): LogSize {
+  const parsed = parseLogSize(text(env, name) ?? '8MiB x 4');
+  if (typeof parsed === 'string') throw new ConfigError(parsed, name);
+  return parsed;
 }
 
 function consoleAuthz(env: Env, name: string): AuthzRule[] {
@@ -325,6 +336,9 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
         total: int(env, 'METAL_BMC_CONSOLE_MAX_CONNECTIONS', 1024, 1, 1_000_000),
       },
       maxSessions: int(env, 'METAL_BMC_CONSOLE_MAX_SESSIONS', 1000, 1, 1_000_000),
+      capture: oneOf(env, 'METAL_BMC_CONSOLE_CAPTURE', ['off', 'all'] as const, 'off'),
+      logDir: text(env, 'METAL_BMC_CONSOLE_LOG_DIR') ?? `${text(env, 'METAL_BMC_STATE_DIR') ?? '/var/lib/metal-bmc'}/console`,
+      logSize: logSize(env, 'METAL_BMC_CONSOLE_LOG_SIZE'),
     },
     http: hostPort(env, 'METAL_BMC_HTTP_ADDRESS', '127.0.0.1:2112'),
     shutdownTimeoutMs: duration(env, 'METAL_BMC_SHUTDOWN_TIMEOUT', '30s'),

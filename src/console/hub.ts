@@ -28,6 +28,8 @@ export interface HubOptions {
   /** how long a graceful BMC close may take before the stream is destroyed, default 5 s */
   closeTimeoutMs?: number;
   onEvent?: (event: HubEvent) => void;
+  /** the scrollback a new session starts with (the console capture's log, which outlives restarts) */
+  seedScrollback?: (machineId: string) => Promise<Buffer>;
 }
 
 export interface JoinOptions {
@@ -35,15 +37,22 @@ export interface JoinOptions {
   takeover?: boolean;
   /** fires when the client goes away while the BMC console is still being opened */
   signal?: AbortSignal;
+  /**
+   * a holder (the console capture): keeps the session open without viewers and past the idle
+   * timeout, never gets the keyboard, no scrollback, not counted as a viewer
+   */
+  hold?: boolean;
 }
 
 export interface ConsoleHub {
   /** Joins the machine's console, opening it if needed; rejects when it cannot be opened. */
   join(machineId: string, port: ClientPort, options?: JoinOptions): Promise<ConsoleHandle>;
+  /** close() was called: joins are refused from now on */
+  readonly closed: boolean;
   /** BMC sessions that exist (opening, open or reconnecting) */
   sessionCount(): number;
   clientCount(): number;
-  /** clients per machine id with a console session (the daemon's status) */
+  /** viewers (clients other than holders) per machine id with a console session (the daemon's status) */
   viewerCounts(): Map<string, number>;
   close(message?: string): Promise<void>;
 }
@@ -72,6 +81,7 @@ export function createConsoleHub(options: HubOptions): ConsoleHub {
     maxClientQueueBytes: intOption('maxClientQueueBytes', options.maxClientQueueBytes, 1 << 20, 1),
     closeTimeoutMs: intOption('closeTimeoutMs', options.closeTimeoutMs, 5000, 1),
     onEvent: options.onEvent ?? (() => undefined),
+    ...(options.seedScrollback ? { seedScrollback: options.seedScrollback } : {}),
   };
   const sessions = new Map<string, ConsoleSession>();
   let closed = false;
@@ -98,9 +108,12 @@ export function createConsoleHub(options: HubOptions): ConsoleHub {
       if (session.clientCount >= maxClients) throw new BmcError('BUSY', `console of machine ${machineId} has the maximum of ${maxClients} clients`);
       return session.join(port, joinOptions);
     },
+    get closed() {
+      return closed;
+    },
     sessionCount: () => sessions.size,
-    clientCount: () => [...sessions.values()].reduce((n, s) => n + s.clientCount, 0),
-    viewerCounts: () => new Map([...sessions].map(([id, s]) => [id, s.clientCount])),
+    clientCount: () => [...sessions.values()].reduce((n, s) => n + s.viewerCount, 0),
+    viewerCounts: () => new Map([...sessions].map(([id, s]) => [id, s.viewerCount])),
     async close(message = 'metal-bmc is shutting down') {
       closed = true;
       await Promise.all([...sessions.values()].map((s) => s.close({ code: 'shutdown', message, error: false })));

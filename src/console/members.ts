@@ -19,6 +19,8 @@ export interface Member {
   refusedAt: number;
   /** out of the session; every later call about it is a no-op */
   gone: boolean;
+  /** a holder (the console capture): never gets the keyboard, not counted as a viewer */
+  readonly holder: boolean;
 }
 
 export interface MembersOptions {
@@ -34,12 +36,16 @@ export interface MembersOptions {
 
 export interface Members {
   readonly count: number;
+  /** members that are not holders */
+  readonly viewers: number;
+  /** members that hold the session open */
+  readonly holders: number;
   /** the keyboard holder, if any */
   readonly keyboard: Member | undefined;
   /** the longest-standing client, if any */
   readonly first: Member | undefined;
   /** a new member, not live yet (it gets no output until `goLive`) */
-  add(port: ClientPort): Member;
+  add(port: ClientPort, holder?: boolean): Member;
   /** Scrollback first, then live output; takes the keyboard when nobody holds it or `takeover` is asked. */
   goLive(m: Member, scrollback: Buffer, takeover: boolean): void;
   /** output for every live client */
@@ -63,6 +69,8 @@ export function createMembers(o: MembersOptions): Members {
   const members: Member[] = [];
   let keyboard: Member | undefined;
 
+  const viewers = () => members.reduce((n, m) => n + (m.holder ? 0 : 1), 0);
+
   function who(m: Member): Record<string, string> {
     return { client: m.port.identity.subject, remote: m.port.identity.remote, transport: m.port.identity.transport };
   }
@@ -74,7 +82,7 @@ export function createMembers(o: MembersOptions): Members {
       state: o.state(),
       keyboard: keyboard === m,
       owner: keyboard ? keyboard.port.identity.subject : null,
-      clients: members.length,
+      clients: viewers(),
       ...(message === undefined ? {} : { message }),
     };
   }
@@ -110,7 +118,7 @@ export function createMembers(o: MembersOptions): Members {
     if (!detach(m)) return;
     log.info({ ...who(m), how, clients: members.length }, 'console client left');
     if (keyboard === m) {
-      keyboard = members.find((x) => x.live);
+      keyboard = members.find((x) => x.live && !x.holder);
       if (keyboard) {
         log.info({ ...who(keyboard) }, 'console keyboard passed on');
         tellAll(`keyboard passed to ${keyboard.port.identity.subject} (${m.port.identity.subject} left)`);
@@ -136,14 +144,20 @@ export function createMembers(o: MembersOptions): Members {
     get count() {
       return members.length;
     },
+    get viewers() {
+      return viewers();
+    },
+    get holders() {
+      return members.length - viewers();
+    },
     get keyboard() {
       return keyboard;
     },
     get first() {
       return members[0];
     },
-    add(port) {
-      const m: Member = { port, live: false, queue: createClientQueue((data) => port.send(data), o.maxClientQueueBytes), refusedAt: 0, gone: false };
+    add(port, holder = false) {
+      const m: Member = { port, live: false, queue: createClientQueue((data) => port.send(data), o.maxClientQueueBytes), refusedAt: 0, gone: false, holder };
       members.push(m);
       o.onEvent('client-join');
       return m;
@@ -152,7 +166,7 @@ export function createMembers(o: MembersOptions): Members {
       m.live = true;
       if (scrollback.length > 0) deliver(m, scrollback);
       log.info({ ...who(m), clients: members.length, scrollback: scrollback.length }, 'console client joined');
-      if (keyboard === undefined || wantsKeyboard) {
+      if (!m.holder && (keyboard === undefined || wantsKeyboard)) {
         if (keyboard !== undefined) takeover(m);
         else keyboard = m;
       }
@@ -172,7 +186,9 @@ export function createMembers(o: MembersOptions): Members {
       }
       return false;
     },
-    takeover,
+    takeover: (m) => {
+      if (!m.holder) takeover(m);
+    },
     tellAll,
     remove,
     endAll(reason) {

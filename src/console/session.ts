@@ -27,6 +27,8 @@ export interface SessionSettings {
   maxClientQueueBytes: number;
   closeTimeoutMs: number;
   onEvent: (event: HubEvent) => void;
+  /** the scrollback a new session starts with (the capture's log); failures leave it empty */
+  seedScrollback?: (machineId: string) => Promise<Buffer>;
 }
 
 type SessionPhase =
@@ -38,8 +40,10 @@ type SessionPhase =
 export interface ConsoleSession {
   readonly machineId: string;
   readonly clientCount: number;
+  /** clients other than holders */
+  readonly viewerCount: number;
   readonly closed: boolean;
-  join(port: ClientPort, options: { takeover?: boolean; signal?: AbortSignal }): Promise<ConsoleHandle>;
+  join(port: ClientPort, options: { takeover?: boolean; signal?: AbortSignal; hold?: boolean }): Promise<ConsoleHandle>;
   close(reason: EndReason): Promise<void>;
 }
 
@@ -94,10 +98,21 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
     }
   }
 
+  /** the capture log's tail into the ring, before any output of this session */
+  async function seed(): Promise<void> {
+    if (!settings.seedScrollback) return;
+    try {
+      const bytes = await settings.seedScrollback(machineId);
+      if (bytes.length > 0) ring.push(bytes);
+    } catch (err) {
+      log.warn({ err }, 'console scrollback not read from the capture log');
+    }
+  }
+
   async function openFirst(): Promise<void> {
     if (phase.kind !== 'opening') return;
     try {
-      const backend = await openBackend(phase.abort);
+      const [backend] = await Promise.all([openBackend(phase.abort), seed()]);
       if (current().kind === 'closed') {
         backend.destroy();
         throw new BmcError('CLOSED', `console of machine ${machineId} was closed while opening`);
@@ -211,9 +226,9 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
 
   // ---- membership ----
 
-  async function join(port: ClientPort, options: { takeover?: boolean; signal?: AbortSignal }): Promise<ConsoleHandle> {
+  async function join(port: ClientPort, options: { takeover?: boolean; signal?: AbortSignal; hold?: boolean }): Promise<ConsoleHandle> {
     if (phase.kind === 'closed') throw new BmcError('CLOSED', `console of machine ${machineId} is closed`);
-    const m = members.add(port);
+    const m = members.add(port, options.hold === true);
     const onAbort = () => members.remove(m, 'left');
     options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -226,7 +241,8 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
     }
     if (m.gone) throw new BmcError(current().kind === 'closed' ? 'CLOSED' : 'ABORTED', `console of machine ${machineId}: the client left while connecting`);
     // Scrollback first, then live output: nothing runs between the snapshot and going live.
-    members.goLive(m, ring.snapshot(), options.takeover === true);
+    // a holder (the capture) has what went before already; it takes output from now on
+    members.goLive(m, m.holder ? Buffer.alloc(0) : ring.snapshot(), options.takeover === true);
     return {
       machineId,
       get hasKeyboard() {
@@ -251,7 +267,7 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
     const check = () => {
       idleTimer = undefined;
       if (phase.kind === 'closed') return;
-      const idleFor = Date.now() - lastActivity;
+      const idleFor = members.holders > 0 ? 0 : Date.now() - lastActivity;
       if (idleFor >= settings.idleTimeoutMs) {
         settings.onEvent('idle-timeout');
         void close({ code: 'idle', message: `no input and no output for ${Math.round(settings.idleTimeoutMs / 1000)} s`, error: false });
@@ -296,6 +312,9 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
     machineId,
     get clientCount() {
       return members.count;
+    },
+    get viewerCount() {
+      return members.viewers;
     },
     get closed() {
       return phase.kind === 'closed';

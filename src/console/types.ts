@@ -10,7 +10,8 @@ export interface ClientIdentity {
   subject: string;
   /** `address:port` of the peer */
   remote: string;
-  transport: 'ssh' | 'ws';
+  /** `capture`: the console capture (capture.ts), which holds the session and never types */
+  transport: 'ssh' | 'ws' | 'capture';
 }
 
 export type ConsoleState = 'connecting' | 'open' | 'reconnecting';

@@ -44,3 +44,17 @@ export function guardViewerRoutes(routes: ViewerRoutes, auth: HttpAuth, rules: r
     return true;
   };
 }
+
+/** Several modules' routes on one listener: the first that owns a path handles it. */
+export function combineViewerRoutes(...all: ReadonlyArray<ViewerRoutes | undefined>): ViewerRoutes | undefined {
+  const routes = all.filter((r): r is ViewerRoutes => r !== undefined);
+  if (routes.length <= 1) return routes[0];
+  const ownerOf = (path: string) => routes.find((r) => r.owns(path));
+  return {
+    owns: (path) => ownerOf(path) !== undefined,
+    handle(req, res, viewer) {
+      const path = new URL(req.url ?? '/', 'https://console.invalid').pathname;
+      ownerOf(path)?.handle(req, res, viewer);
+    },
+  };
+}

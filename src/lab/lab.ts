@@ -79,6 +79,8 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       METAL_BMC_CONSOLE_WS_PORT: String(o.consoleWsPort),
       METAL_BMC_CONSOLE_TOKEN: consoleToken,
       METAL_BMC_CONSOLE_ADDRESS: '127.0.0.1',
+      // every machine's console held and logged, as a partition would run it
+      METAL_BMC_CONSOLE_CAPTURE: 'all',
       METAL_BMC_PARTITION_ID: LAB_PARTITION,
       METAL_BMC_METAL_API_URL: metalApi.url,
       METAL_BMC_METAL_API_HMAC_KEY: LAB_HMAC_KEY,

@@ -11,12 +11,15 @@
  *   GET    /serial            serial lines: how many stream, bytes emitted, active SOL payloads
  *   POST   /serial            {"select": ..., "stream": true | false}: streaming mode of the serial
  *                             lines (print without pause at 115200 baud, for console load tests)
+ *   POST   /serial            {"select": ..., "storm": {"lines": N}}: a boot storm, every selected
+ *                             running machine prints N numbered, checksummed lines at line speed
  */
 import { listen } from '../net/listen.js';
 import { createServer } from 'node:http';
 import type { Fleet, FaultSelector } from './fleet.js';
 import type { SimFaults } from './machine.js';
 import { latencyRoute } from './latency-control.js';
+import { MAX_STORM_LINES } from './serial.js';
 import { isSimQuirk, SIM_QUIRKS, type SimQuirkName } from './quirks.js';
 
 const FAULT_KEYS: ReadonlyArray<keyof SimFaults> = ['noAnswer', 'delayMs', 'dropRate', 'wrongCredentials', 'redfishStatus', 'redfishHang', 'redfishDisabled', 'sessionsFull', 'firmwareTaskMs', 'actSilently'];
@@ -73,7 +76,7 @@ export async function startControlServer(fleet: Fleet, port: number, host = '127
         if (body.length > 65536) req.destroy();
       });
       req.on('end', () => {
-        let parsed: { select?: unknown; faults?: unknown; stream?: unknown; quirks?: unknown; on?: unknown };
+        let parsed: { select?: unknown; faults?: unknown; stream?: unknown; storm?: unknown; quirks?: unknown; on?: unknown };
         try {
           parsed = JSON.parse(body) as typeof parsed;
         } catch {
@@ -83,6 +86,11 @@ export async function startControlServer(fleet: Fleet, port: number, host = '127
         if (latency) return reply(latency.status, latency.body);
         const selector = parseSelector(parsed.select);
         if (!selector) return reply(400, { error: 'select must be "all", a list of indices, or {"share": 0..1}' });
+        if (req.url === '/serial' && parsed.storm !== undefined) {
+          const lines = (parsed.storm as { lines?: unknown } | null)?.lines;
+          if (typeof lines !== 'number' || !Number.isInteger(lines) || lines < 1 || lines > MAX_STORM_LINES) return reply(400, { error: `storm.lines must be an integer from 1 to ${MAX_STORM_LINES}` });
+          return reply(200, { changed: fleet.serialStorm(selector, lines) });
+        }
         if (req.url === '/serial') {
           if (typeof parsed.stream !== 'boolean') return reply(400, { error: 'stream must be true or false' });
           return reply(200, { changed: fleet.setSerialStream(selector, parsed.stream) });

@@ -76,6 +76,8 @@ export interface Fleet {
   resetQuirks(): void;
   /** streaming mode of the selected machines' serial lines; returns how many were changed */
   setSerialStream(selector: FaultSelector, on: boolean): number;
+  /** a boot storm of `lines` numbered lines on every selected machine that runs */
+  serialStorm(selector: FaultSelector, lines: number): number;
   serialStats(): SerialStats;
   /** a latency model for the whole fleet, or none; keeps the request logs */
   setLatency(model: LatencyModel | undefined): void;
@@ -199,6 +201,11 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     setSerialStream(selector, on) {
       const chosen = fleet.select(selector);
       for (const m of chosen) serialOf(m).setStreaming(on);
+      return chosen.length;
+    },
+    serialStorm(selector, lines) {
+      const chosen = fleet.select(selector);
+      for (const m of chosen) serialOf(m).storm(lines);
       return chosen.length;
     },
     serialStats() {

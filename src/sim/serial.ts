@@ -5,7 +5,8 @@
  * history lets a console that attaches later see the latest prompt. In streaming mode
  * (`setStreaming(true)`, for load tests) a running machine prints kernel-log-like lines without
  * pause at the full line speed, each stamped with CLOCK_MONOTONIC; echoes of typed input still go
- * out at once, between them.
+ * out at once, between them. A boot storm (`storm(n)`) queues n numbered, checksummed lines
+ * (`stormLine`) that leave at the line speed, so a reader can prove none was lost or reordered.
  */
 import { EventEmitter } from 'node:events';
 import type { SimEvent, SimMachine } from './machine.js';
@@ -145,6 +146,16 @@ export class SerialLine extends EventEmitter<SerialLineEvents> {
     if (echo) this.output(echo);
   }
 
+  /** A boot storm: `lines` numbered, checksummed lines (see `stormLine`), queued behind what waits; they leave at the line speed. */
+  storm(lines: number): void {
+    if (!Number.isInteger(lines) || lines < 1 || lines > MAX_STORM_LINES) throw new RangeError(`serial line: a storm has 1 to ${MAX_STORM_LINES} lines, got ${lines}`);
+    if (this.machine.state.power !== 'on') return;
+    const id = `m${this.machine.state.index}`;
+    const parts: string[] = ['\r\n']; // the first line starts on a line of its own
+    for (let i = 1; i <= lines; i++) parts.push(stormLine(id, i, lines));
+    this.output(parts.join(''));
+  }
+
   /** A break condition from the console; recorded, no other effect. */
   sendBreak(): void {
     this.breaks++;
@@ -259,6 +270,33 @@ export class SerialLine extends EventEmitter<SerialLineEvents> {
     // drop whole chunks that lie entirely before the last `historyBytes`
     while (this.recent.length > 1 && this.recentBytes - this.recent[0]!.length >= this.historyBytes) this.recentBytes -= this.recent.shift()!.length;
   }
+}
+
+/** the most lines one storm may queue (a 2 MiB burst at ~80 bytes a line) */
+export const MAX_STORM_LINES = 25_000;
+
+/** FNV-1a over the latin1 bytes of `text`, as 8 hex digits. */
+export function fnv1a(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i) & 0xff;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
+}
+
+/** `storm m3 000042/001000 <payload> <fnv1a of everything before it>\r\n` */
+export function stormLine(id: string, n: number, of: number): string {
+  const width = String(of).length;
+  const body = `storm ${id} ${String(n).padStart(width, '0')}/${of} kernel: probing device ${(n * 2654435761) >>> 0} ok`;
+  return `${body} ${fnv1a(body)}\r\n`;
+}
+
+/** Parses a storm line (without its line end); undefined when it is not one or its checksum is wrong. */
+export function parseStormLine(line: string): { id: string; n: number; of: number } | undefined {
+  const m = /^(storm (\S+) (\d+)\/(\d+) .*) ([0-9a-f]{8})$/.exec(line);
+  if (!m || fnv1a(m[1]!) !== m[5]) return undefined;
+  return { id: m[2]!, n: Number(m[3]), of: Number(m[4]) };
 }
 
 const BOOT_NAMES = { pxe: 'from the network (PXE)', disk: 'from disk', bios: 'into BIOS setup' } as const;

@@ -84,7 +84,9 @@ export interface StatusStore extends ReportObserver {
   document(view?: StatusView): StatusDocument;
   /** per BMC of the current leases: up (last read succeeded) and the last success, for the metrics */
   liveEntries(): Array<{ ip: string; mac: string; up: boolean | undefined; lastSuccessAt: number | undefined }>;
-  /** changes with every update (and with the console viewers), for live updates */
+  /** the console capture's state per machine id (held or gap; off when missing), read when a status is built */
+  consoleCapture(states: () => ReadonlyMap<string, 'held' | 'gap'>): void;
+  /** changes with every update (and with the console viewers and capture), for live updates */
   revision(): string;
 }
 
@@ -111,6 +113,7 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
   const byUuid = new Map<string, Entry>();
   const commandTimes: number[] = [];
   let viewers: () => ReadonlyMap<string, number> = () => new Map();
+  let captures: () => ReadonlyMap<string, 'held' | 'gap'> = () => new Map();
   let rev = 0;
 
   function prune(): void {
@@ -134,7 +137,7 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
     rev++;
   }
 
-  function toStatus(e: Entry, t: number, v: ReadonlyMap<string, number>): BmcStatus {
+  function toStatus(e: Entry, t: number, v: ReadonlyMap<string, number>, c: ReadonlyMap<string, 'held' | 'gap'>): BmcStatus {
     return {
       ip: e.ip,
       mac: e.mac,
@@ -154,7 +157,7 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
       ...(e.lastSuccessAt !== undefined ? { lastSuccessAt: iso(e.lastSuccessAt) } : {}),
       ...(e.lastReportAt !== undefined ? { lastReportAt: iso(e.lastReportAt) } : {}),
       ...(e.lastCommand ? { lastCommand: e.lastCommand } : {}),
-      console: { viewers: e.uuid ? (v.get(e.uuid) ?? 0) : 0, capture: 'off' },
+      console: { viewers: e.uuid ? (v.get(e.uuid) ?? 0) : 0, capture: (e.uuid ? c.get(e.uuid) : undefined) ?? 'off' },
     };
   }
 
@@ -280,12 +283,16 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
     consoleViewers(count) {
       viewers = count;
     },
+    consoleCapture(states) {
+      captures = states;
+    },
     document(view = {}) {
       prune();
       const t = now();
       const v = viewers();
+      const c = captures();
       const mayView = view.mayView ?? (() => true);
-      const list = [...entries.values()].filter((e) => mayView(e.uuid)).map((e) => toStatus(e, t, v));
+      const list = [...entries.values()].filter((e) => mayView(e.uuid)).map((e) => toStatus(e, t, v, c));
       list.sort((a, b) => STATE_ORDER.indexOf(a.state) - STATE_ORDER.indexOf(b.state) || ipKey(a.ip) - ipKey(b.ip));
       return { version: 1, generatedAt: iso(t), partition: o.partition, graceSeconds: Math.round(o.graceMs / 1000), summary: summarize(list), bmcs: list };
     },
@@ -297,7 +304,9 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
     revision() {
       let total = 0;
       for (const n of viewers().values()) total += n;
-      return `${rev}/${total}/${commandTimes.length}`;
+      let held = 0;
+      for (const s of captures().values()) held += s === 'held' ? 1 : 0;
+      return `${rev}/${total}/${commandTimes.length}/${held}`;
     },
   };
 }

@@ -78,8 +78,15 @@ export interface BmcStatus {
   /** the last report metal-api accepted with this BMC's entry */
   lastReportAt?: string;
   lastCommand?: LastCommand;
-  console: { viewers: number; capture: 'off' };
+  console: { viewers: number; capture: CaptureState };
 }
+
+/**
+ * The console capture of a machine (METAL_BMC_CONSOLE_CAPTURE): `off` (not captured), `held`
+ * (its console is connected and logged), `gap` (held, but the console is not connected: a gap in
+ * its log until it is back).
+ */
+export type CaptureState = 'off' | 'held' | 'gap';
 
 export interface StatusSummary {
   bmcs: number;

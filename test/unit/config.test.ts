@@ -71,6 +71,9 @@ describe('loadConfig defaults', () => {
         allowedOrigins: [],
         connectionLimits: { perSource: 32, total: 1024 },
         maxSessions: 1000,
+        capture: 'off',
+        logDir: '/var/lib/metal-bmc/console',
+        logSize: { fileBytes: 8 << 20, files: 4 },
       },
       http: { host: '127.0.0.1', port: 2112 },
       shutdownTimeoutMs: 30_000,
@@ -303,6 +306,9 @@ describe('console access settings', () => {
       METAL_BMC_CONSOLE_MAX_CONNECTIONS: '100',
       METAL_BMC_CONSOLE_MAX_CONNECTIONS_PER_SOURCE: '4',
       METAL_BMC_CONSOLE_MAX_SESSIONS: '50',
+      METAL_BMC_CONSOLE_CAPTURE: 'all',
+      METAL_BMC_CONSOLE_LOG_DIR: '/srv/consoles',
+      METAL_BMC_CONSOLE_LOG_SIZE: '16MiB x 8',
     }).console;
     expect(c).toMatchObject({
       host: '::',
@@ -310,7 +316,11 @@ describe('console access settings', () => {
       allowedOrigins: ['https://console.example.com', 'https://ops.example.com:8443'],
       connectionLimits: { perSource: 4, total: 100 },
       maxSessions: 50,
+      capture: 'all',
+      logDir: '/srv/consoles',
+      logSize: { fileBytes: 16 << 20, files: 8 },
     });
+    expect(load({ METAL_BMC_STATE_DIR: '/srv/state' }).console.logDir).toBe('/srv/state/console');
   });
 
   it.each([
@@ -319,6 +329,8 @@ describe('console access settings', () => {
     ['METAL_BMC_CONSOLE_ALLOWED_ORIGINS', 'https://console.example.com/path', /is not an origin/],
     ['METAL_BMC_CONSOLE_ALLOWED_ORIGINS', '*', /is not an origin/],
     ['METAL_BMC_CONSOLE_MAX_SESSIONS', '0', /out of range/],
+    ['METAL_BMC_CONSOLE_CAPTURE', 'some', /off, all|one of/],
+    ['METAL_BMC_CONSOLE_LOG_SIZE', '8MiB', /<size> x <files>/],
     ['METAL_BMC_CONSOLE_CRL_FILE', '/nonexistent/crl.pem', /is not readable/],
   ])('%s=%s is refused', (name, value, message) => {
     const err = errorOf({ [name]: value });

@@ -339,3 +339,68 @@ describe('console hub', () => {
     expect(() => createConsoleHub({ logger: log.logger, openBackend: async () => fakeBmc().stream, maxSessions: 0 })).toThrow(/maxSessions/);
   });
 });
+
+describe('a holder (the console capture)', () => {
+  const holder = () => {
+    const c = client('console-capture');
+    (c as { identity: ClientPort['identity'] }).identity = { subject: 'console-capture', remote: 'metal-bmc', transport: 'capture' };
+    return c;
+  };
+
+  it('keeps the session past the idle timeout and without viewers; never gets the keyboard; is no viewer', async () => {
+    vi.useFakeTimers();
+    try {
+      const { hub, backends, events } = setup({ idleTimeoutMs: 80 });
+      const h = holder();
+      const hh = await hub.join('m1', h, { hold: true });
+      expect(hh.hasKeyboard).toBe(false);
+      const v = client('CN=viewer');
+      const hv = await hub.join('m1', v);
+      expect(hv.hasKeyboard).toBe(true); // the first viewer gets the keyboard, as without a holder
+      expect(hub.viewerCounts()).toEqual(new Map([['m1', 1]]));
+      hv.leave();
+      await vi.advanceTimersByTimeAsync(500); // six idle timeouts
+      expect(events).not.toContain('idle-timeout');
+      expect(h.ended).toEqual([]);
+      expect(hub.sessionCount()).toBe(1);
+      backends[0]!.emit('still here');
+      await vi.advanceTimersByTimeAsync(1);
+      expect(h.output()).toBe('still here');
+      hh.takeover(); // ignored
+      hh.input(Buffer.from('x'));
+      expect(backends[0]!.written()).toBe('');
+      hh.leave(); // the last member: the session closes as before
+      await vi.advanceTimersByTimeAsync(1);
+      expect(hub.sessionCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('gets no scrollback; a new session starts with the seeded scrollback, before live output', async () => {
+    const { hub, backends } = setup({ seedScrollback: async () => Buffer.from('from the log|') });
+    const h = holder();
+    await hub.join('m1', h, { hold: true });
+    backends[0]!.emit('live');
+    await tick();
+    expect(h.output()).toBe('live');
+    const v = client('CN=v');
+    await hub.join('m1', v);
+    expect(v.output()).toBe('from the log|live');
+  });
+
+  it('a viewer\'s takeover leaves the holder\'s output untouched', async () => {
+    const { hub, backends } = setup();
+    const h = holder();
+    await hub.join('m1', h, { hold: true });
+    const a = client('CN=a');
+    const b = client('CN=b');
+    await hub.join('m1', a);
+    const hb = await hub.join('m1', b);
+    hb.takeover();
+    backends[0]!.emit('after takeover');
+    await tick();
+    expect(h.output()).toBe('after takeover');
+    expect(h.notices.filter((n) => n.type === 'status').at(-1)).toMatchObject({ keyboard: false, owner: 'CN=b', clients: 2 });
+  });
+});

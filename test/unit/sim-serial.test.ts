@@ -155,3 +155,38 @@ describe('SerialLine', () => {
     expect(m.listenerCount('change')).toBe(0);
   });
 });
+
+describe('boot storm lines', () => {
+  it('carry their number and a checksum that catches a changed byte (property)', async () => {
+    const { default: fc } = await import('fast-check');
+    const { parseStormLine, stormLine } = await import('../../src/sim/serial.js');
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 25_000 }), fc.integer({ min: 0, max: 200 }), fc.integer({ min: 0, max: 25 }), (of, at, add) => {
+        const n = Math.max(1, of - add);
+        const line = stormLine('m7', n, of).replace(/\r\n$/, '');
+        expect(parseStormLine(line)).toEqual({ id: 'm7', n, of });
+        const i = at % line.length;
+        const changed = line.slice(0, i) + (line[i] === 'x' ? 'y' : 'x') + line.slice(i + 1);
+        expect(parseStormLine(changed)).toBeUndefined();
+      }),
+    );
+  });
+
+  it('a storm prints every line in order at the line speed', async () => {
+    vi.useFakeTimers();
+    const { parseStormLine } = await import('../../src/sim/serial.js');
+    const m = new SimMachine({ ...createMachineState('serial', 3), power: 'on' });
+    const line = new SerialLine(m);
+    const output = collect(line);
+    line.storm(200);
+    vi.advanceTimersByTime(100);
+    const early = output().length;
+    expect(early).toBeLessThan(2000); // ~11.5 bytes per ms, not all at once
+    vi.advanceTimersByTime(10_000);
+    const lines = output().split('\r\n').filter((l) => l !== '');
+    expect(lines.map((l) => parseStormLine(l)?.n)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    expect(() => line.storm(0)).toThrow(RangeError);
+    line.close();
+    vi.useRealTimers();
+  });
+});

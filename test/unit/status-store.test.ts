@@ -111,6 +111,13 @@ describe('status store', () => {
     expect(doc.bmcs).toHaveLength(1);
     expect(doc.bmcs[0]!.console).toEqual({ viewers: 4, capture: 'off' });
     expect(doc.summary.bmcs).toBe(1);
+    // the console capture's state per machine: held, in a gap, off when not captured
+    store.consoleCapture(() => new Map([['u1', 'gap']]));
+    expect(store.document().bmcs.find((b) => b.uuid === 'u1')!.console.capture).toBe('gap');
+    const gapRev = store.revision();
+    store.consoleCapture(() => new Map([['u1', 'held']]));
+    expect(store.revision()).not.toBe(gapRev);
+    expect(store.document().bmcs.find((b) => b.uuid === 'u1')!.console.capture).toBe('held');
   });
 });
 
@@ -147,7 +154,7 @@ const bmcArb: fc.Arbitrary<BmcStatus> = fc.record({
   power: fc.constantFrom('ON' as const, 'OFF' as const, 'UNKNOWN' as const),
   lastRead: fc.record({ at: fc.constant('2026-01-01T00:00:00.000Z'), durationMs: fc.nat(), outcome: fc.constantFrom('ok' as const, 'failed' as const), problem: fc.record({ reason: fc.constantFrom(...PROBLEM_REASONS), code: fc.string(), message: fc.string() }) }),
   failures: fc.record({ consecutive: fc.nat({ max: 1_000_000 }) }),
-  console: fc.constant({ viewers: 0, capture: 'off' as const }),
+  console: fc.record({ viewers: fc.nat(), capture: fc.constantFrom('off' as const, 'held' as const, 'gap' as const) }),
 });
 
 describe('status table', () => {

@@ -1,0 +1,187 @@
+/**
+ * `metal-bmc console log|grep`: the captured console history (METAL_BMC_CONSOLE_CAPTURE=all),
+ * read from the log folder on this host or from the daemon's HTTPS console listener with a
+ * client certificate or the console token. Light on purpose: the capture readers and node's
+ * https, nothing of the daemon.
+ */
+import { readFileSync } from 'node:fs';
+import { request, type RequestOptions } from 'node:https';
+import { parseArgs } from 'node:util';
+import { parseGoDuration } from '../config/duration.js';
+import { isSafeMachineId } from '../console/capture-files.js';
+import { createPlainFilter } from '../console/capture-plain.js';
+import { grepHistory, historyCursor, renderEvent, type GrepMatch } from '../console/capture-read.js';
+import { UsageError } from './args.js';
+
+const HELP = `usage: metal-bmc console log MACHINE [--since 10m] [--follow] [--plain] [--dir DIR | --address URL]
+       metal-bmc console grep PATTERN [--since 1h] [--dir DIR | --address URL]
+
+  log             a machine's captured serial output, oldest first; gaps in the capture are shown
+                  as lines "[metal-bmc TIME: capture gap: REASON]" and "[... capture resumed]"
+  grep            which machines printed PATTERN (plain text, case-sensitive) and when
+  --since D       only what came in the last D (Go duration: 10m, 1h30m, 72h); default all that is kept
+  --follow        keep printing new output until interrupted (log)
+  --plain         strip terminal escape sequences and control characters (grep always does)
+  --dir DIR       the capture folder on this host (default METAL_BMC_CONSOLE_LOG_DIR, else
+                  $METAL_BMC_STATE_DIR/console, else /var/lib/metal-bmc/console)
+  --address URL   the daemon's HTTPS console listener instead (https://host:3334), authenticated with
+  --cert F --key F  a client certificate of the console CA, and
+  --ca F          the CA that signed the listener's certificate
+  --token-file F  or the console token (also METAL_BMC_CONSOLE_TOKEN)`;
+
+type Io = { stdout: NodeJS.WritableStream; env: NodeJS.ProcessEnv };
+
+interface Remote {
+  url: URL;
+  tls: RequestOptions;
+}
+
+function defaultDir(env: NodeJS.ProcessEnv): string {
+  return env.METAL_BMC_CONSOLE_LOG_DIR?.trim() || `${env.METAL_BMC_STATE_DIR?.trim() || '/var/lib/metal-bmc'}/console`;
+}
+
+function sinceOf(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  let ms: number;
+  try {
+    ms = parseGoDuration(text);
+  } catch {
+    throw new UsageError(`--since ${JSON.stringify(text)} is not a duration (10m, 1h30m, 72h)`);
+  }
+  if (!(ms > 0)) throw new UsageError(`--since must be positive, got ${JSON.stringify(text)}`);
+  return Math.floor(Date.now() - ms);
+}
+
+function remoteOf(values: { address?: string | undefined; cert?: string | undefined; key?: string | undefined; ca?: string | undefined; 'token-file'?: string | undefined }, env: NodeJS.ProcessEnv): Remote | undefined {
+  if (values.address === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(values.address);
+  } catch {
+    throw new UsageError(`--address ${JSON.stringify(values.address)} is not a URL`);
+  }
+  if (url.protocol !== 'https:') throw new UsageError('--address must be an https:// URL (the console listener)');
+  const token = values['token-file'] !== undefined ? readFileSync(values['token-file'], 'utf8').replace(/\r?\n$/, '') : env.METAL_BMC_CONSOLE_TOKEN;
+  if ((values.cert === undefined) !== (values.key === undefined)) throw new UsageError('--cert and --key go together');
+  if (values.cert === undefined && !token) throw new UsageError('--address needs --cert and --key, or a token (--token-file, METAL_BMC_CONSOLE_TOKEN)');
+  const tls: RequestOptions = {
+    ...(values.ca !== undefined ? { ca: readFileSync(values.ca) } : {}),
+    ...(values.cert !== undefined ? { cert: readFileSync(values.cert), key: readFileSync(values.key!) } : {}),
+    ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
+  };
+  return { url, tls };
+}
+
+/** GET on the console listener; the body is handed on chunk by chunk. */
+function remoteGet(remote: Remote, path: string, onData: (chunk: Buffer) => void, signal: AbortSignal): Promise<void> {
+  const url = new URL(path, remote.url);
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ...remote.tls, signal }, (res) => {
+      if (res.statusCode !== 200) {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString().slice(0, 500)));
+        res.on('end', () => reject(new Error(`${url.origin} answered HTTP ${res.statusCode}: ${body.trim()}`)));
+        return;
+      }
+      res.on('data', onData);
+      res.on('end', resolve);
+      res.on('error', reject);
+    });
+    req.on('error', (err) => (signal.aborted ? resolve() : reject(new Error(`cannot reach ${url.origin}: ${err.message}`))));
+    req.end();
+  });
+}
+
+function output(io: Io, plain: boolean): { write(chunk: Buffer): void; end(): void } {
+  const filter = plain ? createPlainFilter() : undefined;
+  return {
+    write: (chunk) => void io.stdout.write(filter ? filter.push(chunk.toString('latin1')) : chunk),
+    end: () => void (filter ? io.stdout.write(filter.end()) : undefined),
+  };
+}
+
+function untilInterrupted(): AbortSignal {
+  const abort = new AbortController();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => abort.abort());
+  return abort.signal;
+}
+
+async function logCommand(machineId: string, o: { since: number | undefined; follow: boolean; plain: boolean; dir: string; remote: Remote | undefined }, io: Io): Promise<number> {
+  const out = output(io, o.plain);
+  const signal = o.follow ? untilInterrupted() : new AbortController().signal;
+  if (o.remote) {
+    const query = new URLSearchParams({ ...(o.since !== undefined ? { since: String(o.since) } : {}), ...(o.follow ? { follow: '1' } : {}) });
+    await remoteGet(o.remote, `/v1/machine/${encodeURIComponent(machineId)}/console/log?${query}`, (chunk) => out.write(chunk), signal);
+    out.end();
+    return 0;
+  }
+  const cursor = historyCursor(o.dir, machineId, o.since === undefined ? {} : { sinceMs: o.since });
+  let any = false;
+  while (!signal.aborted) {
+    const events = await cursor.next();
+    for (const e of events) out.write(renderEvent(e));
+    any ||= events.length > 0;
+    if (events.length === 0) {
+      if (!o.follow) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+  out.end();
+  if (!any && !o.follow) process.stderr.write(`metal-bmc console log: nothing captured for machine ${machineId} in ${o.dir}\n`);
+  return 0;
+}
+
+async function grepCommand(pattern: string, o: { since: number | undefined; dir: string; remote: Remote | undefined }, io: Io): Promise<number> {
+  let matches: GrepMatch[];
+  if (o.remote) {
+    let body = '';
+    const query = new URLSearchParams({ pattern, ...(o.since !== undefined ? { since: String(o.since) } : {}) });
+    await remoteGet(o.remote, `/v1/console/grep?${query}`, (chunk) => (body += chunk.toString()), new AbortController().signal);
+    matches = body.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as GrepMatch);
+  } else {
+    matches = await grepHistory(o.dir, pattern, o.since === undefined ? {} : { sinceMs: o.since });
+  }
+  for (const m of matches) io.stdout.write(`${new Date(m.t).toISOString()}  ${m.machineId}  ${m.line}\n`);
+  return matches.length > 0 ? 0 : 1;
+}
+
+export async function consoleHistoryMain(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      since: { type: 'string' },
+      follow: { type: 'boolean', short: 'f' },
+      plain: { type: 'boolean' },
+      dir: { type: 'string' },
+      address: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
+      ca: { type: 'string' },
+      'token-file': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help || positionals.length === 0) {
+    io.stdout.write(`${HELP}\n`);
+    return values.help ? 0 : 2;
+  }
+  const [sub, arg, ...extra] = positionals;
+  if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
+  if (values.dir !== undefined && values.address !== undefined) throw new UsageError('--dir and --address exclude each other');
+  const since = sinceOf(values.since);
+  const remote = remoteOf(values, io.env);
+  const dir = values.dir ?? defaultDir(io.env);
+  if (sub === 'log') {
+    if (arg === undefined) throw new UsageError('console log needs a MACHINE id');
+    if (!isSafeMachineId(arg)) throw new UsageError(`${JSON.stringify(arg.slice(0, 140))} is not a machine id`);
+    return logCommand(arg, { since, follow: values.follow === true, plain: values.plain === true, dir, remote }, io);
+  }
+  if (sub === 'grep') {
+    if (arg === undefined || arg === '' || arg.length > 200) throw new UsageError('console grep needs a PATTERN of 1 to 200 characters');
+    if (values.follow || values.plain) throw new UsageError('--follow and --plain are options of console log');
+    return grepCommand(arg, { since, dir, remote }, io);
+  }
+  throw new UsageError(`unknown console command ${JSON.stringify(sub)} (log, grep)`);
+}

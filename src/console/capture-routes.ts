@@ -1,0 +1,127 @@
+/**
+ * Captured console output over the HTTPS console listener, behind its authentication and the
+ * per-machine authorisation (viewer-routes.ts):
+ *   GET /v1/machine/{id}/console/log?since=MS&follow=1
+ *       the machine's output since MS (ms since the epoch; default all that is kept), gaps shown
+ *       as marker lines (capture-read.ts `gapMarker`); with follow=1 the response stays open and
+ *       new output follows until the client goes
+ *   GET /v1/console/grep?pattern=TEXT&since=MS
+ *       NDJSON, one {"machineId","t","line"} per matching line, only machines the client may open
+ *   GET /history/{id}, /history/assets/history.js
+ *       the browser's history view (capture-page.ts)
+ * Bounds: the pattern is 1 to 200 characters; at most 1000 matches per machine; one grep at a
+ * time (it reads every kept log: 429 while one runs); a follower polls every 250 ms and waits for
+ * the client to drain its buffer.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { validMachineId } from './access.js';
+import { isSafeMachineId } from './capture-files.js';
+import { grepHistory, historyCursor, renderEvent } from './capture-read.js';
+import { HISTORY_PAGE, HISTORY_SCRIPT } from './capture-page.js';
+import { CSP, SECURITY_HEADERS } from './page.js';
+import type { ViewerRoutes } from './viewer-routes.js';
+
+const HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' };
+const LOG_PATH = /^\/v1\/machine\/([^/]+)\/console\/log$/;
+const GREP_PATH = '/v1/console/grep';
+const PAGE_PATH = /^\/history\/[^/]+$/;
+const SCRIPT_PATH = '/history/assets/history.js';
+const PAGE = Buffer.from(HISTORY_PAGE);
+const SCRIPT = Buffer.from(HISTORY_SCRIPT);
+const MAX_PATTERN = 200;
+
+export interface CaptureRoutesOptions {
+  dir: string;
+  /** follow poll interval, default 250 ms */
+  pollMs?: number;
+}
+
+function sinceOf(url: URL): number | undefined | 'bad' {
+  const v = url.searchParams.get('since');
+  if (v === null) return undefined;
+  return /^\d{1,15}$/.test(v) ? Number(v) : 'bad';
+}
+
+const fail = (res: ServerResponse, status: number, message: string) => res.writeHead(status, { 'content-type': 'text/plain', ...HEADERS }).end(`${message}\n`);
+
+export interface CaptureRoutes extends ViewerRoutes {
+  /** ends every follower (shutdown) */
+  close(): void;
+}
+
+export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
+  const pollMs = o.pollMs ?? 250;
+  const followers = new Set<ServerResponse>();
+  let closed = false;
+  let grepping = false;
+
+  async function streamLog(req: IncomingMessage, res: ServerResponse, machineId: string, since: number | undefined, follow: boolean): Promise<void> {
+    const cursor = historyCursor(o.dir, machineId, since === undefined ? {} : { sinceMs: since });
+    let gone = false;
+    res.on('close', () => {
+      gone = true;
+      followers.delete(res);
+    });
+    res.writeHead(200, { 'content-type': 'application/octet-stream', ...HEADERS });
+    if (follow) followers.add(res);
+    while (!closed) {
+      const events = await cursor.next();
+      for (const e of events) {
+        if (gone) return;
+        if (!res.write(renderEvent(e))) await new Promise((resolve) => res.once('drain', resolve).once('close', resolve));
+      }
+      if (gone) return;
+      if (events.length === 0) {
+        if (!follow) break;
+        await new Promise((resolve) => setTimeout(resolve, pollMs));
+      }
+    }
+    followers.delete(res);
+    res.end();
+  }
+
+  return {
+    close() {
+      closed = true;
+      for (const res of followers) res.end();
+      followers.clear();
+    },
+    owns: (path) => path === GREP_PATH || path === SCRIPT_PATH || LOG_PATH.test(path) || PAGE_PATH.test(path),
+    handle(req, res, viewer) {
+      if (req.method !== 'GET') return void res.writeHead(405, { allow: 'GET', ...HEADERS }).end();
+      const url = new URL(req.url ?? '/', 'https://console.invalid');
+      if (url.pathname === SCRIPT_PATH) return void res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'content-length': SCRIPT.length, ...SECURITY_HEADERS }).end(SCRIPT);
+      if (PAGE_PATH.test(url.pathname)) return void res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': PAGE.length, 'content-security-policy': CSP, ...SECURITY_HEADERS }).end(PAGE);
+      const since = sinceOf(url);
+      if (since === 'bad') return fail(res, 400, 'since must be milliseconds since the epoch');
+      const m = LOG_PATH.exec(url.pathname);
+      const done = (err: unknown) => {
+        if (!res.headersSent) fail(res, 500, 'console history cannot be read');
+        else res.destroy(err instanceof Error ? err : undefined);
+      };
+      if (m) {
+        let machineId: string;
+        try {
+          machineId = decodeURIComponent(m[1]!);
+        } catch {
+          return fail(res, 400, 'bad machine id');
+        }
+        if (!validMachineId(machineId) || !isSafeMachineId(machineId)) return fail(res, 400, 'bad machine id');
+        if (!viewer.mayOpen(machineId)) return fail(res, 403, `${viewer.subject} may not open the console of machine ${machineId}`);
+        streamLog(req, res, machineId, since, url.searchParams.get('follow') === '1').catch(done);
+        return;
+      }
+      const pattern = url.searchParams.get('pattern') ?? '';
+      if (pattern.length < 1 || pattern.length > MAX_PATTERN) return fail(res, 400, `pattern must be 1 to ${MAX_PATTERN} characters`);
+      if (grepping) return fail(res, 429, 'a console grep is running; try again when it is done');
+      grepping = true;
+      grepHistory(o.dir, pattern, { ...(since === undefined ? {} : { sinceMs: since }), mayOpen: (id) => viewer.mayOpen(id) })
+        .then((matches) => {
+          res.writeHead(200, { 'content-type': 'application/x-ndjson', ...HEADERS });
+          res.end(matches.map((x) => JSON.stringify(x)).join('\n') + (matches.length ? '\n' : ''));
+        })
+        .catch(done)
+        .finally(() => (grepping = false));
+    },
+  };
+}

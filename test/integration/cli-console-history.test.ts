@@ -1,0 +1,119 @@
+/**
+ * `metal-bmc console log|grep` as a user runs them: from the capture folder on this host, and
+ * from the daemon's HTTPS console listener with a client certificate. `--since`, `--plain`,
+ * `--follow`, and grep's "which machine printed it when".
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { captureViewerRoutes, type CaptureRoutes } from '../../src/console/capture-routes.js';
+import { openMachineLog } from '../../src/console/capture-store.js';
+import { startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
+import { BmcError } from '../../src/errors.js';
+import { runCli, spawnCli } from '../helpers/cli.js';
+import { captureLog } from '../helpers/log.js';
+import { createPki, type Pki } from '../helpers/pki.js';
+import { waitFor } from '../helpers/wait.js';
+
+const ESC = '\x1b';
+const HOUR = 3_600_000;
+const A = '11111111-0000-4000-8000-000000000001';
+const B = '22222222-0000-4000-8000-000000000002';
+let dir: string;
+let pki: Pki;
+let servers: ConsoleServers;
+let routes: CaptureRoutes;
+const { logger } = captureLog('warn');
+
+async function write(id: string, at: number, text: string): Promise<void> {
+  const log = await openMachineLog({ dir, machineId: id, fileBytes: 1 << 20, files: 2, logger, now: () => at });
+  log.append(Buffer.from(text, 'latin1'));
+  await log.close();
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'cli-console-'));
+  const now = Date.now();
+  await write(A, now - 2 * HOUR, `old boot\r\n${ESC}[1;31mPXE-E53: No boot filename received${ESC}[0m\r\n`);
+  await write(A, now - 60_000, `${ESC}[32mrecent${ESC}[0m line\r\n`);
+  await write(B, now - 30_000, 'Kernel panic - not syncing: VFS\r\n');
+  pki = await createPki();
+  routes = captureViewerRoutes({ dir, pollMs: 50 });
+  servers = await startConsoleServers({
+    host: '127.0.0.1',
+    port: 0,
+    wsPort: 0,
+    caCertFile: pki.ca,
+    certFile: pki.serverCert,
+    keyFile: pki.serverKey,
+    openBackend: () => Promise.reject(new BmcError('UNSUPPORTED', 'no BMCs in this test')),
+    logger,
+    viewerRoutes: routes,
+  });
+}, 30_000);
+
+afterAll(async () => {
+  routes?.close();
+  await servers?.close();
+  pki?.remove();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('metal-bmc console log', () => {
+  it('prints the raw history, --since cuts the older part, --plain strips escapes', async () => {
+    const all = await runCli(['console', 'log', A, '--dir', dir]);
+    expect(all.code).toBe(0);
+    expect(all.stdout).toContain(`old boot\r\n${ESC}[1;31mPXE-E53`);
+    expect(all.stdout).toContain(`${ESC}[32mrecent`);
+    const recent = await runCli(['console', 'log', A, '--dir', dir, '--since', '10m', '--plain']);
+    expect(recent.stdout).toBe('recent line\n');
+    const none = await runCli(['console', 'log', B, '--dir', dir, '--since', '10s']);
+    expect(none).toMatchObject({ code: 0, stdout: '' });
+    expect(none.stderr).toMatch(/nothing captured/);
+  }, 60_000);
+
+  it('refuses a machine id that walks paths, and a bad duration', async () => {
+    expect((await runCli(['console', 'log', '../etc', '--dir', dir])).code).toBe(2);
+    const bad = await runCli(['console', 'log', A, '--dir', dir, '--since', 'yesterday']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--since "yesterday" is not a duration/);
+  }, 60_000);
+
+  it('--follow prints what is captured after it started', async () => {
+    const child = spawnCli(['console', 'log', B, '--dir', dir, '--follow', '--plain']);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor(() => out.includes('Kernel panic'), 30_000, 'history first');
+    await write(B, Date.now(), 'rebooting\r\n');
+    await waitFor(() => out.includes('rebooting'), 30_000, 'followed line');
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.on('close', resolve));
+    expect(out.indexOf('Kernel panic')).toBeLessThan(out.indexOf('rebooting'));
+  }, 60_000);
+
+  it('reads the same through the HTTPS console listener with a client certificate', async () => {
+    const tls = ['--ca', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey];
+    const remote = await runCli(['console', 'log', A, '--address', `https://127.0.0.1:${servers.wsPort}`, ...tls, '--since', '10m', '--plain']);
+    expect(remote).toMatchObject({ code: 0, stdout: 'recent line\n' });
+    const grep = await runCli(['console', 'grep', 'Kernel panic', '--address', `https://127.0.0.1:${servers.wsPort}`, ...tls]);
+    expect(grep.code).toBe(0);
+    expect(grep.stdout).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\S+Z  ${B}  Kernel panic - not syncing: VFS\\n$`));
+    const noCert = await runCli(['console', 'log', A, '--address', `https://127.0.0.1:${servers.wsPort}`]);
+    expect(noCert.code).toBe(2);
+  }, 60_000);
+});
+
+describe('metal-bmc console grep', () => {
+  it('lists which machines printed the pattern and when; exit 1 without a match', async () => {
+    const pxe = await runCli(['console', 'grep', 'PXE-E53', '--dir', dir]);
+    expect(pxe.code).toBe(0);
+    const [line] = pxe.stdout.trim().split('\n');
+    const [time, machine, ...text] = line!.split('  ');
+    expect(Date.now() - Date.parse(time!)).toBeGreaterThan(HOUR);
+    expect(machine).toBe(A);
+    expect(text.join('  ')).toBe('PXE-E53: No boot filename received');
+    expect((await runCli(['console', 'grep', 'PXE-E53', '--dir', dir, '--since', '1h'])).code).toBe(1);
+    expect((await runCli(['console', 'grep', 'No bootable device', '--dir', dir])).code).toBe(1);
+  }, 60_000);
+});

@@ -1,0 +1,94 @@
+/**
+ * The history view of a captured console in a real Chromium (playwright-core), token mode: the
+ * page shows the machine's log as plain text with its gaps marked, and the range selection
+ * narrows it. A screenshot goes to test-artifacts/console-history.png.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { captureViewerRoutes, type CaptureRoutes } from '../../src/console/capture-routes.js';
+import { openMachineLog } from '../../src/console/capture-store.js';
+import { startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
+import { BmcError } from '../../src/errors.js';
+import { captureLog } from '../helpers/log.js';
+import { createPki, type Pki } from '../helpers/pki.js';
+import { peerPath, withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('openssl', 'chromium');
+const CHROMIUM = peerPath('chromium') ?? '/usr/bin/chromium';
+const MACHINE = 'c0c0c0c0-88f6-5390-8154-fa53d93a3313';
+const TOKEN = 'history-token-0123456789abcdef0123456789';
+const ESC = '\x1b';
+let dir: string;
+let pki: Pki;
+let servers: ConsoleServers;
+let routes: CaptureRoutes;
+let browser: Browser;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'history-browser-'));
+  const { logger } = captureLog('warn');
+  const now = Date.now();
+  let clock = now - 3 * 3_600_000;
+  const log = await openMachineLog({ dir, machineId: MACHINE, fileBytes: 1 << 20, files: 2, logger, now: () => clock });
+  log.append(Buffer.from(`${ESC}[1mBIOS Version 2.4${ESC}[0m\r\nBooting from the network (PXE)\r\nPXE-E53: No boot filename received\r\n`));
+  clock = now - 2 * 3_600_000;
+  log.gapStart('BMC connection lost (no answer in time)');
+  clock = now - 5 * 60_000;
+  log.gapEnd();
+  log.append(Buffer.from(`${ESC}[32m[  OK  ]${ESC}[0m Reached target Multi-User System.\r\nmachine-7 login: `));
+  await log.close();
+  pki = await createPki();
+  routes = captureViewerRoutes({ dir });
+  servers = await startConsoleServers({
+    host: '127.0.0.1',
+    port: 0,
+    wsPort: 0,
+    caCertFile: pki.ca,
+    certFile: pki.serverCert,
+    keyFile: pki.serverKey,
+    token: TOKEN,
+    openBackend: () => Promise.reject(new BmcError('UNSUPPORTED', 'no BMCs in this test')),
+    logger,
+    viewerRoutes: routes,
+  });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  routes?.close();
+  await servers?.close();
+  pki?.remove();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('console history page', () => {
+  it('shows the captured log as plain text with its gaps, and the range narrows it', async () => {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1000, height: 400 } });
+    const page = await context.newPage();
+    const refused = await page.goto(`https://127.0.0.1:${servers.wsPort}/history/${MACHINE}`);
+    expect(refused?.status()).toBe(401);
+    await page.goto(`https://127.0.0.1:${servers.wsPort}/history/${MACHINE}?token=${TOKEN}`);
+    expect(new URL(page.url()).search).toBe(''); // the token was exchanged for the cookie
+    await page.selectOption('#range', '0'); // all that is kept
+    const log = page.locator('#log');
+    await expect.poll(() => log.textContent(), { timeout: 20_000 }).toContain('PXE-E53');
+    const all = await page.textContent('#log');
+    expect(all).toContain('BIOS Version 2.4\nBooting from the network (PXE)\nPXE-E53: No boot filename received\n');
+    expect(all).not.toContain('\x1b');
+    expect(await page.locator('.gap').allTextContents()).toEqual([expect.stringMatching(/capture gap: BMC connection lost/), expect.stringMatching(/capture resumed/)]);
+    await page.selectOption('#range', '600000'); // last 10 minutes
+    await expect.poll(() => log.textContent(), { timeout: 20_000 }).not.toContain('PXE-E53');
+    const recent = await page.textContent('#log');
+    expect(recent).toContain('[  OK  ] Reached target Multi-User System.\nmachine-7 login: ');
+    expect(await page.textContent('#state')).toMatch(/bytes, last 10 minutes/);
+    await page.selectOption('#range', '86400000');
+    await expect.poll(() => log.textContent(), { timeout: 20_000 }).toContain('PXE-E53');
+    mkdirSync('test-artifacts', { recursive: true });
+    await page.screenshot({ path: join('test-artifacts', 'console-history.png') });
+    await context.close();
+  }, 60_000);
+});
