@@ -10,10 +10,12 @@ describe('decodeJsonBody', () => {
   it('decodes any JSON document, with or without a BOM, followed by any noise', () => {
     fc.assert(
       fc.property(json, fc.boolean(), noise, (value, bom, tail) => {
-        const text = `${bom ? '\uFEFF' : ''}${JSON.stringify(value)}${tail}`;
+        const sent = JSON.stringify(value);
+        const text = `${bom ? '\uFEFF' : ''}${sent}${tail}`;
         const r = decodeJsonBody(text);
         expect(r.ok).toBe(true);
-        if (r.ok) expect(r.value).toEqual(value);
+        // what the text says (JSON has no -0: JSON.stringify(-0) is "0")
+        if (r.ok) expect(r.value).toEqual(JSON.parse(sent));
       }),
     );
   });
