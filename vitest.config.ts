@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -6,6 +7,10 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // the tests wait on peers (BMCs, NATS, browsers) far more than they compute: at least two test
+    // files at once even on a two-core machine (vitest's default there is one, which doubled CI time)
+    maxWorkers: Math.max(2, availableParallelism()),
+    minWorkers: 1,
     reporters: ['default'],
   },
 });
