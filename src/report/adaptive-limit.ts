@@ -4,14 +4,17 @@
  * file descriptors allow, and shrinks when the loop falls behind (TLS handshakes and crypto are
  * what load it). `max` (METAL_BMC_REPORT_CONCURRENCY) is the upper bound; the limit starts at
  * `initial` and changes once per `sampleMs`:
- *  - event-loop delay (mean over the sample) above `lagHighMs` or RSS (read once a second) above `rssBudgetBytes`:
- *    ×0.7 (not below `min`);
+ *  - event-loop delay (mean over the sample) above `lagHighMs` or the JavaScript heap in use above
+ *    `heapBudgetBytes`: ×0.7 (not below `min`). The heap in use, not the resident size: RSS hardly
+ *    ever shrinks once grown, so a limit tied to it would stay at `min` for good after one peak;
+ *    the heap in use drops with every garbage collection;
  *  - delay below `lagLowMs` and the limit in use: ×1.25 (slowly: on a machine short of CPU, many
  *    BMCs started at once share it so thinly that every one runs into its deadline);
  *  - never above what the file-descriptor limit leaves for `fdsPerItem` descriptors each.
  */
 import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 
 export interface AdaptiveLimitOptions {
   max: number;
@@ -20,7 +23,8 @@ export interface AdaptiveLimitOptions {
   sampleMs?: number;
   lagLowMs?: number;
   lagHighMs?: number;
-  rssBudgetBytes?: number;
+  /** JavaScript heap in use above which the limit shrinks (default 192 MiB) */
+  heapBudgetBytes?: number;
   /** descriptors one item may hold at once (a BMC: three TLS connections and an IPMI socket) */
   fdsPerItem?: number;
   /** descriptors this process may open; default the soft RLIMIT_NOFILE from /proc/self/limits */
@@ -50,8 +54,8 @@ export function fdBound(fdLimit: number | undefined, fdsPerItem: number): number
 }
 
 /** The next limit from one sample (pure). */
-export function nextLimit(current: number, sample: { lagMs: number; rssBytes: number; inUse: number }, o: Required<Pick<AdaptiveLimitOptions, 'min' | 'lagLowMs' | 'lagHighMs' | 'rssBudgetBytes'>> & { ceiling: number }): number {
-  if (sample.lagMs > o.lagHighMs || sample.rssBytes > o.rssBudgetBytes) return Math.max(o.min, Math.floor(current * 0.7));
+export function nextLimit(current: number, sample: { lagMs: number; heapBytes: number; inUse: number }, o: Required<Pick<AdaptiveLimitOptions, 'min' | 'lagLowMs' | 'lagHighMs' | 'heapBudgetBytes'>> & { ceiling: number }): number {
+  if (sample.lagMs > o.lagHighMs || sample.heapBytes > o.heapBudgetBytes) return Math.max(o.min, Math.floor(current * 0.7));
   if (sample.lagMs < o.lagLowMs && sample.inUse >= current) return Math.min(o.ceiling, Math.ceil(current * 1.25));
   return Math.min(o.ceiling, current);
 }
@@ -63,7 +67,7 @@ export function nextLimit(current: number, sample: { lagMs: number; rssBytes: nu
 export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOptions, fn: (item: T, requeue: (again: T) => void) => Promise<void>): Promise<LimitTrace> {
   const min = Math.max(1, Math.min(o.min ?? 4, o.max));
   const ceiling = Math.max(min, Math.min(o.max, fdBound(o.fdLimit ?? openFileLimit(), o.fdsPerItem ?? 4)));
-  const settings = { min, ceiling, lagLowMs: o.lagLowMs ?? 10, lagHighMs: o.lagHighMs ?? 50, rssBudgetBytes: o.rssBudgetBytes ?? 200 * 2 ** 20 };
+  const settings = { min, ceiling, lagLowMs: o.lagLowMs ?? 10, lagHighMs: o.lagHighMs ?? 50, heapBudgetBytes: o.heapBudgetBytes ?? 192 * 2 ** 20 };
   let limit = Math.max(min, Math.min(ceiling, o.initial ?? 16));
   const trace: LimitTrace = { peak: limit, samples: [] };
   const queue = [...items];
@@ -71,17 +75,13 @@ export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOp
   const fixed = min === ceiling;
   const lag = monitorEventLoopDelay({ resolution: 10 });
   if (!fixed) lag.enable();
-  let rssBytes = 0;
-  let samples = 0;
   return new Promise<LimitTrace>((resolve, reject) => {
     let failed = false;
     const timer = setInterval(() => {
       if (fixed) return;
       const lagMs = Number.isFinite(lag.mean) ? lag.mean / 1e6 - 10 : 0; // the histogram counts the 10 ms resolution timer itself
       lag.reset();
-      // the resident size costs a read of /proc: once a second is enough for a memory budget
-      if (samples++ % 10 === 0) rssBytes = process.memoryUsage.rss();
-      limit = nextLimit(limit, { lagMs, rssBytes, inUse: running }, settings);
+      limit = nextLimit(limit, { lagMs, heapBytes: getHeapStatistics().used_heap_size, inUse: running }, settings);
       trace.peak = Math.max(trace.peak, limit);
       trace.samples.push(limit);
       pump();

@@ -1,17 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { fdBound, forEachAdaptive, nextLimit } from '../../src/report/adaptive-limit.js';
 
-const o = { min: 4, lagLowMs: 10, lagHighMs: 50, rssBudgetBytes: 100, ceiling: 500 };
+const o = { min: 4, lagLowMs: 10, lagHighMs: 50, heapBudgetBytes: 100, ceiling: 500 };
 
 describe('adaptive concurrency', () => {
   it('grows while the loop keeps up and the limit is used, shrinks when it falls behind or memory runs out', () => {
-    expect(nextLimit(32, { lagMs: 5, rssBytes: 10, inUse: 32 }, o)).toBe(40);
-    expect(nextLimit(32, { lagMs: 5, rssBytes: 10, inUse: 3 }, o)).toBe(32); // not in use: no reason to grow
-    expect(nextLimit(400, { lagMs: 5, rssBytes: 10, inUse: 400 }, o)).toBe(500); // the ceiling
-    expect(nextLimit(32, { lagMs: 80, rssBytes: 10, inUse: 32 }, o)).toBe(22);
-    expect(nextLimit(32, { lagMs: 5, rssBytes: 1000, inUse: 32 }, o)).toBe(22);
-    expect(nextLimit(5, { lagMs: 150, rssBytes: 10, inUse: 5 }, o)).toBe(4); // the floor
-    expect(nextLimit(32, { lagMs: 30, rssBytes: 10, inUse: 32 }, o)).toBe(32);
+    expect(nextLimit(32, { lagMs: 5, heapBytes: 10, inUse: 32 }, o)).toBe(40);
+    expect(nextLimit(32, { lagMs: 5, heapBytes: 10, inUse: 3 }, o)).toBe(32); // not in use: no reason to grow
+    expect(nextLimit(400, { lagMs: 5, heapBytes: 10, inUse: 400 }, o)).toBe(500); // the ceiling
+    expect(nextLimit(32, { lagMs: 80, heapBytes: 10, inUse: 32 }, o)).toBe(22);
+    expect(nextLimit(32, { lagMs: 5, heapBytes: 1000, inUse: 32 }, o)).toBe(22);
+    expect(nextLimit(5, { lagMs: 150, heapBytes: 10, inUse: 5 }, o)).toBe(4); // the floor
+    expect(nextLimit(32, { lagMs: 30, heapBytes: 10, inUse: 32 }, o)).toBe(32);
   });
 
   it('leaves file descriptors for everything else', () => {
