@@ -278,7 +278,7 @@ function publishedAtOf(m: Msg): Date {
   return Number.isNaN(t) ? new Date() : new Date(t);
 }
 
-function subscribeCore(o: SubscribeOptions): MachineEventSubscription {
+async function subscribeCore(o: SubscribeOptions): Promise<MachineEventSubscription> {
   const dispatcher = createDispatcher(o);
   const queue = sanitizeName(o.durableName);
   const sub = o.nc.subscribe(o.subject, {
@@ -302,6 +302,10 @@ function subscribeCore(o: SubscribeOptions): MachineEventSubscription {
       });
     },
   });
+  // core NATS keeps nothing for a subscriber the server does not know yet: subscribed means the
+  // server has processed the SUB (a flush is a round trip after it), so nothing published after
+  // this resolves is lost; while disconnected the client resubscribes on reconnect
+  await o.nc.flush().catch((err: unknown) => o.logger.warn({ err }, 'core NATS subscription not confirmed by the server yet'));
   o.logger.info({ subject: o.subject, queue }, 'consuming machine events from core NATS');
   return {
     mode: 'core',
