@@ -304,7 +304,9 @@ describe('the real clients survive each simulated quirk', () => {
     },
     'ipmi-sol-self-deactivate': async () => {
       const index = machineOf('ipmi-sol-self-deactivate').state.index;
-      const tool = await solClient('ipmitool', 'ipmi-sol-self-deactivate', () => waitFor(() => fleet.ipmi.activeSolPayloads(index) === 0, 10_000, 'the BMC to deactivate SOL'));
+      // the matrix's own console on this machine must be gone first, or ipmitool takes its payload over
+      await waitFor(() => fleet.ipmi.activeSolPayloads(index) === 0, 10_000, 'no SOL payload left on the machine');
+      const tool = await solClient('ipmitool', 'ipmi-sol-self-deactivate', () => waitFor(() => fleet.ipmi.activeSolPayloads(index) === 0, 30_000, 'the BMC to deactivate SOL'));
       expect(tool.stdout).toContain('login:');
       expect(`${tool.stdout}${tool.stderr}`).toMatch(/SOL payload already de-activated/);
       expect(tool.code).toBe(0);
