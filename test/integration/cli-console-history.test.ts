@@ -13,7 +13,7 @@ import { startConsoleServers, type ConsoleServers } from '../../src/console/inde
 import { BmcError } from '../../src/errors.js';
 import { runCli, spawnCli } from '../helpers/cli.js';
 import { captureLog } from '../helpers/log.js';
-import { createPki, type Pki } from '../helpers/pki.js';
+import { createPki, loopbackConsoleListeners, type Pki } from '../helpers/pki.js';
 import { waitFor } from '../helpers/wait.js';
 
 const ESC = '\x1b';
@@ -41,12 +41,7 @@ beforeAll(async () => {
   pki = await createPki();
   routes = captureViewerRoutes({ dir, pollMs: 50 });
   servers = await startConsoleServers({
-    host: '127.0.0.1',
-    port: 0,
-    wsPort: 0,
-    caCertFile: pki.ca,
-    certFile: pki.serverCert,
-    keyFile: pki.serverKey,
+    ...loopbackConsoleListeners(pki),
     openBackend: () => Promise.reject(new BmcError('UNSUPPORTED', 'no BMCs in this test')),
     logger,
     viewerRoutes: routes,

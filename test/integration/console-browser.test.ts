@@ -14,7 +14,7 @@ import type { MetalApiStandIn } from '../../src/metalapi/standin.js';
 import { machineIpmi, startConsoleBackend } from '../helpers/console-backend.js';
 import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { captureLog } from '../helpers/log.js';
-import { createPki, type Pki } from '../helpers/pki.js';
+import { createPki, loopbackConsoleListeners, type Pki } from '../helpers/pki.js';
 import { peerPath, withPeers } from '../helpers/peers.js';
 
 const { describe, it } = withPeers('ipmi_sim', 'ipmitool', 'openssl', 'chromium');
@@ -37,12 +37,7 @@ beforeAll(async () => {
   let openBackend;
   ({ standin, openBackend } = await startConsoleBackend({ [MACHINE]: machineIpmi(`127.0.0.1:${sim.port}`, sim.user, sim.password) }, 3000));
   servers = await startConsoleServers({
-    host: '127.0.0.1',
-    port: 0,
-    wsPort: 0,
-    caCertFile: pki.ca,
-    certFile: pki.serverCert,
-    keyFile: pki.serverKey,
+    ...loopbackConsoleListeners(pki),
     token: TOKEN,
     openBackend,
     logger: captureLog().logger,

@@ -24,7 +24,7 @@ import { parseStormLine } from '../../src/sim/serial.js';
 import { machineIpmi } from '../helpers/console-backend.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { captureLog } from '../helpers/log.js';
-import { createPki, type Pki } from '../helpers/pki.js';
+import { createPki, loopbackConsoleListeners, type Pki } from '../helpers/pki.js';
 import { waitFor } from '../helpers/wait.js';
 
 let fleet: Fleet;
@@ -46,12 +46,7 @@ async function startService(): Promise<void> {
   });
   routes = captureViewerRoutes({ dir, pollMs: 50 });
   servers = await startConsoleServers({
-    host: '127.0.0.1',
-    port: 0,
-    wsPort: 0,
-    caCertFile: pki.ca,
-    certFile: pki.serverCert,
-    keyFile: pki.serverKey,
+    ...loopbackConsoleListeners(pki),
     openBackend,
     logger,
     idleTimeoutMs: 300, // shorter than the test: the held sessions must outlive it

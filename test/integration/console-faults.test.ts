@@ -11,7 +11,7 @@ import type { MetalApiStandIn } from '../../src/metalapi/standin.js';
 import { machineIpmi, startConsoleBackend } from '../helpers/console-backend.js';
 import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
-import { createPki, type Pki } from '../helpers/pki.js';
+import { createPki, loopbackConsoleListeners, type Pki } from '../helpers/pki.js';
 import { waitFor } from '../helpers/wait.js';
 import { httpsGetStatus } from '../helpers/https.js';
 import { withPeers } from '../helpers/peers.js';
@@ -41,12 +41,7 @@ beforeAll(async () => {
   ));
   log = captureLog();
   servers = await startConsoleServers({
-    host: '127.0.0.1',
-    port: 0,
-    wsPort: 0,
-    caCertFile: pki.ca,
-    certFile: pki.serverCert,
-    keyFile: pki.serverKey,
+    ...loopbackConsoleListeners(pki),
     openBackend,
     logger: log.logger,
     hub: { reconnect: { initialMs: 200, maxMs: 400, maxAttempts: 2 } },

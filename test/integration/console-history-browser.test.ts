@@ -13,7 +13,7 @@ import { openMachineLog } from '../../src/console/capture-store.js';
 import { startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
 import { BmcError } from '../../src/errors.js';
 import { captureLog } from '../helpers/log.js';
-import { createPki, type Pki } from '../helpers/pki.js';
+import { createPki, loopbackConsoleListeners, type Pki } from '../helpers/pki.js';
 import { peerPath, withPeers } from '../helpers/peers.js';
 
 const { describe, it } = withPeers('openssl', 'chromium');
@@ -43,12 +43,7 @@ beforeAll(async () => {
   pki = await createPki();
   routes = captureViewerRoutes({ dir });
   servers = await startConsoleServers({
-    host: '127.0.0.1',
-    port: 0,
-    wsPort: 0,
-    caCertFile: pki.ca,
-    certFile: pki.serverCert,
-    keyFile: pki.serverKey,
+    ...loopbackConsoleListeners(pki),
     token: TOKEN,
     openBackend: () => Promise.reject(new BmcError('UNSUPPORTED', 'no BMCs in this test')),
     logger,
