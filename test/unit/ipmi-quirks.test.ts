@@ -102,6 +102,9 @@ describe('Open Session answers and RAKP refusals', () => {
 });
 
 /** The client's session engine linked to a simulated BMC in memory. */
+/** What every simulated BMC of these tests shares: its credentials, session limits and port. */
+const BMC_SETTINGS = { user: 'ADMIN', password: 'secret', maxSessions: 4, sessionTimeoutMs: 60_000, handshakeTimeoutMs: 10_000, port: () => 623 };
+
 function linked(quirks: SimQuirkName[], answer?: (d: Buffer, reply: (d: Buffer) => void) => boolean) {
   const machine = new SimMachine(createMachineState('quirk-unit', 0));
   machine.state.quirks = new Set(quirks);
@@ -110,12 +113,7 @@ function linked(quirks: SimQuirkName[], answer?: (d: Buffer, reply: (d: Buffer) 
   const bmc = new SimBmc({
     machine,
     serial,
-    user: 'ADMIN',
-    password: 'secret',
-    maxSessions: 4,
-    sessionTimeoutMs: 60_000,
-    handshakeTimeoutMs: 10_000,
-    port: () => 623,
+    ...BMC_SETTINGS,
     send: (d) => setImmediate(() => deliver(d)),
   });
   const channel: DatagramChannel = {
@@ -230,12 +228,7 @@ describe('SOL on another UDP port of the BMC', () => {
     const bmc = new SimBmc({
       machine,
       serial,
-      user: 'ADMIN',
-      password: 'secret',
-      maxSessions: 4,
-      sessionTimeoutMs: 60_000,
-      handshakeTimeoutMs: 10_000,
-      port: () => 623,
+      ...BMC_SETTINGS,
       solPort: () => 6231,
       // the BMC answers the client port its last packet came from: 40000 (623) or 40001 (6231)
       send: (d, remote) => setImmediate(() => handlers.get(remote.port === 40001 ? 6231 : 623)?.(d)),
