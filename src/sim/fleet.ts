@@ -8,8 +8,8 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { renderIscLeases } from '../leases/render.js';
 import { BmcError } from '../errors.js';
 import { startIpmiServer, type IpmiServer } from './ipmi-server.js';
-import { createMachineState, NO_FAULTS, SimMachine, variantQuirks, type SimFaults, type SimMachineState, type SimVariantName } from './machine.js';
-import type { SimQuirkName } from './quirks.js';
+import { createMachineState, NO_FAULTS, SimMachine, type SimFaults, type SimMachineState, type SimVariantName } from './machine.js';
+import { quirksOfVariant, type SimQuirkName } from './quirks.js';
 import { checkModel, timingsFor, type LatencyModel, type RequestRecord } from './latency.js';
 import { startRedfishServer, type RedfishServer } from './redfish-server.js';
 
@@ -196,7 +196,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       return chosen.length;
     },
     resetQuirks() {
-      for (const m of machines) m.state.quirks = variantQuirks(seed, m.state.index, o.variants);
+      for (const m of machines) m.state.quirks = new Set(quirksOfVariant(m.state.variant));
     },
     setSerialStream(selector, on) {
       const chosen = fleet.select(selector);

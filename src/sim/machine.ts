@@ -103,6 +103,8 @@ export interface SimMachineState {
   biosVersion: string;
   manufacturer: string;
   model: string;
+  /** the vendor variant the machine was drawn from */
+  variant: SimVariantName;
   power: SimPower;
   /** the boot override: device ('none': no override), all future boots or the next one, UEFI */
   boot: SimBoot;
@@ -285,6 +287,7 @@ export function createMachineState(seed: string, index: number, cidr = '127.10.0
     biosVersion: vendor.bios(v),
     manufacturer: vendor.manufacturer,
     model: vendor.model,
+    variant,
     power: w[1]! % 4 === 0 ? 'off' : 'on',
     boot: 'none',
     bootPersistent: false,
@@ -303,12 +306,6 @@ export function createMachineState(seed: string, index: number, cidr = '127.10.0
     faults: { ...NO_FAULTS },
     quirks: new Set(quirksOfVariant(variant)),
   };
-}
-
-/** The protocol quirks a machine's vendor variant is known for (what DELETE /quirks returns it to). */
-export function variantQuirks(seed: string, index: number, variants: readonly SimVariantName[] = DEFAULT_VARIANTS): Set<SimQuirkName> {
-  const v = digest(seed, index, 'versions');
-  return new Set(quirksOfVariant(variants[v[3]! % variants.length]!));
 }
 
 export function hasQuirk(state: Pick<SimMachineState, 'quirks'>, name: SimQuirkName): boolean {

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, expect } from 'vitest';
 import { parseLeases, activeLeases } from '../../src/leases/select.js';
 import { startControlServer } from '../../src/sim/control.js';
+import { quirksOfVariant } from '../../src/sim/quirks.js';
 import { spawnCli } from '../helpers/cli.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { freeTcpPort, freeUdpPort } from '../helpers/ports.js';
@@ -130,6 +131,27 @@ describe('simulated fleet', () => {
       expect(serial.outputBytes - before).toBeGreaterThan(2 * 11_520 * 0.2);
       expect(fleet.setSerialStream('all', false)).toBe(4);
       expect(fleet.serialStats().streaming).toBe(0);
+    } finally {
+      await control.close();
+      await fleet.close();
+    }
+  });
+
+  it('the control API switches quirks per machine, and DELETE /quirks returns each machine to its vendor variant\'s', async () => {
+    const fleet = await startTestFleet({ count: 2, redfish: false, variants: ['supermicro', 'lenovo'] });
+    const control = await startControlServer(fleet, 0);
+    try {
+      const base = `http://127.0.0.1:${control.port}`;
+      const quirksOf = async () => ((await (await fetch(`${base}/machines`)).json()) as Array<{ quirks: string[] }>).map((m) => [...m.quirks].sort());
+      const defaults = fleet.machines.map((m) => [...quirksOfVariant(m.state.variant)].sort());
+      expect(await quirksOf()).toEqual(defaults);
+      const unknown = await fetch(`${base}/quirks`, { method: 'POST', body: JSON.stringify({ select: 'all', quirks: ['no-such-quirk'], on: true }) });
+      expect(unknown.status).toBe(400);
+      const on = await fetch(`${base}/quirks`, { method: 'POST', body: JSON.stringify({ select: [0], quirks: ['redfish-bom'], on: true }) });
+      expect(await on.json()).toEqual({ changed: 1 });
+      expect((await quirksOf())[0]).toEqual([...defaults[0]!, 'redfish-bom'].sort());
+      await fetch(`${base}/quirks`, { method: 'DELETE' });
+      expect(await quirksOf()).toEqual(defaults);
     } finally {
       await control.close();
       await fleet.close();
