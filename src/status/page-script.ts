@@ -112,7 +112,17 @@ export const STATUS_SCRIPT = String.raw`'use strict';
       }
       cell(tr, ago(b.lastReportAt));
       cell(tr, b.lastCommand ? b.lastCommand.name + ' ' + b.lastCommand.outcome + ' ' + ago(b.lastCommand.at) : '');
-      cell(tr, b.console.viewers);
+      var consoleCell = cell(tr, b.console.viewers, 'viewers');
+      if (b.uuid && b.console.capture !== 'off') {
+        // a captured console: its history page; "gap" when the capture is not connected now
+        var history = document.createElement('a');
+        history.href = '/history/' + encodeURIComponent(b.uuid);
+        history.className = 'history';
+        history.textContent = b.console.capture === 'gap' ? 'history (gap)' : 'history';
+        history.title = 'captured console history of ' + b.uuid;
+        consoleCell.appendChild(document.createTextNode(' '));
+        consoleCell.appendChild(history);
+      }
       tbody.appendChild(tr);
     });
     countEl.textContent = rows.length + ' of ' + doc.bmcs.length + ' BMCs shown';

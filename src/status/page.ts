@@ -68,7 +68,7 @@ export const STATUS_PAGE = `<!doctype html>
       <th scope="col" aria-sort="none"><button type="button" data-sort="reason">Reason</button></th>
       <th scope="col" aria-sort="none"><button type="button" data-sort="reported">Reported</button></th>
       <th scope="col" aria-sort="none"><button type="button" data-sort="command">Last command</button></th>
-      <th scope="col" aria-sort="none"><button type="button" data-sort="viewers">Viewers</button></th>
+      <th scope="col" aria-sort="none"><button type="button" data-sort="viewers">Console</button></th>
     </tr></thead>
     <tbody></tbody>
   </table>

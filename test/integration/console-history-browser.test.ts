@@ -1,7 +1,8 @@
 /**
  * The history view of a captured console in a real Chromium (playwright-core), token mode: the
  * page shows the machine's log as plain text with its gaps marked, and the range selection
- * narrows it. A screenshot goes to test-artifacts/console-history.png.
+ * narrows it. A screenshot goes to test-artifacts/console-history.png. The status page links a
+ * captured machine's row to that history, and only a captured one.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,9 +10,14 @@ import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { captureViewerRoutes, type CaptureRoutes } from '../../src/console/capture-routes.js';
+import { combineViewerRoutes } from '../../src/console/viewer-routes.js';
 import { openMachineLog } from '../../src/console/capture-store.js';
 import { startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
 import { BmcError } from '../../src/errors.js';
+import type { BmcReport } from '../../src/outband/types.js';
+import { createStatusHttp } from '../../src/status/http.js';
+import { statusViewerRoutes } from '../../src/status/page.js';
+import { createStatusStore } from '../../src/status/store.js';
 import { captureLog } from '../helpers/log.js';
 import { createPki, loopbackConsoleListeners, type Pki } from '../helpers/pki.js';
 import { peerPath, withPeers } from '../helpers/peers.js';
@@ -19,6 +25,8 @@ import { peerPath, withPeers } from '../helpers/peers.js';
 const { describe, it } = withPeers('openssl', 'chromium');
 const CHROMIUM = peerPath('chromium') ?? '/usr/bin/chromium';
 const MACHINE = 'c0c0c0c0-88f6-5390-8154-fa53d93a3313';
+/** a machine on the status page whose console is not captured */
+const UNCAPTURED = 'd1d1d1d1-88f6-5390-8154-fa53d93a3313';
 const TOKEN = 'history-token-0123456789abcdef0123456789';
 const ESC = '\x1b';
 let dir: string;
@@ -26,6 +34,10 @@ let pki: Pki;
 let servers: ConsoleServers;
 let routes: CaptureRoutes;
 let browser: Browser;
+
+function statusReport(uuid: string): BmcReport {
+  return { uuid, bmcVersion: '1.0', biosVersion: '2.4', fru: {}, powerState: 'ON', indicatorLED: 'LED-OFF', powerSupplies: [], source: 'ipmi', missing: [] };
+}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'history-browser-'));
@@ -42,12 +54,17 @@ beforeAll(async () => {
   await log.close();
   pki = await createPki();
   routes = captureViewerRoutes({ dir });
+  const status = createStatusStore({ partition: 'p', graceMs: 60_000 });
+  const leases = [MACHINE, UNCAPTURED].map((uuid, i) => ({ lease: { ip: `10.0.0.${i + 1}`, mac: `aa:bb:cc:00:00:0${i + 1}`, expires: 'never' as const }, uuid }));
+  status.leases(leases.map((l) => l.lease));
+  for (const { lease, uuid } of leases) status.read(lease, { ok: true, report: statusReport(uuid), vendor: 'Supermicro', durationMs: 20 });
+  status.consoleCapture(() => new Map([[MACHINE, 'held']]));
   servers = await startConsoleServers({
     ...loopbackConsoleListeners(pki),
     token: TOKEN,
     openBackend: () => Promise.reject(new BmcError('UNSUPPORTED', 'no BMCs in this test')),
     logger,
-    viewerRoutes: routes,
+    viewerRoutes: combineViewerRoutes(statusViewerRoutes(createStatusHttp(status)), routes)!,
   });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
 }, 60_000);
@@ -61,6 +78,19 @@ afterAll(async () => {
 });
 
 describe('console history page', () => {
+  it('is linked from the status page for a captured machine, and only for one', async () => {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    await page.goto(`https://127.0.0.1:${servers.wsPort}/status?token=${TOKEN}`);
+    const links = page.locator('a.history');
+    await expect.poll(() => links.count(), { timeout: 20_000 }).toBe(1);
+    expect(await links.getAttribute('href')).toBe(`/history/${MACHINE}`);
+    expect(await page.locator(`tr:has(a[href="/console/${UNCAPTURED}"]) a.history`).count()).toBe(0);
+    await links.click();
+    await expect.poll(() => page.locator('#log').textContent(), { timeout: 20_000 }).toContain('machine-7 login:');
+    await context.close();
+  }, 60_000);
+
   it('shows the captured log as plain text with its gaps, and the range narrows it', async () => {
     const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1000, height: 400 } });
     const page = await context.newPage();
