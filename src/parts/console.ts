@@ -15,9 +15,11 @@ import { tailBytes } from '../console/capture-read.js';
 import { captureViewerRoutes } from '../console/capture-routes.js';
 import { startConsoleServers } from '../console/index.js';
 import { combineViewerRoutes } from '../console/viewer-routes.js';
+import { ownedBackend, type OwnedBackend } from '../console/owned-backend.js';
 import type { StatusStore } from '../status/store.js';
 import { createStatusHttp } from '../status/http.js';
 import { statusViewerRoutes } from '../status/page.js';
+import { startConsoleOwners, type ConsoleOwners } from './console-owners.js';
 
 /** how often the capture looks at the report cycle's machines */
 const CAPTURE_SYNC_MS = 5000;
@@ -37,12 +39,23 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
     ctx.logger.warn('console disabled: METAL_BMC_CONSOLE_CA_CERT_FILE, _CERT_FILE and _KEY_FILE are not set');
     return { name: 'console', stop: async () => undefined };
   }
-  const openBackend = metalApiConsoleBackend({
+  const bmcBackend = metalApiConsoleBackend({
     findIpmiMachine: (id, o) => ctx.metalApi.findIpmiMachine(id, o),
     connect: (t) => ctx.connectBmc(t.host, { user: t.user, password: t.password, port: t.port, signal: t.signal }),
     defaultPort: ctx.config.ipmi.port,
   });
   const capturing = c.capture === 'all';
+  // several instances on one partition: one owner per console, decided on NATS (console-owners.ts)
+  let capture: ConsoleCapture | undefined;
+  let wanted: string[] = [];
+  const applyOwnership = () => {
+    capture?.setMachines(owners ? owners.owned(wanted) : wanted);
+    const cut = owned?.cut() ?? 0;
+    if (cut > 0) ctx.logger.info({ streams: cut }, 'console streams of machines this instance no longer holds ended');
+  };
+  const owners: ConsoleOwners | undefined = capturing && c.ownership === 'nats' ? startConsoleOwners(ctx, applyOwnership) : undefined;
+  const owned: OwnedBackend | undefined = owners ? ownedBackend({ open: bmcBackend, holder: (id) => owners.holder(id) }) : undefined;
+  const openBackend = owned?.open ?? bmcBackend;
   // the status page and /v1/status behind the console's authentication
   const statusHttp = ctx.status ? createStatusHttp(ctx.status) : undefined;
   const historyRoutes = capturing ? captureViewerRoutes({ dir: c.logDir }) : undefined;
@@ -54,9 +67,13 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
     registry: ctx.registry,
     ...(viewerRoutes ? { viewerRoutes } : {}),
     ...(capturing ? { hub: { seedScrollback: (id: string) => (isSafeMachineId(id) ? tailBytes(c.logDir, id, c.scrollbackBytes) : Promise.resolve(Buffer.alloc(0))) } } : {}),
+  }).catch(async (err: unknown) => {
+    statusHttp?.close();
+    historyRoutes?.close();
+    await owners?.close();
+    throw err;
   });
   ctx.status?.consoleViewers(() => servers.hub.viewerCounts());
-  let capture: ConsoleCapture | undefined;
   let sync: NodeJS.Timeout | undefined;
   if (capturing) {
     const made: ConsoleCapture = createConsoleCapture({ hub: servers.hub, dir: c.logDir, fileBytes: c.logSize.fileBytes, files: c.logSize.files, logger: ctx.logger, metrics: createCaptureMetrics(ctx.registry, { held: () => made.held(), machines: () => made.machines().length, diskBytes: () => made.diskBytes() }) });
@@ -64,14 +81,19 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
     ctx.status?.consoleCapture(() => made.states());
     const status = ctx.status;
     if (status) {
-      const update = () => made.setMachines(reportedMachines(status));
+      const update = () => {
+        wanted = reportedMachines(status);
+        owners?.setWanted(wanted);
+        applyOwnership();
+      };
       update();
       sync = setInterval(update, CAPTURE_SYNC_MS);
     }
-    ctx.logger.info({ dir: c.logDir, fileBytes: c.logSize.fileBytes, files: c.logSize.files }, 'console capture on: every reported machine\'s console is held and logged');
+    ctx.logger.info({ dir: c.logDir, fileBytes: c.logSize.fileBytes, files: c.logSize.files, ownership: c.ownership }, c.ownership === 'nats' ? 'console capture on: every reported machine\'s console this instance owns is held and logged' : 'console capture on: every reported machine\'s console is held and logged');
   }
   return {
     name: 'console',
+    ...(owners ? { ready: () => owners.ready() } : {}),
     async stop(deadlineMs) {
       clearInterval(sync);
       statusHttp?.close();
@@ -83,6 +105,8 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
         await servers.close();
       })(), deadline]);
       clearTimeout(timer);
+      // the consoles are let go first, then the claims: the next owner finds the SOL payload free
+      await owners?.close();
     },
   };
 };

@@ -1,0 +1,160 @@
+/**
+ * Two daemon instances with METAL_BMC_CONSOLE_CAPTURE=all over one simulated fleet and one real
+ * nats-server with JetStream (issue 13, item 4): every machine has exactly one SOL session (the
+ * simulator counts activations), the instance that does not hold a machine opens no SOL for a
+ * viewer, and when the owner loses NATS (its connection runs through a proxy the test cuts) it
+ * stops holding before the survivor takes every console over, within the lease time.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect } from 'vitest';
+import WebSocket from 'ws';
+import { loadConfig } from '../../src/config/config.js';
+import { startDaemon, type Daemon } from '../../src/daemon.js';
+import { startLab, type Lab } from '../../src/lab/lab.js';
+import { consolePart } from '../../src/parts/console.js';
+import { captureLog } from '../helpers/log.js';
+import { freeTcpPort, freeUdpPort } from '../helpers/ports.js';
+import { withPeers } from '../helpers/peers.js';
+import { waitFor } from '../helpers/wait.js';
+
+const { it } = withPeers('nats-server', 'openssl');
+
+const COUNT = 4;
+const LEASE_MS = 6000;
+
+/** A TCP proxy to NATS that the test can cut: established connections die, new ones are refused. */
+async function natsProxy(port: number): Promise<{ url: string; cut(): void; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let open = true;
+  const server: Server = createServer((client) => {
+    if (!open) return client.destroy();
+    const upstream = tcpConnect(port, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address() as { port: number };
+  return {
+    url: `nats://127.0.0.1:${address.port}`,
+    cut() {
+      open = false;
+      for (const s of sockets) s.destroy();
+    },
+    close: () => new Promise<void>((resolve) => (server.close(() => resolve()), [...sockets].forEach((s) => s.destroy()))),
+  };
+}
+
+let dir: string;
+let lab: Lab;
+let proxy: Awaited<ReturnType<typeof natsProxy>>;
+const daemons: Record<string, Daemon> = {};
+const logs = { a: captureLog('info'), b: captureLog('info') };
+
+async function instance(name: 'a' | 'b', mqAddress: string): Promise<Daemon> {
+  const env = {
+    ...lab.env,
+    METAL_BMC_INSTANCE_ID: name,
+    METAL_BMC_MQ_ADDRESS: mqAddress,
+    METAL_BMC_STATE_DIR: join(dir, `state-${name}`),
+    METAL_BMC_CONSOLE_PORT: String(await freeTcpPort()),
+    METAL_BMC_CONSOLE_WS_PORT: String(await freeTcpPort()),
+    METAL_BMC_HTTP_ADDRESS: '127.0.0.1:0',
+    METAL_BMC_SHUTDOWN_TIMEOUT: '5s',
+  };
+  const d = await startDaemon(loadConfig(env), logs[name].logger, [consolePart]);
+  daemons[name] = d;
+  return d;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'capture-owners-'));
+  // the lab gives the fleet, nats-server, metal-api and the PKI; its own daemon runs no console
+  lab = await startLab({
+    count: COUNT,
+    dir,
+    ipmiPort: await freeUdpPort(),
+    redfishPort: await freeTcpPort(),
+    consolePort: await freeTcpPort(),
+    consoleWsPort: await freeTcpPort(),
+    cidr: `127.${30 + ((process.pid + 7) % 200)}.0.0/16`,
+    logger: captureLog('warn').logger,
+    parts: [],
+    env: { METAL_BMC_REPORT_INTERVAL: '1s', METAL_BMC_CONSOLE_LOG_SIZE: '64KiB x 2', METAL_BMC_CONSOLE_LEASE: `${LEASE_MS / 1000}s` },
+    print: () => undefined,
+  });
+  proxy = await natsProxy(lab.nats.port);
+}, 60_000);
+
+afterAll(async () => {
+  for (const d of Object.values(daemons)) await d.stop().catch(() => undefined);
+  await proxy?.close();
+  await lab?.stop();
+  rmSync(dir, { recursive: true, force: true });
+}, 60_000);
+
+/** a metric's value, summed over its labels */
+async function metric(d: Daemon, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${d.opsPort}/metrics`)).text();
+  const values = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].map((m) => Number(m[1]));
+  return values.length === 0 ? NaN : values.reduce((x, y) => x + y, 0);
+}
+/** one series, named with its labels */
+async function metricOf(d: Daemon, series: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${d.opsPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : NaN;
+}
+const sol = () => lab.fleet.serialStats().sol;
+
+it('holds each console on exactly one instance, and moves them to the survivor when the owner loses NATS', async () => {
+  const a = await instance('a', proxy.url);
+  await waitFor(async () => (await metric(a, 'metal_bmc_console_capture_sessions')) === COUNT, 45_000, 'instance a holding every console');
+  const b = await instance('b', lab.nats.url);
+  // b reports the same machines and sees a's claims: it holds none of them
+  await waitFor(async () => (await metric(b, 'metal_bmc_console_capture_machines')) === 0 && b.status.document().bmcs.filter((x) => x.uuid).length === COUNT, 30_000, 'instance b reporting every machine');
+  // b's capture was told its reported machines, and that a holds every one of them
+  await waitFor(async () => (await metricOf(b, 'metal_bmc_console_ownership_machines{holder="other"}')) === COUNT, 30_000, 'b seeing a hold every console');
+  const cyclesBefore = await metric(b, 'metal_bmc_report_cycles_total');
+  await waitFor(async () => (await metric(b, 'metal_bmc_report_cycles_total')) >= cyclesBefore + 2, 30_000, 'two more report cycles of b');
+  expect(await metric(b, 'metal_bmc_console_capture_sessions')).toBe(0);
+  expect(sol()).toEqual(Array.from({ length: COUNT }, () => ({ active: 1, activations: 1 })));
+
+  // a viewer on b (which holds nothing) does not make b open the BMC's SOL
+  const m0 = lab.fleet.machines[0]!.state;
+  const wsPort = b.context.config.console.wsPort;
+  const ws = new WebSocket(`wss://127.0.0.1:${wsPort}/v1/machine/${m0.uuid}/console`, { ca: readFileSync(lab.pki.ca), headers: { authorization: `Bearer ${lab.consoleToken}` } });
+  const texts: string[] = [];
+  ws.on('message', (d: Buffer, binary: boolean) => {
+    if (!binary) texts.push(d.toString());
+  });
+  const closed = new Promise((resolve) => ws.on('close', resolve));
+  await waitFor(() => texts.some((t) => t.includes('held by metal-bmc instance a')), 15_000, 'the refusal naming the owner');
+  ws.close();
+  await closed;
+  expect(sol()[0]).toEqual({ active: 1, activations: 1 });
+
+  // a loses NATS: it fences itself, then b takes every console over within the lease time
+  const cutAt = Date.now();
+  proxy.cut();
+  await waitFor(async () => (await metric(a, 'metal_bmc_console_capture_machines')) === 0, LEASE_MS, 'a letting go of its consoles');
+  const fencedAfter = Date.now() - cutAt;
+  await waitFor(async () => (await metric(b, 'metal_bmc_console_capture_sessions')) === COUNT, LEASE_MS + 10_000, 'b holding every console');
+  expect(await metricOf(b, 'metal_bmc_console_ownership_machines{holder="self"}')).toBe(COUNT);
+  const movedAfter = Date.now() - cutAt;
+  expect(fencedAfter).toBeLessThan(movedAfter);
+  // the lease, plus at most a heartbeat and the console's open
+  expect(movedAfter).toBeLessThan(LEASE_MS + 8000);
+  expect(logs.b.find('console taken over from a dead instance')).toHaveLength(COUNT);
+  // never two SOL sessions: each machine activated once by a, once by b
+  expect(sol()).toEqual(Array.from({ length: COUNT }, () => ({ active: 1, activations: 2 })));
+  const cyclesAfter = await metric(b, 'metal_bmc_report_cycles_total');
+  await waitFor(async () => (await metric(b, 'metal_bmc_report_cycles_total')) >= cyclesAfter + 2, 30_000, 'two more report cycles of b');
+  expect(sol()).toEqual(Array.from({ length: COUNT }, () => ({ active: 1, activations: 2 })));
+}, 180_000);
