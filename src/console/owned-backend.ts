@@ -6,8 +6,9 @@
  * over NATS from the owner), else refused with BUSY naming the owner. While this instance does
  * not know who holds what (NATS lost), it opens nothing.
  *
- * `cut()` ends the BMC streams of machines this instance no longer may hold; the hub's session
- * then reconnects through `open` again, which relays or refuses.
+ * `cut()` ends the BMC streams of machines this instance no longer may hold, and the relayed
+ * ones whose owner changed; the hub's session then reconnects through `open` again, which opens
+ * the BMC, relays from the new owner, or refuses.
  */
 import type { Duplex } from 'node:stream';
 import { BmcError } from '../errors.js';
@@ -30,25 +31,29 @@ export interface OwnedBackendOptions {
 
 export interface OwnedBackend {
   open: OpenBackend;
-  /** ends this instance's BMC streams of machines it may no longer hold; how many were ended */
+  /** ends the streams that lead to the wrong place now (see above); how many were ended */
   cut(): number;
 }
 
 export function ownedBackend(o: OwnedBackendOptions): OwnedBackend {
-  const direct = new Map<string, Set<Duplex>>();
+  /** every stream handed out, with whom it leads to: the BMC (undefined) or the owning instance */
+  const streams = new Map<Duplex, { machineId: string; via: string | undefined }>();
 
-  function track(machineId: string, stream: Duplex): Duplex {
-    let set = direct.get(machineId);
-    if (!set) direct.set(machineId, (set = new Set()));
-    set.add(stream);
-    stream.once('close', () => {
-      set.delete(stream);
-      if (set.size === 0 && direct.get(machineId) === set) direct.delete(machineId);
-    });
+  function track(machineId: string, stream: Duplex, via: string | undefined): Duplex {
+    streams.set(stream, { machineId, via });
+    stream.once('close', () => streams.delete(stream));
     return stream;
   }
 
-  const mayOpen = (h: Holder) => h.kind === 'self' || h.kind === 'free';
+  /** why a stream may not go on, or undefined when it may */
+  function stale(via: string | undefined, h: Holder): string | undefined {
+    if (via === undefined) {
+      if (h.kind === 'self' || h.kind === 'free') return undefined;
+      return h.kind === 'other' ? `the console moved to metal-bmc instance ${h.instance}` : 'this metal-bmc instance lost its console lease';
+    }
+    if (h.kind === 'other' && h.instance === via) return undefined;
+    return `metal-bmc instance ${via} no longer holds the console`;
+  }
 
   return {
     async open(machineId, options) {
@@ -56,9 +61,9 @@ export function ownedBackend(o: OwnedBackendOptions): OwnedBackend {
       switch (h.kind) {
         case 'self':
         case 'free':
-          return track(machineId, await o.open(machineId, options));
+          return track(machineId, await o.open(machineId, options), undefined);
         case 'other':
-          if (o.relay) return await o.relay(h.instance, machineId, options);
+          if (o.relay) return track(machineId, await o.relay(h.instance, machineId, options), h.instance);
           throw new BmcError('BUSY', `the console of machine ${machineId} is held by metal-bmc instance ${h.instance}; open it there`);
         case 'unknown':
           throw new BmcError('BUSY', `metal-bmc cannot tell which instance holds the console of machine ${machineId} (its NATS lease is not renewed); try again later`);
@@ -66,14 +71,12 @@ export function ownedBackend(o: OwnedBackendOptions): OwnedBackend {
     },
     cut() {
       let n = 0;
-      for (const [machineId, streams] of [...direct]) {
-        const h = o.holder(machineId);
-        if (mayOpen(h)) continue;
-        const why = h.kind === 'other' ? `the console moved to metal-bmc instance ${h.instance}` : 'this metal-bmc instance lost its console lease';
-        for (const s of streams) {
-          s.destroy(new BmcError('CLOSED', why));
-          n++;
-        }
+      for (const [stream, { machineId, via }] of [...streams]) {
+        const why = stale(via, o.holder(machineId));
+        if (why === undefined) continue;
+        streams.delete(stream);
+        stream.destroy(new BmcError('CLOSED', why));
+        n++;
       }
       return n;
     },

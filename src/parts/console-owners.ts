@@ -27,6 +27,8 @@ export interface ConsoleOwners {
   holder(machineId: string): Holder;
   /** the connection, once there (the relay uses it) */
   bus(): BusConnection | undefined;
+  /** resolves with the connection when it is there, with undefined when closed first */
+  connected: Promise<BusConnection | undefined>;
   ready(): string | undefined;
   close(): Promise<void>;
 }
@@ -59,8 +61,11 @@ export function startConsoleOwners(ctx: DaemonContext, onChange: () => void): Co
     },
   });
 
+  let connectedNow: (bus: BusConnection | undefined) => void = () => undefined;
+  const connected = new Promise<BusConnection | undefined>((resolve) => (connectedNow = resolve));
   const starting = (async () => {
     connection = await nats.connection(aborter.signal);
+    connectedNow(connection);
     for (let attempt = 1; !aborter.signal.aborted; attempt++) {
       try {
         const jsm = await jetstreamOrUndefined(connection.nc);
@@ -98,9 +103,11 @@ export function startConsoleOwners(ctx: DaemonContext, onChange: () => void): Co
     },
     holder: holderOf,
     bus: () => connection,
+    connected,
     ready: () => problem ?? (ownership && !ownership.live() ? 'console ownership: lease not renewed' : undefined),
     async close() {
       aborter.abort();
+      connectedNow(undefined);
       await starting;
       await ownership?.close();
       await nats.release();

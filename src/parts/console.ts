@@ -19,6 +19,10 @@ import { ownedBackend, type OwnedBackend } from '../console/owned-backend.js';
 import type { StatusStore } from '../status/store.js';
 import { createStatusHttp } from '../status/http.js';
 import { statusViewerRoutes } from '../status/page.js';
+import { openRelay, serveRelays, type RelayServer } from '../bus/console-relay.js';
+import { sanitizeName } from '../bus/jetstream.js';
+import { BmcError } from '../errors.js';
+import type { ConsoleHub } from '../console/hub.js';
 import { startConsoleOwners, type ConsoleOwners } from './console-owners.js';
 
 /** how often the capture looks at the report cycle's machines */
@@ -30,6 +34,20 @@ export function reportedMachines(status: StatusStore): string[] {
     .document()
     .bmcs.filter((b) => b.state !== 'vanished' && b.uuid)
     .map((b) => b.uuid as string);
+}
+
+/** The owner's side of a relayed console: the other instance's viewer joins this hub as a client. */
+function relayJoin(hub: ConsoleHub, owners: ConsoleOwners): Parameters<typeof serveRelays>[0]['join'] {
+  return async (machineId, from, port) => {
+    if (owners.holder(machineId).kind !== 'self') throw new BmcError('BUSY', `metal-bmc instance does not hold the console of machine ${machineId}`);
+    const handle = await hub.join(machineId, {
+      identity: { subject: `metal-bmc ${from}`, remote: `nats:${from}`, transport: 'relay' },
+      send: (data) => (port.send(data), true),
+      notify: () => undefined,
+      end: (reason) => port.end(reason.message),
+    });
+    return { input: (data) => handle.input(data), leave: () => handle.leave() };
+  };
 }
 
 export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
@@ -50,11 +68,20 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
   let wanted: string[] = [];
   const applyOwnership = () => {
     capture?.setMachines(owners ? owners.owned(wanted) : wanted);
+    relays?.endWhere((id) => owners?.holder(id).kind !== 'self', 'the console moved to another metal-bmc instance');
     const cut = owned?.cut() ?? 0;
     if (cut > 0) ctx.logger.info({ streams: cut }, 'console streams of machines this instance no longer holds ended');
   };
   const owners: ConsoleOwners | undefined = capturing && c.ownership === 'nats' ? startConsoleOwners(ctx, applyOwnership) : undefined;
-  const owned: OwnedBackend | undefined = owners ? ownedBackend({ open: bmcBackend, holder: (id) => owners.holder(id) }) : undefined;
+  const relayPrefix = `metal-bmc.${sanitizeName(ctx.config.partitionId)}.console`;
+  let relays: RelayServer | undefined;
+  // a viewer of a machine another instance holds is served from that instance, over NATS
+  const relay = (instance: string, machineId: string, { signal }: { signal: AbortSignal }) => {
+    const bus = owners?.bus();
+    if (!bus) throw new BmcError('BUSY', `the console of machine ${machineId} is held by metal-bmc instance ${instance}, and NATS is not connected`);
+    return openRelay({ nc: bus.nc, prefix: relayPrefix, from: ctx.config.instanceId, owner: instance, machineId, signal });
+  };
+  const owned: OwnedBackend | undefined = owners ? ownedBackend({ open: bmcBackend, holder: (id) => owners.holder(id), relay }) : undefined;
   const openBackend = owned?.open ?? bmcBackend;
   // the status page and /v1/status behind the console's authentication
   const statusHttp = ctx.status ? createStatusHttp(ctx.status) : undefined;
@@ -74,6 +101,11 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
     throw err;
   });
   ctx.status?.consoleViewers(() => servers.hub.viewerCounts());
+  if (owners) {
+    void owners.connected.then((bus) => {
+      if (bus && !servers.hub.closed) relays = serveRelays({ nc: bus.nc, prefix: relayPrefix, instanceId: ctx.config.instanceId, logger: ctx.logger, join: relayJoin(servers.hub, owners) });
+    });
+  }
   let sync: NodeJS.Timeout | undefined;
   if (capturing) {
     const made: ConsoleCapture = createConsoleCapture({ hub: servers.hub, dir: c.logDir, fileBytes: c.logSize.fileBytes, files: c.logSize.files, logger: ctx.logger, metrics: createCaptureMetrics(ctx.registry, { held: () => made.held(), machines: () => made.machines().length, diskBytes: () => made.diskBytes() }) });
@@ -96,6 +128,7 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
     ...(owners ? { ready: () => owners.ready() } : {}),
     async stop(deadlineMs) {
       clearInterval(sync);
+      relays?.close();
       statusHttp?.close();
       historyRoutes?.close();
       let timer: NodeJS.Timeout | undefined;

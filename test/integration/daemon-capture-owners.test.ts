@@ -1,9 +1,10 @@
 /**
  * Two daemon instances with METAL_BMC_CONSOLE_CAPTURE=all over one simulated fleet and one real
  * nats-server with JetStream (issue 13, item 4): every machine has exactly one SOL session (the
- * simulator counts activations), the instance that does not hold a machine opens no SOL for a
- * viewer, and when the owner loses NATS (its connection runs through a proxy the test cuts) it
- * stops holding before the survivor takes every console over, within the lease time.
+ * simulator counts activations), a viewer on the instance that does not hold the machine is served
+ * from the owner over NATS (same output, keystrokes relayed back) without a second SOL session,
+ * and when the owner loses NATS (its connection runs through a proxy the test cuts) it stops
+ * holding before the survivor takes every console over, within the lease time; the viewer stays.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
@@ -15,6 +16,7 @@ import { loadConfig } from '../../src/config/config.js';
 import { startDaemon, type Daemon } from '../../src/daemon.js';
 import { startLab, type Lab } from '../../src/lab/lab.js';
 import { consolePart } from '../../src/parts/console.js';
+import { parseStormLine } from '../../src/sim/serial.js';
 import { captureLog } from '../helpers/log.js';
 import { freeTcpPort, freeUdpPort } from '../helpers/ports.js';
 import { withPeers } from '../helpers/peers.js';
@@ -111,6 +113,26 @@ async function metricOf(d: Daemon, series: string): Promise<number> {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line ? Number(line.slice(series.length + 1)) : NaN;
 }
+/** a WebSocket viewer of one machine on one instance */
+function viewer(d: Daemon, machineId: string) {
+  const ws = new WebSocket(`wss://127.0.0.1:${d.context.config.console.wsPort}/v1/machine/${machineId}/console`, { ca: readFileSync(lab.pki.ca), headers: { authorization: `Bearer ${lab.consoleToken}` } });
+  let output = '';
+  const texts: string[] = [];
+  ws.on('message', (data: Buffer, binary: boolean) => {
+    if (binary) output += data.toString('latin1');
+    else texts.push(data.toString());
+  });
+  return {
+    output: () => output,
+    texts: () => texts,
+    type: (keys: string) => ws.send(Buffer.from(keys), { binary: true }),
+    close: () => ws.close(),
+  };
+}
+
+/** the numbers of the storm lines in a console's output */
+const storm = (output: string) => output.split('\r\n').map((l) => parseStormLine(l)?.n).filter((n): n is number => n !== undefined);
+
 const sol = () => lab.fleet.serialStats().sol;
 
 it('holds each console on exactly one instance, and moves them to the survivor when the owner loses NATS', async () => {
@@ -126,19 +148,23 @@ it('holds each console on exactly one instance, and moves them to the survivor w
   expect(await metric(b, 'metal_bmc_console_capture_sessions')).toBe(0);
   expect(sol()).toEqual(Array.from({ length: COUNT }, () => ({ active: 1, activations: 1 })));
 
-  // a viewer on b (which holds nothing) does not make b open the BMC's SOL
+  // viewers on both instances see the same output; the one on b is relayed from a over NATS, its
+  // keystrokes reach the BMC through a, and b never opens the BMC's SOL
   const m0 = lab.fleet.machines[0]!.state;
-  const wsPort = b.context.config.console.wsPort;
-  const ws = new WebSocket(`wss://127.0.0.1:${wsPort}/v1/machine/${m0.uuid}/console`, { ca: readFileSync(lab.pki.ca), headers: { authorization: `Bearer ${lab.consoleToken}` } });
-  const texts: string[] = [];
-  ws.on('message', (d: Buffer, binary: boolean) => {
-    if (!binary) texts.push(d.toString());
-  });
-  const closed = new Promise((resolve) => ws.on('close', resolve));
-  await waitFor(() => texts.some((t) => t.includes('held by metal-bmc instance a')), 15_000, 'the refusal naming the owner');
-  ws.close();
-  await closed;
+  const onB = viewer(b, m0.uuid);
+  await waitFor(() => onB.texts().some((t) => t.includes('"state":"open"')), 15_000, 'the relayed console open on b');
+  const onA = viewer(a, m0.uuid);
+  await waitFor(() => onA.texts().some((t) => t.includes('"state":"open"')), 15_000, 'the console open on a');
+  lab.fleet.serialStorm([0], 50);
+  await waitFor(() => storm(onB.output()).at(-1) === 50 && storm(onA.output()).at(-1) === 50, 20_000, 'the storm on both viewers');
+  const fromStorm = (out: string) => storm(out).slice(storm(out).indexOf(1));
+  expect(fromStorm(onB.output())).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+  expect(fromStorm(onA.output())).toEqual(fromStorm(onB.output()));
+  onB.type('relayed-keys\r');
+  await waitFor(() => onA.output().includes('relayed-keys') && onB.output().includes('relayed-keys'), 10_000, 'b\'s keystrokes echoed to both');
   expect(sol()[0]).toEqual({ active: 1, activations: 1 });
+  expect(logs.a.find('console relayed to another metal-bmc instance')).toHaveLength(1);
+  onA.close();
 
   // a loses NATS: it fences itself, then b takes every console over within the lease time
   const cutAt = Date.now();
@@ -154,6 +180,11 @@ it('holds each console on exactly one instance, and moves them to the survivor w
   expect(logs.b.find('console taken over from a dead instance')).toHaveLength(COUNT);
   // never two SOL sessions: each machine activated once by a, once by b
   expect(sol()).toEqual(Array.from({ length: COUNT }, () => ({ active: 1, activations: 2 })));
+  // the viewer on b stayed: its console now comes from b's own SOL session
+  const seen = onB.output().length;
+  lab.fleet.serialStorm([0], 20);
+  await waitFor(() => storm(onB.output().slice(seen)).at(-1) === 20, 30_000, 'the second storm on b\'s viewer');
+  onB.close();
   const cyclesAfter = await metric(b, 'metal_bmc_report_cycles_total');
   await waitFor(async () => (await metric(b, 'metal_bmc_report_cycles_total')) >= cyclesAfter + 2, 30_000, 'two more report cycles of b');
   expect(sol()).toEqual(Array.from({ length: COUNT }, () => ({ active: 1, activations: 2 })));

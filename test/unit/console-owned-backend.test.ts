@@ -67,4 +67,15 @@ describe('owned backend', () => {
     // a closed stream is forgotten
     expect(b.cut()).toBe(0);
   });
+
+  it('cuts a relayed stream when its owner no longer holds the machine', async () => {
+    const { b, holders } = setup(async () => new PassThrough());
+    holders.set('m1', { kind: 'other', instance: 'mgmt02' });
+    const s1 = await b.open('m1', { signal });
+    s1.on('error', () => undefined);
+    expect(b.cut()).toBe(0);
+    holders.set('m1', { kind: 'self' });
+    expect(b.cut()).toBe(1);
+    expect(s1.destroyed).toBe(true);
+  });
 });
