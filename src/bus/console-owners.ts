@@ -26,6 +26,9 @@ import type { KvBucket, KvEntry, KvWatch } from './kv.js';
 const INSTANCE_RE = /^[A-Za-z0-9_-]{1,64}$/;
 /** machine ids that fit a key (metal-stack's are UUIDs) */
 const MACHINE_RE = /^[A-Za-z0-9_-]{1,128}$/;
+/** bounds of the local view of the bucket (a partition has a few instances and at most thousands of machines) */
+const MAX_INSTANCES = 1024;
+const MAX_CLAIMS = 100_000;
 
 export function isValidInstanceId(id: string): boolean {
   return INSTANCE_RE.test(id);
@@ -130,6 +133,14 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
   let lastOwned = new Set<string>();
   let ticking: Promise<void> | undefined;
 
+  let boundLogged = false;
+  /** a bucket with more keys than any partition has: someone else writes into it; the rest is ignored */
+  function bounded(what: 'instances' | 'claims'): void {
+    if (boundLogged) return;
+    boundLogged = true;
+    log.error({ what, max: what === 'claims' ? MAX_CLAIMS : MAX_INSTANCES }, 'console ownership bucket holds more keys than expected; the rest is ignored');
+  }
+
   const fenced = () => renewedAt === undefined || now() - renewedAt > fenceMs;
 
   function emit(): void {
@@ -157,6 +168,7 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     if (e.key.startsWith('lease.')) {
       const instance = e.key.slice(6);
       const before = leases.get(instance);
+      if (!before && leases.size >= MAX_INSTANCES) return bounded('instances');
       if (!before || e.revision > before.revision) leases.set(instance, { revision: e.revision, deleted: e.deleted, seenAt: now() });
       return;
     }
@@ -164,6 +176,7 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     const machine = e.key.slice(6);
     const before = claims.get(machine);
     if (before && e.revision <= before.revision) return;
+    if (!before && claims.size >= MAX_CLAIMS) return bounded('claims');
     const owner = e.deleted ? undefined : decodeOwner(e.value);
     claims.set(machine, { owner, revision: e.revision, deleted: e.deleted });
     const mine = confirmed.get(machine);

@@ -23,6 +23,7 @@ import { openRelay, serveRelays, type RelayServer } from '../bus/console-relay.j
 import { sanitizeName } from '../bus/jetstream.js';
 import { BmcError } from '../errors.js';
 import type { ConsoleHub } from '../console/hub.js';
+import { Counter, Gauge } from 'prom-client';
 import { startConsoleOwners, type ConsoleOwners } from './console-owners.js';
 
 /** how often the capture looks at the report cycle's machines */
@@ -101,9 +102,18 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
     throw err;
   });
   ctx.status?.consoleViewers(() => servers.hub.viewerCounts());
+  const relayRefused = new Counter({ name: 'metal_bmc_console_relay_refused_total', help: 'relay requests and input from other metal-bmc instances refused: open-invalid, open-limit (relays at once or opens a second), input-limit (size or rate)', labelNames: ['reason'], registers: [ctx.registry] });
+  new Gauge({
+    name: 'metal_bmc_console_relays',
+    help: 'consoles this instance serves to viewers of other metal-bmc instances',
+    registers: [ctx.registry],
+    collect() {
+      this.set(relays?.count() ?? 0);
+    },
+  });
   if (owners) {
     void owners.connected.then((bus) => {
-      if (bus && !servers.hub.closed) relays = serveRelays({ nc: bus.nc, prefix: relayPrefix, instanceId: ctx.config.instanceId, logger: ctx.logger, join: relayJoin(servers.hub, owners) });
+      if (bus && !servers.hub.closed) relays = serveRelays({ nc: bus.nc, prefix: relayPrefix, instanceId: ctx.config.instanceId, logger: ctx.logger, join: relayJoin(servers.hub, owners), onRefused: (reason) => relayRefused.inc({ reason }) });
     });
   }
   let sync: NodeJS.Timeout | undefined;
