@@ -120,7 +120,11 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
   if (capturing) {
     const made: ConsoleCapture = createConsoleCapture({ hub: servers.hub, dir: c.logDir, fileBytes: c.logSize.fileBytes, files: c.logSize.files, logger: ctx.logger, metrics: createCaptureMetrics(ctx.registry, { held: () => made.held(), machines: () => made.machines().length, diskBytes: () => made.diskBytes() }) });
     capture = made;
-    ctx.status?.consoleCapture(() => made.states());
+    ctx.status?.consoleCapture(() => {
+      const states = new Map<string, 'held' | 'gap' | 'elsewhere'>(made.states());
+      if (owners) for (const id of wanted) if (!states.has(id) && owners.holder(id).kind === 'other') states.set(id, 'elsewhere');
+      return states;
+    });
     const status = ctx.status;
     if (status) {
       const update = () => {

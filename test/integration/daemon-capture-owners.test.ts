@@ -146,6 +146,9 @@ it('holds each console on exactly one instance, and moves them to the survivor w
   const cyclesBefore = await metric(b, 'metal_bmc_report_cycles_total');
   await waitFor(async () => (await metric(b, 'metal_bmc_report_cycles_total')) >= cyclesBefore + 2, 30_000, 'two more report cycles of b');
   expect(await metric(b, 'metal_bmc_console_capture_sessions')).toBe(0);
+  // b's status says where each console is held
+  expect(b.status.document().bmcs.map((x) => x.console.capture)).toEqual(Array.from({ length: COUNT }, () => 'elsewhere'));
+  expect(a.status.document().bmcs.map((x) => x.console.capture)).toEqual(Array.from({ length: COUNT }, () => 'held'));
   expect(sol()).toEqual(Array.from({ length: COUNT }, () => ({ active: 1, activations: 1 })));
 
   // viewers on both instances see the same output; the one on b is relayed from a over NATS, its
@@ -173,6 +176,7 @@ it('holds each console on exactly one instance, and moves them to the survivor w
   const fencedAfter = Date.now() - cutAt;
   await waitFor(async () => (await metric(b, 'metal_bmc_console_capture_sessions')) === COUNT, LEASE_MS + 10_000, 'b holding every console');
   expect(await metricOf(b, 'metal_bmc_console_ownership_machines{holder="self"}')).toBe(COUNT);
+  expect(b.status.document().bmcs.map((x) => x.console.capture)).toEqual(Array.from({ length: COUNT }, () => 'held'));
   const movedAfter = Date.now() - cutAt;
   expect(fencedAfter).toBeLessThan(movedAfter);
   // the lease, plus at most a heartbeat and the console's open
