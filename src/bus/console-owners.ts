@@ -131,7 +131,10 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
   let closed = false;
   let fencedLogged = false;
   let lastOwned = new Set<string>();
-  let ticking: Promise<void> | undefined;
+  let renewing: Promise<void> | undefined;
+  let claiming: Promise<void> | undefined;
+  let watchdog: NodeJS.Timeout | undefined;
+  let conflictUntil = 0;
 
   let boundLogged = false;
   /** a bucket with more keys than any partition has: someone else writes into it; the rest is ignored */
@@ -188,6 +191,7 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
   }
 
   async function renew(): Promise<void> {
+    if (now() < conflictUntil) return;
     const sentAt = now();
     const value = encodeOwner(me);
     let revision: number | undefined;
@@ -198,8 +202,10 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     } else {
       revision = await o.kv.update(leaseKey(me), value, ownRevision);
       if (revision === undefined) {
-        log.error({ instance: me }, 'another process renews this instance\'s lease: two metal-bmc instances share METAL_BMC_INSTANCE_ID; holding no console until it stops');
+        log.error({ instance: me }, 'another process renews this instance\'s lease: two metal-bmc instances share METAL_BMC_INSTANCE_ID; holding no console for a lease time, then trying again');
         ownRevision = undefined;
+        // not renewing for a lease time lets the other process go on alone instead of taking turns with it
+        conflictUntil = now() + leaseMs;
         return;
       }
     }
@@ -239,12 +245,15 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     if (revision !== undefined) await o.kv.delete(claimKey(machine), revision).catch((err: unknown) => log.warn({ err, machineId: machine }, 'console claim not released'));
   }
 
-  async function round(): Promise<void> {
+  async function renewSafely(): Promise<void> {
     try {
       await renew();
     } catch (err) {
       log.warn({ err }, 'console lease not renewed');
     }
+  }
+
+  async function claimAll(): Promise<void> {
     if (fenced()) {
       if (confirmed.size > 0 || !fencedLogged) {
         if (renewedAt !== undefined) log.warn({ sinceMs: now() - renewedAt }, 'console lease not renewed in time: holding no console until it is');
@@ -265,9 +274,13 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     emit();
   }
 
-  function tick(): Promise<void> {
-    ticking ??= round().finally(() => (ticking = undefined));
-    return ticking;
+  /** renewals never wait for a claim round (1,000 claim writes must not delay the heartbeat into the fence) */
+  const renewRound = () => (renewing ??= renewSafely().finally(() => (renewing = undefined)));
+  const claimRound = () => (claiming ??= claimAll().finally(() => (claiming = undefined)));
+
+  async function tick(): Promise<void> {
+    await renewRound();
+    await claimRound();
   }
 
   return {
@@ -282,10 +295,16 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
       });
       const loop = async () => {
         if (closed) return;
-        await tick();
+        await renewRound();
+        void claimRound();
         if (!closed) timer = setTimeout(() => void loop(), heartbeatMs);
       };
-      if (options.timer !== false) void loop();
+      if (options.timer !== false) {
+        void loop();
+        // a renewal that hangs (NATS gone, the ack's timeout running) must not delay the fence
+        watchdog = setInterval(() => emit(), Math.min(1000, heartbeatMs));
+        watchdog.unref();
+      }
     },
     setWanted(ids) {
       const next = new Set<string>();
@@ -298,7 +317,7 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
       }
       const changed = next.size !== wanted.size || [...next].some((id) => !wanted.has(id));
       wanted = next;
-      if (changed && !closed) void tick();
+      if (changed && !closed) void claimRound();
     },
     owned: () => (fenced() ? new Set<string>() : new Set(confirmed.keys())),
     ownerOf(machine) {
@@ -312,10 +331,14 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     async close() {
       closed = true;
       clearTimeout(timer);
-      await ticking?.catch(() => undefined);
-      const mine = [...confirmed.keys()];
-      await eachLimited(mine, limit, release);
-      if (ownRevision !== undefined) await o.kv.delete(leaseKey(me), ownRevision).catch(() => undefined);
+      clearInterval(watchdog);
+      await Promise.all([renewing, claiming]);
+      // without a live lease the claims are not ours to release (and NATS is likely gone)
+      if (!fenced()) {
+        await eachLimited([...confirmed.keys()], limit, release);
+        if (ownRevision !== undefined) await o.kv.delete(leaseKey(me), ownRevision).catch(() => undefined);
+      }
+      confirmed.clear();
       watch?.stop();
       lastOwned = new Set();
     },
