@@ -52,16 +52,18 @@ describe('owner values', () => {
 });
 
 describe('console ownership', () => {
-  it('gives each machine to exactly one of two instances, and costs no writes once claimed', async () => {
+  it('gives each of 1,000 machines to exactly one of two instances: one write per machine, then only heartbeats', async () => {
     const kv = createMemoryKv();
     const c = clock();
     const a = await instance(kv, 'a', c.now);
     const b = await instance(kv, 'b', c.now);
-    const machines = Array.from({ length: 50 }, (_, i) => `m${i}`);
+    const machines = Array.from({ length: 1000 }, (_, i) => `m${i}`);
     a.own.setWanted(machines);
     b.own.setWanted(machines);
     await Promise.all([a.own.tick(), b.own.tick()]);
     await settle();
+    // two leases and one claim per machine (a lost create is no write)
+    expect(kv.writes()).toBe(2 + 1000);
     const owned = [...a.own.owned(), ...b.own.owned()].sort();
     expect(owned).toEqual([...machines].sort());
     for (const m of machines) expect(a.own.ownerOf(m)).toBe(b.own.ownerOf(m));
@@ -199,6 +201,20 @@ describe('console ownership', () => {
     await a.own.tick();
     expect([...a.own.owned()]).toEqual(['m1']);
     expect(a.log.find(/cannot name a console claim/)).toHaveLength(1);
+  });
+
+  it('a second process with the same instance id: the one that notices stays off for a lease time', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a1 = await instance(kv, 'a', c.now);
+    await a1.own.tick();
+    const a2 = await instance(kv, 'a', c.now);
+    await a2.own.tick();
+    await period(c, a1, a2);
+    // a1's renewal found a2's revision: a1 stops renewing, a2 goes on alone
+    for (let i = 0; i < 5; i++) await period(c, a1, a2);
+    expect(a1.own.live()).toBe(false);
+    expect(a2.own.live()).toBe(true);
   });
 
   it('notices a second process with the same instance id and holds nothing', async () => {
