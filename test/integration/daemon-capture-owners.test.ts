@@ -5,6 +5,8 @@
  * from the owner over NATS (same output, keystrokes relayed back) without a second SOL session,
  * and when the owner loses NATS (its connection runs through a proxy the test cuts) it stops
  * holding before the survivor takes every console over, within the lease time; the viewer stays.
+ * An owner that stops gracefully lets go of its consoles and releases its claims: a third
+ * instance holds them at once, without waiting for the lease.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
@@ -57,9 +59,9 @@ let dir: string;
 let lab: Lab;
 let proxy: Awaited<ReturnType<typeof natsProxy>>;
 const daemons: Record<string, Daemon> = {};
-const logs = { a: captureLog('info'), b: captureLog('info') };
+const logs = { a: captureLog('info'), b: captureLog('info'), c: captureLog('info') };
 
-async function instance(name: 'a' | 'b', mqAddress: string): Promise<Daemon> {
+async function instance(name: 'a' | 'b' | 'c', mqAddress: string): Promise<Daemon> {
   const env = {
     ...lab.env,
     METAL_BMC_INSTANCE_ID: name,
@@ -193,3 +195,17 @@ it('holds each console on exactly one instance, and moves them to the survivor w
   await waitFor(async () => (await metric(b, 'metal_bmc_report_cycles_total')) >= cyclesAfter + 2, 30_000, 'two more report cycles of b');
   expect(sol()).toEqual(Array.from({ length: COUNT }, () => ({ active: 1, activations: 2 })));
 }, 180_000);
+
+it('hands every console over at once when the owner stops gracefully', async () => {
+  const b = daemons.b!;
+  const c = await instance('c', lab.nats.url);
+  await waitFor(async () => (await metricOf(c, 'metal_bmc_console_ownership_machines{holder="other"}')) === COUNT, 30_000, 'c seeing b hold every console');
+  const stoppedAt = Date.now();
+  await b.stop();
+  delete daemons.b;
+  await waitFor(async () => (await metric(c, 'metal_bmc_console_capture_sessions')) === COUNT, LEASE_MS, 'c holding every console');
+  // released claims, not an expired lease: sooner than the lease time, and no take-over was needed
+  expect(Date.now() - stoppedAt).toBeLessThan(LEASE_MS);
+  expect(logs.c.find('console taken over from a dead instance')).toHaveLength(0);
+  expect(sol()).toEqual(Array.from({ length: COUNT }, () => ({ active: 1, activations: 3 })));
+}, 90_000);
