@@ -4,6 +4,7 @@
  */
 import { isIpv6Cidr, parseIpCidr, type Cidr } from '../net/cidr.js';
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { BmcError } from '../errors.js';
 import { normalOrigin, parseAuthz, type AuthzRule } from './console-access.js';
 import { parseLogSize, type LogSize } from './console-capture.js';
@@ -22,6 +23,8 @@ const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'erro
 
 export interface Config {
   partitionId: string;
+  /** this instance among those serving the partition (METAL_BMC_INSTANCE_ID): owner of console claims */
+  instanceId: string;
   logLevel: LogLevel;
   metalApi: { url: string; hmacKey: string };
   leases: { file: string; format: LeaseFormat; ignoreMacs: string[]; allowedCidrs: Cidr[] };
@@ -69,6 +72,10 @@ export interface Config {
     maxSessions: number;
     /** hold every reported machine's console and log it (METAL_BMC_CONSOLE_CAPTURE) */
     capture: 'off' | 'all';
+    /** who decides which instance holds a captured console: a JetStream KV lease on NATS, or this instance alone */
+    ownership: 'nats' | 'local';
+    /** an instance without a lease renewal for this long loses its consoles to the others */
+    leaseMs: number;
     logDir: string;
     logSize: LogSize;
   };
@@ -95,6 +102,27 @@ function logSize(env: Env, name: string): LogSize {
   const parsed = parseLogSize(text(env, name) ?? '8MiB x 4');
   if (typeof parsed === 'string') throw new ConfigError(parsed, name);
   return parsed;
+}
+
+const INSTANCE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The host name as an instance id: characters a NATS subject token or KV key cannot hold become `_`. */
+export function defaultInstanceId(host = hostname()): string {
+  const id = host.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64);
+  return id === '' ? 'metal-bmc' : id;
+}
+
+function instanceId(env: Env, name: string): string {
+  const v = text(env, name);
+  if (v === undefined) return defaultInstanceId();
+  if (!INSTANCE_ID.test(v)) throw new ConfigError(`${show(v)} must be 1 to 64 letters, digits, '-' or '_' (it names a NATS key and subject)`, name);
+  return v;
+}
+
+function consoleLease(env: Env, name: string): number {
+  const ms = duration(env, name, '30s', 3000);
+  if (ms > 600_000) throw new ConfigError(`${show(text(env, name) ?? '')} is too long (maximum 10m)`, name);
+  return ms;
 }
 
 function consoleAuthz(env: Env, name: string): AuthzRule[] {
@@ -267,6 +295,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
 
   const config: Config = {
     partitionId,
+    instanceId: instanceId(env, 'METAL_BMC_INSTANCE_ID'),
     logLevel: logLevel(env, 'METAL_BMC_LOG_LEVEL', warnings),
     metalApi: { url, hmacKey },
     leases: {
@@ -337,6 +366,8 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       },
       maxSessions: int(env, 'METAL_BMC_CONSOLE_MAX_SESSIONS', 1000, 1, 1_000_000),
       capture: oneOf(env, 'METAL_BMC_CONSOLE_CAPTURE', ['off', 'all'] as const, 'off'),
+      ownership: oneOf(env, 'METAL_BMC_CONSOLE_OWNERSHIP', ['nats', 'local'] as const, 'nats'),
+      leaseMs: consoleLease(env, 'METAL_BMC_CONSOLE_LEASE'),
       logDir: text(env, 'METAL_BMC_CONSOLE_LOG_DIR') ?? `${text(env, 'METAL_BMC_STATE_DIR') ?? '/var/lib/metal-bmc'}/console`,
       logSize: logSize(env, 'METAL_BMC_CONSOLE_LOG_SIZE'),
     },

@@ -13,6 +13,7 @@ export interface VariableDoc {
 }
 
 export const VARIABLES: readonly VariableDoc[] = [
+  { name: 'METAL_BMC_INSTANCE_ID', default: '<hostname>', description: 'this instance\'s name among the metal-bmc instances of a partition (letters, digits, - and _; other characters of the host name become _): the owner named in console claims; two instances must not share it' },
   { name: 'METAL_BMC_PARTITION_ID', default: '', required: true, description: 'partition id sent with every report; prefix of the default NATS subjects' },
   { name: 'METAL_BMC_METAL_API_URL', default: '', required: true, description: 'metal-api base URL (http or https, may carry a path, e.g. http://metal-api:8080/metal)' },
   { name: 'METAL_BMC_METAL_API_HMAC_KEY', default: '', required: true, secret: true, description: 'shared key for the Metal-Edit HMAC on metal-api requests' },
@@ -66,6 +67,8 @@ export const VARIABLES: readonly VariableDoc[] = [
   { name: 'METAL_BMC_CONSOLE_MAX_SESSIONS', default: '1000', description: 'BMC console sessions open at once (one per machine, shared by its viewers)' },
   { name: 'METAL_BMC_CONSOLE_SCROLLBACK', default: '65536', description: 'bytes of console output kept per machine for new viewers' },
   { name: 'METAL_BMC_CONSOLE_CAPTURE', default: 'off', description: 'all: hold the serial console of every reported machine and log its output under METAL_BMC_CONSOLE_LOG_DIR (needs the console listeners); off: consoles open only while someone watches' },
+  { name: 'METAL_BMC_CONSOLE_OWNERSHIP', default: 'nats', description: 'with capture on, which instance holds a machine\'s console: nats (one owner per console among the instances of the partition, decided by a lease in the JetStream bucket KV_metal-bmc-<partition>-consoles on METAL_BMC_MQ_ADDRESS; no console is held while NATS is unreachable) or local (this instance holds every console: one instance per partition only)' },
+  { name: 'METAL_BMC_CONSOLE_LEASE', default: '30s', description: 'with ownership nats: an instance that has not renewed its lease for this long is dead, and another takes its consoles over; each renews every sixth of it and holds nothing once two thirds passed without a renewal (3s to 10m)' },
   { name: 'METAL_BMC_CONSOLE_LOG_DIR', default: '$METAL_BMC_STATE_DIR/console', description: 'where captured console output is kept, one folder per machine id (raw bytes and a time index)' },
   { name: 'METAL_BMC_CONSOLE_LOG_SIZE', default: '8MiB x 4', description: 'captured output kept per machine: <size> x <files> (units B, KiB, MiB, GiB; 4KiB to 1GiB a file, 1 to 1000 files); the oldest file goes when the last is full' },
   { name: 'METAL_BMC_CONSOLE_IDLE_TIMEOUT', default: '30m', description: 'an idle console session is closed after this long (0: never)' },
@@ -163,6 +166,9 @@ export const GO_FIXED: Readonly<Record<string, string>> = {
   METAL_BMC_CONSOLE_IDLE_TIMEOUT: 'none: sessions stay open',
   METAL_BMC_CONSOLE_CAPTURE: 'none: output is not kept',
   METAL_BMC_CONSOLE_LOG_DIR: 'none: output is not kept',
+  METAL_BMC_CONSOLE_OWNERSHIP: 'none: no console capture',
+  METAL_BMC_CONSOLE_LEASE: 'none: no console capture',
+  METAL_BMC_INSTANCE_ID: 'none: instances do not know each other',
   METAL_BMC_CONSOLE_LOG_SIZE: 'none: output is not kept',
   METAL_BMC_CONSOLE_TOKEN: 'none: no WebSocket console',
   METAL_BMC_CONSOLE_ALLOWED_ORIGINS: 'none: no WebSocket console',

@@ -10,8 +10,8 @@ export interface ClientIdentity {
   subject: string;
   /** `address:port` of the peer */
   remote: string;
-  /** `capture`: the console capture (capture.ts), which holds the session and never types */
-  transport: 'ssh' | 'ws' | 'capture';
+  /** `capture`: the console capture (capture.ts), which holds the session and never types; `relay`: a viewer of another metal-bmc instance, over NATS */
+  transport: 'ssh' | 'ws' | 'capture' | 'relay';
 }
 
 export type ConsoleState = 'connecting' | 'open' | 'reconnecting';

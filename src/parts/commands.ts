@@ -5,7 +5,7 @@
  * outage at startup does not hold up the rest of the daemon.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { connectBus, type BusConnection } from '../bus/connection.js';
+import type { BusConnection } from '../bus/connection.js';
 import { defaultDurableName, subscribeMachineEvents, type MachineEventSubscription } from '../bus/machine-events.js';
 import { publishResult } from '../bus/results.js';
 import type { PartFactory } from '../daemon.js';
@@ -19,6 +19,7 @@ import { checkFirmwareUrl, guardedLookup } from '../commands/firmware-url.js';
 import { createTargetGuard } from '../commands/targets.js';
 import { Agent, type Dispatcher } from 'undici';
 import { join } from 'node:path';
+import { acquireBus } from './bus.js';
 
 const DEFAULT_RETENTION_MS = 24 * 3600_000;
 
@@ -138,26 +139,14 @@ export const commandsPart: PartFactory = async (ctx) => {
     guard(ipmi);
     return await ctx.connectBmc(ipmi.host, { signal, port: ipmi.port, ...(ipmi.user ? { user: ipmi.user } : {}), ...(ipmi.password ? { password: ipmi.password } : {}) });
   };
+  // the daemon's one NATS connection, shared with the console ownership
+  const nats = acquireBus(ctx, metrics);
   let bus: BusConnection | undefined;
   let service: CommandService | undefined;
   let problem: string | undefined = 'connecting to NATS';
 
   const starting = (async () => {
-    bus = await connectBus({
-      servers: config.mq.servers,
-      ...(config.mq.user !== undefined ? { user: config.mq.user } : {}),
-      ...(config.mq.password !== undefined ? { password: config.mq.password } : {}),
-      ...(config.mq.token !== undefined ? { token: config.mq.token } : {}),
-      tls: {
-        ...(config.mq.caCertFile ? { caFile: config.mq.caCertFile } : {}),
-        ...(config.mq.clientCertFile ? { certFile: config.mq.clientCertFile } : {}),
-        ...(config.mq.clientKeyFile ? { keyFile: config.mq.clientKeyFile } : {}),
-      },
-      logger,
-      name: `metal-bmc-${config.partitionId}`,
-      metrics,
-      signal: aborter.signal,
-    });
+    bus = await nats.connection(aborter.signal);
     for (let attempt = 1; !aborter.signal.aborted; attempt++) {
       try {
         service = await startCommandService({
@@ -207,7 +196,7 @@ export const commandsPart: PartFactory = async (ctx) => {
       await starting;
       await service?.stop(deadlineMs);
       await pool.close();
-      await bus?.close();
+      await nats.release();
       await imageDispatcher.close();
     },
   };

@@ -15,9 +15,16 @@ import { tailBytes } from '../console/capture-read.js';
 import { captureViewerRoutes } from '../console/capture-routes.js';
 import { startConsoleServers } from '../console/index.js';
 import { combineViewerRoutes } from '../console/viewer-routes.js';
+import { ownedBackend, type OwnedBackend } from '../console/owned-backend.js';
 import type { StatusStore } from '../status/store.js';
 import { createStatusHttp } from '../status/http.js';
 import { statusViewerRoutes } from '../status/page.js';
+import { openRelay, serveRelays, type RelayServer } from '../bus/console-relay.js';
+import { sanitizeName } from '../bus/jetstream.js';
+import { BmcError } from '../errors.js';
+import type { ConsoleHub } from '../console/hub.js';
+import { Counter, Gauge } from 'prom-client';
+import { startConsoleOwners, type ConsoleOwners } from './console-owners.js';
 
 /** how often the capture looks at the report cycle's machines */
 const CAPTURE_SYNC_MS = 5000;
@@ -30,6 +37,20 @@ export function reportedMachines(status: StatusStore): string[] {
     .map((b) => b.uuid as string);
 }
 
+/** The owner's side of a relayed console: the other instance's viewer joins this hub as a client. */
+function relayJoin(hub: ConsoleHub, owners: ConsoleOwners): Parameters<typeof serveRelays>[0]['join'] {
+  return async (machineId, from, port) => {
+    if (owners.holder(machineId).kind !== 'self') throw new BmcError('BUSY', `metal-bmc instance does not hold the console of machine ${machineId}`);
+    const handle = await hub.join(machineId, {
+      identity: { subject: `metal-bmc ${from}`, remote: `nats:${from}`, transport: 'relay' },
+      send: (data) => (port.send(data), true),
+      notify: () => undefined,
+      end: (reason) => port.end(reason.message),
+    });
+    return { input: (data) => handle.input(data), leave: () => handle.leave() };
+  };
+}
+
 export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
   const c = ctx.config.console;
   if (!c.caCertFile || !c.certFile || !c.keyFile) {
@@ -37,12 +58,32 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
     ctx.logger.warn('console disabled: METAL_BMC_CONSOLE_CA_CERT_FILE, _CERT_FILE and _KEY_FILE are not set');
     return { name: 'console', stop: async () => undefined };
   }
-  const openBackend = metalApiConsoleBackend({
+  const bmcBackend = metalApiConsoleBackend({
     findIpmiMachine: (id, o) => ctx.metalApi.findIpmiMachine(id, o),
     connect: (t) => ctx.connectBmc(t.host, { user: t.user, password: t.password, port: t.port, signal: t.signal }),
     defaultPort: ctx.config.ipmi.port,
   });
   const capturing = c.capture === 'all';
+  // several instances on one partition: one owner per console, decided on NATS (console-owners.ts)
+  let capture: ConsoleCapture | undefined;
+  let wanted: string[] = [];
+  const applyOwnership = () => {
+    capture?.setMachines(owners ? owners.owned(wanted) : wanted);
+    relays?.endWhere((id) => owners?.holder(id).kind !== 'self', 'the console moved to another metal-bmc instance');
+    const cut = owned?.cut() ?? 0;
+    if (cut > 0) ctx.logger.info({ streams: cut }, 'console streams of machines this instance no longer holds ended');
+  };
+  const owners: ConsoleOwners | undefined = capturing && c.ownership === 'nats' ? startConsoleOwners(ctx, applyOwnership) : undefined;
+  const relayPrefix = `metal-bmc.${sanitizeName(ctx.config.partitionId)}.console`;
+  let relays: RelayServer | undefined;
+  // a viewer of a machine another instance holds is served from that instance, over NATS
+  const relay = (instance: string, machineId: string, { signal }: { signal: AbortSignal }) => {
+    const bus = owners?.bus();
+    if (!bus) throw new BmcError('BUSY', `the console of machine ${machineId} is held by metal-bmc instance ${instance}, and NATS is not connected`);
+    return openRelay({ nc: bus.nc, prefix: relayPrefix, from: ctx.config.instanceId, owner: instance, machineId, signal });
+  };
+  const owned: OwnedBackend | undefined = owners ? ownedBackend({ open: bmcBackend, holder: (id) => owners.holder(id), relay }) : undefined;
+  const openBackend = owned?.open ?? bmcBackend;
   // the status page and /v1/status behind the console's authentication
   const statusHttp = ctx.status ? createStatusHttp(ctx.status) : undefined;
   const historyRoutes = capturing ? captureViewerRoutes({ dir: c.logDir }) : undefined;
@@ -54,26 +95,54 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
     registry: ctx.registry,
     ...(viewerRoutes ? { viewerRoutes } : {}),
     ...(capturing ? { hub: { seedScrollback: (id: string) => (isSafeMachineId(id) ? tailBytes(c.logDir, id, c.scrollbackBytes) : Promise.resolve(Buffer.alloc(0))) } } : {}),
+  }).catch(async (err: unknown) => {
+    statusHttp?.close();
+    historyRoutes?.close();
+    await owners?.close();
+    throw err;
   });
   ctx.status?.consoleViewers(() => servers.hub.viewerCounts());
-  let capture: ConsoleCapture | undefined;
+  const relayRefused = new Counter({ name: 'metal_bmc_console_relay_refused_total', help: 'relay requests and input from other metal-bmc instances refused: open-invalid, open-limit (relays at once or opens a second), input-limit (size or rate)', labelNames: ['reason'], registers: [ctx.registry] });
+  new Gauge({
+    name: 'metal_bmc_console_relays',
+    help: 'consoles this instance serves to viewers of other metal-bmc instances',
+    registers: [ctx.registry],
+    collect() {
+      this.set(relays?.count() ?? 0);
+    },
+  });
+  if (owners) {
+    void owners.connected.then((bus) => {
+      if (bus && !servers.hub.closed) relays = serveRelays({ nc: bus.nc, prefix: relayPrefix, instanceId: ctx.config.instanceId, logger: ctx.logger, join: relayJoin(servers.hub, owners), onRefused: (reason) => relayRefused.inc({ reason }) });
+    });
+  }
   let sync: NodeJS.Timeout | undefined;
   if (capturing) {
     const made: ConsoleCapture = createConsoleCapture({ hub: servers.hub, dir: c.logDir, fileBytes: c.logSize.fileBytes, files: c.logSize.files, logger: ctx.logger, metrics: createCaptureMetrics(ctx.registry, { held: () => made.held(), machines: () => made.machines().length, diskBytes: () => made.diskBytes() }) });
     capture = made;
-    ctx.status?.consoleCapture(() => made.states());
+    ctx.status?.consoleCapture(() => {
+      const states = new Map<string, 'held' | 'gap' | 'elsewhere'>(made.states());
+      if (owners) for (const id of wanted) if (!states.has(id) && owners.holder(id).kind === 'other') states.set(id, 'elsewhere');
+      return states;
+    });
     const status = ctx.status;
     if (status) {
-      const update = () => made.setMachines(reportedMachines(status));
+      const update = () => {
+        wanted = reportedMachines(status);
+        owners?.setWanted(wanted);
+        applyOwnership();
+      };
       update();
       sync = setInterval(update, CAPTURE_SYNC_MS);
     }
-    ctx.logger.info({ dir: c.logDir, fileBytes: c.logSize.fileBytes, files: c.logSize.files }, 'console capture on: every reported machine\'s console is held and logged');
+    ctx.logger.info({ dir: c.logDir, fileBytes: c.logSize.fileBytes, files: c.logSize.files, ownership: c.ownership }, c.ownership === 'nats' ? 'console capture on: every reported machine\'s console this instance owns is held and logged' : 'console capture on: every reported machine\'s console is held and logged');
   }
   return {
     name: 'console',
+    ...(owners ? { ready: () => owners.ready() } : {}),
     async stop(deadlineMs) {
       clearInterval(sync);
+      relays?.close();
       statusHttp?.close();
       historyRoutes?.close();
       let timer: NodeJS.Timeout | undefined;
@@ -83,6 +152,8 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
         await servers.close();
       })(), deadline]);
       clearTimeout(timer);
+      // the consoles are let go first, then the claims: the next owner finds the SOL payload free
+      await owners?.close();
     },
   };
 };

@@ -56,6 +56,10 @@ export interface SerialStats {
   outputBytes: number;
   /** BMCs with an active SOL payload */
   activeSol: number;
+  /** SOL activations since the fleet started, summed over its BMCs */
+  solActivations: number;
+  /** per machine (in index order): active SOL payloads (0 or 1) and activations so far */
+  sol: Array<{ active: number; activations: number }>;
 }
 
 export interface Fleet {
@@ -209,12 +213,15 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       return chosen.length;
     },
     serialStats() {
-      const stats: SerialStats = { machines: machines.length, streaming: 0, outputBytes: 0, activeSol: 0 };
+      const stats: SerialStats = { machines: machines.length, streaming: 0, outputBytes: 0, activeSol: 0, solActivations: 0, sol: [] };
       for (const m of machines) {
         const line = serialOf(m);
         if (line.isStreaming) stats.streaming++;
         stats.outputBytes += line.outputBytes;
-        stats.activeSol += ipmi.activeSolPayloads(m.state.index);
+        const sol = { active: ipmi.activeSolPayloads(m.state.index), activations: ipmi.solActivations(m.state.index) };
+        stats.activeSol += sol.active;
+        stats.solActivations += sol.activations;
+        stats.sol.push(sol);
       }
       return stats;
     },

@@ -104,6 +104,7 @@ export class SimBmc implements BmcControl {
   private readonly sessions: SessionTable;
   private readonly machine: SimMachine;
   private sol: { owner: ActiveSession; channel: SolChannel } | undefined;
+  private solActivationCount = 0;
   private identifyTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: SimBmcOptions) {
@@ -131,6 +132,11 @@ export class SimBmc implements BmcControl {
 
   activeSolPayloads(): number {
     return this.sol ? 1 : 0;
+  }
+
+  /** SOL payloads activated since the BMC started (a console that fights another for SOL shows here) */
+  solActivations(): number {
+    return this.solActivationCount;
   }
 
   /** Handles one datagram from `remote`. Never throws. */
@@ -432,6 +438,7 @@ export class SimBmc implements BmcControl {
       },
     });
     this.sol = { owner: session, channel };
+    this.solActivationCount++;
     return () => {
       if (this.sol?.channel !== channel) return;
       channel.start();

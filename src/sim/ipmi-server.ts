@@ -55,6 +55,8 @@ export interface IpmiServer {
   pendingSessions(machineIndex: number): number;
   /** active SOL payloads of a machine's BMC (0 or 1) */
   activeSolPayloads(machineIndex: number): number;
+  /** SOL payloads a machine's BMC activated since it started */
+  solActivations(machineIndex: number): number;
   serial(machineIndex: number): SerialLine;
   close(): Promise<void>;
 }
@@ -226,6 +228,7 @@ export async function startIpmiServer(options: IpmiServerOptions): Promise<IpmiS
     activeSessions: (i) => byIndex(i).bmc.activeSessions(),
     pendingSessions: (i) => byIndex(i).bmc.pendingSessions(),
     activeSolPayloads: (i) => byIndex(i).bmc.activeSolPayloads(),
+    solActivations: (i) => byIndex(i).bmc.solActivations(),
     serial: (i) => byIndex(i).serial,
     close: () => (closed ? Promise.resolve() : stopAll()),
   };

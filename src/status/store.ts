@@ -10,7 +10,7 @@
 import type { Lease } from '../leases/types.js';
 import type { BmcReadOutcome, ReportObserver } from '../report/cycle.js';
 import { factsOf, problemOf } from './reason.js';
-import { isProblem, STATE_ORDER, type BmcState, type BmcStatus, type LastCommand, type LastRead, type ProblemReason, type StatusDocument, type StatusSummary } from './types.js';
+import { isProblem, STATE_ORDER, type BmcState, type BmcStatus, type CaptureState, type LastCommand, type LastRead, type ProblemReason, type StatusDocument, type StatusSummary } from './types.js';
 
 /** What the store needs of a command result (commands/runner's CommandResult fits). */
 export interface CommandResultLike {
@@ -85,7 +85,7 @@ export interface StatusStore extends ReportObserver {
   /** per BMC of the current leases: up (last read succeeded) and the last success, for the metrics */
   liveEntries(): Array<{ ip: string; mac: string; up: boolean | undefined; lastSuccessAt: number | undefined }>;
   /** the console capture's state per machine id (held or gap; off when missing), read when a status is built */
-  consoleCapture(states: () => ReadonlyMap<string, 'held' | 'gap'>): void;
+  consoleCapture(states: () => ReadonlyMap<string, Exclude<CaptureState, 'off'>>): void;
   /** changes with every update (and with the console viewers and capture), for live updates */
   revision(): string;
 }
@@ -113,7 +113,7 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
   const byUuid = new Map<string, Entry>();
   const commandTimes: number[] = [];
   let viewers: () => ReadonlyMap<string, number> = () => new Map();
-  let captures: () => ReadonlyMap<string, 'held' | 'gap'> = () => new Map();
+  let captures: () => ReadonlyMap<string, Exclude<CaptureState, 'off'>> = () => new Map();
   let rev = 0;
 
   function prune(): void {
@@ -137,7 +137,7 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
     rev++;
   }
 
-  function toStatus(e: Entry, t: number, v: ReadonlyMap<string, number>, c: ReadonlyMap<string, 'held' | 'gap'>): BmcStatus {
+  function toStatus(e: Entry, t: number, v: ReadonlyMap<string, number>, c: ReadonlyMap<string, Exclude<CaptureState, 'off'>>): BmcStatus {
     return {
       ip: e.ip,
       mac: e.mac,

@@ -84,9 +84,10 @@ export interface BmcStatus {
 /**
  * The console capture of a machine (METAL_BMC_CONSOLE_CAPTURE): `off` (not captured), `held`
  * (its console is connected and logged), `gap` (held, but the console is not connected: a gap in
- * its log until it is back).
+ * its log until it is back), `elsewhere` (held by another metal-bmc instance of the partition,
+ * METAL_BMC_CONSOLE_OWNERSHIP=nats).
  */
-export type CaptureState = 'off' | 'held' | 'gap';
+export type CaptureState = 'off' | 'held' | 'gap' | 'elsewhere';
 
 export interface StatusSummary {
   bmcs: number;

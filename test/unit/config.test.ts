@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ConfigError, loadConfig, redactConfig, VARIABLES } from '../../src/config/index.js';
+import { defaultInstanceId } from '../../src/config/config.js';
 import { GO_METAL_BMC, goColumn, IGNORED_GO_VARIABLES, UNPREFIXED_FALLBACKS } from '../../src/config/variables.js';
 import { parseMqAddress, redactMqAddress } from '../../src/config/mq.js';
 
@@ -42,6 +43,7 @@ describe('loadConfig defaults', () => {
     const c = load();
     expect({ ...c, leases: { ...c.leases, allowedCidrs: c.leases.allowedCidrs.map((x) => x.text) } }).toEqual({
       partitionId: 'fra-equ01',
+      instanceId: defaultInstanceId(),
       logLevel: 'info',
       metalApi: { url: 'http://metal-api:8080/metal', hmacKey: HMAC },
       leases: { file: '/var/lib/dhcp/dhcpd.leases', format: 'auto', ignoreMacs: [], allowedCidrs: ['0.0.0.0/0'] },
@@ -72,6 +74,8 @@ describe('loadConfig defaults', () => {
         connectionLimits: { perSource: 32, total: 1024 },
         maxSessions: 1000,
         capture: 'off',
+        ownership: 'nats',
+        leaseMs: 30_000,
         logDir: '/var/lib/metal-bmc/console',
         logSize: { fileBytes: 8 << 20, files: 4 },
       },
@@ -287,6 +291,36 @@ describe('NATS address', () => {
   it('redacts passwords and tokens', () => {
     expect(redactMqAddress('nats://u:pw@h:1,tok@h2,nats://h3:4222')).toBe('nats://u:[redacted]@h:1,[redacted]@h2,nats://h3:4222');
     expect(redactMqAddress('nats://u:p@ss@h')).toBe('nats://u:[redacted]@h');
+  });
+});
+
+describe('instance id and console ownership', () => {
+  it('takes the host name as instance id, with characters a NATS token cannot hold replaced', () => {
+    expect(defaultInstanceId('mgmt01.fra-equ01.example.com')).toBe('mgmt01_fra-equ01_example_com');
+    expect(defaultInstanceId('')).toBe('metal-bmc');
+    expect(defaultInstanceId('x'.repeat(100))).toHaveLength(64);
+    fc.assert(
+      fc.property(fc.string(), (h) => {
+        expect(defaultInstanceId(h)).toMatch(/^[A-Za-z0-9_-]{1,64}$/);
+      }),
+    );
+  });
+
+  it('reads the instance id, the ownership and the lease', () => {
+    const c = load({ METAL_BMC_INSTANCE_ID: 'mgmt-02', METAL_BMC_CONSOLE_OWNERSHIP: 'LOCAL', METAL_BMC_CONSOLE_LEASE: '10s' });
+    expect([c.instanceId, c.console.ownership, c.console.leaseMs]).toEqual(['mgmt-02', 'local', 10_000]);
+  });
+
+  it.each([
+    ['METAL_BMC_INSTANCE_ID', 'a.b', /must be 1 to 64 letters/],
+    ['METAL_BMC_INSTANCE_ID', 'a b', /must be 1 to 64 letters/],
+    ['METAL_BMC_CONSOLE_OWNERSHIP', 'kv', /one of/],
+    ['METAL_BMC_CONSOLE_LEASE', '1s', /too short \(minimum 3s\)/],
+    ['METAL_BMC_CONSOLE_LEASE', '11m', /too long \(maximum 10m\)/],
+  ])('refuses %s=%s', (name, value, message) => {
+    const err = errorOf({ [name]: value });
+    expect(err.variable).toBe(name);
+    expect(err.message).toMatch(message);
   });
 });
 

@@ -1,0 +1,346 @@
+/**
+ * One owner per console across metal-bmc instances (issue 13, item 4), decided in a JetStream
+ * key-value bucket (kv.ts) with two kinds of keys:
+ *
+ * - `lease.<instance>`: each instance's heartbeat, rewritten every `heartbeatMs` (compare-and-set
+ *   on its own last revision, so a second process with the same instance id is noticed);
+ * - `claim.<machine>`: the instance that holds the machine's console, created with CAS.
+ *
+ * Writes: one heartbeat per instance every few seconds, and one claim write per machine when
+ * it is first claimed, taken over or released; 1,000 machines cost no steady writes at all.
+ * Reads: one watch over the bucket keeps a local view of every key.
+ *
+ * An instance is dead for the others when they saw no renewal of its lease for `leaseMs`
+ * (timed on their own clock: no clock is compared across hosts), or its lease was deleted.
+ * Claims naming a dead instance are taken over by CAS on the claim's revision, so of two
+ * survivors one wins. An instance whose last successful renewal was sent more than `fenceMs`
+ * (< leaseMs) ago holds nothing any more ("fenced") before the others may take over; after it
+ * renews again it re-asserts each claim by CAS before holding it (one taken over meanwhile is lost).
+ * An instance holds exactly the claims it wrote (or re-asserted) in its current lease.
+ */
+import { BmcError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { KvBucket, KvEntry, KvWatch } from './kv.js';
+
+/** what an instance id and a claim's value may be: also a NATS subject token */
+const INSTANCE_RE = /^[A-Za-z0-9_-]{1,64}$/;
+/** machine ids that fit a key (metal-stack's are UUIDs) */
+const MACHINE_RE = /^[A-Za-z0-9_-]{1,128}$/;
+/** bounds of the local view of the bucket (a partition has a few instances and at most thousands of machines) */
+const MAX_INSTANCES = 1024;
+const MAX_CLAIMS = 100_000;
+
+export function isValidInstanceId(id: string): boolean {
+  return INSTANCE_RE.test(id);
+}
+
+export function encodeOwner(instance: string): Uint8Array {
+  return Buffer.from(instance, 'utf8');
+}
+
+/** The instance a claim or lease value names, or undefined for anything else (bounded, never throws). */
+export function decodeOwner(value: Uint8Array): string | undefined {
+  if (value.length === 0 || value.length > 64) return undefined;
+  const text = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1');
+  return INSTANCE_RE.test(text) ? text : undefined;
+}
+
+export const claimKey = (machine: string) => `claim.${machine}`;
+export const leaseKey = (instance: string) => `lease.${instance}`;
+
+export interface OwnershipOptions {
+  kv: KvBucket;
+  instanceId: string;
+  /** an instance without a renewal for this long is dead (default 30 s) */
+  leaseMs?: number;
+  /** renewal interval, default leaseMs / 6 */
+  heartbeatMs?: number;
+  /** stop holding after this long without a successful renewal, default leaseMs * 2/3 */
+  fenceMs?: number;
+  logger: Logger;
+  /** told the set of machines this instance holds whenever it changes */
+  onChange?: (owned: ReadonlySet<string>) => void;
+  /** claim writes at once, default 32 */
+  concurrency?: number;
+  now?: () => number;
+}
+
+export interface ConsoleOwnership {
+  readonly instanceId: string;
+  /** the machines this instance should hold when nobody else does (its reported machines) */
+  setWanted(ids: Iterable<string>): void;
+  /** the machines this instance holds now (empty while fenced) */
+  owned(): ReadonlySet<string>;
+  /** the live instance holding the machine (this one included), undefined when none is known */
+  ownerOf(machine: string): string | undefined;
+  /** false while this instance cannot renew its lease */
+  live(): boolean;
+  /** one renewal and one claim round (the timer runs them; tests call it directly) */
+  tick(): Promise<void>;
+  /** gives up every claim and the lease, so another instance takes over at once */
+  close(): Promise<void>;
+}
+
+interface LeaseView {
+  revision: number;
+  deleted: boolean;
+  /** local time the revision was first seen */
+  seenAt: number;
+}
+
+interface ClaimView {
+  owner: string | undefined;
+  revision: number;
+  deleted: boolean;
+}
+
+async function eachLimited<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await run(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+export interface StartOptions {
+  /** run the renewal round every heartbeatMs (default true; unit tests call tick() themselves) */
+  timer?: boolean;
+}
+
+export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & { start(options?: StartOptions): Promise<void> } {
+  if (!isValidInstanceId(o.instanceId)) throw new BmcError('INVALID_ARGUMENT', `createConsoleOwnership: instance id must match ${INSTANCE_RE.source}`);
+  const me = o.instanceId;
+  const leaseMs = o.leaseMs ?? 30_000;
+  const heartbeatMs = o.heartbeatMs ?? Math.max(50, Math.floor(leaseMs / 6));
+  const fenceMs = o.fenceMs ?? Math.floor((leaseMs * 2) / 3);
+  if (!(heartbeatMs * 2 < fenceMs && fenceMs < leaseMs)) throw new BmcError('INVALID_ARGUMENT', 'createConsoleOwnership: need heartbeatMs * 2 < fenceMs < leaseMs');
+  const now = o.now ?? Date.now;
+  const log = o.logger.child({ module: 'console-owners', instance: me });
+  const limit = o.concurrency ?? 32;
+  const leases = new Map<string, LeaseView>();
+  const claims = new Map<string, ClaimView>();
+  /** claims this instance wrote in its current lease: machine → revision */
+  const confirmed = new Map<string, number>();
+  const refused = new Set<string>();
+  let wanted = new Set<string>();
+  let ownRevision: number | undefined;
+  let renewedAt: number | undefined;
+  let watchingSince = now();
+  let watch: KvWatch | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  let fencedLogged = false;
+  let lastOwned = new Set<string>();
+  let renewing: Promise<void> | undefined;
+  let claiming: Promise<void> | undefined;
+  let watchdog: NodeJS.Timeout | undefined;
+  let conflictUntil = 0;
+
+  let boundLogged = false;
+  /** a bucket with more keys than any partition has: someone else writes into it; the rest is ignored */
+  function bounded(what: 'instances' | 'claims'): void {
+    if (boundLogged) return;
+    boundLogged = true;
+    log.error({ what, max: what === 'claims' ? MAX_CLAIMS : MAX_INSTANCES }, 'console ownership bucket holds more keys than expected; the rest is ignored');
+  }
+
+  const fenced = () => renewedAt === undefined || now() - renewedAt > fenceMs;
+
+  function emit(): void {
+    const owned = fenced() ? new Set<string>() : new Set(confirmed.keys());
+    if (owned.size === lastOwned.size && [...owned].every((id) => lastOwned.has(id))) return;
+    lastOwned = owned;
+    o.onChange?.(owned);
+  }
+
+  /** our own heartbeats come back through the watch: without that, our view of the others is stale */
+  function viewFresh(): boolean {
+    const mine = leases.get(me);
+    return mine !== undefined && !mine.deleted && now() - mine.seenAt <= Math.max(2 * heartbeatMs, fenceMs / 2);
+  }
+
+  function dead(instance: string | undefined): boolean {
+    if (instance === undefined) return true;
+    if (instance === me) return false;
+    const lease = leases.get(instance);
+    if (lease?.deleted) return true;
+    return now() - (lease?.seenAt ?? watchingSince) > leaseMs;
+  }
+
+  function seen(e: KvEntry): void {
+    if (e.key.startsWith('lease.')) {
+      const instance = e.key.slice(6);
+      const before = leases.get(instance);
+      if (!before && leases.size >= MAX_INSTANCES) return bounded('instances');
+      if (!before || e.revision > before.revision) leases.set(instance, { revision: e.revision, deleted: e.deleted, seenAt: now() });
+      return;
+    }
+    if (!e.key.startsWith('claim.')) return;
+    const machine = e.key.slice(6);
+    const before = claims.get(machine);
+    if (before && e.revision <= before.revision) return;
+    if (!before && claims.size >= MAX_CLAIMS) return bounded('claims');
+    const owner = e.deleted ? undefined : decodeOwner(e.value);
+    claims.set(machine, { owner, revision: e.revision, deleted: e.deleted });
+    const mine = confirmed.get(machine);
+    if (mine !== undefined && e.revision > mine && owner !== me) {
+      confirmed.delete(machine);
+      log.warn({ machineId: machine, owner }, 'console claim taken by another instance');
+      emit();
+    }
+  }
+
+  async function renew(): Promise<void> {
+    if (now() < conflictUntil) return;
+    const sentAt = now();
+    const value = encodeOwner(me);
+    let revision: number | undefined;
+    if (ownRevision === undefined) {
+      // our lease from an earlier run (same instance id) is ours to continue
+      const current = await o.kv.get(leaseKey(me));
+      revision = current && !current.deleted ? await o.kv.update(leaseKey(me), value, current.revision) : await o.kv.create(leaseKey(me), value);
+    } else {
+      revision = await o.kv.update(leaseKey(me), value, ownRevision);
+      if (revision === undefined) {
+        log.error({ instance: me }, 'another process renews this instance\'s lease: two metal-bmc instances share METAL_BMC_INSTANCE_ID; holding no console for a lease time, then trying again');
+        ownRevision = undefined;
+        // not renewing for a lease time lets the other process go on alone instead of taking turns with it
+        conflictUntil = now() + leaseMs;
+        return;
+      }
+    }
+    if (revision === undefined) return;
+    ownRevision = revision;
+    if (fenced()) confirmed.clear();
+    renewedAt = sentAt;
+    fencedLogged = false;
+  }
+
+  async function claim(machine: string): Promise<void> {
+    const key = claimKey(machine);
+    const c = claims.get(machine);
+    const mine = confirmed.get(machine);
+    let revision: number | undefined;
+    if (!c || c.deleted) {
+      revision = c ? await o.kv.update(key, encodeOwner(me), c.revision) : await o.kv.create(key, encodeOwner(me));
+    } else if (c.owner === me) {
+      if (mine === c.revision) return;
+      // written in an earlier lease of ours: re-assert before holding it
+      revision = await o.kv.update(key, encodeOwner(me), c.revision);
+    } else if (dead(c.owner) && viewFresh()) {
+      revision = await o.kv.update(key, encodeOwner(me), c.revision);
+      if (revision !== undefined) log.info({ machineId: machine, from: c.owner }, 'console taken over from a dead instance');
+    } else {
+      return;
+    }
+    if (revision === undefined || fenced() || closed) return;
+    confirmed.set(machine, revision);
+    const latest = claims.get(machine);
+    if (!latest || latest.revision < revision) claims.set(machine, { owner: me, revision, deleted: false });
+  }
+
+  async function release(machine: string): Promise<void> {
+    const revision = confirmed.get(machine);
+    confirmed.delete(machine);
+    if (revision !== undefined) await o.kv.delete(claimKey(machine), revision).catch((err: unknown) => log.warn({ err, machineId: machine }, 'console claim not released'));
+  }
+
+  async function renewSafely(): Promise<void> {
+    try {
+      await renew();
+    } catch (err) {
+      log.warn({ err }, 'console lease not renewed');
+    }
+  }
+
+  async function claimAll(): Promise<void> {
+    if (fenced()) {
+      if (confirmed.size > 0 || !fencedLogged) {
+        if (renewedAt !== undefined) log.warn({ sinceMs: now() - renewedAt }, 'console lease not renewed in time: holding no console until it is');
+        fencedLogged = true;
+      }
+      confirmed.clear();
+      emit();
+      return;
+    }
+    for (const machine of [...confirmed.keys()]) if (!wanted.has(machine)) await release(machine);
+    await eachLimited([...wanted], limit, async (machine) => {
+      try {
+        await claim(machine);
+      } catch (err) {
+        log.warn({ err, machineId: machine }, 'console claim not written');
+      }
+    });
+    emit();
+  }
+
+  /** renewals never wait for a claim round (1,000 claim writes must not delay the heartbeat into the fence) */
+  const renewRound = () => (renewing ??= renewSafely().finally(() => (renewing = undefined)));
+  const claimRound = () => (claiming ??= claimAll().finally(() => (claiming = undefined)));
+
+  async function tick(): Promise<void> {
+    await renewRound();
+    await claimRound();
+  }
+
+  return {
+    instanceId: me,
+    async start(options = {}) {
+      watch = await o.kv.watch();
+      watchingSince = now();
+      void (async () => {
+        for await (const e of watch) seen(e);
+      })().catch((err: unknown) => {
+        if (!closed) log.error({ err }, 'console ownership watch ended');
+      });
+      const loop = async () => {
+        if (closed) return;
+        await renewRound();
+        void claimRound();
+        if (!closed) timer = setTimeout(() => void loop(), heartbeatMs);
+      };
+      if (options.timer !== false) {
+        void loop();
+        // a renewal that hangs (NATS gone, the ack's timeout running) must not delay the fence
+        watchdog = setInterval(() => emit(), Math.min(1000, heartbeatMs));
+        watchdog.unref();
+      }
+    },
+    setWanted(ids) {
+      const next = new Set<string>();
+      for (const id of ids) {
+        if (MACHINE_RE.test(id)) next.add(id);
+        else if (!refused.has(id) && refused.size < 10_000) {
+          refused.add(id);
+          log.warn({ machineId: id.slice(0, 140) }, 'machine id cannot name a console claim; its console is not held');
+        }
+      }
+      const changed = next.size !== wanted.size || [...next].some((id) => !wanted.has(id));
+      wanted = next;
+      if (changed && !closed) void claimRound();
+    },
+    owned: () => (fenced() ? new Set<string>() : new Set(confirmed.keys())),
+    ownerOf(machine) {
+      if (confirmed.has(machine) && !fenced()) return me;
+      const c = claims.get(machine);
+      if (!c || c.deleted || c.owner === me || dead(c.owner)) return undefined;
+      return c.owner;
+    },
+    live: () => !fenced(),
+    tick,
+    async close() {
+      closed = true;
+      clearTimeout(timer);
+      clearInterval(watchdog);
+      await Promise.all([renewing, claiming]);
+      // without a live lease the claims are not ours to release (and NATS is likely gone)
+      if (!fenced()) {
+        await eachLimited([...confirmed.keys()], limit, release);
+        if (ownRevision !== undefined) await o.kv.delete(leaseKey(me), ownRevision).catch(() => undefined);
+      }
+      confirmed.clear();
+      watch?.stop();
+      lastOwned = new Set();
+    },
+  };
+}

@@ -1,0 +1,287 @@
+/**
+ * A console relayed over core NATS between metal-bmc instances (issue 13, item 4): a viewer who
+ * reaches an instance that does not hold the machine is served from the one that does, so the
+ * BMC keeps one SOL session. The viewer's instance ("near") asks the owner ("far") on
+ * `<prefix>.open.<owner>` with a random relay id; the owner joins its own console session as a
+ * client and both sides then talk on `<prefix>.relay.<id>.`:
+ *
+ *   out    far → near  console output, at most 16 KiB a message
+ *   in     near → far  keystrokes, at most 4 KiB a message and `inputBytesPerSecond` a relay
+ *   ctl.f  far → near  {"t":"ping"} every pingMs, {"t":"end","m":..} when the far side let go
+ *   ctl.n  near → far  the same from the near side
+ *
+ * Either side ends the relay after `idleMs` without a message from the other. The owner serves at
+ * most `maxRelays` at once and answers at most `opensPerSecond` open requests (more are refused).
+ * Who may use the relay is who may publish on the prefix: NATS's credentials are the boundary, as
+ * for machine commands. The near side is a Duplex, so its instance's hub treats it as a BMC console.
+ */
+import { randomBytes } from 'node:crypto';
+import { Duplex } from 'node:stream';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { BmcError, abortError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+export const RELAY_OUT_CHUNK = 16 * 1024;
+export const RELAY_IN_CHUNK = 4 * 1024;
+const MAX_OPEN_BYTES = 1024;
+const MACHINE_RE = /^[A-Za-z0-9_:.-]{1,128}$/;
+const RELAY_RE = /^[0-9a-f]{32}$/;
+
+export interface RelayTiming {
+  /** keepalive interval, default 5 s */
+  pingMs?: number;
+  /** silence after which a relay ends, default 15 s */
+  idleMs?: number;
+}
+
+interface OpenRequest {
+  machine: string;
+  relay: string;
+  from: string;
+}
+
+/** The open request, or undefined for anything else (bounded, never throws). */
+export function decodeOpenRequest(data: Uint8Array): OpenRequest | undefined {
+  if (data.length > MAX_OPEN_BYTES) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(data).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null) return undefined;
+  const { machine, relay, from } = v as Record<string, unknown>;
+  if (typeof machine !== 'string' || !MACHINE_RE.test(machine) || machine.includes('..')) return undefined;
+  if (typeof relay !== 'string' || !RELAY_RE.test(relay)) return undefined;
+  if (typeof from !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(from)) return undefined;
+  return { machine, relay, from };
+}
+
+/** A control message: ping, or end with a message; undefined for anything else. */
+export function decodeControl(data: Uint8Array): { t: 'ping' } | { t: 'end'; m: string } | undefined {
+  if (data.length > MAX_OPEN_BYTES) return undefined;
+  try {
+    const v = JSON.parse(Buffer.from(data).toString('utf8')) as Record<string, unknown>;
+    if (v?.t === 'ping') return { t: 'ping' };
+    if (v?.t === 'end') return { t: 'end', m: typeof v.m === 'string' ? v.m.slice(0, 200) : '' };
+  } catch {
+    // not JSON
+  }
+  return undefined;
+}
+
+const json = (v: unknown) => Buffer.from(JSON.stringify(v));
+
+function* chunks(data: Buffer, size: number): Generator<Buffer> {
+  for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
+}
+
+export interface OpenRelayOptions extends RelayTiming {
+  nc: NatsConnection;
+  prefix: string;
+  /** this instance, for the owner's logs */
+  from: string;
+  owner: string;
+  machineId: string;
+  signal: AbortSignal;
+  /** how long the owner may take to join its console, default 30 s */
+  openTimeoutMs?: number;
+}
+
+/** The near side: the owner's console of the machine as a Duplex. */
+export async function openRelay(o: OpenRelayOptions): Promise<Duplex> {
+  const relay = randomBytes(16).toString('hex');
+  const base = `${o.prefix}.relay.${relay}`;
+  const pingMs = o.pingMs ?? 5000;
+  const idleMs = o.idleMs ?? 15_000;
+  let heard = Date.now();
+  let timer: NodeJS.Timeout | undefined = undefined;
+  const subs: Subscription[] = [];
+  let ended = false;
+  const stream = new Duplex({
+    read() {},
+    write(chunk: Buffer, _enc, done) {
+      if (!ended && !o.nc.isClosed()) for (const c of chunks(chunk, RELAY_IN_CHUNK)) o.nc.publish(`${base}.in`, c);
+      done();
+    },
+    destroy(err, done) {
+      if (!ended) {
+        ended = true;
+        clearInterval(timer);
+        if (!o.nc.isClosed()) o.nc.publish(`${base}.ctl.n`, json({ t: 'end', m: 'viewer side closed' }));
+        for (const s of subs) s.unsubscribe();
+      }
+      done(err);
+    },
+  });
+  subs.push(
+    o.nc.subscribe(`${base}.out`, {
+      callback: (_err, m: Msg) => {
+        heard = Date.now();
+        stream.push(Buffer.from(m.data));
+      },
+    }),
+    o.nc.subscribe(`${base}.ctl.f`, {
+      callback: (_err, m: Msg) => {
+        heard = Date.now();
+        const c = decodeControl(m.data);
+        if (c?.t === 'end') stream.destroy(new BmcError('CLOSED', `the owning instance ended the console: ${c.m}`));
+      },
+    }),
+  );
+  try {
+    await o.nc.flush();
+    if (o.signal.aborted) throw abortError(o.signal, 'opening the relayed console');
+    const reply = await o.nc.request(`${o.prefix}.open.${o.owner}`, json({ machine: o.machineId, relay, from: o.from }), { timeout: o.openTimeoutMs ?? 30_000 });
+    const answer = JSON.parse(reply.string()) as { ok?: boolean; error?: string };
+    if (!answer.ok) throw new BmcError('BUSY', `metal-bmc instance ${o.owner} cannot serve the console: ${String(answer.error ?? 'refused').slice(0, 200)}`);
+  } catch (err) {
+    stream.destroy();
+    if (err instanceof BmcError) throw err;
+    throw new BmcError('CLOSED', `metal-bmc instance ${o.owner} did not answer for the console of machine ${o.machineId}`, { cause: err });
+  }
+  if (o.signal.aborted) {
+    stream.destroy();
+    throw abortError(o.signal, 'opening the relayed console');
+  }
+  heard = Date.now();
+  timer = setInterval(() => {
+    if (Date.now() - heard > idleMs) stream.destroy(new BmcError('TIMEOUT', `metal-bmc instance ${o.owner} went silent`));
+    else if (!o.nc.isClosed()) o.nc.publish(`${base}.ctl.n`, json({ t: 'ping' }));
+  }, pingMs);
+  timer.unref();
+  return stream;
+}
+
+/** What the far side needs of its console session: a client that is fed output and may type. */
+export interface RelayMember {
+  input(data: Buffer): void;
+  leave(): void;
+}
+
+export interface RelayPort {
+  send(data: Buffer): void;
+  /** the far session let go of the relay's client */
+  end(message: string): void;
+}
+
+export interface ServeRelaysOptions extends RelayTiming {
+  nc: NatsConnection;
+  prefix: string;
+  instanceId: string;
+  logger: Logger;
+  /** joins the machine's console as a client; rejects when it cannot (not held here, unknown) */
+  join(machineId: string, from: string, port: RelayPort): Promise<RelayMember>;
+  maxRelays?: number;
+  opensPerSecond?: number;
+  inputBytesPerSecond?: number;
+  /** told each refused or dropped input (a metric) */
+  onRefused?: (reason: 'open-invalid' | 'open-limit' | 'input-limit') => void;
+}
+
+export interface RelayServer {
+  /** relays being served, per machine */
+  count(): number;
+  /** ends the relays of machines `keep` refuses (they moved to another instance) */
+  endWhere(drop: (machineId: string) => boolean, message: string): void;
+  close(): void;
+}
+
+interface Served {
+  machine: string;
+  base: string;
+  member: RelayMember | undefined;
+  heard: number;
+  tokens: number;
+  subs: Subscription[];
+  ended: boolean;
+}
+
+/** The far side: serves this instance's consoles to the other instances. */
+export function serveRelays(o: ServeRelaysOptions): RelayServer {
+  const pingMs = o.pingMs ?? 5000;
+  const idleMs = o.idleMs ?? 15_000;
+  const maxRelays = o.maxRelays ?? 256;
+  const opensPerSecond = o.opensPerSecond ?? 20;
+  const inputRate = o.inputBytesPerSecond ?? 64 * 1024;
+  const log = o.logger.child({ module: 'console-relay' });
+  const served = new Set<Served>();
+  let opens = { second: 0, n: 0 };
+
+  function end(s: Served, message: string, tellNear: boolean): void {
+    if (s.ended) return;
+    s.ended = true;
+    served.delete(s);
+    for (const sub of s.subs) sub.unsubscribe();
+    s.member?.leave();
+    if (tellNear && !o.nc.isClosed()) o.nc.publish(`${s.base}.ctl.f`, json({ t: 'end', m: message }));
+  }
+
+  async function open(m: Msg): Promise<void> {
+    const req = decodeOpenRequest(m.data);
+    const refuse = (error: string, reason: 'open-invalid' | 'open-limit') => {
+      o.onRefused?.(reason);
+      if (m.reply) m.respond(json({ error }));
+    };
+    if (!req) return refuse('invalid open request', 'open-invalid');
+    const second = Math.floor(Date.now() / 1000);
+    if (opens.second !== second) opens = { second, n: 0 };
+    if (++opens.n > opensPerSecond || served.size >= maxRelays) return refuse('too many relayed consoles', 'open-limit');
+    const s: Served = { machine: req.machine, base: `${o.prefix}.relay.${req.relay}`, member: undefined, heard: Date.now(), tokens: inputRate, subs: [], ended: false };
+    served.add(s);
+    s.subs.push(
+      o.nc.subscribe(`${s.base}.in`, {
+        callback: (_err, msg: Msg) => {
+          s.heard = Date.now();
+          if (msg.data.length > RELAY_IN_CHUNK || msg.data.length > s.tokens) return o.onRefused?.('input-limit');
+          s.tokens -= msg.data.length;
+          s.member?.input(Buffer.from(msg.data));
+        },
+      }),
+      o.nc.subscribe(`${s.base}.ctl.n`, {
+        callback: (_err, msg: Msg) => {
+          s.heard = Date.now();
+          if (decodeControl(msg.data)?.t === 'end') end(s, 'viewer side closed', false);
+        },
+      }),
+    );
+    try {
+      s.member = await o.join(req.machine, req.from, {
+        send: (data) => {
+          if (!s.ended && !o.nc.isClosed()) for (const c of chunks(data, RELAY_OUT_CHUNK)) o.nc.publish(`${s.base}.out`, c);
+        },
+        end: (message) => end(s, message, true),
+      });
+      if (s.ended) s.member.leave();
+      else log.info({ machineId: req.machine, from: req.from }, 'console relayed to another metal-bmc instance');
+      m.respond(json({ ok: true }));
+    } catch (err) {
+      end(s, 'not opened', false);
+      m.respond(json({ error: (err as Error).message.slice(0, 200) }));
+    }
+  }
+
+  const sub = o.nc.subscribe(`${o.prefix}.open.${o.instanceId}`, { callback: (_err, m) => void open(m).catch((err: unknown) => log.warn({ err }, 'console relay open failed')) });
+  const timer = setInterval(() => {
+    if (o.nc.isClosed()) return;
+    const now = Date.now();
+    for (const s of [...served]) {
+      s.tokens = Math.min(inputRate, s.tokens + (inputRate * pingMs) / 1000);
+      if (now - s.heard > idleMs) end(s, 'viewer side went silent', true);
+      else if (s.member) o.nc.publish(`${s.base}.ctl.f`, json({ t: 'ping' }));
+    }
+  }, pingMs);
+  timer.unref();
+
+  return {
+    count: () => served.size,
+    endWhere(drop, message) {
+      for (const s of [...served]) if (drop(s.machine)) end(s, message, true);
+    },
+    close() {
+      clearInterval(timer);
+      sub.unsubscribe();
+      for (const s of [...served]) end(s, 'metal-bmc instance stopping', true);
+    },
+  };
+}

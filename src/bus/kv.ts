@@ -1,0 +1,166 @@
+/**
+ * A small key-value bucket on a JetStream stream, as NATS's KV layout defines it (there is no
+ * `@nats-io/kv` package here): stream `KV_<bucket>` with subjects `$KV.<bucket>.>`, one message
+ * kept per subject (history 1), roll-up headers allowed, message deletes denied. A key is the
+ * subject `$KV.<bucket>.<key>`; its revision is the stream sequence of its last message.
+ *
+ * Writes are compare-and-set through `Nats-Expected-Last-Subject-Sequence`: `create` expects no
+ * message (0) or a delete marker, `update` the revision read before. A refused CAS resolves to
+ * `undefined`, any other failure rejects. A delete is a message with `KV-Operation: DEL` (what
+ * NATS's own KV clients write), so watchers see it.
+ *
+ * `watch` is an ordered consumer with deliver policy "last per subject": first every key's current
+ * entry, then each change as it is stored (how NATS's KV watch works), so an instance keeps a view
+ * of 1,000 keys without reading them one by one.
+ */
+import { DeliverPolicy, DiscardPolicy, jetstream, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { headers, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { BmcError } from '../errors.js';
+
+/** NATS KV's key rule: letters, digits and `-/_=.`, no leading or trailing dot, no empty token */
+const KEY_RE = /^[-/_=a-zA-Z0-9]+(\.[-/_=a-zA-Z0-9]+)*$/;
+const BUCKET_RE = /^[-_a-zA-Z0-9]+$/;
+/** the JetStream error code of a refused `Nats-Expected-Last-Subject-Sequence` */
+const WRONG_LAST_SEQUENCE = 10071;
+const OPERATION = 'KV-Operation';
+
+export function isValidKey(key: string): boolean {
+  return key.length > 0 && key.length <= 256 && KEY_RE.test(key);
+}
+
+export function kvStreamName(bucket: string): string {
+  return `KV_${bucket}`;
+}
+
+export interface KvEntry {
+  key: string;
+  value: Uint8Array;
+  /** the stream sequence of the key's last message */
+  revision: number;
+  /** a delete marker (`KV-Operation: DEL` or `PURGE`) */
+  deleted: boolean;
+}
+
+export interface KvWatch {
+  /** every current entry first, then changes; ends when stopped or the connection closes */
+  [Symbol.asyncIterator](): AsyncIterator<KvEntry>;
+  stop(): void;
+}
+
+export interface KvBucket {
+  readonly bucket: string;
+  get(key: string): Promise<KvEntry | undefined>;
+  /** writes `value` if the key has no value (absent or deleted); the new revision, or undefined when it has one */
+  create(key: string, value: Uint8Array): Promise<number | undefined>;
+  /** writes `value` if the key's revision is still `revision`; the new revision, or undefined when it moved on */
+  update(key: string, value: Uint8Array, revision: number): Promise<number | undefined>;
+  /** a delete marker, if the key's revision is still `revision` (when given); false when it moved on */
+  delete(key: string, revision?: number): Promise<boolean>;
+  /** entries under `prefix.` (or all keys without a prefix) */
+  watch(prefix?: string): Promise<KvWatch>;
+}
+
+export interface KvBucketOptions {
+  /** num_replicas of the stream (METAL_BMC_STREAM_REPLICAS) */
+  replicas?: number;
+  /** how long the pub ack may take, default 5 s */
+  timeoutMs?: number;
+}
+
+function checkKey(key: string): void {
+  if (!isValidKey(key)) throw new BmcError('INVALID_ARGUMENT', `not a valid key-value key: ${JSON.stringify(key.slice(0, 80))}`);
+}
+
+function isWrongLastSequence(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE;
+}
+
+/** Creates the bucket's stream when it is missing (an existing one is used as it is). */
+export async function ensureKvStream(jsm: JetStreamManager, bucket: string, o: KvBucketOptions = {}): Promise<string> {
+  if (!BUCKET_RE.test(bucket)) throw new BmcError('INVALID_ARGUMENT', `not a valid bucket name: ${JSON.stringify(bucket)}`);
+  const name = kvStreamName(bucket);
+  try {
+    await jsm.streams.info(name);
+    return name;
+  } catch (err) {
+    if ((err as Error).name !== 'StreamNotFoundError') throw err;
+  }
+  await jsm.streams.add({
+    name,
+    subjects: [`$KV.${bucket}.>`],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.New,
+    max_msgs_per_subject: 1,
+    allow_rollup_hdrs: true,
+    deny_delete: true,
+    allow_direct: true,
+    duplicate_window: nanos(120_000),
+    num_replicas: o.replicas ?? 1,
+  });
+  return name;
+}
+
+/** The bucket (its stream created when missing) on a connection with JetStream. */
+export async function openKvBucket(nc: NatsConnection, jsm: JetStreamManager, bucket: string, o: KvBucketOptions = {}): Promise<KvBucket> {
+  const stream = await ensureKvStream(jsm, bucket, o);
+  const js: JetStreamClient = jetstream(nc, { timeout: o.timeoutMs ?? 5000 });
+  const prefix = `$KV.${bucket}.`;
+  const entryOf = (subject: string, seq: number, data: Uint8Array, op: string | undefined): KvEntry => ({
+    key: subject.slice(prefix.length),
+    value: data,
+    revision: seq,
+    deleted: op === 'DEL' || op === 'PURGE',
+  });
+
+  async function get(key: string): Promise<KvEntry | undefined> {
+    checkKey(key);
+    const m = await jsm.streams.getMessage(stream, { last_by_subj: prefix + key });
+    if (!m) return undefined;
+    return entryOf(m.subject, m.seq, m.data, m.header?.get(OPERATION) || undefined);
+  }
+
+  async function put(key: string, value: Uint8Array, expected: number, op?: 'DEL'): Promise<number | undefined> {
+    checkKey(key);
+    const h = op ? headers() : undefined;
+    if (h && op) h.set(OPERATION, op);
+    try {
+      const ack = await js.publish(prefix + key, value, { expect: { lastSubjectSequence: expected, streamName: stream }, ...(h ? { headers: h } : {}) });
+      return ack.seq;
+    } catch (err) {
+      if (isWrongLastSequence(err)) return undefined;
+      throw err;
+    }
+  }
+
+  return {
+    bucket,
+    get,
+    async create(key, value) {
+      const first = await put(key, value, 0);
+      if (first !== undefined) return first;
+      // a deleted key keeps its marker: creating it again means updating the marker
+      const current = await get(key);
+      return current?.deleted ? put(key, value, current.revision) : undefined;
+    },
+    update: (key, value, revision) => put(key, value, revision),
+    async delete(key, revision) {
+      const expected = revision ?? (await get(key))?.revision ?? 0;
+      return (await put(key, new Uint8Array(0), expected, 'DEL')) !== undefined;
+    },
+    async watch(keyPrefix) {
+      if (keyPrefix !== undefined) checkKey(keyPrefix);
+      const consumer = await js.consumers.get(stream, {
+        filter_subjects: keyPrefix === undefined ? `${prefix}>` : `${prefix}${keyPrefix}.>`,
+        deliver_policy: DeliverPolicy.LastPerSubject,
+      });
+      const messages = await consumer.consume();
+      return {
+        async *[Symbol.asyncIterator]() {
+          for await (const m of messages) yield entryOf(m.subject, m.seq, m.data, m.headers?.get(OPERATION) || undefined);
+        },
+        stop: () => void messages.stop(),
+      };
+    },
+  };
+}

@@ -1,0 +1,134 @@
+/**
+ * The console relay (src/bus/console-relay.ts) over a real nats-server: output and input both
+ * ways, refusals reach the viewer side, oversized or too fast input is dropped and counted, the
+ * open rate and relay count are bounded, and either side ends the relay when the other goes.
+ */
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { Duplex } from 'node:stream';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { openRelay, serveRelays, type RelayPort, type RelayServer } from '../../src/bus/console-relay.js';
+import { BmcError } from '../../src/errors.js';
+import { captureLog } from '../helpers/log.js';
+import { startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { withPeers } from '../helpers/peers.js';
+import { waitFor } from '../helpers/wait.js';
+
+const { it } = withPeers('nats-server');
+
+let server: TestNatsServer;
+let near: NatsConnection;
+let far: NatsConnection;
+const cleanup: Array<() => void> = [];
+let prefixSeq = 0;
+
+beforeAll(async () => {
+  server = await startTestNatsServer({ jetstream: false });
+  near = await connect({ servers: server.url });
+  far = await connect({ servers: server.url });
+}, 30_000);
+
+afterEach(() => {
+  for (const c of cleanup.splice(0)) c();
+});
+
+afterAll(async () => {
+  await near?.close();
+  await far?.close();
+  await server?.dispose();
+});
+
+/** an owner whose "console" records input and lets the test send output */
+async function owner(o: { refuse?: string; maxRelays?: number; opensPerSecond?: number; inputBytesPerSecond?: number; pingMs?: number; idleMs?: number } = {}) {
+  const prefix = `t${++prefixSeq}.console`;
+  const inputs: Buffer[] = [];
+  const ports: RelayPort[] = [];
+  let left = 0;
+  const refused: string[] = [];
+  const relays: RelayServer = serveRelays({
+    nc: far,
+    prefix,
+    instanceId: 'far',
+    logger: captureLog('warn').logger,
+    ...o,
+    onRefused: (r) => refused.push(r),
+    async join(_machine, _from, port) {
+      if (o.refuse) throw new BmcError('BUSY', o.refuse);
+      ports.push(port);
+      return { input: (d) => inputs.push(d), leave: () => left++ };
+    },
+  });
+  cleanup.push(() => relays.close());
+  // subscribed means the server has the subscription
+  await far.flush();
+  return { prefix, inputs, ports, refused, relays, left: () => left };
+}
+
+function open(prefix: string, o: { pingMs?: number; idleMs?: number } = {}): Promise<Duplex> {
+  return openRelay({ nc: near, prefix, from: 'near', owner: 'far', machineId: 'm1', signal: new AbortController().signal, ...o });
+}
+
+it('relays output to the viewer side and keystrokes back', async () => {
+  const f = await owner();
+  const s = await open(f.prefix);
+  let out = '';
+  s.on('data', (d: Buffer) => (out += d.toString()));
+  f.ports[0]!.send(Buffer.from('x'.repeat(40_000)));
+  await waitFor(() => out.length === 40_000, 10_000, 'output in 16 KiB messages');
+  s.write(Buffer.from('ls\r'));
+  await waitFor(() => f.inputs.length === 1, 10_000, 'input');
+  expect(f.inputs[0]!.toString()).toBe('ls\r');
+  s.destroy();
+  await waitFor(() => f.left() === 1 && f.relays.count() === 0, 10_000, 'the owner letting go');
+});
+
+it('tells the viewer side why the owner refused', async () => {
+  const f = await owner({ refuse: 'not held here' });
+  await expect(open(f.prefix)).rejects.toMatchObject({ code: 'BUSY', message: expect.stringContaining('not held here') });
+  expect(f.relays.count()).toBe(0);
+});
+
+it('drops input over the size and rate bounds, and counts it', async () => {
+  const f = await owner({ inputBytesPerSecond: 8192 });
+  const s = await open(f.prefix);
+  // the relay's own side cuts writes to 4 KiB messages; a raw oversized message is dropped
+  near.publish(`${f.prefix}.relay.${'0'.repeat(32)}.in`, new Uint8Array(10));
+  for (let i = 0; i < 4; i++) s.write(Buffer.alloc(4096, 0x61));
+  await waitFor(() => f.refused.filter((r) => r === 'input-limit').length === 2, 10_000, 'two messages over the rate');
+  expect(f.inputs.reduce((n, b) => n + b.length, 0)).toBe(8192);
+  s.destroy();
+});
+
+it('bounds the relays at once and the open rate', async () => {
+  const f = await owner({ maxRelays: 2 });
+  const a = await open(f.prefix);
+  const b = await open(f.prefix);
+  await expect(open(f.prefix)).rejects.toMatchObject({ code: 'BUSY', message: expect.stringContaining('too many') });
+  expect(f.refused).toContain('open-limit');
+  a.destroy();
+  b.destroy();
+  const g = await owner({ opensPerSecond: 1 });
+  const results = await Promise.allSettled([open(g.prefix), open(g.prefix), open(g.prefix)]);
+  expect(results.filter((r) => r.status === 'rejected').length).toBeGreaterThanOrEqual(1);
+  for (const r of results) if (r.status === 'fulfilled') r.value.destroy();
+  // an open request that is not one is refused
+  const reply = await near.request(`${g.prefix}.open.far`, Buffer.from('{"machine":"m1"}'), { timeout: 5000 });
+  expect(reply.string()).toContain('invalid open request');
+});
+
+it('ends the relay on the viewer side when the owner goes silent, and on the owner side when the viewer does', async () => {
+  // the owner's process dies: its connection goes without a word
+  const dying = await connect({ servers: server.url });
+  const prefix = `t${++prefixSeq}.console`;
+  serveRelays({ nc: dying, prefix, instanceId: 'far', logger: captureLog('warn').logger, pingMs: 100, idleMs: 600, join: async () => ({ input: () => undefined, leave: () => undefined }) });
+  await dying.flush();
+  const s = await open(prefix, { pingMs: 100, idleMs: 600 });
+  const ended = new Promise<Error | undefined>((resolve) => s.on('error', resolve).on('close', () => resolve(undefined)));
+  await dying.close();
+  expect(await ended).toMatchObject({ code: 'TIMEOUT' });
+  // a viewer side that vanishes without a word: the owner lets go after the idle time
+  const g = await owner({ pingMs: 100, idleMs: 600 });
+  const rogue = await open(g.prefix, { pingMs: 60_000, idleMs: 60_000 });
+  rogue.on('error', () => undefined);
+  await waitFor(() => g.left() === 1, 10_000, 'the owner letting go of a silent viewer');
+  rogue.destroy();
+});

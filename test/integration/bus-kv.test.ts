@@ -1,0 +1,87 @@
+/**
+ * The key-value layer (src/bus/kv.ts) against a real nats-server with JetStream: the bucket's
+ * stream as NATS KV lays it out, compare-and-set create/update/delete, and the watch.
+ */
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { openKvBucket, type KvEntry } from '../../src/bus/kv.js';
+import { startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { withPeers } from '../helpers/peers.js';
+import { waitFor } from '../helpers/wait.js';
+
+const { it } = withPeers('nats-server');
+
+let server: TestNatsServer;
+let nc: NatsConnection;
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+
+beforeAll(async () => {
+  server = await startTestNatsServer({ jetstream: true });
+  nc = await connect({ servers: server.url });
+}, 30_000);
+
+afterAll(async () => {
+  await nc?.close();
+  await server?.dispose();
+});
+
+it('lays the bucket out as NATS KV does: KV_<bucket>, history 1, roll-up allowed, deletes denied', async () => {
+  const jsm = await jetstreamManager(nc);
+  await openKvBucket(nc, jsm, 'layout');
+  const info = await jsm.streams.info('KV_layout');
+  expect(info.config).toMatchObject({ subjects: ['$KV.layout.>'], max_msgs_per_subject: 1, allow_rollup_hdrs: true, deny_delete: true });
+  // opening it again uses the stream as it is
+  await openKvBucket(nc, jsm, 'layout');
+});
+
+it('creates a key once: a second create loses, an update needs the current revision', async () => {
+  const kv = await openKvBucket(nc, await jetstreamManager(nc), 'cas');
+  const r1 = await kv.create('claim.m1', enc('a'));
+  expect(r1).toBeGreaterThan(0);
+  expect(await kv.create('claim.m1', enc('b'))).toBeUndefined();
+  expect(dec((await kv.get('claim.m1'))!.value)).toBe('a');
+  const r2 = await kv.update('claim.m1', enc('b'), r1!);
+  expect(r2).toBeGreaterThan(r1!);
+  // the old revision no longer counts: a racing writer that read r1 is refused
+  expect(await kv.update('claim.m1', enc('c'), r1!)).toBeUndefined();
+  expect(dec((await kv.get('claim.m1'))!.value)).toBe('b');
+  // a delete with a stale revision is refused, with the current one it leaves a marker
+  expect(await kv.delete('claim.m1', r1!)).toBe(false);
+  expect(await kv.delete('claim.m1', r2!)).toBe(true);
+  expect((await kv.get('claim.m1'))!.deleted).toBe(true);
+  // a deleted key can be created again, once
+  const [x, y] = await Promise.all([kv.create('claim.m1', enc('x')), kv.create('claim.m1', enc('y'))]);
+  expect([x, y].filter((r) => r !== undefined)).toHaveLength(1);
+  expect(await kv.get('claim.unknown')).toBeUndefined();
+  await expect(kv.get('bad key')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+});
+
+it('of many racing creates of one key exactly one wins', async () => {
+  const kv = await openKvBucket(nc, await jetstreamManager(nc), 'race');
+  const results = await Promise.all(Array.from({ length: 20 }, (_, i) => kv.create('claim.m', enc(`i${i}`))));
+  expect(results.filter((r) => r !== undefined)).toHaveLength(1);
+});
+
+it('watches the current entries under a prefix, then every change', async () => {
+  const kv = await openKvBucket(nc, await jetstreamManager(nc), 'watch');
+  await kv.create('lease.a', enc('1'));
+  await kv.create('lease.b', enc('1'));
+  await kv.create('claim.m', enc('a'));
+  const w = await kv.watch('lease');
+  const seen: KvEntry[] = [];
+  void (async () => {
+    for await (const e of w) seen.push(e);
+  })();
+  await waitFor(() => seen.length === 2, 10_000, 'the two current leases');
+  expect(seen.map((e) => e.key).sort()).toEqual(['lease.a', 'lease.b']);
+  const a = await kv.get('lease.a');
+  await kv.update('lease.a', enc('2'), a!.revision);
+  await kv.delete('lease.b');
+  await waitFor(() => seen.length === 4, 10_000, 'the update and the delete');
+  expect(seen[2]).toMatchObject({ key: 'lease.a', deleted: false });
+  expect(dec(seen[2]!.value)).toBe('2');
+  expect(seen[3]).toMatchObject({ key: 'lease.b', deleted: true });
+  w.stop();
+});

@@ -1,0 +1,232 @@
+/**
+ * One owner per console (src/bus/console-owners.ts) over the in-memory store with the KV's CAS
+ * semantics: first claim wins, no steady writes, a dead instance's machines taken over, a cut-off
+ * instance fenced before anyone may take over, re-assertion after a lease gap, graceful handover.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { claimKey, createConsoleOwnership, decodeOwner, encodeOwner, isValidInstanceId } from '../../src/bus/console-owners.js';
+import { captureLog } from '../helpers/log.js';
+import { createMemoryKv, type MemoryKv, type MemoryKvClient } from '../helpers/memory-kv.js';
+
+const LEASE = 30_000;
+const HEARTBEAT = 5000;
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+function clock() {
+  let t = 1_000_000;
+  return { now: () => t, advance: (ms: number) => (t += ms) };
+}
+
+async function instance(kv: MemoryKv, id: string, now: () => number, changes: Array<Set<string>> = []) {
+  const client: MemoryKvClient = kv.client();
+  const log = captureLog('info');
+  const own = createConsoleOwnership({ kv: client, instanceId: id, leaseMs: LEASE, heartbeatMs: HEARTBEAT, logger: log.logger, now, onChange: (s) => changes.push(new Set(s)) });
+  await own.start({ timer: false });
+  return { own, client, log, changes };
+}
+
+/** one heartbeat period for everyone: time passes, each renews and claims, the watches deliver */
+async function period(c: ReturnType<typeof clock>, ...xs: Array<{ own: { tick(): Promise<void> } }>) {
+  c.advance(HEARTBEAT);
+  for (const x of xs) await x.own.tick();
+  await settle();
+}
+
+describe('owner values', () => {
+  it('decodes what it encodes, and nothing else', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/), (id) => {
+        expect(isValidInstanceId(id)).toBe(true);
+        expect(decodeOwner(encodeOwner(id))).toBe(id);
+      }),
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+        const d = decodeOwner(bytes);
+        if (d !== undefined) expect(Buffer.from(encodeOwner(d))).toEqual(Buffer.from(bytes));
+      }),
+    );
+    for (const bad of ['', 'a.b', 'a b', 'x'.repeat(65), 'é']) expect(decodeOwner(Buffer.from(bad))).toBeUndefined();
+  });
+});
+
+describe('console ownership', () => {
+  it('gives each of 1,000 machines to exactly one of two instances: one write per machine, then only heartbeats', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a = await instance(kv, 'a', c.now);
+    const b = await instance(kv, 'b', c.now);
+    const machines = Array.from({ length: 1000 }, (_, i) => `m${i}`);
+    a.own.setWanted(machines);
+    b.own.setWanted(machines);
+    await Promise.all([a.own.tick(), b.own.tick()]);
+    await settle();
+    // two leases and one claim per machine (a lost create is no write)
+    expect(kv.writes()).toBe(2 + 1000);
+    const owned = [...a.own.owned(), ...b.own.owned()].sort();
+    expect(owned).toEqual([...machines].sort());
+    for (const m of machines) expect(a.own.ownerOf(m)).toBe(b.own.ownerOf(m));
+    const before = kv.writes();
+    for (let i = 0; i < 10; i++) await period(c, a, b);
+    // only the two heartbeats per period
+    expect(kv.writes() - before).toBe(20);
+    expect([...a.own.owned(), ...b.own.owned()].sort()).toEqual([...machines].sort());
+  });
+
+  it('takes over the machines of an instance that stopped renewing, after the lease time and not before', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a = await instance(kv, 'a', c.now);
+    a.own.setWanted(['m1', 'm2']);
+    await a.own.tick();
+    await settle();
+    const b = await instance(kv, 'b', c.now);
+    b.own.setWanted(['m1', 'm2']);
+    await period(c, a, b);
+    expect([...a.own.owned()].sort()).toEqual(['m1', 'm2']);
+    expect(b.own.owned().size).toBe(0);
+    expect(b.own.ownerOf('m1')).toBe('a');
+    // a dies (no more renewals, nothing released)
+    a.client.down = true;
+    let waited = 0;
+    while (b.own.owned().size === 0) {
+      await period(c, b);
+      waited += HEARTBEAT;
+      if (waited > LEASE) {
+        // a fenced itself before b took over
+        expect(a.own.owned().size).toBe(0);
+      }
+      expect(waited).toBeLessThanOrEqual(LEASE + 2 * HEARTBEAT);
+    }
+    expect(waited).toBeGreaterThan(LEASE);
+    expect([...b.own.owned()].sort()).toEqual(['m1', 'm2']);
+    expect(b.log.find('console taken over from a dead instance')).toHaveLength(2);
+  });
+
+  it('an instance cut off from NATS holds nothing before the others may take over', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a = await instance(kv, 'a', c.now);
+    a.own.setWanted(['m1']);
+    await a.own.tick();
+    await settle();
+    expect([...a.own.owned()]).toEqual(['m1']);
+    a.client.down = true;
+    let t = 0;
+    while (a.own.owned().size > 0) {
+      c.advance(1000);
+      t += 1000;
+      await a.own.tick();
+    }
+    // fenced at 2/3 of the lease, before anyone could call it dead
+    expect(t).toBeLessThan(LEASE);
+    expect(a.changes.at(-1)).toEqual(new Set());
+    expect(a.own.live()).toBe(false);
+    expect(a.own.ownerOf('m1')).toBeUndefined();
+  });
+
+  it('after a lease gap nobody used, the instance re-asserts its claims by CAS and holds them again', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a = await instance(kv, 'a', c.now);
+    a.own.setWanted(['m1']);
+    await a.own.tick();
+    await settle();
+    const revision = kv.entries().get(claimKey('m1'))!.revision;
+    a.client.down = true;
+    c.advance(25_000);
+    await a.own.tick();
+    expect(a.own.owned().size).toBe(0);
+    a.client.down = false;
+    await period(c, a);
+    expect([...a.own.owned()]).toEqual(['m1']);
+    expect(kv.entries().get(claimKey('m1'))!.revision).toBeGreaterThan(revision);
+  });
+
+  it('a claim taken over while the owner was cut off is lost by the owner, not fought for', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a = await instance(kv, 'a', c.now);
+    const b = await instance(kv, 'b', c.now);
+    a.own.setWanted(['m1']);
+    await a.own.tick();
+    b.own.setWanted(['m1']);
+    await period(c, a, b);
+    a.client.down = true;
+    for (let i = 0; i < 8 && b.own.owned().size === 0; i++) await period(c, b);
+    expect([...b.own.owned()]).toEqual(['m1']);
+    a.client.down = false;
+    // a's watch missed b's takeover while it was cut off; its CAS re-assertion fails
+    await period(c, a, b);
+    await period(c, a, b);
+    expect(a.own.owned().size).toBe(0);
+    expect([...b.own.owned()]).toEqual(['m1']);
+  });
+
+  it('close() hands its machines over at once', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a = await instance(kv, 'a', c.now);
+    const b = await instance(kv, 'b', c.now);
+    a.own.setWanted(['m1', 'm2']);
+    await a.own.tick();
+    b.own.setWanted(['m1', 'm2']);
+    await period(c, a, b);
+    expect(b.own.owned().size).toBe(0);
+    await a.own.close();
+    await settle();
+    await b.own.tick();
+    expect([...b.own.owned()].sort()).toEqual(['m1', 'm2']);
+  });
+
+  it('releases a machine it no longer reports, so the other may take it', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a = await instance(kv, 'a', c.now);
+    a.own.setWanted(['m1', 'm2']);
+    await a.own.tick();
+    a.own.setWanted(['m2']);
+    await a.own.tick();
+    expect([...a.own.owned()]).toEqual(['m2']);
+    expect(kv.entries().get(claimKey('m1'))!.deleted).toBe(true);
+  });
+
+  it('refuses machine ids that cannot be keys, once', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a = await instance(kv, 'a', c.now);
+    a.own.setWanted(['bad.id', 'm1']);
+    a.own.setWanted(['bad.id', 'm1']);
+    await a.own.tick();
+    expect([...a.own.owned()]).toEqual(['m1']);
+    expect(a.log.find(/cannot name a console claim/)).toHaveLength(1);
+  });
+
+  it('a second process with the same instance id: the one that notices stays off for a lease time', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a1 = await instance(kv, 'a', c.now);
+    await a1.own.tick();
+    const a2 = await instance(kv, 'a', c.now);
+    await a2.own.tick();
+    await period(c, a1, a2);
+    // a1's renewal found a2's revision: a1 stops renewing, a2 goes on alone
+    for (let i = 0; i < 5; i++) await period(c, a1, a2);
+    expect(a1.own.live()).toBe(false);
+    expect(a2.own.live()).toBe(true);
+  });
+
+  it('notices a second process with the same instance id and holds nothing', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a1 = await instance(kv, 'a', c.now);
+    a1.own.setWanted(['m1']);
+    await a1.own.tick();
+    const a2 = await instance(kv, 'a', c.now);
+    await a2.own.tick();
+    c.advance(HEARTBEAT);
+    await a1.own.tick();
+    expect(a1.log.find(/share METAL_BMC_INSTANCE_ID/)).toHaveLength(1);
+  });
+});
