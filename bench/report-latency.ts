@@ -70,7 +70,8 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     };
     // trust on first use, as the daemon does by default: the first cycle probes each certificate and
     // proves the BMC over IPMI before its login; later cycles connect pinned (resuming TLS sessions)
-    const trust = createBmcTrust({ store: openTrustStore({ file: join(dir, TRUST_FILE) }) });
+    const trustStore = openTrustStore({ file: join(dir, TRUST_FILE) });
+    const trust = createBmcTrust({ store: trustStore });
     const connect = async (host: string, signal: AbortSignal): Promise<Outband> => {
       const started = performance.now();
       const bmc = await connectOutband({ host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: BMC_TIMEOUT_MS, readAhead: true, trust: trust.forBmc({ ip: host }), signal }).catch((err: unknown) => {
@@ -174,6 +175,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     });
     out.record({ name: `peak RSS over ${cycles} cycles`, value: peakRss / 2 ** 20, unit: 'MiB', kind: 'measured' });
     out.record({ name: `heap after GC, first -> last cycle`, value: heaps.at(-1)! - heaps[0]!, unit: 'MiB', stat: 'growth', kind: 'measured' });
+    await trustStore.close();
   } finally {
     await api.close();
     await fleet.stop();
