@@ -233,6 +233,8 @@ export interface RedfishTrustContext {
   port: number;
   /** deadline of the certificate probe (TCP connect and TLS handshake) */
   timeoutMs: number;
+  /** the probe speaks the TLS of the Redfish connections (legacy ciphers), so the login can resume its session */
+  legacyTls?: boolean;
   /** deadline of the IPMI proof; a BMC that has not answered by then counts as one without IPMI */
   proofTimeoutMs: number;
   signal?: AbortSignal;
@@ -306,7 +308,8 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
               throw isBmcError(err, 'UNTRUSTED') ? refusal('redfish', err) : err;
             }
           }
-          const presented = await probeCertificate({ host: ctx.host, port: ctx.port, timeoutMs: ctx.timeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+          // the probe's TLS session is kept under its certificate's pin: the pinned login resumes it
+          const presented = await probeCertificate({ host: ctx.host, port: ctx.port, timeoutMs: ctx.timeoutMs, ...(ctx.legacyTls ? { legacyTls: true } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) });
           const proof = await prove(ip, key, ctx);
           // the login goes only to the certificate that was probed (and proven)
           const opened = await open({ pinnedSha256: presented });
