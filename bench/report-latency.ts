@@ -139,7 +139,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
         out.record({ name: `cycle ${c}: CPU per BMC`, value: (x.cpuSeconds * 1000) / leases.length, unit: 'ms', kind: 'measured', detail: true });
         console.log(`  cycle ${c}: limit every 200 ms: ${x.r.limitSamples.join(' ')}`);
         out.record({ name: `cycle ${c}: most BMCs read at once`, value: x.r.peakConcurrency, unit: '', kind: 'measured', detail: true });
-        out.record({ name: `cycle ${c}: BMCs whose deadline was moved out while the event loop was busy with others`, value: x.r.late, unit: '', kind: 'measured', detail: true });
+        out.record({ name: `cycle ${c}: BMCs past their deadline for the event loop's stall (read in the time given back, or missed)`, value: x.r.late, unit: '', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: TLS connections that resumed a session`, value: x.tls.connections ? (100 * x.tls.resumed) / x.tls.connections : 0, unit: '%', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: heap after GC`, value: heaps.at(-1)!, unit: 'MiB', kind: 'measured', detail: true });
       }

@@ -69,7 +69,7 @@ export interface CycleResult {
   peakConcurrency: number;
   /** the limit of BMCs read at once, at each sample of the adaptive limit */
   limitSamples: number[];
-  /** BMCs whose deadline was moved out by a tenth or more because the event loop was busy with other BMCs (each one made the limit shrink) */
+  /** BMCs read only in the time given back for the event loop's stall, or missed even with all of it (each one made the limit shrink) */
   late: number;
 }
 
@@ -102,7 +102,7 @@ async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSigna
   }
 }
 
-/** A read, and whether its deadline had to be moved out (by a tenth of it or more) because the event loop was busy with other BMCs. */
+/** A read, and whether it ran late: past its deadline because the event loop was busy with other BMCs. */
 type ReadOutcome = ({ report: BmcReport } | { failure: string }) & { late: boolean };
 
 /**
@@ -112,11 +112,13 @@ type ReadOutcome = ({ report: BmcReport } | { failure: string }) & { late: boole
  */
 async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'stalledMs'>, signal: AbortSignal | undefined, closes?: Array<Promise<void>>): Promise<ReadOutcome> {
   const bmcTime = bmcDeadline(deps.bmcTimeoutMs, `reading BMC ${lease.ip}`, clock, deps.bmcTimeoutMs, signal);
-  // a tenth of the deadline lost to the loop: more than timer noise or a garbage collection
-  const late = () => bmcTime.extendedMs >= deps.bmcTimeoutMs / 10;
+  const started = Date.now();
+  // Late: a BMC that would have missed its deadline but for the time given back (read after it),
+  // or missed it although all of it was given back. A dead or slow BMC that fails within what it
+  // was given is not late: fewer BMCs at once would not have saved it.
+  const late = (ok: boolean) => (ok ? bmcTime.extendedMs > 0 && Date.now() - started > deps.bmcTimeoutMs : bmcTime.extendedMs >= deps.bmcTimeoutMs);
   const combined = bmcTime.signal;
   let bmc: Outband | undefined;
-  const started = Date.now();
   try {
     bmc = await deps.connect(lease.ip, combined);
     const report = await bmc.info({ signal: combined });
@@ -126,11 +128,11 @@ async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'st
       deps.metrics?.bmcsSkipped.inc({ reason: 'no-uuid' });
       deps.logger.warn({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC gives no machine UUID, skipped in this report');
       deps.observer?.read(lease, { ok: false, error: new BmcError('UNSUPPORTED', 'the BMC gives no machine UUID (neither Redfish nor IPMI Get System GUID)'), durationMs: Date.now() - started });
-      return { failure: 'NO_UUID', late: late() };
+      return { failure: 'NO_UUID', late: late(true) };
     }
     if (report.missing.length > 0) deps.logger.debug({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC report is partial');
     deps.observer?.read(lease, { ok: true, report, vendor: bmc.vendor, durationMs: Date.now() - started });
-    return { report, late: late() };
+    return { report, late: late(true) };
   } catch (caught) {
     // Anything that escapes as a bare abort is the per-BMC deadline (or shutdown) firing.
     const err = caught instanceof BmcError || !combined.aborted ? caught : abortError(combined, `reading BMC ${lease.ip}`);
@@ -138,7 +140,7 @@ async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'st
     deps.metrics?.bmcFailures.inc({ code });
     deps.observer?.read(lease, { ok: false, error: err, durationMs: Date.now() - started });
     deps.logger.warn({ bmc: lease.ip, mac: lease.mac, code, err }, 'cannot read BMC, skipped in this report');
-    return { failure: code, late: late() };
+    return { failure: code, late: late(false) };
   } finally {
     bmcTime.dispose();
     const closing = bmc?.close();
