@@ -5,9 +5,9 @@
  * what load it). `max` (METAL_BMC_REPORT_CONCURRENCY) is the upper bound; the limit starts at
  * `initial` and changes once per `sampleMs`:
  *  - event-loop delay (mean over the sample) above `lagHighMs`, the JavaScript heap in use above
- *    `heapBudgetBytes`, or an item in the sample that reported `'late'` (a BMC whose deadline had
- *    to be moved out because the loop was busy with other BMCs: we started more than the loop
- *    carries, whatever the mean delay says): ×0.7 (not below `min`). The heap in use, not the resident size: RSS hardly
+ *    `heapBudgetBytes`, or an item in the sample that reported `'late'` (a BMC past its deadline
+ *    because the loop was busy with other BMCs: we started more than the loop carries, whatever
+ *    the mean delay says): ×0.7 (not below `min`). The heap in use, not the resident size: RSS hardly
  *    ever shrinks once grown, so a limit tied to it would stay at `min` for good after one peak;
  *    the heap in use drops with every garbage collection;
  *  - delay below `lagLowMs`, no item late and the limit in use: ×1.25 (slowly: on a machine short of CPU, many
