@@ -162,13 +162,14 @@ export function probeCertificate(o: ProbeOptions): Promise<string> {
     };
     const end = () => {
       clearTimeout(lingering);
-      o.signal?.removeEventListener('abort', onAbort);
       socket.destroy();
     };
     const finish = (err: Error | undefined, sha256?: string) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      // the caller's signal is done with: waiting for the ticket is bounded by its own timer
+      o.signal?.removeEventListener('abort', onAbort);
       if (err) {
         end();
         return reject(err);
@@ -177,12 +178,13 @@ export function probeCertificate(o: ProbeOptions): Promise<string> {
       keep();
       if (session !== undefined) end();
       else {
+        socket.unref();
         lingering = setTimeout(end, PROBE_SESSION_WAIT_MS);
         lingering.unref();
       }
       resolve(sha256!);
     };
-    const onAbort = () => (done ? end() : finish(abortError(o.signal!, what)));
+    const onAbort = () => finish(abortError(o.signal!, what));
     o.signal?.addEventListener('abort', onAbort, { once: true });
     const timer = setTimeout(() => finish(new BmcError('TIMEOUT', `${what}: no TLS session within ${o.timeoutMs} ms`)), o.timeoutMs);
     timer.unref();
