@@ -192,6 +192,8 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
         await reporter.stop();
         watcher.close();
         await closeAllSessions();
+        // the trust file is written in bursts: what the last cycle recorded goes to disk now
+        await trust?.store.close();
         statusHttp.close();
         await ops.close();
         logger.info('metal-bmc stopped');

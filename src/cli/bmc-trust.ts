@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { normalizeMac } from '../leases/mac.js';
-import { openTrustStore, TRUST_FILE, trustKey } from '../outband/trust.js';
+import { openTrustStore, TRUST_FILE, trustKey, type TrustStore } from '../outband/trust.js';
 import { UsageError } from './args.js';
 
 export interface TrustArgs {
@@ -20,8 +20,16 @@ export function trustFileOf(stateDir: string): string {
   return join(stateDir, TRUST_FILE);
 }
 
-export function runTrust(a: TrustArgs, out: NodeJS.WritableStream): number {
+export async function runTrust(a: TrustArgs, out: NodeJS.WritableStream): Promise<number> {
   const store = openTrustStore({ file: trustFileOf(a.stateDir) });
+  try {
+    return show(store, a, out);
+  } finally {
+    await store.close(); // a reset is on disk before the process ends
+  }
+}
+
+function show(store: TrustStore, a: TrustArgs, out: NodeJS.WritableStream): number {
   if (a.list) {
     const rows = store.list().sort(([x], [y]) => x.localeCompare(y));
     for (const [key, r] of rows) {

@@ -6,6 +6,7 @@ import { COMMAND_ACTIONS, isMachineCommand, MACHINE_COMMANDS, type MachineComman
 import type { GuidEncoding } from '../ipmi/guid.js';
 import { connectOutband, preloadProtocol, type Protocol } from '../outband/connect.js';
 import type { BmcReport, BootOverride, FirmwareKind, Outband } from '../outband/types.js';
+import type { TrustStore } from '../outband/trust.js';
 import { describeError, parseAddress, parseIntegerOption, resolvePassword, UsageError } from './args.js';
 import { runConsole } from './console.js';
 
@@ -122,7 +123,8 @@ export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
   }
 
   // trust on first use when the operator names the trust file's directory
-  const trust = stateDir === undefined ? undefined : await cliTrust(stateDir, host, values.mac);
+  const trustStore = stateDir === undefined ? undefined : await cliTrustStore(stateDir);
+  const trust = trustStore ? await cliTrust(trustStore, host, values.mac) : undefined;
   const stderr = io.stderr ?? process.stderr;
   await preloadProtocol(protocol); // the deadline below is the BMC's time, not module loading's
   const signal = AbortSignal.timeout(sub === 'firmware' ? 3 * 3600_000 : deadlineMs * 3);
@@ -143,6 +145,9 @@ export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
     // what the BMC did that the IPMI client worked around: one note each on stderr
     onIpmiEvent: (e) => stderr.write(`metal-bmc bmc: note: ${e.message}\n`),
     ...(sub === 'console' ? {} : { signal }),
+  }).catch(async (err: unknown) => {
+    await trustStore?.close();
+    throw err;
   });
   try {
     if (sub === 'info') {
@@ -174,12 +179,18 @@ export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
     return await runConsole(bmc, { takeOver: values['take-over'], signal: AbortSignal.timeout(deadlineMs * 3), stderr, stdout: io.stdout, ...(io.stdin ? { stdin: io.stdin } : {}) });
   } finally {
     await bmc.close();
+    await trustStore?.close(); // what this contact recorded is on disk before the process ends
   }
 }
 
-async function cliTrust(stateDir: string, ip: string, mac: string | undefined) {
-  const [{ createBmcTrust, openTrustStore }, { trustFileOf }] = await Promise.all([import('../outband/trust.js'), import('./bmc-trust.js')]);
-  return createBmcTrust({ store: openTrustStore({ file: trustFileOf(stateDir) }), resetHint: true }).forBmc({ ip, ...(mac ? { mac } : {}) });
+async function cliTrustStore(stateDir: string) {
+  const [{ openTrustStore }, { trustFileOf }] = await Promise.all([import('../outband/trust.js'), import('./bmc-trust.js')]);
+  return openTrustStore({ file: trustFileOf(stateDir) });
+}
+
+async function cliTrust(store: TrustStore, ip: string, mac: string | undefined) {
+  const { createBmcTrust } = await import('../outband/trust.js');
+  return createBmcTrust({ store, resetHint: true }).forBmc({ ip, ...(mac ? { mac } : {}) });
 }
 
 export function describeBootOverride(b: BootOverride): string {

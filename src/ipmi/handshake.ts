@@ -4,7 +4,7 @@
  * a BMC that cannot is an AUTH_FAILED error, never a session.
  */
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
-import { BmcError, DecodeError } from '../errors.js';
+import { abortError, BmcError, DecodeError } from '../errors.js';
 import { CIPHER_SUITES, cipherSuite, deriveKeys, SUPPORTED_SUITE_IDS, type CipherSuite } from './cipher.js';
 import { exchange, type RetryPolicy } from './exchange.js';
 import { datagramKind, decodeV15, decodeV2, encodeV15, encodeV2, PayloadType, peekPayloadType, type SessionKeys } from './lan.js';
@@ -339,6 +339,9 @@ async function openRestarting(channel: DatagramChannel, suite: CipherSuite, opti
     try {
       return await openWithSuite(channel, suite, { ...options, retry: stepPolicy }, lookup);
     } catch (err) {
+      // a TIMEOUT that is the caller's signal (a per-BMC deadline aborts with one) is final: the
+      // exchange fails at once on an aborted signal, so a restart would spin without ever waiting
+      if (options.signal?.aborted) throw abortError(options.signal, `session setup with BMC ${channel.remote}`);
       const restartable = err instanceof BmcError && err.code === 'TIMEOUT' && deadline - Date.now() > r.attemptMs;
       if (!restartable) {
         if (err instanceof BmcError && err.code === 'TIMEOUT') {

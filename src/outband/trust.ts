@@ -11,10 +11,12 @@
  * change); a CA file (METAL_BMC_REDFISH_CA_FILE) replaces all of this by chain verification.
  *
  * The state file holds fingerprints only (no credentials), is written atomically (temporary
- * file, then rename) with mode 0600, holds at most `maxEntries` records (least recently seen
- * go first) and is re-read when another process (the CLI) changed it.
+ * file, then rename) with mode 0600 and asynchronously, one write per burst of changes, holds at
+ * most `maxEntries` records (least recently seen go first) and is re-read when another process
+ * (the CLI) changed it.
  */
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BmcError, isBmcError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -37,11 +39,15 @@ export interface TrustRecord {
 export interface TrustStore {
   readonly file: string;
   get(key: string): TrustRecord | undefined;
-  /** merges `patch` into the record of `key` (creating it) and writes the file */
+  /** merges `patch` into the record of `key` (creating it); the file is written with the next burst's write */
   update(key: string, patch: Partial<Omit<TrustRecord, 'firstSeen' | 'lastSeen'>>): TrustRecord;
-  /** forgets `key`; false when nothing was recorded */
+  /** forgets `key`; false when nothing was recorded; written like `update` */
   reset(key: string): boolean;
   list(): Array<[string, TrustRecord]>;
+  /** writes what changed since the last write, now; resolves when it is on disk (or its failure logged) */
+  flush(): Promise<void>;
+  /** flushes and stops the write timer; later changes are written again at once */
+  close(): Promise<void>;
 }
 
 interface StateFile {
@@ -52,6 +58,8 @@ interface StateFile {
 /** the state file's name under METAL_BMC_STATE_DIR */
 export const TRUST_FILE = 'bmc-trust.json';
 const DEFAULT_MAX_ENTRIES = 50_000;
+/** changes within this long after the first one go to disk in one write (a report cycle's first contacts) */
+const DEFAULT_WRITE_DELAY_MS = 200;
 const HEX64 = /^[0-9a-f]{64}$/;
 
 /** Trust on first use applies to self-signed certificates only: a CA file (or the system store, insecure=false) verifies instead. */
@@ -71,11 +79,29 @@ function validRecord(v: unknown): v is TrustRecord {
   return typeof r.firstSeen === 'string' && typeof r.lastSeen === 'string';
 }
 
-export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: number; now?: () => Date }): TrustStore {
+/** A change not yet on disk: the new record, or null for a reset. */
+type Change = TrustRecord | null;
+
+/**
+ * The trust file in memory, written in bursts: `update` and `reset` change memory at once and
+ * schedule one asynchronous, atomic write (temporary file, then rename) `writeDelayMs` later, so
+ * a report cycle that meets a thousand BMCs for the first time writes the file a few times, not a
+ * thousand times, and never blocks the event loop on it. A lookup still sees a change another
+ * process (the CLI) made on disk: the file is re-read when its mtime moved, and this process's
+ * changes not yet written are laid over what was read. `close()` writes what is pending.
+ */
+export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: number; now?: () => Date; writeDelayMs?: number }): TrustStore {
   const maxEntries = o.maxEntries ?? DEFAULT_MAX_ENTRIES;
+  const writeDelayMs = o.writeDelayMs ?? DEFAULT_WRITE_DELAY_MS;
   const now = o.now ?? (() => new Date());
   let records = new Map<string, TrustRecord>();
   let loadedMtime = -1;
+  /** changes since the last write started, and those of the write in flight */
+  let dirty = new Map<string, Change>();
+  let writing = new Map<string, Change>();
+  let timer: NodeJS.Timeout | undefined;
+  let inFlight: Promise<void> | undefined;
+  let closed = false;
 
   function mtime(): number {
     try {
@@ -85,40 +111,82 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
     }
   }
 
-  /** Re-reads the file when it changed on disk since the last read or write. */
+  function overlay(changes: Map<string, Change>): void {
+    for (const [k, v] of changes) {
+      if (v === null) records.delete(k);
+      else records.set(k, v);
+    }
+  }
+
+  /** Re-reads the file when it changed on disk since the last read or write; changes not yet written stay. */
   function refresh(): void {
     const m = mtime();
     if (m === loadedMtime) return;
     loadedMtime = m;
     if (m === 0) {
       records = new Map();
-      return;
+    } else {
+      try {
+        const parsed = JSON.parse(readFileSync(o.file, 'utf8')) as Partial<StateFile>;
+        const next = new Map<string, TrustRecord>();
+        for (const [k, v] of Object.entries(parsed.bmcs ?? {})) if (validRecord(v)) next.set(k, v);
+        records = next;
+      } catch (err) {
+        o.logger?.error({ err: (err as Error).message, file: o.file }, 'cannot read the BMC trust file; keeping what is in memory');
+        return;
+      }
     }
-    try {
-      const parsed = JSON.parse(readFileSync(o.file, 'utf8')) as Partial<StateFile>;
-      const next = new Map<string, TrustRecord>();
-      for (const [k, v] of Object.entries(parsed.bmcs ?? {})) if (validRecord(v)) next.set(k, v);
-      records = next;
-    } catch (err) {
-      o.logger?.error({ err: (err as Error).message, file: o.file }, 'cannot read the BMC trust file; keeping what is in memory');
-    }
+    overlay(writing);
+    overlay(dirty);
   }
 
-  function save(): void {
+  /** at most `maxEntries`: the least recently seen go first (usually one, after a first contact) */
+  function prune(): void {
     while (records.size > maxEntries) {
       let oldest: string | undefined;
       for (const [k, r] of records) if (oldest === undefined || r.lastSeen < records.get(oldest)!.lastSeen) oldest = k;
       records.delete(oldest!);
+      dirty.set(oldest!, null);
     }
+  }
+
+  async function write(): Promise<void> {
+    writing = dirty;
+    dirty = new Map();
+    const text = JSON.stringify({ version: 1, bmcs: Object.fromEntries(records) } satisfies StateFile, null, 1);
+    const tmp = `${o.file}.${process.pid}.tmp`;
     try {
-      mkdirSync(dirname(o.file), { recursive: true });
-      const tmp = `${o.file}.${process.pid}.tmp`;
-      writeFileSync(tmp, JSON.stringify({ version: 1, bmcs: Object.fromEntries(records) } satisfies StateFile, null, 1), { mode: 0o600 });
-      renameSync(tmp, o.file);
-      loadedMtime = mtime();
+      await mkdir(dirname(o.file), { recursive: true });
+      await writeFile(tmp, text, { mode: 0o600 });
+      await rename(tmp, o.file);
+      loadedMtime = (await stat(o.file)).mtimeMs;
+      writing = new Map();
     } catch (err) {
+      // kept in memory and written with the next change (or at close)
+      for (const [k, v] of writing) if (!dirty.has(k)) dirty.set(k, v);
+      writing = new Map();
       o.logger?.error({ err: (err as Error).message, file: o.file }, 'cannot write the BMC trust file; records are kept in memory');
     }
+  }
+
+  /** One write at a time; a change made while one runs is written by the next. */
+  function flush(): Promise<void> {
+    clearTimeout(timer);
+    timer = undefined;
+    const run = async (): Promise<void> => {
+      await inFlight;
+      if (dirty.size > 0) await write();
+    };
+    const next = run();
+    inFlight = next;
+    return next;
+  }
+
+  function changed(key: string, change: Change): void {
+    dirty.set(key, change);
+    prune();
+    if (closed || writeDelayMs === 0) void flush();
+    else timer ??= setTimeout(() => void flush(), writeDelayMs);
   }
 
   return {
@@ -132,18 +200,23 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
       const stamp = now().toISOString();
       const record: TrustRecord = { ...records.get(key), ...patch, firstSeen: records.get(key)?.firstSeen ?? stamp, lastSeen: stamp };
       records.set(key, record);
-      save();
+      changed(key, record);
       return record;
     },
     reset(key) {
       refresh();
       if (!records.delete(key)) return false;
-      save();
+      changed(key, null);
       return true;
     },
     list() {
       refresh();
       return [...records.entries()];
+    },
+    flush,
+    async close() {
+      closed = true;
+      await flush();
     },
   };
 }
@@ -160,6 +233,8 @@ export interface RedfishTrustContext {
   port: number;
   /** deadline of the certificate probe (TCP connect and TLS handshake) */
   timeoutMs: number;
+  /** the probe speaks the TLS of the Redfish connections (legacy ciphers), so the login can resume its session */
+  legacyTls?: boolean;
   /** deadline of the IPMI proof; a BMC that has not answered by then counts as one without IPMI */
   proofTimeoutMs: number;
   signal?: AbortSignal;
@@ -233,7 +308,8 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
               throw isBmcError(err, 'UNTRUSTED') ? refusal('redfish', err) : err;
             }
           }
-          const presented = await probeCertificate({ host: ctx.host, port: ctx.port, timeoutMs: ctx.timeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+          // the probe's TLS session is kept under its certificate's pin: the pinned login resumes it
+          const presented = await probeCertificate({ host: ctx.host, port: ctx.port, timeoutMs: ctx.timeoutMs, ...(ctx.legacyTls ? { legacyTls: true } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) });
           const proof = await prove(ip, key, ctx);
           // the login goes only to the certificate that was probed (and proven)
           const opened = await open({ pinnedSha256: presented });

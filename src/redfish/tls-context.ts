@@ -63,6 +63,12 @@ export interface SharedConnector {
   scoped(scope: string, accept: AcceptConnection): buildConnector.connector;
   context: SecureContext;
   sessions: TlsSessionCache;
+  /**
+   * Keeps `session` for the next connection to `host`:`port` under `scope`, as a connection of
+   * `scoped(scope, ...)` that passed its check would: for a session whose connection showed what
+   * the scope requires (e.g. a certificate probe that saw the pinned certificate).
+   */
+  keep(scope: string, host: string, port: number, session: Buffer): void;
   /** connections made, and how many of them resumed a session */
   stats: { connections: number; resumed: number };
 }
@@ -145,5 +151,6 @@ function buildShared(options: SharedConnectorOptions): SharedConnector {
   };
   const connector: buildConnector.connector = (o, callback) => open(o, callback);
   const scoped = (key: string, accept: AcceptConnection): buildConnector.connector => (o, callback) => open(o, callback, { key, accept });
-  return { connector, scoped, context, sessions, stats };
+  const keep = (scope: string, host: string, port: number, session: Buffer): void => sessions.set(`${scope}|${host}:${port}`, session);
+  return { connector, scoped, context, sessions, stats, keep };
 }

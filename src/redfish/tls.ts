@@ -84,9 +84,16 @@ export function tlsConnector(policy: TlsPolicy, connectTimeoutMs: number, legacy
   return withConnectTimeout(baseConnector(policy, connectTimeoutMs, legacyTls), connectTimeoutMs);
 }
 
+/** The shared connector's options (the SecureContext and session cache are per option set; undici's own timer stays as a backstop only). */
+function commonOptions(connectTimeoutMs: number, legacyTls: boolean) {
+  return { timeout: connectTimeoutMs + 1000, keepAlive: true, minVersion: 'TLSv1.2' as const, ...(legacyTls ? { ciphers: LEGACY_TLS_CIPHERS } : {}) };
+}
+
+/** The session-cache scope of connections pinned to this certificate. */
+const pinScope = (sha256: string) => `pin:${sha256}`;
+
 function baseConnector(policy: TlsPolicy, connectTimeoutMs: number, legacyTls: boolean): buildConnector.connector {
-  // undici's own timer stays as a backstop only.
-  const common = { timeout: connectTimeoutMs + 1000, keepAlive: true, minVersion: 'TLSv1.2' as const, ...(legacyTls ? { ciphers: LEGACY_TLS_CIPHERS } : {}) };
+  const common = commonOptions(connectTimeoutMs, legacyTls);
   switch (policy.kind) {
     case 'insecure':
       return sharedConnector({ ...common, rejectUnauthorized: false }).connector;
@@ -95,7 +102,7 @@ function baseConnector(policy: TlsPolicy, connectTimeoutMs: number, legacyTls: b
     case 'pinned':
       // a resumed session was made with the pinned certificate: scoped() keeps only sessions of
       // connections that showed it (Node shows no certificate on a resumed session)
-      return sharedConnector({ ...common, rejectUnauthorized: false }).scoped(`pin:${policy.sha256}`, (socket) => {
+      return sharedConnector({ ...common, rejectUnauthorized: false }).scoped(pinScope(policy.sha256), (socket) => {
         if (socket.isSessionReused()) return undefined;
         const cert = socket.getPeerCertificate?.();
         const got = cert?.fingerprint256 === undefined ? undefined : normalizeFingerprint(cert.fingerprint256);
@@ -116,36 +123,85 @@ export interface ProbeOptions {
   port: number;
   timeoutMs: number;
   signal?: AbortSignal;
+  /** the TLS options of the connections that will be pinned to the probed certificate (legacyTls) */
+  legacyTls?: boolean;
 }
+
+/** How long a probe's connection waits for the server's session ticket after its handshake (TLS 1.3 sends it afterwards). */
+export const PROBE_SESSION_WAIT_MS = 2000;
 
 /**
  * The SHA-256 fingerprint (hex, of the leaf certificate's DER) that a TLS server presents: a
- * handshake and nothing else, so nothing is sent that the peer could collect.
+ * handshake and nothing else, so nothing is sent that the peer could collect. The handshake is
+ * a full one through the shared SecureContext of pinned connections, and its TLS session is kept
+ * under the pin of the certificate it showed: the login pinned to that certificate right after
+ * (trust on first use) resumes it instead of paying a second full handshake. The fingerprint is
+ * given at once; the connection stays open in the background until the session ticket arrives
+ * (TLS 1.3 sends it after the handshake) or `PROBE_SESSION_WAIT_MS`.
  */
 export function probeCertificate(o: ProbeOptions): Promise<string> {
   const what = `TLS certificate of ${o.host}:${o.port}`;
   if (o.signal?.aborted) return Promise.reject(abortError(o.signal, what));
+  const shared = sharedConnector({ ...commonOptions(o.timeoutMs, o.legacyTls === true), rejectUnauthorized: false });
   return new Promise((resolve, reject) => {
     let done = false;
-    const socket = tlsConnect({ host: o.host, port: o.port, rejectUnauthorized: false, minVersion: 'TLSv1.2', ...(isIP(o.host) === 0 ? { servername: o.host } : {}) });
+    let presented: string | undefined;
+    let session: Buffer | undefined;
+    let lingering: NodeJS.Timeout | undefined;
+    const socket = tlsConnect({
+      ...(o.legacyTls === true ? { ciphers: LEGACY_TLS_CIPHERS } : {}),
+      secureContext: shared.context,
+      host: o.host,
+      port: o.port,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+      ...(isIP(o.host) === 0 ? { servername: o.host } : {}),
+    });
+    const keep = () => {
+      if (presented !== undefined && session !== undefined) shared.keep(pinScope(presented), o.host, o.port, session);
+    };
+    const end = () => {
+      clearTimeout(lingering);
+      socket.destroy();
+    };
     const finish = (err: Error | undefined, sha256?: string) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      // the caller's signal is done with: waiting for the ticket is bounded by its own timer
       o.signal?.removeEventListener('abort', onAbort);
-      socket.destroy();
-      if (err) reject(err);
-      else resolve(sha256!);
+      if (err) {
+        end();
+        return reject(err);
+      }
+      presented = sha256;
+      keep();
+      if (session !== undefined) end();
+      else {
+        socket.unref();
+        lingering = setTimeout(end, PROBE_SESSION_WAIT_MS);
+        lingering.unref();
+      }
+      resolve(sha256!);
     };
     const onAbort = () => finish(abortError(o.signal!, what));
     o.signal?.addEventListener('abort', onAbort, { once: true });
     const timer = setTimeout(() => finish(new BmcError('TIMEOUT', `${what}: no TLS session within ${o.timeoutMs} ms`)), o.timeoutMs);
     timer.unref();
+    // TLS 1.2 gives the session before secureConnect, TLS 1.3 after it
+    socket.on('session', (s: Buffer) => {
+      session = s;
+      if (done) {
+        keep();
+        end();
+      }
+    });
     socket.once('secureConnect', () => {
       const raw = socket.getPeerCertificate()?.raw;
-      if (!raw || raw.length === 0) finish(new BmcError('PROTOCOL', `${what}: the server presented no certificate`));
-      else finish(undefined, createHash('sha256').update(raw).digest('hex'));
+      if (!raw || raw.length === 0) return finish(new BmcError('PROTOCOL', `${what}: the server presented no certificate`));
+      socket.resume(); // read on, so a ticket sent after the handshake arrives; nothing else is expected
+      finish(undefined, createHash('sha256').update(raw).digest('hex'));
     });
-    socket.once('error', (err) => finish(new BmcError('CLOSED', `${what}: ${err.message}`, { cause: err })));
+    socket.on('error', (err) => (done ? end() : finish(new BmcError('CLOSED', `${what}: ${err.message}`, { cause: err }))));
   });
 }

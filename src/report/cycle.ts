@@ -9,7 +9,6 @@
  * invalid (400, 413, 422) is split in halves until the entries it refuses stand alone: one bad
  * BMC costs only its own entry.
  */
-import { deadline } from '../deadline.js';
 import { abortError, BmcError } from '../errors.js';
 import type { Lease } from '../leases/types.js';
 import type { Logger } from '../log.js';
@@ -20,6 +19,7 @@ import { assembleReportBody, type BmcRead } from './body.js';
 import type { LedMemory } from './led-memory.js';
 import type { UuidOwners } from './owners.js';
 import { forEachAdaptive } from './adaptive-limit.js';
+import { acquireLoopClock, bmcDeadline, type LoopClock } from './loop-clock.js';
 import type { ReportMetrics } from './metrics.js';
 
 export interface CycleDeps {
@@ -69,6 +69,8 @@ export interface CycleResult {
   peakConcurrency: number;
   /** the limit of BMCs read at once, at each sample of the adaptive limit */
   limitSamples: number[];
+  /** BMCs read only in the time given back for the event loop's stall, or missed even with all of it (each one made the limit shrink) */
+  late: number;
 }
 
 /** metal-api's answers that mean "this body is invalid": splitting it can isolate the entry at fault. */
@@ -100,14 +102,23 @@ async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSigna
   }
 }
 
-type ReadOutcome = { report: BmcReport } | { failure: string };
+/** A read, and whether it ran late: past its deadline because the event loop was busy with other BMCs. */
+type ReadOutcome = ({ report: BmcReport } | { failure: string }) & { late: boolean };
 
-/** One BMC, its connection closed into `closes` (or awaited when there is none). */
-async function readOne(deps: CycleDeps, lease: Lease, signal: AbortSignal | undefined, closes?: Array<Promise<void>>): Promise<ReadOutcome> {
-  const bmcDeadline = deadline(deps.bmcTimeoutMs, `reading BMC ${lease.ip}`, signal);
-  const combined = bmcDeadline.signal;
-  let bmc: Outband | undefined;
+/**
+ * One BMC, its connection closed into `closes` (or awaited when there is none). Its deadline
+ * counts the BMC's time, not the time its answers waited for the loop (loop-clock.ts): at most
+ * one more deadline is given back for that.
+ */
+async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'stalledMs'>, signal: AbortSignal | undefined, closes?: Array<Promise<void>>): Promise<ReadOutcome> {
+  const bmcTime = bmcDeadline(deps.bmcTimeoutMs, `reading BMC ${lease.ip}`, clock, deps.bmcTimeoutMs, signal);
   const started = Date.now();
+  // Late: a BMC that would have missed its deadline but for the time given back (read after it),
+  // or missed it although all of it was given back. A dead or slow BMC that fails within what it
+  // was given is not late: fewer BMCs at once would not have saved it.
+  const late = (ok: boolean) => (ok ? bmcTime.extendedMs > 0 && Date.now() - started > deps.bmcTimeoutMs : bmcTime.extendedMs >= deps.bmcTimeoutMs);
+  const combined = bmcTime.signal;
+  let bmc: Outband | undefined;
   try {
     bmc = await deps.connect(lease.ip, combined);
     const report = await bmc.info({ signal: combined });
@@ -117,11 +128,11 @@ async function readOne(deps: CycleDeps, lease: Lease, signal: AbortSignal | unde
       deps.metrics?.bmcsSkipped.inc({ reason: 'no-uuid' });
       deps.logger.warn({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC gives no machine UUID, skipped in this report');
       deps.observer?.read(lease, { ok: false, error: new BmcError('UNSUPPORTED', 'the BMC gives no machine UUID (neither Redfish nor IPMI Get System GUID)'), durationMs: Date.now() - started });
-      return { failure: 'NO_UUID' };
+      return { failure: 'NO_UUID', late: late(true) };
     }
     if (report.missing.length > 0) deps.logger.debug({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC report is partial');
     deps.observer?.read(lease, { ok: true, report, vendor: bmc.vendor, durationMs: Date.now() - started });
-    return { report };
+    return { report, late: late(true) };
   } catch (caught) {
     // Anything that escapes as a bare abort is the per-BMC deadline (or shutdown) firing.
     const err = caught instanceof BmcError || !combined.aborted ? caught : abortError(combined, `reading BMC ${lease.ip}`);
@@ -129,9 +140,9 @@ async function readOne(deps: CycleDeps, lease: Lease, signal: AbortSignal | unde
     deps.metrics?.bmcFailures.inc({ code });
     deps.observer?.read(lease, { ok: false, error: err, durationMs: Date.now() - started });
     deps.logger.warn({ bmc: lease.ip, mac: lease.mac, code, err }, 'cannot read BMC, skipped in this report');
-    return { failure: code };
+    return { failure: code, late: late(false) };
   } finally {
-    bmcDeadline.dispose();
+    bmcTime.dispose();
     const closing = bmc?.close();
     if (closing && closes) closes.push(closing.catch(() => undefined));
     else await closing;
@@ -139,8 +150,13 @@ async function readOne(deps: CycleDeps, lease: Lease, signal: AbortSignal | unde
 }
 
 export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSignal): Promise<BmcReport | undefined> {
-  const outcome = await readOne(deps, lease, signal);
-  return 'report' in outcome ? outcome.report : undefined;
+  const clock = acquireLoopClock();
+  try {
+    const outcome = await readOne(deps, lease, clock, signal);
+    return 'report' in outcome ? outcome.report : undefined;
+  } finally {
+    clock.release();
+  }
 }
 
 /** Deadline failures worth a second try: the BMC may only have been slow. */
@@ -152,13 +168,15 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   const closes: Array<Promise<void>> = [];
   const tried = new Set<number>();
   let retried = 0;
+  let late = 0;
+  const clock = acquireLoopClock();
   const trace = await forEachAdaptive(
     leases.map((_, i) => i),
     deps.fixedConcurrency ? { max: deps.concurrency, min: deps.concurrency, initial: deps.concurrency } : { max: deps.concurrency },
     async (i, requeue) => {
       if (signal?.aborted) return;
       const lease = leases[i]!;
-      const outcome = await readOne(deps, lease, signal, closes);
+      const outcome = await readOne(deps, lease, clock, signal, closes);
       if ('failure' in outcome) {
         const room = deps.cycleBudgetMs !== undefined && Date.now() - started + deps.bmcTimeoutMs <= deps.cycleBudgetMs;
         if (RETRY_CODES.has(outcome.failure) && !tried.has(i) && room && !signal?.aborted) {
@@ -166,12 +184,15 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
           retried++;
           requeue(i);
         }
-        return;
+      } else {
+        // the connection is closing in the background; only the report (a few hundred bytes) stays
+        slots[i] = { ip: lease.ip, mac: lease.mac, report: outcome.report };
       }
-      // the connection is closing in the background; only the report (a few hundred bytes) stays
-      slots[i] = { ip: lease.ip, mac: lease.mac, report: outcome.report };
+      if (!outcome.late) return 'ok';
+      late++;
+      return 'late';
     },
-  );
+  ).finally(() => clock.release());
   // in lease order, so "the first BMC of a UUID" does not depend on which answered first
   const reads = slots.filter((r): r is BmcRead => r !== undefined);
   slots.fill(undefined);
@@ -194,7 +215,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     deps.metrics?.entriesBounded.inc();
     deps.logger.warn({ bmc, uuid, cut }, 'BMC sent values beyond any real one; they were cut to fit the report');
   }
-  const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], rejected: [], durationMs: 0, retried, peakConcurrency: trace.peak, limitSamples: trace.samples };
+  const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], rejected: [], durationMs: 0, retried, peakConcurrency: trace.peak, limitSamples: trace.samples, late };
   try {
     if (result.reported > 0) {
       const answer = await postReports(deps, reports, signal);

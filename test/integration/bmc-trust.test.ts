@@ -151,7 +151,8 @@ describe('trust on first use of BMC certificates', () => {
       expect(log.find('BMC presents another identity than the one recorded; credentials not sent')).toHaveLength(1);
       expect(await registry.getSingleMetricAsString('metal_bmc_trust_refused_total')).toMatch(/check="redfish"} 1$/m);
 
-      // the operator accepts the change
+      // the operator accepts the change (the daemon's record is on disk by then: written once per burst)
+      await trust.store.flush();
       const reset = await runCli(['bmc', 'trust', '--mac', mac.toUpperCase(), '--reset', '--state-dir', stateDir]);
       expect(reset.stdout).toContain('record removed');
       expect(reset.code).toBe(0);

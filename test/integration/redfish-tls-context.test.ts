@@ -6,9 +6,10 @@
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tlsConnector } from '../../src/redfish/tls.js';
+import { probeCertificate, tlsConnector } from '../../src/redfish/tls.js';
 import { sharedConnector, TlsSessionCache } from '../../src/redfish/tls-context.js';
 import { selfSignedCertificate } from '../../src/sim/tls.js';
+import { waitFor } from '../helpers/wait.js';
 import { createMachineState, SimMachine } from '../../src/sim/machine.js';
 import { startRedfishServer, type RedfishServer } from '../../src/sim/redfish-server.js';
 
@@ -77,6 +78,24 @@ describe('shared TLS connector', () => {
     } finally {
       await rogue.close();
       server = await startRedfishServer({ machines: [new SimMachine(createMachineState('tls', 0, '127.31.0.0/16'))], port, user: 'u', password: 'p', perMachineBind: true });
+    }
+  });
+
+  it('a certificate probe costs the only full handshake of a first contact: the connection pinned to what it saw resumes its session, one pinned to another certificate does not', async () => {
+    const own = await startRedfishServer({ machines: [new SimMachine(createMachineState('tls', 1, '127.31.0.0/16'))], port: 0, user: 'u', password: 'p', perMachineBind: true });
+    try {
+      const { host, port } = own.endpoint(0);
+      const pin = new X509Certificate(own.cert).fingerprint256.replaceAll(':', '').toLowerCase();
+      const stats = sharedConnector({ timeout: 0, keepAlive: true, minVersion: 'TLSv1.2', rejectUnauthorized: false }).stats;
+      const before = { ...stats };
+      expect(await probeCertificate({ host, port, timeoutMs: 5000 })).toBe(pin);
+      // the probe answers at its handshake; its session ticket follows (TLS 1.3)
+      await waitFor(() => sharedConnector({ keepAlive: true, minVersion: 'TLSv1.2', rejectUnauthorized: false }).sessions.get(`pin:${pin}|${host}:${port}`) !== undefined, 10_000, 'the probe\'s session kept under the pin');
+      expect(await connectOnce(tlsConnector({ kind: 'pinned', sha256: pin }, 5000), own)).toBe(true);
+      expect(await connectOnce(tlsConnector({ kind: 'pinned', sha256: 'ab'.repeat(32) }, 5000), own).catch((e: unknown) => e)).toMatchObject({ code: 'UNTRUSTED' });
+      expect({ connections: stats.connections - before.connections, resumed: stats.resumed - before.resumed }).toEqual({ connections: 1, resumed: 1 });
+    } finally {
+      await own.close();
     }
   });
 

@@ -1,0 +1,90 @@
+/** A BMC's deadline counts the BMC's time: the event loop's stall during its read is given back, bounded. */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { nextLimit } from '../../src/report/adaptive-limit.js';
+import { acquireLoopClock, bmcDeadline } from '../../src/report/loop-clock.js';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** a loop clock whose stall the test sets */
+const fakeClock = () => ({ stall: 0, stalledMs() {
+  return this.stall;
+} });
+
+describe('loop clock', () => {
+  it('counts the time the event loop was blocked', async () => {
+    const clock = acquireLoopClock();
+    try {
+      const before = clock.stalledMs();
+      const until = performance.now() + 150;
+      while (performance.now() < until); // the loop busy with "other BMCs" for 150 ms
+      // read at once: the interval has not run yet, the clock counts its lateness as it stands
+      expect(clock.stalledMs() - before).toBeGreaterThanOrEqual(100);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      expect(clock.stalledMs() - before).toBeGreaterThanOrEqual(100);
+    } finally {
+      clock.release();
+    }
+  });
+});
+
+describe('BMC deadline', () => {
+  it('fires after its time when the loop was free', () => {
+    vi.useFakeTimers();
+    const clock = fakeClock();
+    const d = bmcDeadline(100, 'reading BMC 10.0.0.1', clock, 100);
+    vi.advanceTimersByTime(99);
+    expect(d.signal.aborted).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(d.signal.aborted).toBe(true);
+    expect(d.signal.reason).toMatchObject({ code: 'TIMEOUT', message: 'reading BMC 10.0.0.1: no answer within 100 ms' });
+    expect(d.extendedMs).toBe(0);
+    d.dispose();
+  });
+
+  it('gives back the stall of its lifetime, again for stall during the extension, then fires', () => {
+    vi.useFakeTimers();
+    const clock = fakeClock();
+    const d = bmcDeadline(100, 'reading BMC 10.0.0.1', clock, 1000);
+    clock.stall = 60; // the loop was busy elsewhere for 60 ms of the first 100
+    vi.advanceTimersByTime(100);
+    expect(d.signal.aborted).toBe(false);
+    expect(d.extendedMs).toBe(60);
+    clock.stall = 80; // 20 ms more during the extension
+    vi.advanceTimersByTime(60);
+    expect(d.signal.aborted).toBe(false);
+    vi.advanceTimersByTime(20);
+    expect(d.signal.aborted).toBe(true);
+    expect(d.extendedMs).toBe(80);
+    expect((d.signal.reason as Error).message).toContain('and 80 ms more while this process was busy with other BMCs');
+    d.dispose();
+  });
+
+  it('gives back at most maxExtraMs: a BMC that does not answer fails even on a loop that never rests', () => {
+    vi.useFakeTimers();
+    const clock = fakeClock();
+    const d = bmcDeadline(100, 'x', clock, 150);
+    clock.stall = 10_000;
+    vi.advanceTimersByTime(100 + 150);
+    expect(d.signal.aborted).toBe(true);
+    expect(d.extendedMs).toBe(150);
+    d.dispose();
+  });
+
+  it('the caller\'s abort ends it at once', () => {
+    vi.useFakeTimers();
+    const caller = new AbortController();
+    const d = bmcDeadline(100, 'x', fakeClock(), 100, caller.signal);
+    caller.abort(new Error('stopping'));
+    expect(d.signal.aborted).toBe(true);
+    expect((d.signal.reason as Error).message).toBe('stopping');
+    d.dispose();
+  });
+
+  it('a BMC that ran late makes the concurrency limit shrink even when the mean loop delay looks fine', () => {
+    const o = { min: 4, lagLowMs: 10, lagHighMs: 50, heapBudgetBytes: 1e9, ceiling: 500 };
+    expect(nextLimit(100, { lagMs: 5, heapBytes: 0, inUse: 100, late: 0 }, o)).toBe(125);
+    expect(nextLimit(100, { lagMs: 5, heapBytes: 0, inUse: 100, late: 1 }, o)).toBe(70);
+  });
+});
