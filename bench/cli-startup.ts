@@ -11,7 +11,9 @@
  * start-up alone (`bmc command --help`: the bundle read, compiled and its IPMI path's modules
  * loaded, no exchange) next to `node -e 0`, and the exchange alone, in this process with warm
  * code (the same connect, Chassis Control and close that `bmc command ON` runs, against the same
- * ipmi_sim). Their difference to the whole command is printed as derived, not measured.
+ * ipmi_sim). Their difference to the whole command is printed as derived, not measured. The
+ * bundle's V8 code cache lives in this run's folder (written by the warm-up run); a detail row
+ * runs the same bundle with it turned off.
  * Usage: npm run bench -- cli-startup [N]   (N >= 10, default 15)
  */
 import { spawn } from 'node:child_process';
@@ -39,6 +41,8 @@ interface Row {
   expect?: RegExp;
   /** figures of this row are details (in the JSON file, not in the README table) */
   detail?: boolean;
+  /** added to the environment of this row's runs */
+  env?: NodeJS.ProcessEnv;
 }
 
 interface Samples {
@@ -48,7 +52,7 @@ interface Samples {
 
 async function runOnce(row: Row, env: NodeJS.ProcessEnv, rssFile: string): Promise<{ ms: number; rssMiB: number }> {
   const start = process.hrtime.bigint();
-  const child = spawn(GNU_TIME, ['-f', '%M', '-o', rssFile, ...row.argv], { env, cwd: REPO_ROOT });
+  const child = spawn(GNU_TIME, ['-f', '%M', '-o', rssFile, ...row.argv], { env: { ...env, ...row.env }, cwd: REPO_ROOT });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -118,16 +122,20 @@ export async function benchCliStartup(n = 15): Promise<void> {
     const done = /ON: done/;
     const node: Row = { name: 'node -e 0', argv: [process.execPath, '-e', '0'] };
     const ours: Row = { name: 'metal-bmc bmc command ON (bundle)', argv: [process.execPath, outfile, ...bmcArgs], expect: done };
+    // the same bundle without its V8 code cache (scripts/bundle-code-cache.ts): what the cache saves, measured
+    const noCache: Row = { name: 'metal-bmc bmc command ON (bundle, NODE_DISABLE_COMPILE_CACHE=1)', argv: [process.execPath, outfile, ...bmcArgs], env: { NODE_DISABLE_COMPILE_CACHE: '1' }, expect: done, detail: true };
     const startUp: Row = { name: 'metal-bmc bmc command --help (bundle: start-up, no exchange)', argv: [process.execPath, outfile, 'bmc', 'command', '--help'], expect: /^usage: metal-bmc bmc /m };
     const ipmitool: Row = { name: 'ipmitool -I lanplus -C 3 -E power on', argv: ['ipmitool', '-I', 'lanplus', '-C', '3', '-H', sim.host, '-p', String(sim.port), '-U', sim.user, '-E', 'power', 'on'], expect: /Up\/On/ };
     const others: Row[] = [
+      noCache,
       ...(existsSync(tscBuild) ? [{ name: 'metal-bmc bmc command ON (dist/src, tsc)', argv: [process.execPath, tscBuild, ...bmcArgs], expect: done, detail: true }] : []),
       { name: 'metal-bmc bmc command ON (sources through tsx)', argv: [process.execPath, '--import', 'tsx', join(REPO_ROOT, 'src', 'cli', 'main.ts'), ...bmcArgs], expect: done, detail: true },
     ];
     const rows = [node, ours, startUp, ipmitool, ...others];
     if (!existsSync(tscBuild)) out.note('dist/src is not built (npm run build): no row for it');
     // run in the repository (where tsx resolves); the others need nothing from it
-    const env = { PATH: process.env.PATH, IPMI_PASSWORD: sim.password };
+    // the bundle's code cache in this run's folder: the warm-up run writes it, the measured runs take it
+    const env = { PATH: process.env.PATH, IPMI_PASSWORD: sim.password, XDG_CACHE_HOME: join(dir, 'cache') };
     const rssFile = join(dir, 'rss');
     for (const row of rows) await runOnce(row, env, rssFile); // warm-up: page cache, ipmi_sim's first session
     for (let i = 0; i < 3; i++) await exchangeOnce(sim); // warm-up: this process's code compiled and optimised
