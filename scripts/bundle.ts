@@ -11,18 +11,21 @@
  * into chunks at each dynamic `import()` (one per command, per backend); each chunk becomes a
  * CommonJS-style function, so its `import`s of Node's modules run only when the chunk does. The
  * chunks a one-shot `bmc` command over IPMI needs (HOT_ENTRIES and what they import statically,
- * ~80 KB) are code in the file; every other chunk, the npm dependencies' sources and the inlined
- * files are one brotli-compressed string, decompressed and compiled when first needed (serve,
- * sim, lab, Redfish, the SSH console).
+ * ~80 KB) are code in the file, compiled through a V8 code cache that the previous run of the
+ * same build left behind (scripts/bundle-code-cache.ts); every other chunk, the npm dependencies'
+ * sources and the inlined files are one brotli-compressed string, decompressed and compiled when
+ * first needed (serve, sim, lab, Redfish, the SSH console).
  *
  *   tsx scripts/bundle.ts [OUTFILE]     (npm run build runs it after tsc)
  */
 import { build, transformSync, type Metafile, type Plugin } from 'esbuild';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { createHash } from 'node:crypto';
 import { brotliCompressSync, constants as zlibConstants } from 'node:zlib';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gitCommit } from '../src/build-info.js';
+import { CODE_CACHE_RUNTIME } from './bundle-code-cache.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -228,19 +231,24 @@ const CHUNK_PARAMETERS = ['exports', 'require', 'module', '__metalBmc'];
 const STORE_MARK = '/*metal-bmc-store:';
 
 /**
- * The bundle's loader, after the hot chunks (`HOT`): a chunk is a CommonJS-style function that
- * `require`s the chunks it imports ("./chunk-X.js") and Node's modules. Hot chunks are functions
- * in this file; a cold one is compiled from the store, which the loader reads from the comment at
+ * The bundle's loader: a chunk is a CommonJS-style function that `require`s the chunks it imports
+ * ("./chunk-X.js") and Node's modules (taken with process.getBuiltinModule; node:module only for
+ * a file, e.g. an optional native package). Hot chunks are the functions of `HOT`, compiled from
+ * `HOT_SOURCE` with the code cache; a cold one is compiled from the store, which the loader reads from the comment at
  * the end of its own file and decompresses the first time anything in it is needed (for every
  * command but a one-shot `bmc` over IPMI, at its start), then keeps. `STORE_LENGTH` tells a store
  * of this build from one of a bundle replaced on disk since.
  */
-const RUNTIME = `const nodeRequire = createRequire(import.meta.url);
+const RUNTIME = `const builtin = (id) => process.getBuiltinModule(id);
+const bundleFile = builtin('node:url').fileURLToPath(import.meta.url);
+let realRequire;
+/** Node's require for this file, for what is not one of Node's modules (optional native packages); node:module is loaded only then. */
+const nodeRequire = () => (realRequire ??= builtin('node:module').createRequire(import.meta.url));
 const modules = new Map();
 let store;
 function readStore() {
-  const file = nodeRequire('node:url').fileURLToPath(import.meta.url);
-  const text = nodeRequire('node:fs').readFileSync(file, 'latin1');
+  const file = bundleFile;
+  const text = builtin('node:fs').readFileSync(file, 'latin1');
   const start = text.lastIndexOf(${JSON.stringify(`
 ${STORE_MARK}`)}) + ${STORE_MARK.length + 1};
   const end = text.indexOf('*/', start);
@@ -248,11 +256,13 @@ ${STORE_MARK}`)}) + ${STORE_MARK.length + 1};
   return Buffer.from(text.slice(start, end), 'base64');
 }
 function openStore() {
-  return (store ??= JSON.parse(nodeRequire('node:zlib').brotliDecompressSync(readStore()).toString('utf8')));
+  return (store ??= JSON.parse(builtin('node:zlib').brotliDecompressSync(readStore()).toString('utf8')));
 }
 const runtime = {
   url: import.meta.url,
-  nodeRequire,
+  get nodeRequire() {
+    return nodeRequire();
+  },
   text(id) {
     const text = openStore().texts[id];
     if (text === undefined) throw new Error('metal-bmc bundle: no stored text ' + id);
@@ -260,15 +270,16 @@ const runtime = {
   },
 };
 function requireChunk(spec) {
-  return spec.startsWith('./') ? load(spec.slice(2)) : nodeRequire(spec);
+  return spec.startsWith('./') ? load(spec.slice(2)) : (builtin(spec) ?? nodeRequire()(spec));
 }
-requireChunk.resolve = nodeRequire.resolve;
-requireChunk.cache = nodeRequire.cache;
+Object.defineProperties(requireChunk, {
+  resolve: { get: () => nodeRequire().resolve },
+  cache: { get: () => nodeRequire().cache },
+});
 function compile(name) {
   const source = openStore().chunks[name];
   if (source === undefined) throw new Error('metal-bmc bundle: no chunk ' + name);
-  const filename = nodeRequire('node:url').fileURLToPath(import.meta.url) + '/' + name;
-  return nodeRequire('node:vm').compileFunction(source, ${JSON.stringify(CHUNK_PARAMETERS)}, { filename });
+  return builtin('node:vm').compileFunction(source, ${JSON.stringify(CHUNK_PARAMETERS)}, { filename: bundleFile + '/' + name });
 }
 function load(name) {
   let module = modules.get(name);
@@ -324,8 +335,9 @@ function hotChunks(outputs: Metafile['outputs'], entries: string[]): Set<string>
 }
 
 /**
- * The bundle file: the hot chunks as functions V8 compiles at once (a parenthesised function is
- * compiled eagerly), the loader, the licence notices of everything inlined, and last the store:
+ * The bundle file: the hot chunks as one string literal (`HOT_SOURCE`, an object of functions that
+ * `compileHot` compiles with the code cache, named by a hash of that source), the loader, the
+ * licence notices of everything inlined, and last the store:
  * brotli-compressed, base64, in a comment. Node still reads and decodes it with the rest of the
  * file, but V8 skips a comment faster than it scans a string literal, and keeps no copy of it.
  */
@@ -335,15 +347,15 @@ function assemble(chunks: Chunk[], store: LazyStore, legal: string): string {
   const json = JSON.stringify({ chunks: cold, texts: Object.fromEntries(store.entries) });
   const blob = brotliCompressSync(Buffer.from(json), { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 11, [zlibConstants.BROTLI_PARAM_LGWIN]: 24, [zlibConstants.BROTLI_PARAM_SIZE_HINT]: json.length } });
   const base64 = blob.toString('base64');
+  const hotSource = `({\n${hot.map((c) => `${JSON.stringify(c.name)}: function (${CHUNK_PARAMETERS.join(', ')}) {\n${c.code}},\n`).join('')}})`;
   return [
     '#!/usr/bin/env node',
     '// metal-bmc, built by scripts/bundle.ts: the IPMI one-shot path as code, everything else compressed in the comment at the end.',
-    "import { createRequire } from 'node:module';",
-    'const HOT = {',
-    ...hot.map((c) => `${JSON.stringify(c.name)}: (function (${CHUNK_PARAMETERS.join(', ')}) {\n${c.code}}),`),
-    '};',
+    `const HOT_SOURCE = ${JSON.stringify(hotSource)};`,
     `const STORE_LENGTH = ${base64.length};`,
     RUNTIME,
+    CODE_CACHE_RUNTIME,
+    `const HOT = compileHot(HOT_SOURCE, ${JSON.stringify(createHash('sha256').update(hotSource).digest('hex').slice(0, 24))});`,
     "load('main.js');",
     legal,
     `${STORE_MARK}${base64}*/`,

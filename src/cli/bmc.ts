@@ -125,7 +125,8 @@ export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
   // trust on first use when the operator names the trust file's directory
   const trustStore = stateDir === undefined ? undefined : await cliTrustStore(stateDir);
   const trust = trustStore ? await cliTrust(trustStore, host, values.mac) : undefined;
-  const stderr = io.stderr ?? process.stderr;
+  // process.stderr is a stream Node builds on first use (a socket on a pipe): only when there is something to say
+  const stderr = () => io.stderr ?? process.stderr;
   await preloadProtocol(protocol); // the deadline below is the BMC's time, not module loading's
   const signal = AbortSignal.timeout(sub === 'firmware' ? 3 * 3600_000 : deadlineMs * 3);
   const bmc = await connectOutband({
@@ -143,7 +144,7 @@ export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
     ipmiRetry: { deadlineMs },
     ...(trust ? { trust } : {}),
     // what the BMC did that the IPMI client worked around: one note each on stderr
-    onIpmiEvent: (e) => stderr.write(`metal-bmc bmc: note: ${e.message}\n`),
+    onIpmiEvent: (e) => stderr().write(`metal-bmc bmc: note: ${e.message}\n`),
     ...(sub === 'console' ? {} : { signal }),
   }).catch(async (err: unknown) => {
     await trustStore?.close();
@@ -176,7 +177,7 @@ export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
       io.stdout.write(`${kind} firmware: update done on ${bmc.address}\n`);
       return 0;
     }
-    return await runConsole(bmc, { takeOver: values['take-over'], signal: AbortSignal.timeout(deadlineMs * 3), stderr, stdout: io.stdout, ...(io.stdin ? { stdin: io.stdin } : {}) });
+    return await runConsole(bmc, { takeOver: values['take-over'], signal: AbortSignal.timeout(deadlineMs * 3), stderr: stderr(), stdout: io.stdout, ...(io.stdin ? { stdin: io.stdin } : {}) });
   } finally {
     await bmc.close();
     await trustStore?.close(); // what this contact recorded is on disk before the process ends

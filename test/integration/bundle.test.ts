@@ -29,7 +29,7 @@ afterAll(() => {
 
 function runBundle(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['metal-bmc.mjs', ...args], { cwd: runDir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: runDir } });
+    const child = spawn(process.execPath, ['metal-bmc.mjs', ...args], { cwd: runDir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: runDir, XDG_CACHE_HOME: buildDir } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
