@@ -4,6 +4,7 @@
  */
 import { isIpv6Cidr, parseIpCidr, type Cidr } from '../net/cidr.js';
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { BmcError } from '../errors.js';
 import { normalOrigin, parseAuthz, type AuthzRule } from './console-access.js';
 import { parseLogSize, type LogSize } from './console-capture.js';
@@ -69,6 +70,8 @@ export interface Config {
     maxSessions: number;
     /** hold every reported machine's console and log it (METAL_BMC_CONSOLE_CAPTURE) */
     capture: 'off' | 'all';
+    /** worker threads for IPMI SOL consoles (METAL_BMC_CONSOLE_WORKERS); 0: the main thread */
+    workers: number;
     logDir: string;
     logSize: LogSize;
   };
@@ -337,6 +340,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       },
       maxSessions: int(env, 'METAL_BMC_CONSOLE_MAX_SESSIONS', 1000, 1, 1_000_000),
       capture: oneOf(env, 'METAL_BMC_CONSOLE_CAPTURE', ['off', 'all'] as const, 'off'),
+      workers: int(env, 'METAL_BMC_CONSOLE_WORKERS', Math.max(1, availableParallelism() - 1), 0, 64),
       logDir: text(env, 'METAL_BMC_CONSOLE_LOG_DIR') ?? `${text(env, 'METAL_BMC_STATE_DIR') ?? '/var/lib/metal-bmc'}/console`,
       logSize: logSize(env, 'METAL_BMC_CONSOLE_LOG_SIZE'),
     },
