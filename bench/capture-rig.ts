@@ -12,6 +12,7 @@ import { createConsoleCapture, type ConsoleCapture } from '../src/console/captur
 import { NO_CAPTURE_METRICS } from '../src/console/capture-metrics.js';
 import { createConsoleHub, type ConsoleHub } from '../src/console/hub.js';
 import type { OpenBackend } from '../src/console/types.js';
+import type { SolTarget } from '../src/console/worker-protocol.js';
 import { createLogger, type Logger } from '../src/log.js';
 import { ipmiOutband } from '../src/outband/ipmi.js';
 import { sleep } from './console-terminal.js';
@@ -43,12 +44,18 @@ export async function startRunningFleet(running: number, extra: number, options:
 /** the capture's machine id of simulator machine `index` (the simulator's storm lines say `m<index>`) */
 export const machineId = (index: number): string => `m${index}`;
 
-/** opens machine `m<index>`'s console over IPMI SOL with cipher suite 17, as the daemon's backend does */
+/** where machine `m<index>`'s console is: IPMI SOL with cipher suite 17 (for a console worker pool) */
+export function simSolTarget(fleet: FleetProcess, id: string): SolTarget {
+  const address = fleet.addresses[Number(id.slice(1))];
+  if (!address) throw new Error(`no simulated machine ${id}`);
+  return { host: address, port: fleet.ipmiPort, user: fleet.user, password: fleet.password, cipherSuite: 17, timeoutMs: 30_000 };
+}
+
+/** opens machine `m<index>`'s console over IPMI SOL with cipher suite 17 in this thread, as the daemon's backend does with METAL_BMC_CONSOLE_WORKERS=0 */
 export function simConsoleBackend(fleet: FleetProcess): OpenBackend {
   return async (id, { signal }) => {
-    const address = fleet.addresses[Number(id.slice(1))];
-    if (!address) throw new Error(`no simulated machine ${id}`);
-    const outband = ipmiOutband({ host: address, port: fleet.ipmiPort, user: fleet.user, password: fleet.password, cipherSuite: 17 });
+    const t = simSolTarget(fleet, id);
+    const outband = ipmiOutband({ host: t.host, port: t.port, user: t.user, password: t.password, cipherSuite: 17 });
     try {
       return await outband.openConsole({ takeOver: true, signal });
     } finally {

@@ -13,14 +13,18 @@
  * cycle over other machines of the fleet and a series of IPMI commands run in this process: their
  * latency and the event loop's delay, next to the same measured with the same consoles held just
  * before their storm.
+ * All of it once per worker count (BENCH_CAPTURE_WORKERS, default "0,<cores - 1>"): 0 runs the SOL
+ * sessions in this thread as METAL_BMC_CONSOLE_WORKERS=0 does, more runs them in a console worker
+ * pool (src/console/worker-pool.ts); CPU is this whole process's, every thread included.
  * The simulator prints a storm only on running machines, so the machines are picked by power.
  * Run it at a small N on a shared machine: `npm run bench -- console-capture 10`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { tailBytes } from '../src/console/capture-read.js';
+import { createConsoleWorkerPool, type ConsoleWorkerPool } from '../src/console/worker-pool.js';
 import { readLeasesOnce } from '../src/leases/watch.js';
 import { createLogger } from '../src/log.js';
 import { createMetalApiClient } from '../src/metalapi/client.js';
@@ -29,7 +33,7 @@ import { connectOutband } from '../src/outband/connect.js';
 import { ipmiOutband } from '../src/outband/ipmi.js';
 import { runReportCycle } from '../src/report/cycle.js';
 import { parseStormLine, stormLine } from '../src/sim/serial.js';
-import { machineId, MiB, quiet, simConsoleBackend, startCaptureRig, startRunningFleet, until, type CaptureRig } from './capture-rig.js';
+import { machineId, MiB, quiet, simConsoleBackend, simSolTarget, startCaptureRig, startRunningFleet, until, type CaptureRig } from './capture-rig.js';
 import { startIpmitoolSol, sleep, type IpmitoolConsole } from './console-terminal.js';
 import { procUsage, type FleetProcess } from './fleet-process.js';
 import { latency } from './report.js';
@@ -131,6 +135,8 @@ interface StepResult {
 
 interface StepEnv {
   out: ReturnType<typeof begin>;
+  /** where the SOL sessions run: `SOL in the main thread` or `SOL in 1 worker thread` */
+  mode: string;
   fleet: FleetProcess;
   api: MetalApiStandIn;
   leaseFile: string;
@@ -148,7 +154,7 @@ function recordProbe(e: StepEnv, k: number, probeDuring: MainLoopProbe, wallSeco
   if (!e.quietProbe) return;
   const note = probeSeconds > wallSeconds * 1.05 ? ` (the probe outlasted the storm: ${probeSeconds.toFixed(1)} s against ${wallSeconds.toFixed(1)} s)` : '';
   e.out.record({
-    name: `report cycle over ${e.reportIps.size} other BMCs during the storm of ${k} machines${note}`,
+    name: `${e.mode}: report cycle over ${e.reportIps.size} other BMCs during the storm of ${k} machines${note}`,
     value: probeDuring.cycleSeconds,
     kind: 'measured',
     unit: 's',
@@ -157,13 +163,13 @@ function recordProbe(e: StepEnv, k: number, probeDuring: MainLoopProbe, wallSeco
     better: 'lower',
   });
   e.out.record({
-    ...latency(`IPMI command (login + identify) during the storm of ${k} machines`, { samples: probeDuring.commandMs, failures: probeDuring.commandFailures }),
+    ...latency(`${e.mode}: IPMI command (login + identify) during the storm of ${k} machines`, { samples: probeDuring.commandMs, failures: probeDuring.commandFailures }),
     unit: 'ms',
     reference: latency(`with the ${k} consoles held, before their storm`, { samples: e.quietProbe.commandMs, failures: e.quietProbe.commandFailures }),
     better: 'lower',
   });
   e.out.record({
-    name: `event loop delay p99 during the storm of ${k} machines`,
+    name: `${e.mode}: event loop delay p99 during the storm of ${k} machines`,
     value: probeDuring.loopDelayP99Ms,
     kind: 'measured',
     unit: 'ms',
@@ -179,7 +185,7 @@ function recordProbe(e: StepEnv, k: number, probeDuring: MainLoopProbe, wallSeco
  */
 async function stormStep(e: StepEnv, k: number, probe: boolean): Promise<StepResult> {
   const deadline = Date.now() + STEP_DEADLINE_MS;
-  const label = probe ? `${k} machines, report cycle and commands during the storm` : `${k} machines`;
+  const label = `${e.mode}, ${k} machines${probe ? ', report cycle and commands during the storm' : ''}`;
   const indices = e.stormers.slice(0, k);
   e.rig.capture.setMachines(indices.map(machineId));
   await until(BENCH, () => e.rig.capture.held() === k, `${k} held consoles`, deadline, () => `${e.rig.capture.held()} held`);
@@ -262,8 +268,17 @@ async function stormStep(e: StepEnv, k: number, probe: boolean): Promise<StepRes
   return { machines: k, complete, wallSeconds, paceSeconds, fullSpeed };
 }
 
+/** worker counts to compare: BENCH_CAPTURE_WORKERS="0,1" (0: SOL in the main thread); default 0 and cores - 1 */
+export function workerCounts(spec = process.env.BENCH_CAPTURE_WORKERS): number[] {
+  if (spec === undefined || spec.trim() === '') return [...new Set([0, Math.max(1, availableParallelism() - 1)])];
+  const counts = spec.split(',').map((x) => Number(x.trim()));
+  if (!counts.every((c) => Number.isInteger(c) && c >= 0 && c <= 64)) throw new Error(`BENCH_CAPTURE_WORKERS: a comma-separated list of worker counts 0..64, not ${JSON.stringify(spec)}`);
+  return [...new Set(counts)];
+}
+
 export async function benchConsoleCapture(n = 100): Promise<void> {
   const steps = stepSizes(n);
+  const counts = workerCounts();
   const out = begin(BENCH, `boot storm of up to ${n} machines (${LINES} lines each at 115200 baud) captured to disk, in steps of ${steps.join(', ')}, next to ipmitool sol activate; report cycle and commands during the storm`, {
     machines: n,
     steps: steps.join(','),
@@ -271,9 +286,11 @@ export async function benchConsoleCapture(n = 100): Promise<void> {
     references: REFERENCE_CONSOLES,
     reportBmcs: REPORT_BMCS,
     commands: COMMANDS,
+    workers: counts.join(','),
   });
   let fleet: FleetProcess | undefined;
   let rig: CaptureRig | undefined;
+  let pool: ConsoleWorkerPool | undefined;
   let api: MetalApiStandIn | undefined;
   const references: IpmitoolConsole[] = [];
   const leaseDir = mkdtempSync(join(tmpdir(), 'bench-capture-leases-'));
@@ -286,26 +303,34 @@ export async function benchConsoleCapture(n = 100): Promise<void> {
     const refIndices = started.running.slice(n);
     const reportIps = new Set(started.others.map((i) => f.addresses[i]!));
     api = await startMetalApiStandIn({ hmacKey: 'bench-key' });
-    rig = startCaptureRig(simConsoleBackend(f), n);
     for (const [i, index] of refIndices.entries()) references.push(startIpmitoolSol(f, f.addresses[index]!, `ipmitool-${i}`));
     const sentRef = refIndices.map((index) => stormBytes(index, LINES));
-    const env: StepEnv = { out, fleet: f, api, leaseFile, reportIps, rig, stormers, refIndices, references, sentRef };
-    const results: StepResult[] = [];
-    for (const k of steps) {
-      results.push(await stormStep(env, k, false));
+    for (const workers of counts) {
+      const mode = workers === 0 ? 'SOL in the main thread' : `SOL in ${workers} worker thread${workers === 1 ? '' : 's'}`;
+      pool = workers > 0 ? createConsoleWorkerPool({ workers, logger: createLogger({ level: 'warn' }, process.stderr) }) : undefined;
+      const p = pool;
+      rig = startCaptureRig(p ? (id, { signal }) => p.open(simSolTarget(f, id), signal) : simConsoleBackend(f), n);
+      const env: StepEnv = { out, mode, fleet: f, api, leaseFile, reportIps, rig, stormers, refIndices, references, sentRef };
+      const results: StepResult[] = [];
+      for (const k of steps) results.push(await stormStep(env, k, false));
+      // once more at N, with the report cycle and the commands before and during the storm
+      await stormStep(env, n, true);
+      const kept = results.filter((x) => x.fullSpeed).map((x) => x.machines);
+      out.record({
+        name: `${mode}: most machines whose storm was captured complete at full line speed (within ${Math.round((FULL_SPEED_SLACK - 1) * 100)} % of the pace), of the steps ${steps.join(', ')}`,
+        value: kept.length > 0 ? Math.max(...kept) : 0,
+        kind: 'measured',
+        unit: 'machines',
+        better: 'higher',
+      });
+      await rig.close();
+      rig = undefined;
+      await pool?.close();
+      pool = undefined;
     }
-    // once more at N, with the report cycle and the commands before and during the storm
-    await stormStep(env, n, true);
-    const kept = results.filter((x) => x.fullSpeed).map((x) => x.machines);
-    out.record({
-      name: `most machines whose storm was captured complete at full line speed (within ${Math.round((FULL_SPEED_SLACK - 1) * 100)} % of the pace), of the steps ${steps.join(', ')}`,
-      value: kept.length > 0 ? Math.max(...kept) : 0,
-      kind: 'measured',
-      unit: 'machines',
-      better: 'higher',
-    });
   } finally {
     await rig?.close();
+    await pool?.close();
     for (const x of references) x.child.kill('SIGTERM');
     await api?.close();
     await fleet?.stop();

@@ -6,9 +6,14 @@
  * timers, the index flushes). Goal of issue 13: under 150 MiB and under 3 % of one core at 1,000.
  * Reference in the same run: `ipmitool -I lanplus -C 17 sol activate` processes holding three
  * more consoles of the same fleet over the same window; their memory and CPU extrapolated to N.
+ * The SOL sessions run in console worker threads as the daemon's default (BENCH_IDLE_WORKERS
+ * overrides: 0 runs them in this thread); memory and CPU are this whole process's.
  * Run it at a small N on a shared machine: `npm run bench -- console-idle 20`.
  */
-import { machineId, quiet, simConsoleBackend, startCaptureRig, startRunningFleet, until, type CaptureRig } from './capture-rig.js';
+import { availableParallelism } from 'node:os';
+import { createConsoleWorkerPool, type ConsoleWorkerPool } from '../src/console/worker-pool.js';
+import { createLogger } from '../src/log.js';
+import { machineId, quiet, simConsoleBackend, simSolTarget, startCaptureRig, startRunningFleet, until, type CaptureRig } from './capture-rig.js';
 import { startIpmitoolSol, sleep, type IpmitoolConsole } from './console-terminal.js';
 import { procUsage, type FleetProcess } from './fleet-process.js';
 import { collectGarbage } from './report.js';
@@ -19,11 +24,22 @@ const REFERENCE_CONSOLES = 3;
 const WINDOW_S = 60;
 const DEADLINE_MS = 600_000;
 
+/** console worker threads: BENCH_IDLE_WORKERS, default the daemon's (cores - 1, at least 1); 0: SOL in the main thread */
+function idleWorkers(): number {
+  const spec = process.env.BENCH_IDLE_WORKERS;
+  if (spec === undefined || spec === '') return Math.max(1, availableParallelism() - 1);
+  const n = Number(spec);
+  if (!Number.isInteger(n) || n < 0 || n > 64) throw new Error(`BENCH_IDLE_WORKERS: a worker count 0..64, not ${JSON.stringify(spec)}`);
+  return n;
+}
+
 export async function benchConsoleIdle(n = 1000): Promise<void> {
-  const out = begin(BENCH, `${n} idle consoles held by the capture: resident memory and CPU share over ${WINDOW_S} s, next to ipmitool sol activate`, { consoles: n, windowSeconds: WINDOW_S, references: REFERENCE_CONSOLES });
+  const workers = idleWorkers();
+  const out = begin(BENCH, `${n} idle consoles held by the capture (SOL in ${workers === 0 ? 'the main thread' : `${workers} worker thread(s)`}): resident memory and CPU share over ${WINDOW_S} s, next to ipmitool sol activate`, { consoles: n, windowSeconds: WINDOW_S, references: REFERENCE_CONSOLES, workers });
   const deadline = Date.now() + DEADLINE_MS;
   let fleet: FleetProcess | undefined;
   let rig: CaptureRig | undefined;
+  let pool: ConsoleWorkerPool | undefined;
   const references: IpmitoolConsole[] = [];
   try {
     // idle consoles need no running machine; the rig picks by power only to know what runs
@@ -34,7 +50,9 @@ export async function benchConsoleIdle(n = 1000): Promise<void> {
     const refIndices = started.others.slice(n, n + REFERENCE_CONSOLES);
     collectGarbage();
     const rssBefore = process.memoryUsage().rss / 2 ** 20;
-    rig = startCaptureRig(simConsoleBackend(f), n);
+    pool = workers > 0 ? createConsoleWorkerPool({ workers, logger: createLogger({ level: 'warn' }, process.stderr) }) : undefined;
+    const p = pool;
+    rig = startCaptureRig(p ? (id, { signal }) => p.open(simSolTarget(f, id), signal) : simConsoleBackend(f), n);
     const r = rig;
     r.capture.setMachines(held.map(machineId));
     for (const [i, index] of refIndices.entries()) references.push(startIpmitoolSol(f, f.addresses[index]!, `ipmitool-${i}`));
@@ -78,6 +96,7 @@ export async function benchConsoleIdle(n = 1000): Promise<void> {
     });
   } finally {
     await rig?.close();
+    await pool?.close();
     for (const x of references) x.child.kill('SIGTERM');
     await fleet?.stop();
   }
