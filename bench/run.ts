@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { benchCliStartup } from './cli-startup.js';
 import { benchCommandLatency } from './command-latency.js';
 import { benchConsoleCapture } from './console-capture.js';
+import { benchConsoleIdle } from './console-idle.js';
 import { benchConsoleStreaming } from './console-streaming.js';
 import { benchIpmiPowerStatus } from './ipmi-power-status.js';
 import { benchOutbandInfo } from './outband-info.js';
@@ -31,6 +32,7 @@ const BENCHMARKS: Record<string, (n?: number) => Promise<void>> = {
   'command-latency': benchCommandLatency,
   'console-streaming': benchConsoleStreaming,
   'console-capture': benchConsoleCapture,
+  'console-idle': benchConsoleIdle,
   'cli-startup': benchCliStartup,
   status: benchStatus,
 };

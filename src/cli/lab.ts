@@ -82,6 +82,7 @@ export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   await waitFor(() => lab.metalApi.reports.length > 0);
   await waitFor(() => fetch(`http://127.0.0.1:${lab.daemon.opsPort}/readyz`).then((r) => r.status === 200, () => false));
   const code = (await demo(lab, print)) || (await consoleDemo(lab, print));
+  if (code === 0) await printConsoleWorkers(lab, print);
   if (values.once) {
     await lab.stop();
     return code;
@@ -127,6 +128,15 @@ async function consoleDemo(lab: Awaited<ReturnType<typeof startLab>>, print: (li
     });
     ws.on('error', (err) => finish(1, `console failed: ${err.message}`));
   });
+}
+
+/** Where the daemon's console SOL sessions run: its worker threads (METAL_BMC_CONSOLE_WORKERS), from its metrics. */
+async function printConsoleWorkers(lab: Awaited<ReturnType<typeof startLab>>, print: (line: string) => void): Promise<void> {
+  const text = await (await fetch(`http://127.0.0.1:${lab.daemon.opsPort}/metrics`)).text();
+  const workers = [...text.matchAll(/^metal_bmc_console_worker_sessions\{[^}]*thread_id="(\d+)"[^}]*\} (\d+)$/gm)].map((m) => ({ thread: m[1]!, sessions: Number(m[2]) }));
+  if (workers.length === 0) return print('demo: console SOL sessions run in the main thread (METAL_BMC_CONSOLE_WORKERS=0)');
+  const sessions = workers.reduce((n, w) => n + w.sessions, 0);
+  print(`demo: ${sessions} console SOL sessions run in ${workers.length} worker thread(s) (thread ids ${workers.map((w) => w.thread).join(', ')})`);
 }
 
 /** Waits for the first report to reach metal-api, and for readiness (NATS consumer set up, lease file read). */

@@ -4,6 +4,7 @@
  * Each command is imported when it is run, so a one-shot `bmc command` loads neither the daemon's
  * NATS, metrics and console servers nor the simulator.
  */
+import { CONSOLE_WORKER_ARG } from '../console/worker-entry.js';
 import { describeError, UsageError } from './args.js';
 
 const USAGE = `usage: metal-bmc <command> [options]
@@ -67,13 +68,26 @@ async function shutdown(code: number): Promise<never> {
   process.exit(code);
 }
 
-if (!OWN_SIGNALS.has(process.argv[2] ?? '')) {
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => void shutdown(130));
+// A console worker thread (src/console/worker-pool.ts) starts this same script, the bundle
+// included, with this first argument; a one-shot command never loads node:worker_threads.
+if (process.argv[2] === CONSOLE_WORKER_ARG) {
+  // (no top-level await: the bundle's chunks are CommonJS-style functions)
+  import('../console/worker-thread.js').then(
+    (w) => w.runConsoleWorker(),
+    (err: unknown) => {
+      process.stderr.write(`metal-bmc console worker: ${describeError(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+} else {
+  if (!OWN_SIGNALS.has(process.argv[2] ?? '')) {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(signal, () => void shutdown(130));
+    }
   }
-}
 
-main(process.argv.slice(2)).then(shutdown, (err) => {
-  process.stderr.write(`metal-bmc: ${describeError(err)}\n`);
-  return shutdown(1);
-});
+  main(process.argv.slice(2)).then(shutdown, (err) => {
+    process.stderr.write(`metal-bmc: ${describeError(err)}\n`);
+    return shutdown(1);
+  });
+}

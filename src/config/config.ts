@@ -4,7 +4,7 @@
  */
 import { isIpv6Cidr, parseIpCidr, type Cidr } from '../net/cidr.js';
 import { isIP } from 'node:net';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { BmcError } from '../errors.js';
 import { normalOrigin, parseAuthz, type AuthzRule } from './console-access.js';
 import { parseLogSize, type LogSize } from './console-capture.js';
@@ -76,6 +76,8 @@ export interface Config {
     ownership: 'nats' | 'local';
     /** an instance without a lease renewal for this long loses its consoles to the others */
     leaseMs: number;
+    /** worker threads for IPMI SOL consoles (METAL_BMC_CONSOLE_WORKERS); 0: the main thread */
+    workers: number;
     logDir: string;
     logSize: LogSize;
   };
@@ -368,6 +370,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       capture: oneOf(env, 'METAL_BMC_CONSOLE_CAPTURE', ['off', 'all'] as const, 'off'),
       ownership: oneOf(env, 'METAL_BMC_CONSOLE_OWNERSHIP', ['nats', 'local'] as const, 'nats'),
       leaseMs: consoleLease(env, 'METAL_BMC_CONSOLE_LEASE'),
+      workers: int(env, 'METAL_BMC_CONSOLE_WORKERS', Math.max(1, availableParallelism() - 1), 0, 64),
       logDir: text(env, 'METAL_BMC_CONSOLE_LOG_DIR') ?? `${text(env, 'METAL_BMC_STATE_DIR') ?? '/var/lib/metal-bmc'}/console`,
       logSize: logSize(env, 'METAL_BMC_CONSOLE_LOG_SIZE'),
     },

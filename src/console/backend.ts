@@ -7,7 +7,9 @@
 import type { Duplex } from 'node:stream';
 import { BmcError } from '../errors.js';
 import type { MachineIpmi } from '../metalapi/types.js';
+import type { FacadeOutband } from '../outband/connect.js';
 import type { Outband } from '../outband/types.js';
+import type { SolTarget } from './worker-protocol.js';
 import type { OpenBackend } from './types.js';
 
 export interface BmcTarget {
@@ -21,6 +23,11 @@ export interface BmcTarget {
 export interface MetalApiBackendOptions {
   findIpmiMachine: (id: string, options: { signal: AbortSignal }) => Promise<MachineIpmi>;
   connect: (target: BmcTarget) => Promise<Outband>;
+  /**
+   * opens an IPMI SOL console elsewhere (a console worker thread, worker-pool.ts): used when the
+   * connected BMC's console is IPMI SOL; SSH consoles stay in this thread
+   */
+  openSol?: (target: SolTarget, signal: AbortSignal) => Promise<Duplex>;
   /** IPMI port when metal-api's address has none, default 623 */
   defaultPort?: number;
 }
@@ -34,6 +41,15 @@ export function splitAddress(address: string, defaultPort: number): { host: stri
   return { host: address, port: defaultPort };
 }
 
+/** deadline of opening SOL in a worker (the hub's own open deadline aborts it sooner) */
+const SOL_OPEN_TIMEOUT_MS = 30_000;
+
+/** whether the facade would open this BMC's console over IPMI SOL (not SSH, IPMI not disabled) */
+function solConsole(outband: Outband): boolean {
+  const facade = outband as Partial<FacadeOutband>;
+  return facade.profile?.console === 'ipmi-sol' && facade.protocols?.ipmi === true;
+}
+
 export function metalApiConsoleBackend(options: MetalApiBackendOptions): OpenBackend {
   const defaultPort = options.defaultPort ?? 623;
   return async (machineId, { signal }): Promise<Duplex> => {
@@ -45,6 +61,10 @@ export function metalApiConsoleBackend(options: MetalApiBackendOptions): OpenBac
       throw new BmcError('INVALID_ARGUMENT', `machine ${machineId} has an unusable BMC address at metal-api: ${JSON.stringify(ipmi.address)}`);
     }
     const outband = await options.connect({ host, port, user: ipmi.user, password: ipmi.password, signal });
+    if (options.openSol && solConsole(outband)) {
+      await outband.close();
+      return options.openSol({ host, port, user: ipmi.user, password: ipmi.password, timeoutMs: SOL_OPEN_TIMEOUT_MS }, signal);
+    }
     try {
       return await outband.openConsole({ takeOver: true, signal });
     } finally {

@@ -4,7 +4,8 @@
  * metal-api backend over the daemon's BMC connector. With METAL_BMC_CONSOLE_CAPTURE=all the
  * console of every machine the report cycle found (by its UUID, the machine id) is held and
  * logged (console/capture.ts), new viewers get their scrollback from that log, and the history
- * is served on the HTTPS listener (console/capture-routes.ts).
+ * is served on the HTTPS listener (console/capture-routes.ts). IPMI SOL consoles run in worker
+ * threads (console/worker-pool.ts) unless METAL_BMC_CONSOLE_WORKERS is 0.
  */
 import type { DaemonPart, PartFactory } from '../daemon.js';
 import { metalApiConsoleBackend } from '../console/backend.js';
@@ -16,6 +17,9 @@ import { captureViewerRoutes } from '../console/capture-routes.js';
 import { startConsoleServers } from '../console/index.js';
 import { combineViewerRoutes } from '../console/viewer-routes.js';
 import { ownedBackend, type OwnedBackend } from '../console/owned-backend.js';
+import { registerWorkerMetrics } from '../console/worker-metrics.js';
+import { createConsoleWorkerPool } from '../console/worker-pool.js';
+import type { SolTarget } from '../console/worker-protocol.js';
 import type { StatusStore } from '../status/store.js';
 import { createStatusHttp } from '../status/http.js';
 import { statusViewerRoutes } from '../status/page.js';
@@ -58,10 +62,17 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
     ctx.logger.warn('console disabled: METAL_BMC_CONSOLE_CA_CERT_FILE, _CERT_FILE and _KEY_FILE are not set');
     return { name: 'console', stop: async () => undefined };
   }
+  // IPMI SOL sessions in worker threads (METAL_BMC_CONSOLE_WORKERS; 0: in this thread)
+  const workers = c.workers > 0 ? createConsoleWorkerPool({ workers: c.workers, logger: ctx.logger }) : undefined;
+  if (workers) {
+    registerWorkerMetrics(ctx.registry, () => workers.stats());
+    ctx.logger.info({ workers: c.workers }, 'console SOL sessions run in worker threads');
+  }
   const bmcBackend = metalApiConsoleBackend({
     findIpmiMachine: (id, o) => ctx.metalApi.findIpmiMachine(id, o),
     connect: (t) => ctx.connectBmc(t.host, { user: t.user, password: t.password, port: t.port, signal: t.signal }),
     defaultPort: ctx.config.ipmi.port,
+    ...(workers ? { openSol: (target: SolTarget, signal: AbortSignal) => workers.open(target, signal) } : {}),
   });
   const capturing = c.capture === 'all';
   // several instances on one partition: one owner per console, decided on NATS (console-owners.ts)
@@ -150,6 +161,7 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
       await Promise.race([(async () => {
         await capture?.close();
         await servers.close();
+        await workers?.close();
       })(), deadline]);
       clearTimeout(timer);
       // the consoles are let go first, then the claims: the next owner finds the SOL payload free

@@ -1,7 +1,8 @@
 /**
  * The daemon with METAL_BMC_CONSOLE_CAPTURE=all (as the lab runs it): every machine the report
- * cycle found is held by its UUID, a boot storm lands in the log folder, the capture metrics
- * count it, and a viewer shares the held session.
+ * cycle found is held by its UUID (the SOL sessions in console worker threads), a boot storm
+ * lands in the log folder, the capture and worker metrics count it, and a viewer shares the held
+ * session.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,7 +35,7 @@ beforeAll(async () => {
     cidr: `127.${30 + (process.pid % 200)}.0.0/16`,
     logger: captureLog('warn').logger,
     parts: [consolePart],
-    env: { METAL_BMC_REPORT_INTERVAL: '1s', METAL_BMC_CONSOLE_LOG_SIZE: '64KiB x 2' },
+    env: { METAL_BMC_REPORT_INTERVAL: '1s', METAL_BMC_CONSOLE_LOG_SIZE: '64KiB x 2', METAL_BMC_CONSOLE_WORKERS: '2' },
     print: () => undefined,
   });
 }, 60_000);
@@ -46,6 +47,8 @@ afterAll(async () => {
 
 const metrics = async () => (await fetch(`http://127.0.0.1:${lab.daemon.opsPort}/metrics`)).text();
 const metric = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await metrics())?.[1] ?? NaN);
+/** a labelled metric's samples: labels text -> value */
+const samples = async (name: string) => new Map([...(await metrics()).matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`, 'gm'))].map((m) => [m[1]!, Number(m[2])]));
 
 it('holds the console of every reported machine by its UUID and logs a boot storm', async () => {
   expect(lab.config.console.capture).toBe('all');
@@ -63,6 +66,11 @@ it('holds the console of every reported machine by its UUID and logs a boot stor
   }
   await waitFor(async () => (await metric('metal_bmc_console_capture_bytes_total')) > 2 * 100 * 60, 10_000, 'bytes counted');
   expect(await metric('metal_bmc_console_capture_log_bytes')).toBeGreaterThan(2 * 100 * 60);
+  // the two SOL sessions run in the two console worker threads (thread ids other than the main thread's 0)
+  const sessions = await samples('metal_bmc_console_worker_sessions');
+  expect([...sessions.values()].sort()).toEqual([1, 1]);
+  for (const labels of sessions.keys()) expect(labels).toMatch(/thread_id="[1-9]\d*"/);
+  expect([...(await samples('metal_bmc_console_worker_bytes_total')).values()].reduce((a, b) => a + b, 0)).toBeGreaterThan(2 * 100 * 60);
   // a viewer shares the held session: no second BMC session, the status shows one viewer
   const m = lab.fleet.machines[0]!.state;
   const ws = new WebSocket(`wss://127.0.0.1:${lab.config.console.wsPort}/v1/machine/${m.uuid}/console`, { ca: readFileSync(lab.pki.ca), headers: { authorization: `Bearer ${lab.consoleToken}` } });

@@ -1,5 +1,5 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -76,6 +76,7 @@ describe('loadConfig defaults', () => {
         capture: 'off',
         ownership: 'nats',
         leaseMs: 30_000,
+        workers: Math.max(1, availableParallelism() - 1),
         logDir: '/var/lib/metal-bmc/console',
         logSize: { fileBytes: 8 << 20, files: 4 },
       },
@@ -343,6 +344,7 @@ describe('console access settings', () => {
       METAL_BMC_CONSOLE_CAPTURE: 'all',
       METAL_BMC_CONSOLE_LOG_DIR: '/srv/consoles',
       METAL_BMC_CONSOLE_LOG_SIZE: '16MiB x 8',
+      METAL_BMC_CONSOLE_WORKERS: '3',
     }).console;
     expect(c).toMatchObject({
       host: '::',
@@ -353,7 +355,9 @@ describe('console access settings', () => {
       capture: 'all',
       logDir: '/srv/consoles',
       logSize: { fileBytes: 16 << 20, files: 8 },
+      workers: 3,
     });
+    expect(load({ METAL_BMC_CONSOLE_WORKERS: '0' }).console.workers).toBe(0);
     expect(load({ METAL_BMC_STATE_DIR: '/srv/state' }).console.logDir).toBe('/srv/state/console');
   });
 
@@ -365,6 +369,8 @@ describe('console access settings', () => {
     ['METAL_BMC_CONSOLE_MAX_SESSIONS', '0', /out of range/],
     ['METAL_BMC_CONSOLE_CAPTURE', 'some', /off, all|one of/],
     ['METAL_BMC_CONSOLE_LOG_SIZE', '8MiB', /<size> x <files>/],
+    ['METAL_BMC_CONSOLE_WORKERS', '-1', /out of range/],
+    ['METAL_BMC_CONSOLE_WORKERS', 'all', /not an integer/],
     ['METAL_BMC_CONSOLE_CRL_FILE', '/nonexistent/crl.pem', /is not readable/],
   ])('%s=%s is refused', (name, value, message) => {
     const err = errorOf({ [name]: value });

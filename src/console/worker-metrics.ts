@@ -1,0 +1,37 @@
+/** Metrics of the console worker threads (worker-pool.ts), per worker slot. */
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { WorkerStats } from './worker-pool.js';
+
+export function registerWorkerMetrics(registry: Registry, stats: () => WorkerStats[]): void {
+  new Gauge({
+    name: 'metal_bmc_console_worker_sessions',
+    help: 'console sessions (IPMI SOL) each console worker thread holds',
+    labelNames: ['worker', 'thread_id'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of stats()) this.set({ worker: String(s.worker), thread_id: String(s.threadId) }, s.sessions);
+    },
+  });
+  /** a counter read from the pool's running totals: it grows by what is new since the last scrape */
+  const total = (name: string, help: string, value: (s: WorkerStats) => number) => {
+    const seen = new Map<number, number>();
+    new Counter({
+      name,
+      help,
+      labelNames: ['worker'],
+      registers: [registry],
+      collect() {
+        for (const s of stats()) {
+          const now = value(s);
+          const delta = now - (seen.get(s.worker) ?? 0);
+          if (delta > 0) this.inc({ worker: String(s.worker) }, delta);
+          seen.set(s.worker, now);
+        }
+      },
+    });
+  };
+  total('metal_bmc_console_worker_bytes_total', 'console output bytes relayed from each console worker thread', (s) => s.bytes);
+  total('metal_bmc_console_worker_dropped_bytes_total', 'console output bytes a worker dropped because the main thread did not take them fast enough', (s) => s.dropped);
+  total('metal_bmc_console_worker_restarts_total', 'console worker threads started again after they died', (s) => s.restarts);
+}

@@ -1,0 +1,242 @@
+/**
+ * Console worker threads (METAL_BMC_CONSOLE_WORKERS): IPMI SOL sessions of held consoles run in
+ * workers (worker-thread.ts), so the SOL crypto and packet handling of a boot storm use every core
+ * while the main loop serves reports and commands. `open()` gives the hub an ordinary Duplex; the
+ * bytes travel over the worker's port (worker-protocol.ts). A console goes to the worker with the
+ * fewest; a worker that dies ends its consoles with an error (the hub's session reconnects, the
+ * capture records the gap) and is started again. Credentials reach a worker in the `open`
+ * message only, never in a log line.
+ */
+import { createRequire } from 'node:module';
+import { Duplex } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { BmcError, type BmcErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import { CONSOLE_WORKER_ARG, consoleWorkerEntry } from './worker-entry.js';
+import type { ConsoleWorkerData, FromWorker, SolTarget, ToWorker } from './worker-protocol.js';
+
+export interface WorkerPoolOptions {
+  workers: number;
+  logger: Logger;
+  /** output bytes per console in flight from a worker before it drops output, default 1 MiB */
+  maxInFlightBytes?: number;
+  /** the script a worker runs (tests); default src/cli/main (or the bundle itself) */
+  entry?: URL;
+}
+
+export interface WorkerStats {
+  /** index of the worker slot, stable across restarts */
+  worker: number;
+  /** the thread's id (0 is the main thread) */
+  threadId: number;
+  sessions: number;
+  bytes: number;
+  dropped: number;
+  restarts: number;
+}
+
+export interface ConsoleWorkerPool {
+  /** opens the console in a worker; the stream's end or error means the worker lost it */
+  open(target: SolTarget, signal: AbortSignal): Promise<Duplex>;
+  stats(): WorkerStats[];
+  /** ends a worker as if it crashed (tests and diagnostics): its consoles end, it is started again */
+  kill(worker: number): Promise<void>;
+  /** closes every console gracefully (within `deadlineMs`), then stops the workers */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+interface Slot {
+  index: number;
+  worker: Worker;
+  streams: Map<number, Duplex>;
+  opening: Map<number, { resolve: (d: Duplex) => void; reject: (e: Error) => void; stream: Duplex }>;
+  bytes: number;
+  dropped: number;
+  restarts: number;
+  /** deaths in a row, each within STABLE_MS of its start: the next start waits longer */
+  quickDeaths: number;
+  startedAt: number;
+  alive: boolean;
+}
+
+/** a worker that ran this long is fine again: its next restart is immediate */
+const STABLE_MS = 30_000;
+const RESTART_MAX_MS = 10_000;
+
+const KNOWN_CODES = new Set<string>(['TIMEOUT', 'ABORTED', 'AUTH_FAILED', 'INSECURE_REFUSED', 'UNSUPPORTED', 'COMPLETION_CODE', 'PROTOCOL', 'DECODE', 'CLOSED', 'NO_SESSION_SLOTS', 'BUSY', 'UNTRUSTED']);
+
+/** how a worker is started: the module itself, or through tsx when running from the TypeScript sources */
+function spawn(entry: URL, data: ConsoleWorkerData): Worker {
+  const argv = [CONSOLE_WORKER_ARG];
+  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData: data, argv });
+  // the ES module build of tsx's API, beside the CommonJS one `require` finds
+  const tsx = pathToFileURL(createRequire(entry).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
+  const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`;
+  return new Worker(code, { eval: true, workerData: data, argv });
+}
+
+export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWorkerPool {
+  if (!Number.isInteger(options.workers) || options.workers < 1) throw new BmcError('INVALID_ARGUMENT', `createConsoleWorkerPool: workers must be an integer >= 1, got ${String(options.workers)}`);
+  const log = options.logger.child({ module: 'console-workers' });
+  const data: ConsoleWorkerData = { metalBmc: 'console-worker', maxInFlightBytes: options.maxInFlightBytes ?? 1 << 20 };
+  const entry = options.entry ?? consoleWorkerEntry();
+  const slots: Slot[] = [];
+  let nextId = 1;
+  let closing = false;
+
+  const send = (slot: Slot, m: ToWorker, transfer: ArrayBuffer[] = []) => slot.worker.postMessage(m, transfer);
+
+  function relay(slot: Slot, id: number): Duplex {
+    const stream: Duplex = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, cb) {
+        const copy = new Uint8Array(chunk.length);
+        copy.set(chunk);
+        send(slot, { type: 'input', id, data: copy.buffer }, [copy.buffer]);
+        cb();
+      },
+      final(cb) {
+        send(slot, { type: 'close', id });
+        cb();
+      },
+      destroy(err, cb) {
+        if (slot.streams.get(id) === stream || slot.opening.has(id)) send(slot, { type: 'close', id });
+        slot.streams.delete(id);
+        cb(err);
+      },
+    });
+    return stream;
+  }
+
+  function onMessage(slot: Slot, m: FromWorker): void {
+    switch (m.type) {
+      case 'opened': {
+        const o = slot.opening.get(m.id);
+        slot.opening.delete(m.id);
+        if (!o) return send(slot, { type: 'close', id: m.id });
+        slot.streams.set(m.id, o.stream);
+        o.resolve(o.stream);
+        return;
+      }
+      case 'failed': {
+        const o = slot.opening.get(m.id);
+        slot.opening.delete(m.id);
+        o?.reject(new BmcError((KNOWN_CODES.has(m.code) ? m.code : 'CLOSED') as BmcErrorCode, m.message));
+        return;
+      }
+      case 'data': {
+        const stream = slot.streams.get(m.id);
+        send(slot, { type: 'ack', id: m.id, bytes: m.data.byteLength });
+        if (!stream) return;
+        slot.bytes += m.data.byteLength;
+        stream.push(Buffer.from(m.data));
+        return;
+      }
+      case 'dropped': {
+        if (slot.dropped === 0) log.warn({ worker: slot.index }, 'console output dropped: the main thread did not take it fast enough');
+        slot.dropped += m.bytes;
+        return;
+      }
+      case 'end': {
+        const stream = slot.streams.get(m.id);
+        slot.streams.delete(m.id);
+        stream?.destroy(new BmcError('CLOSED', m.message));
+        return;
+      }
+      case 'closed':
+        return;
+      default: {
+        const never: never = m;
+        return never;
+      }
+    }
+  }
+
+  function start(index: number, restarts: number, quickDeaths: number): Slot {
+    const worker = spawn(entry, data);
+    worker.unref();
+    const slot: Slot = { index, worker, streams: new Map(), opening: new Map(), bytes: slots[index]?.bytes ?? 0, dropped: slots[index]?.dropped ?? 0, restarts, quickDeaths, startedAt: Date.now(), alive: true };
+    slots[index] = slot;
+    worker.on('message', (m: FromWorker) => onMessage(slot, m));
+    worker.on('error', (err) => log.error({ worker: index, err }, 'console worker failed'));
+    worker.on('exit', (code) => lost(slot, code));
+    return slot;
+  }
+
+  function lost(slot: Slot, code: number): void {
+    slot.alive = false;
+    const error = new BmcError('CLOSED', `console worker ${slot.index} exited (code ${code})`);
+    for (const o of slot.opening.values()) o.reject(error);
+    slot.opening.clear();
+    const streams = [...slot.streams.values()];
+    slot.streams.clear();
+    for (const s of streams) s.destroy(error);
+    if (closing || slots[slot.index] !== slot) return;
+    const quickDeaths = Date.now() - slot.startedAt < STABLE_MS ? slot.quickDeaths + 1 : 0;
+    const delayMs = quickDeaths === 0 ? 0 : Math.min(RESTART_MAX_MS, 100 * 2 ** (quickDeaths - 1));
+    log.warn({ worker: slot.index, code, consoles: streams.length, delayMs }, 'console worker exited; starting it again, its consoles reconnect');
+    // until then the slot keeps its dead worker: opens go to the others, or fail and are retried by the hub
+    const timer = setTimeout(() => {
+      if (!closing && slots[slot.index] === slot) start(slot.index, slot.restarts + 1, quickDeaths);
+    }, delayMs);
+    timer.unref();
+  }
+
+  for (let i = 0; i < options.workers; i++) start(i, 0, 0);
+
+  return {
+    open(target, signal) {
+      if (closing) return Promise.reject(new BmcError('CLOSED', 'the console workers are shutting down'));
+      const alive = slots.filter((s) => s.alive);
+      if (alive.length === 0) return Promise.reject(new BmcError('CLOSED', 'no console worker is running (restarting)'));
+      const slot = alive.reduce((best, s) => (s.streams.size + s.opening.size < best.streams.size + best.opening.size ? s : best));
+      const id = nextId++;
+      const stream = relay(slot, id);
+      return new Promise<Duplex>((resolve, reject) => {
+        const onAbort = () => {
+          if (!slot.opening.delete(id)) return;
+          send(slot, { type: 'close', id });
+          reject(signal.reason instanceof Error ? signal.reason : new BmcError('ABORTED', 'aborted'));
+        };
+        if (signal.aborted) return onAbort();
+        signal.addEventListener('abort', onAbort, { once: true });
+        const done = () => signal.removeEventListener('abort', onAbort);
+        slot.opening.set(id, {
+          stream,
+          resolve: (d) => {
+            done();
+            resolve(d);
+          },
+          reject: (e) => {
+            done();
+            reject(e);
+          },
+        });
+        send(slot, { type: 'open', id, target });
+      });
+    },
+    stats: () => slots.map((s) => ({ worker: s.index, threadId: s.worker.threadId, sessions: s.streams.size, bytes: s.bytes, dropped: s.dropped, restarts: s.restarts })),
+    async kill(index) {
+      const slot = slots[index];
+      if (!slot) throw new BmcError('INVALID_ARGUMENT', `no console worker ${index}`);
+      await slot.worker.terminate();
+    },
+    async close(deadlineMs = 5000) {
+      closing = true;
+      await Promise.all(
+        slots.map(async (slot) => {
+          const closed = new Promise<void>((resolve) => {
+            slot.worker.on('message', (m: FromWorker) => m.type === 'closed' && resolve());
+            slot.worker.once('exit', () => resolve());
+          });
+          send(slot, { type: 'shutdown' });
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)))]);
+          clearTimeout(timer);
+          await slot.worker.terminate();
+        }),
+      );
+    },
+  };
+}

@@ -1,0 +1,46 @@
+/**
+ * What the main thread and a console worker (worker-thread.ts) say to each other over the
+ * worker's port. Output travels as ArrayBuffers moved to the other side (transferred, not
+ * copied); the main thread acknowledges what it took, so the bytes in flight per console are
+ * bounded (`maxInFlightBytes`): a main loop that falls behind costs dropped output, counted and
+ * logged, never a stalled BMC session.
+ */
+
+/** Where the worker opens a console: IPMI SOL on this BMC. Holds the password: never logged. */
+export interface SolTarget {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  /** IPMI cipher suite; default 'auto' as the facade uses */
+  cipherSuite?: number | 'auto';
+  /** deadline of opening the session and activating SOL */
+  timeoutMs: number;
+}
+
+/** the worker's settings, in workerData (no credentials) */
+export interface ConsoleWorkerData {
+  metalBmc: 'console-worker';
+  /** output bytes per console sent but not yet acknowledged, beyond which output is dropped */
+  maxInFlightBytes: number;
+}
+
+export type ToWorker =
+  | { type: 'open'; id: number; target: SolTarget }
+  | { type: 'input'; id: number; data: ArrayBuffer }
+  | { type: 'ack'; id: number; bytes: number }
+  | { type: 'close'; id: number }
+  /** close every console gracefully, then say `closed` */
+  | { type: 'shutdown' };
+
+export type FromWorker =
+  | { type: 'opened'; id: number }
+  | { type: 'failed'; id: number; code: string; message: string }
+  | { type: 'data'; id: number; data: ArrayBuffer }
+  | { type: 'dropped'; id: number; bytes: number }
+  | { type: 'end'; id: number; message: string }
+  | { type: 'closed' };
+
+export function isConsoleWorkerData(value: unknown): value is ConsoleWorkerData {
+  return typeof value === 'object' && value !== null && (value as { metalBmc?: unknown }).metalBmc === 'console-worker';
+}

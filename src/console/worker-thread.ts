@@ -1,0 +1,164 @@
+/**
+ * A console worker thread: opens IPMI SOL consoles (src/outband/ipmi.ts) for the main thread's
+ * worker pool (worker-pool.ts) and relays them over its port: the SOL crypto, retransmits and
+ * keepalives of these sessions run here, off the main loop. Output of one event-loop turn is sent
+ * as one transferred buffer per console; output beyond `maxInFlightBytes` unacknowledged bytes is
+ * dropped and reported (`dropped`), so a main thread that falls behind never stalls a BMC session.
+ * Started by src/cli/main.ts when its first argument says so (the bundle starts itself the same way).
+ */
+import type { Duplex } from 'node:stream';
+import { parentPort, workerData } from 'node:worker_threads';
+import { BmcError } from '../errors.js';
+import { ipmiOutband } from '../outband/ipmi.js';
+import { isConsoleWorkerData, type ConsoleWorkerData, type FromWorker, type SolTarget, type ToWorker } from './worker-protocol.js';
+
+interface Held {
+  stream: Duplex | undefined;
+  abort: AbortController;
+  pending: Buffer[];
+  pendingBytes: number;
+  inFlight: number;
+  closed: boolean;
+}
+
+export interface PortLike {
+  postMessage(message: FromWorker, transfer?: ArrayBuffer[]): void;
+  on(event: 'message', listener: (message: ToWorker) => void): void;
+}
+
+async function openSol(target: SolTarget, signal: AbortSignal): Promise<Duplex> {
+  const outband = ipmiOutband({ host: target.host, port: target.port, user: target.user, password: target.password, cipherSuite: target.cipherSuite ?? 'auto', allowInsecure: false, retry: { deadlineMs: Math.min(target.timeoutMs, 10_000) } });
+  try {
+    return await outband.openConsole({ takeOver: true, signal });
+  } finally {
+    await outband.close();
+  }
+}
+
+export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open: typeof openSol = openSol): void {
+  const held = new Map<number, Held>();
+  let flushing = false;
+  const post = (m: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
+
+  function flush(): void {
+    flushing = false;
+    for (const [id, h] of held) {
+      if (h.pendingBytes === 0) continue;
+      const data = new Uint8Array(h.pendingBytes);
+      let at = 0;
+      for (const b of h.pending) {
+        data.set(b, at);
+        at += b.length;
+      }
+      h.inFlight += h.pendingBytes;
+      h.pending = [];
+      h.pendingBytes = 0;
+      post({ type: 'data', id, data: data.buffer }, [data.buffer]);
+    }
+  }
+
+  function output(id: number, h: Held, chunk: Buffer): void {
+    if (h.inFlight + h.pendingBytes + chunk.length > settings.maxInFlightBytes) {
+      post({ type: 'dropped', id, bytes: chunk.length });
+      return;
+    }
+    h.pending.push(chunk);
+    h.pendingBytes += chunk.length;
+    if (!flushing) {
+      flushing = true;
+      setImmediate(flush);
+    }
+  }
+
+  function end(id: number, h: Held, message: string): void {
+    if (h.closed) return;
+    h.closed = true;
+    flush();
+    held.delete(id);
+    post({ type: 'end', id, message });
+  }
+
+  async function start(id: number, target: SolTarget): Promise<void> {
+    const h: Held = { stream: undefined, abort: new AbortController(), pending: [], pendingBytes: 0, inFlight: 0, closed: false };
+    held.set(id, h);
+    const timer = setTimeout(() => h.abort.abort(new BmcError('TIMEOUT', `opening the console took longer than ${target.timeoutMs} ms`)), target.timeoutMs);
+    try {
+      const stream = await open(target, h.abort.signal);
+      if (h.closed) {
+        stream.destroy();
+        return;
+      }
+      h.stream = stream;
+      stream.on('data', (chunk: Buffer) => output(id, h, chunk));
+      stream.on('error', (err: Error) => end(id, h, err.message));
+      stream.on('end', () => end(id, h, 'the BMC ended the console'));
+      stream.on('close', () => end(id, h, 'the BMC console closed'));
+      post({ type: 'opened', id });
+    } catch (err) {
+      held.delete(id);
+      h.closed = true;
+      post({ type: 'failed', id, code: err instanceof BmcError ? err.code : 'CLOSED', message: err instanceof Error ? err.message : String(err) });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** ends the SOL payload and its session (the BMC frees the slot), as the in-thread path does */
+  function close(id: number): Promise<void> {
+    const h = held.get(id);
+    if (!h) return Promise.resolve();
+    h.closed = true;
+    held.delete(id);
+    h.abort.abort(new BmcError('CLOSED', 'the console was closed'));
+    const stream = h.stream;
+    if (!stream || stream.destroyed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        stream.destroy();
+        resolve();
+      }, 5000);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      stream.once('close', done);
+      stream.once('error', done);
+      stream.end();
+    });
+  }
+
+  port.on('message', (m) => {
+    switch (m.type) {
+      case 'open':
+        void start(m.id, m.target);
+        return;
+      case 'input': {
+        const h = held.get(m.id);
+        if (h?.stream && !h.stream.destroyed) h.stream.write(Buffer.from(m.data));
+        return;
+      }
+      case 'ack': {
+        const h = held.get(m.id);
+        if (h) h.inFlight = Math.max(0, h.inFlight - m.bytes);
+        return;
+      }
+      case 'close':
+        void close(m.id);
+        return;
+      case 'shutdown':
+        void Promise.all([...held.keys()].map(close)).then(() => post({ type: 'closed' }));
+        return;
+      default: {
+        const never: never = m;
+        return never;
+      }
+    }
+  });
+}
+
+/** the worker's entry: serve the pool on the parent port */
+export function runConsoleWorker(): void {
+  if (!parentPort || !isConsoleWorkerData(workerData)) throw new BmcError('INVALID_ARGUMENT', 'the console worker runs only as a worker thread of metal-bmc serve');
+  const port = parentPort;
+  serveConsoles({ postMessage: (m, transfer) => port.postMessage(m, transfer ?? []), on: (event, listener) => port.on(event, listener) }, workerData);
+}

@@ -1,0 +1,76 @@
+/**
+ * The console worker's side of the port (src/console/worker-thread.ts) with an in-memory port and
+ * a PassThrough for the BMC console: output of one turn goes out as one message, output beyond
+ * the bytes in flight is dropped and reported instead of queued, acknowledgements make room,
+ * input reaches the console, a failed open says why, and shutdown closes every console.
+ */
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { BmcError } from '../../src/errors.js';
+import { serveConsoles, type PortLike } from '../../src/console/worker-thread.js';
+import type { FromWorker, SolTarget, ToWorker } from '../../src/console/worker-protocol.js';
+import { waitFor } from '../helpers/wait.js';
+
+const TARGET: SolTarget = { host: '127.0.0.1', port: 623, user: 'ADMIN', password: 'secret', timeoutMs: 1000 };
+
+function harness(maxInFlightBytes: number, open: (t: SolTarget, s: AbortSignal) => Promise<PassThrough>) {
+  const sent: FromWorker[] = [];
+  let listener: ((m: ToWorker) => void) | undefined;
+  const port: PortLike = { postMessage: (m) => sent.push(m), on: (_e, l) => (listener = l) };
+  serveConsoles(port, { metalBmc: 'console-worker', maxInFlightBytes }, open);
+  return { sent, tell: (m: ToWorker) => listener!(m) };
+}
+
+const text = (m: FromWorker) => (m.type === 'data' ? Buffer.from(m.data).toString('latin1') : '');
+
+describe('console worker thread', () => {
+  it('sends one turn of output as one message, drops what exceeds the bytes in flight, and takes acks', async () => {
+    const bmc = new PassThrough();
+    const h = harness(10, async () => bmc);
+    h.tell({ type: 'open', id: 7, target: TARGET });
+    await waitFor(() => h.sent.some((m) => m.type === 'opened' && m.id === 7));
+    bmc.write('abc');
+    bmc.write('def');
+    await waitFor(() => h.sent.some((m) => m.type === 'data'));
+    expect(h.sent.filter((m) => m.type === 'data').map(text)).toEqual(['abcdef']);
+    bmc.write('ghijk'); // 6 in flight + 5 > 10: dropped, not queued
+    await waitFor(() => h.sent.some((m) => m.type === 'dropped'));
+    expect(h.sent.find((m) => m.type === 'dropped')).toEqual({ type: 'dropped', id: 7, bytes: 5 });
+    h.tell({ type: 'ack', id: 7, bytes: 6 });
+    bmc.write('lmnop');
+    await waitFor(() => h.sent.filter((m) => m.type === 'data').length === 2);
+    expect(text(h.sent.filter((m) => m.type === 'data')[1]!)).toBe('lmnop');
+  });
+
+  it('writes input to the console, ends it on close, and reports the end of a console the BMC closed', async () => {
+    const consoles: PassThrough[] = [];
+    const h = harness(1 << 20, async () => {
+      const c = new PassThrough();
+      consoles.push(c);
+      return c;
+    });
+    h.tell({ type: 'open', id: 1, target: TARGET });
+    h.tell({ type: 'open', id: 2, target: TARGET });
+    await waitFor(() => h.sent.filter((m) => m.type === 'opened').length === 2);
+    let typed = '';
+    consoles[0]!.on('data', (d: Buffer) => (typed += d.toString()));
+    h.tell({ type: 'input', id: 1, data: new TextEncoder().encode('root\r').buffer });
+    await waitFor(() => typed === 'root\r');
+    consoles[1]!.destroy();
+    await waitFor(() => h.sent.some((m) => m.type === 'end' && m.id === 2));
+    h.tell({ type: 'shutdown' });
+    await waitFor(() => h.sent.some((m) => m.type === 'closed'));
+    expect(consoles[0]!.writableEnded).toBe(true);
+  });
+
+  it('says why an open failed, with the error code and without the password', async () => {
+    const h = harness(1 << 20, async () => {
+      throw new BmcError('AUTH_FAILED', 'BMC 127.0.0.1:623 refused the user');
+    });
+    h.tell({ type: 'open', id: 3, target: TARGET });
+    await waitFor(() => h.sent.some((m) => m.type === 'failed'));
+    const failed = h.sent.find((m) => m.type === 'failed');
+    expect(failed).toEqual({ type: 'failed', id: 3, code: 'AUTH_FAILED', message: 'BMC 127.0.0.1:623 refused the user' });
+    expect(JSON.stringify(h.sent)).not.toContain(TARGET.password);
+  });
+});
