@@ -220,20 +220,37 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
     async kill(index) {
       const slot = slots[index];
       if (!slot) throw new BmcError('INVALID_ARGUMENT', `no console worker ${index}`);
-      await slot.worker.terminate();
+      // not terminate(): the worker closes its UDP sockets before it ends (worker-thread.ts)
+      const exited = new Promise<void>((resolve) => slot.worker.once('exit', () => resolve()));
+      send(slot, { type: 'die' });
+      await exited;
     },
     async close(deadlineMs = 5000) {
       closing = true;
       await Promise.all(
         slots.map(async (slot) => {
-          const closed = new Promise<void>((resolve) => {
-            slot.worker.on('message', (m: FromWorker) => m.type === 'closed' && resolve());
-            slot.worker.once('exit', () => resolve());
-          });
+          if (!slot.alive) return;
+          const exited = new Promise<'exited'>((resolve) => slot.worker.once('exit', () => resolve('exited')));
+          const closed = new Promise<'closed'>((resolve) => slot.worker.on('message', (m: FromWorker) => m.type === 'closed' && resolve('closed')));
+          const late = (ms: number) => {
+            let timer: NodeJS.Timeout | undefined;
+            const p = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)));
+            return { p, cancel: () => clearTimeout(timer) };
+          };
           send(slot, { type: 'shutdown' });
-          let timer: NodeJS.Timeout | undefined;
-          await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)))]);
-          clearTimeout(timer);
+          const graceful = late(deadlineMs);
+          const how = await Promise.race([closed, exited, graceful.p]);
+          graceful.cancel();
+          if (how === 'exited') return;
+          if (how === 'late') {
+            // its consoles did not close in time: it ends as a crash would, sockets first (worker-thread.ts)
+            send(slot, { type: 'die' });
+            const dying = late(2000);
+            const end = await Promise.race([exited, dying.p]);
+            dying.cancel();
+            if (end === 'exited') return;
+          }
+          // its sockets are closed: ending the thread now cannot meet a datagram
           await slot.worker.terminate();
         }),
       );

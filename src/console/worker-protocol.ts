@@ -31,7 +31,9 @@ export type ToWorker =
   | { type: 'ack'; id: number; bytes: number }
   | { type: 'close'; id: number }
   /** close every console gracefully, then say `closed` */
-  | { type: 'shutdown' };
+  | { type: 'shutdown' }
+  /** end as a crash would (tests and diagnostics): no Close Session to the BMCs, the worker exits with code 1 */
+  | { type: 'die' };
 
 export type FromWorker =
   | { type: 'opened'; id: number }

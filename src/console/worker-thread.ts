@@ -9,6 +9,8 @@
 import type { Duplex } from 'node:stream';
 import { parentPort, workerData } from 'node:worker_threads';
 import { BmcError } from '../errors.js';
+import { closeAllSessions } from '../ipmi/session.js';
+import { defaultUdpPool } from '../ipmi/transport.js';
 import { ipmiOutband } from '../outband/ipmi.js';
 import { isConsoleWorkerData, type ConsoleWorkerData, type FromWorker, type SolTarget, type ToWorker } from './worker-protocol.js';
 
@@ -35,7 +37,17 @@ async function openSol(target: SolTarget, signal: AbortSignal): Promise<Duplex> 
   }
 }
 
-export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open: typeof openSol = openSol): void {
+/** How the worker itself ends: after a graceful shutdown, and as a crash would. */
+export interface WorkerLifecycle {
+  /** after every console closed, before `closed` is said: what else must be let go */
+  afterShutdown(): Promise<void>;
+  /** end at once, as a crash would */
+  die(): void;
+}
+
+const NO_LIFECYCLE: WorkerLifecycle = { afterShutdown: async () => undefined, die: () => undefined };
+
+export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open: typeof openSol = openSol, lifecycle: WorkerLifecycle = NO_LIFECYCLE): void {
   const held = new Map<number, Held>();
   let flushing = false;
   const post = (m: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
@@ -146,7 +158,12 @@ export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open:
         void close(m.id);
         return;
       case 'shutdown':
-        void Promise.all([...held.keys()].map(close)).then(() => post({ type: 'closed' }));
+        void Promise.all([...held.keys()].map(close))
+          .then(() => lifecycle.afterShutdown())
+          .then(() => post({ type: 'closed' }));
+        return;
+      case 'die':
+        lifecycle.die();
         return;
       default: {
         const never: never = m;
@@ -160,5 +177,28 @@ export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open:
 export function runConsoleWorker(): void {
   if (!parentPort || !isConsoleWorkerData(workerData)) throw new BmcError('INVALID_ARGUMENT', 'the console worker runs only as a worker thread of metal-bmc serve');
   const port = parentPort;
-  serveConsoles({ postMessage: (m, transfer) => port.postMessage(m, transfer ?? []), on: (event, listener) => port.on(event, listener) }, workerData);
+  // A worker must not be ended while one of its UDP sockets can still receive: Node 20 aborts the
+  // whole process when a datagram arrives during the worker's termination ("FATAL ERROR:
+  // v8::FromJust Maybe value is Nothing" in UDPWrap::OnRecv → AddressToJS). So every way out
+  // closes the sockets first: a graceful shutdown after the sessions' Close Session, a crash
+  // (an uncaught error here, or `die`) at once, and only then does the thread end.
+  const closeSockets = () => {
+    try {
+      defaultUdpPool().close();
+    } catch {
+      // already closed
+    }
+  };
+  const crash = () => {
+    closeSockets();
+    process.exit(1);
+  };
+  process.on('uncaughtException', crash);
+  serveConsoles({ postMessage: (m, transfer) => port.postMessage(m, transfer ?? []), on: (event, listener) => port.on(event, listener) }, workerData, openSol, {
+    afterShutdown: async () => {
+      await closeAllSessions();
+      closeSockets();
+    },
+    die: crash,
+  });
 }
