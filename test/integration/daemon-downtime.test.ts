@@ -117,7 +117,7 @@ describe('metal-bmc stopped for twice the TTL while lifecycle events and a comma
     sub.unsubscribe();
 
     // different machines run in parallel: compare in machine order
-    expect(results.map((r) => [r.machineId, r.type, r.ok, r.late]).sort()).toEqual([
+    expect(results.map((r) => [r.machineId, r.type, r.ok, r.late]).sort(), JSON.stringify(results)).toEqual([
       ['machine-a', 'create', true, true],
       ['machine-b', 'delete', true, true],
       ['machine-d', 'create', true, true],
