@@ -20,6 +20,32 @@ describe('scrollback ring', () => {
     );
   });
 
+  it('holds exactly the tail while it grows in small steps up to its capacity', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 16 }), fc.array(fc.uint8Array({ maxLength: 100 }), { maxLength: 40 }), (capacity, step, chunks) => {
+        const ring = createRing(capacity, step);
+        let all = Buffer.alloc(0);
+        for (const c of chunks) {
+          ring.push(Buffer.from(c));
+          all = Buffer.concat([all, c]);
+          const expected = all.subarray(Math.max(0, all.length - capacity));
+          expect(ring.snapshot().equals(expected)).toBe(true);
+          expect(ring.allocated).toBeLessThanOrEqual(capacity);
+          expect(ring.allocated).toBeGreaterThanOrEqual(ring.size);
+        }
+      }),
+    );
+  });
+
+  it('holds no memory before output arrives, and little for a little output', () => {
+    const ring = createRing(64 * 1024);
+    expect(ring.allocated).toBe(0);
+    ring.push(Buffer.from('machine-7 login: '));
+    expect(ring.allocated).toBe(4096);
+    ring.push(Buffer.alloc(100_000, 0x41));
+    expect(ring.allocated).toBe(64 * 1024);
+  });
+
   it('clear() empties it and a zero capacity keeps nothing', () => {
     const ring = createRing(4);
     ring.push(Buffer.from('abcdef'));
