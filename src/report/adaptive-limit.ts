@@ -4,12 +4,14 @@
  * file descriptors allow, and shrinks when the loop falls behind (TLS handshakes and crypto are
  * what load it). `max` (METAL_BMC_REPORT_CONCURRENCY) is the upper bound; the limit starts at
  * `initial` and changes once per `sampleMs`:
- *  - event-loop delay (mean over the sample) above `lagHighMs`, the JavaScript heap in use above
- *    `heapBudgetBytes`, or an item in the sample that reported `'late'` (a BMC past its deadline
- *    because the loop was busy with other BMCs: we started more than the loop carries, whatever
- *    the mean delay says): ×0.7 (not below `min`). The heap in use, not the resident size: RSS hardly
+ *  - event-loop delay (mean over the sample) above `lagHighMs`, or the JavaScript heap in use above
+ *    `heapBudgetBytes`: ×0.7 (not below `min`). The heap in use, not the resident size: RSS hardly
  *    ever shrinks once grown, so a limit tied to it would stay at `min` for good after one peak;
  *    the heap in use drops with every garbage collection;
+ *  - else an item in the sample that reported `'late'` (a BMC past its deadline because the loop
+ *    was busy with other BMCs: we started about as many as the loop carries, whatever the mean
+ *    delay says): ×0.9. Gently: at ×0.7 for every late BMC the limit swung between 4 and 290 over a
+ *    1,000-BMC cycle and the loop sat idle a third of it (report-latency);
  *  - delay below `lagLowMs`, no item late and the limit in use: ×1.25 (slowly: on a machine short of CPU, many
  *    BMCs started at once share it so thinly that every one runs into its deadline);
  *  - never above what the file-descriptor limit leaves for `fdsPerItem` descriptors each.
@@ -61,7 +63,9 @@ export type ItemOutcome = 'ok' | 'late';
 /** The next limit from one sample (pure). */
 export function nextLimit(current: number, sample: { lagMs: number; heapBytes: number; inUse: number; late?: number }, o: Required<Pick<AdaptiveLimitOptions, 'min' | 'lagLowMs' | 'lagHighMs' | 'heapBudgetBytes'>> & { ceiling: number }): number {
   const late = sample.late ?? 0;
-  if (sample.lagMs > o.lagHighMs || sample.heapBytes > o.heapBudgetBytes || late > 0) return Math.max(o.min, Math.floor(current * 0.7));
+  if (sample.lagMs > o.lagHighMs || sample.heapBytes > o.heapBudgetBytes) return Math.max(o.min, Math.floor(current * 0.7));
+  // a late BMC says the loop is about full, not that it is swamped: a gentle step back
+  if (late > 0) return Math.max(o.min, Math.floor(current * 0.9));
   if (sample.lagMs < o.lagLowMs && sample.inUse >= current) return Math.min(o.ceiling, Math.ceil(current * 1.25));
   return Math.min(o.ceiling, current);
 }

@@ -14,6 +14,12 @@ describe('adaptive concurrency', () => {
     expect(nextLimit(32, { lagMs: 30, heapBytes: 10, inUse: 32 }, o)).toBe(32);
   });
 
+  it('steps back gently for BMCs that ran late for the loop, and never grows then', () => {
+    expect(nextLimit(100, { lagMs: 5, heapBytes: 10, inUse: 100, late: 1 }, o)).toBe(90);
+    expect(nextLimit(100, { lagMs: 80, heapBytes: 10, inUse: 100, late: 1 }, o)).toBe(70); // swamped: the big step
+    expect(nextLimit(4, { lagMs: 5, heapBytes: 10, inUse: 4, late: 3 }, o)).toBe(4);
+  });
+
   it('leaves file descriptors for everything else', () => {
     expect(fdBound(1024, 4)).toBe(192);
     expect(fdBound(undefined, 4)).toBe(Number.POSITIVE_INFINITY);
