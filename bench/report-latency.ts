@@ -24,6 +24,7 @@ import { createBmcTrust, openTrustStore, TRUST_FILE } from '../src/outband/trust
 import type { Outband } from '../src/outband/types.js';
 import { sharedConnector } from '../src/redfish/tls-context.js';
 import { runReportCycle, type CycleDeps } from '../src/report/cycle.js';
+import { createReadOrder } from '../src/report/read-order.js';
 import { assignFates, parseLatencySpec } from '../src/sim/latency.js';
 import { startFleetProcess } from './fleet-process.js';
 import { collectGarbage } from './report.js';
@@ -100,6 +101,8 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       concurrency: MAX_CONCURRENCY,
       bmcTimeoutMs: BMC_TIMEOUT_MS,
       logger: createLogger({ level: 'silent' }),
+      // as the daemon's reporter: the BMCs slowest last cycle start first
+      readOrder: createReadOrder(),
     };
     const live = (l: Lease) => fateOf.get(l.ip) === 'live';
     const runCycle = async (d: CycleDeps) => {
@@ -147,7 +150,9 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       clearInterval(sampler);
     }
     readMs = new Map();
-    const reference = await runCycle({ ...deps, concurrency: GO_CONCURRENCY, fixedConcurrency: true });
+    // the reference reads in lease order, as the Go daemon does
+    const { readOrder: _ordered, ...leaseOrder } = deps;
+    const reference = await runCycle({ ...leaseOrder, concurrency: GO_CONCURRENCY, fixedConcurrency: true });
     const best = results.reduce((a, b) => (b.wall < a.wall ? b : a));
     const last = results.at(-1)!;
     out.record({

@@ -18,6 +18,7 @@ import type { BmcReport, Outband } from '../outband/types.js';
 import { assembleReportBody, type BmcRead } from './body.js';
 import type { LedMemory } from './led-memory.js';
 import type { UuidOwners } from './owners.js';
+import type { ReadOrder } from './read-order.js';
 import { forEachAdaptive } from './adaptive-limit.js';
 import { acquireLoopClock, bmcDeadline, type LoopClock } from './loop-clock.js';
 import type { ReportMetrics } from './metrics.js';
@@ -43,6 +44,8 @@ export interface CycleDeps {
   isLeased?: (ip: string) => boolean;
   /** told about every BMC read and every accepted report (the daemon's status); must not throw */
   observer?: ReportObserver;
+  /** the BMCs slowest last cycle start first (the reporter keeps one across cycles); default: lease order */
+  readOrder?: ReadOrder;
 }
 
 /** One BMC read as the cycle saw it. */
@@ -171,12 +174,14 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   let late = 0;
   const clock = acquireLoopClock();
   const trace = await forEachAdaptive(
-    leases.map((_, i) => i),
+    deps.readOrder ? deps.readOrder.order(leases.map((l) => l.ip)) : leases.map((_, i) => i),
     deps.fixedConcurrency ? { max: deps.concurrency, min: deps.concurrency, initial: deps.concurrency } : { max: deps.concurrency },
     async (i, requeue) => {
       if (signal?.aborted) return;
       const lease = leases[i]!;
+      const readStarted = Date.now();
       const outcome = await readOne(deps, lease, clock, signal, closes);
+      deps.readOrder?.record(lease.ip, Date.now() - readStarted);
       if ('failure' in outcome) {
         const room = deps.cycleBudgetMs !== undefined && Date.now() - started + deps.bmcTimeoutMs <= deps.cycleBudgetMs;
         if (RETRY_CODES.has(outcome.failure) && !tried.has(i) && room && !signal?.aborted) {

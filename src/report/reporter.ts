@@ -8,6 +8,7 @@ import type { Lease } from '../leases/types.js';
 import { runReportCycle, type CycleDeps } from './cycle.js';
 import { createLedMemory } from './led-memory.js';
 import { createUuidOwners } from './owners.js';
+import { createReadOrder } from './read-order.js';
 
 export interface ReporterOptions extends CycleDeps {
   intervalMs: number;
@@ -36,6 +37,7 @@ export function createReporter(o: ReporterOptions): Reporter {
     cycleBudgetMs: o.cycleBudgetMs ?? o.intervalMs,
     ledMemory: o.ledMemory ?? createLedMemory(),
     owners: createUuidOwners(),
+    readOrder: createReadOrder(),
     isLeased: (ip) => o.leases().some((l) => l.ip === ip),
   };
   let timer: NodeJS.Timeout | undefined;
