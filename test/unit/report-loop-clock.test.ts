@@ -85,6 +85,6 @@ describe('BMC deadline', () => {
   it('a BMC that ran late makes the concurrency limit shrink even when the mean loop delay looks fine', () => {
     const o = { min: 4, lagLowMs: 10, lagHighMs: 50, heapBudgetBytes: 1e9, ceiling: 500 };
     expect(nextLimit(100, { lagMs: 5, heapBytes: 0, inUse: 100, late: 0 }, o)).toBe(125);
-    expect(nextLimit(100, { lagMs: 5, heapBytes: 0, inUse: 100, late: 1 }, o)).toBe(70);
+    expect(nextLimit(100, { lagMs: 5, heapBytes: 0, inUse: 100, late: 1 }, o)).toBe(90);
   });
 });
