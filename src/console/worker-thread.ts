@@ -193,7 +193,16 @@ export function runConsoleWorker(): void {
     closeSockets();
     process.exit(1);
   };
-  process.on('uncaughtException', crash);
+  // an uncaught error still ends the worker as one (the pool logs it from the Worker's 'error'),
+  // only with its sockets closed first
+  const onUncaught = (err: Error) => {
+    closeSockets();
+    process.off('uncaughtException', onUncaught);
+    process.nextTick(() => {
+      throw err;
+    });
+  };
+  process.on('uncaughtException', onUncaught);
   serveConsoles({ postMessage: (m, transfer) => port.postMessage(m, transfer ?? []), on: (event, listener) => port.on(event, listener) }, workerData, openSol, {
     afterShutdown: async () => {
       await closeAllSessions();
