@@ -63,7 +63,7 @@ export function metalApiConsoleBackend(options: MetalApiBackendOptions): OpenBac
     const outband = await options.connect({ host, port, user: ipmi.user, password: ipmi.password, signal });
     if (options.openSol && solConsole(outband)) {
       await outband.close();
-      return options.openSol({ host, port, user: ipmi.user, password: ipmi.password, timeoutMs: SOL_OPEN_TIMEOUT_MS }, signal);
+      return options.openSol({ host, port, user: ipmi.user, password: ipmi.password, timeoutMs: SOL_OPEN_TIMEOUT_MS, machineId }, signal);
     }
     try {
       return await outband.openConsole({ takeOver: true, signal });

@@ -33,5 +33,6 @@ export function registerWorkerMetrics(registry: Registry, stats: () => WorkerSta
   };
   total('metal_bmc_console_worker_bytes_total', 'console output bytes relayed from each console worker thread', (s) => s.bytes);
   total('metal_bmc_console_worker_dropped_bytes_total', 'console output bytes a worker dropped because the main thread did not take them fast enough', (s) => s.dropped);
+  total('metal_bmc_console_worker_log_dropped_total', 'log records of a console worker thread held back over their rate (10 a second) or malformed', (s) => s.logDropped);
   total('metal_bmc_console_worker_restarts_total', 'console worker threads started again after they died', (s) => s.restarts);
 }

@@ -14,6 +14,7 @@ import { Worker } from 'node:worker_threads';
 import { BmcError, type BmcErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CONSOLE_WORKER_ARG, consoleWorkerEntry } from './worker-entry.js';
+import { logWorkerRecord } from './worker-log.js';
 import type { ConsoleWorkerData, FromWorker, SolTarget, ToWorker } from './worker-protocol.js';
 
 export interface WorkerPoolOptions {
@@ -34,6 +35,8 @@ export interface WorkerStats {
   bytes: number;
   dropped: number;
   restarts: number;
+  /** log records of the worker held back over its rate, or not taken (malformed) */
+  logDropped: number;
 }
 
 export interface ConsoleWorkerPool {
@@ -50,14 +53,18 @@ interface Slot {
   index: number;
   worker: Worker;
   streams: Map<number, Duplex>;
+  /** the machine of each console (opening or open), for the worker's log lines */
+  machines: Map<number, string>;
   opening: Map<number, { resolve: (d: Duplex) => void; reject: (e: Error) => void; stream: Duplex }>;
   bytes: number;
   dropped: number;
+  logDropped: number;
   restarts: number;
   /** deaths in a row, each within STABLE_MS of its start: the next start waits longer */
   quickDeaths: number;
   startedAt: number;
   alive: boolean;
+  logWarned: boolean;
 }
 
 /** a worker that ran this long is fine again: its next restart is immediate */
@@ -103,6 +110,7 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
       destroy(err, cb) {
         if (slot.streams.get(id) === stream || slot.opening.has(id)) send(slot, { type: 'close', id });
         slot.streams.delete(id);
+        slot.machines.delete(id);
         cb(err);
       },
     });
@@ -122,6 +130,7 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
       case 'failed': {
         const o = slot.opening.get(m.id);
         slot.opening.delete(m.id);
+        slot.machines.delete(m.id);
         o?.reject(new BmcError((KNOWN_CODES.has(m.code) ? m.code : 'CLOSED') as BmcErrorCode, m.message));
         return;
       }
@@ -141,9 +150,18 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
       case 'end': {
         const stream = slot.streams.get(m.id);
         slot.streams.delete(m.id);
+        slot.machines.delete(m.id);
         stream?.destroy(new BmcError('CLOSED', m.message));
         return;
       }
+      case 'log': {
+        const machineId = m.id === undefined ? undefined : slot.machines.get(m.id);
+        if (!logWorkerRecord(log, m, { worker: slot.index, threadId: slot.worker.threadId, ...(machineId ? { machineId } : {}) })) dropLog(slot, 1);
+        return;
+      }
+      case 'log-held':
+        dropLog(slot, Number.isSafeInteger(m.count) && m.count > 0 ? m.count : 1);
+        return;
       case 'closed':
         return;
       default: {
@@ -153,10 +171,18 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
     }
   }
 
+  /** a worker's log records it held back or that were not records: counted, said once per worker start */
+  function dropLog(slot: Slot, n: number): void {
+    if (!slot.logWarned) log.warn({ worker: slot.index, threadId: slot.worker.threadId, records: n }, 'console worker log records dropped: over their rate or malformed');
+    slot.logWarned = true;
+    slot.logDropped += n;
+  }
+
   function start(index: number, restarts: number, quickDeaths: number): Slot {
     const worker = spawn(entry, data);
     worker.unref();
-    const slot: Slot = { index, worker, streams: new Map(), opening: new Map(), bytes: slots[index]?.bytes ?? 0, dropped: slots[index]?.dropped ?? 0, restarts, quickDeaths, startedAt: Date.now(), alive: true };
+    const before = slots[index];
+    const slot: Slot = { index, worker, streams: new Map(), machines: new Map(), opening: new Map(), bytes: before?.bytes ?? 0, dropped: before?.dropped ?? 0, logDropped: before?.logDropped ?? 0, logWarned: false, restarts, quickDeaths, startedAt: Date.now(), alive: true };
     slots[index] = slot;
     worker.on('message', (m: FromWorker) => onMessage(slot, m));
     worker.on('error', (err) => log.error({ worker: index, err }, 'console worker failed'));
@@ -169,6 +195,7 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
     const error = new BmcError('CLOSED', `console worker ${slot.index} exited (code ${code})`);
     for (const o of slot.opening.values()) o.reject(error);
     slot.opening.clear();
+    slot.machines.clear();
     const streams = [...slot.streams.values()];
     slot.streams.clear();
     for (const s of streams) s.destroy(error);
@@ -192,10 +219,12 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
       if (alive.length === 0) return Promise.reject(new BmcError('CLOSED', 'no console worker is running (restarting)'));
       const slot = alive.reduce((best, s) => (s.streams.size + s.opening.size < best.streams.size + best.opening.size ? s : best));
       const id = nextId++;
+      if (target.machineId) slot.machines.set(id, target.machineId);
       const stream = relay(slot, id);
       return new Promise<Duplex>((resolve, reject) => {
         const onAbort = () => {
           if (!slot.opening.delete(id)) return;
+          slot.machines.delete(id);
           send(slot, { type: 'close', id });
           reject(signal.reason instanceof Error ? signal.reason : new BmcError('ABORTED', 'aborted'));
         };
@@ -216,7 +245,7 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
         send(slot, { type: 'open', id, target });
       });
     },
-    stats: () => slots.map((s) => ({ worker: s.index, threadId: s.worker.threadId, sessions: s.streams.size, bytes: s.bytes, dropped: s.dropped, restarts: s.restarts })),
+    stats: () => slots.map((s) => ({ worker: s.index, threadId: s.worker.threadId, sessions: s.streams.size, bytes: s.bytes, dropped: s.dropped, restarts: s.restarts, logDropped: s.logDropped })),
     async kill(index) {
       const slot = slots[index];
       if (!slot) throw new BmcError('INVALID_ARGUMENT', `no console worker ${index}`);

@@ -6,6 +6,8 @@
  * logged, never a stalled BMC session.
  */
 
+import type { WorkerLogHeld, WorkerLogRecord } from './worker-log.js';
+
 /** Where the worker opens a console: IPMI SOL on this BMC. Holds the password: never logged. */
 export interface SolTarget {
   host: string;
@@ -16,6 +18,8 @@ export interface SolTarget {
   cipherSuite?: number | 'auto';
   /** deadline of opening the session and activating SOL */
   timeoutMs: number;
+  /** the machine whose console this is, for the pool's log lines (not used by the worker) */
+  machineId?: string;
 }
 
 /** the worker's settings, in workerData (no credentials) */
@@ -41,6 +45,9 @@ export type FromWorker =
   | { type: 'data'; id: number; data: ArrayBuffer }
   | { type: 'dropped'; id: number; bytes: number }
   | { type: 'end'; id: number; message: string }
+  /** a log line of the worker (IPMI workarounds of its sessions): bounded and rate-limited, worker-log.ts */
+  | WorkerLogRecord
+  | WorkerLogHeld
   | { type: 'closed' };
 
 export function isConsoleWorkerData(value: unknown): value is ConsoleWorkerData {

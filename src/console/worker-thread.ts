@@ -12,6 +12,8 @@ import { BmcError } from '../errors.js';
 import { closeAllSessions } from '../ipmi/session.js';
 import { defaultUdpPool } from '../ipmi/transport.js';
 import { ipmiOutband } from '../outband/ipmi.js';
+import type { IpmiEvent } from '../ipmi/session.js';
+import { createWorkerLogSender } from './worker-log.js';
 import { isConsoleWorkerData, type ConsoleWorkerData, type FromWorker, type SolTarget, type ToWorker } from './worker-protocol.js';
 
 interface Held {
@@ -28,8 +30,8 @@ export interface PortLike {
   on(event: 'message', listener: (message: ToWorker) => void): void;
 }
 
-async function openSol(target: SolTarget, signal: AbortSignal): Promise<Duplex> {
-  const outband = ipmiOutband({ host: target.host, port: target.port, user: target.user, password: target.password, cipherSuite: target.cipherSuite ?? 'auto', allowInsecure: false, retry: { deadlineMs: Math.min(target.timeoutMs, 10_000) } });
+async function openSol(target: SolTarget, signal: AbortSignal, onEvent?: (e: IpmiEvent) => void): Promise<Duplex> {
+  const outband = ipmiOutband({ host: target.host, port: target.port, user: target.user, password: target.password, cipherSuite: target.cipherSuite ?? 'auto', allowInsecure: false, retry: { deadlineMs: Math.min(target.timeoutMs, 10_000) }, ...(onEvent ? { onEvent } : {}) });
   try {
     return await outband.openConsole({ takeOver: true, signal });
   } finally {
@@ -51,6 +53,8 @@ export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open:
   const held = new Map<number, Held>();
   let flushing = false;
   const post = (m: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
+  // the IPMI workarounds of these sessions, as log records for the main thread (worker-log.ts)
+  const logs = createWorkerLogSender((m) => post(m));
 
   function flush(): void {
     flushing = false;
@@ -95,7 +99,7 @@ export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open:
     held.set(id, h);
     const timer = setTimeout(() => h.abort.abort(new BmcError('TIMEOUT', `opening the console took longer than ${target.timeoutMs} ms`)), target.timeoutMs);
     try {
-      const stream = await open(target, h.abort.signal);
+      const stream = await open(target, h.abort.signal, (e) => logs.quirk(id, target.host, e));
       if (h.closed) {
         stream.destroy();
         return;

@@ -134,9 +134,10 @@ const QUIRKS_LOGGED_LIMIT = 10_000;
 
 /**
  * A quirk the IPMI client worked around: a warning the first time this process sees it on this
- * BMC, debug afterwards (the daemon opens sessions to the same BMC every report cycle).
+ * BMC, debug afterwards (the daemon opens sessions to the same BMC every report cycle). Console
+ * worker threads send theirs here too (console/worker-log.ts), so the rule holds process-wide.
  */
-export function logQuirk(logger: Logger | undefined, host: string, e: IpmiEvent): void {
+export function logQuirk(logger: Logger | undefined, host: string, e: Pick<IpmiEvent, 'message'> & { kind: string }): void {
   const key = `${host}\u0000${e.kind}`;
   if (quirksLogged.has(key)) return logger?.debug({ bmc: host, quirk: e.kind }, e.message);
   if (quirksLogged.size >= QUIRKS_LOGGED_LIMIT) quirksLogged.clear();
