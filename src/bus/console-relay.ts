@@ -7,8 +7,13 @@
  *
  *   out    far → near  console output, at most 16 KiB a message
  *   in     near → far  keystrokes, at most 4 KiB a message and `inputBytesPerSecond` a relay
- *   ctl.f  far → near  {"t":"ping"} every pingMs, {"t":"end","m":..} when the far side let go
- *   ctl.n  near → far  the same from the near side
+ *   ctl.f  far → near  {"t":"ping"} every pingMs, {"t":"end","m":..} when the far side let go,
+ *                      {"t":"notice","n":..} the owner session's notices to the relay's client
+ *   ctl.n  near → far  ping and end from the near side, {"t":"takeover"} for the keyboard
+ *
+ * (console-relay-codec.ts). The near side hands the owner's notices to its hub's session
+ * (`onNotice`, at most `noticesPerSecond` a relay) and asks the owner for the keyboard
+ * (`takeover`, counted against the relay's input rate on the owner's side).
  *
  * Either side ends the relay after `idleMs` without a message from the other. The owner serves at
  * most `maxRelays` at once and answers at most `opensPerSecond` open requests (more are refused).
@@ -20,12 +25,16 @@ import { Duplex } from 'node:stream';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { BmcError, abortError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { decodeControl, decodeOpenRequest, encodeControl, type RelayControl, type RelayNotice } from './console-relay-codec.js';
+
+export { decodeControl, decodeOpenRequest, encodeControl, type RelayNotice } from './console-relay-codec.js';
 
 export const RELAY_OUT_CHUNK = 16 * 1024;
 export const RELAY_IN_CHUNK = 4 * 1024;
-const MAX_OPEN_BYTES = 1024;
-const MACHINE_RE = /^[A-Za-z0-9_:.-]{1,128}$/;
-const RELAY_RE = /^[0-9a-f]{32}$/;
+/** what a takeover request costs of the relay's input rate */
+const TAKEOVER_COST_BYTES = 256;
+/** notices buffered on the near side until its session listens (the owner's first ones come before the open answer) */
+const EARLY_NOTICES = 8;
 
 export interface RelayTiming {
   /** keepalive interval, default 5 s */
@@ -34,43 +43,8 @@ export interface RelayTiming {
   idleMs?: number;
 }
 
-interface OpenRequest {
-  machine: string;
-  relay: string;
-  from: string;
-}
-
-/** The open request, or undefined for anything else (bounded, never throws). */
-export function decodeOpenRequest(data: Uint8Array): OpenRequest | undefined {
-  if (data.length > MAX_OPEN_BYTES) return undefined;
-  let v: unknown;
-  try {
-    v = JSON.parse(Buffer.from(data).toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  if (typeof v !== 'object' || v === null) return undefined;
-  const { machine, relay, from } = v as Record<string, unknown>;
-  if (typeof machine !== 'string' || !MACHINE_RE.test(machine) || machine.includes('..')) return undefined;
-  if (typeof relay !== 'string' || !RELAY_RE.test(relay)) return undefined;
-  if (typeof from !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(from)) return undefined;
-  return { machine, relay, from };
-}
-
-/** A control message: ping, or end with a message; undefined for anything else. */
-export function decodeControl(data: Uint8Array): { t: 'ping' } | { t: 'end'; m: string } | undefined {
-  if (data.length > MAX_OPEN_BYTES) return undefined;
-  try {
-    const v = JSON.parse(Buffer.from(data).toString('utf8')) as Record<string, unknown>;
-    if (v?.t === 'ping') return { t: 'ping' };
-    if (v?.t === 'end') return { t: 'end', m: typeof v.m === 'string' ? v.m.slice(0, 200) : '' };
-  } catch {
-    // not JSON
-  }
-  return undefined;
-}
-
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
+const control = (c: RelayControl) => encodeControl(c);
 
 function* chunks(data: Buffer, size: number): Generator<Buffer> {
   for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
@@ -86,10 +60,27 @@ export interface OpenRelayOptions extends RelayTiming {
   signal: AbortSignal;
   /** how long the owner may take to join its console, default 30 s */
   openTimeoutMs?: number;
+  /** the owner's notices taken a second, default 20 (a burst of twice that); more are dropped */
+  noticesPerSecond?: number;
+  /** told each notice dropped over that rate (a metric) */
+  onNoticeDropped?: () => void;
+}
+
+/**
+ * The near side's stream: the owner's console as a Duplex, and what else the owner's session
+ * says. The console hub's session sees it as a `ForeignSession` (console/types.ts).
+ */
+export interface RelayedConsole extends Duplex {
+  /** the owning instance */
+  readonly via: string;
+  /** the owner's notices to the relay's client, those that came before first */
+  onNotice(listener: (notice: RelayNotice) => void): void;
+  /** asks the owner's session for the keyboard */
+  takeover(): void;
 }
 
 /** The near side: the owner's console of the machine as a Duplex. */
-export async function openRelay(o: OpenRelayOptions): Promise<Duplex> {
+export async function openRelay(o: OpenRelayOptions): Promise<RelayedConsole> {
   const relay = randomBytes(16).toString('hex');
   const base = `${o.prefix}.relay.${relay}`;
   const pingMs = o.pingMs ?? 5000;
@@ -98,7 +89,21 @@ export async function openRelay(o: OpenRelayOptions): Promise<Duplex> {
   let timer: NodeJS.Timeout | undefined = undefined;
   const subs: Subscription[] = [];
   let ended = false;
-  const stream = new Duplex({
+  const noticeRate = o.noticesPerSecond ?? 20;
+  const bucket = { tokens: noticeRate * 2, at: Date.now() };
+  let listener: ((n: RelayNotice) => void) | undefined;
+  const early: RelayNotice[] = [];
+  const notice = (n: RelayNotice) => {
+    const now = Date.now();
+    bucket.tokens = Math.min(noticeRate * 2, bucket.tokens + ((now - bucket.at) * noticeRate) / 1000);
+    bucket.at = now;
+    if (bucket.tokens < 1) return o.onNoticeDropped?.();
+    bucket.tokens -= 1;
+    if (listener) return listener(n);
+    if (early.length >= EARLY_NOTICES) early.shift();
+    early.push(n);
+  };
+  const duplex = new Duplex({
     read() {},
     write(chunk: Buffer, _enc, done) {
       if (!ended && !o.nc.isClosed()) for (const c of chunks(chunk, RELAY_IN_CHUNK)) o.nc.publish(`${base}.in`, c);
@@ -108,10 +113,20 @@ export async function openRelay(o: OpenRelayOptions): Promise<Duplex> {
       if (!ended) {
         ended = true;
         clearInterval(timer);
-        if (!o.nc.isClosed()) o.nc.publish(`${base}.ctl.n`, json({ t: 'end', m: 'viewer side closed' }));
+        if (!o.nc.isClosed()) o.nc.publish(`${base}.ctl.n`, control({ t: 'end', m: 'viewer side closed' }));
         for (const s of subs) s.unsubscribe();
       }
       done(err);
+    },
+  });
+  const stream: RelayedConsole = Object.assign(duplex, {
+    via: o.owner,
+    onNotice(l: (n: RelayNotice) => void) {
+      listener = l;
+      for (const n of early.splice(0)) l(n);
+    },
+    takeover() {
+      if (!ended && !o.nc.isClosed()) o.nc.publish(`${base}.ctl.n`, control({ t: 'takeover' }));
     },
   });
   subs.push(
@@ -126,6 +141,7 @@ export async function openRelay(o: OpenRelayOptions): Promise<Duplex> {
         heard = Date.now();
         const c = decodeControl(m.data);
         if (c?.t === 'end') stream.destroy(new BmcError('CLOSED', `the owning instance ended the console: ${c.m}`));
+        else if (c?.t === 'notice' && !ended) notice(c.n);
       },
     }),
   );
@@ -147,7 +163,7 @@ export async function openRelay(o: OpenRelayOptions): Promise<Duplex> {
   heard = Date.now();
   timer = setInterval(() => {
     if (Date.now() - heard > idleMs) stream.destroy(new BmcError('TIMEOUT', `metal-bmc instance ${o.owner} went silent`));
-    else if (!o.nc.isClosed()) o.nc.publish(`${base}.ctl.n`, json({ t: 'ping' }));
+    else if (!o.nc.isClosed()) o.nc.publish(`${base}.ctl.n`, control({ t: 'ping' }));
   }, pingMs);
   timer.unref();
   return stream;
@@ -156,11 +172,15 @@ export async function openRelay(o: OpenRelayOptions): Promise<Duplex> {
 /** What the far side needs of its console session: a client that is fed output and may type. */
 export interface RelayMember {
   input(data: Buffer): void;
+  /** the relayed viewer takes the keyboard */
+  takeover(): void;
   leave(): void;
 }
 
 export interface RelayPort {
   send(data: Buffer): void;
+  /** a notice of the session to the relay's client: it goes to the viewer side */
+  notify(notice: RelayNotice): void;
   /** the far session let go of the relay's client */
   end(message: string): void;
 }
@@ -214,7 +234,7 @@ export function serveRelays(o: ServeRelaysOptions): RelayServer {
     served.delete(s);
     for (const sub of s.subs) sub.unsubscribe();
     s.member?.leave();
-    if (tellNear && !o.nc.isClosed()) o.nc.publish(`${s.base}.ctl.f`, json({ t: 'end', m: message }));
+    if (tellNear && !o.nc.isClosed()) o.nc.publish(`${s.base}.ctl.f`, control({ t: 'end', m: message }));
   }
 
   async function open(m: Msg): Promise<void> {
@@ -241,7 +261,13 @@ export function serveRelays(o: ServeRelaysOptions): RelayServer {
       o.nc.subscribe(`${s.base}.ctl.n`, {
         callback: (_err, msg: Msg) => {
           s.heard = Date.now();
-          if (decodeControl(msg.data)?.t === 'end') end(s, 'viewer side closed', false);
+          const c = decodeControl(msg.data);
+          if (c?.t === 'end') end(s, 'viewer side closed', false);
+          else if (c?.t === 'takeover') {
+            if (s.tokens < TAKEOVER_COST_BYTES) return o.onRefused?.('input-limit');
+            s.tokens -= TAKEOVER_COST_BYTES;
+            s.member?.takeover();
+          }
         },
       }),
     );
@@ -249,6 +275,9 @@ export function serveRelays(o: ServeRelaysOptions): RelayServer {
       s.member = await o.join(req.machine, req.from, {
         send: (data) => {
           if (!s.ended && !o.nc.isClosed()) for (const c of chunks(data, RELAY_OUT_CHUNK)) o.nc.publish(`${s.base}.out`, c);
+        },
+        notify: (n) => {
+          if (!s.ended && !o.nc.isClosed()) o.nc.publish(`${s.base}.ctl.f`, control({ t: 'notice', n }));
         },
         end: (message) => end(s, message, true),
       });
@@ -268,7 +297,7 @@ export function serveRelays(o: ServeRelaysOptions): RelayServer {
     for (const s of [...served]) {
       s.tokens = Math.min(inputRate, s.tokens + (inputRate * pingMs) / 1000);
       if (now - s.heard > idleMs) end(s, 'viewer side went silent', true);
-      else if (s.member) o.nc.publish(`${s.base}.ctl.f`, json({ t: 'ping' }));
+      else if (s.member) o.nc.publish(`${s.base}.ctl.f`, control({ t: 'ping' }));
     }
   }, pingMs);
   timer.unref();

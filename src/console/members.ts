@@ -7,7 +7,7 @@
  */
 import type { Logger } from '../log.js';
 import { createClientQueue, type ClientQueue } from './client-queue.js';
-import type { ClientPort, ConsoleNotice, ConsoleState, EndReason, HubEvent } from './types.js';
+import type { ClientPort, ConsoleNotice, ConsoleState, EndReason, ForeignNotice, HubEvent } from './types.js';
 
 export interface Member {
   readonly port: ClientPort;
@@ -59,6 +59,21 @@ export interface Members {
   remove(m: Member, how: 'left' | 'dropped'): void;
   /** the session ends: every client is told `reason` and let go together; no keyboard passes on */
   endAll(reason: EndReason): void;
+  /**
+   * The BMC side is a client of a session held elsewhere (`via`, see ForeignSession), or not
+   * (undefined): what that session says is forgotten either way.
+   */
+  setForeign(via: string | undefined): void;
+  /**
+   * A notice of the session held elsewhere: its state and keyboard enter every status from now
+   * on (a client holds the keyboard only when it holds it here and this session's client holds
+   * it there); its message goes to every client, a refusal to the keyboard holder here (whose
+   * input it was).
+   */
+  foreign(notice: ForeignNotice): void;
+  /** whether input from here reaches the BMC: no session elsewhere, or its keyboard is this one's */
+  holdsForeignKeyboard(): boolean;
+
   who(m: Member): Record<string, string>;
 }
 
@@ -68,6 +83,8 @@ export function createMembers(o: MembersOptions): Members {
   const { machineId, log } = o;
   const members: Member[] = [];
   let keyboard: Member | undefined;
+  let via: string | undefined;
+  let far: Extract<ForeignNotice, { type: 'status' }> | undefined;
 
   const viewers = () => members.reduce((n, m) => n + (m.holder ? 0 : 1), 0);
 
@@ -76,13 +93,16 @@ export function createMembers(o: MembersOptions): Members {
   }
 
   function statusFor(m: Member, message?: string): ConsoleNotice {
+    const here = keyboard ? keyboard.port.identity.subject : null;
+    const state = o.state();
     return {
       type: 'status',
       machineId,
-      state: o.state(),
-      keyboard: keyboard === m,
-      owner: keyboard ? keyboard.port.identity.subject : null,
-      clients: viewers(),
+      state: far && state === 'open' ? far.state : state,
+      keyboard: keyboard === m && (!far || far.keyboard),
+      owner: !far || far.keyboard ? here : far.owner,
+      // the session elsewhere counts this one's client among its viewers
+      clients: viewers() + (far ? Math.max(0, far.clients - 1) : 0),
       ...(message === undefined ? {} : { message }),
     };
   }
@@ -199,5 +219,19 @@ export function createMembers(o: MembersOptions): Members {
       }
     },
     who,
+    setForeign(name) {
+      via = name;
+      far = undefined;
+    },
+    foreign(notice) {
+      if (via === undefined) return;
+      if (notice.type === 'error') {
+        if (keyboard?.live) keyboard.port.notify({ type: 'error', message: `metal-bmc ${via}: ${notice.message}` });
+        return;
+      }
+      far = notice;
+      if (notice.message !== undefined) tellAll(`metal-bmc ${via}: ${notice.message}`);
+    },
+    holdsForeignKeyboard: () => !far || far.keyboard,
   };
 }

@@ -14,7 +14,7 @@ import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createMembers, type Member } from './members.js';
 import { createRing, type Ring } from './ring.js';
-import type { ClientPort, ConsoleHandle, ConsoleState, EndReason, HubEvent, OpenBackend } from './types.js';
+import { asForeignSession, type ClientPort, type ConsoleHandle, type ConsoleState, type EndReason, type HubEvent, type OpenBackend } from './types.js';
 
 export interface SessionSettings {
   openBackend: OpenBackend;
@@ -134,6 +134,12 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
   function attach(backend: Duplex): void {
     phase = { kind: 'open', backend };
     armIdle();
+    // a console relayed from the instance that holds it: its session's notices reach our clients
+    const foreign = asForeignSession(backend);
+    members.setForeign(foreign?.via);
+    foreign?.onNotice((n) => {
+      if (phase.kind === 'open' && phase.backend === backend) members.foreign(n);
+    });
     backend.on('data', (data: Buffer) => output(data));
     backend.on('error', (err: Error) => lost(backend, err));
     backend.on('end', () => lost(backend, new BmcError('CLOSED', 'the BMC ended the console')));
@@ -143,6 +149,7 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
   function lost(backend: Duplex, err: unknown): void {
     if (phase.kind !== 'open' || phase.backend !== backend) return;
     backend.destroy();
+    members.setForeign(undefined);
     settings.onEvent('bmc-disconnect');
     log.warn({ err }, 'BMC console lost');
     scheduleReconnect(1, `BMC connection lost (${describe(err)})`);
@@ -224,6 +231,15 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
     phase.backend.write(data);
   }
 
+  /** the keyboard here, and where the console is held elsewhere, there too */
+  function takeover(m: Member): void {
+    const foreign = phase.kind === 'open' ? asForeignSession(phase.backend) : undefined;
+    if (!foreign || m.gone || m.holder) return members.takeover(m);
+    // holding it here while another client holds it there: only the session there changes hands
+    if (members.keyboard !== m || members.holdsForeignKeyboard()) members.takeover(m);
+    if (members.keyboard === m && !members.holdsForeignKeyboard()) foreign.takeover();
+  }
+
   // ---- membership ----
 
   async function join(port: ClientPort, options: { takeover?: boolean; signal?: AbortSignal; hold?: boolean }): Promise<ConsoleHandle> {
@@ -249,7 +265,7 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
         return members.keyboard === m;
       },
       input: (data) => input(m, data),
-      takeover: () => members.takeover(m),
+      takeover: () => takeover(m),
       resize: (cols, rows) => {
         if (!m.gone) log.debug({ ...members.who(m), cols, rows }, 'console client resized its terminal');
       },

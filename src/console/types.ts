@@ -24,6 +24,30 @@ export type ConsoleNotice =
   | { type: 'status'; machineId: string; state: ConsoleState; keyboard: boolean; owner: string | null; clients: number; message?: string }
   | { type: 'error'; message: string };
 
+/** A notice of a console session held elsewhere, as its client there got it (machine id aside). */
+export type ForeignNotice =
+  | { type: 'status'; state: ConsoleState; keyboard: boolean; owner: string | null; clients: number; message?: string }
+  | { type: 'error'; message: string };
+
+/**
+ * What a backend stream may be besides a byte stream: a client of a console session held
+ * elsewhere (another metal-bmc instance's, relayed over NATS: bus/console-relay.ts). The session
+ * passes that session's notices to its own clients and asks it for the keyboard for them.
+ */
+export interface ForeignSession {
+  /** who holds the session (the owning instance), for the clients' notices */
+  readonly via: string;
+  /** the notices the session there gives this client, those that came before first */
+  onNotice(listener: (notice: ForeignNotice) => void): void;
+  /** takes the keyboard there */
+  takeover(): void;
+}
+
+export function asForeignSession(stream: Duplex): (Duplex & ForeignSession) | undefined {
+  const f = stream as Duplex & Partial<ForeignSession>;
+  return typeof f.onNotice === 'function' && typeof f.takeover === 'function' && typeof f.via === 'string' ? (f as Duplex & ForeignSession) : undefined;
+}
+
 /** Why the hub let go of a client. `error` is false for an orderly end (the session closed normally). */
 export interface EndReason {
   code: 'last-client' | 'idle' | 'slow' | 'bmc-gone' | 'shutdown' | 'too-many';

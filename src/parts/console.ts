@@ -23,7 +23,8 @@ import type { SolTarget } from '../console/worker-protocol.js';
 import type { StatusStore } from '../status/store.js';
 import { createStatusHttp } from '../status/http.js';
 import { statusViewerRoutes } from '../status/page.js';
-import { openRelay, serveRelays, type RelayServer } from '../bus/console-relay.js';
+import { openRelay, serveRelays, type RelayNotice, type RelayServer } from '../bus/console-relay.js';
+import type { ConsoleNotice } from '../console/types.js';
 import { sanitizeName } from '../bus/jetstream.js';
 import { BmcError } from '../errors.js';
 import type { ConsoleHub } from '../console/hub.js';
@@ -41,17 +42,24 @@ export function reportedMachines(status: StatusStore): string[] {
     .map((b) => b.uuid as string);
 }
 
-/** The owner's side of a relayed console: the other instance's viewer joins this hub as a client. */
-function relayJoin(hub: ConsoleHub, owners: ConsoleOwners): Parameters<typeof serveRelays>[0]['join'] {
+/** A notice of this hub to a relay's client, as the other instance's session takes it (console-relay-codec.ts). */
+function relayNotice(n: ConsoleNotice): RelayNotice {
+  if (n.type === 'error') return n;
+  const { machineId: _machine, ...status } = n;
+  return status;
+}
+
+/** The owner's side of a relayed console: the other instance's viewer joins this hub as a client, and gets its notices. */
+export function relayJoin(hub: ConsoleHub, owners: Pick<ConsoleOwners, 'holder'>): Parameters<typeof serveRelays>[0]['join'] {
   return async (machineId, from, port) => {
     if (owners.holder(machineId).kind !== 'self') throw new BmcError('BUSY', `metal-bmc instance does not hold the console of machine ${machineId}`);
     const handle = await hub.join(machineId, {
       identity: { subject: `metal-bmc ${from}`, remote: `nats:${from}`, transport: 'relay' },
       send: (data) => (port.send(data), true),
-      notify: () => undefined,
+      notify: (notice) => port.notify(relayNotice(notice)),
       end: (reason) => port.end(reason.message),
     });
-    return { input: (data) => handle.input(data), leave: () => handle.leave() };
+    return { input: (data) => handle.input(data), takeover: () => handle.takeover(), leave: () => handle.leave() };
   };
 }
 
@@ -86,12 +94,13 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
   };
   const owners: ConsoleOwners | undefined = capturing && c.ownership === 'nats' ? startConsoleOwners(ctx, applyOwnership) : undefined;
   const relayPrefix = `metal-bmc.${sanitizeName(ctx.config.partitionId)}.console`;
+  const relayRefused = new Counter({ name: 'metal_bmc_console_relay_refused_total', help: 'relay requests, input and notices between metal-bmc instances refused: open-invalid, open-limit (relays at once or opens a second), input-limit (size or rate), notice-limit (the owner\'s notices over their rate, on the viewer\'s instance)', labelNames: ['reason'], registers: [ctx.registry] });
   let relays: RelayServer | undefined;
   // a viewer of a machine another instance holds is served from that instance, over NATS
   const relay = (instance: string, machineId: string, { signal }: { signal: AbortSignal }) => {
     const bus = owners?.bus();
     if (!bus) throw new BmcError('BUSY', `the console of machine ${machineId} is held by metal-bmc instance ${instance}, and NATS is not connected`);
-    return openRelay({ nc: bus.nc, prefix: relayPrefix, from: ctx.config.instanceId, owner: instance, machineId, signal });
+    return openRelay({ nc: bus.nc, prefix: relayPrefix, from: ctx.config.instanceId, owner: instance, machineId, signal, onNoticeDropped: () => relayRefused.inc({ reason: 'notice-limit' }) });
   };
   const owned: OwnedBackend | undefined = owners ? ownedBackend({ open: bmcBackend, holder: (id) => owners.holder(id), relay }) : undefined;
   const openBackend = owned?.open ?? bmcBackend;
@@ -113,7 +122,6 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
     throw err;
   });
   ctx.status?.consoleViewers(() => servers.hub.viewerCounts());
-  const relayRefused = new Counter({ name: 'metal_bmc_console_relay_refused_total', help: 'relay requests and input from other metal-bmc instances refused: open-invalid, open-limit (relays at once or opens a second), input-limit (size or rate)', labelNames: ['reason'], registers: [ctx.registry] });
   new Gauge({
     name: 'metal_bmc_console_relays',
     help: 'consoles this instance serves to viewers of other metal-bmc instances',

@@ -1,12 +1,13 @@
 /**
  * The console relay (src/bus/console-relay.ts) over a real nats-server: output and input both
  * ways, refusals reach the viewer side, oversized or too fast input is dropped and counted, the
- * open rate and relay count are bounded, and either side ends the relay when the other goes.
+ * open rate and relay count are bounded, and either side ends the relay when the other goes; the
+ * owner's notices reach the viewer side (also those sent before the open was answered, and at most
+ * their rate), and the viewer side's takeover reaches the owner.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import type { Duplex } from 'node:stream';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
-import { openRelay, serveRelays, type RelayPort, type RelayServer } from '../../src/bus/console-relay.js';
+import { openRelay, serveRelays, type RelayedConsole, type RelayNotice, type RelayPort, type RelayServer } from '../../src/bus/console-relay.js';
 import { BmcError } from '../../src/errors.js';
 import { captureLog } from '../helpers/log.js';
 import { startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
@@ -43,6 +44,7 @@ async function owner(o: { refuse?: string; maxRelays?: number; opensPerSecond?: 
   const inputs: Buffer[] = [];
   const ports: RelayPort[] = [];
   let left = 0;
+  let takeovers = 0;
   const refused: string[] = [];
   const relays: RelayServer = serveRelays({
     nc: far,
@@ -54,16 +56,16 @@ async function owner(o: { refuse?: string; maxRelays?: number; opensPerSecond?: 
     async join(_machine, _from, port) {
       if (o.refuse) throw new BmcError('BUSY', o.refuse);
       ports.push(port);
-      return { input: (d) => inputs.push(d), leave: () => left++ };
+      return { input: (d) => inputs.push(d), takeover: () => takeovers++, leave: () => left++ };
     },
   });
   cleanup.push(() => relays.close());
   // subscribed means the server has the subscription
   await far.flush();
-  return { prefix, inputs, ports, refused, relays, left: () => left };
+  return { prefix, inputs, ports, refused, relays, left: () => left, takeovers: () => takeovers };
 }
 
-function open(prefix: string, o: { pingMs?: number; idleMs?: number } = {}): Promise<Duplex> {
+function open(prefix: string, o: { pingMs?: number; idleMs?: number; noticesPerSecond?: number; onNoticeDropped?: () => void } = {}): Promise<RelayedConsole> {
   return openRelay({ nc: near, prefix, from: 'near', owner: 'far', machineId: 'm1', signal: new AbortController().signal, ...o });
 }
 
@@ -119,7 +121,7 @@ it('ends the relay on the viewer side when the owner goes silent, and on the own
   // the owner's process dies: its connection goes without a word
   const dying = await connect({ servers: server.url });
   const prefix = `t${++prefixSeq}.console`;
-  serveRelays({ nc: dying, prefix, instanceId: 'far', logger: captureLog('warn').logger, pingMs: 100, idleMs: 600, join: async () => ({ input: () => undefined, leave: () => undefined }) });
+  serveRelays({ nc: dying, prefix, instanceId: 'far', logger: captureLog('warn').logger, pingMs: 100, idleMs: 600, join: async () => ({ input: () => undefined, takeover: () => undefined, leave: () => undefined }) });
   await dying.flush();
   const s = await open(prefix, { pingMs: 100, idleMs: 600 });
   const ended = new Promise<Error | undefined>((resolve) => s.on('error', resolve).on('close', () => resolve(undefined)));
@@ -131,4 +133,57 @@ it('ends the relay on the viewer side when the owner goes silent, and on the own
   rogue.on('error', () => undefined);
   await waitFor(() => g.left() === 1, 10_000, 'the owner letting go of a silent viewer');
   rogue.destroy();
+});
+
+it('brings the owner\'s notices to the viewer side, those before the open answer too, and takeovers back', async () => {
+  const f = await owner();
+  const early: RelayNotice = { type: 'status', state: 'open', keyboard: true, owner: 'metal-bmc near', clients: 1, message: 'connected to the console of machine m1' };
+  // the owner's session greets its new client while joining: before the open is answered
+  const greetingPrefix = `t${++prefixSeq}.console`;
+  const greeting = serveRelays({
+    nc: far,
+    prefix: greetingPrefix,
+    instanceId: 'far',
+    logger: captureLog('warn').logger,
+    async join(_machine, _from, port) {
+      port.notify(early);
+      return { input: () => undefined, takeover: () => undefined, leave: () => undefined };
+    },
+  });
+  cleanup.push(() => greeting.close());
+  await far.flush();
+  const s = await open(greetingPrefix);
+  const seen: RelayNotice[] = [];
+  s.onNotice((n) => seen.push(n));
+  expect(seen).toEqual([early]);
+  expect(s.via).toBe('far');
+  s.destroy();
+
+  const t = await open(f.prefix);
+  const got: RelayNotice[] = [];
+  t.onNotice((n) => got.push(n));
+  const taken: RelayNotice = { type: 'status', state: 'open', keyboard: false, owner: 'CN=ops\u001b[2J', clients: 2, message: 'keyboard taken over by CN=ops' };
+  f.ports[0]!.notify(taken);
+  f.ports[0]!.notify({ type: 'error', message: 'input ignored: the keyboard is held by CN=ops; take it over to type' });
+  await waitFor(() => got.length === 2, 10_000, 'two notices');
+  // text from the other side loses its control characters (it reaches a terminal)
+  expect(got[0]).toEqual({ ...taken, owner: 'CN=ops [2J' });
+  expect(got[1]).toMatchObject({ type: 'error', message: expect.stringContaining('input ignored') });
+  t.takeover();
+  await waitFor(() => f.takeovers() === 1, 10_000, 'the takeover at the owner');
+  t.destroy();
+});
+
+it('drops the owner\'s notices over their rate on the viewer side, and counts them', async () => {
+  const f = await owner();
+  let dropped = 0;
+  const s = await open(f.prefix, { noticesPerSecond: 5, onNoticeDropped: () => dropped++ });
+  let got = 0;
+  s.onNotice(() => got++);
+  for (let i = 0; i < 40; i++) f.ports[0]!.notify({ type: 'error', message: `n${i}` });
+  await waitFor(() => got + dropped === 40, 10_000, 'every notice taken or dropped');
+  expect(got).toBeGreaterThanOrEqual(10);
+  expect(got).toBeLessThan(20);
+  expect(dropped).toBe(40 - got);
+  s.destroy();
 });
