@@ -17,6 +17,11 @@
  * (< leaseMs) ago holds nothing any more ("fenced") before the others may take over; after it
  * renews again it re-asserts each claim by CAS before holding it (one taken over meanwhile is lost).
  * An instance holds exactly the claims it wrote (or re-asserted) in its current lease.
+ *
+ * Spread: an instance claims a machine nobody holds at once only while it holds fewer than its
+ * fair share (its wanted machines / the live instances, from the lease keys, rounded up); past it,
+ * it waits one lease time for the machine (another instance under its share takes it first),
+ * then claims it if it is still free. A live owner's claim is never taken.
  */
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -75,6 +80,8 @@ export interface ConsoleOwnership {
   ownerOf(machine: string): string | undefined;
   /** false while this instance cannot renew its lease */
   live(): boolean;
+  /** the instances whose lease is live as this one sees them, itself included (the fair share's divisor) */
+  liveInstances(): number;
   /** one renewal and one claim round (the timer runs them; tests call it directly) */
   tick(): Promise<void>;
   /** gives up every claim and the lease, so another instance takes over at once */
@@ -135,6 +142,10 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
   let claiming: Promise<void> | undefined;
   let watchdog: NodeJS.Timeout | undefined;
   let conflictUntil = 0;
+  /** free machines this instance left to the others because it held its fair share: since when */
+  const deferred = new Map<string, number>();
+  /** claims of free machines under way (they count towards the share before they are confirmed) */
+  let freshClaims = 0;
 
   let boundLogged = false;
   /** a bucket with more keys than any partition has: someone else writes into it; the rest is ignored */
@@ -190,6 +201,25 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     }
   }
 
+  /** instances whose lease is live, this one included */
+  function liveInstances(): number {
+    let n = 1;
+    for (const [instance, lease] of leases) if (instance !== me && !lease.deleted && !dead(instance)) n++;
+    return n;
+  }
+
+  /** whether a free machine is this instance's to claim now (see "Spread" above) */
+  function mayClaimFree(machine: string): boolean {
+    const share = Math.ceil(wanted.size / liveInstances());
+    if (confirmed.size + freshClaims < share) return true;
+    const since = deferred.get(machine);
+    if (since === undefined) {
+      deferred.set(machine, now());
+      return false;
+    }
+    return now() - since >= leaseMs;
+  }
+
   async function renew(): Promise<void> {
     if (now() < conflictUntil) return;
     const sentAt = now();
@@ -222,7 +252,14 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     const mine = confirmed.get(machine);
     let revision: number | undefined;
     if (!c || c.deleted) {
-      revision = c ? await o.kv.update(key, encodeOwner(me), c.revision) : await o.kv.create(key, encodeOwner(me));
+      if (!mayClaimFree(machine)) return;
+      freshClaims++;
+      try {
+        revision = c ? await o.kv.update(key, encodeOwner(me), c.revision) : await o.kv.create(key, encodeOwner(me));
+      } finally {
+        freshClaims--;
+      }
+      deferred.delete(machine);
     } else if (c.owner === me) {
       if (mine === c.revision) return;
       // written in an earlier lease of ours: re-assert before holding it
@@ -264,6 +301,11 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
       return;
     }
     for (const machine of [...confirmed.keys()]) if (!wanted.has(machine)) await release(machine);
+    // a machine waited for that someone else took, or no longer reported, is waited for afresh next time
+    for (const machine of [...deferred.keys()]) {
+      const c = claims.get(machine);
+      if (!wanted.has(machine) || (c && !c.deleted)) deferred.delete(machine);
+    }
     await eachLimited([...wanted], limit, async (machine) => {
       try {
         await claim(machine);
@@ -327,6 +369,7 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
       return c.owner;
     },
     live: () => !fenced(),
+    liveInstances,
     tick,
     async close() {
       closed = true;

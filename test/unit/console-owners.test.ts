@@ -1,7 +1,8 @@
 /**
  * One owner per console (src/bus/console-owners.ts) over the in-memory store with the KV's CAS
  * semantics: first claim wins, no steady writes, a dead instance's machines taken over, a cut-off
- * instance fenced before anyone may take over, re-assertion after a lease gap, graceful handover.
+ * instance fenced before anyone may take over, re-assertion after a lease gap, graceful handover,
+ * free machines spread over the live instances (fair share at once, the rest after a lease time).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -162,6 +163,50 @@ describe('console ownership', () => {
     await period(c, a, b);
     expect(a.own.owned().size).toBe(0);
     expect([...b.own.owned()]).toEqual(['m1']);
+  });
+
+  it('spreads free machines over the live instances: the first to look takes its fair share and leaves the rest to the other', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a = await instance(kv, 'a', c.now);
+    const b = await instance(kv, 'b', c.now);
+    // both live, each has seen the other's lease
+    await period(c, a, b);
+    const machines = Array.from({ length: 100 }, (_, i) => `m${i}`);
+    a.own.setWanted(machines);
+    await a.own.tick();
+    await settle();
+    expect(a.own.owned().size).toBe(50);
+    b.own.setWanted(machines);
+    await b.own.tick();
+    await settle();
+    expect(b.own.owned().size).toBe(50);
+    expect([...a.own.owned(), ...b.own.owned()].sort()).toEqual([...machines].sort());
+    // past the lease time nothing moves: a machine a live instance holds is never taken
+    const writes = kv.writes();
+    for (let i = 0; i < 8; i++) await period(c, a, b);
+    expect(a.own.owned().size).toBe(50);
+    expect(b.own.owned().size).toBe(50);
+    expect(kv.writes() - writes).toBe(16);
+  });
+
+  it('claims a free machine past its fair share after one lease time when no other instance took it', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a = await instance(kv, 'a', c.now);
+    // b is live but reports no machine (it does not see them, or not yet)
+    const b = await instance(kv, 'b', c.now);
+    await period(c, a, b);
+    a.own.setWanted(['m0', 'm1', 'm2', 'm3']);
+    await a.own.tick();
+    expect(a.own.owned().size).toBe(2);
+    // not before the lease time: b might have taken them
+    for (let waited = HEARTBEAT; waited < LEASE; waited += HEARTBEAT) {
+      await period(c, a, b);
+      expect(a.own.owned().size).toBe(2);
+    }
+    await period(c, a, b);
+    expect([...a.own.owned()].sort()).toEqual(['m0', 'm1', 'm2', 'm3']);
   });
 
   it('close() hands its machines over at once', async () => {
