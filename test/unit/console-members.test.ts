@@ -1,4 +1,8 @@
-/** The clients of a console session, without sockets: keyboard hand-over, slow clients dropped, everyone ended together. */
+/**
+ * The clients of a console session, without sockets: keyboard hand-over, slow clients dropped,
+ * everyone ended together, and a session held elsewhere (a relayed console) merged into what the
+ * clients are shown.
+ */
 import { describe, expect, it } from 'vitest';
 import { createMembers, type MembersOptions } from '../../src/console/members.js';
 import type { ClientPort, ConsoleNotice, EndReason, HubEvent } from '../../src/console/types.js';
@@ -124,5 +128,38 @@ describe('console members', () => {
     expect(ports.map((p) => p.notices.length)).toEqual(before);
     expect([members.count, members.keyboard, empties()]).toEqual([0, undefined, 0]);
     expect(handles.every((h) => h.gone)).toBe(true);
+  });
+
+  it('merges the notices of a session held elsewhere into every status, and forgets them when the relay goes', () => {
+    const { members } = setup();
+    const a = fakePort('A');
+    const b = fakePort('B');
+    const ma = members.add(a);
+    const mb = members.add(b);
+    members.goLive(ma, Buffer.alloc(0), false);
+    members.goLive(mb, Buffer.alloc(0), false);
+    members.setForeign('far');
+    // there, a viewer of its own holds the keyboard; this session's client is one of its 3 viewers
+    members.foreign({ type: 'status', state: 'open', keyboard: false, owner: 'CN=ops', clients: 3, message: 'keyboard taken over by CN=ops' });
+    expect(lastStatus(a)).toEqual({ type: 'status', machineId: 'm1', state: 'open', keyboard: false, owner: 'CN=ops', clients: 4, message: 'metal-bmc far: keyboard taken over by CN=ops' });
+    expect(lastStatus(b)).toMatchObject({ keyboard: false, owner: 'CN=ops' });
+    expect(members.holdsForeignKeyboard()).toBe(false);
+    // a refusal there goes to the keyboard holder here, whose input it was
+    members.foreign({ type: 'error', message: 'input ignored' });
+    expect(a.notices.at(-1)).toEqual({ type: 'error', message: 'metal-bmc far: input ignored' });
+    expect(b.notices.at(-1)?.type).toBe('status');
+    // its state is the clients' while the relay is open; a status without a message is kept, not told
+    const told = a.notices.length;
+    members.foreign({ type: 'status', state: 'reconnecting', keyboard: true, owner: 'metal-bmc near', clients: 1 });
+    expect(a.notices).toHaveLength(told);
+    members.takeover(mb);
+    expect(lastStatus(b)).toMatchObject({ state: 'reconnecting', keyboard: true, owner: 'B', clients: 2 });
+    expect(lastStatus(a)).toMatchObject({ keyboard: false, owner: 'B' });
+    // the relay is gone: this session's own view again, and notices of the old one are not taken
+    members.setForeign(undefined);
+    members.foreign({ type: 'status', state: 'open', keyboard: false, owner: 'CN=late', clients: 9, message: 'late' });
+    members.takeover(ma);
+    expect(lastStatus(a)).toMatchObject({ state: 'open', keyboard: true, owner: 'A', clients: 2, message: 'keyboard taken over by A' });
+    expect(a.notices.some((n) => n.type === 'status' && n.message?.includes('late'))).toBe(false);
   });
 });
