@@ -12,6 +12,11 @@
  * held and quiet (and per console, KiB), its peak over a window of BENCH_IDLE_WINDOW_S seconds
  * (default 60), the peak of its whole life (VmHWM, the opening burst included), its V8 heap and
  * Buffer memory before and after, and its CPU share over the window (keepalives, timers).
+ * The per-console figure is (after - before) / N, both after a full GC; it carries fixed costs
+ * that do not grow with N (the main thread's young generation grown by the openings, about 25 MiB
+ * here at both 100 and 300 consoles; the Redfish side's code, loaded with the first console), so
+ * it falls with N, and it moves by tens of KiB between runs with the heap's state at `before`:
+ * compare peaks, or the same N.
  *
  * Why not `metal-bmc serve` itself: the capture holds the machines the report cycle found, so the
  * daemon would read every BMC each report interval, and its resident memory would be the report
