@@ -1,93 +1,197 @@
 /**
  * Idle consoles held by the capture: N machines (default 1,000) whose SOL sessions the capture
- * (src/console/capture.ts with its hub, in this process) holds while nothing is printed, the
- * simulated fleet in its own process. Reported after every console is held and quiet: this
- * process's resident memory and its CPU share over a window of WINDOW_S seconds (keepalives,
- * timers, the index flushes). Goal of issue 13: under 150 MiB and under 3 % of one core at 1,000.
+ * holds while nothing is printed, the simulated fleet in its own process. What is measured is the
+ * daemon's side alone: the capture runs in a child process (bench/capture-process.ts, compiled,
+ * under plain node as the daemon runs) that loads only what `metal-bmc serve` loads for it with
+ * METAL_BMC_CONSOLE_CAPTURE=all (src/parts/console.ts): the console listeners and hub with the
+ * scrollback seeded from the log, the daemon's backend over the facade (`connectOutband`,
+ * protocol auto: Redfish first, as the daemon's default; BENCH_IDLE_PROTOCOL=ipmi skips the
+ * Redfish probe), IPMI SOL in console worker threads (the daemon's default count; BENCH_IDLE_WORKERS
+ * overrides, 0 runs SOL in the child's main thread), the capture writing each console to its log.
+ * Reported from /proc of that child: resident memory before any console is held, after all are
+ * held and quiet (and per console, KiB), its peak over a window of BENCH_IDLE_WINDOW_S seconds
+ * (default 60), the peak of its whole life (VmHWM, the opening burst included), its V8 heap and
+ * Buffer memory before and after, and its CPU share over the window (keepalives, timers).
+ * The per-console figure is (after - before) / N, both after a full GC; it carries fixed costs
+ * that do not grow with N (the main thread's young generation grown by the openings, about 25 MiB
+ * here at both 100 and 300 consoles; the Redfish side's code, loaded with the first console), so
+ * it falls with N, and it moves by tens of KiB between runs with the heap's state at `before`:
+ * compare peaks, or the same N.
+ *
+ * Why not `metal-bmc serve` itself: the capture holds the machines the report cycle found, so the
+ * daemon would read every BMC each report interval, and its resident memory would be the report
+ * cycle's (report-latency: 339 MiB peak at 1,000 BMCs) more than the capture's; it would also need
+ * a metal-api stand-in answering 1,000 machine lookups. The child wires the same modules the same
+ * way as the console part does, with the machine id standing for the BMC address.
+ *
  * Reference in the same run: `ipmitool -I lanplus -C 17 sol activate` processes holding three
  * more consoles of the same fleet over the same window; their memory and CPU extrapolated to N.
- * The SOL sessions run in console worker threads as the daemon's default (BENCH_IDLE_WORKERS
- * overrides: 0 runs them in this thread); memory and CPU are this whole process's.
+ * BENCH_IDLE_HEAP_SNAPSHOT=PREFIX writes heap snapshots of the child's main thread before the
+ * consoles and after the window (where the memory goes).
  * Run it at a small N on a shared machine: `npm run bench -- console-idle 20`.
  */
-import { availableParallelism } from 'node:os';
-import { createConsoleWorkerPool, type ConsoleWorkerPool } from '../src/console/worker-pool.js';
-import { createLogger } from '../src/log.js';
-import { machineId, quiet, simConsoleBackend, simSolTarget, startCaptureRig, startRunningFleet, until, type CaptureRig } from './capture-rig.js';
-import { startIpmitoolSol, sleep, type IpmitoolConsole } from './console-terminal.js';
-import { procUsage, type FleetProcess } from './fleet-process.js';
-import { collectGarbage } from './report.js';
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createPki, type Pki } from '../src/lab/pki.js';
+import { quiet, startRunningFleet, until } from './capture-rig.js';
+import type { CaptureProcessStats } from './capture-process.js';
+import { consoleServerEntry } from './console-server-run.js';
+import { startIpmitoolSol, sleep, within, type IpmitoolConsole } from './console-terminal.js';
+import { procUsage, stopChild, type FleetProcess } from './fleet-process.js';
 import { begin } from './results.js';
 
 const BENCH = 'console-idle';
 const REFERENCE_CONSOLES = 3;
-const WINDOW_S = 60;
 const DEADLINE_MS = 600_000;
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-/** console worker threads: BENCH_IDLE_WORKERS, default the daemon's (cores - 1, at least 1); 0: SOL in the main thread */
-function idleWorkers(): number {
-  const spec = process.env.BENCH_IDLE_WORKERS;
-  if (spec === undefined || spec === '') return Math.max(1, availableParallelism() - 1);
+function intEnv(name: string, fallback: number, min: number, max: number): number {
+  const spec = process.env[name];
+  if (spec === undefined || spec === '') return fallback;
   const n = Number(spec);
-  if (!Number.isInteger(n) || n < 0 || n > 64) throw new Error(`BENCH_IDLE_WORKERS: a worker count 0..64, not ${JSON.stringify(spec)}`);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name}: an integer ${min}..${max}, not ${JSON.stringify(spec)}`);
   return n;
+}
+
+/** console worker threads: BENCH_IDLE_WORKERS, default the daemon's (cores - 1, at least 1); 0: SOL in the child's main thread */
+const idleWorkers = () => intEnv('BENCH_IDLE_WORKERS', Math.max(1, availableParallelism() - 1), 0, 64);
+
+interface CaptureChild {
+  child: ChildProcess;
+  stats(gc?: boolean): Promise<CaptureProcessStats>;
+  hold(ids: string[]): void;
+  /** a heap snapshot of the child's main thread into `file` */
+  snapshot(file: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function startCaptureChild(fleet: FleetProcess, pki: Pki, o: { protocol: string; workers: number; dir: string }): Promise<CaptureChild> {
+  const entry = await consoleServerEntry('capture-process');
+  const maxOpening = process.env.BENCH_IDLE_MAX_OPENING ? ['--max-opening', process.env.BENCH_IDLE_MAX_OPENING] : [];
+  const args = [...maxOpening, '--ipmi-port', String(fleet.ipmiPort), '--redfish-port', String(fleet.redfishPort), '--protocol', o.protocol, '--workers', String(o.workers), '--dir', o.dir, '--user', fleet.user, '--password', fleet.password, '--ca', pki.ca, '--cert', pki.serverCert, '--key', pki.serverKey];
+  const child = fork(entry.file, args, { cwd: ROOT, execArgv: entry.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const next = <T>(type: string, ms: number) =>
+    within(
+      `capture process ${type}`,
+      ms,
+      new Promise<T>((resolve, reject) => {
+        const onMessage = (msg: { type?: string }) => {
+          if (msg.type !== type) return;
+          child.off('message', onMessage);
+          child.off('exit', onExit);
+          resolve(msg as T);
+        };
+        const onExit = (code: number | null) => reject(new Error(`capture process exited (${code}) before ${type}`));
+        child.on('message', onMessage);
+        child.once('exit', onExit);
+      }),
+    );
+  await next('ready', 60_000);
+  return {
+    child,
+    stats(gc = false) {
+      const answer = next<CaptureProcessStats>('stats', 30_000);
+      child.send({ type: 'stats', gc });
+      return answer;
+    },
+    hold: (ids) => child.send({ type: 'hold', ids }),
+    async snapshot(file) {
+      const written = next('snapshot', 120_000);
+      child.send({ type: 'snapshot', file });
+      await written;
+    },
+    async close() {
+      if (child.exitCode !== null) return;
+      const closed = next('closed', 30_000).catch(() => undefined);
+      child.send({ type: 'close' });
+      await closed;
+      await stopChild(child, 5000);
+    },
+  };
 }
 
 export async function benchConsoleIdle(n = 1000): Promise<void> {
   const workers = idleWorkers();
-  const out = begin(BENCH, `${n} idle consoles held by the capture (SOL in ${workers === 0 ? 'the main thread' : `${workers} worker thread(s)`}): resident memory and CPU share over ${WINDOW_S} s, next to ipmitool sol activate`, { consoles: n, windowSeconds: WINDOW_S, references: REFERENCE_CONSOLES, workers });
+  const windowS = intEnv('BENCH_IDLE_WINDOW_S', 60, 1, 3600);
+  const protocol = process.env.BENCH_IDLE_PROTOCOL === 'ipmi' ? 'ipmi' : 'auto';
+  const out = begin(BENCH, `${n} idle consoles held by the capture in a process of its own (SOL in ${workers === 0 ? 'its main thread' : `${workers} worker thread(s)`}, facade protocol ${protocol}): resident memory and CPU share over ${windowS} s, next to ipmitool sol activate`, { consoles: n, windowSeconds: windowS, references: REFERENCE_CONSOLES, workers, protocol });
   const deadline = Date.now() + DEADLINE_MS;
+  const dir = mkdtempSync(join(tmpdir(), 'bench-capture-'));
   let fleet: FleetProcess | undefined;
-  let rig: CaptureRig | undefined;
-  let pool: ConsoleWorkerPool | undefined;
+  let pki: Pki | undefined;
+  let capture: CaptureChild | undefined;
   const references: IpmitoolConsole[] = [];
   try {
     // idle consoles need no running machine; the rig picks by power only to know what runs
-    const started = await startRunningFleet(0, n + REFERENCE_CONSOLES, { second: 17, redfish: false });
+    const started = await startRunningFleet(0, n + REFERENCE_CONSOLES, { second: 17, redfish: protocol !== 'ipmi' });
     fleet = started.fleet;
     const f = fleet;
-    const held = started.others.slice(0, n);
+    pki = await createPki();
+    // the machine id is the BMC's address (capture-process.ts)
+    const held = started.others.slice(0, n).map((i) => f.addresses[i]!);
     const refIndices = started.others.slice(n, n + REFERENCE_CONSOLES);
-    collectGarbage();
-    const rssBefore = process.memoryUsage().rss / 2 ** 20;
-    pool = workers > 0 ? createConsoleWorkerPool({ workers, logger: createLogger({ level: 'warn' }, process.stderr) }) : undefined;
-    const p = pool;
-    rig = startCaptureRig(p ? (id, { signal }) => p.open(simSolTarget(f, id), signal) : simConsoleBackend(f), n);
-    const r = rig;
-    r.capture.setMachines(held.map(machineId));
+    capture = await startCaptureChild(f, pki, { protocol, workers, dir });
+    const c = capture;
+    const pid = c.child.pid!;
+    await sleep(1000); // let start-up garbage settle before the baseline
+    const before = { stats: await c.stats(true), usage: procUsage(pid) };
+    // BENCH_IDLE_HEAP_SNAPSHOT=PREFIX: heap snapshots of the child's main thread before and after (PREFIX-0.heapsnapshot, PREFIX-N.heapsnapshot)
+    const snapshots = process.env.BENCH_IDLE_HEAP_SNAPSHOT;
+    if (snapshots) await c.snapshot(`${snapshots}-0.heapsnapshot`);
+    const holdStart = performance.now();
+    c.hold(held);
     for (const [i, index] of refIndices.entries()) references.push(startIpmitoolSol(f, f.addresses[index]!, `ipmitool-${i}`));
-    await until(BENCH, () => r.capture.held() === n, `${n} held consoles`, deadline, () => `${r.capture.held()} held`);
+    let last: CaptureProcessStats | undefined;
+    await until(BENCH, async () => (last = await c.stats()).held === n, `${n} held consoles`, deadline, () => `${last?.held ?? 0} held`);
+    const holdSeconds = (performance.now() - holdStart) / 1000;
     await until(BENCH, () => f.control('GET', '/serial').then((x) => (x as { activeSol: number }).activeSol === n + REFERENCE_CONSOLES), 'every SOL session active at the simulator', deadline);
-    await quiet(BENCH, () => r.captured() + references.reduce((sum, x) => sum + x.term.bytes, 0), 2000, deadline);
-    await r.capture.flush();
+    let captured = 0;
+    const poll = setInterval(() => void c.stats().then((s) => (captured = s.captured), () => undefined), 500);
+    try {
+      await quiet(BENCH, () => captured + references.reduce((sum, x) => sum + x.term.bytes, 0), 2000, deadline);
+    } finally {
+      clearInterval(poll);
+    }
     const refBefore = references.map((x) => procUsage(x.child.pid!).cpuSeconds);
-    const cpuBefore = process.cpuUsage();
+    const cpuBefore = procUsage(pid).cpuSeconds;
     const t = performance.now();
-    let peakRss = process.memoryUsage().rss;
-    const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 250);
-    await sleep(WINDOW_S * 1000); // the measurement window itself: nothing is awaited, idle is what is measured
+    let peakRss = procUsage(pid).rssMiB;
+    const sampler = setInterval(() => (peakRss = Math.max(peakRss, procUsage(pid).rssMiB)), 250);
+    await sleep(windowS * 1000); // the measurement window itself: nothing is awaited, idle is what is measured
     clearInterval(sampler);
     const seconds = (performance.now() - t) / 1000;
-    const cpu = process.cpuUsage(cpuBefore);
-    const share = (cpu.user + cpu.system) / 1e6 / seconds;
-    const stillHeld = r.capture.held();
+    const after = procUsage(pid);
+    const share = (after.cpuSeconds - cpuBefore) / seconds;
+    const heldStats = await c.stats(true);
+    const settled = procUsage(pid);
+    if (snapshots) await c.snapshot(`${snapshots}-${n}.heapsnapshot`);
     const refCpu = references.reduce((sum, x, i) => sum + procUsage(x.child.pid!).cpuSeconds - refBefore[i]!, 0);
     const refRss = references.reduce((sum, x) => sum + procUsage(x.child.pid!).rssMiB, 0);
     const scale = n / REFERENCE_CONSOLES;
     const basis = `${REFERENCE_CONSOLES} ipmitool processes measured in this run, x ${n}/${REFERENCE_CONSOLES}`;
-    out.record({ name: `consoles still held at the end of the window`, value: stillHeld, kind: 'measured', unit: `of ${n}`, better: 'higher' });
+    const perConsole = (a: number, b: number) => (n > 0 ? ((a - b) * 1024) / n : 0);
+    out.record({ name: `consoles still held at the end of the window`, value: heldStats.held, kind: 'measured', unit: `of ${n}`, better: 'higher' });
     out.record({
-      name: `resident memory, peak over the window, ${n} idle consoles held (goal < 150 MiB)`,
-      value: peakRss / 2 ** 20,
+      name: `capture process resident memory, peak over the window, ${n} idle consoles held (goal < 150 MiB)`,
+      value: peakRss,
       kind: 'measured',
       unit: 'MiB',
       reference: { name: `ipmitool sol activate, one process per console`, value: refRss * scale, kind: 'extrapolated', basis },
       better: 'lower',
       differs: 'ours holds every console in one process and writes each to a log with an index; ipmitool writes to a pipe',
     });
-    out.record({ name: 'resident memory of this process before any console was held', value: rssBefore, kind: 'measured', unit: 'MiB', detail: true });
+    out.record({ name: 'capture process resident memory before any console was held', value: before.usage.rssMiB, kind: 'measured', unit: 'MiB', detail: true });
+    out.record({ name: `capture process resident memory per held console, (after - before) / ${n}`, value: perConsole(settled.rssMiB, before.usage.rssMiB), kind: 'measured', unit: 'KiB', better: 'lower' });
+    out.record({ name: `seconds until all ${n} consoles were held`, value: holdSeconds, kind: 'measured', unit: 's', detail: true });
+    out.record({ name: 'capture process peak resident memory of its whole run (VmHWM: the opening burst included)', value: after.peakRssMiB, kind: 'measured', unit: 'MiB', detail: true });
+    for (const [key, what] of [['heapUsedMiB', 'V8 heap used'], ['heapTotalMiB', 'V8 heap committed'], ['externalMiB', 'external (Buffers, native objects)'], ['arrayBuffersMiB', 'ArrayBuffers'], ['mallocedMiB', 'V8 malloced']] as const) {
+      out.record({ name: `capture process main thread ${what} per held console, after a full GC`, value: perConsole(heldStats[key], before.stats[key]), kind: 'measured', unit: 'KiB', detail: true });
+    }
     out.record({
-      name: `CPU share of one core, ${n} idle consoles held (goal < 3 %)`,
+      name: `capture process CPU share of one core, ${n} idle consoles held (goal < 3 %)`,
       value: share * 100,
       kind: 'measured',
       unit: '%',
@@ -95,9 +199,10 @@ export async function benchConsoleIdle(n = 1000): Promise<void> {
       better: 'lower',
     });
   } finally {
-    await rig?.close();
-    await pool?.close();
+    await capture?.close();
     for (const x of references) x.child.kill('SIGTERM');
     await fleet?.stop();
+    pki?.remove();
+    rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -17,14 +17,15 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
  * The console service runs as compiled JavaScript under plain node, as the daemon does (`dist/`):
  * under tsx, the loader thread alone adds about 28 MiB of resident memory. Compiled with the
  * project's tsconfig into node_modules/.cache (incremental, so later runs take a second or two);
- * BENCH_CONSOLE_TSX=1 runs the TypeScript under tsx instead.
+ * BENCH_CONSOLE_TSX=1 runs the TypeScript under tsx instead. `name`: the benchmark child in bench/
+ * (console-idle runs bench/capture-process.ts the same way).
  */
-export async function consoleServerEntry(): Promise<{ file: string; execArgv: string[]; how: string }> {
-  if (process.env.BENCH_CONSOLE_TSX === '1') return { file: 'bench/console-server-process.ts', execArgv: [...childNodeArgs(), '--expose-gc', '--import', 'tsx'], how: 'TypeScript under tsx' };
+export async function consoleServerEntry(name = 'console-server-process'): Promise<{ file: string; execArgv: string[]; how: string }> {
+  if (process.env.BENCH_CONSOLE_TSX === '1') return { file: `bench/${name}.ts`, execArgv: [...childNodeArgs(), '--expose-gc', '--import', 'tsx'], how: 'TypeScript under tsx' };
   const out = join(ROOT, 'node_modules', '.cache', 'metal-bmc-bench');
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   await promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.json', '--outDir', out, '--incremental', '--tsBuildInfoFile', join(out, 'tsbuildinfo'), '--sourceMap', 'false'], { cwd: ROOT, timeout: 120_000 });
-  return { file: join(out, 'bench', 'console-server-process.js'), execArgv: [...childNodeArgs(), '--expose-gc'], how: 'compiled JavaScript under node' };
+  return { file: join(out, 'bench', `${name}.js`), execArgv: [...childNodeArgs(), '--expose-gc'], how: 'compiled JavaScript under node' };
 }
 
 export interface ConsoleServerProcess {

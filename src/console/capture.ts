@@ -24,6 +24,13 @@ export interface CaptureOptions {
   metrics?: CaptureMetrics;
   /** joining again after the hub gave up or opening failed: first delay and cap, default 1 s and 60 s */
   retry?: { initialMs?: number; maxMs?: number };
+  /**
+   * consoles being opened at once, default 16: the others wait their turn. Opening one is a
+   * facade connection (a Redfish login over TLS, vendor detection) and an RMCP+ handshake; a
+   * thousand of them at once grow the heap and the allocator's arenas to a peak that the
+   * process keeps long after (the console-idle benchmark's figures, README)
+   */
+  maxOpening?: number;
   /** per machine: bytes waiting for the disk before output is dropped, default 1 MiB */
   maxBufferBytes?: number;
   flushMs?: number;
@@ -57,6 +64,8 @@ interface Held {
   stopped: boolean;
 }
 
+const DEFAULT_MAX_OPENING = 16;
+
 const IDENTITY = { subject: 'console-capture', remote: 'metal-bmc', transport: 'capture' } as const;
 
 export function createConsoleCapture(o: CaptureOptions): ConsoleCapture {
@@ -64,7 +73,12 @@ export function createConsoleCapture(o: CaptureOptions): ConsoleCapture {
   const metrics = o.metrics ?? NO_CAPTURE_METRICS;
   const initialMs = o.retry?.initialMs ?? 1000;
   const maxMs = o.retry?.maxMs ?? 60_000;
+  const maxOpening = o.maxOpening ?? DEFAULT_MAX_OPENING;
+  if (!Number.isInteger(maxOpening) || maxOpening < 1) throw new BmcError('INVALID_ARGUMENT', `createConsoleCapture: option maxOpening must be an integer >= 1, got ${String(maxOpening)}`);
   const held = new Map<string, Held>();
+  /** machines waiting for a turn to open (first come, first served) and how many are opening */
+  const waiting: Held[] = [];
+  let opening = 0;
   const refused = new Set<string>();
   const logs = new Map<string, MachineLog>();
   let closed = false;
@@ -113,9 +127,27 @@ export function createConsoleCapture(o: CaptureOptions): ConsoleCapture {
     h.attempt = Math.min(h.attempt + 1, 30);
     h.timer = setTimeout(() => {
       h.timer = undefined;
-      void join(h);
+      queue(h);
     }, delay);
     h.timer.unref();
+  }
+
+  /** joins when a turn is free, else when one is given back (at most `maxOpening` at once) */
+  function queue(h: Held): void {
+    if (h.stopped) return;
+    if (opening >= maxOpening) {
+      waiting.push(h);
+      return;
+    }
+    opening++;
+    void join(h).finally(() => {
+      opening--;
+      for (let next = waiting.shift(); next; next = waiting.shift()) {
+        if (next.stopped) continue;
+        queue(next);
+        break;
+      }
+    });
   }
 
   async function join(h: Held): Promise<void> {
@@ -165,7 +197,7 @@ export function createConsoleCapture(o: CaptureOptions): ConsoleCapture {
       },
     );
     held.set(id, h);
-    void join(h);
+    queue(h);
   }
 
   async function stop(h: Held, reason: string): Promise<void> {
