@@ -21,6 +21,7 @@ import { benchReportLatency } from './report-latency.js';
 import { collector, newRun } from './results.js';
 import { benchSimFootprint } from './sim-footprint.js';
 import { benchStatus } from './status.js';
+import { benchTlsResume } from './tls-resume.js';
 
 /** name -> benchmark(N); the order is the run order */
 const BENCHMARKS: Record<string, (n?: number) => Promise<void>> = {
@@ -29,6 +30,7 @@ const BENCHMARKS: Record<string, (n?: number) => Promise<void>> = {
   'outband-info': benchOutbandInfo,
   'report-cycle': benchReportCycle,
   'report-latency': benchReportLatency,
+  'tls-resume': benchTlsResume,
   'command-latency': benchCommandLatency,
   'console-streaming': benchConsoleStreaming,
   'console-capture': benchConsoleCapture,

@@ -66,7 +66,12 @@ export interface ConnectOptions {
    * the IPMI identity when the vendor table wants it. info() then uses what is already read.
    */
   readAhead?: boolean;
-  /** Redfish connections to this BMC at once (default 2; 3 with readAhead, for the three collections) */
+  /**
+   * Redfish connections to this BMC at once (default 2, with readAhead too). A third would let the
+   * Managers collection go out beside Systems and Chassis, but each TLS connection costs the event
+   * loop ~1 ms and ~24 KiB while open (bench tls-resume), more than that read is worth: it is
+   * off the critical path, which the inventory asks first (src/redfish/inventory.ts).
+   */
   redfishConnections?: number;
 }
 
@@ -185,7 +190,7 @@ async function openRedfishSide(o: ConnectOptions, protocol: Protocol, timeoutMs:
         ...tls,
         timeoutMs: Math.min(o.redfishRequestTimeoutMs ?? 10_000, timeoutMs),
         ...(o.redfishLegacyTls === true ? { legacyTls: true } : {}),
-        connections: o.redfishConnections ?? (o.readAhead ? 3 : 2),
+        connections: o.redfishConnections ?? 2,
         ...(o.readAhead ? { serviceRootAtLogin: true } : {}),
         ...(o.signal ? { signal: o.signal } : {}),
         ...(o.logger ? { logger: o.logger } : {}),

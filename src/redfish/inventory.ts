@@ -119,10 +119,10 @@ function use<T>(piece: string, missing: string[], signal: AbortSignal | undefine
 }
 
 /** The first member of a collection, its own read started at once (a guess the System's links may overrule). */
-async function firstMemberAhead(reader: ReadCache, collection: string | undefined, expand: ExpandSupport | undefined, options: ReadOptions): Promise<string | undefined> {
+async function firstMemberAhead(reader: ReadCache, collection: string | undefined, expand: ExpandSupport | undefined, options: ReadOptions, run?: { failed: boolean }): Promise<string | undefined> {
   if (collection === undefined) return undefined;
   const first = (await reader.members(collection, expand, options))[0];
-  if (first !== undefined) reader.prefetch(first, options);
+  if (first !== undefined && run?.failed !== true) reader.prefetch(first, options);
   return first;
 }
 
@@ -134,10 +134,19 @@ async function readSupplies(reader: ReadCache, path: string, expand: ExpandSuppo
   return { supplies };
 }
 
+/** The power data of `chassis` on its own (fields and `missing`), read as soon as the chassis is known. */
+async function powerOf(reader: ReadCache, chassis: ChassisInfo, serviceRoot: ServiceRoot, options: ReadOptions): Promise<RedfishInventory> {
+  const part: RedfishInventory = { serviceRoot, missing: [] };
+  await readPowerData(reader, chassis, part, options);
+  return part;
+}
+
 async function readPowerData(reader: ReadCache, chassis: ChassisInfo, inv: RedfishInventory, options: ReadOptions): Promise<void> {
   const { missing } = inv;
   const { signal } = options;
-  // without Power, the metric can only come from EnvironmentMetrics: read it beside PowerSubsystem
+  // without Power, the metric can only come from EnvironmentMetrics: read it beside PowerSubsystem,
+  // which goes out first (three reads follow it; the connection free first should take it)
+  if (chassis.power === undefined && chassis.powerSubsystem !== undefined) reader.prefetch(chassis.powerSubsystem, options);
   if (chassis.power === undefined && chassis.environmentMetrics !== undefined) reader.prefetch(chassis.environmentMetrics, options);
   let powerRead = false;
   if (chassis.power !== undefined) {
@@ -196,44 +205,77 @@ function fieldChecks(inv: RedfishInventory): void {
  * Pass a ReadCache to share reads with the caller (vendor detection); otherwise one is made.
  */
 export async function readInventory(client: RedfishGetter | ReadCache, options: ReadOptions = {}): Promise<RedfishInventory> {
+  const run = { failed: false };
+  try {
+    return await inventoryOf(client, options, run);
+  } catch (err) {
+    run.failed = true; // reads that would start later (the Managers, member guesses, power data) do not
+    throw err;
+  }
+}
+
+async function inventoryOf(client: RedfishGetter | ReadCache, options: ReadOptions, run: { failed: boolean }): Promise<RedfishInventory> {
   const { signal } = options;
   const reader = 'members' in client ? client : readCache(client);
   const serviceRoot = await readServiceRoot(reader, options);
   const inv: RedfishInventory = { serviceRoot, missing: [] };
   const { missing } = inv;
   const expand = serviceRoot.expand;
-  const managerGuess = settle(firstMemberAhead(reader, serviceRoot.managers, expand, options));
-  const chassisGuess = settle(firstMemberAhead(reader, serviceRoot.chassis, expand, options));
+  // asked in the order of the critical path: a BMC's connections are fewer than its reads, and
+  // the Systems collection (then the Chassis, for the power data) is what the rest waits for
+  const systems = serviceRoot.systems === undefined ? undefined : reader.members(serviceRoot.systems, expand, options);
+  systems?.catch(() => undefined); // observed below
+  const chassisGuess = settle(firstMemberAhead(reader, serviceRoot.chassis, expand, options, run));
+  // the Managers collection only once those two are in: without `$expand` their members (the
+  // System, the Chassis and then its power data) are the path, and go out ahead of it
+  const managerGuess = Promise.allSettled([systems, chassisGuess]).then(() => settle(firstMemberAhead(reader, run.failed ? undefined : serviceRoot.managers, expand, options, run)));
 
   let systemLink: string | undefined;
-  if (serviceRoot.systems === undefined) {
+  if (systems === undefined) {
     missing.push('System: service root has no Systems link');
   } else {
     const before = missing.length;
-    const path = await essential('System', missing, async () => systemOfBmc(reader, await reader.members(serviceRoot.systems as string, expand, options), serviceRoot.managers, options));
+    const path = await essential('System', missing, async () => systemOfBmc(reader, await systems, serviceRoot.managers, options));
     systemLink = path;
     if (path === undefined && missing.length === before) missing.push(`System: ${serviceRoot.systems} has no members`);
     if (path !== undefined) inv.system = await essential('System', missing, () => readSystem(reader, path, options));
   }
   const system = inv.system;
 
-  // the collections went out with Systems: wait for them, so a member they carried inline (or
-  // whose read they started) is not asked for a second time through the System's links
-  const [managerFirst, chassisFirst] = await Promise.all([managerGuess, chassisGuess]);
-  const managerPath = system?.managedBy[0] ?? use('Manager', missing, signal, managerFirst);
-  const chassisPath = system?.chassis[0] ?? use('Chassis', missing, signal, chassisFirst);
-  const [manager, chassis] = await Promise.all([
-    managerPath === undefined ? undefined : settle(readManager(reader, managerPath, options)),
+  // the collections went out with Systems: each read waits for its own collection, so a member it
+  // carried inline (or whose read it started) is not asked for a second time through the System's
+  // links, and for nothing else: the chassis and its power data do not wait for the Managers
+  const pathOf = (link: string | undefined, guess: Settled<string | undefined>) => link ?? (guess.ok ? guess.value : undefined);
+  const managerRead = managerGuess.then((guess) => {
+    const path = pathOf(system?.managedBy[0], guess);
+    return path === undefined || run.failed ? undefined : settle(readManager(reader, path, options));
+  });
+  const chassisRead = chassisGuess.then(async (guess) => {
+    const path = pathOf(system?.chassis[0], guess);
+    if (path === undefined || run.failed) return undefined;
     // a linked chassis the BMC answers 404 for is replaced by the collection's one naming the System
-    chassisPath === undefined ? undefined : settle(readSystemChassis(reader, chassisPath, system?.path ?? systemLink, serviceRoot.chassis, expand, options)),
-  ]);
+    const read = await settle(readSystemChassis(reader, path, system?.path ?? systemLink, serviceRoot.chassis, expand, options));
+    return { read, power: read.ok && !run.failed ? await powerOf(reader, read.value, serviceRoot, options) : undefined };
+  });
+  chassisRead.catch(() => undefined); // an abort while reading power: observed below, or thrown by use() first
+  // a failed guess is named in `missing` only where the System has no link to stand in
+  const [managerFirst, chassisFirst] = await Promise.all([managerGuess, chassisGuess]);
+  if (system?.managedBy[0] === undefined) use('Manager', missing, signal, managerFirst);
+  if (system?.chassis[0] === undefined) use('Chassis', missing, signal, chassisFirst);
+  const [manager, chassisAndPower] = await Promise.all([managerRead, chassisRead]);
+  const chassis = chassisAndPower?.read;
   if (manager !== undefined) inv.manager = use('Manager', missing, signal, manager);
   else if (!missing.some((m) => m.startsWith('Manager:'))) missing.push('Manager: system has no ManagedBy link and the service root no Managers member');
   if (chassis !== undefined) inv.chassis = use('Chassis', missing, signal, chassis);
   else if (!missing.some((m) => m.startsWith('Chassis:'))) missing.push('Chassis: system has no Chassis link and the service root no Chassis member');
 
-  if (inv.chassis !== undefined) await readPowerData(reader, inv.chassis, inv, options);
-  else missing.push('PowerMetric: no chassis', 'PowerSupplies: no chassis');
+  const power = chassisAndPower?.power;
+  if (inv.chassis !== undefined && power !== undefined) {
+    // in the order a read after the Manager's would have named them
+    const { serviceRoot: _root, missing: powerMissing, ...found } = power;
+    Object.assign(inv, found);
+    missing.push(...powerMissing);
+  } else missing.push('PowerMetric: no chassis', 'PowerSupplies: no chassis');
   fieldChecks(inv);
   return inv;
 }

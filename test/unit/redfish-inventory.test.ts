@@ -234,7 +234,8 @@ describe('readInventory', () => {
     server.addFault({ path: SYSTEM, fault: { kind: 'status', status: 500 } });
     await expect(readInventory(client)).rejects.toMatchObject({ code: 'HTTP', httpStatus: 500 });
     server.clearFaults();
-    server.addFault({ path: '/redfish/v1', method: 'GET', fault: { kind: 'malformed' }, times: 1 });
+    // the service root only: a read of the first attempt still queued for a connection may arrive now
+    server.addFault({ path: /^\/redfish\/v1\/?$/, method: 'GET', fault: { kind: 'malformed' }, times: 1 });
     await expect(readInventory(client)).rejects.toMatchObject({ code: 'DECODE' });
   });
 });

@@ -1,0 +1,81 @@
+/**
+ * Self time of a `.cpuprofile` by function and by module (our code by folder, undici, TLS, crypto,
+ * pino, JSON, GC, ...), in ms and in ms per BMC.
+ * Usage: npx tsx bench/profile-summary.ts FILE.cpuprofile [BMCS] [TOP]
+ */
+import { readFileSync } from 'node:fs';
+
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface Profile {
+  nodes: Node[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
+
+/** url pattern -> module name; the first match wins */
+const MODULES: Array<[RegExp, string]> = [
+  [/\/src\/([^/]+)\//, 'src/$1'],
+  [/\/src\/[^/]+\.ts/, 'src'],
+  [/\/bench\//, 'bench'],
+  [/node_modules\/(undici)\//, '$1'],
+  [/node_modules\/(pino[^/]*)\//, 'pino'],
+  [/node_modules\/(tsx|esbuild)\//, 'tsx'],
+  [/node_modules\/([^/]+)\//, '$1'],
+  [/^node:(_tls|tls)|internal\/tls|_tls_/, 'node TLS'],
+  [/^node:(internal\/)?crypto|internal\/crypto/, 'node crypto'],
+  [/^node:(internal\/)?(net|stream|dgram|streams)|internal\/streams|internal\/stream_base|internal\/dgram/, 'node net/stream/dgram'],
+  [/^node:(internal\/)?(timers|process)|internal\/timers|internal\/process/, 'node timers/process'],
+  [/^node:/, 'node other'],
+];
+
+export function moduleOf(url: string, functionName: string): string {
+  if (url === '') {
+    if (functionName.startsWith('(')) return functionName;
+    if (/^(parse|stringify)$/.test(functionName)) return 'JSON (native)';
+    return 'native';
+  }
+  for (const [re, name] of MODULES) {
+    const m = re.exec(url);
+    if (m) return name.replace('$1', m[1] ?? '');
+  }
+  return 'other';
+}
+
+export function summarise(profile: Profile): { total: number; byFunction: Map<string, number>; byModule: Map<string, number> } {
+  const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
+  const selfUs = new Map<number, number>();
+  for (let i = 0; i < profile.samples.length; i++) selfUs.set(profile.samples[i]!, (selfUs.get(profile.samples[i]!) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  const byFunction = new Map<string, number>();
+  const byModule = new Map<string, number>();
+  let total = 0;
+  for (const [id, us] of selfUs) {
+    const { functionName, url, lineNumber } = nodes.get(id)!.callFrame;
+    const mod = moduleOf(url, functionName);
+    if (mod === '(idle)') continue;
+    total += us;
+    const where = url === '' ? '' : ` ${url.replace(/^.*\/(src|node_modules|bench)\//, '$1/')}:${lineNumber + 1}`;
+    const key = `${functionName || '(anonymous)'}${where}`;
+    byFunction.set(key, (byFunction.get(key) ?? 0) + us);
+    byModule.set(mod, (byModule.get(mod) ?? 0) + us);
+  }
+  return { total, byFunction, byModule };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const file = process.argv[2];
+  if (!file) throw new Error('usage: profile-summary FILE.cpuprofile [BMCS] [TOP]');
+  const bmcs = Number(process.argv[3] ?? 1);
+  const top = Number(process.argv[4] ?? 40);
+  const { total, byFunction, byModule } = summarise(JSON.parse(readFileSync(file, 'utf8')) as Profile);
+  const row = (ms: number, name: string) => `${ms.toFixed(1).padStart(9)} ms ${(ms / bmcs).toFixed(3).padStart(8)} ms/BMC ${((100 * ms) / (total / 1000)).toFixed(1).padStart(5)} %  ${name}`;
+  console.log(`busy (not idle) ${(total / 1000).toFixed(0)} ms, ${(total / 1000 / bmcs).toFixed(2)} ms per BMC over ${bmcs} BMCs\n\nby module:`);
+  for (const [k, v] of [...byModule].sort((a, b) => b[1] - a[1])) console.log(row(v / 1000, k));
+  console.log('\nby function (self):');
+  for (const [k, v] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(row(v / 1000, k));
+}

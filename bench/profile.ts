@@ -1,0 +1,45 @@
+/**
+ * A CPU profile of one stretch of a benchmark, and a heap snapshot after it, through the
+ * inspector in the benchmark's own process (`node --cpu-prof` profiles the whole run, set-up and
+ * first cycle included). Off unless `BENCH_PROFILE_DIR` names a folder; the files are
+ * `NAME.cpuprofile` (open in Chrome DevTools or read with `bench/profile-summary.ts`) and
+ * `NAME.heapsnapshot`.
+ */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
+
+export interface Profiler {
+  /** stops the profile started by `startProfile`, writes it and a heap snapshot */
+  stop(): Promise<void>;
+}
+
+const NONE: Profiler = { stop: async () => {} };
+
+/** the folder profiles go to, or undefined when profiling is off */
+export function profileDir(): string | undefined {
+  const dir = process.env.BENCH_PROFILE_DIR;
+  return dir === undefined || dir === '' ? undefined : dir;
+}
+
+export async function startProfile(name: string): Promise<Profiler> {
+  const dir = profileDir();
+  if (dir === undefined) return NONE;
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  // 1 ms is the default interval; finer sampling costs the profiled loop more
+  await session.post('Profiler.setSamplingInterval', { interval: 500 });
+  await session.post('Profiler.start');
+  return {
+    stop: async () => {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+      const chunks: string[] = [];
+      session.on('HeapProfiler.addHeapSnapshotChunk', (m) => chunks.push(m.params.chunk));
+      await session.post('HeapProfiler.takeHeapSnapshot', { reportProgress: false });
+      writeFileSync(join(dir, `${name}.heapsnapshot`), chunks.join(''));
+      session.disconnect();
+    },
+  };
+}
