@@ -47,10 +47,8 @@ function settle(socket: TLSSocket, connected = false): Promise<boolean> {
 
 type Scenario = () => Promise<boolean>;
 
-/** RSS growth per TLS connection with `count` of them open (each read its first byte), after GC */
-async function heldMemory(host: string, port: number, context: SecureContext, count: number): Promise<number> {
-  collectGarbage();
-  const before = process.memoryUsage.rss();
+/** opens `count` TLS connections, each having read its first byte */
+async function openHeld(host: string, port: number, context: SecureContext, count: number): Promise<TLSSocket[]> {
   const sockets: TLSSocket[] = [];
   for (let i = 0; i < count; i++) {
     sockets.push(
@@ -61,6 +59,24 @@ async function heldMemory(host: string, port: number, context: SecureContext, co
       }),
     );
   }
+  return sockets;
+}
+
+const closed = (socket: TLSSocket) => new Promise<void>((resolve) => (socket.destroyed && socket.closed ? resolve() : socket.once('close', () => resolve())));
+
+/**
+ * RSS growth per TLS connection with `count` of them open (each read its first byte), after GC.
+ * The same number is opened and closed once before the baseline: the first round's allocator
+ * arenas, code and caches stay resident after it, and were counted (or, once the GC returned
+ * earlier garbage, subtracted: a negative figure) when the baseline came before any connection.
+ */
+async function heldMemory(host: string, port: number, context: SecureContext, count: number): Promise<number> {
+  const warm = await openHeld(host, port, context, count);
+  for (const socket of warm) socket.destroy();
+  await Promise.all(warm.map(closed));
+  collectGarbage();
+  const before = process.memoryUsage.rss();
+  const sockets = await openHeld(host, port, context, count);
   collectGarbage();
   const perSocket = (process.memoryUsage.rss() - before) / count / 1024;
   for (const socket of sockets) socket.destroy();
