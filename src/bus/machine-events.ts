@@ -63,12 +63,18 @@ export function defaultDurableName(partitionId: string): string {
 }
 
 const PULL_BATCH = 8;
-/** stream sequences of events settled (ack/term) by this instance that a redelivery is checked against */
+/** events settled (ack/term) by this instance that a redelivery is checked against */
 const DONE_MEMORY = 4096;
 
-/** A bounded set of recently settled stream sequences, oldest forgotten first. */
-function recentlySettled(max: number): { has(seq: number): boolean; add(seq: number): void } {
-  const seqs = new Set<number>();
+/**
+ * An event's identity in its stream: the sequence with the time the stream stored it, so that a
+ * stream deleted and created again (its sequences start over) never matches an older event.
+ */
+const eventKey = (m: JsMsg) => `${m.seq}@${m.timestampNanos}`;
+
+/** A bounded set of recently settled events (eventKey), oldest forgotten first. */
+function recentlySettled(max: number): { has(key: string): boolean; add(key: string): void } {
+  const seqs = new Set<string>();
   return {
     has: (seq) => seqs.has(seq),
     add(seq) {
@@ -173,8 +179,10 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
       return;
     }
     // An ack lost with a failing NATS node (a stream or consumer leader killed) brings the event
-    // back although it ran: acknowledge it again instead of running it twice.
-    if (m.info.deliveryCount > 1 && settled.has(m.seq)) {
+    // back although it ran: acknowledge it again instead of running it twice. Its delivery count
+    // says nothing then: a server restarted before it wrote the consumer's state, or a consumer
+    // created again, delivers it as new (count 1; seen under load across a nats-server restart).
+    if (settled.has(eventKey(m))) {
       o.logger.info(where, 'redelivered machine event already settled here; acknowledged again, not run twice');
       m.ack();
       return;
@@ -204,7 +212,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
         const latest = newest();
         running.delete(m.seq);
         if (d === 'nak') return latest.nak();
-        settled.add(m.seq);
+        settled.add(eventKey(m));
         return d === 'ack' ? latest.ack() : latest.term();
       },
       () => {
@@ -259,10 +267,15 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
 async function watchStatus(messages: ConsumerMessages, logger: Logger): Promise<void> {
   for await (const s of messages.status()) {
     switch (s.type) {
-      case 'heartbeats_missed':
+      // the consumer (or its stream) is gone: a pull would wait for it for ever; ending this one
+      // lets the loop set both up again (a consumer deleted by hand or lost with the server's state)
       case 'consumer_not_found':
       case 'stream_not_found':
       case 'consumer_deleted':
+        logger.warn({ status: s.type }, 'JetStream consumer gone; setting it up again');
+        void messages.close();
+        return;
+      case 'heartbeats_missed':
       case 'no_responders':
         logger.warn({ status: s.type }, 'JetStream consumer status');
         break;

@@ -205,6 +205,25 @@ describe('machine commands over NATS JetStream to ipmi_sim', () => {
     expect((await executed(a)) + (await executed(b))).toBe(n);
   });
 
+  it('does not run a settled event again when the consumer delivers it as new (its state lost, created again)', async () => {
+    const p = `p${++partitionSeq}`;
+    const i = await instance(server, p);
+    const seen = await results(metalApi, p);
+    const before = sim.chassisLog().length;
+    metalApi.publish(`${p}-machine`, enc(event('command', 'm-c1', 'LED-ON')));
+    await until('the command ran', () => seen.length === 1);
+    await settled(metalApi, p);
+    // what a nats-server restarted before it wrote the consumer's state does: the event comes back
+    // with delivery count 1. Here the consumer is deleted; the instance creates it again and the
+    // stream (limits retention) delivers everything it keeps from the start.
+    const jsm = await jetstreamManager(metalApi);
+    await jsm.consumers.delete(streamNameFor(`${p}-machine`), `metal-bmc-${p}`);
+    await until('the redelivery seen and not run', () => i.log.find('redelivered machine event already settled here; acknowledged again, not run twice').length === 1, 20_000);
+    await settled(metalApi, p);
+    expect(newLines(before)).toEqual(['set identify 0 1']);
+    expect(seen.map((r) => `${r.machineId}:${r.command}:${r.ok}`)).toEqual(['m-c1:LED-ON:true']);
+  });
+
   it('runs commands published before and after a nats-server restart exactly once', async () => {
     const own = await startTestNatsServer({ jetstream: true });
     cleanup.push(() => own.dispose());
