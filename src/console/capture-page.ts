@@ -48,23 +48,31 @@ export const HISTORY_SCRIPT = `'use strict';
       } else log.appendChild(document.createTextNode(line + '\\n'));
     });
   }
+  // the range picked last is the one shown: an earlier load still on its way is cancelled, and
+  // what it returns anyway is dropped (it would replace the newer range's text)
+  var latest = 0;
+  var pending = null;
   function load() {
     var ms = Number(range.value);
     var query = ms > 0 ? '?since=' + (Date.now() - ms) : '';
+    var mine = ++latest;
+    if (pending) pending.abort();
+    pending = new AbortController();
     state.textContent = 'loading';
-    fetch('/v1/machine/' + encodeURIComponent(id) + '/console/log' + query, { credentials: 'same-origin' })
+    fetch('/v1/machine/' + encodeURIComponent(id) + '/console/log' + query, { credentials: 'same-origin', signal: pending.signal })
       .then(function (res) {
         if (!res.ok) return res.text().then(function (t) { throw new Error('HTTP ' + res.status + ': ' + t); });
         return res.arrayBuffer();
       })
       .then(function (buf) {
+        if (mine !== latest) return;
         var bytes = new Uint8Array(buf);
         var text = '';
         for (var i = 0; i < bytes.length; i += 8192) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
         show(text);
         state.textContent = bytes.length + ' bytes, ' + range.options[range.selectedIndex].text;
       })
-      .catch(function (err) { state.textContent = String(err.message || err); });
+      .catch(function (err) { if (mine === latest) state.textContent = String(err.message || err); });
   }
   range.addEventListener('change', load);
   load();

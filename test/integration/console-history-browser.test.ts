@@ -96,9 +96,35 @@ describe('console history page', () => {
     const page = await context.newPage();
     const refused = await page.goto(`https://127.0.0.1:${servers.wsPort}/history/${MACHINE}`);
     expect(refused?.status()).toBe(401);
+    // the page's first load (its default range, the last hour) is held back until the range picked
+    // after it has been answered: the page must show the range picked last, not the answer that
+    // arrived last (under load the first answer came second and replaced the whole log)
+    let releaseFirst!: () => void;
+    const firstHeld = new Promise<void>((resolve) => (releaseFirst = resolve));
+    let loads = 0;
+    let firstUrl = '';
+    await page.route('**/console/log*', async (route) => {
+      if (++loads === 1) {
+        firstUrl = route.request().url();
+        await firstHeld;
+      }
+      await route.continue().catch(() => undefined); // the page may have cancelled it meanwhile
+    });
+    const firstSettled = new Promise<void>((resolve) => {
+      const done = (r: { url(): string }) => r.url() === firstUrl && resolve();
+      page.on('requestfinished', done);
+      page.on('requestfailed', done);
+    });
     await page.goto(`https://127.0.0.1:${servers.wsPort}/history/${MACHINE}?token=${TOKEN}`);
     expect(new URL(page.url()).search).toBe(''); // the token was exchanged for the cookie
     await page.selectOption('#range', '0'); // all that is kept
+    await expect.poll(() => page.textContent('#state'), { timeout: 20_000 }).toMatch(/bytes, all/);
+    releaseFirst();
+    await firstSettled;
+    // two frames for the page to handle what the first load returned, if it still does
+    await page.evaluate('new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))');
+    await page.unroute('**/console/log*');
+    expect(await page.textContent('#log')).toContain('PXE-E53');
     const log = page.locator('#log');
     await expect.poll(() => log.textContent(), { timeout: 20_000 }).toContain('PXE-E53');
     const all = await page.textContent('#log');
