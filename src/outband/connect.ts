@@ -69,7 +69,7 @@ export interface ConnectOptions {
   /**
    * Redfish connections to this BMC at once (default 2, with readAhead too). A third would let the
    * Managers collection go out beside Systems and Chassis, but each TLS connection costs the event
-   * loop ~1 ms and ~24 KiB while open (bench tls-resume), more than that read is worth: it is
+   * loop ~1 ms and ~14 KiB while open (bench tls-resume), more than that read is worth: it is
    * off the critical path, which the inventory asks first (src/redfish/inventory.ts).
    */
   redfishConnections?: number;
