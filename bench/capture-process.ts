@@ -12,19 +12,19 @@
  * `{type: 'hold', ids}` (the machines to capture, as the report cycle's machines are given),
  * answers `{type: 'stats', gc?: boolean}` with the capture's counts and this thread's memory
  * (after a full garbage collection with `gc: true`, run with --expose-gc), and `{type: 'close'}`
- * with `{type: 'closed'}` after a graceful close, then exits; `{type: 'snapshot', file}` writes a V8
+ * with `{type: 'closed', ms}` after a graceful close, then exits; `{type: 'snapshot', file}` writes a V8
  * heap snapshot of its main thread there. SIGTERM closes the same way.
  */
 import { parseArgs } from 'node:util';
 import { getHeapStatistics, writeHeapSnapshot } from 'node:v8';
-import { metalApiConsoleBackend } from '../src/console/backend.js';
 import { createConsoleCapture } from '../src/console/capture.js';
 import { NO_CAPTURE_METRICS } from '../src/console/capture-metrics.js';
 import { tailBytes } from '../src/console/capture-read.js';
 import { startConsoleServers } from '../src/console/index.js';
 import { createConsoleWorkerPool } from '../src/console/worker-pool.js';
 import { createLogger } from '../src/log.js';
-import { connectOutband, type Protocol } from '../src/outband/connect.js';
+import type { Protocol } from '../src/outband/connect.js';
+import { closeOnParentWord, collectFully, fleetConsoleBackend } from './console-child.js';
 
 export interface CaptureProcessStats {
   type: 'stats';
@@ -63,21 +63,13 @@ const workerCount = Number(values.workers);
 const dir = values.dir!;
 const logger = createLogger({ level: 'warn' });
 const workers = workerCount > 0 ? createConsoleWorkerPool({ workers: workerCount, logger }) : undefined;
-const openBackend = metalApiConsoleBackend({
-  // the machine id is the BMC's address; the fleet shares one IPMI port
-  findIpmiMachine: async (id) => ({ address: `${id}:${ipmiPort}`, user: values.user!, password: values.password!, interface: 'lanplus', mac: '', fru: {}, bmcversion: '', powerstate: '' }),
-  connect: (t) =>
-    connectOutband({
-      host: t.host,
-      ipmiPort: t.port,
-      redfishPort: Number(values['redfish-port']),
-      user: t.user,
-      password: t.password,
-      protocol: values.protocol as Protocol,
-      timeoutMs: 20_000,
-      logger,
-      signal: t.signal,
-    }),
+const openBackend = fleetConsoleBackend({
+  ipmiPort,
+  redfishPort: Number(values['redfish-port']),
+  user: values.user!,
+  password: values.password!,
+  protocol: values.protocol as Protocol,
+  logger,
   ...(workers ? { openSol: (target, signal) => workers.open(target, signal) } : {}),
 });
 
@@ -100,38 +92,19 @@ let captured = 0;
 const maxOpening = values['max-opening'] ? { maxOpening: Number(values['max-opening']) } : {};
 const capture = createConsoleCapture({ hub: servers.hub, dir, fileBytes: 8 << 20, files: 4, logger, ...maxOpening, metrics: { ...NO_CAPTURE_METRICS, captured: (b) => (captured += b) } });
 
-let closing: Promise<void> | undefined;
-const close = () => {
-  closing ??= (async () => {
-    await Promise.race([
-      (async () => {
-        await capture.close();
-        await servers.close();
-        await workers?.close();
-      })(),
-      new Promise((r) => setTimeout(r, 20_000)),
-    ]);
-    if (process.send) process.send({ type: 'closed' });
-    process.disconnect?.();
-    process.exit(0);
-  })();
-  return closing;
-};
+const close = closeOnParentWord(async () => {
+  await capture.close();
+  await servers.close();
+  await workers?.close();
+}, 20_000);
 
-process.on('SIGTERM', () => void close());
-process.on('disconnect', () => void close()); // the parent went away
 process.on('message', (msg: { type?: string; gc?: boolean; ids?: string[]; file?: string }) => {
   if (msg.type === 'close') void close();
   // where the memory goes (BENCH_IDLE_HEAP_SNAPSHOT): this thread's heap, after a full GC
   if (msg.type === 'snapshot' && msg.file) process.send?.({ type: 'snapshot', file: writeHeapSnapshot(msg.file) });
   if (msg.type === 'hold') capture.setMachines(msg.ids ?? []);
   if (msg.type === 'stats') {
-    // twice: the backing stores of Buffers whose owners died go with the second collection
-    const gc = (globalThis as { gc?: () => void }).gc;
-    if (msg.gc && gc) {
-      gc();
-      gc();
-    }
+    if (msg.gc) collectFully();
     const m = process.memoryUsage();
     const MiB = 2 ** 20;
     const stats: CaptureProcessStats = {

@@ -38,8 +38,8 @@ import { fileURLToPath } from 'node:url';
 import { createPki, type Pki } from '../src/lab/pki.js';
 import { quiet, startRunningFleet, until } from './capture-rig.js';
 import type { CaptureProcessStats } from './capture-process.js';
-import { consoleServerEntry } from './console-server-run.js';
-import { startIpmitoolSol, sleep, within, type IpmitoolConsole } from './console-terminal.js';
+import { consoleServerEntry, nextMessage } from './console-server-run.js';
+import { startIpmitoolSol, sleep, type IpmitoolConsole } from './console-terminal.js';
 import { procUsage, stopChild, type FleetProcess } from './fleet-process.js';
 import { begin } from './results.js';
 
@@ -73,22 +73,7 @@ async function startCaptureChild(fleet: FleetProcess, pki: Pki, o: { protocol: s
   const maxOpening = process.env.BENCH_IDLE_MAX_OPENING ? ['--max-opening', process.env.BENCH_IDLE_MAX_OPENING] : [];
   const args = [...maxOpening, '--ipmi-port', String(fleet.ipmiPort), '--redfish-port', String(fleet.redfishPort), '--protocol', o.protocol, '--workers', String(o.workers), '--dir', o.dir, '--user', fleet.user, '--password', fleet.password, '--ca', pki.ca, '--cert', pki.serverCert, '--key', pki.serverKey];
   const child = fork(entry.file, args, { cwd: ROOT, execArgv: entry.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const next = <T>(type: string, ms: number) =>
-    within(
-      `capture process ${type}`,
-      ms,
-      new Promise<T>((resolve, reject) => {
-        const onMessage = (msg: { type?: string }) => {
-          if (msg.type !== type) return;
-          child.off('message', onMessage);
-          child.off('exit', onExit);
-          resolve(msg as T);
-        };
-        const onExit = (code: number | null) => reject(new Error(`capture process exited (${code}) before ${type}`));
-        child.on('message', onMessage);
-        child.once('exit', onExit);
-      }),
-    );
+  const next = <T>(type: string, ms: number) => nextMessage<T>(child, 'capture process', type, ms);
   await next('ready', 60_000);
   return {
     child,

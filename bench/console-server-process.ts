@@ -12,9 +12,10 @@
  * deactivated), then exits. SIGTERM closes the same way.
  */
 import { parseArgs } from 'node:util';
-import { metalApiConsoleBackend, startConsoleServers } from '../src/console/index.js';
+import { startConsoleServers } from '../src/console/index.js';
 import { createLogger } from '../src/log.js';
-import { connectOutband, type Protocol } from '../src/outband/connect.js';
+import type { Protocol } from '../src/outband/connect.js';
+import { closeOnParentWord, collectFully, fleetConsoleBackend } from './console-child.js';
 
 export interface ConsoleServerStats {
   type: 'stats';
@@ -42,21 +43,13 @@ const { values } = parseArgs({
 
 const ipmiPort = Number(values['ipmi-port']);
 const logger = createLogger({ level: 'warn' });
-const openBackend = metalApiConsoleBackend({
-  // the machine id is the BMC's address; the fleet shares one IPMI port
-  findIpmiMachine: async (id) => ({ address: `${id}:${ipmiPort}`, user: values.user!, password: values.password!, interface: 'lanplus', mac: '', fru: {}, bmcversion: '', powerstate: '' }),
-  connect: (t) =>
-    connectOutband({
-      host: t.host,
-      ipmiPort: t.port,
-      redfishPort: Number(values['redfish-port']),
-      user: t.user,
-      password: t.password,
-      protocol: values.protocol as Protocol,
-      timeoutMs: 20_000,
-      logger,
-      signal: t.signal,
-    }),
+const openBackend = fleetConsoleBackend({
+  ipmiPort,
+  redfishPort: Number(values['redfish-port']),
+  user: values.user!,
+  password: values.password!,
+  protocol: values.protocol as Protocol,
+  logger,
 });
 
 const servers = await startConsoleServers({
@@ -75,30 +68,12 @@ const servers = await startConsoleServers({
   logger,
 });
 
-let closing: Promise<void> | undefined;
-const close = () => {
-  closing ??= (async () => {
-    const t = performance.now();
-    await Promise.race([servers.close(), new Promise((r) => setTimeout(r, 15_000))]);
-    if (process.send) process.send({ type: 'closed', ms: performance.now() - t });
-    process.disconnect?.();
-    process.exit(0);
-  })();
-  return closing;
-};
+const close = closeOnParentWord(() => servers.close(), 15_000);
 
-process.on('SIGTERM', () => void close());
-process.on('disconnect', () => void close()); // the parent went away
 process.on('message', (msg: { type?: string; gc?: boolean }) => {
   if (msg.type === 'close') void close();
   if (msg.type === 'stats') {
-    // with --expose-gc: collect first, so that the heap shows what is still referenced (twice:
-    // the backing stores of Buffers whose owners died go with the second collection)
-    const gc = (globalThis as { gc?: () => void }).gc;
-    if (msg.gc && gc) {
-      gc();
-      gc();
-    }
+    if (msg.gc) collectFully();
     const m = process.memoryUsage();
     const stats: ConsoleServerStats = {
       type: 'stats',

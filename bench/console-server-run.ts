@@ -28,6 +28,25 @@ export async function consoleServerEntry(name = 'console-server-process'): Promi
   return { file: join(out, 'bench', `${name}.js`), execArgv: [...childNodeArgs(), '--expose-gc'], how: 'compiled JavaScript under node' };
 }
 
+/** The child's next IPC message of `type`, within `ms`; fails if the child exits first. `what` names the child in errors. */
+export function nextMessage<T>(child: ChildProcess, what: string, type: string, ms: number): Promise<T> {
+  return within(
+    `${what} ${type}`,
+    ms,
+    new Promise<T>((resolve, reject) => {
+      const onMessage = (msg: { type?: string }) => {
+        if (msg.type !== type) return;
+        child.off('message', onMessage);
+        child.off('exit', onExit);
+        resolve(msg as T);
+      };
+      const onExit = (code: number | null) => reject(new Error(`${what} exited (${code}) before ${type}`));
+      child.on('message', onMessage);
+      child.once('exit', onExit);
+    }),
+  );
+}
+
 export interface ConsoleServerProcess {
   child: ChildProcess;
   wsPort: number;
@@ -40,22 +59,7 @@ export interface ConsoleServerProcess {
 export async function startConsoleServerProcess(fleet: FleetProcess, pki: Pki, protocol: string, entry: { file: string; execArgv: string[] }): Promise<ConsoleServerProcess> {
   const args = ['--ipmi-port', String(fleet.ipmiPort), '--redfish-port', String(fleet.redfishPort), '--protocol', protocol, '--user', fleet.user, '--password', fleet.password, '--ca', pki.ca, '--cert', pki.serverCert, '--key', pki.serverKey];
   const child = fork(entry.file, args, { cwd: ROOT, execArgv: entry.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const next = <T>(type: string, ms: number) =>
-    within(
-      `console server ${type}`,
-      ms,
-      new Promise<T>((resolve, reject) => {
-        const onMessage = (msg: { type?: string }) => {
-          if (msg.type !== type) return;
-          child.off('message', onMessage);
-          child.off('exit', onExit);
-          resolve(msg as T);
-        };
-        const onExit = (code: number | null) => reject(new Error(`console server exited (${code}) before ${type}`));
-        child.on('message', onMessage);
-        child.once('exit', onExit);
-      }),
-    );
+  const next = <T>(type: string, ms: number) => nextMessage<T>(child, 'console server', type, ms);
   const ready = await next<{ wsPort: number }>('ready', 60_000);
   return {
     child,
