@@ -26,6 +26,7 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import { BmcError, abortError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { decodeControl, decodeOpenRequest, encodeControl, type RelayControl, type RelayNotice } from './console-relay-codec.js';
+import { createTokenBucket } from '../net/token-bucket.js';
 
 export { decodeControl, decodeOpenRequest, encodeControl, type RelayNotice } from './console-relay-codec.js';
 
@@ -90,15 +91,11 @@ export async function openRelay(o: OpenRelayOptions): Promise<RelayedConsole> {
   const subs: Subscription[] = [];
   let ended = false;
   const noticeRate = o.noticesPerSecond ?? 20;
-  const bucket = { tokens: noticeRate * 2, at: Date.now() };
+  const notices = createTokenBucket(noticeRate, noticeRate * 2);
   let listener: ((n: RelayNotice) => void) | undefined;
   const early: RelayNotice[] = [];
   const notice = (n: RelayNotice) => {
-    const now = Date.now();
-    bucket.tokens = Math.min(noticeRate * 2, bucket.tokens + ((now - bucket.at) * noticeRate) / 1000);
-    bucket.at = now;
-    if (bucket.tokens < 1) return o.onNoticeDropped?.();
-    bucket.tokens -= 1;
+    if (!notices.take()) return o.onNoticeDropped?.();
     if (listener) return listener(n);
     if (early.length >= EARLY_NOTICES) early.shift();
     early.push(n);

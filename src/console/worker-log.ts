@@ -11,6 +11,7 @@
  */
 import type { Logger } from '../log.js';
 import { logQuirk } from '../outband/connect.js';
+import { createTokenBucket } from '../net/token-bucket.js';
 
 export type WorkerLogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type WorkerLogValue = string | number | boolean;
@@ -93,30 +94,18 @@ const QUIRKS_SENT_LIMIT = 10_000;
 
 /** The worker's side: bounded, rate-limited records to `post`. */
 export function createWorkerLogSender(post: (message: WorkerLogRecord | WorkerLogHeld) => void, now: () => number = Date.now): WorkerLogSender {
-  const { perSecond, burst } = WORKER_LOG_BOUNDS;
-  let tokens: number = burst;
-  let at = now();
+  const bucket = createTokenBucket(WORKER_LOG_BOUNDS.perSecond, WORKER_LOG_BOUNDS.burst, now);
   let held = 0;
   let heldTotal = 0;
   const quirksSent = new Set<string>();
 
-  function take(): boolean {
-    const t = now();
-    tokens = Math.min(burst, tokens + ((t - at) * perSecond) / 1000);
-    at = t;
-    if (tokens < 1) return false;
-    tokens -= 1;
-    return true;
-  }
-
   function log(record: Omit<WorkerLogRecord, 'type'>): void {
-    if (!take()) {
+    if (!bucket.take()) {
       held++;
       heldTotal++;
       return;
     }
-    if (held > 0 && tokens >= 1) {
-      tokens -= 1;
+    if (held > 0 && bucket.take()) {
       post({ type: 'log-held', count: held });
       held = 0;
     }
