@@ -151,9 +151,11 @@ export const CIPHER_SUITES_RETRY: RetryPolicy = { attemptMs: 250, backoff: 1.5, 
 /** Lists the channel's cipher suites; records are 0xC0 <id> <auth> <integrity> <confidentiality> (0xC1 adds an OEM IANA). */
 export async function getChannelCipherSuites(channel: DatagramChannel, options: HandshakeOptions): Promise<number[]> {
   const chunks: Buffer[] = [];
-  const until = Date.now() + Math.min(CIPHER_SUITES_RETRY.deadlineMs, options.retry.deadlineMs);
+  const budget = Math.min(CIPHER_SUITES_RETRY.deadlineMs, options.retry.deadlineMs);
+  const until = Date.now() + budget;
   for (let index = 0; index < 64; index++) {
-    const left = until - Date.now();
+    // The first request gets the whole budget as such, so a silent BMC's message names it exactly.
+    const left = index === 0 ? budget : until - Date.now();
     if (left <= 0) throw new BmcError('TIMEOUT', `Get Channel Cipher Suites from BMC ${channel.remote}: no complete list within ${CIPHER_SUITES_RETRY.deadlineMs} ms`);
     const retry: RetryPolicy = { ...CIPHER_SUITES_RETRY, deadlineMs: left };
     const data = await preSessionCommand(channel, CIPHER_SUITES_CMD, Buffer.from([0x0e, 0x00, 0x80 | index]), { ...options, retry }, 'Get Channel Cipher Suites');
