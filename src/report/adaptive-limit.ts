@@ -1,23 +1,28 @@
 /**
  * How many BMCs to read at once, fitted to what this machine carries: reading a BMC is mostly
- * waiting, so the limit grows while the event loop keeps up (its delay stays low) and memory and
- * file descriptors allow, and shrinks when the loop falls behind (TLS handshakes and crypto are
- * what load it). `max` (METAL_BMC_REPORT_CONCURRENCY) is the upper bound; the limit starts at
- * `initial` and changes once per `sampleMs`:
- *  - event-loop delay (mean over the sample) above `lagHighMs`, or the JavaScript heap in use above
+ * waiting, so the limit grows while the event loop has time to spare and memory and file
+ * descriptors allow, and shrinks when the loop is full (TLS handshakes and crypto are what load
+ * it). `max` (METAL_BMC_REPORT_CONCURRENCY) is the upper bound; the limit starts at `initial` and
+ * changes once per `sampleMs`, from the loop's busy share over the sample (event-loop
+ * utilisation), its delay, the heap and the BMCs that ran late:
+ *  - delay (mean over the sample) above `lagHighMs`, or the JavaScript heap in use above
  *    `heapBudgetBytes`: ×0.7 (not below `min`). The heap in use, not the resident size: RSS hardly
  *    ever shrinks once grown, so a limit tied to it would stay at `min` for good after one peak;
  *    the heap in use drops with every garbage collection;
- *  - else an item in the sample that reported `'late'` (a BMC past its deadline because the loop
- *    was busy with other BMCs: we started about as many as the loop carries, whatever the mean
- *    delay says): ×0.9. Gently: at ×0.7 for every late BMC the limit swung between 4 and 290 over a
- *    1,000-BMC cycle and the loop sat idle a third of it (report-latency);
- *  - delay below `lagLowMs`, no item late and the limit in use: ×1.25 (slowly: on a machine short of CPU, many
- *    BMCs started at once share it so thinly that every one runs into its deadline);
+ *  - busy share above `busyHighPct`: ×0.9, the loop is about full;
+ *  - busy share below `busyLowPct`, delay below `lagLowMs` and the limit in use: ×1.25 (×1.5 while
+ *    the loop is less than half busy), unless a BMC ran late (`'late'`: past its deadline because
+ *    the loop was busy with other BMCs) in a sample where the loop was past half busy;
+ *  - else the limit stays;
  *  - never above what the file-descriptor limit leaves for `fdsPerItem` descriptors each.
+ * Why the busy share and not the delay or late BMCs alone: a BMC's CPU (its handshakes) comes a
+ * little after it starts, so while the delay still looked low the limit overshot to 835 and then
+ * swamped the loop; and BMCs started in that swamp finish late for seconds after it, so a limit
+ * that stepped back for every late BMC sat at its floor of 4 for 25 s while the loop was idle
+ * (report-latency, one cycle of 36 s instead of 14). A late BMC is history, the busy share is now.
  */
 import { readFileSync } from 'node:fs';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 
 export interface AdaptiveLimitOptions {
@@ -27,6 +32,10 @@ export interface AdaptiveLimitOptions {
   sampleMs?: number;
   lagLowMs?: number;
   lagHighMs?: number;
+  /** the loop's busy share (percent) below which the limit may grow (default 75) */
+  busyLowPct?: number;
+  /** the loop's busy share (percent) above which the limit steps back (default 92) */
+  busyHighPct?: number;
   /** JavaScript heap in use above which the limit shrinks (default 192 MiB) */
   heapBudgetBytes?: number;
   /** descriptors one item may hold at once (a BMC: three TLS connections and an IPMI socket) */
@@ -60,13 +69,30 @@ export function fdBound(fdLimit: number | undefined, fdsPerItem: number): number
 /** What an item tells the limiter when it is done: `'late'` when it ran out of time because the loop was busy. */
 export type ItemOutcome = 'ok' | 'late';
 
+/** One sample of the loop and of the items, as `nextLimit` reads it. */
+export interface LimitSample {
+  /** mean event-loop delay over the sample, ms */
+  lagMs: number;
+  /** share of the sample the loop was busy, 0..1 (event-loop utilisation) */
+  busy: number;
+  heapBytes: number;
+  /** items running at the end of the sample */
+  inUse: number;
+  /** items done late during the sample */
+  late?: number;
+}
+
+type LimitSettings = Required<Pick<AdaptiveLimitOptions, 'min' | 'lagLowMs' | 'lagHighMs' | 'heapBudgetBytes' | 'busyLowPct' | 'busyHighPct'>> & { ceiling: number };
+
 /** The next limit from one sample (pure). */
-export function nextLimit(current: number, sample: { lagMs: number; heapBytes: number; inUse: number; late?: number }, o: Required<Pick<AdaptiveLimitOptions, 'min' | 'lagLowMs' | 'lagHighMs' | 'heapBudgetBytes'>> & { ceiling: number }): number {
-  const late = sample.late ?? 0;
+export function nextLimit(current: number, sample: LimitSample, o: LimitSettings): number {
+  const busyPct = sample.busy * 100;
   if (sample.lagMs > o.lagHighMs || sample.heapBytes > o.heapBudgetBytes) return Math.max(o.min, Math.floor(current * 0.7));
-  // a late BMC says the loop is about full, not that it is swamped: a gentle step back
-  if (late > 0) return Math.max(o.min, Math.floor(current * 0.9));
-  if (sample.lagMs < o.lagLowMs && sample.inUse >= current) return Math.min(o.ceiling, Math.ceil(current * 1.25));
+  if (busyPct > o.busyHighPct) return Math.max(o.min, Math.floor(current * 0.9));
+  const lateWhileBusy = (sample.late ?? 0) > 0 && busyPct >= 50;
+  if (busyPct < o.busyLowPct && sample.lagMs < o.lagLowMs && sample.inUse >= current && !lateWhileBusy) {
+    return Math.min(o.ceiling, Math.ceil(current * (busyPct < 50 ? 1.5 : 1.25)));
+  }
   return Math.min(o.ceiling, current);
 }
 
@@ -77,7 +103,7 @@ export function nextLimit(current: number, sample: { lagMs: number; heapBytes: n
 export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOptions, fn: (item: T, requeue: (again: T) => void) => Promise<ItemOutcome | void>): Promise<LimitTrace> {
   const min = Math.max(1, Math.min(o.min ?? 4, o.max));
   const ceiling = Math.max(min, Math.min(o.max, fdBound(o.fdLimit ?? openFileLimit(), o.fdsPerItem ?? 4)));
-  const settings = { min, ceiling, lagLowMs: o.lagLowMs ?? 10, lagHighMs: o.lagHighMs ?? 50, heapBudgetBytes: o.heapBudgetBytes ?? 192 * 2 ** 20 };
+  const settings: LimitSettings = { min, ceiling, lagLowMs: o.lagLowMs ?? 10, lagHighMs: o.lagHighMs ?? 50, heapBudgetBytes: o.heapBudgetBytes ?? 192 * 2 ** 20, busyLowPct: o.busyLowPct ?? 75, busyHighPct: o.busyHighPct ?? 92 };
   let limit = Math.max(min, Math.min(ceiling, o.initial ?? 16));
   const trace: LimitTrace = { peak: limit, samples: [] };
   const queue = [...items];
@@ -87,13 +113,17 @@ export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOp
   const fixed = min === ceiling;
   const lag = monitorEventLoopDelay({ resolution: 10 });
   if (!fixed) lag.enable();
+  let utilisation: EventLoopUtilization = performance.eventLoopUtilization();
   return new Promise<LimitTrace>((resolve, reject) => {
     let failed = false;
     const timer = setInterval(() => {
       if (fixed) return;
       const lagMs = Number.isFinite(lag.mean) ? lag.mean / 1e6 - 10 : 0; // the histogram counts the 10 ms resolution timer itself
       lag.reset();
-      limit = nextLimit(limit, { lagMs, heapBytes: getHeapStatistics().used_heap_size, inUse: running, late }, settings);
+      const now = performance.eventLoopUtilization();
+      const busy = performance.eventLoopUtilization(now, utilisation).utilization;
+      utilisation = now;
+      limit = nextLimit(limit, { lagMs, busy, heapBytes: getHeapStatistics().used_heap_size, inUse: running, late }, settings);
       late = 0;
       trace.peak = Math.max(trace.peak, limit);
       trace.samples.push(limit);

@@ -1,23 +1,32 @@
 import { describe, expect, it } from 'vitest';
 import { fdBound, forEachAdaptive, nextLimit } from '../../src/report/adaptive-limit.js';
 
-const o = { min: 4, lagLowMs: 10, lagHighMs: 50, heapBudgetBytes: 100, ceiling: 500 };
+const o = { min: 4, lagLowMs: 10, lagHighMs: 50, heapBudgetBytes: 100, ceiling: 500, busyLowPct: 75, busyHighPct: 92 };
 
 describe('adaptive concurrency', () => {
-  it('grows while the loop keeps up and the limit is used, shrinks when it falls behind or memory runs out', () => {
-    expect(nextLimit(32, { lagMs: 5, heapBytes: 10, inUse: 32 }, o)).toBe(40);
-    expect(nextLimit(32, { lagMs: 5, heapBytes: 10, inUse: 3 }, o)).toBe(32); // not in use: no reason to grow
-    expect(nextLimit(400, { lagMs: 5, heapBytes: 10, inUse: 400 }, o)).toBe(500); // the ceiling
-    expect(nextLimit(32, { lagMs: 80, heapBytes: 10, inUse: 32 }, o)).toBe(22);
-    expect(nextLimit(32, { lagMs: 5, heapBytes: 1000, inUse: 32 }, o)).toBe(22);
-    expect(nextLimit(5, { lagMs: 150, heapBytes: 10, inUse: 5 }, o)).toBe(4); // the floor
-    expect(nextLimit(32, { lagMs: 30, heapBytes: 10, inUse: 32 }, o)).toBe(32);
+  it('grows while the loop has time to spare and the limit is used, shrinks when it is full, falls behind or memory runs out', () => {
+    expect(nextLimit(32, { lagMs: 5, busy: 0.6, heapBytes: 10, inUse: 32 }, o)).toBe(40);
+    expect(nextLimit(32, { lagMs: 5, busy: 0.3, heapBytes: 10, inUse: 32 }, o)).toBe(48); // less than half busy: the bigger step
+    expect(nextLimit(32, { lagMs: 5, busy: 0.6, heapBytes: 10, inUse: 3 }, o)).toBe(32); // not in use: no reason to grow
+    expect(nextLimit(32, { lagMs: 5, busy: 0.8, heapBytes: 10, inUse: 32 }, o)).toBe(32); // busy enough: stays
+    expect(nextLimit(100, { lagMs: 5, busy: 0.95, heapBytes: 10, inUse: 100 }, o)).toBe(90); // about full, whatever the delay says
+    expect(nextLimit(400, { lagMs: 5, busy: 0.6, heapBytes: 10, inUse: 400 }, o)).toBe(500); // the ceiling
+    expect(nextLimit(32, { lagMs: 80, busy: 0.6, heapBytes: 10, inUse: 32 }, o)).toBe(22);
+    expect(nextLimit(32, { lagMs: 5, busy: 0.6, heapBytes: 1000, inUse: 32 }, o)).toBe(22);
+    expect(nextLimit(5, { lagMs: 150, busy: 1, heapBytes: 10, inUse: 5 }, o)).toBe(4); // the floor
+    expect(nextLimit(32, { lagMs: 30, busy: 0.6, heapBytes: 10, inUse: 32 }, o)).toBe(32);
   });
 
-  it('steps back gently for BMCs that ran late for the loop, and never grows then', () => {
-    expect(nextLimit(100, { lagMs: 5, heapBytes: 10, inUse: 100, late: 1 }, o)).toBe(90);
-    expect(nextLimit(100, { lagMs: 80, heapBytes: 10, inUse: 100, late: 1 }, o)).toBe(70); // swamped: the big step
-    expect(nextLimit(4, { lagMs: 5, heapBytes: 10, inUse: 4, late: 3 }, o)).toBe(4);
+  it('holds for BMCs that ran late while the loop was busy, steps back only when it is swamped', () => {
+    expect(nextLimit(100, { lagMs: 5, busy: 0.6, heapBytes: 10, inUse: 100, late: 1 }, o)).toBe(100);
+    expect(nextLimit(100, { lagMs: 80, busy: 0.6, heapBytes: 10, inUse: 100, late: 1 }, o)).toBe(70); // swamped: the big step
+  });
+
+  it('climbs back from its floor once the loop is idle, though BMCs started in the swamp keep finishing late', () => {
+    // report-latency, before the busy share: every sample had a late BMC, so the limit sat at 4 for 25 s
+    let limit = 4;
+    for (let sample = 0; sample < 10; sample++) limit = nextLimit(limit, { lagMs: 1, busy: 0.15, heapBytes: 10, inUse: limit, late: 3 }, o);
+    expect(limit).toBeGreaterThanOrEqual(100);
   });
 
   it('leaves file descriptors for everything else', () => {

@@ -82,9 +82,9 @@ describe('BMC deadline', () => {
     d.dispose();
   });
 
-  it('a BMC that ran late makes the concurrency limit shrink even when the mean loop delay looks fine', () => {
-    const o = { min: 4, lagLowMs: 10, lagHighMs: 50, heapBudgetBytes: 1e9, ceiling: 500 };
-    expect(nextLimit(100, { lagMs: 5, heapBytes: 0, inUse: 100, late: 0 }, o)).toBe(125);
-    expect(nextLimit(100, { lagMs: 5, heapBytes: 0, inUse: 100, late: 1 }, o)).toBe(90);
+  it('a BMC that ran late stops the concurrency limit growing while the loop is busy, even when the mean loop delay looks fine', () => {
+    const o = { min: 4, lagLowMs: 10, lagHighMs: 50, heapBudgetBytes: 1e9, ceiling: 500, busyLowPct: 75, busyHighPct: 92 };
+    expect(nextLimit(100, { lagMs: 5, busy: 0.6, heapBytes: 0, inUse: 100, late: 0 }, o)).toBe(125);
+    expect(nextLimit(100, { lagMs: 5, busy: 0.6, heapBytes: 0, inUse: 100, late: 1 }, o)).toBe(100);
   });
 });
