@@ -22,6 +22,7 @@ import { NO_CAPTURE_METRICS } from '../src/console/capture-metrics.js';
 import { tailBytes } from '../src/console/capture-read.js';
 import { startConsoleServers } from '../src/console/index.js';
 import { createConsoleWorkerPool } from '../src/console/worker-pool.js';
+import { applyHeapGrowth, DEFAULT_HEAP_GROWTH_PCT } from '../src/heap-growth.js';
 import { createLogger } from '../src/log.js';
 import type { Protocol } from '../src/outband/connect.js';
 import { closeOnParentWord, collectFully, fleetConsoleBackend } from './console-child.js';
@@ -40,6 +41,8 @@ export interface CaptureProcessStats {
   mallocedMiB: number;
 }
 
+// the daemon's process setting (`metal-bmc serve`, METAL_BMC_HEAP_GROWTH by default)
+applyHeapGrowth(DEFAULT_HEAP_GROWTH_PCT);
 const { values } = parseArgs({
   options: {
     'ipmi-port': { type: 'string' },

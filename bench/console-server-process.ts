@@ -13,6 +13,7 @@
  */
 import { parseArgs } from 'node:util';
 import { startConsoleServers } from '../src/console/index.js';
+import { applyHeapGrowth, DEFAULT_HEAP_GROWTH_PCT } from '../src/heap-growth.js';
 import { createLogger } from '../src/log.js';
 import type { Protocol } from '../src/outband/connect.js';
 import { closeOnParentWord, collectFully, fleetConsoleBackend } from './console-child.js';
@@ -26,6 +27,8 @@ export interface ConsoleServerStats {
   arrayBuffersMiB: number;
 }
 
+// the daemon's process setting (`metal-bmc serve`, METAL_BMC_HEAP_GROWTH by default)
+applyHeapGrowth(DEFAULT_HEAP_GROWTH_PCT);
 const { values } = parseArgs({
   options: {
     'ipmi-port': { type: 'string' },

@@ -30,6 +30,7 @@ import { procUsage, startFleetProcess } from './fleet-process.js';
 import { startProfile } from './profile.js';
 import { collectGarbage } from './report.js';
 import { begin } from './results.js';
+import { applyHeapGrowth, DEFAULT_HEAP_GROWTH_PCT } from '../src/heap-growth.js';
 
 const LATENCY = 'redfish=p50:150ms,p99:2s ipmi=p50:5ms,p99:50ms slow=3%:2s-5s dead=2%';
 /** the simulator's default seed: the benchmark knows which machines are dead or slow */
@@ -50,7 +51,10 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     bmcTimeoutMs: BMC_TIMEOUT_MS,
     maxConcurrency: MAX_CONCURRENCY,
     referenceConcurrency: GO_CONCURRENCY,
+    heapGrowthPct: DEFAULT_HEAP_GROWTH_PCT,
   });
+  // as `metal-bmc serve` does with its default METAL_BMC_HEAP_GROWTH
+  applyHeapGrowth(DEFAULT_HEAP_GROWTH_PCT);
   const model = parseLatencySpec(LATENCY);
   const fates = assignFates(n, SEED, model);
   const dir = mkdtempSync(join(tmpdir(), 'bench-latency-'));
@@ -63,6 +67,8 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     const fateOf = new Map(fleet.addresses.map((a, i) => [a, fates[i]!]));
     /** per BMC address, ms from connect to its report, in the cycle running now */
     let readMs = new Map<string, number>();
+    /** when the cycle running now started its last BMC (performance.now()) */
+    let lastStart = 0;
     /** failures of live BMCs by error code, in the cycle running now */
     let liveFailures: Record<string, number> = {};
     const noteFailure = (host: string, err: unknown) => {
@@ -76,6 +82,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     const trust = createBmcTrust({ store: trustStore });
     const connect = async (host: string, signal: AbortSignal): Promise<Outband> => {
       const started = performance.now();
+      lastStart = started;
       const bmc = await connectOutband({ host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: BMC_TIMEOUT_MS, readAhead: true, trust: trust.forBmc({ ip: host }), signal }).catch((err: unknown) => {
         noteFailure(host, err);
         throw err;
@@ -111,17 +118,23 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       liveFailures = {};
       const tlsBefore = { ...tls.stats };
       const cpu = process.cpuUsage();
+      const simCpu = fleet.usage().cpuSeconds;
       const t = performance.now();
       const r = await runReportCycle(d, leases);
+      const simCpuSeconds = fleet.usage().cpuSeconds - simCpu;
+      const lastStartSeconds = (lastStart - t) / 1000;
       // the cycle's time is until metal-api has the report (r.durationMs); the session logouts finish after it
       const wall = r.durationMs / 1000;
       const withLogouts = (performance.now() - t) / 1000;
       const used = process.cpuUsage(cpu);
       const floor = Math.max(0, ...leases.filter(live).map((l) => readMs.get(l.ip) ?? 0)) / 1000;
       const liveUnread = leases.filter((l) => live(l) && !readMs.has(l.ip)).length;
-      return { r, wall, withLogouts, failures: { ...liveFailures }, floor, liveUnread, cpuSeconds: (used.user + used.system) / 1e6, tls: { connections: tls.stats.connections - tlsBefore.connections, resumed: tls.stats.resumed - tlsBefore.resumed } };
+      return { r, wall, withLogouts, failures: { ...liveFailures }, floor, liveUnread, cpuSeconds: (used.user + used.system) / 1e6, simCpuSeconds, lastStartSeconds, tls: { connections: tls.stats.connections - tlsBefore.connections, resumed: tls.stats.resumed - tlsBefore.resumed } };
     };
 
+    // what the process holds before any BMC is read (Node, tsx's loader, the code, the metal-api stand-in): part of the peak below
+    collectGarbage();
+    out.record({ name: 'RSS before the first cycle', value: process.memoryUsage().rss / 2 ** 20, unit: 'MiB', kind: 'measured', detail: true });
     const heaps: number[] = [];
     const results: Array<Awaited<ReturnType<typeof runCycle>>> = [];
     {
@@ -141,6 +154,9 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
         if (x.liveUnread) console.log(`  cycle ${c}: live BMCs not read, by error code: ${JSON.stringify(x.failures)}`);
         out.record({ name: `cycle ${c}: slowest live BMC's own read (the floor)`, value: x.floor, unit: 's', kind: 'measured', ...(x.liveUnread ? { failures: x.liveUnread } : {}), detail: true });
         out.record({ name: `cycle ${c}: CPU per BMC`, value: (x.cpuSeconds * 1000) / leases.length, unit: 'ms', kind: 'measured', detail: true });
+        // the cycle's two parts: starting every BMC (as fast as the loop's CPU allows), then the reads of the last ones started
+        out.record({ name: `cycle ${c}: last BMC started after`, value: x.lastStartSeconds, unit: 's', kind: 'measured', detail: true });
+        out.record({ name: `cycle ${c}: the simulator's CPU (its own process, the other core)`, value: x.simCpuSeconds, unit: 's', kind: 'measured', detail: true });
         console.log(`  cycle ${c}: limit every 200 ms: ${x.r.limitSamples.join(' ')}`);
         out.record({ name: `cycle ${c}: most BMCs read at once`, value: x.r.peakConcurrency, unit: '', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: BMCs past their deadline for the event loop's stall (read in the time given back, or missed)`, value: x.r.late, unit: '', kind: 'measured', detail: true });

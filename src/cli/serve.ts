@@ -6,6 +6,7 @@
 import { ConfigError } from '../config/error.js';
 import { loadConfig } from '../config/config.js';
 import { startDaemon, type PartFactory } from '../daemon.js';
+import { applyHeapGrowth } from '../heap-growth.js';
 import { createLogger } from '../log.js';
 import { consolePart } from '../parts/console.js';
 import { commandsPart } from '../parts/commands.js';
@@ -35,6 +36,8 @@ export async function serveMain(argv: string[], io: { stdout: NodeJS.WritableStr
     if (err instanceof ConfigError) throw new UsageError(`invalid configuration: ${err.message}`);
     throw err;
   }
+  // a setting of the process, so here and not in startDaemon (which tests run inside their own)
+  applyHeapGrowth(config.heapGrowthPct);
   const logger = createLogger({ level: config.logLevel });
   const daemon = await startDaemon(config, logger, DEFAULT_PARTS);
   return await new Promise<number>((resolve) => {

@@ -6,6 +6,7 @@ import { isIpv6Cidr, parseIpCidr, type Cidr } from '../net/cidr.js';
 import { isIP } from 'node:net';
 import { availableParallelism, hostname } from 'node:os';
 import { BmcError } from '../errors.js';
+import { DEFAULT_HEAP_GROWTH_PCT, MAX_HEAP_GROWTH_PCT } from '../heap-growth.js';
 import { normalOrigin, parseAuthz, type AuthzRule } from './console-access.js';
 import { parseLogSize, type LogSize } from './console-capture.js';
 import { withCredentialFiles } from './credentials.js';
@@ -83,6 +84,8 @@ export interface Config {
   };
   http: { host: string; port: number };
   shutdownTimeoutMs: number;
+  /** how far the JavaScript heap grows between full garbage collections, percent; 0: V8's own (heap-growth.ts) */
+  heapGrowthPct: number;
   /** how long a BMC whose lease vanished stays in the status (GET /v1/status) */
   status: { graceMs: number };
   /** bare names (Go metal-bmc fallbacks such as `MQ_ADDRESS`) whose values were used, for the start log */
@@ -376,6 +379,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
     },
     http: hostPort(env, 'METAL_BMC_HTTP_ADDRESS', '127.0.0.1:2112'),
     shutdownTimeoutMs: duration(env, 'METAL_BMC_SHUTDOWN_TIMEOUT', '30s'),
+    heapGrowthPct: int(env, 'METAL_BMC_HEAP_GROWTH', DEFAULT_HEAP_GROWTH_PCT, 0, MAX_HEAP_GROWTH_PCT),
     status: { graceMs: duration(env, 'METAL_BMC_STATUS_GRACE', '1h', 0) },
     fallbacks,
     warnings: [...warnings, ...warningsFor(env), ...trustWarnings(env, url)],

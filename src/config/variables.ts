@@ -75,6 +75,7 @@ export const VARIABLES: readonly VariableDoc[] = [
   { name: 'METAL_BMC_CONSOLE_IDLE_TIMEOUT', default: '30m', description: 'an idle console session is closed after this long (0: never)' },
   { name: 'METAL_BMC_HTTP_ADDRESS', default: '127.0.0.1:2112', description: 'host:port of the health and Prometheus metrics listener (:2112 for all interfaces)' },
   { name: 'METAL_BMC_STATUS_GRACE', default: '1h', description: 'how long a BMC whose lease vanished stays in the status (GET /v1/status, metal-bmc status) before it is forgotten (0: at once)' },
+  { name: 'METAL_BMC_HEAP_GROWTH', default: '50', description: 'how far (percent) the JavaScript heap may grow past what survived the last full garbage collection before the next one (V8 --heap-growing-percent), 0 to 400; 0: V8\'s own factor, up to 4x, which let the heap of a 1,000-BMC report cycle climb to ~145 MiB with ~35 MiB alive (50: ~80 MiB, peak RSS ~60 MiB lower, no measurable CPU cost)' },
   { name: 'METAL_BMC_SHUTDOWN_TIMEOUT', default: '30s', description: 'on SIGTERM, how long in-flight work may take before it is cut off' },
   { name: 'METAL_BMC_LOG_LEVEL', default: 'info', description: 'trace, debug, info, warn or error (any case); anything else is info, with a warning' },
 ];
@@ -150,6 +151,7 @@ export const GO_FIXED: Readonly<Record<string, string>> = {
   METAL_BMC_RESULT_TOPIC: 'none: results are not published',
   METAL_BMC_HTTP_ADDRESS: 'none: no health or metrics listener',
   METAL_BMC_SHUTDOWN_TIMEOUT: 'none: SIGTERM ends the process at once',
+  METAL_BMC_HEAP_GROWTH: 'none: the Go runtime\'s GOGC (100 %)',
   METAL_BMC_STATUS_GRACE: 'none: no status of BMCs',
   METAL_BMC_LEASE_FORMAT: 'none: ISC dhcpd only',
   METAL_BMC_REQUIRE_TLS: 'none: plain http accepted',

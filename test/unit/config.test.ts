@@ -82,6 +82,7 @@ describe('loadConfig defaults', () => {
       },
       http: { host: '127.0.0.1', port: 2112 },
       shutdownTimeoutMs: 30_000,
+      heapGrowthPct: 50,
       status: { graceMs: 3_600_000 },
       fallbacks: [],
       warnings: [expect.stringMatching(/uses plain http/), expect.stringMatching(/factory default ADMIN\/ADMIN/)],
@@ -358,6 +359,7 @@ describe('console access settings', () => {
       workers: 3,
     });
     expect(load({ METAL_BMC_CONSOLE_WORKERS: '0' }).console.workers).toBe(0);
+    expect(load({ METAL_BMC_HEAP_GROWTH: '0' }).heapGrowthPct).toBe(0);
     expect(load({ METAL_BMC_STATE_DIR: '/srv/state' }).console.logDir).toBe('/srv/state/console');
   });
 
@@ -372,6 +374,8 @@ describe('console access settings', () => {
     ['METAL_BMC_CONSOLE_WORKERS', '-1', /out of range/],
     ['METAL_BMC_CONSOLE_WORKERS', 'all', /not an integer/],
     ['METAL_BMC_CONSOLE_CRL_FILE', '/nonexistent/crl.pem', /is not readable/],
+    ['METAL_BMC_HEAP_GROWTH', '401', /out of range/],
+    ['METAL_BMC_HEAP_GROWTH', '1.5', /not an integer/],
   ])('%s=%s is refused', (name, value, message) => {
     const err = errorOf({ [name]: value });
     expect(err.variable).toBe(name);
