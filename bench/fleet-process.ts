@@ -4,12 +4,26 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { nthAddress } from '../src/sim/machine.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/**
+ * The repository: the first folder above this file with the project's package.json. Not simply
+ * `..`: a benchmark child compiled into node_modules/.cache (console-server-run.ts) starts the
+ * simulator too, from the sources.
+ */
+export function repositoryRoot(from: string = fileURLToPath(import.meta.url)): string {
+  for (let dir = dirname(from); ; dir = dirname(dir)) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'metal-bmc') return dir;
+    if (dirname(dir) === dir) throw new Error(`no metal-bmc package.json above ${from}`);
+  }
+}
+
+const ROOT = repositoryRoot();
 
 export interface FleetProcess {
   child: ChildProcess;

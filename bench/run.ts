@@ -17,7 +17,7 @@ import { benchConsoleStreaming } from './console-streaming.js';
 import { benchIpmiPowerStatus } from './ipmi-power-status.js';
 import { benchOutbandInfo } from './outband-info.js';
 import { benchReportCycle } from './report-cycle.js';
-import { benchReportLatency } from './report-latency.js';
+import { benchReportLatencyInChild } from './report-latency.js';
 import { collector, newRun } from './results.js';
 import { benchSimFootprint } from './sim-footprint.js';
 import { benchStatus } from './status.js';
@@ -29,7 +29,7 @@ const BENCHMARKS: Record<string, (n?: number) => Promise<void>> = {
   'sim-footprint': benchSimFootprint,
   'outband-info': benchOutbandInfo,
   'report-cycle': benchReportCycle,
-  'report-latency': benchReportLatency,
+  'report-latency': benchReportLatencyInChild,
   'tls-resume': benchTlsResume,
   'command-latency': benchCommandLatency,
   'console-streaming': benchConsoleStreaming,
