@@ -143,11 +143,19 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
         return;
       }
       case 'data': {
-        const stream = slot.streams.get(m.id);
-        send(slot, { type: 'ack', id: m.id, bytes: m.data.byteLength });
-        if (!stream) return;
-        slot.bytes += m.data.byteLength;
-        stream.push(Buffer.from(m.data));
+        // one turn of the worker's output for all its consoles, acknowledged in one message;
+        // each console's bytes are a view of the one buffer (the scrollback ring copies what it keeps)
+        send(slot, { type: 'ack', ids: m.ids, bytes: m.lengths });
+        let at = 0;
+        m.ids.forEach((id, i) => {
+          const length = Math.max(0, Math.min(m.lengths[i] ?? 0, m.data.byteLength - at));
+          const chunk = Buffer.from(m.data, at, length);
+          at += length;
+          const stream = slot.streams.get(id);
+          if (!stream || length === 0) return;
+          slot.bytes += length;
+          stream.push(chunk);
+        });
         return;
       }
       case 'dropped': {

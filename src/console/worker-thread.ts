@@ -2,7 +2,7 @@
  * A console worker thread: opens IPMI SOL consoles (src/outband/ipmi.ts) for the main thread's
  * worker pool (worker-pool.ts) and relays them over its port: the SOL crypto, retransmits and
  * keepalives of these sessions run here, off the main loop. Output of one event-loop turn is sent
- * as one transferred buffer per console; output beyond `maxInFlightBytes` unacknowledged bytes is
+ * as one transferred buffer for all consoles; output beyond `maxInFlightBytes` unacknowledged bytes is
  * dropped and reported (`dropped`), so a main thread that falls behind never stalls a BMC session.
  * Started by src/cli/main.ts when its first argument says so (the bundle starts itself the same way).
  */
@@ -56,12 +56,26 @@ export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open:
   // the IPMI workarounds of these sessions, as log records for the main thread (worker-log.ts)
   const logs = createWorkerLogSender((m) => post(m));
 
+  /** consoles with output not sent yet, in the order it came */
+  const dirty = new Set<number>();
+
   function flush(): void {
     flushing = false;
-    for (const [id, h] of held) {
-      if (h.pendingBytes === 0) continue;
-      const data = new Uint8Array(h.pendingBytes);
-      let at = 0;
+    const ids: number[] = [];
+    const lengths: number[] = [];
+    let total = 0;
+    for (const id of dirty) {
+      const h = held.get(id);
+      if (!h || h.pendingBytes === 0) continue;
+      ids.push(id);
+      lengths.push(h.pendingBytes);
+      total += h.pendingBytes;
+    }
+    if (ids.length === 0) return dirty.clear();
+    const data = new Uint8Array(total);
+    let at = 0;
+    for (const id of ids) {
+      const h = held.get(id)!;
       for (const b of h.pending) {
         data.set(b, at);
         at += b.length;
@@ -69,8 +83,9 @@ export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open:
       h.inFlight += h.pendingBytes;
       h.pending = [];
       h.pendingBytes = 0;
-      post({ type: 'data', id, data: data.buffer }, [data.buffer]);
     }
+    dirty.clear();
+    post({ type: 'data', ids, lengths, data: data.buffer }, [data.buffer]);
   }
 
   function output(id: number, h: Held, chunk: Buffer): void {
@@ -80,6 +95,7 @@ export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open:
     }
     h.pending.push(chunk);
     h.pendingBytes += chunk.length;
+    dirty.add(id);
     if (!flushing) {
       flushing = true;
       setImmediate(flush);
@@ -154,8 +170,10 @@ export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open:
         return;
       }
       case 'ack': {
-        const h = held.get(m.id);
-        if (h) h.inFlight = Math.max(0, h.inFlight - m.bytes);
+        m.ids.forEach((id, i) => {
+          const h = held.get(id);
+          if (h) h.inFlight = Math.max(0, h.inFlight - (m.bytes[i] ?? 0));
+        });
         return;
       }
       case 'close':

@@ -1,6 +1,6 @@
 /**
  * The console worker's side of the port (src/console/worker-thread.ts) with an in-memory port and
- * a PassThrough for the BMC console: output of one turn goes out as one message, output beyond
+ * a PassThrough for the BMC console: output of one turn, of every console, goes out as one message, output beyond
  * the bytes in flight is dropped and reported instead of queued, acknowledgements make room,
  * input reaches the console, a failed open says why, and shutdown closes every console.
  */
@@ -22,6 +22,17 @@ function harness(maxInFlightBytes: number, open: (t: SolTarget, s: AbortSignal) 
 }
 
 const text = (m: FromWorker) => (m.type === 'data' ? Buffer.from(m.data).toString('latin1') : '');
+/** each console's part of a data message, by id */
+function parts(m: FromWorker): Record<number, string> {
+  if (m.type !== 'data') return {};
+  const out: Record<number, string> = {};
+  let at = 0;
+  m.ids.forEach((id, i) => {
+    out[id] = Buffer.from(m.data, at, m.lengths[i]).toString('latin1');
+    at += m.lengths[i]!;
+  });
+  return out;
+}
 
 describe('console worker thread', () => {
   it('sends one turn of output as one message, drops what exceeds the bytes in flight, and takes acks', async () => {
@@ -36,10 +47,40 @@ describe('console worker thread', () => {
     bmc.write('ghijk'); // 6 in flight + 5 > 10: dropped, not queued
     await waitFor(() => h.sent.some((m) => m.type === 'dropped'));
     expect(h.sent.find((m) => m.type === 'dropped')).toEqual({ type: 'dropped', id: 7, bytes: 5 });
-    h.tell({ type: 'ack', id: 7, bytes: 6 });
+    h.tell({ type: 'ack', ids: [7], bytes: [6] });
     bmc.write('lmnop');
     await waitFor(() => h.sent.filter((m) => m.type === 'data').length === 2);
     expect(text(h.sent.filter((m) => m.type === 'data')[1]!)).toBe('lmnop');
+  });
+
+  it('sends the output of every console of one turn in one message, and an ack of several consoles makes room for each', async () => {
+    const consoles = new Map<number, PassThrough>();
+    const h = harness(8, async () => {
+      const c = new PassThrough();
+      consoles.set(consoles.size + 1, c);
+      return c;
+    });
+    h.tell({ type: 'open', id: 1, target: TARGET });
+    await waitFor(() => h.sent.some((m) => m.type === 'opened' && m.id === 1));
+    h.tell({ type: 'open', id: 2, target: TARGET });
+    await waitFor(() => h.sent.some((m) => m.type === 'opened' && m.id === 2));
+    consoles.get(1)!.write('one-');
+    consoles.get(2)!.write('two-');
+    consoles.get(1)!.write('1');
+    await waitFor(() => h.sent.some((m) => m.type === 'data'));
+    const data = h.sent.filter((m) => m.type === 'data');
+    expect(data).toHaveLength(1);
+    expect(parts(data[0]!)).toEqual({ 1: 'one-1', 2: 'two-' });
+    consoles.get(1)!.write('xxxx'); // 5 + 4 > 8 in flight for console 1
+    consoles.get(2)!.write('yyyy'); // 4 + 4 = 8: still fits for console 2
+    await waitFor(() => h.sent.some((m) => m.type === 'dropped') && h.sent.filter((m) => m.type === 'data').length === 2);
+    expect(h.sent.find((m) => m.type === 'dropped')).toEqual({ type: 'dropped', id: 1, bytes: 4 });
+    expect(parts(h.sent.filter((m) => m.type === 'data')[1]!)).toEqual({ 2: 'yyyy' });
+    h.tell({ type: 'ack', ids: [1, 2], bytes: [5, 8] });
+    consoles.get(1)!.write('12345678');
+    consoles.get(2)!.write('abcdefgh');
+    await waitFor(() => h.sent.filter((m) => m.type === 'data').length === 3);
+    expect(parts(h.sent.filter((m) => m.type === 'data')[2]!)).toEqual({ 1: '12345678', 2: 'abcdefgh' });
   });
 
   it('writes input to the console, ends it on close, and reports the end of a console the BMC closed', async () => {
