@@ -24,8 +24,7 @@ import { startConsoleServers } from '../src/console/index.js';
 import { createConsoleWorkerPool } from '../src/console/worker-pool.js';
 import { applyHeapGrowth, DEFAULT_HEAP_GROWTH_PCT } from '../src/heap-growth.js';
 import { createLogger } from '../src/log.js';
-import type { Protocol } from '../src/outband/connect.js';
-import { closeOnParentWord, collectFully, fleetConsoleBackend } from './console-child.js';
+import { closeOnParentWord, collectFully, FLEET_ARGS, fleetBackendOptions, fleetConsoleBackend } from './console-child.js';
 
 export interface CaptureProcessStats {
   type: 'stats';
@@ -45,34 +44,22 @@ export interface CaptureProcessStats {
 applyHeapGrowth(DEFAULT_HEAP_GROWTH_PCT);
 const { values } = parseArgs({
   options: {
-    'ipmi-port': { type: 'string' },
-    'redfish-port': { type: 'string', default: '443' },
+    ...FLEET_ARGS,
     protocol: { type: 'string', default: 'auto' },
     workers: { type: 'string', default: '1' },
     // consoles opened at once by the capture; default the capture's own
     'max-opening': { type: 'string' },
     dir: { type: 'string' },
-    user: { type: 'string' },
-    password: { type: 'string' },
-    ca: { type: 'string' },
-    cert: { type: 'string' },
-    key: { type: 'string' },
   },
   strict: true,
 });
 
-const ipmiPort = Number(values['ipmi-port']);
 const workerCount = Number(values.workers);
 const dir = values.dir!;
 const logger = createLogger({ level: 'warn' });
 const workers = workerCount > 0 ? createConsoleWorkerPool({ workers: workerCount, logger }) : undefined;
 const openBackend = fleetConsoleBackend({
-  ipmiPort,
-  redfishPort: Number(values['redfish-port']),
-  user: values.user!,
-  password: values.password!,
-  protocol: values.protocol as Protocol,
-  logger,
+  ...fleetBackendOptions(values, logger),
   ...(workers ? { openSol: (target, signal) => workers.open(target, signal) } : {}),
 });
 

@@ -19,6 +19,29 @@ export interface FleetBackendOptions {
   openSol?: Parameters<typeof metalApiConsoleBackend>[0]['openSol'];
 }
 
+/** The command-line options both children take for the fleet and their listeners' certificates (parseArgs). */
+export const FLEET_ARGS = {
+  'ipmi-port': { type: 'string' },
+  'redfish-port': { type: 'string', default: '443' },
+  user: { type: 'string' },
+  password: { type: 'string' },
+  ca: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+} as const;
+
+/** The backend's options from those arguments and a child's own `protocol`. */
+export function fleetBackendOptions(values: { 'ipmi-port'?: string; 'redfish-port'?: string; user?: string; password?: string; protocol?: string }, logger: Logger): FleetBackendOptions {
+  return {
+    ipmiPort: Number(values['ipmi-port']),
+    redfishPort: Number(values['redfish-port']),
+    user: values.user!,
+    password: values.password!,
+    protocol: values.protocol as Protocol,
+    logger,
+  };
+}
+
 /** `metalApiConsoleBackend` as the daemon builds it, with the machine id taken for the BMC address instead of a metal-api lookup */
 export function fleetConsoleBackend(o: FleetBackendOptions): ReturnType<typeof metalApiConsoleBackend> {
   return metalApiConsoleBackend({

@@ -15,8 +15,7 @@ import { parseArgs } from 'node:util';
 import { startConsoleServers } from '../src/console/index.js';
 import { applyHeapGrowth, DEFAULT_HEAP_GROWTH_PCT } from '../src/heap-growth.js';
 import { createLogger } from '../src/log.js';
-import type { Protocol } from '../src/outband/connect.js';
-import { closeOnParentWord, collectFully, fleetConsoleBackend } from './console-child.js';
+import { closeOnParentWord, collectFully, FLEET_ARGS, fleetBackendOptions, fleetConsoleBackend } from './console-child.js';
 
 export interface ConsoleServerStats {
   type: 'stats';
@@ -31,29 +30,15 @@ export interface ConsoleServerStats {
 applyHeapGrowth(DEFAULT_HEAP_GROWTH_PCT);
 const { values } = parseArgs({
   options: {
-    'ipmi-port': { type: 'string' },
-    'redfish-port': { type: 'string', default: '443' },
+    ...FLEET_ARGS,
     protocol: { type: 'string', default: 'ipmi' },
-    user: { type: 'string' },
-    password: { type: 'string' },
-    ca: { type: 'string' },
-    cert: { type: 'string' },
-    key: { type: 'string' },
     token: { type: 'string' },
   },
   strict: true,
 });
 
-const ipmiPort = Number(values['ipmi-port']);
 const logger = createLogger({ level: 'warn' });
-const openBackend = fleetConsoleBackend({
-  ipmiPort,
-  redfishPort: Number(values['redfish-port']),
-  user: values.user!,
-  password: values.password!,
-  protocol: values.protocol as Protocol,
-  logger,
-});
+const openBackend = fleetConsoleBackend(fleetBackendOptions(values, logger));
 
 const servers = await startConsoleServers({
   host: '127.0.0.1',
