@@ -30,15 +30,14 @@
  * consoles and after the window (where the memory goes).
  * Run it at a small N on a shared machine: `npm run bench -- console-idle 20`.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createPki, type Pki } from '../src/lab/pki.js';
 import { quiet, startRunningFleet, until } from './capture-rig.js';
 import type { CaptureProcessStats } from './capture-process.js';
-import { consoleServerEntry, nextMessage } from './console-server-run.js';
+import { benchChildEntry, forkBenchChild, nextMessage } from './console-server-run.js';
 import { startIpmitoolSol, sleep, type IpmitoolConsole } from './console-terminal.js';
 import { procUsage, stopChild, type FleetProcess } from './fleet-process.js';
 import { begin } from './results.js';
@@ -46,7 +45,6 @@ import { begin } from './results.js';
 const BENCH = 'console-idle';
 const REFERENCE_CONSOLES = 3;
 const DEADLINE_MS = 600_000;
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 function intEnv(name: string, fallback: number, min: number, max: number): number {
   const spec = process.env[name];
@@ -69,10 +67,10 @@ interface CaptureChild {
 }
 
 async function startCaptureChild(fleet: FleetProcess, pki: Pki, o: { protocol: string; workers: number; dir: string }): Promise<CaptureChild> {
-  const entry = await consoleServerEntry('capture-process');
+  const entry = await benchChildEntry('capture-process');
   const maxOpening = process.env.BENCH_IDLE_MAX_OPENING ? ['--max-opening', process.env.BENCH_IDLE_MAX_OPENING] : [];
   const args = [...maxOpening, '--ipmi-port', String(fleet.ipmiPort), '--redfish-port', String(fleet.redfishPort), '--protocol', o.protocol, '--workers', String(o.workers), '--dir', o.dir, '--user', fleet.user, '--password', fleet.password, '--ca', pki.ca, '--cert', pki.serverCert, '--key', pki.serverKey];
-  const child = fork(entry.file, args, { cwd: ROOT, execArgv: entry.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = forkBenchChild(entry, args);
   const next = <T>(type: string, ms: number) => nextMessage<T>(child, 'capture process', type, ms);
   await next('ready', 60_000);
   return {

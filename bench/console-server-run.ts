@@ -13,19 +13,31 @@ import { within } from './console-terminal.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
+/** A benchmark child ready to start: its file, Node's arguments, and how it runs (for messages). */
+export interface BenchChildEntry {
+  file: string;
+  execArgv: string[];
+  how: string;
+}
+
 /**
- * The console service runs as compiled JavaScript under plain node, as the daemon does (`dist/`):
+ * A benchmark child runs as compiled JavaScript under plain node, as the daemon does (`dist/`):
  * under tsx, the loader thread alone adds about 28 MiB of resident memory. Compiled with the
  * project's tsconfig into node_modules/.cache (incremental, so later runs take a second or two);
- * BENCH_CONSOLE_TSX=1 runs the TypeScript under tsx instead. `name`: the benchmark child in bench/
- * (console-idle runs bench/capture-process.ts the same way).
+ * BENCH_CONSOLE_TSX=1 runs the TypeScript under tsx instead. `name`: the child in bench/ (the
+ * console service here; console-idle's capture-process.ts, report-latency-process.ts).
  */
-export async function consoleServerEntry(name = 'console-server-process'): Promise<{ file: string; execArgv: string[]; how: string }> {
+export async function benchChildEntry(name = 'console-server-process'): Promise<BenchChildEntry> {
   if (process.env.BENCH_CONSOLE_TSX === '1') return { file: `bench/${name}.ts`, execArgv: [...childNodeArgs(), '--expose-gc', '--import', 'tsx'], how: 'TypeScript under tsx' };
   const out = join(ROOT, 'node_modules', '.cache', 'metal-bmc-bench');
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   await promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.json', '--outDir', out, '--incremental', '--tsBuildInfoFile', join(out, 'tsbuildinfo'), '--sourceMap', 'false'], { cwd: ROOT, timeout: 120_000 });
   return { file: join(out, 'bench', `${name}.js`), execArgv: [...childNodeArgs(), '--expose-gc'], how: 'compiled JavaScript under node' };
+}
+
+/** Starts a benchmark child with `args`, its output on ours and an IPC channel, in the repository. */
+export function forkBenchChild(entry: BenchChildEntry, args: string[]): ChildProcess {
+  return fork(entry.file, args, { cwd: ROOT, execArgv: entry.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
 /** The child's next IPC message of `type`, within `ms`; fails if the child exits first. `what` names the child in errors. */
@@ -56,9 +68,9 @@ export interface ConsoleServerProcess {
   close(): Promise<number | undefined>;
 }
 
-export async function startConsoleServerProcess(fleet: FleetProcess, pki: Pki, protocol: string, entry: { file: string; execArgv: string[] }): Promise<ConsoleServerProcess> {
+export async function startConsoleServerProcess(fleet: FleetProcess, pki: Pki, protocol: string, entry: BenchChildEntry): Promise<ConsoleServerProcess> {
   const args = ['--ipmi-port', String(fleet.ipmiPort), '--redfish-port', String(fleet.redfishPort), '--protocol', protocol, '--user', fleet.user, '--password', fleet.password, '--ca', pki.ca, '--cert', pki.serverCert, '--key', pki.serverKey];
-  const child = fork(entry.file, args, { cwd: ROOT, execArgv: entry.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = forkBenchChild(entry, args);
   const next = <T>(type: string, ms: number) => nextMessage<T>(child, 'console server', type, ms);
   const ready = await next<{ wsPort: number }>('ready', 60_000);
   return {

@@ -19,7 +19,7 @@
  * Both include the simulated BMC's and this process's share of a busy machine. Reference in the
  * same run: the same measurements through `ipmitool -I lanplus -C 17 sol activate` (pipes as
  * stdin and stdout) on a few extra machines of the same fleet, streaming too. The console service
- * runs compiled (see consoleServerEntry); the fleet and the clients run under tsx.
+ * runs compiled (see benchChildEntry); the fleet and the clients run under tsx.
  *
  * Usage: npm run bench -- console-streaming [N] (N consoles, default 500).
  * BENCH_CONSOLE_PROTOCOL=auto connects as the daemon does by default (Redfish probe and vendor
@@ -34,7 +34,7 @@ import { openSession } from '../src/ipmi/session.js';
 import { createPki } from '../src/lab/pki.js';
 import { mapLimit } from '../src/report/limit.js';
 import type { ConsoleServerStats } from './console-server-process.js';
-import { consoleServerEntry, startConsoleServerProcess, type ConsoleServerProcess } from './console-server-run.js';
+import { benchChildEntry, startConsoleServerProcess, type ConsoleServerProcess } from './console-server-run.js';
 import { openWsConsole, probeLoop, PROBE_TIMEOUT_MS, sleep, startIpmitoolSol, within, type IpmitoolConsole, type WsConsole } from './console-terminal.js';
 import { procUsage, startFleetProcess, type FleetProcess } from './fleet-process.js';
 import { latency, spread } from './report.js';
@@ -348,7 +348,7 @@ export async function benchConsoleStreaming(n = 500): Promise<void> {
   watchdog.unref();
 
   const started = performance.now();
-  const [pki, entry] = await Promise.all([createPki(), consoleServerEntry()]);
+  const [pki, entry] = await Promise.all([createPki(), benchChildEntry()]);
   const fleet = await startFleetProcess({ count: n + REFERENCE_CONSOLES, second: 14, redfish: protocol !== 'ipmi' });
   children.push(fleet.child);
   let server: ConsoleServerProcess | undefined;

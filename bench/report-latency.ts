@@ -13,7 +13,6 @@
  * the daemon's code under plain node, not the runner's tsx. BENCH_CONSOLE_TSX=1 runs it under tsx.
  * Usage: npm run bench -- report-latency [N] (N simulated BMCs, default 1,000)
  */
-import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,8 +28,8 @@ import { sharedConnector } from '../src/redfish/tls-context.js';
 import { runReportCycle, type CycleDeps } from '../src/report/cycle.js';
 import { createReadOrder } from '../src/report/read-order.js';
 import { assignFates, parseLatencySpec } from '../src/sim/latency.js';
-import { consoleServerEntry, nextMessage } from './console-server-run.js';
-import { procUsage, repositoryRoot, startFleetProcess } from './fleet-process.js';
+import { benchChildEntry, forkBenchChild, nextMessage } from './console-server-run.js';
+import { procUsage, startFleetProcess } from './fleet-process.js';
 import { startProfile } from './profile.js';
 import { collectGarbage } from './report.js';
 import { begin, collector, type BenchResult } from './results.js';
@@ -49,8 +48,8 @@ const CPU_MS_BEFORE = 9;
 
 /** The benchmark in its own compiled process; its figures join this run's. */
 export async function benchReportLatencyInChild(n?: number): Promise<void> {
-  const entry = await consoleServerEntry('report-latency-process');
-  const child = fork(entry.file, n === undefined ? [] : [String(n)], { cwd: repositoryRoot(), execArgv: entry.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const entry = await benchChildEntry('report-latency-process');
+  const child = forkBenchChild(entry, n === undefined ? [] : [String(n)]);
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   try {
     const { results } = await nextMessage<{ results: BenchResult[] }>(child, `report-latency (${entry.how})`, 'results', 60 * 60_000);
