@@ -53,8 +53,6 @@ interface Slot {
   index: number;
   worker: Worker;
   streams: Map<number, Duplex>;
-  /** the machine of each console (opening or open), for the worker's log lines */
-  machines: Map<number, string>;
   opening: Map<number, { resolve: (d: Duplex) => void; reject: (e: Error) => void; stream: Duplex }>;
   bytes: number;
   dropped: number;
@@ -101,6 +99,8 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
   let closing = false;
 
   const send = (slot: Slot, m: ToWorker, transfer: ArrayBuffer[] = []) => slot.worker.postMessage(m, transfer);
+  /** the machine of each console (opening or open, found through `streams` or `opening`), for the worker's log lines */
+  const machineOf = new WeakMap<Duplex, string>();
 
   function relay(slot: Slot, id: number): Duplex {
     const stream: Duplex = new Duplex({
@@ -118,7 +118,6 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
       destroy(err, cb) {
         if (slot.streams.get(id) === stream || slot.opening.has(id)) send(slot, { type: 'close', id });
         slot.streams.delete(id);
-        slot.machines.delete(id);
         cb(err);
       },
     });
@@ -138,7 +137,6 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
       case 'failed': {
         const o = slot.opening.get(m.id);
         slot.opening.delete(m.id);
-        slot.machines.delete(m.id);
         o?.reject(new BmcError((KNOWN_CODES.has(m.code) ? m.code : 'CLOSED') as BmcErrorCode, m.message));
         return;
       }
@@ -166,12 +164,12 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
       case 'end': {
         const stream = slot.streams.get(m.id);
         slot.streams.delete(m.id);
-        slot.machines.delete(m.id);
         stream?.destroy(new BmcError('CLOSED', m.message));
         return;
       }
       case 'log': {
-        const machineId = m.id === undefined ? undefined : slot.machines.get(m.id);
+        const stream = m.id === undefined ? undefined : (slot.streams.get(m.id) ?? slot.opening.get(m.id)?.stream);
+        const machineId = stream ? machineOf.get(stream) : undefined;
         if (!logWorkerRecord(log, m, { worker: slot.index, threadId: slot.worker.threadId, ...(machineId ? { machineId } : {}) })) dropLog(slot, 1);
         return;
       }
@@ -198,7 +196,7 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
     const worker = spawn(entry, data);
     worker.unref();
     const before = slots[index];
-    const slot: Slot = { index, worker, streams: new Map(), machines: new Map(), opening: new Map(), bytes: before?.bytes ?? 0, dropped: before?.dropped ?? 0, logDropped: before?.logDropped ?? 0, logWarned: false, restarts, quickDeaths, startedAt: Date.now(), alive: true };
+    const slot: Slot = { index, worker, streams: new Map(), opening: new Map(), bytes: before?.bytes ?? 0, dropped: before?.dropped ?? 0, logDropped: before?.logDropped ?? 0, logWarned: false, restarts, quickDeaths, startedAt: Date.now(), alive: true };
     slots[index] = slot;
     worker.on('message', (m: FromWorker) => onMessage(slot, m));
     worker.on('error', (err) => log.error({ worker: index, err }, 'console worker failed'));
@@ -211,7 +209,6 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
     const error = new BmcError('CLOSED', `console worker ${slot.index} exited (code ${code})`);
     for (const o of slot.opening.values()) o.reject(error);
     slot.opening.clear();
-    slot.machines.clear();
     const streams = [...slot.streams.values()];
     slot.streams.clear();
     for (const s of streams) s.destroy(error);
@@ -235,12 +232,11 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
       if (alive.length === 0) return Promise.reject(new BmcError('CLOSED', 'no console worker is running (restarting)'));
       const slot = alive.reduce((best, s) => (s.streams.size + s.opening.size < best.streams.size + best.opening.size ? s : best));
       const id = nextId++;
-      if (target.machineId) slot.machines.set(id, target.machineId);
       const stream = relay(slot, id);
+      if (target.machineId) machineOf.set(stream, target.machineId);
       return new Promise<Duplex>((resolve, reject) => {
         const onAbort = () => {
           if (!slot.opening.delete(id)) return;
-          slot.machines.delete(id);
           send(slot, { type: 'close', id });
           reject(signal.reason instanceof Error ? signal.reason : new BmcError('ABORTED', 'aborted'));
         };
