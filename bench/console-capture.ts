@@ -17,6 +17,9 @@
  * sessions in this thread as METAL_BMC_CONSOLE_WORKERS=0 does, more runs them in a console worker
  * pool (src/console/worker-pool.ts); CPU is this whole process's, every thread included.
  * The simulator prints a storm only on running machines, so the machines are picked by power.
+ * Runs in a child process of its own, compiled (bench/bench-process.ts): the CPU measured is the
+ * daemon's code under plain node (its worker threads too), not the runner's tsx.
+ * BENCH_CONSOLE_TSX=1 runs it under tsx.
  * Run it at a small N on a shared machine: `npm run bench -- console-capture 10`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -35,7 +38,7 @@ import { runReportCycle } from '../src/report/cycle.js';
 import { parseStormLine, stormLine } from '../src/sim/serial.js';
 import { machineId, MiB, quiet, simConsoleBackend, simSolTarget, startCaptureRig, startRunningFleet, until, type CaptureRig } from './capture-rig.js';
 import { startIpmitoolSol, sleep, type IpmitoolConsole } from './console-terminal.js';
-import { procUsage, type FleetProcess } from './fleet-process.js';
+import { procUsage, threadCpuSeconds, type FleetProcess } from './fleet-process.js';
 import { latency } from './report.js';
 import { begin } from './results.js';
 
@@ -147,6 +150,20 @@ interface StepEnv {
   references: IpmitoolConsole[];
   sentRef: number[];
   quietProbe?: MainLoopProbe;
+  /** this process's threads before the console worker pool started (the pool's are the ones not in it); none without a pool */
+  threadsBeforePool?: Set<number>;
+}
+
+/** CPU seconds since `before` by kind of thread: the main thread, console worker threads, Node's helpers (GC, file I/O) */
+function cpuByThread(e: StepEnv, before: Map<number, number>): { main: number; workers: number; helpers: number } {
+  const out = { main: 0, workers: 0, helpers: 0 };
+  for (const [tid, seconds] of threadCpuSeconds()) {
+    const spent = seconds - (before.get(tid) ?? 0);
+    if (tid === process.pid) out.main += spent;
+    else if (e.threadsBeforePool && !e.threadsBeforePool.has(tid)) out.workers += spent;
+    else out.helpers += spent;
+  }
+  return out;
 }
 
 /** the report cycle, the commands and the event loop's delay during the storm, next to the same before it */
@@ -200,6 +217,7 @@ async function stormStep(e: StepEnv, k: number, probe: boolean): Promise<StepRes
   const refBefore = e.references.map((x) => ({ bytes: x.term.bytes, cpu: procUsage(x.child.pid!).cpuSeconds }));
   const capturedBefore = e.rig.captured();
   const cpuBefore = process.cpuUsage();
+  const threadsBefore = threadCpuSeconds();
   const t = Date.now();
   await e.fleet.control('POST', '/serial', { select: [...indices, ...e.refIndices], storm: { lines: LINES } });
   const stormProbe = probe ? probeMainLoop(e) : undefined;
@@ -216,6 +234,7 @@ async function stormStep(e: StepEnv, k: number, probe: boolean): Promise<StepRes
   await e.rig.capture.flush();
   const cpu = process.cpuUsage(cpuBefore);
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  const byThread = cpuByThread(e, threadsBefore);
   const capturedMiB = (e.rig.captured() - capturedBefore) / MiB;
   // ipmitool gets as long again as the capture took, at least 30 s; its CPU is per MiB it received
   const refDeadline = Date.now() + Math.max(30_000, 2 * wallSeconds * 1000);
@@ -264,6 +283,14 @@ async function stormStep(e: StepEnv, k: number, probe: boolean): Promise<StepRes
     better: 'lower',
     differs: `ours also writes every byte and an index to disk and runs the shared-session hub; ipmitool writes to a pipe`,
   });
+  if (!probe) {
+    const kinds = [
+      ['the main thread (hub, log and index on disk)', byThread.main],
+      ...(e.threadsBeforePool ? [['console worker threads (SOL)', byThread.workers] as const] : []),
+      ["Node's helper threads (garbage collection, file writes)", byThread.helpers],
+    ] as const;
+    for (const [what, seconds] of kinds) e.out.record({ name: `${label}: CPU seconds per MiB captured in ${what}`, value: seconds / capturedMiB, kind: 'measured', unit: 's/MiB', detail: true });
+  }
   if (probeDuring && e.quietProbe) recordProbe(e, k, probeDuring, wallSeconds, probeSeconds);
   return { machines: k, complete, wallSeconds, paceSeconds, fullSpeed };
 }
@@ -307,10 +334,11 @@ export async function benchConsoleCapture(n = 100): Promise<void> {
     const sentRef = refIndices.map((index) => stormBytes(index, LINES));
     for (const workers of counts) {
       const mode = workers === 0 ? 'SOL in the main thread' : `SOL in ${workers} worker thread${workers === 1 ? '' : 's'}`;
+      const threadsBeforePool = workers > 0 ? new Set(threadCpuSeconds().keys()) : undefined;
       pool = workers > 0 ? createConsoleWorkerPool({ workers, logger: createLogger({ level: 'warn' }, process.stderr) }) : undefined;
       const p = pool;
       rig = startCaptureRig(p ? (id, { signal }) => p.open(simSolTarget(f, id), signal) : simConsoleBackend(f), n);
-      const env: StepEnv = { out, mode, fleet: f, api, leaseFile, reportIps, rig, stormers, refIndices, references, sentRef };
+      const env: StepEnv = { out, mode, fleet: f, api, leaseFile, reportIps, rig, stormers, refIndices, references, sentRef, ...(threadsBeforePool ? { threadsBeforePool } : {}) };
       const results: StepResult[] = [];
       for (const k of steps) results.push(await stormStep(env, k, false));
       // once more at N, with the report cycle and the commands before and during the storm

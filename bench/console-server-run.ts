@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Pki } from '../src/lab/pki.js';
 import type { ConsoleServerStats } from './console-server-process.js';
+import { collector, type BenchResult } from './results.js';
 import { childNodeArgs, stopChild, type FleetProcess } from './fleet-process.js';
 import { within } from './console-terminal.js';
 
@@ -25,7 +26,7 @@ export interface BenchChildEntry {
  * under tsx, the loader thread alone adds about 28 MiB of resident memory. Compiled with the
  * project's tsconfig into node_modules/.cache (incremental, so later runs take a second or two);
  * BENCH_CONSOLE_TSX=1 runs the TypeScript under tsx instead. `name`: the child in bench/ (the
- * console service here; console-idle's capture-process.ts, report-latency-process.ts).
+ * console service here; console-idle's capture-process.ts, bench-process.ts).
  */
 export async function benchChildEntry(name = 'console-server-process'): Promise<BenchChildEntry> {
   if (process.env.BENCH_CONSOLE_TSX === '1') return { file: `bench/${name}.ts`, execArgv: [...childNodeArgs(), '--expose-gc', '--import', 'tsx'], how: 'TypeScript under tsx' };
@@ -38,6 +39,27 @@ export async function benchChildEntry(name = 'console-server-process'): Promise<
 /** Starts a benchmark child with `args`, its output on ours and an IPC channel, in the repository. */
 export function forkBenchChild(entry: BenchChildEntry, args: string[]): ChildProcess {
   return fork(entry.file, args, { cwd: ROOT, execArgv: entry.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+/**
+ * Benchmark `name` (one bench/bench-process.ts knows) in its own compiled process, as the daemon
+ * runs; its figures join this run's.
+ */
+export function benchInChild(name: string): (n?: number) => Promise<void> {
+  return async (n) => {
+    const entry = await benchChildEntry('bench-process');
+    const child = forkBenchChild(entry, n === undefined ? [name] : [name, String(n)]);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      const { results } = await nextMessage<{ results: BenchResult[] }>(child, `${name} (${entry.how})`, 'results', 60 * 60_000);
+      collector.results.push(...results);
+      // it ends by itself once its figures are sent (a profile, BENCH_CHILD_NODE_ARGS=--cpu-prof, is written then)
+      await within(`${name} to exit after its figures`, 30_000, exited).catch(() => undefined);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    }
+  };
 }
 
 /** The child's next IPC message of `type`, within `ms`; fails if the child exits first. `what` names the child in errors. */

@@ -9,7 +9,7 @@
  * connections that resumed a session.
  * The per-BMC deadline is 4 s here (the daemon's default is 20 s): the slow BMCs need 2–5 s per
  * answer and several answers, so with any deadline they either time out or set the cycle's length.
- * Runs in a child process of its own, compiled (bench/report-latency-process.ts): the figures are
+ * Runs in a child process of its own, compiled (bench/bench-process.ts): the figures are
  * the daemon's code under plain node, not the runner's tsx. BENCH_CONSOLE_TSX=1 runs it under tsx.
  * Usage: npm run bench -- report-latency [N] (N simulated BMCs, default 1,000)
  */
@@ -28,11 +28,10 @@ import { sharedConnector } from '../src/redfish/tls-context.js';
 import { runReportCycle, type CycleDeps } from '../src/report/cycle.js';
 import { createReadOrder } from '../src/report/read-order.js';
 import { assignFates, parseLatencySpec } from '../src/sim/latency.js';
-import { benchChildEntry, forkBenchChild, nextMessage } from './console-server-run.js';
 import { procUsage, startFleetProcess } from './fleet-process.js';
 import { startProfile } from './profile.js';
 import { collectGarbage } from './report.js';
-import { begin, collector, type BenchResult } from './results.js';
+import { begin } from './results.js';
 import { applyHeapGrowth, DEFAULT_HEAP_GROWTH_PCT } from '../src/heap-growth.js';
 
 const LATENCY = 'redfish=p50:150ms,p99:2s ipmi=p50:5ms,p99:50ms slow=3%:2s-5s dead=2%';
@@ -45,20 +44,6 @@ const MAX_CONCURRENCY = 1024;
 const GO_CONCURRENCY = 20;
 /** CPU per BMC per cycle measured before issue 15 (500 instant BMCs, one cycle, CPU profile) */
 const CPU_MS_BEFORE = 9;
-
-/** The benchmark in its own compiled process; its figures join this run's. */
-export async function benchReportLatencyInChild(n?: number): Promise<void> {
-  const entry = await benchChildEntry('report-latency-process');
-  const child = forkBenchChild(entry, n === undefined ? [] : [String(n)]);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  try {
-    const { results } = await nextMessage<{ results: BenchResult[] }>(child, `report-latency (${entry.how})`, 'results', 60 * 60_000);
-    collector.results.push(...results);
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
-  }
-}
 
 export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<void> {
   const out = begin('report-latency', 'report cycles over BMCs that answer like a real partition (latency model in the simulator, its own process): cycle time next to the slowest live BMC and to concurrency fixed at 20', {

@@ -11,13 +11,12 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchCliStartup } from './cli-startup.js';
 import { benchCommandLatency } from './command-latency.js';
-import { benchConsoleCapture } from './console-capture.js';
 import { benchConsoleIdle } from './console-idle.js';
+import { benchInChild } from './console-server-run.js';
 import { benchConsoleStreaming } from './console-streaming.js';
 import { benchIpmiPowerStatus } from './ipmi-power-status.js';
 import { benchOutbandInfo } from './outband-info.js';
 import { benchReportCycle } from './report-cycle.js';
-import { benchReportLatencyInChild } from './report-latency.js';
 import { collector, newRun } from './results.js';
 import { benchSimFootprint } from './sim-footprint.js';
 import { benchStatus } from './status.js';
@@ -29,11 +28,11 @@ const BENCHMARKS: Record<string, (n?: number) => Promise<void>> = {
   'sim-footprint': benchSimFootprint,
   'outband-info': benchOutbandInfo,
   'report-cycle': benchReportCycle,
-  'report-latency': benchReportLatencyInChild,
+  'report-latency': benchInChild('report-latency'),
   'tls-resume': benchTlsResume,
   'command-latency': benchCommandLatency,
   'console-streaming': benchConsoleStreaming,
-  'console-capture': benchConsoleCapture,
+  'console-capture': benchInChild('console-capture'),
   'console-idle': benchConsoleIdle,
   'cli-startup': benchCliStartup,
   status: benchStatus,
