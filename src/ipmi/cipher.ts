@@ -2,7 +2,7 @@
  * RMCP+ cipher suites and the three algorithm families they combine
  * (IPMI 2.0 tables 13-17 and 22-19). Data, not branching: adding a suite is one row.
  */
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, type Cipher, type Decipher } from 'node:crypto';
 import { DecodeError } from '../errors.js';
 
 export type AuthAlgorithm = 'none' | 'hmac-sha1' | 'hmac-md5' | 'hmac-sha256';
@@ -98,20 +98,52 @@ function freshIv(): Buffer {
   return ivPool.subarray(ivAt - 16, ivAt);
 }
 
+/**
+ * The AES-128 block cipher of one session key, both ways, as OpenSSL contexts kept for the
+ * session: in ECB mode without padding they hold no state between calls, so CBC is done here on
+ * top of them. Setting up a CBC context for each packet cost more than the packet's crypto (a
+ * SOL stream decrypts a packet and encrypts its acknowledgement every few milliseconds per BMC).
+ * Keyed by the session's K2 buffer, so the contexts go with the session.
+ */
+interface BlockCipher {
+  encrypt: Cipher;
+  decrypt: Decipher;
+}
+const blockCiphers = new WeakMap<Buffer, BlockCipher>();
+
+function blockCipherOf(k2: Buffer): BlockCipher {
+  let c = blockCiphers.get(k2);
+  if (!c) {
+    const key = k2.subarray(0, 16);
+    c = { encrypt: createCipheriv('aes-128-ecb', key, null).setAutoPadding(false), decrypt: createDecipheriv('aes-128-ecb', key, null).setAutoPadding(false) };
+    blockCiphers.set(k2, c);
+  }
+  return c;
+}
+
 /** AES-CBC-128 as RMCP+ uses it: IV || E(payload || 1,2,..,n || n), padded to 16 bytes. */
 export function aesEncrypt(k2: Buffer, payload: Buffer, iv: Buffer = freshIv()): Buffer {
   const padLength = (16 - ((payload.length + 1) % 16)) % 16;
-  const pad = Buffer.alloc(padLength + 1);
-  for (let i = 0; i < padLength; i++) pad[i] = i + 1;
-  pad[padLength] = padLength;
-  const cipher = createCipheriv('aes-128-cbc', k2.subarray(0, 16), iv).setAutoPadding(false);
-  return Buffer.concat([iv, cipher.update(Buffer.concat([payload, pad])), cipher.final()]);
+  const plainLength = payload.length + padLength + 1;
+  const out = Buffer.allocUnsafe(16 + plainLength);
+  iv.copy(out, 0, 0, 16);
+  payload.copy(out, 16);
+  for (let i = 0; i < padLength; i++) out[16 + payload.length + i] = i + 1;
+  out[out.length - 1] = padLength;
+  // CBC, a block at a time in place: C[i] = E(P[i] xor C[i-1]), C[-1] = IV
+  const { encrypt } = blockCipherOf(k2);
+  for (let at = 16; at < out.length; at += 16) {
+    for (let j = 0; j < 16; j++) out[at + j]! ^= out[at - 16 + j]!;
+    encrypt.update(out.subarray(at, at + 16)).copy(out, at);
+  }
+  return out;
 }
 
 export function aesDecrypt(k2: Buffer, data: Buffer): Buffer {
   if (data.length < 32 || data.length % 16 !== 0) throw new DecodeError(`encrypted payload of ${data.length} bytes is not IV + whole AES blocks`);
-  const decipher = createDecipheriv('aes-128-cbc', k2.subarray(0, 16), data.subarray(0, 16)).setAutoPadding(false);
-  const plain = Buffer.concat([decipher.update(data.subarray(16)), decipher.final()]);
+  // CBC: P[i] = D(C[i]) xor C[i-1], C[-1] = IV; whole blocks, so the ECB context returns them all
+  const plain = blockCipherOf(k2).decrypt.update(data.subarray(16));
+  for (let i = 0; i < plain.length; i++) plain[i]! ^= data[i]!;
   const padLength = plain[plain.length - 1]!;
   if (padLength > 15) throw new DecodeError(`AES confidentiality pad length ${padLength} exceeds 15`);
   return plain.subarray(0, plain.length - 1 - padLength);

@@ -62,20 +62,28 @@ export function encodeV2(packet: { payloadType: number; sessionId: number; seq: 
   const encrypt = keys !== undefined && keys.confidentiality === 'aes-cbc-128' && isSessionPayload(packet.payloadType);
   const authenticate = keys !== undefined && keys.integrity !== 'none' && isSessionPayload(packet.payloadType);
   const payload = encrypt ? aesEncrypt(keys.k2, packet.payload, iv) : packet.payload;
-  const header = Buffer.alloc(12);
-  header[0] = AUTH_TYPE_RMCP_PLUS;
-  header[1] = (encrypt ? 0x80 : 0) | (authenticate ? 0x40 : 0) | (packet.payloadType & 0x3f);
-  header.writeUInt32LE(packet.sessionId >>> 0, 2);
-  header.writeUInt32LE(packet.seq >>> 0, 6);
-  header.writeUInt16LE(payload.length, 10);
-  if (!authenticate) return Buffer.concat([rmcpHeader(RMCP_CLASS_IPMI), header, payload]);
-  const unpadded = header.length + payload.length + 2;
-  const padLength = (4 - (unpadded % 4)) % 4;
-  const trailer = Buffer.alloc(padLength + 2, 0xff);
-  trailer[padLength] = padLength;
-  trailer[padLength + 1] = NEXT_HEADER;
-  const signed = Buffer.concat([header, payload, trailer]);
-  return Buffer.concat([rmcpHeader(RMCP_CLASS_IPMI), signed, integrityCode(keys.integrity, keys.k1, signed)]);
+  // one buffer for the whole datagram (a SOL stream sends one per packet it acknowledges):
+  // RMCP header, session header (12), payload, then if authenticated the pad, its length, the next
+  // header byte and the integrity code over everything from the session header on
+  const rmcp = rmcpHeader(RMCP_CLASS_IPMI);
+  const headerAt = rmcp.length;
+  const payloadEnd = headerAt + 12 + payload.length;
+  const padLength = authenticate ? (4 - ((payloadEnd - headerAt + 2) % 4)) % 4 : 0;
+  const signedEnd = authenticate ? payloadEnd + padLength + 2 : payloadEnd;
+  const out = Buffer.allocUnsafe(signedEnd + (authenticate ? INTEGRITY_LENGTH[keys.integrity] : 0));
+  rmcp.copy(out, 0);
+  out[headerAt] = AUTH_TYPE_RMCP_PLUS;
+  out[headerAt + 1] = (encrypt ? 0x80 : 0) | (authenticate ? 0x40 : 0) | (packet.payloadType & 0x3f);
+  out.writeUInt32LE(packet.sessionId >>> 0, headerAt + 2);
+  out.writeUInt32LE(packet.seq >>> 0, headerAt + 6);
+  out.writeUInt16LE(payload.length, headerAt + 10);
+  payload.copy(out, headerAt + 12);
+  if (!authenticate) return out;
+  out.fill(0xff, payloadEnd, payloadEnd + padLength);
+  out[signedEnd - 2] = padLength;
+  out[signedEnd - 1] = NEXT_HEADER;
+  integrityCode(keys.integrity, keys.k1, out.subarray(headerAt, signedEnd)).copy(out, signedEnd);
+  return out;
 }
 
 function isSessionPayload(payloadType: number): boolean {
@@ -137,7 +145,8 @@ export function decodeV2(datagram: Buffer, keys?: SessionKeys): V2Packet {
     if (!keys || keys.confidentiality === 'none') throw new DecodeError('encrypted packet outside an encrypted session');
     payload = aesDecrypt(keys.k2, payload);
   }
-  return { payloadType, sessionId, seq, payload: Buffer.from(payload), authenticated, encrypted };
+  // a copy, so the payload does not hold the datagram; decrypted, it is a buffer of its own already
+  return { payloadType, sessionId, seq, payload: encrypted ? payload : Buffer.from(payload), authenticated, encrypted };
 }
 
 function verifyIntegrity(body: Buffer, payloadEnd: number, keys: SessionKeys): void {

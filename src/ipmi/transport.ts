@@ -47,6 +47,17 @@ export async function resolveHost(host: string): Promise<{ address: string; fami
   }
 }
 
+/**
+ * The sockets' address lookup: channels send only to addresses resolved when they opened (IP
+ * literals, resolveHost), which dgram would otherwise pass through dns.lookup and a tick of the
+ * event loop on every datagram (a SOL stream acknowledges each packet it receives).
+ */
+function literalLookup(host: string, _options: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  const family = isIP(host);
+  if (family === 4 || family === 6) callback(null, host, family);
+  else callback(new BmcError('INVALID_ARGUMENT', `UDP datagrams go to resolved addresses only, not ${host}`), '', 0);
+}
+
 export function createUdpPool(options: { maxPerSocket?: number } = {}): UdpPool {
   const maxPerSocket = options.maxPerSocket ?? 64;
   const sockets = new Set<PooledSocket>();
@@ -58,7 +69,7 @@ export function createUdpPool(options: { maxPerSocket?: number } = {}): UdpPool 
     for (const s of sockets) {
       if (s.family === family && s.channels.size < maxPerSocket && !s.channels.has(key)) return s;
     }
-    const socket = createSocket(family === 6 ? 'udp6' : 'udp4');
+    const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalLookup });
     const pooled: PooledSocket = { socket, family, channels: new Map() };
     socket.on('message', (msg, rinfo) => {
       const handler = pooled.channels.get(`${rinfo.address}:${rinfo.port}`);

@@ -1,4 +1,5 @@
 /** Pure IPMI codecs: round trips, known bytes, and fuzzing that only DecodeError escapes. */
+import { createCipheriv } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../../src/errors.js';
@@ -129,6 +130,28 @@ describe('RMCP+ session wrapper', () => {
         expect((enc.length - 16) % 16).toBe(0);
         expect([...aesDecrypt(k2, enc)]).toEqual([...data]);
       }),
+    );
+  });
+  it("AES-CBC-128 matches OpenSSL's CBC for any key, IV and payload, call after call on one key", () => {
+    // the session keeps one ECB context per key and chains the blocks itself; a context that kept
+    // state between calls, or a wrong chaining, would differ from a fresh CBC context here
+    const reference = (k2: Buffer, iv: Buffer, plain: Buffer) => {
+      const c = createCipheriv('aes-128-cbc', k2.subarray(0, 16), iv).setAutoPadding(false);
+      return Buffer.concat([iv, c.update(plain), c.final()]);
+    };
+    const keys = [Buffer.alloc(20, 7), Buffer.alloc(20, 9)];
+    fc.assert(
+      fc.property(fc.nat(1), fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.uint8Array({ maxLength: 300 }), (k, ivBytes, data) => {
+        const k2 = keys[k]!;
+        const iv = Buffer.from(ivBytes);
+        const payload = Buffer.from(data);
+        const padLength = (16 - ((payload.length + 1) % 16)) % 16;
+        const padded = Buffer.concat([payload, Buffer.from(Array.from({ length: padLength }, (_, i) => i + 1)), Buffer.from([padLength])]);
+        const expected = reference(k2, iv, padded);
+        expect(aesEncrypt(k2, payload, iv).equals(expected)).toBe(true);
+        expect(aesDecrypt(k2, expected).equals(payload)).toBe(true);
+      }),
+      { numRuns: 300 },
     );
   });
 });
