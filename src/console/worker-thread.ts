@@ -1,8 +1,10 @@
 /**
  * A console worker thread: opens IPMI SOL consoles (src/outband/ipmi.ts) for the main thread's
  * worker pool (worker-pool.ts) and relays them over its port: the SOL crypto, retransmits and
- * keepalives of these sessions run here, off the main loop. Output of one event-loop turn is sent
- * as one transferred buffer for all consoles; output beyond `maxInFlightBytes` unacknowledged bytes is
+ * keepalives of these sessions run here, off the main loop. Output is sent as one transferred
+ * buffer for all consoles, at most once per OUTPUT_COALESCE_MS while output streams (the first
+ * output after a quiet spell goes at the end of its event-loop turn, so an echo is not held back);
+ * output beyond `maxInFlightBytes` unacknowledged bytes is
  * dropped and reported (`dropped`), so a main thread that falls behind never stalls a BMC session.
  * Started by src/cli/main.ts when its first argument says so (the bundle starts itself the same way).
  */
@@ -24,6 +26,16 @@ interface Held {
   inFlight: number;
   closed: boolean;
 }
+
+/**
+ * Streaming output waits at most this long to join the next message to the main thread. A boot
+ * storm's SOL packets arrive a few per event-loop turn, one per BMC every ~10 ms; a message per
+ * turn cost the worker more in postMessage than the SOL crypto, and the main thread handles each
+ * console's part of a message on its own (hub, scrollback, capture). 20 ms joins two packets of a
+ * BMC in one part and is below what a person watching a console notices; an echo after a quiet
+ * spell is not held back at all.
+ */
+export const OUTPUT_COALESCE_MS = 20;
 
 export interface PortLike {
   postMessage(message: FromWorker, transfer?: ArrayBuffer[]): void;
@@ -52,6 +64,7 @@ const NO_LIFECYCLE: WorkerLifecycle = { afterShutdown: async () => undefined, di
 export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open: typeof openSol = openSol, lifecycle: WorkerLifecycle = NO_LIFECYCLE): void {
   const held = new Map<number, Held>();
   let flushing = false;
+  let lastFlush = -Infinity;
   const post = (m: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
   // the IPMI workarounds of these sessions, as log records for the main thread (worker-log.ts)
   const logs = createWorkerLogSender((m) => post(m));
@@ -61,6 +74,7 @@ export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open:
 
   function flush(): void {
     flushing = false;
+    lastFlush = performance.now();
     const ids: number[] = [];
     const lengths: number[] = [];
     let total = 0;
@@ -98,7 +112,9 @@ export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open:
     dirty.add(id);
     if (!flushing) {
       flushing = true;
-      setImmediate(flush);
+      const wait = lastFlush + OUTPUT_COALESCE_MS - performance.now();
+      if (wait <= 0) setImmediate(flush);
+      else setTimeout(flush, wait);
     }
   }
 

@@ -2,12 +2,13 @@
  * The console worker's side of the port (src/console/worker-thread.ts) with an in-memory port and
  * a PassThrough for the BMC console: output of one turn, of every console, goes out as one message, output beyond
  * the bytes in flight is dropped and reported instead of queued, acknowledgements make room,
- * input reaches the console, a failed open says why, and shutdown closes every console.
+ * input reaches the console, a failed open says why, and shutdown closes every console. While
+ * output streams, it leaves at most once per OUTPUT_COALESCE_MS; the first after a quiet spell at once.
  */
 import { PassThrough } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BmcError } from '../../src/errors.js';
-import { serveConsoles, type PortLike } from '../../src/console/worker-thread.js';
+import { OUTPUT_COALESCE_MS, serveConsoles, type PortLike } from '../../src/console/worker-thread.js';
 import type { FromWorker, SolTarget, ToWorker } from '../../src/console/worker-protocol.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -51,6 +52,35 @@ describe('console worker thread', () => {
     bmc.write('lmnop');
     await waitFor(() => h.sent.filter((m) => m.type === 'data').length === 2);
     expect(text(h.sent.filter((m) => m.type === 'data')[1]!)).toBe('lmnop');
+  });
+
+  describe('while output streams', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('sends at most one message per coalescing interval, and the first output after a quiet spell at the end of its turn', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate', 'performance', 'Date'] });
+      const bmc = new PassThrough();
+      const h = harness(1 << 20, async () => bmc);
+      h.tell({ type: 'open', id: 3, target: TARGET });
+      await vi.waitFor(() => expect(h.sent.some((m) => m.type === 'opened')).toBe(true));
+      const data = () => h.sent.filter((m) => m.type === 'data').map(text);
+      bmc.write('a');
+      await vi.advanceTimersByTimeAsync(0);
+      expect(data()).toEqual(['a']); // quiet before: at the end of the turn, no waiting
+      bmc.write('b');
+      await vi.advanceTimersByTimeAsync(OUTPUT_COALESCE_MS / 4);
+      bmc.write('c');
+      await vi.advanceTimersByTimeAsync(OUTPUT_COALESCE_MS / 4);
+      expect(data()).toEqual(['a']); // turns later, still within the interval: held
+      await vi.advanceTimersByTimeAsync(OUTPUT_COALESCE_MS / 2);
+      expect(data()).toEqual(['a', 'bc']); // one message for the interval's output
+      await vi.advanceTimersByTimeAsync(10 * OUTPUT_COALESCE_MS);
+      bmc.write('d');
+      await vi.advanceTimersByTimeAsync(0);
+      expect(data()).toEqual(['a', 'bc', 'd']); // quiet again: at once
+    });
   });
 
   it('sends the output of every console of one turn in one message, and an ack of several consoles makes room for each', async () => {
