@@ -69,7 +69,16 @@ interface Slot {
 const STABLE_MS = 30_000;
 const RESTART_MAX_MS = 10_000;
 
-const KNOWN_CODES = new Set<string>(['TIMEOUT', 'ABORTED', 'AUTH_FAILED', 'INSECURE_REFUSED', 'UNSUPPORTED', 'COMPLETION_CODE', 'PROTOCOL', 'DECODE', 'CLOSED', 'NO_SESSION_SLOTS', 'BUSY', 'UNTRUSTED']);
+/**
+ * The error codes of a worker's failed open that reach the hub as they are: the ways opening an
+ * SOL console fails (typed, so a code renamed in errors.ts fails to compile here). Any other code
+ * that comes over the port becomes CLOSED: the port is the worker's word, not a type.
+ */
+const OPEN_FAILURE_CODES: ReadonlySet<BmcErrorCode> = new Set<BmcErrorCode>(['TIMEOUT', 'ABORTED', 'AUTH_FAILED', 'INSECURE_REFUSED', 'UNSUPPORTED', 'COMPLETION_CODE', 'PROTOCOL', 'DECODE', 'CLOSED', 'NO_SESSION_SLOTS', 'BUSY', 'UNTRUSTED']);
+
+function openFailureCode(code: string): BmcErrorCode {
+  return OPEN_FAILURE_CODES.has(code as BmcErrorCode) ? (code as BmcErrorCode) : 'CLOSED';
+}
 
 /**
  * A console worker's young generation: small. Its garbage is SOL packets and their crypto, short-
@@ -137,7 +146,7 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
       case 'failed': {
         const o = slot.opening.get(m.id);
         slot.opening.delete(m.id);
-        o?.reject(new BmcError((KNOWN_CODES.has(m.code) ? m.code : 'CLOSED') as BmcErrorCode, m.message));
+        o?.reject(new BmcError(openFailureCode(m.code), m.message));
         return;
       }
       case 'data': {

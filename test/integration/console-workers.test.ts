@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
+import { BmcError } from '../../src/errors.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConsoleCapture, type ConsoleCapture } from '../../src/console/capture.js';
 import { readHistory, tailBytes } from '../../src/console/capture-read.js';
@@ -103,6 +104,16 @@ describe('held consoles on worker threads', () => {
     // the bytes went through the workers
     expect(pool.stats().reduce((n, s) => n + s.bytes, 0)).toBeGreaterThan(LINES * 60 * 2);
   }, 120_000);
+
+  it("passes a worker's failed open on with its code, and without the password", async () => {
+    const err = await pool.open({ ...target('m3'), password: 'not-the-password' }, AbortSignal.timeout(15_000)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(BmcError);
+    expect((err as BmcError).code).toBe('AUTH_FAILED');
+    expect((err as BmcError).message).not.toContain('not-the-password');
+  }, 30_000);
 
   it('starts a dead worker again; its consoles rejoin with a gap recorded', async () => {
     const r = rigs[0]!;
