@@ -150,7 +150,7 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
         return;
       }
       case 'data': {
-        // one turn of the worker's output for all its consoles, acknowledged in one message;
+        // one batch of the worker's output for all its consoles, acknowledged in one message;
         // each console's bytes are a view of the one buffer (the scrollback ring copies what it keeps)
         send(slot, { type: 'ack', ids: m.ids, bytes: m.lengths });
         let at = 0;

@@ -1,8 +1,9 @@
 /**
  * What the main thread and a console worker (worker-thread.ts) say to each other over the
  * worker's port. Output travels as ArrayBuffers moved to the other side (transferred, not
- * copied), one per event-loop turn for all consoles of a worker; the main thread acknowledges
- * what it took, once per turn for all of them, so the bytes in flight per console are
+ * copied), one per batch for all consoles of a worker (at most one per OUTPUT_COALESCE_MS while
+ * output streams); the main thread acknowledges what it took, once per batch for all of them,
+ * so the bytes in flight per console are
  * bounded (`maxInFlightBytes`): a main loop that falls behind costs dropped output, counted and
  * logged, never a stalled BMC session.
  */
@@ -45,8 +46,8 @@ export type FromWorker =
   | { type: 'opened'; id: number }
   | { type: 'failed'; id: number; code: string; message: string }
   /**
-   * one event-loop turn's output of every console of the worker, in one transferred buffer:
-   * console `ids[i]`'s bytes are the next `lengths[i]` of `data` (one message per turn, not per
+   * one batch of output of every console of the worker, in one transferred buffer: console
+   * `ids[i]`'s bytes are the next `lengths[i]` of `data` (one message per batch, not per
    * console: at a boot storm of 100 consoles, one per console and its ack cost the handover
    * about a third of the CPU per MiB captured)
    */
