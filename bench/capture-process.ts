@@ -8,7 +8,7 @@
  * Run by bench/console-idle.ts in a child process, so that its resident memory and CPU can be
  * read from /proc alone, without the benchmark harness's.
  *
- * Talks to its parent over the IPC channel: sends `{type: 'ready'}` once listening, takes
+ * Talks to its parent over the IPC channel: sends `{type: 'ready', threadsBeforePool}` once listening, takes
  * `{type: 'hold', ids}` (the machines to capture, as the report cycle's machines are given),
  * answers `{type: 'stats', gc?: boolean}` with the capture's counts and this thread's memory
  * (after a full garbage collection with `gc: true`, run with --expose-gc), and `{type: 'close'}`
@@ -25,6 +25,7 @@ import { createConsoleWorkerPool } from '../src/console/worker-pool.js';
 import { applyHeapGrowth, DEFAULT_HEAP_GROWTH_PCT } from '../src/heap-growth.js';
 import { createLogger } from '../src/log.js';
 import { closeOnParentWord, collectFully, FLEET_ARGS, fleetBackendOptions, fleetConsoleBackend } from './console-child.js';
+import { threadCpuSeconds } from './fleet-process.js';
 
 export interface CaptureProcessStats {
   type: 'stats';
@@ -57,6 +58,8 @@ const { values } = parseArgs({
 const workerCount = Number(values.workers);
 const dir = values.dir!;
 const logger = createLogger({ level: 'warn' });
+// the threads before the pool starts: the parent tells the pool's worker threads from Node's helpers by them
+const threadsBeforePool = [...threadCpuSeconds().keys()];
 const workers = workerCount > 0 ? createConsoleWorkerPool({ workers: workerCount, logger }) : undefined;
 const openBackend = fleetConsoleBackend({
   ...fleetBackendOptions(values, logger),
@@ -111,4 +114,4 @@ process.on('message', (msg: { type?: string; gc?: boolean; ids?: string[]; file?
     process.send?.(stats);
   }
 });
-process.send?.({ type: 'ready' });
+process.send?.({ type: 'ready', threadsBeforePool });

@@ -38,7 +38,7 @@ import { runReportCycle } from '../src/report/cycle.js';
 import { parseStormLine, stormLine } from '../src/sim/serial.js';
 import { machineId, MiB, quiet, simConsoleBackend, simSolTarget, startCaptureRig, startRunningFleet, until, type CaptureRig } from './capture-rig.js';
 import { startIpmitoolSol, sleep, type IpmitoolConsole } from './console-terminal.js';
-import { procUsage, threadCpuSeconds, type FleetProcess } from './fleet-process.js';
+import { cpuByThread, procUsage, threadCpuSeconds, type FleetProcess } from './fleet-process.js';
 import { latency } from './report.js';
 import { begin } from './results.js';
 
@@ -154,18 +154,6 @@ interface StepEnv {
   threadsBeforePool?: Set<number>;
 }
 
-/** CPU seconds since `before` by kind of thread: the main thread, console worker threads, Node's helpers (GC, file I/O) */
-function cpuByThread(e: StepEnv, before: Map<number, number>): { main: number; workers: number; helpers: number } {
-  const out = { main: 0, workers: 0, helpers: 0 };
-  for (const [tid, seconds] of threadCpuSeconds()) {
-    const spent = seconds - (before.get(tid) ?? 0);
-    if (tid === process.pid) out.main += spent;
-    else if (e.threadsBeforePool && !e.threadsBeforePool.has(tid)) out.workers += spent;
-    else out.helpers += spent;
-  }
-  return out;
-}
-
 /** the report cycle, the commands and the event loop's delay during the storm, next to the same before it */
 function recordProbe(e: StepEnv, k: number, probeDuring: MainLoopProbe, wallSeconds: number, probeSeconds: number): void {
   if (!e.quietProbe) return;
@@ -234,7 +222,7 @@ async function stormStep(e: StepEnv, k: number, probe: boolean): Promise<StepRes
   await e.rig.capture.flush();
   const cpu = process.cpuUsage(cpuBefore);
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-  const byThread = cpuByThread(e, threadsBefore);
+  const byThread = cpuByThread(threadsBefore, e.threadsBeforePool);
   const capturedMiB = (e.rig.captured() - capturedBefore) / MiB;
   // ipmitool gets as long again as the capture took, at least 30 s; its CPU is per MiB it received
   const refDeadline = Date.now() + Math.max(30_000, 2 * wallSeconds * 1000);

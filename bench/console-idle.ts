@@ -39,7 +39,7 @@ import { quiet, startRunningFleet, until } from './capture-rig.js';
 import type { CaptureProcessStats } from './capture-process.js';
 import { benchChildEntry, forkBenchChild, nextMessage } from './console-server-run.js';
 import { startIpmitoolSol, sleep, type IpmitoolConsole } from './console-terminal.js';
-import { procUsage, stopChild, type FleetProcess } from './fleet-process.js';
+import { cpuByThread, procUsage, stopChild, threadCpuSeconds, type FleetProcess } from './fleet-process.js';
 import { begin } from './results.js';
 
 const BENCH = 'console-idle';
@@ -59,6 +59,8 @@ const idleWorkers = () => intEnv('BENCH_IDLE_WORKERS', Math.max(1, availablePara
 
 interface CaptureChild {
   child: ChildProcess;
+  /** the child's threads before it started its console worker pool */
+  threadsBeforePool: ReadonlySet<number>;
   stats(gc?: boolean): Promise<CaptureProcessStats>;
   hold(ids: string[]): void;
   /** a heap snapshot of the child's main thread into `file` */
@@ -72,9 +74,10 @@ async function startCaptureChild(fleet: FleetProcess, pki: Pki, o: { protocol: s
   const args = [...maxOpening, '--ipmi-port', String(fleet.ipmiPort), '--redfish-port', String(fleet.redfishPort), '--protocol', o.protocol, '--workers', String(o.workers), '--dir', o.dir, '--user', fleet.user, '--password', fleet.password, '--ca', pki.ca, '--cert', pki.serverCert, '--key', pki.serverKey];
   const child = forkBenchChild(entry, args);
   const next = <T>(type: string, ms: number) => nextMessage<T>(child, 'capture process', type, ms);
-  await next('ready', 60_000);
+  const ready = await next<{ threadsBeforePool: number[] }>('ready', 60_000);
   return {
     child,
+    threadsBeforePool: new Set(ready.threadsBeforePool),
     stats(gc = false) {
       const answer = next<CaptureProcessStats>('stats', 30_000);
       child.send({ type: 'stats', gc });
@@ -140,6 +143,7 @@ export async function benchConsoleIdle(n = 1000): Promise<void> {
     }
     const refBefore = references.map((x) => procUsage(x.child.pid!).cpuSeconds);
     const cpuBefore = procUsage(pid).cpuSeconds;
+    const threadsBefore = threadCpuSeconds(pid);
     const t = performance.now();
     let peakRss = procUsage(pid).rssMiB;
     /** resident memory every 250 ms over the window: seconds into it, MiB */
@@ -154,6 +158,7 @@ export async function benchConsoleIdle(n = 1000): Promise<void> {
     const seconds = (performance.now() - t) / 1000;
     const after = procUsage(pid);
     const share = (after.cpuSeconds - cpuBefore) / seconds;
+    const byThread = cpuByThread(threadsBefore, workers > 0 ? c.threadsBeforePool : undefined, pid);
     const heldStats = await c.stats(true);
     const settled = procUsage(pid);
     if (snapshots) await c.snapshot(`${snapshots}-${n}.heapsnapshot`);
@@ -193,6 +198,8 @@ export async function benchConsoleIdle(n = 1000): Promise<void> {
       reference: { name: 'ipmitool sol activate, one process per console', value: (refCpu / seconds) * 100 * scale, kind: 'extrapolated', basis },
       better: 'lower',
     });
+    const kinds = [['its main thread', byThread.main], ...(workers > 0 ? [['its console worker threads (SOL keepalives)', byThread.workers] as const] : []), ["Node's helper threads (garbage collection, file I/O)", byThread.helpers]] as const;
+    for (const [what, spent] of kinds) out.record({ name: `capture process CPU share of one core in ${what}`, value: (spent / seconds) * 100, kind: 'measured', unit: '%', detail: true });
   } finally {
     await capture?.close();
     for (const x of references) x.child.kill('SIGTERM');

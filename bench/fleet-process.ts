@@ -71,6 +71,29 @@ export function threadCpuSeconds(pid = process.pid): Map<number, number> {
   return out;
 }
 
+/** CPU seconds by kind of thread: the main thread, console worker threads, Node's helpers (GC, the thread pool's file I/O) */
+export interface CpuByThread {
+  main: number;
+  workers: number;
+  helpers: number;
+}
+
+/**
+ * CPU seconds of process `pid` since `before` (threadCpuSeconds then), by kind of thread. Worker
+ * threads are the ones not in `beforePool`, the threads the process had before it started its
+ * worker pool; without it, every thread but the main one counts as a helper.
+ */
+export function cpuByThread(before: Map<number, number>, beforePool: ReadonlySet<number> | undefined, pid = process.pid): CpuByThread {
+  const out = { main: 0, workers: 0, helpers: 0 };
+  for (const [tid, seconds] of threadCpuSeconds(pid)) {
+    const spent = seconds - (before.get(tid) ?? 0);
+    if (tid === pid) out.main += spent;
+    else if (beforePool && !beforePool.has(tid)) out.workers += spent;
+    else out.helpers += spent;
+  }
+  return out;
+}
+
 /**
  * A port below Linux's ephemeral range (32768 and up, where client sockets land), free on `host`
  * now: benchmarks on a shared machine must not collide with each other's fleets.
