@@ -4,15 +4,15 @@
  */
 import { execFile, fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Pki } from '../src/lab/pki.js';
 import type { ConsoleServerStats } from './console-server-process.js';
 import { collector, type BenchResult } from './results.js';
-import { childNodeArgs, stopChild, type FleetProcess } from './fleet-process.js';
+import { childNodeArgs, repositoryRoot, stopChild, type FleetProcess } from './fleet-process.js';
 import { within } from './console-terminal.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+// the repository, also when this file runs compiled into node_modules/.cache
+const ROOT = repositoryRoot();
 
 /** A benchmark child ready to start: its file, Node's arguments, and how it runs (for messages). */
 export interface BenchChildEntry {

@@ -49,12 +49,17 @@ export function childNodeArgs(): string[] {
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
+/** user + system CPU seconds from a /proc stat file (a process's or a thread's): fields 14 and 15, after the name in parentheses */
+function statCpuSeconds(file: string): number {
+  const fields = readFileSync(file, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
 /** Resident memory (now and peak) in MiB and CPU seconds (user + system) of a process, from /proc. */
 export function procUsage(pid: number): { rssMiB: number; peakRssMiB: number; cpuSeconds: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return { rssMiB: kb('VmRSS') / 1024, peakRssMiB: kb('VmHWM') / 1024, cpuSeconds: (Number(stat[11]) + Number(stat[12])) / TICKS_PER_SECOND };
+  return { rssMiB: kb('VmRSS') / 1024, peakRssMiB: kb('VmHWM') / 1024, cpuSeconds: statCpuSeconds(`/proc/${pid}/stat`) };
 }
 
 /** CPU seconds of each thread of process `pid` so far, by thread id (/proc/PID/task). */
@@ -62,8 +67,7 @@ export function threadCpuSeconds(pid = process.pid): Map<number, number> {
   const out = new Map<number, number>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      out.set(Number(tid), (Number(stat[11]) + Number(stat[12])) / TICKS_PER_SECOND);
+      out.set(Number(tid), statCpuSeconds(`/proc/${pid}/task/${tid}/stat`));
     } catch {
       // the thread ended between the listing and the read
     }
