@@ -63,7 +63,8 @@ const NO_LIFECYCLE: WorkerLifecycle = { afterShutdown: async () => undefined, di
 
 export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open: typeof openSol = openSol, lifecycle: WorkerLifecycle = NO_LIFECYCLE): void {
   const held = new Map<number, Held>();
-  let flushing = false;
+  /** the flush waiting to run; a flush called directly (a console's end) cancels it */
+  let scheduled: { timer: NodeJS.Timeout } | { immediate: NodeJS.Immediate } | undefined;
   let lastFlush = -Infinity;
   const post = (m: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
   // the IPMI workarounds of these sessions, as log records for the main thread (worker-log.ts)
@@ -73,7 +74,9 @@ export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open:
   const dirty = new Set<number>();
 
   function flush(): void {
-    flushing = false;
+    if (scheduled && 'timer' in scheduled) clearTimeout(scheduled.timer);
+    else if (scheduled) clearImmediate(scheduled.immediate);
+    scheduled = undefined;
     lastFlush = performance.now();
     const ids: number[] = [];
     const lengths: number[] = [];
@@ -110,11 +113,9 @@ export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open:
     h.pending.push(chunk);
     h.pendingBytes += chunk.length;
     dirty.add(id);
-    if (!flushing) {
-      flushing = true;
+    if (!scheduled) {
       const wait = lastFlush + OUTPUT_COALESCE_MS - performance.now();
-      if (wait <= 0) setImmediate(flush);
-      else setTimeout(flush, wait);
+      scheduled = wait <= 0 ? { immediate: setImmediate(flush) } : { timer: setTimeout(flush, wait) };
     }
   }
 

@@ -81,6 +81,30 @@ describe('console worker thread', () => {
       await vi.advanceTimersByTimeAsync(0);
       expect(data()).toEqual(['a', 'bc', 'd']); // quiet again: at once
     });
+
+    it("keeps the interval after a console's end sent the output early", async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate', 'performance', 'Date'] });
+      const bmcs = [new PassThrough(), new PassThrough()];
+      const h = harness(1 << 20, async () => bmcs.shift()!);
+      const [one, two] = bmcs as [PassThrough, PassThrough];
+      h.tell({ type: 'open', id: 1, target: TARGET });
+      h.tell({ type: 'open', id: 2, target: TARGET });
+      await vi.waitFor(() => expect(h.sent.filter((m) => m.type === 'opened')).toHaveLength(2));
+      const data = () => h.sent.filter((m) => m.type === 'data').map(text);
+      one.write('a');
+      await vi.advanceTimersByTimeAsync(0);
+      one.write('b'); // waits for the interval
+      await vi.advanceTimersByTimeAsync(OUTPUT_COALESCE_MS / 4);
+      two.end(); // a console's end sends what is pending at once
+      await vi.advanceTimersByTimeAsync(0);
+      expect(h.sent.some((m) => m.type === 'end')).toBe(true);
+      expect(data()).toEqual(['a', 'b']);
+      one.write('c');
+      await vi.advanceTimersByTimeAsync(OUTPUT_COALESCE_MS - 1);
+      expect(data()).toEqual(['a', 'b']); // the wait for 'b' no longer stands: 'c' waits a whole interval from the end's send
+      await vi.advanceTimersByTimeAsync(1);
+      expect(data()).toEqual(['a', 'b', 'c']);
+    });
   });
 
   it('sends the output of every console of one turn in one message, and an ack of several consoles makes room for each', async () => {
