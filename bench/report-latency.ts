@@ -6,7 +6,10 @@
  * critical path of dependent round trips as it ran — and, as the reference, the same fleet read
  * with concurrency fixed at 20 (the Go metal-bmc's limit). Also peak RSS, CPU seconds per BMC,
  * heap after GC over the cycles (flat?), the most BMCs read at once, and the share of TLS
- * connections that resumed a session.
+ * connections that resumed a session. The BMCs are read as `metal-bmc serve` reads them by default
+ * on this machine (METAL_BMC_REPORT_WORKERS: report worker threads on 3 cores or more, the main
+ * thread on two); two more cycles read them the other way (the second one counts, with its TLS
+ * sessions resumed) for comparison. The CPU is split by thread.
  * The per-BMC deadline is 4 s here (the daemon's default is 20 s): the slow BMCs need 2–5 s per
  * answer and several answers, so with any deadline they either time out or set the cycle's length.
  * Runs in a child process of its own, compiled (bench/bench-process.ts): the figures are
@@ -21,14 +24,16 @@ import type { Lease } from '../src/leases/types.js';
 import { createLogger } from '../src/log.js';
 import { createMetalApiClient } from '../src/metalapi/client.js';
 import { startMetalApiStandIn } from '../src/metalapi/standin.js';
+import { availableParallelism } from 'node:os';
+import { defaultReportWorkers } from '../src/config/config.js';
 import { connectOutband } from '../src/outband/connect.js';
 import { createBmcTrust, openTrustStore, TRUST_FILE } from '../src/outband/trust.js';
-import type { Outband } from '../src/outband/types.js';
-import { sharedConnector } from '../src/redfish/tls-context.js';
+import { sharedTlsStats } from '../src/redfish/tls-context.js';
 import { runReportCycle, type CycleDeps } from '../src/report/cycle.js';
 import { createReadOrder } from '../src/report/read-order.js';
+import { createReportWorkerPool, type ReportWorkerPool } from '../src/report/worker-pool.js';
 import { assignFates, parseLatencySpec } from '../src/sim/latency.js';
-import { procUsage, startFleetProcess } from './fleet-process.js';
+import { cpuByThread, procUsage, startFleetProcess, threadCpuSeconds } from './fleet-process.js';
 import { startProfile } from './profile.js';
 import { collectGarbage } from './report.js';
 import { begin } from './results.js';
@@ -44,6 +49,10 @@ const MAX_CONCURRENCY = 1024;
 const GO_CONCURRENCY = 20;
 /** CPU per BMC per cycle measured before issue 15 (500 instant BMCs, one cycle, CPU profile) */
 const CPU_MS_BEFORE = 9;
+/** report worker threads for the comparison: as `metal-bmc serve` starts them by default (config.ts), at least 2; BENCH_REPORT_WORKERS sets another number */
+const WORKERS = Number(process.env.BENCH_REPORT_WORKERS ?? Math.max(2, defaultReportWorkers(availableParallelism())));
+/** what `metal-bmc serve` reads with by default on this machine: workers, or 0 for the main thread */
+const DEFAULT_WORKERS = defaultReportWorkers(availableParallelism());
 
 export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<void> {
   const out = begin('report-latency', 'report cycles over BMCs that answer like a real partition (latency model in the simulator, its own process): cycle time next to the slowest live BMC and to concurrency fixed at 20', {
@@ -53,6 +62,8 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     bmcTimeoutMs: BMC_TIMEOUT_MS,
     maxConcurrency: MAX_CONCURRENCY,
     referenceConcurrency: GO_CONCURRENCY,
+    reportWorkers: DEFAULT_WORKERS,
+    comparisonWorkers: DEFAULT_WORKERS > 0 ? 0 : WORKERS,
     heapGrowthPct: DEFAULT_HEAP_GROWTH_PCT,
   });
   // as `metal-bmc serve` does with its default METAL_BMC_HEAP_GROWTH
@@ -63,7 +74,6 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
   const leaseFile = join(dir, 'dhcpd.leases');
   const fleet = await startFleetProcess({ count: n, leaseFile, latency: LATENCY });
   const api = await startMetalApiStandIn({ hmacKey: 'bench-key' });
-  const tls = sharedConnector({ keepAlive: true, minVersion: 'TLSv1.2', rejectUnauthorized: false });
   try {
     const leases = await readLeasesOnce(leaseFile, {});
     const fateOf = new Map(fleet.addresses.map((a, i) => [a, fates[i]!]));
@@ -73,52 +83,56 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     let lastStart = 0;
     /** failures of live BMCs by error code, in the cycle running now */
     let liveFailures: Record<string, number> = {};
-    const noteFailure = (host: string, err: unknown) => {
-      if (fateOf.get(host) !== 'live') return;
-      const code = (err as { code?: string }).code ?? 'UNKNOWN';
-      liveFailures[code] = (liveFailures[code] ?? 0) + 1;
-    };
     // trust on first use, as the daemon does by default: the first cycle probes each certificate and
     // proves the BMC over IPMI before its login; later cycles connect pinned (resuming TLS sessions)
     const trustStore = openTrustStore({ file: join(dir, TRUST_FILE) });
     const trust = createBmcTrust({ store: trustStore });
-    const connect = async (host: string, signal: AbortSignal): Promise<Outband> => {
-      const started = performance.now();
-      lastStart = started;
-      const bmc = await connectOutband({ host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: BMC_TIMEOUT_MS, readAhead: true, trust: trust.forBmc({ ip: host }), signal }).catch((err: unknown) => {
-        noteFailure(host, err);
-        throw err;
-      });
-      return {
-        ...bmc,
-        address: bmc.address,
-        vendor: bmc.vendor,
-        info: async (x) => {
-          const report = await bmc.info(x).catch((err: unknown) => {
-            noteFailure(host, err);
-            throw err;
-          });
-          readMs.set(host, performance.now() - started);
-          return report;
-        },
-        close: () => bmc.close(),
-      };
+    const settings = { user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: BMC_TIMEOUT_MS };
+    /** the threads before the workers started: the ones after them are the workers (and, where they start first, libuv's pool threads) */
+    let threadsBeforePool: Set<number> | undefined;
+    // the workers start with the cycles that use them: idle ones would count in the other way's memory
+    let pool: ReportWorkerPool | undefined;
+    const startPool = (workers: number) => {
+      threadsBeforePool = new Set(threadCpuSeconds().keys());
+      return (pool = createReportWorkerPool({ workers, settings, logger: createLogger({ level: 'silent' }), trust }));
+    };
+    // every read, wherever it ran: its time from connect to report (the floor), a live BMC's failure by code
+    const observer: CycleDeps['observer'] = {
+      read(lease, outcome) {
+        lastStart = Math.max(lastStart, performance.now() - outcome.durationMs);
+        if (outcome.ok) readMs.set(lease.ip, outcome.durationMs);
+        else if (fateOf.get(lease.ip) === 'live') {
+          const code = (outcome.error as { code?: string }).code ?? 'UNKNOWN';
+          liveFailures[code] = (liveFailures[code] ?? 0) + 1;
+        }
+      },
+      reported() {},
     };
     const deps: CycleDeps = {
       partitionId: 'bench',
-      connect,
+      // the main thread's reads (the comparison cycle); the workers connect the same way
+      connect: (host, signal) => connectOutband({ ...settings, host, readAhead: true, trust: trust.forBmc({ ip: host }), signal }),
+      ...(DEFAULT_WORKERS > 0 ? { reader: startPool(DEFAULT_WORKERS) } : {}),
       metalApi: createMetalApiClient({ baseUrl: api.url, hmacKey: 'bench-key', timeoutMs: 60_000 }),
       concurrency: MAX_CONCURRENCY,
       bmcTimeoutMs: BMC_TIMEOUT_MS,
       logger: createLogger({ level: 'silent' }),
+      observer,
       // as the daemon's reporter: the BMCs slowest last cycle start first
       readOrder: createReadOrder(),
+    };
+    /** TLS connections so far, and how many resumed a session, in the workers and in this thread */
+    const tlsStats = () => {
+      const here = sharedTlsStats();
+      return (pool?.stats() ?? []).reduce((t, w) => ({ connections: t.connections + w.tlsConnections, resumed: t.resumed + w.tlsResumed }), here);
     };
     const live = (l: Lease) => fateOf.get(l.ip) === 'live';
     const runCycle = async (d: CycleDeps) => {
       readMs = new Map();
       liveFailures = {};
-      const tlsBefore = { ...tls.stats };
+      lastStart = 0;
+      const tlsBefore = tlsStats();
+      const threadsBefore = threadCpuSeconds();
       const cpu = process.cpuUsage();
       const simCpu = fleet.usage().cpuSeconds;
       const t = performance.now();
@@ -129,9 +143,11 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       const wall = r.durationMs / 1000;
       const withLogouts = (performance.now() - t) / 1000;
       const used = process.cpuUsage(cpu);
+      const byThread = cpuByThread(threadsBefore, threadsBeforePool);
+      const tlsAfter = tlsStats();
       const floor = Math.max(0, ...leases.filter(live).map((l) => readMs.get(l.ip) ?? 0)) / 1000;
       const liveUnread = leases.filter((l) => live(l) && !readMs.has(l.ip)).length;
-      return { r, wall, withLogouts, failures: { ...liveFailures }, floor, liveUnread, cpuSeconds: (used.user + used.system) / 1e6, simCpuSeconds, lastStartSeconds, tls: { connections: tls.stats.connections - tlsBefore.connections, resumed: tls.stats.resumed - tlsBefore.resumed } };
+      return { r, wall, withLogouts, failures: { ...liveFailures }, floor, liveUnread, cpuSeconds: (used.user + used.system) / 1e6, byThread, simCpuSeconds, lastStartSeconds, tls: { connections: tlsAfter.connections - tlsBefore.connections, resumed: tlsAfter.resumed - tlsBefore.resumed } };
     };
 
     // what the process holds before any BMC is read (Node, tsx's loader, the code, the metal-api stand-in): part of the peak below
@@ -149,13 +165,17 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
         (api.requests as unknown[]).splice(0);
         collectGarbage();
         await profiler?.stop();
-        heaps.push(process.memoryUsage().heapUsed / 2 ** 20);
+        // this thread's heap and the workers', each after a full collection
+        heaps.push((process.memoryUsage().heapUsed + ((await pool?.measureHeap()) ?? 0)) / 2 ** 20);
         const failures = x.r.failed ? { failures: x.r.failed } : {};
         out.record({ name: `cycle ${c}: wall time, ${leases.length} BMCs`, value: x.wall, unit: 's', kind: 'measured', ...failures, detail: true });
         out.record({ name: `cycle ${c}: wall time including the session logouts after the report`, value: x.withLogouts, unit: 's', kind: 'measured', detail: true });
         if (x.liveUnread) console.log(`  cycle ${c}: live BMCs not read, by error code: ${JSON.stringify(x.failures)}`);
         out.record({ name: `cycle ${c}: slowest live BMC's own read (the floor)`, value: x.floor, unit: 's', kind: 'measured', ...(x.liveUnread ? { failures: x.liveUnread } : {}), detail: true });
         out.record({ name: `cycle ${c}: CPU per BMC`, value: (x.cpuSeconds * 1000) / leases.length, unit: 'ms', kind: 'measured', detail: true });
+        for (const [part, seconds] of [['the main thread', x.byThread.main], [`the ${DEFAULT_WORKERS} report workers`, x.byThread.workers], ["Node's helper threads (GC, I/O)", x.byThread.helpers]] as const) {
+          out.record({ name: `cycle ${c}: CPU per BMC in ${part}`, value: (seconds * 1000) / leases.length, unit: 'ms', kind: 'measured', detail: true });
+        }
         // the cycle's two parts: starting every BMC (as fast as the loop's CPU allows), then the reads of the last ones started
         out.record({ name: `cycle ${c}: last BMC started after`, value: x.lastStartSeconds, unit: 's', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: the simulator's CPU (its own process, the other core)`, value: x.simCpuSeconds, unit: 's', kind: 'measured', detail: true });
@@ -173,7 +193,15 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     readMs = new Map();
     // the reference reads in lease order, as the Go daemon does
     const { readOrder: _ordered, ...leaseOrder } = deps;
-    const reference = await runCycle({ ...leaseOrder, concurrency: GO_CONCURRENCY, fixedConcurrency: true });
+    const reference = process.env.BENCH_SKIP_GO === '1' ? await runCycle(deps) : await runCycle({ ...leaseOrder, concurrency: GO_CONCURRENCY, fixedConcurrency: true });
+    // the same reads the other way (in the main thread, or in workers): twice, the second one with
+    // its TLS sessions resumed as the first way's are
+    const { reader: _reader, ...withoutReader } = deps;
+    const otherDeps: CycleDeps = DEFAULT_WORKERS > 0 ? withoutReader : { ...deps, reader: startPool(WORKERS) };
+    await runCycle(otherDeps);
+    const other = await runCycle(otherDeps);
+    const way = (workers: number) => (workers > 0 ? `in ${workers} report worker threads` : 'in the main thread');
+    const otherWay = way(DEFAULT_WORKERS > 0 ? 0 : WORKERS);
     const best = results.reduce((a, b) => (b.wall < a.wall ? b : a));
     const last = results.at(-1)!;
     out.record({
@@ -185,6 +213,21 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       reference: { name: `the same fleet, ${GO_CONCURRENCY} BMCs at once (the Go daemon's limit)`, value: reference.wall, kind: 'measured', ...(reference.r.failed ? { failures: reference.r.failed } : {}) },
       better: 'lower',
     });
+    out.record({
+      name: `cycle with the reads ${way(DEFAULT_WORKERS)} (the default on ${availableParallelism()} cores), fastest`,
+      value: best.wall,
+      unit: 's',
+      kind: 'measured',
+      ...(best.r.failed ? { failures: best.r.failed } : {}),
+      reference: { name: `the reads ${otherWay}, second such cycle`, value: other.wall, kind: 'measured', ...(other.r.failed ? { failures: other.r.failed } : {}) },
+      better: 'lower',
+    });
+    out.record({ name: `the reads ${otherWay}: slowest live BMC's own read (its floor)`, value: other.floor, unit: 's', kind: 'measured', detail: true });
+    out.record({ name: `the reads ${otherWay}: CPU per BMC`, value: (other.cpuSeconds * 1000) / leases.length, unit: 'ms', kind: 'measured', detail: true });
+    for (const [part, seconds] of [['the main thread', other.byThread.main], ['report workers', other.byThread.workers], ["Node's helper threads (GC, I/O)", other.byThread.helpers]] as const) {
+      out.record({ name: `the reads ${otherWay}: CPU per BMC in ${part}`, value: (seconds * 1000) / leases.length, unit: 'ms', kind: 'measured', detail: true });
+    }
+    out.record({ name: `the reads ${otherWay}: peak RSS (the process's, all of the run so far)`, value: procUsage(process.pid).peakRssMiB, unit: 'MiB', kind: 'measured', detail: true });
     out.record({
       name: `cycle time / slowest live BMC's own read, fastest cycle (goal < 1.5)`,
       value: best.floor > 0 ? best.wall / best.floor : null,
@@ -203,6 +246,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     });
     out.record({ name: `peak RSS over ${cycles} cycles`, value: peakRss, unit: 'MiB', kind: 'measured' });
     out.record({ name: `heap after GC, first -> last cycle`, value: heaps.at(-1)! - heaps[0]!, unit: 'MiB', stat: 'growth', kind: 'measured' });
+    await pool?.close();
     await trustStore.close();
   } finally {
     await api.close();

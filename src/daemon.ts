@@ -17,8 +17,10 @@ import { startOpsServer, type OpsServer, type ReadinessCheck } from './ops/http.
 import { connectOutband } from './outband/connect.js';
 import { createBmcTrust, openTrustStore, TRUST_FILE, usesTrustOnFirstUse, type BmcTrust } from './outband/trust.js';
 import type { Outband } from './outband/types.js';
-import { createReportMetrics, createTrustMetrics } from './report/metrics.js';
+import { createReportMetrics, createTrustMetrics, registerReportWorkerMetrics } from './report/metrics.js';
 import { createReporter, type Reporter } from './report/reporter.js';
+import { createReportWorkerPool } from './report/worker-pool.js';
+import type { ReportConnectSettings } from './report/worker-protocol.js';
 import { createStatusHttp } from './status/http.js';
 import { registerStatusMetrics } from './status/metrics.js';
 import { createStatusStore, type StatusStore } from './status/store.js';
@@ -70,26 +72,31 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   registerStatusMetrics(registry, status);
   const redfishCa = config.redfish.caFile ? readFileSync(config.redfish.caFile, 'utf8') : undefined;
   // certificates verified against a CA (or the system store) need no trust on first use
-  const trust: BmcTrust | undefined =
-    usesTrustOnFirstUse(config.redfish)
-      ? createBmcTrust({ store: openTrustStore({ file: join(config.stateDir, TRUST_FILE), logger }), logger, metrics: createTrustMetrics(registry), resetHint: true })
-      : undefined;
+  const trustMetrics = usesTrustOnFirstUse(config.redfish) ? createTrustMetrics(registry) : undefined;
+  const trust: BmcTrust | undefined = trustMetrics ? createBmcTrust({ store: openTrustStore({ file: join(config.stateDir, TRUST_FILE), logger }), logger, metrics: trustMetrics, resetHint: true }) : undefined;
   const lateLeases: { current?: () => readonly Lease[] } = {};
   const macOf = (ip: string) => lateLeases.current?.().find((lease) => lease.ip === ip)?.mac;
 
+  /** how every BMC is connected, in this thread and in the report workers */
+  const settings: ReportConnectSettings = {
+    user: config.ipmi.user,
+    password: config.ipmi.password,
+    protocol: config.protocol,
+    ipmiPort: config.ipmi.port,
+    redfishPort: config.redfish.port,
+    redfishInsecure: config.redfish.insecure,
+    redfishLegacyTls: config.redfish.legacyTls,
+    redfishRequestTimeoutMs: config.redfish.requestTimeoutMs,
+    ...(redfishCa ? { redfishCa } : {}),
+    timeoutMs: config.report.bmcTimeoutMs,
+  };
   const connectBmc: DaemonContext['connectBmc'] = (host, o) =>
     connectOutband({
+      ...settings,
       host,
-      user: o.user ?? config.ipmi.user,
-      password: o.password ?? config.ipmi.password,
-      protocol: config.protocol,
-      ipmiPort: o.port ?? config.ipmi.port,
-      redfishPort: config.redfish.port,
-      redfishInsecure: config.redfish.insecure,
-      redfishLegacyTls: config.redfish.legacyTls,
-      redfishRequestTimeoutMs: config.redfish.requestTimeoutMs,
-      ...(redfishCa ? { redfishCa } : {}),
-      timeoutMs: config.report.bmcTimeoutMs,
+      ...(o.user !== undefined ? { user: o.user } : {}),
+      ...(o.password !== undefined ? { password: o.password } : {}),
+      ...(o.port !== undefined ? { ipmiPort: o.port } : {}),
       ...(trust ? { trust: trust.forBmc({ ip: host, ...optional('mac', macOf(host)) }) } : {}),
       logger,
       ...(o.readAhead ? { readAhead: true } : {}),
@@ -129,9 +136,13 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
     },
   });
   lateLeases.current = () => watcher.current();
+  // the BMC reads of report cycles on every core (report/worker-pool.ts); 0: in this thread
+  const reportWorkers = config.report.workers > 0 ? createReportWorkerPool({ workers: config.report.workers, settings, logger, ...(trust ? { trust } : {}), ...(trustMetrics ? { trustMetrics } : {}) }) : undefined;
+  if (reportWorkers) registerReportWorkerMetrics(registry, () => reportWorkers.stats());
   const reporter = createReporter({
     partitionId: config.partitionId,
     connect: (ip, signal) => connectBmc(ip, { signal, readAhead: true }),
+    ...(reportWorkers ? { reader: reportWorkers } : {}),
     metalApi,
     concurrency: config.report.concurrency,
     bmcTimeoutMs: config.report.bmcTimeoutMs,
@@ -146,6 +157,10 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   if (watcher.current().length > 0 || leaseProblem !== 'lease file not read yet') startReporting();
   const firstReadFallback = setTimeout(startReporting, 5000);
   firstReadFallback.unref();
+  const stopReporting = async () => {
+    await reporter.stop();
+    await reportWorkers?.close();
+  };
 
   // 3. bus and console parts, in the order given
   const isLeased = (ip: string) => watcher.current().some((lease) => lease.ip === ip);
@@ -158,7 +173,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
     for (const factory of parts) started.push(await factory(context));
   } catch (err) {
     await stopStarted();
-    await reporter.stop();
+    await stopReporting();
     watcher.close();
     throw err;
   }
@@ -172,7 +187,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
     ops = await startOpsServer({ host: config.http.host, port: config.http.port, registry, readiness, routes: (req, res) => statusHttp.handle(req, res) });
   } catch (err) {
     await stopStarted();
-    await reporter.stop();
+    await stopReporting();
     watcher.close();
     throw err;
   }
@@ -189,7 +204,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       stopping ??= (async () => {
         logger.info('metal-bmc stopping');
         await stopStarted();
-        await reporter.stop();
+        await stopReporting();
         watcher.close();
         await closeAllSessions();
         // the trust file is written in bursts: what the last cycle recorded goes to disk now

@@ -21,6 +21,30 @@ export type BmcErrorCode =
   | 'UNTRUSTED' // the peer is not the BMC recorded or proven before: another certificate or host key, or no proof of the password
   | 'CONFIG'; // invalid configuration
 
+/** every code, for telling a code that crossed a boundary (a worker's port) from any string */
+const CODES: Record<BmcErrorCode, true> = {
+  TIMEOUT: true,
+  ABORTED: true,
+  AUTH_FAILED: true,
+  INSECURE_REFUSED: true,
+  UNSUPPORTED: true,
+  COMPLETION_CODE: true,
+  HTTP: true,
+  PROTOCOL: true,
+  DECODE: true,
+  CLOSED: true,
+  NO_SESSION_SLOTS: true,
+  BUSY: true,
+  INVALID_ARGUMENT: true,
+  FORBIDDEN: true,
+  UNTRUSTED: true,
+  CONFIG: true,
+};
+
+export function isBmcErrorCode(code: string): code is BmcErrorCode {
+  return Object.hasOwn(CODES, code);
+}
+
 export interface BmcErrorOptions {
   cause?: unknown;
   completionCode?: number;

@@ -82,7 +82,7 @@ export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   await waitFor(() => lab.metalApi.reports.length > 0);
   await waitFor(() => fetch(`http://127.0.0.1:${lab.daemon.opsPort}/readyz`).then((r) => r.status === 200, () => false));
   const code = (await demo(lab, print)) || (await consoleDemo(lab, print));
-  if (code === 0) await printConsoleWorkers(lab, print);
+  if (code === 0) await printWorkers(lab, print);
   if (values.once) {
     await lab.stop();
     return code;
@@ -130,9 +130,13 @@ async function consoleDemo(lab: Awaited<ReturnType<typeof startLab>>, print: (li
   });
 }
 
-/** Where the daemon's console SOL sessions run: its worker threads (METAL_BMC_CONSOLE_WORKERS), from its metrics. */
-async function printConsoleWorkers(lab: Awaited<ReturnType<typeof startLab>>, print: (line: string) => void): Promise<void> {
+/** Where the daemon read its BMCs and runs its console SOL sessions: its worker threads (METAL_BMC_REPORT_WORKERS, METAL_BMC_CONSOLE_WORKERS), from its metrics. */
+async function printWorkers(lab: Awaited<ReturnType<typeof startLab>>, print: (line: string) => void): Promise<void> {
   const text = await (await fetch(`http://127.0.0.1:${lab.daemon.opsPort}/metrics`)).text();
+  const readers = [...text.matchAll(/^metal_bmc_report_worker_heap_bytes\{[^}]*thread_id="(\d+)"[^}]*\} /gm)].map((m) => m[1]!);
+  const reads = [...text.matchAll(/^metal_bmc_report_worker_reads_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  if (readers.length === 0) print('demo: the BMCs are read in the main thread (METAL_BMC_REPORT_WORKERS=0)');
+  else print(`demo: ${reads} BMC reads ran in ${readers.length} report worker thread(s) (thread ids ${readers.join(', ')})`);
   const workers = [...text.matchAll(/^metal_bmc_console_worker_sessions\{[^}]*thread_id="(\d+)"[^}]*\} (\d+)$/gm)].map((m) => ({ thread: m[1]!, sessions: Number(m[2]) }));
   if (workers.length === 0) return print('demo: console SOL sessions run in the main thread (METAL_BMC_CONSOLE_WORKERS=0)');
   const sessions = workers.reduce((n, w) => n + w.sessions, 0);

@@ -4,7 +4,7 @@
  * Each command is imported when it is run, so a one-shot `bmc command` loads neither the daemon's
  * NATS, metrics and console servers nor the simulator.
  */
-import { CONSOLE_WORKER_ARG } from '../console/worker-entry.js';
+import { WORKER_ARGS } from '../worker-args.js';
 import { describeError, UsageError } from './args.js';
 
 const USAGE = `usage: metal-bmc <command> [options]
@@ -68,14 +68,20 @@ async function shutdown(code: number): Promise<never> {
   process.exit(code);
 }
 
-// A console worker thread (src/console/worker-pool.ts) starts this same script, the bundle
-// included, with this first argument; a one-shot command never loads node:worker_threads.
-if (process.argv[2] === CONSOLE_WORKER_ARG) {
+// A worker thread (src/console/worker-pool.ts, src/report/worker-pool.ts) starts this same
+// script, the bundle included, with its kind's first argument; a one-shot command never loads
+// node:worker_threads.
+const WORKERS: Record<string, () => Promise<() => void>> = {
+  [WORKER_ARGS.console]: async () => (await import('../console/worker-thread.js')).runConsoleWorker,
+  [WORKER_ARGS.report]: async () => (await import('../report/worker-thread.js')).runReportWorker,
+};
+const worker = WORKERS[process.argv[2] ?? ''];
+if (worker) {
   // (no top-level await: the bundle's chunks are CommonJS-style functions)
-  import('../console/worker-thread.js').then(
-    (w) => w.runConsoleWorker(),
+  worker().then(
+    (run) => run(),
     (err: unknown) => {
-      process.stderr.write(`metal-bmc console worker: ${describeError(err)}\n`);
+      process.stderr.write(`metal-bmc ${process.argv[2]?.replace(/^--metal-bmc-/, '') ?? 'worker'}: ${describeError(err)}\n`);
       process.exitCode = 1;
     },
   );

@@ -21,6 +21,7 @@ export const VARIABLES: readonly VariableDoc[] = [
   { name: 'METAL_BMC_LEASE_FORMAT', default: 'auto', description: 'lease file format: auto, isc (dhcpd.leases) or kea (kea-leases4.csv)' },
   { name: 'METAL_BMC_REPORT_INTERVAL', default: '5m', description: 'time between report cycles (Go duration); cycles never overlap' },
   { name: 'METAL_BMC_REPORT_CONCURRENCY', default: '1024', description: 'upper bound of BMCs read at once during a report cycle; below it the number adapts to what the machine carries (event-loop delay, memory, file descriptors)' },
+  { name: 'METAL_BMC_REPORT_WORKERS', default: 'cores - 1, at most 4; 0 on 2 cores or fewer', description: 'worker threads that read the BMCs of a report cycle (TLS handshakes, JSON and IPMI crypto on every core; a BMC is read by the same worker every cycle, so its TLS session resumes); 0: in the main thread' },
   { name: 'METAL_BMC_BMC_TIMEOUT', default: '20s', description: 'deadline for reading one BMC during a report cycle' },
   { name: 'METAL_BMC_IGNORE_MACS', default: '', description: 'comma separated BMC MAC addresses to skip' },
   { name: 'METAL_BMC_ALLOWED_CIDRS', default: '0.0.0.0/0', description: 'comma separated IPv4 or IPv6 CIDRs; only leases inside one of them are reported (leases are IPv4: an IPv6 block matches none, with a warning)' },
@@ -142,6 +143,7 @@ export const GO_METAL_BMC: Readonly<Record<string, string>> = {
 /** What the Go daemon fixes without a variable, for the column's rows of variables it lacks. */
 export const GO_FIXED: Readonly<Record<string, string>> = {
   METAL_BMC_REPORT_CONCURRENCY: 'none: 20 BMCs at once',
+  METAL_BMC_REPORT_WORKERS: 'none: goroutines on every core',
   METAL_BMC_BMC_TIMEOUT: 'none: go-hal\'s 1 minute Redfish connection timeout',
   METAL_BMC_PROTOCOL: 'none: Redfish is required, IPMI used for Supermicro',
   METAL_BMC_REDFISH_PORT: 'none: 443',

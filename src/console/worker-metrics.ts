@@ -1,5 +1,6 @@
 /** Metrics of the console worker threads (worker-pool.ts), per worker slot. */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
+import { counterOfTotals } from '../net/counter-of-totals.js';
 import type { WorkerStats } from './worker-pool.js';
 
 export function registerWorkerMetrics(registry: Registry, stats: () => WorkerStats[]): void {
@@ -14,23 +15,7 @@ export function registerWorkerMetrics(registry: Registry, stats: () => WorkerSta
     },
   });
   /** a counter read from the pool's running totals: it grows by what is new since the last scrape */
-  const total = (name: string, help: string, value: (s: WorkerStats) => number) => {
-    const seen = new Map<number, number>();
-    new Counter({
-      name,
-      help,
-      labelNames: ['worker'],
-      registers: [registry],
-      collect() {
-        for (const s of stats()) {
-          const now = value(s);
-          const delta = now - (seen.get(s.worker) ?? 0);
-          if (delta > 0) this.inc({ worker: String(s.worker) }, delta);
-          seen.set(s.worker, now);
-        }
-      },
-    });
-  };
+  const total = (name: string, help: string, value: (s: WorkerStats) => number) => counterOfTotals(registry, { name, help, label: 'worker', rows: stats, labelOf: (s) => String(s.worker), value });
   total('metal_bmc_console_worker_bytes_total', 'console output bytes relayed from each console worker thread', (s) => s.bytes);
   total('metal_bmc_console_worker_dropped_bytes_total', 'console output bytes a worker dropped because the main thread did not take them fast enough', (s) => s.dropped);
   total('metal_bmc_console_worker_log_dropped_total', 'log records of a console worker thread held back over their rate (10 a second) or malformed', (s) => s.logDropped);

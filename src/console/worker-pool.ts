@@ -7,14 +7,12 @@
  * capture records the gap) and is started again. Credentials reach a worker in the `open`
  * message only, never in a log line.
  */
-import { createRequire } from 'node:module';
 import { Duplex } from 'node:stream';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { BmcError, type BmcErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import { CONSOLE_WORKER_ARG, consoleWorkerEntry } from './worker-entry.js';
-import { logWorkerRecord } from './worker-log.js';
+import { restartAfter, spawnWorker, stopWorker, workerEntry } from '../worker-entry.js';
+import { logWorkerRecord } from '../outband/worker-log.js';
 import type { ConsoleWorkerData, FromWorker, SolTarget, ToWorker } from './worker-protocol.js';
 
 export interface WorkerPoolOptions {
@@ -65,10 +63,6 @@ interface Slot {
   logWarned: boolean;
 }
 
-/** a worker that ran this long is fine again: its next restart is immediate */
-const STABLE_MS = 30_000;
-const RESTART_MAX_MS = 10_000;
-
 /**
  * The error codes of a worker's failed open that reach the hub as they are: the ways opening an
  * SOL console fails (typed, so a code renamed in errors.ts fails to compile here). Any other code
@@ -88,21 +82,11 @@ function openFailureCode(code: string): BmcErrorCode {
  */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 2 } as const;
 
-/** how a worker is started: the module itself, or through tsx when running from the TypeScript sources */
-function spawn(entry: URL, data: ConsoleWorkerData): Worker {
-  const argv = [CONSOLE_WORKER_ARG];
-  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData: data, argv, resourceLimits: WORKER_LIMITS });
-  // the ES module build of tsx's API, beside the CommonJS one `require` finds
-  const tsx = pathToFileURL(createRequire(entry).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
-  const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`;
-  return new Worker(code, { eval: true, workerData: data, argv, resourceLimits: WORKER_LIMITS });
-}
-
 export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWorkerPool {
   if (!Number.isInteger(options.workers) || options.workers < 1) throw new BmcError('INVALID_ARGUMENT', `createConsoleWorkerPool: workers must be an integer >= 1, got ${String(options.workers)}`);
   const log = options.logger.child({ module: 'console-workers' });
   const data: ConsoleWorkerData = { metalBmc: 'console-worker', maxInFlightBytes: options.maxInFlightBytes ?? 1 << 20 };
-  const entry = options.entry ?? consoleWorkerEntry();
+  const entry = options.entry ?? workerEntry();
   const slots: Slot[] = [];
   let nextId = 1;
   let closing = false;
@@ -202,7 +186,7 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
   }
 
   function start(index: number, restarts: number, quickDeaths: number): Slot {
-    const worker = spawn(entry, data);
+    const worker = spawnWorker('console', entry, { workerData: data, resourceLimits: WORKER_LIMITS });
     worker.unref();
     const before = slots[index];
     const slot: Slot = { index, worker, streams: new Map(), opening: new Map(), bytes: before?.bytes ?? 0, dropped: before?.dropped ?? 0, logDropped: before?.logDropped ?? 0, logWarned: false, restarts, quickDeaths, startedAt: Date.now(), alive: true };
@@ -222,8 +206,7 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
     slot.streams.clear();
     for (const s of streams) s.destroy(error);
     if (closing || slots[slot.index] !== slot) return;
-    const quickDeaths = Date.now() - slot.startedAt < STABLE_MS ? slot.quickDeaths + 1 : 0;
-    const delayMs = quickDeaths === 0 ? 0 : Math.min(RESTART_MAX_MS, 100 * 2 ** (quickDeaths - 1));
+    const { quickDeaths, delayMs } = restartAfter(slot.startedAt, slot.quickDeaths);
     log.warn({ worker: slot.index, code, consoles: streams.length, delayMs }, 'console worker exited; starting it again, its consoles reconnect');
     // until then the slot keeps its dead worker: opens go to the others, or fail and are retried by the hub
     const timer = setTimeout(() => {
@@ -280,28 +263,7 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
       await Promise.all(
         slots.map(async (slot) => {
           if (!slot.alive) return;
-          const exited = new Promise<'exited'>((resolve) => slot.worker.once('exit', () => resolve('exited')));
-          const closed = new Promise<'closed'>((resolve) => slot.worker.on('message', (m: FromWorker) => m.type === 'closed' && resolve('closed')));
-          const late = (ms: number) => {
-            let timer: NodeJS.Timeout | undefined;
-            const p = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)));
-            return { p, cancel: () => clearTimeout(timer) };
-          };
-          send(slot, { type: 'shutdown' });
-          const graceful = late(deadlineMs);
-          const how = await Promise.race([closed, exited, graceful.p]);
-          graceful.cancel();
-          if (how === 'exited') return;
-          if (how === 'late') {
-            // its consoles did not close in time: it ends as a crash would, sockets first (worker-thread.ts)
-            send(slot, { type: 'die' });
-            const dying = late(2000);
-            const end = await Promise.race([exited, dying.p]);
-            dying.cancel();
-            if (end === 'exited') return;
-          }
-          // its sockets are closed: ending the thread now cannot meet a datagram
-          await slot.worker.terminate();
+          await stopWorker(slot.worker, { shutdown: { type: 'shutdown' } satisfies ToWorker, die: { type: 'die' } satisfies ToWorker, isDone: (m) => (m as FromWorker).type === 'closed', deadlineMs });
         }),
       );
     },

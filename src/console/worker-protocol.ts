@@ -8,7 +8,7 @@
  * logged, never a stalled BMC session.
  */
 
-import type { WorkerLogHeld, WorkerLogRecord } from './worker-log.js';
+import type { WorkerLogHeld, WorkerLogRecord } from '../outband/worker-log.js';
 
 /** Where the worker opens a console: IPMI SOL on this BMC. Holds the password: never logged. */
 export interface SolTarget {

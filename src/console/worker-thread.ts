@@ -11,11 +11,10 @@
 import type { Duplex } from 'node:stream';
 import { parentPort, workerData } from 'node:worker_threads';
 import { BmcError } from '../errors.js';
-import { closeAllSessions } from '../ipmi/session.js';
-import { defaultUdpPool } from '../ipmi/transport.js';
 import { ipmiOutband } from '../outband/ipmi.js';
+import { guardWorkerExit } from '../outband/worker-exit.js';
 import type { IpmiEvent } from '../ipmi/session.js';
-import { createWorkerLogSender } from './worker-log.js';
+import { createWorkerLogSender } from '../outband/worker-log.js';
 import { isConsoleWorkerData, type ConsoleWorkerData, type FromWorker, type SolTarget, type ToWorker } from './worker-protocol.js';
 
 interface Held {
@@ -216,37 +215,5 @@ export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open:
 export function runConsoleWorker(): void {
   if (!parentPort || !isConsoleWorkerData(workerData)) throw new BmcError('INVALID_ARGUMENT', 'the console worker runs only as a worker thread of metal-bmc serve');
   const port = parentPort;
-  // A worker must not be ended while one of its UDP sockets can still receive: Node 20 aborts the
-  // whole process when a datagram arrives during the worker's termination ("FATAL ERROR:
-  // v8::FromJust Maybe value is Nothing" in UDPWrap::OnRecv → AddressToJS). So every way out
-  // closes the sockets first: a graceful shutdown after the sessions' Close Session, a crash
-  // (an uncaught error here, or `die`) at once, and only then does the thread end.
-  const closeSockets = () => {
-    try {
-      defaultUdpPool().close();
-    } catch {
-      // already closed
-    }
-  };
-  const crash = () => {
-    closeSockets();
-    process.exit(1);
-  };
-  // an uncaught error still ends the worker as one (the pool logs it from the Worker's 'error'),
-  // only with its sockets closed first
-  const onUncaught = (err: Error) => {
-    closeSockets();
-    process.off('uncaughtException', onUncaught);
-    process.nextTick(() => {
-      throw err;
-    });
-  };
-  process.on('uncaughtException', onUncaught);
-  serveConsoles({ postMessage: (m, transfer) => port.postMessage(m, transfer ?? []), on: (event, listener) => port.on(event, listener) }, workerData, openSol, {
-    afterShutdown: async () => {
-      await closeAllSessions();
-      closeSockets();
-    },
-    die: crash,
-  });
+  serveConsoles({ postMessage: (m, transfer) => port.postMessage(m, transfer ?? []), on: (event, listener) => port.on(event, listener) }, workerData, openSol, guardWorkerExit());
 }

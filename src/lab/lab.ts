@@ -81,6 +81,8 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       METAL_BMC_CONSOLE_ADDRESS: '127.0.0.1',
       // every machine's console held and logged, as a partition would run it
       METAL_BMC_CONSOLE_CAPTURE: 'all',
+      // the BMCs read in a report worker thread, as a management server of three cores or more does
+      METAL_BMC_REPORT_WORKERS: '1',
       METAL_BMC_PARTITION_ID: LAB_PARTITION,
       METAL_BMC_METAL_API_URL: metalApi.url,
       METAL_BMC_METAL_API_HMAC_KEY: LAB_HMAC_KEY,

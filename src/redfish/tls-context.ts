@@ -79,6 +79,16 @@ function keyOf({ timeout: _timeout, ...o }: SharedConnectorOptions): string {
   return JSON.stringify(o, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('base64') : v));
 }
 
+/** Connections made by every shared connector of this thread, and how many of them resumed a session. */
+export function sharedTlsStats(): { connections: number; resumed: number } {
+  const total = { connections: 0, resumed: 0 };
+  for (const { stats } of shared.values()) {
+    total.connections += stats.connections;
+    total.resumed += stats.resumed;
+  }
+  return total;
+}
+
 /** The connector for this option set, built on first use and shared from then on. */
 export function sharedConnector(options: SharedConnectorOptions): SharedConnector {
   const key = keyOf(options);

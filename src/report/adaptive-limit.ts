@@ -42,6 +42,17 @@ export interface AdaptiveLimitOptions {
   fdsPerItem?: number;
   /** descriptors this process may open; default the soft RLIMIT_NOFILE from /proc/self/limits */
   fdLimit?: number;
+  /**
+   * The other threads the items run on (report workers), sampled with this thread: the busy share
+   * is the busiest thread's, the heap the sum of all.
+   */
+  load?: () => ThreadsLoad;
+}
+
+/** What other threads carry, since the last call: their busiest one's busy share (0..1) and their heaps in use. */
+export interface ThreadsLoad {
+  busy: number;
+  heapBytes: number;
 }
 
 export interface LimitTrace {
@@ -121,9 +132,10 @@ export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOp
       const lagMs = Number.isFinite(lag.mean) ? lag.mean / 1e6 - 10 : 0; // the histogram counts the 10 ms resolution timer itself
       lag.reset();
       const now = performance.eventLoopUtilization();
-      const busy = performance.eventLoopUtilization(now, utilisation).utilization;
+      const others = o.load?.() ?? { busy: 0, heapBytes: 0 };
+      const busy = Math.max(performance.eventLoopUtilization(now, utilisation).utilization, others.busy);
       utilisation = now;
-      limit = nextLimit(limit, { lagMs, busy, heapBytes: getHeapStatistics().used_heap_size, inUse: running, late }, settings);
+      limit = nextLimit(limit, { lagMs, busy, heapBytes: getHeapStatistics().used_heap_size + others.heapBytes, inUse: running, late }, settings);
       late = 0;
       trace.peak = Math.max(trace.peak, limit);
       trace.samples.push(limit);

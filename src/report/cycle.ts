@@ -9,23 +9,33 @@
  * invalid (400, 413, 422) is split in halves until the entries it refuses stand alone: one bad
  * BMC costs only its own entry.
  */
-import { abortError, BmcError } from '../errors.js';
+import { BmcError } from '../errors.js';
 import type { Lease } from '../leases/types.js';
 import type { Logger } from '../log.js';
 import type { MetalApiClient } from '../metalapi/client.js';
 import type { MachineIpmiReport, MachineIpmiReportResponse } from '../metalapi/types.js';
 import type { BmcReport, Outband } from '../outband/types.js';
+import { readBmcOnce, type BmcReadAttempt } from './read-bmc.js';
 import { assembleReportBody, type BmcRead } from './body.js';
 import type { LedMemory } from './led-memory.js';
 import type { UuidOwners } from './owners.js';
 import type { ReadOrder } from './read-order.js';
-import { forEachAdaptive } from './adaptive-limit.js';
-import { acquireLoopClock, bmcDeadline, type LoopClock } from './loop-clock.js';
+import { forEachAdaptive, type ThreadsLoad } from './adaptive-limit.js';
+import { acquireLoopClock, type LoopClock } from './loop-clock.js';
 import type { ReportMetrics } from './metrics.js';
+
+/** Reads BMCs somewhere else than this thread (report worker threads: worker-pool.ts). */
+export interface BmcReader {
+  read(lease: Lease, o: { timeoutMs: number; signal?: AbortSignal | undefined }): Promise<BmcReadAttempt>;
+  /** the load of the threads the reads run on, which the adaptive limit follows beside this thread's */
+  load?: () => ThreadsLoad;
+}
 
 export interface CycleDeps {
   partitionId: string;
   connect: (ip: string, signal: AbortSignal) => Promise<Outband>;
+  /** reads the BMCs instead of `connect` here (the daemon's report workers) */
+  reader?: BmcReader;
   metalApi: Pick<MetalApiClient, 'ipmiReport'>;
   /** upper bound of BMCs read at once; the number in use adapts below it */
   concurrency: number;
@@ -109,47 +119,34 @@ async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSigna
 type ReadOutcome = ({ report: BmcReport } | { failure: string }) & { late: boolean };
 
 /**
- * One BMC, its connection closed into `closes` (or awaited when there is none). Its deadline
- * counts the BMC's time, not the time its answers waited for the loop (loop-clock.ts): at most
- * one more deadline is given back for that.
+ * One BMC: read in a report worker (`deps.reader`) or here, its connection closed into `closes`
+ * (or awaited when there is none); then counted, logged and told to the observer here.
  */
 async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'stalledMs'>, signal: AbortSignal | undefined, closes?: Array<Promise<void>>): Promise<ReadOutcome> {
-  const bmcTime = bmcDeadline(deps.bmcTimeoutMs, `reading BMC ${lease.ip}`, clock, deps.bmcTimeoutMs, signal);
-  const started = Date.now();
-  // Late: a BMC that would have missed its deadline but for the time given back (read after it),
-  // or missed it although all of it was given back. A dead or slow BMC that fails within what it
-  // was given is not late: fewer BMCs at once would not have saved it.
-  const late = (ok: boolean) => (ok ? bmcTime.extendedMs > 0 && Date.now() - started > deps.bmcTimeoutMs : bmcTime.extendedMs >= deps.bmcTimeoutMs);
-  const combined = bmcTime.signal;
-  let bmc: Outband | undefined;
-  try {
-    bmc = await deps.connect(lease.ip, combined);
-    const report = await bmc.info({ signal: combined });
+  const attempt = deps.reader
+    ? await deps.reader.read(lease, { timeoutMs: deps.bmcTimeoutMs, signal })
+    : await readBmcOnce(deps.connect, lease.ip, { timeoutMs: deps.bmcTimeoutMs, clock, signal, ...(closes ? { closes } : {}) });
+  const { durationMs, late } = attempt;
+  if (attempt.ok) {
+    const { report, vendor } = attempt;
     if (report.uuid === '') {
       // metal-api keys machines by UUID: without one the entry cannot be reported (a BMC lacking
       // Get System GUID and Redfish). A skip with its reason, not a failed read.
       deps.metrics?.bmcsSkipped.inc({ reason: 'no-uuid' });
       deps.logger.warn({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC gives no machine UUID, skipped in this report');
-      deps.observer?.read(lease, { ok: false, error: new BmcError('UNSUPPORTED', 'the BMC gives no machine UUID (neither Redfish nor IPMI Get System GUID)'), durationMs: Date.now() - started });
-      return { failure: 'NO_UUID', late: late(true) };
+      deps.observer?.read(lease, { ok: false, error: new BmcError('UNSUPPORTED', 'the BMC gives no machine UUID (neither Redfish nor IPMI Get System GUID)'), durationMs });
+      return { failure: 'NO_UUID', late };
     }
     if (report.missing.length > 0) deps.logger.debug({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC report is partial');
-    deps.observer?.read(lease, { ok: true, report, vendor: bmc.vendor, durationMs: Date.now() - started });
-    return { report, late: late(true) };
-  } catch (caught) {
-    // Anything that escapes as a bare abort is the per-BMC deadline (or shutdown) firing.
-    const err = caught instanceof BmcError || !combined.aborted ? caught : abortError(combined, `reading BMC ${lease.ip}`);
-    const code = err instanceof BmcError ? err.code : 'UNKNOWN';
-    deps.metrics?.bmcFailures.inc({ code });
-    deps.observer?.read(lease, { ok: false, error: err, durationMs: Date.now() - started });
-    deps.logger.warn({ bmc: lease.ip, mac: lease.mac, code, err }, 'cannot read BMC, skipped in this report');
-    return { failure: code, late: late(false) };
-  } finally {
-    bmcTime.dispose();
-    const closing = bmc?.close();
-    if (closing && closes) closes.push(closing.catch(() => undefined));
-    else await closing;
+    deps.observer?.read(lease, { ok: true, report, vendor, durationMs });
+    return { report, late };
   }
+  const err = attempt.error;
+  const code = err instanceof BmcError ? err.code : 'UNKNOWN';
+  deps.metrics?.bmcFailures.inc({ code });
+  deps.observer?.read(lease, { ok: false, error: err, durationMs });
+  deps.logger.warn({ bmc: lease.ip, mac: lease.mac, code, err }, 'cannot read BMC, skipped in this report');
+  return { failure: code, late };
 }
 
 export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSignal): Promise<BmcReport | undefined> {
@@ -175,7 +172,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   const clock = acquireLoopClock();
   const trace = await forEachAdaptive(
     deps.readOrder ? deps.readOrder.order(leases.map((l) => l.ip)) : leases.map((_, i) => i),
-    deps.fixedConcurrency ? { max: deps.concurrency, min: deps.concurrency, initial: deps.concurrency } : { max: deps.concurrency },
+    deps.fixedConcurrency ? { max: deps.concurrency, min: deps.concurrency, initial: deps.concurrency } : { max: deps.concurrency, ...(deps.reader?.load ? { load: deps.reader.load } : {}) },
     async (i, requeue) => {
       if (signal?.aborted) return;
       const lease = leases[i]!;

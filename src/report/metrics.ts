@@ -1,6 +1,8 @@
 /** Prometheus metrics of BMC discovery and reporting. */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { TrustMetrics } from '../outband/trust.js';
+import { counterOfTotals } from '../net/counter-of-totals.js';
+import type { ReportWorkerStats } from './worker-pool.js';
 
 export interface ReportMetrics {
   cycles: Counter<'trigger' | 'outcome'>;
@@ -40,4 +42,21 @@ export function createTrustMetrics(registry: Registry): TrustMetrics {
     refused: new Counter({ name: 'metal_bmc_trust_refused_total', help: 'BMC connections refused before credentials were sent: another certificate (redfish) or SSH host key (ssh) than recorded, or no IPMI proof of the password on first contact (ipmi-proof)', labelNames: ['check'], registers }),
     firstUse: new Counter({ name: 'metal_bmc_trust_first_use_total', help: 'BMC certificates and SSH host keys recorded on first contact, by proof (ipmi: RAKP 2 proved the password; none: no IPMI answer, trusted on first use)', labelNames: ['what', 'proof'], registers }),
   };
+}
+
+/** Metrics of the report worker threads (worker-pool.ts), per worker slot. */
+export function registerReportWorkerMetrics(registry: Registry, stats: () => ReportWorkerStats[]): void {
+  new Gauge({
+    name: 'metal_bmc_report_worker_heap_bytes',
+    help: 'JavaScript heap in use of each report worker thread, as it last said with a read',
+    labelNames: ['worker', 'thread_id'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of stats()) this.set({ worker: String(s.worker), thread_id: String(s.threadId) }, s.heapBytes);
+    },
+  });
+  const total = (name: string, help: string, value: (s: ReportWorkerStats) => number) => counterOfTotals(registry, { name, help, label: 'worker', rows: stats, labelOf: (s) => String(s.worker), value });
+  total('metal_bmc_report_worker_reads_total', 'BMC reads handed to each report worker thread', (s) => s.reads);
+  total('metal_bmc_report_worker_restarts_total', 'report worker threads started again after they died', (s) => s.restarts);
 }

@@ -3,6 +3,7 @@
  * BMCs whose lease is new or changed. Cycles never overlap: requests that arrive during a
  * cycle are merged and run right after it.
  */
+import { setMaxListeners } from 'node:events';
 import { checkDuration, MAX_TIMER_MS } from '../deadline.js';
 import type { Lease } from '../leases/types.js';
 import { runReportCycle, type CycleDeps } from './cycle.js';
@@ -47,6 +48,8 @@ export function createReporter(o: ReporterOptions): Reporter {
   let stopped = false;
   let cyclesRun = 0;
   const abort = new AbortController();
+  // every BMC read in flight listens to it (up to METAL_BMC_REPORT_CONCURRENCY): not a leak
+  setMaxListeners(0, abort.signal);
   const idleWaiters: Array<() => void> = [];
 
   function kick(): void {

@@ -82,5 +82,7 @@ it(`lab --once from the bundle alone on Node ${process.version}: fleet reported 
   expect(r.stdout, context).toMatch(/demo: console shows the login prompt: "machine-1 login: "/);
   // the console's SOL session (and the capture's) ran in a worker thread started from the bundle itself
   expect(r.stdout, context).toMatch(/demo: [1-9]\d* console SOL sessions run in [1-9]\d* worker thread\(s\) \(thread ids [1-9][\d, ]*\)/);
+  // and the report's BMC reads in a report worker started from the bundle too
+  expect(r.stdout, context).toMatch(/demo: [3-9]\d* BMC reads ran in 1 report worker thread\(s\) \(thread ids [1-9]\d*\)/);
   expect(r.code, context).toBe(0);
 }, 120_000);

@@ -1,6 +1,8 @@
 /**
  * The daemon's discovery and reporting end to end: a simulated fleet with its lease file, the
- * metal-api stand-in (HMAC checked, bodies validated against the real swagger), and faults.
+ * metal-api stand-in (HMAC checked, bodies validated against the real swagger), and faults. The
+ * BMCs are read in two report worker threads (METAL_BMC_REPORT_WORKERS; the default on two cores
+ * is the main thread, which the other daemon tests use).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -57,6 +59,7 @@ beforeAll(async () => {
     METAL_BMC_IPMI_PASSWORD: fleet.password,
     METAL_BMC_BMC_TIMEOUT: '3s',
     METAL_BMC_HTTP_ADDRESS: '127.0.0.1:0',
+    METAL_BMC_REPORT_WORKERS: '2',
   });
   daemon = await startDaemon(config, log.logger);
 });
@@ -134,6 +137,17 @@ describe('discovery and report', () => {
     expect(metrics).toMatch(/metal_bmc_bmc_read_failures_total\{code="TIMEOUT"\} [1-9]/);
     expect(metrics).toMatch(/metal_bmc_lease_file_errors_total [1-9]/);
     expect(metrics).toMatch(/metal_bmc_bmcs_discovered 12/);
+  });
+
+  it('reads the BMCs in the report workers; their first contacts go to the trust file through the main thread', async () => {
+    const firstUse = await until(() => {
+      const lines = log.find('BMC certificate recorded on first use');
+      return lines.length >= 10 && lines;
+    });
+    // each line came from a worker, over its port
+    expect(firstUse.every((l) => l.module === 'report-workers' && typeof l.worker === 'number' && typeof l.threadId === 'number')).toBe(true);
+    const file = JSON.parse(readFileSync(join(dir, 'state', 'bmc-trust.json'), 'utf8')) as { bmcs: Record<string, { redfishSha256?: string; proof?: string }> };
+    for (const m of fleet.machines.slice(0, 10)) expect(file.bmcs[`mac:${m.state.mac.toLowerCase()}`], m.state.address).toMatchObject({ redfishSha256: expect.stringMatching(/^[0-9a-f]{64}$/), proof: 'ipmi' });
   });
 
   it('never logs a secret', () => {

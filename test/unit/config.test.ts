@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ConfigError, loadConfig, redactConfig, VARIABLES } from '../../src/config/index.js';
-import { defaultInstanceId } from '../../src/config/config.js';
+import { defaultInstanceId, defaultReportWorkers } from '../../src/config/config.js';
 import { GO_METAL_BMC, goColumn, IGNORED_GO_VARIABLES, UNPREFIXED_FALLBACKS } from '../../src/config/variables.js';
 import { parseMqAddress, redactMqAddress } from '../../src/config/mq.js';
 
@@ -47,7 +47,7 @@ describe('loadConfig defaults', () => {
       logLevel: 'info',
       metalApi: { url: 'http://metal-api:8080/metal', hmacKey: HMAC },
       leases: { file: '/var/lib/dhcp/dhcpd.leases', format: 'auto', ignoreMacs: [], allowedCidrs: ['0.0.0.0/0'] },
-      report: { intervalMs: 300_000, concurrency: 1024, bmcTimeoutMs: 20_000 },
+      report: { intervalMs: 300_000, concurrency: 1024, bmcTimeoutMs: 20_000, workers: defaultReportWorkers(availableParallelism()) },
       protocol: 'auto',
       ipmi: { port: 623, user: 'ADMIN', password: 'ADMIN' },
       redfish: { port: 443, insecure: true, legacyTls: false, requestTimeoutMs: 10_000 },
@@ -126,6 +126,7 @@ describe('loadConfig defaults', () => {
       METAL_BMC_REDFISH_TIMEOUT: '45s',
       METAL_BMC_PROTOCOL: 'ipmi',
       METAL_BMC_REPORT_CONCURRENCY: '8',
+      METAL_BMC_REPORT_WORKERS: '3',
       METAL_BMC_BMC_TIMEOUT: '1.5s',
       METAL_BMC_COMMAND_CONCURRENCY: '4',
       METAL_BMC_COMMAND_TIMEOUT: '2m',
@@ -144,7 +145,7 @@ describe('loadConfig defaults', () => {
     expect(c.stateDir).toBe('/srv/metal-bmc');
     expect(c.leases).toMatchObject({ file: '/tmp/kea-leases4.csv', format: 'kea', ignoreMacs: ['ac:1f:6b:35:ac:62', '00:11:22:33:44:55'] });
     expect(c.leases.allowedCidrs.map((x) => x.text)).toEqual(['10.1.0.0/16', '192.168.1.0/24']);
-    expect(c.report).toEqual({ intervalMs: 5_400_000, concurrency: 8, bmcTimeoutMs: 1500 });
+    expect(c.report).toEqual({ intervalMs: 5_400_000, concurrency: 8, bmcTimeoutMs: 1500, workers: 3 });
     expect(c.ipmi).toEqual({ port: 6230, user: 'root', password: ' calvin ' });
     expect(c.redfish).toEqual({ port: 8443, insecure: false, caFile: join(dir, 'bmc-ca.pem'), legacyTls: true, requestTimeoutMs: 45_000 });
     expect(c.protocol).toBe('ipmi');
@@ -359,6 +360,9 @@ describe('console access settings', () => {
       workers: 3,
     });
     expect(load({ METAL_BMC_CONSOLE_WORKERS: '0' }).console.workers).toBe(0);
+    expect(load({ METAL_BMC_REPORT_WORKERS: '0' }).report.workers).toBe(0);
+    // report workers by default only where a core is left for them: none on two cores, at most 4
+    expect([1, 2, 3, 4, 5, 8, 64].map(defaultReportWorkers)).toEqual([0, 0, 2, 3, 4, 4, 4]);
     expect(load({ METAL_BMC_HEAP_GROWTH: '0' }).heapGrowthPct).toBe(0);
     expect(load({ METAL_BMC_STATE_DIR: '/srv/state' }).console.logDir).toBe('/srv/state/console');
   });
@@ -372,6 +376,8 @@ describe('console access settings', () => {
     ['METAL_BMC_CONSOLE_CAPTURE', 'some', /off, all|one of/],
     ['METAL_BMC_CONSOLE_LOG_SIZE', '8MiB', /<size> x <files>/],
     ['METAL_BMC_CONSOLE_WORKERS', '-1', /out of range/],
+    ['METAL_BMC_REPORT_WORKERS', '65', /out of range/],
+    ['METAL_BMC_REPORT_WORKERS', 'cores', /not an integer/],
     ['METAL_BMC_CONSOLE_WORKERS', 'all', /not an integer/],
     ['METAL_BMC_CONSOLE_CRL_FILE', '/nonexistent/crl.pem', /is not readable/],
     ['METAL_BMC_HEAP_GROWTH', '401', /out of range/],

@@ -8,7 +8,7 @@
 import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { boundWorkerLog, createWorkerLogSender, logWorkerRecord, WORKER_LOG_BOUNDS, type WorkerLogHeld, type WorkerLogRecord } from '../../src/console/worker-log.js';
+import { boundWorkerLog, createWorkerLogSender, logWorkerRecord, WORKER_LOG_BOUNDS, type WorkerLogHeld, type WorkerLogRecord } from '../../src/outband/worker-log.js';
 import { serveConsoles, type PortLike } from '../../src/console/worker-thread.js';
 import type { FromWorker, ToWorker } from '../../src/console/worker-protocol.js';
 import { captureLog } from '../helpers/log.js';

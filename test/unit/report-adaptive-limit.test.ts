@@ -53,6 +53,29 @@ describe('adaptive concurrency', () => {
     expect(new Set(seen).size).toBe(60);
   });
 
+  it('follows the load of the threads the items run on (report workers), not only its own idle loop', async () => {
+    /** items hold until the limiter has sampled this often, so every sample sees them all in use */
+    const run = async (load: () => { busy: number; heapBytes: number }) => {
+      let samples = 0;
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      const sampled = () => {
+        const l = load();
+        if (++samples === 6) release();
+        return l;
+      };
+      return forEachAdaptive(Array.from({ length: 200 }, (_, i) => i), { max: 200, min: 2, initial: 16, sampleMs: 5, load: sampled }, () => held);
+    };
+    // this thread is idle in both runs: the limit grows while the workers have room...
+    const idle = await run(() => ({ busy: 0.1, heapBytes: 0 }));
+    expect(idle.samples.slice(0, 5).at(-1)).toBeGreaterThan(16);
+    // ...and steps back while the busiest worker is full, or the workers' heaps pass the budget
+    const busy = await run(() => ({ busy: 0.99, heapBytes: 0 }));
+    expect(busy.samples.slice(0, 5).at(-1)).toBeLessThan(16);
+    const heavy = await run(() => ({ busy: 0.1, heapBytes: 1 << 30 }));
+    expect(heavy.samples.slice(0, 5).at(-1)).toBeLessThan(16);
+  });
+
   it('an empty list finishes at once; a failing item fails the run', async () => {
     await expect(forEachAdaptive([], { max: 3 }, async () => undefined)).resolves.toMatchObject({ peak: expect.any(Number) });
     await expect(forEachAdaptive([1, 2], { max: 3 }, async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');

@@ -1,7 +1,7 @@
 /**
- * Log lines of console worker threads (worker-thread.ts), forwarded to the main thread's logger
- * as structured records over the worker's port (worker-protocol.ts): the IPMI workarounds of a
- * SOL session opened in a worker (SOL port byte order, sequence restart, cipher-suite fallback)
+ * Log lines of worker threads (console/worker-thread.ts, report/worker-thread.ts), forwarded to
+ * the main thread's logger as structured records over the worker's port: the IPMI workarounds of
+ * a session opened in a worker (SOL port byte order, sequence restart, cipher-suite fallback)
  * reach the daemon's log as they do from the main thread, once per BMC and quirk.
  *
  * Every record is bounded (message, field count, key and value sizes) on both sides, and the
@@ -10,7 +10,7 @@
  * held back is counted and said in one record when the rate allows again.
  */
 import type { Logger } from '../log.js';
-import { logQuirk } from '../outband/connect.js';
+import { logQuirk } from './connect.js';
 import { createTokenBucket } from '../net/token-bucket.js';
 
 export type WorkerLogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -83,8 +83,8 @@ export function boundWorkerLog(value: unknown): WorkerLogRecord | undefined {
 export interface WorkerLogSender {
   /** sends the record now, or counts it when over the rate */
   log(record: Omit<WorkerLogRecord, 'type'>): void;
-  /** an IPMI workaround of console `id`'s session: one record per BMC and quirk in this worker */
-  quirk(id: number, bmc: string, event: { kind: string; message: string }): void;
+  /** an IPMI workaround of a session (of console `id`, if any): one record per BMC and quirk in this worker */
+  quirk(id: number | undefined, bmc: string, event: { kind: string; message: string }): void;
   /** records held back so far */
   readonly suppressed: number;
 }
@@ -92,9 +92,13 @@ export interface WorkerLogSender {
 /** quirks already sent by this worker; bounded like the main thread's (outband/connect.ts) */
 const QUIRKS_SENT_LIMIT = 10_000;
 
-/** The worker's side: bounded, rate-limited records to `post`. */
-export function createWorkerLogSender(post: (message: WorkerLogRecord | WorkerLogHeld) => void, now: () => number = Date.now): WorkerLogSender {
-  const bucket = createTokenBucket(WORKER_LOG_BOUNDS.perSecond, WORKER_LOG_BOUNDS.burst, now);
+/**
+ * The worker's side: bounded, rate-limited records to `post`. `rate` overrides the default of
+ * WORKER_LOG_BOUNDS for a worker whose every task may say a line (a report worker's first
+ * contacts with a thousand BMCs).
+ */
+export function createWorkerLogSender(post: (message: WorkerLogRecord | WorkerLogHeld) => void, now: () => number = Date.now, rate: { perSecond: number; burst: number } = WORKER_LOG_BOUNDS): WorkerLogSender {
+  const bucket = createTokenBucket(rate.perSecond, rate.burst, now);
   let held = 0;
   let heldTotal = 0;
   const quirksSent = new Set<string>();
@@ -120,7 +124,7 @@ export function createWorkerLogSender(post: (message: WorkerLogRecord | WorkerLo
       if (quirksSent.has(key)) return;
       if (quirksSent.size >= QUIRKS_SENT_LIMIT) quirksSent.clear();
       quirksSent.add(key);
-      log({ id, level: 'warn', msg: event.message, fields: { bmc, quirk: event.kind } });
+      log({ ...(id === undefined ? {} : { id }), level: 'warn', msg: event.message, fields: { bmc, quirk: event.kind } });
     },
     get suppressed() {
       return heldTotal;

@@ -1,0 +1,49 @@
+/**
+ * One BMC read for a report: connect (reads start at connect), the report, the connection closed.
+ * The same function runs in the main thread and in a report worker (worker-thread.ts). Its
+ * deadline counts the BMC's time, not the time its answers waited for this thread's event loop
+ * (loop-clock.ts): at most one more deadline is given back for that.
+ */
+import { abortError, BmcError } from '../errors.js';
+import type { BmcReport, Outband } from '../outband/types.js';
+import { bmcDeadline, type LoopClock } from './loop-clock.js';
+
+/**
+ * A read as the cycle needs it. `late`: a BMC that would have missed its deadline but for the time
+ * given back for the loop's stall (read after it), or missed it although all of it was given
+ * back. A dead or slow BMC that fails within what it was given is not late: fewer BMCs at once
+ * would not have saved it.
+ */
+export type BmcReadAttempt = ({ ok: true; report: BmcReport; vendor: string } | { ok: false; error: unknown }) & { durationMs: number; late: boolean };
+
+export interface ReadBmcOptions {
+  /** the BMC's own time for connect and report */
+  timeoutMs: number;
+  clock: Pick<LoopClock, 'stalledMs'>;
+  /** shutdown: aborts at once */
+  signal?: AbortSignal | undefined;
+  /** where the connection's close goes, to finish in the background; awaited here when absent */
+  closes?: Array<Promise<void>>;
+}
+
+export async function readBmcOnce(connect: (ip: string, signal: AbortSignal) => Promise<Outband>, ip: string, o: ReadBmcOptions): Promise<BmcReadAttempt> {
+  const bmcTime = bmcDeadline(o.timeoutMs, `reading BMC ${ip}`, o.clock, o.timeoutMs, o.signal);
+  const started = Date.now();
+  const late = (ok: boolean) => (ok ? bmcTime.extendedMs > 0 && Date.now() - started > o.timeoutMs : bmcTime.extendedMs >= o.timeoutMs);
+  const combined = bmcTime.signal;
+  let bmc: Outband | undefined;
+  try {
+    bmc = await connect(ip, combined);
+    const report = await bmc.info({ signal: combined });
+    return { ok: true, report, vendor: bmc.vendor, durationMs: Date.now() - started, late: late(true) };
+  } catch (caught) {
+    // Anything that escapes as a bare abort is the per-BMC deadline (or shutdown) firing.
+    const error = caught instanceof BmcError || !combined.aborted ? caught : abortError(combined, `reading BMC ${ip}`);
+    return { ok: false, error, durationMs: Date.now() - started, late: late(false) };
+  } finally {
+    bmcTime.dispose();
+    const closing = bmc?.close();
+    if (closing && o.closes) o.closes.push(closing.catch(() => undefined));
+    else await closing?.catch(() => undefined);
+  }
+}

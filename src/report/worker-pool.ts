@@ -1,0 +1,270 @@
+/**
+ * Report worker threads (METAL_BMC_REPORT_WORKERS): the report cycle's BMC reads run in workers
+ * (worker-thread.ts), so a partition's TLS handshakes, JSON and IPMI crypto use every core; the
+ * main thread keeps the cycle, the limiter, the trust file, the metrics, the log and the report.
+ * A BMC goes to the same worker every cycle (by a hash of its address), so its TLS session
+ * resumes; to another one only while its own is being started again. The limiter follows the
+ * busiest worker's event loop (`load`). A worker that dies fails its reads in flight (CLOSED: the
+ * cycle skips them, the next reads them) and is started again. Credentials reach a worker in its
+ * `init` message only, never in a log line.
+ */
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import type { Worker } from 'node:worker_threads';
+import { abortError, BmcError, isBmcErrorCode } from '../errors.js';
+import type { Lease } from '../leases/types.js';
+import type { Logger } from '../log.js';
+import type { BmcTrust, TrustMetrics, TrustRecord } from '../outband/trust.js';
+import { trustKey } from '../outband/trust.js';
+import { logWorkerRecord } from '../outband/worker-log.js';
+import { restartAfter, spawnWorker, stopWorker, workerEntry } from '../worker-entry.js';
+import type { ThreadsLoad } from './adaptive-limit.js';
+import type { BmcReader } from './cycle.js';
+import type { BmcReadAttempt } from './read-bmc.js';
+import type { AttemptOverPort, FromReportWorker, ReportConnectSettings, ReportWorkerData, ReportWorkerLoad, ToReportWorker } from './worker-protocol.js';
+
+export interface ReportWorkerPoolOptions {
+  workers: number;
+  /** how every BMC is connected (the password among them) */
+  settings: ReportConnectSettings;
+  logger: Logger;
+  /** trust on first use: each read carries the BMC's record, first contacts come back to this store */
+  trust?: BmcTrust;
+  trustMetrics?: TrustMetrics;
+  /** the script a worker runs (tests); default src/cli/main (or the bundle itself) */
+  entry?: URL;
+}
+
+export interface ReportWorkerStats {
+  /** index of the worker slot, stable across restarts */
+  worker: number;
+  threadId: number;
+  reads: number;
+  restarts: number;
+  /** TLS connections of the running worker, and how many resumed a session */
+  tlsConnections: number;
+  tlsResumed: number;
+  heapBytes: number;
+}
+
+export interface ReportWorkerPool extends BmcReader {
+  load: () => ThreadsLoad;
+  stats(): ReportWorkerStats[];
+  /** the workers' heaps in use, after a garbage collection where the process exposes one (--expose-gc: benchmarks) */
+  measureHeap(): Promise<number>;
+  /** ends a worker as if it crashed (tests and diagnostics): its reads fail, it is started again */
+  kill(worker: number): Promise<void>;
+  /** stops the reads in flight, closes their connections (within `deadlineMs`), then the workers */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+interface Pending {
+  ip: string;
+  started: number;
+  settle(attempt: BmcReadAttempt): void;
+}
+
+interface Slot {
+  index: number;
+  worker: Worker;
+  pending: Map<number, Pending>;
+  /** who waits for the worker's next `heap` */
+  heapWaiters: Array<(bytes: number) => void>;
+  reads: number;
+  restarts: number;
+  quickDeaths: number;
+  startedAt: number;
+  alive: boolean;
+  load: ReportWorkerLoad;
+  utilisation: EventLoopUtilization;
+}
+
+/**
+ * A worker keeps each read's deadline itself (its own loop's stall given back, as the main thread
+ * would); the main thread gives up on a worker that has not answered within twice the deadline and
+ * this much more, which only a worker that hangs misses.
+ */
+const GUARD_EXTRA_MS = 5000;
+
+/** FNV-1a of the address: the same BMC, the same worker, every cycle. */
+function slotOf(ip: string, n: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < ip.length; i++) h = Math.imul(h ^ ip.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % n;
+}
+
+/** A worker's answer as the cycle reads it: the error a BmcError again when its code is one. */
+export function attemptOfPort(a: AttemptOverPort): BmcReadAttempt {
+  const { durationMs, late } = a;
+  if (a.ok) return { ok: true, report: a.report, vendor: a.vendor, durationMs, late };
+  const { code, message, httpStatus, completionCode } = a.error;
+  const error = isBmcErrorCode(code) ? new BmcError(code, message, { ...(httpStatus !== undefined ? { httpStatus } : {}), ...(completionCode !== undefined ? { completionCode } : {}) }) : new Error(message);
+  return { ok: false, error, durationMs, late };
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/** A worker's trust change, checked as the trust file's records are. */
+function validPatch(m: Extract<FromReportWorker, { type: 'trust-update' }>): boolean {
+  const { redfishSha256, ip, proof } = m.patch;
+  return /^(mac|ip):/.test(m.key) && (redfishSha256 === undefined || HEX64.test(redfishSha256)) && (ip === undefined || typeof ip === 'string') && (proof === undefined || proof === 'ipmi' || proof === 'none');
+}
+
+export function createReportWorkerPool(options: ReportWorkerPoolOptions): ReportWorkerPool {
+  if (!Number.isInteger(options.workers) || options.workers < 1) throw new BmcError('INVALID_ARGUMENT', `createReportWorkerPool: workers must be an integer >= 1, got ${String(options.workers)}`);
+  const log = options.logger.child({ module: 'report-workers' });
+  const data: ReportWorkerData = { metalBmc: 'report-worker' };
+  const init: ToReportWorker = { type: 'init', settings: options.settings, logLevel: options.logger.level, trustOnFirstUse: options.trust !== undefined };
+  const entry = options.entry ?? workerEntry();
+  const slots: Slot[] = [];
+  let nextId = 1;
+  let closing = false;
+
+  const send = (slot: Slot, m: ToReportWorker) => slot.worker.postMessage(m);
+
+  function onMessage(slot: Slot, m: FromReportWorker): void {
+    switch (m.type) {
+      case 'done':
+        slot.load = m.load;
+        slot.pending.get(m.id)?.settle(attemptOfPort(m.attempt));
+        return;
+      case 'trust-update':
+        if (options.trust && validPatch(m)) options.trust.store.update(m.key, m.patch);
+        else log.warn({ worker: slot.index, trustKey: String(m.key).slice(0, 80) }, 'report worker sent a trust record that is not one; ignored');
+        return;
+      case 'trust-count':
+        if (m.metric === 'refused') options.trustMetrics?.refused.inc({ check: m.check });
+        else options.trustMetrics?.firstUse.inc({ what: m.what, proof: m.proof });
+        return;
+      case 'log':
+        logWorkerRecord(log, m, { worker: slot.index, threadId: slot.worker.threadId });
+        return;
+      case 'log-held':
+        log.warn({ worker: slot.index, threadId: slot.worker.threadId, records: m.count }, 'report worker log records held back over their rate');
+        return;
+      case 'heap':
+        for (const w of slot.heapWaiters.splice(0)) w(m.heapBytes);
+        return;
+      case 'closed':
+        return;
+      default: {
+        const never: never = m;
+        return never;
+      }
+    }
+  }
+
+  function start(index: number, restarts: number, quickDeaths: number): Slot {
+    const worker = spawnWorker('report', entry, { workerData: data });
+    worker.unref();
+    const slot: Slot = { index, worker, pending: new Map(), heapWaiters: [], reads: slots[index]?.reads ?? 0, restarts, quickDeaths, startedAt: Date.now(), alive: true, load: { heapBytes: 0, tlsConnections: 0, tlsResumed: 0 }, utilisation: worker.performance.eventLoopUtilization() };
+    slots[index] = slot;
+    worker.on('message', (m: FromReportWorker) => onMessage(slot, m));
+    worker.on('error', (err) => log.error({ worker: index, err }, 'report worker failed'));
+    worker.on('exit', (code) => lost(slot, code));
+    send(slot, init);
+    return slot;
+  }
+
+  function lost(slot: Slot, code: number): void {
+    slot.alive = false;
+    const reads = [...slot.pending.values()];
+    for (const p of reads) p.settle({ ok: false, error: new BmcError('CLOSED', `reading BMC ${p.ip}: report worker ${slot.index} exited (code ${code})`), durationMs: Date.now() - p.started, late: false });
+    for (const w of slot.heapWaiters.splice(0)) w(0);
+    if (closing || slots[slot.index] !== slot) return;
+    const { quickDeaths, delayMs } = restartAfter(slot.startedAt, slot.quickDeaths);
+    log.warn({ worker: slot.index, code, reads: reads.length, delayMs }, 'report worker exited; starting it again, its reads in flight are skipped in this report');
+    // until then its BMCs go to the other workers
+    const timer = setTimeout(() => {
+      if (!closing && slots[slot.index] === slot) start(slot.index, slot.restarts + 1, quickDeaths);
+    }, delayMs);
+    timer.unref();
+  }
+
+  /** the BMC's own worker, or while that one is being started again the next one alive */
+  function slotFor(ip: string): Slot | undefined {
+    const first = slotOf(ip, slots.length);
+    for (let k = 0; k < slots.length; k++) {
+      const slot = slots[(first + k) % slots.length]!;
+      if (slot.alive) return slot;
+    }
+    return undefined;
+  }
+
+  function trustFor(lease: Lease): { trust?: TrustRecord | null } {
+    if (!options.trust) return {};
+    return { trust: options.trust.store.get(trustKey({ ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}) })) ?? null };
+  }
+
+  for (let i = 0; i < options.workers; i++) start(i, 0, 0);
+
+  return {
+    read(lease, { timeoutMs, signal }) {
+      const failed = (error: unknown): Promise<BmcReadAttempt> => Promise.resolve({ ok: false, error, durationMs: 0, late: false });
+      if (closing) return failed(new BmcError('ABORTED', `reading BMC ${lease.ip}: metal-bmc is shutting down`));
+      if (signal?.aborted) return failed(abortError(signal, `reading BMC ${lease.ip}`));
+      const slot = slotFor(lease.ip);
+      if (!slot) return failed(new BmcError('CLOSED', `reading BMC ${lease.ip}: no report worker is running (restarting)`));
+      const id = nextId++;
+      const started = Date.now();
+      slot.reads++;
+      return new Promise<BmcReadAttempt>((resolve) => {
+        const guardMs = 2 * timeoutMs + GUARD_EXTRA_MS;
+        const settle = (attempt: BmcReadAttempt) => {
+          if (!slot.pending.delete(id)) return;
+          clearTimeout(guard);
+          signal?.removeEventListener('abort', onAbort);
+          resolve(attempt);
+        };
+        // given up here: the worker is told to stop the read, its late answer is ignored
+        const giveUp = (error: unknown) => {
+          if (slot.alive) send(slot, { type: 'abort', id });
+          settle({ ok: false, error, durationMs: Date.now() - started, late: false });
+        };
+        const guard = setTimeout(() => giveUp(new BmcError('TIMEOUT', `reading BMC ${lease.ip}: report worker ${slot.index} did not answer within ${guardMs} ms`)), guardMs);
+        guard.unref();
+        const onAbort = () => giveUp(abortError(signal!, `reading BMC ${lease.ip}`));
+        signal?.addEventListener('abort', onAbort, { once: true });
+        slot.pending.set(id, { ip: lease.ip, started, settle });
+        send(slot, { type: 'read', id, ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}), ...trustFor(lease), timeoutMs });
+      });
+    },
+    load() {
+      let busy = 0;
+      let heapBytes = 0;
+      for (const slot of slots) {
+        if (!slot.alive) continue;
+        const now = slot.worker.performance.eventLoopUtilization();
+        busy = Math.max(busy, performance.eventLoopUtilization(now, slot.utilisation).utilization);
+        slot.utilisation = now;
+        heapBytes += slot.load.heapBytes;
+      }
+      return { busy, heapBytes };
+    },
+    stats() {
+      return slots.map((s) => ({ worker: s.index, threadId: s.worker.threadId, reads: s.reads, restarts: s.restarts, tlsConnections: s.load.tlsConnections, tlsResumed: s.load.tlsResumed, heapBytes: s.load.heapBytes }));
+    },
+    async measureHeap() {
+      const heaps = slots.filter((s) => s.alive).map((slot) => new Promise<number>((resolve) => {
+        slot.heapWaiters.push(resolve);
+        send(slot, { type: 'measure-heap' });
+      }));
+      return (await Promise.all(heaps)).reduce((a, b) => a + b, 0);
+    },
+    async kill(worker) {
+      const slot = slots[worker];
+      if (!slot?.alive) return;
+      const exited = new Promise<void>((resolve) => slot.worker.once('exit', () => resolve()));
+      send(slot, { type: 'die' });
+      await exited;
+    },
+    async close(deadlineMs = 5000) {
+      closing = true;
+      await Promise.all(
+        slots.map(async (slot) => {
+          if (!slot.alive) return;
+          await stopWorker(slot.worker, { shutdown: { type: 'shutdown' } satisfies ToReportWorker, die: { type: 'die' } satisfies ToReportWorker, isDone: (m) => (m as FromReportWorker).type === 'closed', deadlineMs });
+        }),
+      );
+    },
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * What the main thread and a report worker (worker-thread.ts) say to each other over the worker's
+ * port. The worker reads BMCs for the report cycle (src/report/read-bmc.ts, the same function the
+ * main thread runs without workers); the main thread keeps everything that is shared across BMCs
+ * or cycles: the trust file (each read carries the BMC's record, a first contact sends the new one
+ * back), the metrics, the log, the status and the report itself.
+ */
+import type { WorkerLogHeld, WorkerLogRecord } from '../outband/worker-log.js';
+import type { ConnectOptions } from '../outband/connect.js';
+import type { BmcReport } from '../outband/types.js';
+import type { TrustRecord } from '../outband/trust.js';
+
+/** How a worker connects to every BMC: the daemon's settings. Holds the password: sent in `init` only, never logged. */
+export type ReportConnectSettings = Omit<ConnectOptions, 'host' | 'trust' | 'logger' | 'onIpmiEvent' | 'signal'>;
+
+/** the worker's settings, in workerData (no credentials) */
+export interface ReportWorkerData {
+  metalBmc: 'report-worker';
+}
+
+/** A BmcError as it crosses the port: the code the cycle counts by, and the message it logs. */
+export interface ErrorOverPort {
+  code: string;
+  message: string;
+  httpStatus?: number;
+  completionCode?: number;
+}
+
+export type AttemptOverPort = ({ ok: true; report: BmcReport; vendor: string } | { ok: false; error: ErrorOverPort }) & { durationMs: number; late: boolean };
+
+export type ToReportWorker =
+  | { type: 'init'; settings: ReportConnectSettings; logLevel: string; trustOnFirstUse: boolean }
+  /**
+   * read this BMC; with trust on first use, `trust` is its record (null: none yet) under the key
+   * of its MAC (or IP without one: outband/trust.ts `trustKey`)
+   */
+  | { type: 'read'; id: number; ip: string; mac?: string; trust?: TrustRecord | null; timeoutMs: number }
+  | { type: 'abort'; id: number }
+  /** say `heap`: the heap in use, after a garbage collection where the process exposes one (--expose-gc: benchmarks) */
+  | { type: 'measure-heap' }
+  /** finish the reads and close their connections, then say `closed` */
+  | { type: 'shutdown' }
+  /** end as a crash would (tests and diagnostics): sockets closed, exit code 1 */
+  | { type: 'die' };
+
+/** The worker's own figures, with every answer: the limiter follows its loop, the benchmark its TLS sessions. */
+export interface ReportWorkerLoad {
+  heapBytes: number;
+  tlsConnections: number;
+  tlsResumed: number;
+}
+
+export type FromReportWorker =
+  | { type: 'done'; id: number; attempt: AttemptOverPort; load: ReportWorkerLoad }
+  /** a BMC's trust record changed (first contact, or a new IP): the main thread writes it to the trust file */
+  | { type: 'trust-update'; key: string; patch: Partial<Pick<TrustRecord, 'redfishSha256' | 'ip' | 'proof'>> }
+  | { type: 'trust-count'; metric: 'refused'; check: 'redfish' | 'ssh' | 'ipmi-proof' }
+  | { type: 'trust-count'; metric: 'firstUse'; what: 'redfish' | 'ssh'; proof: 'ipmi' | 'none' }
+  | { type: 'heap'; heapBytes: number }
+  | WorkerLogRecord
+  | WorkerLogHeld
+  | { type: 'closed' };
+
+export function isReportWorkerData(value: unknown): value is ReportWorkerData {
+  return typeof value === 'object' && value !== null && (value as { metalBmc?: unknown }).metalBmc === 'report-worker';
+}

@@ -1,0 +1,221 @@
+/**
+ * A report worker thread: reads BMCs for the report cycle (read-bmc.ts, the function the main
+ * thread runs without workers) so that their TLS handshakes, JSON and IPMI crypto use every core
+ * while the main loop posts the report and serves commands and consoles. The main thread keeps
+ * what is shared (worker-protocol.ts): each read brings the BMC's trust record and a first contact
+ * sends the new one back; log lines go back as bounded, rate-limited records. A BMC is read by the
+ * same worker every cycle (worker-pool.ts), so its TLS session resumes here.
+ * Started by src/cli/main.ts when its first argument says so (the bundle starts itself the same way).
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { getHeapStatistics } from 'node:v8';
+import { BmcError } from '../errors.js';
+import { createLogger, type Logger } from '../log.js';
+import { connectOutband } from '../outband/connect.js';
+import { createBmcTrust, trustKey, type BmcTrustGate, type TrustRecord, type TrustStore } from '../outband/trust.js';
+import { guardWorkerExit, type WorkerExit } from '../outband/worker-exit.js';
+import { createWorkerLogSender, type WorkerLogSender, type WorkerLogValue } from '../outband/worker-log.js';
+import { sharedTlsStats } from '../redfish/tls-context.js';
+import { acquireLoopClock, type LoopClock } from './loop-clock.js';
+import { readBmcOnce, type BmcReadAttempt } from './read-bmc.js';
+import { isReportWorkerData, type AttemptOverPort, type ErrorOverPort, type FromReportWorker, type ReportConnectSettings, type ToReportWorker } from './worker-protocol.js';
+
+export interface ReportPort {
+  postMessage(message: FromReportWorker): void;
+  on(event: 'message', listener: (message: ToReportWorker) => void): void;
+}
+
+/**
+ * A report worker may say a line per BMC (a first contact's certificate, a Redfish that fell back
+ * to IPMI): a thousand BMCs met for the first time fit in the burst; a hostile BMC that makes its
+ * reads say more is held back by the rate like any other.
+ */
+const LOG_RATE = { perSecond: 200, burst: 2000 } as const;
+
+const PINO_LEVELS: Record<number, 'debug' | 'info' | 'warn' | 'error'> = { 10: 'debug', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'error' };
+/** pino's own fields of a line: the main thread's logger sets its own */
+const PINO_OWN = new Set(['level', 'time', 'pid', 'hostname', 'msg']);
+
+/** A field as a primitive: an error (or anything with a message) as its message, a list of primitives joined; else left out. */
+function primitive(v: unknown): WorkerLogValue | undefined {
+  if (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) return v;
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string' || typeof x === 'number')) return v.join(', ');
+  if (typeof v === 'object' && v !== null && typeof (v as { message?: unknown }).message === 'string') return (v as { message: string }).message;
+  return undefined;
+}
+
+/**
+ * The worker's logger: a pino logger (the daemon's redaction of secrets included) whose lines
+ * become records for the main thread's logger. A line that is not JSON is dropped.
+ */
+export function workerLogger(level: string, logs: WorkerLogSender): Logger {
+  return createLogger(
+    { level },
+    {
+      write(line: string) {
+        let parsed: Record<string, unknown>;
+        try {
+          parsed = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          return;
+        }
+        const fields: Record<string, WorkerLogValue> = {};
+        for (const [k, v] of Object.entries(parsed)) {
+          if (PINO_OWN.has(k)) continue;
+          const value = primitive(v);
+          if (value !== undefined) fields[k] = value;
+        }
+        logs.log({ level: PINO_LEVELS[parsed.level as number] ?? 'info', msg: typeof parsed.msg === 'string' ? parsed.msg : '(no message)', fields });
+      },
+    },
+  );
+}
+
+function errorOverPort(err: unknown): ErrorOverPort {
+  if (err instanceof BmcError) {
+    return { code: err.code, message: err.message, ...(err.httpStatus !== undefined ? { httpStatus: err.httpStatus } : {}), ...(err.completionCode !== undefined ? { completionCode: err.completionCode } : {}) };
+  }
+  return { code: 'UNKNOWN', message: err instanceof Error ? err.message : String(err) };
+}
+
+export function attemptOverPort(attempt: BmcReadAttempt): AttemptOverPort {
+  const { durationMs, late } = attempt;
+  return attempt.ok ? { ok: true, report: attempt.report, vendor: attempt.vendor, durationMs, late } : { ok: false, error: errorOverPort(attempt.error), durationMs, late };
+}
+
+/**
+ * The trust file as this worker sees it: the records the reads in flight brought; a change is
+ * kept for the read and sent to the main thread, which writes the file.
+ */
+function trustStoreOverPort(post: (m: FromReportWorker) => void): TrustStore & { bring(key: string, record: TrustRecord | null): void; forget(key: string): void } {
+  const records = new Map<string, TrustRecord>();
+  return {
+    file: '(the main thread)',
+    get: (key) => records.get(key),
+    update(key, patch) {
+      const stamp = new Date().toISOString();
+      const before = records.get(key);
+      const record: TrustRecord = { ...before, ...patch, firstSeen: before?.firstSeen ?? stamp, lastSeen: stamp };
+      records.set(key, record);
+      post({ type: 'trust-update', key, patch: { ...(patch.redfishSha256 !== undefined ? { redfishSha256: patch.redfishSha256 } : {}), ...(patch.ip !== undefined ? { ip: patch.ip } : {}), ...(patch.proof !== undefined ? { proof: patch.proof } : {}) } });
+      return record;
+    },
+    reset: () => false,
+    list: () => [...records.entries()],
+    flush: async () => undefined,
+    close: async () => undefined,
+    bring(key, record) {
+      if (record) records.set(key, record);
+      else records.delete(key);
+    },
+    forget: (key) => void records.delete(key),
+  };
+}
+
+/** Serves reads on `port` until `shutdown`; `exit` is how the thread ends. */
+export function serveReports(port: ReportPort, exit: WorkerExit): void {
+  const post = (m: FromReportWorker) => port.postMessage(m);
+  const logs = createWorkerLogSender(post, Date.now, LOG_RATE);
+  const store = trustStoreOverPort(post);
+  let setup: { settings: ReportConnectSettings; logger: Logger; trust?: ReturnType<typeof createBmcTrust> } | undefined;
+  const reads = new Map<number, AbortController>();
+  /** the reads in flight, and the connections closing after theirs */
+  const running = new Set<Promise<void>>();
+  const closes = new Set<Promise<void>>();
+  /** the loop clock runs while reads do: an idle worker has no timer */
+  let clock: LoopClock | undefined;
+  let shuttingDown = false;
+
+  async function read(m: Extract<ToReportWorker, { type: 'read' }>): Promise<void> {
+    const abort = new AbortController();
+    reads.set(m.id, abort);
+    clock ??= acquireLoopClock();
+    const key = m.trust !== undefined ? trustKey({ ip: m.ip, ...(m.mac ? { mac: m.mac } : {}) }) : undefined;
+    if (key !== undefined) store.bring(key, m.trust ?? null);
+    let attempt: BmcReadAttempt;
+    try {
+      if (!setup) throw new BmcError('INVALID_ARGUMENT', 'report worker: a read before its settings');
+      const { settings, logger } = setup;
+      const gate: BmcTrustGate | undefined = key !== undefined ? setup.trust?.forBmc({ ip: m.ip, ...(m.mac ? { mac: m.mac } : {}) }) : undefined;
+      const connect = (host: string, signal: AbortSignal) => connectOutband({ ...settings, host, readAhead: true, logger, onIpmiEvent: (e) => logs.quirk(undefined, host, e), ...(gate ? { trust: gate } : {}), signal });
+      const pending: Array<Promise<void>> = [];
+      attempt = await readBmcOnce(connect, m.ip, { timeoutMs: m.timeoutMs, clock, signal: abort.signal, closes: pending });
+      for (const p of pending) {
+        closes.add(p);
+        void p.finally(() => closes.delete(p));
+      }
+    } catch (err) {
+      attempt = { ok: false, error: err, durationMs: 0, late: false };
+    } finally {
+      reads.delete(m.id);
+      if (key !== undefined) store.forget(key);
+      if (reads.size === 0) {
+        clock?.release();
+        clock = undefined;
+      }
+    }
+    done(m.id, attempt);
+  }
+
+  function done(id: number, attempt: BmcReadAttempt): void {
+    const tls = sharedTlsStats();
+    post({ type: 'done', id, attempt: attemptOverPort(attempt), load: { heapBytes: getHeapStatistics().used_heap_size, tlsConnections: tls.connections, tlsResumed: tls.resumed } });
+  }
+
+  async function shutdown(): Promise<void> {
+    shuttingDown = true;
+    for (const abort of reads.values()) abort.abort(new BmcError('ABORTED', 'metal-bmc is shutting down'));
+    await Promise.all([...running]);
+    await Promise.all([...closes]);
+    await exit.afterShutdown();
+    post({ type: 'closed' });
+  }
+
+  port.on('message', (m) => {
+    switch (m.type) {
+      case 'init': {
+        const logger = workerLogger(m.logLevel, logs);
+        const metrics = {
+          refused: { inc: ({ check }: { check: 'redfish' | 'ssh' | 'ipmi-proof' }) => post({ type: 'trust-count', metric: 'refused', check }) },
+          firstUse: { inc: ({ what, proof }: { what: 'redfish' | 'ssh'; proof: 'ipmi' | 'none' }) => post({ type: 'trust-count', metric: 'firstUse', what, proof }) },
+        };
+        setup = { settings: m.settings, logger, ...(m.trustOnFirstUse ? { trust: createBmcTrust({ store, logger, metrics, resetHint: true }) } : {}) };
+        return;
+      }
+      case 'read':
+        if (shuttingDown) {
+          done(m.id, { ok: false, error: new BmcError('ABORTED', 'metal-bmc is shutting down'), durationMs: 0, late: false });
+          return;
+        }
+        {
+          const reading = read(m);
+          running.add(reading);
+          void reading.finally(() => running.delete(reading));
+        }
+        return;
+      case 'measure-heap':
+        (globalThis as { gc?: () => void }).gc?.();
+        post({ type: 'heap', heapBytes: getHeapStatistics().used_heap_size });
+        return;
+      case 'abort':
+        reads.get(m.id)?.abort(new BmcError('ABORTED', 'the report cycle stopped this read'));
+        return;
+      case 'shutdown':
+        void shutdown();
+        return;
+      case 'die':
+        exit.die();
+        return;
+      default: {
+        const never: never = m;
+        return never;
+      }
+    }
+  });
+}
+
+export function runReportWorker(): void {
+  if (!parentPort || !isReportWorkerData(workerData)) throw new BmcError('INVALID_ARGUMENT', 'the report worker runs only as a worker thread of metal-bmc serve');
+  const port = parentPort;
+  serveReports({ postMessage: (m) => port.postMessage(m), on: (event, listener) => port.on(event, listener) }, guardWorkerExit());
+}

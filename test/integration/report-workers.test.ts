@@ -1,0 +1,181 @@
+/**
+ * Report reads in worker threads (src/report/worker-pool.ts) against the simulated fleet: the
+ * same reports as reads in the main thread, really made in the workers (their TLS connections are
+ * theirs, the main thread's stay untouched), the trust records of first contacts written by the
+ * main thread's store and pinned afterwards (a changed certificate refused in the worker, counted
+ * and logged here), a worker that dies fails only its reads in flight and is started again, the
+ * caller's abort ends a read at once, and a dead BMC costs its deadline only.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BmcError } from '../../src/errors.js';
+import type { Lease } from '../../src/leases/types.js';
+import { createMetalApiClient } from '../../src/metalapi/client.js';
+import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
+import { connectOutband } from '../../src/outband/connect.js';
+import { createBmcTrust, openTrustStore, trustKey, type TrustMetrics } from '../../src/outband/trust.js';
+import type { BmcReport } from '../../src/outband/types.js';
+import { sharedTlsStats } from '../../src/redfish/tls-context.js';
+import { runReportCycle, type CycleDeps } from '../../src/report/cycle.js';
+import { createReportWorkerPool, type ReportWorkerPool } from '../../src/report/worker-pool.js';
+import type { Fleet } from '../../src/sim/fleet.js';
+import { startTestFleet } from '../helpers/fleet.js';
+import { captureLog } from '../helpers/log.js';
+import { waitFor } from '../helpers/wait.js';
+
+let fleet: Fleet;
+let api: MetalApiStandIn;
+const dirs: string[] = [];
+const pools: ReportWorkerPool[] = [];
+
+beforeAll(async () => {
+  fleet = await startTestFleet({ count: 3, variants: ['supermicro', 'lenovo', 'gigabyte'], seed: 'report-workers' });
+  api = await startMetalApiStandIn({ hmacKey: 'k' });
+});
+afterAll(async () => {
+  await Promise.all(pools.map((p) => p.close()));
+  await api?.close();
+  await fleet?.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const settings = () => ({ user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000 });
+
+function leases(): Lease[] {
+  return fleet.machines.map((m) => ({ ip: m.state.address, mac: m.state.mac }) as Lease);
+}
+
+/** an address of the fleet's network where no BMC answers */
+function deadLease(): Lease {
+  const [a, b] = fleet.machines[0]!.state.address.split('.');
+  return { ip: `${a}.${b}.250.250`, mac: 'aa:bb:cc:dd:ee:ff' } as Lease;
+}
+
+function pool(o: Partial<Parameters<typeof createReportWorkerPool>[0]> = {}): ReportWorkerPool {
+  const p = createReportWorkerPool({ workers: 2, settings: settings(), logger: captureLog('warn').logger, ...o });
+  pools.push(p);
+  return p;
+}
+
+function countingTrustMetrics() {
+  const counts = { refused: [] as string[], firstUse: [] as string[] };
+  const metrics: TrustMetrics = { refused: { inc: ({ check }) => counts.refused.push(check) }, firstUse: { inc: ({ what, proof }) => counts.firstUse.push(`${what}/${proof}`) } };
+  return { counts, metrics };
+}
+
+/** what the report says of a machine; the power reading moves between two reads */
+const stable = ({ powerMetric: _p, ...rest }: BmcReport) => rest;
+
+describe('report reads in worker threads', () => {
+  it('reads the same reports as the main thread, over TLS connections of the workers', async () => {
+    const deps: CycleDeps = {
+      partitionId: 'p',
+      connect: (host, signal) => connectOutband({ ...settings(), host, readAhead: true, signal }),
+      metalApi: createMetalApiClient({ baseUrl: api.url, hmacKey: 'k', timeoutMs: 20_000 }),
+      concurrency: 8,
+      bmcTimeoutMs: 20_000,
+      logger: captureLog('error').logger,
+    };
+    const inMain = new Map<string, BmcReport>();
+    const main = await runReportCycle({ ...deps, observer: { read: (l, o) => o.ok && inMain.set(l.ip, o.report), reported: () => undefined } }, leases());
+    expect(main.read).toBe(3);
+
+    const workers = pool();
+    const mainTls = sharedTlsStats().connections;
+    const inWorkers = new Map<string, BmcReport>();
+    const result = await runReportCycle({ ...deps, reader: workers, observer: { read: (l, o) => o.ok && inWorkers.set(l.ip, o.report), reported: () => undefined } }, leases());
+    expect(result.read).toBe(3);
+    expect(result.reported).toBe(3);
+    for (const l of leases()) expect(stable(inWorkers.get(l.ip)!), l.ip).toEqual(stable(inMain.get(l.ip)!));
+    // the connections were the workers' own: none more in this thread, two per BMC over there
+    expect(sharedTlsStats().connections).toBe(mainTls);
+    const stats = workers.stats();
+    expect(stats.reduce((n, s) => n + s.reads, 0)).toBe(3);
+    expect(stats.reduce((n, s) => n + s.tlsConnections, 0)).toBeGreaterThanOrEqual(3);
+    for (const s of stats) expect(s.threadId).toBeGreaterThan(0);
+  });
+
+  it('a BMC goes to the same worker every time, so its TLS session resumes there', async () => {
+    const workers = pool();
+    const lease = leases()[1]!;
+    const first = await workers.read(lease, { timeoutMs: 20_000 });
+    expect(first.ok).toBe(true);
+    const before = workers.stats();
+    const second = await workers.read(lease, { timeoutMs: 20_000 });
+    expect(second.ok).toBe(true);
+    const after = workers.stats();
+    const used = after.findIndex((s, i) => s.reads > before[i]!.reads);
+    expect(after.filter((s, i) => s.reads > before[i]!.reads)).toHaveLength(1);
+    expect(after[used]!.tlsResumed).toBeGreaterThan(before[used]!.tlsResumed);
+  });
+
+  it('records a first contact in the main thread’s trust file, pins it next time, and refuses another certificate', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'report-workers-trust-'));
+    dirs.push(dir);
+    const store = openTrustStore({ file: join(dir, 'bmc-trust.json'), writeDelayMs: 0 });
+    const log = captureLog('info');
+    const { counts, metrics } = countingTrustMetrics();
+    const workers = pool({ trust: createBmcTrust({ store, logger: log.logger, metrics }), trustMetrics: metrics, logger: log.logger });
+    const lease = leases()[0]!;
+    const key = trustKey({ ip: lease.ip, mac: lease.mac });
+
+    const first = await workers.read(lease, { timeoutMs: 20_000 });
+    expect(first.ok).toBe(true);
+    const record = store.get(key);
+    expect(record?.redfishSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(record?.proof).toBe('ipmi');
+    expect(counts.firstUse).toEqual(['redfish/ipmi']);
+    // the worker's log line reached this logger, with the worker it came from
+    await waitFor(() => log.find('BMC certificate recorded on first use').length === 1, 10_000, 'the first-use line');
+    expect(log.find('BMC certificate recorded on first use')[0]).toMatchObject({ bmc: lease.ip, module: 'report-workers' });
+    expect(typeof log.find('BMC certificate recorded on first use')[0]!.worker).toBe('number');
+
+    const pinned = await workers.read(lease, { timeoutMs: 20_000 });
+    expect(pinned.ok).toBe(true);
+    expect(counts.firstUse).toHaveLength(1);
+
+    // another certificate than the recorded one: refused before any credential goes out
+    store.update(key, { redfishSha256: 'ab'.repeat(32) });
+    const refused = await workers.read(lease, { timeoutMs: 20_000 });
+    expect(refused.ok).toBe(false);
+    expect(refused.ok ? undefined : refused.error).toBeInstanceOf(BmcError);
+    expect(refused.ok ? undefined : (refused.error as BmcError).code).toBe('UNTRUSTED');
+    expect(counts.refused).toEqual(['redfish']);
+    await waitFor(() => log.find('BMC presents another identity than the one recorded; credentials not sent').length === 1, 10_000, 'the refusal line');
+    expect(log.text()).not.toContain(fleet.password);
+    await store.close();
+  });
+
+  it('a dead BMC costs its deadline only, and the caller’s abort ends a read at once', async () => {
+    const workers = pool();
+    const dead = await workers.read(deadLease(), { timeoutMs: 1500 });
+    expect(dead.ok).toBe(false);
+    expect(dead.ok ? undefined : (dead.error as BmcError).code).toBe('TIMEOUT');
+    // its own deadline, not the pool's guard (twice the deadline and 5 s more)
+    expect(dead.durationMs).toBeGreaterThanOrEqual(1400);
+    expect(dead.durationMs).toBeLessThan(2 * 1500 + 5000);
+
+    const abort = new AbortController();
+    const reading = workers.read(deadLease(), { timeoutMs: 60_000, signal: abort.signal });
+    abort.abort(new Error('the cycle stops'));
+    const aborted = await reading;
+    expect(aborted.ok ? undefined : (aborted.error as BmcError).code).toBe('ABORTED');
+  });
+
+  it('a worker that dies fails its reads in flight and is started again', async () => {
+    const log = captureLog('warn');
+    const workers = pool({ workers: 1, logger: log.logger });
+    const inFlight = workers.read(deadLease(), { timeoutMs: 60_000 });
+    await workers.kill(0);
+    const lost = await inFlight;
+    expect(lost.ok).toBe(false);
+    expect(lost.ok ? undefined : (lost.error as BmcError).code).toBe('CLOSED');
+    expect(lost.ok ? '' : (lost.error as Error).message).toMatch(/report worker 0 exited/);
+    await waitFor(() => workers.stats()[0]!.restarts === 1, 10_000, 'the worker started again');
+    const again = await workers.read(leases()[2]!, { timeoutMs: 20_000 });
+    expect(again.ok).toBe(true);
+    expect(log.find('report worker exited; starting it again, its reads in flight are skipped in this report')).toHaveLength(1);
+  });
+});
