@@ -193,7 +193,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     readMs = new Map();
     // the reference reads in lease order, as the Go daemon does
     const { readOrder: _ordered, ...leaseOrder } = deps;
-    const reference = process.env.BENCH_SKIP_GO === '1' ? await runCycle(deps) : await runCycle({ ...leaseOrder, concurrency: GO_CONCURRENCY, fixedConcurrency: true });
+    const reference = await runCycle({ ...leaseOrder, concurrency: GO_CONCURRENCY, fixedConcurrency: true });
     // the same reads the other way (in the main thread, or in workers): twice, the second one with
     // its TLS sessions resumed as the first way's are
     const { reader: _reader, ...withoutReader } = deps;
