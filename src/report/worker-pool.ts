@@ -85,6 +85,15 @@ interface Slot {
  */
 const GUARD_EXTRA_MS = 5000;
 
+/**
+ * A report worker's young generation: 8 MiB. What one BMC's read allocates lives as long as the
+ * read (seconds), longer than a young generation of any size holds it, so a larger one only
+ * holds more garbage between collections. report-latency, 1,000 BMCs, two workers on two cores,
+ * peak RSS of the process: V8's default (16 MiB semi-spaces) 389 MiB (`-o-`), 8 MiB 349 MiB
+ * (`-p-`); CPU per BMC 1.25x and 1.15x the main thread's in the same run.
+ */
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8 } as const;
+
 /** FNV-1a of the address: the same BMC, the same worker, every cycle. */
 function slotOf(ip: string, n: number): number {
   let h = 0x811c9dc5;
@@ -154,7 +163,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
   }
 
   function start(index: number, restarts: number, quickDeaths: number): Slot {
-    const worker = spawnWorker('report', entry, { workerData: data });
+    const worker = spawnWorker('report', entry, { workerData: data, resourceLimits: WORKER_LIMITS });
     worker.unref();
     const slot: Slot = { index, worker, pending: new Map(), heapWaiters: [], reads: slots[index]?.reads ?? 0, restarts, quickDeaths, startedAt: Date.now(), alive: true, load: { heapBytes: 0, tlsConnections: 0, tlsResumed: 0 }, utilisation: worker.performance.eventLoopUtilization() };
     slots[index] = slot;
