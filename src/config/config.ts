@@ -255,9 +255,10 @@ function retention(env: Env, ttlMs: number): number {
  */
 /**
  * Report worker threads by default: cores - 1, at most 4, and none on two cores or fewer. There a
- * worker shares its core with the main thread, and a second isolate costs more than it saves
- * (report-latency, 1,000 BMCs on two cores: two workers 11.3 s and 352 MiB at the peak, the main
- * thread 13.2 s and 230 MiB; one worker 12.8 s against 12.0 s).
+ * worker shares its core with the main thread, and a second isolate costs more memory than it
+ * saves time (report-latency, 1,000 BMCs on two cores with the simulator: two workers 12.7 s and
+ * 389 MiB at the peak against the main thread's 13.2 s and 210 MiB, `-o-`; 13.4 s and 349 MiB
+ * against 14.4 s and 205 MiB, `-p-`).
  */
 export function defaultReportWorkers(cores: number): number {
   return cores <= 2 ? 0 : Math.min(4, cores - 1);
