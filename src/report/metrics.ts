@@ -53,7 +53,7 @@ export function registerReportWorkerMetrics(registry: Registry, stats: () => Rep
     registers: [registry],
     collect() {
       this.reset();
-      for (const s of stats()) this.set({ worker: String(s.worker), thread_id: String(s.threadId) }, s.heapBytes);
+      for (const s of stats()) if (s.alive) this.set({ worker: String(s.worker), thread_id: String(s.threadId) }, s.heapBytes);
     },
   });
   const total = (name: string, help: string, value: (s: ReportWorkerStats) => number) => counterOfTotals(registry, { name, help, label: 'worker', rows: stats, labelOf: (s) => String(s.worker), value });

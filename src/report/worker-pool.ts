@@ -10,6 +10,7 @@
  */
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { Worker } from 'node:worker_threads';
+import { MAX_TIMER_MS } from '../deadline.js';
 import { abortError, BmcError, isBmcErrorCode } from '../errors.js';
 import type { Lease } from '../leases/types.js';
 import type { Logger } from '../log.js';
@@ -37,6 +38,10 @@ export interface ReportWorkerPoolOptions {
 export interface ReportWorkerStats {
   /** index of the worker slot, stable across restarts */
   worker: number;
+  /** false while the slot's worker is being started again */
+  alive: boolean;
+  /** answers to reads this thread had given up on (the cycle's abort, the guard): the worker stopped them, late */
+  abandoned: number;
   threadId: number;
   reads: number;
   restarts: number;
@@ -59,6 +64,8 @@ export interface ReportWorkerPool extends BmcReader {
 
 interface Pending {
   ip: string;
+  /** the BMC's key in the trust file */
+  trustKey: string;
   started: number;
   settle(attempt: BmcReadAttempt): void;
 }
@@ -67,6 +74,7 @@ interface Slot {
   index: number;
   worker: Worker;
   pending: Map<number, Pending>;
+  abandoned: number;
   /** who waits for the worker's next `heap` */
   heapWaiters: Array<(bytes: number) => void>;
   reads: number;
@@ -105,17 +113,27 @@ function slotOf(ip: string, n: number): number {
 export function attemptOfPort(a: AttemptOverPort): BmcReadAttempt {
   const { durationMs, late } = a;
   if (a.ok) return { ok: true, report: a.report, vendor: a.vendor, durationMs, late };
-  const { code, message, httpStatus, completionCode } = a.error;
-  const error = isBmcErrorCode(code) ? new BmcError(code, message, { ...(httpStatus !== undefined ? { httpStatus } : {}), ...(completionCode !== undefined ? { completionCode } : {}) }) : new Error(message);
+  const { code, message, httpStatus, completionCode, causeCode } = a.error;
+  // the cause as far as the status page reads it (status/reason.ts: a certificate failure by its code)
+  const cause = causeCode !== undefined ? { cause: { code: causeCode } } : {};
+  const error = isBmcErrorCode(code)
+    ? new BmcError(code, message, { ...(httpStatus !== undefined ? { httpStatus } : {}), ...(completionCode !== undefined ? { completionCode } : {}), ...cause })
+    : Object.assign(new Error(message, cause), code === 'UNKNOWN' ? {} : { code });
   return { ok: false, error, durationMs, late };
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
-/** A worker's trust change, checked as the trust file's records are. */
-function validPatch(m: Extract<FromReportWorker, { type: 'trust-update' }>): boolean {
-  const { redfishSha256, ip, proof } = m.patch;
-  return /^(mac|ip):/.test(m.key) && (redfishSha256 === undefined || HEX64.test(redfishSha256)) && (ip === undefined || typeof ip === 'string') && (proof === undefined || proof === 'ipmi' || proof === 'none');
+/** A worker's trust change: of the BMC of the read it names (still in flight), checked as the trust file's records are. */
+export function validTrustUpdate(m: Extract<FromReportWorker, { type: 'trust-update' }>, readKey: string | undefined): boolean {
+  const { redfishSha256, ip, proof } = m.patch ?? {};
+  return (
+    readKey !== undefined &&
+    m.key === readKey &&
+    (redfishSha256 === undefined || (typeof redfishSha256 === 'string' && HEX64.test(redfishSha256))) &&
+    (ip === undefined || (typeof ip === 'string' && ip.length <= 64)) &&
+    (proof === undefined || proof === 'ipmi' || proof === 'none')
+  );
 }
 
 export function createReportWorkerPool(options: ReportWorkerPoolOptions): ReportWorkerPool {
@@ -132,13 +150,16 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
 
   function onMessage(slot: Slot, m: FromReportWorker): void {
     switch (m.type) {
-      case 'done':
+      case 'done': {
         slot.load = m.load;
-        slot.pending.get(m.id)?.settle(attemptOfPort(m.attempt));
+        const pending = slot.pending.get(m.id);
+        if (pending) pending.settle(attemptOfPort(m.attempt));
+        else slot.abandoned++;
         return;
+      }
       case 'trust-update':
-        if (options.trust && validPatch(m)) options.trust.store.update(m.key, m.patch);
-        else log.warn({ worker: slot.index, trustKey: String(m.key).slice(0, 80) }, 'report worker sent a trust record that is not one; ignored');
+        if (options.trust && validTrustUpdate(m, slot.pending.get(m.id)?.trustKey)) options.trust.store.update(m.key, m.patch);
+        else log.warn({ worker: slot.index, trustKey: String(m.key).slice(0, 80) }, 'report worker sent a trust record that is not one of a read in flight; ignored');
         return;
       case 'trust-count':
         if (m.metric === 'refused') options.trustMetrics?.refused.inc({ check: m.check });
@@ -165,9 +186,11 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
   function start(index: number, restarts: number, quickDeaths: number): Slot {
     const worker = spawnWorker('report', entry, { workerData: data, resourceLimits: WORKER_LIMITS });
     worker.unref();
-    const slot: Slot = { index, worker, pending: new Map(), heapWaiters: [], reads: slots[index]?.reads ?? 0, restarts, quickDeaths, startedAt: Date.now(), alive: true, load: { heapBytes: 0, tlsConnections: 0, tlsResumed: 0 }, utilisation: worker.performance.eventLoopUtilization() };
+    const slot: Slot = { index, worker, pending: new Map(), abandoned: slots[index]?.abandoned ?? 0, heapWaiters: [], reads: slots[index]?.reads ?? 0, restarts, quickDeaths, startedAt: Date.now(), alive: true, load: { heapBytes: 0, tlsConnections: 0, tlsResumed: 0 }, utilisation: worker.performance.eventLoopUtilization() };
     slots[index] = slot;
     worker.on('message', (m: FromReportWorker) => onMessage(slot, m));
+    // the loop's utilisation counts from when the worker runs: before, it reads as zeros
+    worker.once('online', () => (slot.utilisation = worker.performance.eventLoopUtilization()));
     worker.on('error', (err) => log.error({ worker: index, err }, 'report worker failed'));
     worker.on('exit', (code) => lost(slot, code));
     send(slot, init);
@@ -204,6 +227,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     return { trust: options.trust.store.get(trustKey({ ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}) })) ?? null };
   }
 
+
   for (let i = 0; i < options.workers; i++) start(i, 0, 0);
 
   return {
@@ -217,7 +241,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
       const started = Date.now();
       slot.reads++;
       return new Promise<BmcReadAttempt>((resolve) => {
-        const guardMs = 2 * timeoutMs + GUARD_EXTRA_MS;
+        const guardMs = Math.min(2 * timeoutMs + GUARD_EXTRA_MS, MAX_TIMER_MS);
         const settle = (attempt: BmcReadAttempt) => {
           if (!slot.pending.delete(id)) return;
           clearTimeout(guard);
@@ -233,7 +257,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
         guard.unref();
         const onAbort = () => giveUp(abortError(signal!, `reading BMC ${lease.ip}`));
         signal?.addEventListener('abort', onAbort, { once: true });
-        slot.pending.set(id, { ip: lease.ip, started, settle });
+        slot.pending.set(id, { ip: lease.ip, trustKey: trustKey({ ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}) }), started, settle });
         send(slot, { type: 'read', id, ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}), ...trustFor(lease), timeoutMs });
       });
     },
@@ -242,15 +266,17 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
       let heapBytes = 0;
       for (const slot of slots) {
         if (!slot.alive) continue;
-        const now = slot.worker.performance.eventLoopUtilization();
-        busy = Math.max(busy, performance.eventLoopUtilization(now, slot.utilisation).utilization);
-        slot.utilisation = now;
         heapBytes += slot.load.heapBytes;
+        const now = slot.worker.performance.eventLoopUtilization();
+        const since = performance.eventLoopUtilization(now, slot.utilisation);
+        slot.utilisation = now;
+        // a worker not running yet (or started again) has no time to speak of: 0/0
+        if (since.idle + since.active > 0) busy = Math.max(busy, since.utilization);
       }
       return { busy, heapBytes };
     },
     stats() {
-      return slots.map((s) => ({ worker: s.index, threadId: s.worker.threadId, reads: s.reads, restarts: s.restarts, tlsConnections: s.load.tlsConnections, tlsResumed: s.load.tlsResumed, heapBytes: s.load.heapBytes }));
+      return slots.map((s) => ({ worker: s.index, alive: s.alive, abandoned: s.abandoned, threadId: s.worker.threadId, reads: s.reads, restarts: s.restarts, tlsConnections: s.load.tlsConnections, tlsResumed: s.load.tlsResumed, heapBytes: s.load.heapBytes }));
     },
     async measureHeap() {
       const heaps = slots.filter((s) => s.alive).map((slot) => new Promise<number>((resolve) => {

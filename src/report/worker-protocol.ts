@@ -18,12 +18,17 @@ export interface ReportWorkerData {
   metalBmc: 'report-worker';
 }
 
-/** A BmcError as it crosses the port: the code the cycle counts by, and the message it logs. */
+/**
+ * An error as it crosses the port: the code the cycle counts by, the message it logs, and the
+ * cause's code the status page tells a certificate failure by (status/reason.ts).
+ */
 export interface ErrorOverPort {
   code: string;
   message: string;
   httpStatus?: number;
   completionCode?: number;
+  /** the cause's own code (a TLS verification code such as DEPTH_ZERO_SELF_SIGNED_CERT, an errno) */
+  causeCode?: string;
 }
 
 export type AttemptOverPort = ({ ok: true; report: BmcReport; vendor: string } | { ok: false; error: ErrorOverPort }) & { durationMs: number; late: boolean };
@@ -52,8 +57,8 @@ export interface ReportWorkerLoad {
 
 export type FromReportWorker =
   | { type: 'done'; id: number; attempt: AttemptOverPort; load: ReportWorkerLoad }
-  /** a BMC's trust record changed (first contact, or a new IP): the main thread writes it to the trust file */
-  | { type: 'trust-update'; key: string; patch: Partial<Pick<TrustRecord, 'redfishSha256' | 'ip' | 'proof'>> }
+  /** read `id`'s BMC's trust record changed (first contact, or a new IP): the main thread writes it to the trust file */
+  | { type: 'trust-update'; id: number; key: string; patch: Partial<Pick<TrustRecord, 'redfishSha256' | 'ip' | 'proof'>> }
   | { type: 'trust-count'; metric: 'refused'; check: 'redfish' | 'ssh' | 'ipmi-proof' }
   | { type: 'trust-count'; metric: 'firstUse'; what: 'redfish' | 'ssh'; proof: 'ipmi' | 'none' }
   | { type: 'heap'; heapBytes: number }

@@ -12,7 +12,7 @@ import { getHeapStatistics } from 'node:v8';
 import { BmcError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { connectOutband } from '../outband/connect.js';
-import { createBmcTrust, trustKey, type BmcTrustGate, type TrustRecord, type TrustStore } from '../outband/trust.js';
+import { createBmcTrust, trustKey, type BmcTrustGate, type TrustMetrics, type TrustRecord, type TrustStore } from '../outband/trust.js';
 import { guardWorkerExit, type WorkerExit } from '../outband/worker-exit.js';
 import { createWorkerLogSender, type WorkerLogSender, type WorkerLogValue } from '../outband/worker-log.js';
 import { sharedTlsStats } from '../redfish/tls-context.js';
@@ -71,11 +71,19 @@ export function workerLogger(level: string, logs: WorkerLogSender): Logger {
   );
 }
 
+/** a string `code` of a thrown value or of its cause, if it has one */
+function codeOf(value: unknown): string | undefined {
+  const code = (value as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
 function errorOverPort(err: unknown): ErrorOverPort {
+  const causeCode = codeOf((err as { cause?: unknown } | null | undefined)?.cause);
+  const cause = causeCode !== undefined ? { causeCode } : {};
   if (err instanceof BmcError) {
-    return { code: err.code, message: err.message, ...(err.httpStatus !== undefined ? { httpStatus: err.httpStatus } : {}), ...(err.completionCode !== undefined ? { completionCode: err.completionCode } : {}) };
+    return { code: err.code, message: err.message, ...(err.httpStatus !== undefined ? { httpStatus: err.httpStatus } : {}), ...(err.completionCode !== undefined ? { completionCode: err.completionCode } : {}), ...cause };
   }
-  return { code: 'UNKNOWN', message: err instanceof Error ? err.message : String(err) };
+  return { code: codeOf(err) ?? 'UNKNOWN', message: err instanceof Error ? err.message : String(err), ...cause };
 }
 
 export function attemptOverPort(attempt: BmcReadAttempt): AttemptOverPort {
@@ -84,31 +92,28 @@ export function attemptOverPort(attempt: BmcReadAttempt): AttemptOverPort {
 }
 
 /**
- * The trust file as this worker sees it: the records the reads in flight brought; a change is
- * kept for the read and sent to the main thread, which writes the file.
+ * The trust file as one read sees it: the record its BMC had when the read was sent; a change is
+ * kept for the read and sent to the main thread, which writes the file. One store per read, so
+ * two reads of one BMC in flight at once (a retry after the main thread gave up on the first)
+ * never see each other's record come and go.
  */
-function trustStoreOverPort(post: (m: FromReportWorker) => void): TrustStore & { bring(key: string, record: TrustRecord | null): void; forget(key: string): void } {
-  const records = new Map<string, TrustRecord>();
+function trustStoreOfRead(id: number, key: string, brought: TrustRecord | null, post: (m: FromReportWorker) => void): TrustStore {
+  let record = brought ?? undefined;
+  const own = (k: string) => (k === key ? record : undefined);
   return {
     file: '(the main thread)',
-    get: (key) => records.get(key),
-    update(key, patch) {
+    get: own,
+    update(k, patch) {
+      if (k !== key) throw new BmcError('INVALID_ARGUMENT', 'report worker: a trust change of another BMC than the read\'s');
       const stamp = new Date().toISOString();
-      const before = records.get(key);
-      const record: TrustRecord = { ...before, ...patch, firstSeen: before?.firstSeen ?? stamp, lastSeen: stamp };
-      records.set(key, record);
-      post({ type: 'trust-update', key, patch: { ...(patch.redfishSha256 !== undefined ? { redfishSha256: patch.redfishSha256 } : {}), ...(patch.ip !== undefined ? { ip: patch.ip } : {}), ...(patch.proof !== undefined ? { proof: patch.proof } : {}) } });
+      record = { ...record, ...patch, firstSeen: record?.firstSeen ?? stamp, lastSeen: stamp };
+      post({ type: 'trust-update', id, key, patch: { ...(patch.redfishSha256 !== undefined ? { redfishSha256: patch.redfishSha256 } : {}), ...(patch.ip !== undefined ? { ip: patch.ip } : {}), ...(patch.proof !== undefined ? { proof: patch.proof } : {}) } });
       return record;
     },
     reset: () => false,
-    list: () => [...records.entries()],
+    list: () => (record ? [[key, record]] : []),
     flush: async () => undefined,
     close: async () => undefined,
-    bring(key, record) {
-      if (record) records.set(key, record);
-      else records.delete(key);
-    },
-    forget: (key) => void records.delete(key),
   };
 }
 
@@ -116,8 +121,7 @@ function trustStoreOverPort(post: (m: FromReportWorker) => void): TrustStore & {
 export function serveReports(port: ReportPort, exit: WorkerExit): void {
   const post = (m: FromReportWorker) => port.postMessage(m);
   const logs = createWorkerLogSender(post, Date.now, LOG_RATE);
-  const store = trustStoreOverPort(post);
-  let setup: { settings: ReportConnectSettings; logger: Logger; trust?: ReturnType<typeof createBmcTrust> } | undefined;
+  let setup: { settings: ReportConnectSettings; logger: Logger; trustOnFirstUse: boolean; trustMetrics: TrustMetrics } | undefined;
   const reads = new Map<number, AbortController>();
   /** the reads in flight, and the connections closing after theirs */
   const running = new Set<Promise<void>>();
@@ -130,13 +134,13 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
     const abort = new AbortController();
     reads.set(m.id, abort);
     clock ??= acquireLoopClock();
-    const key = m.trust !== undefined ? trustKey({ ip: m.ip, ...(m.mac ? { mac: m.mac } : {}) }) : undefined;
-    if (key !== undefined) store.bring(key, m.trust ?? null);
+    const bmc = { ip: m.ip, ...(m.mac ? { mac: m.mac } : {}) };
     let attempt: BmcReadAttempt;
     try {
       if (!setup) throw new BmcError('INVALID_ARGUMENT', 'report worker: a read before its settings');
       const { settings, logger } = setup;
-      const gate: BmcTrustGate | undefined = key !== undefined ? setup.trust?.forBmc({ ip: m.ip, ...(m.mac ? { mac: m.mac } : {}) }) : undefined;
+      const gate: BmcTrustGate | undefined =
+        setup.trustOnFirstUse && m.trust !== undefined ? createBmcTrust({ store: trustStoreOfRead(m.id, trustKey(bmc), m.trust, post), logger, metrics: setup.trustMetrics, resetHint: true }).forBmc(bmc) : undefined;
       const connect = (host: string, signal: AbortSignal) => connectOutband({ ...settings, host, readAhead: true, logger, onIpmiEvent: (e) => logs.quirk(undefined, host, e), ...(gate ? { trust: gate } : {}), signal });
       const pending: Array<Promise<void>> = [];
       attempt = await readBmcOnce(connect, m.ip, { timeoutMs: m.timeoutMs, clock, signal: abort.signal, closes: pending });
@@ -148,7 +152,6 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
       attempt = { ok: false, error: err, durationMs: 0, late: false };
     } finally {
       reads.delete(m.id);
-      if (key !== undefined) store.forget(key);
       if (reads.size === 0) {
         clock?.release();
         clock = undefined;
@@ -175,11 +178,11 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
     switch (m.type) {
       case 'init': {
         const logger = workerLogger(m.logLevel, logs);
-        const metrics = {
-          refused: { inc: ({ check }: { check: 'redfish' | 'ssh' | 'ipmi-proof' }) => post({ type: 'trust-count', metric: 'refused', check }) },
-          firstUse: { inc: ({ what, proof }: { what: 'redfish' | 'ssh'; proof: 'ipmi' | 'none' }) => post({ type: 'trust-count', metric: 'firstUse', what, proof }) },
+        const trustMetrics: TrustMetrics = {
+          refused: { inc: ({ check }) => post({ type: 'trust-count', metric: 'refused', check }) },
+          firstUse: { inc: ({ what, proof }) => post({ type: 'trust-count', metric: 'firstUse', what, proof }) },
         };
-        setup = { settings: m.settings, logger, ...(m.trustOnFirstUse ? { trust: createBmcTrust({ store, logger, metrics, resetHint: true }) } : {}) };
+        setup = { settings: m.settings, logger, trustOnFirstUse: m.trustOnFirstUse, trustMetrics };
         return;
       }
       case 'read':

@@ -4,7 +4,7 @@
  * theirs, the main thread's stay untouched), the trust records of first contacts written by the
  * main thread's store and pinned afterwards (a changed certificate refused in the worker, counted
  * and logged here), a worker that dies fails only its reads in flight and is started again, the
- * caller's abort ends a read at once, and a dead BMC costs its deadline only.
+ * caller's abort ends a read at once (the worker stops it too), and a dead BMC costs its deadline only.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,18 +26,22 @@ import { captureLog } from '../helpers/log.js';
 import { waitFor } from '../helpers/wait.js';
 
 let fleet: Fleet;
+/** one BMC whose every Redfish answer takes 3 s: a read of it is in flight for many seconds */
+let slow: Fleet;
 let api: MetalApiStandIn;
 const dirs: string[] = [];
 const pools: ReportWorkerPool[] = [];
 
 beforeAll(async () => {
   fleet = await startTestFleet({ count: 3, variants: ['supermicro', 'lenovo', 'gigabyte'], seed: 'report-workers' });
+  slow = await startTestFleet({ count: 1, seed: 'report-workers-slow', recordRequests: true, latency: { redfish: { p50Ms: 3000, p99Ms: 3000 }, ipmi: { p50Ms: 2, p99Ms: 2 } } });
   api = await startMetalApiStandIn({ hmacKey: 'k' });
 });
 afterAll(async () => {
   await Promise.all(pools.map((p) => p.close()));
   await api?.close();
   await fleet?.close();
+  await slow?.close();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
@@ -148,7 +152,7 @@ describe('report reads in worker threads', () => {
     await store.close();
   });
 
-  it('a dead BMC costs its deadline only, and the caller’s abort ends a read at once', async () => {
+  it('a dead BMC costs its deadline only', async () => {
     const workers = pool();
     const dead = await workers.read(deadLease(), { timeoutMs: 1500 });
     expect(dead.ok).toBe(false);
@@ -157,11 +161,25 @@ describe('report reads in worker threads', () => {
     expect(dead.durationMs).toBeGreaterThanOrEqual(1400);
     expect(dead.durationMs).toBeLessThan(2 * 1500 + 5000);
 
+  });
+
+  it('the caller’s abort ends a read at once, and the worker stops it too', async () => {
+    const workers = pool({ settings: { ...settings(), ipmiPort: slow.ipmiPort, redfishPort: slow.redfishPort, user: slow.user, password: slow.password } });
+    // no NaN from workers that are not running yet: the limiter would hold instead of stepping back
+    const load = workers.load();
+    expect(load.busy).toBeGreaterThanOrEqual(0);
+    expect(load.busy).toBeLessThanOrEqual(1);
+    const machine = slow.machines[0]!.state;
     const abort = new AbortController();
-    const reading = workers.read(deadLease(), { timeoutMs: 60_000, signal: abort.signal });
+    const reading = workers.read({ ip: machine.address, mac: machine.mac } as Lease, { timeoutMs: 60_000, signal: abort.signal });
+    // the worker has the read: its first Redfish request reached the BMC (each answer takes 3 s)
+    await waitFor(() => slow.requestLog(0).some((r) => r.protocol === 'redfish'), 10_000, 'the read at the BMC');
     abort.abort(new Error('the cycle stops'));
     const aborted = await reading;
     expect(aborted.ok ? undefined : (aborted.error as BmcError).code).toBe('ABORTED');
+    // the worker's own answer follows within a few seconds; had it not stopped the read, that
+    // would take at least two more answers of 3 s each (the Redfish login, then what follows it)
+    await waitFor(() => workers.stats().some((s) => s.abandoned === 1), 5000, "the worker's answer to the stopped read");
   });
 
   it('a worker that dies fails its reads in flight and is started again', async () => {

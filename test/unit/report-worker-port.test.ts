@@ -7,7 +7,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BmcError, isBmcErrorCode } from '../../src/errors.js';
 import { createWorkerLogSender, type WorkerLogHeld, type WorkerLogRecord } from '../../src/outband/worker-log.js';
-import { attemptOfPort } from '../../src/report/worker-pool.js';
+import { attemptOfPort, validTrustUpdate } from '../../src/report/worker-pool.js';
+import { factsOf, reasonOf } from '../../src/status/reason.js';
 import { attemptOverPort, workerLogger } from '../../src/report/worker-thread.js';
 
 const CODES = ['TIMEOUT', 'ABORTED', 'AUTH_FAILED', 'HTTP', 'UNTRUSTED', 'CLOSED', 'UNKNOWN', 'timeout', '__proto__', 'constructor', ''];
@@ -34,9 +35,46 @@ describe('a read across the port', () => {
     );
   });
 
+  it("keeps the cause's code, so the status page still tells a certificate failure from a wrong password", () => {
+    const tls = new BmcError('AUTH_FAILED', 'Redfish: TLS verification failed', { cause: Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }) });
+    const back = attemptOfPort(structuredClone(attemptOverPort({ ok: false, error: tls, durationMs: 1, late: false })));
+    const err = back.ok ? undefined : back.error;
+    expect(reasonOf(factsOf(err))).toBe('certificate');
+    expect(reasonOf(factsOf(tls))).toBe('certificate');
+    // a plain error keeps its own code (an errno) for the cycle's count
+    const plain = attemptOfPort(structuredClone(attemptOverPort({ ok: false, error: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), durationMs: 1, late: false })));
+    expect(plain.ok ? undefined : factsOf(plain.error).code).toBe('ECONNREFUSED');
+  });
+
   it('passes a report through as it was', () => {
     const report = { uuid: 'u', bmcVersion: '1', biosVersion: '2', fru: {}, powerState: 'ON', indicatorLED: 'LED-OFF', powerSupplies: [], source: 'redfish', missing: ['x'] } as never;
     expect(attemptOfPort(structuredClone(attemptOverPort({ ok: true, report, vendor: 'lenovo', durationMs: 5, late: false })))).toEqual({ ok: true, report, vendor: 'lenovo', durationMs: 5, late: false });
+  });
+});
+
+describe("a report worker's trust changes", () => {
+  const hex = fc.stringMatching(/^[0-9a-f]{64}$/);
+  it('are taken only for the BMC of the read they name, with a fingerprint, address and proof as the trust file holds them', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom('mac:aa:bb:cc:dd:ee:ff', 'ip:10.0.0.1'),
+        fc.oneof(fc.constantFrom('mac:aa:bb:cc:dd:ee:ff', 'ip:10.0.0.1', 'mac:00:00:00:00:00:01'), fc.string()),
+        fc.option(fc.oneof(hex, fc.string()), { nil: undefined }),
+        fc.option(fc.oneof(fc.constantFrom('10.0.0.1', 'x'.repeat(65)), fc.integer() as fc.Arbitrary<unknown>), { nil: undefined }),
+        fc.option(fc.constantFrom('ipmi', 'none', 'rakp', 1), { nil: undefined }),
+        fc.boolean(),
+        (readKey, key, redfishSha256, ip, proof, inFlight) => {
+          const m = { type: 'trust-update', id: 1, key, patch: { redfishSha256, ip, proof } } as never;
+          const valid =
+            inFlight &&
+            key === readKey &&
+            (redfishSha256 === undefined || /^[0-9a-f]{64}$/.test(redfishSha256)) &&
+            (ip === undefined || (typeof ip === 'string' && ip.length <= 64)) &&
+            (proof === undefined || proof === 'ipmi' || proof === 'none');
+          expect(validTrustUpdate(m, inFlight ? readKey : undefined)).toBe(valid);
+        },
+      ),
+    );
   });
 });
 
