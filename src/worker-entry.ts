@@ -34,7 +34,14 @@ export function spawnWorker(kind: WorkerKind, entry: URL, options: { workerData:
  * closes its sockets, then exits) and has 2 s more; only a worker whose sockets are closed is
  * terminated.
  */
-export async function stopWorker(worker: Worker, o: { shutdown: unknown; die: unknown; isDone: (message: unknown) => boolean; deadlineMs: number }): Promise<void> {
+type StopMessages = { shutdown: unknown; die: unknown; isDone: (message: unknown) => boolean; deadlineMs: number };
+
+/** Stops every worker of a pool as `stopWorker` does, all at once. */
+export async function stopWorkers(workers: readonly Worker[], o: StopMessages): Promise<void> {
+  await Promise.all(workers.map((w) => stopWorker(w, o)));
+}
+
+async function stopWorker(worker: Worker, o: StopMessages): Promise<void> {
   const exited = new Promise<'exited'>((resolve) => worker.once('exit', () => resolve('exited')));
   const done = new Promise<'done'>((resolve) => worker.on('message', (m: unknown) => o.isDone(m) && resolve('done')));
   const late = (ms: number) => {
@@ -62,8 +69,24 @@ export async function stopWorker(worker: Worker, o: { shutdown: unknown; die: un
 const STABLE_MS = 30_000;
 const RESTART_MAX_MS = 10_000;
 
-/** Quick deaths in a row after a worker that ran since `startedAt` died, and how long to wait before starting it again. */
-export function restartAfter(startedAt: number, quickDeaths: number, now = Date.now()): { quickDeaths: number; delayMs: number } {
-  const next = now - startedAt < STABLE_MS ? quickDeaths + 1 : 0;
-  return { quickDeaths: next, delayMs: next === 0 ? 0 : Math.min(RESTART_MAX_MS, 100 * 2 ** (next - 1)) };
+/**
+ * Starts a dead worker's slot again: at once after a worker that ran for a while, after a
+ * backoff doubling from 100 ms up to 10 s after quick deaths in a row. `start` runs only if
+ * `wanted()` still says so then (the pool is not closing, the slot not replaced). Returns the delay.
+ */
+export function restartLater(dead: { startedAt: number; quickDeaths: number; restarts: number }, wanted: () => boolean, start: (restarts: number, quickDeaths: number) => void): number {
+  const quickDeaths = Date.now() - dead.startedAt < STABLE_MS ? dead.quickDeaths + 1 : 0;
+  const delayMs = quickDeaths === 0 ? 0 : Math.min(RESTART_MAX_MS, 100 * 2 ** (quickDeaths - 1));
+  const timer = setTimeout(() => {
+    if (wanted()) start(dead.restarts + 1, quickDeaths);
+  }, delayMs);
+  timer.unref();
+  return delayMs;
+}
+
+/** Ends a worker as a crash would, for tests and diagnostics: `die` (it closes its sockets, then exits), never terminate(). */
+export async function killWorker(worker: Worker, die: unknown): Promise<void> {
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  worker.postMessage(die);
+  await exited;
 }

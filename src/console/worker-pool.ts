@@ -11,7 +11,7 @@ import { Duplex } from 'node:stream';
 import type { Worker } from 'node:worker_threads';
 import { BmcError, type BmcErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import { restartAfter, spawnWorker, stopWorker, workerEntry } from '../worker-entry.js';
+import { killWorker, restartLater, spawnWorker, stopWorkers, workerEntry } from '../worker-entry.js';
 import { logWorkerRecord } from '../outband/worker-log.js';
 import type { ConsoleWorkerData, FromWorker, SolTarget, ToWorker } from './worker-protocol.js';
 
@@ -206,13 +206,9 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
     slot.streams.clear();
     for (const s of streams) s.destroy(error);
     if (closing || slots[slot.index] !== slot) return;
-    const { quickDeaths, delayMs } = restartAfter(slot.startedAt, slot.quickDeaths);
-    log.warn({ worker: slot.index, code, consoles: streams.length, delayMs }, 'console worker exited; starting it again, its consoles reconnect');
     // until then the slot keeps its dead worker: opens go to the others, or fail and are retried by the hub
-    const timer = setTimeout(() => {
-      if (!closing && slots[slot.index] === slot) start(slot.index, slot.restarts + 1, quickDeaths);
-    }, delayMs);
-    timer.unref();
+    const delayMs = restartLater(slot, () => !closing && slots[slot.index] === slot, (restarts, quickDeaths) => start(slot.index, restarts, quickDeaths));
+    log.warn({ worker: slot.index, code, consoles: streams.length, delayMs }, 'console worker exited; starting it again, its consoles reconnect');
   }
 
   for (let i = 0; i < options.workers; i++) start(i, 0, 0);
@@ -254,18 +250,11 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
       const slot = slots[index];
       if (!slot) throw new BmcError('INVALID_ARGUMENT', `no console worker ${index}`);
       // not terminate(): the worker closes its UDP sockets before it ends (worker-thread.ts)
-      const exited = new Promise<void>((resolve) => slot.worker.once('exit', () => resolve()));
-      send(slot, { type: 'die' });
-      await exited;
+      await killWorker(slot.worker, { type: 'die' } satisfies ToWorker);
     },
     async close(deadlineMs = 5000) {
       closing = true;
-      await Promise.all(
-        slots.map(async (slot) => {
-          if (!slot.alive) return;
-          await stopWorker(slot.worker, { shutdown: { type: 'shutdown' } satisfies ToWorker, die: { type: 'die' } satisfies ToWorker, isDone: (m) => (m as FromWorker).type === 'closed', deadlineMs });
-        }),
-      );
+      await stopWorkers(slots.filter((s) => s.alive).map((s) => s.worker), { shutdown: { type: 'shutdown' } satisfies ToWorker, die: { type: 'die' } satisfies ToWorker, isDone: (m) => (m as FromWorker).type === 'closed', deadlineMs });
     },
   };
 }

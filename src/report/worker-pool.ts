@@ -12,12 +12,11 @@ import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { Worker } from 'node:worker_threads';
 import { MAX_TIMER_MS } from '../deadline.js';
 import { abortError, BmcError, isBmcErrorCode } from '../errors.js';
-import type { Lease } from '../leases/types.js';
 import type { Logger } from '../log.js';
 import type { BmcTrust, TrustMetrics, TrustRecord } from '../outband/trust.js';
 import { trustKey } from '../outband/trust.js';
 import { logWorkerRecord } from '../outband/worker-log.js';
-import { restartAfter, spawnWorker, stopWorker, workerEntry } from '../worker-entry.js';
+import { killWorker, restartLater, spawnWorker, stopWorkers, workerEntry } from '../worker-entry.js';
 import type { ThreadsLoad } from './adaptive-limit.js';
 import type { BmcReader } from './cycle.js';
 import type { BmcReadAttempt } from './read-bmc.js';
@@ -203,13 +202,9 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     for (const p of reads) p.settle({ ok: false, error: new BmcError('CLOSED', `reading BMC ${p.ip}: report worker ${slot.index} exited (code ${code})`), durationMs: Date.now() - p.started, late: false });
     for (const w of slot.heapWaiters.splice(0)) w(0);
     if (closing || slots[slot.index] !== slot) return;
-    const { quickDeaths, delayMs } = restartAfter(slot.startedAt, slot.quickDeaths);
-    log.warn({ worker: slot.index, code, reads: reads.length, delayMs }, 'report worker exited; starting it again, its reads in flight are skipped in this report');
     // until then its BMCs go to the other workers
-    const timer = setTimeout(() => {
-      if (!closing && slots[slot.index] === slot) start(slot.index, slot.restarts + 1, quickDeaths);
-    }, delayMs);
-    timer.unref();
+    const delayMs = restartLater(slot, () => !closing && slots[slot.index] === slot, (restarts, quickDeaths) => start(slot.index, restarts, quickDeaths));
+    log.warn({ worker: slot.index, code, reads: reads.length, delayMs }, 'report worker exited; starting it again, its reads in flight are skipped in this report');
   }
 
   /** the BMC's own worker, or while that one is being started again the next one alive */
@@ -222,11 +217,10 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     return undefined;
   }
 
-  function trustFor(lease: Lease): { trust?: TrustRecord | null } {
-    if (!options.trust) return {};
-    return { trust: options.trust.store.get(trustKey({ ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}) })) ?? null };
+  /** the BMC's record, for a read to carry when trust on first use is on */
+  function trustFor(key: string): { trust?: TrustRecord | null } {
+    return options.trust ? { trust: options.trust.store.get(key) ?? null } : {};
   }
-
 
   for (let i = 0; i < options.workers; i++) start(i, 0, 0);
 
@@ -257,8 +251,9 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
         guard.unref();
         const onAbort = () => giveUp(abortError(signal!, `reading BMC ${lease.ip}`));
         signal?.addEventListener('abort', onAbort, { once: true });
-        slot.pending.set(id, { ip: lease.ip, trustKey: trustKey({ ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}) }), started, settle });
-        send(slot, { type: 'read', id, ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}), ...trustFor(lease), timeoutMs });
+        const key = trustKey({ ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}) });
+        slot.pending.set(id, { ip: lease.ip, trustKey: key, started, settle });
+        send(slot, { type: 'read', id, ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}), ...trustFor(key), timeoutMs });
       });
     },
     load() {
@@ -288,18 +283,11 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     async kill(worker) {
       const slot = slots[worker];
       if (!slot?.alive) return;
-      const exited = new Promise<void>((resolve) => slot.worker.once('exit', () => resolve()));
-      send(slot, { type: 'die' });
-      await exited;
+      await killWorker(slot.worker, { type: 'die' } satisfies ToReportWorker);
     },
     async close(deadlineMs = 5000) {
       closing = true;
-      await Promise.all(
-        slots.map(async (slot) => {
-          if (!slot.alive) return;
-          await stopWorker(slot.worker, { shutdown: { type: 'shutdown' } satisfies ToReportWorker, die: { type: 'die' } satisfies ToReportWorker, isDone: (m) => (m as FromReportWorker).type === 'closed', deadlineMs });
-        }),
-      );
+      await stopWorkers(slots.filter((s) => s.alive).map((s) => s.worker), { shutdown: { type: 'shutdown' } satisfies ToReportWorker, die: { type: 'die' } satisfies ToReportWorker, isDone: (m) => (m as FromReportWorker).type === 'closed', deadlineMs });
     },
   };
 }
