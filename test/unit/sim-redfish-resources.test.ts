@@ -117,3 +117,25 @@ describe('selfSignedCertificate', () => {
     expect(() => selfSignedCertificate('x', ['bad name'])).toThrow(/subjectAltName/);
   });
 });
+
+describe('the mockup behind the replies is shared and never changed by one', () => {
+  it('a reply changed by its caller (a quirk, a PATCH) leaves the next reply as it was', () => {
+    for (const v of REDFISH_VENDORS) {
+      const ctx = context(v.manufacturer);
+      const first = { power: power(ctx), chassis: chassis(ctx), system: system(ctx), manager: manager(ctx), root: serviceRoot(ctx) };
+      // the Manager's clock moves between the two replies
+      const withoutClock = (json: unknown) => JSON.stringify(json, (k, value: unknown) => (k === 'DateTime' ? undefined : value));
+      const pristine = withoutClock(first);
+      const mutate = (json: unknown): void => {
+        if (json === null || typeof json !== 'object') return;
+        for (const [k, value] of Object.entries(json)) {
+          if (value !== null && typeof value === 'object') mutate(value);
+          else (json as Record<string, unknown>)[k] = 'changed';
+        }
+      };
+      mutate(first);
+      const again = { power: power(ctx), chassis: chassis(ctx), system: system(ctx), manager: manager(ctx), root: serviceRoot(ctx) };
+      expect(withoutClock(again), v.manufacturer).toBe(pristine);
+    }
+  });
+});

@@ -7,7 +7,7 @@
 import type { SimMachineState, SimPowerSupply } from '../machine.js';
 import { link, paths, type MachineContext } from './context.js';
 import { etagOf } from './http.js';
-import { collection, mockup, pick, type Json } from './mockup.js';
+import { collection, mockupPick, pick, shared, type Json } from './mockup.js';
 
 export function chassis(ctx: MachineContext): Json {
   const { state } = ctx.machine;
@@ -15,7 +15,7 @@ export function chassis(ctx: MachineContext): Json {
   const p = paths(vendor);
   const keys = ['Id', 'Name', 'ChassisType', 'Manufacturer', 'Model', 'SerialNumber', 'PartNumber', 'PowerState', 'IndicatorLED', 'Status'];
   const more = ['PowerSubsystem', 'EnvironmentMetrics', 'Power@Redfish.Deprecated', 'Power'];
-  const json = pick(mockup('Chassis/1U', vendor), [...keys, ...more]);
+  const json = mockupPick('Chassis/1U', vendor, [...keys, ...more]);
   Object.assign(json, {
     Id: vendor.chassisId,
     Name: `${state.model} chassis`,
@@ -51,7 +51,7 @@ function outputWatts(state: SimMachineState, psu: SimPowerSupply): number {
 export function power(ctx: MachineContext): Json {
   const { state } = ctx.machine;
   const p = paths(ctx.vendor);
-  const template = mockup('Chassis/1U/Power', ctx.vendor);
+  const template = shared('Chassis/1U/Power', ctx.vendor);
   const json = pick(template, ['Id', 'Name', 'PowerControl', 'PowerSupplies']);
   const control = (template.PowerControl as Json[])[0] as Json;
   const { average, min, max } = state.powerWatts;
@@ -78,7 +78,8 @@ export function power(ctx: MachineContext): Json {
     SerialNumber: `${state.fru.chassisSerial}P${i + 1}`,
     RelatedItem: [link(p.chassis)],
   }));
-  return json;
+  // the picks above still point into the shared template: the reply gets its own copy
+  return structuredClone(json);
 }
 
 function worst(healths: readonly string[]): string {
@@ -89,7 +90,7 @@ const supplyId = (i: number): string => `Bay${i + 1}`;
 
 export function powerSubsystem(ctx: MachineContext): Json {
   const { state } = ctx.machine;
-  const json = pick(mockup('Chassis/1U/PowerSubsystem', ctx.vendor), ['Id', 'Name', 'CapacityWatts', 'PowerSupplies', 'Status']);
+  const json = mockupPick('Chassis/1U/PowerSubsystem', ctx.vendor, ['Id', 'Name', 'CapacityWatts', 'PowerSupplies', 'Status']);
   json.CapacityWatts = capacity(state);
   json.Status = { State: 'Enabled', Health: 'OK', HealthRollup: worst(state.powerSupplies.map((s) => s.health)) };
   return json;
@@ -108,7 +109,7 @@ export function powerSupply(ctx: MachineContext, id: string): Json | undefined {
   const psu = state.powerSupplies[i];
   if (psu === undefined) return undefined;
   const keys = ['Id', 'Name', 'Status', 'LineInputStatus', 'FirmwareVersion', 'HotPluggable', 'PowerCapacityWatts', 'Location', 'Manufacturer', 'SerialNumber'];
-  const json = pick(mockup('Chassis/1U/PowerSubsystem/PowerSupplies/Bay1', ctx.vendor), keys);
+  const json = mockupPick('Chassis/1U/PowerSubsystem/PowerSupplies/Bay1', ctx.vendor, keys);
   return {
     ...json,
     Id: id,
@@ -124,6 +125,6 @@ export function powerSupply(ctx: MachineContext, id: string): Json | undefined {
 }
 
 export function environmentMetrics(ctx: MachineContext): Json {
-  const json = pick(mockup('Chassis/1U/EnvironmentMetrics', ctx.vendor), ['Name']);
+  const json = mockupPick('Chassis/1U/EnvironmentMetrics', ctx.vendor, ['Name']);
   return { ...json, Id: 'EnvironmentMetrics', PowerWatts: { Reading: ctx.machine.state.powerWatts.average } };
 }

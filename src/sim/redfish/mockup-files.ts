@@ -5,20 +5,26 @@
  * `index.json` of the mockup, so the bundle reads no file beside it.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** src/sim/mockup beside this file when run from source (tsx, vitest); the same folder from dist/src. */
-const CANDIDATES = ['../mockup/public-rackmount1/', '../../../../src/sim/mockup/public-rackmount1/'];
+/** The mockup below the repository's root, whichever folder holds this file's compiled code. */
+const BELOW_ROOT = join('src', 'sim', 'mockup', 'public-rackmount1');
+/** Enough folders up to reach the root from dist/src/sim/redfish and from a compiled copy in node_modules/.cache. */
+const MAX_LEVELS = 8;
 
 let root: string | undefined;
 
+/** `src/sim/mockup/public-rackmount1/` of the first folder above this file that holds it (sources, dist/src, a compiled copy). */
 function mockupRoot(): string {
   if (root !== undefined) return root;
-  for (const candidate of CANDIDATES) {
-    const dir = fileURLToPath(new URL(candidate, import.meta.url));
-    if (existsSync(`${dir}index.json`)) return (root = dir);
+  const here = fileURLToPath(import.meta.url);
+  let dir = dirname(here);
+  for (let level = 0; level < MAX_LEVELS; level++, dir = dirname(dir)) {
+    const candidate = join(dir, BELOW_ROOT);
+    if (existsSync(join(candidate, 'index.json'))) return (root = `${candidate}/`);
   }
-  throw new Error(`Redfish mockup not found (looked in ${CANDIDATES.join(', ')} relative to ${import.meta.url})`);
+  throw new Error(`Redfish mockup not found: no ${BELOW_ROOT} in the ${MAX_LEVELS} folders above ${here}`);
 }
 
 /** The text of the mockup's `index.json` for `path` below /redfish/v1/ ('' for the service root). */

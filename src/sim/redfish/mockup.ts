@@ -46,8 +46,8 @@ function rawText(path: MockupPath): string {
   return text;
 }
 
-/** The mockup resource at `path` with the vendor's ids, as a fresh object the caller may change. */
-export function mockup(path: MockupPath, vendor: RedfishVendor): Json {
+/** The mockup resource at `path` with the vendor's ids, parsed once and shared: read it, never change it; clone what a reply keeps. */
+export function shared(path: MockupPath, vendor: RedfishVendor): Json {
   const key = `${vendor.manufacturer}\n${path}`;
   let json = parsed.get(key);
   if (json === undefined) {
@@ -58,7 +58,20 @@ export function mockup(path: MockupPath, vendor: RedfishVendor): Json {
     json = JSON.parse(text) as Json;
     parsed.set(key, json);
   }
-  return structuredClone(json);
+  return json;
+}
+
+/** The mockup resource at `path` with the vendor's ids, as a fresh object the caller may change. */
+export function mockup(path: MockupPath, vendor: RedfishVendor): Json {
+  return structuredClone(shared(path, vendor));
+}
+
+/**
+ * `pick(mockup(path, vendor), keys)` without copying what is dropped: the whole resource is not
+ * cloned for the few properties a reply keeps (a fresh object the caller may change).
+ */
+export function mockupPick(path: MockupPath, vendor: RedfishVendor, keys: readonly string[]): Json {
+  return structuredClone(pick(shared(path, vendor), keys));
 }
 
 const ALWAYS = ['@odata.id', '@odata.type', '@Redfish.Copyright'];
@@ -75,7 +88,7 @@ export function pick(json: Json, keys: readonly string[]): Json {
 
 /** A collection from the mockup's collection resource at `path`, with our members. */
 export function collection(path: MockupPath, vendor: RedfishVendor, odataId: string, members: readonly string[]): Json {
-  const json = pick(mockup(path, vendor), ['Name', 'Description']);
+  const json = mockupPick(path, vendor, ['Name', 'Description']);
   json['@odata.id'] = odataId;
   json['Members@odata.count'] = members.length;
   json.Members = members.map((id) => ({ '@odata.id': id }));

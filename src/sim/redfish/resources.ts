@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { SimBoot, SimMachineState } from '../machine.js';
 import { link, paths, type MachineContext, type ServerSettings } from './context.js';
 import { etagOf } from './http.js';
-import { collection, mockup, pick, type Json } from './mockup.js';
+import { collection, mockupPick, type Json } from './mockup.js';
 import type { SimSession } from './sessions.js';
 
 export const SESSIONS = '/redfish/v1/SessionService/Sessions';
@@ -30,13 +30,13 @@ function serviceUuid(systemUuid: string): string {
 export function serviceRoot(ctx: MachineContext): Json {
   const { state } = ctx.machine;
   const keys = ['Id', 'Name', 'RedfishVersion', 'UUID', 'Systems', 'Chassis', 'Managers', 'Tasks', 'SessionService', 'UpdateService', 'Links'];
-  const root: Json = { ...pick(mockup('', ctx.vendor), keys), UUID: serviceUuid(state.uuid), Vendor: state.manufacturer, Product: state.model };
+  const root: Json = { ...mockupPick('', ctx.vendor, keys), UUID: serviceUuid(state.uuid), Vendor: state.manufacturer, Product: state.model };
   if (ctx.vendor.expandQuery) root.ProtocolFeaturesSupported = { ExpandQuery: { ExpandAll: true, Levels: true, MaxLevels: 1, Links: false, NoLinks: true } };
   return root;
 }
 
 export function sessionService(ctx: MachineContext, settings: ServerSettings): Json {
-  const json = pick(mockup('SessionService', ctx.vendor), ['Id', 'Name', 'Description', 'Status', 'ServiceEnabled', 'SessionTimeout', 'Sessions']);
+  const json = mockupPick('SessionService', ctx.vendor, ['Id', 'Name', 'Description', 'Status', 'ServiceEnabled', 'SessionTimeout', 'Sessions']);
   return { ...json, SessionTimeout: settings.sessionTimeoutS };
 }
 
@@ -45,7 +45,7 @@ export function sessions(ctx: MachineContext): Json {
 }
 
 export function session(ctx: MachineContext, s: SimSession): Json {
-  const json = pick(mockup('SessionService/Sessions/1234567890ABCDEF', ctx.vendor), ['Id', 'Name', 'Description', 'UserName']);
+  const json = mockupPick('SessionService/Sessions/1234567890ABCDEF', ctx.vendor, ['Id', 'Name', 'Description', 'UserName']);
   return { ...json, Id: s.id, UserName: s.user, '@odata.id': `${SESSIONS}/${s.id}` };
 }
 
@@ -68,7 +68,7 @@ export function system(ctx: MachineContext): Json {
   const { vendor } = ctx;
   const p = paths(vendor);
   const keys = ['Id', 'Name', 'SystemType', 'Status', 'IndicatorLED', 'PowerState', 'Boot', 'BiosVersion', 'ProcessorSummary', 'MemorySummary'];
-  const json = pick(mockup('Systems/437XR1138R2', vendor), [...keys, 'Manufacturer', 'Model', 'SerialNumber', 'PartNumber', 'UUID']);
+  const json = mockupPick('Systems/437XR1138R2', vendor, [...keys, 'Manufacturer', 'Model', 'SerialNumber', 'PartNumber', 'UUID']);
   Object.assign(json, {
     Id: vendor.systemId,
     Name: `${state.model} system`,
@@ -123,7 +123,7 @@ export function bootOption(ctx: MachineContext, id: string): Json | undefined {
 }
 
 export function resetActionInfo(ctx: MachineContext): Json {
-  const json = pick(mockup('UpdateService/SimpleUpdateActionInfo', ctx.vendor), []);
+  const json = mockupPick('UpdateService/SimpleUpdateActionInfo', ctx.vendor, []);
   return {
     ...json,
     Id: 'ResetActionInfo',
@@ -137,7 +137,7 @@ export function manager(ctx: MachineContext): Json {
   const { state } = ctx.machine;
   const p = paths(ctx.vendor);
   const keys = ['Id', 'Name', 'ManagerType', 'Description', 'Model', 'DateTime', 'Status', 'PowerState', 'SerialConsole', 'FirmwareVersion', 'Links'];
-  const json = pick(mockup('Managers/BMC', ctx.vendor), keys);
+  const json = mockupPick('Managers/BMC', ctx.vendor, keys);
   return {
     ...json,
     Id: ctx.vendor.managerId,

@@ -149,22 +149,29 @@ interface Compiled {
   segments: string[];
 }
 
-const compiled = new Map<RedfishVendor, Compiled[]>();
+/** Per vendor, the routes by their number of path segments: a request is matched against those of its own length only. */
+const compiled = new Map<RedfishVendor, Map<number, Compiled[]>>();
 
-function table(vendor: RedfishVendor): Compiled[] {
-  let list = compiled.get(vendor);
-  if (list === undefined) {
+function table(vendor: RedfishVendor): Map<number, Compiled[]> {
+  let byLength = compiled.get(vendor);
+  if (byLength === undefined) {
     const p = paths(vendor);
     const expand = (path: string): string =>
       path.replace('{system}', p.system).replace('{manager}', p.manager).replace('{chassis}', p.chassis).replace('{push}', vendor.multipartPushUri);
-    list = ROUTES.map((route) => ({ route, segments: expand(route.path).split('/').filter((s) => s !== '') }));
-    compiled.set(vendor, list);
+    byLength = new Map();
+    for (const route of ROUTES) {
+      const segments = expand(route.path).split('/').filter((s) => s !== '');
+      const sameLength = byLength.get(segments.length) ?? [];
+      sameLength.push({ route, segments });
+      byLength.set(segments.length, sameLength);
+    }
+    compiled.set(vendor, byLength);
   }
-  return list;
+  return byLength;
 }
 
+/** The `{id}` segment's value when `segments` fit `pattern` (of the same length), else undefined. */
 function match(segments: readonly string[], pattern: readonly string[]): string | undefined {
-  if (segments.length !== pattern.length) return undefined;
   let id = '';
   for (let i = 0; i < pattern.length; i++) {
     if (pattern[i] === '{id}') id = segments[i] as string;
@@ -185,10 +192,11 @@ export async function dispatch(rq: Omit<Rq, 'id' | 'session'>): Promise<Reply> {
   } catch {
     return notFound();
   }
-  const candidates = table(rq.ctx.vendor).flatMap((c) => {
+  const candidates: Array<{ route: Route; id: string }> = [];
+  for (const c of table(rq.ctx.vendor).get(segments.length) ?? []) {
     const id = match(segments, c.segments);
-    return id === undefined ? [] : [{ route: c.route, id }];
-  });
+    if (id !== undefined) candidates.push({ route: c.route, id });
+  }
   const hit = candidates.find((c) => c.route.method === rq.method);
   if (hit === undefined && candidates.length === 0) {
     const sibling = siblingRoute(rq.ctx, rq.method, pathname, () => res.system(rq.ctx));

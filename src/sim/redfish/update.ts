@@ -9,7 +9,7 @@
 import { DecodeError } from '../../errors.js';
 import { link, paths, type MachineContext, type Rq } from './context.js';
 import { asObject, readJson, RedfishFault, type Reply } from './http.js';
-import { collection, mockup, pick, type Json } from './mockup.js';
+import { collection, mockup, mockupPick, type Json } from './mockup.js';
 import { multipartBoundary, multipartReader, type MultipartPart } from './multipart.js';
 import { taskView, type SimTask } from './tasks.js';
 
@@ -20,7 +20,7 @@ const TASKS = '/redfish/v1/TaskService/Tasks';
 type Target = 'bios' | 'bmc';
 
 export function updateService(ctx: MachineContext): Json {
-  const json = pick(mockup('UpdateService', ctx.vendor), ['Id', 'Name', 'Status', 'ServiceEnabled', 'FirmwareInventory', 'Actions']);
+  const json = mockupPick('UpdateService', ctx.vendor, ['Id', 'Name', 'Status', 'ServiceEnabled', 'FirmwareInventory', 'Actions']);
   return { ...json, MultipartHttpPushUri: ctx.vendor.multipartPushUri };
 }
 
@@ -39,7 +39,7 @@ export function firmware(ctx: MachineContext, id: string): Json | undefined {
   if (id !== 'BMC' && id !== 'BIOS') return undefined;
   const { state } = ctx.machine;
   const p = paths(ctx.vendor);
-  const json = pick(mockup(`UpdateService/FirmwareInventory/${id}`, ctx.vendor), ['Id', 'Name', 'Status', 'Updateable']);
+  const json = mockupPick(`UpdateService/FirmwareInventory/${id}`, ctx.vendor, ['Id', 'Name', 'Status', 'Updateable']);
   return {
     ...json,
     Name: `${state.manufacturer} ${id} firmware`,
@@ -50,7 +50,7 @@ export function firmware(ctx: MachineContext, id: string): Json | undefined {
 }
 
 export function taskService(ctx: MachineContext): Json {
-  const json = pick(mockup('TaskService', ctx.vendor), ['Id', 'Name', 'CompletedTaskOverWritePolicy', 'Status', 'ServiceEnabled', 'Tasks']);
+  const json = mockupPick('TaskService', ctx.vendor, ['Id', 'Name', 'CompletedTaskOverWritePolicy', 'Status', 'ServiceEnabled', 'Tasks']);
   return { ...json, DateTime: new Date().toISOString() };
 }
 
@@ -60,7 +60,7 @@ export function tasks(ctx: MachineContext): Json {
 
 export function task(ctx: MachineContext, t: SimTask): Json {
   const view = taskView(t, Date.now());
-  const json = pick(mockup('TaskService/Tasks/545', ctx.vendor), ['Id', 'Name']);
+  const json = mockupPick('TaskService/Tasks/545', ctx.vendor, ['Id', 'Name']);
   const messages = view.state === 'Exception' ? [...t.messages, `Update failed: the image was rejected`] : t.messages;
   return {
     ...json,
