@@ -26,6 +26,7 @@ import { createMetalApiClient } from '../src/metalapi/client.js';
 import { startMetalApiStandIn } from '../src/metalapi/standin.js';
 import { availableParallelism } from 'node:os';
 import { defaultReportWorkers } from '../src/config/config.js';
+import { createGuidMemory } from '../src/outband/guid-memory.js';
 import { connectOutband } from '../src/outband/connect.js';
 import { createBmcTrust, openTrustStore, TRUST_FILE } from '../src/outband/trust.js';
 import { sharedTlsStats } from '../src/redfish/tls-context.js';
@@ -47,6 +48,8 @@ const BMC_TIMEOUT_MS = 4000;
 const MAX_CONCURRENCY = 1024;
 /** the Go metal-bmc reads at most 20 BMCs at once */
 const GO_CONCURRENCY = 20;
+/** the daemon's default METAL_BMC_REPORT_GUID_MAX_AGE (1h): longer than the whole benchmark, so the first cycle reads every GUID and the later ones keep the confirmed ones */
+const GUID_MAX_AGE_MS = 3_600_000;
 /** CPU per BMC per cycle measured before issue 15 (500 instant BMCs, one cycle, CPU profile) */
 const CPU_MS_BEFORE = 9;
 /** report worker threads for the comparison: as `metal-bmc serve` starts them by default (config.ts), at least 2; BENCH_REPORT_WORKERS sets another number */
@@ -83,23 +86,28 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     let lastStart = 0;
     /** failures of live BMCs by error code, in the cycle running now */
     let liveFailures: Record<string, number> = {};
+    /** BMCs read without an IPMI session in the cycle running now (their GUID remembered: outband/guid-memory.ts) */
+    let withoutIpmi = 0;
     // trust on first use, as the daemon does by default: the first cycle probes each certificate and
     // proves the BMC over IPMI before its login; later cycles connect pinned (resuming TLS sessions)
     const trustStore = openTrustStore({ file: join(dir, TRUST_FILE) });
     const trust = createBmcTrust({ store: trustStore });
     const settings = { user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: BMC_TIMEOUT_MS };
+    // as the daemon by default (METAL_BMC_REPORT_GUID_MAX_AGE): a BMC's confirmed IPMI GUID kept between cycles
+    const guidMemory = createGuidMemory({ maxAgeMs: GUID_MAX_AGE_MS });
     /** the threads before the workers started: the ones after them are the workers (and, where they start first, libuv's pool threads) */
     let threadsBeforePool: Set<number> | undefined;
     // the workers start with the cycles that use them: idle ones would count in the other way's memory
     let pool: ReportWorkerPool | undefined;
     const startPool = (workers: number) => {
       threadsBeforePool = new Set(threadCpuSeconds().keys());
-      return (pool = createReportWorkerPool({ workers, settings, logger: createLogger({ level: 'silent' }), trust }));
+      return (pool = createReportWorkerPool({ workers, settings, logger: createLogger({ level: 'silent' }), trust, guidMaxAgeMs: GUID_MAX_AGE_MS }));
     };
     // every read, wherever it ran: its time from connect to report (the floor), a live BMC's failure by code
     const observer: CycleDeps['observer'] = {
       read(lease, outcome) {
         lastStart = Math.max(lastStart, performance.now() - outcome.durationMs);
+        if (outcome.ok && outcome.report.source === 'redfish') withoutIpmi++;
         if (outcome.ok) readMs.set(lease.ip, outcome.durationMs);
         else if (fateOf.get(lease.ip) === 'live') {
           const code = (outcome.error as { code?: string }).code ?? 'UNKNOWN';
@@ -111,7 +119,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     const deps: CycleDeps = {
       partitionId: 'bench',
       // the main thread's reads (the comparison cycle); the workers connect the same way
-      connect: (host, signal) => connectOutband({ ...settings, host, readAhead: true, trust: trust.forBmc({ ip: host }), signal }),
+      connect: (host, signal) => connectOutband({ ...settings, host, readAhead: true, trust: trust.forBmc({ ip: host }), guidMemory, signal }),
       ...(DEFAULT_WORKERS > 0 ? { reader: startPool(DEFAULT_WORKERS) } : {}),
       metalApi: createMetalApiClient({ baseUrl: api.url, hmacKey: 'bench-key', timeoutMs: 60_000 }),
       concurrency: MAX_CONCURRENCY,
@@ -130,6 +138,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     const runCycle = async (d: CycleDeps) => {
       readMs = new Map();
       liveFailures = {};
+      withoutIpmi = 0;
       lastStart = 0;
       const tlsBefore = tlsStats();
       const threadsBefore = threadCpuSeconds();
@@ -147,7 +156,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       const tlsAfter = tlsStats();
       const floor = Math.max(0, ...leases.filter(live).map((l) => readMs.get(l.ip) ?? 0)) / 1000;
       const liveUnread = leases.filter((l) => live(l) && !readMs.has(l.ip)).length;
-      return { r, wall, withLogouts, failures: { ...liveFailures }, floor, liveUnread, cpuSeconds: (used.user + used.system) / 1e6, byThread, simCpuSeconds, lastStartSeconds, tls: { connections: tlsAfter.connections - tlsBefore.connections, resumed: tlsAfter.resumed - tlsBefore.resumed } };
+      return { r, wall, withLogouts, withoutIpmi, failures: { ...liveFailures }, floor, liveUnread, cpuSeconds: (used.user + used.system) / 1e6, byThread, simCpuSeconds, lastStartSeconds, tls: { connections: tlsAfter.connections - tlsBefore.connections, resumed: tlsAfter.resumed - tlsBefore.resumed } };
     };
 
     // what the process holds before any BMC is read (Node, tsx's loader, the code, the metal-api stand-in): part of the peak below
@@ -182,6 +191,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
         console.log(`  cycle ${c}: limit every 200 ms: ${x.r.limitSamples.join(' ')}`);
         out.record({ name: `cycle ${c}: most BMCs read at once`, value: x.r.peakConcurrency, unit: '', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: BMCs past their deadline for the event loop's stall (read in the time given back, or missed)`, value: x.r.late, unit: '', kind: 'measured', detail: true });
+        out.record({ name: `cycle ${c}: BMCs read without an IPMI session (their confirmed GUID kept from an earlier cycle)`, value: x.withoutIpmi, unit: '', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: TLS connections per BMC`, value: x.tls.connections / leases.length, unit: '', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: TLS connections that resumed a session`, value: x.tls.connections ? (100 * x.tls.resumed) / x.tls.connections : 0, unit: '%', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: heap after GC`, value: heaps.at(-1)!, unit: 'MiB', kind: 'measured', detail: true });

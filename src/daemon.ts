@@ -14,6 +14,7 @@ import type { Lease } from './leases/types.js';
 import type { Logger } from './log.js';
 import { createMetalApiClient, type MetalApiClient } from './metalapi/client.js';
 import { startOpsServer, type OpsServer, type ReadinessCheck } from './ops/http.js';
+import { createGuidMemory } from './outband/guid-memory.js';
 import { connectOutband } from './outband/connect.js';
 import { createBmcTrust, openTrustStore, TRUST_FILE, usesTrustOnFirstUse, type BmcTrust } from './outband/trust.js';
 import type { Outband } from './outband/types.js';
@@ -90,6 +91,8 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
     ...(redfishCa ? { redfishCa } : {}),
     timeoutMs: config.report.bmcTimeoutMs,
   };
+  // report reads in this thread: a BMC's confirmed IPMI GUID kept between cycles (workers keep their own)
+  const guidMemory = config.report.guidMaxAgeMs > 0 ? createGuidMemory({ maxAgeMs: config.report.guidMaxAgeMs }) : undefined;
   const connectBmc: DaemonContext['connectBmc'] = (host, o) =>
     connectOutband({
       ...settings,
@@ -99,7 +102,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       ...(o.port !== undefined ? { ipmiPort: o.port } : {}),
       ...(trust ? { trust: trust.forBmc({ ip: host, ...optional('mac', macOf(host)) }) } : {}),
       logger,
-      ...(o.readAhead ? { readAhead: true } : {}),
+      ...(o.readAhead ? { readAhead: true, ...(guidMemory ? { guidMemory } : {}) } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
     });
 
@@ -137,7 +140,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   });
   lateLeases.current = () => watcher.current();
   // the BMC reads of report cycles on every core (report/worker-pool.ts); 0: in this thread
-  const reportWorkers = config.report.workers > 0 ? createReportWorkerPool({ workers: config.report.workers, settings, logger, ...(trust ? { trust } : {}), ...(trustMetrics ? { trustMetrics } : {}) }) : undefined;
+  const reportWorkers = config.report.workers > 0 ? createReportWorkerPool({ workers: config.report.workers, settings, logger, guidMaxAgeMs: config.report.guidMaxAgeMs, ...(trust ? { trust } : {}), ...(trustMetrics ? { trustMetrics } : {}) }) : undefined;
   if (reportWorkers) registerReportWorkerMetrics(registry, () => reportWorkers.stats());
   const reporter = createReporter({
     partitionId: config.partitionId,

@@ -20,12 +20,13 @@ import type { ReadCache } from '../redfish/read-cache.js';
 import type { RedfishClient } from '../redfish/session.js';
 import { biosAtOrBelow, bootOrderFor, bootOverrideOfIpmi, bootOverrideOfRedfish, ipmiBootFlags } from './boot.js';
 import { pushParametersFor } from './firmware-push.js';
+import type { GuidMemory } from './guid-memory.js';
 import { ipmiOutband, type IpmiOutband } from './ipmi.js';
 import type * as RedfishLib from './redfish-side.js';
 import { ipmiNeed, mergeReport, redfishReading, type IpmiNeed, type IpmiReading } from './report-merge.js';
 import type { BootOptions, BootTarget, FirmwareKind, OperationOptions, Outband, Protocol, RedfishProblem } from './types.js';
 import type { BmcTrustGate } from './trust.js';
-import { ROUTINE_UUID_BASES, type UuidRule } from './uuid.js';
+import { decideUuid, GUID_CONFIRMED_BASES, ROUTINE_UUID_BASES, type UuidRule } from './uuid.js';
 import { VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type VendorProfile } from './vendors.js';
 
 export type { Protocol } from './types.js';
@@ -73,6 +74,13 @@ export interface ConnectOptions {
    * off the critical path, which the inventory asks first (src/redfish/inventory.ts).
    */
   redfishConnections?: number;
+  /**
+   * With readAhead: the IPMI GUIDs of earlier reads that confirmed their BMC's Redfish UUID
+   * (guid-memory.ts). A BMC whose report needs nothing else from IPMI then gets no IPMI session
+   * while its remembered GUID confirms the UUID Redfish reports now; a fresh GUID that confirms
+   * it is remembered, one that does not is forgotten.
+   */
+  guidMemory?: GuidMemory;
 }
 
 export interface FacadeOutband extends Outband {
@@ -223,7 +231,9 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   });
   const ipmiAllowed = protocol !== 'redfish';
   const uuidRule = o.uuidRule ?? 'auto';
-  if (o.readAhead && ipmiNeed({ ipmiAllowed, uuidRule, reportSources: VENDOR_PROFILES.unknown.reportSources }) !== 'none') ahead(ipmi.guid(signalOf(o)));
+  const guidMemory = o.readAhead && ipmiAllowed ? o.guidMemory : undefined;
+  const rememberedGuid = guidMemory?.get(o.host);
+  if (o.readAhead && rememberedGuid === undefined && ipmiNeed({ ipmiAllowed, uuidRule, reportSources: VENDOR_PROFILES.unknown.reportSources }) !== 'none') ahead(ipmi.guid(signalOf(o)));
   let opened: Awaited<ReturnType<typeof openRedfishSide>>;
   try {
     opened = await openRedfishSide(o, protocol, timeoutMs, ipmi);
@@ -239,6 +249,13 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   const vendor = redfish && reader ? await detectVendorRedfish(redfish.lib, reader, o.signal) : await detectVendorIpmi(ipmi, o.signal);
   const profile = o.guidEncoding ? { ...VENDOR_PROFILES[vendor], guidEncoding: o.guidEncoding } : VENDOR_PROFILES[vendor];
   if (o.readAhead && ipmiNeed({ ipmiAllowed, uuidRule, reportSources: profile.reportSources }) === 'identity') ahead(ipmi.identity(signalOf(o)));
+
+  /** The remembered GUID as this read's IPMI reading, if it confirms the UUID Redfish reports now. */
+  function rememberedReading(inv: RedfishInventory, now: Date): IpmiReading | undefined {
+    if (rememberedGuid === undefined || !inv.system?.uuid) return undefined;
+    const decision = decideUuid({ redfishUuid: inv.system.uuid, ipmiGuid: rememberedGuid, guidEncoding: profile.guidEncoding, rule: uuidRule, now });
+    return decision && GUID_CONFIRMED_BASES.has(decision.kind) ? { guid: rememberedGuid, guidRemembered: true, problems: [] } : undefined;
+  }
 
   /** What was read for detection and read-ahead serves the first report only: after an action it is stale. */
   function forgetReads(): void {
@@ -308,7 +325,15 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const inv = await (inventory ?? redfish.lib.readInventory(reader ?? redfish.client, rd(x)));
       forgetReads(); // the report's reads are done: release them
       const need = ipmiNeed({ ipmiAllowed, uuidRule, reportSources: profile.reportSources, redfish: redfishReading(inv) });
-      const merged = mergeReport({ inventory: inv, ipmi: await readIpmi(ipmi, need, x), profile, uuidRule, now: new Date() });
+      const now = new Date();
+      const remembered = need === 'guid' ? rememberedReading(inv, now) : undefined;
+      const reading = remembered ?? (await readIpmi(ipmi, need, x));
+      const merged = mergeReport({ inventory: inv, ipmi: reading, profile, uuidRule, now });
+      // kept only for a BMC that needs nothing else from IPMI: the others read it with the rest anyway
+      if (guidMemory && !remembered) {
+        if (need === 'guid' && reading.guid && merged.ok && GUID_CONFIRMED_BASES.has(merged.uuid.kind)) guidMemory.remember(o.host, reading.guid);
+        else guidMemory.forget(o.host);
+      }
       // no UUID evidence at all: a partial report with the reason; the report cycle skips it
       if (!merged.ok) return merged.report;
       if (!ROUTINE_UUID_BASES.has(merged.uuid.kind)) o.logger?.info({ bmc: o.host, uuid: merged.uuid.uuid, basis: merged.uuid.basis }, 'machine UUID decided');

@@ -50,6 +50,8 @@ export function redfishReading(inv: RedfishInventory): NonNullable<IpmiNeedInput
 /** What IPMI delivered; each part absent when it was not read or failed. */
 export interface IpmiReading {
   guid?: Buffer;
+  /** the GUID is one an earlier read of this BMC confirmed (guid-memory.ts), not read now */
+  guidRemembered?: boolean;
   identity?: { bmcVersion: string; fru: MetalFru };
   status?: { powerState: PowerState; led: LedReading; powerMetric?: PowerMetric };
   /** problems IPMI met ("IPMI: ...", "FRU: ..."), in the order they happened */
@@ -76,6 +78,7 @@ export function mergeReport({ inventory: inv, ipmi, profile, uuidRule, now }: Me
     rule: uuidRule,
     now,
   });
+  const decided = decision && ipmi.guidRemembered ? { ...decision, basis: `${decision.basis} (the GUID of an earlier read)` } : decision;
   if (!decision) missing.push(`UUID: no usable system UUID over Redfish${ipmi.guid ? '' : ' and none over IPMI'}`);
   const reading = redfishReading(inv);
   const ipmiFields = ipmi.identity ? reportFieldValues(ipmi.identity.bmcVersion, ipmi.identity.fru) : undefined;
@@ -84,7 +87,7 @@ export function mergeReport({ inventory: inv, ipmi, profile, uuidRule, now }: Me
   const powerState = reading.powerState === 'UNKNOWN' && ipmi.status ? ipmi.status.powerState : reading.powerState;
   const indicatorLED = reading.led === 'UNKNOWN' && ipmi.status ? ipmi.status.led : reading.led;
   if (indicatorLED === 'UNKNOWN') missing.push('IndicatorLED: neither Redfish nor IPMI reports the identify LED');
-  const usedIpmi = ipmi.guid !== undefined || ipmi.identity !== undefined || ipmi.status !== undefined;
+  const usedIpmi = (ipmi.guid !== undefined && ipmi.guidRemembered !== true) || ipmi.identity !== undefined || ipmi.status !== undefined;
   const report: BmcReport = {
     uuid: decision?.uuid ?? '',
     bmcVersion: fields.bmcVersion,
@@ -98,5 +101,5 @@ export function mergeReport({ inventory: inv, ipmi, profile, uuidRule, now }: Me
     missing,
     ...(powerMetric ? { powerMetric } : {}),
   };
-  return decision ? { ok: true, report, uuid: decision } : { ok: false, problem: 'no-uuid', ipmiGuid: ipmi.guid !== undefined, report };
+  return decided ? { ok: true, report, uuid: decided } : { ok: false, problem: 'no-uuid', ipmiGuid: ipmi.guid !== undefined, report };
 }

@@ -37,6 +37,9 @@ export type UuidBasisKind =
   | 'redfish'
   | 'ipmi';
 
+/** Decisions where the IPMI GUID matched the Redfish UUID in one of its byte orders: the GUID is evidence worth keeping (guid-memory.ts). */
+export const GUID_CONFIRMED_BASES: ReadonlySet<UuidBasisKind> = new Set(['redfish-confirmed', 'redfish-mixed-endian', 'ipmi-guid-rfc4122', 'ipmi-guid-reversed']);
+
 /** Decisions that are the normal case: nothing worth a log line. */
 export const ROUTINE_UUID_BASES: ReadonlySet<UuidBasisKind> = new Set(['redfish-confirmed', 'redfish']);
 

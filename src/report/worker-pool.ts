@@ -32,6 +32,8 @@ export interface ReportWorkerPoolOptions {
   trustMetrics?: TrustMetrics;
   /** the script a worker runs (tests); default src/cli/main (or the bundle itself) */
   entry?: URL;
+  /** how long a BMC's confirmed IPMI GUID serves its reports in its worker (outband/guid-memory.ts); 0 or absent: none kept */
+  guidMaxAgeMs?: number;
 }
 
 export interface ReportWorkerStats {
@@ -139,7 +141,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
   if (!Number.isInteger(options.workers) || options.workers < 1) throw new BmcError('INVALID_ARGUMENT', `createReportWorkerPool: workers must be an integer >= 1, got ${String(options.workers)}`);
   const log = options.logger.child({ module: 'report-workers' });
   const data: ReportWorkerData = { metalBmc: 'report-worker' };
-  const init: ToReportWorker = { type: 'init', settings: options.settings, logLevel: options.logger.level, trustOnFirstUse: options.trust !== undefined };
+  const init: ToReportWorker = { type: 'init', settings: options.settings, logLevel: options.logger.level, trustOnFirstUse: options.trust !== undefined, guidMaxAgeMs: options.guidMaxAgeMs ?? 0 };
   const entry = options.entry ?? workerEntry();
   const slots: Slot[] = [];
   let nextId = 1;

@@ -11,7 +11,7 @@ import type { BmcReport } from '../outband/types.js';
 import type { TrustRecord } from '../outband/trust.js';
 
 /** How a worker connects to every BMC: the daemon's settings. Holds the password: sent in `init` only, never logged. */
-export type ReportConnectSettings = Omit<ConnectOptions, 'host' | 'trust' | 'logger' | 'onIpmiEvent' | 'signal'>;
+export type ReportConnectSettings = Omit<ConnectOptions, 'host' | 'trust' | 'logger' | 'onIpmiEvent' | 'signal' | 'guidMemory'>;
 
 /** the worker's settings, in workerData (no credentials) */
 export interface ReportWorkerData {
@@ -34,7 +34,8 @@ export interface ErrorOverPort {
 export type AttemptOverPort = ({ ok: true; report: BmcReport; vendor: string } | { ok: false; error: ErrorOverPort }) & { durationMs: number; late: boolean };
 
 export type ToReportWorker =
-  | { type: 'init'; settings: ReportConnectSettings; logLevel: string; trustOnFirstUse: boolean }
+  /** `guidMaxAgeMs`: how long a BMC's confirmed IPMI GUID serves its reports (outband/guid-memory.ts); 0: none kept */
+  | { type: 'init'; settings: ReportConnectSettings; logLevel: string; trustOnFirstUse: boolean; guidMaxAgeMs: number }
   /**
    * read this BMC; with trust on first use, `trust` is its record (null: none yet) under the key
    * of its MAC (or IP without one: outband/trust.ts `trustKey`)

@@ -12,6 +12,7 @@ import { getHeapStatistics } from 'node:v8';
 import { BmcError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { connectOutband } from '../outband/connect.js';
+import { createGuidMemory, type GuidMemory } from '../outband/guid-memory.js';
 import { createBmcTrust, trustKey, type BmcTrustGate, type TrustMetrics, type TrustRecord, type TrustStore } from '../outband/trust.js';
 import { guardWorkerExit, type WorkerExit } from '../outband/worker-exit.js';
 import { createWorkerLogSender, type WorkerLogSender, type WorkerLogValue } from '../outband/worker-log.js';
@@ -121,7 +122,7 @@ function trustStoreOfRead(id: number, key: string, brought: TrustRecord | null, 
 export function serveReports(port: ReportPort, exit: WorkerExit): void {
   const post = (m: FromReportWorker) => port.postMessage(m);
   const logs = createWorkerLogSender(post, Date.now, LOG_RATE);
-  let setup: { settings: ReportConnectSettings; logger: Logger; trustOnFirstUse: boolean; trustMetrics: TrustMetrics } | undefined;
+  let setup: { settings: ReportConnectSettings; logger: Logger; trustOnFirstUse: boolean; trustMetrics: TrustMetrics; guidMemory?: GuidMemory } | undefined;
   const reads = new Map<number, AbortController>();
   /** the reads in flight, and the connections closing after theirs */
   const running = new Set<Promise<void>>();
@@ -141,7 +142,8 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
       const { settings, logger } = setup;
       const gate: BmcTrustGate | undefined =
         setup.trustOnFirstUse && m.trust !== undefined ? createBmcTrust({ store: trustStoreOfRead(m.id, trustKey(bmc), m.trust, post), logger, metrics: setup.trustMetrics, resetHint: true }).forBmc(bmc) : undefined;
-      const connect = (host: string, signal: AbortSignal) => connectOutband({ ...settings, host, readAhead: true, logger, onIpmiEvent: (e) => logs.quirk(undefined, host, e), ...(gate ? { trust: gate } : {}), signal });
+      const { guidMemory } = setup;
+      const connect = (host: string, signal: AbortSignal) => connectOutband({ ...settings, host, readAhead: true, logger, onIpmiEvent: (e) => logs.quirk(undefined, host, e), ...(gate ? { trust: gate } : {}), ...(guidMemory ? { guidMemory } : {}), signal });
       const pending: Array<Promise<void>> = [];
       attempt = await readBmcOnce(connect, m.ip, { timeoutMs: m.timeoutMs, clock, signal: abort.signal, closes: pending });
       for (const p of pending) {
@@ -182,7 +184,8 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
           refused: { inc: ({ check }) => post({ type: 'trust-count', metric: 'refused', check }) },
           firstUse: { inc: ({ what, proof }) => post({ type: 'trust-count', metric: 'firstUse', what, proof }) },
         };
-        setup = { settings: m.settings, logger, trustOnFirstUse: m.trustOnFirstUse, trustMetrics };
+        // a BMC goes to the same worker every cycle: its GUID is remembered where it is read
+        setup = { settings: m.settings, logger, trustOnFirstUse: m.trustOnFirstUse, trustMetrics, ...(m.guidMaxAgeMs > 0 ? { guidMemory: createGuidMemory({ maxAgeMs: m.guidMaxAgeMs }) } : {}) };
         return;
       }
       case 'read':

@@ -115,6 +115,26 @@ describe('report reads in worker threads', () => {
     expect(after[used]!.tlsResumed).toBeGreaterThan(before[used]!.tlsResumed);
   });
 
+  it('a worker keeps a BMC\'s confirmed IPMI GUID: the next read of a BMC that needs nothing else from IPMI opens no session', async () => {
+    const workers = pool({ guidMaxAgeMs: 60_000 });
+    const byIp = new Map(fleet.machines.map((m) => [m.state.address, m.state.manufacturer]));
+    const first = await Promise.all(leases().map((l) => workers.read(l, { timeoutMs: 20_000 })));
+    const second = await Promise.all(leases().map((l) => workers.read(l, { timeoutMs: 20_000 })));
+    leases().forEach((l, i) => {
+      const [a, b] = [first[i]!, second[i]!];
+      if (!a.ok || !b.ok) throw new Error(`${l.ip}: a read failed`);
+      expect(a.report.source, l.ip).toBe('redfish+ipmi');
+      // Supermicro takes BMCVersion and FRU from IPMI: its session every time
+      expect(b.report.source, l.ip).toBe(byIp.get(l.ip) === 'Supermicro' ? 'redfish+ipmi' : 'redfish');
+      expect(b.report.uuid).toBe(a.report.uuid);
+    });
+    // and without the setting every read has its session
+    const plain = pool();
+    for (let round = 0; round < 2; round++) {
+      for (const attempt of await Promise.all(leases().map((l) => plain.read(l, { timeoutMs: 20_000 })))) expect(attempt.ok && attempt.report.source).toBe('redfish+ipmi');
+    }
+  });
+
   it('records a first contact in the main thread’s trust file, pins it next time, and refuses another certificate', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'report-workers-trust-'));
     dirs.push(dir);

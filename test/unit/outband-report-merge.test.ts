@@ -43,6 +43,18 @@ describe('ipmiNeed (the fallback policy)', () => {
 
 describe('mergeReport', () => {
   const now = new Date('2026-12-01T00:00:00Z');
+  it('a GUID remembered from an earlier read: the same decision, source redfish, the basis says where the GUID came from', () => {
+    // UUID's bytes in SMBIOS order: the first three fields little-endian
+    const guid = Buffer.from('44454c4c42001035805' + '2b4c04f384d32', 'hex');
+    const fresh = mergeReport({ inventory: inventory(), ipmi: { guid, problems: [] }, profile: VENDOR_PROFILES.lenovo, uuidRule: 'auto', now });
+    const kept = mergeReport({ inventory: inventory(), ipmi: { guid, guidRemembered: true, problems: [] }, profile: VENDOR_PROFILES.lenovo, uuidRule: 'auto', now });
+    expect(fresh.ok && fresh.uuid.kind).toBe('redfish-confirmed');
+    expect(kept.ok && kept.uuid.kind).toBe('redfish-confirmed');
+    expect(fresh.ok && fresh.report.source).toBe('redfish+ipmi');
+    expect(kept.ok && kept.report.source).toBe('redfish');
+    expect(kept.ok && kept.uuid.basis).toMatch(/confirmed by the IPMI GUID \(the GUID of an earlier read\)$/);
+    expect(kept.ok && { ...kept.report, source: 'redfish+ipmi' }).toEqual(fresh.ok && fresh.report);
+  });
   it('Redfish alone: fields from Redfish, source redfish', () => {
     const r = mergeReport({ inventory: inventory(), ipmi: { problems: [] }, profile: VENDOR_PROFILES.lenovo, uuidRule: 'auto', now });
     expect(r.ok && r.report).toMatchObject({ uuid: UUID, bmcVersion: '8.40', powerState: 'ON', indicatorLED: 'LED-OFF', source: 'redfish', fieldSources: { bmcVersion: 'redfish' } });

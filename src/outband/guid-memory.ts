@@ -1,0 +1,54 @@
+/**
+ * A BMC's IPMI GUID, kept from one report cycle to the next so that a BMC whose report comes
+ * wholly from Redfish needs no IPMI session every cycle. The GUID is only the evidence for the
+ * byte order of the Redfish UUID (uuid.ts); it is kept only when it confirmed that UUID (one of
+ * `GUID_CONFIRMED_BASES`), and used again only while it confirms the UUID Redfish reports now. A
+ * remembered GUID therefore never decides a UUID the BMC's own GUID would not: another BMC at the
+ * same address, or the same one with another UUID, does not match it and is read over IPMI
+ * again. `maxAgeMs` bounds how long one read serves, so IPMI (and a wrong IPMI password) is
+ * still seen every so often. BMC IPMI session slots are few (often four or five, one taken by a
+ * serial console): a report that needs no session leaves them to the console and the commands.
+ */
+export interface GuidMemory {
+  /** the GUID read from `host` within the last `maxAgeMs`, or undefined */
+  get(host: string): Buffer | undefined;
+  /** `guid` was read from `host` and confirmed its Redfish UUID */
+  remember(host: string, guid: Buffer): void;
+  /** what `host` answered no longer confirms its Redfish UUID */
+  forget(host: string): void;
+  readonly size: number;
+}
+
+export interface GuidMemoryOptions {
+  maxAgeMs: number;
+  /** BMCs remembered at most; the ones remembered longest ago go first (default 100,000) */
+  maxEntries?: number;
+  now?: () => number;
+}
+
+export function createGuidMemory(o: GuidMemoryOptions): GuidMemory {
+  const now = o.now ?? Date.now;
+  const max = o.maxEntries ?? 100_000;
+  const entries = new Map<string, { guid: Buffer; at: number }>();
+  return {
+    get(host) {
+      const entry = entries.get(host);
+      if (entry === undefined) return undefined;
+      if (now() - entry.at < o.maxAgeMs) return entry.guid;
+      entries.delete(host);
+      return undefined;
+    },
+    remember(host, guid) {
+      if (guid.length !== 16) return;
+      entries.delete(host); // to the end of the map's order: the oldest entry is the first key
+      entries.set(host, { guid: Buffer.from(guid), at: now() });
+      if (entries.size > max) entries.delete(entries.keys().next().value!);
+    },
+    forget(host) {
+      entries.delete(host);
+    },
+    get size() {
+      return entries.size;
+    },
+  };
+}

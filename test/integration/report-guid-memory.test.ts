@@ -1,0 +1,101 @@
+/**
+ * A BMC's confirmed IPMI GUID kept between report reads (METAL_BMC_REPORT_GUID_MAX_AGE,
+ * outband/guid-memory.ts), against the simulator, which records every request a machine gets:
+ * a BMC whose report needs nothing else from IPMI is read without an IPMI session while its
+ * remembered GUID confirms the UUID Redfish reports; a GUID that does not confirm it (another BMC
+ * at the address) is read again; Supermicro (report fields from IPMI) always gets its session.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectOutband } from '../../src/outband/connect.js';
+import { createGuidMemory, type GuidMemory } from '../../src/outband/guid-memory.js';
+import type { BmcReport } from '../../src/outband/types.js';
+import type { Fleet } from '../../src/sim/fleet.js';
+import { startTestFleet } from '../helpers/fleet.js';
+
+let fleet: Fleet;
+
+beforeAll(async () => {
+  // this seed draws one machine of each variant
+  fleet = await startTestFleet({ count: 3, variants: ['supermicro', 'lenovo', 'gigabyte'], seed: 'latency-test', recordRequests: true });
+  for (const m of ['Supermicro', 'Lenovo', 'Gigabyte']) if (index(m) < 0) throw new Error(`the test fleet has no ${m} machine`);
+});
+afterAll(async () => {
+  await fleet?.close();
+});
+
+const index = (manufacturer: string) => fleet.machines.findIndex((m) => m.state.manufacturer === manufacturer);
+const hostOf = (i: number) => fleet.machines[i]!.state.address;
+
+/** One report read as a cycle does it; the report and how many IPMI datagrams the machine got meanwhile. */
+async function read(i: number, guidMemory?: GuidMemory): Promise<{ report: BmcReport; ipmiDatagrams: number }> {
+  const before = fleet.requestLog(i).length;
+  const bmc = await connectOutband({ host: hostOf(i), user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000, readAhead: true, ...(guidMemory ? { guidMemory } : {}) });
+  try {
+    const report = await bmc.info();
+    return { report, ipmiDatagrams: fleet.requestLog(i).slice(before).filter((r) => r.protocol === 'ipmi').length };
+  } finally {
+    await bmc.close();
+  }
+}
+
+describe('report reads keep a BMC\'s confirmed IPMI GUID', () => {
+  it('reads without an IPMI session while the remembered GUID confirms the Redfish UUID, with the same UUID', async () => {
+    for (const manufacturer of ['Lenovo', 'Gigabyte']) {
+      const i = index(manufacturer);
+      const memory = createGuidMemory({ maxAgeMs: 60_000 });
+      const first = await read(i, memory);
+      expect(first.ipmiDatagrams, manufacturer).toBeGreaterThan(0);
+      expect(first.report.source).toBe('redfish+ipmi');
+      expect(memory.get(hostOf(i)), manufacturer).toBeDefined();
+
+      const second = await read(i, memory);
+      expect(second.ipmiDatagrams, manufacturer).toBe(0);
+      expect(second.report.uuid).toBe(first.report.uuid);
+      expect(second.report.uuid).toBe(fleet.machines[i]!.state.uuid);
+      expect(second.report.source).toBe('redfish');
+      // the rest of the report is read as before
+      expect({ ...second.report, source: first.report.source }).toEqual(first.report);
+    }
+  });
+
+  it('a remembered GUID that does not confirm the Redfish UUID (another BMC at the address) is read again and replaced', async () => {
+    const i = index('Lenovo');
+    const memory = createGuidMemory({ maxAgeMs: 60_000 });
+    const other = Buffer.alloc(16, 0x5a);
+    memory.remember(hostOf(i), other);
+    const { report, ipmiDatagrams } = await read(i, memory);
+    expect(ipmiDatagrams).toBeGreaterThan(0);
+    expect(report.uuid).toBe(fleet.machines[i]!.state.uuid);
+    expect(memory.get(hostOf(i))?.equals(other)).toBe(false);
+    expect(memory.get(hostOf(i))).toBeDefined();
+  });
+
+  it('Supermicro reads BMCVersion and FRU over IPMI: its session every time, nothing kept', async () => {
+    const i = index('Supermicro');
+    const memory = createGuidMemory({ maxAgeMs: 60_000 });
+    for (let round = 0; round < 2; round++) {
+      const { report, ipmiDatagrams } = await read(i, memory);
+      expect(ipmiDatagrams).toBeGreaterThan(0);
+      expect(report.uuid).toBe(fleet.machines[i]!.state.uuid);
+      expect(memory.get(hostOf(i))).toBeUndefined();
+    }
+  });
+
+  it('past its age the GUID is read over IPMI again', async () => {
+    const i = index('Gigabyte');
+    let now = 0;
+    const memory = createGuidMemory({ maxAgeMs: 1000, now: () => now });
+    expect((await read(i, memory)).ipmiDatagrams).toBeGreaterThan(0);
+    now = 999;
+    expect((await read(i, memory)).ipmiDatagrams).toBe(0);
+    now = 1000;
+    expect((await read(i, memory)).ipmiDatagrams).toBeGreaterThan(0);
+    expect((await read(i, memory)).ipmiDatagrams).toBe(0);
+  });
+
+  it('without a memory every read opens an IPMI session, as before', async () => {
+    const i = index('Lenovo');
+    expect((await read(i)).ipmiDatagrams).toBeGreaterThan(0);
+    expect((await read(i)).ipmiDatagrams).toBeGreaterThan(0);
+  });
+});

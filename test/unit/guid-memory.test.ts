@@ -1,0 +1,49 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { createGuidMemory } from '../../src/outband/guid-memory.js';
+
+const guid = (byte: number) => Buffer.alloc(16, byte);
+
+describe('GUID memory', () => {
+  it('gives back a remembered GUID until its age, counted from when it was read', () => {
+    let now = 1000;
+    const m = createGuidMemory({ maxAgeMs: 500, now: () => now });
+    expect(m.get('10.0.0.1')).toBeUndefined();
+    m.remember('10.0.0.1', guid(1));
+    now = 1499;
+    expect(m.get('10.0.0.1')).toEqual(guid(1));
+    now = 1500;
+    expect(m.get('10.0.0.1')).toBeUndefined();
+    expect(m.size).toBe(0);
+  });
+
+  it('keeps its own copy, forgets on request, and ignores what is not a GUID', () => {
+    const m = createGuidMemory({ maxAgeMs: 60_000 });
+    const g = guid(2);
+    m.remember('a', g);
+    g.fill(9);
+    expect(m.get('a')).toEqual(guid(2));
+    m.forget('a');
+    expect(m.get('a')).toBeUndefined();
+    m.remember('b', Buffer.alloc(15));
+    expect(m.get('b')).toBeUndefined();
+  });
+
+  it('holds at most maxEntries, the ones remembered longest ago go first', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 20 }), { maxLength: 200 }), fc.integer({ min: 1, max: 8 }), (hosts, max) => {
+        const m = createGuidMemory({ maxAgeMs: 60_000, maxEntries: max });
+        const order: number[] = [];
+        for (const h of hosts) {
+          m.remember(`h${h}`, guid(h));
+          const at = order.indexOf(h);
+          if (at >= 0) order.splice(at, 1);
+          order.push(h);
+        }
+        const kept = order.slice(-max);
+        expect(m.size).toBe(kept.length);
+        for (const h of kept) expect(m.get(`h${h}`)).toEqual(guid(h));
+      }),
+    );
+  });
+});
