@@ -202,6 +202,17 @@ describe('report reads in worker threads', () => {
     await waitFor(() => workers.stats().some((s) => s.abandoned === 1), 5000, "the worker's answer to the stopped read");
   });
 
+  it('a worker that hangs: the read fails at the guard (twice its deadline and 5 s), and the worker is told to stop it', async () => {
+    const log = captureLog('info');
+    const workers = pool({ workers: 1, logger: log.logger, entry: new URL('../fixtures/workers/hanging-report-worker.mjs', import.meta.url) });
+    const hung = await workers.read(leases()[0]!, { timeoutMs: 100 });
+    expect(hung.ok ? undefined : (hung.error as BmcError).code).toBe('TIMEOUT');
+    expect(hung.ok ? '' : (hung.error as Error).message).toMatch(/report worker 0 did not answer within 5200 ms/);
+    await waitFor(() => log.find('told to stop a read').length === 1, 5000, 'the hung worker told to stop the read');
+    // the pool stops such a worker too (it never says it closed): within the shutdown deadline and the die wait
+    await workers.close(100);
+  });
+
   it('a worker that dies fails its reads in flight and is started again', async () => {
     const log = captureLog('warn');
     const workers = pool({ workers: 1, logger: log.logger });
