@@ -48,8 +48,12 @@ const BMC_TIMEOUT_MS = 4000;
 const MAX_CONCURRENCY = 1024;
 /** the Go metal-bmc reads at most 20 BMCs at once */
 const GO_CONCURRENCY = 20;
-/** the daemon's default METAL_BMC_REPORT_GUID_MAX_AGE (1h): longer than the whole benchmark, so the first cycle reads every GUID and the later ones keep the confirmed ones */
-const GUID_MAX_AGE_MS = 3_600_000;
+/**
+ * the daemon's default METAL_BMC_REPORT_GUID_MAX_AGE (1h): longer than the whole benchmark, so the
+ * first cycle reads every GUID and the later ones keep the confirmed ones; BENCH_GUID_MAX_AGE_MS=0
+ * reads every GUID over IPMI every cycle (an IPMI session for every BMC), as before it
+ */
+const GUID_MAX_AGE_MS = Number(process.env.BENCH_GUID_MAX_AGE_MS ?? 3_600_000);
 /** CPU per BMC per cycle measured before issue 15 (500 instant BMCs, one cycle, CPU profile) */
 const CPU_MS_BEFORE = 9;
 /** report worker threads for the comparison: as `metal-bmc serve` starts them by default (config.ts), at least 2; BENCH_REPORT_WORKERS sets another number */
@@ -68,6 +72,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     reportWorkers: DEFAULT_WORKERS,
     comparisonWorkers: DEFAULT_WORKERS > 0 ? 0 : WORKERS,
     heapGrowthPct: DEFAULT_HEAP_GROWTH_PCT,
+    guidMaxAgeMs: GUID_MAX_AGE_MS,
   });
   // as `metal-bmc serve` does with its default METAL_BMC_HEAP_GROWTH
   applyHeapGrowth(DEFAULT_HEAP_GROWTH_PCT);
@@ -94,7 +99,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     const trust = createBmcTrust({ store: trustStore });
     const settings = { user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: BMC_TIMEOUT_MS };
     // as the daemon by default (METAL_BMC_REPORT_GUID_MAX_AGE): a BMC's confirmed IPMI GUID kept between cycles
-    const guidMemory = createGuidMemory({ maxAgeMs: GUID_MAX_AGE_MS });
+    const guidMemory = GUID_MAX_AGE_MS > 0 ? createGuidMemory({ maxAgeMs: GUID_MAX_AGE_MS }) : undefined;
     /** the threads before the workers started: the ones after them are the workers (and, where they start first, libuv's pool threads) */
     let threadsBeforePool: Set<number> | undefined;
     // the workers start with the cycles that use them: idle ones would count in the other way's memory
@@ -119,7 +124,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     const deps: CycleDeps = {
       partitionId: 'bench',
       // the main thread's reads (the comparison cycle); the workers connect the same way
-      connect: (host, signal) => connectOutband({ ...settings, host, readAhead: true, trust: trust.forBmc({ ip: host }), guidMemory, signal }),
+      connect: (host, signal) => connectOutband({ ...settings, host, readAhead: true, trust: trust.forBmc({ ip: host }), ...(guidMemory ? { guidMemory } : {}), signal }),
       ...(DEFAULT_WORKERS > 0 ? { reader: startPool(DEFAULT_WORKERS) } : {}),
       metalApi: createMetalApiClient({ baseUrl: api.url, hmacKey: 'bench-key', timeoutMs: 60_000 }),
       concurrency: MAX_CONCURRENCY,
