@@ -6,8 +6,9 @@
  * remembered GUID therefore never decides a UUID the BMC's own GUID would not: another BMC at the
  * same address, or the same one with another UUID, does not match it and is read over IPMI
  * again. `maxAgeMs` bounds how long one read serves, so IPMI (and a wrong IPMI password) is
- * still seen every so often. BMC IPMI session slots are few (often four or five, one taken by a
- * serial console): a report that needs no session leaves them to the console and the commands.
+ * still seen every so often. BMC IPMI session slots are few (one taken by a serial console's
+ * SOL; OpenBMC answers "insufficient resources for session" beyond them): a report that needs no
+ * session leaves them to the console and the commands.
  */
 export interface GuidMemory {
   /** the GUID read from `host` within the last `maxAgeMs`, or undefined */
