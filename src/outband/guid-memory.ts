@@ -10,6 +10,8 @@
  * SOL; OpenBMC answers "insufficient resources for session" beyond them): a report that needs no
  * session leaves them to the console and the commands.
  */
+import { setNewest } from '../net/newest-map.js';
+
 export interface GuidMemory {
   /** the GUID read from `host` within the last `maxAgeMs`, or undefined */
   get(host: string): Buffer | undefined;
@@ -41,9 +43,7 @@ export function createGuidMemory(o: GuidMemoryOptions): GuidMemory {
     },
     remember(host, guid) {
       if (guid.length !== 16) return;
-      entries.delete(host); // to the end of the map's order: the oldest entry is the first key
-      entries.set(host, { guid: Buffer.from(guid), at: now() });
-      if (entries.size > max) entries.delete(entries.keys().next().value!);
+      setNewest(entries, host, { guid: Buffer.from(guid), at: now() }, max);
     },
     forget(host) {
       entries.delete(host);

@@ -15,6 +15,7 @@
 import { isIP, type Socket } from 'node:net';
 import { connect, createSecureContext, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
 import type { buildConnector } from 'undici';
+import { setNewest } from '../net/newest-map.js';
 
 export interface SharedConnectorOptions extends Omit<ConnectionOptions, 'secureContext' | 'session' | 'host' | 'port' | 'servername' | 'socket' | 'timeout'> {
   /** TLS sessions kept for resumption, one per BMC (default 4096; 0: no resumption) */
@@ -39,9 +40,7 @@ export class TlsSessionCache {
   }
   set(key: string, session: Buffer): void {
     if (this.max === 0) return;
-    this.sessions.delete(key);
-    while (this.sessions.size >= this.max) this.sessions.delete(this.sessions.keys().next().value as string);
-    this.sessions.set(key, session);
+    setNewest(this.sessions, key, session, this.max);
   }
   delete(key: string): void {
     this.sessions.delete(key);

@@ -5,6 +5,7 @@
  * cycles; a machine never read with a known LED gets LED-OFF, as the Go metal-bmc sends.
  */
 import type { LedReading, LedState } from '../outband/types.js';
+import { setNewest } from '../net/newest-map.js';
 
 export const DEFAULT_LED_STATE: LedState = 'LED-OFF';
 
@@ -23,9 +24,7 @@ export function createLedMemory(maxEntries = 100_000): LedMemory {
   return {
     resolve(uuid, reading) {
       if (reading === 'UNKNOWN') return known.get(uuid) ?? DEFAULT_LED_STATE;
-      known.delete(uuid);
-      known.set(uuid, reading);
-      if (known.size > maxEntries) known.delete(known.keys().next().value as string);
+      setNewest(known, uuid, reading, maxEntries);
       return reading;
     },
     get size() {

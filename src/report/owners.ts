@@ -5,6 +5,8 @@
  * UUID while its lease lasts; when its lease is gone the newcomer takes over (a replaced BMC).
  * Bounded: entries whose BMC has no lease any more are pruned once they exceed `max`.
  */
+import { setNewest } from '../net/newest-map.js';
+
 export interface UuidOwners {
   /** the IP address that holds `uuid`, if any */
   get(uuid: string): string | undefined;
@@ -19,10 +21,8 @@ export function createUuidOwners(max = 100_000): UuidOwners {
   return {
     get: (uuid) => owners.get(uuid),
     set(uuid, ip) {
-      owners.delete(uuid);
-      owners.set(uuid, ip);
       // a fleet cannot have more machines than this; the oldest entries go first
-      while (owners.size > max) owners.delete(owners.keys().next().value!);
+      setNewest(owners, uuid, ip, max);
     },
     prune(isLeased) {
       for (const [uuid, ip] of owners) if (!isLeased(ip)) owners.delete(uuid);

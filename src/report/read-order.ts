@@ -5,6 +5,8 @@
  * to the cycle, started at the beginning its wait overlaps everyone else's reads (longest
  * processing time first). Ties keep the lease order.
  */
+import { setNewest } from '../net/newest-map.js';
+
 export interface ReadOrder {
   /** indices into `ips`, in the order to start them */
   order(ips: readonly string[]): number[];
@@ -21,9 +23,7 @@ export function createReadOrder(max = 100_000): ReadOrder {
       return ips.map((ip, i) => ({ i, c: cost(ip) })).sort((a, b) => (b.c === a.c ? a.i - b.i : b.c > a.c ? 1 : -1)).map((x) => x.i);
     },
     record(ip, ms) {
-      lastMs.delete(ip); // to the end of the map's order: the oldest record is the first key
-      lastMs.set(ip, ms);
-      if (lastMs.size > max) lastMs.delete(lastMs.keys().next().value!);
+      setNewest(lastMs, ip, ms, max);
     },
   };
 }
