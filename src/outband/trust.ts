@@ -16,11 +16,11 @@
  * (the CLI) changed it.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { stat } from 'node:fs/promises';
 import { BmcError, isBmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { fingerprintPrefix, probeCertificate, type TlsOptions } from '../redfish/tls.js';
+import { writePrivateFile } from './private-file.js';
 
 export interface TrustRecord {
   /** SHA-256 (hex) of the Redfish leaf certificate's DER */
@@ -154,11 +154,8 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
     writing = dirty;
     dirty = new Map();
     const text = JSON.stringify({ version: 1, bmcs: Object.fromEntries(records) } satisfies StateFile, null, 1);
-    const tmp = `${o.file}.${process.pid}.tmp`;
     try {
-      await mkdir(dirname(o.file), { recursive: true });
-      await writeFile(tmp, text, { mode: 0o600 });
-      await rename(tmp, o.file);
+      await writePrivateFile(o.file, text);
       loadedMtime = (await stat(o.file)).mtimeMs;
       writing = new Map();
     } catch (err) {
