@@ -27,6 +27,7 @@ import { startMetalApiStandIn } from '../src/metalapi/standin.js';
 import { availableParallelism } from 'node:os';
 import { defaultReportWorkers } from '../src/config/config.js';
 import { createGuidMemory } from '../src/outband/guid-memory.js';
+import { createRedfishSessionMemory } from '../src/outband/redfish-sessions.js';
 import { connectOutband } from '../src/outband/connect.js';
 import { createBmcTrust, openTrustStore, TRUST_FILE } from '../src/outband/trust.js';
 import { sharedTlsStats } from '../src/redfish/tls-context.js';
@@ -54,6 +55,12 @@ const GO_CONCURRENCY = 20;
  * reads every GUID over IPMI every cycle (an IPMI session for every BMC), as before it
  */
 const GUID_MAX_AGE_MS = Number(process.env.BENCH_GUID_MAX_AGE_MS ?? 3_600_000);
+/**
+ * the daemon's default METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE (1h): the first cycle logs in to
+ * every BMC and the later ones resume those sessions (no login, no logout, no service root);
+ * BENCH_REDFISH_SESSION_MAX_AGE_MS=0 logs in and out every read, as before it
+ */
+const REDFISH_SESSION_MAX_AGE_MS = Number(process.env.BENCH_REDFISH_SESSION_MAX_AGE_MS ?? 3_600_000);
 /** CPU per BMC per cycle measured before issue 15 (500 instant BMCs, one cycle, CPU profile) */
 const CPU_MS_BEFORE = 9;
 /** report worker threads for the comparison: as `metal-bmc serve` starts them by default (config.ts), at least 2; BENCH_REPORT_WORKERS sets another number */
@@ -73,6 +80,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     comparisonWorkers: DEFAULT_WORKERS > 0 ? 0 : WORKERS,
     heapGrowthPct: DEFAULT_HEAP_GROWTH_PCT,
     guidMaxAgeMs: GUID_MAX_AGE_MS,
+    redfishSessionMaxAgeMs: REDFISH_SESSION_MAX_AGE_MS,
   });
   // as `metal-bmc serve` does with its default METAL_BMC_HEAP_GROWTH
   applyHeapGrowth(DEFAULT_HEAP_GROWTH_PCT);
@@ -100,13 +108,15 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     const settings = { user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: BMC_TIMEOUT_MS };
     // as the daemon by default (METAL_BMC_REPORT_GUID_MAX_AGE): a BMC's confirmed IPMI GUID kept between cycles
     const guidMemory = GUID_MAX_AGE_MS > 0 ? createGuidMemory({ maxAgeMs: GUID_MAX_AGE_MS }) : undefined;
+    // as the daemon by default: one keeper of Redfish sessions for the main thread's reads and the workers'
+    const redfishSessions = REDFISH_SESSION_MAX_AGE_MS > 0 ? createRedfishSessionMemory({ maxAgeMs: REDFISH_SESSION_MAX_AGE_MS }) : undefined;
     /** the threads before the workers started: the ones after them are the workers (and, where they start first, libuv's pool threads) */
     let threadsBeforePool: Set<number> | undefined;
     // the workers start with the cycles that use them: idle ones would count in the other way's memory
     let pool: ReportWorkerPool | undefined;
     const startPool = (workers: number) => {
       threadsBeforePool = new Set(threadCpuSeconds().keys());
-      return (pool = createReportWorkerPool({ workers, settings, logger: createLogger({ level: 'silent' }), trust, guidMaxAgeMs: GUID_MAX_AGE_MS }));
+      return (pool = createReportWorkerPool({ workers, settings, logger: createLogger({ level: 'silent' }), trust, guidMaxAgeMs: GUID_MAX_AGE_MS, ...(redfishSessions ? { redfishSessions } : {}) }));
     };
     // every read, wherever it ran: its time from connect to report (the floor), a live BMC's failure by code
     const observer: CycleDeps['observer'] = {
@@ -124,7 +134,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     const deps: CycleDeps = {
       partitionId: 'bench',
       // the main thread's reads (the comparison cycle); the workers connect the same way
-      connect: (host, signal) => connectOutband({ ...settings, host, readAhead: true, trust: trust.forBmc({ ip: host }), ...(guidMemory ? { guidMemory } : {}), signal }),
+      connect: (host, signal) => connectOutband({ ...settings, host, readAhead: true, trust: trust.forBmc({ ip: host }), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), signal }),
       ...(DEFAULT_WORKERS > 0 ? { reader: startPool(DEFAULT_WORKERS) } : {}),
       metalApi: createMetalApiClient({ baseUrl: api.url, hmacKey: 'bench-key', timeoutMs: 60_000 }),
       concurrency: MAX_CONCURRENCY,

@@ -15,10 +15,11 @@ import type { Logger } from './log.js';
 import { createMetalApiClient, type MetalApiClient } from './metalapi/client.js';
 import { startOpsServer, type OpsServer, type ReadinessCheck } from './ops/http.js';
 import { createGuidMemory } from './outband/guid-memory.js';
+import { openRedfishSessionFile, REDFISH_SESSIONS_FILE } from './outband/redfish-sessions.js';
 import { connectOutband } from './outband/connect.js';
 import { createBmcTrust, openTrustStore, TRUST_FILE, usesTrustOnFirstUse, type BmcTrust } from './outband/trust.js';
 import type { Outband } from './outband/types.js';
-import { createReportMetrics, createTrustMetrics, registerReportWorkerMetrics } from './report/metrics.js';
+import { createReportMetrics, createTrustMetrics, registerRedfishSessionMetrics, registerReportWorkerMetrics } from './report/metrics.js';
 import { createReporter, type Reporter } from './report/reporter.js';
 import { createReportWorkerPool } from './report/worker-pool.js';
 import type { ReportConnectSettings } from './report/worker-protocol.js';
@@ -93,6 +94,9 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   };
   // report reads in this thread: a BMC's confirmed IPMI GUID kept between cycles (workers keep their own)
   const guidMemory = config.report.guidMaxAgeMs > 0 ? createGuidMemory({ maxAgeMs: config.report.guidMaxAgeMs }) : undefined;
+  // report reads here and in the workers: each BMC's Redfish session kept for the next read, and over restarts
+  const redfishSessions = config.report.redfishSessionMaxAgeMs > 0 ? openRedfishSessionFile({ file: join(config.stateDir, REDFISH_SESSIONS_FILE), maxAgeMs: config.report.redfishSessionMaxAgeMs, logger }) : undefined;
+  if (redfishSessions) registerRedfishSessionMetrics(registry, () => redfishSessions.openSessions());
   const connectBmc: DaemonContext['connectBmc'] = (host, o) =>
     connectOutband({
       ...settings,
@@ -102,7 +106,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       ...(o.port !== undefined ? { ipmiPort: o.port } : {}),
       ...(trust ? { trust: trust.forBmc({ ip: host, ...optional('mac', macOf(host)) }) } : {}),
       logger,
-      ...(o.readAhead ? { readAhead: true, ...(guidMemory ? { guidMemory } : {}) } : {}),
+      ...(o.readAhead ? { readAhead: true, ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}) } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
     });
 
@@ -140,7 +144,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   });
   lateLeases.current = () => watcher.current();
   // the BMC reads of report cycles on every core (report/worker-pool.ts); 0: in this thread
-  const reportWorkers = config.report.workers > 0 ? createReportWorkerPool({ workers: config.report.workers, settings, logger, guidMaxAgeMs: config.report.guidMaxAgeMs, ...(trust ? { trust } : {}), ...(trustMetrics ? { trustMetrics } : {}) }) : undefined;
+  const reportWorkers = config.report.workers > 0 ? createReportWorkerPool({ workers: config.report.workers, settings, logger, guidMaxAgeMs: config.report.guidMaxAgeMs, ...(redfishSessions ? { redfishSessions } : {}), ...(trust ? { trust } : {}), ...(trustMetrics ? { trustMetrics } : {}) }) : undefined;
   if (reportWorkers) registerReportWorkerMetrics(registry, () => reportWorkers.stats());
   const reporter = createReporter({
     partitionId: config.partitionId,
@@ -163,6 +167,8 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   const stopReporting = async () => {
     await reporter.stop();
     await reportWorkers?.close();
+    // the sessions stay open on the BMCs: the next start resumes them from the file
+    await redfishSessions?.close();
   };
 
   // 3. bus and console parts, in the order given

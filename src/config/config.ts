@@ -30,8 +30,11 @@ export interface Config {
   metalApi: { url: string; hmacKey: string };
   leases: { file: string; format: LeaseFormat; ignoreMacs: string[]; allowedCidrs: Cidr[] };
   /** workers: threads that read the BMCs (METAL_BMC_REPORT_WORKERS); 0: the main thread */
-  /** guidMaxAgeMs: how long a BMC's confirmed IPMI GUID serves its reports (outband/guid-memory.ts); 0: an IPMI session every cycle */
-  report: { intervalMs: number; concurrency: number; bmcTimeoutMs: number; workers: number; guidMaxAgeMs: number };
+  /**
+   * guidMaxAgeMs: how long a BMC's confirmed IPMI GUID serves its reports (outband/guid-memory.ts); 0: an IPMI session every cycle.
+   * redfishSessionMaxAgeMs: how long a Redfish session serves a BMC's report reads (outband/redfish-sessions.ts); 0: a login and a logout every read
+   */
+  report: { intervalMs: number; concurrency: number; bmcTimeoutMs: number; workers: number; guidMaxAgeMs: number; redfishSessionMaxAgeMs: number };
   protocol: Protocol;
   ipmi: { port: number; user: string; password: string };
   redfish: { port: number; insecure: boolean; caFile?: string; legacyTls: boolean; requestTimeoutMs: number };
@@ -328,6 +331,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       bmcTimeoutMs: duration(env, 'METAL_BMC_BMC_TIMEOUT', '20s'),
       workers: int(env, 'METAL_BMC_REPORT_WORKERS', defaultReportWorkers(availableParallelism()), 0, 64),
       guidMaxAgeMs: duration(env, 'METAL_BMC_REPORT_GUID_MAX_AGE', '1h', 0),
+      redfishSessionMaxAgeMs: duration(env, 'METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE', '1h', 0),
     },
     protocol: oneOf(env, 'METAL_BMC_PROTOCOL', ['auto', 'redfish', 'ipmi'] as const, 'auto'),
     ipmi: {

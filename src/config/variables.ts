@@ -23,6 +23,7 @@ export const VARIABLES: readonly VariableDoc[] = [
   { name: 'METAL_BMC_REPORT_CONCURRENCY', default: '1024', description: 'upper bound of BMCs read at once during a report cycle; below it the number adapts to what the machine carries (event-loop delay, memory, file descriptors)' },
   { name: 'METAL_BMC_REPORT_WORKERS', default: 'cores - 1, at most 4; 0 on 2 cores or fewer', description: 'worker threads that read the BMCs of a report cycle (TLS handshakes, JSON and IPMI crypto on every core; a BMC is read by the same worker every cycle, so its TLS session resumes); 0: in the main thread' },
   { name: 'METAL_BMC_REPORT_GUID_MAX_AGE', default: '1h', description: 'how long a BMC\'s IPMI GUID, once it confirmed the Redfish UUID, serves its reports (Go duration): a BMC whose report needs nothing else from IPMI gets no IPMI session in that time while the GUID still confirms the UUID Redfish reports; 0: an IPMI session every cycle' },
+  { name: 'METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE', default: '1h', description: 'how long one Redfish session serves a BMC\'s report reads (Go duration): a read leaves its session open and the next read of the same BMC, user and pinned certificate resumes it (no login, no logout, no service root), until this age, then it is deleted and replaced; kept in METAL_BMC_STATE_DIR/redfish-sessions.json (mode 0600) so a restart resumes them; 0: a login and a logout every read' },
   { name: 'METAL_BMC_BMC_TIMEOUT', default: '20s', description: 'deadline for reading one BMC during a report cycle' },
   { name: 'METAL_BMC_IGNORE_MACS', default: '', description: 'comma separated BMC MAC addresses to skip' },
   { name: 'METAL_BMC_ALLOWED_CIDRS', default: '0.0.0.0/0', description: 'comma separated IPv4 or IPv6 CIDRs; only leases inside one of them are reported (leases are IPv4: an IPv6 block matches none, with a warning)' },
@@ -145,6 +146,7 @@ export const GO_METAL_BMC: Readonly<Record<string, string>> = {
 export const GO_FIXED: Readonly<Record<string, string>> = {
   METAL_BMC_REPORT_CONCURRENCY: 'none: 20 BMCs at once',
   METAL_BMC_REPORT_WORKERS: 'none: goroutines on every core',
+  METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE: 'none: go-hal logs in (a gofish session) for every connection',
   METAL_BMC_BMC_TIMEOUT: 'none: go-hal\'s 1 minute Redfish connection timeout',
   METAL_BMC_PROTOCOL: 'none: Redfish is required, IPMI used for Supermicro',
   METAL_BMC_REDFISH_PORT: 'none: 443',

@@ -21,6 +21,7 @@ import type { RedfishClient } from '../redfish/session.js';
 import { biosAtOrBelow, bootOrderFor, bootOverrideOfIpmi, bootOverrideOfRedfish, ipmiBootFlags } from './boot.js';
 import { pushParametersFor } from './firmware-push.js';
 import type { GuidMemory } from './guid-memory.js';
+import { sessionAfterRead, sessionPlan, type RedfishSessionKeeper, type SessionPlan } from './redfish-sessions.js';
 import { ipmiOutband, type IpmiOutband } from './ipmi.js';
 import type * as RedfishLib from './redfish-side.js';
 import { ipmiNeed, mergeReport, redfishReading, type IpmiNeed, type IpmiReading } from './report-merge.js';
@@ -81,6 +82,13 @@ export interface ConnectOptions {
    * it is remembered, one that does not is forgotten.
    */
   guidMemory?: GuidMemory;
+  /**
+   * With readAhead: Redfish sessions kept between report reads (redfish-sessions.ts). A read
+   * resumes its BMC's kept session (same address and port, user and pinned certificate) instead
+   * of logging in, starts at the collections with the service root read in that session, and at
+   * close keeps its session open on the BMC for the next read instead of logging out.
+   */
+  redfishSessions?: RedfishSessionKeeper;
 }
 
 export interface FacadeOutband extends Outband {
@@ -92,6 +100,8 @@ export interface FacadeOutband extends Outband {
 interface RedfishSide {
   client: RedfishClient;
   lib: typeof RedfishLib;
+  /** with a session keeper: what this read does with the BMC's kept session, and the certificate pin it opened with */
+  kept?: { keeper: RedfishSessionKeeper; key: string; plan: SessionPlan; pin: string | undefined; root?: unknown };
 }
 
 const REDFISH_BOOT: Record<BootTarget, BootOverrideTarget> = { PXE: 'Pxe', DISK: 'Hdd', BIOS: 'BiosSetup' };
@@ -186,9 +196,17 @@ async function readIpmi(ipmi: IpmiOutband, need: IpmiNeed, x: OperationOptions |
 async function openRedfishSide(o: ConnectOptions, protocol: Protocol, timeoutMs: number, ipmi: IpmiOutband): Promise<{ redfish?: RedfishSide; problem?: string; failure?: RedfishProblem }> {
   if (protocol === 'ipmi') return {};
   const lib = await redfishSide();
+  const keeper = o.readAhead ? o.redfishSessions : undefined;
+  const port = o.redfishPort ?? 443;
+  let kept: RedfishSide['kept'];
   try {
-    const open = (tls: { pinnedSha256?: string }) =>
-      lib.openRedfish({
+    const open = (tls: { pinnedSha256?: string }) => {
+      const plan = keeper ? sessionPlan(keeper.get(`${o.host}:${port}`), { user: o.user, pin: tls.pinnedSha256, nowMs: Date.now(), maxAgeMs: keeper.maxAgeMs }) : undefined;
+      if (keeper && plan) kept = { keeper, key: `${o.host}:${port}`, plan, pin: tls.pinnedSha256 };
+      const session = (s: { token?: string; location?: string } | undefined) => (s?.token === undefined ? undefined : { token: s.token, location: s.location });
+      const resumeSession = session(plan?.resume);
+      const retireSession = session(plan?.retire);
+      return lib.openRedfish({
         host: o.host,
         port: o.redfishPort ?? 443,
         user: o.user,
@@ -199,12 +217,20 @@ async function openRedfishSide(o: ConnectOptions, protocol: Protocol, timeoutMs:
         timeoutMs: Math.min(o.redfishRequestTimeoutMs ?? 10_000, timeoutMs),
         ...(o.redfishLegacyTls === true ? { legacyTls: true } : {}),
         connections: o.redfishConnections ?? 2,
-        ...(o.readAhead ? { serviceRootAtLogin: true } : {}),
+        // a resumed session comes with the service root read in it
+        ...(o.readAhead && plan?.resume?.root === undefined ? { serviceRootAtLogin: true } : {}),
+        ...(resumeSession ? { resumeSession } : {}),
+        ...(retireSession ? { retireSession } : {}),
         ...(o.signal ? { signal: o.signal } : {}),
         ...(o.logger ? { logger: o.logger } : {}),
       });
-    const client = o.trust ? await o.trust.openRedfish(trustContext(o, protocol, ipmi, o.redfishPort ?? 443), open) : await open({});
-    return { redfish: { client, lib } };
+    };
+    const client = o.trust ? await o.trust.openRedfish(trustContext(o, protocol, ipmi, port), open) : await open({});
+    if (kept && client.serviceRootAtLogin) {
+      const side = kept;
+      client.serviceRootAtLogin.then((root) => (side.root = root)).catch(() => undefined);
+    }
+    return { redfish: { client, lib, ...(kept ? { kept } : {}) } };
   } catch (err) {
     // a BMC that is not the one recorded gets nothing more, over no protocol
     if (protocol === 'redfish' || isBmcError(err, 'ABORTED') || isBmcError(err, 'UNTRUSTED')) throw err;
@@ -244,6 +270,8 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   const { redfish, problem: redfishProblem, failure: redfishFailure } = opened;
   let reader: ReadCache | undefined = redfish ? redfish.lib.readCache(redfish.client) : undefined;
   if (reader && redfish?.client.serviceRootAtLogin) reader.seed(SERVICE_ROOT, redfish.client.serviceRootAtLogin, signalOf(o));
+  const keptRoot = redfish?.kept?.plan.resume?.root;
+  if (reader && keptRoot) reader.seed(SERVICE_ROOT, Promise.resolve(keptRoot), signalOf(o));
   let inventory: Promise<RedfishInventory> | undefined;
   if (o.readAhead && redfish && reader) ahead((inventory = redfish.lib.readInventory(reader, { ...signalOf(o), ...(o.logger ? { logger: o.logger } : {}) })));
   const vendor = redfish && reader ? await detectVendorRedfish(redfish.lib, reader, o.signal) : await detectVendorIpmi(ipmi, o.signal);
@@ -389,9 +417,18 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       }
     },
     async close() {
-      await Promise.all([redfish?.client.close(), ipmi.close()]);
+      await Promise.all([redfish ? closeRedfish(redfish) : undefined, ipmi.close()]);
     },
   };
+
+  /** Logs out, or with a session keeper leaves the session open for the next read and keeps it. */
+  function closeRedfish({ client, kept }: RedfishSide): Promise<void> {
+    if (!kept) return client.close();
+    const session = client.session();
+    const next = sessionAfterRead(kept.plan, { user: o.user, pin: kept.pin, nowMs: Date.now(), session, root: kept.root });
+    kept.keeper.set(kept.key, next);
+    return client.close({ keepSession: session !== undefined && next?.token === session.token });
+  }
   return facade;
 }
 

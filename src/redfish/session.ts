@@ -2,7 +2,10 @@
  * A Redfish client with authentication: a SessionService session (X-Auth-Token) or
  * HTTP Basic, chosen by `authMode`. The client owns its session and its connection
  * pool; `close()` deletes the session (best effort, short deadline) and never throws.
- * An expired session (401 after a good login) is replaced once, transparently.
+ * An expired session (401 after a good login) is replaced once, transparently. A session can
+ * outlive its client: `close({ keepSession: true })` leaves it open on the BMC, and a later client
+ * of the same BMC and user adopts it (`resumeSession`) instead of logging in; a kept session past
+ * its use is deleted by the next client (`retireSession`).
  */
 import type { Readable } from 'node:stream';
 import { BmcError, isBmcError } from '../errors.js';
@@ -29,6 +32,20 @@ export interface RedfishOptions extends TransportOptions {
    * reader that starts there pays no round trip of its own for it. See `serviceRootAtLogin`.
    */
   serviceRootAtLogin?: boolean;
+  /**
+   * A session an earlier client of this BMC and user kept open: used instead of a login (no
+   * request at open). The BMC may have dropped it (idle timeout, reboot): the first 401 logs in
+   * again, once, as for any expired session.
+   */
+  resumeSession?: RedfishSessionHandle;
+  /** A kept session not to be used any more: deleted beside the client's work, awaited by close(). */
+  retireSession?: RedfishSessionHandle;
+}
+
+/** What identifies a Redfish session to its BMC: the token (a secret) and where to DELETE it. */
+export interface RedfishSessionHandle {
+  token: string;
+  location: string | undefined;
 }
 
 export interface RequestOptions {
@@ -61,7 +78,13 @@ export interface RedfishClient {
   delete(path: string, options?: RequestOptions): Promise<RedfishReply>;
   /** POST of a streamed body (multipart uploads); never retried. */
   upload(path: string, stream: Readable, options: RequestOptions & { contentType: string; contentLength?: number }): Promise<RedfishReply>;
-  close(): Promise<void>;
+  /**
+   * The session in use and whether it is the one `resumeSession` gave; undefined with Basic, and
+   * after the BMC refused the session and a new login failed.
+   */
+  session(): (RedfishSessionHandle & { resumed: boolean }) | undefined;
+  /** Deletes the session (unless `keepSession`: it stays open for a later client) and closes the connections. */
+  close(options?: { keepSession?: boolean }): Promise<void>;
 }
 
 export const SESSIONS_PATH = '/redfish/v1/SessionService/Sessions';
@@ -73,7 +96,7 @@ const CREDENTIAL_CHECK_PATH = '/redfish/v1/Systems';
  */
 const SESSION_UNSUPPORTED = new Set([400, 404, 405, 501]);
 
-type Auth = { kind: 'basic'; header: string } | { kind: 'session'; token: string; location: string | undefined };
+type Auth = { kind: 'basic'; header: string } | { kind: 'session'; token: string; location: string | undefined; resumed?: boolean };
 
 interface Req {
   method: HttpMethod;
@@ -122,8 +145,12 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
   const rootAhead = options.serviceRootAtLogin ? transport.request({ method: 'GET', path: '/redfish/v1/', signal: options.signal }).then((r) => r.body) : undefined;
   rootAhead?.catch(() => undefined); // observed by whoever uses it
   let auth: Auth;
+  const resume = mode === 'basic' ? undefined : options.resumeSession;
+  for (const kept of [resume, options.retireSession]) if (kept) transport.addSecret(kept.token);
   try {
-    if (mode === 'basic') {
+    if (resume) {
+      auth = { kind: 'session', token: resume.token, location: resume.location, resumed: true };
+    } else if (mode === 'basic') {
       auth = await checkBasic(options.signal);
     } else {
       try {
@@ -139,7 +166,9 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
     await transport.close();
     throw err;
   }
-  return sessionClient(transport, auth, login, closeTimeoutMs, log, rootAhead);
+  const client = sessionClient(transport, auth, login, closeTimeoutMs, log, rootAhead);
+  if (options.retireSession) client.retire(options.retireSession);
+  return client;
 }
 
 function sessionClient(
@@ -149,8 +178,10 @@ function sessionClient(
   closeTimeoutMs: number,
   log: Logger | undefined,
   rootAhead?: Promise<unknown>,
-): RedfishClient {
+): RedfishClient & { retire(handle: RedfishSessionHandle): void } {
   let auth: Auth = initial;
+  /** the session the BMC answered 401 for, while no new login replaced it */
+  let refused: Auth | undefined;
   let relogin: Promise<Auth> | undefined;
   let closing: Promise<void> | undefined;
   const drops = new Set<Promise<void>>();
@@ -160,17 +191,24 @@ function sessionClient(
   async function renew(stale: Auth, signal: AbortSignal | undefined): Promise<Auth> {
     if (auth !== stale) return auth; // someone renewed already
     if (relogin === undefined) {
-      log?.debug({ origin: transport.origin }, 'redfish session expired, logging in again');
+      log?.debug({ origin: transport.origin, resumed: stale.kind === 'session' && stale.resumed === true }, 'redfish session expired, logging in again');
+      refused = stale;
       relogin = login(signal).finally(() => {
         relogin = undefined;
       });
       auth = await relogin;
+      refused = undefined;
       // The 401 may not have meant "expired": delete the old session too, so none is left behind.
-      const drop = deleteSession(stale).finally(() => drops.delete(drop));
-      drops.add(drop);
+      dropLater(stale);
       return auth;
     }
     return relogin;
+  }
+
+  /** Deletes `a` beside the client's work; close() waits for it. */
+  function dropLater(a: Auth): void {
+    const drop = deleteSession(a).finally(() => drops.delete(drop));
+    drops.add(drop);
   }
 
   /** Best effort, bounded by closeTimeoutMs; never throws. */
@@ -231,10 +269,10 @@ function sessionClient(
     }
   }
 
-  async function close(): Promise<void> {
+  async function close(options?: { keepSession?: boolean }): Promise<void> {
     closing ??= (async () => {
       const current = await (relogin ?? Promise.resolve(auth)).catch(() => auth);
-      await Promise.all([deleteSession(current), ...drops]);
+      await Promise.all([options?.keepSession && current !== refused ? undefined : deleteSession(current), ...drops]);
       await transport.close();
     })();
     return closing;
@@ -244,6 +282,13 @@ function sessionClient(
     origin: transport.origin,
     get auth() {
       return auth.kind;
+    },
+    session() {
+      if (auth.kind !== 'session' || auth === refused) return undefined;
+      return { token: auth.token, location: auth.location, resumed: auth.resumed === true };
+    },
+    retire(handle) {
+      dropLater({ kind: 'session', ...handle });
     },
     ...(rootAhead ? { serviceRootAtLogin: rootAhead } : {}),
     get: async <T>(path: string, options?: RequestOptions) => (await send({ method: 'GET', path, options })).body as T,

@@ -60,3 +60,15 @@ export function registerReportWorkerMetrics(registry: Registry, stats: () => Rep
   total('metal_bmc_report_worker_reads_total', 'BMC reads handed to each report worker thread', (s) => s.reads);
   total('metal_bmc_report_worker_restarts_total', 'report worker threads started again after they died', (s) => s.restarts);
 }
+
+/** The Redfish sessions kept open between report reads (outband/redfish-sessions.ts): one per BMC at most. */
+export function registerRedfishSessionMetrics(registry: Registry, kept: () => number): void {
+  new Gauge({
+    name: 'metal_bmc_report_redfish_sessions_kept',
+    help: 'BMCs whose Redfish session metal-bmc keeps open between report reads (METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE)',
+    registers: [registry],
+    collect() {
+      this.set(kept());
+    },
+  });
+}

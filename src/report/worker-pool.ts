@@ -19,6 +19,7 @@ import { logWorkerRecord } from '../outband/worker-log.js';
 import { killWorker, restartLater, spawnWorker, stopWorkers, workerEntry } from '../worker-entry.js';
 import type { ThreadsLoad } from './adaptive-limit.js';
 import type { BmcReader } from './cycle.js';
+import { keptRoot, validKept, type KeptRedfishSession, type RedfishSessionKeeper } from '../outband/redfish-sessions.js';
 import type { BmcReadAttempt } from './read-bmc.js';
 import type { AttemptOverPort, FromReportWorker, ReportConnectSettings, ReportWorkerData, ReportWorkerLoad, ToReportWorker } from './worker-protocol.js';
 
@@ -34,6 +35,8 @@ export interface ReportWorkerPoolOptions {
   entry?: URL;
   /** how long a BMC's confirmed IPMI GUID serves its reports in its worker (outband/guid-memory.ts); 0 or absent: none kept */
   guidMaxAgeMs?: number;
+  /** Redfish sessions kept between reads (outband/redfish-sessions.ts): each read carries its BMC's entry, and its answer the entry after it */
+  redfishSessions?: RedfishSessionKeeper;
 }
 
 export interface ReportWorkerStats {
@@ -67,6 +70,8 @@ interface Pending {
   ip: string;
   /** the BMC's key in the trust file */
   trustKey: string;
+  /** the BMC's key among the kept Redfish sessions */
+  sessionKey: string;
   started: number;
   settle(attempt: BmcReadAttempt): void;
 }
@@ -141,7 +146,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
   if (!Number.isInteger(options.workers) || options.workers < 1) throw new BmcError('INVALID_ARGUMENT', `createReportWorkerPool: workers must be an integer >= 1, got ${String(options.workers)}`);
   const log = options.logger.child({ module: 'report-workers' });
   const data: ReportWorkerData = { metalBmc: 'report-worker' };
-  const init: ToReportWorker = { type: 'init', settings: options.settings, logLevel: options.logger.level, trustOnFirstUse: options.trust !== undefined, guidMaxAgeMs: options.guidMaxAgeMs ?? 0 };
+  const init: ToReportWorker = { type: 'init', settings: options.settings, logLevel: options.logger.level, trustOnFirstUse: options.trust !== undefined, guidMaxAgeMs: options.guidMaxAgeMs ?? 0, redfishSessionMaxAgeMs: options.redfishSessions?.maxAgeMs ?? 0 };
   const entry = options.entry ?? workerEntry();
   const slots: Slot[] = [];
   let nextId = 1;
@@ -154,6 +159,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
       case 'done': {
         slot.load = m.load;
         const pending = slot.pending.get(m.id);
+        if (pending && m.session !== undefined) keepSession(slot, pending.sessionKey, m.session);
         if (pending) pending.settle(attemptOfPort(m.attempt));
         else slot.abandoned++;
         return;
@@ -220,6 +226,20 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
   }
 
   /** the BMC's record, for a read to carry when trust on first use is on */
+  /** A read's kept Redfish session, checked as the state file's entries are; a bad one is dropped with a line. */
+  function keepSession(slot: Slot, key: string, session: KeptRedfishSession | null): void {
+    const sessions = options.redfishSessions;
+    if (!sessions) return;
+    if (session === null) return sessions.set(key, undefined);
+    const { root, ...rest } = session;
+    if (validKept(rest) && (root === undefined || keptRoot(root) !== undefined)) return sessions.set(key, session);
+    log.warn({ worker: slot.index, bmc: key }, 'report worker sent a Redfish session entry that is not one; ignored');
+  }
+
+  function sessionFor(key: string): { session?: KeptRedfishSession | null } {
+    return options.redfishSessions && options.redfishSessions.maxAgeMs > 0 ? { session: options.redfishSessions.get(key) ?? null } : {};
+  }
+
   function trustFor(key: string): { trust?: TrustRecord | null } {
     return options.trust ? { trust: options.trust.store.get(key) ?? null } : {};
   }
@@ -254,8 +274,9 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
         const onAbort = () => giveUp(abortError(signal!, `reading BMC ${lease.ip}`));
         signal?.addEventListener('abort', onAbort, { once: true });
         const key = trustKey({ ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}) });
-        slot.pending.set(id, { ip: lease.ip, trustKey: key, started, settle });
-        send(slot, { type: 'read', id, ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}), ...trustFor(key), timeoutMs });
+        const sessionKey = `${lease.ip}:${options.settings.redfishPort ?? 443}`;
+        slot.pending.set(id, { ip: lease.ip, trustKey: key, sessionKey, started, settle });
+        send(slot, { type: 'read', id, ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}), ...trustFor(key), ...sessionFor(sessionKey), timeoutMs });
       });
     },
     load() {

@@ -9,9 +9,10 @@ import type { WorkerLogHeld, WorkerLogRecord } from '../outband/worker-log.js';
 import type { ConnectOptions } from '../outband/connect.js';
 import type { BmcReport } from '../outband/types.js';
 import type { TrustRecord } from '../outband/trust.js';
+import type { KeptRedfishSession } from '../outband/redfish-sessions.js';
 
 /** How a worker connects to every BMC: the daemon's settings. Holds the password: sent in `init` only, never logged. */
-export type ReportConnectSettings = Omit<ConnectOptions, 'host' | 'trust' | 'logger' | 'onIpmiEvent' | 'signal' | 'guidMemory'>;
+export type ReportConnectSettings = Omit<ConnectOptions, 'host' | 'trust' | 'logger' | 'onIpmiEvent' | 'signal' | 'guidMemory' | 'redfishSessions'>;
 
 /** the worker's settings, in workerData (no credentials) */
 export interface ReportWorkerData {
@@ -34,13 +35,17 @@ export interface ErrorOverPort {
 export type AttemptOverPort = ({ ok: true; report: BmcReport; vendor: string } | { ok: false; error: ErrorOverPort }) & { durationMs: number; late: boolean };
 
 export type ToReportWorker =
-  /** `guidMaxAgeMs`: how long a BMC's confirmed IPMI GUID serves its reports (outband/guid-memory.ts); 0: none kept */
-  | { type: 'init'; settings: ReportConnectSettings; logLevel: string; trustOnFirstUse: boolean; guidMaxAgeMs: number }
+  /**
+   * `guidMaxAgeMs`: how long a BMC's confirmed IPMI GUID serves its reports (outband/guid-memory.ts); 0: none kept.
+   * `redfishSessionMaxAgeMs`: how long a kept Redfish session serves (outband/redfish-sessions.ts); 0: none kept
+   */
+  | { type: 'init'; settings: ReportConnectSettings; logLevel: string; trustOnFirstUse: boolean; guidMaxAgeMs: number; redfishSessionMaxAgeMs: number }
   /**
    * read this BMC; with trust on first use, `trust` is its record (null: none yet) under the key
-   * of its MAC (or IP without one: outband/trust.ts `trustKey`)
+   * of its MAC (or IP without one: outband/trust.ts `trustKey`); with kept Redfish sessions,
+   * `session` is the BMC's entry (null: none)
    */
-  | { type: 'read'; id: number; ip: string; mac?: string; trust?: TrustRecord | null; timeoutMs: number }
+  | { type: 'read'; id: number; ip: string; mac?: string; trust?: TrustRecord | null; session?: KeptRedfishSession | null; timeoutMs: number }
   | { type: 'abort'; id: number }
   /** say `heap`: the heap in use, after a garbage collection where the process exposes one (--expose-gc: benchmarks) */
   | { type: 'measure-heap' }
@@ -57,7 +62,8 @@ export interface ReportWorkerLoad {
 }
 
 export type FromReportWorker =
-  | { type: 'done'; id: number; attempt: AttemptOverPort; load: ReportWorkerLoad }
+  /** `session`, when present: the BMC's kept Redfish session after the read (null: none kept) */
+  | { type: 'done'; id: number; attempt: AttemptOverPort; load: ReportWorkerLoad; session?: KeptRedfishSession | null }
   /** read `id`'s BMC's trust record changed (first contact, or a new IP): the main thread writes it to the trust file */
   | { type: 'trust-update'; id: number; key: string; patch: Partial<Pick<TrustRecord, 'redfishSha256' | 'ip' | 'proof'>> }
   | { type: 'trust-count'; metric: 'refused'; check: 'redfish' | 'ssh' | 'ipmi-proof' }

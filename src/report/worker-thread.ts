@@ -13,6 +13,7 @@ import { BmcError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { connectOutband } from '../outband/connect.js';
 import { createGuidMemory, type GuidMemory } from '../outband/guid-memory.js';
+import type { KeptRedfishSession, RedfishSessionKeeper } from '../outband/redfish-sessions.js';
 import { createBmcTrust, trustKey, type BmcTrustGate, type TrustMetrics, type TrustRecord, type TrustStore } from '../outband/trust.js';
 import { guardWorkerExit, type WorkerExit } from '../outband/worker-exit.js';
 import { createWorkerLogSender, type WorkerLogSender, type WorkerLogValue } from '../outband/worker-log.js';
@@ -118,11 +119,29 @@ function trustStoreOfRead(id: number, key: string, brought: TrustRecord | null, 
   };
 }
 
+/**
+ * The kept Redfish sessions as one read sees them: the BMC's entry the read brought; what the read
+ * leaves there goes back with its answer (the facade sets it when the read ends, before the answer).
+ */
+function sessionKeeperOfRead(key: string, brought: KeptRedfishSession | null, maxAgeMs: number): RedfishSessionKeeper & { change?: { session: KeptRedfishSession | null } } {
+  let entry = brought ?? undefined;
+  const keeper: RedfishSessionKeeper & { change?: { session: KeptRedfishSession | null } } = {
+    maxAgeMs,
+    get: (bmc) => (bmc === key ? entry : undefined),
+    set(bmc, session) {
+      if (bmc !== key) throw new BmcError('INVALID_ARGUMENT', 'report worker: a Redfish session of another BMC than the read\'s');
+      entry = session;
+      keeper.change = { session: session ?? null };
+    },
+  };
+  return keeper;
+}
+
 /** Serves reads on `port` until `shutdown`; `exit` is how the thread ends. */
 export function serveReports(port: ReportPort, exit: WorkerExit): void {
   const post = (m: FromReportWorker) => port.postMessage(m);
   const logs = createWorkerLogSender(post, Date.now, LOG_RATE);
-  let setup: { settings: ReportConnectSettings; logger: Logger; trustOnFirstUse: boolean; trustMetrics: TrustMetrics; guidMemory?: GuidMemory } | undefined;
+  let setup: { settings: ReportConnectSettings; logger: Logger; trustOnFirstUse: boolean; trustMetrics: TrustMetrics; guidMemory?: GuidMemory; redfishSessionMaxAgeMs: number } | undefined;
   const reads = new Map<number, AbortController>();
   /** the reads in flight, and the connections closing after theirs */
   const running = new Set<Promise<void>>();
@@ -137,13 +156,17 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
     clock ??= acquireLoopClock();
     const bmc = { ip: m.ip, ...(m.mac ? { mac: m.mac } : {}) };
     let attempt: BmcReadAttempt;
+    let sessions: ReturnType<typeof sessionKeeperOfRead> | undefined;
     try {
       if (!setup) throw new BmcError('INVALID_ARGUMENT', 'report worker: a read before its settings');
       const { settings, logger } = setup;
       const gate: BmcTrustGate | undefined =
         setup.trustOnFirstUse && m.trust !== undefined ? createBmcTrust({ store: trustStoreOfRead(m.id, trustKey(bmc), m.trust, post), logger, metrics: setup.trustMetrics, resetHint: true }).forBmc(bmc) : undefined;
       const { guidMemory } = setup;
-      const connect = (host: string, signal: AbortSignal) => connectOutband({ ...settings, host, readAhead: true, logger, onIpmiEvent: (e) => logs.quirk(undefined, host, e), ...(gate ? { trust: gate } : {}), ...(guidMemory ? { guidMemory } : {}), signal });
+      if (m.session !== undefined && setup.redfishSessionMaxAgeMs > 0) sessions = sessionKeeperOfRead(`${m.ip}:${settings.redfishPort ?? 443}`, m.session, setup.redfishSessionMaxAgeMs);
+      const redfishSessions = sessions;
+      const connect = (host: string, signal: AbortSignal) =>
+        connectOutband({ ...settings, host, readAhead: true, logger, onIpmiEvent: (e) => logs.quirk(undefined, host, e), ...(gate ? { trust: gate } : {}), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), signal });
       const pending: Array<Promise<void>> = [];
       attempt = await readBmcOnce(connect, m.ip, { timeoutMs: m.timeoutMs, clock, signal: abort.signal, closes: pending });
       for (const p of pending) {
@@ -159,12 +182,12 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
         clock = undefined;
       }
     }
-    done(m.id, attempt);
+    done(m.id, attempt, sessions?.change);
   }
 
-  function done(id: number, attempt: BmcReadAttempt): void {
+  function done(id: number, attempt: BmcReadAttempt, session?: { session: KeptRedfishSession | null }): void {
     const tls = sharedTlsStats();
-    post({ type: 'done', id, attempt: attemptOverPort(attempt), load: { heapBytes: getHeapStatistics().used_heap_size, tlsConnections: tls.connections, tlsResumed: tls.resumed } });
+    post({ type: 'done', id, attempt: attemptOverPort(attempt), load: { heapBytes: getHeapStatistics().used_heap_size, tlsConnections: tls.connections, tlsResumed: tls.resumed }, ...(session ? { session: session.session } : {}) });
   }
 
   async function shutdown(): Promise<void> {
@@ -185,7 +208,7 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
           firstUse: { inc: ({ what, proof }) => post({ type: 'trust-count', metric: 'firstUse', what, proof }) },
         };
         // a BMC goes to the same worker every cycle: its GUID is remembered where it is read
-        setup = { settings: m.settings, logger, trustOnFirstUse: m.trustOnFirstUse, trustMetrics, ...(m.guidMaxAgeMs > 0 ? { guidMemory: createGuidMemory({ maxAgeMs: m.guidMaxAgeMs }) } : {}) };
+        setup = { settings: m.settings, logger, trustOnFirstUse: m.trustOnFirstUse, trustMetrics, ...(m.guidMaxAgeMs > 0 ? { guidMemory: createGuidMemory({ maxAgeMs: m.guidMaxAgeMs }) } : {}), redfishSessionMaxAgeMs: m.redfishSessionMaxAgeMs ?? 0 };
         return;
       }
       case 'read':

@@ -78,6 +78,8 @@ export interface RedfishServer {
   url(machineIndex: number): string;
   /** live Redfish sessions of machine `machineIndex` */
   openSessions(machineIndex: number): number;
+  /** ends every session of machine `machineIndex`, as a BMC reboot does; how many there were */
+  dropSessions(machineIndex: number): number;
   readonly requests: RequestCounters;
   /** Stops listening, drops every connection (hanging ones too) and the task timers. */
   close(): Promise<void>;
@@ -334,6 +336,10 @@ export async function startRedfishServer(options: RedfishServerOptions): Promise
       return `https://${e.host}:${e.port}`;
     },
     openSessions: (machineIndex) => at(machineIndex).sessions.size,
+    dropSessions(machineIndex) {
+      const { sessions } = at(machineIndex);
+      return sessions.list().filter((s) => sessions.delete(s.id)).length;
+    },
     async close() {
       if (closing) return;
       closing = true;

@@ -25,6 +25,8 @@ let daemon: Daemon;
 let log: CapturedLog;
 let dir: string;
 let leaseFile: string;
+/** the Redfish session tokens the daemon kept (a secret like the password) */
+const tokens: string[] = [];
 
 async function until<T>(check: () => T | undefined | false, ms = 15_000): Promise<T> {
   const deadline = Date.now() + ms;
@@ -150,7 +152,32 @@ describe('discovery and report', () => {
     for (const m of fleet.machines.slice(0, 10)) expect(file.bmcs[`mac:${m.state.mac.toLowerCase()}`], m.state.address).toMatchObject({ redfishSha256: expect.stringMatching(/^[0-9a-f]{64}$/), proof: 'ipmi' });
   });
 
+  it('keeps each BMC\'s Redfish session open for its next read, in the state folder, tied to its pinned certificate', async () => {
+    const file = join(dir, 'state', 'redfish-sessions.json');
+    type Entry = { token?: string; pin?: string };
+    const sessions = await until(() => {
+      try {
+        const parsed = JSON.parse(readFileSync(file, 'utf8')) as { sessions: Record<string, Entry> };
+        return Object.keys(parsed.sessions).length >= 10 && parsed.sessions;
+      } catch {
+        return undefined;
+      }
+    });
+    const trust = JSON.parse(readFileSync(join(dir, 'state', 'bmc-trust.json'), 'utf8')) as { bmcs: Record<string, { redfishSha256?: string }> };
+    fleet.machines.slice(0, 10).forEach((m, i) => {
+      const entry = sessions[`${m.state.address}:${fleet.redfishPort}`];
+      expect(entry?.token, m.state.address).toMatch(/^[0-9a-f]{32}$/);
+      expect(entry?.pin).toBe(trust.bmcs[`mac:${m.state.mac.toLowerCase()}`]?.redfishSha256);
+      // left open on the BMC, not logged out
+      expect(fleet.redfish!.openSessions(i)).toBeGreaterThanOrEqual(1);
+      tokens.push(entry!.token!);
+    });
+    const metrics = await (await fetch(`http://127.0.0.1:${daemon.opsPort}/metrics`)).text();
+    expect(Number(/^metal_bmc_report_redfish_sessions_kept (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(10);
+  });
+
   it('never logs a secret', () => {
+    for (const token of tokens) expect(log.text()).not.toContain(token);
     expect(log.text()).not.toContain(HMAC_KEY);
     expect(log.text()).not.toContain(fleet.password);
     expect(log.text()).toContain('[redacted]');

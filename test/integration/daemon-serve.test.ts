@@ -4,7 +4,7 @@
  * command runs: the command completes, every BMC session is closed, exit code 0.
  */
 import { connect } from '@nats-io/transport-node';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
@@ -62,7 +62,7 @@ describe('metal-bmc serve', () => {
     expect(stderr).toMatch(/METAL_BMC_ALLOWED_CIDRS/);
   });
 
-  it('SIGTERM during a command: the command completes, sessions close, exit 0', async () => {
+  it('SIGTERM during a command: the command completes, its sessions close, the report\'s kept Redfish session stays for the next start, exit 0', async () => {
     const child = spawnCli(['serve'], env());
     let log = '';
     child.stdout.on('data', (d) => (log += d));
@@ -77,12 +77,15 @@ describe('metal-bmc serve', () => {
     await until(() => log.includes('consuming machine events') && api.reports.length > 0, 'daemon ready');
 
     const m = fleet.machines[1]!;
+    // the report's read of this BMC left its Redfish session open for the next read (METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE)
+    const kept = fleet.redfish!.openSessions(1);
+    expect(kept).toBe(1);
     m.state.faults.delayMs = 150; // every IPMI datagram and Redfish request of this BMC is slow
     const target = m.state.identify;
     const nc = await connect({ servers: nats.url });
     const results = nc.subscribe('serve-machine-result', { max: 1 });
     nc.publish('serve-machine', JSON.stringify({ type: 'command', cmd: { target: m.state.uuid, cmd: target ? 'LED-OFF' : 'LED-ON', ipmi: { address: `${m.state.address}:${fleet.ipmiPort}`, user: fleet.user, password: fleet.password } } }));
-    await until(() => fleet.ipmi.activeSessions(1) + fleet.ipmi.pendingSessions(1) + fleet.redfish!.openSessions(1) > 0 || m.state.identify !== target, 'command started');
+    await until(() => fleet.ipmi.activeSessions(1) + fleet.ipmi.pendingSessions(1) + fleet.redfish!.openSessions(1) > kept || m.state.identify !== target, 'command started');
     child.kill('SIGTERM');
     const code = await new Promise((r) => child.on('close', r));
     m.state.faults.delayMs = 0;
@@ -92,7 +95,12 @@ describe('metal-bmc serve', () => {
     for await (const msg of results) expect(JSON.parse(msg.string())).toMatchObject({ ok: true, command: target ? 'LED-OFF' : 'LED-ON' });
     await nc.close();
     expect(fleet.ipmi.activeSessions(1)).toBe(0);
-    expect(fleet.redfish!.openSessions(1)).toBe(0);
+    // the command's session is gone; the report's stays, and the file the next start resumes it from names it
+    expect(fleet.redfish!.openSessions(1)).toBe(kept);
+    const file = JSON.parse(readFileSync(join(dir, 'state', 'redfish-sessions.json'), 'utf8')) as { sessions: Record<string, { token?: string }> };
+    const token = file.sessions[`${m.state.address}:${fleet.redfishPort}`]?.token;
+    expect(token).toMatch(/^[0-9a-f]{32}$/);
+    expect(log).not.toContain(token);
     expect(log).toMatch(/metal-bmc stopped/);
     expect(log).not.toContain(fleet.password);
   });

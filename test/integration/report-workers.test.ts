@@ -15,6 +15,7 @@ import type { Lease } from '../../src/leases/types.js';
 import { createMetalApiClient } from '../../src/metalapi/client.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
 import { connectOutband } from '../../src/outband/connect.js';
+import { createRedfishSessionMemory } from '../../src/outband/redfish-sessions.js';
 import { createBmcTrust, openTrustStore, trustKey, type TrustMetrics } from '../../src/outband/trust.js';
 import type { BmcReport } from '../../src/outband/types.js';
 import { sharedTlsStats } from '../../src/redfish/tls-context.js';
@@ -133,6 +134,26 @@ describe('report reads in worker threads', () => {
     for (let round = 0; round < 2; round++) {
       for (const attempt of await Promise.all(leases().map((l) => plain.read(l, { timeoutMs: 20_000 })))) expect(attempt.ok && attempt.report.source).toBe('redfish+ipmi');
     }
+  });
+
+  it('a read in a worker resumes the Redfish session the main thread kept from the last one, and hands back the one to keep', async () => {
+    const sessions = createRedfishSessionMemory({ maxAgeMs: 3_600_000 });
+    const workers = pool({ redfishSessions: sessions });
+    const keyOf = (l: Lease) => `${l.ip}:${fleet.redfishPort}`;
+    const first = await Promise.all(leases().map((l) => workers.read(l, { timeoutMs: 20_000 })));
+    const tokens = leases().map((l) => sessions.get(keyOf(l))?.token);
+    for (const t of tokens) expect(t).toMatch(/^[0-9a-f]{32}$/);
+    fleet.machines.forEach((_, i) => expect(fleet.redfish!.openSessions(i)).toBe(1));
+    const second = await Promise.all(leases().map((l) => workers.read(l, { timeoutMs: 20_000 })));
+    leases().forEach((l, i) => {
+      const [a, b] = [first[i]!, second[i]!];
+      if (!a.ok || !b.ok) throw new Error(`${l.ip}: a read failed`);
+      expect(b.report).toEqual(a.report);
+      // the same session: resumed in the worker, not a new login
+      expect(sessions.get(keyOf(l))?.token, l.ip).toBe(tokens[i]);
+      expect(fleet.redfish!.openSessions(i)).toBe(1);
+    });
+    for (let i = 0; i < fleet.machines.length; i++) fleet.redfish!.dropSessions(i);
   });
 
   it('records a first contact in the main thread’s trust file, pins it next time, and refuses another certificate', async () => {

@@ -47,7 +47,7 @@ describe('loadConfig defaults', () => {
       logLevel: 'info',
       metalApi: { url: 'http://metal-api:8080/metal', hmacKey: HMAC },
       leases: { file: '/var/lib/dhcp/dhcpd.leases', format: 'auto', ignoreMacs: [], allowedCidrs: ['0.0.0.0/0'] },
-      report: { intervalMs: 300_000, concurrency: 1024, bmcTimeoutMs: 20_000, workers: defaultReportWorkers(availableParallelism()), guidMaxAgeMs: 3_600_000 },
+      report: { intervalMs: 300_000, concurrency: 1024, bmcTimeoutMs: 20_000, workers: defaultReportWorkers(availableParallelism()), guidMaxAgeMs: 3_600_000, redfishSessionMaxAgeMs: 3_600_000 },
       protocol: 'auto',
       ipmi: { port: 623, user: 'ADMIN', password: 'ADMIN' },
       redfish: { port: 443, insecure: true, legacyTls: false, requestTimeoutMs: 10_000 },
@@ -128,6 +128,7 @@ describe('loadConfig defaults', () => {
       METAL_BMC_REPORT_CONCURRENCY: '8',
       METAL_BMC_REPORT_WORKERS: '3',
       METAL_BMC_REPORT_GUID_MAX_AGE: '90m',
+      METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE: '20m',
       METAL_BMC_BMC_TIMEOUT: '1.5s',
       METAL_BMC_COMMAND_CONCURRENCY: '4',
       METAL_BMC_COMMAND_TIMEOUT: '2m',
@@ -146,7 +147,7 @@ describe('loadConfig defaults', () => {
     expect(c.stateDir).toBe('/srv/metal-bmc');
     expect(c.leases).toMatchObject({ file: '/tmp/kea-leases4.csv', format: 'kea', ignoreMacs: ['ac:1f:6b:35:ac:62', '00:11:22:33:44:55'] });
     expect(c.leases.allowedCidrs.map((x) => x.text)).toEqual(['10.1.0.0/16', '192.168.1.0/24']);
-    expect(c.report).toEqual({ intervalMs: 5_400_000, concurrency: 8, bmcTimeoutMs: 1500, workers: 3, guidMaxAgeMs: 5_400_000 });
+    expect(c.report).toEqual({ intervalMs: 5_400_000, concurrency: 8, bmcTimeoutMs: 1500, workers: 3, guidMaxAgeMs: 5_400_000, redfishSessionMaxAgeMs: 1_200_000 });
     expect(c.ipmi).toEqual({ port: 6230, user: 'root', password: ' calvin ' });
     expect(c.redfish).toEqual({ port: 8443, insecure: false, caFile: join(dir, 'bmc-ca.pem'), legacyTls: true, requestTimeoutMs: 45_000 });
     expect(c.protocol).toBe('ipmi');
@@ -364,6 +365,7 @@ describe('console access settings', () => {
     expect(load({ METAL_BMC_REPORT_WORKERS: '0' }).report.workers).toBe(0);
     // 0: no GUID kept, an IPMI session every cycle
     expect(load({ METAL_BMC_REPORT_GUID_MAX_AGE: '0' }).report.guidMaxAgeMs).toBe(0);
+    expect(load({ METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE: '0' }).report.redfishSessionMaxAgeMs).toBe(0);
     // report workers by default only where a core is left for them: none on two cores, at most 4
     expect([1, 2, 3, 4, 5, 8, 64].map(defaultReportWorkers)).toEqual([0, 0, 2, 3, 4, 4, 4]);
     expect(load({ METAL_BMC_HEAP_GROWTH: '0' }).heapGrowthPct).toBe(0);
@@ -383,6 +385,7 @@ describe('console access settings', () => {
     ['METAL_BMC_REPORT_WORKERS', 'cores', /not an integer/],
     ['METAL_BMC_REPORT_GUID_MAX_AGE', '-1m', /too short/],
     ['METAL_BMC_REPORT_GUID_MAX_AGE', 'hour', /not a duration/],
+    ['METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE', '-1m', /too short/],
     ['METAL_BMC_CONSOLE_WORKERS', 'all', /not an integer/],
     ['METAL_BMC_CONSOLE_CRL_FILE', '/nonexistent/crl.pem', /is not readable/],
     ['METAL_BMC_HEAP_GROWTH', '401', /out of range/],

@@ -1,0 +1,255 @@
+/**
+ * Redfish sessions kept from one report read of a BMC to the next (METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE).
+ * A report read used to log in and log out every cycle: two of a BMC's six or seven requests, and
+ * the login the dearest of them on the BMC (a password check, PAM on OpenBMC; seconds on some
+ * iDRACs). A kept session is resumed by the next read instead, which also reuses the service root
+ * read in that session, so the read starts at the collections: one round trip fewer on its path.
+ *
+ * The rules (`sessionPlan`):
+ * - a session is resumed only by a read of the same BMC (address and port), for the same user,
+ *   over the same pinned certificate (trust on first use): its token goes nowhere else;
+ * - it is used for at most `maxAgeMs`, then deleted and replaced by a new login (the service root
+ *   is read again with it);
+ * - a BMC that dropped the resumed session `MAX_MISSES` reads in a row (an idle timeout shorter
+ *   than the report interval, reboots) gets a login and a logout every read, as before, until
+ *   `maxAgeMs` has passed.
+ *
+ * The sessions are kept in the state folder (`openRedfishSessionFile`, mode 0600, tokens only, no
+ * service roots), so a restarted or crashed daemon resumes them rather than leaving one open
+ * session per BMC behind on every start: a BMC has few session slots. They are not logged out at
+ * shutdown for the same reason; the BMC ends a session nobody uses after its own idle timeout.
+ */
+import { readFileSync } from 'node:fs';
+import type { Logger } from '../log.js';
+import { setNewest } from '../net/newest-map.js';
+import { writePrivateFile } from './private-file.js';
+
+export interface KeptRedfishSession {
+  user: string;
+  /** the session's token; absent: no session kept for now (see `misses`) */
+  token?: string;
+  /** where the session is deleted */
+  location?: string;
+  /** SHA-256 of the certificate it was made over, when certificates are pinned (trust on first use) */
+  pin?: string;
+  /** when it was made (ms since the epoch) */
+  since: number;
+  /** resumed sessions the BMC had dropped, in a row */
+  misses: number;
+  /** the service root read in this session (memory only): the next read starts at the collections */
+  root?: Record<string, unknown>;
+}
+
+export interface RedfishSessionKeeper {
+  /** how long one session serves */
+  readonly maxAgeMs: number;
+  get(bmc: string): KeptRedfishSession | undefined;
+  /** keeps `session` for `bmc`; undefined forgets it */
+  set(bmc: string, session: KeptRedfishSession | undefined): void;
+}
+
+/** Dropped resumed sessions in a row after which a BMC logs in and out every read for `maxAgeMs`. */
+export const MAX_MISSES = 2;
+
+/** A service root larger than this is not kept (real ones are 1–4 KiB). */
+export const MAX_KEPT_ROOT_BYTES = 16 * 1024;
+
+/** What one read does with the kept entry: resume its session, delete it, keep its own session at the end. */
+export interface SessionPlan {
+  /** the entry as the read found it */
+  kept?: KeptRedfishSession;
+  resume?: KeptRedfishSession;
+  retire?: KeptRedfishSession;
+  keep: boolean;
+}
+
+export function sessionPlan(kept: KeptRedfishSession | undefined, now: { user: string; pin: string | undefined; nowMs: number; maxAgeMs: number }): SessionPlan {
+  if (kept === undefined || now.maxAgeMs <= 0) return { keep: now.maxAgeMs > 0 };
+  // another certificate at this address: its token is not sent, not even to delete it
+  if (kept.pin !== now.pin) return { kept, keep: true };
+  const age = now.nowMs - kept.since;
+  const current = age >= 0 && age < now.maxAgeMs;
+  if (kept.token === undefined) return { kept, keep: !current };
+  if (kept.user !== now.user || !current) return { kept, retire: kept, keep: true };
+  return { kept, resume: kept, keep: true };
+}
+
+/** Where a read leaves the BMC's entry, from what it planned and the session its client ends with. */
+export function sessionAfterRead(
+  plan: SessionPlan,
+  end: { user: string; pin: string | undefined; nowMs: number; session: { token: string; location: string | undefined; resumed: boolean } | undefined; root: unknown },
+): KeptRedfishSession | undefined {
+  if (!plan.keep) return plan.kept;
+  if (end.session === undefined) return undefined;
+  const { token, location, resumed } = end.session;
+  const pin = end.pin === undefined ? {} : { pin: end.pin };
+  const loc = location === undefined ? {} : { location };
+  if (resumed && plan.resume) return { ...plan.resume, misses: 0 };
+  const misses = plan.resume ? plan.resume.misses + 1 : 0;
+  // the BMC drops what it is given to keep: no session kept until maxAgeMs has passed
+  if (misses >= MAX_MISSES) return { user: end.user, ...pin, since: end.nowMs, misses };
+  const root = keptRoot(end.root);
+  return { user: end.user, token, ...loc, ...pin, since: end.nowMs, misses, ...(root && !plan.resume ? { root } : {}) };
+}
+
+/** The service root to keep: a JSON object of bounded size, else none. */
+export function keptRoot(root: unknown): Record<string, unknown> | undefined {
+  if (typeof root !== 'object' || root === null || Array.isArray(root)) return undefined;
+  try {
+    return JSON.stringify(root).length <= MAX_KEPT_ROOT_BYTES ? (root as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A keeper in memory, bounded: the BMCs kept longest ago go first. */
+export function createRedfishSessionMemory(o: { maxAgeMs: number; maxEntries?: number; onChange?: () => void }): RedfishSessionKeeper & { entries(): Array<[string, KeptRedfishSession]>; readonly size: number } {
+  const max = o.maxEntries ?? 100_000;
+  const kept = new Map<string, KeptRedfishSession>();
+  return {
+    maxAgeMs: o.maxAgeMs,
+    get: (bmc) => kept.get(bmc),
+    set(bmc, session) {
+      const before = kept.get(bmc);
+      if (session === undefined) {
+        if (kept.delete(bmc)) o.onChange?.();
+        return;
+      }
+      setNewest(kept, bmc, session, max);
+      if (!sameOnDisk(before, session)) o.onChange?.();
+    },
+    entries: () => [...kept.entries()],
+    get size() {
+      return kept.size;
+    },
+  };
+}
+
+/** the fields the file keeps (the service root stays in memory) */
+const ON_DISK = ['user', 'token', 'location', 'pin', 'since', 'misses'] as const;
+
+function sameOnDisk(a: KeptRedfishSession | undefined, b: KeptRedfishSession): boolean {
+  return a !== undefined && ON_DISK.every((k) => a[k] === b[k]);
+}
+
+function onDisk(s: KeptRedfishSession): Omit<KeptRedfishSession, 'root'> {
+  const { root: _root, ...rest } = s;
+  return rest;
+}
+
+const optionalString = (v: unknown) => v === undefined || (typeof v === 'string' && v.length > 0 && v.length <= 4096);
+
+/** An entry read from the file, checked field by field; anything else is dropped. */
+export function validKept(v: unknown): v is KeptRedfishSession {
+  if (typeof v !== 'object' || v === null) return false;
+  const r = v as Record<string, unknown>;
+  return (
+    typeof r.user === 'string' &&
+    r.user.length > 0 &&
+    optionalString(r.token) &&
+    optionalString(r.location) &&
+    optionalString(r.pin) &&
+    Number.isSafeInteger(r.since) &&
+    Number.isSafeInteger(r.misses) &&
+    (r.misses as number) >= 0 &&
+    r.root === undefined
+  );
+}
+
+/** the state file's name under METAL_BMC_STATE_DIR */
+export const REDFISH_SESSIONS_FILE = 'redfish-sessions.json';
+
+export interface RedfishSessionFile extends RedfishSessionKeeper {
+  readonly file: string;
+  /** BMCs with an entry (a session, or none for now: see `misses`) */
+  readonly size: number;
+  /** sessions kept open on BMCs */
+  openSessions(): number;
+  /** writes what changed, now */
+  flush(): Promise<void>;
+  /** flushes and stops the write timer */
+  close(): Promise<void>;
+}
+
+/**
+ * The keeper of `metal-bmc serve`: in memory, and in `file` (JSON, mode 0600, written atomically
+ * `writeDelayMs` after a change, once per burst; a read that resumes its session changes nothing).
+ * Entries past `maxAgeMs` are not loaded.
+ */
+export function openRedfishSessionFile(o: { file: string; maxAgeMs: number; logger?: Logger; writeDelayMs?: number; maxEntries?: number; now?: () => number }): RedfishSessionFile {
+  const writeDelayMs = o.writeDelayMs ?? 2000;
+  const now = o.now ?? Date.now;
+  let timer: NodeJS.Timeout | undefined;
+  let dirty = false;
+  let inFlight: Promise<void> | undefined;
+  let closed = false;
+  const memory = createRedfishSessionMemory({ maxAgeMs: o.maxAgeMs, ...(o.maxEntries ? { maxEntries: o.maxEntries } : {}), onChange: changed });
+  load();
+
+  function load(): void {
+    let text: string;
+    try {
+      text = readFileSync(o.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') o.logger?.error({ file: o.file, err: (err as Error).message }, 'cannot read the Redfish session file; starting without kept sessions');
+      return;
+    }
+    let dropped = 0;
+    try {
+      const parsed = JSON.parse(text) as { version?: unknown; sessions?: unknown };
+      if (parsed.version !== 1 || typeof parsed.sessions !== 'object' || parsed.sessions === null) throw new Error('not a version 1 session file');
+      for (const [bmc, s] of Object.entries(parsed.sessions)) {
+        if (validKept(s) && now() - s.since < o.maxAgeMs) memory.set(bmc, s);
+        else dropped++;
+      }
+    } catch (err) {
+      o.logger?.error({ file: o.file, err: (err as Error).message }, 'cannot use the Redfish session file; starting without kept sessions');
+    }
+    dirty = dropped > 0;
+    o.logger?.info({ file: o.file, sessions: memory.size, dropped }, 'Redfish sessions kept from the last run');
+  }
+
+  function changed(): void {
+    dirty = true;
+    if (closed || writeDelayMs === 0) void flush();
+    else timer ??= setTimeout(() => void flush(), writeDelayMs);
+  }
+
+  async function write(): Promise<void> {
+    dirty = false;
+    const sessions = Object.fromEntries(memory.entries().map(([bmc, s]) => [bmc, onDisk(s)]));
+    try {
+      await writePrivateFile(o.file, JSON.stringify({ version: 1, sessions }));
+    } catch (err) {
+      dirty = true; // written with the next change, or at close
+      o.logger?.error({ file: o.file, err: (err as Error).message }, 'cannot write the Redfish session file; sessions are kept in memory');
+    }
+  }
+
+  function flush(): Promise<void> {
+    clearTimeout(timer);
+    timer = undefined;
+    const next = (async () => {
+      await inFlight;
+      if (dirty) await write();
+    })();
+    inFlight = next;
+    return next;
+  }
+
+  return {
+    file: o.file,
+    maxAgeMs: o.maxAgeMs,
+    get: (bmc) => memory.get(bmc),
+    set: (bmc, session) => memory.set(bmc, session),
+    get size() {
+      return memory.size;
+    },
+    openSessions: () => memory.entries().filter(([, s]) => s.token !== undefined).length,
+    flush,
+    async close() {
+      closed = true;
+      await flush();
+    },
+  };
+}

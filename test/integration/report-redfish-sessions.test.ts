@@ -1,0 +1,179 @@
+/**
+ * Redfish sessions kept between report reads (METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE,
+ * outband/redfish-sessions.ts), against the simulator, which records every request a machine gets
+ * and counts its open sessions: the second read of a BMC resumes the first one's session (no
+ * login, no logout, no service root), a session the BMC dropped is replaced by one login, one past
+ * its age is deleted and replaced, a BMC that keeps dropping them is logged in and out as before,
+ * and the kept sessions survive a restart through the state file.
+ */
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectOutband } from '../../src/outband/connect.js';
+import { createRedfishSessionMemory, MAX_MISSES, openRedfishSessionFile, REDFISH_SESSIONS_FILE, type RedfishSessionKeeper } from '../../src/outband/redfish-sessions.js';
+import type { BmcReport } from '../../src/outband/types.js';
+import type { Fleet } from '../../src/sim/fleet.js';
+import { startTestFleet } from '../helpers/fleet.js';
+
+let fleet: Fleet;
+let dir: string;
+
+beforeAll(async () => {
+  fleet = await startTestFleet({ count: 2, variants: ['lenovo', 'gigabyte'], seed: 'latency-test', recordRequests: true });
+  dir = mkdtempSync(join(tmpdir(), 'redfish-sessions-'));
+});
+afterAll(async () => {
+  await fleet?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const hostOf = (i: number) => fleet.machines[i]!.state.address;
+const keyOf = (i: number) => `${hostOf(i)}:${fleet.redfishPort}`;
+const HOUR = 3_600_000;
+
+interface Read {
+  report: BmcReport;
+  logins: number;
+  logouts: number;
+  roots: number;
+  unauthorizedRetry: boolean;
+  requests: string[];
+}
+
+/** One report read as a cycle does it (closed as the cycle closes it); what the machine was asked meanwhile. */
+async function read(i: number, sessions?: RedfishSessionKeeper): Promise<Read> {
+  const before = fleet.requestLog(i).length;
+  const bmc = await connectOutband({ host: hostOf(i), user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000, readAhead: true, ...(sessions ? { redfishSessions: sessions } : {}) });
+  let report: BmcReport;
+  try {
+    report = await bmc.info();
+  } finally {
+    await bmc.close();
+  }
+  const requests = fleet.requestLog(i).slice(before).filter((r) => r.protocol === 'redfish').map((r) => r.what);
+  const count = (re: RegExp) => requests.filter((w) => re.test(w)).length;
+  return {
+    report,
+    logins: count(/^POST \/redfish\/v1\/SessionService\/Sessions\/?$/),
+    logouts: count(/^DELETE \/redfish\/v1\/SessionService\/Sessions\//),
+    roots: count(/^GET \/redfish\/v1\/?$/),
+    unauthorizedRetry: new Set(requests).size < requests.length,
+    requests,
+  };
+}
+
+describe('report reads keep their Redfish session', () => {
+  it('the second read resumes the first one\'s session: no login, no logout, no service root, the same report', async () => {
+    for (const i of [0, 1]) {
+      const sessions = createRedfishSessionMemory({ maxAgeMs: HOUR });
+      const first = await read(i, sessions);
+      expect(first.logins).toBe(1);
+      expect(first.roots).toBe(1);
+      expect(first.logouts).toBe(0);
+      expect(fleet.redfish!.openSessions(i)).toBe(1);
+      expect(sessions.get(keyOf(i))?.token).toMatch(/^[0-9a-f]{32}$/);
+      expect(sessions.get(keyOf(i))?.root).toBeDefined();
+
+      const second = await read(i, sessions);
+      expect(second.logins).toBe(0);
+      expect(second.logouts).toBe(0);
+      expect(second.roots).toBe(0);
+      expect(second.report).toEqual(first.report);
+      expect(second.requests.length).toBe(first.requests.length - 2);
+      expect(fleet.redfish!.openSessions(i)).toBe(1);
+      fleet.redfish!.dropSessions(i);
+    }
+  });
+
+  it('without a keeper, a read logs in and out as before', async () => {
+    const r = await read(0);
+    expect(r.logins).toBe(1);
+    expect(r.logouts).toBe(1);
+    expect(fleet.redfish!.openSessions(0)).toBe(0);
+  });
+
+  it('a session the BMC dropped (a reboot, its idle timeout) is replaced by one login, and the report is whole', async () => {
+    const sessions = createRedfishSessionMemory({ maxAgeMs: HOUR });
+    const first = await read(0, sessions);
+    const token = sessions.get(keyOf(0))!.token;
+    expect(fleet.redfish!.dropSessions(0)).toBe(1);
+    const second = await read(0, sessions);
+    expect(second.logins).toBe(1);
+    expect(second.report).toEqual(first.report);
+    const kept = sessions.get(keyOf(0))!;
+    expect(kept.token).not.toBe(token);
+    expect(kept.misses).toBe(1);
+    // a dropped session's service root is not trusted: the next read asks for it again
+    expect(kept.root).toBeUndefined();
+    expect(fleet.redfish!.openSessions(0)).toBe(1);
+    const third = await read(0, sessions);
+    expect(third.logins).toBe(0);
+    expect(third.roots).toBe(1);
+    expect(sessions.get(keyOf(0))!.misses).toBe(0);
+    fleet.redfish!.dropSessions(0);
+  });
+
+  it('a session past its age is deleted and replaced by a new login', async () => {
+    const sessions = createRedfishSessionMemory({ maxAgeMs: HOUR });
+    await read(0, sessions);
+    const old = sessions.get(keyOf(0))!;
+    sessions.set(keyOf(0), { ...old, since: old.since - 2 * HOUR });
+    const r = await read(0, sessions);
+    expect(r.logins).toBe(1);
+    expect(r.logouts).toBe(1);
+    expect(sessions.get(keyOf(0))!.token).not.toBe(old.token);
+    expect(fleet.redfish!.openSessions(0)).toBe(1);
+    fleet.redfish!.dropSessions(0);
+  });
+
+  it(`a BMC that drops its kept session ${MAX_MISSES} reads in a row is logged in and out every read`, async () => {
+    const sessions = createRedfishSessionMemory({ maxAgeMs: HOUR });
+    await read(0, sessions);
+    for (let miss = 1; miss <= MAX_MISSES; miss++) {
+      fleet.redfish!.dropSessions(0);
+      await read(0, sessions);
+    }
+    expect(sessions.get(keyOf(0))).toMatchObject({ misses: MAX_MISSES });
+    expect(sessions.get(keyOf(0))!.token).toBeUndefined();
+    expect(fleet.redfish!.openSessions(0)).toBe(0);
+    const r = await read(0, sessions);
+    expect(r.logins).toBe(1);
+    expect(r.logouts).toBe(1);
+    expect(fleet.redfish!.openSessions(0)).toBe(0);
+  });
+
+  it('a session kept for another certificate is not sent: the read logs in', async () => {
+    const sessions = createRedfishSessionMemory({ maxAgeMs: HOUR });
+    await read(0, sessions);
+    const old = sessions.get(keyOf(0))!;
+    sessions.set(keyOf(0), { ...old, pin: 'a'.repeat(64) });
+    const r = await read(0, sessions);
+    expect(r.logins).toBe(1);
+    expect(sessions.get(keyOf(0))!.pin).toBeUndefined();
+    fleet.redfish!.dropSessions(0);
+  });
+
+  it('the state file keeps the sessions over a restart (mode 0600, no service root); the next process resumes them', async () => {
+    const file = join(dir, REDFISH_SESSIONS_FILE);
+    const before = openRedfishSessionFile({ file, maxAgeMs: HOUR, writeDelayMs: 0 });
+    const first = await read(1, before);
+    await before.close();
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const text = readFileSync(file, 'utf8');
+    expect(text).toContain(before.get(keyOf(1))!.token!);
+    expect(text).not.toContain('ProtocolFeaturesSupported');
+
+    const after = openRedfishSessionFile({ file, maxAgeMs: HOUR, writeDelayMs: 0 });
+    expect(after.size).toBe(1);
+    const second = await read(1, after);
+    expect(second.logins).toBe(0);
+    expect(second.logouts).toBe(0);
+    // the service root is not in the file: read once, with the resumed session
+    expect(second.roots).toBe(1);
+    expect(second.report).toEqual(first.report);
+    expect(fleet.redfish!.openSessions(1)).toBe(1);
+    await after.close();
+    fleet.redfish!.dropSessions(1);
+  });
+});

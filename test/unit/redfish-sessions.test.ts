@@ -1,0 +1,147 @@
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  createRedfishSessionMemory,
+  keptRoot,
+  MAX_KEPT_ROOT_BYTES,
+  MAX_MISSES,
+  openRedfishSessionFile,
+  sessionAfterRead,
+  sessionPlan,
+  validKept,
+  type KeptRedfishSession,
+} from '../../src/outband/redfish-sessions.js';
+import { captureLog } from '../helpers/log.js';
+
+const HOUR = 3_600_000;
+const NOW = 1_800_000_000_000;
+const kept = (o: Partial<KeptRedfishSession> = {}): KeptRedfishSession => ({ user: 'ADMIN', token: 't0', location: '/redfish/v1/SessionService/Sessions/1', since: NOW - 1000, misses: 0, ...o });
+const at = (o: Partial<{ user: string; pin: string | undefined; nowMs: number; maxAgeMs: number }> = {}) => ({ user: 'ADMIN', pin: undefined, nowMs: NOW, maxAgeMs: HOUR, ...o });
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const tempFile = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'redfish-sessions-unit-'));
+  dirs.push(dir);
+  return join(dir, 'redfish-sessions.json');
+};
+
+describe('sessionPlan', () => {
+  it('resumes a session of the same user and certificate within its age; retires one past it or of another user', () => {
+    expect(sessionPlan(undefined, at())).toEqual({ keep: true });
+    expect(sessionPlan(kept(), at()).resume?.token).toBe('t0');
+    expect(sessionPlan(kept({ since: NOW - HOUR }), at())).toMatchObject({ retire: { token: 't0' }, keep: true });
+    expect(sessionPlan(kept(), at({ user: 'other' }))).toMatchObject({ retire: { token: 't0' }, keep: true });
+    expect(sessionPlan(kept(), at({ maxAgeMs: 0 }))).toEqual({ keep: false });
+  });
+
+  it('never resumes nor retires a session across certificates (its token is not sent)', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(undefined, 'aa', 'bb'), fc.constantFrom(undefined, 'aa', 'bb'), fc.integer({ min: -2 * HOUR, max: 2 * HOUR }), (a, b, age) => {
+        const plan = sessionPlan(kept({ ...(a === undefined ? {} : { pin: a }), since: NOW - age }), at({ pin: b }));
+        if (a !== b) expect(plan.resume ?? plan.retire).toBeUndefined();
+        // whatever it plans, a session goes only where it came from
+        for (const s of [plan.resume, plan.retire]) if (s) expect(s.pin).toBe(b);
+        if (plan.resume) expect(age >= 0 && age < HOUR).toBe(true);
+      }),
+    );
+  });
+
+  it('a BMC that dropped its sessions: no session kept until the age has passed', () => {
+    const marker = kept({ token: undefined, location: undefined, misses: MAX_MISSES });
+    expect(sessionPlan(marker, at())).toEqual({ kept: marker, keep: false });
+    expect(sessionPlan(marker, at({ nowMs: NOW + HOUR }))).toEqual({ kept: marker, keep: true });
+  });
+});
+
+describe('sessionAfterRead', () => {
+  const end = (session: { token: string; location: string | undefined; resumed: boolean } | undefined, root?: unknown) => ({ user: 'ADMIN', pin: undefined, nowMs: NOW, session, root });
+
+  it('a resumed session stays as it was, its service root and age included', () => {
+    const before = kept({ root: { Systems: {} }, misses: 1 });
+    expect(sessionAfterRead(sessionPlan(before, at()), end({ token: 't0', location: before.location, resumed: true }))).toEqual({ ...before, misses: 0 });
+  });
+
+  it('a new login is kept with its service root; one that replaced a dropped session counts a miss and keeps no root', () => {
+    expect(sessionAfterRead({ keep: true }, end({ token: 't1', location: '/s/2', resumed: false }, { Systems: {} }))).toEqual({ user: 'ADMIN', token: 't1', location: '/s/2', since: NOW, misses: 0, root: { Systems: {} } });
+    const after = sessionAfterRead(sessionPlan(kept(), at()), end({ token: 't1', location: '/s/2', resumed: false }, { Systems: {} }));
+    expect(after).toEqual({ user: 'ADMIN', token: 't1', location: '/s/2', since: NOW, misses: 1 });
+    const last = sessionAfterRead(sessionPlan(kept({ misses: MAX_MISSES - 1 }), at()), end({ token: 't2', location: '/s/3', resumed: false }));
+    expect(last).toEqual({ user: 'ADMIN', since: NOW, misses: MAX_MISSES });
+  });
+
+  it('no session at the end (Basic, or refused with no new login): nothing kept', () => {
+    expect(sessionAfterRead(sessionPlan(kept(), at()), end(undefined))).toBeUndefined();
+  });
+
+  it('keeps no oversized or non-object service root', () => {
+    expect(keptRoot('x')).toBeUndefined();
+    expect(keptRoot([1])).toBeUndefined();
+    expect(keptRoot({ big: 'x'.repeat(MAX_KEPT_ROOT_BYTES) })).toBeUndefined();
+    expect(keptRoot({ Systems: {} })).toEqual({ Systems: {} });
+  });
+});
+
+describe('validKept', () => {
+  it('takes any JSON without throwing, and only entries of the right shape', () => {
+    fc.assert(fc.property(fc.jsonValue(), (v) => void validKept(v)));
+    expect(validKept(kept())).toBe(true);
+    expect(validKept({ ...kept(), since: 1.5 })).toBe(false);
+    expect(validKept({ ...kept(), misses: -1 })).toBe(false);
+    expect(validKept({ ...kept(), token: 'x'.repeat(5000) })).toBe(false);
+    expect(validKept({ ...kept(), root: {} })).toBe(false);
+    expect(validKept({ ...kept(), user: '' })).toBe(false);
+  });
+});
+
+describe('the session memory and file', () => {
+  it('the memory is bounded: the BMCs kept longest ago go first', () => {
+    const m = createRedfishSessionMemory({ maxAgeMs: HOUR, maxEntries: 2 });
+    m.set('a', kept());
+    m.set('b', kept());
+    m.set('a', kept({ token: 't9' }));
+    m.set('c', kept());
+    expect(m.entries().map(([k]) => k)).toEqual(['a', 'c']);
+  });
+
+  it('writes tokens, not service roots, with mode 0600; a read that changes nothing writes nothing', async () => {
+    const file = tempFile();
+    const f = openRedfishSessionFile({ file, maxAgeMs: HOUR, writeDelayMs: 0 });
+    f.set('10.0.0.1:443', kept({ root: { Vendor: 'x' } }));
+    await f.flush();
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const written = readFileSync(file, 'utf8');
+    expect(JSON.parse(written)).toEqual({ version: 1, sessions: { '10.0.0.1:443': kept() } });
+    const mtime = statSync(file).mtimeMs;
+    f.set('10.0.0.1:443', kept({ root: { Vendor: 'y' } }));
+    await f.flush();
+    expect(statSync(file).mtimeMs).toBe(mtime);
+    await f.close();
+  });
+
+  it('loads what is current, drops what is past its age or malformed, and says so in one line', () => {
+    const file = tempFile();
+    writeFileSync(file, JSON.stringify({ version: 1, sessions: { a: kept({ since: Date.now() - 1000 }), old: kept({ since: Date.now() - 2 * HOUR }), bad: { user: 1 } } }));
+    const log = captureLog('info');
+    const f = openRedfishSessionFile({ file, maxAgeMs: HOUR, logger: log.logger });
+    expect(f.size).toBe(1);
+    expect(f.get('a')?.token).toBe('t0');
+    expect(log.find('Redfish sessions kept from the last run')).toEqual([expect.objectContaining({ sessions: 1, dropped: 2 })]);
+    expect(log.text()).not.toContain('t0');
+  });
+
+  it('a file that is not JSON: one error line, no sessions, and the next change writes a good file', async () => {
+    const file = tempFile();
+    writeFileSync(file, '{"version":1,"sessions":{"a":');
+    const log = captureLog('info');
+    const f = openRedfishSessionFile({ file, maxAgeMs: HOUR, logger: log.logger, writeDelayMs: 0 });
+    expect(f.size).toBe(0);
+    expect(log.find('cannot use the Redfish session file; starting without kept sessions')).toHaveLength(1);
+    f.set('b', kept());
+    await f.close();
+    expect(JSON.parse(readFileSync(file, 'utf8')).sessions.b.token).toBe('t0');
+  });
+});
