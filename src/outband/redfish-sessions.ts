@@ -51,6 +51,9 @@ export interface RedfishSessionKeeper {
 /** Dropped resumed sessions in a row after which a BMC logs in and out every read for `maxAgeMs`. */
 export const MAX_MISSES = 2;
 
+/** A token or session path longer than this is not kept (real tokens are 16–64 characters): the session is logged out as before. */
+export const MAX_KEPT_TEXT = 4096;
+
 /** A service root larger than this is not kept (real ones are 1–4 KiB). */
 export const MAX_KEPT_ROOT_BYTES = 16 * 1024;
 
@@ -82,6 +85,7 @@ export function sessionAfterRead(
   if (!plan.keep) return plan.kept;
   if (end.session === undefined) return undefined;
   const { token, location, resumed } = end.session;
+  if (token.length > MAX_KEPT_TEXT || (location?.length ?? 0) > MAX_KEPT_TEXT) return undefined;
   const pin = end.pin === undefined ? {} : { pin: end.pin };
   const loc = location === undefined ? {} : { location };
   if (resumed && plan.resume) return { ...plan.resume, misses: 0 };
@@ -137,7 +141,7 @@ function onDisk(s: KeptRedfishSession): Omit<KeptRedfishSession, 'root'> {
   return rest;
 }
 
-const optionalString = (v: unknown) => v === undefined || (typeof v === 'string' && v.length > 0 && v.length <= 4096);
+const optionalString = (v: unknown) => v === undefined || (typeof v === 'string' && v.length > 0 && v.length <= MAX_KEPT_TEXT);
 
 /** An entry read from the file, checked field by field; anything else is dropped. */
 export function validKept(v: unknown): v is KeptRedfishSession {

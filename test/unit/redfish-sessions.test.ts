@@ -7,6 +7,7 @@ import {
   createRedfishSessionMemory,
   keptRoot,
   MAX_KEPT_ROOT_BYTES,
+  MAX_KEPT_TEXT,
   MAX_MISSES,
   openRedfishSessionFile,
   sessionAfterRead,
@@ -73,8 +74,10 @@ describe('sessionAfterRead', () => {
     expect(last).toEqual({ user: 'ADMIN', since: NOW, misses: MAX_MISSES });
   });
 
-  it('no session at the end (Basic, or refused with no new login): nothing kept', () => {
+  it('no session at the end (Basic, or refused with no new login), or one too long to be real: nothing kept', () => {
     expect(sessionAfterRead(sessionPlan(kept(), at()), end(undefined))).toBeUndefined();
+    expect(sessionAfterRead({ keep: true }, end({ token: 'x'.repeat(MAX_KEPT_TEXT + 1), location: '/s/2', resumed: false }))).toBeUndefined();
+    expect(sessionAfterRead({ keep: true }, end({ token: 't1', location: '/'.repeat(MAX_KEPT_TEXT + 1), resumed: false }))).toBeUndefined();
   });
 
   it('keeps no oversized or non-object service root', () => {
