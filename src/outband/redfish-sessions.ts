@@ -1,8 +1,8 @@
 /**
  * Redfish sessions kept from one report read of a BMC to the next (METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE).
  * A report read used to log in and log out every cycle: two of a BMC's six or seven requests, and
- * the login the dearest of them on the BMC (a password check, PAM on OpenBMC; seconds on some
- * iDRACs). A kept session is resumed by the next read instead, which also reuses the service root
+ * the login the dearest of them on the BMC (a password check, PAM on OpenBMC), and each login and
+ * logout a line in the BMC's audit log (iDRAC's Lifecycle Log) every cycle. A kept session is resumed by the next read instead, which also reuses the service root
  * read in that session, so the read starts at the collections: one round trip fewer on its path.
  *
  * The rules (`sessionPlan`):
