@@ -234,6 +234,20 @@ describe('report reads in worker threads', () => {
     await workers.close(100);
   });
 
+  it('a session entry from a worker that is not one is not kept, with one line', async () => {
+    const log = captureLog('warn');
+    const sessions = createRedfishSessionMemory({ maxAgeMs: 3_600_000 });
+    const lease = leases()[0]!;
+    const key = `${lease.ip}:${fleet.redfishPort}`;
+    sessions.set(key, { user: fleet.user, token: 'kept-before', since: Date.now(), misses: 0 });
+    const workers = pool({ workers: 1, logger: log.logger, redfishSessions: sessions, entry: new URL('../fixtures/workers/bad-session-report-worker.mjs', import.meta.url) });
+    const attempt = await workers.read(lease, { timeoutMs: 20_000 });
+    expect(attempt.ok).toBe(false);
+    expect(sessions.get(key)?.token).toBe('kept-before');
+    expect(log.find('report worker sent a Redfish session entry that is not one; ignored')).toEqual([expect.objectContaining({ worker: 0, bmc: key })]);
+    await workers.close(100);
+  });
+
   it('a worker that dies fails its reads in flight and is started again', async () => {
     const log = captureLog('warn');
     const workers = pool({ workers: 1, logger: log.logger });
