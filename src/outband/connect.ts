@@ -274,7 +274,15 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   if (reader && keptRoot) reader.seed(SERVICE_ROOT, Promise.resolve(keptRoot), signalOf(o));
   let inventory: Promise<RedfishInventory> | undefined;
   if (o.readAhead && redfish && reader) ahead((inventory = redfish.lib.readInventory(reader, { ...signalOf(o), ...(o.logger ? { logger: o.logger } : {}) })));
-  const vendor = redfish && reader ? await detectVendorRedfish(redfish.lib, reader, o.signal) : await detectVendorIpmi(ipmi, o.signal);
+  let vendor: Awaited<ReturnType<typeof detectVendorIpmi>>;
+  try {
+    vendor = redfish && reader ? await detectVendorRedfish(redfish.lib, reader, o.signal) : await detectVendorIpmi(ipmi, o.signal);
+  } catch (err) {
+    // the deadline (or a refused IPMI password) during detection: no facade for the caller to
+    // close, so the sessions are closed here, in the background (the caller's deadline has passed)
+    Promise.all([redfish ? closeRedfish(redfish) : undefined, ipmi.close()]).catch(() => undefined);
+    throw err;
+  }
   const profile = o.guidEncoding ? { ...VENDOR_PROFILES[vendor], guidEncoding: o.guidEncoding } : VENDOR_PROFILES[vendor];
   if (o.readAhead && ipmiNeed({ ipmiAllowed, uuidRule, reportSources: profile.reportSources }) === 'identity') ahead(ipmi.identity(signalOf(o)));
 

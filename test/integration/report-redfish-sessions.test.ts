@@ -15,6 +15,7 @@ import { createRedfishSessionMemory, MAX_MISSES, openRedfishSessionFile, REDFISH
 import type { BmcReport } from '../../src/outband/types.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { startTestFleet } from '../helpers/fleet.js';
+import { waitFor } from '../helpers/wait.js';
 
 let fleet: Fleet;
 let dir: string;
@@ -175,5 +176,33 @@ describe('report reads keep their Redfish session', () => {
     expect(fleet.redfish!.openSessions(1)).toBe(1);
     await after.close();
     fleet.redfish!.dropSessions(1);
+  });
+
+  it('a read cut off by its deadline during vendor detection closes its sessions: none is left on the BMC', async () => {
+    for (const sessions of [undefined, createRedfishSessionMemory({ maxAgeMs: HOUR })]) {
+      const m = fleet.machines[0]!;
+      m.state.faults.delayMs = 150; // every answer of this BMC is slow: detection takes a few of them after the login
+      const deadline = new AbortController();
+      try {
+        const connecting = connectOutband({ host: hostOf(0), user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000, readAhead: true, signal: deadline.signal, ...(sessions ? { redfishSessions: sessions } : {}) });
+        connecting.catch(() => undefined);
+        // the login is done (the session exists); detection is still reading
+        await waitFor(() => fleet.redfish!.openSessions(0) === 1, 10_000, 'the login');
+        deadline.abort(new Error('deadline'));
+        await expect(connecting).rejects.toThrow();
+      } finally {
+        m.state.faults.delayMs = 0;
+      }
+      if (sessions) {
+        // kept for the next read, not left behind: the next read resumes it
+        await waitFor(() => sessions.get(keyOf(0))?.token !== undefined, 10_000, 'the session kept');
+        const r = await read(0, sessions);
+        expect(r.logins).toBe(0);
+        expect(fleet.redfish!.openSessions(0)).toBe(1);
+        fleet.redfish!.dropSessions(0);
+      } else {
+        await waitFor(() => fleet.redfish!.openSessions(0) === 0, 10_000, 'the session deleted');
+      }
+    }
   });
 });
