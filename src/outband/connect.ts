@@ -278,8 +278,9 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   try {
     vendor = redfish && reader ? await detectVendorRedfish(redfish.lib, reader, o.signal) : await detectVendorIpmi(ipmi, o.signal);
   } catch (err) {
-    // the deadline (or a refused IPMI password) during detection: no facade for the caller to
-    // close, so the sessions are closed here, in the background (the caller's deadline has passed)
+    // aborted during detection (shutdown, the cycle giving up on the read; a deadline is read as an
+    // unknown vendor instead) or a refused IPMI password: no facade for the caller to close, so the
+    // sessions are closed here, in the background (the caller is done waiting)
     Promise.all([redfish ? closeRedfish(redfish) : undefined, ipmi.close()]).catch(() => undefined);
     throw err;
   }

@@ -12,6 +12,7 @@ import { runReportCycle, type CycleDeps } from '../../src/report/cycle.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { captureLog } from '../helpers/log.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** every Redfish answer takes exactly this long (p50 = p99), IPMI answers 2 ms */
 const REDFISH_MS = 250;
@@ -113,5 +114,12 @@ describe('report cycle over slow BMCs', () => {
     } finally {
       fleet.setLatency({ redfish: { p50Ms: REDFISH_MS, p99Ms: REDFISH_MS }, ipmi: { p50Ms: 2, p99Ms: 2 } });
     }
+  });
+
+  it('a read cut off by its deadline at any point leaves no Redfish session open on its BMC', async () => {
+    // deadlines that end reads during the login, vendor detection, the inventory and the IPMI reads
+    for (const bmcTimeoutMs of [300, 450, 600, 750, 900, 1100, 1400]) await runReportCycle(deps({ bmcTimeoutMs }), leases([0, 1, 2]));
+    // the connections of cut-off reads close in the background: each logout takes one slow answer
+    await waitFor(() => fleet.machines.every((_, i) => fleet.redfish!.openSessions(i) === 0), 15_000, 'every session logged out');
   });
 });
