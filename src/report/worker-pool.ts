@@ -16,6 +16,7 @@ import type { Logger } from '../log.js';
 import type { BmcTrust, TrustMetrics, TrustRecord } from '../outband/trust.js';
 import { trustKey } from '../outband/trust.js';
 import { logWorkerRecord } from '../outband/worker-log.js';
+import { setNewest } from '../net/newest-map.js';
 import { killWorker, restartLater, spawnWorker, stopWorkers, workerEntry } from '../worker-entry.js';
 import type { ThreadsLoad } from './adaptive-limit.js';
 import type { BmcReader } from './cycle.js';
@@ -81,6 +82,8 @@ interface Slot {
   worker: Worker;
   pending: Map<number, Pending>;
   abandoned: number;
+  /** reads given up on (by id) whose late answer may still bring their BMC's Redfish session to keep: its key */
+  givenUp: Map<number, string>;
   /** who waits for the worker's next `heap` */
   heapWaiters: Array<(bytes: number) => void>;
   reads: number;
@@ -98,6 +101,9 @@ interface Slot {
  * this much more, which only a worker that hangs misses.
  */
 const GUARD_EXTRA_MS = 5000;
+
+/** Reads given up on whose late answers are still awaited for their Redfish session, per worker; the oldest are forgotten beyond it. */
+const MAX_GIVEN_UP = 4096;
 
 /**
  * A report worker's young generation: 8 MiB. What one BMC's read allocates lives as long as the
@@ -159,7 +165,10 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
       case 'done': {
         slot.load = m.load;
         const pending = slot.pending.get(m.id);
-        if (pending && m.session !== undefined) keepSession(slot, pending.sessionKey, m.session);
+        // a read given up on still left its session open on the BMC: kept, not lost
+        const sessionKey = pending?.sessionKey ?? slot.givenUp.get(m.id);
+        slot.givenUp.delete(m.id);
+        if (sessionKey !== undefined && m.session !== undefined) keepSession(slot, sessionKey, m.session);
         if (pending) pending.settle(attemptOfPort(m.attempt));
         else slot.abandoned++;
         return;
@@ -193,7 +202,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
   function start(index: number, restarts: number, quickDeaths: number): Slot {
     const worker = spawnWorker('report', entry, { workerData: data, resourceLimits: WORKER_LIMITS });
     worker.unref();
-    const slot: Slot = { index, worker, pending: new Map(), abandoned: slots[index]?.abandoned ?? 0, heapWaiters: [], reads: slots[index]?.reads ?? 0, restarts, quickDeaths, startedAt: Date.now(), alive: true, load: { heapBytes: 0, tlsConnections: 0, tlsResumed: 0 }, utilisation: worker.performance.eventLoopUtilization() };
+    const slot: Slot = { index, worker, pending: new Map(), abandoned: slots[index]?.abandoned ?? 0, givenUp: new Map(), heapWaiters: [], reads: slots[index]?.reads ?? 0, restarts, quickDeaths, startedAt: Date.now(), alive: true, load: { heapBytes: 0, tlsConnections: 0, tlsResumed: 0 }, utilisation: worker.performance.eventLoopUtilization() };
     slots[index] = slot;
     worker.on('message', (m: FromReportWorker) => onMessage(slot, m));
     // the loop's utilisation counts from when the worker runs: before, it reads as zeros
@@ -258,6 +267,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
       slot.reads++;
       return new Promise<BmcReadAttempt>((resolve) => {
         const guardMs = Math.min(2 * timeoutMs + GUARD_EXTRA_MS, MAX_TIMER_MS);
+        const sessionKey = `${lease.ip}:${options.settings.redfishPort ?? 443}`;
         const settle = (attempt: BmcReadAttempt) => {
           if (!slot.pending.delete(id)) return;
           clearTimeout(guard);
@@ -267,6 +277,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
         // given up here: the worker is told to stop the read, its late answer is ignored
         const giveUp = (error: unknown) => {
           if (slot.alive) send(slot, { type: 'abort', id });
+          if (slot.pending.has(id)) setNewest(slot.givenUp, id, sessionKey, MAX_GIVEN_UP);
           settle({ ok: false, error, durationMs: Date.now() - started, late: false });
         };
         const guard = setTimeout(() => giveUp(new BmcError('TIMEOUT', `reading BMC ${lease.ip}: report worker ${slot.index} did not answer within ${guardMs} ms`)), guardMs);
@@ -274,7 +285,6 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
         const onAbort = () => giveUp(abortError(signal!, `reading BMC ${lease.ip}`));
         signal?.addEventListener('abort', onAbort, { once: true });
         const key = trustKey({ ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}) });
-        const sessionKey = `${lease.ip}:${options.settings.redfishPort ?? 443}`;
         slot.pending.set(id, { ip: lease.ip, trustKey: key, sessionKey, started, settle });
         send(slot, { type: 'read', id, ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}), ...trustFor(key), ...sessionFor(sessionKey), timeoutMs });
       });

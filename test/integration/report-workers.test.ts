@@ -223,6 +223,24 @@ describe('report reads in worker threads', () => {
     await waitFor(() => workers.stats().some((s) => s.abandoned === 1), 5000, "the worker's answer to the stopped read");
   });
 
+  it('a read given up on after its login: its late answer still hands the session to keep, none is left behind', async () => {
+    const sessions = createRedfishSessionMemory({ maxAgeMs: 3_600_000 });
+    const workers = pool({ workers: 1, redfishSessions: sessions, settings: { ...settings(), ipmiPort: slow.ipmiPort, redfishPort: slow.redfishPort, user: slow.user, password: slow.password } });
+    const machine = slow.machines[0]!.state;
+    const key = `${machine.address}:${slow.redfishPort}`;
+    // the earlier reads of this BMC logged out (each logout takes an answer of 3 s)
+    await waitFor(() => slow.redfish!.openSessions(0) === 0, 15_000, 'no session of earlier reads');
+    const abort = new AbortController();
+    const reading = workers.read({ ip: machine.address, mac: machine.mac } as Lease, { timeoutMs: 60_000, signal: abort.signal });
+    // the login is done (each answer takes 3 s); vendor detection is under way
+    await waitFor(() => slow.redfish!.openSessions(0) === 1, 15_000, 'the login');
+    abort.abort(new Error('the cycle stops'));
+    expect((await reading).ok).toBe(false);
+    await waitFor(() => sessions.get(key)?.token !== undefined, 10_000, 'the session handed back with the late answer');
+    expect(slow.redfish!.openSessions(0)).toBe(1);
+    slow.redfish!.dropSessions(0);
+  });
+
   it('a worker that hangs: the read fails at the guard (twice its deadline and 5 s), and the worker is told to stop it', async () => {
     const log = captureLog('info');
     const workers = pool({ workers: 1, logger: log.logger, entry: new URL('../fixtures/workers/hanging-report-worker.mjs', import.meta.url) });
