@@ -21,7 +21,7 @@ import type { RedfishClient } from '../redfish/session.js';
 import { biosAtOrBelow, bootOrderFor, bootOverrideOfIpmi, bootOverrideOfRedfish, ipmiBootFlags } from './boot.js';
 import { pushParametersFor } from './firmware-push.js';
 import type { GuidMemory } from './guid-memory.js';
-import { sessionAfterRead, sessionPlan, type RedfishSessionKeeper, type SessionPlan } from './redfish-sessions.js';
+import { redfishSessionKey, sessionAfterRead, sessionPlan, type RedfishSessionKeeper, type SessionPlan } from './redfish-sessions.js';
 import { ipmiOutband, type IpmiOutband } from './ipmi.js';
 import type * as RedfishLib from './redfish-side.js';
 import { ipmiNeed, mergeReport, redfishReading, type IpmiNeed, type IpmiReading } from './report-merge.js';
@@ -198,17 +198,18 @@ async function openRedfishSide(o: ConnectOptions, protocol: Protocol, timeoutMs:
   const lib = await redfishSide();
   const keeper = o.readAhead ? o.redfishSessions : undefined;
   const port = o.redfishPort ?? 443;
+  const key = redfishSessionKey(o.host, port);
   let kept: RedfishSide['kept'];
   try {
     const open = (tls: { pinnedSha256?: string }) => {
-      const plan = keeper ? sessionPlan(keeper.get(`${o.host}:${port}`), { user: o.user, pin: tls.pinnedSha256, nowMs: Date.now(), maxAgeMs: keeper.maxAgeMs }) : undefined;
-      if (keeper && plan) kept = { keeper, key: `${o.host}:${port}`, plan, pin: tls.pinnedSha256 };
+      const plan = keeper ? sessionPlan(keeper.get(key), { user: o.user, pin: tls.pinnedSha256, nowMs: Date.now(), maxAgeMs: keeper.maxAgeMs }) : undefined;
+      if (keeper && plan) kept = { keeper, key, plan, pin: tls.pinnedSha256 };
       const session = (s: { token?: string; location?: string } | undefined) => (s?.token === undefined ? undefined : { token: s.token, location: s.location });
       const resumeSession = session(plan?.resume);
       const retireSession = session(plan?.retire);
       return lib.openRedfish({
         host: o.host,
-        port: o.redfishPort ?? 443,
+        port,
         user: o.user,
         password: o.password,
         insecure: o.redfishInsecure ?? o.redfishCa === undefined,

@@ -22,7 +22,7 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import { setNewest } from '../net/newest-map.js';
-import { writePrivateFile } from './private-file.js';
+import { burstWriter, writePrivateFile } from './private-file.js';
 
 export interface KeptRedfishSession {
   user: string;
@@ -46,6 +46,11 @@ export interface RedfishSessionKeeper {
   get(bmc: string): KeptRedfishSession | undefined;
   /** keeps `session` for `bmc`; undefined forgets it */
   set(bmc: string, session: KeptRedfishSession | undefined): void;
+}
+
+/** A BMC's key among the kept sessions: its Redfish address and port (443 when not given). */
+export function redfishSessionKey(host: string, port: number | undefined): string {
+  return `${host}:${port ?? 443}`;
 }
 
 /** Dropped resumed sessions in a row after which a BMC logs in and out every read for `maxAgeMs`. */
@@ -181,13 +186,17 @@ export interface RedfishSessionFile extends RedfishSessionKeeper {
  * Entries past `maxAgeMs` are not loaded.
  */
 export function openRedfishSessionFile(o: { file: string; maxAgeMs: number; logger?: Logger; writeDelayMs?: number; maxEntries?: number; now?: () => number }): RedfishSessionFile {
-  const writeDelayMs = o.writeDelayMs ?? 2000;
   const now = o.now ?? Date.now;
-  let timer: NodeJS.Timeout | undefined;
   let dirty = false;
-  let inFlight: Promise<void> | undefined;
-  let closed = false;
-  const memory = createRedfishSessionMemory({ maxAgeMs: o.maxAgeMs, ...(o.maxEntries ? { maxEntries: o.maxEntries } : {}), onChange: changed });
+  const writer = burstWriter({ delayMs: o.writeDelayMs ?? 2000, pending: () => dirty, write });
+  const memory = createRedfishSessionMemory({
+    maxAgeMs: o.maxAgeMs,
+    ...(o.maxEntries ? { maxEntries: o.maxEntries } : {}),
+    onChange: () => {
+      dirty = true;
+      writer.changed();
+    },
+  });
   load();
 
   function load(): void {
@@ -213,12 +222,6 @@ export function openRedfishSessionFile(o: { file: string; maxAgeMs: number; logg
     o.logger?.info({ file: o.file, sessions: memory.size, dropped }, 'Redfish sessions kept from the last run');
   }
 
-  function changed(): void {
-    dirty = true;
-    if (closed || writeDelayMs === 0) void flush();
-    else timer ??= setTimeout(() => void flush(), writeDelayMs);
-  }
-
   async function write(): Promise<void> {
     dirty = false;
     const sessions = Object.fromEntries(memory.entries().map(([bmc, s]) => [bmc, onDisk(s)]));
@@ -230,17 +233,6 @@ export function openRedfishSessionFile(o: { file: string; maxAgeMs: number; logg
     }
   }
 
-  function flush(): Promise<void> {
-    clearTimeout(timer);
-    timer = undefined;
-    const next = (async () => {
-      await inFlight;
-      if (dirty) await write();
-    })();
-    inFlight = next;
-    return next;
-  }
-
   return {
     file: o.file,
     maxAgeMs: o.maxAgeMs,
@@ -250,10 +242,7 @@ export function openRedfishSessionFile(o: { file: string; maxAgeMs: number; logg
       return memory.size;
     },
     openSessions: () => memory.entries().filter(([, s]) => s.token !== undefined).length,
-    flush,
-    async close() {
-      closed = true;
-      await flush();
-    },
+    flush: writer.flush,
+    close: writer.close,
   };
 }

@@ -20,7 +20,7 @@ import { stat } from 'node:fs/promises';
 import { BmcError, isBmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { fingerprintPrefix, probeCertificate, type TlsOptions } from '../redfish/tls.js';
-import { writePrivateFile } from './private-file.js';
+import { burstWriter, writePrivateFile } from './private-file.js';
 
 export interface TrustRecord {
   /** SHA-256 (hex) of the Redfish leaf certificate's DER */
@@ -99,9 +99,6 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
   /** changes since the last write started, and those of the write in flight */
   let dirty = new Map<string, Change>();
   let writing = new Map<string, Change>();
-  let timer: NodeJS.Timeout | undefined;
-  let inFlight: Promise<void> | undefined;
-  let closed = false;
 
   function mtime(): number {
     try {
@@ -167,23 +164,12 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
   }
 
   /** One write at a time; a change made while one runs is written by the next. */
-  function flush(): Promise<void> {
-    clearTimeout(timer);
-    timer = undefined;
-    const run = async (): Promise<void> => {
-      await inFlight;
-      if (dirty.size > 0) await write();
-    };
-    const next = run();
-    inFlight = next;
-    return next;
-  }
+  const writer = burstWriter({ delayMs: writeDelayMs, pending: () => dirty.size > 0, write });
 
   function changed(key: string, change: Change): void {
     dirty.set(key, change);
     prune();
-    if (closed || writeDelayMs === 0) void flush();
-    else timer ??= setTimeout(() => void flush(), writeDelayMs);
+    writer.changed();
   }
 
   return {
@@ -210,11 +196,8 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
       refresh();
       return [...records.entries()];
     },
-    flush,
-    async close() {
-      closed = true;
-      await flush();
-    },
+    flush: writer.flush,
+    close: writer.close,
   };
 }
 

@@ -20,7 +20,7 @@ import { setNewest } from '../net/newest-map.js';
 import { killWorker, restartLater, spawnWorker, stopWorkers, workerEntry } from '../worker-entry.js';
 import type { ThreadsLoad } from './adaptive-limit.js';
 import type { BmcReader } from './cycle.js';
-import { keptRoot, validKept, type KeptRedfishSession, type RedfishSessionKeeper } from '../outband/redfish-sessions.js';
+import { keptRoot, redfishSessionKey, validKept, type KeptRedfishSession, type RedfishSessionKeeper } from '../outband/redfish-sessions.js';
 import type { BmcReadAttempt } from './read-bmc.js';
 import type { AttemptOverPort, FromReportWorker, ReportConnectSettings, ReportWorkerData, ReportWorkerLoad, ToReportWorker } from './worker-protocol.js';
 
@@ -234,7 +234,6 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     return undefined;
   }
 
-  /** the BMC's record, for a read to carry when trust on first use is on */
   /** A read's kept Redfish session, checked as the state file's entries are; a bad one is dropped with a line. */
   function keepSession(slot: Slot, key: string, session: KeptRedfishSession | null): void {
     const sessions = options.redfishSessions;
@@ -249,6 +248,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     return options.redfishSessions && options.redfishSessions.maxAgeMs > 0 ? { session: options.redfishSessions.get(key) ?? null } : {};
   }
 
+  /** the BMC's record, for a read to carry when trust on first use is on */
   function trustFor(key: string): { trust?: TrustRecord | null } {
     return options.trust ? { trust: options.trust.store.get(key) ?? null } : {};
   }
@@ -267,7 +267,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
       slot.reads++;
       return new Promise<BmcReadAttempt>((resolve) => {
         const guardMs = Math.min(2 * timeoutMs + GUARD_EXTRA_MS, MAX_TIMER_MS);
-        const sessionKey = `${lease.ip}:${options.settings.redfishPort ?? 443}`;
+        const sessionKey = redfishSessionKey(lease.ip, options.settings.redfishPort);
         const settle = (attempt: BmcReadAttempt) => {
           if (!slot.pending.delete(id)) return;
           clearTimeout(guard);

@@ -13,7 +13,7 @@ import { BmcError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { connectOutband } from '../outband/connect.js';
 import { createGuidMemory, type GuidMemory } from '../outband/guid-memory.js';
-import type { KeptRedfishSession, RedfishSessionKeeper } from '../outband/redfish-sessions.js';
+import { redfishSessionKey, type KeptRedfishSession, type RedfishSessionKeeper } from '../outband/redfish-sessions.js';
 import { createBmcTrust, trustKey, type BmcTrustGate, type TrustMetrics, type TrustRecord, type TrustStore } from '../outband/trust.js';
 import { guardWorkerExit, type WorkerExit } from '../outband/worker-exit.js';
 import { createWorkerLogSender, type WorkerLogSender, type WorkerLogValue } from '../outband/worker-log.js';
@@ -163,7 +163,7 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
       const gate: BmcTrustGate | undefined =
         setup.trustOnFirstUse && m.trust !== undefined ? createBmcTrust({ store: trustStoreOfRead(m.id, trustKey(bmc), m.trust, post), logger, metrics: setup.trustMetrics, resetHint: true }).forBmc(bmc) : undefined;
       const { guidMemory } = setup;
-      if (m.session !== undefined && setup.redfishSessionMaxAgeMs > 0) sessions = sessionKeeperOfRead(`${m.ip}:${settings.redfishPort ?? 443}`, m.session, setup.redfishSessionMaxAgeMs);
+      if (m.session !== undefined && setup.redfishSessionMaxAgeMs > 0) sessions = sessionKeeperOfRead(redfishSessionKey(m.ip, settings.redfishPort), m.session, setup.redfishSessionMaxAgeMs);
       const redfishSessions = sessions;
       const connect = (host: string, signal: AbortSignal) =>
         connectOutband({ ...settings, host, readAhead: true, logger, onIpmiEvent: (e) => logs.quirk(undefined, host, e), ...(gate ? { trust: gate } : {}), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), signal });
