@@ -1,10 +1,11 @@
 /**
  * Client CPU per TLS connection to one server (a TLS 1.3 server in its own process with the
  * simulator's kind of certificate, ECDSA P-256; it answers one byte and closes): the BMC
- * connector (src/redfish/tls-context.ts: shared SecureContext, the session set once), next to the
- * same resumed connection with the session given as `tls.connect`'s `session` option (Node 20
- * decodes it twice), a full handshake without resumption, and plain TCP (what TLS adds); and the
- * resident memory of an open TLS connection (300 held at once). Rounds interleave the scenarios so
+ * connector (src/redfish/tls-context.ts: shared SecureContext, the session set once and kept
+ * without the server's certificate), next to the same resumed connection with the whole session
+ * set once (what the connector did before), with the session given as `tls.connect`'s `session`
+ * option (Node 20 decodes it twice), a full handshake without resumption, and plain TCP (what TLS
+ * adds); and the resident memory of an open TLS connection (300 held at once). Rounds interleave the scenarios so
  * a machine shared with others loads each alike; the figure is the median over rounds.
  * Usage: npm run bench -- tls-resume [N] (connections per scenario and round, default 300)
  */
@@ -113,6 +114,14 @@ export async function benchTlsResume(n = 300): Promise<void> {
       socket.on('session', (s: Buffer) => (session = s));
       return settle(socket);
     };
+    // the connector before it kept sessions without the server's certificate (tls-session-der.ts)
+    let wholeSession: Buffer | undefined;
+    const whole: Scenario = () => {
+      const socket = connect({ ...base, secureContext: context });
+      if (wholeSession) (socket as TLSSocket & { setSession(session: Buffer): void }).setSession(wholeSession);
+      socket.on('session', (s: Buffer) => (wholeSession = s));
+      return settle(socket);
+    };
     const full: Scenario = () => settle(connect({ ...base, secureContext: context }));
     const plain: Scenario = () =>
       new Promise((resolve, reject) => {
@@ -122,7 +131,8 @@ export async function benchTlsResume(n = 300): Promise<void> {
         socket.once('close', () => resolve(false));
       });
     const scenarios: Array<[string, Scenario]> = [
-      ['the BMC connector (shared context, session set once)', ours],
+      ["the BMC connector (shared context, session set once, kept without the server's certificate)", ours],
+      ["the whole session set once (the server's certificate in it: decoded with it)", whole],
       ["the session as tls.connect's option (Node 20 decodes it twice)", asOption],
       ['a full handshake (no session)', full],
       ['plain TCP, no TLS', plain],
@@ -138,14 +148,16 @@ export async function benchTlsResume(n = 300): Promise<void> {
         perRound.get(name)!.push((used.user + used.system) / 1000 / n);
       }
     }
-    const [oursName, optionName, fullName, plainName] = scenarios.map(([name]) => name) as [string, string, string, string];
+    const [oursName, wholeName, optionName, fullName, plainName] = scenarios.map(([name]) => name) as [string, string, string, string, string];
     const side = (name: string) => ({ name, value: median(perRound.get(name)!), kind: 'measured' as const, stat: 'median of rounds' });
     const share = (name: string) => (100 * resumed.get(name)!) / (ROUNDS * n);
+    out.record({ ...side(oursName), unit: 'ms', reference: side(wholeName), better: 'lower' });
     out.record({ ...side(oursName), unit: 'ms', reference: side(optionName), better: 'lower' });
     out.record({ ...side(oursName), unit: 'ms', reference: side(fullName), better: 'lower', differs: 'the reference makes a full handshake (key exchange, certificate) instead of resuming' });
     out.record({ ...side(oursName), unit: 'ms', reference: side(plainName), better: 'lower', differs: 'the reference is a TCP connection without TLS: what TLS adds to each' });
     out.record({ name: `resident memory per open TLS connection (${HELD} held at once, after GC)`, value: await heldMemory(HOST, holdPort!, context, HELD), unit: 'KiB', kind: 'measured' });
     out.record({ name: `connections that resumed: ${oursName}`, value: share(oursName), unit: '%', kind: 'measured', detail: true });
+    out.record({ name: `connections that resumed: ${wholeName}`, value: share(wholeName), unit: '%', kind: 'measured', detail: true });
     out.record({ name: `connections that resumed: ${optionName}`, value: share(optionName), unit: '%', kind: 'measured', detail: true });
   } finally {
     server.kill();

@@ -7,6 +7,9 @@
  *    offers it (session tickets or ids) instead of a full handshake. undici's own cache holds
  *    sessions by WeakRef, which the next garbage collection clears; across report cycles minutes
  *    apart nothing would be left.
+ * Where Node does not verify the certificate (`rejectUnauthorized: false`: none, or a pin checked
+ * by us), a session is kept without the server's certificate (tls-session-der.ts): decoding it
+ * again is most of a resumed connection's client CPU, and a resumed connection shows none anyway.
  * `maxCachedSessions: 0` turns resumption off. A pinned certificate cannot be checked on a resumed
  * session (Node shows no peer certificate then), so pinned connections use `scoped()`: their
  * sessions live under the pin's own key and are stored only after the connection passed the pin
@@ -16,6 +19,7 @@ import { isIP, type Socket } from 'node:net';
 import { connect, createSecureContext, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
 import type { buildConnector } from 'undici';
 import { setNewest } from '../net/newest-map.js';
+import { withoutPeerCertificate } from './tls-session-der.js';
 
 export interface SharedConnectorOptions extends Omit<ConnectionOptions, 'secureContext' | 'session' | 'host' | 'port' | 'servername' | 'socket' | 'timeout'> {
   /** TLS sessions kept for resumption, one per BMC (default 4096; 0: no resumption) */
@@ -103,6 +107,8 @@ function buildShared(options: SharedConnectorOptions): SharedConnector {
   const { maxCachedSessions, timeout: _timeout, keepAlive, keepAliveInitialDelay, ...tlsOptions } = options;
   const context = createSecureContext(tlsOptions);
   const sessions = new TlsSessionCache(maxCachedSessions ?? 4096);
+  // Node's own verification of a resumed session needs the certificate in it (TLS 1.2)
+  const toKeep = tlsOptions.rejectUnauthorized === false ? withoutPeerCertificate : (s: Buffer) => s;
   const stats = { connections: 0, resumed: 0 };
   const open = (o: buildConnector.Options, callback: buildConnector.Callback, scope?: { key: string; accept: AcceptConnection }): Socket => {
     const port = Number(o.port) || 443;
@@ -130,8 +136,8 @@ function buildShared(options: SharedConnectorOptions): SharedConnector {
     let accepted = scope === undefined;
     let pending: Buffer | undefined;
     socket.on('session', (s: Buffer) => {
-      if (accepted) sessions.set(sessionKey, s);
-      else pending = s;
+      if (accepted) sessions.set(sessionKey, toKeep(s));
+      else pending = toKeep(s);
     });
     let settled = false;
     const onError = (err: Error): void => {
@@ -165,6 +171,6 @@ function buildShared(options: SharedConnectorOptions): SharedConnector {
   };
   const connector: buildConnector.connector = (o, callback) => open(o, callback);
   const scoped = (key: string, accept: AcceptConnection): buildConnector.connector => (o, callback) => open(o, callback, { key, accept });
-  const keep = (scope: string, host: string, port: number, session: Buffer): void => sessions.set(`${scope}|${host}:${port}`, session);
+  const keep = (scope: string, host: string, port: number, session: Buffer): void => sessions.set(`${scope}|${host}:${port}`, toKeep(session));
   return { connector, scoped, context, sessions, stats, keep };
 }

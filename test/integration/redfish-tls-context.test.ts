@@ -99,6 +99,31 @@ describe('shared TLS connector', () => {
     }
   });
 
+  it('keeps a session without the server\'s certificate where Node does not check it (none, or our pin) and Node gives it as bare DER (Node 20): it still resumes, TLS 1.3 and 1.2', async () => {
+    const { host, port } = server.endpoint(0);
+    const certificate = new X509Certificate(server.cert).raw;
+    // Node 22 and later hand out the session in an envelope of their own, kept whole (tls-session-der.ts)
+    const bareDer = Number(process.versions.node.split('.')[0]) < 22;
+    for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
+      // an option set of its own: a cache no other test fills
+      const shared = sharedConnector({ rejectUnauthorized: false, minVersion: 'TLSv1.2', maxVersion, ecdhCurve: 'P-256' });
+      expect(await connectOnce(shared.connector)).toBe(false);
+      const kept = shared.sessions.get(`${host}:${port}`);
+      expect(kept, maxVersion).toBeDefined();
+      expect(kept!.includes(certificate), maxVersion).toBe(!bareDer);
+      expect(await connectOnce(shared.connector), maxVersion).toBe(true);
+    }
+  });
+
+  it('keeps the whole session where Node checks the certificate (a CA): a TLS 1.2 resumption still passes that check', async () => {
+    const { host, port } = server.endpoint(0);
+    const shared = sharedConnector({ rejectUnauthorized: true, ca: server.cert, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' });
+    expect(await connectOnce(shared.connector)).toBe(false);
+    expect(shared.sessions.get(`${host}:${port}`)!.includes(new X509Certificate(server.cert).raw)).toBe(true);
+    // without the certificate in it, Node 20 would refuse this resumed connection as unverified
+    expect(await connectOnce(shared.connector)).toBe(true);
+  });
+
   it('the session cache is bounded and forgets the least recently used', () => {
     const cache = new TlsSessionCache(2);
     cache.set('a', Buffer.from('1'));
