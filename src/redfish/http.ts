@@ -69,6 +69,9 @@ export interface HttpTransport {
   close(graceMs?: number): Promise<void>;
 }
 
+/** Why an idle client's connections close: one instance, not a new error (and stack trace) per connection. */
+const IDLE_CLOSE = new BmcError('CLOSED', 'Redfish client closed');
+
 const MAX_REDIRECTS = 3;
 const RETRY_STATUSES = new Set([502, 503, 504]);
 /** Statuses whose `Retry-After` says the request was not processed: any method may be sent again. */
@@ -224,6 +227,13 @@ export function createTransport(options: TransportOptions): HttpTransport {
   async function close(graceMs = 1000): Promise<void> {
     closed = true;
     if (pool.destroyed) return;
+    // nothing queued or running (a report read's end): close the connections at once. A graceful
+    // close ends the same way, through destroy(), which then builds an error with a stack trace
+    // for the pool and for each connection (~3 % of a report cycle's CPU at 1,000 BMCs)
+    if (pool.stats.size === 0) {
+      await pool.destroy(IDLE_CLOSE).catch(() => undefined);
+      return;
+    }
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise<'late'>((resolve) => {
       timer = setTimeout(() => resolve('late'), graceMs);

@@ -35,7 +35,9 @@ export type Fault =
   /** a 200 whose body is `bytes` long (streamed, never held), with or without Content-Length; `sent` counts what went out */
   | { kind: 'huge'; bytes: number; declareLength: boolean; sent?: { bytes: number } }
   | { kind: 'redirect-loop' }
-  | { kind: 'reset' };
+  | { kind: 'reset' }
+  /** answered as usual once `until` settles */
+  | { kind: 'held'; until: Promise<void> };
 
 export interface FaultRule {
   fault: Fault;
@@ -90,6 +92,8 @@ export interface MockupServer {
   /** Bytes of multipart uploads received so far, updated while they stream in. */
   uploadBytesReceived(): number;
   sessionCount(): number;
+  /** TCP connections open to the server now */
+  openConnections(): number;
   addFault(rule: FaultRule): void;
   clearFaults(): void;
   /** The live JSON of a resource (mutations are served), undefined when absent. */
@@ -339,7 +343,10 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
       if (isUpload) uploadBytes += c.length;
     });
     req.on('end', () => {
-      const raw = Buffer.concat(chunks);
+      if (fault?.kind === 'held') void fault.until.then(() => answer(Buffer.concat(chunks)));
+      else answer(Buffer.concat(chunks));
+    });
+    const answer = (raw: Buffer): void => {
       if (fault?.kind === 'status') {
         const token = req.headers['x-auth-token'];
         const msg = (fault.message ?? `Injected status ${fault.status}.`).replace('{token}', typeof token === 'string' ? token : '').replace('{password}', password);
@@ -363,7 +370,7 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
       }
       recorded.body = body;
       route(req, res, path, body);
-    });
+    };
   });
   server.on('connection', (s: Socket) => {
     sockets.add(s);
@@ -390,6 +397,7 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
     uploads,
     uploadBytesReceived: () => uploadBytes,
     sessionCount: () => sessions.size,
+    openConnections: () => sockets.size,
     addFault: (rule) => void faults.push({ ...rule }),
     clearFaults: () => void (faults = []),
     resource: (path) => resources.get(norm(path)),

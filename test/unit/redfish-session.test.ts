@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, expect } from 'vitest';
 import { BmcError } from '../../src/errors.js';
-import { openRedfish, type RedfishClient, type RedfishOptions } from '../../src/redfish/index.js';
+import { createTransport, openRedfish, type RedfishClient, type RedfishOptions } from '../../src/redfish/index.js';
 import { startMockupServer, startSilentServer, type MockupServer, type MockupServerOptions } from '../helpers/redfish-mockup-server.js';
 import { withPeers } from '../helpers/peers.js';
 import { waitFor } from '../helpers/wait.js';
@@ -283,6 +283,28 @@ describe('transport faults', () => {
     } finally {
       await silent.close();
     }
+  });
+
+  it('close() closes the connections: at once when idle, after the answer when a request is still running', async () => {
+    const idle = await openRedfish(opts({ authMode: 'basic', connections: 2 }));
+    await Promise.all([idle.get('/redfish/v1/Systems'), idle.get('/redfish/v1/Chassis')]);
+    expect(server.openConnections()).toBe(2);
+    await idle.close();
+    await waitFor(() => server.openConnections() === 0, 5000, 'both connections closed');
+
+    // the transport itself: its close() decides at once, before its first await
+    let release!: () => void;
+    server.addFault({ path: '/redfish/v1/Chassis', fault: { kind: 'held', until: new Promise<void>((r) => (release = r)) } });
+    const busy = createTransport({ host: server.host, port: server.port });
+    const authorization = `Basic ${Buffer.from(`${server.user}:${server.password}`).toString('base64')}`;
+    const running = busy.request({ method: 'GET', path: '/redfish/v1/Chassis', headers: { authorization } });
+    await waitFor(() => countOf('GET', '/redfish/v1/Chassis') === 2, 5000, 'the request at the BMC');
+    const closing = busy.close();
+    release();
+    expect((await running).status).toBe(200);
+    await closing;
+    await waitFor(() => server.openConnections() === 0, 5000, 'the connection closed');
+    server.clearFaults();
   });
 
   it('close() never throws, even when the BMC is gone', async () => {
