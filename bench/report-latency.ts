@@ -32,6 +32,7 @@ import { connectOutband } from '../src/outband/connect.js';
 import { createBmcTrust, openTrustStore, TRUST_FILE } from '../src/outband/trust.js';
 import { sharedTlsStats } from '../src/redfish/tls-context.js';
 import { runReportCycle, type CycleDeps } from '../src/report/cycle.js';
+import { createLimitMemory } from '../src/report/adaptive-limit.js';
 import { createReadOrder } from '../src/report/read-order.js';
 import { createReportWorkerPool, type ReportWorkerPool } from '../src/report/worker-pool.js';
 import { assignFates, parseLatencySpec } from '../src/sim/latency.js';
@@ -141,8 +142,9 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       bmcTimeoutMs: BMC_TIMEOUT_MS,
       logger: createLogger({ level: 'silent' }),
       observer,
-      // as the daemon's reporter: the BMCs slowest last cycle start first
+      // as the daemon's reporter: the BMCs slowest last cycle start first, the limit where the last cycle's settled
       readOrder: createReadOrder(),
+      limitMemory: createLimitMemory(),
     };
     /** TLS connections so far, and how many resumed a session, in the workers and in this thread */
     const tlsStats = () => {
@@ -159,6 +161,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       const threadsBefore = threadCpuSeconds();
       const cpu = process.cpuUsage();
       const simCpu = fleet.usage().cpuSeconds;
+      const startLimit = d.limitMemory?.start();
       const t = performance.now();
       const r = await runReportCycle(d, leases);
       const simCpuSeconds = fleet.usage().cpuSeconds - simCpu;
@@ -171,7 +174,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       const tlsAfter = tlsStats();
       const floor = Math.max(0, ...leases.filter(live).map((l) => readMs.get(l.ip) ?? 0)) / 1000;
       const liveUnread = leases.filter((l) => live(l) && !readMs.has(l.ip)).length;
-      return { r, wall, withLogouts, withoutIpmi, failures: { ...liveFailures }, floor, liveUnread, cpuSeconds: (used.user + used.system) / 1e6, byThread, simCpuSeconds, lastStartSeconds, tls: { connections: tlsAfter.connections - tlsBefore.connections, resumed: tlsAfter.resumed - tlsBefore.resumed } };
+      return { r, startLimit, wall, withLogouts, withoutIpmi, failures: { ...liveFailures }, floor, liveUnread, cpuSeconds: (used.user + used.system) / 1e6, byThread, simCpuSeconds, lastStartSeconds, tls: { connections: tlsAfter.connections - tlsBefore.connections, resumed: tlsAfter.resumed - tlsBefore.resumed } };
     };
 
     // what the process holds before any BMC is read (Node, tsx's loader, the code, the metal-api stand-in): part of the peak below
@@ -203,7 +206,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
         // the cycle's two parts: starting every BMC (as fast as the loop's CPU allows), then the reads of the last ones started
         out.record({ name: `cycle ${c}: last BMC started after`, value: x.lastStartSeconds, unit: 's', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: the simulator's CPU (its own process, the other core)`, value: x.simCpuSeconds, unit: 's', kind: 'measured', detail: true });
-        console.log(`  cycle ${c}: limit every 200 ms: ${x.r.limitSamples.join(' ')}`);
+        console.log(`  cycle ${c}: limit from ${x.startLimit ?? 'its default'}, then every 200 ms: ${x.r.limitSamples.join(' ')}`);
         out.record({ name: `cycle ${c}: most BMCs read at once`, value: x.r.peakConcurrency, unit: '', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: BMCs past their deadline for the event loop's stall (read in the time given back, or missed)`, value: x.r.late, unit: '', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: BMCs read without an IPMI session (their confirmed GUID kept from an earlier cycle)`, value: x.withoutIpmi, unit: '', kind: 'measured', detail: true });
@@ -217,7 +220,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     const peakRss = procUsage(process.pid).peakRssMiB;
     readMs = new Map();
     // the reference reads in lease order, as the Go daemon does
-    const { readOrder: _ordered, ...leaseOrder } = deps;
+    const { readOrder: _ordered, limitMemory: _limit, ...leaseOrder } = deps;
     const reference = await runCycle({ ...leaseOrder, concurrency: GO_CONCURRENCY, fixedConcurrency: true });
     // the same reads the other way (in the main thread, or in workers): twice, the second one with
     // its TLS sessions resumed as the first way's are

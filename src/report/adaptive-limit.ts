@@ -60,6 +60,29 @@ export interface LimitTrace {
   peak: number;
   /** the limit at each sample */
   samples: number[];
+  /** the limit when the last item was started (the queue ran out): what the machine carried under full load */
+  settled: number;
+}
+
+/**
+ * Where a report cycle's limit starts: where the last cycle's stood when it had started all its
+ * BMCs. From `initial` (16) the limit needs ~1 s of samples to reach the ~200–300 a two-core
+ * machine carries at 1,000 BMCs, with the loop under a quarter busy all that time
+ * (report-latency); the machine and the fleet are the same a cycle later. The reporter keeps one.
+ */
+export interface LimitMemory {
+  start(): number | undefined;
+  record(trace: LimitTrace): void;
+}
+
+export function createLimitMemory(): LimitMemory {
+  let settled: number | undefined;
+  return {
+    start: () => settled,
+    record(trace) {
+      settled = trace.settled;
+    },
+  };
 }
 
 /** The soft limit on open files, or undefined where /proc is not there. */
@@ -116,7 +139,7 @@ export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOp
   const ceiling = Math.max(min, Math.min(o.max, fdBound(o.fdLimit ?? openFileLimit(), o.fdsPerItem ?? 4)));
   const settings: LimitSettings = { min, ceiling, lagLowMs: o.lagLowMs ?? 10, lagHighMs: o.lagHighMs ?? 50, heapBudgetBytes: o.heapBudgetBytes ?? 192 * 2 ** 20, busyLowPct: o.busyLowPct ?? 75, busyHighPct: o.busyHighPct ?? 92 };
   let limit = Math.max(min, Math.min(ceiling, o.initial ?? 16));
-  const trace: LimitTrace = { peak: limit, samples: [] };
+  const trace: LimitTrace = { peak: limit, samples: [], settled: limit };
   const queue = [...items];
   let running = 0;
   /** items done late since the last sample */
@@ -152,6 +175,7 @@ export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOp
       if (failed) return;
       while (running < limit && queue.length > 0) {
         const item = queue.shift() as T;
+        if (queue.length === 0) trace.settled = limit;
         running++;
         fn(item, (again) => queue.push(again)).then(
           (outcome) => {

@@ -20,7 +20,7 @@ import { assembleReportBody, type BmcRead } from './body.js';
 import type { LedMemory } from './led-memory.js';
 import type { UuidOwners } from './owners.js';
 import type { ReadOrder } from './read-order.js';
-import { forEachAdaptive, type ThreadsLoad } from './adaptive-limit.js';
+import { forEachAdaptive, type LimitMemory, type ThreadsLoad } from './adaptive-limit.js';
 import { acquireLoopClock, type LoopClock } from './loop-clock.js';
 import type { ReportMetrics } from './metrics.js';
 
@@ -56,6 +56,8 @@ export interface CycleDeps {
   observer?: ReportObserver;
   /** the BMCs slowest last cycle start first (the reporter keeps one across cycles); default: lease order */
   readOrder?: ReadOrder;
+  /** the limit starts where the last cycle's settled (the reporter keeps one across cycles); default: low, growing from 16 */
+  limitMemory?: LimitMemory;
 }
 
 /** One BMC read as the cycle saw it. */
@@ -82,6 +84,8 @@ export interface CycleResult {
   peakConcurrency: number;
   /** the limit of BMCs read at once, at each sample of the adaptive limit */
   limitSamples: number[];
+  /** the limit when the last BMC was started, where the next cycle's starts */
+  limitSettled: number;
   /** BMCs read only in the time given back for the event loop's stall, or missed even with all of it (each one made the limit shrink) */
   late: number;
 }
@@ -170,9 +174,10 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   let retried = 0;
   let late = 0;
   const clock = acquireLoopClock();
+  const startLimit = deps.limitMemory?.start();
   const trace = await forEachAdaptive(
     deps.readOrder ? deps.readOrder.order(leases.map((l) => l.ip)) : leases.map((_, i) => i),
-    deps.fixedConcurrency ? { max: deps.concurrency, min: deps.concurrency, initial: deps.concurrency } : { max: deps.concurrency, ...(deps.reader?.load ? { load: deps.reader.load } : {}) },
+    deps.fixedConcurrency ? { max: deps.concurrency, min: deps.concurrency, initial: deps.concurrency } : { max: deps.concurrency, ...(startLimit === undefined ? {} : { initial: startLimit }), ...(deps.reader?.load ? { load: deps.reader.load } : {}) },
     async (i, requeue) => {
       if (signal?.aborted) return;
       const lease = leases[i]!;
@@ -195,6 +200,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
       return 'late';
     },
   ).finally(() => clock.release());
+  if (!signal?.aborted) deps.limitMemory?.record(trace);
   // in lease order, so "the first BMC of a UUID" does not depend on which answered first
   const reads = slots.filter((r): r is BmcRead => r !== undefined);
   slots.fill(undefined);
@@ -217,7 +223,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     deps.metrics?.entriesBounded.inc();
     deps.logger.warn({ bmc, uuid, cut }, 'BMC sent values beyond any real one; they were cut to fit the report');
   }
-  const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], rejected: [], durationMs: 0, retried, peakConcurrency: trace.peak, limitSamples: trace.samples, late };
+  const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], rejected: [], durationMs: 0, retried, peakConcurrency: trace.peak, limitSamples: trace.samples, limitSettled: trace.settled, late };
   try {
     if (result.reported > 0) {
       const answer = await postReports(deps, reports, signal);

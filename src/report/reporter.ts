@@ -6,6 +6,7 @@
 import { setMaxListeners } from 'node:events';
 import { checkDuration, MAX_TIMER_MS } from '../deadline.js';
 import type { Lease } from '../leases/types.js';
+import { createLimitMemory } from './adaptive-limit.js';
 import { runReportCycle, type CycleDeps } from './cycle.js';
 import { createLedMemory } from './led-memory.js';
 import { createUuidOwners } from './owners.js';
@@ -39,6 +40,7 @@ export function createReporter(o: ReporterOptions): Reporter {
     ledMemory: o.ledMemory ?? createLedMemory(),
     owners: createUuidOwners(),
     readOrder: createReadOrder(),
+    limitMemory: createLimitMemory(),
     isLeased: (ip) => o.leases().some((l) => l.ip === ip),
   };
   let timer: NodeJS.Timeout | undefined;
