@@ -1,7 +1,8 @@
 /**
  * Self time of a `.cpuprofile` by function and by module (our code by folder, undici, TLS, crypto,
- * pino, JSON, GC, ...), in ms and in ms per BMC.
- * Usage: npx tsx bench/profile-summary.ts FILE.cpuprofile [BMCS] [TOP]
+ * pino, JSON, GC, ...), in ms and in ms per BMC; or, for a `.heapprofile` (bench/profile.ts), the
+ * bytes allocated by function and by module, in MiB and in KiB per BMC.
+ * Usage: npx tsx bench/profile-summary.ts FILE.cpuprofile|FILE.heapprofile [BMCS] [TOP]
  */
 import { readFileSync } from 'node:fs';
 
@@ -67,12 +68,54 @@ export function summarise(profile: Profile): { total: number; byFunction: Map<st
   return { total, byFunction, byModule };
 }
 
+interface AllocationNode {
+  callFrame: Node['callFrame'];
+  selfSize: number;
+  children: AllocationNode[];
+}
+
+/** Bytes allocated (sampled) by function and by module, from a sampling heap profile. */
+export function summariseAllocations(head: AllocationNode): { total: number; byFunction: Map<string, number>; byModule: Map<string, number> } {
+  const byFunction = new Map<string, number>();
+  const byModule = new Map<string, number>();
+  let total = 0;
+  const visit = (n: AllocationNode) => {
+    if (n.selfSize > 0) {
+      const { functionName, url, lineNumber } = n.callFrame;
+      const where = url === '' ? '' : ` ${url.replace(/^.*\/(src|node_modules|bench)\//, '$1/')}:${lineNumber + 1}`;
+      const key = `${functionName || '(anonymous)'}${where}`;
+      byFunction.set(key, (byFunction.get(key) ?? 0) + n.selfSize);
+      const mod = moduleOf(url, functionName);
+      byModule.set(mod, (byModule.get(mod) ?? 0) + n.selfSize);
+      total += n.selfSize;
+    }
+    n.children.forEach(visit);
+  };
+  visit(head);
+  return { total, byFunction, byModule };
+}
+
+function printAllocations(head: AllocationNode, bmcs: number, top: number): void {
+  const { total, byFunction, byModule } = summariseAllocations(head);
+  const mib = (b: number) => b / 2 ** 20;
+  const row = (b: number, name: string) => `${mib(b).toFixed(1).padStart(9)} MiB ${(b / 1024 / bmcs).toFixed(1).padStart(8)} KiB/BMC ${((100 * b) / total).toFixed(1).padStart(5)} %  ${name}`;
+  console.log(`allocated (sampled) ${mib(total).toFixed(0)} MiB, ${(total / 1024 / bmcs).toFixed(1)} KiB per BMC over ${bmcs} BMCs\n\nby module:`);
+  for (const [k, v] of [...byModule].sort((a, b) => b[1] - a[1])) console.log(row(v, k));
+  console.log('\nby function (self):');
+  for (const [k, v] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(row(v, k));
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const file = process.argv[2];
-  if (!file) throw new Error('usage: profile-summary FILE.cpuprofile [BMCS] [TOP]');
+  if (!file) throw new Error('usage: profile-summary FILE.cpuprofile|FILE.heapprofile [BMCS] [TOP]');
   const bmcs = Number(process.argv[3] ?? 1);
   const top = Number(process.argv[4] ?? 40);
-  const { total, byFunction, byModule } = summarise(JSON.parse(readFileSync(file, 'utf8')) as Profile);
+  if (file.endsWith('.heapprofile')) printAllocations((JSON.parse(readFileSync(file, 'utf8')) as { head: AllocationNode }).head, bmcs, top);
+  else printCpu(JSON.parse(readFileSync(file, 'utf8')) as Profile, bmcs, top);
+}
+
+function printCpu(profile: Profile, bmcs: number, top: number): void {
+  const { total, byFunction, byModule } = summarise(profile);
   const row = (ms: number, name: string) => `${ms.toFixed(1).padStart(9)} ms ${(ms / bmcs).toFixed(3).padStart(8)} ms/BMC ${((100 * ms) / (total / 1000)).toFixed(1).padStart(5)} %  ${name}`;
   console.log(`busy (not idle) ${(total / 1000).toFixed(0)} ms, ${(total / 1000 / bmcs).toFixed(2)} ms per BMC over ${bmcs} BMCs\n\nby module:`);
   for (const [k, v] of [...byModule].sort((a, b) => b[1] - a[1])) console.log(row(v / 1000, k));
