@@ -16,6 +16,7 @@ export interface ReportMetrics {
   entriesRejected: Counter;
   uuidConflicts: Counter;
   bmcsSkipped: Counter<'reason'>;
+  concurrencyLimit: Gauge;
 }
 
 export function createReportMetrics(registry: Registry): ReportMetrics {
@@ -32,6 +33,7 @@ export function createReportMetrics(registry: Registry): ReportMetrics {
     uuidConflicts: new Counter({ name: 'metal_bmc_uuid_conflicts_total', help: 'Reports of a machine UUID that another BMC (another IP) already reports; the known BMC is kept while its lease lasts', registers }),
     bmcsSkipped: new Counter({ name: 'metal_bmc_bmcs_skipped_total', help: 'BMCs read but left out of a report, by reason (no-uuid: neither Redfish nor IPMI gave a machine UUID)', labelNames: ['reason'], registers }),
     lastSuccess: new Gauge({ name: 'metal_bmc_report_last_success_timestamp_seconds', help: 'Unix time of the last report metal-api accepted', registers }),
+    concurrencyLimit: new Gauge({ name: 'metal_bmc_report_concurrency_limit', help: 'BMCs read at once when the last report cycle had started all of its BMCs: where the adaptive limit settled, and where the next cycle starts (at most METAL_BMC_REPORT_CONCURRENCY)', registers }),
   };
 }
 

@@ -78,6 +78,7 @@ export function createReporter(o: ReporterOptions): Reporter {
       const outcome = r.failed === 0 ? 'ok' : 'partial';
       o.metrics?.cycles.inc({ trigger, outcome });
       if (trigger === 'interval') o.metrics?.bmcsReachable.set(r.read);
+      o.metrics?.concurrencyLimit.set(r.limitSettled);
       o.logger.info({ trigger, bmcs: leases.length, read: r.read, failed: r.failed, reported: r.reported, created: r.created, updated: r.updated, durationMs: r.durationMs }, 'report cycle done');
     } catch (err) {
       o.metrics?.cycles.inc({ trigger, outcome: 'failed' });
