@@ -207,6 +207,8 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
         out.record({ name: `cycle ${c}: last BMC started after`, value: x.lastStartSeconds, unit: 's', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: the simulator's CPU (its own process, the other core)`, value: x.simCpuSeconds, unit: 's', kind: 'measured', detail: true });
         console.log(`  cycle ${c}: limit from ${x.startLimit ?? 'its default'}, then every 200 ms: ${x.r.limitSamples.join(' ')}`);
+        // the limiter's view at each sample: busy share of the loop (%), its mean delay (ms), BMCs in flight, BMCs queued
+        console.log(`  cycle ${c}: busy%/delay ms/in flight/queued every 200 ms: ${x.r.limitSeen.map((s) => `${s.busyPct}/${s.lagMs}/${s.running}/${s.queued}`).join(' ')}`);
         out.record({ name: `cycle ${c}: most BMCs read at once`, value: x.r.peakConcurrency, unit: '', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: BMCs past their deadline for the event loop's stall (read in the time given back, or missed)`, value: x.r.late, unit: '', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: BMCs read without an IPMI session (their confirmed GUID kept from an earlier cycle)`, value: x.withoutIpmi, unit: '', kind: 'measured', detail: true });

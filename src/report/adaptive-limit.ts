@@ -60,8 +60,17 @@ export interface LimitTrace {
   peak: number;
   /** the limit at each sample */
   samples: number[];
+  /** what each sample saw: the loop's busy share (%), its mean delay (ms), items running and queued */
+  seen: SampleSeen[];
   /** the limit when the last item was started (the queue ran out): what the machine carried under full load */
   settled: number;
+}
+
+export interface SampleSeen {
+  busyPct: number;
+  lagMs: number;
+  running: number;
+  queued: number;
 }
 
 /**
@@ -139,7 +148,7 @@ export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOp
   const ceiling = Math.max(min, Math.min(o.max, fdBound(o.fdLimit ?? openFileLimit(), o.fdsPerItem ?? 4)));
   const settings: LimitSettings = { min, ceiling, lagLowMs: o.lagLowMs ?? 10, lagHighMs: o.lagHighMs ?? 50, heapBudgetBytes: o.heapBudgetBytes ?? 192 * 2 ** 20, busyLowPct: o.busyLowPct ?? 75, busyHighPct: o.busyHighPct ?? 92 };
   let limit = Math.max(min, Math.min(ceiling, o.initial ?? 16));
-  const trace: LimitTrace = { peak: limit, samples: [], settled: limit };
+  const trace: LimitTrace = { peak: limit, samples: [], seen: [], settled: limit };
   const queue = [...items];
   let running = 0;
   /** items done late since the last sample */
@@ -162,6 +171,7 @@ export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOp
       late = 0;
       trace.peak = Math.max(trace.peak, limit);
       trace.samples.push(limit);
+      trace.seen.push({ busyPct: Math.round(busy * 100), lagMs: Math.round(lagMs), running, queued: queue.length });
       pump();
     }, o.sampleMs ?? 200);
     timer.unref();

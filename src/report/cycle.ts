@@ -20,7 +20,7 @@ import { assembleReportBody, type BmcRead } from './body.js';
 import type { LedMemory } from './led-memory.js';
 import type { UuidOwners } from './owners.js';
 import type { ReadOrder } from './read-order.js';
-import { forEachAdaptive, type LimitMemory, type ThreadsLoad } from './adaptive-limit.js';
+import { forEachAdaptive, type LimitMemory, type SampleSeen, type ThreadsLoad } from './adaptive-limit.js';
 import { acquireLoopClock, type LoopClock } from './loop-clock.js';
 import type { ReportMetrics } from './metrics.js';
 
@@ -84,6 +84,8 @@ export interface CycleResult {
   peakConcurrency: number;
   /** the limit of BMCs read at once, at each sample of the adaptive limit */
   limitSamples: number[];
+  /** what the limiter saw at each sample (the loop's busy share and delay, BMCs in flight and queued) */
+  limitSeen: SampleSeen[];
   /** the limit when the last BMC was started, where the next cycle's starts */
   limitSettled: number;
   /** BMCs read only in the time given back for the event loop's stall, or missed even with all of it (each one made the limit shrink) */
@@ -223,7 +225,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     deps.metrics?.entriesBounded.inc();
     deps.logger.warn({ bmc, uuid, cut }, 'BMC sent values beyond any real one; they were cut to fit the report');
   }
-  const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], rejected: [], durationMs: 0, retried, peakConcurrency: trace.peak, limitSamples: trace.samples, limitSettled: trace.settled, late };
+  const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], rejected: [], durationMs: 0, retried, peakConcurrency: trace.peak, limitSamples: trace.samples, limitSeen: trace.seen, limitSettled: trace.settled, late };
   try {
     if (result.reported > 0) {
       const answer = await postReports(deps, reports, signal);

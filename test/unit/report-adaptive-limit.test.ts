@@ -34,6 +34,25 @@ describe('adaptive concurrency', () => {
     expect(fdBound(undefined, 4)).toBe(Number.POSITIVE_INFINITY);
   });
 
+  it('records what each sample saw beside the limit: the loop, the items running and queued', async () => {
+    let samples = 0;
+    let release!: () => void;
+    const sampled = new Promise<void>((r) => (release = r));
+    // the items hold until the limiter has sampled three times (its load() is called once per sample)
+    const load = () => {
+      if (++samples === 3) release();
+      return { busy: 0, heapBytes: 0 };
+    };
+    const trace = await forEachAdaptive(Array.from({ length: 30 }, (_, i) => i), { max: 8, initial: 8, sampleMs: 5, load }, () => sampled);
+    expect(trace.seen).toHaveLength(trace.samples.length);
+    expect(trace.seen.slice(0, 3).map((s) => [s.running, s.queued])).toEqual([
+      [8, 22],
+      [8, 22],
+      [8, 22],
+    ]);
+    for (const s of trace.seen) expect(s.busyPct).toBeGreaterThanOrEqual(0);
+  });
+
   it('runs every item once, requeued ones twice, never more at once than the upper bound', async () => {
     let running = 0;
     let most = 0;

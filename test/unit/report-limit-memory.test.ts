@@ -58,7 +58,7 @@ describe('limit memory', () => {
     standin = await startMetalApiStandIn({ hmacKey: 'k' });
     const fleet = heldFleet();
     const memory = createLimitMemory();
-    memory.record({ peak: 60, samples: [], settled: 60 });
+    memory.record({ peak: 60, samples: [], seen: [], settled: 60 });
     const deps: CycleDeps = { partitionId: 'p', connect: fleet.connect, metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'k', retries: 0 }), concurrency: 1000, bmcTimeoutMs: 30_000, logger: captureLog().logger, limitMemory: memory };
     const cycle = runReportCycle(deps, leasesOf(100));
     // 60 at once from the start, before the limiter's first sample (200 ms): without the memory 16
