@@ -183,11 +183,20 @@ describe('report reads keep their Redfish session', () => {
       const m = fleet.machines[0]!;
       m.state.faults.delayMs = 150; // every answer of this BMC is slow: detection takes a few of them after the login
       const shutdown = new AbortController();
+      const before = fleet.requestLog(0).length;
+      /** the BMC saw a request after the login other than the service root (which needs no session): the client has the token */
+      const tokenUsed = () => {
+        const seen = fleet.requestLog(0).slice(before).filter((r) => r.protocol === 'redfish').map((r) => r.what);
+        const login = seen.findIndex((w) => /^POST \/redfish\/v1\/SessionService\/Sessions\/?$/.test(w));
+        return login >= 0 && seen.slice(login + 1).some((w) => !/^GET \/redfish\/v1\/?$/.test(w));
+      };
       try {
         const connecting = connectOutband({ host: hostOf(0), user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000, readAhead: true, signal: shutdown.signal, ...(sessions ? { redfishSessions: sessions } : {}) });
         connecting.catch(() => undefined);
-        // the login is done (the session exists); detection is still reading
-        await waitFor(() => fleet.redfish!.openSessions(0) === 1, 10_000, 'the login');
+        // the login is done and its answer in (the session exists, and a request used its token);
+        // detection is still reading. A session whose login answer has not arrived yet cannot be
+        // deleted by anyone: under load, the session count alone left that window open
+        await waitFor(() => fleet.redfish!.openSessions(0) === 1 && tokenUsed(), 10_000, 'the login and a request with its token');
         shutdown.abort(new Error('metal-bmc is shutting down'));
         await expect(connecting).rejects.toThrow();
       } finally {
