@@ -8,9 +8,9 @@
  * its use is deleted by the next client (`retireSession`).
  */
 import type { Readable } from 'node:stream';
-import { BmcError, isBmcError } from '../errors.js';
+import { abortError, BmcError, isBmcError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { checkMs } from '../deadline.js';
+import { checkMs, raceAbort } from '../deadline.js';
 import { createTransport, type HttpMethod, type HttpResponse, type HttpTransport, type TransportOptions } from './http.js';
 import { odataId, str } from './json.js';
 import { sessionLocation } from './wire.js';
@@ -136,6 +136,31 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
     return { kind: 'session', token, location: where?.path };
   }
 
+  /** set when the caller gave up on the first login: the login finishes in the background, deletes its session and closes the transport */
+  let loginAbandoned = false;
+
+  /**
+   * The first login, not cut off by the caller's abort: once it is sent, the BMC may have created
+   * the session, and only its answer names it. A session nobody can name stays on the BMC until
+   * its idle timeout, in one of its few slots. The caller hears at once (ABORTED, or its deadline's
+   * TIMEOUT); the login runs on to its own deadline, then its session is deleted.
+   */
+  async function firstLogin(signal: AbortSignal | undefined): Promise<Auth> {
+    if (signal?.aborted) throw abortError(signal, `POST ${SESSIONS_PATH}`);
+    const pending = login(undefined);
+    try {
+      return await raceAbort(pending, signal, { reason: (s) => abortError(s, `POST ${SESSIONS_PATH}`) });
+    } catch (err) {
+      if (signal?.aborted) {
+        loginAbandoned = true;
+        void pending
+          .then((a) => deleteSessionOf(transport, a, closeTimeoutMs, log), () => undefined)
+          .finally(() => transport.close());
+      }
+      throw err;
+    }
+  }
+
   async function checkBasic(signal: AbortSignal | undefined): Promise<Auth> {
     const auth: Auth = { kind: 'basic', header: `Basic ${basic}` };
     await transport.request({ method: 'GET', path: CREDENTIAL_CHECK_PATH, headers: { authorization: auth.header }, signal });
@@ -154,7 +179,7 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
       auth = await checkBasic(options.signal);
     } else {
       try {
-        auth = await login(options.signal);
+        auth = await firstLogin(options.signal);
       } catch (err) {
         if (!isBmcError(err) || err.httpStatus === undefined || !SESSION_UNSUPPORTED.has(err.httpStatus)) throw err;
         if (mode === 'session') throw new BmcError('UNSUPPORTED', `${transport.origin}: session login not supported (HTTP ${err.httpStatus})`, { cause: err });
@@ -163,12 +188,22 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
       }
     }
   } catch (err) {
-    await transport.close();
+    if (!loginAbandoned) await transport.close();
     throw err;
   }
   const client = sessionClient(transport, auth, login, closeTimeoutMs, log, rootAhead);
   if (options.retireSession) client.retire(options.retireSession);
   return client;
+}
+
+/** Deletes a session on the BMC, best effort within `closeTimeoutMs`; never throws. */
+async function deleteSessionOf(transport: HttpTransport, a: Auth, closeTimeoutMs: number, log: Logger | undefined): Promise<void> {
+  if (a.kind !== 'session' || a.location === undefined) return;
+  try {
+    await transport.request({ method: 'DELETE', path: a.location, headers: { 'x-auth-token': a.token }, timeoutMs: closeTimeoutMs });
+  } catch (err) {
+    log?.debug({ origin: transport.origin, err }, 'redfish session delete failed');
+  }
 }
 
 function sessionClient(
@@ -212,14 +247,7 @@ function sessionClient(
   }
 
   /** Best effort, bounded by closeTimeoutMs; never throws. */
-  async function deleteSession(a: Auth): Promise<void> {
-    if (a.kind !== 'session' || a.location === undefined) return;
-    try {
-      await transport.request({ method: 'DELETE', path: a.location, headers: authHeaders(a), timeoutMs: closeTimeoutMs });
-    } catch (err) {
-      log?.debug({ origin: transport.origin, err }, 'redfish session delete failed');
-    }
-  }
+  const deleteSession = (a: Auth): Promise<void> => deleteSessionOf(transport, a, closeTimeoutMs, log);
 
   async function send(req: Req): Promise<HttpResponse> {
     if (closing !== undefined) throw new BmcError('CLOSED', `${req.method} ${req.path}: client closed`);

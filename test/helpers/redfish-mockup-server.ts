@@ -37,7 +37,9 @@ export type Fault =
   | { kind: 'redirect-loop' }
   | { kind: 'reset' }
   /** answered as usual once `until` settles */
-  | { kind: 'held'; until: Promise<void> };
+  | { kind: 'held'; until: Promise<void> }
+  /** handled at once (a login creates its session), but the answer leaves only once `until` settles */
+  | { kind: 'answer-held'; until: Promise<void> };
 
 export interface FaultRule {
   fault: Fault;
@@ -342,6 +344,14 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
       chunks.push(c);
       if (isUpload) uploadBytes += c.length;
     });
+    if (fault?.kind === 'answer-held') {
+      const end = res.end.bind(res) as (...args: unknown[]) => typeof res;
+      const until = fault.until;
+      res.end = ((...args: unknown[]) => {
+        void until.then(() => end(...args));
+        return res;
+      }) as typeof res.end;
+    }
     req.on('end', () => {
       if (fault?.kind === 'held') void fault.until.then(() => answer(Buffer.concat(chunks)));
       else answer(Buffer.concat(chunks));

@@ -184,11 +184,11 @@ describe('report reads keep their Redfish session', () => {
       m.state.faults.delayMs = 150; // every answer of this BMC is slow: detection takes a few of them after the login
       const shutdown = new AbortController();
       const before = fleet.requestLog(0).length;
-      /** the BMC saw a request after the login other than the service root (which needs no session): the client has the token */
+      /** the BMC saw a GET after the login other than the service root (which needs no session): the client has the token */
       const tokenUsed = () => {
         const seen = fleet.requestLog(0).slice(before).filter((r) => r.protocol === 'redfish').map((r) => r.what);
         const login = seen.findIndex((w) => /^POST \/redfish\/v1\/SessionService\/Sessions\/?$/.test(w));
-        return login >= 0 && seen.slice(login + 1).some((w) => !/^GET \/redfish\/v1\/?$/.test(w));
+        return login >= 0 && seen.slice(login + 1).some((w) => /^GET /.test(w) && !/^GET \/redfish\/v1\/?$/.test(w));
       };
       try {
         const connecting = connectOutband({ host: hostOf(0), user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000, readAhead: true, signal: shutdown.signal, ...(sessions ? { redfishSessions: sessions } : {}) });

@@ -212,15 +212,20 @@ describe('report reads in worker threads', () => {
     expect(load.busy).toBeLessThanOrEqual(1);
     const machine = slow.machines[0]!.state;
     const abort = new AbortController();
+    const before = slow.requestLog(0).length;
+    const seen = (re: RegExp) => slow.requestLog(0).slice(before).some((r) => r.protocol === 'redfish' && re.test(r.what));
     const reading = workers.read({ ip: machine.address, mac: machine.mac } as Lease, { timeoutMs: 60_000, signal: abort.signal });
-    // the worker has the read: its first Redfish request reached the BMC (each answer takes 3 s)
-    await waitFor(() => slow.requestLog(0).some((r) => r.protocol === 'redfish'), 10_000, 'the read at the BMC');
+    // the worker has the read: its Redfish login reached the BMC (each answer takes 3 s)
+    await waitFor(() => seen(/^POST \/redfish\/v1\/SessionService\/Sessions\/?$/), 10_000, 'the login at the BMC');
     abort.abort(new Error('the cycle stops'));
     const aborted = await reading;
     expect(aborted.ok ? undefined : (aborted.error as BmcError).code).toBe('ABORTED');
     // the worker's own answer follows within a few seconds; had it not stopped the read, that
     // would take at least two more answers of 3 s each (the Redfish login, then what follows it)
     await waitFor(() => workers.stats().some((s) => s.abandoned === 1), 5000, "the worker's answer to the stopped read");
+    // the login was on its way: it runs on to its answer in the background, and the session it
+    // created is deleted (an answer of 3 s each), not left in one of the BMC's few slots
+    await waitFor(() => seen(/^DELETE \/redfish\/v1\/SessionService\/Sessions\//) && slow.redfish!.openSessions(0) === 0, 15_000, 'the stopped login\'s session deleted');
   });
 
   it('a read given up on after its login: its late answer still hands the session to keep, none is left behind', async () => {
@@ -231,9 +236,17 @@ describe('report reads in worker threads', () => {
     // the earlier reads of this BMC logged out (each logout takes an answer of 3 s)
     await waitFor(() => slow.redfish!.openSessions(0) === 0, 15_000, 'no session of earlier reads');
     const abort = new AbortController();
+    const before = slow.requestLog(0).length;
+    /** the BMC saw a GET after the login other than the service root (which needs no session): the read has the token */
+    const tokenUsed = () => {
+      const seen = slow.requestLog(0).slice(before).filter((r) => r.protocol === 'redfish').map((r) => r.what);
+      const login = seen.findIndex((w) => /^POST \/redfish\/v1\/SessionService\/Sessions\/?$/.test(w));
+      return login >= 0 && seen.slice(login + 1).some((w) => /^GET /.test(w) && !/^GET \/redfish\/v1\/?$/.test(w));
+    };
     const reading = workers.read({ ip: machine.address, mac: machine.mac } as Lease, { timeoutMs: 60_000, signal: abort.signal });
-    // the login is done (each answer takes 3 s); vendor detection is under way
-    await waitFor(() => slow.redfish!.openSessions(0) === 1, 15_000, 'the login');
+    // the login is done and its answer in (each answer takes 3 s); vendor detection is under way. A
+    // read given up on while its login's answer is still on the way deletes that session instead
+    await waitFor(() => slow.redfish!.openSessions(0) === 1 && tokenUsed(), 15_000, 'the login and a request with its token');
     abort.abort(new Error('the cycle stops'));
     expect((await reading).ok).toBe(false);
     await waitFor(() => sessions.get(key)?.token !== undefined, 10_000, 'the session handed back with the late answer');

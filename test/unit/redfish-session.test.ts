@@ -307,6 +307,21 @@ describe('transport faults', () => {
     server.clearFaults();
   });
 
+  it('a login the caller gave up on after the BMC created its session: the caller hears at once, the session is deleted once the answer names it', async () => {
+    let release!: () => void;
+    server.addFault({ method: 'POST', path: '/redfish/v1/SessionService/Sessions', times: 1, fault: { kind: 'answer-held', until: new Promise<void>((r) => (release = r)) } });
+    const abort = new AbortController();
+    const opening = openRedfish(opts({ signal: abort.signal }));
+    await waitFor(() => server.sessionCount() === 1, 5000, 'the session created on the BMC');
+    abort.abort(new Error('metal-bmc is shutting down'));
+    // the caller does not wait for the BMC's answer
+    await expect(opening).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(server.sessionCount()).toBe(1);
+    release();
+    await waitFor(() => server.sessionCount() === 0, 5000, 'the session deleted');
+    expect(server.requests.filter((r) => r.method === 'DELETE')).toHaveLength(1);
+  });
+
   it('close() never throws, even when the BMC is gone', async () => {
     const client = await openRedfish(opts({ closeTimeoutMs: 300 }));
     const other = server;
