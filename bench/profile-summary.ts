@@ -48,24 +48,39 @@ export function moduleOf(url: string, functionName: string): string {
   return 'other';
 }
 
-export function summarise(profile: Profile): { total: number; byFunction: Map<string, number>; byModule: Map<string, number> } {
+interface Tally {
+  total: number;
+  byFunction: Map<string, number>;
+  byModule: Map<string, number>;
+}
+
+/** Sums `amount` per function ("name src/x.ts:12") and per module; the idle frame is left out. */
+function tally(): Tally & { add(frame: Node['callFrame'], amount: number): void } {
+  const t = {
+    total: 0,
+    byFunction: new Map<string, number>(),
+    byModule: new Map<string, number>(),
+    add({ functionName, url, lineNumber }: Node['callFrame'], amount: number) {
+      const mod = moduleOf(url, functionName);
+      if (mod === '(idle)') return;
+      t.total += amount;
+      const where = url === '' ? '' : ` ${url.replace(/^.*\/(src|node_modules|bench)\//, '$1/')}:${lineNumber + 1}`;
+      const key = `${functionName || '(anonymous)'}${where}`;
+      t.byFunction.set(key, (t.byFunction.get(key) ?? 0) + amount);
+      t.byModule.set(mod, (t.byModule.get(mod) ?? 0) + amount);
+    },
+  };
+  return t;
+}
+
+/** Self time (µs) by function and by module, from a CPU profile. */
+export function summarise(profile: Profile): Tally {
   const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
   const selfUs = new Map<number, number>();
   for (let i = 0; i < profile.samples.length; i++) selfUs.set(profile.samples[i]!, (selfUs.get(profile.samples[i]!) ?? 0) + (profile.timeDeltas[i] ?? 0));
-  const byFunction = new Map<string, number>();
-  const byModule = new Map<string, number>();
-  let total = 0;
-  for (const [id, us] of selfUs) {
-    const { functionName, url, lineNumber } = nodes.get(id)!.callFrame;
-    const mod = moduleOf(url, functionName);
-    if (mod === '(idle)') continue;
-    total += us;
-    const where = url === '' ? '' : ` ${url.replace(/^.*\/(src|node_modules|bench)\//, '$1/')}:${lineNumber + 1}`;
-    const key = `${functionName || '(anonymous)'}${where}`;
-    byFunction.set(key, (byFunction.get(key) ?? 0) + us);
-    byModule.set(mod, (byModule.get(mod) ?? 0) + us);
-  }
-  return { total, byFunction, byModule };
+  const t = tally();
+  for (const [id, us] of selfUs) t.add(nodes.get(id)!.callFrame, us);
+  return t;
 }
 
 interface AllocationNode {
@@ -75,34 +90,35 @@ interface AllocationNode {
 }
 
 /** Bytes allocated (sampled) by function and by module, from a sampling heap profile. */
-export function summariseAllocations(head: AllocationNode): { total: number; byFunction: Map<string, number>; byModule: Map<string, number> } {
-  const byFunction = new Map<string, number>();
-  const byModule = new Map<string, number>();
-  let total = 0;
+export function summariseAllocations(head: AllocationNode): Tally {
+  const t = tally();
   const visit = (n: AllocationNode) => {
-    if (n.selfSize > 0) {
-      const { functionName, url, lineNumber } = n.callFrame;
-      const where = url === '' ? '' : ` ${url.replace(/^.*\/(src|node_modules|bench)\//, '$1/')}:${lineNumber + 1}`;
-      const key = `${functionName || '(anonymous)'}${where}`;
-      byFunction.set(key, (byFunction.get(key) ?? 0) + n.selfSize);
-      const mod = moduleOf(url, functionName);
-      byModule.set(mod, (byModule.get(mod) ?? 0) + n.selfSize);
-      total += n.selfSize;
-    }
+    if (n.selfSize > 0) t.add(n.callFrame, n.selfSize);
     n.children.forEach(visit);
   };
   visit(head);
-  return { total, byFunction, byModule };
+  return t;
 }
 
-function printAllocations(head: AllocationNode, bmcs: number, top: number): void {
-  const { total, byFunction, byModule } = summariseAllocations(head);
-  const mib = (b: number) => b / 2 ** 20;
-  const row = (b: number, name: string) => `${mib(b).toFixed(1).padStart(9)} MiB ${(b / 1024 / bmcs).toFixed(1).padStart(8)} KiB/BMC ${((100 * b) / total).toFixed(1).padStart(5)} %  ${name}`;
-  console.log(`allocated (sampled) ${mib(total).toFixed(0)} MiB, ${(total / 1024 / bmcs).toFixed(1)} KiB per BMC over ${bmcs} BMCs\n\nby module:`);
+/** The header line, then both tables, each row formatted by `row(amount, name)` (amount in the tally's unit). */
+function printTally(header: string, { byFunction, byModule }: Tally, row: (amount: number, name: string) => string, top: number): void {
+  console.log(`${header}\n\nby module:`);
   for (const [k, v] of [...byModule].sort((a, b) => b[1] - a[1])) console.log(row(v, k));
   console.log('\nby function (self):');
   for (const [k, v] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(row(v, k));
+}
+
+function printAllocations(head: AllocationNode, bmcs: number, top: number): void {
+  const t = summariseAllocations(head);
+  const mib = (b: number) => b / 2 ** 20;
+  const row = (b: number, name: string) => `${mib(b).toFixed(1).padStart(9)} MiB ${(b / 1024 / bmcs).toFixed(1).padStart(8)} KiB/BMC ${((100 * b) / t.total).toFixed(1).padStart(5)} %  ${name}`;
+  printTally(`allocated (sampled) ${mib(t.total).toFixed(0)} MiB, ${(t.total / 1024 / bmcs).toFixed(1)} KiB per BMC over ${bmcs} BMCs`, t, row, top);
+}
+
+function printCpu(profile: Profile, bmcs: number, top: number): void {
+  const t = summarise(profile);
+  const row = (us: number, name: string) => `${(us / 1000).toFixed(1).padStart(9)} ms ${(us / 1000 / bmcs).toFixed(3).padStart(8)} ms/BMC ${((100 * us) / t.total).toFixed(1).padStart(5)} %  ${name}`;
+  printTally(`busy (not idle) ${(t.total / 1000).toFixed(0)} ms, ${(t.total / 1000 / bmcs).toFixed(2)} ms per BMC over ${bmcs} BMCs`, t, row, top);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
@@ -112,13 +128,4 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const top = Number(process.argv[4] ?? 40);
   if (file.endsWith('.heapprofile')) printAllocations((JSON.parse(readFileSync(file, 'utf8')) as { head: AllocationNode }).head, bmcs, top);
   else printCpu(JSON.parse(readFileSync(file, 'utf8')) as Profile, bmcs, top);
-}
-
-function printCpu(profile: Profile, bmcs: number, top: number): void {
-  const { total, byFunction, byModule } = summarise(profile);
-  const row = (ms: number, name: string) => `${ms.toFixed(1).padStart(9)} ms ${(ms / bmcs).toFixed(3).padStart(8)} ms/BMC ${((100 * ms) / (total / 1000)).toFixed(1).padStart(5)} %  ${name}`;
-  console.log(`busy (not idle) ${(total / 1000).toFixed(0)} ms, ${(total / 1000 / bmcs).toFixed(2)} ms per BMC over ${bmcs} BMCs\n\nby module:`);
-  for (const [k, v] of [...byModule].sort((a, b) => b[1] - a[1])) console.log(row(v / 1000, k));
-  console.log('\nby function (self):');
-  for (const [k, v] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(row(v / 1000, k));
 }
