@@ -1,5 +1,6 @@
 /** A simulated fleet for tests: its own loopback /16 and free ports, stopped by the test. */
 import { startFleet, type Fleet, type FleetOptions } from '../../src/sim/fleet.js';
+import type { RequestRecord } from '../../src/sim/latency.js';
 import { freeTcpPort, freeUdpPort } from './ports.js';
 
 let started = 0;
@@ -21,4 +22,18 @@ export async function startTestFleet(options: Partial<FleetOptions> & { count: n
       if (attempt >= 4 || !/EADDRINUSE|in use/i.test(String((err as Error).message))) throw err;
     }
   }
+}
+
+/** The Redfish session login, as a simulated BMC records it. */
+export const LOGIN_REQUEST = /^POST \/redfish\/v1\/SessionService\/Sessions\/?$/;
+
+/**
+ * Whether the BMC saw, after a login among `requests`, a GET other than the service root (which
+ * needs no session): the client had the login's answer, and with it the token. The BMC counts a
+ * session as it answers the login, a little before the client has read that answer.
+ */
+export function sessionTokenUsed(requests: readonly RequestRecord[]): boolean {
+  const seen = requests.filter((r) => r.protocol === 'redfish').map((r) => r.what);
+  const login = seen.findIndex((w) => LOGIN_REQUEST.test(w));
+  return login >= 0 && seen.slice(login + 1).some((w) => /^GET /.test(w) && !/^GET \/redfish\/v1\/?$/.test(w));
 }

@@ -14,7 +14,7 @@ import { connectOutband } from '../../src/outband/connect.js';
 import { createRedfishSessionMemory, MAX_MISSES, openRedfishSessionFile, REDFISH_SESSIONS_FILE, type RedfishSessionKeeper } from '../../src/outband/redfish-sessions.js';
 import type { BmcReport } from '../../src/outband/types.js';
 import type { Fleet } from '../../src/sim/fleet.js';
-import { startTestFleet } from '../helpers/fleet.js';
+import { LOGIN_REQUEST, sessionTokenUsed, startTestFleet } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/wait.js';
 
 let fleet: Fleet;
@@ -56,7 +56,7 @@ async function read(i: number, sessions?: RedfishSessionKeeper): Promise<Read> {
   const count = (re: RegExp) => requests.filter((w) => re.test(w)).length;
   return {
     report,
-    logins: count(/^POST \/redfish\/v1\/SessionService\/Sessions\/?$/),
+    logins: count(LOGIN_REQUEST),
     logouts: count(/^DELETE \/redfish\/v1\/SessionService\/Sessions\//),
     roots: count(/^GET \/redfish\/v1\/?$/),
     unauthorizedRetry: new Set(requests).size < requests.length,
@@ -184,12 +184,7 @@ describe('report reads keep their Redfish session', () => {
       m.state.faults.delayMs = 150; // every answer of this BMC is slow: detection takes a few of them after the login
       const shutdown = new AbortController();
       const before = fleet.requestLog(0).length;
-      /** the BMC saw a GET after the login other than the service root (which needs no session): the client has the token */
-      const tokenUsed = () => {
-        const seen = fleet.requestLog(0).slice(before).filter((r) => r.protocol === 'redfish').map((r) => r.what);
-        const login = seen.findIndex((w) => /^POST \/redfish\/v1\/SessionService\/Sessions\/?$/.test(w));
-        return login >= 0 && seen.slice(login + 1).some((w) => /^GET /.test(w) && !/^GET \/redfish\/v1\/?$/.test(w));
-      };
+      const tokenUsed = () => sessionTokenUsed(fleet.requestLog(0).slice(before));
       try {
         const connecting = connectOutband({ host: hostOf(0), user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000, readAhead: true, signal: shutdown.signal, ...(sessions ? { redfishSessions: sessions } : {}) });
         connecting.catch(() => undefined);

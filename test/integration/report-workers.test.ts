@@ -22,7 +22,7 @@ import { sharedTlsStats } from '../../src/redfish/tls-context.js';
 import { runReportCycle, type CycleDeps } from '../../src/report/cycle.js';
 import { createReportWorkerPool, type ReportWorkerPool } from '../../src/report/worker-pool.js';
 import type { Fleet } from '../../src/sim/fleet.js';
-import { startTestFleet } from '../helpers/fleet.js';
+import { LOGIN_REQUEST, sessionTokenUsed, startTestFleet } from '../helpers/fleet.js';
 import { captureLog } from '../helpers/log.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -216,7 +216,7 @@ describe('report reads in worker threads', () => {
     const seen = (re: RegExp) => slow.requestLog(0).slice(before).some((r) => r.protocol === 'redfish' && re.test(r.what));
     const reading = workers.read({ ip: machine.address, mac: machine.mac } as Lease, { timeoutMs: 60_000, signal: abort.signal });
     // the worker has the read: its Redfish login reached the BMC (each answer takes 3 s)
-    await waitFor(() => seen(/^POST \/redfish\/v1\/SessionService\/Sessions\/?$/), 10_000, 'the login at the BMC');
+    await waitFor(() => seen(LOGIN_REQUEST), 10_000, 'the login at the BMC');
     abort.abort(new Error('the cycle stops'));
     const aborted = await reading;
     expect(aborted.ok ? undefined : (aborted.error as BmcError).code).toBe('ABORTED');
@@ -237,12 +237,7 @@ describe('report reads in worker threads', () => {
     await waitFor(() => slow.redfish!.openSessions(0) === 0, 15_000, 'no session of earlier reads');
     const abort = new AbortController();
     const before = slow.requestLog(0).length;
-    /** the BMC saw a GET after the login other than the service root (which needs no session): the read has the token */
-    const tokenUsed = () => {
-      const seen = slow.requestLog(0).slice(before).filter((r) => r.protocol === 'redfish').map((r) => r.what);
-      const login = seen.findIndex((w) => /^POST \/redfish\/v1\/SessionService\/Sessions\/?$/.test(w));
-      return login >= 0 && seen.slice(login + 1).some((w) => /^GET /.test(w) && !/^GET \/redfish\/v1\/?$/.test(w));
-    };
+    const tokenUsed = () => sessionTokenUsed(slow.requestLog(0).slice(before));
     const reading = workers.read({ ip: machine.address, mac: machine.mac } as Lease, { timeoutMs: 60_000, signal: abort.signal });
     // the login is done and its answer in (each answer takes 3 s); vendor detection is under way. A
     // read given up on while its login's answer is still on the way deletes that session instead
