@@ -102,6 +102,8 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     let liveFailures: Record<string, number> = {};
     /** BMCs read without an IPMI session in the cycle running now (their GUID remembered: outband/guid-memory.ts) */
     let withoutIpmi = 0;
+    /** every read of the cycle running now: when it started and ended (performance.now()), its BMC's fate, its outcome */
+    let ends: Array<{ start: number; end: number; fate: string; outcome: string }> = [];
     // trust on first use, as the daemon does by default: the first cycle probes each certificate and
     // proves the BMC over IPMI before its login; later cycles connect pinned (resuming TLS sessions)
     const trustStore = openTrustStore({ file: join(dir, TRUST_FILE) });
@@ -122,7 +124,9 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     // every read, wherever it ran: its time from connect to report (the floor), a live BMC's failure by code
     const observer: CycleDeps['observer'] = {
       read(lease, outcome) {
-        lastStart = Math.max(lastStart, performance.now() - outcome.durationMs);
+        const now = performance.now();
+        lastStart = Math.max(lastStart, now - outcome.durationMs);
+        ends.push({ start: now - outcome.durationMs, end: now, fate: fateOf.get(lease.ip) ?? '?', outcome: outcome.ok ? 'ok' : ((outcome.error as { code?: string }).code ?? 'UNKNOWN') });
         if (outcome.ok && outcome.report.source === 'redfish') withoutIpmi++;
         if (outcome.ok) readMs.set(lease.ip, outcome.durationMs);
         else if (fateOf.get(lease.ip) === 'live') {
@@ -157,6 +161,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       liveFailures = {};
       withoutIpmi = 0;
       lastStart = 0;
+      ends = [];
       const tlsBefore = tlsStats();
       const threadsBefore = threadCpuSeconds();
       const cpu = process.cpuUsage();
@@ -165,6 +170,9 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       const t = performance.now();
       const r = await runReportCycle(d, leases);
       const simCpuSeconds = fleet.usage().cpuSeconds - simCpu;
+      // the reads that ended last, the cycle's tail: when each started and ended (s into the cycle), its BMC's fate, its outcome
+      const tail = ends.sort((a, b) => b.end - a.end).slice(0, 12).map((e) => `${((e.start - t) / 1000).toFixed(2)}+${((e.end - e.start) / 1000).toFixed(2)}s ${e.fate} ${e.outcome}`);
+      const lastReadEnd = ends.length ? (ends[0]!.end - t) / 1000 : 0;
       const lastStartSeconds = (lastStart - t) / 1000;
       // the cycle's time is until metal-api has the report (r.durationMs); the session logouts finish after it
       const wall = r.durationMs / 1000;
@@ -174,7 +182,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       const tlsAfter = tlsStats();
       const floor = Math.max(0, ...leases.filter(live).map((l) => readMs.get(l.ip) ?? 0)) / 1000;
       const liveUnread = leases.filter((l) => live(l) && !readMs.has(l.ip)).length;
-      return { r, startLimit, wall, withLogouts, withoutIpmi, failures: { ...liveFailures }, floor, liveUnread, cpuSeconds: (used.user + used.system) / 1e6, byThread, simCpuSeconds, lastStartSeconds, tls: { connections: tlsAfter.connections - tlsBefore.connections, resumed: tlsAfter.resumed - tlsBefore.resumed } };
+      return { tail, lastReadEnd, r, startLimit, wall, withLogouts, withoutIpmi, failures: { ...liveFailures }, floor, liveUnread, cpuSeconds: (used.user + used.system) / 1e6, byThread, simCpuSeconds, lastStartSeconds, tls: { connections: tlsAfter.connections - tlsBefore.connections, resumed: tlsAfter.resumed - tlsBefore.resumed } };
     };
 
     // what the process holds before any BMC is read (Node, tsx's loader, the code, the metal-api stand-in): part of the peak below
@@ -206,6 +214,8 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
         // the cycle's two parts: starting every BMC (as fast as the loop's CPU allows), then the reads of the last ones started
         out.record({ name: `cycle ${c}: last BMC started after`, value: x.lastStartSeconds, unit: 's', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: the simulator's CPU (its own process, the other core)`, value: x.simCpuSeconds, unit: 's', kind: 'measured', detail: true });
+        out.record({ name: `cycle ${c}: last read ended after`, value: x.lastReadEnd, unit: 's', kind: 'measured', detail: true });
+        console.log(`  cycle ${c}: the reads that ended last (start+duration, fate, outcome): ${x.tail.join(', ')}`);
         console.log(`  cycle ${c}: limit from ${x.startLimit ?? 'its default'}, then every 200 ms: ${x.r.limitSamples.join(' ')}`);
         // the limiter's view at each sample: busy share of the loop (%), its mean delay (ms), BMCs in flight, BMCs queued
         console.log(`  cycle ${c}: busy%/delay ms/in flight/queued every 200 ms: ${x.r.limitSeen.map((s) => `${s.busyPct}/${s.lagMs}/${s.running}/${s.queued}`).join(' ')}`);
