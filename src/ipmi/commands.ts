@@ -3,6 +3,7 @@
  * established session. Decoders are pure and exported for the tests and the simulator.
  */
 import { BmcError, DecodeError } from '../errors.js';
+import { fruBytesNeeded } from './fru.js';
 import { describeCompletionCode, NetFn } from './message.js';
 import type { CommandOptions, IpmiSession } from './session.js';
 
@@ -125,7 +126,11 @@ export async function chassisIdentify(s: IpmiSession, on: boolean, o?: Opts): Pr
   await s.command(`Chassis Identify (${on ? 'on' : 'off'})`, NetFn.chassis, Cmd.chassisIdentify, Buffer.from(on ? [0, 1] : [0, 0]), o);
 }
 
-/** Reads a whole FRU device, in chunks that shrink when the BMC refuses their size. */
+/**
+ * Reads a FRU device as far as its chassis, board and product areas go (`fruBytesNeeded`: the
+ * unused rest of the EEPROM is not asked for), in chunks that shrink when the BMC refuses their
+ * size.
+ */
 export async function readFruData(s: IpmiSession, fruId = 0, o?: Opts): Promise<Buffer> {
   const info = await s.command('Get FRU Inventory Area Info', NetFn.storage, Cmd.getFruInventoryAreaInfo, Buffer.from([fruId]), o);
   if (info.length < 3) throw new DecodeError('Get FRU Inventory Area Info answer is truncated');
@@ -134,8 +139,10 @@ export async function readFruData(s: IpmiSession, fruId = 0, o?: Opts): Promise<
   const out = Buffer.alloc(size);
   let offset = 0;
   let chunk = 32;
-  while (offset < size) {
-    const count = Math.min(chunk, size - offset);
+  for (;;) {
+    const need = fruBytesNeeded(out.subarray(0, offset), size);
+    if (offset >= need.bytes) break;
+    const count = Math.min(chunk, size - offset, need.known ? need.bytes - offset : chunk);
     const unitOffset = wordAccess ? offset / 2 : offset;
     const req = Buffer.from([fruId, unitOffset & 0xff, unitOffset >> 8, wordAccess ? Math.ceil(count / 2) : count]);
     const r = await s.request(NetFn.storage, Cmd.readFruData, req, o);
@@ -154,5 +161,5 @@ export async function readFruData(s: IpmiSession, fruId = 0, o?: Opts): Promise<
     r.data.subarray(1, 1 + Math.min(returned, size - offset)).copy(out, offset);
     offset += Math.min(returned, size - offset);
   }
-  return out;
+  return out.subarray(0, offset);
 }

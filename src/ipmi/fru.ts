@@ -178,6 +178,40 @@ function decodeMfgDate(area: Buffer): Date | undefined {
   return minutes === 0 ? undefined : new Date(FRU_EPOCH_MS + minutes * MINUTE_MS);
 }
 
+/** How much of a FRU device `fruBytesNeeded` asks for: at least `bytes`; exactly that when `known`. */
+export interface FruBytesNeeded {
+  bytes: number;
+  known: boolean;
+}
+
+/**
+ * How many bytes from the start of a FRU device of `size` bytes `parseFru` needs, judged from the
+ * `prefix` read so far: the common header, then each info area to its end (an area's second byte
+ * is its length). Get FRU Inventory Area Info reports the EEPROM's size (4,096 bytes is common)
+ * while the areas fill a few hundred, so reading all of it costs a Read FRU Data round trip per
+ * 32 unused bytes; ipmitool and FreeIPMI read area by area for that reason. `known` is false while
+ * an area's length byte is still beyond `prefix`. A header `parseFru` refuses, or an area that
+ * runs past `size`, needs the whole device: `parseFru` then says the same as before.
+ * `parseFru(device.subarray(0, n))` for any n from `bytes` to `size` equals `parseFru(device)`.
+ */
+export function fruBytesNeeded(prefix: Buffer, size: number): FruBytesNeeded {
+  if (size <= HEADER_SIZE) return { bytes: size, known: true };
+  if (prefix.length < HEADER_SIZE) return { bytes: HEADER_SIZE, known: false };
+  const header = prefix.subarray(0, HEADER_SIZE);
+  if (header[0] !== FORMAT_VERSION || sum(header) !== 0) return { bytes: size, known: true };
+  let bytes = HEADER_SIZE;
+  let known = true;
+  for (const { headerIndex } of Object.values(AREA_LAYOUT)) {
+    const offset = header[headerIndex]! * BLOCK_SIZE;
+    if (offset === 0) continue;
+    const lengthByte = prefix[offset + 1];
+    if (lengthByte === undefined) known = false;
+    // an area of length 0 is refused by its first two bytes alone
+    bytes = Math.max(bytes, offset + Math.max(2, (lengthByte ?? 0) * BLOCK_SIZE));
+  }
+  return bytes >= size ? { bytes: size, known: true } : { bytes, known };
+}
+
 /** Decodes a FRU image. Throws DecodeError only for an unusable common header. */
 export function parseFru(data: Buffer): FruInfo {
   if (data.length < HEADER_SIZE) throw new DecodeError(`FRU data too short: ${data.length} bytes, the common header needs ${HEADER_SIZE}`);

@@ -39,6 +39,18 @@ export const SOL_INSTANCE = 1;
 export const SOL_MAX_PAYLOAD = 255;
 /** Largest Read FRU Data count this BMC serves in one answer. */
 export const MAX_FRU_READ = 32;
+/**
+ * The FRU device's size, as Get FRU Inventory Area Info reports it: a real BMC reports its
+ * EEPROM's (2–4 KiB is common), of which the areas fill a few hundred bytes; the rest reads as
+ * erased (0xFF).
+ */
+export const FRU_DEVICE_BYTES = 2048;
+
+/** FRU device 0: the machine's image, then erased EEPROM up to FRU_DEVICE_BYTES. */
+function fruDevice(state: Parameters<typeof fruImage>[0]): Buffer {
+  const image = fruImage(state);
+  return image.length >= FRU_DEVICE_BYTES ? image : Buffer.concat([image, Buffer.alloc(FRU_DEVICE_BYTES - image.length, 0xff)]);
+}
 
 /** What a command may ask of the BMC beyond the machine state. */
 export interface BmcControl {
@@ -207,7 +219,7 @@ function readFru({ machine }: CommandContext, data: Buffer): CommandResult {
   const offset = data.readUInt16LE(1);
   const count = data[3]!;
   if (count > MAX_FRU_READ) return fail(CC.cannotReturnBytes);
-  const image = fruImage(machine.state);
+  const image = fruDevice(machine.state);
   if (offset >= image.length) return fail(CC.outOfRange);
   const chunk = image.subarray(offset, offset + count);
   return ok(Buffer.concat([bytes(chunk.length), chunk]));
@@ -323,7 +335,7 @@ function fruAreaInfo({ machine }: CommandContext, data: Buffer): CommandResult {
   if (data.length < 1) return fail(CC.lengthInvalid);
   if (data[0] !== 0) return fail(CC.notPresent);
   const size = Buffer.alloc(3);
-  size.writeUInt16LE(fruImage(machine.state).length, 0);
+  size.writeUInt16LE(fruDevice(machine.state).length, 0);
   return ok(size); // byte 2 = 0: byte access
 }
 

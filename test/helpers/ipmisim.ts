@@ -39,6 +39,11 @@ export interface IpmiSimOptions {
   password?: string;
   guidHex?: string;
   fru?: Buffer;
+  /**
+   * the FRU device's size as Get FRU Inventory Area Info reports it (default: `fru`'s length); a
+   * real BMC reports its EEPROM's, and ipmi_sim fills the bytes past `fru` with zeros
+   */
+  fruAreaSize?: number;
   /** major, minor (BCD) firmware revision for Get Device ID */
   firmware?: [number, number];
   /** without the chassis_control script, ipmi_sim answers power status itself (no fork per query) */
@@ -116,7 +121,7 @@ ${options.chassisScript === false ? '' : `  chassis_control "${script}"`}
 `,
   );
   const [major, minor] = options.firmware ?? [1, 0x74];
-  const fru = options.fru ? `mc_add_fru_data 0x20 0 ${options.fru.length} data ${[...options.fru].map((b) => `0x${b.toString(16)}`).join(' ')}\n` : '';
+  const fru = options.fru ? `mc_add_fru_data 0x20 0 ${options.fruAreaSize ?? options.fru.length} data ${[...options.fru].map((b) => `0x${b.toString(16)}`).join(' ')}\n` : '';
   writeFileSync(join(dir, 'cmds.emu'), `mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 ${major} 0x${minor.toString(16)} 0x9f 0x1291 0xf02 persist_sdr\n${fru}mc_enable 0x20\n`);
 
   // The serial line: ipmi_sim dials in when SOL is configured and retries until it connects.

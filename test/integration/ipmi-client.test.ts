@@ -2,7 +2,8 @@
  * The native IPMI client against OpenIPMI's ipmi_sim, cross-checked with ipmitool.
  */
 import { afterAll, beforeAll, expect } from 'vitest';
-import { chassisControl, getChassisStatus, getDeviceId, getSystemGuid } from '../../src/ipmi/commands.js';
+import { chassisControl, getChassisStatus, getDeviceId, getSystemGuid, readFruData } from '../../src/ipmi/commands.js';
+import { parseFru } from '../../src/ipmi/fru.js';
 import { guidToUuid } from '../../src/ipmi/guid.js';
 import { openSession, openSessionCount, type SessionOptions } from '../../src/ipmi/session.js';
 import { Cmd } from '../../src/ipmi/commands.js';
@@ -265,5 +266,42 @@ describe('failures', () => {
 
   it('keeps unanswered Activate Payload state honest: Cmd table matches the spec numbers', () => {
     expect([Cmd.activatePayload, Cmd.deactivatePayload, Cmd.getSystemGuid]).toEqual([0x48, 0x49, 0x37]);
+  });
+});
+
+describe('FRU device larger than its areas (ipmi_sim)', () => {
+  // Get FRU Inventory Area Info answers the EEPROM's size on real BMCs (4 KiB is common), not the
+  // few hundred bytes the areas fill
+  const AREA_SIZE = 2048;
+  let big: IpmiSim;
+  beforeAll(async () => {
+    big = await startIpmiSim({ fru: handMadeFru(FRU_VALUES), fruAreaSize: AREA_SIZE });
+  });
+  afterAll(async () => {
+    await big?.stop();
+  });
+
+  it('reads only as far as the chassis, board and product areas go, and decodes them as from the whole device', async () => {
+    const image = handMadeFru(FRU_VALUES);
+    const s = await openSession({ ...opts(), host: big.host, port: big.port, user: big.user, password: big.password });
+    const fruReads: number[] = [];
+    const request = s.request.bind(s);
+    s.request = (netFn, cmd, data, o) => {
+      if (netFn === NetFn.storage && cmd === Cmd.readFruData) fruReads.push(data?.readUInt16LE(1) ?? -1);
+      return request(netFn, cmd, data, o);
+    };
+    try {
+      const read = await readFruData(s);
+      expect(read.length).toBe(image.length);
+      expect(parseFru(read)).toEqual(parseFru(image));
+      // 32 bytes per read: the areas' bytes and no more (the whole device would be 64 reads)
+      expect(fruReads.length).toBe(Math.ceil(image.length / 32));
+      expect(Math.max(...fruReads)).toBeLessThan(image.length);
+    } finally {
+      await s.close();
+    }
+    // the same values as ipmitool prints from the same device
+    const printed = (await big.ipmitool(['fru', 'print', '0'])).stdout;
+    expect(printed).toMatch(/Product Serial\s*:\s*S12345678901234/);
   });
 });

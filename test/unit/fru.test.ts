@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BmcError, DecodeError } from '../../src/errors.js';
-import { decodeSixBitAscii, encodeFru, parseFru, type FruInfo } from '../../src/ipmi/fru.js';
+import { decodeSixBitAscii, encodeFru, fruBytesNeeded, parseFru, type FruInfo } from '../../src/ipmi/fru.js';
 import { fruToMetalApi } from '../../src/outband/ipmi-report.js';
 
 const FRU_EPOCH_MS = Date.UTC(1996, 0, 1);
@@ -297,6 +297,94 @@ describe('encodeFru', () => {
         expect(parseFru(encodeFru(info))).toEqual({ ...info, problems: [] });
       }),
       { numRuns: 500 },
+    );
+  });
+});
+
+/**
+ * Reads `device` as readFruData does (src/ipmi/commands.ts): `chunk` bytes at a time, exactly what
+ * is left once `fruBytesNeeded` knows the end; returns what was read.
+ */
+function readLikeTheClient(device: Buffer, chunk: number): Buffer {
+  let offset = 0;
+  for (;;) {
+    const need = fruBytesNeeded(device.subarray(0, offset), device.length);
+    if (offset >= need.bytes) return device.subarray(0, offset);
+    offset += Math.min(chunk, device.length - offset, need.known ? need.bytes - offset : chunk);
+  }
+}
+
+/** What parseFru makes of `bytes`: its result, or the message it throws. */
+function parsed(bytes: Buffer): FruInfo | string {
+  try {
+    return parseFru(bytes);
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+describe('fruBytesNeeded', () => {
+  it('stops a 2 KiB device at the end of its product area', () => {
+    const device = Buffer.alloc(2048, 0xff);
+    handImage().copy(device);
+    const read = readLikeTheClient(device, 32);
+    expect(read.length).toBe(PRODUCT_AT + PRODUCT.length);
+    expect(parseFru(read)).toEqual(HAND_IMAGE_INFO);
+  });
+
+  it('needs the header first, then each area to its length byte', () => {
+    const image = handImage();
+    expect(fruBytesNeeded(Buffer.alloc(0), 2048)).toEqual({ bytes: 8, known: false });
+    expect(fruBytesNeeded(image.subarray(0, 8), 2048)).toEqual({ bytes: PRODUCT_AT + 2, known: false });
+    expect(fruBytesNeeded(image.subarray(0, PRODUCT_AT + 2), 2048)).toEqual({ bytes: PRODUCT_AT + PRODUCT.length, known: true });
+    // a header parseFru refuses, and a device of no more than a header: all of it
+    expect(fruBytesNeeded(Buffer.from([0x02, 0, 0, 0, 0, 0, 0, 0xfe]), 2048)).toEqual({ bytes: 2048, known: true });
+    expect(fruBytesNeeded(Buffer.alloc(0), 6)).toEqual({ bytes: 6, known: true });
+    // an area running past the device: all of it, so parseFru names the same length as before
+    expect(fruBytesNeeded(image, 100)).toEqual({ bytes: 100, known: true });
+  });
+
+  it('reads what an encoded image holds and at most one chunk more, however large the device', () => {
+    const text = fc.string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 40 });
+    const info = fc.record(
+      {
+        chassis: fc.record({ type: fc.integer({ min: 0, max: 255 }), partNumber: text, serial: text, extra: fc.constant<string[]>([]) }),
+        board: fc.record({ manufacturer: text, product: text, serial: text, partNumber: text, fruFileId: text, extra: fc.constant<string[]>([]) }),
+        product: fc.record({ manufacturer: text, name: text, partNumber: text, version: text, serial: text, assetTag: text, fruFileId: text, extra: fc.constant<string[]>([]) }),
+      },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(info, fc.integer({ min: 0, max: 4096 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 8, max: 64 }), (i, spare, fill, chunk) => {
+        const image = encodeFru(i);
+        const device = Buffer.concat([image, Buffer.alloc(spare, fill)]);
+        const read = readLikeTheClient(device, chunk);
+        // what the areas hold, and at most the rest of a read that went out before an area's length was known
+        expect(read.length).toBeGreaterThanOrEqual(Math.min(image.length, device.length));
+        expect(read.length).toBeLessThan(Math.max(image.length, 8) + chunk);
+        expect(parsed(read)).toEqual(parsed(device));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('never changes what parseFru makes of a device, whatever its bytes', () => {
+    // a valid image with bytes changed (header offsets and area lengths among them), or any bytes
+    const edited = fc
+      .tuple(fc.array(fc.tuple(fc.nat(handImage().length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }), fc.uint8Array({ maxLength: 600 }))
+      .map(([edits, tail]) => {
+        const bytes = Buffer.concat([handImage(), Buffer.from(tail)]);
+        for (const [at, value] of edits) bytes[at] = value;
+        return bytes;
+      });
+    const device = fc.oneof(edited, fc.uint8Array({ maxLength: 600 }).map((b) => Buffer.from(b)));
+    fc.assert(
+      fc.property(device, fc.integer({ min: 1, max: 64 }), (bytes, chunk) => {
+        const read = readLikeTheClient(bytes, chunk);
+        expect(read.length).toBeLessThanOrEqual(bytes.length);
+        expect(parsed(read)).toEqual(parsed(bytes));
+      }),
+      { numRuns: 1000 },
     );
   });
 });
