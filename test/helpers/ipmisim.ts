@@ -41,7 +41,7 @@ export interface IpmiSimOptions {
   fru?: Buffer;
   /**
    * the FRU device's size as Get FRU Inventory Area Info reports it (default: `fru`'s length); a
-   * real BMC reports its EEPROM's, and ipmi_sim fills the bytes past `fru` with zeros
+   * real BMC reports its EEPROM's, larger than what its areas fill
    */
   fruAreaSize?: number;
   /** major, minor (BCD) firmware revision for Get Device ID */
