@@ -260,6 +260,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   const uuidRule = o.uuidRule ?? 'auto';
   const guidMemory = o.readAhead && ipmiAllowed ? o.guidMemory : undefined;
   const rememberedGuid = guidMemory?.get(o.host);
+  const rememberedIdentity = guidMemory?.identity(o.host);
   if (o.readAhead && rememberedGuid === undefined && ipmiNeed({ ipmiAllowed, uuidRule, reportSources: VENDOR_PROFILES.unknown.reportSources }) !== 'none') ahead(ipmi.guid(signalOf(o)));
   let opened: Awaited<ReturnType<typeof openRedfishSide>>;
   try {
@@ -286,13 +287,35 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     throw err;
   }
   const profile = o.guidEncoding ? { ...VENDOR_PROFILES[vendor], guidEncoding: o.guidEncoding } : VENDOR_PROFILES[vendor];
-  if (o.readAhead && ipmiNeed({ ipmiAllowed, uuidRule, reportSources: profile.reportSources }) === 'identity') ahead(ipmi.identity(signalOf(o)));
+  // a kept identity is read again only if Redfish shows the BMC changed (rememberedReading): then after the inventory
+  if (o.readAhead && rememberedIdentity === undefined && ipmiNeed({ ipmiAllowed, uuidRule, reportSources: profile.reportSources }) === 'identity') ahead(ipmi.identity(signalOf(o)));
 
-  /** The remembered GUID as this read's IPMI reading, if it confirms the UUID Redfish reports now. */
-  function rememberedReading(inv: RedfishInventory, now: Date): IpmiReading | undefined {
+  /**
+   * The remembered GUID as this read's IPMI reading, if it confirms the UUID Redfish reports now;
+   * for `identity`, with the identity kept beside it, if Redfish names the same Manager
+   * FirmwareVersion as when it was read.
+   */
+  function rememberedReading(inv: RedfishInventory, now: Date, need: 'guid' | 'identity'): IpmiReading | undefined {
     if (rememberedGuid === undefined || !inv.system?.uuid) return undefined;
+    const managerFirmware = inv.manager?.firmwareVersion;
+    if (need === 'identity' && (rememberedIdentity === undefined || managerFirmware === undefined || managerFirmware !== rememberedIdentity.managerFirmware)) return undefined;
     const decision = decideUuid({ redfishUuid: inv.system.uuid, ipmiGuid: rememberedGuid, guidEncoding: profile.guidEncoding, rule: uuidRule, now });
-    return decision && GUID_CONFIRMED_BASES.has(decision.kind) ? { guid: rememberedGuid, guidRemembered: true, problems: [] } : undefined;
+    if (!decision || !GUID_CONFIRMED_BASES.has(decision.kind)) return undefined;
+    if (need === 'guid') return { guid: rememberedGuid, guidRemembered: true, problems: [] };
+    const { bmcVersion, fru } = rememberedIdentity!;
+    return { guid: rememberedGuid, guidRemembered: true, identity: { bmcVersion, fru: { ...fru } }, identityRemembered: true, problems: [] };
+  }
+
+  /** What this read leaves in the GUID memory: the GUID that confirmed the UUID, with the identity read beside it; else nothing. */
+  function rememberAfterRead(need: IpmiNeed, reading: IpmiReading, merged: ReturnType<typeof mergeReport>, inv: RedfishInventory): void {
+    if (!guidMemory) return;
+    const confirmed = reading.guid !== undefined && merged.ok && GUID_CONFIRMED_BASES.has(merged.uuid.kind);
+    const managerFirmware = inv.manager?.firmwareVersion;
+    if (confirmed && need === 'guid') guidMemory.remember(o.host, reading.guid!);
+    // an identity read with problems (no FRU device, a failed command) is read again next time
+    else if (confirmed && need === 'identity' && reading.identity && reading.problems.length === 0 && managerFirmware !== undefined) {
+      guidMemory.remember(o.host, reading.guid!, { ...reading.identity, managerFirmware });
+    } else guidMemory.forget(o.host);
   }
 
   /** What was read for detection and read-ahead serves the first report only: after an action it is stale. */
@@ -364,14 +387,11 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       forgetReads(); // the report's reads are done: release them
       const need = ipmiNeed({ ipmiAllowed, uuidRule, reportSources: profile.reportSources, redfish: redfishReading(inv) });
       const now = new Date();
-      const remembered = need === 'guid' ? rememberedReading(inv, now) : undefined;
+      const remembered = need === 'guid' || need === 'identity' ? rememberedReading(inv, now, need) : undefined;
       const reading = remembered ?? (await readIpmi(ipmi, need, x));
       const merged = mergeReport({ inventory: inv, ipmi: reading, profile, uuidRule, now });
-      // kept only for a BMC that needs nothing else from IPMI: the others read it with the rest anyway
-      if (guidMemory && !remembered) {
-        if (need === 'guid' && reading.guid && merged.ok && GUID_CONFIRMED_BASES.has(merged.uuid.kind)) guidMemory.remember(o.host, reading.guid);
-        else guidMemory.forget(o.host);
-      }
+      // kept for a BMC that needs at most its identity from IPMI: one that also needs its status reads IPMI anyway
+      if (!remembered) rememberAfterRead(need, reading, merged, inv);
       // no UUID evidence at all: a partial report with the reason; the report cycle skips it
       if (!merged.ok) return merged.report;
       if (!ROUTINE_UUID_BASES.has(merged.uuid.kind)) o.logger?.info({ bmc: o.host, uuid: merged.uuid.uuid, basis: merged.uuid.basis }, 'machine UUID decided');

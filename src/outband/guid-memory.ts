@@ -9,14 +9,30 @@
  * still seen every so often. BMC IPMI session slots are few (one taken by a serial console's
  * SOL; OpenBMC answers "insufficient resources for session" beyond them): a report that needs no
  * session leaves them to the console and the commands.
+ *
+ * For a BMC whose report fields come from IPMI (the vendor table: Supermicro, Novarion) the
+ * identity read beside the GUID is kept with it: Get Device ID's firmware revision and the FRU.
+ * It is used again only with the GUID, and only while Redfish names the same Manager
+ * FirmwareVersion it named when the identity was read: a firmware update changes both, a FRU
+ * changes with the board, and with it the BMC and its UUID.
  */
+import type { MetalFru } from '../metalapi/types.js';
 import { setNewest } from '../net/newest-map.js';
+
+/** What IPMI said about a BMC's identity, and the Redfish Manager FirmwareVersion beside it then. */
+export interface RememberedIdentity {
+  bmcVersion: string;
+  fru: MetalFru;
+  managerFirmware: string;
+}
 
 export interface GuidMemory {
   /** the GUID read from `host` within the last `maxAgeMs`, or undefined */
   get(host: string): Buffer | undefined;
-  /** `guid` was read from `host` and confirmed its Redfish UUID */
-  remember(host: string, guid: Buffer): void;
+  /** the identity kept with the GUID `get(host)` gives, or undefined */
+  identity(host: string): RememberedIdentity | undefined;
+  /** `guid` (and `identity`, when read beside it) was read from `host` and confirmed its Redfish UUID */
+  remember(host: string, guid: Buffer, identity?: RememberedIdentity): void;
   /** what `host` answered no longer confirms its Redfish UUID */
   forget(host: string): void;
   readonly size: number;
@@ -32,18 +48,19 @@ export interface GuidMemoryOptions {
 export function createGuidMemory(o: GuidMemoryOptions): GuidMemory {
   const now = o.now ?? Date.now;
   const max = o.maxEntries ?? 100_000;
-  const entries = new Map<string, { guid: Buffer; at: number }>();
+  const entries = new Map<string, { guid: Buffer; identity?: RememberedIdentity; at: number }>();
+  const current = (host: string) => {
+    const entry = entries.get(host);
+    if (entry === undefined || now() - entry.at < o.maxAgeMs) return entry;
+    entries.delete(host);
+    return undefined;
+  };
   return {
-    get(host) {
-      const entry = entries.get(host);
-      if (entry === undefined) return undefined;
-      if (now() - entry.at < o.maxAgeMs) return entry.guid;
-      entries.delete(host);
-      return undefined;
-    },
-    remember(host, guid) {
+    get: (host) => current(host)?.guid,
+    identity: (host) => current(host)?.identity,
+    remember(host, guid, identity) {
       if (guid.length !== 16) return;
-      setNewest(entries, host, { guid: Buffer.from(guid), at: now() }, max);
+      setNewest(entries, host, { guid: Buffer.from(guid), ...(identity ? { identity: { ...identity, fru: { ...identity.fru } } } : {}), at: now() }, max);
     },
     forget(host) {
       entries.delete(host);

@@ -53,6 +53,8 @@ export interface IpmiReading {
   /** the GUID is one an earlier read of this BMC confirmed (guid-memory.ts), not read now */
   guidRemembered?: boolean;
   identity?: { bmcVersion: string; fru: MetalFru };
+  /** the identity is one an earlier read of this BMC kept with its GUID (guid-memory.ts), not read now */
+  identityRemembered?: boolean;
   status?: { powerState: PowerState; led: LedReading; powerMetric?: PowerMetric };
   /** problems IPMI met ("IPMI: ...", "FRU: ..."), in the order they happened */
   problems: string[];
@@ -87,7 +89,7 @@ export function mergeReport({ inventory: inv, ipmi, profile, uuidRule, now }: Me
   const powerState = reading.powerState === 'UNKNOWN' && ipmi.status ? ipmi.status.powerState : reading.powerState;
   const indicatorLED = reading.led === 'UNKNOWN' && ipmi.status ? ipmi.status.led : reading.led;
   if (indicatorLED === 'UNKNOWN') missing.push('IndicatorLED: neither Redfish nor IPMI reports the identify LED');
-  const usedIpmi = (ipmi.guid !== undefined && ipmi.guidRemembered !== true) || ipmi.identity !== undefined || ipmi.status !== undefined;
+  const usedIpmi = (ipmi.guid !== undefined && ipmi.guidRemembered !== true) || (ipmi.identity !== undefined && ipmi.identityRemembered !== true) || ipmi.status !== undefined;
   const report: BmcReport = {
     uuid: decision?.uuid ?? '',
     bmcVersion: fields.bmcVersion,

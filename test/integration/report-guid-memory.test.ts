@@ -3,7 +3,8 @@
  * outband/guid-memory.ts), against the simulator, which records every request a machine gets:
  * a BMC whose report needs nothing else from IPMI is read without an IPMI session while its
  * remembered GUID confirms the UUID Redfish reports; a GUID that does not confirm it (another BMC
- * at the address) is read again; Supermicro (report fields from IPMI) always gets its session.
+ * at the address) is read again; Supermicro (report fields from IPMI) keeps its identity (firmware
+ * revision, FRU) with the GUID while Redfish names the same Manager FirmwareVersion.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectOutband } from '../../src/outband/connect.js';
@@ -70,14 +71,51 @@ describe('report reads keep a BMC\'s confirmed IPMI GUID', () => {
     expect(memory.get(hostOf(i))).toBeDefined();
   });
 
-  it('Supermicro reads BMCVersion and FRU over IPMI: its session every time, nothing kept', async () => {
+  it('Supermicro reads BMCVersion and FRU over IPMI: kept with the GUID while Redfish names the same Manager firmware, read again after a firmware update', async () => {
+    const i = index('Supermicro');
+    const state = fleet.machines[i]!.state;
+    const memory = createGuidMemory({ maxAgeMs: 60_000 });
+    const first = await read(i, memory);
+    expect(first.ipmiDatagrams).toBeGreaterThan(0);
+    expect(first.report.uuid).toBe(state.uuid);
+    expect(first.report.fieldSources?.bmcVersion).toBe('ipmi');
+    expect(memory.identity(hostOf(i))?.bmcVersion).toBe(first.report.bmcVersion);
+
+    const second = await read(i, memory);
+    expect(second.ipmiDatagrams).toBe(0);
+    expect(second.report.source).toBe('redfish');
+    expect({ ...second.report, source: first.report.source }).toEqual(first.report);
+
+    // a BMC firmware update: Redfish's Manager FirmwareVersion and IPMI's firmware revision change together
+    const before = state.bmcVersion;
+    state.bmcVersion = '9.87';
+    try {
+      const updated = await read(i, memory);
+      expect(updated.ipmiDatagrams).toBeGreaterThan(0);
+      expect(updated.report.bmcVersion).toBe('9.87');
+      expect(updated.report.bmcVersion).not.toBe(first.report.bmcVersion);
+      const after = await read(i, memory);
+      expect(after.ipmiDatagrams).toBe(0);
+      expect(after.report.bmcVersion).toBe('9.87');
+    } finally {
+      state.bmcVersion = before;
+    }
+  });
+
+  it('an identity read with a problem (no FRU device) is not kept: read again next time', async () => {
     const i = index('Supermicro');
     const memory = createGuidMemory({ maxAgeMs: 60_000 });
-    for (let round = 0; round < 2; round++) {
-      const { report, ipmiDatagrams } = await read(i, memory);
-      expect(ipmiDatagrams).toBeGreaterThan(0);
-      expect(report.uuid).toBe(fleet.machines[i]!.state.uuid);
-      expect(memory.get(hostOf(i))).toBeUndefined();
+    fleet.setQuirks([i], ['ipmi-no-fru'], true);
+    try {
+      for (let round = 0; round < 2; round++) {
+        const { report, ipmiDatagrams } = await read(i, memory);
+        expect(ipmiDatagrams).toBeGreaterThan(0);
+        expect(report.uuid).toBe(fleet.machines[i]!.state.uuid);
+        expect(report.missing.some((m) => m.startsWith('FRU'))).toBe(true);
+        expect(memory.identity(hostOf(i))).toBeUndefined();
+      }
+    } finally {
+      fleet.setQuirks([i], ['ipmi-no-fru'], false);
     }
   });
 

@@ -116,18 +116,20 @@ describe('report reads in worker threads', () => {
     expect(after[used]!.tlsResumed).toBeGreaterThan(before[used]!.tlsResumed);
   });
 
-  it('a worker keeps a BMC\'s confirmed IPMI GUID: the next read of a BMC that needs nothing else from IPMI opens no session', async () => {
+  it('a worker keeps a BMC\'s confirmed IPMI GUID (and a Supermicro\'s identity beside it): the next read opens no IPMI session', async () => {
     const workers = pool({ guidMaxAgeMs: 60_000 });
     const byIp = new Map(fleet.machines.map((m) => [m.state.address, m.state.manufacturer]));
+    expect([...byIp.values()]).toContain('Supermicro');
     const first = await Promise.all(leases().map((l) => workers.read(l, { timeoutMs: 20_000 })));
     const second = await Promise.all(leases().map((l) => workers.read(l, { timeoutMs: 20_000 })));
     leases().forEach((l, i) => {
       const [a, b] = [first[i]!, second[i]!];
       if (!a.ok || !b.ok) throw new Error(`${l.ip}: a read failed`);
       expect(a.report.source, l.ip).toBe('redfish+ipmi');
-      // Supermicro takes BMCVersion and FRU from IPMI: its session every time
-      expect(b.report.source, l.ip).toBe(byIp.get(l.ip) === 'Supermicro' ? 'redfish+ipmi' : 'redfish');
+      // Supermicro takes BMCVersion and FRU from IPMI: kept with the GUID while Redfish names the same Manager firmware
+      expect(b.report.source, l.ip).toBe('redfish');
       expect(b.report.uuid).toBe(a.report.uuid);
+      if (byIp.get(l.ip) === 'Supermicro') expect({ ...b.report, source: a.report.source }, l.ip).toEqual(a.report);
     });
     // and without the setting every read has its session
     const plain = pool();

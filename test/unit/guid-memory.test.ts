@@ -17,6 +17,28 @@ describe('GUID memory', () => {
     expect(m.size).toBe(0);
   });
 
+  it('keeps an identity with its GUID, of the same age, replaced or dropped with it', () => {
+    let now = 0;
+    const m = createGuidMemory({ maxAgeMs: 500, now: () => now });
+    const fru = { board_mfg: 'Supermicro', board_part_number: 'X11DPT-B' };
+    const identity = { bmcVersion: '1.74', fru, managerFirmware: '01.74.13' };
+    m.remember('a', guid(1), identity);
+    fru.board_mfg = 'changed';
+    expect(m.identity('a')).toEqual({ ...identity, fru: { board_mfg: 'Supermicro', board_part_number: 'X11DPT-B' } });
+    // a GUID alone (the vendor needs nothing else from IPMI now) drops the identity
+    m.remember('a', guid(1));
+    expect(m.identity('a')).toBeUndefined();
+    m.remember('a', guid(1), identity);
+    m.forget('a');
+    expect(m.identity('a')).toBeUndefined();
+    m.remember('b', guid(2), identity);
+    now = 499;
+    expect(m.identity('b')?.bmcVersion).toBe('1.74');
+    now = 500;
+    expect(m.identity('b')).toBeUndefined();
+    expect(m.get('b')).toBeUndefined();
+  });
+
   it('keeps its own copy, forgets on request, and ignores what is not a GUID', () => {
     const m = createGuidMemory({ maxAgeMs: 60_000 });
     const g = guid(2);
