@@ -96,8 +96,6 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     const fateOf = new Map(fleet.addresses.map((a, i) => [a, fates[i]!]));
     /** per BMC address, ms from connect to its report, in the cycle running now */
     let readMs = new Map<string, number>();
-    /** when the cycle running now started its last BMC (performance.now()) */
-    let lastStart = 0;
     /** failures of live BMCs by error code, in the cycle running now */
     let liveFailures: Record<string, number> = {};
     /** BMCs read without an IPMI session in the cycle running now (their GUID remembered: outband/guid-memory.ts) */
@@ -125,7 +123,6 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     const observer: CycleDeps['observer'] = {
       read(lease, outcome) {
         const now = performance.now();
-        lastStart = Math.max(lastStart, now - outcome.durationMs);
         ends.push({ start: now - outcome.durationMs, end: now, fate: fateOf.get(lease.ip) ?? '?', outcome: outcome.ok ? 'ok' : ((outcome.error as { code?: string }).code ?? 'UNKNOWN') });
         if (outcome.ok && outcome.report.source === 'redfish') withoutIpmi++;
         if (outcome.ok) readMs.set(lease.ip, outcome.durationMs);
@@ -160,7 +157,6 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       readMs = new Map();
       liveFailures = {};
       withoutIpmi = 0;
-      lastStart = 0;
       ends = [];
       const tlsBefore = tlsStats();
       const threadsBefore = threadCpuSeconds();
@@ -173,7 +169,8 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       // the reads that ended last, the cycle's tail: when each started and ended (s into the cycle), its BMC's fate, its outcome
       const tail = ends.sort((a, b) => b.end - a.end).slice(0, 12).map((e) => `${((e.start - t) / 1000).toFixed(2)}+${((e.end - e.start) / 1000).toFixed(2)}s ${e.fate} ${e.outcome}`);
       const lastReadEnd = ends.length ? (ends[0]!.end - t) / 1000 : 0;
-      const lastStartSeconds = (lastStart - t) / 1000;
+      // when the cycle started its last BMC
+      const lastStartSeconds = ends.length ? (Math.max(...ends.map((e) => e.start)) - t) / 1000 : 0;
       // the cycle's time is until metal-api has the report (r.durationMs); the session logouts finish after it
       const wall = r.durationMs / 1000;
       const withLogouts = (performance.now() - t) / 1000;

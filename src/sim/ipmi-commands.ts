@@ -46,10 +46,9 @@ export const MAX_FRU_READ = 32;
  */
 export const FRU_DEVICE_BYTES = 2048;
 
-/** FRU device 0: the machine's image, then erased EEPROM up to FRU_DEVICE_BYTES. */
-function fruDevice(state: Parameters<typeof fruImage>[0]): Buffer {
-  const image = fruImage(state);
-  return image.length >= FRU_DEVICE_BYTES ? image : Buffer.concat([image, Buffer.alloc(FRU_DEVICE_BYTES - image.length, 0xff)]);
+/** FRU device 0's size: the machine's image, then erased EEPROM up to FRU_DEVICE_BYTES. */
+function fruDeviceSize(image: Buffer): number {
+  return Math.max(image.length, FRU_DEVICE_BYTES);
 }
 
 /** What a command may ask of the BMC beyond the machine state. */
@@ -219,10 +218,14 @@ function readFru({ machine }: CommandContext, data: Buffer): CommandResult {
   const offset = data.readUInt16LE(1);
   const count = data[3]!;
   if (count > MAX_FRU_READ) return fail(CC.cannotReturnBytes);
-  const image = fruDevice(machine.state);
-  if (offset >= image.length) return fail(CC.outOfRange);
-  const chunk = image.subarray(offset, offset + count);
-  return ok(Buffer.concat([bytes(chunk.length), chunk]));
+  const image = fruImage(machine.state);
+  const size = fruDeviceSize(image);
+  if (offset >= size) return fail(CC.outOfRange);
+  // the count byte, then the bytes asked for: the image's, 0xFF (erased) past its end
+  const answer = Buffer.alloc(1 + Math.min(count, size - offset), 0xff);
+  answer[0] = answer.length - 1;
+  if (offset < image.length) image.copy(answer, 1, offset, Math.min(image.length, offset + count));
+  return ok(answer);
 }
 
 function setPrivilege({ session }: CommandContext, data: Buffer): CommandResult {
@@ -335,7 +338,7 @@ function fruAreaInfo({ machine }: CommandContext, data: Buffer): CommandResult {
   if (data.length < 1) return fail(CC.lengthInvalid);
   if (data[0] !== 0) return fail(CC.notPresent);
   const size = Buffer.alloc(3);
-  size.writeUInt16LE(fruDevice(machine.state).length, 0);
+  size.writeUInt16LE(fruDeviceSize(fruImage(machine.state)), 0);
   return ok(size); // byte 2 = 0: byte access
 }
 
