@@ -285,6 +285,11 @@ describe('status of every BMC', () => {
     await page.focus('th button[data-sort="ip"]');
     await page.keyboard.press('Enter');
     expect(await page.getAttribute('th:has(button[data-sort="ip"])', 'aria-sort')).toBe('ascending');
+    // every BMC's row back in the table, now in address order
+    const ipNumber = (ip: string) => ip.split('.').reduce((n, part) => n * 256 + Number(part), 0);
+    const ips = await page.$$eval('#bmcs tbody tr', (rows) => rows.map((r) => r.getAttribute('data-ip') ?? ''));
+    expect(ips).toHaveLength(7);
+    expect(ips).toEqual([...ips].sort((a, b) => ipNumber(a) - ipNumber(b)));
     await page.focus('th button[data-sort="state"]');
     await page.keyboard.press('Enter');
 
