@@ -17,6 +17,7 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { startDaemon, type Daemon } from '../../src/daemon.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
+import { ipv4ToNumber } from '../../src/net/cidr.js';
 import { consolePart } from '../../src/parts/console.js';
 import { startControlServer } from '../../src/sim/control.js';
 import { renderFleetLeases, type Fleet } from '../../src/sim/fleet.js';
@@ -286,10 +287,9 @@ describe('status of every BMC', () => {
     await page.keyboard.press('Enter');
     expect(await page.getAttribute('th:has(button[data-sort="ip"])', 'aria-sort')).toBe('ascending');
     // every BMC's row back in the table, now in address order
-    const ipNumber = (ip: string) => ip.split('.').reduce((n, part) => n * 256 + Number(part), 0);
     const ips = await page.$$eval('#bmcs tbody tr', (rows) => rows.map((r) => r.getAttribute('data-ip') ?? ''));
     expect(ips).toHaveLength(7);
-    expect(ips).toEqual([...ips].sort((a, b) => ipNumber(a) - ipNumber(b)));
+    expect(ips).toEqual([...ips].sort((a, b) => ipv4ToNumber(a) - ipv4ToNumber(b)));
     await page.focus('th button[data-sort="state"]');
     await page.keyboard.press('Enter');
 
