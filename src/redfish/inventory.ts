@@ -6,8 +6,8 @@
  * the service root or the System itself (transport, auth, decoding) is thrown.
  */
 import { abortError, isBmcError } from '../errors.js';
-import { link } from './json.js';
-import { parsePowerSupply, type ExpandSupport, type PowerInfo } from './parse.js';
+import { link, links, obj } from './json.js';
+import { MAX_POWER_SUPPLIES, parsePowerSupply, type ExpandSupport, type PowerInfo } from './parse.js';
 import { readCache, type ReadCache } from './read-cache.js';
 import {
   readChassis,
@@ -126,10 +126,36 @@ async function firstMemberAhead(reader: ReadCache, collection: string | undefine
   return first;
 }
 
+/** Members read to find the one that names the System, when the System has no link of its own; more are not consulted. */
+const MAX_OWNER_CANDIDATES = 16;
+
+/**
+ * Without the System's own link, the member of a collection that belongs to it: the only one;
+ * else the first whose links (`named`) include the System, as a multi-node chassis or a blade
+ * enclosure lists its siblings' Managers and Chassis beside the System's own; else the first.
+ */
+async function memberNamingSystem(reader: ReadCache, collection: string, expand: ExpandSupport | undefined, systemPath: string, named: (body: unknown) => string[], options: ReadOptions): Promise<string | undefined> {
+  const members = await reader.members(collection, expand, options);
+  if (members.length <= 1) return members[0];
+  const bodies = await Promise.all(
+    members.slice(0, MAX_OWNER_CANDIDATES).map((m) =>
+      reader.get(m, options).catch((err: unknown) => {
+        if (options.signal?.aborted || isBmcError(err, 'ABORTED')) throw err;
+        return undefined; // this member cannot name the System; its own read reports the failure if chosen
+      }),
+    ),
+  );
+  const i = bodies.findIndex((b) => named(b).some((s) => samePath(s, systemPath)));
+  return members[i < 0 ? 0 : i];
+}
+
+const managerNames = (body: unknown): string[] => links(obj(body, 'Links'), 'ManagerForServers');
+const chassisNames = (body: unknown): string[] => links(obj(body, 'Links'), 'ComputerSystems');
+
 async function readSupplies(reader: ReadCache, path: string, expand: ExpandSupport | undefined, options: ReadOptions): Promise<PowerInfo> {
   const collection = link(await reader.get(path, options), 'PowerSupplies');
   if (collection === undefined) return { supplies: [] };
-  const members = await reader.members(collection, expand, options);
+  const members = (await reader.members(collection, expand, options)).slice(0, MAX_POWER_SUPPLIES);
   const supplies = await Promise.all(members.map(async (m) => ({ path: m, ...parsePowerSupply(await reader.get(m, options)) })));
   return { supplies };
 }
@@ -245,13 +271,19 @@ async function inventoryOf(client: RedfishGetter | ReadCache, options: ReadOptio
   // the collections went out with Systems: each read waits for its own collection, so a member it
   // carried inline (or whose read it started) is not asked for a second time through the System's
   // links, and for nothing else: the chassis and its power data do not wait for the Managers
-  const pathOf = (link: string | undefined, guess: Settled<string | undefined>) => link ?? (guess.ok ? guess.value : undefined);
-  const managerRead = managerGuess.then((guess) => {
-    const path = pathOf(system?.managedBy[0], guess);
+  const systemPath = system?.path ?? systemLink;
+  // the System's link; without one, the collection's member that names the System (its first, as guessed, on a plain server)
+  const pathOf = async (link: string | undefined, guess: Settled<string | undefined>, collection: string | undefined, named: (body: unknown) => string[]) => {
+    if (link !== undefined) return link;
+    if (!guess.ok || guess.value === undefined || collection === undefined || systemPath === undefined || run.failed) return guess.ok ? guess.value : undefined;
+    return memberNamingSystem(reader, collection, expand, systemPath, named, options);
+  };
+  const managerRead = managerGuess.then(async (guess) => {
+    const path = await pathOf(system?.managedBy[0], guess, serviceRoot.managers, managerNames);
     return path === undefined || run.failed ? undefined : settle(readManager(reader, path, options));
   });
   const chassisRead = chassisGuess.then(async (guess) => {
-    const path = pathOf(system?.chassis[0], guess);
+    const path = await pathOf(system?.chassis[0], guess, serviceRoot.chassis, chassisNames);
     if (path === undefined || run.failed) return undefined;
     // a linked chassis the BMC answers 404 for is replaced by the collection's one naming the System
     const read = await settle(readSystemChassis(reader, path, system?.path ?? systemLink, serviceRoot.chassis, expand, options));

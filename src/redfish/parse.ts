@@ -269,6 +269,9 @@ export function parsePowerSupply(json: unknown): PowerSupplyStatus {
   return compact({ path: odataId(json), name: str(json, 'Name'), health: str(status, 'Health'), state: str(status, 'State') });
 }
 
+/** Power supplies read and reported per chassis: a server has 1–4, a multi-node chassis up to ~12; more are cut. */
+export const MAX_POWER_SUPPLIES = 32;
+
 /** The deprecated `Power` resource: PowerControl[0] and the embedded PowerSupplies array. */
 export function parsePower(json: unknown): PowerInfo {
   const control = arr(json, 'PowerControl')?.[0];
@@ -282,7 +285,7 @@ export function parsePower(json: unknown): PowerInfo {
   return compact({
     consumedWatts: num(control, 'PowerConsumedWatts'),
     metrics: Object.keys(metrics).length === 0 ? undefined : metrics,
-    supplies: (arr(json, 'PowerSupplies') ?? []).filter((s) => asObject(s) !== undefined).map(parsePowerSupply),
+    supplies: (arr(json, 'PowerSupplies') ?? []).filter((s) => asObject(s) !== undefined).slice(0, MAX_POWER_SUPPLIES).map(parsePowerSupply),
   });
 }
 

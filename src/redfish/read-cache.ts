@@ -7,13 +7,17 @@
  *
  * Collections are read with their members inline (`$expand`) where the service root says the
  * service supports it; the members land in the cache under their own paths. A service that
- * ignores `$expand` (members as bare links) or refuses it (HTTP 4xx/5xx, e.g.
- * QueryNotSupportedOnResource, or bmcweb's expand allowed on a few URIs only) is read the plain
- * way; an inline member without its `Id` (AMI firmware that drops required properties of
- * expanded members) is read on its own.
+ * ignores `$expand` (members as bare links) is read member by member. Every other failure of the
+ * expanded read is read the plain way: a refusal (HTTP 4xx/5xx, e.g. QueryNotSupportedOnResource,
+ * or bmcweb's expand allowed on a few URIs only), a 2xx answer without a `Members` array (an
+ * error object), and a transport failure (a timeout or a dropped connection on an expansion the
+ * BMC finds expensive, bad JSON); only the caller's abort ends the read. An inline member without
+ * its `Id` (AMI firmware that drops required properties of expanded members) or with
+ * `@Message.ExtendedInfo` (DSP0266: a member the service could not expand carries its error
+ * there) is read on its own.
  */
 import { isBmcError } from '../errors.js';
-import { arr, asObject, odataId, str } from './json.js';
+import { arr, asObject, odataId, prop, str } from './json.js';
 import type { ExpandSupport } from './parse.js';
 import { listMembers, type ReadOptions, type RedfishGetter } from './resources.js';
 
@@ -34,7 +38,7 @@ export function expandQuery(e: ExpandSupport): string {
 
 /** An inline member complete enough to stand for its own GET. */
 function fullMember(m: unknown): m is Record<string, unknown> {
-  return asObject(m) !== undefined && odataId(m) !== undefined && str(m, 'Id') !== undefined;
+  return asObject(m) !== undefined && odataId(m) !== undefined && str(m, 'Id') !== undefined && prop(m, '@Message.ExtendedInfo') === undefined;
 }
 
 export function readCache(client: RedfishGetter): ReadCache {
@@ -60,12 +64,16 @@ export function readCache(client: RedfishGetter): ReadCache {
     try {
       body = await client.get(query, options);
     } catch (err) {
-      if (options.signal?.aborted || isBmcError(err, 'ABORTED') || isBmcError(err, 'TIMEOUT') || !isBmcError(err, 'HTTP')) throw err;
-      return false; // refused: read it the plain way
+      if (options.signal?.aborted || isBmcError(err, 'ABORTED')) throw err;
+      return false; // refused or failed: read it the plain way
     }
+    const members = arr(body, 'Members');
+    if (members === undefined) return false; // a 2xx that is not the collection
     cache.set(path, Promise.resolve(body));
-    for (const m of arr(body, 'Members') ?? []) {
-      if (fullMember(m)) cache.set(odataId(m)!, Promise.resolve(m));
+    for (const m of members) {
+      // a member already read on its own keeps that read (the full resource)
+      const id = odataId(m);
+      if (fullMember(m) && !cache.has(id!)) cache.set(id!, Promise.resolve(m));
     }
     return true;
   }

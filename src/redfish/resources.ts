@@ -4,6 +4,7 @@
  */
 import { BmcError } from '../errors.js';
 import {
+  MAX_POWER_SUPPLIES,
   parseActionInfoAllowable,
   parseChassis,
   parseCollection,
@@ -38,21 +39,30 @@ export interface ReadOptions {
 export const SERVICE_ROOT = '/redfish/v1/';
 /** Collections longer than this many pages are cut (a BMC with a nextLink loop). */
 const MAX_PAGES = 20;
+/** Members of one collection beyond this are not listed: a BMC's own collections hold a few dozen at most. */
+export const MAX_MEMBERS = 1024;
+
 
 export async function readServiceRoot(client: RedfishGetter, options: ReadOptions = {}): Promise<ServiceRoot> {
   return parseServiceRoot(await client.get(SERVICE_ROOT, options));
 }
 
-/** `@odata.id`s of a collection's members, following `Members@odata.nextLink`. */
+/**
+ * `@odata.id`s of a collection's members, following `Members@odata.nextLink`, each once: a page
+ * already read ends the walk (a BMC that ignores `$skip` names the same page again), and the list
+ * stops at MAX_MEMBERS.
+ */
 export async function listMembers(client: RedfishGetter, path: string, options: ReadOptions = {}): Promise<string[]> {
-  const members: string[] = [];
+  const members = new Set<string>();
+  const pages = new Set<string>();
   let next: string | undefined = path;
-  for (let page = 0; next !== undefined && page < MAX_PAGES; page += 1) {
+  for (let page = 0; next !== undefined && page < MAX_PAGES && !pages.has(next) && members.size < MAX_MEMBERS; page += 1) {
+    pages.add(next);
     const c = parseCollection(await client.get(next, options));
-    members.push(...c.members);
+    for (const m of c.members) if (members.size < MAX_MEMBERS) members.add(m);
     next = c.nextLink;
   }
-  return members;
+  return [...members];
 }
 
 export async function readSystem(client: RedfishGetter, path: string, options: ReadOptions = {}): Promise<SystemInfo> {
@@ -76,7 +86,7 @@ export async function readPower(client: RedfishGetter, path: string, options: Re
 export async function readPowerSubsystem(client: RedfishGetter, path: string, options: ReadOptions = {}): Promise<PowerInfo> {
   const collection = link(await client.get(path, options), 'PowerSupplies');
   if (collection === undefined) return { supplies: [] };
-  const members = await listMembers(client, collection, options);
+  const members = (await listMembers(client, collection, options)).slice(0, MAX_POWER_SUPPLIES);
   const supplies = await Promise.all(members.map(async (m) => ({ path: m, ...parsePowerSupply(await client.get(m, options)) })));
   return { supplies };
 }

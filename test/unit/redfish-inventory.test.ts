@@ -11,6 +11,7 @@ import {
   readSystem,
   type RedfishClient,
 } from '../../src/redfish/index.js';
+import { MAX_POWER_SUPPLIES } from '../../src/redfish/parse.js';
 import { startMockupServer, type MockupServer } from '../helpers/redfish-mockup-server.js';
 import { withPeers } from '../helpers/peers.js';
 
@@ -219,6 +220,41 @@ describe('readInventory', () => {
     expect(inv.chassis?.model).toBe('Board');
     expect(inv.powerMetric?.averageConsumedWatts).toBe(319);
     expect(inv.missing).toEqual([]);
+  });
+
+  it("a multi-node chassis whose System has no links: the Manager and Chassis that name the System, not the collections' first members", async () => {
+    const manager = server.resource(MANAGER)!;
+    const chassis = server.resource(CHASSIS)!;
+    const [otherManager, otherChassis, ownManager, ownChassis] = ['/redfish/v1/Managers/Node1', '/redfish/v1/Chassis/Node1', '/redfish/v1/Managers/Node2', '/redfish/v1/Chassis/Node2'];
+    const sibling = { '@odata.id': '/redfish/v1/Systems/Node1' };
+    server.setResource(otherManager, { ...manager, '@odata.id': otherManager, Id: 'Node1', FirmwareVersion: 'sibling', Links: { ManagerForServers: [sibling] } });
+    server.setResource(ownManager, { ...manager, '@odata.id': ownManager, Id: 'Node2', FirmwareVersion: 'own', Links: { ManagerForServers: [{ '@odata.id': SYSTEM }] } });
+    server.setResource(otherChassis, { ...chassis, '@odata.id': otherChassis, Id: 'Node1', SerialNumber: 'sibling', Links: { ComputerSystems: [sibling] } });
+    server.setResource(ownChassis, { ...chassis, '@odata.id': ownChassis, Id: 'Node2', SerialNumber: 'own', Links: { ComputerSystems: [{ '@odata.id': SYSTEM }] } });
+    server.setResource('/redfish/v1/Managers', { '@odata.id': '/redfish/v1/Managers', Members: [{ '@odata.id': otherManager }, { '@odata.id': ownManager }] });
+    server.setResource('/redfish/v1/Chassis', { '@odata.id': '/redfish/v1/Chassis', Members: [{ '@odata.id': otherChassis }, { '@odata.id': ownChassis }] });
+    server.dropProperty(SYSTEM, 'Links.ManagedBy');
+    server.dropProperty(SYSTEM, 'Links.Chassis');
+    const inv = await readInventory(client);
+    expect(inv.manager?.firmwareVersion).toBe('own');
+    expect(inv.chassis?.serialNumber).toBe('own');
+    expect(inv.powerMetric?.averageConsumedWatts).toBe(319);
+  });
+
+  it('power supplies are read and reported up to MAX_POWER_SUPPLIES per chassis, from Power and from PowerSubsystem', async () => {
+    const power = server.resource(`${CHASSIS}/Power`)!;
+    const supply = (power.PowerSupplies as Array<Record<string, unknown>>)[0]!;
+    server.setResource(`${CHASSIS}/Power`, { ...power, PowerSupplies: Array.from({ length: 500 }, (_, i) => ({ ...supply, '@odata.id': `${CHASSIS}/Power#/PowerSupplies/${i}`, Name: `PSU ${i}` })) });
+    expect((await readInventory(client)).powerSupplies).toHaveLength(MAX_POWER_SUPPLIES);
+    const collection = `${CHASSIS}/PowerSubsystem/PowerSupplies`;
+    const members = Array.from({ length: 100 }, (_, i) => `${collection}/${i}`);
+    for (const m of members) server.setResource(m, { '@odata.id': m, Name: m, Status: { State: 'Enabled', Health: 'OK' } });
+    server.setResource(collection, { '@odata.id': collection, Members: members.map((m) => ({ '@odata.id': m })) });
+    server.dropProperty(CHASSIS, 'Power');
+    const before = server.requests.length;
+    const inv = await readInventory(client);
+    expect(inv.powerSupplies).toHaveLength(MAX_POWER_SUPPLIES);
+    expect(server.requests.slice(before).filter((r) => r.path.startsWith(`${collection}/`))).toHaveLength(MAX_POWER_SUPPLIES);
   });
 
   it('no system: missing; manager and chassis still from the root collections', async () => {
