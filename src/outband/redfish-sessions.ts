@@ -12,7 +12,10 @@
  *   is read again with it);
  * - a BMC that dropped the resumed session `MAX_MISSES` reads in a row (an idle timeout shorter
  *   than the report interval, reboots) gets a login and a logout every read, as before, until
- *   `maxAgeMs` has passed.
+ *   `maxAgeMs` has passed;
+ * - a resumed session the BMC answered with errors only, none with success, is forgotten: a BMC
+ *   that answers a token it no longer knows with 403 or 500 instead of 401 gets a login in the
+ *   next read (the client logs in again at once on a 401, and on a 403 before any success).
  *
  * The sessions are kept in the state folder (`openRedfishSessionFile`, mode 0600, tokens only, no
  * service roots), so a restarted or crashed daemon resumes them rather than leaving one open
@@ -85,11 +88,13 @@ export function sessionPlan(kept: KeptRedfishSession | undefined, now: { user: s
 /** Where a read leaves the BMC's entry, from what it planned and the session its client ends with. */
 export function sessionAfterRead(
   plan: SessionPlan,
-  end: { user: string; pin: string | undefined; nowMs: number; session: { token: string; location: string | undefined; resumed: boolean } | undefined; root: unknown },
+  end: { user: string; pin: string | undefined; nowMs: number; session: { token: string; location: string | undefined; resumed: boolean; refused?: boolean } | undefined; root: unknown },
 ): KeptRedfishSession | undefined {
   if (!plan.keep) return plan.kept;
   if (end.session === undefined) return undefined;
   const { token, location, resumed } = end.session;
+  // answered with errors only (a BMC that refuses a token it no longer knows with 403 or 500): the next read logs in
+  if (resumed && end.session.refused === true) return undefined;
   if (token.length > MAX_KEPT_TEXT || (location?.length ?? 0) > MAX_KEPT_TEXT) return undefined;
   const pin = end.pin === undefined ? {} : { pin: end.pin };
   const loc = location === undefined ? {} : { location };

@@ -80,9 +80,11 @@ export interface RedfishClient {
   upload(path: string, stream: Readable, options: RequestOptions & { contentType: string; contentLength?: number }): Promise<RedfishReply>;
   /**
    * The session in use and whether it is the one `resumeSession` gave; undefined with Basic, and
-   * after the BMC refused the session and a new login failed.
+   * after the BMC refused the session and a new login failed. `refused`: the resumed session got
+   * error answers from the BMC and no success (a session the BMC no longer honours, whatever
+   * status it answers with): not worth keeping.
    */
-  session(): (RedfishSessionHandle & { resumed: boolean }) | undefined;
+  session(): (RedfishSessionHandle & { resumed: boolean; refused?: boolean }) | undefined;
   /** Deletes the session (unless `keepSession`: it stays open for a later client) and closes the connections. */
   close(options?: { keepSession?: boolean }): Promise<void>;
 }
@@ -218,26 +220,58 @@ function sessionClient(
   /** the session the BMC answered 401 for, while no new login replaced it */
   let refused: Auth | undefined;
   let relogin: Promise<Auth> | undefined;
+  /** the new login that failed: every later 401 hears it again instead of sending another (BMCs lock accounts out after a few) */
+  let reloginFailure: unknown;
+  /** a resumed session the BMC answered with success (it is honoured), or with an HTTP error only */
+  let resumedAnswered: 'ok' | 'error' | undefined;
   let closing: Promise<void> | undefined;
   const drops = new Set<Promise<void>>();
 
   const authHeaders = (a: Auth): Record<string, string> => (a.kind === 'basic' ? { authorization: a.header } : { 'x-auth-token': a.token });
+  const isResumed = (a: Auth): boolean => a.kind === 'session' && a.resumed === true;
 
-  async function renew(stale: Auth, signal: AbortSignal | undefined): Promise<Auth> {
-    if (auth !== stale) return auth; // someone renewed already
+  /**
+   * A new login in place of `stale`, shared by every request that was refused with it. The login
+   * is not cut off by the caller's abort (as the first login is not: once sent, only its answer
+   * names the session the BMC made); the caller stops waiting at once, and the session lands in
+   * `auth`, where close() deletes it or keeps it.
+   */
+  function renew(stale: Auth, signal: AbortSignal | undefined): Promise<Auth> {
+    if (auth !== stale) return Promise.resolve(auth); // someone renewed already
+    if (reloginFailure !== undefined) return Promise.reject(reloginFailure);
     if (relogin === undefined) {
-      log?.debug({ origin: transport.origin, resumed: stale.kind === 'session' && stale.resumed === true }, 'redfish session expired, logging in again');
+      log?.debug({ origin: transport.origin, resumed: isResumed(stale) }, 'redfish session expired, logging in again');
       refused = stale;
-      relogin = login(signal).finally(() => {
-        relogin = undefined;
-      });
-      auth = await relogin;
-      refused = undefined;
-      // The 401 may not have meant "expired": delete the old session too, so none is left behind.
-      dropLater(stale);
-      return auth;
+      relogin = login(undefined)
+        .then(
+          (fresh) => {
+            auth = fresh;
+            refused = undefined;
+            // The 401 may not have meant "expired": delete the old session too, so none is left behind.
+            dropLater(stale);
+            return fresh;
+          },
+          (err: unknown) => {
+            reloginFailure = err;
+            throw err;
+          },
+        )
+        .finally(() => {
+          relogin = undefined;
+        });
+      relogin.catch(() => undefined); // heard by the callers below, or by close()
     }
-    return relogin;
+    return raceAbort(relogin, signal, { reason: (s) => abortError(s, `POST ${SESSIONS_PATH}`) });
+  }
+
+  /**
+   * The BMC's answer means the session is gone: 401, and for a resumed session nothing has
+   * confirmed yet, 403 too (the status some BMCs give a token they no longer know). Uploads are
+   * not sent twice.
+   */
+  function sessionGone(err: unknown, used: Auth, req: Req): boolean {
+    if (!isBmcError(err) || used.kind !== 'session' || req.stream !== undefined) return false;
+    return err.httpStatus === 401 || (err.httpStatus === 403 && isResumed(used) && resumedAnswered !== 'ok');
   }
 
   /** Deletes `a` beside the client's work; close() waits for it. */
@@ -263,10 +297,12 @@ function sessionClient(
         headers: { ...req.options?.headers, ...authHeaders(a) },
       });
     try {
-      return await call(used);
+      const res = await call(used);
+      if (isResumed(used)) resumedAnswered = 'ok';
+      return res;
     } catch (err) {
-      const expired = isBmcError(err) && err.httpStatus === 401 && used.kind === 'session' && req.stream === undefined;
-      if (!expired || closing !== undefined) throw err;
+      if (isResumed(used) && resumedAnswered === undefined && isBmcError(err) && err.httpStatus !== undefined) resumedAnswered = 'error';
+      if (!sessionGone(err, used, req) || closing !== undefined) throw err;
       return call(await renew(used, req.options?.signal));
     }
   }
@@ -313,7 +349,8 @@ function sessionClient(
     },
     session() {
       if (auth.kind !== 'session' || auth === refused) return undefined;
-      return { token: auth.token, location: auth.location, resumed: auth.resumed === true };
+      const resumed = auth.resumed === true;
+      return { token: auth.token, location: auth.location, resumed, ...(resumed && resumedAnswered === 'error' ? { refused: true } : {}) };
     },
     retire(handle) {
       dropLater({ kind: 'session', ...handle });

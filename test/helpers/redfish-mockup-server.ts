@@ -74,6 +74,8 @@ export interface MockupServerOptions {
   taskOutcome?: 'Completed' | 'Exception';
   /** Answer updates with a task monitor (202 while running, 204 at the end) instead of the task. */
   taskMonitor?: boolean;
+  /** The status for a request whose X-Auth-Token names no session (expired, deleted). Default 401; some BMCs answer 403. */
+  unknownSessionStatus?: 401 | 403;
 }
 
 export interface Upload {
@@ -301,7 +303,8 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
     }
     const isRoot = path === '/redfish/v1' || path === '/redfish';
     if (!(isRoot && method === 'GET') && !authorized(req)) {
-      return send(res, 401, redfishError(401, 'There is no valid session established with the implementation.'), { 'www-authenticate': 'Basic realm="redfish"' });
+      const status = typeof req.headers['x-auth-token'] === 'string' ? (options.unknownSessionStatus ?? 401) : 401;
+      return send(res, status, redfishError(status, 'There is no valid session established with the implementation.'), status === 401 ? { 'www-authenticate': 'Basic realm="redfish"' } : undefined);
     }
     if (method === 'GET') {
       if (advanceTask(path, res)) return;

@@ -127,6 +127,83 @@ describe('authentication', () => {
   });
 });
 
+describe('a dropped or resumed session', () => {
+  const SESSIONS = '/redfish/v1/SessionService/Sessions';
+
+  /** A session made by one client and left open, as a report read leaves it for the next. */
+  async function keptSession(): Promise<{ token: string; location: string | undefined }> {
+    const first = await openRedfish(opts());
+    const s = first.session();
+    await first.close({ keepSession: true });
+    if (s === undefined) throw new Error('no session');
+    return { token: s.token, location: s.location };
+  }
+
+  it('a resumed session the BMC no longer knows and answers 403 for: one new login, the read succeeds, the new session is the one in use', async () => {
+    await start({ unknownSessionStatus: 403 });
+    const kept = await keptSession();
+    server.expireSessions();
+    await withClient({ resumeSession: kept }, async (client) => {
+      const [systems, chassis] = await Promise.all([client.get('/redfish/v1/Systems'), client.get('/redfish/v1/Chassis')]);
+      expect(systems).toBeDefined();
+      expect(chassis).toBeDefined();
+      expect(countOf('POST', SESSIONS)).toBe(2);
+      expect(client.session()).toMatchObject({ resumed: false });
+      expect(client.session()?.token).not.toBe(kept.token);
+    });
+  });
+
+  it('a 403 once the resumed session has answered is AUTH_FAILED, without a new login', async () => {
+    const kept = await keptSession();
+    await withClient({ resumeSession: kept }, async (client) => {
+      await client.get('/redfish/v1/Systems');
+      server.addFault({ path: '/redfish/v1/Chassis', fault: { kind: 'status', status: 403 } });
+      expect((await failure(client.get('/redfish/v1/Chassis'))).code).toBe('AUTH_FAILED');
+      expect(countOf('POST', SESSIONS)).toBe(1);
+      expect(client.session()).toEqual({ token: kept.token, location: kept.location, resumed: true });
+      server.clearFaults();
+    });
+  });
+
+  it('a resumed session answered with errors only is reported refused (not worth keeping); one that answered once is not', async () => {
+    const kept = await keptSession();
+    server.addFault({ path: '/redfish/v1/Systems', fault: { kind: 'status', status: 500 } });
+    await withClient({ resumeSession: kept }, async (client) => {
+      expect((await failure(client.get('/redfish/v1/Systems'))).httpStatus).toBe(500);
+      expect(client.session()).toMatchObject({ token: kept.token, resumed: true, refused: true });
+      await client.get('/redfish/v1/Chassis');
+      expect(client.session()).toEqual({ token: kept.token, location: kept.location, resumed: true });
+    });
+    server.clearFaults();
+  });
+
+  it('a new login the caller gave up on after the BMC made its session: the caller hears at once, close() deletes the session once the answer names it', async () => {
+    const client = await openRedfish(opts());
+    server.expireSessions();
+    let release!: () => void;
+    server.addFault({ method: 'POST', path: SESSIONS, times: 1, fault: { kind: 'answer-held', until: new Promise<void>((r) => (release = r)) } });
+    const abort = new AbortController();
+    const reading = client.get('/redfish/v1/Systems', { signal: abort.signal });
+    await waitFor(() => server.sessionCount() === 1, 5000, 'the new session made on the BMC');
+    abort.abort(new Error('metal-bmc is shutting down'));
+    await expect(reading).rejects.toMatchObject({ code: 'ABORTED' });
+    release();
+    await client.close();
+    expect(server.sessionCount()).toBe(0);
+  });
+
+  it('a new login that fails is not sent again by the next refused request (BMCs lock an account out after a few failed logins)', async () => {
+    await withClient({}, async (client) => {
+      server.expireSessions();
+      server.addFault({ method: 'POST', path: SESSIONS, fault: { kind: 'status', status: 401 } });
+      expect((await failure(client.get('/redfish/v1/Systems'))).code).toBe('AUTH_FAILED');
+      expect((await failure(client.get('/redfish/v1/Chassis'))).code).toBe('AUTH_FAILED');
+      expect(countOf('POST', SESSIONS)).toBe(2);
+      server.clearFaults();
+    });
+  });
+});
+
 describe('transport faults', () => {
   it('503 on a GET is retried twice, then HTTP 503 with the Redfish message', async () => {
     await withClient({}, async (client) => {

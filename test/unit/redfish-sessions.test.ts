@@ -59,11 +59,17 @@ describe('sessionPlan', () => {
 });
 
 describe('sessionAfterRead', () => {
-  const end = (session: { token: string; location: string | undefined; resumed: boolean } | undefined, root?: unknown) => ({ user: 'ADMIN', pin: undefined, nowMs: NOW, session, root });
+  const end = (session: { token: string; location: string | undefined; resumed: boolean; refused?: boolean } | undefined, root?: unknown) => ({ user: 'ADMIN', pin: undefined, nowMs: NOW, session, root });
 
   it('a resumed session stays as it was, its service root and age included', () => {
     const before = kept({ root: { Systems: {} }, misses: 1 });
     expect(sessionAfterRead(sessionPlan(before, at()), end({ token: 't0', location: before.location, resumed: true }))).toEqual({ ...before, misses: 0 });
+  });
+
+  it('a resumed session the BMC answered with errors only (a token it no longer honours, whatever the status) is forgotten: the next read logs in', () => {
+    const before = kept({ root: { Systems: {} } });
+    expect(sessionAfterRead(sessionPlan(before, at()), end({ token: 't0', location: before.location, resumed: true, refused: true }))).toBeUndefined();
+    expect(sessionPlan(undefined, at())).toEqual({ keep: true });
   });
 
   it('a new login is kept with its service root; one that replaced a dropped session counts a miss and keeps no root', () => {
