@@ -57,21 +57,26 @@ export interface ReportBody {
   bounded: Array<{ bmc: string; uuid: string; cut: string[] }>;
   /** a BMC that reports a UUID a known BMC with a lease holds: left out, the known one kept */
   conflicts: Array<{ uuid: string; known: string; claimant: string; mac?: string }>;
-  /** a UUID taken over by another BMC because the known one's lease is gone */
-  moves: Array<{ uuid: string; previous: string; bmc: string }>;
+  /** a UUID taken over by another BMC because the known one's lease is gone, or it reports another machine now */
+  moves: Array<{ uuid: string; previous: string; bmc: string; why: 'lease gone' | 'reports another machine' }>;
 }
 
 /**
  * Builds the body in the order the BMCs were read: a UUID stays with the BMC known for it while
- * that BMC holds a lease (`ownership`, updated here), else the first BMC of a UUID in this cycle
+ * that BMC holds a lease and does not report another UUID in this cycle (`ownership`, updated
+ * here: BMCs whose addresses DHCP swapped, or a BMC back at a new address whose old one went to
+ * another BMC, each report their own machine again), else the first BMC of a UUID in this cycle
  * wins; an unread identify LED becomes the machine's last known state (`ledMemory`), every entry
  * is bounded.
  */
 export function assembleReportBody(reads: readonly BmcRead[], ledMemory?: LedMemory, ownership?: UuidOwnership): ReportBody {
   const body: ReportBody = { reports: {}, duplicates: [], bounded: [], conflicts: [], moves: [] };
+  const uuidAt = new Map(reads.map((r) => [r.ip, r.report.uuid]));
+  // the known BMC still holds the UUID: leased, and not read this cycle (unknown) or reporting it again
+  const holds = (known: string, uuid: string): boolean => ownership!.isLeased(known) && (uuidAt.get(known) ?? uuid) === uuid;
   for (const { ip, mac, report } of reads) {
     const known = ownership?.owners.get(report.uuid);
-    if (known !== undefined && known !== ip && ownership!.isLeased(known)) {
+    if (known !== undefined && known !== ip && holds(known, report.uuid)) {
       body.conflicts.push({ uuid: report.uuid, known, claimant: ip, ...(mac !== undefined ? { mac } : {}) });
       continue;
     }
@@ -80,7 +85,7 @@ export function assembleReportBody(reads: readonly BmcRead[], ledMemory?: LedMem
       body.duplicates.push({ uuid: report.uuid, bmcs: [existing.BMCIp, ip] });
       continue;
     }
-    if (known !== undefined && known !== ip) body.moves.push({ uuid: report.uuid, previous: known, bmc: ip });
+    if (known !== undefined && known !== ip) body.moves.push({ uuid: report.uuid, previous: known, bmc: ip, why: ownership!.isLeased(known) ? 'reports another machine' : 'lease gone' });
     ownership?.owners.set(report.uuid, ip);
     const indicatorLED = ledMemory?.resolve(report.uuid, report.indicatorLED) ?? report.indicatorLED;
     const { entry, cut } = boundEntry(toIpmiReport(ip, { ...report, indicatorLED }));

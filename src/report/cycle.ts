@@ -219,7 +219,9 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     deps.metrics?.uuidConflicts.inc();
     deps.logger.warn({ uuid, bmcs }, 'two BMCs report the same machine UUID; keeping the first');
   }
-  for (const { uuid, previous, bmc } of moves) deps.logger.info({ uuid, previous, bmc }, 'machine UUID moves to another BMC: the lease of the known one is gone');
+  for (const { uuid, previous, bmc, why } of moves) {
+    deps.logger.info({ uuid, previous, bmc }, why === 'lease gone' ? 'machine UUID moves to another BMC: the lease of the known one is gone' : 'machine UUID moves to another BMC: the known one reports another machine now (addresses swapped or reassigned)');
+  }
   deps.owners?.prune(isLeased);
   for (const { bmc, uuid, cut } of bounded) {
     deps.metrics?.entriesBounded.inc();

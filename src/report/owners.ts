@@ -2,7 +2,9 @@
  * Which BMC (IP address) reports which machine UUID, across report cycles. A second BMC that
  * reports a UUID the known one still holds is not taken: a device on the BMC network could
  * otherwise claim any machine and receive its consoles and commands. The known BMC keeps the
- * UUID while its lease lasts; when its lease is gone the newcomer takes over (a replaced BMC).
+ * UUID while its lease lasts and it does not report another machine (body.ts); when its lease is
+ * gone the newcomer takes over (a replaced BMC), and when it reports another UUID the machine's
+ * new address does (DHCP swapped or reassigned the addresses).
  * Bounded: entries whose BMC has no lease any more are pruned once they exceed `max`.
  */
 import { setNewest } from '../net/newest-map.js';

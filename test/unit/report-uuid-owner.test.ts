@@ -68,6 +68,62 @@ describe('a machine UUID claimed by a second BMC', () => {
     expect(log.find('machine UUID moves to another BMC: the lease of the known one is gone')).toHaveLength(1);
   });
 
+  it('BMCs whose addresses DHCP swapped each report their own machine again; a claim stands while the known BMC reports the UUID or was not read', async () => {
+    standin = await startMetalApiStandIn({ hmacKey: 'k' });
+    const registry = new Registry();
+    const log = captureLog();
+    const A = '00000000-0000-4000-8000-00000000000a';
+    const B = '00000000-0000-4000-8000-00000000000b';
+    const C = '00000000-0000-4000-8000-00000000000c';
+    // which machine's BMC answers at which address; absent: no answer
+    let at: Record<string, string> = { '10.0.0.1': A, '10.0.0.2': B };
+    const connect = async (ip: string): Promise<Outband> =>
+      ({
+        address: ip,
+        vendor: 't',
+        info: async () => {
+          const uuid = at[ip];
+          if (uuid === undefined) throw new Error('no answer');
+          return { ...report(ip), uuid };
+        },
+        close: async () => undefined,
+      }) as unknown as Outband;
+    const leases = [lease('10.0.0.1', 'aa:00:00:00:00:01'), lease('10.0.0.2', 'aa:00:00:00:00:02'), lease('10.0.0.3', 'aa:00:00:00:00:03')];
+    const deps: CycleDeps = {
+      partitionId: 'p',
+      connect,
+      metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'k', retries: 0 }),
+      concurrency: 2,
+      bmcTimeoutMs: 5000,
+      logger: log.logger,
+      metrics: createReportMetrics(registry),
+      owners: createUuidOwners(),
+      isLeased: (ip) => leases.some((l) => l.ip === ip),
+    };
+    const bmcOf = (uuid: string) => standin!.reports.at(-1)!.reports[uuid]?.BMCIp;
+
+    await runReportCycle(deps, leases);
+    expect([bmcOf(A), bmcOf(B)]).toEqual(['10.0.0.1', '10.0.0.2']);
+    // swapped: both leases still held, each address now answers for the other machine
+    at = { '10.0.0.1': B, '10.0.0.2': A };
+    await runReportCycle(deps, leases);
+    expect([bmcOf(A), bmcOf(B)]).toEqual(['10.0.0.2', '10.0.0.1']);
+    expect(log.find('machine UUID moves to another BMC: the known one reports another machine now (addresses swapped or reassigned)')).toHaveLength(2);
+    // A's BMC back at .3 while .2 went to machine C: A follows, C is reported
+    at = { '10.0.0.1': B, '10.0.0.2': C, '10.0.0.3': A };
+    await runReportCycle(deps, leases);
+    expect([bmcOf(A), bmcOf(B), bmcOf(C)]).toEqual(['10.0.0.3', '10.0.0.1', '10.0.0.2']);
+    // a claim while the known BMC does not answer (still leased): not taken
+    at = { '10.0.0.2': B, '10.0.0.3': A };
+    await runReportCycle(deps, leases);
+    expect(bmcOf(B)).toBeUndefined();
+    // nor while the known one reports the UUID too, whichever comes first
+    at = { '10.0.0.1': B, '10.0.0.2': B, '10.0.0.3': A };
+    await runReportCycle(deps, leases);
+    expect(bmcOf(B)).toBe('10.0.0.1');
+    expect(await registry.getSingleMetricAsString('metal_bmc_uuid_conflicts_total')).toMatch(/ 2$/m);
+  });
+
   it('without a known BMC, two in one cycle: the first is kept and the claim is counted', async () => {
     standin = await startMetalApiStandIn({ hmacKey: 'k' });
     const registry = new Registry();
