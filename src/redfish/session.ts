@@ -301,7 +301,8 @@ function sessionClient(
       if (isResumed(used)) resumedAnswered = 'ok';
       return res;
     } catch (err) {
-      if (isResumed(used) && resumedAnswered === undefined && isBmcError(err) && err.httpStatus !== undefined) resumedAnswered = 'error';
+      // an HTTP error, or a certificate other than the pinned one (checked only now: a resumed session sends nothing at open)
+      if (isResumed(used) && resumedAnswered === undefined && isBmcError(err) && (err.httpStatus !== undefined || err.code === 'UNTRUSTED')) resumedAnswered = 'error';
       if (!sessionGone(err, used, req) || closing !== undefined) throw err;
       return call(await renew(used, req.options?.signal));
     }

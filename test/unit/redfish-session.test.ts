@@ -177,6 +177,18 @@ describe('a dropped or resumed session', () => {
     server.clearFaults();
   });
 
+  it('a resumed session over a pinned certificate the server no longer presents: UNTRUSTED, its token not sent, reported refused so that the next read logs in (and is refused there, logged and counted by the trust gate)', async () => {
+    const kept = await keptSession();
+    const before = server.requests.length;
+    await withClient({ resumeSession: kept, pinnedSha256: 'ab'.repeat(32) }, async (client) => {
+      expect((await failure(client.get('/redfish/v1/Systems'))).code).toBe('UNTRUSTED');
+      expect(client.session()).toMatchObject({ token: kept.token, resumed: true, refused: true });
+    });
+    expect(server.requests.slice(before).filter((r) => r.headers['x-auth-token'] === kept.token)).toEqual([]);
+    // the test's own cleanup: the session left open above
+    await withClient({ resumeSession: kept }, async () => undefined);
+  });
+
   it('a new login the caller gave up on after the BMC made its session: the caller hears at once, close() deletes the session once the answer names it', async () => {
     const client = await openRedfish(opts());
     server.expireSessions();
