@@ -25,6 +25,7 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import { setNewest } from '../net/newest-map.js';
+import { obj, odataId, prop, str } from '../redfish/json.js';
 import { burstWriter, writePrivateFile } from './private-file.js';
 
 export interface KeptRedfishSession {
@@ -106,20 +107,69 @@ export function sessionAfterRead(
   return { user: end.user, token, ...loc, ...pin, since: end.nowMs, misses, ...(root && !plan.resume ? { root } : {}) };
 }
 
-/** The service root to keep: a JSON object of bounded size, else none. */
+/** Service root properties a report read uses (parseServiceRoot): identity strings, links, `$expand` support. */
+const ROOT_STRINGS = ['RedfishVersion', 'UUID', 'Vendor', 'Product'] as const;
+const ROOT_LINKS = ['Systems', 'Chassis', 'Managers', 'SessionService', 'UpdateService', 'Tasks'] as const;
+const EXPAND_FLAGS = ['ExpandAll', 'NoLinks', 'Levels', 'Links'] as const;
+
+/**
+ * The service root to keep: of a JSON object of bounded size, only what a report read uses of it,
+ * so a kept root costs a few hundred bytes whatever the BMC sent (a 16 KiB root of small nested
+ * objects is ~100 KiB of heap parsed, one per address a device on the BMC network leases).
+ */
 export function keptRoot(root: unknown): Record<string, unknown> | undefined {
   if (typeof root !== 'object' || root === null || Array.isArray(root)) return undefined;
   try {
-    return JSON.stringify(root).length <= MAX_KEPT_ROOT_BYTES ? (root as Record<string, unknown>) : undefined;
+    if (JSON.stringify(root).length > MAX_KEPT_ROOT_BYTES) return undefined;
   } catch {
     return undefined;
   }
+  const kept: Record<string, unknown> = {};
+  for (const key of ROOT_STRINGS) {
+    const v = str(root, key);
+    if (v !== undefined) kept[key] = v;
+  }
+  for (const key of ROOT_LINKS) {
+    const id = odataId(prop(root, key));
+    if (id !== undefined) kept[key] = { '@odata.id': id };
+  }
+  const sessions = odataId(prop(obj(root, 'Links'), 'Sessions'));
+  if (sessions !== undefined) kept.Links = { Sessions: { '@odata.id': sessions } };
+  const expand = obj(obj(root, 'ProtocolFeaturesSupported'), 'ExpandQuery');
+  if (expand !== undefined) {
+    const query: Record<string, unknown> = {};
+    for (const flag of EXPAND_FLAGS) if (typeof expand[flag] === 'boolean') query[flag] = expand[flag];
+    if (typeof expand.MaxLevels === 'number') query.MaxLevels = expand.MaxLevels;
+    kept.ProtocolFeaturesSupported = { ExpandQuery: query };
+  }
+  return kept;
 }
 
-/** A keeper in memory, bounded: the BMCs kept longest ago go first. */
-export function createRedfishSessionMemory(o: { maxAgeMs: number; maxEntries?: number; onChange?: () => void }): RedfishSessionKeeper & { entries(): Array<[string, KeptRedfishSession]>; readonly size: number } {
+/**
+ * A keeper in memory, bounded: the BMCs kept longest ago go first, and entries made more than
+ * twice `maxAgeMs` ago are swept out (at most once per `maxAgeMs`, on a change). Such an entry
+ * belongs to a BMC no read has touched for a whole max age (every read of a BMC replaces an entry
+ * past its age): one that left the lease file. Its session, if any, ends on the BMC by the BMC's
+ * own idle timeout.
+ */
+export function createRedfishSessionMemory(o: { maxAgeMs: number; maxEntries?: number; onChange?: () => void; now?: () => number }): RedfishSessionKeeper & { entries(): Array<[string, KeptRedfishSession]>; readonly size: number } {
   const max = o.maxEntries ?? 100_000;
+  const now = o.now ?? Date.now;
   const kept = new Map<string, KeptRedfishSession>();
+  let sweptAt = now();
+  function sweep(): void {
+    const t = now();
+    if (t - sweptAt < o.maxAgeMs) return;
+    sweptAt = t;
+    let swept = 0;
+    for (const [bmc, s] of kept) {
+      if (t - s.since > 2 * o.maxAgeMs) {
+        kept.delete(bmc);
+        swept++;
+      }
+    }
+    if (swept > 0) o.onChange?.();
+  }
   return {
     maxAgeMs: o.maxAgeMs,
     get: (bmc) => kept.get(bmc),
@@ -127,10 +177,11 @@ export function createRedfishSessionMemory(o: { maxAgeMs: number; maxEntries?: n
       const before = kept.get(bmc);
       if (session === undefined) {
         if (kept.delete(bmc)) o.onChange?.();
-        return;
+      } else {
+        setNewest(kept, bmc, session, max);
+        if (!sameOnDisk(before, session)) o.onChange?.();
       }
-      setNewest(kept, bmc, session, max);
-      if (!sameOnDisk(before, session)) o.onChange?.();
+      sweep();
     },
     entries: () => [...kept.entries()],
     get size() {
@@ -196,6 +247,7 @@ export function openRedfishSessionFile(o: { file: string; maxAgeMs: number; logg
   const writer = burstWriter({ delayMs: o.writeDelayMs ?? 2000, pending: () => dirty, write });
   const memory = createRedfishSessionMemory({
     maxAgeMs: o.maxAgeMs,
+    now,
     ...(o.maxEntries ? { maxEntries: o.maxEntries } : {}),
     onChange: () => {
       dirty = true;

@@ -15,6 +15,7 @@ import {
   validKept,
   type KeptRedfishSession,
 } from '../../src/outband/redfish-sessions.js';
+import { parseServiceRoot } from '../../src/redfish/parse.js';
 import { captureLog } from '../helpers/log.js';
 
 const HOUR = 3_600_000;
@@ -73,7 +74,8 @@ describe('sessionAfterRead', () => {
   });
 
   it('a new login is kept with its service root; one that replaced a dropped session counts a miss and keeps no root', () => {
-    expect(sessionAfterRead({ keep: true }, end({ token: 't1', location: '/s/2', resumed: false }, { Systems: {} }))).toEqual({ user: 'ADMIN', token: 't1', location: '/s/2', since: NOW, misses: 0, root: { Systems: {} } });
+    const root = { Systems: { '@odata.id': '/redfish/v1/Systems' } };
+    expect(sessionAfterRead({ keep: true }, end({ token: 't1', location: '/s/2', resumed: false }, root))).toEqual({ user: 'ADMIN', token: 't1', location: '/s/2', since: NOW, misses: 0, root });
     const after = sessionAfterRead(sessionPlan(kept(), at()), end({ token: 't1', location: '/s/2', resumed: false }, { Systems: {} }));
     expect(after).toEqual({ user: 'ADMIN', token: 't1', location: '/s/2', since: NOW, misses: 1 });
     const last = sessionAfterRead(sessionPlan(kept({ misses: MAX_MISSES - 1 }), at()), end({ token: 't2', location: '/s/3', resumed: false }));
@@ -90,7 +92,40 @@ describe('sessionAfterRead', () => {
     expect(keptRoot('x')).toBeUndefined();
     expect(keptRoot([1])).toBeUndefined();
     expect(keptRoot({ big: 'x'.repeat(MAX_KEPT_ROOT_BYTES) })).toBeUndefined();
-    expect(keptRoot({ Systems: {} })).toEqual({ Systems: {} });
+    expect(keptRoot({ Systems: { '@odata.id': '/redfish/v1/Systems' } })).toEqual({ Systems: { '@odata.id': '/redfish/v1/Systems' } });
+  });
+
+  it('keeps only what a report read uses of the root: it parses exactly as the whole root does, and stays small', () => {
+    const link = fc.oneof(fc.record({ '@odata.id': fc.oneof(fc.constant('/redfish/v1/Systems'), fc.string()) }), fc.jsonValue());
+    const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
+    const root = fc.record(
+      {
+        RedfishVersion: maybe(fc.oneof(fc.string(), fc.jsonValue())),
+        UUID: maybe(fc.uuid()),
+        Vendor: maybe(fc.string()),
+        Product: maybe(fc.string()),
+        Systems: maybe(link),
+        Chassis: maybe(link),
+        Managers: maybe(link),
+        SessionService: maybe(link),
+        UpdateService: maybe(link),
+        Tasks: maybe(link),
+        Links: maybe(fc.oneof(fc.record({ Sessions: link, Oem: fc.jsonValue() }), fc.jsonValue())),
+        ProtocolFeaturesSupported: maybe(
+          fc.record({ ExpandQuery: maybe(fc.record({ ExpandAll: fc.jsonValue(), NoLinks: fc.oneof(fc.boolean(), fc.jsonValue()), Levels: fc.boolean(), MaxLevels: fc.oneof(fc.integer(), fc.jsonValue()), Links: fc.boolean() })), FilterQuery: fc.boolean() }),
+        ),
+        Oem: maybe(fc.jsonValue()),
+      },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(root, (r) => {
+        const k = keptRoot(r);
+        if (k === undefined) return expect(JSON.stringify(r).length).toBeGreaterThan(MAX_KEPT_ROOT_BYTES);
+        expect(parseServiceRoot(k)).toEqual(parseServiceRoot(r));
+        expect(k.Oem).toBeUndefined();
+      }),
+    );
   });
 });
 
@@ -114,6 +149,26 @@ describe('the session memory and file', () => {
     m.set('a', kept({ token: 't9' }));
     m.set('c', kept());
     expect(m.entries().map(([k]) => k)).toEqual(['a', 'c']);
+  });
+
+  it('entries made more than twice the max age ago (BMCs no read touched for a whole max age) are swept out on a change, once per max age', () => {
+    let t = NOW;
+    const changes: number[] = [];
+    const m = createRedfishSessionMemory({ maxAgeMs: HOUR, now: () => t, onChange: () => changes.push(t) });
+    m.set('gone', kept({ since: NOW - 1000 }));
+    m.set('here', kept({ since: NOW - 1000 }));
+    t = NOW + 2 * HOUR + 1000;
+    m.set('here', kept({ since: t }));
+    expect(m.entries().map(([k]) => k)).toEqual(['here']);
+    expect(changes.at(-1)).toBe(t);
+    // not swept again within the max age, even when old entries arrive
+    m.set('old', kept({ since: NOW - 10 * HOUR }));
+    t += HOUR / 2;
+    m.set('here', kept({ since: t }));
+    expect(m.get('old')).toBeDefined();
+    t += HOUR;
+    m.set('here', kept({ since: t }));
+    expect(m.get('old')).toBeUndefined();
   });
 
   it('writes tokens, not service roots, with mode 0600; a read that changes nothing writes nothing', async () => {
