@@ -126,13 +126,16 @@ export async function systemOfBmc(client: RedfishGetter, members: readonly strin
   if (members.length <= 1 || managers === undefined) return first;
   const managed = new Set<string>();
   const managerPaths = (await listMembers(client, managers, options)).slice(0, MAX_MANAGERS);
-  for (const m of managerPaths) {
-    const body = await client.get(m, options).catch((err: unknown) => {
-      if (options.signal?.aborted) throw err;
-      return undefined;
-    });
-    for (const s of links(obj(body, 'Links'), 'ManagerForServers')) managed.add(s.replace(/\/+$/, ''));
-  }
+  // at once: one round trip on the read's path, not one per Manager
+  const bodies = await Promise.all(
+    managerPaths.map((m) =>
+      client.get(m, options).catch((err: unknown) => {
+        if (options.signal?.aborted) throw err;
+        return undefined;
+      }),
+    ),
+  );
+  for (const body of bodies) for (const s of links(obj(body, 'Links'), 'ManagerForServers')) managed.add(s.replace(/\/+$/, ''));
   const chosen = members.find((m) => managed.has(m.replace(/\/+$/, '')));
   options.logger?.info(
     { systems: members.length, chosen: chosen ?? first, by: chosen === undefined ? 'first member (no Manager names one)' : 'Manager Links.ManagerForServers' },

@@ -46,6 +46,25 @@ describe('the System of this BMC', () => {
     expect(await firstSystemPath(tree(broken))).toBe('/redfish/v1/Systems/A');
   });
 
+  it('reads the Managers at once (one round trip on the path, not one per Manager)', async () => {
+    const managers = ['A', 'B', 'C'].map((i) => `/redfish/v1/Managers/${i}`);
+    const resources: Record<string, unknown> = {
+      '/redfish/v1/Managers': members(managers),
+      ...Object.fromEntries(managers.map((m, i) => [m, { Links: { ManagerForServers: [{ '@odata.id': `/redfish/v1/Systems/${i}` }] } }])),
+    };
+    let inFlight = 0;
+    let most = 0;
+    const get = async <T>(path: string): Promise<T> => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      await new Promise((r) => setImmediate(r));
+      inFlight--;
+      return resources[path] as T;
+    };
+    expect(await systemOfBmc({ get }, ['/redfish/v1/Systems/9', '/redfish/v1/Systems/2'], '/redfish/v1/Managers')).toBe('/redfish/v1/Systems/2');
+    expect(most).toBe(managers.length);
+  });
+
   it('is always one of the members, whatever the Manager names', async () => {
     await fc.assert(
       fc.asyncProperty(fc.uniqueArray(fc.stringMatching(/^[A-Za-z0-9]{1,6}$/), { minLength: 1, maxLength: 5 }), fc.array(fc.stringMatching(/^[A-Za-z0-9]{1,6}$/), { maxLength: 4 }), async (ids, named) => {
