@@ -169,6 +169,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
     await reportWorkers?.close();
     // the sessions stay open on the BMCs: the next start resumes them from the file
     await redfishSessions?.close();
+    logger.info('report cycles stopped');
   };
 
   // 3. bus and console parts, in the order given
@@ -212,8 +213,10 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
     stop() {
       stopping ??= (async () => {
         logger.info('metal-bmc stopping');
-        await stopStarted();
-        await stopReporting();
+        // the reporter beside the parts, not after them: a part may take its whole shutdown
+        // timeout (a command running), and the forced exit after that would cut off the
+        // reporter's own ending (logouts, Close Session, the report workers' sockets)
+        await Promise.all([stopStarted(), stopReporting()]);
         watcher.close();
         await closeAllSessions();
         // the trust file is written in bursts: what the last cycle recorded goes to disk now
