@@ -91,6 +91,8 @@ interface Slot {
   quickDeaths: number;
   startedAt: number;
   alive: boolean;
+  /** a heap query is out to tell whether its loop still turns (replaceIfStuck) */
+  probing?: boolean;
   load: ReportWorkerLoad;
   utilisation: EventLoopUtilization;
 }
@@ -101,6 +103,9 @@ interface Slot {
  * this much more, which only a worker that hangs misses.
  */
 const GUARD_EXTRA_MS = 5000;
+
+/** How long a worker has to answer a heap query after a read it did not answer in time, before it counts as stuck. */
+const STUCK_PROBE_MS = 5000;
 
 /** Reads given up on whose late answers are still awaited for their Redfish session, per worker; the oldest are forgotten beyond it. */
 const MAX_GIVEN_UP = 4096;
@@ -224,6 +229,27 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     log.warn({ worker: slot.index, code, reads: reads.length, delayMs }, 'report worker exited; starting it again, its reads in flight are skipped in this report');
   }
 
+  /**
+   * After a read the worker did not answer in time: a worker that does not answer a heap query
+   * within STUCK_PROBE_MS either has a loop that no longer turns (a synchronous loop on some
+   * BMC's answer) and is ended and started again, its reads in flight failed (told to die, which
+   * closes its sockets, then terminated). One that answers keeps running: only that read hangs,
+   * and its BMC is not read again until it ends (BUSY).
+   */
+  function replaceIfStuck(slot: Slot): void {
+    if (slot.probing || !slot.alive || closing) return;
+    slot.probing = true;
+    let answered = false;
+    slot.heapWaiters.push(() => (answered = true));
+    send(slot, { type: 'measure-heap' });
+    setTimeout(() => {
+      slot.probing = false;
+      if (answered || !slot.alive || closing || slots[slot.index] !== slot) return;
+      log.error({ worker: slot.index, threadId: slot.worker.threadId, reads: slot.pending.size }, 'report worker does not answer: its event loop is stuck; ending it and starting it again');
+      void stopWorkers([slot.worker], { shutdown: { type: 'die' } satisfies ToReportWorker, die: { type: 'die' } satisfies ToReportWorker, isDone: () => false, deadlineMs: 1000 });
+    }, STUCK_PROBE_MS).unref();
+  }
+
   /** the BMC's own worker, or while that one is being started again the next one alive */
   function slotFor(ip: string): Slot | undefined {
     const first = slotOf(ip, slots.length);
@@ -262,12 +288,16 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
       if (signal?.aborted) return failed(abortError(signal, `reading BMC ${lease.ip}`));
       const slot = slotFor(lease.ip);
       if (!slot) return failed(new BmcError('CLOSED', `reading BMC ${lease.ip}: no report worker is running (restarting)`));
+      const sessionKey = redfishSessionKey(lease.ip, options.settings.redfishPort);
+      // a second read beside one still running would log in beside it, and only one session is kept
+      if (slot.givenUp.size > 0 && [...slot.givenUp.values()].includes(sessionKey)) {
+        return failed(new BmcError('BUSY', `reading BMC ${lease.ip}: its last read, given up on, still runs in report worker ${slot.index}; read again once it ends`));
+      }
       const id = nextId++;
       const started = Date.now();
       slot.reads++;
       return new Promise<BmcReadAttempt>((resolve) => {
         const guardMs = Math.min(2 * timeoutMs + GUARD_EXTRA_MS, MAX_TIMER_MS);
-        const sessionKey = redfishSessionKey(lease.ip, options.settings.redfishPort);
         const settle = (attempt: BmcReadAttempt) => {
           if (!slot.pending.delete(id)) return;
           clearTimeout(guard);
@@ -280,7 +310,10 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
           if (slot.pending.has(id)) setNewest(slot.givenUp, id, sessionKey, MAX_GIVEN_UP);
           settle({ ok: false, error, durationMs: Date.now() - started, late: false });
         };
-        const guard = setTimeout(() => giveUp(new BmcError('TIMEOUT', `reading BMC ${lease.ip}: report worker ${slot.index} did not answer within ${guardMs} ms`)), guardMs);
+        const guard = setTimeout(() => {
+          giveUp(new BmcError('TIMEOUT', `reading BMC ${lease.ip}: report worker ${slot.index} did not answer within ${guardMs} ms`));
+          replaceIfStuck(slot);
+        }, guardMs);
         guard.unref();
         const onAbort = () => giveUp(abortError(signal!, `reading BMC ${lease.ip}`));
         signal?.addEventListener('abort', onAbort, { once: true });

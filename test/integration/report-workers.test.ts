@@ -258,6 +258,13 @@ describe('report reads in worker threads', () => {
     expect(hung.ok ? undefined : (hung.error as BmcError).code).toBe('TIMEOUT');
     expect(hung.ok ? '' : (hung.error as Error).message).toMatch(/report worker 0 did not answer within 5200 ms/);
     await waitFor(() => log.find('told to stop a read').length === 1, 5000, 'the hung worker told to stop the read');
+    // the same BMC is not read again beside the read still running there (it would log in beside it: one session lost on the BMC)
+    const again = await workers.read(leases()[0]!, { timeoutMs: 100 });
+    expect(again.ok ? undefined : (again.error as BmcError).code).toBe('BUSY');
+    expect(again.ok ? '' : (again.error as Error).message).toMatch(/its last read, given up on, still runs in report worker 0/);
+    // it does not answer a heap query either: its loop counts as stuck, and it is ended and started again
+    await waitFor(() => workers.stats()[0]!.restarts === 1, 15_000, 'the stuck worker started again');
+    expect(log.find('report worker does not answer: its event loop is stuck; ending it and starting it again')).toHaveLength(1);
     // the pool stops such a worker too (it never says it closed): within the shutdown deadline and the die wait
     await workers.close(100);
   });
