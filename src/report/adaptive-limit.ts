@@ -36,7 +36,7 @@ export interface AdaptiveLimitOptions {
   busyLowPct?: number;
   /** the loop's busy share (percent) above which the limit steps back (default 92) */
   busyHighPct?: number;
-  /** JavaScript heap in use above which the limit shrinks (default 192 MiB) */
+  /** JavaScript heap in use above which the limit shrinks (default 192 MiB, and WORKER_HEAP_ALLOWANCE more per thread `load` reports) */
   heapBudgetBytes?: number;
   /** descriptors one item may hold at once (a BMC: three TLS connections and an IPMI socket) */
   fdsPerItem?: number;
@@ -53,7 +53,16 @@ export interface AdaptiveLimitOptions {
 export interface ThreadsLoad {
   busy: number;
   heapBytes: number;
+  /** the threads whose heaps `heapBytes` sums: each adds WORKER_HEAP_ALLOWANCE to the budget */
+  threads?: number;
 }
+
+/**
+ * What one more thread's heap holds before it reads a BMC (its code, TLS contexts, memories:
+ * ~19 MiB measured for a report worker of the bundle): the heap budget grows by this much per
+ * worker, so that workers at rest do not hold the limit at its minimum.
+ */
+export const WORKER_HEAP_ALLOWANCE = 32 * 2 ** 20;
 
 export interface LimitTrace {
   /** the highest limit reached */
@@ -167,7 +176,8 @@ export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOp
       const others = o.load?.() ?? { busy: 0, heapBytes: 0 };
       const busy = Math.max(performance.eventLoopUtilization(now, utilisation).utilization, others.busy);
       utilisation = now;
-      limit = nextLimit(limit, { lagMs, busy, heapBytes: getHeapStatistics().used_heap_size + others.heapBytes, inUse: running, late }, settings);
+      const budget = settings.heapBudgetBytes + (others.threads ?? 0) * WORKER_HEAP_ALLOWANCE;
+      limit = nextLimit(limit, { lagMs, busy, heapBytes: getHeapStatistics().used_heap_size + others.heapBytes, inUse: running, late }, { ...settings, heapBudgetBytes: budget });
       late = 0;
       trace.peak = Math.max(trace.peak, limit);
       trace.samples.push(limit);

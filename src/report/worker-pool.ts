@@ -325,8 +325,10 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     load() {
       let busy = 0;
       let heapBytes = 0;
+      let threads = 0;
       for (const slot of slots) {
         if (!slot.alive) continue;
+        threads++;
         heapBytes += slot.load.heapBytes;
         const now = slot.worker.performance.eventLoopUtilization();
         const since = performance.eventLoopUtilization(now, slot.utilisation);
@@ -334,7 +336,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
         // a worker not running yet (or started again) has no time to speak of: 0/0
         if (since.idle + since.active > 0) busy = Math.max(busy, since.utilization);
       }
-      return { busy, heapBytes };
+      return { busy, heapBytes, threads };
     },
     stats() {
       return slots.map((s) => ({ worker: s.index, alive: s.alive, abandoned: s.abandoned, threadId: s.worker.threadId, reads: s.reads, restarts: s.restarts, tlsConnections: s.load.tlsConnections, tlsResumed: s.load.tlsResumed, heapBytes: s.load.heapBytes }));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fdBound, forEachAdaptive, nextLimit } from '../../src/report/adaptive-limit.js';
+import { fdBound, forEachAdaptive, nextLimit, WORKER_HEAP_ALLOWANCE } from '../../src/report/adaptive-limit.js';
 
 const o = { min: 4, lagLowMs: 10, lagHighMs: 50, heapBudgetBytes: 100, ceiling: 500, busyLowPct: 75, busyHighPct: 92 };
 
@@ -74,7 +74,7 @@ describe('adaptive concurrency', () => {
 
   it('follows the load of the threads the items run on (report workers), not only its own idle loop', async () => {
     /** items hold until the limiter has sampled this often, so every sample sees them all in use */
-    const run = async (load: () => { busy: number; heapBytes: number }) => {
+    const run = async (load: () => { busy: number; heapBytes: number; threads?: number }) => {
       let samples = 0;
       let release!: () => void;
       const held = new Promise<void>((r) => (release = r));
@@ -93,6 +93,10 @@ describe('adaptive concurrency', () => {
     expect(busy.samples.slice(0, 5).at(-1)).toBeLessThan(16);
     const heavy = await run(() => ({ busy: 0.1, heapBytes: 1 << 30 }));
     expect(heavy.samples.slice(0, 5).at(-1)).toBeLessThan(16);
+    // ten workers at rest (~19 MiB of heap each, measured) are not over the budget: it grows by WORKER_HEAP_ALLOWANCE per thread
+    const resting = await run(() => ({ busy: 0.1, heapBytes: 10 * 19 * 2 ** 20, threads: 10 }));
+    expect(resting.samples.slice(0, 5).at(-1)).toBeGreaterThan(16);
+    expect(WORKER_HEAP_ALLOWANCE).toBeGreaterThan(19 * 2 ** 20);
   });
 
   it('an empty list finishes at once; a failing item fails the run', async () => {
