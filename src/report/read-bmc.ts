@@ -4,6 +4,7 @@
  * deadline counts the BMC's time, not the time its answers waited for this thread's event loop
  * (loop-clock.ts): at most one more deadline is given back for that.
  */
+import { MAX_TIMER_MS } from '../deadline.js';
 import { abortError, BmcError } from '../errors.js';
 import type { BmcReport, Outband } from '../outband/types.js';
 import { bmcDeadline, type LoopClock } from './loop-clock.js';
@@ -26,7 +27,28 @@ export interface ReadBmcOptions {
   closes?: Array<Promise<void>>;
 }
 
+/**
+ * A read that has not ended this long after twice its deadline ignored its signal (a bug in some
+ * path): the cycle goes on without it, as the worker pool's guard does for a read in a worker.
+ */
+export const READ_GUARD_EXTRA_MS = 5000;
+
 export async function readBmcOnce(connect: (ip: string, signal: AbortSignal) => Promise<Outband>, ip: string, o: ReadBmcOptions): Promise<BmcReadAttempt> {
+  const guardMs = Math.min(2 * o.timeoutMs + READ_GUARD_EXTRA_MS, MAX_TIMER_MS);
+  const started = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  const guard = new Promise<BmcReadAttempt>((resolve) => {
+    timer = setTimeout(() => resolve({ ok: false, error: new BmcError('TIMEOUT', `reading BMC ${ip}: no end within ${guardMs} ms although its deadline fired; left behind`), durationMs: Date.now() - started, late: false }), guardMs);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([readWithin(connect, ip, o), guard]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readWithin(connect: (ip: string, signal: AbortSignal) => Promise<Outband>, ip: string, o: ReadBmcOptions): Promise<BmcReadAttempt> {
   const bmcTime = bmcDeadline(o.timeoutMs, `reading BMC ${ip}`, o.clock, o.timeoutMs, o.signal);
   const started = Date.now();
   const late = (ok: boolean) => (ok ? bmcTime.extendedMs > 0 && Date.now() - started > o.timeoutMs : bmcTime.extendedMs >= o.timeoutMs);
