@@ -8,7 +8,7 @@ import { toMetalFru, type MachineIpmiReport } from '../metalapi/types.js';
 import type { BmcReport } from '../outband/types.js';
 import { boundEntry } from './bounds.js';
 import type { LedMemory } from './led-memory.js';
-import type { UuidOwners } from './owners.js';
+import type { UuidOwner, UuidOwners } from './owners.js';
 
 /** One machine's entry of the report body, built from what the outband layer read. */
 export function toIpmiReport(bmcIp: string, report: BmcReport): MachineIpmiReport {
@@ -42,10 +42,12 @@ export interface BmcRead {
   report: BmcReport;
 }
 
-/** Which BMC holds which machine UUID across cycles, and whether a BMC address holds a lease now. */
+/** Which BMC holds which machine UUID across cycles, whether a BMC address holds a lease now, and for which MAC. */
 export interface UuidOwnership {
   owners: UuidOwners;
   isLeased: (ip: string) => boolean;
+  /** the MAC the address is leased to now, when the lease names one */
+  macAt?: (ip: string) => string | undefined;
 }
 
 export interface ReportBody {
@@ -57,27 +59,30 @@ export interface ReportBody {
   bounded: Array<{ bmc: string; uuid: string; cut: string[] }>;
   /** a BMC that reports a UUID a known BMC with a lease holds: left out, the known one kept */
   conflicts: Array<{ uuid: string; known: string; claimant: string; mac?: string }>;
-  /** a UUID taken over by another BMC because the known one's lease is gone, or it reports another machine now */
-  moves: Array<{ uuid: string; previous: string; bmc: string; why: 'lease gone' | 'reports another machine' }>;
+  /** a UUID taken over by another BMC because the known one's lease is gone, or its address is leased to another MAC now */
+  moves: Array<{ uuid: string; previous: string; bmc: string; why: 'lease gone' | 'address leased to another MAC' }>;
+}
+
+/** The address is leased to another MAC than the one the BMC had (DHCP moved the BMC elsewhere). */
+function anotherMac(owner: UuidOwner, ownership: UuidOwnership): boolean {
+  const now = ownership.macAt?.(owner.ip);
+  return owner.mac !== undefined && now !== undefined && now.toLowerCase() !== owner.mac.toLowerCase();
 }
 
 /**
  * Builds the body in the order the BMCs were read: a UUID stays with the BMC known for it while
- * that BMC holds a lease and does not report another UUID in this cycle (`ownership`, updated
- * here: BMCs whose addresses DHCP swapped, or a BMC back at a new address whose old one went to
- * another BMC, each report their own machine again), else the first BMC of a UUID in this cycle
- * wins; an unread identify LED becomes the machine's last known state (`ledMemory`), every entry
- * is bounded.
+ * that BMC's address is leased to the same MAC (`ownership`, updated here: BMCs whose addresses
+ * DHCP swapped, or a BMC back at a new address whose old one went to another BMC, report their
+ * own machines again), else the first BMC of a UUID in this cycle wins; an unread identify LED
+ * becomes the machine's last known state (`ledMemory`), every entry is bounded.
  */
 export function assembleReportBody(reads: readonly BmcRead[], ledMemory?: LedMemory, ownership?: UuidOwnership): ReportBody {
   const body: ReportBody = { reports: {}, duplicates: [], bounded: [], conflicts: [], moves: [] };
-  const uuidAt = new Map(reads.map((r) => [r.ip, r.report.uuid]));
-  // the known BMC still holds the UUID: leased, and not read this cycle (unknown) or reporting it again
-  const holds = (known: string, uuid: string): boolean => ownership!.isLeased(known) && (uuidAt.get(known) ?? uuid) === uuid;
   for (const { ip, mac, report } of reads) {
-    const known = ownership?.owners.get(report.uuid);
-    if (known !== undefined && known !== ip && holds(known, report.uuid)) {
-      body.conflicts.push({ uuid: report.uuid, known, claimant: ip, ...(mac !== undefined ? { mac } : {}) });
+    const owner = ownership?.owners.get(report.uuid);
+    const known = owner?.ip;
+    if (owner !== undefined && known !== ip && ownership!.isLeased(owner.ip) && !anotherMac(owner, ownership!)) {
+      body.conflicts.push({ uuid: report.uuid, known: owner.ip, claimant: ip, ...(mac !== undefined ? { mac } : {}) });
       continue;
     }
     const existing = body.reports[report.uuid];
@@ -85,8 +90,8 @@ export function assembleReportBody(reads: readonly BmcRead[], ledMemory?: LedMem
       body.duplicates.push({ uuid: report.uuid, bmcs: [existing.BMCIp, ip] });
       continue;
     }
-    if (known !== undefined && known !== ip) body.moves.push({ uuid: report.uuid, previous: known, bmc: ip, why: ownership!.isLeased(known) ? 'reports another machine' : 'lease gone' });
-    ownership?.owners.set(report.uuid, ip);
+    if (owner !== undefined && known !== ip) body.moves.push({ uuid: report.uuid, previous: owner.ip, bmc: ip, why: ownership!.isLeased(owner.ip) ? 'address leased to another MAC' : 'lease gone' });
+    ownership?.owners.set(report.uuid, { ip, ...(mac !== undefined ? { mac } : {}) });
     const indicatorLED = ledMemory?.resolve(report.uuid, report.indicatorLED) ?? report.indicatorLED;
     const { entry, cut } = boundEntry(toIpmiReport(ip, { ...report, indicatorLED }));
     if (cut.length > 0) body.bounded.push({ bmc: ip, uuid: report.uuid, cut });

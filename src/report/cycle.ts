@@ -52,6 +52,8 @@ export interface CycleDeps {
   owners?: UuidOwners;
   /** whether a BMC IP holds a lease now (all leases, not only this cycle's); default: one of this cycle's leases */
   isLeased?: (ip: string) => boolean;
+  /** the MAC a BMC IP is leased to now (all leases); default: from this cycle's leases */
+  macAt?: (ip: string) => string | undefined;
   /** told about every BMC read and every accepted report (the daemon's status); must not throw */
   observer?: ReportObserver;
   /** the BMCs slowest last cycle start first (the reporter keeps one across cycles); default: lease order */
@@ -207,9 +209,10 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   const reads = slots.filter((r): r is BmcRead => r !== undefined);
   slots.fill(undefined);
   const read = reads.length;
-  const cycleIps = new Set(leases.map((l) => l.ip));
-  const isLeased = deps.isLeased ?? ((ip: string) => cycleIps.has(ip));
-  const ownership = deps.owners ? { owners: deps.owners, isLeased } : undefined;
+  const cycleMacs = new Map(leases.map((l) => [l.ip, l.mac]));
+  const isLeased = deps.isLeased ?? ((ip: string) => cycleMacs.has(ip));
+  const macAt = deps.macAt ?? ((ip: string) => cycleMacs.get(ip));
+  const ownership = deps.owners ? { owners: deps.owners, isLeased, macAt } : undefined;
   const { reports, duplicates, bounded, conflicts, moves } = assembleReportBody(reads, deps.ledMemory, ownership);
   for (const { uuid, known, claimant, mac } of conflicts) {
     deps.metrics?.uuidConflicts.inc();
@@ -220,7 +223,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     deps.logger.warn({ uuid, bmcs }, 'two BMCs report the same machine UUID; keeping the first');
   }
   for (const { uuid, previous, bmc, why } of moves) {
-    deps.logger.info({ uuid, previous, bmc }, why === 'lease gone' ? 'machine UUID moves to another BMC: the lease of the known one is gone' : 'machine UUID moves to another BMC: the known one reports another machine now (addresses swapped or reassigned)');
+    deps.logger.info({ uuid, previous, bmc }, why === 'lease gone' ? 'machine UUID moves to another BMC: the lease of the known one is gone' : "machine UUID moves to another BMC: the known one's address is leased to another MAC now (addresses swapped or reassigned)");
   }
   deps.owners?.prune(isLeased);
   for (const { bmc, uuid, cut } of bounded) {

@@ -42,6 +42,7 @@ export function createReporter(o: ReporterOptions): Reporter {
     readOrder: createReadOrder(),
     limitMemory: createLimitMemory(),
     isLeased: (ip) => o.leases().some((l) => l.ip === ip),
+    macAt: (ip) => o.leases().find((l) => l.ip === ip)?.mac,
   };
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;

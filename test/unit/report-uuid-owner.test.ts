@@ -68,27 +68,29 @@ describe('a machine UUID claimed by a second BMC', () => {
     expect(log.find('machine UUID moves to another BMC: the lease of the known one is gone')).toHaveLength(1);
   });
 
-  it('BMCs whose addresses DHCP swapped each report their own machine again; a claim stands while the known BMC reports the UUID or was not read', async () => {
+  it('BMCs whose addresses DHCP swapped or reassigned report their own machines again; what a BMC reports never moves a UUID while its address is leased to the same MAC', async () => {
     standin = await startMetalApiStandIn({ hmacKey: 'k' });
     const registry = new Registry();
     const log = captureLog();
     const A = '00000000-0000-4000-8000-00000000000a';
     const B = '00000000-0000-4000-8000-00000000000b';
     const C = '00000000-0000-4000-8000-00000000000c';
-    // which machine's BMC answers at which address; absent: no answer
-    let at: Record<string, string> = { '10.0.0.1': A, '10.0.0.2': B };
+    const ROGUE = 'aa:00:00:00:00:66';
+    // each BMC (by MAC) reports its own machine; the rogue claims A
+    let claims: Record<string, string> = { 'aa:00:00:00:00:0a': A, 'aa:00:00:00:00:0b': B, 'aa:00:00:00:00:0c': C, [ROGUE]: A };
+    let leases: Lease[] = [];
+    const macOf = (ip: string) => leases.find((l) => l.ip === ip)!.mac!;
     const connect = async (ip: string): Promise<Outband> =>
       ({
         address: ip,
         vendor: 't',
         info: async () => {
-          const uuid = at[ip];
+          const uuid = claims[macOf(ip)];
           if (uuid === undefined) throw new Error('no answer');
           return { ...report(ip), uuid };
         },
         close: async () => undefined,
       }) as unknown as Outband;
-    const leases = [lease('10.0.0.1', 'aa:00:00:00:00:01'), lease('10.0.0.2', 'aa:00:00:00:00:02'), lease('10.0.0.3', 'aa:00:00:00:00:03')];
     const deps: CycleDeps = {
       partitionId: 'p',
       connect,
@@ -99,29 +101,31 @@ describe('a machine UUID claimed by a second BMC', () => {
       metrics: createReportMetrics(registry),
       owners: createUuidOwners(),
       isLeased: (ip) => leases.some((l) => l.ip === ip),
+      macAt: (ip) => leases.find((l) => l.ip === ip)?.mac,
     };
     const bmcOf = (uuid: string) => standin!.reports.at(-1)!.reports[uuid]?.BMCIp;
 
+    leases = [lease('10.0.0.1', 'aa:00:00:00:00:0a'), lease('10.0.0.2', 'aa:00:00:00:00:0b')];
     await runReportCycle(deps, leases);
     expect([bmcOf(A), bmcOf(B)]).toEqual(['10.0.0.1', '10.0.0.2']);
-    // swapped: both leases still held, each address now answers for the other machine
-    at = { '10.0.0.1': B, '10.0.0.2': A };
+    // DHCP swapped the two addresses: each BMC, with its MAC, is at the other one
+    leases = [lease('10.0.0.1', 'aa:00:00:00:00:0b'), lease('10.0.0.2', 'aa:00:00:00:00:0a')];
     await runReportCycle(deps, leases);
     expect([bmcOf(A), bmcOf(B)]).toEqual(['10.0.0.2', '10.0.0.1']);
-    expect(log.find('machine UUID moves to another BMC: the known one reports another machine now (addresses swapped or reassigned)')).toHaveLength(2);
-    // A's BMC back at .3 while .2 went to machine C: A follows, C is reported
-    at = { '10.0.0.1': B, '10.0.0.2': C, '10.0.0.3': A };
+    expect(log.find("machine UUID moves to another BMC: the known one's address is leased to another MAC now (addresses swapped or reassigned)")).toHaveLength(2);
+    // A's BMC at a new address while its old one went to machine C's BMC: A follows, C is reported
+    leases = [lease('10.0.0.1', 'aa:00:00:00:00:0b'), lease('10.0.0.2', 'aa:00:00:00:00:0c'), lease('10.0.0.3', 'aa:00:00:00:00:0a')];
     await runReportCycle(deps, leases);
     expect([bmcOf(A), bmcOf(B), bmcOf(C)]).toEqual(['10.0.0.3', '10.0.0.1', '10.0.0.2']);
-    // a claim while the known BMC does not answer (still leased): not taken
-    at = { '10.0.0.2': B, '10.0.0.3': A };
-    await runReportCycle(deps, leases);
-    expect(bmcOf(B)).toBeUndefined();
-    // nor while the known one reports the UUID too, whichever comes first
-    at = { '10.0.0.1': B, '10.0.0.2': B, '10.0.0.3': A };
-    await runReportCycle(deps, leases);
-    expect(bmcOf(B)).toBe('10.0.0.1');
-    expect(await registry.getSingleMetricAsString('metal_bmc_uuid_conflicts_total')).toMatch(/ 2$/m);
+    // a device claims A while A's BMC keeps its lease: not taken, even in a cycle where A's BMC reports something odd or nothing
+    leases = [...leases, lease('10.0.0.66', ROGUE)];
+    for (const odd of [undefined, C, A]) {
+      claims = { ...claims, 'aa:00:00:00:00:0a': odd as string };
+      await runReportCycle(deps, leases);
+      expect(bmcOf(A) ?? '10.0.0.3').toBe('10.0.0.3');
+    }
+    // one claim per cycle by the device, one more when A's BMC reports C, which C's BMC holds
+    expect(await registry.getSingleMetricAsString('metal_bmc_uuid_conflicts_total')).toMatch(/ 4$/m);
   });
 
   it('without a known BMC, two in one cycle: the first is kept and the claim is counted', async () => {
