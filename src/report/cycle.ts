@@ -15,7 +15,7 @@ import type { Logger } from '../log.js';
 import type { MetalApiClient } from '../metalapi/client.js';
 import type { MachineIpmiReport, MachineIpmiReportResponse } from '../metalapi/types.js';
 import type { BmcReport, Outband } from '../outband/types.js';
-import { readBmcOnce, type BmcReadAttempt } from './read-bmc.js';
+import { readBmcGuarded, type BmcReadAttempt } from './read-bmc.js';
 import { assembleReportBody, type BmcRead } from './body.js';
 import type { LedMemory } from './led-memory.js';
 import type { UuidOwners } from './owners.js';
@@ -52,6 +52,8 @@ export interface CycleDeps {
   owners?: UuidOwners;
   /** whether a BMC IP holds a lease now (all leases, not only this cycle's); default: one of this cycle's leases */
   isLeased?: (ip: string) => boolean;
+  /** BMCs whose main-thread read was left behind past its deadline and still runs (the reporter keeps one across cycles): not read again until it ends */
+  leftBehind?: Set<string>;
   /** the MAC a BMC IP is leased to now (all leases); default: from this cycle's leases */
   macAt?: (ip: string) => string | undefined;
   /** told about every BMC read and every accepted report (the daemon's status); must not throw */
@@ -133,7 +135,7 @@ type ReadOutcome = ({ report: BmcReport } | { failure: string }) & { late: boole
 async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'stalledMs'>, signal: AbortSignal | undefined, closes?: Array<Promise<void>>): Promise<ReadOutcome> {
   const attempt = deps.reader
     ? await deps.reader.read(lease, { timeoutMs: deps.bmcTimeoutMs, signal })
-    : await readBmcOnce(deps.connect, lease.ip, { timeoutMs: deps.bmcTimeoutMs, clock, signal, ...(closes ? { closes } : {}) });
+    : await readBmcGuarded(deps.connect, lease.ip, { timeoutMs: deps.bmcTimeoutMs, clock, signal, ...(closes ? { closes } : {}) }, deps.leftBehind ?? new Set());
   const { durationMs, late } = attempt;
   if (attempt.ok) {
     const { report, vendor } = attempt;

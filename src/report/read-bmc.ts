@@ -33,22 +33,33 @@ export interface ReadBmcOptions {
  */
 export const READ_GUARD_EXTRA_MS = 5000;
 
-export async function readBmcOnce(connect: (ip: string, signal: AbortSignal) => Promise<Outband>, ip: string, o: ReadBmcOptions): Promise<BmcReadAttempt> {
-  const guardMs = Math.min(2 * o.timeoutMs + READ_GUARD_EXTRA_MS, MAX_TIMER_MS);
+/**
+ * `readBmcOnce` with a guard, for reads in the main thread (a worker's reads have the pool's): a
+ * read that ignores its deadline fails as TIMEOUT at twice the deadline and 5 s and is left
+ * behind, and its BMC is not read again (BUSY) until that read ends, since a second read would
+ * log in beside it and one of the two sessions would be lost on the BMC. `leftBehind` holds the
+ * BMCs of such reads, across cycles.
+ */
+export async function readBmcGuarded(connect: (ip: string, signal: AbortSignal) => Promise<Outband>, ip: string, o: ReadBmcOptions, leftBehind: Set<string>): Promise<BmcReadAttempt> {
   const started = Date.now();
+  if (leftBehind.has(ip)) return { ok: false, error: new BmcError('BUSY', `reading BMC ${ip}: its last read, left behind past its deadline, still runs; read again once it ends`), durationMs: 0, late: false };
+  const guardMs = Math.min(2 * o.timeoutMs + READ_GUARD_EXTRA_MS, MAX_TIMER_MS);
   let timer: NodeJS.Timeout | undefined;
   const guard = new Promise<BmcReadAttempt>((resolve) => {
-    timer = setTimeout(() => resolve({ ok: false, error: new BmcError('TIMEOUT', `reading BMC ${ip}: no end within ${guardMs} ms although its deadline fired; left behind`), durationMs: Date.now() - started, late: false }), guardMs);
+    timer = setTimeout(() => {
+      leftBehind.add(ip);
+      resolve({ ok: false, error: new BmcError('TIMEOUT', `reading BMC ${ip}: no end within ${guardMs} ms although its deadline fired; left behind`), durationMs: Date.now() - started, late: false });
+    }, guardMs);
     timer.unref();
   });
-  try {
-    return await Promise.race([readWithin(connect, ip, o), guard]);
-  } finally {
+  const read = readBmcOnce(connect, ip, o).finally(() => {
     clearTimeout(timer);
-  }
+    leftBehind.delete(ip);
+  });
+  return Promise.race([read, guard]);
 }
 
-async function readWithin(connect: (ip: string, signal: AbortSignal) => Promise<Outband>, ip: string, o: ReadBmcOptions): Promise<BmcReadAttempt> {
+export async function readBmcOnce(connect: (ip: string, signal: AbortSignal) => Promise<Outband>, ip: string, o: ReadBmcOptions): Promise<BmcReadAttempt> {
   const bmcTime = bmcDeadline(o.timeoutMs, `reading BMC ${ip}`, o.clock, o.timeoutMs, o.signal);
   const started = Date.now();
   const late = (ok: boolean) => (ok ? bmcTime.extendedMs > 0 && Date.now() - started > o.timeoutMs : bmcTime.extendedMs >= o.timeoutMs);
