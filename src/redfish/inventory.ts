@@ -290,6 +290,7 @@ async function inventoryOf(client: RedfishGetter | ReadCache, options: ReadOptio
     return { read, power: read.ok && !run.failed ? await powerOf(reader, read.value, serviceRoot, options) : undefined };
   });
   chassisRead.catch(() => undefined); // an abort while reading power: observed below, or thrown by use() first
+  managerRead.catch(() => undefined); // an abort while choosing the Manager: the same
   // a failed guess is named in `missing` only where the System has no link to stand in
   const [managerFirst, chassisFirst] = await Promise.all([managerGuess, chassisGuess]);
   if (system?.managedBy[0] === undefined) use('Manager', missing, signal, managerFirst);

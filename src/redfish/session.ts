@@ -220,7 +220,11 @@ function sessionClient(
   /** the session the BMC answered 401 for, while no new login replaced it */
   let refused: Auth | undefined;
   let relogin: Promise<Auth> | undefined;
-  /** the new login that failed: every later 401 hears it again instead of sending another (BMCs lock accounts out after a few) */
+  /**
+   * the new login the BMC refused (wrong credentials): every later 401 hears it again instead of
+   * sending another (BMCs lock accounts out after a few). A login that failed otherwise (503 while
+   * the BMC's session service starts after a reset, a timeout) is tried again by the next 401.
+   */
   let reloginFailure: unknown;
   /** a resumed session the BMC answered with success (it is honoured), or with an HTTP error only */
   let resumedAnswered: 'ok' | 'error' | undefined;
@@ -252,7 +256,7 @@ function sessionClient(
             return fresh;
           },
           (err: unknown) => {
-            reloginFailure = err;
+            if (isBmcError(err, 'AUTH_FAILED')) reloginFailure = err;
             throw err;
           },
         )

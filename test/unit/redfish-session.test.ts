@@ -214,6 +214,16 @@ describe('a dropped or resumed session', () => {
       server.clearFaults();
     });
   });
+
+  it('a new login that failed for another reason (503 while the session service starts after a reset) is tried again by the next refused request', async () => {
+    await withClient({}, async (client) => {
+      server.expireSessions();
+      server.addFault({ method: 'POST', path: SESSIONS, fault: { kind: 'status', status: 503 }, times: 1 });
+      expect((await failure(client.get('/redfish/v1/Systems'))).httpStatus).toBe(503);
+      await client.get('/redfish/v1/Chassis');
+      expect(client.session()).toMatchObject({ resumed: false });
+    });
+  });
 });
 
 describe('transport faults', () => {
