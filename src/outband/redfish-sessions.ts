@@ -145,12 +145,17 @@ export function keptRoot(root: unknown): Record<string, unknown> | undefined {
   return kept;
 }
 
+/** Entries are swept out this long after they were made at the earliest (see createRedfishSessionMemory). */
+export const SWEEP_AFTER_MIN_MS = 24 * 3_600_000;
+
 /**
  * A keeper in memory, bounded: the BMCs kept longest ago go first, and entries made more than
- * twice `maxAgeMs` ago are swept out (at most once per `maxAgeMs`, on a change). Such an entry
- * belongs to a BMC no read has touched for a whole max age (every read of a BMC replaces an entry
- * past its age): one that left the lease file. Its session, if any, ends on the BMC by the BMC's
- * own idle timeout.
+ * twice `maxAgeMs` and at least SWEEP_AFTER_MIN_MS ago are swept out (at most once per
+ * `maxAgeMs`, on a change). Such an entry belongs to a BMC no read has touched for a whole max age
+ * and a day (every read of a BMC replaces an entry past its age): one that left the lease file.
+ * Its session, if any, ends on the BMC by the BMC's own idle timeout. The day keeps an entry for
+ * the next read even where the max age is far shorter than the report interval, so that read
+ * still deletes the old session on the BMC.
  */
 export function createRedfishSessionMemory(o: { maxAgeMs: number; maxEntries?: number; onChange?: () => void; now?: () => number }): RedfishSessionKeeper & { entries(): Array<[string, KeptRedfishSession]>; readonly size: number } {
   const max = o.maxEntries ?? 100_000;
@@ -163,7 +168,7 @@ export function createRedfishSessionMemory(o: { maxAgeMs: number; maxEntries?: n
     sweptAt = t;
     let swept = 0;
     for (const [bmc, s] of kept) {
-      if (t - s.since > 2 * o.maxAgeMs) {
+      if (t - s.since > Math.max(2 * o.maxAgeMs, SWEEP_AFTER_MIN_MS)) {
         kept.delete(bmc);
         swept++;
       }

@@ -10,6 +10,7 @@ import {
   MAX_KEPT_TEXT,
   MAX_MISSES,
   openRedfishSessionFile,
+  SWEEP_AFTER_MIN_MS,
   sessionAfterRead,
   sessionPlan,
   validKept,
@@ -151,13 +152,17 @@ describe('the session memory and file', () => {
     expect(m.entries().map(([k]) => k)).toEqual(['a', 'c']);
   });
 
-  it('entries made more than twice the max age ago (BMCs no read touched for a whole max age) are swept out on a change, once per max age', () => {
+  it('entries made more than twice the max age and a day ago (BMCs no read touched since) are swept out on a change, once per max age', () => {
     let t = NOW;
     const changes: number[] = [];
     const m = createRedfishSessionMemory({ maxAgeMs: HOUR, now: () => t, onChange: () => changes.push(t) });
     m.set('gone', kept({ since: NOW - 1000 }));
     m.set('here', kept({ since: NOW - 1000 }));
+    // within the day: kept for the next read, which deletes the old session on the BMC
     t = NOW + 2 * HOUR + 1000;
+    m.set('here', kept({ since: t }));
+    expect(m.get('gone')).toBeDefined();
+    t = NOW + SWEEP_AFTER_MIN_MS + 1000;
     m.set('here', kept({ since: t }));
     expect(m.entries().map(([k]) => k)).toEqual(['here']);
     expect(changes.at(-1)).toBe(t);
