@@ -24,6 +24,22 @@ afterEach(async () => {
   standin = undefined;
 });
 
+/** A cycle's dependencies with a UUID owner memory, the lease view `current` tells which addresses are leased, to which MAC. */
+function ownedCycle(connect: CycleDeps['connect'], log: ReturnType<typeof captureLog>, registry: Registry, current: () => Lease[]): CycleDeps {
+  return {
+    partitionId: 'p',
+    connect,
+    metalApi: createMetalApiClient({ baseUrl: standin!.url, hmacKey: 'k', retries: 0 }),
+    concurrency: 2,
+    bmcTimeoutMs: 5000,
+    logger: log.logger,
+    metrics: createReportMetrics(registry),
+    owners: createUuidOwners(),
+    isLeased: (ip) => current().some((l) => l.ip === ip),
+    macAt: (ip) => current().find((l) => l.ip === ip)?.mac,
+  };
+}
+
 describe('a machine UUID claimed by a second BMC', () => {
   it('keeps the known BMC while its lease lasts, counts and logs the claim, and lets the newcomer in once the lease is gone', async () => {
     standin = await startMetalApiStandIn({ hmacKey: 'k' });
@@ -32,17 +48,7 @@ describe('a machine UUID claimed by a second BMC', () => {
     // the real BMC answers as "real", the device at .66 claims the same machine
     const connect = async (ip: string): Promise<Outband> => ({ address: ip, vendor: 't', info: async () => report(ip === '10.0.0.66' ? 'rogue' : 'real'), close: async () => undefined }) as unknown as Outband;
     let leases = [lease('10.0.0.1', 'aa:00:00:00:00:01')];
-    const deps: CycleDeps = {
-      partitionId: 'p',
-      connect,
-      metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'k', retries: 0 }),
-      concurrency: 2,
-      bmcTimeoutMs: 5000,
-      logger: log.logger,
-      metrics: createReportMetrics(registry),
-      owners: createUuidOwners(),
-      isLeased: (ip) => leases.some((l) => l.ip === ip),
-    };
+    const deps = ownedCycle(connect, log, registry, () => leases);
     const sent = () => standin!.reports.at(-1)!.reports[UUID];
 
     await runReportCycle(deps, leases);
@@ -91,18 +97,7 @@ describe('a machine UUID claimed by a second BMC', () => {
         },
         close: async () => undefined,
       }) as unknown as Outband;
-    const deps: CycleDeps = {
-      partitionId: 'p',
-      connect,
-      metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'k', retries: 0 }),
-      concurrency: 2,
-      bmcTimeoutMs: 5000,
-      logger: log.logger,
-      metrics: createReportMetrics(registry),
-      owners: createUuidOwners(),
-      isLeased: (ip) => leases.some((l) => l.ip === ip),
-      macAt: (ip) => leases.find((l) => l.ip === ip)?.mac,
-    };
+    const deps = ownedCycle(connect, log, registry, () => leases);
     const bmcOf = (uuid: string) => standin!.reports.at(-1)!.reports[uuid]?.BMCIp;
 
     leases = [lease('10.0.0.1', 'aa:00:00:00:00:0a'), lease('10.0.0.2', 'aa:00:00:00:00:0b')];
