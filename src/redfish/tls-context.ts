@@ -30,7 +30,14 @@ export interface SharedConnectorOptions extends Omit<ConnectionOptions, 'secureC
   keepAliveInitialDelay?: number;
 }
 
-/** A bounded least-recently-used map of TLS sessions. */
+/**
+ * A TLS session larger than this is not kept. A session holds the server's certificate (Node 22
+ * and later keep it whole: tls-session-der.ts), 1–4 KiB for a BMC's; a device on the BMC network
+ * could present one near OpenSSL's 100 KiB limit at every address it leases.
+ */
+export const MAX_SESSION_BYTES = 16 * 1024;
+
+/** A bounded least-recently-used map of TLS sessions, each at most MAX_SESSION_BYTES. */
 export class TlsSessionCache {
   private readonly sessions = new Map<string, Buffer>();
   constructor(readonly max: number) {}
@@ -44,6 +51,8 @@ export class TlsSessionCache {
   }
   set(key: string, session: Buffer): void {
     if (this.max === 0) return;
+    // a session too large for the cache: the connection after it does a full handshake
+    if (session.length > MAX_SESSION_BYTES) return void this.sessions.delete(key);
     setNewest(this.sessions, key, session, this.max);
   }
   delete(key: string): void {

@@ -7,7 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeCertificate, tlsConnector } from '../../src/redfish/tls.js';
-import { sharedConnector, TlsSessionCache } from '../../src/redfish/tls-context.js';
+import { MAX_SESSION_BYTES, sharedConnector, TlsSessionCache } from '../../src/redfish/tls-context.js';
 import { selfSignedCertificate } from '../../src/sim/tls.js';
 import { waitFor } from '../helpers/wait.js';
 import { createMachineState, SimMachine } from '../../src/sim/machine.js';
@@ -133,5 +133,14 @@ describe('shared TLS connector', () => {
     expect(cache.get('b')).toBeUndefined();
     expect(cache.get('a')?.toString()).toBe('1');
     expect(cache.size).toBe(2);
+  });
+
+  it('a session larger than MAX_SESSION_BYTES (a huge certificate in it) is not kept; the older one of its key goes too (the connection made a new one)', () => {
+    const cache = new TlsSessionCache(2);
+    cache.set('a', Buffer.from('1'));
+    cache.set('a', Buffer.alloc(MAX_SESSION_BYTES + 1));
+    expect(cache.get('a')).toBeUndefined();
+    cache.set('b', Buffer.alloc(MAX_SESSION_BYTES));
+    expect(cache.get('b')?.length).toBe(MAX_SESSION_BYTES);
   });
 });
