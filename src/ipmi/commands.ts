@@ -2,6 +2,7 @@
  * The IPMI commands metal-bmc uses, as request encoders and response decoders over an
  * established session. Decoders are pure and exported for the tests and the simulator.
  */
+import { sleep } from '../deadline.js';
 import { BmcError, DecodeError } from '../errors.js';
 import { fruBytesNeeded } from './fru.js';
 import { describeCompletionCode, NetFn } from './message.js';
@@ -126,12 +127,20 @@ export async function chassisIdentify(s: IpmiSession, on: boolean, o?: Opts): Pr
   await s.command(`Chassis Identify (${on ? 'on' : 'off'})`, NetFn.chassis, Cmd.chassisIdentify, Buffer.from(on ? [0, 1] : [0, 0]), o);
 }
 
+/** "FRU device busy" (0x81): the spec lets the requester try again after 30 ms; coreboot does so 5 times. */
+const FRU_BUSY = 0x81;
+const FRU_BUSY_RETRIES = 5;
+const FRU_BUSY_WAIT_MS = 30;
+
 /**
  * Reads a FRU device as far as its chassis, board and product areas go (`fruBytesNeeded`: the
  * unused rest of the EEPROM is not asked for), in chunks that shrink when the BMC refuses their
- * size.
+ * size; "device busy" is asked again after 30 ms, up to 5 times. A read that fails once some bytes
+ * are in (a completion code, an answer without data) ends there: what was read comes back, and
+ * why it stopped goes to `stopped` (ipmitool and pyghmi parse what they have, area by area), so
+ * the areas read before are not lost with the one that failed.
  */
-export async function readFruData(s: IpmiSession, fruId = 0, o?: Opts): Promise<Buffer> {
+export async function readFruData(s: IpmiSession, fruId = 0, o?: Opts, stopped?: string[]): Promise<Buffer> {
   const info = await s.command('Get FRU Inventory Area Info', NetFn.storage, Cmd.getFruInventoryAreaInfo, Buffer.from([fruId]), o);
   if (info.length < 3) throw new DecodeError('Get FRU Inventory Area Info answer is truncated');
   const size = info.readUInt16LE(0);
@@ -139,6 +148,13 @@ export async function readFruData(s: IpmiSession, fruId = 0, o?: Opts): Promise<
   const out = Buffer.alloc(size);
   let offset = 0;
   let chunk = 32;
+  let busy = 0;
+  // what was read so far, with why the read stopped early; nothing read yet: the error itself
+  const stop = (err: BmcError): Buffer => {
+    if (offset === 0) throw err;
+    stopped?.push(`${err.message}; the ${offset} bytes before are used`);
+    return out.subarray(0, offset);
+  };
   for (;;) {
     const need = fruBytesNeeded(out.subarray(0, offset), size);
     if (offset >= need.bytes) break;
@@ -147,19 +163,24 @@ export async function readFruData(s: IpmiSession, fruId = 0, o?: Opts): Promise<
     const req = Buffer.from([fruId, unitOffset & 0xff, unitOffset >> 8, wordAccess ? Math.ceil(count / 2) : count]);
     const r = await s.request(NetFn.storage, Cmd.readFruData, req, o);
     if (r.completionCode !== 0) {
-      // 0xC7/0xC8/0xCA: the BMC wants smaller reads; anything else is an error.
+      // 0xC7/0xC8/0xCA: the BMC wants smaller reads; 0x81: busy, ask again shortly; anything else is an error.
       if ([0xc7, 0xc8, 0xca].includes(r.completionCode) && chunk > 8) {
         chunk = Math.floor(chunk / 2);
         continue;
       }
-      throw new BmcError('COMPLETION_CODE', `Read FRU Data at offset ${offset} on BMC ${s.remote}: ${describeCompletionCode(r.completionCode)}`, {
-        completionCode: r.completionCode,
-      });
+      if (r.completionCode === FRU_BUSY && busy < FRU_BUSY_RETRIES) {
+        busy++;
+        await sleep(FRU_BUSY_WAIT_MS, o?.signal, 'Read FRU Data');
+        continue;
+      }
+      return stop(new BmcError('COMPLETION_CODE', `Read FRU Data at offset ${offset} on BMC ${s.remote}: ${describeCompletionCode(r.completionCode)}`, { completionCode: r.completionCode }));
     }
-    const returned = (r.data[0] ?? 0) * (wordAccess ? 2 : 1);
-    if (returned === 0 || r.data.length < 1 + Math.min(returned, count)) throw new DecodeError(`Read FRU Data returned ${returned} bytes at offset ${offset}`);
-    r.data.subarray(1, 1 + Math.min(returned, size - offset)).copy(out, offset);
-    offset += Math.min(returned, size - offset);
+    busy = 0;
+    // the count byte names what came back; an answer with fewer data bytes than it names is cut to them
+    const returned = Math.min((r.data[0] ?? 0) * (wordAccess ? 2 : 1), r.data.length - 1, size - offset);
+    if (returned <= 0) return stop(new DecodeError(`Read FRU Data returned no data at offset ${offset} (count byte ${r.data[0] ?? 'absent'})`));
+    r.data.subarray(1, 1 + returned).copy(out, offset);
+    offset += returned;
   }
   return out.subarray(0, offset);
 }

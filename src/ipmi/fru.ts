@@ -47,6 +47,12 @@ export interface FruInfo {
   product?: FruProduct;
   /** why an area was left out or cut short; empty for a clean image */
   problems: string[];
+  /**
+   * defects decoded past, as ipmitool does (it prints the fields and marks the checksum INVALID):
+   * a bad checksum of the header or an area (shipped by Dell R610/R710, Inventec and ASRock Rack
+   * firmware, per FreeIPMI's skipchecks and kontron/python-ipmi#186). Absent when there are none.
+   */
+  tolerated?: string[];
 }
 
 const BLOCK_SIZE = 8; // offsets and area lengths count 8-byte blocks
@@ -111,14 +117,18 @@ export function decodeSixBitAscii(bytes: Buffer): string {
   return text;
 }
 
+/** Trailing spaces, NULs and 0xFF padding (erased EEPROM bytes some BMCs leave in a field, contrary to the spec; pyghmi strips them too). */
 function trimTrailing(text: string): string {
-  return text.replace(/[ \0]+$/, '');
+  return text.replace(/[ \0\xff]+$/, '');
 }
 
+/** The format version of the header and the areas: the low nibble (the high one is reserved; pyghmi masks it too). */
+const formatVersion = (byte: number | undefined): number => (byte ?? 0) & 0x0f;
+
 /** Decodes the field list of one area; stops at 0xC1, or at the area's end with a problem. */
-function readFields(area: Buffer, start: number, name: AreaName, problems: string[]): string[] {
+function readFields(area: Buffer, start: number, name: AreaName, problems: string[], whole = true): string[] {
   const fields: string[] = [];
-  const end = area.length - 1; // the last byte is the checksum
+  const end = whole ? area.length - 1 : area.length; // the last byte of a whole area is its checksum
   let pos = start;
   for (;;) {
     const typeLength = area[pos];
@@ -138,8 +148,12 @@ function readFields(area: Buffer, start: number, name: AreaName, problems: strin
   }
 }
 
-/** The bytes of one info area, or undefined (with a problem) when absent or unusable. */
-function locateArea(data: Buffer, name: AreaName, problems: string[]): Buffer | undefined {
+/**
+ * The bytes of one info area, or undefined (with a problem) when absent or unusable. An area that
+ * runs past the data (a device size reported too small, a read cut short) comes back as far as it
+ * goes, with a problem (`whole` false); a bad checksum is tolerated (`tolerated`).
+ */
+function locateArea(data: Buffer, name: AreaName, problems: string[], tolerated: string[]): { area: Buffer; whole: boolean } | undefined {
   const offset = (data[AREA_LAYOUT[name].headerIndex] ?? 0) * BLOCK_SIZE;
   if (offset === 0) return undefined;
   const lengthByte = data[offset + 1];
@@ -152,25 +166,23 @@ function locateArea(data: Buffer, name: AreaName, problems: string[]): Buffer | 
     problems.push(`${name} area at offset ${offset} declares length 0`);
     return undefined;
   }
-  if (offset + length > data.length) {
-    problems.push(`${name} area at offset ${offset} with length ${length} runs past the end of the data (${data.length} bytes)`);
-    return undefined;
-  }
-  const area = data.subarray(offset, offset + length);
-  const checksum = sum(area);
-  if (checksum !== 0) {
-    problems.push(`${name} area at offset ${offset}: bad checksum (bytes sum to ${hexByte(checksum)}, expected 0x00)`);
-    return undefined;
-  }
-  if (area[0] !== FORMAT_VERSION) {
-    problems.push(`${name} area at offset ${offset}: unsupported format version ${hexByte(area[0] ?? 0)}`);
+  if (formatVersion(data[offset]) !== FORMAT_VERSION) {
+    problems.push(`${name} area at offset ${offset}: unsupported format version ${hexByte(data[offset] ?? 0)}`);
     return undefined;
   }
   if (length < AREA_LAYOUT[name].fixedBytes + 1) {
     problems.push(`${name} area at offset ${offset}: length ${length} is too short for its fixed fields`);
     return undefined;
   }
-  return area;
+  if (offset + length > data.length) {
+    problems.push(`${name} area at offset ${offset} with length ${length} runs past the end of the data (${data.length} bytes); its fields are read as far as the data goes`);
+    const part = data.subarray(offset);
+    return part.length > AREA_LAYOUT[name].fixedBytes ? { area: part, whole: false } : undefined;
+  }
+  const area = data.subarray(offset, offset + length);
+  const checksum = sum(area);
+  if (checksum !== 0) tolerated.push(`${name} area at offset ${offset}: bad checksum (bytes sum to ${hexByte(checksum)}, expected 0x00); its fields are used`);
+  return { area, whole: true };
 }
 
 function decodeMfgDate(area: Buffer): Date | undefined {
@@ -190,15 +202,15 @@ export interface FruBytesNeeded {
  * is its length). Get FRU Inventory Area Info reports the EEPROM's size (4,096 bytes is common)
  * while the areas fill a few hundred, so reading all of it costs a Read FRU Data round trip per
  * 32 unused bytes; ipmitool and FreeIPMI read area by area for that reason. `known` is false while
- * an area's length byte is still beyond `prefix`. A header `parseFru` refuses, or an area that
- * runs past `size`, needs the whole device: `parseFru` then says the same as before.
+ * an area's length byte is still beyond `prefix`. A header `parseFru` refuses needs nothing more
+ * (it is refused on its own); an area that runs past `size` needs the whole device.
  * `parseFru(device.subarray(0, n))` for any n from `bytes` to `size` equals `parseFru(device)`.
  */
 export function fruBytesNeeded(prefix: Buffer, size: number): FruBytesNeeded {
   if (size <= HEADER_SIZE) return { bytes: size, known: true };
   if (prefix.length < HEADER_SIZE) return { bytes: HEADER_SIZE, known: false };
   const header = prefix.subarray(0, HEADER_SIZE);
-  if (header[0] !== FORMAT_VERSION || sum(header) !== 0) return { bytes: size, known: true };
+  if (formatVersion(header[0]) !== FORMAT_VERSION) return { bytes: HEADER_SIZE, known: true };
   let bytes = HEADER_SIZE;
   let known = true;
   for (const { headerIndex } of Object.values(AREA_LAYOUT)) {
@@ -216,32 +228,35 @@ export function fruBytesNeeded(prefix: Buffer, size: number): FruBytesNeeded {
 export function parseFru(data: Buffer): FruInfo {
   if (data.length < HEADER_SIZE) throw new DecodeError(`FRU data too short: ${data.length} bytes, the common header needs ${HEADER_SIZE}`);
   const header = data.subarray(0, HEADER_SIZE);
-  if (header[0] !== FORMAT_VERSION) throw new DecodeError(`FRU common header: unsupported format version ${hexByte(header[0] ?? 0)}`);
+  if (formatVersion(header[0]) !== FORMAT_VERSION) throw new DecodeError(`FRU common header: unsupported format version ${hexByte(header[0] ?? 0)}`);
+  const tolerated: string[] = [];
   const headerSum = sum(header);
-  if (headerSum !== 0) throw new DecodeError(`FRU common header: bad checksum (bytes sum to ${hexByte(headerSum)}, expected 0x00)`);
+  // ipmitool prints a FRU whose header has version 1 whatever its checksum; so do we
+  if (headerSum !== 0) tolerated.push(`FRU common header: bad checksum (bytes sum to ${hexByte(headerSum)}, expected 0x00); its offsets are used`);
 
   const info: FruInfo = { problems: [] };
   const { problems } = info;
 
-  const chassis = locateArea(data, 'chassis', problems);
+  const chassis = locateArea(data, 'chassis', problems, tolerated);
   if (chassis) {
-    const [partNumber = '', serial = '', ...extra] = readFields(chassis, AREA_LAYOUT.chassis.fixedBytes, 'chassis', problems);
-    info.chassis = { type: chassis[2] ?? 0, partNumber, serial, extra };
+    const [partNumber = '', serial = '', ...extra] = readFields(chassis.area, AREA_LAYOUT.chassis.fixedBytes, 'chassis', problems, chassis.whole);
+    info.chassis = { type: chassis.area[2] ?? 0, partNumber, serial, extra };
   }
 
-  const board = locateArea(data, 'board', problems);
+  const board = locateArea(data, 'board', problems, tolerated);
   if (board) {
-    const [manufacturer = '', product = '', serial = '', partNumber = '', fruFileId = '', ...extra] = readFields(board, AREA_LAYOUT.board.fixedBytes, 'board', problems);
-    const mfgDate = decodeMfgDate(board);
+    const [manufacturer = '', product = '', serial = '', partNumber = '', fruFileId = '', ...extra] = readFields(board.area, AREA_LAYOUT.board.fixedBytes, 'board', problems, board.whole);
+    const mfgDate = decodeMfgDate(board.area);
     info.board = { ...(mfgDate ? { mfgDate } : {}), manufacturer, product, serial, partNumber, fruFileId, extra };
   }
 
-  const product = locateArea(data, 'product', problems);
+  const product = locateArea(data, 'product', problems, tolerated);
   if (product) {
-    const fields = readFields(product, AREA_LAYOUT.product.fixedBytes, 'product', problems);
+    const fields = readFields(product.area, AREA_LAYOUT.product.fixedBytes, 'product', problems, product.whole);
     const [manufacturer = '', name = '', partNumber = '', version = '', serial = '', assetTag = '', fruFileId = '', ...extra] = fields;
     info.product = { manufacturer, name, partNumber, version, serial, assetTag, fruFileId, extra };
   }
+  if (tolerated.length > 0) info.tolerated = tolerated;
   return info;
 }
 
@@ -288,7 +303,7 @@ function productFields(product: FruProduct): string[] {
 }
 
 /** Writes a valid FRU image with 8-bit ASCII fields; throws BmcError INVALID_ARGUMENT for unencodable input. */
-export function encodeFru(info: Omit<FruInfo, 'problems'>): Buffer {
+export function encodeFru(info: Omit<FruInfo, 'problems' | 'tolerated'>): Buffer {
   const { chassis, board, product } = info;
   if (chassis && !(Number.isInteger(chassis.type) && chassis.type >= 0 && chassis.type <= 0xff)) throw invalid(`chassis type ${chassis.type} is not a byte`);
   const areas: Record<AreaName, Buffer | undefined> = {

@@ -46,7 +46,7 @@ export interface HandshakeOptions {
 
 /** Something a BMC did that the client works around; `message` is the log line. */
 export interface IpmiEvent {
-  kind: 'cipher-suites-fallback' | 'suite-changed' | 'rakp-retry' | 'sequence-restart' | 'close-refused' | 'sol-deactivated' | 'sol-port';
+  kind: 'cipher-suites-fallback' | 'suite-changed' | 'rakp-retry' | 'sequence-restart' | 'close-refused' | 'sol-deactivated' | 'sol-port' | 'fru-defect';
   message: string;
 }
 

@@ -123,9 +123,12 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
     }
     let fru: MetalFru = {};
     try {
-      const parsed = parseFru(await readFruData(s, 0, signalOf(o)));
+      const stopped: string[] = [];
+      const parsed = parseFru(await readFruData(s, 0, signalOf(o), stopped));
       fru = fruToMetalApi(parsed);
-      for (const p of parsed.problems) problems.push(`FRU: ${p}`);
+      for (const p of [...stopped, ...parsed.problems]) problems.push(`FRU: ${p}`);
+      // defects decoded past (bad checksums): the fields stand, the BMC's firmware is named once
+      for (const t of parsed.tolerated ?? []) options.onEvent?.({ kind: 'fru-defect', message: `BMC ${s.remote} FRU: ${t}` });
     } catch (err) {
       problems.push(`FRU: ${(err as Error).message}`);
     }

@@ -114,21 +114,49 @@ describe('parseFru', () => {
     expect(info.board && 'mfgDate' in info.board).toBe(false);
   });
 
-  it('leaves out an area with a bad checksum and keeps the others', () => {
+  it('uses an area with a bad checksum, as ipmitool does, and names the defect apart from the problems', () => {
     const image = handImage();
     image[BOARD_AT + 7] = 0x61; // "ACME" -> "aCME" without fixing the checksum
     const info = parseFru(image);
-    expect(info.board).toBeUndefined();
+    expect(info.board).toEqual({ ...HAND_IMAGE_INFO.board, manufacturer: 'aCME' });
     expect(info.chassis).toEqual(HAND_IMAGE_INFO.chassis);
     expect(info.product).toEqual(HAND_IMAGE_INFO.product);
-    expect(info.problems).toEqual(['board area at offset 32: bad checksum (bytes sum to 0x20, expected 0x00)']);
+    expect(info.problems).toEqual([]);
+    expect(info.tolerated).toEqual(['board area at offset 32: bad checksum (bytes sum to 0x20, expected 0x00); its fields are used']);
   });
 
-  it('leaves out an area that runs past the data', () => {
+  it("ASRock Rack's board area with a wrong checksum (kontron/python-ipmi#186): its fields are used", () => {
+    // the board area as that issue shows it: version 1, 3 blocks, English, a date, "ASRockRack", four empty fields, end marker, pad, wrong checksum
+    const board = Buffer.from([0x01, 0x03, 0x00, 0x76, 0x71, 0xb4, 0xca, ...Buffer.from('ASRockRack'), 0xc0, 0xc0, 0xc0, 0xc0, 0xc1, 0x00, 0x1b]);
+    const header = Buffer.from([0x01, 0, 0, 1, 0, 0, 0, 0]);
+    header[7] = (0x100 - header.reduce((a, b) => a + b, 0)) & 0xff;
+    const info = parseFru(Buffer.concat([header, board]));
+    expect(info.board).toMatchObject({ manufacturer: 'ASRockRack', product: '', serial: '', partNumber: '' });
+    expect(info.problems).toEqual([]);
+    expect(info.tolerated).toEqual([expect.stringMatching(/^board area at offset 8: bad checksum/)]);
+  });
+
+  it('reads an area that runs past the data as far as it goes, with a problem', () => {
     const info = parseFru(handImage().subarray(0, 100));
-    expect(info.product).toBeUndefined();
     expect(info.board).toEqual(HAND_IMAGE_INFO.board);
-    expect(info.problems).toEqual(['product area at offset 72 with length 40 runs past the end of the data (100 bytes)']);
+    expect(info.product?.manufacturer).toBe(HAND_IMAGE_INFO.product!.manufacturer);
+    expect(info.problems[0]).toBe('product area at offset 72 with length 40 runs past the end of the data (100 bytes); its fields are read as far as the data goes');
+  });
+
+  it('strips 0xFF padding at the end of a field (erased EEPROM bytes; pyghmi strips them too)', () => {
+    const image = handImage();
+    const at = BOARD_AT + 7; // "ACME"
+    image[at + 2] = 0xff;
+    image[at + 3] = 0xff;
+    fixChecksum(image, BOARD_AT);
+    expect(parseFru(image).board?.manufacturer).toBe('AC');
+  });
+
+  it('reads the format version from the low nibble (the high one is reserved)', () => {
+    const image = handImage();
+    image[CHASSIS_AT] = 0x11;
+    fixChecksum(image, CHASSIS_AT);
+    expect(parseFru(image).chassis).toEqual(HAND_IMAGE_INFO.chassis);
   });
 
   it('leaves out an area that starts past the data', () => {
@@ -183,11 +211,15 @@ describe('parseFru', () => {
     wrongVersion[7] = (wrongVersion[7]! - 1) & 0xff;
     expect(() => parseFru(wrongVersion)).toThrow(DecodeError);
     expect(() => parseFru(wrongVersion)).toThrow(/unsupported format version 0x02/);
-    const badChecksum = handImage();
-    badChecksum[7] = 0x00;
-    expect(() => parseFru(badChecksum)).toThrow(DecodeError);
-    expect(() => parseFru(badChecksum)).toThrow(/common header: bad checksum/);
     expect(() => parseFru(Buffer.alloc(64, 0xff))).toThrow(DecodeError); // erased EEPROM
+  });
+
+  it('uses a version-1 common header with a bad checksum, as ipmitool does, and names the defect', () => {
+    const badChecksum = handImage();
+    badChecksum[7] = (badChecksum[7]! + 1) & 0xff;
+    const info = parseFru(badChecksum);
+    expect({ ...info, tolerated: undefined }).toEqual({ ...HAND_IMAGE_INFO, tolerated: undefined });
+    expect(info.tolerated).toEqual([expect.stringMatching(/^FRU common header: bad checksum/)]);
   });
 
   it('never throws anything but DecodeError for random bytes', () => {
@@ -225,8 +257,11 @@ describe('parseFru', () => {
           return;
         }
         expect(info).toBeDefined();
-        const present = [info?.chassis, info?.board, info?.product].filter((area) => area !== undefined).length;
-        expect(present + (info?.problems.length ?? 0)).toBe(3);
+        // every area is there, whole or as far as the data goes, or named in a problem
+        for (const name of ['chassis', 'board', 'product'] as const) {
+          if (info?.[name] === undefined || info.problems.some((p) => p.startsWith(`${name} area`))) expect(info?.problems.some((p) => p.startsWith(`${name} area`))).toBe(true);
+        }
+        if (length >= image.length) expect(info).toEqual(HAND_IMAGE_INFO);
       }),
     );
   });
@@ -337,8 +372,8 @@ describe('fruBytesNeeded', () => {
     expect(fruBytesNeeded(Buffer.alloc(0), 2048)).toEqual({ bytes: 8, known: false });
     expect(fruBytesNeeded(image.subarray(0, 8), 2048)).toEqual({ bytes: PRODUCT_AT + 2, known: false });
     expect(fruBytesNeeded(image.subarray(0, PRODUCT_AT + 2), 2048)).toEqual({ bytes: PRODUCT_AT + PRODUCT.length, known: true });
-    // a header parseFru refuses, and a device of no more than a header: all of it
-    expect(fruBytesNeeded(Buffer.from([0x02, 0, 0, 0, 0, 0, 0, 0xfe]), 2048)).toEqual({ bytes: 2048, known: true });
+    // a header parseFru refuses (it is refused on its own: nothing more), and a device of no more than a header: all of it
+    expect(fruBytesNeeded(Buffer.from([0x02, 0, 0, 0, 0, 0, 0, 0xfe]), 2048)).toEqual({ bytes: 8, known: true });
     expect(fruBytesNeeded(Buffer.alloc(0), 6)).toEqual({ bytes: 6, known: true });
     // an area running past the device: all of it, so parseFru names the same length as before
     expect(fruBytesNeeded(image, 100)).toEqual({ bytes: 100, known: true });
