@@ -212,13 +212,25 @@ function getBootOptions({ machine }: CommandContext, data: Buffer): CommandResul
   return value ? ok(Buffer.concat([bytes(1, parameter), value])) : fail(CC.specific80);
 }
 
+/** The FRU image as this BMC ships it: with `ipmi-fru-bad-checksum`, the board area's checksum byte one off. */
+function shippedFru(state: SimMachine['state']): Buffer {
+  const image = fruImage(state);
+  if (!state.quirks.has('ipmi-fru-bad-checksum')) return image;
+  const board = (image[3] ?? 0) * 8;
+  const end = board + (image[board + 1] ?? 0) * 8 - 1;
+  if (board === 0 || end >= image.length) return image;
+  const shipped = Buffer.from(image);
+  shipped[end] = (shipped[end]! + 1) & 0xff;
+  return shipped;
+}
+
 function readFru({ machine }: CommandContext, data: Buffer): CommandResult {
   if (data.length < 4) return fail(CC.lengthInvalid);
   if (data[0] !== 0) return fail(CC.notPresent);
   const offset = data.readUInt16LE(1);
   const count = data[3]!;
   if (count > MAX_FRU_READ) return fail(CC.cannotReturnBytes);
-  const image = fruImage(machine.state);
+  const image = shippedFru(machine.state);
   const size = fruDeviceSize(image);
   if (offset >= size) return fail(CC.outOfRange);
   // the count byte, then the bytes asked for: the image's, 0xFF (erased) past its end

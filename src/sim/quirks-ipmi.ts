@@ -49,6 +49,12 @@ export const IPMI_QUIRKS = {
     seenOn: 'BMC boards without a programmed FRU EEPROM (ipmitool fru print says "Device not present")',
     survivedBy: 'ipmitool+freeipmi',
   },
+  'ipmi-fru-bad-checksum': {
+    protocol: 'ipmi',
+    description: "ships a FRU whose board area checksum is wrong (the fields are intact)",
+    seenOn: 'Dell PowerEdge R610/R710 and Inventec boards (FreeIPMI added skipchecks for them), ASRock Rack (kontron/python-ipmi#186); ipmitool prints the fields',
+    survivedBy: 'ipmitool+freeipmi',
+  },
   'ipmi-no-identify': {
     protocol: 'ipmi',
     description: 'answers Chassis Identify with 0xC1 invalid command and reports no identify state',

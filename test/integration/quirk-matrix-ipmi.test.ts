@@ -148,6 +148,11 @@ describe('IPMI quirk matrix through the CLI', () => {
         expect(r.stdout).toMatch(/^uuid\s+[0-9a-f]{8}-/m);
       }
       if (q === 'ipmi-no-fru' && proto === 'ipmi') expect(r.stdout).toMatch(/^missing\s+FRU: .*not present$/m);
+      if (q === 'ipmi-fru-bad-checksum' && proto === 'ipmi') {
+        // the board fields are used, the defect is a note, nothing is missing for it
+        expect(r.stderr).toMatch(/note: BMC .* FRU: board area at offset \d+: bad checksum .*; its fields are used/);
+        expect(r.stdout).not.toMatch(/^missing\s+FRU/m);
+      }
     }
     if (cell === 'console') {
       expect(r.stdout).toContain('login:');
@@ -252,6 +257,12 @@ describe('the real clients survive each simulated quirk', () => {
       expect(`${fru.stdout}${fru.stderr}`).toMatch(/not present/i);
       expect((await ipmitool('ipmi-no-fru', 'power', 'status')).stdout).toMatch(/Chassis Power is (on|off)/);
       expect((await ipmipower('ipmi-no-fru')).stdout).toMatch(/: (on|off)$/m);
+    },
+    'ipmi-fru-bad-checksum': async () => {
+      // ipmitool prints the board fields of an area whose checksum is wrong (as metal-bmc uses them)
+      const fru = await ipmitool('ipmi-fru-bad-checksum', 'fru', 'print', '0');
+      expect(fru.stdout).toMatch(/^\s*Board Mfg\s*:\s*\S/m);
+      expect((await ipmipower('ipmi-fru-bad-checksum')).stdout).toMatch(/: (on|off)$/m);
     },
     'ipmi-no-identify': async () => {
       expect((await ipmitool('ipmi-no-identify', 'chassis', 'identify', '5')).stderr).toMatch(/Set Chassis Identify failed: Invalid command/);
