@@ -16,6 +16,7 @@ import {
   readPower,
   readServiceRoot,
   readSystem,
+  serversOfManager,
   systemOfBmc,
   type ChassisInfo,
   type ManagerInfo,
@@ -72,8 +73,11 @@ async function essential<T>(piece: string, missing: string[], read: () => Promis
   }
 }
 
-/** Chassis collection members tried when the System's own chassis link is dead; more are ignored. */
-const MAX_CHASSIS_FALLBACK = 16;
+/**
+ * Collection members read to find the one that names the System (the chassis in place of a dead
+ * link, the Manager and Chassis of a System without links); more are not consulted.
+ */
+const MAX_NAMING_CANDIDATES = 16;
 
 const samePath = (a: string, b: string): boolean => a.replace(/\/+$/, '') === b.replace(/\/+$/, '');
 
@@ -88,7 +92,7 @@ async function readSystemChassis(reader: ReadCache, path: string, systemPath: st
     return await readChassis(reader, path, options);
   } catch (err) {
     if (!(isBmcError(err, 'HTTP') && (err.httpStatus === 404 || err.httpStatus === 410)) || systemPath === undefined || collection === undefined) throw err;
-    const members = (await reader.members(collection, expand, options).catch(() => [])).filter((m) => !samePath(m, path)).slice(0, MAX_CHASSIS_FALLBACK);
+    const members = (await reader.members(collection, expand, options).catch(() => [])).filter((m) => !samePath(m, path)).slice(0, MAX_NAMING_CANDIDATES);
     for (const member of members) {
       const chassis = await readChassis(reader, member, options).catch((e: unknown) => {
         if (isBmcError(e, 'ABORTED')) throw e;
@@ -126,9 +130,6 @@ async function firstMemberAhead(reader: ReadCache, collection: string | undefine
   return first;
 }
 
-/** Members read to find the one that names the System, when the System has no link of its own; more are not consulted. */
-const MAX_OWNER_CANDIDATES = 16;
-
 /**
  * Without the System's own link, the member of a collection that belongs to it: the only one;
  * else the first whose links (`named`) include the System, as a multi-node chassis or a blade
@@ -138,7 +139,7 @@ async function memberNamingSystem(reader: ReadCache, collection: string, expand:
   const members = await reader.members(collection, expand, options);
   if (members.length <= 1) return members[0];
   const bodies = await Promise.all(
-    members.slice(0, MAX_OWNER_CANDIDATES).map((m) =>
+    members.slice(0, MAX_NAMING_CANDIDATES).map((m) =>
       reader.get(m, options).catch((err: unknown) => {
         if (options.signal?.aborted || isBmcError(err, 'ABORTED')) throw err;
         return undefined; // this member cannot name the System; its own read reports the failure if chosen
@@ -149,7 +150,6 @@ async function memberNamingSystem(reader: ReadCache, collection: string, expand:
   return members[i < 0 ? 0 : i];
 }
 
-const managerNames = (body: unknown): string[] => links(obj(body, 'Links'), 'ManagerForServers');
 const chassisNames = (body: unknown): string[] => links(obj(body, 'Links'), 'ComputerSystems');
 
 async function readSupplies(reader: ReadCache, path: string, expand: ExpandSupport | undefined, options: ReadOptions): Promise<PowerInfo> {
@@ -279,14 +279,14 @@ async function inventoryOf(client: RedfishGetter | ReadCache, options: ReadOptio
     return memberNamingSystem(reader, collection, expand, systemPath, named, options);
   };
   const managerRead = managerGuess.then(async (guess) => {
-    const path = await pathOf(system?.managedBy[0], guess, serviceRoot.managers, managerNames);
+    const path = await pathOf(system?.managedBy[0], guess, serviceRoot.managers, serversOfManager);
     return path === undefined || run.failed ? undefined : settle(readManager(reader, path, options));
   });
   const chassisRead = chassisGuess.then(async (guess) => {
     const path = await pathOf(system?.chassis[0], guess, serviceRoot.chassis, chassisNames);
     if (path === undefined || run.failed) return undefined;
     // a linked chassis the BMC answers 404 for is replaced by the collection's one naming the System
-    const read = await settle(readSystemChassis(reader, path, system?.path ?? systemLink, serviceRoot.chassis, expand, options));
+    const read = await settle(readSystemChassis(reader, path, systemPath, serviceRoot.chassis, expand, options));
     return { read, power: read.ok && !run.failed ? await powerOf(reader, read.value, serviceRoot, options) : undefined };
   });
   chassisRead.catch(() => undefined); // an abort while reading power: observed below, or thrown by use() first

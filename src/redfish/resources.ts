@@ -112,6 +112,11 @@ export async function readActionInfoAllowable(
   return parseActionInfoAllowable(await client.get(path, options), parameter);
 }
 
+/** The Systems a Manager's body names as those it manages (`Links.ManagerForServers`). */
+export function serversOfManager(body: unknown): string[] {
+  return links(obj(body, 'Links'), 'ManagerForServers');
+}
+
 /** Managers read when a service lists several Systems; more are not consulted. */
 const MAX_MANAGERS = 8;
 
@@ -135,7 +140,7 @@ export async function systemOfBmc(client: RedfishGetter, members: readonly strin
       }),
     ),
   );
-  for (const body of bodies) for (const s of links(obj(body, 'Links'), 'ManagerForServers')) managed.add(s.replace(/\/+$/, ''));
+  for (const body of bodies) for (const s of serversOfManager(body)) managed.add(s.replace(/\/+$/, ''));
   const chosen = members.find((m) => managed.has(m.replace(/\/+$/, '')));
   options.logger?.info(
     { systems: members.length, chosen: chosen ?? first, by: chosen === undefined ? 'first member (no Manager names one)' : 'Manager Links.ManagerForServers' },

@@ -80,8 +80,7 @@ export function assembleReportBody(reads: readonly BmcRead[], ledMemory?: LedMem
   const body: ReportBody = { reports: {}, duplicates: [], bounded: [], conflicts: [], moves: [] };
   for (const { ip, mac, report } of reads) {
     const owner = ownership?.owners.get(report.uuid);
-    const known = owner?.ip;
-    if (owner !== undefined && known !== ip && ownership!.isLeased(owner.ip) && !anotherMac(owner, ownership!)) {
+    if (owner !== undefined && owner.ip !== ip && ownership!.isLeased(owner.ip) && !anotherMac(owner, ownership!)) {
       body.conflicts.push({ uuid: report.uuid, known: owner.ip, claimant: ip, ...(mac !== undefined ? { mac } : {}) });
       continue;
     }
@@ -90,7 +89,7 @@ export function assembleReportBody(reads: readonly BmcRead[], ledMemory?: LedMem
       body.duplicates.push({ uuid: report.uuid, bmcs: [existing.BMCIp, ip] });
       continue;
     }
-    if (owner !== undefined && known !== ip) body.moves.push({ uuid: report.uuid, previous: owner.ip, bmc: ip, why: ownership!.isLeased(owner.ip) ? 'address leased to another MAC' : 'lease gone' });
+    if (owner !== undefined && owner.ip !== ip) body.moves.push({ uuid: report.uuid, previous: owner.ip, bmc: ip, why: ownership!.isLeased(owner.ip) ? 'address leased to another MAC' : 'lease gone' });
     ownership?.owners.set(report.uuid, { ip, ...(mac !== undefined ? { mac } : {}) });
     const indicatorLED = ledMemory?.resolve(report.uuid, report.indicatorLED) ?? report.indicatorLED;
     const { entry, cut } = boundEntry(toIpmiReport(ip, { ...report, indicatorLED }));

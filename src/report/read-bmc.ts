@@ -29,9 +29,15 @@ export interface ReadBmcOptions {
 
 /**
  * A read that has not ended this long after twice its deadline ignored its signal (a bug in some
- * path): the cycle goes on without it, as the worker pool's guard does for a read in a worker.
+ * path, or a worker whose loop hangs): the cycle goes on without it. The main thread's guard
+ * (readBmcGuarded) and the worker pool's are the same.
  */
 export const READ_GUARD_EXTRA_MS = 5000;
+
+/** When a read of deadline `timeoutMs` is given up on: twice the deadline and READ_GUARD_EXTRA_MS. */
+export function readGuardMs(timeoutMs: number): number {
+  return Math.min(2 * timeoutMs + READ_GUARD_EXTRA_MS, MAX_TIMER_MS);
+}
 
 /**
  * `readBmcOnce` with a guard, for reads in the main thread (a worker's reads have the pool's): a
@@ -43,7 +49,7 @@ export const READ_GUARD_EXTRA_MS = 5000;
 export async function readBmcGuarded(connect: (ip: string, signal: AbortSignal) => Promise<Outband>, ip: string, o: ReadBmcOptions, leftBehind: Set<string>): Promise<BmcReadAttempt> {
   const started = Date.now();
   if (leftBehind.has(ip)) return { ok: false, error: new BmcError('BUSY', `reading BMC ${ip}: its last read, left behind past its deadline, still runs; read again once it ends`), durationMs: 0, late: false };
-  const guardMs = Math.min(2 * o.timeoutMs + READ_GUARD_EXTRA_MS, MAX_TIMER_MS);
+  const guardMs = readGuardMs(o.timeoutMs);
   let timer: NodeJS.Timeout | undefined;
   const guard = new Promise<BmcReadAttempt>((resolve) => {
     timer = setTimeout(() => {

@@ -10,7 +10,6 @@
  */
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { Worker } from 'node:worker_threads';
-import { MAX_TIMER_MS } from '../deadline.js';
 import { abortError, BmcError, isBmcErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { BmcTrust, TrustMetrics, TrustRecord } from '../outband/trust.js';
@@ -21,7 +20,7 @@ import { killWorker, restartLater, spawnWorker, stopWorkers, workerEntry } from 
 import type { ThreadsLoad } from './adaptive-limit.js';
 import type { BmcReader } from './cycle.js';
 import { keptRoot, redfishSessionKey, validKept, type KeptRedfishSession, type RedfishSessionKeeper } from '../outband/redfish-sessions.js';
-import type { BmcReadAttempt } from './read-bmc.js';
+import { readGuardMs, type BmcReadAttempt } from './read-bmc.js';
 import type { AttemptOverPort, FromReportWorker, ReportConnectSettings, ReportWorkerData, ReportWorkerLoad, ToReportWorker } from './worker-protocol.js';
 
 export interface ReportWorkerPoolOptions {
@@ -96,13 +95,6 @@ interface Slot {
   load: ReportWorkerLoad;
   utilisation: EventLoopUtilization;
 }
-
-/**
- * A worker keeps each read's deadline itself (its own loop's stall given back, as the main thread
- * would); the main thread gives up on a worker that has not answered within twice the deadline and
- * this much more, which only a worker that hangs misses.
- */
-const GUARD_EXTRA_MS = 5000;
 
 /** How long a worker has to answer a heap query after a read it did not answer in time, before it counts as stuck. */
 const STUCK_PROBE_MS = 5000;
@@ -297,7 +289,8 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
       const started = Date.now();
       slot.reads++;
       return new Promise<BmcReadAttempt>((resolve) => {
-        const guardMs = Math.min(2 * timeoutMs + GUARD_EXTRA_MS, MAX_TIMER_MS);
+        // a worker keeps each read's deadline itself (its own loop's stall given back); only a worker that hangs misses this
+        const guardMs = readGuardMs(timeoutMs);
         const settle = (attempt: BmcReadAttempt) => {
           if (!slot.pending.delete(id)) return;
           clearTimeout(guard);
