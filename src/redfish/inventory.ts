@@ -6,14 +6,15 @@
  * the service root or the System itself (transport, auth, decoding) is thrown.
  */
 import { abortError, isBmcError } from '../errors.js';
-import { link, links, obj } from './json.js';
-import { MAX_POWER_SUPPLIES, parsePowerSupply, type ExpandSupport, type PowerInfo } from './parse.js';
+import { links, obj } from './json.js';
+import type { ExpandSupport } from './parse.js';
 import { readCache, type ReadCache } from './read-cache.js';
 import {
   readChassis,
   readEnvironmentPowerWatts,
   readManager,
   readPower,
+  readPowerSubsystem,
   readServiceRoot,
   readSystem,
   serversOfManager,
@@ -92,14 +93,9 @@ async function readSystemChassis(reader: ReadCache, path: string, systemPath: st
     return await readChassis(reader, path, options);
   } catch (err) {
     if (!(isBmcError(err, 'HTTP') && (err.httpStatus === 404 || err.httpStatus === 410)) || systemPath === undefined || collection === undefined) throw err;
-    const members = (await reader.members(collection, expand, options).catch(() => [])).filter((m) => !samePath(m, path)).slice(0, MAX_NAMING_CANDIDATES);
-    for (const member of members) {
-      const chassis = await readChassis(reader, member, options).catch((e: unknown) => {
-        if (isBmcError(e, 'ABORTED')) throw e;
-        return undefined;
-      });
-      if (chassis?.computerSystems.some((s) => samePath(s, systemPath))) return { path: member, ...chassis };
-    }
+    const members = (await reader.members(collection, expand, options).catch(() => [])).filter((m) => !samePath(m, path));
+    const i = await indexNamingSystem(reader, members, systemPath, chassisNames, options);
+    if (i >= 0) return { path: members[i]!, ...(await readChassis(reader, members[i]!, options)) };
     throw err;
   }
 }
@@ -138,27 +134,28 @@ async function firstMemberAhead(reader: ReadCache, collection: string | undefine
 async function memberNamingSystem(reader: ReadCache, collection: string, expand: ExpandSupport | undefined, systemPath: string, named: (body: unknown) => string[], options: ReadOptions): Promise<string | undefined> {
   const members = await reader.members(collection, expand, options);
   if (members.length <= 1) return members[0];
+  const i = await indexNamingSystem(reader, members, systemPath, named, options);
+  return members[i < 0 ? 0 : i];
+}
+
+/**
+ * The index of the first of `members` whose links (`named`) include the System, or -1; the first
+ * MAX_NAMING_CANDIDATES are read together. A member that cannot be read names nothing; an abort
+ * is thrown.
+ */
+async function indexNamingSystem(reader: ReadCache, members: readonly string[], systemPath: string, named: (body: unknown) => string[], options: ReadOptions): Promise<number> {
   const bodies = await Promise.all(
     members.slice(0, MAX_NAMING_CANDIDATES).map((m) =>
       reader.get(m, options).catch((err: unknown) => {
         if (options.signal?.aborted || isBmcError(err, 'ABORTED')) throw err;
-        return undefined; // this member cannot name the System; its own read reports the failure if chosen
+        return undefined;
       }),
     ),
   );
-  const i = bodies.findIndex((b) => named(b).some((s) => samePath(s, systemPath)));
-  return members[i < 0 ? 0 : i];
+  return bodies.findIndex((b) => named(b).some((s) => samePath(s, systemPath)));
 }
 
 const chassisNames = (body: unknown): string[] => links(obj(body, 'Links'), 'ComputerSystems');
-
-async function readSupplies(reader: ReadCache, path: string, expand: ExpandSupport | undefined, options: ReadOptions): Promise<PowerInfo> {
-  const collection = link(await reader.get(path, options), 'PowerSupplies');
-  if (collection === undefined) return { supplies: [] };
-  const members = (await reader.members(collection, expand, options)).slice(0, MAX_POWER_SUPPLIES);
-  const supplies = await Promise.all(members.map(async (m) => ({ path: m, ...parsePowerSupply(await reader.get(m, options)) })));
-  return { supplies };
-}
 
 /** The power data of `chassis` on its own (fields and `missing`), read as soon as the chassis is known. */
 async function powerOf(reader: ReadCache, chassis: ChassisInfo, serviceRoot: ServiceRoot, options: ReadOptions): Promise<RedfishInventory> {
@@ -193,7 +190,7 @@ async function readPowerData(reader: ReadCache, chassis: ChassisInfo, inv: Redfi
   }
   if (inv.powerSupplies === undefined) {
     if (chassis.powerSubsystem !== undefined) {
-      const sub = await optional('PowerSupplies', missing, signal, () => readSupplies(reader, chassis.powerSubsystem as string, inv.serviceRoot.expand, options));
+      const sub = await optional('PowerSupplies', missing, signal, () => readPowerSubsystem(reader, chassis.powerSubsystem as string, options, (c) => reader.members(c, inv.serviceRoot.expand, options)));
       if (sub !== undefined && sub.supplies.length > 0) inv.powerSupplies = sub.supplies;
       else if (sub !== undefined) missing.push(`PowerSupplies: ${chassis.powerSubsystem} lists no power supplies`);
     } else {

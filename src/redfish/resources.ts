@@ -82,11 +82,19 @@ export async function readPower(client: RedfishGetter, path: string, options: Re
   return parsePower(await client.get(path, options));
 }
 
-/** `PowerSubsystem` → its `PowerSupplies` collection → each member's Status. No metrics there. */
-export async function readPowerSubsystem(client: RedfishGetter, path: string, options: ReadOptions = {}): Promise<PowerInfo> {
+/**
+ * `PowerSubsystem` → its `PowerSupplies` collection → each member's Status. No metrics there.
+ * `membersOf` lists the collection (the inventory's read cache passes one that uses `$expand`).
+ */
+export async function readPowerSubsystem(
+  client: RedfishGetter,
+  path: string,
+  options: ReadOptions = {},
+  membersOf: (collection: string) => Promise<string[]> = (collection) => listMembers(client, collection, options),
+): Promise<PowerInfo> {
   const collection = link(await client.get(path, options), 'PowerSupplies');
   if (collection === undefined) return { supplies: [] };
-  const members = (await listMembers(client, collection, options)).slice(0, MAX_POWER_SUPPLIES);
+  const members = (await membersOf(collection)).slice(0, MAX_POWER_SUPPLIES);
   const supplies = await Promise.all(members.map(async (m) => ({ path: m, ...parsePowerSupply(await client.get(m, options)) })));
   return { supplies };
 }
