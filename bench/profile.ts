@@ -2,12 +2,12 @@
  * A CPU profile of one stretch of a benchmark, a sampling profile of what it allocated, and a
  * heap snapshot after it, through the inspector in the benchmark's own process (`node --cpu-prof`
  * profiles the whole run, set-up and first cycle included). Off unless `BENCH_PROFILE_DIR` names
- * a folder; the files are `NAME.cpuprofile` (open in Chrome DevTools or read with
+ * a folder (made if missing); the files are `NAME.cpuprofile` (open in Chrome DevTools or read with
  * `bench/profile-summary.ts`), `NAME.heapprofile` (allocations by function, sampled every 32 KiB
  * on average and counted whether or not they were collected since: what keeps the GC busy; the
  * same script reads it) and `NAME.heapsnapshot`.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 
@@ -27,6 +27,8 @@ export function profileDir(): string | undefined {
 export async function startProfile(name: string): Promise<Profiler> {
   const dir = profileDir();
   if (dir === undefined) return NONE;
+  // made before the profiled stretch: a missing folder would otherwise end the run after it
+  mkdirSync(dir, { recursive: true });
   const session = new Session();
   session.connect();
   await session.post('Profiler.enable');
