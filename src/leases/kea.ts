@@ -91,6 +91,11 @@ class RowReader {
     this.index = Object.fromEntries(COLUMNS.map((name) => [name, at.get(name) ?? -1])) as Record<ColumnName, number>;
   }
 
+  /** whether `text` has a field for every column of the header */
+  complete(text: string): boolean {
+    return splitRow(text, this.index.user_context, this.headerLength).length >= this.headerLength;
+  }
+
   read(text: string, line: number): KeaLease {
     this.fields = splitRow(text, this.index.user_context, this.headerLength);
     this.line = line;
@@ -144,7 +149,13 @@ class RowReader {
   }
 }
 
-/** Parses the text of a Kea memfile lease file into its rows, in file order. */
+/**
+ * Parses the text of a Kea memfile lease file into its rows, in file order. Kea ends every row
+ * with a newline; a last row without one and with fewer fields than the header is a row Kea is
+ * still writing (the file was read mid-append), and is left for the next read. A last row with
+ * all its fields is read: only its last column (pool_id or user_context, neither of which the
+ * selection uses) could be cut short, and a file written by hand may lack the final newline.
+ */
 export function parseKeaLeases(text: string): KeaLease[] {
   const leases: KeaLease[] = [];
   let reader: RowReader | undefined;
@@ -158,7 +169,7 @@ export function parseKeaLeases(text: string): KeaLease[] {
     pos = end + 1;
     if (row.endsWith('\r')) row = row.slice(0, -1);
     if (reader === undefined) reader = new RowReader(parseHeader(row), row.split(',').length);
-    else if (row.trim() !== '') leases.push(reader.read(row, line));
+    else if (row.trim() !== '' && (eol >= 0 || reader.complete(row))) leases.push(reader.read(row, line));
   }
   return leases;
 }

@@ -70,12 +70,16 @@ function toEntries(parsed: ParsedLeases): Entry[] {
 
 /**
  * The leases held at `now`, sorted by IP:
- * - an entry counts only if it is the last one in the file for its MAC and for its IP
- *   (a later entry for the same MAC, active or not, replaces it; so does a later entry
- *   for the same IP, whatever its MAC);
- * - ISC: `binding state active` and `ends` in the future or `never`;
- *   Kea: state 0, valid_lifetime not 0 (deleted), expire in the future (or infinite lifetime);
- * - then the CIDR and ignored-MAC filters.
+ * - an address's state is its last entry in the file (a later entry for the same IP replaces
+ *   it, whatever its MAC): dhcpd and Kea keep leases per address;
+ * - that entry is held when it has a MAC and, for ISC, `binding state active` and `ends` in the
+ *   future or `never`; for Kea, state 0, valid_lifetime not 0 (deleted) and expire in the future
+ *   (or infinite lifetime);
+ * - only addresses inside the allowed CIDRs, and no ignored MAC;
+ * - a MAC holding several of those addresses keeps the one written last. An entry the server no
+ *   longer holds (freed, expired, reclaimed) for another address does not take the MAC's lease
+ *   away: both servers leave the hardware address on such entries, and dhcpd's rewrite of the
+ *   file puts them after active ones.
  * Throws BmcError INVALID_ARGUMENT for an ignored MAC that is not a hardware address.
  */
 export function activeLeases(parsed: ParsedLeases, options: ActiveLeaseOptions): Lease[] {
@@ -85,23 +89,19 @@ export function activeLeases(parsed: ParsedLeases, options: ActiveLeaseOptions):
   const entries = toEntries(parsed);
 
   const lastByIp = new Map<number, number>();
-  const lastByMac = new Map<string, number>();
-  entries.forEach((e, i) => {
-    lastByIp.set(e.ipNum, i);
-    if (e.mac !== undefined) lastByMac.set(e.mac, i);
-  });
+  entries.forEach((e, i) => lastByIp.set(e.ipNum, i));
+  const heldNow = (e: Entry, i: number): e is Entry & { mac: string } =>
+    lastByIp.get(e.ipNum) === i && e.mac !== undefined && e.assigned && e.expires !== undefined && (e.expires === 'never' || e.expires.getTime() > now);
 
-  const held: Entry[] = [];
+  // the last held entry of each MAC, among the allowed addresses
+  const byMac = new Map<string, Entry & { mac: string }>();
   entries.forEach((e, i) => {
-    if (e.mac === undefined || lastByMac.get(e.mac) !== i || lastByIp.get(e.ipNum) !== i) return;
-    if (!e.assigned || e.expires === undefined || (e.expires !== 'never' && e.expires.getTime() <= now)) return;
-    if (ignore.has(e.mac) || !cidrs.some((c) => cidrContains(c, e.ipNum))) return;
-    held.push(e);
+    if (heldNow(e, i) && !ignore.has(e.mac) && cidrs.some((c) => cidrContains(c, e.ipNum))) byMac.set(e.mac, e);
   });
-  held.sort((a, b) => a.ipNum - b.ipNum);
+  const held = [...byMac.values()].sort((a, b) => a.ipNum - b.ipNum);
 
   return held.map((e) => {
-    const lease: Lease = { ip: e.ip, mac: e.mac as string, expires: e.expires as Date | 'never' };
+    const lease: Lease = { ip: e.ip, mac: e.mac, expires: e.expires as Date | 'never' };
     if (e.hostname !== undefined) lease.hostname = e.hostname;
     return lease;
   });

@@ -1,17 +1,19 @@
 /**
  * Follows a lease file: `fs.watch` on its directory (DHCP servers replace the file by
  * rename, which a watch on the file itself would miss) plus a stat poll as fallback,
- * debounced. A file that cannot be read or parsed keeps the last good view and is
+ * debounced. A Kea lease file is read with the files of Kea's lease file cleanup before it
+ * (KEA_CLEANUP_SUFFIXES), as Kea loads them. A file that cannot be read or parsed keeps the last good view and is
  * reported to onError once per distinct error; nothing is ever thrown out of a timer.
  */
 import { watch as fsWatch, type FSWatcher, type Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { BmcError } from '../errors.js';
 import type { Cidr } from '../net/cidr.js';
 import { normalizeMacSet } from './mac.js';
-import { activeLeases, parseLeases, type LeaseFormatOption } from './select.js';
-import { LeaseParseError, type Lease, type ParsedLeases } from './types.js';
+import { activeLeases, detectLeaseFormat, parseLeases, type LeaseFormatOption } from './select.js';
+import { parseKeaLeases } from './kea.js';
+import { LeaseParseError, type KeaLease, type Lease, type ParsedLeases } from './types.js';
 
 export interface LeaseDiff {
   /** MACs that hold a lease now and did not before */
@@ -74,12 +76,64 @@ function readError(path: string, err: unknown, what = 'read lease file'): BmcErr
   return new BmcError('CONFIG', `cannot ${what} ${path}: ${why}`, { cause: err });
 }
 
-async function readParsed(path: string, format: LeaseFormatOption): Promise<ParsedLeases> {
+function parseFile(path: string, text: string, format: LeaseFormatOption): ParsedLeases {
   try {
-    return parseLeases(await readFile(path, 'utf8'), format);
+    return parseLeases(text, format);
   } catch (err) {
     throw readError(path, err);
   }
+}
+
+/** The file's text, or undefined when it does not exist. */
+async function readIfThere(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw readError(path, err);
+  }
+}
+
+/**
+ * The files Kea keeps beside its lease file while its lease file cleanup (kea-lfc, every
+ * `lfc-interval`, an hour by default) runs: it moves the lease file to `.2` and starts a new one
+ * holding only the header, and kea-lfc merges `.1` (the last cleanup's result) and `.2` into
+ * `.completed`, which then becomes `.1`. Kea loads them in this order before the lease file
+ * (Memfile_LeaseMgr::loadLeasesFromFiles): `.completed` alone when it exists, else `.1` then `.2`.
+ */
+export const KEA_CLEANUP_SUFFIXES = ['.completed', '.1', '.2'] as const;
+
+/**
+ * A Kea lease file's rows with those of its cleanup files before them, in the order Kea loads
+ * them, so a lease written before the last cleanup still counts. The lease file is read first:
+ * a cleanup starting meanwhile moves what was read to `.2`, read after it; one finishing
+ * meanwhile leaves `.1` holding all of `.2`, which is read after `.2`.
+ */
+async function readKea(path: string, text: string): Promise<ParsedLeases> {
+  const rows = (file: string, t: string | undefined): KeaLease[] => {
+    if (t === undefined) return [];
+    try {
+      return parseKeaLeases(t);
+    } catch (err) {
+      throw readError(file, err);
+    }
+  };
+  const current = rows(path, text);
+  const completed = await readIfThere(`${path}.completed`);
+  if (completed !== undefined) return { format: 'kea', leases: [...rows(`${path}.completed`, completed), ...current] };
+  const copy = await readIfThere(`${path}.2`);
+  const previous = await readIfThere(`${path}.1`);
+  return { format: 'kea', leases: [...rows(`${path}.1`, previous), ...rows(`${path}.2`, copy), ...current] };
+}
+
+async function readParsed(path: string, format: LeaseFormatOption): Promise<ParsedLeases> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw readError(path, err);
+  }
+  return (format === 'auto' ? detectLeaseFormat(text) : format) === 'kea' ? readKea(path, text) : parseFile(path, text, format);
 }
 
 /** Reads, parses and selects once. Throws LeaseParseError (naming the file and line) or BmcError. */
@@ -110,6 +164,10 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
   const useFsWatch = options.fsWatch ?? true;
   const dir = dirname(path);
   const name = basename(path);
+  // a Kea cleanup renames the lease file and writes its cleanup files: each is a change
+  const names = new Set([name, ...KEA_CLEANUP_SUFFIXES.map((suffix) => name + suffix)]);
+  const files = [...names].map((n) => join(dir, n));
+  const signatureNow = async (): Promise<string> => (await Promise.all(files.map((f) => stat(f).then(signatureOf, errorSignature)))).join('|');
 
   let closed = false;
   let parsed: ParsedLeases | undefined;
@@ -151,11 +209,7 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
   };
 
   const loadOnce = async (): Promise<void> => {
-    try {
-      signature = signatureOf(await stat(path));
-    } catch (err) {
-      signature = errorSignature(err);
-    }
+    signature = await signatureNow();
     const result = await readParsed(path, format).catch((err: unknown) => readError(path, err));
     if (closed) return;
     reads++;
@@ -193,7 +247,7 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
   const startWatcher = (): void => {
     try {
       watcher = fsWatch(dir, { persistent: false }, (_event, filename) => {
-        if (filename === null || filename === name) schedule();
+        if (filename === null || names.has(filename)) schedule();
       });
       watcher.on('error', (err) => {
         watcher?.close();
@@ -207,7 +261,7 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
   };
 
   const poll = async (): Promise<void> => {
-    const current = await stat(path).then(signatureOf, errorSignature);
+    const current = await signatureNow();
     if (closed) return;
     if (watcher === undefined && useFsWatch) startWatcher();
     if (current !== signature) schedule();

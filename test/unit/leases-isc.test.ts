@@ -100,11 +100,13 @@ describe('parseIscLeases on the reference files', () => {
     expect(active(leases, '2026-01-09T00:00:00Z', ['00:00:00:00:00:01'])).toEqual(['192.168.1.229 00:00:00:00:00:00']);
   });
 
-  it('lets a later inactive entry for the same MAC end its lease', () => {
+  it('lets a later inactive entry for the same address end its lease, not one for another address of the MAC', () => {
+    // 192.168.1.229 freed: the MAC's other active lease in the file (192.168.1.254, until 2026-01-10) is its lease now
     const released = `${BIG}lease 192.168.1.229 {\n  binding state free;\n  hardware ethernet 00:00:00:00:00:00;\n}\n`;
-    expect(active(parseIscLeases(released), '2026-01-09T00:00:00Z')).toEqual(['10.0.0.1 00:00:00:00:00:01']);
+    expect(active(parseIscLeases(released), '2026-01-09T00:00:00Z')).toEqual(['10.0.0.1 00:00:00:00:00:01', '192.168.1.254 00:00:00:00:00:00']);
+    // dhcpd keeps the hardware address on a released lease of another address: the MAC keeps its own
     const elsewhere = `${BIG}lease 192.168.9.9 {\n  ends never;\n  binding state released;\n  hardware ethernet 00:00:00:00:00:00;\n}\n`;
-    expect(active(parseIscLeases(elsewhere), '2026-01-09T00:00:00Z')).toEqual(['10.0.0.1 00:00:00:00:00:01']);
+    expect(active(parseIscLeases(elsewhere), '2026-01-09T00:00:00Z')).toEqual(['10.0.0.1 00:00:00:00:00:01', '192.168.1.229 00:00:00:00:00:00']);
   });
 
   it('reports the line of the lease a truncated copy ends in', () => {

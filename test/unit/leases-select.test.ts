@@ -80,10 +80,20 @@ describe('activeLeases', () => {
     expect(pairs(k)).toEqual(['10.0.0.2 00:00:00:00:00:01']);
   });
 
-  it('a later inactive entry for the MAC leaves it without a lease', () => {
+  it('a later inactive entry for the same address ends its lease', () => {
     expect(pairs(iscFile(isc('10.0.0.1', '00:00:00:00:00:01'), isc('10.0.0.1', '00:00:00:00:00:01', { bindingState: 'free' })))).toEqual([]);
-    expect(pairs(iscFile(isc('10.0.0.1', '00:00:00:00:00:01'), isc('10.0.0.9', '00:00:00:00:00:01', { bindingState: 'released' })))).toEqual([]);
     expect(pairs(keaFile(kea('10.0.0.1', '00:00:00:00:00:01'), kea('10.0.0.1', '00:00:00:00:00:01', { validLifetime: 0 })))).toEqual([]);
+  });
+
+  it('a later entry the server no longer holds, for another address of the MAC, leaves its lease alone', () => {
+    // dhcpd after a new client-id (a reflashed BMC): the old address expires later and is appended;
+    // and its rewrite of the file puts each pool's free and expired leases after the active ones
+    expect(pairs(iscFile(isc('10.0.0.1', '00:00:00:00:00:01'), isc('10.0.0.9', '00:00:00:00:00:01', { bindingState: 'released' })))).toEqual(['10.0.0.1 00:00:00:00:00:01']);
+    expect(pairs(iscFile(isc('10.0.0.1', '00:00:00:00:00:01'), isc('10.0.0.9', '00:00:00:00:00:01', { bindingState: 'free', ends: NOW })))).toEqual(['10.0.0.1 00:00:00:00:00:01']);
+    expect(pairs(iscFile(isc('10.0.0.1', '00:00:00:00:00:01'), isc('10.0.0.9', '00:00:00:00:00:01', { ends: new Date('2025-01-01T00:00:00Z') })))).toEqual(['10.0.0.1 00:00:00:00:00:01']);
+    // Kea: a reclaimed (state 2) or deleted row of the old address after the active one
+    expect(pairs(keaFile(kea('10.0.0.1', '00:00:00:00:00:01'), kea('10.0.0.9', '00:00:00:00:00:01', { state: 2 })))).toEqual(['10.0.0.1 00:00:00:00:00:01']);
+    expect(pairs(keaFile(kea('10.0.0.1', '00:00:00:00:00:01'), kea('10.0.0.9', '00:00:00:00:00:01', { validLifetime: 0 })))).toEqual(['10.0.0.1 00:00:00:00:00:01']);
   });
 
   it('one IP for two MACs: only the later holds it', () => {
@@ -147,14 +157,17 @@ const entry: fc.Arbitrary<IscLeaseInput> = fc.record({
 });
 
 describe('activeLeases properties', () => {
-  it('each result is the last entry of its MAC and of its IP, active, allowed and not ignored', () => {
+  it('each result is the last entry of its IP, held, the last held one of its MAC, allowed and not ignored', () => {
     fc.assert(
       fc.property(fc.array(entry, { maxLength: 25 }), fc.constantFrom('0.0.0.0/0', '10.0.0.0/16', '10.0.0.0/24'), fc.subarray(['00:00:00:00:00:01', '00:00:00:00:00:03']), (entries, cidr, ignored) => {
         const allowed = parseCidr(cidr);
         const result = activeLeases(iscFile(...entries), { now: NOW, allowedCidrs: [allowed], ignoreMacs: ignored });
-        const lastIndex = (pred: (e: IscLeaseInput) => boolean) => entries.map(pred).lastIndexOf(true);
+        const lastIndex = (pred: (e: IscLeaseInput, i: number) => boolean) => entries.map(pred).lastIndexOf(true);
+        // held: the last entry of its address, with a MAC, active and not over, allowed and not ignored
+        const held = (e: IscLeaseInput, i: number) =>
+          e.mac !== undefined && i === lastIndex((x) => x.ip === e.ip) && e.bindingState === 'active' && (e.ends === 'never' || (e.ends as Date) > NOW) && cidrContains(allowed, e.ip) && !ignored.includes(e.mac);
         for (const lease of result) {
-          const i = lastIndex((e) => e.mac === lease.mac);
+          const i = lastIndex((e, j) => e.mac === lease.mac && held(e, j));
           const e = entries[i] as IscLeaseInput;
           expect(i).toBe(lastIndex((x) => x.ip === lease.ip));
           expect(e.ip).toBe(lease.ip);
@@ -162,15 +175,18 @@ describe('activeLeases properties', () => {
           expect(e.ends === 'never' || (e.ends as Date) > NOW).toBe(true);
           expect(cidrContains(allowed, lease.ip) && !ignored.includes(lease.mac)).toBe(true);
         }
-        // and nothing that qualifies is missing
-        const qualifying = new Set(
-          entries
-            .filter((e, i) => e.mac !== undefined && i === lastIndex((x) => x.mac === e.mac) && i === lastIndex((x) => x.ip === e.ip))
-            .filter((e) => e.bindingState === 'active' && (e.ends === 'never' || (e.ends as Date) > NOW))
-            .filter((e) => cidrContains(allowed, e.ip) && !ignored.includes(e.mac as string))
-            .map((e) => e.mac),
-        );
+        // and nothing that qualifies is missing: every MAC with a held entry
+        const qualifying = new Set(entries.filter(held).map((e) => e.mac));
         expect(new Set(result.map((l) => l.mac))).toEqual(qualifying);
+        // an entry that is not held, appended for another address of a MAC, takes nothing away
+        const extra = result[0];
+        if (extra !== undefined) {
+          const other = ['10.0.0.1', '10.0.0.2', '10.0.1.1', '192.168.0.1'].find((a) => a !== extra.ip && !entries.some((x) => x.ip === a));
+          if (other !== undefined) {
+            const after = activeLeases(iscFile(...entries, { ip: other, mac: extra.mac, bindingState: 'free', ends: LATER }), { now: NOW, allowedCidrs: [allowed], ignoreMacs: ignored });
+            expect(after).toEqual(result);
+          }
+        }
         const ips = result.map((l) => parseIpv4(l.ip));
         expect(ips).toEqual([...ips].sort((a, b) => a - b));
       }),

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BmcError } from '../../src/errors.js';
-import { renderIscLeases, renderKeaLeases, type IscLeaseInput } from '../../src/leases/render.js';
+import { KEA_HEADER, renderIscLeases, renderKeaLeases, type IscLeaseInput } from '../../src/leases/render.js';
 import { LeaseParseError } from '../../src/leases/types.js';
 import { readLeasesOnce, watchLeases, type LeaseView, type LeaseWatcher, type WatchLeasesOptions } from '../../src/leases/watch.js';
 
@@ -183,6 +183,38 @@ describe('watchLeases', () => {
     await replaceFile(renderKeaLeases([kea('10.2.0.1', '00:00:00:00:00:01'), { ...kea('10.2.0.1', '00:00:00:00:00:01'), validLifetime: 0 }]));
     await until(() => views.length === 2);
     expect(ips(views[1]?.removed ?? [])).toEqual(['10.2.0.1']);
+  });
+
+  it('keeps every Kea lease through a lease file cleanup (kea-lfc), as Kea loads its files', async () => {
+    const kea = (ip: string, mac: string) => ({ ip, mac, validLifetime: 3600, expire: LATER, state: 0 });
+    const [k1, k2, k3, k4] = [kea('10.2.0.1', '00:00:00:00:00:01'), kea('10.2.0.2', '00:00:00:00:00:02'), kea('10.2.0.3', '00:00:00:00:00:03'), kea('10.2.0.4', '00:00:00:00:00:04')];
+    await replaceFile(renderKeaLeases([k1, k2]));
+    const { watcher, views, errors } = start();
+    await until(() => views.length === 1);
+    // the cleanup starts: Kea moves its lease file to .2 and starts a new one with the header only
+    // (Memfile_LeaseMgr::lfcExecute), then appends a renewal of k3 to it
+    let reads = watcher.reads();
+    await rename(path, `${path}.2`);
+    await writeFile(path, `${KEA_HEADER}\n`);
+    await until(() => watcher.reads() > reads);
+    await writeFile(path, renderKeaLeases([k3]));
+    await until(() => ips(watcher.current()).length === 3);
+    expect(ips(watcher.current())).toEqual(['10.2.0.1', '10.2.0.2', '10.2.0.3']);
+    // kea-lfc writes the merge as .completed, renames it to .1 and removes .2
+    reads = watcher.reads();
+    await writeFile(`${path}.completed`, renderKeaLeases([k1, k2]));
+    await rename(`${path}.completed`, `${path}.1`);
+    await rm(`${path}.2`);
+    await until(() => watcher.reads() > reads);
+    await writeFile(path, renderKeaLeases([k3, k4]));
+    await until(() => ips(watcher.current()).length === 4);
+    // no lease was ever reported as gone, nothing was an error
+    expect(views.flatMap((v) => v.removed)).toEqual([]);
+    expect(errors).toEqual([]);
+    // .completed alone stands for .1 and .2 while it exists: a stale .1 does not count beside it
+    await writeFile(`${path}.1`, renderKeaLeases([kea('10.2.0.9', '00:00:00:00:00:09')]));
+    await writeFile(`${path}.completed`, renderKeaLeases([k1, k2]));
+    expect(ips(await readLeasesOnce(path, { now: NOW }))).toEqual(['10.2.0.1', '10.2.0.2', '10.2.0.3', '10.2.0.4']);
   });
 
   it('applies the CIDR and ignored-MAC filters', async () => {
