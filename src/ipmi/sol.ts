@@ -111,12 +111,16 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
   const retransmitMs = options.retransmitMs ?? 1000;
   const maxRetransmits = options.maxRetransmits ?? 5;
   const maxData = Math.max(16, Math.min(inboundPayloadSize > 4 ? inboundPayloadSize - 4 : 200, 255));
+  /** characters written and not yet accepted by the BMC, the packet in flight included */
   let pending = Buffer.alloc(0);
   let inFlight: { packet: SolPacket; sentAt: number; attempts: number; timer: NodeJS.Timeout } | undefined;
+  /** the BMC refused characters (NACK, or none accepted): nothing is sent until this timer fires */
+  let backOff: NodeJS.Timeout | undefined;
   // Carry the sequence number over from this BMC's previous activation: some BMCs (ipmi_sim)
   // remember the last acknowledged number and would take a restart at 1 for a retransmission.
   let txSeq = lastTxSeq.get(session.remote) ?? 0;
-  let lastRxSeq = 0;
+  /** the BMC's last sequence number and how many of its characters the reader already got */
+  let lastRx = { seq: 0, delivered: 0 };
   let breakRequested = false;
   let flushScheduled = false;
   let ended = false;
@@ -145,8 +149,13 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     scheduleFlush();
   };
 
+  /** a packet waits for its ACK, or the BMC asked for time: what is written now goes in the next packet */
+  function busy(): boolean {
+    return inFlight !== undefined || backOff !== undefined;
+  }
+
   function scheduleFlush(): void {
-    if (flushScheduled || inFlight) return;
+    if (flushScheduled || busy()) return;
     flushScheduled = true;
     // Character accumulation: everything written in this turn of the event loop goes in one packet.
     setImmediate(() => {
@@ -155,8 +164,12 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     });
   }
 
-  function sendNext(): void {
-    if (inFlight || ended) return;
+  /**
+   * Sends what is pending (and a requested break) under a new sequence number. `attempts` carries
+   * the transmissions so far when these are characters the BMC refused (see onAck).
+   */
+  function sendNext(attempts = 0): void {
+    if (busy() || ended) return;
     if (pending.length === 0 && !breakRequested) {
       for (const cb of writeCallbacks.splice(0)) cb();
       return;
@@ -167,7 +180,7 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     const data = pending.subarray(0, maxData);
     const packet: SolPacket = { seq: txSeq, ackSeq: 0, acceptedChars: 0, flags: breakRequested ? SolOperation.generateBreak : 0, data };
     breakRequested = false;
-    transmit(packet, 0);
+    transmit(packet, attempts);
   }
 
   function transmit(packet: SolPacket, attempts: number): void {
@@ -186,24 +199,56 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     inFlight = { packet, sentAt: Date.now(), attempts, timer };
   }
 
+  /**
+   * The BMC's answer to the packet in flight. The accepted count is taken literally, as FreeIPMI
+   * does: 0 means nothing was taken. (Reading 0 as "all" lost keystrokes on BMCs that NACK when
+   * their input buffer is full.) What was not accepted is sent again under a NEW sequence number:
+   * the BMC has recorded the old one, and OpenIPMI answers a repeat of it as a duplicate, with an
+   * ACK of 0 and without taking the characters.
+   */
   function onAck(p: SolPacket): void {
     if (!inFlight || p.ackSeq !== inFlight.packet.seq) return;
     clearTimeout(inFlight.timer);
-    const sent = inFlight.packet.data.length;
-    if (p.flags & SolStatus.nack) {
-      // The BMC could not take the characters now; retry after the retransmit interval.
-      const retry = inFlight;
-      inFlight = undefined;
-      setTimeout(() => {
-        if (!ended) transmit(retry.packet, retry.attempts + 1);
-      }, retransmitMs / 4).unref();
-      return;
-    }
-    const accepted = Math.min(p.acceptedChars || sent, sent);
-    pending = pending.subarray(accepted);
+    const { packet, attempts } = inFlight;
     inFlight = undefined;
+    const accepted = Math.min(p.acceptedChars, packet.data.length);
+    pending = pending.subarray(accepted);
     if (pending.length === 0) for (const cb of writeCallbacks.splice(0)) cb();
-    sendNext();
+    const refused = (p.flags & SolStatus.nack) !== 0 || (accepted === 0 && packet.data.length > 0);
+    if (!refused) return sendNext(); // all or part accepted: what is left goes at once
+    // NACK (its input buffer is full) or nothing taken: give the BMC time before the characters go
+    // again, so a BMC that keeps taking nothing gets a few packets per interval, not a flood. The
+    // transmissions carry over, as they did when a NACKed packet was retransmitted as it was.
+    // A break in the refused packet is not requested again: OpenIPMI performs the break before
+    // it looks at its buffer, and FreeIPMI counts a NACKed break as done.
+    waitThenResend(attempts + 1);
+  }
+
+  /** Holds back every packet (later writes and breaks join the resend) until the BMC has had time. */
+  function waitThenResend(attempts: number): void {
+    backOff = setTimeout(() => {
+      backOff = undefined;
+      sendNext(attempts);
+    }, retransmitMs / 4);
+    backOff.unref();
+  }
+
+  /**
+   * Character data from the BMC. A BMC that got no ACK resends the same sequence number, and real
+   * ones (OpenIPMI's lanserv, as ipmitool and FreeIPMI expect) append the characters that came in
+   * meanwhile: only those past what the reader already got are new.
+   */
+  function onCharacters(p: SolPacket): void {
+    const repeat = p.seq === lastRx.seq;
+    const fresh = repeat ? p.data.subarray(lastRx.delivered) : p.data;
+    // (a repeat shorter than what was delivered brings nothing new and forgets nothing)
+    lastRx = { seq: p.seq, delivered: repeat ? Math.max(lastRx.delivered, p.data.length) : p.data.length };
+    // Every non-zero sequence number is acknowledged, also one without characters (status only),
+    // or the BMC keeps resending it. The count is the packet's whole character count, repeated
+    // ones included, and 0 for a packet without characters: what ipmitool (ack_sol_packet) and
+    // FreeIPMI (ipmiconsole_processing.c) send, so the BMC sees everything it sent as taken.
+    session.sendPayload(PayloadType.sol, encodeSolPacket({ seq: 0, ackSeq: p.seq, acceptedChars: p.data.length, flags: 0, data: Buffer.alloc(0) }));
+    if (fresh.length > 0) stream.push(fresh);
   }
 
   const unsubscribe = session.onPayload(PayloadType.sol, (payload) => {
@@ -214,12 +259,7 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
       return;
     }
     if (p.ackSeq !== 0) onAck(p);
-    if (p.seq !== 0 && p.data.length > 0) {
-      const duplicate = p.seq === lastRxSeq;
-      lastRxSeq = p.seq;
-      session.sendPayload(PayloadType.sol, encodeSolPacket({ seq: 0, ackSeq: p.seq, acceptedChars: p.data.length, flags: 0, data: Buffer.alloc(0) }));
-      if (!duplicate) stream.push(p.data);
-    }
+    if (p.seq !== 0) onCharacters(p);
     if (p.flags & SolStatus.deactivating) {
       if (!ended) options.onEvent?.({ kind: 'sol-deactivated', message: `BMC ${session.remote} deactivated SOL on its own; the console ends` });
       ended = true;
@@ -239,6 +279,7 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     shuttingDown ??= (async () => {
       ended = true;
       if (inFlight) clearTimeout(inFlight.timer);
+      clearTimeout(backOff);
       unsubscribe();
       for (const cb of writeCallbacks.splice(0)) cb(new BmcError('CLOSED', 'SOL stream closed'));
       if (session.state.kind === 'established') await deactivateSol(session).catch(() => undefined);

@@ -1,0 +1,224 @@
+/**
+ * The SOL stream (src/ipmi/sol.ts) against a fake session that plays the BMC packet by packet:
+ * what the console delivers and acknowledges when a BMC resends a sequence number with more
+ * characters or sends status only, and what it sends when the BMC NACKs or accepts nothing.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { PayloadType } from '../../src/ipmi/lan.js';
+import type { IpmiSession, SessionState } from '../../src/ipmi/session.js';
+import { decodeSolPacket, encodeSolPacket, nextSolSeq, SolOperation, SolStatus, type SolPacket } from '../../src/ipmi/sol-packet.js';
+import { openSol, type SolStream } from '../../src/ipmi/sol.js';
+import { waitFor } from '../helpers/wait.js';
+
+const RETRANSMIT_MS = 200;
+const BACK_OFF_MS = RETRANSMIT_MS / 4;
+
+interface FakeBmc {
+  session: IpmiSession;
+  /** SOL packets the console sent, in order */
+  sent: SolPacket[];
+  /** a SOL packet from the BMC */
+  deliver(p: Partial<SolPacket> & { data?: Buffer }): void;
+}
+
+let bmcCount = 0;
+const streams: SolStream[] = [];
+
+/** A session whose BMC activates SOL and otherwise only records and delivers SOL packets. */
+function fakeBmc(): FakeBmc {
+  // a remote of its own per test: sol.ts carries the outbound sequence number per remote
+  const remote = `192.0.2.${++bmcCount}:623`;
+  const sent: SolPacket[] = [];
+  let handler: ((payload: Buffer) => void) | undefined;
+  let state: SessionState = { kind: 'closing' }; // not established: ending the stream sends no Deactivate Payload
+  const activation = Buffer.alloc(10);
+  activation.writeUInt16LE(204, 4); // inbound payload size
+  activation.writeUInt16LE(204, 6);
+  const session: IpmiSession = {
+    remote,
+    cipherSuite: 3,
+    privilege: 4,
+    get state() {
+      return state;
+    },
+    request: async (netFn, cmd) => ({ netFn, cmd, seq: 0, completionCode: 0, data: activation }),
+    command: async () => Buffer.alloc(0),
+    sendPayload: (type, payload) => {
+      if (type === PayloadType.sol) sent.push(decodeSolPacket(payload));
+    },
+    routePayload: async () => undefined,
+    onPayload: (_type, h) => {
+      handler = h;
+      return () => (handler = undefined);
+    },
+    onClose: () => undefined,
+    close: async () => {
+      state = { kind: 'closed', reason: 'closed' };
+    },
+  };
+  const deliver = (p: Partial<SolPacket>) => handler?.(encodeSolPacket({ seq: 0, ackSeq: 0, acceptedChars: 0, flags: 0, data: Buffer.alloc(0), ...p }));
+  return { session, sent, deliver };
+}
+
+async function open(bmc: FakeBmc): Promise<{ sol: SolStream; screen: () => string }> {
+  const sol = await openSol(bmc.session, { retransmitMs: RETRANSMIT_MS, maxRetransmits: 5 });
+  streams.push(sol);
+  let text = '';
+  sol.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  return { sol, screen: () => text };
+}
+
+const bytes = (text: string) => Buffer.from(text, 'latin1');
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** the packets that carry a sequence number (not ACK-only), as [seq, text, flags] */
+const dataPackets = (sent: SolPacket[]) => sent.filter((p) => p.seq !== 0).map((p) => [p.seq, p.data.toString('latin1'), p.flags] as const);
+const acks = (sent: SolPacket[]) => sent.filter((p) => p.seq === 0).map((p) => [p.ackSeq, p.acceptedChars] as const);
+
+afterEach(() => {
+  for (const s of streams.splice(0)) s.destroy();
+});
+
+describe('SOL from the BMC', () => {
+  it('a repeat of the same sequence number with more characters delivers only the new ones, and ACKs them all', async () => {
+    const bmc = fakeBmc();
+    const { screen } = await open(bmc);
+    bmc.deliver({ seq: 1, data: bytes('abc') });
+    bmc.deliver({ seq: 1, data: bytes('abcdef') }); // our ACK was lost; the BMC added "def" meanwhile
+    bmc.deliver({ seq: 2, data: bytes('ghi') });
+    await tick();
+    expect(screen()).toBe('abcdefghi');
+    expect(acks(bmc.sent)).toEqual([
+      [1, 3],
+      [1, 6],
+      [2, 3],
+    ]);
+  });
+
+  it('a plain repeat, or a shorter one, delivers nothing again but is ACKed again', async () => {
+    const bmc = fakeBmc();
+    const { screen } = await open(bmc);
+    bmc.deliver({ seq: 5, data: bytes('login: ') });
+    bmc.deliver({ seq: 5, data: bytes('login: ') });
+    bmc.deliver({ seq: 5, data: bytes('log') });
+    bmc.deliver({ seq: 5, data: bytes('login: r') });
+    await tick();
+    expect(screen()).toBe('login: r');
+    expect(acks(bmc.sent)).toEqual([
+      [5, 7],
+      [5, 7],
+      [5, 3],
+      [5, 8],
+    ]);
+  });
+
+  it('a status-only packet (a sequence number, no characters) is ACKed with a count of 0', async () => {
+    const bmc = fakeBmc();
+    const { screen } = await open(bmc);
+    bmc.deliver({ seq: 3, flags: SolStatus.breakDetected });
+    bmc.deliver({ seq: 3, data: bytes('x') }); // its repeat with a character that came in meanwhile
+    bmc.deliver({ seq: 0, ackSeq: 0 }); // nothing to acknowledge in a packet without a sequence number
+    await tick();
+    expect(acks(bmc.sent)).toEqual([
+      [3, 0],
+      [3, 1],
+    ]);
+    expect(screen()).toBe('x');
+  });
+});
+
+describe('SOL to the BMC', () => {
+  /** writes `text` and returns the packet that carried it, and whether the write completed yet */
+  async function typed(bmc: FakeBmc, sol: SolStream, text: string): Promise<{ packet: SolPacket; done: () => boolean }> {
+    let completed = false;
+    sol.write(text, () => (completed = true));
+    await waitFor(() => bmc.sent.some((p) => p.seq !== 0), 2000, 'the packet with the typed characters');
+    return { packet: bmc.sent.find((p) => p.seq !== 0)!, done: () => completed };
+  }
+
+  it('after a NACK, sends the characters again under a new sequence number, after a back-off', async () => {
+    const bmc = fakeBmc();
+    const { sol } = await open(bmc);
+    const { packet, done } = await typed(bmc, sol, 'ls\r');
+    const nackedAt = Date.now();
+    bmc.deliver({ ackSeq: packet.seq, acceptedChars: 0, flags: SolStatus.nack });
+    await waitFor(() => dataPackets(bmc.sent).length === 2, 2000, 'the resend');
+    expect(Date.now() - nackedAt).toBeGreaterThanOrEqual(BACK_OFF_MS - 5);
+    const again = nextSolSeq(packet.seq);
+    expect(dataPackets(bmc.sent)).toEqual([
+      [packet.seq, 'ls\r', 0],
+      [again, 'ls\r', 0],
+    ]);
+    expect(done()).toBe(false);
+    bmc.deliver({ ackSeq: again, acceptedChars: 3 });
+    await waitFor(done, 2000, 'the write to complete');
+  });
+
+  it('after a NACK that took part of the packet, sends only the rest, under a new sequence number', async () => {
+    const bmc = fakeBmc();
+    const { sol } = await open(bmc);
+    const { packet } = await typed(bmc, sol, 'hello');
+    bmc.deliver({ ackSeq: packet.seq, acceptedChars: 2, flags: SolStatus.nack });
+    await waitFor(() => dataPackets(bmc.sent).length === 2, 2000, 'the resend');
+    expect(dataPackets(bmc.sent)[1]).toEqual([nextSolSeq(packet.seq), 'llo', 0]);
+  });
+
+  it('an ACK that accepted 0 characters is not taken as delivered: the characters go again', async () => {
+    const bmc = fakeBmc();
+    const { sol } = await open(bmc);
+    const { packet, done } = await typed(bmc, sol, 'abc');
+    // OpenIPMI's answer to a repeat of a sequence number it NACKed: an ACK of 0, the data not taken
+    bmc.deliver({ ackSeq: packet.seq, acceptedChars: 0 });
+    await tick();
+    expect(done()).toBe(false);
+    await waitFor(() => dataPackets(bmc.sent).length === 2, 2000, 'the resend');
+    const again = nextSolSeq(packet.seq);
+    expect(dataPackets(bmc.sent)[1]).toEqual([again, 'abc', 0]);
+    bmc.deliver({ ackSeq: again, acceptedChars: 3 });
+    await waitFor(done, 2000, 'the write to complete');
+    expect(dataPackets(bmc.sent)).toHaveLength(2);
+  });
+
+  it('a break during the back-off goes with the resend, later typing after it: no character goes twice', async () => {
+    const bmc = fakeBmc();
+    const { sol } = await open(bmc);
+    const { packet } = await typed(bmc, sol, 'abc');
+    bmc.deliver({ ackSeq: packet.seq, acceptedChars: 0, flags: SolStatus.nack });
+    sol.sendBreak();
+    sol.write('d'); // the stream hands it over once "abc" is accepted
+    await sleep(RETRANSMIT_MS / 2); // the back-off is over, the resend's retransmission not due yet
+    const again = nextSolSeq(packet.seq);
+    expect(dataPackets(bmc.sent)).toEqual([
+      [packet.seq, 'abc', 0],
+      [again, 'abc', SolOperation.generateBreak],
+    ]);
+    bmc.deliver({ ackSeq: again, acceptedChars: 3 });
+    await waitFor(() => dataPackets(bmc.sent).length === 3, 2000, 'the packet with "d"');
+    bmc.deliver({ ackSeq: nextSolSeq(again), acceptedChars: 1 });
+    await sleep(RETRANSMIT_MS / 2);
+    expect(dataPackets(bmc.sent)).toEqual([
+      [packet.seq, 'abc', 0],
+      [again, 'abc', SolOperation.generateBreak],
+      [nextSolSeq(again), 'd', 0],
+    ]);
+  });
+
+  it('a NACKed break is not sent again (the BMC has done it); the ACK timeout still ends a silent BMC', async () => {
+    const bmc = fakeBmc();
+    const { sol } = await open(bmc);
+    const errors: Error[] = [];
+    sol.on('error', (e) => errors.push(e));
+    sol.sendBreak();
+    await waitFor(() => bmc.sent.length === 1, 2000, 'the break');
+    const [brk] = bmc.sent;
+    expect(brk).toMatchObject({ flags: SolOperation.generateBreak, data: Buffer.alloc(0) });
+    bmc.deliver({ ackSeq: brk!.seq, acceptedChars: 0, flags: SolStatus.nack });
+    await sleep(BACK_OFF_MS * 2);
+    expect(bmc.sent).toHaveLength(1);
+    // the bound on retransmissions is kept: a BMC that stops answering ends the stream
+    sol.write('z');
+    await waitFor(() => errors.length > 0, 6 * RETRANSMIT_MS + 2000, 'the stream to fail');
+    expect(errors[0]).toMatchObject({ code: 'TIMEOUT' });
+    expect(dataPackets(bmc.sent).slice(1).every(([seq, text]) => seq === nextSolSeq(brk!.seq) && text === 'z')).toBe(true);
+  });
+});
