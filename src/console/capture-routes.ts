@@ -13,6 +13,7 @@
  * time (it reads every kept log: 429 while one runs); a follower polls every 250 ms and waits for
  * the client to drain its buffer.
  */
+import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { validMachineId } from './access.js';
 import { isSafeMachineId } from './capture-files.js';
@@ -42,6 +43,23 @@ function sinceOf(url: URL): number | undefined | 'bad' {
   return /^\d{1,15}$/.test(v) ? Number(v) : 'bad';
 }
 
+/**
+ * Waits until `res` takes more output ('drain') or is gone ('close'), and takes both listeners
+ * off whichever comes: a follower waits here at every backpressure, and a 'close' listener left
+ * behind each time would pile up for the life of the stream.
+ */
+export function drainedOrClosed(res: EventEmitter): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
+}
+
 const fail = (res: ServerResponse, status: number, message: string) => res.writeHead(status, { 'content-type': 'text/plain', ...HEADERS }).end(`${message}\n`);
 
 export interface CaptureRoutes extends ViewerRoutes {
@@ -68,7 +86,7 @@ export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
       const events = await cursor.next();
       for (const e of events) {
         if (gone) return;
-        if (!res.write(renderEvent(e))) await new Promise((resolve) => res.once('drain', resolve).once('close', resolve));
+        if (!res.write(renderEvent(e))) await drainedOrClosed(res);
       }
       if (gone) return;
       if (events.length === 0) {

@@ -7,7 +7,7 @@ import type { HubEvent } from './types.js';
 
 export interface ConsoleMetrics {
   event(event: HubEvent): void;
-  /** a connection or request refused by a listener, by reason (origin, unauthenticated, forbidden, throttled, per-source, total) */
+  /** a connection or request refused by a listener, by reason (origin, unauthenticated, forbidden, throttled, per-source, total, handshake-timeout) */
   refused(listener: 'ssh' | 'ws', reason: string): void;
 }
 

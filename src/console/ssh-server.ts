@@ -10,8 +10,10 @@
  * id; a certificate that may not open the machine gets one line on stderr and exit status 1,
  * and the BMC is never contacted.
  *
- * Bounds: the TLS handshake plus SSH authentication must finish within `handshakeTimeoutMs`;
- * open connections are capped per source address and in total (counted before TLS).
+ * Bounds: the TLS handshake must finish within `handshakeTimeoutMs`, and the SSH login within
+ * the same time after it, else the connection is closed and counted as refused
+ * (`handshake-timeout`); open connections are capped per source address and in total (counted
+ * before TLS).
  *
  * Wiring: node:tls accepts and verifies; each verified TLS socket is handed to one shared
  * ssh2 `Server` through its public `injectSocket()`, which runs the SSH server protocol over
@@ -45,14 +47,14 @@ export interface SshConsoleServerOptions {
   /** 0 picks a free port */
   port: number;
   host?: string;
-  /** TLS handshake plus SSH authentication must finish within this, default 20 s */
+  /** the TLS handshake must finish within this, and the SSH login within this after it; default 20 s */
   handshakeTimeoutMs?: number;
   /** who may open which machine, default every certificate every machine */
   authz?: readonly AuthzRule[];
   /** default 32 per source address, 1024 in total */
   connectionLimits?: ConnectionLimits;
   /** a refusal, for the metrics */
-  onRefused?: (reason: 'forbidden' | ConnectionRefusal) => void;
+  onRefused?: (reason: 'forbidden' | ConnectionRefusal | 'handshake-timeout') => void;
   /** SSH keepalive: interval and unanswered probes before the peer is dropped; default 15 s, 3 */
   keepaliveIntervalMs?: number;
   keepaliveCountMax?: number;
@@ -168,8 +170,8 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
   const keepaliveIntervalMs = checkDuration('startSshConsoleServer: keepaliveIntervalMs', options.keepaliveIntervalMs, 15_000, 3600_000);
   const rules = options.authz ?? [{ kind: 'any' }];
   const onRefused = options.onRefused ?? (() => undefined);
-  /** remote address:port of a verified TLS socket → its certificate */
-  const identities = new Map<string, { principal: Principal; subject: string }>();
+  /** remote address:port of a verified TLS socket → its certificate, and the deadline of its SSH login */
+  const identities = new Map<string, { principal: Principal; subject: string; loginDeadline: NodeJS.Timeout }>();
   const sockets = new Set<TLSSocket>();
   const connections = new Set<Connection>();
 
@@ -189,13 +191,9 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
       }
       const { subject } = verified;
       connections.add(client);
-      const deadline = setTimeout(() => client.end(), handshakeTimeoutMs);
       let machineId = '';
       client.on('error', (err) => log.debug({ remote, err }, 'console SSH connection error'));
-      client.on('close', () => {
-        clearTimeout(deadline);
-        connections.delete(client);
-      });
+      client.on('close', () => connections.delete(client));
       client.on('authentication', (ctx) => {
         const name = ctx.username;
         if (ctx.method !== 'none' || !validMachineId(name)) {
@@ -206,7 +204,7 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
         ctx.accept();
       });
       client.on('ready', () => {
-        clearTimeout(deadline);
+        clearTimeout(verified.loginDeadline);
         const identity: ClientIdentity = { subject, remote, transport: 'ssh' };
         const allowed = mayOpen(rules, verified.principal, machineId);
         if (allowed) log.debug({ remote, client: subject, machineId }, 'console SSH connection authenticated');
@@ -226,10 +224,19 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
       return;
     }
     const remote = remoteOf(socket);
-    identities.set(remote, verified);
+    // The login deadline starts here and not at ssh2's 'connection': ssh2 reports that only once
+    // the client's SSH identification line has arrived, which a silent client never sends.
+    const loginDeadline = setTimeout(() => {
+      onRefused('handshake-timeout');
+      log.info({ remote, client: verified.subject, timeoutMs: handshakeTimeoutMs, reason: 'handshake-timeout' }, 'console connection closed: no SSH login within the handshake timeout');
+      socket.destroy();
+    }, handshakeTimeoutMs);
+    loginDeadline.unref();
+    identities.set(remote, { ...verified, loginDeadline });
     sockets.add(socket);
     socket.on('error', () => undefined);
     socket.once('close', () => {
+      clearTimeout(loginDeadline);
       identities.delete(remote);
       sockets.delete(socket);
     });

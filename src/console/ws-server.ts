@@ -13,8 +13,11 @@
  * (`METAL_BMC_CONSOLE_AUTHZ`) gets 403; anything unauthenticated 401 - all before the upgrade.
  * Identity in logs: the certificate subject, or `bearer-token`.
  *
- * Bounds: TLS handshakes must finish within `handshakeTimeoutMs`, HTTP request headers within
- * the same time; open connections are capped per source address and in total.
+ * Bounds: TLS handshakes must finish within `handshakeTimeoutMs`, and the first request (or
+ * upgrade) must arrive within the same time after it, else the connection is closed and counted
+ * as refused (`handshake-timeout`); between requests Node's `keepAliveTimeout` (5 s) bounds an
+ * idle connection, after an upgrade the pings do. Open connections are capped per source address
+ * and in total.
  *
  * Protocol on /v1/machine/{id}/console: binary frames carry terminal bytes both ways; text
  * frames carry JSON control messages, up `{"type":"resize","cols":..,"rows":..}` and
@@ -27,6 +30,7 @@
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { checkDuration, MAX_TIMER_MS } from '../deadline.js';
 import { BmcError } from '../errors.js';
@@ -54,7 +58,7 @@ export interface WsConsoleServerOptions {
   authz?: readonly AuthzRule[];
   /** origins allowed besides the listener's own */
   allowedOrigins?: readonly string[];
-  /** TLS handshake and HTTP request headers must arrive within this, default 10 s */
+  /** the TLS handshake must finish within this, and the first request arrive within this after it; default 10 s */
   handshakeTimeoutMs?: number;
   /** default 32 per source address, 1024 in total */
   connectionLimits?: ConnectionLimits;
@@ -63,7 +67,7 @@ export interface WsConsoleServerOptions {
   /** lifetime of the page's session cookie, default 1 h */
   cookieTtlMs?: number;
   /** a refusal, for the metrics */
-  onRefused?: (reason: Refusal | ConnectionRefusal) => void;
+  onRefused?: (reason: Refusal | ConnectionRefusal | 'handshake-timeout') => void;
   /** default 15 s */
   pingIntervalMs?: number;
   /** largest accepted frame, default 64 KiB */
@@ -95,6 +99,33 @@ function closeReason(text: string): string {
   let out = text;
   while (Buffer.byteLength(out) > 123) out = out.slice(0, -1);
   return out;
+}
+
+/**
+ * Closes a connection whose first request or upgrade has not arrived `timeoutMs` after its TLS
+ * handshake. Node starts `headersTimeout` and `requestTimeout` only with a request's first byte,
+ * and `server.timeout` is 0, so without this a client that finishes TLS and then sends nothing -
+ * in token mode anyone - holds one of the capped connections for ever. After the first request
+ * Node's `keepAliveTimeout` bounds the idle time between requests, and the WebSocket pings bound
+ * an upgraded connection.
+ */
+function closeSilentConnections(server: HttpsServer, timeoutMs: number, onSilent: (socket: TLSSocket) => void): void {
+  const waiting = new WeakMap<Socket, NodeJS.Timeout>();
+  const started = (socket: Socket) => {
+    clearTimeout(waiting.get(socket));
+    waiting.delete(socket);
+  };
+  server.on('secureConnection', (socket: TLSSocket) => {
+    const timer = setTimeout(() => {
+      onSilent(socket);
+      socket.destroy();
+    }, timeoutMs);
+    timer.unref();
+    waiting.set(socket, timer);
+    socket.once('close', () => started(socket));
+  });
+  server.on('request', (req: IncomingMessage) => started(req.socket));
+  server.on('upgrade', (req: IncomingMessage) => started(req.socket));
 }
 
 function reject(socket: Socket, status: number, text: string): void {
@@ -134,6 +165,10 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
   server.headersTimeout = handshakeTimeoutMs;
   server.requestTimeout = handshakeTimeoutMs * 3;
   guardTlsListener(server, options.connectionLimits ?? DEFAULT_CONNECTION_LIMITS, log, onRefused);
+  closeSilentConnections(server, handshakeTimeoutMs, (socket) => {
+    onRefused('handshake-timeout');
+    log.info({ remote: remoteOf(socket), timeoutMs: handshakeTimeoutMs, reason: 'handshake-timeout' }, 'console connection closed: no request within the handshake timeout');
+  });
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 64 * 1024, perMessageDeflate: false });
 
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {

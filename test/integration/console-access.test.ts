@@ -1,13 +1,15 @@
 /**
  * Who gets a console, with real clients (ws, OpenSSH over `openssl s_client`, raw TCP floods):
  * Origin checks, authorisation per machine on both listeners, a CRL, token throttling and the
- * token-for-cookie exchange, handshake timeouts and connection caps. The BMC side is a recording
+ * token-for-cookie exchange, handshake timeouts (also of clients that finish TLS and then say
+ * nothing) and connection caps. The BMC side is a recording
  * backend, so that a test can prove a refused client never made metal-bmc open a console.
  */
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { PassThrough, type Duplex } from 'node:stream';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, expect } from 'vitest';
 import WebSocket from 'ws';
@@ -29,7 +31,13 @@ const HANDSHAKE_MS = 1500;
 let pki: Pki;
 let servers: ConsoleServers;
 let tokenServers: ConsoleServers;
+/** token mode with short bounds, for clients that finish TLS and then send nothing */
+let silentServers: ConsoleServers;
 const registry = new Registry();
+const silentRegistry = new Registry();
+const SILENT_LIMITS = { perSource: 4, total: 8 };
+/** Node's default `keepAliveTimeout`, which the WebSocket listener keeps */
+const NODE_KEEP_ALIVE_MS = 5000;
 type KeyPair = { cert: string; key: string };
 let machineA: KeyPair;
 let operator: KeyPair;
@@ -61,11 +69,13 @@ beforeAll(async () => {
     handshakeTimeoutMs: HANDSHAKE_MS,
   });
   tokenServers = await startConsoleServers({ ...common, token: TOKEN });
+  silentServers = await startConsoleServers({ ...common, token: TOKEN, registry: silentRegistry, handshakeTimeoutMs: HANDSHAKE_MS, connectionLimits: SILENT_LIMITS });
 });
 
 afterAll(async () => {
   await servers?.close();
   await tokenServers?.close();
+  await silentServers?.close();
   pki?.remove();
 });
 
@@ -102,8 +112,8 @@ function httpsGet(port: number, path: string, who: Who): Promise<{ status: numbe
   });
 }
 
-async function refusedCount(listener: string, reason: string): Promise<number> {
-  const text = await registry.getSingleMetricAsString('metal_bmc_console_refused_total');
+async function refusedCount(listener: string, reason: string, from = registry): Promise<number> {
+  const text = await from.getSingleMetricAsString('metal_bmc_console_refused_total');
   const m = new RegExp(`listener="${listener}",reason="${reason}"} (\\d+)`).exec(text);
   return m ? Number(m[1]) : 0;
 }
@@ -247,5 +257,87 @@ describe.each(['ssh', 'ws'] as const)('connection bounds on the %s listener', (l
       run.child.kill('SIGTERM');
       await run.exit;
     }
+  });
+});
+
+interface SilentTls {
+  socket: TLSSocket;
+  /** ms from the end of the TLS handshake to the socket's close */
+  closed: Promise<number>;
+  /** what the server sent */
+  received(): string;
+  isClosed(): boolean;
+}
+
+/** A TLS connection from `who` that finishes the handshake and then sends nothing; resolves once it is secure. */
+function silentTls(port: number, who: Who): Promise<SilentTls> {
+  return new Promise((resolve, reject) => {
+    let received = '';
+    let secureAt = 0;
+    let isClosed = false;
+    const socket = tlsConnect({ host: '127.0.0.1', port, ...tls(who) });
+    const closed = new Promise<number>((done) =>
+      socket.once('close', () => {
+        isClosed = true;
+        done(Date.now() - secureAt);
+      }),
+    );
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.once('error', reject);
+    socket.once('secureConnect', () => {
+      secureAt = Date.now();
+      socket.off('error', reject);
+      socket.on('error', () => undefined);
+      resolve({ socket, closed, received: () => received, isClosed: () => isClosed });
+    });
+  });
+}
+
+/** `promise`, or a failure naming `what` after `ms`. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+describe('clients that finish TLS and then send nothing', () => {
+  it('token mode: silent connections without a certificate are closed after the handshake timeout and counted; a client with the token is then served', async () => {
+    const port = silentServers.wsPort as number;
+    const before = await refusedCount('ws', 'handshake-timeout', silentRegistry);
+    // enough to fill the listener: the per-source bound from each of two addresses is the total bound
+    const silent = await Promise.all(['127.0.0.9', '127.0.0.10'].flatMap((localAddress) => Array.from({ length: SILENT_LIMITS.perSource }, () => silentTls(port, { localAddress }))));
+    expect(silent).toHaveLength(SILENT_LIMITS.total);
+    const closedAfter = await Promise.all(silent.map((s, i) => within(s.closed, HANDSHAKE_MS * 2 + 500, `silent TLS connection ${i} closed`)));
+    for (const ms of closedAfter) expect(ms).toBeGreaterThanOrEqual(HANDSHAKE_MS - 100);
+    expect(await refusedCount('ws', 'handshake-timeout', silentRegistry)).toBe(before + SILENT_LIMITS.total);
+    expect(await upgradeStatus(port, consolePath(MACHINE_A), { localAddress: '127.0.0.11', headers: { authorization: `Bearer ${TOKEN}` } })).toBe(101);
+  });
+
+  it('a connection whose first request came in time keeps its usual bounds: a WebSocket stays, an idle keep-alive connection goes at Node\'s keepAliveTimeout', async () => {
+    const port = silentServers.wsPort as number;
+    const before = await refusedCount('ws', 'handshake-timeout', silentRegistry);
+    const ws = new WebSocket(`wss://127.0.0.1:${port}${consolePath(MACHINE_A)}`, { ...tls({ localAddress: '127.0.0.12' }), headers: { authorization: `Bearer ${TOKEN}` } });
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    const keepAlive = await silentTls(port, { localAddress: '127.0.0.12' });
+    keepAlive.socket.write(`GET /console/${MACHINE_A} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`);
+    await waitFor(() => keepAlive.received().startsWith('HTTP/1.1 200 '), 5000, 'the page over the keep-alive connection');
+    // a silent connection opened after both has been closed by the bound: theirs would have run out too
+    const marker = await silentTls(port, { localAddress: '127.0.0.14' });
+    await within(marker.closed, HANDSHAKE_MS * 2 + 500, 'the silent marker connection closed');
+    expect(ws.readyState).toBe(WebSocket.OPEN);
+    expect(keepAlive.isClosed()).toBe(false);
+    await within(keepAlive.closed, NODE_KEEP_ALIVE_MS + HANDSHAKE_MS * 2, 'the idle keep-alive connection closed');
+    expect(await refusedCount('ws', 'handshake-timeout', silentRegistry)).toBe(before + 1);
+    ws.terminate();
+  });
+
+  it('SSH listener: a client with a valid certificate that never sends its SSH identification is closed after the handshake timeout and counted', async () => {
+    const before = await refusedCount('ssh', 'handshake-timeout');
+    const silent = await silentTls(servers.sshPort, { cert: operator, localAddress: '127.0.0.13' });
+    const closedAfter = await within(silent.closed, HANDSHAKE_MS * 2 + 500, 'silent SSH-over-TLS connection closed');
+    // it got past TLS: the server had sent its own identification
+    expect(silent.received()).toMatch(/^SSH-2\.0-metal-bmc/);
+    expect(closedAfter).toBeGreaterThanOrEqual(HANDSHAKE_MS - 100);
+    expect(await refusedCount('ssh', 'handshake-timeout')).toBe(before + 1);
   });
 });
