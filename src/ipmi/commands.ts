@@ -122,9 +122,34 @@ export async function chassisControl(s: IpmiSession, action: ChassisAction, o?: 
   await s.command(`Chassis Control (${action})`, NetFn.chassis, Cmd.chassisControl, Buffer.from([CHASSIS_CONTROL[action]]), o);
 }
 
-/** Identify LED: on = force on until turned off; off = interval 0. */
+/**
+ * Chassis Identify request data: byte 1 the interval in seconds (0 turns the LED off), byte 2
+ * Force Identify On. Byte 2 is optional and not every BMC takes it (ipmitool sends it only for
+ * `identify force`, lib/ipmi_chassis.c): off is one byte, and a BMC refusing the forced on gets
+ * the longest interval, the closest to "on" it supports.
+ */
+const IDENTIFY_DATA = { off: [0], forceOn: [0, 1], longest: [255] } as const;
+/**
+ * How BMCs refuse the Force Identify On byte: Intel SE7501WV2 firmware 1.2 answers 0xC7 (ipmitool,
+ * lib/ipmi_chassis.c); the specification names no code for it, so "invalid data field" counts too.
+ */
+const FORCE_ON_REFUSED = new Set([0xc7, 0xcc]);
+
+/** Identify LED: on = forced on until turned off (else on for 255 s, see above); off = interval 0. */
 export async function chassisIdentify(s: IpmiSession, on: boolean, o?: Opts): Promise<void> {
-  await s.command(`Chassis Identify (${on ? 'on' : 'off'})`, NetFn.chassis, Cmd.chassisIdentify, Buffer.from(on ? [0, 1] : [0, 0]), o);
+  const what = `Chassis Identify (${on ? 'on' : 'off'})`;
+  if (!on) {
+    await s.command(what, NetFn.chassis, Cmd.chassisIdentify, Buffer.from(IDENTIFY_DATA.off), o);
+    return;
+  }
+  const r = await s.request(NetFn.chassis, Cmd.chassisIdentify, Buffer.from(IDENTIFY_DATA.forceOn), o);
+  if (FORCE_ON_REFUSED.has(r.completionCode)) {
+    await s.command(what, NetFn.chassis, Cmd.chassisIdentify, Buffer.from(IDENTIFY_DATA.longest), o);
+    return;
+  }
+  if (r.completionCode !== 0) {
+    throw new BmcError('COMPLETION_CODE', `${what} on BMC ${s.remote}: ${describeCompletionCode(r.completionCode)}`, { completionCode: r.completionCode });
+  }
 }
 
 /** "FRU device busy" (0x81): the spec lets the requester try again after 30 ms; coreboot does so 5 times. */

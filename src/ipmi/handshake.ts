@@ -46,7 +46,7 @@ export interface HandshakeOptions {
 
 /** Something a BMC did that the client works around; `message` is the log line. */
 export interface IpmiEvent {
-  kind: 'cipher-suites-fallback' | 'suite-changed' | 'rakp-retry' | 'sequence-restart' | 'close-refused' | 'sol-deactivated' | 'sol-port' | 'fru-defect';
+  kind: 'cipher-suites-fallback' | 'suite-changed' | 'rakp-retry' | 'privilege-operator' | 'sequence-restart' | 'close-refused' | 'sol-deactivated' | 'sol-port' | 'fru-defect';
   message: string;
 }
 
@@ -67,6 +67,14 @@ const SET_SESSION_PRIVILEGE_CMD = 0x3b;
 const SUITE_REJECTED = new Set([0x03, 0x04, 0x05, 0x06, 0x07, 0x10, 0x11]);
 /** Statuses that mean the credentials or the requested role were refused. */
 const AUTH_REJECTED = new Set([0x09, 0x0a, 0x0d, 0x0f]);
+/** Set Session Privilege Level's own completion codes (IPMI 2.0 section 22.18). */
+const SET_PRIVILEGE_CODES: Readonly<Partial<Record<number, string>>> = {
+  0x80: 'requested level not available for this user',
+  0x81: 'requested level exceeds the channel or user privilege limit',
+  0x82: 'cannot disable user level authentication',
+};
+/** The codes saying the level is above what this user may hold; Operator is asked for next (see activatePrivilege). */
+const LEVEL_NOT_AVAILABLE = new Set([0x80, 0x81]);
 
 /**
  * The IPMI message of a pre-session answer, in whichever framing the BMC chose: the IPMI 1.5
@@ -447,12 +455,32 @@ async function openWithSuite(channel: DatagramChannel, asked: CipherSuite, optio
 /**
  * Set Session Privilege Level, the first message inside the session. Its answer must pass the
  * session's integrity check, which proves the BMC holds the session keys.
+ *
+ * Some BMCs accept RAKP 1 for Administrator with a name-only lookup and refuse the level only
+ * here, for a user whose limit is Operator: 0x80 or 0x81. Operator is then asked for in the same
+ * session, as pyghmi does ("some implementations will let us get this far, but suddenly get
+ * skiddish", pyghmi/ipmi/private/session.py _req_priv_level), and the session runs at Operator.
  */
 async function activatePrivilege(channel: DatagramChannel, s: EstablishedSession, options: HandshakeOptions): Promise<void> {
   const rqSeq = randomInt(1, 64);
+  const code = await setSessionPrivilege(channel, s, s.privilege, rqSeq, options);
+  if (code === 0) return;
+  if (!LEVEL_NOT_AVAILABLE.has(code) || s.privilege <= OPERATOR) throw privilegeRefused(channel, s.privilege, code);
+  // another rqSeq: a late copy of the refusal above must not pass for the answer to this request
+  const again = await setSessionPrivilege(channel, s, OPERATOR, (rqSeq % 63) + 1, options);
+  if (again !== 0) throw privilegeRefused(channel, OPERATOR, again, `${s.privilege} (${describeSetPrivilegeCode(code)}), then`);
+  options.onEvent?.({
+    kind: 'privilege-operator',
+    message: `BMC ${channel.remote} refused privilege level ${s.privilege} in the session (${describeSetPrivilegeCode(code)}); the session runs at privilege ${OPERATOR} (Operator)`,
+  });
+  s.privilege = OPERATOR;
+}
+
+/** Sends Set Session Privilege Level(`level`) in the session; resolves with the completion code. */
+async function setSessionPrivilege(channel: DatagramChannel, s: EstablishedSession, level: number, rqSeq: number, options: HandshakeOptions): Promise<number> {
   const response = await exchange(
     channel,
-    () => encodeV2({ payloadType: PayloadType.ipmi, sessionId: s.bmcSessionId, seq: s.nextSeq++, payload: encodeRequest({ netFn: NetFn.app, cmd: SET_SESSION_PRIVILEGE_CMD, seq: rqSeq, data: Buffer.from([s.privilege]) }) }, s.keys),
+    () => encodeV2({ payloadType: PayloadType.ipmi, sessionId: s.bmcSessionId, seq: s.nextSeq++, payload: encodeRequest({ netFn: NetFn.app, cmd: SET_SESSION_PRIVILEGE_CMD, seq: rqSeq, data: Buffer.from([level]) }) }, s.keys),
     (d) => {
       if (peekPayloadType(d) !== PayloadType.ipmi) return undefined;
       try {
@@ -469,11 +497,22 @@ async function activatePrivilege(channel: DatagramChannel, s: EstablishedSession
     () => `Set Session Privilege Level with BMC ${channel.remote}`,
     options.signal,
   );
-  if (response.completionCode !== 0) {
-    throw new BmcError(response.completionCode === 0x81 || response.completionCode === 0x82 ? 'AUTH_FAILED' : 'COMPLETION_CODE', `BMC ${channel.remote} refused privilege level ${s.privilege}: ${describeCompletionCode(response.completionCode)}`, {
-      completionCode: response.completionCode,
-    });
-  }
+  return response.completionCode;
+}
+
+function describeSetPrivilegeCode(code: number): string {
+  return SET_PRIVILEGE_CODES[code] ?? describeCompletionCode(code);
+}
+
+/**
+ * The error of a refused level. 0x82 (cannot disable user level authentication) is the channel's
+ * set-up, which no retry changes: final, as before. 0x80 and 0x81 (no Operator either) are the
+ * account's privilege, not a wrong password: a COMPLETION_CODE.
+ */
+function privilegeRefused(channel: DatagramChannel, level: number, code: number, before = ''): BmcError {
+  return new BmcError(code === 0x82 ? 'AUTH_FAILED' : 'COMPLETION_CODE', `BMC ${channel.remote} refused privilege level ${before ? `${before} ` : ''}${level}: ${describeSetPrivilegeCode(code)}`, {
+    completionCode: code,
+  });
 }
 
 function sameBytes(a: Buffer, b: Buffer): boolean {

@@ -342,7 +342,9 @@ export class SimBmc implements BmcControl {
         const sik = sessionIntegrityKey(phase.params, phase.kuid);
         const { k1, k2 } = deriveSessionKeys(session.suite.auth, sik);
         const rakp4 = rakp4Icv(phase.params, sik);
-        const maxPrivilege = phase.params.role & 0x0f;
+        // a BMC that checks the user's limit only at Set Session Privilege Level: Operator at most
+        const role = phase.params.role & 0x0f;
+        const maxPrivilege = this.quirk('ipmi-operator-only-late') ? Math.min(role, Privilege.operator) : role;
         session.phase = {
           kind: 'active',
           params: phase.params,

@@ -310,7 +310,9 @@ function chassisControl({ machine }: CommandContext, data: Buffer): CommandResul
   return ok();
 }
 
-function chassisIdentify({ bmc }: CommandContext, data: Buffer): CommandResult {
+function chassisIdentify({ bmc, machine }: CommandContext, data: Buffer): CommandResult {
+  // a BMC without the optional Force Identify On byte refuses a request carrying it (Intel SE7501WV2)
+  if (data.length > 1 && hasQuirk(machine.state, 'ipmi-identify-no-force')) return fail(CC.lengthInvalid);
   const interval = data[0] ?? 15;
   const force = ((data[1] ?? 0) & 0x01) !== 0;
   if (force) bmc.identify(true);

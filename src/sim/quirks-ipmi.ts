@@ -61,10 +61,22 @@ export const IPMI_QUIRKS = {
     seenOn: 'BMCs without an identify LED, e.g. OpenIPMI ipmi_sim (mini-lab), which also reports no identify state',
     survivedBy: 'ipmitool+freeipmi',
   },
+  'ipmi-identify-no-force': {
+    protocol: 'ipmi',
+    description: 'answers Chassis Identify carrying the optional Force Identify On byte with 0xC7 request data length invalid; the one-byte form (an interval, 0 = off) works',
+    seenOn: 'Intel SE7501WV2 firmware 1.2 (ipmitool lib/ipmi_chassis.c: "The Force Identify On byte is optional and not supported by all devices"; ipmitool sends it only for identify force)',
+    survivedBy: 'ipmitool+freeipmi',
+  },
   'ipmi-operator-only': {
     protocol: 'ipmi',
     description: 'the user may hold Operator at most: RAKP 1 asking Administrator is refused with RMCP+ status 0x0A (unauthorized role)',
     seenOn: 'BMC users set up with Operator as their channel limit (ipmitool -L OPERATOR, ipmipower -l OPERATOR are the workaround)',
+    survivedBy: 'ipmitool+freeipmi',
+  },
+  'ipmi-operator-only-late': {
+    protocol: 'ipmi',
+    description: 'the user may hold Operator at most, but RAKP 1 asking Administrator by name only is accepted: Set Session Privilege Level(4) is refused with 0x81 (exceeds the channel or user limit), Operator is accepted',
+    seenOn: 'BMCs that check the user\'s limit only when the session privilege is set: pyghmi asks for Operator again on 0x80/0x81 ("some implementations will let us get this far, but suddenly get skiddish"); ipmitool fails the session ("Set Session Privilege Level to ADMINISTRATOR failed") and works with -L OPERATOR; ipmipower asks Operator by default',
     survivedBy: 'ipmitool+freeipmi',
   },
   'ipmi-close-session-error': {

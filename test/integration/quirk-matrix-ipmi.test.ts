@@ -47,6 +47,7 @@ const SESSION_NOTES: Partial<Record<IpmiQuirkName, RegExp>> = {
   'ipmi-cipher-suites-garbage': /note: BMC .* did not list its cipher suites \(unknown suites 238\)/,
   'ipmi-open-session-own-suite': /note: BMC .* answered Open Session for cipher suite 17 with the algorithms of suite 3; using suite 3/,
   'ipmi-operator-only': /note: BMC .* refused RAKP 1 \(unauthorized role or privilege level requested\); asking again by name only at privilege 3/,
+  'ipmi-operator-only-late': /note: BMC .* refused privilege level 4 in the session \(requested level exceeds the channel or user privilege limit\); the session runs at privilege 3 \(Operator\)/,
   'ipmi-close-session-error': /note: BMC .* answered Close Session with unspecified error; the session is released here/,
 };
 
@@ -274,6 +275,23 @@ describe('the real clients survive each simulated quirk', () => {
       expect((await ipmitool('ipmi-operator-only', 'power', 'status')).stderr).toMatch(/Unable to establish IPMI v2 \/ RMCP\+ session/);
       expect((await ipmitool('ipmi-operator-only', '-L', 'OPERATOR', 'power', 'status')).stdout).toMatch(/Chassis Power is (on|off)/);
       expect((await ipmipower('ipmi-operator-only', '-l', 'OPERATOR')).stdout).toMatch(/: (on|off)$/m);
+    },
+    'ipmi-identify-no-force': async () => {
+      // ipmitool sends Force Identify On only for `identify force`, and warns when it is refused
+      const force = await ipmitool('ipmi-identify-no-force', 'chassis', 'identify', 'force');
+      expect(force.stderr).toMatch(/Set Chassis Identify failed: Request data length invalid\nChassis may not support Force Identify On/);
+      expect((await ipmitool('ipmi-identify-no-force', 'chassis', 'identify', '255')).stdout).toMatch(/Chassis identify interval: 255 seconds/);
+      expect((await ipmitool('ipmi-identify-no-force', 'chassis', 'identify', '0')).stdout).toMatch(/Chassis identify interval: off/);
+      expect((await ipmipower('ipmi-identify-no-force')).stdout).toMatch(/: (on|off)$/m);
+    },
+    'ipmi-operator-only-late': async () => {
+      // ipmitool asks Administrator by default and gives up when Set Session Privilege Level refuses it
+      const admin = await ipmitool('ipmi-operator-only-late', 'power', 'status');
+      expect(admin.stderr).toMatch(/Set Session Privilege Level to ADMINISTRATOR failed: Unknown \(0x81\)\nError: Unable to establish IPMI v2 \/ RMCP\+ session/);
+      expect((await ipmitool('ipmi-operator-only-late', '-L', 'OPERATOR', 'power', 'status')).stdout).toMatch(/Chassis Power is (on|off)/);
+      // ipmipower asks Operator by default; with -l ADMIN it closes the session after 0x81 and prints nothing for the host
+      expect((await ipmipower('ipmi-operator-only-late')).stdout).toMatch(/: (on|off)$/m);
+      expect(await ipmipower('ipmi-operator-only-late', '-l', 'ADMIN')).toMatchObject({ stdout: '' });
     },
     'ipmi-close-session-error': async () => {
       const r = await ipmitool('ipmi-close-session-error', 'power', 'status');

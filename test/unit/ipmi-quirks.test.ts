@@ -7,6 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { cipherSuite } from '../../src/ipmi/cipher.js';
+import { chassisControl, chassisIdentify, getChassisStatus } from '../../src/ipmi/commands.js';
 import { decodeAuthCapabilities, nextUserLookup, preSessionMessage, settledSuite } from '../../src/ipmi/handshake.js';
 import { encodeV15, encodeV2, PayloadType } from '../../src/ipmi/lan.js';
 import { decodeRequest, encodeResponse, NetFn } from '../../src/ipmi/message.js';
@@ -124,7 +125,7 @@ function linked(quirks: SimQuirkName[], answer?: (d: Buffer, reply: (d: Buffer) 
   };
   const events: IpmiEvent[] = [];
   const open = (cipherSuite: number | 'auto' = 'auto') => openSession({ host: '192.0.2.9', channel, cipherSuite, user: 'ADMIN', password: 'secret', keepaliveMs: 0, closeLingerMs: 0, onEvent: (e) => events.push(e) });
-  return { open, events, close: () => (bmc.close(), serial.close()) };
+  return { open, events, bmc, machine, close: () => (bmc.close(), serial.close()) };
 }
 
 describe('fallbacks against the simulated BMC in memory', () => {
@@ -169,6 +170,37 @@ describe('fallbacks against the simulated BMC in memory', () => {
     const s = await l.open();
     expect(s.privilege).toBe(3);
     expect(l.events.map((e) => e.kind)).toEqual(['rakp-retry']);
+    await s.close();
+    l.close();
+  });
+
+  it('ipmi-operator-only-late: Set Session Privilege Level(4) refused with 0x81, Operator asked in the same session, with one event', async () => {
+    let opens = 0;
+    const l = linked(['ipmi-operator-only-late'], (d) => {
+      if (d[4] === 0x06 && (d[5]! & 0x3f) === PayloadType.openSessionRequest) opens++;
+      return false; // counted only: the simulated BMC answers
+    });
+    const s = await l.open();
+    expect(s.privilege).toBe(3);
+    expect(opens).toBe(1); // one session: no second handshake
+    expect(l.bmc.activeSessions()).toBe(1);
+    l.machine.setPower('off', 'down');
+    await chassisControl(s, 'up'); // an Operator command: what an Operator-only account is for
+    expect((await getChassisStatus(s)).power).toBe('on');
+    expect(l.events).toEqual([
+      { kind: 'privilege-operator', message: expect.stringMatching(/^BMC 192\.0\.2\.9:623 refused privilege level 4 in the session \(requested level exceeds the channel or user privilege limit\); the session runs at privilege 3 \(Operator\)$/) },
+    ]);
+    await s.close();
+    l.close();
+  });
+
+  it('ipmi-identify-no-force: LED on falls back to the longest interval after 0xC7; LED off is one byte and works', async () => {
+    const l = linked(['ipmi-identify-no-force']);
+    const s = await l.open();
+    await chassisIdentify(s, true);
+    expect((await getChassisStatus(s)).identify).toBe('temporary'); // on for 255 s: the most this BMC does
+    await chassisIdentify(s, false);
+    expect((await getChassisStatus(s)).identify).toBe('off');
     await s.close();
     l.close();
   });
