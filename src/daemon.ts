@@ -40,8 +40,8 @@ export interface DaemonContext {
   registry: Registry;
   metalApi: MetalApiClient;
   connectBmc: (host: string, options: { signal?: AbortSignal; user?: string; password?: string; port?: number; readAhead?: boolean }) => Promise<Outband>;
-  /** whether a BMC with this IP address holds a current lease */
-  isLeased: (ip: string) => boolean;
+  /** the current lease of the BMC with this IP address (its MAC, normalised), or undefined when none holds one */
+  leaseAt: (ip: string) => Pick<Lease, 'mac'> | undefined;
   /** the status of every BMC (GET /v1/status): parts tell it command results and console viewers */
   status?: StatusStore;
 }
@@ -173,8 +173,8 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   };
 
   // 3. bus and console parts, in the order given
-  const isLeased = (ip: string) => watcher.current().some((lease) => lease.ip === ip);
-  const context: DaemonContext = { config, logger, registry, metalApi, connectBmc, isLeased, status };
+  const leaseAt = (ip: string) => watcher.current().find((lease) => lease.ip === ip);
+  const context: DaemonContext = { config, logger, registry, metalApi, connectBmc, leaseAt, status };
   const started: DaemonPart[] = [];
   const stopStarted = async () => {
     for (const p of [...started].reverse()) await p.stop(config.shutdownTimeoutMs).catch((err: Error) => logger.error({ part: p.name, err }, 'stop failed'));

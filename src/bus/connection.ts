@@ -1,6 +1,7 @@
 /**
  * The NATS connection: reconnects forever, logs every status change and keeps a
- * connected gauge. Credentials go to the client, never into a log line.
+ * connected gauge. Credentials go to the client, never into a log line. Should nats.js
+ * close the connection by itself all the same, the daemon exits for a restart (`onLost`).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { checkDuration, raceAbort } from '../deadline.js';
@@ -32,6 +33,11 @@ export interface ConnectBusOptions {
   reconnectTimeWaitMs?: number;
   /** gives up waiting for the first connection */
   signal?: AbortSignal;
+  /**
+   * Told once when the connection closed without close() being called: nats.js has given up
+   * on it and will not reconnect. Default: exitForRestart. Tests pass their own.
+   */
+  onLost?: (err: Error | undefined) => void;
 }
 
 export interface BusConnection {
@@ -39,6 +45,21 @@ export interface BusConnection {
   connected(): boolean;
   /** flushes pending publishes and acks (at most `deadlineMs`, default 5 s), then closes */
   close(deadlineMs?: number): Promise<void>;
+}
+
+/** The exit code when the connection is lost for good: not 2 (invalid configuration), so systemd's Restart=on-failure restarts the daemon. */
+export const EXIT_BUS_LOST = 1;
+
+/**
+ * What the daemon does when nats.js closed its connection for good: exit, so that systemd starts
+ * it afresh. Reconnecting here would not be enough: the machine event consumer and the console
+ * ownership hold subscriptions, a JetStream consumer and KV watches on this very connection,
+ * each of which would have to be rebuilt on a new one; a restart rebuilds them all. It does not
+ * stop gracefully (the daemon's stop belongs to `serve`), but without NATS nothing in flight
+ * could be acknowledged anyway: unacknowledged events are redelivered to the next instance.
+ */
+export function exitForRestart(): void {
+  process.exit(EXIT_BUS_LOST);
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -78,6 +99,10 @@ export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
         timeout: Math.max(waitMs, 5000),
         maxReconnectAttempts: -1,
         reconnectTimeWait: waitMs,
+        // nats.js closes the connection for good after the second authorization error in a row;
+        // a NATS configuration rollout may refuse our credentials for a moment, and a closed
+        // connection would stop commands and console ownership until a restart
+        ignoreAuthErrorAbort: true,
       });
       connected = await raceAbort(attemptDone, o.signal, { reason: (signal) => abortError(signal, 'connecting to NATS'), late: (nc) => void nc.close().catch(() => undefined) });
     } catch (err) {
@@ -88,6 +113,8 @@ export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
   }
   const nc = connected;
   let up = true;
+  /** close() was called: the connection's end is ours, not nats.js giving up */
+  let closing = false;
   o.metrics?.natsConnected?.set(1);
   o.logger.info({ server: nc.getServer(), name: o.name }, 'connected to NATS');
 
@@ -127,14 +154,26 @@ export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
   void nc.closed().then((err) => {
     up = false;
     o.metrics?.natsConnected?.set(0);
-    if (err) o.logger.error({ err }, 'NATS connection closed with an error');
-    else o.logger.info('NATS connection closed');
+    if (closing) {
+      if (err) o.logger.error({ err }, 'NATS connection closed with an error');
+      else o.logger.info('NATS connection closed');
+      return;
+    }
+    const lost = 'NATS connection closed for good: nats.js will not reconnect it';
+    if (o.onLost) {
+      o.logger.error({ err }, lost);
+      o.onLost(err || undefined);
+    } else {
+      o.logger.error({ err, exitCode: EXIT_BUS_LOST }, `${lost}; exiting so that systemd restarts metal-bmc`);
+      exitForRestart();
+    }
   });
 
   return {
     nc,
     connected: () => up && !nc.isClosed(),
     async close(deadlineMs = 5000) {
+      closing = true;
       if (nc.isClosed()) return;
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)));

@@ -144,13 +144,28 @@ function decodeFirmware(o: Json | undefined): EventFirmwareUpdate {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-export function decodeMachineEvent(bytes: Uint8Array): MachineEvent {
-  let value: unknown;
+/**
+ * The event's JSON value. The parse error is not kept as the cause: V8's message quotes the text
+ * around the error, and that text may be a BMC password (`..."password":S3cr3t}"... is not valid
+ * JSON`). Only the position is taken from it, when the message gives one.
+ */
+function parseJson(bytes: Uint8Array): unknown {
+  let text: string;
   try {
-    value = JSON.parse(utf8.decode(bytes));
-  } catch (err) {
-    throw new EventDecodeError('not-json', `not JSON (${bytes.length} bytes)`, { cause: err });
+    text = utf8.decode(bytes);
+  } catch {
+    throw new EventDecodeError('not-json', `not UTF-8 (${bytes.length} bytes)`);
   }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    const position = /\bat position (\d+)/.exec(err instanceof Error ? err.message : '')?.[1];
+    throw new EventDecodeError('not-json', `not JSON (${bytes.length} bytes${position !== undefined ? `, invalid at character ${position}` : ''})`);
+  }
+}
+
+export function decodeMachineEvent(bytes: Uint8Array): MachineEvent {
+  const value = parseJson(bytes);
   if (!isObject(value)) throw new EventDecodeError('not-object', `expected a JSON object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`);
   const type = value.type;
   if (typeof type !== 'string' || !(EVENT_TYPES as readonly string[]).includes(type)) {

@@ -4,23 +4,45 @@
  * password. A target must be inside `METAL_BMC_ALLOWED_CIDRS` and, unless
  * `METAL_BMC_COMMAND_TARGETS=any`, be a BMC of the current leases. The configured default
  * password goes only to leased BMCs: an event for another host must bring its own.
+ *
+ * An address alone does not name a BMC: when a BMC loses its lease, DHCP may give its address
+ * to another machine's BMC while metal-api still has the old one. metal-api sends the BMC's
+ * MAC with the address (`cmd.ipmi.mac`), so an event whose MAC differs from the lease's at
+ * that address is refused instead of powering off or resetting whichever machine holds it now.
  */
 import type { Cidr } from '../net/cidr.js';
 import { cidrContains } from '../net/cidr.js';
 import { BmcError } from '../errors.js';
+import { normalizeMac } from '../leases/mac.js';
 import type { EventIpmi } from './event.js';
 
 export type CommandTargets = 'leases' | 'any';
 
+/** The current lease of a BMC address: who holds it. */
+export interface LeaseHolder {
+  mac: string;
+}
+
+/** The current lease of the BMC with this IP address, or undefined when none holds one. */
+export type LeaseAt = (ip: string) => LeaseHolder | undefined;
+
 export interface TargetGuardOptions {
   mode: CommandTargets;
   allowedCidrs: readonly Cidr[];
-  /** whether a BMC with this IP address holds a current lease */
-  isLeased: (ip: string) => boolean;
+  leaseAt: LeaseAt;
 }
 
 /** Throws FORBIDDEN (one line, no credentials) when the event's BMC is not a target this daemon may act on. */
 export type TargetGuard = (ipmi: EventIpmi) => void;
+
+/** Why an event's MAC does not name the BMC holding the lease, or undefined when it does. */
+function macMismatch(host: string, eventMac: string, lease: LeaseHolder): string | undefined {
+  const wanted = normalizeMac(eventMac);
+  if (wanted === undefined) return `BMC ${host}: the event's MAC (cmd.ipmi.mac) is not a hardware address; the command was not sent`;
+  const holder = normalizeMac(lease.mac) ?? lease.mac;
+  if (wanted === holder) return undefined;
+  return `BMC ${host} is leased to MAC ${holder}, but the event is for the BMC with MAC ${wanted}: the address has moved to another BMC; the command was not sent`;
+}
 
 export function createTargetGuard(o: TargetGuardOptions): TargetGuard {
   return (ipmi) => {
@@ -28,11 +50,18 @@ export function createTargetGuard(o: TargetGuardOptions): TargetGuard {
     if (!o.allowedCidrs.some((cidr) => cidrContains(cidr, host))) {
       throw new BmcError('FORBIDDEN', `BMC ${host} is outside METAL_BMC_ALLOWED_CIDRS; the command was not sent`);
     }
-    const leased = o.isLeased(host);
-    if (o.mode === 'leases' && !leased) {
+    const lease = o.leaseAt(host);
+    if (o.mode === 'leases' && !lease) {
       throw new BmcError('FORBIDDEN', `BMC ${host} holds no current lease; the command was not sent (METAL_BMC_COMMAND_TARGETS=any allows BMCs outside the leases)`);
     }
-    if (!leased && !ipmi.password) {
+    // Only a lease of this address by another MAC refuses the command. An event without a MAC
+    // is taken as before; and with METAL_BMC_COMMAND_TARGETS=any the BMC may hold no lease at
+    // all (a static address), so there is no MAC to compare and the address alone decides.
+    if (lease && ipmi.mac !== undefined) {
+      const mismatch = macMismatch(host, ipmi.mac, lease);
+      if (mismatch) throw new BmcError('FORBIDDEN', mismatch);
+    }
+    if (!lease && !ipmi.password) {
       throw new BmcError('FORBIDDEN', `BMC ${host} holds no current lease and the event has no password; the default password goes only to leased BMCs`);
     }
   };

@@ -134,10 +134,17 @@ export const commandsPart: PartFactory = async (ctx) => {
   const pool = createOutbandPool({ idleMs: 20_000 });
   const urlPolicy = { allow: config.firmware.urlAllow, metalApiHost: new URL(config.metalApi.url).hostname, allowLoopback: config.firmware.allowLoopback };
   const imageDispatcher = new Agent({ connect: { lookup: guardedLookup(config.firmware.allowLoopback) } });
-  const guard = createTargetGuard({ mode: config.commands.targets, allowedCidrs: config.leases.allowedCidrs, isLeased: ctx.isLeased });
-  const connectBmc = async (ipmi: Parameters<ConnectBmc>[0], { signal }: Parameters<ConnectBmc>[1]) => {
+  const guard = createTargetGuard({ mode: config.commands.targets, allowedCidrs: config.leases.allowedCidrs, leaseAt: ctx.leaseAt });
+  const openBmc = (ipmi: Parameters<ConnectBmc>[0], { signal }: Parameters<ConnectBmc>[1]) => ctx.connectBmc(ipmi.host, { signal, port: ipmi.port, ...(ipmi.user ? { user: ipmi.user } : {}), ...(ipmi.password ? { password: ipmi.password } : {}) });
+  const connectBmc: ConnectBmc = async (ipmi, options) => {
     guard(ipmi);
-    return await ctx.connectBmc(ipmi.host, { signal, port: ipmi.port, ...(ipmi.user ? { user: ipmi.user } : {}), ...(ipmi.password ? { password: ipmi.password } : {}) });
+    return await openBmc(ipmi, options);
+  };
+  // the guard runs on every command, not only when the pool opens a connection: a pooled
+  // session was opened for the BMC that held the address then, and the lease may have moved
+  const connectPooled: ConnectBmc = async (ipmi, options) => {
+    guard(ipmi);
+    return await pool.acquire(ipmi, () => openBmc(ipmi, options));
   };
   // the daemon's one NATS connection, shared with the console ownership
   const nats = acquireBus(ctx, metrics);
@@ -158,7 +165,7 @@ export const commandsPart: PartFactory = async (ctx) => {
           replicas: config.mq.streamReplicas,
           durableName: defaultDurableName(config.partitionId),
           // a burst of commands for one BMC reuses its sessions for a few seconds
-          connect: (ipmi, options) => pool.acquire(ipmi, () => connectBmc(ipmi, options)),
+          connect: connectPooled,
           concurrency: config.commands.concurrency,
           timeoutMs: config.commands.timeoutMs,
           maxQueuePerMachine: config.commands.queueMax,

@@ -120,4 +120,35 @@ describe('NATS authentication', () => {
     expect(isBmcError(wrong.error, 'ABORTED')).toBe(true);
     expectNoSecrets(wrong);
   });
+
+  it('keeps reconnecting while a NATS configuration rollout refuses the password, and is connected again once it is accepted', async () => {
+    // nats.js by default closes a connection for good after two authorization errors in a row
+    const first = await startNatsServer({ user: 'metal', password: 'nats-secret-7' });
+    const servers: NatsServer[] = [first];
+    const log = captureLog();
+    const lost: unknown[] = [];
+    const bus = await connectBus({ servers: [first.url], user: 'metal', password: 'nats-secret-7', logger: log.logger, name: 'auth-rollout', reconnectTimeWaitMs: 200, onLost: (err) => lost.push(err) });
+    try {
+      expect(bus.connected()).toBe(true);
+      await first.stop();
+      // the server comes back on the same port, for a while with another password for our user
+      const refusing = await startNatsServer({ port: first.port, user: 'metal', password: 'wrong-secret-3' });
+      servers.push(refusing);
+      const refused = () => log.find('NATS error').filter((l) => /Authorization Violation/i.test(String((l.err as { message?: unknown }).message))).length;
+      await waitFor(() => refused() >= 3, 20_000, 'three refused reconnects');
+      expect(bus.connected()).toBe(false);
+      await refusing.stop();
+      // and then with the right one again
+      servers.push(await startNatsServer({ port: first.port, user: 'metal', password: 'nats-secret-7' }));
+      await waitFor(() => bus.connected(), 20_000, 'the connection to come back');
+      expect(log.find('NATS reconnected').length).toBeGreaterThan(0);
+      await bus.nc.flush();
+      expect(lost).toEqual([]);
+      expect(log.find(/NATS connection closed/)).toEqual([]);
+    } finally {
+      await bus.close(1000);
+      await Promise.all(servers.map((s) => s.stop()));
+    }
+    for (const secret of ['nats-secret-7', 'wrong-secret-3']) expect(log.text()).not.toContain(secret);
+  });
 });

@@ -54,7 +54,8 @@ afterEach(async () => {
 });
 
 async function bus(server: TestNatsServer, name = 'test'): Promise<BusConnection> {
-  const b = await connectBus({ servers: [server.url], logger: captureLog().logger, name, reconnectTimeWaitMs: 200 });
+  // a test closes a connection under its bus to play an instance that dies: not a reason to exit
+  const b = await connectBus({ servers: [server.url], logger: captureLog().logger, name, reconnectTimeWaitMs: 200, onLost: () => undefined });
   cleanup.push(() => b.close(1000));
   return b;
 }

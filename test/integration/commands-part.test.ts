@@ -26,6 +26,9 @@ const { describe, it } = withPeers('ipmi_sim', 'ipmitool', 'nats-server');
 
 const until = (what: string, check: () => boolean, ms = 10_000) => waitFor(check, ms, what, 25);
 
+/** the MAC of ipmi_sim's lease in these tests */
+const SIM_BMC_MAC = '02:00:00:00:00:01';
+
 let sim: IpmiSim;
 let server: TestNatsServer;
 beforeAll(async () => {
@@ -57,7 +60,7 @@ function context(mqAddress: string, extra: Record<string, string> = {}): { ctx: 
     metalApi: {} as MetalApiClient,
     connectBmc: (host, o) => connectOutband({ host, user: o.user ?? 'none', password: o.password ?? 'none', protocol: 'ipmi', ipmiPort: o.port ?? 623, timeoutMs: 5000, ...(o.signal ? { signal: o.signal } : {}) }),
     // the lease file knows ipmi_sim's address
-    isLeased: (ip) => ip === sim.host,
+    leaseAt: (ip) => (ip === sim.host ? { mac: SIM_BMC_MAC } : undefined),
     status: createStatusStore({ partition: 'part-test', graceMs: 60_000 }),
   };
   return { ctx, registry, log };
@@ -67,7 +70,7 @@ describe('daemon part "commands"', () => {
   it('consumes <partition>-machine, executes on the BMC, publishes on <partition>-machine-result, and reports readiness', async () => {
     const { ctx, registry, log } = context(server.url);
     // the status knows the machine from a report cycle
-    const lease = { ip: sim.host, mac: '02:00:00:00:00:01', expires: 'never' as const };
+    const lease = { ip: sim.host, mac: SIM_BMC_MAC, expires: 'never' as const };
     ctx.status!.leases([lease]);
     ctx.status!.read(lease, { ok: true, vendor: 'ipmi_sim', durationMs: 1, report: { uuid: 'm-part', bmcVersion: '', biosVersion: '', fru: {}, powerState: 'OFF', indicatorLED: 'LED-OFF', powerSupplies: [], source: 'ipmi', missing: [] } });
     const part = await commandsPart(ctx);
@@ -130,6 +133,37 @@ describe('daemon part "commands"', () => {
     await api.close();
     // ipmi_sim never saw a power command from these events
     expect(sim.chassisLog().slice(before)).not.toContain('set power 0');
+  });
+
+  it('refuses an event whose BMC MAC is not the one leased at its address, even while the pool keeps a session to that address', async () => {
+    const { ctx, registry, log } = context(server.url);
+    const part = await commandsPart(ctx);
+    await until('ready', () => part.ready?.() === undefined);
+    const api = await connect({ servers: server.url });
+    const results: Array<Record<string, unknown>> = [];
+    api.subscribe('part-test-machine-result', { callback: (_e, m) => void results.push(m.json()) });
+    await api.flush();
+    const publish = (target: string, cmd: string, mac: string) =>
+      api.publish('part-test-machine', new TextEncoder().encode(JSON.stringify({ type: 'command', cmd: { target, cmd, ipmi: { address: `${sim.host}:${sim.port}`, user: sim.user, password: sim.password, mac } } })));
+    const resultOf = (machineId: string) => results.find((r) => r.machineId === machineId);
+    const before = sim.chassisLog().length;
+
+    // the machine whose BMC holds the lease, its MAC in another spelling: executed, and its session stays in the pool
+    publish('m-holder', 'ON', SIM_BMC_MAC.toUpperCase().replaceAll(':', '-'));
+    await until('the holder\'s result', () => resultOf('m-holder') !== undefined);
+    expect(resultOf('m-holder')).toMatchObject({ ok: true });
+    // a machine whose BMC had this address before: metal-api still sends it, with that BMC's MAC
+    publish('m-moved', 'OFF', '02:00:00:00:00:99');
+    await until('the refusal', () => resultOf('m-moved') !== undefined);
+    expect(resultOf('m-moved')).toMatchObject({ ok: false, code: 'FORBIDDEN', error: expect.stringMatching(/leased to MAC 02:00:00:00:00:01, but the event is for the BMC with MAC 02:00:00:00:00:99/) });
+    expect(log.find('machine command failed')).toContainEqual(expect.objectContaining({ machineId: 'm-moved', code: 'FORBIDDEN' }));
+    expect(await registry.getSingleMetricAsString('metal_bmc_commands_total')).toMatch(/command="OFF",outcome="error"} 1$/m);
+
+    await part.stop(2000);
+    await api.close();
+    expect(sim.chassisLog().slice(before)).toContain('set power 1');
+    expect(sim.chassisLog().slice(before)).not.toContain('set power 0');
+    expect(log.text()).not.toContain(sim.password);
   });
 
   it('stops promptly while NATS has never been reachable', async () => {

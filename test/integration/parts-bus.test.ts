@@ -26,7 +26,7 @@ afterAll(async () => {
 
 function context(mqAddress: string): DaemonContext {
   const config = loadConfig({ METAL_BMC_PARTITION_ID: 'p', METAL_BMC_METAL_API_URL: 'http://127.0.0.1:1/', METAL_BMC_METAL_API_HMAC_KEY: 'k', METAL_BMC_MQ_ADDRESS: mqAddress });
-  return { config, logger: captureLog('warn').logger, registry: new Registry(), metalApi: {} as MetalApiClient, connectBmc: () => Promise.reject(new Error('unused')), isLeased: () => false };
+  return { config, logger: captureLog('warn').logger, registry: new Registry(), metalApi: {} as MetalApiClient, connectBmc: () => Promise.reject(new Error('unused')), leaseAt: () => undefined };
 }
 
 it('gives every part of a daemon the same connection and closes it with the last one', async () => {

@@ -43,6 +43,21 @@ describe('machine event handler', () => {
     expect(text).toContain('reason="unknown-command"} 1');
   });
 
+  it('logs a body that is almost JSON without the text around the error (V8 quotes it, and it may be the password)', async () => {
+    const log = captureLog();
+    const handle = createEventHandler({ runner: stubRunner(async () => result(true)), logger: log.logger });
+    // an unquoted password: V8's SyntaxError reads `Unexpected token 'S', ..."password":S3cr3t-PW}"... is not valid JSON`
+    expect(await handle(enc('{"type":"command","cmd":{"cmd":"ON","ipmi":{"address":"10.0.0.9","password":S3cr3t-PW}}}'), meta)).toBe('term');
+    // a quoted one before a syntax error elsewhere: V8 names a position instead
+    expect(await handle(enc('{"cmd":{"ipmi":{"password":"Qu0ted-PW"}} "type":"command"}'), meta)).toBe('term');
+    const rejected = log.find('machine event rejected');
+    expect(rejected.map((l) => l.reason)).toEqual(['not-json', 'not-json']);
+    expect(log.text()).not.toContain('S3cr3t');
+    expect(log.text()).not.toContain('Qu0ted');
+    expect(log.text()).not.toContain('password');
+    expect((rejected[1]!.err as { message: string }).message).toMatch(/^machine event: not JSON \(\d+ bytes, invalid at character \d+\)$/);
+  });
+
   it('acks events that need nothing without touching a BMC', async () => {
     const runner = stubRunner(async () => result(true));
     const handle = createEventHandler({ runner, logger: captureLog().logger });
