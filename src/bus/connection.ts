@@ -118,25 +118,41 @@ export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
   o.metrics?.natsConnected?.set(1);
   o.logger.info({ server: nc.getServer(), name: o.name }, 'connected to NATS');
 
+  // While the server refuses every attempt the same way (a configuration rollout refusing the
+  // credentials: one error every reconnectTimeWait), the error is logged once and its repeats at
+  // debug level, counted in the line of the reconnect.
+  let lastError: string | undefined;
+  let repeats = 0;
   void (async () => {
     for await (const s of nc.status()) {
       switch (s.type) {
         case 'disconnect':
+          if (up) o.logger.warn({ server: s.server }, 'NATS disconnected');
           up = false;
           o.metrics?.natsConnected?.set(0);
-          o.logger.warn({ server: s.server }, 'NATS disconnected');
           break;
         case 'reconnect':
           up = true;
           o.metrics?.natsConnected?.set(1);
-          o.logger.info({ server: s.server }, 'NATS reconnected');
+          o.logger.info({ server: s.server, ...(repeats > 0 ? { errorRepeats: repeats } : {}) }, 'NATS reconnected');
+          lastError = undefined;
+          repeats = 0;
           break;
         case 'reconnecting':
           o.logger.debug('NATS reconnecting');
           break;
-        case 'error':
+        case 'error': {
+          const text = s.error instanceof Error ? s.error.message : String(s.error);
+          if (text === lastError) {
+            repeats++;
+            o.logger.debug({ err: s.error, repeat: repeats }, 'NATS error');
+            break;
+          }
+          lastError = text;
+          repeats = 0;
           o.logger.error({ err: s.error }, 'NATS error');
           break;
+        }
         case 'staleConnection':
           o.logger.warn('NATS connection stale');
           break;

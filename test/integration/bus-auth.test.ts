@@ -137,6 +137,9 @@ describe('NATS authentication', () => {
       const refused = () => log.find('NATS error').filter((l) => /Authorization Violation/i.test(String((l.err as { message?: unknown }).message))).length;
       await waitFor(() => refused() >= 3, 20_000, 'three refused reconnects');
       expect(bus.connected()).toBe(false);
+      // one error line for the refusal, its repeats at debug level; one line for the disconnect
+      expect(log.find('NATS error').filter((l) => l.level === 50)).toHaveLength(1);
+      expect(log.find('NATS disconnected')).toHaveLength(1);
       await refusing.stop();
       // and then with the right one again
       servers.push(await startNatsServer({ port: first.port, user: 'metal', password: 'nats-secret-7' }));
