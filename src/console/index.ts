@@ -3,7 +3,9 @@
  * (ssh-server.ts) and HTTPS/WebSocket with the browser page (ws-server.ts, page.ts). Each
  * listener documents its authentication at the top of its file.
  *
- * A CRL file is watched and reloaded into both listeners when it changes.
+ * A CRL file is watched and reloaded into both listeners when it changes; each listener then ends
+ * its open connections whose client certificate the new CRL revokes (the handshake alone would
+ * only keep such a certificate out of new connections).
  *
  * `close()` is graceful: stop accepting, tell every client and close every BMC session through
  * the hub, then disconnect what is left.
@@ -32,7 +34,7 @@ export interface ConsoleServersOptions {
   caCertFile?: string;
   certFile?: string;
   keyFile?: string;
-  /** PEM CRL of the console CA: revoked client certificates are refused; reloaded when the file changes */
+  /** PEM CRL(s) of the console CA: revoked client certificates are refused; reloaded when the file changes, which ends the open connections of newly revoked certificates */
   crlFile?: string;
   /** bearer token of the WebSocket listener; it replaces client certificates when set */
   token?: string;
@@ -133,10 +135,7 @@ export async function startConsoleServers(options: ConsoleServersOptions): Promi
       throw err;
     }
   }
-  const stopWatchingCrl = watchCrl(options, crlPollMs, (next) => {
-    ssh.setTls(next);
-    ws?.setTls(next);
-  });
+  const stopWatchingCrl = watchCrl(options, crlPollMs, (next) => ssh.setTls(next) + (ws?.setTls(next) ?? 0));
   let closing: Promise<void> | undefined;
   return {
     sshPort: ssh.port,
@@ -156,15 +155,19 @@ export async function startConsoleServers(options: ConsoleServersOptions): Promi
   };
 }
 
-/** Reloads the TLS material when the CRL file changes; a CRL that cannot be read keeps the last one (logged). */
-function watchCrl(options: ConsoleServersOptions, crlPollMs: number, apply: (tls: ConsoleTls) => void): () => void {
+/**
+ * Reloads the TLS material when the CRL file changes; `apply` returns how many open connections
+ * the new CRL ended. A CRL that cannot be read keeps the last one (logged), for new and open
+ * connections alike.
+ */
+function watchCrl(options: ConsoleServersOptions, crlPollMs: number, apply: (tls: ConsoleTls) => number): () => void {
   const { crlFile } = options;
   if (!crlFile) return () => undefined;
   const log = options.logger.child({ module: 'console' });
   const onChange = () => {
     try {
-      apply(loadConsoleTls(options));
-      log.info({ crlFile }, 'console CRL reloaded');
+      const ended = apply(loadConsoleTls(options));
+      log.info({ crlFile, endedConnections: ended }, 'console CRL reloaded');
     } catch (err) {
       log.error({ err, crlFile }, 'console CRL not reloaded; the previous one stays in force');
     }

@@ -7,7 +7,7 @@ import type { Server, Socket } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { remoteOf } from './tls.js';
+import { remoteOf } from './remote.js';
 
 export interface ConnectionLimits {
   /** open connections from one address */

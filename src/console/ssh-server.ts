@@ -6,9 +6,11 @@
  * another CA, fails before any byte of SSH. Inside, SSH auth method `none` is accepted, because
  * the certificate is the authentication; the SSH user name is the machine id. The certificate
  * subject is the client's identity in logs and keyboard notices. With a CRL, revoked certificates
- * fail the handshake. Authorisation: `mayOpen()` (access.ts) for the certificate and the machine
- * id; a certificate that may not open the machine gets one line on stderr and exit status 1,
- * and the BMC is never contacted.
+ * fail the handshake, and a reloaded CRL ends the connections of the certificates it revokes:
+ * each open console gets one line on stderr and exit status 1, then the SSH connection is
+ * disconnected (counted as refused, `revoked`). Authorisation: `mayOpen()` (access.ts) for the
+ * certificate and the machine id; a certificate that may not open the machine gets one line on
+ * stderr and exit status 1, and the BMC is never contacted.
  *
  * Bounds: the TLS handshake must finish within `handshakeTimeoutMs`, and the SSH login within
  * the same time after it, else the connection is closed and counted as refused
@@ -36,7 +38,9 @@ import { mayOpen, validMachineId, type AuthzRule, type Principal } from './acces
 import type { ConsoleHub } from './hub.js';
 import type { HostKey } from './host-key.js';
 import { DEFAULT_CONNECTION_LIMITS, guardTlsListener, type ConnectionLimits, type ConnectionRefusal } from './limits.js';
-import { remoteOf, secureContextOptions, serverTlsOptions, verifiedPrincipal, type ConsoleTls } from './tls.js';
+import { trackCertifiedConnections } from './crl.js';
+import { remoteOf } from './remote.js';
+import { secureContextOptions, serverTlsOptions, verifiedPrincipal, type ConsoleTls } from './tls.js';
 import type { ClientIdentity, ClientPort, ConsoleHandle, ConsoleNotice } from './types.js';
 
 export interface SshConsoleServerOptions {
@@ -54,7 +58,7 @@ export interface SshConsoleServerOptions {
   /** default 32 per source address, 1024 in total */
   connectionLimits?: ConnectionLimits;
   /** a refusal, for the metrics */
-  onRefused?: (reason: 'forbidden' | ConnectionRefusal | 'handshake-timeout') => void;
+  onRefused?: (reason: 'forbidden' | ConnectionRefusal | 'handshake-timeout' | 'revoked') => void;
   /** SSH keepalive: interval and unanswered probes before the peer is dropped; default 15 s, 3 */
   keepaliveIntervalMs?: number;
   keepaliveCountMax?: number;
@@ -64,13 +68,27 @@ export interface SshConsoleServer {
   readonly port: number;
   /** stop accepting connections (the sessions themselves end through the hub) */
   stopAccepting(): void;
-  /** new TLS material (a reloaded CRL) for new connections */
-  setTls(tls: ConsoleTls): void;
+  /** new TLS material (a reloaded CRL) for new connections; open connections whose certificate it revokes are ended; returns how many */
+  setTls(tls: ConsoleTls): number;
   /** end what is still connected (SSH disconnect, sockets destroyed after `graceMs`) and wait for the listener to close */
   disconnectAll(graceMs: number): Promise<void>;
 }
 
 const isControl = (code: number) => code < 0x20 || code === 0x7f;
+
+/** the last line of each console open over a connection whose certificate a reloaded CRL revokes */
+const REVOKED_LINE = 'console closed: your client certificate was revoked';
+
+/** A verified TLS connection, from its handshake until it closes. */
+interface VerifiedConnection {
+  principal: Principal;
+  subject: string;
+  loginDeadline: NodeJS.Timeout;
+  /** the SSH connection over it, once ssh2 reports it */
+  ssh?: Connection;
+  /** closes one open console of the connection with a last line on its stderr */
+  consoles: Set<(line: string) => void>;
+}
 
 /** one line, no control characters: error messages go into someone's terminal */
 export function oneLine(text: string): string {
@@ -85,7 +103,7 @@ function noticeText(notice: ConsoleNotice): string | undefined {
 }
 
 /** Joins the hub for one session channel; returns where window changes go. */
-function bridge(channel: ServerChannel, machineId: string, identity: ClientIdentity, takeover: boolean, hub: ConsoleHub, log: Logger): (cols: number, rows: number) => void {
+function bridge(channel: ServerChannel, machineId: string, identity: ClientIdentity, takeover: boolean, consoles: VerifiedConnection['consoles'], hub: ConsoleHub, log: Logger): (cols: number, rows: number) => void {
   let handle: ConsoleHandle | undefined;
   let ended = false;
   const abort = new AbortController();
@@ -108,8 +126,16 @@ function bridge(channel: ServerChannel, machineId: string, identity: ClientIdent
     },
     end: (reason) => finish(reason.error ? 1 : 0, `console closed: ${reason.message}`),
   };
+  // leaving the hub at once, not when the channel closes: not one more keystroke reaches the BMC
+  const revoke = (text: string) => {
+    finish(1, text);
+    abort.abort();
+    handle?.leave();
+  };
+  consoles.add(revoke);
   channel.on('close', () => {
     ended = true;
+    consoles.delete(revoke);
     abort.abort();
     handle?.leave();
   });
@@ -138,9 +164,9 @@ function refuseChannel(channel: ServerChannel, machineId: string, identity: Clie
   return () => undefined;
 }
 
-function serveSession(session: Session, machineId: string, identity: ClientIdentity, allowed: boolean, hub: ConsoleHub, log: Logger): void {
+function serveSession(session: Session, machineId: string, identity: ClientIdentity, allowed: boolean, consoles: VerifiedConnection['consoles'], hub: ConsoleHub, log: Logger): void {
   let resize: ((cols: number, rows: number) => void) | undefined;
-  const open = (channel: ServerChannel, takeover: boolean) => (allowed ? bridge(channel, machineId, identity, takeover, hub, log) : refuseChannel(channel, machineId, identity));
+  const open = (channel: ServerChannel, takeover: boolean) => (allowed ? bridge(channel, machineId, identity, takeover, consoles, hub, log) : refuseChannel(channel, machineId, identity));
   const replyOk = (accept: unknown) => {
     if (typeof accept === 'function') (accept as () => void)();
   };
@@ -163,6 +189,13 @@ function serveSession(session: Session, machineId: string, identity: ClientIdent
   });
 }
 
+/** Ends a connection whose certificate was revoked: a last line in each open console, then the SSH disconnect (before the SSH login, the socket is closed). */
+function disconnectRevoked(connection: VerifiedConnection, socket: TLSSocket): void {
+  for (const close of connection.consoles) close(REVOKED_LINE);
+  if (connection.ssh) connection.ssh.end();
+  else socket.destroy();
+}
+
 export async function startSshConsoleServer(options: SshConsoleServerOptions): Promise<SshConsoleServer> {
   const { hub } = options;
   const log = options.logger.child({ module: 'console-ssh' });
@@ -170,10 +203,14 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
   const keepaliveIntervalMs = checkDuration('startSshConsoleServer: keepaliveIntervalMs', options.keepaliveIntervalMs, 15_000, 3600_000);
   const rules = options.authz ?? [{ kind: 'any' }];
   const onRefused = options.onRefused ?? (() => undefined);
-  /** remote address:port of a verified TLS socket → its certificate, and the deadline of its SSH login */
-  const identities = new Map<string, { principal: Principal; subject: string; loginDeadline: NodeJS.Timeout }>();
+  /** remote address:port of a verified TLS socket → its certificate, the deadline of its SSH login, its consoles */
+  const identities = new Map<string, VerifiedConnection>();
   const sockets = new Set<TLSSocket>();
   const connections = new Set<Connection>();
+  const certified = trackCertifiedConnections(options.tls.revocations, ({ remote, subject, serial }) => {
+    onRefused('revoked');
+    log.warn({ remote, client: subject, serial, reason: 'revoked' }, 'console connection ended: client certificate revoked');
+  });
 
   const ssh = new ssh2.Server(
     {
@@ -190,6 +227,7 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
         return;
       }
       const { subject } = verified;
+      verified.ssh = client;
       connections.add(client);
       let machineId = '';
       client.on('error', (err) => log.debug({ remote, err }, 'console SSH connection error'));
@@ -212,7 +250,7 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
           onRefused('forbidden');
           log.info({ remote, client: subject, machineId, reason: 'forbidden' }, 'console request refused');
         }
-        client.on('session', (accept) => serveSession(accept(), machineId, identity, allowed, hub, log));
+        client.on('session', (accept) => serveSession(accept(), machineId, identity, allowed, verified.consoles, hub, log));
       });
     },
   );
@@ -232,7 +270,8 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
       socket.destroy();
     }, handshakeTimeoutMs);
     loginDeadline.unref();
-    identities.set(remote, { ...verified, loginDeadline });
+    const connection: VerifiedConnection = { ...verified, loginDeadline, consoles: new Set() };
+    identities.set(remote, connection);
     sockets.add(socket);
     socket.on('error', () => undefined);
     socket.once('close', () => {
@@ -240,7 +279,7 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
       identities.delete(remote);
       sockets.delete(socket);
     });
-    ssh.injectSocket(socket);
+    if (certified.add(socket, verified.subject, () => disconnectRevoked(connection, socket))) ssh.injectSocket(socket);
   });
   guardTlsListener(server, options.connectionLimits ?? DEFAULT_CONNECTION_LIMITS, log, onRefused);
 
@@ -261,7 +300,10 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
     stopAccepting() {
       closed ??= new Promise<void>((resolve) => server.close(() => resolve()));
     },
-    setTls: (tls) => server.setSecureContext(secureContextOptions(tls)),
+    setTls(tls) {
+      server.setSecureContext(secureContextOptions(tls));
+      return certified.applyRevocations(tls.revocations);
+    },
     async disconnectAll(graceMs) {
       closed ??= new Promise<void>((resolve) => server.close(() => resolve()));
       for (const c of connections) c.end();

@@ -2,11 +2,13 @@
  * TLS material and rules shared by both console listeners: TLS 1.3 only, the server certificate
  * and key from the console files, client certificates verified against the console CA, and the
  * certificate subject as the client's identity in logs and keyboard notices.
+ * The CRL file is read by crl.ts, which also ends connections a reloaded CRL revokes.
  */
 import { readFileSync } from 'node:fs';
 import type { PeerCertificate, SecureContextOptions, TLSSocket, TlsOptions } from 'node:tls';
 import { BmcError } from '../errors.js';
 import { certificatePrincipal, type Principal } from './access.js';
+import { NO_REVOCATIONS, readCrlFile, type Revocations } from './crl.js';
 
 export interface ConsoleTlsFiles {
   caCertFile: string;
@@ -21,8 +23,11 @@ export interface ConsoleTls {
   cert: Buffer;
   key: Buffer;
   keyFile: string;
-  crl?: Buffer;
+  /** the CRL file's CRLs, one PEM block each: node:tls reads only the first CRL of a buffer */
+  crls?: Buffer[];
   crlFile?: string;
+  /** what the CRLs revoke, to end connections opened before a reload; empty without a CRL file */
+  revocations: Revocations;
 }
 
 function read(file: string, what: string): Buffer {
@@ -38,13 +43,15 @@ export function loadConsoleTls(files: Partial<ConsoleTlsFiles>): ConsoleTls {
   if (!caCertFile || !certFile || !keyFile) {
     throw new BmcError('CONFIG', 'the console needs a CA file, a certificate file and a key file (METAL_BMC_CONSOLE_CA_CERT_FILE, _CERT_FILE, _KEY_FILE)');
   }
-  const tls: ConsoleTls = { ca: read(caCertFile, 'CA file'), cert: read(certFile, 'certificate file'), key: read(keyFile, 'key file'), keyFile };
-  return files.crlFile ? { ...tls, crl: read(files.crlFile, 'CRL file'), crlFile: files.crlFile } : tls;
+  const tls: ConsoleTls = { ca: read(caCertFile, 'CA file'), cert: read(certFile, 'certificate file'), key: read(keyFile, 'key file'), keyFile, revocations: NO_REVOCATIONS };
+  if (!files.crlFile) return tls;
+  const { crls, revocations } = readCrlFile(read(files.crlFile, 'CRL file'), files.crlFile);
+  return { ...tls, crls, crlFile: files.crlFile, revocations };
 }
 
 /** The parts of the options that `server.setSecureContext()` takes when the CRL is reloaded. */
 export function secureContextOptions(tls: ConsoleTls): SecureContextOptions {
-  return { ca: tls.ca, cert: tls.cert, key: tls.key, ...(tls.crl ? { crl: tls.crl } : {}) };
+  return { ca: tls.ca, cert: tls.cert, key: tls.key, ...(tls.crls ? { crl: tls.crls } : {}) };
 }
 
 /**
@@ -77,9 +84,4 @@ export function verifiedPrincipal(socket: TLSSocket): { principal: Principal; su
   const subject = verifiedSubject(socket);
   if (subject === undefined) return undefined;
   return { principal: certificatePrincipal(socket.getPeerCertificate(), subject), subject };
-}
-
-export function remoteOf(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string {
-  const address = socket.remoteAddress ?? 'unknown';
-  return `${address.includes(':') ? `[${address}]` : address}:${socket.remotePort ?? 0}`;
 }

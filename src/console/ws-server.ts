@@ -13,6 +13,11 @@
  * (`METAL_BMC_CONSOLE_AUTHZ`) gets 403; anything unauthenticated 401 - all before the upgrade.
  * Identity in logs: the certificate subject, or `bearer-token`.
  *
+ * Revocation: a reloaded CRL ends every open connection whose verified certificate it revokes,
+ * whatever it carries: a console WebSocket gets `{"type":"closed",...}` and close code 1008, any
+ * other connection (a `console/log?follow=1` stream, the page, keep-alive) is destroyed. Each is
+ * counted as refused (`revoked`). Connections let in by the token or the cookie are not affected.
+ *
  * Bounds: TLS handshakes must finish within `handshakeTimeoutMs`, and the first request (or
  * upgrade) must arrive within the same time after it, else the connection is closed and counted
  * as refused (`handshake-timeout`); between requests Node's `keepAliveTimeout` (5 s) bounds an
@@ -40,7 +45,9 @@ import { createHttpAuth, type Refusal } from './http-auth.js';
 import type { ConsoleHub } from './hub.js';
 import { createThrottle, DEFAULT_CONNECTION_LIMITS, guardTlsListener, type ConnectionLimits, type ConnectionRefusal } from './limits.js';
 import { createPageRoutes } from './page.js';
-import { remoteOf, secureContextOptions, serverTlsOptions, type ConsoleTls } from './tls.js';
+import { trackCertifiedConnections } from './crl.js';
+import { remoteOf } from './remote.js';
+import { secureContextOptions, serverTlsOptions, verifiedSubject, type ConsoleTls } from './tls.js';
 import { createCookieSessions } from './token-cookie.js';
 import type { ClientIdentity, ClientPort, ConsoleHandle } from './types.js';
 import { guardViewerRoutes, type ViewerRoutes } from './viewer-routes.js';
@@ -67,7 +74,7 @@ export interface WsConsoleServerOptions {
   /** lifetime of the page's session cookie, default 1 h */
   cookieTtlMs?: number;
   /** a refusal, for the metrics */
-  onRefused?: (reason: Refusal | ConnectionRefusal | 'handshake-timeout') => void;
+  onRefused?: (reason: Refusal | ConnectionRefusal | 'handshake-timeout' | 'revoked') => void;
   /** default 15 s */
   pingIntervalMs?: number;
   /** largest accepted frame, default 64 KiB */
@@ -80,8 +87,8 @@ export interface WsConsoleServer {
   readonly port: number;
   readonly server: HttpsServer;
   stopAccepting(): void;
-  /** new TLS material (a reloaded CRL) for new connections */
-  setTls(tls: ConsoleTls): void;
+  /** new TLS material (a reloaded CRL) for new connections; open connections whose certificate it revokes are ended; returns how many */
+  setTls(tls: ConsoleTls): number;
   /** terminate what is still connected after `graceMs` and wait for the listener to close */
   disconnectAll(graceMs: number): Promise<void>;
 }
@@ -93,6 +100,9 @@ const STATUS_TEXT = { 401: 'Unauthorized', 403: 'Forbidden', 429: 'Too Many Requ
 /** bytes handed to a socket but not yet written out, above which the hub holds back output */
 const HIGH_WATER = 256 * 1024;
 const LOW_WATER = 64 * 1024;
+/** WebSocket close code 1008: policy violation */
+const POLICY_VIOLATION = 1008;
+const REVOKED_MESSAGE = 'your client certificate was revoked';
 
 /** A close reason fits in 123 bytes. */
 function closeReason(text: string): string {
@@ -170,6 +180,23 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
     log.info({ remote: remoteOf(socket), timeoutMs: handshakeTimeoutMs, reason: 'handshake-timeout' }, 'console connection closed: no request within the handshake timeout');
   });
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 64 * 1024, perMessageDeflate: false });
+  /** sockets upgraded to a console WebSocket → how that console is closed for a revoked certificate */
+  const consoles = new WeakMap<Socket, () => void>();
+  const certified = trackCertifiedConnections(options.tls.revocations, ({ remote, subject, serial }) => {
+    onRefused('revoked');
+    log.warn({ remote, client: subject, serial, reason: 'revoked' }, 'console connection ended: client certificate revoked');
+  });
+  /** A connection whose certificate was revoked: its console WebSocket is closed with a notice; anything else (a follow stream, keep-alive) is destroyed. */
+  const endRevoked = (socket: TLSSocket) => {
+    const closeConsole = consoles.get(socket);
+    if (closeConsole) closeConsole();
+    else socket.destroy();
+  };
+  server.on('secureConnection', (socket: TLSSocket) => {
+    // only certificate-authenticated connections: without a verified certificate (token mode) `authorized` is false
+    const subject = verifiedSubject(socket);
+    if (subject !== undefined) certified.add(socket, subject, () => endRevoked(socket));
+  });
 
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     socket.on('error', () => undefined);
@@ -188,10 +215,10 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
       return reject(socket, outcome.status, STATUS_TEXT[outcome.status]);
     }
     const identity: ClientIdentity = { subject: outcome.subject, remote: remoteOf(socket), transport: 'ws' };
-    wss.handleUpgrade(req, socket, head, (ws) => serveClient(ws, machineId, identity));
+    wss.handleUpgrade(req, socket, head, (ws) => serveClient(ws, socket, machineId, identity));
   });
 
-  function serveClient(ws: WebSocket, machineId: string, identity: ClientIdentity): void {
+  function serveClient(ws: WebSocket, socket: Socket, machineId: string, identity: ClientIdentity): void {
     let handle: ConsoleHandle | undefined;
     let inFlight = 0;
     let blocked = false;
@@ -228,6 +255,14 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
         ws.close(reason.error ? 1011 : 1000, closeReason(reason.message));
       },
     };
+    // leaving the hub at once, not on 'close': not one more keystroke reaches the BMC
+    consoles.set(socket, () => {
+      ended = true;
+      abort.abort();
+      handle?.leave();
+      sendJson({ type: 'closed', message: REVOKED_MESSAGE, error: true });
+      ws.close(POLICY_VIOLATION, REVOKED_MESSAGE);
+    });
     ws.on('pong', () => alive.set(ws, true));
     ws.on('error', (err) => log.debug({ machineId, client: identity.subject, err }, 'console WebSocket error'));
     ws.on('close', () => {
@@ -307,7 +342,10 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
     port,
     server,
     stopAccepting,
-    setTls: (tls) => server.setSecureContext(secureContextOptions(tls)),
+    setTls(tls) {
+      server.setSecureContext(secureContextOptions(tls));
+      return certified.applyRevocations(tls.revocations);
+    },
     async disconnectAll(graceMs) {
       stopAccepting();
       clearInterval(pinger);
