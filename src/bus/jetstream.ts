@@ -1,9 +1,11 @@
 /**
  * JetStream setup for the machine topic: a stream that keeps events for the lifecycle retention and a
  * durable pull consumer with explicit acks and at most two deliveries. Several metal-bmc
- * instances pulling from the same durable consumer form a work queue.
+ * instances pulling from the same durable consumer form a work queue. A consumer created while
+ * the stream holds events starts after the last event this daemon settled, when it knows that
+ * position for the stream (`consumerStartFor`).
  */
-import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type ConsumerConfig, type JetStreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type ConsumerConfig, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../log.js';
 
@@ -86,15 +88,49 @@ export async function ensureStream(jsm: JetStreamManager, o: StreamSetup): Promi
   return existing;
 }
 
+/** Where this daemon got to in a stream: the last event it settled there. */
+export interface StreamPosition {
+  stream: string;
+  /** the stream's creation time (StreamInfo.created): a stream deleted and created again under the same name has another, and counts from sequence 1 again */
+  created: string;
+  /** the highest stream sequence settled here (held below any event still running here) */
+  seq: number;
+}
+
+/** Where a durable consumer created now starts: its deliver policy, and the words for the log line. */
+export interface ConsumerStart {
+  policy: Pick<ConsumerConfig, 'deliver_policy' | 'opt_start_seq'>;
+  start: string;
+}
+
+/**
+ * Where a durable consumer created now starts. After the last event settled here, when that
+ * position belongs to this very stream (same name and creation time, not beyond its last
+ * sequence): a consumer created again (deleted by hand, lost with a server's state) would
+ * otherwise deliver the whole retention once more, and each delete in it is a PXE boot and a
+ * reset of a machine that may be in use again. Without such a position, from the first event the
+ * stream holds (a first start; a stream created again, whose sequences start over).
+ */
+export function consumerStartFor(info: Pick<StreamInfo, 'config' | 'created' | 'state'>, after: StreamPosition | undefined): ConsumerStart {
+  const fromFirst = (why: string): ConsumerStart => ({ policy: { deliver_policy: DeliverPolicy.All }, start: `the first event the stream holds (${why})` });
+  if (after === undefined) return fromFirst('no position saved here');
+  if (after.stream !== info.config.name) return fromFirst(`the position saved here is in stream ${after.stream}`);
+  if (after.created !== info.created) return fromFirst(`the stream was created again after the position saved here, sequence ${after.seq}`);
+  if (after.seq > info.state.last_seq) return fromFirst(`the position saved here, sequence ${after.seq}, is beyond the stream's last, ${info.state.last_seq}`);
+  return { policy: { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after.seq + 1 }, start: `sequence ${after.seq + 1}, after the last event settled here` };
+}
+
 export interface ConsumerSetup {
   stream: string;
   subject: string;
   durableName: string;
   ackWaitMs: number;
+  /** the last event settled here, if known: a consumer created now starts after it (`consumerStartFor`) */
+  startAfter?: StreamPosition;
   logger: Logger;
 }
 
-export function consumerConfigFor(o: Omit<ConsumerSetup, 'logger' | 'stream'>): Partial<ConsumerConfig> {
+export function consumerConfigFor(o: Omit<ConsumerSetup, 'logger' | 'stream' | 'startAfter'>): Partial<ConsumerConfig> {
   return {
     durable_name: sanitizeName(o.durableName),
     ack_policy: AckPolicy.Explicit,
@@ -105,19 +141,36 @@ export function consumerConfigFor(o: Omit<ConsumerSetup, 'logger' | 'stream'>): 
   };
 }
 
-/** Creates the durable consumer, or brings ack_wait, max_deliver and the filter of an existing one in line. */
+/** The consumer's configuration, or undefined when the server has no such consumer. */
+async function consumerConfigOf(jsm: JetStreamManager, stream: string, name: string): Promise<ConsumerConfig | undefined> {
+  try {
+    return (await jsm.consumers.info(stream, name)).config;
+  } catch (err) {
+    if ((err as Error).name !== 'ConsumerNotFoundError') throw err;
+    return undefined;
+  }
+}
+
+/**
+ * Creates the durable consumer (starting where `consumerStartFor` says), or brings ack_wait,
+ * max_deliver and the filter of an existing one in line. An existing consumer keeps its place:
+ * its ack floor is the truth, whatever this instance saved.
+ */
 export async function ensureConsumer(jsm: JetStreamManager, o: ConsumerSetup): Promise<string> {
   const config = consumerConfigFor(o);
   const name = config.durable_name!;
-  let current: ConsumerConfig | undefined;
-  try {
-    current = (await jsm.consumers.info(o.stream, name)).config;
-  } catch (err) {
-    if ((err as Error).name !== 'ConsumerNotFoundError') throw err;
-  }
+  const current = await consumerConfigOf(jsm, o.stream, name);
   if (!current) {
-    await jsm.consumers.add(o.stream, config);
-    o.logger.info({ stream: o.stream, consumer: name, ackWaitMs: o.ackWaitMs, maxDeliver: MAX_DELIVER }, 'JetStream consumer created');
+    const start = consumerStartFor(await jsm.streams.info(o.stream), o.startAfter);
+    try {
+      await jsm.consumers.add(o.stream, { ...config, ...start.policy });
+    } catch (err) {
+      // another instance created it between our look and our add, maybe starting elsewhere: use it
+      if ((await consumerConfigOf(jsm, o.stream, name)) === undefined) throw err;
+      o.logger.info({ stream: o.stream, consumer: name }, 'JetStream consumer created by another instance meanwhile; using it');
+      return name;
+    }
+    o.logger.info({ stream: o.stream, consumer: name, ackWaitMs: o.ackWaitMs, maxDeliver: MAX_DELIVER, start: start.start }, 'JetStream consumer created');
   } else if (current.ack_wait !== config.ack_wait || current.max_deliver !== config.max_deliver || current.filter_subject !== config.filter_subject) {
     await jsm.consumers.update(o.stream, name, { ack_wait: config.ack_wait!, max_deliver: config.max_deliver!, filter_subject: config.filter_subject! });
     o.logger.info({ stream: o.stream, consumer: name, ackWaitMs: o.ackWaitMs }, 'JetStream consumer updated');

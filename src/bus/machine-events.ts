@@ -6,14 +6,16 @@
  * Events older than the stream's retention (possible only in a foreign stream with a longer
  * max_age) are dropped (term) before the handler sees them; the command TTL is the handler's
  * business, since it depends on the kind of event. At most `maxInFlight` events are handled at
- * once: JetStream keeps the rest on the server (we stop pulling), core NATS refuses them
- * through `onOverflow` (the command path publishes a result event for each).
+ * once: JetStream keeps the rest on the server (we pull one event at a time, and only with a
+ * free slot), core NATS refuses them through `onOverflow` (the command path publishes a result
+ * event for each). A durable consumer this instance has to create starts after the last event
+ * settled here when `position` knows it, instead of delivering the whole retention again.
  */
 import type { ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { checkDuration, MAX_TIMER_MS } from '../deadline.js';
 import type { Logger } from '../log.js';
-import { ensureConsumer, ensureStream, jetstreamOrUndefined, sanitizeName } from './jetstream.js';
+import { ensureConsumer, ensureStream, jetstreamOrUndefined, sanitizeName, type StreamPosition } from './jetstream.js';
 
 export type Disposition = 'ack' | 'term' | 'nak';
 
@@ -25,6 +27,14 @@ export interface EventMeta {
 
 export interface SubscribeMetrics {
   eventsExpired?: { inc(): void };
+}
+
+/** Keeps the position this daemon got to in the stream, across restarts (the command path's state file). */
+export interface PositionStore {
+  /** the position saved last: at start what the state file holds, then what `save` was told */
+  load(): StreamPosition | undefined;
+  /** the position moved on; called as events settle, so it must be cheap (write later, in bursts) */
+  save(position: StreamPosition): void;
 }
 
 export interface SubscribeOptions {
@@ -47,6 +57,8 @@ export interface SubscribeOptions {
   handler: (bytes: Uint8Array, meta: EventMeta) => Promise<Disposition>;
   /** core NATS: an event that arrives while `maxInFlight` are handled is given here instead of the handler (refused, not dropped silently) */
   onOverflow?: (bytes: Uint8Array, meta: EventMeta) => void;
+  /** JetStream: where a consumer this daemon has to create starts (after the last event settled here), and where that is kept */
+  position?: PositionStore;
 }
 
 export interface MachineEventSubscription {
@@ -62,7 +74,6 @@ export function defaultDurableName(partitionId: string): string {
   return sanitizeName(`metal-bmc-${partitionId}`);
 }
 
-const PULL_BATCH = 8;
 /** events settled (ack/term) by this instance that a redelivery is checked against */
 const DONE_MEMORY = 4096;
 
@@ -84,6 +95,48 @@ function recentlySettled(max: number): { has(key: string): boolean; add(key: str
   };
 }
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+/** The stream as it is now: a stream deleted and created again under the same name has another creation time. */
+interface StreamIdentity {
+  stream: string;
+  created: string;
+}
+
+/**
+ * The position this instance got to in the stream, handed to the store as it moves on: the
+ * highest sequence settled here, but below every event still running here, so that a consumer
+ * created again after a crash delivers a command cut off mid-run once more instead of skipping
+ * it. A new stream identity (created again) starts from the saved position only if it is the
+ * same stream.
+ */
+function positionKeeper(store: PositionStore | undefined, running: ReadonlyMap<number, unknown>) {
+  let at: StreamIdentity | undefined;
+  let highest = 0;
+  let saved = 0;
+  return {
+    /** the position a consumer created now starts after */
+    get: (): StreamPosition | undefined => store?.load(),
+    /** the stream the events delivered from now on belong to */
+    use(identity: StreamIdentity): StreamIdentity {
+      if (at?.stream === identity.stream && at.created === identity.created) return at;
+      const known = store?.load();
+      saved = known?.stream === identity.stream && known.created === identity.created ? known.seq : 0;
+      highest = saved;
+      at = identity;
+      return at;
+    },
+    /** event `seq` of `stream` was acked or terminated here */
+    settled(stream: StreamIdentity, seq: number): void {
+      if (!store || stream !== at) return;
+      highest = Math.max(highest, seq);
+      let floor = highest;
+      for (const runningSeq of running.keys()) if (runningSeq <= floor) floor = runningSeq - 1;
+      if (floor <= saved) return;
+      saved = floor;
+      store.save({ ...at, seq: floor });
+    },
+  };
+}
 
 export async function subscribeMachineEvents(o: SubscribeOptions): Promise<MachineEventSubscription> {
   checkDuration('subscribeMachineEvents: maxAgeMs', o.maxAgeMs, 0, MAX_TIMER_MS);
@@ -159,21 +212,28 @@ function createDispatcher(o: SubscribeOptions) {
 
 async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): Promise<MachineEventSubscription> {
   const ackWaitMs = o.ackWaitMs ?? 60_000;
+  /** how often an event held here tells the server we are still at it (three times per ack_wait) */
+  const heartbeatMs = Math.max(500, Math.floor(ackWaitMs / 3));
+  /** stream sequence → the newest delivery of an event this instance is running */
+  const running = new Map<number, JsMsg>();
+  const position = positionKeeper(o.position, running);
   const setup = async () => {
     const stream = await ensureStream(jsm, { subject: o.subject, maxAgeMs: o.maxAgeMs, ...(o.replicas !== undefined ? { replicas: o.replicas } : {}), logger: o.logger });
-    const consumer = await ensureConsumer(jsm, { stream, subject: o.subject, durableName: o.durableName, ackWaitMs, logger: o.logger });
-    return { stream, consumer };
+    const identity = position.use({ stream, created: (await jsm.streams.info(stream)).created });
+    const startAfter = position.get();
+    const consumer = await ensureConsumer(jsm, { stream, subject: o.subject, durableName: o.durableName, ackWaitMs, ...(startAfter ? { startAfter } : {}), logger: o.logger });
+    return { stream, consumer, identity };
   };
   const names = await setup();
   const js = jsm.jetstream();
   const dispatcher = createDispatcher(o);
   const settled = recentlySettled(DONE_MEMORY);
-  /** stream sequence → the newest delivery of an event this instance is running */
-  const running = new Map<number, JsMsg>();
   let messages: ConsumerMessages | undefined;
 
   function dispatch(m: JsMsg): void {
     const where = { stream: names.stream, seq: m.seq, deliveryCount: m.info.deliveryCount };
+    const stream = names.identity;
+    const settledHere = () => position.settled(stream, m.seq);
     if (dispatcher.stopping) {
       m.nak();
       return;
@@ -185,6 +245,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     if (settled.has(eventKey(m))) {
       o.logger.info(where, 'redelivered machine event already settled here; acknowledged again, not run twice');
       m.ack();
+      settledHere();
       return;
     }
     // After a leader change the server may redeliver an event that is still running here (its
@@ -198,12 +259,13 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     }
     if (dispatcher.isExpired(m.time, where)) {
       m.term();
+      settledHere();
       return;
     }
     // tell the server we are still at it, so a long command is not redelivered elsewhere
     running.set(m.seq, m);
     const newest = () => running.get(m.seq) ?? m;
-    const heartbeat = setInterval(() => newest().working(), Math.max(500, Math.floor(ackWaitMs / 3)));
+    const heartbeat = setInterval(() => newest().working(), heartbeatMs);
     heartbeat.unref();
     dispatcher.run(
       m.data,
@@ -213,13 +275,32 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
         running.delete(m.seq);
         if (d === 'nak') return latest.nak();
         settled.add(eventKey(m));
-        return d === 'ack' ? latest.ack() : latest.term();
+        if (d === 'ack') latest.ack();
+        else latest.term();
+        settledHere();
       },
       () => {
         clearInterval(heartbeat);
         running.delete(m.seq);
       },
     );
+  }
+
+  /**
+   * Waits for a free slot for an event delivered here. Rare (see the loop): the event is kept
+   * from redelivery meanwhile, as a running one is, or the server would hand it to another
+   * instance after ack_wait and both would run it.
+   */
+  async function slotFor(m: JsMsg): Promise<void> {
+    if (!dispatcher.full()) return;
+    m.working();
+    const heartbeat = setInterval(() => m.working(), heartbeatMs);
+    heartbeat.unref();
+    try {
+      await dispatcher.slot();
+    } finally {
+      clearInterval(heartbeat);
+    }
   }
 
   const loop = (async () => {
@@ -229,13 +310,19 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
         if (!first) Object.assign(names, await setup());
         first = false;
         const consumer = await js.consumers.get(names.stream, names.consumer);
-        // a small pull buffer: what one instance buffers, the others cannot take
-        messages = await consumer.consume({ max_messages: Math.min(o.maxInFlight ?? 64, PULL_BATCH) });
+        // One event per pull, and the next pull only once a slot is free (the client sends it when
+        // the loop asks for the next event): an event that arrives has a slot, so none waits here
+        // unseen by the server, which would hand it to another instance after ack_wait to run it
+        // too, and what this instance cannot take yet stays on the server for the others. A pull
+        // the client repeats by itself (after a reconnect or missed heartbeats) may bring one
+        // while all slots are busy: `slotFor` holds that one with working().
+        messages = await consumer.consume({ max_messages: 1 });
         if (dispatcher.stopping) void messages.close();
         void watchStatus(messages, o.logger);
         for await (const m of messages) {
-          await dispatcher.slot();
+          await slotFor(m);
           dispatch(m);
+          await dispatcher.slot();
         }
       } catch (err) {
         if (dispatcher.stopping) break;

@@ -1,10 +1,10 @@
 /**
  * From message bytes to a disposition: decode, plan, run, and decide whether the message
- * is done (`ack`), may be tried once more (`nak`) or must never come back (`term`).
+ * is done (`ack`), goes to another instance (`nak`) or must never come back (`term`).
  * Knows nothing of NATS; the bus calls it with the bytes and acts on the answer.
  */
 import { checkDuration, MAX_TIMER_MS } from '../deadline.js';
-import { isBmcError, type BmcErrorCode } from '../errors.js';
+import { isBmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { timelinessOf } from './age.js';
 import { decodeMachineEvent, EventDecodeError, planEvent } from './event.js';
@@ -21,14 +21,17 @@ export interface EventMeta {
 
 export type EventHandler = (bytes: Uint8Array, meta: EventMeta) => Promise<Disposition>;
 
-/** Failures a second attempt cannot fix: the BMC refused us, or cannot do it at all. */
-const FINAL_CODES: ReadonlySet<BmcErrorCode> = new Set(['AUTH_FAILED', 'INSECURE_REFUSED', 'UNSUPPORTED', 'INVALID_ARGUMENT', 'FORBIDDEN', 'CONFIG', 'DECODE', 'UNTRUSTED']);
-
+/**
+ * A failed plan is final when the runner hands it back: the runner tried it again already where
+ * another attempt may help (`isRetryable`), before the machine's next plan, and its result is
+ * published. It is terminated, never redelivered: a redelivery would run behind the commands
+ * queued after it for the same machine. The one exception is a plan the shutdown cut off
+ * (ABORTED, not outcome unknown): the commands behind it are cut off too and go back with it, so
+ * another instance runs them in their order.
+ */
 export function dispositionOf(result: CommandResult): Disposition {
   if (result.ok) return 'ack';
-  // dropped, or a RESET/CYCLE that may have happened: never again
-  if (result.dropped !== undefined || result.outcomeUnknown) return 'term';
-  return result.code !== undefined && FINAL_CODES.has(result.code as BmcErrorCode) ? 'term' : 'nak';
+  return result.code === 'ABORTED' ? 'nak' : 'term';
 }
 
 export interface EventHandlerOptions {

@@ -1,11 +1,12 @@
 /**
  * Executes plans on BMCs: plans for one machine run in order, one at a time; different
  * machines run in parallel up to `concurrency`. Every execution has a deadline, opens its own
- * Outband and always closes it. `stop()` refuses new work; `drain()` waits for accepted work
- * and aborts what is still running at its deadline.
+ * Outband and always closes it. A plan that failed in a way another attempt may fix is tried
+ * again here, before the machine's next plan (`attempts`). `stop()` refuses new work; `drain()`
+ * waits for accepted work and aborts what is still running at its deadline.
  */
-import { checkDuration, deadline, MAX_TIMER_MS } from '../deadline.js';
-import { abortError, BmcError } from '../errors.js';
+import { checkCount, checkDuration, deadline, MAX_TIMER_MS, sleep } from '../deadline.js';
+import { abortError, BmcError, type BmcErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Outband } from '../outband/types.js';
 import { describeAction, runAction, type BmcAction } from './actions.js';
@@ -34,6 +35,8 @@ export interface CommandResult {
   outcomeUnknown?: true;
   /** steps left out (the power step of a late delete with a newer event pending) */
   skipped?: string[];
+  /** attempts made, when the plan was tried more than once (see `attempts` of the runner) */
+  attempts?: number;
 }
 
 export type ConnectBmc = (ipmi: EventIpmi, options: { signal: AbortSignal }) => Outband | Promise<Outband>;
@@ -55,6 +58,10 @@ export interface CommandRunnerOptions {
   onResult?: (result: CommandResult) => void;
   /** how long `close()` of an Outband may take before it is left behind (default 5 s) */
   closeTimeoutMs?: number;
+  /** tries of a plan whose failure another attempt may fix, made before the machine's next plan (default 2, the deliveries the Go consumer allowed) */
+  attempts?: number;
+  /** wait before the second try, doubled for each further one (default 1 s) */
+  retryDelayMs?: number;
 }
 
 export interface CommandRunner {
@@ -79,6 +86,20 @@ export function isIdempotent(action: BmcAction): boolean {
 
 /** Failures after which a request that was sent may have been carried out: no answer, a cut or garbled one. */
 const OUTCOME_UNKNOWN_CODES: ReadonlySet<string> = new Set(['TIMEOUT', 'ABORTED', 'CLOSED', 'PROTOCOL', 'DECODE']);
+
+/** Failures a second attempt cannot fix: the BMC refused us, or cannot do it at all. */
+const FINAL_CODES: ReadonlySet<string> = new Set<BmcErrorCode>(['AUTH_FAILED', 'INSECURE_REFUSED', 'UNSUPPORTED', 'INVALID_ARGUMENT', 'FORBIDDEN', 'CONFIG', 'DECODE', 'UNTRUSTED']);
+
+/**
+ * Whether another attempt may fix a failed plan: not when it was not executed (stale, overflow),
+ * when a RESET, CYCLE or REINSTALL may have happened (outcome unknown: never repeated), when the
+ * BMC refused or cannot do it (FINAL_CODES), nor when the shutdown cut it off (ABORTED: the
+ * handler leaves it to another instance).
+ */
+export function isRetryable(result: CommandResult): boolean {
+  if (result.ok || result.dropped !== undefined || result.outcomeUnknown) return false;
+  return result.code === undefined || (result.code !== 'ABORTED' && !FINAL_CODES.has(result.code));
+}
 
 function positive(name: string, value: number, integer: boolean): void {
   if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
@@ -106,6 +127,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   if (o.ttlMs !== undefined) checkDuration('command runner: ttlMs', o.ttlMs, 0, MAX_TIMER_MS);
   const maxQueue = o.maxQueuePerMachine ?? 16;
   positive('maxQueuePerMachine', maxQueue, true);
+  const attempts = checkCount('command runner: attempts', o.attempts, 2, 1, 10);
+  const retryDelayMs = checkDuration('command runner: retryDelayMs', o.retryDelayMs, 1000, 60_000);
   const queues = new Map<string, Task[]>();
   const running = new Set<string>();
   const ready: string[] = [];
@@ -236,12 +259,44 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     return result;
   }
 
+  /**
+   * Runs a plan, and again while its failure is one another attempt may fix (`isRetryable`), up
+   * to `attempts` tries with a growing pause, all before the machine's next plan. Retrying here
+   * rather than by redelivery (a nak) keeps a machine's commands in order: a nak'd event came
+   * back behind the events queued after it, so a one-time BIOS boot that failed once ran after
+   * the CYCLE meant to use it (and fired on some later reboot), and an OFF that failed once
+   * after the ON that followed it. A command past its TTL is not tried again (it would fire late),
+   * nor is anything once the shutdown aborts the runner; a lifecycle event is, as it would have
+   * run late. Only the last attempt's result is published; `attempts` says there were more.
+   */
+  async function executeWithRetries(plan: Plan, newerPending: () => boolean): Promise<CommandResult> {
+    let result = await execute(plan, newerPending);
+    for (let attempt = 2; attempt <= attempts && isRetryable(result); attempt++) {
+      const pauseMs = retryDelayMs * 2 ** (attempt - 2);
+      const fields = { machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, code: result.code, attempt, pauseMs };
+      o.logger.info(fields, 'machine command failed; trying it again before the machine\'s next command');
+      try {
+        await sleep(pauseMs, stopper.signal, `retry of ${plan.command} for machine ${plan.machineId || plan.key}`);
+      } catch {
+        o.logger.warn(fields, 'machine command not tried again: metal-bmc is shutting down');
+        break;
+      }
+      const { timeliness, ageMs } = timelinessAt(plan);
+      if (timeliness === 'stale') {
+        o.logger.warn({ ...fields, ageMs, ttlMs: o.ttlMs }, 'machine command not tried again: older than the topic TTL now');
+        break;
+      }
+      result = { ...(await execute(plan, newerPending)), attempts: attempt };
+    }
+    return result;
+  }
+
   function pump(): void {
     while (running.size < o.concurrency && ready.length > 0) {
       const key = ready.shift()!;
       const task = queues.get(key)!.shift()!;
       running.add(key);
-      void execute(task.plan, () => (queues.get(key)?.length ?? 0) > 0).then((result) => {
+      void executeWithRetries(task.plan, () => (queues.get(key)?.length ?? 0) > 0).then((result) => {
         running.delete(key);
         const rest = queues.get(key)!;
         if (rest.length > 0) ready.push(key);

@@ -15,6 +15,7 @@ import { createEventHandler, overflowResult } from '../commands/handler.js';
 import { createCommandMetrics, type CommandMetrics } from '../commands/metrics.js';
 import { createCommandRunner, type CommandResult, type CommandRunner, type ConnectBmc } from '../commands/runner.js';
 import { createFirmwareJobs, type FirmwareEvent, type FirmwareJobs } from '../commands/firmware-jobs.js';
+import { openEventPositionStore } from '../commands/event-position.js';
 import { checkFirmwareUrl, guardedLookup } from '../commands/firmware-url.js';
 import { createTargetGuard } from '../commands/targets.js';
 import { Agent, type Dispatcher } from 'undici';
@@ -49,6 +50,8 @@ export interface CommandServiceOptions {
   onFirmwareEvent?: (event: FirmwareEvent) => void;
   /** UPDATE-FIRMWARE as background jobs: their deadline, state file and BMC connection (default `connect`) */
   firmware?: { timeoutMs: number; stateFile?: string; connect?: ConnectBmc; checkUrl?: (url: string) => void; imageDispatcher?: Dispatcher };
+  /** the state file of the position reached in the event stream: a durable consumer created again starts after it instead of at the stream's first event */
+  positionFile?: string;
 }
 
 export interface CommandService {
@@ -98,6 +101,7 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
   // jobs a restart cut off are reported before new events arrive
   firmware?.recover();
   const handler = createEventHandler({ runner, ttlMs: o.ttlMs, logger: o.logger, ...(o.metrics ? { metrics: o.metrics } : {}), ...(firmware ? { firmware } : {}) });
+  const position = o.positionFile !== undefined ? openEventPositionStore({ file: o.positionFile, logger: o.logger }) : undefined;
   const subscription = await subscribeMachineEvents({
     nc: o.nc,
     subject: o.subject,
@@ -114,6 +118,7 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
       o.metrics?.eventsRefused.inc({ reason: 'in-flight' });
       publish(overflowResult(bytes, o.maxInFlight ?? 64));
     },
+    ...(position ? { position } : {}),
   });
   return {
     runner,
@@ -121,6 +126,8 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
     subscription,
     async stop(deadlineMs) {
       await Promise.all([subscription.stop(deadlineMs + 1000), runner.drain(deadlineMs), firmware?.stop(deadlineMs)]);
+      // after the last settle: the position of the events settled while stopping is written too
+      await position?.close();
     },
   };
 }
@@ -182,6 +189,7 @@ export const commandsPart: PartFactory = async (ctx) => {
             checkUrl: (url) => void checkFirmwareUrl(url, urlPolicy),
             imageDispatcher,
           },
+          positionFile: join(config.stateDir, 'machine-event-position.json'),
         });
         problem = undefined;
         return;

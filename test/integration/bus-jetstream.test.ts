@@ -9,8 +9,8 @@ import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { connectBus, type BusConnection } from '../../src/bus/connection.js';
-import { streamNameFor } from '../../src/bus/jetstream.js';
-import { subscribeMachineEvents, type Disposition, type EventMeta, type MachineEventSubscription } from '../../src/bus/machine-events.js';
+import { streamNameFor, type StreamPosition } from '../../src/bus/jetstream.js';
+import { subscribeMachineEvents, type Disposition, type EventMeta, type MachineEventSubscription, type PositionStore } from '../../src/bus/machine-events.js';
 import { createCommandMetrics } from '../../src/commands/metrics.js';
 import { captureLog } from '../helpers/log.js';
 import { consumerSettled, startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
@@ -60,7 +60,14 @@ async function bus(server: TestNatsServer, name = 'test'): Promise<BusConnection
   return b;
 }
 
-async function instance(o: { nc: NatsConnection; subject: string; handler?: (s: Seen) => Promise<Disposition>; maxAgeMs?: number; ackWaitMs?: number; durableName?: string; maxInFlight?: number }) {
+/** The command path's position file, in memory: what a restarted daemon reads back. */
+function memoryPosition(initial?: StreamPosition): PositionStore & { saves: StreamPosition[] } {
+  let at = initial;
+  const saves: StreamPosition[] = [];
+  return { saves, load: () => at, save: (p) => void saves.push((at = p)) };
+}
+
+async function instance(o: { nc: NatsConnection; subject: string; handler?: (s: Seen) => Promise<Disposition>; maxAgeMs?: number; ackWaitMs?: number; durableName?: string; maxInFlight?: number; position?: PositionStore }) {
   const seen: Seen[] = [];
   const log = captureLog();
   const registry = new Registry();
@@ -72,6 +79,7 @@ async function instance(o: { nc: NatsConnection; subject: string; handler?: (s: 
     durableName: o.durableName ?? 'metal-bmc-test',
     ackWaitMs: o.ackWaitMs ?? 5000,
     ...(o.maxInFlight ? { maxInFlight: o.maxInFlight } : {}),
+    ...(o.position ? { position: o.position } : {}),
     logger: log.logger,
     metrics,
     handler: async (bytes, meta) => {
@@ -166,6 +174,25 @@ describe('bus with JetStream', () => {
     expect(i1.seen.length + i2.seen.length).toBe(1);
   });
 
+  it('pulls no event while all its slots are busy: the next one goes to an idle instance at once, none is held here to be redelivered and run twice', async () => {
+    const subject = freshSubject();
+    const [b1, b2] = [await bus(server, 'busy'), await bus(server, 'idle')];
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    // one slot, taken by an event that runs until the test says so
+    const busy = await instance({ nc: b1.nc, subject, ackWaitMs: 1000, maxInFlight: 1, handler: async (s) => (s.data === 'slow' ? await released : undefined, 'ack') });
+    publisher.publish(subject, enc('slow'));
+    await until('the slow event running', () => busy.seen.length === 1);
+    publisher.publish(subject, enc('next'));
+    const idle = await instance({ nc: b2.nc, subject, ackWaitMs: 1000, maxInFlight: 1 });
+    await until('the next event handled somewhere', () => idle.seen.length >= 1);
+    release();
+    const ci = await consumerSettled(publisher, streamNameFor(subject), 'metal-bmc-test');
+    expect(idle.seen.map((s) => `${s.data}:${s.meta.deliveryCount}`)).toEqual(['next:1']);
+    expect(ci.num_redelivered).toBe(0);
+    expect(busy.seen.map((s) => s.data)).toEqual(['slow']);
+  });
+
   it('drops events older than the retention that a foreign, longer-lived stream kept: logged and counted, never handled', async () => {
     const subject = freshSubject();
     const jsm = await jetstreamManager(publisher);
@@ -219,6 +246,103 @@ describe('bus with JetStream', () => {
     await until('fresh event', () => i.seen.length >= 1);
     await consumerSettled(publisher, streamNameFor(subject), 'metal-bmc-test');
     expect(i.seen.map((s) => s.data)).toEqual(['fresh']);
+  });
+});
+
+describe('bus with JetStream: a durable consumer created again starts where this daemon got to', () => {
+  let server: TestNatsServer;
+  let publisher: NatsConnection;
+
+  beforeAll(async () => {
+    server = await startTestNatsServer({ jetstream: true });
+    publisher = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+  });
+  afterAll(async () => {
+    await publisher?.close();
+    await server?.dispose();
+  });
+
+  const created = (log: { find(m: string): Array<Record<string, unknown>> }) => log.find('JetStream consumer created').map((l) => l.start);
+
+  it('after a restart with the consumer lost, runs only what came after the last event settled here, not the whole retention again', async () => {
+    const subject = freshSubject();
+    const stream = streamNameFor(subject);
+    const jsm = await jetstreamManager(publisher);
+    const store = memoryPosition();
+    const b = await bus(server);
+    const first = await instance({ nc: b.nc, subject, position: store });
+    for (const k of [1, 2, 3]) await jetstream(publisher).publish(subject, enc(`before-${k}`));
+    await until('three events', () => first.seen.length === 3);
+    await consumerSettled(publisher, stream, 'metal-bmc-test');
+    await first.sub.stop(500);
+    // the consumer is lost while the daemon is away (deleted by hand, or with a server's state)
+    await jsm.consumers.delete(stream, 'metal-bmc-test');
+    await jetstream(publisher).publish(subject, enc('after'));
+    // a new process: nothing in memory but what the position file holds
+    const again = await instance({ nc: b.nc, subject, position: store });
+    await until('the event published while away', () => again.seen.length >= 1);
+    const ci = await consumerSettled(publisher, stream, 'metal-bmc-test');
+    expect(again.seen.map((s) => s.data)).toEqual(['after']);
+    expect(ci.config).toMatchObject({ deliver_policy: 'by_start_sequence', opt_start_seq: 4 });
+    expect(store.load()).toEqual({ stream, seq: 4, created: (await jsm.streams.info(stream)).created });
+    // one line per consumer created, naming where it starts
+    expect(created(first.log)).toEqual(['the first event the stream holds (no position saved here)']);
+    expect(created(again.log)).toEqual(['sequence 4, after the last event settled here']);
+  });
+
+  it('a consumer deleted under a running instance is created again after its last settled event: nothing is delivered twice', async () => {
+    const subject = freshSubject();
+    const stream = streamNameFor(subject);
+    const jsm = await jetstreamManager(publisher);
+    const b = await bus(server);
+    const i = await instance({ nc: b.nc, subject, position: memoryPosition() });
+    for (const k of [1, 2]) await jetstream(publisher).publish(subject, enc(`e-${k}`));
+    await until('two events', () => i.seen.length === 2);
+    await consumerSettled(publisher, stream, 'metal-bmc-test');
+    await jsm.consumers.delete(stream, 'metal-bmc-test');
+    await until('the consumer created again', () => created(i.log).length === 2, 20_000);
+    await jetstream(publisher).publish(subject, enc('e-3'));
+    await until('the third event', () => i.seen.length >= 3);
+    await consumerSettled(publisher, stream, 'metal-bmc-test');
+    expect(i.seen.map((s) => s.data)).toEqual(['e-1', 'e-2', 'e-3']);
+    // not even delivered again to be acknowledged from memory
+    expect(i.log.find('redelivered machine event already settled here; acknowledged again, not run twice')).toHaveLength(0);
+    expect(created(i.log)[1]).toBe('sequence 3, after the last event settled here');
+  });
+
+  it('keeps the saved position below an event still running here, so that a crash mid-run does not skip it', async () => {
+    const subject = freshSubject();
+    const store = memoryPosition();
+    const b = await bus(server);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const i = await instance({ nc: b.nc, subject, position: store, handler: async (s) => (s.data === 'slow' ? await released : undefined, 'ack') });
+    for (const data of ['slow', 'quick-1', 'quick-2']) await jetstream(publisher).publish(subject, enc(data));
+    await until('all three delivered', () => i.seen.length === 3);
+    // the quick ones are acknowledged while the slow one runs
+    await waitFor(async () => (await (await jetstreamManager(publisher)).consumers.info(streamNameFor(subject), 'metal-bmc-test')).num_ack_pending === 1, 10_000, 'the quick events acked', 50);
+    expect(store.saves).toEqual([]);
+    release();
+    await consumerSettled(publisher, streamNameFor(subject), 'metal-bmc-test');
+    expect(store.saves.map((p) => p.seq)).toEqual([3]);
+  });
+
+  it('starts at the first event of a stream created again under the same name (its sequences start over), whatever the saved position says', async () => {
+    const subject = freshSubject();
+    const stream = streamNameFor(subject);
+    const jsm = await jetstreamManager(publisher);
+    const config = { name: stream, subjects: [subject], retention: RetentionPolicy.Limits, storage: StorageType.File, discard: DiscardPolicy.Old, max_age: nanos(30_000), duplicate_window: nanos(30_000) };
+    await jsm.streams.add(config);
+    const old = (await jsm.streams.info(stream)).created;
+    await jsm.streams.delete(stream);
+    await jsm.streams.add(config);
+    for (const k of [1, 2, 3, 4]) await jetstream(publisher).publish(subject, enc(`new-${k}`));
+    // saved in the old stream at sequence 2: the new one holds more, so only its creation time tells them apart
+    const b = await bus(server);
+    const i = await instance({ nc: b.nc, subject, position: memoryPosition({ stream, created: old, seq: 2 }) });
+    await until('all four', () => i.seen.length === 4);
+    expect(i.seen.map((s) => s.data)).toEqual(['new-1', 'new-2', 'new-3', 'new-4']);
+    expect(created(i.log)).toEqual(['the first event the stream holds (the stream was created again after the position saved here, sequence 2)']);
   });
 });
 

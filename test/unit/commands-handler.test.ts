@@ -65,13 +65,17 @@ describe('machine event handler', () => {
     expect(runner.plans).toHaveLength(0);
   });
 
-  it('acks success, naks what may work next time, terminates what cannot', async () => {
+  it('acks success, terminates a failure (the runner tried again what may help), naks only what the shutdown cut off', async () => {
     expect(dispositionOf(result(true))).toBe('ack');
-    expect(dispositionOf(result(false, 'TIMEOUT'))).toBe('nak');
-    expect(dispositionOf(result(false, 'PROTOCOL'))).toBe('nak');
+    // a redelivery would run behind the machine's newer commands: final, its result published
+    expect(dispositionOf(result(false, 'TIMEOUT'))).toBe('term');
+    expect(dispositionOf({ ...result(false, 'HTTP'), attempts: 2 })).toBe('term');
     expect(dispositionOf(result(false, 'AUTH_FAILED'))).toBe('term');
     expect(dispositionOf(result(false, 'UNSUPPORTED'))).toBe('term');
-    expect(dispositionOf(result(false))).toBe('nak');
+    expect(dispositionOf(result(false))).toBe('term');
+    expect(dispositionOf({ ...result(false, 'OUTCOME_UNKNOWN'), outcomeUnknown: true })).toBe('term');
+    // the runner aborted at the shutdown deadline: this and the machine's commands behind it go back, in order
+    expect(dispositionOf(result(false, 'ABORTED'))).toBe('nak');
   });
 
   it('naks when the runner is stopping, so another instance takes the event', async () => {

@@ -1,8 +1,8 @@
 /**
  * Which failures make a command's outcome unknown: only a non-idempotent action that was under way
  * (sent, then no answer or a cut one). A failure before it, a refusal by the BMC, or an idempotent
- * action stays an ordinary failure that may be redelivered. The Outband is a fake whose actions
- * fail as told.
+ * action stays an ordinary failure, tried once more by the runner. The Outband is a fake whose
+ * actions fail as told.
  */
 import { describe, expect, it } from 'vitest';
 import type { MachineCommand } from '../../src/commands/actions.js';
@@ -28,7 +28,7 @@ function failingBmc(code: BmcErrorCode, httpStatus?: number): Outband {
 }
 
 async function run(p: Plan, connect: () => Promise<Outband>) {
-  const runner = createCommandRunner({ connect, concurrency: 1, timeoutMs: 5000, logger: captureLog().logger });
+  const runner = createCommandRunner({ connect, concurrency: 1, timeoutMs: 5000, logger: captureLog().logger, retryDelayMs: 1 });
   return runner.submit(p);
 }
 
@@ -39,9 +39,12 @@ describe('outcome unknown', () => {
     expect(['ON', 'OFF', 'PXE', 'DISK', 'BIOS', 'LED-ON', 'LED-OFF'].map((c) => of(c as MachineCommand))).toEqual(Array(7).fill(true));
   });
 
-  it.each(['TIMEOUT', 'CLOSED', 'PROTOCOL', 'DECODE'] as const)('a CYCLE that ends in %s after it was sent: outcome unknown, terminated', async (code) => {
-    const result = await run(plan('CYCLE'), async () => failingBmc(code));
+  it.each(['TIMEOUT', 'CLOSED', 'PROTOCOL', 'DECODE'] as const)('a CYCLE that ends in %s after it was sent: outcome unknown, not tried again, terminated', async (code) => {
+    let cycles = 0;
+    const result = await run(plan('CYCLE'), async () => ({ ...failingBmc(code), powerCycle: () => (cycles++, Promise.reject(new BmcError(code, `${code} from the fake BMC`))) }) as Outband);
     expect(result).toMatchObject({ ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true });
+    expect(result.attempts).toBeUndefined();
+    expect(cycles).toBe(1);
     expect(dispositionOf(result)).toBe('term');
   });
 
@@ -51,22 +54,24 @@ describe('outcome unknown', () => {
       return { ...bmc, bootFrom: async () => undefined } as Outband;
     });
     expect(result.code).toBe('OUTCOME_UNKNOWN');
+    expect(result.attempts).toBeUndefined();
     const early = await run(plan('PXE', ['PXE', 'RESET']), async () => failingBmc('TIMEOUT'));
-    expect(early).toMatchObject({ ok: false, code: 'TIMEOUT' });
+    // tried again by the runner (nothing was sent that may have happened), then final
+    expect(early).toMatchObject({ ok: false, code: 'TIMEOUT', attempts: 2 });
     expect(early.outcomeUnknown).toBeUndefined();
-    expect(dispositionOf(early)).toBe('nak');
+    expect(dispositionOf(early)).toBe('term');
   });
 
-  it('not unknown: a failure before the action (connect), a refusal by the BMC, an idempotent action', async () => {
+  it('not unknown, so tried again by the runner: a failure before the action (connect), a refusal by the BMC, an idempotent action', async () => {
     const connectFailed = await run(plan('RESET'), () => Promise.reject(new BmcError('TIMEOUT', 'connect timed out')));
-    expect(connectFailed).toMatchObject({ code: 'TIMEOUT' });
-    expect(dispositionOf(connectFailed)).toBe('nak');
+    expect(connectFailed).toMatchObject({ code: 'TIMEOUT', attempts: 2 });
+    expect(dispositionOf(connectFailed)).toBe('term');
     const refused = await run(plan('CYCLE'), async () => failingBmc('HTTP', 409));
-    expect(refused).toMatchObject({ code: 'HTTP' });
+    expect(refused).toMatchObject({ code: 'HTTP', attempts: 2 });
     expect(refused.outcomeUnknown).toBeUndefined();
     const on = await run(plan('ON'), async () => failingBmc('TIMEOUT'));
-    expect(on).toMatchObject({ code: 'TIMEOUT' });
-    expect(dispositionOf(on)).toBe('nak');
+    expect(on).toMatchObject({ code: 'TIMEOUT', attempts: 2 });
+    expect(dispositionOf(on)).toBe('term');
   });
 
   it('a machine queue holds at most maxQueuePerMachine plans; one more is refused with a result', async () => {

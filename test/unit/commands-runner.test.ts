@@ -9,7 +9,7 @@ import type { MachineCommand } from '../../src/commands/actions.js';
 import type { Plan } from '../../src/commands/event.js';
 import { createCommandMetrics } from '../../src/commands/metrics.js';
 import { createCommandRunner, type CommandResult } from '../../src/commands/runner.js';
-import { BmcError } from '../../src/errors.js';
+import { BmcError, type BmcErrorCode } from '../../src/errors.js';
 import type { Outband } from '../../src/outband/types.js';
 import { captureLog } from '../helpers/log.js';
 import { waitFor } from '../helpers/wait.js';
@@ -59,7 +59,7 @@ function plan(machine: string, command: MachineCommand): Plan {
   return { machineId: machine, key: machine, type: 'command', command, ipmi: { address: `${machine}:623`, host: machine, port: 623, password: 'pw-secret' }, actions: [{ kind: 'command', command }] };
 }
 
-function setup(o: { concurrency: number; timeoutMs?: number; ms?: (m: string) => number; ttlMs?: number; now?: () => number; onConnect?: () => void }) {
+function setup(o: { concurrency: number; timeoutMs?: number; ms?: (m: string) => number; ttlMs?: number; now?: () => number; onConnect?: () => void; attempts?: number; retryDelayMs?: number }) {
   const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0 };
   const results: CommandResult[] = [];
   const log = captureLog();
@@ -73,6 +73,9 @@ function setup(o: { concurrency: number; timeoutMs?: number; ms?: (m: string) =>
     metrics,
     ...(o.ttlMs !== undefined ? { ttlMs: o.ttlMs } : {}),
     ...(o.now ? { now: o.now } : {}),
+    ...(o.attempts !== undefined ? { attempts: o.attempts } : {}),
+    // a short pause before a retry: the tests of the pause say so
+    retryDelayMs: o.retryDelayMs ?? 1,
     onResult: (r) => results.push(r),
   });
   return { rec, results, runner, log, registry };
@@ -128,7 +131,7 @@ describe('command runner', () => {
   });
 
   it('enforces the deadline, reports TIMEOUT and still closes the Outband', async () => {
-    const { rec, runner, results, registry } = setup({ concurrency: 2, timeoutMs: 50, ms: () => 10_000 });
+    const { rec, runner, results, registry } = setup({ concurrency: 2, timeoutMs: 50, ms: () => 10_000, attempts: 1 });
     const r = await runner.submit(plan('m', 'ON'));
     expect(r).toMatchObject({ machineId: 'm', command: 'ON', ok: false, code: 'TIMEOUT' });
     // the action would take 10 s: under 5 s means the 50 ms deadline ended it (wide margin for load)
@@ -145,6 +148,7 @@ describe('command runner', () => {
       concurrency: 1,
       timeoutMs: 30,
       logger: captureLog().logger,
+      attempts: 1,
     });
     const r = await runner.submit(plan('late', 'ON'));
     expect(r.code).toBe('TIMEOUT');
@@ -268,5 +272,91 @@ describe('command runner: the TTL when a machine\'s turn comes', () => {
     expect(rec.events.filter((e) => e.endsWith(':start'))).toEqual(expect.arrayContaining(['m:PXE:start', 'm:DISK:start', 'n:PXE:start', 'n:RESET:start', 'n:LED-ON:start']));
     expect(rec.events.filter((e) => e === 'm:RESET:start')).toEqual([]);
     expect(await registry.getSingleMetricAsString('metal_bmc_power_steps_skipped_total')).toContain('metal_bmc_power_steps_skipped_total{type="delete"} 1');
+  });
+});
+
+describe('command runner: a failed command is tried again before the machine\'s next one', () => {
+  /** A BMC whose actions of `failing` fail with `code` the first `times` times (counted across connections). */
+  function flakyConnect(rec: Recorder, failing: string, code: BmcErrorCode, times: number) {
+    let failures = 0;
+    return (ipmi: { host: string }) => {
+      const bmc = fakeBmc(rec, ipmi.host, () => 1);
+      const flaky = (name: string, real: (o?: { signal?: AbortSignal }) => Promise<void>) => async (o?: { signal?: AbortSignal }) => {
+        if (name === failing && failures < times) {
+          failures++;
+          rec.events.push(`${ipmi.host}:${name}:failed`);
+          throw new BmcError(code, `${code} from the fake BMC`);
+        }
+        return real(o);
+      };
+      return { ...bmc, bootFrom: (target: Parameters<Outband['bootFrom']>[0], o?: { signal?: AbortSignal }) => flaky(target, (x) => bmc.bootFrom(target, x))(o), powerOff: flaky('OFF', bmc.powerOff) } as Outband;
+    };
+  }
+
+  function runnerWith(connect: ReturnType<typeof flakyConnect>, o: { retryDelayMs?: number; ttlMs?: number; now?: () => number; attempts?: number } = {}) {
+    const results: CommandResult[] = [];
+    const log = captureLog();
+    const runner = createCommandRunner({ connect, concurrency: 4, timeoutMs: 5000, logger: log.logger, retryDelayMs: o.retryDelayMs ?? 1, ...(o.ttlMs !== undefined ? { ttlMs: o.ttlMs } : {}), ...(o.now ? { now: o.now } : {}), ...(o.attempts ? { attempts: o.attempts } : {}), onResult: (r) => results.push(r) });
+    return { runner, results, log };
+  }
+
+  it('a one-time BIOS boot that failed once runs again before the CYCLE queued behind it, not after', async () => {
+    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0 };
+    const { runner, results, log } = runnerWith(flakyConnect(rec, 'BIOS', 'HTTP', 1));
+    const [bios, cycle] = await Promise.all([runner.submit(plan('m', 'BIOS')), runner.submit(plan('m', 'CYCLE'))]);
+    expect(rec.events.filter((e) => !e.endsWith(':end'))).toEqual(['m:BIOS:failed', 'm:BIOS:start', 'm:CYCLE:start']);
+    expect(bios).toMatchObject({ ok: true, attempts: 2 });
+    expect(cycle.ok).toBe(true);
+    expect(cycle.attempts).toBeUndefined();
+    // one result per command: the failed attempt is logged, not published
+    expect(results.map((r) => `${r.command}:${r.ok}`)).toEqual(['BIOS:true', 'CYCLE:true']);
+    expect(log.find('machine command failed; trying it again before the machine\'s next command')).toHaveLength(1);
+    expect(rec.closed).toBe(3);
+  });
+
+  it('an OFF that keeps failing ends failed after its attempts, before the ON behind it runs', async () => {
+    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0 };
+    const { runner, results } = runnerWith(flakyConnect(rec, 'OFF', 'COMPLETION_CODE', 99), { attempts: 3 });
+    const [off, on] = await Promise.all([runner.submit(plan('m', 'OFF')), runner.submit(plan('m', 'ON'))]);
+    expect(off).toMatchObject({ ok: false, code: 'COMPLETION_CODE', attempts: 3 });
+    expect(on.ok).toBe(true);
+    expect(rec.events.filter((e) => !e.endsWith(':end'))).toEqual(['m:OFF:failed', 'm:OFF:failed', 'm:OFF:failed', 'm:ON:start']);
+    expect(results.map((r) => `${r.command}:${r.ok}`)).toEqual(['OFF:false', 'ON:true']);
+  });
+
+  it('does not try again what another attempt cannot fix (the BMC refused the credentials)', async () => {
+    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0 };
+    const { runner } = runnerWith(flakyConnect(rec, 'OFF', 'AUTH_FAILED', 1));
+    const off = await runner.submit(plan('m', 'OFF'));
+    expect(off).toMatchObject({ ok: false, code: 'AUTH_FAILED' });
+    expect(off.attempts).toBeUndefined();
+    expect(rec.events).toEqual(['m:OFF:failed']);
+    expect(rec.closed).toBe(1);
+  });
+
+  it('does not try a command again once it is older than the TTL', async () => {
+    let clock = 1_000_000;
+    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0 };
+    const connect = flakyConnect(rec, 'OFF', 'HTTP', 1);
+    // the failed attempt "takes" 10 s on the test's clock
+    const { runner, log } = runnerWith((ipmi) => ((clock += 10_000), connect(ipmi)), { ttlMs: 5000, now: () => clock });
+    const off = await runner.submit({ ...plan('m', 'OFF'), publishedAt: new Date(clock) });
+    expect(off).toMatchObject({ ok: false, code: 'HTTP' });
+    expect(off.attempts).toBeUndefined();
+    expect(rec.events).toEqual(['m:OFF:failed']);
+    expect(log.find('machine command not tried again: older than the topic TTL now')).toHaveLength(1);
+  });
+
+  it('does not try again once the shutdown deadline aborts the runner during the pause', async () => {
+    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0 };
+    const { runner } = runnerWith(flakyConnect(rec, 'OFF', 'HTTP', 1), { retryDelayMs: 60_000 });
+    const off = runner.submit(plan('m', 'OFF'));
+    await waitFor(() => rec.events.length === 1, 5000, 'the first attempt');
+    const started = Date.now();
+    expect(await runner.drain(50)).toBe(false);
+    // a 60 s pause: under 5 s means the drain deadline ended it (wide margin for load)
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(await off).toMatchObject({ ok: false, code: 'HTTP' });
+    expect(rec.events).toEqual(['m:OFF:failed']);
   });
 });
