@@ -8,7 +8,7 @@ import { abortError, BmcError, DecodeError } from '../errors.js';
 import { CIPHER_SUITES, cipherSuite, deriveKeys, SUPPORTED_SUITE_IDS, type CipherSuite } from './cipher.js';
 import { exchange, type RetryPolicy } from './exchange.js';
 import { datagramKind, decodeV15, decodeV2, encodeV15, encodeV2, PayloadType, peekPayloadType, type SessionKeys } from './lan.js';
-import { decodeResponse, describeCompletionCode, encodeRequest, NetFn } from './message.js';
+import { decodeResponse, describeCompletionCode, encodeRequest, NetFn, responseTo, type IpmiResponse } from './message.js';
 import {
   decodeOpenSessionResponse,
   decodeRakp2,
@@ -46,7 +46,7 @@ export interface HandshakeOptions {
 
 /** Something a BMC did that the client works around; `message` is the log line. */
 export interface IpmiEvent {
-  kind: 'cipher-suites-fallback' | 'suite-changed' | 'rakp-retry' | 'privilege-operator' | 'sequence-restart' | 'close-refused' | 'sol-deactivated' | 'sol-port' | 'fru-defect';
+  kind: 'cipher-suites-fallback' | 'suite-changed' | 'rakp-retry' | 'handshake-restart' | 'checksum-ignored' | 'privilege-operator' | 'sequence-restart' | 'close-refused' | 'sol-deactivated' | 'sol-port' | 'fru-defect';
   message: string;
 }
 
@@ -58,11 +58,14 @@ export interface EstablishedSession {
   privilege: number;
   /** the next outbound session sequence number (the handshake used the first ones) */
   nextSeq: number;
+  /** an answer with a wrong IPMI checksum was taken and told (once per session, see sessionAnswer) */
+  checksumFaultTold: boolean;
 }
 
 const AUTH_CAPS_CMD = 0x38;
 const CIPHER_SUITES_CMD = 0x54;
 const SET_SESSION_PRIVILEGE_CMD = 0x3b;
+const CLOSE_SESSION_CMD = 0x3c;
 /** Open Session statuses meaning "not this suite", after which the next candidate is tried. */
 const SUITE_REJECTED = new Set([0x03, 0x04, 0x05, 0x06, 0x07, 0x10, 0x11]);
 /** Statuses that mean the credentials or the requested role were refused. */
@@ -101,13 +104,32 @@ export function preSessionMessage(datagram: Buffer): Buffer | undefined {
   }
 }
 
-/** A pre-session IPMI request in the IPMI 1.5 wrapper without authentication; the answer may come in either framing. */
-async function preSessionCommand(channel: DatagramChannel, cmd: number, data: Buffer, options: HandshakeOptions, what: string): Promise<Buffer> {
-  let seq = randomInt(1, 63);
+/**
+ * Request sequence numbers of pre-session requests (6 bits, 1..63). A run of requests that shares
+ * one counter (the pages of Get Channel Cipher Suites) never reuses a number of an earlier request
+ * of the run, so a late answer to that request cannot pass for a later one's.
+ */
+class PreSessionSeq {
+  private last = randomInt(1, 64);
+
+  next(): number {
+    this.last = (this.last % 63) + 1;
+    return this.last;
+  }
+}
+
+/**
+ * A pre-session IPMI request in the IPMI 1.5 wrapper without authentication; the answer may come in
+ * either framing. Only an answer carrying the sequence number of one of this request's
+ * transmissions is taken.
+ */
+async function preSessionCommand(channel: DatagramChannel, cmd: number, data: Buffer, options: HandshakeOptions, what: string, seqs = new PreSessionSeq()): Promise<Buffer> {
+  const sent = new Set<number>();
   const response = await exchange(
     channel,
     () => {
-      seq = (seq % 63) + 1;
+      const seq = seqs.next();
+      sent.add(seq);
       return encodeV15(0, 0, encodeRequest({ netFn: NetFn.app, cmd, seq, data }));
     },
     (d) => {
@@ -115,7 +137,7 @@ async function preSessionCommand(channel: DatagramChannel, cmd: number, data: Bu
       if (!message) return undefined;
       try {
         const r = decodeResponse(message);
-        return r.cmd === cmd && r.netFn === (NetFn.app | 1) ? r : undefined;
+        return r.cmd === cmd && r.netFn === (NetFn.app | 1) && sent.has(r.seq) ? r : undefined;
       } catch (err) {
         if (err instanceof DecodeError) return undefined;
         throw err;
@@ -133,12 +155,13 @@ async function preSessionCommand(channel: DatagramChannel, cmd: number, data: Bu
 
 export async function getChannelAuthCapabilities(channel: DatagramChannel, options: HandshakeOptions): Promise<{ ipmi20: boolean }> {
   let data: Buffer;
+  const seqs = new PreSessionSeq();
   try {
-    data = await preSessionCommand(channel, AUTH_CAPS_CMD, Buffer.from([0x8e, options.privilege]), options, 'Get Channel Authentication Capabilities');
+    data = await preSessionCommand(channel, AUTH_CAPS_CMD, Buffer.from([0x8e, options.privilege]), options, 'Get Channel Authentication Capabilities', seqs);
   } catch (err) {
     // An IPMI 1.5 BMC may refuse the "IPMI 2.0 extended data" bit; ask as IPMI 1.5 does (as ipmitool does).
     if (!(err instanceof BmcError && err.code === 'COMPLETION_CODE')) throw err;
-    data = await preSessionCommand(channel, AUTH_CAPS_CMD, Buffer.from([0x0e, options.privilege]), options, 'Get Channel Authentication Capabilities');
+    data = await preSessionCommand(channel, AUTH_CAPS_CMD, Buffer.from([0x0e, options.privilege]), options, 'Get Channel Authentication Capabilities', seqs);
   }
   return decodeAuthCapabilities(data);
 }
@@ -159,6 +182,8 @@ export const CIPHER_SUITES_RETRY: RetryPolicy = { attemptMs: 250, backoff: 1.5, 
 /** Lists the channel's cipher suites; records are 0xC0 <id> <auth> <integrity> <confidentiality> (0xC1 adds an OEM IANA). */
 export async function getChannelCipherSuites(channel: DatagramChannel, options: HandshakeOptions): Promise<number[]> {
   const chunks: Buffer[] = [];
+  // one counter for all pages: a late answer for page n never carries a number the request for page n+1 uses
+  const seqs = new PreSessionSeq();
   const budget = Math.min(CIPHER_SUITES_RETRY.deadlineMs, options.retry.deadlineMs);
   const until = Date.now() + budget;
   for (let index = 0; index < 64; index++) {
@@ -166,7 +191,7 @@ export async function getChannelCipherSuites(channel: DatagramChannel, options: 
     const left = index === 0 ? budget : until - Date.now();
     if (left <= 0) throw new BmcError('TIMEOUT', `Get Channel Cipher Suites from BMC ${channel.remote}: no complete list within ${CIPHER_SUITES_RETRY.deadlineMs} ms`);
     const retry: RetryPolicy = { ...CIPHER_SUITES_RETRY, deadlineMs: left };
-    const data = await preSessionCommand(channel, CIPHER_SUITES_CMD, Buffer.from([0x0e, 0x00, 0x80 | index]), { ...options, retry }, 'Get Channel Cipher Suites');
+    const data = await preSessionCommand(channel, CIPHER_SUITES_CMD, Buffer.from([0x0e, 0x00, 0x80 | index]), { ...options, retry }, 'Get Channel Cipher Suites', seqs);
     if (data.length < 1) throw new DecodeError('Get Channel Cipher Suites answer has no channel number');
     chunks.push(data.subarray(1));
     if (data.length < 17) break;
@@ -316,13 +341,13 @@ export async function establish(channel: DatagramChannel, options: HandshakeOpti
   throw lastRejection ?? new BmcError('UNSUPPORTED', `BMC ${channel.remote} accepted none of the cipher suites tried`);
 }
 
-function v2Matcher<T>(payloadType: number, decode: (payload: Buffer) => T & { tag: number }, tag: number) {
+function v2Matcher<T extends { tag: number }>(payloadType: number, decode: (payload: Buffer) => T, accept: (value: T) => boolean) {
   return (d: Buffer): T | undefined => {
-    // Late packets of an earlier session or damaged datagrams are not ours: ignore them.
+    // Late packets of an earlier attempt or session and damaged datagrams are not ours: ignore them.
     if (peekPayloadType(d) !== payloadType) return undefined;
     try {
       const value = decode(decodeV2(d).payload);
-      return value.tag === tag ? value : undefined;
+      return accept(value) ? value : undefined;
     } catch (err) {
       if (err instanceof DecodeError) return undefined;
       throw err;
@@ -330,50 +355,159 @@ function v2Matcher<T>(payloadType: number, decode: (payload: Buffer) => T & { ta
   };
 }
 
-/** Attempts per handshake step before the whole handshake starts over with a new Open Session. */
-const STEP_ATTEMPTS = 3;
+/**
+ * Whether an Open Session, RAKP 2 or RAKP 4 answer is meant for this attempt's console session id.
+ * A success names it; a refusal may name 0, as a BMC that no longer knows the session cannot name
+ * it (the simulator does so). Another id is an earlier attempt's answer or another console's:
+ * ignored, as pyghmi does ("discard mismatch in the session identifier", pyghmi/ipmi/private/session.py).
+ */
+function addressedTo(consoleSessionId: number, answer: { status: number; named: number }): boolean {
+  return answer.named === consoleSessionId || (answer.status !== 0 && answer.named === 0);
+}
 
 /**
- * A lost handshake message cannot always be repaired by retransmitting it (a BMC that already
- * answered RAKP 1 may ignore a second one), so each step gets a few attempts and then the
- * handshake starts over, until the overall deadline.
+ * Message tags of one session setup: every handshake transmission, a repeated one too, gets the
+ * next, so an answer names the transmission it answers. FreeIPMI's ipmipower does the same
+ * (message_tag_count in _send_packet, ipmipower_check_message_tag).
+ */
+class MessageTags {
+  private last = randomInt(0, 256);
+
+  next(): number {
+    this.last = (this.last + 1) & 0xff;
+    return this.last;
+  }
+}
+
+/** Attempts of the whole handshake before session setup gives up: ipmitool makes 4 (IPMI_LAN_RETRY, lanplus.h), pyghmi 5 (logontries). */
+const HANDSHAKE_ATTEMPTS = 5;
+
+/** Transmissions of each handshake step (and of Set Session Privilege Level) within one attempt. */
+const STEP_TRANSMISSIONS = 3;
+
+/** RMCP+ statuses (IPMI 2.0 table 13-15) that may say the BMC lost the half-open session rather than refused us. */
+const INVALID_SESSION_ID = 0x02;
+const INVALID_INTEGRITY_CHECK_VALUE = 0x0f;
+
+/**
+ * The BMC lost the state of this attempt: RAKP 2 "invalid session ID", or RAKP 4 "invalid session
+ * ID" or "invalid integrity check value" to the only RAKP 3 sent, after RAKP 2 had proved the
+ * password (so that RAKP 3's code was right for the RAKP 2 it answered). A new attempt may work;
+ * PROTOCOL when none is left, never AUTH_FAILED: the credentials were not what failed. pyghmi
+ * starts over on RAKP 4 status 2 and ignores status 15 while it has tries left (_got_rakp4); it
+ * ignores RAKP 2 status 2, which "99% of the time means a retry scenario invalidated an in-flight
+ * transaction" (_got_rakp2).
+ */
+class AttemptLost extends BmcError {
+  constructor(message: string) {
+    super('PROTOCOL', message);
+  }
+}
+
+/** One try of Open Session to Set Session Privilege Level, in a BMC session of its own. */
+interface Attempt {
+  /** 1 for the first */
+  number: number;
+  consoleSessionId: number;
+  /** the first wait for each step's answer; later transmissions wait longer, by the retry policy's backoff */
+  waitMs: number;
+}
+
+/**
+ * The next attempt: a new console session id, so that a late answer to an earlier attempt never
+ * passes for this one's, and a longer first wait, by the retry policy's backoff, so that a BMC
+ * that answers a step only after a repeat has been sent is waited for on a later attempt.
+ */
+function nextAttempt(previous: Attempt | undefined, r: RetryPolicy): Attempt {
+  const number = (previous?.number ?? 0) + 1;
+  return { number, consoleSessionId: randomInt(1, 0xffffffff), waitMs: Math.min(r.attemptMs * r.backoff ** (number - 1), r.maxAttemptMs) };
+}
+
+/** Whether a failed attempt may be followed by another: no answer in time, or the BMC lost its state. */
+function restartable(err: unknown): err is BmcError {
+  return err instanceof AttemptLost || (err instanceof BmcError && err.code === 'TIMEOUT');
+}
+
+/**
+ * Each attempt runs Open Session, RAKP 1, RAKP 3 and Set Session Privilege Level in one BMC
+ * session. A step is repeated after a wait, under a new message tag, and a RAKP 2 is taken only
+ * when it answers the latest RAKP 1: a BMC may draw a new random number for every RAKP 1 it gets,
+ * and a RAKP 3 answering an earlier RAKP 2 then fails its check, which read as a wrong password.
+ * A step left unanswered, or a BMC that lost the half-open session (AttemptLost), starts the
+ * whole handshake over with a new Open Session, as ipmitool does ("If the open/rakp1/rakp3
+ * sequence encounters a timeout, the whole sequence needs to restart", ipmi_lanplus_open in
+ * src/plugins/lanplus/lanplus.c), within the deadline and HANDSHAKE_ATTEMPTS. ipmitool sends each
+ * step once per attempt; repeating it within the attempt keeps one BMC session per attempt under
+ * packet loss, where a restart would leave another half-open session behind each time.
+ *
+ * That half-open session of an abandoned attempt cannot be closed: Close Session needs an active
+ * session, and a RAKP 3 with an error status is how a console reports a failed proof (OpenIPMI
+ * lanserv logs it as a failed session setup), not a timeout. The BMC drops it on its own
+ * handshake timeout, as it does for ipmitool, which just restarts. A session that may have become
+ * active is closed (abandon).
  */
 async function openRestarting(channel: DatagramChannel, suite: CipherSuite, options: HandshakeOptions, lookup: UserLookup, deadline: number): Promise<EstablishedSession> {
+  const r = options.retry;
+  const tags = new MessageTags();
+  let attempt = nextAttempt(undefined, r);
   for (;;) {
-    const left = deadline - Date.now();
-    const r = options.retry;
-    let step = 0;
-    let wait = r.attemptMs;
-    for (let i = 0; i < STEP_ATTEMPTS; i++, wait = Math.min(wait * r.backoff, r.maxAttemptMs)) step += wait;
-    const stepPolicy: RetryPolicy = { ...r, deadlineMs: Math.max(1, Math.min(step, left)) };
     try {
-      return await openWithSuite(channel, suite, { ...options, retry: stepPolicy }, lookup);
+      return await openWithSuite(channel, suite, options, lookup, { attempt, tags, deadline });
     } catch (err) {
       // a TIMEOUT that is the caller's signal (a per-BMC deadline aborts with one) is final: the
       // exchange fails at once on an aborted signal, so a restart would spin without ever waiting
       if (options.signal?.aborted) throw abortError(options.signal, `session setup with BMC ${channel.remote}`);
-      const restartable = err instanceof BmcError && err.code === 'TIMEOUT' && deadline - Date.now() > r.attemptMs;
-      if (!restartable) {
-        if (err instanceof BmcError && err.code === 'TIMEOUT') {
-          throw new BmcError('TIMEOUT', `session setup with BMC ${channel.remote} did not complete within ${r.deadlineMs} ms: ${err.message}`, { cause: err });
-        }
-        throw err;
-      }
+      if (!restartable(err)) throw err;
+      if (attempt.number >= HANDSHAKE_ATTEMPTS || deadline - Date.now() <= r.attemptMs) throw gaveUp(channel, err, attempt, r);
+      attempt = nextAttempt(attempt, r);
+      options.onEvent?.({
+        kind: 'handshake-restart',
+        message: `${err.message}; the session handshake starts over with a new Open Session (attempt ${attempt.number} of at most ${HANDSHAKE_ATTEMPTS}, first waiting ${Math.round(attempt.waitMs)} ms for each answer)`,
+      });
     }
   }
 }
 
-async function openWithSuite(channel: DatagramChannel, asked: CipherSuite, options: HandshakeOptions, lookup: UserLookup): Promise<EstablishedSession> {
-  const consoleSessionId = randomInt(1, 0xffffffff);
-  const tag = randomInt(0, 256);
+function gaveUp(channel: DatagramChannel, err: BmcError, attempt: Attempt, r: RetryPolicy): BmcError {
+  const attempts = `${attempt.number} attempt${attempt.number === 1 ? '' : 's'}`;
+  if (err.code === 'TIMEOUT') return new BmcError('TIMEOUT', `session setup with BMC ${channel.remote} did not complete within ${r.deadlineMs} ms (${attempts}): ${err.message}`, { cause: err });
+  return new BmcError(err.code, `${err.message}; session setup gave up after ${attempts}`, { cause: err });
+}
+
+/** What the steps of one attempt share. */
+interface AttemptContext {
+  attempt: Attempt;
+  tags: MessageTags;
+  /** of the whole session setup (epoch ms) */
+  deadline: number;
+}
+
+/** The retry policy of one step: STEP_TRANSMISSIONS transmissions from the attempt's first wait, within the session setup deadline. */
+function stepPolicy(ctx: AttemptContext, r: RetryPolicy): RetryPolicy {
+  const first = ctx.attempt.waitMs;
+  let budget = 0;
+  let wait = first;
+  for (let i = 0; i < STEP_TRANSMISSIONS; i++, wait = Math.min(wait * r.backoff, r.maxAttemptMs)) budget += wait;
+  return { ...r, attemptMs: first, deadlineMs: Math.max(1, Math.min(budget, ctx.deadline - Date.now())) };
+}
+
+async function openWithSuite(channel: DatagramChannel, asked: CipherSuite, options: HandshakeOptions, lookup: UserLookup, ctx: AttemptContext): Promise<EstablishedSession> {
+  const { consoleSessionId } = ctx.attempt;
+  const policy = stepPolicy(ctx, options.retry);
+  const describe = (step: string) => () => `${step} with BMC ${channel.remote}`;
   const algs = suiteAlgorithms(asked);
   const privilege = lookup.privilege;
-  const describe = (step: string) => () => `${step} with BMC ${channel.remote}`;
+  // any answer for this console session id is a session opened for it, whichever transmission it answers
+  const openTags = new Set<number>();
   const open = await exchange(
     channel,
-    () => encodeV2({ payloadType: PayloadType.openSessionRequest, sessionId: 0, seq: 0, payload: encodeOpenSessionRequest({ tag, privilege, consoleSessionId, ...algs }) }),
-    v2Matcher(PayloadType.openSessionResponse, decodeOpenSessionResponse, tag),
-    options.retry,
+    () => {
+      const tag = ctx.tags.next();
+      openTags.add(tag);
+      return encodeV2({ payloadType: PayloadType.openSessionRequest, sessionId: 0, seq: 0, payload: encodeOpenSessionRequest({ tag, privilege, consoleSessionId, ...algs }) });
+    },
+    v2Matcher(PayloadType.openSessionResponse, decodeOpenSessionResponse, (v) => openTags.has(v.tag) && addressedTo(consoleSessionId, { status: v.status, named: v.consoleSessionId })),
+    policy,
     describe('Open Session'),
     options.signal,
   );
@@ -383,7 +517,6 @@ async function openWithSuite(channel: DatagramChannel, asked: CipherSuite, optio
     if (open.status === 0x01 || open.status === 0x0b) throw new BmcError('NO_SESSION_SLOTS', reason);
     throw new BmcError(AUTH_REJECTED.has(open.status) ? 'AUTH_FAILED' : 'PROTOCOL', reason);
   }
-  if (open.consoleSessionId !== consoleSessionId) throw new BmcError('PROTOCOL', `BMC ${channel.remote} answered Open Session for another session`);
   const suite = settledSuite(asked, open, options.cipherSuite);
   if (!suite) {
     throw new BmcError(
@@ -404,14 +537,22 @@ async function openWithSuite(channel: DatagramChannel, asked: CipherSuite, optio
     username: Buffer.from(options.user, 'utf8'),
   };
   const kuid = passwordKey(options.password);
+  // A RAKP 2 proves the BMC's random number as of the RAKP 1 it answers: only one answering the
+  // latest RAKP 1 matches the state the BMC holds. A refusal of the user holds whichever it answers.
+  const rakp1Tags: number[] = [];
   const rakp2 = await exchange(
     channel,
-    () => encodeV2({ payloadType: PayloadType.rakp1, sessionId: 0, seq: 0, payload: encodeRakp1({ tag, bmcSessionId: params.bmcSessionId, consoleRandom: params.consoleRandom, role: params.role, username: params.username }) }),
-    v2Matcher(PayloadType.rakp2, decodeRakp2, tag),
-    options.retry,
+    () => {
+      const tag = ctx.tags.next();
+      rakp1Tags.push(tag);
+      return encodeV2({ payloadType: PayloadType.rakp1, sessionId: 0, seq: 0, payload: encodeRakp1({ tag, bmcSessionId: params.bmcSessionId, consoleRandom: params.consoleRandom, role: params.role, username: params.username }) });
+    },
+    v2Matcher(PayloadType.rakp2, decodeRakp2, (v) => (v.status === 0 ? v.tag === rakp1Tags.at(-1) : rakp1Tags.includes(v.tag)) && addressedTo(consoleSessionId, { status: v.status, named: v.consoleSessionId })),
+    policy,
     describe('RAKP 1'),
     options.signal,
   );
+  if (rakp2.status === INVALID_SESSION_ID) throw new AttemptLost(`BMC ${channel.remote} no longer knows the session it opened (RAKP 2: ${describeRmcpPlusStatus(rakp2.status)})`);
   if (rakp2.status !== 0) {
     const code = AUTH_REJECTED.has(rakp2.status) ? 'AUTH_FAILED' : rakp2.status === 0x01 ? 'NO_SESSION_SLOTS' : 'PROTOCOL';
     throw new RakpRefused(rakp2.status, code, `BMC ${channel.remote} refused user ${JSON.stringify(options.user)}: ${describeRmcpPlusStatus(rakp2.status)}`);
@@ -421,35 +562,68 @@ async function openWithSuite(channel: DatagramChannel, asked: CipherSuite, optio
   const expected = rakp2Code(params, kuid);
   if (!sameBytes(expected, rakp2.keyExchangeCode)) {
     // Tell the BMC to drop the half-open session, then report the failure.
-    channel.send(encodeV2({ payloadType: PayloadType.rakp3, sessionId: 0, seq: 0, payload: encodeRakpCode({ tag, status: 0x0f, sessionId: params.bmcSessionId, code: Buffer.alloc(0) }) }));
+    channel.send(encodeV2({ payloadType: PayloadType.rakp3, sessionId: 0, seq: 0, payload: encodeRakpCode({ tag: ctx.tags.next(), status: INVALID_INTEGRITY_CHECK_VALUE, sessionId: params.bmcSessionId, code: Buffer.alloc(0) }) }));
     throw new BmcError('AUTH_FAILED', `authentication with BMC ${channel.remote} failed: wrong user name or password (the BMC's RAKP 2 proof does not match)`);
   }
 
+  // The password is proven: from here on, a refusal is the BMC's state, not the credentials.
   const sik = sessionIntegrityKey(params, options.kg ?? kuid);
   const { k1, k2 } = deriveKeys(suite.auth, sik);
   const keys: SessionKeys = { integrity: suite.integrity, confidentiality: suite.confidentiality, k1, k2 };
-  const rakp4 = await exchange(
-    channel,
-    () => encodeV2({ payloadType: PayloadType.rakp3, sessionId: 0, seq: 0, payload: encodeRakpCode({ tag, status: 0, sessionId: params.bmcSessionId, code: rakp3Code(params, kuid) }) }),
-    v2Matcher(PayloadType.rakp4, (p) => decodeRakpCode(p, 'RAKP 4'), tag),
-    options.retry,
-    describe('RAKP 3'),
-    options.signal,
-  ).catch((err: unknown) => {
-    // RAKP 4 lost: the BMC may have activated the session and ignore a repeated RAKP 3.
-    // The authenticated answer to Set Session Privilege Level below proves the keys instead.
-    if (err instanceof BmcError && err.code === 'TIMEOUT') return undefined;
+  const established: EstablishedSession = { suite, consoleSessionId, bmcSessionId: params.bmcSessionId, keys, privilege, nextSeq: 1, checksumFaultTold: false };
+  try {
+    const rakp3Tags = new Set<number>();
+    const rakp4 = await exchange(
+      channel,
+      () => {
+        const tag = ctx.tags.next();
+        rakp3Tags.add(tag);
+        return encodeV2({ payloadType: PayloadType.rakp3, sessionId: 0, seq: 0, payload: encodeRakpCode({ tag, status: 0, sessionId: params.bmcSessionId, code: rakp3Code(params, kuid) }) });
+      },
+      v2Matcher(PayloadType.rakp4, (p) => decodeRakpCode(p, 'RAKP 4'), (v) => rakp3Tags.has(v.tag) && addressedTo(consoleSessionId, { status: v.status, named: v.sessionId })),
+      policy,
+      describe('RAKP 3'),
+      options.signal,
+    ).catch((err: unknown) => {
+      // RAKP 4 lost: the BMC may have activated the session and ignore a repeated RAKP 3.
+      // The authenticated answer to Set Session Privilege Level below proves the keys instead.
+      if (err instanceof BmcError && err.code === 'TIMEOUT') return undefined;
+      throw err;
+    });
+    if (rakp4 && rakp4.status !== 0) {
+      const reason = `BMC ${channel.remote} refused RAKP 3: ${describeRmcpPlusStatus(rakp4.status)}`;
+      const lost = rakp4.status === INVALID_SESSION_ID || rakp4.status === INVALID_INTEGRITY_CHECK_VALUE;
+      if (!lost) throw new BmcError(AUTH_REJECTED.has(rakp4.status) ? 'AUTH_FAILED' : 'PROTOCOL', reason);
+      if (rakp3Tags.size === 1) throw new AttemptLost(`${reason}, after its RAKP 2 had proved the password (it lost the handshake's state)`);
+      // the refusal of a repeated RAKP 3: the BMC may have activated the session on an earlier
+      // copy whose RAKP 4 was lost (pyghmi: "BMC can consider it done"); the privilege answer decides
+    } else if (rakp4 && !sameBytes(rakp4Icv(params, sik), rakp4.code)) {
+      throw new BmcError('AUTH_FAILED', `BMC ${channel.remote} failed to prove the session key in RAKP 4 (wrong BMC key?)`);
+    }
+    await activatePrivilege(channel, established, { ...options, retry: stepPolicy(ctx, options.retry) });
+    return established;
+  } catch (err) {
+    abandon(channel, established);
     throw err;
-  });
-  if (rakp4 && rakp4.status !== 0) {
-    throw new BmcError(AUTH_REJECTED.has(rakp4.status) ? 'AUTH_FAILED' : 'PROTOCOL', `BMC ${channel.remote} refused RAKP 3: ${describeRmcpPlusStatus(rakp4.status)}`);
   }
-  if (rakp4 && !sameBytes(rakp4Icv(params, sik), rakp4.code)) {
-    throw new BmcError('AUTH_FAILED', `BMC ${channel.remote} failed to prove the session key in RAKP 4 (wrong BMC key?)`);
+}
+
+/**
+ * Closes the session of an attempt that fails after RAKP 3: the BMC may have activated it (its
+ * RAKP 4 or privilege answer lost, or the privilege refused), and an active session holds one of
+ * the BMC's few slots until its idle timeout. One Close Session, not waited for: a BMC that
+ * stopped answering cannot be helped, one that answers frees the slot; one that never activated
+ * the session drops the request.
+ */
+function abandon(channel: DatagramChannel, s: EstablishedSession): void {
+  const id = Buffer.alloc(4);
+  id.writeUInt32LE(s.bmcSessionId);
+  const request = encodeRequest({ netFn: NetFn.app, cmd: CLOSE_SESSION_CMD, seq: randomInt(1, 64), data: id });
+  try {
+    channel.send(encodeV2({ payloadType: PayloadType.ipmi, sessionId: s.bmcSessionId, seq: s.nextSeq++, payload: request }, s.keys));
+  } catch {
+    // the channel is closed: nothing to free through it
   }
-  const established: EstablishedSession = { suite, consoleSessionId, bmcSessionId: params.bmcSessionId, keys, privilege, nextSeq: 1 };
-  await activatePrivilege(channel, established, options);
-  return established;
 }
 
 /**
@@ -486,8 +660,7 @@ async function setSessionPrivilege(channel: DatagramChannel, s: EstablishedSessi
       try {
         const p = decodeV2(d, s.keys);
         if (p.sessionId !== s.consoleSessionId) return undefined;
-        const r = decodeResponse(p.payload);
-        return r.cmd === SET_SESSION_PRIVILEGE_CMD && r.seq === rqSeq ? r : undefined;
+        return sessionAnswer(p.payload, { netFn: NetFn.app, cmd: SET_SESSION_PRIVILEGE_CMD, seq: rqSeq }, s, channel.remote, options.onEvent);
       } catch (err) {
         if (err instanceof DecodeError) return undefined;
         throw err;
@@ -498,6 +671,25 @@ async function setSessionPrivilege(channel: DatagramChannel, s: EstablishedSessi
     options.signal,
   );
   return response.completionCode;
+}
+
+/**
+ * The answer to an in-session request in `payload`, or undefined when it answers another. In a
+ * session whose packets carry an integrity code, an answer whose only fault is a wrong IPMI
+ * checksum is taken (message.ts responseTo says why) and told once per session; without
+ * integrity the checksums are the only check of the bytes, and a wrong one is refused (DecodeError).
+ */
+export function sessionAnswer(payload: Buffer, request: { netFn: number; cmd: number; seq: number }, s: EstablishedSession, remote: string, onEvent: ((event: IpmiEvent) => void) | undefined): IpmiResponse | undefined {
+  const found = responseTo(payload, request, s.keys.integrity !== 'none');
+  if (found?.checksumFault && !s.checksumFaultTold) {
+    s.checksumFaultTold = true;
+    const hex = (n: number) => `0x${n.toString(16).padStart(2, '0')}`;
+    onEvent?.({
+      kind: 'checksum-ignored',
+      message: `BMC ${remote} answered netfn ${hex(request.netFn)} command ${hex(request.cmd)} with a wrong IPMI ${found.checksumFault} checksum; its packets pass the session's integrity check, so such answers are taken (FreeIPMI's workaround nochecksumcheck)`,
+    });
+  }
+  return found?.response;
 }
 
 function describeSetPrivilegeCode(code: number): string {

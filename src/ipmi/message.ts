@@ -49,16 +49,48 @@ export function encodeRequest(req: IpmiRequest): Buffer {
 }
 
 export function decodeResponse(bytes: Buffer): IpmiResponse {
+  const { response, checksumFault } = decodeResponseUnchecked(bytes);
+  if (checksumFault) throw new DecodeError(`IPMI response ${checksumFault} checksum mismatch`);
+  return response;
+}
+
+/** Which of a response's two checksums is wrong (the header's is named when both are). */
+export type ChecksumFault = 'header' | 'data';
+
+/**
+ * Decodes a response whatever its checksums say, naming a wrong one. Only for a caller that has
+ * checked the bytes better (an RMCP+ integrity code covers all of them, see responseTo); everyone
+ * else uses decodeResponse, which refuses a wrong checksum.
+ */
+export function decodeResponseUnchecked(bytes: Buffer): { response: IpmiResponse; checksumFault: ChecksumFault | undefined } {
   if (bytes.length < 8) throw new DecodeError(`IPMI response of ${bytes.length} bytes is too short`);
-  if (checksum(bytes, 0, 3) !== 0) throw new DecodeError('IPMI response header checksum mismatch');
-  if (checksum(bytes, 3, bytes.length) !== 0) throw new DecodeError('IPMI response data checksum mismatch');
-  return {
+  const checksumFault = checksum(bytes, 0, 3) !== 0 ? 'header' : checksum(bytes, 3, bytes.length) !== 0 ? 'data' : undefined;
+  const response = {
     netFn: bytes[1]! >> 2,
     seq: bytes[4]! >> 2,
     cmd: bytes[5]!,
     completionCode: bytes[6]!,
     data: Buffer.from(bytes.subarray(7, bytes.length - 1)),
   };
+  return { response, checksumFault };
+}
+
+/**
+ * The response to `request` in `bytes`, or undefined when they answer another request (netFn,
+ * command and request sequence number decide). Its checksums must hold, unless `integrityChecked`:
+ * the packet passed an RMCP+ integrity code, which covers every byte and proves them the BMC's.
+ * Then a response whose only fault is a checksum is taken, its `checksumFault` named for a log
+ * line: FreeIPMI's workaround nochecksumcheck is for "systems that return invalid checksums due to
+ * implementation errors, but the packet is otherwise valid" (Supermicro X9SCM-iiF, X9DRi-F,
+ * X9DRFR; without it: "connection timeout", "session timeout"), and ipmitool never reads the
+ * checksums of an RMCP+ answer (read_ipmi_response in src/plugins/lanplus/lanplus.c).
+ */
+export function responseTo(bytes: Buffer, request: Pick<IpmiRequest, 'netFn' | 'cmd' | 'seq'>, integrityChecked: boolean): { response: IpmiResponse; checksumFault: ChecksumFault | undefined } | undefined {
+  const decoded = decodeResponseUnchecked(bytes);
+  const r = decoded.response;
+  if (r.netFn !== (request.netFn | 1) || r.cmd !== request.cmd || r.seq !== request.seq) return undefined;
+  if (decoded.checksumFault && !integrityChecked) throw new DecodeError(`IPMI response ${decoded.checksumFault} checksum mismatch`);
+  return decoded;
 }
 
 /** Server side (simulator): decode a request, encode its response. */

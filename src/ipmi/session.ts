@@ -7,14 +7,14 @@
 import { randomInt } from 'node:crypto';
 import { abortError, BmcError } from '../errors.js';
 import { DEFAULT_RETRY, exchange, validateRetryPolicy, type RetryPolicy } from './exchange.js';
-import { establish, type EstablishedSession, type IpmiEvent } from './handshake.js';
+import { establish, sessionAnswer, type EstablishedSession, type IpmiEvent } from './handshake.js';
 import { InboundWindow } from './inbound-window.js';
 import { createKeepalive } from './keepalive.js';
 import { RqSeqAllocator } from './rq-seq.js';
 
 export type { IpmiEvent } from './handshake.js';
 import { datagramKind, decodeV2, encodeV2, PayloadType } from './lan.js';
-import { decodeResponse, describeCompletionCode, encodeRequest, NetFn, type IpmiResponse } from './message.js';
+import { describeCompletionCode, encodeRequest, NetFn, type IpmiResponse } from './message.js';
 import { Privilege, type PrivilegeName } from './rakp.js';
 import { defaultUdpPool, type DatagramChannel, type UdpPool } from './transport.js';
 
@@ -212,10 +212,7 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
           keepalive.touch();
           return wrap(PayloadType.ipmi, message);
         },
-        (payload) => {
-          const r = decodeResponse(payload);
-          return r.seq === seq && r.cmd === cmd && r.netFn === (netFn | 1) ? r : undefined;
-        },
+        (payload) => sessionAnswer(payload, { netFn, cmd, seq }, established, channel.remote, onEvent),
         options.deadlineMs ? { ...retry, deadlineMs: options.deadlineMs } : retry,
         () => `IPMI command netfn 0x${netFn.toString(16)} cmd 0x${cmd.toString(16)} to BMC ${channel.remote}`,
         options.signal,

@@ -55,6 +55,12 @@ const Status = {
 const SILENT = Symbol('silent');
 const SEQUENCE_RESTART_AFTER = 20;
 const SOL_SELF_DEACTIVATE_MS = 1000;
+/**
+ * How late a BMC with the ipmi-rakp-slow quirk answers RAKP 1: past the 1 s a console first waits
+ * (metal-bmc's first wait, ipmitool's IPMI_LAN_TIMEOUT in lanplus.h), within the 1.5 s metal-bmc
+ * waits after repeating RAKP 1, and within ipmitool's -N 2.
+ */
+const RAKP_SLOW_MS = 1200;
 
 /** Commands a quirk makes the BMC lack: quirk, netFn, commands, completion code. */
 const COMMAND_QUIRKS: ReadonlyArray<readonly [IpmiQuirkName, number, readonly number[], number]> = [
@@ -106,6 +112,8 @@ export class SimBmc implements BmcControl {
   private sol: { owner: ActiveSession; channel: SolChannel } | undefined;
   private solActivationCount = 0;
   private identifyTimer: NodeJS.Timeout | undefined;
+  /** answers a slow quirk holds back; cleared with the BMC */
+  private readonly delayed = new Set<NodeJS.Timeout>();
 
   constructor(private readonly options: SimBmcOptions) {
     this.machine = options.machine;
@@ -166,6 +174,18 @@ export class SimBmc implements BmcControl {
   close(): void {
     for (const s of this.sessions.all()) this.closeSession(s.bmcSessionId);
     clearTimeout(this.identifyTimer);
+    for (const timer of this.delayed) clearTimeout(timer);
+    this.delayed.clear();
+  }
+
+  /** Runs `send` after `delayMs` (a slow BMC), at once without a delay. */
+  private later(delayMs: number, send: () => void): void {
+    if (delayMs <= 0) return send();
+    const timer = setTimeout(() => {
+      this.delayed.delete(timer);
+      send();
+    }, delayMs);
+    this.delayed.add(timer);
   }
 
   // ---- session-less IPMI 1.5 -------------------------------------------------------------
@@ -289,10 +309,13 @@ export class SimBmc implements BmcControl {
   private rakp1(payload: Buffer, remote: Remote): void {
     const r = decodeRakp1(payload);
     const session = this.sessions.get(r.bmcSessionId);
+    // A slow BMC whose state follows every RAKP 1 it gets: each one draws a new random number
+    // (the code of a RAKP 3 answering an earlier RAKP 2 no longer matches), answered late.
+    const slow = this.quirk('ipmi-rakp-slow');
     const answer = (status: number, consoleSessionId: number, rest?: { bmcRandom: Buffer; bmcGuid: Buffer; keyExchangeCode: Buffer }) => {
       const empty = Buffer.alloc(0);
       const body = encodeRakp2({ tag: r.tag, status, consoleSessionId, bmcRandom: rest?.bmcRandom ?? empty, bmcGuid: rest?.bmcGuid ?? empty, keyExchangeCode: rest?.keyExchangeCode ?? empty });
-      this.sendV2(PayloadType.rakp2, 0, 0, body, remote);
+      this.later(slow ? RAKP_SLOW_MS : 0, () => this.sendV2(PayloadType.rakp2, 0, 0, body, remote));
     };
     if (!session || session.phase.kind === 'active') return answer(Status.invalidSessionId, 0);
     const refuse = (status: number) => {
@@ -309,7 +332,7 @@ export class SimBmc implements BmcControl {
       consoleSessionId: session.consoleSessionId,
       bmcSessionId: session.bmcSessionId,
       consoleRandom: r.consoleRandom,
-      bmcRandom: session.phase.kind === 'challenged' ? session.phase.params.bmcRandom : randomBytes(16),
+      bmcRandom: session.phase.kind === 'challenged' && !slow ? session.phase.params.bmcRandom : randomBytes(16),
       bmcGuid: systemGuid(this.machine.state),
       role: r.role,
       username: r.username,
@@ -387,7 +410,10 @@ export class SimBmc implements BmcControl {
     const req = decodeRequest(packet.payload);
     if ((req.netFn & 1) !== 0) return;
     const result = this.quirkAnswer(req) ?? runCommand({ machine: this.machine, session, bmc: this }, req.netFn, req.cmd, req.data);
-    this.sendInSession(session, PayloadType.ipmi, encodeResponse(req, result.cc, result.data), remote);
+    const answer = encodeResponse(req, result.cc, result.data);
+    // A BMC that gets the data checksum of its in-session answers wrong (the packet is otherwise valid)
+    if (this.quirk('ipmi-bad-response-checksum')) answer[answer.length - 1]! ^= 0x5a;
+    this.sendInSession(session, PayloadType.ipmi, answer, remote);
     result.after?.();
   }
 

@@ -79,6 +79,18 @@ export const IPMI_QUIRKS = {
     seenOn: 'BMCs that check the user\'s limit only when the session privilege is set: pyghmi asks for Operator again on 0x80/0x81 ("some implementations will let us get this far, but suddenly get skiddish"); ipmitool fails the session ("Set Session Privilege Level to ADMINISTRATOR failed") and works with -L OPERATOR; ipmipower asks Operator by default',
     survivedBy: 'ipmitool+freeipmi',
   },
+  'ipmi-rakp-slow': {
+    protocol: 'ipmi',
+    description: 'answers RAKP 1 only after 1.2 s, past the 1 s a console first waits, and draws a new random number for every RAKP 1 it gets, a repeated one too: a RAKP 3 answering the first RAKP 2 is then refused with 0x0F invalid integrity check value',
+    seenOn: 'BMCs whose handshake state advances with every RAKP message: ipmitool never repeats Open Session, RAKP 1 or RAKP 3 ("not individually retryable, as the session state is advancing", lanplus.c) and restarts the sequence; FreeIPMI gives every repeat a new message tag and takes only the answer to the latest; pyghmi ignores RAKP 2 "invalid session ID" ("a retry scenario invalidated an in-flight transaction") and restarts after RAKP 4 "invalid session ID". No vendor is named for the 1.2 s; ipmitool needs -N 2, ipmipower --retransmission-timeout 2000',
+    survivedBy: 'ipmitool+freeipmi',
+  },
+  'ipmi-bad-response-checksum': {
+    protocol: 'ipmi',
+    description: 'gets the IPMI data checksum of every in-session answer wrong; the packets are otherwise valid and pass the session integrity check (pre-session answers are right)',
+    seenOn: 'Supermicro X9SCM-iiF, X9DRi-F and X9DRFR (FreeIPMI workaround flag nochecksumcheck: "return invalid checksums due to implementation errors, but the packet is otherwise valid"; without it "connection timeout", "session timeout"); ipmitool never reads the checksums of an RMCP+ answer',
+    survivedBy: 'ipmitool+freeipmi',
+  },
   'ipmi-close-session-error': {
     protocol: 'ipmi',
     description: 'answers Close Session with completion code 0xFF although it closes the session',

@@ -49,6 +49,7 @@ const SESSION_NOTES: Partial<Record<IpmiQuirkName, RegExp>> = {
   'ipmi-operator-only': /note: BMC .* refused RAKP 1 \(unauthorized role or privilege level requested\); asking again by name only at privilege 3/,
   'ipmi-operator-only-late': /note: BMC .* refused privilege level 4 in the session \(requested level exceeds the channel or user privilege limit\); the session runs at privilege 3 \(Operator\)/,
   'ipmi-close-session-error': /note: BMC .* answered Close Session with unspecified error; the session is released here/,
+  'ipmi-bad-response-checksum': /note: BMC .* answered netfn 0x06 command 0x3b with a wrong IPMI data checksum; its packets pass the session's integrity check, so such answers are taken/,
 };
 
 /** What the console prints for a quirk that shows there. */
@@ -292,6 +293,23 @@ describe('the real clients survive each simulated quirk', () => {
       // ipmipower asks Operator by default; with -l ADMIN it closes the session after 0x81 and prints nothing for the host
       expect((await ipmipower('ipmi-operator-only-late')).stdout).toMatch(/: (on|off)$/m);
       expect(await ipmipower('ipmi-operator-only-late', '-l', 'ADMIN')).toMatchObject({ stdout: '' });
+    },
+    'ipmi-rakp-slow': async () => {
+      // ipmitool waits 1 s for RAKP 2 and restarts with a new Open Session, then takes the first
+      // attempt's late RAKP 2 for the second's (-vv shows "RAKP 2 HMAC is invalid") and gives up;
+      // with -N 2 it waits long enough
+      const tool = await ipmitool('ipmi-rakp-slow', 'power', 'status');
+      expect(tool.stderr).toMatch(/no response from RAKP 1 message\nError: Unable to establish IPMI v2 \/ RMCP\+ session/);
+      expect((await ipmitool('ipmi-rakp-slow', '-N', '2', 'power', 'status')).stdout).toMatch(/Chassis Power is (on|off)/);
+      // ipmipower repeats RAKP 1 every 500 ms and takes only the answer to the latest: it never sees one
+      expect((await ipmipower('ipmi-rakp-slow', '--session-timeout', '5000')).stdout).toMatch(/: session timeout$/m);
+      expect((await ipmipower('ipmi-rakp-slow', '--retransmission-timeout', '2000')).stdout).toMatch(/: (on|off)$/m);
+    },
+    'ipmi-bad-response-checksum': async () => {
+      // ipmitool never reads the checksums of an RMCP+ answer; ipmipower needs its workaround flag
+      expect((await ipmitool('ipmi-bad-response-checksum', 'power', 'status')).stdout).toMatch(/Chassis Power is (on|off)/);
+      expect((await ipmipower('ipmi-bad-response-checksum', '--session-timeout', '5000')).stdout).toMatch(/: session timeout$/m);
+      expect((await ipmipower('ipmi-bad-response-checksum', '-W', 'nochecksumcheck')).stdout).toMatch(/: (on|off)$/m);
     },
     'ipmi-close-session-error': async () => {
       const r = await ipmitool('ipmi-close-session-error', 'power', 'status');

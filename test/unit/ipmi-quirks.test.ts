@@ -8,10 +8,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { cipherSuite } from '../../src/ipmi/cipher.js';
 import { chassisControl, chassisIdentify, getChassisStatus } from '../../src/ipmi/commands.js';
-import { decodeAuthCapabilities, nextUserLookup, preSessionMessage, settledSuite } from '../../src/ipmi/handshake.js';
+import { decodeAuthCapabilities, nextUserLookup, preSessionMessage, sessionAnswer, settledSuite, type EstablishedSession } from '../../src/ipmi/handshake.js';
 import { encodeV15, encodeV2, PayloadType } from '../../src/ipmi/lan.js';
 import { decodeRequest, encodeResponse, NetFn } from '../../src/ipmi/message.js';
-import { encodeRakp2, suiteAlgorithms } from '../../src/ipmi/rakp.js';
+import { encodeRakp2, encodeRakpCode, suiteAlgorithms } from '../../src/ipmi/rakp.js';
 import { openSession, type IpmiEvent } from '../../src/ipmi/session.js';
 import { solPort } from '../../src/ipmi/sol.js';
 import type { DatagramChannel } from '../../src/ipmi/transport.js';
@@ -106,7 +106,11 @@ describe('Open Session answers and RAKP refusals', () => {
 /** What every simulated BMC of these tests shares: its credentials, session limits and port. */
 const BMC_SETTINGS = { user: 'ADMIN', password: 'secret', maxSessions: 4, sessionTimeoutMs: 60_000, handshakeTimeoutMs: 10_000, port: () => 623 };
 
-function linked(quirks: SimQuirkName[], answer?: (d: Buffer, reply: (d: Buffer) => void) => boolean) {
+/**
+ * `answer` may answer a datagram of the console in place of the BMC (true: the BMC never sees it);
+ * `lose` may lose a datagram of the BMC on its way to the console.
+ */
+function linked(quirks: SimQuirkName[], answer?: (d: Buffer, reply: (d: Buffer) => void) => boolean, lose?: (d: Buffer) => boolean) {
   const machine = new SimMachine(createMachineState('quirk-unit', 0));
   machine.state.quirks = new Set(quirks);
   const serial = new SerialLine(machine, { hostname: 'unit' });
@@ -115,7 +119,7 @@ function linked(quirks: SimQuirkName[], answer?: (d: Buffer, reply: (d: Buffer) 
     machine,
     serial,
     ...BMC_SETTINGS,
-    send: (d) => setImmediate(() => deliver(d)),
+    send: (d) => setImmediate(() => (lose?.(d) ? undefined : deliver(d))),
   });
   const channel: DatagramChannel = {
     remote: '192.0.2.9:623',
@@ -194,6 +198,39 @@ describe('fallbacks against the simulated BMC in memory', () => {
     l.close();
   });
 
+  it('ipmi-bad-response-checksum: in a session with integrity, answers whose only fault is the checksum are taken, told once', async () => {
+    const l = linked(['ipmi-bad-response-checksum']);
+    const s = await l.open();
+    expect(s.privilege).toBe(4); // Set Session Privilege Level's answer too had the wrong checksum
+    l.machine.setPower('off', 'down');
+    expect((await getChassisStatus(s)).power).toBe('off');
+    await chassisControl(s, 'up');
+    expect((await getChassisStatus(s)).power).toBe('on');
+    expect(l.events).toEqual([
+      {
+        kind: 'checksum-ignored',
+        message: 'BMC 192.0.2.9:623 answered netfn 0x06 command 0x3b with a wrong IPMI data checksum; its packets pass the session\'s integrity check, so such answers are taken (FreeIPMI\'s workaround nochecksumcheck)',
+      },
+    ]);
+    await s.close();
+    l.close();
+  });
+
+  it('a wrong checksum is refused where it is the only check of the bytes: a session without integrity (cipher suite 1)', () => {
+    const answer = encodeResponse({ netFn: NetFn.chassis, cmd: 0x01, seq: 9, data: Buffer.alloc(0) }, 0, Buffer.from([0x01, 0, 0, 0]));
+    answer[answer.length - 1]! ^= 0x5a; // the data checksum
+    const keys = { integrity: 'none', confidentiality: 'none', k1: Buffer.alloc(20), k2: Buffer.alloc(20) } as const;
+    const withoutIntegrity: EstablishedSession = { suite: cipherSuite(1), consoleSessionId: 1, bmcSessionId: 2, keys, privilege: 4, nextSeq: 1, checksumFaultTold: false };
+    const withIntegrity: EstablishedSession = { ...withoutIntegrity, suite: cipherSuite(3), keys: { ...keys, integrity: 'hmac-sha1-96' } };
+    const events: IpmiEvent[] = [];
+    const request = { netFn: NetFn.chassis, cmd: 0x01, seq: 9 };
+    expect(() => sessionAnswer(answer, request, withoutIntegrity, 'x', (e) => events.push(e))).toThrow(/IPMI response data checksum mismatch/);
+    expect(sessionAnswer(answer, request, withIntegrity, 'x', (e) => events.push(e))).toMatchObject({ completionCode: 0, data: Buffer.from([0x01, 0, 0, 0]) });
+    expect(sessionAnswer(answer, { ...request, seq: 10 }, withIntegrity, 'x', (e) => events.push(e))).toBeUndefined(); // another request's answer
+    expect(sessionAnswer(answer, request, withIntegrity, 'x', (e) => events.push(e))).toBeDefined();
+    expect(events.map((e) => e.kind)).toEqual(['checksum-ignored']); // once per session
+  });
+
   it('ipmi-identify-no-force: LED on falls back to the longest interval after 0xC7; LED off is one byte and works', async () => {
     const l = linked(['ipmi-identify-no-force']);
     const s = await l.open();
@@ -233,6 +270,31 @@ describe('fallbacks against the simulated BMC in memory', () => {
     l.close();
   });
 
+  it('Get Channel Cipher Suites answered twice per request: a late copy of page 0 never passes for page 1, and auto picks 17', async () => {
+    // suites 1, 2 and 3 and the first byte of 17's record fill page 0; page 1 holds the rest of 17's record
+    const records = Buffer.from([0xc0, 1, 0x01, 0x40, 0x80, 0xc0, 2, 0x01, 0x41, 0x80, 0xc0, 3, 0x01, 0x41, 0x81, 0xc0, 17, 0x03, 0x44, 0x81]);
+    const asked: number[] = [];
+    // every request is answered twice, 300 ms apart; page 1 takes the BMC 400 ms, so page 0's copy comes first
+    const l = linked([], (d, reply) => {
+      if (d[4] !== 0x00 || d[13] === undefined) return false; // IPMI 1.5 wrapper only
+      const req = decodeRequest(d.subarray(14, 14 + d[13]));
+      if (req.netFn !== NetFn.app || req.cmd !== 0x54) return false;
+      const index = req.data[2]! & 0x3f;
+      asked.push(index);
+      const answer = encodeV15(0, 0, encodeResponse(req, 0, Buffer.concat([Buffer.from([1]), records.subarray(index * 16, index * 16 + 16)])));
+      const first = index === 1 ? 400 : 0;
+      setTimeout(() => reply(answer), first);
+      setTimeout(() => reply(answer), first + 300);
+      return true;
+    });
+    const s = await l.open();
+    expect(s.cipherSuite).toBe(17);
+    expect(asked.filter((i) => i > 1)).toEqual([]); // page 1 is the last: nothing asked beyond it
+    expect(l.events).toEqual([]);
+    await s.close();
+    l.close();
+  });
+
   it('a BMC that speaks IPMI 1.5 only: a clear UNSUPPORTED at once, never a hang', async () => {
     // answers Get Channel Authentication Capabilities as an IPMI 1.5 BMC does: 0xCC for the
     // IPMI 2.0 bit, then the capabilities without it
@@ -245,6 +307,167 @@ describe('fallbacks against the simulated BMC in memory', () => {
     const started = Date.now();
     await expect(l.open()).rejects.toMatchObject({ code: 'UNSUPPORTED', message: expect.stringMatching(/speaks IPMI 1\.5 only .*metal-bmc needs RMCP\+/) });
     expect(Date.now() - started).toBeLessThan(3000); // two answered requests, no retransmission wait
+    l.close();
+  });
+});
+
+/** The RMCP+ payload type of a datagram the console sent (RMCP+ wrapper), or undefined. */
+function payloadTypeOf(d: Buffer): number | undefined {
+  return d[4] === 0x06 ? d[5]! & 0x3f : undefined;
+}
+
+/** The payload of an unauthenticated RMCP+ handshake datagram (RMCP 4, session header 12 bytes). */
+const handshakePayload = (d: Buffer) => d.subarray(16);
+
+describe('a BMC slow in its handshake, or that loses its state: the session opens, and a proven password is never AUTH_FAILED', () => {
+  /** Counts what the console sends: Open Sessions, and per RAKP 1 the BMC session it names and its message tag. */
+  function counting() {
+    const seen = { opens: 0, rakp1: [] as Array<{ session: number; tag: number }>, consoleSessionIds: [] as number[] };
+    const count = (d: Buffer) => {
+      const type = payloadTypeOf(d);
+      if (type === PayloadType.openSessionRequest) {
+        seen.opens++;
+        seen.consoleSessionIds.push(handshakePayload(d).readUInt32LE(4));
+      }
+      if (type === PayloadType.rakp1) seen.rakp1.push({ session: handshakePayload(d).readUInt32LE(4), tag: handshakePayload(d)[0]! });
+    };
+    return { seen, count };
+  }
+
+  it('ipmi-rakp-slow: RAKP 1 repeated after 1 s under a new tag, the late answer to the first ignored; the session opens, nothing is AUTH_FAILED', async () => {
+    const { seen, count } = counting();
+    const l = linked(['ipmi-rakp-slow'], (d) => (count(d), false));
+    const s = await l.open();
+    expect(s.privilege).toBe(4);
+    expect(seen.opens).toBe(1);
+    // one BMC session, two RAKP 1 under two tags: the BMC's random number is the second's, and so is the RAKP 2 taken
+    expect(seen.rakp1).toHaveLength(2);
+    expect(seen.rakp1[0]!.session).toBe(seen.rakp1[1]!.session);
+    expect(seen.rakp1[0]!.tag).not.toBe(seen.rakp1[1]!.tag);
+    expect(l.events).toEqual([]);
+    expect((await getChassisStatus(s)).power).toMatch(/on|off/);
+    await s.close();
+    l.close();
+  }, 15_000);
+
+  it('ipmi-rakp-slow with a password the BMC does not know: still AUTH_FAILED (RAKP 2 proves another password)', async () => {
+    const l = linked(['ipmi-rakp-slow']);
+    l.machine.state.faults.wrongCredentials = true;
+    await expect(l.open()).rejects.toMatchObject({ code: 'AUTH_FAILED', message: expect.stringMatching(/wrong user name or password/) });
+    expect(l.events).toEqual([]);
+    l.close();
+  }, 15_000);
+
+  it('ipmi-rakp-slow and a BMC that refuses a repeated RAKP 1 ("invalid session ID"): one restart, waiting longer, and the session opens', async () => {
+    const { seen, count } = counting();
+    // in front of the simulated BMC: a second RAKP 1 for the same BMC session is refused at once, and the session dropped
+    const l = linked(['ipmi-rakp-slow'], (d, reply) => {
+      count(d);
+      if (payloadTypeOf(d) !== PayloadType.rakp1) return false;
+      const { session, tag } = seen.rakp1.at(-1)!;
+      if (seen.rakp1.filter((r) => r.session === session).length < 2) return false;
+      l.bmc.closeSession(session);
+      reply(encodeV2({ payloadType: PayloadType.rakp2, sessionId: 0, seq: 0, payload: encodeRakp2({ tag, status: 0x02, consoleSessionId: seen.consoleSessionIds.at(-1)!, bmcRandom: Buffer.alloc(0), bmcGuid: Buffer.alloc(0), keyExchangeCode: Buffer.alloc(0) }) }));
+      return true;
+    });
+    const s = await l.open();
+    expect(seen.opens).toBe(2);
+    expect(l.events).toEqual([
+      {
+        kind: 'handshake-restart',
+        message: 'BMC 192.0.2.9:623 no longer knows the session it opened (RAKP 2: invalid session ID); the session handshake starts over with a new Open Session (attempt 2 of at most 5, first waiting 1500 ms for each answer)',
+      },
+    ]);
+    expect((await getChassisStatus(s)).power).toMatch(/on|off/);
+    await s.close();
+    l.close();
+  }, 15_000);
+
+  /**
+   * In front of the simulated BMC: RAKP 3 reaches it with its code spoiled in `refuse` of the
+   * attempts, as if the BMC had lost the random number of its RAKP 2. It answers RAKP 4 "invalid
+   * integrity check value" and drops the session, as it does for a wrong code.
+   */
+  function spoilingRakp3(refuse: (attempt: number) => boolean) {
+    const { seen, count } = counting();
+    let rakp3s = 0;
+    const l = linked([], (d) => {
+      count(d);
+      if (payloadTypeOf(d) !== PayloadType.rakp3 || !refuse(++rakp3s)) return false;
+      const spoiled = Buffer.from(d);
+      spoiled[spoiled.length - 1]! ^= 0xff; // the last byte of the RAKP 3 code
+      l.bmc.handle(spoiled, { address: '192.0.2.1', port: 40000 });
+      return true;
+    });
+    return { l, seen };
+  }
+
+  it('RAKP 4 "invalid integrity check value" after a RAKP 2 that proved the password: a new attempt, not AUTH_FAILED', async () => {
+    const { l, seen } = spoilingRakp3((n) => n === 1);
+    const s = await l.open();
+    expect(seen.opens).toBe(2);
+    expect(l.events).toEqual([{ kind: 'handshake-restart', message: expect.stringMatching(/refused RAKP 3: invalid integrity check value, after its RAKP 2 had proved the password .*attempt 2 of at most 5/) }]);
+    expect((await getChassisStatus(s)).power).toMatch(/on|off/);
+    await s.close();
+    l.close();
+  });
+
+  it('RAKP 4 lost, and the repeated RAKP 3 refused ("invalid session ID") by a BMC that activated the session: the privilege answer proves it, no restart', async () => {
+    const { seen, count } = counting();
+    let rakp3s = 0;
+    let rakp4s = 0;
+    const l = linked(
+      [],
+      (d, reply) => {
+        count(d);
+        if (payloadTypeOf(d) !== PayloadType.rakp3 || ++rakp3s === 1) return false;
+        // the session is active: this BMC refuses the repeat, as pyghmi expects ("BMC can consider it done")
+        reply(encodeV2({ payloadType: PayloadType.rakp4, sessionId: 0, seq: 0, payload: encodeRakpCode({ tag: handshakePayload(d)[0]!, status: 0x02, sessionId: seen.consoleSessionIds.at(-1)!, code: Buffer.alloc(0) }) }));
+        return true;
+      },
+      (d) => payloadTypeOf(d) === PayloadType.rakp4 && ++rakp4s === 1, // the answer to the first RAKP 3 is lost
+    );
+    const s = await l.open();
+    expect(rakp3s).toBe(2);
+    expect(seen.opens).toBe(1);
+    expect(l.events).toEqual([]);
+    expect(l.bmc.activeSessions()).toBe(1);
+    expect((await getChassisStatus(s)).power).toMatch(/on|off/);
+    await s.close();
+    l.close();
+  });
+
+  it('a BMC that refuses every RAKP 3 so: PROTOCOL after 5 attempts, never AUTH_FAILED', async () => {
+    const { l, seen } = spoilingRakp3(() => true);
+    await expect(l.open()).rejects.toMatchObject({ code: 'PROTOCOL', message: expect.stringMatching(/refused RAKP 3: invalid integrity check value.*; session setup gave up after 5 attempts$/) });
+    expect(seen.opens).toBe(5);
+    expect(l.events.map((e) => e.kind)).toEqual(Array(4).fill('handshake-restart'));
+    l.close();
+  });
+
+  it('RAKP 2 and RAKP 4 answers naming another console session id are not ours: ignored', async () => {
+    const { seen, count } = counting();
+    const forged = { rakp2: 0, rakp4: 0 };
+    // before each real answer, one with the right tag for another console session: an earlier attempt's, or another console's
+    const l = linked([], (d, reply) => {
+      count(d);
+      const type = payloadTypeOf(d);
+      const tag = handshakePayload(d)[0]!;
+      const other = (seen.consoleSessionIds.at(-1)! + 1) >>> 0;
+      if (type === PayloadType.rakp1 && forged.rakp2++ === 0) {
+        const code = Buffer.alloc(32, 0xab); // a proof for other random numbers: AUTH_FAILED if it were taken
+        reply(encodeV2({ payloadType: PayloadType.rakp2, sessionId: 0, seq: 0, payload: encodeRakp2({ tag, status: 0, consoleSessionId: other, bmcRandom: Buffer.alloc(16, 1), bmcGuid: Buffer.alloc(16, 2), keyExchangeCode: code }) }));
+      }
+      if (type === PayloadType.rakp3 && forged.rakp4++ === 0) {
+        reply(encodeV2({ payloadType: PayloadType.rakp4, sessionId: 0, seq: 0, payload: encodeRakpCode({ tag, status: 0x0f, sessionId: other, code: Buffer.alloc(0) }) }));
+      }
+      return false; // the simulated BMC answers after the forged answer
+    });
+    const s = await l.open();
+    expect(forged).toEqual({ rakp2: 1, rakp4: 1 });
+    expect(seen.opens).toBe(1);
+    expect(l.events).toEqual([]);
+    await s.close();
     l.close();
   });
 });
