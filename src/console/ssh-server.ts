@@ -86,8 +86,8 @@ interface VerifiedConnection {
   loginDeadline: NodeJS.Timeout;
   /** the SSH connection over it, once ssh2 reports it */
   ssh?: Connection;
-  /** closes one open console of the connection with a last line on its stderr */
-  consoles: Set<(line: string) => void>;
+  /** closes one open console of the connection with a last line on its stderr; resolves once its channel closed */
+  consoles: Set<(line: string) => Promise<void>>;
 }
 
 /** one line, no control characters: error messages go into someone's terminal */
@@ -126,11 +126,13 @@ function bridge(channel: ServerChannel, machineId: string, identity: ClientIdent
     },
     end: (reason) => finish(reason.error ? 1 : 0, `console closed: ${reason.message}`),
   };
+  const channelClosed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
   // leaving the hub at once, not when the channel closes: not one more keystroke reaches the BMC
   const revoke = (text: string) => {
     finish(1, text);
     abort.abort();
     handle?.leave();
+    return channelClosed;
   };
   consoles.add(revoke);
   channel.on('close', () => {
@@ -191,9 +193,13 @@ function serveSession(session: Session, machineId: string, identity: ClientIdent
 
 /** Ends a connection whose certificate was revoked: a last line in each open console, then the SSH disconnect (before the SSH login, the socket is closed). */
 function disconnectRevoked(connection: VerifiedConnection, socket: TLSSocket): void {
-  for (const close of connection.consoles) close(REVOKED_LINE);
-  if (connection.ssh) connection.ssh.end();
-  else socket.destroy();
+  const { ssh } = connection;
+  if (!ssh) return void socket.destroy();
+  // The disconnect goes once the consoles' last line, exit status and close are out: sent at
+  // once, it overtook them when console output had filled the client's window (their data waits
+  // for a window adjust, the disconnect does not). crl.ts destroys the socket
+  // REVOKED_CLOSE_GRACE_MS later in any case.
+  void Promise.all([...connection.consoles].map((close) => close(REVOKED_LINE))).then(() => ssh.end());
 }
 
 export async function startSshConsoleServer(options: SshConsoleServerOptions): Promise<SshConsoleServer> {
