@@ -105,17 +105,48 @@ export function preSessionMessage(datagram: Buffer): Buffer | undefined {
 }
 
 /**
- * Request sequence numbers of pre-session requests (6 bits, 1..63). A run of requests that shares
- * one counter (the pages of Get Channel Cipher Suites) never reuses a number of an earlier request
- * of the run, so a late answer to that request cannot pass for a later one's.
+ * A counter that starts at a random value and wraps within [min, max]: the request sequence
+ * numbers of pre-session requests (6 bits, 1..63) and the message tags of one session setup
+ * (0..255). Every transmission takes the next value, a repeated one too, so an answer names the
+ * transmission it answers, and a run of requests sharing one counter (the pages of Get Channel
+ * Cipher Suites) never reuses a number of an earlier request of the run: a late answer to that
+ * request cannot pass for a later one's. FreeIPMI's ipmipower does the same with its message tags
+ * (message_tag_count in _send_packet, ipmipower_check_message_tag).
  */
-class PreSessionSeq {
-  private last = randomInt(1, 64);
+class WrappingCounter {
+  private last: number;
+
+  constructor(
+    private readonly min: number,
+    private readonly max: number,
+  ) {
+    this.last = randomInt(min, max + 1);
+  }
 
   next(): number {
-    this.last = (this.last % 63) + 1;
+    this.last = this.last >= this.max ? this.min : this.last + 1;
     return this.last;
   }
+}
+
+const preSessionSeqs = () => new WrappingCounter(1, 63);
+const messageTags = () => new WrappingCounter(0, 255);
+
+/**
+ * `exchange`'s transmit function for a request that carries a counter's value (a sequence number,
+ * a message tag): each transmission takes the next value; `sent` lists them in order, for the
+ * matcher to take only answers to this request's transmissions.
+ */
+function numberedTransmissions(counter: WrappingCounter, encode: (n: number) => Buffer): { transmit: () => Buffer; sent: number[] } {
+  const sent: number[] = [];
+  return {
+    sent,
+    transmit: () => {
+      const n = counter.next();
+      sent.push(n);
+      return encode(n);
+    },
+  };
 }
 
 /**
@@ -123,21 +154,17 @@ class PreSessionSeq {
  * either framing. Only an answer carrying the sequence number of one of this request's
  * transmissions is taken.
  */
-async function preSessionCommand(channel: DatagramChannel, cmd: number, data: Buffer, options: HandshakeOptions, what: string, seqs = new PreSessionSeq()): Promise<Buffer> {
-  const sent = new Set<number>();
+async function preSessionCommand(channel: DatagramChannel, cmd: number, data: Buffer, options: HandshakeOptions, what: string, seqs = preSessionSeqs()): Promise<Buffer> {
+  const { transmit, sent } = numberedTransmissions(seqs, (seq) => encodeV15(0, 0, encodeRequest({ netFn: NetFn.app, cmd, seq, data })));
   const response = await exchange(
     channel,
-    () => {
-      const seq = seqs.next();
-      sent.add(seq);
-      return encodeV15(0, 0, encodeRequest({ netFn: NetFn.app, cmd, seq, data }));
-    },
+    transmit,
     (d) => {
       const message = preSessionMessage(d);
       if (!message) return undefined;
       try {
         const r = decodeResponse(message);
-        return r.cmd === cmd && r.netFn === (NetFn.app | 1) && sent.has(r.seq) ? r : undefined;
+        return r.cmd === cmd && r.netFn === (NetFn.app | 1) && sent.includes(r.seq) ? r : undefined;
       } catch (err) {
         if (err instanceof DecodeError) return undefined;
         throw err;
@@ -155,7 +182,7 @@ async function preSessionCommand(channel: DatagramChannel, cmd: number, data: Bu
 
 export async function getChannelAuthCapabilities(channel: DatagramChannel, options: HandshakeOptions): Promise<{ ipmi20: boolean }> {
   let data: Buffer;
-  const seqs = new PreSessionSeq();
+  const seqs = preSessionSeqs();
   try {
     data = await preSessionCommand(channel, AUTH_CAPS_CMD, Buffer.from([0x8e, options.privilege]), options, 'Get Channel Authentication Capabilities', seqs);
   } catch (err) {
@@ -183,7 +210,7 @@ export const CIPHER_SUITES_RETRY: RetryPolicy = { attemptMs: 250, backoff: 1.5, 
 export async function getChannelCipherSuites(channel: DatagramChannel, options: HandshakeOptions): Promise<number[]> {
   const chunks: Buffer[] = [];
   // one counter for all pages: a late answer for page n never carries a number the request for page n+1 uses
-  const seqs = new PreSessionSeq();
+  const seqs = preSessionSeqs();
   const budget = Math.min(CIPHER_SUITES_RETRY.deadlineMs, options.retry.deadlineMs);
   const until = Date.now() + budget;
   for (let index = 0; index < 64; index++) {
@@ -365,20 +392,6 @@ function addressedTo(consoleSessionId: number, answer: { status: number; named: 
   return answer.named === consoleSessionId || (answer.status !== 0 && answer.named === 0);
 }
 
-/**
- * Message tags of one session setup: every handshake transmission, a repeated one too, gets the
- * next, so an answer names the transmission it answers. FreeIPMI's ipmipower does the same
- * (message_tag_count in _send_packet, ipmipower_check_message_tag).
- */
-class MessageTags {
-  private last = randomInt(0, 256);
-
-  next(): number {
-    this.last = (this.last + 1) & 0xff;
-    return this.last;
-  }
-}
-
 /** Attempts of the whole handshake before session setup gives up: ipmitool makes 4 (IPMI_LAN_RETRY, lanplus.h), pyghmi 5 (logontries). */
 const HANDSHAKE_ATTEMPTS = 5;
 
@@ -448,7 +461,7 @@ function restartable(err: unknown): err is BmcError {
  */
 async function openRestarting(channel: DatagramChannel, suite: CipherSuite, options: HandshakeOptions, lookup: UserLookup, deadline: number): Promise<EstablishedSession> {
   const r = options.retry;
-  const tags = new MessageTags();
+  const tags = messageTags();
   let attempt = nextAttempt(undefined, r);
   for (;;) {
     try {
@@ -477,7 +490,7 @@ function gaveUp(channel: DatagramChannel, err: BmcError, attempt: Attempt, r: Re
 /** What the steps of one attempt share. */
 interface AttemptContext {
   attempt: Attempt;
-  tags: MessageTags;
+  tags: WrappingCounter;
   /** of the whole session setup (epoch ms) */
   deadline: number;
 }
@@ -498,15 +511,13 @@ async function openWithSuite(channel: DatagramChannel, asked: CipherSuite, optio
   const algs = suiteAlgorithms(asked);
   const privilege = lookup.privilege;
   // any answer for this console session id is a session opened for it, whichever transmission it answers
-  const openTags = new Set<number>();
+  const openSends = numberedTransmissions(ctx.tags, (tag) =>
+    encodeV2({ payloadType: PayloadType.openSessionRequest, sessionId: 0, seq: 0, payload: encodeOpenSessionRequest({ tag, privilege, consoleSessionId, ...algs }) }),
+  );
   const open = await exchange(
     channel,
-    () => {
-      const tag = ctx.tags.next();
-      openTags.add(tag);
-      return encodeV2({ payloadType: PayloadType.openSessionRequest, sessionId: 0, seq: 0, payload: encodeOpenSessionRequest({ tag, privilege, consoleSessionId, ...algs }) });
-    },
-    v2Matcher(PayloadType.openSessionResponse, decodeOpenSessionResponse, (v) => openTags.has(v.tag) && addressedTo(consoleSessionId, { status: v.status, named: v.consoleSessionId })),
+    openSends.transmit,
+    v2Matcher(PayloadType.openSessionResponse, decodeOpenSessionResponse, (v) => openSends.sent.includes(v.tag) && addressedTo(consoleSessionId, { status: v.status, named: v.consoleSessionId })),
     policy,
     describe('Open Session'),
     options.signal,
@@ -539,15 +550,13 @@ async function openWithSuite(channel: DatagramChannel, asked: CipherSuite, optio
   const kuid = passwordKey(options.password);
   // A RAKP 2 proves the BMC's random number as of the RAKP 1 it answers: only one answering the
   // latest RAKP 1 matches the state the BMC holds. A refusal of the user holds whichever it answers.
-  const rakp1Tags: number[] = [];
+  const rakp1 = numberedTransmissions(ctx.tags, (tag) =>
+    encodeV2({ payloadType: PayloadType.rakp1, sessionId: 0, seq: 0, payload: encodeRakp1({ tag, bmcSessionId: params.bmcSessionId, consoleRandom: params.consoleRandom, role: params.role, username: params.username }) }),
+  );
   const rakp2 = await exchange(
     channel,
-    () => {
-      const tag = ctx.tags.next();
-      rakp1Tags.push(tag);
-      return encodeV2({ payloadType: PayloadType.rakp1, sessionId: 0, seq: 0, payload: encodeRakp1({ tag, bmcSessionId: params.bmcSessionId, consoleRandom: params.consoleRandom, role: params.role, username: params.username }) });
-    },
-    v2Matcher(PayloadType.rakp2, decodeRakp2, (v) => (v.status === 0 ? v.tag === rakp1Tags.at(-1) : rakp1Tags.includes(v.tag)) && addressedTo(consoleSessionId, { status: v.status, named: v.consoleSessionId })),
+    rakp1.transmit,
+    v2Matcher(PayloadType.rakp2, decodeRakp2, (v) => (v.status === 0 ? v.tag === rakp1.sent.at(-1) : rakp1.sent.includes(v.tag)) && addressedTo(consoleSessionId, { status: v.status, named: v.consoleSessionId })),
     policy,
     describe('RAKP 1'),
     options.signal,
@@ -572,15 +581,13 @@ async function openWithSuite(channel: DatagramChannel, asked: CipherSuite, optio
   const keys: SessionKeys = { integrity: suite.integrity, confidentiality: suite.confidentiality, k1, k2 };
   const established: EstablishedSession = { suite, consoleSessionId, bmcSessionId: params.bmcSessionId, keys, privilege, nextSeq: 1, checksumFaultTold: false };
   try {
-    const rakp3Tags = new Set<number>();
+    const rakp3 = numberedTransmissions(ctx.tags, (tag) =>
+      encodeV2({ payloadType: PayloadType.rakp3, sessionId: 0, seq: 0, payload: encodeRakpCode({ tag, status: 0, sessionId: params.bmcSessionId, code: rakp3Code(params, kuid) }) }),
+    );
     const rakp4 = await exchange(
       channel,
-      () => {
-        const tag = ctx.tags.next();
-        rakp3Tags.add(tag);
-        return encodeV2({ payloadType: PayloadType.rakp3, sessionId: 0, seq: 0, payload: encodeRakpCode({ tag, status: 0, sessionId: params.bmcSessionId, code: rakp3Code(params, kuid) }) });
-      },
-      v2Matcher(PayloadType.rakp4, (p) => decodeRakpCode(p, 'RAKP 4'), (v) => rakp3Tags.has(v.tag) && addressedTo(consoleSessionId, { status: v.status, named: v.sessionId })),
+      rakp3.transmit,
+      v2Matcher(PayloadType.rakp4, (p) => decodeRakpCode(p, 'RAKP 4'), (v) => rakp3.sent.includes(v.tag) && addressedTo(consoleSessionId, { status: v.status, named: v.sessionId })),
       policy,
       describe('RAKP 3'),
       options.signal,
@@ -594,7 +601,7 @@ async function openWithSuite(channel: DatagramChannel, asked: CipherSuite, optio
       const reason = `BMC ${channel.remote} refused RAKP 3: ${describeRmcpPlusStatus(rakp4.status)}`;
       const lost = rakp4.status === INVALID_SESSION_ID || rakp4.status === INVALID_INTEGRITY_CHECK_VALUE;
       if (!lost) throw new BmcError(AUTH_REJECTED.has(rakp4.status) ? 'AUTH_FAILED' : 'PROTOCOL', reason);
-      if (rakp3Tags.size === 1) throw new AttemptLost(`${reason}, after its RAKP 2 had proved the password (it lost the handshake's state)`);
+      if (rakp3.sent.length === 1) throw new AttemptLost(`${reason}, after its RAKP 2 had proved the password (it lost the handshake's state)`);
       // the refusal of a repeated RAKP 3: the BMC may have activated the session on an earlier
       // copy whose RAKP 4 was lost (pyghmi: "BMC can consider it done"); the privilege answer decides
     } else if (rakp4 && !sameBytes(rakp4Icv(params, sik), rakp4.code)) {
