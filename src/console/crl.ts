@@ -7,6 +7,7 @@
  */
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import { BmcError } from '../errors.js';
+import { derElementAt } from '../net/der.js';
 import { remoteOf } from './remote.js';
 
 /**
@@ -48,21 +49,9 @@ interface DerElement {
 
 /** The DER element at `offset`; throws on lengths past the end and on what X.509 does not use (high tag numbers, indefinite lengths). */
 function derAt(der: Buffer, offset: number): DerElement {
-  const tag = der[offset];
-  const first = der[offset + 1];
-  if (tag === undefined || first === undefined) throw new Error('truncated DER');
-  if ((tag & 0x1f) === 0x1f) throw new Error('unsupported DER tag');
-  let length = first;
-  let start = offset + 2;
-  if (first & 0x80) {
-    const octets = first & 0x7f;
-    if (octets === 0 || octets > 4 || start + octets > der.length) throw new Error('bad DER length');
-    length = 0;
-    for (let i = 0; i < octets; i++) length = length * 256 + der[start + i]!;
-    start += octets;
-  }
-  if (start + length > der.length) throw new Error('DER length past the end');
-  return { tag, whole: der.subarray(offset, start + length), content: der.subarray(start, start + length) };
+  const e = derElementAt(der, offset);
+  if (e === undefined) throw new Error('truncated or unsupported DER');
+  return { tag: e.tag, whole: der.subarray(e.start, e.end), content: der.subarray(e.body, e.end) };
 }
 
 function derChildren(parent: DerElement): DerElement[] {
