@@ -111,11 +111,14 @@ const FLOOR_NAME = 'an .mjs of the bundle\'s size, no code of ours: loads the No
  * which loads cluster; net, vm, util) and a line on stdout (a pipe here, which loads net and streams).
  */
 function writeFloorFile(path: string, bytes: number): string {
-  // Node's modules taken as the bundle takes them (process.getBuiltinModule, not an ES import, which costs more)
+  // Node's modules taken as the bundle takes them (process.getBuiltinModule, not an ES import, which costs more);
+  // the socket bound and the line written as the command does (bindEphemeral, directStdout): without node:cluster and node:net
   const code = [
-    "for (const id of ['node:crypto', 'node:net', 'node:vm', 'node:util']) process.getBuiltinModule(id);",
+    "for (const id of ['node:crypto', 'node:vm', 'node:util']) process.getBuiltinModule(id);",
     "const socket = process.getBuiltinModule('node:dgram').createSocket('udp4');",
-    "socket.bind(0, () => { process.stdout.write('bound\\n'); socket.close(); });",
+    'const state = Object.getOwnPropertySymbols(socket).map((k) => socket[k]).find((v) => typeof v?.handle?.recvStart === "function");',
+    "const handle = new state.handle.constructor(); handle.bind('0.0.0.0', 0, 0);",
+    "socket.bind(handle, () => { process.getBuiltinModule('node:fs').writeSync(1, 'bound\\n'); socket.close(); });",
     '/*',
   ].join('\n');
   writeFileSync(path, `${code}${'x'.repeat(Math.max(0, bytes - code.length - 3))}*/\n`);

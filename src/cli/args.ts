@@ -1,7 +1,7 @@
 /** Shared argument handling for the CLI: usage errors, BMC addresses and credentials. */
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { BmcError } from '../errors.js';
+import { ipFamily } from '../net/cidr.js';
 
 /** A mistake in how the command was called: exit code 2 with one line on stderr. */
 export class UsageError extends Error {
@@ -13,16 +13,12 @@ export interface HostPort {
   port: number;
 }
 
-/** HOST, HOST:PORT, IPv6 literal, or [IPv6]:PORT. */
-/**
- * An IPv6 literal has two colons or more. `net.isIP` compiles its large IPv6 pattern the first
- * time it sees a string that is not IPv4 (several milliseconds of a one-shot command's start),
- * so "host:port" does not go through it.
- */
+/** An IPv6 literal has two colons or more; "host:port" is not one. */
 function isIPv6Literal(text: string): boolean {
-  return text.indexOf(':') !== text.lastIndexOf(':') && isIP(text) === 6;
+  return text.indexOf(':') !== text.lastIndexOf(':') && ipFamily(text) === 6;
 }
 
+/** HOST, HOST:PORT, IPv6 literal, or [IPv6]:PORT. */
 export function parseAddress(text: string | undefined, defaultPort: number, option = '--address'): HostPort {
   if (!text) throw new UsageError(`${option} is required (HOST or HOST:PORT)`);
   let host = text;
@@ -38,7 +34,7 @@ export function parseAddress(text: string | undefined, defaultPort: number, opti
       portText = text.slice(i + 1);
     }
   }
-  const hostOk = isIP(host) !== 0 || /^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/.test(host);
+  const hostOk = ipFamily(host) !== 0 || /^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/.test(host);
   if (!hostOk) throw new UsageError(`${option} ${JSON.stringify(text)} is not a valid host name or IP address`);
   const port = portText === undefined ? defaultPort : Number(portText);
   if (portText !== undefined && !/^\d+$/.test(portText)) throw new UsageError(`${option} ${JSON.stringify(text)} has an invalid port`);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { normalizeMac } from '../leases/mac.js';
 import { openTrustStore, TRUST_FILE, trustKey, type TrustStore } from '../outband/trust.js';
 import { UsageError } from './args.js';
+import type { TextOutput } from './direct-stdout.js';
 
 export interface TrustArgs {
   mac?: string | undefined;
@@ -20,7 +21,7 @@ export function trustFileOf(stateDir: string): string {
   return join(stateDir, TRUST_FILE);
 }
 
-export async function runTrust(a: TrustArgs, out: NodeJS.WritableStream): Promise<number> {
+export async function runTrust(a: TrustArgs, out: TextOutput): Promise<number> {
   const store = openTrustStore({ file: trustFileOf(a.stateDir) });
   try {
     return show(store, a, out);
@@ -29,7 +30,7 @@ export async function runTrust(a: TrustArgs, out: NodeJS.WritableStream): Promis
   }
 }
 
-function show(store: TrustStore, a: TrustArgs, out: NodeJS.WritableStream): number {
+function show(store: TrustStore, a: TrustArgs, out: TextOutput): number {
   if (a.list) {
     const rows = store.list().sort(([x], [y]) => x.localeCompare(y));
     for (const [key, r] of rows) {

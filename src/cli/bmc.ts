@@ -9,6 +9,7 @@ import type { BmcReport, BootOverride, FirmwareKind, Outband } from '../outband/
 import type { TrustStore } from '../outband/trust.js';
 import { describeError, parseAddress, parseIntegerOption, resolvePassword, UsageError } from './args.js';
 import { runConsole } from './console.js';
+import type { TextOutput } from './direct-stdout.js';
 
 const COMMON_OPTIONS = {
   address: { type: 'string' },
@@ -78,7 +79,7 @@ const GUID_ENCODINGS: readonly GuidEncoding[] = ['smbios', 'ipmi', 'rfc4122'];
 const PROTOCOLS: readonly Protocol[] = ['auto', 'redfish', 'ipmi'];
 
 export interface BmcIo {
-  stdout: NodeJS.WritableStream;
+  stdout: TextOutput;
   env: NodeJS.ProcessEnv;
   /** notes and the console's status lines (default process.stderr) */
   stderr?: NodeJS.WritableStream;

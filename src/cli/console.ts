@@ -1,6 +1,7 @@
 /** The interactive terminal side of `metal-bmc bmc console`: raw TTY, `~.` escape, clean restore. */
 import type { Duplex } from 'node:stream';
 import type { Outband } from '../outband/types.js';
+import type { TextOutput } from './direct-stdout.js';
 
 /** Watches typed bytes for `~.` at the start of a line, as ssh does. */
 export function escapeDetector(): (chunk: Buffer) => { forward: Buffer; quit: boolean } {
@@ -30,7 +31,7 @@ export function escapeDetector(): (chunk: Buffer) => { forward: Buffer; quit: bo
 
 export interface ConsoleIo {
   stdin?: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
-  stdout?: NodeJS.WritableStream;
+  stdout?: TextOutput;
   stderr?: NodeJS.WritableStream;
 }
 

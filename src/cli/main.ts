@@ -6,6 +6,7 @@
  */
 import { WORKER_ARGS } from '../worker-args.js';
 import { describeError, UsageError } from './args.js';
+import { directStdout } from './direct-stdout.js';
 
 const USAGE = `usage: metal-bmc <command> [options]
 
@@ -24,7 +25,11 @@ run 'metal-bmc <command> --help' for a command's options`;
 type Main = (argv: string[], io: { stdout: NodeJS.WritableStream; env: NodeJS.ProcessEnv }) => Promise<number>;
 
 const COMMANDS: Record<string, () => Promise<Main>> = {
-  bmc: async () => (await import('./bmc.js')).bmcMain,
+  // a one-shot command prints a few lines: straight to fd 1, without building process.stdout
+  bmc: async () => {
+    const { bmcMain } = await import('./bmc.js');
+    return (argv, io) => bmcMain(argv, { env: io.env, stdout: directStdout() });
+  },
   serve: async () => (await import('./serve.js')).serveMain,
   sim: async () => (await import('./sim.js')).simMain,
   lab: async () => (await import('./lab.js')).labMain,
@@ -53,7 +58,9 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    return await (await load())(rest, { stdout: process.stdout, env: process.env });
+    // process.stdout is built on first use (a net.Socket on a pipe): only for the commands that take it
+    const io = { get stdout(): NodeJS.WritableStream { return process.stdout; }, env: process.env };
+    return await (await load())(rest, io);
   } catch (err) {
     const usage = err instanceof UsageError || (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
     process.stderr.write(`metal-bmc ${command}: ${usage ? '' : 'error: '}${describeError(err)}\n`);

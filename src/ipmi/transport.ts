@@ -6,8 +6,8 @@
  * so tests can substitute an in-memory pair.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { isIP } from 'node:net';
 import { abortError, BmcError } from '../errors.js';
+import { ipFamily } from '../net/cidr.js';
 
 export interface DatagramChannel {
   readonly remote: string;
@@ -35,7 +35,7 @@ interface PooledSocket {
 }
 
 export async function resolveHost(host: string): Promise<{ address: string; family: 4 | 6 }> {
-  const literal = isIP(host);
+  const literal = ipFamily(host);
   if (literal === 4 || literal === 6) return { address: host, family: literal };
   try {
     // imported here: an address given as an IP literal (every one-shot CLI call with one) needs no resolver
@@ -53,9 +53,57 @@ export async function resolveHost(host: string): Promise<{ address: string; fami
  * event loop on every datagram (a SOL stream acknowledges each packet it receives).
  */
 function literalLookup(host: string, _options: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
-  const family = isIP(host);
+  const family = ipFamily(host);
   if (family === 4 || family === 6) callback(null, host, family);
   else callback(new BmcError('INVALID_ARGUMENT', `UDP datagrams go to resolved addresses only, not ${host}`), '', 0);
+}
+
+/** What dgram's sockets keep their native handle in, as far as `bindEphemeral` needs to know it. */
+interface UdpHandle {
+  recvStart(): unknown;
+  bind(address: string, port: number, flags: number): number;
+  bind6(address: string, port: number, flags: number): number;
+  close(): void;
+}
+
+/**
+ * Binds `socket` to an ephemeral port on every address, as `socket.bind(0)` does, but without
+ * dgram's first step: bind() loads node:cluster to ask a cluster primary for the handle, and
+ * cluster loads child_process, net and the streams, ~5 ms of a one-shot `metal-bmc bmc` command
+ * (bench/cli-startup.ts). metal-bmc never runs as a cluster worker. So a new handle of the
+ * socket's own native class is bound here and given to bind(), which takes a bound handle as it
+ * is (the path cluster workers use). Where the handle class cannot be found (another Node's
+ * internals) or binding it fails, this is `socket.bind(0)`.
+ */
+export function bindEphemeral(socket: Socket, family: 4 | 6, onListening: () => void): void {
+  const handle = newHandleLike(socket);
+  const status = handle && (family === 6 ? handle.bind6('::', 0, 0) : handle.bind('0.0.0.0', 0, 0));
+  if (handle && status === 0) {
+    socket.bind(handle as unknown as number, onListening);
+    return;
+  }
+  handle?.close();
+  socket.bind(0, onListening);
+}
+
+function newHandleLike(socket: Socket): UdpHandle | undefined {
+  for (const key of Object.getOwnPropertySymbols(socket)) {
+    const state = (socket as unknown as Record<symbol, { handle?: unknown } | undefined>)[key];
+    const current = state !== null && typeof state === 'object' ? state.handle : undefined;
+    if (!isUdpHandle(current)) continue;
+    try {
+      const created: unknown = new (current.constructor as new () => unknown)();
+      return isUdpHandle(created) ? created : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+function isUdpHandle(value: unknown): value is UdpHandle {
+  const h = value as Partial<UdpHandle> | null;
+  return typeof h === 'object' && h !== null && typeof h.recvStart === 'function' && typeof h.bind === 'function' && typeof h.bind6 === 'function' && typeof h.close === 'function';
 }
 
 export function createUdpPool(options: { maxPerSocket?: number } = {}): UdpPool {
@@ -79,7 +127,7 @@ export function createUdpPool(options: { maxPerSocket?: number } = {}): UdpPool 
     socket.on('error', () => undefined);
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
-      socket.bind(0, () => {
+      bindEphemeral(socket, family, () => {
         socket.off('error', reject);
         resolve();
       });

@@ -170,6 +170,21 @@ export function ipv6ToBigInt(text: string): bigint | undefined {
   return groups.reduce((value, g) => (value << 16n) | BigInt(g), 0n);
 }
 
+/**
+ * 4 for an IPv4 dotted quad, 6 for an IPv6 address (with a zone such as `%eth0` or not), else 0:
+ * what node:net's `isIP` answers, without loading node:net. A one-shot `metal-bmc bmc` command
+ * would otherwise load net and the streams at start for this check alone (scripts/bundle.ts).
+ */
+export function ipFamily(text: string): 0 | 4 | 6 {
+  if (ipv4ToNumber(text) >= 0) return 4;
+  const zone = text.indexOf('%');
+  if (zone < 0) return ipv6ToBigInt(text) === undefined ? 0 : 6;
+  return ZONE_ID.test(text.slice(zone + 1)) && ipv6ToBigInt(text.slice(0, zone)) !== undefined ? 6 : 0;
+}
+
+/** The characters node:net allows in an IPv6 zone id. */
+const ZONE_ID = /^[0-9a-zA-Z.:-]+$/;
+
 /** RFC 5952 text: lower case, no leading zeros, the longest run (2+) of zero groups as `::`. */
 export function formatIpv6(value: bigint): string {
   if (value < 0n || value > ALL_ONES_128) throw new BmcError('INVALID_ARGUMENT', `not an IPv6 address number: ${value}`);

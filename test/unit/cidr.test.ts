@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BmcError } from '../../src/errors.js';
-import { isIPv6 } from 'node:net';
-import { ANY_IPV4, cidrContains, cidrSize, formatIpv4, formatIpv6, ipv6ToBigInt, isIpv6Cidr, nthHost, parseCidr, parseIpCidr, parseIpv4, parseIpv6Cidr } from '../../src/net/cidr.js';
+import { isIP, isIPv6 } from 'node:net';
+import { ANY_IPV4, cidrContains, ipFamily, cidrSize, formatIpv4, formatIpv6, ipv6ToBigInt, isIpv6Cidr, nthHost, parseCidr, parseIpCidr, parseIpv4, parseIpv6Cidr } from '../../src/net/cidr.js';
 
 function thrown(fn: () => unknown): unknown {
   try {
@@ -173,6 +173,35 @@ describe('IPv6 (accepted in METAL_BMC_ALLOWED_CIDRS as the Go metal-bmc does)', 
         const host = prefix === 128 ? 0n : (1n << BigInt(128 - prefix)) - 1n;
         return (c.network & host) === 0n && (value & ~host & ((1n << 128n) - 1n)) === c.network && parseIpv6Cidr(c.text).network === c.network;
       }),
+    );
+  });
+});
+
+describe('ipFamily (node:net isIP without loading node:net)', () => {
+  it('vectors', () => {
+    for (const [text, family] of [
+      ['10.0.0.1', 4],
+      ['010.0.0.1', 0],
+      ['::1', 6],
+      ['fe80::1%eth0', 6],
+      ['fe80::1%', 0],
+      ['fe80::1%eth 0', 0],
+      ['10.0.0.1%eth0', 0],
+      ['bmc-1.example', 0],
+      ['', 0],
+    ] as const)
+      expect(ipFamily(text), text).toBe(family);
+  });
+
+  it('property: answers what node:net isIP answers, zones and IPv4 included', () => {
+    const chars = fc.constantFrom(...'0123456789abcdefABCDEF:.%-ez');
+    const zone = fc.string({ unit: fc.constantFrom(...'0123456789azAZ-.:% _/'), maxLength: 6 });
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.string({ unit: chars, maxLength: 50 }), fc.ipV4(), fc.ipV4Extended(), fc.ipV6(), fc.tuple(fc.ipV6(), zone).map(([ip, z]) => `${ip}%${z}`)),
+        (text) => ipFamily(text) === isIP(text),
+      ),
+      { numRuns: 3000 },
     );
   });
 });
