@@ -4,7 +4,6 @@
  * the (possibly long-lived) caller signal are released by `dispose()`, so thousands of
  * requests under one daemon-wide signal leave nothing behind.
  */
-import { setTimeout as sleepFor } from 'node:timers/promises';
 import { BmcError, abortError } from './errors.js';
 
 export interface Deadline {
@@ -36,15 +35,23 @@ export function throwIfAborted(signal: AbortSignal | undefined, what: string): v
   if (signal?.aborted) throw abortError(signal, what);
 }
 
-/** Waits `ms`, rejecting with a BmcError when `signal` fires first. */
+/**
+ * Waits `ms`, rejecting with a BmcError when `signal` fires first. A timer of its own rather than
+ * node:timers/promises, which a one-shot `metal-bmc bmc` command would load for this alone.
+ */
 export async function sleep(ms: number, signal: AbortSignal | undefined, what: string): Promise<void> {
   throwIfAborted(signal, what);
-  try {
-    await sleepFor(ms, undefined, signal === undefined ? undefined : { signal });
-  } catch (err) {
-    if (signal?.aborted) throw abortError(signal, what);
-    throw err;
-  }
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(abortError(signal!, what));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 /** setTimeout's limit (about 24.8 days): a longer delay fires at once. */
