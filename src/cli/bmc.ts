@@ -1,17 +1,17 @@
 /**
  * `metal-bmc bmc info|command|console`: an operator's direct line to one BMC.
  */
-import { parseArgs } from 'node:util';
 import { COMMAND_ACTIONS, isMachineCommand, MACHINE_COMMANDS, type MachineCommand } from '../commands/actions.js';
 import type { GuidEncoding } from '../ipmi/guid.js';
 import { connectOutband, preloadProtocol, type Protocol } from '../outband/connect.js';
 import type { BmcReport, BootOverride, FirmwareKind, Outband } from '../outband/types.js';
 import type { TrustStore } from '../outband/trust.js';
-import { describeError, parseAddress, parseIntegerOption, resolvePassword, UsageError } from './args.js';
+import { describeError, parseAddress, parseIntegerOption, parseOptions, resolvePassword, UsageError } from './args.js';
 import { runConsole } from './console.js';
 import type { TextOutput } from './direct-stdout.js';
 
-const COMMON_OPTIONS = {
+/** bmc's options (exported for test/unit/cli-options.test.ts, which checks parseOptions against parseArgs with them). */
+export const COMMON_OPTIONS = {
   address: { type: 'string' },
   user: { type: 'string', default: 'ADMIN' },
   password: { type: 'string' },
@@ -88,7 +88,7 @@ export interface BmcIo {
 }
 
 export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: COMMON_OPTIONS, allowPositionals: true, strict: true });
+  const { values, positionals } = parseOptions({ args: argv, options: COMMON_OPTIONS, allowPositionals: true, strict: true });
   if (values.help || positionals.length === 0) {
     io.stdout.write(`${BMC_USAGE}\n`);
     return positionals.length === 0 && !values.help ? 2 : 0;

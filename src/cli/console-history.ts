@@ -6,12 +6,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { request, type RequestOptions } from 'node:https';
-import { parseArgs } from 'node:util';
 import { parseGoDuration } from '../config/duration.js';
 import { isSafeMachineId } from '../console/capture-files.js';
 import { createPlainFilter } from '../console/capture-plain.js';
 import { grepHistory, historyCursor, renderEvent, type GrepMatch } from '../console/capture-read.js';
-import { UsageError } from './args.js';
+import { parseOptions, UsageError } from './args.js';
 
 const HELP = `usage: metal-bmc console log MACHINE [--since 10m] [--follow] [--plain] [--dir DIR | --address URL]
        metal-bmc console grep PATTERN [--since 1h] [--dir DIR | --address URL]
@@ -146,7 +145,7 @@ async function grepCommand(pattern: string, o: { since: number | undefined; dir:
 }
 
 export async function consoleHistoryMain(argv: string[], io: Io): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseOptions({
     args: argv,
     allowPositionals: true,
     options: {

@@ -5,11 +5,10 @@
  */
 import { connect } from '@nats-io/transport-node';
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import { createLogger } from '../log.js';
 import { LAB_PARTITION, startLab } from '../lab/lab.js';
-import { parseIntegerOption } from './args.js';
+import { parseIntegerOption, parseOptions } from './args.js';
 import { DEFAULT_PARTS } from './serve.js';
 
 export const LAB_USAGE = `usage: metal-bmc lab [--count N] [--dir DIR] [--once] [--log-level LEVEL] [ports]
@@ -27,7 +26,7 @@ ports (to run two labs side by side):
   --console-ws-port P  the daemon's WebSocket console listener (default 13334)`;
 
 export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStream }): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseOptions({
     args: argv,
     options: {
       count: { type: 'string', default: '8' },

@@ -62,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
     const io = { get stdout(): NodeJS.WritableStream { return process.stdout; }, env: process.env };
     return await (await load())(rest, io);
   } catch (err) {
-    const usage = err instanceof UsageError || (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
+    const usage = err instanceof UsageError;
     process.stderr.write(`metal-bmc ${command}: ${usage ? '' : 'error: '}${describeError(err)}\n`);
     return usage ? 2 : 1;
   }

@@ -1,10 +1,9 @@
 /** `metal-bmc sim`: a simulated fleet of BMCs on loopback addresses, until SIGINT/SIGTERM. */
-import { parseArgs } from 'node:util';
 import { startControlServer } from '../sim/control.js';
 import { startFleet } from '../sim/fleet.js';
 import { parseLatencySpec, type LatencyModel } from '../sim/latency.js';
 import { DEFAULT_VARIANTS, isSimVariant, SIM_VARIANTS, type SimVariantName } from '../sim/machine.js';
-import { parseIntegerOption, UsageError } from './args.js';
+import { parseIntegerOption, parseOptions, UsageError } from './args.js';
 import { parseQuirkList, SIM_QUIRKS } from '../sim/quirks.js';
 
 export const SIM_USAGE = `usage: metal-bmc sim --count N [options]
@@ -33,7 +32,7 @@ export const SIM_USAGE = `usage: metal-bmc sim --count N [options]
                          also switchable per machine through the control API, POST /serial)`;
 
 export async function simMain(argv: string[], io: { stdout: NodeJS.WritableStream }): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseOptions({
     args: argv,
     options: {
       count: { type: 'string' },

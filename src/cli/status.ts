@@ -3,10 +3,9 @@
  * its GET /v1/status. Light on purpose: node's own fetch and the pure table code, nothing of
  * the daemon.
  */
-import { parseArgs } from 'node:util';
 import type { StatusDocument } from '../status/types.js';
 import { formatSummary, formatTable, selectRows, SORT_COLUMNS } from '../status/table.js';
-import { UsageError } from './args.js';
+import { parseOptions, UsageError } from './args.js';
 
 const HELP = `usage: metal-bmc status [--json] [--watch] [--problems] [--sort COLUMN] [--address URL]
 
@@ -45,7 +44,7 @@ async function fetchStatus(base: string): Promise<StatusDocument> {
 }
 
 export async function statusMain(argv: string[], io: { stdout: NodeJS.WritableStream; env: NodeJS.ProcessEnv }): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseOptions({
     args: argv,
     options: {
       json: { type: 'boolean' },
