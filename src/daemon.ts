@@ -44,6 +44,16 @@ export interface DaemonContext {
   leaseAt: (ip: string) => Pick<Lease, 'mac'> | undefined;
   /** the status of every BMC (GET /v1/status): parts tell it command results and console viewers */
   status?: StatusStore;
+  /**
+   * The daemon cannot go on (its NATS connection is gone for good): the owner stops it gracefully
+   * and exits for a restart. Without one, the part that finds out exits the process itself.
+   */
+  onFatal?: (why: string) => void;
+}
+
+export interface DaemonOptions {
+  /** see DaemonContext.onFatal; `serve` stops the daemon and exits with code 1 */
+  onFatal?: (why: string) => void;
 }
 
 const optional = <K extends string, V>(k: K, v: V | undefined): Partial<Record<K, V>> => (v === undefined ? {} : ({ [k]: v } as Record<K, V>));
@@ -59,7 +69,7 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-export async function startDaemon(config: Config, logger: Logger, parts: PartFactory[] = []): Promise<Daemon> {
+export async function startDaemon(config: Config, logger: Logger, parts: PartFactory[] = [], options: DaemonOptions = {}): Promise<Daemon> {
   logger.info({ config: redactConfig(config) }, 'metal-bmc starting');
   for (const w of config.warnings) logger.warn(w);
   const registry = new Registry();
@@ -174,7 +184,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
 
   // 3. bus and console parts, in the order given
   const leaseAt = (ip: string) => watcher.current().find((lease) => lease.ip === ip);
-  const context: DaemonContext = { config, logger, registry, metalApi, connectBmc, leaseAt, status };
+  const context: DaemonContext = { config, logger, registry, metalApi, connectBmc, leaseAt, status, ...optional('onFatal', options.onFatal) };
   const started: DaemonPart[] = [];
   const stopStarted = async () => {
     for (const p of [...started].reverse()) await p.stop(config.shutdownTimeoutMs).catch((err: Error) => logger.error({ part: p.name, err }, 'stop failed'));

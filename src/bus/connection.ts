@@ -54,9 +54,9 @@ export const EXIT_BUS_LOST = 1;
  * What the daemon does when nats.js closed its connection for good: exit, so that systemd starts
  * it afresh. Reconnecting here would not be enough: the machine event consumer and the console
  * ownership hold subscriptions, a JetStream consumer and KV watches on this very connection,
- * each of which would have to be rebuilt on a new one; a restart rebuilds them all. It does not
- * stop gracefully (the daemon's stop belongs to `serve`), but without NATS nothing in flight
- * could be acknowledged anyway: unacknowledged events are redelivered to the next instance.
+ * each of which would have to be rebuilt on a new one; a restart rebuilds them all. This exit is
+ * abrupt; the daemon under `serve` passes `onLost` and stops gracefully first (consoles, IPMI
+ * sessions and firmware jobs closed). Unacknowledged events are redelivered to the next instance.
  */
 export function exitForRestart(): void {
   process.exit(EXIT_BUS_LOST);
@@ -75,11 +75,9 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /**
- * Connects, retrying until a server answers (or `signal` fires: then it rejects with ABORTED),
- * and reconnects forever afterwards.
+ * Connects, retrying until a server answers, and reconnects forever afterwards. Resolves with the
+ * connection, or rejects with ABORTED when `signal` fires first (a late connection is closed).
  */
-/** Resolves with the connection, or rejects when `signal` fires first (a late connection is closed). */
-
 export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
   const tls = o.tls && (o.tls.caFile || o.tls.certFile || o.tls.keyFile) ? { ...o.tls } : undefined;
   const waitMs = checkDuration('connectBus: reconnectTimeWaitMs', o.reconnectTimeWaitMs, 2000, 600_000);

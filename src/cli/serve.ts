@@ -3,11 +3,12 @@
  * stops it gracefully (in-flight commands finish up to METAL_BMC_SHUTDOWN_TIMEOUT, sessions
  * close, NATS drains), a second signal exits at once.
  */
+import { EXIT_BUS_LOST } from '../bus/connection.js';
 import { ConfigError } from '../config/error.js';
 import { loadConfig } from '../config/config.js';
 import { startDaemon, type PartFactory } from '../daemon.js';
 import { applyHeapGrowth } from '../heap-growth.js';
-import { createLogger } from '../log.js';
+import { createLogger, type Logger } from '../log.js';
 import { consolePart } from '../parts/console.js';
 import { commandsPart } from '../parts/commands.js';
 import { UsageError } from './args.js';
@@ -39,31 +40,57 @@ export async function serveMain(argv: string[], io: { stdout: NodeJS.WritableStr
   // a setting of the process, so here and not in startDaemon (which tests run inside their own)
   applyHeapGrowth(config.heapGrowthPct);
   const logger = createLogger({ level: config.logLevel });
-  const daemon = await startDaemon(config, logger, DEFAULT_PARTS);
-  return await new Promise<number>((resolve) => {
-    let signals = 0;
-    const onSignal = (signal: NodeJS.Signals) => {
-      signals++;
-      if (signals > 1) {
-        logger.warn({ signal }, 'second signal: exiting now');
+  // a fatal condition may come while the parts start: the stop then waits for the start
+  const stopper = createStopper({ stop: async () => (await starting).stop(), shutdownTimeoutMs: config.shutdownTimeoutMs, logger });
+  const starting = startDaemon(config, logger, DEFAULT_PARTS, { onFatal: (why) => stopper.fatal(why) });
+  await starting;
+  const onSignal = (signal: NodeJS.Signals) => stopper.signal(signal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  return await stopper.exitCode;
+}
+
+export interface Stopper {
+  /** SIGTERM or SIGINT: stop, then exit 0 */
+  signal(signal: NodeJS.Signals): void;
+  /** the daemon cannot go on: stop, then exit 1, so that systemd's Restart=on-failure starts it again */
+  fatal(why: string): void;
+  /** the process's exit code, once the daemon has stopped (1 when the stop failed or overran its deadline) */
+  readonly exitCode: Promise<number>;
+}
+
+/**
+ * How `serve` ends: the first request stops the daemon gracefully, within its shutdown timeout
+ * and 5 s more; a second request (another signal) exits at once.
+ */
+export function createStopper(o: { stop: () => Promise<void>; shutdownTimeoutMs: number; logger: Pick<Logger, 'info' | 'warn' | 'error'> }): Stopper {
+  let resolve!: (code: number) => void;
+  const exitCode = new Promise<number>((r) => (resolve = r));
+  let requests = 0;
+  const stopWith = (code: number, fields: Record<string, unknown>, message: string): void => {
+    if (++requests > 1) {
+      o.logger.warn(fields, 'asked to stop again: exiting now');
+      resolve(1);
+      return;
+    }
+    o.logger.info(fields, message);
+    const deadlineMs = o.shutdownTimeoutMs + 5000;
+    const hard = setTimeout(() => {
+      o.logger.error({ deadlineMs }, 'graceful shutdown took too long: exiting');
+      resolve(1);
+    }, deadlineMs);
+    hard.unref();
+    o.stop().then(
+      () => resolve(code),
+      (err: Error) => {
+        o.logger.error({ err }, 'shutdown failed');
         resolve(1);
-        return;
-      }
-      logger.info({ signal }, 'shutting down');
-      const hard = setTimeout(() => {
-        logger.error({ deadlineMs: config.shutdownTimeoutMs + 5000 }, 'graceful shutdown took too long: exiting');
-        resolve(1);
-      }, config.shutdownTimeoutMs + 5000);
-      hard.unref();
-      daemon.stop().then(
-        () => resolve(0),
-        (err: Error) => {
-          logger.error({ err }, 'shutdown failed');
-          resolve(1);
-        },
-      );
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
+      },
+    );
+  };
+  return {
+    signal: (signal) => stopWith(0, { signal }, 'shutting down'),
+    fatal: (why) => stopWith(EXIT_BUS_LOST, { why, exitCode: EXIT_BUS_LOST }, 'shutting down to be restarted'),
+    exitCode,
+  };
 }

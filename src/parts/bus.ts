@@ -37,6 +37,8 @@ function connectFrom(ctx: DaemonContext, signal: AbortSignal, metrics?: BusConne
     logger,
     name: `metal-bmc-${config.partitionId}`,
     ...(metrics ? { metrics } : {}),
+    // the daemon's owner stops it gracefully (consoles, IPMI sessions, firmware jobs closed) before exiting
+    ...(ctx.onFatal ? { onLost: () => ctx.onFatal!('the NATS connection closed for good: nats.js will not reconnect it') } : {}),
     signal,
   });
 }

@@ -1,0 +1,64 @@
+/** createStopper (src/cli/serve.ts): how `metal-bmc serve` ends, on a signal and when the daemon cannot go on. */
+import { afterEach, expect, it, vi } from 'vitest';
+import { EXIT_BUS_LOST } from '../../src/bus/connection.js';
+import { createStopper } from '../../src/cli/serve.js';
+import { captureLog } from '../helpers/log.js';
+
+afterEach(() => vi.useRealTimers());
+
+function stopperWith(stop: () => Promise<void>, shutdownTimeoutMs = 30_000) {
+  const log = captureLog();
+  const spy = vi.fn(stop);
+  return { log, stop: spy, stopper: createStopper({ stop: spy, shutdownTimeoutMs, logger: log.logger }) };
+}
+
+it('a signal stops the daemon gracefully, then exit code 0', async () => {
+  const { stop, stopper, log } = stopperWith(async () => undefined);
+  stopper.signal('SIGTERM');
+  await expect(stopper.exitCode).resolves.toBe(0);
+  expect(stop).toHaveBeenCalledOnce();
+  expect(log.find('shutting down')).toHaveLength(1);
+});
+
+it('a fatal condition stops the daemon gracefully too, then exit code 1 for systemd to restart it', async () => {
+  let finish!: () => void;
+  const { stop, stopper, log } = stopperWith(() => new Promise<void>((r) => (finish = r)));
+  stopper.fatal('the NATS connection closed for good');
+  let code: number | undefined;
+  void stopper.exitCode.then((c) => (code = c));
+  await Promise.resolve();
+  expect(code).toBeUndefined(); // not before the daemon has stopped
+  finish();
+  await expect(stopper.exitCode).resolves.toBe(EXIT_BUS_LOST);
+  expect(EXIT_BUS_LOST).toBe(1);
+  expect(stop).toHaveBeenCalledOnce();
+  expect(log.find('shutting down to be restarted')[0]).toMatchObject({ why: 'the NATS connection closed for good', exitCode: 1 });
+});
+
+it('a second request while stopping exits at once with 1', async () => {
+  const { stop, stopper, log } = stopperWith(() => new Promise<void>(() => undefined));
+  stopper.signal('SIGTERM');
+  stopper.signal('SIGINT');
+  await expect(stopper.exitCode).resolves.toBe(1);
+  expect(stop).toHaveBeenCalledOnce();
+  expect(log.find('asked to stop again: exiting now')).toHaveLength(1);
+});
+
+it('a failed stop, or one that overruns the shutdown timeout and 5 s, exits with 1', async () => {
+  const failed = stopperWith(() => Promise.reject(new Error('part refused to stop')));
+  failed.stopper.signal('SIGTERM');
+  await expect(failed.stopper.exitCode).resolves.toBe(1);
+  expect(failed.log.find('shutdown failed')).toHaveLength(1);
+
+  vi.useFakeTimers();
+  const stuck = stopperWith(() => new Promise<void>(() => undefined), 1000);
+  stuck.stopper.signal('SIGTERM');
+  await vi.advanceTimersByTimeAsync(5999);
+  let code: number | undefined;
+  void stuck.stopper.exitCode.then((c) => (code = c));
+  await Promise.resolve();
+  expect(code).toBeUndefined();
+  await vi.advanceTimersByTimeAsync(1);
+  await expect(stuck.stopper.exitCode).resolves.toBe(1);
+  expect(stuck.log.find('graceful shutdown took too long: exiting')).toHaveLength(1);
+});
