@@ -361,7 +361,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         return;
       }
     }
-    await lib.setBootOverride(r, REDFISH_BOOT[target], { persistent, uefi: x?.uefi ?? true, ...sig(x) });
+    await lib.setBootOverride(r, REDFISH_BOOT[target], { persistent, uefi: x?.uefi ?? true, ...rd(x) });
   }
 
   async function ipmiBoot(target: BootTarget, x: BootOptions | undefined): Promise<void> {
@@ -397,10 +397,10 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       if (!ROUTINE_UUID_BASES.has(merged.uuid.kind)) o.logger?.info({ bmc: o.host, uuid: merged.uuid.uuid, basis: merged.uuid.basis }, 'machine UUID decided');
       return merged.report;
     },
-    powerOn: (x) => route('power', 'power on', (r) => r.lib.reset(r.client, 'On', sig(x)), () => ipmi.powerOn(x)),
-    powerOff: (x) => route('power', 'power off', (r) => r.lib.reset(r.client, 'ForceOff', sig(x)), () => ipmi.powerOff(x)),
-    powerReset: (x) => route('power', 'power reset', (r) => r.lib.reset(r.client, 'ForceRestart', sig(x)), () => ipmi.powerReset(x), false),
-    powerCycle: (x) => route('power', 'power cycle', (r) => r.lib.reset(r.client, 'PowerCycle', sig(x)), () => ipmi.powerCycle(x), false),
+    powerOn: (x) => route('power', 'power on', (r) => r.lib.reset(r.client, 'On', rd(x)), () => ipmi.powerOn(x)),
+    powerOff: (x) => route('power', 'power off', (r) => r.lib.reset(r.client, 'ForceOff', rd(x)), () => ipmi.powerOff(x)),
+    powerReset: (x) => route('power', 'power reset', (r) => r.lib.reset(r.client, 'ForceRestart', rd(x)), () => ipmi.powerReset(x), false),
+    powerCycle: (x) => route('power', 'power cycle', (r) => r.lib.reset(r.client, 'PowerCycle', rd(x)), () => ipmi.powerCycle(x), false),
     bootFrom: (target, x) => route('boot', `boot ${target}`, (r) => redfishBoot(r, target, x), () => ipmiBoot(target, x)),
     bootOverride: (x) =>
       route(
@@ -431,10 +431,11 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const target = kind === 'bios' ? systemPath : system.managedBy[0];
       const targets = target ? { targets: [target] } : {};
       const push = profile.firmware === 'multipart-push' ? service?.multipartHttpPushUri !== undefined : service?.simpleUpdateTarget === undefined;
-      if (push) {
+      const update = async (): Promise<unknown> => {
+        if (!push) return lib.simpleUpdate(client, url, { ...sig(x), ...progress, ...targets });
         if (!service?.multipartHttpPushUri) throw new BmcError('UNSUPPORTED', `BMC ${o.host} offers neither SimpleUpdate nor multipart push`);
         const parameters = pushParametersFor(profile.vendor, kind, { system: systemPath, manager: system.managedBy[0] });
-        await lib.pushUpdate(client, url, {
+        return lib.pushUpdate(client, url, {
           ...sig(x),
           ...progress,
           ...(x?.dispatcher ? { dispatcher: x.dispatcher } : {}),
@@ -442,9 +443,14 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
           ...(parameters.applyTime ? { applyTime: parameters.applyTime } : {}),
           ...(parameters.oem ? { oem: parameters.oem } : {}),
         });
-      } else {
-        await lib.simpleUpdate(client, url, { ...sig(x), ...progress, ...targets });
+      };
+      if (kind === 'bios') {
+        await update();
+        return;
       }
+      // a BMC image restarts the BMC, which may forget the task: its Manager's version decides then
+      const onRestarted = (version: string) => onProgress?.({ state: 'Completed', percent: 100, message: `the BMC restarted with firmware ${version}` });
+      await lib.updateBmcImage(client, system.managedBy[0], update, { ...sig(x), onRestarted });
     },
     async close() {
       await Promise.all([redfish ? closeRedfish(redfish) : undefined, ipmi.close()]);

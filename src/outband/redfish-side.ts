@@ -8,3 +8,4 @@ export { firstSystemPath, readServiceRoot, readSystem, readUpdateService } from 
 export { openRedfish } from '../redfish/session.js';
 export { pushUpdate, simpleUpdate } from '../redfish/update.js';
 export { readCache } from '../redfish/read-cache.js';
+export { updateBmcImage } from './firmware-outcome.js';

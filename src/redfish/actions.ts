@@ -4,6 +4,8 @@
  */
 import { BmcError } from '../errors.js';
 import { checkMs, deadline, sleep } from '../deadline.js';
+import type { Logger } from '../log.js';
+import { redfishMessagesOf, type RedfishMessage } from './http-errors.js';
 import { parseBootOption, parseChassis, parseCollection, parseSystem, type BootOptionInfo, type ChassisInfo, type SystemInfo } from './parse.js';
 import { firstSystemPath, readActionInfoAllowable, readSystem } from './resources.js';
 import type { RedfishClient } from './session.js';
@@ -17,6 +19,8 @@ export interface ActionOptions {
   signal?: AbortSignal;
   /** Skips the discovery of the first system (service root → Systems → first member). */
   systemPath?: string;
+  /** where a choice among several Systems, and a write left out or sent again, is logged */
+  logger?: Logger;
 }
 
 export interface ResetOptions extends ActionOptions {
@@ -46,6 +50,31 @@ async function readWithEtag(client: ActionClient, path: string, signal: AbortSig
   return { body: res.body, etag: tag ?? null };
 }
 
+/** Whether a PowerState counts as on or off; the transitional states count as where they lead, as ironic's redfish driver maps them. */
+function powerOf(state: string | undefined): 'on' | 'off' | undefined {
+  if (state === 'On' || state === 'PoweringOn') return 'on';
+  if (state === 'Off' || state === 'PoweringOff') return 'off';
+  return undefined;
+}
+
+/** The power each reset type leaves a machine in when it is already there: nothing to send then. */
+const STATE_REACHED: Partial<Record<ResetType, 'on' | 'off'>> = { On: 'on', ForceOff: 'off', GracefulShutdown: 'off' };
+const RESTARTS: readonly ResetType[] = ['ForceRestart', 'PowerCycle'];
+
+/** ResetType values the System accepts: its AllowableValues, else its ActionInfo's; undefined when it names none. */
+async function resetAllowable(client: ActionClient, system: SystemInfo, signal: AbortSignal | undefined): Promise<string[] | undefined> {
+  if (system.reset?.allowable !== undefined || system.reset?.actionInfo === undefined) return system.reset?.allowable;
+  return readActionInfoAllowable(client, system.reset.actionInfo, 'ResetType', { signal }).catch(() => undefined);
+}
+
+/**
+ * `#ComputerSystem.Reset` of the System, by its PowerState (read once, in the GET that finds the
+ * action). Real BMCs refuse a reset that changes nothing: iDRAC answers On on a machine that is
+ * on with 409 IDRAC.1.6.PSU501 "Server is already powered ON" (dellemc-openmanage-ansible-modules#132),
+ * iLO a restart of a machine that is off with 400 InvalidOperationForSystemState. So, as bmclib's
+ * redfishwrapper and ironic's redfish power driver do: On, ForceOff and GracefulShutdown send
+ * nothing when the machine is already there, and a restart of a machine that is off powers it on.
+ */
 export async function reset(client: ActionClient, type: ResetType, options: ResetOptions = {}): Promise<void> {
   if (!RESET_TYPES.includes(type)) throw new BmcError('INVALID_ARGUMENT', `unknown reset type ${String(type)}`);
   const offTimeoutMs = checkMs('offTimeoutMs', options.offTimeoutMs, 60_000);
@@ -55,21 +84,23 @@ export async function reset(client: ActionClient, type: ResetType, options: Rese
   const system = await readSystem(client, path, { signal });
   const target = system.reset?.target;
   if (target === undefined) throw new BmcError('UNSUPPORTED', `${path} has no #ComputerSystem.Reset action`);
-  let allowable = system.reset?.allowable;
-  if (allowable === undefined && system.reset?.actionInfo !== undefined) {
-    allowable = await readActionInfoAllowable(client, system.reset.actionInfo, 'ResetType', { signal }).catch(() => undefined);
+  const power = powerOf(system.powerState);
+  if (power !== undefined && STATE_REACHED[type] === power) {
+    options.logger?.debug({ path, resetType: type, powerState: system.powerState }, 'redfish reset not sent: the system is already in that power state');
+    return;
   }
+  const allowable = await resetAllowable(client, system, signal);
   const allowed = (t: string): boolean => allowable === undefined || allowable.includes(t);
   const post = async (t: string): Promise<void> => {
     await client.post(target, { ResetType: t }, { signal });
   };
   const on = allowed('On') ? 'On' : allowed('ForceOn') ? 'ForceOn' : undefined;
   // a restart of a system that is off: BMCs refuse it or do nothing; power on is what was meant
-  if (type === 'ForceRestart' && system.powerState === 'Off' && on !== undefined) return post(on);
+  if (RESTARTS.includes(type) && power === 'off' && on !== undefined) return post(on);
   if (allowed(type)) return post(type);
   if (type === 'On' && on !== undefined) return post(on);
   if (type === 'PowerCycle' && on !== undefined && allowed('ForceOff')) {
-    if (system.powerState !== 'Off') {
+    if (power !== 'off') {
       await post('ForceOff');
       await waitForPowerState(client, path, 'Off', { signal, timeoutMs: offTimeoutMs, pollMs });
     }
@@ -103,6 +134,34 @@ export async function waitForPowerState(
   }
 }
 
+const BOOT_MODE = 'BootSourceOverrideMode';
+/** Base registry messages a BMC refuses a property with (their prefix, e.g. `Base.1.8.`, varies). */
+const PROPERTY_REFUSALS = ['PropertyNotWritable', 'PropertyUnknown', 'PropertyValueNotInList', 'ActionParameterNotSupported'];
+
+/** Whether one ExtendedInfo entry refuses `property`: it names it in MessageArgs or RelatedProperties, or a property refusal names it in its text. */
+function refusesProperty(m: RedfishMessage, property: string): boolean {
+  if ([...m.args, ...m.related].some((a) => a.includes(property))) return true;
+  return PROPERTY_REFUSALS.some((id) => m.messageId.endsWith(id)) && m.message.includes(property);
+}
+
+/**
+ * Whether a refused boot override PATCH is worth sending again without BootSourceOverrideMode: a
+ * 400 whose answer names the property, or one from a System whose AllowableValues lack the mode.
+ * HPE iLO refuses the whole PATCH because Mode is read-only there (community.general#3509, fixed
+ * by #3581; ironcore-dev/metal-operator#608; bmclib retries with Target and Enabled only).
+ */
+function modeRefused(err: unknown, system: SystemInfo, mode: string): boolean {
+  if (!(err instanceof BmcError) || err.httpStatus !== 400) return false;
+  const allowable = system.boot?.overrideModeAllowable;
+  if (allowable !== undefined && !allowable.includes(mode)) return true;
+  return redfishMessagesOf(err).some((m) => refusesProperty(m, BOOT_MODE));
+}
+
+/**
+ * PATCH of the System's BootSourceOverride. The mode (UEFI or Legacy) is sent when the System
+ * shows BootSourceOverrideMode, since Supermicro boots legacy without it (DMTF/Redfishtool#106);
+ * when the BMC refuses it (HPE iLO: read-only), the PATCH goes once more without it.
+ */
 export async function setBootOverride(client: ActionClient, target: BootOverrideTarget, options: BootOverrideOptions = {}): Promise<void> {
   if (!BOOT_TARGETS.includes(target)) throw new BmcError('INVALID_ARGUMENT', `unknown boot target ${String(target)}`);
   const { signal } = options;
@@ -117,9 +176,21 @@ export async function setBootOverride(client: ActionClient, target: BootOverride
     BootSourceOverrideEnabled: options.persistent === true ? 'Continuous' : 'Once',
     BootSourceOverrideTarget: target,
   };
-  if (system.boot?.overrideMode !== undefined && options.uefi !== undefined) boot.BootSourceOverrideMode = options.uefi ? 'UEFI' : 'Legacy';
+  const mode = system.boot?.overrideMode !== undefined && options.uefi !== undefined ? (options.uefi ? 'UEFI' : 'Legacy') : undefined;
   // If-Match: the resource's ETag, or * when it has none (BMCs that require If-Match accept *; go-hal always sends *)
-  await client.patch(path, { Boot: boot }, { signal, etag: etag ?? system.etag ?? '*' });
+  const patchOptions = { signal, etag: etag ?? system.etag ?? '*' };
+  if (mode === undefined) {
+    await client.patch(path, { Boot: boot }, patchOptions);
+    return;
+  }
+  try {
+    await client.patch(path, { Boot: { ...boot, [BOOT_MODE]: mode } }, patchOptions);
+  } catch (err) {
+    if (!modeRefused(err, system, mode)) throw err;
+    options.logger?.info({ path, mode, err: err instanceof Error ? err.message : String(err) }, `redfish boot override refused with ${BOOT_MODE}, sending it again without`);
+    // a 400 changed nothing: the ETag read before still holds (and client.patch reads again on 412)
+    await client.patch(path, { Boot: boot }, patchOptions);
+  }
 }
 
 /** More boot options than any real System lists; the rest are ignored. */

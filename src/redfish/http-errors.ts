@@ -4,7 +4,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { BmcError } from '../errors.js';
-import { arr, obj, str } from './json.js';
+import { arr, obj, str, strArray } from './json.js';
 
 const MAX_MESSAGE_CHARS = 600;
 
@@ -36,10 +36,51 @@ export function scrub(text: string, secrets: Iterable<string>): string {
   return out.length > MAX_MESSAGE_CHARS ? `${out.slice(0, MAX_MESSAGE_CHARS)}…` : out;
 }
 
+/** One `@Message.ExtendedInfo` entry of a Redfish error body, as far as callers branch on it. */
+export interface RedfishMessage {
+  /** e.g. `Base.1.8.PropertyNotWritable`, `IDRAC.1.6.PSU501` */
+  messageId: string;
+  message: string;
+  /** MessageArgs, secrets scrubbed */
+  args: readonly string[];
+  /** RelatedProperties: JSON pointers such as `#/Boot/BootSourceOverrideMode` */
+  related: readonly string[];
+}
+
+/** The ExtendedInfo entries of a Redfish error body (`error["@Message.ExtendedInfo"]`), secrets scrubbed. */
+export function redfishMessages(body: unknown, secrets: Iterable<string> = []): RedfishMessage[] {
+  const hidden = [...secrets];
+  return (arr(obj(body, 'error'), '@Message.ExtendedInfo') ?? []).map((info) => ({
+    messageId: str(info, 'MessageId') ?? '',
+    message: scrub(str(info, 'Message') ?? '', hidden),
+    args: (arr(info, 'MessageArgs') ?? []).map((a) => scrub(String(a), hidden)),
+    related: strArray(info, 'RelatedProperties') ?? [],
+  }));
+}
+
+/**
+ * An HTTP error status from a Redfish service, with the ExtendedInfo entries of its answer, so a
+ * caller can tell which property or state the BMC refused (a read-only BootSourceOverrideMode on
+ * HPE iLO) without parsing message text.
+ */
+export class RedfishHttpError extends BmcError {
+  readonly messages: readonly RedfishMessage[];
+  constructor(code: 'HTTP' | 'AUTH_FAILED', message: string, status: number, messages: readonly RedfishMessage[]) {
+    super(code, message, { httpStatus: status });
+    this.messages = messages;
+  }
+}
+
+/** The ExtendedInfo entries an error carries: those of a RedfishHttpError, none for any other. */
+export function redfishMessagesOf(err: unknown): readonly RedfishMessage[] {
+  return err instanceof RedfishHttpError ? err.messages : [];
+}
+
 export function httpError(method: string, path: string, status: number, body: unknown, secrets: Iterable<string>): BmcError {
+  const hidden = [...secrets];
   const detail = redfishErrorText(body) ?? STATUS_CODES[status] ?? 'unknown status';
   const code = status === 401 || status === 403 ? 'AUTH_FAILED' : 'HTTP';
-  return new BmcError(code, scrub(`${method} ${path}: HTTP ${status}: ${detail}`, secrets), { httpStatus: status });
+  return new RedfishHttpError(code, scrub(`${method} ${path}: HTTP ${status}: ${detail}`, hidden), status, redfishMessages(body, hidden));
 }
 
 const NETWORK_CODES = new Set([

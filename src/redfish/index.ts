@@ -13,5 +13,5 @@ export { readBootOptions, reset, setBootOrder, setBootOverride, setIndicator, wa
 export type { ActionClient, ActionOptions, BootOverrideOptions, BootOverrideTarget, ResetOptions, ResetType } from './actions.js';
 export { pushUpdate, simpleUpdate } from './update.js';
 export type { PushUpdateOptions, SimpleUpdateOptions, UpdateClient, UpdateOptions, UpdateResult } from './update.js';
-export { taskLocation, waitForTask } from './task.js';
+export { TaskLostError, taskLocation, taskPathInMessages, waitForTask } from './task.js';
 export type { TaskProgress, WaitForTaskOptions } from './task.js';

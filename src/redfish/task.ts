@@ -27,17 +27,93 @@ export interface WaitForTaskOptions {
 
 const FAILED = new Set(['Exception', 'Killed', 'Cancelled']);
 
-/** The task to follow after an action's answer: its Location header, else the Task in the body. */
-export function taskLocation(reply: RedfishReply): string | undefined {
-  return reply.headers.location ?? (isTask(reply.body) ? odataId(reply.body) : undefined);
+/**
+ * TaskStatus values that make a Completed task a failure: bmcweb sets Warning on a failed
+ * activation, and bmclib's Supermicro x12 provider rejects Completed unless TaskStatus is OK.
+ */
+const FAILED_STATUS = new Set(['Critical', 'Warning']);
+
+const TASKS_PREFIX = '/redfish/v1/TaskService/Tasks/';
+
+/**
+ * The task is gone and its outcome is unknown: the task or its monitor answered 404 (or 401)
+ * after the task was seen running or the BMC was unreachable (a BMC that reboots after a
+ * firmware update forgets its tasks and sessions), or after a task monitor's final answer the
+ * Task could not be read. Never a success: the caller may check the firmware version instead.
+ */
+export class TaskLostError extends BmcError {
+  constructor(message: string, options: { cause?: unknown; httpStatus?: number } = {}) {
+    super('PROTOCOL', message, options);
+    this.name = 'TaskLostError';
+  }
 }
 
-function transient(err: unknown): boolean {
+/**
+ * The task named in `@Message.ExtendedInfo[].MessageArgs` of an `Accepted` or `error` object:
+ * Supermicro answers a multipart push 202 with
+ * `{"Accepted":{"@Message.ExtendedInfo":[{"MessageId":"SMC.1.0.OemSimpleupdateAcceptedMessage",
+ * "MessageArgs":["/redfish/v1/TaskService/Tasks/N"]}]}}` and no Location (bmclib
+ * redfishwrapper/firmware.go taskIDFromResponseBody; fwupd fu-redfish-smc-device.c).
+ */
+export function taskPathInMessages(body: unknown): string | undefined {
+  for (const key of ['Accepted', 'error']) {
+    const outer = (body as Record<string, unknown> | undefined)?.[key];
+    const infos = (outer as Record<string, unknown> | undefined)?.['@Message.ExtendedInfo'];
+    if (!Array.isArray(infos)) continue;
+    for (const info of infos) {
+      const args = (info as Record<string, unknown> | undefined)?.MessageArgs;
+      if (!Array.isArray(args)) continue;
+      const path = args.find((a): a is string => typeof a === 'string' && a.startsWith(TASKS_PREFIX) && a.length > TASKS_PREFIX.length);
+      if (path !== undefined) return path;
+    }
+  }
+  return undefined;
+}
+
+/** The task to follow after an action's answer: its Location header, else the Task in the body, else a task its messages name. */
+export function taskLocation(reply: RedfishReply): string | undefined {
+  return reply.headers.location ?? (isTask(reply.body) ? odataId(reply.body) : undefined) ?? taskPathInMessages(reply.body);
+}
+
+/** An answer worth waiting out: a timeout, a closed connection, a 5xx (a BMC restarting). */
+export function isTransient(err: unknown): boolean {
   if (!(err instanceof BmcError)) return false;
   if (err.code === 'TIMEOUT' || err.code === 'CLOSED') return true;
   return err.code === 'HTTP' && err.httpStatus !== undefined && err.httpStatus >= 500;
 }
 
+/** The BMC no longer knows the task (404) or the session (401 after a failed new login). */
+function taskGone(err: unknown): err is BmcError {
+  return err instanceof BmcError && (err.httpStatus === 404 || err.httpStatus === 401);
+}
+
+/**
+ * The Task behind a task monitor that gave its final answer without one: the body's @odata.id,
+ * else the monitor path without its `/Monitor` (bmcweb's `/redfish/v1/TaskService/Tasks/N/Monitor`).
+ */
+function taskPathAfterMonitor(monitor: string, body: unknown): string {
+  return odataId(body) ?? monitor.replace(/\/Monitor\/?$/, '');
+}
+
+/** A finished task's failure, as the BMC stated it: its state, status and messages. */
+function taskFailure(what: string, task: TaskInfo): BmcError {
+  const detail = task.messages?.join('; ') ?? 'no message';
+  return new BmcError('PROTOCOL', `${what} ended in ${task.state ?? 'no state'} (${task.status ?? 'no status'}): ${detail}`);
+}
+
+/** 'done' for a Completed task whose TaskStatus is not Critical or Warning, 'failed' for a failure, else 'running'. */
+function taskOutcome(task: TaskInfo): 'done' | 'failed' | 'running' {
+  const state = task.state ?? 'Running';
+  if (FAILED.has(state)) return 'failed';
+  if (state !== 'Completed') return 'running';
+  return task.status !== undefined && FAILED_STATUS.has(task.status) ? 'failed' : 'done';
+}
+
+/**
+ * Polls a Task or task monitor to the end. A monitor's final answer that is not a Task (bmcweb
+ * task.hpp populateResp: 202 with the Task while running, then 204 with no body once, whatever
+ * the outcome, Exception included, then 404) is never taken as success: the Task itself is read.
+ */
 export async function waitForTask(
   client: Pick<RedfishClient, 'getReply'>,
   taskMonitorOrTaskUri: string,
@@ -55,35 +131,53 @@ export async function waitForTask(
       options.onProgress?.(p);
     }
   };
+  let path = taskMonitorOrTaskUri;
+  /** the monitor's final answer without a Task, while `path` is the Task read after it */
+  let monitorAnswer: number | undefined;
+  let seenRunning = false;
+  let unreachable = false;
   try {
     for (;;) {
       let reply: RedfishReply | undefined;
       try {
-        reply = await client.getReply(taskMonitorOrTaskUri, { signal: dl.signal });
+        reply = await client.getReply(path, { signal: dl.signal });
       } catch (err) {
-        if (dl.signal.aborted || !transient(err)) throw err;
+        if (dl.signal.aborted) throw err;
+        if (isTransient(err)) unreachable = true;
+        else if (taskGone(err) && (monitorAnswer !== undefined || seenRunning || unreachable)) throw lostTask(err);
+        else throw err;
       }
       if (reply !== undefined) {
-        if (!isTask(reply.body)) {
-          if (reply.status !== 202) {
-            report({ state: 'Completed', percent: 100 });
-            return { path: taskMonitorOrTaskUri, state: 'Completed' };
-          }
-          report({ state: 'Running' });
-        } else {
+        if (isTask(reply.body)) {
           const task = parseTask(reply.body);
-          const state = task.state ?? 'Running';
-          report({ state, percent: task.percent, message: task.messages?.at(-1) });
-          if (state === 'Completed') return task;
-          if (FAILED.has(state)) {
-            const detail = task.messages?.join('; ') ?? 'no message';
-            throw new BmcError('PROTOCOL', `${what} ended in ${state} (${task.status ?? 'no status'}): ${detail}`);
-          }
+          const outcome = taskOutcome(task);
+          if (outcome === 'failed') throw taskFailure(what, task);
+          report({ state: task.state ?? 'Running', percent: task.percent, message: task.messages?.at(-1) });
+          if (outcome === 'done') return task;
+          seenRunning = true;
+        } else if (reply.status === 202) {
+          report({ state: 'Running' });
+          seenRunning = true;
+        } else if (monitorAnswer === undefined) {
+          monitorAnswer = reply.status;
+          path = taskPathAfterMonitor(path, reply.body);
+          continue; // read the Task now: bmcweb forgets it soon after
+        } else {
+          throw new TaskLostError(`${what}: the monitor answered HTTP ${monitorAnswer} without a Task and ${path} answered HTTP ${reply.status} without one either; outcome unverified`);
         }
       }
       await sleep(pollMs, dl.signal, what);
     }
   } finally {
     dl.dispose();
+  }
+
+  function lostTask(err: BmcError): TaskLostError {
+    const after =
+      monitorAnswer !== undefined ? `after the monitor's final answer (HTTP ${monitorAnswer})` : seenRunning ? 'after it was seen running' : 'after the BMC was unreachable';
+    return new TaskLostError(`${what}: ${path} answered HTTP ${err.httpStatus} ${after}: the BMC restarted or forgot the task; outcome unverified`, {
+      cause: err,
+      httpStatus: err.httpStatus,
+    });
   }
 }

@@ -55,9 +55,21 @@ export interface UpdateResult {
   task?: TaskInfo;
 }
 
+/**
+ * A 202 that names no task (no Location, no Task body, no task in its messages): the BMC took
+ * the image, but nothing tells whether flashing it worked. Reported as a failure with code
+ * UNSUPPORTED (this BMC's answer cannot be followed) rather than as a new job state, so the
+ * job's state file, metrics and result events keep their shape and no one reads it as done.
+ */
+function untraceable(reply: RedfishReply): BmcError {
+  return new BmcError('UNSUPPORTED', `firmware update accepted (HTTP ${reply.status}); the BMC named no task to follow, so its result is unknown: check the firmware version`);
+}
+
 async function follow(client: UpdateClient, reply: RedfishReply, options: UpdateOptions): Promise<UpdateResult> {
   const taskUri = taskLocation(reply);
   if (taskUri === undefined) {
+    if (options.wait === false) return {};
+    if (reply.status === 202) throw untraceable(reply);
     options.onProgress?.({ state: 'Completed', percent: 100 });
     return {};
   }

@@ -50,6 +50,18 @@ export const REDFISH_QUIRKS = {
     seenOn: 'DSP0266 forbids building action URIs; OEM targets on HPE iLO and Dell, ActionInfo-only values on Lenovo XCC and OpenBMC',
     survivedBy: 'curl',
   },
+  'redfish-reset-state-conflict': {
+    protocol: 'redfish',
+    description: 'a reset that changes nothing is refused: On or ForceOn while on, ForceOff or GracefulShutdown while off, 409 with a Dell ExtendedInfo (PSU501/PSU502); PowerCycle, ForceRestart or GracefulRestart while off, 400 InvalidOperationForSystemState',
+    seenOn: 'iDRAC 409 IDRAC.1.6.PSU501 "Server is already powered ON." (dell/dellemc-openmanage-ansible-modules#132); iLO 400 InvalidOperationForSystemState; bmclib and ironic read PowerState first',
+    survivedBy: 'curl',
+  },
+  'redfish-boot-mode-readonly': {
+    protocol: 'redfish',
+    description: 'the System shows Boot.BootSourceOverrideMode, but a PATCH that contains it is refused whole with 400 PropertyNotWritable naming it',
+    seenOn: 'HPE iLO 5 (ansible-collections/community.general#3509, fixed by #3581; ironcore-dev/metal-operator#608); bmclib retries with Target and Enabled only for the HP DL160 Gen10',
+    survivedBy: 'curl',
+  },
   'redfish-multi-system': {
     protocol: 'redfish',
     description: 'the Systems collection lists a sibling node first; only the Manager\'s Links.ManagerForServers names the machine this BMC controls',
@@ -98,6 +110,30 @@ export const REDFISH_QUIRKS = {
     seenOn: 'iDRAC 7/8, older MegaRAC and H3C HDM firmware (mrlhansen/idrac_exporter#205, ansible-collections/community.general#8533, DMTF/python-redfish-library#182)',
     survivedBy: 'curl',
   },
+  'redfish-task-monitor-204': {
+    protocol: 'redfish',
+    description: 'a task monitor answers 204 with no body once the task has ended, whatever its outcome, then 404; the Task resource stays readable and holds the final state',
+    seenOn: 'OpenBMC bmcweb (redfish-core/lib/task.hpp populateResp: 202 with the Task while running, 204 once when done, Exception included, then 404)',
+    survivedBy: 'curl',
+  },
+  'redfish-task-completed-critical': {
+    protocol: 'redfish',
+    description: 'a failed update ends TaskState Completed with TaskStatus Critical instead of Exception',
+    seenOn: 'Supermicro X12 (bmclib providers/supermicro x12 rejects TaskState Completed unless TaskStatus is OK); bmcweb sets TaskStatus Warning on a failed activation',
+    survivedBy: 'curl',
+  },
+  'redfish-smc-upload-accepted': {
+    protocol: 'redfish',
+    description: 'a multipart push is answered 202 with {"Accepted":{"@Message.ExtendedInfo":[{"MessageId":"SMC.1.0.OemSimpleupdateAcceptedMessage","MessageArgs":["/redfish/v1/TaskService/Tasks/N"]}]}}, no Location and no Task body',
+    seenOn: 'Supermicro X11/X12/H12 (bmclib internal/redfishwrapper/firmware.go FirmwareUpload, taskIDFromResponseBody; fwupd plugins/redfish/fu-redfish-smc-device.c)',
+    survivedBy: 'curl',
+  },
+  'redfish-bmc-reboot-after-update': {
+    protocol: 'redfish',
+    description: 'a BMC image\'s task reads Running to its end; then the BMC takes the version its image name carries (none: unchanged), forgets its tasks and sessions and answers 503 with Retry-After: 1 for 2 s',
+    seenOn: 'every BMC restarts into new firmware: bmcweb update_service.hpp ("the task may never \'complete\' unless it is an error"), bmclib PR #222 (ASRockRack "the BMC resets a few seconds after an update")',
+    survivedBy: 'curl',
+  },
 } as const satisfies Record<string, SimQuirkInfo>;
 
 export type RedfishQuirkName = keyof typeof REDFISH_QUIRKS;
@@ -108,9 +144,9 @@ export type RedfishQuirkName = keyof typeof REDFISH_QUIRKS;
  * on by default; `redfish-legacy-tls` needs METAL_BMC_REDFISH_LEGACY_TLS and stays opt-in.
  */
 export const REDFISH_VARIANT_QUIRKS: Partial<Record<SimVariantName, ReadonlyArray<RedfishQuirkName>>> = {
-  supermicro: ['redfish-no-etag'],
+  supermicro: ['redfish-no-etag', 'redfish-smc-upload-accepted'],
   lenovo: ['redfish-etag-412-once'],
   gigabyte: ['redfish-weak-etag'],
-  dell: ['redfish-503-retry-after'],
+  dell: ['redfish-503-retry-after', 'redfish-reset-state-conflict'],
   'dell-old-bios': ['redfish-no-sessions'],
 };

@@ -55,6 +55,8 @@ describe('no second reset over IPMI', () => {
     fleet.machines[0]!.on('change', onChange);
     try {
       relayed = 0;
+      // a machine that is on gets no On at all (nothing to cut off): power on is tried on one that is off
+      (mockup.resource('/redfish/v1/Systems/437XR1138R2') as Record<string, unknown>).PowerState = action === 'powerOn' ? 'Off' : 'On';
       mockup.addFault({ fault: { kind: 'reset' }, method: 'POST', path: /Actions\/ComputerSystem\.Reset/, times: 1 });
       const outcome = await bmc[action]().then(
         () => undefined,

@@ -136,6 +136,32 @@ const CURL_SURVIVES: Record<RedfishQuirkName, (f: Fleet, m: SimMachine) => Promi
     expect((await curl(f, m, `${systemPath(m)}/Actions/ComputerSystem.Reset`, { method: 'POST', json: { ResetType: 'On' } })).status).toBe(404);
     expect((await curl(f, m, action.target, { method: 'POST', json: { ResetType: 'On' } })).status).toBe(204);
   },
+  async 'redfish-reset-state-conflict'(f, m) {
+    // curl as a script uses it: read PowerState, post only a reset that changes something
+    const target = (await curl(f, m, systemPath(m))).json.Actions['#ComputerSystem.Reset'].target as string;
+    const reset = (type: string) => curl(f, m, target, { method: 'POST', json: { ResetType: type } });
+    m.state.power = 'on';
+    const alreadyOn = await reset('On');
+    expect(alreadyOn.status).toBe(409);
+    expect(alreadyOn.json.error['@Message.ExtendedInfo'][0].MessageId).toMatch(/PSU501$/);
+    expect((await reset('ForceOff')).status).toBe(204);
+    expect((await curl(f, m, systemPath(m))).json.PowerState).toBe('Off');
+    expect((await reset('ForceOff')).json.error['@Message.ExtendedInfo'][0].MessageId).toMatch(/PSU502$/);
+    const restart = await reset('ForceRestart');
+    expect(restart.status).toBe(400);
+    expect(restart.json.error['@Message.ExtendedInfo'][0].MessageId).toMatch(/InvalidOperationForSystemState$/);
+    expect((await reset('On')).status).toBe(204);
+    expect(m.state.power).toBe('on');
+  },
+  async 'redfish-boot-mode-readonly'(f, m) {
+    expect((await curl(f, m, systemPath(m))).json.Boot.BootSourceOverrideMode).toBeDefined();
+    const pxe = { BootSourceOverrideEnabled: 'Continuous', BootSourceOverrideTarget: 'Pxe' };
+    const withMode = await curl(f, m, systemPath(m), { method: 'PATCH', headers: { 'If-Match': '*' }, json: { Boot: { ...pxe, BootSourceOverrideMode: 'UEFI' } } });
+    expect(withMode.status).toBe(400);
+    expect(withMode.json.error['@Message.ExtendedInfo'][0]).toMatchObject({ MessageId: expect.stringMatching(/PropertyNotWritable$/), MessageArgs: ['BootSourceOverrideMode'] });
+    expect((await curl(f, m, systemPath(m), { method: 'PATCH', headers: { 'If-Match': '*' }, json: { Boot: pxe } })).status).toBe(200);
+    expect(m.state).toMatchObject({ boot: 'pxe', bootPersistent: true });
+  },
   async 'redfish-multi-system'(f, m) {
     const members = (await curl(f, m, '/redfish/v1/Systems')).json.Members.map((x: { '@odata.id': string }) => x['@odata.id']);
     expect(members).toHaveLength(2);
@@ -192,7 +218,53 @@ const CURL_SURVIVES: Record<RedfishQuirkName, (f: Fleet, m: SimMachine) => Promi
     const r = await curl(f, m, '/redfish/v1/', { args: ['--tls-max', '1.2', '--ciphers', 'DEFAULT:@SECLEVEL=0'] });
     expect(r.status).toBe(200);
   },
+  async 'redfish-task-monitor-204'(f, m) {
+    const monitor = (await pushImage(f, m, 'bios-fail.bin')).headers.location as string;
+    await taskEnded(m);
+    const ended = await curl(f, m, monitor);
+    expect(ended.status).toBe(204);
+    expect(ended.raw.length).toBe(0);
+    expect((await curl(f, m, monitor)).status).toBe(404);
+    expect((await curl(f, m, monitor.replace(/\/Monitor$/, ''))).json).toMatchObject({ TaskState: 'Exception', TaskStatus: 'Critical' });
+  },
+  async 'redfish-task-completed-critical'(f, m) {
+    const task = (await pushImage(f, m, 'bios-fail.bin')).json['@odata.id'] as string;
+    await taskEnded(m);
+    expect((await curl(f, m, task)).json).toMatchObject({ TaskState: 'Completed', TaskStatus: 'Critical' });
+  },
+  async 'redfish-smc-upload-accepted'(f, m) {
+    const accepted = await pushImage(f, m, 'bios-1.0.bin');
+    expect(accepted.status).toBe(202);
+    expect(accepted.headers.location).toBeUndefined();
+    const info = accepted.json.Accepted['@Message.ExtendedInfo'][0];
+    expect(info.MessageId).toBe('SMC.1.0.OemSimpleupdateAcceptedMessage');
+    expect(info.MessageArgs[0]).toMatch(/^\/redfish\/v1\/TaskService\/Tasks\/\d+$/);
+    await taskEnded(m);
+    expect((await curl(f, m, info.MessageArgs[0])).json.TaskState).toBe('Completed');
+  },
+  async 'redfish-bmc-reboot-after-update'(f, m) {
+    const started = await pushImage(f, m, 'bmc-9.9.9.bin');
+    expect(started.json.TaskState).toBe('Running');
+    await taskEnded(m);
+    const rebooting = await curl(f, m, '/redfish/v1/Systems');
+    expect(rebooting.status).toBe(503);
+    expect(rebooting.headers['retry-after']).toBe('1');
+    expect(m.state.bmcVersion).toBe('9.9.9');
+  },
 };
+
+/** curl pushes an empty image named `name` (the simulator takes bios or bmc from it); its tasks end after 50 ms. */
+async function pushImage(f: Fleet, m: SimMachine, name: string): Promise<Curl> {
+  m.state.faults.firmwareTaskMs = 50;
+  const push = (await curl(f, m, '/redfish/v1/UpdateService')).json.MultipartHttpPushUri as string;
+  return curl(f, m, push, { method: 'POST', args: ['-F', `UpdateFile=@/dev/null;filename=${name};type=application/octet-stream`] });
+}
+
+/** Waits out pushImage's short task and puts the machine's task duration back. */
+async function taskEnded(m: SimMachine): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  m.state.faults.firmwareTaskMs = null;
+}
 
 /** Starts the restart window of redfish-503-retry-after again: a request sees the quirk off, then it is on again. */
 async function restartWindow(f: Fleet, m: SimMachine): Promise<void> {

@@ -1,5 +1,6 @@
 import { afterEach, expect } from 'vitest';
-import { openRedfish, reset, setBootOrder, setBootOverride, setIndicator, type RedfishClient } from '../../src/redfish/index.js';
+import { httpError } from '../../src/redfish/http-errors.js';
+import { openRedfish, reset, setBootOrder, setBootOverride, setIndicator, type ActionClient, type RedfishClient } from '../../src/redfish/index.js';
 import { startMockupServer, type MockupServer, type MockupServerOptions } from '../helpers/redfish-mockup-server.js';
 import { withPeers } from '../helpers/peers.js';
 
@@ -20,7 +21,7 @@ async function setup(options: MockupServerOptions = {}): Promise<{ server: Mocku
 
 afterEach(async () => {
   await client?.close();
-  expect(server?.sessionCount()).toBe(0);
+  if (server !== undefined) expect(server.sessionCount()).toBe(0); // the fake-client tests start none
   await server?.close();
   server = undefined;
   client = undefined;
@@ -30,6 +31,10 @@ const posts = (s: MockupServer, path: string): unknown[] => s.requests.filter((r
 const patches = (s: MockupServer): { path: string; body: unknown; ifMatch: unknown }[] =>
   s.requests.filter((r) => r.method === 'PATCH').map((r) => ({ path: r.path, body: r.body, ifMatch: r.headers['if-match'] }));
 
+function setPowerState(s: MockupServer, state: string): void {
+  (s.resource(SYSTEM) as Record<string, unknown>).PowerState = state;
+}
+
 function allowResets(s: MockupServer, values: string[]): void {
   const system = s.resource(SYSTEM) as { Actions: Record<string, Record<string, unknown>> };
   (system.Actions['#ComputerSystem.Reset'] as Record<string, unknown>)['ResetType@Redfish.AllowableValues'] = values;
@@ -38,9 +43,31 @@ function allowResets(s: MockupServer, values: string[]): void {
 describe('reset', () => {
   it.each(['On', 'ForceOff', 'GracefulShutdown', 'ForceRestart'] as const)('%s posts the ResetType to the action target', async (type) => {
     const { server, client } = await setup();
+    if (type === 'On') setPowerState(server, 'Off');
     await reset(client, type);
     expect(posts(server, RESET)).toEqual([{ ResetType: type }]);
     expect(server.resource(SYSTEM)?.PowerState).toBe(type === 'ForceOff' || type === 'GracefulShutdown' ? 'Off' : 'On');
+  });
+
+  it.each([
+    ['On', 'On'],
+    ['On', 'PoweringOn'],
+    ['ForceOff', 'Off'],
+    ['GracefulShutdown', 'Off'],
+    ['ForceOff', 'PoweringOff'],
+  ] as const)('%s on a system whose PowerState is %s sends nothing (iDRAC answers 409 to it)', async (type, state) => {
+    const { server, client } = await setup();
+    setPowerState(server, state);
+    await reset(client, type);
+    expect(posts(server, RESET)).toEqual([]);
+  });
+
+  it.each(['ForceRestart', 'PowerCycle'] as const)('%s of a system that is off posts On, even when the BMC allows it (iLO refuses it then)', async (type) => {
+    const { server, client } = await setup();
+    allowResets(server, ['On', 'ForceOff', 'ForceRestart', 'PowerCycle']);
+    setPowerState(server, 'Off');
+    await reset(client, type);
+    expect(posts(server, RESET)).toEqual([{ ResetType: 'On' }]);
   });
 
   it('PowerCycle when allowed is one action', async () => {
@@ -81,6 +108,7 @@ describe('reset', () => {
     allowResets(server, ['On', 'ForceOff']);
     await expect(reset(client, 'GracefulShutdown')).rejects.toMatchObject({ code: 'UNSUPPORTED' });
     allowResets(server, ['ForceOn', 'ForceOff']);
+    setPowerState(server, 'Off');
     await reset(client, 'On');
     expect(posts(server, RESET)).toEqual([{ ResetType: 'ForceOn' }]);
   });
@@ -205,5 +233,60 @@ describe('setIndicator', () => {
     expect(patches(server).map((p) => [p.path, p.body])).toEqual([[CHASSIS, { IndicatorLED: 'Off' }]]);
     server.dropProperty(CHASSIS, 'IndicatorLED');
     await expect(setIndicator(client, true)).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+  });
+});
+
+describe('setBootOverride when the BMC refuses BootSourceOverrideMode (HPE iLO: read-only)', () => {
+  const PATH = '/redfish/v1/Systems/1';
+  const systemBody = (extra: Record<string, unknown> = {}) => ({
+    '@odata.id': PATH,
+    Boot: { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled', BootSourceOverrideMode: 'UEFI', ...extra },
+  });
+
+  /** A client whose System is `body` and whose PATCH answers with each of `answers` in turn (an Error is thrown). */
+  function fakeClient(body: unknown, answers: (Error | undefined)[]): { client: ActionClient; sent: unknown[] } {
+    const sent: unknown[] = [];
+    const client: ActionClient = {
+      get: async <T>() => body as T,
+      getReply: async () => ({ status: 200, headers: { etag: '"e1"' }, body }),
+      post: async () => ({ status: 204, headers: {}, body: undefined }),
+      patch: async (_path, patchBody) => {
+        sent.push(patchBody);
+        const answer = answers.shift();
+        if (answer !== undefined) throw answer;
+        return { status: 200, headers: {}, body: undefined };
+      },
+    };
+    return { client, sent };
+  }
+  const refusal = (info: Record<string, unknown>) =>
+    httpError('PATCH', PATH, 400, { error: { code: 'iLO.0.10.ExtendedInfo', message: 'See @Message.ExtendedInfo for more information.', '@Message.ExtendedInfo': [info] } }, []);
+  const WITH_MODE = { Boot: { BootSourceOverrideEnabled: 'Continuous', BootSourceOverrideTarget: 'Pxe', BootSourceOverrideMode: 'UEFI' } };
+  const WITHOUT_MODE = { Boot: { BootSourceOverrideEnabled: 'Continuous', BootSourceOverrideTarget: 'Pxe' } };
+
+  it.each([
+    ['MessageArgs (iLO 5)', { MessageId: 'Base.1.4.PropertyNotWritable', MessageArgs: ['BootSourceOverrideMode'] }],
+    ['RelatedProperties', { MessageId: 'Base.1.8.PropertyValueNotInList', RelatedProperties: ['#/Boot/BootSourceOverrideMode'] }],
+    ['the message of a property refusal', { MessageId: 'Base.1.8.PropertyUnknown', Message: 'The property BootSourceOverrideMode is not in the list of valid properties.' }],
+  ])('a 400 naming the mode in %s: sent once more without it', async (_how, info) => {
+    const { client, sent } = fakeClient(systemBody(), [refusal(info)]);
+    await setBootOverride(client, 'Pxe', { persistent: true, uefi: true, systemPath: PATH });
+    expect(sent).toEqual([WITH_MODE, WITHOUT_MODE]);
+  });
+
+  it('a 400 from a System whose AllowableValues lack the mode: sent once more without it', async () => {
+    const { client, sent } = fakeClient(systemBody({ 'BootSourceOverrideMode@Redfish.AllowableValues': ['Legacy'] }), [refusal({ MessageId: 'Base.1.8.GeneralError' })]);
+    await setBootOverride(client, 'Pxe', { persistent: true, uefi: true, systemPath: PATH });
+    expect(sent).toEqual([WITH_MODE, WITHOUT_MODE]);
+  });
+
+  it('a 400 about something else, or a refusal of the second PATCH, is the error; never a third PATCH', async () => {
+    const other = fakeClient(systemBody(), [refusal({ MessageId: 'Base.1.8.PropertyValueNotInList', MessageArgs: ['Floppy', 'BootSourceOverrideTarget'] })]);
+    await expect(setBootOverride(other.client, 'Pxe', { persistent: true, uefi: true, systemPath: PATH })).rejects.toMatchObject({ httpStatus: 400 });
+    expect(other.sent).toEqual([WITH_MODE]);
+    const twice = refusal({ MessageId: 'Base.1.4.PropertyNotWritable', MessageArgs: ['BootSourceOverrideMode'] });
+    const again = fakeClient(systemBody(), [twice, twice]);
+    await expect(setBootOverride(again.client, 'Pxe', { persistent: true, uefi: true, systemPath: PATH })).rejects.toBe(twice);
+    expect(again.sent).toEqual([WITH_MODE, WITHOUT_MODE]);
   });
 });

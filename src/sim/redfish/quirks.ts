@@ -15,6 +15,8 @@ import type { Json } from './mockup.js';
 export interface QuirkState {
   /** redfish-503-retry-after: when the restart window began (undefined while the quirk is off) */
   unavailableSince: number | undefined;
+  /** redfish-bmc-reboot-after-update: when the BMC restarted into a new image (its own restart window) */
+  rebootedAt?: number;
   /** redfish-etag-412-once: conditional PATCHes seen, and how often the ETag moved */
   conditionalPatches: number;
   etagGeneration: number;
@@ -40,20 +42,67 @@ export const movedResetPath = (ctx: MachineContext): string => `${paths(ctx.vend
 
 /**
  * redfish-503-retry-after: 503 with Retry-After while the window that began when the quirk was
- * first seen lasts; the window starts again when the quirk is switched off and on.
+ * first seen lasts; the window starts again when the quirk is switched off and on. The same
+ * window follows the restart of redfish-bmc-reboot-after-update.
  */
 export function restarting(ctx: MachineContext, now = Date.now()): Reply | undefined {
+  const { rebootedAt } = ctx.quirkState;
+  if (rebootedAt !== undefined && now - rebootedAt < RESTART_WINDOW_MS) return unavailableReply();
   if (!quirk(ctx, 'redfish-503-retry-after')) {
     ctx.quirkState.unavailableSince = undefined;
     return undefined;
   }
   ctx.quirkState.unavailableSince ??= now;
   if (now - ctx.quirkState.unavailableSince >= RESTART_WINDOW_MS) return undefined;
+  return unavailableReply();
+}
+
+/** 503 ServiceTemporarilyUnavailable with Retry-After, as a restarting BMC answers. */
+function unavailableReply(): Reply {
   const reply = errorReply(503, 'ServiceTemporarilyUnavailable', `The service is temporarily unavailable. Retry in ${RETRY_AFTER_S} seconds.`, [String(RETRY_AFTER_S)]);
   return { ...reply, headers: { 'Retry-After': String(RETRY_AFTER_S) } };
 }
 
 const notFound = (): Reply => errorReply(404, 'ResourceNotFound', 'The requested resource was not found.');
+
+/** iDRAC's 409 for a reset to the power state the server is in (dellemc-openmanage-ansible-modules#132). */
+function alreadyPowered(messageId: string, state: 'ON' | 'OFF'): Reply {
+  const info = {
+    Message: `Server is already powered ${state}.`,
+    MessageArgs: [],
+    'MessageArgs@odata.count': 0,
+    MessageId: `IDRAC.1.6.${messageId}`,
+    RelatedProperties: [],
+    'RelatedProperties@odata.count': 0,
+    Resolution: 'No response action is required.',
+    Severity: 'Informational',
+  };
+  return { status: 409, body: { error: { '@Message.ExtendedInfo': [info], code: 'Base.1.2.GeneralError', message: 'A general error has occurred. See ExtendedInfo for more information' } } };
+}
+
+/** iLO's 400 for a restart of a server that is off: the MessageId alone, as iLO sends it. */
+function invalidForSystemState(): Reply {
+  return { status: 400, body: { error: { code: 'iLO.0.10.ExtendedInfo', message: 'See @Message.ExtendedInfo for more information.', '@Message.ExtendedInfo': [{ MessageId: 'iLO.2.14.InvalidOperationForSystemState' }] } } };
+}
+
+const RESTARTS: readonly string[] = ['PowerCycle', 'ForceRestart', 'GracefulRestart'];
+
+/** redfish-reset-state-conflict: the refusal of a reset that changes nothing, or undefined when the reset goes ahead. */
+export function resetRefusal(ctx: MachineContext, resetType: string): Reply | undefined {
+  if (!quirk(ctx, 'redfish-reset-state-conflict')) return undefined;
+  const { power } = ctx.machine.state;
+  if (power === 'on' && (resetType === 'On' || resetType === 'ForceOn')) return alreadyPowered('PSU501', 'ON');
+  if (power === 'off' && (resetType === 'ForceOff' || resetType === 'GracefulShutdown')) return alreadyPowered('PSU502', 'OFF');
+  if (power === 'off' && RESTARTS.includes(resetType)) return invalidForSystemState();
+  return undefined;
+}
+
+/** redfish-boot-mode-readonly: a Boot PATCH naming BootSourceOverrideMode is refused whole, as HPE iLO 5 does. */
+export function checkBootModeWritable(ctx: MachineContext, boot: unknown): void {
+  if (!quirk(ctx, 'redfish-boot-mode-readonly')) return;
+  if (typeof boot !== 'object' || boot === null || !('BootSourceOverrideMode' in boot)) return;
+  throw new RedfishFault(400, 'PropertyNotWritable', 'The property BootSourceOverrideMode is a read only property and cannot be assigned a value.', ['BootSourceOverrideMode']);
+}
 
 /**
  * Requests a quirk answers itself, before the route table: the SessionService of

@@ -11,7 +11,7 @@ import type { Rq } from './context.js';
 import { asObject, readJson, RedfishFault, type Reply } from './http.js';
 import type { Json } from './mockup.js';
 import { BOOT_ENABLED, BOOT_MODES, BOOT_TARGETS, system } from './resources.js';
-import { ifMatchRule, quirkEtag } from './quirks.js';
+import { checkBootModeWritable, ifMatchRule, quirkEtag, resetRefusal } from './quirks.js';
 import type { ResetType } from './vendors.js';
 
 /** Power after each reset type; undefined keeps it (Nmi). */
@@ -36,6 +36,8 @@ export async function resetSystem(rq: Rq): Promise<Reply> {
   if (typeof type !== 'string' || !allowed.includes(type)) {
     throw new RedfishFault(400, 'ActionParameterValueNotInList', `The value ${String(type)} for the parameter ResetType is not in the list of acceptable values.`, [String(type), 'ResetType']);
   }
+  const refused = resetRefusal(rq.ctx, type);
+  if (refused !== undefined) return refused;
   const { machine } = rq.ctx;
   machine.setPower(POWER_AFTER[type as ResetType] ?? machine.state.power, type);
   return { status: 204 };
@@ -125,6 +127,7 @@ export async function patchSystem(rq: Rq): Promise<Reply> {
   const { vendor, machine } = rq.ctx;
   const writable = ['Boot', ...(vendor.indicatorLED ? ['IndicatorLED'] : []), ...(vendor.locationIndicatorActive ? ['LocationIndicatorActive'] : [])];
   for (const key of Object.keys(body)) if (!writable.includes(key) && key !== '@odata.etag') throw unknown(current, key);
+  checkBootModeWritable(rq.ctx, body.Boot);
   const boot = body.Boot === undefined ? undefined : bootChange(rq, body.Boot);
   const led = ledChange(rq, body);
   if (boot?.order !== undefined) machine.setBootOrder(boot.order);

@@ -14,6 +14,8 @@ export interface SimTask {
   durationMs: number;
   fails: boolean;
   messages: string[];
+  /** redfish-task-monitor-204: the monitor has given its one 204 for the ended task */
+  monitorEnded?: boolean;
 }
 
 export interface TaskView {
@@ -59,6 +61,12 @@ export class TaskStore {
 
   list(): SimTask[] {
     return [...this.tasks.values()];
+  }
+
+  /** Forgets every task and stops their timers (a BMC that restarts keeps its tasks in memory only). */
+  forget(): void {
+    this.stop();
+    this.tasks.clear();
   }
 
   /** Stops the completion timers (server shutdown). */

@@ -4,14 +4,17 @@
  * kept), both answered 202 with a task monitor in Location. The task runs for the
  * configured duration; on completion the machine records the firmware (bios or bmc, from
  * `Targets` or else from the image name). An image whose name contains "fail" ends the
- * task in Exception.
+ * task in Exception. Quirks of real BMCs' tasks are shown here too: a 204 task monitor
+ * (bmcweb), Completed with TaskStatus Critical for a failure and the 202 push answer naming
+ * its task in a message (Supermicro), a BMC that restarts after a BMC image.
  */
 import { DecodeError } from '../../errors.js';
 import { link, paths, type MachineContext, type Rq } from './context.js';
-import { asObject, readJson, RedfishFault, type Reply } from './http.js';
+import { asObject, errorReply, readJson, RedfishFault, type Reply } from './http.js';
 import { collection, mockup, mockupPick, type Json } from './mockup.js';
 import { multipartBoundary, multipartReader, type MultipartPart } from './multipart.js';
-import { taskView, type SimTask } from './tasks.js';
+import { quirk } from './quirks.js';
+import { taskView, type SimTask, type TaskView } from './tasks.js';
 
 const UPDATE = '/redfish/v1/UpdateService';
 const INVENTORY = `${UPDATE}/FirmwareInventory`;
@@ -58,16 +61,31 @@ export function tasks(ctx: MachineContext): Json {
   return collection('TaskService/Tasks', ctx.vendor, TASKS, ctx.tasks.list().map((t) => `${TASKS}/${t.id}`));
 }
 
-export function task(ctx: MachineContext, t: SimTask): Json {
+const taskName = (target: Target): string => `${target.toUpperCase()} firmware update`;
+
+/** redfish-bmc-reboot-after-update: a good BMC image's task, which reads Running until the BMC restarts and forgets it. */
+const endsInReboot = (ctx: MachineContext, t: SimTask): boolean => quirk(ctx, 'redfish-bmc-reboot-after-update') && t.name === taskName('bmc') && !t.fails;
+
+/** The task's state as the BMC shows it, quirks included. */
+function shownView(ctx: MachineContext, t: SimTask): TaskView {
   const view = taskView(t, Date.now());
+  if (view.state !== 'Running' && endsInReboot(ctx, t)) return { state: 'Running', percent: 99 };
+  return view;
+}
+
+export function task(ctx: MachineContext, t: SimTask): Json {
+  const view = shownView(ctx, t);
   const json = mockupPick('TaskService/Tasks/545', ctx.vendor, ['Id', 'Name']);
-  const messages = view.state === 'Exception' ? [...t.messages, `Update failed: the image was rejected`] : t.messages;
+  const failed = view.state === 'Exception';
+  const messages = failed ? [...t.messages, `Update failed: the image was rejected`] : t.messages;
+  // redfish-task-completed-critical: Supermicro X12 ends a failure Completed, its TaskStatus says Critical
+  const state = failed && quirk(ctx, 'redfish-task-completed-critical') ? 'Completed' : view.state;
   return {
     ...json,
     Id: t.id,
     Name: t.name,
-    TaskState: view.state,
-    TaskStatus: view.state === 'Exception' ? 'Critical' : 'OK',
+    TaskState: state,
+    TaskStatus: failed ? 'Critical' : 'OK',
     PercentComplete: view.percent,
     StartTime: new Date(t.startedAt).toISOString(),
     ...(view.endedAt === undefined ? {} : { EndTime: new Date(view.endedAt).toISOString() }),
@@ -77,11 +95,17 @@ export function task(ctx: MachineContext, t: SimTask): Json {
   };
 }
 
-/** GET of a task monitor: 202 with the Task while it runs, then 200 with the finished Task. */
+/**
+ * GET of a task monitor: 202 with the Task while it runs, then 200 with the finished Task; under
+ * redfish-task-monitor-204 (bmcweb) 204 with no body once, then 404.
+ */
 export function taskMonitor(ctx: MachineContext, t: SimTask): Reply {
   const body = task(ctx, t);
-  if (body.TaskState !== 'Running') return { status: 200, body };
-  return { status: 202, body, headers: { Location: `${TASKS}/${t.id}/Monitor`, 'Retry-After': '1' } };
+  if (body.TaskState === 'Running') return { status: 202, body, headers: { Location: `${TASKS}/${t.id}/Monitor`, 'Retry-After': '1' } };
+  if (!quirk(ctx, 'redfish-task-monitor-204')) return { status: 200, body };
+  if (t.monitorEnded === true) return errorReply(404, 'ResourceNotFound', 'The requested resource was not found.');
+  t.monitorEnded = true;
+  return { status: 204 };
 }
 
 /** bios or bmc from `Targets` (firmware inventory, manager or system paths), else from the image name. */
@@ -102,12 +126,40 @@ function firmwareTarget(ctx: MachineContext, targets: unknown, imageName: string
   throw new RedfishFault(400, 'ActionParameterMissing', `Targets is missing and the image name ${imageName} names neither BIOS nor BMC.`, ['SimpleUpdate', 'Targets']);
 }
 
+/** The version an image's name carries (bmc-1.80.3.bin: 1.80.3), if any. */
+export function versionInImageName(uri: string): string | undefined {
+  const name = uri.split(/[/?#]/).filter((s) => s !== '').at(-1) ?? uri;
+  return /\d+(?:\.\d+)+/.exec(name)?.[0];
+}
+
+/**
+ * redfish-bmc-reboot-after-update: the BMC runs its new image (the version its name carries; none
+ * leaves the version as it was), forgets its tasks and sessions, and answers 503 for a while.
+ */
+function rebootIntoImage(ctx: MachineContext, uri: string): void {
+  const version = versionInImageName(uri);
+  if (version !== undefined) ctx.machine.state.bmcVersion = version;
+  ctx.tasks.forget();
+  for (const s of ctx.sessions.list()) ctx.sessions.delete(s.id);
+  ctx.quirkState.rebootedAt = Date.now();
+}
+
 function startUpdate(rq: Rq, target: Target, uri: string, messages: string[]): Reply {
   const { ctx } = rq;
   const fails = /fail/i.test(uri);
   const slow = ctx.machine.state.faults.firmwareTaskMs;
-  const t = ctx.tasks.start(`${target.toUpperCase()} firmware update`, messages, fails, () => ctx.machine.recordFirmware(target, uri), slow ?? undefined);
+  const done = (): void => {
+    ctx.machine.recordFirmware(target, uri);
+    if (target === 'bmc' && quirk(ctx, 'redfish-bmc-reboot-after-update')) rebootIntoImage(ctx, uri);
+  };
+  const t = ctx.tasks.start(taskName(target), messages, fails, done, slow ?? undefined);
   return { status: 202, body: task(ctx, t), headers: { Location: `${TASKS}/${t.id}/Monitor` } };
+}
+
+/** redfish-smc-upload-accepted: Supermicro's 202 to a push, naming the task only in a message. */
+function smcAccepted(t: string): Reply {
+  const info = { MessageId: 'SMC.1.0.OemSimpleupdateAcceptedMessage', Message: 'The update request has been accepted.', MessageArgs: [t], Severity: 'OK' };
+  return { status: 202, body: { Accepted: { code: 'Base.v1_4_0.Accepted', Message: 'Successfully Accepted Request. Please see the location header and ExtendedInfo for more information.', '@Message.ExtendedInfo': [info] } } };
 }
 
 export async function simpleUpdate(rq: Rq): Promise<Reply> {
@@ -168,5 +220,7 @@ export async function multipartPush(rq: Rq): Promise<Reply> {
   rq.counters.updateParameters[rq.ctx.index] = parameters;
   const filename = file.filename ?? 'image';
   const target = firmwareTarget(rq.ctx, parameters.Targets, filename);
-  return startUpdate(rq, target, filename, [`Received ${file.bytes} bytes of ${filename}`]);
+  const started = startUpdate(rq, target, filename, [`Received ${file.bytes} bytes of ${filename}`]);
+  if (!quirk(rq.ctx, 'redfish-smc-upload-accepted')) return started;
+  return smcAccepted(String((started.body as Json)['@odata.id']));
 }

@@ -1,0 +1,157 @@
+/**
+ * What a firmware update reports on BMCs whose task answers differ from the simulator's default,
+ * through the facade's updateFirmware against the simulated fleet, each with the quirk of the
+ * real BMC switched on: bmcweb's 204 task monitor, Supermicro's Completed + Critical and its 202
+ * push answer naming the task only in a message, and a BMC that restarts after a BMC image and
+ * forgets its task. None of these may be reported as Completed unless the BMC said so or its
+ * firmware version changed. A 202 that names no task at all is checked against a stand-in client.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { connectOutband } from '../../src/outband/connect.js';
+import type { FirmwareKind } from '../../src/outband/types.js';
+import { simpleUpdate, type UpdateClient } from '../../src/redfish/index.js';
+import type { Fleet } from '../../src/sim/fleet.js';
+import type { SimQuirkName } from '../../src/sim/quirks.js';
+import { startTestFleet } from '../helpers/fleet.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('openssl');
+
+let fleet: Fleet;
+let images: Server;
+let imageBase: string;
+
+beforeAll(async () => {
+  fleet = await startTestFleet({ count: 16 });
+  // any path is an image of 64 KiB: the simulator takes the outcome from its name
+  images = createServer((_req, res) => res.writeHead(200, { 'content-length': 65536 }).end(Buffer.alloc(65536, 0x5a)));
+  await new Promise<void>((resolve) => images.listen(0, '127.0.0.1', resolve));
+  imageBase = `http://127.0.0.1:${(images.address() as AddressInfo).port}/firmware`;
+});
+afterAll(async () => {
+  images?.closeAllConnections();
+  await new Promise((resolve) => images?.close(resolve));
+  await fleet?.close();
+});
+
+const used = new Set<number>();
+
+/** A machine of `manufacturer` no other test used (quirks and reboots leave state behind), with `quirks` on. */
+function machine(manufacturer: 'Lenovo' | 'Supermicro', quirks: SimQuirkName[]): number {
+  const i = fleet.machines.findIndex((m, k) => m.state.manufacturer === manufacturer && !used.has(k));
+  expect(i, `an unused ${manufacturer} machine`).toBeGreaterThanOrEqual(0);
+  used.add(i);
+  fleet.setQuirks([i], quirks, true);
+  return i;
+}
+
+interface Outcome {
+  error?: { code?: string; message: string };
+  progress: Array<{ state: string; message?: string }>;
+}
+
+/** updateFirmware of the facade, as the firmware job runs it: the outcome and the progress it reported. */
+async function update(i: number, kind: FirmwareKind, image: string): Promise<Outcome> {
+  const m = fleet.machines[i]!;
+  const bmc = await connectOutband({ host: m.state.address, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 5000 });
+  const progress: Outcome['progress'] = [];
+  try {
+    await bmc.updateFirmware(kind, `${imageBase}/${image}`, { onProgress: (p) => progress.push(p) });
+    return { progress };
+  } catch (err) {
+    const e = err as { code?: string; message: string };
+    return { error: { code: e.code, message: e.message }, progress };
+  } finally {
+    await bmc.close();
+    expect(fleet.redfish!.openSessions(i)).toBe(0);
+  }
+}
+
+describe('firmware update outcome on real-BMC task answers', () => {
+  it('redfish-task-monitor-204: a failing image behind a monitor that answers 204 fails with the Task\'s own state', async () => {
+    const i = machine('Lenovo', ['redfish-task-monitor-204']);
+    const r = await update(i, 'bios', 'bios-fail.bin');
+    expect(r.error?.code).toBe('PROTOCOL');
+    expect(r.error?.message).toMatch(/ended in Exception \(Critical\).*image was rejected/);
+    expect(r.progress.map((p) => p.state)).not.toContain('Completed');
+  }, 30_000);
+
+  it('redfish-task-monitor-204: a good image behind it is Completed, read from the Task', async () => {
+    const i = machine('Lenovo', ['redfish-task-monitor-204']);
+    const r = await update(i, 'bios', 'bios-2.0.bin');
+    expect(r.error).toBeUndefined();
+    expect(r.progress.at(-1)?.state).toBe('Completed');
+  }, 30_000);
+
+  it('redfish-task-completed-critical: Completed with TaskStatus Critical is a failure naming state, status and messages', async () => {
+    const i = machine('Lenovo', ['redfish-task-completed-critical']);
+    const r = await update(i, 'bios', 'bios-fail.bin');
+    expect(r.error?.code).toBe('PROTOCOL');
+    expect(r.error?.message).toMatch(/ended in Completed \(Critical\).*image was rejected/);
+    expect(r.progress.map((p) => p.state)).not.toContain('Completed');
+  }, 30_000);
+
+  it('redfish-smc-upload-accepted: the task named in the 202 message is followed to its failure', async () => {
+    const i = machine('Supermicro', ['redfish-smc-upload-accepted']);
+    const r = await update(i, 'bios', 'BIOS_X11-fail.bin');
+    expect(r.error?.code).toBe('PROTOCOL');
+    expect(r.error?.message).toMatch(/Tasks\/\d+ ended in Exception/);
+  }, 30_000);
+
+  it('redfish-smc-upload-accepted: a good image is Completed only once its task is', async () => {
+    const i = machine('Supermicro', ['redfish-smc-upload-accepted']);
+    const before = fleet.redfish!.requests.byRoute['GET task'] ?? 0;
+    const r = await update(i, 'bios', 'BIOS_X11-3.5.bin');
+    expect(r.error).toBeUndefined();
+    expect(r.progress.at(-1)?.state).toBe('Completed');
+    expect(fleet.redfish!.requests.byRoute['GET task'] ?? 0).toBeGreaterThan(before);
+  }, 30_000);
+
+  it('redfish-bmc-reboot-after-update: the task vanishes with the restart; a new Manager FirmwareVersion is Completed', async () => {
+    const i = machine('Lenovo', ['redfish-bmc-reboot-after-update']);
+    const r = await update(i, 'bmc', 'bmc-9.87.6.bin');
+    expect(r.error).toBeUndefined();
+    expect(fleet.machines[i]!.state.bmcVersion).toBe('9.87.6');
+    expect(r.progress.at(-1)).toMatchObject({ state: 'Completed', message: expect.stringContaining('9.87.6') });
+  }, 60_000);
+
+  it('redfish-bmc-reboot-after-update: an unchanged FirmwareVersion after the restart fails as unverified', async () => {
+    const i = machine('Lenovo', ['redfish-bmc-reboot-after-update']);
+    const version = fleet.machines[i]!.state.bmcVersion;
+    const r = await update(i, 'bmc', 'bmc-image.bin');
+    expect(r.error?.message).toContain('the BMC restarted; firmware version unchanged (outcome unverified)');
+    expect(r.error?.message).toContain(version);
+    expect(r.progress.map((p) => p.state)).not.toContain('Completed');
+  }, 60_000);
+});
+
+describe('a 202 that names no task', () => {
+  /** A BMC that answers SimpleUpdate 202 with `body` and no Location. */
+  function acceptingClient(body: unknown): UpdateClient {
+    const resources: Record<string, unknown> = {
+      '/redfish/v1/': { UpdateService: { '@odata.id': '/redfish/v1/UpdateService' } },
+      '/redfish/v1/UpdateService': { Actions: { '#UpdateService.SimpleUpdate': { target: '/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate' } } },
+    };
+    const unused = (): never => {
+      throw new Error('not used');
+    };
+    return {
+      get: async <T,>(path: string) => resources[path] as T,
+      getReply: unused,
+      upload: unused,
+      post: async () => ({ status: 202, headers: {}, body }),
+    } as UpdateClient;
+  }
+
+  it.each([
+    ['no body', undefined],
+    ['an Accepted message without a task', { Accepted: { '@Message.ExtendedInfo': [{ MessageId: 'SMC.1.0.OemSimpleupdateAcceptedMessage', MessageArgs: [] }] } }],
+  ])('%s: not Completed, a failure saying it was accepted and cannot be followed', async (_name, body) => {
+    const progress: string[] = [];
+    const result = simpleUpdate(acceptingClient(body), 'http://images.example/bmc.bin', { onProgress: (p) => progress.push(p.state) });
+    await expect(result).rejects.toMatchObject({ code: 'UNSUPPORTED', message: expect.stringContaining('accepted (HTTP 202); the BMC named no task to follow') });
+    expect(progress).toEqual([]);
+  });
+});

@@ -1,0 +1,135 @@
+/**
+ * Power and boot commands against the two Redfish quirks of real BMCs that refuse a write the
+ * client could have known better than to send: `redfish-reset-state-conflict` (iDRAC 409 PSU501
+ * for On while on, iLO 400 InvalidOperationForSystemState for a restart while off) and
+ * `redfish-boot-mode-readonly` (iLO 5 refuses a Boot PATCH naming BootSourceOverrideMode). Run
+ * through the CLI's own code (bmcMain in-process) with --protocol redfish, so no IPMI fallback
+ * can hide a refusal, on Lenovo-like machines whose power and boot go over Redfish.
+ */
+import { PassThrough, Writable } from 'node:stream';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { bmcMain } from '../../src/cli/bmc.js';
+import { createLogger } from '../../src/log.js';
+import { connectOutband } from '../../src/outband/connect.js';
+import type { Fleet } from '../../src/sim/fleet.js';
+import type { SimMachine } from '../../src/sim/machine.js';
+import type { RedfishQuirkName } from '../../src/sim/quirks-redfish.js';
+import { startTestFleet } from '../helpers/fleet.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('openssl');
+
+let fleet: Fleet;
+let next = 0;
+
+beforeAll(async () => {
+  fleet = await startTestFleet({ count: 10, variants: ['lenovo'] });
+}, 60_000);
+afterAll(async () => {
+  await fleet?.close();
+});
+
+/** A machine of its own for each test, showing only `quirks`. */
+function machineWith(...quirks: RedfishQuirkName[]): SimMachine {
+  const m = fleet.machines[next++]!;
+  m.state.quirks = new Set(quirks);
+  return m;
+}
+
+/** `metal-bmc bmc command CMD --protocol redfish` against `m`: its exit code, or the error it threw. */
+async function command(m: SimMachine, cmd: string): Promise<{ code: number; error?: string }> {
+  const out = new PassThrough().resume();
+  const target = ['--address', `${m.state.address}:${fleet.ipmiPort}`, '--redfish-port', String(fleet.redfishPort), '--user', fleet.user, '--password', fleet.password];
+  try {
+    return { code: await bmcMain(['command', cmd, '--protocol', 'redfish', ...target], { stdout: out, env: {} }) };
+  } catch (err) {
+    return { code: 1, error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+const resetPosts = (): number => fleet.redfish?.requests.byRoute['POST reset'] ?? 0;
+const systemPatches = (): number => fleet.redfish?.requests.byRoute['PATCH system'] ?? 0;
+
+/** The power changes `m` sees while `run` runs, whoever makes them (Redfish or IPMI). */
+async function powerChanges(m: SimMachine, run: () => Promise<void>): Promise<string[]> {
+  const seen: string[] = [];
+  const listener = (e: { kind: string; action?: string }) => void (e.kind === 'power' && seen.push(e.action ?? ''));
+  m.on('change', listener);
+  try {
+    await run();
+  } finally {
+    m.off('change', listener);
+  }
+  return seen;
+}
+
+describe('redfish-reset-state-conflict: a reset that changes nothing is refused (iDRAC 409, iLO 400)', () => {
+  it('ON of a machine that is on succeeds over Redfish without posting On', async () => {
+    const m = machineWith('redfish-reset-state-conflict');
+    m.state.power = 'on';
+    const posts = resetPosts();
+    const changes = await powerChanges(m, async () => expect(await command(m, 'ON')).toEqual({ code: 0 }));
+    expect(resetPosts()).toBe(posts);
+    expect(changes).toEqual([]);
+    expect(m.state.power).toBe('on');
+  });
+
+  it('ON of a machine that is on, with IPMI allowed: no fallback to IPMI and no fallback warning', async () => {
+    const m = machineWith('redfish-reset-state-conflict');
+    m.state.power = 'on';
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
+    const logger = createLogger({ level: 'debug' }, sink);
+    const bmc = await connectOutband({ host: m.state.address, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 10_000, logger });
+    try {
+      expect(bmc.profile.power).toBe('redfish');
+      const changes = await powerChanges(m, () => bmc.powerOn());
+      expect(changes).toEqual([]); // neither a Redfish nor an IPMI power change
+    } finally {
+      await bmc.close();
+    }
+    const warnings = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 40);
+    expect(warnings).toEqual([]);
+    expect(lines.join('')).toContain('already in that power state');
+  });
+
+  it('OFF of a machine that is off succeeds without posting ForceOff', async () => {
+    const m = machineWith('redfish-reset-state-conflict');
+    m.state.power = 'off';
+    const posts = resetPosts();
+    expect(await command(m, 'OFF')).toEqual({ code: 0 });
+    expect(resetPosts()).toBe(posts);
+    expect(m.state.power).toBe('off');
+  });
+
+  it.each(['CYCLE', 'RESET'])('%s of a machine that is off powers it on over Redfish (one POST: On)', async (cmd) => {
+    const m = machineWith('redfish-reset-state-conflict');
+    m.state.power = 'off';
+    const posts = resetPosts();
+    const changes = await powerChanges(m, async () => expect(await command(m, cmd)).toEqual({ code: 0 }));
+    expect(m.state.power).toBe('on');
+    expect(resetPosts()).toBe(posts + 1);
+    expect(changes).toEqual(['On']); // the Redfish ResetType the simulator saw
+  });
+});
+
+describe('redfish-boot-mode-readonly: a Boot PATCH naming BootSourceOverrideMode is refused (HPE iLO 5)', () => {
+  it('PXE sets the persistent PXE override: the PATCH goes again without the mode', async () => {
+    const m = machineWith('redfish-boot-mode-readonly');
+    Object.assign(m.state, { boot: 'none', bootPersistent: false, bootUefi: false });
+    const patches = systemPatches();
+    expect(await command(m, 'PXE')).toEqual({ code: 0 });
+    expect(m.state).toMatchObject({ boot: 'pxe', bootPersistent: true });
+    expect(systemPatches()).toBe(patches + 2); // refused with the mode, accepted without
+    expect(m.state.bootUefi).toBe(false); // the accepted PATCH named no mode (UEFI was asked for)
+  });
+
+  it('without the quirk the mode is still sent, in one PATCH (Supermicro needs it)', async () => {
+    const m = machineWith();
+    Object.assign(m.state, { boot: 'none', bootPersistent: false, bootUefi: false });
+    const patches = systemPatches();
+    expect(await command(m, 'PXE')).toEqual({ code: 0 });
+    expect(m.state).toMatchObject({ boot: 'pxe', bootPersistent: true, bootUefi: true });
+    expect(systemPatches()).toBe(patches + 1);
+  });
+});
