@@ -8,7 +8,12 @@
  *
  * Reboots: applying a BIOS image needs a host reboot, which metal-bmc does not do (neither does
  * the Go daemon's Redfish path); every BIOS result says so (`rebootRequired: true`,
- * `rebootedByMetalBmc: false`). A BMC image is applied by the BMC, which restarts itself.
+ * `rebootedByMetalBmc: false`). A BMC image is applied by the BMC, which restarts itself. A BMC
+ * that stages a BIOS job until that reboot (iDRAC: Oem.Dell.JobState Scheduled) ends the job
+ * `completed` with progress state `Staged` and message "staged: applies at the machine's next
+ * reboot": the update is in place, and metal-api's consumers already read `completed` with
+ * `rebootRequired` as "takes effect at the next reboot"; a new job state would be unknown to them
+ * and to older state files.
  *
  * The state file holds no credentials and no image URL query (it may carry a token): the image
  * is recorded as scheme, host and path.
@@ -20,6 +25,7 @@ import { checkDuration, deadline } from '../deadline.js';
 import { abortError, BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { FirmwareKind, FirmwareProgress, Outband } from '../outband/types.js';
+import { STAGED_MESSAGE, STAGED_STATE } from '../redfish/task.js';
 import type { Plan } from './event.js';
 import type { ConnectBmc } from './runner.js';
 
@@ -40,9 +46,29 @@ export interface FirmwareJob {
   /** ISO 8601 */
   acceptedAt: string;
   updatedAt: string;
-  progress?: { state: string; percent?: number };
+  progress?: JobProgress;
   error?: string;
   code?: string;
+}
+
+/**
+ * A job's last progress: the task state and percent. `message` only for `Staged` (our own text,
+ * never the BMC's messages, which may quote the image URL): the BMC parked the update until the
+ * host's next reboot, and the job ends `completed` with this progress.
+ */
+export interface JobProgress {
+  state: string;
+  percent?: number;
+  message?: string;
+}
+
+/** The progress a job keeps and publishes from what the facade reported. */
+export function jobProgress(p: FirmwareProgress): JobProgress {
+  return {
+    state: p.state,
+    ...(p.percent !== undefined ? { percent: p.percent } : {}),
+    ...(p.state === STAGED_STATE ? { message: STAGED_MESSAGE } : {}),
+  };
 }
 
 /** A result event of a firmware job, published on the result subject like command results. */
@@ -54,7 +80,7 @@ export interface FirmwareEvent {
   ok: boolean;
   phase: FirmwarePhase;
   job?: Pick<FirmwareJob, 'id' | 'kind' | 'image' | 'state' | 'acceptedAt'>;
-  progress?: { state: string; percent?: number };
+  progress?: JobProgress;
   error?: string;
   code?: string;
   /** a BIOS image takes effect at the next host reboot */
@@ -202,7 +228,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     persist();
     o.metrics?.firmwareJobs.inc({ outcome: state });
     const fields = { machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, state, durationMs: Date.now() - startedAt };
-    if (state === 'completed') o.logger.info(fields, 'firmware update done; a BIOS image takes effect at the next host reboot, which metal-bmc does not do');
+    if (state === 'completed' && job.progress?.state === STAGED_STATE) o.logger.info(fields, 'firmware update staged by the BMC; it applies at the next host reboot, which metal-bmc does not do');
+    else if (state === 'completed') o.logger.info(fields, 'firmware update done; a BIOS image takes effect at the next host reboot, which metal-bmc does not do');
     else o.logger.warn({ ...fields, code: job.code, err: job.error }, 'firmware update did not complete');
     emit(job, state, {
       durationMs: Date.now() - startedAt,
@@ -228,7 +255,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       bmc = await o.connect(plan.ipmi, { signal: dl.signal });
       if (dl.signal.aborted) throw abortError(dl.signal, what);
       const onProgress = (p: FirmwareProgress) => {
-        job.progress = { state: p.state, ...(p.percent !== undefined ? { percent: p.percent } : {}) };
+        job.progress = jobProgress(p);
         job.updatedAt = new Date().toISOString();
         persist();
         emit(job, 'progress', { progress: job.progress });

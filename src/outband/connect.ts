@@ -430,10 +430,15 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const system = await lib.readSystem(client, systemPath, sig(x));
       const target = kind === 'bios' ? systemPath : system.managedBy[0];
       const targets = target ? { targets: [target] } : {};
-      const push = profile.firmware === 'multipart-push' ? service?.multipartHttpPushUri !== undefined : service?.simpleUpdateTarget === undefined;
+      const preferPush = profile.firmware === 'multipart-push' ? service?.multipartHttpPushUri !== undefined : service?.simpleUpdateTarget === undefined;
+      const fit = preferPush ? undefined : lib.simpleUpdateFit(await lib.readSimpleUpdateAllowed(client, service, sig(x)), url, targets.targets);
+      if (fit?.usable === false && service.multipartHttpPushUri === undefined) {
+        throw new BmcError('UNSUPPORTED', `firmware update (${kind}) of BMC ${o.host}: SimpleUpdate accepts only ${fit.accepted.join(', ')}, not ${fit.protocol || 'this URL'}, and the UpdateService has no MultipartHttpPushUri`);
+      }
+      const push = preferPush || fit?.usable === false;
       const update = async (): Promise<unknown> => {
-        if (!push) return lib.simpleUpdate(client, url, { ...sig(x), ...progress, ...targets });
-        if (!service?.multipartHttpPushUri) throw new BmcError('UNSUPPORTED', `BMC ${o.host} offers neither SimpleUpdate nor multipart push`);
+        if (fit?.usable === true) return lib.simpleUpdate(client, url, { ...sig(x), ...progress, ...(fit.targets ? { targets: fit.targets } : {}) });
+        if (!push || !service?.multipartHttpPushUri) throw new BmcError('UNSUPPORTED', `BMC ${o.host} offers neither SimpleUpdate nor multipart push`);
         const parameters = pushParametersFor(profile.vendor, kind, { system: systemPath, manager: system.managedBy[0] });
         return lib.pushUpdate(client, url, {
           ...sig(x),

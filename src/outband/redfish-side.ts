@@ -7,5 +7,6 @@ export { readInventory } from '../redfish/inventory.js';
 export { firstSystemPath, readServiceRoot, readSystem, readUpdateService } from '../redfish/resources.js';
 export { openRedfish } from '../redfish/session.js';
 export { pushUpdate, simpleUpdate } from '../redfish/update.js';
+export { readSimpleUpdateAllowed, simpleUpdateFit } from '../redfish/simple-update-fit.js';
 export { readCache } from '../redfish/read-cache.js';
 export { updateBmcImage } from './firmware-outcome.js';

@@ -139,6 +139,10 @@ export interface UpdateServiceInfo {
   serviceEnabled?: boolean;
   simpleUpdateTarget?: string;
   simpleUpdateActionInfo?: string;
+  /** `TransferProtocol@Redfish.AllowableValues` given inline on the SimpleUpdate action */
+  simpleUpdateProtocols?: string[];
+  /** `Targets@Redfish.AllowableValues` given inline on the SimpleUpdate action */
+  simpleUpdateTargets?: string[];
   multipartHttpPushUri?: string;
   httpPushUri?: string;
 }
@@ -149,6 +153,10 @@ export interface TaskInfo {
   status?: string;
   percent?: number;
   messages?: string[];
+  /** the MessageIds of `Messages`, in order (iDRAC's IDRAC.2.8.JCP001 "Task successfully scheduled.") */
+  messageIds?: string[];
+  /** `Oem.Dell.JobState` of an iDRAC task (Scheduled, Running, Completed, ...) */
+  dellJobState?: string;
 }
 
 export function parseCollection(json: unknown): { members: string[]; nextLink?: string } {
@@ -300,6 +308,8 @@ export function parseUpdateService(json: unknown): UpdateServiceInfo {
     serviceEnabled: bool(json, 'ServiceEnabled'),
     simpleUpdateTarget: str(simple, 'target'),
     simpleUpdateActionInfo: str(simple, '@Redfish.ActionInfo'),
+    simpleUpdateProtocols: strArray(simple, 'TransferProtocol@Redfish.AllowableValues'),
+    simpleUpdateTargets: strArray(simple, 'Targets@Redfish.AllowableValues'),
     multipartHttpPushUri: str(json, 'MultipartHttpPushUri'),
     httpPushUri: str(json, 'HttpPushUri'),
   });
@@ -312,13 +322,17 @@ export function parseActionInfoAllowable(json: unknown, parameter: string): stri
 }
 
 export function parseTask(json: unknown): TaskInfo {
-  const messages = (arr(json, 'Messages') ?? []).map((m) => str(m, 'Message')).filter((m): m is string => m !== undefined && m !== '');
+  const list = arr(json, 'Messages') ?? [];
+  const messages = list.map((m) => str(m, 'Message')).filter((m): m is string => m !== undefined && m !== '');
+  const messageIds = list.map((m) => str(m, 'MessageId')).filter((m): m is string => m !== undefined && m !== '');
   return compact({
     path: odataId(json),
     state: str(json, 'TaskState'),
     status: str(json, 'TaskStatus'),
     percent: num(json, 'PercentComplete'),
     messages: messages.length === 0 ? undefined : messages,
+    messageIds: messageIds.length === 0 ? undefined : messageIds,
+    dellJobState: str(obj(obj(json, 'Oem'), 'Dell'), 'JobState'),
   });
 }
 

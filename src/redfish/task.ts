@@ -101,16 +101,48 @@ function taskFailure(what: string, task: TaskInfo): BmcError {
   return new BmcError('PROTOCOL', `${what} ended in ${task.state ?? 'no state'} (${task.status ?? 'no status'}): ${detail}`);
 }
 
-/** 'done' for a Completed task whose TaskStatus is not Critical or Warning, 'failed' for a failure, else 'running'. */
-function taskOutcome(task: TaskInfo): 'done' | 'failed' | 'running' {
+/** The progress state of an update the BMC staged for the host's next reboot. */
+export const STAGED_STATE = 'Staged';
+/** What a staged update means for the machine; metal-bmc never reboots the host. */
+export const STAGED_MESSAGE = "staged: applies at the machine's next reboot";
+
+/** iDRAC's MessageId of a scheduled job, "Task successfully scheduled." (IDRAC.2.8.JCP001). */
+const SCHEDULED_MESSAGE_ID = /(^|\.)JCP001$/;
+
+/**
+ * A task the BMC parked until the host reboots: iDRAC keeps a BIOS job `Scheduled` (TaskState
+ * Running, Oem.Dell.JobState Scheduled, message JCP001 "Task successfully scheduled.") until an
+ * administrator reboots (dell/iDRAC-Redfish-Scripting#166); bmclib providers/dell/firmware.go
+ * maps it to "power cycle needed", Dell's own SimpleUpdate script stops polling there. Waiting on
+ * would only end in a timeout, since metal-bmc never reboots the host.
+ */
+function isStaged(task: TaskInfo): boolean {
+  if (task.state === 'Completed' || FAILED.has(task.state ?? '')) return false;
+  return task.dellJobState === 'Scheduled' || (task.messageIds ?? []).some((id) => SCHEDULED_MESSAGE_ID.test(id));
+}
+
+/** How the BMC said it staged the update, for the progress message. */
+function stagedEvidence(task: TaskInfo): string {
+  const id = task.messageIds?.find((m) => SCHEDULED_MESSAGE_ID.test(m));
+  const parts = [task.dellJobState === undefined ? undefined : `Oem.Dell.JobState ${task.dellJobState}`, id === undefined ? undefined : `MessageId ${id}`];
+  return `${STAGED_MESSAGE} (the BMC answered TaskState ${task.state ?? 'none'}, ${parts.filter((p) => p !== undefined).join(', ')})`;
+}
+
+/**
+ * 'done' for a Completed task whose TaskStatus is not Critical or Warning, 'failed' for a failure,
+ * 'staged' for one waiting for the host's reboot, else 'running'.
+ */
+function taskOutcome(task: TaskInfo): 'done' | 'failed' | 'staged' | 'running' {
   const state = task.state ?? 'Running';
   if (FAILED.has(state)) return 'failed';
+  if (isStaged(task)) return 'staged';
   if (state !== 'Completed') return 'running';
   return task.status !== undefined && FAILED_STATUS.has(task.status) ? 'failed' : 'done';
 }
 
 /**
- * Polls a Task or task monitor to the end. A monitor's final answer that is not a Task (bmcweb
+ * Polls a Task or task monitor to the end, or until the BMC staged it for the host's next reboot
+ * (reported as progress state `Staged` and returned: the update is in place). A monitor's final answer that is not a Task (bmcweb
  * task.hpp populateResp: 202 with the Task while running, then 204 with no body once, whatever
  * the outcome, Exception included, then 404) is never taken as success: the Task itself is read.
  */
@@ -152,6 +184,10 @@ export async function waitForTask(
           const task = parseTask(reply.body);
           const outcome = taskOutcome(task);
           if (outcome === 'failed') throw taskFailure(what, task);
+          if (outcome === 'staged') {
+            report({ state: STAGED_STATE, percent: task.percent, message: stagedEvidence(task) });
+            return task;
+          }
           report({ state: task.state ?? 'Running', percent: task.percent, message: task.messages?.at(-1) });
           if (outcome === 'done') return task;
           seenRunning = true;

@@ -134,6 +134,18 @@ export const REDFISH_QUIRKS = {
     seenOn: 'every BMC restarts into new firmware: bmcweb update_service.hpp ("the task may never \'complete\' unless it is an error"), bmclib PR #222 (ASRockRack "the BMC resets a few seconds after an update")',
     survivedBy: 'curl',
   },
+  'redfish-simpleupdate-sftp-tftp-only': {
+    protocol: 'redfish',
+    description: 'SimpleUpdate advertises TransferProtocol@Redfish.AllowableValues ["SFTP","TFTP"] and Targets@Redfish.AllowableValues [".../FirmwareInventory/BMC-Backup"] (inline and in its ActionInfo); an http(s) ImageURI is refused 400 ActionParameterNotSupported, a Targets value not listed 400 PropertyValueNotInList; the MultipartHttpPushUri takes the image',
+    seenOn: 'Lenovo XCC/XCC2 (pubs.lenovo.com xcc-restapi and xcc2-restapi prop_firmware_update_service_get, MultipartHttpPushUri /mfwupdate; lenovo/python-redfish-lenovo update_firmware.py: SFTP, TFTP or HTTPPUSH); OpenBMC bmcweb takes TFTP only (update_service.hpp)',
+    survivedBy: 'curl',
+  },
+  'redfish-job-scheduled-until-reset': {
+    protocol: 'redfish',
+    description: 'a good BIOS image\'s task ends in TaskState Running with Oem.Dell.JobState Scheduled and message IDRAC.2.8.JCP001 "Task successfully scheduled." until the host is reset (a power-on or restart); then it is Completed and the BIOS is recorded',
+    seenOn: 'Dell iDRAC8, and iDRAC9 without OperationApplyTime Immediate (dell/iDRAC-Redfish-Scripting#166); bmclib providers/dell/firmware.go maps JobState Scheduled (JCP001) to "power cycle needed"',
+    survivedBy: 'curl',
+  },
 } as const satisfies Record<string, SimQuirkInfo>;
 
 export type RedfishQuirkName = keyof typeof REDFISH_QUIRKS;
@@ -147,6 +159,6 @@ export const REDFISH_VARIANT_QUIRKS: Partial<Record<SimVariantName, ReadonlyArra
   supermicro: ['redfish-no-etag', 'redfish-smc-upload-accepted'],
   lenovo: ['redfish-etag-412-once'],
   gigabyte: ['redfish-weak-etag'],
-  dell: ['redfish-503-retry-after', 'redfish-reset-state-conflict'],
+  dell: ['redfish-503-retry-after', 'redfish-reset-state-conflict', 'redfish-job-scheduled-until-reset'],
   'dell-old-bios': ['redfish-no-sessions'],
 };

@@ -251,6 +251,29 @@ const CURL_SURVIVES: Record<RedfishQuirkName, (f: Fleet, m: SimMachine) => Promi
     expect(rebooting.headers['retry-after']).toBe('1');
     expect(m.state.bmcVersion).toBe('9.9.9');
   },
+  async 'redfish-simpleupdate-sftp-tftp-only'(f, m) {
+    const simple = (await curl(f, m, '/redfish/v1/UpdateService')).json.Actions['#UpdateService.SimpleUpdate'];
+    expect(simple['TransferProtocol@Redfish.AllowableValues']).toEqual(['SFTP', 'TFTP']);
+    const http = await curl(f, m, simple.target, { method: 'POST', json: { ImageURI: 'http://images.invalid/bios-1.0.bin' } });
+    expect(http.status).toBe(400);
+    expect(http.json.error['@Message.ExtendedInfo'][0].MessageId).toMatch(/ActionParameterNotSupported/);
+    const targets = await curl(f, m, simple.target, { method: 'POST', json: { ImageURI: 'tftp://images.invalid/bios-1.0.bin', Targets: [systemPath(m)] } });
+    expect(targets.status).toBe(400);
+    expect(targets.json.error['@Message.ExtendedInfo'][0].MessageId).toMatch(/PropertyValueNotInList/);
+    // what python-redfish-lenovo's HTTPPUSH does: the multipart push takes the image
+    expect((await pushImage(f, m, 'bios-1.0.bin')).status).toBe(202);
+    await taskEnded(m);
+  },
+  async 'redfish-job-scheduled-until-reset'(f, m) {
+    const task = (await pushImage(f, m, 'bios-1.0.bin')).json['@odata.id'] as string;
+    await taskEnded(m);
+    const scheduled = (await curl(f, m, task)).json;
+    expect(scheduled).toMatchObject({ TaskState: 'Running', Oem: { Dell: { JobState: 'Scheduled' } } });
+    expect(scheduled.Messages[0].MessageId).toBe('IDRAC.2.8.JCP001');
+    // the administrator's reboot applies the job
+    expect((await curl(f, m, `${systemPath(m)}/Actions/ComputerSystem.Reset`, { method: 'POST', json: { ResetType: m.state.power === 'on' ? 'ForceRestart' : 'On' } })).status).toBe(204);
+    expect((await curl(f, m, task)).json).toMatchObject({ TaskState: 'Completed', Oem: { Dell: { JobState: 'Completed' } } });
+  },
 };
 
 /** curl pushes an empty image named `name` (the simulator takes bios or bmc from it); its tasks end after 50 ms. */

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Plan } from '../../src/commands/event.js';
-import { createFirmwareJobs, imageLabel, parseStateFile, type FirmwareEvent } from '../../src/commands/firmware-jobs.js';
+import { createFirmwareJobs, imageLabel, jobProgress, parseStateFile, type FirmwareEvent } from '../../src/commands/firmware-jobs.js';
 import { checkFirmwareUrl } from '../../src/commands/firmware-url.js';
 import { BmcError, isBmcError } from '../../src/errors.js';
 import type { FirmwareProgress, Outband } from '../../src/outband/types.js';
@@ -196,5 +196,19 @@ describe('firmware jobs', () => {
   it('labels an image without credentials, query or fragment', () => {
     expect(imageLabel('https://u:p@h.example:8443/a/b.bin?sig=x#y')).toBe('https://h.example:8443/a/b.bin');
     expect(imageLabel('not a url')).toBe('(not a URL)');
+  });
+});
+
+describe('jobProgress: what a job keeps and publishes of the facade\'s progress', () => {
+  it('a staged update (the BMC waits for the host reboot) keeps our own message, never the BMC\'s', () => {
+    expect(jobProgress({ state: 'Staged', percent: 100, message: 'staged: … (the BMC answered TaskState Running, Oem.Dell.JobState Scheduled)' })).toEqual({
+      state: 'Staged',
+      percent: 100,
+      message: "staged: applies at the machine's next reboot",
+    });
+  });
+
+  it('other states carry no message: a BMC\'s task messages may quote the image URL', () => {
+    expect(jobProgress({ state: 'Running', percent: 40, message: 'Fetching https://user:tok@images.example/fw/bios.bin?token=abc' })).toEqual({ state: 'Running', percent: 40 });
   });
 });

@@ -93,6 +93,7 @@ describe('simpleUpdate and tasks', () => {
       state: 'Completed',
       status: 'OK',
       messages: ['The property SKU is a read only property and cannot be assigned a value'],
+      messageIds: ['Base.1.0.PropertyNotWriteable'],
     });
   });
 

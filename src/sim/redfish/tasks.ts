@@ -16,6 +16,8 @@ export interface SimTask {
   messages: string[];
   /** redfish-task-monitor-204: the monitor has given its one 204 for the ended task */
   monitorEnded?: boolean;
+  /** redfish-job-scheduled-until-reset: the host's boot count when the task started; a later boot applies the job */
+  hostBootsAtStart?: number;
 }
 
 export interface TaskView {

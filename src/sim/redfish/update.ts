@@ -22,16 +22,49 @@ const TASKS = '/redfish/v1/TaskService/Tasks';
 
 type Target = 'bios' | 'bmc';
 
+/** redfish-simpleupdate-sftp-tftp-only: what Lenovo XCC's SimpleUpdate allows. */
+const XCC_PROTOCOLS = ['SFTP', 'TFTP'];
+const XCC_TARGETS = [`${INVENTORY}/BMC-Backup`];
+
+/** The protocols and Targets SimpleUpdate takes: every path firmwareTarget accepts, or XCC's short lists under the quirk. */
+function simpleUpdateAllowed(ctx: MachineContext): { protocols: string[]; targets: string[] } {
+  if (quirk(ctx, 'redfish-simpleupdate-sftp-tftp-only')) return { protocols: XCC_PROTOCOLS, targets: XCC_TARGETS };
+  const p = paths(ctx.vendor);
+  return { protocols: ['FTP', 'SFTP', 'HTTP', 'HTTPS', 'SCP', 'TFTP'], targets: [`${INVENTORY}/BMC`, `${INVENTORY}/BIOS`, p.manager, p.system, `${p.system}/Bios`] };
+}
+
 export function updateService(ctx: MachineContext): Json {
   const json = mockupPick('UpdateService', ctx.vendor, ['Id', 'Name', 'Status', 'ServiceEnabled', 'FirmwareInventory', 'Actions']);
+  if (quirk(ctx, 'redfish-simpleupdate-sftp-tftp-only')) {
+    // XCC lists the allowable values on the action itself
+    const actions = json.Actions as Json;
+    const simple = { ...(actions['#UpdateService.SimpleUpdate'] as Json), 'TransferProtocol@Redfish.AllowableValues': XCC_PROTOCOLS, 'Targets@Redfish.AllowableValues': XCC_TARGETS };
+    json.Actions = { ...actions, '#UpdateService.SimpleUpdate': simple };
+  }
   return { ...json, MultipartHttpPushUri: ctx.vendor.multipartPushUri };
 }
 
 export function simpleUpdateActionInfo(ctx: MachineContext): Json {
   const json = mockup('UpdateService/SimpleUpdateActionInfo', ctx.vendor);
-  const targets = { Name: 'Targets', Required: false, DataType: 'StringArray', AllowableValues: [`${INVENTORY}/BMC`, `${INVENTORY}/BIOS`] };
-  json.Parameters = [...(json.Parameters as Json[]), targets];
+  const allowed = simpleUpdateAllowed(ctx);
+  const parameters = (json.Parameters as Json[]).map((x) => (x.Name === 'TransferProtocol' ? { ...x, AllowableValues: allowed.protocols } : x));
+  const targets = { Name: 'Targets', Required: false, DataType: 'StringArray', AllowableValues: allowed.targets };
+  json.Parameters = [...parameters, targets];
   return json;
+}
+
+/**
+ * redfish-simpleupdate-sftp-tftp-only: XCC's 400 for a protocol it does not fetch with, or a
+ * Targets value it does not list.
+ */
+function checkXccSimpleUpdate(ctx: MachineContext, protocol: string, targets: unknown): void {
+  if (!quirk(ctx, 'redfish-simpleupdate-sftp-tftp-only')) return;
+  if (!XCC_PROTOCOLS.includes(protocol)) {
+    throw new RedfishFault(400, 'ActionParameterNotSupported', `The parameter TransferProtocol with the value ${protocol} is not supported by the action SimpleUpdate.`, [protocol, 'SimpleUpdate']);
+  }
+  if (targets === undefined) return;
+  const listed = Array.isArray(targets) && targets.every((t) => typeof t === 'string' && XCC_TARGETS.includes(t));
+  if (!listed) throw new RedfishFault(400, 'PropertyValueNotInList', `The value ${JSON.stringify(targets)} for the property Targets is not in the list of acceptable values.`, [JSON.stringify(targets), 'Targets']);
 }
 
 export function firmwareInventory(ctx: MachineContext): Json {
@@ -66,11 +99,28 @@ const taskName = (target: Target): string => `${target.toUpperCase()} firmware u
 /** redfish-bmc-reboot-after-update: a good BMC image's task, which reads Running until the BMC restarts and forgets it. */
 const endsInReboot = (ctx: MachineContext, t: SimTask): boolean => quirk(ctx, 'redfish-bmc-reboot-after-update') && t.name === taskName('bmc') && !t.fails;
 
+/** How often the host has booted (power-on or restart, over Redfish or IPMI). */
+const hostBoots = (ctx: MachineContext): number => ctx.machine.state.lastBoot?.count ?? 0;
+
+/** redfish-job-scheduled-until-reset: a good BIOS image's task, held Scheduled until the host boots again (iDRAC). */
+const waitsForHostReset = (ctx: MachineContext, t: SimTask): boolean =>
+  quirk(ctx, 'redfish-job-scheduled-until-reset') && t.name === taskName('bios') && !t.fails && hostBoots(ctx) === t.hostBootsAtStart;
+
 /** The task's state as the BMC shows it, quirks included. */
-function shownView(ctx: MachineContext, t: SimTask): TaskView {
+function shownView(ctx: MachineContext, t: SimTask): TaskView & { scheduled?: true } {
   const view = taskView(t, Date.now());
   if (view.state !== 'Running' && endsInReboot(ctx, t)) return { state: 'Running', percent: 99 };
+  if (view.state === 'Completed' && waitsForHostReset(ctx, t)) return { state: 'Running', percent: 100, scheduled: true };
   return view;
+}
+
+/** iDRAC's JCP001, the message of a job scheduled for the next reboot. */
+const SCHEDULED_MESSAGE = { MessageId: 'IDRAC.2.8.JCP001', Message: 'Task successfully scheduled.', Severity: 'OK' };
+
+/** Oem.Dell of an iDRAC job under redfish-job-scheduled-until-reset: its JobState. */
+function dellJobOem(view: TaskView & { scheduled?: true }): Json {
+  const jobState = view.scheduled ? 'Scheduled' : view.state === 'Exception' ? 'Failed' : view.state;
+  return { Dell: { JobState: jobState, JobType: 'FirmwareUpdate', ...(view.scheduled ? { MessageId: 'JCP001', Message: SCHEDULED_MESSAGE.Message } : {}) } };
 }
 
 export function task(ctx: MachineContext, t: SimTask): Json {
@@ -90,7 +140,8 @@ export function task(ctx: MachineContext, t: SimTask): Json {
     StartTime: new Date(t.startedAt).toISOString(),
     ...(view.endedAt === undefined ? {} : { EndTime: new Date(view.endedAt).toISOString() }),
     TaskMonitor: `${TASKS}/${t.id}/Monitor`,
-    Messages: messages.map((m) => ({ MessageId: view.state === 'Exception' ? 'Base.1.8.GeneralError' : 'Base.1.8.Success', Message: m, Severity: 'OK' })),
+    Messages: view.scheduled ? [SCHEDULED_MESSAGE] : messages.map((m) => ({ MessageId: view.state === 'Exception' ? 'Base.1.8.GeneralError' : 'Base.1.8.Success', Message: m, Severity: 'OK' })),
+    ...(quirk(ctx, 'redfish-job-scheduled-until-reset') ? { Oem: dellJobOem(view) } : {}),
     '@odata.id': `${TASKS}/${t.id}`,
   };
 }
@@ -116,7 +167,7 @@ function firmwareTarget(ctx: MachineContext, targets: unknown, imageName: string
       throw new RedfishFault(400, 'ActionParameterValueNotInList', 'Targets must list exactly one firmware inventory path', ['Targets']);
     }
     const t = targets[0].replace(/\/$/, '');
-    if (t === `${INVENTORY}/BMC` || t === p.manager) return 'bmc';
+    if (t === `${INVENTORY}/BMC` || t === `${INVENTORY}/BMC-Backup` || t === p.manager) return 'bmc';
     // Supermicro names the BIOS by the System's Bios resource
     if (t === `${INVENTORY}/BIOS` || t === p.system || t === `${p.system}/Bios`) return 'bios';
     throw new RedfishFault(400, 'ActionParameterValueNotInList', `The value ${t} for the parameter Targets is not in the list of acceptable values.`, [t, 'Targets']);
@@ -144,15 +195,27 @@ function rebootIntoImage(ctx: MachineContext, uri: string): void {
   ctx.quirkState.rebootedAt = Date.now();
 }
 
+/** redfish-job-scheduled-until-reset: the staged BIOS image is applied (recorded) when the host boots next. */
+function recordAtNextBoot(ctx: MachineContext, uri: string): void {
+  const onChange = (e: { kind: string }): void => {
+    if (e.kind !== 'booted') return;
+    ctx.machine.off('change', onChange);
+    ctx.machine.recordFirmware('bios', uri);
+  };
+  ctx.machine.on('change', onChange);
+}
+
 function startUpdate(rq: Rq, target: Target, uri: string, messages: string[]): Reply {
   const { ctx } = rq;
   const fails = /fail/i.test(uri);
   const slow = ctx.machine.state.faults.firmwareTaskMs;
   const done = (): void => {
+    if (target === 'bios' && quirk(ctx, 'redfish-job-scheduled-until-reset')) return recordAtNextBoot(ctx, uri);
     ctx.machine.recordFirmware(target, uri);
     if (target === 'bmc' && quirk(ctx, 'redfish-bmc-reboot-after-update')) rebootIntoImage(ctx, uri);
   };
   const t = ctx.tasks.start(taskName(target), messages, fails, done, slow ?? undefined);
+  t.hostBootsAtStart = hostBoots(ctx);
   return { status: 202, body: task(ctx, t), headers: { Location: `${TASKS}/${t.id}/Monitor` } };
 }
 
@@ -175,6 +238,7 @@ export async function simpleUpdate(rq: Rq): Promise<Reply> {
   if (protocol === undefined && !/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) {
     throw new RedfishFault(400, 'ActionParameterMissing', 'ImageURI has no scheme and TransferProtocol is missing.', ['SimpleUpdate', 'TransferProtocol']);
   }
+  checkXccSimpleUpdate(rq.ctx, protocol === undefined ? (/^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1] ?? '').toUpperCase() : String(protocol), body.Targets);
   const name = uri.split(/[/?#]/).filter((s) => s !== '').at(-1) ?? uri;
   const target = firmwareTarget(rq.ctx, body.Targets, name);
   return startUpdate(rq, target, uri, [`Fetching ${uri}`]);

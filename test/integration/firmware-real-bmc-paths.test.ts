@@ -1,0 +1,95 @@
+/**
+ * Firmware updates on two real-BMC paths, through the facade's updateFirmware as the firmware job
+ * runs it: Lenovo XCC, whose SimpleUpdate takes SFTP and TFTP only (the image is pushed to its
+ * MultipartHttpPushUri instead), and Dell iDRAC, which keeps a BIOS job Scheduled until the host
+ * reboots (the update is staged, not timed out).
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { connectOutband } from '../../src/outband/connect.js';
+import type { FirmwareKind, FirmwareProgress } from '../../src/outband/types.js';
+import type { Fleet } from '../../src/sim/fleet.js';
+import { startTestFleet } from '../helpers/fleet.js';
+import { withPeers } from '../helpers/peers.js';
+
+const { describe, it } = withPeers('openssl');
+
+const IMAGE_BYTES = 65536;
+let fleet: Fleet;
+let images: Server;
+let imageBase: string;
+
+beforeAll(async () => {
+  fleet = await startTestFleet({ count: 8, variants: ['lenovo', 'dell'] });
+  images = createServer((_req, res) => res.writeHead(200, { 'content-length': IMAGE_BYTES }).end(Buffer.alloc(IMAGE_BYTES, 0x5a)));
+  await new Promise<void>((resolve) => images.listen(0, '127.0.0.1', resolve));
+  imageBase = `http://127.0.0.1:${(images.address() as AddressInfo).port}/firmware`;
+});
+afterAll(async () => {
+  images?.closeAllConnections();
+  await new Promise((resolve) => images?.close(resolve));
+  await fleet?.close();
+});
+
+interface Outcome {
+  error?: { code?: string; message: string };
+  progress: FirmwareProgress[];
+}
+
+function byManufacturer(prefix: string): number {
+  const i = fleet.machines.findIndex((m) => m.state.manufacturer.startsWith(prefix));
+  expect(i, `a ${prefix} machine in the fleet`).toBeGreaterThanOrEqual(0);
+  return i;
+}
+
+/** updateFirmware of the facade under a deadline of `timeoutMs`: the outcome and the progress it reported. */
+async function update(i: number, kind: FirmwareKind, image: string, timeoutMs: number): Promise<Outcome> {
+  const m = fleet.machines[i]!;
+  const bmc = await connectOutband({ host: m.state.address, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 10_000 });
+  const progress: FirmwareProgress[] = [];
+  try {
+    await bmc.updateFirmware(kind, `${imageBase}/${image}`, { signal: AbortSignal.timeout(timeoutMs), onProgress: (p) => progress.push(p) });
+    return { progress };
+  } catch (err) {
+    const e = err as { code?: string; message: string };
+    return { error: { code: e.code, message: e.message }, progress };
+  } finally {
+    await bmc.close();
+    expect(fleet.redfish!.openSessions(i)).toBe(0);
+  }
+}
+
+describe('firmware updates on real-BMC paths', () => {
+  it('redfish-simpleupdate-sftp-tftp-only (Lenovo XCC): an http image goes to the MultipartHttpPushUri, not to SimpleUpdate', async () => {
+    const i = byManufacturer('Lenovo');
+    fleet.setQuirks([i], ['redfish-simpleupdate-sftp-tftp-only'], true);
+    const events: string[] = [];
+    fleet.machines[i]!.on('change', (e) => e.kind === 'firmware' && events.push(e.target));
+    const simpleBefore = fleet.redfish!.requests.byRoute['POST simple update'] ?? 0;
+    const uploadedBefore = fleet.redfish!.requests.uploadedBytes;
+    const r = await update(i, 'bios', 'bios-3.1.bin', 20_000);
+    expect(r.error).toBeUndefined();
+    expect(r.progress.at(-1)?.state).toBe('Completed');
+    expect(events).toEqual(['bios']);
+    expect(fleet.redfish!.requests.uploadedBytes - uploadedBefore).toBe(IMAGE_BYTES);
+    expect(fleet.redfish!.requests.byRoute['POST simple update'] ?? 0).toBe(simpleBefore);
+  }, 30_000);
+
+  it('redfish-job-scheduled-until-reset (Dell iDRAC): a BIOS job the BMC schedules for the next reboot is staged, not timed out', async () => {
+    const i = byManufacturer('Dell');
+    expect(fleet.machines[i]!.state.quirks.has('redfish-job-scheduled-until-reset')).toBe(true); // the dell variant's default
+    const events: string[] = [];
+    fleet.machines[i]!.on('change', (e) => e.kind === 'firmware' && events.push(e.target));
+    const r = await update(i, 'bios', 'bios-2.99.1.bin', 8000);
+    expect(r.error).toBeUndefined();
+    const last = r.progress.at(-1);
+    expect(last).toMatchObject({ state: 'Staged', message: expect.stringContaining("staged: applies at the machine's next reboot") });
+    expect(last?.message).toContain('Oem.Dell.JobState Scheduled');
+    expect(r.progress.map((p) => p.state)).not.toContain('Completed');
+    // not applied yet: the BIOS takes the image when the host boots
+    expect(events).toEqual([]);
+    fleet.machines[i]!.setPower('on', 'ForceRestart');
+    expect(events).toEqual(['bios']);
+  }, 30_000);
+});
