@@ -9,11 +9,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect } from 'vitest';
-import { connectOutband } from '../../src/outband/connect.js';
 import type { FirmwareKind } from '../../src/outband/types.js';
 import { simpleUpdate, type UpdateClient } from '../../src/redfish/index.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import type { SimQuirkName } from '../../src/sim/quirks.js';
+import { updateThroughFacade, type FirmwareOutcome } from '../helpers/firmware.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { withPeers } from '../helpers/peers.js';
 
@@ -47,26 +47,9 @@ function machine(manufacturer: 'Lenovo' | 'Supermicro', quirks: SimQuirkName[]):
   return i;
 }
 
-interface Outcome {
-  error?: { code?: string; message: string };
-  progress: Array<{ state: string; message?: string }>;
-}
-
 /** updateFirmware of the facade, as the firmware job runs it: the outcome and the progress it reported. */
-async function update(i: number, kind: FirmwareKind, image: string): Promise<Outcome> {
-  const m = fleet.machines[i]!;
-  const bmc = await connectOutband({ host: m.state.address, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 5000 });
-  const progress: Outcome['progress'] = [];
-  try {
-    await bmc.updateFirmware(kind, `${imageBase}/${image}`, { onProgress: (p) => progress.push(p) });
-    return { progress };
-  } catch (err) {
-    const e = err as { code?: string; message: string };
-    return { error: { code: e.code, message: e.message }, progress };
-  } finally {
-    await bmc.close();
-    expect(fleet.redfish!.openSessions(i)).toBe(0);
-  }
+function update(i: number, kind: FirmwareKind, image: string): Promise<FirmwareOutcome> {
+  return updateThroughFacade(fleet, i, kind, `${imageBase}/${image}`, { connectTimeoutMs: 5000 });
 }
 
 describe('firmware update outcome on real-BMC task answers', () => {

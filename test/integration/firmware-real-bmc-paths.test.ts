@@ -7,9 +7,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect } from 'vitest';
-import { connectOutband } from '../../src/outband/connect.js';
-import type { FirmwareKind, FirmwareProgress } from '../../src/outband/types.js';
+import type { FirmwareKind } from '../../src/outband/types.js';
 import type { Fleet } from '../../src/sim/fleet.js';
+import { updateThroughFacade, type FirmwareOutcome } from '../helpers/firmware.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { withPeers } from '../helpers/peers.js';
 
@@ -32,11 +32,6 @@ afterAll(async () => {
   await fleet?.close();
 });
 
-interface Outcome {
-  error?: { code?: string; message: string };
-  progress: FirmwareProgress[];
-}
-
 function byManufacturer(prefix: string): number {
   const i = fleet.machines.findIndex((m) => m.state.manufacturer.startsWith(prefix));
   expect(i, `a ${prefix} machine in the fleet`).toBeGreaterThanOrEqual(0);
@@ -44,20 +39,8 @@ function byManufacturer(prefix: string): number {
 }
 
 /** updateFirmware of the facade under a deadline of `timeoutMs`: the outcome and the progress it reported. */
-async function update(i: number, kind: FirmwareKind, image: string, timeoutMs: number): Promise<Outcome> {
-  const m = fleet.machines[i]!;
-  const bmc = await connectOutband({ host: m.state.address, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 10_000 });
-  const progress: FirmwareProgress[] = [];
-  try {
-    await bmc.updateFirmware(kind, `${imageBase}/${image}`, { signal: AbortSignal.timeout(timeoutMs), onProgress: (p) => progress.push(p) });
-    return { progress };
-  } catch (err) {
-    const e = err as { code?: string; message: string };
-    return { error: { code: e.code, message: e.message }, progress };
-  } finally {
-    await bmc.close();
-    expect(fleet.redfish!.openSessions(i)).toBe(0);
-  }
+function update(i: number, kind: FirmwareKind, image: string, timeoutMs: number): Promise<FirmwareOutcome> {
+  return updateThroughFacade(fleet, i, kind, `${imageBase}/${image}`, { connectTimeoutMs: 10_000, signal: AbortSignal.timeout(timeoutMs) });
 }
 
 describe('firmware updates on real-BMC paths', () => {

@@ -1,0 +1,27 @@
+/** A firmware update through the facade, as a firmware job runs it: the outcome and the progress it reported. */
+import { expect } from 'vitest';
+import { connectOutband } from '../../src/outband/connect.js';
+import type { FirmwareKind, FirmwareProgress } from '../../src/outband/types.js';
+import type { Fleet } from '../../src/sim/fleet.js';
+
+export interface FirmwareOutcome {
+  error?: { code?: string; message: string };
+  progress: FirmwareProgress[];
+}
+
+/** updateFirmware of machine `i` from `imageUrl`; the Redfish sessions are checked closed afterwards. */
+export async function updateThroughFacade(fleet: Fleet, i: number, kind: FirmwareKind, imageUrl: string, options: { connectTimeoutMs: number; signal?: AbortSignal }): Promise<FirmwareOutcome> {
+  const m = fleet.machines[i]!;
+  const bmc = await connectOutband({ host: m.state.address, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: options.connectTimeoutMs });
+  const progress: FirmwareProgress[] = [];
+  try {
+    await bmc.updateFirmware(kind, imageUrl, { ...(options.signal ? { signal: options.signal } : {}), onProgress: (p) => progress.push(p) });
+    return { progress };
+  } catch (err) {
+    const e = err as { code?: string; message: string };
+    return { error: { code: e.code, message: e.message }, progress };
+  } finally {
+    await bmc.close();
+    expect(fleet.redfish!.openSessions(i)).toBe(0);
+  }
+}
