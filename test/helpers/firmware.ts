@@ -1,4 +1,6 @@
-/** A firmware update through the facade, as a firmware job runs it: the outcome and the progress it reported. */
+/** Firmware updates in tests: an image server, and an update through the facade as a firmware job runs it. */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { expect } from 'vitest';
 import { connectOutband } from '../../src/outband/connect.js';
 import type { FirmwareKind, FirmwareProgress } from '../../src/outband/types.js';
@@ -24,4 +26,17 @@ export async function updateThroughFacade(fleet: Fleet, i: number, kind: Firmwar
     await bmc.close();
     expect(fleet.redfish!.openSessions(i)).toBe(0);
   }
+}
+
+/** An HTTP server whose every path is an image of `bytes` bytes (the simulator takes an update's outcome from the image's name). */
+export async function startImageServer(bytes = 65536): Promise<{ base: string; close(): Promise<void> }> {
+  const server = createServer((_req, res) => res.writeHead(200, { 'content-length': bytes }).end(Buffer.alloc(bytes, 0x5a)));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}/firmware`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }

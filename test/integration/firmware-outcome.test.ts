@@ -6,33 +6,28 @@
  * forgets its task. None of these may be reported as Completed unless the BMC said so or its
  * firmware version changed. A 202 that names no task at all is checked against a stand-in client.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect } from 'vitest';
 import type { FirmwareKind } from '../../src/outband/types.js';
 import { simpleUpdate, type UpdateClient } from '../../src/redfish/index.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import type { SimQuirkName } from '../../src/sim/quirks.js';
-import { updateThroughFacade, type FirmwareOutcome } from '../helpers/firmware.js';
+import { startImageServer, updateThroughFacade, type FirmwareOutcome } from '../helpers/firmware.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { withPeers } from '../helpers/peers.js';
 
 const { describe, it } = withPeers('openssl');
 
 let fleet: Fleet;
-let images: Server;
+let images: Awaited<ReturnType<typeof startImageServer>>;
 let imageBase: string;
 
 beforeAll(async () => {
   fleet = await startTestFleet({ count: 16 });
-  // any path is an image of 64 KiB: the simulator takes the outcome from its name
-  images = createServer((_req, res) => res.writeHead(200, { 'content-length': 65536 }).end(Buffer.alloc(65536, 0x5a)));
-  await new Promise<void>((resolve) => images.listen(0, '127.0.0.1', resolve));
-  imageBase = `http://127.0.0.1:${(images.address() as AddressInfo).port}/firmware`;
+  images = await startImageServer();
+  imageBase = images.base;
 });
 afterAll(async () => {
-  images?.closeAllConnections();
-  await new Promise((resolve) => images?.close(resolve));
+  await images?.close();
   await fleet?.close();
 });
 

@@ -4,12 +4,10 @@
  * MultipartHttpPushUri instead), and Dell iDRAC, which keeps a BIOS job Scheduled until the host
  * reboots (the update is staged, not timed out).
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect } from 'vitest';
 import type { FirmwareKind } from '../../src/outband/types.js';
 import type { Fleet } from '../../src/sim/fleet.js';
-import { updateThroughFacade, type FirmwareOutcome } from '../helpers/firmware.js';
+import { startImageServer, updateThroughFacade, type FirmwareOutcome } from '../helpers/firmware.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { withPeers } from '../helpers/peers.js';
 
@@ -17,18 +15,16 @@ const { describe, it } = withPeers('openssl');
 
 const IMAGE_BYTES = 65536;
 let fleet: Fleet;
-let images: Server;
+let images: Awaited<ReturnType<typeof startImageServer>>;
 let imageBase: string;
 
 beforeAll(async () => {
   fleet = await startTestFleet({ count: 8, variants: ['lenovo', 'dell'] });
-  images = createServer((_req, res) => res.writeHead(200, { 'content-length': IMAGE_BYTES }).end(Buffer.alloc(IMAGE_BYTES, 0x5a)));
-  await new Promise<void>((resolve) => images.listen(0, '127.0.0.1', resolve));
-  imageBase = `http://127.0.0.1:${(images.address() as AddressInfo).port}/firmware`;
+  images = await startImageServer(IMAGE_BYTES);
+  imageBase = images.base;
 });
 afterAll(async () => {
-  images?.closeAllConnections();
-  await new Promise((resolve) => images?.close(resolve));
+  await images?.close();
   await fleet?.close();
 });
 
