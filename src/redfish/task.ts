@@ -142,9 +142,12 @@ function taskOutcome(task: TaskInfo): 'done' | 'failed' | 'staged' | 'running' {
 
 /**
  * Polls a Task or task monitor to the end, or until the BMC staged it for the host's next reboot
- * (reported as progress state `Staged` and returned: the update is in place). A monitor's final answer that is not a Task (bmcweb
- * task.hpp populateResp: 202 with the Task while running, then 204 with no body once, whatever
- * the outcome, Exception included, then 404) is never taken as success: the Task itself is read.
+ * (reported as progress state `Staged` and returned: the update is in place). A monitor's final
+ * answer that is not a Task is taken as success only where no Task stands behind it (DSP0266: the
+ * monitor then answers with the operation's own status). Where one does (the answer's @odata.id,
+ * or a monitor at `.../Tasks/N/Monitor`), the Task itself is read: bmcweb (task.hpp populateResp)
+ * answers 202 with the Task while running, then 204 with no body once whatever the outcome,
+ * Exception included, then 404.
  */
 export async function waitForTask(
   client: Pick<RedfishClient, 'getReply'>,
@@ -195,8 +198,15 @@ export async function waitForTask(
           report({ state: 'Running' });
           seenRunning = true;
         } else if (monitorAnswer === undefined) {
+          const taskPath = taskPathAfterMonitor(path, reply.body);
+          if (taskPath === path) {
+            // a monitor not under a Task, whose answer names none: by DSP0266 its final answer is the
+            // operation's own status, and a 2xx is success (getReply throws for the others)
+            report({ state: 'Completed', percent: 100 });
+            return { path, state: 'Completed' };
+          }
           monitorAnswer = reply.status;
-          path = taskPathAfterMonitor(path, reply.body);
+          path = taskPath;
           continue; // read the Task now: bmcweb forgets it soon after
         } else {
           throw new TaskLostError(`${what}: the monitor answered HTTP ${monitorAnswer} without a Task and ${path} answered HTTP ${reply.status} without one either; outcome unverified`);
