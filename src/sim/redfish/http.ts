@@ -62,6 +62,9 @@ export function errorReply(status: number, messageId: MessageId, message: string
   return { status, body: errorBody(messageId, message, args) };
 }
 
+/** 404 ResourceNotFound, as a BMC answers a path it does not serve. */
+export const notFound = (): Reply => errorReply(404, 'ResourceNotFound', 'The requested resource was not found.');
+
 /** Thrown by handlers to answer with a Redfish error. */
 export class RedfishFault extends Error {
   readonly reply: Reply;

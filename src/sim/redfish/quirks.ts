@@ -8,7 +8,7 @@
 import { hasQuirk } from '../machine.js';
 import type { RedfishQuirkName } from '../quirks-redfish.js';
 import { link, paths, type MachineContext, type Rq } from './context.js';
-import { errorReply, RedfishFault, type Reply } from './http.js';
+import { errorReply, notFound, RedfishFault, type Reply } from './http.js';
 import type { Json } from './mockup.js';
 
 /** Per-machine state some quirks keep, created with the machine's context. */
@@ -62,8 +62,6 @@ function unavailableReply(): Reply {
   const reply = errorReply(503, 'ServiceTemporarilyUnavailable', `The service is temporarily unavailable. Retry in ${RETRY_AFTER_S} seconds.`, [String(RETRY_AFTER_S)]);
   return { ...reply, headers: { 'Retry-After': String(RETRY_AFTER_S) } };
 }
-
-const notFound = (): Reply => errorReply(404, 'ResourceNotFound', 'The requested resource was not found.');
 
 /** iDRAC's 409 for a reset to the power state the server is in (dellemc-openmanage-ansible-modules#132). */
 function alreadyPowered(messageId: string, state: 'ON' | 'OFF'): Reply {

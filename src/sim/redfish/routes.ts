@@ -9,7 +9,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { hasQuirk } from '../machine.js';
 import * as ch from './chassis.js';
 import { paths, type Rq } from './context.js';
-import { asObject, errorReply, readJson, RedfishFault, type Reply } from './http.js';
+import { asObject, errorReply, notFound, readJson, RedfishFault, type Reply } from './http.js';
 import { collection, type Json } from './mockup.js';
 import * as res from './resources.js';
 import { beforeRoute, shapeReply, siblingRoute, systemMembers } from './quirks.js';
@@ -32,7 +32,6 @@ interface Route {
 
 const ok = (body: Json | undefined): Reply => (body === undefined ? notFound() : { status: 200, body });
 const withEtag = (body: Json): Reply => ({ status: 200, body, headers: { ETag: body['@odata.etag'] as string } });
-const notFound = (): Reply => errorReply(404, 'ResourceNotFound', 'The requested resource was not found.');
 const only = (flag: boolean, body: () => Json): Reply => (flag ? ok(body()) : notFound());
 
 const V1 = '/redfish/v1';

@@ -10,7 +10,7 @@
  */
 import { DecodeError } from '../../errors.js';
 import { link, paths, type MachineContext, type Rq } from './context.js';
-import { asObject, errorReply, readJson, RedfishFault, type Reply } from './http.js';
+import { asObject, notFound, readJson, RedfishFault, type Reply } from './http.js';
 import { collection, mockup, mockupPick, type Json } from './mockup.js';
 import { multipartBoundary, multipartReader, type MultipartPart } from './multipart.js';
 import { quirk } from './quirks.js';
@@ -154,7 +154,7 @@ export function taskMonitor(ctx: MachineContext, t: SimTask): Reply {
   const body = task(ctx, t);
   if (body.TaskState === 'Running') return { status: 202, body, headers: { Location: `${TASKS}/${t.id}/Monitor`, 'Retry-After': '1' } };
   if (!quirk(ctx, 'redfish-task-monitor-204')) return { status: 200, body };
-  if (t.monitorEnded === true) return errorReply(404, 'ResourceNotFound', 'The requested resource was not found.');
+  if (t.monitorEnded === true) return notFound();
   t.monitorEnded = true;
   return { status: 204 };
 }
@@ -177,10 +177,12 @@ function firmwareTarget(ctx: MachineContext, targets: unknown, imageName: string
   throw new RedfishFault(400, 'ActionParameterMissing', `Targets is missing and the image name ${imageName} names neither BIOS nor BMC.`, ['SimpleUpdate', 'Targets']);
 }
 
+/** The image's file name: the last segment of its URL's path. */
+const imageNameOf = (uri: string): string => uri.split(/[/?#]/).filter((s) => s !== '').at(-1) ?? uri;
+
 /** The version an image's name carries (bmc-1.80.3.bin: 1.80.3), if any. */
 export function versionInImageName(uri: string): string | undefined {
-  const name = uri.split(/[/?#]/).filter((s) => s !== '').at(-1) ?? uri;
-  return /\d+(?:\.\d+)+/.exec(name)?.[0];
+  return /\d+(?:\.\d+)+/.exec(imageNameOf(uri))?.[0];
 }
 
 /**
@@ -239,8 +241,7 @@ export async function simpleUpdate(rq: Rq): Promise<Reply> {
     throw new RedfishFault(400, 'ActionParameterMissing', 'ImageURI has no scheme and TransferProtocol is missing.', ['SimpleUpdate', 'TransferProtocol']);
   }
   checkXccSimpleUpdate(rq.ctx, protocol === undefined ? (/^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1] ?? '').toUpperCase() : String(protocol), body.Targets);
-  const name = uri.split(/[/?#]/).filter((s) => s !== '').at(-1) ?? uri;
-  const target = firmwareTarget(rq.ctx, body.Targets, name);
+  const target = firmwareTarget(rq.ctx, body.Targets, imageNameOf(uri));
   return startUpdate(rq, target, uri, [`Fetching ${uri}`]);
 }
 
