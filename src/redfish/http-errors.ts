@@ -49,8 +49,13 @@ export interface RedfishMessage {
 
 /** The ExtendedInfo entries of a Redfish error body (`error["@Message.ExtendedInfo"]`), secrets scrubbed. */
 export function redfishMessages(body: unknown, secrets: Iterable<string> = []): RedfishMessage[] {
+  return extendedInfoOf(obj(body, 'error'), secrets);
+}
+
+/** The `@Message.ExtendedInfo` entries of one object of an answer (`error`, Supermicro's `Accepted`), secrets scrubbed. */
+export function extendedInfoOf(container: unknown, secrets: Iterable<string> = []): RedfishMessage[] {
   const hidden = [...secrets];
-  return (arr(obj(body, 'error'), '@Message.ExtendedInfo') ?? []).map((info) => ({
+  return (arr(container, '@Message.ExtendedInfo') ?? []).map((info) => ({
     messageId: str(info, 'MessageId') ?? '',
     message: scrub(str(info, 'Message') ?? '', hidden),
     args: (arr(info, 'MessageArgs') ?? []).map((a) => scrub(String(a), hidden)),

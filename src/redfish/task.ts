@@ -6,7 +6,8 @@
  */
 import { BmcError } from '../errors.js';
 import { checkMs, deadline, sleep } from '../deadline.js';
-import { odataId } from './json.js';
+import { extendedInfoOf } from './http-errors.js';
+import { obj, odataId } from './json.js';
 import { isTask, parseTask, type TaskInfo } from './parse.js';
 import type { RedfishClient, RedfishReply } from './session.js';
 
@@ -56,18 +57,8 @@ export class TaskLostError extends BmcError {
  * redfishwrapper/firmware.go taskIDFromResponseBody; fwupd fu-redfish-smc-device.c).
  */
 export function taskPathInMessages(body: unknown): string | undefined {
-  for (const key of ['Accepted', 'error']) {
-    const outer = (body as Record<string, unknown> | undefined)?.[key];
-    const infos = (outer as Record<string, unknown> | undefined)?.['@Message.ExtendedInfo'];
-    if (!Array.isArray(infos)) continue;
-    for (const info of infos) {
-      const args = (info as Record<string, unknown> | undefined)?.MessageArgs;
-      if (!Array.isArray(args)) continue;
-      const path = args.find((a): a is string => typeof a === 'string' && a.startsWith(TASKS_PREFIX) && a.length > TASKS_PREFIX.length);
-      if (path !== undefined) return path;
-    }
-  }
-  return undefined;
+  const args = ['Accepted', 'error'].flatMap((key) => extendedInfoOf(obj(body, key)).flatMap((m) => m.args));
+  return args.find((a) => a.startsWith(TASKS_PREFIX) && a.length > TASKS_PREFIX.length);
 }
 
 /** The task to follow after an action's answer: its Location header, else the Task in the body, else a task its messages name. */
