@@ -10,9 +10,9 @@
  * They answer an http(s) ImageURI, or a System or Manager in Targets, with 400; such a BMC is
  * updated through its MultipartHttpPushUri instead. No allowable list: SimpleUpdate as before.
  */
-import { BmcError, isBmcError } from '../errors.js';
-import type { UpdateServiceInfo } from './parse.js';
-import { readActionInfoAllowable, type ReadOptions, type RedfishGetter } from './resources.js';
+import { isBmcError } from '../errors.js';
+import { parseActionInfoAllowable, type UpdateServiceInfo } from './parse.js';
+import type { ReadOptions, RedfishGetter } from './resources.js';
 
 /** What the SimpleUpdate action accepts; undefined: the BMC gives no list. */
 export interface SimpleUpdateAllowed {
@@ -23,13 +23,12 @@ export interface SimpleUpdateAllowed {
 /** SimpleUpdate with these Targets (none: leave them out), or refused because the URL's protocol is not accepted. */
 export type SimpleUpdateFit = { usable: true; targets?: string[] } | { usable: false; protocol: string; accepted: string[] };
 
-/** An ActionInfo parameter's list, or undefined when the ActionInfo cannot be read (a BMC that names one it does not serve). */
-async function actionInfoList(client: RedfishGetter, path: string, parameter: string, options: ReadOptions): Promise<string[] | undefined> {
+/** The ActionInfo resource, or undefined when the BMC answers its path with an HTTP error (a BMC that names one it does not serve). */
+async function readActionInfo(client: RedfishGetter, path: string, options: ReadOptions): Promise<unknown> {
   try {
-    return await readActionInfoAllowable(client, path, parameter, options);
+    return await client.get(path, options);
   } catch (err) {
-    if (isBmcError(err, 'ABORTED') || isBmcError(err, 'TIMEOUT')) throw err;
-    if (err instanceof BmcError && err.code === 'HTTP') return undefined;
+    if (isBmcError(err, 'HTTP')) return undefined;
     throw err;
   }
 }
@@ -40,8 +39,10 @@ export async function readSimpleUpdateAllowed(client: RedfishGetter, service: Up
   let targets = service.simpleUpdateTargets;
   const info = service.simpleUpdateActionInfo;
   if (info !== undefined && (transferProtocols === undefined || targets === undefined)) {
-    transferProtocols ??= await actionInfoList(client, info, 'TransferProtocol', options);
-    targets ??= await actionInfoList(client, info, 'Targets', options);
+    // one read for both parameters
+    const actionInfo = await readActionInfo(client, info, options);
+    transferProtocols ??= parseActionInfoAllowable(actionInfo, 'TransferProtocol');
+    targets ??= parseActionInfoAllowable(actionInfo, 'Targets');
   }
   return { ...(transferProtocols ? { transferProtocols } : {}), ...(targets ? { targets } : {}) };
 }

@@ -36,6 +36,15 @@ describe('readSimpleUpdateAllowed', () => {
     expect(await readSimpleUpdateAllowed(client({}), service)).toEqual({ transferProtocols: ['SFTP', 'TFTP'], targets: XCC_TARGETS });
   });
 
+  it('both lists from the ActionInfo cost one read of it', async () => {
+    const service = parseUpdateService({ Actions: { '#UpdateService.SimpleUpdate': { target: '/t', '@Redfish.ActionInfo': actionInfo } } });
+    const info = { Parameters: [{ Name: 'TransferProtocol', AllowableValues: ['TFTP'] }, { Name: 'Targets', AllowableValues: XCC_TARGETS }] };
+    const reads: string[] = [];
+    const counting = { get: async <T,>(path: string) => (reads.push(path), info as T) };
+    expect(await readSimpleUpdateAllowed(counting, service)).toEqual({ transferProtocols: ['TFTP'], targets: XCC_TARGETS });
+    expect(reads).toEqual([actionInfo]);
+  });
+
   it('else the Parameters of the action\'s @Redfish.ActionInfo', async () => {
     const service = parseUpdateService({ Actions: { '#UpdateService.SimpleUpdate': { target: '/t', '@Redfish.ActionInfo': actionInfo } } });
     const info = { Parameters: [{ Name: 'ImageURI' }, { Name: 'TransferProtocol', AllowableValues: ['TFTP'] }] };
