@@ -435,10 +435,10 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       if (fit?.usable === false && service.multipartHttpPushUri === undefined) {
         throw new BmcError('UNSUPPORTED', `firmware update (${kind}) of BMC ${o.host}: SimpleUpdate accepts only ${fit.accepted.join(', ')}, not ${fit.protocol || 'this URL'}, and the UpdateService has no MultipartHttpPushUri`);
       }
-      const push = preferPush || fit?.usable === false;
+      // SimpleUpdate where it fits the URL, else the push (preferred, or SimpleUpdate refuses the URL)
       const update = async (): Promise<unknown> => {
         if (fit?.usable === true) return lib.simpleUpdate(client, url, { ...sig(x), ...progress, ...(fit.targets ? { targets: fit.targets } : {}) });
-        if (!push || !service?.multipartHttpPushUri) throw new BmcError('UNSUPPORTED', `BMC ${o.host} offers neither SimpleUpdate nor multipart push`);
+        if (!service?.multipartHttpPushUri) throw new BmcError('UNSUPPORTED', `BMC ${o.host} offers neither SimpleUpdate nor multipart push`);
         const parameters = pushParametersFor(profile.vendor, kind, { system: systemPath, manager: system.managedBy[0] });
         return lib.pushUpdate(client, url, {
           ...sig(x),
