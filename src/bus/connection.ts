@@ -4,7 +4,7 @@
  * close the connection by itself all the same, the daemon exits for a restart (`onLost`).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { checkDuration, raceAbort } from '../deadline.js';
+import { checkDuration, raceAbort, sleep } from '../deadline.js';
 import { abortError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -62,18 +62,6 @@ export function exitForRestart(): void {
   process.exit(EXIT_BUS_LOST);
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
 /**
  * Connects, retrying until a server answers, and reconnects forever afterwards. Resolves with the
  * connection, or rejects with ABORTED when `signal` fires first (a late connection is closed).
@@ -106,7 +94,8 @@ export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
     } catch (err) {
       if (o.signal?.aborted) throw abortError(o.signal, 'connecting to NATS');
       if (attempt === 1 || attempt % 30 === 0) o.logger.warn({ servers: o.servers, attempt, err }, 'cannot connect to NATS; retrying');
-      await sleep(waitMs, o.signal);
+      // the signal firing during the pause ends the wait with the loop's own ABORTED error
+      await sleep(waitMs, o.signal, 'connecting to NATS');
     }
   }
   const nc = connected;
