@@ -9,6 +9,7 @@
  * invalid (400, 413, 422) is split in halves until the entries it refuses stand alone: one bad
  * BMC costs only its own entry.
  */
+import { setMaxListeners } from 'node:events';
 import { BmcError } from '../errors.js';
 import type { Lease } from '../leases/types.js';
 import type { Logger } from '../log.js';
@@ -169,6 +170,21 @@ export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSigna
   }
 }
 
+/**
+ * The signal a cycle's reads listen to, one listener each (up to the concurrency limit, hundreds):
+ * a signal of the cycle's own, without a listener limit, that follows the caller's through one
+ * listener. Each read's listener on the caller's signal itself made Node warn of a leak at 11.
+ */
+function readsSignal(caller: AbortSignal | undefined): { signal: AbortSignal | undefined; dispose(): void } {
+  if (caller === undefined) return { signal: undefined, dispose: () => undefined };
+  const reads = new AbortController();
+  setMaxListeners(0, reads.signal);
+  const onAbort = (): void => reads.abort(caller.reason);
+  if (caller.aborted) onAbort();
+  else caller.addEventListener('abort', onAbort, { once: true });
+  return { signal: reads.signal, dispose: () => caller.removeEventListener('abort', onAbort) };
+}
+
 /** Deadline failures worth a second try: the BMC may only have been slow. */
 const RETRY_CODES = new Set(['TIMEOUT', 'ABORTED']);
 
@@ -180,6 +196,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   let retried = 0;
   let late = 0;
   const clock = acquireLoopClock();
+  const readsAbort = readsSignal(signal);
   const startLimit = deps.limitMemory?.start();
   const trace = await forEachAdaptive(
     deps.readOrder ? deps.readOrder.order(leases.map((l) => l.ip)) : leases.map((_, i) => i),
@@ -188,7 +205,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
       if (signal?.aborted) return;
       const lease = leases[i]!;
       const readStarted = Date.now();
-      const outcome = await readOne(deps, lease, clock, signal, closes);
+      const outcome = await readOne(deps, lease, clock, readsAbort.signal, closes);
       deps.readOrder?.record(lease.ip, Date.now() - readStarted);
       if ('failure' in outcome) {
         const room = deps.cycleBudgetMs !== undefined && Date.now() - started + deps.bmcTimeoutMs <= deps.cycleBudgetMs;
@@ -205,7 +222,10 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
       late++;
       return 'late';
     },
-  ).finally(() => clock.release());
+  ).finally(() => {
+    clock.release();
+    readsAbort.dispose();
+  });
   if (!signal?.aborted) deps.limitMemory?.record(trace);
   // in lease order, so "the first BMC of a UUID" does not depend on which answered first
   const reads = slots.filter((r): r is BmcRead => r !== undefined);
