@@ -439,7 +439,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const update = async (): Promise<unknown> => {
         if (fit?.usable === true) return lib.simpleUpdate(client, url, { ...sig(x), ...progress, ...(fit.targets ? { targets: fit.targets } : {}) });
         if (!service?.multipartHttpPushUri) throw new BmcError('UNSUPPORTED', `BMC ${o.host} offers neither SimpleUpdate nor multipart push`);
-        const parameters = pushParametersFor(profile.vendor, kind, { system: systemPath, manager: system.managedBy[0] });
+        const parameters = pushParametersFor(profile.vendor, kind, { system: systemPath, manager: system.managedBy[0] }, { startUpdate: service.startUpdateTarget !== undefined });
         return lib.pushUpdate(client, url, {
           ...sig(x),
           ...progress,

@@ -8,8 +8,11 @@
  * Preserve* flags. metal-bmc keeps every setting, as the Go daemon's `sum UpdateBios
  * --preserve_setting` does: BIOS setup, its password, Secure Boot keys, boot configuration,
  * SMBIOS, OA keys, NVRAM and the ME region; BMC configuration, SDR and its TLS certificate.
- * `Immediate` apply time: the BMC flashes after the upload without a separate StartUpdate step.
+ * Apply time `OnStartUpdateRequest` where the UpdateService offers `#UpdateService.StartUpdate`
+ * (X12 and later; bmclib's x12 provider and fwupd's redfish-smc plugin both push so, then post
+ * StartUpdate once the BMC's verify task is done: redfish/update.ts), else `Immediate`.
  */
+import { ON_START_UPDATE_REQUEST, type OperationApplyTime } from '../redfish/apply-time.js';
 import type { FirmwareKind } from './types.js';
 import type { Vendor } from './vendors.js';
 
@@ -21,11 +24,17 @@ export interface PushPaths {
 
 export interface PushParameters {
   targets: string[];
-  applyTime?: string;
+  applyTime?: OperationApplyTime;
   oem?: Record<string, unknown>;
 }
 
-type PushRule = (kind: FirmwareKind, paths: PushPaths) => PushParameters;
+/** What the UpdateService offers beyond the push itself. */
+export interface PushService {
+  /** `#UpdateService.StartUpdate` is listed */
+  startUpdate: boolean;
+}
+
+type PushRule = (kind: FirmwareKind, paths: PushPaths, service: PushService) => PushParameters;
 
 const TARGET_ONLY: PushRule = (kind, p) => {
   const target = kind === 'bios' ? p.system : p.manager;
@@ -46,11 +55,11 @@ export const SUPERMICRO_PRESERVE: Readonly<Record<FirmwareKind, Record<string, b
   bmc: { PreserveCfg: true, PreserveSdr: true, PreserveSsl: true },
 };
 
-const SUPERMICRO: PushRule = (kind, p) => {
+const SUPERMICRO: PushRule = (kind, p, service) => {
   const target = kind === 'bios' ? `${p.system}/Bios` : p.manager;
   return {
     targets: target ? [target] : [],
-    applyTime: 'Immediate',
+    applyTime: service.startUpdate ? ON_START_UPDATE_REQUEST : 'Immediate',
     oem: { Supermicro: { [kind === 'bios' ? 'BIOS' : 'BMC']: { ...SUPERMICRO_PRESERVE[kind] } } },
   };
 };
@@ -67,6 +76,6 @@ export const PUSH_RULES: Record<Vendor, PushRule> = {
   unknown: TARGET_ONLY,
 };
 
-export function pushParametersFor(vendor: Vendor, kind: FirmwareKind, paths: PushPaths): PushParameters {
-  return PUSH_RULES[vendor](kind, paths);
+export function pushParametersFor(vendor: Vendor, kind: FirmwareKind, paths: PushPaths, service: PushService): PushParameters {
+  return PUSH_RULES[vendor](kind, paths, service);
 }

@@ -145,6 +145,8 @@ export interface UpdateServiceInfo {
   simpleUpdateTargets?: string[];
   multipartHttpPushUri?: string;
   httpPushUri?: string;
+  /** `#UpdateService.StartUpdate`: applies the images pushed with the `OnStartUpdateRequest` apply time */
+  startUpdateTarget?: string;
 }
 
 export interface TaskInfo {
@@ -312,6 +314,7 @@ export function parseUpdateService(json: unknown): UpdateServiceInfo {
     simpleUpdateTargets: strArray(simple, 'Targets@Redfish.AllowableValues'),
     multipartHttpPushUri: str(json, 'MultipartHttpPushUri'),
     httpPushUri: str(json, 'HttpPushUri'),
+    startUpdateTarget: str(obj(obj(json, 'Actions'), '#UpdateService.StartUpdate'), 'target'),
   });
 }
 

@@ -3,11 +3,15 @@
  *  - simpleUpdate: the BMC fetches the image itself (`#UpdateService.SimpleUpdate`);
  *  - pushUpdate: we download the image and stream it on to `MultipartHttpPushUri`,
  *    chunk by chunk, so memory stays flat whatever the image size.
- * Both follow the resulting task unless `wait: false`.
+ * Both follow the resulting task unless `wait: false`. A push with the `OnStartUpdateRequest` apply
+ * time (Supermicro X12 and later, as bmclib's x12 provider and fwupd's redfish-smc plugin do it)
+ * has two tasks: the upload's (the BMC verifies and stages the image) is always followed to its
+ * end, then `#UpdateService.StartUpdate` applies the staged image and its task is followed as any.
  */
 import { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
 import { BmcError, abortError } from '../errors.js';
+import { ON_START_UPDATE_REQUEST, type OperationApplyTime } from './apply-time.js';
 import { checkMs, deadline } from '../deadline.js';
 import { transportError } from './http-errors.js';
 import { multipartBody, multipartFrame, multipartLength } from './multipart.js';
@@ -35,9 +39,16 @@ export interface SimpleUpdateOptions extends UpdateOptions {
   transferProtocol?: string;
 }
 
+/** Progress states of a staged push's first task (not `Staged`, which ends a job as applied at the next reboot). */
+export const VERIFYING = 'Verifying';
+export const VERIFIED = 'Verified';
+
 export interface PushUpdateOptions extends UpdateOptions {
-  /** `@Redfish.OperationApplyTime` in UpdateParameters, e.g. Immediate or OnReset. */
-  applyTime?: string;
+  /**
+   * `@Redfish.OperationApplyTime` in UpdateParameters, e.g. Immediate or OnReset;
+   * `OnStartUpdateRequest` also posts `#UpdateService.StartUpdate` once the upload's task is done.
+   */
+  applyTime?: OperationApplyTime;
   /** `Oem` in UpdateParameters (vendor options such as Supermicro's Preserve* flags). */
   oem?: Record<string, unknown>;
   /** Deadline of download plus upload. Default 30 minutes. */
@@ -121,6 +132,10 @@ export async function pushUpdate(client: UpdateClient, imageUrl: string, options
   const svc = await readUpdateService(client, { signal });
   const pushUri = svc.multipartHttpPushUri;
   if (pushUri === undefined) throw new BmcError('UNSUPPORTED', `${svc.path} has no MultipartHttpPushUri`);
+  const staged = options.applyTime === ON_START_UPDATE_REQUEST;
+  const startUpdate = svc.startUpdateTarget;
+  // checked before the upload: a staged image that nothing applies would wait on the BMC for ever
+  if (staged && startUpdate === undefined) throw new BmcError('UNSUPPORTED', `${svc.path} has no #UpdateService.StartUpdate action for an image pushed ${ON_START_UPDATE_REQUEST}`);
 
   const what = `firmware push ${display(url)} → ${pushUri}`;
   const dl = deadline(uploadTimeoutMs, what, signal);
@@ -164,5 +179,24 @@ export async function pushUpdate(client: UpdateClient, imageUrl: string, options
     dl.dispose();
     download?.body.destroy();
   }
-  return follow(client, reply, options);
+  if (!staged || startUpdate === undefined) return follow(client, reply, options);
+  await followStaging(client, reply, options);
+  return follow(client, await client.post(startUpdate, {}, { signal }), options);
+}
+
+/**
+ * The upload's task of a staged push, followed to its end whatever `wait` says (StartUpdate finds
+ * nothing to apply before it). Its progress is reported as verification, not as the update's own.
+ * An answer without a task (nothing to follow) goes on to StartUpdate, which refuses if nothing is staged.
+ */
+async function followStaging(client: UpdateClient, reply: RedfishReply, options: UpdateOptions): Promise<void> {
+  const taskUri = taskLocation(reply);
+  if (taskUri === undefined) return;
+  const onProgress = options.onProgress;
+  await waitForTask(client, taskUri, {
+    signal: options.signal,
+    pollMs: options.pollMs,
+    timeoutMs: options.taskTimeoutMs,
+    ...(onProgress ? { onProgress: (p: TaskProgress) => onProgress({ ...p, state: p.state === 'Completed' ? VERIFIED : VERIFYING }) } : {}),
+  });
 }

@@ -135,7 +135,7 @@ describe('UPDATE-FIRMWARE in the background', () => {
 
     const parameters = fleet.redfish!.requests.updateParameters[k]!;
     expect(parameters.Targets).toEqual(['/redfish/v1/Systems/1/Bios']);
-    expect(parameters['@Redfish.OperationApplyTime']).toBe('Immediate');
+    expect(parameters['@Redfish.OperationApplyTime']).toBe('OnStartUpdateRequest');
     expect(parameters.Oem).toEqual({ Supermicro: { BIOS: expect.objectContaining({ PreserveSETUPCONF: true, PreserveNVRAM: true, PreserveSMBIOS: true, PreserveBOOTCONF: true }) } });
     expect(await daemon.exit('SIGTERM')).toBe(0);
     expect(daemon.log()).not.toContain(fleet.password);
@@ -148,7 +148,8 @@ describe('UPDATE-FIRMWARE in the background', () => {
     const first = serve();
     await first.until(() => first.log().includes('consuming machine events from JetStream'), 'daemon ready');
     update(k, 'bmc', 'fw-killed');
-    await first.until(() => of('fw-killed').some((r) => r.phase === 'progress' && (r.progress as { state: string }).state === 'Running'), 'BMC task running');
+    // Supermicro's first task verifies the pushed image (OnStartUpdateRequest): the job is under way either way
+    await first.until(() => of('fw-killed').some((r) => r.phase === 'progress' && ['Verifying', 'Running'].includes((r.progress as { state: string }).state)), 'BMC task running');
     await first.exit('SIGKILL');
 
     const second = serve();

@@ -105,6 +105,45 @@ describe('firmware update outcome on real-BMC task answers', () => {
   }, 60_000);
 });
 
+describe('Supermicro: pushed OnStartUpdateRequest, applied by StartUpdate (bmclib x12, fwupd redfish-smc)', () => {
+  /** the firmware the machine records (flashes), with how many StartUpdate posts the simulator had seen by then */
+  function flashes(i: number): Array<{ uri: string; startUpdates: number }> {
+    const seen: Array<{ uri: string; startUpdates: number }> = [];
+    fleet.machines[i]!.on('change', (e: { kind: string; uri?: string }) => {
+      if (e.kind === 'firmware') seen.push({ uri: e.uri ?? '', startUpdates: fleet.redfish!.requests.byRoute['POST start update'] ?? 0 });
+    });
+    return seen;
+  }
+
+  it.each([['BIOS', 'bios', 'BIOS_X12-4.1.bin'], ['BMC', 'bmc', 'BMC_X12-1.05.bin']] as const)('%s: the image is verified and staged first, flashed only after StartUpdate', async (_name, kind, image) => {
+    const i = machine('Supermicro', ['redfish-smc-upload-accepted']);
+    const flashed = flashes(i);
+    const before = fleet.redfish!.requests.byRoute['POST start update'] ?? 0;
+    const r = await update(i, kind, image);
+    expect(r.error).toBeUndefined();
+    expect(fleet.redfish!.requests.updateParameters[i]!['@Redfish.OperationApplyTime']).toBe('OnStartUpdateRequest');
+    expect(fleet.redfish!.requests.byRoute['POST start update']).toBe(before + 1);
+    expect(flashed).toEqual([{ uri: image, startUpdates: before + 1 }]);
+    const states = r.progress.map((p) => p.state);
+    expect(states.indexOf('Verified')).toBeGreaterThanOrEqual(0);
+    expect(states.indexOf('Verified')).toBeLessThan(states.lastIndexOf('Completed'));
+    expect(states.at(-1)).toBe('Completed');
+    // the verify task's end is not the job's: no Completed before StartUpdate's task
+    expect(states.indexOf('Completed')).toBeGreaterThan(states.indexOf('Verified'));
+  }, 60_000);
+
+  it('an image the BMC rejects in verification fails there; StartUpdate is never posted and nothing is flashed', async () => {
+    const i = machine('Supermicro', ['redfish-smc-upload-accepted']);
+    const flashed = flashes(i);
+    const before = fleet.redfish!.requests.byRoute['POST start update'] ?? 0;
+    const r = await update(i, 'bios', 'BIOS_X12-fail.bin');
+    expect(r.error?.message).toMatch(/Tasks\/\d+ ended in Exception/);
+    expect(fleet.redfish!.requests.byRoute['POST start update'] ?? 0).toBe(before);
+    expect(flashed).toEqual([]);
+    expect(r.progress.map((p) => p.state)).not.toContain('Completed');
+  }, 60_000);
+});
+
 describe('a 202 that names no task', () => {
   /** A BMC that answers SimpleUpdate 202 with `body` and no Location. */
   function acceptingClient(body: unknown): UpdateClient {

@@ -317,6 +317,39 @@ describe('simulated Redfish service (single listener, routed by local address)',
     }
   });
 
+  it('stages a push with apply time OnStartUpdateRequest behind a verify task; StartUpdate flashes it, once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sim-redfish-'));
+    try {
+      const file = join(dir, 'BIOS_X12-2.3.bin');
+      writeFileSync(file, Buffer.alloc(4096, 0x5a));
+      const events: SimEvent[] = [];
+      supermicro.on('change', (e) => events.push(e));
+      const service = (await curl(url(supermicro, '/redfish/v1/UpdateService'), { basic: BASIC })).body;
+      const start = service.Actions['#UpdateService.StartUpdate'].target as string;
+      expect(start).toBe('/redfish/v1/UpdateService/Actions/UpdateService.StartUpdate');
+      const nothing = await curl(url(supermicro, start), { basic: BASIC, json: {} });
+      expect(nothing.status).toBe(400);
+      const params = JSON.stringify({ Targets: ['/redfish/v1/Systems/1/Bios'], '@Redfish.OperationApplyTime': 'OnStartUpdateRequest' });
+      const pushed = await curl(url(supermicro, service.MultipartHttpPushUri), { basic: BASIC, form: [`UpdateParameters=${params};type=application/json`, `UpdateFile=@${file};type=application/octet-stream`] });
+      expect(pushed.status).toBe(202);
+      expect(pushed.body.Name).toBe('BIOS Verify');
+      expect((await finished(supermicro, pushed.headers.location as string)).body.TaskState).toBe('Completed');
+      expect(events).toEqual([]);
+      const started = await curl(url(supermicro, start), { basic: BASIC, json: {} });
+      expect(started.status).toBe(202);
+      expect((await finished(supermicro, started.headers.location as string)).body.TaskState).toBe('Completed');
+      expect(events).toEqual([{ kind: 'firmware', target: 'bios', uri: 'BIOS_X12-2.3.bin' }]);
+      expect((await curl(url(supermicro, start), { basic: BASIC, json: {} })).status).toBe(400);
+      // a vendor without the action: the apply time is refused, the action does not exist
+      const gigabytePush = (await curl(url(gigabyte, '/redfish/v1/UpdateService'), { basic: BASIC })).body.MultipartHttpPushUri as string;
+      const refused = await curl(url(gigabyte, gigabytePush), { basic: BASIC, form: [`UpdateParameters=${params.replace('/redfish/v1/Systems/1/Bios', '/redfish/v1/UpdateService/FirmwareInventory/BIOS')};type=application/json`, `UpdateFile=@${file};type=application/octet-stream`] });
+      expect(refused.status).toBe(400);
+      expect((await curl(url(gigabyte, start), { basic: BASIC, json: {} })).status).toBe(404);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('counts requests per machine and per route; unknown paths and methods get 404 and 405', async () => {
     const before = server.requests.perMachine[2] ?? 0;
     expect((await curl(url(gigabyte, '/redfish/v1/Nope'), { basic: BASIC })).status).toBe(404);

@@ -171,6 +171,20 @@ describe('pushUpdate (multipart, streamed)', () => {
     expect(server.uploads).toHaveLength(0);
   });
 
+  it('OnStartUpdateRequest on a service without #UpdateService.StartUpdate: UNSUPPORTED before anything is downloaded or uploaded', async () => {
+    const { server, client } = await setup();
+    let downloads = 0;
+    imageServer = createServer((_req, res) => {
+      downloads += 1;
+      res.writeHead(200, { 'content-length': 4 }).end('abcd');
+    });
+    await new Promise<void>((r) => imageServer?.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(imageServer.address() as AddressInfo).port}/fw/bios.bin`;
+    await expect(pushUpdate(client, url, { applyTime: 'OnStartUpdateRequest' })).rejects.toMatchObject({ code: 'UNSUPPORTED', message: expect.stringContaining('no #UpdateService.StartUpdate action') });
+    expect(downloads).toBe(0);
+    expect(server.uploads).toHaveLength(0);
+  });
+
   it('UNSUPPORTED without MultipartHttpPushUri; INVALID_ARGUMENT for a non-http URL', async () => {
     const { client } = await setup({ multipartPushUri: null });
     await expect(pushUpdate(client, 'http://127.0.0.1:1/x.bin')).rejects.toMatchObject({ code: 'UNSUPPORTED' });

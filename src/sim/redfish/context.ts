@@ -22,6 +22,8 @@ export interface MachineContext {
   tasks: TaskStore;
   /** what the Redfish quirks remember between requests */
   quirkState: QuirkState;
+  /** an image pushed with apply time OnStartUpdateRequest, verified, waiting for `#UpdateService.StartUpdate` */
+  staged?: { target: 'bios' | 'bmc'; image: string };
 }
 
 export interface RequestCounters {

@@ -68,6 +68,7 @@ const ROUTES: readonly Route[] = [
   { name: 'GET firmware', method: 'GET', path: `${V1}/UpdateService/FirmwareInventory/{id}`, handle: (rq) => ok(up.firmware(rq.ctx, rq.id)) },
   { name: 'POST simple update', method: 'POST', path: `${V1}/UpdateService/Actions/SimpleUpdate`, handle: up.simpleUpdate },
   { name: 'POST simple update', method: 'POST', path: `${V1}/UpdateService/Actions/UpdateService.SimpleUpdate`, handle: up.simpleUpdate },
+  { name: 'POST start update', method: 'POST', path: `${V1}/UpdateService/Actions/UpdateService.StartUpdate`, handle: up.startStagedUpdate },
   { name: 'POST multipart push', method: 'POST', path: '{push}', handle: up.multipartPush },
   { name: 'GET task service', method: 'GET', path: `${V1}/TaskService`, handle: (rq) => ok(up.taskService(rq.ctx)) },
   { name: 'GET tasks', method: 'GET', path: `${V1}/TaskService/Tasks`, handle: (rq) => ok(up.tasks(rq.ctx)) },

@@ -6,7 +6,9 @@
  * `Targets` or else from the image name). An image whose name contains "fail" ends the
  * task in Exception. Quirks of real BMCs' tasks are shown here too: a 204 task monitor
  * (bmcweb), Completed with TaskStatus Critical for a failure and the 202 push answer naming
- * its task in a message (Supermicro), a BMC that restarts after a BMC image.
+ * its task in a message (Supermicro), a BMC that restarts after a BMC image. A vendor with
+ * `startUpdate` (Supermicro) also takes a push with apply time OnStartUpdateRequest: a verify task
+ * stages the image, and `#UpdateService.StartUpdate` starts the update task that flashes it.
  */
 import { DecodeError } from '../../errors.js';
 import { link, paths, type MachineContext, type Rq } from './context.js';
@@ -19,6 +21,7 @@ import { taskView, type SimTask, type TaskView } from './tasks.js';
 const UPDATE = '/redfish/v1/UpdateService';
 const INVENTORY = `${UPDATE}/FirmwareInventory`;
 const TASKS = '/redfish/v1/TaskService/Tasks';
+export const START_UPDATE = `${UPDATE}/Actions/UpdateService.StartUpdate`;
 
 type Target = 'bios' | 'bmc';
 
@@ -41,6 +44,7 @@ export function updateService(ctx: MachineContext): Json {
     const simple = { ...(actions['#UpdateService.SimpleUpdate'] as Json), 'TransferProtocol@Redfish.AllowableValues': XCC_PROTOCOLS, 'Targets@Redfish.AllowableValues': XCC_TARGETS };
     json.Actions = { ...actions, '#UpdateService.SimpleUpdate': simple };
   }
+  if (ctx.vendor.startUpdate) json.Actions = { ...(json.Actions as Json), '#UpdateService.StartUpdate': { target: START_UPDATE } };
   return { ...json, MultipartHttpPushUri: ctx.vendor.multipartPushUri };
 }
 
@@ -95,6 +99,8 @@ export function tasks(ctx: MachineContext): Json {
 }
 
 const taskName = (target: Target): string => `${target.toUpperCase()} firmware update`;
+/** The task of a staged push, as Supermicro names it ("BMC Verify", "BIOS Verify": bmclib's x12 provider). */
+const verifyTaskName = (target: Target): string => `${target.toUpperCase()} Verify`;
 
 /** redfish-bmc-reboot-after-update: a good BMC image's task, which reads Running until the BMC restarts and forgets it. */
 const endsInReboot = (ctx: MachineContext, t: SimTask): boolean => quirk(ctx, 'redfish-bmc-reboot-after-update') && t.name === taskName('bmc') && !t.fails;
@@ -221,6 +227,38 @@ function startUpdate(rq: Rq, target: Target, uri: string, messages: string[]): R
   return { status: 202, body: task(ctx, t), headers: { Location: `${TASKS}/${t.id}/Monitor` } };
 }
 
+/**
+ * A push with apply time OnStartUpdateRequest: a verify task whose good end stages the image for
+ * StartUpdate; nothing is flashed yet. A later staged push replaces an earlier one.
+ */
+function stageUpdate(rq: Rq, target: Target, image: string, messages: string[]): Reply {
+  const { ctx } = rq;
+  if (!ctx.vendor.startUpdate) {
+    throw new RedfishFault(400, 'PropertyValueNotInList', 'The value OnStartUpdateRequest for the property @Redfish.OperationApplyTime is not in the list of acceptable values.', ['OnStartUpdateRequest', '@Redfish.OperationApplyTime']);
+  }
+  const fails = /fail/i.test(image);
+  const t = ctx.tasks.start(verifyTaskName(target), messages, fails, () => (ctx.staged = { target, image }), ctx.machine.state.faults.firmwareTaskMs ?? undefined);
+  return { status: 202, body: task(ctx, t), headers: { Location: `${TASKS}/${t.id}/Monitor` } };
+}
+
+/** POST `#UpdateService.StartUpdate`: applies the staged image through the update task, or 400 with nothing staged. */
+export function startStagedUpdate(rq: Rq): Reply {
+  const { ctx } = rq;
+  if (!ctx.vendor.startUpdate) return notFound();
+  rq.req.resume();
+  const staged = ctx.staged;
+  if (staged === undefined) throw new RedfishFault(400, 'GeneralError', 'There is no verified firmware image to update.');
+  ctx.staged = undefined;
+  const started = startUpdate(rq, staged.target, staged.image, [`Updating ${staged.target.toUpperCase()} with ${imageNameOf(staged.image)}`]);
+  return smcAcceptedOr(rq, started);
+}
+
+/** The reply of a started task, under redfish-smc-upload-accepted Supermicro's 202 that names it only in a message. */
+function smcAcceptedOr(rq: Rq, started: Reply): Reply {
+  if (!quirk(rq.ctx, 'redfish-smc-upload-accepted')) return started;
+  return smcAccepted(String((started.body as Json)['@odata.id']));
+}
+
 /** redfish-smc-upload-accepted: Supermicro's 202 to a push, naming the task only in a message. */
 function smcAccepted(t: string): Reply {
   const info = { MessageId: 'SMC.1.0.OemSimpleupdateAcceptedMessage', Message: 'The update request has been accepted.', MessageArgs: [t], Severity: 'OK' };
@@ -285,7 +323,7 @@ export async function multipartPush(rq: Rq): Promise<Reply> {
   rq.counters.updateParameters[rq.ctx.index] = parameters;
   const filename = file.filename ?? 'image';
   const target = firmwareTarget(rq.ctx, parameters.Targets, filename);
-  const started = startUpdate(rq, target, filename, [`Received ${file.bytes} bytes of ${filename}`]);
-  if (!quirk(rq.ctx, 'redfish-smc-upload-accepted')) return started;
-  return smcAccepted(String((started.body as Json)['@odata.id']));
+  const messages = [`Received ${file.bytes} bytes of ${filename}`];
+  const staged = parameters['@Redfish.OperationApplyTime'] === 'OnStartUpdateRequest';
+  return smcAcceptedOr(rq, staged ? stageUpdate(rq, target, filename, messages) : startUpdate(rq, target, filename, messages));
 }

@@ -34,6 +34,11 @@ export interface RedfishVendor {
   powerIntervalMin: number;
   /** MultipartHttpPushUri of the UpdateService */
   multipartPushUri: string;
+  /**
+   * `#UpdateService.StartUpdate` in the UpdateService: a push with apply time OnStartUpdateRequest
+   * runs a verify task that stages the image, and the action applies it (Supermicro X12 and later)
+   */
+  startUpdate: boolean;
   /** ProtocolFeaturesSupported.ExpandQuery in the service root, and `$expand` on the Systems, Managers and Chassis collections */
   expandQuery: boolean;
 }
@@ -54,6 +59,7 @@ export const REDFISH_VENDORS: readonly RedfishVendor[] = [
     ifMatchRequired: false,
     powerIntervalMin: 1,
     multipartPushUri: '/redfish/v1/UpdateService/upload',
+    startUpdate: true,
     expandQuery: true,
   },
   {
@@ -71,6 +77,7 @@ export const REDFISH_VENDORS: readonly RedfishVendor[] = [
     ifMatchRequired: true,
     powerIntervalMin: 60,
     multipartPushUri: '/mfwupdate',
+    startUpdate: false,
     expandQuery: true,
   },
   {
@@ -88,6 +95,7 @@ export const REDFISH_VENDORS: readonly RedfishVendor[] = [
     ifMatchRequired: false,
     powerIntervalMin: 1,
     multipartPushUri: '/redfish/v1/UpdateService/upload',
+    startUpdate: false,
     expandQuery: false,
   },
   {
@@ -105,6 +113,7 @@ export const REDFISH_VENDORS: readonly RedfishVendor[] = [
     ifMatchRequired: false,
     powerIntervalMin: 1,
     multipartPushUri: '/redfish/v1/UpdateService/MultipartUpload',
+    startUpdate: false,
     expandQuery: true,
   },
 ];

@@ -1,0 +1,26 @@
+/**
+ * The multipart push's parameters per vendor: Supermicro pushes OnStartUpdateRequest where its
+ * UpdateService offers StartUpdate (X12 and later, as bmclib's x12 provider and fwupd's
+ * redfish-smc plugin), Immediate where it does not; other vendors name only the target.
+ */
+import { describe, expect, it } from 'vitest';
+import { pushParametersFor } from '../../src/outband/firmware-push.js';
+
+const paths = { system: '/redfish/v1/Systems/1', manager: '/redfish/v1/Managers/1' };
+
+describe('pushParametersFor', () => {
+  it.each([
+    [true, 'OnStartUpdateRequest'],
+    [false, 'Immediate'],
+  ])('Supermicro with StartUpdate %s: apply time %s, the Bios resource and the preserve options', (startUpdate, applyTime) => {
+    const bios = pushParametersFor('supermicro', 'bios', paths, { startUpdate });
+    expect(bios).toMatchObject({ targets: ['/redfish/v1/Systems/1/Bios'], applyTime, oem: { Supermicro: { BIOS: { PreserveSETUPCONF: true } } } });
+    const bmc = pushParametersFor('novarion', 'bmc', paths, { startUpdate });
+    expect(bmc).toMatchObject({ targets: ['/redfish/v1/Managers/1'], applyTime, oem: { Supermicro: { BMC: { PreserveCfg: true } } } });
+  });
+
+  it('other vendors: the target only, whatever the service offers', () => {
+    expect(pushParametersFor('lenovo', 'bios', paths, { startUpdate: true })).toEqual({ targets: ['/redfish/v1/Systems/1'] });
+    expect(pushParametersFor('dell', 'bmc', { ...paths, manager: undefined }, { startUpdate: false })).toEqual({ targets: [] });
+  });
+});
