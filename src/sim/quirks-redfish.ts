@@ -140,6 +140,12 @@ export const REDFISH_QUIRKS = {
     seenOn: 'Lenovo XCC/XCC2 (pubs.lenovo.com xcc-restapi and xcc2-restapi prop_firmware_update_service_get, MultipartHttpPushUri /mfwupdate; lenovo/python-redfish-lenovo update_firmware.py: SFTP, TFTP or HTTPPUSH); OpenBMC bmcweb takes TFTP only (update_service.hpp)',
     survivedBy: 'curl',
   },
+  'redfish-no-multipart-push': {
+    protocol: 'redfish',
+    description: 'the UpdateService has no MultipartHttpPushUri (UpdateService before v1_6_0, 2019.3): only the deprecated HttpPushUri is named, and the push path answers 404',
+    seenOn: 'a Kontron BMC\'s UpdateService v1_5_0 with HttpPushUri only (DMTF/Redfish-Tacklebox#99: "Service does not support SimpleUpdate"); MultipartHttpPushUri came with UpdateService v1_6_0, so firmware implementing an earlier version has none',
+    survivedBy: 'curl',
+  },
   'redfish-job-scheduled-until-reset': {
     protocol: 'redfish',
     description: 'a good BIOS image\'s task ends in TaskState Running with Oem.Dell.JobState Scheduled and message IDRAC.2.8.JCP001 "Task successfully scheduled." until the host is reset (a power-on or restart); then it is Completed and the BIOS is recorded',

@@ -22,7 +22,7 @@ let images: Awaited<ReturnType<typeof startImageServer>>;
 let imageBase: string;
 
 beforeAll(async () => {
-  fleet = await startTestFleet({ count: 16 });
+  fleet = await startTestFleet({ count: 24 });
   images = await startImageServer();
   imageBase = images.base;
 });
@@ -142,6 +142,29 @@ describe('Supermicro: pushed OnStartUpdateRequest, applied by StartUpdate (bmcli
     expect(flashed).toEqual([]);
     expect(r.progress.map((p) => p.state)).not.toContain('Completed');
   }, 60_000);
+});
+
+describe('an UpdateService without MultipartHttpPushUri (redfish-no-multipart-push)', () => {
+  const simpleUpdates = () => fleet.redfish!.requests.byRoute['POST simple update'] ?? 0;
+
+  it('SimpleUpdate refusing the URL as well: UNSUPPORTED naming what the BMC takes, before anything is sent', async () => {
+    const i = machine('Lenovo', ['redfish-simpleupdate-sftp-tftp-only', 'redfish-no-multipart-push']);
+    const [posts, bytes] = [simpleUpdates(), fleet.redfish!.requests.uploadedBytes];
+    const r = await update(i, 'bios', 'bios-2.1.bin');
+    expect(r.error).toEqual({ code: 'UNSUPPORTED', message: expect.stringMatching(/SimpleUpdate accepts only SFTP, TFTP, not HTTP, and the UpdateService has no MultipartHttpPushUri/) });
+    expect(simpleUpdates()).toBe(posts);
+    expect(fleet.redfish!.requests.uploadedBytes).toBe(bytes);
+    expect(r.progress).toEqual([]);
+  }, 30_000);
+
+  it('a vendor whose images are pushed (Supermicro) falls back to SimpleUpdate, which takes the URL', async () => {
+    const i = machine('Supermicro', ['redfish-no-multipart-push']);
+    const posts = simpleUpdates();
+    const r = await update(i, 'bios', 'BIOS_X11-3.6.bin');
+    expect(r.error).toBeUndefined();
+    expect(simpleUpdates()).toBe(posts + 1);
+    expect(r.progress.at(-1)?.state).toBe('Completed');
+  }, 30_000);
 });
 
 describe('a 202 that names no task', () => {

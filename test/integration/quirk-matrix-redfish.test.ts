@@ -16,6 +16,7 @@ import { SIM_VARIANTS, type SimMachine, type SimVariantName } from '../../src/si
 import { REDFISH_QUIRKS, type RedfishQuirkName } from '../../src/sim/quirks-redfish.js';
 import { quirksOfVariant } from '../../src/sim/quirks.js';
 import { SLOW_ANSWER_MS } from '../../src/sim/redfish/quirks.js';
+import { vendorOf } from '../../src/sim/redfish/vendors.js';
 import { spawnCli } from '../helpers/cli.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { withPeers } from '../helpers/peers.js';
@@ -263,6 +264,13 @@ const CURL_SURVIVES: Record<RedfishQuirkName, (f: Fleet, m: SimMachine) => Promi
     // what python-redfish-lenovo's HTTPPUSH does: the multipart push takes the image
     expect((await pushImage(f, m, 'bios-1.0.bin')).status).toBe(202);
     await taskEnded(m);
+  },
+  async 'redfish-no-multipart-push'(f, m) {
+    const service = (await curl(f, m, '/redfish/v1/UpdateService')).json;
+    expect(service.MultipartHttpPushUri).toBeUndefined();
+    expect(service.HttpPushUri).toBe('/redfish/v1/UpdateService');
+    const push = await curl(f, m, vendorOf(m.state.manufacturer).multipartPushUri, { method: 'POST', args: ['-F', 'UpdateFile=@/dev/null;filename=bios-1.0.bin;type=application/octet-stream'] });
+    expect(push.status).toBe(404);
   },
   async 'redfish-job-scheduled-until-reset'(f, m) {
     const task = (await pushImage(f, m, 'bios-1.0.bin')).json['@odata.id'] as string;

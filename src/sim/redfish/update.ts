@@ -45,6 +45,8 @@ export function updateService(ctx: MachineContext): Json {
     json.Actions = { ...actions, '#UpdateService.SimpleUpdate': simple };
   }
   if (ctx.vendor.startUpdate) json.Actions = { ...(json.Actions as Json), '#UpdateService.StartUpdate': { target: START_UPDATE } };
+  // redfish-no-multipart-push: an UpdateService before v1_6_0 names only the deprecated HttpPushUri
+  if (quirk(ctx, 'redfish-no-multipart-push')) return { ...json, '@odata.type': '#UpdateService.v1_5_0.UpdateService', HttpPushUri: UPDATE };
   return { ...json, MultipartHttpPushUri: ctx.vendor.multipartPushUri };
 }
 
@@ -285,6 +287,10 @@ export async function simpleUpdate(rq: Rq): Promise<Reply> {
 
 /** POST to MultipartHttpPushUri: `UpdateParameters` (JSON, optional) and one file part. */
 export async function multipartPush(rq: Rq): Promise<Reply> {
+  if (quirk(rq.ctx, 'redfish-no-multipart-push')) {
+    rq.req.resume();
+    return notFound();
+  }
   const boundary = multipartBoundary(rq.req.headers['content-type']);
   if (boundary === undefined) {
     rq.req.resume();
