@@ -184,6 +184,9 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
   const simpleUpdateTargets = new Set(['/redfish/v1/UpdateService/Actions/SimpleUpdate']);
   const recordedTarget = ((updateService?.Actions as Record<string, Record<string, unknown>> | undefined)?.['#UpdateService.SimpleUpdate'])?.target;
   if (typeof recordedTarget === 'string') simpleUpdateTargets.add(norm(recordedTarget));
+  // StartUpdate (a tree that lists it, Supermicro X12 and later): starts a task as SimpleUpdate does
+  const startUpdateTarget = ((updateService?.Actions as Record<string, Record<string, unknown>> | undefined)?.['#UpdateService.StartUpdate'])?.target;
+  if (typeof startUpdateTarget === 'string') simpleUpdateTargets.add(norm(startUpdateTarget));
   const sessions = new Map<string, string>(); // token → session id
   const requests: RecordedRequest[] = [];
   const uploads: Upload[] = [];

@@ -291,6 +291,10 @@ describe.each(TREES)('recorded tree $dir', (tree) => {
           expect(m.requests.some((r) => r.method === 'POST' && r.path === bare(service.MultipartHttpPushUri as string))).toBe(true);
           expect(m.uploads).toHaveLength(1);
           expect(m.uploads[0]!.body.includes(`"${view.systemPath}/Bios"`)).toBe(true);
+          // a tree that lists StartUpdate (Supermicro X13) is pushed OnStartUpdateRequest, then StartUpdate is posted
+          const start = bare((obj(obj(service.Actions)?.['#UpdateService.StartUpdate'])?.target as string | undefined) ?? '');
+          expect(m.uploads[0]!.body.includes('"@Redfish.OperationApplyTime":"OnStartUpdateRequest"')).toBe(start !== '');
+          expect(m.requests.filter((r) => r.method === 'POST' && r.path === start)).toHaveLength(start === '' ? 0 : 1);
         }
       }
       await bmc.close();
