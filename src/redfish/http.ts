@@ -6,9 +6,9 @@
  * the session layer passes headers and registers the secrets to scrub.
  */
 import type { Readable } from 'node:stream';
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { BmcError, abortError } from '../errors.js';
-import { checkCount, checkMs, deadline, raceAbort, sleep } from '../deadline.js';
+import { checkCount, checkMs, deadline, sleep } from '../deadline.js';
 import { httpError, isRetryableNetworkError, scrub, transportError } from './http-errors.js';
 import { tlsConnector, tlsPolicy, type TlsOptions } from './tls.js';
 import { decodeJsonBody, parseRetryAfter } from './wire.js';
@@ -102,15 +102,71 @@ function flattenHeaders(headers: Record<string, string | string[] | undefined>):
   return out;
 }
 
-async function readText(body: AsyncIterable<Buffer>, max: number, what: string): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > max) throw new BmcError('DECODE', `${what}: response larger than ${max} bytes`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+/** One answer, its body read whole (at most the transport's maxResponseBytes). */
+interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/**
+ * One request through the pool with a dispatch handler of our own that collects the body as it
+ * arrives, at most `maxBytes` (a larger declared or received body aborts the request). undici's
+ * `request()` wraps each answer in an AsyncResource and a Readable stream, read here through an
+ * async iterator: machinery a report cycle paid for every one of its ~10 requests per BMC. The
+ * signal settles the promise at once; a request still queued for a connection is aborted as soon as
+ * undici hands it one, and an answer on its way is cut off (its connection closed by undici).
+ */
+function exchange(pool: Pool, options: Dispatcher.DispatchOptions, signal: AbortSignal, maxBytes: number, what: string): Promise<RawResponse> {
+  return new Promise<RawResponse>((resolve, reject) => {
+    let controller: Dispatcher.DispatchController | undefined;
+    let settled = false;
+    let status = 0;
+    let headers: Record<string, string> = {};
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      signal.removeEventListener('abort', onAbort);
+      fn();
+    };
+    const fail = (err: unknown): void => {
+      controller?.abort(err instanceof Error ? err : new Error(String(err)));
+      settle(() => reject(err));
+    };
+    function onAbort(): void {
+      fail(signal.reason);
+    }
+    if (signal.aborted) return reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(c) {
+        controller = c;
+        if (settled) c.abort(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      },
+      onResponseStart(_c, statusCode, responseHeaders) {
+        if (statusCode < 200) return; // 1xx: the answer is still to come
+        status = statusCode;
+        headers = flattenHeaders(responseHeaders);
+        const declared = Number(headers['content-length']);
+        if (Number.isFinite(declared) && declared > maxBytes) fail(new BmcError('DECODE', `${what}: response of ${declared} bytes is larger than ${maxBytes} bytes`));
+      },
+      onResponseData(_c, chunk) {
+        if (settled) return;
+        size += chunk.length;
+        if (size > maxBytes) return fail(new BmcError('DECODE', `${what}: response larger than ${maxBytes} bytes`));
+        chunks.push(chunk);
+      },
+      onResponseEnd() {
+        settle(() => resolve({ status, headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) }));
+      },
+      onResponseError(_c, err) {
+        settle(() => reject(err));
+      },
+    };
+    pool.dispatch(options, handler);
+  });
 }
 
 export function createTransport(options: TransportOptions): HttpTransport {
@@ -160,11 +216,9 @@ export function createTransport(options: TransportOptions): HttpTransport {
     let redirects = 0;
     try {
       for (;;) {
-        let res: Awaited<ReturnType<Pool['request']>>;
+        let res: RawResponse;
         try {
-          // undici settles a request still queued for a connection only once that connection is up
-          // or failed: do not wait for that; a response that arrives later anyway is discarded
-          res = await raceAbort(pool.request({ path, method: req.method, headers, body: payload ?? null, signal: dl.signal }), dl.signal, { late: (r) => r.body.destroy() });
+          res = await exchange(pool, { path, method: req.method, headers, body: payload ?? null }, dl.signal, maxBytes, what);
         } catch (err) {
           if (idempotent && attempt < retries && !dl.signal.aborted && isRetryableNetworkError(err)) {
             attempt += 1;
@@ -173,10 +227,9 @@ export function createTransport(options: TransportOptions): HttpTransport {
           }
           throw err;
         }
-        const status = res.statusCode;
-        const resHeaders = flattenHeaders(res.headers);
+        const status = res.status;
+        const resHeaders = res.headers;
         if (status >= 300 && status < 400 && status !== 304) {
-          await res.body.dump();
           if (!idempotent) throw new BmcError('PROTOCOL', `${what}: unexpected redirect (HTTP ${status})`, { httpStatus: status });
           redirects += 1;
           if (redirects > MAX_REDIRECTS) {
@@ -192,24 +245,17 @@ export function createTransport(options: TransportOptions): HttpTransport {
           // the BMC says it did not process the request (restarting, busy): come back when it says, within the deadline
           const left = ms - (Date.now() - startedAt);
           if (retryAfter <= maxRetryAfterMs && retryAfter < left) {
-            await res.body.dump();
             retryAfterWaits += 1;
             await sleep(Math.max(retryAfter, 50), dl.signal, what);
             continue;
           }
         }
         if (idempotent && RETRY_STATUSES.has(status) && attempt < retries) {
-          await res.body.dump();
           attempt += 1;
           await sleep(backoffMs * 2 ** (attempt - 1), dl.signal, what);
           continue;
         }
-        const declared = Number(resHeaders['content-length']);
-        if (Number.isFinite(declared) && declared > maxBytes) {
-          res.body.destroy();
-          throw new BmcError('DECODE', `${what}: response of ${declared} bytes is larger than ${maxBytes} bytes`);
-        }
-        const decoded = decodeJsonBody(await readText(res.body, maxBytes, what));
+        const decoded = decodeJsonBody(res.body.toString('utf8'));
         const body = decoded.ok ? decoded.value : undefined;
         if (status >= 400) throw httpError(req.method, path, status, body, secrets);
         if (!decoded.ok) throw new BmcError('DECODE', `${what}: malformed JSON in the response for ${path}`);
