@@ -447,6 +447,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
           targets: parameters.targets,
           ...(parameters.applyTime ? { applyTime: parameters.applyTime } : {}),
           ...(parameters.oem ? { oem: parameters.oem } : {}),
+          ...(parameters.oemParts ? { oemParts: parameters.oemParts } : {}),
         });
       };
       if (kind === 'bios') {

@@ -26,6 +26,8 @@ export interface PushParameters {
   targets: string[];
   applyTime?: OperationApplyTime;
   oem?: Record<string, unknown>;
+  /** multipart parts of the vendor's own beside UpdateParameters, by name */
+  oemParts?: Record<string, unknown>;
 }
 
 /** What the UpdateService offers beyond the push itself. */
@@ -64,13 +66,21 @@ const SUPERMICRO: PushRule = (kind, p, service) => {
   };
 };
 
+/**
+ * AMI MegaRAC (Gigabyte): the push needs a JSON part `OemParameters` with the image type, beside
+ * UpdateParameters, or the BMC refuses it with 400 (community.general#8825); no apply time, which
+ * it refuses too (community.general#8824). The Targets stay the System or Manager, unverified on
+ * real MegaRAC (community.general#8825's example names `.../FirmwareInventory/BMCImage1`).
+ */
+const AMI: PushRule = (kind, p, service) => ({ ...TARGET_ONLY(kind, p, service), oemParts: { OemParameters: { ImageType: kind === 'bios' ? 'BIOS' : 'BMC' } } });
+
 export const PUSH_RULES: Record<Vendor, PushRule> = {
   supermicro: SUPERMICRO,
   // Novarion servers are Supermicro boards with Supermicro's BMC firmware and update service
   novarion: SUPERMICRO,
   dell: TARGET_ONLY,
   lenovo: TARGET_ONLY,
-  gigabyte: TARGET_ONLY,
+  gigabyte: AMI,
   hpe: TARGET_ONLY,
   virtual: TARGET_ONLY,
   unknown: TARGET_ONLY,

@@ -1,5 +1,6 @@
 /**
- * multipart/form-data for Redfish `MultipartHttpPushUri`: an `UpdateParameters` JSON part
+ * multipart/form-data for Redfish `MultipartHttpPushUri`: an `UpdateParameters` JSON part, the
+ * vendor's own JSON parts (DSP0266 12.6.2.2: named `Oem...`, e.g. AMI MegaRAC's `OemParameters`)
  * and an `UpdateFile` part whose bytes are streamed from an async iterable, never held whole.
  */
 import { randomBytes } from 'node:crypto';
@@ -19,12 +20,24 @@ export function safeFilename(name: string): string {
   return cleaned === '' || /^\.+$/.test(cleaned) ? 'firmware.bin' : cleaned;
 }
 
-export function multipartFrame(parameters: unknown, filename: string, boundary = `metal-bmc-${randomBytes(16).toString('hex')}`): MultipartFrame {
+export interface FrameOptions {
+  /** default: random */
+  boundary?: string;
+  /** JSON parts after UpdateParameters, by part name; each name starts with `Oem` (DSP0266 12.6.2.2) */
+  oemParts?: Readonly<Record<string, unknown>>;
+}
+
+function jsonPart(boundary: string, name: string, value: unknown): string {
+  return `--${boundary}\r\n` + `Content-Disposition: form-data; name="${name}"\r\n` + 'Content-Type: application/json\r\n\r\n' + `${JSON.stringify(value)}\r\n`;
+}
+
+export function multipartFrame(parameters: unknown, filename: string, options: FrameOptions = {}): MultipartFrame {
+  const boundary = options.boundary ?? `metal-bmc-${randomBytes(16).toString('hex')}`;
+  const oem = Object.entries(options.oemParts ?? {});
+  for (const [name] of oem) if (!/^Oem\w*$/.test(name)) throw new TypeError(`a vendor's multipart part is named Oem..., not ${JSON.stringify(name)}`);
   const head =
-    `--${boundary}\r\n` +
-    'Content-Disposition: form-data; name="UpdateParameters"\r\n' +
-    'Content-Type: application/json\r\n\r\n' +
-    `${JSON.stringify(parameters)}\r\n` +
+    jsonPart(boundary, 'UpdateParameters', parameters) +
+    oem.map(([name, value]) => jsonPart(boundary, name, value)).join('') +
     `--${boundary}\r\n` +
     `Content-Disposition: form-data; name="UpdateFile"; filename="${safeFilename(filename)}"\r\n` +
     'Content-Type: application/octet-stream\r\n\r\n';

@@ -51,6 +51,8 @@ export interface PushUpdateOptions extends UpdateOptions {
   applyTime?: OperationApplyTime;
   /** `Oem` in UpdateParameters (vendor options such as Supermicro's Preserve* flags). */
   oem?: Record<string, unknown>;
+  /** JSON parts of their own beside UpdateParameters, by name (`Oem...`; AMI MegaRAC's `OemParameters`). */
+  oemParts?: Readonly<Record<string, unknown>>;
   /** Deadline of download plus upload. Default 30 minutes. */
   uploadTimeoutMs?: number;
   /** Dispatcher for the image download (proxy, TLS options); default the global one. */
@@ -152,7 +154,7 @@ export async function pushUpdate(client: UpdateClient, imageUrl: string, options
     const parameters: Record<string, unknown> = { Targets: options.targets ?? [] };
     if (options.applyTime !== undefined) parameters['@Redfish.OperationApplyTime'] = options.applyTime;
     if (options.oem !== undefined) parameters.Oem = options.oem;
-    const frame = multipartFrame(parameters, options.filename ?? url.pathname.split('/').at(-1) ?? '');
+    const frame = multipartFrame(parameters, options.filename ?? url.pathname.split('/').at(-1) ?? '', options.oemParts ? { oemParts: options.oemParts } : {});
     let sent = 0;
     let reported = -1;
     const onChunk = (bytes: number): void => {

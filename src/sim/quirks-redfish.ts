@@ -146,6 +146,12 @@ export const REDFISH_QUIRKS = {
     seenOn: 'a Kontron BMC\'s UpdateService v1_5_0 with HttpPushUri only (DMTF/Redfish-Tacklebox#99: "Service does not support SimpleUpdate"); MultipartHttpPushUri came with UpdateService v1_6_0, so firmware implementing an earlier version has none',
     survivedBy: 'curl',
   },
+  'redfish-ami-oem-parameters': {
+    protocol: 'redfish',
+    description: 'a multipart push is refused 400 without a JSON part OemParameters {"ImageType":"BIOS"|"BMC"} beside UpdateParameters, and with an @Redfish.OperationApplyTime in UpdateParameters',
+    seenOn: 'AMI MegaRAC (Gigabyte and other AMI-based BMCs): community.general#8825 ("AMI BMC needs the OemParameters to be a separate json file instead of a key/value in UpdateParameters", update_image_type BMC) and #8824 (AMI refuses @Redfish.OperationApplyTime)',
+    survivedBy: 'curl',
+  },
   'redfish-job-scheduled-until-reset': {
     protocol: 'redfish',
     description: 'a good BIOS image\'s task ends in TaskState Running with Oem.Dell.JobState Scheduled and message IDRAC.2.8.JCP001 "Task successfully scheduled." until the host is reset (a power-on or restart); then it is Completed and the BIOS is recorded',
@@ -164,7 +170,7 @@ export type RedfishQuirkName = keyof typeof REDFISH_QUIRKS;
 export const REDFISH_VARIANT_QUIRKS: Partial<Record<SimVariantName, ReadonlyArray<RedfishQuirkName>>> = {
   supermicro: ['redfish-no-etag', 'redfish-smc-upload-accepted'],
   lenovo: ['redfish-etag-412-once'],
-  gigabyte: ['redfish-weak-etag'],
+  gigabyte: ['redfish-weak-etag', 'redfish-ami-oem-parameters'],
   dell: ['redfish-503-retry-after', 'redfish-reset-state-conflict', 'redfish-job-scheduled-until-reset'],
   'dell-old-bios': ['redfish-no-sessions'],
 };

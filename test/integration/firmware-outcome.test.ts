@@ -34,7 +34,7 @@ afterAll(async () => {
 const used = new Set<number>();
 
 /** A machine of `manufacturer` no other test used (quirks and reboots leave state behind), with `quirks` on. */
-function machine(manufacturer: 'Lenovo' | 'Supermicro', quirks: SimQuirkName[]): number {
+function machine(manufacturer: 'Lenovo' | 'Supermicro' | 'Gigabyte', quirks: SimQuirkName[]): number {
   const i = fleet.machines.findIndex((m, k) => m.state.manufacturer === manufacturer && !used.has(k));
   expect(i, `an unused ${manufacturer} machine`).toBeGreaterThanOrEqual(0);
   used.add(i);
@@ -163,6 +163,18 @@ describe('an UpdateService without MultipartHttpPushUri (redfish-no-multipart-pu
     const r = await update(i, 'bios', 'BIOS_X11-3.6.bin');
     expect(r.error).toBeUndefined();
     expect(simpleUpdates()).toBe(posts + 1);
+    expect(r.progress.at(-1)?.state).toBe('Completed');
+  }, 30_000);
+});
+
+describe('AMI MegaRAC push (Gigabyte): OemParameters beside UpdateParameters, no apply time (redfish-ami-oem-parameters)', () => {
+  it.each([['BIOS', 'bios', 'bios-F33.bin'], ['BMC', 'bmc', 'bmc-12.61.21.bin']] as const)('%s: the BMC takes the push and its task completes', async (_name, kind, image) => {
+    const i = machine('Gigabyte', ['redfish-ami-oem-parameters']);
+    const pushes = fleet.redfish!.requests.byRoute['POST multipart push'] ?? 0;
+    const r = await update(i, kind, image);
+    expect(r.error).toBeUndefined();
+    expect(fleet.redfish!.requests.byRoute['POST multipart push']).toBe(pushes + 1);
+    expect(fleet.redfish!.requests.updateParameters[i]!['@Redfish.OperationApplyTime']).toBeUndefined();
     expect(r.progress.at(-1)?.state).toBe('Completed');
   }, 30_000);
 });

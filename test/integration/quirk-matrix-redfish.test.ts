@@ -272,6 +272,18 @@ const CURL_SURVIVES: Record<RedfishQuirkName, (f: Fleet, m: SimMachine) => Promi
     const push = await curl(f, m, vendorOf(m.state.manufacturer).multipartPushUri, { method: 'POST', args: ['-F', 'UpdateFile=@/dev/null;filename=bios-1.0.bin;type=application/octet-stream'] });
     expect(push.status).toBe(404);
   },
+  async 'redfish-ami-oem-parameters'(f, m) {
+    m.state.faults.firmwareTaskMs = 50;
+    const push = (await curl(f, m, '/redfish/v1/UpdateService')).json.MultipartHttpPushUri as string;
+    const file = ['-F', 'UpdateFile=@/dev/null;filename=bios-1.0.bin;type=application/octet-stream'];
+    const oem = (json: string) => ['-F', `OemParameters=${json};type=application/json`];
+    const params = (json: string) => ['-F', `UpdateParameters=${json};type=application/json`];
+    expect((await curl(f, m, push, { method: 'POST', args: file })).status).toBe(400);
+    expect((await curl(f, m, push, { method: 'POST', args: [...params('{"@Redfish.OperationApplyTime":"Immediate"}'), ...oem('{"ImageType":"BIOS"}'), ...file] })).status).toBe(400);
+    // what community.general's update_custom_oem options send to an AMI BMC
+    expect((await curl(f, m, push, { method: 'POST', args: [...oem('{"ImageType":"BIOS"}'), ...file] })).status).toBe(202);
+    await taskEnded(m);
+  },
   async 'redfish-job-scheduled-until-reset'(f, m) {
     const task = (await pushImage(f, m, 'bios-1.0.bin')).json['@odata.id'] as string;
     await taskEnded(m);

@@ -1,7 +1,8 @@
 /**
  * The multipart push's parameters per vendor: Supermicro pushes OnStartUpdateRequest where its
  * UpdateService offers StartUpdate (X12 and later, as bmclib's x12 provider and fwupd's
- * redfish-smc plugin), Immediate where it does not; other vendors name only the target.
+ * redfish-smc plugin), Immediate where it does not; Gigabyte (AMI MegaRAC) adds an OemParameters
+ * part with the image type; other vendors name only the target.
  */
 import { describe, expect, it } from 'vitest';
 import { pushParametersFor } from '../../src/outband/firmware-push.js';
@@ -17,6 +18,11 @@ describe('pushParametersFor', () => {
     expect(bios).toMatchObject({ targets: ['/redfish/v1/Systems/1/Bios'], applyTime, oem: { Supermicro: { BIOS: { PreserveSETUPCONF: true } } } });
     const bmc = pushParametersFor('novarion', 'bmc', paths, { startUpdate });
     expect(bmc).toMatchObject({ targets: ['/redfish/v1/Managers/1'], applyTime, oem: { Supermicro: { BMC: { PreserveCfg: true } } } });
+  });
+
+  it('Gigabyte (AMI MegaRAC): the image type in a part of its own, no apply time', () => {
+    expect(pushParametersFor('gigabyte', 'bios', paths, { startUpdate: false })).toEqual({ targets: ['/redfish/v1/Systems/1'], oemParts: { OemParameters: { ImageType: 'BIOS' } } });
+    expect(pushParametersFor('gigabyte', 'bmc', paths, { startUpdate: true })).toEqual({ targets: ['/redfish/v1/Managers/1'], oemParts: { OemParameters: { ImageType: 'BMC' } } });
   });
 
   it('other vendors: the target only, whatever the service offers', () => {

@@ -142,11 +142,21 @@ describe('small pure helpers', () => {
     expect(normalizeFingerprint('zz')).toBeUndefined();
     expect(safeFilename('a"b\r\n.bin')).toBe('a_b__.bin');
     expect(safeFilename('..')).toBe('firmware.bin');
-    const frame = multipartFrame({ Targets: [] }, 'x.bin', 'B');
+    const frame = multipartFrame({ Targets: [] }, 'x.bin', { boundary: 'B' });
     expect(frame.head.toString()).toBe(
       '--B\r\nContent-Disposition: form-data; name="UpdateParameters"\r\nContent-Type: application/json\r\n\r\n{"Targets":[]}\r\n' +
         '--B\r\nContent-Disposition: form-data; name="UpdateFile"; filename="x.bin"\r\nContent-Type: application/octet-stream\r\n\r\n',
     );
     expect(frame.tail.toString()).toBe('\r\n--B--\r\n');
+  });
+
+  it("a vendor's JSON part goes between UpdateParameters and UpdateFile; its name must start with Oem (DSP0266 12.6.2.2)", () => {
+    const frame = multipartFrame({ Targets: [] }, 'x.bin', { boundary: 'B', oemParts: { OemParameters: { ImageType: 'BIOS' } } });
+    expect(frame.head.toString()).toBe(
+      '--B\r\nContent-Disposition: form-data; name="UpdateParameters"\r\nContent-Type: application/json\r\n\r\n{"Targets":[]}\r\n' +
+        '--B\r\nContent-Disposition: form-data; name="OemParameters"\r\nContent-Type: application/json\r\n\r\n{"ImageType":"BIOS"}\r\n' +
+        '--B\r\nContent-Disposition: form-data; name="UpdateFile"; filename="x.bin"\r\nContent-Type: application/octet-stream\r\n\r\n',
+    );
+    expect(() => multipartFrame({}, 'x.bin', { oemParts: { 'UpdateFile"; filename="evil': {} } })).toThrow(/named Oem/);
   });
 });

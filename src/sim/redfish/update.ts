@@ -285,7 +285,23 @@ export async function simpleUpdate(rq: Rq): Promise<Reply> {
   return startUpdate(rq, target, uri, [`Fetching ${uri}`]);
 }
 
-/** POST to MultipartHttpPushUri: `UpdateParameters` (JSON, optional) and one file part. */
+/** redfish-ami-oem-parameters: MegaRAC's 400 for a push without OemParameters.ImageType, or with an apply time. */
+function checkAmiPush(parameters: Record<string, unknown>, oemText: string | undefined): void {
+  if (parameters['@Redfish.OperationApplyTime'] !== undefined) {
+    throw new RedfishFault(400, 'PropertyUnknown', 'The property @Redfish.OperationApplyTime is not in the list of valid properties for the resource.', ['@Redfish.OperationApplyTime']);
+  }
+  let imageType: unknown;
+  try {
+    imageType = oemText === undefined ? undefined : (JSON.parse(oemText) as Record<string, unknown>).ImageType;
+  } catch {
+    imageType = undefined;
+  }
+  if (imageType !== 'BIOS' && imageType !== 'BMC') {
+    throw new RedfishFault(400, 'ActionParameterMissing', 'The action MultipartHttpPushUri requires the parameter OemParameters.ImageType (BIOS or BMC).', ['MultipartHttpPushUri', 'OemParameters']);
+  }
+}
+
+/** POST to MultipartHttpPushUri: `UpdateParameters` (JSON, optional), AMI's `OemParameters` and one file part. */
 export async function multipartPush(rq: Rq): Promise<Reply> {
   if (quirk(rq.ctx, 'redfish-no-multipart-push')) {
     rq.req.resume();
@@ -296,7 +312,7 @@ export async function multipartPush(rq: Rq): Promise<Reply> {
     rq.req.resume();
     throw new RedfishFault(415, 'UnsupportedMediaType', 'MultipartHttpPushUri takes multipart/form-data with a boundary.', [String(rq.req.headers['content-type'])]);
   }
-  const reader = multipartReader(boundary, (part) => part.name === 'UpdateParameters' && part.filename === undefined);
+  const reader = multipartReader(boundary, (part) => (part.name === 'UpdateParameters' || part.name === 'OemParameters') && part.filename === undefined);
   let failure: DecodeError | undefined;
   const guard = (fn: () => void): void => {
     try {
@@ -327,6 +343,7 @@ export async function multipartPush(rq: Rq): Promise<Reply> {
     }
   }
   rq.counters.updateParameters[rq.ctx.index] = parameters;
+  if (quirk(rq.ctx, 'redfish-ami-oem-parameters')) checkAmiPush(parameters, parts.find((p) => p.name === 'OemParameters')?.text);
   const filename = file.filename ?? 'image';
   const target = firmwareTarget(rq.ctx, parameters.Targets, filename);
   const messages = [`Received ${file.bytes} bytes of ${filename}`];
