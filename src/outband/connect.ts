@@ -19,7 +19,7 @@ import type { RedfishInventory } from '../redfish/inventory.js';
 import type { ReadCache } from '../redfish/read-cache.js';
 import type { RedfishClient } from '../redfish/session.js';
 import { biosAtOrBelow, bootOrderFor, bootOverrideOfIpmi, bootOverrideOfRedfish, ipmiBootFlags } from './boot.js';
-import { pushParametersFor } from './firmware-push.js';
+import { pushParametersFor, SIMPLE_UPDATE_NAMES_TARGETS } from './firmware-push.js';
 import type { GuidMemory } from './guid-memory.js';
 import { redfishSessionKey, sessionAfterRead, sessionPlan, type RedfishSessionKeeper, type SessionPlan } from './redfish-sessions.js';
 import { ipmiOutband, type IpmiOutband } from './ipmi.js';
@@ -425,11 +425,11 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const service = await lib.readUpdateService(client, sig(x));
       const onProgress = x?.onProgress;
       const progress = onProgress ? { onProgress: (p: { state?: string; percent?: number; message?: string }) => onProgress({ state: p.state ?? 'Running', ...(p.percent !== undefined ? { percent: p.percent } : {}), ...(p.message ? { message: p.message } : {}) }) } : {};
-      // Targets: the System for BIOS images, its Manager for BMC images.
+      // Targets: the System for BIOS images, its Manager for BMC images (SimpleUpdate on iDRAC: none)
       const systemPath = await lib.firstSystemPath(client, rd(x));
       const system = await lib.readSystem(client, systemPath, sig(x));
       const target = kind === 'bios' ? systemPath : system.managedBy[0];
-      const targets = target ? { targets: [target] } : {};
+      const targets = target && SIMPLE_UPDATE_NAMES_TARGETS[profile.vendor] ? { targets: [target] } : {};
       const preferPush = profile.firmware === 'multipart-push' ? service?.multipartHttpPushUri !== undefined : service?.simpleUpdateTarget === undefined;
       const fit = preferPush ? undefined : lib.simpleUpdateFit(await lib.readSimpleUpdateAllowed(client, service, sig(x)), url, targets.targets);
       if (fit?.usable === false && service.multipartHttpPushUri === undefined) {

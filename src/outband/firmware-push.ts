@@ -74,16 +74,38 @@ const SUPERMICRO: PushRule = (kind, p, service) => {
  */
 const AMI: PushRule = (kind, p, service) => ({ ...TARGET_ONLY(kind, p, service), oemParts: { OemParameters: { ImageType: kind === 'bios' ? 'BIOS' : 'BMC' } } });
 
+/**
+ * Dell iDRAC: update packages (DUP) name their component, and Dell's own MultipartUpload examples
+ * send `Targets: []` (dell/iDRAC-Redfish-Scripting DeviceFirmwareMultipartUploadREDFISH.py).
+ */
+const FROM_IMAGE: PushRule = () => ({ targets: [] });
+
 export const PUSH_RULES: Record<Vendor, PushRule> = {
   supermicro: SUPERMICRO,
   // Novarion servers are Supermicro boards with Supermicro's BMC firmware and update service
   novarion: SUPERMICRO,
-  dell: TARGET_ONLY,
+  dell: FROM_IMAGE,
   lenovo: TARGET_ONLY,
   gigabyte: AMI,
   hpe: TARGET_ONLY,
   virtual: TARGET_ONLY,
   unknown: TARGET_ONLY,
+};
+
+/**
+ * Whether SimpleUpdate names the image's target (the System, the Manager) in `Targets`. Not for
+ * iDRAC: "Targets parameter for SimpleUpdate action is not supported by iDRAC"
+ * (dell/iDRAC-Redfish-Scripting#247); the Go daemon, too, posts ImageURI alone to Dell.
+ */
+export const SIMPLE_UPDATE_NAMES_TARGETS: Readonly<Record<Vendor, boolean>> = {
+  supermicro: true,
+  novarion: true,
+  dell: false,
+  lenovo: true,
+  gigabyte: true,
+  hpe: true,
+  virtual: true,
+  unknown: true,
 };
 
 export function pushParametersFor(vendor: Vendor, kind: FirmwareKind, paths: PushPaths, service: PushService): PushParameters {

@@ -152,6 +152,12 @@ export const REDFISH_QUIRKS = {
     seenOn: 'AMI MegaRAC (Gigabyte and other AMI-based BMCs): community.general#8825 ("AMI BMC needs the OemParameters to be a separate json file instead of a key/value in UpdateParameters", update_image_type BMC) and #8824 (AMI refuses @Redfish.OperationApplyTime)',
     survivedBy: 'curl',
   },
+  'redfish-simpleupdate-targets-refused': {
+    protocol: 'redfish',
+    description: 'SimpleUpdate with a Targets parameter is refused 400 ActionParameterNotSupported; without it the image names its component',
+    seenOn: 'Dell iDRAC: "Targets parameter for SimpleUpdate action is not supported by iDRAC" (dell/iDRAC-Redfish-Scripting#247, Dell\'s maintainer); Dell\'s SimpleUpdate examples post ImageURI (and TransferProtocol) only, as the Go metal-bmc does',
+    survivedBy: 'curl',
+  },
   'redfish-job-scheduled-until-reset': {
     protocol: 'redfish',
     description: 'a good BIOS image\'s task ends in TaskState Running with Oem.Dell.JobState Scheduled and message IDRAC.2.8.JCP001 "Task successfully scheduled." until the host is reset (a power-on or restart); then it is Completed and the BIOS is recorded',
@@ -171,6 +177,6 @@ export const REDFISH_VARIANT_QUIRKS: Partial<Record<SimVariantName, ReadonlyArra
   supermicro: ['redfish-no-etag', 'redfish-smc-upload-accepted'],
   lenovo: ['redfish-etag-412-once'],
   gigabyte: ['redfish-weak-etag', 'redfish-ami-oem-parameters'],
-  dell: ['redfish-503-retry-after', 'redfish-reset-state-conflict', 'redfish-job-scheduled-until-reset'],
+  dell: ['redfish-503-retry-after', 'redfish-reset-state-conflict', 'redfish-job-scheduled-until-reset', 'redfish-simpleupdate-targets-refused'],
   'dell-old-bios': ['redfish-no-sessions'],
 };

@@ -22,7 +22,7 @@ let images: Awaited<ReturnType<typeof startImageServer>>;
 let imageBase: string;
 
 beforeAll(async () => {
-  fleet = await startTestFleet({ count: 24 });
+  fleet = await startTestFleet({ count: 40, variants: ['supermicro', 'lenovo', 'gigabyte', 'dell'] });
   images = await startImageServer();
   imageBase = images.base;
 });
@@ -34,7 +34,7 @@ afterAll(async () => {
 const used = new Set<number>();
 
 /** A machine of `manufacturer` no other test used (quirks and reboots leave state behind), with `quirks` on. */
-function machine(manufacturer: 'Lenovo' | 'Supermicro' | 'Gigabyte', quirks: SimQuirkName[]): number {
+function machine(manufacturer: 'Lenovo' | 'Supermicro' | 'Gigabyte' | 'Dell Inc.', quirks: SimQuirkName[]): number {
   const i = fleet.machines.findIndex((m, k) => m.state.manufacturer === manufacturer && !used.has(k));
   expect(i, `an unused ${manufacturer} machine`).toBeGreaterThanOrEqual(0);
   used.add(i);
@@ -176,6 +176,18 @@ describe('AMI MegaRAC push (Gigabyte): OemParameters beside UpdateParameters, no
     expect(fleet.redfish!.requests.byRoute['POST multipart push']).toBe(pushes + 1);
     expect(fleet.redfish!.requests.updateParameters[i]!['@Redfish.OperationApplyTime']).toBeUndefined();
     expect(r.progress.at(-1)?.state).toBe('Completed');
+  }, 30_000);
+});
+
+describe('Dell iDRAC: SimpleUpdate without Targets (redfish-simpleupdate-targets-refused)', () => {
+  it.each([['BMC', 'bmc', 'iDRAC-with-Lifecycle-Controller_Firmware_7.10.bin'], ['BIOS', 'bios', 'BIOS_C94VM_WN64_2.22.2.EXE']] as const)('%s: ImageURI alone, and the job ends as the BMC says', async (_name, kind, image) => {
+    const i = machine('Dell Inc.', ['redfish-simpleupdate-targets-refused']);
+    const posts = fleet.redfish!.requests.byRoute['POST simple update'] ?? 0;
+    const r = await update(i, kind, image);
+    expect(r.error).toBeUndefined();
+    expect(fleet.redfish!.requests.byRoute['POST simple update']).toBe(posts + 1);
+    // a BIOS job on iDRAC waits for the host's next reboot (the dell variant's redfish-job-scheduled-until-reset)
+    expect(['Completed', 'Staged']).toContain(r.progress.at(-1)?.state);
   }, 30_000);
 });
 

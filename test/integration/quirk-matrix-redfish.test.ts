@@ -284,6 +284,16 @@ const CURL_SURVIVES: Record<RedfishQuirkName, (f: Fleet, m: SimMachine) => Promi
     expect((await curl(f, m, push, { method: 'POST', args: [...oem('{"ImageType":"BIOS"}'), ...file] })).status).toBe(202);
     await taskEnded(m);
   },
+  async 'redfish-simpleupdate-targets-refused'(f, m) {
+    m.state.faults.firmwareTaskMs = 50;
+    const target = (await curl(f, m, '/redfish/v1/UpdateService')).json.Actions['#UpdateService.SimpleUpdate'].target as string;
+    const withTargets = await curl(f, m, target, { method: 'POST', json: { ImageURI: 'http://images.invalid/BIOS_C94VM_WN64_2.22.2.EXE', Targets: [systemPath(m)] } });
+    expect(withTargets.status).toBe(400);
+    expect(withTargets.json.error['@Message.ExtendedInfo'][0].MessageId).toMatch(/ActionParameterNotSupported/);
+    // what Dell's examples and the Go metal-bmc post: ImageURI alone
+    expect((await curl(f, m, target, { method: 'POST', json: { ImageURI: 'http://images.invalid/BIOS_C94VM_WN64_2.22.2.EXE' } })).status).toBe(202);
+    await taskEnded(m);
+  },
   async 'redfish-job-scheduled-until-reset'(f, m) {
     const task = (await pushImage(f, m, 'bios-1.0.bin')).json['@odata.id'] as string;
     await taskEnded(m);

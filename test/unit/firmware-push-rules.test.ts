@@ -5,7 +5,7 @@
  * part with the image type; other vendors name only the target.
  */
 import { describe, expect, it } from 'vitest';
-import { pushParametersFor } from '../../src/outband/firmware-push.js';
+import { pushParametersFor, SIMPLE_UPDATE_NAMES_TARGETS } from '../../src/outband/firmware-push.js';
 
 const paths = { system: '/redfish/v1/Systems/1', manager: '/redfish/v1/Managers/1' };
 
@@ -25,8 +25,14 @@ describe('pushParametersFor', () => {
     expect(pushParametersFor('gigabyte', 'bmc', paths, { startUpdate: true })).toEqual({ targets: ['/redfish/v1/Managers/1'], oemParts: { OemParameters: { ImageType: 'BMC' } } });
   });
 
+  it('Dell: Targets empty, the package names its component; SimpleUpdate names no Targets either', () => {
+    expect(pushParametersFor('dell', 'bios', paths, { startUpdate: true })).toEqual({ targets: [] });
+    expect(pushParametersFor('dell', 'bmc', paths, { startUpdate: false })).toEqual({ targets: [] });
+    expect(Object.entries(SIMPLE_UPDATE_NAMES_TARGETS).filter(([, names]) => !names).map(([vendor]) => vendor)).toEqual(['dell']);
+  });
+
   it('other vendors: the target only, whatever the service offers', () => {
     expect(pushParametersFor('lenovo', 'bios', paths, { startUpdate: true })).toEqual({ targets: ['/redfish/v1/Systems/1'] });
-    expect(pushParametersFor('dell', 'bmc', { ...paths, manager: undefined }, { startUpdate: false })).toEqual({ targets: [] });
+    expect(pushParametersFor('hpe', 'bmc', { ...paths, manager: undefined }, { startUpdate: false })).toEqual({ targets: [] });
   });
 });

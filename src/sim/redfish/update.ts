@@ -180,7 +180,7 @@ function firmwareTarget(ctx: MachineContext, targets: unknown, imageName: string
     if (t === `${INVENTORY}/BIOS` || t === p.system || t === `${p.system}/Bios`) return 'bios';
     throw new RedfishFault(400, 'ActionParameterValueNotInList', `The value ${t} for the parameter Targets is not in the list of acceptable values.`, [t, 'Targets']);
   }
-  if (/bmc|ipmi|redfish/i.test(imageName)) return 'bmc';
+  if (/bmc|ipmi|redfish|idrac/i.test(imageName)) return 'bmc';
   if (/bios|uefi/i.test(imageName)) return 'bios';
   throw new RedfishFault(400, 'ActionParameterMissing', `Targets is missing and the image name ${imageName} names neither BIOS nor BMC.`, ['SimpleUpdate', 'Targets']);
 }
@@ -279,6 +279,9 @@ export async function simpleUpdate(rq: Rq): Promise<Reply> {
   }
   if (protocol === undefined && !/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) {
     throw new RedfishFault(400, 'ActionParameterMissing', 'ImageURI has no scheme and TransferProtocol is missing.', ['SimpleUpdate', 'TransferProtocol']);
+  }
+  if (quirk(rq.ctx, 'redfish-simpleupdate-targets-refused') && body.Targets !== undefined) {
+    throw new RedfishFault(400, 'ActionParameterNotSupported', 'The parameter Targets is not supported by the action SimpleUpdate.', ['Targets', 'SimpleUpdate']);
   }
   checkXccSimpleUpdate(rq.ctx, protocol === undefined ? (/^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1] ?? '').toUpperCase() : String(protocol), body.Targets);
   const target = firmwareTarget(rq.ctx, body.Targets, imageNameOf(uri));
