@@ -75,8 +75,11 @@ const SUPERMICRO: PushRule = (kind, p, service) => {
 const AMI: PushRule = (kind, p, service) => ({ ...TARGET_ONLY(kind, p, service), oemParts: { OemParameters: { ImageType: kind === 'bios' ? 'BIOS' : 'BMC' } } });
 
 /**
- * Dell iDRAC: update packages (DUP) name their component, and Dell's own MultipartUpload examples
- * send `Targets: []` (dell/iDRAC-Redfish-Scripting DeviceFirmwareMultipartUploadREDFISH.py).
+ * The package names its component, so Targets stays empty (DSP2062: the service picks the target).
+ * Dell iDRAC: update packages (DUP); Dell's own MultipartUpload examples send `Targets: []`
+ * (dell/iDRAC-Redfish-Scripting DeviceFirmwareMultipartUploadREDFISH.py). Lenovo XCC: its update
+ * packages; "Targets is not needed" but for BMC-Backup (pubs.lenovo.com xcc-restapi, SimpleUpdate),
+ * and lenovo/python-redfish-lenovo's HTTPPUSH sends none.
  */
 const FROM_IMAGE: PushRule = () => ({ targets: [] });
 
@@ -85,7 +88,7 @@ export const PUSH_RULES: Record<Vendor, PushRule> = {
   // Novarion servers are Supermicro boards with Supermicro's BMC firmware and update service
   novarion: SUPERMICRO,
   dell: FROM_IMAGE,
-  lenovo: TARGET_ONLY,
+  lenovo: FROM_IMAGE,
   gigabyte: AMI,
   hpe: TARGET_ONLY,
   virtual: TARGET_ONLY,

@@ -53,6 +53,8 @@ describe('firmware updates on real-BMC paths', () => {
     expect(events).toEqual(['bios']);
     expect(fleet.redfish!.requests.uploadedBytes - uploadedBefore).toBe(IMAGE_BYTES);
     expect(fleet.redfish!.requests.byRoute['POST simple update'] ?? 0).toBe(simpleBefore);
+    // the XCC package names its component: no Targets (XCC lists only BMC-Backup for SimpleUpdate)
+    expect(fleet.redfish!.requests.updateParameters[i]!.Targets).toEqual([]);
   }, 30_000);
 
   it('redfish-job-scheduled-until-reset (Dell iDRAC): a BIOS job the BMC schedules for the next reboot is staged, not timed out', async () => {

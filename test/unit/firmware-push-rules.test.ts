@@ -25,14 +25,15 @@ describe('pushParametersFor', () => {
     expect(pushParametersFor('gigabyte', 'bmc', paths, { startUpdate: true })).toEqual({ targets: ['/redfish/v1/Managers/1'], oemParts: { OemParameters: { ImageType: 'BMC' } } });
   });
 
-  it('Dell: Targets empty, the package names its component; SimpleUpdate names no Targets either', () => {
+  it('Dell and Lenovo: Targets empty, the package names its component; SimpleUpdate to Dell names no Targets either', () => {
     expect(pushParametersFor('dell', 'bios', paths, { startUpdate: true })).toEqual({ targets: [] });
+    expect(pushParametersFor('lenovo', 'bios', paths, { startUpdate: false })).toEqual({ targets: [] });
     expect(pushParametersFor('dell', 'bmc', paths, { startUpdate: false })).toEqual({ targets: [] });
     expect(Object.entries(SIMPLE_UPDATE_NAMES_TARGETS).filter(([, names]) => !names).map(([vendor]) => vendor)).toEqual(['dell']);
   });
 
   it('other vendors: the target only, whatever the service offers', () => {
-    expect(pushParametersFor('lenovo', 'bios', paths, { startUpdate: true })).toEqual({ targets: ['/redfish/v1/Systems/1'] });
+    expect(pushParametersFor('virtual', 'bios', paths, { startUpdate: true })).toEqual({ targets: ['/redfish/v1/Systems/1'] });
     expect(pushParametersFor('hpe', 'bmc', { ...paths, manager: undefined }, { startUpdate: false })).toEqual({ targets: [] });
   });
 });

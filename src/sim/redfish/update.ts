@@ -170,7 +170,8 @@ export function taskMonitor(ctx: MachineContext, t: SimTask): Reply {
 /** bios or bmc from `Targets` (firmware inventory, manager or system paths), else from the image name. */
 function firmwareTarget(ctx: MachineContext, targets: unknown, imageName: string): Target {
   const p = paths(ctx.vendor);
-  if (targets !== undefined) {
+  // an empty list leaves the choice to the service (DSP2062), as no list does: the image's name decides
+  if (targets !== undefined && !(Array.isArray(targets) && targets.length === 0)) {
     if (!Array.isArray(targets) || targets.length !== 1 || typeof targets[0] !== 'string') {
       throw new RedfishFault(400, 'ActionParameterValueNotInList', 'Targets must list exactly one firmware inventory path', ['Targets']);
     }
