@@ -18,7 +18,7 @@ import { multipartBody, multipartFrame, multipartLength } from './multipart.js';
 import type { TaskInfo } from './parse.js';
 import { readUpdateService } from './resources.js';
 import type { RedfishClient, RedfishReply } from './session.js';
-import { taskLocation, waitForTask, type TaskProgress } from './task.js';
+import { TaskLostError, taskLocation, waitForTask, type TaskProgress } from './task.js';
 
 export type UpdateClient = Pick<RedfishClient, 'get' | 'getReply' | 'post' | 'upload'>;
 
@@ -139,6 +139,12 @@ export async function pushUpdate(client: UpdateClient, imageUrl: string, options
   // checked before the upload: a staged image that nothing applies would wait on the BMC for ever
   if (staged && startUpdate === undefined) throw new BmcError('UNSUPPORTED', `${svc.path} has no #UpdateService.StartUpdate action for an image pushed ${ON_START_UPDATE_REQUEST}`);
 
+  const parameters: Record<string, unknown> = { Targets: options.targets ?? [] };
+  if (options.applyTime !== undefined) parameters['@Redfish.OperationApplyTime'] = options.applyTime;
+  if (options.oem !== undefined) parameters.Oem = options.oem;
+  // before the download: a vendor part with a bad name is refused as what it is, not as a transport error
+  const frame = multipartFrame(parameters, options.filename ?? url.pathname.split('/').at(-1) ?? '', options.oemParts ? { oemParts: options.oemParts } : {});
+
   const what = `firmware push ${display(url)} → ${pushUri}`;
   const dl = deadline(uploadTimeoutMs, what, signal);
   let download: Dispatcher.ResponseData | undefined;
@@ -151,10 +157,6 @@ export async function pushUpdate(client: UpdateClient, imageUrl: string, options
     }
     const header = download.headers['content-length'];
     const length = typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : undefined;
-    const parameters: Record<string, unknown> = { Targets: options.targets ?? [] };
-    if (options.applyTime !== undefined) parameters['@Redfish.OperationApplyTime'] = options.applyTime;
-    if (options.oem !== undefined) parameters.Oem = options.oem;
-    const frame = multipartFrame(parameters, options.filename ?? url.pathname.split('/').at(-1) ?? '', options.oemParts ? { oemParts: options.oemParts } : {});
     let sent = 0;
     let reported = -1;
     const onChunk = (bytes: number): void => {
@@ -183,22 +185,31 @@ export async function pushUpdate(client: UpdateClient, imageUrl: string, options
   }
   if (!staged || startUpdate === undefined) return follow(client, reply, options);
   await followStaging(client, reply, options);
-  return follow(client, await client.post(startUpdate, {}, { signal }), options);
+  const started = await client.post(startUpdate, {}, { signal });
+  // flashing runs on after StartUpdate's answer: without a task to follow nothing tells how it ends
+  if (taskLocation(started) === undefined) throw untraceable(started);
+  return follow(client, started, options);
 }
 
 /**
  * The upload's task of a staged push, followed to its end whatever `wait` says (StartUpdate finds
  * nothing to apply before it). Its progress is reported as verification, not as the update's own.
- * An answer without a task (nothing to follow) goes on to StartUpdate, which refuses if nothing is staged.
+ * An answer without a task (nothing to follow), or a task the BMC dropped before it was seen to
+ * end (a BMC that forgets finished tasks at once), goes on to StartUpdate, which refuses if
+ * nothing is staged: losing the verify task is not the BMC restarting into a new image.
  */
 async function followStaging(client: UpdateClient, reply: RedfishReply, options: UpdateOptions): Promise<void> {
   const taskUri = taskLocation(reply);
   if (taskUri === undefined) return;
   const onProgress = options.onProgress;
-  await waitForTask(client, taskUri, {
-    signal: options.signal,
-    pollMs: options.pollMs,
-    timeoutMs: options.taskTimeoutMs,
-    ...(onProgress ? { onProgress: (p: TaskProgress) => onProgress({ ...p, state: p.state === 'Completed' ? VERIFIED : VERIFYING }) } : {}),
-  });
+  try {
+    await waitForTask(client, taskUri, {
+      signal: options.signal,
+      pollMs: options.pollMs,
+      timeoutMs: options.taskTimeoutMs,
+      ...(onProgress ? { onProgress: (p: TaskProgress) => onProgress({ ...p, state: p.state === 'Completed' ? VERIFIED : VERIFYING }) } : {}),
+    });
+  } catch (err) {
+    if (!(err instanceof TaskLostError)) throw err;
+  }
 }

@@ -195,11 +195,13 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   const tried = new Set<number>();
   let retried = 0;
   let late = 0;
+  const startLimit = deps.limitMemory?.start();
+  const order = deps.readOrder ? deps.readOrder.order(leases.map((l) => l.ip)) : leases.map((_, i) => i);
+  // taken last before the reads: the finally below gives them back whatever happens from here
   const clock = acquireLoopClock();
   const readsAbort = readsSignal(signal);
-  const startLimit = deps.limitMemory?.start();
   const trace = await forEachAdaptive(
-    deps.readOrder ? deps.readOrder.order(leases.map((l) => l.ip)) : leases.map((_, i) => i),
+    order,
     deps.fixedConcurrency ? { max: deps.concurrency, min: deps.concurrency, initial: deps.concurrency } : { max: deps.concurrency, ...(startLimit === undefined ? {} : { initial: startLimit }), ...(deps.reader?.load ? { load: deps.reader.load } : {}) },
     async (i, requeue) => {
       if (signal?.aborted) return;

@@ -29,11 +29,16 @@ export async function updateThroughFacade(fleet: Fleet, i: number, kind: Firmwar
 }
 
 /** An HTTP server whose every path is an image of `bytes` bytes (the simulator takes an update's outcome from the image's name). */
-export async function startImageServer(bytes = 65536): Promise<{ base: string; close(): Promise<void> }> {
-  const server = createServer((_req, res) => res.writeHead(200, { 'content-length': bytes }).end(Buffer.alloc(bytes, 0x5a)));
+export async function startImageServer(bytes = 65536): Promise<{ base: string; requests(): number; close(): Promise<void> }> {
+  let requests = 0;
+  const server = createServer((_req, res) => {
+    requests += 1;
+    res.writeHead(200, { 'content-length': bytes }).end(Buffer.alloc(bytes, 0x5a));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     base: `http://127.0.0.1:${(server.address() as AddressInfo).port}/firmware`,
+    requests: () => requests,
     close: async () => {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));

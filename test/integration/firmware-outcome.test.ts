@@ -47,6 +47,15 @@ function update(i: number, kind: FirmwareKind, image: string): Promise<FirmwareO
   return updateThroughFacade(fleet, i, kind, `${imageBase}/${image}`, { connectTimeoutMs: 5000 });
 }
 
+/** `update` that must succeed through simulator route `route` (e.g. "POST simple update"), sent once. */
+async function updateVia(route: string, i: number, kind: FirmwareKind, image: string): Promise<FirmwareOutcome> {
+  const before = fleet.redfish!.requests.byRoute[route] ?? 0;
+  const r = await update(i, kind, image);
+  expect(r.error).toBeUndefined();
+  expect(fleet.redfish!.requests.byRoute[route]).toBe(before + 1);
+  return r;
+}
+
 describe('firmware update outcome on real-BMC task answers', () => {
   it('redfish-task-monitor-204: a failing image behind a monitor that answers 204 fails with the Task\'s own state', async () => {
     const i = machine('Lenovo', ['redfish-task-monitor-204']);
@@ -158,11 +167,7 @@ describe('an UpdateService without MultipartHttpPushUri (redfish-no-multipart-pu
   }, 30_000);
 
   it('a vendor whose images are pushed (Supermicro) falls back to SimpleUpdate, which takes the URL', async () => {
-    const i = machine('Supermicro', ['redfish-no-multipart-push']);
-    const posts = simpleUpdates();
-    const r = await update(i, 'bios', 'BIOS_X11-3.6.bin');
-    expect(r.error).toBeUndefined();
-    expect(simpleUpdates()).toBe(posts + 1);
+    const r = await updateVia('POST simple update', machine('Supermicro', ['redfish-no-multipart-push']), 'bios', 'BIOS_X11-3.6.bin');
     expect(r.progress.at(-1)?.state).toBe('Completed');
   }, 30_000);
 });
@@ -170,10 +175,7 @@ describe('an UpdateService without MultipartHttpPushUri (redfish-no-multipart-pu
 describe('AMI MegaRAC push (Gigabyte): OemParameters beside UpdateParameters, no apply time (redfish-ami-oem-parameters)', () => {
   it.each([['BIOS', 'bios', 'bios-F33.bin'], ['BMC', 'bmc', 'bmc-12.61.21.bin']] as const)('%s: the BMC takes the push and its task completes', async (_name, kind, image) => {
     const i = machine('Gigabyte', ['redfish-ami-oem-parameters']);
-    const pushes = fleet.redfish!.requests.byRoute['POST multipart push'] ?? 0;
-    const r = await update(i, kind, image);
-    expect(r.error).toBeUndefined();
-    expect(fleet.redfish!.requests.byRoute['POST multipart push']).toBe(pushes + 1);
+    const r = await updateVia('POST multipart push', i, kind, image);
     expect(fleet.redfish!.requests.updateParameters[i]!['@Redfish.OperationApplyTime']).toBeUndefined();
     expect(r.progress.at(-1)?.state).toBe('Completed');
   }, 30_000);
@@ -181,11 +183,7 @@ describe('AMI MegaRAC push (Gigabyte): OemParameters beside UpdateParameters, no
 
 describe('Dell iDRAC: SimpleUpdate without Targets (redfish-simpleupdate-targets-refused)', () => {
   it.each([['BMC', 'bmc', 'iDRAC-with-Lifecycle-Controller_Firmware_7.10.bin'], ['BIOS', 'bios', 'BIOS_C94VM_WN64_2.22.2.EXE']] as const)('%s: ImageURI alone, and the job ends as the BMC says', async (_name, kind, image) => {
-    const i = machine('Dell Inc.', ['redfish-simpleupdate-targets-refused']);
-    const posts = fleet.redfish!.requests.byRoute['POST simple update'] ?? 0;
-    const r = await update(i, kind, image);
-    expect(r.error).toBeUndefined();
-    expect(fleet.redfish!.requests.byRoute['POST simple update']).toBe(posts + 1);
+    const r = await updateVia('POST simple update', machine('Dell Inc.', ['redfish-simpleupdate-targets-refused']), kind, image);
     // a BIOS job on iDRAC waits for the host's next reboot (the dell variant's redfish-job-scheduled-until-reset)
     expect(['Completed', 'Staged']).toContain(r.progress.at(-1)?.state);
   }, 30_000);

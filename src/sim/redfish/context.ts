@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { SimMachine } from '../machine.js';
 import type { QuirkState } from './quirks.js';
 import type { SessionStore, SimSession } from './sessions.js';
-import type { TaskStore } from './tasks.js';
+import type { SimTask, TaskStore } from './tasks.js';
 import type { RedfishVendor } from './vendors.js';
 
 export interface ServerSettings {
@@ -22,8 +22,8 @@ export interface MachineContext {
   tasks: TaskStore;
   /** what the Redfish quirks remember between requests */
   quirkState: QuirkState;
-  /** an image pushed with apply time OnStartUpdateRequest, verified, waiting for `#UpdateService.StartUpdate` */
-  staged?: { target: 'bios' | 'bmc'; image: string };
+  /** an image pushed with apply time OnStartUpdateRequest, for `#UpdateService.StartUpdate` once its verify task has completed */
+  staged?: { target: 'bios' | 'bmc'; image: string; verifyTask: SimTask };
 }
 
 export interface RequestCounters {

@@ -202,6 +202,7 @@ function rebootIntoImage(ctx: MachineContext, uri: string): void {
   const version = versionInImageName(uri);
   if (version !== undefined) ctx.machine.state.bmcVersion = version;
   ctx.tasks.forget();
+  ctx.staged = undefined;
   for (const s of ctx.sessions.list()) ctx.sessions.delete(s.id);
   ctx.quirkState.rebootedAt = Date.now();
 }
@@ -240,7 +241,8 @@ function stageUpdate(rq: Rq, target: Target, image: string, messages: string[]):
     throw new RedfishFault(400, 'PropertyValueNotInList', 'The value OnStartUpdateRequest for the property @Redfish.OperationApplyTime is not in the list of acceptable values.', ['OnStartUpdateRequest', '@Redfish.OperationApplyTime']);
   }
   const fails = /fail/i.test(image);
-  const t = ctx.tasks.start(verifyTaskName(target), messages, fails, () => (ctx.staged = { target, image }), ctx.machine.state.faults.firmwareTaskMs ?? undefined);
+  const t = ctx.tasks.start(verifyTaskName(target), messages, fails, () => undefined, ctx.machine.state.faults.firmwareTaskMs ?? undefined);
+  ctx.staged = { target, image, verifyTask: t };
   return { status: 202, body: task(ctx, t), headers: { Location: `${TASKS}/${t.id}/Monitor` } };
 }
 
@@ -249,8 +251,9 @@ export function startStagedUpdate(rq: Rq): Reply {
   const { ctx } = rq;
   if (!ctx.vendor.startUpdate) return notFound();
   rq.req.resume();
+  // staged once its verify task reads Completed, by the same clock a client's poll of that task sees
   const staged = ctx.staged;
-  if (staged === undefined) throw new RedfishFault(400, 'GeneralError', 'There is no verified firmware image to update.');
+  if (staged === undefined || taskView(staged.verifyTask, Date.now()).state !== 'Completed') throw new RedfishFault(400, 'GeneralError', 'There is no verified firmware image to update.');
   ctx.staged = undefined;
   const started = startUpdate(rq, staged.target, staged.image, [`Updating ${staged.target.toUpperCase()} with ${imageNameOf(staged.image)}`]);
   return smcAcceptedOr(rq, started);
