@@ -1,6 +1,7 @@
 /**
- * What a multipart firmware push names per vendor, as data: the `Targets` resource and the
- * vendor's own `UpdateParameters` options.
+ * What a firmware update names per vendor, as data: for a multipart push its `Targets`, apply
+ * time, `Oem` options and parts of the vendor's own (the rules below, each with its source), and
+ * whether SimpleUpdate names `Targets` at all (`SIMPLE_UPDATE_NAMES_TARGETS`).
  *
  * Supermicro (X11/X12/H12 Redfish, as bmclib's x12 provider, fwupd's redfish-smc plugin and
  * Supermicro's Redfish reference guide send it): the BIOS is targeted by the System's `Bios`
