@@ -185,10 +185,26 @@ export async function pushUpdate(client: UpdateClient, imageUrl: string, options
   }
   if (!staged || startUpdate === undefined) return follow(client, reply, options);
   await followStaging(client, reply, options);
-  const started = await client.post(startUpdate, {}, { signal });
+  const started = await postStartUpdate(client, startUpdate, signal);
   // flashing runs on after StartUpdate's answer: without a task to follow nothing tells how it ends
   if (taskLocation(started) === undefined) throw untraceable(started);
   return follow(client, started, options);
+}
+
+/**
+ * POST StartUpdate. Its answer lost in transit (a deadline, a dropped connection) does not say the
+ * BMC did nothing: it may be flashing. The error says so, so that nobody sends the image again
+ * into a flash; the code stays the transport's.
+ */
+async function postStartUpdate(client: UpdateClient, target: string, signal: AbortSignal | undefined): Promise<RedfishReply> {
+  try {
+    return await client.post(target, {}, { signal });
+  } catch (err) {
+    if (err instanceof BmcError && (err.code === 'TIMEOUT' || err.code === 'CLOSED') && !signal?.aborted) {
+      throw new BmcError(err.code, `${err.message}; StartUpdate was sent and the BMC may be applying the image: check its firmware version before updating again`, { cause: err });
+    }
+    throw err;
+  }
 }
 
 /**

@@ -24,8 +24,8 @@ afterAll(async () => {
 
 const task = (path: string, state: string): RedfishReply => ({ status: 200, headers: {}, body: { '@odata.id': path, '@odata.type': '#Task.v1_4_3.Task', TaskState: state, TaskStatus: 'OK', PercentComplete: state === 'Completed' ? 100 : 40 } });
 
-/** A Supermicro-like UpdateService; `reads` scripts each task's answers in turn (an Error is thrown), `startAnswer` is StartUpdate's. */
-function stagedBmc(reads: Record<string, Array<RedfishReply | Error>>, startAnswer: RedfishReply) {
+/** A Supermicro-like UpdateService; `reads` scripts each task's answers in turn (an Error is thrown), `startAnswer` is StartUpdate's (an Error is thrown). */
+function stagedBmc(reads: Record<string, Array<RedfishReply | Error>>, startAnswer: RedfishReply | Error) {
   const posts: string[] = [];
   const resources: Record<string, unknown> = {
     '/redfish/v1/': { UpdateService: { '@odata.id': '/redfish/v1/UpdateService' } },
@@ -45,6 +45,7 @@ function stagedBmc(reads: Record<string, Array<RedfishReply | Error>>, startAnsw
     },
     post: async (path: string) => {
       posts.push(path);
+      if (startAnswer instanceof Error) throw startAnswer;
       return startAnswer;
     },
   } as unknown as UpdateClient;
@@ -70,6 +71,13 @@ describe('pushUpdate staged OnStartUpdateRequest', () => {
     await expect(result).rejects.toMatchObject({ code: 'UNSUPPORTED', message: expect.stringContaining('the BMC named no task to follow') });
     expect(bmc.posts).toEqual([START_UPDATE]);
     expect(progress).not.toContain('Completed');
+  });
+
+  it('StartUpdate whose answer is lost in transit: the error says the BMC may be applying the image', async () => {
+    const lost = new BmcError('TIMEOUT', `POST ${START_UPDATE}: no answer within 10000 ms`);
+    const bmc = stagedBmc({ [VERIFY_TASK]: [task(VERIFY_TASK, 'Completed')] }, lost);
+    const result = pushUpdate(bmc.client, `${images.base}/BMC_X12-1.0.bin`, { applyTime: 'OnStartUpdateRequest', pollMs: 1 });
+    await expect(result).rejects.toMatchObject({ code: 'TIMEOUT', message: expect.stringContaining('the BMC may be applying the image: check its firmware version before updating again') });
   });
 
   it('a vendor part not named Oem...: refused before the image is downloaded', async () => {
