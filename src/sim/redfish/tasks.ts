@@ -36,6 +36,8 @@ export function taskView(task: SimTask, now: number): TaskView {
 export class TaskStore {
   private readonly tasks = new Map<string, SimTask>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** each running task's completion: its timer and its callback */
+  private readonly pending = new Map<SimTask, { timer: NodeJS.Timeout; onDone: () => void }>();
   private next = 1;
 
   constructor(
@@ -48,13 +50,32 @@ export class TaskStore {
   start(name: string, messages: string[], fails: boolean, onDone: () => void, durationMs = this.durationMs): SimTask {
     const task: SimTask = { id: String(this.next++), name, startedAt: this.now(), durationMs, fails, messages };
     this.tasks.set(task.id, task);
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      if (!fails) onDone();
-    }, durationMs);
+    const timer = setTimeout(() => this.settle(task), durationMs);
     this.timers.add(timer);
+    this.pending.set(task, { timer, onDone });
     this.trim();
     return task;
+  }
+
+  /**
+   * The task as a client sees it now: a task whose time is up has had its effect (the firmware
+   * recorded), even when its timer is late on a loaded machine, so a client that reads Completed
+   * and then looks at the machine finds the change.
+   */
+  view(task: SimTask): TaskView {
+    const view = taskView(task, this.now());
+    if (view.state !== 'Running') this.settle(task);
+    return view;
+  }
+
+  /** Runs a task's completion once, unless it failed. */
+  private settle(task: SimTask): void {
+    const p = this.pending.get(task);
+    if (p === undefined) return;
+    this.pending.delete(task);
+    clearTimeout(p.timer);
+    this.timers.delete(p.timer);
+    if (!task.fails) p.onDone();
   }
 
   get(id: string): SimTask | undefined {
@@ -75,6 +96,7 @@ export class TaskStore {
   stop(): void {
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    this.pending.clear();
   }
 
   private trim(): void {

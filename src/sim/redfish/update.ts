@@ -16,7 +16,7 @@ import { asObject, notFound, readJson, RedfishFault, type Reply } from './http.j
 import { collection, mockup, mockupPick, type Json } from './mockup.js';
 import { multipartBoundary, multipartReader, type MultipartPart } from './multipart.js';
 import { quirk } from './quirks.js';
-import { taskView, type SimTask, type TaskView } from './tasks.js';
+import type { SimTask, TaskView } from './tasks.js';
 
 const UPDATE = '/redfish/v1/UpdateService';
 const INVENTORY = `${UPDATE}/FirmwareInventory`;
@@ -116,7 +116,7 @@ const waitsForHostReset = (ctx: MachineContext, t: SimTask): boolean =>
 
 /** The task's state as the BMC shows it, quirks included. */
 function shownView(ctx: MachineContext, t: SimTask): TaskView & { scheduled?: true } {
-  const view = taskView(t, Date.now());
+  const view = ctx.tasks.view(t);
   if (view.state !== 'Running' && endsInReboot(ctx, t)) return { state: 'Running', percent: 99 };
   if (view.state === 'Completed' && waitsForHostReset(ctx, t)) return { state: 'Running', percent: 100, scheduled: true };
   return view;
@@ -253,7 +253,7 @@ export function startStagedUpdate(rq: Rq): Reply {
   rq.req.resume();
   // staged once its verify task reads Completed, by the same clock a client's poll of that task sees
   const staged = ctx.staged;
-  if (staged === undefined || taskView(staged.verifyTask, Date.now()).state !== 'Completed') throw new RedfishFault(400, 'GeneralError', 'There is no verified firmware image to update.');
+  if (staged === undefined || ctx.tasks.view(staged.verifyTask).state !== 'Completed') throw new RedfishFault(400, 'GeneralError', 'There is no verified firmware image to update.');
   ctx.staged = undefined;
   const started = startUpdate(rq, staged.target, staged.image, [`Updating ${staged.target.toUpperCase()} with ${imageNameOf(staged.image)}`]);
   return smcAcceptedOr(rq, started);
