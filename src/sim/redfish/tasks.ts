@@ -35,7 +35,6 @@ export function taskView(task: SimTask, now: number): TaskView {
 
 export class TaskStore {
   private readonly tasks = new Map<string, SimTask>();
-  private readonly timers = new Set<NodeJS.Timeout>();
   /** each running task's completion: its timer and its callback */
   private readonly pending = new Map<SimTask, { timer: NodeJS.Timeout; onDone: () => void }>();
   private next = 1;
@@ -51,7 +50,6 @@ export class TaskStore {
     const task: SimTask = { id: String(this.next++), name, startedAt: this.now(), durationMs, fails, messages };
     this.tasks.set(task.id, task);
     const timer = setTimeout(() => this.settle(task), durationMs);
-    this.timers.add(timer);
     this.pending.set(task, { timer, onDone });
     this.trim();
     return task;
@@ -74,7 +72,6 @@ export class TaskStore {
     if (p === undefined) return;
     this.pending.delete(task);
     clearTimeout(p.timer);
-    this.timers.delete(p.timer);
     if (!task.fails) p.onDone();
   }
 
@@ -94,8 +91,7 @@ export class TaskStore {
 
   /** Stops the completion timers (server shutdown). */
   stop(): void {
-    for (const timer of this.timers) clearTimeout(timer);
-    this.timers.clear();
+    for (const { timer } of this.pending.values()) clearTimeout(timer);
     this.pending.clear();
   }
 

@@ -217,18 +217,24 @@ function recordAtNextBoot(ctx: MachineContext, uri: string): void {
   ctx.machine.on('change', onChange);
 }
 
+/** A firmware task for `image` (one whose name says "fail" fails), as long as the machine's firmwareTaskMs fault says, if set. */
+function startFirmwareTask(ctx: MachineContext, name: string, image: string, messages: string[], onDone: () => void): SimTask {
+  return ctx.tasks.start(name, messages, /fail/i.test(image), onDone, ctx.machine.state.faults.firmwareTaskMs ?? undefined);
+}
+
+/** 202 with the started task and its monitor in Location. */
+const taskStarted = (ctx: MachineContext, t: SimTask): Reply => ({ status: 202, body: task(ctx, t), headers: { Location: `${TASKS}/${t.id}/Monitor` } });
+
 function startUpdate(rq: Rq, target: Target, uri: string, messages: string[]): Reply {
   const { ctx } = rq;
-  const fails = /fail/i.test(uri);
-  const slow = ctx.machine.state.faults.firmwareTaskMs;
   const done = (): void => {
     if (target === 'bios' && quirk(ctx, 'redfish-job-scheduled-until-reset')) return recordAtNextBoot(ctx, uri);
     ctx.machine.recordFirmware(target, uri);
     if (target === 'bmc' && quirk(ctx, 'redfish-bmc-reboot-after-update')) rebootIntoImage(ctx, uri);
   };
-  const t = ctx.tasks.start(taskName(target), messages, fails, done, slow ?? undefined);
+  const t = startFirmwareTask(ctx, taskName(target), uri, messages, done);
   t.hostBootsAtStart = hostBoots(ctx);
-  return { status: 202, body: task(ctx, t), headers: { Location: `${TASKS}/${t.id}/Monitor` } };
+  return taskStarted(ctx, t);
 }
 
 /**
@@ -240,10 +246,10 @@ function stageUpdate(rq: Rq, target: Target, image: string, messages: string[]):
   if (!ctx.vendor.startUpdate) {
     throw new RedfishFault(400, 'PropertyValueNotInList', 'The value OnStartUpdateRequest for the property @Redfish.OperationApplyTime is not in the list of acceptable values.', ['OnStartUpdateRequest', '@Redfish.OperationApplyTime']);
   }
-  const fails = /fail/i.test(image);
-  const t = ctx.tasks.start(verifyTaskName(target), messages, fails, () => undefined, ctx.machine.state.faults.firmwareTaskMs ?? undefined);
+  // staged by the verify task's own end (startStagedUpdate reads it), not by a completion callback
+  const t = startFirmwareTask(ctx, verifyTaskName(target), image, messages, () => undefined);
   ctx.staged = { target, image, verifyTask: t };
-  return { status: 202, body: task(ctx, t), headers: { Location: `${TASKS}/${t.id}/Monitor` } };
+  return taskStarted(ctx, t);
 }
 
 /** POST `#UpdateService.StartUpdate`: applies the staged image through the update task, or 400 with nothing staged. */
