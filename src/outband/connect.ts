@@ -16,6 +16,7 @@ import type { Logger } from '../log.js';
 import { readBootFlags, writeBootFlags } from '../ipmi/boot.js';
 import type { BootOverrideTarget } from '../redfish/actions.js';
 import type { RedfishInventory } from '../redfish/inventory.js';
+import type { InventoryLayout } from '../redfish/layout.js';
 import type { ReadCache } from '../redfish/read-cache.js';
 import type { RedfishClient } from '../redfish/session.js';
 import { biosAtOrBelow, bootOrderFor, bootOverrideOfIpmi, bootOverrideOfRedfish, ipmiBootFlags } from './boot.js';
@@ -101,7 +102,7 @@ interface RedfishSide {
   client: RedfishClient;
   lib: typeof RedfishLib;
   /** with a session keeper: what this read does with the BMC's kept session, and the certificate pin it opened with */
-  kept?: { keeper: RedfishSessionKeeper; key: string; plan: SessionPlan; pin: string | undefined; root?: unknown };
+  kept?: { keeper: RedfishSessionKeeper; key: string; plan: SessionPlan; pin: string | undefined; root?: unknown; layout?: InventoryLayout | null };
 }
 
 const REDFISH_BOOT: Record<BootTarget, BootOverrideTarget> = { PXE: 'Pxe', DISK: 'Hdd', BIOS: 'BiosSetup' };
@@ -274,11 +275,13 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   if (reader && redfish?.client.serviceRootAtLogin) reader.seed(SERVICE_ROOT, redfish.client.serviceRootAtLogin, signalOf(o));
   const keptRoot = redfish?.kept?.plan.resume?.root;
   if (reader && keptRoot) reader.seed(SERVICE_ROOT, Promise.resolve(keptRoot), signalOf(o));
+  // where the last read in this session found the report's resources: asked by path, not by walking the collections
+  const layout = redfish?.kept?.plan.resume?.layout;
   let inventory: Promise<RedfishInventory> | undefined;
-  if (o.readAhead && redfish && reader) ahead((inventory = redfish.lib.readInventory(reader, { ...signalOf(o), ...(o.logger ? { logger: o.logger } : {}) })));
+  if (o.readAhead && redfish && reader) ahead((inventory = redfish.lib.readInventory(reader, { ...signalOf(o), ...(o.logger ? { logger: o.logger } : {}), ...(layout ? { layout } : {}) })));
   let vendor: Awaited<ReturnType<typeof detectVendorIpmi>>;
   try {
-    vendor = redfish && reader ? await detectVendorRedfish(redfish.lib, reader, o.signal) : await detectVendorIpmi(ipmi, o.signal);
+    vendor = redfish && reader ? await detectVendorRedfish(redfish.lib, reader, o.signal, layout?.system) : await detectVendorIpmi(ipmi, o.signal);
   } catch (err) {
     // aborted during detection (shutdown, the cycle giving up on the read; a deadline is read as an
     // unknown vendor instead) or a refused IPMI password: no facade for the caller to close, so the
@@ -385,6 +388,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       }
       const inv = await (inventory ?? redfish.lib.readInventory(reader ?? redfish.client, rd(x)));
       forgetReads(); // the report's reads are done: release them
+      if (redfish.kept) redfish.kept.layout = inv.layout ?? null;
       const need = ipmiNeed({ ipmiAllowed, uuidRule, reportSources: profile.reportSources, redfish: redfishReading(inv) });
       const now = new Date();
       const remembered = need === 'guid' || need === 'identity' ? rememberedReading(inv, now, need) : undefined;
@@ -467,20 +471,25 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   function closeRedfish({ client, kept }: RedfishSide): Promise<void> {
     if (!kept) return client.close();
     const session = client.session();
-    const next = sessionAfterRead(kept.plan, { user: o.user, pin: kept.pin, nowMs: Date.now(), session, root: kept.root });
+    const next = sessionAfterRead(kept.plan, { user: o.user, pin: kept.pin, nowMs: Date.now(), session, root: kept.root, ...(kept.layout === undefined ? {} : { layout: kept.layout }) });
     kept.keeper.set(kept.key, next);
     return client.close({ keepSession: session !== undefined && next?.token === session.token });
   }
   return facade;
 }
 
-/** The vendor from the first System's Manufacturer, else the service root's Vendor; reads go through the report's cache. */
-async function detectVendorRedfish(lib: typeof RedfishLib, reader: ReadCache, signal?: AbortSignal) {
+/**
+ * The vendor from the first System's Manufacturer (the one an earlier read reported, where the
+ * inventory has its layout), else the service root's Vendor; reads go through the report's cache.
+ */
+async function detectVendorRedfish(lib: typeof RedfishLib, reader: ReadCache, signal?: AbortSignal, systemPath?: string) {
   const options = signalOf({ signal });
   try {
     const root = await lib.readServiceRoot(reader, options);
-    const first = root.systems === undefined ? undefined : (await reader.members(root.systems, root.expand, options))[0];
-    const system = first === undefined ? undefined : await lib.readSystem(reader, first, options);
+    // the reported System's path may be gone (the BMC's tree changed): then the collection's first
+    const known = systemPath === undefined ? undefined : await lib.readSystem(reader, systemPath, options).catch((err: unknown) => (isBmcError(err, 'ABORTED') ? Promise.reject(err) : undefined));
+    const first = known !== undefined || root.systems === undefined ? undefined : (await reader.members(root.systems, root.expand, options))[0];
+    const system = known ?? (first === undefined ? undefined : await lib.readSystem(reader, first, options));
     return vendorOfManufacturer(system?.manufacturer || root.vendor);
   } catch (err) {
     if (isBmcError(err, 'ABORTED')) throw err;

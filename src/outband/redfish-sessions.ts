@@ -26,6 +26,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import { setNewest } from '../net/newest-map.js';
 import { obj, odataId, prop, str } from '../redfish/json.js';
+import { keptLayout, type InventoryLayout } from '../redfish/layout.js';
 import { burstWriter, writePrivateFile } from './private-file.js';
 
 export interface KeptRedfishSession {
@@ -42,6 +43,11 @@ export interface KeptRedfishSession {
   misses: number;
   /** the service root read in this session (memory only): the next read starts at the collections */
   root?: Record<string, unknown>;
+  /**
+   * where the last read in this session found the System, Manager, Chassis and power data (memory
+   * only, redfish/layout.ts): the next read asks for them by path instead of walking the collections
+   */
+  layout?: InventoryLayout;
 }
 
 export interface RedfishSessionKeeper {
@@ -89,7 +95,15 @@ export function sessionPlan(kept: KeptRedfishSession | undefined, now: { user: s
 /** Where a read leaves the BMC's entry, from what it planned and the session its client ends with. */
 export function sessionAfterRead(
   plan: SessionPlan,
-  end: { user: string; pin: string | undefined; nowMs: number; session: { token: string; location: string | undefined; resumed: boolean; refused?: boolean } | undefined; root: unknown },
+  end: {
+    user: string;
+    pin: string | undefined;
+    nowMs: number;
+    session: { token: string; location: string | undefined; resumed: boolean; refused?: boolean } | undefined;
+    root: unknown;
+    /** the layout the read's inventory found; null: it found none; undefined: it read no inventory (the kept one stays) */
+    layout?: InventoryLayout | null;
+  },
 ): KeptRedfishSession | undefined {
   if (!plan.keep) return plan.kept;
   if (end.session === undefined) return undefined;
@@ -99,12 +113,16 @@ export function sessionAfterRead(
   if (token.length > MAX_KEPT_TEXT || (location?.length ?? 0) > MAX_KEPT_TEXT) return undefined;
   const pin = end.pin === undefined ? {} : { pin: end.pin };
   const loc = location === undefined ? {} : { location };
-  if (resumed && plan.resume) return { ...plan.resume, misses: 0 };
+  if (resumed && plan.resume) {
+    const { layout: before, ...resumedEntry } = plan.resume;
+    const layout = end.layout === undefined ? before : (end.layout ?? undefined);
+    return { ...resumedEntry, misses: 0, ...(layout ? { layout } : {}) };
+  }
   const misses = plan.resume ? plan.resume.misses + 1 : 0;
   // the BMC drops what it is given to keep: no session kept until maxAgeMs has passed
   if (misses >= MAX_MISSES) return { user: end.user, ...pin, since: end.nowMs, misses };
   const root = keptRoot(end.root);
-  return { user: end.user, token, ...loc, ...pin, since: end.nowMs, misses, ...(root && !plan.resume ? { root } : {}) };
+  return { user: end.user, token, ...loc, ...pin, since: end.nowMs, misses, ...(root && !plan.resume ? { root } : {}), ...(end.layout ? { layout: end.layout } : {}) };
 }
 
 /** Service root properties a report read uses (parseServiceRoot): identity strings, links, `$expand` support. */
@@ -195,15 +213,15 @@ export function createRedfishSessionMemory(o: { maxAgeMs: number; maxEntries?: n
   };
 }
 
-/** the fields the file keeps (the service root stays in memory) */
+/** the fields the file keeps (the service root and the layout stay in memory) */
 const ON_DISK = ['user', 'token', 'location', 'pin', 'since', 'misses'] as const;
 
 function sameOnDisk(a: KeptRedfishSession | undefined, b: KeptRedfishSession): boolean {
   return a !== undefined && ON_DISK.every((k) => a[k] === b[k]);
 }
 
-function onDisk(s: KeptRedfishSession): Omit<KeptRedfishSession, 'root'> {
-  const { root: _root, ...rest } = s;
+function onDisk(s: KeptRedfishSession): Omit<KeptRedfishSession, 'root' | 'layout'> {
+  const { root: _root, layout: _layout, ...rest } = s;
   return rest;
 }
 
@@ -222,8 +240,22 @@ export function validKept(v: unknown): v is KeptRedfishSession {
     Number.isSafeInteger(r.since) &&
     Number.isSafeInteger(r.misses) &&
     (r.misses as number) >= 0 &&
-    r.root === undefined
+    r.root === undefined &&
+    r.layout === undefined
   );
+}
+
+/**
+ * An entry a report worker sends back, checked as the state file's are, its service root and
+ * layout bounded; undefined when it is not one.
+ */
+export function checkedKept(v: KeptRedfishSession): KeptRedfishSession | undefined {
+  const { root, layout, ...rest } = v;
+  if (!validKept(rest)) return undefined;
+  if (root !== undefined && keptRoot(root) === undefined) return undefined;
+  const checkedLayout = layout === undefined ? undefined : keptLayout(layout);
+  if (layout !== undefined && checkedLayout === undefined) return undefined;
+  return { ...rest, ...(root ? { root } : {}), ...(checkedLayout ? { layout: checkedLayout } : {}) };
 }
 
 /** the state file's name under METAL_BMC_STATE_DIR */

@@ -7,6 +7,7 @@
  */
 import { abortError, isBmcError } from '../errors.js';
 import { links, obj } from './json.js';
+import { ledFromChassis, ledShapeOf, pieceOf, type InventoryLayout, type KeptChassis } from './layout.js';
 import type { ExpandSupport } from './parse.js';
 import { readCache, type ReadCache } from './read-cache.js';
 import {
@@ -41,8 +42,17 @@ export interface RedfishInventory {
   /** Chassis EnvironmentMetrics.PowerWatts.Reading, read only when Power has no metrics. */
   powerWatts?: number;
   powerSupplies?: PowerSupplyStatus[];
+  /** the PowerSupplies collection the supplies were read from, when through PowerSubsystem */
+  powerSupplyCollection?: string;
   /** "<piece>: <reason>" for every piece that could not be read. */
   missing: string[];
+  /** where this read found the data, for the next read of the BMC (layout.ts); absent without a System UUID or chassis */
+  layout?: InventoryLayout;
+}
+
+/** Inventory reads: with `layout` (an earlier read's), the resources that change are asked by their paths at once. */
+export interface InventoryOptions extends ReadOptions {
+  layout?: InventoryLayout;
 }
 
 function reason(err: unknown): string {
@@ -164,12 +174,12 @@ async function powerOf(reader: ReadCache, chassis: ChassisInfo, serviceRoot: Ser
   return part;
 }
 
-async function readPowerData(reader: ReadCache, chassis: ChassisInfo, inv: RedfishInventory, options: ReadOptions): Promise<void> {
+async function readPowerData(reader: ReadCache, chassis: ChassisInfo | KeptChassis, inv: RedfishInventory, options: ReadOptions, knownCollection?: string): Promise<void> {
   const { missing } = inv;
   const { signal } = options;
   // without Power, the metric can only come from EnvironmentMetrics: read it beside PowerSubsystem,
   // which goes out first (three reads follow it; the connection free first should take it)
-  if (chassis.power === undefined && chassis.powerSubsystem !== undefined) reader.prefetch(chassis.powerSubsystem, options);
+  if (chassis.power === undefined && chassis.powerSubsystem !== undefined && knownCollection === undefined) reader.prefetch(chassis.powerSubsystem, options);
   if (chassis.power === undefined && chassis.environmentMetrics !== undefined) reader.prefetch(chassis.environmentMetrics, options);
   let powerRead = false;
   if (chassis.power !== undefined) {
@@ -190,7 +200,8 @@ async function readPowerData(reader: ReadCache, chassis: ChassisInfo, inv: Redfi
   }
   if (inv.powerSupplies === undefined) {
     if (chassis.powerSubsystem !== undefined) {
-      const sub = await optional('PowerSupplies', missing, signal, () => readPowerSubsystem(reader, chassis.powerSubsystem as string, options, (c) => reader.members(c, inv.serviceRoot.expand, options)));
+      const sub = await optional('PowerSupplies', missing, signal, () => readPowerSubsystem(reader, chassis.powerSubsystem as string, options, (c) => reader.members(c, inv.serviceRoot.expand, options), knownCollection));
+      if (sub?.collection !== undefined) inv.powerSupplyCollection = sub.collection;
       if (sub !== undefined && sub.supplies.length > 0) inv.powerSupplies = sub.supplies;
       else if (sub !== undefined) missing.push(`PowerSupplies: ${chassis.powerSubsystem} lists no power supplies`);
     } else {
@@ -227,7 +238,7 @@ function fieldChecks(inv: RedfishInventory): void {
  * System's ManagedBy and Chassis links overrule that guess (one more read when they differ).
  * Pass a ReadCache to share reads with the caller (vendor detection); otherwise one is made.
  */
-export async function readInventory(client: RedfishGetter | ReadCache, options: ReadOptions = {}): Promise<RedfishInventory> {
+export async function readInventory(client: RedfishGetter | ReadCache, options: InventoryOptions = {}): Promise<RedfishInventory> {
   const run = { failed: false };
   try {
     return await inventoryOf(client, options, run);
@@ -237,10 +248,14 @@ export async function readInventory(client: RedfishGetter | ReadCache, options: 
   }
 }
 
-async function inventoryOf(client: RedfishGetter | ReadCache, options: ReadOptions, run: { failed: boolean }): Promise<RedfishInventory> {
+async function inventoryOf(client: RedfishGetter | ReadCache, options: InventoryOptions, run: { failed: boolean }): Promise<RedfishInventory> {
   const { signal } = options;
   const reader = 'members' in client ? client : readCache(client);
   const serviceRoot = await readServiceRoot(reader, options);
+  if (options.layout !== undefined) {
+    const byLayout = await inventoryByLayout(reader, serviceRoot, options.layout, options);
+    if (byLayout !== undefined) return byLayout;
+  }
   const inv: RedfishInventory = { serviceRoot, missing: [] };
   const { missing } = inv;
   const expand = serviceRoot.expand;
@@ -275,15 +290,19 @@ async function inventoryOf(client: RedfishGetter | ReadCache, options: ReadOptio
     if (!guess.ok || guess.value === undefined || collection === undefined || systemPath === undefined || run.failed) return guess.ok ? guess.value : undefined;
     return memberNamingSystem(reader, collection, expand, systemPath, named, options);
   };
+  const paths: { manager?: string; chassis?: string } = {};
   const managerRead = managerGuess.then(async (guess) => {
     const path = await pathOf(system?.managedBy[0], guess, serviceRoot.managers, serversOfManager);
-    return path === undefined || run.failed ? undefined : settle(readManager(reader, path, options));
+    if (path === undefined || run.failed) return undefined;
+    paths.manager = path;
+    return settle(readManager(reader, path, options));
   });
   const chassisRead = chassisGuess.then(async (guess) => {
     const path = await pathOf(system?.chassis[0], guess, serviceRoot.chassis, chassisNames);
     if (path === undefined || run.failed) return undefined;
     // a linked chassis the BMC answers 404 for is replaced by the collection's one naming the System
     const read = await settle(readSystemChassis(reader, path, systemPath, serviceRoot.chassis, expand, options));
+    if (read.ok) paths.chassis = read.value.path ?? path;
     return { read, power: read.ok && !run.failed ? await powerOf(reader, read.value, serviceRoot, options) : undefined };
   });
   chassisRead.catch(() => undefined); // an abort while reading power: observed below, or thrown by use() first
@@ -307,5 +326,96 @@ async function inventoryOf(client: RedfishGetter | ReadCache, options: ReadOptio
     missing.push(...powerMissing);
   } else missing.push('PowerMetric: no chassis', 'PowerSupplies: no chassis');
   fieldChecks(inv);
+  // the Manager's path even where its read failed: the next read asks it again
+  const layout = layoutOf(inv, systemLink, paths.manager, paths.chassis);
+  if (layout !== undefined) inv.layout = layout;
+  return inv;
+}
+
+const samePathOrNone = (a: string | undefined, b: string | undefined): boolean => (a === undefined || b === undefined ? a === b : samePath(a, b));
+
+/**
+ * Where this read found the data (layout.ts), given the paths it read the System, Manager and
+ * Chassis at; undefined without a System that has a UUID, or without a chassis.
+ */
+function layoutOf(inv: RedfishInventory, systemPath: string | undefined, managerPath: string | undefined, chassisPath: string | undefined): InventoryLayout | undefined {
+  const { system, chassis } = inv;
+  if (systemPath === undefined || system?.uuid === undefined || chassis === undefined || chassisPath === undefined) return undefined;
+  const kept: KeptChassis = { path: chassisPath };
+  for (const k of ['manufacturer', 'model', 'partNumber', 'serialNumber', 'indicatorLED', 'power', 'powerSubsystem', 'environmentMetrics'] as const) {
+    const value = chassis[k];
+    if (value !== undefined) kept[k] = value;
+  }
+  if (chassis.locationIndicatorActive !== undefined) kept.locationIndicatorActive = chassis.locationIndicatorActive;
+  const supplies = inv.powerSupplyCollection === undefined ? undefined : { collection: inv.powerSupplyCollection, members: (inv.powerSupplies ?? []).flatMap((p) => (p.path === undefined ? [] : [p.path])) };
+  return {
+    system: systemPath,
+    uuid: system.uuid,
+    links: { ...(system.managedBy[0] === undefined ? {} : { manager: system.managedBy[0] }), ...(system.chassis[0] === undefined ? {} : { chassis: system.chassis[0] }) },
+    systemLed: ledShapeOf(system),
+    ...(managerPath === undefined ? {} : { manager: managerPath }),
+    chassis: kept,
+    ...(supplies ? { powerSupplies: supplies } : {}),
+    missing: [...new Set(inv.missing.map(pieceOf))],
+  };
+}
+
+/**
+ * Starts the power reads an earlier read made, by their paths: `Power`, or the PowerSupplies
+ * collection (inline with `$expand`) and its members then, and EnvironmentMetrics where that read
+ * took the metric from it. readPowerData then finds them under way.
+ */
+function powerAhead(reader: ReadCache, layout: InventoryLayout, chassis: KeptChassis, expand: ExpandSupport | undefined, options: ReadOptions): void {
+  if (chassis.power !== undefined) reader.prefetch(chassis.power, options);
+  const supplies = layout.powerSupplies;
+  if (supplies !== undefined) {
+    if (expand !== undefined) reader.members(supplies.collection, expand, options).catch(() => undefined);
+    else for (const path of [supplies.collection, ...supplies.members]) reader.prefetch(path, options);
+  }
+  if (chassis.environmentMetrics !== undefined && (chassis.power === undefined || layout.missing.includes('PowerMetric'))) reader.prefetch(chassis.environmentMetrics, options);
+}
+
+/**
+ * The inventory through an earlier read's layout: the System, the Manager and the power data at
+ * once (the chassis too where its LED is the one reported), the chassis's board fields as kept.
+ * Undefined when the layout no longer holds (another System UUID or other links, a read that
+ * failed or misses a piece the earlier read had): the caller reads the whole tree, finding what
+ * was read here in the cache.
+ */
+async function inventoryByLayout(reader: ReadCache, serviceRoot: ServiceRoot, layout: InventoryLayout, options: ReadOptions): Promise<RedfishInventory | undefined> {
+  const { signal } = options;
+  const kept = layout.chassis;
+  if (kept === undefined) return undefined;
+  // in the order of the critical path: the System decides whether the layout holds
+  const systemRead = settle(readSystem(reader, layout.system, options));
+  const managerRead = layout.manager === undefined ? undefined : settle(readManager(reader, layout.manager, options));
+  let chassisRead = ledFromChassis(layout.systemLed, ledShapeOf(kept)) ? settle(readChassis(reader, kept.path, options)) : undefined;
+  powerAhead(reader, layout, kept, serviceRoot.expand, options);
+  const systemOutcome = await systemRead;
+  if (!systemOutcome.ok) {
+    if (signal?.aborted) throw abortError(signal, 'inventory System');
+    if (isBmcError(systemOutcome.err, 'ABORTED')) throw systemOutcome.err;
+    return undefined;
+  }
+  const system = systemOutcome.value;
+  if (system.uuid !== layout.uuid || !samePathOrNone(system.managedBy[0], layout.links.manager) || !samePathOrNone(system.chassis[0], layout.links.chassis)) return undefined;
+  const inv: RedfishInventory = { serviceRoot, system, missing: [] };
+  const { missing } = inv;
+  if (managerRead !== undefined) inv.manager = use('Manager', missing, signal, await managerRead);
+  else missing.push('Manager: system has no ManagedBy link and the service root no Managers member');
+  // the System lost the LED it had: the chassis's is the one reported now
+  chassisRead ??= ledFromChassis(ledShapeOf(system), ledShapeOf(kept)) ? settle(readChassis(reader, kept.path, options)) : undefined;
+  let chassis: ChassisInfo = { ...kept, computerSystems: [], managedBy: [] };
+  if (chassisRead !== undefined) {
+    const read = use('Chassis', missing, signal, await chassisRead);
+    if (read === undefined) return undefined;
+    chassis = { ...read, path: kept.path };
+  }
+  inv.chassis = chassis;
+  await readPowerData(reader, chassis, inv, options, layout.powerSupplies?.collection);
+  fieldChecks(inv);
+  if (missing.some((m) => !layout.missing.includes(pieceOf(m)))) return undefined;
+  const learned = layoutOf(inv, layout.system, layout.manager, kept.path);
+  if (learned !== undefined) inv.layout = learned;
   return inv;
 }

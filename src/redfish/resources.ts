@@ -84,19 +84,21 @@ export async function readPower(client: RedfishGetter, path: string, options: Re
 
 /**
  * `PowerSubsystem` → its `PowerSupplies` collection → each member's Status. No metrics there.
- * `membersOf` lists the collection (the inventory's read cache passes one that uses `$expand`).
+ * `membersOf` lists the collection (the inventory's read cache passes one that uses `$expand`);
+ * with `knownCollection` (an earlier read's, inventory layout) the PowerSubsystem itself is not read.
  */
 export async function readPowerSubsystem(
   client: RedfishGetter,
   path: string,
   options: ReadOptions = {},
   membersOf: (collection: string) => Promise<string[]> = (collection) => listMembers(client, collection, options),
-): Promise<PowerInfo> {
-  const collection = link(await client.get(path, options), 'PowerSupplies');
+  knownCollection?: string,
+): Promise<PowerInfo & { collection?: string }> {
+  const collection = knownCollection ?? link(await client.get(path, options), 'PowerSupplies');
   if (collection === undefined) return { supplies: [] };
   const members = (await membersOf(collection)).slice(0, MAX_POWER_SUPPLIES);
   const supplies = await Promise.all(members.map(async (m) => ({ path: m, ...parsePowerSupply(await client.get(m, options)) })));
-  return { supplies };
+  return { supplies, collection };
 }
 
 /** `EnvironmentMetrics.PowerWatts.Reading` of a chassis. */

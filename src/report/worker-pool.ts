@@ -19,7 +19,7 @@ import { setNewest } from '../net/newest-map.js';
 import { killWorker, restartLater, spawnWorker, stopWorkers, workerEntry } from '../worker-entry.js';
 import type { ThreadsLoad } from './adaptive-limit.js';
 import type { BmcReader } from './cycle.js';
-import { keptRoot, redfishSessionKey, validKept, type KeptRedfishSession, type RedfishSessionKeeper } from '../outband/redfish-sessions.js';
+import { checkedKept, redfishSessionKey, type KeptRedfishSession, type RedfishSessionKeeper } from '../outband/redfish-sessions.js';
 import { readGuardMs, type BmcReadAttempt } from './read-bmc.js';
 import type { AttemptOverPort, FromReportWorker, ReportConnectSettings, ReportWorkerData, ReportWorkerLoad, ToReportWorker } from './worker-protocol.js';
 
@@ -257,8 +257,8 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     const sessions = options.redfishSessions;
     if (!sessions) return;
     if (session === null) return sessions.set(key, undefined);
-    const { root, ...rest } = session;
-    if (validKept(rest) && (root === undefined || keptRoot(root) !== undefined)) return sessions.set(key, session);
+    const checked = checkedKept(session);
+    if (checked !== undefined) return sessions.set(key, checked);
     log.warn({ worker: slot.index, bmc: key }, 'report worker sent a Redfish session entry that is not one; ignored');
   }
 

@@ -138,13 +138,15 @@ describe('report reads in worker threads', () => {
     }
   });
 
-  it('a read in a worker resumes the Redfish session the main thread kept from the last one, and hands back the one to keep', async () => {
+  it('a read in a worker resumes the Redfish session the main thread kept from the last one (its layout too), and hands back the one to keep', async () => {
     const sessions = createRedfishSessionMemory({ maxAgeMs: 3_600_000 });
     const workers = pool({ redfishSessions: sessions });
     const keyOf = (l: Lease) => `${l.ip}:${fleet.redfishPort}`;
     const first = await Promise.all(leases().map((l) => workers.read(l, { timeoutMs: 20_000 })));
     const tokens = leases().map((l) => sessions.get(keyOf(l))?.token);
     for (const t of tokens) expect(t).toMatch(/^[0-9a-f]{32}$/);
+    // with it, where the worker's read found the System and the rest (redfish/layout.ts), checked on its way in
+    for (const l of leases()) expect(sessions.get(keyOf(l))?.layout?.system, l.ip).toMatch(/^\/redfish\/v1\/Systems\/[^/]+$/);
     fleet.machines.forEach((_, i) => expect(fleet.redfish!.openSessions(i)).toBe(1));
     const second = await Promise.all(leases().map((l) => workers.read(l, { timeoutMs: 20_000 })));
     leases().forEach((l, i) => {

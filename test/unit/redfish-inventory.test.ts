@@ -122,6 +122,7 @@ describe('typed reads of the DMTF public-rackmount1 mockup', () => {
         { path: `${CHASSIS}/PowerSubsystem/PowerSupplies/Bay1`, name: 'Power Supply Bay 1', health: 'Warning', state: 'Enabled' },
         { path: `${CHASSIS}/PowerSubsystem/PowerSupplies/Bay2`, name: 'Power Supply Bay 2', state: 'Absent' },
       ],
+      collection: `${CHASSIS}/PowerSubsystem/PowerSupplies`,
     });
   });
 });

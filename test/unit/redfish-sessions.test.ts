@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  checkedKept,
   createRedfishSessionMemory,
   keptRoot,
   MAX_KEPT_ROOT_BYTES,
@@ -17,11 +18,21 @@ import {
   type KeptRedfishSession,
 } from '../../src/outband/redfish-sessions.js';
 import { parseServiceRoot } from '../../src/redfish/parse.js';
+import type { InventoryLayout } from '../../src/redfish/layout.js';
 import { captureLog } from '../helpers/log.js';
 
 const HOUR = 3_600_000;
 const NOW = 1_800_000_000_000;
 const kept = (o: Partial<KeptRedfishSession> = {}): KeptRedfishSession => ({ user: 'ADMIN', token: 't0', location: '/redfish/v1/SessionService/Sessions/1', since: NOW - 1000, misses: 0, ...o });
+const LAYOUT: InventoryLayout = {
+  system: '/redfish/v1/Systems/1',
+  uuid: '38947555-7742-3448-3784-823347823834',
+  links: { manager: '/redfish/v1/Managers/1', chassis: '/redfish/v1/Chassis/1' },
+  systemLed: { indicatorLED: true, locationIndicatorActive: false },
+  manager: '/redfish/v1/Managers/1',
+  chassis: { path: '/redfish/v1/Chassis/1', serialNumber: 'S1', power: '/redfish/v1/Chassis/1/Power' },
+  missing: [],
+};
 const at = (o: Partial<{ user: string; pin: string | undefined; nowMs: number; maxAgeMs: number }> = {}) => ({ user: 'ADMIN', pin: undefined, nowMs: NOW, maxAgeMs: HOUR, ...o });
 
 const dirs: string[] = [];
@@ -83,6 +94,18 @@ describe('sessionAfterRead', () => {
     expect(last).toEqual({ user: 'ADMIN', since: NOW, misses: MAX_MISSES });
   });
 
+  it("keeps the layout the read's inventory found; a read without an inventory leaves the kept one, one that found none drops it", () => {
+    const withLayout = (layout: InventoryLayout | null | undefined) => ({ ...end({ token: 't0', location: kept().location, resumed: true }), ...(layout === undefined ? {} : { layout }) });
+    const other = { ...LAYOUT, system: '/redfish/v1/Systems/2' };
+    const before = kept({ layout: LAYOUT });
+    expect(sessionAfterRead(sessionPlan(before, at()), withLayout(undefined))?.layout).toEqual(LAYOUT);
+    expect(sessionAfterRead(sessionPlan(before, at()), withLayout(other))?.layout).toEqual(other);
+    expect(sessionAfterRead(sessionPlan(before, at()), withLayout(null))).not.toHaveProperty('layout');
+    // a new login keeps the layout learned with it; a session past its age is not resumed, so its layout is not used
+    expect(sessionAfterRead({ keep: true }, { ...end({ token: 't1', location: '/s/2', resumed: false }), layout: LAYOUT })?.layout).toEqual(LAYOUT);
+    expect(sessionPlan(kept({ layout: LAYOUT, since: NOW - HOUR }), at()).resume).toBeUndefined();
+  });
+
   it('no session at the end (Basic, or refused with no new login), or one too long to be real: nothing kept', () => {
     expect(sessionAfterRead(sessionPlan(kept(), at()), end(undefined))).toBeUndefined();
     expect(sessionAfterRead({ keep: true }, end({ token: 'x'.repeat(MAX_KEPT_TEXT + 1), location: '/s/2', resumed: false }))).toBeUndefined();
@@ -138,7 +161,20 @@ describe('validKept', () => {
     expect(validKept({ ...kept(), misses: -1 })).toBe(false);
     expect(validKept({ ...kept(), token: 'x'.repeat(5000) })).toBe(false);
     expect(validKept({ ...kept(), root: {} })).toBe(false);
+    expect(validKept({ ...kept(), layout: LAYOUT })).toBe(false);
     expect(validKept({ ...kept(), user: '' })).toBe(false);
+  });
+});
+
+describe('checkedKept (what a report worker sends back)', () => {
+  it('keeps a well-formed entry with its root and layout; refuses a bad layout, root or field', () => {
+    const good = kept({ root: { Vendor: 'x' }, layout: LAYOUT });
+    expect(checkedKept(good)).toEqual(good);
+    expect(checkedKept(kept({ layout: { ...LAYOUT, uuid: '' } }))).toBeUndefined();
+    expect(checkedKept(kept({ layout: { ...LAYOUT, chassis: { path: 'x'.repeat(5000) } } }))).toBeUndefined();
+    expect(checkedKept(kept({ root: [] as unknown as Record<string, unknown> }))).toBeUndefined();
+    expect(checkedKept({ ...kept(), misses: -1 })).toBeUndefined();
+    fc.assert(fc.property(fc.jsonValue(), (layout) => void checkedKept(kept({ layout: layout as unknown as InventoryLayout }))));
   });
 });
 
@@ -176,10 +212,10 @@ describe('the session memory and file', () => {
     expect(m.get('old')).toBeUndefined();
   });
 
-  it('writes tokens, not service roots, with mode 0600; a read that changes nothing writes nothing', async () => {
+  it('writes tokens, not service roots nor layouts, with mode 0600; a read that changes nothing writes nothing', async () => {
     const file = tempFile();
     const f = openRedfishSessionFile({ file, maxAgeMs: HOUR, writeDelayMs: 0 });
-    f.set('10.0.0.1:443', kept({ root: { Vendor: 'x' } }));
+    f.set('10.0.0.1:443', kept({ root: { Vendor: 'x' }, layout: LAYOUT }));
     await f.flush();
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const written = readFileSync(file, 'utf8');

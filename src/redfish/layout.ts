@@ -1,0 +1,121 @@
+/**
+ * What one report read learned of where a BMC keeps its data: the System's path and UUID, the
+ * Manager's and Chassis's paths, the chassis's power resources and its board fields. The next read
+ * in the same Redfish session (outband/redfish-sessions.ts) asks for the resources that change
+ * (the System, the Manager, the power data) at once by these paths, instead of walking the
+ * collections again: one round trip instead of two with `$expand`, about half as many without.
+ *
+ * The chassis itself is not read again unless its LED is the one reported (ledFromChassis): its
+ * manufacturer, model, part and serial numbers are kept with the layout, as the IPMI FRU is kept
+ * with a BMC's GUID, for as long as the session serves (METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE).
+ *
+ * A layout is used only while it still holds (inventory.ts): the System answers with the UUID and
+ * names the Manager and Chassis it named then, and the read through the layout misses no piece
+ * the read that learned it had. Otherwise the read walks the whole tree, reusing what it read.
+ */
+import { bool, obj, prop, str } from './json.js';
+import type { ChassisInfo, SystemInfo } from './parse.js';
+import { MAX_POWER_SUPPLIES } from './parse.js';
+
+/** The chassis fields a report uses (redfish-report.ts) and its power links. */
+export type KeptChassis = Pick<ChassisInfo, 'manufacturer' | 'model' | 'partNumber' | 'serialNumber' | 'indicatorLED' | 'locationIndicatorActive' | 'power' | 'powerSubsystem' | 'environmentMetrics'> & { path: string };
+
+export interface InventoryLayout {
+  /** the System reported */
+  system: string;
+  /** its UUID then: a System answering another one is another machine */
+  uuid: string;
+  /** the System's ManagedBy[0] and Chassis[0] then */
+  links: { manager?: string; chassis?: string };
+  /** which LED properties the System had: whether the chassis's LED is the one reported */
+  systemLed: LedShape;
+  /** the Manager read */
+  manager?: string;
+  chassis?: KeptChassis;
+  /** the chassis's PowerSupplies collection under PowerSubsystem, and its members then */
+  powerSupplies?: { collection: string; members: string[] };
+  /** the pieces that read missed (`missing` entries up to their colon) */
+  missing: string[];
+}
+
+type LedFields = Pick<SystemInfo, 'indicatorLED' | 'locationIndicatorActive'>;
+
+/** Which LED properties a System or Chassis has. */
+export interface LedShape {
+  indicatorLED: boolean;
+  locationIndicatorActive: boolean;
+}
+
+export function ledShapeOf(x: LedFields | undefined): LedShape {
+  return { indicatorLED: x?.indicatorLED !== undefined, locationIndicatorActive: x?.locationIndicatorActive !== undefined };
+}
+
+/**
+ * Whether the chassis's LED is the one a report shows (ledStateOf in outband/redfish-report.ts:
+ * the System's LocationIndicatorActive, else the chassis's, else the System's IndicatorLED, else
+ * the chassis's).
+ */
+export function ledFromChassis(system: LedShape, chassis: LedShape): boolean {
+  if (system.locationIndicatorActive) return false;
+  if (chassis.locationIndicatorActive) return true;
+  return !system.indicatorLED && chassis.indicatorLED;
+}
+
+/** The piece a `missing` entry names ("PowerMetric: ..." → "PowerMetric"). */
+export function pieceOf(entry: string): string {
+  const colon = entry.indexOf(':');
+  return colon < 0 ? entry : entry.slice(0, colon);
+}
+
+/** A layout's longest path or text: real ones are under 200 characters. */
+const MAX_TEXT = 1024;
+const CHASSIS_TEXTS = ['path', 'manufacturer', 'model', 'partNumber', 'serialNumber', 'indicatorLED', 'power', 'powerSubsystem', 'environmentMetrics'] as const;
+/** pieces a missing entry can name (inventory.ts): a handful; more is not a layout */
+const MAX_PIECES = 16;
+
+const text = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_TEXT;
+const optionalText = (v: unknown): boolean => v === undefined || text(v);
+
+/**
+ * The layout in `v` if it is one, checked field by field and bounded (what a report worker sends
+ * back crosses a thread boundary), else undefined. Pure; never throws.
+ */
+export function keptLayout(v: unknown): InventoryLayout | undefined {
+  const [system, uuid, manager, missing] = [prop(v, 'system'), prop(v, 'uuid'), prop(v, 'manager'), prop(v, 'missing')];
+  if (!text(system) || !text(uuid) || !optionalText(manager)) return undefined;
+  const l = obj(v, 'links');
+  const led = obj(v, 'systemLed');
+  const [managerLink, chassisLink] = [prop(l, 'manager'), prop(l, 'chassis')];
+  if (l === undefined || !optionalText(managerLink) || !optionalText(chassisLink)) return undefined;
+  const [indicatorLED, locationIndicatorActive] = [bool(led, 'indicatorLED'), bool(led, 'locationIndicatorActive')];
+  if (indicatorLED === undefined || locationIndicatorActive === undefined) return undefined;
+  if (!Array.isArray(missing) || missing.length > MAX_PIECES || !missing.every(text)) return undefined;
+  const layout: InventoryLayout = {
+    system,
+    uuid,
+    links: { ...(text(managerLink) ? { manager: managerLink } : {}), ...(text(chassisLink) ? { chassis: chassisLink } : {}) },
+    systemLed: { indicatorLED, locationIndicatorActive },
+    ...(text(manager) ? { manager } : {}),
+    missing: [...(missing as string[])],
+  };
+  const chassis = prop(v, 'chassis');
+  if (chassis !== undefined) {
+    const path = prop(chassis, 'path');
+    const active = prop(chassis, 'locationIndicatorActive');
+    if (!text(path) || !CHASSIS_TEXTS.every((k) => optionalText(prop(chassis, k))) || (active !== undefined && typeof active !== 'boolean')) return undefined;
+    const kept: KeptChassis = { path };
+    for (const k of CHASSIS_TEXTS) {
+      const value = str(chassis, k);
+      if (value !== undefined) kept[k] = value;
+    }
+    if (typeof active === 'boolean') kept.locationIndicatorActive = active;
+    layout.chassis = kept;
+  }
+  const supplies = prop(v, 'powerSupplies');
+  if (supplies !== undefined) {
+    const [collection, members] = [prop(supplies, 'collection'), prop(supplies, 'members')];
+    if (!text(collection) || !Array.isArray(members) || members.length > MAX_POWER_SUPPLIES || !members.every(text)) return undefined;
+    layout.powerSupplies = { collection, members: [...(members as string[])] };
+  }
+  return layout;
+}
