@@ -7,7 +7,7 @@
  */
 import { abortError, isBmcError } from '../errors.js';
 import { links, obj } from './json.js';
-import { ledFromChassis, ledShapeOf, pieceOf, type InventoryLayout, type KeptChassis } from './layout.js';
+import { keptLayout, ledFromChassis, ledShapeOf, pieceOf, type InventoryLayout, type KeptChassis } from './layout.js';
 import type { ExpandSupport } from './parse.js';
 import { readCache, type ReadCache } from './read-cache.js';
 import {
@@ -336,28 +336,23 @@ const samePathOrNone = (a: string | undefined, b: string | undefined): boolean =
 
 /**
  * Where this read found the data (layout.ts), given the paths it read the System, Manager and
- * Chassis at; undefined without a System that has a UUID, or without a chassis.
+ * Chassis at; undefined without a System that has a UUID, without a chassis, or past the bounds of
+ * a kept layout (a hostile BMC's megabyte paths are not kept).
  */
 function layoutOf(inv: RedfishInventory, systemPath: string | undefined, managerPath: string | undefined, chassisPath: string | undefined): InventoryLayout | undefined {
   const { system, chassis } = inv;
   if (systemPath === undefined || system?.uuid === undefined || chassis === undefined || chassisPath === undefined) return undefined;
-  const kept: KeptChassis = { path: chassisPath };
-  for (const k of ['manufacturer', 'model', 'partNumber', 'serialNumber', 'indicatorLED', 'power', 'powerSubsystem', 'environmentMetrics'] as const) {
-    const value = chassis[k];
-    if (value !== undefined) kept[k] = value;
-  }
-  if (chassis.locationIndicatorActive !== undefined) kept.locationIndicatorActive = chassis.locationIndicatorActive;
   const supplies = inv.powerSupplyCollection === undefined ? undefined : { collection: inv.powerSupplyCollection, members: (inv.powerSupplies ?? []).flatMap((p) => (p.path === undefined ? [] : [p.path])) };
-  return {
+  return keptLayout({
     system: systemPath,
     uuid: system.uuid,
-    links: { ...(system.managedBy[0] === undefined ? {} : { manager: system.managedBy[0] }), ...(system.chassis[0] === undefined ? {} : { chassis: system.chassis[0] }) },
+    links: { manager: system.managedBy[0], chassis: system.chassis[0] },
     systemLed: ledShapeOf(system),
-    ...(managerPath === undefined ? {} : { manager: managerPath }),
-    chassis: kept,
-    ...(supplies ? { powerSupplies: supplies } : {}),
+    manager: managerPath,
+    chassis: { ...chassis, path: chassisPath },
+    powerSupplies: supplies,
     missing: [...new Set(inv.missing.map(pieceOf))],
-  };
+  });
 }
 
 /**

@@ -59,7 +59,7 @@ describe('ledFromChassis', () => {
   it("is true exactly when the chassis's LED decides the reported one (ledStateOf)", () => {
     fc.assert(
       fc.property(led, led, (system, chassis) => {
-        const inv = (c: typeof chassis) => ({ system: { ...system, chassis: [], managedBy: [] } as SystemInfo, chassis: { ...c, computerSystems: [], managedBy: [] } as ChassisInfo });
+        const inv = (c: Pick<ChassisInfo, 'indicatorLED' | 'locationIndicatorActive'>) => ({ system: { ...system, chassis: [], managedBy: [] } as SystemInfo, chassis: { ...c, computerSystems: [], managedBy: [] } as ChassisInfo });
         if (!ledFromChassis(ledShapeOf(system), ledShapeOf(chassis))) {
           // the chassis's values do not matter: the LED is the one without any chassis
           expect(ledStateOf(inv(chassis))).toBe(ledStateOf({ system: inv(chassis).system }));
