@@ -140,6 +140,13 @@ describe('readInventory through a layout', () => {
     expect(walked(third.asked)).toBe(false);
   });
 
+  it("keeps no layout past its bounds (a hostile BMC's kilobyte links): the next read walks the tree", async () => {
+    server.setResource(CHASSIS, { ...server.resource(CHASSIS), EnvironmentMetrics: { '@odata.id': `${CHASSIS}/${'x'.repeat(2000)}` } });
+    const first = await readInventory(client);
+    expect(first.chassis?.environmentMetrics).toHaveLength(CHASSIS.length + 2001);
+    expect(first.layout).toBeUndefined();
+  });
+
   it('a Manager that fails (a piece the first read had): the whole tree, which names the failure as a read without a layout does', async () => {
     const first = await readInventory(client);
     server.addFault({ path: MANAGER, method: 'GET', fault: { kind: 'status', status: 500 } });
