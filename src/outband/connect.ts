@@ -281,7 +281,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   if (o.readAhead && redfish && reader) ahead((inventory = redfish.lib.readInventory(reader, { ...signalOf(o), ...(o.logger ? { logger: o.logger } : {}), ...(layout ? { layout } : {}) })));
   let vendor: Awaited<ReturnType<typeof detectVendorIpmi>>;
   try {
-    vendor = redfish && reader ? await detectVendorRedfish(redfish.lib, reader, o.signal, layout?.system) : await detectVendorIpmi(ipmi, o.signal);
+    vendor = redfish && reader ? await detectVendorRedfish(redfish.lib, reader, o.signal, layout ? (layout.firstSystem ?? layout.system) : undefined) : await detectVendorIpmi(ipmi, o.signal);
   } catch (err) {
     // aborted during detection (shutdown, the cycle giving up on the read; a deadline is read as an
     // unknown vendor instead) or a refused IPMI password: no facade for the caller to close, so the
@@ -479,8 +479,9 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
 }
 
 /**
- * The vendor from the first System's Manufacturer (the one an earlier read reported, where the
- * inventory has its layout), else the service root's Vendor; reads go through the report's cache.
+ * The vendor from the first System's Manufacturer (the Systems collection's first member, or where
+ * the inventory has a layout the one it names, without reading the collection), else the service
+ * root's Vendor; reads go through the report's cache.
  */
 async function detectVendorRedfish(lib: typeof RedfishLib, reader: ReadCache, signal?: AbortSignal, systemPath?: string) {
   const options = signalOf({ signal });

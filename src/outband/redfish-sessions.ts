@@ -122,7 +122,9 @@ export function sessionAfterRead(
   // the BMC drops what it is given to keep: no session kept until maxAgeMs has passed
   if (misses >= MAX_MISSES) return { user: end.user, ...pin, since: end.nowMs, misses };
   const root = keptRoot(end.root);
-  return { user: end.user, token, ...loc, ...pin, since: end.nowMs, misses, ...(root && !plan.resume ? { root } : {}), ...(end.layout ? { layout: end.layout } : {}) };
+  // a login that replaced a dropped session (a BMC reboot, a firmware update) keeps no layout: it
+  // was read through the old session's, and would carry its chassis fields past their age
+  return { user: end.user, token, ...loc, ...pin, since: end.nowMs, misses, ...(root && !plan.resume ? { root } : {}), ...(end.layout && !plan.resume ? { layout: end.layout } : {}) };
 }
 
 /** Service root properties a report read uses (parseServiceRoot): identity strings, links, `$expand` support. */
@@ -246,15 +248,15 @@ export function validKept(v: unknown): v is KeptRedfishSession {
 }
 
 /**
- * An entry a report worker sends back, checked as the state file's are, its service root and
- * layout bounded; undefined when it is not one.
+ * An entry a report worker sends back, checked as the state file's are, its service root bounded;
+ * undefined when it is not one. Its layout is kept if it is one (keptLayout), else left out.
  */
 export function checkedKept(v: KeptRedfishSession): KeptRedfishSession | undefined {
   const { root, layout, ...rest } = v;
   if (!validKept(rest)) return undefined;
   if (root !== undefined && keptRoot(root) === undefined) return undefined;
+  // a layout that is not one is dropped, not the session: the worker left that session open on the BMC
   const checkedLayout = layout === undefined ? undefined : keptLayout(layout);
-  if (layout !== undefined && checkedLayout === undefined) return undefined;
   return { ...rest, ...(root ? { root } : {}), ...(checkedLayout ? { layout: checkedLayout } : {}) };
 }
 

@@ -93,19 +93,20 @@ const MAX_NAMING_CANDIDATES = 16;
 const samePath = (a: string, b: string): boolean => a.replace(/\/+$/, '') === b.replace(/\/+$/, '');
 
 /**
- * The System's chassis. When the linked one is not there (HTTP 404/410 — Intel's S2600 BMC links
+ * The System's chassis, its `path` the one it was read at (not its body's `@odata.id`, which a
+ * BMC may spell otherwise). When the linked one is not there (HTTP 404/410 — Intel's S2600 BMC links
  * `Chassis/RackMount`, which it does not serve, and keeps the board and its Power in
  * `Chassis/RackMount/Baseboard`), the first member of the Chassis collection that names the System
  * in `Links.ComputerSystems` stands in; without one the original error stands.
  */
 async function readSystemChassis(reader: ReadCache, path: string, systemPath: string | undefined, collection: string | undefined, expand: ExpandSupport | undefined, options: ReadOptions): Promise<ChassisInfo> {
   try {
-    return await readChassis(reader, path, options);
+    return { ...(await readChassis(reader, path, options)), path };
   } catch (err) {
     if (!(isBmcError(err, 'HTTP') && (err.httpStatus === 404 || err.httpStatus === 410)) || systemPath === undefined || collection === undefined) throw err;
     const members = (await reader.members(collection, expand, options).catch(() => [])).filter((m) => !samePath(m, path));
     const i = await indexNamingSystem(reader, members, systemPath, chassisNames, options);
-    if (i >= 0) return { path: members[i]!, ...(await readChassis(reader, members[i]!, options)) };
+    if (i >= 0) return { ...(await readChassis(reader, members[i]!, options)), path: members[i]! };
     throw err;
   }
 }
@@ -269,11 +270,17 @@ async function inventoryOf(client: RedfishGetter | ReadCache, options: Inventory
   const managerGuess = Promise.allSettled([systems, chassisGuess]).then(() => settle(firstMemberAhead(reader, run.failed ? undefined : serviceRoot.managers, expand, options, run)));
 
   let systemLink: string | undefined;
+  /** the collection's first member, where vendor detection looks (connect.ts) */
+  let firstSystem: string | undefined;
   if (systems === undefined) {
     missing.push('System: service root has no Systems link');
   } else {
     const before = missing.length;
-    const path = await essential('System', missing, async () => systemOfBmc(reader, await systems, serviceRoot.managers, options));
+    const path = await essential('System', missing, async () => {
+      const members = await systems;
+      firstSystem = members[0];
+      return systemOfBmc(reader, members, serviceRoot.managers, options);
+    });
     systemLink = path;
     if (path === undefined && missing.length === before) missing.push(`System: ${serviceRoot.systems} has no members`);
     if (path !== undefined) inv.system = await essential('System', missing, () => readSystem(reader, path, options));
@@ -302,7 +309,7 @@ async function inventoryOf(client: RedfishGetter | ReadCache, options: Inventory
     if (path === undefined || run.failed) return undefined;
     // a linked chassis the BMC answers 404 for is replaced by the collection's one naming the System
     const read = await settle(readSystemChassis(reader, path, systemPath, serviceRoot.chassis, expand, options));
-    if (read.ok) paths.chassis = read.value.path ?? path;
+    if (read.ok) paths.chassis = read.value.path;
     return { read, power: read.ok && !run.failed ? await powerOf(reader, read.value, serviceRoot, options) : undefined };
   });
   chassisRead.catch(() => undefined); // an abort while reading power: observed below, or thrown by use() first
@@ -327,7 +334,7 @@ async function inventoryOf(client: RedfishGetter | ReadCache, options: Inventory
   } else missing.push('PowerMetric: no chassis', 'PowerSupplies: no chassis');
   fieldChecks(inv);
   // the Manager's path even where its read failed: the next read asks it again
-  const layout = layoutOf(inv, systemLink, paths.manager, paths.chassis);
+  const layout = layoutOf(inv, systemLink, paths.manager, paths.chassis, firstSystem);
   if (layout !== undefined) inv.layout = layout;
   return inv;
 }
@@ -339,12 +346,13 @@ const samePathOrNone = (a: string | undefined, b: string | undefined): boolean =
  * Chassis at; undefined without a System that has a UUID, without a chassis, or past the bounds of
  * a kept layout (a hostile BMC's megabyte paths are not kept).
  */
-function layoutOf(inv: RedfishInventory, systemPath: string | undefined, managerPath: string | undefined, chassisPath: string | undefined): InventoryLayout | undefined {
+function layoutOf(inv: RedfishInventory, systemPath: string | undefined, managerPath: string | undefined, chassisPath: string | undefined, firstSystem: string | undefined): InventoryLayout | undefined {
   const { system, chassis } = inv;
   if (systemPath === undefined || system?.uuid === undefined || chassis === undefined || chassisPath === undefined) return undefined;
   const supplies = inv.powerSupplyCollection === undefined ? undefined : { collection: inv.powerSupplyCollection, members: (inv.powerSupplies ?? []).flatMap((p) => (p.path === undefined ? [] : [p.path])) };
   return keptLayout({
     system: systemPath,
+    firstSystem: firstSystem === systemPath ? undefined : firstSystem,
     uuid: system.uuid,
     links: { manager: system.managedBy[0], chassis: system.chassis[0] },
     systemLed: ledShapeOf(system),
@@ -353,6 +361,17 @@ function layoutOf(inv: RedfishInventory, systemPath: string | undefined, manager
     powerSupplies: supplies,
     missing: [...new Set(inv.missing.map(pieceOf))],
   });
+}
+
+/**
+ * Whether one of `paths` that this read asked for is gone (HTTP 404 or 410): the layout is stale
+ * there. A read that failed otherwise (a timeout, a 5xx) fails the same way in a whole walk, which
+ * finds it in the cache: no reason to walk. Asks the BMC nothing.
+ */
+async function anyGone(reader: ReadCache, paths: ReadonlyArray<string | undefined>): Promise<boolean> {
+  const asked = paths.filter((p): p is string => p !== undefined && reader.requested.includes(p));
+  const gone = await Promise.all(asked.map((p) => reader.get(p).then(() => false, (err: unknown) => isBmcError(err, 'HTTP') && (err.httpStatus === 404 || err.httpStatus === 410))));
+  return gone.includes(true);
 }
 
 /**
@@ -373,14 +392,16 @@ function powerAhead(reader: ReadCache, layout: InventoryLayout, chassis: KeptCha
 /**
  * The inventory through an earlier read's layout: the System, the Manager and the power data at
  * once (the chassis too where its LED is the one reported), the chassis's board fields as kept.
- * Undefined when the layout no longer holds (another System UUID or other links, a read that
- * failed or misses a piece the earlier read had): the caller reads the whole tree, finding what
- * was read here in the cache.
+ * Undefined when the layout no longer holds (another System UUID or other links, a System that
+ * cannot be read, no Manager then where the service has Managers, a path gone: HTTP 404 or 410):
+ * the caller reads the whole tree, finding what was read here in the cache.
  */
 async function inventoryByLayout(reader: ReadCache, serviceRoot: ServiceRoot, layout: InventoryLayout, options: ReadOptions): Promise<RedfishInventory | undefined> {
   const { signal } = options;
   const kept = layout.chassis;
   if (kept === undefined) return undefined;
+  // no Manager found then, though the service has some (a collection read that failed): look again
+  if (layout.manager === undefined && serviceRoot.managers !== undefined) return undefined;
   // in the order of the critical path: the System decides whether the layout holds
   const systemRead = settle(readSystem(reader, layout.system, options));
   const managerRead = layout.manager === undefined ? undefined : settle(readManager(reader, layout.manager, options));
@@ -409,8 +430,8 @@ async function inventoryByLayout(reader: ReadCache, serviceRoot: ServiceRoot, la
   inv.chassis = chassis;
   await readPowerData(reader, chassis, inv, options, layout.powerSupplies?.collection);
   fieldChecks(inv);
-  if (missing.some((m) => !layout.missing.includes(pieceOf(m)))) return undefined;
-  const learned = layoutOf(inv, layout.system, layout.manager, kept.path);
+  if (await anyGone(reader, [layout.manager, kept.path, kept.power, kept.environmentMetrics, layout.powerSupplies?.collection, ...(layout.powerSupplies?.members ?? [])])) return undefined;
+  const learned = layoutOf(inv, layout.system, layout.manager, kept.path, layout.firstSystem);
   if (learned !== undefined) inv.layout = learned;
   return inv;
 }

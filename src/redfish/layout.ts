@@ -10,8 +10,10 @@
  * with a BMC's GUID, for as long as the session serves (METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE).
  *
  * A layout is used only while it still holds (inventory.ts): the System answers with the UUID and
- * names the Manager and Chassis it named then, and the read through the layout misses no piece
- * the read that learned it had. Otherwise the read walks the whole tree, reusing what it read.
+ * names the Manager and Chassis it named then, a Manager was found then where the service has
+ * Managers, and no path the read asks for is gone (HTTP 404 or 410). Otherwise the read walks the
+ * whole tree, reusing what it read. A read that failed otherwise (a timeout, a 5xx) is not a
+ * reason: the whole walk would find the same failure in the read cache.
  */
 import { bool, obj, prop, str } from './json.js';
 import type { ChassisInfo, SystemInfo } from './parse.js';
@@ -23,6 +25,8 @@ export type KeptChassis = Pick<ChassisInfo, 'manufacturer' | 'model' | 'partNumb
 export interface InventoryLayout {
   /** the System reported */
   system: string;
+  /** the Systems collection's first member, where it is another one (vendor detection looks there) */
+  firstSystem?: string;
   /** its UUID then: a System answering another one is another machine */
   uuid: string;
   /** the System's ManagedBy[0] and Chassis[0] then */
@@ -34,7 +38,7 @@ export interface InventoryLayout {
   chassis?: KeptChassis;
   /** the chassis's PowerSupplies collection under PowerSubsystem, and its members then */
   powerSupplies?: { collection: string; members: string[] };
-  /** the pieces that read missed (`missing` entries up to their colon) */
+  /** the pieces that read missed (`missing` entries up to their colon): a missing PowerMetric with Power has the next read ask EnvironmentMetrics at once */
   missing: string[];
 }
 
@@ -81,8 +85,8 @@ const optionalText = (v: unknown): boolean => v === undefined || text(v);
  * back crosses a thread boundary), else undefined. Pure; never throws.
  */
 export function keptLayout(v: unknown): InventoryLayout | undefined {
-  const [system, uuid, manager, missing] = [prop(v, 'system'), prop(v, 'uuid'), prop(v, 'manager'), prop(v, 'missing')];
-  if (!text(system) || !text(uuid) || !optionalText(manager)) return undefined;
+  const [system, firstSystem, uuid, manager, missing] = [prop(v, 'system'), prop(v, 'firstSystem'), prop(v, 'uuid'), prop(v, 'manager'), prop(v, 'missing')];
+  if (!text(system) || !optionalText(firstSystem) || !text(uuid) || !optionalText(manager)) return undefined;
   const l = obj(v, 'links');
   const led = obj(v, 'systemLed');
   const [managerLink, chassisLink] = [prop(l, 'manager'), prop(l, 'chassis')];
@@ -92,6 +96,7 @@ export function keptLayout(v: unknown): InventoryLayout | undefined {
   if (!Array.isArray(missing) || missing.length > MAX_PIECES || !missing.every(text)) return undefined;
   const layout: InventoryLayout = {
     system,
+    ...(text(firstSystem) ? { firstSystem } : {}),
     uuid,
     links: { ...(text(managerLink) ? { manager: managerLink } : {}), ...(text(chassisLink) ? { chassis: chassisLink } : {}) },
     systemLed: { indicatorLED, locationIndicatorActive },

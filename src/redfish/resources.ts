@@ -97,7 +97,8 @@ export async function readPowerSubsystem(
   const collection = knownCollection ?? link(await client.get(path, options), 'PowerSupplies');
   if (collection === undefined) return { supplies: [] };
   const members = (await membersOf(collection)).slice(0, MAX_POWER_SUPPLIES);
-  const supplies = await Promise.all(members.map(async (m) => ({ path: m, ...parsePowerSupply(await client.get(m, options)) })));
+  // each supply's path is the one it was read at, whatever its body's @odata.id says
+  const supplies = await Promise.all(members.map(async (m) => ({ ...parsePowerSupply(await client.get(m, options)), path: m })));
   return { supplies, collection };
 }
 

@@ -147,18 +147,57 @@ describe('readInventory through a layout', () => {
     expect(first.layout).toBeUndefined();
   });
 
-  it('a Manager that fails (a piece the first read had): the whole tree, which names the failure as a read without a layout does', async () => {
+  it('a Manager that fails (HTTP 500): no walk, which would meet the same failure; named as a read without a layout names it; asked again next time', async () => {
     const first = await readInventory(client);
     server.addFault({ path: MANAGER, method: 'GET', fault: { kind: 'status', status: 500 } });
     const second = await readWith(first.layout);
-    expect(walked(second.asked)).toBe(true);
+    expect(walked(second.asked)).toBe(false);
     expect(second.inv.manager).toBeUndefined();
+    const fresh = await readInventory(client);
+    expect(second.inv.missing).toEqual(fresh.missing);
     expect(second.inv.missing.some((m) => m.startsWith('Manager: '))).toBe(true);
-    // its layout keeps the Manager's path: the next read asks for it again
     expect(second.inv.layout?.manager).toBe(MANAGER);
     server.clearFaults();
     const third = await readWith(second.inv.layout);
     expect(walked(third.asked)).toBe(false);
     expect(third.inv.manager?.firmwareVersion).toBe(first.manager?.firmwareVersion);
+  });
+
+  it('no Manager found then, where the service has Managers (its collection failed): the next read looks for one again', async () => {
+    server.dropProperty(SYSTEM, 'Links.ManagedBy');
+    server.addFault({ path: '/redfish/v1/Managers', method: 'GET', fault: { kind: 'status', status: 500 } });
+    const first = await readInventory(client);
+    expect(first.manager).toBeUndefined();
+    expect(first.layout).toBeDefined();
+    expect(first.layout?.manager).toBeUndefined();
+    server.clearFaults();
+    const second = await readWith(first.layout);
+    expect(walked(second.asked)).toBe(true);
+    expect(second.inv.manager?.firmwareVersion).toBe('1.45.455b66-rev4');
+    expect(second.inv.layout?.manager).toBe(MANAGER);
+  });
+
+  it('keeps the paths it read at, not the bodies\' @odata.id (which a BMC may spell otherwise): nothing is asked twice', async () => {
+    server.dropProperty(CHASSIS, 'Power');
+    server.setResource(CHASSIS, { ...server.resource(CHASSIS), '@odata.id': `${CHASSIS}/` });
+    server.setResource(`${SUPPLIES}/Bay1`, { ...server.resource(`${SUPPLIES}/Bay1`), '@odata.id': `${SUPPLIES}/Bay1/` });
+    const first = await readInventory(client);
+    expect(first.layout?.chassis?.path).toBe(CHASSIS);
+    expect(first.layout?.powerSupplies?.members).toEqual([`${SUPPLIES}/Bay1`, `${SUPPLIES}/Bay2`]);
+    const second = await readWith(first.layout);
+    expect(new Set(second.asked).size).toBe(second.asked.length);
+    expect(second.asked.some((p) => p.endsWith('/'))).toBe(false);
+    expect(walked(second.asked)).toBe(false);
+  });
+
+  it("several Systems: the layout names the reported one and the collection's first, where vendor detection looks", async () => {
+    const other = '/redfish/v1/Systems/Other';
+    server.setResource(other, { ...server.resource(SYSTEM), '@odata.id': other, Id: 'Other', UUID: '22222222-3333-4444-5555-666666666666', Manufacturer: 'Elsewhere' });
+    server.setResource('/redfish/v1/Systems', { ...server.resource('/redfish/v1/Systems'), Members: [{ '@odata.id': other }, { '@odata.id': SYSTEM }], 'Members@odata.count': 2 });
+    const first = await readInventory(client);
+    expect(first.layout).toMatchObject({ system: SYSTEM, firstSystem: other });
+    const second = await readWith(first.layout);
+    expect(second.inv.system?.uuid).toBe(first.system?.uuid);
+    expect(second.inv.layout?.firstSystem).toBe(other);
   });
 });
