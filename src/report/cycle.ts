@@ -1,8 +1,9 @@
 /**
  * One report cycle: read every BMC (as many at once as this machine carries, up to
  * `concurrency`: adaptive-limit.ts; a deadline each), then post one report to metal-api. A BMC
- * that fails is logged and skipped; it never blocks the others. A BMC whose deadline ran out is
- * read once more at the end of the cycle when `cycleBudgetMs` leaves room for a whole deadline.
+ * that fails is logged and skipped; it never blocks the others. A BMC whose deadline ran out, or
+ * whose report worker exited under its read, is read once more at the end of the cycle when
+ * `cycleBudgetMs` leaves room for a whole deadline.
  * Each BMC's connection is closed in the background (its session logout is not on the report's
  * path) and only its bounded entry is kept: memory does not grow with what a BMC read.
  * Each entry is bounded (bounds.ts) before it goes out, and a report that metal-api refuses as
@@ -126,8 +127,15 @@ async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSigna
   }
 }
 
-/** A read, and whether it ran late: past its deadline because the event loop was busy with other BMCs. */
-type ReadOutcome = ({ report: BmcReport } | { failure: string }) & { late: boolean };
+/** Deadline failures worth a second try: the BMC may only have been slow. */
+const RETRY_CODES = new Set(['TIMEOUT', 'ABORTED']);
+
+/**
+ * A read, and whether it ran late: past its deadline because the event loop was busy with other
+ * BMCs. A failure says whether a second read is worth it (`retry`): a deadline run out, or a
+ * report worker that exited under the read.
+ */
+type ReadOutcome = ({ report: BmcReport } | { failure: string; retry: boolean }) & { late: boolean };
 
 /**
  * One BMC: read in a report worker (`deps.reader`) or here, its connection closed into `closes`
@@ -146,7 +154,7 @@ async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'st
       deps.metrics?.bmcsSkipped.inc({ reason: 'no-uuid' });
       deps.logger.warn({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC gives no machine UUID, skipped in this report');
       deps.observer?.read(lease, { ok: false, error: new BmcError('UNSUPPORTED', 'the BMC gives no machine UUID (neither Redfish nor IPMI Get System GUID)'), durationMs });
-      return { failure: 'NO_UUID', late };
+      return { failure: 'NO_UUID', retry: false, late };
     }
     if (report.missing.length > 0) deps.logger.debug({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC report is partial');
     deps.observer?.read(lease, { ok: true, report, vendor, durationMs });
@@ -157,7 +165,7 @@ async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'st
   deps.metrics?.bmcFailures.inc({ code });
   deps.observer?.read(lease, { ok: false, error: err, durationMs });
   deps.logger.warn({ bmc: lease.ip, mac: lease.mac, code, err }, 'cannot read BMC, skipped in this report');
-  return { failure: code, late };
+  return { failure: code, retry: RETRY_CODES.has(code) || attempt.lostWithWorker === true, late };
 }
 
 export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSignal): Promise<BmcReport | undefined> {
@@ -185,9 +193,6 @@ function readsSignal(caller: AbortSignal | undefined): { signal: AbortSignal | u
   return { signal: reads.signal, dispose: () => caller.removeEventListener('abort', onAbort) };
 }
 
-/** Deadline failures worth a second try: the BMC may only have been slow. */
-const RETRY_CODES = new Set(['TIMEOUT', 'ABORTED']);
-
 export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], signal?: AbortSignal): Promise<CycleResult> {
   const started = Date.now();
   const slots = new Array<BmcRead | undefined>(leases.length);
@@ -211,7 +216,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
       deps.readOrder?.record(lease.ip, Date.now() - readStarted);
       if ('failure' in outcome) {
         const room = deps.cycleBudgetMs !== undefined && Date.now() - started + deps.bmcTimeoutMs <= deps.cycleBudgetMs;
-        if (RETRY_CODES.has(outcome.failure) && !tried.has(i) && room && !signal?.aborted) {
+        if (outcome.retry && !tried.has(i) && room && !signal?.aborted) {
           tried.add(i);
           retried++;
           requeue(i);

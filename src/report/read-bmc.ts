@@ -15,7 +15,11 @@ import { bmcDeadline, type LoopClock } from './loop-clock.js';
  * back. A dead or slow BMC that fails within what it was given is not late: fewer BMCs at once
  * would not have saved it.
  */
-export type BmcReadAttempt = ({ ok: true; report: BmcReport; vendor: string } | { ok: false; error: unknown }) & { durationMs: number; late: boolean };
+export type BmcReadAttempt = (
+  | { ok: true; report: BmcReport; vendor: string }
+  /** `lostWithWorker`: the report worker running the read exited; the BMC itself said nothing, a second read may well succeed */
+  | { ok: false; error: unknown; lostWithWorker?: true }
+) & { durationMs: number; late: boolean };
 
 export interface ReadBmcOptions {
   /** the BMC's own time for connect and report */

@@ -213,12 +213,12 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
   function lost(slot: Slot, code: number): void {
     slot.alive = false;
     const reads = [...slot.pending.values()];
-    for (const p of reads) p.settle({ ok: false, error: new BmcError('CLOSED', `reading BMC ${p.ip}: report worker ${slot.index} exited (code ${code})`), durationMs: Date.now() - p.started, late: false });
+    for (const p of reads) p.settle({ ok: false, error: new BmcError('CLOSED', `reading BMC ${p.ip}: report worker ${slot.index} exited (code ${code})`), lostWithWorker: true, durationMs: Date.now() - p.started, late: false });
     for (const w of slot.heapWaiters.splice(0)) w(0);
     if (closing || slots[slot.index] !== slot) return;
     // until then its BMCs go to the other workers
     const delayMs = restartLater(slot, () => !closing && slots[slot.index] === slot, (restarts, quickDeaths) => start(slot.index, restarts, quickDeaths));
-    log.warn({ worker: slot.index, code, reads: reads.length, delayMs }, 'report worker exited; starting it again, its reads in flight are skipped in this report');
+    log.warn({ worker: slot.index, code, reads: reads.length, delayMs }, 'report worker exited; starting it again, its reads in flight are read again in this report where the cycle has time for them, else skipped');
   }
 
   /**

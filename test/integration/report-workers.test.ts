@@ -297,6 +297,39 @@ describe('report reads in worker threads', () => {
     await waitFor(() => workers.stats()[0]!.restarts === 1, 10_000, 'the worker started again');
     const again = await workers.read(leases()[2]!, { timeoutMs: 20_000 });
     expect(again.ok).toBe(true);
-    expect(log.find('report worker exited; starting it again, its reads in flight are skipped in this report')).toHaveLength(1);
+    expect(lost.ok ? undefined : lost.lostWithWorker).toBe(true);
+    expect(log.find('report worker exited; starting it again, its reads in flight are read again in this report where the cycle has time for them, else skipped')).toHaveLength(1);
+  });
+
+  it('a worker that dies under a read: the cycle reads that BMC again on another worker, where it has time, and reports it', async () => {
+    slow.setLatency({ redfish: { p50Ms: 300, p99Ms: 300 }, ipmi: { p50Ms: 2, p99Ms: 2 } });
+    try {
+      const workers = pool({ settings: { ...settings(), ipmiPort: slow.ipmiPort, redfishPort: slow.redfishPort, user: slow.user, password: slow.password } });
+      const machine = slow.machines[0]!.state;
+      const before = slow.requestLog(0).length;
+      const deps: CycleDeps = {
+        partitionId: 'p',
+        connect: () => Promise.reject(new Error('reads go to the workers')),
+        reader: workers,
+        metalApi: createMetalApiClient({ baseUrl: api.url, hmacKey: 'k' }),
+        concurrency: 4,
+        bmcTimeoutMs: 30_000,
+        cycleBudgetMs: 120_000,
+        logger: captureLog('warn').logger,
+      };
+      const cycle = runReportCycle(deps, [{ ip: machine.address, mac: machine.mac } as Lease]);
+      // the BMC has been asked something: its read is under way in one worker (answers take 300 ms each)
+      await waitFor(() => slow.requestLog(0).length > before, 10_000, 'the read under way');
+      const busy = workers.stats().find((w) => w.reads > 0)!;
+      await workers.kill(busy.worker);
+      const result = await cycle;
+      expect(result).toMatchObject({ read: 1, failed: 0, reported: 1, retried: 1 });
+      // read again by the other worker (its own was still starting again), not by the one that died
+      expect(workers.stats().filter((w) => w.reads > 0).map((w) => w.worker)).toEqual([0, 1]);
+    } finally {
+      slow.setLatency({ redfish: { p50Ms: 3000, p99Ms: 3000 }, ipmi: { p50Ms: 2, p99Ms: 2 } });
+      // the lost read's session died with its worker; it would count against the tests after this one
+      slow.redfish!.dropSessions(0);
+    }
   });
 });
