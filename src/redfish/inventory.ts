@@ -71,12 +71,20 @@ async function optional<T>(piece: string, missing: string[], signal: AbortSignal
   }
 }
 
+/** A resource the BMC says is not there (HTTP 404 or 410): a stale link, not a failed read. */
+function isGone(err: unknown): boolean {
+  return isBmcError(err, 'HTTP') && (err.httpStatus === 404 || err.httpStatus === 410);
+}
+
+/** Why the Manager is missing when neither the System nor the service root names one. */
+const NO_MANAGER = 'Manager: system has no ManagedBy link and the service root no Managers member';
+
 /** The System is essential: only "not there" (HTTP 404/410) is reported as missing. */
 async function essential<T>(piece: string, missing: string[], read: () => Promise<T>): Promise<T | undefined> {
   try {
     return await read();
   } catch (err) {
-    if (isBmcError(err, 'HTTP') && (err.httpStatus === 404 || err.httpStatus === 410)) {
+    if (isGone(err)) {
       missing.push(`${piece}: ${reason(err)}`);
       return undefined;
     }
@@ -103,7 +111,7 @@ async function readSystemChassis(reader: ReadCache, path: string, systemPath: st
   try {
     return { ...(await readChassis(reader, path, options)), path };
   } catch (err) {
-    if (!(isBmcError(err, 'HTTP') && (err.httpStatus === 404 || err.httpStatus === 410)) || systemPath === undefined || collection === undefined) throw err;
+    if (!isGone(err) || systemPath === undefined || collection === undefined) throw err;
     const members = (await reader.members(collection, expand, options).catch(() => [])).filter((m) => !samePath(m, path));
     const i = await indexNamingSystem(reader, members, systemPath, chassisNames, options);
     if (i >= 0) return { ...(await readChassis(reader, members[i]!, options)), path: members[i]! };
@@ -321,7 +329,7 @@ async function inventoryOf(client: RedfishGetter | ReadCache, options: Inventory
   const [manager, chassisAndPower] = await Promise.all([managerRead, chassisRead]);
   const chassis = chassisAndPower?.read;
   if (manager !== undefined) inv.manager = use('Manager', missing, signal, manager);
-  else if (!missing.some((m) => m.startsWith('Manager:'))) missing.push('Manager: system has no ManagedBy link and the service root no Managers member');
+  else if (!missing.some((m) => m.startsWith('Manager:'))) missing.push(NO_MANAGER);
   if (chassis !== undefined) inv.chassis = use('Chassis', missing, signal, chassis);
   else if (!missing.some((m) => m.startsWith('Chassis:'))) missing.push('Chassis: system has no Chassis link and the service root no Chassis member');
 
@@ -370,7 +378,7 @@ function layoutOf(inv: RedfishInventory, systemPath: string | undefined, manager
  */
 async function anyGone(reader: ReadCache, paths: ReadonlyArray<string | undefined>): Promise<boolean> {
   const asked = paths.filter((p): p is string => p !== undefined && reader.requested.includes(p));
-  const gone = await Promise.all(asked.map((p) => reader.get(p).then(() => false, (err: unknown) => isBmcError(err, 'HTTP') && (err.httpStatus === 404 || err.httpStatus === 410))));
+  const gone = await Promise.all(asked.map((p) => reader.get(p).then(() => false, isGone)));
   return gone.includes(true);
 }
 
@@ -418,7 +426,7 @@ async function inventoryByLayout(reader: ReadCache, serviceRoot: ServiceRoot, la
   const inv: RedfishInventory = { serviceRoot, system, missing: [] };
   const { missing } = inv;
   if (managerRead !== undefined) inv.manager = use('Manager', missing, signal, await managerRead);
-  else missing.push('Manager: system has no ManagedBy link and the service root no Managers member');
+  else missing.push(NO_MANAGER);
   // the System lost the LED it had: the chassis's is the one reported now
   chassisRead ??= ledFromChassis(ledShapeOf(system), ledShapeOf(kept)) ? settle(readChassis(reader, kept.path, options)) : undefined;
   let chassis: ChassisInfo = { ...kept, computerSystems: [], managedBy: [] };
