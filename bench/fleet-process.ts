@@ -75,6 +75,64 @@ export function procUsage(pid: number): { rssMiB: number; peakRssMiB: number; cp
   return { rssMiB: kb('VmRSS') / 1024, peakRssMiB: kb('VmHWM') / 1024, cpuSeconds: statCpuSeconds(`/proc/${pid}/stat`) };
 }
 
+/** The machine's CPU time so far, all cores (/proc/stat's first line): busy (all but idle and iowait) and in all, in seconds. */
+export function machineCpuSeconds(): { busy: number; total: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  const idle = fields[3]! + fields[4]!;
+  return { busy: (total - idle) / TICKS_PER_SECOND, total: total / TICKS_PER_SECOND };
+}
+
+/** One reading of where the machine's CPU went: the whole machine, this process, its main thread, another process (the simulator). */
+export interface CpuReading {
+  /** performance.now() */
+  at: number;
+  machineBusy: number;
+  machineTotal: number;
+  own: number;
+  main: number;
+  other: number;
+}
+
+/**
+ * Reads the machine's, this process's, its main thread's and process `otherPid`'s CPU every
+ * `everyMs` (each reading ~0.1 ms of this loop), to tell afterwards how busy the cores were over a
+ * stretch whose end is known only later (a report cycle's start phase). /proc counts in ticks of
+ * 10 ms, so a stretch of seconds is measured to about 1 %.
+ */
+export function sampleCpu(otherPid: number, everyMs = 100): { stop(): CpuReading[] } {
+  const read = (): CpuReading => {
+    const m = machineCpuSeconds();
+    return { at: performance.now(), machineBusy: m.busy, machineTotal: m.total, own: statCpuSeconds(`/proc/${process.pid}/stat`), main: statCpuSeconds(`/proc/${process.pid}/task/${process.pid}/stat`), other: statCpuSeconds(`/proc/${otherPid}/stat`) };
+  };
+  const readings = [read()];
+  const timer = setInterval(() => readings.push(read()), everyMs);
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      readings.push(read());
+      return readings;
+    },
+  };
+}
+
+/** How busy the cores were from the first reading to the last one at or before `until` (performance.now()): shares of one core each, and the machine's share of all cores. */
+export function cpuOver(readings: readonly CpuReading[], until: number): { seconds: number; machinePct: number; ownCores: number; mainCores: number; otherCores: number } | undefined {
+  const first = readings[0];
+  const last = readings.filter((r) => r.at <= until).at(-1);
+  if (first === undefined || last === undefined || last.at - first.at < 50) return undefined;
+  const seconds = (last.at - first.at) / 1000;
+  const machineTotal = last.machineTotal - first.machineTotal;
+  return {
+    seconds,
+    machinePct: machineTotal > 0 ? (100 * (last.machineBusy - first.machineBusy)) / machineTotal : 0,
+    ownCores: (last.own - first.own) / seconds,
+    mainCores: (last.main - first.main) / seconds,
+    otherCores: (last.other - first.other) / seconds,
+  };
+}
+
 /** CPU seconds of each thread of process `pid` so far, by thread id (/proc/PID/task). */
 export function threadCpuSeconds(pid = process.pid): Map<number, number> {
   const out = new Map<number, number>();

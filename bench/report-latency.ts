@@ -38,17 +38,17 @@ import { createLimitMemory } from '../src/report/adaptive-limit.js';
 import { createReadOrder } from '../src/report/read-order.js';
 import { createReportWorkerPool, type ReportWorkerPool } from '../src/report/worker-pool.js';
 import { assignFates, parseLatencySpec } from '../src/sim/latency.js';
-import { cpuByThread, procUsage, startFleetProcess, threadCpuSeconds } from './fleet-process.js';
+import { cpuByThread, cpuOver, procUsage, sampleCpu, startFleetProcess, threadCpuSeconds } from './fleet-process.js';
 import { startProfile } from './profile.js';
 import { collectGarbage } from './report.js';
 import { begin } from './results.js';
 import { applyHeapGrowth, DEFAULT_HEAP_GROWTH_PCT } from '../src/heap-growth.js';
 
-const LATENCY = 'redfish=p50:150ms,p99:2s ipmi=p50:5ms,p99:50ms slow=3%:2s-5s dead=2%';
+export const LATENCY = 'redfish=p50:150ms,p99:2s ipmi=p50:5ms,p99:50ms slow=3%:2s-5s dead=2%';
 /** the simulator's default seed: the benchmark knows which machines are dead or slow */
 const SEED = 'metal-bmc';
 const CYCLES = 3;
-const BMC_TIMEOUT_MS = 4000;
+export const BMC_TIMEOUT_MS = 4000;
 const MAX_CONCURRENCY = 1024;
 /** the Go metal-bmc reads at most 20 BMCs at once */
 const GO_CONCURRENCY = 20;
@@ -165,14 +165,18 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       const cpu = process.cpuUsage();
       const simCpu = fleet.usage().cpuSeconds;
       const startLimit = d.limitMemory?.start();
+      const cpuReadings = sampleCpu(fleet.child.pid!);
       const t = performance.now();
       const r = await runReportCycle(d, leases);
+      const readings = cpuReadings.stop();
       const simCpuSeconds = fleet.usage().cpuSeconds - simCpu;
       // the reads that ended last, the cycle's tail: when each started and ended (s into the cycle), its BMC's fate, its outcome
       const tail = ends.sort((a, b) => b.end - a.end).slice(0, 12).map((e) => `${((e.start - t) / 1000).toFixed(2)}+${((e.end - e.start) / 1000).toFixed(2)}s ${e.fate} ${e.outcome}`);
       const lastReadEnd = ends.length ? (ends[0]!.end - t) / 1000 : 0;
       // when the cycle started its last BMC
       const lastStartSeconds = ends.length ? (Math.max(...ends.map((e) => e.start)) - t) / 1000 : 0;
+      // how busy the machine was while the cycle started its BMCs: the part of a cycle CPU decides
+      const startPhase = cpuOver(readings, t + lastStartSeconds * 1000);
       // the cycle's time is until metal-api has the report (r.durationMs); the session logouts finish after it
       const wall = r.durationMs / 1000;
       const withLogouts = (performance.now() - t) / 1000;
@@ -183,7 +187,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       // the longest read of a live BMC whatever its outcome: one cut at its deadline counts with the time the cycle waited for it
       const longestLive = Math.max(0, ...ends.filter((e) => e.fate === 'live').map((e) => e.end - e.start)) / 1000;
       const liveUnread = leases.filter((l) => live(l) && !readMs.has(l.ip)).length;
-      return { tail, lastReadEnd, r, startLimit, wall, withLogouts, withoutIpmi, failures: { ...liveFailures }, floor, longestLive, liveUnread, cpuSeconds: (used.user + used.system) / 1e6, systemSeconds: used.system / 1e6, byThread, simCpuSeconds, lastStartSeconds, tls: { connections: tlsAfter.connections - tlsBefore.connections, resumed: tlsAfter.resumed - tlsBefore.resumed } };
+      return { startPhase, tail, lastReadEnd, r, startLimit, wall, withLogouts, withoutIpmi, failures: { ...liveFailures }, floor, longestLive, liveUnread, cpuSeconds: (used.user + used.system) / 1e6, systemSeconds: used.system / 1e6, byThread, simCpuSeconds, lastStartSeconds, tls: { connections: tlsAfter.connections - tlsBefore.connections, resumed: tlsAfter.resumed - tlsBefore.resumed } };
     };
 
     // what the process holds before any BMC is read (Node, tsx's loader, the code, the metal-api stand-in): part of the peak below
@@ -218,6 +222,12 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
         // the cycle's two parts: starting every BMC (as fast as the loop's CPU allows), then the reads of the last ones started
         out.record({ name: `cycle ${c}: last BMC started after`, value: x.lastStartSeconds, unit: 's', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: the simulator's CPU (its own process, the other core)`, value: x.simCpuSeconds, unit: 's', kind: 'measured', detail: true });
+        if (x.startPhase) {
+          // /proc/stat over the start phase (sampled every 100 ms, to the last reading before the last start): whether the cores, not the limiter, set its length
+          const p = x.startPhase;
+          out.record({ name: `cycle ${c}: the machine's ${availableParallelism()} cores busy while the BMCs were started (first ${p.seconds.toFixed(1)} s)`, value: p.machinePct, unit: '%', kind: 'measured', detail: true });
+          console.log(`  cycle ${c}: in those ${p.seconds.toFixed(2)} s, cores used: this process ${p.ownCores.toFixed(2)} (its main thread ${p.mainCores.toFixed(2)}), the simulator ${p.otherCores.toFixed(2)}`);
+        }
         out.record({ name: `cycle ${c}: last read ended after`, value: x.lastReadEnd, unit: 's', kind: 'measured', detail: true });
         console.log(`  cycle ${c}: the reads that ended last (start+duration, fate, outcome): ${x.tail.join(', ')}`);
         console.log(`  cycle ${c}: limit from ${x.startLimit ?? 'its default'}, then every 200 ms: ${x.r.limitSamples.join(' ')}`);
