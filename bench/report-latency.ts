@@ -138,7 +138,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     const deps: CycleDeps = {
       partitionId: 'bench',
       // the main thread's reads (the comparison cycle); the workers connect the same way
-      connect: (host, signal) => connectOutband({ ...settings, host, readAhead: true, trust: trust.forBmc({ ip: host }), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), signal }),
+      connect: (host, signal, onAnswer) => connectOutband({ ...settings, host, readAhead: true, onAnswer, trust: trust.forBmc({ ip: host }), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), signal }),
       ...(DEFAULT_WORKERS > 0 ? { reader: startPool(DEFAULT_WORKERS) } : {}),
       metalApi: createMetalApiClient({ baseUrl: api.url, hmacKey: 'bench-key', timeoutMs: 60_000 }),
       concurrency: MAX_CONCURRENCY,

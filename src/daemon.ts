@@ -39,7 +39,7 @@ export interface DaemonContext {
   logger: Logger;
   registry: Registry;
   metalApi: MetalApiClient;
-  connectBmc: (host: string, options: { signal?: AbortSignal; user?: string; password?: string; port?: number; readAhead?: boolean }) => Promise<Outband>;
+  connectBmc: (host: string, options: { signal?: AbortSignal; user?: string; password?: string; port?: number; readAhead?: boolean; onAnswer?: () => void }) => Promise<Outband>;
   /** the current lease of the BMC with this IP address (its MAC, normalised), or undefined when none holds one */
   leaseAt: (ip: string) => Pick<Lease, 'mac'> | undefined;
   /** the status of every BMC (GET /v1/status): parts tell it command results and console viewers */
@@ -117,6 +117,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       ...(trust ? { trust: trust.forBmc({ ip: host, ...optional('mac', macOf(host)) }) } : {}),
       logger,
       ...(o.readAhead ? { readAhead: true, ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}) } : {}),
+      ...(o.onAnswer ? { onAnswer: o.onAnswer } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
     });
 
@@ -158,7 +159,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   if (reportWorkers) registerReportWorkerMetrics(registry, () => reportWorkers.stats());
   const reporter = createReporter({
     partitionId: config.partitionId,
-    connect: (ip, signal) => connectBmc(ip, { signal, readAhead: true }),
+    connect: (ip, signal, onAnswer) => connectBmc(ip, { signal, readAhead: true, onAnswer }),
     ...(reportWorkers ? { reader: reportWorkers } : {}),
     metalApi,
     concurrency: config.report.concurrency,

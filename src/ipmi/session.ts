@@ -41,6 +41,8 @@ export interface SessionOptions {
   /** for tests: an already open channel instead of the UDP pool */
   channel?: DatagramChannel;
   signal?: AbortSignal;
+  /** called for every datagram from the BMC, before it is decoded: the BMC answered something (a report read's deadline, report/loop-clock.ts) */
+  onAnswer?: () => void;
 }
 
 export interface CommandOptions {
@@ -91,13 +93,28 @@ export function openSessionCount(): number {
   return openSessions.size;
 }
 
+/**
+ * Has `channel` tell `onAnswer` of each datagram before its handler has it. In place: the UDP pool
+ * knows the channel by identity (a payload channel beside it shares its local socket).
+ */
+function heeding(channel: DatagramChannel, onAnswer: (() => void) | undefined): DatagramChannel {
+  if (onAnswer === undefined) return channel;
+  const setHandler = channel.onDatagram.bind(channel);
+  channel.onDatagram = (handler) =>
+    setHandler((datagram) => {
+      onAnswer();
+      handler(datagram);
+    });
+  return channel;
+}
+
 export async function openSession(options: SessionOptions): Promise<IpmiSession> {
   const settings = sessionSettings(options);
   const privilegeName = options.privilege ?? 'admin';
   const privilege = Privilege[privilegeName];
   if (privilege === undefined) throw new BmcError('INVALID_ARGUMENT', `unknown privilege level ${String(privilegeName)}`);
   const pool = options.channel ? options.pool : (options.pool ?? defaultUdpPool());
-  const channel = options.channel ?? (await pool!.open(options.host, options.port ?? 623, options.signal));
+  const channel = heeding(options.channel ?? (await pool!.open(options.host, options.port ?? 623, options.signal)), options.onAnswer);
   let established: EstablishedSession;
   try {
     established = await establish(channel, {

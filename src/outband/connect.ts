@@ -62,6 +62,8 @@ export interface ConnectOptions {
   logger?: Logger;
   /** what the BMC did that the IPMI client worked around (default: a warning in `logger`) */
   onIpmiEvent?: (event: IpmiEvent) => void;
+  /** the BMC answered something over either protocol (an HTTP response, an IPMI datagram): a report read's deadline gives back the event loop's stall only then (report/loop-clock.ts) */
+  onAnswer?: () => void;
   signal?: AbortSignal;
   /**
    * Start the report's reads at connect (report cycles): the IPMI session and GUID beside the
@@ -225,6 +227,7 @@ async function openRedfishSide(o: ConnectOptions, protocol: Protocol, timeoutMs:
         ...(retireSession ? { retireSession } : {}),
         ...(o.signal ? { signal: o.signal } : {}),
         ...(o.logger ? { logger: o.logger } : {}),
+        ...(o.onAnswer ? { onAnswer: o.onAnswer } : {}),
       });
     };
     const client = o.trust ? await o.trust.openRedfish(trustContext(o, protocol, ipmi, port), open) : await open({});
@@ -256,6 +259,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     retry: { deadlineMs: Math.min(timeoutMs, 10_000), ...o.ipmiRetry },
     // what the BMC did that the IPMI client worked around: one line each
     onEvent: (e) => (o.onIpmiEvent ? o.onIpmiEvent(e) : logQuirk(o.logger, o.host, e)),
+    ...(o.onAnswer ? { onAnswer: o.onAnswer } : {}),
   });
   const ipmiAllowed = protocol !== 'redfish';
   const uuidRule = o.uuidRule ?? 'auto';

@@ -35,6 +35,8 @@ export interface TransportOptions extends TlsOptions {
   maxRetryAfterMs?: number;
   /** Largest response body accepted. Default 2 MiB (the largest resource metal-bmc reads is a few KiB; a BMC answering more is broken or hostile). */
   maxResponseBytes?: number;
+  /** Called for every response head the BMC sends, whatever its status: the BMC answered something (a report read's deadline, report/loop-clock.ts). */
+  onAnswer?: () => void;
 }
 
 export interface HttpRequest {
@@ -117,7 +119,7 @@ interface RawResponse {
  * signal settles the promise at once; a request still queued for a connection is aborted as soon as
  * undici hands it one, and an answer on its way is cut off (its connection closed by undici).
  */
-function exchange(pool: Pool, options: Dispatcher.DispatchOptions, signal: AbortSignal, maxBytes: number, what: string): Promise<RawResponse> {
+function exchange(pool: Pool, options: Dispatcher.DispatchOptions, signal: AbortSignal, maxBytes: number, what: string, onAnswer: (() => void) | undefined): Promise<RawResponse> {
   return new Promise<RawResponse>((resolve, reject) => {
     let controller: Dispatcher.DispatchController | undefined;
     let settled = false;
@@ -146,6 +148,7 @@ function exchange(pool: Pool, options: Dispatcher.DispatchOptions, signal: Abort
         if (settled) c.abort(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
       },
       onResponseStart(_c, statusCode, responseHeaders) {
+        onAnswer?.();
         if (statusCode < 200) return; // 1xx: the answer is still to come
         status = statusCode;
         headers = flattenHeaders(responseHeaders);
@@ -218,7 +221,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
       for (;;) {
         let res: RawResponse;
         try {
-          res = await exchange(pool, { path, method: req.method, headers, body: payload ?? null }, dl.signal, maxBytes, what);
+          res = await exchange(pool, { path, method: req.method, headers, body: payload ?? null }, dl.signal, maxBytes, what, options.onAnswer);
         } catch (err) {
           if (idempotent && attempt < retries && !dl.signal.aborted && isRetryableNetworkError(err)) {
             attempt += 1;

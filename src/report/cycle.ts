@@ -16,8 +16,8 @@ import type { Lease } from '../leases/types.js';
 import type { Logger } from '../log.js';
 import type { MetalApiClient } from '../metalapi/client.js';
 import type { MachineIpmiReport, MachineIpmiReportResponse } from '../metalapi/types.js';
-import type { BmcReport, Outband } from '../outband/types.js';
-import { readBmcGuarded, type BmcReadAttempt } from './read-bmc.js';
+import type { BmcReport } from '../outband/types.js';
+import { readBmcGuarded, type BmcReadAttempt, type ConnectForRead } from './read-bmc.js';
 import { assembleReportBody, type BmcRead } from './body.js';
 import type { LedMemory } from './led-memory.js';
 import type { UuidOwners } from './owners.js';
@@ -35,7 +35,8 @@ export interface BmcReader {
 
 export interface CycleDeps {
   partitionId: string;
-  connect: (ip: string, signal: AbortSignal) => Promise<Outband>;
+  /** opens a BMC for its read; `onAnswer` whenever the BMC answers anything (read-bmc.ts) */
+  connect: ConnectForRead;
   /** reads the BMCs instead of `connect` here (the daemon's report workers) */
   reader?: BmcReader;
   metalApi: Pick<MetalApiClient, 'ipmiReport'>;

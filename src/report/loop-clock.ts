@@ -6,9 +6,13 @@
  * fired to `stalledMs()`, so the stall between two readings is the time the loop was not free
  * to serve anyone. `bmcDeadline` gives a BMC back the stall of its own lifetime when its time is
  * up, up to `maxExtraMs`, and only then aborts: a BMC that does not answer still fails, a BMC that
- * answered while we were busy does not. The extension is bounded because the cycle's length is
- * wall time: the limiter (adaptive-limit.ts) is what keeps the stall small, by starting fewer
- * BMCs when the loop falls behind or deadlines needed extensions.
+ * answered while we were busy does not. Only a BMC that answered something in its read (`heard`:
+ * an HTTP response, an IPMI datagram) is given anything back: a stall cannot have hidden answers
+ * of a BMC that sent none, so a dead BMC costs its deadline however busy the loop was (one turn
+ * of the loop's I/O is still waited for, in case its first answer is there, unread). The
+ * extension is bounded because the cycle's length is wall time: the limiter (adaptive-limit.ts)
+ * is what keeps the stall small, by starting fewer BMCs when the loop falls behind or deadlines
+ * needed extensions.
  */
 import { BmcError } from '../errors.js';
 import type { Deadline } from '../deadline.js';
@@ -55,6 +59,8 @@ export function acquireLoopClock(): LoopClock {
 export interface BmcDeadline extends Deadline {
   /** ms the deadline was moved out for the event loop's stall so far */
   readonly extendedMs: number;
+  /** the BMC answered something (an HTTP response, an IPMI datagram): from now on the loop's stall is given back */
+  heard(): void;
 }
 
 /**
@@ -65,15 +71,23 @@ export interface BmcDeadline extends Deadline {
 export function bmcDeadline(ms: number, what: string, clock: Pick<LoopClock, 'stalledMs'>, maxExtraMs: number, caller?: AbortSignal): BmcDeadline {
   const controller = new AbortController();
   let extendedMs = 0;
+  let heard = false;
   if (caller?.aborted) {
     controller.abort(caller.reason);
-    return { signal: controller.signal, extendedMs, dispose: () => undefined };
+    return { signal: controller.signal, extendedMs, heard: () => undefined, dispose: () => undefined };
   }
   const start = clock.stalledMs();
   let timer: NodeJS.Timeout;
+  let ioTurn: NodeJS.Immediate | undefined;
   const expire = (): void => {
-    // under 5 ms owed is timer noise, not a stall worth a new timer
-    const owed = Math.min(clock.stalledMs() - start, maxExtraMs) - extendedMs;
+    if (!heard && ioTurn === undefined && clock.stalledMs() - start >= 5) {
+      // timers run before the loop's I/O: an answer that came during the stall is read in this turn
+      ioTurn = setImmediate(expire);
+      ioTurn.unref();
+      return;
+    }
+    // under 5 ms owed is timer noise, not a stall worth a new timer; nothing is owed a BMC that never answered
+    const owed = heard ? Math.min(clock.stalledMs() - start, maxExtraMs) - extendedMs : 0;
     if (owed >= 5) {
       extendedMs += owed;
       timer = setTimeout(expire, owed);
@@ -92,8 +106,12 @@ export function bmcDeadline(ms: number, what: string, clock: Pick<LoopClock, 'st
     get extendedMs() {
       return extendedMs;
     },
+    heard: () => {
+      heard = true;
+    },
     dispose: () => {
       clearTimeout(timer);
+      if (ioTurn !== undefined) clearImmediate(ioTurn);
       caller?.removeEventListener('abort', onAbort);
     },
   };

@@ -2,12 +2,16 @@
  * One BMC read for a report: connect (reads start at connect), the report, the connection closed.
  * The same function runs in the main thread and in a report worker (worker-thread.ts). Its
  * deadline counts the BMC's time, not the time its answers waited for this thread's event loop
- * (loop-clock.ts): at most one more deadline is given back for that.
+ * (loop-clock.ts): at most one more deadline is given back for that, and only once the BMC has
+ * answered something (connect's `onAnswer`): a dead BMC costs its deadline.
  */
 import { MAX_TIMER_MS } from '../deadline.js';
 import { abortError, BmcError } from '../errors.js';
 import type { BmcReport, Outband } from '../outband/types.js';
 import { bmcDeadline, type LoopClock } from './loop-clock.js';
+
+/** Opens a BMC for a read: `onAnswer` is to be called whenever the BMC answers anything (connectOutband's option of that name). */
+export type ConnectForRead = (ip: string, signal: AbortSignal, onAnswer: () => void) => Promise<Outband>;
 
 /**
  * A read as the cycle needs it. `late`: a BMC that would have missed its deadline but for the time
@@ -50,7 +54,7 @@ export function readGuardMs(timeoutMs: number): number {
  * log in beside it and one of the two sessions would be lost on the BMC. `leftBehind` holds the
  * BMCs of such reads, across cycles.
  */
-export async function readBmcGuarded(connect: (ip: string, signal: AbortSignal) => Promise<Outband>, ip: string, o: ReadBmcOptions, leftBehind: Set<string>): Promise<BmcReadAttempt> {
+export async function readBmcGuarded(connect: ConnectForRead, ip: string, o: ReadBmcOptions, leftBehind: Set<string>): Promise<BmcReadAttempt> {
   const started = Date.now();
   if (leftBehind.has(ip)) return { ok: false, error: new BmcError('BUSY', `reading BMC ${ip}: its last read, left behind past its deadline, still runs; read again once it ends`), durationMs: 0, late: false };
   const guardMs = readGuardMs(o.timeoutMs);
@@ -69,14 +73,14 @@ export async function readBmcGuarded(connect: (ip: string, signal: AbortSignal) 
   return Promise.race([read, guard]);
 }
 
-export async function readBmcOnce(connect: (ip: string, signal: AbortSignal) => Promise<Outband>, ip: string, o: ReadBmcOptions): Promise<BmcReadAttempt> {
+export async function readBmcOnce(connect: ConnectForRead, ip: string, o: ReadBmcOptions): Promise<BmcReadAttempt> {
   const bmcTime = bmcDeadline(o.timeoutMs, `reading BMC ${ip}`, o.clock, o.timeoutMs, o.signal);
   const started = Date.now();
   const late = (ok: boolean) => (ok ? bmcTime.extendedMs > 0 && Date.now() - started > o.timeoutMs : bmcTime.extendedMs >= o.timeoutMs);
   const combined = bmcTime.signal;
   let bmc: Outband | undefined;
   try {
-    bmc = await connect(ip, combined);
+    bmc = await connect(ip, combined, bmcTime.heard);
     const report = await bmc.info({ signal: combined });
     return { ok: true, report, vendor: bmc.vendor, durationMs: Date.now() - started, late: late(true) };
   } catch (caught) {

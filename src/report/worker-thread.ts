@@ -165,8 +165,8 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
       const { guidMemory } = setup;
       if (m.session !== undefined && setup.redfishSessionMaxAgeMs > 0) sessions = sessionKeeperOfRead(redfishSessionKey(m.ip, settings.redfishPort), m.session, setup.redfishSessionMaxAgeMs);
       const redfishSessions = sessions;
-      const connect = (host: string, signal: AbortSignal) =>
-        connectOutband({ ...settings, host, readAhead: true, logger, onIpmiEvent: (e) => logs.quirk(undefined, host, e), ...(gate ? { trust: gate } : {}), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), signal });
+      const connect = (host: string, signal: AbortSignal, onAnswer: () => void) =>
+        connectOutband({ ...settings, host, readAhead: true, logger, onIpmiEvent: (e) => logs.quirk(undefined, host, e), onAnswer, ...(gate ? { trust: gate } : {}), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), signal });
       const pending: Array<Promise<void>> = [];
       attempt = await readBmcOnce(connect, m.ip, { timeoutMs: m.timeoutMs, clock, signal: abort.signal, closes: pending });
       for (const p of pending) {

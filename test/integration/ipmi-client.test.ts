@@ -60,6 +60,17 @@ describe('session against ipmi_sim', () => {
     expect(await sim.activeSessions()).toBe(before);
   });
 
+  it('tells onAnswer of every datagram from the BMC, the handshake\'s and the commands\'', async () => {
+    let answers = 0;
+    const s = await openSession({ ...opts(), onAnswer: () => answers++ });
+    // the RMCP+ handshake: Get Channel Authentication Capabilities, Open Session, RAKP 2 and 4, Set Session Privilege Level
+    const afterHandshake = answers;
+    expect(afterHandshake).toBeGreaterThanOrEqual(4);
+    await getDeviceId(s);
+    expect(answers).toBe(afterHandshake + 1);
+    await s.close();
+  });
+
   it('with cipher suite auto, asks the BMC and picks 3 (ipmi_sim has no SHA-256 suites)', async () => {
     const s = await openSession({ ...opts(), cipherSuite: 'auto' });
     expect(s.cipherSuite).toBe(3);

@@ -43,7 +43,7 @@ function leases(indices: number[]): Lease[] {
 function deps(over: Partial<CycleDeps> = {}): CycleDeps {
   return {
     partitionId: 'p',
-    connect: (host, signal) => connectOutband({ host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000, readAhead: true, signal }),
+    connect: (host, signal, onAnswer) => connectOutband({ host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000, readAhead: true, onAnswer, signal }),
     metalApi: createMetalApiClient({ baseUrl: api.url, hmacKey: 'k', timeoutMs: 20_000 }),
     concurrency: 16,
     bmcTimeoutMs: 20_000,
@@ -127,6 +127,32 @@ describe('report cycle over slow BMCs', () => {
       const twice = await runReportCycle(deps({ bmcTimeoutMs: deadline, cycleBudgetMs: 60_000 }), leases([0, 1, 2]));
       expect(twice).toMatchObject({ read: 2, failed: 1, retried: 1 });
       expect(twice.durationMs).toBeGreaterThanOrEqual(2 * deadline);
+    } finally {
+      fleet.setLatency({ redfish: { p50Ms: REDFISH_MS, p99Ms: REDFISH_MS }, ipmi: { p50Ms: 2, p99Ms: 2 } });
+    }
+  });
+
+  it('a stalled event loop is given back to the BMCs that answered, not to a dead one', async () => {
+    fleet.setLatency({ redfish: { p50Ms: 20, p99Ms: 20 }, deadShare: 1 / 3 });
+    try {
+      const deadIp = fleet.machines.find((m) => m.state.timing?.latency?.fate === 'dead')!.state.address;
+      const deadline = 1000;
+      const ended = new Map<string, number>();
+      const observer: CycleDeps['observer'] = { read: (lease) => void ended.set(lease.ip, performance.now()), reported: () => undefined };
+      // the loop busy elsewhere past every deadline (in a real cycle: other BMCs' TLS and JSON), from 100 ms in
+      let stallEnd = 0;
+      const stall = setTimeout(() => {
+        const until = performance.now() + 1200;
+        while (performance.now() < until);
+        stallEnd = performance.now();
+      }, 100);
+      const cycle = await runReportCycle(deps({ bmcTimeoutMs: deadline, observer }), leases([0, 1, 2]));
+      clearTimeout(stall);
+      expect(stallEnd).toBeGreaterThan(0);
+      // the live BMCs' answers waited through the stall: their deadlines were given it back, and they were read
+      expect(cycle).toMatchObject({ read: 2, failed: 1 });
+      // the dead BMC, which never answered, failed in the loop's first turn after the stall, not up to a deadline later
+      expect(ended.get(deadIp)! - stallEnd).toBeLessThan(deadline / 2);
     } finally {
       fleet.setLatency({ redfish: { p50Ms: REDFISH_MS, p99Ms: REDFISH_MS }, ipmi: { p50Ms: 2, p99Ms: 2 } });
     }

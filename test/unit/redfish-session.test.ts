@@ -239,6 +239,18 @@ describe('transport faults', () => {
     });
   });
 
+  it('onAnswer hears every response head the BMC sends, an error status and a retried one included', async () => {
+    let answers = 0;
+    await withClient({ onAnswer: () => answers++ }, async (client) => {
+      const afterLogin = answers;
+      expect(afterLogin).toBeGreaterThanOrEqual(1); // the login's answer
+      server.addFault({ path: '/redfish/v1/Systems', fault: { kind: 'status', status: 503 }, times: 1 });
+      await client.get('/redfish/v1/Systems');
+      expect(answers).toBe(afterLogin + 2); // the 503 and the answer after it
+      server.clearFaults();
+    });
+  });
+
   it('a transient 503 or connection reset is retried and succeeds', async () => {
     await withClient({}, async (client) => {
       server.addFault({ path: '/redfish/v1/Systems', fault: { kind: 'status', status: 503 }, times: 1 });

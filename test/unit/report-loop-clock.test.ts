@@ -7,6 +7,11 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/** timers faked, the turn of the loop after its I/O (setImmediate) real: a test acts between the deadline's timer and that turn */
+const fakeTimersOnly = () => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+/** that turn: the deadline's own check, queued first, runs before this resolves */
+const ioTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** a loop clock whose stall the test sets */
 const fakeClock = () => ({ stall: 0, stalledMs() {
   return this.stall;
@@ -47,6 +52,7 @@ describe('BMC deadline', () => {
     vi.useFakeTimers();
     const clock = fakeClock();
     const d = bmcDeadline(100, 'reading BMC 10.0.0.1', clock, 1000);
+    d.heard(); // the BMC answered something, whose successors may have waited for the loop
     clock.stall = 60; // the loop was busy elsewhere for 60 ms of the first 100
     vi.advanceTimersByTime(100);
     expect(d.signal.aborted).toBe(false);
@@ -61,14 +67,53 @@ describe('BMC deadline', () => {
     d.dispose();
   });
 
-  it('gives back at most maxExtraMs: a BMC that does not answer fails even on a loop that never rests', () => {
+  it('gives back at most maxExtraMs: a BMC that stops answering fails even on a loop that never rests', () => {
     vi.useFakeTimers();
     const clock = fakeClock();
     const d = bmcDeadline(100, 'x', clock, 150);
+    d.heard();
     clock.stall = 10_000;
     vi.advanceTimersByTime(100 + 150);
     expect(d.signal.aborted).toBe(true);
     expect(d.extendedMs).toBe(150);
+    d.dispose();
+  });
+
+  it('gives nothing back to a BMC that never answered: a dead BMC costs its deadline on a busy loop', async () => {
+    fakeTimersOnly();
+    const clock = fakeClock();
+    const d = bmcDeadline(100, 'reading BMC 10.0.0.9', clock, 1000);
+    clock.stall = 60;
+    vi.advanceTimersByTime(100);
+    // one turn of the loop's I/O first: its first answer could be there, unread
+    expect(d.signal.aborted).toBe(false);
+    await ioTurn();
+    expect(d.signal.aborted).toBe(true);
+    expect(d.extendedMs).toBe(0);
+    expect((d.signal.reason as Error).message).toBe('reading BMC 10.0.0.9: no answer within 100 ms');
+    d.dispose();
+  });
+
+  it('an answer read in that turn of I/O is owed the stall', async () => {
+    fakeTimersOnly();
+    const clock = fakeClock();
+    const d = bmcDeadline(100, 'x', clock, 1000);
+    clock.stall = 60;
+    vi.advanceTimersByTime(100);
+    d.heard(); // what the loop's I/O found once the timers had run
+    await ioTurn();
+    expect(d.signal.aborted).toBe(false);
+    expect(d.extendedMs).toBe(60);
+    vi.advanceTimersByTime(60);
+    expect(d.signal.aborted).toBe(true);
+    d.dispose();
+  });
+
+  it('on a loop that was free, a BMC that never answered fails at its deadline, without waiting a turn', () => {
+    vi.useFakeTimers();
+    const d = bmcDeadline(100, 'x', fakeClock(), 1000);
+    vi.advanceTimersByTime(100);
+    expect(d.signal.aborted).toBe(true);
     d.dispose();
   });
 
