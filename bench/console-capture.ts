@@ -96,7 +96,7 @@ async function probeMainLoop({ fleet, api, leaseFile, reportIps }: Pick<StepEnv,
     const r = await runReportCycle(
       {
         partitionId: 'bench',
-        connect: (host, signal) => connectOutband({ host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000, signal }),
+        connect: (host, signal, onAnswer) => connectOutband({ host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000, onAnswer, signal }),
         metalApi: createMetalApiClient({ baseUrl: api.url, hmacKey: 'bench-key', timeoutMs: 60_000 }),
         concurrency: 16,
         bmcTimeoutMs: 20_000,

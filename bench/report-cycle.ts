@@ -45,7 +45,7 @@ export async function benchReportCycle(n = 1000, cycles = CYCLES, concurrency = 
     const leases = await readLeasesOnce(leaseFile, {});
     const deps = {
       partitionId: 'bench',
-      connect: (host: string, signal: AbortSignal) => connectOutband({ host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000, signal }),
+      connect: (host: string, signal: AbortSignal, onAnswer: () => void) => connectOutband({ host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000, onAnswer, signal }),
       metalApi: createMetalApiClient({ baseUrl: api.url, hmacKey: 'bench-key', timeoutMs: 60_000 }),
       concurrency,
       bmcTimeoutMs: 20_000,

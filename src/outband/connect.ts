@@ -62,7 +62,7 @@ export interface ConnectOptions {
   logger?: Logger;
   /** what the BMC did that the IPMI client worked around (default: a warning in `logger`) */
   onIpmiEvent?: (event: IpmiEvent) => void;
-  /** the BMC answered something over either protocol (an HTTP response, an IPMI datagram): a report read's deadline gives back the event loop's stall only then (report/loop-clock.ts) */
+  /** a sign of life of the BMC over either protocol (a TCP and TLS connection made, an HTTP response, an IPMI datagram): a report read's deadline gives back the event loop's stall up to the latest one (report/loop-clock.ts) */
   onAnswer?: () => void;
   signal?: AbortSignal;
   /**
@@ -513,6 +513,7 @@ function trustContext(o: ConnectOptions, protocol: Protocol, ipmi: IpmiOutband, 
     proofTimeoutMs: Math.round(Math.min(3000, Math.max(1000, timeoutMs / 3))),
     ...(o.signal ? { signal: o.signal } : {}),
     ...(protocol === 'redfish' ? {} : { prove: async (signal: AbortSignal) => void (await ipmi.session({ signal })) }),
+    ...(o.onAnswer ? { onAnswer: o.onAnswer } : {}),
   };
 }
 

@@ -220,6 +220,8 @@ export interface RedfishTrustContext {
   signal?: AbortSignal;
   /** opens an IPMI session (RAKP 2 checked); absent when IPMI is not used */
   prove?: (signal: AbortSignal) => Promise<void>;
+  /** the probe's TLS handshake completed: a sign of life of the BMC (a report read's deadline, report/loop-clock.ts) */
+  onAnswer?: () => void;
 }
 
 /** The trust decisions for one BMC; connectOutband calls it before it sends credentials. */
@@ -290,6 +292,7 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
           }
           // the probe's TLS session is kept under its certificate's pin: the pinned login resumes it
           const presented = await probeCertificate({ host: ctx.host, port: ctx.port, timeoutMs: ctx.timeoutMs, ...(ctx.legacyTls ? { legacyTls: true } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) });
+          ctx.onAnswer?.();
           const proof = await prove(ip, key, ctx);
           // the login goes only to the certificate that was probed (and proven)
           const opened = await open({ pinnedSha256: presented });

@@ -6,7 +6,7 @@
  * the session layer passes headers and registers the secrets to scrub.
  */
 import type { Readable } from 'node:stream';
-import { Pool, type Dispatcher } from 'undici';
+import { Pool, type buildConnector, type Dispatcher } from 'undici';
 import { BmcError, abortError } from '../errors.js';
 import { checkCount, checkMs, deadline, sleep } from '../deadline.js';
 import { httpError, isRetryableNetworkError, scrub, transportError } from './http-errors.js';
@@ -35,7 +35,7 @@ export interface TransportOptions extends TlsOptions {
   maxRetryAfterMs?: number;
   /** Largest response body accepted. Default 2 MiB (the largest resource metal-bmc reads is a few KiB; a BMC answering more is broken or hostile). */
   maxResponseBytes?: number;
-  /** Called for every response head the BMC sends, whatever its status: the BMC answered something (a report read's deadline, report/loop-clock.ts). */
+  /** Called for every connection made (TCP and TLS) and every response head the BMC sends, whatever its status: a sign of life of the BMC (a report read's deadline, report/loop-clock.ts). */
   onAnswer?: () => void;
 }
 
@@ -172,6 +172,16 @@ function exchange(pool: Pool, options: Dispatcher.DispatchOptions, signal: Abort
   });
 }
 
+/** `connector`, telling `onAnswer` of each connection it made. */
+function heedingConnects(connector: buildConnector.connector, onAnswer: (() => void) | undefined): buildConnector.connector {
+  if (onAnswer === undefined) return connector;
+  return (o, callback) =>
+    connector(o, (...args) => {
+      if (args[0] === null) onAnswer();
+      callback(...args);
+    });
+}
+
 export function createTransport(options: TransportOptions): HttpTransport {
   if (typeof options.host !== 'string' || options.host === '' || /[/\s@]/.test(options.host)) {
     throw new BmcError('INVALID_ARGUMENT', `host must be a host name or IP address, got ${JSON.stringify(options.host)}`);
@@ -188,7 +198,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
   const pool = new Pool(origin, {
     connections,
     pipelining: 1,
-    connect: tlsConnector(tlsPolicy(options), connectTimeoutMs, options.legacyTls === true),
+    connect: heedingConnects(tlsConnector(tlsPolicy(options), connectTimeoutMs, options.legacyTls === true), options.onAnswer),
     keepAliveTimeout: 10_000,
     keepAliveMaxTimeout: 60_000,
     // Our deadline signal bounds every phase; undici's own timers would only duplicate it.

@@ -6,13 +6,16 @@
  * fired to `stalledMs()`, so the stall between two readings is the time the loop was not free
  * to serve anyone. `bmcDeadline` gives a BMC back the stall of its own lifetime when its time is
  * up, up to `maxExtraMs`, and only then aborts: a BMC that does not answer still fails, a BMC that
- * answered while we were busy does not. Only a BMC that answered something in its read (`heard`:
- * an HTTP response, an IPMI datagram) is given anything back: a stall cannot have hidden answers
- * of a BMC that sent none, so a dead BMC costs its deadline however busy the loop was (one turn
- * of the loop's I/O is still waited for, in case its first answer is there, unread). The
- * extension is bounded because the cycle's length is wall time: the limiter (adaptive-limit.ts)
- * is what keeps the stall small, by starting fewer BMCs when the loop falls behind or deadlines
- * needed extensions.
+ * answered while we were busy does not. What is given back is the stall up to the BMC's latest
+ * sign of life in its read (`heard`: a TCP and TLS connection made, an HTTP response, an IPMI
+ * datagram): until then the BMC's progress, or ours towards it (a connection, a request sent
+ * late), waited for the loop; after it, the BMC has said nothing that a stall could have kept
+ * unread. So a dead BMC costs its deadline however busy the loop was, and a live one is not
+ * charged for our slowness. Before failing, one turn of the loop's I/O is waited for wherever the
+ * loop stalled since that sign of life, in case an answer is there, unread. The extension is
+ * bounded because the cycle's length is wall time: the limiter (adaptive-limit.ts) is what keeps
+ * the stall small, by starting fewer BMCs when the loop falls behind or deadlines needed
+ * extensions.
  */
 import { BmcError } from '../errors.js';
 import type { Deadline } from '../deadline.js';
@@ -59,7 +62,7 @@ export function acquireLoopClock(): LoopClock {
 export interface BmcDeadline extends Deadline {
   /** ms the deadline was moved out for the event loop's stall so far */
   readonly extendedMs: number;
-  /** the BMC answered something (an HTTP response, an IPMI datagram): from now on the loop's stall is given back */
+  /** a sign of life of the BMC (a connection made, an HTTP response, an IPMI datagram): the loop's stall so far is owed to it */
   heard(): void;
 }
 
@@ -71,23 +74,28 @@ export interface BmcDeadline extends Deadline {
 export function bmcDeadline(ms: number, what: string, clock: Pick<LoopClock, 'stalledMs'>, maxExtraMs: number, caller?: AbortSignal): BmcDeadline {
   const controller = new AbortController();
   let extendedMs = 0;
-  let heard = false;
   if (caller?.aborted) {
     controller.abort(caller.reason);
     return { signal: controller.signal, extendedMs, heard: () => undefined, dispose: () => undefined };
   }
   const start = clock.stalledMs();
+  /** the loop's stall at the BMC's latest sign of life */
+  let stallAtLife = start;
   let timer: NodeJS.Timeout;
   let ioTurn: NodeJS.Immediate | undefined;
   const expire = (): void => {
-    if (!heard && ioTurn === undefined && clock.stalledMs() - start >= 5) {
-      // timers run before the loop's I/O: an answer that came during the stall is read in this turn
-      ioTurn = setImmediate(expire);
+    if (controller.signal.aborted) return;
+    if (ioTurn === undefined && clock.stalledMs() - stallAtLife >= 5) {
+      // timers run before the loop's I/O: what the BMC sent during the stall is read in this turn
+      ioTurn = setImmediate(() => {
+        expire();
+        ioTurn = undefined;
+      });
       ioTurn.unref();
       return;
     }
-    // under 5 ms owed is timer noise, not a stall worth a new timer; nothing is owed a BMC that never answered
-    const owed = heard ? Math.min(clock.stalledMs() - start, maxExtraMs) - extendedMs : 0;
+    // under 5 ms owed is timer noise, not a stall worth a new timer
+    const owed = Math.min(stallAtLife - start, maxExtraMs) - extendedMs;
     if (owed >= 5) {
       extendedMs += owed;
       timer = setTimeout(expire, owed);
@@ -107,7 +115,7 @@ export function bmcDeadline(ms: number, what: string, clock: Pick<LoopClock, 'st
       return extendedMs;
     },
     heard: () => {
-      heard = true;
+      stallAtLife = clock.stalledMs();
     },
     dispose: () => {
       clearTimeout(timer);

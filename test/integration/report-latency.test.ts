@@ -139,18 +139,21 @@ describe('report cycle over slow BMCs', () => {
       const deadline = 1000;
       const ended = new Map<string, number>();
       const observer: CycleDeps['observer'] = { read: (lease) => void ended.set(lease.ip, performance.now()), reported: () => undefined };
-      // the loop busy elsewhere past every deadline (in a real cycle: other BMCs' TLS and JSON), from 100 ms in
+      // the loop busy elsewhere past every deadline (in a real cycle: other BMCs' TLS and JSON), from 30 ms
+      // in, when no read can be done (each takes several 20 ms round trips)
       let stallEnd = 0;
       const stall = setTimeout(() => {
         const until = performance.now() + 1200;
         while (performance.now() < until);
         stallEnd = performance.now();
-      }, 100);
+      }, 30);
       const cycle = await runReportCycle(deps({ bmcTimeoutMs: deadline, observer }), leases([0, 1, 2]));
       clearTimeout(stall);
       expect(stallEnd).toBeGreaterThan(0);
       // the live BMCs' answers waited through the stall: their deadlines were given it back, and they were read
       expect(cycle).toMatchObject({ read: 2, failed: 1 });
+      const live = [...ended].filter(([ip]) => ip !== deadIp).map(([, at]) => at);
+      expect(live.map((at) => at > stallEnd)).toEqual([true, true]);
       // the dead BMC, which never answered, failed in the loop's first turn after the stall, not up to a deadline later
       expect(ended.get(deadIp)! - stallEnd).toBeLessThan(deadline / 2);
     } finally {

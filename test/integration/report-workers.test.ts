@@ -77,7 +77,7 @@ describe('report reads in worker threads', () => {
   it('reads the same reports as the main thread, over TLS connections of the workers', async () => {
     const deps: CycleDeps = {
       partitionId: 'p',
-      connect: (host, signal) => connectOutband({ ...settings(), host, readAhead: true, signal }),
+      connect: (host, signal, onAnswer) => connectOutband({ ...settings(), host, readAhead: true, onAnswer, signal }),
       metalApi: createMetalApiClient({ baseUrl: api.url, hmacKey: 'k', timeoutMs: 20_000 }),
       concurrency: 8,
       bmcTimeoutMs: 20_000,

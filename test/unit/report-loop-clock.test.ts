@@ -52,12 +52,13 @@ describe('BMC deadline', () => {
     vi.useFakeTimers();
     const clock = fakeClock();
     const d = bmcDeadline(100, 'reading BMC 10.0.0.1', clock, 1000);
-    d.heard(); // the BMC answered something, whose successors may have waited for the loop
     clock.stall = 60; // the loop was busy elsewhere for 60 ms of the first 100
+    d.heard(); // an answer of the BMC read after that stall: it waited through it
     vi.advanceTimersByTime(100);
     expect(d.signal.aborted).toBe(false);
     expect(d.extendedMs).toBe(60);
-    clock.stall = 80; // 20 ms more during the extension
+    clock.stall = 80; // 20 ms more during the extension, and another answer after it
+    d.heard();
     vi.advanceTimersByTime(60);
     expect(d.signal.aborted).toBe(false);
     vi.advanceTimersByTime(20);
@@ -71,8 +72,8 @@ describe('BMC deadline', () => {
     vi.useFakeTimers();
     const clock = fakeClock();
     const d = bmcDeadline(100, 'x', clock, 150);
-    d.heard();
     clock.stall = 10_000;
+    d.heard();
     vi.advanceTimersByTime(100 + 150);
     expect(d.signal.aborted).toBe(true);
     expect(d.extendedMs).toBe(150);
@@ -107,6 +108,35 @@ describe('BMC deadline', () => {
     vi.advanceTimersByTime(60);
     expect(d.signal.aborted).toBe(true);
     d.dispose();
+  });
+
+  it('a BMC that went quiet is owed the stall only up to its last sign of life', async () => {
+    fakeTimersOnly();
+    const clock = fakeClock();
+    const d = bmcDeadline(100, 'x', clock, 1000);
+    clock.stall = 30;
+    d.heard(); // its connection made, after 30 ms of stall
+    clock.stall = 90; // 60 ms more while it said nothing
+    vi.advanceTimersByTime(100);
+    await ioTurn();
+    expect(d.extendedMs).toBe(30);
+    expect(d.signal.aborted).toBe(false);
+    vi.advanceTimersByTime(30);
+    await ioTurn(); // the stall since its last sign of life: one more turn of I/O before it fails
+    expect(d.signal.aborted).toBe(true);
+    expect(d.extendedMs).toBe(30);
+    d.dispose();
+  });
+
+  it('disposed while its turn of I/O is pending, it aborts nothing', async () => {
+    fakeTimersOnly();
+    const clock = fakeClock();
+    const d = bmcDeadline(100, 'x', clock, 1000);
+    clock.stall = 60;
+    vi.advanceTimersByTime(100);
+    d.dispose();
+    await ioTurn();
+    expect(d.signal.aborted).toBe(false);
   });
 
   it('on a loop that was free, a BMC that never answered fails at its deadline, without waiting a turn', () => {
