@@ -7,7 +7,7 @@
  */
 import { abortError, isBmcError } from '../errors.js';
 import { links, obj } from './json.js';
-import { keptLayout, ledFromChassis, ledShapeOf, pieceOf, type InventoryLayout, type KeptChassis } from './layout.js';
+import { keptLayout, ledFromChassis, ledShapeOf, type InventoryLayout, type KeptChassis } from './layout.js';
 import type { ExpandSupport } from './parse.js';
 import { readCache, type ReadCache } from './read-cache.js';
 import {
@@ -367,7 +367,7 @@ function layoutOf(inv: RedfishInventory, systemPath: string | undefined, manager
     manager: managerPath,
     chassis: { ...chassis, path: chassisPath },
     powerSupplies: supplies,
-    missing: [...new Set(inv.missing.map(pieceOf))],
+    noPowerMetric: inv.powerMetric === undefined,
   });
 }
 
@@ -394,7 +394,7 @@ function powerAhead(reader: ReadCache, layout: InventoryLayout, chassis: KeptCha
     if (expand !== undefined) reader.members(supplies.collection, expand, options).catch(() => undefined);
     else for (const path of [supplies.collection, ...supplies.members]) reader.prefetch(path, options);
   }
-  if (chassis.environmentMetrics !== undefined && (chassis.power === undefined || layout.missing.includes('PowerMetric'))) reader.prefetch(chassis.environmentMetrics, options);
+  if (chassis.environmentMetrics !== undefined && (chassis.power === undefined || layout.noPowerMetric)) reader.prefetch(chassis.environmentMetrics, options);
 }
 
 /**

@@ -38,8 +38,8 @@ export interface InventoryLayout {
   chassis?: KeptChassis;
   /** the chassis's PowerSupplies collection under PowerSubsystem, and its members then */
   powerSupplies?: { collection: string; members: string[] };
-  /** the pieces that read missed (`missing` entries up to their colon): a missing PowerMetric with Power has the next read ask EnvironmentMetrics at once */
-  missing: string[];
+  /** that read got no PowerMetric from the chassis's Power (or it has none): the next read asks EnvironmentMetrics at once */
+  noPowerMetric: boolean;
 }
 
 type LedFields = Pick<SystemInfo, 'indicatorLED' | 'locationIndicatorActive'>;
@@ -65,17 +65,9 @@ export function ledFromChassis(system: LedShape, chassis: LedShape): boolean {
   return !system.indicatorLED && chassis.indicatorLED;
 }
 
-/** The piece a `missing` entry names ("PowerMetric: ..." → "PowerMetric"). */
-export function pieceOf(entry: string): string {
-  const colon = entry.indexOf(':');
-  return colon < 0 ? entry : entry.slice(0, colon);
-}
-
 /** A layout's longest path or text: real ones are under 200 characters. */
 const MAX_TEXT = 1024;
 const CHASSIS_TEXTS = ['path', 'manufacturer', 'model', 'partNumber', 'serialNumber', 'indicatorLED', 'power', 'powerSubsystem', 'environmentMetrics'] as const;
-/** pieces a missing entry can name (inventory.ts): a handful; more is not a layout */
-const MAX_PIECES = 16;
 
 const text = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_TEXT;
 const optionalText = (v: unknown): boolean => v === undefined || text(v);
@@ -85,7 +77,7 @@ const optionalText = (v: unknown): boolean => v === undefined || text(v);
  * back crosses a thread boundary), else undefined. Pure; never throws.
  */
 export function keptLayout(v: unknown): InventoryLayout | undefined {
-  const [system, firstSystem, uuid, manager, missing] = [prop(v, 'system'), prop(v, 'firstSystem'), prop(v, 'uuid'), prop(v, 'manager'), prop(v, 'missing')];
+  const [system, firstSystem, uuid, manager, noPowerMetric] = [prop(v, 'system'), prop(v, 'firstSystem'), prop(v, 'uuid'), prop(v, 'manager'), prop(v, 'noPowerMetric')];
   if (!text(system) || !optionalText(firstSystem) || !text(uuid) || !optionalText(manager)) return undefined;
   const l = obj(v, 'links');
   const led = obj(v, 'systemLed');
@@ -93,7 +85,7 @@ export function keptLayout(v: unknown): InventoryLayout | undefined {
   if (l === undefined || !optionalText(managerLink) || !optionalText(chassisLink)) return undefined;
   const [indicatorLED, locationIndicatorActive] = [bool(led, 'indicatorLED'), bool(led, 'locationIndicatorActive')];
   if (indicatorLED === undefined || locationIndicatorActive === undefined) return undefined;
-  if (!Array.isArray(missing) || missing.length > MAX_PIECES || !missing.every(text)) return undefined;
+  if (typeof noPowerMetric !== 'boolean') return undefined;
   const layout: InventoryLayout = {
     system,
     ...(text(firstSystem) ? { firstSystem } : {}),
@@ -101,7 +93,7 @@ export function keptLayout(v: unknown): InventoryLayout | undefined {
     links: { ...(text(managerLink) ? { manager: managerLink } : {}), ...(text(chassisLink) ? { chassis: chassisLink } : {}) },
     systemLed: { indicatorLED, locationIndicatorActive },
     ...(text(manager) ? { manager } : {}),
-    missing: [...(missing as string[])],
+    noPowerMetric,
   };
   const chassis = prop(v, 'chassis');
   if (chassis !== undefined) {

@@ -15,6 +15,7 @@ import {
 import { MAX_POWER_SUPPLIES } from '../../src/redfish/parse.js';
 import { startMockupServer, type MockupServer } from '../helpers/redfish-mockup-server.js';
 import { withPeers } from '../helpers/peers.js';
+import { waitFor } from '../helpers/wait.js';
 
 const { describe, it } = withPeers('openssl');
 
@@ -312,11 +313,28 @@ const walked = (asked: string[]) => asked.some((p) => p.startsWith('/redfish/v1/
 describe('readInventory through a layout', () => {
   it('asks only for the System, the Manager and Power, at once, and finds what a whole read finds', async () => {
     const first = await readInventory(client);
-    expect(first.layout).toMatchObject({ system: SYSTEM, uuid: '38947555-7742-3448-3784-823347823834', manager: MANAGER, chassis: { path: CHASSIS, serialNumber: '437XR1138R2', power: `${CHASSIS}/Power` }, missing: [] });
+    expect(first.layout).toMatchObject({ system: SYSTEM, uuid: '38947555-7742-3448-3784-823347823834', manager: MANAGER, chassis: { path: CHASSIS, serialNumber: '437XR1138R2', power: `${CHASSIS}/Power` }, noPowerMetric: false });
     const second = await readWith(first.layout);
     expect(second.asked).toEqual([ROOT, `${CHASSIS}/Power`, MANAGER, SYSTEM].sort());
     expect(content(second.inv)).toEqual(content(first));
     expect(second.inv.layout).toEqual(first.layout);
+  });
+
+  it('a Power without PowerMetrics: the next read asks EnvironmentMetrics beside Power, not after its answer', async () => {
+    const power = server.resource(`${CHASSIS}/Power`)!;
+    const controls = power.PowerControl as Array<Record<string, unknown>>;
+    server.setResource(`${CHASSIS}/Power`, { ...power, PowerControl: controls.map(({ PowerMetrics: _m, ...c }) => c) });
+    const first = await readInventory(client);
+    expect(first.powerMetric).toBeUndefined();
+    expect(first.layout?.noPowerMetric).toBe(true);
+    let release!: () => void;
+    server.addFault({ path: `${CHASSIS}/Power`, fault: { kind: 'held', until: new Promise<void>((r) => (release = r)) } });
+    const from = server.requests.length;
+    const second = readWith(first.layout);
+    await waitFor(() => gets(from).includes(`${CHASSIS}/EnvironmentMetrics`), 5000, 'EnvironmentMetrics asked while Power is held');
+    release();
+    expect(content((await second).inv)).toEqual(content(first));
+    server.clearFaults();
   });
 
   it('reads the Manager every time: a BMC firmware update shows in the next read', async () => {

@@ -31,7 +31,7 @@ const LAYOUT: InventoryLayout = {
   systemLed: { indicatorLED: true, locationIndicatorActive: false },
   manager: '/redfish/v1/Managers/1',
   chassis: { path: '/redfish/v1/Chassis/1', serialNumber: 'S1', power: '/redfish/v1/Chassis/1/Power' },
-  missing: [],
+  noPowerMetric: false,
 };
 const at = (o: Partial<{ user: string; pin: string | undefined; nowMs: number; maxAgeMs: number }> = {}) => ({ user: 'ADMIN', pin: undefined, nowMs: NOW, maxAgeMs: HOUR, ...o });
 
