@@ -5,6 +5,7 @@
  * Redfish error bodies turned into BmcErrors. Knows nothing about authentication:
  * the session layer passes headers and registers the secrets to scrub.
  */
+import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { Pool, type buildConnector, type Dispatcher } from 'undici';
 import { BmcError, abortError } from '../errors.js';
@@ -35,7 +36,7 @@ export interface TransportOptions extends TlsOptions {
   maxRetryAfterMs?: number;
   /** Largest response body accepted. Default 2 MiB (the largest resource metal-bmc reads is a few KiB; a BMC answering more is broken or hostile). */
   maxResponseBytes?: number;
-  /** Called for every connection made (TCP and TLS) and every response head the BMC sends, whatever its status: a sign of life of the BMC (a report read's deadline, report/loop-clock.ts). */
+  /** Called for every TCP connection made, TLS handshake completed, response head (whatever its status) and piece of a body the BMC sends: a sign of life of the BMC (a report read's deadline, report/loop-clock.ts). */
   onAnswer?: () => void;
 }
 
@@ -156,6 +157,7 @@ function exchange(pool: Pool, options: Dispatcher.DispatchOptions, signal: Abort
         if (Number.isFinite(declared) && declared > maxBytes) fail(new BmcError('DECODE', `${what}: response of ${declared} bytes is larger than ${maxBytes} bytes`));
       },
       onResponseData(_c, chunk) {
+        onAnswer?.();
         if (settled) return;
         size += chunk.length;
         if (size > maxBytes) return fail(new BmcError('DECODE', `${what}: response larger than ${maxBytes} bytes`));
@@ -172,14 +174,19 @@ function exchange(pool: Pool, options: Dispatcher.DispatchOptions, signal: Abort
   });
 }
 
-/** `connector`, telling `onAnswer` of each connection it made. */
+/** `connector`, telling `onAnswer` of each TCP connection it made and each TLS handshake it completed (tlsConnector returns its socket). */
 function heedingConnects(connector: buildConnector.connector, onAnswer: (() => void) | undefined): buildConnector.connector {
   if (onAnswer === undefined) return connector;
-  return (o, callback) =>
-    connector(o, (...args) => {
-      if (args[0] === null) onAnswer();
-      callback(...args);
+  return (o, callback) => {
+    const socket = (connector as (o: buildConnector.Options, cb: buildConnector.Callback) => unknown)(o, (...args) => {
+      try {
+        if (args[0] === null) onAnswer();
+      } finally {
+        callback(...args);
+      }
     });
+    if (socket instanceof Socket) socket.once('connect', onAnswer);
+  };
 }
 
 export function createTransport(options: TransportOptions): HttpTransport {

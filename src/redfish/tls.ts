@@ -64,7 +64,8 @@ export function tlsPolicy(options: TlsOptions): TlsPolicy {
  * runs on a coarse clock with up to a second of slack).
  */
 function withConnectTimeout(connect: buildConnector.connector, ms: number): buildConnector.connector {
-  return (options, callback) => {
+  // returns the socket it opened (undici ignores it): the transport watches its TCP connect (http.ts heedingConnects)
+  return ((options: buildConnector.Options, callback: buildConnector.Callback) => {
     const ref: { socket?: Socket } = {};
     let settled = false;
     const timer = setTimeout(() => {
@@ -77,7 +78,8 @@ function withConnectTimeout(connect: buildConnector.connector, ms: number): buil
       callback(...args);
     });
     if (settled) clearTimeout(timer);
-  };
+    return ref.socket;
+  }) as buildConnector.connector;
 }
 
 export function tlsConnector(policy: TlsPolicy, connectTimeoutMs: number, legacyTls = false): buildConnector.connector {

@@ -7,15 +7,17 @@
  * to serve anyone. `bmcDeadline` gives a BMC back the stall of its own lifetime when its time is
  * up, up to `maxExtraMs`, and only then aborts: a BMC that does not answer still fails, a BMC that
  * answered while we were busy does not. What is given back is the stall up to the BMC's latest
- * sign of life in its read (`heard`: a TCP and TLS connection made, an HTTP response, an IPMI
- * datagram): until then the BMC's progress, or ours towards it (a connection, a request sent
- * late), waited for the loop; after it, the BMC has said nothing that a stall could have kept
- * unread. So a dead BMC costs its deadline however busy the loop was, and a live one is not
- * charged for our slowness. Before failing, one turn of the loop's I/O is waited for wherever the
- * loop stalled since that sign of life, in case an answer is there, unread. The extension is
- * bounded because the cycle's length is wall time: the limiter (adaptive-limit.ts) is what keeps
- * the stall small, by starting fewer BMCs when the loop falls behind or deadlines needed
- * extensions.
+ * sign of life in its read (`heard`: a TCP connection made, a TLS handshake done, an HTTP
+ * response's head or a piece of its body, an IPMI datagram): until then the BMC's progress, or
+ * ours towards it (a connection, a request sent late), waited for the loop; after it, the BMC has
+ * said nothing that a stall could have kept unread. So a BMC that says nothing at all costs its
+ * deadline however busy the loop was, one that accepts connections but never answers gets back
+ * only the stall until its last connection, and a live one is not charged for our slowness.
+ * Before failing, one turn of the loop's I/O is waited for wherever the loop stalled since that
+ * sign of life, in case something the BMC sent is there, unread. The extension is bounded (at
+ * most `maxExtraMs`, and a turn of I/O per extension) because the cycle's length is wall time:
+ * the limiter (adaptive-limit.ts) is what keeps the stall small, by starting fewer BMCs when the
+ * loop falls behind or deadlines needed extensions.
  */
 import { BmcError } from '../errors.js';
 import type { Deadline } from '../deadline.js';
@@ -62,7 +64,7 @@ export function acquireLoopClock(): LoopClock {
 export interface BmcDeadline extends Deadline {
   /** ms the deadline was moved out for the event loop's stall so far */
   readonly extendedMs: number;
-  /** a sign of life of the BMC (a connection made, an HTTP response, an IPMI datagram): the loop's stall so far is owed to it */
+  /** a sign of life of the BMC (a connection made, an HTTP response or a piece of one, an IPMI datagram): the loop's stall so far is owed to it */
   heard(): void;
 }
 

@@ -239,14 +239,14 @@ describe('transport faults', () => {
     });
   });
 
-  it('onAnswer hears every connection made and every response head the BMC sends, an error status and a retried one included', async () => {
+  it('onAnswer hears the connection made and every response the BMC sends, head and body, an error status and a retried one included', async () => {
     let answers = 0;
     await withClient({ onAnswer: () => answers++, connections: 1 }, async (client) => {
       const afterLogin = answers;
-      expect(afterLogin).toBe(2); // the connection, the login's answer
+      expect(afterLogin).toBeGreaterThanOrEqual(4); // TCP connected, TLS handshake done, the login's head, its body (one piece or more)
       server.addFault({ path: '/redfish/v1/Systems', fault: { kind: 'status', status: 503 }, times: 1 });
       await client.get('/redfish/v1/Systems');
-      expect(answers).toBe(afterLogin + 2); // the 503 and the answer after it
+      expect(answers - afterLogin).toBeGreaterThanOrEqual(4); // the 503's head and body, the answer's after it
       server.clearFaults();
     });
   });
