@@ -105,13 +105,22 @@ export function sampleCpu(otherPid: number, everyMs = 100): { stop(): CpuReading
     const m = machineCpuSeconds();
     return { at: performance.now(), machineBusy: m.busy, machineTotal: m.total, own: statCpuSeconds(`/proc/${process.pid}/stat`), main: statCpuSeconds(`/proc/${process.pid}/task/${process.pid}/stat`), other: statCpuSeconds(`/proc/${otherPid}/stat`) };
   };
-  const readings = [read()];
-  const timer = setInterval(() => readings.push(read()), everyMs);
+  const readings: CpuReading[] = [];
+  // a reading that fails (the other process gone: the simulator crashed) is left out; the run reports that failure itself
+  const take = (): void => {
+    try {
+      readings.push(read());
+    } catch {
+      // no reading this time
+    }
+  };
+  take();
+  const timer = setInterval(take, everyMs);
   timer.unref();
   return {
     stop() {
       clearInterval(timer);
-      readings.push(read());
+      take();
       return readings;
     },
   };
