@@ -135,26 +135,32 @@ describe('report cycle over slow BMCs', () => {
   it('a stalled event loop is given back to the BMCs that answered, not to a dead one', async () => {
     fleet.setLatency({ redfish: { p50Ms: 20, p99Ms: 20 }, deadShare: 1 / 3 });
     try {
-      const deadIp = fleet.machines.find((m) => m.state.timing?.latency?.fate === 'dead')!.state.address;
+      const dead = fleet.machines.findIndex((m) => m.state.timing?.latency?.fate === 'dead');
+      const deadIp = fleet.machines[dead]!.state.address;
       const deadline = 1000;
       const ended = new Map<string, number>();
       const observer: CycleDeps['observer'] = { read: (lease) => void ended.set(lease.ip, performance.now()), reported: () => undefined };
-      // the loop busy elsewhere past every deadline (in a real cycle: other BMCs' TLS and JSON), from 30 ms
-      // in, when no read can be done (each takes several 20 ms round trips)
+      // the loop busy elsewhere past every deadline (in a real cycle: other BMCs' TLS and JSON), from
+      // the moment the dead BMC has its read's two requests (the login and the service root, one per
+      // connection): its connections, its last signs of life, are made by then, and no live BMC's
+      // read, several 20 ms round trips long, is done
+      const askedBefore = fleet.requestLog(dead).length;
       let stallEnd = 0;
-      const stall = setTimeout(() => {
+      const stall = setInterval(() => {
+        if (fleet.requestLog(dead).slice(askedBefore).filter((r) => r.protocol === 'redfish').length < 2) return;
+        clearInterval(stall);
         const until = performance.now() + 1200;
         while (performance.now() < until);
         stallEnd = performance.now();
-      }, 30);
+      }, 1);
       const cycle = await runReportCycle(deps({ bmcTimeoutMs: deadline, observer }), leases([0, 1, 2]));
-      clearTimeout(stall);
+      clearInterval(stall);
       expect(stallEnd).toBeGreaterThan(0);
       // the live BMCs' answers waited through the stall: their deadlines were given it back, and they were read
       expect(cycle).toMatchObject({ read: 2, failed: 1 });
       const live = [...ended].filter(([ip]) => ip !== deadIp).map(([, at]) => at);
       expect(live.map((at) => at > stallEnd)).toEqual([true, true]);
-      // the dead BMC, which never answered, failed in the loop's first turn after the stall, not up to a deadline later
+      // the dead BMC, silent since its connections were made, failed in the loop's first turn after the stall, not up to a deadline later
       expect(ended.get(deadIp)! - stallEnd).toBeLessThan(deadline / 2);
     } finally {
       fleet.setLatency({ redfish: { p50Ms: REDFISH_MS, p99Ms: REDFISH_MS }, ipmi: { p50Ms: 2, p99Ms: 2 } });
