@@ -41,7 +41,7 @@ export interface SessionOptions {
   /** for tests: an already open channel instead of the UDP pool */
   channel?: DatagramChannel;
   signal?: AbortSignal;
-  /** called for every datagram from the BMC, before it is decoded: the BMC answered something (a report read's deadline, report/loop-clock.ts) */
+  /** called for every datagram from the BMC, before it is decoded: a sign of life of the BMC (a report read's deadline, report/loop-clock.ts) */
   onAnswer?: () => void;
 }
 

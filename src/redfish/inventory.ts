@@ -305,11 +305,12 @@ async function inventoryOf(client: RedfishGetter | ReadCache, options: Inventory
     if (!guess.ok || guess.value === undefined || collection === undefined || systemPath === undefined || run.failed) return guess.ok ? guess.value : undefined;
     return memberNamingSystem(reader, collection, expand, systemPath, named, options);
   };
-  const paths: { manager?: string; chassis?: string } = {};
+  /** where the Manager was asked for, even where its read failed: the next read asks it again */
+  let managerPath: string | undefined;
   const managerRead = managerGuess.then(async (guess) => {
     const path = await pathOf(system?.managedBy[0], guess, serviceRoot.managers, serversOfManager);
     if (path === undefined || run.failed) return undefined;
-    paths.manager = path;
+    managerPath = path;
     return settle(readManager(reader, path, options));
   });
   const chassisRead = chassisGuess.then(async (guess) => {
@@ -317,7 +318,6 @@ async function inventoryOf(client: RedfishGetter | ReadCache, options: Inventory
     if (path === undefined || run.failed) return undefined;
     // a linked chassis the BMC answers 404 for is replaced by the collection's one naming the System
     const read = await settle(readSystemChassis(reader, path, systemPath, serviceRoot.chassis, expand, options));
-    if (read.ok) paths.chassis = read.value.path;
     return { read, power: read.ok && !run.failed ? await powerOf(reader, read.value, serviceRoot, options) : undefined };
   });
   chassisRead.catch(() => undefined); // an abort while reading power: observed below, or thrown by use() first
@@ -341,8 +341,7 @@ async function inventoryOf(client: RedfishGetter | ReadCache, options: Inventory
     missing.push(...powerMissing);
   } else missing.push('PowerMetric: no chassis', 'PowerSupplies: no chassis');
   fieldChecks(inv);
-  // the Manager's path even where its read failed: the next read asks it again
-  const layout = layoutOf(inv, systemLink, paths.manager, paths.chassis, firstSystem);
+  const layout = layoutOf(inv, systemLink, managerPath, firstSystem);
   if (layout !== undefined) inv.layout = layout;
   return inv;
 }
@@ -350,12 +349,14 @@ async function inventoryOf(client: RedfishGetter | ReadCache, options: Inventory
 const samePathOrNone = (a: string | undefined, b: string | undefined): boolean => (a === undefined || b === undefined ? a === b : samePath(a, b));
 
 /**
- * Where this read found the data (layout.ts), given the paths it read the System, Manager and
- * Chassis at; undefined without a System that has a UUID, without a chassis, or past the bounds of
- * a kept layout (a hostile BMC's megabyte paths are not kept).
+ * Where this read found the data (layout.ts), given the paths it read the System and Manager at
+ * (the chassis's is the one it was read at, readSystemChassis); undefined without a System that has
+ * a UUID, without a chassis, or past the bounds of a kept layout (a hostile BMC's megabyte paths are
+ * not kept).
  */
-function layoutOf(inv: RedfishInventory, systemPath: string | undefined, managerPath: string | undefined, chassisPath: string | undefined, firstSystem: string | undefined): InventoryLayout | undefined {
+function layoutOf(inv: RedfishInventory, systemPath: string | undefined, managerPath: string | undefined, firstSystem: string | undefined): InventoryLayout | undefined {
   const { system, chassis } = inv;
+  const chassisPath = chassis?.path;
   if (systemPath === undefined || system?.uuid === undefined || chassis === undefined || chassisPath === undefined) return undefined;
   const supplies = inv.powerSupplyCollection === undefined ? undefined : { collection: inv.powerSupplyCollection, members: (inv.powerSupplies ?? []).flatMap((p) => (p.path === undefined ? [] : [p.path])) };
   return keptLayout({
@@ -439,7 +440,7 @@ async function inventoryByLayout(reader: ReadCache, serviceRoot: ServiceRoot, la
   await readPowerData(reader, chassis, inv, options, layout.powerSupplies?.collection);
   fieldChecks(inv);
   if (await anyGone(reader, [layout.manager, kept.path, kept.power, kept.environmentMetrics, layout.powerSupplies?.collection, ...(layout.powerSupplies?.members ?? [])])) return undefined;
-  const learned = layoutOf(inv, layout.system, layout.manager, kept.path, layout.firstSystem);
+  const learned = layoutOf(inv, layout.system, layout.manager, layout.firstSystem);
   if (learned !== undefined) inv.layout = learned;
   return inv;
 }

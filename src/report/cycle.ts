@@ -35,7 +35,7 @@ export interface BmcReader {
 
 export interface CycleDeps {
   partitionId: string;
-  /** opens a BMC for its read; `onAnswer` whenever the BMC answers anything (read-bmc.ts) */
+  /** opens a BMC for its read; `onAnswer` at every sign of life of the BMC (read-bmc.ts) */
   connect: ConnectForRead;
   /** reads the BMCs instead of `connect` here (the daemon's report workers) */
   reader?: BmcReader;

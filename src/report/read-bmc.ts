@@ -2,15 +2,15 @@
  * One BMC read for a report: connect (reads start at connect), the report, the connection closed.
  * The same function runs in the main thread and in a report worker (worker-thread.ts). Its
  * deadline counts the BMC's time, not the time its answers waited for this thread's event loop
- * (loop-clock.ts): at most one more deadline is given back for that, and only once the BMC has
- * answered something (connect's `onAnswer`): a dead BMC costs its deadline.
+ * (loop-clock.ts): at most one more deadline is given back for that, and only the stall up to the
+ * BMC's latest sign of life (connect's `onAnswer`): a BMC that says nothing costs its deadline.
  */
 import { MAX_TIMER_MS } from '../deadline.js';
 import { abortError, BmcError } from '../errors.js';
 import type { BmcReport, Outband } from '../outband/types.js';
 import { bmcDeadline, type LoopClock } from './loop-clock.js';
 
-/** Opens a BMC for a read: `onAnswer` is to be called whenever the BMC answers anything (connectOutband's option of that name). */
+/** Opens a BMC for a read: `onAnswer` is to be called at every sign of life of the BMC (connectOutband's option of that name). */
 export type ConnectForRead = (ip: string, signal: AbortSignal, onAnswer: () => void) => Promise<Outband>;
 
 /**
