@@ -16,6 +16,8 @@ import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { checkDuration, MAX_TIMER_MS } from '../deadline.js';
 import type { Logger } from '../log.js';
 import { ensureConsumer, ensureStream, jetstreamOrUndefined, sanitizeName, type StreamPosition } from './jetstream.js';
+import { openKvBucket } from './kv.js';
+import { createLeadership, type Leadership } from './leader.js';
 
 export type Disposition = 'ack' | 'term' | 'nak';
 
@@ -59,12 +61,21 @@ export interface SubscribeOptions {
   onOverflow?: (bytes: Uint8Array, meta: EventMeta) => void;
   /** JetStream: where a consumer this daemon has to create starts (after the last event settled here), and where that is kept */
   position?: PositionStore;
+  /**
+   * JetStream: only the instance leading the partition takes events (see leader.ts), so that one
+   * machine's events run in order on one instance; without it every instance takes events
+   */
+  leader?: { instanceId: string; leaseMs: number };
 }
 
 export interface MachineEventSubscription {
   readonly mode: 'jetstream' | 'core';
   readonly stream: string | undefined;
   readonly consumer: string;
+  /** whether this instance takes events now: false while another instance leads (always true without `leader`) */
+  leading(): boolean;
+  /** listens to changes of `leading()`; returns the function that stops listening */
+  onLeading(listener: (leading: boolean) => void): () => void;
   /** Stops taking events (buffered ones are nak'ed for another instance) and waits up to `deadlineMs` for the handlers in flight to settle. */
   stop(deadlineMs?: number): Promise<void>;
 }
@@ -72,6 +83,28 @@ export interface MachineEventSubscription {
 /** `metal-bmc-<partition>` */
 export function defaultDurableName(partitionId: string): string {
   return sanitizeName(`metal-bmc-${partitionId}`);
+}
+
+/** the key-value bucket of the partition's leader: `<durable>-leader` */
+export function leaderBucketName(durableName: string): string {
+  return `${sanitizeName(durableName)}-leader`;
+}
+
+/** the key the leader of the machine events writes */
+export const LEADER_KEY = 'machine-events';
+
+/** Resolves once `lead` leads or `stopped` is aborted. */
+function untilLeading(lead: Leadership, stopped: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (lead.leading() || stopped.aborted) return resolve();
+    const done = () => {
+      off();
+      stopped.removeEventListener('abort', done);
+      resolve();
+    };
+    const off = lead.subscribe((leading) => leading && done());
+    stopped.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** events settled (ack/term) by this instance that a redelivery is checked against */
@@ -229,6 +262,9 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
   const dispatcher = createDispatcher(o);
   const settled = recentlySettled(DONE_MEMORY);
   let messages: ConsumerMessages | undefined;
+  const stopped = new AbortController();
+  const leadership = o.leader ? await lead(o, jsm) : undefined;
+  const notLeading = () => leadership !== undefined && !leadership.leading();
 
   function dispatch(m: JsMsg): void {
     const where = { stream: names.stream, seq: m.seq, deliveryCount: m.info.deliveryCount };
@@ -306,6 +342,11 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
   const loop = (async () => {
     let first = true;
     while (!dispatcher.stopping) {
+      if (leadership && notLeading()) {
+        o.logger.info({ stream: names.stream, consumer: names.consumer, leader: leadership.holder() }, 'not the partition\'s leader: taking no machine events until this instance leads');
+        await untilLeading(leadership, stopped.signal);
+        continue;
+      }
       try {
         if (!first) Object.assign(names, await setup());
         first = false;
@@ -316,13 +357,25 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
         // too, and what this instance cannot take yet stays on the server for the others. A pull
         // the client repeats by itself (after a reconnect or missed heartbeats) may bring one
         // while all slots are busy: `slotFor` holds that one with working().
-        messages = await consumer.consume({ max_messages: 1 });
-        if (dispatcher.stopping) void messages.close();
-        void watchStatus(messages, o.logger);
-        for await (const m of messages) {
-          await slotFor(m);
-          dispatch(m);
-          await dispatcher.slot();
+        const pulled = await consumer.consume({ max_messages: 1 });
+        messages = pulled;
+        // a leader that stops leading stops pulling at once; what it runs goes on to its end
+        const unlisten = leadership?.subscribe((leading) => leading || void pulled.close());
+        if (dispatcher.stopping || notLeading()) void pulled.close();
+        void watchStatus(pulled, o.logger);
+        try {
+          for await (const m of pulled) {
+            // pulled just before leadership ended: the new leader runs it, in its place
+            if (notLeading()) {
+              m.nak();
+              continue;
+            }
+            await slotFor(m);
+            dispatch(m);
+            await dispatcher.slot();
+          }
+        } finally {
+          unlisten?.();
         }
       } catch (err) {
         if (dispatcher.stopping) break;
@@ -330,25 +383,39 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
         await delay(1000);
         continue;
       }
-      if (!dispatcher.stopping) {
+      if (!dispatcher.stopping && !notLeading()) {
         o.logger.warn({ stream: names.stream, consumer: names.consumer }, 'JetStream consumer ended; restarting it');
         await delay(1000);
       }
     }
   })();
 
-  o.logger.info({ subject: o.subject, stream: names.stream, consumer: names.consumer, maxAgeMs: o.maxAgeMs, ackWaitMs }, 'consuming machine events from JetStream');
+  o.logger.info({ subject: o.subject, stream: names.stream, consumer: names.consumer, maxAgeMs: o.maxAgeMs, ackWaitMs, ...(o.leader ? { leaderLeaseMs: o.leader.leaseMs } : {}) }, 'consuming machine events from JetStream');
   return {
     mode: 'jetstream',
     stream: names.stream,
     consumer: names.consumer,
+    leading: () => !notLeading(),
+    onLeading: (listener) => leadership?.subscribe(listener) ?? (() => undefined),
     async stop(deadlineMs = 10_000) {
       dispatcher.stop();
+      stopped.abort();
       void messages?.close();
       await Promise.race([loop, delay(deadlineMs)]);
       await dispatcher.settled(deadlineMs);
+      // only once this instance's events settled: the next leader's cannot overlap them
+      await leadership?.close();
     },
   };
+}
+
+/** The partition's leadership of the machine events, started (its first round done). */
+async function lead(o: SubscribeOptions, jsm: JetStreamManager): Promise<Leadership> {
+  const { instanceId, leaseMs } = o.leader!;
+  const kv = await openKvBucket(o.nc, jsm, leaderBucketName(o.durableName), { ...(o.replicas !== undefined ? { replicas: o.replicas } : {}) });
+  const leadership = createLeadership({ kv, key: LEADER_KEY, instanceId, leaseMs, what: 'machine events', logger: o.logger });
+  await leadership.start();
+  return leadership;
 }
 
 async function watchStatus(messages: ConsumerMessages, logger: Logger): Promise<void> {
@@ -411,6 +478,9 @@ async function subscribeCore(o: SubscribeOptions): Promise<MachineEventSubscript
     mode: 'core',
     stream: undefined,
     consumer: queue,
+    // a queue group spreads events over the instances: there is no leader
+    leading: () => true,
+    onLeading: () => () => undefined,
     async stop(deadlineMs = 10_000) {
       dispatcher.stop();
       if (!sub.isClosed()) sub.unsubscribe();

@@ -13,6 +13,7 @@ export interface CommandMetrics {
   eventsLate: Counter<'type'>;
   powerStepsSkipped: Counter<'type'>;
   natsConnected: Gauge;
+  leading: Gauge;
   firmwareJobs: Counter<'outcome'>;
   firmwareJobsRunning: Gauge;
 }
@@ -30,6 +31,7 @@ export function createCommandMetrics(registry: Registry): CommandMetrics {
     powerStepsSkipped: new Counter({ name: 'metal_bmc_power_steps_skipped_total', help: 'Power steps of late lifecycle events skipped because a newer event for the machine was pending, by type', labelNames: ['type'], registers }),
     firmwareJobs: new Counter({ name: 'metal_bmc_firmware_jobs_total', help: 'UPDATE-FIRMWARE jobs by outcome (completed, failed, interrupted, refused)', labelNames: ['outcome'], registers }),
     firmwareJobsRunning: new Gauge({ name: 'metal_bmc_firmware_jobs_running', help: 'UPDATE-FIRMWARE jobs running in the background', registers }),
+    leading: new Gauge({ name: 'metal_bmc_commands_leading', help: '1 while this instance takes the partition\'s machine events (it leads, or no leader is used), 0 while another instance leads', registers }),
     natsConnected: new Gauge({ name: 'metal_bmc_nats_connected', help: '1 while the NATS connection is up, 0 otherwise', registers }),
   };
 }

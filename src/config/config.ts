@@ -57,7 +57,8 @@ export interface Config {
     streamReplicas: number;
     resultTopic: string;
   };
-  commands: { concurrency: number; timeoutMs: number; targets: 'leases' | 'any'; queueMax: number; maxInFlight: number };
+  /** leaderLeaseMs: 0 when every instance takes machine events (METAL_BMC_COMMAND_LEADER_LEASE=0) */
+  commands: { concurrency: number; timeoutMs: number; targets: 'leases' | 'any'; queueMax: number; maxInFlight: number; leaderLeaseMs: number };
   firmware: { timeoutMs: number; urlAllow: string[]; allowLoopback: boolean };
   /** state kept across restarts (firmware jobs) */
   stateDir: string;
@@ -131,6 +132,14 @@ function instanceId(env: Env, name: string): string {
 
 function consoleLease(env: Env, name: string): number {
   const ms = duration(env, name, '30s', 3000);
+  if (ms > 600_000) throw new ConfigError(`${show(text(env, name) ?? '')} is too long (maximum 10m)`, name);
+  return ms;
+}
+
+/** 0 (off), or 3s to 10m as the console lease */
+function leaderLease(env: Env, name: string): number {
+  const ms = duration(env, name, '15s', 0);
+  if (ms !== 0 && ms < 3000) throw new ConfigError(`${show(text(env, name) ?? '')} is too short (minimum 3s, or 0 for no leader)`, name);
   if (ms > 600_000) throw new ConfigError(`${show(text(env, name) ?? '')} is too long (maximum 10m)`, name);
   return ms;
 }
@@ -364,6 +373,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       targets: oneOf(env, 'METAL_BMC_COMMAND_TARGETS', ['leases', 'any'] as const, 'leases'),
       queueMax: int(env, 'METAL_BMC_COMMAND_QUEUE_MAX', 16, 1, 10_000),
       maxInFlight: int(env, 'METAL_BMC_COMMAND_MAX_IN_FLIGHT', 64, 1, 100_000),
+      leaderLeaseMs: leaderLease(env, 'METAL_BMC_COMMAND_LEADER_LEASE'),
     },
     firmware: {
       timeoutMs: duration(env, 'METAL_BMC_FIRMWARE_TIMEOUT', '30m'),

@@ -50,6 +50,7 @@ export const VARIABLES: readonly VariableDoc[] = [
   { name: 'METAL_BMC_COMMAND_TIMEOUT', default: '60s', description: 'deadline of one machine command' },
   { name: 'METAL_BMC_COMMAND_QUEUE_MAX', default: '16', description: 'commands queued per machine (the running one included); one more is refused with a result event (code QUEUE_FULL)' },
   { name: 'METAL_BMC_COMMAND_MAX_IN_FLIGHT', default: '64', description: 'machine events handled at once; JetStream holds further events on the server, core NATS refuses them with a result event (code OVERLOADED)' },
+  { name: 'METAL_BMC_COMMAND_LEADER_LEASE', default: '15s', description: 'with JetStream: of the instances of a partition only the leader takes machine events, so one machine\'s commands run in order on one instance (a KV bucket <durable>-leader holds the leader); another instance takes over when the leader has not renewed for this long (each renews every sixth of it and stops taking events once two thirds passed without a renewal), at once when it stops; 0: every instance takes events, one machine\'s commands may then run side by side on two instances (3s to 10m, or 0)' },
   { name: 'METAL_BMC_COMMAND_TARGETS', default: 'leases', description: 'which BMCs machine events may target: leases (only BMCs of the current leases, inside METAL_BMC_ALLOWED_CIDRS) or any (any BMC inside METAL_BMC_ALLOWED_CIDRS; the default password still goes only to leased BMCs)' },
   { name: 'METAL_BMC_FIRMWARE_TIMEOUT', default: '30m', description: 'deadline of one UPDATE-FIRMWARE job (download, push or SimpleUpdate, and the BMC task); jobs run in the background, one per machine' },
   { name: 'METAL_BMC_FIRMWARE_URL_ALLOW', default: '', description: 'where firmware images may come from: comma-separated host names (matched exactly) and URL prefixes (with scheme); empty refuses every UPDATE-FIRMWARE. Never metal-api, loopback, link-local; redirects are not followed' },
@@ -188,6 +189,7 @@ export const GO_FIXED: Readonly<Record<string, string>> = {
   METAL_BMC_COMMAND_TARGETS: 'none: any address metal-api names',
   METAL_BMC_COMMAND_QUEUE_MAX: 'none: no queue per machine (commands run as they arrive)',
   METAL_BMC_COMMAND_MAX_IN_FLIGHT: 'none: 10 messages in flight',
+  METAL_BMC_COMMAND_LEADER_LEASE: 'none: one instance per partition',
   METAL_BMC_FIRMWARE_URL_ALLOW: 'none: any URL (Supermicro: sum downloads it, Dell: the BMC does)',
   METAL_BMC_FIRMWARE_ALLOW_LOOPBACK: 'none: any URL',
 };

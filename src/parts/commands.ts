@@ -52,6 +52,8 @@ export interface CommandServiceOptions {
   firmware?: { timeoutMs: number; stateFile?: string; connect?: ConnectBmc; checkUrl?: (url: string) => void; imageDispatcher?: Dispatcher };
   /** the state file of the position reached in the event stream: a durable consumer created again starts after it instead of at the stream's first event */
   positionFile?: string;
+  /** JetStream: only the partition's leader takes events (METAL_BMC_COMMAND_LEADER_LEASE); without it every instance does */
+  leader?: { instanceId: string; leaseMs: number };
 }
 
 export interface CommandService {
@@ -119,7 +121,10 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
       publish(overflowResult(bytes, o.maxInFlight ?? 64));
     },
     ...(position ? { position } : {}),
+    ...(o.leader ? { leader: o.leader } : {}),
   });
+  o.metrics?.leading.set(subscription.leading() ? 1 : 0);
+  subscription.onLeading((leading) => o.metrics?.leading.set(leading ? 1 : 0));
   return {
     runner,
     firmware,
@@ -190,6 +195,7 @@ export const commandsPart: PartFactory = async (ctx) => {
             imageDispatcher,
           },
           positionFile: join(config.stateDir, 'machine-event-position.json'),
+          ...(config.commands.leaderLeaseMs > 0 ? { leader: { instanceId: config.instanceId, leaseMs: config.commands.leaderLeaseMs } } : {}),
         });
         problem = undefined;
         return;

@@ -1,6 +1,7 @@
 /**
  * A UDP proxy between a client and a BMC that drops a share of datagrams (both directions)
- * or all of them, to test retransmission and dead BMCs with a real BMC behind it.
+ * or all of them, or holds the BMC's answers for a while, to test retransmission, dead and slow
+ * BMCs with a real BMC behind it.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 
@@ -10,6 +11,8 @@ export interface UdpProxy {
   dropRate: number;
   /** drop everything (the BMC "stops answering") */
   blackhole: boolean;
+  /** ms each answer of the BMC is held before it is passed on (a slow BMC) */
+  delayMs: number;
   forwarded: number;
   dropped: number;
   close(): Promise<void>;
@@ -22,6 +25,7 @@ export async function startUdpProxy(targetHost: string, targetPort: number, rand
     port: 0,
     dropRate: 0,
     blackhole: false,
+    delayMs: 0,
     forwarded: 0,
     dropped: 0,
     async close() {
@@ -43,7 +47,9 @@ export async function startUdpProxy(targetHost: string, targetPort: number, rand
     if (!client) {
       const socket = createSocket('udp4');
       socket.on('message', (reply) => {
-        if (pass()) front.send(reply, rinfo.port, rinfo.address);
+        if (!pass()) return;
+        if (proxy.delayMs > 0) setTimeout(() => front.send(reply, rinfo.port, rinfo.address), proxy.delayMs);
+        else front.send(reply, rinfo.port, rinfo.address);
       });
       socket.bind(0, '127.0.0.1');
       client = { socket, rinfo };

@@ -14,6 +14,7 @@ import type { CommandResult } from '../../src/commands/runner.js';
 import { startCommandService, type CommandService } from '../../src/parts/commands.js';
 import { ipmiOutband } from '../../src/outband/ipmi.js';
 import { startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
+import { startUdpProxy } from '../helpers/udp-proxy.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
 import { consumerSettled, startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
 import { waitFor } from '../helpers/wait.js';
@@ -56,7 +57,7 @@ interface Instance {
   bus: BusConnection;
 }
 
-async function instance(server: TestNatsServer, partition: string, o: { concurrency?: number; ttlMs?: number; mode?: 'auto' | 'core' } = {}): Promise<Instance> {
+async function instance(server: TestNatsServer, partition: string, o: { concurrency?: number; ttlMs?: number; mode?: 'auto' | 'core'; leader?: { instanceId: string; leaseMs: number } } = {}): Promise<Instance> {
   const log = captureLog();
   const registry = new Registry();
   const metrics = createCommandMetrics(registry);
@@ -68,6 +69,7 @@ async function instance(server: TestNatsServer, partition: string, o: { concurre
     ttlMs: o.ttlMs ?? 30_000,
     durableName: `metal-bmc-${partition}`,
     ...(o.mode ? { mode: o.mode } : {}),
+    ...(o.leader ? { leader: o.leader } : {}),
     connect: (ipmi) => ipmiOutband({ host: ipmi.host, port: ipmi.port, user: ipmi.user ?? '', password: ipmi.password ?? '', cipherSuite: 3, retry: { deadlineMs: 5000 } }),
     concurrency: o.concurrency ?? 4,
     timeoutMs: 10_000,
@@ -251,6 +253,89 @@ describe('machine commands over NATS JetStream to ipmi_sim', () => {
     await until('after', () => seen.length >= 2, 15_000);
     await settled(api, p);
     expect({ results: seen.map((r) => `${r.machineId}:${r.command}:${r.ok}`), chassis: newLines(before) }).toEqual({ results: ['m-r1:LED-ON:true', 'm-r2:LED-OFF:true'], chassis: ['set identify 0 1', 'set identify 0 0'] });
+  });
+});
+
+describe('one leader per partition takes the machine events (METAL_BMC_COMMAND_LEADER_LEASE)', () => {
+  let server: TestNatsServer;
+  let metalApi: NatsConnection;
+
+  beforeAll(async () => {
+    server = await startTestNatsServer({ jetstream: true });
+    metalApi = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+  });
+  afterAll(async () => {
+    await metalApi?.close();
+    await server?.dispose();
+  });
+
+  const executed = async (i: Instance) => [...(await i.registry.getSingleMetricAsString('metal_bmc_commands_total')).matchAll(/outcome="ok"\} (\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+  const gauge = async (i: Instance) => (await i.registry.getSingleMetricAsString('metal_bmc_commands_leading')).match(/^metal_bmc_commands_leading (\d)$/m)?.[1];
+
+  it('two instances: each machine\'s commands run in order, all on the leader, although the first of each is slow', async () => {
+    const p = `p${++partitionSeq}`;
+    const a = await instance(server, p, { concurrency: 8, leader: { instanceId: 'mgmt-a', leaseMs: 15_000 } });
+    const b = await instance(server, p, { concurrency: 8, leader: { instanceId: 'mgmt-b', leaseMs: 15_000 } });
+    expect([a.service.subscription.leading(), b.service.subscription.leading()]).toEqual([true, false]);
+    expect([await gauge(a), await gauge(b)]).toEqual(['1', '0']);
+    // the first command of each machine goes to a BMC that holds each answer 250 ms, the second to the same BMC directly
+    const slow = await startUdpProxy(sim.host, sim.port);
+    slow.delayMs = 250;
+    cleanup.push(() => slow.close());
+    const seen = await results(metalApi, p);
+    const machines = Array.from({ length: 6 }, (_, k) => `m-${k}`);
+    for (const m of machines) {
+      const first = event('command', m, 'LED-ON');
+      first.cmd.ipmi.address = `${sim.host}:${slow.port}`;
+      metalApi.publish(`${p}-machine`, enc(first));
+      metalApi.publish(`${p}-machine`, enc(event('command', m, 'LED-OFF')));
+    }
+    await until('all results', () => seen.length >= 2 * machines.length, 30_000);
+    await settled(metalApi, p);
+    for (const m of machines) expect(seen.filter((r) => r.machineId === m).map((r) => r.command), m).toEqual(['LED-ON', 'LED-OFF']);
+    expect(seen.every((r) => r.ok)).toBe(true);
+    expect([await executed(a), await executed(b)]).toEqual([2 * machines.length, 0]);
+  });
+
+  it('a leader that stops hands over at once; one cut off from NATS stops taking events before the other takes over', async () => {
+    const p = `p${++partitionSeq}`;
+    const lease = 3000;
+    const a = await instance(server, p, { leader: { instanceId: 'mgmt-a', leaseMs: lease } });
+    const b = await instance(server, p, { leader: { instanceId: 'mgmt-b', leaseMs: lease } });
+    const c = await instance(server, p, { leader: { instanceId: 'mgmt-c', leaseMs: lease } });
+    expect([a, b, c].map((i) => i.service.subscription.leading())).toEqual([true, false, false]);
+    const seen = await results(metalApi, p);
+
+    // a stops (SIGTERM): b or c leads well before a lease time, and runs what comes next
+    const stoppedAt = Date.now();
+    await a.service.stop(2000);
+    await until('a new leader', () => b.service.subscription.leading() || c.service.subscription.leading(), lease);
+    expect(Date.now() - stoppedAt).toBeLessThan(lease);
+    const [next, other] = b.service.subscription.leading() ? [b, c] : [c, b];
+    metalApi.publish(`${p}-machine`, enc(event('command', 'm-1', 'LED-ON')));
+    await until('its result', () => seen.length >= 1);
+    expect([await executed(next), await executed(other)]).toEqual([1, 0]);
+
+    // the new leader loses NATS: it stops leading first, then the other takes over
+    const changes: Array<{ who: string; leading: boolean; at: number }> = [];
+    next.service.subscription.onLeading((leading) => changes.push({ who: 'cut off', leading, at: Date.now() }));
+    other.service.subscription.onLeading((leading) => changes.push({ who: 'other', leading, at: Date.now() }));
+    await next.bus.close(0);
+    await until('the other leads', () => other.service.subscription.leading(), 4 * lease);
+    expect(changes.map((x) => `${x.who} ${x.leading}`)).toEqual(['cut off false', 'other true']);
+    expect(next.log.lines.some((l) => /not leading any more/.test(String(l.msg)))).toBe(true);
+    metalApi.publish(`${p}-machine`, enc(event('command', 'm-2', 'LED-OFF')));
+    await until('its result', () => seen.length >= 2);
+    await settled(metalApi, p);
+    expect(await executed(other)).toBe(1);
+    expect(await gauge(other)).toBe('1');
+  });
+
+  it('without a leader (lease 0) both instances take events, as before', async () => {
+    const p = `p${++partitionSeq}`;
+    const a = await instance(server, p, { concurrency: 2 });
+    const b = await instance(server, p, { concurrency: 2 });
+    expect([a.service.subscription.leading(), b.service.subscription.leading()]).toEqual([true, true]);
   });
 });
 

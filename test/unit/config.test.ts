@@ -60,7 +60,7 @@ describe('loadConfig defaults', () => {
         streamReplicas: 1,
         resultTopic: 'fra-equ01-machine-result',
       },
-      commands: { concurrency: 32, timeoutMs: 60_000, targets: 'leases', queueMax: 16, maxInFlight: 64 },
+      commands: { concurrency: 32, timeoutMs: 60_000, targets: 'leases', queueMax: 16, maxInFlight: 64, leaderLeaseMs: 15_000 },
       firmware: { timeoutMs: 1_800_000, urlAllow: [], allowLoopback: false },
       stateDir: '/var/lib/metal-bmc',
       console: {
@@ -134,6 +134,7 @@ describe('loadConfig defaults', () => {
       METAL_BMC_COMMAND_TIMEOUT: '2m',
       METAL_BMC_COMMAND_QUEUE_MAX: '3',
       METAL_BMC_COMMAND_MAX_IN_FLIGHT: '7',
+      METAL_BMC_COMMAND_LEADER_LEASE: '1m',
       METAL_BMC_HTTP_ADDRESS: ':9100',
       METAL_BMC_SHUTDOWN_TIMEOUT: '300ms',
       METAL_BMC_LOG_LEVEL: 'DEBUG',
@@ -154,7 +155,7 @@ describe('loadConfig defaults', () => {
     expect(c.mq).toMatchObject({ servers: ['nats://nats-1:4222', 'nats://nats-2:4222'], user: 'bmc', password: 'pw', machineTopic: 'machines', machineTopicTtlMs: 45_000, resultTopic: 'results' });
     expect(c.mq.clientKeyFile).toBe(join(dir, 'mq-key.pem'));
     expect(c.console).toMatchObject({ port: 4333, wsPort: 0, token: 'console-token-1-0123456789abcdef-0123', scrollbackBytes: 1024, idleTimeoutMs: 0, keyFile: join(dir, 'key.pem') });
-    expect(c.commands).toEqual({ concurrency: 4, timeoutMs: 120_000, targets: 'leases', queueMax: 3, maxInFlight: 7 });
+    expect(c.commands).toEqual({ concurrency: 4, timeoutMs: 120_000, targets: 'leases', queueMax: 3, maxInFlight: 7, leaderLeaseMs: 60_000 });
     expect(c.http).toEqual({ host: '0.0.0.0', port: 9100 });
     expect(c.shutdownTimeoutMs).toBe(300);
     expect(c.logLevel).toBe('debug');
@@ -316,12 +317,20 @@ describe('instance id and console ownership', () => {
     expect([c.instanceId, c.console.ownership, c.console.leaseMs]).toEqual(['mgmt-02', 'local', 10_000]);
   });
 
+  it('turns the machine events\' leader off with 0', () => {
+    expect(load({ METAL_BMC_COMMAND_LEADER_LEASE: '0' }).commands.leaderLeaseMs).toBe(0);
+    expect(load({ METAL_BMC_COMMAND_LEADER_LEASE: '0s' }).commands.leaderLeaseMs).toBe(0);
+  });
+
   it.each([
     ['METAL_BMC_INSTANCE_ID', 'a.b', /must be 1 to 64 letters/],
     ['METAL_BMC_INSTANCE_ID', 'a b', /must be 1 to 64 letters/],
     ['METAL_BMC_CONSOLE_OWNERSHIP', 'kv', /one of/],
     ['METAL_BMC_CONSOLE_LEASE', '1s', /too short \(minimum 3s\)/],
     ['METAL_BMC_CONSOLE_LEASE', '11m', /too long \(maximum 10m\)/],
+    ['METAL_BMC_COMMAND_LEADER_LEASE', '2s', /too short \(minimum 3s, or 0 for no leader\)/],
+    ['METAL_BMC_COMMAND_LEADER_LEASE', '11m', /too long \(maximum 10m\)/],
+    ['METAL_BMC_COMMAND_LEADER_LEASE', 'soon', /not a duration/],
   ])('refuses %s=%s', (name, value, message) => {
     const err = errorOf({ [name]: value });
     expect(err.variable).toBe(name);

@@ -1,0 +1,248 @@
+/**
+ * One leader among a partition's metal-bmc instances for one job (the machine events' consumer),
+ * decided by a single key in a JetStream key-value bucket (kv.ts) whose value names the holder.
+ *
+ * - **Taking it:** an instance writes the key when it is absent or deleted (compare-and-set, so of
+ *   two only one wins), or when the holder left it unchanged for `leaseMs` (timed on this
+ *   instance's own clock from when it saw that revision: no clock is compared across hosts),
+ *   by compare-and-set on that revision, so a renewal that arrived meanwhile wins.
+ * - **Holding it:** the holder rewrites the key every `heartbeatMs` by compare-and-set on its own
+ *   last revision. It leads only while its last successful renewal was *sent* less than `fenceMs`
+ *   (< leaseMs) ago: a holder cut off from NATS stops leading before any other instance may take
+ *   over, since they time the lease from when they *saw* that renewal, later than it was sent.
+ * - **Giving it up:** `close()` deletes the key, and an instance waiting for it takes it at once.
+ * - **The same instance id twice:** a process finds the key naming itself at its first round and
+ *   continues it (a restart); a renewal refused because another process with the same id wrote
+ *   the key makes this one stay off for a lease time, instead of taking turns with it.
+ */
+import { randomBytes } from 'node:crypto';
+import { BmcError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { isValidInstanceId } from './console-owners.js';
+import type { KvBucket, KvEntry, KvWatch } from './kv.js';
+
+/** The key's value: the holder's instance id and the token of the process that wrote it. */
+export interface Holder {
+  instance: string;
+  token: string;
+}
+
+const HOLDER_RE = /^([A-Za-z0-9_-]{1,64})\.([0-9a-f]{16})$/;
+
+export function encodeHolder(h: Holder): Uint8Array {
+  return Buffer.from(`${h.instance}.${h.token}`, 'latin1');
+}
+
+/** The holder a value names, or undefined for anything else (bounded, never throws). */
+export function decodeHolder(value: Uint8Array): Holder | undefined {
+  if (value.length === 0 || value.length > 81) return undefined;
+  const m = HOLDER_RE.exec(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1'));
+  return m ? { instance: m[1]!, token: m[2]! } : undefined;
+}
+
+export interface LeadershipOptions {
+  kv: KvBucket;
+  /** the key the leader writes */
+  key: string;
+  instanceId: string;
+  /** what is led, for the log: "machine events" */
+  what: string;
+  /** the holder is gone for the others when it left the key unchanged this long (default 15 s) */
+  leaseMs?: number;
+  /** renewal interval, default leaseMs / 6 */
+  heartbeatMs?: number;
+  /** stop leading after this long without a successful renewal, default leaseMs * 2/3 */
+  fenceMs?: number;
+  logger: Logger;
+  /** told each change of `leading()` */
+  onChange?: (leading: boolean) => void;
+  now?: () => number;
+}
+
+export interface Leadership {
+  readonly instanceId: string;
+  /** this instance holds the key and renewed it in time */
+  leading(): boolean;
+  /** the instance the key names now, as this one last saw it (undefined: none) */
+  holder(): string | undefined;
+  /** listens to changes of `leading()`; returns the function that stops listening */
+  subscribe(listener: (leading: boolean) => void): () => void;
+  /** one round: renew, or take the key when free or left for a lease time (the timer runs it; tests call it) */
+  tick(): Promise<void>;
+  start(options?: { timer?: boolean }): Promise<void>;
+  /** gives the key up (deleted), so another instance leads at once */
+  close(): Promise<void>;
+}
+
+interface KeyView {
+  revision: number;
+  holder: Holder | undefined;
+  deleted: boolean;
+  /** local time this revision was first seen */
+  seenAt: number;
+}
+
+export function createLeadership(o: LeadershipOptions): Leadership {
+  if (!isValidInstanceId(o.instanceId)) throw new BmcError('INVALID_ARGUMENT', 'createLeadership: instance id must be letters, digits, - and _ (at most 64)');
+  const me = o.instanceId;
+  /** this process among those that ever ran under this instance id */
+  const token = randomBytes(8).toString('hex');
+  const value = encodeHolder({ instance: me, token });
+  const ours = (h: Holder | undefined) => h?.token === token;
+  const leaseMs = o.leaseMs ?? 15_000;
+  const heartbeatMs = o.heartbeatMs ?? Math.max(50, Math.floor(leaseMs / 6));
+  const fenceMs = o.fenceMs ?? Math.floor((leaseMs * 2) / 3);
+  if (!(heartbeatMs * 2 < fenceMs && fenceMs < leaseMs)) throw new BmcError('INVALID_ARGUMENT', 'createLeadership: need heartbeatMs * 2 < fenceMs < leaseMs');
+  const now = o.now ?? Date.now;
+  const log = o.logger.child({ module: 'leader', instance: me, key: o.key });
+  const listeners = new Set<(leading: boolean) => void>();
+  if (o.onChange) listeners.add(o.onChange);
+  let view: KeyView | undefined;
+  /** the revision this instance wrote last, while it holds the key */
+  let mine: number | undefined;
+  /** when the last successful write of ours was sent */
+  let renewedAt: number | undefined;
+  /** this process's first round: a key naming this instance then is an earlier run's */
+  let firstRound = true;
+  let conflictUntil = 0;
+  let closed = false;
+  let was = false;
+  let round: Promise<void> | undefined;
+  let watch: KvWatch | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let watchdog: NodeJS.Timeout | undefined;
+
+  const leading = () => !closed && mine !== undefined && renewedAt !== undefined && now() - renewedAt <= fenceMs;
+
+  function emit(): void {
+    const is = leading();
+    if (is === was) return;
+    was = is;
+    if (is) log.info({ leaseMs }, `leading: this instance takes the ${o.what}`);
+    else log.warn({ sinceRenewalMs: renewedAt === undefined ? undefined : now() - renewedAt, holder: view?.holder?.instance }, `not leading any more: this instance stops taking the ${o.what}`);
+    for (const listener of [...listeners]) listener(is);
+  }
+
+  function seen(e: KvEntry): void {
+    if (e.key !== o.key || (view && e.revision <= view.revision)) return;
+    view = { revision: e.revision, holder: e.deleted ? undefined : decodeHolder(e.value), deleted: e.deleted, seenAt: now() };
+    // a write of ours whose answer has not come yet (or was lost): ours all the same
+    if (ours(view.holder)) return void (mine = Math.max(mine ?? 0, e.revision));
+    if (mine !== undefined && e.revision > mine) {
+      // written after our last write by someone else
+      mine = undefined;
+      if (view.holder?.instance === me) sameId();
+      else log.warn({ holder: view.holder?.instance }, `the ${o.what} lease was taken by another instance`);
+      emit();
+    }
+    // a holder that gave the key up: take it now rather than at the next heartbeat
+    if (e.deleted && mine === undefined && !closed) void tick();
+  }
+
+  /** our own write: the view follows it (the watch may bring it later, or not at all while down) */
+  function wrote(revision: number, sentAt: number): void {
+    mine = revision;
+    renewedAt = sentAt;
+    if (!view || view.revision < revision) view = { revision, holder: { instance: me, token }, deleted: false, seenAt: now() };
+  }
+
+  /** another process wrote the key under this instance's id while this one held it */
+  function sameId(): void {
+    log.error({ instance: me }, `another process holds the ${o.what} lease under this instance id: two metal-bmc instances share METAL_BMC_INSTANCE_ID; staying off for a lease time`);
+    conflictUntil = now() + leaseMs;
+  }
+
+  async function takeOver(expected: KvEntry | undefined, sentAt: number): Promise<void> {
+    const revision = expected === undefined ? await o.kv.create(o.key, value) : await o.kv.update(o.key, value, expected.revision);
+    if (revision !== undefined) {
+      if (expected && !expected.deleted) log.info({ from: decodeHolder(expected.value)?.instance }, `${o.what} lease taken over`);
+      wrote(revision, sentAt);
+      return;
+    }
+    // someone wrote first: read what is there now, so the lease is timed from it
+    const current = await o.kv.get(o.key);
+    if (current) seen(current);
+  }
+
+  async function once(): Promise<void> {
+    if (closed || now() < conflictUntil) return;
+    const sentAt = now();
+    if (mine !== undefined) {
+      const revision = await o.kv.update(o.key, value, mine);
+      if (revision !== undefined) return wrote(revision, sentAt);
+      // refused: written since, by another process or by a write of ours whose answer was lost
+      const current = await o.kv.get(o.key);
+      if (current) seen(current);
+      if (current && !current.deleted && ours(decodeHolder(current.value))) {
+        mine = current.revision;
+        return once();
+      }
+      if (mine !== undefined) {
+        mine = undefined;
+        emit();
+      }
+      return;
+    }
+    if (view !== undefined && !view.deleted && !firstRound && now() - view.seenAt <= leaseMs) return;
+    // the key as the server has it now: the watch's view may lag behind it
+    const current = await o.kv.get(o.key);
+    if (current) seen(current);
+    if (current === undefined || current.deleted) return takeOver(current, sentAt);
+    if (view?.revision !== current.revision) return;
+    // an earlier run of this instance (a restart): continue its lease instead of waiting it out
+    if (firstRound && view.holder?.instance === me) return takeOver(current, sentAt);
+    if (now() - view.seenAt > leaseMs) return takeOver(current, sentAt);
+  }
+
+  async function tick(): Promise<void> {
+    round ??= once()
+      .catch((err: unknown) => log.warn({ err }, `${o.what} lease not written`))
+      .finally(() => {
+        round = undefined;
+        firstRound = false;
+        emit();
+      });
+    await round;
+  }
+
+  return {
+    instanceId: me,
+    leading,
+    holder: () => (leading() ? me : view?.deleted ? undefined : view?.holder?.instance),
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    tick,
+    async start(options = {}) {
+      watch = await o.kv.watch();
+      void (async () => {
+        for await (const e of watch) seen(e);
+      })().catch((err: unknown) => {
+        if (!closed) log.error({ err }, `${o.what} lease watch ended`);
+      });
+      await tick();
+      if (options.timer === false) return;
+      const loop = async () => {
+        await tick();
+        if (!closed) timer = setTimeout(() => void loop(), heartbeatMs);
+      };
+      timer = setTimeout(() => void loop(), heartbeatMs);
+      // a renewal that hangs (NATS gone, the ack's timeout running) must not delay the fence
+      watchdog = setInterval(() => emit(), Math.min(1000, heartbeatMs));
+      watchdog.unref();
+    },
+    async close() {
+      clearTimeout(timer);
+      clearInterval(watchdog);
+      await round;
+      const held = leading() ? mine : undefined;
+      closed = true;
+      clearTimeout(timer);
+      emit();
+      if (held !== undefined) await o.kv.delete(o.key, held).catch((err: unknown) => log.warn({ err }, `${o.what} lease not given up; another instance takes it after the lease time`));
+      mine = undefined;
+      watch?.stop();
+    },
+  };
+}

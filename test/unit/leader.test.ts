@@ -1,0 +1,196 @@
+/**
+ * One leader per partition for the machine events (src/bus/leader.ts), over the in-memory store
+ * with the KV's compare-and-set semantics: one of two leads, only it writes; a holder cut off stops
+ * leading before another may take over, which happens after the lease time and not before; a
+ * graceful close hands over at once; a restart continues its own lease; a renewal whose answer
+ * was lost is not mistaken for a second process; two processes under one id do not take turns;
+ * and, over random schedules, never two leaders at once.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { createLeadership, type Leadership } from '../../src/bus/leader.js';
+import type { KvBucket } from '../../src/bus/kv.js';
+import { captureLog, type CapturedLog } from '../helpers/log.js';
+import { createMemoryKv, type MemoryKv, type MemoryKvClient } from '../helpers/memory-kv.js';
+
+const LEASE = 15_000;
+const HEARTBEAT = 2500;
+const FENCE = 10_000;
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+function clock() {
+  let t = 1_000_000;
+  return { now: () => t, advance: (ms: number) => (t += ms) };
+}
+
+interface Instance {
+  lead: Leadership;
+  client: MemoryKvClient;
+  log: CapturedLog;
+  changes: boolean[];
+}
+
+async function instance(kv: MemoryKv, id: string, now: () => number, wrap: (c: MemoryKvClient) => KvBucket = (c) => c): Promise<Instance> {
+  const client = kv.client();
+  const log = captureLog('info');
+  const changes: boolean[] = [];
+  const lead = createLeadership({ kv: wrap(client), key: 'leader', instanceId: id, what: 'machine events', leaseMs: LEASE, heartbeatMs: HEARTBEAT, fenceMs: FENCE, logger: log.logger, now, onChange: (l) => changes.push(l) });
+  await lead.start({ timer: false });
+  await settle();
+  return { lead, client, log, changes };
+}
+
+/** one heartbeat for everyone: time passes, each runs its round, the watches deliver */
+async function period(c: ReturnType<typeof clock>, ...xs: Instance[]) {
+  c.advance(HEARTBEAT);
+  for (const x of xs) await x.lead.tick();
+  await settle();
+}
+
+const leaders = (...xs: Instance[]) => xs.filter((x) => x.lead.leading()).map((x) => x.lead.instanceId);
+
+describe('leadership of the machine events', () => {
+  it('of two instances one leads and only it writes: one write per heartbeat', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a = await instance(kv, 'a', c.now);
+    const b = await instance(kv, 'b', c.now);
+    expect(leaders(a, b)).toEqual(['a']);
+    expect(b.lead.holder()).toBe('a');
+    const before = kv.writes();
+    for (let k = 0; k < 10; k++) await period(c, a, b);
+    expect(leaders(a, b)).toEqual(['a']);
+    expect(kv.writes() - before).toBe(10);
+    expect(a.changes).toEqual([true]);
+    expect(b.changes).toEqual([]);
+  });
+
+  it('a leader cut off stops leading before the other takes over, which waits the whole lease', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a = await instance(kv, 'a', c.now);
+    const b = await instance(kv, 'b', c.now);
+    a.client.down = true;
+    let aStoppedAt: number | undefined;
+    let bLedAt: number | undefined;
+    const start = c.now();
+    for (let k = 0; k < 10; k++) {
+      await period(c, a, b);
+      if (aStoppedAt === undefined && !a.lead.leading()) aStoppedAt = c.now() - start;
+      if (bLedAt === undefined && b.lead.leading()) bLedAt = c.now() - start;
+      expect(leaders(a, b).length).toBeLessThanOrEqual(1);
+    }
+    // a's last renewal was at `start`: fenced once FENCE passed, b waits LEASE from when it saw it
+    expect(aStoppedAt).toBe(Math.ceil((FENCE + 1) / HEARTBEAT) * HEARTBEAT);
+    expect(bLedAt).toBe(Math.ceil((LEASE + 1) / HEARTBEAT) * HEARTBEAT);
+    expect(a.changes).toEqual([true, false]);
+    expect(b.log.lines.some((l) => l.msg === 'machine events lease taken over' && l.from === 'a')).toBe(true);
+    // a back: it finds the key taken and follows, without fighting for it
+    a.client.down = false;
+    for (let k = 0; k < 3; k++) await period(c, a, b);
+    expect(leaders(a, b)).toEqual(['b']);
+    expect(a.lead.holder()).toBe('b');
+  });
+
+  it('close() hands over at once: the other leads without waiting for the lease', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a = await instance(kv, 'a', c.now);
+    const b = await instance(kv, 'b', c.now);
+    await a.lead.close();
+    await settle();
+    await settle();
+    expect(leaders(a, b)).toEqual(['b']);
+    expect(a.changes).toEqual([true, false]);
+  });
+
+  it('a restart under the same id continues its own lease at once', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a = await instance(kv, 'a', c.now);
+    const b = await instance(kv, 'b', c.now);
+    // a crashes: no close, its key stays; a new process with the same id starts a heartbeat later
+    a.client.down = true;
+    c.advance(HEARTBEAT);
+    const again = await instance(kv, 'a', c.now);
+    expect(leaders(again, b)).toEqual(['a']);
+    for (let k = 0; k < 8; k++) await period(c, again, b);
+    expect(leaders(again, b)).toEqual(['a']);
+  });
+
+  it('a renewal whose answer was lost is taken back, not mistaken for a second process', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    let loseNext = false;
+    const losing = (client: MemoryKvClient): KvBucket => ({
+      ...client,
+      async update(key, value, revision) {
+        const r = await client.update(key, value, revision);
+        if (loseNext) {
+          loseNext = false;
+          throw new Error('timeout waiting for the ack (test)');
+        }
+        return r;
+      },
+    });
+    const a = await instance(kv, 'a', c.now, losing);
+    const b = await instance(kv, 'b', c.now);
+    loseNext = true;
+    for (let k = 0; k < 6; k++) await period(c, a, b);
+    expect(leaders(a, b)).toEqual(['a']);
+    expect(a.log.lines.some((l) => /share METAL_BMC_INSTANCE_ID/.test(String(l.msg)))).toBe(false);
+  });
+
+  it('two processes under one id: the first, finding the second\'s write, stays off; the second leads on', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const first = await instance(kv, 'a', c.now);
+    const second = await instance(kv, 'a', c.now);
+    for (let k = 0; k < 6; k++) {
+      await period(c, first, second);
+      expect(leaders(first, second).length).toBeLessThanOrEqual(1);
+    }
+    expect(first.log.lines.some((l) => l.level === 50 && /share METAL_BMC_INSTANCE_ID/.test(String(l.msg)))).toBe(true);
+    for (let k = 0; k < 4; k++) await period(c, first, second);
+    expect(leaders(first, second)).toEqual(['a']);
+    expect(first.lead.leading()).toBe(false);
+    expect(second.lead.leading()).toBe(true);
+  });
+
+  it('never two leaders at once, whatever instances are cut off, come back, restart or stop', async () => {
+    type Step = { kind: 'time'; ms: number } | { kind: 'tick'; who: number } | { kind: 'down'; who: number; down: boolean } | { kind: 'close'; who: number } | { kind: 'restart'; who: number };
+    const who = fc.integer({ min: 0, max: 2 });
+    const step: fc.Arbitrary<Step> = fc.oneof(
+      { weight: 3, arbitrary: fc.record({ kind: fc.constant('time' as const), ms: fc.integer({ min: 1, max: 8000 }) }) },
+      { weight: 4, arbitrary: fc.record({ kind: fc.constant('tick' as const), who }) },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant('down' as const), who, down: fc.boolean() }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('close' as const), who }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const), who }) },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 60 }), async (steps) => {
+        const kv = createMemoryKv();
+        const c = clock();
+        const xs: Instance[] = [];
+        for (const id of ['a', 'b', 'c']) xs.push(await instance(kv, id, c.now));
+        for (const s of steps) {
+          if (s.kind === 'time') c.advance(s.ms);
+          else if (s.kind === 'tick') await xs[s.who]!.lead.tick();
+          else if (s.kind === 'down') xs[s.who]!.client.down = s.down;
+          else if (s.kind === 'close') await xs[s.who]!.lead.close();
+          else {
+            // a crash: the old process is gone (its client down for good), a new one under the same id
+            xs[s.who]!.client.down = true;
+            const old = xs[s.who]!;
+            xs[s.who] = await instance(kv, old.lead.instanceId, c.now);
+            await old.lead.close();
+          }
+          await settle();
+          expect(leaders(...xs).length).toBeLessThanOrEqual(1);
+        }
+        for (const x of xs) await x.lead.close();
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
