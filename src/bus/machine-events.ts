@@ -16,8 +16,9 @@ import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { checkDuration, MAX_TIMER_MS } from '../deadline.js';
 import type { Logger } from '../log.js';
 import { ensureConsumer, ensureStream, jetstreamOrUndefined, sanitizeName, type StreamPosition } from './jetstream.js';
-import { openKvBucket } from './kv.js';
+import { openKvBucket, type KvBucket } from './kv.js';
 import { createLeadership, type Leadership } from './leader.js';
+import { sharedPosition, type PositionStore, type StreamIdentity } from './shared-position.js';
 
 export type Disposition = 'ack' | 'term' | 'nak';
 
@@ -31,13 +32,12 @@ export interface SubscribeMetrics {
   eventsExpired?: { inc(): void };
 }
 
-/** Keeps the position this daemon got to in the stream, across restarts (the command path's state file). */
-export interface PositionStore {
-  /** the position saved last: at start what the state file holds, then what `save` was told */
-  load(): StreamPosition | undefined;
-  /** the position moved on; called as events settle, so it must be cheap (write later, in bursts) */
-  save(position: StreamPosition): void;
-}
+/**
+ * Keeps the position this daemon got to in the stream, across restarts (the command path's state
+ * file): `load` gives the position saved last (at start what the file holds, then what `save` was
+ * told); `save` is called as events settle, so it must be cheap (write later, in bursts).
+ */
+export type { PositionStore };
 
 export interface SubscribeOptions {
   nc: NatsConnection;
@@ -129,11 +129,6 @@ function recentlySettled(max: number): { has(key: string): boolean; add(key: str
 }
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
-/** The stream as it is now: a stream deleted and created again under the same name has another creation time. */
-interface StreamIdentity {
-  stream: string;
-  created: string;
-}
 
 /**
  * The position this instance got to in the stream, handed to the store as it moves on: the
@@ -148,11 +143,11 @@ function positionKeeper(store: PositionStore | undefined, running: ReadonlyMap<n
   let saved = 0;
   return {
     /** the position a consumer created now starts after */
-    get: (): StreamPosition | undefined => store?.load(),
+    get: (): StreamPosition | undefined => store?.load(at),
     /** the stream the events delivered from now on belong to */
     use(identity: StreamIdentity): StreamIdentity {
       if (at?.stream === identity.stream && at.created === identity.created) return at;
-      const known = store?.load();
+      const known = store?.load(identity);
       saved = known?.stream === identity.stream && known.created === identity.created ? known.seq : 0;
       highest = saved;
       at = identity;
@@ -249,9 +244,13 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
   const heartbeatMs = Math.max(500, Math.floor(ackWaitMs / 3));
   /** stream sequence → the newest delivery of an event this instance is running */
   const running = new Map<number, JsMsg>();
-  const position = positionKeeper(o.position, running);
+  // with a leader, its bucket also holds the partition's position: leaders take turns
+  const kv = o.leader ? await openKvBucket(o.nc, jsm, leaderBucketName(o.durableName), { ...(o.replicas !== undefined ? { replicas: o.replicas } : {}) }) : undefined;
+  const shared = kv ? sharedPosition({ local: o.position, kv, logger: o.logger }) : undefined;
+  const position = positionKeeper(shared ?? o.position, running);
   const setup = async () => {
     const stream = await ensureStream(jsm, { subject: o.subject, maxAgeMs: o.maxAgeMs, ...(o.replicas !== undefined ? { replicas: o.replicas } : {}), logger: o.logger });
+    await shared?.refresh();
     const identity = position.use({ stream, created: (await jsm.streams.info(stream)).created });
     const startAfter = position.get();
     const consumer = await ensureConsumer(jsm, { stream, subject: o.subject, durableName: o.durableName, ackWaitMs, ...(startAfter ? { startAfter } : {}), logger: o.logger });
@@ -263,7 +262,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
   const settled = recentlySettled(DONE_MEMORY);
   let messages: ConsumerMessages | undefined;
   const stopped = new AbortController();
-  const leadership = o.leader ? await lead(o, jsm) : undefined;
+  const leadership = kv ? await lead(o, kv) : undefined;
   const notLeading = () => leadership !== undefined && !leadership.leading();
 
   function dispatch(m: JsMsg): void {
@@ -404,15 +403,15 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
       await Promise.race([loop, delay(deadlineMs)]);
       await dispatcher.settled(deadlineMs);
       // only once this instance's events settled: the next leader's cannot overlap them
+      await shared?.close();
       await leadership?.close();
     },
   };
 }
 
 /** The partition's leadership of the machine events, started (its first round done). */
-async function lead(o: SubscribeOptions, jsm: JetStreamManager): Promise<Leadership> {
+async function lead(o: SubscribeOptions, kv: KvBucket): Promise<Leadership> {
   const { instanceId, leaseMs } = o.leader!;
-  const kv = await openKvBucket(o.nc, jsm, leaderBucketName(o.durableName), { ...(o.replicas !== undefined ? { replicas: o.replicas } : {}) });
   const leadership = createLeadership({ kv, key: LEADER_KEY, instanceId, leaseMs, what: 'machine events', logger: o.logger });
   await leadership.start();
   return leadership;

@@ -86,7 +86,7 @@ interface Instance {
   stop(): Promise<void>;
 }
 
-async function instance(partition: string, connectBmc: ConnectBmc, o: { positionFile?: string } = {}): Promise<Instance> {
+async function instance(partition: string, connectBmc: ConnectBmc, o: { positionFile?: string; leader?: string } = {}): Promise<Instance> {
   const log = captureLog();
   const nc = await connect({ servers: server.url });
   const service = await startCommandService({
@@ -100,6 +100,7 @@ async function instance(partition: string, connectBmc: ConnectBmc, o: { position
     timeoutMs: 5000,
     logger: log.logger,
     ...(o.positionFile ? { positionFile: o.positionFile } : {}),
+    ...(o.leader ? { leader: { instanceId: o.leader, leaseMs: 15_000 } } : {}),
   });
   let stopped = false;
   const stop = async () => {
@@ -212,5 +213,45 @@ describe('a durable consumer created again does not run the retention again', ()
     // one line per consumer created, naming where it starts
     expect(first.log.find('JetStream consumer created').map((l) => l.start)).toEqual(['the first event the stream holds (no position saved here)']);
     expect(again.log.find('JetStream consumer created').map((l) => l.start)).toEqual(['sequence 6, after the last event settled here']);
+  });
+
+  it('leaders taking turns: a consumer created again by the one that led first starts after what the other settled since', async () => {
+    const p = `order${++seq}`;
+    const dir = mkdtempSync(join(tmpdir(), 'metal-bmc-position-'));
+    cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const fileA = join(dir, 'a.json');
+    const fileB = join(dir, 'b.json');
+    const stream = streamNameFor(`${p}-machine`);
+    const bmcs = fakeBmcs();
+    const seen = await results(p);
+    const a = await instance(p, bmcs.connectBmc, { positionFile: fileA, leader: 'mgmt-a' });
+    const b = await instance(p, bmcs.connectBmc, { positionFile: fileB, leader: 'mgmt-b' });
+    expect([a.service.subscription.leading(), b.service.subscription.leading()]).toEqual([true, false]);
+    for (let k = 0; k < 3; k++) metalApi.publish(`${p}-machine`, enc(deletion(`a${k}`)));
+    await until('three deletes on a', () => seen.length === 3);
+    await consumerSettled(metalApi, stream, `metal-bmc-${p}`);
+    // a stops: b leads and settles three more, then stops too
+    await a.stop();
+    await until('b leads', () => b.service.subscription.leading());
+    for (let k = 0; k < 3; k++) metalApi.publish(`${p}-machine`, enc(deletion(`b${k}`)));
+    await until('three deletes on b', () => seen.length === 6);
+    await consumerSettled(metalApi, stream, `metal-bmc-${p}`);
+    await b.stop();
+    expect(bmcs.actions.filter((x) => x === 'RESET')).toHaveLength(6);
+    expect(JSON.parse(readFileSync(fileA, 'utf8'))).toMatchObject({ seq: 3 });
+
+    // the consumer is lost while both are away; a delete comes meanwhile; a comes back first
+    const jsm = await jetstreamManager(metalApi);
+    await jsm.consumers.delete(stream, `metal-bmc-${p}`);
+    await jetstream(metalApi).publish(`${p}-machine`, enc(deletion('m-away')));
+    const before = bmcs.actions.length;
+    const again = await instance(p, bmcs.connectBmc, { positionFile: fileA, leader: 'mgmt-a' });
+    await until('the delete published while away', () => seen.length >= 7);
+    await consumerSettled(metalApi, stream, `metal-bmc-${p}`);
+    await metalApi.flush();
+    // b's three deletes are not run again: the machines they freed are not reset a second time
+    expect(bmcs.actions.slice(before)).toEqual(['boot PXE', 'RESET']);
+    expect(seen.slice(6).map((r) => r.machineId)).toEqual(['m-away']);
+    expect(again.log.find('JetStream consumer created').map((l) => l.start)).toEqual(['sequence 7, after the last event settled here']);
   });
 });

@@ -1,0 +1,156 @@
+/**
+ * The partition's position in the machine-event stream, shared by its instances through the
+ * leader's key-value bucket (key `machine-events-position`), beside each instance's own state file.
+ *
+ * With one leader at a time, each instance's file knows only the events it settled itself: after
+ * a change of leader, the file of an instance that led before is behind. A durable consumer it
+ * has to create (deleted by hand, lost with a server's state) would then start at its own old
+ * position and run again every create and delete the other instance settled since, resetting
+ * those machines once more. The shared position is the highest sequence settled by any leader of
+ * the same stream (name and creation time), so the consumer starts after it.
+ *
+ * Writes follow the events as they settle, once per `writeDelayMs` at most (read, then
+ * compare-and-set; a position the bucket already holds or passed is not written); `refresh()`
+ * reads it before a consumer is created; `close()` writes what is pending.
+ */
+import type { Logger } from '../log.js';
+import type { StreamPosition } from './jetstream.js';
+import type { KvBucket } from './kv.js';
+
+export const POSITION_KEY = 'machine-events-position';
+
+/** the most a stored position may take: a stream name (≤ 256) and a timestamp, with room */
+const MAX_BYTES = 1024;
+
+/** The stream a position belongs to: its name and creation time (a stream deleted and created again under the same name has another). */
+export interface StreamIdentity {
+  stream: string;
+  created: string;
+}
+
+/** Where an instance keeps its position (the state file), as the subscription uses it. */
+export interface PositionStore {
+  /** the position to start after: with `identity`, the highest known for that stream */
+  load(identity?: StreamIdentity): StreamPosition | undefined;
+  save(position: StreamPosition): void;
+}
+
+export interface SharedPosition extends PositionStore {
+  /** reads the bucket's position (before a consumer is created) */
+  refresh(): Promise<void>;
+  /** writes what is pending */
+  close(): Promise<void>;
+}
+
+export function encodePosition(p: StreamPosition): Uint8Array {
+  return Buffer.from(JSON.stringify({ stream: p.stream, created: p.created, seq: p.seq }), 'utf8');
+}
+
+/** The position a value holds, or undefined for anything else (bounded, never throws). */
+export function decodePosition(value: Uint8Array): StreamPosition | undefined {
+  if (value.length === 0 || value.length > MAX_BYTES) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  const p = v as Partial<StreamPosition> | null;
+  if (typeof p !== 'object' || p === null || typeof p.stream !== 'string' || typeof p.created !== 'string' || !Number.isSafeInteger(p.seq) || p.seq! < 0) return undefined;
+  if (p.stream.length === 0 || p.stream.length > 256 || p.created.length === 0 || p.created.length > 64) return undefined;
+  return { stream: p.stream, created: p.created, seq: p.seq! };
+}
+
+const sameStream = (a: StreamIdentity | undefined, b: StreamIdentity | undefined) => a !== undefined && b !== undefined && a.stream === b.stream && a.created === b.created;
+
+/** Of the positions, the highest one of stream `identity`; without one, the first known. */
+export function newestOf(identity: StreamIdentity | undefined, ...positions: Array<StreamPosition | undefined>): StreamPosition | undefined {
+  if (identity === undefined) return positions.find((p) => p !== undefined);
+  let best: StreamPosition | undefined;
+  for (const p of positions) if (p && sameStream(p, identity) && (!best || p.seq > best.seq)) best = p;
+  return best;
+}
+
+export function sharedPosition(o: { local: PositionStore | undefined; kv: KvBucket; logger: Logger; writeDelayMs?: number }): SharedPosition {
+  const delayMs = o.writeDelayMs ?? 1000;
+  /** the bucket's position as last read or written here */
+  let shared: StreamPosition | undefined;
+  let pending: StreamPosition | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let writing: Promise<void> | undefined;
+  let failing = false;
+  let closed = false;
+  let badValueLogged = false;
+
+  function read(value: Uint8Array): StreamPosition | undefined {
+    const p = decodePosition(value);
+    if (p === undefined && !badValueLogged) {
+      badValueLogged = true;
+      o.logger.error({ key: POSITION_KEY, bytes: value.length }, 'the shared machine event position is not readable; it is written again as events settle');
+    }
+    return p;
+  }
+
+  async function writeOnce(p: StreamPosition): Promise<void> {
+    // a few rounds: another instance (a leader that lost the lead, settling what it ran) may write in between
+    for (let round = 0; round < 3; round++) {
+      const current = await o.kv.get(POSITION_KEY);
+      const there = current && !current.deleted ? read(current.value) : undefined;
+      if (there && sameStream(there, p) && there.seq >= p.seq) {
+        shared = there;
+        return;
+      }
+      const value = encodePosition(p);
+      const revision = current === undefined ? await o.kv.create(POSITION_KEY, value) : await o.kv.update(POSITION_KEY, value, current.revision);
+      if (revision !== undefined) {
+        shared = p;
+        return;
+      }
+    }
+  }
+
+  async function write(): Promise<void> {
+    timer = undefined;
+    const p = pending;
+    pending = undefined;
+    if (p === undefined) return;
+    try {
+      await writeOnce(p);
+      if (failing) o.logger.info({ key: POSITION_KEY, seq: p.seq }, 'shared machine event position written again');
+      failing = false;
+    } catch (err) {
+      // kept for the next write, unless a newer position came meanwhile
+      if (pending === undefined) pending = p;
+      if (!failing) o.logger.warn({ err, key: POSITION_KEY }, 'shared machine event position not written; the next settled event tries again');
+      failing = true;
+    }
+  }
+
+  /** one write at a time; a position saved during it is written a delay after it */
+  const flush = (): Promise<void> =>
+    (writing ??= write().finally(() => {
+      writing = undefined;
+      if (pending !== undefined && timer === undefined && !closed) timer = setTimeout(() => void flush(), delayMs);
+    }));
+
+  return {
+    load: (identity) => newestOf(identity, o.local?.load(identity), shared),
+    save(position) {
+      o.local?.save(position);
+      if (sameStream(shared, position) && shared!.seq >= position.seq) return;
+      pending = position;
+      timer ??= setTimeout(() => void flush(), delayMs);
+    },
+    async refresh() {
+      const current = await o.kv.get(POSITION_KEY);
+      if (current && !current.deleted) shared = read(current.value) ?? shared;
+    },
+    async close() {
+      closed = true;
+      clearTimeout(timer);
+      timer = undefined;
+      await writing;
+      await flush();
+    },
+  };
+}
