@@ -65,6 +65,8 @@ export interface KvBucketOptions {
   replicas?: number;
   /** how long the pub ack may take, default 5 s */
   timeoutMs?: number;
+  /** told when the bucket's stream was gone (deleted by hand, lost with a server's state) and was made again, empty */
+  onRemade?: () => void;
 }
 
 function checkKey(key: string): void {
@@ -73,6 +75,12 @@ function checkKey(key: string): void {
 
 function isWrongLastSequence(err: unknown): boolean {
   return err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE;
+}
+
+/** the bucket's stream is not there: a read names it missing, a write finds no stream for its subject */
+function isStreamGone(err: unknown): boolean {
+  const name = (err as Error | undefined)?.name;
+  return name === 'StreamNotFoundError' || name === 'JetStreamNotEnabled';
 }
 
 /** Creates the bucket's stream when it is missing (an existing one is used as it is). */
@@ -113,9 +121,21 @@ export async function openKvBucket(nc: NatsConnection, jsm: JetStreamManager, bu
     deleted: op === 'DEL' || op === 'PURGE',
   });
 
+  /** runs `op`, and once more after making the stream again when it is gone (the whole state is lost then: every key is absent) */
+  async function remaking<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      if (!isStreamGone(err)) throw err;
+      await ensureKvStream(jsm, bucket, o);
+      o.onRemade?.();
+      return await op();
+    }
+  }
+
   async function get(key: string): Promise<KvEntry | undefined> {
     checkKey(key);
-    const m = await jsm.streams.getMessage(stream, { last_by_subj: prefix + key });
+    const m = await remaking(() => jsm.streams.getMessage(stream, { last_by_subj: prefix + key }));
     if (!m) return undefined;
     return entryOf(m.subject, m.seq, m.data, m.header?.get(OPERATION) || undefined);
   }
@@ -125,7 +145,7 @@ export async function openKvBucket(nc: NatsConnection, jsm: JetStreamManager, bu
     const h = op ? headers() : undefined;
     if (h && op) h.set(OPERATION, op);
     try {
-      const ack = await js.publish(prefix + key, value, { expect: { lastSubjectSequence: expected, streamName: stream }, ...(h ? { headers: h } : {}) });
+      const ack = await remaking(() => js.publish(prefix + key, value, { expect: { lastSubjectSequence: expected, streamName: stream }, ...(h ? { headers: h } : {}) }));
       return ack.seq;
     } catch (err) {
       if (isWrongLastSequence(err)) return undefined;

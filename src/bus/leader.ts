@@ -11,11 +11,16 @@
  *   (< leaseMs) ago: a holder cut off from NATS stops leading before any other instance may take
  *   over, since they time the lease from when they *saw* that renewal, later than it was sent.
  * - **Giving it up:** `close()` deletes the key, and an instance waiting for it takes it at once.
- * - **The same instance id twice:** a process finds the key naming itself at its first round and
- *   continues it (a restart); a renewal refused because another process with the same id wrote
- *   the key makes this one stay off for a lease time, instead of taking turns with it.
+ * - **A restart:** a process that finds the key naming its own instance id (an earlier run) takes
+ *   it once it saw it unchanged for `fenceMs`, by when that run, if still alive but cut off, has
+ *   stopped leading; not the whole lease.
+ * - **The same instance id twice:** each process writes its own token beside the id, so a renewal
+ *   of ours whose answer was lost is told from another process's write; a write by another process
+ *   under our id makes this one stay off for a lease time, instead of taking turns with it.
+ * - **Clocks:** every time is from a monotonic clock (a wall-clock step stretches nothing).
  */
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isValidInstanceId } from './console-owners.js';
@@ -56,6 +61,7 @@ export interface LeadershipOptions {
   logger: Logger;
   /** told each change of `leading()` */
   onChange?: (leading: boolean) => void;
+  /** a monotonic clock (default performance.now: a wall-clock step must not stretch the fence or shorten the lease) */
   now?: () => number;
 }
 
@@ -70,8 +76,8 @@ export interface Leadership {
   /** one round: renew, or take the key when free or left for a lease time (the timer runs it; tests call it) */
   tick(): Promise<void>;
   start(options?: { timer?: boolean }): Promise<void>;
-  /** gives the key up (deleted), so another instance leads at once */
-  close(): Promise<void>;
+  /** stops leading; gives the key up (deleted) so another instance leads at once, unless `giveUp` is false (then the others wait the lease out) */
+  close(o?: { giveUp?: boolean }): Promise<void>;
 }
 
 interface KeyView {
@@ -93,7 +99,7 @@ export function createLeadership(o: LeadershipOptions): Leadership {
   const heartbeatMs = o.heartbeatMs ?? Math.max(50, Math.floor(leaseMs / 6));
   const fenceMs = o.fenceMs ?? Math.floor((leaseMs * 2) / 3);
   if (!(heartbeatMs * 2 < fenceMs && fenceMs < leaseMs)) throw new BmcError('INVALID_ARGUMENT', 'createLeadership: need heartbeatMs * 2 < fenceMs < leaseMs');
-  const now = o.now ?? Date.now;
+  const now = o.now ?? (() => performance.now());
   const log = o.logger.child({ module: 'leader', instance: me, key: o.key });
   const listeners = new Set<(leading: boolean) => void>();
   if (o.onChange) listeners.add(o.onChange);
@@ -102,9 +108,13 @@ export function createLeadership(o: LeadershipOptions): Leadership {
   let mine: number | undefined;
   /** when the last successful write of ours was sent */
   let renewedAt: number | undefined;
-  /** this process's first round: a key naming this instance then is an earlier run's */
-  let firstRound = true;
+  /** this process never held the key: one naming this instance is an earlier run's */
+  let neverHeld = true;
   let conflictUntil = 0;
+  /** a change seen during a round that needs another round at once (the key given up) */
+  let again = false;
+  /** fires at the fence: the holder stops leading exactly then, not at the next watchdog tick */
+  let fenceTimer: NodeJS.Timeout | undefined;
   let closed = false;
   let was = false;
   let round: Promise<void> | undefined;
@@ -120,7 +130,13 @@ export function createLeadership(o: LeadershipOptions): Leadership {
     was = is;
     if (is) log.info({ leaseMs }, `leading: this instance takes the ${o.what}`);
     else log.warn({ sinceRenewalMs: renewedAt === undefined ? undefined : now() - renewedAt, holder: view?.holder?.instance }, `not leading any more: this instance stops taking the ${o.what}`);
-    for (const listener of [...listeners]) listener(is);
+    for (const listener of [...listeners]) {
+      try {
+        listener(is);
+      } catch (err) {
+        log.error({ err }, 'a listener of the leadership failed');
+      }
+    }
   }
 
   function seen(e: KvEntry): void {
@@ -136,14 +152,25 @@ export function createLeadership(o: LeadershipOptions): Leadership {
       emit();
     }
     // a holder that gave the key up: take it now rather than at the next heartbeat
-    if (e.deleted && mine === undefined && !closed) void tick();
+    if (e.deleted && mine === undefined && !closed) {
+      if (round) again = true;
+      else void tick();
+    }
   }
 
   /** our own write: the view follows it (the watch may bring it later, or not at all while down) */
   function wrote(revision: number, sentAt: number): void {
-    mine = revision;
+    // the watch already brought a later change (a delete by hand, another's write): not ours any more
+    if (view && view.revision > revision && !ours(view.holder)) return;
+    mine = Math.max(mine ?? 0, revision);
     renewedAt = sentAt;
+    neverHeld = false;
     if (!view || view.revision < revision) view = { revision, holder: { instance: me, token }, deleted: false, seenAt: now() };
+    clearTimeout(fenceTimer);
+    if (!closed) {
+      fenceTimer = setTimeout(emit, Math.max(0, sentAt + fenceMs + 1 - now()));
+      fenceTimer.unref();
+    }
   }
 
   /** another process wrote the key under this instance's id while this one held it */
@@ -183,15 +210,35 @@ export function createLeadership(o: LeadershipOptions): Leadership {
       }
       return;
     }
-    if (view !== undefined && !view.deleted && !firstRound && now() - view.seenAt <= leaseMs) return;
+    const patience = neverHeld && view?.holder?.instance === me ? fenceMs : leaseMs;
+    if (view !== undefined && !view.deleted && now() - view.seenAt <= patience) return;
     // the key as the server has it now: the watch's view may lag behind it
     const current = await o.kv.get(o.key);
     if (current) seen(current);
     if (current === undefined || current.deleted) return takeOver(current, sentAt);
     if (view?.revision !== current.revision) return;
-    // an earlier run of this instance (a restart): continue its lease instead of waiting it out
-    if (firstRound && view.holder?.instance === me) return takeOver(current, sentAt);
+    // an earlier run of this instance (a restart): continue its lease after the fence time, by
+    // which that run, if still alive but cut off, stopped leading; not the whole lease
+    if (neverHeld && view.holder?.instance === me && now() - view.seenAt > fenceMs) return takeOver(current, sentAt);
     if (now() - view.seenAt > leaseMs) return takeOver(current, sentAt);
+  }
+
+  /** The watch over the key, started again a second after it ends (a bucket lost and made again, a server restarted). */
+  async function watchKey(): Promise<void> {
+    if (closed) return;
+    const w = await o.kv.watch();
+    watch = w;
+    void (async () => {
+      for await (const e of w) seen(e);
+    })()
+      .catch((err: unknown) => {
+        if (!closed) log.warn({ err }, `${o.what} lease watch ended; starting it again`);
+      })
+      .finally(() => {
+        if (closed || watch !== w) return;
+        const retry = setTimeout(() => void watchKey().catch(() => closed || retry.refresh()), 1000);
+        retry.unref();
+      });
   }
 
   async function tick(): Promise<void> {
@@ -199,8 +246,11 @@ export function createLeadership(o: LeadershipOptions): Leadership {
       .catch((err: unknown) => log.warn({ err }, `${o.what} lease not written`))
       .finally(() => {
         round = undefined;
-        firstRound = false;
         emit();
+        if (again && !closed) {
+          again = false;
+          void tick();
+        }
       });
     await round;
   }
@@ -215,14 +265,9 @@ export function createLeadership(o: LeadershipOptions): Leadership {
     },
     tick,
     async start(options = {}) {
-      watch = await o.kv.watch();
-      void (async () => {
-        for await (const e of watch) seen(e);
-      })().catch((err: unknown) => {
-        if (!closed) log.error({ err }, `${o.what} lease watch ended`);
-      });
+      await watchKey();
       await tick();
-      if (options.timer === false) return;
+      if (options.timer === false || closed) return;
       const loop = async () => {
         await tick();
         if (!closed) timer = setTimeout(() => void loop(), heartbeatMs);
@@ -232,13 +277,14 @@ export function createLeadership(o: LeadershipOptions): Leadership {
       watchdog = setInterval(() => emit(), Math.min(1000, heartbeatMs));
       watchdog.unref();
     },
-    async close() {
+    async close({ giveUp = true } = {}) {
       clearTimeout(timer);
       clearInterval(watchdog);
       await round;
-      const held = leading() ? mine : undefined;
+      const held = leading() && giveUp ? mine : undefined;
       closed = true;
       clearTimeout(timer);
+      clearTimeout(fenceTimer);
       emit();
       if (held !== undefined) await o.kv.delete(o.key, held).catch((err: unknown) => log.warn({ err }, `${o.what} lease not given up; another instance takes it after the lease time`));
       mine = undefined;

@@ -93,16 +93,18 @@ export function leaderBucketName(durableName: string): string {
 /** the key the leader of the machine events writes */
 export const LEADER_KEY = 'machine-events';
 
-/** Resolves once `lead` leads or `stopped` is aborted. */
-function untilLeading(lead: Leadership, stopped: AbortSignal): Promise<void> {
+/** Resolves once `lead` leads, `stopped` is aborted, or `recheckMs` passed (the caller looks again: a change told before it listened is not lost). */
+function untilLeading(lead: Leadership, stopped: AbortSignal, recheckMs: number): Promise<void> {
   return new Promise((resolve) => {
     if (lead.leading() || stopped.aborted) return resolve();
     const done = () => {
       off();
+      clearTimeout(timer);
       stopped.removeEventListener('abort', done);
       resolve();
     };
     const off = lead.subscribe((leading) => leading && done());
+    const timer = setTimeout(done, recheckMs);
     stopped.addEventListener('abort', done, { once: true });
   });
 }
@@ -230,10 +232,12 @@ function createDispatcher(o: SubscribeOptions) {
       for (const wake of slotWaiters.splice(0)) wake();
       slotWaiters = [];
     },
-    async settled(deadlineMs: number): Promise<void> {
+    /** true when every handler settled within the deadline */
+    async settled(deadlineMs: number): Promise<boolean> {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.allSettled([...inFlight]), new Promise((resolve) => (timer = setTimeout(resolve, deadlineMs)))]);
+      const all = await Promise.race([Promise.allSettled([...inFlight]).then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), deadlineMs)))]);
       clearTimeout(timer);
+      return all;
     },
   };
 }
@@ -245,7 +249,12 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
   /** stream sequence → the newest delivery of an event this instance is running */
   const running = new Map<number, JsMsg>();
   // with a leader, its bucket also holds the partition's position: leaders take turns
-  const kv = o.leader ? await openKvBucket(o.nc, jsm, leaderBucketName(o.durableName), { ...(o.replicas !== undefined ? { replicas: o.replicas } : {}) }) : undefined;
+  const kv = o.leader
+    ? await openKvBucket(o.nc, jsm, leaderBucketName(o.durableName), {
+        ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
+        onRemade: () => o.logger.warn({ bucket: leaderBucketName(o.durableName) }, 'the leader\'s key-value bucket was gone (deleted, or lost with a server\'s state); made again, empty'),
+      })
+    : undefined;
   const shared = kv ? sharedPosition({ local: o.position, kv, logger: o.logger }) : undefined;
   const position = positionKeeper(shared ?? o.position, running);
   const setup = async () => {
@@ -340,12 +349,15 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
 
   const loop = (async () => {
     let first = true;
+    let waitingLogged = false;
     while (!dispatcher.stopping) {
       if (leadership && notLeading()) {
-        o.logger.info({ stream: names.stream, consumer: names.consumer, leader: leadership.holder() }, 'not the partition\'s leader: taking no machine events until this instance leads');
-        await untilLeading(leadership, stopped.signal);
+        if (!waitingLogged) o.logger.info({ stream: names.stream, consumer: names.consumer, leader: leadership.holder() }, 'not the partition\'s leader: taking no machine events until this instance leads');
+        waitingLogged = true;
+        await untilLeading(leadership, stopped.signal, 1000);
         continue;
       }
+      waitingLogged = false;
       try {
         if (!first) Object.assign(names, await setup());
         first = false;
@@ -364,9 +376,11 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
         void watchStatus(pulled, o.logger);
         try {
           for await (const m of pulled) {
-            // pulled just before leadership ended: the new leader runs it, in its place
+            // pulled just as the lead ended: the new leader runs it. Held back for a lease time, or
+            // the server would hand it straight back to this pull while it is still open, and the
+            // second delivery would be its last
             if (notLeading()) {
-              m.nak();
+              m.nak(o.leader!.leaseMs);
               continue;
             }
             await slotFor(m);
@@ -401,10 +415,11 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
       stopped.abort();
       void messages?.close();
       await Promise.race([loop, delay(deadlineMs)]);
-      await dispatcher.settled(deadlineMs);
-      // only once this instance's events settled: the next leader's cannot overlap them
+      const settledAll = await dispatcher.settled(deadlineMs);
       await shared?.close();
-      await leadership?.close();
+      // given up only once this instance's events settled, so the next leader's cannot overlap
+      // them; with some still running at the deadline, the others wait the lease out
+      await leadership?.close({ giveUp: settledAll });
     },
   };
 }

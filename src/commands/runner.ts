@@ -72,11 +72,15 @@ export interface CommandRunner {
   stop(): void;
   /** stop(), then wait for accepted plans; at the deadline abort the rest. True when everything finished in time. */
   drain(deadlineMs: number): Promise<boolean>;
+  /** aborts every plan accepted so far, running or queued (ABORTED: their events go back to the stream); later plans run */
+  abortAll(reason: string): void;
 }
 
 interface Task {
   plan: Plan;
   resolve: (r: CommandResult) => void;
+  /** aborted by the shutdown's deadline, or by `abortAll` for the plans accepted before it */
+  signal: AbortSignal;
 }
 
 /** Actions that must not run twice: a second RESET or CYCLE is a second reboot. ON, OFF, boot devices and the LED may be repeated. */
@@ -133,6 +137,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   const running = new Set<string>();
   const ready: string[] = [];
   const stopper = new AbortController();
+  /** aborted by `abortAll`: the plans accepted before it; then replaced for the later ones */
+  let batch = new AbortController();
   let stopped = false;
   let pending = 0;
   let idle: Array<() => void> = [];
@@ -190,7 +196,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     return result;
   }
 
-  async function execute(plan: Plan, newerPending: () => boolean): Promise<CommandResult> {
+  async function execute(plan: Plan, cut: AbortSignal, newerPending: () => boolean): Promise<CommandResult> {
     const { timeliness, ageMs } = timelinessAt(plan);
     if (timeliness === 'stale') return dropStale(plan, ageMs);
     if (timeliness === 'late') {
@@ -201,7 +207,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     const started = Date.now();
     const what = `${plan.command} for machine ${plan.machineId || plan.key}`;
     // a timer of our own: AbortSignal.timeout() reachable only through AbortSignal.any() may be collected before it fires
-    const commandDeadline = deadline(o.timeoutMs, what, stopper.signal);
+    const commandDeadline = deadline(o.timeoutMs, what, cut);
     const signal = commandDeadline.signal;
     let outcome: CommandOutcome = 'ok';
     let failure: unknown;
@@ -269,16 +275,16 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
    * nor is anything once the shutdown aborts the runner; a lifecycle event is, as it would have
    * run late. Only the last attempt's result is published; `attempts` says there were more.
    */
-  async function executeWithRetries(plan: Plan, newerPending: () => boolean): Promise<CommandResult> {
-    let result = await execute(plan, newerPending);
+  async function executeWithRetries(plan: Plan, cut: AbortSignal, newerPending: () => boolean): Promise<CommandResult> {
+    let result = await execute(plan, cut, newerPending);
     for (let attempt = 2; attempt <= attempts && isRetryable(result); attempt++) {
       const pauseMs = retryDelayMs * 2 ** (attempt - 2);
       const fields = { machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, code: result.code, attempt, pauseMs };
       o.logger.info(fields, 'machine command failed; trying it again before the machine\'s next command');
       try {
-        await sleep(pauseMs, stopper.signal, `retry of ${plan.command} for machine ${plan.machineId || plan.key}`);
+        await sleep(pauseMs, cut, `retry of ${plan.command} for machine ${plan.machineId || plan.key}`);
       } catch {
-        o.logger.warn(fields, 'machine command not tried again: metal-bmc is shutting down');
+        o.logger.warn(fields, 'machine command not tried again: aborted (metal-bmc is shutting down, or another instance leads now)');
         break;
       }
       const { timeliness, ageMs } = timelinessAt(plan);
@@ -286,7 +292,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
         o.logger.warn({ ...fields, ageMs, ttlMs: o.ttlMs }, 'machine command not tried again: older than the topic TTL now');
         break;
       }
-      result = { ...(await execute(plan, newerPending)), attempts: attempt };
+      result = { ...(await execute(plan, cut, newerPending)), attempts: attempt };
     }
     return result;
   }
@@ -296,7 +302,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       const key = ready.shift()!;
       const task = queues.get(key)!.shift()!;
       running.add(key);
-      void executeWithRetries(task.plan, () => (queues.get(key)?.length ?? 0) > 0).then((result) => {
+      void executeWithRetries(task.plan, task.signal, () => (queues.get(key)?.length ?? 0) > 0).then((result) => {
         running.delete(key);
         const rest = queues.get(key)!;
         if (rest.length > 0) ready.push(key);
@@ -322,9 +328,10 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       return new Promise<CommandResult>((resolve) => {
         pending++;
         const queue = queues.get(plan.key);
-        if (queue) queue.push({ plan, resolve });
+        const signal = AbortSignal.any([stopper.signal, batch.signal]);
+        if (queue) queue.push({ plan, resolve, signal });
         else {
-          queues.set(plan.key, [{ plan, resolve }]);
+          queues.set(plan.key, [{ plan, resolve, signal }]);
           ready.push(plan.key);
         }
         pump();
@@ -335,6 +342,12 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     },
     stop() {
       stopped = true;
+    },
+    abortAll(reason) {
+      if (pending === 0) return;
+      o.logger.warn({ pending, reason }, 'aborting the machine commands accepted so far');
+      batch.abort(new BmcError('ABORTED', reason));
+      batch = new AbortController();
     },
     async drain(deadlineMs) {
       stopped = true;

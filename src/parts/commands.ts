@@ -124,7 +124,11 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
     ...(o.leader ? { leader: o.leader } : {}),
   });
   o.metrics?.leading.set(subscription.leading() ? 1 : 0);
-  subscription.onLeading((leading) => o.metrics?.leading.set(leading ? 1 : 0));
+  subscription.onLeading((leading) => {
+    o.metrics?.leading.set(leading ? 1 : 0);
+    // the new leader runs what comes next for these machines: nothing of ours may still run beside it
+    if (!leading) runner.abortAll('this instance stopped leading the partition (its lease was not renewed in time)');
+  });
   return {
     runner,
     firmware,

@@ -331,6 +331,28 @@ describe('one leader per partition takes the machine events (METAL_BMC_COMMAND_L
     expect(await gauge(other)).toBe('1');
   });
 
+  it('the leader\'s bucket deleted while events flow: it is made again, a leader takes over, no event is lost', async () => {
+    const p = `p${++partitionSeq}`;
+    const lease = 3000;
+    const a = await instance(server, p, { concurrency: 8, leader: { instanceId: 'mgmt-a', leaseMs: lease } });
+    const b = await instance(server, p, { concurrency: 8, leader: { instanceId: 'mgmt-b', leaseMs: lease } });
+    const seen = await results(metalApi, p);
+    const jsm = await jetstreamManager(metalApi);
+    const n = 40;
+    for (let k = 0; k < n; k++) {
+      metalApi.publish(`${p}-machine`, enc(event('command', `m-${k}`, k % 2 === 0 ? 'LED-ON' : 'LED-OFF')));
+      if (k === 10) await jsm.streams.delete(`KV_metal-bmc-${p}-leader`);
+      await sleep(100);
+    }
+    await until('every event run', () => new Set(seen.map((r) => r.machineId)).size === n, 30_000);
+    await settled(metalApi, p);
+    expect(new Set(seen.map((r) => r.machineId)).size).toBe(n);
+    expect(seen.every((r) => r.ok)).toBe(true);
+    await until('a leader', () => a.service.subscription.leading() !== b.service.subscription.leading(), 4 * lease);
+    expect([a, b].some((i) => i.log.lines.some((l) => /key-value bucket was gone/.test(String(l.msg))))).toBe(true);
+    expect((await jsm.streams.info(`KV_metal-bmc-${p}-leader`)).state.messages).toBeGreaterThan(0);
+  });
+
   it('without a leader (lease 0) both instances take events, as before', async () => {
     const p = `p${++partitionSeq}`;
     const a = await instance(server, p, { concurrency: 2 });

@@ -19,6 +19,7 @@ function stubRunner(answer: (plan: Plan) => Promise<CommandResult>): CommandRunn
     pending: 0,
     stop: () => undefined,
     drain: async () => true,
+    abortAll: () => undefined,
   };
 }
 

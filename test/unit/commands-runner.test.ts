@@ -192,6 +192,20 @@ describe('command runner', () => {
     expect(rec.closed).toBe(1);
   });
 
+  it('abortAll (the lead lost) aborts what runs and what is queued, and runs what comes after it', async () => {
+    const { runner, rec } = setup({ concurrency: 2, ms: (m) => (m === 'a' ? 10_000 : 5) });
+    const running = runner.submit(plan('a', 'ON'));
+    const queued = runner.submit(plan('a', 'OFF'));
+    await waitFor(() => rec.events.includes('a:ON:start'), 5000, 'the first command running');
+    runner.abortAll('another instance leads');
+    expect(await running).toMatchObject({ ok: false, code: 'ABORTED' });
+    expect(await queued).toMatchObject({ ok: false, code: 'ABORTED' });
+    expect(rec.events).not.toContain('a:OFF:start');
+    // a plan accepted after it runs
+    expect(await runner.submit(plan('b', 'ON'))).toMatchObject({ ok: true });
+    expect(runner.pending).toBe(0);
+  });
+
   it('never logs the BMC password', async () => {
     const { runner, log } = setup({ concurrency: 1, timeoutMs: 20, ms: () => 1000 });
     await runner.submit(plan('m', 'ON'));
