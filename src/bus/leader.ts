@@ -71,6 +71,8 @@ export interface Leadership {
   leading(): boolean;
   /** the instance the key names now, as this one last saw it (undefined: none) */
   holder(): string | undefined;
+  /** some instance leads: this one, or the holder renewed the key within the lease as seen here */
+  someoneLeads(): boolean;
   /** listens to changes of `leading()`; returns the function that stops listening */
   subscribe(listener: (leading: boolean) => void): () => void;
   /** one round: renew, or take the key when free or left for a lease time (the timer runs it; tests call it) */
@@ -259,6 +261,7 @@ export function createLeadership(o: LeadershipOptions): Leadership {
     instanceId: me,
     leading,
     holder: () => (leading() ? me : view?.deleted ? undefined : view?.holder?.instance),
+    someoneLeads: () => leading() || (view !== undefined && !view.deleted && view.holder !== undefined && now() - view.seenAt <= leaseMs),
     subscribe(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);

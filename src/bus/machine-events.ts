@@ -76,6 +76,8 @@ export interface MachineEventSubscription {
   leading(): boolean;
   /** listens to changes of `leading()`; returns the function that stops listening */
   onLeading(listener: (leading: boolean) => void): () => void;
+  /** with a leader: no instance has led for a lease time as seen here (nobody takes the partition's events) */
+  leaderless(): boolean;
   /** Stops taking events (buffered ones are nak'ed for another instance) and waits up to `deadlineMs` for the handlers in flight to settle. */
   stop(deadlineMs?: number): Promise<void>;
 }
@@ -410,6 +412,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     consumer: names.consumer,
     leading: () => !notLeading(),
     onLeading: (listener) => leadership?.subscribe(listener) ?? (() => undefined),
+    leaderless: () => leadership !== undefined && !leadership.someoneLeads(),
     async stop(deadlineMs = 10_000) {
       dispatcher.stop();
       stopped.abort();
@@ -495,6 +498,7 @@ async function subscribeCore(o: SubscribeOptions): Promise<MachineEventSubscript
     // a queue group spreads events over the instances: there is no leader
     leading: () => true,
     onLeading: () => () => undefined,
+    leaderless: () => false,
     async stop(deadlineMs = 10_000) {
       dispatcher.stop();
       if (!sub.isClosed()) sub.unsubscribe();

@@ -215,7 +215,7 @@ export const commandsPart: PartFactory = async (ctx) => {
 
   return {
     name: 'commands',
-    ready: () => problem ?? (bus?.connected() ? undefined : 'NATS disconnected'),
+    ready: () => problem ?? (!bus?.connected() ? 'NATS disconnected' : service?.subscription.leaderless() ? 'machine events: no instance of the partition leads (the leader key was not renewed for a lease time)' : undefined),
     async stop(deadlineMs) {
       aborter.abort();
       await starting;

@@ -82,6 +82,8 @@ describe('leadership of the machine events', () => {
     }
     // a's last renewal was at `start`: fenced once FENCE passed, b waits LEASE from when it saw it
     expect(aStoppedAt).toBe(Math.ceil((FENCE + 1) / HEARTBEAT) * HEARTBEAT);
+    // between a's lease running out and b's takeover, nobody leads, and both can tell
+    expect(b.lead.someoneLeads()).toBe(true);
     expect(bLedAt).toBe(Math.ceil((LEASE + 1) / HEARTBEAT) * HEARTBEAT);
     expect(a.changes).toEqual([true, false]);
     expect(b.log.lines.some((l) => l.msg === 'machine events lease taken over' && l.from === 'a')).toBe(true);
@@ -90,6 +92,22 @@ describe('leadership of the machine events', () => {
     for (let k = 0; k < 3; k++) await period(c, a, b);
     expect(leaders(a, b)).toEqual(['b']);
     expect(a.lead.holder()).toBe('b');
+  });
+
+  it('tells when nobody leads: the holder cut off for a lease time and no other instance taking over', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a = await instance(kv, 'a', c.now);
+    const b = await instance(kv, 'b', c.now);
+    expect([a.lead.someoneLeads(), b.lead.someoneLeads()]).toEqual([true, true]);
+    a.client.down = true;
+    b.client.down = true;
+    c.advance(LEASE + 1);
+    expect([a.lead.someoneLeads(), b.lead.someoneLeads()]).toEqual([false, false]);
+    b.client.down = false;
+    await period(c, a, b);
+    expect(b.lead.someoneLeads()).toBe(true);
+    expect(leaders(a, b)).toEqual(['b']);
   });
 
   it('close() hands over at once: the other leads without waiting for the lease', async () => {
