@@ -65,7 +65,10 @@ export interface KvBucketOptions {
   replicas?: number;
   /** how long the pub ack may take, default 5 s */
   timeoutMs?: number;
-  /** told when the bucket's stream was gone (deleted by hand, lost with a server's state) and was made again, empty */
+  /**
+   * With it, a read or write that finds the bucket's stream gone (deleted by hand, lost with a
+   * server's state) makes it again, empty, tells this, and tries once more; without it, it fails
+   */
   onRemade?: () => void;
 }
 
@@ -126,9 +129,16 @@ export async function openKvBucket(nc: NatsConnection, jsm: JetStreamManager, bu
     try {
       return await op();
     } catch (err) {
-      if (!isStreamGone(err)) throw err;
+      if (!o.onRemade || !isStreamGone(err)) throw err;
+      // a write without responders reads as JetStream missing: only a stream really gone is made again
+      try {
+        await jsm.streams.info(stream);
+        throw err;
+      } catch (infoErr) {
+        if (infoErr === err || (infoErr as Error).name !== 'StreamNotFoundError') throw err;
+      }
       await ensureKvStream(jsm, bucket, o);
-      o.onRemade?.();
+      o.onRemade();
       return await op();
     }
   }

@@ -160,6 +160,30 @@ export function createLeadership(o: LeadershipOptions): Leadership {
     }
   }
 
+  /**
+   * What a read found: a key older than the one seen (or none where one was: a key is never
+   * removed, only marked deleted) means its bucket was made again, its revisions counting from 1.
+   */
+  function observed(current: KvEntry | undefined): void {
+    if (view && (current === undefined || current.revision < view.revision)) remade();
+    if (current) seen(current);
+  }
+
+  /** The bucket was made again: what was seen of it is gone; the watch starts over on the new one. */
+  function remade(): void {
+    log.warn({ seenRevision: view?.revision }, `the ${o.what} lease's bucket was made again; starting over on it`);
+    view = undefined;
+    if (mine !== undefined) {
+      mine = undefined;
+      renewedAt = undefined;
+      emit();
+    }
+    const old = watch;
+    watch = undefined;
+    old?.stop();
+    void watchKey().catch((err: unknown) => log.warn({ err }, `${o.what} lease watch not started again; the next rounds read the key`));
+  }
+
   /** our own write: the view follows it (the watch may bring it later, or not at all while down) */
   function wrote(revision: number, sentAt: number): void {
     // the watch already brought a later change (a delete by hand, another's write): not ours any more
@@ -189,8 +213,7 @@ export function createLeadership(o: LeadershipOptions): Leadership {
       return;
     }
     // someone wrote first: read what is there now, so the lease is timed from it
-    const current = await o.kv.get(o.key);
-    if (current) seen(current);
+    observed(await o.kv.get(o.key));
   }
 
   async function once(): Promise<void> {
@@ -201,7 +224,7 @@ export function createLeadership(o: LeadershipOptions): Leadership {
       if (revision !== undefined) return wrote(revision, sentAt);
       // refused: written since, by another process or by a write of ours whose answer was lost
       const current = await o.kv.get(o.key);
-      if (current) seen(current);
+      observed(current);
       if (current && !current.deleted && ours(decodeHolder(current.value))) {
         mine = current.revision;
         return once();
@@ -216,7 +239,7 @@ export function createLeadership(o: LeadershipOptions): Leadership {
     if (view !== undefined && !view.deleted && now() - view.seenAt <= patience) return;
     // the key as the server has it now: the watch's view may lag behind it
     const current = await o.kv.get(o.key);
-    if (current) seen(current);
+    observed(current);
     if (current === undefined || current.deleted) return takeOver(current, sentAt);
     if (view?.revision !== current.revision) return;
     // an earlier run of this instance (a restart): continue its lease after the fence time, by
@@ -229,6 +252,7 @@ export function createLeadership(o: LeadershipOptions): Leadership {
   async function watchKey(): Promise<void> {
     if (closed) return;
     const w = await o.kv.watch();
+    if (closed) return w.stop();
     watch = w;
     void (async () => {
       for await (const e of w) seen(e);
@@ -281,13 +305,14 @@ export function createLeadership(o: LeadershipOptions): Leadership {
       watchdog.unref();
     },
     async close({ giveUp = true } = {}) {
-      clearTimeout(timer);
-      clearInterval(watchdog);
-      await round;
-      const held = leading() && giveUp ? mine : undefined;
+      // closed first: a round started from now on (a watched delete) writes nothing
       closed = true;
       clearTimeout(timer);
+      clearInterval(watchdog);
+      while (round) await round;
+      clearTimeout(timer);
       clearTimeout(fenceTimer);
+      const held = giveUp && mine !== undefined && renewedAt !== undefined && now() - renewedAt <= fenceMs ? mine : undefined;
       emit();
       if (held !== undefined) await o.kv.delete(o.key, held).catch((err: unknown) => log.warn({ err }, `${o.what} lease not given up; another instance takes it after the lease time`));
       mine = undefined;

@@ -257,7 +257,20 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
         onRemade: () => o.logger.warn({ bucket: leaderBucketName(o.durableName) }, 'the leader\'s key-value bucket was gone (deleted, or lost with a server\'s state); made again, empty'),
       })
     : undefined;
-  const shared = kv ? sharedPosition({ local: o.position, kv, logger: o.logger }) : undefined;
+  const shared = kv
+    ? sharedPosition({
+        local: o.position,
+        kv,
+        logger: o.logger,
+        ackFloor: async () => {
+          try {
+            return (await jsm.consumers.info(names.stream, names.consumer)).ack_floor.stream_seq;
+          } catch {
+            return undefined;
+          }
+        },
+      })
+    : undefined;
   const position = positionKeeper(shared ?? o.position, running);
   const setup = async () => {
     const stream = await ensureStream(jsm, { subject: o.subject, maxAgeMs: o.maxAgeMs, ...(o.replicas !== undefined ? { replicas: o.replicas } : {}), logger: o.logger });
@@ -376,21 +389,32 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
         const unlisten = leadership?.subscribe((leading) => leading || void pulled.close());
         if (dispatcher.stopping || notLeading()) void pulled.close();
         void watchStatus(pulled, o.logger);
+        /** pulled as the lead ended: the new leader runs them, nak'ed once this pull is closed */
+        const heldBack: JsMsg[] = [];
         try {
           for await (const m of pulled) {
-            // pulled just as the lead ended: the new leader runs it. Held back for a lease time, or
-            // the server would hand it straight back to this pull while it is still open, and the
-            // second delivery would be its last
             if (notLeading()) {
-              m.nak(o.leader!.leaseMs);
+              m.working();
+              heldBack.push(m);
               continue;
             }
             await slotFor(m);
+            // the lead may have ended while it waited for a slot
+            if (notLeading()) {
+              heldBack.push(m);
+              continue;
+            }
             dispatch(m);
             await dispatcher.slot();
           }
         } finally {
           unlisten?.();
+          // a nak while the pull is open would bring it straight back here, spending its second
+          // and last delivery; closed, the next pull (the new leader's) gets it, first in line
+          if (heldBack.length > 0) {
+            await pulled.close().catch(() => undefined);
+            for (const m of heldBack) m.nak();
+          }
         }
       } catch (err) {
         if (dispatcher.stopping) break;

@@ -71,7 +71,21 @@ export function newestOf(identity: StreamIdentity | undefined, ...positions: Arr
   return best;
 }
 
-export function sharedPosition(o: { local: PositionStore | undefined; kv: KvBucket; logger: Logger; writeDelayMs?: number }): SharedPosition {
+export interface SharedPositionOptions {
+  /** this instance's state file: written with the same position as the key, when the key is */
+  local: PositionStore | undefined;
+  kv: KvBucket;
+  logger: Logger;
+  /**
+   * the consumer's ack floor (every event up to it acknowledged or terminated), undefined when it
+   * cannot be read: a position settled here may be past an event another instance still runs,
+   * or one nak'ed for another instance; what is kept is never past the ack floor
+   */
+  ackFloor?: () => Promise<number | undefined>;
+  writeDelayMs?: number;
+}
+
+export function sharedPosition(o: SharedPositionOptions): SharedPosition {
   const delayMs = o.writeDelayMs ?? 1000;
   /** the bucket's position as last read or written here */
   let shared: StreamPosition | undefined;
@@ -89,6 +103,13 @@ export function sharedPosition(o: { local: PositionStore | undefined; kv: KvBuck
       o.logger.error({ key: POSITION_KEY, bytes: value.length }, 'the shared machine event position is not readable; it is written again as events settle');
     }
     return p;
+  }
+
+  /** `p` held at the consumer's ack floor; undefined when the floor cannot be read (kept for later) */
+  async function bounded(p: StreamPosition): Promise<StreamPosition | undefined> {
+    if (!o.ackFloor) return p;
+    const floor = await o.ackFloor();
+    return floor === undefined ? undefined : { ...p, seq: Math.min(p.seq, floor) };
   }
 
   async function writeOnce(p: StreamPosition): Promise<void> {
@@ -115,7 +136,10 @@ export function sharedPosition(o: { local: PositionStore | undefined; kv: KvBuck
     pending = undefined;
     if (p === undefined) return;
     try {
-      await writeOnce(p);
+      const q = await bounded(p);
+      if (q === undefined) throw new Error('the consumer\'s ack floor cannot be read');
+      o.local?.save(q);
+      await writeOnce(q);
       if (failing) o.logger.info({ key: POSITION_KEY, seq: p.seq }, 'shared machine event position written again');
       failing = false;
     } catch (err) {
@@ -136,7 +160,7 @@ export function sharedPosition(o: { local: PositionStore | undefined; kv: KvBuck
   return {
     load: (identity) => newestOf(identity, o.local?.load(identity), shared),
     save(position) {
-      o.local?.save(position);
+      if (!o.ackFloor) o.local?.save(position);
       if (sameStream(shared, position) && shared!.seq >= position.seq) return;
       pending = position;
       timer ??= setTimeout(() => void flush(), delayMs);

@@ -80,7 +80,7 @@ interface Task {
   plan: Plan;
   resolve: (r: CommandResult) => void;
   /** aborted by the shutdown's deadline, or by `abortAll` for the plans accepted before it */
-  signal: AbortSignal;
+  cut: AbortController;
 }
 
 /** Actions that must not run twice: a second RESET or CYCLE is a second reboot. ON, OFF, boot devices and the LED may be repeated. */
@@ -136,9 +136,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   const queues = new Map<string, Task[]>();
   const running = new Set<string>();
   const ready: string[] = [];
-  const stopper = new AbortController();
-  /** aborted by `abortAll`: the plans accepted before it; then replaced for the later ones */
-  let batch = new AbortController();
+  /** one per plan accepted and not finished: what `abortAll` and the shutdown's deadline abort */
+  const cuts = new Set<AbortController>();
   let stopped = false;
   let pending = 0;
   let idle: Array<() => void> = [];
@@ -284,8 +283,9 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       try {
         await sleep(pauseMs, cut, `retry of ${plan.command} for machine ${plan.machineId || plan.key}`);
       } catch {
-        o.logger.warn(fields, 'machine command not tried again: aborted (metal-bmc is shutting down, or another instance leads now)');
-        break;
+        o.logger.warn(fields, 'machine command not tried again here: aborted (metal-bmc is shutting down, or another instance leads now); it goes back to the stream');
+        // cut off like a plan the abort found running: ABORTED goes back (nak), the last failure did not end it
+        return { ...result, code: 'ABORTED', error: `${result.error ?? plan.command}; not tried again here: aborted`, ...(attempt > 2 ? { attempts: attempt - 1 } : {}) };
       }
       const { timeliness, ageMs } = timelinessAt(plan);
       if (timeliness === 'stale') {
@@ -302,8 +302,9 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       const key = ready.shift()!;
       const task = queues.get(key)!.shift()!;
       running.add(key);
-      void executeWithRetries(task.plan, task.signal, () => (queues.get(key)?.length ?? 0) > 0).then((result) => {
+      void executeWithRetries(task.plan, task.cut.signal, () => (queues.get(key)?.length ?? 0) > 0).then((result) => {
         running.delete(key);
+        cuts.delete(task.cut);
         const rest = queues.get(key)!;
         if (rest.length > 0) ready.push(key);
         else queues.delete(key);
@@ -328,10 +329,11 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       return new Promise<CommandResult>((resolve) => {
         pending++;
         const queue = queues.get(plan.key);
-        const signal = AbortSignal.any([stopper.signal, batch.signal]);
-        if (queue) queue.push({ plan, resolve, signal });
+        const cut = new AbortController();
+        cuts.add(cut);
+        if (queue) queue.push({ plan, resolve, cut });
         else {
-          queues.set(plan.key, [{ plan, resolve, signal }]);
+          queues.set(plan.key, [{ plan, resolve, cut }]);
           ready.push(plan.key);
         }
         pump();
@@ -346,8 +348,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     abortAll(reason) {
       if (pending === 0) return;
       o.logger.warn({ pending, reason }, 'aborting the machine commands accepted so far');
-      batch.abort(new BmcError('ABORTED', reason));
-      batch = new AbortController();
+      for (const cut of cuts) cut.abort(new BmcError('ABORTED', reason));
     },
     async drain(deadlineMs) {
       stopped = true;
@@ -359,7 +360,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       clearTimeout(timer);
       if (inTime) return true;
       o.logger.warn({ pending }, 'shutdown deadline reached; aborting machine commands still running');
-      stopper.abort(new BmcError('ABORTED', 'metal-bmc is shutting down'));
+      for (const cut of cuts) cut.abort(new BmcError('ABORTED', 'metal-bmc is shutting down'));
       await done;
       idle = [];
       return false;

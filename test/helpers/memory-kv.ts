@@ -16,6 +16,8 @@ export interface MemoryKv {
   entries(): Map<string, KvEntry>;
   /** writes so far (puts and deletes that were stored) */
   writes(): number;
+  /** the bucket deleted and made again: every key gone, revisions counting from 1 again (watches see only what comes after) */
+  remake(): void;
 }
 
 export function createMemoryKv(bucket = 'test'): MemoryKv {
@@ -37,6 +39,10 @@ export function createMemoryKv(bucket = 'test'): MemoryKv {
   return {
     entries: () => last,
     writes: () => writes,
+    remake() {
+      last.clear();
+      seq = 0;
+    },
     client() {
       const c: MemoryKvClient = {
         bucket,

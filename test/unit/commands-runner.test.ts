@@ -11,6 +11,7 @@ import { createCommandMetrics } from '../../src/commands/metrics.js';
 import { createCommandRunner, type CommandResult } from '../../src/commands/runner.js';
 import { BmcError, type BmcErrorCode } from '../../src/errors.js';
 import type { Outband } from '../../src/outband/types.js';
+import { dispositionOf } from '../../src/commands/handler.js';
 import { captureLog } from '../helpers/log.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -361,7 +362,7 @@ describe('command runner: a failed command is tried again before the machine\'s 
     expect(log.find('machine command not tried again: older than the topic TTL now')).toHaveLength(1);
   });
 
-  it('does not try again once the shutdown deadline aborts the runner during the pause', async () => {
+  it('does not try again once the shutdown deadline aborts the runner during the pause: the plan ends ABORTED and goes back', async () => {
     const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0 };
     const { runner } = runnerWith(flakyConnect(rec, 'OFF', 'HTTP', 1), { retryDelayMs: 60_000 });
     const off = runner.submit(plan('m', 'OFF'));
@@ -370,7 +371,21 @@ describe('command runner: a failed command is tried again before the machine\'s 
     expect(await runner.drain(50)).toBe(false);
     // a 60 s pause: under 5 s means the drain deadline ended it (wide margin for load)
     expect(Date.now() - started).toBeLessThan(5000);
-    expect(await off).toMatchObject({ ok: false, code: 'HTTP' });
+    expect(await off).toMatchObject({ ok: false, code: 'ABORTED' });
+    expect(dispositionOf(await off)).toBe('nak');
+    expect(rec.events).toEqual(['m:OFF:failed']);
+  });
+
+  it('abortAll during the pause (the lead lost): the plan ends ABORTED, so the new leader gets it, not terminated', async () => {
+    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0 };
+    const { runner } = runnerWith(flakyConnect(rec, 'OFF', 'HTTP', 1), { retryDelayMs: 60_000 });
+    const off = runner.submit(plan('m', 'OFF'));
+    await waitFor(() => rec.events.length === 1, 5000, 'the first attempt');
+    runner.abortAll('another instance leads');
+    const result = await off;
+    expect(result).toMatchObject({ ok: false, code: 'ABORTED' });
+    expect(result.error).toMatch(/HTTP from the fake BMC; not tried again here: aborted/);
+    expect(dispositionOf(result)).toBe('nak');
     expect(rec.events).toEqual(['m:OFF:failed']);
   });
 });

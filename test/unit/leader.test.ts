@@ -110,6 +110,33 @@ describe('leadership of the machine events', () => {
     expect(leaders(a, b)).toEqual(['b']);
   });
 
+  it('the bucket made again (revisions from 1): a leader again, and it is still taken over when cut off', async () => {
+    for (const cutFirst of ['leader', 'follower'] as const) {
+      const kv = createMemoryKv();
+      const c = clock();
+      const a = await instance(kv, 'a', c.now);
+      const b = await instance(kv, 'b', c.now);
+      for (let k = 0; k < 30; k++) await period(c, a, b);
+      kv.remake();
+      // the follower first (its view is the old bucket's, far ahead), or the leader first
+      const order = cutFirst === 'leader' ? [a, b] : [b, a];
+      for (let k = 0; k < 12; k++) {
+        await period(c, ...order);
+        expect(leaders(a, b).length).toBeLessThanOrEqual(1);
+      }
+      expect(leaders(a, b)).toHaveLength(1);
+      const [holder, other] = a.lead.leading() ? [a, b] : [b, a];
+      holder.client.down = true;
+      for (let k = 0; k < 8; k++) {
+        await period(c, a, b);
+        expect(leaders(a, b).length).toBeLessThanOrEqual(1);
+      }
+      expect(other.lead.leading()).toBe(true);
+      expect([a, b].some((x) => x.log.lines.some((l) => /bucket was made again/.test(String(l.msg))))).toBe(true);
+      for (const x of [a, b]) await x.lead.close();
+    }
+  });
+
   it('close() hands over at once: the other leads without waiting for the lease', async () => {
     const kv = createMemoryKv();
     const c = clock();

@@ -107,6 +107,28 @@ describe('the shared position', () => {
     expect(decodePosition(kv.entries().get(POSITION_KEY)!.value)).toEqual(at(3));
   });
 
+  it('never keeps a position past the consumer\'s ack floor: an event another instance still runs is not skipped', async () => {
+    const kv = createMemoryKv();
+    const file = fileStore();
+    let floor: number | undefined = 9;
+    const store = sharedPosition({ local: file, kv: kv.client(), logger: captureLog().logger, ackFloor: async () => floor, writeDelayMs: 1 });
+    // settled here up to 20, while event 10 still runs on the instance that led before
+    store.save(at(20));
+    await store.close();
+    expect(decodePosition(kv.entries().get(POSITION_KEY)!.value)).toEqual(at(9));
+    expect(file.saved).toEqual([at(9)]);
+    // the floor cannot be read (the consumer gone): nothing is written, the position waits
+    const later = sharedPosition({ local: file, kv: kv.client(), logger: captureLog().logger, ackFloor: async () => floor, writeDelayMs: 1 });
+    floor = undefined;
+    later.save(at(25));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(decodePosition(kv.entries().get(POSITION_KEY)!.value)).toEqual(at(9));
+    floor = 25;
+    await later.close();
+    expect(decodePosition(kv.entries().get(POSITION_KEY)!.value)).toEqual(at(25));
+    expect(file.saved.at(-1)).toEqual(at(25));
+  });
+
   it('an unreadable value in the bucket is logged once and written over', async () => {
     const kv = createMemoryKv();
     const client = kv.client();
