@@ -164,9 +164,18 @@ export function createLeadership(o: LeadershipOptions): Leadership {
    * What a read found: a key older than the one seen (or none where one was: a key is never
    * removed, only marked deleted) means its bucket was made again, its revisions counting from 1.
    */
-  function observed(current: KvEntry | undefined): void {
-    if (view && (current === undefined || current.revision < view.revision)) remade();
+  function observed(current: KvEntry | undefined, seenBefore: number | undefined): void {
+    // compared with what was seen when the read was sent: the watch may bring a newer write meanwhile
+    if (seenBefore !== undefined && (current === undefined || current.revision < seenBefore)) remade();
     if (current) seen(current);
+  }
+
+  /** reads the key, and what the read says of the bucket */
+  async function read(): Promise<KvEntry | undefined> {
+    const seenBefore = view?.revision;
+    const current = await o.kv.get(o.key);
+    observed(current, seenBefore);
+    return current;
   }
 
   /** The bucket was made again: what was seen of it is gone; the watch starts over on the new one. */
@@ -181,7 +190,7 @@ export function createLeadership(o: LeadershipOptions): Leadership {
     const old = watch;
     watch = undefined;
     old?.stop();
-    void watchKey().catch((err: unknown) => log.warn({ err }, `${o.what} lease watch not started again; the next rounds read the key`));
+    void watchKey().catch(() => rewatchSoon());
   }
 
   /** our own write: the view follows it (the watch may bring it later, or not at all while down) */
@@ -213,7 +222,7 @@ export function createLeadership(o: LeadershipOptions): Leadership {
       return;
     }
     // someone wrote first: read what is there now, so the lease is timed from it
-    observed(await o.kv.get(o.key));
+    await read();
   }
 
   async function once(): Promise<void> {
@@ -223,8 +232,7 @@ export function createLeadership(o: LeadershipOptions): Leadership {
       const revision = await o.kv.update(o.key, value, mine);
       if (revision !== undefined) return wrote(revision, sentAt);
       // refused: written since, by another process or by a write of ours whose answer was lost
-      const current = await o.kv.get(o.key);
-      observed(current);
+      const current = await read();
       if (current && !current.deleted && ours(decodeHolder(current.value))) {
         mine = current.revision;
         return once();
@@ -238,8 +246,7 @@ export function createLeadership(o: LeadershipOptions): Leadership {
     const patience = neverHeld && view?.holder?.instance === me ? fenceMs : leaseMs;
     if (view !== undefined && !view.deleted && now() - view.seenAt <= patience) return;
     // the key as the server has it now: the watch's view may lag behind it
-    const current = await o.kv.get(o.key);
-    observed(current);
+    const current = await read();
     if (current === undefined || current.deleted) return takeOver(current, sentAt);
     if (view?.revision !== current.revision) return;
     // an earlier run of this instance (a restart): continue its lease after the fence time, by
@@ -253,7 +260,10 @@ export function createLeadership(o: LeadershipOptions): Leadership {
     if (closed) return;
     const w = await o.kv.watch();
     if (closed) return w.stop();
+    // one watch at a time: a restart racing another (a remake while the last one retried) stops the older
+    const previous = watch;
     watch = w;
+    if (previous && previous !== w) previous.stop();
     void (async () => {
       for await (const e of w) seen(e);
     })()
@@ -262,9 +272,15 @@ export function createLeadership(o: LeadershipOptions): Leadership {
       })
       .finally(() => {
         if (closed || watch !== w) return;
-        const retry = setTimeout(() => void watchKey().catch(() => closed || retry.refresh()), 1000);
-        retry.unref();
+        rewatchSoon();
       });
+  }
+
+  /** a watch started again a second from now, and every second until one starts */
+  function rewatchSoon(): void {
+    if (closed) return;
+    const retry = setTimeout(() => void watchKey().catch(() => closed || retry.refresh()), 1000);
+    retry.unref();
   }
 
   async function tick(): Promise<void> {

@@ -396,12 +396,16 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
             if (notLeading()) {
               m.working();
               heldBack.push(m);
+              // the listener closes the pull when told; a lead that ended unannounced (the fence
+              // timer behind a busy loop, then a renewal) must close it here
+              void pulled.close();
               continue;
             }
             await slotFor(m);
             // the lead may have ended while it waited for a slot
             if (notLeading()) {
               heldBack.push(m);
+              void pulled.close();
               continue;
             }
             dispatch(m);
@@ -413,7 +417,13 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
           // and last delivery; closed, the next pull (the new leader's) gets it, first in line
           if (heldBack.length > 0) {
             await pulled.close().catch(() => undefined);
-            for (const m of heldBack) m.nak();
+            for (const m of heldBack) {
+              try {
+                m.nak();
+              } catch (err) {
+                o.logger.warn({ err, seq: m.seq }, 'machine event not handed back (NATS closed): it returns after ack_wait');
+              }
+            }
           }
         }
       } catch (err) {

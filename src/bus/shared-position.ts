@@ -83,10 +83,15 @@ export interface SharedPositionOptions {
    */
   ackFloor?: () => Promise<number | undefined>;
   writeDelayMs?: number;
+  /** while a position waits for the ack floor to reach it, how often it is tried again (default 5 s) */
+  floorRetryMs?: number;
 }
 
 export function sharedPosition(o: SharedPositionOptions): SharedPosition {
   const delayMs = o.writeDelayMs ?? 1000;
+  const floorRetryMs = o.floorRetryMs ?? 5000;
+  /** the last write was held at the ack floor: the position settled here waits for it */
+  let heldAtFloor = false;
   /** the bucket's position as last read or written here */
   let shared: StreamPosition | undefined;
   let pending: StreamPosition | undefined;
@@ -140,6 +145,12 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
       if (q === undefined) throw new Error('the consumer\'s ack floor cannot be read');
       o.local?.save(q);
       await writeOnce(q);
+      // held below what settled here: the rest is written once the floor moved on (the event
+      // that held it settled, wherever), not only when a newer event settles here
+      heldAtFloor = q.seq < p.seq;
+      // (a position saved during the write, the narrowing aside, may be there already)
+      const saved = pending as StreamPosition | undefined;
+      if (heldAtFloor && (saved === undefined || (sameStream(saved, p) && saved.seq < p.seq))) pending = p;
       if (failing) o.logger.info({ key: POSITION_KEY, seq: p.seq }, 'shared machine event position written again');
       failing = false;
     } catch (err) {
@@ -154,7 +165,7 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
   const flush = (): Promise<void> =>
     (writing ??= write().finally(() => {
       writing = undefined;
-      if (pending !== undefined && timer === undefined && !closed) timer = setTimeout(() => void flush(), delayMs);
+      if (pending !== undefined && timer === undefined && !closed) timer = setTimeout(() => void flush(), heldAtFloor ? floorRetryMs : delayMs);
     }));
 
   return {

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { StreamPosition } from '../../src/bus/jetstream.js';
 import { decodePosition, encodePosition, newestOf, POSITION_KEY, sharedPosition, type PositionStore } from '../../src/bus/shared-position.js';
 import { captureLog } from '../helpers/log.js';
+import { waitFor } from '../helpers/wait.js';
 import { createMemoryKv } from '../helpers/memory-kv.js';
 
 const S = { stream: 'metal-bmc-p1-machine', created: '2026-12-05T08:00:00.000Z' };
@@ -117,16 +118,25 @@ describe('the shared position', () => {
     await store.close();
     expect(decodePosition(kv.entries().get(POSITION_KEY)!.value)).toEqual(at(9));
     expect(file.saved).toEqual([at(9)]);
+    // the event that held the floor settles (anywhere): the position settled here follows, with no newer event here
+    const same = sharedPosition({ local: file, kv: kv.client(), logger: captureLog().logger, ackFloor: async () => floor, writeDelayMs: 1, floorRetryMs: 5 });
+    floor = 11;
+    same.save(at(30));
+    await waitFor(() => decodePosition(kv.entries().get(POSITION_KEY)!.value)?.seq === 11, 5000, 'held at the floor');
+    floor = 30;
+    await waitFor(() => decodePosition(kv.entries().get(POSITION_KEY)!.value)?.seq === 30, 5000, 'the rest once the floor moved on');
+    expect(file.saved.at(-1)).toEqual(at(30));
+    await same.close();
     // the floor cannot be read (the consumer gone): nothing is written, the position waits
     const later = sharedPosition({ local: file, kv: kv.client(), logger: captureLog().logger, ackFloor: async () => floor, writeDelayMs: 1 });
     floor = undefined;
-    later.save(at(25));
+    later.save(at(35));
     await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(decodePosition(kv.entries().get(POSITION_KEY)!.value)).toEqual(at(9));
-    floor = 25;
+    expect(decodePosition(kv.entries().get(POSITION_KEY)!.value)).toEqual(at(30));
+    floor = 35;
     await later.close();
-    expect(decodePosition(kv.entries().get(POSITION_KEY)!.value)).toEqual(at(25));
-    expect(file.saved.at(-1)).toEqual(at(25));
+    expect(decodePosition(kv.entries().get(POSITION_KEY)!.value)).toEqual(at(35));
+    expect(file.saved.at(-1)).toEqual(at(35));
   });
 
   it('an unreadable value in the bucket is logged once and written over', async () => {
