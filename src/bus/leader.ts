@@ -102,7 +102,8 @@ export function createLeadership(o: LeadershipOptions): Leadership {
   const fenceMs = o.fenceMs ?? Math.floor((leaseMs * 2) / 3);
   if (!(heartbeatMs * 2 < fenceMs && fenceMs < leaseMs)) throw new BmcError('INVALID_ARGUMENT', 'createLeadership: need heartbeatMs * 2 < fenceMs < leaseMs');
   const now = o.now ?? (() => performance.now());
-  const log = o.logger.child({ module: 'leader', instance: me, key: o.key });
+  // not `key`: the logger redacts fields of that name
+  const log = o.logger.child({ module: 'leader', instance: me, leaderKey: o.key });
   const listeners = new Set<(leading: boolean) => void>();
   if (o.onChange) listeners.add(o.onChange);
   let view: KeyView | undefined;
@@ -131,6 +132,7 @@ export function createLeadership(o: LeadershipOptions): Leadership {
     if (is === was) return;
     was = is;
     if (is) log.info({ leaseMs }, `leading: this instance takes the ${o.what}`);
+    else if (closed) log.info(`stopped leading: this instance stops (the ${o.what} go to another instance)`);
     else log.warn({ sinceRenewalMs: renewedAt === undefined ? undefined : now() - renewedAt, holder: view?.holder?.instance }, `not leading any more: this instance stops taking the ${o.what}`);
     for (const listener of [...listeners]) {
       try {
@@ -144,6 +146,8 @@ export function createLeadership(o: LeadershipOptions): Leadership {
   function seen(e: KvEntry): void {
     if (e.key !== o.key || (view && e.revision <= view.revision)) return;
     view = { revision: e.revision, holder: e.deleted ? undefined : decodeHolder(e.value), deleted: e.deleted, seenAt: now() };
+    // closed: our own delete coming back, or whatever follows, is nobody's business here
+    if (closed) return;
     // a write of ours whose answer has not come yet (or was lost): ours all the same
     if (ours(view.holder)) return void (mine = Math.max(mine ?? 0, e.revision));
     if (mine !== undefined && e.revision > mine) {
@@ -329,9 +333,9 @@ export function createLeadership(o: LeadershipOptions): Leadership {
       clearTimeout(timer);
       clearTimeout(fenceTimer);
       const held = giveUp && mine !== undefined && renewedAt !== undefined && now() - renewedAt <= fenceMs ? mine : undefined;
+      mine = undefined;
       emit();
       if (held !== undefined) await o.kv.delete(o.key, held).catch((err: unknown) => log.warn({ err }, `${o.what} lease not given up; another instance takes it after the lease time`));
-      mine = undefined;
       watch?.stop();
     },
   };
