@@ -105,25 +105,34 @@ function newLines(before: number): string[] {
   return sim.chassisLog().slice(before);
 }
 
-describe('machine commands over NATS JetStream to ipmi_sim', () => {
-  let server: TestNatsServer;
-  let metalApi: NatsConnection;
-
+/** A JetStream nats-server and metal-api's connection to it, for the describe block that calls it. */
+function withJetStream(): { readonly server: TestNatsServer; readonly metalApi: NatsConnection } {
+  const peers = {} as { server: TestNatsServer; metalApi: NatsConnection };
   beforeAll(async () => {
-    server = await startTestNatsServer({ jetstream: true });
-    metalApi = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    peers.server = await startTestNatsServer({ jetstream: true });
+    peers.metalApi = await connect({ servers: peers.server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
   });
   afterAll(async () => {
-    await metalApi?.close();
-    await server?.dispose();
+    await peers.metalApi?.close();
+    await peers.server?.dispose();
   });
+  return peers;
+}
+
+/** Commands an instance ran to an ok end, from its metric. */
+async function executed(i: Instance): Promise<number> {
+  return [...(await i.registry.getSingleMetricAsString('metal_bmc_commands_total')).matchAll(/outcome="ok"\} (\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+}
+
+describe('machine commands over NATS JetStream to ipmi_sim', () => {
+  const peers = withJetStream();
 
   it('powers the machine on for a command ON and publishes the result', async () => {
     const p = `p${++partitionSeq}`;
-    const i = await instance(server, p);
-    const seen = await results(metalApi, p);
+    const i = await instance(peers.server, p);
+    const seen = await results(peers.metalApi, p);
     const before = sim.chassisLog().length;
-    metalApi.publish(`${p}-machine`, enc(event('command', 'm-on', 'ON')));
+    peers.metalApi.publish(`${p}-machine`, enc(event('command', 'm-on', 'ON')));
     await until('result', () => seen.length === 1);
     expect(seen[0]).toMatchObject({ machineId: 'm-on', type: 'command', command: 'ON', ok: true });
     expect(newLines(before)).toContain('set power 1');
@@ -133,16 +142,16 @@ describe('machine commands over NATS JetStream to ipmi_sim', () => {
 
   it('sets boot from disk on create, and boot PXE then a reset on delete', async () => {
     const p = `p${++partitionSeq}`;
-    await instance(server, p);
-    const seen = await results(metalApi, p);
+    await instance(peers.server, p);
+    const seen = await results(peers.metalApi, p);
     let before = sim.chassisLog().length;
-    metalApi.publish(`${p}-machine`, enc(event('create', 'm-life')));
+    peers.metalApi.publish(`${p}-machine`, enc(event('create', 'm-life')));
     await until('create', () => seen.length === 1);
     expect(seen[0]).toMatchObject({ machineId: 'm-life', type: 'create', command: 'create', ok: true });
     expect(newLines(before)).toEqual(['set boot default']);
 
     before = sim.chassisLog().length;
-    metalApi.publish(`${p}-machine`, enc(event('delete', 'm-life')));
+    peers.metalApi.publish(`${p}-machine`, enc(event('delete', 'm-life')));
     await until('delete', () => seen.length === 2);
     expect(seen[1]).toMatchObject({ machineId: 'm-life', type: 'delete', ok: true });
     const lines = newLines(before);
@@ -152,20 +161,20 @@ describe('machine commands over NATS JetStream to ipmi_sim', () => {
 
   it('terminates malformed events, which do not block the next valid one', async () => {
     const p = `p${++partitionSeq}`;
-    const i = await instance(server, p);
-    const seen = await results(metalApi, p);
+    const i = await instance(peers.server, p);
+    const seen = await results(peers.metalApi, p);
     const before = sim.chassisLog().length;
-    metalApi.publish(`${p}-machine`, enc('{"type": "command", "cmd": '));
-    metalApi.publish(`${p}-machine`, enc({ type: 'command', cmd: { target: 'm-bad', cmd: 'ON' } }));
-    metalApi.publish(`${p}-machine`, enc(event('command', 'm-bad', 'SELF-DESTRUCT')));
-    metalApi.publish(`${p}-machine`, enc(event('command', 'm-good', 'LED-ON')));
+    peers.metalApi.publish(`${p}-machine`, enc('{"type": "command", "cmd": '));
+    peers.metalApi.publish(`${p}-machine`, enc({ type: 'command', cmd: { target: 'm-bad', cmd: 'ON' } }));
+    peers.metalApi.publish(`${p}-machine`, enc(event('command', 'm-bad', 'SELF-DESTRUCT')));
+    peers.metalApi.publish(`${p}-machine`, enc(event('command', 'm-good', 'LED-ON')));
     await until('valid command', () => seen.length === 1);
     expect(seen[0]).toMatchObject({ machineId: 'm-good', command: 'LED-ON', ok: true });
     expect(newLines(before)).toEqual(['set identify 0 1']);
     expect(i.log.find('machine event rejected').map((l) => l.reason)).toEqual(['not-json', 'missing-ipmi', 'unknown-command']);
     const rejected = await i.registry.getSingleMetricAsString('metal_bmc_events_rejected_total');
     for (const reason of ['not-json', 'missing-ipmi', 'unknown-command']) expect(rejected).toContain(`reason="${reason}"} 1`);
-    const ci = await settled(metalApi, p);
+    const ci = await settled(peers.metalApi, p);
     expect(ci.num_ack_pending).toBe(0);
     expect(ci.num_redelivered).toBe(0);
     expect(ci.delivered.stream_seq).toBe(4);
@@ -175,15 +184,15 @@ describe('machine commands over NATS JetStream to ipmi_sim', () => {
   it('does not execute an event older than the TTL: dropped, logged, counted', async () => {
     const p = `p${++partitionSeq}`;
     // an operator's stream keeps events longer than metal-bmc's TTL; metal-bmc must still refuse old ones
-    await (await jetstreamManager(metalApi)).streams.add({ name: `OPS_${p}`, subjects: [`${p}-machine`], max_age: nanos(600_000) });
-    await jetstream(metalApi).publish(`${p}-machine`, enc(event('command', 'm-stale', 'OFF')));
+    await (await jetstreamManager(peers.metalApi)).streams.add({ name: `OPS_${p}`, subjects: [`${p}-machine`], max_age: nanos(600_000) });
+    await jetstream(peers.metalApi).publish(`${p}-machine`, enc(event('command', 'm-stale', 'OFF')));
     // the stimulus: the event must be older than the 1 s TTL when it is consumed (time is the subject)
     await sleep(1300);
     const before = sim.chassisLog().length;
-    const i = await instance(server, p, { ttlMs: 1000 });
-    const seen = await results(metalApi, p);
+    const i = await instance(peers.server, p, { ttlMs: 1000 });
+    const seen = await results(peers.metalApi, p);
     await until('stale log line', () => i.log.find('stale machine event dropped').length === 1);
-    await settled(metalApi, p, `OPS_${p}`);
+    await settled(peers.metalApi, p, `OPS_${p}`);
     expect(seen).toEqual([]);
     expect(newLines(before)).toEqual([]);
     expect(await i.registry.getSingleMetricAsString('metal_bmc_events_stale_total')).toMatch(/metal_bmc_events_stale_total 1$/m);
@@ -192,36 +201,35 @@ describe('machine commands over NATS JetStream to ipmi_sim', () => {
 
   it('two instances on one durable execute N commands exactly once in total', async () => {
     const p = `p${++partitionSeq}`;
-    const a = await instance(server, p, { concurrency: 2 });
-    const b = await instance(server, p, { concurrency: 2 });
-    const seen = await results(metalApi, p);
+    const a = await instance(peers.server, p, { concurrency: 2 });
+    const b = await instance(peers.server, p, { concurrency: 2 });
+    const seen = await results(peers.metalApi, p);
     const before = sim.chassisLog().length;
     const n = 8;
-    for (let k = 0; k < n; k++) metalApi.publish(`${p}-machine`, enc(event('command', `m-${k}`, k % 2 === 0 ? 'LED-ON' : 'LED-OFF')));
+    for (let k = 0; k < n; k++) peers.metalApi.publish(`${p}-machine`, enc(event('command', `m-${k}`, k % 2 === 0 ? 'LED-ON' : 'LED-OFF')));
     await until('all results', () => seen.length >= n, 20_000);
-    await settled(metalApi, p);
+    await settled(peers.metalApi, p);
     expect(seen.map((r) => r.machineId).sort()).toEqual(Array.from({ length: n }, (_, k) => `m-${k}`).sort());
     expect(seen.every((r) => r.ok)).toBe(true);
     expect(newLines(before).filter((l) => l.startsWith('set identify'))).toHaveLength(n);
-    const executed = async (i: Instance) => [...(await i.registry.getSingleMetricAsString('metal_bmc_commands_total')).matchAll(/outcome="ok"\} (\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
     expect((await executed(a)) + (await executed(b))).toBe(n);
   });
 
   it('does not run a settled event again when the consumer delivers it as new (its state lost, created again)', async () => {
     const p = `p${++partitionSeq}`;
-    const i = await instance(server, p);
-    const seen = await results(metalApi, p);
+    const i = await instance(peers.server, p);
+    const seen = await results(peers.metalApi, p);
     const before = sim.chassisLog().length;
-    metalApi.publish(`${p}-machine`, enc(event('command', 'm-c1', 'LED-ON')));
+    peers.metalApi.publish(`${p}-machine`, enc(event('command', 'm-c1', 'LED-ON')));
     await until('the command ran', () => seen.length === 1);
-    await settled(metalApi, p);
+    await settled(peers.metalApi, p);
     // what a nats-server restarted before it wrote the consumer's state does: the event comes back
     // with delivery count 1. Here the consumer is deleted; the instance creates it again and the
     // stream (limits retention) delivers everything it keeps from the start.
-    const jsm = await jetstreamManager(metalApi);
+    const jsm = await jetstreamManager(peers.metalApi);
     await jsm.consumers.delete(streamNameFor(`${p}-machine`), `metal-bmc-${p}`);
     await until('the redelivery seen and not run', () => i.log.find('redelivered machine event already settled here; acknowledged again, not run twice').length === 1, 20_000);
-    await settled(metalApi, p);
+    await settled(peers.metalApi, p);
     expect(newLines(before)).toEqual(['set identify 0 1']);
     expect(seen.map((r) => `${r.machineId}:${r.command}:${r.ok}`)).toEqual(['m-c1:LED-ON:true']);
   });
@@ -257,41 +265,30 @@ describe('machine commands over NATS JetStream to ipmi_sim', () => {
 });
 
 describe('one leader per partition takes the machine events (METAL_BMC_COMMAND_LEADER_LEASE)', () => {
-  let server: TestNatsServer;
-  let metalApi: NatsConnection;
+  const peers = withJetStream();
 
-  beforeAll(async () => {
-    server = await startTestNatsServer({ jetstream: true });
-    metalApi = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
-  });
-  afterAll(async () => {
-    await metalApi?.close();
-    await server?.dispose();
-  });
-
-  const executed = async (i: Instance) => [...(await i.registry.getSingleMetricAsString('metal_bmc_commands_total')).matchAll(/outcome="ok"\} (\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
   const gauge = async (i: Instance) => (await i.registry.getSingleMetricAsString('metal_bmc_commands_leading')).match(/^metal_bmc_commands_leading (\d)$/m)?.[1];
 
   it('two instances: each machine\'s commands run in order, all on the leader, although the first of each is slow', async () => {
     const p = `p${++partitionSeq}`;
-    const a = await instance(server, p, { concurrency: 8, leader: { instanceId: 'mgmt-a', leaseMs: 15_000 } });
-    const b = await instance(server, p, { concurrency: 8, leader: { instanceId: 'mgmt-b', leaseMs: 15_000 } });
+    const a = await instance(peers.server, p, { concurrency: 8, leader: { instanceId: 'mgmt-a', leaseMs: 15_000 } });
+    const b = await instance(peers.server, p, { concurrency: 8, leader: { instanceId: 'mgmt-b', leaseMs: 15_000 } });
     expect([a.service.subscription.leading(), b.service.subscription.leading()]).toEqual([true, false]);
     expect([await gauge(a), await gauge(b)]).toEqual(['1', '0']);
     // the first command of each machine goes to a BMC that holds each answer 250 ms, the second to the same BMC directly
     const slow = await startUdpProxy(sim.host, sim.port);
     slow.delayMs = 250;
     cleanup.push(() => slow.close());
-    const seen = await results(metalApi, p);
+    const seen = await results(peers.metalApi, p);
     const machines = Array.from({ length: 6 }, (_, k) => `m-${k}`);
     for (const m of machines) {
       const first = event('command', m, 'LED-ON');
       first.cmd.ipmi.address = `${sim.host}:${slow.port}`;
-      metalApi.publish(`${p}-machine`, enc(first));
-      metalApi.publish(`${p}-machine`, enc(event('command', m, 'LED-OFF')));
+      peers.metalApi.publish(`${p}-machine`, enc(first));
+      peers.metalApi.publish(`${p}-machine`, enc(event('command', m, 'LED-OFF')));
     }
     await until('all results', () => seen.length >= 2 * machines.length, 30_000);
-    await settled(metalApi, p);
+    await settled(peers.metalApi, p);
     for (const m of machines) expect(seen.filter((r) => r.machineId === m).map((r) => r.command), m).toEqual(['LED-ON', 'LED-OFF']);
     expect(seen.every((r) => r.ok)).toBe(true);
     expect([await executed(a), await executed(b)]).toEqual([2 * machines.length, 0]);
@@ -300,11 +297,11 @@ describe('one leader per partition takes the machine events (METAL_BMC_COMMAND_L
   it('a leader that stops hands over at once; one cut off from NATS stops taking events before the other takes over', async () => {
     const p = `p${++partitionSeq}`;
     const lease = 3000;
-    const a = await instance(server, p, { leader: { instanceId: 'mgmt-a', leaseMs: lease } });
-    const b = await instance(server, p, { leader: { instanceId: 'mgmt-b', leaseMs: lease } });
-    const c = await instance(server, p, { leader: { instanceId: 'mgmt-c', leaseMs: lease } });
+    const a = await instance(peers.server, p, { leader: { instanceId: 'mgmt-a', leaseMs: lease } });
+    const b = await instance(peers.server, p, { leader: { instanceId: 'mgmt-b', leaseMs: lease } });
+    const c = await instance(peers.server, p, { leader: { instanceId: 'mgmt-c', leaseMs: lease } });
     expect([a, b, c].map((i) => i.service.subscription.leading())).toEqual([true, false, false]);
-    const seen = await results(metalApi, p);
+    const seen = await results(peers.metalApi, p);
 
     // a stops (SIGTERM): b or c leads well before a lease time, and runs what comes next
     const stoppedAt = Date.now();
@@ -312,7 +309,7 @@ describe('one leader per partition takes the machine events (METAL_BMC_COMMAND_L
     await until('a new leader', () => b.service.subscription.leading() || c.service.subscription.leading(), lease);
     expect(Date.now() - stoppedAt).toBeLessThan(lease);
     const [next, other] = b.service.subscription.leading() ? [b, c] : [c, b];
-    metalApi.publish(`${p}-machine`, enc(event('command', 'm-1', 'LED-ON')));
+    peers.metalApi.publish(`${p}-machine`, enc(event('command', 'm-1', 'LED-ON')));
     await until('its result', () => seen.length >= 1);
     expect([await executed(next), await executed(other)]).toEqual([1, 0]);
 
@@ -324,9 +321,9 @@ describe('one leader per partition takes the machine events (METAL_BMC_COMMAND_L
     await until('the other leads', () => other.service.subscription.leading(), 4 * lease);
     expect(changes.map((x) => `${x.who} ${x.leading}`)).toEqual(['cut off false', 'other true']);
     expect(next.log.lines.some((l) => /not leading any more/.test(String(l.msg)))).toBe(true);
-    metalApi.publish(`${p}-machine`, enc(event('command', 'm-2', 'LED-OFF')));
+    peers.metalApi.publish(`${p}-machine`, enc(event('command', 'm-2', 'LED-OFF')));
     await until('its result', () => seen.length >= 2);
-    await settled(metalApi, p);
+    await settled(peers.metalApi, p);
     expect(await executed(other)).toBe(1);
     expect(await gauge(other)).toBe('1');
   });
@@ -334,18 +331,18 @@ describe('one leader per partition takes the machine events (METAL_BMC_COMMAND_L
   it('the leader\'s bucket deleted while events flow: it is made again, a leader takes over, no event is lost', async () => {
     const p = `p${++partitionSeq}`;
     const lease = 3000;
-    const a = await instance(server, p, { concurrency: 8, leader: { instanceId: 'mgmt-a', leaseMs: lease } });
-    const b = await instance(server, p, { concurrency: 8, leader: { instanceId: 'mgmt-b', leaseMs: lease } });
-    const seen = await results(metalApi, p);
-    const jsm = await jetstreamManager(metalApi);
+    const a = await instance(peers.server, p, { concurrency: 8, leader: { instanceId: 'mgmt-a', leaseMs: lease } });
+    const b = await instance(peers.server, p, { concurrency: 8, leader: { instanceId: 'mgmt-b', leaseMs: lease } });
+    const seen = await results(peers.metalApi, p);
+    const jsm = await jetstreamManager(peers.metalApi);
     const n = 40;
     for (let k = 0; k < n; k++) {
-      metalApi.publish(`${p}-machine`, enc(event('command', `m-${k}`, k % 2 === 0 ? 'LED-ON' : 'LED-OFF')));
+      peers.metalApi.publish(`${p}-machine`, enc(event('command', `m-${k}`, k % 2 === 0 ? 'LED-ON' : 'LED-OFF')));
       if (k === 10) await jsm.streams.delete(`KV_metal-bmc-${p}-leader`);
       await sleep(100);
     }
     await until('every event run', () => new Set(seen.map((r) => r.machineId)).size === n, 30_000);
-    await settled(metalApi, p);
+    await settled(peers.metalApi, p);
     expect(new Set(seen.map((r) => r.machineId)).size).toBe(n);
     expect(seen.every((r) => r.ok)).toBe(true);
     await until('a leader', () => a.service.subscription.leading() !== b.service.subscription.leading(), 4 * lease);
@@ -355,8 +352,8 @@ describe('one leader per partition takes the machine events (METAL_BMC_COMMAND_L
 
   it('without a leader (lease 0) both instances take events, as before', async () => {
     const p = `p${++partitionSeq}`;
-    const a = await instance(server, p, { concurrency: 2 });
-    const b = await instance(server, p, { concurrency: 2 });
+    const a = await instance(peers.server, p, { concurrency: 2 });
+    const b = await instance(peers.server, p, { concurrency: 2 });
     expect([a.service.subscription.leading(), b.service.subscription.leading()]).toEqual([true, true]);
   });
 });

@@ -7,6 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { claimKey, createConsoleOwnership, decodeOwner, encodeOwner, isValidInstanceId } from '../../src/bus/console-owners.js';
+import { manualClock } from '../helpers/manual-clock.js';
 import { captureLog } from '../helpers/log.js';
 import { createMemoryKv, type MemoryKv, type MemoryKvClient } from '../helpers/memory-kv.js';
 
@@ -14,10 +15,7 @@ const LEASE = 30_000;
 const HEARTBEAT = 5000;
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
-function clock() {
-  let t = 1_000_000;
-  return { now: () => t, advance: (ms: number) => (t += ms) };
-}
+const clock = manualClock;
 
 async function instance(kv: MemoryKv, id: string, now: () => number, changes: Array<Set<string>> = []) {
   const client: MemoryKvClient = kv.client();

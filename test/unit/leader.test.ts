@@ -10,6 +10,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createLeadership, type Leadership } from '../../src/bus/leader.js';
 import type { KvBucket } from '../../src/bus/kv.js';
+import { manualClock } from '../helpers/manual-clock.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
 import { createMemoryKv, type MemoryKv, type MemoryKvClient } from '../helpers/memory-kv.js';
 
@@ -18,10 +19,7 @@ const HEARTBEAT = 2500;
 const FENCE = 10_000;
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
-function clock() {
-  let t = 1_000_000;
-  return { now: () => t, advance: (ms: number) => (t += ms) };
-}
+const clock = manualClock;
 
 interface Instance {
   lead: Leadership;
