@@ -9,6 +9,7 @@ import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { connectBus, type BusConnection } from '../../src/bus/connection.js';
 import { streamNameFor } from '../../src/bus/jetstream.js';
+import { openKvBucket } from '../../src/bus/kv.js';
 import { createCommandMetrics } from '../../src/commands/metrics.js';
 import type { CommandResult } from '../../src/commands/runner.js';
 import { startCommandService, type CommandService } from '../../src/parts/commands.js';
@@ -57,7 +58,7 @@ interface Instance {
   bus: BusConnection;
 }
 
-async function instance(server: TestNatsServer, partition: string, o: { concurrency?: number; ttlMs?: number; mode?: 'auto' | 'core'; leader?: { instanceId: string; leaseMs: number } } = {}): Promise<Instance> {
+async function instance(server: TestNatsServer, partition: string, o: { concurrency?: number; ttlMs?: number; mode?: 'auto' | 'core'; leader?: { instanceId: string; leaseMs: number }; maxInFlight?: number } = {}): Promise<Instance> {
   const log = captureLog();
   const registry = new Registry();
   const metrics = createCommandMetrics(registry);
@@ -70,6 +71,7 @@ async function instance(server: TestNatsServer, partition: string, o: { concurre
     durableName: `metal-bmc-${partition}`,
     ...(o.mode ? { mode: o.mode } : {}),
     ...(o.leader ? { leader: o.leader } : {}),
+    ...(o.maxInFlight !== undefined ? { maxInFlight: o.maxInFlight } : {}),
     connect: (ipmi) => ipmiOutband({ host: ipmi.host, port: ipmi.port, user: ipmi.user ?? '', password: ipmi.password ?? '', cipherSuite: 3, retry: { deadlineMs: 5000 } }),
     concurrency: o.concurrency ?? 4,
     timeoutMs: 10_000,
@@ -348,6 +350,39 @@ describe('one leader per partition takes the machine events (METAL_BMC_COMMAND_L
     await until('a leader', () => a.service.subscription.leading() !== b.service.subscription.leading(), 4 * lease);
     expect([a, b].some((i) => i.log.lines.some((l) => /key-value bucket was gone/.test(String(l.msg))))).toBe(true);
     expect((await jsm.streams.info(`KV_metal-bmc-${p}-leader`)).state.messages).toBeGreaterThan(0);
+  });
+
+  it('the lead lost while a command runs: it is aborted and goes back, and runs on the new leader before the machine\'s next, none on the old', async () => {
+    const p = `p${++partitionSeq}`;
+    const lease = 3000;
+    const a = await instance(peers.server, p, { maxInFlight: 1, leader: { instanceId: 'mgmt-a', leaseMs: lease } });
+    const b = await instance(peers.server, p, { maxInFlight: 1, leader: { instanceId: 'mgmt-b', leaseMs: lease } });
+    expect(a.service.subscription.leading()).toBe(true);
+    const seen = await results(peers.metalApi, p);
+    const slow = await startUdpProxy(sim.host, sim.port);
+    slow.delayMs = 400;
+    cleanup.push(() => slow.close());
+    const first = event('command', 'm-1', 'LED-ON');
+    first.cmd.ipmi.address = `${sim.host}:${slow.port}`;
+    peers.metalApi.publish(`${p}-machine`, enc(first));
+    peers.metalApi.publish(`${p}-machine`, enc(event('command', 'm-1', 'LED-OFF')));
+    // a runs the first (slowly); with its one slot busy, the second stays on the server
+    const jsm = await jetstreamManager(peers.metalApi);
+    await waitFor(async () => {
+      const ci = await jsm.consumers.info(streamNameFor(`${p}-machine`), `metal-bmc-${p}`);
+      return ci.num_ack_pending === 1 && ci.num_pending === 1;
+    }, 10_000, 'the first with a, the second on the server', 25);
+    // another holder writes the key (as a third instance that then goes quiet): a loses the lead at once
+    const kv = await openKvBucket(peers.metalApi, jsm, `metal-bmc-${p}-leader`);
+    const key = await kv.get('machine-events');
+    expect(await kv.update('machine-events', Buffer.from('mgmt-x.0123456789abcdef'), key!.revision)).toBeDefined();
+    await until('the first aborted on a', () => seen.some((r) => r.command === 'LED-ON' && r.code === 'ABORTED'));
+    // a stops, so that b is the one to take over once the third holder's lease ran out
+    await a.service.stop(2000);
+    await until('both run', () => seen.filter((r) => r.ok).length === 2, 20_000);
+    await settled(peers.metalApi, p);
+    expect(seen.filter((r) => r.ok).map((r) => r.command)).toEqual(['LED-ON', 'LED-OFF']);
+    expect([await executed(a), await executed(b)]).toEqual([0, 2]);
   });
 
   it('without a leader (lease 0) both instances take events, as before', async () => {
