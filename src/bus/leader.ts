@@ -114,6 +114,8 @@ export function createLeadership(o: LeadershipOptions): Leadership {
   /** this process never held the key: one naming this instance is an earlier run's */
   let neverHeld = true;
   let conflictUntil = 0;
+  /** the last round failed (NATS away): its failures are logged once */
+  let failing = false;
   /** a change seen during a round that needs another round at once (the key given up) */
   let again = false;
   /** fires at the fence: the holder stops leading exactly then, not at the next watchdog tick */
@@ -289,7 +291,17 @@ export function createLeadership(o: LeadershipOptions): Leadership {
 
   async function tick(): Promise<void> {
     round ??= once()
-      .catch((err: unknown) => log.warn({ err }, `${o.what} lease not written`))
+      .then(
+        () => {
+          if (failing) log.info(`${o.what} lease reached again`);
+          failing = false;
+        },
+        (err: unknown) => {
+          // once per outage, not every heartbeat while NATS is away
+          if (!failing) log.warn({ err }, `${o.what} lease not read or written; trying every heartbeat (logged again when it works)`);
+          failing = true;
+        },
+      )
       .finally(() => {
         round = undefined;
         emit();
@@ -305,7 +317,8 @@ export function createLeadership(o: LeadershipOptions): Leadership {
     instanceId: me,
     leading,
     holder: () => (leading() ? me : view?.deleted ? undefined : view?.holder?.instance),
-    someoneLeads: () => leading() || (view !== undefined && !view.deleted && view.holder !== undefined && now() - view.seenAt <= leaseMs),
+    // a heartbeat beyond the lease: a view kept fresh only by reads (the watch down) is read once a lease has passed
+    someoneLeads: () => leading() || (view !== undefined && !view.deleted && view.holder !== undefined && now() - view.seenAt <= leaseMs + heartbeatMs),
     subscribe(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);

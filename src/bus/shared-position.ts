@@ -105,7 +105,7 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
     const p = decodePosition(value);
     if (p === undefined && !badValueLogged) {
       badValueLogged = true;
-      o.logger.error({ key: POSITION_KEY, bytes: value.length }, 'the shared machine event position is not readable; it is written again as events settle');
+      o.logger.error({ positionKey: POSITION_KEY, bytes: value.length }, 'the shared machine event position is not readable; it is written again as events settle');
     }
     return p;
   }
@@ -151,12 +151,12 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
       // (a position saved during the write, the narrowing aside, may be there already)
       const saved = pending as StreamPosition | undefined;
       if (heldAtFloor && (saved === undefined || (sameStream(saved, p) && saved.seq < p.seq))) pending = p;
-      if (failing) o.logger.info({ key: POSITION_KEY, seq: p.seq }, 'shared machine event position written again');
+      if (failing) o.logger.info({ positionKey: POSITION_KEY, seq: p.seq }, 'shared machine event position written again');
       failing = false;
     } catch (err) {
       // kept for the next write, unless a newer position came meanwhile
       if (pending === undefined) pending = p;
-      if (!failing) o.logger.warn({ err, key: POSITION_KEY }, 'shared machine event position not written; the next settled event tries again');
+      if (!failing) o.logger.warn({ err, positionKey: POSITION_KEY }, 'shared machine event position not written; tried again every second (logged again when it works)');
       failing = true;
     }
   }
@@ -165,16 +165,24 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
   const flush = (): Promise<void> =>
     (writing ??= write().finally(() => {
       writing = undefined;
-      if (pending !== undefined && timer === undefined && !closed) timer = setTimeout(() => void flush(), heldAtFloor ? floorRetryMs : delayMs);
+      if (pending !== undefined && timer === undefined && !closed) {
+        timer = setTimeout(() => void flush(), heldAtFloor ? floorRetryMs : delayMs);
+        timer.unref();
+      }
     }));
 
   return {
     load: (identity) => newestOf(identity, o.local?.load(identity), shared),
     save(position) {
+      // after close (a handler that settled past the stop's deadline): the state file alone, as without a leader
+      if (closed) return void o.local?.save(position);
       if (!o.ackFloor) o.local?.save(position);
       if (sameStream(shared, position) && shared!.seq >= position.seq) return;
       pending = position;
-      timer ??= setTimeout(() => void flush(), delayMs);
+      if (timer === undefined) {
+        timer = setTimeout(() => void flush(), delayMs);
+        timer.unref();
+      }
     },
     async refresh() {
       const current = await o.kv.get(POSITION_KEY);

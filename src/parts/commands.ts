@@ -124,16 +124,19 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
     ...(o.leader ? { leader: o.leader } : {}),
   });
   o.metrics?.leading.set(subscription.leading() ? 1 : 0);
+  let stopping = false;
   subscription.onLeading((leading) => {
     o.metrics?.leading.set(leading ? 1 : 0);
-    // the new leader runs what comes next for these machines: nothing of ours may still run beside it
-    if (!leading) runner.abortAll('this instance stopped leading the partition (its lease was not renewed in time)');
+    // the new leader runs what comes next for these machines: nothing of ours may still run beside
+    // it (at a stop, the drain's own deadline does this)
+    if (!leading && !stopping) runner.abortAll('this instance stopped leading the partition (its lease was not renewed in time)');
   });
   return {
     runner,
     firmware,
     subscription,
     async stop(deadlineMs) {
+      stopping = true;
       await Promise.all([subscription.stop(deadlineMs + 1000), runner.drain(deadlineMs), firmware?.stop(deadlineMs)]);
       // after the last settle: the position of the events settled while stopping is written too
       await position?.close();
