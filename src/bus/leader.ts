@@ -127,7 +127,11 @@ export function createLeadership(o: LeadershipOptions): Leadership {
   let timer: NodeJS.Timeout | undefined;
   let watchdog: NodeJS.Timeout | undefined;
 
-  const leading = () => !closed && mine !== undefined && renewedAt !== undefined && now() - renewedAt <= fenceMs;
+  /** this instance holds the key and its last renewal was sent within the fence time */
+  const heldInTime = () => mine !== undefined && renewedAt !== undefined && now() - renewedAt <= fenceMs;
+  const leading = () => !closed && heldInTime();
+  /** how long the key may stay unchanged before this instance takes it: its own earlier run's only the fence time, by which that run, if still alive but cut off, stopped leading */
+  const patience = () => (neverHeld && view?.holder?.instance === me ? fenceMs : leaseMs);
 
   function emit(): void {
     const is = leading();
@@ -249,16 +253,12 @@ export function createLeadership(o: LeadershipOptions): Leadership {
       }
       return;
     }
-    const patience = neverHeld && view?.holder?.instance === me ? fenceMs : leaseMs;
-    if (view !== undefined && !view.deleted && now() - view.seenAt <= patience) return;
+    if (view !== undefined && !view.deleted && now() - view.seenAt <= patience()) return;
     // the key as the server has it now: the watch's view may lag behind it
     const current = await read();
     if (current === undefined || current.deleted) return takeOver(current, sentAt);
     if (view?.revision !== current.revision) return;
-    // an earlier run of this instance (a restart): continue its lease after the fence time, by
-    // which that run, if still alive but cut off, stopped leading; not the whole lease
-    if (neverHeld && view.holder?.instance === me && now() - view.seenAt > fenceMs) return takeOver(current, sentAt);
-    if (now() - view.seenAt > leaseMs) return takeOver(current, sentAt);
+    if (now() - view.seenAt > patience()) return takeOver(current, sentAt);
   }
 
   /** The watch over the key, started again a second after it ends (a bucket lost and made again, a server restarted). */
@@ -333,7 +333,8 @@ export function createLeadership(o: LeadershipOptions): Leadership {
         if (!closed) timer = setTimeout(() => void loop(), heartbeatMs);
       };
       timer = setTimeout(() => void loop(), heartbeatMs);
-      // a renewal that hangs (NATS gone, the ack's timeout running) must not delay the fence
+      // the fence timer tells the fence itself; this tells, within a second, any change no path
+      // announced (a lost write of ours brought back by the watch between rounds)
       watchdog = setInterval(() => emit(), Math.min(1000, heartbeatMs));
       watchdog.unref();
     },
@@ -345,7 +346,7 @@ export function createLeadership(o: LeadershipOptions): Leadership {
       while (round) await round;
       clearTimeout(timer);
       clearTimeout(fenceTimer);
-      const held = giveUp && mine !== undefined && renewedAt !== undefined && now() - renewedAt <= fenceMs ? mine : undefined;
+      const held = giveUp && heldInTime() ? mine : undefined;
       mine = undefined;
       emit();
       if (held !== undefined) await o.kv.delete(o.key, held).catch((err: unknown) => log.warn({ err }, `${o.what} lease not given up; another instance takes it after the lease time`));

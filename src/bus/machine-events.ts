@@ -391,21 +391,23 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
         void watchStatus(pulled, o.logger);
         /** pulled as the lead ended: the new leader runs them, nak'ed once this pull is closed */
         const heldBack: JsMsg[] = [];
+        // the listener closes the pull when told; a lead that ended unannounced (the fence timer
+        // behind a busy loop, then a renewal) is closed here
+        const holdBack = (m: JsMsg) => {
+          heldBack.push(m);
+          void pulled.close();
+        };
         try {
           for await (const m of pulled) {
             if (notLeading()) {
               m.working();
-              heldBack.push(m);
-              // the listener closes the pull when told; a lead that ended unannounced (the fence
-              // timer behind a busy loop, then a renewal) must close it here
-              void pulled.close();
+              holdBack(m);
               continue;
             }
             await slotFor(m);
-            // the lead may have ended while it waited for a slot
+            // the lead may have ended while it waited for a slot (slotFor kept it from redelivery)
             if (notLeading()) {
-              heldBack.push(m);
-              void pulled.close();
+              holdBack(m);
               continue;
             }
             dispatch(m);

@@ -63,6 +63,9 @@ export function decodePosition(value: Uint8Array): StreamPosition | undefined {
 
 const sameStream = (a: StreamIdentity | undefined, b: StreamIdentity | undefined) => a !== undefined && b !== undefined && a.stream === b.stream && a.created === b.created;
 
+/** `a` is at or past `b` in the same stream: writing `b` over it would move the position back */
+const covers = (a: StreamPosition | undefined, b: StreamPosition) => a !== undefined && sameStream(a, b) && a.seq >= b.seq;
+
 /** Of the positions, the highest one of stream `identity`; without one, the first known. */
 export function newestOf(identity: StreamIdentity | undefined, ...positions: Array<StreamPosition | undefined>): StreamPosition | undefined {
   if (identity === undefined) return positions.find((p) => p !== undefined);
@@ -101,6 +104,13 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
   let closed = false;
   let badValueLogged = false;
 
+  /** the next write `ms` from now, unless one is set already */
+  function schedule(ms: number): void {
+    if (timer !== undefined) return;
+    timer = setTimeout(() => void flush(), ms);
+    timer.unref();
+  }
+
   function read(value: Uint8Array): StreamPosition | undefined {
     const p = decodePosition(value);
     if (p === undefined && !badValueLogged) {
@@ -122,7 +132,7 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
     for (let round = 0; round < 3; round++) {
       const current = await o.kv.get(POSITION_KEY);
       const there = current && !current.deleted ? read(current.value) : undefined;
-      if (there && sameStream(there, p) && there.seq >= p.seq) {
+      if (covers(there, p)) {
         shared = there;
         return;
       }
@@ -165,10 +175,7 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
   const flush = (): Promise<void> =>
     (writing ??= write().finally(() => {
       writing = undefined;
-      if (pending !== undefined && timer === undefined && !closed) {
-        timer = setTimeout(() => void flush(), heldAtFloor ? floorRetryMs : delayMs);
-        timer.unref();
-      }
+      if (pending !== undefined && !closed) schedule(heldAtFloor ? floorRetryMs : delayMs);
     }));
 
   return {
@@ -177,12 +184,9 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
       // after close (a handler that settled past the stop's deadline): the state file alone, as without a leader
       if (closed) return void o.local?.save(position);
       if (!o.ackFloor) o.local?.save(position);
-      if (sameStream(shared, position) && shared!.seq >= position.seq) return;
+      if (covers(shared, position)) return;
       pending = position;
-      if (timer === undefined) {
-        timer = setTimeout(() => void flush(), delayMs);
-        timer.unref();
-      }
+      schedule(delayMs);
     },
     async refresh() {
       const current = await o.kv.get(POSITION_KEY);

@@ -140,6 +140,10 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   const cuts = new Set<AbortController>();
   let stopped = false;
   let pending = 0;
+  /** every plan accepted and not finished, running or queued, ends ABORTED */
+  const abortAccepted = (reason: string) => {
+    for (const cut of cuts) cut.abort(new BmcError('ABORTED', reason));
+  };
   let idle: Array<() => void> = [];
 
   async function closeQuietly(bmc: Outband): Promise<void> {
@@ -348,7 +352,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     abortAll(reason) {
       if (pending === 0) return;
       o.logger.warn({ pending, reason }, 'aborting the machine commands accepted so far');
-      for (const cut of cuts) cut.abort(new BmcError('ABORTED', reason));
+      abortAccepted(reason);
     },
     async drain(deadlineMs) {
       stopped = true;
@@ -360,7 +364,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       clearTimeout(timer);
       if (inTime) return true;
       o.logger.warn({ pending }, 'shutdown deadline reached; aborting machine commands still running');
-      for (const cut of cuts) cut.abort(new BmcError('ABORTED', 'metal-bmc is shutting down'));
+      abortAccepted('metal-bmc is shutting down');
       await done;
       idle = [];
       return false;
