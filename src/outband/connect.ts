@@ -79,6 +79,11 @@ export interface ConnectOptions {
    */
   redfishConnections?: number;
   /**
+   * A Redfish request that waited this long for the busy connection opens the next one (default
+   * 1000; 0: each opens as requests come). A BMC that answers sooner is read over one connection.
+   */
+  redfishOpenConnectionAfterMs?: number;
+  /**
    * With readAhead: the IPMI GUIDs of earlier reads that confirmed their BMC's Redfish UUID
    * (guid-memory.ts). A BMC whose report needs nothing else from IPMI then gets no IPMI session
    * while its remembered GUID confirms the UUID Redfish reports now; a fresh GUID that confirms
@@ -221,6 +226,7 @@ async function openRedfishSide(o: ConnectOptions, protocol: Protocol, timeoutMs:
         timeoutMs: Math.min(o.redfishRequestTimeoutMs ?? 10_000, timeoutMs),
         ...(o.redfishLegacyTls === true ? { legacyTls: true } : {}),
         connections: o.redfishConnections ?? 2,
+        ...(o.redfishOpenConnectionAfterMs !== undefined ? { openConnectionAfterMs: o.redfishOpenConnectionAfterMs } : {}),
         // a resumed session comes with the service root read in it
         ...(o.readAhead && plan?.resume?.root === undefined ? { serviceRootAtLogin: true } : {}),
         ...(resumeSession ? { resumeSession } : {}),

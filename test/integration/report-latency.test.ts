@@ -1,6 +1,7 @@
 /**
  * A report cycle against simulated BMCs that answer slowly (the simulator's latency model): what
- * one BMC reads goes out together, nothing is read twice, and a dead BMC costs its deadline only.
+ * one BMC reads goes out together once its answers are slow enough to open a second connection, a
+ * BMC that answers sooner is read over one, nothing is read twice, and a dead BMC costs its deadline only.
  * The simulator records when each request arrived; no assertion waits for a fixed time.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +9,7 @@ import type { Lease } from '../../src/leases/types.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
 import { createMetalApiClient } from '../../src/metalapi/client.js';
 import { connectOutband } from '../../src/outband/connect.js';
+import { sharedTlsStats } from '../../src/redfish/tls-context.js';
 import { runReportCycle, type CycleDeps } from '../../src/report/cycle.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { startTestFleet } from '../helpers/fleet.js';
@@ -40,10 +42,15 @@ function leases(indices: number[]): Lease[] {
   return indices.map((i) => ({ ip: fleet.machines[i]!.state.address, mac: fleet.machines[i]!.state.mac }) as Lease);
 }
 
+/** Connects to a BMC of the fleet as a report cycle does, with `extra` connect options. */
+function connector(extra: Partial<Parameters<typeof connectOutband>[0]> = {}): CycleDeps['connect'] {
+  return (host, signal, onAnswer) => connectOutband({ host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000, readAhead: true, ...extra, onAnswer, signal });
+}
+
 function deps(over: Partial<CycleDeps> = {}): CycleDeps {
   return {
     partitionId: 'p',
-    connect: (host, signal, onAnswer) => connectOutband({ host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000, readAhead: true, onAnswer, signal }),
+    connect: connector(),
     metalApi: createMetalApiClient({ baseUrl: api.url, hmacKey: 'k', timeoutMs: 20_000 }),
     concurrency: 16,
     bmcTimeoutMs: 20_000,
@@ -68,7 +75,8 @@ describe('report cycle over slow BMCs', () => {
 
   async function overlapAndNoRepeat(): Promise<void> {
     const before = fleet.machines.map((_, i) => fleet.requestLog(i).length);
-    const result = await runReportCycle(deps(), leases([0, 1, 2]));
+    // a second connection once a request waited 150 ms for the first: answers of OVERLAP_MS are slow ones
+    const result = await runReportCycle(deps({ connect: connector({ redfishOpenConnectionAfterMs: 150 }) }), leases([0, 1, 2]));
     expect(result.read).toBe(3);
     for (let i = 0; i < 3; i++) {
       const log = fleet.requestLog(i).slice(before[i]);
@@ -106,6 +114,13 @@ describe('report cycle over slow BMCs', () => {
       }
     }
   }
+
+  it('a BMC whose answers come sooner than the default wait for a second connection is read over one TLS connection', async () => {
+    const before = sharedTlsStats().connections;
+    const result = await runReportCycle(deps(), leases([0, 1, 2]));
+    expect(result.read).toBe(3);
+    expect(sharedTlsStats().connections - before).toBe(3);
+  });
 
   it('a dead BMC costs its deadline only; retried once when the cycle has room for another deadline', async () => {
     fleet.setLatency({ redfish: { p50Ms: 20, p99Ms: 20 }, deadShare: 1 / 3 });
@@ -153,7 +168,8 @@ describe('report cycle over slow BMCs', () => {
         while (performance.now() < until);
         stallEnd = performance.now();
       }, 1);
-      const cycle = await runReportCycle(deps({ bmcTimeoutMs: deadline, observer }), leases([0, 1, 2]));
+      // both Redfish connections open as the read starts (a second one opened later, after the stall, would be a sign of life of the dead BMC after it)
+      const cycle = await runReportCycle(deps({ bmcTimeoutMs: deadline, observer, connect: connector({ redfishOpenConnectionAfterMs: 0 }) }), leases([0, 1, 2]));
       clearInterval(stall);
       expect(stallEnd).toBeGreaterThan(0);
       // the live BMCs' answers waited through the stall: their deadlines were given it back, and they were read

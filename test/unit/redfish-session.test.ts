@@ -320,7 +320,8 @@ describe('transport faults', () => {
   });
 
   it('at most `connections` requests are in flight per BMC', async () => {
-    await withClient({ connections: 2, timeoutMs: 400 }, async (client) => {
+    // the second connection opens after 100 ms of waiting; the three requests behind it wait on
+    await withClient({ connections: 2, openConnectionAfterMs: 100, timeoutMs: 400 }, async (client) => {
       server.addFault({ path: '/redfish/v1/Chassis', fault: { kind: 'hang' } });
       const pending = Array.from({ length: 5 }, () => client.get('/redfish/v1/Chassis').catch((e: unknown) => e));
       await waitFor(() => countOf('GET', '/redfish/v1/Chassis') >= 2, 5000, 'two requests in flight');
@@ -397,7 +398,8 @@ describe('transport faults', () => {
   });
 
   it('close() closes the connections: at once when idle, after the answer when a request is still running', async () => {
-    const idle = await openRedfish(opts({ authMode: 'basic', connections: 2 }));
+    // both connections open as the two requests go out (without the wait a slow answer would need)
+    const idle = await openRedfish(opts({ authMode: 'basic', connections: 2, openConnectionAfterMs: 0 }));
     await Promise.all([idle.get('/redfish/v1/Systems'), idle.get('/redfish/v1/Chassis')]);
     expect(server.openConnections()).toBe(2);
     await idle.close();

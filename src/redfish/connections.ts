@@ -1,0 +1,193 @@
+/**
+ * The keep-alive connections to one BMC: up to `max` undici Clients, one request at a time on each.
+ * The first connection opens with the first request; another opens only when a request has waited
+ * `openAfterMs` for a busy one (a slow answer holds the first up). Most BMC reads then use one TLS
+ * connection, which costs both ends a handshake less (a BMC's CPU is small, and at partition scale
+ * the handshakes are most of metal-bmc's own CPU); a slow BMC still gets its requests side by side.
+ * undici's Pool opens every connection it may at once, and allocates a 2,048-slot queue per origin.
+ */
+import { errors, type Client, type Dispatcher } from 'undici';
+
+/** Opens one connection (an undici Client to the origin, with the transport's connector and timeouts). */
+export type OpenClient = () => Client;
+
+interface Waiting {
+  options: Dispatcher.DispatchOptions;
+  handler: Dispatcher.DispatchHandler;
+  signal: AbortSignal;
+  since: number;
+  onAbort: () => void;
+}
+
+/** The controller handed to a request that never reached a connection (the connections were destroyed while it waited). */
+const NEVER_STARTED: Dispatcher.DispatchController = {
+  aborted: true,
+  paused: false,
+  reason: null,
+  abort: () => undefined,
+  pause: () => undefined,
+  resume: () => undefined,
+};
+
+export class Connections {
+  private readonly clients: Client[] = [];
+  private readonly idle: Client[] = [];
+  private readonly waiting: Waiting[] = [];
+  private running = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private drainedWaiters: Array<() => void> = [];
+  private destroyed = false;
+
+  constructor(
+    private readonly open: OpenClient,
+    private readonly max: number,
+    private readonly openAfterMs: number,
+    private readonly now: () => number = performance.now.bind(performance),
+  ) {}
+
+  /** Requests running or waiting for a connection. */
+  get pending(): number {
+    return this.running + this.waiting.length;
+  }
+
+  /** Connections opened so far (each reconnects by itself after the BMC closed it). */
+  get opened(): number {
+    return this.clients.length;
+  }
+
+  /**
+   * Sends the request on an idle connection, a new one if none is open yet (or `openAfterMs` is 0),
+   * or queues it. The handler's onResponseEnd or onResponseError frees the connection. A request
+   * aborted while it waits leaves the queue (its handler was settled by whoever aborted it).
+   */
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, signal: AbortSignal): void {
+    if (this.destroyed) {
+      handler.onResponseError?.(NEVER_STARTED, new errors.ClientDestroyedError());
+      return;
+    }
+    const client = this.idle.pop() ?? (this.mayOpen(0) ? this.openOne() : undefined);
+    if (client !== undefined) return this.run(client, options, handler);
+    const entry: Waiting = { options, handler, signal, since: this.now(), onAbort: () => this.leave(entry) };
+    signal.addEventListener('abort', entry.onAbort, { once: true });
+    this.waiting.push(entry);
+    this.arm();
+  }
+
+  /** Resolves once nothing runs or waits. */
+  drained(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainedWaiters.push(resolve));
+  }
+
+  /** Closes every connection after its request (call once nothing is pending: the queue is not served any more). */
+  async close(): Promise<void> {
+    this.stopTimer();
+    await Promise.all(this.clients.map((c) => c.close()));
+  }
+
+  /** Ends every connection at once; requests running or waiting fail with `reason`. */
+  async destroy(reason: Error): Promise<void> {
+    this.destroyed = true;
+    this.stopTimer();
+    for (const entry of this.waiting.splice(0)) {
+      entry.signal.removeEventListener('abort', entry.onAbort);
+      entry.handler.onResponseError?.(NEVER_STARTED, reason);
+    }
+    await Promise.all(this.clients.map((c) => c.destroy(reason).catch(() => undefined)));
+    this.settleDrained();
+  }
+
+  private mayOpen(waitedMs: number): boolean {
+    return this.clients.length === 0 || (this.clients.length < this.max && waitedMs >= this.openAfterMs);
+  }
+
+  private openOne(): Client {
+    const client = this.open();
+    this.clients.push(client);
+    return client;
+  }
+
+  private run(client: Client, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
+    this.running += 1;
+    let freed = false;
+    // freed after undici's callback has returned: a request dispatched from inside it would join
+    // the queue undici is emptying (on a failed connect it asserts that the queue ends empty)
+    const free = (): void => {
+      if (freed) return;
+      freed = true;
+      queueMicrotask(() => {
+        this.running -= 1;
+        this.release(client);
+      });
+    };
+    client.dispatch(options, {
+      onRequestStart: (c, context) => handler.onRequestStart?.(c, context),
+      onResponseStart: (c, status, headers, message) => handler.onResponseStart?.(c, status, headers, message),
+      onResponseData: (c, chunk) => handler.onResponseData?.(c, chunk),
+      onResponseEnd: (c, trailers) => {
+        try {
+          handler.onResponseEnd?.(c, trailers);
+        } finally {
+          free();
+        }
+      },
+      onResponseError: (c, err) => {
+        try {
+          handler.onResponseError?.(c, err);
+        } finally {
+          free();
+        }
+      },
+    });
+  }
+
+  /** A connection's request ended: it takes the longest waiting request, or idles. */
+  private release(client: Client): void {
+    const next = this.destroyed || client.destroyed ? undefined : this.waiting.shift();
+    if (next !== undefined) {
+      next.signal.removeEventListener('abort', next.onAbort);
+      this.run(client, next.options, next.handler);
+      this.arm();
+      return;
+    }
+    if (!client.destroyed) this.idle.push(client);
+    if (this.pending === 0) this.settleDrained();
+  }
+
+  private leave(entry: Waiting): void {
+    const at = this.waiting.indexOf(entry);
+    if (at >= 0) this.waiting.splice(at, 1);
+    if (this.waiting.length === 0) this.stopTimer();
+    if (this.pending === 0) this.settleDrained();
+  }
+
+  /** A timer for the moment the longest waiting request may open another connection. */
+  private arm(): void {
+    this.stopTimer();
+    const head = this.waiting[0];
+    if (head === undefined || this.clients.length >= this.max) return;
+    const due = Math.max(0, Math.ceil(head.since + this.openAfterMs - this.now()));
+    this.timer = setTimeout(() => this.openForWaiting(), due);
+    this.timer.unref();
+  }
+
+  private openForWaiting(): void {
+    this.timer = undefined;
+    const head = this.waiting[0];
+    if (head === undefined || this.destroyed) return;
+    if (!this.mayOpen(this.now() - head.since)) return this.arm();
+    this.waiting.shift();
+    head.signal.removeEventListener('abort', head.onAbort);
+    this.run(this.openOne(), head.options, head.handler);
+    this.arm();
+  }
+
+  private stopTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private settleDrained(): void {
+    for (const resolve of this.drainedWaiters.splice(0)) resolve();
+  }
+}

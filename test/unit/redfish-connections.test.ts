@@ -1,0 +1,140 @@
+/**
+ * The connections of one Redfish transport (src/redfish/connections.ts) against an HTTPS server:
+ * one connection while answers come quickly, a second only for a request held up by a slow
+ * answer, a waiting request that is aborted never reaches the BMC, and requests waiting when the
+ * connection fails fail with it (undici is not re-entered from its own callback).
+ */
+import { createServer } from 'node:net';
+import { afterEach, beforeEach, expect } from 'vitest';
+import { BmcError } from '../../src/errors.js';
+import { createTransport, type HttpTransport, type TransportOptions } from '../../src/redfish/index.js';
+import { startMockupServer, type MockupServer } from '../helpers/redfish-mockup-server.js';
+import { withPeers } from '../helpers/peers.js';
+import { waitFor } from '../helpers/wait.js';
+
+const { describe, it } = withPeers('openssl');
+
+let server: MockupServer;
+const transports: HttpTransport[] = [];
+
+beforeEach(async () => {
+  server = await startMockupServer();
+});
+
+afterEach(async () => {
+  await Promise.all(transports.splice(0).map((t) => t.close(0)));
+  await server.close();
+});
+
+function transport(extra: Partial<TransportOptions> = {}): HttpTransport {
+  const t = createTransport({ host: server.host, port: server.port, insecure: true, retryBackoffMs: 10, ...extra });
+  t.addSecret(server.password);
+  transports.push(t);
+  return t;
+}
+
+const authorization = (): string => `Basic ${Buffer.from(`${server.user}:${server.password}`).toString('base64')}`;
+const get = (t: HttpTransport, path: string, signal?: AbortSignal) => t.request({ method: 'GET', path, headers: { authorization: authorization() }, ...(signal ? { signal } : {}) });
+const countOf = (path: string): number => server.requests.filter((r) => r.method === 'GET' && r.path === path).length;
+
+/** Holds every answer for `path` until the returned function is called. */
+function hold(path: string): () => void {
+  let release!: () => void;
+  server.addFault({ path, fault: { kind: 'held', until: new Promise<void>((r) => (release = r)) } });
+  return release;
+}
+
+/** Resolves once a request sent after this call, on a connection of its own, has been answered: anything sent before it has reached the server by then. */
+async function serverCaughtUp(): Promise<void> {
+  const other = createTransport({ host: server.host, port: server.port, insecure: true });
+  try {
+    await other.request({ method: 'GET', path: '/redfish/v1/', headers: { authorization: authorization() } });
+  } finally {
+    await other.close(0);
+  }
+}
+
+describe('Redfish connections to one BMC', () => {
+  it('answers that come quickly use one connection for requests sent together', async () => {
+    const t = transport({ connections: 2, openConnectionAfterMs: 60_000 });
+    const answers = await Promise.all(['/redfish/v1/Systems', '/redfish/v1/Chassis', '/redfish/v1/Managers', '/redfish/v1/'].map((p) => get(t, p)));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
+    expect(server.openConnections()).toBe(1);
+  });
+
+  it('a request held up by a slow answer opens the second connection after openConnectionAfterMs, not before', async () => {
+    const release = hold('/redfish/v1/Chassis');
+    const t = transport({ connections: 2, openConnectionAfterMs: 300 });
+    const slow = get(t, '/redfish/v1/Chassis');
+    await waitFor(() => countOf('/redfish/v1/Chassis') === 1, 5000, 'the slow request at the BMC');
+    const sent = performance.now();
+    const behind = get(t, '/redfish/v1/Systems');
+    await waitFor(() => countOf('/redfish/v1/Systems') === 1, 5000, 'the request behind it at the BMC');
+    expect(performance.now() - sent).toBeGreaterThanOrEqual(295);
+    expect((await behind).status).toBe(200);
+    expect(server.openConnections()).toBe(2);
+    release();
+    expect((await slow).status).toBe(200);
+  });
+
+  it('without the wait, a request behind the slow one goes out only when its answer is in, on the same connection', async () => {
+    const release = hold('/redfish/v1/Chassis');
+    const t = transport({ connections: 2, openConnectionAfterMs: 60_000 });
+    const slow = get(t, '/redfish/v1/Chassis');
+    await waitFor(() => countOf('/redfish/v1/Chassis') === 1, 5000, 'the slow request at the BMC');
+    const behind = get(t, '/redfish/v1/Systems');
+    await serverCaughtUp();
+    expect(countOf('/redfish/v1/Systems')).toBe(0);
+    release();
+    expect((await slow).status).toBe(200);
+    expect((await behind).status).toBe(200);
+    expect(countOf('/redfish/v1/Systems')).toBe(1);
+    expect(server.openConnections()).toBe(1);
+  });
+
+  it('a request aborted while it waits for a connection never reaches the BMC, and the connection serves the next', async () => {
+    const release = hold('/redfish/v1/Chassis');
+    const t = transport({ connections: 2, openConnectionAfterMs: 60_000 });
+    const slow = get(t, '/redfish/v1/Chassis');
+    await waitFor(() => countOf('/redfish/v1/Chassis') === 1, 5000, 'the slow request at the BMC');
+    const abort = new AbortController();
+    const waiting = get(t, '/redfish/v1/Systems', abort.signal).catch((e: unknown) => e);
+    abort.abort(new Error('caller gave up'));
+    expect(((await waiting) as BmcError).code).toBe('ABORTED');
+    release();
+    expect((await slow).status).toBe(200);
+    expect((await get(t, '/redfish/v1/Managers')).status).toBe(200);
+    expect(countOf('/redfish/v1/Systems')).toBe(0);
+    expect(server.openConnections()).toBe(1);
+  });
+
+  it('close() lets a request still waiting for a connection finish, then closes', async () => {
+    const release = hold('/redfish/v1/Chassis');
+    const t = transport({ connections: 1 });
+    const slow = get(t, '/redfish/v1/Chassis');
+    await waitFor(() => countOf('/redfish/v1/Chassis') === 1, 5000, 'the slow request at the BMC');
+    const behind = get(t, '/redfish/v1/Systems');
+    const closing = t.close(10_000);
+    release();
+    expect((await slow).status).toBe(200);
+    expect((await behind).status).toBe(200);
+    await closing;
+    await waitFor(() => server.openConnections() === 0, 5000, 'the connection closed');
+  });
+
+  it('a connection that cannot be made fails every request waiting for it with the cause, and nothing else', async () => {
+    const closedPort = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = s.address() as { port: number };
+        s.close(() => resolve(port));
+      });
+    });
+    const t = createTransport({ host: '127.0.0.1', port: closedPort, insecure: true, retries: 1, retryBackoffMs: 5, openConnectionAfterMs: 60_000 });
+    transports.push(t);
+    const failures = await Promise.all(Array.from({ length: 4 }, (_, i) => t.request({ method: 'GET', path: `/redfish/v1/${i}` }).catch((e: unknown) => e)));
+    for (const err of failures) {
+      expect(err).toBeInstanceOf(BmcError);
+      expect((err as BmcError).message).toMatch(/ECONNREFUSED/);
+    }
+  });
+});
