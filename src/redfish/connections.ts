@@ -36,6 +36,8 @@ export class Connections {
   private running = 0;
   private timer: NodeJS.Timeout | undefined;
   private drainedWaiters: Array<() => void> = [];
+  /** close() called: no request is taken any more (undici's Pool answered ClientClosedError too) */
+  private closed = false;
   private destroyed = false;
 
   constructor(
@@ -61,8 +63,8 @@ export class Connections {
    * aborted while it waits leaves the queue (its handler was settled by whoever aborted it).
    */
   dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, signal: AbortSignal): void {
-    if (this.destroyed) {
-      handler.onResponseError?.(NEVER_STARTED, new errors.ClientDestroyedError());
+    if (this.destroyed || this.closed) {
+      handler.onResponseError?.(NEVER_STARTED, this.destroyed ? new errors.ClientDestroyedError() : new errors.ClientClosedError());
       return;
     }
     const client = this.idle.pop() ?? (this.mayOpen(0) ? this.openOne() : undefined);
@@ -79,22 +81,27 @@ export class Connections {
     return new Promise((resolve) => this.drainedWaiters.push(resolve));
   }
 
-  /** Closes every connection after its request (call once nothing is pending: the queue is not served any more). */
+  /** Closes every connection after its request (call once nothing is pending: the queue is not served any more, and later requests fail). */
   async close(): Promise<void> {
-    this.stopTimer();
+    this.closed = true;
+    this.failWaiting(new errors.ClientClosedError());
     await Promise.all(this.clients.map((c) => c.close()));
   }
 
   /** Ends every connection at once; requests running or waiting fail with `reason`. */
   async destroy(reason: Error): Promise<void> {
     this.destroyed = true;
+    this.failWaiting(reason);
+    await Promise.all(this.clients.map((c) => c.destroy(reason).catch(() => undefined)));
+    this.settleDrained();
+  }
+
+  private failWaiting(reason: Error): void {
     this.stopTimer();
     for (const entry of this.waiting.splice(0)) {
       entry.signal.removeEventListener('abort', entry.onAbort);
       entry.handler.onResponseError?.(NEVER_STARTED, reason);
     }
-    await Promise.all(this.clients.map((c) => c.destroy(reason).catch(() => undefined)));
-    this.settleDrained();
   }
 
   private mayOpen(waitedMs: number): boolean {
@@ -143,7 +150,7 @@ export class Connections {
 
   /** A connection's request ended: it takes the longest waiting request, or idles. */
   private release(client: Client): void {
-    const next = this.destroyed || client.destroyed ? undefined : this.waiting.shift();
+    const next = this.destroyed || this.closed || client.destroyed ? undefined : this.waiting.shift();
     if (next !== undefined) {
       next.signal.removeEventListener('abort', next.onAbort);
       this.run(client, next.options, next.handler);
@@ -174,7 +181,7 @@ export class Connections {
   private openForWaiting(): void {
     this.timer = undefined;
     const head = this.waiting[0];
-    if (head === undefined || this.destroyed) return;
+    if (head === undefined || this.destroyed || this.closed) return;
     if (!this.mayOpen(this.now() - head.since)) return this.arm();
     this.waiting.shift();
     head.signal.removeEventListener('abort', head.onAbort);

@@ -127,8 +127,9 @@ interface RawResponse {
  * arrives, at most `maxBytes` (a larger declared or received body aborts the request). undici's
  * `request()` wraps each answer in an AsyncResource and a Readable stream, read here through an
  * async iterator: machinery a report cycle paid for every one of its ~10 requests per BMC. The
- * signal settles the promise at once; a request still queued for a connection is aborted as soon as
- * undici hands it one, and an answer on its way is cut off (its connection closed by undici).
+ * signal settles the promise at once; a request waiting for a connection leaves the queue
+ * (connections.ts), one handed to a connection still being made is aborted when undici starts it,
+ * and an answer on its way is cut off (its connection closed by undici).
  */
 function exchange(connections: Connections, options: Dispatcher.DispatchOptions, signal: AbortSignal, maxBytes: number, what: string, onAnswer: (() => void) | undefined): Promise<RawResponse> {
   return new Promise<RawResponse>((resolve, reject) => {
