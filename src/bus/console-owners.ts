@@ -22,6 +22,14 @@
  * fair share (its wanted machines / the live instances, from the lease keys, rounded up); past it,
  * it waits one lease time for the machine (another instance under its share takes it first),
  * then claims it if it is still free. A live owner's claim is never taken.
+ *
+ * The bucket made again (deleted by hand, lost with a server's state; kv.ts makes it again, empty,
+ * when opened with `onRemade`): every key is gone and revisions count from 1. An instance that
+ * made it (`bucketRemade()`), or whose renewal finds its lease key gone or older than its own last
+ * write, starts over: it holds no console, forgets its view, watches the new bucket, and claims its
+ * machines again once `fenceMs` has passed (by then every other instance noticed too, at its next
+ * renewal, or is fenced: none still holds a claim of the old bucket). The watch is started again
+ * every second after it ends.
  */
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -84,6 +92,8 @@ export interface ConsoleOwnership {
   liveInstances(): number;
   /** one renewal and one claim round (the timer runs them; tests call it directly) */
   tick(): Promise<void>;
+  /** the bucket was made again by this instance's own read or write (kv.ts `onRemade`): start over on it */
+  bucketRemade(): void;
   /** gives up every claim and the lease, so another instance takes over at once */
   close(): Promise<void>;
 }
@@ -146,6 +156,10 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
   const deferred = new Map<string, number>();
   /** claims of free machines under way (they count towards the share before they are confirmed) */
   let freshClaims = 0;
+  /** counts the bucket's remakes seen: a write answered after one belongs to the old bucket's view */
+  let generation = 0;
+  /** after a remake, no claim before this time: another instance may still hold the old bucket's claims until it notices or is fenced */
+  let claimsFrom = 0;
 
   let boundLogged = false;
   /** a bucket with more keys than any partition has: someone else writes into it; the rest is ignored */
@@ -220,6 +234,64 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     return now() - since >= leaseMs;
   }
 
+  /**
+   * A refused renewal: our lease key absent, or older than our last write (a key is never removed,
+   * only marked deleted), means the bucket was made again (by another instance); start over.
+   */
+  async function leaseGone(expected: number, before: number): Promise<boolean> {
+    const current = await o.kv.get(leaseKey(me));
+    if (generation !== before) return true;
+    if (current !== undefined && current.revision >= expected) return false;
+    remade();
+    return true;
+  }
+
+  /** The bucket was made again: nothing seen of it holds, no claim of ours is in it; start over on it. */
+  function remade(): void {
+    generation++;
+    log.warn({ claims: confirmed.size }, 'the console ownership bucket was made again (deleted, or lost with a server\'s state); holding no console until this instance has claimed again');
+    leases.clear();
+    claims.clear();
+    confirmed.clear();
+    deferred.clear();
+    ownRevision = undefined;
+    watchingSince = now();
+    claimsFrom = now() + fenceMs;
+    emit();
+    const old = watch;
+    watch = undefined;
+    old?.stop();
+    if (!closed) void watchAll().catch(() => rewatchSoon());
+  }
+
+  /** The watch over the bucket, started again a second after it ends (the bucket made again, a server restarted). */
+  async function watchAll(): Promise<void> {
+    if (closed) return;
+    const w = await o.kv.watch();
+    if (closed) return w.stop();
+    // one watch at a time: a restart racing another (a remake while the last one retried) stops the older
+    const previous = watch;
+    watch = w;
+    if (previous && previous !== w) previous.stop();
+    void (async () => {
+      for await (const e of w) seen(e);
+    })()
+      .catch((err: unknown) => {
+        if (!closed) log.warn({ err }, 'console ownership watch ended; starting it again');
+      })
+      .finally(() => {
+        if (closed || watch !== w) return;
+        rewatchSoon();
+      });
+  }
+
+  /** a watch started again a second from now, and every second until one starts */
+  function rewatchSoon(): void {
+    if (closed) return;
+    const retry = setTimeout(() => void watchAll().catch(() => closed || retry.refresh()), 1000);
+    retry.unref();
+  }
+
   async function renew(): Promise<void> {
     if (now() < conflictUntil) return;
     const sentAt = now();
@@ -230,7 +302,11 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
       const current = await o.kv.get(leaseKey(me));
       revision = current && !current.deleted ? await o.kv.update(leaseKey(me), value, current.revision) : await o.kv.create(leaseKey(me), value);
     } else {
-      revision = await o.kv.update(leaseKey(me), value, ownRevision);
+      const before = generation;
+      const expected = ownRevision;
+      revision = await o.kv.update(leaseKey(me), value, expected);
+      if (generation !== before) return;
+      if (revision === undefined && (await leaseGone(expected, before))) return;
       if (revision === undefined) {
         log.error({ instance: me }, 'another process renews this instance\'s lease: two metal-bmc instances share METAL_BMC_INSTANCE_ID; holding no console for a lease time, then trying again');
         ownRevision = undefined;
@@ -247,6 +323,7 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
   }
 
   async function claim(machine: string): Promise<void> {
+    const before = generation;
     const key = claimKey(machine);
     const c = claims.get(machine);
     const mine = confirmed.get(machine);
@@ -270,7 +347,8 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     } else {
       return;
     }
-    if (revision === undefined || fenced() || closed) return;
+    // a write across a remake is re-asserted in the next round, against the new bucket's view
+    if (revision === undefined || fenced() || closed || generation !== before) return;
     confirmed.set(machine, revision);
     const latest = claims.get(machine);
     if (!latest || latest.revision < revision) claims.set(machine, { owner: me, revision, deleted: false });
@@ -301,6 +379,7 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
       return;
     }
     for (const machine of [...confirmed.keys()]) if (!wanted.has(machine)) await release(machine);
+    if (now() < claimsFrom) return emit();
     // a machine waited for that someone else took, or no longer reported, is waited for afresh next time
     for (const machine of [...deferred.keys()]) {
       const c = claims.get(machine);
@@ -328,13 +407,8 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
   return {
     instanceId: me,
     async start(options = {}) {
-      watch = await o.kv.watch();
+      await watchAll();
       watchingSince = now();
-      void (async () => {
-        for await (const e of watch) seen(e);
-      })().catch((err: unknown) => {
-        if (!closed) log.error({ err }, 'console ownership watch ended');
-      });
       const loop = async () => {
         if (closed) return;
         await renewRound();
@@ -371,6 +445,7 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     live: () => !fenced(),
     liveInstances,
     tick,
+    bucketRemade: remade,
     async close() {
       closed = true;
       clearTimeout(timer);

@@ -70,8 +70,11 @@ export function startConsoleOwners(ctx: DaemonContext, onChange: () => void): Co
       try {
         const jsm = await jetstreamOrUndefined(connection.nc);
         if (!jsm) throw new Error('the NATS server has no JetStream (console ownership needs it; or set METAL_BMC_CONSOLE_OWNERSHIP=local on a single instance)');
-        const kv = await openKvBucket(connection.nc, jsm, consoleBucketName(config.partitionId), { replicas: config.mq.streamReplicas });
+        // a bucket deleted or lost with a server's state is made again by the next read or write, and the ownership starts over on it
+        let remadeNow = (): void => undefined;
+        const kv = await openKvBucket(connection.nc, jsm, consoleBucketName(config.partitionId), { replicas: config.mq.streamReplicas, onRemade: () => remadeNow() });
         const made = createConsoleOwnership({ kv, instanceId: config.instanceId, leaseMs: config.console.leaseMs, logger, onChange: () => onChange() });
+        remadeNow = () => made.bucketRemade();
         await made.start();
         if (aborter.signal.aborted) {
           await made.close();

@@ -4,7 +4,8 @@
  * instance to see the machines takes its fair share at once and leaves the rest, which the other
  * instance takes as soon as it sees them (well within the lease time the first one waits). That a
  * machine a live instance holds is never taken from it, a lease time later too, is proven in
- * test/unit/console-owners.test.ts on a clock of its own.
+ * test/unit/console-owners.test.ts on a clock of its own. The bucket's stream deleted under both:
+ * made again, and every console held again by one instance.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -34,14 +35,18 @@ afterAll(async () => {
 
 const LEASE_MS = 6000;
 
-async function ownership(id: string) {
+/** an ownership as src/parts/console-owners.ts makes one: its bucket made again by the next read or write when gone, and the ownership told */
+async function ownership(id: string, bucket = 'spread') {
   const nc = await connect({ servers: server.url });
   conns.push(nc);
-  const kv = await openKvBucket(nc, await jetstreamManager(nc), 'spread');
-  const own = createConsoleOwnership({ kv, instanceId: id, leaseMs: LEASE_MS, heartbeatMs: 500, logger: captureLog('warn').logger });
+  let remadeNow = (): void => undefined;
+  const kv = await openKvBucket(nc, await jetstreamManager(nc), bucket, { onRemade: () => remadeNow() });
+  const log = captureLog('warn');
+  const own = createConsoleOwnership({ kv, instanceId: id, leaseMs: LEASE_MS, heartbeatMs: 500, logger: log.logger });
+  remadeNow = () => own.bucketRemade();
   await own.start();
   stops.push(() => own.close());
-  return own;
+  return Object.assign(own, { log });
 }
 
 it('gives the first instance its fair share at once and the other the rest, without waiting a lease time', async () => {
@@ -57,4 +62,24 @@ it('gives the first instance its fair share at once and the other the rest, with
   expect(Date.now() - bStarted).toBeLessThan(LEASE_MS);
   expect(new Set([...a.owned(), ...b.owned()])).toEqual(new Set(machines));
   for (const m of machines) expect(a.ownerOf(m)).toBe(b.ownerOf(m));
+}, 60_000);
+
+it('the bucket deleted while both hold consoles: made again, and every console held again, each by one instance', async () => {
+  const a = await ownership('a', 'remade');
+  const b = await ownership('b', 'remade');
+  const machines = Array.from({ length: 20 }, (_, i) => `m${i}`);
+  a.setWanted(machines);
+  b.setWanted(machines);
+  const heldByOne = () => {
+    const held = [...a.owned(), ...b.owned()];
+    return held.length === machines.length && new Set(held).size === held.length;
+  };
+  await waitFor(heldByOne, 15_000, 'every console held by one instance');
+  const jsm = await jetstreamManager(conns[0]!);
+  await jsm.streams.delete('KV_remade');
+  await waitFor(() => [a, b].some((x) => x.log.find(/bucket was made again/).length > 0), 10_000, 'an instance starting over on the bucket made again');
+  await waitFor(() => heldByOne() && a.live() && b.live(), 20_000, 'every console held again by one instance');
+  expect((await jsm.streams.info('KV_remade')).config.name).toBe('KV_remade');
+  // and both see the same holder of each (the watches on the new bucket brought the other's claims)
+  await waitFor(() => machines.every((m) => a.ownerOf(m) !== undefined && a.ownerOf(m) === b.ownerOf(m)), 10_000, 'both instances agreeing on every holder');
 }, 60_000);

@@ -260,6 +260,60 @@ describe('console ownership', () => {
     expect(a2.own.live()).toBe(true);
   });
 
+  it('the bucket made again (every key gone, revisions from 1): both start over, claim again, and no machine has two holders', async () => {
+    for (const firstAfter of ['a', 'b'] as const) {
+      const kv = createMemoryKv();
+      const c = clock();
+      const a = await instance(kv, 'a', c.now);
+      const b = await instance(kv, 'b', c.now);
+      const machines = Array.from({ length: 20 }, (_, i) => `m${i}`);
+      a.own.setWanted(machines);
+      b.own.setWanted(machines);
+      for (let i = 0; i < 30; i++) await period(c, a, b);
+      kv.remake();
+      const order = firstAfter === 'a' ? [a, b] : [b, a];
+      for (let i = 0; i < 12; i++) {
+        c.advance(HEARTBEAT);
+        // after each instance's round, not only each period's: the first to notice must not claim what the other still holds
+        for (const x of order) {
+          await x.own.tick();
+          await settle();
+          const held = [...a.own.owned(), ...b.own.owned()];
+          expect(new Set(held).size, 'a machine held by both').toBe(held.length);
+        }
+      }
+      // every machine held again, each by the instance its claim in the new bucket names
+      expect([...a.own.owned(), ...b.own.owned()].sort()).toEqual([...machines].sort());
+      for (const x of [a, b]) {
+        for (const m of x.own.owned()) expect(decodeOwner(kv.entries().get(claimKey(m))!.value)).toBe(x.own.instanceId);
+        expect(x.own.live()).toBe(true);
+        // not mistaken for a second process under the same id
+        expect(x.log.find(/share METAL_BMC_INSTANCE_ID/)).toHaveLength(0);
+      }
+      expect([a, b].some((x) => x.log.find(/bucket was made again/).length > 0)).toBe(true);
+    }
+  });
+
+  it('bucketRemade() (its own read or write made the bucket again): holds nothing at once, then claims again', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const changes: Array<Set<string>> = [];
+    const a = await instance(kv, 'a', c.now, changes);
+    a.own.setWanted(['m1', 'm2']);
+    await period(c, a);
+    expect([...a.own.owned()].sort()).toEqual(['m1', 'm2']);
+    kv.remake();
+    a.own.bucketRemade();
+    expect([...a.own.owned()]).toEqual([]);
+    expect(changes.at(-1)).toEqual(new Set());
+    // no claim for the fence time (20 s): another instance may still hold the old bucket's claims
+    for (let i = 0; i < 3; i++) await period(c, a);
+    expect([...a.own.owned()]).toEqual([]);
+    for (let i = 0; i < 2; i++) await period(c, a);
+    expect([...a.own.owned()].sort()).toEqual(['m1', 'm2']);
+    expect(decodeOwner(kv.entries().get(claimKey('m1'))!.value)).toBe('a');
+  });
+
   it('notices a second process with the same instance id and holds nothing', async () => {
     const kv = createMemoryKv();
     const c = clock();
