@@ -27,9 +27,10 @@
  * when opened with `onRemade`): every key is gone and revisions count from 1. An instance that
  * made it (`bucketRemade()`), or whose renewal finds its lease key gone or older than its own last
  * write, starts over: it holds no console, forgets its view, watches the new bucket, and claims its
- * machines again once `fenceMs` has passed (by then every other instance noticed too, at its next
- * renewal, or is fenced: none still holds a claim of the old bucket). The watch is started again
- * every second after it ends.
+ * machines again once `leaseMs` has passed (by then every other instance noticed too, at its next
+ * renewal, or is fenced: none still holds a claim of the old bucket); until then it is not live (it
+ * knows no holder, so no console is opened as "free"). The watch is started again every second
+ * after it ends.
  */
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -86,7 +87,7 @@ export interface ConsoleOwnership {
   owned(): ReadonlySet<string>;
   /** the live instance holding the machine (this one included), undefined when none is known */
   ownerOf(machine: string): string | undefined;
-  /** false while this instance cannot renew its lease */
+  /** false while this instance cannot renew its lease, and while it starts over on a bucket made again (it knows no holder then) */
   live(): boolean;
   /** the instances whose lease is live as this one sees them, itself included (the fair share's divisor) */
   liveInstances(): number;
@@ -160,6 +161,10 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
   let generation = 0;
   /** after a remake, no claim before this time: another instance may still hold the old bucket's claims until it notices or is fenced */
   let claimsFrom = 0;
+  /** when the last remake was taken in: the writes in flight as the bucket went each find it gone, one remake for all */
+  let remadeAt: number | undefined;
+  /** the highest revision of our lease key we wrote (kept across a conflict): a lease key found older, or gone, means a remade bucket */
+  let leaseWritten: number | undefined;
 
   let boundLogged = false;
   /** a bucket with more keys than any partition has: someone else writes into it; the rest is ignored */
@@ -248,6 +253,8 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
 
   /** The bucket was made again: nothing seen of it holds, no claim of ours is in it; start over on it. */
   function remade(): void {
+    if (remadeAt !== undefined && now() - remadeAt < heartbeatMs) return;
+    remadeAt = now();
     generation++;
     log.warn({ claims: confirmed.size }, 'the console ownership bucket was made again (deleted, or lost with a server\'s state); holding no console until this instance has claimed again');
     leases.clear();
@@ -255,8 +262,10 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     confirmed.clear();
     deferred.clear();
     ownRevision = undefined;
+    leaseWritten = undefined;
     watchingSince = now();
-    claimsFrom = now() + fenceMs;
+    // a lease time, as a takeover waits: an instance cut off just before the remake is fenced well before it
+    claimsFrom = now() + leaseMs;
     emit();
     const old = watch;
     watch = undefined;
@@ -274,7 +283,8 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     watch = w;
     if (previous && previous !== w) previous.stop();
     void (async () => {
-      for await (const e of w) seen(e);
+      // a stopped watch may still hand over what it had queued: the old bucket's, not to be seen
+      for await (const e of w) if (watch === w) seen(e);
     })()
       .catch((err: unknown) => {
         if (!closed) log.warn({ err }, 'console ownership watch ended; starting it again');
@@ -299,8 +309,12 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     let revision: number | undefined;
     if (ownRevision === undefined) {
       // our lease from an earlier run (same instance id) is ours to continue
+      const before = generation;
       const current = await o.kv.get(leaseKey(me));
+      if (generation !== before) return;
+      if (leaseWritten !== undefined && (current === undefined || current.revision < leaseWritten)) return remade();
       revision = current && !current.deleted ? await o.kv.update(leaseKey(me), value, current.revision) : await o.kv.create(leaseKey(me), value);
+      if (generation !== before) return;
     } else {
       const before = generation;
       const expected = ownRevision;
@@ -317,12 +331,15 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     }
     if (revision === undefined) return;
     ownRevision = revision;
+    leaseWritten = Math.max(leaseWritten ?? 0, revision);
     if (fenced()) confirmed.clear();
     renewedAt = sentAt;
     fencedLogged = false;
   }
 
   async function claim(machine: string): Promise<void> {
+    // a round running as the bucket was made again claims nothing more until the others let go
+    if (now() < claimsFrom) return;
     const before = generation;
     const key = claimKey(machine);
     const c = claims.get(machine);
@@ -442,7 +459,7 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
       if (!c || c.deleted || c.owner === me || dead(c.owner)) return undefined;
       return c.owner;
     },
-    live: () => !fenced(),
+    live: () => !fenced() && now() >= claimsFrom,
     liveInstances,
     tick,
     bucketRemade: remade,

@@ -271,7 +271,8 @@ export function createLeadership(o: LeadershipOptions): Leadership {
     watch = w;
     if (previous && previous !== w) previous.stop();
     void (async () => {
-      for await (const e of w) seen(e);
+      // a stopped watch may still hand over what it had queued: the old bucket's, not to be seen
+      for await (const e of w) if (watch === w) seen(e);
     })()
       .catch((err: unknown) => {
         if (!closed) log.warn({ err }, `${o.what} lease watch ended; starting it again`);

@@ -107,7 +107,7 @@ export function startConsoleOwners(ctx: DaemonContext, onChange: () => void): Co
     holder: holderOf,
     bus: () => connection,
     connected,
-    ready: () => problem ?? (ownership && !ownership.live() ? 'console ownership: lease not renewed' : undefined),
+    ready: () => problem ?? (ownership && !ownership.live() ? 'console ownership: lease not renewed, or starting over on its bucket made again' : undefined),
     async close() {
       aborter.abort();
       connectedNow(undefined);

@@ -294,6 +294,22 @@ describe('console ownership', () => {
     }
   });
 
+  it('a claim round running as the bucket is made again writes no claim after it, and confirms none', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a = await instance(kv, 'a', c.now);
+    await period(c, a);
+    // 100 machines, 32 claims at a time: the round is still running when the bucket goes
+    a.own.setWanted(Array.from({ length: 100 }, (_, i) => `m${i}`));
+    kv.remake();
+    a.own.bucketRemade();
+    await a.own.tick();
+    await settle();
+    expect([...a.own.owned()]).toEqual([]);
+    const claimed = [...kv.entries().keys()].filter((k) => k.startsWith('claim.'));
+    expect(claimed.length).toBeLessThanOrEqual(32);
+  });
+
   it('bucketRemade() (its own read or write made the bucket again): holds nothing at once, then claims again', async () => {
     const kv = createMemoryKv();
     const c = clock();
@@ -306,10 +322,15 @@ describe('console ownership', () => {
     a.own.bucketRemade();
     expect([...a.own.owned()]).toEqual([]);
     expect(changes.at(-1)).toEqual(new Set());
-    // no claim for the fence time (20 s): another instance may still hold the old bucket's claims
-    for (let i = 0; i < 3; i++) await period(c, a);
-    expect([...a.own.owned()]).toEqual([]);
+    // no claim for a lease time (30 s): another instance may still hold the old bucket's claims;
+    // and no holder known meanwhile (not live: a console is not opened as "free")
+    for (let i = 0; i < 5; i++) {
+      await period(c, a);
+      expect([...a.own.owned()]).toEqual([]);
+      expect(a.own.live()).toBe(false);
+    }
     for (let i = 0; i < 2; i++) await period(c, a);
+    expect(a.own.live()).toBe(true);
     expect([...a.own.owned()].sort()).toEqual(['m1', 'm2']);
     expect(decodeOwner(kv.entries().get(claimKey('m1'))!.value)).toBe('a');
   });
