@@ -36,13 +36,13 @@ afterAll(async () => {
 const LEASE_MS = 6000;
 
 /** an ownership as src/parts/console-owners.ts makes one: its bucket made again by the next read or write when gone, and the ownership told */
-async function ownership(id: string, bucket = 'spread') {
+async function ownership(id: string, bucket = 'spread', onChange?: () => void) {
   const nc = await connect({ servers: server.url });
   conns.push(nc);
   let remadeNow = (): void => undefined;
   const kv = await openKvBucket(nc, await jetstreamManager(nc), bucket, { onRemade: () => remadeNow() });
   const log = captureLog('warn');
-  const own = createConsoleOwnership({ kv, instanceId: id, leaseMs: LEASE_MS, heartbeatMs: 500, logger: log.logger });
+  const own = createConsoleOwnership({ kv, instanceId: id, leaseMs: LEASE_MS, heartbeatMs: 500, logger: log.logger, ...(onChange ? { onChange } : {}) });
   remadeNow = () => own.bucketRemade();
   await own.start();
   stops.push(() => own.close());
@@ -65,8 +65,19 @@ it('gives the first instance its fair share at once and the other the rest, with
 }, 60_000);
 
 it('the bucket deleted while both hold consoles: made again, and every console held again, each by one instance', async () => {
-  const a = await ownership('a', 'remade');
-  const b = await ownership('b', 'remade');
+  // whenever either's set changes: a machine in both is a console with two holders
+  const both: string[] = [];
+  const instances: Array<Awaited<ReturnType<typeof ownership>>> = [];
+  const check = () => {
+    const [x, y] = instances;
+    if (!x || !y) return;
+    const held = y.owned();
+    for (const m of x.owned()) if (held.has(m)) both.push(m);
+  };
+  const a = await ownership('a', 'remade', check);
+  instances.push(a);
+  const b = await ownership('b', 'remade', check);
+  instances.push(b);
   const machines = Array.from({ length: 20 }, (_, i) => `m${i}`);
   a.setWanted(machines);
   b.setWanted(machines);
@@ -82,4 +93,5 @@ it('the bucket deleted while both hold consoles: made again, and every console h
   expect((await jsm.streams.info('KV_remade')).config.name).toBe('KV_remade');
   // and both see the same holder of each (the watches on the new bucket brought the other's claims)
   await waitFor(() => machines.every((m) => a.ownerOf(m) !== undefined && a.ownerOf(m) === b.ownerOf(m)), 10_000, 'both instances agreeing on every holder');
+  expect(both, 'consoles held by both instances at once').toEqual([]);
 }, 60_000);
