@@ -65,7 +65,12 @@ export interface SubscribeOptions {
    * JetStream: only the instance leading the partition takes events (see leader.ts), so that one
    * machine's events run in order on one instance; without it every instance takes events
    */
-  leader?: { instanceId: string; leaseMs: number };
+  leader?: {
+    instanceId: string;
+    leaseMs: number;
+    /** the leadership over the leader's bucket (default: createLeadership, started); tests give one whose lead they end */
+    leadership?: (kv: KvBucket) => Promise<Leadership>;
+  };
 }
 
 export interface MachineEventSubscription {
@@ -465,6 +470,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
 
 /** The partition's leadership of the machine events, started (its first round done). */
 async function lead(o: SubscribeOptions, kv: KvBucket): Promise<Leadership> {
+  if (o.leader!.leadership) return o.leader!.leadership(kv);
   const { instanceId, leaseMs } = o.leader!;
   const leadership = createLeadership({ kv, key: LEADER_KEY, instanceId, leaseMs, what: 'machine events', logger: o.logger });
   await leadership.start();

@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { connectBus, type BusConnection } from '../../src/bus/connection.js';
 import { streamNameFor, type StreamPosition } from '../../src/bus/jetstream.js';
 import { subscribeMachineEvents, type Disposition, type EventMeta, type MachineEventSubscription, type PositionStore } from '../../src/bus/machine-events.js';
+import type { Leadership } from '../../src/bus/leader.js';
 import { createCommandMetrics } from '../../src/commands/metrics.js';
 import { captureLog } from '../helpers/log.js';
 import { consumerSettled, startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
@@ -67,7 +68,7 @@ function memoryPosition(initial?: StreamPosition): PositionStore & { saves: Stre
   return { saves, load: () => at, save: (p) => void saves.push((at = p)) };
 }
 
-async function instance(o: { nc: NatsConnection; subject: string; handler?: (s: Seen) => Promise<Disposition>; maxAgeMs?: number; ackWaitMs?: number; durableName?: string; maxInFlight?: number; position?: PositionStore }) {
+async function instance(o: { nc: NatsConnection; subject: string; handler?: (s: Seen) => Promise<Disposition>; maxAgeMs?: number; ackWaitMs?: number; durableName?: string; maxInFlight?: number; position?: PositionStore; leadership?: Leadership }) {
   const seen: Seen[] = [];
   const log = captureLog();
   const registry = new Registry();
@@ -80,6 +81,7 @@ async function instance(o: { nc: NatsConnection; subject: string; handler?: (s: 
     ackWaitMs: o.ackWaitMs ?? 5000,
     ...(o.maxInFlight ? { maxInFlight: o.maxInFlight } : {}),
     ...(o.position ? { position: o.position } : {}),
+    ...(o.leadership ? { leader: { instanceId: o.leadership.instanceId, leaseMs: 15_000, leadership: async () => o.leadership! } } : {}),
     logger: log.logger,
     metrics,
     handler: async (bytes, meta) => {
@@ -343,6 +345,80 @@ describe('bus with JetStream: a durable consumer created again starts where this
     await until('all four', () => i.seen.length === 4);
     expect(i.seen.map((s) => s.data)).toEqual(['new-1', 'new-2', 'new-3', 'new-4']);
     expect(created(i.log)).toEqual(['the first event the stream holds (the stream was created again after the position saved here, sequence 2)']);
+  });
+});
+
+/** A lead the test ends and gives back, told to the listeners (announced) or not (a fence the timer has not told yet). */
+function switchableLead(): Leadership & { set(leading: boolean, o: { announce: boolean }): void } {
+  let on = true;
+  const listeners = new Set<(leading: boolean) => void>();
+  return {
+    instanceId: 'lead-test',
+    leading: () => on,
+    holder: () => (on ? 'lead-test' : 'another'),
+    someoneLeads: () => true,
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => void listeners.delete(listener);
+    },
+    tick: async () => undefined,
+    start: async () => undefined,
+    close: async () => void (on = false),
+    set(leading, o) {
+      on = leading;
+      if (o.announce) for (const l of [...listeners]) l(leading);
+    },
+  };
+}
+
+describe('bus with a leader whose lead ends while events come', () => {
+  let server: TestNatsServer;
+  let publisher: NatsConnection;
+
+  beforeAll(async () => {
+    server = await startTestNatsServer({ jetstream: true });
+    publisher = await connect({ servers: server.url });
+  });
+  afterAll(async () => {
+    await publisher?.close();
+    await server?.dispose();
+  });
+
+  it('an event pulled after the lead ended unannounced is handed back once the pull is closed, and runs when this instance leads again', async () => {
+    const subject = freshSubject();
+    const lead = switchableLead();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    /** whether this instance led when each event started */
+    const ledAtStart: boolean[] = [];
+    const b = await bus(server);
+    const i = await instance({
+      nc: b.nc,
+      subject,
+      maxInFlight: 1,
+      leadership: lead,
+      handler: async (s) => {
+        ledAtStart.push(lead.leading());
+        if (s.data === 'e1') await held;
+        return 'ack';
+      },
+    });
+    await jetstream(publisher).publish(subject, enc('e1'));
+    await until('e1 running', () => i.seen.length === 1);
+    // the lead ends and nobody is told (the fence timer behind a busy loop); e2 waits in the stream
+    lead.set(false, { announce: false });
+    await jetstream(publisher).publish(subject, enc('e2'));
+    // e1 ends: the slot is free, the next pull brings e2 to an instance that no longer leads
+    release();
+    await until('the instance waiting for the lead', () => i.log.find(/not the partition's leader/).length > 0);
+    expect(i.seen.map((s) => s.data)).toEqual(['e1']);
+    lead.set(true, { announce: true });
+    await until('e2 run once this instance leads again', () => i.seen.length === 2);
+    expect(i.seen.map((s) => s.data)).toEqual(['e1', 'e2']);
+    expect(ledAtStart).toEqual([true, true]);
+    // handed back after the pull closed: its second and last delivery, not spent on the closing pull
+    expect(i.seen[1]!.meta.deliveryCount).toBe(2);
+    await consumerSettled(publisher, streamNameFor(subject), 'metal-bmc-test');
   });
 });
 
