@@ -377,6 +377,18 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     if (revision !== undefined) await o.kv.delete(claimKey(machine), revision).catch((err: unknown) => log.warn({ err, machineId: machine }, 'console claim not released'));
   }
 
+  /**
+   * Claims naming this instance that it does not hold and no longer wants: written by an earlier run
+   * under this id (a crash, no release) or by a write answered across a remake. The others take a
+   * live instance's claim never, so left alone such a machine's console would have no holder.
+   */
+  async function releaseStale(): Promise<void> {
+    const stale = [...claims].filter(([machine, c]) => c.owner === me && !c.deleted && !confirmed.has(machine) && !wanted.has(machine));
+    await eachLimited(stale, limit, async ([machine, c]) => {
+      await o.kv.delete(claimKey(machine), c.revision).catch((err: unknown) => log.warn({ err, machineId: machine }, 'stale console claim not released'));
+    });
+  }
+
   async function renewSafely(): Promise<void> {
     try {
       await renew();
@@ -396,6 +408,7 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
       return;
     }
     for (const machine of [...confirmed.keys()]) if (!wanted.has(machine)) await release(machine);
+    await releaseStale();
     if (now() < claimsFrom) return emit();
     // a machine waited for that someone else took, or no longer reported, is waited for afresh next time
     for (const machine of [...deferred.keys()]) {

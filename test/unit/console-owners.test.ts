@@ -310,6 +310,24 @@ describe('console ownership', () => {
     expect(claimed.length).toBeLessThanOrEqual(32);
   });
 
+  it('a claim an earlier run under the same id left for a machine no longer wanted is released, so another instance may take it', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a1 = await instance(kv, 'a', c.now);
+    a1.own.setWanted(['m1', 'm2']);
+    await period(c, a1);
+    expect([...a1.own.owned()].sort()).toEqual(['m1', 'm2']);
+    // a1 crashes (no close: its claims stay); its restart reports m2 only; b reports m1
+    a1.client.down = true;
+    const a2 = await instance(kv, 'a', c.now);
+    const b = await instance(kv, 'b', c.now);
+    a2.own.setWanted(['m2']);
+    b.own.setWanted(['m1']);
+    for (let i = 0; i < 3; i++) await period(c, a2, b);
+    expect([...a2.own.owned()]).toEqual(['m2']);
+    expect([...b.own.owned()]).toEqual(['m1']);
+  });
+
   it('bucketRemade() (its own read or write made the bucket again): holds nothing at once, then claims again', async () => {
     const kv = createMemoryKv();
     const c = clock();
