@@ -161,8 +161,10 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
   let generation = 0;
   /** after a remake, no claim before this time: another instance may still hold the old bucket's claims until it notices or is fenced */
   let claimsFrom = 0;
-  /** when the last remake was taken in: the writes in flight as the bucket went each find it gone, one remake for all */
+  /** when the last remake was taken in: the writes in flight as the bucket went each find it gone, one warning for all */
   let remadeAt: number | undefined;
+  /** claims naming this instance that it neither holds nor wants: since when (released after a lease time) */
+  const staleSince = new Map<string, number>();
   /** the highest revision of our lease key we wrote (kept across a conflict): a lease key found older, or gone, means a remade bucket */
   let leaseWritten: number | undefined;
 
@@ -253,14 +255,15 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
 
   /** The bucket was made again: nothing seen of it holds, no claim of ours is in it; start over on it. */
   function remade(): void {
-    if (remadeAt !== undefined && now() - remadeAt < heartbeatMs) return;
+    // told once for the writes in flight as the bucket went (each finds it gone); each still starts over, a second remake may follow
+    if (remadeAt === undefined || now() - remadeAt >= heartbeatMs) log.warn({ claims: confirmed.size }, 'the console ownership bucket was made again (deleted, or lost with a server\'s state); holding no console until this instance has claimed again');
     remadeAt = now();
     generation++;
-    log.warn({ claims: confirmed.size }, 'the console ownership bucket was made again (deleted, or lost with a server\'s state); holding no console until this instance has claimed again');
     leases.clear();
     claims.clear();
     confirmed.clear();
     deferred.clear();
+    staleSince.clear();
     ownRevision = undefined;
     leaseWritten = undefined;
     watchingSince = now();
@@ -374,17 +377,38 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
   async function release(machine: string): Promise<void> {
     const revision = confirmed.get(machine);
     confirmed.delete(machine);
-    if (revision !== undefined) await o.kv.delete(claimKey(machine), revision).catch((err: unknown) => log.warn({ err, machineId: machine }, 'console claim not released'));
+    if (revision === undefined) return;
+    // not stale for releaseStale: it is being released here
+    const c = claims.get(machine);
+    if (c && c.revision === revision) claims.set(machine, { ...c, deleted: true });
+    await o.kv.delete(claimKey(machine), revision).catch((err: unknown) => log.warn({ err, machineId: machine }, 'console claim not released'));
   }
 
   /**
-   * Claims naming this instance that it does not hold and no longer wants: written by an earlier run
-   * under this id (a crash, no release) or by a write answered across a remake. The others take a
-   * live instance's claim never, so left alone such a machine's console would have no holder.
+   * Claims naming this instance that it does not hold and has not wanted for a lease time: written
+   * by an earlier run under this id (a crash, no release) for a machine no longer reported, or by a
+   * write answered across a remake. The others take a live instance's claim never, so left alone
+   * such a machine's console would have no holder. A lease time, so that a restart's first report,
+   * still listing its machines, does not give away what it will claim again.
    */
   async function releaseStale(): Promise<void> {
-    const stale = [...claims].filter(([machine, c]) => c.owner === me && !c.deleted && !confirmed.has(machine) && !wanted.has(machine));
-    await eachLimited(stale, limit, async ([machine, c]) => {
+    const before = generation;
+    const isStale = (machine: string, c: ClaimView) => c.owner === me && !c.deleted && !confirmed.has(machine) && !wanted.has(machine);
+    const due: Array<[string, ClaimView]> = [];
+    for (const [machine, c] of claims) {
+      if (!isStale(machine, c)) continue;
+      const since = staleSince.get(machine) ?? now();
+      staleSince.set(machine, since);
+      if (now() - since >= leaseMs) due.push([machine, c]);
+    }
+    for (const machine of [...staleSince.keys()]) {
+      const c = claims.get(machine);
+      if (!c || !isStale(machine, c)) staleSince.delete(machine);
+    }
+    await eachLimited(due, limit, async ([machine, c]) => {
+      // looked at again just before: wanted again, or held, or the bucket made again since
+      if (generation !== before || fenced() || closed || !isStale(machine, claims.get(machine) ?? c)) return;
+      staleSince.delete(machine);
       await o.kv.delete(claimKey(machine), c.revision).catch((err: unknown) => log.warn({ err, machineId: machine }, 'stale console claim not released'));
     });
   }
