@@ -34,7 +34,7 @@
  */
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { KvBucket, KvEntry, KvWatch } from './kv.js';
+import { keepWatching, type KvBucket, type KvEntry } from './kv.js';
 
 /** what an instance id and a claim's value may be: also a NATS subject token */
 const INSTANCE_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -144,7 +144,6 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
   let ownRevision: number | undefined;
   let renewedAt: number | undefined;
   let watchingSince = now();
-  let watch: KvWatch | undefined;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
   let fencedLogged = false;
@@ -270,40 +269,11 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     // a lease time, as a takeover waits: an instance cut off just before the remake is fenced well before it
     claimsFrom = now() + leaseMs;
     emit();
-    const old = watch;
-    watch = undefined;
-    old?.stop();
-    if (!closed) void watchAll().catch(() => rewatchSoon());
+    watch.restart();
   }
 
   /** The watch over the bucket, started again a second after it ends (the bucket made again, a server restarted). */
-  async function watchAll(): Promise<void> {
-    if (closed) return;
-    const w = await o.kv.watch();
-    if (closed) return w.stop();
-    // one watch at a time: a restart racing another (a remake while the last one retried) stops the older
-    const previous = watch;
-    watch = w;
-    if (previous && previous !== w) previous.stop();
-    void (async () => {
-      // a stopped watch may still hand over what it had queued: the old bucket's, not to be seen
-      for await (const e of w) if (watch === w) seen(e);
-    })()
-      .catch((err: unknown) => {
-        if (!closed) log.warn({ err }, 'console ownership watch ended; starting it again');
-      })
-      .finally(() => {
-        if (closed || watch !== w) return;
-        rewatchSoon();
-      });
-  }
-
-  /** a watch started again a second from now, and every second until one starts */
-  function rewatchSoon(): void {
-    if (closed) return;
-    const retry = setTimeout(() => void watchAll().catch(() => closed || retry.refresh()), 1000);
-    retry.unref();
-  }
+  const watch = keepWatching({ kv: o.kv, onEntry: (e) => seen(e), onEnded: (err) => log.warn({ err }, 'console ownership watch ended; starting it again'), closed: () => closed });
 
   async function renew(): Promise<void> {
     if (now() < conflictUntil) return;
@@ -461,7 +431,7 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
   return {
     instanceId: me,
     async start(options = {}) {
-      await watchAll();
+      await watch.start();
       watchingSince = now();
       const loop = async () => {
         if (closed) return;
@@ -511,7 +481,7 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
         if (ownRevision !== undefined) await o.kv.delete(leaseKey(me), ownRevision).catch(() => undefined);
       }
       confirmed.clear();
-      watch?.stop();
+      watch.stop();
       lastOwned = new Set();
     },
   };

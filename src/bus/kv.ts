@@ -194,3 +194,56 @@ export async function openKvBucket(nc: NatsConnection, jsm: JetStreamManager, bu
     },
   };
 }
+
+/** A watch kept running over a bucket (keepWatching). */
+export interface KeptWatch {
+  /** starts the first watch (rejects when it cannot start) */
+  start(): Promise<void>;
+  /** stops the watch there is and starts a new one (a bucket made again), retried every second until one starts */
+  restart(): void;
+  /** stops the watch there is (call once the owner is closed) */
+  stop(): void;
+}
+
+/**
+ * A watch over the bucket that is started again a second after it ends (a bucket lost and made
+ * again, a server restarted), every second until one starts, and that stays one: a restart racing
+ * another stops the older. What a stopped or replaced watch still hands over (it may have entries
+ * queued: the old bucket's) is dropped. `closed` is the owner's: once it says so, nothing starts.
+ */
+export function keepWatching(o: { kv: KvBucket; prefix?: string; onEntry: (e: KvEntry) => void; onEnded: (err: unknown) => void; closed: () => boolean; retryMs?: number }): KeptWatch {
+  let current: KvWatch | undefined;
+  async function start(): Promise<void> {
+    if (o.closed()) return;
+    const w = await o.kv.watch(o.prefix);
+    if (o.closed()) return w.stop();
+    const previous = current;
+    current = w;
+    if (previous && previous !== w) previous.stop();
+    void (async () => {
+      for await (const e of w) if (current === w) o.onEntry(e);
+    })()
+      .catch((err: unknown) => {
+        if (!o.closed()) o.onEnded(err);
+      })
+      .finally(() => {
+        if (o.closed() || current !== w) return;
+        soon();
+      });
+  }
+  function soon(): void {
+    if (o.closed()) return;
+    const retry = setTimeout(() => void start().catch(() => o.closed() || retry.refresh()), o.retryMs ?? 1000);
+    retry.unref();
+  }
+  return {
+    start,
+    restart() {
+      const old = current;
+      current = undefined;
+      old?.stop();
+      void start().catch(() => soon());
+    },
+    stop: () => current?.stop(),
+  };
+}

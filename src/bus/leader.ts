@@ -24,7 +24,7 @@ import { performance } from 'node:perf_hooks';
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isValidInstanceId } from './console-owners.js';
-import type { KvBucket, KvEntry, KvWatch } from './kv.js';
+import { keepWatching, type KvBucket, type KvEntry } from './kv.js';
 
 /** The key's value: the holder's instance id and the token of the process that wrote it. */
 export interface Holder {
@@ -123,7 +123,6 @@ export function createLeadership(o: LeadershipOptions): Leadership {
   let closed = false;
   let was = false;
   let round: Promise<void> | undefined;
-  let watch: KvWatch | undefined;
   let timer: NodeJS.Timeout | undefined;
   let watchdog: NodeJS.Timeout | undefined;
 
@@ -197,10 +196,7 @@ export function createLeadership(o: LeadershipOptions): Leadership {
       renewedAt = undefined;
       emit();
     }
-    const old = watch;
-    watch = undefined;
-    old?.stop();
-    void watchKey().catch(() => rewatchSoon());
+    watch.restart();
   }
 
   /** our own write: the view follows it (the watch may bring it later, or not at all while down) */
@@ -262,33 +258,7 @@ export function createLeadership(o: LeadershipOptions): Leadership {
   }
 
   /** The watch over the key, started again a second after it ends (a bucket lost and made again, a server restarted). */
-  async function watchKey(): Promise<void> {
-    if (closed) return;
-    const w = await o.kv.watch();
-    if (closed) return w.stop();
-    // one watch at a time: a restart racing another (a remake while the last one retried) stops the older
-    const previous = watch;
-    watch = w;
-    if (previous && previous !== w) previous.stop();
-    void (async () => {
-      // a stopped watch may still hand over what it had queued: the old bucket's, not to be seen
-      for await (const e of w) if (watch === w) seen(e);
-    })()
-      .catch((err: unknown) => {
-        if (!closed) log.warn({ err }, `${o.what} lease watch ended; starting it again`);
-      })
-      .finally(() => {
-        if (closed || watch !== w) return;
-        rewatchSoon();
-      });
-  }
-
-  /** a watch started again a second from now, and every second until one starts */
-  function rewatchSoon(): void {
-    if (closed) return;
-    const retry = setTimeout(() => void watchKey().catch(() => closed || retry.refresh()), 1000);
-    retry.unref();
-  }
+  const watch = keepWatching({ kv: o.kv, onEntry: (e) => seen(e), onEnded: (err) => log.warn({ err }, `${o.what} lease watch ended; starting it again`), closed: () => closed });
 
   async function tick(): Promise<void> {
     round ??= once()
@@ -326,7 +296,7 @@ export function createLeadership(o: LeadershipOptions): Leadership {
     },
     tick,
     async start(options = {}) {
-      await watchKey();
+      await watch.start();
       await tick();
       if (options.timer === false || closed) return;
       const loop = async () => {
@@ -351,7 +321,7 @@ export function createLeadership(o: LeadershipOptions): Leadership {
       mine = undefined;
       emit();
       if (held !== undefined) await o.kv.delete(o.key, held).catch((err: unknown) => log.warn({ err }, `${o.what} lease not given up; another instance takes it after the lease time`));
-      watch?.stop();
+      watch.stop();
     },
   };
 }

@@ -44,6 +44,15 @@ function hold(path: string): () => void {
   return release;
 }
 
+/** A transport whose first request (the Chassis, held) is at the BMC: the slow answer the others wait behind. */
+async function behindSlowAnswer(extra: Partial<TransportOptions>) {
+  const release = hold('/redfish/v1/Chassis');
+  const t = transport(extra);
+  const slow = get(t, '/redfish/v1/Chassis');
+  await waitFor(() => countOf('/redfish/v1/Chassis') === 1, 5000, 'the slow request at the BMC');
+  return { t, slow, release };
+}
+
 /** Resolves once a request sent after this call, on a connection of its own, has been answered: anything sent before it has reached the server by then. */
 async function serverCaughtUp(): Promise<void> {
   const other = createTransport({ host: server.host, port: server.port, insecure: true });
@@ -63,10 +72,7 @@ describe('Redfish connections to one BMC', () => {
   });
 
   it('a request held up by a slow answer opens the second connection after openConnectionAfterMs, not before', async () => {
-    const release = hold('/redfish/v1/Chassis');
-    const t = transport({ connections: 2, openConnectionAfterMs: 300 });
-    const slow = get(t, '/redfish/v1/Chassis');
-    await waitFor(() => countOf('/redfish/v1/Chassis') === 1, 5000, 'the slow request at the BMC');
+    const { t, slow, release } = await behindSlowAnswer({ connections: 2, openConnectionAfterMs: 300 });
     const sent = performance.now();
     const behind = get(t, '/redfish/v1/Systems');
     await waitFor(() => countOf('/redfish/v1/Systems') === 1, 5000, 'the request behind it at the BMC');
@@ -78,10 +84,7 @@ describe('Redfish connections to one BMC', () => {
   });
 
   it('without the wait, a request behind the slow one goes out only when its answer is in, on the same connection', async () => {
-    const release = hold('/redfish/v1/Chassis');
-    const t = transport({ connections: 2, openConnectionAfterMs: 60_000 });
-    const slow = get(t, '/redfish/v1/Chassis');
-    await waitFor(() => countOf('/redfish/v1/Chassis') === 1, 5000, 'the slow request at the BMC');
+    const { t, slow, release } = await behindSlowAnswer({ connections: 2, openConnectionAfterMs: 60_000 });
     const behind = get(t, '/redfish/v1/Systems');
     await serverCaughtUp();
     expect(countOf('/redfish/v1/Systems')).toBe(0);
@@ -93,10 +96,7 @@ describe('Redfish connections to one BMC', () => {
   });
 
   it('a request aborted while it waits for a connection never reaches the BMC, and the connection serves the next', async () => {
-    const release = hold('/redfish/v1/Chassis');
-    const t = transport({ connections: 2, openConnectionAfterMs: 60_000 });
-    const slow = get(t, '/redfish/v1/Chassis');
-    await waitFor(() => countOf('/redfish/v1/Chassis') === 1, 5000, 'the slow request at the BMC');
+    const { t, slow, release } = await behindSlowAnswer({ connections: 2, openConnectionAfterMs: 60_000 });
     const abort = new AbortController();
     const waiting = get(t, '/redfish/v1/Systems', abort.signal).catch((e: unknown) => e);
     abort.abort(new Error('caller gave up'));
@@ -109,10 +109,7 @@ describe('Redfish connections to one BMC', () => {
   });
 
   it('close() lets a request still waiting for a connection finish, then closes', async () => {
-    const release = hold('/redfish/v1/Chassis');
-    const t = transport({ connections: 1 });
-    const slow = get(t, '/redfish/v1/Chassis');
-    await waitFor(() => countOf('/redfish/v1/Chassis') === 1, 5000, 'the slow request at the BMC');
+    const { t, slow, release } = await behindSlowAnswer({ connections: 1 });
     const behind = get(t, '/redfish/v1/Systems');
     const closing = t.close(10_000);
     release();
