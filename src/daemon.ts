@@ -99,6 +99,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
     redfishInsecure: config.redfish.insecure,
     redfishLegacyTls: config.redfish.legacyTls,
     redfishRequestTimeoutMs: config.redfish.requestTimeoutMs,
+    redfishOpenConnectionAfterMs: config.redfish.secondConnectionAfterMs,
     ...(redfishCa ? { redfishCa } : {}),
     timeoutMs: config.report.bmcTimeoutMs,
   };

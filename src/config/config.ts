@@ -37,7 +37,7 @@ export interface Config {
   report: { intervalMs: number; concurrency: number; bmcTimeoutMs: number; workers: number; guidMaxAgeMs: number; redfishSessionMaxAgeMs: number };
   protocol: Protocol;
   ipmi: { port: number; user: string; password: string };
-  redfish: { port: number; insecure: boolean; caFile?: string; legacyTls: boolean; requestTimeoutMs: number };
+  redfish: { port: number; insecure: boolean; caFile?: string; legacyTls: boolean; requestTimeoutMs: number; secondConnectionAfterMs: number };
   mq: {
     /** as configured; may carry credentials (redactConfig hides them) */
     address: string;
@@ -140,6 +140,13 @@ function consoleLease(env: Env, name: string): number {
 function leaderLease(env: Env, name: string): number {
   const ms = duration(env, name, '15s', 0);
   if (ms !== 0 && ms < 3000) throw new ConfigError(`${show(text(env, name) ?? '')} is too short (minimum 3s, or 0 for no leader)`, name);
+  if (ms > 600_000) throw new ConfigError(`${show(text(env, name) ?? '')} is too long (maximum 10m)`, name);
+  return ms;
+}
+
+/** 0 (both connections as requests come) to 10m */
+function secondConnectionAfter(env: Env, name: string): number {
+  const ms = duration(env, name, '1s', 0);
   if (ms > 600_000) throw new ConfigError(`${show(text(env, name) ?? '')} is too long (maximum 10m)`, name);
   return ms;
 }
@@ -353,6 +360,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       insecure: bool(env, 'METAL_BMC_REDFISH_INSECURE', true),
       legacyTls: bool(env, 'METAL_BMC_REDFISH_LEGACY_TLS', false),
       requestTimeoutMs: duration(env, 'METAL_BMC_REDFISH_TIMEOUT', '10s'),
+      secondConnectionAfterMs: secondConnectionAfter(env, 'METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER'),
       ...(redfishCa === undefined ? {} : { caFile: redfishCa }),
     },
     mq: {

@@ -50,7 +50,7 @@ describe('loadConfig defaults', () => {
       report: { intervalMs: 300_000, concurrency: 1024, bmcTimeoutMs: 20_000, workers: defaultReportWorkers(availableParallelism()), guidMaxAgeMs: 3_600_000, redfishSessionMaxAgeMs: 3_600_000 },
       protocol: 'auto',
       ipmi: { port: 623, user: 'ADMIN', password: 'ADMIN' },
-      redfish: { port: 443, insecure: true, legacyTls: false, requestTimeoutMs: 10_000 },
+      redfish: { port: 443, insecure: true, legacyTls: false, requestTimeoutMs: 10_000, secondConnectionAfterMs: 1000 },
       mq: {
         address: 'nats://localhost:4222',
         servers: ['nats://localhost:4222'],
@@ -124,6 +124,7 @@ describe('loadConfig defaults', () => {
       METAL_BMC_REDFISH_CA_FILE: file('bmc-ca.pem'),
       METAL_BMC_REDFISH_LEGACY_TLS: 'yes',
       METAL_BMC_REDFISH_TIMEOUT: '45s',
+      METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER: '2s',
       METAL_BMC_PROTOCOL: 'ipmi',
       METAL_BMC_REPORT_CONCURRENCY: '8',
       METAL_BMC_REPORT_WORKERS: '3',
@@ -150,7 +151,7 @@ describe('loadConfig defaults', () => {
     expect(c.leases.allowedCidrs.map((x) => x.text)).toEqual(['10.1.0.0/16', '192.168.1.0/24']);
     expect(c.report).toEqual({ intervalMs: 5_400_000, concurrency: 8, bmcTimeoutMs: 1500, workers: 3, guidMaxAgeMs: 5_400_000, redfishSessionMaxAgeMs: 1_200_000 });
     expect(c.ipmi).toEqual({ port: 6230, user: 'root', password: ' calvin ' });
-    expect(c.redfish).toEqual({ port: 8443, insecure: false, caFile: join(dir, 'bmc-ca.pem'), legacyTls: true, requestTimeoutMs: 45_000 });
+    expect(c.redfish).toEqual({ port: 8443, insecure: false, caFile: join(dir, 'bmc-ca.pem'), legacyTls: true, requestTimeoutMs: 45_000, secondConnectionAfterMs: 2000 });
     expect(c.protocol).toBe('ipmi');
     expect(c.mq).toMatchObject({ servers: ['nats://nats-1:4222', 'nats://nats-2:4222'], user: 'bmc', password: 'pw', machineTopic: 'machines', machineTopicTtlMs: 45_000, resultTopic: 'results' });
     expect(c.mq.clientKeyFile).toBe(join(dir, 'mq-key.pem'));
@@ -317,6 +318,11 @@ describe('instance id and console ownership', () => {
     expect([c.instanceId, c.console.ownership, c.console.leaseMs]).toEqual(['mgmt-02', 'local', 10_000]);
   });
 
+  it('opens a BMC\'s second Redfish connection after the wait given, or as requests come with 0', () => {
+    expect(load({ METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER: '0' }).redfish.secondConnectionAfterMs).toBe(0);
+    expect(load({ METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER: '250ms' }).redfish.secondConnectionAfterMs).toBe(250);
+  });
+
   it('turns the machine events\' leader off with 0', () => {
     expect(load({ METAL_BMC_COMMAND_LEADER_LEASE: '0' }).commands.leaderLeaseMs).toBe(0);
     expect(load({ METAL_BMC_COMMAND_LEADER_LEASE: '0s' }).commands.leaderLeaseMs).toBe(0);
@@ -331,6 +337,7 @@ describe('instance id and console ownership', () => {
     ['METAL_BMC_COMMAND_LEADER_LEASE', '2s', /too short \(minimum 3s, or 0 for no leader\)/],
     ['METAL_BMC_COMMAND_LEADER_LEASE', '11m', /too long \(maximum 10m\)/],
     ['METAL_BMC_COMMAND_LEADER_LEASE', 'soon', /not a duration/],
+    ['METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER', '11m', /too long \(maximum 10m\)/],
   ])('refuses %s=%s', (name, value, message) => {
     const err = errorOf({ [name]: value });
     expect(err.variable).toBe(name);
