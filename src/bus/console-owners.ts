@@ -240,14 +240,14 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     return now() - since >= leaseMs;
   }
 
-  /**
-   * A refused renewal: our lease key absent, or older than our last write (a key is never removed,
-   * only marked deleted), means the bucket was made again (by another instance); start over.
-   */
+  /** our lease key absent, or older than our last write (a key is never removed, only marked deleted): the bucket was made again */
+  const leaseLost = (current: KvEntry | undefined, written: number) => current === undefined || current.revision < written;
+
+  /** A refused renewal: the bucket made again (by another instance) starts this one over. */
   async function leaseGone(expected: number, before: number): Promise<boolean> {
     const current = await o.kv.get(leaseKey(me));
     if (generation !== before) return true;
-    if (current !== undefined && current.revision >= expected) return false;
+    if (!leaseLost(current, expected)) return false;
     remade();
     return true;
   }
@@ -280,16 +280,15 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     const sentAt = now();
     const value = encodeOwner(me);
     let revision: number | undefined;
+    const before = generation;
     if (ownRevision === undefined) {
       // our lease from an earlier run (same instance id) is ours to continue
-      const before = generation;
       const current = await o.kv.get(leaseKey(me));
       if (generation !== before) return;
-      if (leaseWritten !== undefined && (current === undefined || current.revision < leaseWritten)) return remade();
+      if (leaseWritten !== undefined && leaseLost(current, leaseWritten)) return remade();
       revision = current && !current.deleted ? await o.kv.update(leaseKey(me), value, current.revision) : await o.kv.create(leaseKey(me), value);
       if (generation !== before) return;
     } else {
-      const before = generation;
       const expected = ownRevision;
       revision = await o.kv.update(leaseKey(me), value, expected);
       if (generation !== before) return;

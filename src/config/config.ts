@@ -130,26 +130,24 @@ function instanceId(env: Env, name: string): string {
   return v;
 }
 
-function consoleLease(env: Env, name: string): number {
-  const ms = duration(env, name, '30s', 3000);
+/** `duration`, at most 10 minutes (leases and waits that longer would leave a partition without an owner for too long) */
+function durationUpTo10m(env: Env, name: string, fallback: string, minMs: number): number {
+  const ms = duration(env, name, fallback, minMs);
   if (ms > 600_000) throw new ConfigError(`${show(text(env, name) ?? '')} is too long (maximum 10m)`, name);
   return ms;
 }
 
+const consoleLease = (env: Env, name: string): number => durationUpTo10m(env, name, '30s', 3000);
+
 /** 0 (off), or 3s to 10m as the console lease */
 function leaderLease(env: Env, name: string): number {
-  const ms = duration(env, name, '15s', 0);
+  const ms = durationUpTo10m(env, name, '15s', 0);
   if (ms !== 0 && ms < 3000) throw new ConfigError(`${show(text(env, name) ?? '')} is too short (minimum 3s, or 0 for no leader)`, name);
-  if (ms > 600_000) throw new ConfigError(`${show(text(env, name) ?? '')} is too long (maximum 10m)`, name);
   return ms;
 }
 
 /** 0 (both connections as requests come) to 10m */
-function secondConnectionAfter(env: Env, name: string): number {
-  const ms = duration(env, name, '1s', 0);
-  if (ms > 600_000) throw new ConfigError(`${show(text(env, name) ?? '')} is too long (maximum 10m)`, name);
-  return ms;
-}
+const secondConnectionAfter = (env: Env, name: string): number => durationUpTo10m(env, name, '1s', 0);
 
 function consoleAuthz(env: Env, name: string): AuthzRule[] {
   try {

@@ -226,13 +226,14 @@ export function createTransport(options: TransportOptions): HttpTransport {
   };
   const pool = new Connections(() => new Client(origin, clientOptions), connections, openAfterMs);
   const secrets = new Set<string>();
-  let closed = false;
+  /** the close under way or done (the first call's) */
+  let closing: Promise<void> | undefined;
 
   async function request(req: HttpRequest): Promise<HttpResponse> {
     const firstPath = resolvePath(origin, req.path);
     if (firstPath === undefined) throw new BmcError('INVALID_ARGUMENT', `not a path of ${origin}: ${scrub(req.path, secrets)}`);
     const what = `${req.method} ${firstPath}`;
-    if (closed) throw new BmcError('CLOSED', `${what}: client closed`);
+    if (closing) throw new BmcError('CLOSED', `${what}: client closed`);
     const idempotent = req.method === 'GET' && req.stream === undefined;
     const headers: Record<string, string> = { accept: 'application/json', 'odata-version': '4.0', ...req.headers };
     let payload: Buffer | Readable | undefined = req.stream;
@@ -303,9 +304,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
     }
   }
 
-  let closing: Promise<void> | undefined;
   async function closeOnce(graceMs: number): Promise<void> {
-    closed = true;
     // nothing queued or running (a report read's end): close the connections at once. A graceful
     // close ends the same way, through destroy(), which then builds an error with a stack trace
     // for each connection (~3 % of a report cycle's CPU at 1,000 BMCs)
