@@ -8,8 +8,11 @@
  */
 import { errors, type Client, type Dispatcher } from 'undici';
 
-/** Opens one connection (an undici Client to the origin, with the transport's connector and timeouts). */
-export type OpenClient = () => Client;
+/**
+ * Opens one connection (an undici Client to the origin, with the transport's connector and
+ * timeouts): the `first` of the BMC's, or a `further` one opened for a request held up behind it.
+ */
+export type OpenClient = (which: 'first' | 'further') => Client;
 
 interface Waiting {
   options: Dispatcher.DispatchOptions;
@@ -109,7 +112,7 @@ export class Connections {
   }
 
   private openOne(): Client {
-    const client = this.open();
+    const client = this.open(this.clients.length === 0 ? 'first' : 'further');
     this.clients.push(client);
     return client;
   }

@@ -46,7 +46,7 @@ export interface TransportOptions extends TlsOptions {
   maxRetryAfterMs?: number;
   /** Largest response body accepted. Default 2 MiB (the largest resource metal-bmc reads is a few KiB; a BMC answering more is broken or hostile). */
   maxResponseBytes?: number;
-  /** Called for every TCP connection made, TLS handshake completed, response head (whatever its status) and piece of a body the BMC sends: a sign of life of the BMC (a report read's deadline, report/loop-clock.ts). */
+  /** Called for the first connection's TCP connection made and TLS handshake completed, and every response head (whatever its status) and piece of a body the BMC sends: a sign of life of the BMC (a report read's deadline, report/loop-clock.ts). */
   onAnswer?: () => void;
 }
 
@@ -214,7 +214,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
   const maxBytes = checkCount('maxResponseBytes', options.maxResponseBytes, 2 << 20, 1024, 1 << 30);
   const origin = originOf(options.host, port);
   const openAfterMs = checkCount('openConnectionAfterMs', options.openConnectionAfterMs, 1000, 0, 600_000);
-  const connect = heedingConnects(tlsConnector(tlsPolicy(options), connectTimeoutMs, options.legacyTls === true), options.onAnswer);
+  const connect = tlsConnector(tlsPolicy(options), connectTimeoutMs, options.legacyTls === true);
   const clientOptions: Client.Options = {
     pipelining: 1,
     connect,
@@ -224,7 +224,11 @@ export function createTransport(options: TransportOptions): HttpTransport {
     headersTimeout: 0,
     bodyTimeout: 0,
   };
-  const pool = new Connections(() => new Client(origin, clientOptions), connections, openAfterMs);
+  // Only the first connection's connect is a sign of life: a further one opens because a request
+  // waited for an answer, and a BMC whose web server hangs still takes connections (a dead BMC's
+  // read would otherwise be given back the loop's stall up to that second connect).
+  const firstOptions: Client.Options = { ...clientOptions, connect: heedingConnects(connect, options.onAnswer) };
+  const pool = new Connections((which) => new Client(origin, which === 'first' ? firstOptions : clientOptions), connections, openAfterMs);
   const secrets = new Set<string>();
   /** the close under way or done (the first call's) */
   let closing: Promise<void> | undefined;

@@ -7,12 +7,13 @@
  * to serve anyone. `bmcDeadline` gives a BMC back the stall of its own lifetime when its time is
  * up, up to `maxExtraMs`, and only then aborts: a BMC that does not answer still fails, a BMC that
  * answered while we were busy does not. What is given back is the stall up to the BMC's latest
- * sign of life in its read (`heard`: a TCP connection made, a TLS handshake done, an HTTP
- * response's head or a piece of its body, an IPMI datagram): until then the BMC's progress, or
+ * sign of life in its read (`heard`: its first Redfish connection's TCP connect and TLS handshake,
+ * an HTTP response's head or a piece of its body, an IPMI datagram): until then the BMC's progress, or
  * ours towards it (a connection, a request sent late), waited for the loop; after it, the BMC has
  * said nothing that a stall could have kept unread. So a BMC that says nothing at all costs its
  * deadline however busy the loop was, one that accepts connections but never answers gets back
- * only the stall until its last connection, and a live one is not charged for our slowness.
+ * only the stall until its first connection (a second one, opened because a request waited for an
+ * answer, is not heard), and a live one is not charged for our slowness.
  * Before failing, one turn of the loop's I/O is waited for wherever the loop stalled since that
  * sign of life, in case something the BMC sent is there, unread. The extension is bounded (at
  * most `maxExtraMs`, and a turn of I/O per extension) because the cycle's length is wall time:
