@@ -69,6 +69,23 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+/** How every BMC is connected, in this thread and in the report workers: the configuration's part of connectOutband's options (`redfishCa`: the PEM of METAL_BMC_REDFISH_CA_FILE). */
+export function bmcConnectSettings(config: Config, redfishCa?: string): ReportConnectSettings {
+  return {
+    user: config.ipmi.user,
+    password: config.ipmi.password,
+    protocol: config.protocol,
+    ipmiPort: config.ipmi.port,
+    redfishPort: config.redfish.port,
+    redfishInsecure: config.redfish.insecure,
+    redfishLegacyTls: config.redfish.legacyTls,
+    redfishRequestTimeoutMs: config.redfish.requestTimeoutMs,
+    redfishOpenConnectionAfterMs: config.redfish.secondConnectionAfterMs,
+    ...(redfishCa ? { redfishCa } : {}),
+    timeoutMs: config.report.bmcTimeoutMs,
+  };
+}
+
 export async function startDaemon(config: Config, logger: Logger, parts: PartFactory[] = [], options: DaemonOptions = {}): Promise<Daemon> {
   logger.info({ config: redactConfig(config) }, 'metal-bmc starting');
   for (const w of config.warnings) logger.warn(w);
@@ -89,20 +106,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   const lateLeases: { current?: () => readonly Lease[] } = {};
   const macOf = (ip: string) => lateLeases.current?.().find((lease) => lease.ip === ip)?.mac;
 
-  /** how every BMC is connected, in this thread and in the report workers */
-  const settings: ReportConnectSettings = {
-    user: config.ipmi.user,
-    password: config.ipmi.password,
-    protocol: config.protocol,
-    ipmiPort: config.ipmi.port,
-    redfishPort: config.redfish.port,
-    redfishInsecure: config.redfish.insecure,
-    redfishLegacyTls: config.redfish.legacyTls,
-    redfishRequestTimeoutMs: config.redfish.requestTimeoutMs,
-    redfishOpenConnectionAfterMs: config.redfish.secondConnectionAfterMs,
-    ...(redfishCa ? { redfishCa } : {}),
-    timeoutMs: config.report.bmcTimeoutMs,
-  };
+  const settings = bmcConnectSettings(config, redfishCa);
   // report reads in this thread: a BMC's confirmed IPMI GUID kept between cycles (workers keep their own)
   const guidMemory = config.report.guidMaxAgeMs > 0 ? createGuidMemory({ maxAgeMs: config.report.guidMaxAgeMs }) : undefined;
   // report reads here and in the workers: each BMC's Redfish session kept for the next read, and over restarts

@@ -1,0 +1,51 @@
+/**
+ * The daemon's BMC connect settings (daemon.ts bmcConnectSettings): every METAL_BMC_* variable
+ * about how a BMC is reached arrives in the options connectOutband gets, in this thread and in the
+ * report workers (which receive the same settings).
+ */
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/index.js';
+import { bmcConnectSettings } from '../../src/daemon.js';
+
+const BASE = {
+  METAL_BMC_PARTITION_ID: 'fra-equ01',
+  METAL_BMC_METAL_API_URL: 'http://metal-api:8080/metal',
+  METAL_BMC_METAL_API_HMAC_KEY: 'hmac-secret-value-0123',
+};
+
+describe('the daemon connects to BMCs as configured', () => {
+  it('passes on the credentials, protocol, ports, Redfish TLS and timing settings, and the per-BMC deadline', () => {
+    const config = loadConfig({
+      ...BASE,
+      METAL_BMC_IPMI_PORT: '6230',
+      METAL_BMC_IPMI_USER: 'root',
+      METAL_BMC_IPMI_PASSWORD: 'calvin',
+      METAL_BMC_PROTOCOL: 'redfish',
+      METAL_BMC_REDFISH_PORT: '8443',
+      METAL_BMC_REDFISH_INSECURE: 'yes',
+      METAL_BMC_REDFISH_LEGACY_TLS: 'yes',
+      METAL_BMC_REDFISH_TIMEOUT: '45s',
+      METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER: '250ms',
+      METAL_BMC_BMC_TIMEOUT: '7s',
+    });
+    expect(bmcConnectSettings(config, '-----BEGIN CERTIFICATE-----')).toEqual({
+      user: 'root',
+      password: 'calvin',
+      protocol: 'redfish',
+      ipmiPort: 6230,
+      redfishPort: 8443,
+      redfishInsecure: true,
+      redfishLegacyTls: true,
+      redfishRequestTimeoutMs: 45_000,
+      redfishOpenConnectionAfterMs: 250,
+      redfishCa: '-----BEGIN CERTIFICATE-----',
+      timeoutMs: 7000,
+    });
+  });
+
+  it('a second Redfish connection after 1 s by default, and at once with METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER=0', () => {
+    expect(bmcConnectSettings(loadConfig(BASE)).redfishOpenConnectionAfterMs).toBe(1000);
+    expect(bmcConnectSettings(loadConfig({ ...BASE, METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER: '0' })).redfishOpenConnectionAfterMs).toBe(0);
+    expect(bmcConnectSettings(loadConfig(BASE))).not.toHaveProperty('redfishCa');
+  });
+});
