@@ -1,11 +1,12 @@
 /**
  * The key-value layer (src/bus/kv.ts) against a real nats-server with JetStream: the bucket's
- * stream as NATS KV lays it out, compare-and-set create/update/delete, and the watch.
+ * stream as NATS KV lays it out, compare-and-set create/update/delete, the watch, and a bucket
+ * whose stream is gone: made again only when it really is, and watched again.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { afterAll, beforeAll, expect } from 'vitest';
-import { openKvBucket, type KvEntry } from '../../src/bus/kv.js';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { keepWatching, openKvBucket, type KeptWatch, type KvEntry } from '../../src/bus/kv.js';
 import { startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
 import { withPeers } from '../helpers/peers.js';
 import { waitFor } from '../helpers/wait.js';
@@ -84,4 +85,65 @@ it('watches the current entries under a prefix, then every change', async () => 
   expect(dec(seen[2]!.value)).toBe('2');
   expect(seen[3]).toMatchObject({ key: 'lease.b', deleted: true });
   w.stop();
+});
+
+describe('a bucket whose stream is gone', () => {
+  it('is made again, empty, by the next write, which is told once; a watch from before sees nothing of the new bucket, a new one sees it all', async () => {
+    const jsm = await jetstreamManager(nc);
+    let remade = 0;
+    const kv = await openKvBucket(nc, jsm, 'remade', { onRemade: () => remade++ });
+    for (const k of ['k.1', 'k.2', 'k.3']) await kv.create(k, enc('old'));
+    const before = await kv.watch();
+    const seenBefore: KvEntry[] = [];
+    void (async () => {
+      for await (const e of before) seenBefore.push(e);
+    })();
+    await waitFor(() => seenBefore.length === 3, 10_000, 'the old bucket seen');
+    await jsm.streams.delete('KV_remade');
+    expect(await kv.create('n.1', enc('new'))).toBe(1);
+    expect(remade).toBe(1);
+    expect(await kv.get('k.1')).toBeUndefined();
+    for (const k of ['n.2', 'n.3', 'n.4', 'n.5']) await kv.create(k, enc('new'));
+    expect(remade).toBe(1);
+    const after = await kv.watch();
+    const seenAfter: KvEntry[] = [];
+    void (async () => {
+      for await (const e of after) seenAfter.push(e);
+    })();
+    await waitFor(() => seenAfter.length === 5, 10_000, 'the new bucket seen by a new watch');
+    expect(seenAfter.map((e) => e.key)).toEqual(['n.1', 'n.2', 'n.3', 'n.4', 'n.5']);
+    // NATS's ordered consumer keeps its place in the deleted stream: the new bucket's entries,
+    // numbered from 1 again, lie below it. Why keepWatching restarts the watch on every remake.
+    expect(seenBefore.map((e) => e.key)).toEqual(['k.1', 'k.2', 'k.3']);
+    before.stop();
+    after.stop();
+  });
+
+  it('a kept watch restarted on the remake sees the new bucket', async () => {
+    const jsm = await jetstreamManager(nc);
+    const late: { kept?: KeptWatch } = {};
+    const kv = await openKvBucket(nc, jsm, 'kept', { onRemade: () => late.kept?.restart() });
+    for (const k of ['k.1', 'k.2', 'k.3']) await kv.create(k, enc('old'));
+    const seen: string[] = [];
+    const kept = (late.kept = keepWatching({ kv, onEntry: (e) => seen.push(e.key), onEnded: () => undefined, closed: () => false }));
+    await kept.start();
+    await waitFor(() => seen.length === 3, 10_000, 'the old bucket seen');
+    await jsm.streams.delete('KV_kept');
+    for (const k of ['n.1', 'n.2']) await kv.create(k, enc('new'));
+    await waitFor(() => seen.includes('n.1') && seen.includes('n.2'), 10_000, 'the new bucket seen by the restarted watch');
+    kept.stop();
+  });
+
+  it('is not made again when a write finds no stream for its subject but the stream is there', async () => {
+    const jsm = await jetstreamManager(nc);
+    let remade = 0;
+    const kv = await openKvBucket(nc, jsm, 'moved', { onRemade: () => remade++ });
+    await kv.create('k.1', enc('v'));
+    // the stream no longer takes the bucket's subjects (edited by hand; a cluster between stream leaders answers the same way)
+    const { config } = await jsm.streams.info('KV_moved');
+    await jsm.streams.update('KV_moved', { ...config, subjects: ['elsewhere.>'] });
+    await expect(kv.create('k.2', enc('v'))).rejects.toThrow();
+    expect(remade).toBe(0);
+    expect((await jsm.streams.info('KV_moved')).state.messages).toBe(1);
+  });
 });
