@@ -221,6 +221,8 @@ export function createLeadership(o: LeadershipOptions): Leadership {
   }
 
   async function takeOver(expected: KvEntry | undefined, sentAt: number): Promise<void> {
+    // close() began while this round read the key: a key found free stays free for the others
+    if (closed) return;
     const revision = expected === undefined ? await o.kv.create(o.key, value) : await o.kv.update(o.key, value, expected.revision);
     if (revision !== undefined) {
       if (expected && !expected.deleted) log.info({ from: decodeHolder(expected.value)?.instance }, `${o.what} lease taken over`);

@@ -152,6 +152,43 @@ describe('leadership of the machine events', () => {
     expect(a.changes).toEqual([true, false]);
   });
 
+  it('close() during a round: the key given up meanwhile is not taken, nothing is written, and it never leads', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const b = await instance(kv, 'b', c.now);
+    let gate: Promise<void> = Promise.resolve();
+    let reads = 0;
+    const a = await instance(kv, 'a', c.now, (client) => ({
+      ...client,
+      get: async (key: string) => {
+        reads++;
+        await gate;
+        return client.get(key);
+      },
+    }));
+    expect(leaders(a, b)).toEqual(['b']);
+    let release!: () => void;
+    gate = new Promise<void>((r) => (release = r));
+    // b's renewals stop: a's next round reads the key to take it over, and its read is held
+    c.advance(LEASE + 1);
+    const readsBefore = reads;
+    const round = a.lead.tick();
+    await settle();
+    expect(reads).toBe(readsBefore + 1);
+    const closing = a.lead.close();
+    // the key given up while a's close waits for its round (b's last run, stopped): a's watch sees the delete
+    await b.lead.close({ giveUp: false });
+    expect(await b.client.delete('leader')).toBe(true);
+    const writesAfterGiveUp = kv.writes();
+    release();
+    await round;
+    await closing;
+    await settle();
+    expect(kv.writes()).toBe(writesAfterGiveUp);
+    expect(kv.entries().get('leader')?.deleted).toBe(true);
+    expect(a.changes).toEqual([]);
+  });
+
   it('a restart under the same id continues its own lease after the fence time, not the whole lease', async () => {
     const kv = createMemoryKv();
     const c = clock();
