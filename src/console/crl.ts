@@ -67,6 +67,25 @@ function expectTag(element: DerElement | undefined, tag: number, what: string): 
 
 const isTime = (element: DerElement | undefined) => element?.tag === DER_UTC_TIME || element?.tag === DER_GENERALIZED_TIME;
 
+/** RFC 5280 4.1.2.5: UTCTime YYMMDDHHMMSSZ (YY 50–99 is 19YY, else 20YY), GeneralizedTime YYYYMMDDHHMMSSZ, both in UTC with seconds and no fraction */
+const UTC_TIME = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/;
+const GENERALIZED_TIME = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/;
+
+/** The time of a DER UTCTime or GeneralizedTime as RFC 5280 writes them; throws on any other form or an impossible date. */
+export function derTime(tag: number, content: Buffer): Date {
+  const text = content.toString('latin1');
+  const m = (tag === DER_UTC_TIME ? UTC_TIME : tag === DER_GENERALIZED_TIME ? GENERALIZED_TIME : undefined)?.exec(text);
+  if (!m) throw new Error(`time expected as RFC 5280 writes it, got ${JSON.stringify(text.slice(0, 20))}`);
+  const [year, month, day, hour, minute, second] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  const fullYear = tag === DER_UTC_TIME ? (year >= 50 ? 1900 + year : 2000 + year) : year;
+  const date = new Date(0);
+  date.setUTCFullYear(fullYear, month - 1, day);
+  date.setUTCHours(hour, minute, second, 0);
+  // Date rolls 31 April over into 1 May: such a date is not one
+  if (date.getUTCFullYear() !== fullYear || date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day || hour > 23 || minute > 59 || second > 59) throw new Error(`not a date: ${text}`);
+  return date;
+}
+
 function serialHex(integer: DerElement): string {
   let bytes = integer.content;
   while (bytes.length > 1 && bytes[0] === 0) bytes = bytes.subarray(1);
@@ -105,13 +124,15 @@ function reasonCode(extensions: DerElement): number | undefined {
  * Issuer and revoked serial numbers of one DER CRL (RFC 5280 5.1). The signature is not checked
  * here: node:tls checks it in every handshake, and a CRL it cannot verify refuses everyone anyway.
  */
-export function crlRevocations(der: Buffer): { issuer: string; serials: string[] } {
+export function crlRevocations(der: Buffer): { issuer: string; serials: string[]; nextUpdate: Date | undefined } {
   const fields = signedFields(der, 'CRL');
   let at = fields[0]?.tag === DER_INTEGER ? 1 : 0; // version, absent in v1
   expectTag(fields[at++], DER_SEQUENCE, 'CRL: signature algorithm');
   const issuer = expectTag(fields[at++], DER_SEQUENCE, 'CRL: issuer');
   if (!isTime(fields[at++])) throw new Error('CRL: thisUpdate expected');
-  if (isTime(fields[at])) at++; // nextUpdate
+  // when the next CRL is due: past it, OpenSSL refuses every certificate this CRL covers (CRL_HAS_EXPIRED)
+  const next = isTime(fields[at]) ? fields[at++]! : undefined;
+  const nextUpdate = next ? derTime(next.tag, next.content) : undefined;
   const list = fields[at]?.tag === DER_SEQUENCE ? derChildren(fields[at]!) : []; // absent when nothing is revoked
   const serials: string[] = [];
   for (const entry of list) {
@@ -119,22 +140,24 @@ export function crlRevocations(der: Buffer): { issuer: string; serials: string[]
     if (!isTime(date)) throw new Error('CRL entry: revocation date expected');
     if (extensions === undefined || reasonCode(extensions) !== REMOVE_FROM_CRL) serials.push(serialHex(expectTag(serial, DER_INTEGER, 'CRL entry: serial number')));
   }
-  return { issuer: issuer.whole.toString('hex'), serials };
+  return { issuer: issuer.whole.toString('hex'), serials, nextUpdate };
 }
 
 const PEM_CRL = /-----BEGIN X509 CRL-----([^-]*)-----END X509 CRL-----/g;
 
 /**
- * The CRLs of a PEM CRL file: each as a PEM block of its own for node:tls, and what they revoke
- * together (the serials of several CRLs of one issuer are joined). Throws a CONFIG error naming
+ * The CRLs of a PEM CRL file: each as a PEM block of its own for node:tls, what they revoke
+ * together (the serials of several CRLs of one issuer are joined), and the earliest nextUpdate
+ * among them (undefined when none names one). Throws a CONFIG error naming
  * the file when it holds no CRL or one that cannot be read.
  */
-export function readCrlFile(pem: Buffer, file: string): { crls: Buffer[]; revocations: Revocations } {
+export function readCrlFile(pem: Buffer, file: string): { crls: Buffer[]; revocations: Revocations; nextUpdate: Date | undefined } {
   const blocks = [...pem.toString('latin1').matchAll(PEM_CRL)];
   if (blocks.length === 0) throw new BmcError('CONFIG', `console CRL file ${file} holds no PEM CRL (-----BEGIN X509 CRL-----)`);
   const revocations = new Map<string, Set<string>>();
+  let nextUpdate: Date | undefined;
   for (const [, base64] of blocks) {
-    let crl: { issuer: string; serials: string[] };
+    let crl: ReturnType<typeof crlRevocations>;
     try {
       crl = crlRevocations(Buffer.from(base64 ?? '', 'base64'));
     } catch (err) {
@@ -143,8 +166,9 @@ export function readCrlFile(pem: Buffer, file: string): { crls: Buffer[]; revoca
     const serials = revocations.get(crl.issuer) ?? new Set<string>();
     for (const serial of crl.serials) serials.add(serial);
     revocations.set(crl.issuer, serials);
+    if (crl.nextUpdate && (nextUpdate === undefined || crl.nextUpdate < nextUpdate)) nextUpdate = crl.nextUpdate;
   }
-  return { crls: blocks.map(([block]) => Buffer.from(block, 'latin1')), revocations };
+  return { crls: blocks.map(([block]) => Buffer.from(block, 'latin1')), revocations, nextUpdate };
 }
 
 /** The verified peer certificate and the CA certificates above it, as a CRL names them. */

@@ -18,6 +18,7 @@ import type { AuthzRule } from './access.js';
 import type { ConnectionLimits } from './limits.js';
 import { deriveHostKey } from './host-key.js';
 import { createConsoleHub, type ConsoleHub, type HubOptions } from './hub.js';
+import { watchCrlExpiry } from './crl-expiry.js';
 import { createConsoleMetrics } from './metrics.js';
 import { startSshConsoleServer, type SshConsoleServer } from './ssh-server.js';
 import { loadConsoleTls, type ConsoleTls } from './tls.js';
@@ -92,8 +93,10 @@ export async function startConsoleServers(options: ConsoleServersOptions): Promi
     onEvent: (event) => onEvent(event),
   });
   let refused: (listener: 'ssh' | 'ws', reason: string) => void = () => undefined;
+  const crlExpiry = options.crlFile ? watchCrlExpiry({ crlFile: options.crlFile, logger: options.logger.child({ module: 'console' }) }) : undefined;
+  crlExpiry?.loaded(tls.crlNextUpdate);
   if (options.registry) {
-    const metrics = createConsoleMetrics(options.registry, { sessions: () => hub.sessionCount(), clients: () => hub.clientCount() });
+    const metrics = createConsoleMetrics(options.registry, { sessions: () => hub.sessionCount(), clients: () => hub.clientCount(), ...(crlExpiry ? { crlNextUpdate: () => crlExpiry.nextUpdate() } : {}) });
     onEvent = metrics.event;
     refused = metrics.refused;
   }
@@ -130,12 +133,17 @@ export async function startConsoleServers(options: ConsoleServersOptions): Promi
         ...(options.viewerRoutes ? { viewerRoutes: options.viewerRoutes } : {}),
       });
     } catch (err) {
+      crlExpiry?.stop();
       ssh.stopAccepting();
       await ssh.disconnectAll(0);
       throw err;
     }
   }
-  const stopWatchingCrl = watchCrl(options, crlPollMs, (next) => ssh.setTls(next) + (ws?.setTls(next) ?? 0));
+  const stopWatchingCrl = watchCrl(options, crlPollMs, (next) => {
+    const ended = ssh.setTls(next) + (ws?.setTls(next) ?? 0);
+    crlExpiry?.loaded(next.crlNextUpdate);
+    return ended;
+  });
   let closing: Promise<void> | undefined;
   return {
     sshPort: ssh.port,
@@ -145,6 +153,7 @@ export async function startConsoleServers(options: ConsoleServersOptions): Promi
     close() {
       closing ??= (async () => {
         stopWatchingCrl();
+        crlExpiry?.stop();
         ssh.stopAccepting();
         ws?.stopAccepting();
         await hub.close();

@@ -18,6 +18,9 @@ export interface ConnectionLimits {
 
 export type ConnectionRefusal = 'per-source' | 'total';
 
+/** What a TLS listener's guard refuses: a connection beyond the limits, or a TLS handshake that failed (or timed out) */
+export type ListenerRefusal = ConnectionRefusal | 'tls-handshake';
+
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = { perSource: 32, total: 1024 };
 
 export function checkConnectionLimits(limits: ConnectionLimits, where: string): ConnectionLimits {
@@ -93,15 +96,17 @@ export function createThrottle(options: ThrottleOptions): Throttle {
 /**
  * What both console listeners do before any console work: connections beyond `limits` are closed
  * at once, and a socket whose TLS handshake failed or timed out is closed (with a listener of its
- * own for `tlsClientError`, Node leaves that socket open). Each refusal is one log line.
+ * own for `tlsClientError`, Node leaves that socket open). Each refusal is one log line, with what
+ * `note` adds to it (a CRL past its nextUpdate: such a refusal reads only as a client that hung up).
  */
-export function guardTlsListener(server: TlsServer, limits: ConnectionLimits, log: Logger, onRefused: (why: ConnectionRefusal) => void): void {
+export function guardTlsListener(server: TlsServer, limits: ConnectionLimits, log: Logger, onRefused: (why: ListenerRefusal) => void, note: () => object | undefined = () => undefined): void {
   limitConnections(server, limits, (socket, why) => {
     onRefused(why);
     log.info({ remote: remoteOf(socket), limit: why }, 'console connection refused: too many connections');
   });
   server.on('tlsClientError', (err, socket) => {
-    log.info({ remote: remoteOf(socket), err }, 'console TLS handshake refused');
+    onRefused('tls-handshake');
+    log.info({ remote: remoteOf(socket), err, ...note() }, 'console TLS handshake refused');
     socket.destroy();
   });
 }

@@ -7,11 +7,22 @@ import type { HubEvent } from './types.js';
 
 export interface ConsoleMetrics {
   event(event: HubEvent): void;
-  /** a connection or request refused by a listener, by reason (origin, unauthenticated, forbidden, throttled, per-source, total, handshake-timeout; revoked: an open connection ended after a CRL reload) */
+  /** a connection or request refused by a listener, by reason (origin, unauthenticated, forbidden, throttled, per-source, total, tls-handshake, handshake-timeout; revoked: an open connection ended after a CRL reload) */
   refused(listener: 'ssh' | 'ws', reason: string): void;
 }
 
-export function createConsoleMetrics(registry: Registry, read: { sessions(): number; clients(): number }): ConsoleMetrics {
+export function createConsoleMetrics(registry: Registry, read: { sessions(): number; clients(): number; crlNextUpdate?: () => Date | undefined }): ConsoleMetrics {
+  const { crlNextUpdate } = read;
+  if (crlNextUpdate) {
+    new Gauge({
+      name: 'metal_bmc_console_crl_next_update_timestamp_seconds',
+      help: 'the earliest nextUpdate of the console CRL file in force (Unix time; +Inf when its CRLs name none): past it every client certificate the CRL covers is refused',
+      registers: [registry],
+      collect() {
+        this.set((crlNextUpdate()?.getTime() ?? Number.POSITIVE_INFINITY) / 1000);
+      },
+    });
+  }
   new Gauge({
     name: 'metal_bmc_console_sessions',
     help: 'BMC console sessions open or being (re)opened',

@@ -37,7 +37,8 @@ import type { Logger } from '../log.js';
 import { mayOpen, validMachineId, type AuthzRule, type Principal } from './access.js';
 import type { ConsoleHub } from './hub.js';
 import type { HostKey } from './host-key.js';
-import { DEFAULT_CONNECTION_LIMITS, guardTlsListener, type ConnectionLimits, type ConnectionRefusal } from './limits.js';
+import { DEFAULT_CONNECTION_LIMITS, guardTlsListener, type ConnectionLimits, type ListenerRefusal } from './limits.js';
+import { crlExpiredNote } from './crl-expiry.js';
 import { trackCertifiedConnections } from './crl.js';
 import { remoteOf } from './remote.js';
 import { secureContextOptions, serverTlsOptions, verifiedPrincipal, type ConsoleTls } from './tls.js';
@@ -58,7 +59,7 @@ export interface SshConsoleServerOptions {
   /** default 32 per source address, 1024 in total */
   connectionLimits?: ConnectionLimits;
   /** a refusal, for the metrics */
-  onRefused?: (reason: 'forbidden' | ConnectionRefusal | 'handshake-timeout' | 'revoked') => void;
+  onRefused?: (reason: 'forbidden' | ListenerRefusal | 'handshake-timeout' | 'revoked') => void;
   /** SSH keepalive: interval and unanswered probes before the peer is dropped; default 15 s, 3 */
   keepaliveIntervalMs?: number;
   keepaliveCountMax?: number;
@@ -287,7 +288,9 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
     });
     if (certified.add(socket, verified.subject, () => disconnectRevoked(connection, socket))) ssh.injectSocket(socket);
   });
-  guardTlsListener(server, options.connectionLimits ?? DEFAULT_CONNECTION_LIMITS, log, onRefused);
+  /** the earliest nextUpdate of the CRL in force: a handshake refused past it is noted as such */
+  let crlNextUpdate = options.tls.crlNextUpdate;
+  guardTlsListener(server, options.connectionLimits ?? DEFAULT_CONNECTION_LIMITS, log, onRefused, () => crlExpiredNote(crlNextUpdate));
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -308,6 +311,7 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
     },
     setTls(tls) {
       server.setSecureContext(secureContextOptions(tls));
+      crlNextUpdate = tls.crlNextUpdate;
       return certified.applyRevocations(tls.revocations);
     },
     async disconnectAll(graceMs) {

@@ -28,6 +28,8 @@ export interface ConsoleTls {
   crlFile?: string;
   /** what the CRLs revoke, to end connections opened before a reload; empty without a CRL file */
   revocations: Revocations;
+  /** the earliest nextUpdate of the CRLs: past it, node:tls refuses every client certificate they cover (CRL_HAS_EXPIRED) */
+  crlNextUpdate?: Date;
 }
 
 function read(file: string, what: string): Buffer {
@@ -45,8 +47,8 @@ export function loadConsoleTls(files: Partial<ConsoleTlsFiles>): ConsoleTls {
   }
   const tls: ConsoleTls = { ca: read(caCertFile, 'CA file'), cert: read(certFile, 'certificate file'), key: read(keyFile, 'key file'), keyFile, revocations: NO_REVOCATIONS };
   if (!files.crlFile) return tls;
-  const { crls, revocations } = readCrlFile(read(files.crlFile, 'CRL file'), files.crlFile);
-  return { ...tls, crls, crlFile: files.crlFile, revocations };
+  const { crls, revocations, nextUpdate } = readCrlFile(read(files.crlFile, 'CRL file'), files.crlFile);
+  return { ...tls, crls, crlFile: files.crlFile, revocations, ...(nextUpdate ? { crlNextUpdate: nextUpdate } : {}) };
 }
 
 /** The parts of the options that `server.setSecureContext()` takes when the CRL is reloaded. */

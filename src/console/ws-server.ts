@@ -43,7 +43,8 @@ import type { Logger } from '../log.js';
 import { validMachineId, type AuthzRule } from './access.js';
 import { createHttpAuth, type Refusal } from './http-auth.js';
 import type { ConsoleHub } from './hub.js';
-import { createThrottle, DEFAULT_CONNECTION_LIMITS, guardTlsListener, type ConnectionLimits, type ConnectionRefusal } from './limits.js';
+import { createThrottle, DEFAULT_CONNECTION_LIMITS, guardTlsListener, type ConnectionLimits, type ListenerRefusal } from './limits.js';
+import { crlExpiredNote } from './crl-expiry.js';
 import { createPageRoutes } from './page.js';
 import { trackCertifiedConnections } from './crl.js';
 import { remoteOf } from './remote.js';
@@ -74,7 +75,7 @@ export interface WsConsoleServerOptions {
   /** lifetime of the page's session cookie, default 1 h */
   cookieTtlMs?: number;
   /** a refusal, for the metrics */
-  onRefused?: (reason: Refusal | ConnectionRefusal | 'handshake-timeout' | 'revoked') => void;
+  onRefused?: (reason: Refusal | ListenerRefusal | 'handshake-timeout' | 'revoked') => void;
   /** default 15 s */
   pingIntervalMs?: number;
   /** largest accepted frame, default 64 KiB */
@@ -174,7 +175,9 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
   });
   server.headersTimeout = handshakeTimeoutMs;
   server.requestTimeout = handshakeTimeoutMs * 3;
-  guardTlsListener(server, options.connectionLimits ?? DEFAULT_CONNECTION_LIMITS, log, onRefused);
+  /** the earliest nextUpdate of the CRL in force: a handshake refused past it is noted as such */
+  let crlNextUpdate = options.tls.crlNextUpdate;
+  guardTlsListener(server, options.connectionLimits ?? DEFAULT_CONNECTION_LIMITS, log, onRefused, () => crlExpiredNote(crlNextUpdate));
   closeSilentConnections(server, handshakeTimeoutMs, (socket) => {
     onRefused('handshake-timeout');
     log.info({ remote: remoteOf(socket), timeoutMs: handshakeTimeoutMs, reason: 'handshake-timeout' }, 'console connection closed: no request within the handshake timeout');
@@ -344,6 +347,7 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
     stopAccepting,
     setTls(tls) {
       server.setSecureContext(secureContextOptions(tls));
+      crlNextUpdate = tls.crlNextUpdate;
       return certified.applyRevocations(tls.revocations);
     },
     async disconnectAll(graceMs) {

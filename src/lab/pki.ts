@@ -93,13 +93,17 @@ export async function issueClientCert(pki: Pki, name: string, subject: string, a
   return { cert: join(pki.dir, `${name}.pem`), key: join(pki.dir, key) };
 }
 
-/** Revokes the given certificates of the PKI's CA and writes the CA's CRL (PEM); returns its path. */
-export async function revokeClientCerts(pki: Pki, certs: string[]): Promise<string> {
+/**
+ * Revokes the given certificates of the PKI's CA and writes the CA's CRL (PEM); returns its path.
+ * `validity`: its lastUpdate and nextUpdate (`YYYYMMDDHHMMSSZ`), else from now for two days.
+ */
+export async function revokeClientCerts(pki: Pki, certs: string[], validity?: { lastUpdate: string; nextUpdate: string }): Promise<string> {
   const config = join(pki.dir, 'crl-ca.cnf');
   writeFileSync(config, ['[ca]', 'default_ca = ca_default', '[ca_default]', 'database = crl-index.txt', 'crlnumber = crl-number', 'certificate = ca.pem', 'private_key = ca-key.pem', 'default_md = sha256', 'default_crl_days = 2', ''].join('\n'));
   writeFileSync(join(pki.dir, 'crl-index.txt'), '');
   writeFileSync(join(pki.dir, 'crl-number'), '01\n');
   for (const cert of certs) await openssl(pki.dir, ['ca', '-config', config, '-revoke', cert]);
-  await openssl(pki.dir, ['ca', '-config', config, '-gencrl', '-out', 'crl.pem']);
+  const dates = validity ? ['-crl_lastupdate', validity.lastUpdate, '-crl_nextupdate', validity.nextUpdate] : [];
+  await openssl(pki.dir, ['ca', '-config', config, '-gencrl', '-out', 'crl.pem', ...dates]);
   return join(pki.dir, 'crl.pem');
 }

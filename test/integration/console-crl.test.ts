@@ -141,10 +141,27 @@ function openFollow(who: KeyPair): Promise<FollowStream> {
 
 const isOpen = (run: SshRun) => run.child.exitCode === null && run.child.signalCode === null;
 
-async function revokedCount(listener: 'ssh' | 'ws'): Promise<number> {
+async function refusedCount(listener: 'ssh' | 'ws', reason = 'revoked'): Promise<number> {
   const text = await registry.getSingleMetricAsString('metal_bmc_console_refused_total');
-  const m = new RegExp(`listener="${listener}",reason="revoked"} (\\d+)`).exec(text);
+  const m = new RegExp(`listener="${listener}",reason="${reason}"} (\\d+)`).exec(text);
   return m ? Number(m[1]) : 0;
+}
+
+async function crlNextUpdateMetric(): Promise<number> {
+  const text = await registry.getSingleMetricAsString('metal_bmc_console_crl_next_update_timestamp_seconds');
+  return Number(/^metal_bmc_console_crl_next_update_timestamp_seconds (\S+)$/m.exec(text)?.[1]);
+}
+
+/** Whether a new WebSocket console of `who` opens or is refused. */
+function wsAttempt(who: KeyPair): Promise<'open' | 'refused'> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`wss://127.0.0.1:${servers.wsPort}/v1/machine/${MACHINE}/console`, tlsOf(who));
+    ws.on('open', () => {
+      ws.terminate();
+      resolve('open');
+    });
+    ws.on('error', () => resolve('refused'));
+  });
 }
 
 describe('a reloaded CRL and the connections already open', () => {
@@ -189,8 +206,8 @@ describe('a reloaded CRL and the connections already open', () => {
     const ended = log.find(ENDED_LINE);
     expect(ended).toHaveLength(3);
     for (const line of ended) expect(line).toMatchObject({ client: 'CN=xavier,OU=ops', reason: 'revoked' });
-    expect(await revokedCount('ws')).toBe(2);
-    expect(await revokedCount('ssh')).toBe(1);
+    expect(await refusedCount('ws')).toBe(2);
+    expect(await refusedCount('ssh')).toBe(1);
     expect(log.find('console CRL reloaded').at(-1)).toMatchObject({ endedConnections: 3 });
 
     // Y is untouched and still gets the console's output
@@ -203,14 +220,42 @@ describe('a reloaded CRL and the connections already open', () => {
   });
 
   it('X cannot come back: its new handshakes are refused, on both listeners', async () => {
-    const status = await new Promise<string>((resolve) => {
-      const ws = new WebSocket(`wss://127.0.0.1:${servers.wsPort}/v1/machine/${MACHINE}/console`, tlsOf(x));
-      ws.on('open', () => resolve('open'));
-      ws.on('error', () => resolve('refused'));
-    });
-    expect(status).toBe('refused');
+    expect(await wsAttempt(x)).toBe('refused');
     const run = sshConsole(MACHINE, { port: servers.sshPort, ca: pki.ca, ...x });
     expect(await run.exit).not.toBe(0);
     expect(run.stdout()).not.toContain('serial console');
+  });
+});
+
+describe('a CRL past its nextUpdate', () => {
+  it('is told once as an error; every new handshake is refused, counted and noted as such; a console open before stays; a newer CRL lets clients in again', async () => {
+    const reloads = log.find('console CRL reloaded').length;
+    expect(await crlNextUpdateMetric()).toBeGreaterThan(Date.now() / 1000);
+    const wsY = await openWs(y);
+    replaceCrl(readFileSync(await revokeClientCerts(pki, [x.cert], { lastUpdate: '20200101000000Z', nextUpdate: '20200102000000Z' })));
+    await waitFor(() => log.find(/console CRL expired/).length === 1, ENDED_WITHIN_MS, 'the expired CRL told');
+    expect(log.find(/console CRL expired/)[0]).toMatchObject({ level: 50, crlFile: watchedCrl, crlExpiredAt: '2020-01-02T00:00:00.000Z' });
+    expect(await crlNextUpdateMetric()).toBe(Date.UTC(2020, 0, 2) / 1000);
+
+    // Y's certificate is not revoked, but OpenSSL refuses it under a stale CRL; the line says why
+    const refusedBefore = await refusedCount('ws', 'tls-handshake');
+    expect(await wsAttempt(y)).toBe('refused');
+    await waitFor(() => log.find('console TLS handshake refused').some((l) => l.crlExpiredAt === '2020-01-02T00:00:00.000Z'), ENDED_WITHIN_MS, 'the refusal noted');
+    expect(await refusedCount('ws', 'tls-handshake')).toBeGreaterThan(refusedBefore);
+    const ssh = sshConsole(MACHINE, { port: servers.sshPort, ca: pki.ca, ...y });
+    expect(await ssh.exit).not.toBe(0);
+    expect(ssh.stdout()).not.toContain('serial console');
+
+    // the console Y opened before keeps running
+    expect(wsY.ws.readyState).toBe(WebSocket.OPEN);
+    bmc?.write('under a stale CRL\r\n');
+    await waitFor(() => wsY.received().includes('under a stale CRL'), ENDED_WITHIN_MS, "Y's open console output");
+
+    replaceCrl(readFileSync(await revokeClientCerts(pki, [x.cert])));
+    await waitFor(() => log.find('console CRL reloaded').length >= reloads + 2, ENDED_WITHIN_MS, 'the newer CRL loaded');
+    expect(await wsAttempt(y)).toBe('open');
+    expect(await crlNextUpdateMetric()).toBeGreaterThan(Date.now() / 1000);
+    expect(log.find(/console CRL expired/)).toHaveLength(1);
+    wsY.ws.terminate();
   });
 });

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { BmcError } from '../../src/errors.js';
-import { certificateId, isRevoked, readCrlFile, type CertificateId, type Revocations } from '../../src/console/crl.js';
+import { certificateId, derTime, isRevoked, readCrlFile, type CertificateId, type Revocations } from '../../src/console/crl.js';
 import { createPki, issueClientCert, type Pki } from '../helpers/pki.js';
 import { withPeers } from '../helpers/peers.js';
 
@@ -188,5 +188,61 @@ describe('files that are not CRLs', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+/** openssl's reading of a CRL's nextUpdate (`nextUpdate=Dec  7 13:10:00 2026 GMT`) */
+function opensslNextUpdate(pem: string): Date {
+  const text = execFileSync('openssl', ['crl', '-noout', '-nextupdate'], { input: pem, encoding: 'latin1' });
+  const m = /nextUpdate=(\w{3}) +(\d+) (\d\d):(\d\d):(\d\d) (\d{4}) GMT/.exec(text);
+  if (!m) throw new Error(`openssl printed no nextUpdate: ${text}`);
+  const month = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'].indexOf(m[1]!);
+  return new Date(Date.UTC(Number(m[6]), month, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5])));
+}
+
+describe("a CRL's nextUpdate", () => {
+  it('is read as openssl reads it, as UTCTime (before 2050) and as GeneralizedTime; of several CRLs the earliest counts', () => {
+    const soon = makeCrl({ revoke: [{ cert: x }] });
+    const far = makeCrl({ v2: true, gencrl: ['-crl_lastupdate', '20510101000000Z', '-crl_nextupdate', '20510102030405Z'] });
+    const past = makeCrl({ v2: true, gencrl: ['-crl_lastupdate', '20200101000000Z', '-crl_nextupdate', '20200102000000Z'] });
+    expect(readCrlFile(Buffer.from(soon), 'crl.pem').nextUpdate).toEqual(opensslNextUpdate(soon));
+    expect(readCrlFile(Buffer.from(far), 'crl.pem').nextUpdate).toEqual(new Date('2051-01-02T03:04:05Z'));
+    expect(readCrlFile(Buffer.from(far), 'crl.pem').nextUpdate).toEqual(opensslNextUpdate(far));
+    expect(readCrlFile(Buffer.from(far + soon + past), 'crl.pem').nextUpdate).toEqual(new Date('2020-01-02T00:00:00Z'));
+  });
+
+  it('derTime reads every time RFC 5280 writes and nothing else', () => {
+    const UTC = 0x17;
+    const GENERALIZED = 0x18;
+    const two = (n: number) => String(n).padStart(2, '0');
+    const fields = (d: Date) => `${two(d.getUTCMonth() + 1)}${two(d.getUTCDate())}${two(d.getUTCHours())}${two(d.getUTCMinutes())}${two(d.getUTCSeconds())}Z`;
+    const seconds = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);
+    // UTCTime covers 1950-2049 (RFC 5280 4.1.2.5.1), GeneralizedTime any four-digit year
+    fc.assert(
+      fc.property(fc.date({ min: new Date('1950-01-01T00:00:00Z'), max: new Date('2049-12-31T23:59:59Z'), noInvalidDate: true }).map(seconds), (d) => {
+        expect(derTime(UTC, Buffer.from(`${two(d.getUTCFullYear() % 100)}${fields(d)}`))).toEqual(d);
+      }),
+    );
+    fc.assert(
+      fc.property(fc.date({ min: new Date('0001-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }).map(seconds), (d) => {
+        expect(derTime(GENERALIZED, Buffer.from(`${String(d.getUTCFullYear()).padStart(4, '0')}${fields(d)}`))).toEqual(d);
+      }),
+    );
+    // any other text: an Error, or a date that writes back to the same text
+    fc.assert(
+      fc.property(fc.constantFrom(UTC, GENERALIZED, 0x04), fc.oneof(fc.string({ maxLength: 20 }), fc.stringMatching(/^\d{12,14}Z$/)), (tag, text) => {
+        let date: Date;
+        try {
+          date = derTime(tag, Buffer.from(text, 'latin1'));
+        } catch (err) {
+          expect(err).toBeInstanceOf(Error);
+          return;
+        }
+        const year = tag === UTC ? two(date.getUTCFullYear() % 100) : String(date.getUTCFullYear()).padStart(4, '0');
+        expect(`${year}${fields(date)}`).toBe(text);
+      }),
+      { numRuns: 2000 },
+    );
+    for (const bad of ['260230000000Z', '261301000000Z', '260101240000Z', '2601010000Z', '260101000000+0100', '260101000000.5Z']) expect(() => derTime(UTC, Buffer.from(bad))).toThrow();
   });
 });
