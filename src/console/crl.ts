@@ -67,23 +67,51 @@ function expectTag(element: DerElement | undefined, tag: number, what: string): 
 
 const isTime = (element: DerElement | undefined) => element?.tag === DER_UTC_TIME || element?.tag === DER_GENERALIZED_TIME;
 
-/** RFC 5280 4.1.2.5: UTCTime YYMMDDHHMMSSZ (YY 50–99 is 19YY, else 20YY), GeneralizedTime YYYYMMDDHHMMSSZ, both in UTC with seconds and no fraction */
-const UTC_TIME = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/;
-const GENERALIZED_TIME = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/;
+/**
+ * UTCTime YYMMDDHHMM[SS] and GeneralizedTime YYYYMMDDHH[MM[SS[.fff]]], each ending in Z or an offset
+ * ±HHMM: what OpenSSL reads (RFC 5280 4.1.2.5 writes only YYMMDDHHMMSSZ and YYYYMMDDHHMMSSZ, YY 50–99
+ * being 19YY and else 20YY; CAs do not all keep to it)
+ */
+const UTC_TIME = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})?(Z|[+-]\d{4})$/;
+const GENERALIZED_TIME = /^(\d{4})(\d{2})(\d{2})(\d{2})(?:(\d{2})(?:(\d{2})(?:[.,](\d+))?)?)?(Z|[+-]\d{4})$/;
 
-/** The time of a DER UTCTime or GeneralizedTime as RFC 5280 writes them; throws on any other form or an impossible date. */
+/** The time of a DER UTCTime or GeneralizedTime as OpenSSL reads them; throws on any other form or an impossible date. */
 export function derTime(tag: number, content: Buffer): Date {
   const text = content.toString('latin1');
-  const m = (tag === DER_UTC_TIME ? UTC_TIME : tag === DER_GENERALIZED_TIME ? GENERALIZED_TIME : undefined)?.exec(text);
-  if (!m) throw new Error(`time expected as RFC 5280 writes it, got ${JSON.stringify(text.slice(0, 20))}`);
-  const [year, month, day, hour, minute, second] = m.slice(1).map(Number) as [number, number, number, number, number, number];
-  const fullYear = tag === DER_UTC_TIME ? (year >= 50 ? 1900 + year : 2000 + year) : year;
+  const fail = (): never => {
+    throw new Error(`not a time: ${JSON.stringify(text.slice(0, 24))}`);
+  };
+  let year: number;
+  let fields: Array<string | undefined>;
+  if (tag === DER_UTC_TIME) {
+    const m = UTC_TIME.exec(text) ?? fail();
+    const yy = Number(m[1]);
+    year = yy >= 50 ? 1900 + yy : 2000 + yy;
+    fields = [m[2], m[3], m[4], m[5], m[6], undefined, m[7]];
+  } else if (tag === DER_GENERALIZED_TIME) {
+    const m = GENERALIZED_TIME.exec(text) ?? fail();
+    year = Number(m[1]);
+    fields = m.slice(2, 9);
+  } else return fail();
+  const [month, day, hour, minute, second] = fields.slice(0, 5).map((f) => Number(f ?? 0)) as [number, number, number, number, number];
+  const fraction = fields[5];
+  const zone = fields[6]!;
+  const offsetMinutes = zone === 'Z' ? 0 : (zone[0] === '-' ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(3, 5)));
+  if (hour > 23 || minute > 59 || second > 59 || (zone !== 'Z' && (Number(zone.slice(1, 3)) > 23 || Number(zone.slice(3, 5)) > 59))) fail();
   const date = new Date(0);
-  date.setUTCFullYear(fullYear, month - 1, day);
-  date.setUTCHours(hour, minute, second, 0);
+  date.setUTCFullYear(year, month - 1, day);
   // Date rolls 31 April over into 1 May: such a date is not one
-  if (date.getUTCFullYear() !== fullYear || date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day || hour > 23 || minute > 59 || second > 59) throw new Error(`not a date: ${text}`);
-  return date;
+  if (date.getUTCFullYear() !== year || date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day) fail();
+  date.setUTCHours(hour, minute, second, fraction === undefined ? 0 : Math.floor(Number(`0.${fraction}`) * 1000));
+  return new Date(date.getTime() - offsetMinutes * 60_000);
+}
+
+function readableTime(element: DerElement): Date | undefined {
+  try {
+    return derTime(element.tag, element.content);
+  } catch {
+    return undefined;
+  }
 }
 
 function serialHex(integer: DerElement): string {
@@ -130,9 +158,10 @@ export function crlRevocations(der: Buffer): { issuer: string; serials: string[]
   expectTag(fields[at++], DER_SEQUENCE, 'CRL: signature algorithm');
   const issuer = expectTag(fields[at++], DER_SEQUENCE, 'CRL: issuer');
   if (!isTime(fields[at++])) throw new Error('CRL: thisUpdate expected');
-  // when the next CRL is due: past it, OpenSSL refuses every certificate this CRL covers (CRL_HAS_EXPIRED)
+  // when the next CRL is due: past it, OpenSSL refuses every certificate this CRL covers (CRL_HAS_EXPIRED);
+  // one that cannot be read as a time is left unknown, not a reason to refuse the CRL's revocations
   const next = isTime(fields[at]) ? fields[at++]! : undefined;
-  const nextUpdate = next ? derTime(next.tag, next.content) : undefined;
+  const nextUpdate = next ? readableTime(next) : undefined;
   const list = fields[at]?.tag === DER_SEQUENCE ? derChildren(fields[at]!) : []; // absent when nothing is revoked
   const serials: string[] = [];
   for (const entry of list) {
@@ -147,15 +176,17 @@ const PEM_CRL = /-----BEGIN X509 CRL-----([^-]*)-----END X509 CRL-----/g;
 
 /**
  * The CRLs of a PEM CRL file: each as a PEM block of its own for node:tls, what they revoke
- * together (the serials of several CRLs of one issuer are joined), and the earliest nextUpdate
- * among them (undefined when none names one). Throws a CONFIG error naming
+ * together (the serials of several CRLs of one issuer are joined), and when the first of its
+ * issuers' CRLs goes out of date: the earliest over the issuers of each one's latest nextUpdate
+ * (undefined when none names one). Throws a CONFIG error naming
  * the file when it holds no CRL or one that cannot be read.
  */
 export function readCrlFile(pem: Buffer, file: string): { crls: Buffer[]; revocations: Revocations; nextUpdate: Date | undefined } {
   const blocks = [...pem.toString('latin1').matchAll(PEM_CRL)];
   if (blocks.length === 0) throw new BmcError('CONFIG', `console CRL file ${file} holds no PEM CRL (-----BEGIN X509 CRL-----)`);
   const revocations = new Map<string, Set<string>>();
-  let nextUpdate: Date | undefined;
+  /** per issuer the latest nextUpdate of its CRLs: of several, OpenSSL uses the one still valid */
+  const nextUpdates = new Map<string, Date>();
   for (const [, base64] of blocks) {
     let crl: ReturnType<typeof crlRevocations>;
     try {
@@ -166,8 +197,10 @@ export function readCrlFile(pem: Buffer, file: string): { crls: Buffer[]; revoca
     const serials = revocations.get(crl.issuer) ?? new Set<string>();
     for (const serial of crl.serials) serials.add(serial);
     revocations.set(crl.issuer, serials);
-    if (crl.nextUpdate && (nextUpdate === undefined || crl.nextUpdate < nextUpdate)) nextUpdate = crl.nextUpdate;
+    const latest = nextUpdates.get(crl.issuer);
+    if (crl.nextUpdate && (latest === undefined || crl.nextUpdate > latest)) nextUpdates.set(crl.issuer, crl.nextUpdate);
   }
+  const nextUpdate = [...nextUpdates.values()].reduce<Date | undefined>((earliest, d) => (earliest === undefined || d < earliest ? d : earliest), undefined);
   return { crls: blocks.map(([block]) => Buffer.from(block, 'latin1')), revocations, nextUpdate };
 }
 

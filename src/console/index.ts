@@ -94,7 +94,6 @@ export async function startConsoleServers(options: ConsoleServersOptions): Promi
   });
   let refused: (listener: 'ssh' | 'ws', reason: string) => void = () => undefined;
   const crlExpiry = options.crlFile ? watchCrlExpiry({ crlFile: options.crlFile, logger: options.logger.child({ module: 'console' }) }) : undefined;
-  crlExpiry?.loaded(tls.crlNextUpdate);
   if (options.registry) {
     const metrics = createConsoleMetrics(options.registry, { sessions: () => hub.sessionCount(), clients: () => hub.clientCount(), ...(crlExpiry ? { crlNextUpdate: () => crlExpiry.nextUpdate() } : {}) });
     onEvent = metrics.event;
@@ -133,12 +132,13 @@ export async function startConsoleServers(options: ConsoleServersOptions): Promi
         ...(options.viewerRoutes ? { viewerRoutes: options.viewerRoutes } : {}),
       });
     } catch (err) {
-      crlExpiry?.stop();
       ssh.stopAccepting();
       await ssh.disconnectAll(0);
       throw err;
     }
   }
+  // armed once both listeners are up: a console that failed to start tells nothing later
+  crlExpiry?.loaded(tls.crlNextUpdate);
   const stopWatchingCrl = watchCrl(options, crlPollMs, (next) => {
     const ended = ssh.setTls(next) + (ws?.setTls(next) ?? 0);
     crlExpiry?.loaded(next.crlNextUpdate);

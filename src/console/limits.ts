@@ -4,7 +4,7 @@
  * per-source throttle of failed token attempts.
  */
 import type { Server, Socket } from 'node:net';
-import type { Server as TlsServer } from 'node:tls';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { remoteOf } from './remote.js';
@@ -100,11 +100,17 @@ export function createThrottle(options: ThrottleOptions): Throttle {
  * `note` adds to it (a CRL past its nextUpdate: such a refusal reads only as a client that hung up).
  */
 export function guardTlsListener(server: TlsServer, limits: ConnectionLimits, log: Logger, onRefused: (why: ListenerRefusal) => void, note: () => object | undefined = () => undefined): void {
+  /** connections refused by the limits: their TLS socket, wrapped around them already, fails its handshake too, which is not a second refusal */
+  const overLimit = new WeakSet<Socket>();
   limitConnections(server, limits, (socket, why) => {
+    overLimit.add(socket);
     onRefused(why);
     log.info({ remote: remoteOf(socket), limit: why }, 'console connection refused: too many connections');
   });
   server.on('tlsClientError', (err, socket) => {
+    // node:tls keeps the TCP socket a TLS socket wraps as `_parent`
+    const tcp = (socket as TLSSocket & { _parent?: Socket })._parent;
+    if (tcp !== undefined && overLimit.has(tcp)) return void socket.destroy();
     onRefused('tls-handshake');
     log.info({ remote: remoteOf(socket), err, ...note() }, 'console TLS handshake refused');
     socket.destroy();

@@ -12,10 +12,10 @@
  * certificate and the machine id; a certificate that may not open the machine gets one line on
  * stderr and exit status 1, and the BMC is never contacted.
  *
- * Bounds: the TLS handshake must finish within `handshakeTimeoutMs`, and the SSH login within
- * the same time after it, else the connection is closed and counted as refused
- * (`handshake-timeout`); open connections are capped per source address and in total (counted
- * before TLS).
+ * Bounds: the TLS handshake must finish within `handshakeTimeoutMs` (else it is closed and
+ * counted as refused, `tls-handshake`, as any failed handshake), and the SSH login within the
+ * same time after it (else `handshake-timeout`); open connections are capped per source address
+ * and in total (counted before TLS).
  *
  * Wiring: node:tls accepts and verifies; each verified TLS socket is handed to one shared
  * ssh2 `Server` through its public `injectSocket()`, which runs the SSH server protocol over

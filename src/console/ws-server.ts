@@ -18,9 +18,9 @@
  * other connection (a `console/log?follow=1` stream, the page, keep-alive) is destroyed. Each is
  * counted as refused (`revoked`). Connections let in by the token or the cookie are not affected.
  *
- * Bounds: TLS handshakes must finish within `handshakeTimeoutMs`, and the first request (or
- * upgrade) must arrive within the same time after it, else the connection is closed and counted
- * as refused (`handshake-timeout`); between requests Node's `keepAliveTimeout` (5 s) bounds an
+ * Bounds: TLS handshakes must finish within `handshakeTimeoutMs` (else the connection is closed
+ * and counted as refused, `tls-handshake`, as any failed handshake), and the first request (or
+ * upgrade) within the same time after it (else `handshake-timeout`); between requests Node's `keepAliveTimeout` (5 s) bounds an
  * idle connection, after an upgrade the pings do. Open connections are capped per source address
  * and in total.
  *

@@ -227,6 +227,7 @@ describe.each(['ssh', 'ws'] as const)('connection bounds on the %s listener', (l
 
   it('a flood from one address is cut at the per-source bound, the rest time out in the handshake, other clients are served meanwhile', async () => {
     const port = portOf();
+    const handshakesBefore = await refusedCount(listener, 'tls-handshake');
     const flood = silentConnections(port, '127.0.0.5', 20);
     await waitFor(() => flood.closed() >= 14, 5000, 'connections beyond the per-source bound closed at once');
     expect(flood.closed()).toBe(14);
@@ -240,6 +241,8 @@ describe.each(['ssh', 'ws'] as const)('connection bounds on the %s listener', (l
       await run.exit;
     }
     await waitFor(() => flood.closed() === 20, HANDSHAKE_MS * 5, 'silent connections closed by the handshake timeout');
+    // each connection is one refusal: the six held ones failed their TLS handshake, the fourteen cut at once did not fail it a second time
+    expect((await refusedCount(listener, 'tls-handshake')) - handshakesBefore).toBe(6);
   });
 
   it('the total bound holds across addresses, and the listener serves again once the flood is gone', async () => {
