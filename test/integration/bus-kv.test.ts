@@ -88,7 +88,7 @@ it('watches the current entries under a prefix, then every change', async () => 
 });
 
 describe('a bucket whose stream is gone', () => {
-  it('is made again, empty, by the next write, which is told once; a watch from before sees nothing of the new bucket, a new one sees it all', async () => {
+  it('is made again, empty, by the next write, which is told once; a watch from before misses what the new bucket numbers below its place, a new one sees it all', async () => {
     const jsm = await jetstreamManager(nc);
     let remade = 0;
     const kv = await openKvBucket(nc, jsm, 'remade', { onRemade: () => remade++ });
@@ -103,17 +103,19 @@ describe('a bucket whose stream is gone', () => {
     expect(await kv.create('n.1', enc('new'))).toBe(1);
     expect(remade).toBe(1);
     expect(await kv.get('k.1')).toBeUndefined();
-    for (const k of ['n.2', 'n.3', 'n.4', 'n.5']) await kv.create(k, enc('new'));
+    for (const k of ['n.2', 'n.3']) await kv.create(k, enc('new'));
     expect(remade).toBe(1);
     const after = await kv.watch();
     const seenAfter: KvEntry[] = [];
     void (async () => {
       for await (const e of after) seenAfter.push(e);
     })();
-    await waitFor(() => seenAfter.length === 5, 10_000, 'the new bucket seen by a new watch');
-    expect(seenAfter.map((e) => e.key)).toEqual(['n.1', 'n.2', 'n.3', 'n.4', 'n.5']);
-    // NATS's ordered consumer keeps its place in the deleted stream: the new bucket's entries,
-    // numbered from 1 again, lie below it. Why keepWatching restarts the watch on every remake.
+    await waitFor(() => seenAfter.length === 3, 10_000, 'the new bucket seen by a new watch');
+    expect(seenAfter.map((e) => e.key)).toEqual(['n.1', 'n.2', 'n.3']);
+    // NATS's ordered consumer keeps its place in the deleted stream (3): the new bucket's entries,
+    // numbered from 1 again, lie at or below it and never reach it (later ones would, only once the
+    // consumer is made again after its missed heartbeats, ~45 s). Why keepWatching restarts the
+    // watch on every remake.
     expect(seenBefore.map((e) => e.key)).toEqual(['k.1', 'k.2', 'k.3']);
     before.stop();
     after.stop();
@@ -125,12 +127,14 @@ describe('a bucket whose stream is gone', () => {
     const kv = await openKvBucket(nc, jsm, 'kept', { onRemade: () => late.kept?.restart() });
     for (const k of ['k.1', 'k.2', 'k.3']) await kv.create(k, enc('old'));
     const seen: string[] = [];
-    const kept = (late.kept = keepWatching({ kv, onEntry: (e) => seen.push(e.key), onEnded: () => undefined, closed: () => false }));
+    let closed = false;
+    const kept = (late.kept = keepWatching({ kv, onEntry: (e) => seen.push(e.key), onEnded: () => undefined, closed: () => closed }));
     await kept.start();
     await waitFor(() => seen.length === 3, 10_000, 'the old bucket seen');
     await jsm.streams.delete('KV_kept');
     for (const k of ['n.1', 'n.2']) await kv.create(k, enc('new'));
     await waitFor(() => seen.includes('n.1') && seen.includes('n.2'), 10_000, 'the new bucket seen by the restarted watch');
+    closed = true;
     kept.stop();
   });
 
