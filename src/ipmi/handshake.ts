@@ -8,7 +8,7 @@ import { abortError, BmcError, DecodeError } from '../errors.js';
 import { CIPHER_SUITES, cipherSuite, deriveKeys, SUPPORTED_SUITE_IDS, type CipherSuite } from './cipher.js';
 import { exchange, type RetryPolicy } from './exchange.js';
 import { datagramKind, decodeV15, decodeV2, encodeV15, encodeV2, PayloadType, peekPayloadType, type SessionKeys } from './lan.js';
-import { decodeResponse, describeCompletionCode, encodeRequest, NetFn, responseTo, type IpmiResponse } from './message.js';
+import { decodeResponseUnchecked, describeCompletionCode, encodeRequest, NetFn, responseTo, type IpmiResponse } from './message.js';
 import {
   decodeOpenSessionResponse,
   decodeRakp2,
@@ -149,10 +149,16 @@ function numberedTransmissions(counter: WrappingCounter, encode: (n: number) => 
   };
 }
 
+/** the channels (one per session attempt) whose wrong pre-session checksum was told already */
+const preSessionChecksumTold = new WeakSet<DatagramChannel>();
+
 /**
  * A pre-session IPMI request in the IPMI 1.5 wrapper without authentication; the answer may come in
  * either framing. Only an answer carrying the sequence number of one of this request's
- * transmissions is taken.
+ * transmissions is taken. Its checksums are not held against it (told once per session attempt):
+ * nothing authenticates a pre-session answer, so they add no trust, only a check for bytes garbled
+ * on the way, which UDP's own checksum makes; ipmitool and pyghmi never read them, and FreeIPMI's
+ * workaround nochecksumcheck (Supermicro X9SCM-iiF, X9DRi-F) skips this answer's as well.
  */
 async function preSessionCommand(channel: DatagramChannel, cmd: number, data: Buffer, options: HandshakeOptions, what: string, seqs = preSessionSeqs()): Promise<Buffer> {
   const { transmit, sent } = numberedTransmissions(seqs, (seq) => encodeV15(0, 0, encodeRequest({ netFn: NetFn.app, cmd, seq, data })));
@@ -163,8 +169,13 @@ async function preSessionCommand(channel: DatagramChannel, cmd: number, data: Bu
       const message = preSessionMessage(d);
       if (!message) return undefined;
       try {
-        const r = decodeResponse(message);
-        return r.cmd === cmd && r.netFn === (NetFn.app | 1) && sent.includes(r.seq) ? r : undefined;
+        const { response: r, checksumFault } = decodeResponseUnchecked(message);
+        if (r.cmd !== cmd || r.netFn !== (NetFn.app | 1) || !sent.includes(r.seq)) return undefined;
+        if (checksumFault && !preSessionChecksumTold.has(channel)) {
+          preSessionChecksumTold.add(channel);
+          options.onEvent?.({ kind: 'checksum-ignored', message: `BMC ${channel.remote} answered ${what} with a wrong IPMI ${checksumFault} checksum; pre-session answers carry no integrity code to check instead, and ipmitool takes them too, so such answers are taken` });
+        }
+        return r;
       } catch (err) {
         if (err instanceof DecodeError) return undefined;
         throw err;

@@ -198,6 +198,7 @@ export class SimBmc implements BmcControl {
     const result = this.sessionless(req) ?? { cc: CC.invalidCommand };
     if (result === SILENT) return;
     const answer = encodeResponse(req, result.cc, result.data);
+    if (this.quirk('ipmi-bad-presession-checksum')) answer[answer.length - 1]! ^= 0x5a;
     // Some BMCs answer pre-session requests in the RMCP+ wrapper whatever the request used.
     if (this.quirk('ipmi-presession-rmcpplus')) this.sendV2(PayloadType.ipmi, 0, 0, answer, remote);
     else this.options.send(encodeV15(0, 0, answer), remote);

@@ -91,6 +91,12 @@ export const IPMI_QUIRKS = {
     seenOn: 'Supermicro X9SCM-iiF, X9DRi-F and X9DRFR (FreeIPMI workaround flag nochecksumcheck: "return invalid checksums due to implementation errors, but the packet is otherwise valid"; without it "connection timeout", "session timeout"); ipmitool never reads the checksums of an RMCP+ answer',
     survivedBy: 'ipmitool+freeipmi',
   },
+  'ipmi-bad-presession-checksum': {
+    protocol: 'ipmi',
+    description: 'gets the IPMI data checksum of its pre-session answers wrong (Get Channel Authentication Capabilities, Get Channel Cipher Suites); the packets are otherwise valid',
+    seenOn: 'no vendor named for this answer alone: FreeIPMI applies its nochecksumcheck workaround (Supermicro X9SCM-iiF, X9DRi-F: "checksums are computed incorrectly") to the Get Channel Authentication Capabilities answer too (ipmiconsole_check_checksum), and ipmitool and pyghmi never read the checksums of any answer over LAN',
+    survivedBy: 'ipmitool+freeipmi',
+  },
   'ipmi-close-session-error': {
     protocol: 'ipmi',
     description: 'answers Close Session with completion code 0xFF although it closes the session',

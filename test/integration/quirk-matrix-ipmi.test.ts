@@ -50,6 +50,7 @@ const SESSION_NOTES: Partial<Record<IpmiQuirkName, RegExp>> = {
   'ipmi-operator-only-late': /note: BMC .* refused privilege level 4 in the session \(requested level exceeds the channel or user privilege limit\); the session runs at privilege 3 \(Operator\)/,
   'ipmi-close-session-error': /note: BMC .* answered Close Session with unspecified error; the session is released here/,
   'ipmi-bad-response-checksum': /note: BMC .* answered netfn 0x06 command 0x3b with a wrong IPMI data checksum; its packets pass the session's integrity check, so such answers are taken/,
+  'ipmi-bad-presession-checksum': /note: BMC .* answered Get Channel Authentication Capabilities with a wrong IPMI data checksum; pre-session answers carry no integrity code to check instead, and ipmitool takes them too, so such answers are taken/,
 };
 
 /** What the console prints for a quirk that shows there. */
@@ -310,6 +311,13 @@ describe('the real clients survive each simulated quirk', () => {
       expect((await ipmitool('ipmi-bad-response-checksum', 'power', 'status')).stdout).toMatch(/Chassis Power is (on|off)/);
       expect((await ipmipower('ipmi-bad-response-checksum', '--session-timeout', '5000')).stdout).toMatch(/: session timeout$/m);
       expect((await ipmipower('ipmi-bad-response-checksum', '-W', 'nochecksumcheck')).stdout).toMatch(/: (on|off)$/m);
+    },
+    'ipmi-bad-presession-checksum': async () => {
+      // ipmitool never reads the checksums of an answer; ipmipower checks Get Channel Authentication Capabilities' unless told not to
+      expect((await ipmitool('ipmi-bad-presession-checksum', 'power', 'status')).stdout).toMatch(/Chassis Power is (on|off)/);
+      // (FreeIPMI: "without it 'connection timeout'": the pre-session step never completes)
+      expect((await ipmipower('ipmi-bad-presession-checksum', '--session-timeout', '5000')).stdout).toMatch(/: connection timeout$/m);
+      expect((await ipmipower('ipmi-bad-presession-checksum', '-W', 'nochecksumcheck')).stdout).toMatch(/: (on|off)$/m);
     },
     'ipmi-close-session-error': async () => {
       const r = await ipmitool('ipmi-close-session-error', 'power', 'status');

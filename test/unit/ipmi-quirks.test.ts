@@ -216,6 +216,20 @@ describe('fallbacks against the simulated BMC in memory', () => {
     l.close();
   });
 
+  it('ipmi-bad-presession-checksum: the pre-session answers are taken whatever their checksums say, told once per session attempt', async () => {
+    const l = linked(['ipmi-bad-presession-checksum']);
+    const s = await l.open(); // Get Channel Authentication Capabilities and every page of Get Channel Cipher Suites answered with a wrong data checksum
+    expect(s.cipherSuite).toBe(17); // the suites the BMC listed, read from the pages
+    expect(l.events).toEqual([
+      {
+        kind: 'checksum-ignored',
+        message: 'BMC 192.0.2.9:623 answered Get Channel Authentication Capabilities with a wrong IPMI data checksum; pre-session answers carry no integrity code to check instead, and ipmitool takes them too, so such answers are taken',
+      },
+    ]);
+    await s.close();
+    l.close();
+  });
+
   it('a wrong checksum is refused where it is the only check of the bytes: a session without integrity (cipher suite 1)', () => {
     const answer = encodeResponse({ netFn: NetFn.chassis, cmd: 0x01, seq: 9, data: Buffer.alloc(0) }, 0, Buffer.from([0x01, 0, 0, 0]));
     answer[answer.length - 1]! ^= 0x5a; // the data checksum
