@@ -4,8 +4,9 @@
  * could otherwise make the daemon fetch internal URLs (loopback, link-local metadata, metal-api).
  *
  * - The URL must be http(s) without credentials and match `METAL_BMC_FIRMWARE_URL_ALLOW`: an
- *   entry with a scheme is a URL prefix, one without is a host name matched exactly; an empty
- *   list refuses every firmware update.
+ *   entry with a scheme is a URL prefix (same scheme, host and port, the path at or below the
+ *   entry's at a segment boundary), one without is a host name matched exactly; an empty list
+ *   refuses every firmware update.
  * - Its host must not be metal-api's host, nor a loopback, link-local or unspecified address.
  * - metal-bmc's own download resolves the name when it connects and refuses such addresses
  *   there too (`guardedLookup`), so DNS cannot turn an allowed name into a forbidden address.
@@ -14,6 +15,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { isIP } from 'node:net';
 import { BmcError } from '../errors.js';
+import { urlPrefixEntry } from '../config/url-prefix.js';
 
 export interface FirmwareUrlPolicyOptions {
   /** host names and URL prefixes */
@@ -40,6 +42,19 @@ function forbidden(message: string): BmcError {
   return new BmcError('FORBIDDEN', message);
 }
 
+/**
+ * Whether `url` lies under a URL-prefix entry: the same scheme, host and port, and a path that is
+ * the entry's or below it at a segment boundary. `https://images.example.com` does not let in
+ * `https://images.example.com.evil.net/` nor another port, and `/firmware` not `/firmware-old/`.
+ * Both are parsed as URLs, so case, default ports and dot segments do not tell them apart.
+ */
+function underUrlPrefix(entry: string, url: URL): boolean {
+  const base = urlPrefixEntry(entry);
+  if (typeof base === 'string' || base.protocol !== url.protocol || base.host !== url.host) return false;
+  const path = base.pathname;
+  return path === '/' || url.pathname === path || url.pathname.startsWith(path.endsWith('/') ? path : `${path}/`);
+}
+
 /** Checks an image URL before anything is fetched; throws FORBIDDEN saying why (without the query string). */
 export function checkFirmwareUrl(text: string, o: FirmwareUrlPolicyOptions): URL {
   let url: URL;
@@ -53,7 +68,7 @@ export function checkFirmwareUrl(text: string, o: FirmwareUrlPolicyOptions): URL
   if (url.username !== '' || url.password !== '') throw forbidden(`firmware URL ${shown} carries credentials`);
   if (o.allow.length === 0) throw forbidden('firmware updates are off: METAL_BMC_FIRMWARE_URL_ALLOW is empty');
   const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  const allowed = o.allow.some((entry) => (entry.includes('://') ? url.href.startsWith(entry) : host === entry.toLowerCase()));
+  const allowed = o.allow.some((entry) => (entry.includes('://') ? underUrlPrefix(entry, url) : host === entry.toLowerCase()));
   if (!allowed) throw forbidden(`firmware URL ${shown} is not in METAL_BMC_FIRMWARE_URL_ALLOW`);
   if (host === o.metalApiHost.toLowerCase()) throw forbidden(`firmware URL ${shown} points at metal-api`);
   if (isIP(host) !== 0) {

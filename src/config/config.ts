@@ -14,6 +14,7 @@ import { ConfigError } from './error.js';
 import { bool, duration, hostPort, int, list, oneOf, port, readableFile, required, secret, show, text, type Env } from './env.js';
 import { applyFallbacks } from './fallback.js';
 import { parseMqAddress } from './mq.js';
+import { urlPrefixEntry } from './url-prefix.js';
 import { VARIABLES, IGNORED_GO_VARIABLES, UNPREFIXED_FALLBACKS } from './variables.js';
 
 export type LeaseFormat = 'auto' | 'isc' | 'kea';
@@ -155,6 +156,18 @@ function consoleAuthz(env: Env, name: string): AuthzRule[] {
   } catch (err) {
     throw new ConfigError((err as Error).message, name);
   }
+}
+
+/** Host names, and URL prefixes (with a scheme: http or https, host, port and path only). */
+function firmwareUrlAllow(env: Env, name: string): string[] {
+  return list(env, name).map((entry) => {
+    if (!entry.includes('://')) return entry;
+    const prefix = urlPrefixEntry(entry);
+    if (typeof prefix !== 'string') return entry;
+    // named without what may be a password in it
+    const shown = URL.canParse(entry) ? (({ protocol, host, pathname }) => `${protocol}//${host}${pathname}`)(new URL(entry)) : show(entry);
+    throw new ConfigError(`${shown} ${prefix} (a URL prefix is scheme://host[:port][/path], e.g. https://images.example.com/firmware/)`, name);
+  });
 }
 
 function origins(env: Env, name: string): string[] {
@@ -383,7 +396,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
     },
     firmware: {
       timeoutMs: duration(env, 'METAL_BMC_FIRMWARE_TIMEOUT', '30m'),
-      urlAllow: list(env, 'METAL_BMC_FIRMWARE_URL_ALLOW'),
+      urlAllow: firmwareUrlAllow(env, 'METAL_BMC_FIRMWARE_URL_ALLOW'),
       allowLoopback: bool(env, 'METAL_BMC_FIRMWARE_ALLOW_LOOPBACK', false),
     },
     stateDir: text(env, 'METAL_BMC_STATE_DIR') ?? '/var/lib/metal-bmc',

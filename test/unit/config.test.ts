@@ -318,6 +318,16 @@ describe('instance id and console ownership', () => {
     expect([c.instanceId, c.console.ownership, c.console.leaseMs]).toEqual(['mgmt-02', 'local', 10_000]);
   });
 
+  it('takes firmware image host names and URL prefixes of scheme, host, port and path; refuses other prefixes without echoing a password', () => {
+    expect(load({ METAL_BMC_FIRMWARE_URL_ALLOW: 'images.example.com, https://mirror.example.org:8443/firmware/' }).firmware.urlAllow).toEqual(['images.example.com', 'https://mirror.example.org:8443/firmware/']);
+    expect(errorOf({ METAL_BMC_FIRMWARE_URL_ALLOW: 'ftp://images.example.com/' }).message).toMatch(/ftp:\/\/images\.example\.com\/ is not an http or https URL/);
+    expect(errorOf({ METAL_BMC_FIRMWARE_URL_ALLOW: 'https://images.example.com/?sig=1' }).message).toMatch(/may name scheme, host, port and path only/);
+    expect(errorOf({ METAL_BMC_FIRMWARE_URL_ALLOW: 'https://' }).message).toMatch(/is not a URL/);
+    const withPassword = errorOf({ METAL_BMC_FIRMWARE_URL_ALLOW: 'https://mirror:hunter2-secret@images.example.com/fw/' });
+    expect(withPassword.message).toMatch(/https:\/\/images\.example\.com\/fw\/ may name scheme, host, port and path only/);
+    expect(withPassword.message).not.toContain('hunter2');
+  });
+
   it('opens a BMC\'s second Redfish connection after the wait given, or as requests come with 0', () => {
     expect(load({ METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER: '0' }).redfish.secondConnectionAfterMs).toBe(0);
     expect(load({ METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER: '250ms' }).redfish.secondConnectionAfterMs).toBe(250);

@@ -30,6 +30,28 @@ describe('checkFirmwareUrl', () => {
     expect(refusal('https://images.example.com/x', { ...POLICY, allow: [] })).toMatch(/firmware updates are off/);
   });
 
+  it('a URL prefix holds at its host, port and path segments, not at any character', () => {
+    const policy = { allow: ['https://images.example.com', 'https://mirror.example.org:8443/firmware'], metalApiHost: 'metal-api.example.com' };
+    expect(refusal('https://images.example.com/any/bios.bin', policy)).toBe('allowed');
+    expect(refusal('https://IMAGES.example.com:443/bios.bin', policy)).toBe('allowed'); // the default port is the same port
+    expect(refusal('https://images.example.com.evil.net/bios.bin', policy)).toMatch(/not in METAL_BMC_FIRMWARE_URL_ALLOW/);
+    expect(refusal('https://images.example.com:9999/bios.bin', policy)).toMatch(/not in METAL_BMC_FIRMWARE_URL_ALLOW/);
+    expect(refusal('http://images.example.com/bios.bin', policy)).toMatch(/not in METAL_BMC_FIRMWARE_URL_ALLOW/);
+    expect(refusal('https://mirror.example.org:8443/firmware', policy)).toBe('allowed');
+    expect(refusal('https://mirror.example.org:8443/firmware/x12/bios.bin', policy)).toBe('allowed');
+    expect(refusal('https://mirror.example.org:8443/firmware-old/bios.bin', policy)).toMatch(/not in METAL_BMC_FIRMWARE_URL_ALLOW/);
+    expect(refusal('https://mirror.example.org:8443/firmware/../secrets/key', policy)).toMatch(/not in METAL_BMC_FIRMWARE_URL_ALLOW/);
+    expect(refusal('https://mirror.example.org/firmware/bios.bin', policy)).toMatch(/not in METAL_BMC_FIRMWARE_URL_ALLOW/);
+    // whatever the URL, a prefix lets in only URLs of its scheme, host and port
+    fc.assert(
+      fc.property(fc.webUrl({ withQueryParameters: true, withFragments: true }), (text) => {
+        const url = new URL(text);
+        if (refusal(text, policy) !== 'allowed') return;
+        expect(['https://images.example.com', 'https://mirror.example.org:8443']).toContain(url.origin);
+      }),
+    );
+  });
+
   it('refuses credentials, other schemes, metal-api, loopback, link-local and unspecified addresses, even when listed', () => {
     const all = { allow: ['metal-api.example.com', '127.0.0.1', '169.254.169.254', '[::1]', '::1', '0.0.0.0', 'images.example.com'], metalApiHost: 'metal-api.example.com' };
     expect(refusal('https://user:pw@images.example.com/b.bin', all)).toMatch(/carries credentials/);
