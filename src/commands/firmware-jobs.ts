@@ -23,6 +23,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { checkDuration, deadline } from '../deadline.js';
 import { abortError, BmcError } from '../errors.js';
+import { publicText } from '../net/public-text.js';
 import type { Logger } from '../log.js';
 import type { FirmwareKind, FirmwareProgress, Outband } from '../outband/types.js';
 import { STAGED_MESSAGE, STAGED_STATE } from '../redfish/task.js';
@@ -222,7 +223,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     job.state = state;
     job.updatedAt = new Date().toISOString();
     if (failure !== undefined) {
-      job.error = failure instanceof Error ? failure.message : String(failure);
+      // without URL credentials and queries (a presigned image URL's signature, echoed by a BMC's task message or a download error): the error goes to the state file, the status and the log
+      job.error = publicText(failure instanceof Error ? failure.message : String(failure));
       if (failure instanceof BmcError) job.code = failure.code;
     }
     persist();

@@ -108,12 +108,9 @@ export async function simpleUpdate(client: UpdateClient, imageUri: string, optio
   return follow(client, reply, options);
 }
 
-/** The URL without credentials, for messages. */
+/** The URL without credentials, query and fragment (a presigned URL's signature), for messages. */
 function display(url: URL): string {
-  const u = new URL(url.href);
-  u.username = '';
-  u.password = '';
-  return u.href;
+  return `${url.protocol}//${url.host}${url.pathname}${url.search === '' ? '' : '?…'}`;
 }
 
 function parseImageUrl(imageUrl: string): URL {

@@ -98,6 +98,19 @@ describe('firmware jobs', () => {
     for (const secret of ['pw-secret', 'tok', 'token=abc']) expect(text).not.toContain(secret);
   });
 
+  it('a failure that quotes the image URL keeps neither its credentials nor its query: not in the state file, the events or the log', async () => {
+    const file = stateFile();
+    const { jobs, events, bmcs, log } = setup({ stateFile: file });
+    expect(jobs.start(plan('m1')).accepted).toBe(true);
+    await waitFor(() => bmcs.pending.has('m1'), 5000, 'update started');
+    // as a BMC's task message or a download error may put it
+    bmcs.pending.get('m1')!.fail(new BmcError('PROTOCOL', 'Task failed: cannot download https://user:tok@images.example/fw/bios.bin?X-Amz-Signature=sig-s3cret&token=abc (HTTP 403)'));
+    await waitFor(() => jobs.running() === 0, 5000, 'job done');
+    expect(events.at(-1)).toMatchObject({ phase: 'failed', code: 'PROTOCOL', error: expect.stringMatching(/^Task failed: cannot download https:\/\/images\.example/) });
+    const text = readFileSync(file, 'utf8') + JSON.stringify(events) + log.text();
+    for (const secret of ['sig-s3cret', 'token=abc', 'tok@', 'X-Amz-Signature']) expect(text).not.toContain(secret);
+  });
+
   it('refuses a second job for the same machine with a result event, while another machine is accepted', async () => {
     const { jobs, events, bmcs } = setup();
     expect(jobs.start(plan('m1')).accepted).toBe(true);
