@@ -88,8 +88,21 @@ export function isIdempotent(action: BmcAction): boolean {
   return action.kind === 'command' && !['RESET', 'CYCLE', 'REINSTALL'].includes(action.command);
 }
 
-/** Failures after which a request that was sent may have been carried out: no answer, a cut or garbled one. */
-const OUTCOME_UNKNOWN_CODES: ReadonlySet<string> = new Set(['TIMEOUT', 'ABORTED', 'CLOSED', 'PROTOCOL', 'DECODE']);
+/**
+ * Failures that show a request did not happen: the BMC refused it (an IPMI completion code, an HTTP
+ * 4xx, 503 Service Unavailable), or it never got that far (credentials, trust, support, a busy
+ * BMC). After any other failure of a non-idempotent action that was sent (no answer, a cut or
+ * garbled one, a 500, an error of our own) it may have happened.
+ */
+const NOT_DONE_CODES: ReadonlySet<string> = new Set<BmcErrorCode>(['COMPLETION_CODE', 'AUTH_FAILED', 'INSECURE_REFUSED', 'UNSUPPORTED', 'INVALID_ARGUMENT', 'FORBIDDEN', 'CONFIG', 'UNTRUSTED', 'BUSY', 'NO_SESSION_SLOTS']);
+
+function provesNotDone(code: string | undefined, err: unknown): boolean {
+  if (code === 'HTTP') {
+    const status = err instanceof BmcError ? err.httpStatus : undefined;
+    return status !== undefined && ((status >= 400 && status < 500) || status === 503);
+  }
+  return code !== undefined && NOT_DONE_CODES.has(code);
+}
 
 /** Failures a second attempt cannot fix: the BMC refused us, or cannot do it at all. */
 const FINAL_CODES: ReadonlySet<string> = new Set<BmcErrorCode>(['AUTH_FAILED', 'INSECURE_REFUSED', 'UNSUPPORTED', 'INVALID_ARGUMENT', 'FORBIDDEN', 'CONFIG', 'DECODE', 'UNTRUSTED']);
@@ -240,7 +253,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
         failure = err;
         const code = signal.aborted ? abortError(signal, what).code : err instanceof BmcError ? err.code : undefined;
         outcome = code === 'TIMEOUT' ? 'timeout' : code === 'ABORTED' ? 'aborted' : 'error';
-        if (sent !== undefined && code !== undefined && OUTCOME_UNKNOWN_CODES.has(code)) outcome = 'unknown';
+        if (sent !== undefined && !provesNotDone(code, err)) outcome = 'unknown';
       } finally {
         if (bmc) await closeQuietly(bmc);
       }
@@ -257,13 +270,13 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     if (outcome === 'unknown') {
       result.outcomeUnknown = true;
       result.code = 'OUTCOME_UNKNOWN';
-      result.error = `${describeAction(sent!)} was sent to the BMC and no answer came (${result.error ?? 'no detail'}): it may have happened; not retried, check the machine`;
+      result.error = `${describeAction(sent!)} was sent to the BMC and no answer came that says it did not happen (${result.error ?? 'no detail'}): it may have happened; not retried, check the machine`;
     }
     o.metrics?.commands.inc({ command: plan.command, outcome });
     o.metrics?.commandSeconds.observe({ command: plan.command }, durationMs / 1000);
     const fields = { machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, outcome, durationMs };
     if (result.ok) o.logger.info(fields, 'machine command done');
-    else if (outcome === 'unknown') o.logger.error({ ...fields, code: result.code, err: result.error }, 'machine command outcome unknown: the BMC did not answer a non-idempotent action; not retried');
+    else if (outcome === 'unknown') o.logger.error({ ...fields, code: result.code, err: result.error }, 'machine command outcome unknown: no answer of the BMC says a non-idempotent action did not happen; not retried');
     else o.logger.warn({ ...fields, code: result.code, err: result.error }, 'machine command failed');
     return result;
   }

@@ -121,7 +121,7 @@ describe('commands fire once and on time', () => {
     publish(partition, event(i, 'CYCLE'));
     await until('a result', () => results.length === 1);
     expect(results[0]).toMatchObject({ command: 'CYCLE', ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true });
-    expect(results[0]!.error).toMatch(/CYCLE was sent to the BMC and no answer came.*not retried/);
+    expect(results[0]!.error).toMatch(/CYCLE was sent to the BMC and no answer came that says it did not happen.*not retried/);
     const info = await consumerSettled(metalApi, streamNameFor(`${partition}-machine`), `metal-bmc-${partition}`);
     await metalApi.flush();
     expect(info.num_redelivered).toBe(0);
@@ -129,7 +129,7 @@ describe('commands fire once and on time', () => {
     expect(cycles).toEqual(['PowerCycle']);
     expect(results).toHaveLength(1);
     expect(await registry.getSingleMetricAsString('metal_bmc_commands_total')).toMatch(/command="CYCLE",outcome="unknown"} 1$/m);
-    expect(log.find('machine command outcome unknown: the BMC did not answer a non-idempotent action; not retried')).toHaveLength(1);
+    expect(log.find('machine command outcome unknown: no answer of the BMC says a non-idempotent action did not happen; not retried')).toHaveLength(1);
   });
 
   it('commands beyond the machine\'s queue bound are refused with a result event', async () => {

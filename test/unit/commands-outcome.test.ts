@@ -48,6 +48,29 @@ describe('outcome unknown', () => {
     expect(dispositionOf(result)).toBe('term');
   });
 
+  it.each([
+    ['HTTP 500', () => new BmcError('HTTP', 'POST .../ComputerSystem.Reset: HTTP 500', { httpStatus: 500 })],
+    ['an error of our own', () => new TypeError("Cannot read properties of undefined (reading 'Members')")],
+  ] as const)('a CYCLE that ends in %s after it was sent: outcome unknown, not tried again (a second try may reboot twice)', async (_what, error) => {
+    let cycles = 0;
+    const result = await run(plan('CYCLE'), async () => ({ ...failingBmc('TIMEOUT'), powerCycle: () => (cycles++, Promise.reject(error())) }) as Outband);
+    expect(result).toMatchObject({ ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true });
+    expect(cycles).toBe(1);
+    expect(dispositionOf(result)).toBe('term');
+  });
+
+  it.each([
+    ['an IPMI completion code', () => new BmcError('COMPLETION_CODE', 'Chassis Control: node busy', { completionCode: 0xc0 })],
+    ['HTTP 409', () => new BmcError('HTTP', 'HTTP 409', { httpStatus: 409 })],
+    ['HTTP 503', () => new BmcError('HTTP', 'HTTP 503', { httpStatus: 503 })],
+  ] as const)('a CYCLE the BMC refused with %s did not happen: tried again', async (_what, error) => {
+    let cycles = 0;
+    const result = await run(plan('CYCLE'), async () => ({ ...failingBmc('TIMEOUT'), powerCycle: () => (cycles++, Promise.reject(error())) }) as Outband);
+    expect(result.outcomeUnknown).toBeUndefined();
+    expect(result.attempts).toBe(2);
+    expect(cycles).toBe(2);
+  });
+
   it('a delete whose RESET step times out is unknown; its PXE step timing out is not', async () => {
     const result = await run(plan('RESET', ['PXE', 'RESET']), async () => {
       const bmc = failingBmc('TIMEOUT');
