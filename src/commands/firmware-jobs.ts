@@ -336,8 +336,10 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       } catch (err) {
         return refuse(plan, err instanceof BmcError ? err.code : 'FORBIDDEN', (err as Error).message, action.firmware, image);
       }
-      const busy = active.get(plan.key);
-      if (busy) return refuse(plan, 'BUSY', `a firmware update (job ${busy.job.id}, ${busy.job.kind}) is still running for this machine`, action.firmware, image);
+      // one update per machine, and per BMC: an event naming only the BMC's address has another key than one naming the machine
+      const bmc = plan.ipmi?.address ?? '';
+      const busy = active.get(plan.key) ?? (bmc === '' ? undefined : [...active.values()].find((a) => a.job.bmc === bmc));
+      if (busy) return refuse(plan, 'BUSY', `a firmware update (job ${busy.job.id}, ${busy.job.kind}) is still running for this ${busy.job.key === plan.key ? 'machine' : `machine's BMC ${bmc}`}`, action.firmware, image);
       if (active.size >= maxRunning) return refuse(plan, 'BUSY', `${maxRunning} firmware updates are running; try again later`, action.firmware, image);
       const now = new Date().toISOString();
       const job: FirmwareJob = {
@@ -345,7 +347,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         machineId: plan.machineId,
         key: plan.key,
         kind: action.firmware,
-        bmc: plan.ipmi?.address ?? '',
+        bmc,
         image,
         state: 'running',
         acceptedAt: now,

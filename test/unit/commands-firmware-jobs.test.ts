@@ -117,6 +117,10 @@ describe('firmware jobs', () => {
     const second = jobs.start(plan('m1', 'bmc'));
     expect(second.accepted).toBe(false);
     expect(events.at(-1)).toMatchObject({ machineId: 'm1', phase: 'refused', ok: false, code: 'BUSY' });
+    // an event naming the same BMC under another key (its address only) is refused too
+    const byAddress = { ...plan('m1', 'bmc'), machineId: '', key: 'bmc:m1' };
+    expect(jobs.start(byAddress).accepted).toBe(false);
+    expect(events.at(-1)).toMatchObject({ phase: 'refused', code: 'BUSY', error: expect.stringMatching(/still running for this machine's BMC m1:623$/) });
     expect(jobs.start(plan('m2')).accepted).toBe(true);
     await waitFor(() => bmcs.pending.size === 2, 5000, 'both updates started');
     bmcs.pending.get('m1')!.finish();
