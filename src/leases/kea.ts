@@ -37,20 +37,27 @@ function parseHeader(line: string): Columns {
   return columns;
 }
 
-/** Whether `text` opens more `{`/`[` than it closes, outside JSON strings. */
-function unbalancedJson(text: string): boolean {
-  let depth = 0;
-  let inString = false;
+/** Where a JSON text stands after some of it: how many `{`/`[` are open, and whether inside a string (after a backslash: `escaped`). */
+interface JsonScan {
+  depth: number;
+  inString: boolean;
+  escaped: boolean;
+}
+
+/** The scan carried on over `text` (each field of a row is scanned once, so a row costs its length). */
+function scanJson(scan: JsonScan, text: string): JsonScan {
+  let { depth, inString, escaped } = scan;
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
-    if (inString) {
-      if (c === '\\') i++;
+    if (escaped) escaped = false;
+    else if (inString) {
+      if (c === '\\') escaped = true;
       else if (c === '"') inString = false;
     } else if (c === '"') inString = true;
     else if (c === '{' || c === '[') depth++;
     else if (c === '}' || c === ']') depth--;
   }
-  return depth > 0;
+  return { depth, inString, escaped };
 }
 
 /** Splits a row; a user_context JSON that holds raw commas takes the fields it spans. */
@@ -58,9 +65,10 @@ function splitRow(text: string, contextAt: number, headerLength: number): string
   const fields = text.split(',');
   if (contextAt < 0 || fields.length <= headerLength || !(fields[contextAt] ?? '').startsWith('{')) return fields;
   let end = contextAt + 1;
-  let context = fields[contextAt] as string;
-  while (end < fields.length && unbalancedJson(context)) context += `,${fields[end++] as string}`;
-  return [...fields.slice(0, contextAt), context, ...fields.slice(end)];
+  let scan = scanJson({ depth: 0, inString: false, escaped: false }, fields[contextAt] as string);
+  // the comma between two fields is part of the JSON text: inside a string it is a character
+  while (end < fields.length && scan.depth > 0) scan = scanJson(scanJson(scan, ','), fields[end++] as string);
+  return [...fields.slice(0, contextAt), fields.slice(contextAt, end).join(','), ...fields.slice(end)];
 }
 
 /** The decimal integer in `text`, -1 when empty, -2 when not a number of at most 15 digits. */

@@ -6,7 +6,7 @@
  * reported to onError once per distinct error; nothing is ever thrown out of a timer.
  */
 import { watch as fsWatch, type FSWatcher, type Stats } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { BmcError } from '../errors.js';
 import type { Cidr } from '../net/cidr.js';
@@ -76,6 +76,25 @@ function readError(path: string, err: unknown, what = 'read lease file'): BmcErr
   return new BmcError('CONFIG', `cannot ${what} ${path}: ${why}`, { cause: err });
 }
 
+/**
+ * The most a lease file (or one of Kea's cleanup files) may hold: far above a partition's (a few
+ * thousand leases of ~300 bytes, rewritten hourly by dhcpd and kea-lfc), and below what would
+ * make one read take the heap and the event loop with it (a file that grew without cleanup).
+ */
+export const MAX_LEASE_FILE_BYTES = 256 * 2 ** 20;
+
+/** The whole file as text, refused beyond MAX_LEASE_FILE_BYTES before anything is read. */
+async function readLeaseText(path: string): Promise<string> {
+  const file = await open(path, 'r');
+  try {
+    const { size } = await file.stat();
+    if (size > MAX_LEASE_FILE_BYTES) throw new BmcError('CONFIG', `lease file ${path} holds ${size} bytes, more than the ${MAX_LEASE_FILE_BYTES} a lease file may hold; not read (does its DHCP server clean it up?)`);
+    return await file.readFile('utf8');
+  } finally {
+    await file.close();
+  }
+}
+
 function parseFile(path: string, text: string, format: LeaseFormatOption): ParsedLeases {
   try {
     return parseLeases(text, format);
@@ -87,7 +106,7 @@ function parseFile(path: string, text: string, format: LeaseFormatOption): Parse
 /** The file's text, or undefined when it does not exist. */
 async function readIfThere(path: string): Promise<string | undefined> {
   try {
-    return await readFile(path, 'utf8');
+    return await readLeaseText(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw readError(path, err);
@@ -129,7 +148,7 @@ async function readKea(path: string, text: string): Promise<ParsedLeases> {
 async function readParsed(path: string, format: LeaseFormatOption): Promise<ParsedLeases> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readLeaseText(path);
   } catch (err) {
     throw readError(path, err);
   }

@@ -81,6 +81,26 @@ describe('parseKeaLeases format details', () => {
     expect(row?.poolId).toBe(7);
   });
 
+  it('re-joins any JSON user_context with raw commas, escapes and brackets inside its strings included, and finds the column after it', () => {
+    const context = fc.json().filter((j) => !/[\n\r]/.test(j) && j.startsWith('{'));
+    fc.assert(
+      fc.property(context, fc.nat(99), (json, pool) => {
+        const [row] = parseKeaLeases(`${KEA_HEADER}\n10.0.0.1,00:00:00:00:00:01,,3600,1767312000,1,0,0,h,0,${json},${pool}\n`);
+        expect(row?.userContext).toBe(json);
+        expect(row?.poolId).toBe(pool);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('a user_context that never closes over a row of half a million commas is read in one pass over the row', () => {
+    // each field was rescanned with all before it: ~10^11 steps for this row, the main thread stalled for minutes
+    const row = `10.0.0.1,00:00:00:00:00:01,,3600,1767312000,1,0,0,h,0,{${',['.repeat(500_000)},7`;
+    const [lease] = parseKeaLeases(`${KEA_HEADER}\n${row}\n`);
+    expect(lease?.userContext?.length).toBe(1 + 2 * 500_000 + 2);
+    expect(lease?.poolId).toBeUndefined();
+  });
+
   it('accepts CRLF, blank lines, an empty file and a header-only file', () => {
     expect(parseKeaLeases('')).toEqual([]);
     expect(parseKeaLeases(`${KEA_HEADER}\n`)).toEqual([]);

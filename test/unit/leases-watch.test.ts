@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BmcError } from '../../src/errors.js';
 import { KEA_HEADER, renderIscLeases, renderKeaLeases, type IscLeaseInput } from '../../src/leases/render.js';
 import { LeaseParseError } from '../../src/leases/types.js';
-import { readLeasesOnce, watchLeases, type LeaseView, type LeaseWatcher, type WatchLeasesOptions } from '../../src/leases/watch.js';
+import { MAX_LEASE_FILE_BYTES, readLeasesOnce, watchLeases, type LeaseView, type LeaseWatcher, type WatchLeasesOptions } from '../../src/leases/watch.js';
 
 const NOW = new Date('2026-01-01T00:00:00Z');
 const LATER = new Date('2026-06-01T00:00:00Z');
@@ -297,5 +297,19 @@ describe('readLeasesOnce', () => {
     await expect(readLeasesOnce(path)).rejects.toThrow(`${path} line 2: bad date`);
     await expect(readLeasesOnce(path)).rejects.toBeInstanceOf(LeaseParseError);
     await expect(readLeasesOnce(join(dir, 'absent'))).rejects.toMatchObject({ code: 'CONFIG' });
+  });
+
+  it('refuses a lease file larger than any partition writes before reading it (a Kea cleanup file too); the next one that fits is read', async () => {
+    // sparse: the size counts, nothing is written to disk
+    await replaceFile('');
+    truncateSync(path, MAX_LEASE_FILE_BYTES + 1);
+    await expect(readLeasesOnce(path)).rejects.toMatchObject({ code: 'CONFIG', message: `lease file ${path} holds ${MAX_LEASE_FILE_BYTES + 1} bytes, more than the ${MAX_LEASE_FILE_BYTES} a lease file may hold; not read (does its DHCP server clean it up?)` });
+    await replaceFile(renderKeaLeases([]));
+    writeFileSync(`${path}.1`, '');
+    truncateSync(`${path}.1`, MAX_LEASE_FILE_BYTES + 1);
+    await expect(readLeasesOnce(path, { format: 'kea' })).rejects.toThrow(`lease file ${path}.1 holds`);
+    await rm(`${path}.1`);
+    await replaceFile(renderIscLeases([A, B]));
+    expect(await readLeasesOnce(path, { now: NOW })).toHaveLength(2);
   });
 });
