@@ -48,6 +48,8 @@ export interface UuidOwnership {
   isLeased: (ip: string) => boolean;
   /** the MAC the address is leased to now, when the lease names one */
   macAt?: (ip: string) => string | undefined;
+  /** whether a MAC holds a lease now, at any address */
+  macLeased?: (mac: string) => boolean;
 }
 
 export interface ReportBody {
@@ -63,6 +65,15 @@ export interface ReportBody {
   moves: Array<{ uuid: string; previous: string; bmc: string; why: 'lease gone' | 'address leased to another MAC' }>;
 }
 
+/**
+ * Another device reads from the known BMC's address (DHCP gave the address to it) while the known
+ * BMC's MAC still holds a lease elsewhere: the BMC moved, the newcomer at its old address is not it.
+ */
+function otherDeviceAtAddress(owner: UuidOwner, mac: string | undefined, ownership: UuidOwnership): boolean {
+  if (owner.mac === undefined || mac === undefined || owner.mac.toLowerCase() === mac.toLowerCase()) return false;
+  return ownership.macLeased?.(owner.mac) === true;
+}
+
 /** The address is leased to another MAC than the one the BMC had (DHCP moved the BMC elsewhere). */
 function anotherMac(owner: UuidOwner, ownership: UuidOwnership): boolean {
   const now = ownership.macAt?.(owner.ip);
@@ -71,7 +82,8 @@ function anotherMac(owner: UuidOwner, ownership: UuidOwnership): boolean {
 
 /**
  * Builds the body in the order the BMCs were read: a UUID stays with the BMC known for it while
- * that BMC's address is leased to the same MAC (`ownership`, updated here: BMCs whose addresses
+ * that BMC's address is leased to the same MAC, and while its MAC holds a lease when another
+ * device reads from its old address (`ownership`, updated here: BMCs whose addresses
  * DHCP swapped, or a BMC back at a new address whose old one went to another BMC, report their
  * own machines again), else the first BMC of a UUID in this cycle wins; an unread identify LED
  * becomes the machine's last known state (`ledMemory`), every entry is bounded.
@@ -80,7 +92,8 @@ export function assembleReportBody(reads: readonly BmcRead[], ledMemory?: LedMem
   const body: ReportBody = { reports: {}, duplicates: [], bounded: [], conflicts: [], moves: [] };
   for (const { ip, mac, report } of reads) {
     const owner = ownership?.owners.get(report.uuid);
-    if (owner !== undefined && owner.ip !== ip && ownership!.isLeased(owner.ip) && !anotherMac(owner, ownership!)) {
+    const claimsKnown = owner !== undefined && (owner.ip === ip ? otherDeviceAtAddress(owner, mac, ownership!) : ownership!.isLeased(owner.ip) && !anotherMac(owner, ownership!));
+    if (owner !== undefined && claimsKnown) {
       body.conflicts.push({ uuid: report.uuid, known: owner.ip, claimant: ip, ...(mac !== undefined ? { mac } : {}) });
       continue;
     }
@@ -90,6 +103,7 @@ export function assembleReportBody(reads: readonly BmcRead[], ledMemory?: LedMem
       continue;
     }
     if (owner !== undefined && owner.ip !== ip) body.moves.push({ uuid: report.uuid, previous: owner.ip, bmc: ip, why: ownership!.isLeased(owner.ip) ? 'address leased to another MAC' : 'lease gone' });
+    else if (owner?.mac !== undefined && mac !== undefined && owner.mac.toLowerCase() !== mac.toLowerCase()) body.moves.push({ uuid: report.uuid, previous: owner.ip, bmc: ip, why: 'lease gone' });
     ownership?.owners.set(report.uuid, { ip, ...(mac !== undefined ? { mac } : {}) });
     const indicatorLED = ledMemory?.resolve(report.uuid, report.indicatorLED) ?? report.indicatorLED;
     const { entry, cut } = boundEntry(toIpmiReport(ip, { ...report, indicatorLED }));

@@ -59,6 +59,8 @@ export interface CycleDeps {
   leftBehind?: Set<string>;
   /** the MAC a BMC IP is leased to now (all leases); default: from this cycle's leases */
   macAt?: (ip: string) => string | undefined;
+  /** whether a MAC holds a lease now at any address (all leases); default: one of this cycle's leases */
+  macLeased?: (mac: string) => boolean;
   /** told about every BMC read and every accepted report (the daemon's status); must not throw */
   observer?: ReportObserver;
   /** the BMCs slowest last cycle start first (the reporter keeps one across cycles); default: lease order */
@@ -242,7 +244,9 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   const cycleMacs = new Map(leases.map((l) => [l.ip, l.mac]));
   const isLeased = deps.isLeased ?? ((ip: string) => cycleMacs.has(ip));
   const macAt = deps.macAt ?? ((ip: string) => cycleMacs.get(ip));
-  const ownership = deps.owners ? { owners: deps.owners, isLeased, macAt } : undefined;
+  const cycleMacSet = new Set(leases.flatMap((l) => (l.mac === undefined ? [] : [l.mac.toLowerCase()])));
+  const macLeased = deps.macLeased ?? ((m: string) => cycleMacSet.has(m.toLowerCase()));
+  const ownership = deps.owners ? { owners: deps.owners, isLeased, macAt, macLeased } : undefined;
   const { reports, duplicates, bounded, conflicts, moves } = assembleReportBody(reads, deps.ledMemory, ownership);
   for (const { uuid, known, claimant, mac } of conflicts) {
     deps.metrics?.uuidConflicts.inc();

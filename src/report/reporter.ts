@@ -43,6 +43,7 @@ export function createReporter(o: ReporterOptions): Reporter {
     limitMemory: createLimitMemory(),
     isLeased: (ip) => o.leases().some((l) => l.ip === ip),
     macAt: (ip) => o.leases().find((l) => l.ip === ip)?.mac,
+    macLeased: (mac) => o.leases().some((l) => l.mac?.toLowerCase() === mac.toLowerCase()),
     leftBehind: new Set(),
   };
   let timer: NodeJS.Timeout | undefined;

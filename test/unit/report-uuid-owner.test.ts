@@ -123,6 +123,37 @@ describe('a machine UUID claimed by a second BMC', () => {
     expect(await registry.getSingleMetricAsString('metal_bmc_uuid_conflicts_total')).toMatch(/ 4$/m);
   });
 
+  it("a device given a BMC's old address does not take the machine while the BMC, by its MAC, holds a lease elsewhere; it does once that MAC has none", async () => {
+    standin = await startMetalApiStandIn({ hmacKey: 'k' });
+    const registry = new Registry();
+    const log = captureLog();
+    const REAL = 'aa:00:00:00:00:01';
+    const ROGUE = 'aa:00:00:00:00:66';
+    let leases: Lease[] = [];
+    // both answer with the machine's UUID; the version tells which one metal-api got
+    const connect = async (ip: string): Promise<Outband> =>
+      ({ address: ip, vendor: 't', info: async () => report(leases.find((l) => l.ip === ip)!.mac === REAL ? 'real' : 'rogue'), close: async () => undefined }) as unknown as Outband;
+    const deps = ownedCycle(connect, log, registry, () => leases);
+    const sent = () => standin!.reports.at(-1)!.reports[UUID];
+
+    leases = [lease('10.0.0.1', REAL)];
+    await runReportCycle(deps, leases);
+    expect(sent()).toMatchObject({ BMCIp: '10.0.0.1', BMCVersion: 'real' });
+    // the BMC moved to .2, the device got .1 and is read first (lease order)
+    leases = [lease('10.0.0.1', ROGUE), lease('10.0.0.2', REAL)];
+    await runReportCycle(deps, leases);
+    expect(sent()).toMatchObject({ BMCIp: '10.0.0.2', BMCVersion: 'real' });
+    expect(log.find('a second BMC reports a machine UUID that a known BMC with a lease holds; the known one is kept, the second is left out')).toHaveLength(1);
+    await runReportCycle(deps, leases);
+    expect(sent()).toMatchObject({ BMCIp: '10.0.0.2', BMCVersion: 'real' });
+    // the BMC's MAC holds no lease any more (a replaced board): the one at its old address may take over
+    const moved = log.find('machine UUID moves to another BMC: the lease of the known one is gone').length;
+    leases = [lease('10.0.0.2', ROGUE)];
+    await runReportCycle(deps, leases);
+    expect(sent()).toMatchObject({ BMCIp: '10.0.0.2', BMCVersion: 'rogue' });
+    expect(log.find('machine UUID moves to another BMC: the lease of the known one is gone')).toHaveLength(moved + 1);
+  });
+
   it('without a known BMC, two in one cycle: the first is kept and the claim is counted', async () => {
     standin = await startMetalApiStandIn({ hmacKey: 'k' });
     const registry = new Registry();
