@@ -15,10 +15,21 @@ import type { ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstre
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { checkDuration, MAX_TIMER_MS } from '../deadline.js';
 import type { Logger } from '../log.js';
-import { ensureConsumer, ensureStream, jetstreamOrUndefined, sanitizeName, type StreamPosition } from './jetstream.js';
+import { ensureConsumer, ensureStream, jetstreamOrUndefined, MAX_DELIVER, sanitizeName, type StreamPosition } from './jetstream.js';
 import { openKvBucket, type KvBucket } from './kv.js';
 import { createLeadership, type Leadership } from './leader.js';
 import { sharedPosition, type PositionStore, type StreamIdentity } from './shared-position.js';
+
+/**
+ * Hands an event back to the server unrun (a shutdown, a lead that ended). On its last allowed
+ * delivery the server will not deliver it again: that loss is said as an error, never silent.
+ */
+function handBack(m: JsMsg, logger: Logger, why: string): void {
+  if (m.info.deliveryCount >= MAX_DELIVER) {
+    logger.error({ seq: m.seq, deliveryCount: m.info.deliveryCount, maxDeliver: MAX_DELIVER, subject: m.subject }, `machine event handed back unrun (${why}) on its last allowed delivery: the server will not deliver it again; the machine did not get it`);
+  }
+  m.nak();
+}
 
 export type Disposition = 'ack' | 'term' | 'nak';
 
@@ -299,7 +310,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     const stream = names.identity;
     const settledHere = () => position.settled(stream, m.seq);
     if (dispatcher.stopping) {
-      m.nak();
+      handBack(m, o.logger, 'metal-bmc is stopping');
       return;
     }
     // An ack lost with a failing NATS node (a stream or consumer leader killed) brings the event
@@ -337,7 +348,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
       (d) => {
         const latest = newest();
         running.delete(m.seq);
-        if (d === 'nak') return latest.nak();
+        if (d === 'nak') return handBack(latest, o.logger, 'cut off by the shutdown');
         settled.add(eventKey(m));
         if (d === 'ack') latest.ack();
         else latest.term();
@@ -426,7 +437,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
             await pulled.close().catch(() => undefined);
             for (const m of heldBack) {
               try {
-                m.nak();
+                handBack(m, o.logger, 'this instance stopped leading');
               } catch (err) {
                 o.logger.warn({ err, seq: m.seq }, 'machine event not handed back (NATS closed): it returns after ack_wait');
               }

@@ -157,6 +157,8 @@ describe('bus with JetStream', () => {
     await consumerSettled(publisher, streamNameFor(subject), 'metal-bmc-test');
     expect(i2.seen).toHaveLength(1);
     expect(i1.seen).toHaveLength(1);
+    // handed back on its last delivery, the event is gone: said as an error, not silently
+    expect(i2.log.find(/^machine event handed back unrun \(cut off by the shutdown\) on its last allowed delivery/)).toEqual([expect.objectContaining({ level: 50, deliveryCount: 2, maxDeliver: 2 })]);
   });
 
   it('keeps a long-running event from being redelivered while the handler works (ack_wait heartbeats)', async () => {
