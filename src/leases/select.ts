@@ -6,7 +6,7 @@ import { ANY_IPV4, cidrContains, ipv4ToNumber, type Cidr } from '../net/cidr.js'
 import { parseIscLeases } from './isc.js';
 import { parseKeaLeases } from './kea.js';
 import { normalizeMacSet } from './mac.js';
-import { KEA_STATE, type IscLease, type KeaLease, type Lease, type LeaseFormat, type ParsedLeases } from './types.js';
+import { KEA_INFINITE_LIFETIME, KEA_STATE, type IscLease, type KeaLease, type Lease, type LeaseFormat, type ParsedLeases } from './types.js';
 
 export type LeaseFormatOption = LeaseFormat | 'auto';
 
@@ -42,6 +42,8 @@ interface Entry {
   expires: Date | 'never' | undefined;
   /** the server considers the address handed out (before looking at the time) */
   assigned: boolean;
+  /** when the lease (or its last renewal) began, ms since the epoch, when the record tells */
+  startedAt: number | undefined;
 }
 
 const TO_ENTRY = {
@@ -52,6 +54,7 @@ const TO_ENTRY = {
     hostname: l.hostname,
     expires: l.ends,
     assigned: l.bindingState === 'active',
+    startedAt: l.starts?.getTime(),
   }),
   // valid_lifetime 0 is how Kea records a deleted lease (Memfile_LeaseMgr::deleteLease)
   kea: (l: KeaLease): Entry => ({
@@ -61,6 +64,8 @@ const TO_ENTRY = {
     hostname: l.hostname,
     expires: l.expire,
     assigned: l.state === KEA_STATE.DEFAULT && l.validLifetime !== 0,
+    // Kea's cltt (the last time the client was heard) is expire - valid_lifetime
+    startedAt: l.expire instanceof Date && l.validLifetime !== KEA_INFINITE_LIFETIME ? l.expire.getTime() - l.validLifetime * 1000 : undefined,
   }),
 };
 
@@ -76,7 +81,8 @@ function toEntries(parsed: ParsedLeases): Entry[] {
  *   future or `never`; for Kea, state 0, valid_lifetime not 0 (deleted) and expire in the future
  *   (or infinite lifetime);
  * - only addresses inside the allowed CIDRs, and no ignored MAC;
- * - a MAC holding several of those addresses keeps the one written last. An entry the server no
+ * - a MAC holding several of those addresses keeps the one begun last (ISC `starts`, Kea's
+ *   expire - valid_lifetime), the one written last where a record does not tell. An entry the server no
  *   longer holds (freed, expired, reclaimed) for another address does not take the MAC's lease
  *   away: both servers leave the hardware address on such entries, and dhcpd's rewrite of the
  *   file puts them after active ones.
@@ -93,10 +99,15 @@ export function activeLeases(parsed: ParsedLeases, options: ActiveLeaseOptions):
   const heldNow = (e: Entry, i: number): e is Entry & { mac: string } =>
     lastByIp.get(e.ipNum) === i && e.mac !== undefined && e.assigned && e.expires !== undefined && (e.expires === 'never' || e.expires.getTime() > now);
 
-  // the last held entry of each MAC, among the allowed addresses
+  // the newest held entry of each MAC, among the allowed addresses: the one begun last where both
+  // records tell (a rewritten file lists pools in configuration order, a Kea cleanup file by
+  // address), else the one written last
   const byMac = new Map<string, Entry & { mac: string }>();
   entries.forEach((e, i) => {
-    if (heldNow(e, i) && !ignore.has(e.mac) && cidrs.some((c) => cidrContains(c, e.ipNum))) byMac.set(e.mac, e);
+    if (!heldNow(e, i) || ignore.has(e.mac) || !cidrs.some((c) => cidrContains(c, e.ipNum))) return;
+    const before = byMac.get(e.mac);
+    const older = before?.startedAt !== undefined && e.startedAt !== undefined && e.startedAt < before.startedAt;
+    if (!older) byMac.set(e.mac, e);
   });
   const held = [...byMac.values()].sort((a, b) => a.ipNum - b.ipNum);
 

@@ -80,6 +80,23 @@ describe('activeLeases', () => {
     expect(pairs(k)).toEqual(['10.0.0.2 00:00:00:00:00:01']);
   });
 
+  it('where the records tell when each lease began, the MAC keeps the one begun last, wherever it stands in the file', () => {
+    // dhcpd's rewrite lists pools in configuration order: the BMC's new lease in the first pool, its old one (still active) after it
+    const rewritten = iscFile(
+      isc('10.0.1.5', '00:00:00:00:00:01', { starts: new Date('2025-12-31T23:00:00Z') }),
+      isc('10.0.0.5', '00:00:00:00:00:01', { starts: new Date('2025-12-31T10:00:00Z') }),
+    );
+    expect(pairs(rewritten)).toEqual(['10.0.1.5 00:00:00:00:00:01']);
+    // Kea's cleanup file is in address order; the client was last heard at expire - valid_lifetime
+    const cleaned = keaFile(
+      kea('10.0.0.5', '00:00:00:00:00:01', { expire: new Date('2026-01-02T00:00:00Z'), validLifetime: 3600 }),
+      kea('10.0.1.5', '00:00:00:00:00:01', { expire: new Date('2026-01-01T12:00:00Z'), validLifetime: 3600 }),
+    );
+    expect(pairs(cleaned)).toEqual(['10.0.0.5 00:00:00:00:00:01']);
+    // one record without a start: file order decides
+    expect(pairs(iscFile(isc('10.0.1.5', '00:00:00:00:00:01', { starts: LATER }), isc('10.0.0.5', '00:00:00:00:00:01')))).toEqual(['10.0.0.5 00:00:00:00:00:01']);
+  });
+
   it('a later inactive entry for the same address ends its lease', () => {
     expect(pairs(iscFile(isc('10.0.0.1', '00:00:00:00:00:01'), isc('10.0.0.1', '00:00:00:00:00:01', { bindingState: 'free' })))).toEqual([]);
     expect(pairs(keaFile(kea('10.0.0.1', '00:00:00:00:00:01'), kea('10.0.0.1', '00:00:00:00:00:01', { validLifetime: 0 })))).toEqual([]);
