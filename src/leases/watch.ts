@@ -38,6 +38,8 @@ export interface WatchLeasesOptions extends ReadLeasesOptions {
   now?: () => Date;
   /** quiet time after the last change event before the file is read; default 200 */
   debounceMs?: number;
+  /** the longest a change waits for its read while changes keep coming (a busy server appending every few ms); default 2000 */
+  maxWaitMs?: number;
   /** stat interval of the fallback poll, which also re-evaluates expiry; default 2000 */
   pollMs?: number;
   /** watch the directory with fs.watch besides polling; default true (false for file systems without inotify) */
@@ -175,6 +177,7 @@ const errorSignature = (err: unknown): string => `error:${(err as NodeJS.ErrnoEx
 /** Watches `path`; options are checked here (BmcError INVALID_ARGUMENT), never later. */
 export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWatcher {
   const debounceMs = checkMs('debounceMs', options.debounceMs, 200, 0);
+  const maxWaitMs = checkMs('maxWaitMs', options.maxWaitMs, 2000, 0);
   const pollMs = checkMs('pollMs', options.pollMs, 2000, 10);
   const format = options.format ?? 'auto';
   const now = options.now ?? (() => new Date());
@@ -256,10 +259,21 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
     }
   };
 
+  /** when the first change not yet read came */
+  let pendingSince: number | undefined;
   const schedule = (): void => {
     if (closed) return;
+    const at = Date.now();
+    pendingSince ??= at;
     clearTimeout(debounceTimer);
-    debounceTimer = setTimeout(() => void load(), debounceMs);
+    // a quiet gap of debounceMs, but no later than maxWaitMs after the first change
+    debounceTimer = setTimeout(
+      () => {
+        pendingSince = undefined;
+        void load();
+      },
+      Math.min(debounceMs, Math.max(0, pendingSince + maxWaitMs - at)),
+    );
     debounceTimer.unref();
   };
 

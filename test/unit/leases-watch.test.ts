@@ -175,6 +175,26 @@ describe('watchLeases', () => {
     expect(views[1]).toMatchObject({ added: [{ ip: '10.0.0.3' }], removed: [] });
   });
 
+  it('reads a file that keeps changing no later than maxWaitMs after the first change, not only once the changes stop', async () => {
+    await replaceFile(renderIscLeases([A]));
+    const { views } = start({ debounceMs: 300, maxWaitMs: 600 });
+    await until(() => views.length === 1);
+    // the stimulus: a server appending every 50 ms (each write within the quiet time of the last) until the watcher reads
+    let writes = 0;
+    const writer = setInterval(() => {
+      writes++;
+      writeFileSync(path, renderIscLeases([A, ...(writes % 2 === 1 ? [B] : [B, C])]));
+    }, 50);
+    try {
+      await until(() => views.length === 2 || writes >= 200, 15_000);
+    } finally {
+      clearInterval(writer);
+    }
+    // without the bound the burst of 10 s would hold the read back until it ends
+    expect(views).toHaveLength(2);
+    expect(writes).toBeLessThan(200);
+  });
+
   it('follows a Kea CSV with the format detected', async () => {
     const kea = (ip: string, mac: string) => ({ ip, mac, validLifetime: 3600, expire: LATER, state: 0 });
     await replaceFile(renderKeaLeases([kea('10.2.0.1', '00:00:00:00:00:01')]));
