@@ -21,6 +21,7 @@ import { grepHistory, historyCursor, renderEvent } from './capture-read.js';
 import { HISTORY_PAGE, HISTORY_SCRIPT } from './capture-page.js';
 import { CSP, SECURITY_HEADERS } from './page.js';
 import type { ViewerRoutes } from './viewer-routes.js';
+import { requestUrl } from '../net/request-url.js';
 
 const HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' };
 const LOG_PATH = /^\/v1\/machine\/([^/]+)\/console\/log$/;
@@ -107,7 +108,7 @@ export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
     owns: (path) => path === GREP_PATH || path === SCRIPT_PATH || LOG_PATH.test(path) || PAGE_PATH.test(path),
     handle(req, res, viewer) {
       if (req.method !== 'GET') return void res.writeHead(405, { allow: 'GET', ...HEADERS }).end();
-      const url = new URL(req.url ?? '/', 'https://console.invalid');
+      const url = requestUrl(req.url);
       if (url.pathname === SCRIPT_PATH) return void res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'content-length': SCRIPT.length, ...SECURITY_HEADERS }).end(SCRIPT);
       if (PAGE_PATH.test(url.pathname)) return void res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': PAGE.length, 'content-security-policy': CSP, ...SECURITY_HEADERS }).end(PAGE);
       const since = sinceOf(url);

@@ -16,6 +16,7 @@ import { mayOpen, type AuthzRule, type Principal } from './access.js';
 import type { Throttle } from './limits.js';
 import { verifiedPrincipal } from './tls.js';
 import type { CookieSessions } from './token-cookie.js';
+import { requestUrl } from '../net/request-url.js';
 
 export type Refusal = 'origin' | 'unauthenticated' | 'forbidden' | 'throttled';
 
@@ -104,7 +105,7 @@ export function createHttpAuth(options: HttpAuthOptions): HttpAuth {
     },
     exchangeToken(req) {
       if (!tokenMode) return undefined;
-      const presented = new URL(req.url ?? '/', 'https://console.invalid').searchParams.get('token');
+      const presented = requestUrl(req.url).searchParams.get('token');
       if (presented === null) return undefined;
       const outcome = checkToken(req, presented);
       if (!outcome.ok) return outcome;

@@ -15,6 +15,7 @@ import { validMachineId } from './access.js';
 import type { HttpAuth, Refusal } from './http-auth.js';
 import { CONSOLE_SCRIPT } from './page-script.js';
 import { xtermAssets } from './xterm-assets.js';
+import { requestUrl } from '../net/request-url.js';
 
 interface Asset {
   body: Buffer;
@@ -88,7 +89,7 @@ export type OnRefused = (req: IncomingMessage, reason: Refusal, message: string)
 export function createPageRoutes(auth: HttpAuth, onRefused: OnRefused): (req: IncomingMessage, res: ServerResponse) => boolean {
   const assets = loadAssets();
   return (req, res) => {
-    const path = new URL(req.url ?? '/', 'https://console.invalid').pathname;
+    const path = requestUrl(req.url).pathname;
     if (!path.startsWith('/console/')) return false;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', ...SECURITY_HEADERS }).end();

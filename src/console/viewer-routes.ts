@@ -9,6 +9,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { mayOpen, type AuthzRule } from './access.js';
 import type { HttpAuth, Refusal } from './http-auth.js';
+import { requestUrl } from '../net/request-url.js';
 
 export interface Viewer {
   subject: string;
@@ -25,7 +26,7 @@ const HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosnif
 
 export function guardViewerRoutes(routes: ViewerRoutes, auth: HttpAuth, rules: readonly AuthzRule[], onRefused: (req: IncomingMessage, reason: Refusal, message: string) => void): (req: IncomingMessage, res: ServerResponse) => boolean {
   return (req, res) => {
-    const path = new URL(req.url ?? '/', 'https://console.invalid').pathname;
+    const path = requestUrl(req.url).pathname;
     if (!routes.owns(path)) return false;
     const exchange = req.method === 'GET' ? auth.exchangeToken(req) : undefined;
     if (exchange && 'setCookie' in exchange) {
@@ -53,7 +54,7 @@ export function combineViewerRoutes(...all: ReadonlyArray<ViewerRoutes | undefin
   return {
     owns: (path) => ownerOf(path) !== undefined,
     handle(req, res, viewer) {
-      const path = new URL(req.url ?? '/', 'https://console.invalid').pathname;
+      const path = requestUrl(req.url).pathname;
       ownerOf(path)?.handle(req, res, viewer);
     },
   };

@@ -52,6 +52,7 @@ import { secureContextOptions, serverTlsOptions, verifiedSubject, type ConsoleTl
 import { createCookieSessions } from './token-cookie.js';
 import type { ClientIdentity, ClientPort, ConsoleHandle } from './types.js';
 import { guardViewerRoutes, type ViewerRoutes } from './viewer-routes.js';
+import { requestUrl } from '../net/request-url.js';
 
 export interface WsConsoleServerOptions {
   tls: ConsoleTls;
@@ -203,7 +204,7 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
 
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     socket.on('error', () => undefined);
-    const path = new URL(req.url ?? '/', 'https://console.invalid').pathname;
+    const path = requestUrl(req.url).pathname;
     const m = PATH.exec(path);
     let machineId = '';
     try {

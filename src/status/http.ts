@@ -11,6 +11,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StatusStore, StatusView } from './store.js';
+import { requestUrl } from '../net/request-url.js';
 
 export interface StatusHttpOptions {
   /** how often an event stream looks for changes, default 1 s */
@@ -19,6 +20,8 @@ export interface StatusHttpOptions {
   maxStreams?: number;
   /** longest reuse of a serialised document with no change in the store, default 1 s (its lease ages are in seconds) */
   cacheMs?: number;
+  /** an event stream whose client has not read what it was sent for this long is closed (its slot freed), default 60 s */
+  stallMs?: number;
 }
 
 export interface StatusHttp {
@@ -35,6 +38,7 @@ export function createStatusHttp(store: Pick<StatusStore, 'document' | 'revision
   const pollMs = o.pollMs ?? 1000;
   const maxStreams = o.maxStreams ?? 64;
   const cacheMs = o.cacheMs ?? 1000;
+  const stallMs = o.stallMs ?? 60_000;
   const streams = new Set<ServerResponse>();
   let cached: { revision: string; at: number; body: Buffer } | undefined;
 
@@ -58,7 +62,17 @@ export function createStatusHttp(store: Pick<StatusStore, 'document' | 'revision
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive', ...HEADERS });
     let last = '';
     let quiet = 0;
+    /** since when the client has not read what it was sent */
+    let blockedSince: number | undefined;
     const push = () => {
+      // a client that does not read gets nothing more until it has (then the newest document):
+      // each document is the whole status, ~600 KB at 1,000 BMCs, and would pile up in memory
+      if (res.writableNeedDrain) {
+        blockedSince ??= Date.now();
+        if (Date.now() - blockedSince >= stallMs) res.destroy();
+        return;
+      }
+      blockedSince = undefined;
       const rev = store.revision();
       if (rev === last) {
         quiet += pollMs;
@@ -84,7 +98,7 @@ export function createStatusHttp(store: Pick<StatusStore, 'document' | 'revision
 
   return {
     handle(req, res, view) {
-      const path = new URL(req.url ?? '/', 'http://status.invalid').pathname;
+      const path = requestUrl(req.url).pathname;
       if (path !== '/v1/status' && path !== '/v1/status/events') return false;
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.writeHead(405, { allow: 'GET, HEAD', ...HEADERS }).end();

@@ -13,6 +13,7 @@ import { CSP, SECURITY_HEADERS } from '../console/page.js';
 import type { ViewerRoutes } from '../console/viewer-routes.js';
 import type { StatusHttp } from './http.js';
 import { STATUS_SCRIPT } from './page-script.js';
+import { requestUrl } from '../net/request-url.js';
 
 export const STATUS_PAGE = `<!doctype html>
 <html lang="en">
@@ -91,7 +92,7 @@ export function statusViewerRoutes(http: StatusHttp): ViewerRoutes {
   return {
     owns: (path) => path === '/status' || path === '/status/assets/status.js' || path === '/v1/status' || path === '/v1/status/events',
     handle(req, res, viewer) {
-      const path = new URL(req.url ?? '/', 'https://console.invalid').pathname;
+      const path = requestUrl(req.url).pathname;
       if (path === '/v1/status' || path === '/v1/status/events') {
         // a BMC not read yet has no machine id: shown to those who may open every machine
         http.handle(req, res, { mayView: (uuid) => viewer.mayOpen(uuid ?? '') });

@@ -1,7 +1,11 @@
 /** GET /v1/status serialises the whole document once per store revision: the same body while nothing changed, a new one after a change. */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { connect, type AddressInfo } from 'node:net';
+import { Registry } from 'prom-client';
+import fc from 'fast-check';
+import { requestUrl } from '../../src/net/request-url.js';
+import { startOpsServer } from '../../src/ops/http.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Lease } from '../../src/leases/types.js';
 import { createStatusHttp } from '../../src/status/http.js';
 import { createStatusStore } from '../../src/status/store.js';
@@ -52,5 +56,77 @@ describe('GET /v1/status', () => {
     while (Date.now() - t < 2); // past cacheMs
     expect(await s.get()).not.toBe(first);
     expect(s.built()).toBe(2);
+  });
+});
+
+/** Sends `request` on a connection of its own and resolves with the first line of the answer (or 'closed' when none came). */
+function raw(port: number, request: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => socket.end(request));
+    let text = '';
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(text.split('\r\n')[0] || 'closed'));
+  });
+}
+
+describe('request targets the URL parser refuses', () => {
+  it('GET ///, //[ and //a:b@ on the operations listener get an answer, and the process keeps serving (one such request ended it)', async () => {
+    const store = createStatusStore({ partition: 'p', graceMs: 60_000 });
+    const http = createStatusHttp(store);
+    const ops = await startOpsServer({ host: '127.0.0.1', port: 0, registry: new Registry(), readiness: {}, routes: (req, res) => http.handle(req, res) });
+    try {
+      for (const target of ['///', '//[', '//a:b@', '//x/v1/status', '/v1/status?%']) {
+        expect(await raw(ops.port, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)).toMatch(/^HTTP\/1\.1 (404|200)/);
+      }
+      expect(await raw(ops.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toBe('HTTP/1.1 200 OK');
+    } finally {
+      await ops.close();
+    }
+  });
+
+  it('requestUrl reads any target as a path of its own origin, never throwing', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.string().map((t) => `//${t}`), fc.webUrl()), (target) => {
+        const url = requestUrl(target);
+        expect(url.origin).toBe('http://request.invalid');
+        expect(url.pathname.startsWith('/')).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+    expect(requestUrl('//x/v1/status').pathname).toBe('//x/v1/status');
+    expect(requestUrl('/v1/status?since=1').searchParams.get('since')).toBe('1');
+  });
+});
+
+describe('GET /v1/status/events', () => {
+  it('a client that reads nothing is sent nothing more once its buffers are full, and its stream is closed after stallMs', async () => {
+    const store = createStatusStore({ partition: 'p', graceMs: 60_000 });
+    let built = 0;
+    const counted = { ...store, document: (...a: Parameters<typeof store.document>) => (built++, store.document(...a)) };
+    const http = createStatusHttp(counted, { pollMs: 10, cacheMs: 0, stallMs: 500 });
+    const server = createServer((req, res) => {
+      if (!http.handle(req, res)) res.writeHead(404).end();
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    // ~3,000 BMCs: each document several hundred KB, a new one every poll
+    const leases = Array.from({ length: 3000 }, (_, i) => ({ ip: `10.${(i >> 8) & 255}.${i & 255}.1`, mac: `aa:bb:cc:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, expires: 'never' as const }));
+    let n = 0;
+    const churn = setInterval(() => store.leases(leases.slice(0, 2000 + (n++ % 1000))), 10);
+    const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    client.pause(); // never reads (so it cannot see the close either: the server's side tells)
+    client.on('error', () => undefined);
+    client.write('GET /v1/status/events HTTP/1.1\r\nHost: x\r\n\r\n');
+    const connections = () => new Promise<number>((resolve, reject) => server.getConnections((err, count) => (err ? reject(err) : resolve(count))));
+    try {
+      await vi.waitFor(async () => expect(await connections()).toBe(1), { timeout: 5000 });
+      await vi.waitFor(async () => expect(await connections()).toBe(0), { timeout: 10_000, interval: 50 });
+    } finally {
+      clearInterval(churn);
+      client.destroy();
+    }
+    // without the stop the document was built and queued for the client at every poll until memory ran out
+    expect(built).toBeLessThan(40);
   });
 });
