@@ -7,25 +7,38 @@ import { BmcError } from '../errors.js';
 import { arr, obj, str, strArray } from './json.js';
 
 const MAX_MESSAGE_CHARS = 600;
+/**
+ * What of a BMC's message list goes into an error: its first entries, each cut short. A BMC's
+ * answer may hold a hundred thousand of them (2 MiB); real ones carry one to a few.
+ */
+const MAX_MESSAGES = 16;
+const MAX_MESSAGE_PART_CHARS = 300;
 
-/** `error.message` plus every `error["@Message.ExtendedInfo"][].Message` of a Redfish error body. */
+/** Distinct, trimmed, non-empty texts, at most MAX_MESSAGES of them, each at most MAX_MESSAGE_PART_CHARS long. */
+function boundedTexts(texts: Iterable<string | undefined>): string[] {
+  const parts = new Set<string>();
+  for (const t of texts) {
+    if (parts.size >= MAX_MESSAGES) break;
+    const m = t?.trim();
+    if (m !== undefined && m !== '') parts.add(m.length > MAX_MESSAGE_PART_CHARS ? `${m.slice(0, MAX_MESSAGE_PART_CHARS)}…` : m);
+  }
+  return [...parts];
+}
+
+function* messagesOf(list: unknown[] | undefined): Generator<string | undefined> {
+  for (const m of list ?? []) yield str(m, 'Message');
+}
+
+/** `error.message` plus the first distinct `error["@Message.ExtendedInfo"][].Message` texts of a Redfish error body. */
 export function redfishErrorText(body: unknown): string | undefined {
   const error = obj(body, 'error');
-  const parts: string[] = [];
-  const main = str(error, 'message');
-  if (main !== undefined && main.trim() !== '') parts.push(main.trim());
-  for (const info of arr(error, '@Message.ExtendedInfo') ?? []) {
-    const m = str(info, 'Message');
-    if (m !== undefined && m.trim() !== '' && !parts.includes(m.trim())) parts.push(m.trim());
-  }
+  const parts = boundedTexts([str(error, 'message'), ...messagesOf((arr(error, '@Message.ExtendedInfo') ?? []).slice(0, MAX_MESSAGES * 4))]);
   return parts.length === 0 ? undefined : parts.join('; ');
 }
 
-/** Messages of a Task or of a Redfish message array (`Messages[].Message`). */
+/** The first distinct messages of a Task or of a Redfish message array (`Messages[].Message`). */
 export function messagesText(resource: unknown): string | undefined {
-  const parts = (arr(resource, 'Messages') ?? [])
-    .map((m) => str(m, 'Message'))
-    .filter((m): m is string => m !== undefined && m.trim() !== '');
+  const parts = boundedTexts(messagesOf(arr(resource, 'Messages')));
   return parts.length === 0 ? undefined : parts.join('; ');
 }
 
@@ -55,10 +68,10 @@ export function redfishMessages(body: unknown, secrets: Iterable<string> = []): 
 /** The `@Message.ExtendedInfo` entries of one object of an answer (`error`, Supermicro's `Accepted`), secrets scrubbed. */
 export function extendedInfoOf(container: unknown, secrets: Iterable<string> = []): RedfishMessage[] {
   const hidden = [...secrets];
-  return (arr(container, '@Message.ExtendedInfo') ?? []).map((info) => ({
+  return (arr(container, '@Message.ExtendedInfo') ?? []).slice(0, MAX_MESSAGES).map((info) => ({
     messageId: str(info, 'MessageId') ?? '',
     message: scrub(str(info, 'Message') ?? '', hidden),
-    args: (arr(info, 'MessageArgs') ?? []).map((a) => scrub(String(a), hidden)),
+    args: (arr(info, 'MessageArgs') ?? []).slice(0, MAX_MESSAGES).map((a) => scrub(String(a), hidden)),
     related: strArray(info, 'RelatedProperties') ?? [],
   }));
 }

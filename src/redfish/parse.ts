@@ -324,14 +324,32 @@ export function parseActionInfoAllowable(json: unknown, parameter: string): stri
   return strArray(p, 'AllowableValues');
 }
 
+/** DSP0268 Task.TaskState: another value (or a megabyte of text) is no state the task can be followed by */
+const TASK_STATES: ReadonlySet<string> = new Set(['New', 'Starting', 'Running', 'Suspended', 'Interrupted', 'Pending', 'Stopping', 'Completed', 'Killed', 'Exception', 'Service', 'Cancelling', 'Cancelled']);
+/** what a task's messages may put into a job's progress and error (they are published and kept): its last few, each cut short */
+const MAX_TASK_MESSAGES = 8;
+const MAX_TASK_MESSAGE_CHARS = 512;
+const MAX_TASK_MESSAGE_IDS = 32;
+
+const cut = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max)}…` : text);
+
 export function parseTask(json: unknown): TaskInfo {
   const list = arr(json, 'Messages') ?? [];
-  const messages = list.map((m) => str(m, 'Message')).filter((m): m is string => m !== undefined && m !== '');
-  const messageIds = list.map((m) => str(m, 'MessageId')).filter((m): m is string => m !== undefined && m !== '');
+  const messages = list
+    .map((m) => str(m, 'Message'))
+    .filter((m): m is string => m !== undefined && m !== '')
+    .slice(-MAX_TASK_MESSAGES)
+    .map((m) => cut(m, MAX_TASK_MESSAGE_CHARS));
+  const messageIds = list
+    .map((m) => str(m, 'MessageId'))
+    .filter((m): m is string => m !== undefined && m !== '' && m.length <= 256)
+    .slice(-MAX_TASK_MESSAGE_IDS);
+  const state = str(json, 'TaskState');
+  const status = str(json, 'TaskStatus');
   return compact({
     path: odataId(json),
-    state: str(json, 'TaskState'),
-    status: str(json, 'TaskStatus'),
+    state: state !== undefined && TASK_STATES.has(state) ? state : undefined,
+    status: status !== undefined && status.length <= 32 ? status : undefined,
     percent: num(json, 'PercentComplete'),
     messages: messages.length === 0 ? undefined : messages,
     messageIds: messageIds.length === 0 ? undefined : messageIds,
