@@ -9,6 +9,7 @@ import { checkMs, deadline, sleep } from '../deadline.js';
 import { extendedInfoOf } from './http-errors.js';
 import { obj, odataId } from './json.js';
 import { isTask, parseTask, type TaskInfo } from './parse.js';
+import { isRedfishPath } from './wire.js';
 import type { RedfishClient, RedfishReply } from './session.js';
 
 export interface TaskProgress {
@@ -61,9 +62,27 @@ export function taskPathInMessages(body: unknown): string | undefined {
   return args.find((a) => a.startsWith(TASKS_PREFIX) && a.length > TASKS_PREFIX.length);
 }
 
+/**
+ * A task location as this BMC's own path: an absolute URL (a BMC that names its own host name, or
+ * `http://` behind its TLS proxy) gives only its path, when that is a Redfish path, as the session's
+ * Location does (wire.ts sessionLocation); nothing is ever asked of another host. Anything else is
+ * left as it is, for the transport to refuse.
+ */
+function ownTaskPath(location: string): string {
+  if (location.startsWith('/')) return location;
+  try {
+    const url = new URL(location);
+    if ((url.protocol === 'https:' || url.protocol === 'http:') && isRedfishPath(url.pathname)) return url.pathname + url.search;
+  } catch {
+    // not a URL
+  }
+  return location;
+}
+
 /** The task to follow after an action's answer: its Location header, else the Task in the body, else a task its messages name. */
 export function taskLocation(reply: RedfishReply): string | undefined {
-  return reply.headers.location ?? (isTask(reply.body) ? odataId(reply.body) : undefined) ?? taskPathInMessages(reply.body);
+  const found = reply.headers.location ?? (isTask(reply.body) ? odataId(reply.body) : undefined) ?? taskPathInMessages(reply.body);
+  return found === undefined ? undefined : ownTaskPath(found.trim());
 }
 
 /** An answer worth waiting out: a timeout, a closed connection, a 5xx (a BMC restarting). */

@@ -83,7 +83,7 @@ export function parseRetryAfter(value: string | undefined, nowMs: number): numbe
 export type SessionLocation = { path: string; via: 'same-origin' | 'path-of-foreign-url' | 'odata-id' } | undefined;
 
 /** True for `/redfish/v1/...` paths: where a session can live. */
-function isRedfishPath(path: string): boolean {
+export function isRedfishPath(path: string): boolean {
   return path.startsWith('/redfish/v1/') && !path.includes('..');
 }
 

@@ -74,6 +74,8 @@ export interface MockupServerOptions {
   taskOutcome?: 'Completed' | 'Exception';
   /** Answer updates with a task monitor (202 while running, 204 at the end) instead of the task. */
   taskMonitor?: boolean;
+  /** The task's Location as an absolute URL of this origin (the BMC names itself): its scheme and host as given here, e.g. `http://bmc-r01.example`. */
+  taskLocationOrigin?: string;
   /** The status for a request whose X-Auth-Token names no session (expired, deleted). Default 401; some BMCs answer 403. */
   unknownSessionStatus?: 401 | 403;
 }
@@ -246,7 +248,8 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
     const monitor = `/redfish/v1/TaskService/TaskMonitors/upd${taskSeq}`;
     tasks.set(path, { gets: 0, path });
     tasks.set(monitor, { gets: 0, path });
-    send(res, 202, options.taskMonitor === true ? undefined : task, { location: options.taskMonitor === true ? monitor : path });
+    const location = options.taskMonitor === true ? monitor : path;
+    send(res, 202, options.taskMonitor === true ? undefined : task, { location: `${options.taskLocationOrigin ?? ''}${location}` });
   }
 
   function advanceTask(path: string, res: ServerResponse): boolean {

@@ -70,6 +70,14 @@ describe('simpleUpdate and tasks', () => {
     ]);
   });
 
+  it.each(['https://bmc-r01-01.example', 'http://bmc-r01-01.example:80'])('a task Location %s/... (the BMC by another name, or http:// behind its TLS) is followed by its path on this BMC only', async (origin) => {
+    const { server, client } = await setup({ taskSteps: 1, taskLocationOrigin: origin });
+    const result = await simpleUpdate(client, 'http://images.example/bios.bin', { pollMs: 20 });
+    expect(result.taskUri).toBe('/redfish/v1/TaskService/Tasks/upd1');
+    expect(result.task?.state).toBe('Completed');
+    expect(server.requests.filter((r) => r.path === '/redfish/v1/TaskService/Tasks/upd1').length).toBeGreaterThan(0);
+  });
+
   it('a task ending in Exception rejects with its messages', async () => {
     const { client } = await setup({ taskOutcome: 'Exception', taskSteps: 1 });
     const err = simpleUpdate(client, 'http://images.example/bmc.bin', { pollMs: 20 });
