@@ -109,6 +109,24 @@ function str(value: unknown): string {
   return typeof value === 'string' ? value : '';
 }
 
+/** The most of an answer metal-api's client reads: its answers are lists of machine ids (~80 KB for 1,000 machines). */
+export const MAX_ANSWER_BYTES = 16 * 2 ** 20;
+
+/** The body as text, refused (PROTOCOL, not retried) past MAX_ANSWER_BYTES: a broken proxy, or someone on a plain-http path, must not fill the heap. */
+async function boundedText(body: Dispatcher.ResponseData['body'], label: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_ANSWER_BYTES) {
+      body.destroy();
+      throw new BmcError('PROTOCOL', `${label}: the answer is larger than ${MAX_ANSWER_BYTES} bytes; not read`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 export function createMetalApiClient(options: MetalApiClientOptions): MetalApiClient {
   if (options === null || typeof options !== 'object') throw invalid('options', 'must be an object');
   const { base, display } = normaliseBaseUrl(options.baseUrl);
@@ -144,7 +162,7 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
         const headers: Record<string, string> = { ...signHeaders(hmacKey, method), accept: 'application/json', 'user-agent': userAgent };
         if (payload !== undefined) headers['content-type'] = 'application/json';
         const res = await request(`${base}${path}`, { method, headers, body: payload, signal, dispatcher });
-        const text = await res.body.text();
+        const text = await boundedText(res.body, label);
         if (res.statusCode >= 200 && res.statusCode < 300) {
           try {
             return text === '' ? null : (JSON.parse(text) as unknown);

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BmcError } from '../../src/errors.js';
-import { createMetalApiClient, type MetalApiClientOptions } from '../../src/metalapi/client.js';
+import { createMetalApiClient, MAX_ANSWER_BYTES, type MetalApiClientOptions } from '../../src/metalapi/client.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
 import type { MachineIpmiReports } from '../../src/metalapi/types.js';
 import { toIpmiReport } from '../../src/report/body.js';
@@ -249,6 +249,39 @@ describe('deadlines and cancellation', () => {
     expect(err.code).toBe('CLOSED');
     expect(err.message).toMatch(/gave up after 3 attempts/);
     expectNoSecret(err, KEY);
+  });
+});
+
+describe('answers beyond any metal-api answer', () => {
+  it('an endless answer is read up to MAX_ANSWER_BYTES, then refused as PROTOCOL and not retried', async () => {
+    let requests = 0;
+    let sent = 0;
+    const server = createHttpServer((_req, res) => {
+      requests++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(1 << 20, 0x20);
+      const more = (): void => {
+        while (!res.destroyed && sent < 64 * MAX_ANSWER_BYTES) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      res.on('error', () => undefined);
+      more();
+    });
+    const url = await listen(server);
+    try {
+      const c = createMetalApiClient({ baseUrl: url, hmacKey: KEY, retries: 2, backoffMs: 1 });
+      const err = await caught(c.ipmiReport(body()));
+      expect(err.code).toBe('PROTOCOL');
+      expect(err.message).toMatch(new RegExp(`the answer is larger than ${MAX_ANSWER_BYTES} bytes; not read`));
+      expect(requests).toBe(1);
+      // the client stopped reading: far less than the whole answer went out
+      expect(sent).toBeLessThan(8 * MAX_ANSWER_BYTES);
+    } finally {
+      server.closeAllConnections();
+    }
   });
 });
 
