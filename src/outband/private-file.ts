@@ -3,14 +3,34 @@
  * file beside it, then renamed over it, so a reader (or a crash) never sees half of it; and
  * written once per burst of changes (`burstWriter`), never on the event loop's hot path.
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
+/**
+ * Writes `text` to `file` (mode 0600) through a temporary file that is synced before it is renamed
+ * over the file, and the folder synced after: a power loss leaves the old file or the new one,
+ * never an empty or partial one (the rename alone may reach the disk before the data).
+ */
 export async function writePrivateFile(file: string, text: string): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
-  await mkdir(dirname(file), { recursive: true });
-  await writeFile(tmp, text, { mode: 0o600 });
+  const folder = dirname(file);
+  await mkdir(folder, { recursive: true });
+  const handle = await open(tmp, 'w', 0o600);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
   await rename(tmp, file);
+  const dir = await open(folder, 'r').catch(() => undefined);
+  try {
+    await dir?.sync();
+  } catch {
+    // some file systems cannot sync a folder; the data itself is on disk
+  } finally {
+    await dir?.close();
+  }
 }
 
 export interface BurstWriter {

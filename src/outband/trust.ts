@@ -15,7 +15,7 @@
  * most `maxEntries` records (least recently seen go first) and is re-read when another process
  * (the CLI) changed it.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, renameSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { BmcError, isBmcError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -123,13 +123,30 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
     if (m === 0) {
       records = new Map();
     } else {
+      let text: string;
       try {
-        const parsed = JSON.parse(readFileSync(o.file, 'utf8')) as Partial<StateFile>;
+        text = readFileSync(o.file, 'utf8');
+      } catch (err) {
+        o.logger?.error({ err: (err as Error).message, file: o.file }, 'cannot read the BMC trust file; keeping what is in memory');
+        return;
+      }
+      try {
+        const parsed = JSON.parse(text) as Partial<StateFile>;
         const next = new Map<string, TrustRecord>();
         for (const [k, v] of Object.entries(parsed.bmcs ?? {})) if (validRecord(v)) next.set(k, v);
         records = next;
       } catch (err) {
-        o.logger?.error({ err: (err as Error).message, file: o.file }, 'cannot read the BMC trust file; keeping what is in memory');
+        // kept aside for the operator: the next write would otherwise replace every record it holds
+        const aside = `${o.file}.unreadable-${Date.now()}`;
+        let moved = false;
+        try {
+          renameSync(o.file, aside);
+          moved = true;
+          loadedMtime = 0;
+        } catch {
+          // left where it is; read again when it changes
+        }
+        o.logger?.error({ err: (err as Error).message, file: o.file, ...(moved ? { keptAs: aside } : {}) }, 'cannot read the BMC trust file; it is kept aside, and BMCs it recorded are met as on first contact (proven over IPMI where they have it) until it is put back');
         return;
       }
     }

@@ -104,6 +104,22 @@ describe('BMC trust store', () => {
     expect(Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { bmcs: object }).bmcs).sort()).toEqual(['ip:x', 'ip:y']);
   });
 
+  it('an unreadable file (a power loss, a bad edit) is kept aside, not written over: its records can be put back', async () => {
+    const log = captureLog();
+    const file = fileIn();
+    mkdirSync(dirname(file), { recursive: true });
+    const before = JSON.stringify({ version: 1, bmcs: { 'ip:old': { redfishSha256: fp('a'), firstSeen: '2026-01-01T00:00:00Z', lastSeen: '2026-01-01T00:00:00Z' } } });
+    writeFileSync(file, before.slice(0, -7)); // cut short
+    const store = openTrustStore({ file, logger: log.logger });
+    expect(store.get('ip:old')).toBeUndefined();
+    store.update('ip:new', { redfishSha256: fp('b') });
+    await store.close();
+    const [line] = log.find(/^cannot read the BMC trust file; it is kept aside/);
+    expect(line).toMatchObject({ level: 50, file, keptAs: expect.stringMatching(/\.unreadable-\d+$/) });
+    expect(readFileSync(line!.keptAs as string, 'utf8')).toBe(before.slice(0, -7));
+    expect(Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { bmcs: object }).bmcs)).toEqual(['ip:new']);
+  });
+
   it('a damaged file is logged and never fatal; records with malformed fingerprints are ignored (property)', async () => {
     const log = captureLog();
     await fc.assert(
