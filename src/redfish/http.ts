@@ -62,6 +62,8 @@ export interface HttpRequest {
   signal?: AbortSignal;
   /** Overrides the transport's deadline for this request (uploads). */
   timeoutMs?: number;
+  /** a 2xx answer whose body is not JSON gives `body: undefined` instead of DECODE: its headers are what counts (a login's token and Location) */
+  bodyOptional?: boolean;
 }
 
 export interface HttpResponse {
@@ -296,7 +298,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
         const decoded = decodeJsonBody(res.body.toString('utf8'));
         const body = decoded.ok ? decoded.value : undefined;
         if (status >= 400) throw httpError(req.method, path, status, body, secrets);
-        if (!decoded.ok) throw new BmcError('DECODE', `${what}: malformed JSON in the response for ${path}`);
+        if (!decoded.ok && req.bodyOptional !== true) throw new BmcError('DECODE', `${what}: malformed JSON in the response for ${path}`);
         return { status, headers: resHeaders, body };
       }
     } catch (err) {

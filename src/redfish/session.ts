@@ -125,6 +125,8 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
       method: 'POST',
       path: SESSIONS_PATH,
       json: { UserName: options.user, Password: options.password },
+      // a session the BMC made is ours to delete, whatever the body it wrote beside its token
+      bodyOptional: true,
       signal,
     });
     // header names arrive lower-cased, whatever letter case the BMC used (X-Auth-Token, x-auth-token, X-AUTH-TOKEN)

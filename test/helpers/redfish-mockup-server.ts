@@ -76,6 +76,8 @@ export interface MockupServerOptions {
   taskMonitor?: boolean;
   /** The task's Location as an absolute URL of this origin (the BMC names itself): its scheme and host as given here, e.g. `http://bmc-r01.example`. */
   taskLocationOrigin?: string;
+  /** A login answered 201 with its token and Location, and this body instead of the session's JSON (HTML, cut short). */
+  loginBody?: string;
   /** The status for a request whose X-Auth-Token names no session (expired, deleted). Default 401; some BMCs answer 403. */
   unknownSessionStatus?: 401 | 403;
 }
@@ -305,7 +307,7 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
       const token = randomBytes(16).toString('hex');
       sessions.set(token, id);
       const location = `${SESSIONS}/${id}`;
-      return send(res, 201, { '@odata.id': location, Id: id, UserName: user }, { 'x-auth-token': token, location });
+      return send(res, 201, options.loginBody ?? { '@odata.id': location, Id: id, UserName: user }, { 'x-auth-token': token, location });
     }
     const isRoot = path === '/redfish/v1' || path === '/redfish';
     if (!(isRoot && method === 'GET') && !authorized(req)) {

@@ -65,6 +65,16 @@ describe('authentication', () => {
     expect((await failure(client.get('/redfish/v1/Systems'))).code).toBe('CLOSED');
   });
 
+  it.each(['<html><body>Created</body></html>', '{"@odata.id": "/redfish/v1/SessionService/Sessions/'])('a login answered 201 with a token but a body that is no JSON (%s): the session is used, and deleted on close', async (loginBody) => {
+    await start({ loginBody });
+    const client = await openRedfish(opts());
+    expect(client.auth).toBe('session');
+    expect(server.sessionCount()).toBe(1);
+    expect((await client.get<{ Members: unknown[] }>('/redfish/v1/Systems')).Members).toHaveLength(1);
+    await client.close();
+    expect(server.sessionCount()).toBe(0);
+  });
+
   it('auto falls back to Basic when session login is unsupported (405)', async () => {
     await start({ sessions: false });
     await withClient({}, async (client) => {
