@@ -46,6 +46,12 @@ export interface TransportOptions extends TlsOptions {
   maxRetryAfterMs?: number;
   /** Largest response body accepted. Default 2 MiB (the largest resource metal-bmc reads is a few KiB; a BMC answering more is broken or hostile). */
   maxResponseBytes?: number;
+  /**
+   * The most all answers of this transport (one BMC read, one command) may bring together, default
+   * 16 MiB: each answer is bounded, but a read follows collections, pages and members, and keeps
+   * what it read until it ends. Real reads bring tens to hundreds of KiB.
+   */
+  maxTotalResponseBytes?: number;
   /** Called for the first connection's TCP connection made and TLS handshake completed, and every response head (whatever its status) and piece of a body the BMC sends: a sign of life of the BMC (a report read's deadline, report/loop-clock.ts). */
   onAnswer?: () => void;
 }
@@ -117,6 +123,10 @@ function flattenHeaders(headers: Record<string, string | string[] | undefined>):
   return out;
 }
 
+function overBudget(what: string, budget: ByteBudget): BmcError {
+  return new BmcError('DECODE', `${what}: the answers of this BMC read passed ${budget.total} bytes in all; nothing more is read from it`);
+}
+
 /** One answer, its body read whole (at most the transport's maxResponseBytes). */
 interface RawResponse {
   status: number;
@@ -133,7 +143,13 @@ interface RawResponse {
  * (connections.ts), one handed to a connection still being made is aborted when undici starts it,
  * and an answer on its way is cut off (its connection closed by undici).
  */
-function exchange(connections: Connections, options: Dispatcher.DispatchOptions, signal: AbortSignal, maxBytes: number, what: string, onAnswer: (() => void) | undefined): Promise<RawResponse> {
+/** What all answers of a transport may still bring (maxTotalResponseBytes less what came). */
+interface ByteBudget {
+  left: number;
+  readonly total: number;
+}
+
+function exchange(connections: Connections, options: Dispatcher.DispatchOptions, signal: AbortSignal, maxBytes: number, budget: ByteBudget, what: string, onAnswer: (() => void) | undefined): Promise<RawResponse> {
   return new Promise<RawResponse>((resolve, reject) => {
     let controller: Dispatcher.DispatchController | undefined;
     let settled = false;
@@ -168,12 +184,18 @@ function exchange(connections: Connections, options: Dispatcher.DispatchOptions,
         headers = flattenHeaders(responseHeaders);
         const declared = Number(headers['content-length']);
         if (Number.isFinite(declared) && declared > maxBytes) fail(new BmcError('DECODE', `${what}: response of ${declared} bytes is larger than ${maxBytes} bytes`));
+        else if (Number.isFinite(declared) && declared > budget.left) {
+          budget.left = -1;
+          fail(overBudget(what, budget));
+        }
       },
       onResponseData(_c, chunk) {
         onAnswer?.();
         if (settled) return;
         size += chunk.length;
+        budget.left -= chunk.length;
         if (size > maxBytes) return fail(new BmcError('DECODE', `${what}: response larger than ${maxBytes} bytes`));
+        if (budget.left < 0) return fail(overBudget(what, budget));
         chunks.push(chunk);
       },
       onResponseEnd() {
@@ -214,6 +236,8 @@ export function createTransport(options: TransportOptions): HttpTransport {
   const backoffMs = checkMs('retryBackoffMs', options.retryBackoffMs, 200, 60_000);
   const maxRetryAfterMs = checkCount('maxRetryAfterMs', options.maxRetryAfterMs, 30_000, 0, 600_000);
   const maxBytes = checkCount('maxResponseBytes', options.maxResponseBytes, 2 << 20, 1024, 1 << 30);
+  const maxTotal = checkCount('maxTotalResponseBytes', options.maxTotalResponseBytes, 16 << 20, 1024, 2 ** 40);
+  const budget: ByteBudget = { left: maxTotal, total: maxTotal };
   const origin = originOf(options.host, port);
   const openAfterMs = checkCount('openConnectionAfterMs', options.openConnectionAfterMs, 1000, 0, 600_000);
   const connect = tlsConnector(tlsPolicy(options), connectTimeoutMs, options.legacyTls === true);
@@ -240,6 +264,8 @@ export function createTransport(options: TransportOptions): HttpTransport {
     if (firstPath === undefined) throw new BmcError('INVALID_ARGUMENT', `not a path of ${origin}: ${scrub(req.path, secrets)}`);
     const what = `${req.method} ${firstPath}`;
     if (closing) throw new BmcError('CLOSED', `${what}: client closed`);
+    // a logout (DELETE of the session) still goes out: the session must not stay on the BMC
+    if (budget.left < 0 && req.method !== 'DELETE') throw overBudget(what, budget);
     const idempotent = req.method === 'GET' && req.stream === undefined;
     const headers: Record<string, string> = { accept: 'application/json', 'odata-version': '4.0', ...req.headers };
     let payload: Buffer | Readable | undefined = req.stream;
@@ -258,7 +284,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
       for (;;) {
         let res: RawResponse;
         try {
-          res = await exchange(pool, { path, method: req.method, headers, body: payload ?? null }, dl.signal, maxBytes, what, options.onAnswer);
+          res = await exchange(pool, { path, method: req.method, headers, body: payload ?? null }, dl.signal, maxBytes, budget, what, options.onAnswer);
         } catch (err) {
           if (idempotent && attempt < retries && !dl.signal.aborted && isRetryableNetworkError(err)) {
             attempt += 1;

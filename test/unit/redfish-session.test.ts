@@ -369,6 +369,19 @@ describe('transport faults', () => {
     });
   });
 
+  it.each([true, false])('answers each within the bound but many together (Content-Length declared: %s) → DECODE once the read has brought maxTotalResponseBytes', async (declareLength) => {
+    await withClient({ maxTotalResponseBytes: 1 << 20 }, async (client) => {
+      server.addFault({ path: '/redfish/v1/Systems/437XR1138R2', fault: { kind: 'huge', bytes: 300_000, declareLength } });
+      // the login and the service root came first; three more answers of 300 KB fit, the fourth does not
+      for (let i = 0; i < 3; i++) await client.get('/redfish/v1/Systems/437XR1138R2').catch((e: unknown) => expect((e as BmcError).code).toBe('DECODE'));
+      const err = await failure(client.get('/redfish/v1/Systems/437XR1138R2'));
+      expect(err.code).toBe('DECODE');
+      expect(err.message).toMatch(/the answers of this BMC read passed 1048576 bytes in all; nothing more is read from it/);
+      server.clearFaults();
+      expect((await failure(client.get('/redfish/v1/Systems'))).message).toMatch(/passed 1048576 bytes in all/);
+    });
+  });
+
   it('redirect loop → PROTOCOL after 3 redirects', async () => {
     await withClient({}, async (client) => {
       server.addFault({ path: '/redfish/v1/Chassis/1U', fault: { kind: 'redirect-loop' } });
