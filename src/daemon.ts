@@ -102,7 +102,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   const redfishCa = config.redfish.caFile ? readFileSync(config.redfish.caFile, 'utf8') : undefined;
   // certificates verified against a CA (or the system store) need no trust on first use
   const trustMetrics = usesTrustOnFirstUse(config.redfish) ? createTrustMetrics(registry) : undefined;
-  const trust: BmcTrust | undefined = trustMetrics ? createBmcTrust({ store: openTrustStore({ file: join(config.stateDir, TRUST_FILE), logger }), logger, metrics: trustMetrics, resetHint: true }) : undefined;
+  const trust: BmcTrust | undefined = trustMetrics ? createBmcTrust({ store: openTrustStore({ file: join(config.stateDir, TRUST_FILE), logger }), logger, metrics: trustMetrics, resetHint: true, requireProof: config.trust.requireProof }) : undefined;
   const lateLeases: { current?: () => readonly Lease[] } = {};
   const macOf = (ip: string) => lateLeases.current?.().find((lease) => lease.ip === ip)?.mac;
 

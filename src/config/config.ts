@@ -39,6 +39,8 @@ export interface Config {
   protocol: Protocol;
   ipmi: { port: number; user: string; password: string };
   redfish: { port: number; insecure: boolean; caFile?: string; legacyTls: boolean; requestTimeoutMs: number; secondConnectionAfterMs: number };
+  /** trust on first use: a first contact must prove itself over IPMI (METAL_BMC_TRUST_REQUIRE_PROOF) */
+  trust: { requireProof: boolean };
   mq: {
     /** as configured; may carry credentials (redactConfig hides them) */
     address: string;
@@ -361,6 +363,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       redfishSessionMaxAgeMs: duration(env, 'METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE', '1h', 0),
     },
     protocol: oneOf(env, 'METAL_BMC_PROTOCOL', ['auto', 'redfish', 'ipmi'] as const, 'auto'),
+    trust: { requireProof: bool(env, 'METAL_BMC_TRUST_REQUIRE_PROOF', false) },
     ipmi: {
       port: port(env, 'METAL_BMC_IPMI_PORT', 623),
       user: text(env, 'METAL_BMC_IPMI_USER') ?? 'ADMIN',

@@ -251,31 +251,42 @@ export interface BmcTrustGate {
 
 export interface BmcTrust {
   readonly store: TrustStore;
+  /** a first contact must prove itself over IPMI: a BMC that cannot gets no credentials (METAL_BMC_TRUST_REQUIRE_PROOF) */
+  readonly requireProof: boolean;
   forBmc(bmc: { mac?: string; ip: string }): BmcTrustGate;
 }
 
 /** Codes after which the IPMI side is taken as absent (first use trusted), not as a failed proof. */
 const NO_IPMI: ReadonlySet<string> = new Set(['TIMEOUT', 'CLOSED', 'UNSUPPORTED', 'NO_SESSION_SLOTS', 'INSECURE_REFUSED']);
 
-export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?: TrustMetrics; resetHint?: boolean }): BmcTrust {
+export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?: TrustMetrics; resetHint?: boolean; requireProof?: boolean }): BmcTrust {
   const { store, logger } = o;
+  const requireProof = o.requireProof === true;
 
-  /** First contact: the BMC proves over IPMI that it knows the password, or is trusted without proof. */
-  async function prove(ip: string, key: string, ctx: Omit<RedfishTrustContext, 'port' | 'timeoutMs'>): Promise<'ipmi' | 'none'> {
-    if (!ctx.prove) {
-      logger?.warn({ bmc: ip, trustKey: key }, 'first contact with a BMC without IPMI: it cannot prove it knows the password; trusted on first use');
-      return 'none';
+  /**
+   * A first contact without proof: trusted, or, where proof is required, refused before any
+   * credential is sent (a device that keeps its IPMI quiet, or says it has none, could be anyone).
+   */
+  function unproven(ip: string, key: string, why: string, code?: string): 'none' {
+    if (requireProof) {
+      o.metrics?.refused.inc({ check: 'ipmi-proof' });
+      logger?.error({ bmc: ip, trustKey: key, ...(code ? { code } : {}) }, `first contact with a BMC ${why}: it cannot prove it knows the password; refused (METAL_BMC_TRUST_REQUIRE_PROOF), no credentials sent`);
+      throw new BmcError('UNTRUSTED', `BMC ${ip}: first contact without proof over IPMI (${code ?? 'no IPMI'}); refused as METAL_BMC_TRUST_REQUIRE_PROOF asks, no credentials sent`);
     }
+    logger?.warn({ bmc: ip, trustKey: key, ...(code ? { code } : {}) }, `first contact with a BMC ${why}: it cannot prove it knows the password; trusted on first use`);
+    return 'none';
+  }
+
+  /** First contact: the BMC proves over IPMI that it knows the password, or is trusted without proof (unless proof is required). */
+  async function prove(ip: string, key: string, ctx: Omit<RedfishTrustContext, 'port' | 'timeoutMs'>): Promise<'ipmi' | 'none'> {
+    if (!ctx.prove) return unproven(ip, key, 'without IPMI');
     const signal = ctx.signal ? AbortSignal.any([ctx.signal, AbortSignal.timeout(ctx.proofTimeoutMs)]) : AbortSignal.timeout(ctx.proofTimeoutMs);
     try {
       await ctx.prove(signal);
       return 'ipmi';
     } catch (err) {
       if (ctx.signal?.aborted) throw err;
-      if (isBmcError(err) && (NO_IPMI.has(err.code) || (err.code === 'ABORTED' && signal.aborted))) {
-        logger?.warn({ bmc: ip, trustKey: key, code: err.code }, 'first contact with a BMC whose IPMI does not answer: it cannot prove it knows the password; trusted on first use');
-        return 'none';
-      }
+      if (isBmcError(err) && (NO_IPMI.has(err.code) || (err.code === 'ABORTED' && signal.aborted))) return unproven(ip, key, 'whose IPMI does not answer', err.code);
       o.metrics?.refused.inc({ check: 'ipmi-proof' });
       const code = isBmcError(err) ? err.code : 'UNKNOWN';
       logger?.error({ bmc: ip, trustKey: key, code }, 'BMC did not prove over IPMI that it knows the password; no credentials sent to it');
@@ -285,6 +296,7 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
 
   return {
     store,
+    requireProof,
     forBmc(bmc) {
       const key = trustKey(bmc);
       const ip = bmc.ip;

@@ -149,7 +149,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
   if (!Number.isInteger(options.workers) || options.workers < 1) throw new BmcError('INVALID_ARGUMENT', `createReportWorkerPool: workers must be an integer >= 1, got ${String(options.workers)}`);
   const log = options.logger.child({ module: 'report-workers' });
   const data: ReportWorkerData = { metalBmc: 'report-worker' };
-  const init: ToReportWorker = { type: 'init', settings: options.settings, logLevel: options.logger.level, trustOnFirstUse: options.trust !== undefined, guidMaxAgeMs: options.guidMaxAgeMs ?? 0, redfishSessionMaxAgeMs: options.redfishSessions?.maxAgeMs ?? 0 };
+  const init: ToReportWorker = { type: 'init', settings: options.settings, logLevel: options.logger.level, trustOnFirstUse: options.trust !== undefined, trustRequiresProof: options.trust?.requireProof === true, guidMaxAgeMs: options.guidMaxAgeMs ?? 0, redfishSessionMaxAgeMs: options.redfishSessions?.maxAgeMs ?? 0 };
   const entry = options.entry ?? workerEntry();
   const slots: Slot[] = [];
   let nextId = 1;

@@ -39,7 +39,7 @@ export type ToReportWorker =
    * `guidMaxAgeMs`: how long a BMC's confirmed IPMI GUID serves its reports (outband/guid-memory.ts); 0: none kept.
    * `redfishSessionMaxAgeMs`: how long a kept Redfish session serves (outband/redfish-sessions.ts); 0: none kept
    */
-  | { type: 'init'; settings: ReportConnectSettings; logLevel: string; trustOnFirstUse: boolean; guidMaxAgeMs: number; redfishSessionMaxAgeMs: number }
+  | { type: 'init'; settings: ReportConnectSettings; logLevel: string; trustOnFirstUse: boolean; trustRequiresProof: boolean; guidMaxAgeMs: number; redfishSessionMaxAgeMs: number }
   /**
    * read this BMC; with trust on first use, `trust` is its record (null: none yet) under the key
    * of its MAC (or IP without one: outband/trust.ts `trustKey`); with kept Redfish sessions,

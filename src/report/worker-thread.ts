@@ -141,7 +141,7 @@ function sessionKeeperOfRead(key: string, brought: KeptRedfishSession | null, ma
 export function serveReports(port: ReportPort, exit: WorkerExit): void {
   const post = (m: FromReportWorker) => port.postMessage(m);
   const logs = createWorkerLogSender(post, Date.now, LOG_RATE);
-  let setup: { settings: ReportConnectSettings; logger: Logger; trustOnFirstUse: boolean; trustMetrics: TrustMetrics; guidMemory?: GuidMemory; redfishSessionMaxAgeMs: number } | undefined;
+  let setup: { settings: ReportConnectSettings; logger: Logger; trustOnFirstUse: boolean; trustRequiresProof: boolean; trustMetrics: TrustMetrics; guidMemory?: GuidMemory; redfishSessionMaxAgeMs: number } | undefined;
   const reads = new Map<number, AbortController>();
   /** the reads in flight, and the connections closing after theirs */
   const running = new Set<Promise<void>>();
@@ -161,7 +161,7 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
       if (!setup) throw new BmcError('INVALID_ARGUMENT', 'report worker: a read before its settings');
       const { settings, logger } = setup;
       const gate: BmcTrustGate | undefined =
-        setup.trustOnFirstUse && m.trust !== undefined ? createBmcTrust({ store: trustStoreOfRead(m.id, trustKey(bmc), m.trust, post), logger, metrics: setup.trustMetrics, resetHint: true }).forBmc(bmc) : undefined;
+        setup.trustOnFirstUse && m.trust !== undefined ? createBmcTrust({ store: trustStoreOfRead(m.id, trustKey(bmc), m.trust, post), logger, metrics: setup.trustMetrics, resetHint: true, requireProof: setup.trustRequiresProof }).forBmc(bmc) : undefined;
       const { guidMemory } = setup;
       if (m.session !== undefined && setup.redfishSessionMaxAgeMs > 0) sessions = sessionKeeperOfRead(redfishSessionKey(m.ip, settings.redfishPort), m.session, setup.redfishSessionMaxAgeMs);
       const redfishSessions = sessions;
@@ -208,7 +208,7 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
           firstUse: { inc: ({ what, proof }) => post({ type: 'trust-count', metric: 'firstUse', what, proof }) },
         };
         // a BMC goes to the same worker every cycle: its GUID is remembered where it is read
-        setup = { settings: m.settings, logger, trustOnFirstUse: m.trustOnFirstUse, trustMetrics, ...(m.guidMaxAgeMs > 0 ? { guidMemory: createGuidMemory({ maxAgeMs: m.guidMaxAgeMs }) } : {}), redfishSessionMaxAgeMs: m.redfishSessionMaxAgeMs ?? 0 };
+        setup = { settings: m.settings, logger, trustOnFirstUse: m.trustOnFirstUse, trustRequiresProof: m.trustRequiresProof === true, trustMetrics, ...(m.guidMaxAgeMs > 0 ? { guidMemory: createGuidMemory({ maxAgeMs: m.guidMaxAgeMs }) } : {}), redfishSessionMaxAgeMs: m.redfishSessionMaxAgeMs ?? 0 };
         return;
       }
       case 'read':

@@ -107,11 +107,11 @@ function payloadsOf(datagrams: Buffer[], type: number): Buffer[] {
   return datagrams.filter((d) => d.length >= 16 && d[4] === 0x06 && (d[5]! & 0x3f) === type).map((d) => d.subarray(16, 16 + d.readUInt16LE(14)));
 }
 
-function setup(): { trust: BmcTrust; registry: Registry; log: CapturedLog; stateDir: string } {
+function setup(o: { requireProof?: boolean } = {}): { trust: BmcTrust; registry: Registry; log: CapturedLog; stateDir: string } {
   const stateDir = mkdtempSync(join(dir, 'state-'));
   const registry = new Registry();
   const log = captureLog();
-  const trust = createBmcTrust({ store: openTrustStore({ file: join(stateDir, TRUST_FILE), logger: log.logger }), logger: log.logger, metrics: createTrustMetrics(registry), resetHint: true });
+  const trust = createBmcTrust({ store: openTrustStore({ file: join(stateDir, TRUST_FILE), logger: log.logger }), logger: log.logger, metrics: createTrustMetrics(registry), resetHint: true, ...(o.requireProof ? { requireProof: true } : {}) });
   return { trust, registry, log, stateDir };
 }
 
@@ -209,6 +209,29 @@ describe('trust on first use of BMC certificates', () => {
       expect(await registry.getSingleMetricAsString('metal_bmc_trust_first_use_total')).toMatch(/proof="none"/);
     } finally {
       silent.close();
+    }
+  });
+
+  it('with METAL_BMC_TRUST_REQUIRE_PROOF a BMC whose IPMI does not answer is refused before any login: no request made, nothing recorded', async () => {
+    const { trust, registry, log } = setup({ requireProof: true });
+    const machine = fleet.machines[1]!.state.address;
+    const silent = createSocket('udp4'); // takes datagrams, answers none
+    await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
+    const mitm = await startMitm('127.0.0.1', { host: machine, port: fleet.redfishPort });
+    try {
+      const err = await connectOutband(options('127.0.0.1', { ipmiPort: silent.address().port, redfishPort: mitm.port, timeoutMs: 4000, trust: trust.forBmc({ ip: '127.0.0.1', mac: 'aa:bb:cc:00:00:67' }) })).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isBmcError(err, 'UNTRUSTED')).toBe(true);
+      expect((err as Error).message).toMatch(/first contact without proof over IPMI \(TIMEOUT\); refused as METAL_BMC_TRUST_REQUIRE_PROOF asks/);
+      expect(mitm.requests).toEqual([]);
+      expect(trust.store.get('mac:aa:bb:cc:00:00:67')).toBeUndefined();
+      expect(log.find(/refused \(METAL_BMC_TRUST_REQUIRE_PROOF\), no credentials sent/)).toHaveLength(1);
+      expect(await registry.getSingleMetricAsString('metal_bmc_trust_refused_total')).toMatch(/check="ipmi-proof"} 1$/m);
+    } finally {
+      silent.close();
+      await mitm.close();
     }
   });
 });

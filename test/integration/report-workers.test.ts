@@ -197,6 +197,29 @@ describe('report reads in worker threads', () => {
     await store.close();
   });
 
+  it('METAL_BMC_TRUST_REQUIRE_PROOF reaches the workers: a first contact whose IPMI has no session for it is refused there, not trusted', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'report-workers-proof-'));
+    dirs.push(dir);
+    const store = openTrustStore({ file: join(dir, 'bmc-trust.json'), writeDelayMs: 0 });
+    const { counts, metrics } = countingTrustMetrics();
+    const log = captureLog('info');
+    const workers = pool({ trust: createBmcTrust({ store, logger: log.logger, metrics, requireProof: true }), trustMetrics: metrics, logger: log.logger });
+    const lease = leases()[1]!;
+    const machine = fleet.machines.find((m) => m.state.address === lease.ip)!;
+    fleet.setFaults([machine.state.index], { sessionsFull: true }); // RAKP answered "no resources": no proof
+    try {
+      const read = await workers.read(lease, { timeoutMs: 20_000 });
+      expect(read.ok).toBe(false);
+      expect(read.ok ? undefined : (read.error as BmcError).code).toBe('UNTRUSTED');
+      expect(read.ok ? undefined : (read.error as Error).message).toMatch(/refused as METAL_BMC_TRUST_REQUIRE_PROOF asks/);
+      expect(store.get(trustKey({ ip: lease.ip, mac: lease.mac }))).toBeUndefined();
+      expect(counts.refused).toEqual(['ipmi-proof']);
+    } finally {
+      fleet.setFaults([machine.state.index], { sessionsFull: false });
+      await store.close();
+    }
+  });
+
   it('a dead BMC costs its deadline only', async () => {
     const workers = pool();
     const dead = await workers.read(deadLease(), { timeoutMs: 1500 });

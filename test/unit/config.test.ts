@@ -49,6 +49,7 @@ describe('loadConfig defaults', () => {
       leases: { file: '/var/lib/dhcp/dhcpd.leases', format: 'auto', ignoreMacs: [], allowedCidrs: ['0.0.0.0/0'] },
       report: { intervalMs: 300_000, concurrency: 1024, bmcTimeoutMs: 20_000, workers: defaultReportWorkers(availableParallelism()), guidMaxAgeMs: 3_600_000, redfishSessionMaxAgeMs: 3_600_000 },
       protocol: 'auto',
+      trust: { requireProof: false },
       ipmi: { port: 623, user: 'ADMIN', password: 'ADMIN' },
       redfish: { port: 443, insecure: true, legacyTls: false, requestTimeoutMs: 10_000, secondConnectionAfterMs: 1000 },
       mq: {
@@ -326,6 +327,12 @@ describe('instance id and console ownership', () => {
     const withPassword = errorOf({ METAL_BMC_FIRMWARE_URL_ALLOW: 'https://mirror:hunter2-secret@images.example.com/fw/' });
     expect(withPassword.message).toMatch(/https:\/\/images\.example\.com\/fw\/ may name scheme, host, port and path only/);
     expect(withPassword.message).not.toContain('hunter2');
+  });
+
+  it('requires a first contact to prove itself over IPMI with METAL_BMC_TRUST_REQUIRE_PROOF', () => {
+    expect(load({ METAL_BMC_TRUST_REQUIRE_PROOF: 'true' }).trust).toEqual({ requireProof: true });
+    expect(load({ METAL_BMC_TRUST_REQUIRE_PROOF: 'no' }).trust).toEqual({ requireProof: false });
+    expect(errorOf({ METAL_BMC_TRUST_REQUIRE_PROOF: 'maybe' }).message).toMatch(/METAL_BMC_TRUST_REQUIRE_PROOF/);
   });
 
   it('opens a BMC\'s second Redfish connection after the wait given, or as requests come with 0', () => {
