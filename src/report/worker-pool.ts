@@ -100,6 +100,10 @@ interface Slot {
 const STUCK_PROBE_MS = 5000;
 
 /** Reads given up on whose late answers are still awaited for their Redfish session, per worker; the oldest are forgotten beyond it. */
+/** A BMC in flight at this many report worker exits in a row is set aside (QUARANTINE_MS): it may be what ends them. */
+const QUARANTINE_EXITS = 2;
+const QUARANTINE_MS = 3_600_000;
+const MAX_SUSPECTS = 10_000;
 const MAX_GIVEN_UP = 4096;
 
 /**
@@ -152,6 +156,8 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
   const init: ToReportWorker = { type: 'init', settings: options.settings, logLevel: options.logger.level, trustOnFirstUse: options.trust !== undefined, trustRequiresProof: options.trust?.requireProof === true, guidMaxAgeMs: options.guidMaxAgeMs ?? 0, redfishSessionMaxAgeMs: options.redfishSessions?.maxAgeMs ?? 0 };
   const entry = options.entry ?? workerEntry();
   const slots: Slot[] = [];
+  /** BMCs that were being read when a report worker exited, and how often in a row */
+  const suspects = new Map<string, { exits: number; at: number }>();
   let nextId = 1;
   let closing = false;
 
@@ -213,7 +219,15 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
   function lost(slot: Slot, code: number): void {
     slot.alive = false;
     const reads = [...slot.pending.values()];
-    for (const p of reads) p.settle({ ok: false, error: new BmcError('CLOSED', `reading BMC ${p.ip}: report worker ${slot.index} exited (code ${code})`), lostWithWorker: true, durationMs: Date.now() - p.started, late: false });
+    for (const p of reads) {
+      // a BMC in flight at every exit may be what ends the workers: after QUARANTINE_EXITS it is set aside, not read again beside others
+      const exits = (suspects.get(p.ip)?.exits ?? 0) + 1;
+      setNewest(suspects, p.ip, { exits, at: Date.now() }, MAX_SUSPECTS);
+      const setAside = exits >= QUARANTINE_EXITS;
+      if (setAside) log.error({ bmc: p.ip, exits, forMs: QUARANTINE_MS }, 'a BMC was being read each time a report worker exited; it is not read again for a while, so it cannot take the workers and the reads beside it down again');
+      const error = new BmcError('CLOSED', `reading BMC ${p.ip}: report worker ${slot.index} exited (code ${code})${setAside ? `; the BMC was being read at ${exits} such exits, set aside` : ''}`);
+      p.settle({ ok: false, error, ...(setAside ? {} : { lostWithWorker: true as const }), durationMs: Date.now() - p.started, late: false });
+    }
     for (const w of slot.heapWaiters.splice(0)) w(0);
     if (closing || slots[slot.index] !== slot) return;
     // until then its BMCs go to the other workers
@@ -278,6 +292,10 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
       const failed = (error: unknown): Promise<BmcReadAttempt> => Promise.resolve({ ok: false, error, durationMs: 0, late: false });
       if (closing) return failed(new BmcError('ABORTED', `reading BMC ${lease.ip}: metal-bmc is shutting down`));
       if (signal?.aborted) return failed(abortError(signal, `reading BMC ${lease.ip}`));
+      const suspect = suspects.get(lease.ip);
+      if (suspect !== undefined && suspect.exits >= QUARANTINE_EXITS && Date.now() - suspect.at < QUARANTINE_MS) {
+        return failed(new BmcError('BUSY', `reading BMC ${lease.ip}: it was being read at each of the last ${suspect.exits} report worker exits; set aside until ${new Date(suspect.at + QUARANTINE_MS).toISOString()}`));
+      }
       const slot = slotFor(lease.ip);
       if (!slot) return failed(new BmcError('CLOSED', `reading BMC ${lease.ip}: no report worker is running (restarting)`));
       const sessionKey = redfishSessionKey(lease.ip, options.settings.redfishPort);
@@ -295,6 +313,8 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
           if (!slot.pending.delete(id)) return;
           clearTimeout(guard);
           signal?.removeEventListener('abort', onAbort);
+          // read to the end: whatever ended the workers before, it was not this BMC's read alone
+          if (attempt.ok) suspects.delete(lease.ip);
           resolve(attempt);
         };
         // given up here: the worker is told to stop the read, its late answer is ignored

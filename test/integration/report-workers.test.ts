@@ -324,6 +324,26 @@ describe('report reads in worker threads', () => {
     expect(log.find('report worker exited; starting it again, its reads in flight are read again in this report where the cycle has time for them, else skipped')).toHaveLength(1);
   });
 
+  it('a BMC in flight at two worker exits in a row is set aside: not read again (nor retried) beside the others, which go on', async () => {
+    const log = captureLog('warn');
+    const workers = pool({ workers: 1, logger: log.logger });
+    const suspect = deadLease();
+    for (const exit of [1, 2]) {
+      const inFlight = workers.read(suspect, { timeoutMs: 60_000 });
+      await waitFor(() => workers.stats()[0]!.reads === exit, 10_000, 'the read under way');
+      await workers.kill(0);
+      const lost = await inFlight;
+      expect(lost.ok ? undefined : lost.lostWithWorker).toBe(exit === 1 ? true : undefined);
+      await waitFor(() => workers.stats()[0]!.restarts === exit, 10_000, 'the worker started again');
+    }
+    expect(log.find(/^a BMC was being read each time a report worker exited/)).toEqual([expect.objectContaining({ bmc: suspect.ip, exits: 2 })]);
+    const setAside = await workers.read(suspect, { timeoutMs: 60_000 });
+    expect(setAside.ok ? undefined : (setAside.error as BmcError).code).toBe('BUSY');
+    expect(setAside.ok ? '' : (setAside.error as Error).message).toMatch(/was being read at each of the last 2 report worker exits; set aside until/);
+    expect(workers.stats()[0]!.reads).toBe(2);
+    expect((await workers.read(leases()[2]!, { timeoutMs: 20_000 })).ok).toBe(true);
+  });
+
   it('a worker that dies under a read: the cycle reads that BMC again on another worker, where it has time, and reports it', async () => {
     slow.setLatency({ redfish: { p50Ms: 300, p99Ms: 300 }, ipmi: { p50Ms: 2, p99Ms: 2 } });
     try {
