@@ -96,8 +96,9 @@ export function derTime(tag: number, content: Buffer): Date {
   const [month, day, hour, minute, second] = fields.slice(0, 5).map((f) => Number(f ?? 0)) as [number, number, number, number, number];
   const fraction = fields[5];
   const zone = fields[6]!;
-  const offsetMinutes = zone === 'Z' ? 0 : (zone[0] === '-' ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(3, 5)));
-  if (hour > 23 || minute > 59 || second > 59 || (zone !== 'Z' && (Number(zone.slice(1, 3)) > 23 || Number(zone.slice(3, 5)) > 59))) fail();
+  const [offsetHours, offsetMins] = zone === 'Z' ? [0, 0] : [Number(zone.slice(1, 3)), Number(zone.slice(3, 5))];
+  if (hour > 23 || minute > 59 || second > 59 || offsetHours > 23 || offsetMins > 59) fail();
+  const offsetMinutes = (zone[0] === '-' ? -1 : 1) * (offsetHours * 60 + offsetMins);
   const date = new Date(0);
   date.setUTCFullYear(year, month - 1, day);
   // Date rolls 31 April over into 1 May: such a date is not one

@@ -14,13 +14,18 @@ const MAX_MESSAGE_CHARS = 600;
 const MAX_MESSAGES = 16;
 const MAX_MESSAGE_PART_CHARS = 300;
 
+/** `text`, cut to `max` characters with an ellipsis when longer. */
+export function shortened(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
 /** Distinct, trimmed, non-empty texts, at most MAX_MESSAGES of them, each at most MAX_MESSAGE_PART_CHARS long. */
 function boundedTexts(texts: Iterable<string | undefined>): string[] {
   const parts = new Set<string>();
   for (const t of texts) {
     if (parts.size >= MAX_MESSAGES) break;
     const m = t?.trim();
-    if (m !== undefined && m !== '') parts.add(m.length > MAX_MESSAGE_PART_CHARS ? `${m.slice(0, MAX_MESSAGE_PART_CHARS)}…` : m);
+    if (m !== undefined && m !== '') parts.add(shortened(m, MAX_MESSAGE_PART_CHARS));
   }
   return [...parts];
 }
@@ -46,7 +51,7 @@ export function messagesText(resource: unknown): string | undefined {
 export function scrub(text: string, secrets: Iterable<string>): string {
   let out = text;
   for (const s of secrets) if (s.length >= 3) out = out.split(s).join('[redacted]');
-  return out.length > MAX_MESSAGE_CHARS ? `${out.slice(0, MAX_MESSAGE_CHARS)}…` : out;
+  return shortened(out, MAX_MESSAGE_CHARS);
 }
 
 /** One `@Message.ExtendedInfo` entry of a Redfish error body, as far as callers branch on it. */

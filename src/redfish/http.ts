@@ -123,6 +123,12 @@ function flattenHeaders(headers: Record<string, string | string[] | undefined>):
   return out;
 }
 
+/** What all answers of a transport may still bring (maxTotalResponseBytes less what came). */
+interface ByteBudget {
+  left: number;
+  readonly total: number;
+}
+
 function overBudget(what: string, budget: ByteBudget): BmcError {
   return new BmcError('DECODE', `${what}: the answers of this BMC read passed ${budget.total} bytes in all; nothing more is read from it`);
 }
@@ -136,19 +142,13 @@ interface RawResponse {
 
 /**
  * One request through the connections with a dispatch handler of our own that collects the body as it
- * arrives, at most `maxBytes` (a larger declared or received body aborts the request). undici's
+ * arrives, at most `maxBytes` and what `budget` has left (a larger declared or received body aborts the request). undici's
  * `request()` wraps each answer in an AsyncResource and a Readable stream, read here through an
  * async iterator: machinery a report cycle paid for every one of its ~10 requests per BMC. The
  * signal settles the promise at once; a request waiting for a connection leaves the queue
  * (connections.ts), one handed to a connection still being made is aborted when undici starts it,
  * and an answer on its way is cut off (its connection closed by undici).
  */
-/** What all answers of a transport may still bring (maxTotalResponseBytes less what came). */
-interface ByteBudget {
-  left: number;
-  readonly total: number;
-}
-
 function exchange(connections: Connections, options: Dispatcher.DispatchOptions, signal: AbortSignal, maxBytes: number, budget: ByteBudget, what: string, onAnswer: (() => void) | undefined): Promise<RawResponse> {
   return new Promise<RawResponse>((resolve, reject) => {
     let controller: Dispatcher.DispatchController | undefined;

@@ -3,6 +3,7 @@
  * and type-checked: a value of the wrong type is absent. Any JSON value in, a value out.
  */
 import { arr, asObject, bool, compact, link, links, num, obj, odataId, prop, str, strArray } from './json.js';
+import { shortened } from './http-errors.js';
 
 export interface ServiceRoot {
   redfishVersion?: string;
@@ -331,15 +332,13 @@ const MAX_TASK_MESSAGES = 8;
 const MAX_TASK_MESSAGE_CHARS = 512;
 const MAX_TASK_MESSAGE_IDS = 32;
 
-const cut = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max)}…` : text);
-
 export function parseTask(json: unknown): TaskInfo {
   const list = arr(json, 'Messages') ?? [];
   const messages = list
     .map((m) => str(m, 'Message'))
     .filter((m): m is string => m !== undefined && m !== '')
     .slice(-MAX_TASK_MESSAGES)
-    .map((m) => cut(m, MAX_TASK_MESSAGE_CHARS));
+    .map((m) => shortened(m, MAX_TASK_MESSAGE_CHARS));
   const messageIds = list
     .map((m) => str(m, 'MessageId'))
     .filter((m): m is string => m !== undefined && m !== '' && m.length <= 256)
