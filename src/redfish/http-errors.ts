@@ -5,6 +5,7 @@
 import { STATUS_CODES } from 'node:http';
 import { BmcError } from '../errors.js';
 import { arr, obj, str, strArray } from './json.js';
+import { shortened } from './text.js';
 
 const MAX_MESSAGE_CHARS = 600;
 /**
@@ -13,11 +14,6 @@ const MAX_MESSAGE_CHARS = 600;
  */
 const MAX_MESSAGES = 16;
 const MAX_MESSAGE_PART_CHARS = 300;
-
-/** `text`, cut to `max` characters with an ellipsis when longer. */
-export function shortened(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max)}…` : text;
-}
 
 /** Distinct, trimmed, non-empty texts, at most MAX_MESSAGES of them, each at most MAX_MESSAGE_PART_CHARS long. */
 function boundedTexts(texts: Iterable<string | undefined>): string[] {

@@ -3,7 +3,7 @@
  * and type-checked: a value of the wrong type is absent. Any JSON value in, a value out.
  */
 import { arr, asObject, bool, compact, link, links, num, obj, odataId, prop, str, strArray } from './json.js';
-import { shortened } from './http-errors.js';
+import { shortened } from './text.js';
 
 export interface ServiceRoot {
   redfishVersion?: string;
