@@ -19,7 +19,8 @@ export type BmcErrorCode =
   | 'INVALID_ARGUMENT' // the caller passed something unusable
   | 'FORBIDDEN' // refused by policy: a target or input this daemon may not act on
   | 'UNTRUSTED' // the peer is not the BMC recorded or proven before: another certificate or host key, or no proof of the password
-  | 'CONFIG'; // invalid configuration
+  | 'CONFIG' // invalid configuration
+  | 'UNAVAILABLE'; // a service this step depends on (NATS, its key-value bucket) cannot be used now
 
 /** every code, for telling a code that crossed a boundary (a worker's port) from any string */
 const CODES: Record<BmcErrorCode, true> = {
@@ -39,6 +40,7 @@ const CODES: Record<BmcErrorCode, true> = {
   FORBIDDEN: true,
   UNTRUSTED: true,
   CONFIG: true,
+  UNAVAILABLE: true,
 };
 
 export function isBmcErrorCode(code: string): code is BmcErrorCode {

@@ -115,6 +115,17 @@ export interface FirmwareJobsOptions {
   checkUrl?: (url: string) => void;
   /** the dispatcher metal-bmc downloads images with (one that refuses forbidden addresses) */
   imageDispatcher?: Dispatcher;
+  /**
+   * one update per machine and BMC across the partition's instances (bus/firmware-claims.ts):
+   * a job is accepted only once it holds its claim, released when it ends; without it, per instance
+   */
+  claims?: JobClaims;
+}
+
+/** Claims across instances, as bus/firmware-claims.ts keeps them. */
+export interface JobClaims {
+  /** `held` once the job's machine and BMC are claimed, `busy` describing another instance's job; rejects when claims cannot be checked */
+  claim(subject: { jobId: string; kind: string; machineKey: string; bmc: string }): Promise<{ held: { release(): Promise<void> } } | { busy: string }>;
 }
 
 export type StartOutcome = { accepted: true; job: FirmwareJob } | { accepted: false; event: FirmwareEvent };
@@ -123,7 +134,7 @@ export interface FirmwareJobs {
   /** Reads the state file; jobs it lists as running were cut off by a restart: reported as interrupted. */
   recover(): FirmwareJob[];
   /** Accepts the plan's UPDATE-FIRMWARE as a background job, or refuses it (published either way). */
-  start(plan: Plan): StartOutcome;
+  start(plan: Plan): Promise<StartOutcome>;
   /** every known job, newest last */
   list(): FirmwareJob[];
   running(): number;
@@ -181,7 +192,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   const keepFinished = o.keepFinished ?? 100;
   const closeTimeoutMs = checkDuration('firmware jobs: closeTimeoutMs', o.closeTimeoutMs, 5000, 600_000);
   const jobs: FirmwareJob[] = [];
-  const active = new Map<string, { job: FirmwareJob; done: Promise<void>; abort: AbortController }>();
+  /** running jobs by machine key; `claiming` while a job's claim across instances is asked for */
+  const active = new Map<string, { job: FirmwareJob; done: Promise<void>; abort: AbortController; claiming?: Promise<unknown> }>();
   let seq = 0;
 
   function persist(): void {
@@ -247,7 +259,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     clearTimeout(timer);
   }
 
-  async function run(job: FirmwareJob, plan: Plan, url: string, stopper: AbortController): Promise<void> {
+  async function run(job: FirmwareJob, plan: Plan, url: string, stopper: AbortController, claim: { release(): Promise<void> } | undefined): Promise<void> {
     const started = Date.now();
     const what = `UPDATE-FIRMWARE ${job.kind} for machine ${job.machineId || job.key}`;
     const dl = deadline(o.timeoutMs, what, stopper.signal);
@@ -271,6 +283,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     } finally {
       dl.dispose();
       if (bmc) await closeQuietly(bmc);
+      await claim?.release();
       active.delete(job.key);
       o.metrics?.firmwareJobsRunning.set(active.size);
     }
@@ -327,7 +340,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       return interrupted;
     },
 
-    start(plan) {
+    async start(plan) {
       const action = plan.actions.find((a) => a.kind === 'firmware');
       if (action?.kind !== 'firmware') throw new BmcError('INVALID_ARGUMENT', 'firmware jobs: the plan has no UPDATE-FIRMWARE action');
       const image = imageLabel(action.url);
@@ -338,7 +351,10 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       }
       // one update per machine, and per BMC: an event naming only the BMC's address has another key than one naming the machine
       const bmc = plan.ipmi?.address ?? '';
-      const busy = active.get(plan.key) ?? (bmc === '' ? undefined : [...active.values()].find((a) => a.job.bmc === bmc));
+      const holder = () => active.get(plan.key) ?? (bmc === '' ? undefined : [...active.values()].find((a) => a.job.bmc === bmc));
+      // a job of this machine or BMC being claimed: its outcome decides (a refused one is no reason to refuse this)
+      for (let pending = holder()?.claiming; pending !== undefined; pending = holder()?.claiming) await pending;
+      const busy = holder();
       if (busy) return refuse(plan, 'BUSY', `a firmware update (job ${busy.job.id}, ${busy.job.kind}) is still running for this ${busy.job.key === plan.key ? 'machine' : `machine's BMC ${bmc}`}`, action.firmware, image);
       if (active.size >= maxRunning) return refuse(plan, 'BUSY', `${maxRunning} firmware updates are running; try again later`, action.firmware, image);
       const now = new Date().toISOString();
@@ -353,15 +369,36 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         acceptedAt: now,
         updatedAt: now,
       };
+      const stopper = new AbortController();
+      const entry: { job: FirmwareJob; done: Promise<void>; abort: AbortController; claiming?: Promise<unknown> } = { job, abort: stopper, done: Promise.resolve() };
+      let claim: { release(): Promise<void> } | undefined;
+      if (o.claims) {
+        // held here while the claim across instances is asked for: a second event for the machine meanwhile waits for it above
+        const asked = o.claims.claim({ jobId: job.id, kind: job.kind, machineKey: plan.key, bmc });
+        entry.claiming = asked.catch(() => undefined);
+        active.set(plan.key, entry);
+        let outcome: Awaited<typeof asked>;
+        try {
+          outcome = await asked;
+        } catch (err) {
+          active.delete(plan.key);
+          return refuse(plan, err instanceof BmcError ? err.code : 'UNAVAILABLE', (err as Error).message, action.firmware, image);
+        } finally {
+          delete entry.claiming;
+        }
+        if ('busy' in outcome) {
+          active.delete(plan.key);
+          return refuse(plan, 'BUSY', `a firmware update is still running for this machine or its BMC ${bmc} on another instance: ${outcome.busy}`, action.firmware, image);
+        }
+        claim = outcome.held;
+      }
+      active.set(plan.key, entry);
       jobs.push(job);
       persist();
-      const stopper = new AbortController();
-      const entry = { job, abort: stopper, done: Promise.resolve() };
-      active.set(plan.key, entry);
       o.metrics?.firmwareJobsRunning.set(active.size);
       o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, image, timeoutMs: o.timeoutMs }, 'firmware update accepted; running in the background');
       emit(job, 'accepted');
-      entry.done = run(job, plan, action.url, stopper);
+      entry.done = run(job, plan, action.url, stopper, claim);
       return { accepted: true, job };
     },
 

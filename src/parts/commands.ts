@@ -8,6 +8,9 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { BusConnection } from '../bus/connection.js';
 import { defaultDurableName, subscribeMachineEvents, type MachineEventSubscription } from '../bus/machine-events.js';
 import { publishResult } from '../bus/results.js';
+import { createFirmwareClaims, firmwareBucketName, type FirmwareClaims } from '../bus/firmware-claims.js';
+import { jetstreamOrUndefined } from '../bus/jetstream.js';
+import { openKvBucket } from '../bus/kv.js';
 import type { PartFactory } from '../daemon.js';
 import type { Logger } from '../log.js';
 import { createOutbandPool } from '../outband/pool.js';
@@ -85,8 +88,11 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
       o.onResult?.(result);
     },
   });
+  // with a leader (instances that take turns), one firmware update per machine across them
+  const claims = o.firmware && o.leader ? await openFirmwareClaims(o, o.leader.instanceId) : undefined;
   const firmware = o.firmware
     ? createFirmwareJobs({
+        ...(claims ? { claims } : {}),
         connect: o.firmware.connect ?? o.connect,
         timeoutMs: o.firmware.timeoutMs,
         ...(o.firmware.stateFile !== undefined ? { stateFile: o.firmware.stateFile } : {}),
@@ -138,10 +144,23 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
     async stop(deadlineMs) {
       stopping = true;
       await Promise.all([subscription.stop(deadlineMs + 1000), runner.drain(deadlineMs), firmware?.stop(deadlineMs)]);
+      claims?.close();
       // after the last settle: the position of the events settled while stopping is written too
       await position?.close();
     },
   };
+}
+
+/** The firmware claims in the partition's bucket `<durable>-firmware`; undefined without JetStream (no leader either then). */
+async function openFirmwareClaims(o: CommandServiceOptions, instanceId: string): Promise<FirmwareClaims | undefined> {
+  const jsm = await jetstreamOrUndefined(o.nc);
+  if (!jsm) return undefined;
+  const bucket = firmwareBucketName(o.durableName);
+  const kv = await openKvBucket(o.nc, jsm, bucket, {
+    ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
+    onRemade: () => o.logger.warn({ bucket }, "the firmware claims' key-value bucket was gone (deleted, or lost with a server's state); made again, empty; running updates claim their keys again at their next renewal"),
+  });
+  return createFirmwareClaims({ kv, instanceId, logger: o.logger });
 }
 
 /** The daemon part `commands`: consumes `config.mq.machineTopic` and executes on BMCs through the facade. */

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Plan } from '../../src/commands/event.js';
-import { createFirmwareJobs, imageLabel, jobProgress, parseStateFile, type FirmwareEvent } from '../../src/commands/firmware-jobs.js';
+import { createFirmwareJobs, imageLabel, jobProgress, parseStateFile, type FirmwareEvent, type JobClaims } from '../../src/commands/firmware-jobs.js';
 import { checkFirmwareUrl } from '../../src/commands/firmware-url.js';
 import { BmcError, isBmcError } from '../../src/errors.js';
 import type { FirmwareProgress, Outband } from '../../src/outband/types.js';
@@ -61,7 +61,7 @@ function fakeBmcs() {
   return { pending, connect, closed: () => closed };
 }
 
-function setup(o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void } = {}) {
+function setup(o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; claims?: JobClaims } = {}) {
   const events: FirmwareEvent[] = [];
   const bmcs = fakeBmcs();
   const log = captureLog();
@@ -70,6 +70,7 @@ function setup(o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: str
     timeoutMs: o.timeoutMs ?? 60_000,
     ...(o.stateFile ? { stateFile: o.stateFile } : {}),
     ...(o.checkUrl ? { checkUrl: o.checkUrl } : {}),
+    ...(o.claims ? { claims: o.claims } : {}),
     logger: log.logger,
     publish: (e) => events.push(e),
   });
@@ -82,7 +83,7 @@ describe('firmware jobs', () => {
   it('accepts at once, publishes progress and the outcome, says that a BIOS image needs a reboot metal-bmc does not do', async () => {
     const file = stateFile();
     const { jobs, events, bmcs, log } = setup({ stateFile: file });
-    const started = jobs.start(plan('m1'));
+    const started = await jobs.start(plan('m1'));
     expect(started.accepted).toBe(true);
     expect(phases(events)).toEqual(['accepted']);
     await waitFor(() => bmcs.pending.has('m1'), 5000, 'update started');
@@ -101,7 +102,7 @@ describe('firmware jobs', () => {
   it('a failure that quotes the image URL keeps neither its credentials nor its query: not in the state file, the events or the log', async () => {
     const file = stateFile();
     const { jobs, events, bmcs, log } = setup({ stateFile: file });
-    expect(jobs.start(plan('m1')).accepted).toBe(true);
+    expect((await jobs.start(plan('m1'))).accepted).toBe(true);
     await waitFor(() => bmcs.pending.has('m1'), 5000, 'update started');
     // as a BMC's task message or a download error may put it
     bmcs.pending.get('m1')!.fail(new BmcError('PROTOCOL', 'Task failed: cannot download https://user:tok@images.example/fw/bios.bin?X-Amz-Signature=sig-s3cret&token=abc (HTTP 403)'));
@@ -113,31 +114,31 @@ describe('firmware jobs', () => {
 
   it('refuses a second job for the same machine with a result event, while another machine is accepted', async () => {
     const { jobs, events, bmcs } = setup();
-    expect(jobs.start(plan('m1')).accepted).toBe(true);
-    const second = jobs.start(plan('m1', 'bmc'));
+    expect((await jobs.start(plan('m1'))).accepted).toBe(true);
+    const second = await jobs.start(plan('m1', 'bmc'));
     expect(second.accepted).toBe(false);
     expect(events.at(-1)).toMatchObject({ machineId: 'm1', phase: 'refused', ok: false, code: 'BUSY' });
     // an event naming the same BMC under another key (its address only) is refused too
     const byAddress = { ...plan('m1', 'bmc'), machineId: '', key: 'bmc:m1' };
-    expect(jobs.start(byAddress).accepted).toBe(false);
+    expect((await jobs.start(byAddress)).accepted).toBe(false);
     expect(events.at(-1)).toMatchObject({ phase: 'refused', code: 'BUSY', error: expect.stringMatching(/still running for this machine's BMC m1:623$/) });
-    expect(jobs.start(plan('m2')).accepted).toBe(true);
+    expect((await jobs.start(plan('m2'))).accepted).toBe(true);
     await waitFor(() => bmcs.pending.size === 2, 5000, 'both updates started');
     bmcs.pending.get('m1')!.finish();
     await waitFor(() => jobs.running() === 1, 5000, 'm1 done');
     // once the first is done, the machine takes a new job
-    expect(jobs.start(plan('m1', 'bmc')).accepted).toBe(true);
+    expect((await jobs.start(plan('m1', 'bmc'))).accepted).toBe(true);
     expect(events.at(-1)).toMatchObject({ phase: 'accepted', rebootRequired: false });
   });
 
-  it('refuses an image URL the policy forbids with a result event that says why; the BMC is never contacted', () => {
+  it('refuses an image URL the policy forbids with a result event that says why; the BMC is never contacted', async () => {
     const checkUrl = (url: string) => void checkFirmwareUrl(url, { allow: ['images.example.com'], metalApiHost: 'metal-api' });
     const { jobs, events, bmcs } = setup({ checkUrl });
     const p = plan('m1');
     const firmware = p.actions[0] as { url: string };
     for (const url of ['http://127.0.0.1:8080/bios.bin', 'http://169.254.169.254/latest/meta-data/', 'file:///etc/shadow', 'https://elsewhere.example/bios.bin?sig=s3cret']) {
       firmware.url = url;
-      expect(jobs.start(p).accepted).toBe(false);
+      expect((await jobs.start(p)).accepted).toBe(false);
     }
     expect(events.map((e) => [e.phase, e.code])).toEqual(Array(4).fill(['refused', 'FORBIDDEN']));
     expect(events.map((e) => e.error)).toEqual([
@@ -151,7 +152,7 @@ describe('firmware jobs', () => {
 
   it('ends a job at its own deadline: failed with TIMEOUT', async () => {
     const { jobs, events } = setup({ timeoutMs: 50 });
-    jobs.start(plan('m1'));
+    await jobs.start(plan('m1'));
     await waitFor(() => jobs.running() === 0, 5000, 'job ended');
     expect(events.at(-1)).toMatchObject({ phase: 'failed', ok: false, code: 'TIMEOUT' });
   });
@@ -159,7 +160,7 @@ describe('firmware jobs', () => {
   it('reports a job the previous process left running as interrupted, once, and keeps the file', async () => {
     const file = stateFile();
     const first = setup({ stateFile: file });
-    first.jobs.start(plan('m1'));
+    await first.jobs.start(plan('m1'));
     await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
     first.bmcs.pending.get('m1')!.progress({ state: 'Uploading', percent: 55 });
     // the process dies here: nothing more is written
@@ -178,10 +179,10 @@ describe('firmware jobs', () => {
     first.bmcs.pending.get('m1')!.fail(new Error('gone'));
   });
 
-  it('keeps an unreadable state file aside and starts without it', () => {
+  it('keeps an unreadable state file aside and starts without it', async () => {
     const file = stateFile();
     const { jobs } = setup({ stateFile: file });
-    jobs.start(plan('m9'));
+    await jobs.start(plan('m9'));
     writeFileSync(file, '{"version":1,"jobs":[{"id":1}]}');
     const next = setup({ stateFile: file });
     expect(next.jobs.recover()).toEqual([]);
@@ -192,7 +193,7 @@ describe('firmware jobs', () => {
 
   it('interrupts what still runs at the shutdown deadline', async () => {
     const { jobs, events } = setup();
-    jobs.start(plan('m1'));
+    await jobs.start(plan('m1'));
     await jobs.stop(50);
     expect(events.at(-1)).toMatchObject({ phase: 'interrupted', ok: false, code: 'ABORTED' });
   });
@@ -227,5 +228,65 @@ describe('jobProgress: what a job keeps and publishes of the facade\'s progress'
 
   it('other states carry no message: a BMC\'s task messages may quote the image URL', () => {
     expect(jobProgress({ state: 'Running', percent: 40, message: 'Fetching https://user:tok@images.example/fw/bios.bin?token=abc' })).toEqual({ state: 'Running', percent: 40 });
+  });
+});
+
+describe('firmware jobs with claims across instances', () => {
+  /** claims the test answers one by one, in order */
+  function manualClaims() {
+    const asked: Array<{ subject: Parameters<JobClaims['claim']>[0]; answer: (a: 'held' | 'busy' | Error) => void }> = [];
+    const released: string[] = [];
+    const claims: JobClaims = {
+      claim: (subject) =>
+        new Promise((resolve, reject) =>
+          asked.push({
+            subject,
+            answer: (a) => (a instanceof Error ? reject(a) : resolve(a === 'busy' ? { busy: 'job x (bios) on instance mgmt-b, renewed 3 s ago' } : { held: { release: async () => void released.push(subject.jobId) } })),
+          }),
+        ),
+    };
+    return { claims, asked, released };
+  }
+
+  it('accepts only once claimed, releases the claim when the job ends; a refused claim is a BUSY result naming the other job', async () => {
+    const c = manualClaims();
+    const { jobs, events, bmcs } = setup({ claims: c.claims });
+    const first = jobs.start(plan('m1'));
+    await waitFor(() => c.asked.length === 1, 5000, 'the claim asked for');
+    expect(c.asked[0]!.subject).toMatchObject({ machineKey: 'm1', bmc: 'm1:623', kind: 'bios' });
+    expect(events).toEqual([]); // not accepted before it holds the claim
+    c.asked[0]!.answer('held');
+    expect((await first).accepted).toBe(true);
+    await waitFor(() => bmcs.pending.has('m1'), 5000, 'update started');
+    bmcs.pending.get('m1')!.finish();
+    await waitFor(() => c.released.length === 1, 5000, 'the claim released');
+    const second = jobs.start(plan('m1'));
+    await waitFor(() => c.asked.length === 2, 5000, 'the next claim');
+    c.asked[1]!.answer('busy');
+    expect(await second).toMatchObject({ accepted: false, event: { code: 'BUSY', error: 'a firmware update is still running for this machine or its BMC m1:623 on another instance: job x (bios) on instance mgmt-b, renewed 3 s ago' } });
+    const third = jobs.start(plan('m1'));
+    await waitFor(() => c.asked.length === 3, 5000, 'the next claim');
+    c.asked[2]!.answer(new BmcError('UNAVAILABLE', 'cannot claim: NATS is down'));
+    expect(await third).toMatchObject({ accepted: false, event: { code: 'UNAVAILABLE', error: 'cannot claim: NATS is down' } });
+    expect(jobs.running()).toBe(0);
+  });
+
+  it('a second event for the machine while the first is being claimed waits for that claim: refused here if it was held, asked across instances if it was refused', async () => {
+    const c = manualClaims();
+    const { jobs, events } = setup({ claims: c.claims });
+    const first = jobs.start(plan('m1'));
+    const second = jobs.start(plan('m1', 'bmc'));
+    await waitFor(() => c.asked.length === 1, 5000, 'the first claim');
+    c.asked[0]!.answer('busy');
+    expect((await first).accepted).toBe(false);
+    await waitFor(() => c.asked.length === 2, 5000, 'the second asked in turn');
+    c.asked[1]!.answer('held');
+    const accepted = await second;
+    expect(accepted.accepted).toBe(true);
+    const third = await jobs.start(plan('m1'));
+    expect(third).toMatchObject({ accepted: false, event: { code: 'BUSY' } });
+    expect(third.accepted ? '' : third.event.error).toMatch(/^a firmware update \(job \S+, bmc\) is still running for this machine$/);
+    expect(c.asked).toHaveLength(2); // refused here, without asking
+    expect(events.map((e) => e.phase)).toEqual(['refused', 'accepted', 'refused']);
   });
 });

@@ -117,7 +117,7 @@ describe('machine event handler', () => {
     const runner = stubRunner(async () => result(true));
     const answers = [true, false];
     const started: Plan[] = [];
-    const firmware = { start: (p: Plan) => (started.push(p), answers.shift() ? { accepted: true as const, job: {} as never } : { accepted: false as const, event: {} as never }) };
+    const firmware = { start: async (p: Plan) => (started.push(p), answers.shift() ? { accepted: true as const, job: {} as never } : { accepted: false as const, event: {} as never }) };
     const handle = createEventHandler({ runner, logger: captureLog().logger, firmware });
     const event = { type: 'command', cmd: { target: 'm', cmd: 'UPDATE-FIRMWARE', firmwareupdate: { kind: 'bios', url: 'https://images/bios.bin' }, ipmi } };
     expect(await handle(enc(event), meta)).toBe('ack');

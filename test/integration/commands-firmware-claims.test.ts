@@ -1,0 +1,148 @@
+/**
+ * One firmware update per machine across a partition's instances (src/bus/firmware-claims.ts as
+ * the command service wires it): the leader accepts an UPDATE-FIRMWARE, loses NATS while the
+ * update runs on (a flash is not cut off), and the instance that leads next refuses a second
+ * update for the same machine, or for its BMC under another machine key, naming the first job;
+ * events over a real nats-server, the BMC a stand-in whose update the test finishes.
+ */
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { connectBus, type BusConnection } from '../../src/bus/connection.js';
+import type { FirmwareEvent } from '../../src/commands/firmware-jobs.js';
+import type { ConnectBmc } from '../../src/commands/runner.js';
+import type { Outband } from '../../src/outband/types.js';
+import { startCommandService, type CommandService } from '../../src/parts/commands.js';
+import { captureLog, type CapturedLog } from '../helpers/log.js';
+import { startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { withPeers } from '../helpers/peers.js';
+import { waitFor } from '../helpers/wait.js';
+
+const { describe, it } = withPeers('nats-server');
+
+const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+const LEASE = 2000;
+
+let server: TestNatsServer;
+let metalApi: NatsConnection;
+const cleanup: Array<() => Promise<unknown>> = [];
+beforeAll(async () => {
+  server = await startTestNatsServer({ jetstream: true });
+  metalApi = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+});
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
+});
+afterAll(async () => {
+  await metalApi?.close();
+  await server?.dispose();
+});
+
+/** BMC stand-ins: an update runs until the test finishes it */
+function bmcs() {
+  const updating = new Map<string, () => void>();
+  const connect: ConnectBmc = async (ipmi) =>
+    ({
+      address: ipmi.host,
+      vendor: 'fake',
+      updateFirmware: () => new Promise<void>((resolve) => updating.set(ipmi.host, resolve)),
+      close: async () => undefined,
+    }) as unknown as Outband;
+  return { updating, connect };
+}
+
+interface Instance {
+  service: CommandService;
+  bus: BusConnection;
+  log: CapturedLog;
+}
+
+async function instance(partition: string, instanceId: string, connectBmc: ConnectBmc): Promise<Instance> {
+  const log = captureLog();
+  const bus = await connectBus({ servers: [server.url], logger: log.logger, name: `metal-bmc-${partition}`, reconnectTimeWaitMs: 200 });
+  const service = await startCommandService({
+    nc: bus.nc,
+    subject: `${partition}-machine`,
+    resultSubject: `${partition}-machine-result`,
+    ttlMs: 30_000,
+    durableName: `metal-bmc-${partition}`,
+    leader: { instanceId, leaseMs: LEASE },
+    connect: connectBmc,
+    concurrency: 4,
+    timeoutMs: 10_000,
+    logger: log.logger,
+    firmware: { timeoutMs: 60_000 },
+  });
+  cleanup.push(async () => {
+    await service.stop(1000);
+    await bus.close(1000);
+  });
+  return { service, bus, log };
+}
+
+async function results(partition: string): Promise<FirmwareEvent[]> {
+  const seen: FirmwareEvent[] = [];
+  const sub: Subscription = metalApi.subscribe(`${partition}-machine-result`, { callback: (_err, m) => void seen.push(m.json<FirmwareEvent>()) });
+  await metalApi.flush();
+  cleanup.push(async () => sub.unsubscribe());
+  return seen;
+}
+
+function update(machine: string, bmc: string) {
+  return { type: 'command', cmd: { target: machine, cmd: 'UPDATE-FIRMWARE', firmwareupdate: { kind: 'bios', url: 'https://images.example/bios.bin' }, ipmi: { address: bmc, user: 'ADMIN', password: 'secret-pw', interface: 'lanplus', mac: 'ac:1f:6b:35:ac:62' } } };
+}
+
+describe('firmware updates across instances', () => {
+  it('the next leader refuses a second update for a machine, or its BMC, whose update runs on the old leader; accepts once it ended', async () => {
+    const p = 'fwc1';
+    const fleet = bmcs();
+    const a = await instance(p, 'mgmt-a', fleet.connect);
+    const b = await instance(p, 'mgmt-b', fleet.connect);
+    expect([a.service.subscription.leading(), b.service.subscription.leading()]).toEqual([true, false]);
+    const seen = await results(p);
+    metalApi.publish(`${p}-machine`, enc(update('m-1', '127.0.0.9:623')));
+    await waitFor(() => fleet.updating.has('127.0.0.9'), 10_000, 'the update running on mgmt-a');
+    expect(seen.map((e) => e.phase)).toEqual(['accepted']);
+    const first = seen[0]!.job!.id;
+
+    // mgmt-a loses NATS; its update runs on; mgmt-b leads after the lease
+    await a.bus.close(0);
+    await waitFor(() => b.service.subscription.leading(), 4 * LEASE, 'mgmt-b leading');
+    metalApi.publish(`${p}-machine`, enc(update('m-1', '127.0.0.9:623')));
+    // the same BMC under another machine key (an event that names only the BMC)
+    metalApi.publish(`${p}-machine`, enc(update('', '127.0.0.9:623')));
+    await waitFor(() => seen.filter((e) => e.phase === 'refused').length === 2, 10_000, 'both refused');
+    for (const refused of seen.filter((e) => e.phase === 'refused')) {
+      expect(refused).toMatchObject({ ok: false, code: 'BUSY' });
+      expect(refused.error).toMatch(new RegExp(`still running for this machine or its BMC 127\\.0\\.0\\.9:623 on another instance: job ${first} \\(bios\\) on instance mgmt-a, renewed \\d+ s ago`));
+    }
+    expect(b.log.find(/^UPDATE-FIRMWARE refused: a firmware update is still running for this machine or its BMC 127\.0\.0\.9:623 on another instance: job /)).toHaveLength(2);
+    expect(fleet.updating.size).toBe(1); // no second update reached the BMC
+
+    // mgmt-a's update ends: without NATS its claim cannot be deleted, and turns stale after its
+    // lease (90 s; the takeover of a stale claim is in test/unit/bus-firmware-claims.test.ts)
+    fleet.updating.get('127.0.0.9')!();
+    await waitFor(() => a.service.firmware!.running() === 0, 10_000, "mgmt-a's job ended");
+    expect(a.log.find('cannot delete a firmware claim; it turns stale after its lease')).toHaveLength(2);
+  });
+
+  it('an update that ended on its instance frees the machine for the next one at once', async () => {
+    const p = 'fwc2';
+    const fleet = bmcs();
+    const a = await instance(p, 'mgmt-a', fleet.connect);
+    const seen = await results(p);
+    metalApi.publish(`${p}-machine`, enc(update('m-1', '127.0.0.10:623')));
+    await waitFor(() => fleet.updating.has('127.0.0.10'), 10_000, 'the update running');
+    fleet.updating.get('127.0.0.10')!();
+    await waitFor(() => seen.some((e) => e.phase === 'completed'), 10_000, 'completed');
+    await waitFor(() => a.service.firmware!.running() === 0, 10_000, 'the job ended, its claim released');
+    // another instance accepts the next update for the same machine at once
+    await a.service.stop(1000);
+    const b = await instance(p, 'mgmt-b', fleet.connect);
+    await waitFor(() => b.service.subscription.leading(), 4 * LEASE, 'mgmt-b leading');
+    metalApi.publish(`${p}-machine`, enc(update('m-1', '127.0.0.10:623')));
+    await waitFor(() => seen.filter((e) => e.phase === 'accepted').length === 2, 10_000, 'the second accepted');
+    expect(seen.filter((e) => e.phase === 'refused')).toEqual([]);
+    await waitFor(() => fleet.updating.has('127.0.0.10'), 10_000, 'the second update running');
+    fleet.updating.get('127.0.0.10')!();
+  });
+});

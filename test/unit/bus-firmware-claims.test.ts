@@ -1,0 +1,145 @@
+/**
+ * Firmware claims across instances (src/bus/firmware-claims.ts) on the in-memory bucket (the same
+ * compare-and-set rules as kv.ts on nats-server, test/integration/bus-kv.test.ts); the wall clock
+ * is the test's. The path through two command services on a nats-server is in
+ * test/integration/commands-firmware-claims.test.ts.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { claimKeys, createFirmwareClaims, parseClaim, type ClaimOutcome, type HeldClaim } from '../../src/bus/firmware-claims.js';
+import { isBmcError } from '../../src/errors.js';
+import { captureLog } from '../helpers/log.js';
+import { createMemoryKv } from '../helpers/memory-kv.js';
+import { waitFor } from '../helpers/wait.js';
+
+const LEASE = 90_000;
+
+function instances(o: { renewMs?: number } = {}) {
+  const store = createMemoryKv('metal-bmc-p-firmware');
+  let clock = 1_000_000;
+  const make = (instanceId: string) => {
+    const log = captureLog();
+    const kv = store.client();
+    const claims = createFirmwareClaims({ kv, instanceId, logger: log.logger, leaseMs: LEASE, renewMs: o.renewMs ?? 15_000, now: () => clock });
+    return { claims, log, kv };
+  };
+  return { store, make, advance: (ms: number) => void (clock += ms) };
+}
+
+const job = (jobId: string, machineKey: string, bmc: string) => ({ jobId, kind: 'bios', machineKey, bmc });
+const held = (o: ClaimOutcome): HeldClaim => {
+  if (!('held' in o)) throw new Error(`expected the claim, got busy: ${o.busy}`);
+  return o.held;
+};
+const busy = (o: ClaimOutcome): string => {
+  if (!('busy' in o)) throw new Error('expected busy, got the claim');
+  return o.busy;
+};
+
+describe('firmware claims', () => {
+  it("refuses a second job for the machine or its BMC on another instance, naming that instance's job; free again once released", async () => {
+    const { make, store } = instances();
+    const a = make('mgmt-a');
+    const b = make('mgmt-b');
+    const first = held(await a.claims.claim(job('j1', 'm1', '10.0.0.1:623')));
+    expect([...store.entries().keys()].sort()).toEqual(claimKeys({ machineKey: 'm1', bmc: '10.0.0.1:623' }).sort());
+    expect(busy(await b.claims.claim(job('j2', 'm1', '10.0.0.1:623')))).toMatch(/^job j1 \(bios\) on instance mgmt-a, renewed 0 s ago$/);
+    // another machine key (an event naming only the BMC's address) on the same BMC
+    expect(busy(await b.claims.claim(job('j3', '10.0.0.1:623', '10.0.0.1:623')))).toMatch(/job j1 .* on instance mgmt-a/);
+    // refused on its BMC after taking its machine key: that key is given back
+    expect([...store.entries().values()].filter((e) => !e.deleted)).toHaveLength(2);
+    // another machine on another BMC is free
+    await held(await b.claims.claim(job('j4', 'm2', '10.0.0.2:623'))).release();
+    await first.release();
+    expect([...store.entries().values()].every((e) => e.deleted)).toBe(true);
+    held(await b.claims.claim(job('j5', 'm1', '10.0.0.1:623')));
+  });
+
+  it('takes over a claim not renewed for its lease, with one warning; the old holder, renewing later, says it was taken', async () => {
+    const { make, advance } = instances({ renewMs: 20 });
+    const a = make('mgmt-a');
+    const b = make('mgmt-b');
+    const first = held(await a.claims.claim(job('j1', 'm1', '10.0.0.1:623')));
+    a.kv.down = true; // mgmt-a cut off from NATS: its renewals fail
+    advance(LEASE - 1);
+    expect(busy(await b.claims.claim(job('j2', 'm1', '10.0.0.1:623')))).toMatch(/renewed 90 s ago/);
+    advance(2);
+    const second = held(await b.claims.claim(job('j2', 'm1', '10.0.0.1:623')));
+    expect(b.log.find('firmware claim of another job not renewed for its lease (its instance stopped during the update?); taken over')).toEqual([
+      expect.objectContaining({ job: 'j2', staleJob: 'j1', staleInstance: 'mgmt-a' }),
+      expect.objectContaining({ job: 'j2', staleJob: 'j1', staleInstance: 'mgmt-a' }),
+    ]);
+    a.kv.down = false; // back: its next renewal finds j2's claim
+    await waitFor(() => a.log.find('firmware claim taken by another instance while the update runs here (not renewed for its lease); the update goes on').length === 2, 5000, 'the old holder told');
+    // it does not delete what is j2's now
+    await first.release();
+    expect(busy(await a.claims.claim(job('j3', 'm1', '10.0.0.1:623')))).toMatch(/job j2 \(bios\) on instance mgmt-b/);
+    await second.release();
+    a.claims.close();
+    b.claims.close();
+  });
+
+  it('renews a held claim, and writes it again when its bucket was made again', async () => {
+    const { make, store, advance } = instances({ renewMs: 20 });
+    const a = make('mgmt-a');
+    const b = make('mgmt-b');
+    const h = held(await a.claims.claim(job('j1', 'm1', '')));
+    expect(store.entries().size).toBe(1); // no BMC address: the machine key alone
+    const [key] = store.entries().keys();
+    const revision = store.entries().get(key!)!.revision;
+    advance(LEASE * 2);
+    await waitFor(() => store.entries().get(key!)!.revision > revision, 5000, 'a renewal');
+    expect(parseClaim(store.entries().get(key!)!.value)?.renewedAt).toBeGreaterThanOrEqual(1_000_000 + LEASE * 2);
+    expect(busy(await b.claims.claim(job('j2', 'm1', '')))).toMatch(/job j1/);
+    store.remake();
+    await waitFor(() => store.entries().get(key!)?.deleted === false, 5000, 'the claim written again');
+    expect(a.log.find('firmware claim was gone from its bucket (made again?); written again')).not.toHaveLength(0);
+    expect(busy(await b.claims.claim(job('j2', 'm1', '')))).toMatch(/job j1/);
+    await h.release();
+    a.claims.close();
+  });
+
+  it('a claim that cannot be checked (NATS down) rejects UNAVAILABLE and leaves nothing behind', async () => {
+    const { make, store } = instances();
+    const a = make('mgmt-a');
+    a.kv.down = true;
+    const err = await a.claims.claim(job('j1', 'm1', '10.0.0.1:623')).then(() => undefined, (e: unknown) => e);
+    expect(isBmcError(err, 'UNAVAILABLE')).toBe(true);
+    expect((err as Error).message).toMatch(/cannot claim the firmware update in the partition's key-value bucket metal-bmc-p-firmware/);
+    expect([...store.entries().values()].filter((e) => !e.deleted)).toHaveLength(0);
+  });
+
+  it('names a claim of an earlier run of this instance as such', async () => {
+    const { make } = instances();
+    const before = make('mgmt-a');
+    held(await before.claims.claim(job('j1', 'm1', '')));
+    const after = make('mgmt-a'); // restarted: another process token
+    expect(busy(await after.claims.claim(job('j2', 'm1', '')))).toMatch(/on instance mgmt-a, renewed 0 s ago, an earlier run of this instance: free once not renewed for 90 s/);
+  });
+
+  it('parseClaim: any bytes give a claim or undefined, never a throw; a claim it wrote reads back', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2048 }), (bytes) => {
+        const v = parseClaim(bytes);
+        expect(v === undefined || typeof v.renewedAt === 'number').toBe(true);
+      }),
+    );
+    fc.assert(
+      fc.property(fc.record({ instance: fc.string({ maxLength: 64 }), token: fc.string({ maxLength: 16 }), job: fc.string({ maxLength: 64 }), kind: fc.constantFrom('bios', 'bmc'), renewedAt: fc.integer({ min: 0 }) }), (v) => {
+        expect(parseClaim(Buffer.from(JSON.stringify(v)))).toEqual(v);
+      }),
+    );
+    expect(parseClaim(Buffer.from('{"instance":"a","token":"t","job":"j","kind":"bios","renewedAt":"soon"}'))).toBeUndefined();
+  });
+
+  it('claimKeys: every machine key and address gives valid bucket keys, distinct for distinct values', () => {
+    fc.assert(
+      fc.property(fc.string({ minLength: 1, maxLength: 100 }), fc.string({ maxLength: 100 }), (machineKey, bmc) => {
+        const keys = claimKeys({ machineKey, bmc });
+        expect(keys).toHaveLength(bmc === '' ? 1 : 2);
+        for (const k of keys) expect(k).toMatch(/^(machine|bmc)\.[-_A-Za-z0-9]+$/);
+        expect(claimKeys({ machineKey: `${machineKey}x`, bmc })[0]).not.toBe(keys[0]);
+      }),
+    );
+  });
+});
