@@ -23,11 +23,15 @@ export function trustFileOf(stateDir: string): string {
 
 export async function runTrust(a: TrustArgs, out: TextOutput): Promise<number> {
   const store = openTrustStore({ file: trustFileOf(a.stateDir) });
+  let code: number;
   try {
-    return show(store, a, out);
+    code = show(store, a, out);
   } finally {
     await store.close(); // a reset is on disk before the process ends
   }
+  const unwritten = store.unwritten();
+  if (unwritten) throw new Error(`the change was not written to ${store.file}: ${unwritten.error}`);
+  return code;
 }
 
 function show(store: TrustStore, a: TrustArgs, out: TextOutput): number {

@@ -20,6 +20,7 @@ import { stat } from 'node:fs/promises';
 import { BmcError, isBmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { fingerprintPrefix, probeCertificate, type TlsOptions } from '../redfish/tls.js';
+import { withFileLock } from './file-lock.js';
 import { burstWriter, writePrivateFile } from './private-file.js';
 
 export interface TrustRecord {
@@ -48,6 +49,8 @@ export interface TrustStore {
   flush(): Promise<void>;
   /** flushes and stops the write timer; later changes are written again at once */
   close(): Promise<void>;
+  /** changes not on disk because their last write failed (kept for the next write), with that failure */
+  unwritten(): { changes: number; error: string } | undefined;
 }
 
 interface StateFile {
@@ -87,24 +90,33 @@ type Change = TrustRecord | null;
  * schedule one asynchronous, atomic write (temporary file, then rename) `writeDelayMs` later, so
  * a report cycle that meets a thousand BMCs for the first time writes the file a few times, not a
  * thousand times, and never blocks the event loop on it. A lookup still sees a change another
- * process (the CLI) made on disk: the file is re-read when its mtime moved, and this process's
- * changes not yet written are laid over what was read. `close()` writes what is pending.
+ * process (the CLI) made on disk: the file is re-read when it was replaced (another inode, mtime
+ * or size), and this process's changes not yet written are laid over what was read. A write
+ * holds the lock `<file>.lock` (file-lock.ts), which the CLI's reset takes too, and reads the
+ * file again under it first, so neither process's write undoes what the other wrote meanwhile.
+ * `close()` writes what is pending.
  */
-export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: number; now?: () => Date; writeDelayMs?: number }): TrustStore {
+export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: number; now?: () => Date; writeDelayMs?: number; lockTimeoutMs?: number }): TrustStore {
   const maxEntries = o.maxEntries ?? DEFAULT_MAX_ENTRIES;
   const writeDelayMs = o.writeDelayMs ?? DEFAULT_WRITE_DELAY_MS;
   const now = o.now ?? (() => new Date());
   let records = new Map<string, TrustRecord>();
-  let loadedMtime = -1;
+  /** what identified the file at the last read or write: a write renames a new file over it (a new inode) */
+  let loadedStamp = '';
   /** changes since the last write started, and those of the write in flight */
   let dirty = new Map<string, Change>();
   let writing = new Map<string, Change>();
+  let lastWriteError: string | undefined;
 
-  function mtime(): number {
+  function stampOf(st: { ino: number; mtimeMs: number; size: number }): string {
+    return `${st.ino}:${st.mtimeMs}:${st.size}`;
+  }
+  /** the file's identity now; '' when there is none */
+  function stamp(): string {
     try {
-      return statSync(o.file).mtimeMs;
+      return stampOf(statSync(o.file));
     } catch {
-      return 0;
+      return '';
     }
   }
 
@@ -117,10 +129,10 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
 
   /** Re-reads the file when it changed on disk since the last read or write; changes not yet written stay. */
   function refresh(): void {
-    const m = mtime();
-    if (m === loadedMtime) return;
-    loadedMtime = m;
-    if (m === 0) {
+    const m = stamp();
+    if (m === loadedStamp) return;
+    loadedStamp = m;
+    if (m === '') {
       records = new Map();
     } else {
       let text: string;
@@ -142,7 +154,7 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
         try {
           renameSync(o.file, aside);
           moved = true;
-          loadedMtime = 0;
+          loadedStamp = '';
         } catch {
           // left where it is; read again when it changes
         }
@@ -167,16 +179,23 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
   async function write(): Promise<void> {
     writing = dirty;
     dirty = new Map();
-    const text = JSON.stringify({ version: 1, bmcs: Object.fromEntries(records) } satisfies StateFile, null, 1);
     try {
-      await writePrivateFile(o.file, text);
-      loadedMtime = (await stat(o.file)).mtimeMs;
+      // under the lock the CLI takes too: what another process wrote since our last read is read
+      // first and our changes laid over it, so neither write undoes the other's (a reset, a record)
+      await withFileLock(`${o.file}.lock`, async () => {
+        refresh();
+        const text = JSON.stringify({ version: 1, bmcs: Object.fromEntries(records) } satisfies StateFile, null, 1);
+        await writePrivateFile(o.file, text);
+        loadedStamp = stampOf(await stat(o.file));
+      }, { timeoutMs: o.lockTimeoutMs ?? 5000 });
       writing = new Map();
+      lastWriteError = undefined;
     } catch (err) {
       // kept in memory and written with the next change (or at close)
       for (const [k, v] of writing) if (!dirty.has(k)) dirty.set(k, v);
       writing = new Map();
-      o.logger?.error({ err: (err as Error).message, file: o.file }, 'cannot write the BMC trust file; records are kept in memory');
+      lastWriteError = (err as Error).message;
+      o.logger?.error({ err: lastWriteError, file: o.file }, 'cannot write the BMC trust file; records are kept in memory');
     }
   }
 
@@ -215,6 +234,7 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
     },
     flush: writer.flush,
     close: writer.close,
+    unwritten: () => (lastWriteError !== undefined && dirty.size > 0 ? { changes: dirty.size, error: lastWriteError } : undefined),
   };
 }
 

@@ -116,6 +116,7 @@ function trustStoreOfRead(id: number, key: string, brought: TrustRecord | null, 
     list: () => (record ? [[key, record]] : []),
     flush: async () => undefined,
     close: async () => undefined,
+    unwritten: () => undefined,
   };
 }
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openTrustStore, trustKey, usesTrustOnFirstUse } from '../../src/outband/trust.js';
+import { runTrust } from '../../src/cli/bmc-trust.js';
 import { loadConfig } from '../../src/config/config.js';
 import { captureLog } from '../helpers/log.js';
 
@@ -88,6 +89,56 @@ describe('BMC trust store', () => {
     const written = (JSON.parse(readFileSync(file, 'utf8')) as { bmcs: Record<string, unknown> }).bmcs;
     expect(Object.keys(written)).toEqual(['mac:bb']);
   });
+
+  it("the daemon's write does not undo a reset the CLI wrote after the daemon last read the file", async () => {
+    const file = fileIn();
+    const daemon = openTrustStore({ file, writeDelayMs: 60_000 });
+    daemon.update('mac:aa', { redfishSha256: fp('a') });
+    await daemon.flush();
+    daemon.update('mac:bb', { redfishSha256: fp('b') }); // pending; the daemon reads the file no more before its write
+    const cli = openTrustStore({ file });
+    expect(cli.reset('mac:aa')).toBe(true);
+    await cli.close();
+    await daemon.flush();
+    expect(Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { bmcs: object }).bmcs)).toEqual(['mac:bb']);
+    expect(daemon.get('mac:aa')).toBeUndefined();
+  });
+
+  it("the CLI's reset does not drop a record the daemon wrote after the CLI read the file", async () => {
+    const file = fileIn();
+    const daemon = openTrustStore({ file, writeDelayMs: 60_000 });
+    daemon.update('mac:aa', { redfishSha256: fp('a') });
+    await daemon.flush();
+    const cli = openTrustStore({ file, writeDelayMs: 60_000 });
+    expect(cli.reset('mac:aa')).toBe(true); // read now, written at close
+    daemon.update('mac:cc', { redfishSha256: fp('c') }); // a first contact meanwhile
+    await daemon.flush();
+    await cli.close();
+    expect(Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { bmcs: object }).bmcs)).toEqual(['mac:cc']);
+  });
+
+  it('a write waits for the lock another process holds; past its timeout the change stays pending, and the CLI says it was not written', async () => {
+    const file = fileIn();
+    const daemon = openTrustStore({ file, writeDelayMs: 60_000 });
+    daemon.update('mac:aa', { redfishSha256: fp('a') });
+    daemon.update('mac:aa:bb:cc:00:00:01', { redfishSha256: fp('b') });
+    await daemon.flush();
+    writeFileSync(`${file}.lock`, `${process.pid} ${Date.now()}\n`); // held by a live process (this one)
+    const log = captureLog();
+    const cli = openTrustStore({ file, logger: log.logger, lockTimeoutMs: 100 });
+    cli.reset('mac:aa');
+    await cli.close();
+    expect(cli.unwritten()).toEqual({ changes: 1, error: expect.stringMatching(/bmc-trust\.json\.lock is held by process \d+/) });
+    expect(Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { bmcs: object }).bmcs)).toEqual(['mac:aa', 'mac:aa:bb:cc:00:00:01']);
+    // the CLI waits its 5 s for the lock
+    const err = await runTrust({ mac: 'AA:BB:CC:00:00:01', reset: true, list: false, stateDir: dirname(file) }, { write: () => true }).then(() => undefined, (e: unknown) => e);
+    expect(String(err)).toMatch(/the change was not written to .*bmc-trust\.json: .*is held by process/);
+    rmSync(`${file}.lock`);
+    cli.update('mac:dd', { redfishSha256: fp('d') });
+    await cli.flush();
+    expect(cli.unwritten()).toBeUndefined();
+    expect(Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { bmcs: object }).bmcs)).toEqual(['mac:aa:bb:cc:00:00:01', 'mac:dd']);
+  }, 15_000);
 
   it('a write that fails is logged, keeps the records in memory and is done again with the next change', async () => {
     const log = captureLog();

@@ -1,0 +1,76 @@
+/**
+ * An advisory lock between processes of this host over a state file that more than one of them
+ * rewrites (the BMC trust file: the daemon, and `metal-bmc bmc trust --reset`): a lock file created
+ * exclusively (`wx`) beside it, holding the owner's pid and when it was taken. Each writer reads the
+ * file again, lays its own changes over it and writes it while it holds the lock, so neither
+ * overwrites what the other wrote meanwhile. A lock whose owner is gone (the pid does not exist) or
+ * that is older than `staleMs` (an owner that hangs; writes take milliseconds) is removed and taken.
+ * Two processes that find the same stale lock at the same moment may both take it (each removes
+ * it, then creates its own): a crash during a write, met by two writers at once, is not guarded.
+ */
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { BmcError } from '../errors.js';
+
+export interface FileLockOptions {
+  /** how long to wait for the lock (default 5 s); then BUSY */
+  timeoutMs?: number;
+  /** a lock older than this is stale (default 30 s) */
+  staleMs?: number;
+  /** how often to look again while another process holds it (default 20 ms) */
+  retryMs?: number;
+}
+
+/** The owner recorded in a lock file: `pid time` (ms since the epoch). */
+export function parseLockOwner(text: string): { pid: number; takenAt: number } | undefined {
+  const m = /^(\d{1,10}) (\d{1,16})\n?$/.exec(text);
+  return m ? { pid: Number(m[1]), takenAt: Number(m[2]) } : undefined;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, as another user's
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Runs `fn` while this process holds `lockFile`; removes it afterwards. */
+export async function withFileLock<T>(lockFile: string, fn: () => Promise<T>, o: FileLockOptions = {}): Promise<T> {
+  const timeoutMs = o.timeoutMs ?? 5000;
+  const staleMs = o.staleMs ?? 30_000;
+  const retryMs = o.retryMs ?? 20;
+  const until = Date.now() + timeoutMs;
+  await mkdir(dirname(lockFile), { recursive: true });
+  for (;;) {
+    try {
+      const handle = await open(lockFile, 'wx', 0o600);
+      try {
+        await handle.writeFile(`${process.pid} ${Date.now()}\n`);
+      } finally {
+        await handle.close();
+      }
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const text = await readFile(lockFile, 'utf8').catch(() => undefined);
+    if (text === undefined) continue; // released meanwhile
+    const owner = parseLockOwner(text);
+    // an unreadable lock file is judged by its age alone, once it had time to be written
+    const stale = owner ? !alive(owner.pid) || Date.now() - owner.takenAt > staleMs : Date.now() + retryMs > until;
+    if (stale) {
+      await rm(lockFile, { force: true });
+      continue;
+    }
+    if (Date.now() > until) throw new BmcError('BUSY', `${lockFile} is held by process ${owner!.pid} since ${new Date(owner!.takenAt).toISOString()}`);
+    await new Promise((resolve) => setTimeout(resolve, retryMs));
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lockFile, { force: true });
+  }
+}

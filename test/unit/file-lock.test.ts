@@ -1,0 +1,76 @@
+/** The advisory lock between processes over a state file (src/outband/file-lock.ts). */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseLockOwner, withFileLock } from '../../src/outband/file-lock.js';
+import { isBmcError } from '../../src/errors.js';
+
+const dirs: string[] = [];
+const lockIn = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'file-lock-'));
+  dirs.push(dir);
+  return join(dir, 'state', 'x.json.lock');
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** a pid that no process has now: a child's, after it exited */
+function deadPid(): number {
+  return Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
+}
+
+describe('file lock', () => {
+  it('one holder at a time: the second runs after the first ended, and the lock file is gone afterwards', async () => {
+    const lock = lockIn();
+    const order: string[] = [];
+    let releaseFirst!: () => void;
+    const first = withFileLock(lock, async () => {
+      order.push('first in');
+      await new Promise<void>((resolve) => (releaseFirst = resolve));
+      order.push('first out');
+    });
+    while (order.length === 0) await new Promise((r) => setTimeout(r, 5));
+    const second = withFileLock(lock, async () => void order.push('second in'));
+    // while the first holds it, the second does not get in (a window, not a wait for an event: nothing is to happen in it)
+    expect(await Promise.race([second.then(() => 'second ran'), new Promise((r) => setTimeout(() => r('still waiting'), 100))])).toBe('still waiting');
+    expect(order).toEqual(['first in']);
+    releaseFirst();
+    await Promise.all([first, second]);
+    expect(order).toEqual(['first in', 'first out', 'second in']);
+    expect(existsSync(lock)).toBe(false);
+  });
+
+  it('a lock held by a live process past the timeout is BUSY, naming the process', async () => {
+    const lock = lockIn();
+    await withFileLock(lock, async () => {
+      const err = await withFileLock(lock, async () => 1, { timeoutMs: 100 }).then(() => undefined, (e: unknown) => e);
+      expect(isBmcError(err, 'BUSY')).toBe(true);
+      expect((err as Error).message).toMatch(new RegExp(`x\\.json\\.lock is held by process ${process.pid} since \\d{4}-`));
+    });
+  });
+
+  it('a lock left by a process that is gone, or older than staleMs, is taken', async () => {
+    const lock = lockIn();
+    await withFileLock(lock, async () => undefined); // makes the folder
+    writeFileSync(lock, `${deadPid()} ${Date.now()}\n`);
+    expect(await withFileLock(lock, async () => 'taken', { timeoutMs: 1000 })).toBe('taken');
+    writeFileSync(lock, `${process.pid} ${Date.now() - 60_000}\n`);
+    expect(await withFileLock(lock, async () => 'taken', { timeoutMs: 1000, staleMs: 30_000 })).toBe('taken');
+    // an unreadable lock file: taken once the wait is nearly over
+    writeFileSync(lock, 'garbage');
+    expect(await withFileLock(lock, async () => 'taken', { timeoutMs: 200 })).toBe('taken');
+  });
+
+  it('parseLockOwner: any text gives an owner or undefined; an owner it wrote reads back', () => {
+    fc.assert(fc.property(fc.string({ maxLength: 64 }), (text) => void parseLockOwner(text)));
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 4_194_304 }), fc.integer({ min: 0, max: 2 ** 45 }), (pid, takenAt) => {
+        expect(parseLockOwner(`${pid} ${takenAt}\n`)).toEqual({ pid, takenAt });
+      }),
+    );
+  });
+});
