@@ -3,8 +3,9 @@
  * for up to half an hour on the instance that accepted it, also after the partition's lead moved
  * to another instance (a flash is not cut off halfway); the new leader must not start a second
  * update on the same machine or BMC meanwhile. Each running job therefore holds two keys in the
- * partition's key-value bucket `<durable>-firmware` (kv.ts), `machine.<key>` and `bmc.<address>`
- * (both base64url, so any machine id or IPv6 address is a valid key), written by compare-and-set:
+ * partition's key-value bucket `<durable>-firmware` (kv.ts), `machine.<sha256 of the key>` and
+ * `bmc.<sha256 of host:port>` (base64url: any machine id or IPv6 address gives a valid key), written
+ * by compare-and-set:
  *
  * - **Taking them:** `create`; a key that holds another job's claim refuses this job (BUSY, naming
  *   the other instance and job), unless that claim is stale: not renewed for `leaseMs` by the
@@ -20,7 +21,7 @@
  * - **Failures:** a claim that cannot be written or read (NATS down) refuses the job
  *   (UNAVAILABLE): an update is not started without knowing that no other instance runs one.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { sanitizeName } from './jetstream.js';
@@ -65,8 +66,9 @@ export function firmwareBucketName(durableName: string): string {
   return `${sanitizeName(durableName)}-firmware`;
 }
 
+/** `machine.<sha256>` and `bmc.<sha256>` (base64url): a valid key whatever the id's length and characters */
 export function claimKeys(subject: Pick<FirmwareClaimSubject, 'machineKey' | 'bmc'>): string[] {
-  const key = (what: string, value: string) => `${what}.${Buffer.from(value, 'utf8').toString('base64url')}`;
+  const key = (what: string, value: string) => `${what}.${createHash('sha256').update(value, 'utf8').digest('base64url')}`;
   return [key('machine', subject.machineKey), ...(subject.bmc === '' ? [] : [key('bmc', subject.bmc)])];
 }
 
@@ -104,6 +106,17 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
   const encode = (s: FirmwareClaimSubject): Uint8Array => Buffer.from(JSON.stringify({ instance: o.instanceId, token, job: s.jobId, kind: s.kind, renewedAt: now() } satisfies ClaimValue));
   const unavailable = (err: unknown) => new BmcError('UNAVAILABLE', `cannot claim the firmware update in the partition's key-value bucket ${o.kv.bucket}: ${(err as Error).message}`, { cause: err });
 
+  /** a claim of this process for job `s` (one whose write's answer was lost is still ours) */
+  const ours = (bytes: Uint8Array, s: FirmwareClaimSubject): boolean => {
+    const v = parseClaim(bytes);
+    return v !== undefined && v.token === token && v.instance === o.instanceId && v.job === s.jobId;
+  };
+  /** the key's revision if it holds our claim for `s` now */
+  async function ourRevision(key: string, s: FirmwareClaimSubject): Promise<number | undefined> {
+    const entry = await o.kv.get(key);
+    return entry && !entry.deleted && ours(entry.value, s) ? entry.revision : undefined;
+  }
+
   /** one key: its new revision, or the other job's description */
   async function take(key: string, s: FirmwareClaimSubject): Promise<number | string> {
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -111,6 +124,7 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
       if (created !== undefined) return created;
       const entry = await o.kv.get(key);
       if (entry === undefined || entry.deleted) continue; // released meanwhile: create again
+      if (ours(entry.value, s)) return entry.revision; // our own write, its answer lost on the way
       const other = parseClaim(entry.value);
       const age = other ? now() - other.renewedAt : Infinity;
       if (other && age < leaseMs) {
@@ -125,9 +139,13 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
     return 'a claim that changed three times while it was read';
   }
 
-  async function drop(key: string, revision: number): Promise<void> {
+  /** deletes our claim of `s` at `key` (at `revision`, or at the one it has now if still ours) */
+  async function drop(key: string, revision: number | undefined, s: FirmwareClaimSubject): Promise<void> {
     try {
-      await o.kv.delete(key, revision);
+      if (revision !== undefined && (await o.kv.delete(key, revision))) return;
+      // a renewal (or the claim itself) stored although its answer was lost: its revision is newer
+      const current = await ourRevision(key, s);
+      if (current !== undefined) await o.kv.delete(key, current);
     } catch (err) {
       o.logger.warn({ err, key }, 'cannot delete a firmware claim; it turns stale after its lease');
     }
@@ -141,13 +159,14 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
         for (const key of keys) {
           const got = await take(key, s);
           if (typeof got === 'string') {
-            await Promise.all([...revisions].map(([k, r]) => drop(k, r)));
+            await Promise.all([...revisions].map(([k, r]) => drop(k, r, s)));
             return { busy: got };
           }
           revisions.set(key, got);
         }
       } catch (err) {
-        await Promise.all([...revisions].map(([k, r]) => drop(k, r)));
+        // every key, also one whose write failed in transport after the server stored it
+        await Promise.all(keys.map((k) => drop(k, revisions.get(k), s)));
         throw unavailable(err);
       }
       let released = false;
@@ -161,12 +180,20 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
               continue;
             }
             if (released) return;
-            // gone (its bucket made again, emptied): claimed again
-            const again = await o.kv.create(key, encode(s));
-            if (again !== undefined) {
-              revisions.set(key, again);
-              o.logger.warn({ key, job: s.jobId }, 'firmware claim was gone from its bucket (made again?); written again');
+            const entry = await o.kv.get(key);
+            if (entry && !entry.deleted && ours(entry.value, s)) {
+              // an earlier renewal stored although its answer was lost: renewed from its revision next time
+              revisions.set(key, entry.revision);
               continue;
+            }
+            if (entry === undefined || entry.deleted) {
+              // gone (its bucket made again, emptied): claimed again
+              const again = await o.kv.create(key, encode(s));
+              if (again !== undefined) {
+                revisions.set(key, again);
+                o.logger.warn({ key, job: s.jobId }, 'firmware claim was gone from its bucket (made again?); written again');
+                continue;
+              }
             }
             o.logger.error({ key, job: s.jobId }, 'firmware claim taken by another instance while the update runs here (not renewed for its lease); the update goes on');
             revisions.delete(key);
@@ -189,7 +216,7 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
             clearInterval(timer);
             renewals.delete(timer);
             await renewing;
-            await Promise.all([...revisions].map(([k, r]) => drop(k, r)));
+            await Promise.all([...revisions].map(([k, r]) => drop(k, r, s)));
           },
         },
       };

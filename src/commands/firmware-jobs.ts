@@ -1,7 +1,8 @@
 /**
  * UPDATE-FIRMWARE as background jobs, as the Go daemon runs it: the event is acknowledged once
  * the job is accepted, the job runs under its own deadline (METAL_BMC_FIRMWARE_TIMEOUT, not the
- * command timeout), one job per machine at a time (a second is refused with a result event),
+ * command timeout), one job per machine and per BMC at a time, across instances with `claims` (a
+ * second is refused with a result event),
  * its progress (task state and percent) and outcome are published as result events, and jobs
  * are kept in a state file so that a restart in the middle of an update reports the interrupted
  * job instead of forgetting it.
@@ -182,6 +183,20 @@ export function parseStateFile(text: string): FirmwareJob[] {
   });
 }
 
+interface ActiveJob {
+  job: FirmwareJob;
+  /** the BMC as host:port */
+  bmcKey: string;
+  done: Promise<void>;
+  abort: AbortController;
+  claiming?: Promise<unknown>;
+}
+
+/** A start refused because metal-bmc is stopping: not published; the handler hands the event back for another instance. */
+function closedEvent(plan: Plan): FirmwareEvent {
+  return { machineId: plan.machineId, type: 'command', command: 'UPDATE-FIRMWARE', ok: false, phase: 'refused', code: 'CLOSED', error: 'metal-bmc is stopping', rebootRequired: false, rebootedByMetalBmc: false };
+}
+
 function positive(name: string, value: number): void {
   if (!Number.isFinite(value) || value <= 0) throw new BmcError('INVALID_ARGUMENT', `firmware jobs: ${name} must be positive, got ${value}`);
 }
@@ -193,7 +208,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   const closeTimeoutMs = checkDuration('firmware jobs: closeTimeoutMs', o.closeTimeoutMs, 5000, 600_000);
   const jobs: FirmwareJob[] = [];
   /** running jobs by machine key; `claiming` while a job's claim across instances is asked for */
-  const active = new Map<string, { job: FirmwareJob; done: Promise<void>; abort: AbortController; claiming?: Promise<unknown> }>();
+  const active = new Map<string, ActiveJob>();
+  let stopping = false;
   let seq = 0;
 
   function persist(): void {
@@ -264,6 +280,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     const what = `UPDATE-FIRMWARE ${job.kind} for machine ${job.machineId || job.key}`;
     const dl = deadline(o.timeoutMs, what, stopper.signal);
     let bmc: Outband | undefined;
+    let ending: [Exclude<FirmwareJobState, 'running'>, unknown?] = ['failed'];
     try {
       if (!plan.ipmi) throw new BmcError('INVALID_ARGUMENT', `${what}: the event has no BMC address`);
       bmc = await o.connect(plan.ipmi, { signal: dl.signal });
@@ -275,18 +292,20 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         emit(job, 'progress', { progress: job.progress });
       };
       await bmc.updateFirmware(job.kind, url, { signal: dl.signal, onProgress, ...(o.imageDispatcher ? { dispatcher: o.imageDispatcher } : {}) });
-      finish(job, 'completed', started);
+      ending = ['completed'];
     } catch (err) {
       const stopped = stopper.signal.aborted;
-      const failure = dl.signal.aborted ? abortError(dl.signal, what) : err;
-      finish(job, stopped ? 'interrupted' : 'failed', started, failure);
+      ending = [stopped ? 'interrupted' : 'failed', dl.signal.aborted ? abortError(dl.signal, what) : err];
     } finally {
       dl.dispose();
-      if (bmc) await closeQuietly(bmc);
-      await claim?.release();
-      active.delete(job.key);
-      o.metrics?.firmwareJobsRunning.set(active.size);
     }
+    // the machine is free before its outcome is told: the next update an orchestrator sends on
+    // "completed" is not refused for this one (the BMC's session is closed after, off that path)
+    await claim?.release();
+    active.delete(job.key);
+    o.metrics?.firmwareJobsRunning.set(active.size);
+    finish(job, ending[0], started, ...(ending.length > 1 ? [ending[1]] : []));
+    if (bmc) await closeQuietly(bmc);
   }
 
   function refuse(plan: Plan, code: string, error: string, kind: FirmwareKind, image: string): StartOutcome {
@@ -349,9 +368,12 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       } catch (err) {
         return refuse(plan, err instanceof BmcError ? err.code : 'FORBIDDEN', (err as Error).message, action.firmware, image);
       }
+      if (stopping) return { accepted: false, event: closedEvent(plan) };
       // one update per machine, and per BMC: an event naming only the BMC's address has another key than one naming the machine
       const bmc = plan.ipmi?.address ?? '';
-      const holder = () => active.get(plan.key) ?? (bmc === '' ? undefined : [...active.values()].find((a) => a.job.bmc === bmc));
+      /** the BMC as host and port: "10.0.0.1" and "10.0.0.1:623" are one BMC */
+      const bmcKey = plan.ipmi ? `${plan.ipmi.host}:${plan.ipmi.port}` : '';
+      const holder = () => active.get(plan.key) ?? (bmcKey === '' ? undefined : [...active.values()].find((a) => a.bmcKey === bmcKey));
       // a job of this machine or BMC being claimed: its outcome decides (a refused one is no reason to refuse this)
       for (let pending = holder()?.claiming; pending !== undefined; pending = holder()?.claiming) await pending;
       const busy = holder();
@@ -370,11 +392,11 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         updatedAt: now,
       };
       const stopper = new AbortController();
-      const entry: { job: FirmwareJob; done: Promise<void>; abort: AbortController; claiming?: Promise<unknown> } = { job, abort: stopper, done: Promise.resolve() };
+      const entry: ActiveJob = { job, bmcKey, abort: stopper, done: Promise.resolve() };
       let claim: { release(): Promise<void> } | undefined;
       if (o.claims) {
         // held here while the claim across instances is asked for: a second event for the machine meanwhile waits for it above
-        const asked = o.claims.claim({ jobId: job.id, kind: job.kind, machineKey: plan.key, bmc });
+        const asked = o.claims.claim({ jobId: job.id, kind: job.kind, machineKey: plan.key, bmc: bmcKey });
         entry.claiming = asked.catch(() => undefined);
         active.set(plan.key, entry);
         let outcome: Awaited<typeof asked>;
@@ -391,6 +413,12 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
           return refuse(plan, 'BUSY', `a firmware update is still running for this machine or its BMC ${bmc} on another instance: ${outcome.busy}`, action.firmware, image);
         }
         claim = outcome.held;
+        if (stopping) {
+          // metal-bmc began to stop while the claim was asked for: no update starts now; the event goes back
+          await claim.release();
+          active.delete(plan.key);
+          return { accepted: false, event: closedEvent(plan) };
+        }
       }
       active.set(plan.key, entry);
       jobs.push(job);
@@ -403,9 +431,12 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     },
 
     list: () => [...jobs],
-    running: () => active.size,
+    running: () => [...active.values()].filter((a) => a.claiming === undefined).length,
 
     async stop(deadlineMs) {
+      stopping = true;
+      // a start asking for its claim now ends in a refusal (and gives the claim back) or was accepted before
+      await Promise.all([...active.values()].map((a) => a.claiming));
       const all = [...active.values()];
       if (all.length === 0) return;
       let timer: NodeJS.Timeout | undefined;

@@ -73,7 +73,11 @@ export function createEventHandler(o: EventHandlerOptions): EventHandler {
       o.logger.debug({ machineId: plan.machineId, type: plan.type }, 'machine event needs no BMC action');
       return 'ack';
     }
-    if (o.firmware && plan.actions.some((a) => a.kind === 'firmware')) return (await o.firmware.start(plan)).accepted ? 'ack' : 'term';
+    if (o.firmware && plan.actions.some((a) => a.kind === 'firmware')) {
+      const started = await o.firmware.start(plan);
+      // refused because this instance is stopping (not published): another instance takes it
+      return started.accepted ? 'ack' : started.event.code === 'CLOSED' ? 'nak' : 'term';
+    }
     let result: CommandResult;
     try {
       result = await o.runner.submit(plan);

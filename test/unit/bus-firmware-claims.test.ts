@@ -7,6 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { claimKeys, createFirmwareClaims, parseClaim, type ClaimOutcome, type HeldClaim } from '../../src/bus/firmware-claims.js';
+import { isValidKey } from '../../src/bus/kv.js';
 import { isBmcError } from '../../src/errors.js';
 import { captureLog } from '../helpers/log.js';
 import { createMemoryKv } from '../helpers/memory-kv.js';
@@ -132,14 +133,61 @@ describe('firmware claims', () => {
     expect(parseClaim(Buffer.from('{"instance":"a","token":"t","job":"j","kind":"bios","renewedAt":"soon"}'))).toBeUndefined();
   });
 
-  it('claimKeys: every machine key and address gives valid bucket keys, distinct for distinct values', () => {
+  it('claimKeys: every machine key and address, of any length, gives valid bucket keys, distinct for distinct values', () => {
     fc.assert(
-      fc.property(fc.string({ minLength: 1, maxLength: 100 }), fc.string({ maxLength: 100 }), (machineKey, bmc) => {
+      fc.property(fc.string({ minLength: 1, maxLength: 1000 }), fc.string({ maxLength: 1000 }), (machineKey, bmc) => {
         const keys = claimKeys({ machineKey, bmc });
         expect(keys).toHaveLength(bmc === '' ? 1 : 2);
-        for (const k of keys) expect(k).toMatch(/^(machine|bmc)\.[-_A-Za-z0-9]+$/);
+        for (const k of keys) expect(isValidKey(k)).toBe(true);
         expect(claimKeys({ machineKey: `${machineKey}x`, bmc })[0]).not.toBe(keys[0]);
       }),
     );
+  });
+
+  it('a failure on its second key (NATS lost in between) gives the first back: UNAVAILABLE, nothing left behind', async () => {
+    const { store } = instances();
+    const kv = store.client();
+    const failing = { ...kv, bucket: kv.bucket, create: async (key: string, value: Uint8Array) => (key.startsWith('bmc.') ? Promise.reject(new Error('timeout')) : kv.create(key, value)) };
+    const claims = createFirmwareClaims({ kv: failing, instanceId: 'mgmt-a', logger: captureLog().logger });
+    const err = await claims.claim(job('j1', 'm1', '10.0.0.1:623')).then(() => undefined, (e: unknown) => e);
+    expect(isBmcError(err, 'UNAVAILABLE')).toBe(true);
+    expect([...store.entries().values()].filter((e) => !e.deleted)).toEqual([]);
+  });
+
+  it('writes stored although their answers were lost are still ours: a claim is given back, a renewal continues from its revision', async () => {
+    const { store } = instances();
+    const kv = store.client();
+    let lose = 0; // the next `lose` writes are stored, then fail in transport
+    const lossy = {
+      ...kv,
+      bucket: kv.bucket,
+      create: async (key: string, value: Uint8Array) => {
+        const r = await kv.create(key, value);
+        if (lose > 0 && lose--) throw new Error('timeout');
+        return r;
+      },
+      update: async (key: string, value: Uint8Array, revision: number) => {
+        const r = await kv.update(key, value, revision);
+        if (lose > 0 && lose--) throw new Error('timeout');
+        return r;
+      },
+    };
+    const log = captureLog();
+    const claims = createFirmwareClaims({ kv: lossy, instanceId: 'mgmt-a', logger: log.logger, renewMs: 20 });
+    lose = 1; // the machine key's create
+    const err = await claims.claim(job('j1', 'm1', '')).then(() => undefined, (e: unknown) => e);
+    expect(isBmcError(err, 'UNAVAILABLE')).toBe(true);
+    expect([...store.entries().values()].filter((e) => !e.deleted)).toEqual([]); // deleted although the create "failed"
+    const h = held(await claims.claim(job('j2', 'm1', '')));
+    const [key] = [...store.entries()].find(([, e]) => !e.deleted)!;
+    const start = store.entries().get(key)!.revision;
+    lose = 1; // a renewal stored, its answer lost
+    await waitFor(() => store.entries().get(key)!.revision >= start + 3, 5000, 'renewals going on after the lost answer');
+    expect(log.find(/taken by another instance/)).toEqual([]);
+    lose = 1; // a renewal's answer lost just before the release: the release deletes the newer revision
+    await waitFor(() => lose === 0, 5000, 'the lost renewal');
+    await h.release();
+    expect(store.entries().get(key)!.deleted).toBe(true);
+    claims.close();
   });
 });

@@ -289,4 +289,23 @@ describe('firmware jobs with claims across instances', () => {
     expect(c.asked).toHaveLength(2); // refused here, without asking
     expect(events.map((e) => e.phase)).toEqual(['refused', 'accepted', 'refused']);
   });
+
+  it('a stop while a claim is asked for: no update starts, the claim is given back, the event goes back unpublished (CLOSED)', async () => {
+    const c = manualClaims();
+    const { jobs, events, bmcs } = setup({ claims: c.claims });
+    const started = jobs.start(plan('m1'));
+    await waitFor(() => c.asked.length === 1, 5000, 'the claim asked for');
+    let stopped = false;
+    const stopping = jobs.stop(1000).then(() => (stopped = true));
+    expect(await Promise.race([stopping.then(() => 'stop returned'), new Promise((r) => setImmediate(() => r('stop waits')))])).toBe('stop waits');
+    c.asked[0]!.answer('held');
+    expect(await started).toMatchObject({ accepted: false, event: { code: 'CLOSED' } });
+    await stopping;
+    expect(stopped).toBe(true);
+    expect(c.released).toHaveLength(1);
+    expect(events).toEqual([]);
+    expect(bmcs.pending.size).toBe(0);
+    expect((await jobs.start(plan('m2'))).accepted).toBe(false);
+    expect(c.asked).toHaveLength(1);
+  });
 });
