@@ -106,7 +106,7 @@ function parseFile(path: string, text: string, format: LeaseFormatOption): Parse
 }
 
 /** The file's text, or undefined when it does not exist. */
-async function readIfThere(path: string): Promise<string | undefined> {
+export async function readIfThere(path: string): Promise<string | undefined> {
   try {
     return await readLeaseText(path);
   } catch (err) {
@@ -124,13 +124,47 @@ async function readIfThere(path: string): Promise<string | undefined> {
  */
 export const KEA_CLEANUP_SUFFIXES = ['.completed', '.1', '.2'] as const;
 
+/** Each cleanup file's identity (inode, size, mtime) or absence: every step of kea-lfc changes it. */
+async function cleanupStamp(path: string): Promise<string> {
+  const parts = await Promise.all(
+    KEA_CLEANUP_SUFFIXES.map(async (suffix) => {
+      try {
+        return signatureOf(await stat(`${path}${suffix}`));
+      } catch {
+        return '-';
+      }
+    }),
+  );
+  return parts.join('|');
+}
+
+/** reads of a Kea lease file and its cleanup files, the first included, while a cleanup runs */
+const KEA_READS = 5;
+
 /**
  * A Kea lease file's rows with those of its cleanup files before them, in the order Kea loads
  * them, so a lease written before the last cleanup still counts. The lease file is read first:
- * a cleanup starting meanwhile moves what was read to `.2`, read after it; one finishing
- * meanwhile leaves `.1` holding all of `.2`, which is read after `.2`.
+ * a cleanup starting meanwhile moves what was read to `.2`, read after it. kea-lfc ending
+ * between the reads of `.2` and `.1` (it removes both, then renames `.completed` to `.1`) can
+ * leave a read with neither: when a cleanup file changed while they were read, all of them are
+ * read again (the lease file too), up to KEA_READS times in all. `readFile` and `readCurrent`:
+ * tests put a cleanup step between two reads.
  */
-async function readKea(path: string, text: string): Promise<ParsedLeases> {
+export async function readKea(path: string, text: string, readFile = readIfThere, readCurrent = readLeaseText): Promise<ParsedLeases> {
+  for (let attempt = 1; ; attempt++) {
+    const before = await cleanupStamp(path);
+    const parsed = await readKeaOnce(path, text, readFile);
+    if ((await cleanupStamp(path)) === before || attempt === KEA_READS) return parsed;
+    await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
+    try {
+      text = await readCurrent(path);
+    } catch (err) {
+      throw readError(path, err);
+    }
+  }
+}
+
+async function readKeaOnce(path: string, text: string, readFile: (file: string) => Promise<string | undefined>): Promise<ParsedLeases> {
   const rows = (file: string, t: string | undefined): KeaLease[] => {
     if (t === undefined) return [];
     try {
@@ -140,10 +174,10 @@ async function readKea(path: string, text: string): Promise<ParsedLeases> {
     }
   };
   const current = rows(path, text);
-  const completed = await readIfThere(`${path}.completed`);
+  const completed = await readFile(`${path}.completed`);
   if (completed !== undefined) return { format: 'kea', leases: [...rows(`${path}.completed`, completed), ...current] };
-  const copy = await readIfThere(`${path}.2`);
-  const previous = await readIfThere(`${path}.1`);
+  const copy = await readFile(`${path}.2`);
+  const previous = await readFile(`${path}.1`);
   return { format: 'kea', leases: [...rows(`${path}.1`, previous), ...rows(`${path}.2`, copy), ...current] };
 }
 

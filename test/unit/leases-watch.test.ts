@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BmcError } from '../../src/errors.js';
 import { KEA_HEADER, renderIscLeases, renderKeaLeases, type IscLeaseInput } from '../../src/leases/render.js';
 import { LeaseParseError } from '../../src/leases/types.js';
-import { MAX_LEASE_FILE_BYTES, readLeasesOnce, watchLeases, type LeaseView, type LeaseWatcher, type WatchLeasesOptions } from '../../src/leases/watch.js';
+import { MAX_LEASE_FILE_BYTES, readIfThere, readKea, readLeasesOnce, watchLeases, type LeaseView, type LeaseWatcher, type WatchLeasesOptions } from '../../src/leases/watch.js';
 
 const NOW = new Date('2026-01-01T00:00:00Z');
 const LATER = new Date('2026-06-01T00:00:00Z');
@@ -235,6 +235,32 @@ describe('watchLeases', () => {
     await writeFile(`${path}.1`, renderKeaLeases([kea('10.2.0.9', '00:00:00:00:00:09')]));
     await writeFile(`${path}.completed`, renderKeaLeases([k1, k2]));
     expect(ips(await readLeasesOnce(path, { now: NOW }))).toEqual(['10.2.0.1', '10.2.0.2', '10.2.0.3', '10.2.0.4']);
+  });
+
+  it('kea-lfc ending between the reads of .2 and .1 (both removed, .completed not yet .1): its files are read again, no lease missing', async () => {
+    const kea = (ip: string, mac: string) => ({ ip, mac, validLifetime: 3600, expire: LATER, state: 0 });
+    const [k1, k2, k3] = [kea('10.2.0.1', '00:00:00:00:00:01'), kea('10.2.0.2', '00:00:00:00:00:02'), kea('10.2.0.3', '00:00:00:00:00:03')];
+    await writeFile(`${path}.1`, renderKeaLeases([k1]));
+    await writeFile(`${path}.2`, renderKeaLeases([k2]));
+    await writeFile(path, renderKeaLeases([k3]));
+    let step = 0;
+    // the file reads as the daemon does them, with kea-lfc's last steps in between on the first pass
+    const reader = async (file: string) => {
+      const text = await readIfThere(file);
+      if (file.endsWith('.2') && step === 0) {
+        step = 1; // .2 read: kea-lfc writes its merge and removes .1 and .2
+        await writeFile(`${path}.completed`, renderKeaLeases([k1, k2]));
+        await rm(`${path}.1`);
+        await rm(`${path}.2`);
+      } else if (file.endsWith('.1') && step === 1) {
+        step = 2; // .1 read (gone): the merge becomes .1
+        await rename(`${path}.completed`, `${path}.1`);
+      }
+      return text;
+    };
+    const parsed = await readKea(path, readFileSync(path, 'utf8'), reader);
+    expect(step).toBe(2);
+    expect(parsed.leases.map((l) => l.ip).sort()).toEqual(['10.2.0.1', '10.2.0.2', '10.2.0.3']);
   });
 
   it('applies the CIDR and ignored-MAC filters', async () => {
