@@ -196,16 +196,28 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
       return; // not decodable or failed integrity: never let a bad datagram into the session
     }
     if (packet.sessionId !== consoleSessionId) return;
+    // only payloads whose integrity decodeV2 checked (IPMI, SOL) may move the sequence window or
+    // count as a sign of life: another type is taken without an integrity code, from anyone
+    if (packet.payloadType !== PayloadType.ipmi && packet.payloadType !== PayloadType.sol) return;
     const verdict = inbound.check(packet.seq);
     if (verdict === 'restarted') {
       onEvent({ kind: 'sequence-restart', message: `BMC ${channel.remote} restarted its session sequence numbers (now ${packet.seq}); the session follows` });
     } else if (verdict !== 'accepted') return;
     keepalive.touch();
+    // a handler's failure (e.g. an ACK sent while the session closes) must not leave the UDP
+    // socket's message handler: it would end the process
+    const deliver = (h: (payload: Buffer) => void) => {
+      try {
+        h(packet.payload);
+      } catch {
+        // the handler's own state records what it could not do
+      }
+    };
     if (packet.payloadType === PayloadType.ipmi) {
-      for (const l of [...listeners]) l(packet.payload);
+      for (const l of [...listeners]) deliver(l);
       return;
     }
-    for (const h of payloadHandlers.get(packet.payloadType) ?? []) h(packet.payload);
+    for (const h of [...(payloadHandlers.get(packet.payloadType) ?? [])]) deliver(h);
   }
   channel.onDatagram(receive);
 

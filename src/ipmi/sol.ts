@@ -29,6 +29,8 @@ export interface SolOptions {
   retransmitMs?: number;
   /** retransmissions before the stream fails */
   maxRetransmits?: number;
+  /** a BMC that refuses our characters (NACK, or none accepted) for this long ends the console with TIMEOUT (default 30 s) */
+  maxRefusalMs?: number;
   /** also close the IPMI session when the stream ends */
   closeSession?: boolean;
   /** the BMC did something unusual that the console works around or ends on (one line for the log) */
@@ -110,6 +112,10 @@ export function solPort(reported: number, sessionPort: number): number | 'sessio
 function createSolStream(session: IpmiSession, inboundPayloadSize: number, options: SolOptions): SolStream {
   const retransmitMs = options.retransmitMs ?? 1000;
   const maxRetransmits = options.maxRetransmits ?? 5;
+  /** how long a BMC may refuse our characters (NACK, or none taken) before the console fails: a stuck serial side */
+  const maxRefusalMs = options.maxRefusalMs ?? 30_000;
+  /** since when every answer refused the characters in flight */
+  let refusedSince: number | undefined;
   const maxData = Math.max(16, Math.min(inboundPayloadSize > 4 ? inboundPayloadSize - 4 : 200, 255));
   /** characters written and not yet accepted by the BMC, the packet in flight included */
   let pending = Buffer.alloc(0);
@@ -215,7 +221,12 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     pending = pending.subarray(accepted);
     if (pending.length === 0) for (const cb of writeCallbacks.splice(0)) cb();
     const refused = (p.flags & SolStatus.nack) !== 0 || (accepted === 0 && packet.data.length > 0);
+    if (accepted > 0 || !refused) refusedSince = undefined;
     if (!refused) return sendNext(); // all or part accepted: what is left goes at once
+    refusedSince ??= Date.now();
+    if (Date.now() - refusedSince > maxRefusalMs) {
+      return fail(new BmcError('TIMEOUT', `SOL on BMC ${session.remote}: it took none of our characters for ${Math.round(maxRefusalMs / 1000)} s (NACK or nothing accepted)`));
+    }
     // NACK (its input buffer is full) or nothing taken: give the BMC time before the characters go
     // again, so a BMC that keeps taking nothing gets a few packets per interval, not a flood. The
     // transmissions carry over, as they did when a NACKed packet was retransmitted as it was.
@@ -247,7 +258,11 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     // or the BMC keeps resending it. The count is the packet's whole character count, repeated
     // ones included, and 0 for a packet without characters: what ipmitool (ack_sol_packet) and
     // FreeIPMI (ipmiconsole_processing.c) send, so the BMC sees everything it sent as taken.
-    session.sendPayload(PayloadType.sol, encodeSolPacket({ seq: 0, ackSeq: p.seq, acceptedChars: p.data.length, flags: 0, data: Buffer.alloc(0) }));
+    try {
+      session.sendPayload(PayloadType.sol, encodeSolPacket({ seq: 0, ackSeq: p.seq, acceptedChars: p.data.length, flags: 0, data: Buffer.alloc(0) }));
+    } catch {
+      // the session is closing: the BMC's resend of this packet meets no session any more
+    }
     if (fresh.length > 0) stream.push(fresh);
   }
 

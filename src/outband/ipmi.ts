@@ -72,7 +72,9 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
     if (closed) return Promise.reject(new BmcError('CLOSED', `connection to BMC ${address} is closed`));
     if (current) {
       const existing = current;
-      return existing.then((s) => (s.state.kind === 'established' ? s : reopen(o)));
+      // the first caller to find it dropped opens the next one; the others wait for that one (a
+      // reopen each would leave all but the last session open on the BMC, holding its slots)
+      return existing.then((s) => (s.state.kind === 'established' ? s : current === existing ? reopen(o) : session(o)));
     }
     return reopen(o);
   }

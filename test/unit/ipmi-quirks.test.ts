@@ -129,7 +129,7 @@ function linked(quirks: SimQuirkName[], answer?: (d: Buffer, reply: (d: Buffer) 
   };
   const events: IpmiEvent[] = [];
   const open = (cipherSuite: number | 'auto' = 'auto') => openSession({ host: '192.0.2.9', channel, cipherSuite, user: 'ADMIN', password: 'secret', keepaliveMs: 0, closeLingerMs: 0, onEvent: (e) => events.push(e) });
-  return { open, events, bmc, machine, close: () => (bmc.close(), serial.close()) };
+  return { open, events, bmc, machine, inject: (d: Buffer) => deliver(d), close: () => (bmc.close(), serial.close()) };
 }
 
 describe('fallbacks against the simulated BMC in memory', () => {
@@ -145,6 +145,20 @@ describe('fallbacks against the simulated BMC in memory', () => {
     expect(Date.now() - started).toBeLessThan(4000);
     expect(s.cipherSuite).toBe(17);
     expect(l.events).toEqual([{ kind: 'cipher-suites-fallback', message: expect.stringMatching(why) }]);
+    await s.close();
+    l.close();
+  });
+
+  it('a packet of a type without integrity code that names our session (a spoofed RAKP 4) moves neither the sequence window nor the keepalive: the answers after it are taken', async () => {
+    const fromBmc: Buffer[] = [];
+    const l = linked([], undefined, (d) => (fromBmc.push(d), false));
+    const s = await l.open();
+    expect((await s.request(NetFn.app, 0x01)).completionCode).toBe(0);
+    const last = fromBmc.at(-1)!;
+    const [sessionId, seq] = [last.readUInt32LE(4 + 2), last.readUInt32LE(4 + 6)]; // RMCP header, then auth type and payload type
+    l.inject(encodeV2({ payloadType: PayloadType.rakp4, sessionId, seq: seq + 0x7fff0000, payload: Buffer.alloc(8) }));
+    for (let i = 0; i < 3; i++) expect((await s.request(NetFn.app, 0x01)).completionCode).toBe(0);
+    expect(l.events).toEqual([]);
     await s.close();
     l.close();
   });

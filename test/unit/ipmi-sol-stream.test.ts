@@ -221,4 +221,29 @@ describe('SOL to the BMC', () => {
     expect(errors[0]).toMatchObject({ code: 'TIMEOUT' });
     expect(dataPackets(bmc.sent).slice(1).every(([seq, text]) => seq === nextSolSeq(brk!.seq) && text === 'z')).toBe(true);
   });
+
+  it('a BMC that NACKs every packet ends the console after maxRefusalMs, instead of a resend every back-off forever', async () => {
+    const bmc = fakeBmc();
+    const sol = await openSol(bmc.session, { retransmitMs: RETRANSMIT_MS, maxRetransmits: 5, maxRefusalMs: 600 });
+    streams.push(sol);
+    const errors: Error[] = [];
+    sol.on('error', (e: Error) => errors.push(e));
+    sol.write(bytes('ls\r'));
+    // the BMC answers every packet with a NACK at once
+    let answered = 0;
+    const nackAll = setInterval(() => {
+      const packets = dataPackets(bmc.sent);
+      for (const [seq] of packets.slice(answered)) bmc.deliver({ ackSeq: seq, acceptedChars: 0, flags: SolStatus.nack });
+      answered = packets.length;
+    }, 5);
+    try {
+      await waitFor(() => errors.length > 0, 5000, 'the stream to fail');
+    } finally {
+      clearInterval(nackAll);
+    }
+    expect(errors[0]).toMatchObject({ code: 'TIMEOUT', message: expect.stringMatching(/took none of our characters for 1 s \(NACK or nothing accepted\)/) });
+    const sentThen = bmc.sent.length;
+    await sleep(4 * BACK_OFF_MS); // a window in which nothing is to be sent any more
+    expect(bmc.sent.length).toBe(sentThen);
+  });
 });
