@@ -43,6 +43,7 @@ import { trackCertifiedConnections } from './crl.js';
 import { remoteOf } from './remote.js';
 import { secureContextOptions, serverTlsOptions, verifiedPrincipal, type ConsoleTls } from './tls.js';
 import type { ClientIdentity, ClientPort, ConsoleHandle, ConsoleNotice } from './types.js';
+import { publicText } from '../net/public-text.js';
 
 export interface SshConsoleServerOptions {
   tls: ConsoleTls;
@@ -152,7 +153,7 @@ function bridge(channel: ServerChannel, machineId: string, identity: ClientIdent
     },
     (err: unknown) => {
       log.info({ machineId, client: identity.subject, err }, 'console refused');
-      finish(1, `console of machine ${machineId} unavailable: ${(err as Error).message}`);
+      finish(1, `console of machine ${machineId} unavailable: ${publicText((err as Error).message)}`);
     },
   );
   return (cols, rows) => handle?.resize(cols, rows);

@@ -5,6 +5,7 @@
  * The CRL file is read by crl.ts, which also ends connections a reloaded CRL revokes.
  */
 import { readFileSync } from 'node:fs';
+import { constants } from 'node:crypto';
 import type { PeerCertificate, SecureContextOptions, TLSSocket, TlsOptions } from 'node:tls';
 import { BmcError } from '../errors.js';
 import { certificatePrincipal, type Principal } from './access.js';
@@ -51,19 +52,24 @@ export function loadConsoleTls(files: Partial<ConsoleTlsFiles>): ConsoleTls {
   return { ...tls, crls, crlFile: files.crlFile, revocations, ...(nextUpdate ? { crlNextUpdate: nextUpdate } : {}) };
 }
 
-/** The parts of the options that `server.setSecureContext()` takes when the CRL is reloaded. */
+/**
+ * The secure context of both console listeners: TLS 1.3 only, no renegotiation. Also what
+ * `server.setSecureContext()` gets when the CRL is reloaded, which resets every option it is not
+ * given: without the version here, the first CRL reload let TLS 1.2 in (and with it
+ * renegotiation, in which a client presents another certificate after the first was verified).
+ */
 export function secureContextOptions(tls: ConsoleTls): SecureContextOptions {
-  return { ca: tls.ca, cert: tls.cert, key: tls.key, ...(tls.crls ? { crl: tls.crls } : {}) };
+  return { ca: tls.ca, cert: tls.cert, key: tls.key, minVersion: 'TLSv1.3', secureOptions: constants.SSL_OP_NO_RENEGOTIATION, ...(tls.crls ? { crl: tls.crls } : {}) };
 }
 
 /**
- * Server options: TLS 1.3 only, client certificates requested and verified against the CA.
- * `requireClientCert: false` (bearer-token mode of the WebSocket listener) still asks for a
- * certificate and verifies it, but lets the handshake finish without one; the listener then
+ * Server options: the secure context above, client certificates requested and verified against
+ * the CA. `requireClientCert: false` (bearer-token mode of the WebSocket listener) still asks for
+ * a certificate and verifies it, but lets the handshake finish without one; the listener then
  * decides per request (`socket.authorized`).
  */
 export function serverTlsOptions(tls: ConsoleTls, requireClientCert: boolean): TlsOptions {
-  return { ...secureContextOptions(tls), minVersion: 'TLSv1.3', requestCert: true, rejectUnauthorized: requireClientCert };
+  return { ...secureContextOptions(tls), requestCert: true, rejectUnauthorized: requireClientCert };
 }
 
 function formatSubject(subject: PeerCertificate['subject'] | undefined): string {
@@ -75,7 +81,8 @@ function formatSubject(subject: PeerCertificate['subject'] | undefined): string 
 
 /** `CN=metal-console,O=metal-stack` for a verified client certificate, undefined otherwise. */
 export function verifiedSubject(socket: TLSSocket): string | undefined {
-  if (!socket.authorized) return undefined;
+  // authorized is not set back when a later verification fails (a renegotiation): both must hold
+  if (!socket.authorized || socket.authorizationError) return undefined;
   const cert = socket.getPeerCertificate();
   if (!cert || Object.keys(cert).length === 0) return undefined;
   return formatSubject(cert.subject) || `serial=${cert.serialNumber}`;

@@ -53,6 +53,7 @@ import { createCookieSessions } from './token-cookie.js';
 import type { ClientIdentity, ClientPort, ConsoleHandle } from './types.js';
 import { guardViewerRoutes, type ViewerRoutes } from './viewer-routes.js';
 import { requestUrl } from '../net/request-url.js';
+import { publicText } from '../net/public-text.js';
 
 export interface WsConsoleServerOptions {
   tls: ConsoleTls;
@@ -275,6 +276,15 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
       handle?.leave();
     });
     ws.on('message', (data: RawData, isBinary: boolean) => {
+      // nothing a client sends may leave this handler as an exception: it would end the process
+      try {
+        onMessage(data, isBinary);
+      } catch (err) {
+        log.warn({ machineId, client: identity.subject, err }, 'console WebSocket message failed; the connection is closed');
+        ws.terminate();
+      }
+    });
+    const onMessage = (data: RawData, isBinary: boolean): void => {
       const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
       if (isBinary) {
         handle?.input(bytes);
@@ -299,8 +309,9 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
         handle?.resize(cols as number, rows as number);
         return;
       }
-      error(`unknown control message type ${JSON.stringify(type ?? null).slice(0, 40)}`);
-    });
+      // a string's first characters, else only its kind: a deeply nested value does not survive JSON.stringify
+      error(`unknown control message type ${typeof type === 'string' ? JSON.stringify(type.slice(0, 40)) : type === null ? 'null' : typeof type}`);
+    };
     hub.join(machineId, port, { signal: abort.signal }).then(
       (h) => {
         if (ended) h.leave();
@@ -308,7 +319,7 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
       },
       (err: unknown) => {
         log.info({ machineId, client: identity.subject, err }, 'console refused');
-        sendJson({ type: 'error', message: `console of machine ${machineId} unavailable: ${(err as Error).message}` });
+        sendJson({ type: 'error', message: `console of machine ${machineId} unavailable: ${publicText((err as Error).message)}` });
         ws.close(1011, closeReason('console unavailable'));
       },
     );

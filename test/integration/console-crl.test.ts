@@ -10,6 +10,7 @@
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Duplex } from 'node:stream';
@@ -217,6 +218,17 @@ describe('a reloaded CRL and the connections already open', () => {
     await waitFor(() => wsY.received().includes('after the revocation'), ENDED_WITHIN_MS, "Y's WebSocket output");
     await waitFor(() => sshY.stdout().includes('after the revocation'), ENDED_WITHIN_MS, "Y's SSH output");
     expect(wsX.received()).not.toContain('after the revocation');
+  });
+
+  it('after the reload both listeners still speak TLS 1.3 only: a TLS 1.2 handshake with a good certificate is refused', async () => {
+    expect(log.find('console CRL reloaded').length).toBeGreaterThan(0);
+    const tls12 = (port: number) =>
+      new Promise<string>((resolve) => {
+        const socket = tlsConnect({ host: '127.0.0.1', port, ...tlsOf(y), maxVersion: 'TLSv1.2', servername: 'localhost', checkServerIdentity: () => undefined });
+        socket.once('secureConnect', () => (socket.destroy(), resolve(`connected over ${socket.getProtocol()}`)));
+        socket.once('error', (err) => resolve(`refused: ${err.message}`));
+      });
+    for (const port of [servers.wsPort!, servers.sshPort]) expect(await tls12(port)).toMatch(/^refused: .*(protocol version|no protocols available|unsupported protocol)/i);
   });
 
   it('X cannot come back: its new handshakes are refused, on both listeners', async () => {

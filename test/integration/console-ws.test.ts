@@ -204,9 +204,11 @@ describe('console over WebSocket', () => {
     a.ws.send(JSON.stringify({ type: 'launch-missiles' }));
     a.ws.send(JSON.stringify({ type: 'resize', cols: -1, rows: 'x' }));
     a.ws.send(JSON.stringify([1, 2, 3]));
-    await until(() => a.messages.filter((m) => m.type === 'error').length >= 4, 5000, 'four errors');
+    // a type nested deeper than JSON.stringify's stack allows (it ended the process when quoted in the error)
+    a.ws.send(`{"type":${'['.repeat(20_000)}${']'.repeat(20_000)}}`);
+    await until(() => a.messages.filter((m) => m.type === 'error').length >= 5, 5000, 'five errors');
     const errors = a.messages.filter((m) => m.type === 'error').map((m) => String(m.message));
-    expect(errors).toEqual(expect.arrayContaining([expect.stringMatching(/not JSON/), expect.stringMatching(/unknown control message type "launch-missiles"/), expect.stringMatching(/resize/)]));
+    expect(errors).toEqual(expect.arrayContaining([expect.stringMatching(/not JSON/), expect.stringMatching(/unknown control message type "launch-missiles"/), expect.stringMatching(/resize/), 'unknown control message type object']));
     a.ws.send(JSON.stringify({ type: 'resize', cols: 132, rows: 50 }));
 
     const big = connect();
@@ -231,6 +233,17 @@ describe('console over WebSocket', () => {
     const closed = await u.closed;
     expect(closed.code).toBe(1011);
     expect(u.messages.find((m) => m.type === 'error')?.message).toMatch(/no-such-machine not found at metal-api/);
+    // metal-api failing: the client learns that, not metal-api's URL and path (the log keeps them)
+    standin.setFailures(10, 503);
+    try {
+      const failed = connect('another-machine');
+      expect((await failed.closed).code).toBe(1011);
+      const message = String(failed.messages.find((m) => m.type === 'error')?.message);
+      expect(message).toMatch(/unavailable: .*503/);
+      expect(message).not.toMatch(/\/v1\/machine|another-machine\/ipmi/);
+    } finally {
+      standin.setFailures(0);
+    }
   });
 
   it('token mode: a client certificate or the token in the Authorization header lets a client in; neither, a wrong token, a token in the URL or a foreign certificate alone does not', async () => {
