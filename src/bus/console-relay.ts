@@ -80,6 +80,19 @@ export interface RelayedConsole extends Duplex {
   takeover(): void;
 }
 
+/**
+ * Publishes unless the connection is closed or draining: `publish` throws while NATS drains (a
+ * shutdown), and these calls come from timers and stream callbacks, where a throw ends the process.
+ */
+function publishQuietly(nc: NatsConnection, subject: string, data: Uint8Array): void {
+  if (nc.isClosed() || nc.isDraining()) return;
+  try {
+    nc.publish(subject, data);
+  } catch {
+    // closing: the other side's idle check ends the relay
+  }
+}
+
 /** The near side: the owner's console of the machine as a Duplex. */
 export async function openRelay(o: OpenRelayOptions): Promise<RelayedConsole> {
   const relay = randomBytes(16).toString('hex');
@@ -103,14 +116,14 @@ export async function openRelay(o: OpenRelayOptions): Promise<RelayedConsole> {
   const duplex = new Duplex({
     read() {},
     write(chunk: Buffer, _enc, done) {
-      if (!ended && !o.nc.isClosed()) for (const c of chunks(chunk, RELAY_IN_CHUNK)) o.nc.publish(`${base}.in`, c);
+      if (!ended) for (const c of chunks(chunk, RELAY_IN_CHUNK)) publishQuietly(o.nc, `${base}.in`, c);
       done();
     },
     destroy(err, done) {
       if (!ended) {
         ended = true;
         clearInterval(timer);
-        if (!o.nc.isClosed()) o.nc.publish(`${base}.ctl.n`, control({ t: 'end', m: 'viewer side closed' }));
+        publishQuietly(o.nc, `${base}.ctl.n`, control({ t: 'end', m: 'viewer side closed' }));
         for (const s of subs) s.unsubscribe();
       }
       done(err);
@@ -123,9 +136,23 @@ export async function openRelay(o: OpenRelayOptions): Promise<RelayedConsole> {
       for (const n of early.splice(0)) l(n);
     },
     takeover() {
-      if (!ended && !o.nc.isClosed()) o.nc.publish(`${base}.ctl.n`, control({ t: 'takeover' }));
+      if (!ended) publishQuietly(o.nc, `${base}.ctl.n`, control({ t: 'takeover' }));
     },
   });
+  /**
+   * Ends the stream with `err`; before the open is answered, only records it: nobody listens for the
+   * stream's errors yet (an 'error' without a listener ends the process), and the open fails with it.
+   */
+  let opened = false;
+  let endedEarly: BmcError | undefined;
+  let stopWaiting: (err: BmcError) => void = () => undefined;
+  const ended$ = new Promise<never>((_resolve, reject) => (stopWaiting = reject));
+  ended$.catch(() => undefined);
+  const endWith = (err: BmcError): void => {
+    if (opened) return void stream.destroy(err);
+    endedEarly ??= err;
+    stopWaiting(err); // the open fails now, not when the owner answers
+  };
   subs.push(
     o.nc.subscribe(`${base}.out`, {
       callback: (_err, m: Msg) => {
@@ -137,15 +164,24 @@ export async function openRelay(o: OpenRelayOptions): Promise<RelayedConsole> {
       callback: (_err, m: Msg) => {
         heard = Date.now();
         const c = decodeControl(m.data);
-        if (c?.t === 'end') stream.destroy(new BmcError('CLOSED', `the owning instance ended the console: ${c.m}`));
+        if (c?.t === 'end') endWith(new BmcError('CLOSED', `the owning instance ended the console: ${c.m}`));
         else if (c?.t === 'notice' && !ended) notice(c.n);
       },
     }),
   );
+  // pinging from the start: the owner ends a relay it hears nothing from, also while its console
+  // opens; the owner pings only once it has, so its silence counts after the open (bounded by its timeout)
+  timer = setInterval(() => {
+    if (opened && Date.now() - heard > idleMs) endWith(new BmcError('TIMEOUT', `metal-bmc instance ${o.owner} went silent`));
+    else publishQuietly(o.nc, `${base}.ctl.n`, control({ t: 'ping' }));
+  }, pingMs);
+  timer.unref();
   try {
     await o.nc.flush();
     if (o.signal.aborted) throw abortError(o.signal, 'opening the relayed console');
-    const reply = await o.nc.request(`${o.prefix}.open.${o.owner}`, json({ machine: o.machineId, relay, from: o.from }), { timeout: o.openTimeoutMs ?? 30_000 });
+    const asked = o.nc.request(`${o.prefix}.open.${o.owner}`, json({ machine: o.machineId, relay, from: o.from }), { timeout: o.openTimeoutMs ?? 30_000 });
+    asked.catch(() => undefined);
+    const reply = await Promise.race([asked, ended$]);
     const answer = JSON.parse(reply.string()) as { ok?: boolean; error?: string };
     if (!answer.ok) throw new BmcError('BUSY', `metal-bmc instance ${o.owner} cannot serve the console: ${String(answer.error ?? 'refused').slice(0, 200)}`);
   } catch (err) {
@@ -157,12 +193,12 @@ export async function openRelay(o: OpenRelayOptions): Promise<RelayedConsole> {
     stream.destroy();
     throw abortError(o.signal, 'opening the relayed console');
   }
+  if (endedEarly) {
+    stream.destroy();
+    throw endedEarly;
+  }
+  opened = true;
   heard = Date.now();
-  timer = setInterval(() => {
-    if (Date.now() - heard > idleMs) stream.destroy(new BmcError('TIMEOUT', `metal-bmc instance ${o.owner} went silent`));
-    else if (!o.nc.isClosed()) o.nc.publish(`${base}.ctl.n`, control({ t: 'ping' }));
-  }, pingMs);
-  timer.unref();
   return stream;
 }
 
@@ -231,7 +267,7 @@ export function serveRelays(o: ServeRelaysOptions): RelayServer {
     served.delete(s);
     for (const sub of s.subs) sub.unsubscribe();
     s.member?.leave();
-    if (tellNear && !o.nc.isClosed()) o.nc.publish(`${s.base}.ctl.f`, control({ t: 'end', m: message }));
+    if (tellNear) publishQuietly(o.nc, `${s.base}.ctl.f`, control({ t: 'end', m: message }));
   }
 
   async function open(m: Msg): Promise<void> {
@@ -271,10 +307,10 @@ export function serveRelays(o: ServeRelaysOptions): RelayServer {
     try {
       s.member = await o.join(req.machine, req.from, {
         send: (data) => {
-          if (!s.ended && !o.nc.isClosed()) for (const c of chunks(data, RELAY_OUT_CHUNK)) o.nc.publish(`${s.base}.out`, c);
+          if (!s.ended) for (const c of chunks(data, RELAY_OUT_CHUNK)) publishQuietly(o.nc, `${s.base}.out`, c);
         },
         notify: (n) => {
-          if (!s.ended && !o.nc.isClosed()) o.nc.publish(`${s.base}.ctl.f`, control({ t: 'notice', n }));
+          if (!s.ended) publishQuietly(o.nc, `${s.base}.ctl.f`, control({ t: 'notice', n }));
         },
         end: (message) => end(s, message, true),
       });
@@ -294,7 +330,7 @@ export function serveRelays(o: ServeRelaysOptions): RelayServer {
     for (const s of [...served]) {
       s.tokens = Math.min(inputRate, s.tokens + (inputRate * pingMs) / 1000);
       if (now - s.heard > idleMs) end(s, 'viewer side went silent', true);
-      else if (s.member) o.nc.publish(`${s.base}.ctl.f`, control({ t: 'ping' }));
+      else if (s.member) publishQuietly(o.nc, `${s.base}.ctl.f`, control({ t: 'ping' }));
     }
   }, pingMs);
   timer.unref();

@@ -187,3 +187,40 @@ it('drops the owner\'s notices over their rate on the viewer side, and counts th
   expect(dropped).toBe(40 - got);
   s.destroy();
 });
+
+it('a relay the owner ends while its console still opens fails the open (no stray error event); a slow open is kept alive by the viewer side\'s pings', async () => {
+  const prefix = `t${++prefixSeq}.console`;
+  let joins = 0;
+  let finishJoin: (() => void) | undefined;
+  const relays = serveRelays({
+    nc: far,
+    prefix,
+    instanceId: 'far',
+    logger: captureLog('warn').logger,
+    pingMs: 100,
+    idleMs: 600,
+    // the owner's console takes its time to open (up to 30 s in the daemon)
+    join: () => {
+      joins++;
+      return new Promise((resolve) => (finishJoin = () => resolve({ input: () => undefined, takeover: () => undefined, leave: () => undefined })));
+    },
+  });
+  cleanup.push(() => relays.close());
+  await far.flush();
+  // a join slower than the owner's idle time: the viewer side's pings keep the relay
+  const slow = open(prefix, { pingMs: 100, idleMs: 600 });
+  await waitFor(() => joins === 1, 5000, 'the owner joining');
+  const joinStarted = Date.now();
+  await waitFor(() => Date.now() - joinStarted > 1500, 5000, 'past the owner idle time'); // nothing to happen meanwhile: the relay stays
+  expect(relays.count()).toBe(1);
+  finishJoin!();
+  const stream = await slow;
+  stream.on('error', () => undefined);
+  stream.destroy();
+  // the owner ends a relay whose open it has not answered (the machine moved, a restart)
+  const ending = open(prefix, { pingMs: 100, idleMs: 600 });
+  await waitFor(() => joins === 2, 5000, 'the second join');
+  relays.endWhere(() => true, 'the console moved to another instance');
+  await expect(ending).rejects.toMatchObject({ code: 'CLOSED', message: expect.stringMatching(/the owning instance ended the console: the console moved to another instance/) });
+  finishJoin!();
+});
