@@ -32,6 +32,7 @@
  * knows no holder, so no console is opened as "free"). The watch is started again every second
  * after it ends.
  */
+import { performance } from 'node:perf_hooks';
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { keepWatching, type KvBucket, type KvEntry } from './kv.js';
@@ -76,6 +77,7 @@ export interface OwnershipOptions {
   onChange?: (owned: ReadonlySet<string>) => void;
   /** claim writes at once, default 32 */
   concurrency?: number;
+  /** a monotonic clock in ms (tests); default performance.now */
   now?: () => number;
 }
 
@@ -132,7 +134,8 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
   const heartbeatMs = o.heartbeatMs ?? Math.max(50, Math.floor(leaseMs / 6));
   const fenceMs = o.fenceMs ?? Math.floor((leaseMs * 2) / 3);
   if (!(heartbeatMs * 2 < fenceMs && fenceMs < leaseMs)) throw new BmcError('INVALID_ARGUMENT', 'createConsoleOwnership: need heartbeatMs * 2 < fenceMs < leaseMs');
-  const now = o.now ?? Date.now;
+  // a monotonic clock, as the leader's: a wall-clock step back would stretch a cut-off owner's fence past the others' takeover
+  const now = o.now ?? (() => performance.now());
   const log = o.logger.child({ module: 'console-owners', instance: me });
   const limit = o.concurrency ?? 32;
   const leases = new Map<string, LeaseView>();

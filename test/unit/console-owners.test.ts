@@ -5,7 +5,7 @@
  * free machines spread over the live instances (fair share at once, the rest after a lease time).
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { claimKey, createConsoleOwnership, decodeOwner, encodeOwner, isValidInstanceId } from '../../src/bus/console-owners.js';
 import { manualClock } from '../helpers/manual-clock.js';
 import { captureLog } from '../helpers/log.js';
@@ -123,6 +123,36 @@ describe('console ownership', () => {
     expect(a.changes.at(-1)).toEqual(new Set());
     expect(a.own.live()).toBe(false);
     expect(a.own.ownerOf('m1')).toBeUndefined();
+  });
+
+  it('the default clock is monotonic: a cut-off owner whose wall clock steps back an hour is fenced all the same', async () => {
+    const kv = createMemoryKv();
+    const client = kv.client();
+    const own = createConsoleOwnership({ kv: client, instanceId: 'a', leaseMs: 600, heartbeatMs: 50, logger: captureLog('info').logger });
+    await own.start({ timer: false });
+    own.setWanted(['m1']);
+    await own.tick();
+    await settle();
+    expect([...own.owned()]).toEqual(['m1']);
+    client.down = true;
+    const wall = Date.now.bind(Date);
+    vi.spyOn(Date, 'now').mockImplementation(() => wall() - 3_600_000);
+    const until = performance.now() + 5000; // this test's own deadline: Date.now is stepped back
+    let held: number;
+    let live: boolean;
+    try {
+      while (own.owned().size > 0 && performance.now() < until) {
+        await own.tick();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      // read while the wall clock is still stepped back
+      [held, live] = [own.owned().size, own.live()];
+    } finally {
+      vi.restoreAllMocks();
+    }
+    expect(held).toBe(0);
+    expect(live).toBe(false);
+    await own.close();
   });
 
   it('after a lease gap nobody used, the instance re-asserts its claims by CAS and holds them again', async () => {
