@@ -45,6 +45,9 @@ import { secureContextOptions, serverTlsOptions, verifiedPrincipal, type Console
 import type { ClientIdentity, ClientPort, ConsoleHandle, ConsoleNotice } from './types.js';
 import { publicText } from '../net/public-text.js';
 
+/** session channels one SSH connection may open (metal-console opens one; a multiplexing client a few) */
+const MAX_SESSIONS_PER_CONNECTION = 4;
+
 export interface SshConsoleServerOptions {
   tls: ConsoleTls;
   hostKey: HostKey;
@@ -109,19 +112,28 @@ function bridge(channel: ServerChannel, machineId: string, identity: ClientIdent
   let handle: ConsoleHandle | undefined;
   let ended = false;
   const abort = new AbortController();
+  // the client may have ended the channel's streams before its 'close' comes (another channel of the
+  // same connection leaving first tells this one): a write then throws out of the hub, ending the process
+  const writable = (w: { writableEnded: boolean; destroyed: boolean }) => !ended && !w.writableEnded && !w.destroyed;
   const line = (text: string) => {
-    if (!ended) channel.stderr.write(`\r\n[metal-bmc] ${oneLine(text)}\r\n`);
+    if (writable(channel.stderr)) channel.stderr.write(`\r\n[metal-bmc] ${oneLine(text)}\r\n`);
   };
   const finish = (status: number, message?: string) => {
     if (ended) return;
     if (message !== undefined) line(message);
+    const open = writable(channel);
     ended = true;
-    channel.exit(status);
-    channel.end();
+    if (!open) return;
+    try {
+      channel.exit(status);
+      channel.end();
+    } catch {
+      // the client closed it meanwhile
+    }
   };
   const port: ClientPort = {
     identity,
-    send: (data) => (ended ? true : channel.write(data)),
+    send: (data) => (writable(channel) ? channel.write(data) : true),
     notify: (notice) => {
       const text = noticeText(notice);
       if (text !== undefined) line(text);
@@ -144,6 +156,7 @@ function bridge(channel: ServerChannel, machineId: string, identity: ClientIdent
     handle?.leave();
   });
   channel.on('error', () => undefined);
+  channel.stderr.on('error', () => undefined);
   channel.on('drain', () => handle?.drained());
   channel.on('data', (data: Buffer) => handle?.input(data));
   hub.join(machineId, port, { takeover, signal: abort.signal }).then(
@@ -258,7 +271,16 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
           onRefused('forbidden');
           log.info({ remote, client: subject, machineId, reason: 'forbidden' }, 'console request refused');
         }
-        client.on('session', (accept) => serveSession(accept(), machineId, identity, allowed, verified.consoles, hub, log));
+        // a few consoles per SSH connection: more session channels would let one connection fill
+        // the machine's viewer limit
+        let sessions = 0;
+        client.on('session', (accept, reject) => {
+          if (++sessions > MAX_SESSIONS_PER_CONNECTION) {
+            log.info({ remote, client: subject, machineId, reason: 'too-many-sessions' }, `console session refused: at most ${MAX_SESSIONS_PER_CONNECTION} per SSH connection`);
+            return reject();
+          }
+          serveSession(accept(), machineId, identity, allowed, verified.consoles, hub, log);
+        });
       });
     },
   );

@@ -4,7 +4,9 @@
  * on ipmi_sim, whose serial line the test plays.
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
+import ssh2 from 'ssh2';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, expect } from 'vitest';
@@ -115,6 +117,29 @@ describe('console over SSH in mutual TLS', () => {
     expect(sim.serial.received().toString('latin1')).not.toContain('typed-by-first');
     await Promise.all([stop(first), stop(second)]);
     await until(() => servers.hub.sessionCount() === 0, 8000, 'session closed');
+  });
+
+  it("one SSH connection opens at most 4 console sessions: the fifth channel is refused, one line; the connection ending with its channels open ends none of the daemon (a notice to a channel the client already ended)", async () => {
+    const socket = tlsConnect({ host: '127.0.0.1', port: servers.sshPort, ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey), servername: 'localhost', checkServerIdentity: () => undefined });
+    await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    const client = new ssh2.Client();
+    await new Promise<void>((resolve, reject) => client.once('ready', resolve).once('error', reject).connect({ sock: socket, username: MACHINE }));
+    try {
+      const opened: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        opened.push(await new Promise<string>((resolve) => client.shell((err, stream) => {
+          if (err) return resolve(`refused: ${err.message}`);
+          stream.on('data', () => undefined);
+          stream.stderr.on('data', () => undefined);
+          resolve('opened');
+        })));
+      }
+      expect(opened).toEqual(['opened', 'opened', 'opened', 'opened', expect.stringMatching(/^refused/)]);
+      expect(log.find('console session refused: at most 4 per SSH connection')).toHaveLength(1);
+    } finally {
+      client.end();
+    }
+    await waitFor(() => servers.hub.sessionCount() === 0, 20_000, 'the console closed after the connection');
   });
 
   it('derives the host key from an RSA console key as well (pinned with ssh-keygen -y of the PEM)', async () => {
