@@ -122,7 +122,8 @@ export function createPageRoutes(auth: HttpAuth, onRefused: OnRefused): (req: In
     if (!outcome.ok) {
       onRefused(req, outcome.reason, outcome.message);
       const challenge = outcome.status === 401 ? { 'www-authenticate': 'Bearer' } : {};
-      res.writeHead(outcome.status, { 'content-type': 'text/plain', ...challenge, ...SECURITY_HEADERS }).end(`${outcome.message}\n`);
+      // a refused client does not keep its connection (a slot of the capped ones) by asking again and again
+      res.writeHead(outcome.status, { 'content-type': 'text/plain', connection: 'close', ...challenge, ...SECURITY_HEADERS }).end(`${outcome.message}\n`);
       return true;
     }
     const body = Buffer.from(consolePage(machineId));

@@ -37,7 +37,8 @@ export function guardViewerRoutes(routes: ViewerRoutes, auth: HttpAuth, rules: r
     if (!outcome.ok) {
       onRefused(req, outcome.reason, outcome.message);
       const challenge = outcome.status === 401 ? { 'www-authenticate': 'Bearer' } : {};
-      res.writeHead(outcome.status, { 'content-type': 'text/plain', ...challenge, ...HEADERS }).end(`${outcome.message}\n`);
+      // a refused client does not keep its connection (a slot of the capped ones) by asking again and again
+      res.writeHead(outcome.status, { 'content-type': 'text/plain', connection: 'close', ...challenge, ...HEADERS }).end(`${outcome.message}\n`);
       return true;
     }
     const { principal, subject } = outcome;

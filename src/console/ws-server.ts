@@ -173,7 +173,8 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
   const extra = options.viewerRoutes ? guardViewerRoutes(options.viewerRoutes, auth, options.authz ?? [{ kind: 'any' }], (req, reason, message) => refused(req, reason, message)) : undefined;
   const server = createHttpsServer({ ...serverTlsOptions(options.tls, !auth.tokenMode), handshakeTimeout: handshakeTimeoutMs }, (req, res) => {
     if (pages(req, res) || extra?.(req, res)) return;
-    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    // closed after it: a client probing paths does not hold its connection with requests that lead nowhere
+    res.writeHead(404, { 'content-type': 'text/plain', connection: 'close' }).end('not found\n');
   });
   server.headersTimeout = handshakeTimeoutMs;
   server.requestTimeout = handshakeTimeoutMs * 3;

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { connect as tlsConnect } from 'node:tls';
 import WebSocket from 'ws';
 import { startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
 import type { MetalApiStandIn } from '../../src/metalapi/standin.js';
@@ -267,5 +268,19 @@ describe('console over WebSocket', () => {
     expect(await outcome({ cert: 'ok' })).toBe('101');
     // the certificate-only listener does not even finish the handshake without a certificate
     expect(await outcome({ cert: 'none', port: servers.wsPort, headers: { authorization: `Bearer ${TOKEN}` } })).toBe('0');
+  });
+
+  it('token mode: a refused or unknown request ends its connection, so a client without credentials cannot hold a slot by asking again and again', async () => {
+    const port = tokenServers.wsPort as number;
+    for (const path of ['/status', '/v1/status', '/console/m1', '/nowhere']) {
+      const socket = tlsConnect({ host: '127.0.0.1', port, ca: readFileSync(pki.ca), servername: 'localhost', checkServerIdentity: () => undefined });
+      let answer = '';
+      socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      socket.once('secureConnect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n`));
+      socket.on('error', () => undefined);
+      await closed; // the server closes it after its answer (a kept connection would stay open until the client closes it)
+      expect(answer, path).toMatch(/^HTTP\/1\.1 (401|404) [\s\S]*\r\nConnection: close\r\n/i);
+    }
   });
 });
