@@ -6,6 +6,7 @@
  * stream) stays in session.ts, which tells the members what to show through `state()`.
  */
 import type { Logger } from '../log.js';
+import { createTokenBucket, type TokenBucket } from '../net/token-bucket.js';
 import { createClientQueue, type ClientQueue } from './client-queue.js';
 import type { ClientPort, ConsoleNotice, ConsoleState, EndReason, ForeignNotice, HubEvent } from './types.js';
 
@@ -21,7 +22,16 @@ export interface Member {
   gone: boolean;
   /** a holder (the console capture): never gets the keyboard, not counted as a viewer */
   readonly holder: boolean;
+  /** the takeovers it may ask for */
+  readonly takeovers: TokenBucket;
 }
+
+/** notices one client gets a second (a burst of twice that); more are dropped */
+const NOTICES_PER_SECOND = 10;
+const NOTICES_BURST = 20;
+/** takeovers one client may ask for a second, and at once */
+const TAKEOVERS_PER_SECOND = 1;
+const TAKEOVERS_BURST = 5;
 
 export interface MembersOptions {
   machineId: string;
@@ -153,6 +163,11 @@ export function createMembers(o: MembersOptions): Members {
       m.port.notify(statusFor(m, 'you already hold the keyboard'));
       return;
     }
+    // each takeover is a line in the log and a notice to every client: two clients trading it in a loop are slowed to this
+    if (!m.takeovers.take()) {
+      m.port.notify({ type: 'error', message: 'takeover ignored: too many takeovers, try again in a second' });
+      return;
+    }
     const previous = keyboard;
     keyboard = m;
     o.onEvent('takeover');
@@ -176,8 +191,13 @@ export function createMembers(o: MembersOptions): Members {
     get first() {
       return members[0];
     },
-    add(port, holder = false) {
-      const m: Member = { port, live: false, queue: createClientQueue((data) => port.send(data), o.maxClientQueueBytes), refusedAt: 0, gone: false, holder };
+    add(client, holder = false) {
+      // notices bypass the output queue's bound: each client gets a few a second, the rest are dropped
+      // (a client answered on every frame it sends, or told every takeover of two others, never
+      // reading, would otherwise grow our buffers without end)
+      const notices = createTokenBucket(NOTICES_PER_SECOND, NOTICES_BURST);
+      const port: ClientPort = { ...client, notify: (n) => void (notices.take() && client.notify(n)) };
+      const m: Member = { port, live: false, queue: createClientQueue((data) => port.send(data), o.maxClientQueueBytes), refusedAt: 0, gone: false, holder, takeovers: createTokenBucket(TAKEOVERS_PER_SECOND, TAKEOVERS_BURST) };
       members.push(m);
       o.onEvent('client-join');
       return m;

@@ -93,6 +93,18 @@ describe('console members', () => {
     expect(events.filter((e) => e === 'takeover')).toHaveLength(1);
   });
 
+  it('two clients trading the keyboard in a loop: a few takeovers a second each, and every client gets a few notices a second, not one per takeover', () => {
+    const { members, events } = setup();
+    const [a, b, c] = [fakePort('A'), fakePort('B'), fakePort('C')];
+    const [ma, mb, mc] = [members.add(a), members.add(b), members.add(c)];
+    for (const m of [ma, mb, mc]) members.goLive(m, Buffer.alloc(0), false);
+    for (let i = 0; i < 1000; i++) members.takeover(i % 2 === 0 ? mb : ma);
+    // the burst of each (5), within the same instant
+    expect(events.filter((e) => e === 'takeover').length).toBeLessThanOrEqual(10);
+    for (const p of [a, b, c]) expect(p.notices.length).toBeLessThanOrEqual(20);
+    expect(b.notices.some((n) => n.type === 'error' && /takeover ignored: too many takeovers/.test(n.message))).toBe(true);
+  });
+
   it('drops a client that falls more than the limit behind, and only that one', () => {
     const { members, events } = setup();
     const slow = fakePort('slow');
