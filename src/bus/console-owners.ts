@@ -468,7 +468,9 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
       if (!c || c.deleted || c.owner === me || dead(c.owner)) return undefined;
       return c.owner;
     },
-    live: () => !fenced() && now() >= claimsFrom,
+    // a view whose own heartbeats stopped coming back (the watch stalled) would call every other
+    // instance dead and its consoles free: not live then, holders unknown
+    live: () => !fenced() && now() >= claimsFrom && viewFresh(),
     liveInstances,
     tick,
     bucketRemade: remade,

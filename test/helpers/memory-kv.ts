@@ -9,6 +9,8 @@ import type { KvBucket, KvEntry, KvWatch } from '../../src/bus/kv.js';
 export interface MemoryKvClient extends KvBucket {
   /** every call fails while true (NATS unreachable), and the watch delivers nothing */
   down: boolean;
+  /** the watch delivers nothing while true, the other calls work (a watch that stalled) */
+  watchStalled: boolean;
 }
 
 export interface MemoryKv {
@@ -47,6 +49,7 @@ export function createMemoryKv(bucket = 'test'): MemoryKv {
       const c: MemoryKvClient = {
         bucket,
         down: false,
+        watchStalled: false,
         async get(key) {
           await check();
           return last.get(key);
@@ -70,7 +73,7 @@ export function createMemoryKv(bucket = 'test'): MemoryKv {
           let wake: (() => void) | undefined;
           let stopped = false;
           const listener = (e: KvEntry) => {
-            if (c.down || (prefix !== undefined && !e.key.startsWith(`${prefix}.`))) return;
+            if (c.down || c.watchStalled || (prefix !== undefined && !e.key.startsWith(`${prefix}.`))) return;
             queue.push(e);
             wake?.();
           };

@@ -125,6 +125,27 @@ describe('console ownership', () => {
     expect(a.own.ownerOf('m1')).toBeUndefined();
   });
 
+  it("an instance whose watch stalled (its renewals still go through) is not live: it does not take the others' consoles for free", async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a = await instance(kv, 'a', c.now);
+    const b = await instance(kv, 'b', c.now);
+    b.own.setWanted(['m1']);
+    await period(c, a, b);
+    await period(c, a, b);
+    expect(a.own.ownerOf('m1')).toBe('b');
+    expect(a.own.live()).toBe(true);
+    a.client.watchStalled = true;
+    for (let t = 0; t < 2 * LEASE; t += HEARTBEAT) await period(c, a, b);
+    // its view of b's lease is a lease time old: without the stall check b would be dead and m1 free
+    expect(a.own.live()).toBe(false);
+    a.client.watchStalled = false;
+    await period(c, a, b);
+    await period(c, a, b);
+    expect(a.own.live()).toBe(true);
+    expect(a.own.ownerOf('m1')).toBe('b');
+  });
+
   it('the default clock is monotonic: a cut-off owner whose wall clock steps back an hour is fenced all the same', async () => {
     const kv = createMemoryKv();
     const client = kv.client();
