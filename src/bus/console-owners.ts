@@ -201,11 +201,29 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     return now() - (lease?.seenAt ?? watchingSince) > leaseMs;
   }
 
+  /** forgets one instance that left (its lease deleted) or died; false when every one is live */
+  function evictGoneInstance(): boolean {
+    let gone: string | undefined;
+    for (const [instance, lease] of leases) {
+      if (instance === me) continue;
+      if (lease.deleted) {
+        gone = instance;
+        break;
+      }
+      if (gone === undefined && dead(instance)) gone = instance;
+    }
+    if (gone === undefined) return false;
+    leases.delete(gone);
+    return true;
+  }
+
   function seen(e: KvEntry): void {
     if (e.key.startsWith('lease.')) {
       const instance = e.key.slice(6);
       const before = leases.get(instance);
-      if (!before && leases.size >= MAX_INSTANCES) return bounded('instances');
+      // a lease key stays in the bucket as a delete marker after its instance left: with an id per
+      // start (host names in containers) they pile up, so a gone instance makes room for a new one
+      if (!before && leases.size >= MAX_INSTANCES && !evictGoneInstance()) return bounded('instances');
       if (!before || e.revision > before.revision) leases.set(instance, { revision: e.revision, deleted: e.deleted, seenAt: now() });
       return;
     }

@@ -125,6 +125,23 @@ describe('console ownership', () => {
     expect(a.own.ownerOf('m1')).toBeUndefined();
   });
 
+  it('1,100 instances that started and left (their lease keys delete markers) do not keep a new one out of the view', async () => {
+    const kv = createMemoryKv();
+    const c = clock();
+    const a = await instance(kv, 'a', c.now);
+    const writer = kv.client();
+    for (let i = 0; i < 1100; i++) {
+      const key = `lease.old-${i}`;
+      await writer.create(key, encodeOwner(`old-${i}`));
+      await writer.delete(key);
+    }
+    await settle();
+    const fresh = await instance(kv, 'fresh', c.now);
+    await period(c, a, fresh);
+    expect(a.own.liveInstances()).toBe(2);
+    expect(a.log.find('console ownership bucket holds more keys than expected; the rest is ignored')).toEqual([]);
+  });
+
   it("an instance whose watch stalled (its renewals still go through) is not live: it does not take the others' consoles for free", async () => {
     const kv = createMemoryKv();
     const c = clock();
