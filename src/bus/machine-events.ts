@@ -157,7 +157,7 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * it. A new stream identity (created again) starts from the saved position only if it is the
  * same stream.
  */
-function positionKeeper(store: PositionStore | undefined, running: ReadonlyMap<number, unknown>) {
+function positionKeeper(store: PositionStore | undefined, running: ReadonlyMap<string, { seq: number }>) {
   let at: StreamIdentity | undefined;
   let highest = 0;
   let saved = 0;
@@ -178,7 +178,7 @@ function positionKeeper(store: PositionStore | undefined, running: ReadonlyMap<n
       if (!store || stream !== at) return;
       highest = Math.max(highest, seq);
       let floor = highest;
-      for (const runningSeq of running.keys()) if (runningSeq <= floor) floor = runningSeq - 1;
+      for (const { seq: runningSeq } of running.values()) if (runningSeq <= floor) floor = runningSeq - 1;
       if (floor <= saved) return;
       saved = floor;
       store.save({ ...at, seq: floor });
@@ -264,8 +264,8 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
   const ackWaitMs = o.ackWaitMs ?? 60_000;
   /** how often an event held here tells the server we are still at it (three times per ack_wait) */
   const heartbeatMs = Math.max(500, Math.floor(ackWaitMs / 3));
-  /** stream sequence → the newest delivery of an event this instance is running */
-  const running = new Map<number, JsMsg>();
+  /** event (eventKey: its sequence with the time the stream stored it, so an event of a stream made again never passes for one still running) → the newest delivery of it this instance is running */
+  const running = new Map<string, JsMsg>();
   // with a leader, its bucket also holds the partition's position: leaders take turns
   const kv = o.leader
     ? await openKvBucket(o.nc, jsm, leaderBucketName(o.durableName), {
@@ -309,10 +309,6 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     const where = { stream: names.stream, seq: m.seq, deliveryCount: m.info.deliveryCount };
     const stream = names.identity;
     const settledHere = () => position.settled(stream, m.seq);
-    if (dispatcher.stopping) {
-      handBack(m, o.logger, 'metal-bmc is stopping');
-      return;
-    }
     // An ack lost with a failing NATS node (a stream or consumer leader killed) brings the event
     // back although it ran: acknowledge it again instead of running it twice. Its delivery count
     // says nothing then: a server restarted before it wrote the consumer's state, or a consumer
@@ -325,11 +321,17 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     }
     // After a leader change the server may redeliver an event that is still running here (its
     // acks and progress went to the dead node): keep running it once, settle the newest delivery.
-    const current = running.get(m.seq);
+    const current = running.get(eventKey(m));
     if (current) {
-      running.set(m.seq, m);
+      running.set(eventKey(m), m);
       m.working();
       o.logger.info(where, 'redelivered machine event still running here; not run twice');
+      return;
+    }
+    // after the checks above: an event that ran or runs here is settled here, also while stopping
+    // (handed back, another instance would run it again)
+    if (dispatcher.stopping) {
+      handBack(m, o.logger, 'metal-bmc is stopping');
       return;
     }
     if (dispatcher.isExpired(m.time, where)) {
@@ -338,8 +340,9 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
       return;
     }
     // tell the server we are still at it, so a long command is not redelivered elsewhere
-    running.set(m.seq, m);
-    const newest = () => running.get(m.seq) ?? m;
+    const key = eventKey(m);
+    running.set(key, m);
+    const newest = () => running.get(key) ?? m;
     const heartbeat = setInterval(() => newest().working(), heartbeatMs);
     heartbeat.unref();
     dispatcher.run(
@@ -347,7 +350,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
       { publishedAt: m.time, deliveryCount: m.info.deliveryCount },
       (d) => {
         const latest = newest();
-        running.delete(m.seq);
+        running.delete(key);
         if (d === 'nak') return handBack(latest, o.logger, 'cut off by the shutdown');
         settled.add(eventKey(m));
         if (d === 'ack') latest.ack();
@@ -356,7 +359,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
       },
       () => {
         clearInterval(heartbeat);
-        running.delete(m.seq);
+        running.delete(key);
       },
     );
   }
