@@ -257,7 +257,8 @@ export function parseCipherSuiteRecords(records: Buffer): number[] {
 /**
  * Which suites may be used. Suite 0 (no authentication at all) only with `allowInsecure`. A suite
  * named explicitly may lack integrity or encryption (1, 2, 15, 16): the operator asked for it.
- * `auto` picks only suites with integrity protection, strongest first, encrypted ones preferred.
+ * `auto` picks only suites with integrity protection, strongest first, and only encrypted ones
+ * where the BMC offers any.
  */
 function checkSuiteAllowed(suite: CipherSuite, options: HandshakeOptions): void {
   if (options.allowInsecure || suite.auth !== 'none') return;
@@ -298,7 +299,11 @@ async function candidateSuites(channel: DatagramChannel, options: HandshakeOptio
   if (chosen.length === 0) {
     throw new BmcError('INSECURE_REFUSED', `BMC ${channel.remote} offers cipher suites ${known.join(', ')}, none of which has integrity protection and is supported; name one explicitly to use it`);
   }
-  return chosen;
+  // A BMC that offers an encrypted suite is not asked for one without encryption: the refusals that
+  // move auto to the next suite carry no integrity code, so anyone could send them, and a console
+  // in the clear shows what is typed on it (passwords included).
+  const encrypted = chosen.filter((suite) => suite.confidentiality !== 'none');
+  return encrypted.length > 0 ? encrypted : chosen;
 }
 
 /**

@@ -323,6 +323,31 @@ describe('fallbacks against the simulated BMC in memory', () => {
     l.close();
   });
 
+  it('Open Session refused for the encrypted suites the BMC lists (a spoofed refusal carries no integrity code): auto does not go on to a suite without encryption', async () => {
+    const asked: number[] = []; // the confidentiality algorithm of each Open Session request
+    // suites 3 and 17 (AES), 16 and 2 (no encryption): records id, auth, integrity, confidentiality
+    const records = Buffer.from([0xc0, 3, 0x01, 0x41, 0x81, 0xc0, 17, 0x03, 0x44, 0x81, 0xc0, 16, 0x03, 0x44, 0x80, 0xc0, 2, 0x01, 0x41, 0x80]);
+    const l = linked([], (d, reply) => {
+      if (payloadTypeOf(d) === undefined) {
+        const req = decodeRequest(d.subarray(14, 14 + d[13]!));
+        if (req.netFn !== NetFn.app || req.cmd !== 0x54) return false;
+        const index = req.data[2]! & 0x3f;
+        reply(encodeV15(0, 0, encodeResponse(req, 0, Buffer.concat([Buffer.from([1]), records.subarray(index * 16, index * 16 + 16)]))));
+        return true;
+      }
+      if (payloadTypeOf(d) !== PayloadType.openSessionRequest) return false;
+      const p = handshakePayload(d);
+      asked.push(p[28]!);
+      // tag, status 0x11 (no cipher suite matches the proposed algorithms), reserved, our session id
+      reply(encodeV2({ payloadType: PayloadType.openSessionResponse, sessionId: 0, seq: 0, payload: Buffer.from([p[0]!, 0x11, 0, 0, ...p.subarray(4, 8)]) }));
+      return true;
+    });
+    await expect(l.open()).rejects.toBeDefined();
+    expect(asked.length).toBeGreaterThanOrEqual(2); // 17 and 3 were asked for
+    expect(asked.every((alg) => alg === 1)).toBe(true); // AES-CBC-128 in every request, never none (16, 2)
+    l.close();
+  });
+
   it('a BMC that speaks IPMI 1.5 only: a clear UNSUPPORTED at once, never a hang', async () => {
     // answers Get Channel Authentication Capabilities as an IPMI 1.5 BMC does: 0xCC for the
     // IPMI 2.0 bit, then the capabilities without it
