@@ -202,7 +202,9 @@ export async function readFruData(s: IpmiSession, fruId = 0, o?: Opts, stopped?:
     }
     busy = 0;
     // the count byte names what came back; an answer with fewer data bytes than it names is cut to them
-    const returned = Math.min((r.data[0] ?? 0) * (wordAccess ? 2 : 1), r.data.length - 1, size - offset);
+    // in word access only whole words count: an odd byte would put the next offset between words
+    const bytes = Math.min((r.data[0] ?? 0) * (wordAccess ? 2 : 1), r.data.length - 1, size - offset);
+    const returned = wordAccess && offset + bytes < size ? bytes - (bytes % 2) : bytes;
     if (returned <= 0) return stop(new DecodeError(`Read FRU Data returned no data at offset ${offset} (count byte ${r.data[0] ?? 'absent'})`));
     r.data.subarray(1, 1 + returned).copy(out, offset);
     offset += returned;

@@ -7,7 +7,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { abortError, BmcError } from '../errors.js';
-import { ipFamily } from '../net/cidr.js';
+import { formatIpv6, ipFamily, ipv6ToBigInt } from '../net/cidr.js';
 
 export interface DatagramChannel {
   readonly remote: string;
@@ -36,7 +36,8 @@ interface PooledSocket {
 
 export async function resolveHost(host: string): Promise<{ address: string; family: 4 | 6 }> {
   const literal = ipFamily(host);
-  if (literal === 4 || literal === 6) return { address: host, family: literal };
+  if (literal === 4) return { address: host, family: 4 };
+  if (literal === 6) return { address: canonicalIpv6(host), family: 6 };
   try {
     // imported here: an address given as an IP literal (every one-shot CLI call with one) needs no resolver
     const { lookup } = await import('node:dns/promises');
@@ -45,6 +46,17 @@ export async function resolveHost(host: string): Promise<{ address: string; fami
   } catch (cause) {
     throw new BmcError('INVALID_ARGUMENT', `cannot resolve BMC host ${host}`, { cause });
   }
+}
+
+/**
+ * An IPv6 literal in the form answers come from (RFC 5952, as inet_ntop writes `rinfo.address`),
+ * so `2001:DB8:0:0::1` finds the answers of `2001:db8::1`. One with a zone, or an IPv4-mapped
+ * one (written with a dotted quad there), stays as given.
+ */
+function canonicalIpv6(host: string): string {
+  if (host.includes('%') || host.includes('.')) return host;
+  const value = ipv6ToBigInt(host);
+  return value === undefined ? host : formatIpv6(value);
 }
 
 /**
@@ -112,10 +124,13 @@ export function createUdpPool(options: { maxPerSocket?: number } = {}): UdpPool 
   const socketOf = new WeakMap<DatagramChannel, PooledSocket>();
 
   async function socketFor(family: 4 | 6, key: string, beside?: DatagramChannel): Promise<PooledSocket> {
+    // the key is taken on the socket chosen in the same step that chose it: two channels to one
+    // BMC opened at once must not both pick a socket before either holds its key there
+    const reserve = (s: PooledSocket): PooledSocket => (s.channels.set(key, () => undefined), s);
     const near = beside ? socketOf.get(beside) : undefined;
-    if (near && sockets.has(near) && near.family === family && !near.channels.has(key)) return near;
+    if (near && sockets.has(near) && near.family === family && !near.channels.has(key)) return reserve(near);
     for (const s of sockets) {
-      if (s.family === family && s.channels.size < maxPerSocket && !s.channels.has(key)) return s;
+      if (s.family === family && s.channels.size < maxPerSocket && !s.channels.has(key)) return reserve(s);
     }
     const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalLookup });
     const pooled: PooledSocket = { socket, family, channels: new Map() };
@@ -134,7 +149,7 @@ export function createUdpPool(options: { maxPerSocket?: number } = {}): UdpPool 
     });
     socket.unref();
     sockets.add(pooled);
-    return pooled;
+    return reserve(pooled);
   }
 
   return {

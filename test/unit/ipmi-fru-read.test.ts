@@ -67,4 +67,24 @@ describe('readFruData', () => {
     expect(read.length).toBe(64);
     expect(stopped).toEqual([expect.stringMatching(/returned no data at offset 64/)]);
   });
+
+  it('word access: an answer carrying an odd number of bytes counts whole words only, so the next offset stays on a word', async () => {
+    const device = Buffer.alloc(2048, 0xff);
+    IMAGE.copy(device);
+    let odd = true;
+    const session = {
+      remote: '10.0.0.1:623',
+      // 1024 words, word access (bit 0)
+      command: async () => Buffer.from([device.length & 0xff, device.length >> 8, 1]),
+      request: async (_netFn: number, _cmd: number, req: Buffer) => {
+        const offset = req.readUInt16LE(1) * 2;
+        const words = req[3]!;
+        // the first answer names its words but carries one byte short of them (an odd length)
+        const bytes = device.subarray(offset, offset + words * 2 - (odd ? 1 : 0));
+        odd = false;
+        return { completionCode: 0, data: Buffer.concat([Buffer.from([words]), bytes]) };
+      },
+    };
+    expect(parseFru(await readFruData(session as unknown as IpmiSession))).toEqual(parseFru(IMAGE));
+  });
 });
