@@ -6,12 +6,16 @@
  *
  * Some BMCs restart their outbound numbers within a session (after Set Session Privilege
  * Level, after a SOL activation). Such packets pass the integrity check but fall far behind the
- * window. Two consecutive ones (n, then n + 1) are taken as a restart: the window moves there,
- * `restarts` counts it, and the second one is accepted. A lone old number (a replay) stays refused.
+ * window. Two consecutive small ones (n, then n + 1, at most 32: BMCs start again at 1) are taken
+ * as a restart: the window moves there, `restarts` counts it, and the second one is accepted. A
+ * lone old number, or a pair from the middle of the session (a replay), stays refused; a replay of
+ * the session's first packets is what following restarts still lets in.
  */
 export type InboundVerdict = 'accepted' | 'duplicate' | 'too-old' | 'restarted' | 'invalid';
 
 const HALF = 0x80000000;
+/** the highest number a restart may go back to (BMCs start again at 1) */
+const RESTART_MAX_SEQ = 32;
 
 export class InboundWindow {
   private highest = 0;
@@ -43,7 +47,9 @@ export class InboundWindow {
     }
     const behind = (this.highest - seq) >>> 0;
     if (behind >= this.size) {
-      if (this.restartCandidate !== undefined && seq === ((this.restartCandidate % 0xffffffff) + 1)) {
+      // a BMC restarts its numbers from the start (1): only a pair of small numbers counts as one,
+      // so two recorded packets from the middle of the session cannot move the window back there
+      if (this.restartCandidate !== undefined && seq === ((this.restartCandidate % 0xffffffff) + 1) && seq <= RESTART_MAX_SEQ) {
         this.restarts++;
         this.restartCandidate = undefined;
         this.reset(seq);
