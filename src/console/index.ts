@@ -21,7 +21,7 @@ import { createConsoleHub, type ConsoleHub, type HubOptions } from './hub.js';
 import { watchCrlExpiry } from './crl-expiry.js';
 import { createConsoleMetrics } from './metrics.js';
 import { startSshConsoleServer, type SshConsoleServer } from './ssh-server.js';
-import { loadConsoleTls, type ConsoleTls } from './tls.js';
+import { loadConsoleTls, withReloadedCrl, type ConsoleTls } from './tls.js';
 import type { HubEvent, OpenBackend } from './types.js';
 import type { ViewerRoutes } from './viewer-routes.js';
 import { startWsConsoleServer, type WsConsoleServer } from './ws-server.js';
@@ -139,7 +139,7 @@ export async function startConsoleServers(options: ConsoleServersOptions): Promi
   }
   // armed once both listeners are up: a console that failed to start tells nothing later
   crlExpiry?.loaded(tls.crlNextUpdate);
-  const stopWatchingCrl = watchCrl(options, crlPollMs, (next) => {
+  const stopWatchingCrl = watchCrl(options, tls, crlPollMs, (next) => {
     const ended = ssh.setTls(next) + (ws?.setTls(next) ?? 0);
     crlExpiry?.loaded(next.crlNextUpdate);
     return ended;
@@ -165,17 +165,17 @@ export async function startConsoleServers(options: ConsoleServersOptions): Promi
 }
 
 /**
- * Reloads the TLS material when the CRL file changes; `apply` returns how many open connections
+ * Reloads the CRL (only it: withReloadedCrl) when its file changes; `apply` returns how many open connections
  * the new CRL ended. A CRL that cannot be read keeps the last one (logged), for new and open
  * connections alike.
  */
-function watchCrl(options: ConsoleServersOptions, crlPollMs: number, apply: (tls: ConsoleTls) => number): () => void {
+function watchCrl(options: ConsoleServersOptions, started: ConsoleTls, crlPollMs: number, apply: (tls: ConsoleTls) => number): () => void {
   const { crlFile } = options;
   if (!crlFile) return () => undefined;
   const log = options.logger.child({ module: 'console' });
   const onChange = () => {
     try {
-      const ended = apply(loadConsoleTls(options));
+      const ended = apply(withReloadedCrl(started, crlFile));
       log.info({ crlFile, endedConnections: ended }, 'console CRL reloaded');
     } catch (err) {
       log.error({ err, crlFile }, 'console CRL not reloaded; the previous one stays in force');

@@ -53,6 +53,17 @@ export function loadConsoleTls(files: Partial<ConsoleTlsFiles>): ConsoleTls {
 }
 
 /**
+ * The same TLS material with the CRL file read again: the CA, certificate and key stay those the
+ * listeners started with (the SSH host key is derived from that key; a new key or certificate takes
+ * a restart, as it always did for SSH), so a CRL refresh changes the revocations and nothing else.
+ */
+export function withReloadedCrl(tls: ConsoleTls, crlFile: string): ConsoleTls {
+  const { crls, revocations, nextUpdate } = readCrlFile(read(crlFile, 'CRL file'), crlFile);
+  const { crlNextUpdate: _previous, ...rest } = tls;
+  return { ...rest, crls, crlFile, revocations, ...(nextUpdate ? { crlNextUpdate: nextUpdate } : {}) };
+}
+
+/**
  * The secure context of both console listeners: TLS 1.3 only, no renegotiation. Also what
  * `server.setSecureContext()` gets when the CRL is reloaded, which resets every option it is not
  * given: without the version here, the first CRL reload let TLS 1.2 in (and with it

@@ -231,6 +231,28 @@ describe('a reloaded CRL and the connections already open', () => {
     for (const port of [servers.wsPort!, servers.sshPort]) expect(await tls12(port)).toMatch(/^refused: .*(protocol version|no protocols available|unsupported protocol)/i);
   });
 
+  it("a CRL reload reads the CRL only: a certificate and key replaced on disk meanwhile are not taken up (the SSH host key is derived from the key the listeners started with)", async () => {
+    const presented = () =>
+      new Promise<string>((resolve, reject) => {
+        const socket = tlsConnect({ host: '127.0.0.1', port: servers.wsPort!, ...tlsOf(y), servername: 'localhost', checkServerIdentity: () => undefined });
+        socket.once('secureConnect', () => (resolve(socket.getPeerCertificate().fingerprint256), socket.destroy()));
+        socket.once('error', reject);
+      });
+    const before = await presented();
+    const [cert, key] = [readFileSync(pki.serverCert), readFileSync(pki.serverKey)];
+    writeFileSync(pki.serverCert, readFileSync(pki.serverRsaCert));
+    writeFileSync(pki.serverKey, readFileSync(pki.serverRsaKey));
+    try {
+      const reloads = log.find('console CRL reloaded').length;
+      replaceCrl(readFileSync(await revokeClientCerts(pki, [x.cert])));
+      await waitFor(() => log.find('console CRL reloaded').length > reloads, ENDED_WITHIN_MS, 'the CRL reloaded');
+      expect(await presented()).toBe(before);
+    } finally {
+      writeFileSync(pki.serverCert, cert);
+      writeFileSync(pki.serverKey, key);
+    }
+  });
+
   it('X cannot come back: its new handshakes are refused, on both listeners', async () => {
     expect(await wsAttempt(x)).toBe('refused');
     const run = sshConsole(MACHINE, { port: servers.sshPort, ca: pki.ca, ...x });
