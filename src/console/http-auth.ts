@@ -107,6 +107,11 @@ export function createHttpAuth(options: HttpAuthOptions): HttpAuth {
       if (!tokenMode) return undefined;
       const presented = requestUrl(req.url).searchParams.get('token');
       if (presented === null) return undefined;
+      // only a navigation of the operator's (typed, a bookmark, this site's own link), or a client
+      // that sends no fetch metadata: an image or frame of another site with wrong tokens in it
+      // would otherwise spend the address's token failures and lock the operator out
+      const site = req.headers['sec-fetch-site'];
+      if (site !== undefined && site !== 'none' && site !== 'same-origin') return refuse(403, 'origin', `a token is exchanged only on a navigation of this site, not from ${String(site).slice(0, 20)}`);
       const outcome = checkToken(req, presented);
       if (!outcome.ok) return outcome;
       return { setCookie: options.cookies.issue().setCookie };

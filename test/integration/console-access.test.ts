@@ -208,6 +208,17 @@ describe('token mode', () => {
     expect(await upgradeStatus(port, consolePath(MACHINE_A), { ...who, headers: { cookie: 'metal_bmc_console=forged' } })).toBe(401);
     expect(await upgradeStatus(port, consolePath(MACHINE_A), { ...who, headers: { cookie, origin: 'https://evil.example' } })).toBe(403);
   });
+
+  it("another site's page cannot spend the operator's token failures: an exchange from a cross-site request (an image, a frame) is refused before the token is checked", async () => {
+    const port = tokenServers.wsPort as number;
+    const who = { localAddress: '127.0.0.4' };
+    for (let i = 0; i < 20; i++) {
+      const r = await httpsGet(port, `/console/${MACHINE_A}?token=wrong-${i}`, { ...who, headers: { 'sec-fetch-site': 'cross-site', 'sec-fetch-dest': 'image' } });
+      expect(r.status).toBe(403);
+    }
+    // the operator's own navigation from the same address still exchanges the right token
+    expect((await httpsGet(port, `/console/${MACHINE_A}?token=${TOKEN}`, { ...who, headers: { 'sec-fetch-site': 'none' } })).status).toBe(303);
+  });
 });
 
 /** Raw TCP connections from `localAddress` that never start TLS (a slow-handshake client). */
