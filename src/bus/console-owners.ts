@@ -91,6 +91,11 @@ export interface ConsoleOwnership {
   ownerOf(machine: string): string | undefined;
   /** false while this instance cannot renew its lease, and while it starts over on a bucket made again (it knows no holder then) */
   live(): boolean;
+  /**
+   * whether this instance's view of the others is current: its own heartbeats come back through its
+   * watch. A stalled watch sees every other lease grow old, and would call their consoles free.
+   */
+  viewCurrent(): boolean;
   /** the instances whose lease is live as this one sees them, itself included (the fair share's divisor) */
   liveInstances(): number;
   /** one renewal and one claim round (the timer runs them; tests call it directly) */
@@ -486,9 +491,8 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
       if (!c || c.deleted || c.owner === me || dead(c.owner)) return undefined;
       return c.owner;
     },
-    // a view whose own heartbeats stopped coming back (the watch stalled) would call every other
-    // instance dead and its consoles free: not live then, holders unknown
-    live: () => !fenced() && now() >= claimsFrom && viewFresh(),
+    live: () => !fenced() && now() >= claimsFrom,
+    viewCurrent: viewFresh,
     liveInstances,
     tick,
     bucketRemade: remade,

@@ -19,8 +19,11 @@ export type Holder =
   /** nobody holds it: this instance may open it */
   | { kind: 'free' }
   | { kind: 'other'; instance: string }
-  /** this instance cannot tell (its lease is not renewed) */
-  | { kind: 'unknown' };
+  /**
+   * this instance cannot tell: its lease is not renewed, or (`lagging`) its view of the others is
+   * behind (its watch stalled); a lagging view opens nothing new but ends no stream already open
+   */
+  | { kind: 'unknown'; lagging?: boolean };
 
 export interface OwnedBackendOptions {
   open: OpenBackend;
@@ -47,6 +50,7 @@ export function ownedBackend(o: OwnedBackendOptions): OwnedBackend {
 
   /** why a stream may not go on, or undefined when it may */
   function stale(via: string | undefined, h: Holder): string | undefined {
+    if (h.kind === 'unknown' && h.lagging) return undefined;
     if (via === undefined) {
       if (h.kind === 'self' || h.kind === 'free') return undefined;
       return h.kind === 'other' ? `the console moved to metal-bmc instance ${h.instance}` : 'this metal-bmc instance lost its console lease';

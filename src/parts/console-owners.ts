@@ -46,8 +46,10 @@ export function startConsoleOwners(ctx: DaemonContext, onChange: () => void): Co
   const holderOf = (machineId: string): Holder => {
     if (!ownership || !ownership.live()) return { kind: 'unknown' };
     const owner = ownership.ownerOf(machineId);
-    if (owner === undefined) return { kind: 'free' };
-    return owner === config.instanceId ? { kind: 'self' } : { kind: 'other', instance: owner };
+    if (owner === config.instanceId) return { kind: 'self' };
+    // what this instance holds it knows; who holds the rest only while its watch is current
+    if (!ownership.viewCurrent()) return { kind: 'unknown', lagging: true };
+    return owner === undefined ? { kind: 'free' } : { kind: 'other', instance: owner };
   };
   new Gauge({
     name: 'metal_bmc_console_ownership_machines',

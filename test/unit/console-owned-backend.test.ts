@@ -68,6 +68,23 @@ describe('owned backend', () => {
     expect(b.cut()).toBe(0);
   });
 
+  it('a view that lags (its watch stalled) opens nothing new but cuts no stream open on a free or relayed machine', async () => {
+    const { b, holders, opened } = setup(async () => new PassThrough());
+    holders.set('m1', { kind: 'free' });
+    holders.set('m2', { kind: 'other', instance: 'mgmt02' });
+    const local = await b.open('m1', { signal });
+    const relayed = await b.open('m2', { signal });
+    for (const id of ['m1', 'm2', 'm3']) holders.set(id, { kind: 'unknown', lagging: true });
+    expect(b.cut()).toBe(0);
+    expect([local.destroyed, relayed.destroyed]).toEqual([false, false]);
+    await expect(b.open('m3', { signal })).rejects.toMatchObject({ code: 'BUSY' });
+    expect(opened).toEqual(['m1']);
+    // a lease not renewed is another matter: the streams end
+    holders.set('m1', { kind: 'unknown' });
+    local.on('error', () => undefined);
+    expect(b.cut()).toBe(1);
+  });
+
   it('cuts a relayed stream when its owner no longer holds the machine', async () => {
     const { b, holders } = setup(async () => new PassThrough());
     holders.set('m1', { kind: 'other', instance: 'mgmt02' });

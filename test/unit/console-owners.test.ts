@@ -142,7 +142,7 @@ describe('console ownership', () => {
     expect(a.log.find('console ownership bucket holds more keys than expected; the rest is ignored')).toEqual([]);
   });
 
-  it("an instance whose watch stalled (its renewals still go through) is not live: it does not take the others' consoles for free", async () => {
+  it("an instance whose watch stalled (its renewals still go through) says its view is not current: it does not take the others' consoles for free, and keeps its own", async () => {
     const kv = createMemoryKv();
     const c = clock();
     const a = await instance(kv, 'a', c.now);
@@ -150,16 +150,21 @@ describe('console ownership', () => {
     b.own.setWanted(['m1']);
     await period(c, a, b);
     await period(c, a, b);
+    a.own.setWanted(['m2']);
+    await period(c, a, b);
     expect(a.own.ownerOf('m1')).toBe('b');
-    expect(a.own.live()).toBe(true);
+    expect([...a.own.owned()]).toEqual(['m2']);
+    expect(a.own.viewCurrent()).toBe(true);
     a.client.watchStalled = true;
     for (let t = 0; t < 2 * LEASE; t += HEARTBEAT) await period(c, a, b);
-    // its view of b's lease is a lease time old: without the stall check b would be dead and m1 free
-    expect(a.own.live()).toBe(false);
+    // its view of b's lease is two lease times old: b reads as dead, which the stall check says not to trust
+    expect(a.own.viewCurrent()).toBe(false);
+    expect(a.own.live()).toBe(true);
+    expect([...a.own.owned()]).toEqual(['m2']); // what it holds it still holds
     a.client.watchStalled = false;
     await period(c, a, b);
     await period(c, a, b);
-    expect(a.own.live()).toBe(true);
+    expect(a.own.viewCurrent()).toBe(true);
     expect(a.own.ownerOf('m1')).toBe('b');
   });
 
