@@ -19,6 +19,7 @@ import { setNewest } from '../net/newest-map.js';
 import { killWorker, restartLater, spawnWorker, stopWorkers, workerEntry } from '../worker-entry.js';
 import type { ThreadsLoad } from './adaptive-limit.js';
 import type { BmcReader } from './cycle.js';
+import type { Lease } from '../leases/types.js';
 import { checkedKept, redfishSessionKey, type KeptRedfishSession, type RedfishSessionKeeper } from '../outband/redfish-sessions.js';
 import { readGuardMs, type BmcReadAttempt } from './read-bmc.js';
 import type { AttemptOverPort, FromReportWorker, ReportConnectSettings, ReportWorkerData, ReportWorkerLoad, ToReportWorker } from './worker-protocol.js';
@@ -287,8 +288,41 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
 
   for (let i = 0; i < options.workers; i++) start(i, 0, 0);
 
-  return {
-    read(lease, { timeoutMs, signal }) {
+  /**
+   * BMCs in flight at a worker's exit (suspects) are read one at a time across the pool: every
+   * read in flight on that worker became one, and were they read again together, the one that ends
+   * workers would take its innocent companions to a second exit, and the quarantine, with it.
+   */
+  let suspectReading = false;
+  const suspectWaiters: Array<() => void> = [];
+  async function suspectTurn(signal: AbortSignal | undefined): Promise<(() => void) | undefined> {
+    while (suspectReading) {
+      await new Promise<void>((resolve) => suspectWaiters.push(resolve));
+      if (signal?.aborted || closing) return undefined;
+    }
+    suspectReading = true;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      suspectReading = false;
+      suspectWaiters.shift()?.();
+    };
+  }
+
+  async function read(lease: Lease, { timeoutMs, signal }: { timeoutMs: number; signal?: AbortSignal | undefined }): Promise<BmcReadAttempt> {
+    const suspect = suspects.get(lease.ip);
+    if (suspect === undefined || suspect.exits >= QUARANTINE_EXITS) return readNow(lease, { timeoutMs, ...(signal ? { signal } : {}) });
+    const release = await suspectTurn(signal);
+    if (!release) return { ok: false, error: closing ? new BmcError('ABORTED', `reading BMC ${lease.ip}: metal-bmc is shutting down`) : abortError(signal!, `reading BMC ${lease.ip}`), durationMs: 0, late: false };
+    try {
+      return await readNow(lease, { timeoutMs, ...(signal ? { signal } : {}) });
+    } finally {
+      release();
+    }
+  }
+
+  function readNow(lease: Lease, { timeoutMs, signal }: { timeoutMs: number; signal?: AbortSignal | undefined }): Promise<BmcReadAttempt> {
       const failed = (error: unknown): Promise<BmcReadAttempt> => Promise.resolve({ ok: false, error, durationMs: 0, late: false });
       if (closing) return failed(new BmcError('ABORTED', `reading BMC ${lease.ip}: metal-bmc is shutting down`));
       if (signal?.aborted) return failed(abortError(signal, `reading BMC ${lease.ip}`));
@@ -334,7 +368,10 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
         slot.pending.set(id, { ip: lease.ip, trustKey: key, sessionKey, started, settle });
         send(slot, { type: 'read', id, ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}), ...trustFor(key), ...sessionFor(sessionKey), timeoutMs });
       });
-    },
+  }
+
+  return {
+    read,
     load() {
       let busy = 0;
       let heapBytes = 0;

@@ -344,6 +344,35 @@ describe('report reads in worker threads', () => {
     expect((await workers.read(leases()[2]!, { timeoutMs: 20_000 })).ok).toBe(true);
   });
 
+  it('BMCs in flight at a worker exit are read again one at a time: the one that ends the workers is set aside alone, not with the BMC read beside it', async () => {
+    const log = captureLog('warn');
+    const workers = pool({ workers: 1, logger: log.logger });
+    const culprit = deadLease();
+    const companion = { ...deadLease(), ip: deadLease().ip.replace(/\.250$/, '.249'), mac: 'aa:bb:cc:dd:ee:fe' } as Lease;
+    // first exit: both in flight
+    const first = [workers.read(culprit, { timeoutMs: 60_000 }), workers.read(companion, { timeoutMs: 60_000 })];
+    await waitFor(() => workers.stats()[0]!.reads === 2, 10_000, 'both reads under way');
+    await workers.kill(0);
+    await Promise.all(first);
+    await waitFor(() => workers.stats()[0]!.restarts === 1, 10_000, 'the worker started again');
+    // read again together: the suspects go one at a time, so only the culprit is in flight at the second exit
+    const again = workers.read(culprit, { timeoutMs: 60_000 });
+    const companionAgain = workers.read(companion, { timeoutMs: 60_000 });
+    await waitFor(() => workers.stats()[0]!.reads === 3, 10_000, "the culprit's read under way");
+    expect(workers.stats()[0]!.reads).toBe(3); // the companion waits for its turn
+    await workers.kill(0);
+    await again;
+    await waitFor(() => workers.stats()[0]!.restarts === 2, 10_000, 'the worker started again');
+    expect(log.find(/^a BMC was being read each time a report worker exited/)).toEqual([expect.objectContaining({ bmc: culprit.ip, exits: 2 })]);
+    // the companion's turn came with the culprit's exit: not set aside, it is read again (its own reads end as a dead BMC's)
+    const companionRead = await companionAgain;
+    expect(companionRead.ok ? '' : (companionRead.error as Error).message).not.toMatch(/set aside/);
+    const later = workers.read(companion, { timeoutMs: 60_000 });
+    await waitFor(() => workers.stats()[0]!.reads === 4, 10_000, "the companion's read under way");
+    await workers.kill(0);
+    await later;
+  });
+
   it('a worker that dies under a read: the cycle reads that BMC again on another worker, where it has time, and reports it', async () => {
     slow.setLatency({ redfish: { p50Ms: 300, p99Ms: 300 }, ipmi: { p50Ms: 2, p99Ms: 2 } });
     try {
