@@ -40,6 +40,8 @@ export function createStatusHttp(store: Pick<StatusStore, 'document' | 'revision
   const cacheMs = o.cacheMs ?? 1000;
   const stallMs = o.stallMs ?? 60_000;
   const streams = new Set<ServerResponse>();
+  /** how each stream stops its timer */
+  const enders = new Map<ServerResponse, () => void>();
   let cached: { revision: string; at: number; body: Buffer } | undefined;
 
   /** the document as JSON: the whole one from the cache while the store's revision stands */
@@ -65,6 +67,7 @@ export function createStatusHttp(store: Pick<StatusStore, 'document' | 'revision
     /** since when the client has not read what it was sent */
     let blockedSince: number | undefined;
     const push = () => {
+      if (res.writableEnded || res.destroyed) return end();
       // a client that does not read gets nothing more until it has (then the newest document):
       // each document is the whole status, ~600 KB at 1,000 BMCs, and would pile up in memory
       if (res.writableNeedDrain) {
@@ -86,14 +89,17 @@ export function createStatusHttp(store: Pick<StatusStore, 'document' | 'revision
       quiet = 0;
       res.write(`event: status\ndata: ${body(view).toString()}\n\n`);
     };
-    push();
-    const timer = setInterval(push, pollMs);
     const end = () => {
       clearInterval(timer);
       streams.delete(res);
+      enders.delete(res);
     };
+    const timer = setInterval(push, pollMs);
+    push();
+    enders.set(res, end);
     req.on('close', end);
     res.on('close', end);
+    res.on('error', () => undefined);
   }
 
   return {
@@ -114,7 +120,13 @@ export function createStatusHttp(store: Pick<StatusStore, 'document' | 'revision
       return true;
     },
     close() {
-      for (const res of streams) res.end();
+      // each stream's timer stops here (a client that does not read never closes its end, and a
+      // write after end() has no listener for its error: it ended the process), then its socket goes
+      for (const res of [...streams]) {
+        enders.get(res)?.();
+        res.end();
+        res.destroy();
+      }
       streams.clear();
     },
   };

@@ -129,4 +129,34 @@ describe('GET /v1/status/events', () => {
     // without the stop the document was built and queued for the client at every poll until memory ran out
     expect(built).toBeLessThan(40);
   });
+
+  it('close() with a client that reads nothing stops its stream: a change after it writes nothing more (a write after end ended the process)', async () => {
+    const store = createStatusStore({ partition: 'p', graceMs: 60_000 });
+    const http = createStatusHttp(store, { pollMs: 10, cacheMs: 0, stallMs: 60_000 });
+    const server = createServer((req, res) => {
+      if (!http.handle(req, res)) res.writeHead(404).end();
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    client.pause();
+    client.on('error', () => undefined);
+    client.write('GET /v1/status/events HTTP/1.1\r\nHost: x\r\n\r\n');
+    const connections = () => new Promise<number>((resolve, reject) => server.getConnections((err, count) => (err ? reject(err) : resolve(count))));
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown) => uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    try {
+      await vi.waitFor(async () => expect(await connections()).toBe(1), { timeout: 5000 });
+      http.close();
+      // the revision moves on after the close, as the hub's viewer count does while it closes
+      for (let i = 1; i <= 20; i++) store.leases([lease(i)]);
+      await vi.waitFor(async () => expect(await connections()).toBe(0), { timeout: 5000 });
+      await new Promise((resolve) => setTimeout(resolve, 100)); // polls that would write after end (a window: nothing is to happen in it)
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      client.destroy();
+    }
+    expect(uncaught).toEqual([]);
+  });
 });
