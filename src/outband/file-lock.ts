@@ -1,13 +1,16 @@
 /**
  * An advisory lock between processes of this host over a state file that more than one of them
  * rewrites (the BMC trust file: the daemon, and `metal-bmc bmc trust --reset`): a lock file created
- * exclusively (`wx`) beside it, holding the owner's pid and when it was taken. Each writer reads the
- * file again, lays its own changes over it and writes it while it holds the lock, so neither
- * overwrites what the other wrote meanwhile. A lock whose owner is gone (the pid does not exist) or
- * that is older than `staleMs` (an owner that hangs; writes take milliseconds) is removed and taken.
+ * exclusively (`wx`) beside it, holding the owner's pid, when it was taken and a random token.
+ * Each writer reads the file again, lays its own changes over it and writes it while it holds the
+ * lock, so neither overwrites what the other wrote meanwhile. A lock whose owner is gone (the pid
+ * does not exist, or is this process's pid with a token it never wrote: a run before a restart,
+ * as a container's pid 1 always is) or that is older than `staleMs` (an owner that hangs; writes
+ * take milliseconds) is removed and taken. Only the lock file a writer made is removed after it.
  * Two processes that find the same stale lock at the same moment may both take it (each removes
  * it, then creates its own): a crash during a write, met by two writers at once, is not guarded.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BmcError } from '../errors.js';
@@ -21,11 +24,14 @@ export interface FileLockOptions {
   retryMs?: number;
 }
 
-/** The owner recorded in a lock file: `pid time` (ms since the epoch). */
-export function parseLockOwner(text: string): { pid: number; takenAt: number } | undefined {
-  const m = /^(\d{1,10}) (\d{1,16})\n?$/.exec(text);
-  return m ? { pid: Number(m[1]), takenAt: Number(m[2]) } : undefined;
+/** The owner recorded in a lock file: `pid time token` (ms since the epoch; a random token per take). */
+export function parseLockOwner(text: string): { pid: number; takenAt: number; token: string } | undefined {
+  const m = /^(\d{1,10}) (\d{1,16}) ([0-9a-f]{16})\n?$/.exec(text);
+  return m ? { pid: Number(m[1]), takenAt: Number(m[2]), token: m[3]! } : undefined;
 }
+
+/** this process's locks in flight, by token: a lock with our pid and another token is a crashed run's (in a container every run is pid 1) */
+const ours = new Set<string>();
 
 function alive(pid: number): boolean {
   try {
@@ -44,11 +50,12 @@ export async function withFileLock<T>(lockFile: string, fn: () => Promise<T>, o:
   const retryMs = o.retryMs ?? 20;
   const until = Date.now() + timeoutMs;
   await mkdir(dirname(lockFile), { recursive: true });
+  const token = randomBytes(8).toString('hex');
   for (;;) {
     try {
       const handle = await open(lockFile, 'wx', 0o600);
       try {
-        await handle.writeFile(`${process.pid} ${Date.now()}\n`);
+        await handle.writeFile(`${process.pid} ${Date.now()} ${token}\n`);
       } finally {
         await handle.close();
       }
@@ -59,18 +66,31 @@ export async function withFileLock<T>(lockFile: string, fn: () => Promise<T>, o:
     const text = await readFile(lockFile, 'utf8').catch(() => undefined);
     if (text === undefined) continue; // released meanwhile
     const owner = parseLockOwner(text);
-    // an unreadable lock file is judged by its age alone, once it had time to be written
-    const stale = owner ? !alive(owner.pid) || Date.now() - owner.takenAt > staleMs : Date.now() + retryMs > until;
+    // our pid with a token that is none of ours: a run of this program before a restart (a
+    // container's pid 1 again). An unreadable lock file is judged by its age alone, once it had
+    // time to be written.
+    const crashedRun = owner !== undefined && owner.pid === process.pid && !ours.has(owner.token);
+    const stale = owner ? crashedRun || !alive(owner.pid) || Date.now() - owner.takenAt > staleMs : Date.now() + retryMs > until;
     if (stale) {
-      await rm(lockFile, { force: true });
+      await removeIfStill(lockFile, text);
       continue;
     }
     if (Date.now() > until) throw new BmcError('BUSY', `${lockFile} is held by process ${owner!.pid} since ${new Date(owner!.takenAt).toISOString()}`);
     await new Promise((resolve) => setTimeout(resolve, retryMs));
   }
+  ours.add(token);
   try {
     return await fn();
   } finally {
-    await rm(lockFile, { force: true });
+    ours.delete(token);
+    // only our own lock: one a stale-lock check removed and another writer took meanwhile stays
+    const text = await readFile(lockFile, 'utf8').catch(() => undefined);
+    if (text !== undefined && parseLockOwner(text)?.token === token) await rm(lockFile, { force: true });
   }
+}
+
+/** Removes the lock file if it still holds `text` (not a lock another writer took since it was read). */
+async function removeIfStill(lockFile: string, text: string): Promise<void> {
+  const now = await readFile(lockFile, 'utf8').catch(() => undefined);
+  if (now === text) await rm(lockFile, { force: true });
 }

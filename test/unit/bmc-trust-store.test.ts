@@ -123,7 +123,7 @@ describe('BMC trust store', () => {
     daemon.update('mac:aa', { redfishSha256: fp('a') });
     daemon.update('mac:aa:bb:cc:00:00:01', { redfishSha256: fp('b') });
     await daemon.flush();
-    writeFileSync(`${file}.lock`, `${process.pid} ${Date.now()}\n`); // held by a live process (this one)
+    writeFileSync(`${file}.lock`, `${process.ppid} ${Date.now()} 0123456789abcdef\n`); // held by a live process (the runner)
     const log = captureLog();
     const cli = openTrustStore({ file, logger: log.logger, lockTimeoutMs: 100 });
     cli.reset('mac:aa');

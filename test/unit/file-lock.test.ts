@@ -18,6 +18,9 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
+/** a live process other than this one: the test runner's parent */
+const livePid = process.ppid;
+
 /** a pid that no process has now: a child's, after it exited */
 function deadPid(): number {
   return Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
@@ -44,22 +47,34 @@ describe('file lock', () => {
     expect(existsSync(lock)).toBe(false);
   });
 
-  it('a lock held by a live process past the timeout is BUSY, naming the process', async () => {
+  it('a lock held by a live process past the timeout is BUSY, naming the process; its lock file is not removed by the one that gave up', async () => {
     const lock = lockIn();
+    await withFileLock(lock, async () => undefined); // makes the folder
+    writeFileSync(lock, `${livePid} ${Date.now()} 0123456789abcdef\n`);
+    const err = await withFileLock(lock, async () => 1, { timeoutMs: 100 }).then(() => undefined, (e: unknown) => e);
+    expect(isBmcError(err, 'BUSY')).toBe(true);
+    expect((err as Error).message).toMatch(new RegExp(`x\\.json\\.lock is held by process ${livePid} since \\d{4}-`));
+    expect(existsSync(lock)).toBe(true);
+    rmSync(lock);
+    // this process's own lock in flight is not taken for a crashed run's
     await withFileLock(lock, async () => {
       const err = await withFileLock(lock, async () => 1, { timeoutMs: 100 }).then(() => undefined, (e: unknown) => e);
       expect(isBmcError(err, 'BUSY')).toBe(true);
       expect((err as Error).message).toMatch(new RegExp(`x\\.json\\.lock is held by process ${process.pid} since \\d{4}-`));
     });
+    expect(existsSync(lock)).toBe(false);
   });
 
   it('a lock left by a process that is gone, or older than staleMs, is taken', async () => {
     const lock = lockIn();
     await withFileLock(lock, async () => undefined); // makes the folder
-    writeFileSync(lock, `${deadPid()} ${Date.now()}\n`);
+    writeFileSync(lock, `${deadPid()} ${Date.now()} 0123456789abcdef\n`);
     expect(await withFileLock(lock, async () => 'taken', { timeoutMs: 1000 })).toBe('taken');
-    writeFileSync(lock, `${process.pid} ${Date.now() - 60_000}\n`);
+    writeFileSync(lock, `${livePid} ${Date.now() - 60_000} 0123456789abcdef\n`);
     expect(await withFileLock(lock, async () => 'taken', { timeoutMs: 1000, staleMs: 30_000 })).toBe('taken');
+    // our own pid with a token we never wrote: a run before a restart (in a container, pid 1 again)
+    writeFileSync(lock, `${process.pid} ${Date.now()} 0123456789abcdef\n`);
+    expect(await withFileLock(lock, async () => 'taken', { timeoutMs: 1000 })).toBe('taken');
     // an unreadable lock file: taken once the wait is nearly over
     writeFileSync(lock, 'garbage');
     expect(await withFileLock(lock, async () => 'taken', { timeoutMs: 200 })).toBe('taken');
@@ -68,8 +83,8 @@ describe('file lock', () => {
   it('parseLockOwner: any text gives an owner or undefined; an owner it wrote reads back', () => {
     fc.assert(fc.property(fc.string({ maxLength: 64 }), (text) => void parseLockOwner(text)));
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 4_194_304 }), fc.integer({ min: 0, max: 2 ** 45 }), (pid, takenAt) => {
-        expect(parseLockOwner(`${pid} ${takenAt}\n`)).toEqual({ pid, takenAt });
+      fc.property(fc.integer({ min: 1, max: 4_194_304 }), fc.integer({ min: 0, max: 2 ** 45 }), fc.stringMatching(/^[0-9a-f]{16}$/), (pid, takenAt, token) => {
+        expect(parseLockOwner(`${pid} ${takenAt} ${token}\n`)).toEqual({ pid, takenAt, token });
       }),
     );
   });
