@@ -63,7 +63,7 @@ export interface SshConsoleServerOptions {
   /** default 32 per source address, 1024 in total */
   connectionLimits?: ConnectionLimits;
   /** a refusal, for the metrics */
-  onRefused?: (reason: 'forbidden' | ListenerRefusal | 'handshake-timeout' | 'revoked') => void;
+  onRefused?: (reason: 'forbidden' | ListenerRefusal | 'handshake-timeout' | 'revoked' | 'too-many-sessions') => void;
   /** SSH keepalive: interval and unanswered probes before the peer is dropped; default 15 s, 3 */
   keepaliveIntervalMs?: number;
   keepaliveCountMax?: number;
@@ -275,11 +275,16 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
         // the machine's viewer limit
         let sessions = 0;
         client.on('session', (accept, reject) => {
-          if (++sessions > MAX_SESSIONS_PER_CONNECTION) {
-            log.info({ remote, client: subject, machineId, reason: 'too-many-sessions' }, `console session refused: at most ${MAX_SESSIONS_PER_CONNECTION} per SSH connection`);
+          if (sessions >= MAX_SESSIONS_PER_CONNECTION) {
+            onRefused('too-many-sessions');
+            log.info({ remote, client: subject, machineId, reason: 'too-many-sessions' }, `console session refused: at most ${MAX_SESSIONS_PER_CONNECTION} open per SSH connection`);
             return reject();
           }
-          serveSession(accept(), machineId, identity, allowed, verified.consoles, hub, log);
+          sessions++;
+          const channel = accept();
+          // open at once, not over the connection's life: a closed one frees its place
+          channel.once('close', () => sessions--);
+          serveSession(channel, machineId, identity, allowed, verified.consoles, hub, log);
         });
       });
     },

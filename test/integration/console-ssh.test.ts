@@ -126,16 +126,26 @@ describe('console over SSH in mutual TLS', () => {
     await new Promise<void>((resolve, reject) => client.once('ready', resolve).once('error', reject).connect({ sock: socket, username: MACHINE }));
     try {
       const opened: string[] = [];
-      for (let i = 0; i < 5; i++) {
-        opened.push(await new Promise<string>((resolve) => client.shell((err, stream) => {
-          if (err) return resolve(`refused: ${err.message}`);
-          stream.on('data', () => undefined);
-          stream.stderr.on('data', () => undefined);
-          resolve('opened');
-        })));
-      }
+      const streams: ssh2.ClientChannel[] = [];
+      const shell = () =>
+        new Promise<string>((resolve) =>
+          client.shell((err, stream) => {
+            if (err) return resolve(`refused: ${err.message}`);
+            streams.push(stream);
+            stream.on('data', () => undefined);
+            stream.stderr.on('data', () => undefined);
+            resolve('opened');
+          }),
+        );
+      for (let i = 0; i < 5; i++) opened.push(await shell());
       expect(opened).toEqual(['opened', 'opened', 'opened', 'opened', expect.stringMatching(/^refused/)]);
-      expect(log.find('console session refused: at most 4 per SSH connection')).toHaveLength(1);
+      expect(log.find('console session refused: at most 4 open per SSH connection')).toHaveLength(1);
+      expect(await registry.getSingleMetricAsString('metal_bmc_console_refused_total')).toMatch(/listener="ssh",reason="too-many-sessions"\} 1/);
+      // four open at once, not four in the connection's life: a closed one frees its place
+      const closed = new Promise((resolve) => streams[0]!.once('close', resolve));
+      streams[0]!.close();
+      await closed;
+      await waitFor(async () => (await shell()) === 'opened', 5000, 'a fifth session after one closed');
     } finally {
       client.end();
     }
