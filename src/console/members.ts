@@ -26,7 +26,7 @@ export interface Member {
   readonly takeovers: TokenBucket;
 }
 
-/** notices one client gets a second (a burst of twice that); more are dropped */
+/** error notices one client gets a second (a burst of twice that); more are dropped */
 const NOTICES_PER_SECOND = 10;
 const NOTICES_BURST = 20;
 /** takeovers one client may ask for a second, and at once */
@@ -159,13 +159,14 @@ export function createMembers(o: MembersOptions): Members {
 
   function takeover(m: Member): void {
     if (m.gone) return;
-    if (keyboard === m) {
-      m.port.notify(statusFor(m, 'you already hold the keyboard'));
-      return;
-    }
-    // each takeover is a line in the log and a notice to every client: two clients trading it in a loop are slowed to this
+    // each takeover is a line in the log and a notice to every client, each one asked for an
+    // answer: a client asking in a loop (or two trading the keyboard) is slowed to this
     if (!m.takeovers.take()) {
       m.port.notify({ type: 'error', message: 'takeover ignored: too many takeovers, try again in a second' });
+      return;
+    }
+    if (keyboard === m) {
+      m.port.notify(statusFor(m, 'you already hold the keyboard'));
       return;
     }
     const previous = keyboard;
@@ -192,11 +193,13 @@ export function createMembers(o: MembersOptions): Members {
       return members[0];
     },
     add(client, holder = false) {
-      // notices bypass the output queue's bound: each client gets a few a second, the rest are dropped
-      // (a client answered on every frame it sends, or told every takeover of two others, never
-      // reading, would otherwise grow our buffers without end)
+      // notices bypass the output queue's bound: a client answered on every frame it sends, never
+      // reading, would otherwise grow our buffers without end; so error notices are a few a second
+      // error notices only (the answers to a client's own frames, which it can make without end):
+      // a status (the console reconnected, the keyboard moved) always goes, takeovers being bounded
+      // below, and a holder (the capture, which tracks gaps by them) gets every notice
       const notices = createTokenBucket(NOTICES_PER_SECOND, NOTICES_BURST);
-      const port: ClientPort = { ...client, notify: (n) => void (notices.take() && client.notify(n)) };
+      const port: ClientPort = holder ? client : { ...client, notify: (n) => void ((n.type !== 'error' || notices.take()) && client.notify(n)) };
       const m: Member = { port, live: false, queue: createClientQueue((data) => port.send(data), o.maxClientQueueBytes), refusedAt: 0, gone: false, holder, takeovers: createTokenBucket(TAKEOVERS_PER_SECOND, TAKEOVERS_BURST) };
       members.push(m);
       o.onEvent('client-join');
