@@ -29,7 +29,7 @@ export interface SolOptions {
   retransmitMs?: number;
   /** retransmissions before the stream fails */
   maxRetransmits?: number;
-  /** a BMC that refuses our characters (NACK, or none accepted) for this long ends the console with TIMEOUT (default 30 s) */
+  /** a BMC that refuses our characters (NACK, or none accepted) for this long gets them dropped, once told (default 30 s) */
   maxRefusalMs?: number;
   /** also close the IPMI session when the stream ends */
   closeSession?: boolean;
@@ -112,7 +112,7 @@ export function solPort(reported: number, sessionPort: number): number | 'sessio
 function createSolStream(session: IpmiSession, inboundPayloadSize: number, options: SolOptions): SolStream {
   const retransmitMs = options.retransmitMs ?? 1000;
   const maxRetransmits = options.maxRetransmits ?? 5;
-  /** how long a BMC may refuse our characters (NACK, or none taken) before the console fails: a stuck serial side */
+  /** how long a BMC may refuse our characters (NACK, or none taken) before they are dropped: a serial side that takes nothing */
   const maxRefusalMs = options.maxRefusalMs ?? 30_000;
   /** since when every answer refused the characters in flight */
   let refusedSince: number | undefined;
@@ -225,7 +225,13 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     if (!refused) return sendNext(); // all or part accepted: what is left goes at once
     refusedSince ??= Date.now();
     if (Date.now() - refusedSince > maxRefusalMs) {
-      return fail(new BmcError('TIMEOUT', `SOL on BMC ${session.remote}: it took none of our characters for ${Math.round(maxRefusalMs / 1000)} s (NACK or nothing accepted)`));
+      // the console goes on (output still flows: the host may be off or in POST, its serial side
+      // not taking characters); what was typed meanwhile is dropped, once told, not sent forever
+      options.onEvent?.({ kind: 'sol-input-dropped', message: `BMC ${session.remote} took none of our characters for ${Math.round(maxRefusalMs / 1000)} s (NACK or nothing accepted); ${pending.length} typed bytes dropped` });
+      pending = Buffer.alloc(0);
+      refusedSince = undefined;
+      for (const cb of writeCallbacks.splice(0)) cb();
+      return;
     }
     // NACK (its input buffer is full) or nothing taken: give the BMC time before the characters go
     // again, so a BMC that keeps taking nothing gets a few packets per interval, not a flood. The
