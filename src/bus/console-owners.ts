@@ -206,20 +206,18 @@ export function createConsoleOwnership(o: OwnershipOptions): ConsoleOwnership & 
     return now() - (lease?.seenAt ?? watchingSince) > leaseMs;
   }
 
-  /** forgets one instance that left (its lease deleted) or died; false when every one is live */
+  /**
+   * forgets one instance that left (its lease deleted); false when none did. Not one merely dead by
+   * time: forgotten, it would count as alive again for a lease time after a restarted watch.
+   */
   function evictGoneInstance(): boolean {
-    let gone: string | undefined;
     for (const [instance, lease] of leases) {
-      if (instance === me) continue;
-      if (lease.deleted) {
-        gone = instance;
-        break;
+      if (instance !== me && lease.deleted) {
+        leases.delete(instance);
+        return true;
       }
-      if (gone === undefined && dead(instance)) gone = instance;
     }
-    if (gone === undefined) return false;
-    leases.delete(gone);
-    return true;
+    return false;
   }
 
   function seen(e: KvEntry): void {

@@ -158,8 +158,9 @@ export async function readKea(path: string, text: string, readFile = readIfThere
     await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
     try {
       text = await readCurrent(path);
-    } catch (err) {
-      throw readError(path, err);
+    } catch {
+      // the lease file between Kea's rename and its new one: the read made is used
+      return parsed;
     }
   }
 }

@@ -166,8 +166,10 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
         if (res.statusCode >= 200 && res.statusCode < 300) {
           try {
             return text === '' ? null : (JSON.parse(text) as unknown);
-          } catch (err) {
-            throw new BmcError('PROTOCOL', `${label}: HTTP ${res.statusCode} with a body that is not JSON`, { cause: err });
+          } catch {
+            // not the parser's error as the cause: Node's message quotes the text around the fault,
+            // which in an IPMI answer may be the BMC password
+            throw new BmcError('PROTOCOL', `${label}: HTTP ${res.statusCode} with a body of ${text.length} characters that is not JSON`);
           }
         }
         if (res.statusCode === 404 && on404) throw on404();

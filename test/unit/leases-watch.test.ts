@@ -261,6 +261,16 @@ describe('watchLeases', () => {
     const parsed = await readKea(path, readFileSync(path, 'utf8'), reader);
     expect(step).toBe(2);
     expect(parsed.leases.map((l) => l.ip).sort()).toEqual(['10.2.0.1', '10.2.0.2', '10.2.0.3']);
+    // the lease file gone for the moment of the read again (Kea between its rename and its new
+    // file): the read made stands, no error
+    step = 0;
+    await writeFile(`${path}.1`, renderKeaLeases([k1]));
+    await writeFile(`${path}.2`, renderKeaLeases([k2]));
+    const gone = async () => {
+      throw Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' });
+    };
+    const first = await readKea(path, readFileSync(path, 'utf8'), reader, gone);
+    expect(first.leases.map((l) => l.ip).sort()).toEqual(['10.2.0.2', '10.2.0.3']);
   });
 
   it('applies the CIDR and ignored-MAC filters', async () => {

@@ -308,6 +308,12 @@ describe('secrets in errors', () => {
       const e3 = await caught(c.findIpmiMachine('x'));
       expect(e3.code).toBe('PROTOCOL');
       expectNoSecret(e3, KEY, 'bmc-secret-password-1');
+
+      // JSON broken right at the password: the parser's message quotes the text around the fault
+      answer = { status: 200, text: '{"id":"x","ipmi":{"user":"root","password":bmc-secret-password-1"}}' };
+      const e4 = await caught(c.findIpmiMachine('x'));
+      expect(e4.code).toBe('PROTOCOL');
+      expectNoSecret(e4, KEY, 'bmc-secret', 'password-1');
     } finally {
       server.close();
     }
