@@ -34,6 +34,9 @@ import { startConsoleOwners, type ConsoleOwners } from './console-owners.js';
 /** how often the capture looks at the report cycle's machines */
 const CAPTURE_SYNC_MS = 5000;
 
+/** how long letting go of the console claims may take at a stop (NATS may be gone) */
+const OWNERS_CLOSE_MS = 5000;
+
 /** machine ids (UUIDs) of the BMCs the report cycle read and whose lease is current */
 export function reportedMachines(status: StatusStore): string[] {
   return status
@@ -166,14 +169,21 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
       historyRoutes?.close();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)));
-      await Promise.race([(async () => {
-        await capture?.close();
-        await servers.close();
-        await workers?.close();
-      })(), deadline]);
-      clearTimeout(timer);
-      // the consoles are let go first, then the claims: the next owner finds the SOL payload free
-      await owners?.close();
+      try {
+        await Promise.race([(async () => {
+          await capture?.close();
+          await servers.close();
+          await workers?.close();
+        })(), deadline]);
+      } finally {
+        clearTimeout(timer);
+        // the consoles are let go first, then the claims: the next owner finds the SOL payload
+        // free; also when closing them failed (else the others wait a lease time), and within a
+        // few seconds (NATS may be gone)
+        let ownersTimer: NodeJS.Timeout | undefined;
+        await Promise.race([owners?.close(), new Promise<void>((resolve) => (ownersTimer = setTimeout(resolve, OWNERS_CLOSE_MS)))]);
+        clearTimeout(ownersTimer);
+      }
     },
   };
 };

@@ -35,7 +35,7 @@ afterAll(async () => {
 });
 
 describe('stopping the daemon', () => {
-  it('ends the report cycles while a part is still stopping', async () => {
+  it('ends the report cycles, and stops every other part, while a part is still stopping', async () => {
     log = captureLog();
     const config = loadConfig({
       METAL_BMC_PARTITION_ID: 'test-partition',
@@ -55,10 +55,15 @@ describe('stopping the daemon', () => {
         return new Promise<void>((resolve) => (releasePart = resolve));
       },
     });
-    daemon = await startDaemon(config, log.logger, [slowPart]);
+    // a second part (the commands part comes before the console in the daemon's list) is told to
+    // stop while the first is still stopping: one after another, it went on taking commands meanwhile
+    let secondStopping = false;
+    const second: PartFactory = async () => ({ name: 'second', stop: async () => void (secondStopping = true) });
+    daemon = await startDaemon(config, log.logger, [second, slowPart]);
     const stopping = daemon.stop();
     await waitFor(() => log.find('report cycles stopped').length === 1, 10_000, 'the report cycles stopped');
     expect(partStopping).toBe(true);
+    expect(secondStopping).toBe(true);
     expect(log.find('metal-bmc stopped')).toHaveLength(0);
     releasePart!();
     await stopping;
