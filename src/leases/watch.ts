@@ -250,13 +250,14 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
     }
   };
 
-  const publish = (): void => {
+  /** `recovered`: the first good read after an error is told even when nothing changed (the error's effects end with it) */
+  const publish = (recovered = false): void => {
     if (parsed === undefined || closed) return;
     const next = activeLeases(parsed, { now: now(), ...select });
     const diff = diffLeases(view, next);
     view = next;
     nextExpiry = next.reduce((min, l) => (l.expires === 'never' ? min : Math.min(min, l.expires.getTime())), Infinity);
-    if (published && diff.added.length + diff.removed.length + diff.changed.length === 0) return;
+    if (published && !recovered && diff.added.length + diff.removed.length + diff.changed.length === 0) return;
     published = true;
     try {
       onChange({ leases: next, ...diff });
@@ -272,8 +273,9 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
     reads++;
     if (result instanceof BmcError) return report(result);
     parsed = result;
+    const recovered = lastError !== undefined;
     lastError = undefined;
-    publish();
+    publish(recovered);
   };
 
   const load = async (): Promise<void> => {

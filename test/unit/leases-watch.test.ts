@@ -273,6 +273,18 @@ describe('watchLeases', () => {
     expect(first.leases.map((l) => l.ip).sort()).toEqual(['10.2.0.2', '10.2.0.3']);
   });
 
+  it('the first good read after an error is told even when the leases did not change (a readiness problem it set ends with it)', async () => {
+    await replaceFile('');
+    const { views, errors } = start();
+    await until(() => views.length === 1);
+    expect(views[0]!.leases).toEqual([]);
+    await replaceFile('lease 10.0.0.1 {\n  starts 4 2026/01/01 00:00:00;\n  ends never;\n  hardware ethernet zz:zz;\n}\n');
+    await until(() => errors.length === 1);
+    await replaceFile('');
+    await until(() => views.length === 2);
+    expect(views[1]).toMatchObject({ leases: [], added: [], removed: [], changed: [] });
+  });
+
   it('applies the CIDR and ignored-MAC filters', async () => {
     await replaceFile(renderIscLeases([A, B, lease('192.168.0.1', '00:00:00:00:00:0d')]));
     const { views } = start({ allowedCidrs: [{ network: 0x0a000000, prefix: 8, mask: 0xff000000, text: '10.0.0.0/8' }], ignoreMacs: ['00-00-00-00-00-0A'] });
