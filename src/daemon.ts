@@ -154,7 +154,8 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
     onError: (err) => {
       if (!late.started) startReporting();
       metrics.leaseErrors.inc();
-      if (watcher?.current().length === 0) leaseProblem = err.message;
+      // (through lateLeases: an error of the first read comes while watchLeases() has not returned yet)
+      if ((lateLeases.current?.() ?? []).length === 0) leaseProblem = err.message;
       logger.error({ file: config.leases.file, err }, 'cannot use the lease file; keeping the last good view');
     },
   });

@@ -69,4 +69,28 @@ describe('stopping the daemon', () => {
     await stopping;
     expect(log.find('metal-bmc stopped')).toHaveLength(1);
   });
+
+  it('a lease file whose folder is missing at start: the error is logged once and readiness names it', async () => {
+    const own = captureLog();
+    const config = loadConfig({
+      METAL_BMC_PARTITION_ID: 'test-partition',
+      METAL_BMC_METAL_API_URL: api.url,
+      METAL_BMC_METAL_API_HMAC_KEY: HMAC_KEY,
+      METAL_BMC_LEASE_FILE: join(dir, 'no-such-folder', 'dhcpd.leases'),
+      METAL_BMC_STATE_DIR: join(dir, 'state-2'),
+      METAL_BMC_HTTP_ADDRESS: '127.0.0.1:0',
+      METAL_BMC_IPMI_USER: 'ADMIN',
+      METAL_BMC_IPMI_PASSWORD: 'secret-password',
+    });
+    const d = await startDaemon(config, own.logger, []);
+    try {
+      await waitFor(() => own.find('cannot use the lease file; keeping the last good view').length > 0, 10_000, 'the lease file error logged');
+      const ready = await fetch(`http://127.0.0.1:${d.opsPort}/readyz`);
+      expect(ready.status).toBe(503);
+      // the error itself, not "not read yet": the first error comes before watchLeases() returned
+      expect(await ready.text()).toMatch(/leases.*no-such-folder/s);
+    } finally {
+      await d.stop();
+    }
+  });
 });
