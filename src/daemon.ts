@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
 import type { Config } from './config/config.js';
 import { redactConfig } from './config/redact.js';
 import { closeAllSessions } from './ipmi/session.js';
@@ -92,7 +92,16 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'metal_bmc_' });
   const metrics = createReportMetrics(registry);
-  const metalApi = createMetalApiClient({ baseUrl: config.metalApi.url, hmacKey: config.metalApi.hmacKey });
+  const metalApiRetries = new Counter({ name: 'metal_bmc_metal_api_retries_total', help: 'metal-api requests sent again after a failure (5xx, 429, no answer), by error code', labelNames: ['code'], registers: [registry] });
+  const metalApi = createMetalApiClient({
+    baseUrl: config.metalApi.url,
+    hmacKey: config.metalApi.hmacKey,
+    // a retry stretches a report cycle by its backoff: one line and a count each, not silence
+    onRetry: ({ what, attempt, delayMs, error }) => {
+      metalApiRetries.inc({ code: error.code });
+      logger.warn({ what, attempt, delayMs, code: error.code, err: error.message }, 'metal-api request failed; sending it again after a pause');
+    },
+  });
   const status = createStatusStore({
     partition: config.partitionId,
     graceMs: config.status.graceMs,
@@ -182,6 +191,9 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   const firstReadFallback = setTimeout(startReporting, 5000);
   firstReadFallback.unref();
   const stopReporting = async () => {
+    // a stop within the first 5 s: the fallback would start the stopped reporter's interval
+    clearTimeout(firstReadFallback);
+    late.started = true;
     await reporter.stop();
     await reportWorkers?.close();
     // the sessions stay open on the BMCs: the next start resumes them from the file

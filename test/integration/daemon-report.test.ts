@@ -115,6 +115,9 @@ describe('discovery and report', () => {
     daemon.reporter.leasesChanged([daemon.leases()[0]!]);
     await until(() => api.reports.length > before);
     expect(api.requests.filter((r) => r.status === 500).length).toBeGreaterThanOrEqual(2);
+    // each retry is told: a line and a count
+    expect(log.find('metal-api request failed; sending it again after a pause').length).toBeGreaterThanOrEqual(2);
+    expect(await daemon.context.registry.getSingleMetricAsString('metal_bmc_metal_api_retries_total')).toMatch(/code="HTTP"\} [2-9]/);
   });
 
   it('10 % of BMCs not answering are skipped and logged; the others are reported', async () => {
