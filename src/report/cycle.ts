@@ -110,10 +110,13 @@ function pick(reports: Reports, uuids: string[]): Reports {
   return Object.fromEntries(uuids.map((u) => [u, reports[u]!]));
 }
 
-async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSignal | undefined): Promise<MachineIpmiReportResponse & { rejected: string[] }> {
+/** metal-api's answer, with the entries it refused alone and those it took (in an answer it gave 2xx) */
+type Posted = MachineIpmiReportResponse & { rejected: string[]; accepted: string[] };
+
+async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSignal | undefined): Promise<Posted> {
   try {
     const answer = await deps.metalApi.ipmiReport({ partitionid: deps.partitionId, reports }, signal ? { signal } : {});
-    return { ...answer, rejected: [] };
+    return { ...answer, rejected: [], accepted: Object.keys(reports) };
   } catch (err) {
     if (!(err instanceof BmcError) || err.httpStatus === undefined || !SPLIT_ON_STATUS.has(err.httpStatus)) throw err;
     const uuids = Object.keys(reports);
@@ -121,12 +124,39 @@ async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSigna
       const uuid = uuids[0]!;
       deps.metrics?.entriesRejected.inc();
       deps.logger.warn({ uuid, bmc: reports[uuid]!.BMCIp, httpStatus: err.httpStatus, err }, 'metal-api refuses this BMC entry; it is left out of the report');
-      return { created: [], updated: [], rejected: uuids };
+      return { created: [], updated: [], rejected: uuids, accepted: [] };
     }
     const half = Math.ceil(uuids.length / 2);
-    const first = await postReports(deps, pick(reports, uuids.slice(0, half)), signal);
-    const second = await postReports(deps, pick(reports, uuids.slice(half)), signal);
-    return { created: [...first.created, ...second.created], updated: [...first.updated, ...second.updated], rejected: [...first.rejected, ...second.rejected] };
+    const done: Posted = { created: [], updated: [], rejected: [], accepted: [] };
+    for (const part of [uuids.slice(0, half), uuids.slice(half)]) {
+      try {
+        const answer = await postReports(deps, pick(reports, part), signal);
+        done.created.push(...answer.created);
+        done.updated.push(...answer.updated);
+        done.rejected.push(...answer.rejected);
+        done.accepted.push(...answer.accepted);
+      } catch (failure) {
+        // a half failing otherwise (a 5xx after its retries, no answer): what metal-api took before stays told
+        const before: Posted = failure instanceof PartlyReported ? failure.done : { created: [], updated: [], rejected: [], accepted: [] };
+        throw new PartlyReported(failure instanceof PartlyReported ? failure.cause : failure, {
+          created: [...done.created, ...before.created],
+          updated: [...done.updated, ...before.updated],
+          rejected: [...done.rejected, ...before.rejected],
+          accepted: [...done.accepted, ...before.accepted],
+        });
+      }
+    }
+    return done;
+  }
+}
+
+/** A split report that failed part of the way: `done` is what metal-api took (or refused) before. */
+class PartlyReported extends Error {
+  constructor(
+    override readonly cause: unknown,
+    readonly done: Posted,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause));
   }
 }
 
@@ -265,16 +295,26 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     deps.logger.warn({ bmc, uuid, cut }, 'BMC sent values beyond any real one; they were cut to fit the report');
   }
   const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], rejected: [], durationMs: 0, retried, peakConcurrency: trace.peak, limitSamples: trace.samples, limitSeen: trace.seen, limitSettled: trace.settled, late };
+  /** what metal-api took: counted and told, also when a later part of a split report failed */
+  const took = (answer: Posted) => {
+    result.created = answer.created;
+    result.updated = answer.updated;
+    result.rejected = answer.rejected;
+    if (answer.accepted.length > 0) deps.metrics?.lastSuccess.set(Date.now() / 1000);
+    deps.observer?.reported(answer.accepted, new Date());
+  };
   try {
     if (result.reported > 0) {
-      const answer = await postReports(deps, reports, signal);
-      result.created = answer.created;
-      result.updated = answer.updated;
-      result.rejected = answer.rejected;
+      let answer: Posted;
+      try {
+        answer = await postReports(deps, reports, signal);
+      } catch (err) {
+        if (!(err instanceof PartlyReported)) throw err;
+        took(err.done);
+        throw err.cause;
+      }
+      took(answer);
       result.reported -= answer.rejected.length;
-      if (result.reported > 0) deps.metrics?.lastSuccess.set(Date.now() / 1000);
-      const refused = new Set(answer.rejected);
-      deps.observer?.reported(Object.keys(reports).filter((u) => !refused.has(u)), new Date());
     }
     result.durationMs = Date.now() - started;
   } finally {

@@ -15,6 +15,7 @@ import type { BmcReport, Outband } from '../../src/outband/types.js';
 import { boundEntry, MAX_POWER_SUPPLIES, MAX_STRING } from '../../src/report/bounds.js';
 import { runReportCycle } from '../../src/report/cycle.js';
 import { createReportMetrics } from '../../src/report/metrics.js';
+import { BmcError } from '../../src/errors.js';
 import { captureLog } from '../helpers/log.js';
 
 const validEntry = compileDefinition(loadSwagger(), 'v1.MachineIpmiReport');
@@ -131,5 +132,27 @@ describe('a report cycle with hostile BMCs', () => {
     const deps = { partitionId: 'p', connect, metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'wrong', retries: 0 }), concurrency: 2, bmcTimeoutMs: 5000, logger: captureLog().logger };
     await expect(runReportCycle(deps, leases)).rejects.toMatchObject({ httpStatus: 401 });
     expect(standin.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
+  });
+
+  it('a split report whose second half then fails otherwise (a 503 after its retries): the half metal-api took is still told and counted, and the cycle fails', async () => {
+    const connect = async (ip: string): Promise<Outband> => ({ address: ip, vendor: 't', info: async () => bmcReport(Number(ip.split('.')[3]), false), close: async () => undefined }) as unknown as Outband;
+    const leases = Array.from({ length: 4 }, (_, i) => ({ ip: `10.0.0.${i + 1}`, mac: `aa:bb:cc:00:00:0${i}`, expires: 'never' as const }));
+    let posts = 0;
+    const metalApi = {
+      ipmiReport: async (body: { reports: Record<string, unknown> }) => {
+        posts++;
+        if (posts === 1) throw new BmcError('HTTP', 'metal-api: HTTP 422 invalid entry', { httpStatus: 422 });
+        if (posts === 2) return { created: Object.keys(body.reports), updated: [] };
+        throw new BmcError('HTTP', 'metal-api: HTTP 503 after retries', { httpStatus: 503 });
+      },
+    } as unknown as ReturnType<typeof createMetalApiClient>;
+    const registry = new Registry();
+    const metrics = createReportMetrics(registry);
+    const told: string[] = [];
+    const observer = { read: () => undefined, reported: (uuids: readonly string[]) => void told.push(...uuids) };
+    await expect(runReportCycle({ partitionId: 'p', connect, metalApi, concurrency: 2, bmcTimeoutMs: 5000, logger: captureLog().logger, metrics, observer }, leases)).rejects.toMatchObject({ httpStatus: 503 });
+    expect(posts).toBe(3);
+    expect(told).toHaveLength(2); // the first half
+    expect(await registry.getSingleMetricAsString('metal_bmc_report_last_success_timestamp_seconds')).toMatch(/ [1-9]\d{8,}/);
   });
 });
