@@ -243,10 +243,14 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     deps.fixedConcurrency ? { max: deps.concurrency, min: deps.concurrency, initial: deps.concurrency } : { max: deps.concurrency, ...(startLimit === undefined ? {} : { initial: startLimit }), ...(deps.reader?.load ? { load: deps.reader.load } : {}) },
     async (i, requeue) => {
       if (signal?.aborted) return;
+      // a retry waited in the queue: it starts only while its deadline (and the stall it may be
+      // given back, up to as much again) still fits in the cycle's budget
+      if (tried.has(i) && deps.cycleBudgetMs !== undefined && Date.now() - started + 2 * deps.bmcTimeoutMs > deps.cycleBudgetMs) return;
       const lease = leases[i]!;
       const readStarted = Date.now();
       const outcome = await readOne(deps, lease, clock, readsAbort.signal, closes);
-      deps.readOrder?.record(lease.ip, Date.now() - readStarted);
+      // a read refused at once as BUSY (its given-up read still runs) says nothing of how slow the BMC is
+      if (!('failure' in outcome && outcome.failure === 'BUSY')) deps.readOrder?.record(lease.ip, Date.now() - readStarted);
       if ('failure' in outcome) {
         const room = deps.cycleBudgetMs !== undefined && Date.now() - started + deps.bmcTimeoutMs <= deps.cycleBudgetMs;
         if (outcome.retry && !tried.has(i) && room && !signal?.aborted) {
