@@ -183,6 +183,9 @@ export function parseStateFile(text: string): FirmwareJob[] {
   });
 }
 
+/** how long a finished job waits for its claim across instances to be deleted before it tells its outcome */
+const CLAIM_RELEASE_MS = 3000;
+
 interface ActiveJob {
   job: FirmwareJob;
   /** the BMC as host:port */
@@ -301,7 +304,12 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     }
     // the machine is free before its outcome is told: the next update an orchestrator sends on
     // "completed" is not refused for this one (the BMC's session is closed after, off that path)
-    await claim?.release();
+    // within a few seconds: with NATS slow the outcome would wait for it (a claim not deleted turns stale after its lease)
+    if (claim) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([claim.release(), new Promise<void>((resolve) => (timer = setTimeout(resolve, CLAIM_RELEASE_MS)))]);
+      clearTimeout(timer);
+    }
     active.delete(job.key);
     o.metrics?.firmwareJobsRunning.set(active.size);
     finish(job, ending[0], started, ...(ending.length > 1 ? [ending[1]] : []));

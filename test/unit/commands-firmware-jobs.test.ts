@@ -308,4 +308,14 @@ describe('firmware jobs with claims across instances', () => {
     expect((await jobs.start(plan('m2'))).accepted).toBe(false);
     expect(c.asked).toHaveLength(1);
   });
+
+  it('a claim that cannot be deleted in time (NATS slow) does not hold back the outcome', async () => {
+    const claims: JobClaims = { claim: async () => ({ held: { release: () => new Promise<void>(() => undefined) } }) };
+    const { jobs, events, bmcs } = setup({ claims });
+    expect((await jobs.start(plan('m1'))).accepted).toBe(true);
+    await waitFor(() => bmcs.pending.has('m1'), 5000, 'update started');
+    bmcs.pending.get('m1')!.finish();
+    await waitFor(() => events.some((e) => e.phase === 'completed'), 8000, 'the outcome told');
+    expect(jobs.running()).toBe(0);
+  }, 15_000);
 });
