@@ -418,8 +418,10 @@ describe('bus with a leader whose lead ends while events come', () => {
     await until('e2 run once this instance leads again', () => i.seen.length === 2);
     expect(i.seen.map((s) => s.data)).toEqual(['e1', 'e2']);
     expect(ledAtStart).toEqual([true, true]);
-    // handed back after the pull closed: its second and last delivery, not spent on the closing pull
-    expect(i.seen[1]!.meta.deliveryCount).toBe(2);
+    // handed back after the pull closed: at most its second and last delivery, not spent on the
+    // closing pull (its first when that pull ended before e2 reached it, as under a loaded suite:
+    // seen twice in the fresh-clone CI)
+    expect(i.seen[1]!.meta.deliveryCount).toBeLessThanOrEqual(2);
     await consumerSettled(publisher, streamNameFor(subject), 'metal-bmc-test');
   });
 });
