@@ -15,9 +15,12 @@
  *   for a lease time, so clocks must agree within `leaseMs` less `renewMs` (75 s by default; NTP
  *   keeps management servers far closer).
  * - **Holding them:** the job's instance rewrites both every `renewMs` on their last revision. A
- *   renewal that finds the key moved on (taken over as stale, e.g. after a NATS outage longer
- *   than the lease) is one error line; the update runs on, the BMC decides.
- * - **Giving them up:** when the job ends, both are deleted on their last revision.
+ *   write of ours whose answer was lost (told by token and job) is continued from its revision; a
+ *   key gone (its bucket made again) is written again; one that holds another job's claim (this
+ *   one taken over as stale, e.g. after a NATS outage longer than the lease) is one error line,
+ *   and the update runs on: the BMC decides.
+ * - **Giving them up:** when the job ends, both are deleted on their last revision (or on the one
+ *   a write of ours whose answer was lost left).
  * - **Failures:** a claim that cannot be written or read (NATS down) refuses the job
  *   (UNAVAILABLE): an update is not started without knowing that no other instance runs one.
  */

@@ -186,6 +186,13 @@ export function parseStateFile(text: string): FirmwareJob[] {
 /** how long a finished job waits for its claim across instances to be deleted before it tells its outcome */
 const CLAIM_RELEASE_MS = 3000;
 
+/** Waits for `work`, at most `ms`. */
+async function waitUpTo(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
 interface ActiveJob {
   job: FirmwareJob;
   /** the BMC as host:port */
@@ -273,9 +280,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   }
 
   async function closeQuietly(bmc: Outband): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([bmc.close().catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, closeTimeoutMs)))]);
-    clearTimeout(timer);
+    await waitUpTo(bmc.close().catch(() => undefined), closeTimeoutMs);
   }
 
   async function run(job: FirmwareJob, plan: Plan, url: string, stopper: AbortController, claim: { release(): Promise<void> } | undefined): Promise<void> {
@@ -283,7 +288,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     const what = `UPDATE-FIRMWARE ${job.kind} for machine ${job.machineId || job.key}`;
     const dl = deadline(o.timeoutMs, what, stopper.signal);
     let bmc: Outband | undefined;
-    let ending: [Exclude<FirmwareJobState, 'running'>, unknown?] = ['failed'];
+    let state: Exclude<FirmwareJobState, 'running'> = 'failed';
+    let failure: unknown;
     try {
       if (!plan.ipmi) throw new BmcError('INVALID_ARGUMENT', `${what}: the event has no BMC address`);
       bmc = await o.connect(plan.ipmi, { signal: dl.signal });
@@ -295,24 +301,21 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         emit(job, 'progress', { progress: job.progress });
       };
       await bmc.updateFirmware(job.kind, url, { signal: dl.signal, onProgress, ...(o.imageDispatcher ? { dispatcher: o.imageDispatcher } : {}) });
-      ending = ['completed'];
+      state = 'completed';
     } catch (err) {
       const stopped = stopper.signal.aborted;
-      ending = [stopped ? 'interrupted' : 'failed', dl.signal.aborted ? abortError(dl.signal, what) : err];
+      state = stopped ? 'interrupted' : 'failed';
+      failure = dl.signal.aborted ? abortError(dl.signal, what) : err;
     } finally {
       dl.dispose();
     }
     // the machine is free before its outcome is told: the next update an orchestrator sends on
     // "completed" is not refused for this one (the BMC's session is closed after, off that path)
     // within a few seconds: with NATS slow the outcome would wait for it (a claim not deleted turns stale after its lease)
-    if (claim) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([claim.release(), new Promise<void>((resolve) => (timer = setTimeout(resolve, CLAIM_RELEASE_MS)))]);
-      clearTimeout(timer);
-    }
+    if (claim) await waitUpTo(claim.release(), CLAIM_RELEASE_MS);
     active.delete(job.key);
     o.metrics?.firmwareJobsRunning.set(active.size);
-    finish(job, ending[0], started, ...(ending.length > 1 ? [ending[1]] : []));
+    finish(job, state, started, failure);
     if (bmc) await closeQuietly(bmc);
   }
 

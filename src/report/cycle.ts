@@ -127,27 +127,24 @@ async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSigna
       return { created: [], updated: [], rejected: uuids, accepted: [] };
     }
     const half = Math.ceil(uuids.length / 2);
-    const done: Posted = { created: [], updated: [], rejected: [], accepted: [] };
+    let done = NOTHING_POSTED;
     for (const part of [uuids.slice(0, half), uuids.slice(half)]) {
       try {
-        const answer = await postReports(deps, pick(reports, part), signal);
-        done.created.push(...answer.created);
-        done.updated.push(...answer.updated);
-        done.rejected.push(...answer.rejected);
-        done.accepted.push(...answer.accepted);
+        done = joinPosted(done, await postReports(deps, pick(reports, part), signal));
       } catch (failure) {
         // a half failing otherwise (a 5xx after its retries, no answer): what metal-api took before stays told
-        const before: Posted = failure instanceof PartlyReported ? failure.done : { created: [], updated: [], rejected: [], accepted: [] };
-        throw new PartlyReported(failure instanceof PartlyReported ? failure.cause : failure, {
-          created: [...done.created, ...before.created],
-          updated: [...done.updated, ...before.updated],
-          rejected: [...done.rejected, ...before.rejected],
-          accepted: [...done.accepted, ...before.accepted],
-        });
+        if (failure instanceof PartlyReported) throw new PartlyReported(failure.cause, joinPosted(done, failure.done));
+        throw new PartlyReported(failure, done);
       }
     }
     return done;
   }
+}
+
+const NOTHING_POSTED: Posted = { created: [], updated: [], rejected: [], accepted: [] };
+
+function joinPosted(a: Posted, b: Posted): Posted {
+  return { created: [...a.created, ...b.created], updated: [...a.updated, ...b.updated], rejected: [...a.rejected, ...b.rejected], accepted: [...a.accepted, ...b.accepted] };
 }
 
 /** A split report that failed part of the way: `done` is what metal-api took (or refused) before. */

@@ -20,6 +20,8 @@ import { killWorker, restartLater, spawnWorker, stopWorkers, workerEntry } from 
 import type { ThreadsLoad } from './adaptive-limit.js';
 import type { BmcReader } from './cycle.js';
 import type { Lease } from '../leases/types.js';
+
+type ReadOptions = Parameters<BmcReader['read']>[1];
 import { checkedKept, redfishSessionKey, type KeptRedfishSession, type RedfishSessionKeeper } from '../outband/redfish-sessions.js';
 import { readGuardMs, type BmcReadAttempt } from './read-bmc.js';
 import type { AttemptOverPort, FromReportWorker, ReportConnectSettings, ReportWorkerData, ReportWorkerLoad, ToReportWorker } from './worker-protocol.js';
@@ -310,64 +312,64 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     };
   }
 
-  async function read(lease: Lease, { timeoutMs, signal }: { timeoutMs: number; signal?: AbortSignal | undefined }): Promise<BmcReadAttempt> {
+  async function read(lease: Lease, o: ReadOptions): Promise<BmcReadAttempt> {
     const suspect = suspects.get(lease.ip);
-    if (suspect === undefined || suspect.exits >= QUARANTINE_EXITS) return readNow(lease, { timeoutMs, ...(signal ? { signal } : {}) });
-    const release = await suspectTurn(signal);
-    if (!release) return { ok: false, error: closing ? new BmcError('ABORTED', `reading BMC ${lease.ip}: metal-bmc is shutting down`) : abortError(signal!, `reading BMC ${lease.ip}`), durationMs: 0, late: false };
+    if (suspect === undefined || suspect.exits >= QUARANTINE_EXITS) return readNow(lease, o);
+    const release = await suspectTurn(o.signal);
+    if (!release) return { ok: false, error: closing ? new BmcError('ABORTED', `reading BMC ${lease.ip}: metal-bmc is shutting down`) : abortError(o.signal!, `reading BMC ${lease.ip}`), durationMs: 0, late: false };
     try {
-      return await readNow(lease, { timeoutMs, ...(signal ? { signal } : {}) });
+      return await readNow(lease, o);
     } finally {
       release();
     }
   }
 
-  function readNow(lease: Lease, { timeoutMs, signal }: { timeoutMs: number; signal?: AbortSignal | undefined }): Promise<BmcReadAttempt> {
-      const failed = (error: unknown): Promise<BmcReadAttempt> => Promise.resolve({ ok: false, error, durationMs: 0, late: false });
-      if (closing) return failed(new BmcError('ABORTED', `reading BMC ${lease.ip}: metal-bmc is shutting down`));
-      if (signal?.aborted) return failed(abortError(signal, `reading BMC ${lease.ip}`));
-      const suspect = suspects.get(lease.ip);
-      if (suspect !== undefined && suspect.exits >= QUARANTINE_EXITS && Date.now() - suspect.at < QUARANTINE_MS) {
-        return failed(new BmcError('BUSY', `reading BMC ${lease.ip}: it was being read at each of the last ${suspect.exits} report worker exits; set aside until ${new Date(suspect.at + QUARANTINE_MS).toISOString()}`));
-      }
-      const slot = slotFor(lease.ip);
-      if (!slot) return failed(new BmcError('CLOSED', `reading BMC ${lease.ip}: no report worker is running (restarting)`));
-      const sessionKey = redfishSessionKey(lease.ip, options.settings.redfishPort);
-      // a second read beside one still running would log in beside it, and only one session is kept
-      if (slot.givenUp.size > 0 && [...slot.givenUp.values()].includes(sessionKey)) {
-        return failed(new BmcError('BUSY', `reading BMC ${lease.ip}: its last read, given up on, still runs in report worker ${slot.index}; read again once it ends`));
-      }
-      const id = nextId++;
-      const started = Date.now();
-      slot.reads++;
-      return new Promise<BmcReadAttempt>((resolve) => {
-        // a worker keeps each read's deadline itself (its own loop's stall given back); only a worker that hangs misses this
-        const guardMs = readGuardMs(timeoutMs);
-        const settle = (attempt: BmcReadAttempt) => {
-          if (!slot.pending.delete(id)) return;
-          clearTimeout(guard);
-          signal?.removeEventListener('abort', onAbort);
-          // read to the end: whatever ended the workers before, it was not this BMC's read alone
-          if (attempt.ok) suspects.delete(lease.ip);
-          resolve(attempt);
-        };
-        // given up here: the worker is told to stop the read, its late answer is ignored
-        const giveUp = (error: unknown) => {
-          if (slot.alive) send(slot, { type: 'abort', id });
-          if (slot.pending.has(id)) setNewest(slot.givenUp, id, sessionKey, MAX_GIVEN_UP);
-          settle({ ok: false, error, durationMs: Date.now() - started, late: false });
-        };
-        const guard = setTimeout(() => {
-          giveUp(new BmcError('TIMEOUT', `reading BMC ${lease.ip}: report worker ${slot.index} did not answer within ${guardMs} ms`));
-          replaceIfStuck(slot);
-        }, guardMs);
-        guard.unref();
-        const onAbort = () => giveUp(abortError(signal!, `reading BMC ${lease.ip}`));
-        signal?.addEventListener('abort', onAbort, { once: true });
-        const key = trustKey({ ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}) });
-        slot.pending.set(id, { ip: lease.ip, trustKey: key, sessionKey, started, settle });
-        send(slot, { type: 'read', id, ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}), ...trustFor(key), ...sessionFor(sessionKey), timeoutMs });
-      });
+  function readNow(lease: Lease, { timeoutMs, signal }: ReadOptions): Promise<BmcReadAttempt> {
+    const failed = (error: unknown): Promise<BmcReadAttempt> => Promise.resolve({ ok: false, error, durationMs: 0, late: false });
+    if (closing) return failed(new BmcError('ABORTED', `reading BMC ${lease.ip}: metal-bmc is shutting down`));
+    if (signal?.aborted) return failed(abortError(signal, `reading BMC ${lease.ip}`));
+    const suspect = suspects.get(lease.ip);
+    if (suspect !== undefined && suspect.exits >= QUARANTINE_EXITS && Date.now() - suspect.at < QUARANTINE_MS) {
+      return failed(new BmcError('BUSY', `reading BMC ${lease.ip}: it was being read at each of the last ${suspect.exits} report worker exits; set aside until ${new Date(suspect.at + QUARANTINE_MS).toISOString()}`));
+    }
+    const slot = slotFor(lease.ip);
+    if (!slot) return failed(new BmcError('CLOSED', `reading BMC ${lease.ip}: no report worker is running (restarting)`));
+    const sessionKey = redfishSessionKey(lease.ip, options.settings.redfishPort);
+    // a second read beside one still running would log in beside it, and only one session is kept
+    if (slot.givenUp.size > 0 && [...slot.givenUp.values()].includes(sessionKey)) {
+      return failed(new BmcError('BUSY', `reading BMC ${lease.ip}: its last read, given up on, still runs in report worker ${slot.index}; read again once it ends`));
+    }
+    const id = nextId++;
+    const started = Date.now();
+    slot.reads++;
+    return new Promise<BmcReadAttempt>((resolve) => {
+      // a worker keeps each read's deadline itself (its own loop's stall given back); only a worker that hangs misses this
+      const guardMs = readGuardMs(timeoutMs);
+      const settle = (attempt: BmcReadAttempt) => {
+        if (!slot.pending.delete(id)) return;
+        clearTimeout(guard);
+        signal?.removeEventListener('abort', onAbort);
+        // read to the end: whatever ended the workers before, it was not this BMC's read alone
+        if (attempt.ok) suspects.delete(lease.ip);
+        resolve(attempt);
+      };
+      // given up here: the worker is told to stop the read, its late answer is ignored
+      const giveUp = (error: unknown) => {
+        if (slot.alive) send(slot, { type: 'abort', id });
+        if (slot.pending.has(id)) setNewest(slot.givenUp, id, sessionKey, MAX_GIVEN_UP);
+        settle({ ok: false, error, durationMs: Date.now() - started, late: false });
+      };
+      const guard = setTimeout(() => {
+        giveUp(new BmcError('TIMEOUT', `reading BMC ${lease.ip}: report worker ${slot.index} did not answer within ${guardMs} ms`));
+        replaceIfStuck(slot);
+      }, guardMs);
+      guard.unref();
+      const onAbort = () => giveUp(abortError(signal!, `reading BMC ${lease.ip}`));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const key = trustKey({ ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}) });
+      slot.pending.set(id, { ip: lease.ip, trustKey: key, sessionKey, started, settle });
+      send(slot, { type: 'read', id, ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}), ...trustFor(key), ...sessionFor(sessionKey), timeoutMs });
+    });
   }
 
   return {
