@@ -76,6 +76,7 @@ export function bmcConnectSettings(config: Config, redfishCa?: string): ReportCo
     password: config.ipmi.password,
     protocol: config.protocol,
     ipmiPort: config.ipmi.port,
+    ipmiCipherSuite: config.ipmi.cipherSuite,
     redfishPort: config.redfish.port,
     redfishInsecure: config.redfish.insecure,
     redfishLegacyTls: config.redfish.legacyTls,

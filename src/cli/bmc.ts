@@ -55,7 +55,9 @@ options:
   --url URL               firmware: the image URL
   --user U                BMC user (default ADMIN)
   --password P | --password-file F | env IPMI_PASSWORD
-  --cipher-suite N|auto   RMCP+ cipher suite (default auto: ask the BMC, prefer 17, then 3)
+  --cipher-suite N|auto|encrypted
+                          RMCP+ cipher suite (default auto: ask the BMC, prefer 17, then 3;
+                          encrypted: as auto, never a suite without encryption)
   --allow-insecure        permit cipher suite 0 / no authentication (refused by default)
   --guid-encoding E       smbios (default) | ipmi | rfc4122: byte order of the BMC's system GUID
   --timeout SECONDS       deadline per BMC operation (default 10)
@@ -100,7 +102,8 @@ export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
     return runTrust({ mac: values.mac, address: values.address, reset: values.reset, list: values.list, stateDir: stateDir ?? '/var/lib/metal-bmc' }, io.stdout);
   }
   const { host, port } = parseAddress(values.address, 623);
-  const cipherSuite = values['cipher-suite'] === 'auto' ? 'auto' : parseIntegerOption(values['cipher-suite'], '--cipher-suite', 0, 255)!;
+  const suiteOption = values['cipher-suite'];
+  const cipherSuite = suiteOption === 'auto' || suiteOption === 'encrypted' ? suiteOption : parseIntegerOption(suiteOption, '--cipher-suite', 0, 255)!;
   const guidEncoding = values['guid-encoding'] as GuidEncoding;
   if (!GUID_ENCODINGS.includes(guidEncoding)) throw new UsageError(`--guid-encoding must be one of ${GUID_ENCODINGS.join(', ')}`);
   const timeoutSeconds = Number(values.timeout);

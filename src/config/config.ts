@@ -37,7 +37,7 @@ export interface Config {
    */
   report: { intervalMs: number; concurrency: number; bmcTimeoutMs: number; workers: number; guidMaxAgeMs: number; redfishSessionMaxAgeMs: number };
   protocol: Protocol;
-  ipmi: { port: number; user: string; password: string };
+  ipmi: { port: number; user: string; password: string; cipherSuite: IpmiCipherSuite };
   redfish: { port: number; insecure: boolean; caFile?: string; legacyTls: boolean; requestTimeoutMs: number; secondConnectionAfterMs: number };
   /** trust on first use: a first contact must prove itself over IPMI (METAL_BMC_TRUST_REQUIRE_PROOF) */
   trust: { requireProof: boolean };
@@ -147,6 +147,18 @@ function leaderLease(env: Env, name: string): number {
   const ms = durationUpTo10m(env, name, '15s', 0);
   if (ms !== 0 && ms < 3000) throw new ConfigError(`${show(text(env, name) ?? '')} is too short (minimum 3s, or 0 for no leader)`, name);
   return ms;
+}
+
+/** As src/ipmi/cipher.ts's CipherChoice and SUPPORTED_SUITE_IDS (config imports nothing above it; a test holds them equal). */
+export type IpmiCipherSuite = number | 'auto' | 'encrypted';
+export const IPMI_SUITES: readonly number[] = [17, 3, 16, 2, 15, 1];
+
+function ipmiCipherSuite(env: Env, name: string): IpmiCipherSuite {
+  const v = text(env, name)?.toLowerCase() ?? 'auto';
+  if (v === 'auto' || v === 'encrypted') return v;
+  const id = /^\d{1,3}$/.test(v) ? Number(v) : undefined;
+  if (id === undefined || !IPMI_SUITES.includes(id)) throw new ConfigError(`${show(v)} is not auto, encrypted or a cipher suite metal-bmc speaks (${IPMI_SUITES.join(', ')})`, name);
+  return id;
 }
 
 /** 0 (both connections as requests come) to 10m */
@@ -368,6 +380,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       port: port(env, 'METAL_BMC_IPMI_PORT', 623),
       user: text(env, 'METAL_BMC_IPMI_USER') ?? 'ADMIN',
       password: secret(env, 'METAL_BMC_IPMI_PASSWORD') ?? 'ADMIN',
+      cipherSuite: ipmiCipherSuite(env, 'METAL_BMC_IPMI_CIPHER_SUITE'),
     },
     redfish: {
       port: port(env, 'METAL_BMC_REDFISH_PORT', 443),

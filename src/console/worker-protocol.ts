@@ -8,6 +8,7 @@
  * logged, never a stalled BMC session.
  */
 
+import type { CipherChoice } from '../ipmi/cipher.js';
 import type { WorkerLogHeld, WorkerLogRecord } from '../outband/worker-log.js';
 
 /** Where the worker opens a console: IPMI SOL on this BMC. Holds the password: never logged. */
@@ -17,7 +18,7 @@ export interface SolTarget {
   user: string;
   password: string;
   /** IPMI cipher suite; default 'auto' as the facade uses */
-  cipherSuite?: number | 'auto';
+  cipherSuite?: CipherChoice;
   /** deadline of opening the session and activating SOL */
   timeoutMs: number;
   /** the machine whose console this is, for the pool's log lines (not used by the worker) */

@@ -43,6 +43,13 @@ export const CIPHER_SUITES: readonly CipherSuite[] = [
 /** Suites this implementation can speak, strongest first (the order tried when the BMC lists none). */
 export const SUPPORTED_SUITE_IDS: readonly number[] = [17, 3, 16, 2, 15, 1];
 
+/**
+ * How a session picks its suite: a suite named by its number; `auto`, ask the BMC and take the
+ * strongest with integrity protection (only encrypted ones where the BMC lists any); `encrypted`,
+ * as auto but never a suite without encryption (a BMC offering none is refused).
+ */
+export type CipherChoice = number | 'auto' | 'encrypted';
+
 export function cipherSuite(id: number): CipherSuite {
   const suite = CIPHER_SUITES.find((s) => s.id === id);
   if (!suite) throw new DecodeError(`unknown cipher suite ${id}`);

@@ -5,7 +5,7 @@
  */
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { abortError, BmcError, DecodeError } from '../errors.js';
-import { CIPHER_SUITES, cipherSuite, deriveKeys, SUPPORTED_SUITE_IDS, type CipherSuite } from './cipher.js';
+import { CIPHER_SUITES, cipherSuite, deriveKeys, SUPPORTED_SUITE_IDS, type CipherChoice, type CipherSuite } from './cipher.js';
 import { exchange, type RetryPolicy } from './exchange.js';
 import { datagramKind, decodeV15, decodeV2, encodeV15, encodeV2, PayloadType, peekPayloadType, type SessionKeys } from './lan.js';
 import { decodeResponseUnchecked, describeCompletionCode, encodeRequest, NetFn, responseTo, type IpmiResponse } from './message.js';
@@ -34,8 +34,8 @@ export interface HandshakeOptions {
   /** BMC key (Kg); defaults to the password key */
   kg?: Buffer;
   privilege: number;
-  /** a fixed suite, or 'auto' to ask the BMC and pick the strongest one we speak */
-  cipherSuite: number | 'auto';
+  /** a fixed suite, or ask the BMC and pick the strongest one we speak (cipher.ts, CipherChoice) */
+  cipherSuite: CipherChoice;
   /** allow cipher suite 0 and other suites without authentication */
   allowInsecure: boolean;
   retry: RetryPolicy;
@@ -258,7 +258,7 @@ export function parseCipherSuiteRecords(records: Buffer): number[] {
  * Which suites may be used. Suite 0 (no authentication at all) only with `allowInsecure`. A suite
  * named explicitly may lack integrity or encryption (1, 2, 15, 16): the operator asked for it.
  * `auto` picks only suites with integrity protection, strongest first, and only encrypted ones
- * where the BMC offers any.
+ * where the BMC offers any; `encrypted` only encrypted ones.
  */
 function checkSuiteAllowed(suite: CipherSuite, options: HandshakeOptions): void {
   if (options.allowInsecure || suite.auth !== 'none') return;
@@ -268,11 +268,19 @@ function checkSuiteAllowed(suite: CipherSuite, options: HandshakeOptions): void 
 /** Suites `auto` may choose, in order of preference. */
 const AUTO_SUITES: readonly number[] = [17, 3, 16, 2];
 
+/** Suites a choice that asks the BMC may settle on, in order of preference. */
+function suitesFor(choice: 'auto' | 'encrypted'): CipherSuite[] {
+  const suites = AUTO_SUITES.map(cipherSuite);
+  return choice === 'encrypted' ? suites.filter(isEncrypted) : suites;
+}
+
+const isEncrypted = (suite: CipherSuite): boolean => suite.confidentiality !== 'none';
+
 /** The suites tried when the BMC cannot list its own. */
 const FALLBACK_SUITES: readonly number[] = [17, 3];
 
 async function candidateSuites(channel: DatagramChannel, options: HandshakeOptions): Promise<CipherSuite[]> {
-  if (options.cipherSuite !== 'auto') {
+  if (typeof options.cipherSuite === 'number') {
     const suite = cipherSuite(options.cipherSuite);
     checkSuiteAllowed(suite, options);
     if (!SUPPORTED_SUITE_IDS.includes(suite.id) && suite.id !== 0) {
@@ -295,14 +303,15 @@ async function candidateSuites(channel: DatagramChannel, options: HandshakeOptio
   // A list of ids no specification defines is garbage, not a choice: same as no list.
   const known = offered.filter((id) => CIPHER_SUITES.some((s) => s.id === id));
   if (known.length === 0) return fallback(offered.length === 0 ? 'an empty list' : `unknown suites ${offered.slice(0, 8).join(', ')}`);
-  const chosen = AUTO_SUITES.filter((id) => known.includes(id)).map(cipherSuite);
+  const chosen = suitesFor(options.cipherSuite).filter((suite) => known.includes(suite.id));
   if (chosen.length === 0) {
-    throw new BmcError('INSECURE_REFUSED', `BMC ${channel.remote} offers cipher suites ${known.join(', ')}, none of which has integrity protection and is supported; name one explicitly to use it`);
+    const wanted = options.cipherSuite === 'encrypted' ? 'is encrypted' : 'has integrity protection';
+    throw new BmcError('INSECURE_REFUSED', `BMC ${channel.remote} offers cipher suites ${known.join(', ')}, none of which ${wanted} and is supported; name one explicitly to use it`);
   }
   // A BMC that offers an encrypted suite is not asked for one without encryption: the refusals that
   // move auto to the next suite carry no integrity code, so anyone could send them, and a console
   // in the clear shows what is typed on it (passwords included).
-  const encrypted = chosen.filter((suite) => suite.confidentiality !== 'none');
+  const encrypted = chosen.filter(isEncrypted);
   return encrypted.length > 0 ? encrypted : chosen;
 }
 
@@ -311,14 +320,14 @@ async function candidateSuites(channel: DatagramChannel, options: HandshakeOptio
  * (IPMI 2.0 section 13.17 lets it pick); that is followed when they form a suite this session may
  * use (`auto`: the suites auto picks; a named suite: only that one), else refused.
  */
-export function settledSuite(asked: CipherSuite, answer: { auth: number; integrity: number; confidentiality: number }, cipher: number | 'auto'): CipherSuite | undefined {
+export function settledSuite(asked: CipherSuite, answer: { auth: number; integrity: number; confidentiality: number }, cipher: CipherChoice): CipherSuite | undefined {
   const same = (s: CipherSuite) => {
     const a = suiteAlgorithms(s);
     return a.auth === answer.auth && a.integrity === answer.integrity && a.confidentiality === answer.confidentiality;
   };
   if (same(asked)) return asked;
-  if (cipher !== 'auto') return undefined;
-  return AUTO_SUITES.map(cipherSuite).find(same);
+  if (typeof cipher === 'number') return undefined;
+  return suitesFor(cipher).find(same);
 }
 
 /**
@@ -548,7 +557,7 @@ async function openWithSuite(channel: DatagramChannel, asked: CipherSuite, optio
   if (!suite) {
     throw new BmcError(
       'PROTOCOL',
-      `BMC ${channel.remote} answered Open Session for cipher suite ${asked.id} with other algorithms (authentication ${open.auth}, integrity ${open.integrity}, confidentiality ${open.confidentiality}), which ${options.cipherSuite === 'auto' ? 'form no suite metal-bmc picks' : 'is not the suite asked for'}`,
+      `BMC ${channel.remote} answered Open Session for cipher suite ${asked.id} with other algorithms (authentication ${open.auth}, integrity ${open.integrity}, confidentiality ${open.confidentiality}), which ${typeof options.cipherSuite === 'number' ? 'is not the suite asked for' : `form no suite metal-bmc picks (${options.cipherSuite})`}`,
     );
   }
   if (suite !== asked) options.onEvent?.({ kind: 'suite-changed', message: `BMC ${channel.remote} answered Open Session for cipher suite ${asked.id} with the algorithms of suite ${suite.id}; using suite ${suite.id}` });

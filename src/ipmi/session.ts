@@ -5,6 +5,7 @@
  * session of the process (shutdown hook).
  */
 import { randomInt } from 'node:crypto';
+import type { CipherChoice } from './cipher.js';
 import { abortError, BmcError } from '../errors.js';
 import { DEFAULT_RETRY, exchange, validateRetryPolicy, type RetryPolicy } from './exchange.js';
 import { establish, sessionAnswer, type EstablishedSession, type IpmiEvent } from './handshake.js';
@@ -25,7 +26,7 @@ export interface SessionOptions {
   password: string;
   kg?: Buffer;
   privilege?: PrivilegeName;
-  cipherSuite?: number | 'auto';
+  cipherSuite?: CipherChoice;
   allowInsecure?: boolean;
   /** retransmission and deadline of the handshake and of each command */
   retry?: Partial<RetryPolicy>;

@@ -9,6 +9,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { BmcError, isBmcError } from '../errors.js';
+import type { CipherChoice } from '../ipmi/cipher.js';
 import type { GuidEncoding } from '../ipmi/guid.js';
 import type { RetryPolicy } from '../ipmi/exchange.js';
 import type { IpmiEvent } from '../ipmi/handshake.js';
@@ -50,7 +51,7 @@ export interface ConnectOptions {
   /** deadline of one operation on this BMC */
   timeoutMs?: number;
   uuidRule?: UuidRule;
-  ipmiCipherSuite?: number | 'auto';
+  ipmiCipherSuite?: CipherChoice;
   /** permit IPMI cipher suite 0 / no authentication (refused by default) */
   ipmiAllowInsecure?: boolean;
   /** override the vendor table's IPMI GUID byte order */

@@ -4,7 +4,9 @@
  * report workers (which receive the same settings).
  */
 import { describe, expect, it } from 'vitest';
+import { IPMI_SUITES } from '../../src/config/config.js';
 import { loadConfig } from '../../src/config/index.js';
+import { SUPPORTED_SUITE_IDS } from '../../src/ipmi/cipher.js';
 import { bmcConnectSettings } from '../../src/daemon.js';
 
 const BASE = {
@@ -27,12 +29,14 @@ describe('the daemon connects to BMCs as configured', () => {
       METAL_BMC_REDFISH_TIMEOUT: '45s',
       METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER: '250ms',
       METAL_BMC_BMC_TIMEOUT: '7s',
+      METAL_BMC_IPMI_CIPHER_SUITE: 'encrypted',
     });
     expect(bmcConnectSettings(config, '-----BEGIN CERTIFICATE-----')).toEqual({
       user: 'root',
       password: 'calvin',
       protocol: 'redfish',
       ipmiPort: 6230,
+      ipmiCipherSuite: 'encrypted',
       redfishPort: 8443,
       redfishInsecure: true,
       redfishLegacyTls: true,
@@ -47,5 +51,15 @@ describe('the daemon connects to BMCs as configured', () => {
     expect(bmcConnectSettings(loadConfig(BASE)).redfishOpenConnectionAfterMs).toBe(1000);
     expect(bmcConnectSettings(loadConfig({ ...BASE, METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER: '0' })).redfishOpenConnectionAfterMs).toBe(0);
     expect(bmcConnectSettings(loadConfig(BASE))).not.toHaveProperty('redfishCa');
+  });
+
+  it('IPMI sessions ask the BMC for its suites by default; METAL_BMC_IPMI_CIPHER_SUITE narrows that or names one; 0 and unknown suites are refused', () => {
+    expect(bmcConnectSettings(loadConfig(BASE)).ipmiCipherSuite).toBe('auto');
+    expect(bmcConnectSettings(loadConfig({ ...BASE, METAL_BMC_IPMI_CIPHER_SUITE: 'Encrypted' })).ipmiCipherSuite).toBe('encrypted');
+    expect(bmcConnectSettings(loadConfig({ ...BASE, METAL_BMC_IPMI_CIPHER_SUITE: '3' })).ipmiCipherSuite).toBe(3);
+    expect(IPMI_SUITES).toEqual(SUPPORTED_SUITE_IDS); // the configuration's copy of the client's list
+    for (const bad of ['0', '4', '17a', 'aes']) {
+      expect(() => loadConfig({ ...BASE, METAL_BMC_IPMI_CIPHER_SUITE: bad })).toThrow(/METAL_BMC_IPMI_CIPHER_SUITE: .* is not auto, encrypted or a cipher suite metal-bmc speaks \(17, 3, 16, 2, 15, 1\)/);
+    }
   });
 });

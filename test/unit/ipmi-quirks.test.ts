@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { cipherSuite } from '../../src/ipmi/cipher.js';
+import { cipherSuite, type CipherChoice } from '../../src/ipmi/cipher.js';
 import { chassisControl, chassisIdentify, getChassisStatus } from '../../src/ipmi/commands.js';
 import { decodeAuthCapabilities, nextUserLookup, preSessionMessage, sessionAnswer, settledSuite, type EstablishedSession } from '../../src/ipmi/handshake.js';
 import { encodeV15, encodeV2, PayloadType } from '../../src/ipmi/lan.js';
@@ -89,6 +89,10 @@ describe('Open Session answers and RAKP refusals', () => {
     expect(settledSuite(s17, suiteAlgorithms(s3), 'auto')).toBe(s3);
     expect(settledSuite(s17, suiteAlgorithms(cipherSuite(1)), 'auto')).toBeUndefined(); // no integrity: a downgrade
     expect(settledSuite(s17, suiteAlgorithms(s3), 17)).toBeUndefined();
+    // encrypted (METAL_BMC_IPMI_CIPHER_SUITE): another encrypted suite is followed, one without encryption is not
+    expect(settledSuite(s17, suiteAlgorithms(s3), 'encrypted')).toBe(s3);
+    expect(settledSuite(s17, suiteAlgorithms(cipherSuite(16)), 'auto')).toBe(cipherSuite(16));
+    expect(settledSuite(s17, suiteAlgorithms(cipherSuite(16)), 'encrypted')).toBeUndefined();
   });
 
   it('asks by name and privilege after "unauthorized name", as Operator after "unauthorized role", then gives up', () => {
@@ -128,7 +132,7 @@ function linked(quirks: SimQuirkName[], answer?: (d: Buffer, reply: (d: Buffer) 
     close: () => undefined,
   };
   const events: IpmiEvent[] = [];
-  const open = (cipherSuite: number | 'auto' = 'auto') => openSession({ host: '192.0.2.9', channel, cipherSuite, user: 'ADMIN', password: 'secret', keepaliveMs: 0, closeLingerMs: 0, onEvent: (e) => events.push(e) });
+  const open = (cipherSuite: CipherChoice = 'auto') => openSession({ host: '192.0.2.9', channel, cipherSuite, user: 'ADMIN', password: 'secret', keepaliveMs: 0, closeLingerMs: 0, onEvent: (e) => events.push(e) });
   return { open, events, bmc, machine, inject: (d: Buffer) => deliver(d), close: () => (bmc.close(), serial.close()) };
 }
 
@@ -345,6 +349,33 @@ describe('fallbacks against the simulated BMC in memory', () => {
     await expect(l.open()).rejects.toBeDefined();
     expect(asked.length).toBeGreaterThanOrEqual(2); // 17 and 3 were asked for
     expect(asked.every((alg) => alg === 1)).toBe(true); // AES-CBC-128 in every request, never none (16, 2)
+    l.close();
+  });
+
+  it.each([
+    ['auto', 'asks for suite 16, then 2'],
+    ['encrypted', 'refuses the BMC'],
+  ] as const)('a BMC that lists only suites without encryption (16, 2): %s %s', async (choice, _outcome) => {
+    const asked: number[] = []; // the confidentiality algorithm of each Open Session request
+    const records = Buffer.from([0xc0, 16, 0x03, 0x44, 0x80, 0xc0, 2, 0x01, 0x41, 0x80]);
+    const l = linked([], (d, reply) => {
+      if (payloadTypeOf(d) === undefined) {
+        const req = decodeRequest(d.subarray(14, 14 + d[13]!));
+        if (req.netFn !== NetFn.app || req.cmd !== 0x54) return false;
+        const index = req.data[2]! & 0x3f;
+        reply(encodeV15(0, 0, encodeResponse(req, 0, Buffer.concat([Buffer.from([1]), records.subarray(index * 16, index * 16 + 16)]))));
+        return true;
+      }
+      if (payloadTypeOf(d) === PayloadType.openSessionRequest) asked.push(handshakePayload(d)[28]!);
+      return false; // the simulated BMC answers the handshake itself
+    });
+    if (choice === 'auto') {
+      await expect(l.open('auto')).rejects.toMatchObject({ code: 'UNSUPPORTED' }); // the simulated BMC itself speaks neither
+      expect(asked).toEqual([0, 0]); // suites 16 and 2: no confidentiality algorithm
+    } else {
+      await expect(l.open('encrypted')).rejects.toMatchObject({ code: 'INSECURE_REFUSED', message: expect.stringMatching(/offers cipher suites 16, 2, none of which is encrypted/) });
+      expect(asked).toEqual([]); // no Open Session at all: nothing was asked of the BMC without encryption
+    }
     l.close();
   });
 
