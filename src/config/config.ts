@@ -11,6 +11,7 @@ import { normalOrigin, parseAuthz, type AuthzRule } from './console-access.js';
 import { parseLogSize, type LogSize } from './console-capture.js';
 import { withCredentialFiles } from './credentials.js';
 import { ConfigError } from './error.js';
+import { formatDuration } from './duration.js';
 import { bool, duration, hostPort, int, list, oneOf, port, readableFile, required, secret, show, text, type Env } from './env.js';
 import { applyFallbacks } from './fallback.js';
 import { parseMqAddress } from './mq.js';
@@ -141,6 +142,13 @@ function durationUpTo10m(env: Env, name: string, fallback: string, minMs: number
 }
 
 const consoleLease = (env: Env, name: string): number => durationUpTo10m(env, name, '30s', 3000);
+
+/** 0 (off), or at least `minMs`: a shorter one would act at once on everything it watches */
+function offOrAtLeast(env: Env, name: string, fallback: string, minMs: number): number {
+  const ms = duration(env, name, fallback, 0);
+  if (ms !== 0 && ms < minMs) throw new ConfigError(`${show(text(env, name) ?? '')} is too short (minimum ${formatDuration(minMs)}, or 0 for none)`, name);
+  return ms;
+}
 
 /** 0 (off), or 3s to 10m as the console lease */
 function leaderLease(env: Env, name: string): number {
@@ -353,7 +361,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
   }
   const consoleCrl = readableFile(env, 'METAL_BMC_CONSOLE_CRL_FILE');
   const redfishCa = readableFile(env, 'METAL_BMC_REDFISH_CA_FILE');
-  const ttlMs = duration(env, 'METAL_BMC_MACHINE_TOPIC_TTL', '30s');
+  const ttlMs = duration(env, 'METAL_BMC_MACHINE_TOPIC_TTL', '30s', 1000);
 
   const config: Config = {
     partitionId,
@@ -367,9 +375,9 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       allowedCidrs: cidrs(env, 'METAL_BMC_ALLOWED_CIDRS', warnings),
     },
     report: {
-      intervalMs: duration(env, 'METAL_BMC_REPORT_INTERVAL', '5m'),
+      intervalMs: duration(env, 'METAL_BMC_REPORT_INTERVAL', '5m', 1000),
       concurrency: int(env, 'METAL_BMC_REPORT_CONCURRENCY', 1024, 1, 10_000),
-      bmcTimeoutMs: duration(env, 'METAL_BMC_BMC_TIMEOUT', '20s'),
+      bmcTimeoutMs: duration(env, 'METAL_BMC_BMC_TIMEOUT', '20s', 1000),
       workers: int(env, 'METAL_BMC_REPORT_WORKERS', defaultReportWorkers(availableParallelism()), 0, 64),
       guidMaxAgeMs: duration(env, 'METAL_BMC_REPORT_GUID_MAX_AGE', '1h', 0),
       redfishSessionMaxAgeMs: duration(env, 'METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE', '1h', 0),
@@ -386,7 +394,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       port: port(env, 'METAL_BMC_REDFISH_PORT', 443),
       insecure: bool(env, 'METAL_BMC_REDFISH_INSECURE', true),
       legacyTls: bool(env, 'METAL_BMC_REDFISH_LEGACY_TLS', false),
-      requestTimeoutMs: duration(env, 'METAL_BMC_REDFISH_TIMEOUT', '10s'),
+      requestTimeoutMs: duration(env, 'METAL_BMC_REDFISH_TIMEOUT', '10s', 1000),
       secondConnectionAfterMs: secondConnectionAfter(env, 'METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER'),
       ...(redfishCa === undefined ? {} : { caFile: redfishCa }),
     },
@@ -404,14 +412,14 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
     },
     commands: {
       concurrency: int(env, 'METAL_BMC_COMMAND_CONCURRENCY', 32, 1, 10_000),
-      timeoutMs: duration(env, 'METAL_BMC_COMMAND_TIMEOUT', '60s'),
+      timeoutMs: duration(env, 'METAL_BMC_COMMAND_TIMEOUT', '60s', 1000),
       targets: oneOf(env, 'METAL_BMC_COMMAND_TARGETS', ['leases', 'any'] as const, 'leases'),
       queueMax: int(env, 'METAL_BMC_COMMAND_QUEUE_MAX', 16, 1, 10_000),
       maxInFlight: int(env, 'METAL_BMC_COMMAND_MAX_IN_FLIGHT', 64, 1, 100_000),
       leaderLeaseMs: leaderLease(env, 'METAL_BMC_COMMAND_LEADER_LEASE'),
     },
     firmware: {
-      timeoutMs: duration(env, 'METAL_BMC_FIRMWARE_TIMEOUT', '30m'),
+      timeoutMs: duration(env, 'METAL_BMC_FIRMWARE_TIMEOUT', '30m', 60_000),
       urlAllow: firmwareUrlAllow(env, 'METAL_BMC_FIRMWARE_URL_ALLOW'),
       allowLoopback: bool(env, 'METAL_BMC_FIRMWARE_ALLOW_LOOPBACK', false),
     },
@@ -424,7 +432,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       wsPort: port(env, 'METAL_BMC_CONSOLE_WS_PORT', 3334, true),
       ...(consoleToken === undefined ? {} : { token: consoleToken }),
       scrollbackBytes: int(env, 'METAL_BMC_CONSOLE_SCROLLBACK', 65_536, 0, 1 << 30),
-      idleTimeoutMs: duration(env, 'METAL_BMC_CONSOLE_IDLE_TIMEOUT', '30m', 0),
+      idleTimeoutMs: offOrAtLeast(env, 'METAL_BMC_CONSOLE_IDLE_TIMEOUT', '30m', 10_000),
       host: ipAddress(env, 'METAL_BMC_CONSOLE_ADDRESS', '0.0.0.0'),
       authz: consoleAuthz(env, 'METAL_BMC_CONSOLE_AUTHZ'),
       ...(consoleCrl === undefined ? {} : { crlFile: consoleCrl }),
@@ -442,7 +450,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       logSize: logSize(env, 'METAL_BMC_CONSOLE_LOG_SIZE'),
     },
     http: hostPort(env, 'METAL_BMC_HTTP_ADDRESS', '127.0.0.1:2112'),
-    shutdownTimeoutMs: duration(env, 'METAL_BMC_SHUTDOWN_TIMEOUT', '30s'),
+    shutdownTimeoutMs: duration(env, 'METAL_BMC_SHUTDOWN_TIMEOUT', '30s', 1000),
     heapGrowthPct: int(env, 'METAL_BMC_HEAP_GROWTH', DEFAULT_HEAP_GROWTH_PCT, 0, MAX_HEAP_GROWTH_PCT),
     status: { graceMs: duration(env, 'METAL_BMC_STATUS_GRACE', '1h', 0) },
     fallbacks,

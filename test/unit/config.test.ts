@@ -139,7 +139,7 @@ describe('loadConfig defaults', () => {
       METAL_BMC_COMMAND_MAX_IN_FLIGHT: '7',
       METAL_BMC_COMMAND_LEADER_LEASE: '1m',
       METAL_BMC_HTTP_ADDRESS: ':9100',
-      METAL_BMC_SHUTDOWN_TIMEOUT: '300ms',
+      METAL_BMC_SHUTDOWN_TIMEOUT: '1500ms',
       METAL_BMC_LOG_LEVEL: 'DEBUG',
       METAL_BMC_LIFECYCLE_RETENTION: '2h',
       METAL_BMC_STREAM_REPLICAS: '3',
@@ -160,7 +160,7 @@ describe('loadConfig defaults', () => {
     expect(c.console).toMatchObject({ port: 4333, wsPort: 0, token: 'console-token-1-0123456789abcdef-0123', scrollbackBytes: 1024, idleTimeoutMs: 0, keyFile: join(dir, 'key.pem') });
     expect(c.commands).toEqual({ concurrency: 4, timeoutMs: 120_000, targets: 'leases', queueMax: 3, maxInFlight: 7, leaderLeaseMs: 60_000 });
     expect(c.http).toEqual({ host: '0.0.0.0', port: 9100 });
-    expect(c.shutdownTimeoutMs).toBe(300);
+    expect(c.shutdownTimeoutMs).toBe(1500);
     expect(c.logLevel).toBe('debug');
   });
 
@@ -206,8 +206,16 @@ describe('loadConfig errors name the variable', () => {
   it.each([
     ['METAL_BMC_REPORT_INTERVAL', '5x', 'METAL_BMC_REPORT_INTERVAL: "5x" is not a duration (examples: 30s, 5m, 1h30m)'],
     ['METAL_BMC_REPORT_INTERVAL', '5', 'METAL_BMC_REPORT_INTERVAL: "5" is not a duration (examples: 30s, 5m, 1h30m)'],
-    ['METAL_BMC_REPORT_INTERVAL', '0s', 'METAL_BMC_REPORT_INTERVAL: "0s" is too short (minimum 1ms)'],
-    ['METAL_BMC_REPORT_INTERVAL', '-5m', 'METAL_BMC_REPORT_INTERVAL: "-5m" is too short (minimum 1ms)'],
+    ['METAL_BMC_REPORT_INTERVAL', '0s', 'METAL_BMC_REPORT_INTERVAL: "0s" is too short (minimum 1s)'],
+    ['METAL_BMC_REPORT_INTERVAL', '-5m', 'METAL_BMC_REPORT_INTERVAL: "-5m" is too short (minimum 1s)'],
+    // below these a setting cannot work: every event expired on arrival, every BMC or command cut at once
+    ['METAL_BMC_MACHINE_TOPIC_TTL', '1ms', 'METAL_BMC_MACHINE_TOPIC_TTL: "1ms" is too short (minimum 1s)'],
+    ['METAL_BMC_BMC_TIMEOUT', '999ms', 'METAL_BMC_BMC_TIMEOUT: "999ms" is too short (minimum 1s)'],
+    ['METAL_BMC_REDFISH_TIMEOUT', '10ms', 'METAL_BMC_REDFISH_TIMEOUT: "10ms" is too short (minimum 1s)'],
+    ['METAL_BMC_COMMAND_TIMEOUT', '500ms', 'METAL_BMC_COMMAND_TIMEOUT: "500ms" is too short (minimum 1s)'],
+    ['METAL_BMC_FIRMWARE_TIMEOUT', '30s', 'METAL_BMC_FIRMWARE_TIMEOUT: "30s" is too short (minimum 1m0s)'],
+    ['METAL_BMC_SHUTDOWN_TIMEOUT', '1ms', 'METAL_BMC_SHUTDOWN_TIMEOUT: "1ms" is too short (minimum 1s)'],
+    ['METAL_BMC_CONSOLE_IDLE_TIMEOUT', '1ms', 'METAL_BMC_CONSOLE_IDLE_TIMEOUT: "1ms" is too short (minimum 10s, or 0 for none)'],
     ['METAL_BMC_REPORT_INTERVAL', '1000h', 'METAL_BMC_REPORT_INTERVAL: "1000h" is too long (maximum 596h31m23.647s)'],
     ['METAL_BMC_MACHINE_TOPIC_TTL', 'soon', 'METAL_BMC_MACHINE_TOPIC_TTL: "soon" is not a duration (examples: 30s, 5m, 1h30m)'],
     ['METAL_BMC_CONSOLE_IDLE_TIMEOUT', '-1s', 'METAL_BMC_CONSOLE_IDLE_TIMEOUT: "-1s" is too short (minimum 0s)'],
@@ -601,7 +609,7 @@ describe('the Go metal-bmc\'s unprefixed fallbacks', () => {
   });
 
   it('property: with one of the two names set, the value is the same whichever name carries it', () => {
-    const ttl = fc.tuple(fc.integer({ min: 1, max: 1440 }), fc.constantFrom('s', 'm', 'ms')); // at most the 24h lifecycle retention
+    const ttl = fc.tuple(fc.integer({ min: 1, max: 1440 }), fc.constantFrom('s', 'm')); // 1s (the minimum) up to the 24h lifecycle retention
     fc.assert(
       fc.property(ttl, fc.integer({ min: 0, max: 65535 }), fc.boolean(), ([n, unit], consolePort, prefixed) => {
         const values = { MACHINE_TOPIC_TTL: `${n}${unit}`, CONSOLE_PORT: String(consolePort) };
