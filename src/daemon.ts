@@ -20,6 +20,7 @@ import { connectOutband } from './outband/connect.js';
 import { createBmcTrust, openTrustStore, TRUST_FILE, usesTrustOnFirstUse, type BmcTrust } from './outband/trust.js';
 import type { Outband } from './outband/types.js';
 import { createReportMetrics, createTrustMetrics, registerRedfishSessionMetrics, registerReportWorkerMetrics } from './report/metrics.js';
+import { openUuidOwnersFile, UUID_OWNERS_FILE } from './report/owners.js';
 import { createReporter, type Reporter } from './report/reporter.js';
 import { createReportWorkerPool } from './report/worker-pool.js';
 import type { ReportConnectSettings } from './report/worker-protocol.js';
@@ -173,8 +174,11 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   // the BMC reads of report cycles on every core (report/worker-pool.ts); 0: in this thread
   const reportWorkers = config.report.workers > 0 ? createReportWorkerPool({ workers: config.report.workers, settings, logger, guidMaxAgeMs: config.report.guidMaxAgeMs, ...(redfishSessions ? { redfishSessions } : {}), ...(trust ? { trust } : {}), ...(trustMetrics ? { trustMetrics } : {}) }) : undefined;
   if (reportWorkers) registerReportWorkerMetrics(registry, () => reportWorkers.stats());
+  // which BMC reports which machine UUID, kept over restarts (a first cycle must not hand a UUID to whoever answers first)
+  const uuidOwners = openUuidOwnersFile({ file: join(config.stateDir, UUID_OWNERS_FILE), logger });
   const reporter = createReporter({
     partitionId: config.partitionId,
+    owners: uuidOwners,
     connect: (ip, signal, onAnswer) => connectBmc(ip, { signal, readAhead: true, onAnswer }),
     ...(reportWorkers ? { reader: reportWorkers } : {}),
     metalApi,
@@ -199,6 +203,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
     await reportWorkers?.close();
     // the sessions stay open on the BMCs: the next start resumes them from the file
     await redfishSessions?.close();
+    await uuidOwners.close();
     logger.info('report cycles stopped');
   };
 

@@ -38,7 +38,8 @@ export function createReporter(o: ReporterOptions): Reporter {
     ...o,
     cycleBudgetMs: o.cycleBudgetMs ?? o.intervalMs,
     ledMemory: o.ledMemory ?? createLedMemory(),
-    owners: createUuidOwners(),
+    // kept in the state folder by the daemon (openUuidOwnersFile), else for this reporter's life
+    owners: o.owners ?? createUuidOwners(),
     readOrder: createReadOrder(),
     limitMemory: createLimitMemory(),
     isLeased: (ip) => o.leases().some((l) => l.ip === ip),

@@ -1,0 +1,136 @@
+/**
+ * The known BMC of each machine UUID survives a restart (report/owners.ts openUuidOwnersFile):
+ * after a restart, a device that answers first for another machine's UUID still does not take it.
+ * The file is a trust input read at start: anything malformed in it is dropped, never thrown.
+ */
+import fc from 'fast-check';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Lease } from '../../src/leases/types.js';
+import { createMetalApiClient } from '../../src/metalapi/client.js';
+import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
+import type { BmcReport, Outband } from '../../src/outband/types.js';
+import { runReportCycle, type CycleDeps } from '../../src/report/cycle.js';
+import { createReportMetrics } from '../../src/report/metrics.js';
+import { openUuidOwnersFile, UUID_OWNERS_FILE, type UuidOwners } from '../../src/report/owners.js';
+import { captureLog } from '../helpers/log.js';
+
+const UUID = '00000000-0000-4000-8000-000000000001';
+const report = (bmcVersion: string): BmcReport => ({ uuid: UUID, bmcVersion, biosVersion: '1', fru: {}, powerState: 'ON', indicatorLED: 'LED-OFF', powerSupplies: [], source: 'redfish', missing: [] });
+const lease = (ip: string, mac: string): Lease => ({ ip, mac, expires: 'never' }) as Lease;
+
+let dir: string;
+let file: string;
+let standin: MetalApiStandIn | undefined;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'uuid-owners-'));
+  file = join(dir, UUID_OWNERS_FILE);
+});
+afterEach(async () => {
+  await standin?.close();
+  standin = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function cycleDeps(owners: UuidOwners, leases: Lease[], log: ReturnType<typeof captureLog>): CycleDeps {
+  // the device at .66 claims the machine of the BMC at .1, and answers at once; the real BMC a little later
+  const connect = async (ip: string): Promise<Outband> =>
+    ({ address: ip, vendor: 't', info: async () => (ip === '10.0.0.66' ? report('rogue') : await new Promise<BmcReport>((r) => setTimeout(() => r(report('real')), 30))), close: async () => undefined }) as unknown as Outband;
+  return {
+    partitionId: 'p',
+    connect,
+    metalApi: createMetalApiClient({ baseUrl: standin!.url, hmacKey: 'k', retries: 0 }),
+    concurrency: 4,
+    bmcTimeoutMs: 5000,
+    logger: log.logger,
+    metrics: createReportMetrics(new Registry()),
+    owners,
+    isLeased: (ip) => leases.some((l) => l.ip === ip),
+    macAt: (ip) => leases.find((l) => l.ip === ip)?.mac,
+  };
+}
+
+describe('the known BMC of a machine UUID, over a restart', () => {
+  it('keeps the machine with its known BMC after a restart, although another device answers first for it', async () => {
+    standin = await startMetalApiStandIn({ hmacKey: 'k' });
+    const log = captureLog();
+    const sent = () => standin!.reports.at(-1)!.reports[UUID];
+    // before the restart: only the real BMC
+    const before = openUuidOwnersFile({ file, logger: log.logger });
+    await runReportCycle(cycleDeps(before, [lease('10.0.0.1', 'aa:00:00:00:00:01')], log), [lease('10.0.0.1', 'aa:00:00:00:00:01')]);
+    expect(sent()?.BMCIp).toBe('10.0.0.1');
+    await before.close();
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+
+    // after it: the rogue's read ends first in the restarted daemon's first cycle
+    const both = [lease('10.0.0.66', 'aa:00:00:00:00:66'), lease('10.0.0.1', 'aa:00:00:00:00:01')];
+    const after = openUuidOwnersFile({ file, logger: log.logger });
+    expect(after.get(UUID)).toEqual({ ip: '10.0.0.1', mac: 'aa:00:00:00:00:01' });
+    await runReportCycle(cycleDeps(after, both, log), both);
+    expect(sent()?.BMCIp).toBe('10.0.0.1');
+    expect(log.lines.some((l) => JSON.stringify(l).includes('10.0.0.66'))).toBe(true); // the claim is told
+    await after.close();
+  });
+
+  it('writes only after a change, and again after a failed write', async () => {
+    const owners = openUuidOwnersFile({ file, writeDelayMs: 0 });
+    owners.set(UUID, { ip: '10.0.0.1' });
+    await owners.flush();
+    const first = statSync(file).mtimeMs;
+    const text = readFileSync(file, 'utf8');
+    owners.set(UUID, { ip: '10.0.0.1' }); // the same owner: nothing to write
+    await owners.flush();
+    expect(statSync(file).mtimeMs).toBe(first);
+    owners.prune((ip) => ip !== '10.0.0.1');
+    await owners.flush();
+    expect(readFileSync(file, 'utf8')).not.toBe(text);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ version: 1, owners: {} });
+    await owners.close();
+  });
+
+  it('a file that is not ours, or entries that are not owners, are logged and dropped; the rest is used', () => {
+    const log = captureLog();
+    writeFileSync(file, 'not json {');
+    expect(openUuidOwnersFile({ file, logger: log.logger }).size).toBe(0);
+    expect(log.lines.some((l) => l.msg === 'cannot use the UUID owners file; starting without known BMCs for machine UUIDs')).toBe(true);
+
+    writeFileSync(file, JSON.stringify({ version: 1, owners: { [UUID]: { ip: '10.0.0.1', mac: 'AA:00:00:00:00:01' }, bad: { ip: 'nowhere' }, mac: { ip: '10.0.0.2', mac: 'x' }, ['u'.repeat(65)]: { ip: '10.0.0.3' }, nul: null } }));
+    const owners = openUuidOwnersFile({ file, logger: log.logger });
+    expect(owners.size).toBe(1);
+    expect(owners.get(UUID)).toEqual({ ip: '10.0.0.1', mac: 'AA:00:00:00:00:01' });
+    expect(log.lines.at(-1)).toMatchObject({ owners: 1, dropped: 4 });
+  });
+
+  it('property: whatever the file holds, opening it never throws and keeps only well-formed owners', () => {
+    const owner = fc.record({ ip: fc.oneof(fc.ipV4(), fc.ipV6(), fc.string()), mac: fc.option(fc.oneof(fc.mixedCase(fc.constantFrom('aa:bb:cc:00:11:22')), fc.string()), { nil: undefined }) }, { requiredKeys: ['ip'] });
+    const content = fc.oneof(
+      fc.string(),
+      fc.jsonValue().map((v) => JSON.stringify(v)),
+      fc.record({ version: fc.constantFrom(1, 2, '1'), owners: fc.dictionary(fc.string({ maxLength: 70 }), fc.oneof(owner, fc.jsonValue())) }).map((v) => JSON.stringify(v)),
+    );
+    fc.assert(
+      fc.property(content, (text) => {
+        writeFileSync(file, text);
+        const owners = openUuidOwnersFile({ file });
+        let parsed: { owners?: Record<string, unknown> } | undefined;
+        try {
+          parsed = JSON.parse(text) as typeof parsed;
+        } catch {
+          parsed = undefined;
+        }
+        for (const uuid of Object.keys(parsed?.owners ?? {})) {
+          const kept = owners.get(uuid);
+          if (kept === undefined) continue;
+          expect(uuid.length).toBeGreaterThan(0);
+          expect(uuid.length).toBeLessThanOrEqual(64);
+          expect(kept.ip).toMatch(/[.:]/);
+          if (kept.mac !== undefined) expect(kept.mac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
