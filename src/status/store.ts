@@ -86,7 +86,7 @@ export interface StatusStore extends ReportObserver {
   liveEntries(): Array<{ ip: string; mac: string; up: boolean | undefined; lastSuccessAt: number | undefined }>;
   /** the console capture's state per machine id (held or gap; off when missing), read when a status is built */
   consoleCapture(states: () => ReadonlyMap<string, Exclude<CaptureState, 'off'>>): void;
-  /** changes with every update (and with the console viewers and capture), for live updates */
+  /** changes with every update, and with any change of a machine's console viewers or capture state (seen when called), for live updates */
   revision(): string;
 }
 
@@ -95,6 +95,12 @@ const expiresText = (e: Lease['expires']) => (e === 'never' ? 'never' : e.toISOS
 
 function ipKey(ip: string): number {
   return ip.split('.').reduce((n, part) => n * 256 + (Number(part) || 0), 0);
+}
+
+function sameEntries<V>(a: ReadonlyMap<string, V>, b: ReadonlyMap<string, V>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
 }
 
 function stateOf(e: Entry): BmcState {
@@ -114,6 +120,13 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
   const commandTimes: number[] = [];
   let viewers: () => ReadonlyMap<string, number> = () => new Map();
   let captures: () => ReadonlyMap<string, Exclude<CaptureState, 'off'>> = () => new Map();
+  /**
+   * the viewers and capture states as revision() last saw them: any difference is a change. A
+   * count of them missed some (a capture starting in a gap, one in a gap or held elsewhere that
+   * ends, a viewer or a held console moving from one machine to another between two looks)
+   */
+  let seenViewers: ReadonlyMap<string, number> = new Map();
+  let seenCaptures: ReadonlyMap<string, Exclude<CaptureState, 'off'>> = new Map();
   let rev = 0;
 
   function prune(): void {
@@ -302,11 +315,14 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
         .map((e) => ({ ip: e.ip, mac: e.mac, up: e.lastRead ? e.lastRead.outcome !== 'failed' : undefined, lastSuccessAt: e.lastSuccessAt }));
     },
     revision() {
-      let total = 0;
-      for (const n of viewers().values()) total += n;
-      let held = 0;
-      for (const s of captures().values()) held += s === 'held' ? 1 : 0;
-      return `${rev}/${total}/${commandTimes.length}/${held}`;
+      const v = viewers();
+      const c = captures();
+      if (!sameEntries(v, seenViewers) || !sameEntries(c, seenCaptures)) {
+        seenViewers = new Map(v);
+        seenCaptures = new Map(c);
+        rev++;
+      }
+      return `${rev}/${commandTimes.length}`;
     },
   };
 }

@@ -1,5 +1,5 @@
 /** GET /v1/status serialises the whole document once per store revision: the same body while nothing changed, a new one after a change. */
-import { createServer, type Server } from 'node:http';
+import { createServer, get, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import fc from 'fast-check';
@@ -99,7 +99,53 @@ describe('request targets the URL parser refuses', () => {
   });
 });
 
+/** Opens /v1/status/events and collects each `status` event's document. */
+function events(port: number, localAddress = '127.0.0.1') {
+  const docs: StatusDocument[] = [];
+  let buffered = '';
+  const req = get({ host: '127.0.0.1', port, localAddress, path: '/v1/status/events' }, (res) => {
+    res.setEncoding('utf8');
+    res.on('data', (chunk: string) => {
+      buffered += chunk;
+      let end: number;
+      while ((end = buffered.indexOf('\n\n')) >= 0) {
+        const data = /^data: (.*)$/m.exec(buffered.slice(0, end));
+        if (data) docs.push(JSON.parse(data[1]!) as StatusDocument);
+        buffered = buffered.slice(end + 2);
+      }
+    });
+  });
+  req.on('error', () => undefined);
+  return { docs, close: () => req.destroy() };
+}
+
 describe('GET /v1/status/events', () => {
+  it('sends each change of a machine\'s console capture state at once, with no other update (a capture starting in a gap, or ending in one, was not sent)', async () => {
+    const store = createStatusStore({ partition: 'p', graceMs: 60_000 });
+    store.leases([lease(1)]);
+    store.read(lease(1), { ok: true, report: { uuid: 'u1', bmcVersion: '1.0', biosVersion: '2.0', fru: {}, powerState: 'ON', indicatorLED: 'LED-OFF', powerSupplies: [], source: 'redfish', missing: [] }, vendor: 'Dell', durationMs: 5 });
+    let capture = new Map<string, 'held' | 'gap' | 'elsewhere'>();
+    store.consoleCapture(() => capture);
+    const http = createStatusHttp(store, { pollMs: 10, cacheMs: 60_000 });
+    const server = createServer((req, res) => {
+      if (!http.handle(req, res)) res.writeHead(404).end();
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = events((server.address() as AddressInfo).port);
+    const shown = () => client.docs.at(-1)?.bmcs[0]?.console.capture;
+    try {
+      await vi.waitFor(() => expect(shown()).toBe('off'), { timeout: 5000 });
+      for (const state of ['gap', 'held', 'gap', 'off', 'held', 'off', 'elsewhere', 'gap', 'off'] as const) {
+        capture = state === 'off' ? new Map() : new Map([['u1', state]]);
+        await vi.waitFor(() => expect(shown()).toBe(state), { timeout: 5000 });
+      }
+    } finally {
+      client.close();
+      http.close();
+    }
+  });
+
   it('a client that reads nothing is sent nothing more once its buffers are full, and its stream is closed after stallMs', async () => {
     const store = createStatusStore({ partition: 'p', graceMs: 60_000 });
     let built = 0;

@@ -119,6 +119,42 @@ describe('status store', () => {
     expect(store.revision()).not.toBe(gapRev);
     expect(store.document().bmcs.find((b) => b.uuid === 'u1')!.console.capture).toBe('held');
   });
+
+  it('a change of any machine\'s capture state or viewers changes the revision by itself, also when the counts stay', () => {
+    const { store } = setup();
+    store.leases([lease(1), lease(2)]);
+    store.read(lease(1), { ok: true, report: report('u1'), vendor: 'Dell', durationMs: 5 });
+    store.read(lease(2), { ok: true, report: report('u2'), vendor: 'Dell', durationMs: 5 });
+    let capture = new Map<string, 'held' | 'gap' | 'elsewhere'>();
+    let viewers = new Map<string, number>();
+    store.consoleCapture(() => capture);
+    store.consoleViewers(() => viewers);
+    // each step alone, with no other update; a capture starts in a gap (not connected yet)
+    const steps: Array<[string, Map<string, 'held' | 'gap' | 'elsewhere'>]> = [
+      ['off -> gap', new Map([['u1', 'gap']])],
+      ['gap -> held', new Map([['u1', 'held']])],
+      ['held -> gap', new Map([['u1', 'gap']])],
+      ['gap -> off (capture ended)', new Map()],
+      ['off -> held', new Map([['u1', 'held']])],
+      ['held on another machine', new Map([['u2', 'held']])],
+      ['held -> off', new Map()],
+      ['off -> elsewhere', new Map([['u1', 'elsewhere']])],
+      ['elsewhere -> gap', new Map([['u1', 'gap']])],
+      ['gap -> elsewhere', new Map([['u1', 'elsewhere']])],
+      ['elsewhere -> off', new Map()],
+    ];
+    for (const [step, next] of steps) {
+      const before = store.revision();
+      capture = next;
+      expect(store.revision(), step).not.toBe(before);
+      expect(store.revision(), `${step}, looked at again`).toBe(store.revision());
+      expect(Object.fromEntries(store.document().bmcs.map((b) => [b.uuid, b.console.capture])), step).toEqual({ u1: next.get('u1') ?? 'off', u2: next.get('u2') ?? 'off' });
+    }
+    viewers = new Map([['u1', 1]]);
+    const before = store.revision();
+    viewers = new Map([['u2', 1]]); // the viewer went from one machine to the other: the same total
+    expect(store.revision()).not.toBe(before);
+  });
 });
 
 describe('status reasons', () => {
