@@ -25,7 +25,7 @@ import { createReporter, type Reporter } from './report/reporter.js';
 import { createReportWorkerPool } from './report/worker-pool.js';
 import type { ReportConnectSettings } from './report/worker-protocol.js';
 import { createStatusHttp } from './status/http.js';
-import { registerStatusMetrics } from './status/metrics.js';
+import { registerStatusMetrics, statusStreamRefusals } from './status/metrics.js';
 import { createStatusStore, type StatusStore } from './status/store.js';
 
 /** A part of the daemon with a graceful stop, started after the reporter (bus, console). */
@@ -230,7 +230,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   const readiness: Record<string, ReadinessCheck> = { leases: () => leaseProblem };
   for (const p of started) if (p.ready) readiness[p.name] = p.ready;
   let ops: OpsServer;
-  const statusHttp = createStatusHttp(status);
+  const statusHttp = createStatusHttp(status, { onRefused: statusStreamRefusals(registry, logger, 'ops') });
   try {
     ops = await startOpsServer({ host: config.http.host, port: config.http.port, registry, readiness, routes: (req, res) => statusHttp.handle(req, res) });
   } catch (err) {

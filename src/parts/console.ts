@@ -22,6 +22,7 @@ import { createConsoleWorkerPool } from '../console/worker-pool.js';
 import type { SolTarget } from '../console/worker-protocol.js';
 import type { StatusStore } from '../status/store.js';
 import { createStatusHttp } from '../status/http.js';
+import { statusStreamRefusals } from '../status/metrics.js';
 import { statusViewerRoutes } from '../status/page.js';
 import { openRelay, serveRelays, type RelayNotice, type RelayServer } from '../bus/console-relay.js';
 import type { ConsoleNotice } from '../console/types.js';
@@ -108,7 +109,7 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
   const owned: OwnedBackend | undefined = owners ? ownedBackend({ open: bmcBackend, holder: (id) => owners.holder(id), relay }) : undefined;
   const openBackend = owned?.open ?? bmcBackend;
   // the status page and /v1/status behind the console's authentication
-  const statusHttp = ctx.status ? createStatusHttp(ctx.status) : undefined;
+  const statusHttp = ctx.status ? createStatusHttp(ctx.status, { onRefused: statusStreamRefusals(ctx.registry, ctx.logger, 'console') }) : undefined;
   const historyRoutes = capturing ? captureViewerRoutes({ dir: c.logDir }) : undefined;
   const viewerRoutes = combineViewerRoutes(statusHttp ? statusViewerRoutes(statusHttp) : undefined, historyRoutes);
   const servers = await startConsoleServers({

@@ -3,7 +3,10 @@
  * events: one `status` event with the document at once and after every change, checked every
  * `pollMs`; a comment line every 15 s keeps proxies from closing the stream). Served by the
  * operations listener (everything) and by the console listener behind its authentication (the
- * machines the client may open). At most `maxStreams` event streams at once (503 beyond).
+ * machines the client may open). At most `maxStreams` event streams at once (503 beyond), and
+ * at most `maxStreamsPerSource` of them from one remote address (429 beyond): one client cannot
+ * take every stream and leave the other operators without live updates. The address, not the
+ * authenticated identity: in token mode every client of the console listener is the same one.
  * The whole document (no view) is serialised once per store revision and reused for
  * `cacheMs` at most, by every request and stream: at 1,000 BMCs it is about 600 KB of JSON, and
  * building it per request cost more CPU than anything else on the listener. Documents for a view
@@ -11,13 +14,22 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StatusStore, StatusView } from './store.js';
+import { remoteOf } from '../console/remote.js';
+import { BmcError } from '../errors.js';
 import { requestUrl } from '../net/request-url.js';
+
+/** why an event stream was refused: the listener's streams are all taken, or those of the client's address */
+export type StreamRefusal = 'total' | 'per-source';
 
 export interface StatusHttpOptions {
   /** how often an event stream looks for changes, default 1 s */
   pollMs?: number;
   /** event streams open at once, default 64 */
   maxStreams?: number;
+  /** event streams open at once from one remote address, default 8 */
+  maxStreamsPerSource?: number;
+  /** told of each stream refused (for a log line and a metric; `remote` as logs name it) */
+  onRefused?: (why: StreamRefusal, remote: string) => void;
   /** longest reuse of a serialised document with no change in the store, default 1 s (its lease ages are in seconds) */
   cacheMs?: number;
   /** an event stream whose client has not read what it was sent for this long is closed (its slot freed), default 60 s */
@@ -37,9 +49,16 @@ const HEARTBEAT_MS = 15_000;
 export function createStatusHttp(store: Pick<StatusStore, 'document' | 'revision'>, o: StatusHttpOptions = {}): StatusHttp {
   const pollMs = o.pollMs ?? 1000;
   const maxStreams = o.maxStreams ?? 64;
+  const maxPerSource = o.maxStreamsPerSource ?? 8;
+  for (const [name, value] of Object.entries({ maxStreams, maxStreamsPerSource: maxPerSource })) {
+    if (!Number.isInteger(value) || value < 1) throw new BmcError('INVALID_ARGUMENT', `createStatusHttp: option ${name} must be an integer >= 1, got ${String(value)}`);
+  }
+  const onRefused = o.onRefused ?? (() => undefined);
   const cacheMs = o.cacheMs ?? 1000;
   const stallMs = o.stallMs ?? 60_000;
   const streams = new Set<ServerResponse>();
+  /** open event streams per remote address */
+  const bySource = new Map<string, number>();
   /** how each stream stops its timer */
   const enders = new Map<ServerResponse, () => void>();
   let cached: { revision: string; at: number; body: Buffer } | undefined;
@@ -56,11 +75,21 @@ export function createStatusHttp(store: Pick<StatusStore, 'document' | 'revision
   }
 
   function stream(req: IncomingMessage, res: ServerResponse, view: StatusView | undefined): void {
+    const source = req.socket.remoteAddress ?? 'unknown';
+    const fromSource = bySource.get(source) ?? 0;
+    if (fromSource >= maxPerSource) {
+      onRefused('per-source', remoteOf(req.socket));
+      // closed after it: the client does not keep a connection for a stream it cannot have
+      res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': '10', connection: 'close', ...HEADERS }).end(`too many status streams from this address (at most ${maxPerSource} at once); close one first\n`);
+      return;
+    }
     if (streams.size >= maxStreams) {
+      onRefused('total', remoteOf(req.socket));
       res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '10', ...HEADERS }).end('too many status streams\n');
       return;
     }
     streams.add(res);
+    bySource.set(source, fromSource + 1);
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive', ...HEADERS });
     let last = '';
     let quiet = 0;
@@ -91,8 +120,12 @@ export function createStatusHttp(store: Pick<StatusStore, 'document' | 'revision
     };
     const end = () => {
       clearInterval(timer);
-      streams.delete(res);
       enders.delete(res);
+      // told several times (the request's close, the response's, a poll): the source's count once
+      if (!streams.delete(res)) return;
+      const left = (bySource.get(source) ?? 1) - 1;
+      if (left <= 0) bySource.delete(source);
+      else bySource.set(source, left);
     };
     const timer = setInterval(push, pollMs);
     push();
@@ -128,6 +161,7 @@ export function createStatusHttp(store: Pick<StatusStore, 'document' | 'revision
         res.destroy();
       }
       streams.clear();
+      bySource.clear();
     },
   };
 }

@@ -3,9 +3,12 @@
  * failed) and `metal_bmc_bmc_last_success_timestamp_seconds{ip,mac}`. The series are built from
  * the status store at each scrape, so there is exactly one per BMC of the current leases that
  * was read at least once (the bound on label cardinality: the lease count), and a BMC whose
- * lease is gone has none.
+ * lease is gone has none. `metal_bmc_status_streams_refused_total{listener,reason}`: status
+ * event streams refused (http.ts' bounds), on the operations and the console listener.
  */
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Logger } from '../log.js';
+import type { StreamRefusal } from './http.js';
 import type { StatusStore } from './store.js';
 
 export function registerStatusMetrics(registry: Registry, store: Pick<StatusStore, 'liveEntries'>): void {
@@ -30,4 +33,20 @@ export function registerStatusMetrics(registry: Registry, store: Pick<StatusStor
       for (const e of store.liveEntries()) if (e.lastSuccessAt !== undefined) this.set({ ip: e.ip, mac: e.mac }, e.lastSuccessAt / 1000);
     },
   });
+}
+
+const STREAMS_REFUSED = 'metal_bmc_status_streams_refused_total';
+
+/**
+ * What a listener does with a status event stream it refused (createStatusHttp's `onRefused`):
+ * counts it and logs one line. Both listeners count into one counter, registered by the first.
+ */
+export function statusStreamRefusals(registry: Registry, logger: Logger, listener: 'ops' | 'console'): (why: StreamRefusal, remote: string) => void {
+  const counter =
+    (registry.getSingleMetric(STREAMS_REFUSED) as Counter<'listener' | 'reason'> | undefined) ??
+    new Counter({ name: STREAMS_REFUSED, help: 'status event streams (GET /v1/status/events) refused, by listener (ops, console) and reason (total: the listener\'s streams all open; per-source: those of the client\'s address)', labelNames: ['listener', 'reason'], registers: [registry] });
+  return (why, remote) => {
+    counter.inc({ listener, reason: why });
+    logger.info({ remote, listener, limit: why }, 'status event stream refused: too many streams');
+  };
 }

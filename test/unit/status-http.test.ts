@@ -8,8 +8,10 @@ import { startOpsServer } from '../../src/ops/http.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Lease } from '../../src/leases/types.js';
 import { createStatusHttp } from '../../src/status/http.js';
+import { statusStreamRefusals } from '../../src/status/metrics.js';
 import { createStatusStore } from '../../src/status/store.js';
 import type { StatusDocument } from '../../src/status/types.js';
+import { captureLog } from '../helpers/log.js';
 
 const lease = (i: number): Lease => ({ ip: `10.0.0.${i}`, mac: `aa:bb:cc:00:00:${i.toString(16).padStart(2, '0')}`, expires: 'never' });
 const servers: Server[] = [];
@@ -142,6 +144,48 @@ describe('GET /v1/status/events', () => {
       }
     } finally {
       client.close();
+      http.close();
+    }
+  });
+
+  it('one address gets at most 8 streams (429 beyond, connection closed), another address still gets one; the listener\'s bound stays', async () => {
+    const store = createStatusStore({ partition: 'p', graceMs: 60_000 });
+    const registry = new Registry();
+    const log = captureLog('info');
+    const http = createStatusHttp(store, { pollMs: 1000, maxStreams: 10, onRefused: statusStreamRefusals(registry, log.logger, 'ops') });
+    const server = createServer((req, res) => {
+      if (!http.handle(req, res)) res.writeHead(404).end();
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    /** one request for a stream from `localAddress` (loopback: 127.0.0.1 and 127.0.0.2 are two clients), its answer's head and first text */
+    const open = (localAddress: string) =>
+      new Promise<{ status: number; connection: string | undefined; text: string; close(): void }>((resolve, reject) => {
+        const req = get({ host: '127.0.0.1', port, localAddress, path: '/v1/status/events', agent: false }, (res) => {
+          res.setEncoding('utf8');
+          res.once('data', (text: string) => resolve({ status: res.statusCode!, connection: res.headers.connection, text, close: () => req.destroy() }));
+        });
+        req.on('error', reject);
+      });
+    const open1 = [];
+    try {
+      for (let i = 0; i < 8; i++) open1.push(await open('127.0.0.1'));
+      expect(open1.map((s) => s.status)).toEqual(Array(8).fill(200));
+      const refused = await open('127.0.0.1');
+      expect(refused).toMatchObject({ status: 429, connection: 'close', text: 'too many status streams from this address (at most 8 at once); close one first\n' });
+      const other = await open('127.0.0.2');
+      expect(other.status).toBe(200);
+      expect(log.find('status event stream refused: too many streams')).toEqual([expect.objectContaining({ remote: expect.stringMatching(/^127\.0\.0\.1:\d+$/), listener: 'ops', limit: 'per-source' })]);
+      // a stream closed frees its address's slot
+      open1.pop()!.close();
+      await vi.waitFor(async () => expect((await open('127.0.0.1')).status).toBe(200), { timeout: 5000 });
+      // 8 from 127.0.0.1 and 2 from 127.0.0.2: the listener's 10 are taken, whoever asks
+      expect((await open('127.0.0.2')).status).toBe(200);
+      expect((await open('127.0.0.2')).status).toBe(503);
+      const counted = (await registry.getSingleMetric('metal_bmc_status_streams_refused_total')!.get()).values.map((v) => [`${v.labels.listener} ${v.labels.reason}`, v.value]);
+      expect(Object.fromEntries(counted)).toEqual({ 'ops per-source': 1, 'ops total': 1 });
+    } finally {
       http.close();
     }
   });
