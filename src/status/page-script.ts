@@ -145,7 +145,10 @@ export const STATUS_SCRIPT = String.raw`'use strict';
     liveEl.textContent = 'live, updated ' + new Date(doc.generatedAt).toLocaleTimeString();
     render();
   });
-  source.onerror = function () { liveEl.textContent = 'connection lost, retrying...'; };
+  // an EventSource retries a lost connection itself, but not a refused one (429/503: too many streams)
+  source.onerror = function () {
+    liveEl.textContent = source.readyState === 2 ? 'no live updates (refused or ended by the server); reload the page to try again' : 'connection lost, retrying...';
+  };
   window.metalStatus = { updates: function () { return updates; }, doc: function () { return doc; } };
 })();
 `;
