@@ -8,7 +8,8 @@
  * path) and only its bounded entry is kept: memory does not grow with what a BMC read.
  * Each entry is bounded (bounds.ts) before it goes out, and a report that metal-api refuses as
  * invalid (400, 413, 422) is split in halves until the entries it refuses stand alone: one bad
- * BMC costs only its own entry.
+ * BMC costs only its own entry. Up to eight such entries (SPLIT_ISOLATES): a refusal of more is
+ * not about entries, and the split stops.
  */
 import { setMaxListeners } from 'node:events';
 import { BmcError } from '../errors.js';
@@ -113,7 +114,39 @@ function pick(reports: Reports, uuids: string[]): Reports {
 /** metal-api's answer, with the entries it refused alone and those it took (in an answer it gave 2xx) */
 type Posted = MachineIpmiReportResponse & { rejected: string[]; accepted: string[] };
 
-async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSignal | undefined): Promise<Posted> {
+/**
+ * Entries a split isolates at most. Isolating one among n takes two posts per halving (about
+ * 2·log2(n)); a metal-api that refuses every part (a refusal about the report, not an entry: its
+ * version, the partition, an entry field every BMC sends) made a split post every part down to
+ * each entry alone, ~2n posts. A split stops at the ninth entry refused alone, or past the posts
+ * that isolating eight wherever they sit takes (1 + 2·8·⌈log2 n⌉, for answers refused in another
+ * pattern); the entries not posted by then fail the cycle.
+ */
+const SPLIT_ISOLATES = 8;
+
+/** How far one report's split has gone, against its bounds. */
+interface SplitTally {
+  posts: number;
+  refusedAlone: number;
+  readonly maxPosts: number;
+}
+
+function splitTally(entries: number): SplitTally {
+  return { posts: 0, refusedAlone: 0, maxPosts: 1 + 2 * SPLIT_ISOLATES * Math.ceil(Math.log2(Math.max(2, entries))) };
+}
+
+/** A split stopped at its bounds (`why`), at metal-api's refusal `refusal`. */
+class SplitStopped extends Error {
+  constructor(
+    readonly refusal: BmcError,
+    readonly why: string,
+  ) {
+    super(why);
+  }
+}
+
+async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSignal | undefined, tally: SplitTally): Promise<Posted> {
+  tally.posts++;
   try {
     const answer = await deps.metalApi.ipmiReport({ partitionid: deps.partitionId, reports }, signal ? { signal } : {});
     return { ...answer, rejected: [], accepted: Object.keys(reports) };
@@ -121,6 +154,8 @@ async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSigna
     if (!(err instanceof BmcError) || err.httpStatus === undefined || !SPLIT_ON_STATUS.has(err.httpStatus)) throw err;
     const uuids = Object.keys(reports);
     if (uuids.length === 1) {
+      if (tally.refusedAlone === SPLIT_ISOLATES) throw new SplitStopped(err, `more than ${SPLIT_ISOLATES} entries refused alone`);
+      tally.refusedAlone++;
       const uuid = uuids[0]!;
       deps.metrics?.entriesRejected.inc();
       deps.logger.warn({ uuid, bmc: reports[uuid]!.BMCIp, httpStatus: err.httpStatus, err }, 'metal-api refuses this BMC entry; it is left out of the report');
@@ -130,7 +165,8 @@ async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSigna
     let done = NOTHING_POSTED;
     for (const part of [uuids.slice(0, half), uuids.slice(half)]) {
       try {
-        done = joinPosted(done, await postReports(deps, pick(reports, part), signal));
+        if (tally.posts >= tally.maxPosts) throw new SplitStopped(err, `${tally.posts} posts, as many as isolating ${SPLIT_ISOLATES} entries takes`);
+        done = joinPosted(done, await postReports(deps, pick(reports, part), signal, tally));
       } catch (failure) {
         // a half failing otherwise (a 5xx after its retries, no answer): what metal-api took before stays told
         if (failure instanceof PartlyReported) throw new PartlyReported(failure.cause, joinPosted(done, failure.done));
@@ -308,11 +344,15 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     if (result.reported > 0) {
       let answer: Posted;
       try {
-        answer = await postReports(deps, reports, signal);
+        answer = await postReports(deps, reports, signal, splitTally(result.reported));
       } catch (err) {
         if (!(err instanceof PartlyReported)) throw err;
         took(err.done);
-        throw err.cause;
+        if (!(err.cause instanceof SplitStopped)) throw err.cause;
+        const { refusal, why } = err.cause;
+        const notPosted = result.reported - err.done.accepted.length - err.done.rejected.length;
+        deps.metrics?.splitsStopped.inc();
+        throw new BmcError(refusal.code, `metal-api refuses the report's parts beyond single entries (${why}), the last with HTTP ${refusal.httpStatus}: the split stopped, ${notPosted} of ${result.reported} entries not posted this cycle`, { httpStatus: refusal.httpStatus, cause: refusal });
       }
       took(answer);
       result.reported -= answer.rejected.length;

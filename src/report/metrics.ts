@@ -14,6 +14,7 @@ export interface ReportMetrics {
   lastSuccess: Gauge;
   entriesBounded: Counter;
   entriesRejected: Counter;
+  splitsStopped: Counter;
   uuidConflicts: Counter;
   bmcsSkipped: Counter<'reason'>;
   concurrencyLimit: Gauge;
@@ -30,6 +31,7 @@ export function createReportMetrics(registry: Registry): ReportMetrics {
     leaseErrors: new Counter({ name: 'metal_bmc_lease_file_errors_total', help: 'Lease file reads or parses that failed (the last good view is kept)', registers }),
     entriesBounded: new Counter({ name: 'metal_bmc_report_entries_bounded_total', help: 'BMC report entries with strings, power supplies or readings beyond any real value, cut before sending', registers }),
     entriesRejected: new Counter({ name: 'metal_bmc_report_entries_rejected_total', help: 'BMC report entries metal-api refused even alone (400, 413, 422); left out of the report', registers }),
+    splitsStopped: new Counter({ name: 'metal_bmc_report_splits_stopped_total', help: 'Refused reports whose split stopped at its bounds (a ninth entry refused alone, or the posts isolating eight takes): metal-api refuses for a reason that is not one entry; the entries not posted yet fail the cycle', registers }),
     uuidConflicts: new Counter({ name: 'metal_bmc_uuid_conflicts_total', help: 'Reports of a machine UUID that another BMC (another IP) already reports; the known BMC is kept while its address is leased to the same MAC', registers }),
     bmcsSkipped: new Counter({ name: 'metal_bmc_bmcs_skipped_total', help: 'BMCs read but left out of a report, by reason (no-uuid: neither Redfish nor IPMI gave a machine UUID)', labelNames: ['reason'], registers }),
     lastSuccess: new Gauge({ name: 'metal_bmc_report_last_success_timestamp_seconds', help: 'Unix time of the last report metal-api accepted', registers }),

@@ -88,6 +88,21 @@ function bmcReport(i: number, hostile: boolean): BmcReport {
   };
 }
 
+/** `n` leases, 10.0.0.1 up */
+function manyLeases(n: number) {
+  return Array.from({ length: n }, (_, i) => ({ ip: `10.0.${i >> 8}.${(i & 255) + 1}`, mac: `aa:bb:cc:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, expires: 'never' as const }));
+}
+
+/** the machine UUID of the BMC of lease `i` of manyLeases */
+const uuidOfLease = (i: number) => uuidOf(1000 + i);
+
+/** BMCs with plain entries, the UUID uuidOfLease of their lease */
+const plainBmcs = async (ip: string): Promise<Outband> => {
+  const [, , hi, lo] = ip.split('.').map(Number);
+  const i = hi! * 256 + lo! - 1;
+  return { address: ip, vendor: 't', info: async () => ({ ...bmcReport(0, false), uuid: uuidOfLease(i) }), close: async () => undefined } as unknown as Outband;
+};
+
 let standin: MetalApiStandIn | undefined;
 afterEach(async () => {
   await standin?.close();
@@ -123,6 +138,50 @@ describe('a report cycle with hostile BMCs', () => {
     expect(await registry.getSingleMetricAsString('metal_bmc_report_entries_rejected_total')).toMatch(/ 1$/m);
     expect(await registry.getSingleMetricAsString('metal_bmc_report_entries_bounded_total')).toMatch(/ 1$/m);
     expect(log.find('metal-api refuses this BMC entry; it is left out of the report')).toHaveLength(1);
+  });
+
+  it('a metal-api that refuses every part (not one entry at fault): the split stops at its ninth entry refused alone, after about log2(n) + 2·8 posts instead of 2n, and the cycle fails naming the entries not posted', async () => {
+    standin = await startMetalApiStandIn({ hmacKey: 'k', refuseEntry: () => true });
+    const n = 200;
+    const registry = new Registry();
+    const metrics = createReportMetrics(registry);
+    const log = captureLog();
+    const cycle = runReportCycle({ partitionId: 'p', connect: plainBmcs, metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'k', retries: 0 }), concurrency: 50, bmcTimeoutMs: 5000, logger: log.logger, metrics }, manyLeases(n));
+    await expect(cycle).rejects.toMatchObject({ httpStatus: 400, message: expect.stringMatching(/more than 8 entries refused alone.*the split stopped, 192 of 200 entries not posted this cycle/) });
+    // down to the first entry (1 + ⌈log2 200⌉ = 9 posts), then two posts per entry refused alone
+    const posts = standin.requests.filter((r) => r.method === 'POST').length;
+    expect(posts).toBeLessThanOrEqual(9 + 2 * 9);
+    expect(log.find('metal-api refuses this BMC entry; it is left out of the report')).toHaveLength(8);
+    expect(await registry.getSingleMetricAsString('metal_bmc_report_splits_stopped_total')).toMatch(/ 1$/m);
+    expect(await registry.getSingleMetricAsString('metal_bmc_report_entries_rejected_total')).toMatch(/ 8$/m);
+  });
+
+  it('a metal-api that refuses every report of more than one entry (each half as refused as the whole, each entry taken alone): the split stops at 1 + 2·8·⌈log2 n⌉ posts, what it took told', async () => {
+    const n = 200;
+    let posts = 0;
+    const metalApi = {
+      ipmiReport: async (body: { reports: Record<string, unknown> }) => {
+        posts++;
+        const uuids = Object.keys(body.reports);
+        if (uuids.length > 1) throw new BmcError('HTTP', 'metal-api: HTTP 413 body too large', { httpStatus: 413 });
+        return { created: uuids, updated: [] };
+      },
+    } as unknown as ReturnType<typeof createMetalApiClient>;
+    const told: string[] = [];
+    const observer = { read: () => undefined, reported: (uuids: readonly string[]) => void told.push(...uuids) };
+    const cycle = runReportCycle({ partitionId: 'p', connect: plainBmcs, metalApi, concurrency: 50, bmcTimeoutMs: 5000, logger: captureLog().logger, observer }, manyLeases(n));
+    await expect(cycle).rejects.toMatchObject({ httpStatus: 413, message: expect.stringMatching(/129 posts, as many as isolating 8 entries takes/) });
+    expect(posts).toBe(1 + 2 * 8 * Math.ceil(Math.log2(n)));
+    expect(told.length).toBeGreaterThan(0);
+  });
+
+  it('eight bad entries scattered among 200 are still isolated, each alone, and the other 192 posted', async () => {
+    const bad = new Set([3, 29, 64, 90, 101, 150, 177, 199].map(uuidOfLease));
+    standin = await startMetalApiStandIn({ hmacKey: 'k', refuseEntry: (uuid) => bad.has(uuid) });
+    const result = await runReportCycle({ partitionId: 'p', connect: plainBmcs, metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'k', retries: 0 }), concurrency: 50, bmcTimeoutMs: 5000, logger: captureLog().logger }, manyLeases(200));
+    expect(new Set(result.rejected)).toEqual(bad);
+    expect(result.reported).toBe(192);
+    expect(new Set(standin.reports.flatMap((r) => Object.keys(r.reports))).size).toBe(192);
   });
 
   it('does not split on an answer that no split can fix (HMAC refused): the cycle fails as before', async () => {
