@@ -151,6 +151,9 @@ export function nextLimit(current: number, sample: LimitSample, o: LimitSettings
 /**
  * Runs `fn` over `items`, at most the adaptive limit at once; `fn` may `requeue` an item once
  * more at the end of the queue (a retry). Resolves when every item (and requeued one) is done.
+ * An item that fails starts no more items, and the run fails with it once the items running
+ * have ended: failing at once left them running past the run (a report cycle's reads, whose
+ * results landed nowhere while the next cycle started beside them).
  */
 export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOptions, fn: (item: T, requeue: (again: T) => void) => Promise<ItemOutcome | void>): Promise<LimitTrace> {
   const min = Math.max(1, Math.min(o.min ?? 4, o.max));
@@ -167,7 +170,8 @@ export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOp
   if (!fixed) lag.enable();
   let utilisation: EventLoopUtilization = performance.eventLoopUtilization();
   return new Promise<LimitTrace>((resolve, reject) => {
-    let failed = false;
+    /** the first item's failure, once one failed */
+    let failed: { err: unknown } | undefined;
     const timer = setInterval(() => {
       if (fixed) return;
       const lagMs = Number.isFinite(lag.mean) ? lag.mean / 1e6 - 10 : 0; // the histogram counts the 10 ms resolution timer itself
@@ -185,10 +189,10 @@ export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOp
       pump();
     }, o.sampleMs ?? 200);
     timer.unref();
-    const finish = (err?: unknown) => {
+    const finish = () => {
       clearInterval(timer);
       if (!fixed) lag.disable();
-      if (err !== undefined) reject(err instanceof Error ? err : new Error(String(err)));
+      if (failed) reject(failed.err instanceof Error ? failed.err : new Error(String(failed.err)));
       else resolve(trace);
     };
     function pump(): void {
@@ -201,12 +205,13 @@ export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOp
           (outcome) => {
             running--;
             if (outcome === 'late') late++;
-            if (queue.length === 0 && running === 0) finish();
+            if ((failed || queue.length === 0) && running === 0) finish();
             else pump();
           },
           (err: unknown) => {
-            failed = true;
-            finish(err);
+            running--;
+            failed ??= { err };
+            if (running === 0) finish();
           },
         );
       }

@@ -23,7 +23,7 @@ import { assembleReportBody, type BmcRead } from './body.js';
 import type { LedMemory } from './led-memory.js';
 import type { UuidOwners } from './owners.js';
 import type { ReadOrder } from './read-order.js';
-import { forEachAdaptive, type LimitMemory, type SampleSeen, type ThreadsLoad } from './adaptive-limit.js';
+import { forEachAdaptive, type ItemOutcome, type LimitMemory, type SampleSeen, type ThreadsLoad } from './adaptive-limit.js';
 import { acquireLoopClock, type LoopClock } from './loop-clock.js';
 import type { ReportMetrics } from './metrics.js';
 
@@ -62,7 +62,7 @@ export interface CycleDeps {
   macAt?: (ip: string) => string | undefined;
   /** whether a MAC holds a lease now at any address (all leases); default: one of this cycle's leases */
   macLeased?: (mac: string) => boolean;
-  /** told about every BMC read and every accepted report (the daemon's status); must not throw */
+  /** told about every BMC read and every accepted report (the daemon's status); must not throw (a throw is logged and counted, the cycle goes on) */
   observer?: ReportObserver;
   /** the BMCs slowest last cycle start first (the reporter keeps one across cycles); default: lease order */
   readOrder?: ReadOrder;
@@ -193,6 +193,19 @@ class PartlyReported extends Error {
   }
 }
 
+/**
+ * The observer told of a BMC's read. It must not throw; one that does (a status page's bug) is
+ * logged with the BMC and counted, and the read counts as it was: its entry is still reported.
+ */
+function tellRead(deps: CycleDeps, lease: Lease, outcome: BmcReadOutcome): void {
+  try {
+    deps.observer?.read(lease, outcome);
+  } catch (err) {
+    deps.metrics?.readHandlingErrors.inc({ where: 'observer' });
+    deps.logger.error({ bmc: lease.ip, mac: lease.mac, err }, "the report observer failed on this BMC's read; the read counts as it was");
+  }
+}
+
 /** Deadline failures worth a second try: the BMC may only have been slow. */
 const RETRY_CODES = new Set(['TIMEOUT', 'ABORTED']);
 
@@ -219,17 +232,17 @@ async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'st
       // Get System GUID and Redfish). A skip with its reason, not a failed read.
       deps.metrics?.bmcsSkipped.inc({ reason: 'no-uuid' });
       deps.logger.warn({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC gives no machine UUID, skipped in this report');
-      deps.observer?.read(lease, { ok: false, error: new BmcError('UNSUPPORTED', 'the BMC gives no machine UUID (neither Redfish nor IPMI Get System GUID)'), durationMs });
+      tellRead(deps, lease, { ok: false, error: new BmcError('UNSUPPORTED', 'the BMC gives no machine UUID (neither Redfish nor IPMI Get System GUID)'), durationMs });
       return { failure: 'NO_UUID', retry: false, late };
     }
     if (report.missing.length > 0) deps.logger.debug({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC report is partial');
-    deps.observer?.read(lease, { ok: true, report, vendor, durationMs });
+    tellRead(deps, lease, { ok: true, report, vendor, durationMs });
     return { report, late };
   }
   const err = attempt.error;
   const code = err instanceof BmcError ? err.code : 'UNKNOWN';
   deps.metrics?.bmcFailures.inc({ code });
-  deps.observer?.read(lease, { ok: false, error: err, durationMs });
+  tellRead(deps, lease, { ok: false, error: err, durationMs });
   deps.logger.warn({ bmc: lease.ip, mac: lease.mac, code, err }, 'cannot read BMC, skipped in this report');
   return { failure: code, retry: RETRY_CODES.has(code) || attempt.lostWithWorker === true, late };
 }
@@ -271,33 +284,48 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   // taken last before the reads: the finally below gives them back whatever happens from here
   const clock = acquireLoopClock();
   const readsAbort = readsSignal(signal);
+  /** one BMC's read, or its retry, and what follows from it */
+  const readItem = async (i: number, requeue: (again: number) => void): Promise<ItemOutcome | undefined> => {
+    if (signal?.aborted) return;
+    // a retry waited in the queue: it starts only while its deadline (and the stall it may be
+    // given back, up to as much again) still fits in the cycle's budget
+    if (tried.has(i) && deps.cycleBudgetMs !== undefined && Date.now() - started + 2 * deps.bmcTimeoutMs > deps.cycleBudgetMs) return;
+    const lease = leases[i]!;
+    const readStarted = Date.now();
+    const outcome = await readOne(deps, lease, clock, readsAbort.signal, closes);
+    // a read refused at once as BUSY (its given-up read still runs) says nothing of how slow the BMC is
+    if (!('failure' in outcome && outcome.failure === 'BUSY')) deps.readOrder?.record(lease.ip, Date.now() - readStarted);
+    if ('failure' in outcome) {
+      const room = deps.cycleBudgetMs !== undefined && Date.now() - started + deps.bmcTimeoutMs <= deps.cycleBudgetMs;
+      if (outcome.retry && !tried.has(i) && room && !signal?.aborted) {
+        tried.add(i);
+        retried++;
+        requeue(i);
+      }
+    } else {
+      // the connection is closing in the background; only the report (a few hundred bytes) stays
+      slots[i] = { ip: lease.ip, mac: lease.mac, report: outcome.report };
+    }
+    if (!outcome.late) return 'ok';
+    late++;
+    return 'late';
+  };
   const trace = await forEachAdaptive(
     order,
     deps.fixedConcurrency ? { max: deps.concurrency, min: deps.concurrency, initial: deps.concurrency } : { max: deps.concurrency, ...(startLimit === undefined ? {} : { initial: startLimit }), ...(deps.reader?.load ? { load: deps.reader.load } : {}) },
     async (i, requeue) => {
-      if (signal?.aborted) return;
-      // a retry waited in the queue: it starts only while its deadline (and the stall it may be
-      // given back, up to as much again) still fits in the cycle's budget
-      if (tried.has(i) && deps.cycleBudgetMs !== undefined && Date.now() - started + 2 * deps.bmcTimeoutMs > deps.cycleBudgetMs) return;
-      const lease = leases[i]!;
-      const readStarted = Date.now();
-      const outcome = await readOne(deps, lease, clock, readsAbort.signal, closes);
-      // a read refused at once as BUSY (its given-up read still runs) says nothing of how slow the BMC is
-      if (!('failure' in outcome && outcome.failure === 'BUSY')) deps.readOrder?.record(lease.ip, Date.now() - readStarted);
-      if ('failure' in outcome) {
-        const room = deps.cycleBudgetMs !== undefined && Date.now() - started + deps.bmcTimeoutMs <= deps.cycleBudgetMs;
-        if (outcome.retry && !tried.has(i) && room && !signal?.aborted) {
-          tried.add(i);
-          retried++;
-          requeue(i);
-        }
-      } else {
-        // the connection is closing in the background; only the report (a few hundred bytes) stays
-        slots[i] = { ip: lease.ip, mac: lease.mac, report: outcome.report };
+      try {
+        return await readItem(i, requeue);
+      } catch (err) {
+        // anything thrown while handling one read (a report worker's answer, the read order) is
+        // that BMC's failure, not the cycle's: thrown on, it ended the cycle while the other reads
+        // still ran, their entries landing nowhere and the next cycle starting beside them
+        const lease = leases[i]!;
+        deps.metrics?.readHandlingErrors.inc({ where: 'read' });
+        deps.logger.error({ bmc: lease.ip, mac: lease.mac, err }, "handling this BMC's read failed; it is left out of this report, the cycle goes on");
+        slots[i] = undefined;
+        return 'ok';
       }
-      if (!outcome.late) return 'ok';
-      late++;
-      return 'late';
     },
   ).finally(() => {
     clock.release();
@@ -338,7 +366,13 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     result.updated = answer.updated;
     result.rejected = answer.rejected;
     if (answer.accepted.length > 0) deps.metrics?.lastSuccess.set(Date.now() / 1000);
-    deps.observer?.reported(answer.accepted, new Date());
+    try {
+      deps.observer?.reported(answer.accepted, new Date());
+    } catch (err) {
+      // metal-api took them: an observer's bug does not make the cycle fail
+      deps.metrics?.readHandlingErrors.inc({ where: 'observer' });
+      deps.logger.error({ entries: answer.accepted.length, err }, 'the report observer failed on the entries metal-api took; the report counts as posted');
+    }
   };
   try {
     if (result.reported > 0) {

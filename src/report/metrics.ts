@@ -15,6 +15,7 @@ export interface ReportMetrics {
   entriesBounded: Counter;
   entriesRejected: Counter;
   splitsStopped: Counter;
+  readHandlingErrors: Counter<'where'>;
   uuidConflicts: Counter;
   bmcsSkipped: Counter<'reason'>;
   concurrencyLimit: Gauge;
@@ -32,6 +33,7 @@ export function createReportMetrics(registry: Registry): ReportMetrics {
     entriesBounded: new Counter({ name: 'metal_bmc_report_entries_bounded_total', help: 'BMC report entries with strings, power supplies or readings beyond any real value, cut before sending', registers }),
     entriesRejected: new Counter({ name: 'metal_bmc_report_entries_rejected_total', help: 'BMC report entries metal-api refused even alone (400, 413, 422); left out of the report', registers }),
     splitsStopped: new Counter({ name: 'metal_bmc_report_splits_stopped_total', help: 'Refused reports whose split stopped at its bounds (a ninth entry refused alone, or the posts isolating eight takes): metal-api refuses for a reason that is not one entry; the entries not posted yet fail the cycle', registers }),
+    readHandlingErrors: new Counter({ name: 'metal_bmc_report_read_handling_errors_total', help: "Exceptions thrown while a report cycle handled a BMC's finished read, by where: observer (the status page; the read counts as it was), read (a report worker's answer, the read order; the BMC is left out of that report). Logged with the BMC; the cycle goes on", labelNames: ['where'], registers }),
     uuidConflicts: new Counter({ name: 'metal_bmc_uuid_conflicts_total', help: 'Reports of a machine UUID that another BMC (another IP) already reports; the known BMC is kept while its address is leased to the same MAC', registers }),
     bmcsSkipped: new Counter({ name: 'metal_bmc_bmcs_skipped_total', help: 'BMCs read but left out of a report, by reason (no-uuid: neither Redfish nor IPMI gave a machine UUID)', labelNames: ['reason'], registers }),
     lastSuccess: new Gauge({ name: 'metal_bmc_report_last_success_timestamp_seconds', help: 'Unix time of the last report metal-api accepted', registers }),

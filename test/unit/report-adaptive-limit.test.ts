@@ -103,4 +103,26 @@ describe('adaptive concurrency', () => {
     await expect(forEachAdaptive([], { max: 3 }, async () => undefined)).resolves.toMatchObject({ peak: expect.any(Number) });
     await expect(forEachAdaptive([1, 2], { max: 3 }, async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
   });
+
+  it('a failing item fails the run only once the items running beside it have ended, and starts no more', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const started: number[] = [];
+    let running = 0;
+    let settled = false;
+    const run = forEachAdaptive([1, 2, 3, 4, 5], { max: 3, min: 3, initial: 3 }, async (i) => {
+      started.push(i);
+      if (i === 1) throw new Error('boom');
+      running++;
+      await held;
+      running--;
+    }).finally(() => (settled = true));
+    await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false);
+    expect(running).toBe(2);
+    release();
+    await expect(run).rejects.toThrow('boom');
+    expect(running).toBe(0);
+    expect(started).toEqual([1, 2, 3]);
+  });
 });
