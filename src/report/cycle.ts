@@ -3,7 +3,7 @@
  * `concurrency`: adaptive-limit.ts; a deadline each), then post one report to metal-api. A BMC
  * that fails is logged and skipped; it never blocks the others. A BMC whose deadline ran out, or
  * whose report worker exited under its read, is read once more at the end of the cycle when
- * `cycleBudgetMs` leaves room for a whole deadline.
+ * `cycleBudgetMs` leaves room for twice its deadline (the stall it may be given back) as it starts.
  * Each BMC's connection is closed in the background (its session logout is not on the report's
  * path) and only its bounded entry is kept: memory does not grow with what a BMC read.
  * Each entry is bounded (bounds.ts) before it goes out, and a report that metal-api refuses as
@@ -46,7 +46,7 @@ export interface CycleDeps {
   bmcTimeoutMs: number;
   /** read exactly `concurrency` BMCs at once instead of adapting below it (benchmark references) */
   fixedConcurrency?: boolean;
-  /** time a cycle may take; a timed-out BMC is retried only when a whole deadline still fits (default: no retry) */
+  /** time a cycle may take; a timed-out BMC is retried only when twice its deadline still fits as the retry starts (default: no retry) */
   cycleBudgetMs?: number;
   logger: Logger;
   metrics?: ReportMetrics;
@@ -88,7 +88,7 @@ export interface CycleResult {
   /** machine uuids whose entry metal-api refused even alone */
   rejected: string[];
   durationMs: number;
-  /** BMCs read a second time after their deadline ran out */
+  /** BMCs read a second time after their deadline ran out (retries started, not those that no longer fitted) */
   retried: number;
   /** the highest number of BMCs read at once */
   peakConcurrency: number;
@@ -284,22 +284,28 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   // taken last before the reads: the finally below gives them back whatever happens from here
   const clock = acquireLoopClock();
   const readsAbort = readsSignal(signal);
+  /**
+   * Whether a retry started now fits in the cycle's budget: its deadline and the stall it may be
+   * given back, up to as much again. Asked when it would start too, not only when the first read
+   * failed: behind slower reads it starts late and ran past the budget.
+   */
+  const retryFits = () => deps.cycleBudgetMs !== undefined && Date.now() - started + 2 * deps.bmcTimeoutMs <= deps.cycleBudgetMs;
   /** one BMC's read, or its retry, and what follows from it */
   const readItem = async (i: number, requeue: (again: number) => void): Promise<ItemOutcome | undefined> => {
     if (signal?.aborted) return;
-    // a retry waited in the queue: it starts only while its deadline (and the stall it may be
-    // given back, up to as much again) still fits in the cycle's budget
-    if (tried.has(i) && deps.cycleBudgetMs !== undefined && Date.now() - started + 2 * deps.bmcTimeoutMs > deps.cycleBudgetMs) return;
+    // a retry waited in the queue, behind slower reads: it starts only if it still fits now
+    if (tried.has(i)) {
+      if (!retryFits()) return;
+      retried++;
+    }
     const lease = leases[i]!;
     const readStarted = Date.now();
     const outcome = await readOne(deps, lease, clock, readsAbort.signal, closes);
     // a read refused at once as BUSY (its given-up read still runs) says nothing of how slow the BMC is
     if (!('failure' in outcome && outcome.failure === 'BUSY')) deps.readOrder?.record(lease.ip, Date.now() - readStarted);
     if ('failure' in outcome) {
-      const room = deps.cycleBudgetMs !== undefined && Date.now() - started + deps.bmcTimeoutMs <= deps.cycleBudgetMs;
-      if (outcome.retry && !tried.has(i) && room && !signal?.aborted) {
+      if (outcome.retry && !tried.has(i) && retryFits() && !signal?.aborted) {
         tried.add(i);
-        retried++;
         requeue(i);
       }
     } else {

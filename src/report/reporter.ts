@@ -33,7 +33,7 @@ export function createReporter(o: ReporterOptions): Reporter {
   checkDuration('createReporter: intervalMs', o.intervalMs, 0, MAX_TIMER_MS);
   checkDuration('createReporter: bmcTimeoutMs', o.bmcTimeoutMs, 0, MAX_TIMER_MS);
   // one LED memory for the reporter's lifetime: an unreadable LED is reported as last seen;
-  // a cycle may take up to one interval, so a timed-out BMC is retried when a deadline fits in it
+  // a cycle may take up to one interval, so a timed-out BMC is retried when twice its deadline fits in what is left of it
   const deps: CycleDeps = {
     ...o,
     cycleBudgetMs: o.cycleBudgetMs ?? o.intervalMs,
