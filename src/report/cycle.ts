@@ -8,8 +8,8 @@
  * path) and only its bounded entry is kept: memory does not grow with what a BMC read.
  * Each entry is bounded (bounds.ts) before it goes out, and a report that metal-api refuses as
  * invalid (400, 413, 422) is split in halves until the entries it refuses stand alone: one bad
- * BMC costs only its own entry. Up to eight such entries (SPLIT_ISOLATES): a refusal of more is
- * not about entries, and the split stops.
+ * BMC costs only its own entry. A split whose first sixteen entries alone are all refused, with
+ * nothing taken yet (SPLIT_ISOLATES), meets a refusal that is not about entries, and stops.
  */
 import { setMaxListeners } from 'node:events';
 import { BmcError } from '../errors.js';
@@ -115,24 +115,27 @@ function pick(reports: Reports, uuids: string[]): Reports {
 type Posted = MachineIpmiReportResponse & { rejected: string[]; accepted: string[] };
 
 /**
- * Entries a split isolates at most. Isolating one among n takes two posts per halving (about
- * 2·log2(n)); a metal-api that refuses every part (a refusal about the report, not an entry: its
- * version, the partition, an entry field every BMC sends) made a split post every part down to
- * each entry alone, ~2n posts. A split stops at the ninth entry refused alone, or past the posts
- * that isolating eight wherever they sit takes (1 + 2·8·⌈log2 n⌉, for answers refused in another
- * pattern); the entries not posted by then fail the cycle.
+ * Entries refused alone, with none taken, after which a split stops. Isolating one bad entry
+ * among n takes two posts per halving (about 2·log2(n)), so k bad entries cost about
+ * 2k·log2(n/k) posts and every good entry still gets in: a split goes on for as long as metal-api
+ * takes something. A metal-api that takes nothing (a refusal about the report, not an entry: its
+ * version, the partition, a field every BMC sends) made a split post every part down to each entry
+ * alone, ~2n posts; it stops now at the seventeenth entry refused alone with nothing taken (about
+ * 2·16 + log2(n) posts; entries are split in order, so sixteen bad ones in a row among good ones
+ * are as unlikely as a partition where most are bad), and the entries not posted fail the cycle.
+ * A metal-api that takes small bodies only (413 beyond its size) takes entries, and is split down
+ * to what it takes.
  */
-const SPLIT_ISOLATES = 8;
+const SPLIT_ISOLATES = 16;
 
-/** How far one report's split has gone, against its bounds. */
+/** How far one report's split has gone. */
 interface SplitTally {
-  posts: number;
   refusedAlone: number;
-  readonly maxPosts: number;
+  accepted: number;
 }
 
-function splitTally(entries: number): SplitTally {
-  return { posts: 0, refusedAlone: 0, maxPosts: 1 + 2 * SPLIT_ISOLATES * Math.ceil(Math.log2(Math.max(2, entries))) };
+function splitTally(): SplitTally {
+  return { refusedAlone: 0, accepted: 0 };
 }
 
 /** A split stopped at its bounds (`why`), at metal-api's refusal `refusal`. */
@@ -146,15 +149,16 @@ class SplitStopped extends Error {
 }
 
 async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSignal | undefined, tally: SplitTally): Promise<Posted> {
-  tally.posts++;
   try {
     const answer = await deps.metalApi.ipmiReport({ partitionid: deps.partitionId, reports }, signal ? { signal } : {});
-    return { ...answer, rejected: [], accepted: Object.keys(reports) };
+    const accepted = Object.keys(reports);
+    tally.accepted += accepted.length;
+    return { ...answer, rejected: [], accepted };
   } catch (err) {
     if (!(err instanceof BmcError) || err.httpStatus === undefined || !SPLIT_ON_STATUS.has(err.httpStatus)) throw err;
     const uuids = Object.keys(reports);
     if (uuids.length === 1) {
-      if (tally.refusedAlone === SPLIT_ISOLATES) throw new SplitStopped(err, `more than ${SPLIT_ISOLATES} entries refused alone`);
+      if (tally.refusedAlone === SPLIT_ISOLATES && tally.accepted === 0) throw new SplitStopped(err, `more than ${SPLIT_ISOLATES} entries refused alone, none taken`);
       tally.refusedAlone++;
       const uuid = uuids[0]!;
       deps.metrics?.entriesRejected.inc();
@@ -165,7 +169,6 @@ async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSigna
     let done = NOTHING_POSTED;
     for (const part of [uuids.slice(0, half), uuids.slice(half)]) {
       try {
-        if (tally.posts >= tally.maxPosts) throw new SplitStopped(err, `${tally.posts} posts, as many as isolating ${SPLIT_ISOLATES} entries takes`);
         done = joinPosted(done, await postReports(deps, pick(reports, part), signal, tally));
       } catch (failure) {
         // a half failing otherwise (a 5xx after its retries, no answer): what metal-api took before stays told
@@ -384,7 +387,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     if (result.reported > 0) {
       let answer: Posted;
       try {
-        answer = await postReports(deps, reports, signal, splitTally(result.reported));
+        answer = await postReports(deps, reports, signal, splitTally());
       } catch (err) {
         if (!(err instanceof PartlyReported)) throw err;
         took(err.done);

@@ -140,23 +140,23 @@ describe('a report cycle with hostile BMCs', () => {
     expect(log.find('metal-api refuses this BMC entry; it is left out of the report')).toHaveLength(1);
   });
 
-  it('a metal-api that refuses every part (not one entry at fault): the split stops at its ninth entry refused alone, after about log2(n) + 2·8 posts instead of 2n, and the cycle fails naming the entries not posted', async () => {
+  it('a metal-api that takes nothing (not one entry at fault): the split stops at its seventeenth entry refused alone, after about log2(n) + 2·16 posts instead of 2n, and the cycle fails naming the entries not posted', async () => {
     standin = await startMetalApiStandIn({ hmacKey: 'k', refuseEntry: () => true });
     const n = 200;
     const registry = new Registry();
     const metrics = createReportMetrics(registry);
     const log = captureLog();
     const cycle = runReportCycle({ partitionId: 'p', connect: plainBmcs, metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'k', retries: 0 }), concurrency: 50, bmcTimeoutMs: 5000, logger: log.logger, metrics }, manyLeases(n));
-    await expect(cycle).rejects.toMatchObject({ httpStatus: 400, message: expect.stringMatching(/more than 8 entries refused alone.*the split stopped, 192 of 200 entries not posted this cycle/) });
-    // down to the first entry (1 + ⌈log2 200⌉ = 9 posts), then two posts per entry refused alone
+    await expect(cycle).rejects.toMatchObject({ httpStatus: 400, message: expect.stringMatching(/more than 16 entries refused alone, none taken.*the split stopped, 184 of 200 entries not posted this cycle/) });
+    // down to the first entry (1 + ⌈log2 200⌉ = 9 posts), then about two posts per entry refused alone
     const posts = standin.requests.filter((r) => r.method === 'POST').length;
-    expect(posts).toBeLessThanOrEqual(9 + 2 * 9);
-    expect(log.find('metal-api refuses this BMC entry; it is left out of the report')).toHaveLength(8);
+    expect(posts).toBeLessThanOrEqual(9 + 2 * 17);
+    expect(log.find('metal-api refuses this BMC entry; it is left out of the report')).toHaveLength(16);
     expect(await registry.getSingleMetricAsString('metal_bmc_report_splits_stopped_total')).toMatch(/ 1$/m);
-    expect(await registry.getSingleMetricAsString('metal_bmc_report_entries_rejected_total')).toMatch(/ 8$/m);
+    expect(await registry.getSingleMetricAsString('metal_bmc_report_entries_rejected_total')).toMatch(/ 16$/m);
   });
 
-  it('a metal-api that refuses every report of more than one entry (each half as refused as the whole, each entry taken alone): the split stops at 1 + 2·8·⌈log2 n⌉ posts, what it took told', async () => {
+  it('a metal-api that takes small bodies only (413 for more than one entry): split down to what it takes, every entry posted', async () => {
     const n = 200;
     let posts = 0;
     const metalApi = {
@@ -169,19 +169,19 @@ describe('a report cycle with hostile BMCs', () => {
     } as unknown as ReturnType<typeof createMetalApiClient>;
     const told: string[] = [];
     const observer = { read: () => undefined, reported: (uuids: readonly string[]) => void told.push(...uuids) };
-    const cycle = runReportCycle({ partitionId: 'p', connect: plainBmcs, metalApi, concurrency: 50, bmcTimeoutMs: 5000, logger: captureLog().logger, observer }, manyLeases(n));
-    await expect(cycle).rejects.toMatchObject({ httpStatus: 413, message: expect.stringMatching(/129 posts, as many as isolating 8 entries takes/) });
-    expect(posts).toBe(1 + 2 * 8 * Math.ceil(Math.log2(n)));
-    expect(told.length).toBeGreaterThan(0);
+    const result = await runReportCycle({ partitionId: 'p', connect: plainBmcs, metalApi, concurrency: 50, bmcTimeoutMs: 5000, logger: captureLog().logger, observer }, manyLeases(n));
+    expect(result.reported).toBe(n);
+    expect(told).toHaveLength(n);
+    expect(posts).toBe(2 * n - 1);
   });
 
-  it('eight bad entries scattered among 200 are still isolated, each alone, and the other 192 posted', async () => {
-    const bad = new Set([3, 29, 64, 90, 101, 150, 177, 199].map(uuidOfLease));
+  it('twenty bad entries among 200, two runs of them longer than sixteen in a row excluded, are all isolated and the other 180 posted', async () => {
+    const bad = new Set([0, 3, 4, 5, 29, 30, 31, 64, 65, 90, 101, 120, 121, 122, 150, 160, 170, 177, 190, 199].map(uuidOfLease));
     standin = await startMetalApiStandIn({ hmacKey: 'k', refuseEntry: (uuid) => bad.has(uuid) });
     const result = await runReportCycle({ partitionId: 'p', connect: plainBmcs, metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'k', retries: 0 }), concurrency: 50, bmcTimeoutMs: 5000, logger: captureLog().logger }, manyLeases(200));
     expect(new Set(result.rejected)).toEqual(bad);
-    expect(result.reported).toBe(192);
-    expect(new Set(standin.reports.flatMap((r) => Object.keys(r.reports))).size).toBe(192);
+    expect(result.reported).toBe(180);
+    expect(new Set(standin.reports.flatMap((r) => Object.keys(r.reports))).size).toBe(180);
   });
 
   it('does not split on an answer that no split can fix (HMAC refused): the cycle fails as before', async () => {
