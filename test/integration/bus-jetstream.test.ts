@@ -426,6 +426,121 @@ describe('bus with a leader whose lead ends while events come', () => {
   });
 });
 
+describe('bus with JetStream: a delivery of an event this instance is running', () => {
+  let server: TestNatsServer;
+  let publisher: NatsConnection;
+
+  beforeAll(async () => {
+    server = await startTestNatsServer({ jetstream: true });
+    publisher = await connect({ servers: server.url });
+  });
+  afterAll(async () => {
+    await publisher?.close();
+    await server?.dispose();
+  });
+
+  const stillRunning = 'redelivered machine event still running here; not run twice';
+  /** a handler that holds the event named `held` until the test releases it */
+  function holding(held: string) {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    return { release, handler: async (s: Seen) => (s.data === held ? await released : undefined, 'ack' as const) };
+  }
+  const consumerInfo = async (stream: string) => (await jetstreamManager(publisher)).consumers.info(stream, 'metal-bmc-test');
+  /**
+   * Leaves the instance with two pull requests open on the server, as a reconnect can (the client
+   * pulls again while the request from before still stands: here a listener on every inbox keeps
+   * its reply subject wanted, as another node's interest would): while the one slot is taken by the
+   * first event delivered, a second one waits in the client, not yet dispatched.
+   */
+  async function twoPullsOpen(nc: NatsConnection, stream: string): Promise<void> {
+    await waitFor(async () => (await consumerInfo(stream)).num_waiting === 1, 10_000, 'the first pull', 25);
+    const keeper = await connect({ servers: server.url });
+    try {
+      keeper.subscribe('_INBOX.>', { callback: () => undefined });
+      await keeper.flush();
+      await nc.reconnect();
+      await waitFor(async () => (await consumerInfo(stream)).num_waiting === 2, 10_000, 'the pull after the reconnect', 25);
+    } finally {
+      // the client's own subscription wants both from now on; the pulls of a stopped instance none
+      await keeper.close();
+    }
+  }
+  /** Waits until the server sent the consumer's `n`th delivery, then a round trip on `nc`: the client holds it. */
+  async function delivered(nc: NatsConnection, stream: string, n: number): Promise<void> {
+    await waitFor(async () => (await consumerInfo(stream)).delivered.consumer_seq >= n, 10_000, `delivery ${n}`, 25);
+    await nc.flush();
+  }
+
+  it('runs the first event of a stream made again although an event of the old stream with the same sequence still runs here: not taken for its redelivery, nor acked unrun when that one ends', async () => {
+    const subject = freshSubject();
+    const stream = streamNameFor(subject);
+    const jsm = await jetstreamManager(publisher);
+    const old = holding('old-1');
+    const b = await bus(server);
+    const i = await instance({ nc: b.nc, subject, handler: old.handler });
+    expect((await jetstream(publisher).publish(subject, enc('old-1'))).seq).toBe(1);
+    await until('the old stream\'s event running', () => i.seen.length === 1);
+    // the stream is deleted (by hand, or lost with a server's state); the instance makes it again
+    await jsm.streams.delete(stream);
+    await until('the consumer created again', () => i.log.find('JetStream consumer created').length === 2, 20_000);
+    // the new stream's sequences start over: its first event has the running one's sequence
+    expect((await jetstream(publisher).publish(subject, enc('new-1'))).seq).toBe(1);
+    await until('the new event run, or taken for a redelivery', () => i.seen.length === 2 || i.log.find(stillRunning).length > 0);
+    old.release();
+    await consumerSettled(publisher, stream, 'metal-bmc-test');
+    expect(i.seen.map((s) => `${s.data}:${s.meta.deliveryCount}`)).toEqual(['old-1:1', 'new-1:1']);
+    expect(i.log.find(stillRunning)).toHaveLength(0);
+  });
+
+  it('follows a redelivery of an event still running here that comes while it stops: not handed back (said lost on its last delivery), the newest delivery acked when the run ends', async () => {
+    const subject = freshSubject();
+    const stream = streamNameFor(subject);
+    const long = holding('long');
+    const b = await bus(server);
+    // ack_wait below the heartbeat (500 ms at the least): the server redelivers the running event,
+    // as it does after a leader change took the event's progress with it; the one slot is taken,
+    // so the redelivery (to the second pull) waits in the client until the stop begins
+    const i = await instance({ nc: b.nc, subject, ackWaitMs: 300, maxInFlight: 1, handler: long.handler });
+    await twoPullsOpen(b.nc, stream);
+    await jetstream(publisher).publish(subject, enc('long'));
+    await until('the event running', () => i.seen.length === 1);
+    await delivered(b.nc, stream, 2);
+    const stopped = i.sub.stop(10_000);
+    await until('the redelivery dispatched', () => i.log.find(/still running here|handed back unrun/).length > 0);
+    long.release();
+    await stopped;
+    const ci = await consumerSettled(publisher, stream, 'metal-bmc-test');
+    expect(i.seen.map((s) => s.data)).toEqual(['long']);
+    expect(i.log.find(/handed back unrun/)).toEqual([]);
+    expect(i.log.find(stillRunning)).toEqual([expect.objectContaining({ seq: 1, deliveryCount: 2 })]);
+    expect(ci.ack_floor.stream_seq).toBe(1);
+  });
+
+  it('hands back an event new to this instance that comes while it stops: not run here, run by the next instance', async () => {
+    const subject = freshSubject();
+    const stream = streamNameFor(subject);
+    const first = holding('first');
+    const b = await bus(server);
+    // an ack_wait longer than the test waits: the next instance gets the event only if it was handed back
+    const i = await instance({ nc: b.nc, subject, ackWaitMs: 60_000, maxInFlight: 1, handler: first.handler });
+    await twoPullsOpen(b.nc, stream);
+    await jetstream(publisher).publish(subject, enc('first'));
+    await until('the first event running', () => i.seen.length === 1);
+    // the one slot is taken: the next event (to the second pull) waits in the client until the stop begins
+    await jetstream(publisher).publish(subject, enc('next'));
+    await delivered(b.nc, stream, 2);
+    const stopped = i.sub.stop(10_000);
+    first.release();
+    await stopped;
+    expect(i.seen.map((s) => s.data)).toEqual(['first']);
+    const again = await instance({ nc: b.nc, subject, ackWaitMs: 60_000 });
+    await until('the next event run by the next instance', () => again.seen.length === 1);
+    await consumerSettled(publisher, stream, 'metal-bmc-test');
+    expect(again.seen.map((s) => s.data)).toEqual(['next']);
+  });
+});
+
 describe('bus across a nats-server restart (JetStream store persisted)', () => {
   it('handles events published before and after the outage, and one in flight across it, exactly once', async () => {
     const server = await startTestNatsServer({ jetstream: true });
