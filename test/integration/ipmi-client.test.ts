@@ -250,6 +250,34 @@ describe('failures', () => {
     await proxy.close();
   });
 
+  it('two callers finding the outband\'s session dropped open one new session between them: none is left open, on the BMC or here', async () => {
+    const proxy = await startUdpProxy(sim.host, sim.port);
+    const bmc = ipmiOutband({ ...opts(), port: proxy.port, keepaliveMs: 300, closeLingerMs: 0, retry: { attemptMs: 100, deadlineMs: 1000, maxAttemptMs: 200 } });
+    try {
+      const ours = openSessionCount();
+      const first = await bmc.session();
+      // the BMC stops answering for a while: the keepalive ends the session (the BMC keeps its slot
+      // until its own timeout, counted in what it holds after)
+      const dropped = new Promise<string>((resolve) => first.onClose(resolve));
+      proxy.blackhole = true;
+      expect(await dropped).toMatch(/stopped answering/);
+      proxy.blackhole = false;
+      const onBmc = await sim.activeSessions();
+      // two callers need the session at once: one of them opens the next, the other uses it
+      const [status, device] = await Promise.all([bmc.status(), bmc.deviceId()]);
+      expect(status.powerState).toMatch(/ON|OFF/);
+      expect(device.firmwareRevision).toBe('1.74');
+      expect(openSessionCount()).toBe(ours + 1);
+      expect(await sim.activeSessions()).toBe(onBmc + 1);
+      await bmc.close();
+      expect(openSessionCount()).toBe(ours);
+      expect(await sim.activeSessions()).toBe(onBmc);
+    } finally {
+      await bmc.close();
+      await proxy.close();
+    }
+  });
+
   it('a dead BMC does not delay a live one served from the same socket pool', async () => {
     const deadPort = await freeUdpPort();
     // Event order, not milliseconds: the live BMC's whole exchange must finish while the dead
