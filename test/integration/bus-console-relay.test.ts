@@ -6,6 +6,7 @@
  * their rate), and the viewer side's takeover reaches the owner.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect as tcpConnect, createServer, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { openRelay, serveRelays, type RelayedConsole, type RelayNotice, type RelayPort, type RelayServer } from '../../src/bus/console-relay.js';
 import { BmcError } from '../../src/errors.js';
@@ -223,4 +224,116 @@ it('a relay the owner ends while its console still opens fails the open (no stra
   relays.endWhere(() => true, 'the console moved to another instance');
   await expect(ending).rejects.toMatchObject({ code: 'CLOSED', message: expect.stringMatching(/the owning instance ended the console: the console moved to another instance/) });
   finishJoin!();
+});
+
+/**
+ * A TCP hop between the clients and nats-server that can hold a drain in its last step: the client
+ * unsubscribes (a round trip), from then on refuses to publish, and closes after a second round
+ * trip. Once `holdDrains()` was called, the server's answer to a PING sent while no other was
+ * outstanding (that second round trip) is held, with all that follows, until `release()`.
+ */
+async function drainHoldingHop(serverPort: number): Promise<{ port: number; holdDrains(): void; release(): void; close(): void }> {
+  let armed = false;
+  const releases: Array<() => void> = [];
+  const sockets = new Set<Socket>();
+  const count = (d: Buffer, what: string) => d.toString('latin1').split(what).length - 1;
+  const hop = createServer((client) => {
+    const upstream = tcpConnect(serverPort, '127.0.0.1');
+    let [pings, pongs, pingsArmed, holding] = [0, 0, 0, false];
+    let held: Buffer[] = [];
+    client.on('data', (d: Buffer) => {
+      for (let n = count(d, 'PING\r\n'); n > 0; n--) {
+        if (armed && pingsArmed > 0 && pongs === pings) holding = true;
+        pings++;
+        if (armed) pingsArmed++;
+      }
+      upstream.write(d);
+    });
+    upstream.on('data', (d: Buffer) => {
+      if (holding) return void held.push(d);
+      pongs += count(d, 'PONG\r\n');
+      client.write(d);
+    });
+    releases.push(() => {
+      holding = false;
+      for (const d of held) client.write(d);
+      held = [];
+    });
+    for (const sock of [client, upstream]) {
+      sockets.add(sock);
+      sock.on('error', () => undefined);
+      sock.on('close', () => (client.destroy(), upstream.destroy()));
+    }
+  });
+  await new Promise<void>((resolve) => hop.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (hop.address() as { port: number }).port,
+    holdDrains: () => void (armed = true),
+    release() {
+      armed = false;
+      for (const release of releases) release();
+    },
+    close() {
+      for (const sock of sockets) sock.destroy();
+      hop.close();
+    },
+  };
+}
+
+/** whether `nc` refuses to publish (a drain past its unsubscribing) */
+function refusesPublish(nc: NatsConnection): boolean {
+  try {
+    nc.publish('probe.drain', new Uint8Array(0));
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+it('a relay used while both sides\' NATS connections drain (a shutdown) throws nothing, from its calls or its timers, and ends on both sides', async () => {
+  const hop = await drainHoldingHop(server.port);
+  cleanup.push(() => hop.close());
+  const [nearNc, farNc] = [await connect({ servers: `127.0.0.1:${hop.port}` }), await connect({ servers: `127.0.0.1:${hop.port}` })];
+  cleanup.push(() => void nearNc.close(), () => void farNc.close());
+  const prefix = `t${++prefixSeq}.console`;
+  let port: RelayPort | undefined;
+  let left = 0;
+  const relays = serveRelays({
+    nc: farNc,
+    prefix,
+    instanceId: 'far',
+    logger: captureLog('warn').logger,
+    pingMs: 50,
+    idleMs: 300,
+    join: async (_machine, _from, p) => ((port = p), { input: () => undefined, takeover: () => undefined, leave: () => void left++ }),
+  });
+  cleanup.push(() => relays.close());
+  await farNc.flush();
+  const s = await openRelay({ nc: nearNc, prefix, from: 'near', owner: 'far', machineId: 'm1', signal: new AbortController().signal, pingMs: 50, idleMs: 300 });
+  const errors: Error[] = [];
+  s.on('error', (e: Error) => errors.push(e));
+  const uncaught: unknown[] = [];
+  const onUncaught = (err: unknown) => uncaught.push(err);
+  process.on('uncaughtException', onUncaught);
+  try {
+    // both drains stay in their last step, where publish throws
+    hop.holdDrains();
+    const drained = Promise.all([nearNc.drain(), farNc.drain()]);
+    await waitFor(() => refusesPublish(nearNc) && refusesPublish(farNc), 10_000, 'both connections refusing to publish');
+    // what the console session and the viewer do meanwhile
+    port!.send(Buffer.from('output'));
+    port!.notify({ type: 'error', message: 'a notice' });
+    s.write(Buffer.from('ls\r'));
+    s.takeover();
+    // the timers ping, then each side ends the relay it hears nothing from
+    await waitFor(() => left === 1 && relays.count() === 0 && errors.length > 0, 10_000, 'both sides ending the relay');
+    hop.release();
+    await drained;
+  } finally {
+    process.off('uncaughtException', onUncaught);
+    hop.release();
+  }
+  expect(uncaught).toEqual([]);
+  expect(errors).toEqual([expect.objectContaining({ code: 'TIMEOUT', message: expect.stringMatching(/metal-bmc instance far went silent/) })]);
+  expect(s.destroyed).toBe(true);
 });
