@@ -74,10 +74,19 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
       const existing = current;
       // the first caller to find it dropped opens the next one; the others wait for that one (a
       // reopen each would leave all but the last session open on the BMC, holding its slots)
-      return existing.then((s) => (s.state.kind === 'established' ? s : current === existing ? reopen(o) : session(o)));
+      return existing.then(
+        (s) => (s.state.kind === 'established' ? s : current === existing ? reopen(o) : session(o)),
+        (err: unknown) => {
+          // the open was another caller's, who gave up (its signal): a caller still waiting opens its own
+          if (abortedForAnother(err, o)) return session(o);
+          throw err;
+        },
+      );
     }
     return reopen(o);
   }
+
+  const abortedForAnother = (err: unknown, o: OperationOptions): boolean => err instanceof BmcError && err.code === 'ABORTED' && !o.signal?.aborted && !closed;
 
   function reopen(o: OperationOptions): Promise<IpmiSession> {
     const opening = openSession({ ...options, ...(o.signal ? { signal: o.signal } : {}) });

@@ -278,6 +278,25 @@ describe('failures', () => {
     }
   });
 
+  it('a caller waiting for another caller\'s open of the session is not failed when that caller gives up: it opens its own', async () => {
+    const proxy = await startUdpProxy(sim.host, sim.port);
+    const bmc = ipmiOutband({ ...opts(), port: proxy.port, keepaliveMs: 0, closeLingerMs: 0, retry: { attemptMs: 100, deadlineMs: 3000, maxAttemptMs: 200 } });
+    try {
+      // the BMC is silent while the first caller opens: that open waits, the second caller waits for it
+      proxy.blackhole = true;
+      const giveUp = new AbortController();
+      const first = bmc.status({ signal: giveUp.signal });
+      const second = bmc.deviceId();
+      giveUp.abort();
+      await expect(first).rejects.toMatchObject({ code: 'ABORTED' });
+      proxy.blackhole = false;
+      expect((await second).firmwareRevision).toBe('1.74');
+    } finally {
+      await bmc.close();
+      await proxy.close();
+    }
+  });
+
   it('a dead BMC does not delay a live one served from the same socket pool', async () => {
     const deadPort = await freeUdpPort();
     // Event order, not milliseconds: the live BMC's whole exchange must finish while the dead
