@@ -30,12 +30,15 @@
  * `{"type":"closed","message":..,"error":..}` before the server closes. Invalid JSON or an
  * unknown message is answered with an error (after 20 of them the socket is closed with 1008);
  * frames over 64 KiB close it with 1009. The server pings every 15 s and terminates peers that
- * did not answer the previous ping.
+ * did not answer the previous ping. Only a pong carrying that ping's payload (random per ping)
+ * answers it: RFC 6455 allows unsolicited pongs, and a client that keeps sending them but no
+ * longer reads (a stuck viewer with a full receive window) would otherwise be held forever.
  */
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { checkDuration, MAX_TIMER_MS } from '../deadline.js';
 import { BmcError } from '../errors.js';
@@ -156,7 +159,8 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
   const handshakeTimeoutMs = checkDuration('startWsConsoleServer: handshakeTimeoutMs', options.handshakeTimeoutMs, 10_000, 600_000);
   const cookieTtlMs = checkDuration('startWsConsoleServer: cookieTtlMs', options.cookieTtlMs, 3_600_000, MAX_TIMER_MS);
   const onRefused = options.onRefused ?? (() => undefined);
-  const alive = new WeakMap<WebSocket, boolean>();
+  /** WebSocket → the payload of its latest ping not answered yet; absent once answered (and before the first ping) */
+  const awaitedPong = new WeakMap<WebSocket, Buffer>();
   const auth = createHttpAuth({
     ...(options.token ? { token: options.token } : {}),
     rules: options.authz ?? [{ kind: 'any' }],
@@ -231,7 +235,6 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
     let bad = 0;
     let ended = false;
     const abort = new AbortController();
-    alive.set(ws, true);
     const sendJson = (message: unknown) => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
     };
@@ -269,7 +272,10 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
       sendJson({ type: 'closed', message: REVOKED_MESSAGE, error: true });
       ws.close(POLICY_VIOLATION, REVOKED_MESSAGE);
     });
-    ws.on('pong', () => alive.set(ws, true));
+    // an unsolicited pong, or one answering an older ping, proves nothing about reading now
+    ws.on('pong', (data: Buffer) => {
+      if (awaitedPong.get(ws)?.equals(data)) awaitedPong.delete(ws);
+    });
     ws.on('error', (err) => log.debug({ machineId, client: identity.subject, err }, 'console WebSocket error'));
     ws.on('close', () => {
       ended = true;
@@ -328,12 +334,13 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
 
   const pinger = setInterval(() => {
     for (const ws of wss.clients) {
-      if (alive.get(ws) === false) {
+      if (awaitedPong.has(ws)) {
         ws.terminate();
         continue;
       }
-      alive.set(ws, false);
-      ws.ping();
+      const payload = randomBytes(8);
+      awaitedPong.set(ws, payload);
+      ws.ping(payload);
     }
   }, pingIntervalMs);
   pinger.unref();

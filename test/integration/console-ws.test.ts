@@ -75,9 +75,9 @@ function tlsOptions(which: 'ok' | 'foreign' | 'none') {
   return base;
 }
 
-function connect(machineId = MACHINE, o: { port?: number; cert?: 'ok' | 'foreign' | 'none'; headers?: Record<string, string>; query?: string } = {}): Client {
+function connect(machineId = MACHINE, o: { port?: number; cert?: 'ok' | 'foreign' | 'none'; headers?: Record<string, string>; query?: string; autoPong?: boolean } = {}): Client {
   const url = `wss://127.0.0.1:${o.port ?? servers.wsPort}/v1/machine/${encodeURIComponent(machineId)}/console${o.query ?? ''}`;
-  const ws = new WebSocket(url, { ...tlsOptions(o.cert ?? 'ok'), ...(o.headers ? { headers: o.headers } : {}) });
+  const ws = new WebSocket(url, { ...tlsOptions(o.cert ?? 'ok'), ...(o.headers ? { headers: o.headers } : {}), autoPong: o.autoPong ?? true });
   opened.push(ws);
   let output = '';
   const messages: Array<Record<string, unknown>> = [];
@@ -174,6 +174,36 @@ describe('console over WebSocket', () => {
     (a.ws as unknown as { _socket: { pause(): void } })._socket.pause();
     await until(() => servers.hub.clientCount() === 0, 20_000, 'silent peer terminated');
     a.ws.terminate();
+  });
+
+  it('counts only a pong answering its latest ping: a peer sending unsolicited pongs is terminated, one answering stays', async () => {
+    const normal = connect();
+    await joined(normal);
+    let normalPings = 0;
+    normal.ws.on('ping', () => normalPings++);
+    // a heartbeat of its own (RFC 6455 allows unsolicited pongs), and a pong without the ping's payload at each ping
+    const stuck = connect(MACHINE, { autoPong: false });
+    let stuckPings = 0;
+    stuck.ws.on('ping', () => {
+      stuckPings++;
+      stuck.ws.pong();
+    });
+    await joined(stuck);
+    const heartbeat = setInterval(() => stuck.ws.pong(Buffer.from('unsolicited')), 200);
+    try {
+      // terminated (no close frame: 1006) at the check after its first ping, 3 s later
+      await until(() => stuck.ws.readyState === WebSocket.CLOSED, 15_000, 'the peer with only unsolicited pongs terminated');
+      expect((await stuck.closed).code).toBe(1006);
+      expect(stuckPings).toBe(1);
+    } finally {
+      clearInterval(heartbeat);
+    }
+    // the answering peer outlives two more checks of its answers
+    const seen = normalPings;
+    await until(() => normalPings >= seen + 2, 20_000, 'two more pings to the answering peer');
+    expect(normal.ws.readyState).toBe(WebSocket.OPEN);
+    expect(servers.hub.clientCount()).toBe(1);
+    await closeAll([normal]);
   });
 
   it('200 clients on one console all get the output, and the listener stays responsive', async () => {
