@@ -1,12 +1,12 @@
 /**
  * `metal-bmc serve`: the daemon. Configuration from METAL_BMC_* variables; SIGTERM or SIGINT
  * stops it gracefully (in-flight commands finish up to METAL_BMC_SHUTDOWN_TIMEOUT, sessions
- * close, NATS drains), a second signal exits at once.
+ * close, NATS drains), also during the start (after it), a second signal exits at once.
  */
 import { EXIT_BUS_LOST } from '../bus/connection.js';
 import { ConfigError } from '../config/error.js';
 import { loadConfig } from '../config/config.js';
-import { startDaemon, type PartFactory } from '../daemon.js';
+import { startDaemon, type Daemon, type PartFactory } from '../daemon.js';
 import { applyHeapGrowth } from '../heap-growth.js';
 import { createLogger, type Logger } from '../log.js';
 import { consolePart } from '../parts/console.js';
@@ -40,14 +40,35 @@ export async function serveMain(argv: string[], io: { stdout: NodeJS.WritableStr
   // a setting of the process, so here and not in startDaemon (which tests run inside their own)
   applyHeapGrowth(config.heapGrowthPct);
   const logger = createLogger({ level: config.logLevel });
-  // a fatal condition may come while the parts start: the stop then waits for the start
-  const stopper = createStopper({ stop: async () => (await starting).stop(), shutdownTimeoutMs: config.shutdownTimeoutMs, logger });
-  const starting = startDaemon(config, logger, DEFAULT_PARTS, { onFatal: (why) => stopper.fatal(why) });
-  await starting;
+  return await runDaemon({
+    start: (onFatal) => startDaemon(config, logger, DEFAULT_PARTS, { onFatal }),
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
+    logger,
+    signals: process,
+  });
+}
+
+/**
+ * Starts the daemon and runs it until a signal (exit 0) or a fatal condition (exit 1) has stopped
+ * it. The handlers are set before the start: Node's default for a signal ends the process at once,
+ * with what began during the start (the first report cycle, its BMC sessions, files being written)
+ * cut off. A signal or a fatal condition during the start waits for it, then stops what it started
+ * (a start that failed has stopped its parts itself, and is thrown); a second signal during the
+ * start exits at once.
+ */
+export async function runDaemon(o: {
+  start: (onFatal: (why: string) => void) => Promise<Pick<Daemon, 'stop'>>;
+  shutdownTimeoutMs: number;
+  logger: Pick<Logger, 'info' | 'warn' | 'error'>;
+  signals: { on(event: 'SIGTERM' | 'SIGINT', listener: (signal: NodeJS.Signals) => void): unknown };
+}): Promise<number> {
+  const stopper = createStopper({ stop: async () => (await starting.catch(() => undefined))?.stop(), shutdownTimeoutMs: o.shutdownTimeoutMs, logger: o.logger });
   const onSignal = (signal: NodeJS.Signals) => stopper.signal(signal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  return await stopper.exitCode;
+  o.signals.on('SIGTERM', onSignal);
+  o.signals.on('SIGINT', onSignal);
+  const starting = o.start((why) => stopper.fatal(why));
+  const early = await Promise.race([starting.then(() => undefined), stopper.exitCode]);
+  return early ?? (await stopper.exitCode);
 }
 
 export interface Stopper {

@@ -1,7 +1,8 @@
-/** createStopper (src/cli/serve.ts): how `metal-bmc serve` ends, on a signal and when the daemon cannot go on. */
+/** createStopper and runDaemon (src/cli/serve.ts): how `metal-bmc serve` ends, on a signal and when the daemon cannot go on, also while it starts. */
+import { EventEmitter } from 'node:events';
 import { afterEach, expect, it, vi } from 'vitest';
 import { EXIT_BUS_LOST } from '../../src/bus/connection.js';
-import { createStopper } from '../../src/cli/serve.js';
+import { createStopper, runDaemon } from '../../src/cli/serve.js';
 import { captureLog } from '../helpers/log.js';
 
 afterEach(() => vi.useRealTimers());
@@ -61,4 +62,52 @@ it('a failed stop, or one that overruns the shutdown timeout and 5 s, exits with
   await vi.advanceTimersByTimeAsync(1);
   await expect(stuck.stopper.exitCode).resolves.toBe(1);
   expect(stuck.log.find('graceful shutdown took too long: exiting')).toHaveLength(1);
+});
+
+/** runDaemon over a start the test ends, and signals it sends through an emitter */
+function daemonStarting() {
+  const log = captureLog();
+  const signals = new EventEmitter();
+  const stop = vi.fn(async () => undefined);
+  let started!: () => void;
+  let failed!: (err: Error) => void;
+  const exit = runDaemon({
+    start: () => new Promise((resolve, reject) => ((started = () => resolve({ stop })), (failed = reject))),
+    shutdownTimeoutMs: 30_000,
+    logger: log.logger,
+    signals,
+  });
+  let code: number | undefined;
+  exit.then((c) => (code = c), () => undefined);
+  return { log, signals, stop, exit, started: () => started(), failed: (err: Error) => failed(err), code: () => code };
+}
+
+it('a signal while the daemon starts: the start is waited for, then the daemon is stopped, exit code 0', async () => {
+  const d = daemonStarting();
+  d.signals.emit('SIGTERM', 'SIGTERM');
+  await new Promise((r) => setImmediate(r));
+  expect(d.stop).not.toHaveBeenCalled();
+  expect(d.code()).toBeUndefined();
+  d.started();
+  await expect(d.exit).resolves.toBe(0);
+  expect(d.stop).toHaveBeenCalledOnce();
+  expect(d.log.find('shutting down')).toHaveLength(1);
+});
+
+it('a second signal while the daemon starts exits at once with 1, without waiting for the start', async () => {
+  const d = daemonStarting();
+  d.signals.emit('SIGTERM', 'SIGTERM');
+  d.signals.emit('SIGINT', 'SIGINT');
+  await expect(d.exit).resolves.toBe(1);
+  expect(d.log.find('asked to stop again: exiting now')).toHaveLength(1);
+});
+
+it('a start that fails after a signal is thrown as the failure it is, not logged as a failed shutdown', async () => {
+  const d = daemonStarting();
+  d.signals.emit('SIGTERM', 'SIGTERM');
+  d.failed(new Error('console listener: address in use'));
+  await expect(d.exit).rejects.toThrow('console listener: address in use');
+  await new Promise((r) => setImmediate(r));
+  expect(d.stop).not.toHaveBeenCalled();
+  expect(d.log.find('shutdown failed')).toHaveLength(0);
 });
