@@ -5,9 +5,10 @@
  * https, nothing of the daemon.
  */
 import { readFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { request, type RequestOptions } from 'node:https';
 import { parseGoDuration } from '../config/duration.js';
-import { isSafeMachineId } from '../console/capture-files.js';
+import { isSafeMachineId, listSegments, NO_CAPTURE_HEADER } from '../console/capture-files.js';
 import { createPlainFilter } from '../console/capture-plain.js';
 import { grepHistory, historyCursor, renderEvent, type GrepMatch } from '../console/capture-read.js';
 import { parseOptions, UsageError } from './args.js';
@@ -26,7 +27,13 @@ const HELP = `usage: metal-bmc console log MACHINE [--since 10m] [--follow] [--p
   --address URL   the daemon's HTTPS console listener instead (https://host:3334), authenticated with
   --cert F --key F  a client certificate of the console CA, and
   --ca F          the CA that signed the listener's certificate
-  --token-file F  or the console token (also METAL_BMC_CONSOLE_TOKEN)`;
+  --token-file F  or the console token (also METAL_BMC_CONSOLE_TOKEN)
+
+exit codes: 0 output, or none in the --since range; 1 an error, or grep without a match;
+2 a wrong command line; 3 log: nothing captured of that machine at all (the reason on stderr)`;
+
+/** `console log` of a machine without any capture (here, or at the --address daemon): not an error, and not an empty range either */
+export const EXIT_NOTHING_CAPTURED = 3;
 
 type Io = { stdout: NodeJS.WritableStream; env: NodeJS.ProcessEnv };
 
@@ -71,6 +78,18 @@ function remoteOf(values: { address?: string | undefined; cert?: string | undefi
   return { url, tls };
 }
 
+/** An answer other than 200 from the console listener. */
+class HttpStatusError extends Error {
+  constructor(
+    readonly origin: string,
+    readonly status: number,
+    readonly body: string,
+    readonly noCapture: boolean,
+  ) {
+    super(`${origin} answered HTTP ${status}: ${body}`);
+  }
+}
+
 /** GET on the console listener; the body is handed on chunk by chunk. */
 function remoteGet(remote: Remote, path: string, onData: (chunk: Buffer) => void, signal: AbortSignal): Promise<void> {
   const url = new URL(path, remote.url);
@@ -79,7 +98,7 @@ function remoteGet(remote: Remote, path: string, onData: (chunk: Buffer) => void
       if (res.statusCode !== 200) {
         let body = '';
         res.on('data', (d: Buffer) => (body += d.toString().slice(0, 500)));
-        res.on('end', () => reject(new Error(`${url.origin} answered HTTP ${res.statusCode}: ${body.trim()}`)));
+        res.on('end', () => reject(new HttpStatusError(url.origin, res.statusCode ?? 0, body.trim(), res.headers[NO_CAPTURE_HEADER] === 'none')));
         return;
       }
       res.on('data', onData);
@@ -105,14 +124,49 @@ function untilInterrupted(): AbortSignal {
   return abort.signal;
 }
 
-async function logCommand(machineId: string, o: { since: number | undefined; follow: boolean; plain: boolean; dir: string; remote: Remote | undefined }, io: Io): Promise<number> {
+/** Why the capture folder holds nothing of the machine at all, or undefined when it holds its log (maybe nothing in the range asked for). */
+async function noCaptureReason(dir: string, machineId: string): Promise<string | undefined> {
+  try {
+    if (!(await stat(dir)).isDirectory()) return `${dir} is not a folder`;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return `the capture folder ${dir} does not exist: capture is off on this host (METAL_BMC_CONSOLE_CAPTURE=all), or it writes elsewhere (--dir, METAL_BMC_CONSOLE_LOG_DIR)`;
+  }
+  if ((await listSegments(dir, machineId)).length > 0) return undefined;
+  return `no log of it in ${dir}: this host does not capture it (not reported by this daemon, held by another metal-bmc instance, or a wrong id)`;
+}
+
+/** No capture of the machine at all: one line on stderr saying why, and EXIT_NOTHING_CAPTURED. */
+function noCapture(machineId: string, reason: string): number {
+  process.stderr.write(`metal-bmc console log: nothing captured for machine ${machineId}: ${reason}\n`);
+  return EXIT_NOTHING_CAPTURED;
+}
+
+/** A capture with nothing in the range asked for (or nothing yet): an empty answer, said on stderr. */
+function emptyRange(machineId: string, where: string, sinceText: string | undefined): number {
+  process.stderr.write(`metal-bmc console log: nothing captured for machine ${machineId} ${where}${sinceText !== undefined ? ` in the last ${sinceText}` : ''}\n`);
+  return 0;
+}
+
+async function logCommand(machineId: string, o: { since: number | undefined; sinceText: string | undefined; follow: boolean; plain: boolean; dir: string; remote: Remote | undefined }, io: Io): Promise<number> {
   const out = output(io, o.plain);
   const signal = o.follow ? untilInterrupted() : new AbortController().signal;
   if (o.remote) {
     const query = new URLSearchParams({ ...(o.since !== undefined ? { since: String(o.since) } : {}), ...(o.follow ? { follow: '1' } : {}) });
-    await remoteGet(o.remote, `/v1/machine/${encodeURIComponent(machineId)}/console/log?${query}`, (chunk) => out.write(chunk), signal);
+    let any = false;
+    const write = (chunk: Buffer) => {
+      any = true;
+      out.write(chunk);
+    };
+    try {
+      await remoteGet(o.remote, `/v1/machine/${encodeURIComponent(machineId)}/console/log?${query}`, write, signal);
+    } catch (err) {
+      if (!(err instanceof HttpStatusError) || err.status !== 404) throw err;
+      // a listener without history routes answers every such path with its plain 404
+      return noCapture(machineId, err.noCapture ? `${err.origin} holds no capture of it (not reported by that daemon, or held by another metal-bmc instance)` : `${err.origin} serves no console history (capture is off there)`);
+    }
     out.end();
-    return 0;
+    return any || o.follow ? 0 : emptyRange(machineId, `at ${o.remote.url.origin}`, o.sinceText);
   }
   const cursor = historyCursor(o.dir, machineId, o.since === undefined ? {} : { sinceMs: o.since });
   let any = false;
@@ -126,8 +180,9 @@ async function logCommand(machineId: string, o: { since: number | undefined; fol
     }
   }
   out.end();
-  if (!any && !o.follow) process.stderr.write(`metal-bmc console log: nothing captured for machine ${machineId} in ${o.dir}\n`);
-  return 0;
+  if (any || o.follow) return 0;
+  const reason = await noCaptureReason(o.dir, machineId);
+  return reason !== undefined ? noCapture(machineId, reason) : emptyRange(machineId, `in ${o.dir}`, o.sinceText);
 }
 
 async function grepCommand(pattern: string, o: { since: number | undefined; dir: string; remote: Remote | undefined }, io: Io): Promise<number> {
@@ -175,7 +230,7 @@ export async function consoleHistoryMain(argv: string[], io: Io): Promise<number
   if (sub === 'log') {
     if (arg === undefined) throw new UsageError('console log needs a MACHINE id');
     if (!isSafeMachineId(arg)) throw new UsageError(`${JSON.stringify(arg.slice(0, 140))} is not a machine id`);
-    return logCommand(arg, { since, follow: values.follow === true, plain: values.plain === true, dir, remote }, io);
+    return logCommand(arg, { since, sinceText: values.since, follow: values.follow === true, plain: values.plain === true, dir, remote }, io);
   }
   if (sub === 'grep') {
     if (arg === undefined || arg === '' || arg.length > 200) throw new UsageError('console grep needs a PATTERN of 1 to 200 characters');

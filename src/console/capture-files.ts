@@ -15,6 +15,12 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
+/**
+ * Set (to `none`) on the listener's 404 for the history of a machine it holds no capture of, so
+ * that `console log --address` tells that apart from a listener without history routes (capture off).
+ */
+export const NO_CAPTURE_HEADER = 'x-metal-bmc-capture';
+
 /** Machine ids as file names: what a UUID, a host name or a metal-api id needs, nothing that walks paths. */
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 

@@ -4,7 +4,9 @@
  *   GET /v1/machine/{id}/console/log?since=MS&follow=1
  *       the machine's output since MS (ms since the epoch; default all that is kept), gaps shown
  *       as marker lines (capture-read.ts `gapMarker`); with follow=1 the response stays open and
- *       new output follows until the client goes
+ *       new output follows until the client goes. Without follow=1, a machine this instance
+ *       holds no capture of at all is a 404 (header `x-metal-bmc-capture: none`), not an empty
+ *       200: a script can tell it from a range with nothing in it
  *   GET /v1/console/grep?pattern=TEXT&since=MS
  *       NDJSON, one {"machineId","t","line"} per matching line, only machines the client may open
  *   GET /history/{id}, /history/assets/history.js
@@ -16,7 +18,7 @@
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { validMachineId } from './access.js';
-import { isSafeMachineId } from './capture-files.js';
+import { isSafeMachineId, listSegments, NO_CAPTURE_HEADER } from './capture-files.js';
 import { grepHistory, historyCursor, renderEvent } from './capture-read.js';
 import { HISTORY_PAGE, HISTORY_SCRIPT } from './capture-page.js';
 import { CSP, SECURITY_HEADERS } from './page.js';
@@ -75,6 +77,11 @@ export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
   let grepping = false;
 
   async function streamLog(req: IncomingMessage, res: ServerResponse, machineId: string, since: number | undefined, follow: boolean): Promise<void> {
+    // a follower waits for a capture that may begin later
+    if (!follow && (await listSegments(o.dir, machineId)).length === 0) {
+      res.writeHead(404, { 'content-type': 'text/plain', [NO_CAPTURE_HEADER]: 'none', ...HEADERS }).end(`no console capture of machine ${machineId} on this metal-bmc instance\n`);
+      return;
+    }
     const cursor = historyCursor(o.dir, machineId, since === undefined ? {} : { sinceMs: since });
     let gone = false;
     res.on('close', () => {

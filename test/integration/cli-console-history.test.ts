@@ -20,6 +20,8 @@ const ESC = '\x1b';
 const HOUR = 3_600_000;
 const A = '11111111-0000-4000-8000-000000000001';
 const B = '22222222-0000-4000-8000-000000000002';
+/** never captured */
+const C = '33333333-0000-4000-8000-000000000003';
 let dir: string;
 let pki: Pki;
 let servers: ConsoleServers;
@@ -63,9 +65,21 @@ describe('metal-bmc console log', () => {
     expect(all.stdout).toContain(`${ESC}[32mrecent`);
     const recent = await runCli(['console', 'log', A, '--dir', dir, '--since', '10m', '--plain']);
     expect(recent.stdout).toBe('recent line\n');
+    // captured, but nothing in the range: an empty answer
     const none = await runCli(['console', 'log', B, '--dir', dir, '--since', '10s']);
     expect(none).toMatchObject({ code: 0, stdout: '' });
-    expect(none.stderr).toMatch(/nothing captured/);
+    expect(none.stderr).toBe(`metal-bmc console log: nothing captured for machine ${B} in ${dir} in the last 10s\n`);
+  }, 60_000);
+
+  it('a machine without any capture exits 3 with one line saying why: not captured here, or capture off (no folder)', async () => {
+    const unknown = await runCli(['console', 'log', C, '--dir', dir]);
+    expect(unknown).toMatchObject({ code: 3, stdout: '' });
+    expect(unknown.stderr).toMatch(new RegExp(`^metal-bmc console log: nothing captured for machine ${C}: no log of it in ${dir}: this host does not capture it \\(.*\\)\n$`));
+    // --since changes nothing: there is no capture to narrow
+    expect((await runCli(['console', 'log', C, '--dir', dir, '--since', '1h'])).code).toBe(3);
+    const noFolder = await runCli(['console', 'log', A, '--dir', join(dir, 'no-such-folder')]);
+    expect(noFolder).toMatchObject({ code: 3, stdout: '' });
+    expect(noFolder.stderr).toMatch(/^metal-bmc console log: nothing captured for machine \S+: the capture folder \S+no-such-folder does not exist: capture is off on this host \(METAL_BMC_CONSOLE_CAPTURE=all\), or it writes elsewhere .*\n$/);
   }, 60_000);
 
   it('refuses a machine id that walks paths, and a bad duration', async () => {
@@ -96,6 +110,29 @@ describe('metal-bmc console log', () => {
     expect(grep.stdout).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\S+Z  ${B}  Kernel panic - not syncing: VFS\\n$`));
     const noCert = await runCli(['console', 'log', A, '--address', `https://127.0.0.1:${servers.wsPort}`]);
     expect(noCert.code).toBe(2);
+  }, 60_000);
+
+  it('through the listener: a machine it holds no capture of, or a listener without history (capture off), exits 3 saying which; an empty range 0', async () => {
+    const tls = ['--ca', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey];
+    const origin = `https://127.0.0.1:${servers.wsPort}`;
+    const unknown = await runCli(['console', 'log', C, '--address', origin, ...tls]);
+    expect(unknown).toMatchObject({ code: 3, stdout: '' });
+    expect(unknown.stderr).toMatch(new RegExp(`^metal-bmc console log: nothing captured for machine ${C}: ${origin} holds no capture of it \\(.*\\)\n$`));
+    // A's last output is a minute old (B has new output from the --follow test)
+    const empty = await runCli(['console', 'log', A, '--address', origin, ...tls, '--since', '30s']);
+    expect(empty).toMatchObject({ code: 0, stdout: '', stderr: `metal-bmc console log: nothing captured for machine ${A} at ${origin} in the last 30s\n` });
+    const captureOff = await startConsoleServers({
+      ...loopbackConsoleListeners(pki),
+      openBackend: () => Promise.reject(new BmcError('UNSUPPORTED', 'no BMCs in this test')),
+      logger,
+    });
+    try {
+      const off = await runCli(['console', 'log', A, '--address', `https://127.0.0.1:${captureOff.wsPort}`, ...tls]);
+      expect(off).toMatchObject({ code: 3, stdout: '' });
+      expect(off.stderr).toMatch(/serves no console history \(capture is off there\)\n$/);
+    } finally {
+      await captureOff.close();
+    }
   }, 60_000);
 });
 
