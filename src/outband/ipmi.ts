@@ -65,6 +65,8 @@ export interface IpmiOutband extends Outband {
 export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
   const address = `${options.host}:${options.port ?? 623}`;
   let current: Promise<IpmiSession> | undefined;
+  /** the signal of the caller whose open `current` is (its deadline or cancellation ends that open) */
+  const openers = new WeakMap<Promise<IpmiSession>, AbortSignal>();
   let closed = false;
   const diskDevice = options.diskDevice ?? BOOT_DEVICE_BYTE.disk;
 
@@ -77,8 +79,9 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
       return existing.then(
         (s) => (s.state.kind === 'established' ? s : current === existing ? reopen(o) : session(o)),
         (err: unknown) => {
-          // the open was another caller's, who gave up (its signal): a caller still waiting opens its own
-          if (abortedForAnother(err, o)) return session(o);
+          // the open was another caller's, who gave up (cancelled, or its deadline: whatever the
+          // reason its signal carries): a caller whose own signal still runs opens its own
+          if (openers.get(existing)?.aborted === true && !o.signal?.aborted && !closed) return session(o);
           throw err;
         },
       );
@@ -86,10 +89,9 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
     return reopen(o);
   }
 
-  const abortedForAnother = (err: unknown, o: OperationOptions): boolean => err instanceof BmcError && err.code === 'ABORTED' && !o.signal?.aborted && !closed;
-
   function reopen(o: OperationOptions): Promise<IpmiSession> {
     const opening = openSession({ ...options, ...(o.signal ? { signal: o.signal } : {}) });
+    if (o.signal) openers.set(opening, o.signal);
     current = opening;
     opening.catch(() => {
       if (current === opening) current = undefined;

@@ -10,7 +10,7 @@ import { Cmd } from '../../src/ipmi/commands.js';
 import { NetFn } from '../../src/ipmi/message.js';
 import { ipmiOutband } from '../../src/outband/ipmi.js';
 import { COMMAND_ACTIONS } from '../../src/commands/actions.js';
-import { isBmcError } from '../../src/errors.js';
+import { BmcError, isBmcError } from '../../src/errors.js';
 import { handMadeFru, startIpmiSim, type IpmiSim } from '../helpers/ipmisim.js';
 import { startUdpProxy } from '../helpers/udp-proxy.js';
 import { freeTcpPort, freeUdpPort } from '../helpers/ports.js';
@@ -278,7 +278,10 @@ describe('failures', () => {
     }
   });
 
-  it('a caller waiting for another caller\'s open of the session is not failed when that caller gives up: it opens its own', async () => {
+  it.each([
+    ['cancelled', undefined],
+    ['its deadline', new BmcError('TIMEOUT', 'the other caller\'s deadline ran out')],
+  ])('a caller waiting for another caller\'s open of the session is not failed when that caller gives up (%s): it opens its own', async (_why, reason) => {
     const proxy = await startUdpProxy(sim.host, sim.port);
     const bmc = ipmiOutband({ ...opts(), port: proxy.port, keepaliveMs: 0, closeLingerMs: 0, retry: { attemptMs: 100, deadlineMs: 3000, maxAttemptMs: 200 } });
     try {
@@ -287,8 +290,8 @@ describe('failures', () => {
       const giveUp = new AbortController();
       const first = bmc.status({ signal: giveUp.signal });
       const second = bmc.deviceId();
-      giveUp.abort();
-      await expect(first).rejects.toMatchObject({ code: 'ABORTED' });
+      giveUp.abort(reason);
+      await expect(first).rejects.toMatchObject({ code: reason?.code ?? 'ABORTED' });
       proxy.blackhole = false;
       expect((await second).firmwareRevision).toBe('1.74');
     } finally {
