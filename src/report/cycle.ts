@@ -121,8 +121,9 @@ type Posted = MachineIpmiReportResponse & { rejected: string[]; accepted: string
  * takes something. A metal-api that takes nothing (a refusal about the report, not an entry: its
  * version, the partition, a field every BMC sends) made a split post every part down to each entry
  * alone, ~2n posts; it stops now at the seventeenth entry refused alone with nothing taken (about
- * 2·16 + log2(n) posts; entries are split in order, so sixteen bad ones in a row among good ones
- * are as unlikely as a partition where most are bad), and the entries not posted fail the cycle.
+ * 2·16 + log2(n) posts; the entries are split in a random order, so seventeen bad ones first
+ * among good ones are as unlikely as a partition where most are bad, wherever the bad ones sit
+ * in the lease order), and the entries not posted fail the cycle.
  * A metal-api that takes small bodies only (413 beyond its size) takes entries, and is split down
  * to what it takes.
  */
@@ -132,10 +133,19 @@ const SPLIT_ISOLATES = 16;
 interface SplitTally {
   refusedAlone: number;
   accepted: number;
+  shuffled: boolean;
 }
 
 function splitTally(): SplitTally {
-  return { refusedAlone: 0, accepted: 0 };
+  return { refusedAlone: 0, accepted: 0, shuffled: false };
+}
+
+/** Fisher-Yates, in place. */
+function shuffle<T>(items: T[]): void {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
 }
 
 /** A split stopped at its bounds (`why`), at metal-api's refusal `refusal`. */
@@ -165,6 +175,11 @@ async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSigna
       deps.logger.warn({ uuid, bmc: reports[uuid]!.BMCIp, httpStatus: err.httpStatus, err }, 'metal-api refuses this BMC entry; it is left out of the report');
       return { created: [], updated: [], rejected: uuids, accepted: [] };
     }
+    // the first split takes the entries in a random order: in lease order (by address), one rack of
+    // a BMC model metal-api refuses, or a device holding the lowest addresses, would come first
+    // and look like a metal-api that takes nothing
+    if (!tally.shuffled) shuffle(uuids);
+    tally.shuffled = true;
     const half = Math.ceil(uuids.length / 2);
     let done = NOTHING_POSTED;
     for (const part of [uuids.slice(0, half), uuids.slice(half)]) {

@@ -184,6 +184,14 @@ describe('a report cycle with hostile BMCs', () => {
     expect(new Set(standin.reports.flatMap((r) => Object.keys(r.reports))).size).toBe(180);
   });
 
+  it('twenty bad entries at the front of the lease order (one rack of a refused model, or a device on the lowest addresses): the split goes on, the other 180 are posted', async () => {
+    const bad = new Set(Array.from({ length: 20 }, (_, i) => uuidOfLease(i)));
+    standin = await startMetalApiStandIn({ hmacKey: 'k', refuseEntry: (uuid) => bad.has(uuid) });
+    const result = await runReportCycle({ partitionId: 'p', connect: plainBmcs, metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'k', retries: 0 }), concurrency: 50, bmcTimeoutMs: 5000, logger: captureLog().logger }, manyLeases(200));
+    expect(new Set(result.rejected)).toEqual(bad);
+    expect(result.reported).toBe(180);
+  });
+
   it('does not split on an answer that no split can fix (HMAC refused): the cycle fails as before', async () => {
     standin = await startMetalApiStandIn({ hmacKey: 'right' });
     const connect = async (ip: string): Promise<Outband> => ({ address: ip, vendor: 't', info: async () => bmcReport(Number(ip.split('.')[3]), false), close: async () => undefined }) as unknown as Outband;
