@@ -7,7 +7,9 @@
  * addresses: the BMC, and its machine, are elsewhere now) the newcomer takes over. What a BMC
  * reports cannot move a UUID, so a device on the network gains nothing from one odd read of the
  * known BMC.
- * Bounded: entries whose BMC has no lease any more are pruned once they exceed `max`.
+ * Bounded: at most `max` entries (the oldest go first), and an entry whose BMC has had no lease
+ * for `graceMs` (a day) is dropped: not at once, or a start before the lease file could be read (no
+ * leases at all) would forget every known BMC.
  *
  * Kept over restarts (`openUuidOwnersFile`, the state folder): held in memory only, the first
  * cycle after every start let whichever device answered first for a UUID take it, a device on the
@@ -15,6 +17,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { normalizeMac } from '../leases/mac.js';
 import type { Logger } from '../log.js';
 import { setNewest } from '../net/newest-map.js';
 import { burstWriter, writePrivateFile } from '../outband/private-file.js';
@@ -34,21 +37,46 @@ export interface UuidOwners {
   readonly size: number;
 }
 
-/** The newest `max` entries, in memory; `onChange` after a call that changed what is held. */
-export function createUuidOwners(max = 100_000, onChange?: () => void): UuidOwners & { entries(): [string, UuidOwner][] } {
+export interface UuidOwnersOptions {
+  /** entries at most (default 100,000: more than a fleet has machines) */
+  max?: number;
+  /** how long a BMC without a lease keeps its entry (default a day) */
+  graceMs?: number;
+  /** after a call that changed what is held */
+  onChange?: () => void;
+  now?: () => number;
+}
+
+/** The owners in memory. */
+export function createUuidOwners(o: UuidOwnersOptions = {}): UuidOwners & { entries(): [string, UuidOwner][] } {
+  const max = o.max ?? 100_000;
+  const graceMs = o.graceMs ?? 86_400_000;
+  const now = o.now ?? Date.now;
   const owners = new Map<string, UuidOwner>();
+  /** when prune() first saw an entry's BMC without a lease (memory only: a restart starts it again) */
+  const unleasedSince = new Map<string, number>();
   return {
     get: (uuid) => owners.get(uuid),
     set(uuid, owner) {
       const known = owners.get(uuid);
       // a fleet cannot have more machines than this; the oldest entries go first
       setNewest(owners, uuid, owner, max);
-      if (known?.ip !== owner.ip || known.mac !== owner.mac) onChange?.();
+      unleasedSince.delete(uuid);
+      if (known?.ip !== owner.ip || known.mac !== owner.mac) o.onChange?.();
     },
     prune(isLeased) {
       const before = owners.size;
-      for (const [uuid, owner] of owners) if (!isLeased(owner.ip)) owners.delete(uuid);
-      if (owners.size !== before) onChange?.();
+      const at = now();
+      for (const [uuid, owner] of owners) {
+        if (isLeased(owner.ip)) unleasedSince.delete(uuid);
+        else if (!unleasedSince.has(uuid)) unleasedSince.set(uuid, at);
+        else if (at - unleasedSince.get(uuid)! >= graceMs) {
+          owners.delete(uuid);
+          unleasedSince.delete(uuid);
+        }
+      }
+      for (const uuid of unleasedSince.keys()) if (!owners.has(uuid)) unleasedSince.delete(uuid);
+      if (owners.size !== before) o.onChange?.();
     },
     get size() {
       return owners.size;
@@ -66,13 +94,13 @@ export interface UuidOwnersFile extends UuidOwners {
   close(): Promise<void>;
 }
 
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
 /** An entry as the file may hold it; anything else in the file is dropped, with a count. */
 function validOwner(uuid: string, v: unknown): v is UuidOwner {
   if (uuid.length === 0 || uuid.length > 64 || typeof v !== 'object' || v === null) return false;
   const { ip, mac } = v as Record<string, unknown>;
-  return typeof ip === 'string' && isIP(ip) !== 0 && (mac === undefined || (typeof mac === 'string' && MAC.test(mac)));
+  // a MAC as the lease parser gives it (normalised, 1 to 20 octets: InfiniBand's too)
+  return typeof ip === 'string' && isIP(ip) !== 0 && (mac === undefined || (typeof mac === 'string' && normalizeMac(mac) === mac.toLowerCase()));
 }
 
 /**
@@ -81,14 +109,17 @@ function validOwner(uuid: string, v: unknown): v is UuidOwner {
  * foreign file is logged and starts empty (as before the file existed); a write that fails is
  * logged and tried again with the next change.
  */
-export function openUuidOwnersFile(o: { file: string; logger?: Logger; max?: number; writeDelayMs?: number }): UuidOwnersFile {
+export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDelayMs?: number } & Omit<UuidOwnersOptions, 'onChange'>): UuidOwnersFile {
   let dirty = false;
   let loading = true;
   const writer = burstWriter({ delayMs: o.writeDelayMs ?? 2000, pending: () => dirty, write });
-  const owners = createUuidOwners(o.max, () => {
-    if (loading) return;
-    dirty = true;
-    writer.changed();
+  const owners = createUuidOwners({
+    ...o,
+    onChange: () => {
+      if (loading) return;
+      dirty = true;
+      writer.changed();
+    },
   });
   load();
   loading = false;
