@@ -85,7 +85,7 @@ export function createStatusHttp(store: Pick<StatusStore, 'document' | 'revision
     }
     if (streams.size >= maxStreams) {
       onRefused('total', remoteOf(req.socket));
-      res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '10', ...HEADERS }).end('too many status streams\n');
+      res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '10', connection: 'close', ...HEADERS }).end('too many status streams\n');
       return;
     }
     streams.add(res);

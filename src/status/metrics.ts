@@ -6,6 +6,7 @@
  * lease is gone has none. `metal_bmc_status_streams_refused_total{listener,reason}`: status
  * event streams refused (http.ts' bounds), on the operations and the console listener.
  */
+import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log.js';
 import type { StreamRefusal } from './http.js';
@@ -37,16 +38,28 @@ export function registerStatusMetrics(registry: Registry, store: Pick<StatusStor
 
 const STREAMS_REFUSED = 'metal_bmc_status_streams_refused_total';
 
+/** One log line per reason at most this often; the refusals between are counted in the next. */
+const REFUSAL_LOG_EVERY_MS = 60_000;
+
 /**
  * What a listener does with a status event stream it refused (createStatusHttp's `onRefused`):
- * counts it and logs one line. Both listeners count into one counter, registered by the first.
+ * counts each in the metric, and logs one line per reason at most once a minute, naming the
+ * refusals since the last line (a client looping on a refused stream costs one request each, and
+ * must not cost a log line each). Both listeners count into one counter, registered by the first.
  */
-export function statusStreamRefusals(registry: Registry, logger: Logger, listener: 'ops' | 'console'): (why: StreamRefusal, remote: string) => void {
+export function statusStreamRefusals(registry: Registry, logger: Logger, listener: 'ops' | 'console', now: () => number = () => performance.now()): (why: StreamRefusal, remote: string) => void {
   const counter =
     (registry.getSingleMetric(STREAMS_REFUSED) as Counter<'listener' | 'reason'> | undefined) ??
     new Counter({ name: STREAMS_REFUSED, help: 'status event streams (GET /v1/status/events) refused, by listener (ops, console) and reason (total: the listener\'s streams all open; per-source: those of the client\'s address)', labelNames: ['listener', 'reason'], registers: [registry] });
+  const lastLine = new Map<StreamRefusal, { at: number; since: number }>();
   return (why, remote) => {
     counter.inc({ listener, reason: why });
-    logger.info({ remote, listener, limit: why }, 'status event stream refused: too many streams');
+    const last = lastLine.get(why);
+    if (last && now() - last.at < REFUSAL_LOG_EVERY_MS) {
+      last.since++;
+      return;
+    }
+    logger.info({ remote, listener, limit: why, ...(last && last.since > 0 ? { refusedSinceLastLine: last.since } : {}) }, 'status event stream refused: too many streams');
+    lastLine.set(why, { at: now(), since: 0 });
   };
 }

@@ -302,7 +302,8 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
     document(view = {}) {
       prune();
       const t = now();
-      const v = viewers();
+      // a console session with no viewer (capture on, or one closing) shows as none on the page
+      const v = new Map([...viewers()].filter(([, n]) => n > 0));
       const c = captures();
       const mayView = view.mayView ?? (() => true);
       const list = [...entries.values()].filter((e) => mayView(e.uuid)).map((e) => toStatus(e, t, v, c));
@@ -315,7 +316,8 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
         .map((e) => ({ ip: e.ip, mac: e.mac, up: e.lastRead ? e.lastRead.outcome !== 'failed' : undefined, lastSuccessAt: e.lastSuccessAt }));
     },
     revision() {
-      const v = viewers();
+      // a console session with no viewer (capture on, or one closing) shows as none on the page
+      const v = new Map([...viewers()].filter(([, n]) => n > 0));
       const c = captures();
       if (!sameEntries(v, seenViewers) || !sameEntries(c, seenCaptures)) {
         seenViewers = new Map(v);

@@ -154,6 +154,10 @@ describe('status store', () => {
     const before = store.revision();
     viewers = new Map([['u2', 1]]); // the viewer went from one machine to the other: the same total
     expect(store.revision()).not.toBe(before);
+    // a console session without a viewer (capture, or one closing) changes nothing on the page
+    const unseen = store.revision();
+    viewers = new Map([['u2', 1], ['u1', 0]]);
+    expect(store.revision()).toBe(unseen);
   });
 });
 
