@@ -252,7 +252,7 @@ describe('failures', () => {
 
   it('two callers finding the outband\'s session dropped open one new session between them: none is left open, on the BMC or here', async () => {
     const proxy = await startUdpProxy(sim.host, sim.port);
-    const bmc = ipmiOutband({ ...opts(), port: proxy.port, keepaliveMs: 300, closeLingerMs: 0, retry: { attemptMs: 100, deadlineMs: 1000, maxAttemptMs: 200 } });
+    const bmc = ipmiOutband({ ...opts(), port: proxy.port, keepaliveMs: 300, closeLingerMs: 0, retry: { attemptMs: 100, deadlineMs: 3000, maxAttemptMs: 200 } });
     try {
       const ours = openSessionCount();
       const first = await bmc.session();
