@@ -161,6 +161,8 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
   const onRefused = options.onRefused ?? (() => undefined);
   /** WebSocket → the payload of its latest ping not answered yet; absent once answered (and before the first ping) */
   const awaitedPong = new WeakMap<WebSocket, Buffer>();
+  /** WebSocket → what its log line names when it is closed for not answering a ping */
+  const viewers = new WeakMap<WebSocket, { machineId: string; identity: ClientIdentity }>();
   const auth = createHttpAuth({
     ...(options.token ? { token: options.token } : {}),
     rules: options.authz ?? [{ kind: 'any' }],
@@ -235,6 +237,7 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
     let bad = 0;
     let ended = false;
     const abort = new AbortController();
+    viewers.set(ws, { machineId, identity });
     const sendJson = (message: unknown) => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
     };
@@ -335,6 +338,8 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
   const pinger = setInterval(() => {
     for (const ws of wss.clients) {
       if (awaitedPong.has(ws)) {
+        const viewer = viewers.get(ws);
+        log.info({ machineId: viewer?.machineId, client: viewer?.identity.subject, remote: viewer?.identity.remote, pingIntervalMs }, 'console WebSocket closed: the viewer did not answer a ping');
         ws.terminate();
         continue;
       }

@@ -195,6 +195,7 @@ describe('console over WebSocket', () => {
       await until(() => stuck.ws.readyState === WebSocket.CLOSED, 15_000, 'the peer with only unsolicited pongs terminated');
       expect((await stuck.closed).code).toBe(1006);
       expect(stuckPings).toBe(1);
+      expect(log.find('console WebSocket closed: the viewer did not answer a ping')).toEqual([expect.objectContaining({ machineId: MACHINE })]);
     } finally {
       clearInterval(heartbeat);
     }
