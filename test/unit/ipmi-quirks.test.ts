@@ -332,13 +332,7 @@ describe('fallbacks against the simulated BMC in memory', () => {
     // suites 3 and 17 (AES), 16 and 2 (no encryption): records id, auth, integrity, confidentiality
     const records = Buffer.from([0xc0, 3, 0x01, 0x41, 0x81, 0xc0, 17, 0x03, 0x44, 0x81, 0xc0, 16, 0x03, 0x44, 0x80, 0xc0, 2, 0x01, 0x41, 0x80]);
     const l = linked([], (d, reply) => {
-      if (payloadTypeOf(d) === undefined) {
-        const req = decodeRequest(d.subarray(14, 14 + d[13]!));
-        if (req.netFn !== NetFn.app || req.cmd !== 0x54) return false;
-        const index = req.data[2]! & 0x3f;
-        reply(encodeV15(0, 0, encodeResponse(req, 0, Buffer.concat([Buffer.from([1]), records.subarray(index * 16, index * 16 + 16)]))));
-        return true;
-      }
+      if (payloadTypeOf(d) === undefined) return answerCipherSuites(records, d, reply);
       if (payloadTypeOf(d) !== PayloadType.openSessionRequest) return false;
       const p = handshakePayload(d);
       asked.push(p[28]!);
@@ -359,13 +353,7 @@ describe('fallbacks against the simulated BMC in memory', () => {
     const asked: number[] = []; // the confidentiality algorithm of each Open Session request
     const records = Buffer.from([0xc0, 16, 0x03, 0x44, 0x80, 0xc0, 2, 0x01, 0x41, 0x80]);
     const l = linked([], (d, reply) => {
-      if (payloadTypeOf(d) === undefined) {
-        const req = decodeRequest(d.subarray(14, 14 + d[13]!));
-        if (req.netFn !== NetFn.app || req.cmd !== 0x54) return false;
-        const index = req.data[2]! & 0x3f;
-        reply(encodeV15(0, 0, encodeResponse(req, 0, Buffer.concat([Buffer.from([1]), records.subarray(index * 16, index * 16 + 16)]))));
-        return true;
-      }
+      if (payloadTypeOf(d) === undefined) return answerCipherSuites(records, d, reply);
       if (payloadTypeOf(d) === PayloadType.openSessionRequest) asked.push(handshakePayload(d)[28]!);
       return false; // the simulated BMC answers the handshake itself
     });
@@ -394,6 +382,15 @@ describe('fallbacks against the simulated BMC in memory', () => {
     l.close();
   });
 });
+
+/** Answers Get Channel Cipher Suites (a pre-session request) with `records`, 16 bytes a page; false for any other request. */
+function answerCipherSuites(records: Buffer, d: Buffer, reply: (d: Buffer) => void): boolean {
+  const req = decodeRequest(d.subarray(14, 14 + d[13]!));
+  if (req.netFn !== NetFn.app || req.cmd !== 0x54) return false;
+  const index = req.data[2]! & 0x3f;
+  reply(encodeV15(0, 0, encodeResponse(req, 0, Buffer.concat([Buffer.from([1]), records.subarray(index * 16, index * 16 + 16)]))));
+  return true;
+}
 
 /** The RMCP+ payload type of a datagram the console sent (RMCP+ wrapper), or undefined. */
 function payloadTypeOf(d: Buffer): number | undefined {
