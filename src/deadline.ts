@@ -95,6 +95,23 @@ export interface RaceAbortOptions<T> {
 }
 
 /**
+ * Waits for `work` at most `ms`: true when it ended in time, false when the time ran out first;
+ * the timer is cleared either way. Whether `work` was fulfilled or rejected is the caller's (await
+ * it again after a true to have its value or its error): a shutdown's bounded wait, for instance,
+ * goes on either way.
+ */
+export async function endedWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([work.then(ended, ended), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const ended = (): true => true;
+
+/**
  * Settles with `pending`, or rejects as soon as `signal` fires, without waiting for `pending`:
  * some operations (a request queued for a connection, a NATS connect) settle only much later.
  * What `pending` yields after the abort goes to `late`, so nothing is left open.

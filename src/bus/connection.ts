@@ -4,7 +4,7 @@
  * close the connection by itself all the same, the daemon exits for a restart (`onLost`).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { checkDuration, raceAbort, sleep } from '../deadline.js';
+import { checkDuration, endedWithin, raceAbort, sleep } from '../deadline.js';
 import { abortError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -178,10 +178,7 @@ export async function connectBus(o: ConnectBusOptions): Promise<BusConnection> {
     async close(deadlineMs = 5000) {
       closing = true;
       if (nc.isClosed()) return;
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)));
-      await Promise.race([nc.drain().catch(() => undefined), late]);
-      clearTimeout(timer);
+      await endedWithin(nc.drain(), deadlineMs);
       if (!nc.isClosed()) await nc.close();
     },
   };

@@ -13,7 +13,7 @@
  */
 import type { ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
-import { checkDuration, MAX_TIMER_MS } from '../deadline.js';
+import { checkDuration, endedWithin, MAX_TIMER_MS } from '../deadline.js';
 import type { Logger } from '../log.js';
 import { ensureConsumer, ensureStream, jetstreamOrUndefined, MAX_DELIVER, sanitizeName, type StreamPosition } from './jetstream.js';
 import { openKvBucket, type KvBucket } from './kv.js';
@@ -251,12 +251,7 @@ function createDispatcher(o: SubscribeOptions) {
       slotWaiters = [];
     },
     /** true when every handler settled within the deadline */
-    async settled(deadlineMs: number): Promise<boolean> {
-      let timer: NodeJS.Timeout | undefined;
-      const all = await Promise.race([Promise.allSettled([...inFlight]).then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), deadlineMs)))]);
-      clearTimeout(timer);
-      return all;
-    },
+    settled: (deadlineMs: number): Promise<boolean> => endedWithin(Promise.allSettled([...inFlight]), deadlineMs),
   };
 }
 
@@ -472,7 +467,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
       dispatcher.stop();
       stopped.abort();
       void messages?.close();
-      await Promise.race([loop, delay(deadlineMs)]);
+      if (await endedWithin(loop, deadlineMs)) await loop;
       const settledAll = await dispatcher.settled(deadlineMs);
       await shared?.close();
       // given up only once this instance's events settled, so the next leader's cannot overlap

@@ -22,7 +22,7 @@
 import type { Dispatcher } from 'undici';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { checkDuration, deadline } from '../deadline.js';
+import { checkDuration, deadline, endedWithin } from '../deadline.js';
 import { abortError, BmcError } from '../errors.js';
 import { publicText } from '../net/public-text.js';
 import type { Logger } from '../log.js';
@@ -186,12 +186,6 @@ export function parseStateFile(text: string): FirmwareJob[] {
 /** how long a finished job waits for its claim across instances to be deleted before it tells its outcome */
 const CLAIM_RELEASE_MS = 3000;
 
-/** Waits for `work`, at most `ms`. */
-async function waitUpTo(work: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
-}
 
 interface ActiveJob {
   job: FirmwareJob;
@@ -280,7 +274,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   }
 
   async function closeQuietly(bmc: Outband): Promise<void> {
-    await waitUpTo(bmc.close().catch(() => undefined), closeTimeoutMs);
+    await endedWithin(bmc.close(), closeTimeoutMs);
   }
 
   async function run(job: FirmwareJob, plan: Plan, url: string, stopper: AbortController, claim: { release(): Promise<void> } | undefined): Promise<void> {
@@ -312,7 +306,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     // the machine is free before its outcome is told: the next update an orchestrator sends on
     // "completed" is not refused for this one (the BMC's session is closed after, off that path)
     // within a few seconds: with NATS slow the outcome would wait for it (a claim not deleted turns stale after its lease)
-    if (claim) await waitUpTo(claim.release(), CLAIM_RELEASE_MS);
+    if (claim) await endedWithin(claim.release(), CLAIM_RELEASE_MS);
     active.delete(job.key);
     o.metrics?.firmwareJobsRunning.set(active.size);
     finish(job, state, started, failure);
@@ -450,10 +444,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       await Promise.all([...active.values()].map((a) => a.claiming));
       const all = [...active.values()];
       if (all.length === 0) return;
-      let timer: NodeJS.Timeout | undefined;
-      const inTime = await Promise.race([Promise.all(all.map((a) => a.done)).then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), deadlineMs)))]);
-      clearTimeout(timer);
-      if (inTime) return;
+      if (await endedWithin(Promise.all(all.map((a) => a.done)), deadlineMs)) return;
       o.logger.warn({ running: active.size }, 'shutdown deadline reached; interrupting firmware updates still running');
       for (const a of active.values()) a.abort.abort(new BmcError('ABORTED', 'metal-bmc is shutting down'));
       await Promise.all(all.map((a) => a.done));

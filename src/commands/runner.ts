@@ -5,7 +5,7 @@
  * again here, before the machine's next plan (`attempts`). `stop()` refuses new work; `drain()`
  * waits for accepted work and aborts what is still running at its deadline.
  */
-import { checkCount, checkDuration, deadline, MAX_TIMER_MS, sleep } from '../deadline.js';
+import { checkCount, checkDuration, deadline, endedWithin, MAX_TIMER_MS, sleep } from '../deadline.js';
 import { abortError, BmcError, type BmcErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Outband } from '../outband/types.js';
@@ -160,9 +160,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   let idle: Array<() => void> = [];
 
   async function closeQuietly(bmc: Outband): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([bmc.close().catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, closeTimeoutMs)))]);
-    clearTimeout(timer);
+    await endedWithin(bmc.close(), closeTimeoutMs);
   }
 
   const now = o.now ?? Date.now;
@@ -370,12 +368,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     async drain(deadlineMs) {
       stopped = true;
       if (pending === 0) return true;
-      let timer: NodeJS.Timeout | undefined;
-      const done = new Promise<boolean>((resolve) => idle.push(() => resolve(true)));
-      const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), deadlineMs)));
-      const inTime = await Promise.race([done, late]);
-      clearTimeout(timer);
-      if (inTime) return true;
+      const done = new Promise<void>((resolve) => idle.push(resolve));
+      if (await endedWithin(done, deadlineMs)) return true;
       o.logger.warn({ pending }, 'shutdown deadline reached; aborting machine commands still running');
       abortAccepted('metal-bmc is shutting down');
       await done;

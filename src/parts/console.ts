@@ -7,6 +7,7 @@
  * is served on the HTTPS listener (console/capture-routes.ts). IPMI SOL consoles run in worker
  * threads (console/worker-pool.ts) unless METAL_BMC_CONSOLE_WORKERS is 0.
  */
+import { endedWithin } from '../deadline.js';
 import type { DaemonPart, PartFactory } from '../daemon.js';
 import { metalApiConsoleBackend } from '../console/backend.js';
 import { createConsoleCapture, type ConsoleCapture } from '../console/capture.js';
@@ -168,22 +169,18 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
       relays?.close();
       statusHttp?.close();
       historyRoutes?.close();
-      let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)));
+      const closing = (async () => {
+        await capture?.close();
+        await servers.close();
+        await workers?.close();
+      })();
       try {
-        await Promise.race([(async () => {
-          await capture?.close();
-          await servers.close();
-          await workers?.close();
-        })(), deadline]);
+        if (await endedWithin(closing, deadlineMs)) await closing;
       } finally {
-        clearTimeout(timer);
         // the consoles are let go first, then the claims: the next owner finds the SOL payload
         // free; also when closing them failed (else the others wait a lease time), and within a
         // few seconds (NATS may be gone)
-        let ownersTimer: NodeJS.Timeout | undefined;
-        await Promise.race([owners?.close(), new Promise<void>((resolve) => (ownersTimer = setTimeout(resolve, OWNERS_CLOSE_MS)))]);
-        clearTimeout(ownersTimer);
+        if (owners) await endedWithin(owners.close(), OWNERS_CLOSE_MS);
       }
     },
   };

@@ -10,7 +10,7 @@ import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { Client, errors, type buildConnector, type Dispatcher } from 'undici';
 import { BmcError, abortError } from '../errors.js';
-import { checkCount, checkMs, deadline, sleep } from '../deadline.js';
+import { checkCount, checkMs, deadline, endedWithin, sleep } from '../deadline.js';
 import { Connections } from './connections.js';
 import { httpError, isRetryableNetworkError, scrub, transportError } from './http-errors.js';
 import { tlsConnector, tlsPolicy, type TlsOptions } from './tls.js';
@@ -344,17 +344,12 @@ export function createTransport(options: TransportOptions): HttpTransport {
       await pool.destroy(IDLE_CLOSE);
       return;
     }
-    let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), graceMs);
-    });
+    const closing = pool.drained().then(() => pool.close());
     try {
-      const outcome = await Promise.race([pool.drained().then(() => pool.close()).then(() => 'done' as const), grace]);
-      if (outcome === 'late') await pool.destroy(new errors.ClientDestroyedError());
+      if (await endedWithin(closing, graceMs)) await closing;
+      else await pool.destroy(new errors.ClientDestroyedError());
     } catch {
       await pool.destroy(IDLE_CLOSE);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
