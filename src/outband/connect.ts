@@ -121,9 +121,18 @@ const signalOf = (x?: { signal?: AbortSignal | undefined }): { signal?: AbortSig
 /** Errors after which the other protocol may safely try the same action (it did not happen). */
 function mayFallBack(err: unknown, repeatable = true): boolean {
   if (!(err instanceof BmcError)) return false;
-  if (err.code === 'HTTP') return err.httpStatus !== 401 && err.httpStatus !== 403;
+  if (err.code === 'HTTP') return err.httpStatus !== 401 && err.httpStatus !== 403 && (repeatable || refusedBeforeActing(err.httpStatus));
   // a reset or cycle cut off or garbled after it was sent may have happened: never a second one
   return (repeatable ? ['UNSUPPORTED', 'CLOSED', 'DECODE', 'PROTOCOL', 'COMPLETION_CODE'] : ['UNSUPPORTED', 'COMPLETION_CODE']).includes(err.code);
+}
+
+/**
+ * HTTP answers that show the BMC did not act: a refusal (4xx), 501 (not implemented) or 503 (not
+ * taking requests now). A 500, 502 or 504 may come after the action took effect (a BMC that fails
+ * while answering, a proxy that gave up waiting), as the command runner also holds (runner.ts).
+ */
+function refusedBeforeActing(status: number | undefined): boolean {
+  return status !== undefined && ((status >= 400 && status < 500) || status === 501 || status === 503);
 }
 
 /** The typed part of a Redfish failure (the message was already scrubbed of secrets by the Redfish client). */

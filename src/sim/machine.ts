@@ -76,6 +76,8 @@ export interface SimFaults {
   firmwareTaskMs: number | null;
   /** Redfish actions (POST .../Actions/...) are carried out but never answered: the BMC acted, the client times out */
   actSilently: boolean;
+  /** Redfish actions (POST .../Actions/...) are carried out, then answered with this status (a BMC or proxy that answers 500 or 504 after the action took effect) */
+  actStatus: number | null;
 }
 
 export const NO_FAULTS: Readonly<SimFaults> = Object.freeze({
@@ -89,6 +91,7 @@ export const NO_FAULTS: Readonly<SimFaults> = Object.freeze({
   sessionsFull: false,
   firmwareTaskMs: null,
   actSilently: false,
+  actStatus: null,
 });
 
 export interface SimMachineState {

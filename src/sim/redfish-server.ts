@@ -194,6 +194,10 @@ export async function startRedfishServer(options: RedfishServerOptions): Promise
       if (!req.complete) req.resume(); // carried out, never answered; close() drops the connection
       return;
     }
+    if (faults.actStatus !== null && req.method === 'POST' && path.includes('/Actions/')) {
+      reply(req, res, errorReply(faults.actStatus, 'InternalError', `The simulated BMC carried out the action and answers ${faults.actStatus}.`), ctx);
+      return;
+    }
     reply(req, res, answer, ctx);
   }
 

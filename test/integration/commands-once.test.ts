@@ -132,6 +132,20 @@ describe('commands fire once and on time', () => {
     expect(log.find('machine command outcome unknown: no answer of the BMC says a non-idempotent action did not happen; not retried')).toHaveLength(1);
   });
 
+  it.each([500, 504])('a RESET the BMC carries out and answers %i: runs once, not sent again over IPMI, with an "outcome unknown" result', async (status) => {
+    const machine = redfishPowered()[status === 500 ? 2 : 3]!;
+    const i = machine.state.index;
+    const powerChanges: string[] = [];
+    machine.on('change', (c: { kind: string; action?: string }) => void (c.kind === 'power' && powerChanges.push(c.action ?? '')));
+    const { partition, results } = await service({ timeoutMs: 5000 });
+    fleet.setFaults([i], { actStatus: status });
+    publish(partition, event(i, 'RESET'));
+    await until('a result', () => results.length === 1);
+    fleet.clearFaults();
+    expect(results[0]).toMatchObject({ command: 'RESET', ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true });
+    expect(powerChanges).toHaveLength(1); // one reset (an 'On' for a machine that was off): IPMI did not reset the host a second time
+  });
+
   it('commands beyond the machine\'s queue bound are refused with a result event', async () => {
     const machine = redfishPowered()[0]!;
     const i = machine.state.index;
