@@ -116,11 +116,14 @@ export async function readIfThere(path: string): Promise<string | undefined> {
 }
 
 /**
- * The files Kea keeps beside its lease file while its lease file cleanup (kea-lfc, every
- * `lfc-interval`, an hour by default) runs: it moves the lease file to `.2` and starts a new one
- * holding only the header, and kea-lfc merges `.1` (the last cleanup's result) and `.2` into
- * `.completed`, which then becomes `.1`. Kea loads them in this order before the lease file
- * (Memfile_LeaseMgr::loadLeasesFromFiles): `.completed` alone when it exists, else `.1` then `.2`.
+ * The files Kea keeps beside its lease file for its lease file cleanup (kea-lfc, every
+ * `lfc-interval`, an hour by default; kea-lfc(8): `-x` previous, `-i` copy, `-f` finish): `.2`
+ * holds the last cleanup's result; a cleanup starts with Kea moving its lease file to `.1` (the
+ * copy; not when a `.1` is left from a cleanup that did not finish) and starting a new one holding
+ * only the header (Memfile_LeaseMgr::leaseFileCleanup); kea-lfc merges `.2` and `.1` into
+ * `.completed`, removes `.2` and `.1`, and renames `.completed` to `.2`. Kea loads them oldest
+ * first before the lease file (Memfile_LeaseMgr::loadLeasesFromFiles): `.completed` alone when it
+ * exists, else `.2` then `.1`; a later row of an address wins.
  */
 export const KEA_CLEANUP_SUFFIXES = ['.completed', '.1', '.2'] as const;
 
@@ -144,8 +147,8 @@ const KEA_READS = 5;
 /**
  * A Kea lease file's rows with those of its cleanup files before them, in the order Kea loads
  * them, so a lease written before the last cleanup still counts. The lease file is read first:
- * a cleanup starting meanwhile moves what was read to `.2`, read after it. kea-lfc ending
- * between the reads of `.2` and `.1` (it removes both, then renames `.completed` to `.1`) can
+ * a cleanup starting meanwhile moves what was read to `.1`, read after it. kea-lfc ending
+ * between the reads of `.2` and `.1` (it removes both, then renames `.completed` to `.2`) can
  * leave a read with neither: when a cleanup file changed while they were read, all of them are
  * read again (the lease file too), up to KEA_READS times in all. `readFile` and `readCurrent`:
  * tests put a cleanup step between two reads.
@@ -177,9 +180,11 @@ async function readKeaOnce(path: string, text: string, readFile: (file: string) 
   const current = rows(path, text);
   const completed = await readFile(`${path}.completed`);
   if (completed !== undefined) return { format: 'kea', leases: [...rows(`${path}.completed`, completed), ...current] };
-  const copy = await readFile(`${path}.2`);
-  const previous = await readFile(`${path}.1`);
-  return { format: 'kea', leases: [...rows(`${path}.1`, previous), ...rows(`${path}.2`, copy), ...current] };
+  // oldest first, as Kea loads them: a later row of an address (a lease moved to another MAC since
+  // the last cleanup, or released) wins over the older one
+  const previous = await readFile(`${path}.2`);
+  const copy = await readFile(`${path}.1`);
+  return { format: 'kea', leases: [...rows(`${path}.2`, previous), ...rows(`${path}.1`, copy), ...current] };
 }
 
 async function readParsed(path: string, format: LeaseFormatOption): Promise<ParsedLeases> {

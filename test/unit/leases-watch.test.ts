@@ -211,20 +211,22 @@ describe('watchLeases', () => {
     await replaceFile(renderKeaLeases([k1, k2]));
     const { watcher, views, errors } = start();
     await until(() => views.length === 1);
-    // the cleanup starts: Kea moves its lease file to .2 and starts a new one with the header only
-    // (Memfile_LeaseMgr::lfcExecute), then appends a renewal of k3 to it
+    // the cleanup starts: Kea moves its lease file to .1 (kea-lfc's copy) and starts a new one with
+    // the header only (Memfile_LeaseMgr::lfcExecute), then appends a renewal of k3 to it
     let reads = watcher.reads();
-    await rename(path, `${path}.2`);
+    await rename(path, `${path}.1`);
     await writeFile(path, `${KEA_HEADER}\n`);
     await until(() => watcher.reads() > reads);
     await writeFile(path, renderKeaLeases([k3]));
     await until(() => ips(watcher.current()).length === 3);
     expect(ips(watcher.current())).toEqual(['10.2.0.1', '10.2.0.2', '10.2.0.3']);
-    // kea-lfc writes the merge as .completed, renames it to .1 and removes .2
+    // kea-lfc writes the merge as .completed, removes .2 (none yet) and .1, renames .completed to .2
+    // (LFCController::fileRotate)
     reads = watcher.reads();
     await writeFile(`${path}.completed`, renderKeaLeases([k1, k2]));
-    await rename(`${path}.completed`, `${path}.1`);
-    await rm(`${path}.2`);
+    await rm(`${path}.2`, { force: true });
+    await rm(`${path}.1`);
+    await rename(`${path}.completed`, `${path}.2`);
     await until(() => watcher.reads() > reads);
     await writeFile(path, renderKeaLeases([k3, k4]));
     await until(() => ips(watcher.current()).length === 4);
@@ -237,7 +239,17 @@ describe('watchLeases', () => {
     expect(ips(await readLeasesOnce(path, { now: NOW }))).toEqual(['10.2.0.1', '10.2.0.2', '10.2.0.3', '10.2.0.4']);
   });
 
-  it('kea-lfc ending between the reads of .2 and .1 (both removed, .completed not yet .1): its files are read again, no lease missing', async () => {
+  it('an address moved to another MAC since the last cleanup: the copy (.1) wins over the last cleanup\'s result (.2), as Kea loads them', async () => {
+    const moved = (mac: string) => ({ ip: '10.2.0.5', mac, validLifetime: 3600, expire: LATER, state: 0 });
+    await writeFile(`${path}.2`, renderKeaLeases([moved('00:00:00:00:00:0a')]));
+    await writeFile(`${path}.1`, renderKeaLeases([moved('00:00:00:00:00:0b')]));
+    await writeFile(path, `${KEA_HEADER}\n`);
+    const parsed = await readKea(path, readFileSync(path, 'utf8'));
+    expect(parsed.leases.at(-1)).toMatchObject({ ip: '10.2.0.5', mac: '00:00:00:00:00:0b' });
+    expect((await readLeasesOnce(path, { now: NOW })).map((l) => l.mac)).toEqual(['00:00:00:00:00:0b']);
+  });
+
+  it('kea-lfc ending between the reads of .2 and .1 (both removed, .completed not yet .2): its files are read again, no lease missing', async () => {
     const kea = (ip: string, mac: string) => ({ ip, mac, validLifetime: 3600, expire: LATER, state: 0 });
     const [k1, k2, k3] = [kea('10.2.0.1', '00:00:00:00:00:01'), kea('10.2.0.2', '00:00:00:00:00:02'), kea('10.2.0.3', '00:00:00:00:00:03')];
     await writeFile(`${path}.1`, renderKeaLeases([k1]));
@@ -248,13 +260,13 @@ describe('watchLeases', () => {
     const reader = async (file: string) => {
       const text = await readIfThere(file);
       if (file.endsWith('.2') && step === 0) {
-        step = 1; // .2 read: kea-lfc writes its merge and removes .1 and .2
+        step = 1; // .2 read: kea-lfc writes its merge and removes .2 and .1
         await writeFile(`${path}.completed`, renderKeaLeases([k1, k2]));
-        await rm(`${path}.1`);
         await rm(`${path}.2`);
+        await rm(`${path}.1`);
       } else if (file.endsWith('.1') && step === 1) {
-        step = 2; // .1 read (gone): the merge becomes .1
-        await rename(`${path}.completed`, `${path}.1`);
+        step = 2; // .1 read (gone): the merge becomes .2
+        await rename(`${path}.completed`, `${path}.2`);
       }
       return text;
     };
