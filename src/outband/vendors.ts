@@ -66,7 +66,8 @@ const BASE: Omit<VendorProfile, 'vendor'> = {
  * Why these choices: Supermicro X11/X12 BMCs apply Redfish boot overrides unreliably and reject
  * SimpleUpdate for BIOS images, so boot and power go over IPMI and firmware is pushed; Dell iDRAC
  * serves the host serial console over SSH (`console com2`), not over SOL by default; Gigabyte
- * BMCs often omit PowerCycle (the Redfish client then does ForceOff + On) and push firmware.
+ * BMCs often omit PowerCycle (a cycle is then a ForceRestart, as go-hal sends, or ForceOff and On
+ * where that is missing too) and push firmware.
  */
 const SUPERMICRO: VendorProfile = {
   ...BASE,

@@ -77,7 +77,8 @@ async function resetAllowable(client: ActionClient, system: SystemInfo, signal: 
  */
 export async function reset(client: ActionClient, type: ResetType, options: ResetOptions = {}): Promise<void> {
   if (!RESET_TYPES.includes(type)) throw new BmcError('INVALID_ARGUMENT', `unknown reset type ${String(type)}`);
-  const offTimeoutMs = checkMs('offTimeoutMs', options.offTimeoutMs, 60_000);
+  // within the command's own deadline (60 s by default), with room left for the On
+  const offTimeoutMs = checkMs('offTimeoutMs', options.offTimeoutMs, 30_000);
   const pollMs = checkMs('pollMs', options.pollMs, 1000, 60_000);
   const { signal } = options;
   const path = await systemPath(client, options);
@@ -99,10 +100,20 @@ export async function reset(client: ActionClient, type: ResetType, options: Rese
   if (RESTARTS.includes(type) && power === 'off' && on !== undefined) return post(on);
   if (allowed(type)) return post(type);
   if (type === 'On' && on !== undefined) return post(on);
+  // a cycle without PowerCycle (iLO, XCC, MegaRAC list none): ForceRestart, as go-hal sends for
+  // every cycle; ForceOff and On only where neither is offered
+  if (type === 'PowerCycle' && allowed('ForceRestart')) return post('ForceRestart');
   if (type === 'PowerCycle' && on !== undefined && allowed('ForceOff')) {
     if (power !== 'off') {
       await post('ForceOff');
-      await waitForPowerState(client, path, 'Off', { signal, timeoutMs: offTimeoutMs, pollMs });
+      try {
+        await waitForPowerState(client, path, 'Off', { ...(signal ? { signal } : {}), timeoutMs: offTimeoutMs, pollMs });
+      } catch (err) {
+        // the machine was switched off by this command: it is not left off because its PowerState
+        // lagged; only the caller's own end (its deadline, a shutdown) stops the On
+        if (signal?.aborted) throw err;
+        options.logger?.warn({ path, offTimeoutMs, err }, 'redfish power cycle: the system did not read Off after ForceOff in time; sending On anyway');
+      }
     }
     return post(on);
   }
