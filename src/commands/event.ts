@@ -232,6 +232,9 @@ function actionsOf(event: MachineEvent): BmcAction[] {
     const fw = event.cmd?.firmwareupdate;
     return fw ? [{ kind: 'firmware', firmware: fw.kind, url: fw.url }] : [];
   }
+  // two steps, as delete is: only the cycle is non-idempotent, so a REINSTALL that failed while
+  // setting PXE is an ordinary failure (tried again), not an outcome unknown
+  if (cmd === 'REINSTALL') return [command('PXE'), command('CYCLE')];
   return [command(cmd)];
 }
 

@@ -155,7 +155,8 @@ describe('planEvent', () => {
     ['create boots from disk', { type: 'create', new: M, ...base }, 'create', [cmd('DISK')]],
     ['delete boots from PXE, then resets', { type: 'delete', old: M, ...base }, 'delete', [cmd('PXE'), cmd('RESET')]],
     ['update does nothing', { type: 'update', new: M }, 'update', []],
-    ...MACHINE_COMMANDS.map((c): [string, object, string, BmcAction[]] => [`command ${c}`, { type: 'command', cmd: { target: M, cmd: c, ipmi } }, c, [cmd(c)]]),
+    ...MACHINE_COMMANDS.filter((c) => c !== 'REINSTALL').map((c): [string, object, string, BmcAction[]] => [`command ${c}`, { type: 'command', cmd: { target: M, cmd: c, ipmi } }, c, [cmd(c)]]),
+    ['command REINSTALL boots from PXE, then cycles (two steps: only the cycle may have happened after a failure)', { type: 'command', cmd: { target: M, cmd: 'REINSTALL', ipmi } }, 'REINSTALL', [cmd('PXE'), cmd('CYCLE')]],
     ['UPDATE-FIRMWARE updates the firmware', { type: 'command', cmd: { target: M, cmd: 'UPDATE-FIRMWARE', ipmi, firmwareupdate: { kind: 'bmc', url: 'https://fw/bmc' } } }, 'UPDATE-FIRMWARE', [{ kind: 'firmware', firmware: 'bmc', url: 'https://fw/bmc' }]],
   ])('%s', (_name, event, command, actions) => {
     const plan = planEvent(decodeMachineEvent(enc(event)));

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { MachineCommand } from '../../src/commands/actions.js';
-import type { Plan } from '../../src/commands/event.js';
+import { decodeMachineEvent, planEvent, type Plan } from '../../src/commands/event.js';
 import { dispositionOf } from '../../src/commands/handler.js';
 import { createCommandRunner, isIdempotent } from '../../src/commands/runner.js';
 import { BmcError, type BmcErrorCode } from '../../src/errors.js';
@@ -37,6 +37,17 @@ describe('outcome unknown', () => {
     const of = (c: MachineCommand) => isIdempotent({ kind: 'command', command: c });
     expect(['RESET', 'CYCLE', 'REINSTALL'].map((c) => of(c as MachineCommand))).toEqual([false, false, false]);
     expect(['ON', 'OFF', 'PXE', 'DISK', 'BIOS', 'LED-ON', 'LED-OFF'].map((c) => of(c as MachineCommand))).toEqual(Array(7).fill(true));
+  });
+
+  it('a REINSTALL that fails while setting PXE is an ordinary failure, tried again (its cycle never went out); one whose cycle fails after it was sent is outcome unknown', async () => {
+    const reinstall = planEvent(decodeMachineEvent(Buffer.from(JSON.stringify({ type: 'command', cmd: { target: 'm1', cmd: 'REINSTALL', ipmi: { address: '10.0.0.1:623', user: 'u', password: 'p' } } }))));
+    let cycles = 0;
+    const pxeTimesOut = await run(reinstall, async () => ({ ...failingBmc('TIMEOUT'), powerCycle: () => (cycles++, Promise.resolve()) }) as Outband);
+    expect(pxeTimesOut).toMatchObject({ command: 'REINSTALL', ok: false, code: 'TIMEOUT' });
+    expect(pxeTimesOut.outcomeUnknown).toBeUndefined();
+    expect(cycles).toBe(0);
+    const cycleTimesOut = await run(reinstall, async () => ({ ...failingBmc('TIMEOUT'), bootFrom: () => Promise.resolve() }) as Outband);
+    expect(cycleTimesOut).toMatchObject({ command: 'REINSTALL', ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true });
   });
 
   it.each(['TIMEOUT', 'CLOSED', 'PROTOCOL', 'DECODE'] as const)('a CYCLE that ends in %s after it was sent: outcome unknown, not tried again, terminated', async (code) => {
