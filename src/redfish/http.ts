@@ -244,7 +244,9 @@ export function createTransport(options: TransportOptions): HttpTransport {
   const clientOptions: Client.Options = {
     pipelining: 1,
     connect,
-    keepAliveTimeout: 10_000,
+    // undici's default: BMC web servers close idle connections early (lighttpd after 5 s), often
+    // without a Keep-Alive hint, and a POST sent on one they are closing fails without being retried
+    keepAliveTimeout: 4_000,
     keepAliveMaxTimeout: 60_000,
     // Our deadline signal bounds every phase; undici's own timers would only duplicate it.
     headersTimeout: 0,
@@ -316,7 +318,9 @@ export function createTransport(options: TransportOptions): HttpTransport {
             continue;
           }
         }
-        if (idempotent && RETRY_STATUSES.has(status) && attempt < retries) {
+        // a Retry-After too long to wait for (or past the deadline) fails now: the BMC said when it
+        // will answer, and asking sooner only adds load to a BMC that is restarting or busy
+        if (idempotent && RETRY_STATUSES.has(status) && attempt < retries && retryAfter === undefined) {
           attempt += 1;
           await sleep(backoffMs * 2 ** (attempt - 1), dl.signal, what);
           continue;
@@ -324,7 +328,10 @@ export function createTransport(options: TransportOptions): HttpTransport {
         const decoded = decodeJsonBody(res.body.toString('utf8'));
         const body = decoded.ok ? decoded.value : undefined;
         if (status >= 400) throw httpError(req.method, path, status, body, secrets);
-        if (!decoded.ok && req.bodyOptional !== true) throw new BmcError('DECODE', `${what}: malformed JSON in the response for ${path}`);
+        // an action or a change the BMC took (2xx) with a body that is not JSON (an HTML or text page,
+        // some BMCs' 200 to a reset) is done: failing it would report a reset as failed, or repeat
+        // a boot change over IPMI; what a GET answers must be JSON
+        if (!decoded.ok && req.bodyOptional !== true && req.method === 'GET') throw new BmcError('DECODE', `${what}: malformed JSON in the response for ${path}`);
         return { status, headers: resHeaders, body };
       }
     } catch (err) {

@@ -355,6 +355,25 @@ describe('transport faults', () => {
     });
   });
 
+  it('an action the BMC took (2xx) whose answer is not JSON is done, not DECODE: a reset is not reported failed, a boot change not repeated', async () => {
+    await withClient({}, async (client) => {
+      server.addFault({ method: 'POST', path: '/redfish/v1/Systems', fault: { kind: 'malformed' } });
+      const answer = await client.post('/redfish/v1/Systems/437XR1138R2/Actions/ComputerSystem.Reset', { ResetType: 'On' });
+      expect(answer.body).toBeUndefined();
+      expect(server.requests.filter((r) => r.method === 'POST' && r.path.startsWith('/redfish/v1/Systems'))).toHaveLength(1);
+      server.clearFaults();
+    });
+  });
+
+  it('a GET answered 503 with a Retry-After too long to wait for fails at once, without the quick retries of a 503 without one', async () => {
+    await withClient({ timeoutMs: 3000 }, async (client) => {
+      server.addFault({ path: '/redfish/v1/Managers', fault: { kind: 'status', status: 503, retryAfter: '3600' } });
+      expect((await failure(client.get('/redfish/v1/Managers'))).httpStatus).toBe(503);
+      expect(countOf('GET', '/redfish/v1/Managers')).toBe(1);
+      server.clearFaults();
+    });
+  });
+
   it.each([true, false])('a 50 MiB body (Content-Length declared: %s) → DECODE at the 2 MiB bound, and the transfer is cut short', async (declareLength) => {
     await withClient({}, async (client) => {
       const sent = { bytes: 0 };
