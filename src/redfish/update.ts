@@ -69,10 +69,13 @@ export interface UpdateResult {
 }
 
 /**
- * A 202 that names no task (no Location, no Task body, no task in its messages): the BMC took
- * the image, but nothing tells whether flashing it worked. Reported as a failure with code
- * UNSUPPORTED (this BMC's answer cannot be followed) rather than as a new job state, so the
- * job's state file, metrics and result events keep their shape and no one reads it as done.
+ * An answer (202, 200 or 204) that names no task (no Location, no Task body, no task in its
+ * messages): the BMC took the image, but nothing tells whether flashing it worked. iLO 5 answers
+ * SimpleUpdate 200 and flashes in the background (its progress only in its Oem state): read as
+ * done, a BIOS image would be reported Completed while it is still written, and the power cycle
+ * that follows could interrupt it. Reported as a failure with code UNSUPPORTED (this BMC's answer
+ * cannot be followed) rather than as a new job state, so the job's state file, metrics and result
+ * events keep their shape and no one reads it as done.
  */
 function untraceable(reply: RedfishReply): BmcError {
   return new BmcError('UNSUPPORTED', `firmware update accepted (HTTP ${reply.status}); the BMC named no task to follow, so its result is unknown: check the firmware version`);
@@ -82,9 +85,7 @@ async function follow(client: UpdateClient, reply: RedfishReply, options: Update
   const taskUri = taskLocation(reply);
   if (taskUri === undefined) {
     if (options.wait === false) return {};
-    if (reply.status === 202) throw untraceable(reply);
-    options.onProgress?.({ state: 'Completed', percent: 100 });
-    return {};
+    throw untraceable(reply);
   }
   if (options.wait === false) return { taskUri };
   const task = await waitForTask(client, taskUri, {

@@ -78,6 +78,14 @@ describe('simpleUpdate and tasks', () => {
     expect(server.requests.filter((r) => r.path === '/redfish/v1/TaskService/Tasks/upd1').length).toBeGreaterThan(0);
   });
 
+  it.each([200, 204])('a SimpleUpdate answered %i without a task (iLO 5 flashes in the background) is not Completed: UNSUPPORTED, its result unknown', async (status) => {
+    const { server, client } = await setup({ taskSteps: 1 });
+    server.addFault({ method: 'POST', path: '/redfish/v1/UpdateService/Actions', fault: { kind: 'status', status, message: 'Success' } });
+    const progress: TaskProgress[] = [];
+    await expect(simpleUpdate(client, 'http://images.example/bios.bin', { pollMs: 10, onProgress: (p) => progress.push(p) })).rejects.toMatchObject({ code: 'UNSUPPORTED', message: expect.stringContaining(`accepted (HTTP ${status}); the BMC named no task to follow`) });
+    expect(progress).toEqual([]);
+  });
+
   it('a task ending in Exception rejects with its messages', async () => {
     const { client } = await setup({ taskOutcome: 'Exception', taskSteps: 1 });
     const err = simpleUpdate(client, 'http://images.example/bmc.bin', { pollMs: 20 });
