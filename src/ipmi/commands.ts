@@ -125,26 +125,24 @@ export async function chassisControl(s: IpmiSession, action: ChassisAction, o?: 
 /**
  * Chassis Identify request data: byte 1 the interval in seconds (0 turns the LED off), byte 2
  * Force Identify On. Byte 2 is optional and not every BMC takes it (ipmitool sends it only for
- * `identify force`, lib/ipmi_chassis.c): off is one byte, and a BMC refusing the forced on gets
- * the longest interval, the closest to "on" it supports.
+ * `identify force`, lib/ipmi_chassis.c). Off says both (interval 0, force off), as go-hal sends
+ * it: a BMC that keeps the forced state of our on while byte 2 is absent would keep the LED lit;
+ * one refusing byte 2 gets the one-byte form. A BMC refusing the forced on gets the longest
+ * interval, the closest to "on" it supports.
  */
-const IDENTIFY_DATA = { off: [0], forceOn: [0, 1], longest: [255] } as const;
+const IDENTIFY_DATA = { off: [0, 0], offShort: [0], forceOn: [0, 1], longest: [255] } as const;
 /**
  * How BMCs refuse the Force Identify On byte: Intel SE7501WV2 firmware 1.2 answers 0xC7 (ipmitool,
  * lib/ipmi_chassis.c); the specification names no code for it, so "invalid data field" counts too.
  */
 const FORCE_ON_REFUSED = new Set([0xc7, 0xcc]);
 
-/** Identify LED: on = forced on until turned off (else on for 255 s, see above); off = interval 0. */
+/** Identify LED: on = forced on until turned off (else on for 255 s, see above); off = interval 0 and force off (else interval 0 alone). */
 export async function chassisIdentify(s: IpmiSession, on: boolean, o?: Opts): Promise<void> {
   const what = `Chassis Identify (${on ? 'on' : 'off'})`;
-  if (!on) {
-    await s.command(what, NetFn.chassis, Cmd.chassisIdentify, Buffer.from(IDENTIFY_DATA.off), o);
-    return;
-  }
-  const r = await s.request(NetFn.chassis, Cmd.chassisIdentify, Buffer.from(IDENTIFY_DATA.forceOn), o);
+  const r = await s.request(NetFn.chassis, Cmd.chassisIdentify, Buffer.from(on ? IDENTIFY_DATA.forceOn : IDENTIFY_DATA.off), o);
   if (FORCE_ON_REFUSED.has(r.completionCode)) {
-    await s.command(what, NetFn.chassis, Cmd.chassisIdentify, Buffer.from(IDENTIFY_DATA.longest), o);
+    await s.command(what, NetFn.chassis, Cmd.chassisIdentify, Buffer.from(on ? IDENTIFY_DATA.longest : IDENTIFY_DATA.offShort), o);
     return;
   }
   if (r.completionCode !== 0) {

@@ -28,10 +28,16 @@ function bmc(answer: (n: number, data: number[]) => number = () => 0) {
 }
 
 describe('chassisIdentify', () => {
-  it('off is the one-byte form, interval 0 (the Force Identify On byte is optional)', async () => {
+  it('off says interval 0 and force off (as go-hal: a BMC may keep a forced on while byte 2 is absent), one request', async () => {
     const b = bmc();
     await chassisIdentify(b.session, false);
-    expect(b.sent).toEqual([[0]]);
+    expect(b.sent).toEqual([[0, 0]]);
+  });
+
+  it.each([0xc7, 0xcc])('off falls back to the one-byte form when byte 2 is refused (0x%s)', async (code) => {
+    const b = bmc((_n, data) => (data.length > 1 ? code : 0));
+    await chassisIdentify(b.session, false);
+    expect(b.sent).toEqual([[0, 0], [0]]);
   });
 
   it('on forces the LED on: interval 0 and Force Identify On, one request', async () => {
