@@ -177,7 +177,8 @@ async function readKeaOnce(path: string, text: string, readFile: (file: string) 
       throw readError(file, err);
     }
   };
-  const current = rows(path, text);
+  // Kea's new lease file before its header is whole: no rows yet
+  const current = keaHeaderSoFar(text) ? [] : rows(path, text);
   const completed = await readFile(`${path}.completed`);
   if (completed !== undefined) return { format: 'kea', leases: [...rows(`${path}.completed`, completed), ...current] };
   // oldest first, as Kea loads them: a later row of an address (a lease moved to another MAC since
@@ -187,6 +188,29 @@ async function readKeaOnce(path: string, text: string, readFile: (file: string) 
   return { format: 'kea', leases: [...rows(`${path}.2`, previous), ...rows(`${path}.1`, copy), ...current] };
 }
 
+/** The start of a Kea lease file's header, every column Kea has written in it. */
+const KEA_HEADER_START = 'address,hwaddr';
+
+/** A file without a whole first line yet: nothing, or a start of Kea's header (Kea writing it). */
+function keaHeaderSoFar(text: string): boolean {
+  const rest = text.trimStart();
+  if (rest.includes('\n')) return false;
+  const partial = rest.trimEnd();
+  return KEA_HEADER_START.startsWith(partial) || partial.startsWith(KEA_HEADER_START);
+}
+
+/**
+ * `auto` for a file read on disk: what its first line says, and Kea for a file without a whole
+ * first line yet (Kea between starting its new lease file for a cleanup and writing its header)
+ * when Kea's cleanup files are beside it. Taken for ISC, it read as no leases at all, every BMC gone
+ * for a moment (the last view kept only for an error, not for an empty file).
+ */
+async function formatOnDisk(path: string, text: string): Promise<'isc' | 'kea'> {
+  const detected = detectLeaseFormat(text);
+  if (detected === 'kea' || !keaHeaderSoFar(text)) return detected;
+  return (await cleanupStamp(path)) === KEA_CLEANUP_SUFFIXES.map(() => '-').join('|') ? detected : 'kea';
+}
+
 async function readParsed(path: string, format: LeaseFormatOption): Promise<ParsedLeases> {
   let text: string;
   try {
@@ -194,7 +218,7 @@ async function readParsed(path: string, format: LeaseFormatOption): Promise<Pars
   } catch (err) {
     throw readError(path, err);
   }
-  return (format === 'auto' ? detectLeaseFormat(text) : format) === 'kea' ? readKea(path, text) : parseFile(path, text, format);
+  return (format === 'auto' ? await formatOnDisk(path, text) : format) === 'kea' ? readKea(path, text) : parseFile(path, text, format);
 }
 
 /** Reads, parses and selects once. Throws LeaseParseError (naming the file and line) or BmcError. */

@@ -249,6 +249,16 @@ describe('watchLeases', () => {
     expect((await readLeasesOnce(path, { now: NOW })).map((l) => l.mac)).toEqual(['00:00:00:00:00:0b']);
   });
 
+  it.each(['', 'address,hw', '  \n'.slice(0, 2)])('auto format, Kea\'s new lease file without a whole header yet (%j) beside its cleanup files: read as Kea, its leases kept; without cleanup files an empty file is ISC with none', async (partial) => {
+    const k1 = { ip: '10.2.0.1', mac: '00:00:00:00:00:01', validLifetime: 3600, expire: LATER, state: 0 };
+    await writeFile(`${path}.2`, renderKeaLeases([k1]));
+    await writeFile(path, partial);
+    expect(ips(await readLeasesOnce(path, { now: NOW }))).toEqual(['10.2.0.1']);
+    await rm(`${path}.2`);
+    await writeFile(path, '');
+    expect(await readLeasesOnce(path, { now: NOW })).toEqual([]);
+  });
+
   it('kea-lfc ending between the reads of .2 and .1 (both removed, .completed not yet .2): its files are read again, no lease missing', async () => {
     const kea = (ip: string, mac: string) => ({ ip, mac, validLifetime: 3600, expire: LATER, state: 0 });
     const [k1, k2, k3] = [kea('10.2.0.1', '00:00:00:00:00:01'), kea('10.2.0.2', '00:00:00:00:00:02'), kea('10.2.0.3', '00:00:00:00:00:03')];
