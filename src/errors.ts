@@ -67,6 +67,49 @@ export class BmcError extends Error {
   }
 }
 
+/**
+ * A failure of an action (a reset, a power cycle) before the request that acts was sent: a read of
+ * the System, of its allowed reset types, an IPMI session that could not be opened. Whatever its
+ * code (an HTTP 500 of a GET, a TIMEOUT of a handshake), the BMC did not act: the other protocol
+ * may try it, and the command may be tried again.
+ */
+export class NotSentError extends BmcError {
+  constructor(err: BmcError) {
+    super(err.code, err.message, { cause: err, ...(err.httpStatus !== undefined ? { httpStatus: err.httpStatus } : {}), ...(err.completionCode !== undefined ? { completionCode: err.completionCode } : {}) });
+    this.name = 'NotSentError';
+  }
+}
+
+/** `err` as a failure before the acting request was sent (other errors, not ours to judge, pass unchanged). */
+export function notSent(err: unknown): unknown {
+  return err instanceof BmcError && !(err instanceof NotSentError) ? new NotSentError(err) : err;
+}
+
+/** `work`, the steps of an action before its acting request: its failure is `notSent`. */
+export async function beforeActing<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    throw notSent(err);
+  }
+}
+
+/** Codes that say a request was refused or never got that far: credentials, trust, support, a busy BMC, an IPMI completion code. */
+const NOT_ACTED_CODES: ReadonlySet<BmcErrorCode> = new Set<BmcErrorCode>(['COMPLETION_CODE', 'AUTH_FAILED', 'INSECURE_REFUSED', 'UNSUPPORTED', 'INVALID_ARGUMENT', 'FORBIDDEN', 'CONFIG', 'UNTRUSTED', 'BUSY', 'NO_SESSION_SLOTS']);
+
+/**
+ * Whether a failure shows the BMC did not act on a request: a failure before it was sent, a
+ * refusal (an HTTP 4xx, 501 Not Implemented, 503 Unavailable, an IPMI completion code), or one of
+ * the codes above. No answer, a cut or garbled one, a 500, 502 or 504 (a BMC failing while it
+ * answers, a proxy that gave up waiting) or an error of our own may come after it acted.
+ */
+export function showsNotActed(err: unknown): boolean {
+  if (err instanceof NotSentError) return true;
+  if (!(err instanceof BmcError)) return false;
+  if (err.code === 'HTTP') return err.httpStatus !== undefined && ((err.httpStatus >= 400 && err.httpStatus < 500) || err.httpStatus === 501 || err.httpStatus === 503);
+  return NOT_ACTED_CODES.has(err.code);
+}
+
 /** Thrown by pure decoders: the only exception a decoder may raise. */
 export class DecodeError extends BmcError {
   constructor(message: string, options: BmcErrorOptions = {}) {

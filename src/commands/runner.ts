@@ -6,7 +6,7 @@
  * waits for accepted work and aborts what is still running at its deadline.
  */
 import { checkCount, checkDuration, deadline, endedWithin, MAX_TIMER_MS, sleep } from '../deadline.js';
-import { abortError, BmcError, type BmcErrorCode } from '../errors.js';
+import { abortError, BmcError, NotSentError, showsNotActed, type BmcErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Outband } from '../outband/types.js';
 import { describeAction, runAction, type BmcAction } from './actions.js';
@@ -89,19 +89,13 @@ export function isIdempotent(action: BmcAction): boolean {
 }
 
 /**
- * Failures that show a request did not happen: the BMC refused it (an IPMI completion code, an HTTP
- * 4xx, 503 Service Unavailable), or it never got that far (credentials, trust, support, a busy
- * BMC). After any other failure of a non-idempotent action that was sent (no answer, a cut or
- * garbled one, a 500, an error of our own) it may have happened.
+ * Failures that show a request did not happen (errors.ts showsNotActed: the BMC refused it, or it
+ * never got that far). After any other failure of a non-idempotent action that was sent (no answer,
+ * a cut or garbled one, a 500, an error of our own) it may have happened.
  */
-const NOT_DONE_CODES: ReadonlySet<string> = new Set<BmcErrorCode>(['COMPLETION_CODE', 'AUTH_FAILED', 'INSECURE_REFUSED', 'UNSUPPORTED', 'INVALID_ARGUMENT', 'FORBIDDEN', 'CONFIG', 'UNTRUSTED', 'BUSY', 'NO_SESSION_SLOTS']);
-
-function provesNotDone(code: string | undefined, err: unknown): boolean {
-  if (code === 'HTTP') {
-    const status = err instanceof BmcError ? err.httpStatus : undefined;
-    return status !== undefined && ((status >= 400 && status < 500) || status === 503);
-  }
-  return code !== undefined && NOT_DONE_CODES.has(code);
+function provesNotDone(aborted: boolean, err: unknown): boolean {
+  // the command's own end (its deadline, a shutdown) while the action was under way says nothing
+  return err instanceof NotSentError || (!aborted && showsNotActed(err));
 }
 
 /** Failures a second attempt cannot fix: the BMC refused us, or cannot do it at all. */
@@ -251,7 +245,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
         failure = err;
         const code = signal.aborted ? abortError(signal, what).code : err instanceof BmcError ? err.code : undefined;
         outcome = code === 'TIMEOUT' ? 'timeout' : code === 'ABORTED' ? 'aborted' : 'error';
-        if (sent !== undefined && !provesNotDone(code, err)) outcome = 'unknown';
+        if (sent !== undefined && !provesNotDone(signal.aborted, err)) outcome = 'unknown';
       } finally {
         if (bmc) await closeQuietly(bmc);
       }

@@ -8,7 +8,7 @@
  * trips rather than the sum of them.
  */
 import type { Duplex } from 'node:stream';
-import { BmcError, isBmcError } from '../errors.js';
+import { BmcError, isBmcError, NotSentError, showsNotActed } from '../errors.js';
 import type { CipherChoice } from '../ipmi/cipher.js';
 import type { GuidEncoding } from '../ipmi/guid.js';
 import type { RetryPolicy } from '../ipmi/exchange.js';
@@ -118,21 +118,18 @@ const REDFISH_BOOT: Record<BootTarget, BootOverrideTarget> = { PXE: 'Pxe', DISK:
 const SERVICE_ROOT = '/redfish/v1/';
 const signalOf = (x?: { signal?: AbortSignal | undefined }): { signal?: AbortSignal } => (x?.signal ? { signal: x.signal } : {});
 
-/** Errors after which the other protocol may safely try the same action (it did not happen). */
+/**
+ * Errors after which the other protocol may try the same action. A repeatable one (power on, a
+ * boot device) after any failure the other protocol may mend; a reset or cycle only where the
+ * failure shows the BMC did not act (errors.ts showsNotActed: a refusal, or a failure before its
+ * request was sent): one answered 500, 502 or 504, cut off or garbled may have happened, and a
+ * second one would reboot the host again. Credentials refused over HTTP are refused over IPMI too.
+ */
 function mayFallBack(err: unknown, repeatable = true): boolean {
   if (!(err instanceof BmcError)) return false;
-  if (err.code === 'HTTP') return err.httpStatus !== 401 && err.httpStatus !== 403 && (repeatable || refusedBeforeActing(err.httpStatus));
-  // a reset or cycle cut off or garbled after it was sent may have happened: never a second one
-  return (repeatable ? ['UNSUPPORTED', 'CLOSED', 'DECODE', 'PROTOCOL', 'COMPLETION_CODE'] : ['UNSUPPORTED', 'COMPLETION_CODE']).includes(err.code);
-}
-
-/**
- * HTTP answers that show the BMC did not act: a refusal (4xx), 501 (not implemented) or 503 (not
- * taking requests now). A 500, 502 or 504 may come after the action took effect (a BMC that fails
- * while answering, a proxy that gave up waiting), as the command runner also holds (runner.ts).
- */
-function refusedBeforeActing(status: number | undefined): boolean {
-  return status !== undefined && ((status >= 400 && status < 500) || status === 501 || status === 503);
+  if (err.code === 'HTTP' && (err.httpStatus === 401 || err.httpStatus === 403)) return false;
+  if (!repeatable && !(err instanceof NotSentError)) return showsNotActed(err) && (err.code === 'HTTP' || err.code === 'UNSUPPORTED' || err.code === 'COMPLETION_CODE');
+  return err.code === 'HTTP' || ['UNSUPPORTED', 'CLOSED', 'DECODE', 'PROTOCOL', 'COMPLETION_CODE'].includes(err.code);
 }
 
 /** The typed part of a Redfish failure (the message was already scrubbed of secrets by the Redfish client). */
@@ -352,17 +349,20 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     const available = order.filter((p) => (p === 'redfish' ? redfish !== undefined : ipmiAllowed));
     if (available.length === 0) throw new BmcError('UNSUPPORTED', `${what} on BMC ${o.host}: no protocol available (${redfishProblem ?? 'IPMI disabled'})`);
     forgetReads();
-    let first: unknown;
+    const failures: unknown[] = [];
     for (const p of available) {
       try {
         return await (p === 'redfish' ? viaRedfish(redfish!) : viaIpmi());
       } catch (err) {
-        if (first === undefined) first = err;
+        failures.push(err);
         if (!mayFallBack(err, repeatable) || p === available[available.length - 1]) break;
         o.logger?.warn({ bmc: o.host, action: what, protocol: p, err: message(err) }, 'action failed, trying the other protocol');
       }
     }
-    throw first;
+    // the first protocol's failure says most (why the preferred way failed), but for a reset or
+    // cycle a later attempt that may have acted decides: thrown as a refusal, the command would
+    // be tried again and the host reset twice
+    throw (repeatable ? undefined : failures.find((err) => !showsNotActed(err))) ?? failures[0];
   }
 
   const sig = signalOf;

@@ -3,7 +3,7 @@
  * operation, reopened when the BMC dropped it, closed by `close()`.
  */
 import type { Duplex } from 'node:stream';
-import { BmcError } from '../errors.js';
+import { beforeActing, BmcError } from '../errors.js';
 import { BOOT_DEVICE_BYTE, readBootFlags, writeBootFlags } from '../ipmi/boot.js';
 import { chassisControl, chassisIdentify, getChassisStatus, getDeviceId, getSystemGuid, readFruData, type ChassisAction, type DeviceId } from '../ipmi/commands.js';
 import { getPowerReading } from '../ipmi/dcmi.js';
@@ -107,6 +107,17 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
   const signalOf = (o?: OperationOptions) => (o?.signal ? { signal: o.signal } : {});
 
   /**
+   * A reset or power cycle, or power on for a machine that is off (many BMCs refuse a reset then).
+   * The session and the power state read before the chassis control fail as not sent: nothing
+   * acted yet, so the other protocol or a second try may do it.
+   */
+  async function restart(action: 'reset' | 'cycle', o: OperationOptions | undefined): Promise<void> {
+    const s = await beforeActing(session(o));
+    const { power } = await beforeActing(getChassisStatus(s, signalOf(o)));
+    await chassisControl(s, power === 'on' ? action : 'up', signalOf(o));
+  }
+
+  /**
    * What does not change while a session lives is read once per session, so that read-ahead
    * (the facade starts IPMI beside Redfish) and the report never ask twice. A failed read is
    * forgotten, so the next caller tries again.
@@ -198,9 +209,8 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
     chassis: (action, o) => run(o, (s) => chassisControl(s, action, signalOf(o))),
     powerOn: (o) => outband.chassis('up', o),
     powerOff: (o) => outband.chassis('down', o),
-    // Reset and power cycle are refused by many BMCs while the machine is off; power on is what the operator meant.
-    powerReset: (o) => run(o, async (s) => chassisControl(s, (await getChassisStatus(s, signalOf(o))).power === 'on' ? 'reset' : 'up', signalOf(o))),
-    powerCycle: (o) => run(o, async (s) => chassisControl(s, (await getChassisStatus(s, signalOf(o))).power === 'on' ? 'cycle' : 'up', signalOf(o))),
+    powerReset: (o) => restart('reset', o),
+    powerCycle: (o) => restart('cycle', o),
     bootFrom: (target, o) =>
       run(o, async (s) => {
         const flags = ipmiBootFlags(target, { persistent: o?.persistent ?? true, uefi: o?.uefi ?? true, diskDevice });

@@ -2,7 +2,7 @@
  * Machine actions on the first ComputerSystem (or `systemPath`): reset, one-time or
  * persistent boot override, identify LED.
  */
-import { BmcError } from '../errors.js';
+import { beforeActing, BmcError } from '../errors.js';
 import { checkMs, deadline, sleep } from '../deadline.js';
 import type { Logger } from '../log.js';
 import { redfishMessagesOf, type RedfishMessage } from './http-errors.js';
@@ -81,8 +81,9 @@ export async function reset(client: ActionClient, type: ResetType, options: Rese
   const offTimeoutMs = checkMs('offTimeoutMs', options.offTimeoutMs, 30_000);
   const pollMs = checkMs('pollMs', options.pollMs, 1000, 60_000);
   const { signal } = options;
-  const path = await systemPath(client, options);
-  const system = await readSystem(client, path, { signal });
+  // what is read before the reset is posted fails as not sent: the BMC did nothing yet
+  const path = await beforeActing(systemPath(client, options));
+  const system = await beforeActing(readSystem(client, path, { signal }));
   const target = system.reset?.target;
   if (target === undefined) throw new BmcError('UNSUPPORTED', `${path} has no #ComputerSystem.Reset action`);
   const power = powerOf(system.powerState);
@@ -90,7 +91,7 @@ export async function reset(client: ActionClient, type: ResetType, options: Rese
     options.logger?.debug({ path, resetType: type, powerState: system.powerState }, 'redfish reset not sent: the system is already in that power state');
     return;
   }
-  const allowable = await resetAllowable(client, system, signal);
+  const allowable = await beforeActing(resetAllowable(client, system, signal));
   const allowed = (t: string): boolean => allowable === undefined || allowable.includes(t);
   const post = async (t: string): Promise<void> => {
     await client.post(target, { ResetType: t }, { signal });

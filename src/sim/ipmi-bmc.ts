@@ -411,6 +411,8 @@ export class SimBmc implements BmcControl {
     const req = decodeRequest(packet.payload);
     if ((req.netFn & 1) !== 0) return;
     const result = this.quirkAnswer(req) ?? runCommand({ machine: this.machine, session, bmc: this }, req.netFn, req.cmd, req.data);
+    // the fault actSilently: a chassis control carried out, its answer lost
+    if (req.netFn === NetFn.chassis && req.cmd === Cmd.chassisControl && this.machine.state.faults.actSilently) return;
     const answer = encodeResponse(req, result.cc, result.data);
     // A BMC that gets the data checksum of its in-session answers wrong (the packet is otherwise valid)
     if (this.quirk('ipmi-bad-response-checksum')) answer[answer.length - 1]! ^= 0x5a;

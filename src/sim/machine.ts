@@ -74,8 +74,10 @@ export interface SimFaults {
   sessionsFull: boolean;
   /** firmware update tasks started from now on run this long (ms) instead of the server's task duration */
   firmwareTaskMs: number | null;
-  /** Redfish actions (POST .../Actions/...) are carried out but never answered: the BMC acted, the client times out */
+  /** Redfish actions (POST .../Actions/...) and IPMI Chassis Control are carried out but never answered: the BMC acted, the client times out */
   actSilently: boolean;
+  /** Redfish actions (POST .../Actions/...) are refused with this status and not carried out */
+  actRefused: number | null;
   /** Redfish actions (POST .../Actions/...) are carried out, then answered with this status (a BMC or proxy that answers 500 or 504 after the action took effect) */
   actStatus: number | null;
 }
@@ -91,6 +93,7 @@ export const NO_FAULTS: Readonly<SimFaults> = Object.freeze({
   sessionsFull: false,
   firmwareTaskMs: null,
   actSilently: false,
+  actRefused: null,
   actStatus: null,
 });
 

@@ -189,6 +189,10 @@ export async function startRedfishServer(options: RedfishServerOptions): Promise
       return;
     }
     const path = req.url ?? '/';
+    if (faults.actRefused !== null && req.method === 'POST' && path.includes('/Actions/')) {
+      reply(req, res, errorReply(faults.actRefused, 'GeneralError', `The simulated BMC refuses the action with ${faults.actRefused}.`), ctx);
+      return;
+    }
     const answer = await dispatch({ ctx, settings, counters: requests, req, method: req.method ?? 'GET', path });
     if (faults.actSilently && req.method === 'POST' && path.includes('/Actions/')) {
       if (!req.complete) req.resume(); // carried out, never answered; close() drops the connection

@@ -56,7 +56,7 @@ function event(i: number, cmd: string) {
   return { type: 'command', new: `machine-${i}`, cmd: { target: `machine-${i}`, cmd, ipmi: { address: `${m.address}:${fleet.ipmiPort}`, user: fleet.user, password: fleet.password, mac: m.mac } } };
 }
 
-async function service(o: { ttlMs?: number; timeoutMs?: number; queueMax?: number; maxInFlight?: number; mode?: 'core' }): Promise<{ partition: string; log: CapturedLog; registry: Registry; results: CommandResult[] }> {
+async function service(o: { ttlMs?: number; timeoutMs?: number; bmcTimeoutMs?: number; queueMax?: number; maxInFlight?: number; mode?: 'core' }): Promise<{ partition: string; log: CapturedLog; registry: Registry; results: CommandResult[] }> {
   const partition = `once${++seq}`;
   const log = captureLog();
   const registry = new Registry();
@@ -75,7 +75,7 @@ async function service(o: { ttlMs?: number; timeoutMs?: number; queueMax?: numbe
     ...(o.queueMax ? { maxQueuePerMachine: o.queueMax } : {}),
     ...(o.maxInFlight ? { maxInFlight: o.maxInFlight } : {}),
     connect: (ipmi, { signal }) =>
-      connectOutband({ host: ipmi.host, user: ipmi.user ?? '', password: ipmi.password ?? '', ipmiPort: ipmi.port, redfishPort: fleet.redfishPort, timeoutMs: o.timeoutMs ?? 10_000, signal }),
+      connectOutband({ host: ipmi.host, user: ipmi.user ?? '', password: ipmi.password ?? '', ipmiPort: ipmi.port, redfishPort: fleet.redfishPort, timeoutMs: o.bmcTimeoutMs ?? o.timeoutMs ?? 10_000, signal }),
     concurrency: 4,
     timeoutMs: o.timeoutMs ?? 10_000,
     logger: log.logger,
@@ -144,6 +144,23 @@ describe('commands fire once and on time', () => {
     fleet.clearFaults();
     expect(results[0]).toMatchObject({ command: 'RESET', ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true });
     expect(powerChanges).toHaveLength(1); // one reset (an 'On' for a machine that was off): IPMI did not reset the host a second time
+  });
+
+  it('a RESET Redfish refuses (400) and IPMI then carries out without an answer: outcome unknown, the plan not tried again (a second try would reset the host again)', async () => {
+    fleet.clearFaults();
+    const machine = redfishPowered()[1]!;
+    const i = machine.state.index;
+    let posts = 0;
+    machine.on('change', (c: { kind: string; action?: string }) => void (c.kind === 'power' && posts++));
+    // the IPMI exchange's own deadline (3 s) ends the fallback, well before the command's (20 s)
+    const { partition, results } = await service({ timeoutMs: 20_000, bmcTimeoutMs: 3000 });
+    fleet.setFaults([i], { actRefused: 400, actSilently: true });
+    publish(partition, event(i, 'RESET'));
+    await until('a result', () => results.length === 1);
+    fleet.clearFaults();
+    expect(results[0]).toMatchObject({ command: 'RESET', ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true });
+    expect(results[0]!.attempts).toBeUndefined();
+    expect(posts).toBeGreaterThan(0); // IPMI reset the host (the simulator runs each retransmission: no duplicate detection)
   });
 
   it('commands beyond the machine\'s queue bound are refused with a result event', async () => {

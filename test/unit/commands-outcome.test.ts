@@ -9,7 +9,7 @@ import type { MachineCommand } from '../../src/commands/actions.js';
 import { decodeMachineEvent, planEvent, type Plan } from '../../src/commands/event.js';
 import { dispositionOf } from '../../src/commands/handler.js';
 import { createCommandRunner, isIdempotent } from '../../src/commands/runner.js';
-import { BmcError, type BmcErrorCode } from '../../src/errors.js';
+import { BmcError, NotSentError, type BmcErrorCode } from '../../src/errors.js';
 import type { Outband } from '../../src/outband/types.js';
 import { captureLog } from '../helpers/log.js';
 
@@ -48,6 +48,15 @@ describe('outcome unknown', () => {
     expect(cycles).toBe(0);
     const cycleTimesOut = await run(reinstall, async () => ({ ...failingBmc('TIMEOUT'), bootFrom: () => Promise.resolve() }) as Outband);
     expect(cycleTimesOut).toMatchObject({ command: 'REINSTALL', ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true });
+  });
+
+  it('a CYCLE that failed before its request went out (a 500 to the read of the System, a handshake timeout: NotSentError) is an ordinary failure, tried again', async () => {
+    let tries = 0;
+    const notSentYet = () => (tries++, Promise.reject(new NotSentError(new BmcError('HTTP', 'GET /redfish/v1/Systems/1: HTTP 500', { httpStatus: 500 }))));
+    const result = await run(plan('CYCLE'), async () => ({ ...failingBmc('TIMEOUT'), powerCycle: notSentYet }) as Outband);
+    expect(result).toMatchObject({ ok: false, code: 'HTTP' });
+    expect(result.outcomeUnknown).toBeUndefined();
+    expect(tries).toBe(2);
   });
 
   it.each(['TIMEOUT', 'CLOSED', 'PROTOCOL', 'DECODE'] as const)('a CYCLE that ends in %s after it was sent: outcome unknown, not tried again, terminated', async (code) => {

@@ -1,5 +1,5 @@
 import { afterEach, expect, vi } from 'vitest';
-import { BmcError } from '../../src/errors.js';
+import { BmcError, NotSentError } from '../../src/errors.js';
 import { captureLog } from '../helpers/log.js';
 import { httpError } from '../../src/redfish/http-errors.js';
 import { openRedfish, reset, setBootOrder, setBootOverride, setIndicator, type ActionClient, type RedfishClient } from '../../src/redfish/index.js';
@@ -70,6 +70,16 @@ describe('reset', () => {
     setPowerState(server, 'Off');
     await reset(client, type);
     expect(posts(server, RESET)).toEqual([{ ResetType: 'On' }]);
+  });
+
+  it('a read before the reset is posted that fails (HTTP 500 to the System) is NotSentError: the BMC did nothing yet', async () => {
+    const { server, client } = await setup();
+    server.addFault({ method: 'GET', path: SYSTEM, fault: { kind: 'status', status: 500 } });
+    const err = await reset(client, 'ForceRestart', { systemPath: SYSTEM }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NotSentError);
+    expect(err).toMatchObject({ code: 'HTTP', httpStatus: 500 });
+    expect(posts(server, RESET)).toEqual([]);
+    server.clearFaults();
   });
 
   it('PowerCycle when allowed is one action', async () => {
