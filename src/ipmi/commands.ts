@@ -141,7 +141,9 @@ const FORCE_ON_REFUSED = new Set([0xc7, 0xcc]);
 export async function chassisIdentify(s: IpmiSession, on: boolean, o?: Opts): Promise<void> {
   const what = `Chassis Identify (${on ? 'on' : 'off'})`;
   const r = await s.request(NetFn.chassis, Cmd.chassisIdentify, Buffer.from(on ? IDENTIFY_DATA.forceOn : IDENTIFY_DATA.off), o);
-  if (FORCE_ON_REFUSED.has(r.completionCode)) {
+  // off is harmless to ask again: any refusal of the two-byte form gets the one-byte form, which
+  // every BMC took before off said both
+  if (FORCE_ON_REFUSED.has(r.completionCode) || (!on && r.completionCode !== 0)) {
     await s.command(what, NetFn.chassis, Cmd.chassisIdentify, Buffer.from(on ? IDENTIFY_DATA.longest : IDENTIFY_DATA.offShort), o);
     return;
   }

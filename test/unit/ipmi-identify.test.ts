@@ -34,7 +34,7 @@ describe('chassisIdentify', () => {
     expect(b.sent).toEqual([[0, 0]]);
   });
 
-  it.each([0xc7, 0xcc])('off falls back to the one-byte form when byte 2 is refused (0x%s)', async (code) => {
+  it.each([0xc7, 0xcc, 0xc9, 0xd6])('off falls back to the one-byte form when byte 2 is refused (0x%s)', async (code) => {
     const b = bmc((_n, data) => (data.length > 1 ? code : 0));
     await chassisIdentify(b.session, false);
     expect(b.sent).toEqual([[0, 0], [0]]);
