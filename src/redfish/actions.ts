@@ -24,7 +24,7 @@ export interface ActionOptions {
 }
 
 export interface ResetOptions extends ActionOptions {
-  /** PowerCycle fallback: how long to wait for PowerState Off after ForceOff. Default 60 000. */
+  /** PowerCycle fallback (neither PowerCycle nor ForceRestart offered): how long to wait for PowerState Off after ForceOff before the On. Default 30 000. */
   offTimeoutMs?: number;
   /** PowerCycle fallback: PowerState poll interval. Default 1000. */
   pollMs?: number;
