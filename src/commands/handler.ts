@@ -37,12 +37,31 @@ export function dispositionOf(result: CommandResult): Disposition {
 export interface EventHandlerOptions {
   runner: CommandRunner;
   logger: Logger;
-  metrics?: Pick<CommandMetrics, 'eventsRejected'> & Partial<Pick<CommandMetrics, 'eventsStale'>>;
+  metrics?: Pick<CommandMetrics, 'eventsRejected'> & Partial<Pick<CommandMetrics, 'eventsStale' | 'eventAgeSeconds'>>;
   /** UPDATE-FIRMWARE runs as a background job here instead of in the runner (acknowledged when accepted) */
   firmware?: Pick<FirmwareJobs, 'start'>;
   /** the topic TTL: command events older than this are dropped on receipt (the runner checks again when their turn comes) */
   ttlMs?: number;
   now?: () => number;
+}
+
+/** an event from the future by more than this: this host's clock is behind the NATS server's */
+const SKEW_TOLERANCE_MS = 2000;
+const SKEW_WARN_EVERY_MS = 600_000;
+
+/**
+ * Warns (at most every ten minutes) when an event's timestamp lies ahead of this host's clock: the
+ * clock is behind the NATS server's, and every event looks younger than it is (a stale command would
+ * run). A clock ahead makes them look older and shows only as stale drops (their log line says so).
+ */
+function clockSkewWarning(logger: Logger, now: () => number = () => performance.now()): (ageMs: number) => void {
+  let warnedAt: number | undefined;
+  return (ageMs) => {
+    if (ageMs >= -SKEW_TOLERANCE_MS) return;
+    if (warnedAt !== undefined && now() - warnedAt < SKEW_WARN_EVERY_MS) return;
+    warnedAt = now();
+    logger.warn({ aheadMs: -ageMs }, "a machine event's NATS timestamp lies ahead of this host's clock: its clock is behind the NATS server's (keep both in step with NTP); event ages and the topic TTL are off by as much");
+  };
 }
 
 /**
@@ -51,6 +70,7 @@ export interface EventHandlerOptions {
  */
 export function createEventHandler(o: EventHandlerOptions): EventHandler {
   if (o.ttlMs !== undefined) checkDuration('createEventHandler: ttlMs', o.ttlMs, 0, MAX_TIMER_MS);
+  const clockSkew = clockSkewWarning(o.logger);
   return async (bytes, meta) => {
     let plan;
     try {
@@ -64,9 +84,13 @@ export function createEventHandler(o: EventHandlerOptions): EventHandler {
     }
     plan.publishedAt = meta.publishedAt;
     const ageMs = (o.now ?? Date.now)() - meta.publishedAt.getTime();
+    o.metrics?.eventAgeSeconds?.observe(ageMs / 1000);
+    clockSkew(ageMs);
     if (o.ttlMs !== undefined && timelinessOf(plan.type, ageMs, o.ttlMs) === 'stale') {
       o.metrics?.eventsStale?.inc();
-      o.logger.warn({ machineId: plan.machineId, command: plan.command, ageMs, ttlMs: o.ttlMs, deliveryCount: meta.deliveryCount }, 'stale machine event dropped');
+      // an age is the NATS server's timestamp against this host's clock: say so, every stale drop
+      // may be a clock out of step rather than an old event
+      o.logger.warn({ machineId: plan.machineId, command: plan.command, ageMs, ttlMs: o.ttlMs, deliveryCount: meta.deliveryCount, ageIs: "the NATS server's timestamp against this host's clock: if every event is stale, compare the clocks" }, 'stale machine event dropped');
       return 'term';
     }
     if (plan.actions.length === 0) {

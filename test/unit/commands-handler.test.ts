@@ -109,6 +109,24 @@ describe('machine event handler', () => {
     expect(runner.plans.map((p) => [p.type, p.publishedAt?.getTime()])).toEqual([['delete', now - 60_000]]);
   });
 
+  it('observes every event\'s age, and warns (once in ten minutes) when one lies ahead of this host\'s clock: the clock is behind the NATS server\'s', async () => {
+    const log = captureLog();
+    const registry = new Registry();
+    const metrics = createCommandMetrics(registry);
+    const runner = stubRunner(async () => result(true));
+    const now = 1_000_000;
+    const handle = createEventHandler({ runner, logger: log.logger, metrics, ttlMs: 30_000, now: () => now });
+    const at = (ms: number) => ({ publishedAt: new Date(now + ms), deliveryCount: 1 });
+    await handle(enc({ type: 'command', cmd: { target: 'm', cmd: 'ON', ipmi } }), at(-200));
+    await handle(enc({ type: 'command', cmd: { target: 'm', cmd: 'ON', ipmi } }), at(-1500)); // within the tolerance
+    expect(log.find(/lies ahead of this host's clock/)).toHaveLength(0);
+    await handle(enc({ type: 'command', cmd: { target: 'm', cmd: 'ON', ipmi } }), at(45_000));
+    await handle(enc({ type: 'command', cmd: { target: 'm', cmd: 'ON', ipmi } }), at(45_000));
+    expect(log.find(/lies ahead of this host's clock/)).toEqual([expect.objectContaining({ aheadMs: 45_000 })]);
+    expect(await registry.getSingleMetricAsString('metal_bmc_machine_event_age_seconds')).toMatch(/metal_bmc_machine_event_age_seconds_count 4$/m);
+    expect(await registry.getSingleMetricAsString('metal_bmc_machine_event_age_seconds')).toMatch(/le="-30"} 2$/m);
+  });
+
   it('terminates a result the runner dropped as stale', () => {
     expect(dispositionOf({ ...result(false, 'STALE'), dropped: 'stale' })).toBe('term');
   });
