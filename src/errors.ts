@@ -80,6 +80,18 @@ export class NotSentError extends BmcError {
   }
 }
 
+/**
+ * A failure of an action after part of it took effect: a power cycle made of ForceOff and On whose
+ * On failed left the machine off. Whatever its code (a 409 to the On), it is never taken for "did
+ * not act": no other protocol repeats the action, and the command ends "outcome unknown".
+ */
+export class PartlyActedError extends BmcError {
+  constructor(err: BmcError, what: string) {
+    super(err.code, `${what}: ${err.message}`, { cause: err, ...(err.httpStatus !== undefined ? { httpStatus: err.httpStatus } : {}), ...(err.completionCode !== undefined ? { completionCode: err.completionCode } : {}) });
+    this.name = 'PartlyActedError';
+  }
+}
+
 /** `err` as a failure before the acting request was sent (other errors, not ours to judge, pass unchanged). */
 export function notSent(err: unknown): unknown {
   return err instanceof BmcError && !(err instanceof NotSentError) ? new NotSentError(err) : err;
@@ -105,6 +117,7 @@ const NOT_ACTED_CODES: ReadonlySet<BmcErrorCode> = new Set<BmcErrorCode>(['COMPL
  */
 export function showsNotActed(err: unknown): boolean {
   if (err instanceof NotSentError) return true;
+  if (err instanceof PartlyActedError) return false;
   if (!(err instanceof BmcError)) return false;
   if (err.code === 'HTTP') return err.httpStatus !== undefined && ((err.httpStatus >= 400 && err.httpStatus < 500) || err.httpStatus === 501 || err.httpStatus === 503);
   return NOT_ACTED_CODES.has(err.code);

@@ -2,7 +2,7 @@
  * Machine actions on the first ComputerSystem (or `systemPath`): reset, one-time or
  * persistent boot override, identify LED.
  */
-import { beforeActing, BmcError } from '../errors.js';
+import { beforeActing, BmcError, PartlyActedError } from '../errors.js';
 import { checkMs, deadline, sleep } from '../deadline.js';
 import type { Logger } from '../log.js';
 import { redfishMessagesOf, type RedfishMessage } from './http-errors.js';
@@ -115,6 +115,13 @@ export async function reset(client: ActionClient, type: ResetType, options: Rese
         if (signal?.aborted) throw err;
         options.logger?.warn({ path, offTimeoutMs, err }, 'redfish power cycle: the system did not read Off after ForceOff in time; sending On anyway');
       }
+      try {
+        await post(on);
+      } catch (err) {
+        // the ForceOff took effect: however the On was refused, the cycle happened in part
+        throw err instanceof BmcError ? new PartlyActedError(err, `power cycle of ${path}: ForceOff was sent, the ${on} failed and the machine may be left off`) : err;
+      }
+      return;
     }
     return post(on);
   }

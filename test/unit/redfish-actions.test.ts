@@ -1,5 +1,5 @@
 import { afterEach, expect, vi } from 'vitest';
-import { BmcError, NotSentError } from '../../src/errors.js';
+import { BmcError, NotSentError, PartlyActedError, showsNotActed } from '../../src/errors.js';
 import { captureLog } from '../helpers/log.js';
 import { httpError } from '../../src/redfish/http-errors.js';
 import { openRedfish, reset, setBootOrder, setBootOverride, setIndicator, type ActionClient, type RedfishClient } from '../../src/redfish/index.js';
@@ -122,6 +122,20 @@ describe('reset', () => {
     await reset(client, 'PowerCycle', { offTimeoutMs: 300, pollMs: 50, logger: log.logger });
     expect(posts(server, RESET)).toEqual([{ ResetType: 'ForceOff' }, { ResetType: 'On' }]);
     expect(log.find('redfish power cycle: the system did not read Off after ForceOff in time; sending On anyway')).toHaveLength(1);
+  });
+
+  it('PowerCycle fallback whose On is refused after the ForceOff: PartlyActedError (never "did not act": no other protocol cycles again, the command ends outcome unknown)', async () => {
+    const { server, client } = await setup({ powerOffDelayMs: 1000 });
+    allowResets(server, ['On', 'ForceOff']);
+    const cycling = reset(client, 'PowerCycle', { offTimeoutMs: 10_000, pollMs: 50 }).catch((e: unknown) => e);
+    // the ForceOff went out; the BMC refuses what comes next (the On) while the machine powers off
+    await vi.waitFor(() => expect(posts(server, RESET)).toEqual([{ ResetType: 'ForceOff' }]), { timeout: 5000, interval: 10 });
+    server.addFault({ method: 'POST', path: RESET, fault: { kind: 'status', status: 409, message: 'busy' } });
+    const err = await cycling;
+    expect(err).toBeInstanceOf(PartlyActedError);
+    expect(err).toMatchObject({ code: 'HTTP', httpStatus: 409, message: expect.stringMatching(/ForceOff was sent, the On failed and the machine may be left off/) });
+    expect(showsNotActed(err)).toBe(false);
+    server.clearFaults();
   });
 
   it('PowerCycle fallback ended by the caller (its deadline, a shutdown) while waiting for Off: no On, the caller\'s error', async () => {
