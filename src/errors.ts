@@ -67,6 +67,11 @@ export class BmcError extends Error {
   }
 }
 
+/** What an error that stands for `err` keeps of it: its protocol detail, and `err` as its cause. */
+function detailOf(err: BmcError): BmcErrorOptions {
+  return { cause: err, ...(err.httpStatus !== undefined ? { httpStatus: err.httpStatus } : {}), ...(err.completionCode !== undefined ? { completionCode: err.completionCode } : {}) };
+}
+
 /**
  * A failure of an action (a reset, a power cycle) before the request that acts was sent: a read of
  * the System, of its allowed reset types, an IPMI session that could not be opened. Whatever its
@@ -75,7 +80,7 @@ export class BmcError extends Error {
  */
 export class NotSentError extends BmcError {
   constructor(err: BmcError) {
-    super(err.code, err.message, { cause: err, ...(err.httpStatus !== undefined ? { httpStatus: err.httpStatus } : {}), ...(err.completionCode !== undefined ? { completionCode: err.completionCode } : {}) });
+    super(err.code, err.message, detailOf(err));
     this.name = 'NotSentError';
   }
 }
@@ -87,7 +92,7 @@ export class NotSentError extends BmcError {
  */
 export class PartlyActedError extends BmcError {
   constructor(err: BmcError, what: string) {
-    super(err.code, `${what}: ${err.message}`, { cause: err, ...(err.httpStatus !== undefined ? { httpStatus: err.httpStatus } : {}), ...(err.completionCode !== undefined ? { completionCode: err.completionCode } : {}) });
+    super(err.code, `${what}: ${err.message}`, detailOf(err));
     this.name = 'PartlyActedError';
   }
 }
