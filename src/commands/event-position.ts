@@ -4,12 +4,12 @@
  * it has to create the durable consumer: a consumer created again (deleted by hand, lost with a
  * server's state) then starts after the last event settled here instead of delivering the whole
  * retention once more. The file is written as events settle, but once per burst of them
- * (temp file + rename, mode 0600: `burstWriter`), never synchronously per event; `close()` writes
+ * (temp file + rename, mode 0600: `stateFileWriter`), never synchronously per event; `close()` writes
  * what is pending. Structurally the bus's `PositionStore` (commands/ does not import bus/).
  */
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
-import { burstWriter, writePrivateFile } from '../outband/private-file.js';
+import { stateFileWriter } from '../outband/private-file.js';
 
 /** A stream sequence settled here, and which stream it belongs to (its name and creation time). */
 export interface EventPosition {
@@ -69,28 +69,19 @@ function readPosition(file: string, logger: Logger): EventPosition | undefined {
 
 export function openEventPositionStore(o: EventPositionOptions): EventPositionStore {
   let position = readPosition(o.file, o.logger);
-  let dirty = false;
-
-  async function write(): Promise<void> {
-    dirty = false;
-    const text = JSON.stringify({ version: 1, ...position!, savedAt: new Date().toISOString() } satisfies PositionFile);
-    try {
-      await writePrivateFile(o.file, text);
-    } catch (err) {
-      // kept in memory; written with the next change or at close
-      dirty = true;
-      o.logger.error({ err, file: o.file }, 'cannot write the machine event position file; the position is kept in memory');
-    }
-  }
-
-  const writer = burstWriter({ delayMs: o.writeDelayMs ?? 1000, pending: () => dirty && position !== undefined, write });
+  const writer = stateFileWriter({
+    file: o.file,
+    delayMs: o.writeDelayMs ?? 1000,
+    text: () => (position === undefined ? undefined : JSON.stringify({ version: 1, ...position, savedAt: new Date().toISOString() } satisfies PositionFile)),
+    // kept in memory; written with the next change or at close
+    onWriteError: (err) => o.logger.error({ err, file: o.file }, 'cannot write the machine event position file; the position is kept in memory'),
+  });
 
   return {
     file: o.file,
     load: () => position,
     save(next) {
       position = { stream: next.stream, created: next.created, seq: next.seq };
-      dirty = true;
       writer.changed();
     },
     flush: () => writer.flush(),

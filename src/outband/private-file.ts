@@ -1,7 +1,8 @@
 /**
  * State files only this user may read (mode 0600), replaced atomically: written to a temporary
  * file beside it, then renamed over it, so a reader (or a crash) never sees half of it; and
- * written once per burst of changes (`burstWriter`), never on the event loop's hot path.
+ * written once per burst of changes (`burstWriter`; `stateFileWriter` for a file whose whole text
+ * is rewritten), never on the event loop's hot path.
  */
 import { mkdir, open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -67,5 +68,45 @@ export function burstWriter(o: { delayMs: number; pending: () => boolean; write:
       closed = true;
       await flush();
     },
+  };
+}
+
+export interface StateFileWriter extends BurstWriter {
+  /** nothing to write now: the file holds what is in memory (just loaded from it) */
+  clean(): void;
+}
+
+/**
+ * A state file rewritten after changes (`changed()`, through `burstWriter`): `text()` is what it
+ * holds, asked at each write (undefined: nothing to write yet). A write that fails is told to
+ * `onWriteError` and done again with the next change, or at close.
+ */
+export function stateFileWriter(o: { file: string; delayMs: number; text: () => string | undefined; onWriteError: (err: Error) => void }): StateFileWriter {
+  let dirty = false;
+  const writer = burstWriter({
+    delayMs: o.delayMs,
+    pending: () => dirty,
+    write: async () => {
+      dirty = false;
+      const text = o.text();
+      if (text === undefined) return;
+      try {
+        await writePrivateFile(o.file, text);
+      } catch (err) {
+        dirty = true;
+        o.onWriteError(err as Error);
+      }
+    },
+  });
+  return {
+    changed() {
+      dirty = true;
+      writer.changed();
+    },
+    clean() {
+      dirty = false;
+    },
+    flush: writer.flush,
+    close: writer.close,
   };
 }

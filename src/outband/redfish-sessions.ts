@@ -27,7 +27,7 @@ import type { Logger } from '../log.js';
 import { setNewest } from '../net/newest-map.js';
 import { obj, odataId, prop, str } from '../redfish/json.js';
 import { keptLayout, type InventoryLayout } from '../redfish/layout.js';
-import { burstWriter, writePrivateFile } from './private-file.js';
+import { stateFileWriter } from './private-file.js';
 
 export interface KeptRedfishSession {
   user: string;
@@ -282,16 +282,17 @@ export interface RedfishSessionFile extends RedfishSessionKeeper {
  */
 export function openRedfishSessionFile(o: { file: string; maxAgeMs: number; logger?: Logger; writeDelayMs?: number; maxEntries?: number; now?: () => number }): RedfishSessionFile {
   const now = o.now ?? Date.now;
-  let dirty = false;
-  const writer = burstWriter({ delayMs: o.writeDelayMs ?? 2000, pending: () => dirty, write });
+  const writer = stateFileWriter({
+    file: o.file,
+    delayMs: o.writeDelayMs ?? 2000,
+    text: () => JSON.stringify({ version: 1, sessions: Object.fromEntries(memory.entries().map(([bmc, s]) => [bmc, onDisk(s)])) }),
+    onWriteError: (err) => o.logger?.error({ file: o.file, err: err.message }, 'cannot write the Redfish session file; sessions are kept in memory'),
+  });
   const memory = createRedfishSessionMemory({
     maxAgeMs: o.maxAgeMs,
     now,
     ...(o.maxEntries ? { maxEntries: o.maxEntries } : {}),
-    onChange: () => {
-      dirty = true;
-      writer.changed();
-    },
+    onChange: () => writer.changed(),
   });
   load();
 
@@ -314,19 +315,10 @@ export function openRedfishSessionFile(o: { file: string; maxAgeMs: number; logg
     } catch (err) {
       o.logger?.error({ file: o.file, err: (err as Error).message }, 'cannot use the Redfish session file; starting without kept sessions');
     }
-    dirty = dropped > 0;
+    // what was loaded is on disk already; only a file with entries dropped is written again
+    if (dropped > 0) writer.changed();
+    else writer.clean();
     o.logger?.info({ file: o.file, sessions: memory.size, dropped }, 'Redfish sessions kept from the last run');
-  }
-
-  async function write(): Promise<void> {
-    dirty = false;
-    const sessions = Object.fromEntries(memory.entries().map(([bmc, s]) => [bmc, onDisk(s)]));
-    try {
-      await writePrivateFile(o.file, JSON.stringify({ version: 1, sessions }));
-    } catch (err) {
-      dirty = true; // written with the next change, or at close
-      o.logger?.error({ file: o.file, err: (err as Error).message }, 'cannot write the Redfish session file; sessions are kept in memory');
-    }
   }
 
   return {

@@ -20,7 +20,7 @@ import { isIP } from 'node:net';
 import { normalizeMac } from '../leases/mac.js';
 import type { Logger } from '../log.js';
 import { setNewest } from '../net/newest-map.js';
-import { burstWriter, writePrivateFile } from '../outband/private-file.js';
+import { stateFileWriter } from '../outband/private-file.js';
 
 /** The BMC known for a machine UUID: its address and, when the lease named one, its MAC. */
 export interface UuidOwner {
@@ -94,7 +94,6 @@ export interface UuidOwnersFile extends UuidOwners {
   close(): Promise<void>;
 }
 
-
 /** An entry as the file may hold it; anything else in the file is dropped, with a count. */
 function validOwner(uuid: string, v: unknown): v is UuidOwner {
   if (uuid.length === 0 || uuid.length > 64 || typeof v !== 'object' || v === null) return false;
@@ -110,20 +109,14 @@ function validOwner(uuid: string, v: unknown): v is UuidOwner {
  * logged and tried again with the next change.
  */
 export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDelayMs?: number } & Omit<UuidOwnersOptions, 'onChange'>): UuidOwnersFile {
-  let dirty = false;
-  let loading = true;
-  const writer = burstWriter({ delayMs: o.writeDelayMs ?? 2000, pending: () => dirty, write });
-  const owners = createUuidOwners({
-    ...o,
-    onChange: () => {
-      if (loading) return;
-      dirty = true;
-      writer.changed();
-    },
+  const writer = stateFileWriter({
+    file: o.file,
+    delayMs: o.writeDelayMs ?? 2000,
+    text: () => JSON.stringify({ version: 1, owners: Object.fromEntries(owners.entries()) }),
+    onWriteError: (err) => o.logger?.error({ file: o.file, err: err.message }, 'cannot write the UUID owners file; known BMCs are kept in memory'),
   });
+  const owners = createUuidOwners({ ...o, onChange: () => writer.changed() });
   load();
-  loading = false;
-  if (dirty) writer.changed();
 
   function load(): void {
     let text: string;
@@ -145,18 +138,9 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
       o.logger?.error({ file: o.file, err: (err as Error).message }, 'cannot use the UUID owners file; starting without known BMCs for machine UUIDs');
     }
     // what was loaded is on disk already; only a file with entries dropped is written again
-    dirty = dropped > 0;
+    if (dropped > 0) writer.changed();
+    else writer.clean();
     o.logger?.info({ file: o.file, owners: owners.size, dropped }, 'known BMCs of machine UUIDs kept from the last run');
-  }
-
-  async function write(): Promise<void> {
-    dirty = false;
-    try {
-      await writePrivateFile(o.file, JSON.stringify({ version: 1, owners: Object.fromEntries(owners.entries()) }));
-    } catch (err) {
-      dirty = true; // written with the next change, or at close
-      o.logger?.error({ file: o.file, err: (err as Error).message }, 'cannot write the UUID owners file; known BMCs are kept in memory');
-    }
   }
 
   return {
