@@ -25,6 +25,16 @@ function stubRunner(answer: (plan: Plan) => Promise<CommandResult>): CommandRunn
 
 const result = (ok: boolean, code?: string): CommandResult => ({ machineId: 'm', type: 'command', command: 'ON', ok, durationMs: 1, startedAt: new Date().toISOString(), ...(code ? { code, error: code } : {}) });
 
+/** A handler with metrics, a 30 s TTL and a fixed clock, over a runner that succeeds. */
+function timedHandler() {
+  const log = captureLog();
+  const registry = new Registry();
+  const runner = stubRunner(async () => result(true));
+  const now = 1_000_000;
+  const handle = createEventHandler({ runner, logger: log.logger, metrics: createCommandMetrics(registry), ttlMs: 30_000, now: () => now });
+  return { log, registry, runner, now, handle };
+}
+
 describe('machine event handler', () => {
   it('terminates malformed events, counts them by reason and logs one line without the body', async () => {
     const log = captureLog();
@@ -94,12 +104,7 @@ describe('machine event handler', () => {
   });
 
   it('drops a command older than the TTL on receipt (term, counted, never submitted), but submits a late delete with its publication time', async () => {
-    const log = captureLog();
-    const registry = new Registry();
-    const metrics = createCommandMetrics(registry);
-    const runner = stubRunner(async () => result(true));
-    const now = 1_000_000;
-    const handle = createEventHandler({ runner, logger: log.logger, metrics, ttlMs: 30_000, now: () => now });
+    const { log, registry, runner, now, handle } = timedHandler();
     const old = { publishedAt: new Date(now - 60_000), deliveryCount: 1 };
     expect(await handle(enc({ type: 'command', cmd: { target: 'm', cmd: 'RESET', ipmi } }), old)).toBe('term');
     expect(runner.plans).toHaveLength(0);
@@ -110,12 +115,7 @@ describe('machine event handler', () => {
   });
 
   it('observes every event\'s age, and warns (once in ten minutes) when one lies ahead of this host\'s clock: the clock is behind the NATS server\'s', async () => {
-    const log = captureLog();
-    const registry = new Registry();
-    const metrics = createCommandMetrics(registry);
-    const runner = stubRunner(async () => result(true));
-    const now = 1_000_000;
-    const handle = createEventHandler({ runner, logger: log.logger, metrics, ttlMs: 30_000, now: () => now });
+    const { log, registry, now, handle } = timedHandler();
     const at = (ms: number) => ({ publishedAt: new Date(now + ms), deliveryCount: 1 });
     await handle(enc({ type: 'command', cmd: { target: 'm', cmd: 'ON', ipmi } }), at(-200));
     await handle(enc({ type: 'command', cmd: { target: 'm', cmd: 'ON', ipmi } }), at(-1500)); // within the tolerance
