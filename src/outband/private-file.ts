@@ -4,8 +4,10 @@
  * written once per burst of changes (`burstWriter`; `stateFileWriter` for a file whose whole text
  * is rewritten), never on the event loop's hot path.
  */
+import { readFileSync } from 'node:fs';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { Logger } from '../log.js';
 
 /**
  * Writes `text` to `file` (mode 0600) through a temporary file that is synced before it is renamed
@@ -109,4 +111,34 @@ export function stateFileWriter(o: { file: string; delayMs: number; text: () => 
     flush: writer.flush,
     close: writer.close,
   };
+}
+
+/**
+ * Loads a version 1 state file `{ version: 1, [key]: { name: entry, ... } }` into `take`, which
+ * keeps an entry (true) or drops it (false: malformed, too old). A missing file is an empty one;
+ * an unreadable or foreign one is logged (`what` names it and what starting without it means) and
+ * read as empty. The file is written again after a load that dropped entries, and not otherwise
+ * (it holds what memory does).
+ */
+export function loadStateEntries(o: { file: string; key: string; what: string; logger?: Pick<Logger, 'error'>; writer: StateFileWriter; take: (name: string, entry: unknown) => boolean }): { dropped: number } {
+  let text: string;
+  try {
+    text = readFileSync(o.file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') o.logger?.error({ file: o.file, err: (err as Error).message }, `cannot read the ${o.what}`);
+    o.writer.clean();
+    return { dropped: 0 };
+  }
+  let dropped = 0;
+  try {
+    const parsed = JSON.parse(text) as Record<string, unknown>;
+    const entries = parsed[o.key];
+    if (parsed.version !== 1 || typeof entries !== 'object' || entries === null || Array.isArray(entries)) throw new Error(`not a version 1 file with ${o.key}`);
+    for (const [name, entry] of Object.entries(entries)) if (!o.take(name, entry)) dropped++;
+  } catch (err) {
+    o.logger?.error({ file: o.file, err: (err as Error).message }, `cannot use the ${o.what}`);
+  }
+  if (dropped > 0) o.writer.changed();
+  else o.writer.clean();
+  return { dropped };
 }

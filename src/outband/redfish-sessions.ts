@@ -22,12 +22,11 @@
  * session per BMC behind on every start: a BMC has few session slots. They are not logged out at
  * shutdown for the same reason; the BMC ends a session nobody uses after its own idle timeout.
  */
-import { readFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import { setNewest } from '../net/newest-map.js';
 import { obj, odataId, prop, str } from '../redfish/json.js';
 import { keptLayout, type InventoryLayout } from '../redfish/layout.js';
-import { stateFileWriter } from './private-file.js';
+import { loadStateEntries, stateFileWriter } from './private-file.js';
 
 export interface KeptRedfishSession {
   user: string;
@@ -294,32 +293,19 @@ export function openRedfishSessionFile(o: { file: string; maxAgeMs: number; logg
     ...(o.maxEntries ? { maxEntries: o.maxEntries } : {}),
     onChange: () => writer.changed(),
   });
-  load();
-
-  function load(): void {
-    let text: string;
-    try {
-      text = readFileSync(o.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') o.logger?.error({ file: o.file, err: (err as Error).message }, 'cannot read the Redfish session file; starting without kept sessions');
-      return;
-    }
-    let dropped = 0;
-    try {
-      const parsed = JSON.parse(text) as { version?: unknown; sessions?: unknown };
-      if (parsed.version !== 1 || typeof parsed.sessions !== 'object' || parsed.sessions === null) throw new Error('not a version 1 session file');
-      for (const [bmc, s] of Object.entries(parsed.sessions)) {
-        if (validKept(s) && now() - s.since < o.maxAgeMs) memory.set(bmc, s);
-        else dropped++;
-      }
-    } catch (err) {
-      o.logger?.error({ file: o.file, err: (err as Error).message }, 'cannot use the Redfish session file; starting without kept sessions');
-    }
-    // what was loaded is on disk already; only a file with entries dropped is written again
-    if (dropped > 0) writer.changed();
-    else writer.clean();
-    o.logger?.info({ file: o.file, sessions: memory.size, dropped }, 'Redfish sessions kept from the last run');
-  }
+  const { dropped } = loadStateEntries({
+    file: o.file,
+    key: 'sessions',
+    what: 'Redfish session file; starting without kept sessions',
+    writer,
+    ...(o.logger ? { logger: o.logger } : {}),
+    take: (bmc, s) => {
+      if (!validKept(s) || now() - s.since >= o.maxAgeMs) return false;
+      memory.set(bmc, s);
+      return true;
+    },
+  });
+  o.logger?.info({ file: o.file, sessions: memory.size, dropped }, 'Redfish sessions kept from the last run');
 
   return {
     file: o.file,

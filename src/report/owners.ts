@@ -15,12 +15,11 @@
  * cycle after every start let whichever device answered first for a UUID take it, a device on the
  * BMC network that claims another machine's UUID included.
  */
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { normalizeMac } from '../leases/mac.js';
 import type { Logger } from '../log.js';
 import { setNewest } from '../net/newest-map.js';
-import { stateFileWriter } from '../outband/private-file.js';
+import { loadStateEntries, stateFileWriter } from '../outband/private-file.js';
 
 /** The BMC known for a machine UUID: its address and, when the lease named one, its MAC. */
 export interface UuidOwner {
@@ -116,32 +115,19 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
     onWriteError: (err) => o.logger?.error({ file: o.file, err: err.message }, 'cannot write the UUID owners file; known BMCs are kept in memory'),
   });
   const owners = createUuidOwners({ ...o, onChange: () => writer.changed() });
-  load();
-
-  function load(): void {
-    let text: string;
-    try {
-      text = readFileSync(o.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') o.logger?.error({ file: o.file, err: (err as Error).message }, 'cannot read the UUID owners file; starting without known BMCs for machine UUIDs');
-      return;
-    }
-    let dropped = 0;
-    try {
-      const parsed = JSON.parse(text) as { version?: unknown; owners?: unknown };
-      if (parsed.version !== 1 || typeof parsed.owners !== 'object' || parsed.owners === null || Array.isArray(parsed.owners)) throw new Error('not a version 1 UUID owners file');
-      for (const [uuid, owner] of Object.entries(parsed.owners)) {
-        if (validOwner(uuid, owner)) owners.set(uuid, { ip: owner.ip, ...(owner.mac !== undefined ? { mac: owner.mac } : {}) });
-        else dropped++;
-      }
-    } catch (err) {
-      o.logger?.error({ file: o.file, err: (err as Error).message }, 'cannot use the UUID owners file; starting without known BMCs for machine UUIDs');
-    }
-    // what was loaded is on disk already; only a file with entries dropped is written again
-    if (dropped > 0) writer.changed();
-    else writer.clean();
-    o.logger?.info({ file: o.file, owners: owners.size, dropped }, 'known BMCs of machine UUIDs kept from the last run');
-  }
+  const { dropped } = loadStateEntries({
+    file: o.file,
+    key: 'owners',
+    what: 'UUID owners file; starting without known BMCs for machine UUIDs',
+    writer,
+    ...(o.logger ? { logger: o.logger } : {}),
+    take: (uuid, owner) => {
+      if (!validOwner(uuid, owner)) return false;
+      owners.set(uuid, { ip: owner.ip, ...(owner.mac !== undefined ? { mac: owner.mac } : {}) });
+      return true;
+    },
+  });
+  o.logger?.info({ file: o.file, owners: owners.size, dropped }, 'known BMCs of machine UUIDs kept from the last run');
 
   return {
     get: owners.get,
