@@ -98,6 +98,11 @@ export interface ConnectOptions {
    * close keeps its session open on the BMC for the next read instead of logging out.
    */
   redfishSessions?: RedfishSessionKeeper;
+  /**
+   * A BMC image the BMC took without naming a task: how often its Manager's FirmwareVersion is
+   * read and how long it may take to change (firmware-outcome.ts; defaults 15 s and 20 minutes).
+   */
+  firmwareVersionWait?: { pollMs?: number; versionWaitMs?: number };
 }
 
 export interface FacadeOutband extends Outband {
@@ -480,7 +485,8 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       }
       // a BMC image restarts the BMC, which may forget the task: its Manager's version decides then
       const onRestarted = (version: string) => onProgress?.({ state: 'Completed', percent: 100, message: `the BMC restarted with firmware ${version}` });
-      await lib.updateBmcImage(client, system.managedBy[0], update, { ...sig(x), onRestarted });
+      const onWatching = (before: string) => onProgress?.({ state: 'Running', message: `the BMC named no task to follow; waiting for its firmware version to change from ${before}` });
+      await lib.updateBmcImage(client, system.managedBy[0], update, { ...sig(x), onRestarted, onWatching, ...(o.firmwareVersionWait ?? {}) });
     },
     async close() {
       await Promise.all([redfish ? closeRedfish(redfish) : undefined, ipmi.close()]);

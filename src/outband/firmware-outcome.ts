@@ -1,16 +1,21 @@
 /**
- * The outcome of a BMC image whose task vanished. A BMC reboots itself to run new firmware and
- * forgets its tasks and sessions, so its task may never read Completed: bmcweb
+ * The outcome of a BMC image whose task vanished or was never named. A BMC reboots itself to run
+ * new firmware and forgets its tasks and sessions, so its task may never read Completed: bmcweb
  * (update_service.hpp: "as firmware update often results in a reboot, the task may never
  * 'complete' unless it is an error"), bmclib PR #222 (ASRockRack: "the BMC resets a few seconds
  * after an update"). When the task is lost that way (TaskLostError), the Manager's
  * FirmwareVersion, read before and after, decides: changed is Completed, unchanged is a failure.
+ * A BMC that took the image without naming a task at all (UntracedUpdateError: iLO 5's
+ * SimpleUpdate answers 200 and flashes in the background) is still flashing when it answers: the
+ * Manager is read every `pollMs` until its FirmwareVersion differs from the one before, for at most
+ * `versionWaitMs`; a version that never changes (a bad image, the same version again) fails as
+ * unverified, as an operator checking by hand would find.
  */
 import { checkMs, deadline, sleep } from '../deadline.js';
 import { BmcError, isBmcError } from '../errors.js';
 import { readManager } from '../redfish/resources.js';
 import type { RedfishClient } from '../redfish/session.js';
-import { isTransient, TaskLostError } from '../redfish/task.js';
+import { isTransient, TaskLostError, UntracedUpdateError } from '../redfish/task.js';
 
 type Reader = Pick<RedfishClient, 'get'>;
 
@@ -22,6 +27,12 @@ export interface BmcImageOptions {
   readTimeoutMs?: number;
   /** Told the version the BMC restarted with, when it changed. */
   onRestarted?: (version: string) => void;
+  /** Told once that the BMC named no task and its FirmwareVersion is watched instead. */
+  onWatching?: (before: string) => void;
+  /** Without a task: between reads of the Manager while its version is the old one. Default 15 s. */
+  pollMs?: number;
+  /** Without a task: how long the version may take to change (flash, restart). Default 20 minutes. */
+  versionWaitMs?: number;
 }
 
 /** The Manager's FirmwareVersion before the update; undefined when unreadable (a lost task then stays unverified). */
@@ -54,9 +65,45 @@ async function versionAfterRestart(client: Reader, managerPath: string, options:
 }
 
 /**
+ * The Manager's FirmwareVersion once it is no longer `before`, read every `pollMs` for at most
+ * `versionWaitMs`; reads that fail as a restarting BMC's do (5xx, refused, timed out) are waited
+ * through. Throws when the wait ends with the version unchanged or a read failing otherwise.
+ */
+async function versionChangedFrom(client: Reader, managerPath: string, before: string, options: BmcImageOptions): Promise<string> {
+  const pollMs = checkMs('pollMs', options.pollMs, 15_000, 600_000);
+  const waitMs = checkMs('versionWaitMs', options.versionWaitMs, 20 * 60_000);
+  const dl = deadline(waitMs, `firmware version of ${managerPath} to change from ${before}`, options.signal);
+  let last = before;
+  try {
+    for (;;) {
+      try {
+        const now = (await readManager(client, managerPath, { signal: dl.signal })).firmwareVersion;
+        if (now !== undefined && now !== before) return now;
+        if (now !== undefined) last = now;
+      } catch (err) {
+        if (dl.signal.aborted) break;
+        if (!isTransient(err)) throw new BmcError('PROTOCOL', `the BMC named no task; its firmware version could not be read (outcome unverified): ${(err as Error).message}`, { cause: err });
+      }
+      try {
+        await sleep(pollMs, dl.signal, 'firmware version wait');
+      } catch (err) {
+        if (dl.signal.aborted) break;
+        throw err;
+      }
+    }
+  } finally {
+    dl.dispose();
+  }
+  // the caller's own abort (shutdown, the job's deadline) is theirs, not an unchanged version
+  if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new BmcError('ABORTED', 'firmware version wait aborted');
+  throw new BmcError('PROTOCOL', `the BMC named no task; firmware version unchanged after ${Math.round(waitMs / 1000)} s (outcome unverified): ${managerPath} FirmwareVersion ${last}`);
+}
+
+/**
  * Runs `update` (a BMC image); if its task is lost, compares the Manager's FirmwareVersion with
  * the one read before: a new version means the update worked, the same one (or none) fails as
- * unverified. Other failures pass through unchanged.
+ * unverified. If the BMC named no task, waits for the version to change (versionChangedFrom).
+ * Other failures pass through unchanged.
  */
 export async function updateBmcImage(client: Reader, managerPath: string | undefined, update: () => Promise<unknown>, options: BmcImageOptions = {}): Promise<void> {
   const before = managerPath === undefined ? undefined : await versionBefore(client, managerPath, options.signal);
@@ -64,7 +111,14 @@ export async function updateBmcImage(client: Reader, managerPath: string | undef
     await update();
     return;
   } catch (err) {
-    if (!(err instanceof TaskLostError) || managerPath === undefined || before === undefined) throw err;
+    if (managerPath === undefined || before === undefined) throw err;
+    if (err instanceof UntracedUpdateError) {
+      options.onWatching?.(before);
+      const after = await versionChangedFrom(client, managerPath, before, options);
+      options.onRestarted?.(after);
+      return;
+    }
+    if (!(err instanceof TaskLostError)) throw err;
     let after: string | undefined;
     try {
       after = await versionAfterRestart(client, managerPath, options);

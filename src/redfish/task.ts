@@ -51,6 +51,19 @@ export class TaskLostError extends BmcError {
 }
 
 /**
+ * A firmware update the BMC took (HTTP 200, 202 or 204) without naming a task to follow (iLO 5's
+ * SimpleUpdate answers 200 and flashes in the background): code UNSUPPORTED, since this answer
+ * cannot be followed. For a BMC image the Manager's FirmwareVersion can still decide
+ * (outband/firmware-outcome.ts); for a BIOS image nothing can.
+ */
+export class UntracedUpdateError extends BmcError {
+  constructor(message: string, options: { httpStatus?: number } = {}) {
+    super('UNSUPPORTED', message, options);
+    this.name = 'UntracedUpdateError';
+  }
+}
+
+/**
  * The task named in `@Message.ExtendedInfo[].MessageArgs` of an `Accepted` or `error` object:
  * Supermicro answers a multipart push 202 with
  * `{"Accepted":{"@Message.ExtendedInfo":[{"MessageId":"SMC.1.0.OemSimpleupdateAcceptedMessage",

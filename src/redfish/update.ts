@@ -18,7 +18,7 @@ import { multipartBody, multipartFrame, multipartLength } from './multipart.js';
 import type { TaskInfo } from './parse.js';
 import { readUpdateService } from './resources.js';
 import type { RedfishClient, RedfishReply } from './session.js';
-import { TaskLostError, taskLocation, waitForTask, type TaskProgress } from './task.js';
+import { TaskLostError, taskLocation, UntracedUpdateError, waitForTask, type TaskProgress } from './task.js';
 
 export type UpdateClient = Pick<RedfishClient, 'get' | 'getReply' | 'post' | 'upload'>;
 
@@ -75,10 +75,11 @@ export interface UpdateResult {
  * done, a BIOS image would be reported Completed while it is still written, and the power cycle
  * that follows could interrupt it. Reported as a failure with code UNSUPPORTED (this BMC's answer
  * cannot be followed) rather than as a new job state, so the job's state file, metrics and result
- * events keep their shape and no one reads it as done.
+ * events keep their shape and no one reads it as done. For a BMC image the facade waits for the
+ * Manager's FirmwareVersion to change instead (outband/firmware-outcome.ts).
  */
-function untraceable(reply: RedfishReply): BmcError {
-  return new BmcError('UNSUPPORTED', `firmware update accepted (HTTP ${reply.status}); the BMC named no task to follow, so its result is unknown: check the firmware version`);
+function untraceable(reply: RedfishReply): UntracedUpdateError {
+  return new UntracedUpdateError(`firmware update accepted (HTTP ${reply.status}); the BMC named no task to follow, so its result is unknown: check the firmware version`);
 }
 
 async function follow(client: UpdateClient, reply: RedfishReply, options: UpdateOptions): Promise<UpdateResult> {

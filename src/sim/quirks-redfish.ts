@@ -134,6 +134,12 @@ export const REDFISH_QUIRKS = {
     seenOn: 'every BMC restarts into new firmware: bmcweb update_service.hpp ("the task may never \'complete\' unless it is an error"), bmclib PR #222 (ASRockRack "the BMC resets a few seconds after an update")',
     survivedBy: 'curl',
   },
+  'redfish-update-no-task': {
+    protocol: 'redfish',
+    description: 'SimpleUpdate and pushes are answered 200 with {"error":{"code":"iLO.0.10.ExtendedInfo","@Message.ExtendedInfo":[{"MessageId":"Base.1.4.Success"}]}}, no Location and no task; the image is flashed in the background (as long as a task would take) and a BMC image then restarts the BMC into the version its name carries, as redfish-bmc-reboot-after-update does',
+    seenOn: 'HPE iLO 5 (SimpleUpdate 200 with Base.Success in an "error" object, progress only in UpdateService Oem.Hpe.State: HewlettPackard/python-ilorest-library examples update_firmware_with_simple_update.py; bmclib has no iLO firmware provider for it)',
+    survivedBy: 'curl',
+  },
   'redfish-simpleupdate-sftp-tftp-only': {
     protocol: 'redfish',
     description: 'SimpleUpdate advertises TransferProtocol@Redfish.AllowableValues ["SFTP","TFTP"] and Targets@Redfish.AllowableValues [".../FirmwareInventory/BMC-Backup"] (inline and in its ActionInfo); an http(s) ImageURI is refused 400 ActionParameterNotSupported, a Targets value not listed 400 PropertyValueNotInList; the MultipartHttpPushUri takes the image',

@@ -2,7 +2,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'vitest';
-import { connectOutband } from '../../src/outband/connect.js';
+import { connectOutband, type ConnectOptions } from '../../src/outband/connect.js';
 import type { FirmwareKind, FirmwareProgress } from '../../src/outband/types.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 
@@ -12,9 +12,9 @@ export interface FirmwareOutcome {
 }
 
 /** updateFirmware of machine `i` from `imageUrl`; the Redfish sessions are checked closed afterwards. */
-export async function updateThroughFacade(fleet: Fleet, i: number, kind: FirmwareKind, imageUrl: string, options: { connectTimeoutMs: number; signal?: AbortSignal }): Promise<FirmwareOutcome> {
+export async function updateThroughFacade(fleet: Fleet, i: number, kind: FirmwareKind, imageUrl: string, options: { connectTimeoutMs: number; signal?: AbortSignal; firmwareVersionWait?: ConnectOptions['firmwareVersionWait'] }): Promise<FirmwareOutcome> {
   const m = fleet.machines[i]!;
-  const bmc = await connectOutband({ host: m.state.address, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: options.connectTimeoutMs });
+  const bmc = await connectOutband({ host: m.state.address, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: options.connectTimeoutMs, ...(options.firmwareVersionWait ? { firmwareVersionWait: options.firmwareVersionWait } : {}) });
   const progress: FirmwareProgress[] = [];
   try {
     await bmc.updateFirmware(kind, imageUrl, { ...(options.signal ? { signal: options.signal } : {}), onProgress: (p) => progress.push(p) });

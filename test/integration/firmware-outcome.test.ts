@@ -114,6 +114,38 @@ describe('firmware update outcome on real-BMC task answers', () => {
   }, 60_000);
 });
 
+describe('redfish-update-no-task: the BMC takes the image with 200 and names no task (iLO 5)', () => {
+  const wait = { pollMs: 100, versionWaitMs: 4000 };
+  const untraced = (i: number, kind: FirmwareKind, image: string) => updateThroughFacade(fleet, i, kind, `${imageBase}/${image}`, { connectTimeoutMs: 5000, firmwareVersionWait: wait });
+
+  it('a BMC image is Completed once the Manager\'s FirmwareVersion changes, with the wait told in the progress', async () => {
+    const i = machine('Lenovo', ['redfish-update-no-task']);
+    const before = fleet.machines[i]!.state.bmcVersion;
+    const r = await untraced(i, 'bmc', 'bmc-9.87.7.bin');
+    expect(r.error).toBeUndefined();
+    expect(fleet.machines[i]!.state.bmcVersion).toBe('9.87.7');
+    expect(r.progress).toContainEqual(expect.objectContaining({ state: 'Running', message: expect.stringContaining(`waiting for its firmware version to change from ${before}`) }));
+    expect(r.progress.at(-1)).toMatchObject({ state: 'Completed', message: expect.stringContaining('9.87.7') });
+  }, 60_000);
+
+  it('a BMC image whose version never changes fails as unverified after the wait, never Completed', async () => {
+    const i = machine('Lenovo', ['redfish-update-no-task']);
+    const version = fleet.machines[i]!.state.bmcVersion;
+    const r = await untraced(i, 'bmc', 'bmc-fail.bin');
+    expect(r.error?.code).toBe('PROTOCOL');
+    expect(r.error?.message).toContain('the BMC named no task; firmware version unchanged after 4 s (outcome unverified)');
+    expect(r.error?.message).toContain(version);
+    expect(r.progress.map((p) => p.state)).not.toContain('Completed');
+  }, 60_000);
+
+  it('a BIOS image, whose outcome no version read shows, still fails UNSUPPORTED at once', async () => {
+    const i = machine('Lenovo', ['redfish-update-no-task']);
+    const r = await untraced(i, 'bios', 'bios-3.1.bin');
+    expect(r.error).toEqual({ code: 'UNSUPPORTED', message: expect.stringContaining('accepted (HTTP 200); the BMC named no task to follow') });
+    expect(r.progress).toEqual([]);
+  }, 30_000);
+});
+
 describe('Supermicro: pushed OnStartUpdateRequest, applied by StartUpdate (bmclib x12, fwupd redfish-smc)', () => {
   /** the firmware the machine records (flashes), with how many StartUpdate posts the simulator had seen by then */
   function flashes(i: number): Array<{ uri: string; startUpdates: number }> {

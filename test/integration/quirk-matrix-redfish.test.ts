@@ -9,7 +9,7 @@
  */
 import { execFile } from 'node:child_process';
 import { PassThrough } from 'node:stream';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, beforeAll, expect, vi } from 'vitest';
 import { bmcMain } from '../../src/cli/bmc.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { SIM_VARIANTS, type SimMachine, type SimVariantName } from '../../src/sim/machine.js';
@@ -267,6 +267,17 @@ const CURL_SURVIVES: Record<RedfishQuirkName, (f: Fleet, m: SimMachine) => Promi
     expect(rebooting.status).toBe(503);
     expect(rebooting.headers['retry-after']).toBe('1');
     expect(m.state.bmcVersion).toBe('9.9.9');
+  },
+  async 'redfish-update-no-task'(f, m) {
+    m.state.faults.firmwareTaskMs = 50;
+    const target = (await curl(f, m, '/redfish/v1/UpdateService')).json.Actions['#UpdateService.SimpleUpdate'].target as string;
+    const accepted = await curl(f, m, target, { method: 'POST', json: { ImageURI: 'http://images.invalid/bmc-9.9.8.bin' } });
+    expect(accepted.status).toBe(200);
+    expect(accepted.headers.location).toBeUndefined();
+    expect(accepted.json.error['@Message.ExtendedInfo'][0].MessageId).toBe('Base.1.4.Success');
+    // flashed in the background: the BMC restarts into the image's version
+    await vi.waitFor(() => expect(m.state.bmcVersion).toBe('9.9.8'), { timeout: 5000, interval: 20 });
+    m.state.faults.firmwareTaskMs = null;
   },
   async 'redfish-simpleupdate-sftp-tftp-only'(f, m) {
     const simple = (await curl(f, m, '/redfish/v1/UpdateService')).json.Actions['#UpdateService.SimpleUpdate'];

@@ -232,9 +232,24 @@ function startUpdate(rq: Rq, target: Target, uri: string, messages: string[]): R
     ctx.machine.recordFirmware(target, uri);
     if (target === 'bmc' && quirk(ctx, 'redfish-bmc-reboot-after-update')) rebootIntoImage(ctx, uri);
   };
+  if (quirk(ctx, 'redfish-update-no-task')) return flashedUntraced(ctx, target, uri, messages);
   const t = startFirmwareTask(ctx, taskName(target), uri, messages, done);
   t.hostBootsAtStart = hostBoots(ctx);
   return taskStarted(ctx, t);
+}
+
+/**
+ * redfish-update-no-task: iLO 5's 200 with Base.Success in an "error" object and no task; the image
+ * is flashed as long as a task would run (a failing one changes nothing), a BMC image then restarts
+ * the BMC into its version.
+ */
+function flashedUntraced(ctx: MachineContext, target: Target, uri: string, messages: string[]): Reply {
+  startFirmwareTask(ctx, taskName(target), uri, messages, () => {
+    ctx.machine.recordFirmware(target, uri);
+    if (target === 'bmc') rebootIntoImage(ctx, uri);
+  });
+  const success = { MessageId: 'Base.1.4.Success' };
+  return { status: 200, body: { error: { code: 'iLO.0.10.ExtendedInfo', message: 'See @Message.ExtendedInfo for more information.', '@Message.ExtendedInfo': [success] } } };
 }
 
 /**
