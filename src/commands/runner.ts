@@ -238,7 +238,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
             continue;
           }
           sent = isIdempotent(action) ? undefined : action;
-          await untilAborted(runAction(bmc, action, { signal }), signal, `${what}: ${describeAction(action)}`);
+          await untilAborted(runAction(bmc, action, { signal, deadlineAt: started + o.timeoutMs }), signal, `${what}: ${describeAction(action)}`);
           sent = undefined;
         }
       } catch (err) {

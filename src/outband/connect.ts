@@ -429,7 +429,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     powerOn: (x) => route('power', 'power on', (r) => r.lib.reset(r.client, 'On', rd(x)), () => ipmi.powerOn(x)),
     powerOff: (x) => route('power', 'power off', (r) => r.lib.reset(r.client, 'ForceOff', rd(x)), () => ipmi.powerOff(x)),
     powerReset: (x) => route('power', 'power reset', (r) => r.lib.reset(r.client, 'ForceRestart', rd(x)), () => ipmi.powerReset(x), false),
-    powerCycle: (x) => route('power', 'power cycle', (r) => r.lib.reset(r.client, 'PowerCycle', rd(x)), () => ipmi.powerCycle(x), false),
+    powerCycle: (x) => route('power', 'power cycle', (r) => r.lib.reset(r.client, 'PowerCycle', { ...rd(x), ...(x?.deadlineAt === undefined ? {} : { deadlineAt: x.deadlineAt }) }), () => ipmi.powerCycle(x), false),
     bootFrom: (target, x) => route('boot', `boot ${target}`, (r) => redfishBoot(r, target, x), () => ipmiBoot(target, x)),
     bootOverride: (x) =>
       route(

@@ -78,6 +78,11 @@ export interface Credentials {
 
 export interface OperationOptions {
   signal?: AbortSignal;
+  /**
+   * When the caller's deadline ends (Date.now() scale), if it has one: an action of several steps
+   * that must not stop half-way (a power cycle through ForceOff and On) keeps room for its last.
+   */
+  deadlineAt?: number;
 }
 
 export interface FirmwareProgress {

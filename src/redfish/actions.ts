@@ -28,6 +28,22 @@ export interface ResetOptions extends ActionOptions {
   offTimeoutMs?: number;
   /** PowerCycle fallback: PowerState poll interval. Default 1000. */
   pollMs?: number;
+  /**
+   * When the caller gives up (Date.now() scale; its deadline): the PowerCycle fallback's wait for
+   * Off ends ON_RESERVE_MS before it, so that the On still goes out within the caller's time.
+   */
+  deadlineAt?: number;
+}
+
+/** What a cycle's On is given before the caller's deadline: one Redfish request's default deadline. */
+export const ON_RESERVE_MS = 10_000;
+/** The shortest wait for Off before the On, however little time is left. */
+const MIN_OFF_WAIT_MS = 1000;
+
+/** The PowerCycle fallback's wait for Off: `offTimeoutMs`, shortened to leave the On its reserve before `deadlineAt`. */
+export function offWaitMs(offTimeoutMs: number, deadlineAt: number | undefined, now = Date.now()): number {
+  if (deadlineAt === undefined) return offTimeoutMs;
+  return Math.max(MIN_OFF_WAIT_MS, Math.min(offTimeoutMs, Math.floor(deadlineAt - now - ON_RESERVE_MS)));
 }
 
 export interface BootOverrideOptions extends ActionOptions {
@@ -77,7 +93,6 @@ async function resetAllowable(client: ActionClient, system: SystemInfo, signal: 
  */
 export async function reset(client: ActionClient, type: ResetType, options: ResetOptions = {}): Promise<void> {
   if (!RESET_TYPES.includes(type)) throw new BmcError('INVALID_ARGUMENT', `unknown reset type ${String(type)}`);
-  // within the command's own deadline (60 s by default), with room left for the On
   const offTimeoutMs = checkMs('offTimeoutMs', options.offTimeoutMs, 30_000);
   const pollMs = checkMs('pollMs', options.pollMs, 1000, 60_000);
   const { signal } = options;
@@ -107,13 +122,15 @@ export async function reset(client: ActionClient, type: ResetType, options: Rese
   if (type === 'PowerCycle' && on !== undefined && allowed('ForceOff')) {
     if (power !== 'off') {
       await post('ForceOff');
+      // within the caller's deadline, with room left for the On
+      const waitMs = offWaitMs(offTimeoutMs, options.deadlineAt);
       try {
-        await waitForPowerState(client, path, 'Off', { ...(signal ? { signal } : {}), timeoutMs: offTimeoutMs, pollMs });
+        await waitForPowerState(client, path, 'Off', { ...(signal ? { signal } : {}), timeoutMs: waitMs, pollMs });
       } catch (err) {
         // the machine was switched off by this command: it is not left off because its PowerState
-        // lagged; only the caller's own end (its deadline, a shutdown) stops the On
-        if (signal?.aborted) throw err;
-        options.logger?.warn({ path, offTimeoutMs, err }, 'redfish power cycle: the system did not read Off after ForceOff in time; sending On anyway');
+        // lagged; only the caller's own end (its deadline, a shutdown) stops the On, and says so
+        if (signal?.aborted) throw err instanceof BmcError ? new PartlyActedError(err, `power cycle of ${path}: ForceOff was sent, the ${on} was not (the caller's end came first) and the machine may be left off`) : err;
+        options.logger?.warn({ path, offTimeoutMs: waitMs, err }, 'redfish power cycle: the system did not read Off after ForceOff in time; sending On anyway');
       }
       try {
         await post(on);

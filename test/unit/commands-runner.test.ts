@@ -21,11 +21,14 @@ interface Recorder {
   maxActive: number;
   opened: number;
   closed: number;
+  /** the deadlineAt each action was told */
+  deadlines: Array<number | undefined>;
 }
 
 /** Every action takes `ms` (or what `slow` says for a machine) and honours the signal. */
 function fakeBmc(rec: Recorder, machine: string, ms: (machine: string) => number): Outband {
-  const act = (name: string) => async (o?: { signal?: AbortSignal }) => {
+  const act = (name: string) => async (o?: { signal?: AbortSignal; deadlineAt?: number }) => {
+    rec.deadlines.push(o?.deadlineAt);
     rec.active++;
     rec.maxActive = Math.max(rec.maxActive, rec.active);
     rec.events.push(`${machine}:${name}:start`);
@@ -61,7 +64,7 @@ function plan(machine: string, command: MachineCommand): Plan {
 }
 
 function setup(o: { concurrency: number; timeoutMs?: number; ms?: (m: string) => number; ttlMs?: number; now?: () => number; onConnect?: () => void; attempts?: number; retryDelayMs?: number }) {
-  const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0 };
+  const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0, deadlines: [] };
   const results: CommandResult[] = [];
   const log = captureLog();
   const registry = new Registry();
@@ -91,6 +94,16 @@ describe('command runner', () => {
     expect(rec.events.filter((e) => e.endsWith(':start')).map((e) => e.split(':')[1])).toEqual(cmds);
     expect(rec.opened).toBe(cmds.length);
     expect(rec.closed).toBe(cmds.length);
+  });
+
+  it('tells each action when the command\'s deadline ends (a power cycle through ForceOff and On keeps room for the On)', async () => {
+    const { rec, runner } = setup({ concurrency: 1, timeoutMs: 7000 });
+    const before = Date.now();
+    await runner.submit(plan('m1', 'CYCLE'));
+    const after = Date.now();
+    expect(rec.deadlines).toHaveLength(1);
+    expect(rec.deadlines[0]).toBeGreaterThanOrEqual(before + 7000);
+    expect(rec.deadlines[0]).toBeLessThanOrEqual(after + 7000);
   });
 
   it('runs different machines in parallel, up to the concurrency limit', async () => {
@@ -143,7 +156,7 @@ describe('command runner', () => {
   });
 
   it('gives up on an Outband that ignores the signal, and closes it when it arrives late', async () => {
-    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0 };
+    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0, deadlines: [] };
     const runner = createCommandRunner({
       connect: () => new Promise((resolve) => setTimeout(() => resolve(fakeBmc(rec, 'late', () => 1)), 150)),
       concurrency: 1,
@@ -161,7 +174,7 @@ describe('command runner', () => {
   it('reports a failed action and closes the Outband', async () => {
     let closed = 0;
     const runner = createCommandRunner({
-      connect: () => ({ ...fakeBmc({ events: [], active: 0, maxActive: 0, opened: 0, closed: 0 }, 'x', () => 1), powerOn: () => Promise.reject(new BmcError('AUTH_FAILED', 'BMC x refused the password')), close: async () => void closed++ }),
+      connect: () => ({ ...fakeBmc({ events: [], active: 0, maxActive: 0, opened: 0, closed: 0, deadlines: [] }, 'x', () => 1), powerOn: () => Promise.reject(new BmcError('AUTH_FAILED', 'BMC x refused the password')), close: async () => void closed++ }),
       concurrency: 1,
       timeoutMs: 1000,
       logger: captureLog().logger,
@@ -215,7 +228,7 @@ describe('command runner', () => {
   });
 
   it('validates its options', () => {
-    const base = { connect: () => fakeBmc({ events: [], active: 0, maxActive: 0, opened: 0, closed: 0 }, 'x', () => 1), logger: captureLog().logger };
+    const base = { connect: () => fakeBmc({ events: [], active: 0, maxActive: 0, opened: 0, closed: 0, deadlines: [] }, 'x', () => 1), logger: captureLog().logger };
     expect(() => createCommandRunner({ ...base, concurrency: 0, timeoutMs: 1 })).toThrow(/concurrency/);
     expect(() => createCommandRunner({ ...base, concurrency: 1.5, timeoutMs: 1 })).toThrow(/concurrency/);
     expect(() => createCommandRunner({ ...base, concurrency: 1, timeoutMs: -1 })).toThrow(/timeoutMs/);
@@ -316,7 +329,7 @@ describe('command runner: a failed command is tried again before the machine\'s 
   }
 
   it('a one-time BIOS boot that failed once runs again before the CYCLE queued behind it, not after', async () => {
-    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0 };
+    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0, deadlines: [] };
     const { runner, results, log } = runnerWith(flakyConnect(rec, 'BIOS', 'HTTP', 1));
     const [bios, cycle] = await Promise.all([runner.submit(plan('m', 'BIOS')), runner.submit(plan('m', 'CYCLE'))]);
     expect(rec.events.filter((e) => !e.endsWith(':end'))).toEqual(['m:BIOS:failed', 'm:BIOS:start', 'm:CYCLE:start']);
@@ -330,7 +343,7 @@ describe('command runner: a failed command is tried again before the machine\'s 
   });
 
   it('an OFF that keeps failing ends failed after its attempts, before the ON behind it runs', async () => {
-    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0 };
+    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0, deadlines: [] };
     const { runner, results } = runnerWith(flakyConnect(rec, 'OFF', 'COMPLETION_CODE', 99), { attempts: 3 });
     const [off, on] = await Promise.all([runner.submit(plan('m', 'OFF')), runner.submit(plan('m', 'ON'))]);
     expect(off).toMatchObject({ ok: false, code: 'COMPLETION_CODE', attempts: 3 });
@@ -340,7 +353,7 @@ describe('command runner: a failed command is tried again before the machine\'s 
   });
 
   it('does not try again what another attempt cannot fix (the BMC refused the credentials)', async () => {
-    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0 };
+    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0, deadlines: [] };
     const { runner } = runnerWith(flakyConnect(rec, 'OFF', 'AUTH_FAILED', 1));
     const off = await runner.submit(plan('m', 'OFF'));
     expect(off).toMatchObject({ ok: false, code: 'AUTH_FAILED' });
@@ -351,7 +364,7 @@ describe('command runner: a failed command is tried again before the machine\'s 
 
   it('does not try a command again once it is older than the TTL', async () => {
     let clock = 1_000_000;
-    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0 };
+    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0, deadlines: [] };
     const connect = flakyConnect(rec, 'OFF', 'HTTP', 1);
     // the failed attempt "takes" 10 s on the test's clock
     const { runner, log } = runnerWith((ipmi) => ((clock += 10_000), connect(ipmi)), { ttlMs: 5000, now: () => clock });
@@ -363,7 +376,7 @@ describe('command runner: a failed command is tried again before the machine\'s 
   });
 
   it('does not try again once the shutdown deadline aborts the runner during the pause: the plan ends ABORTED and goes back', async () => {
-    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0 };
+    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0, deadlines: [] };
     const { runner } = runnerWith(flakyConnect(rec, 'OFF', 'HTTP', 1), { retryDelayMs: 60_000 });
     const off = runner.submit(plan('m', 'OFF'));
     await waitFor(() => rec.events.length === 1, 5000, 'the first attempt');
@@ -377,7 +390,7 @@ describe('command runner: a failed command is tried again before the machine\'s 
   });
 
   it('abortAll during the pause (the lead lost): the plan ends ABORTED, so the new leader gets it, not terminated', async () => {
-    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0 };
+    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0, deadlines: [] };
     const { runner } = runnerWith(flakyConnect(rec, 'OFF', 'HTTP', 1), { retryDelayMs: 60_000 });
     const off = runner.submit(plan('m', 'OFF'));
     await waitFor(() => rec.events.length === 1, 5000, 'the first attempt');

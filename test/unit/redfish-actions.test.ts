@@ -3,6 +3,7 @@ import { BmcError, NotSentError, PartlyActedError, showsNotActed } from '../../s
 import { captureLog } from '../helpers/log.js';
 import { httpError } from '../../src/redfish/http-errors.js';
 import { openRedfish, reset, setBootOrder, setBootOverride, setIndicator, type ActionClient, type RedfishClient } from '../../src/redfish/index.js';
+import { offWaitMs, ON_RESERVE_MS } from '../../src/redfish/actions.js';
 import { startMockupServer, type MockupServer, type MockupServerOptions } from '../helpers/redfish-mockup-server.js';
 import { withPeers } from '../helpers/peers.js';
 
@@ -124,6 +125,26 @@ describe('reset', () => {
     expect(log.find('redfish power cycle: the system did not read Off after ForceOff in time; sending On anyway')).toHaveLength(1);
   });
 
+  it('PowerCycle fallback near the caller\'s deadline: the wait for Off ends ON_RESERVE_MS before it, so the On still goes out in the caller\'s time', async () => {
+    const { server, client } = await setup({ powerOffDelayMs: 60_000 });
+    allowResets(server, ['On', 'ForceOff']);
+    const log = captureLog();
+    const started = Date.now();
+    // the caller's deadline 1.5 s past the On's reserve: the 30 s wait for Off would outlast it
+    await reset(client, 'PowerCycle', { offTimeoutMs: 30_000, pollMs: 50, deadlineAt: started + ON_RESERVE_MS + 1500, logger: log.logger });
+    expect(posts(server, RESET)).toEqual([{ ResetType: 'ForceOff' }, { ResetType: 'On' }]);
+    const [warning] = log.find('redfish power cycle: the system did not read Off after ForceOff in time; sending On anyway');
+    expect(warning?.offTimeoutMs).toBeLessThanOrEqual(1500);
+    expect(Date.now() - started).toBeLessThan(ON_RESERVE_MS + 1500);
+  });
+
+  it('offWaitMs: the configured wait, shortened to leave the On its reserve, never below a second', () => {
+    expect(offWaitMs(30_000, undefined, 0)).toBe(30_000);
+    expect(offWaitMs(30_000, 60_000, 0)).toBe(30_000);
+    expect(offWaitMs(30_000, 60_000, 40_000)).toBe(60_000 - 40_000 - ON_RESERVE_MS);
+    expect(offWaitMs(30_000, 60_000, 59_000)).toBe(1000);
+  });
+
   it('PowerCycle fallback whose On is refused after the ForceOff: PartlyActedError (never "did not act": no other protocol cycles again, the command ends outcome unknown)', async () => {
     const { server, client } = await setup({ powerOffDelayMs: 1000 });
     allowResets(server, ['On', 'ForceOff']);
@@ -138,14 +159,17 @@ describe('reset', () => {
     server.clearFaults();
   });
 
-  it('PowerCycle fallback ended by the caller (its deadline, a shutdown) while waiting for Off: no On, the caller\'s error', async () => {
+  it('PowerCycle fallback ended by the caller (its deadline, a shutdown) while waiting for Off: no On, the caller\'s error as a PartlyActedError (the machine may be left off)', async () => {
     const { server, client } = await setup({ powerOffDelayMs: 60_000 });
     allowResets(server, ['On', 'ForceOff']);
     const caller = new AbortController();
     const cycling = reset(client, 'PowerCycle', { offTimeoutMs: 30_000, pollMs: 50, signal: caller.signal });
     await vi.waitFor(() => expect(posts(server, RESET)).toEqual([{ ResetType: 'ForceOff' }]), { timeout: 5000 });
     caller.abort(new BmcError('TIMEOUT', 'the command deadline ran out'));
-    await expect(cycling).rejects.toMatchObject({ code: 'TIMEOUT' });
+    const err = await cycling.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PartlyActedError);
+    expect(err).toMatchObject({ code: 'TIMEOUT', message: expect.stringMatching(/ForceOff was sent, the On was not .*may be left off/) });
+    expect(showsNotActed(err)).toBe(false);
     expect(posts(server, RESET)).toEqual([{ ResetType: 'ForceOff' }]);
   });
 
