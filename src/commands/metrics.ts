@@ -19,6 +19,14 @@ export interface CommandMetrics {
   firmwareJobsRunning: Gauge;
 }
 
+/**
+ * Bounds of metal_bmc_machine_event_age_seconds. No bound at -1: prom-client (15) finds the bucket
+ * of a value above every bound as index -1 and would count it in a bound equal to -1, so an event
+ * two hours old (a lifecycle event kept while metal-bmc was down) showed as one from the future.
+ * -2 is the clock-skew tolerance; 86400 the lifecycle events' retention.
+ */
+export const EVENT_AGE_BUCKETS = [-30, -5, -2, 0, 0.1, 0.5, 1, 5, 15, 30, 60, 300, 3600, 86_400];
+
 export function createCommandMetrics(registry: Registry): CommandMetrics {
   const registers = [registry];
   return {
@@ -26,7 +34,7 @@ export function createCommandMetrics(registry: Registry): CommandMetrics {
     commandSeconds: new Histogram({ name: 'metal_bmc_command_duration_seconds', help: 'Duration of a machine event on its BMC, from connect to close', labelNames: ['command'], buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120], registers }),
     eventsRejected: new Counter({ name: 'metal_bmc_events_rejected_total', help: 'Machine events refused without execution, by reason (not-json, unknown-command, missing-ipmi, ...)', labelNames: ['reason'], registers }),
     eventsStale: new Counter({ name: 'metal_bmc_events_stale_total', help: 'command events dropped because they were older than the topic TTL, when received or when their machine\'s queue reached them', registers }),
-    eventAgeSeconds: new Histogram({ name: 'metal_bmc_machine_event_age_seconds', help: 'Age of a machine event when it reaches metal-bmc (the NATS server\'s timestamp against this host\'s clock; negative: this host\'s clock is behind). Every event near or past METAL_BMC_MACHINE_TOPIC_TTL while metal-bmc is up points at a clock out of step with the NATS server\'s', buckets: [-30, -5, -1, 0, 0.1, 0.5, 1, 5, 15, 30, 60, 300, 3600], registers }),
+    eventAgeSeconds: new Histogram({ name: 'metal_bmc_machine_event_age_seconds', help: 'Age of a machine event when it reaches metal-bmc (the NATS server\'s timestamp against this host\'s clock; negative: this host\'s clock is behind). Every event near or past METAL_BMC_MACHINE_TOPIC_TTL while metal-bmc is up points at a clock out of step with the NATS server\'s', buckets: EVENT_AGE_BUCKETS, registers }),
     eventsRefused: new Counter({ name: 'metal_bmc_events_refused_total', help: 'Machine events refused for want of room, each with a result event: queue-full (METAL_BMC_COMMAND_QUEUE_MAX per machine), in-flight (METAL_BMC_COMMAND_MAX_IN_FLIGHT, core NATS)', labelNames: ['reason'], registers }),
     eventsExpired: new Counter({ name: 'metal_bmc_events_expired_total', help: 'Machine events dropped because they were older than the lifecycle retention (only a foreign stream keeps them that long)', registers }),
     eventsLate: new Counter({ name: 'metal_bmc_events_late_total', help: 'create and delete events executed although older than the topic TTL (published while metal-bmc was down), by type', labelNames: ['type'], registers }),

@@ -127,6 +127,16 @@ describe('machine event handler', () => {
     expect(await registry.getSingleMetricAsString('metal_bmc_machine_event_age_seconds')).toMatch(/le="-30"} 2$/m);
   });
 
+  it('counts an event hours old (a lifecycle event kept while metal-bmc was down) as old, not in the buckets of the future', async () => {
+    const { registry, now, handle } = timedHandler();
+    const twoHoursOld = { publishedAt: new Date(now - 7_200_000), deliveryCount: 1 };
+    await handle(enc({ type: 'delete', old: 'm', cmd: { target: 'm', ipmi } }), twoHoursOld);
+    const text = await registry.getSingleMetricAsString('metal_bmc_machine_event_age_seconds');
+    expect(text).toMatch(/le="-2"} 0$/m);
+    expect(text).toMatch(/le="3600"} 0$/m);
+    expect(text).toMatch(/le="86400"} 1$/m);
+  });
+
   it('terminates a result the runner dropped as stale', () => {
     expect(dispositionOf({ ...result(false, 'STALE'), dropped: 'stale' })).toBe('term');
   });
