@@ -119,6 +119,19 @@ function positive(name: string, value: number, integer: boolean): void {
 }
 
 /** Resolves with `promise` or rejects when `signal` fires, whichever comes first. */
+/** How long an action aborted by the command's end may take to say it was not sent. */
+const NOT_SENT_WITHIN_MS = 1000;
+
+/** The action's own NotSentError when it fails with one within NOT_SENT_WITHIN_MS, else `err`. */
+async function notSentOr(action: Promise<unknown>, err: unknown): Promise<unknown> {
+  let own: unknown = err;
+  const settled = action.then(
+    () => undefined,
+    (e: unknown) => void (own = e instanceof NotSentError ? e : err),
+  );
+  return (await endedWithin(settled, NOT_SENT_WITHIN_MS)) ? own : err;
+}
+
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
   if (signal.aborted) return Promise.reject(abortError(signal, what));
   return new Promise<T>((resolve, reject) => {
@@ -238,7 +251,14 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
             continue;
           }
           sent = isIdempotent(action) ? undefined : action;
-          await untilAborted(runAction(bmc, action, { signal, deadlineAt: started + o.timeoutMs }), signal, `${what}: ${describeAction(action)}`);
+          const acting = runAction(bmc, action, { signal, deadlineAt: started + o.timeoutMs });
+          try {
+            await untilAborted(acting, signal, `${what}: ${describeAction(action)}`);
+          } catch (err) {
+            // the deadline or a shutdown came first: an action it caught before its acting request
+            // says so at once (NotSentError), and was then not sent
+            throw sent !== undefined && signal.aborted ? await notSentOr(acting, err) : err;
+          }
           sent = undefined;
         }
       } catch (err) {

@@ -123,6 +123,9 @@ const REDFISH_BOOT: Record<BootTarget, BootOverrideTarget> = { PXE: 'Pxe', DISK:
 const SERVICE_ROOT = '/redfish/v1/';
 const signalOf = (x?: { signal?: AbortSignal | undefined }): { signal?: AbortSignal } => (x?.signal ? { signal: x.signal } : {});
 
+/** Failures before the acting request that the other protocol would meet too. */
+const NOT_SENT_FINAL: ReadonlySet<string> = new Set(['AUTH_FAILED', 'UNTRUSTED', 'INSECURE_REFUSED', 'FORBIDDEN', 'INVALID_ARGUMENT', 'ABORTED']);
+
 /**
  * Errors after which the other protocol may try the same action. A repeatable one (power on, a
  * boot device) after any failure the other protocol may mend; a reset or cycle only where the
@@ -133,7 +136,10 @@ const signalOf = (x?: { signal?: AbortSignal | undefined }): { signal?: AbortSig
 function mayFallBack(err: unknown, repeatable = true): boolean {
   if (!(err instanceof BmcError)) return false;
   if (err.code === 'HTTP' && (err.httpStatus === 401 || err.httpStatus === 403)) return false;
-  if (!repeatable && !(err instanceof NotSentError)) return showsNotActed(err) && (err.code === 'HTTP' || err.code === 'UNSUPPORTED' || err.code === 'COMPLETION_CODE');
+  // nothing sent yet (an IPMI session that timed out, a read refused): the other protocol may do
+  // it, unless the BMC refused who we are or its identity was not proved
+  if (err instanceof NotSentError) return !NOT_SENT_FINAL.has(err.code);
+  if (!repeatable) return showsNotActed(err) && (err.code === 'HTTP' || err.code === 'UNSUPPORTED' || err.code === 'COMPLETION_CODE');
   return err.code === 'HTTP' || ['UNSUPPORTED', 'CLOSED', 'DECODE', 'PROTOCOL', 'COMPLETION_CODE'].includes(err.code);
 }
 
@@ -349,7 +355,12 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     inventory = undefined;
   }
 
-  async function route<T = void>(kind: 'power' | 'boot' | 'identify', what: string, viaRedfish: (r: RedfishSide) => Promise<T>, viaIpmi: () => Promise<T>, repeatable = true): Promise<T> {
+  /**
+   * `what` through the protocol the vendor table prefers for `kind`, then the other where the
+   * failure allows (mayFallBack); not once the caller's signal has ended (its deadline, a
+   * shutdown): the other protocol would fail at once, and its failure would hide the first's.
+   */
+  async function route<T = void>(kind: 'power' | 'boot' | 'identify', what: string, viaRedfish: (r: RedfishSide) => Promise<T>, viaIpmi: () => Promise<T>, { x, repeatable = true }: { x: OperationOptions | undefined; repeatable?: boolean }): Promise<T> {
     const order: ActionProtocol[] = profile[kind] === 'redfish' ? ['redfish', 'ipmi'] : ['ipmi', 'redfish'];
     const available = order.filter((p) => (p === 'redfish' ? redfish !== undefined : ipmiAllowed));
     if (available.length === 0) throw new BmcError('UNSUPPORTED', `${what} on BMC ${o.host}: no protocol available (${redfishProblem ?? 'IPMI disabled'})`);
@@ -360,7 +371,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         return await (p === 'redfish' ? viaRedfish(redfish!) : viaIpmi());
       } catch (err) {
         failures.push(err);
-        if (!mayFallBack(err, repeatable) || p === available[available.length - 1]) break;
+        if (!mayFallBack(err, repeatable) || p === available[available.length - 1] || x?.signal?.aborted === true) break;
         o.logger?.warn({ bmc: o.host, action: what, protocol: p, err: message(err) }, 'action failed, trying the other protocol');
       }
     }
@@ -426,19 +437,20 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       if (!ROUTINE_UUID_BASES.has(merged.uuid.kind)) o.logger?.info({ bmc: o.host, uuid: merged.uuid.uuid, basis: merged.uuid.basis }, 'machine UUID decided');
       return merged.report;
     },
-    powerOn: (x) => route('power', 'power on', (r) => r.lib.reset(r.client, 'On', rd(x)), () => ipmi.powerOn(x)),
-    powerOff: (x) => route('power', 'power off', (r) => r.lib.reset(r.client, 'ForceOff', rd(x)), () => ipmi.powerOff(x)),
-    powerReset: (x) => route('power', 'power reset', (r) => r.lib.reset(r.client, 'ForceRestart', rd(x)), () => ipmi.powerReset(x), false),
-    powerCycle: (x) => route('power', 'power cycle', (r) => r.lib.reset(r.client, 'PowerCycle', { ...rd(x), ...(x?.deadlineAt === undefined ? {} : { deadlineAt: x.deadlineAt }) }), () => ipmi.powerCycle(x), false),
-    bootFrom: (target, x) => route('boot', `boot ${target}`, (r) => redfishBoot(r, target, x), () => ipmiBoot(target, x)),
+    powerOn: (x) => route('power', 'power on', (r) => r.lib.reset(r.client, 'On', rd(x)), () => ipmi.powerOn(x), { x }),
+    powerOff: (x) => route('power', 'power off', (r) => r.lib.reset(r.client, 'ForceOff', rd(x)), () => ipmi.powerOff(x), { x }),
+    powerReset: (x) => route('power', 'power reset', (r) => r.lib.reset(r.client, 'ForceRestart', rd(x)), () => ipmi.powerReset(x), { x, repeatable: false }),
+    powerCycle: (x) => route('power', 'power cycle', (r) => r.lib.reset(r.client, 'PowerCycle', { ...rd(x), ...(x?.deadlineAt === undefined ? {} : { deadlineAt: x.deadlineAt }) }), () => ipmi.powerCycle(x), { x, repeatable: false }),
+    bootFrom: (target, x) => route('boot', `boot ${target}`, (r) => redfishBoot(r, target, x), () => ipmiBoot(target, x), { x }),
     bootOverride: (x) =>
       route(
         'boot',
         'read boot override',
         async ({ client, lib }) => bootOverrideOfRedfish((await lib.readSystem(client, await lib.firstSystemPath(client, rd(x)), sig(x))).boot),
         async () => bootOverrideOfIpmi(await readBootFlags(await ipmi.session(x), sig(x)), profile.ipmiDiskDevice),
+        { x },
       ),
-    identify: (on, x) => route('identify', `identify LED ${on ? 'on' : 'off'}`, (r) => r.lib.setIndicator(r.client, on, sig(x)), () => ipmi.identify(on, x)),
+    identify: (on, x) => route('identify', `identify LED ${on ? 'on' : 'off'}`, (r) => r.lib.setIndicator(r.client, on, sig(x)), () => ipmi.identify(on, x), { x }),
     async openConsole(x): Promise<Duplex> {
       if (profile.console === 'ssh') {
         const { openSshConsole } = await import('./ssh-console.js');

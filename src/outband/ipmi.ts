@@ -99,8 +99,9 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
     return opening;
   }
 
+  /** `fn` in the session; a session that cannot be opened fails as not sent (nothing reached the BMC's commands). */
   async function run<T>(o: OperationOptions | undefined, fn: (s: IpmiSession) => Promise<T>): Promise<T> {
-    const s = await session(o);
+    const s = await beforeActing(session(o));
     return fn(s);
   }
 

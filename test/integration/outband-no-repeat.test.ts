@@ -78,3 +78,27 @@ describe('no second reset over IPMI', () => {
     }
   });
 });
+
+describe('a failure before anything was sent falls back, whatever its code', () => {
+  it.each(['powerCycle', 'powerOn'] as const)('%s on a Supermicro (power over IPMI) whose IPMI does not answer (UDP 623 filtered: the session open times out): done over Redfish', async (action) => {
+    const system = mockup.resource('/redfish/v1/Systems/437XR1138R2') as Record<string, unknown>;
+    const manufacturer = system.Manufacturer;
+    system.Manufacturer = 'Supermicro';
+    const silent = createSocket('udp4');
+    await new Promise<void>((resolve) => silent.bind(0, mockup.host, resolve));
+    const bmc = await connectOutband({ host: mockup.host, user: fleet.user, password: fleet.password, redfishPort: mockup.port, ipmiPort: silent.address().port, timeoutMs: 5000, ipmiRetry: { attemptMs: 100, backoff: 1, maxAttemptMs: 100, deadlineMs: 300 } });
+    try {
+      expect(bmc.vendor).toBe('supermicro');
+      system.PowerState = action === 'powerOn' ? 'Off' : 'On';
+      const posts = () => mockup.requests.filter((r) => r.method === 'POST' && /ComputerSystem\.Reset/.test(r.path)).length;
+      const before = posts();
+      await bmc[action]();
+      expect(posts()).toBe(before + 1);
+    } finally {
+      system.Manufacturer = manufacturer;
+      silent.close();
+      await bmc.close();
+    }
+  });
+});
+

@@ -27,8 +27,8 @@ function failingBmc(code: BmcErrorCode, httpStatus?: number): Outband {
   return { address: 'fake', vendor: 'fake', powerOn: fail, powerOff: fail, powerReset: fail, powerCycle: fail, bootFrom: fail, identify: fail, close: async () => undefined } as unknown as Outband;
 }
 
-async function run(p: Plan, connect: () => Promise<Outband>) {
-  const runner = createCommandRunner({ connect, concurrency: 1, timeoutMs: 5000, logger: captureLog().logger, retryDelayMs: 1 });
+async function run(p: Plan, connect: () => Promise<Outband>, timeoutMs = 5000) {
+  const runner = createCommandRunner({ connect, concurrency: 1, timeoutMs, logger: captureLog().logger, retryDelayMs: 1 });
   return runner.submit(p);
 }
 
@@ -57,6 +57,24 @@ describe('outcome unknown', () => {
     expect(result).toMatchObject({ ok: false, code: 'HTTP' });
     expect(result.outcomeUnknown).toBeUndefined();
     expect(tries).toBe(2);
+  });
+
+  it('a CYCLE the command\'s deadline caught before its request went out (still reading the System) is an ordinary failure, tried again; one the deadline caught after it is unknown', async () => {
+    let reads = 0;
+    /** reads the System until the signal ends it, then fails as beforeActing does: not sent */
+    const readingWhenAborted = (o?: { signal?: AbortSignal }) => {
+      reads++;
+      // the Redfish client fails an aborted request with the signal's reason (the deadline's TIMEOUT)
+      return new Promise<void>((_resolve, reject) => o?.signal?.addEventListener('abort', () => reject(new NotSentError(o.signal!.reason as BmcError)), { once: true }));
+    };
+    const caughtBefore = await run(plan('CYCLE'), async () => ({ ...failingBmc('TIMEOUT'), powerCycle: readingWhenAborted }) as Outband, 150);
+    expect(caughtBefore.outcomeUnknown).toBeUndefined();
+    expect(caughtBefore).toMatchObject({ ok: false, code: 'TIMEOUT', attempts: 2 });
+    expect(reads).toBe(2);
+    // sent, and its answer still on the way at the deadline: the abort ends it without a NotSentError
+    const sentWhenAborted = (o?: { signal?: AbortSignal }) => new Promise<void>((_resolve, reject) => o?.signal?.addEventListener('abort', () => reject(o.signal!.reason), { once: true }));
+    const caughtAfter = await run(plan('CYCLE'), async () => ({ ...failingBmc('TIMEOUT'), powerCycle: sentWhenAborted }) as Outband, 150);
+    expect(caughtAfter).toMatchObject({ ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true });
   });
 
   it.each(['TIMEOUT', 'CLOSED', 'PROTOCOL', 'DECODE'] as const)('a CYCLE that ends in %s after it was sent: outcome unknown, not tried again, terminated', async (code) => {
