@@ -94,8 +94,51 @@ export interface MachineEventSubscription {
   onLeading(listener: (leading: boolean) => void): () => void;
   /** with a leader: no instance has led for a lease time as seen here (nobody takes the partition's events) */
   leaderless(): boolean;
+  /**
+   * Why this instance takes no events although it should: its JetStream consumer failed
+   * CONSUMER_FAILURES_NOT_READY times in a row (no JetStream, a consumer of that name it cannot
+   * pull from, account limits); undefined while it pulls, and in core NATS mode.
+   */
+  consumerProblem(): string | undefined;
   /** Stops taking events (buffered ones are nak'ed for another instance) and waits up to `deadlineMs` for the handlers in flight to settle. */
   stop(deadlineMs?: number): Promise<void>;
+}
+
+/** Failures in a row of the JetStream consumer after which the instance is not ready. */
+export const CONSUMER_FAILURES_NOT_READY = 3;
+/** How often a consumer that keeps failing is logged again (it is retried every second). */
+const CONSUMER_FAILURE_LOG_MS = 60_000;
+
+/**
+ * The JetStream consumer's failures in a row: logged at the first and then once a minute with
+ * their count (not once a second), told to readiness from the CONSUMER_FAILURES_NOT_READY-th, and
+ * their end logged once.
+ */
+function consumerFailures(logger: Logger, names: { stream: string; consumer: string }) {
+  let count = 0;
+  let since = 0;
+  let loggedAt = 0;
+  let last = '';
+  return {
+    failed(err: unknown): void {
+      const now = Date.now();
+      if (count++ === 0) since = now;
+      last = err instanceof Error ? err.message : String(err);
+      if (now - loggedAt < CONSUMER_FAILURE_LOG_MS) return;
+      loggedAt = now;
+      logger.warn({ err, stream: names.stream, consumer: names.consumer, failures: count }, 'JetStream consumer failed; retrying every second');
+    },
+    ended(): void {
+      if (count === 0) return;
+      logger.info({ stream: names.stream, consumer: names.consumer, failures: count, forMs: Date.now() - since }, 'JetStream consumer pulls again');
+      count = 0;
+      loggedAt = 0;
+    },
+    problem(): string | undefined {
+      if (count < CONSUMER_FAILURES_NOT_READY) return undefined;
+      return `machine events: the JetStream consumer ${names.consumer} of ${names.stream} failed ${count} times in a row since ${new Date(since).toISOString()} (last: ${last})`;
+    },
+  };
 }
 
 /** `metal-bmc-<partition>` */
@@ -376,6 +419,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     }
   }
 
+  const failures = consumerFailures(o.logger, names);
   const loop = (async () => {
     let first = true;
     let waitingLogged = false;
@@ -398,6 +442,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
         // the client repeats by itself (after a reconnect or missed heartbeats) may bring one
         // while all slots are busy: `slotFor` holds that one with working().
         const pulled = await consumer.consume({ max_messages: 1 });
+        failures.ended();
         messages = pulled;
         // a leader that stops leading stops pulling at once; what it runs goes on to its end
         const unlisten = leadership?.subscribe((leading) => leading || void pulled.close());
@@ -444,7 +489,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
         }
       } catch (err) {
         if (dispatcher.stopping) break;
-        o.logger.warn({ err, stream: names.stream, consumer: names.consumer }, 'JetStream consumer failed; retrying');
+        failures.failed(err);
         await delay(1000);
         continue;
       }
@@ -463,6 +508,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     leading: () => !notLeading(),
     onLeading: (listener) => leadership?.subscribe(listener) ?? (() => undefined),
     leaderless: () => leadership !== undefined && !leadership.someoneLeads(),
+    consumerProblem: () => failures.problem(),
     async stop(deadlineMs = 10_000) {
       dispatcher.stop();
       stopped.abort();
@@ -550,6 +596,7 @@ async function subscribeCore(o: SubscribeOptions): Promise<MachineEventSubscript
     leading: () => true,
     onLeading: () => () => undefined,
     leaderless: () => false,
+    consumerProblem: () => undefined,
     async stop(deadlineMs = 10_000) {
       dispatcher.stop();
       if (!sub.isClosed()) sub.unsubscribe();

@@ -237,7 +237,7 @@ export const commandsPart: PartFactory = async (ctx) => {
 
   return {
     name: 'commands',
-    ready: () => problem ?? (!bus?.connected() ? 'NATS disconnected' : service?.subscription.leaderless() ? 'machine events: no instance of the partition leads (the leader key was not renewed for a lease time)' : undefined),
+    ready: () => problem ?? (!bus?.connected() ? 'NATS disconnected' : service?.subscription.leaderless() ? 'machine events: no instance of the partition leads (the leader key was not renewed for a lease time)' : service?.subscription.consumerProblem()),
     async stop(deadlineMs) {
       aborter.abort();
       await starting;

@@ -4,7 +4,7 @@
  * the core-NATS fallback. Handlers here record bytes; the command path is tested in
  * commands-nats.test.ts.
  */
-import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { AckPolicy, DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
@@ -312,6 +312,28 @@ describe('bus with JetStream: a durable consumer created again starts where this
     // not even delivered again to be acknowledged from memory
     expect(i.log.find('redelivered machine event already settled here; acknowledged again, not run twice')).toHaveLength(0);
     expect(created(i.log)[1]).toBe('sequence 3, after the last event settled here');
+  });
+
+  it('a consumer it cannot pull from (a push consumer of the same name) makes it not ready, logged once, not every second; ready again once it pulls', async () => {
+    const subject = freshSubject();
+    const stream = streamNameFor(subject);
+    const jsm = await jetstreamManager(publisher);
+    const b = await bus(server);
+    const i = await instance({ nc: b.nc, subject, durableName: 'metal-bmc-pushed' });
+    await jetstream(publisher).publish(subject, enc('e-1'));
+    await until('the first event', () => i.seen.length === 1);
+    expect(i.sub.consumerProblem()).toBeUndefined();
+    // someone replaces the durable with a push consumer: every pull setup fails from now on
+    await jsm.consumers.delete(stream, 'metal-bmc-pushed');
+    await jsm.consumers.add(stream, { durable_name: 'metal-bmc-pushed', deliver_subject: `${subject}.push`, ack_policy: AckPolicy.Explicit });
+    await until('not ready', () => i.sub.consumerProblem() !== undefined, 20_000);
+    expect(i.sub.consumerProblem()).toMatch(/JetStream consumer metal-bmc-pushed of .* failed [3-9]\d* times in a row/);
+    expect(i.log.find('JetStream consumer failed; retrying every second')).toHaveLength(1);
+    await jsm.consumers.delete(stream, 'metal-bmc-pushed');
+    await until('ready again', () => i.sub.consumerProblem() === undefined, 20_000);
+    expect(i.log.find('JetStream consumer pulls again')).toHaveLength(1);
+    await jetstream(publisher).publish(subject, enc('e-2'));
+    await until('the second event', () => i.seen.length === 2);
   });
 
   it('keeps the saved position below an event still running here, so that a crash mid-run does not skip it', async () => {
