@@ -62,11 +62,15 @@ export async function runDaemon(o: {
   logger: Pick<Logger, 'info' | 'warn' | 'error'>;
   signals: { on(event: 'SIGTERM' | 'SIGINT', listener: (signal: NodeJS.Signals) => void): unknown };
 }): Promise<number> {
-  const stopper = createStopper({ stop: async () => (await starting.catch(() => undefined))?.stop(), shutdownTimeoutMs: o.shutdownTimeoutMs, logger: o.logger });
+  const start: { promise?: Promise<Pick<Daemon, 'stop'>> } = {};
+  // a fatal condition the start reports before its first await comes before its promise is
+  // known here: the stop waits a turn for it
+  const stop = async (): Promise<void> => (await (start.promise ?? Promise.resolve().then(() => start.promise))?.catch(() => undefined))?.stop();
+  const stopper = createStopper({ stop, shutdownTimeoutMs: o.shutdownTimeoutMs, logger: o.logger });
   const onSignal = (signal: NodeJS.Signals) => stopper.signal(signal);
   o.signals.on('SIGTERM', onSignal);
   o.signals.on('SIGINT', onSignal);
-  const starting = o.start((why) => stopper.fatal(why));
+  const starting = (start.promise = o.start((why) => stopper.fatal(why)));
   const early = await Promise.race([starting.then(() => undefined), stopper.exitCode]);
   return early ?? (await stopper.exitCode);
 }

@@ -111,3 +111,20 @@ it('a start that fails after a signal is thrown as the failure it is, not logged
   expect(d.stop).not.toHaveBeenCalled();
   expect(d.log.find('shutdown failed')).toHaveLength(0);
 });
+
+it('a fatal condition the start reports before its first await: the start is waited for, then stopped, exit code of a fatal stop', async () => {
+  const log = captureLog();
+  const stop = vi.fn(async () => undefined);
+  const exit = runDaemon({
+    start: (onFatal) => {
+      onFatal('NATS refused the credentials');
+      return Promise.resolve({ stop });
+    },
+    shutdownTimeoutMs: 30_000,
+    logger: log.logger,
+    signals: new EventEmitter(),
+  });
+  await expect(exit).resolves.not.toBe(0);
+  expect(stop).toHaveBeenCalledOnce();
+  expect(log.find('shutdown failed')).toHaveLength(0);
+});
