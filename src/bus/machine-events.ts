@@ -104,6 +104,9 @@ export interface MachineEventSubscription {
   stop(deadlineMs?: number): Promise<void>;
 }
 
+/** The least a stop gives the shared position's write and the lead's release, its deadline passed or not. */
+const STOP_STEP_FLOOR_MS = 1000;
+
 /** Failures in a row of the JetStream consumer after which the instance is not ready. */
 export const CONSUMER_FAILURES_NOT_READY = 3;
 /** How often a consumer that keeps failing is logged again (it is retried every second). */
@@ -510,15 +513,20 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     leaderless: () => leadership !== undefined && !leadership.someoneLeads(),
     consumerProblem: () => failures.problem(),
     async stop(deadlineMs = 10_000) {
+      // one deadline for every step: a NATS outage must not add up the steps' own timeouts
+      // past the process's forced exit (the shutdown timeout + 5 s)
+      const endsAt = Date.now() + deadlineMs;
+      const left = (floorMs = 0) => Math.max(floorMs, endsAt - Date.now());
       dispatcher.stop();
       stopped.abort();
       void messages?.close();
-      if (await endedWithin(loop, deadlineMs)) await loop;
-      const settledAll = await dispatcher.settled(deadlineMs);
-      await shared?.close();
+      if (await endedWithin(loop, left())) await loop;
+      const settledAll = await dispatcher.settled(left());
+      // the shared position's last write and the lead's release, each tried at least a second
+      if (shared && !(await endedWithin(shared.close(), left(STOP_STEP_FLOOR_MS)))) o.logger.warn({ stream: names.stream }, 'shared stream position not written at the stop (NATS not answering): the next start may run from an older position');
       // given up only once this instance's events settled, so the next leader's cannot overlap
       // them; with some still running at the deadline, the others wait the lease out
-      await leadership?.close({ giveUp: settledAll });
+      if (leadership && !(await endedWithin(leadership.close({ giveUp: settledAll }), left(STOP_STEP_FLOOR_MS)))) o.logger.warn({}, 'machine events lead not given up at the stop (NATS not answering): another instance takes it after the lease time');
     },
   };
 }

@@ -408,6 +408,18 @@ describe('bus with a leader whose lead ends while events come', () => {
     await server?.dispose();
   });
 
+  it('a stop whose lead release does not answer (NATS gone) still ends near its deadline, saying so', async () => {
+    const subject = freshSubject();
+    const lead = { ...switchableLead(), close: () => new Promise<void>(() => undefined) };
+    const b = await bus(server);
+    const i = await instance({ nc: b.nc, subject, leadership: lead });
+    await jetstream(publisher).publish(subject, enc('e1'));
+    await until('e1', () => i.seen.length === 1);
+    // resolves: without the stop's own deadline on the release it never would
+    await i.sub.stop(500);
+    expect(i.log.find('machine events lead not given up at the stop (NATS not answering): another instance takes it after the lease time')).toHaveLength(1);
+  });
+
   it('an event pulled after the lead ended unannounced is handed back once the pull is closed, and runs when this instance leads again', async () => {
     const subject = freshSubject();
     const lead = switchableLead();
