@@ -43,9 +43,6 @@ export interface SolStream extends Duplex {
 }
 
 const PAYLOAD_ALREADY_ACTIVE = 0x80;
-/** last outbound SOL sequence number per BMC endpoint, kept across activations (bounded) */
-const lastTxSeq = new Map<string, number>();
-const LAST_TX_SEQ_LIMIT = 10_000;
 const INSTANCE = 1;
 
 function payloadRequest(instance: number): Buffer {
@@ -122,9 +119,11 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
   let inFlight: { packet: SolPacket; sentAt: number; attempts: number; timer: NodeJS.Timeout } | undefined;
   /** the BMC refused characters (NACK, or none accepted): nothing is sent until this timer fires */
   let backOff: NodeJS.Timeout | undefined;
-  // Carry the sequence number over from this BMC's previous activation: some BMCs (ipmi_sim)
-  // remember the last acknowledged number and would take a restart at 1 for a retransmission.
-  let txSeq = lastTxSeq.get(session.remote) ?? 0;
+  // Every activation numbers its packets from 1, as ipmitool, FreeIPMI and pyghmi do: OpenBMC
+  // (phosphor-net-ipmid) makes a fresh SOL context per activation and drops any other first
+  // number. (ipmi_sim keeps its last acknowledged number across activations and takes a first
+  // packet numbered like the previous activation's last one for a repeat: README "BMC quirks".)
+  let txSeq = 0;
   /** the BMC's last sequence number and how many of its characters the reader already got */
   let lastRx = { seq: 0, delivered: 0 };
   let breakRequested = false;
@@ -181,8 +180,6 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
       return;
     }
     txSeq = nextSolSeq(txSeq);
-    if (!lastTxSeq.has(session.remote) && lastTxSeq.size >= LAST_TX_SEQ_LIMIT) lastTxSeq.delete(lastTxSeq.keys().next().value as string);
-    lastTxSeq.set(session.remote, txSeq);
     const data = pending.subarray(0, maxData);
     const packet: SolPacket = { seq: txSeq, ackSeq: 0, acceptedChars: 0, flags: breakRequested ? SolOperation.generateBreak : 0, data };
     breakRequested = false;

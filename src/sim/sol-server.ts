@@ -1,9 +1,10 @@
 /**
  * The BMC side of an active SOL payload: serial output → SOL packets (one in flight, retransmitted
  * until acknowledged), console packets → acknowledgements and input for the serial line.
- * It sends through a callback, so the session layer decides how packets are wrapped.
+ * It sends through a callback, so the session layer decides how packets are wrapped. A channel
+ * lives for one activation: console sequence numbers start at 1 in each (OpenBMC's rule).
  */
-import { SolOperation, SolStatus, type SolPacket } from '../ipmi/sol-packet.js';
+import { nextSolSeq, SolOperation, SolStatus, type SolPacket } from '../ipmi/sol-packet.js';
 import type { SerialLine } from './serial.js';
 import { SolSender } from './sol-sender.js';
 
@@ -74,6 +75,12 @@ export class SolChannel {
     }
     if (p.seq === 0) return; // acknowledgement only
     const duplicate = p.seq === this.lastInboundSeq; // a retransmission: acknowledge again, act once
+    // As OpenBMC (phosphor-net-ipmid sol_context.cpp): a channel is made per activation and
+    // expects 1, then each next number; any other is dropped unanswered ("Out of sequence SOL
+    // packet - packet is dropped"). A console that carried its numbers over from an earlier
+    // activation never gets a keystroke through.
+    const expected = this.lastInboundSeq === 0 ? 1 : nextSolSeq(this.lastInboundSeq);
+    if (!duplicate && p.seq !== expected) return;
     this.lastInboundSeq = p.seq;
     this.send({ seq: 0, ackSeq: p.seq, acceptedChars: p.data.length, flags: 0, data: Buffer.alloc(0) });
     if (duplicate) return;

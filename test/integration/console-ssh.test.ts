@@ -89,7 +89,12 @@ describe('console over SSH in mutual TLS', () => {
     expect(await solActive()).toBe(true);
     sim.serial.write('Debian GNU/Linux 12 machine ttyS1\r\n\r\nmachine login: ');
     await until(() => run.stdout().includes('machine login: '), 8000, 'serial output over ssh');
-    run.child.stdin?.write('root\r');
+    // Two packets (numbered 1 and 2): ipmi_sim remembers the last number it acknowledged across
+    // activations and would take the next test's first packet (1, as every activation starts)
+    // for a repeat of this one and drop it (README "BMC quirks").
+    run.child.stdin?.write('root');
+    await until(() => sim.serial.received().toString('latin1').includes('root'), 8000, 'typed keys on the serial line');
+    run.child.stdin?.write('\r');
     await until(() => sim.serial.received().toString('latin1').includes('root\r'), 8000, 'typed keys on the serial line');
     expect(servers.hostKey).toBe(execFileSync('ssh-keygen', ['-y', '-f', pki.serverKey], { encoding: 'utf8' }).trim());
     const joined = log.find('console client joined').at(-1);
@@ -108,8 +113,7 @@ describe('console over SSH in mutual TLS', () => {
     sim.serial.write('seen by both\r\n');
     await until(() => first.stdout().includes('seen by both') && second.stdout().includes('seen by both'), 8000, 'output on both');
     first.child.stdin?.write('typed-by-first\r');
-    // One write: the SOL sequence number carries over between activations, so ipmi_sim (which
-    // remembers the last one it acknowledged) does not drop this first packet as a retransmission.
+    // One write: this activation's first packet (1) is not the number ipmi_sim last acknowledged (2).
     second.child.stdin?.write('typed-by-second\r');
     await until(() => sim.serial.received().toString('latin1').includes('typed-by-second\r'), 8000, 'second typed');
     expect(sim.serial.received().toString('latin1')).toContain('typed-by-second\r');

@@ -553,6 +553,26 @@ describe('a BMC slow in its handshake, or that loses its state: the session open
   });
 });
 
+describe('SOL sequence numbers per activation', () => {
+  it('a second console on the same BMC gets its keystrokes through: numbered from 1, as the simulator (like OpenBMC) expects of a new activation', async () => {
+    const l = linked([]);
+    const { openSol } = await import('../../src/ipmi/sol.js');
+    for (const word of ['first-console', 'second-console']) {
+      const s = await l.open();
+      const sol = await openSol(s, { closeSession: true, retransmitMs: 200, maxRetransmits: 2 });
+      let screen = '';
+      sol.on('data', (d: Buffer) => (screen += d.toString()));
+      sol.on('error', () => undefined);
+      await waitFor(() => screen.includes('login:'), 10_000, 'the login prompt');
+      sol.write(word);
+      await waitFor(() => screen.includes(word), 5000, `the echo of ${word} (screen: ${JSON.stringify(screen)})`);
+      sol.end();
+      await new Promise<void>((resolve) => s.onClose(() => resolve()));
+    }
+    l.close();
+  });
+});
+
 describe('SOL on another UDP port of the BMC', () => {
   it('opens a second socket in the same session, sends and receives SOL there, and closes it with the session', async () => {
     const machine = new SimMachine(createMachineState('quirk-unit', 1));

@@ -27,7 +27,6 @@ const streams: SolStream[] = [];
 
 /** A session whose BMC activates SOL and otherwise only records and delivers SOL packets. */
 function fakeBmc(): FakeBmc {
-  // a remote of its own per test: sol.ts carries the outbound sequence number per remote
   const remote = `192.0.2.${++bmcCount}:623`;
   const sent: SolPacket[] = [];
   let handler: ((payload: Buffer) => void) | undefined;
@@ -136,6 +135,18 @@ describe('SOL to the BMC', () => {
     await waitFor(() => bmc.sent.some((p) => p.seq !== 0), 2000, 'the packet with the typed characters');
     return { packet: bmc.sent.find((p) => p.seq !== 0)!, done: () => completed };
   }
+
+  it('every activation numbers its packets from 1, also the next one towards the same BMC (OpenBMC drops any other first number)', async () => {
+    const bmc = fakeBmc();
+    const first = await open(bmc);
+    const { packet } = await typed(bmc, first.sol, 'one');
+    expect(packet.seq).toBe(1);
+    bmc.deliver({ ackSeq: 1, acceptedChars: 3 });
+    await new Promise<void>((resolve) => first.sol.end(resolve));
+    bmc.sent.length = 0;
+    const second = await open(bmc);
+    expect((await typed(bmc, second.sol, 'two')).packet).toMatchObject({ seq: 1, data: bytes('two') });
+  });
 
   it('after a NACK, sends the characters again under a new sequence number, after a back-off', async () => {
     const bmc = fakeBmc();
