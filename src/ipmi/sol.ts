@@ -1,8 +1,9 @@
 /**
  * Serial-over-LAN as a Node duplex stream: Activate Payload, packets with sequence numbers,
  * acknowledgements and retransmission both ways, character accumulation, break, and
- * Deactivate Payload when the stream ends. A stale payload left by a crashed client can be
- * taken over on request.
+ * Deactivate Payload when we end the stream (not when the BMC deactivated it or stopped
+ * answering: the payload may be another client's by then). A stale payload left by a crashed
+ * client can be taken over on request.
  */
 import { Duplex } from 'node:stream';
 import { BmcError } from '../errors.js';
@@ -129,6 +130,12 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
   let breakRequested = false;
   let flushScheduled = false;
   let ended = false;
+  /**
+   * The payload is no longer ours to end: the BMC said it is deactivating, or stopped answering
+   * (another client may have taken SOL over, and BMCs such as ipmi_sim deactivate whoever holds
+   * it). Then the stream ends without Deactivate Payload, as FreeIPMI's ipmiconsole does.
+   */
+  let payloadLost = false;
   const writeCallbacks: Array<(err?: Error | null) => void> = [];
 
   const stream = new Duplex({
@@ -195,6 +202,7 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     const timer = setTimeout(() => {
       if (!inFlight) return;
       if (inFlight.attempts >= maxRetransmits) {
+        payloadLost = true;
         return fail(new BmcError('TIMEOUT', `SOL on BMC ${session.remote}: no acknowledgement after ${maxRetransmits} retransmissions`));
       }
       transmit(inFlight.packet, inFlight.attempts + 1);
@@ -280,6 +288,7 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     if (p.seq !== 0) onCharacters(p);
     if (p.flags & SolStatus.deactivating) {
       if (!ended) options.onEvent?.({ kind: 'sol-deactivated', message: `BMC ${session.remote} deactivated SOL on its own; the console ends` });
+      payloadLost = true;
       ended = true;
       stream.push(null);
       void shutdown();
@@ -300,7 +309,7 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
       clearTimeout(backOff);
       unsubscribe();
       for (const cb of writeCallbacks.splice(0)) cb(new BmcError('CLOSED', 'SOL stream closed'));
-      if (session.state.kind === 'established') await deactivateSol(session).catch(() => undefined);
+      if (session.state.kind === 'established' && !payloadLost) await deactivateSol(session).catch(() => undefined);
       if (options.closeSession) await session.close();
     })();
     return shuttingDown;

@@ -109,4 +109,21 @@ describe('SOL', () => {
     await new Promise<void>((resolve) => sol.end(resolve));
     await crashed.close();
   });
+
+  it('taken over by another client, we give up without Deactivate Payload: the new owner keeps SOL (ipmi_sim deactivates whoever holds it)', async () => {
+    const s1 = await openSession(opts());
+    const ours = await openSol(s1, { closeSession: true, retransmitMs: 100, maxRetransmits: 2 });
+    const failed = new Promise<Error>((resolve) => ours.once('error', resolve));
+    // another client takes SOL over; ipmi_sim tells us nothing and ignores our SOL packets from now on
+    const s2 = await openSession(opts());
+    const theirs = await openSol(s2, { takeOver: true, closeSession: true });
+    const theirScreen = collect(theirs);
+    ours.write('typed into a lost console');
+    expect(await failed).toMatchObject({ code: 'TIMEOUT' });
+    await until(() => s1.state.kind === 'closed');
+    expect(await solActive()).toBe(true);
+    sim.serial.write('still theirs\r\n');
+    await until(() => theirScreen().includes('still theirs'));
+    await new Promise<void>((resolve) => theirs.end(resolve));
+  });
 });

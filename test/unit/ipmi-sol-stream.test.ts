@@ -20,17 +20,23 @@ interface FakeBmc {
   sent: SolPacket[];
   /** a SOL packet from the BMC */
   deliver(p: Partial<SolPacket> & { data?: Buffer }): void;
+  /** the commands the console sent (Activate Payload 0x48, Deactivate Payload 0x49) */
+  commands: number[];
 }
 
 let bmcCount = 0;
 const streams: SolStream[] = [];
 
-/** A session whose BMC activates SOL and otherwise only records and delivers SOL packets. */
-function fakeBmc(): FakeBmc {
+/**
+ * A session whose BMC activates SOL and otherwise only records and delivers SOL packets. Not
+ * established unless asked: then ending the stream sends no Deactivate Payload.
+ */
+function fakeBmc(options: { established?: boolean } = {}): FakeBmc {
   const remote = `192.0.2.${++bmcCount}:623`;
   const sent: SolPacket[] = [];
   let handler: ((payload: Buffer) => void) | undefined;
-  let state: SessionState = { kind: 'closing' }; // not established: ending the stream sends no Deactivate Payload
+  let state: SessionState = options.established ? ({ kind: 'established' } as SessionState) : { kind: 'closing' };
+  const commands: number[] = [];
   const activation = Buffer.alloc(10);
   activation.writeUInt16LE(204, 4); // inbound payload size
   activation.writeUInt16LE(204, 6);
@@ -41,7 +47,7 @@ function fakeBmc(): FakeBmc {
     get state() {
       return state;
     },
-    request: async (netFn, cmd) => ({ netFn, cmd, seq: 0, completionCode: 0, data: activation }),
+    request: async (netFn, cmd) => (commands.push(cmd), { netFn, cmd, seq: 0, completionCode: 0, data: activation }),
     command: async () => Buffer.alloc(0),
     sendPayload: (type, payload) => {
       if (type === PayloadType.sol) sent.push(decodeSolPacket(payload));
@@ -57,7 +63,7 @@ function fakeBmc(): FakeBmc {
     },
   };
   const deliver = (p: Partial<SolPacket>) => handler?.(encodeSolPacket({ seq: 0, ackSeq: 0, acceptedChars: 0, flags: 0, data: Buffer.alloc(0), ...p }));
-  return { session, sent, deliver };
+  return { session, sent, deliver, commands };
 }
 
 async function open(bmc: FakeBmc): Promise<{ sol: SolStream; screen: () => string }> {
@@ -261,5 +267,38 @@ describe('SOL to the BMC', () => {
     expect(bmc.sent.length).toBe(sentThen);
     expect(errors).toEqual([]);
     expect(sol.destroyed).toBe(false);
+  });
+});
+
+describe('the end of the stream and Deactivate Payload', () => {
+  const DEACTIVATE_PAYLOAD = 0x49;
+
+  it('we end it: Deactivate Payload', async () => {
+    const bmc = fakeBmc({ established: true });
+    const { sol } = await open(bmc);
+    await new Promise<void>((resolve) => sol.end(resolve));
+    expect(bmc.commands.filter((c) => c === DEACTIVATE_PAYLOAD)).toHaveLength(1);
+  });
+
+  it('the BMC says it is deactivating (another client took SOL over): the stream ends without Deactivate Payload, which would end the new owner\'s console', async () => {
+    const bmc = fakeBmc({ established: true });
+    const { sol } = await open(bmc);
+    const ended = new Promise((resolve) => sol.once('end', resolve));
+    sol.resume();
+    bmc.deliver({ flags: SolStatus.deactivating });
+    await ended;
+    sol.destroy();
+    await new Promise((resolve) => sol.once('close', resolve));
+    expect(bmc.commands).not.toContain(DEACTIVATE_PAYLOAD);
+  });
+
+  it('our retransmissions run out (the BMC answers the new owner, not us): the stream fails without Deactivate Payload', async () => {
+    const bmc = fakeBmc({ established: true });
+    const { sol } = await open(bmc);
+    const failed = new Promise<Error>((resolve) => sol.once('error', resolve));
+    sol.write('x');
+    expect(await failed).toMatchObject({ code: 'TIMEOUT' });
+    await new Promise((resolve) => (sol.closed ? resolve(null) : sol.once('close', resolve)));
+    expect(bmc.commands).not.toContain(DEACTIVATE_PAYLOAD);
   });
 });
