@@ -28,7 +28,7 @@ export interface SolOptions {
   takeOver?: boolean;
   /** wait for an ack before retransmitting a packet */
   retransmitMs?: number;
-  /** retransmissions before the stream fails */
+  /** retransmissions of an unanswered packet before the stream fails (a NACK is an answer) */
   maxRetransmits?: number;
   /** a BMC that refuses our characters (NACK, or none accepted) for this long gets them dropped, once told (default 30 s) */
   maxRefusalMs?: number;
@@ -176,11 +176,8 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     });
   }
 
-  /**
-   * Sends what is pending (and a requested break) under a new sequence number. `attempts` carries
-   * the transmissions so far when these are characters the BMC refused (see onAck).
-   */
-  function sendNext(attempts = 0): void {
+  /** Sends what is pending (and a requested break) under a new sequence number. */
+  function sendNext(): void {
     if (busy() || ended) return;
     if (pending.length === 0 && !breakRequested) {
       for (const cb of writeCallbacks.splice(0)) cb();
@@ -190,7 +187,7 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     const data = pending.subarray(0, maxData);
     const packet: SolPacket = { seq: txSeq, ackSeq: 0, acceptedChars: 0, flags: breakRequested ? SolOperation.generateBreak : 0, data };
     breakRequested = false;
-    transmit(packet, attempts);
+    transmit(packet, 0);
   }
 
   function transmit(packet: SolPacket, attempts: number): void {
@@ -220,7 +217,7 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
   function onAck(p: SolPacket): void {
     if (!inFlight || p.ackSeq !== inFlight.packet.seq) return;
     clearTimeout(inFlight.timer);
-    const { packet, attempts } = inFlight;
+    const { packet } = inFlight;
     inFlight = undefined;
     const accepted = Math.min(p.acceptedChars, packet.data.length);
     pending = pending.subarray(accepted);
@@ -239,18 +236,20 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
       return;
     }
     // NACK (its input buffer is full) or nothing taken: give the BMC time before the characters go
-    // again, so a BMC that keeps taking nothing gets a few packets per interval, not a flood. The
-    // transmissions carry over, as they did when a NACKed packet was retransmitted as it was.
-    // A break in the refused packet is not requested again: OpenIPMI performs the break before
-    // it looks at its buffer, and FreeIPMI counts a NACKed break as done.
-    waitThenResend(attempts + 1);
+    // again, so a BMC that keeps taking nothing gets a few packets per interval, not a flood. A
+    // refusal is an answer: the resend starts a fresh count of unanswered transmissions (else a
+    // few NACKs from a host off or in POST and one lost datagram ended the console); refusals are
+    // bounded by maxRefusalMs instead. A break in the refused packet is not requested again:
+    // OpenIPMI performs the break before it looks at its buffer, and FreeIPMI counts a NACKed
+    // break as done.
+    waitThenResend();
   }
 
   /** Holds back every packet (later writes and breaks join the resend) until the BMC has had time. */
-  function waitThenResend(attempts: number): void {
+  function waitThenResend(): void {
     backOff = setTimeout(() => {
       backOff = undefined;
-      sendNext(attempts);
+      sendNext();
     }, retransmitMs / 4);
     backOff.unref();
   }

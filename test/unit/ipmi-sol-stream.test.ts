@@ -240,6 +240,27 @@ describe('SOL to the BMC', () => {
     expect(dataPackets(bmc.sent).slice(1).every(([seq, text]) => seq === nextSolSeq(brk!.seq) && text === 'z')).toBe(true);
   });
 
+  it('NACKs do not use up the retransmissions: after more NACKs than maxRetransmits, one lost datagram is retransmitted, not the end of the console', async () => {
+    const bmc = fakeBmc();
+    const { sol } = await open(bmc); // maxRetransmits: 5
+    const errors: Error[] = [];
+    sol.on('error', (e: Error) => errors.push(e));
+    let written = false;
+    sol.write(bytes('ls\r'), () => (written = true));
+    // the host is in POST: its serial side takes nothing, six times
+    for (let n = 1; n <= 6; n++) {
+      await waitFor(() => dataPackets(bmc.sent).length === n, 2000, `transmission ${n}`);
+      bmc.deliver({ ackSeq: dataPackets(bmc.sent)[n - 1]![0], acceptedChars: 0, flags: SolStatus.nack });
+    }
+    // the seventh packet is lost: no answer; its retransmission is answered
+    await waitFor(() => dataPackets(bmc.sent).length === 8, 2 * RETRANSMIT_MS + 1000, 'the retransmission of the lost packet');
+    const [seventh, retransmission] = dataPackets(bmc.sent).slice(6);
+    expect(retransmission).toEqual(seventh);
+    bmc.deliver({ ackSeq: retransmission![0], acceptedChars: 3 });
+    await waitFor(() => written, 2000, 'the write to complete');
+    expect(errors).toEqual([]);
+  });
+
   it('a BMC that NACKs every packet gets the typed characters dropped after maxRefusalMs, once told, instead of a resend every back-off forever; the console goes on', async () => {
     const bmc = fakeBmc();
     const events: IpmiEvent[] = [];
