@@ -46,7 +46,7 @@ export interface HandshakeOptions {
 
 /** Something a BMC did that the client works around; `message` is the log line. */
 export interface IpmiEvent {
-  kind: 'cipher-suites-fallback' | 'suite-changed' | 'rakp-retry' | 'handshake-restart' | 'checksum-ignored' | 'privilege-operator' | 'sequence-restart' | 'close-refused' | 'sol-deactivated' | 'sol-port' | 'sol-input-dropped' | 'fru-defect';
+  kind: 'cipher-suites-fallback' | 'suite-changed' | 'rakp-retry' | 'handshake-restart' | 'checksum-ignored' | 'privilege-operator' | 'sequence-restart' | 'close-refused' | 'sol-deactivated' | 'sol-port' | 'sol-input-dropped' | 'fru-defect' | 'rakp-code-padded';
   message: string;
 }
 
@@ -594,7 +594,16 @@ async function openWithSuite(channel: DatagramChannel, asked: CipherSuite, optio
   params.bmcRandom = rakp2.bmcRandom;
   params.bmcGuid = rakp2.bmcGuid;
   const expected = rakp2Code(params, kuid);
-  if (!sameBytes(expected, rakp2.keyExchangeCode)) {
+  let paddingTold = false;
+  /** a code longer than the HMAC whose HMAC-length start matches: told once per attempt */
+  const tellPadding = (what: string, got: Buffer, hmacLength: number) => {
+    if (paddingTold) return;
+    paddingTold = true;
+    options.onEvent?.({ kind: 'rakp-code-padded', message: `BMC ${channel.remote} sent its ${what} with ${got.length - hmacLength} byte(s) past the ${hmacLength}-byte HMAC; the HMAC's bytes are checked, as ipmitool does` });
+  };
+  const rakp2Match = matchRakpCode(expected, rakp2.keyExchangeCode);
+  if (rakp2Match === 'padded') tellPadding('RAKP 2 key exchange code', rakp2.keyExchangeCode, expected.length);
+  if (rakp2Match === 'mismatch') {
     // Tell the BMC to drop the half-open session, then report the failure.
     channel.send(encodeV2({ payloadType: PayloadType.rakp3, sessionId: 0, seq: 0, payload: encodeRakpCode({ tag: ctx.tags.next(), status: INVALID_INTEGRITY_CHECK_VALUE, sessionId: params.bmcSessionId, code: Buffer.alloc(0) }) }));
     throw new BmcError('AUTH_FAILED', `authentication with BMC ${channel.remote} failed: wrong user name or password (the BMC's RAKP 2 proof does not match)`);
@@ -629,8 +638,11 @@ async function openWithSuite(channel: DatagramChannel, asked: CipherSuite, optio
       if (rakp3.sent.length === 1) throw new AttemptLost(`${reason}, after its RAKP 2 had proved the password (it lost the handshake's state)`);
       // the refusal of a repeated RAKP 3: the BMC may have activated the session on an earlier
       // copy whose RAKP 4 was lost (pyghmi: "BMC can consider it done"); the privilege answer decides
-    } else if (rakp4 && !sameBytes(rakp4Icv(params, sik), rakp4.code)) {
-      throw new BmcError('AUTH_FAILED', `BMC ${channel.remote} failed to prove the session key in RAKP 4 (wrong BMC key?)`);
+    } else if (rakp4) {
+      const icv = rakp4Icv(params, sik);
+      const rakp4Match = matchRakpCode(icv, rakp4.code);
+      if (rakp4Match === 'mismatch') throw new BmcError('AUTH_FAILED', `BMC ${channel.remote} failed to prove the session key in RAKP 4 (wrong BMC key?)`);
+      if (rakp4Match === 'padded') tellPadding('RAKP 4 integrity check value', rakp4.code, icv.length);
     }
     await activatePrivilege(channel, established, { ...options, retry: stepPolicy(ctx, options.retry) });
     return established;
@@ -737,6 +749,18 @@ function privilegeRefused(channel: DatagramChannel, level: number, code: number,
   return new BmcError(code === 0x82 ? 'AUTH_FAILED' : 'COMPLETION_CODE', `BMC ${channel.remote} refused privilege level ${before ? `${before} ` : ''}${level}: ${describeSetPrivilegeCode(code)}`, {
     completionCode: code,
   });
+}
+
+/**
+ * A RAKP 2 or RAKP 4 code against the HMAC we computed, compared over the HMAC's length as
+ * ipmitool compares it: some BMCs append a byte (FreeIPMI's workarounds supermicro20, Supermicro
+ * with Peppercon firmware, and sun20, Sun Fire 4100: 21 bytes for a 20-byte HMAC-SHA1), which a
+ * whole-buffer comparison reported as a wrong password. 'padded': longer, its start matching.
+ * Without an HMAC (RAKP-none) the code must be empty.
+ */
+export function matchRakpCode(expected: Buffer, got: Buffer): 'match' | 'padded' | 'mismatch' {
+  if (expected.length === 0 || got.length <= expected.length) return sameBytes(expected, got) ? 'match' : 'mismatch';
+  return sameBytes(expected, got.subarray(0, expected.length)) ? 'padded' : 'mismatch';
 }
 
 function sameBytes(a: Buffer, b: Buffer): boolean {

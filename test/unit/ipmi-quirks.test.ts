@@ -112,9 +112,9 @@ const BMC_SETTINGS = { user: 'ADMIN', password: 'secret', maxSessions: 4, sessio
 
 /**
  * `answer` may answer a datagram of the console in place of the BMC (true: the BMC never sees it);
- * `lose` may lose a datagram of the BMC on its way to the console.
+ * `lose` may lose a datagram of the BMC on its way to the console, `alter` change it.
  */
-function linked(quirks: SimQuirkName[], answer?: (d: Buffer, reply: (d: Buffer) => void) => boolean, lose?: (d: Buffer) => boolean) {
+function linked(quirks: SimQuirkName[], answer?: (d: Buffer, reply: (d: Buffer) => void) => boolean, lose?: (d: Buffer) => boolean, alter?: (d: Buffer) => Buffer) {
   const machine = new SimMachine(createMachineState('quirk-unit', 0));
   machine.state.quirks = new Set(quirks);
   const serial = new SerialLine(machine, { hostname: 'unit' });
@@ -123,7 +123,7 @@ function linked(quirks: SimQuirkName[], answer?: (d: Buffer, reply: (d: Buffer) 
     machine,
     serial,
     ...BMC_SETTINGS,
-    send: (d) => setImmediate(() => (lose?.(d) ? undefined : deliver(d))),
+    send: (d) => setImmediate(() => (lose?.(d) ? undefined : deliver(alter ? alter(d) : d))),
   });
   const channel: DatagramChannel = {
     remote: '192.0.2.9:623',
@@ -550,6 +550,46 @@ describe('a BMC slow in its handshake, or that loses its state: the session open
     expect(l.events).toEqual([]);
     await s.close();
     l.close();
+  });
+});
+
+describe('RAKP codes longer than the HMAC', () => {
+  /** the BMC's RAKP 2 and RAKP 4 with one byte appended (Supermicro with Peppercon firmware, Sun Fire 4100: 21 bytes) */
+  const padded = (d: Buffer) => {
+    const type = payloadTypeOf(d);
+    if (type !== PayloadType.rakp2 && type !== PayloadType.rakp4) return d;
+    return encodeV2({ payloadType: type, sessionId: 0, seq: 0, payload: Buffer.concat([handshakePayload(d), Buffer.from([0])]) });
+  };
+
+  it.each([17, 3] as const)('suite %i: the HMAC-length start of each code is checked, the session opens, told once (not AUTH_FAILED)', async (suite) => {
+    const l = linked([], undefined, undefined, padded);
+    const s = await l.open(suite);
+    expect(s.state.kind).toBe('established');
+    expect((await getChassisStatus(s)).power).toMatch(/on|off/);
+    expect(l.events.filter((e) => e.kind === 'rakp-code-padded')).toEqual([
+      { kind: 'rakp-code-padded', message: expect.stringMatching(/^BMC 192\.0\.2\.9:623 sent its RAKP 2 key exchange code with 1 byte\(s\) past the (32|20)-byte HMAC/) },
+    ]);
+    await s.close();
+    l.close();
+  });
+
+  it('a padded code whose HMAC bytes do not match is still a wrong password', async () => {
+    const l = linked([], undefined, undefined, padded);
+    l.machine.state.faults.wrongCredentials = true;
+    await expect(l.open()).rejects.toMatchObject({ code: 'AUTH_FAILED', message: expect.stringMatching(/wrong user name or password/) });
+    expect(l.events.filter((e) => e.kind === 'rakp-code-padded')).toEqual([]);
+    l.close();
+  });
+
+  it('matchRakpCode: equal is a match, longer with the same start padded, anything else a mismatch; no HMAC wants no code', async () => {
+    const { matchRakpCode } = await import('../../src/ipmi/handshake.js');
+    const hmac = Buffer.alloc(20, 7);
+    expect(matchRakpCode(hmac, Buffer.from(hmac))).toBe('match');
+    expect(matchRakpCode(hmac, Buffer.concat([hmac, Buffer.from([0])]))).toBe('padded');
+    expect(matchRakpCode(hmac, Buffer.concat([Buffer.alloc(20, 8), Buffer.from([0])]))).toBe('mismatch');
+    expect(matchRakpCode(hmac, hmac.subarray(0, 19))).toBe('mismatch');
+    expect(matchRakpCode(Buffer.alloc(0), Buffer.alloc(0))).toBe('match');
+    expect(matchRakpCode(Buffer.alloc(0), Buffer.from([1]))).toBe('mismatch');
   });
 });
 
