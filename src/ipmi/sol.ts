@@ -44,6 +44,16 @@ export interface SolStream extends Duplex {
 }
 
 const PAYLOAD_ALREADY_ACTIVE = 0x80;
+/** Activate Payload's own completion codes (IPMI 2.0 table 24-2), named as ipmitool and pyghmi name them */
+const ACTIVATE_REFUSALS: Record<number, string> = {
+  0x81: 'SOL is disabled on the BMC (payload type disabled)',
+  0x82: 'the payload activation limit is reached',
+  0x83: 'SOL cannot be activated with encryption',
+  0x84: 'SOL cannot be activated without encryption',
+};
+/** after a takeover's Deactivate Payload, Activate Payload answered "already active" is asked again this often */
+const TAKEOVER_ATTEMPTS = 3;
+const TAKEOVER_PAUSE_MS = 200;
 const INSTANCE = 1;
 
 function payloadRequest(instance: number): Buffer {
@@ -69,12 +79,19 @@ export async function openSol(session: IpmiSession, options: SolOptions = {}): P
   if (r.completionCode === PAYLOAD_ALREADY_ACTIVE && options.takeOver) {
     await deactivateSol(session, options.signal);
     r = await activate();
+    // some BMCs need a moment after Deactivate Payload before the payload is free again
+    for (let i = 1; i < TAKEOVER_ATTEMPTS && r.completionCode === PAYLOAD_ALREADY_ACTIVE; i++) {
+      await new Promise((resolve) => setTimeout(resolve, TAKEOVER_PAUSE_MS));
+      options.signal?.throwIfAborted();
+      r = await activate();
+    }
   }
   if (r.completionCode === PAYLOAD_ALREADY_ACTIVE) {
     throw new BmcError('BUSY', `SOL is already active on BMC ${session.remote} in another session (take it over to deactivate it)`, { completionCode: r.completionCode });
   }
   if (r.completionCode !== 0) {
-    throw new BmcError('COMPLETION_CODE', `Activate Payload (SOL) on BMC ${session.remote} failed with completion code 0x${r.completionCode.toString(16)}`, {
+    const named = ACTIVATE_REFUSALS[r.completionCode];
+    throw new BmcError('COMPLETION_CODE', `Activate Payload (SOL) on BMC ${session.remote} failed with completion code 0x${r.completionCode.toString(16)}${named ? `: ${named}` : ''}`, {
       completionCode: r.completionCode,
     });
   }

@@ -31,7 +31,7 @@ const streams: SolStream[] = [];
  * A session whose BMC activates SOL and otherwise only records and delivers SOL packets. Not
  * established unless asked: then ending the stream sends no Deactivate Payload.
  */
-function fakeBmc(options: { established?: boolean } = {}): FakeBmc {
+function fakeBmc(options: { established?: boolean; activateCodes?: number[] } = {}): FakeBmc {
   const remote = `192.0.2.${++bmcCount}:623`;
   const sent: SolPacket[] = [];
   let handler: ((payload: Buffer) => void) | undefined;
@@ -47,7 +47,11 @@ function fakeBmc(options: { established?: boolean } = {}): FakeBmc {
     get state() {
       return state;
     },
-    request: async (netFn, cmd) => (commands.push(cmd), { netFn, cmd, seq: 0, completionCode: 0, data: activation }),
+    request: async (netFn, cmd) => {
+      commands.push(cmd);
+      const completionCode = cmd === 0x48 ? (options.activateCodes?.shift() ?? 0) : 0;
+      return { netFn, cmd, seq: 0, completionCode, data: completionCode === 0 ? activation : Buffer.alloc(0) };
+    },
     command: async () => Buffer.alloc(0),
     sendPayload: (type, payload) => {
       if (type === PayloadType.sol) sent.push(decodeSolPacket(payload));
@@ -321,5 +325,29 @@ describe('the end of the stream and Deactivate Payload', () => {
     expect(await failed).toMatchObject({ code: 'TIMEOUT' });
     await new Promise((resolve) => (sol.closed ? resolve(null) : sol.once('close', resolve)));
     expect(bmc.commands).not.toContain(DEACTIVATE_PAYLOAD);
+  });
+});
+
+describe('Activate Payload', () => {
+  it('its own completion codes 0x81-0x84 are named, as ipmitool and pyghmi name them', async () => {
+    const named: Array<[number, RegExp]> = [
+      [0x81, /0x81: SOL is disabled on the BMC/],
+      [0x82, /0x82: the payload activation limit is reached/],
+      [0x83, /0x83: SOL cannot be activated with encryption/],
+      [0x84, /0x84: SOL cannot be activated without encryption/],
+    ];
+    for (const [code, message] of named) {
+      const bmc = fakeBmc({ activateCodes: [code] });
+      await expect(openSol(bmc.session)).rejects.toMatchObject({ code: 'COMPLETION_CODE', message: expect.stringMatching(message) });
+    }
+  });
+
+  it('a takeover whose activation still finds the payload active asks again after a pause, up to 3 times', async () => {
+    const bmc = fakeBmc({ activateCodes: [0x80, 0x80, 0x80, 0] });
+    streams.push(await openSol(bmc.session, { takeOver: true }));
+    expect(bmc.commands).toEqual([0x48, 0x49, 0x48, 0x48, 0x48]);
+    const busy = fakeBmc({ activateCodes: [0x80, 0x80, 0x80, 0x80, 0] });
+    await expect(openSol(busy.session, { takeOver: true })).rejects.toMatchObject({ code: 'BUSY' });
+    expect(busy.commands).toEqual([0x48, 0x49, 0x48, 0x48, 0x48]);
   });
 });
