@@ -1,6 +1,6 @@
 /**
  * JetStream setup for the machine topic: a stream that keeps events for the lifecycle retention and a
- * durable pull consumer with explicit acks and at most two deliveries. Several metal-bmc
+ * durable pull consumer with explicit acks and at most MAX_DELIVER deliveries. Several metal-bmc
  * instances pulling from the same durable consumer form a work queue. A consumer created while
  * the stream holds events starts after the last event this daemon settled, when it knows that
  * position for the stream (`consumerStartFor`).
@@ -9,8 +9,14 @@ import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstreamManager, RetentionPol
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../log.js';
 
-/** The Go consumer allowed two attempts per message; so does this one. */
-export const MAX_DELIVER = 2;
+/**
+ * Deliveries of one event. The Go consumer allowed two, so that a RESET whose ack was lost ran at
+ * most twice; but an event handed back unrun twice (a lost lead, a restart) was lost. The event
+ * journal (event-journal.ts) now keeps each non-idempotent step to one sending whatever the
+ * deliveries, so an event may come back often: a hand-back waits longer each time
+ * (machine-events.ts handBackDelayMs), and this many deliveries span minutes of hand-backs.
+ */
+export const MAX_DELIVER = 15;
 const MAX_DUPLICATE_WINDOW_MS = 120_000;
 
 /** JetStream names may not hold `.`, `*`, `>`, whitespace or path separators. */
@@ -173,7 +179,7 @@ export async function ensureConsumer(jsm: JetStreamManager, o: ConsumerSetup): P
     o.logger.info({ stream: o.stream, consumer: name, ackWaitMs: o.ackWaitMs, maxDeliver: MAX_DELIVER, start: start.start }, 'JetStream consumer created');
   } else if (current.ack_wait !== config.ack_wait || current.max_deliver !== config.max_deliver || current.filter_subject !== config.filter_subject) {
     await jsm.consumers.update(o.stream, name, { ack_wait: config.ack_wait!, max_deliver: config.max_deliver!, filter_subject: config.filter_subject! });
-    o.logger.info({ stream: o.stream, consumer: name, ackWaitMs: o.ackWaitMs }, 'JetStream consumer updated');
+    o.logger.info({ stream: o.stream, consumer: name, ackWaitMs: o.ackWaitMs, maxDeliver: MAX_DELIVER, previousMaxDeliver: current.max_deliver }, 'JetStream consumer updated');
   }
   return name;
 }

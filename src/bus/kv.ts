@@ -66,6 +66,11 @@ export interface KvBucketOptions {
   /** how long the pub ack may take, default 5 s */
   timeoutMs?: number;
   /**
+   * max_age of the bucket's stream: a key's value expires this long after its last write (none by
+   * default); an existing bucket's is brought in line
+   */
+  maxAgeMs?: number;
+  /**
    * With it, a read or write that finds the bucket's stream gone (deleted by hand, lost with a
    * server's state) makes it again, empty, tells this, and tries once more; without it, it fails
    */
@@ -86,12 +91,20 @@ function isStreamGone(err: unknown): boolean {
   return name === 'StreamNotFoundError' || name === 'JetStreamNotEnabled';
 }
 
-/** Creates the bucket's stream when it is missing (an existing one is used as it is). */
+/** the bucket's age limits: max_age (0 = none) and the duplicate window, which may not exceed it */
+function ageLimits(o: KvBucketOptions): { max_age: number; duplicate_window: number } {
+  const maxAgeMs = o.maxAgeMs ?? 0;
+  return { max_age: nanos(maxAgeMs), duplicate_window: nanos(maxAgeMs > 0 ? Math.min(maxAgeMs, 120_000) : 120_000) };
+}
+
+/** Creates the bucket's stream when it is missing; an existing one is used as it is, but for its max age (`maxAgeMs`, when given). */
 export async function ensureKvStream(jsm: JetStreamManager, bucket: string, o: KvBucketOptions = {}): Promise<string> {
   if (!BUCKET_RE.test(bucket)) throw new BmcError('INVALID_ARGUMENT', `not a valid bucket name: ${JSON.stringify(bucket)}`);
   const name = kvStreamName(bucket);
+  const ages = ageLimits(o);
   try {
-    await jsm.streams.info(name);
+    const info = await jsm.streams.info(name);
+    if (o.maxAgeMs !== undefined && (info.config.max_age !== ages.max_age || info.config.duplicate_window !== ages.duplicate_window)) await jsm.streams.update(name, ages);
     return name;
   } catch (err) {
     if ((err as Error).name !== 'StreamNotFoundError') throw err;
@@ -106,7 +119,7 @@ export async function ensureKvStream(jsm: JetStreamManager, bucket: string, o: K
     allow_rollup_hdrs: true,
     deny_delete: true,
     allow_direct: true,
-    duplicate_window: nanos(120_000),
+    ...ages,
     num_replicas: o.replicas ?? 1,
   });
   return name;

@@ -1,8 +1,9 @@
 /**
  * Delivers machine events from NATS to a handler and acts on its answer. With JetStream: a
- * durable pull consumer shared by every instance (a work queue), explicit acks, at most two
- * deliveries, and `working()` while the handler runs so that a long command is not handed to
- * another instance. Without JetStream: a core subscription in a queue group of the same name.
+ * durable pull consumer shared by every instance (a work queue), explicit acks, at most
+ * MAX_DELIVER deliveries (each hand-back waiting longer), each event's id for the event journal,
+ * and `working()` while the handler runs so that a long command is not handed to another
+ * instance. Without JetStream: a core subscription in a queue group of the same name.
  * Events older than the stream's retention (possible only in a foreign stream with a longer
  * max_age) are dropped (term) before the handler sees them; the command TTL is the handler's
  * business, since it depends on the kind of event. At most `maxInFlight` events are handled at
@@ -17,18 +18,30 @@ import { checkDuration, endedWithin, MAX_TIMER_MS } from '../deadline.js';
 import type { Logger } from '../log.js';
 import { ensureConsumer, ensureStream, jetstreamOrUndefined, MAX_DELIVER, sanitizeName, type StreamPosition } from './jetstream.js';
 import { openKvBucket, type KvBucket } from './kv.js';
+import { journalEventId } from './event-journal.js';
 import { createLeadership, type Leadership } from './leader.js';
 import { sharedPosition, type PositionStore, type StreamIdentity } from './shared-position.js';
 
 /**
- * Hands an event back to the server unrun (a shutdown, a lead that ended). On its last allowed
- * delivery the server will not deliver it again: that loss is said as an error, never silent.
+ * How long an event handed back waits before it is delivered again: at once the first time (the
+ * next leader takes it first in line), then 0.5 s doubling up to 30 s, so an event handed back
+ * again and again (the event journal unreachable, leaders changing) does not spend its
+ * deliveries in a few seconds.
+ */
+export function handBackDelayMs(deliveryCount: number): number {
+  return deliveryCount <= 1 ? 0 : Math.min(30_000, 500 * 2 ** (deliveryCount - 2));
+}
+
+/**
+ * Hands an event back to the server unrun (a shutdown, a lead that ended, the event journal
+ * unreachable). On its last allowed delivery the server will not deliver it again: that loss is
+ * said as an error, never silent.
  */
 function handBack(m: JsMsg, logger: Logger, why: string): void {
   if (m.info.deliveryCount >= MAX_DELIVER) {
     logger.error({ seq: m.seq, deliveryCount: m.info.deliveryCount, maxDeliver: MAX_DELIVER, subject: m.subject }, `machine event handed back unrun (${why}) on its last allowed delivery: the server will not deliver it again; the machine did not get it`);
   }
-  m.nak();
+  m.nak(handBackDelayMs(m.info.deliveryCount));
 }
 
 export type Disposition = 'ack' | 'term' | 'nak';
@@ -37,6 +50,8 @@ export interface EventMeta {
   /** when the server stored the event (JetStream), or when it arrived (core NATS without a timestamp header) */
   publishedAt: Date;
   deliveryCount: number;
+  /** JetStream: the event's id in the event journal (its stream's tag and its sequence, `journalEventId`) */
+  eventId?: string;
 }
 
 export interface SubscribeMetrics {
@@ -388,11 +403,11 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     heartbeat.unref();
     dispatcher.run(
       m.data,
-      { publishedAt: m.time, deliveryCount: m.info.deliveryCount },
+      { publishedAt: m.time, deliveryCount: m.info.deliveryCount, eventId: journalEventId(stream, m.seq) },
       (d) => {
         const latest = newest();
         running.delete(key);
-        if (d === 'nak') return handBack(latest, o.logger, 'cut off by the shutdown');
+        if (d === 'nak') return handBack(latest, o.logger, 'not run here: a shutdown or a lost lead cut it off, or the event journal could not be used');
         settled.add(eventKey(m));
         if (d === 'ack') latest.ack();
         else latest.term();

@@ -213,6 +213,8 @@ export interface Plan {
   actions: BmcAction[];
   /** when the event was published (set by the handler from the bus); the runner checks the TTL against it again when the machine's turn comes */
   publishedAt?: Date;
+  /** the event's id in the event journal (JetStream: its stream and sequence), set by the handler; without it no step is journaled */
+  eventId?: string;
 }
 
 const command = (c: Extract<BmcAction, { kind: 'command' }>['command']): BmcAction => ({ kind: 'command', command: c });

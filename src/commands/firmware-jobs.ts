@@ -30,6 +30,7 @@ import type { FirmwareKind, FirmwareProgress, Outband } from '../outband/types.j
 import { STAGED_MESSAGE, STAGED_STATE } from '../redfish/task.js';
 import type { Plan } from './event.js';
 import type { ConnectBmc } from './runner.js';
+import { describeRecord, type StepHold, type StepJournal } from './step-journal.js';
 
 export type FirmwareJobState = 'running' | 'completed' | 'failed' | 'interrupted';
 export type FirmwarePhase = 'accepted' | 'progress' | FirmwareJobState | 'refused';
@@ -121,6 +122,11 @@ export interface FirmwareJobsOptions {
    * a job is accepted only once it holds its claim, released when it ends; without it, per instance
    */
   claims?: JobClaims;
+  /**
+   * the event journal: the update step of an event with an `eventId` is claimed before its job
+   * starts, so that no later delivery of the event (its ack lost) starts a second job
+   */
+  journal?: StepJournal;
 }
 
 /** Claims across instances, as bus/firmware-claims.ts keeps them. */
@@ -129,7 +135,8 @@ export interface JobClaims {
   claim(subject: { jobId: string; kind: string; machineKey: string; bmc: string }): Promise<{ held: { release(): Promise<void> } } | { busy: string }>;
 }
 
-export type StartOutcome = { accepted: true; job: FirmwareJob } | { accepted: false; event: FirmwareEvent };
+/** `handBack`: not refused, only not started now (the event journal cannot be used): the event goes back to the stream, nothing published */
+export type StartOutcome = { accepted: true; job: FirmwareJob } | { accepted: false; event: FirmwareEvent; handBack?: true };
 
 export interface FirmwareJobs {
   /** Reads the state file; jobs it lists as running were cut off by a restart: reported as interrupted. */
@@ -195,6 +202,8 @@ interface ActiveJob {
   abort: AbortController;
   claiming?: Promise<unknown>;
 }
+
+type FirmwareAction = Extract<Plan['actions'][number], { kind: 'firmware' }>;
 
 /** A start refused because metal-bmc is stopping: not published; the handler hands the event back for another instance. */
 function closedEvent(plan: Plan): FirmwareEvent {
@@ -277,7 +286,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     await endedWithin(bmc.close(), closeTimeoutMs);
   }
 
-  async function run(job: FirmwareJob, plan: Plan, url: string, stopper: AbortController, claim: { release(): Promise<void> } | undefined): Promise<void> {
+  async function run(job: FirmwareJob, plan: Plan, url: string, stopper: AbortController, claim: { release(): Promise<void> } | undefined, step: StepHold | undefined): Promise<void> {
     const started = Date.now();
     const what = `UPDATE-FIRMWARE ${job.kind} for machine ${job.machineId || job.key}`;
     const dl = deadline(o.timeoutMs, what, stopper.signal);
@@ -307,6 +316,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     // "completed" is not refused for this one (the BMC's session is closed after, off that path)
     // within a few seconds: with NATS slow the outcome would wait for it (a claim not deleted turns stale after its lease)
     if (claim) await endedWithin(claim.release(), CLAIM_RELEASE_MS);
+    // whatever its outcome, the event's update ran: no delivery of it starts another
+    if (step) await endedWithin(step.done(), CLAIM_RELEASE_MS);
     active.delete(job.key);
     o.metrics?.firmwareJobsRunning.set(active.size);
     finish(job, state, started, failure);
@@ -323,6 +334,87 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       o.logger.warn({ err }, 'cannot publish a firmware job event');
     }
     return { accepted: false, event };
+  }
+
+  /**
+   * The event's update step claimed in the event journal: its hold, or the outcome when it may not
+   * start (an earlier delivery started it: refused; the journal cannot be used: handed back).
+   */
+  async function journalStep(plan: Plan, action: FirmwareAction, image: string): Promise<{ hold?: StepHold } | { outcome: StartOutcome }> {
+    if (!o.journal || plan.eventId === undefined) return {};
+    let claimed;
+    try {
+      claimed = await o.journal.claim(plan.eventId, plan.actions.indexOf(action));
+    } catch (err) {
+      o.logger.warn({ err, machineId: plan.machineId, bmc: plan.ipmi?.address, eventId: plan.eventId }, 'UPDATE-FIRMWARE not started: the event journal cannot be used; the event goes back to the stream');
+      const event: FirmwareEvent = { machineId: plan.machineId, type: 'command', command: 'UPDATE-FIRMWARE', ok: false, phase: 'refused', code: 'UNAVAILABLE', error: `the event journal cannot be used: ${(err as Error).message}`, rebootRequired: false, rebootedByMetalBmc: false };
+      return { outcome: { accepted: false, event, handBack: true } };
+    }
+    if ('go' in claimed) return { hold: claimed.go };
+    return { outcome: refuse(plan, 'DUPLICATE', `this event's update was started by an earlier delivery of it (${describeRecord(claimed.seen)}); no second job`, action.firmware, image) };
+  }
+
+  /** Starts the job, or refuses it (one per machine and BMC, here and across instances, `maxRunning`). */
+  async function startJob(plan: Plan, action: FirmwareAction, image: string, step: StepHold | undefined): Promise<StartOutcome> {
+    // one update per machine, and per BMC: an event naming only the BMC's address has another key than one naming the machine
+    const bmc = plan.ipmi?.address ?? '';
+    /** the BMC as host and port: "10.0.0.1" and "10.0.0.1:623" are one BMC */
+    const bmcKey = plan.ipmi ? `${plan.ipmi.host}:${plan.ipmi.port}` : '';
+    const holder = () => active.get(plan.key) ?? (bmcKey === '' ? undefined : [...active.values()].find((a) => a.bmcKey === bmcKey));
+    // a job of this machine or BMC being claimed: its outcome decides (a refused one is no reason to refuse this)
+    for (let pending = holder()?.claiming; pending !== undefined; pending = holder()?.claiming) await pending;
+    const busy = holder();
+    if (busy) return refuse(plan, 'BUSY', `a firmware update (job ${busy.job.id}, ${busy.job.kind}) is still running for this ${busy.job.key === plan.key ? 'machine' : `machine's BMC ${bmc}`}`, action.firmware, image);
+    if (active.size >= maxRunning) return refuse(plan, 'BUSY', `${maxRunning} firmware updates are running; try again later`, action.firmware, image);
+    const now = new Date().toISOString();
+    const job: FirmwareJob = {
+      id: `${Date.now().toString(36)}-${(++seq).toString(36)}`,
+      machineId: plan.machineId,
+      key: plan.key,
+      kind: action.firmware,
+      bmc,
+      image,
+      state: 'running',
+      acceptedAt: now,
+      updatedAt: now,
+    };
+    const stopper = new AbortController();
+    const entry: ActiveJob = { job, bmcKey, abort: stopper, done: Promise.resolve() };
+    let claim: { release(): Promise<void> } | undefined;
+    if (o.claims) {
+      // held here while the claim across instances is asked for: a second event for the machine meanwhile waits for it above
+      const asked = o.claims.claim({ jobId: job.id, kind: job.kind, machineKey: plan.key, bmc: bmcKey });
+      entry.claiming = asked.catch(() => undefined);
+      active.set(plan.key, entry);
+      let outcome: Awaited<typeof asked>;
+      try {
+        outcome = await asked;
+      } catch (err) {
+        active.delete(plan.key);
+        return refuse(plan, err instanceof BmcError ? err.code : 'UNAVAILABLE', (err as Error).message, action.firmware, image);
+      } finally {
+        delete entry.claiming;
+      }
+      if ('busy' in outcome) {
+        active.delete(plan.key);
+        return refuse(plan, 'BUSY', `a firmware update is still running for this machine or its BMC ${bmc} on another instance: ${outcome.busy}`, action.firmware, image);
+      }
+      claim = outcome.held;
+      if (stopping) {
+        // metal-bmc began to stop while the claim was asked for: no update starts now; the event goes back
+        await claim.release();
+        active.delete(plan.key);
+        return { accepted: false, event: closedEvent(plan) };
+      }
+    }
+    active.set(plan.key, entry);
+    jobs.push(job);
+    persist();
+    o.metrics?.firmwareJobsRunning.set(active.size);
+    o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, image, timeoutMs: o.timeoutMs }, 'firmware update accepted; running in the background');
+    emit(job, 'accepted');
+    entry.done = run(job, plan, action.url, stopper, claim, step);
+    return { accepted: true, job };
   }
 
   return {
@@ -374,65 +466,13 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         return refuse(plan, err instanceof BmcError ? err.code : 'FORBIDDEN', (err as Error).message, action.firmware, image);
       }
       if (stopping) return { accepted: false, event: closedEvent(plan) };
-      // one update per machine, and per BMC: an event naming only the BMC's address has another key than one naming the machine
-      const bmc = plan.ipmi?.address ?? '';
-      /** the BMC as host and port: "10.0.0.1" and "10.0.0.1:623" are one BMC */
-      const bmcKey = plan.ipmi ? `${plan.ipmi.host}:${plan.ipmi.port}` : '';
-      const holder = () => active.get(plan.key) ?? (bmcKey === '' ? undefined : [...active.values()].find((a) => a.bmcKey === bmcKey));
-      // a job of this machine or BMC being claimed: its outcome decides (a refused one is no reason to refuse this)
-      for (let pending = holder()?.claiming; pending !== undefined; pending = holder()?.claiming) await pending;
-      const busy = holder();
-      if (busy) return refuse(plan, 'BUSY', `a firmware update (job ${busy.job.id}, ${busy.job.kind}) is still running for this ${busy.job.key === plan.key ? 'machine' : `machine's BMC ${bmc}`}`, action.firmware, image);
-      if (active.size >= maxRunning) return refuse(plan, 'BUSY', `${maxRunning} firmware updates are running; try again later`, action.firmware, image);
-      const now = new Date().toISOString();
-      const job: FirmwareJob = {
-        id: `${Date.now().toString(36)}-${(++seq).toString(36)}`,
-        machineId: plan.machineId,
-        key: plan.key,
-        kind: action.firmware,
-        bmc,
-        image,
-        state: 'running',
-        acceptedAt: now,
-        updatedAt: now,
-      };
-      const stopper = new AbortController();
-      const entry: ActiveJob = { job, bmcKey, abort: stopper, done: Promise.resolve() };
-      let claim: { release(): Promise<void> } | undefined;
-      if (o.claims) {
-        // held here while the claim across instances is asked for: a second event for the machine meanwhile waits for it above
-        const asked = o.claims.claim({ jobId: job.id, kind: job.kind, machineKey: plan.key, bmc: bmcKey });
-        entry.claiming = asked.catch(() => undefined);
-        active.set(plan.key, entry);
-        let outcome: Awaited<typeof asked>;
-        try {
-          outcome = await asked;
-        } catch (err) {
-          active.delete(plan.key);
-          return refuse(plan, err instanceof BmcError ? err.code : 'UNAVAILABLE', (err as Error).message, action.firmware, image);
-        } finally {
-          delete entry.claiming;
-        }
-        if ('busy' in outcome) {
-          active.delete(plan.key);
-          return refuse(plan, 'BUSY', `a firmware update is still running for this machine or its BMC ${bmc} on another instance: ${outcome.busy}`, action.firmware, image);
-        }
-        claim = outcome.held;
-        if (stopping) {
-          // metal-bmc began to stop while the claim was asked for: no update starts now; the event goes back
-          await claim.release();
-          active.delete(plan.key);
-          return { accepted: false, event: closedEvent(plan) };
-        }
-      }
-      active.set(plan.key, entry);
-      jobs.push(job);
-      persist();
-      o.metrics?.firmwareJobsRunning.set(active.size);
-      o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, image, timeoutMs: o.timeoutMs }, 'firmware update accepted; running in the background');
-      emit(job, 'accepted');
-      entry.done = run(job, plan, action.url, stopper, claim);
-      return { accepted: true, job };
+      const step = await journalStep(plan, action, image);
+      if ('outcome' in step) return step.outcome;
+      // metal-bmc may have begun to stop while the journal was asked
+      const outcome: StartOutcome = stopping ? { accepted: false, event: closedEvent(plan) } : await startJob(plan, action, image, step.hold);
+      // not started: provably, so a later delivery may start it
+      if (!outcome.accepted) await step.hold?.release();
+      return outcome;
     },
 
     list: () => [...jobs],

@@ -17,6 +17,8 @@ export type Disposition = 'ack' | 'term' | 'nak';
 export interface EventMeta {
   publishedAt: Date;
   deliveryCount: number;
+  /** the event's id in the event journal (JetStream); none over core NATS */
+  eventId?: string;
 }
 
 export type EventHandler = (bytes: Uint8Array, meta: EventMeta) => Promise<Disposition>;
@@ -25,13 +27,14 @@ export type EventHandler = (bytes: Uint8Array, meta: EventMeta) => Promise<Dispo
  * A failed plan is final when the runner hands it back: the runner tried it again already where
  * another attempt may help (`isRetryable`), before the machine's next plan, and its result is
  * published. It is terminated, never redelivered: a redelivery would run behind the commands
- * queued after it for the same machine. The one exception is a plan the shutdown cut off
- * (ABORTED, not outcome unknown): the commands behind it are cut off too and go back with it, so
- * another instance runs them in their order.
+ * queued after it for the same machine. The exceptions: a plan the shutdown cut off (ABORTED, not
+ * outcome unknown): the commands behind it are cut off too and go back with it, so another
+ * instance runs them in their order; and a step not sent because the event journal could not be
+ * used (`handedBack`): it is tried again once the journal works, not lost.
  */
 export function dispositionOf(result: CommandResult): Disposition {
   if (result.ok) return 'ack';
-  return result.code === 'ABORTED' ? 'nak' : 'term';
+  return result.code === 'ABORTED' || result.handedBack ? 'nak' : 'term';
 }
 
 export interface EventHandlerOptions {
@@ -83,6 +86,7 @@ export function createEventHandler(o: EventHandlerOptions): EventHandler {
       return 'term';
     }
     plan.publishedAt = meta.publishedAt;
+    if (meta.eventId !== undefined) plan.eventId = meta.eventId;
     const ageMs = (o.now ?? Date.now)() - meta.publishedAt.getTime();
     o.metrics?.eventAgeSeconds?.observe(ageMs / 1000);
     clockSkew(ageMs);
@@ -99,8 +103,8 @@ export function createEventHandler(o: EventHandlerOptions): EventHandler {
     }
     if (o.firmware && plan.actions.some((a) => a.kind === 'firmware')) {
       const started = await o.firmware.start(plan);
-      // refused because this instance is stopping (not published): another instance takes it
-      return started.accepted ? 'ack' : started.event.code === 'CLOSED' ? 'nak' : 'term';
+      // refused because this instance is stopping, or the event journal cannot be used (not published): tried again later
+      return started.accepted ? 'ack' : started.handBack || started.event.code === 'CLOSED' ? 'nak' : 'term';
     }
     let result: CommandResult;
     try {

@@ -6,13 +6,14 @@
  * waits for accepted work and aborts what is still running at its deadline.
  */
 import { checkCount, checkDuration, deadline, endedWithin, MAX_TIMER_MS, sleep } from '../deadline.js';
-import { abortError, BmcError, NotSentError, showsNotActed, type BmcErrorCode } from '../errors.js';
+import { abortError, BmcError, notSent, NotSentError, showsNotActed, type BmcErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Outband } from '../outband/types.js';
 import { describeAction, runAction, type BmcAction } from './actions.js';
 import { skipsAction, timelinessOf, type Timeliness } from './age.js';
 import type { EventIpmi, EventType, Plan } from './event.js';
 import type { CommandMetrics, CommandOutcome } from './metrics.js';
+import { describeRecord, type StepHold, type StepJournal, type StepRecord } from './step-journal.js';
 
 export interface CommandResult {
   machineId: string;
@@ -37,6 +38,8 @@ export interface CommandResult {
   skipped?: string[];
   /** attempts made, when the plan was tried more than once (see `attempts` of the runner) */
   attempts?: number;
+  /** not executed here: the event journal could not be used (nothing was sent blind); the event goes back to the stream */
+  handedBack?: true;
 }
 
 export type ConnectBmc = (ipmi: EventIpmi, options: { signal: AbortSignal }) => Outband | Promise<Outband>;
@@ -62,6 +65,12 @@ export interface CommandRunnerOptions {
   attempts?: number;
   /** wait before the second try, doubled for each further one (default 1 s) */
   retryDelayMs?: number;
+  /**
+   * the event journal: a non-idempotent step of a plan with an `eventId` is claimed there before it
+   * is sent, so that no delivery of the event sends it again (step-journal.ts); without it, or
+   * without an `eventId`, steps are sent as the plan says
+   */
+  journal?: StepJournal;
 }
 
 export interface CommandRunner {
@@ -96,6 +105,22 @@ export function isIdempotent(action: BmcAction): boolean {
 function provesNotDone(aborted: boolean, err: unknown): boolean {
   // the command's own end (its deadline, a shutdown) while the action was under way says nothing
   return err instanceof NotSentError || (!aborted && showsNotActed(err));
+}
+
+/** A step an earlier delivery of the event claimed and may have sent: not sent again, the outcome is unknown. */
+class EarlierDeliveryError extends Error {
+  constructor(action: BmcAction, record: StepRecord) {
+    super(`${describeAction(action)} of this event was claimed by an earlier delivery (${describeRecord(record)}), which may have sent it to the BMC; it is not sent again: it may have happened, check the machine`);
+    this.name = 'EarlierDeliveryError';
+  }
+}
+
+/** The event journal could not be used: the step is not sent blind, and the event goes back to the stream. */
+class JournalUnavailableError extends NotSentError {
+  constructor(action: BmcAction, err: unknown) {
+    super(new BmcError('UNAVAILABLE', `${describeAction(action)} not sent: the event journal cannot be used (${(err as Error).message}); the event goes back to the stream`, { cause: err }));
+    this.name = 'JournalUnavailableError';
+  }
 }
 
 /** Failures a second attempt cannot fix: the BMC refused us, or cannot do it at all. */
@@ -217,6 +242,28 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     return result;
   }
 
+  /**
+   * Claims a non-idempotent step in the event journal before it is sent: the hold when this
+   * delivery sends it, `doneBefore` when an earlier one sent it and had its answer (not sent again); an
+   * earlier delivery's claim throws EarlierDeliveryError, a journal that cannot be used
+   * JournalUnavailableError.
+   */
+  async function claimStep(journal: StepJournal, plan: Plan, eventId: string, step: number, action: BmcAction): Promise<StepHold | { doneBefore: StepRecord }> {
+    let claimed;
+    try {
+      claimed = await journal.claim(eventId, step);
+    } catch (err) {
+      throw new JournalUnavailableError(action, err);
+    }
+    if ('go' in claimed) return claimed.go;
+    const fields = { machineId: plan.machineId, command: plan.command, step: describeAction(action), eventId, earlier: describeRecord(claimed.seen) };
+    if (claimed.seen.state === 'done') {
+      o.logger.info(fields, 'step of a machine event done by an earlier delivery; not sent again');
+      return { doneBefore: claimed.seen };
+    }
+    throw new EarlierDeliveryError(action, claimed.seen);
+  }
+
   async function execute(plan: Plan, cut: AbortSignal, newerPending: () => boolean): Promise<CommandResult> {
     const { timeliness, ageMs } = timelinessAt(plan);
     if (timeliness === 'stale') return dropStale(plan, ageMs);
@@ -234,6 +281,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     let failure: unknown;
     /** the non-idempotent action under way when the plan failed, if any */
     let sent: BmcAction | undefined;
+    /** its claim in the event journal */
+    let hold: StepHold | undefined;
     if (plan.actions.length > 0) {
       let bmc: Outband | undefined;
       try {
@@ -243,7 +292,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
         // a connection that arrives after the deadline still gets closed
         connecting.then((b) => (signal.aborted && b !== bmc ? closeQuietly(b) : undefined)).catch(() => undefined);
         bmc = await untilAborted(connecting, signal, what);
-        for (const action of plan.actions) {
+        for (const [step, action] of plan.actions.entries()) {
           if (skipsAction(plan.type, timeliness, newerPending(), action)) {
             skipped.push(describeAction(action));
             o.metrics?.powerStepsSkipped?.inc({ type: plan.type });
@@ -251,6 +300,16 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
             continue;
           }
           sent = isIdempotent(action) ? undefined : action;
+          if (sent && o.journal && plan.eventId !== undefined) {
+            const claimed = await claimStep(o.journal, plan, plan.eventId, step, sent);
+            if ('doneBefore' in claimed) {
+              skipped.push(`${describeAction(action)} (done by an earlier delivery: ${describeRecord(claimed.doneBefore)})`);
+              sent = undefined;
+              continue;
+            }
+            hold = claimed;
+            if (signal.aborted) throw notSent(abortError(signal, what));
+          }
           const acting = runAction(bmc, action, { signal, deadlineAt: started + o.timeoutMs });
           try {
             await untilAborted(acting, signal, `${what}: ${describeAction(action)}`);
@@ -260,12 +319,16 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
             throw sent !== undefined && signal.aborted ? await notSentOr(acting, err) : err;
           }
           sent = undefined;
+          await hold?.done();
+          hold = undefined;
         }
       } catch (err) {
         failure = err;
         const code = signal.aborted ? abortError(signal, what).code : err instanceof BmcError ? err.code : undefined;
         outcome = code === 'TIMEOUT' ? 'timeout' : code === 'ABORTED' ? 'aborted' : 'error';
         if (sent !== undefined && !provesNotDone(signal.aborted, err)) outcome = 'unknown';
+        // provably not sent: a later delivery (or attempt) may take the step
+        else await hold?.release();
       } finally {
         if (bmc) await closeQuietly(bmc);
       }
@@ -278,11 +341,15 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     if (failure !== undefined) {
       result.error = failure instanceof Error ? failure.message : String(failure);
       if (failure instanceof BmcError) result.code = failure.code;
+      if (failure instanceof JournalUnavailableError) result.handedBack = true;
     }
     if (outcome === 'unknown') {
       result.outcomeUnknown = true;
       result.code = 'OUTCOME_UNKNOWN';
-      result.error = `${describeAction(sent!)} was sent to the BMC and no answer came that says it did not happen (${result.error ?? 'no detail'}): it may have happened; not retried, check the machine`;
+      result.error =
+        failure instanceof EarlierDeliveryError
+          ? failure.message
+          : `${describeAction(sent!)} was sent to the BMC and no answer came that says it did not happen (${result.error ?? 'no detail'}): it may have happened; not retried, check the machine`;
     }
     o.metrics?.commands.inc({ command: plan.command, outcome });
     o.metrics?.commandSeconds.observe({ command: plan.command }, durationMs / 1000);

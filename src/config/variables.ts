@@ -46,7 +46,7 @@ export const VARIABLES: readonly VariableDoc[] = [
   { name: 'METAL_BMC_MQ_CLIENT_CERT_KEY_FILE', default: '', description: 'private key of the NATS client certificate; must be readable' },
   { name: 'METAL_BMC_MACHINE_TOPIC', default: '<partition>-machine', description: 'NATS subject of machine events from metal-api' },
   { name: 'METAL_BMC_MACHINE_TOPIC_TTL', default: '30s', description: 'command events older than this are dropped, never executed (checked on receipt and again when the machine\'s queue reaches them); create/delete older than this still run (see the retention)' },
-  { name: 'METAL_BMC_LIFECYCLE_RETENTION', default: '24h', description: 'how long the JetStream stream keeps machine events (its max_age); create and delete events older than the TTL still run, in order, up to this age; at least the topic TTL' },
+  { name: 'METAL_BMC_LIFECYCLE_RETENTION', default: '24h', description: 'how long the JetStream stream keeps machine events (its max_age); create and delete events older than the TTL still run, in order, up to this age; at least the topic TTL. The event journal, the KV bucket <durable>-events (one key per RESET, CYCLE or firmware step of an event, so no redelivery sends it twice), keeps its keys this long plus ack_wait and 10 minutes' },
   { name: 'METAL_BMC_STREAM_REPLICAS', default: '1', description: 'replicas of the machine event stream (1, 3 or 5 on a clustered JetStream); applied to an existing stream of ours on start' },
   { name: 'METAL_BMC_RESULT_TOPIC', default: '<partition>-machine-result', description: 'NATS subject command results are published to' },
   { name: 'METAL_BMC_COMMAND_CONCURRENCY', default: '32', description: 'machines with a command in flight at once (one at a time per machine)' },

@@ -11,6 +11,7 @@ import { publishResult } from '../bus/results.js';
 import { createFirmwareClaims, firmwareBucketName, type FirmwareClaims } from '../bus/firmware-claims.js';
 import { jetstreamOrUndefined } from '../bus/jetstream.js';
 import { openKvBucket } from '../bus/kv.js';
+import { createEventJournal, eventJournalBucketName, eventJournalMaxAgeMs } from '../bus/event-journal.js';
 import type { PartFactory } from '../daemon.js';
 import type { Logger } from '../log.js';
 import { createOutbandPool } from '../outband/pool.js';
@@ -21,7 +22,9 @@ import { createFirmwareJobs, type FirmwareEvent, type FirmwareJobs } from '../co
 import { openEventPositionStore } from '../commands/event-position.js';
 import { checkFirmwareUrl, guardedLookup } from '../commands/firmware-url.js';
 import { createTargetGuard } from '../commands/targets.js';
+import type { StepJournal } from '../commands/step-journal.js';
 import { Agent, type Dispatcher } from 'undici';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { acquireBus } from './bus.js';
 
@@ -57,6 +60,10 @@ export interface CommandServiceOptions {
   positionFile?: string;
   /** JetStream: only the partition's leader takes events (METAL_BMC_COMMAND_LEADER_LEASE); without it every instance does */
   leader?: { instanceId: string; leaseMs: number };
+  /** this instance in the event journal's records (default: the leader's instance id, else the host name) */
+  instanceId?: string;
+  /** the event journal (default: the partition's bucket `<durable>-events` when the server has JetStream; none over core NATS) */
+  journal?: StepJournal;
 }
 
 export interface CommandService {
@@ -68,6 +75,7 @@ export interface CommandService {
 }
 
 export async function startCommandService(o: CommandServiceOptions): Promise<CommandService> {
+  const journal = o.journal ?? (o.mode === 'core' ? undefined : await openEventJournal(o));
   const publish = (result: object) => {
     try {
       publishResult(o.nc, o.resultSubject, result);
@@ -83,6 +91,7 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
     logger: o.logger,
     ...(o.metrics ? { metrics: o.metrics } : {}),
     ...(o.maxQueuePerMachine !== undefined ? { maxQueuePerMachine: o.maxQueuePerMachine } : {}),
+    ...(journal ? { journal } : {}),
     onResult: (result) => {
       publish(result);
       o.onResult?.(result);
@@ -93,6 +102,7 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
   const firmware = o.firmware
     ? createFirmwareJobs({
         ...(claims ? { claims } : {}),
+        ...(journal ? { journal } : {}),
         connect: o.firmware.connect ?? o.connect,
         timeoutMs: o.firmware.timeoutMs,
         ...(o.firmware.stateFile !== undefined ? { stateFile: o.firmware.stateFile } : {}),
@@ -116,7 +126,7 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
     maxAgeMs: Math.max(o.retentionMs ?? DEFAULT_RETENTION_MS, o.ttlMs),
     ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
     durableName: o.durableName,
-    ackWaitMs: o.ackWaitMs ?? o.timeoutMs + 10_000,
+    ackWaitMs: ackWaitOf(o),
     ...(o.maxInFlight !== undefined ? { maxInFlight: o.maxInFlight } : {}),
     ...(o.mode ? { mode: o.mode } : {}),
     logger: o.logger,
@@ -149,6 +159,24 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
       await position?.close();
     },
   };
+}
+
+const ackWaitOf = (o: CommandServiceOptions) => o.ackWaitMs ?? o.timeoutMs + 10_000;
+
+/**
+ * The event journal in the partition's bucket `<durable>-events` (its keys kept for the stream's
+ * retention, plus ack_wait and a margin); undefined without JetStream (no redelivery then either).
+ */
+async function openEventJournal(o: CommandServiceOptions): Promise<StepJournal | undefined> {
+  const jsm = await jetstreamOrUndefined(o.nc);
+  if (!jsm) return undefined;
+  const bucket = eventJournalBucketName(o.durableName);
+  const kv = await openKvBucket(o.nc, jsm, bucket, {
+    ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
+    maxAgeMs: eventJournalMaxAgeMs(Math.max(o.retentionMs ?? DEFAULT_RETENTION_MS, o.ttlMs), ackWaitOf(o)),
+    onRemade: () => o.logger.warn({ bucket }, "the event journal's key-value bucket was gone (deleted, or lost with a server's state); made again, empty: a step of an event claimed before may be sent again by a later delivery"),
+  });
+  return createEventJournal({ kv, instanceId: o.instanceId ?? o.leader?.instanceId ?? hostname(), logger: o.logger });
 }
 
 /** The firmware claims in the partition's bucket `<durable>-firmware`; undefined without JetStream (no leader either then). */
@@ -221,6 +249,7 @@ export const commandsPart: PartFactory = async (ctx) => {
             imageDispatcher,
           },
           positionFile: join(config.stateDir, 'machine-event-position.json'),
+          instanceId: config.instanceId,
           ...(config.commands.leaderLeaseMs > 0 ? { leader: { instanceId: config.instanceId, leaseMs: config.commands.leaderLeaseMs } } : {}),
         });
         problem = undefined;

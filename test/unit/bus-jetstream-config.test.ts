@@ -3,7 +3,7 @@ import { nanos } from '@nats-io/transport-node';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { consumerConfigFor, MAX_DELIVER, sanitizeName, streamLimitsFor, streamNameFor } from '../../src/bus/jetstream.js';
-import { defaultDurableName } from '../../src/bus/machine-events.js';
+import { defaultDurableName, handBackDelayMs } from '../../src/bus/machine-events.js';
 
 describe('JetStream names and consumer config', () => {
   it('derives the stream name from the subject', () => {
@@ -19,16 +19,23 @@ describe('JetStream names and consumer config', () => {
     expect(defaultDurableName('fra-equ01')).toBe('metal-bmc-fra-equ01');
   });
 
-  it('asks for a durable pull consumer with explicit acks and at most two deliveries', () => {
+  it('asks for a durable pull consumer with explicit acks and 15 deliveries (the event journal keeps each non-idempotent step to one sending)', () => {
     expect(consumerConfigFor({ subject: 'p-machine', durableName: 'metal-bmc-p', ackWaitMs: 70_000 })).toEqual({
       durable_name: 'metal-bmc-p',
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      max_deliver: 2,
+      max_deliver: 15,
       ack_wait: nanos(70_000),
       filter_subject: 'p-machine',
     });
-    expect(MAX_DELIVER).toBe(2);
+    expect(MAX_DELIVER).toBe(15);
+  });
+
+  it('hands an event back at once the first time, then after 0.5 s doubling up to 30 s: the deliveries span minutes of hand-backs', () => {
+    expect([1, 2, 3, 4, 8, 9, 14].map(handBackDelayMs)).toEqual([0, 500, 1000, 2000, 30_000, 30_000, 30_000]);
+    let total = 0;
+    for (let n = 1; n < MAX_DELIVER; n++) total += handBackDelayMs(n);
+    expect(total).toBeGreaterThan(180_000);
   });
 
   it('keeps events for the retention, with a duplicate window of at most two minutes and the configured replicas', () => {

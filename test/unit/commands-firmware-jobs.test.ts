@@ -12,9 +12,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Plan } from '../../src/commands/event.js';
 import { createFirmwareJobs, imageLabel, jobProgress, parseStateFile, type FirmwareEvent, type JobClaims } from '../../src/commands/firmware-jobs.js';
 import { checkFirmwareUrl } from '../../src/commands/firmware-url.js';
+import type { StepJournal } from '../../src/commands/step-journal.js';
 import { BmcError, isBmcError } from '../../src/errors.js';
 import type { FirmwareProgress, Outband } from '../../src/outband/types.js';
+import { createEventJournal, journalEventId, parseRecord, stepKey } from '../../src/bus/event-journal.js';
 import { captureLog } from '../helpers/log.js';
+import { createMemoryKv } from '../helpers/memory-kv.js';
 import { waitFor } from '../helpers/wait.js';
 
 const dirs: string[] = [];
@@ -61,7 +64,7 @@ function fakeBmcs() {
   return { pending, connect, closed: () => closed };
 }
 
-function setup(o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; claims?: JobClaims } = {}) {
+function setup(o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; claims?: JobClaims; journal?: StepJournal } = {}) {
   const events: FirmwareEvent[] = [];
   const bmcs = fakeBmcs();
   const log = captureLog();
@@ -71,6 +74,7 @@ function setup(o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: str
     ...(o.stateFile ? { stateFile: o.stateFile } : {}),
     ...(o.checkUrl ? { checkUrl: o.checkUrl } : {}),
     ...(o.claims ? { claims: o.claims } : {}),
+    ...(o.journal ? { journal: o.journal } : {}),
     logger: log.logger,
     publish: (e) => events.push(e),
   });
@@ -318,4 +322,47 @@ describe('firmware jobs with claims across instances', () => {
     await waitFor(() => events.some((e) => e.phase === 'completed'), 8000, 'the outcome told');
     expect(jobs.running()).toBe(0);
   }, 15_000);
+});
+
+describe('firmware jobs with the event journal', () => {
+  const EVENT = journalEventId({ stream: 'METAL_BMC_P-MACHINE', created: '2026-01-01T00:00:00Z' }, 3);
+  const delivered = (machine: string) => ({ ...plan(machine), eventId: EVENT });
+
+  it('an event whose update an earlier delivery started (its ack lost) starts no second job: refused DUPLICATE naming that delivery', async () => {
+    const store = createMemoryKv('p-events');
+    const a = setup({ journal: createEventJournal({ kv: store.client(), instanceId: 'a', logger: captureLog().logger }) });
+    const b = setup({ journal: createEventJournal({ kv: store.client(), instanceId: 'b', logger: captureLog().logger }) });
+    expect((await a.jobs.start(delivered('m1'))).accepted).toBe(true);
+    const again = await b.jobs.start(delivered('m1'));
+    expect(again).toMatchObject({ accepted: false, event: { code: 'DUPLICATE', phase: 'refused' } });
+    expect(again.accepted ? '' : again.event.error).toMatch(/^this event's update was started by an earlier delivery of it \(instance a at .*\); no second job$/);
+    expect(b.bmcs.pending.size).toBe(0);
+    await waitFor(() => a.bmcs.pending.has('m1'), 5000, 'update started');
+    a.bmcs.pending.get('m1')!.finish();
+    await waitFor(() => parseRecord(store.entries().get(stepKey(EVENT, 0))!.value)?.state === 'done', 5000, 'the step marked done');
+  });
+
+  it('a job refused here (busy) gives its step back: a later delivery may start it', async () => {
+    const store = createMemoryKv('p-events');
+    const { jobs, bmcs } = setup({ journal: createEventJournal({ kv: store.client(), instanceId: 'a', logger: captureLog().logger }) });
+    expect((await jobs.start(plan('m1'))).accepted).toBe(true);
+    expect(await jobs.start(delivered('m1'))).toMatchObject({ accepted: false, event: { code: 'BUSY' } });
+    expect(parseRecord(store.entries().get(stepKey(EVENT, 0))!.value)).toMatchObject({ state: 'released' });
+    await waitFor(() => bmcs.pending.has('m1'), 5000, 'update started');
+    bmcs.pending.get('m1')!.finish();
+    await waitFor(() => jobs.running() === 0, 5000, 'the first job done');
+    expect((await jobs.start(delivered('m1'))).accepted).toBe(true);
+  });
+
+  it('with the journal unreachable no job starts and nothing is published: the event goes back (handBack)', async () => {
+    const store = createMemoryKv('p-events');
+    const kv = store.client();
+    const { jobs, events, bmcs } = setup({ journal: createEventJournal({ kv, instanceId: 'a', logger: captureLog().logger }) });
+    kv.down = true;
+    expect(await jobs.start(delivered('m1'))).toMatchObject({ accepted: false, handBack: true, event: { code: 'UNAVAILABLE' } });
+    expect(events).toEqual([]);
+    expect(bmcs.pending.size).toBe(0);
+    kv.down = false;
+    expect((await jobs.start(delivered('m1'))).accepted).toBe(true);
+  });
 });

@@ -87,6 +87,16 @@ describe('machine event handler', () => {
     expect(dispositionOf({ ...result(false, 'OUTCOME_UNKNOWN'), outcomeUnknown: true })).toBe('term');
     // the runner aborted at the shutdown deadline: this and the machine's commands behind it go back, in order
     expect(dispositionOf(result(false, 'ABORTED'))).toBe('nak');
+    // a step not sent because the event journal could not be used: tried again once it works
+    expect(dispositionOf({ ...result(false, 'UNAVAILABLE'), handedBack: true })).toBe('nak');
+  });
+
+  it('gives the plan the event\'s id in the event journal, when the bus names one', async () => {
+    const runner = stubRunner(async () => result(true));
+    const handle = createEventHandler({ runner, logger: captureLog().logger });
+    await handle(enc({ type: 'command', cmd: { cmd: 'RESET', ipmi } }), { ...meta, eventId: 'tag.7' });
+    await handle(enc({ type: 'command', cmd: { cmd: 'RESET', ipmi } }), meta);
+    expect(runner.plans.map((p) => p.eventId)).toEqual(['tag.7', undefined]);
   });
 
   it('naks when the runner is stopping, so another instance takes the event', async () => {

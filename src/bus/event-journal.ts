@@ -1,0 +1,160 @@
+/**
+ * The partition's event journal: one key per non-idempotent step of a machine event (a RESET, a
+ * CYCLE, a firmware update) in the key-value bucket `<durable>-events` (kv.ts), so that a step is
+ * sent at most once whatever the event's deliveries. The server's delivery count cannot tell an
+ * event handed back unrun (a shutdown, a lost lead) from one whose ack was lost after it ran (a
+ * crash, NATS cut off): the journal can, step by step.
+ *
+ * - **Key:** `ev.<stream tag>.<stream sequence>.<step>`: the tag is a hash of the stream's name and
+ *   creation time, so a stream deleted and created again (its sequences start over) never meets
+ *   the old stream's keys.
+ * - **Claim** before the step is sent: `create`; a key that exists is `seen` with what it holds,
+ *   unless it says `released` (an earlier delivery claimed it and provably did not send it), which
+ *   is taken by compare-and-set. A create whose answer was lost is recognised by the claim's token.
+ * - **Release** after a failure that proves the step was not sent, **done** after it was answered:
+ *   compare-and-set on the claim's revision, best effort (a failure is logged; the key then stays
+ *   `claimed`, and a later delivery does not send the step but says it may have happened).
+ * - Keys are never deleted: the bucket's max age (the stream's retention, plus ack_wait and a
+ *   margin) lets them expire after the event itself is gone from the stream.
+ * - **Failures:** a claim that cannot be written or read rejects (UNAVAILABLE): the step is not
+ *   sent blind; the command path hands the event back.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { BmcError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { sanitizeName } from './jetstream.js';
+import type { KvBucket } from './kv.js';
+import type { StreamIdentity } from './shared-position.js';
+
+export type JournalState = 'claimed' | 'released' | 'done';
+
+/** A step's key value. */
+export interface JournalRecord {
+  state: JournalState;
+  instance: string;
+  /** ISO 8601, by the writer's clock */
+  at: string;
+  /** the claim's own token: a claim whose answer was lost is recognised as ours */
+  token: string;
+}
+
+export interface JournalHold {
+  release(): Promise<void>;
+  done(): Promise<void>;
+}
+
+export type JournalClaim = { go: JournalHold } | { seen: Omit<JournalRecord, 'token'> };
+
+export interface EventJournal {
+  claim(eventId: string, step: number): Promise<JournalClaim>;
+}
+
+/** how long a key outlives the retention: an event delivered just before it left the stream may run for ack_wait */
+const MARGIN_MS = 600_000;
+const STATES: readonly JournalState[] = ['claimed', 'released', 'done'];
+
+/** the key-value bucket of the partition's event journal: `<durable>-events` */
+export function eventJournalBucketName(durableName: string): string {
+  return `${sanitizeName(durableName)}-events`;
+}
+
+/** the bucket's max age: the stream's retention, plus ack_wait and a margin */
+export function eventJournalMaxAgeMs(retentionMs: number, ackWaitMs: number): number {
+  return retentionMs + ackWaitMs + MARGIN_MS;
+}
+
+/** An event's id in the journal: a tag of its stream (name and creation time) and its stream sequence. */
+export function journalEventId(stream: StreamIdentity, seq: number): string {
+  const tag = createHash('sha256').update(`${stream.stream}@${stream.created}`, 'utf8').digest('base64url').slice(0, 12);
+  return `${tag}.${seq}`;
+}
+
+export function stepKey(eventId: string, step: number): string {
+  return `ev.${eventId}.${step}`;
+}
+
+/** The record in a key's value, or undefined for anything else (never throws). */
+export function parseRecord(bytes: Uint8Array): JournalRecord | undefined {
+  if (bytes.length === 0 || bytes.length > 1024) return undefined;
+  try {
+    const v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as Partial<JournalRecord> | null;
+    if (typeof v !== 'object' || v === null || !STATES.includes(v.state!) || typeof v.instance !== 'string' || typeof v.at !== 'string' || typeof v.token !== 'string') return undefined;
+    return { state: v.state!, instance: v.instance, at: v.at, token: v.token };
+  } catch {
+    return undefined;
+  }
+}
+
+const encode = (r: JournalRecord) => Buffer.from(JSON.stringify(r), 'utf8');
+
+export function createEventJournal(o: { kv: KvBucket; instanceId: string; logger: Logger; now?: () => number }): EventJournal {
+  const now = o.now ?? Date.now;
+  const record = (state: JournalState, token: string): JournalRecord => ({ state, instance: o.instanceId, at: new Date(now()).toISOString(), token });
+  const unavailable = (key: string, err: unknown) =>
+    new BmcError('UNAVAILABLE', `cannot use the event journal (key-value bucket ${o.kv.bucket}, key ${key}): ${(err as Error).message}`, { cause: err });
+
+  function hold(key: string, revision: number, token: string): JournalHold {
+    let at = revision;
+    const write = async (state: 'released' | 'done') => {
+      try {
+        const next = await o.kv.update(key, encode(record(state, token)), at);
+        if (next !== undefined) {
+          at = next;
+          return;
+        }
+        o.logger.error({ bucket: o.kv.bucket, key, state }, 'event journal: the step\'s key changed under its claim; not marked');
+      } catch (err) {
+        // released but not written: a later delivery finds it claimed and does not send it (says it may have happened)
+        const level = state === 'released' ? 'error' : 'warn';
+        o.logger[level]({ err, bucket: o.kv.bucket, key, state }, `event journal: cannot mark the step ${state}; a later delivery of the event will take it as possibly sent`);
+      }
+    };
+    return { release: () => write('released'), done: () => write('done') };
+  }
+
+  /** after a write whose answer did not come: the key holds our claim (the write happened) or not */
+  async function ours(key: string, token: string): Promise<number | undefined> {
+    const e = await o.kv.get(key).catch(() => undefined);
+    return e && !e.deleted && parseRecord(e.value)?.token === token ? e.revision : undefined;
+  }
+
+  return {
+    async claim(eventId, step) {
+      const key = stepKey(eventId, step);
+      const token = randomBytes(9).toString('base64url');
+      const mine = encode(record('claimed', token));
+      // a few rounds: the key may expire or be released between our reads and writes
+      for (let round = 0; round < 3; round++) {
+        let revision: number | undefined;
+        try {
+          revision = await o.kv.create(key, mine);
+        } catch (err) {
+          const lost = await ours(key, token);
+          if (lost === undefined) throw unavailable(key, err);
+          revision = lost;
+        }
+        if (revision !== undefined) return { go: hold(key, revision, token) };
+        let e;
+        try {
+          e = await o.kv.get(key);
+        } catch (err) {
+          throw unavailable(key, err);
+        }
+        if (!e || e.deleted) continue;
+        const seen = parseRecord(e.value);
+        // a value that is not ours to read: someone holds the step, and it is not sent blind
+        if (!seen) return { seen: { state: 'claimed', instance: 'unknown (the key holds no journal record)', at: 'unknown' } };
+        if (seen.state !== 'released') return { seen: { state: seen.state, instance: seen.instance, at: seen.at } };
+        let taken: number | undefined;
+        try {
+          taken = await o.kv.update(key, mine, e.revision);
+        } catch (err) {
+          taken = await ours(key, token);
+          if (taken === undefined) throw unavailable(key, err);
+        }
+        if (taken !== undefined) return { go: hold(key, taken, token) };
+      }
+      throw unavailable(key, new Error('the key kept changing while it was claimed'));
+    },
+  };
+}

@@ -1,0 +1,36 @@
+/**
+ * The event journal as the command path uses it: each non-idempotent step of an event (a RESET, a
+ * CYCLE, a firmware update) is claimed before it is sent, so that it is sent at most once whatever
+ * the event's deliveries, the instance that gets them or a crash between the step and the event's
+ * ack. Structurally the bus's event journal (bus/event-journal.ts; commands/ does not import bus/).
+ */
+
+/** What a step's key holds: who claimed it when, and whether it was given back unsent or done. */
+export interface StepRecord {
+  /** claimed: may have been sent (nobody knows more); released: provably not sent; done: sent and answered */
+  state: 'claimed' | 'released' | 'done';
+  instance: string;
+  /** ISO 8601, by the writer's clock */
+  at: string;
+}
+
+/** A step this delivery holds: it sends it, then says how it went. Neither call rejects. */
+export interface StepHold {
+  /** the step was not sent (a failure that proves it): a later delivery may take it */
+  release(): Promise<void>;
+  /** the step was sent and answered (best effort: a later delivery that finds it only claimed says so) */
+  done(): Promise<void>;
+}
+
+/** `go`: this delivery holds the step (new, or released by an earlier one); `seen`: an earlier delivery claimed it (or did it). */
+export type StepClaim = { go: StepHold } | { seen: StepRecord };
+
+export interface StepJournal {
+  /** claims step `step` (its index in the plan) of event `eventId`; rejects when the journal cannot be used (nothing may be sent then) */
+  claim(eventId: string, step: number): Promise<StepClaim>;
+}
+
+/** How an earlier delivery's record reads in a result or a log line. */
+export function describeRecord(r: StepRecord): string {
+  return `instance ${r.instance} at ${r.at}`;
+}

@@ -1,0 +1,218 @@
+/**
+ * The event journal: each non-idempotent step of an event is sent at most once whatever its
+ * deliveries. The journal itself (src/bus/event-journal.ts) on the in-memory bucket (the
+ * compare-and-set rules of kv.ts, checked against nats-server in bus-kv.test.ts), and the runner
+ * with it, two runners standing for two instances that get deliveries of the same event. The path
+ * through nats-server and the simulated fleet is in test/integration/commands-journal.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import { createEventJournal, journalEventId, parseRecord, stepKey, type JournalClaim } from '../../src/bus/event-journal.js';
+import { isValidKey, type KvBucket } from '../../src/bus/kv.js';
+import type { Plan } from '../../src/commands/event.js';
+import { dispositionOf } from '../../src/commands/handler.js';
+import { createCommandRunner } from '../../src/commands/runner.js';
+import { BmcError, isBmcError } from '../../src/errors.js';
+import type { Outband } from '../../src/outband/types.js';
+import { captureLog } from '../helpers/log.js';
+import { createMemoryKv, type MemoryKvClient } from '../helpers/memory-kv.js';
+
+const EVENT = journalEventId({ stream: 'METAL_BMC_P-MACHINE', created: '2026-01-01T00:00:00Z' }, 7);
+
+function journalOf(kv: KvBucket, instanceId: string) {
+  const log = captureLog();
+  return { journal: createEventJournal({ kv, instanceId, logger: log.logger, now: () => Date.parse('2026-01-02T03:04:05Z') }), log };
+}
+
+const seen = (c: JournalClaim) => {
+  if (!('seen' in c)) throw new Error('expected seen, got go');
+  return c.seen;
+};
+const go = (c: JournalClaim) => {
+  if (!('go' in c)) throw new Error(`expected go, got seen ${JSON.stringify(c.seen)}`);
+  return c.go;
+};
+
+describe('event journal', () => {
+  it('gives a step to the first delivery that claims it; a later one sees who claimed it and when', async () => {
+    const store = createMemoryKv('p-events');
+    const a = journalOf(store.client(), 'a').journal;
+    const b = journalOf(store.client(), 'b').journal;
+    go(await a.claim(EVENT, 1));
+    expect(seen(await b.claim(EVENT, 1))).toEqual({ state: 'claimed', instance: 'a', at: '2026-01-02T03:04:05.000Z' });
+    // another step of the same event, and the same step of another event, are keys of their own
+    go(await b.claim(EVENT, 0));
+    go(await b.claim(journalEventId({ stream: 'METAL_BMC_P-MACHINE', created: '2026-01-01T00:00:00Z' }, 8), 1));
+    expect([...store.entries().keys()].sort()).toEqual([stepKey(EVENT, 0), stepKey(EVENT, 1), stepKey(journalEventId({ stream: 'METAL_BMC_P-MACHINE', created: '2026-01-01T00:00:00Z' }, 8), 1)].sort());
+  });
+
+  it('a step released (provably not sent) is taken by the next delivery; one done is seen done', async () => {
+    const store = createMemoryKv('p-events');
+    const a = journalOf(store.client(), 'a').journal;
+    const b = journalOf(store.client(), 'b').journal;
+    await go(await a.claim(EVENT, 1)).release();
+    const taken = go(await b.claim(EVENT, 1));
+    expect(seen(await a.claim(EVENT, 1))).toMatchObject({ state: 'claimed', instance: 'b' });
+    await taken.done();
+    expect(seen(await a.claim(EVENT, 1))).toMatchObject({ state: 'done', instance: 'b' });
+  });
+
+  it('a stream created again (same name, sequences from 1 again) has other keys than the old one', () => {
+    const old = journalEventId({ stream: 'S', created: '2026-01-01T00:00:00Z' }, 1);
+    const again = journalEventId({ stream: 'S', created: '2026-01-05T00:00:00Z' }, 1);
+    expect(old).not.toBe(again);
+    expect(isValidKey(stepKey(old, 3))).toBe(true);
+  });
+
+  it('a claim whose answer was lost after the write is recognised as its own', async () => {
+    const store = createMemoryKv('p-events');
+    const kv = store.client();
+    // the write is stored, its answer never comes
+    const lossy: KvBucket = { ...kv, create: async (key, value) => (await kv.create(key, value), Promise.reject(new BmcError('TIMEOUT', 'no answer (test)'))) };
+    go(await journalOf(lossy, 'a').journal.claim(EVENT, 1));
+    expect(seen(await journalOf(store.client(), 'b').journal.claim(EVENT, 1))).toMatchObject({ state: 'claimed', instance: 'a' });
+  });
+
+  it('rejects (UNAVAILABLE) when the bucket cannot be used; a release or done that cannot be written is logged, never thrown', async () => {
+    const store = createMemoryKv('p-events');
+    const kv: MemoryKvClient = store.client();
+    const { journal, log } = journalOf(kv, 'a');
+    kv.down = true;
+    const err = await journal.claim(EVENT, 1).catch((e: unknown) => e);
+    expect(isBmcError(err, 'UNAVAILABLE')).toBe(true);
+    expect((err as Error).message).toMatch(/event journal \(key-value bucket p-events, key ev\..*\.7\.1\)/);
+    kv.down = false;
+    const hold = go(await journal.claim(EVENT, 1));
+    kv.down = true;
+    await hold.release();
+    expect(log.find(/cannot mark the step released/)).toHaveLength(1);
+  });
+
+  it('a key that holds no journal record is taken as claimed: the step is not sent blind', async () => {
+    const store = createMemoryKv('p-events');
+    await store.client().create(stepKey(EVENT, 1), new TextEncoder().encode('{"not":"ours"}'));
+    expect(seen(await journalOf(store.client(), 'a').journal.claim(EVENT, 1))).toMatchObject({ state: 'claimed' });
+    expect(parseRecord(new TextEncoder().encode('[]'))).toBeUndefined();
+  });
+});
+
+/** A BMC whose RESET does what `reset` says; every action is recorded. */
+function bmcWith(sent: string[], reset: () => Promise<void>): Outband {
+  const act = (name: string) => async () => void sent.push(name);
+  return {
+    address: 'm',
+    vendor: 'fake',
+    info: () => Promise.reject(new BmcError('UNSUPPORTED', 'fake')),
+    powerOn: act('ON'),
+    powerOff: act('OFF'),
+    powerReset: async () => (sent.push('RESET'), reset()),
+    powerCycle: act('CYCLE'),
+    bootFrom: async (target) => void sent.push(target),
+    bootOverride: () => Promise.reject(new BmcError('UNSUPPORTED', 'fake')),
+    identify: async (on) => void sent.push(on ? 'LED-ON' : 'LED-OFF'),
+    openConsole: () => Promise.reject(new BmcError('UNSUPPORTED', 'fake')),
+    updateFirmware: act('FW'),
+    close: async () => undefined,
+  };
+}
+
+/** A delete event's plan (PXE, then RESET: the RESET is step 1), delivered as event `eventId`. */
+function deletePlan(eventId?: string): Plan {
+  return {
+    machineId: 'm',
+    key: 'm',
+    type: 'delete',
+    command: 'delete',
+    ipmi: { address: 'm:623', host: 'm', port: 623 },
+    actions: [
+      { kind: 'command', command: 'PXE' },
+      { kind: 'command', command: 'RESET' },
+    ],
+    ...(eventId !== undefined ? { eventId } : {}),
+  };
+}
+
+/** An instance: a runner with its own journal client on the shared bucket. */
+function instance(store: ReturnType<typeof createMemoryKv>, name: string, reset: () => Promise<void> = async () => undefined) {
+  const sent: string[] = [];
+  const kv = store.client();
+  const log = captureLog();
+  const runner = createCommandRunner({
+    connect: () => bmcWith(sent, reset),
+    concurrency: 1,
+    timeoutMs: 5000,
+    retryDelayMs: 1,
+    logger: log.logger,
+    journal: createEventJournal({ kv, instanceId: name, logger: log.logger }),
+  });
+  return { runner, sent, kv, log };
+}
+
+describe('command runner with the event journal', () => {
+  it('a RESET done by an earlier delivery (its ack lost) is not sent again: the later delivery ends ok and says why', async () => {
+    const store = createMemoryKv('p-events');
+    const a = instance(store, 'a');
+    const b = instance(store, 'b');
+    expect(await a.runner.submit(deletePlan(EVENT))).toMatchObject({ ok: true });
+    const again = await b.runner.submit(deletePlan(EVENT));
+    expect(again).toMatchObject({ ok: true });
+    expect(again.skipped).toEqual([expect.stringMatching(/^RESET \(done by an earlier delivery: instance a at /)]);
+    expect(dispositionOf(again)).toBe('ack');
+    expect(a.sent).toEqual(['PXE', 'RESET']);
+    // the idempotent PXE is set again, the RESET is not sent
+    expect(b.sent).toEqual(['PXE']);
+  });
+
+  it('a RESET an earlier delivery sent without an answer is not sent again: OUTCOME_UNKNOWN naming that delivery, terminated', async () => {
+    const store = createMemoryKv('p-events');
+    // no answer that says the BMC did not act: it may have reset the machine
+    const a = instance(store, 'a', () => Promise.reject(new BmcError('PROTOCOL', 'garbled answer (test)')));
+    const b = instance(store, 'b');
+    expect(await a.runner.submit(deletePlan(EVENT))).toMatchObject({ ok: false, code: 'OUTCOME_UNKNOWN' });
+    const again = await b.runner.submit(deletePlan(EVENT));
+    expect(again).toMatchObject({ ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true });
+    expect(again.error).toMatch(/^RESET of this event was claimed by an earlier delivery \(instance a at .*\), which may have sent it to the BMC; it is not sent again/);
+    expect(again.attempts).toBeUndefined();
+    expect(dispositionOf(again)).toBe('term');
+    expect(b.sent).toEqual(['PXE']);
+  });
+
+  it('a RESET the BMC refused (provably not done) is released: the runner\'s next attempt, or a later delivery, sends it', async () => {
+    const store = createMemoryKv('p-events');
+    let refusals = 2;
+    const a = instance(store, 'a', async () => {
+      if (refusals-- > 0) throw new BmcError('HTTP', 'busy (test)', { httpStatus: 503 });
+    });
+    // both attempts of the first delivery refused
+    expect(await a.runner.submit(deletePlan(EVENT))).toMatchObject({ ok: false, code: 'HTTP', attempts: 2 });
+    const b = instance(store, 'b');
+    expect(await b.runner.submit(deletePlan(EVENT))).toMatchObject({ ok: true });
+    expect(b.sent).toEqual(['PXE', 'RESET']);
+    expect(parseRecord(store.entries().get(stepKey(EVENT, 1))!.value)).toMatchObject({ state: 'done', instance: 'b' });
+  });
+
+  it('with the journal unreachable the RESET is not sent and the event goes back (nak); once it works the RESET runs, once', async () => {
+    const store = createMemoryKv('p-events');
+    const a = instance(store, 'a');
+    a.kv.down = true;
+    const first = await a.runner.submit(deletePlan(EVENT));
+    expect(first).toMatchObject({ ok: false, code: 'UNAVAILABLE', handedBack: true, attempts: 2 });
+    expect(first.outcomeUnknown).toBeUndefined();
+    expect(first.error).toMatch(/^RESET not sent: the event journal cannot be used/);
+    expect(dispositionOf(first)).toBe('nak');
+    expect(a.sent.filter((s) => s === 'RESET')).toEqual([]);
+    a.kv.down = false;
+    expect(await a.runner.submit(deletePlan(EVENT))).toMatchObject({ ok: true });
+    expect(a.sent.filter((s) => s === 'RESET')).toEqual(['RESET']);
+  });
+
+  it('journals no idempotent step, and nothing without an event id (core NATS): sent as before', async () => {
+    const store = createMemoryKv('p-events');
+    const a = instance(store, 'a');
+    const on: Plan = { ...deletePlan(EVENT), type: 'command', command: 'ON', actions: [{ kind: 'command', command: 'ON' }] };
+    expect(await a.runner.submit(on)).toMatchObject({ ok: true });
+    expect(await a.runner.submit(deletePlan())).toMatchObject({ ok: true });
+    expect(await a.runner.submit(deletePlan())).toMatchObject({ ok: true });
+    expect(store.entries().size).toBe(0);
+    expect(a.sent).toEqual(['ON', 'PXE', 'RESET', 'PXE', 'RESET']);
+  });
+});
