@@ -1,0 +1,148 @@
+/**
+ * The event journal with a real nats-server and the simulated fleet: a RESET whose instance lost
+ * NATS before its ack reached the server is redelivered to another instance, which does not send
+ * it again; with the journal unreachable a RESET is not sent, its event goes back and runs once
+ * the journal works. The journal's rules one by one are in test/unit/commands-journal.test.ts.
+ */
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { connectBus, type BusConnection } from '../../src/bus/connection.js';
+import { createEventJournal, eventJournalBucketName } from '../../src/bus/event-journal.js';
+import { streamNameFor } from '../../src/bus/jetstream.js';
+import { kvStreamName, openKvBucket } from '../../src/bus/kv.js';
+import type { CommandResult } from '../../src/commands/runner.js';
+import type { StepJournal } from '../../src/commands/step-journal.js';
+import { BmcError } from '../../src/errors.js';
+import { connectOutband } from '../../src/outband/connect.js';
+import { VENDOR_PROFILES, vendorOfManufacturer } from '../../src/outband/vendors.js';
+import { startCommandService } from '../../src/parts/commands.js';
+import type { Fleet } from '../../src/sim/fleet.js';
+import { startTestFleet } from '../helpers/fleet.js';
+import { captureLog } from '../helpers/log.js';
+import { consumerSettled, startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { withPeers } from '../helpers/peers.js';
+import { waitFor } from '../helpers/wait.js';
+
+const { describe, it } = withPeers('nats-server', 'openssl');
+
+const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+const until = (what: string, check: () => boolean, ms = 20_000) => waitFor(check, ms, what, 25);
+const ACK_WAIT_MS = 2000;
+
+let fleet: Fleet;
+let server: TestNatsServer;
+let metalApi: NatsConnection;
+let seq = 0;
+const cleanup: Array<() => Promise<unknown>> = [];
+
+beforeAll(async () => {
+  fleet = await startTestFleet({ count: 2 });
+  server = await startTestNatsServer({ jetstream: true });
+  metalApi = await connect({ servers: server.url });
+});
+afterAll(async () => {
+  await metalApi?.close();
+  await server?.dispose();
+  await fleet?.close();
+});
+afterEach(async () => {
+  fleet.clearFaults();
+  for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+const redfishPowered = () => fleet.machines.filter((m) => VENDOR_PROFILES[vendorOfManufacturer(m.state.manufacturer)].power === 'redfish');
+
+function resetEvent(i: number) {
+  const m = fleet.machines[i]!.state;
+  return { type: 'command', new: `machine-${i}`, cmd: { target: `machine-${i}`, cmd: 'RESET', ipmi: { address: `${m.address}:${fleet.ipmiPort}`, user: fleet.user, password: fleet.password, mac: m.mac } } };
+}
+
+/** A partition: its subjects, and the results metal-api sees. */
+async function partition(): Promise<{ name: string; results: CommandResult[] }> {
+  const name = `journal${++seq}`;
+  const results: CommandResult[] = [];
+  const sub = metalApi.subscribe(`${name}-machine-result`, { callback: (_e, m) => void results.push(m.json<CommandResult>()) });
+  cleanup.push(async () => sub.unsubscribe());
+  await metalApi.flush();
+  return { name, results };
+}
+
+/** An instance of the partition on its own NATS connection. */
+async function instance(p: string, instanceId: string, o: { journal?: StepJournal } = {}): Promise<{ bus: BusConnection }> {
+  const log = captureLog();
+  // a test closes the connection under an instance to play one that lost NATS: not a reason to exit
+  const bus = await connectBus({ servers: [server.url], logger: log.logger, name: instanceId, reconnectTimeWaitMs: 200, onLost: () => undefined });
+  const svc = await startCommandService({
+    nc: bus.nc,
+    subject: `${p}-machine`,
+    resultSubject: `${p}-machine-result`,
+    ttlMs: 60_000,
+    durableName: `metal-bmc-${p}`,
+    ackWaitMs: ACK_WAIT_MS,
+    instanceId,
+    ...(o.journal ? { journal: o.journal } : {}),
+    connect: (ipmi, { signal }) => connectOutband({ host: ipmi.host, user: ipmi.user ?? '', password: ipmi.password ?? '', ipmiPort: ipmi.port, redfishPort: fleet.redfishPort, timeoutMs: 5000, signal }),
+    concurrency: 4,
+    timeoutMs: 10_000,
+    logger: log.logger,
+  });
+  cleanup.push(async () => {
+    await svc.stop(2000);
+    await bus.close(1000);
+  });
+  return { bus };
+}
+
+describe('the event journal: a RESET is sent at most once whatever its deliveries', () => {
+  it('a RESET whose instance lost NATS before its ack reached the server is not sent again by the instance that gets the redelivery: OUTCOME_UNKNOWN naming the first', async () => {
+    const machine = redfishPowered()[0]!;
+    const i = machine.state.index;
+    const resets: string[] = [];
+    const p = await partition();
+    const a = await instance(p.name, 'instance-a');
+    // the BMC acts, and at that moment instance a loses NATS: its ack (and the journal's "done") never reach the server
+    machine.on('change', (c: { kind: string; action?: string }) => {
+      if (c.kind !== 'power') return;
+      resets.push(c.action ?? '');
+      if (resets.length === 1) void a.bus.nc.close();
+    });
+    metalApi.publish(`${p.name}-machine`, enc(resetEvent(i)));
+    await until('the reset on instance a', () => resets.length === 1);
+    await instance(p.name, 'instance-b');
+    await until('the result of the redelivery', () => p.results.length === 1);
+    const info = await consumerSettled(metalApi, streamNameFor(`${p.name}-machine`), `metal-bmc-${p.name}`);
+    expect(p.results[0]).toMatchObject({ command: 'RESET', ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true });
+    expect(p.results[0]!.error).toMatch(/^RESET of this event was claimed by an earlier delivery \(instance instance-a at \d{4}-.*\), which may have sent it to the BMC; it is not sent again/);
+    expect(info.delivered.consumer_seq).toBe(2);
+    expect(resets).toHaveLength(1);
+    // the journal's keys outlive the event in the stream: retention (24 h) + ack_wait + 10 min
+    const bucket = await (await jetstreamManager(metalApi)).streams.info(kvStreamName(eventJournalBucketName(`metal-bmc-${p.name}`)));
+    expect(bucket.config.max_age).toBe(nanos(86_400_000 + ACK_WAIT_MS + 600_000));
+  });
+
+  it('with the journal unreachable the RESET is not sent and its event goes back; once the journal works it runs, once', async () => {
+    const machine = redfishPowered()[1]!;
+    const i = machine.state.index;
+    const resets: string[] = [];
+    machine.on('change', (c: { kind: string; action?: string }) => void (c.kind === 'power' && resets.push(c.action ?? '')));
+    const p = await partition();
+    const nc = await connect({ servers: server.url });
+    cleanup.push(() => nc.close());
+    const real = createEventJournal({ kv: await openKvBucket(nc, await jetstreamManager(nc), eventJournalBucketName(`metal-bmc-${p.name}`)), instanceId: 'instance-c', logger: captureLog().logger });
+    let down = true;
+    const journal: StepJournal = { claim: (eventId, step) => (down ? Promise.reject(new BmcError('UNAVAILABLE', 'the journal is down (test)')) : real.claim(eventId, step)) };
+    await instance(p.name, 'instance-c', { journal });
+    metalApi.publish(`${p.name}-machine`, enc(resetEvent(i)));
+    await until('a result while the journal is down', () => p.results.length >= 1);
+    expect(p.results[0]).toMatchObject({ command: 'RESET', ok: false, code: 'UNAVAILABLE', handedBack: true });
+    expect(p.results[0]!.error).toMatch(/^RESET not sent: the event journal cannot be used/);
+    expect(resets).toEqual([]);
+    down = false;
+    await until('the RESET run', () => p.results.some((r) => r.ok));
+    await consumerSettled(metalApi, streamNameFor(`${p.name}-machine`), `metal-bmc-${p.name}`);
+    expect(p.results.filter((r) => r.ok)).toHaveLength(1);
+    expect(p.results.filter((r) => !r.ok).every((r) => r.code === 'UNAVAILABLE')).toBe(true);
+    expect(resets).toHaveLength(1);
+  });
+});
