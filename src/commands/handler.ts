@@ -90,7 +90,7 @@ export function createEventHandler(o: EventHandlerOptions): EventHandler {
     const ageMs = (o.now ?? Date.now)() - meta.publishedAt.getTime();
     o.metrics?.eventAgeSeconds?.observe(ageMs / 1000);
     clockSkew(ageMs);
-    if (o.ttlMs !== undefined && timelinessOf(plan.type, ageMs, o.ttlMs) === 'stale') {
+    if (o.ttlMs !== undefined && timelinessOf(plan.type, ageMs, o.ttlMs, plan.command) === 'stale') {
       o.metrics?.eventsStale?.inc();
       // an age is the NATS server's timestamp against this host's clock: say so, every stale drop
       // may be a clock out of step rather than an old event

@@ -200,7 +200,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   function timelinessAt(plan: Plan): { timeliness: Timeliness; ageMs: number } {
     if (o.ttlMs === undefined || plan.publishedAt === undefined) return { timeliness: 'fresh', ageMs: 0 };
     const ageMs = Math.max(0, now() - plan.publishedAt.getTime());
-    return { timeliness: timelinessOf(plan.type, ageMs, o.ttlMs), ageMs };
+    return { timeliness: timelinessOf(plan.type, ageMs, o.ttlMs, plan.command), ageMs };
   }
 
   function dropStale(plan: Plan, ageMs: number): CommandResult {

@@ -13,15 +13,19 @@ const action: fc.Arbitrary<BmcAction> = fc.oneof(
 );
 
 describe('event age', () => {
-  it('fresh up to the TTL; past it a command is stale and never late, a lifecycle event is late and never stale', () => {
+  it('fresh up to the TTL; past it a command is stale (but DISK and PXE, the persistent boot devices, late), a lifecycle event is late and never stale', () => {
     fc.assert(
-      fc.property(type, fc.nat(10_000_000), fc.integer({ min: 1, max: 10_000_000 }), (t, age, ttl) => {
-        const v = timelinessOf(t, age, ttl);
+      fc.property(type, fc.constantFrom(...MACHINE_COMMANDS, 'UPDATE-FIRMWARE'), fc.nat(10_000_000), fc.integer({ min: 1, max: 10_000_000 }), (t, command, age, ttl) => {
+        const v = timelinessOf(t, age, ttl, command);
         if (age <= ttl) return v === 'fresh';
-        return t === 'command' ? v === 'stale' : v === 'late';
+        if (t !== 'command') return v === 'late';
+        return v === (command === 'DISK' || command === 'PXE' ? 'late' : 'stale');
       }),
     );
-    expect(timelinessOf('command', 30_001, 30_000)).toBe('stale');
+    expect(timelinessOf('command', 30_001, 30_000, 'RESET')).toBe('stale');
+    expect(timelinessOf('command', 30_001, 30_000, 'BIOS')).toBe('stale');
+    // metal-api's DISK at the end of an installation, while metal-bmc was away for an hour
+    expect(timelinessOf('command', 3_600_000, 30_000, 'DISK')).toBe('late');
     expect(timelinessOf('delete', 3_600_000, 30_000)).toBe('late');
   });
 

@@ -124,6 +124,13 @@ describe('machine event handler', () => {
     expect(runner.plans.map((p) => [p.type, p.publishedAt?.getTime()])).toEqual([['delete', now - 60_000]]);
   });
 
+  it('submits a DISK or PXE command older than the TTL as late (metal-api ends an installation with a command DISK), drops a late RESET or BIOS', async () => {
+    const { runner, now, handle } = timedHandler();
+    const old = { publishedAt: new Date(now - 600_000), deliveryCount: 1 };
+    for (const cmd of ['DISK', 'PXE', 'RESET', 'BIOS']) await handle(enc({ type: 'command', cmd: { target: 'm', cmd, ipmi } }), old);
+    expect(runner.plans.map((p) => p.command)).toEqual(['DISK', 'PXE']);
+  });
+
   it('observes every event\'s age, and warns (once in ten minutes) when one lies ahead of this host\'s clock: the clock is behind the NATS server\'s', async () => {
     const { log, registry, now, handle } = timedHandler();
     const at = (ms: number) => ({ publishedAt: new Date(now + ms), deliveryCount: 1 });
