@@ -101,3 +101,8 @@ export function isImplausibleV1Timestamp(uuid: string, now: Date): boolean {
   earliest.setUTCFullYear(earliest.getUTCFullYear() - PLAUSIBLE_PAST_YEARS);
   return createdMs > now.getTime() || createdMs < earliest.getTime();
 }
+
+/** True for a version-1 UUID whose timestamp is plausible (isImplausibleV1Timestamp false); false for other versions. */
+export function isPlausibleV1Uuid(uuid: string, now: Date): boolean {
+  return v1TimestampMs(parseUuid(uuid)) !== undefined && !isImplausibleV1Timestamp(uuid, now);
+}

@@ -330,7 +330,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     if (rememberedGuid === undefined || !inv.system?.uuid) return undefined;
     const managerFirmware = inv.manager?.firmwareVersion;
     if (need === 'identity' && (rememberedIdentity === undefined || managerFirmware === undefined || managerFirmware !== rememberedIdentity.managerFirmware)) return undefined;
-    const decision = decideUuid({ redfishUuid: inv.system.uuid, ipmiGuid: rememberedGuid, guidEncoding: profile.guidEncoding, rule: uuidRule, now });
+    const decision = decideUuid({ redfishUuid: inv.system.uuid, ipmiGuid: rememberedGuid, guidEncoding: profile.guidEncoding, rule: uuidRule, now, ...(profile.swapRedfishUuidUnlessV1 === true ? { swapRedfishUuidUnlessV1: true } : {}) });
     if (!decision || !GUID_CONFIRMED_BASES.has(decision.kind)) return undefined;
     if (need === 'guid') return { guid: rememberedGuid, guidRemembered: true, problems: [] };
     const { bmcVersion, fru } = rememberedIdentity!;

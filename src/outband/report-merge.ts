@@ -63,7 +63,7 @@ export interface IpmiReading {
 export interface MergeInput {
   inventory: RedfishInventory;
   ipmi: IpmiReading;
-  profile: Pick<VendorProfile, 'reportSources' | 'guidEncoding'>;
+  profile: Pick<VendorProfile, 'reportSources' | 'guidEncoding' | 'swapRedfishUuidUnlessV1'>;
   uuidRule: UuidRule;
   now: Date;
 }
@@ -79,6 +79,7 @@ export function mergeReport({ inventory: inv, ipmi, profile, uuidRule, now }: Me
     guidEncoding: profile.guidEncoding as GuidEncoding,
     rule: uuidRule,
     now,
+    ...(profile.swapRedfishUuidUnlessV1 === true ? { swapRedfishUuidUnlessV1: true } : {}),
   });
   const decided = decision && ipmi.guidRemembered ? { ...decision, basis: `${decision.basis} (the GUID of an earlier read)` } : decision;
   if (!decision) missing.push(`UUID: no usable system UUID over Redfish${ipmi.guid ? '' : ' and none over IPMI'}`);

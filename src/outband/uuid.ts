@@ -7,12 +7,15 @@
  *    Redfish is mixed-endian and the swapped form is used — unless the swapped form is an
  *    implausible version-1 UUID and the Redfish one is not, which means the IPMI GUID was sent in
  *    RFC 4122 order. If it equals the all-reversed decoding, Redfish stands.
- * 2. Redfish alone: go-hal's heuristic — a version-1 UUID whose timestamp is implausible (in the
- *    future or more than 30 years from now) is taken as mixed-endian and swapped.
+ * 2. Redfish alone: a version-1 UUID whose timestamp is implausible (in the future or more than
+ *    30 years from now) is taken as mixed-endian and swapped; for vendors whose profile says
+ *    `swapRedfishUuidUnlessV1` (Supermicro, Novarion) every UUID but a plausible version-1 one is
+ *    swapped, as go-hal's supermicro.UUID does (uuid-endianness Convert), so that a partition
+ *    read without IPMI reports the UUIDs the Go daemon reported.
  * 3. IPMI alone: the GUID in the vendor's encoding (SMBIOS order unless the vendor table says otherwise).
  * A fixed rule can be configured per vendor or site instead of `auto`.
  */
-import { guidToUuid, isImplausibleV1Timestamp, swapMixedEndian, type GuidEncoding } from '../ipmi/guid.js';
+import { guidToUuid, isImplausibleV1Timestamp, isPlausibleV1Uuid, swapMixedEndian, type GuidEncoding } from '../ipmi/guid.js';
 
 export type UuidRule = 'auto' | 'redfish' | 'redfish-swapped' | 'ipmi';
 
@@ -22,6 +25,8 @@ export interface UuidEvidence {
   guidEncoding: GuidEncoding;
   rule: UuidRule;
   now: Date;
+  /** without a confirming IPMI GUID, swap every Redfish UUID but a plausible version-1 one (go-hal's Supermicro rule) */
+  swapRedfishUuidUnlessV1?: boolean;
 }
 
 /** What the decision rests on, as a value to compare; `basis` is the same in words, for logs. */
@@ -84,6 +89,9 @@ export function decideUuid(e: UuidEvidence): UuidDecision | undefined {
     if (redfish === guidToUuid(e.ipmiGuid, 'ipmi')) return { uuid: redfish, kind: 'ipmi-guid-reversed', basis: 'Redfish UUID; the IPMI GUID is in reversed byte order' };
   }
   if (redfish) {
+    if (e.swapRedfishUuidUnlessV1 === true && !isPlausibleV1Uuid(redfish, e.now)) {
+      return { uuid: swapMixedEndian(redfish), kind: 'redfish-swapped-heuristic', basis: 'Redfish UUID swapped: not a plausible version-1 UUID (go-hal\'s rule for this vendor)' };
+    }
     if (isImplausibleV1Timestamp(redfish, e.now)) {
       return { uuid: swapMixedEndian(redfish), kind: 'redfish-swapped-heuristic', basis: 'Redfish UUID swapped: implausible version-1 timestamp (mixed-endian heuristic)' };
     }

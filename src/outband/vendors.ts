@@ -39,6 +39,8 @@ export interface VendorProfile {
   firmware: 'simple-update' | 'multipart-push';
   /** byte order of IPMI Get System GUID */
   guidEncoding: GuidEncoding;
+  /** without a confirming IPMI GUID, swap every Redfish UUID but a plausible version-1 one, as go-hal does for Supermicro (uuid.ts) */
+  swapRedfishUuidUnlessV1?: boolean;
   /** IPMI boot flags data byte 2 for "boot from disk" (go-hal: 0x24 on Supermicro and Novarion, 0x08 elsewhere) */
   ipmiDiskDevice: number;
   /**
@@ -72,6 +74,7 @@ const BASE: Omit<VendorProfile, 'vendor'> = {
 const SUPERMICRO: VendorProfile = {
   ...BASE,
   vendor: 'supermicro',
+  swapRedfishUuidUnlessV1: true,
   power: 'ipmi',
   boot: 'ipmi',
   identify: 'ipmi',

@@ -41,6 +41,20 @@ describe('decideUuid', () => {
     expect(decideUuid({ redfishUuid: v4, guidEncoding: 'smbios', rule: 'auto', now: NOW })?.uuid).toBe(v4);
   });
 
+  it('without IPMI on Supermicro and Novarion: every UUID but a plausible version-1 one is swapped, as go-hal\'s supermicro.UUID does (its own test vector)', () => {
+    const supermicro = { guidEncoding: 'smbios' as const, rule: 'auto' as const, now: NOW, swapRedfishUuidUnlessV1: VENDOR_PROFILES.supermicro.swapRedfishUuidUnlessV1 };
+    expect(VENDOR_PROFILES.novarion.swapRedfishUuidUnlessV1).toBe(true);
+    // go-hal internal/uuid-endianness TestUUIDConvert: bad → good, good kept (a plausible version 1 of 2021)
+    expect(decideUuid({ ...supermicro, redfishUuid: '0060c2bd-3089-eb11-8000-7cc255106b08' })).toMatchObject({ uuid: 'bdc26000-8930-11eb-8000-7cc255106b08', kind: 'redfish-swapped-heuristic' });
+    expect(decideUuid({ ...supermicro, redfishUuid: 'bdc26000-8930-11eb-8000-7cc255106b08' })?.uuid).toBe('bdc26000-8930-11eb-8000-7cc255106b08');
+    // not version 1 at all (Supermicro's usual UUIDs): swapped, where other vendors keep it
+    const v4 = '3f2504e0-4f89-41d3-9a0c-0305e82c3301';
+    expect(decideUuid({ ...supermicro, redfishUuid: v4 })?.uuid).toBe(swapMixedEndian(v4));
+    expect(decideUuid({ redfishUuid: v4, guidEncoding: 'smbios', rule: 'auto', now: NOW, swapRedfishUuidUnlessV1: VENDOR_PROFILES.dell.swapRedfishUuidUnlessV1 })?.uuid).toBe(v4);
+    // an IPMI GUID that confirms the form Redfish sends still decides
+    expect(decideUuid({ ...supermicro, redfishUuid: v4, ipmiGuid: uuidToGuid(v4, 'smbios') })?.kind).toBe('redfish-confirmed');
+  });
+
   it('IPMI alone: the GUID in the vendor encoding; fixed rules override evidence', () => {
     const guid = uuidToGuid(INBAND, 'smbios');
     expect(decideUuid({ ipmiGuid: guid, guidEncoding: 'smbios', rule: 'auto', now: NOW })?.uuid).toBe(INBAND);
