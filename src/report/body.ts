@@ -10,14 +10,33 @@ import { boundEntry } from './bounds.js';
 import type { LedMemory } from './led-memory.js';
 import type { UuidOwner, UuidOwners } from './owners.js';
 
+/**
+ * Report fields the Go daemon never sends from Redfish (go-hal's redfish BMC() leaves them empty):
+ * metal-api then keeps what metal-hammer registered in-band, the FRU's board part number (by which
+ * metal-api finds firmware for the machine, with board_mfg) and ipmitool's firmware revision
+ * (which metalctl compares). Redfish's chassis Model or serial and its Manager FirmwareVersion
+ * (`7.10.30.00` where ipmitool says `7.10`) would replace them every cycle. Taken from IPMI
+ * (Supermicro, Novarion) they are sent.
+ */
+export const NOT_SENT_FROM_REDFISH = ['bmcVersion', 'board_part_number', 'board_mfg_serial'] as const;
+
+/** The report's FRU and BMC version without the NOT_SENT_FROM_REDFISH fields that came from Redfish. */
+function goCompatibleFields(report: BmcReport): { bmcVersion: string; fru: BmcReport['fru'] } {
+  const fromRedfish = (field: (typeof NOT_SENT_FROM_REDFISH)[number]) => report.fieldSources?.[field] === 'redfish';
+  const fru = { ...report.fru };
+  for (const field of NOT_SENT_FROM_REDFISH) if (field !== 'bmcVersion' && fromRedfish(field)) delete fru[field];
+  return { bmcVersion: fromRedfish('bmcVersion') ? '' : report.bmcVersion, fru };
+}
+
 /** One machine's entry of the report body, built from what the outband layer read. */
 export function toIpmiReport(bmcIp: string, report: BmcReport): MachineIpmiReport {
   const m = report.powerMetric;
+  const { bmcVersion, fru } = goCompatibleFields(report);
   return {
     BMCIp: bmcIp,
-    BMCVersion: report.bmcVersion,
+    BMCVersion: bmcVersion,
     BIOSVersion: report.biosVersion,
-    FRU: toMetalFru(report.fru),
+    FRU: toMetalFru(fru),
     PowerState: report.powerState,
     // metal-api accepts only LED-ON and LED-OFF; an unread LED goes out as LED-OFF, as the Go
     // metal-bmc sends it (the reporter replaces it with the last known state before this).

@@ -81,7 +81,12 @@ describe('discovery and report', () => {
     const first = api.reports[0]!;
     expect(first.partitionid).toBe('test-partition');
     const m0 = fleet.machines[0]!.state;
-    expect(first.reports[m0.uuid]).toMatchObject({ BMCIp: m0.address, BMCVersion: m0.bmcVersion, BIOSVersion: m0.biosVersion, PowerState: m0.power === 'on' ? 'ON' : 'OFF' });
+    // BMCVersion as the Go daemon sends it: from IPMI for Supermicro, none (metal-hammer's kept) from Redfish
+    const bmcVersionOf = (m: typeof m0) => (m.variant === 'supermicro' ? m.bmcVersion : '');
+    expect(first.reports[m0.uuid]).toMatchObject({ BMCIp: m0.address, BMCVersion: bmcVersionOf(m0), BIOSVersion: m0.biosVersion, PowerState: m0.power === 'on' ? 'ON' : 'OFF' });
+    const lenovo = fleet.machines.slice(0, 10).find((m) => m.state.variant === 'lenovo')!.state;
+    expect(first.reports[lenovo.uuid]).toMatchObject({ BMCVersion: '' });
+    expect(first.reports[lenovo.uuid]!.FRU).not.toHaveProperty('board_part_number');
     // every request was accepted: HMAC and swagger validation passed
     expect(api.requests.every((r) => r.status < 300)).toBe(true);
     // and metal-api decoded every IndicatorLEDState (LED-ON/LED-OFF, never "")

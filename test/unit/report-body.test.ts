@@ -18,6 +18,18 @@ const report = (uuid: string, over: Partial<BmcReport> = {}): BmcReport => ({
   ...over,
 });
 
+describe('report fields the Go daemon never sends from Redfish', () => {
+  it('leaves out BMCVersion, board_part_number and board_mfg_serial read over Redfish (metal-api keeps metal-hammer\'s), sends them read over IPMI', () => {
+    const fru = { board_mfg: 'Dell Inc.', board_part_number: 'PowerEdge R640', board_mfg_serial: 'CN7475', chassis_part_serial: 'CN7475', product_serial: '8XJ2' };
+    const fromRedfish = report('u1', { bmcVersion: '7.10.30.00', fru, fieldSources: { bmcVersion: 'redfish', board_mfg: 'redfish', board_part_number: 'redfish', board_mfg_serial: 'redfish', chassis_part_serial: 'redfish', product_serial: 'redfish' } });
+    const fromIpmi = report('u2', { bmcVersion: '1.74', fru: { board_mfg: 'Supermicro', board_part_number: 'X11DPT-B', board_mfg_serial: 'WM19AS' }, fieldSources: { bmcVersion: 'ipmi', board_mfg: 'ipmi', board_part_number: 'ipmi', board_mfg_serial: 'ipmi' } });
+    const body = assembleReportBody([{ ip: '10.0.0.1', report: fromRedfish }, { ip: '10.0.0.2', report: fromIpmi }]);
+    expect(body.reports.u1!.BMCVersion).toBe('');
+    expect(body.reports.u1!.FRU).toEqual({ board_mfg: 'Dell Inc.', chassis_part_serial: 'CN7475', product_serial: '8XJ2' });
+    expect(body.reports.u2).toMatchObject({ BMCVersion: '1.74', FRU: { board_mfg: 'Supermicro', board_part_number: 'X11DPT-B', board_mfg_serial: 'WM19AS' } });
+  });
+});
+
 describe('assembleReportBody', () => {
   it('keeps the first BMC of a machine UUID and names both in the duplicates', () => {
     const body = assembleReportBody([
