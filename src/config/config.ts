@@ -219,6 +219,12 @@ function metalApiUrl(env: Env): string {
   return url.href;
 }
 
+/** Start-up warnings about defaults that refuse what the Go metal-bmc did, so a migrated partition does not lose it unnoticed. */
+function migrationWarnings(env: Env): string[] {
+  if (list(env, 'METAL_BMC_FIRMWARE_URL_ALLOW').length > 0) return [];
+  return ['METAL_BMC_FIRMWARE_URL_ALLOW is empty: every UPDATE-FIRMWARE event is refused (the Go metal-bmc took any URL); list the host(s) metal-api\'s firmware images come from'];
+}
+
 /** Start-up warnings about settings that work but leak or guess credentials. */
 function trustWarnings(env: Env, metalApiUrl: string): string[] {
   const warnings: string[] = [];
@@ -454,7 +460,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
     heapGrowthPct: int(env, 'METAL_BMC_HEAP_GROWTH', DEFAULT_HEAP_GROWTH_PCT, 0, MAX_HEAP_GROWTH_PCT),
     status: { graceMs: duration(env, 'METAL_BMC_STATUS_GRACE', '1h', 0) },
     fallbacks,
-    warnings: [...warnings, ...warningsFor(env), ...trustWarnings(env, url)],
+    warnings: [...warnings, ...warningsFor(env), ...trustWarnings(env, url), ...migrationWarnings(env)],
   };
   return config;
 }

@@ -128,6 +128,8 @@ describe('an environment file written for the Go metal-bmc', () => {
         'METAL_BMC_LOG_LEVEL: "FATAL" is not one of trace, debug, info, warn, error; using info',
         'METAL_BMC_ALLOWED_CIDRS: the IPv6 block 2001:db8::/32 matches no lease (DHCP leases are IPv4), as in the Go metal-bmc',
         'METAL_BMC_MQ_LOGLEVEL is not used by this implementation and is ignored',
+        // a Go environment file names no firmware allow-list: said at start, not found out at the first update
+        expect.stringMatching(/^METAL_BMC_FIRMWARE_URL_ALLOW is empty: every UPDATE-FIRMWARE event is refused/),
       ]),
     );
     expect(lines.some((l) => l.level === 20)).toBe(false); // LOG_LEVEL=debug was not read

@@ -86,7 +86,7 @@ describe('loadConfig defaults', () => {
       heapGrowthPct: 50,
       status: { graceMs: 3_600_000 },
       fallbacks: [],
-      warnings: [expect.stringMatching(/uses plain http/), expect.stringMatching(/factory default ADMIN\/ADMIN/)],
+      warnings: [expect.stringMatching(/uses plain http/), expect.stringMatching(/factory default ADMIN\/ADMIN/), expect.stringMatching(/FIRMWARE_URL_ALLOW is empty/)],
     });
   });
 
@@ -462,8 +462,9 @@ describe('trust warnings', () => {
     expect(load().warnings).toEqual([
       expect.stringMatching(/^METAL_BMC_METAL_API_URL uses plain http: BMC passwords/),
       'METAL_BMC_IPMI_USER and METAL_BMC_IPMI_PASSWORD not set: BMCs are tried with the factory default ADMIN/ADMIN',
+      expect.stringMatching(/^METAL_BMC_FIRMWARE_URL_ALLOW is empty: every UPDATE-FIRMWARE event is refused \(the Go metal-bmc took any URL\)/),
     ]);
-    const tls = load({ METAL_BMC_METAL_API_URL: 'https://metal-api/metal', METAL_BMC_IPMI_USER: 'metal', METAL_BMC_IPMI_PASSWORD: 'pw', METAL_BMC_REQUIRE_TLS: 'true' });
+    const tls = load({ METAL_BMC_METAL_API_URL: 'https://metal-api/metal', METAL_BMC_IPMI_USER: 'metal', METAL_BMC_IPMI_PASSWORD: 'pw', METAL_BMC_REQUIRE_TLS: 'true', METAL_BMC_FIRMWARE_URL_ALLOW: 'images.example' });
     expect(tls.warnings).toEqual([]);
     expect(errorOf({ METAL_BMC_REQUIRE_TLS: 'true' }).message).toMatch(/^METAL_BMC_METAL_API_URL: uses plain http, and METAL_BMC_REQUIRE_TLS is true/);
   });
@@ -527,8 +528,8 @@ describe('documentation', () => {
   });
 });
 
-/** Warnings other than the trust warnings every plain-http, ADMIN/ADMIN test configuration gets. */
-const ownWarnings = (c: { warnings: string[] }) => c.warnings.filter((w) => !/uses plain http|factory default ADMIN/.test(w));
+/** Warnings other than the trust and migration warnings every plain-http, ADMIN/ADMIN test configuration without a firmware allow-list gets. */
+const ownWarnings = (c: { warnings: string[] }) => c.warnings.filter((w) => !/uses plain http|factory default ADMIN|FIRMWARE_URL_ALLOW is empty/.test(w));
 
 describe('the Go metal-bmc\'s unprefixed fallbacks', () => {
   const bare = (name: string) => name.slice('METAL_BMC_'.length);
