@@ -98,6 +98,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   const metalApi = createMetalApiClient({
     baseUrl: config.metalApi.url,
     hmacKey: config.metalApi.hmacKey,
+    timeoutMs: config.metalApi.timeoutMs,
     // a retry stretches a report cycle by its backoff: one line and a count each, not silence
     onRetry: ({ what, attempt, delayMs, error }) => {
       metalApiRetries.inc({ code: error.code });

@@ -29,7 +29,7 @@ export interface Config {
   /** this instance among those serving the partition (METAL_BMC_INSTANCE_ID): owner of console claims */
   instanceId: string;
   logLevel: LogLevel;
-  metalApi: { url: string; hmacKey: string };
+  metalApi: { url: string; hmacKey: string; timeoutMs: number };
   leases: { file: string; format: LeaseFormat; ignoreMacs: string[]; allowedCidrs: Cidr[] };
   /** workers: threads that read the BMCs (METAL_BMC_REPORT_WORKERS); 0: the main thread */
   /**
@@ -373,7 +373,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
     partitionId,
     instanceId: instanceId(env, 'METAL_BMC_INSTANCE_ID'),
     logLevel: logLevel(env, 'METAL_BMC_LOG_LEVEL', warnings),
-    metalApi: { url, hmacKey },
+    metalApi: { url, hmacKey, timeoutMs: duration(env, 'METAL_BMC_METAL_API_TIMEOUT', '30s', 1000) },
     leases: {
       file: text(env, 'METAL_BMC_LEASE_FILE') ?? '/var/lib/dhcp/dhcpd.leases',
       format: oneOf(env, 'METAL_BMC_LEASE_FORMAT', ['auto', 'isc', 'kea'] as const, 'auto'),

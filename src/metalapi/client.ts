@@ -181,9 +181,12 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
         // our own errors pass through, except the attempt deadline's, which undici rethrows and we retry
         if (err instanceof BmcError && err !== signal.reason) throw err;
         if (caller?.aborted) throw abortError(caller, what);
-        retryable = true;
+        // a POST metal-api got and did not answer in time may still be applied: sending it again
+        // adds the same work to a metal-api already slow with it (a partition's report is one
+        // database update per machine); the next cycle reports again
+        retryable = !(signal.aborted && method === 'POST');
         error = signal.aborted
-          ? new BmcError('TIMEOUT', `${label}: no answer within ${timeoutMs} ms`, { cause: err })
+          ? new BmcError('TIMEOUT', `${label}: no answer within ${timeoutMs} ms${retryable ? '' : ' (not sent again: metal-api may still be applying it)'}`, { cause: err })
           : new BmcError('CLOSED', `${label}: connection failed (${networkReason(err)})`, { cause: err });
       } finally {
         attemptDeadline.dispose();

@@ -45,7 +45,7 @@ describe('loadConfig defaults', () => {
       partitionId: 'fra-equ01',
       instanceId: defaultInstanceId(),
       logLevel: 'info',
-      metalApi: { url: 'http://metal-api:8080/metal', hmacKey: HMAC },
+      metalApi: { url: 'http://metal-api:8080/metal', hmacKey: HMAC, timeoutMs: 30_000 },
       leases: { file: '/var/lib/dhcp/dhcpd.leases', format: 'auto', ignoreMacs: [], allowedCidrs: ['0.0.0.0/0'] },
       report: { intervalMs: 300_000, concurrency: 1024, bmcTimeoutMs: 20_000, workers: defaultReportWorkers(availableParallelism()), guidMaxAgeMs: 3_600_000, redfishSessionMaxAgeMs: 3_600_000 },
       protocol: 'auto',
@@ -481,7 +481,7 @@ describe('redactConfig', () => {
     const r = redactConfig(c);
     const text = JSON.stringify(r);
     for (const secret of [HMAC, 'api-secret', 'ipmi-secret', 'console-secret-0123456789abcdef0123', 'mq-secret']) expect(text).not.toContain(secret);
-    expect(r.metalApi).toEqual({ url: 'https://api-user:[redacted]@metal-api/metal', hmacKey: '[redacted]' });
+    expect(r.metalApi).toEqual({ url: 'https://api-user:[redacted]@metal-api/metal', hmacKey: '[redacted]', timeoutMs: 30_000 });
     expect(r.ipmi.password).toBe('[redacted]');
     expect(r.console.token).toBe('[redacted]');
     expect(r.mq).toMatchObject({ address: 'nats://bmc:[redacted]@nats:4222,nats://bmc:[redacted]@nats2', user: 'bmc', password: '[redacted]' });
@@ -570,7 +570,7 @@ describe('the Go metal-bmc\'s unprefixed fallbacks', () => {
       METAL_BMC_CONSOLE_PORT: '  ',
     });
     expect(c.partitionId).toBe('p1');
-    expect(c.metalApi).toEqual({ url: 'http://api:8080/metal', hmacKey: ' key with blanks ' });
+    expect(c.metalApi).toEqual({ url: 'http://api:8080/metal', hmacKey: ' key with blanks ', timeoutMs: 30_000 });
     expect(c.mq).toMatchObject({ servers: ['nats://nats-1:4222'], caCertFile: files.ca, clientCertFile: files.cert, clientKeyFile: files.key, machineTopicTtlMs: 45_000, machineTopic: 'p1-machine' });
     expect(c.console).toMatchObject({ port: 4333, caCertFile: files.ca, certFile: files.cert, keyFile: files.key });
     expect(c.fallbacks).toEqual([...Object.values(UNPREFIXED_FALLBACKS)].sort());
