@@ -21,6 +21,7 @@ export const Cmd = {
   activatePayload: 0x48,
   deactivatePayload: 0x49,
   getPayloadActivationStatus: 0x4a,
+  getPayloadInstanceInfo: 0x4b,
 } as const;
 
 export interface DeviceId {

@@ -62,6 +62,8 @@ export interface IpmiSession {
   readonly cipherSuite: number;
   /** the privilege level the session holds (it may be below the one asked for, see handshake.ts) */
   readonly privilege: number;
+  /** the id the BMC gave this session in Open Session (Get Payload Instance Info names a payload's owner by it) */
+  readonly bmcSessionId: number;
   readonly state: SessionState;
   /** Sends a request; resolves with the raw response, whatever its completion code. */
   request(netFn: number, cmd: number, data?: Buffer, options?: CommandOptions): Promise<IpmiResponse>;
@@ -73,6 +75,12 @@ export interface IpmiSession {
   routePayload(payloadType: number, port: number): Promise<void>;
   /** Receives payloads of one type (SOL); returns an unsubscribe function. */
   onPayload(payloadType: number, handler: (payload: Buffer) => void): () => void;
+  /**
+   * The request the keepalive sends when the session is idle, instead of Get Device ID (SOL asks
+   * whether the payload is still its own); `undefined` restores Get Device ID. A ping that times
+   * out ends the session as the BMC's silence.
+   */
+  keepaliveWith(ping: (() => Promise<unknown>) | undefined): void;
   /** Called once when the session ends, for whatever reason. */
   onClose(handler: (reason: string) => void): void;
   /** Close Session at the BMC (bounded by a short deadline), then release the socket. Never throws. */
@@ -176,10 +184,12 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
   const payloadChannels = new Map<number, DatagramChannel>();
   const payloadRoutes = new Map<number, DatagramChannel>();
   const { keys, consoleSessionId, bmcSessionId } = established;
+  const getDeviceId = () => request(NetFn.app, GET_DEVICE_ID_CMD);
+  let ping: () => Promise<unknown> = getDeviceId;
   const keepalive = createKeepalive({
     intervalMs: keepaliveMs,
     active: () => state.kind === 'established',
-    ping: () => request(NetFn.app, GET_DEVICE_ID_CMD),
+    ping: () => ping(),
     onDead: (reason) => finish(reason),
   });
 
@@ -317,6 +327,7 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
     remote: channel.remote,
     cipherSuite: established.suite.id,
     privilege: established.privilege,
+    bmcSessionId,
     get state() {
       return state;
     },
@@ -345,6 +356,9 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
         payloadChannels.set(port, extra);
       }
       payloadRoutes.set(payloadType, extra);
+    },
+    keepaliveWith(p) {
+      ping = p ?? getDeviceId;
     },
     onClose(handler) {
       if (state.kind === 'closed') handler(state.reason);

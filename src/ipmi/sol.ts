@@ -1,16 +1,17 @@
 /**
  * Serial-over-LAN as a Node duplex stream: Activate Payload, packets with sequence numbers,
  * acknowledgements and retransmission both ways, character accumulation, break, and
- * Deactivate Payload when we end the stream (not when the BMC deactivated it or stopped
- * answering: the payload may be another client's by then). A stale payload left by a crashed
- * client can be taken over on request.
+ * Deactivate Payload when we end the stream (not when the BMC deactivated it, stopped answering
+ * or names another owner: the payload may be another client's by then). While the stream is
+ * idle the session's keepalive asks Get Payload Instance Info whether the payload is still ours.
+ * A stale payload left by a crashed client can be taken over on request.
  */
 import { Duplex } from 'node:stream';
 import { BmcError } from '../errors.js';
 import { cipherSuite } from './cipher.js';
 import { Cmd } from './commands.js';
 import { PayloadType } from './lan.js';
-import { NetFn } from './message.js';
+import { describeCompletionCode, NetFn } from './message.js';
 import type { IpmiEvent, IpmiSession } from './session.js';
 import {
   decodeActivateSolResponse,
@@ -311,6 +312,35 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     }
   });
 
+  /**
+   * The keepalive's request while the stream lives (pyghmi's SOL keepalive): Get Payload Instance
+   * Info names the session that holds the payload, 0 when none does. A BMC may take SOL from us
+   * without the "deactivating" status (ipmi_sim does on another client's takeover, and some reset
+   * SOL on a host reboot) while the session stays alive: an idle console would then wait for
+   * output forever. Another owner or none ends the stream without Deactivate Payload, as the
+   * status would. A BMC that refuses the command gets Get Device ID again, told once.
+   */
+  async function checkOwner(): Promise<void> {
+    const r = await session.request(NetFn.app, Cmd.getPayloadInstanceInfo, Buffer.from([PayloadType.sol, INSTANCE]));
+    if (ended) return;
+    if (r.completionCode !== 0 || r.data.length < 4) {
+      session.keepaliveWith(undefined);
+      const answer = r.completionCode !== 0 ? describeCompletionCode(r.completionCode) : `${r.data.length} data bytes`;
+      options.onEvent?.({
+        kind: 'sol-owner-unchecked',
+        message: `BMC ${session.remote} answered Get Payload Instance Info with ${answer}; the keepalive cannot tell whether SOL is still ours, so a console taken over without notice ends only when it next sends`,
+      });
+      return;
+    }
+    const owner = r.data.readUInt32LE(0);
+    if (owner === session.bmcSessionId) return;
+    payloadLost = true;
+    const hex = (id: number) => `0x${id.toString(16).padStart(8, '0')}`;
+    const what = owner === 0 ? 'SOL no longer active' : `SOL taken over by another session (${hex(owner)}, ours is ${hex(session.bmcSessionId)})`;
+    fail(new BmcError('CLOSED', `SOL on BMC ${session.remote} ended: ${what}`));
+  }
+  session.keepaliveWith(checkOwner);
+
   session.onClose((reason) => {
     if (ended) return;
     ended = true;
@@ -324,6 +354,7 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
       if (inFlight) clearTimeout(inFlight.timer);
       clearTimeout(backOff);
       unsubscribe();
+      session.keepaliveWith(undefined);
       for (const cb of writeCallbacks.splice(0)) cb(new BmcError('CLOSED', 'SOL stream closed'));
       if (session.state.kind === 'established' && !payloadLost) await deactivateSol(session).catch(() => undefined);
       if (options.closeSession) await session.close();

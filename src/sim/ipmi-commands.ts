@@ -297,6 +297,20 @@ function payloadStatus({ bmc }: CommandContext, data: Buffer): CommandResult {
   return ok(bytes(1, bmc.solOwner() ? 0x01 : 0x00, 0));
 }
 
+/**
+ * Get Payload Instance Info (IPMI 2.0 section 24.5): the id the BMC gave the session that holds the
+ * SOL payload, 0 when none does, then 12 bytes of payload-specific information (for SOL the serial
+ * port's number, 1). Consoles ask it to learn whether SOL is still theirs (pyghmi's keepalive).
+ */
+function payloadInstanceInfo({ bmc }: CommandContext, data: Buffer): CommandResult {
+  if (data.length < 2) return fail(CC.lengthInvalid);
+  if (data[0] !== SOL_PAYLOAD_TYPE || data[1] !== SOL_INSTANCE) return fail(CC.invalidField);
+  const d = Buffer.alloc(16);
+  d.writeUInt32LE(bmc.solOwner()?.bmcSessionId ?? 0, 0);
+  d[4] = 1;
+  return ok(d);
+}
+
 function chassisStatus({ machine, bmc }: CommandContext): CommandResult {
   const on = machine.state.power === 'on' ? 0x01 : 0x00;
   return ok(bytes(on | 0x40 /* restore policy: always on */, 0, 0x40 | (bmc.identifyState() << 4), 0));
@@ -336,6 +350,7 @@ export const COMMANDS: ReadonlyMap<number, CommandSpec> = new Map(
       [NetFn.app, Cmd.activatePayload, 'Activate Payload', user, activatePayload],
       [NetFn.app, Cmd.deactivatePayload, 'Deactivate Payload', user, deactivatePayload],
       [NetFn.app, Cmd.getPayloadActivationStatus, 'Get Payload Activation Status', user, payloadStatus],
+      [NetFn.app, Cmd.getPayloadInstanceInfo, 'Get Payload Instance Info', user, payloadInstanceInfo],
       [NetFn.app, GET_CHANNEL_PAYLOAD_SUPPORT, 'Get Channel Payload Support', user, channelPayloadSupport],
       [NetFn.chassis, Cmd.getChassisStatus, 'Get Chassis Status', user, chassisStatus],
       [NetFn.chassis, Cmd.chassisControl, 'Chassis Control', operator, chassisControl],

@@ -126,4 +126,23 @@ describe('SOL', () => {
     await until(() => theirScreen().includes('still theirs'));
     await new Promise<void>((resolve) => theirs.end(resolve));
   });
+
+  it('taken over while our console is idle (ipmi_sim tells the former owner nothing): the keepalive asks Get Payload Instance Info, finds the other session and ends our stream without Deactivate Payload', async () => {
+    const s1 = await openSession({ ...opts(), keepaliveMs: 300 });
+    const ours = await openSol(s1, { closeSession: true });
+    ours.resume();
+    const failed = new Promise<Error>((resolve) => ours.once('error', resolve));
+    // ipmi_sim names the owner by the id it gave the session in Open Session, as pyghmi expects
+    const info = await s1.request(NetFn.app, Cmd.getPayloadInstanceInfo, Buffer.from([1, 1]));
+    expect(info.data.readUInt32LE(0)).toBe(s1.bmcSessionId);
+    const s2 = await openSession(opts());
+    const theirs = await openSol(s2, { takeOver: true, closeSession: true });
+    const theirScreen = collect(theirs);
+    expect(await failed).toMatchObject({ code: 'CLOSED', message: expect.stringMatching(/SOL taken over by another session/) });
+    await until(() => s1.state.kind === 'closed');
+    expect(await solActive()).toBe(true);
+    sim.serial.write('theirs after our keepalive\r\n');
+    await until(() => theirScreen().includes('theirs after our keepalive'));
+    await new Promise<void>((resolve) => theirs.end(resolve));
+  });
 });

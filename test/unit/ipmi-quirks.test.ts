@@ -118,22 +118,26 @@ function linked(quirks: SimQuirkName[], answer?: (d: Buffer, reply: (d: Buffer) 
   const machine = new SimMachine(createMachineState('quirk-unit', 0));
   machine.state.quirks = new Set(quirks);
   const serial = new SerialLine(machine, { hostname: 'unit' });
-  let deliver: (d: Buffer) => void = () => undefined;
+  // each session opened gets a UDP port of its own, so that two sessions may be open at once
+  const consoles = new Map<number, (d: Buffer) => void>();
+  let latestPort = 39999;
+  const deliver = (port: number, d: Buffer) => consoles.get(port)?.(d);
   const bmc = new SimBmc({
     machine,
     serial,
     ...BMC_SETTINGS,
-    send: (d) => setImmediate(() => (lose?.(d) ? undefined : deliver(alter ? alter(d) : d))),
+    send: (d, remote) => setImmediate(() => (lose?.(d) ? undefined : deliver(remote.port, alter ? alter(d) : d))),
   });
-  const channel: DatagramChannel = {
+  const channelOn = (port: number): DatagramChannel => ({
     remote: '192.0.2.9:623',
-    send: (d) => setImmediate(() => (answer?.(d, (r) => setImmediate(() => deliver(r))) ? undefined : bmc.handle(d, { address: '192.0.2.1', port: 40000 }))),
-    onDatagram: (h) => (deliver = h),
+    send: (d) => setImmediate(() => (answer?.(d, (r) => setImmediate(() => deliver(port, r))) ? undefined : bmc.handle(d, { address: '192.0.2.1', port }))),
+    onDatagram: (h) => consoles.set(port, h),
     close: () => undefined,
-  };
+  });
   const events: IpmiEvent[] = [];
-  const open = (cipherSuite: CipherChoice = 'auto') => openSession({ host: '192.0.2.9', channel, cipherSuite, user: 'ADMIN', password: 'secret', keepaliveMs: 0, closeLingerMs: 0, onEvent: (e) => events.push(e) });
-  return { open, events, bmc, machine, inject: (d: Buffer) => deliver(d), close: () => (bmc.close(), serial.close()) };
+  const open = (cipherSuite: CipherChoice = 'auto', keepaliveMs = 0) =>
+    openSession({ host: '192.0.2.9', channel: channelOn(++latestPort), cipherSuite, user: 'ADMIN', password: 'secret', keepaliveMs, closeLingerMs: 0, onEvent: (e) => events.push(e) });
+  return { open, events, bmc, machine, inject: (d: Buffer) => deliver(latestPort, d), close: () => (bmc.close(), serial.close()) };
 }
 
 describe('fallbacks against the simulated BMC in memory', () => {
@@ -609,6 +613,38 @@ describe('SOL sequence numbers per activation', () => {
       sol.end();
       await new Promise<void>((resolve) => s.onClose(() => resolve()));
     }
+    l.close();
+  });
+});
+
+describe('SOL taken from us without notice', () => {
+  it("another session takes SOL over and its deactivating status never reaches us: the idle console's keepalive (Get Payload Instance Info) finds the other owner and ends the stream, without Deactivate Payload", async () => {
+    /** from the takeover on, the console session id whose SOL datagrams are lost (RMCP+ header: payload type at 5, session id at 6) */
+    const lost: { session?: number } = {};
+    const isSol = (d: Buffer) => d.length > 10 && (d[5]! & 0x3f) === PayloadType.sol;
+    // every SOL datagram to our session after the takeover is lost: the "deactivating" status too
+    const l = linked([], undefined, (d) => isSol(d) && d.readUInt32LE(6) === lost.session);
+    const { openSol } = await import('../../src/ipmi/sol.js');
+    const s1 = await l.open('auto', 300);
+    const sol = await openSol(s1, { closeSession: true });
+    const closed = new Promise((resolve) => sol.once('close', resolve));
+    const errors: Error[] = [];
+    sol.on('error', (e: Error) => errors.push(e));
+    let screen = '';
+    sol.on('data', (d: Buffer) => (screen += d.toString()));
+    await waitFor(() => screen.includes('login:'), 10_000, 'the login prompt');
+    const s2 = await l.open();
+    lost.session = l.bmc.solOwner()!.consoleSessionId;
+    const theirs = await openSol(s2, { takeOver: true, closeSession: true });
+    theirs.resume();
+    await closed;
+    expect(errors).toEqual([expect.objectContaining({ code: 'CLOSED', message: expect.stringMatching(/SOL on BMC .* ended: SOL taken over by another session/) })]);
+    // our end sent no Deactivate Payload: the new owner keeps SOL
+    expect(l.bmc.activeSolPayloads()).toBe(1);
+    expect(l.bmc.solOwner()?.bmcSessionId).toBe(s2.bmcSessionId);
+    expect(l.bmc.solActivations()).toBe(2);
+    theirs.end();
+    await new Promise((resolve) => s2.onClose(resolve));
     l.close();
   });
 });

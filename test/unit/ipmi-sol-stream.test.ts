@@ -22,16 +22,28 @@ interface FakeBmc {
   deliver(p: Partial<SolPacket> & { data?: Buffer }): void;
   /** the commands the console sent (Activate Payload 0x48, Deactivate Payload 0x49) */
   commands: number[];
+  /** what the session's keepalive sends instead of Get Device ID, as the stream set it */
+  keepalivePing(): (() => Promise<unknown>) | undefined;
 }
 
 let bmcCount = 0;
+const BMC_SESSION_ID = 0x0a0b0c0d;
+const GET_PAYLOAD_INSTANCE_INFO = 0x4b;
+
+/** Get Payload Instance Info's answer: the owner's session id, SOL port 1, 11 reserved bytes */
+function instanceInfo(owner: number): Buffer {
+  const d = Buffer.alloc(16);
+  d.writeUInt32LE(owner, 0);
+  d[4] = 1;
+  return d;
+}
 const streams: SolStream[] = [];
 
 /**
  * A session whose BMC activates SOL and otherwise only records and delivers SOL packets. Not
  * established unless asked: then ending the stream sends no Deactivate Payload.
  */
-function fakeBmc(options: { established?: boolean; activateCodes?: number[] } = {}): FakeBmc {
+function fakeBmc(options: { established?: boolean; activateCodes?: number[]; instanceInfo?: { completionCode: number; data: Buffer } } = {}): FakeBmc {
   const remote = `192.0.2.${++bmcCount}:623`;
   const sent: SolPacket[] = [];
   let handler: ((payload: Buffer) => void) | undefined;
@@ -40,15 +52,18 @@ function fakeBmc(options: { established?: boolean; activateCodes?: number[] } = 
   const activation = Buffer.alloc(10);
   activation.writeUInt16LE(204, 4); // inbound payload size
   activation.writeUInt16LE(204, 6);
+  let ping: (() => Promise<unknown>) | undefined;
   const session: IpmiSession = {
     remote,
     cipherSuite: 3,
     privilege: 4,
+    bmcSessionId: BMC_SESSION_ID,
     get state() {
       return state;
     },
     request: async (netFn, cmd) => {
       commands.push(cmd);
+      if (cmd === GET_PAYLOAD_INSTANCE_INFO) return { netFn, cmd, seq: 0, ...(options.instanceInfo ?? { completionCode: 0, data: instanceInfo(BMC_SESSION_ID) }) };
       const completionCode = cmd === 0x48 ? (options.activateCodes?.shift() ?? 0) : 0;
       return { netFn, cmd, seq: 0, completionCode, data: completionCode === 0 ? activation : Buffer.alloc(0) };
     },
@@ -57,6 +72,7 @@ function fakeBmc(options: { established?: boolean; activateCodes?: number[] } = 
       if (type === PayloadType.sol) sent.push(decodeSolPacket(payload));
     },
     routePayload: async () => undefined,
+    keepaliveWith: (p) => (ping = p),
     onPayload: (_type, h) => {
       handler = h;
       return () => (handler = undefined);
@@ -67,7 +83,7 @@ function fakeBmc(options: { established?: boolean; activateCodes?: number[] } = 
     },
   };
   const deliver = (p: Partial<SolPacket>) => handler?.(encodeSolPacket({ seq: 0, ackSeq: 0, acceptedChars: 0, flags: 0, data: Buffer.alloc(0), ...p }));
-  return { session, sent, deliver, commands };
+  return { session, sent, deliver, commands, keepalivePing: () => ping };
 }
 
 async function open(bmc: FakeBmc): Promise<{ sol: SolStream; screen: () => string }> {
@@ -325,6 +341,56 @@ describe('the end of the stream and Deactivate Payload', () => {
     expect(await failed).toMatchObject({ code: 'TIMEOUT' });
     await new Promise((resolve) => (sol.closed ? resolve(null) : sol.once('close', resolve)));
     expect(bmc.commands).not.toContain(DEACTIVATE_PAYLOAD);
+  });
+});
+
+describe("the keepalive's check that SOL is still ours (Get Payload Instance Info)", () => {
+  const DEACTIVATE_PAYLOAD = 0x49;
+
+  async function checked(bmc: FakeBmc): Promise<{ sol: SolStream; errors: Error[]; events: IpmiEvent[] }> {
+    const events: IpmiEvent[] = [];
+    const sol = await openSol(bmc.session, { retransmitMs: RETRANSMIT_MS, onEvent: (e) => events.push(e) });
+    streams.push(sol);
+    const errors: Error[] = [];
+    sol.on('error', (e: Error) => errors.push(e));
+    sol.resume();
+    return { sol, errors, events };
+  }
+
+  it('names our session: the stream goes on; its end gives the keepalive back to Get Device ID', async () => {
+    const bmc = fakeBmc({ established: true });
+    const { sol, errors } = await checked(bmc);
+    const ping = bmc.keepalivePing();
+    expect(ping).toBeDefined();
+    await ping!();
+    expect(bmc.commands).toEqual([0x48, GET_PAYLOAD_INSTANCE_INFO]);
+    expect(errors).toEqual([]);
+    expect(sol.destroyed).toBe(false);
+    await new Promise<void>((resolve) => sol.end(resolve));
+    expect(bmc.keepalivePing()).toBeUndefined();
+  });
+
+  it.each([
+    ['another session', 0x11223344, /SOL on BMC .* ended: SOL taken over by another session \(0x11223344, ours is 0x0a0b0c0d\)/],
+    ['no session (the payload is not active)', 0, /SOL on BMC .* ended: SOL no longer active/],
+  ])('names %s: the stream fails CLOSED without Deactivate Payload', async (_, owner, message) => {
+    const bmc = fakeBmc({ established: true, instanceInfo: { completionCode: 0, data: instanceInfo(owner) } });
+    const { sol, errors } = await checked(bmc);
+    const closed = new Promise((resolve) => sol.once('close', resolve));
+    await bmc.keepalivePing()!();
+    await closed;
+    expect(errors).toEqual([expect.objectContaining({ code: 'CLOSED', message: expect.stringMatching(message) })]);
+    expect(bmc.commands).not.toContain(DEACTIVATE_PAYLOAD);
+  });
+
+  it('a BMC that refuses the command (0xC1): the keepalive goes back to Get Device ID, told once; the stream goes on', async () => {
+    const bmc = fakeBmc({ established: true, instanceInfo: { completionCode: 0xc1, data: Buffer.alloc(0) } });
+    const { sol, errors, events } = await checked(bmc);
+    await bmc.keepalivePing()!();
+    expect(bmc.keepalivePing()).toBeUndefined();
+    expect(events).toEqual([{ kind: 'sol-owner-unchecked', message: expect.stringMatching(/answered Get Payload Instance Info with invalid or unsupported command; the keepalive cannot tell whether SOL is still ours/) }]);
+    expect(errors).toEqual([]);
+    expect(sol.destroyed).toBe(false);
   });
 });
 
