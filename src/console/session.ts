@@ -14,7 +14,7 @@ import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createMembers, type Member } from './members.js';
 import { createRing, type Ring } from './ring.js';
-import { asForeignSession, type ClientPort, type ConsoleHandle, type ConsoleState, type EndReason, type HubEvent, type OpenBackend } from './types.js';
+import { asForeignSession, breakSender, type ClientPort, type ConsoleHandle, type ConsoleState, type EndReason, type HubEvent, type OpenBackend } from './types.js';
 
 export interface SessionSettings {
   openBackend: OpenBackend;
@@ -231,6 +231,21 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
     phase.backend.write(data);
   }
 
+  function sendBreak(m: Member): boolean {
+    if (m.gone || !members.mayType(m)) return false;
+    lastActivity = Date.now();
+    if (phase.kind !== 'open') {
+      m.port.notify({ type: 'error', message: 'break ignored: the BMC console is not connected' });
+      return false;
+    }
+    const sender = breakSender(phase.backend);
+    if (!sender) {
+      m.port.notify({ type: 'error', message: 'break ignored: this console cannot send a break (held by another instance, or not SOL)' });
+      return false;
+    }
+    return sender.sendBreak();
+  }
+
   /** the keyboard here, and where the console is held elsewhere, there too */
   function takeover(m: Member): void {
     const foreign = phase.kind === 'open' ? asForeignSession(phase.backend) : undefined;
@@ -265,6 +280,7 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
         return members.keyboard === m;
       },
       input: (data) => input(m, data),
+      sendBreak: () => sendBreak(m),
       takeover: () => takeover(m),
       resize: (cols, rows) => {
         if (!m.gone) log.debug({ ...members.who(m), cols, rows }, 'console client resized its terminal');

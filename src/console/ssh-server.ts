@@ -23,7 +23,8 @@
  * by which the TLS identity is looked up. The SSH host key is derived from the TLS key file.
  *
  * Sessions: pty (any size; SOL has none), then shell or exec (the command is ignored, except
- * `takeover`, which takes the keyboard on joining). Output goes to stdout; notices (keyboard,
+ * `takeover`, which takes the keyboard on joining); a "break" request (RFC 4335, OpenSSH's `~B`)
+ * sends a serial break from the keyboard holder. Output goes to stdout; notices (keyboard,
  * BMC disconnects) and errors go to stderr as one line each. When the console cannot be
  * opened (unknown machine, no BMC data, BMC unreachable, wrong BMC password) the session gets
  * one line on stderr and exit status 1, then closes.
@@ -108,7 +109,14 @@ function noticeText(notice: ConsoleNotice): string | undefined {
 }
 
 /** Joins the hub for one session channel; returns where window changes go. */
-function bridge(channel: ServerChannel, machineId: string, identity: ClientIdentity, takeover: boolean, consoles: VerifiedConnection['consoles'], hub: ConsoleHub, log: Logger): (cols: number, rows: number) => void {
+/** What a session channel's requests after the shell reach: the terminal size, a break. */
+interface ChannelControl {
+  resize(cols: number, rows: number): void;
+  /** false: not sent (not the keyboard holder, not connected yet, or the console cannot) */
+  sendBreak(): boolean;
+}
+
+function bridge(channel: ServerChannel, machineId: string, identity: ClientIdentity, takeover: boolean, consoles: VerifiedConnection['consoles'], hub: ConsoleHub, log: Logger): ChannelControl {
   let handle: ConsoleHandle | undefined;
   let ended = false;
   const abort = new AbortController();
@@ -169,20 +177,64 @@ function bridge(channel: ServerChannel, machineId: string, identity: ClientIdent
       finish(1, `console of machine ${machineId} unavailable: ${publicText((err as Error).message)}`);
     },
   );
-  return (cols, rows) => handle?.resize(cols, rows);
+  return { resize: (cols, rows) => handle?.resize(cols, rows), sendBreak: () => handle?.sendBreak() ?? false };
 }
 
 /** A session channel of a client that may not open the machine: one line, exit status 1. */
-function refuseChannel(channel: ServerChannel, machineId: string, identity: ClientIdentity): (cols: number, rows: number) => void {
+function refuseChannel(channel: ServerChannel, machineId: string, identity: ClientIdentity): ChannelControl {
   channel.on('error', () => undefined);
   channel.stderr.write(`\r\n[metal-bmc] ${oneLine(`${identity.subject} may not open the console of machine ${machineId}`)}\r\n`);
   channel.exit(1);
   channel.end();
-  return () => undefined;
+  return { resize: () => undefined, sendBreak: () => false };
+}
+
+/** What ssh2 keeps of a connection, as far as breakRequestsHeard() needs it (ssh2 1.17's lib/server.js). */
+interface Ssh2Internals {
+  _protocol?: { _handlers?: Record<string, unknown>; channelSuccess?(id: number): void; channelFailure?(id: number): void };
+  _chanMgr?: { get(id: number): unknown };
+}
+interface Ssh2SessionInternals {
+  emit(event: string, ...args: unknown[]): boolean;
+  listenerCount(event: string): number;
+  _chanInfo?: { outgoing?: { id?: number } };
+  _ending?: boolean;
+}
+type ChannelRequestHandler = (p: unknown, recipient: number, type: string, wantReply: boolean, data: unknown) => void;
+
+/**
+ * ssh2's server answers every channel request it does not know with failure and tells nobody,
+ * RFC 4335's "break" among them. This wraps its channel request handler so that a session
+ * channel gets a 'break' event (accept, reject, { length }) as it gets 'signal'; without a
+ * listener the request is refused as before. false: this ssh2 keeps its handlers elsewhere, and
+ * breaks stay refused (test/integration/console-ssh.test.ts catches such an upgrade).
+ */
+function breakRequestsHeard(client: Connection): boolean {
+  const { _protocol: proto, _chanMgr: channels } = client as unknown as Ssh2Internals;
+  const original = proto?._handlers?.CHANNEL_REQUEST;
+  if (typeof original !== 'function' || !channels || typeof proto?.channelSuccess !== 'function' || typeof proto.channelFailure !== 'function') return false;
+  const handlers = proto._handlers!;
+  const passOn = original as ChannelRequestHandler;
+  handlers.CHANNEL_REQUEST = ((p, recipient, type, wantReply, data) => {
+    const session = type === 'break' ? (channels.get(recipient) as Partial<Ssh2SessionInternals> | undefined) : undefined;
+    const id = session?._chanInfo?.outgoing?.id;
+    if (!session || typeof session.emit !== 'function' || typeof id !== 'number' || session.listenerCount?.('break') === 0 || session._ending) return passOn(p, recipient, type, wantReply, data);
+    let replied = false;
+    const reply = (ok: boolean) => {
+      if (replied || !wantReply || session._ending) return;
+      replied = true;
+      if (ok) proto.channelSuccess!(id);
+      else proto.channelFailure!(id);
+    };
+    // uint32 break-length in milliseconds (SOL's break has no length)
+    const length = Buffer.isBuffer(data) && data.length >= 4 ? data.readUInt32BE(0) : undefined;
+    session.emit('break', () => reply(true), () => reply(false), { length });
+  }) satisfies ChannelRequestHandler;
+  return true;
 }
 
 function serveSession(session: Session, machineId: string, identity: ClientIdentity, allowed: boolean, consoles: VerifiedConnection['consoles'], hub: ConsoleHub, log: Logger): void {
-  let resize: ((cols: number, rows: number) => void) | undefined;
+  let control: ChannelControl | undefined;
   const open = (channel: ServerChannel, takeover: boolean) => (allowed ? bridge(channel, machineId, identity, takeover, consoles, hub, log) : refuseChannel(channel, machineId, identity));
   const replyOk = (accept: unknown) => {
     if (typeof accept === 'function') (accept as () => void)();
@@ -193,16 +245,22 @@ function serveSession(session: Session, machineId: string, identity: ClientIdent
   });
   session.on('window-change', (accept, _reject, info) => {
     replyOk(accept);
-    resize?.(info.cols, info.rows);
+    control?.resize(info.cols, info.rows);
   });
   session.on('env', (accept) => replyOk(accept));
   session.on('shell', (accept, reject) => {
-    if (resize) return reject();
-    resize = open(accept(), false);
+    if (control) return reject();
+    control = open(accept(), false);
   });
   session.on('exec', (accept, reject, info) => {
-    if (resize) return reject();
-    resize = open(accept(), info.command.trim() === 'takeover');
+    if (control) return reject();
+    control = open(accept(), info.command.trim() === 'takeover');
+  });
+  // RFC 4335 break (breakRequestsHeard): from the keyboard holder to the serial line, answered
+  // success when it went, failure when not (OpenSSH's ~B asks no answer)
+  (session as unknown as { on(event: 'break', listener: (accept?: () => void, reject?: () => void) => void): void }).on('break', (accept, reject) => {
+    if (control?.sendBreak()) accept?.();
+    else reject?.();
   });
 }
 
@@ -248,6 +306,7 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
         return;
       }
       const { subject } = verified;
+      if (!breakRequestsHeard(client)) log.warn({ remote }, 'console SSH: this ssh2 version hides "break" requests from the server; breaks are refused');
       verified.ssh = client;
       connections.add(client);
       let machineId = '';

@@ -43,6 +43,16 @@ export interface ForeignSession {
   takeover(): void;
 }
 
+/** A backend that can send a serial break in order with what was written to it (SOL, a SOL console in a worker thread). */
+export interface BreakSender {
+  sendBreak(): boolean;
+}
+
+export function breakSender(stream: Duplex): (Duplex & BreakSender) | undefined {
+  const b = stream as Duplex & Partial<BreakSender>;
+  return typeof b.sendBreak === 'function' ? (b as Duplex & BreakSender) : undefined;
+}
+
 export function asForeignSession(stream: Duplex): (Duplex & ForeignSession) | undefined {
   const f = stream as Duplex & Partial<ForeignSession>;
   return typeof f.onNotice === 'function' && typeof f.takeover === 'function' && typeof f.via === 'string' ? (f as Duplex & ForeignSession) : undefined;
@@ -71,6 +81,11 @@ export interface ConsoleHandle {
   readonly hasKeyboard: boolean;
   /** keystrokes; reach the BMC only from the keyboard holder */
   input(data: Buffer): void;
+  /**
+   * a serial break (SSH "break", RFC 4335) after the keystrokes sent before it; only from the
+   * keyboard holder. false: not sent (not the holder, not connected, or a backend without breaks)
+   */
+  sendBreak(): boolean;
   /** take the keyboard; the others are told */
   takeover(): void;
   /** the terminal size changed (SOL has no window size; kept for logs and future backends) */

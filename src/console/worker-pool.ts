@@ -13,7 +13,11 @@ import { BmcError, type BmcErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { killWorker, restartLater, spawnWorker, stopWorkers, workerEntry } from '../worker-entry.js';
 import { logWorkerRecord } from '../outband/worker-log.js';
+import type { BreakSender } from './types.js';
 import type { ConsoleWorkerData, FromWorker, SolTarget, ToWorker } from './worker-protocol.js';
+
+/** a break's place in the relay's write queue (never sent as a character) */
+const BREAK_MARK = Buffer.from([0]);
 
 export interface WorkerPoolOptions {
   workers: number;
@@ -96,9 +100,14 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
   const machineOf = new WeakMap<Duplex, string>();
 
   function relay(slot: Slot, id: number): Duplex {
-    const stream: Duplex = new Duplex({
+    const stream: Duplex & BreakSender = new Duplex({
       read() {},
       write(chunk: Buffer, _enc, cb) {
+        // a break keeps its place among the writes: it travels through the write queue
+        if (chunk === BREAK_MARK) {
+          send(slot, { type: 'break', id });
+          return cb();
+        }
         const copy = new Uint8Array(chunk.length);
         copy.set(chunk);
         send(slot, { type: 'input', id, data: copy.buffer }, [copy.buffer]);
@@ -113,7 +122,12 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
         slot.streams.delete(id);
         cb(err);
       },
-    });
+    }) as Duplex & BreakSender;
+    stream.sendBreak = () => {
+      if (stream.destroyed || stream.writableEnded) return false;
+      stream.write(BREAK_MARK);
+      return true;
+    };
     return stream;
   }
 

@@ -35,6 +35,8 @@ export interface ConsoleWorkerData {
 export type ToWorker =
   | { type: 'open'; id: number; target: SolTarget }
   | { type: 'input'; id: number; data: ArrayBuffer }
+  /** a serial break after the input sent before it (the port keeps the order) */
+  | { type: 'break'; id: number }
   /** what the main thread took since its last ack, per console: `bytes[i]` of console `ids[i]` */
   | { type: 'ack'; ids: number[]; bytes: number[] }
   | { type: 'close'; id: number }

@@ -15,6 +15,7 @@ import { ipmiOutband } from '../outband/ipmi.js';
 import { guardWorkerExit } from '../outband/worker-exit.js';
 import type { IpmiEvent } from '../ipmi/session.js';
 import { createWorkerLogSender } from '../outband/worker-log.js';
+import { breakSender } from './types.js';
 import { isConsoleWorkerData, type ConsoleWorkerData, type FromWorker, type SolTarget, type ToWorker } from './worker-protocol.js';
 
 interface Held {
@@ -183,6 +184,11 @@ export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open:
       case 'input': {
         const h = held.get(m.id);
         if (h?.stream && !h.stream.destroyed) h.stream.write(Buffer.from(m.data));
+        return;
+      }
+      case 'break': {
+        const h = held.get(m.id);
+        if (h?.stream && !h.stream.destroyed) breakSender(h.stream)?.sendBreak();
         return;
       }
       case 'ack': {

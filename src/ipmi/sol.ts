@@ -41,8 +41,16 @@ export interface SolOptions {
 }
 
 export interface SolStream extends Duplex {
-  sendBreak(): void;
+  /** a serial break, after every character written before it and before any written after it; false once the stream ended */
+  sendBreak(): boolean;
 }
+
+/**
+ * A break travels through the stream's write queue as this marker (never sent as a character),
+ * so it keeps its place among the writes: the stream takes the next write only once the BMC
+ * accepted the one before.
+ */
+const BREAK_MARK = Buffer.from([0]);
 
 const PAYLOAD_ALREADY_ACTIVE = 0x80;
 /** Activate Payload's own completion codes (IPMI 2.0 table 24-2), named as ipmitool and pyghmi name them */
@@ -159,6 +167,13 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
   const stream = new Duplex({
     read() {},
     write(chunk: Buffer, _encoding, callback) {
+      if (chunk === BREAK_MARK) {
+        // everything written before it is accepted by now: the break goes next, in a packet of its own
+        breakRequested = true;
+        callback();
+        scheduleFlush();
+        return;
+      }
       pending = Buffer.concat([pending, chunk]);
       writeCallbacks.push(callback);
       scheduleFlush();
@@ -175,8 +190,9 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
   }) as SolStream;
 
   stream.sendBreak = () => {
-    breakRequested = true;
-    scheduleFlush();
+    if (ended || stream.destroyed || stream.writableEnded) return false;
+    stream.write(BREAK_MARK);
+    return true;
   };
 
   /** a packet waits for its ACK, or the BMC asked for time: what is written now goes in the next packet */
@@ -194,7 +210,10 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     });
   }
 
-  /** Sends what is pending (and a requested break) under a new sequence number. */
+  /**
+   * Sends what is pending under a new sequence number; a requested break alone, without the
+   * characters written after it (a BMC may perform the break before or after a packet's characters).
+   */
   function sendNext(): void {
     if (busy() || ended) return;
     if (pending.length === 0 && !breakRequested) {
@@ -202,7 +221,7 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
       return;
     }
     txSeq = nextSolSeq(txSeq);
-    const data = pending.subarray(0, maxData);
+    const data = breakRequested ? Buffer.alloc(0) : pending.subarray(0, maxData);
     const packet: SolPacket = { seq: txSeq, ackSeq: 0, acceptedChars: 0, flags: breakRequested ? SolOperation.generateBreak : 0, data };
     breakRequested = false;
     transmit(packet, 0);
@@ -263,7 +282,7 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     waitThenResend();
   }
 
-  /** Holds back every packet (later writes and breaks join the resend) until the BMC has had time. */
+  /** Holds back every packet until the BMC has had time (a break waits behind the refused characters). */
   function waitThenResend(): void {
     backOff = setTimeout(() => {
       backOff = undefined;

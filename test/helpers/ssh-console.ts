@@ -20,6 +20,8 @@ export interface SshOptions {
   /** known_hosts file with the host key under the alias metal-bmc-console; unchecked without */
   knownHosts?: string;
   command?: string;
+  /** OpenSSH's escape character (`~`: `~B` at a line's start sends a break); none without */
+  escapeChar?: string;
 }
 
 export function sshConsole(user: string, o: SshOptions): SshRun {
@@ -27,7 +29,7 @@ export function sshConsole(user: string, o: SshOptions): SshRun {
   const hostKeyOptions = o.knownHosts
     ? ['-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${o.knownHosts}`, '-o', 'HostKeyAlias=metal-bmc-console']
     : ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null'];
-  const args = ['-F', '/dev/null', '-tt', '-e', 'none', '-o', `ProxyCommand=${proxy}`, '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', ...hostKeyOptions, `${user}@metal-bmc-console`];
+  const args = ['-F', '/dev/null', '-tt', '-e', o.escapeChar ?? 'none', '-o', `ProxyCommand=${proxy}`, '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', ...hostKeyOptions, `${user}@metal-bmc-console`];
   if (o.command) args.push(o.command);
   const child = spawn('ssh', args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';

@@ -123,6 +123,30 @@ describe('console over SSH in mutual TLS', () => {
     await until(() => servers.hub.sessionCount() === 0, 8000, 'session closed');
   });
 
+  it("OpenSSH's ~B (an RFC 4335 break request) from the keyboard holder reaches the serial line as a break (ipmi_sim writes telnet IAC BREAK there), before the keys typed after it; a watcher's is refused", async () => {
+    const run = ssh(MACHINE, { port: servers.sshPort, cert: pki.clientCert, key: pki.clientKey, command: 'bash', escapeChar: '~' });
+    await until(() => run.stderr().includes('connected to the console'), 10_000, 'console connected');
+    const serial = () => sim.serial.received().toString('latin1');
+    const from = serial().length;
+    // a key at a time until one gets through: ipmi_sim drops this activation's first packet when it is numbered like the last one it acknowledged
+    await waitFor(() => (run.child.stdin?.write('.'), serial().slice(from).includes('.')), 8000, 'a first key on the serial line', 300);
+    // OpenSSH sends ~B's request at once, ahead of keys of the same read it has not sent yet: a keystroke at a time, as a person types
+    run.child.stdin?.write('before\r');
+    await until(() => serial().slice(from).includes('before\r'), 8000, 'the keys before the break');
+    run.child.stdin?.write('~Bafter');
+    await until(() => serial().slice(from).includes('after'), 8000, 'the keys after the break');
+    expect(serial().slice(from)).toMatch(/before\r\xff\xf3after$/);
+    const watcher = ssh(MACHINE, { port: servers.sshPort, cert: pki.clientCert, key: pki.clientKey, command: 'bash', escapeChar: '~' });
+    await until(() => watcher.stderr().includes('connected to the console'), 10_000, 'watcher connected');
+    watcher.child.stdin?.write('\r~B');
+    await until(() => watcher.stderr().includes('input ignored'), 8000, 'the watcher told');
+    run.child.stdin?.write('\r');
+    await until(() => serial().slice(from).endsWith('after\r'), 8000, 'the holder types on');
+    expect(serial().slice(from).match(/\xff\xf3/g)).toHaveLength(1);
+    await Promise.all([stop(run), stop(watcher)]);
+    await until(() => servers.hub.sessionCount() === 0, 8000, 'session closed');
+  });
+
   it("one SSH connection opens at most 4 console sessions: the fifth channel is refused, one line; the connection ending with its channels open ends none of the daemon (a notice to a channel the client already ended)", async () => {
     const socket = tlsConnect({ host: '127.0.0.1', port: servers.sshPort, ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey), servername: 'localhost', checkServerIdentity: () => undefined });
     await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));

@@ -137,6 +137,25 @@ describe('console worker thread', () => {
     expect(parts(h.sent.filter((m) => m.type === 'data')[2]!)).toEqual({ 1: '12345678', 2: 'abcdefgh' });
   });
 
+  it('a break message reaches the console after the input sent before it (a console without breaks ignores it)', async () => {
+    const consoles: Array<PassThrough & { sendBreak(): boolean }> = [];
+    const h = harness(1 << 20, async () => {
+      const c = new PassThrough() as PassThrough & { sendBreak(): boolean };
+      c.sendBreak = () => (c.write('<BREAK>'), true);
+      consoles.push(c);
+      return c;
+    });
+    h.tell({ type: 'open', id: 1, target: TARGET });
+    await waitFor(() => h.sent.some((m) => m.type === 'opened'));
+    let typed = '';
+    consoles[0]!.on('data', (d: Buffer) => (typed += d.toString()));
+    h.tell({ type: 'input', id: 1, data: new TextEncoder().encode('a').buffer });
+    h.tell({ type: 'break', id: 1 });
+    h.tell({ type: 'input', id: 1, data: new TextEncoder().encode('b').buffer });
+    await waitFor(() => typed === 'a<BREAK>b');
+    h.tell({ type: 'break', id: 9 }); // no such console: nothing happens
+  });
+
   it('writes input to the console, ends it on close, and reports the end of a console the BMC closed', async () => {
     const consoles: PassThrough[] = [];
     const h = harness(1 << 20, async () => {

@@ -217,28 +217,50 @@ describe('SOL to the BMC', () => {
     expect(dataPackets(bmc.sent)).toHaveLength(2);
   });
 
-  it('a break during the back-off goes with the resend, later typing after it: no character goes twice', async () => {
+  it('a break during the back-off waits for the resend to be accepted, then goes alone; what was typed after it follows: no character goes twice', async () => {
     const bmc = fakeBmc();
     const { sol } = await open(bmc);
     const { packet } = await typed(bmc, sol, 'abc');
     bmc.deliver({ ackSeq: packet.seq, acceptedChars: 0, flags: SolStatus.nack });
-    sol.sendBreak();
-    sol.write('d'); // the stream hands it over once "abc" is accepted
-    await sleep(RETRANSMIT_MS / 2); // the back-off is over, the resend's retransmission not due yet
+    expect(sol.sendBreak()).toBe(true);
+    sol.write('d'); // the stream hands it over once "abc" is accepted and the break sent
     const again = nextSolSeq(packet.seq);
-    expect(dataPackets(bmc.sent)).toEqual([
-      [packet.seq, 'abc', 0],
-      [again, 'abc', SolOperation.generateBreak],
-    ]);
+    await waitFor(() => dataPackets(bmc.sent).length === 2, 2000, 'the resend');
+    expect(dataPackets(bmc.sent)[1]).toEqual([again, 'abc', 0]);
     bmc.deliver({ ackSeq: again, acceptedChars: 3 });
-    await waitFor(() => dataPackets(bmc.sent).length === 3, 2000, 'the packet with "d"');
-    bmc.deliver({ ackSeq: nextSolSeq(again), acceptedChars: 1 });
+    await waitFor(() => dataPackets(bmc.sent).length === 3, 2000, 'the break');
+    const brk = nextSolSeq(again);
+    expect(dataPackets(bmc.sent)[2]).toEqual([brk, '', SolOperation.generateBreak]);
+    bmc.deliver({ ackSeq: brk, acceptedChars: 0 });
+    await waitFor(() => dataPackets(bmc.sent).length === 4, 2000, 'the packet with "d"');
+    bmc.deliver({ ackSeq: nextSolSeq(brk), acceptedChars: 1 });
     await sleep(RETRANSMIT_MS / 2);
     expect(dataPackets(bmc.sent)).toEqual([
       [packet.seq, 'abc', 0],
-      [again, 'abc', SolOperation.generateBreak],
-      [nextSolSeq(again), 'd', 0],
+      [again, 'abc', 0],
+      [brk, '', SolOperation.generateBreak],
+      [nextSolSeq(brk), 'd', 0],
     ]);
+  });
+
+  it('a break between two writes of one turn goes in a packet of its own, after the characters typed before it and before those typed after it', async () => {
+    const bmc = fakeBmc();
+    const { sol } = await open(bmc);
+    sol.write('ab');
+    sol.sendBreak();
+    sol.write('cd');
+    for (let n = 1; n <= 3; n++) {
+      await waitFor(() => dataPackets(bmc.sent).length === n, 2000, `packet ${n}`);
+      const [seq, text] = dataPackets(bmc.sent)[n - 1]!;
+      bmc.deliver({ ackSeq: seq, acceptedChars: text.length });
+    }
+    expect(dataPackets(bmc.sent).map(([, text, flags]) => [text, flags])).toEqual([
+      ['ab', 0],
+      ['', SolOperation.generateBreak],
+      ['cd', 0],
+    ]);
+    await new Promise<void>((resolve) => sol.end(resolve));
+    expect(sol.sendBreak()).toBe(false);
   });
 
   it('a NACKed break is not sent again (the BMC has done it); the ACK timeout still ends a silent BMC', async () => {
