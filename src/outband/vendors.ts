@@ -69,7 +69,8 @@ const BASE: Omit<VendorProfile, 'vendor'> = {
  * SimpleUpdate for BIOS images, so boot and power go over IPMI and firmware is pushed; Dell iDRAC
  * serves the host serial console over SSH (`console com2`), not over SOL by default; Gigabyte
  * BMCs often omit PowerCycle (a cycle is then a ForceRestart, as go-hal sends, or ForceOff and On
- * where that is missing too) and push firmware.
+ * where that is missing too), push firmware, and boot over Redfish as go-hal's gigabyte.BootFrom
+ * does (IPMI only as the fallback: MegaRAC's persistent IPMI boot flag is not proven).
  */
 const SUPERMICRO: VendorProfile = {
   ...BASE,
@@ -96,7 +97,7 @@ export const VENDOR_PROFILES: Record<Vendor, VendorProfile> = {
   novarion: { ...SUPERMICRO, vendor: 'novarion' },
   dell: { ...BASE, vendor: 'dell', console: 'ssh', sshConsoleCommand: 'console com2', bootOrderUpToBios: '2.75.75' },
   lenovo: { ...BASE, vendor: 'lenovo' },
-  gigabyte: { ...BASE, vendor: 'gigabyte', boot: 'ipmi', firmware: 'multipart-push' },
+  gigabyte: { ...BASE, vendor: 'gigabyte', firmware: 'multipart-push' },
   hpe: { ...BASE, vendor: 'hpe' },
   virtual: { ...BASE, vendor: 'virtual' },
   unknown: { ...BASE, vendor: 'unknown' },

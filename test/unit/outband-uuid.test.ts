@@ -125,5 +125,7 @@ describe('vendor table', () => {
   it('routes Supermicro power and boot over IPMI and Dell consoles over SSH', () => {
     expect([VENDOR_PROFILES.supermicro.power, VENDOR_PROFILES.supermicro.boot]).toEqual(['ipmi', 'ipmi']);
     expect(VENDOR_PROFILES.dell).toMatchObject({ console: 'ssh', sshConsoleCommand: 'console com2' });
+    // Gigabyte boots over Redfish (Continuous, UEFI), as go-hal's gigabyte.BootFrom does
+    expect([VENDOR_PROFILES.gigabyte.power, VENDOR_PROFILES.gigabyte.boot]).toEqual(['redfish', 'redfish']);
   });
 });
