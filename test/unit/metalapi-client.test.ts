@@ -187,7 +187,8 @@ function listen(server: Server | HttpServer): Promise<string> {
 }
 
 describe('deadlines and cancellation', () => {
-  it('a GET metal-api does not answer in time is sent again (it changes nothing): two requests, then the timeout with the attempts', async () => {
+  /** A metal-api that takes every request and never answers: `run` gets a client with 150 ms per attempt and one retry. */
+  async function silentApi(run: (c: ReturnType<typeof createMetalApiClient>, requests: () => number) => Promise<void>): Promise<void> {
     const sockets: import('node:net').Socket[] = [];
     let requests = 0;
     const server = createServer((s) => {
@@ -196,27 +197,24 @@ describe('deadlines and cancellation', () => {
     });
     const url = await listen(server);
     try {
-      const c = createMetalApiClient({ baseUrl: url, hmacKey: KEY, timeoutMs: 150, retries: 1, backoffMs: 10 });
-      const err = await caught(c.findIpmiMachine('m1'));
-      expect(err.code).toBe('TIMEOUT');
-      expect(err.message).toMatch(/no answer within 150 ms \(gave up after 2 attempts\)/);
-      expect(requests).toBe(2);
+      await run(createMetalApiClient({ baseUrl: url, hmacKey: KEY, timeoutMs: 150, retries: 1, backoffMs: 10 }), () => requests);
     } finally {
       for (const s of sockets) s.destroy();
       server.close();
     }
+  }
+
+  it('a GET metal-api does not answer in time is sent again (it changes nothing): two requests, then the timeout with the attempts', async () => {
+    await silentApi(async (c, requests) => {
+      const err = await caught(c.findIpmiMachine('m1'));
+      expect(err.code).toBe('TIMEOUT');
+      expect(err.message).toMatch(/no answer within 150 ms \(gave up after 2 attempts\)/);
+      expect(requests()).toBe(2);
+    });
   });
 
   it('a report POST metal-api does not answer in time is not sent again (it may still be applying it): one request, the timeout said', async () => {
-    const sockets: import('node:net').Socket[] = [];
-    let requests = 0;
-    const server = createServer((s) => {
-      sockets.push(s);
-      s.once('data', () => requests++);
-    });
-    const url = await listen(server);
-    try {
-      const c = createMetalApiClient({ baseUrl: url, hmacKey: KEY, timeoutMs: 150, retries: 1, backoffMs: 10 });
+    await silentApi(async (c, requests) => {
       const started = Date.now();
       const err = await caught(c.ipmiReport(body()));
       const took = Date.now() - started;
@@ -225,12 +223,9 @@ describe('deadlines and cancellation', () => {
       // time is the subject (one attempt of 150 ms): never less, and a 3 s bound for a loaded machine
       expect(took).toBeGreaterThanOrEqual(140);
       expect(took).toBeLessThan(3000);
-      expect(requests).toBe(1); // undici may open a spare connection; count requests, not sockets
+      expect(requests()).toBe(1); // undici may open a spare connection; count requests, not sockets
       expectNoSecret(err, KEY);
-    } finally {
-      for (const s of sockets) s.destroy();
-      server.close();
-    }
+    });
   });
 
   it("stops at once when the caller's signal fires, even while backing off", async () => {
