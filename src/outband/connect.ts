@@ -123,6 +123,21 @@ const REDFISH_BOOT: Record<BootTarget, BootOverrideTarget> = { PXE: 'Pxe', DISK:
 const SERVICE_ROOT = '/redfish/v1/';
 const signalOf = (x?: { signal?: AbortSignal | undefined }): { signal?: AbortSignal } => (x?.signal ? { signal: x.signal } : {});
 
+/**
+ * The layout a report read keeps for the next one in the session. With the Manager's
+ * FirmwareVersion only where the report does not send it to metal-api (BMCVersion from Redfish:
+ * report/body.ts leaves it out), so the next reads take it from the layout for the session's hour
+ * instead of reading the Manager; where BMCVersion comes from IPMI (Supermicro, Novarion) the
+ * Manager is read every time, since its version tells a BMC firmware update, after which the kept
+ * IPMI identity is read again.
+ */
+function keptLayoutFor(layout: InventoryLayout | undefined, profile: Pick<VendorProfile, 'reportSources'>): InventoryLayout | null {
+  if (layout === undefined) return null;
+  if (profile.reportSources.bmcVersion === 'redfish' || layout.managerFirmware === undefined) return layout;
+  const { managerFirmware: _dropped, ...rest } = layout;
+  return rest;
+}
+
 /** Failures before the acting request that the other protocol would meet too. */
 const NOT_SENT_FINAL: ReadonlySet<string> = new Set(['AUTH_FAILED', 'UNTRUSTED', 'INSECURE_REFUSED', 'FORBIDDEN', 'INVALID_ARGUMENT', 'ABORTED']);
 
@@ -306,7 +321,8 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   // where the last read in this session found the report's resources: asked by path, not by walking the collections
   const layout = redfish?.kept?.plan.resume?.layout;
   let inventory: Promise<RedfishInventory> | undefined;
-  if (o.readAhead && redfish && reader) ahead((inventory = redfish.lib.readInventory(reader, { ...signalOf(o), ...(o.logger ? { logger: o.logger } : {}), ...(layout ? { layout } : {}) })));
+  // a layout kept with the Manager's FirmwareVersion (keptLayoutFor) spares the Manager's read
+  if (o.readAhead && redfish && reader) ahead((inventory = redfish.lib.readInventory(reader, { ...signalOf(o), ...(o.logger ? { logger: o.logger } : {}), ...(layout ? { layout, keepManager: true } : {}) })));
   let vendor: Awaited<ReturnType<typeof detectVendorIpmi>>;
   try {
     vendor = redfish && reader ? await detectVendorRedfish(redfish.lib, reader, o.signal, layout ? (layout.firstSystem ?? layout.system) : undefined) : await detectVendorIpmi(ipmi, o.signal);
@@ -424,7 +440,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       }
       const inv = await (inventory ?? redfish.lib.readInventory(reader ?? redfish.client, rd(x)));
       forgetReads(); // the report's reads are done: release them
-      if (redfish.kept) redfish.kept.layout = inv.layout ?? null;
+      if (redfish.kept) redfish.kept.layout = keptLayoutFor(inv.layout, profile);
       const need = ipmiNeed({ ipmiAllowed, uuidRule, reportSources: profile.reportSources, redfish: redfishReading(inv) });
       const now = new Date();
       const remembered = need === 'guid' || need === 'identity' ? rememberedReading(inv, now, need) : undefined;

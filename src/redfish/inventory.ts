@@ -53,6 +53,12 @@ export interface RedfishInventory {
 /** Inventory reads: with `layout` (an earlier read's), the resources that change are asked by their paths at once. */
 export interface InventoryOptions extends ReadOptions {
   layout?: InventoryLayout;
+  /**
+   * With `layout`: take the Manager's FirmwareVersion from it instead of reading the Manager again
+   * (for as long as the layout serves). For callers to whom the BMC version is not news worth a
+   * request per read; a caller that detects a BMC firmware update by it reads the Manager.
+   */
+  keepManager?: boolean;
 }
 
 function reason(err: unknown): string {
@@ -366,6 +372,7 @@ function layoutOf(inv: RedfishInventory, systemPath: string | undefined, manager
     links: { manager: system.managedBy[0], chassis: system.chassis[0] },
     systemLed: ledShapeOf(system),
     manager: managerPath,
+    managerFirmware: managerPath === undefined ? undefined : inv.manager?.firmwareVersion,
     chassis: { ...chassis, path: chassisPath },
     powerSupplies: supplies,
     noPowerMetric: inv.powerMetric === undefined,
@@ -405,7 +412,7 @@ function powerAhead(reader: ReadCache, layout: InventoryLayout, chassis: KeptCha
  * cannot be read, no Manager then where the service has Managers, a path gone: HTTP 404 or 410):
  * the caller reads the whole tree, finding what was read here in the cache.
  */
-async function inventoryByLayout(reader: ReadCache, serviceRoot: ServiceRoot, layout: InventoryLayout, options: ReadOptions): Promise<RedfishInventory | undefined> {
+async function inventoryByLayout(reader: ReadCache, serviceRoot: ServiceRoot, layout: InventoryLayout, options: InventoryOptions): Promise<RedfishInventory | undefined> {
   const { signal } = options;
   const kept = layout.chassis;
   if (kept === undefined) return undefined;
@@ -413,7 +420,8 @@ async function inventoryByLayout(reader: ReadCache, serviceRoot: ServiceRoot, la
   if (layout.manager === undefined && serviceRoot.managers !== undefined) return undefined;
   // in the order of the critical path: the System decides whether the layout holds
   const systemRead = settle(readSystem(reader, layout.system, options));
-  const managerRead = layout.manager === undefined ? undefined : settle(readManager(reader, layout.manager, options));
+  const keptManager = options.keepManager === true && layout.manager !== undefined && layout.managerFirmware !== undefined;
+  const managerRead = layout.manager === undefined || keptManager ? undefined : settle(readManager(reader, layout.manager, options));
   let chassisRead = ledFromChassis(layout.systemLed, ledShapeOf(kept)) ? settle(readChassis(reader, kept.path, options)) : undefined;
   powerAhead(reader, layout, kept, serviceRoot.expand, options);
   const systemOutcome = await systemRead;
@@ -426,7 +434,8 @@ async function inventoryByLayout(reader: ReadCache, serviceRoot: ServiceRoot, la
   if (system.uuid !== layout.uuid || !samePathOrNone(system.managedBy[0], layout.links.manager) || !samePathOrNone(system.chassis[0], layout.links.chassis)) return undefined;
   const inv: RedfishInventory = { serviceRoot, system, missing: [] };
   const { missing } = inv;
-  if (managerRead !== undefined) inv.manager = use('Manager', missing, signal, await managerRead);
+  if (keptManager) inv.manager = { path: layout.manager!, firmwareVersion: layout.managerFirmware! };
+  else if (managerRead !== undefined) inv.manager = use('Manager', missing, signal, await managerRead);
   else missing.push(NO_MANAGER);
   // the System lost the LED it had: the chassis's is the one reported now
   chassisRead ??= ledFromChassis(ledShapeOf(system), ledShapeOf(kept)) ? settle(readChassis(reader, kept.path, options)) : undefined;
@@ -439,7 +448,7 @@ async function inventoryByLayout(reader: ReadCache, serviceRoot: ServiceRoot, la
   inv.chassis = chassis;
   await readPowerData(reader, chassis, inv, options, layout.powerSupplies?.collection);
   fieldChecks(inv);
-  if (await anyGone(reader, [layout.manager, kept.path, kept.power, kept.environmentMetrics, layout.powerSupplies?.collection, ...(layout.powerSupplies?.members ?? [])])) return undefined;
+  if (await anyGone(reader, [keptManager ? undefined : layout.manager, kept.path, kept.power, kept.environmentMetrics, layout.powerSupplies?.collection, ...(layout.powerSupplies?.members ?? [])])) return undefined;
   const learned = layoutOf(inv, layout.system, layout.manager, layout.firstSystem);
   if (learned !== undefined) inv.layout = learned;
   return inv;

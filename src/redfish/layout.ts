@@ -8,6 +8,8 @@
  * The chassis itself is not read again unless its LED is the one reported (ledFromChassis): its
  * manufacturer, model, part and serial numbers are kept with the layout, as the IPMI FRU is kept
  * with a BMC's GUID, for as long as the session serves (METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE).
+ * So is the Manager's FirmwareVersion where the caller says it may be (`keepManager`: a vendor
+ * whose BMCVersion is not sent to metal-api from Redfish, report/body.ts), one request less per read.
  *
  * A layout is used only while it still holds (inventory.ts): the System answers with the UUID and
  * names the Manager and Chassis it named then, a Manager was found then where the service has
@@ -35,6 +37,8 @@ export interface InventoryLayout {
   systemLed: LedShape;
   /** the Manager read */
   manager?: string;
+  /** its FirmwareVersion then: a read with `keepManager` takes it from here instead of reading the Manager again */
+  managerFirmware?: string;
   chassis?: KeptChassis;
   /** the chassis's PowerSupplies collection under PowerSubsystem, and its members then */
   powerSupplies?: { collection: string; members: string[] };
@@ -78,7 +82,8 @@ const optionalText = (v: unknown): boolean => v === undefined || text(v);
  */
 export function keptLayout(v: unknown): InventoryLayout | undefined {
   const [system, firstSystem, uuid, manager, noPowerMetric] = [prop(v, 'system'), prop(v, 'firstSystem'), prop(v, 'uuid'), prop(v, 'manager'), prop(v, 'noPowerMetric')];
-  if (!text(system) || !optionalText(firstSystem) || !text(uuid) || !optionalText(manager)) return undefined;
+  const managerFirmware = prop(v, 'managerFirmware');
+  if (!text(system) || !optionalText(firstSystem) || !text(uuid) || !optionalText(manager) || !optionalText(managerFirmware)) return undefined;
   const l = obj(v, 'links');
   const led = obj(v, 'systemLed');
   const [managerLink, chassisLink] = [prop(l, 'manager'), prop(l, 'chassis')];
@@ -93,6 +98,7 @@ export function keptLayout(v: unknown): InventoryLayout | undefined {
     links: { ...(text(managerLink) ? { manager: managerLink } : {}), ...(text(chassisLink) ? { chassis: chassisLink } : {}) },
     systemLed: { indicatorLED, locationIndicatorActive },
     ...(text(manager) ? { manager } : {}),
+    ...(text(manager) && text(managerFirmware) ? { managerFirmware } : {}),
     noPowerMetric,
   };
   const chassis = prop(v, 'chassis');

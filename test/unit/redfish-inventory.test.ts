@@ -296,9 +296,9 @@ const gets = (from: number) =>
     .sort();
 
 /** a read through `layout`, and what it asked the BMC */
-async function readWith(layout: RedfishInventory['layout']): Promise<{ inv: RedfishInventory; asked: string[] }> {
+async function readWith(layout: RedfishInventory['layout'], keepManager = false): Promise<{ inv: RedfishInventory; asked: string[] }> {
   const from = server.requests.length;
-  const inv = await readInventory(client, layout ? { layout } : {});
+  const inv = await readInventory(client, layout ? { layout, keepManager } : {});
   return { inv, asked: gets(from) };
 }
 
@@ -337,7 +337,19 @@ describe('readInventory through a layout', () => {
     server.clearFaults();
   });
 
-  it('reads the Manager every time: a BMC firmware update shows in the next read', async () => {
+  it('with keepManager, takes the Manager\'s FirmwareVersion from the layout: the System and Power only', async () => {
+    const first = await readInventory(client);
+    expect(first.layout?.managerFirmware).toBe(first.manager?.firmwareVersion);
+    server.setResource(MANAGER, { ...server.resource(MANAGER), FirmwareVersion: '9.9.9' });
+    const second = await readWith(first.layout, true);
+    expect(second.asked).toEqual([ROOT, `${CHASSIS}/Power`, SYSTEM].sort());
+    // the version of the layout's read (kept for as long as the layout serves), not the Manager's new one
+    expect(second.inv.manager).toEqual({ path: MANAGER, firmwareVersion: first.manager?.firmwareVersion });
+    expect(second.inv.layout?.managerFirmware).toBe(first.manager?.firmwareVersion);
+    server.setResource(MANAGER, { ...server.resource(MANAGER), FirmwareVersion: first.manager?.firmwareVersion });
+  });
+
+  it('reads the Manager every time without keepManager: a BMC firmware update shows in the next read', async () => {
     const first = await readInventory(client);
     server.setResource(MANAGER, { ...server.resource(MANAGER), FirmwareVersion: '2.0.0' });
     const second = await readWith(first.layout);

@@ -20,6 +20,7 @@ const layoutArb: fc.Arbitrary<InventoryLayout> = fc
     links: fc.record({ manager: maybe(path), chassis: maybe(path) }).map(compact),
     systemLed: fc.record({ indicatorLED: fc.boolean(), locationIndicatorActive: fc.boolean() }),
     manager: maybe(path),
+    managerFirmware: maybe(fc.string({ minLength: 1, maxLength: 40 })),
     chassis: maybe(
       fc
         .record({ path, manufacturer: maybe(fc.string({ minLength: 1, maxLength: 40 })), serialNumber: maybe(fc.string({ minLength: 1, maxLength: 40 })), indicatorLED: maybe(fc.constantFrom('Lit', 'Off', 'Blinking')), locationIndicatorActive: maybe(fc.boolean()), power: maybe(path), powerSubsystem: maybe(path), environmentMetrics: maybe(path) })
@@ -28,7 +29,8 @@ const layoutArb: fc.Arbitrary<InventoryLayout> = fc
     powerSupplies: maybe(fc.record({ collection: path, members: fc.array(path, { maxLength: 32 }) })),
     noPowerMetric: fc.boolean(),
   })
-  .map(compact);
+  // a Manager's version is kept only with the Manager's path
+  .map(({ managerFirmware, ...rest }) => compact({ ...rest, managerFirmware: rest.manager === undefined ? undefined : managerFirmware }));
 
 describe('keptLayout', () => {
   it('takes any JSON without throwing; a layout comes back as it was', () => {
@@ -49,6 +51,9 @@ describe('keptLayout', () => {
     expect(keptLayout({ ...good, chassis: { path: '/c', locationIndicatorActive: 'on' } })).toBeUndefined();
     expect(keptLayout({ ...good, powerSupplies: { collection: '/p', members: Array.from({ length: 33 }, (_, i) => `/p/${i}`) } })).toBeUndefined();
     expect(keptLayout({ ...good, noPowerMetric: 'yes' })).toBeUndefined();
+    expect(keptLayout({ ...good, manager: '/redfish/v1/Managers/1', managerFirmware: 'x'.repeat(1025) })).toBeUndefined();
+    // a Manager's version without the Manager's path is not kept
+    expect(keptLayout({ ...good, managerFirmware: '1.0' })).toEqual(good);
     expect(keptLayout({ system: good.system, uuid: good.uuid, links: {}, systemLed: good.systemLed })).toBeUndefined();
     expect(keptLayout({ ...good, chassis: { path: '/c', secret: 'x' }, extra: 1 })).toEqual({ ...good, chassis: { path: '/c' } });
   });
