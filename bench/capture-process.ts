@@ -63,7 +63,7 @@ const threadsBeforePool = [...threadCpuSeconds().keys()];
 const workers = workerCount > 0 ? createConsoleWorkerPool({ workers: workerCount, logger }) : undefined;
 const openBackend = fleetConsoleBackend({
   ...fleetBackendOptions(values, logger),
-  ...(workers ? { openSol: (target, signal) => workers.open(target, signal) } : {}),
+  ...(workers ? { openSol: (target, signal, takeOver) => workers.open(target, signal, takeOver) } : {}),
 });
 
 const scrollbackBytes = 65_536;

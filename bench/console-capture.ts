@@ -325,7 +325,7 @@ export async function benchConsoleCapture(n = 100): Promise<void> {
       const threadsBeforePool = workers > 0 ? new Set(threadCpuSeconds().keys()) : undefined;
       pool = workers > 0 ? createConsoleWorkerPool({ workers, logger: createLogger({ level: 'warn' }, process.stderr) }) : undefined;
       const p = pool;
-      rig = startCaptureRig(p ? (id, { signal }) => p.open(simSolTarget(f, id), signal) : simConsoleBackend(f), n);
+      rig = startCaptureRig(p ? (id, { signal, takeOver = true }) => p.open(simSolTarget(f, id), signal, takeOver) : simConsoleBackend(f), n);
       const env: StepEnv = { out, mode, fleet: f, api, leaseFile, reportIps, rig, stormers, refIndices, references, sentRef, ...(threadsBeforePool ? { threadsBeforePool } : {}) };
       const results: StepResult[] = [];
       for (const k of steps) results.push(await stormStep(env, k, false));

@@ -1,7 +1,8 @@
 /**
  * The daemon's console backend: look the machine up at metal-api (GET /v1/machine/{id}/ipmi),
- * connect to its BMC, and open the serial console with `takeOver: true` (a payload left active by
- * a crashed session is taken over). The Outband is closed once the console stream exists; the
+ * connect to its BMC, and open the serial console with the hub's `takeOver` (true but while the
+ * hub yields to another client that took SOL from it: a payload left active by a crashed session
+ * is taken over). The Outband is closed once the console stream exists; the
  * stream owns its own BMC session. Errors say, in one line, why the console is unavailable.
  */
 import type { Duplex } from 'node:stream';
@@ -27,7 +28,7 @@ export interface MetalApiBackendOptions {
    * opens an IPMI SOL console elsewhere (a console worker thread, worker-pool.ts): used when the
    * connected BMC's console is IPMI SOL; SSH consoles stay in this thread
    */
-  openSol?: (target: SolTarget, signal: AbortSignal) => Promise<Duplex>;
+  openSol?: (target: SolTarget, signal: AbortSignal, takeOver: boolean) => Promise<Duplex>;
   /** IPMI port when metal-api's address has none, default 623 */
   defaultPort?: number;
 }
@@ -52,7 +53,7 @@ function solConsole(outband: Outband): boolean {
 
 export function metalApiConsoleBackend(options: MetalApiBackendOptions): OpenBackend {
   const defaultPort = options.defaultPort ?? 623;
-  return async (machineId, { signal }): Promise<Duplex> => {
+  return async (machineId, { signal, takeOver = true }): Promise<Duplex> => {
     const ipmi = await options.findIpmiMachine(machineId, { signal });
     if (!ipmi.address) throw new BmcError('INVALID_ARGUMENT', `machine ${machineId} has no BMC address at metal-api`);
     if (!ipmi.user) throw new BmcError('INVALID_ARGUMENT', `machine ${machineId} has no BMC user at metal-api`);
@@ -63,10 +64,10 @@ export function metalApiConsoleBackend(options: MetalApiBackendOptions): OpenBac
     const outband = await options.connect({ host, port, user: ipmi.user, password: ipmi.password, signal });
     if (options.openSol && solConsole(outband)) {
       await outband.close();
-      return options.openSol({ host, port, user: ipmi.user, password: ipmi.password, timeoutMs: SOL_OPEN_TIMEOUT_MS, machineId }, signal);
+      return options.openSol({ host, port, user: ipmi.user, password: ipmi.password, timeoutMs: SOL_OPEN_TIMEOUT_MS, machineId }, signal, takeOver);
     }
     try {
-      return await outband.openConsole({ takeOver: true, signal });
+      return await outband.openConsole({ takeOver, signal });
     } finally {
       await outband.close();
     }

@@ -17,8 +17,12 @@ export interface HubOptions {
   idleTimeoutMs?: number;
   /** deadline for opening the BMC console (metal-api lookup included), default 30 s */
   openTimeoutMs?: number;
-  /** reopening a lost BMC console: first delay, cap, attempts; default 1 s, 30 s, 30 */
-  reconnect?: { initialMs?: number; maxMs?: number; maxAttempts?: number };
+  /**
+   * reopening a lost BMC console: first delay, cap, attempts; default 1 s, 30 s, 30. `yieldMs`
+   * (default 10 min, 0: never): after another client took the console from us, reconnects open
+   * without takeover for this long (they fail BUSY while it holds SOL), then take it over as stale
+   */
+  reconnect?: { initialMs?: number; maxMs?: number; maxAttempts?: number; yieldMs?: number };
   /** output waiting for one client before it is dropped as too slow, default 1 MiB */
   maxClientQueueBytes?: number;
   /** clients per machine, default 1000 */
@@ -77,6 +81,7 @@ export function createConsoleHub(options: HubOptions): ConsoleHub {
       initialMs: intOption('reconnect.initialMs', options.reconnect?.initialMs, 1000, 1),
       maxMs: intOption('reconnect.maxMs', options.reconnect?.maxMs, 30_000, 1),
       maxAttempts: intOption('reconnect.maxAttempts', options.reconnect?.maxAttempts, 30, 0),
+      yieldMs: intOption('reconnect.yieldMs', options.reconnect?.yieldMs, 10 * 60_000, 0),
     },
     maxClientQueueBytes: intOption('maxClientQueueBytes', options.maxClientQueueBytes, 1 << 20, 1),
     closeTimeoutMs: intOption('closeTimeoutMs', options.closeTimeoutMs, 5000, 1),

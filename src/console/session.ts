@@ -3,7 +3,9 @@
  * machine. Output goes to all clients (each through its own bounded queue, so a slow client is
  * dropped instead of holding up the others) and into the scrollback ring; input comes only from
  * the keyboard holder. A lost BMC stream is reopened with capped exponential backoff while
- * clients remain; the session closes with its last client, after an idle period, or on shutdown.
+ * clients remain, taking the BMC's console over from a stale session of ours, but not from a
+ * client that just took it from us (it yields to that one for `reconnect.yieldMs`); the session
+ * closes with its last client, after an idle period, or on shutdown.
  * The clients themselves (keyboard, per-client queues, notices) are members.ts; this file holds
  * the BMC side and the session's life.
  */
@@ -14,7 +16,7 @@ import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createMembers, type Member } from './members.js';
 import { createRing, type Ring } from './ring.js';
-import { asForeignSession, breakSender, type ClientPort, type ConsoleHandle, type ConsoleState, type EndReason, type HubEvent, type OpenBackend } from './types.js';
+import { asForeignSession, breakSender, takenOverByAnother, type ClientPort, type ConsoleHandle, type ConsoleState, type EndReason, type HubEvent, type OpenBackend } from './types.js';
 
 export interface SessionSettings {
   openBackend: OpenBackend;
@@ -23,7 +25,8 @@ export interface SessionSettings {
   /** 0: never */
   idleTimeoutMs: number;
   openTimeoutMs: number;
-  reconnect: { initialMs: number; maxMs: number; maxAttempts: number };
+  /** `yieldMs`: how long reconnects open without takeover after another client took the console from us (0: never) */
+  reconnect: { initialMs: number; maxMs: number; maxAttempts: number; yieldMs: number };
   maxClientQueueBytes: number;
   closeTimeoutMs: number;
   onEvent: (event: HubEvent) => void;
@@ -55,6 +58,11 @@ function describe(err: unknown): string {
   return publicText(String(err));
 }
 
+/** `10 min`, `1.5 min`, `20 s` */
+function minutes(ms: number): string {
+  return ms >= 60_000 ? `${Math.round(ms / 6000) / 10} min` : `${Math.ceil(ms / 1000)} s`;
+}
+
 export function createSession(machineId: string, settings: SessionSettings, onClosed: () => void): ConsoleSession {
   const log = settings.logger.child({ machineId });
   const ring: Ring = createRing(settings.scrollbackBytes);
@@ -63,6 +71,14 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
   let idleTimer: NodeJS.Timeout | undefined;
   let closing: Promise<void> | undefined;
   let everOpened = false;
+  /**
+   * Another client took the BMC console from us (an operator's `ipmitool sol activate`, another
+   * tool): until then reconnects open without takeover, so while it holds SOL they fail BUSY
+   * instead of taking it back (the two would take SOL from each other every few seconds), and the
+   * first one after it let go opens normally. Past the window its session counts as stale and is
+   * taken over. A session of its own: a console opened fresh takes over as ever.
+   */
+  let yieldingUntil: number | undefined;
   /** the phase as it is now, past TypeScript's narrowing across awaits */
   const current = (): SessionPhase => phase;
 
@@ -84,12 +100,12 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
 
   // ---- backend lifecycle ----
 
-  async function openBackend(abort: AbortController): Promise<Duplex> {
+  async function openBackend(abort: AbortController, takeOver = true): Promise<Duplex> {
     // A timer of our own rather than AbortSignal.timeout(): a timeout signal referenced only
     // through AbortSignal.any() can be garbage-collected before it fires.
     const timer = setTimeout(() => abort.abort(new BmcError('TIMEOUT', `opening the console took longer than ${settings.openTimeoutMs} ms`)), settings.openTimeoutMs);
     try {
-      return await raceAbort(settings.openBackend(machineId, { signal: abort.signal }), abort.signal, {
+      return await raceAbort(settings.openBackend(machineId, { signal: abort.signal, takeOver }), abort.signal, {
         reason: (signal) => (signal.reason instanceof Error ? signal.reason : new BmcError('ABORTED', 'aborted')),
         late: (stream) => stream.destroy(),
       });
@@ -151,8 +167,24 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
     backend.destroy();
     members.setForeign(undefined);
     settings.onEvent('bmc-disconnect');
+    const yieldMs = settings.reconnect.yieldMs;
+    if (yieldMs > 0 && takenOverByAnother(backend)) {
+      yieldingUntil = Date.now() + yieldMs;
+      log.warn({ err, yieldMs }, 'BMC console taken by another session; reconnecting without taking it back while that session holds it');
+      scheduleReconnect(1, `another session took the serial console (${describe(err)}); not taking it back for ${minutes(yieldMs)}`);
+      return;
+    }
     log.warn({ err }, 'BMC console lost');
     scheduleReconnect(1, `BMC connection lost (${describe(err)})`);
+  }
+
+  /** whether the next open takes the console over: not while yielding to the client that took it (told once when that ends) */
+  function mayTakeOver(): boolean {
+    if (yieldingUntil === undefined) return true;
+    if (Date.now() < yieldingUntil) return false;
+    yieldingUntil = undefined;
+    log.info({ yieldMs: settings.reconnect.yieldMs }, 'BMC console still held by another session after the yield window; taking it over as a stale session');
+    return true;
   }
 
   function scheduleReconnect(attempt: number, why: string): void {
@@ -171,19 +203,28 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
     if (phase.kind !== 'reconnecting') return;
     const abort = new AbortController();
     phase = { kind: 'reconnecting', attempt, timer: undefined, abort };
+    const takeOver = mayTakeOver();
     try {
-      const backend = await openBackend(abort);
+      const backend = await openBackend(abort, takeOver);
       if (phase.kind !== 'reconnecting' || phase.abort !== abort) {
         backend.destroy();
         return;
       }
+      // opened without takeover: the other client let go, the yield is over
+      yieldingUntil = undefined;
       attach(backend);
       settings.onEvent('reconnect');
-      log.info({ attempt }, 'BMC console reconnected');
+      log.info({ attempt, takeOver }, 'BMC console reconnected');
       tellAll('BMC connection re-established');
     } catch (err) {
       if (phase.kind !== 'reconnecting' || phase.abort !== abort) return;
       settings.onEvent('reconnect-failed');
+      if (!takeOver && err instanceof BmcError && err.code === 'BUSY' && yieldingUntil !== undefined) {
+        // the client that took the console still holds it: said once when it took it (lost())
+        log.debug({ attempt, err }, 'BMC console still held by another session; not taking it over');
+        scheduleReconnect(attempt + 1, `another session holds the serial console (${describe(err)}); not taking it over for ${minutes(Math.max(0, yieldingUntil - Date.now()))} more`);
+        return;
+      }
       log.warn({ attempt, err }, 'BMC console reconnect failed');
       scheduleReconnect(attempt + 1, `reconnect failed (${describe(err)})`);
     }

@@ -53,6 +53,19 @@ export function breakSender(stream: Duplex): (Duplex & BreakSender) | undefined 
   return typeof b.sendBreak === 'function' ? (b as Duplex & BreakSender) : undefined;
 }
 
+/**
+ * A backend that can say its end came from another client taking the BMC console from us (SOL:
+ * another session named the payload's owner, or the BMC's "deactivating" status); read once the
+ * stream ended. The session then reconnects without takeover for a while (session.ts).
+ */
+export interface TakeoverTelling {
+  readonly takenOver: boolean;
+}
+
+export function takenOverByAnother(stream: Duplex): boolean {
+  return (stream as Duplex & Partial<TakeoverTelling>).takenOver === true;
+}
+
 export function asForeignSession(stream: Duplex): (Duplex & ForeignSession) | undefined {
   const f = stream as Duplex & Partial<ForeignSession>;
   return typeof f.onNotice === 'function' && typeof f.takeover === 'function' && typeof f.via === 'string' ? (f as Duplex & ForeignSession) : undefined;
@@ -96,8 +109,13 @@ export interface ConsoleHandle {
   leave(): void;
 }
 
-/** Opens the serial console of a machine (metal-api lookup, then outband.openConsole({takeOver: true})). */
-export type OpenBackend = (machineId: string, options: { signal: AbortSignal }) => Promise<Duplex>;
+/**
+ * Opens the serial console of a machine (metal-api lookup, then outband.openConsole({takeOver})).
+ * `takeOver` (default true): end a console session that holds the BMC's console (SOL payload
+ * active in another session) and open ours; false: such a session makes the open fail BUSY. The
+ * hub asks for it except while it yields to another client that took the console from it (session.ts).
+ */
+export type OpenBackend = (machineId: string, options: { signal: AbortSignal; takeOver?: boolean }) => Promise<Duplex>;
 
 /** Things the hub counts (metal_bmc_console_events_total{event}). */
 export type HubEvent =

@@ -13,7 +13,9 @@ import { BmcError, type BmcErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { killWorker, restartLater, spawnWorker, stopWorkers, workerEntry } from '../worker-entry.js';
 import { logWorkerRecord } from '../outband/worker-log.js';
-import type { BreakSender } from './types.js';
+import type { BreakSender, TakeoverTelling } from './types.js';
+
+type RelayStream = Duplex & BreakSender & { -readonly [K in keyof TakeoverTelling]: TakeoverTelling[K] };
 import type { ConsoleWorkerData, FromWorker, SolTarget, ToWorker } from './worker-protocol.js';
 
 /** a break's place in the relay's write queue (never sent as a character) */
@@ -42,8 +44,12 @@ export interface WorkerStats {
 }
 
 export interface ConsoleWorkerPool {
-  /** opens the console in a worker; the stream's end or error means the worker lost it */
-  open(target: SolTarget, signal: AbortSignal): Promise<Duplex>;
+  /**
+   * opens the console in a worker (`takeOver`: deactivate a SOL payload active in another session
+   * first); the stream's end or error means the worker lost it, its `takenOver` that another
+   * client took SOL
+   */
+  open(target: SolTarget, signal: AbortSignal, takeOver: boolean): Promise<Duplex>;
   stats(): WorkerStats[];
   /** ends a worker as if it crashed (tests and diagnostics): its consoles end, it is started again */
   kill(worker: number): Promise<void>;
@@ -99,8 +105,8 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
   /** the machine of each console (opening or open, found through `streams` or `opening`), for the worker's log lines */
   const machineOf = new WeakMap<Duplex, string>();
 
-  function relay(slot: Slot, id: number): Duplex {
-    const stream: Duplex & BreakSender = new Duplex({
+  function relay(slot: Slot, id: number): RelayStream {
+    const stream: RelayStream = new Duplex({
       read() {},
       write(chunk: Buffer, _enc, cb) {
         // a break keeps its place among the writes: it travels through the write queue
@@ -122,7 +128,8 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
         slot.streams.delete(id);
         cb(err);
       },
-    }) as Duplex & BreakSender;
+    }) as RelayStream;
+    stream.takenOver = false;
     stream.sendBreak = () => {
       if (stream.destroyed || stream.writableEnded) return false;
       stream.write(BREAK_MARK);
@@ -169,8 +176,9 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
         return;
       }
       case 'end': {
-        const stream = slot.streams.get(m.id);
+        const stream = slot.streams.get(m.id) as RelayStream | undefined;
         slot.streams.delete(m.id);
+        if (stream && m.takenOver === true) stream.takenOver = true;
         stream?.destroy(new BmcError('CLOSED', m.message));
         return;
       }
@@ -228,7 +236,7 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
   for (let i = 0; i < options.workers; i++) start(i, 0, 0);
 
   return {
-    open(target, signal) {
+    open(target, signal, takeOver) {
       if (closing) return Promise.reject(new BmcError('CLOSED', 'the console workers are shutting down'));
       const alive = slots.filter((s) => s.alive);
       if (alive.length === 0) return Promise.reject(new BmcError('CLOSED', 'no console worker is running (restarting)'));
@@ -256,7 +264,7 @@ export function createConsoleWorkerPool(options: WorkerPoolOptions): ConsoleWork
             reject(e);
           },
         });
-        send(slot, { type: 'open', id, target });
+        send(slot, { type: 'open', id, target, takeOver });
       });
     },
     stats: () => slots.map((s) => ({ worker: s.index, threadId: s.worker.threadId, sessions: s.streams.size, bytes: s.bytes, dropped: s.dropped, restarts: s.restarts, logDropped: s.logDropped })),

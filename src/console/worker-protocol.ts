@@ -33,7 +33,8 @@ export interface ConsoleWorkerData {
 }
 
 export type ToWorker =
-  | { type: 'open'; id: number; target: SolTarget }
+  /** `takeOver`: deactivate a SOL payload active in another session, then activate (false while the hub yields to another client) */
+  | { type: 'open'; id: number; target: SolTarget; takeOver: boolean }
   | { type: 'input'; id: number; data: ArrayBuffer }
   /** a serial break after the input sent before it (the port keeps the order) */
   | { type: 'break'; id: number }
@@ -56,7 +57,8 @@ export type FromWorker =
    */
   | { type: 'data'; ids: number[]; lengths: number[]; data: ArrayBuffer }
   | { type: 'dropped'; id: number; bytes: number }
-  | { type: 'end'; id: number; message: string }
+  /** `takenOver`: another client took SOL from us (the SOL stream's `takenOver`) */
+  | { type: 'end'; id: number; message: string; takenOver?: boolean }
   /** a log line of the worker (IPMI workarounds of its sessions): bounded and rate-limited, worker-log.ts */
   | WorkerLogRecord
   | WorkerLogHeld

@@ -15,7 +15,7 @@ import { ipmiOutband } from '../outband/ipmi.js';
 import { guardWorkerExit } from '../outband/worker-exit.js';
 import type { IpmiEvent } from '../ipmi/session.js';
 import { createWorkerLogSender } from '../outband/worker-log.js';
-import { breakSender } from './types.js';
+import { breakSender, takenOverByAnother } from './types.js';
 import { isConsoleWorkerData, type ConsoleWorkerData, type FromWorker, type SolTarget, type ToWorker } from './worker-protocol.js';
 
 interface Held {
@@ -42,10 +42,10 @@ export interface PortLike {
   on(event: 'message', listener: (message: ToWorker) => void): void;
 }
 
-async function openSol(target: SolTarget, signal: AbortSignal, onEvent?: (e: IpmiEvent) => void): Promise<Duplex> {
+async function openSol(target: SolTarget, signal: AbortSignal, takeOver: boolean, onEvent?: (e: IpmiEvent) => void): Promise<Duplex> {
   const outband = ipmiOutband({ host: target.host, port: target.port, user: target.user, password: target.password, cipherSuite: target.cipherSuite ?? 'auto', allowInsecure: false, retry: { deadlineMs: Math.min(target.timeoutMs, 10_000) }, ...(onEvent ? { onEvent } : {}) });
   try {
-    return await outband.openConsole({ takeOver: true, signal });
+    return await outband.openConsole({ takeOver, signal });
   } finally {
     await outband.close();
   }
@@ -124,15 +124,15 @@ export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open:
     h.closed = true;
     flush();
     held.delete(id);
-    post({ type: 'end', id, message });
+    post({ type: 'end', id, message, ...(h.stream && takenOverByAnother(h.stream) ? { takenOver: true } : {}) });
   }
 
-  async function start(id: number, target: SolTarget): Promise<void> {
+  async function start(id: number, target: SolTarget, takeOver: boolean): Promise<void> {
     const h: Held = { stream: undefined, abort: new AbortController(), pending: [], pendingBytes: 0, inFlight: 0, closed: false };
     held.set(id, h);
     const timer = setTimeout(() => h.abort.abort(new BmcError('TIMEOUT', `opening the console took longer than ${target.timeoutMs} ms`)), target.timeoutMs);
     try {
-      const stream = await open(target, h.abort.signal, (e) => logs.quirk(id, target.host, e));
+      const stream = await open(target, h.abort.signal, takeOver, (e) => logs.quirk(id, target.host, e));
       if (h.closed) {
         stream.destroy();
         return;
@@ -179,7 +179,7 @@ export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open:
   port.on('message', (m) => {
     switch (m.type) {
       case 'open':
-        void start(m.id, m.target);
+        void start(m.id, m.target, m.takeOver);
         return;
       case 'input': {
         const h = held.get(m.id);

@@ -43,6 +43,12 @@ export interface SolOptions {
 export interface SolStream extends Duplex {
   /** a serial break, after every character written before it and before any written after it; false once the stream ended */
   sendBreak(): boolean;
+  /**
+   * Set before the stream ends when another client took SOL from us: the keepalive found another
+   * session named as the payload's owner, or the BMC said it is deactivating. A console that
+   * reopens with takeover would take it back from that client (README "Consoles").
+   */
+  readonly takenOver: boolean;
 }
 
 /**
@@ -194,6 +200,8 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     stream.write(BREAK_MARK);
     return true;
   };
+  let takenOver = false;
+  Object.defineProperty(stream, 'takenOver', { get: () => takenOver, enumerable: true });
 
   /** a packet waits for its ACK, or the BMC asked for time: what is written now goes in the next packet */
   function busy(): boolean {
@@ -324,6 +332,9 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     if (p.seq !== 0) onCharacters(p);
     if (p.flags & SolStatus.deactivating) {
       if (!ended) options.onEvent?.({ kind: 'sol-deactivated', message: `BMC ${session.remote} deactivated SOL on its own; the console ends` });
+      // (a BMC says so when another client takes SOL over; one that ends SOL for reasons of its
+      // own leaves the payload free, and a reopen without takeover then activates it at once)
+      if (!ended) takenOver = true;
       payloadLost = true;
       ended = true;
       stream.push(null);
@@ -354,6 +365,7 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     const owner = r.data.readUInt32LE(0);
     if (owner === session.bmcSessionId) return;
     payloadLost = true;
+    takenOver = owner !== 0;
     const hex = (id: number) => `0x${id.toString(16).padStart(8, '0')}`;
     const what = owner === 0 ? 'SOL no longer active' : `SOL taken over by another session (${hex(owner)}, ours is ${hex(session.bmcSessionId)})`;
     fail(new BmcError('CLOSED', `SOL on BMC ${session.remote} ended: ${what}`));

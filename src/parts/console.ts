@@ -85,7 +85,7 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
     findIpmiMachine: (id, o) => ctx.metalApi.findIpmiMachine(id, o),
     connect: (t) => ctx.connectBmc(t.host, { user: t.user, password: t.password, port: t.port, signal: t.signal }),
     defaultPort: ctx.config.ipmi.port,
-    ...(workers ? { openSol: (target: SolTarget, signal: AbortSignal) => workers.open({ ...target, cipherSuite: ctx.config.ipmi.cipherSuite }, signal) } : {}),
+    ...(workers ? { openSol: (target: SolTarget, signal: AbortSignal, takeOver: boolean) => workers.open({ ...target, cipherSuite: ctx.config.ipmi.cipherSuite }, signal, takeOver) } : {}),
   });
   const capturing = c.capture === 'all';
   // several instances on one partition: one owner per console, decided on NATS (console-owners.ts)

@@ -44,7 +44,7 @@ it('logs the SOL port quirk of a worker\'s session once, with the machine and th
   const target = { host: m.state.address, port: fleet.ipmiPort, user: fleet.user, password: fleet.password, cipherSuite: 17, timeoutMs: 10_000, machineId: 'machine-0' };
   const quirkLines = () => log.lines.filter((l) => l.quirk === 'sol-port');
   for (let round = 0; round < 2; round++) {
-    const stream = await pool.open(target, new AbortController().signal);
+    const stream = await pool.open(target, new AbortController().signal, true);
     stream.on('error', () => undefined);
     // the worker posts a session's log records before it says `opened`: they are logged by now
     expect(quirkLines()).toHaveLength(1);

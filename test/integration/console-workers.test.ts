@@ -2,8 +2,8 @@
  * Held consoles on worker threads (src/console/worker-pool.ts) with the simulated fleet's IPMI
  * SOL: the sessions really run in worker threads (their thread ids, their byte counts), a boot
  * storm captured through them is identical to the in-thread path's (every numbered line, in
- * order, for both), and a worker that dies is started again while its consoles rejoin with a
- * gap recorded in the log.
+ * order, for both), a worker that dies is started again while its consoles rejoin with a
+ * gap recorded in the log, and a console whose SOL another client took over does not take it back.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,8 @@ import { readHistory, tailBytes } from '../../src/console/capture-read.js';
 import { createConsoleHub, type ConsoleHub } from '../../src/console/hub.js';
 import type { OpenBackend } from '../../src/console/types.js';
 import { createConsoleWorkerPool, type ConsoleWorkerPool } from '../../src/console/worker-pool.js';
+import { openSession } from '../../src/ipmi/session.js';
+import { openSol } from '../../src/ipmi/sol.js';
 import { ipmiOutband } from '../../src/outband/ipmi.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { parseStormLine } from '../../src/sim/serial.js';
@@ -42,7 +44,7 @@ const inThread: OpenBackend = async (id, { signal }) => {
     await outband.close();
   }
 };
-const inWorker: OpenBackend = (id, { signal }) => pool.open(target(id), signal);
+const inWorker: OpenBackend = (id, { signal, takeOver = true }) => pool.open(target(id), signal, takeOver);
 
 function rig(openBackend: OpenBackend, ids: string[]): { hub: ConsoleHub; capture: ConsoleCapture; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'capture-workers-'));
@@ -69,7 +71,7 @@ async function stormNumbers(dir: string, id: string, lines = LINES): Promise<num
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 
 beforeAll(async () => {
-  fleet = await startTestFleet({ count: 4, redfish: false });
+  fleet = await startTestFleet({ count: 5, redfish: false });
   for (const m of fleet.machines) if (m.state.power !== 'on') m.setPower('on', 'power on');
   pool = createConsoleWorkerPool({ workers: 2, logger });
 }, 60_000);
@@ -106,7 +108,7 @@ describe('held consoles on worker threads', () => {
   }, 120_000);
 
   it("passes a worker's failed open on with its code, and without the password", async () => {
-    const err = await pool.open({ ...target('m3'), password: 'not-the-password' }, AbortSignal.timeout(15_000)).then(
+    const err = await pool.open({ ...target('m3'), password: 'not-the-password' }, AbortSignal.timeout(15_000), true).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -141,4 +143,37 @@ describe('held consoles on worker threads', () => {
     expect(await stormNumbers(r.dir, lost, 50)).toEqual(range(50));
     expect(pool.stats().reduce((k, s) => k + s.sessions, 0)).toBe(2);
   }, 90_000);
+
+  it("yields SOL to another client that took it over (the simulator's deactivating status crosses the worker's port): reconnects without takeover fail BUSY until it lets go", async () => {
+    const events: string[] = [];
+    const asked: boolean[] = [];
+    const hub = createConsoleHub({
+      logger,
+      openBackend: (id, { signal, takeOver = true }) => {
+        asked.push(takeOver);
+        return pool.open(target(id), signal, takeOver);
+      },
+      reconnect: { initialMs: 100, maxMs: 200, maxAttempts: 100 },
+      onEvent: (e) => events.push(e),
+    });
+    try {
+      const notices: string[] = [];
+      await hub.join('m4', { identity: { subject: 'CN=v', remote: '127.0.0.1:1', transport: 'ws' }, send: () => true, notify: (n) => void (n.type === 'status' && notices.push(n.message ?? '')), end: () => undefined });
+      expect(asked).toEqual([true]);
+      const t = target('m4');
+      const theirs = await openSol(await openSession({ host: t.host, port: t.port, user: t.user, password: t.password, cipherSuite: 17, retry: { deadlineMs: 5000 } }), { takeOver: true, closeSession: true });
+      theirs.resume();
+      const count = (e: string) => events.filter((x) => x === e).length;
+      await waitFor(() => count('reconnect-failed') >= 2 || count('reconnect') > 0, 15_000, 'two reconnect attempts');
+      expect(count('reconnect')).toBe(0);
+      expect(asked.slice(1).every((x) => !x)).toBe(true);
+      expect(theirs.destroyed).toBe(false);
+      expect(notices.some((m) => /another session took the serial console/.test(m))).toBe(true);
+      await new Promise<void>((resolve) => theirs.end(resolve));
+      await waitFor(() => count('reconnect') === 1, 15_000, 'reconnected once the other client let go');
+      expect(asked.at(-1)).toBe(false);
+    } finally {
+      await hub.close();
+    }
+  }, 60_000);
 });

@@ -404,3 +404,91 @@ describe('a holder (the console capture)', () => {
     expect(h.notices.filter((n) => n.type === 'status').at(-1)).toMatchObject({ keyboard: false, owner: 'CN=b', clients: 2 });
   });
 });
+
+describe('yielding to a client that took the console from us', () => {
+  /**
+   * A BMC with one SOL payload: held by us (a stream of ours), by another client, or free. An open
+   * without takeover fails BUSY while another holds it, as Activate Payload's 0x80 does.
+   */
+  function solBmc() {
+    let holder: 'us' | 'other' | undefined;
+    const opens: Array<{ takeOver: boolean; at: number; busy: boolean }> = [];
+    const ours: Array<Duplex & { takenOver: boolean }> = [];
+    const openBackend: HubOptions['openBackend'] = async (_id, { takeOver = true }) => {
+      const busy = holder === 'other' && !takeOver;
+      opens.push({ takeOver, at: Date.now(), busy });
+      if (busy) throw new BmcError('BUSY', 'SOL is already active on BMC 10.0.0.1:623 in another session (take it over to deactivate it)', { completionCode: 0x80 });
+      holder = 'us';
+      const stream = Object.assign(fakeBmc().stream, { takenOver: false });
+      ours.push(stream);
+      return stream;
+    };
+    return {
+      opens,
+      openBackend,
+      /** another client takes SOL over: our stream ends as sol.ts ends it, saying so */
+      takeOver() {
+        holder = 'other';
+        const s = ours.at(-1)!;
+        s.takenOver = true;
+        s.destroy(new BmcError('CLOSED', 'SOL on BMC 10.0.0.1:623 ended: SOL taken over by another session (0x00000002, ours is 0x00000001)'));
+      },
+      letGo: () => (holder = undefined),
+      get holder() {
+        return holder;
+      },
+      /** our stream ends for another reason (the BMC stopped answering): the payload may still be ours */
+      lose: () => ours.at(-1)!.destroy(new BmcError('TIMEOUT', 'no acknowledgement after 5 retransmissions')),
+    };
+  }
+
+  it('reconnects without takeover while the other client holds SOL (BUSY, said once), opens normally once it let go, and takes over again after a loss of another kind', async () => {
+    const bmc = solBmc();
+    const { hub, log } = setup({ openBackend: bmc.openBackend, reconnect: { initialMs: 5, maxMs: 10, maxAttempts: 100, yieldMs: 60_000 } });
+    const a = client('CN=a');
+    await hub.join('m1', a);
+    expect(bmc.opens).toEqual([expect.objectContaining({ takeOver: true })]); // a fresh console takes over
+    bmc.takeOver();
+    await until(() => bmc.opens.filter((o) => o.busy).length >= 3);
+    expect(bmc.opens.slice(1).every((o) => !o.takeOver)).toBe(true);
+    expect(bmc.holder).toBe('other');
+    const told = a.notices.filter((n) => n.type === 'status' && n.state === 'reconnecting').map((n) => (n.type === 'status' ? n.message : ''));
+    expect(told[0]).toMatch(/another session took the serial console \(.*SOL taken over by another session.*\); not taking it back for 1 min/);
+    expect(told[1]).toMatch(/another session holds the serial console \(.*in another session.*\); not taking it over for \d+ s more/);
+    expect(log.find('BMC console taken by another session; reconnecting without taking it back while that session holds it')).toHaveLength(1);
+    expect(log.find('BMC console reconnect failed')).toEqual([]);
+    bmc.letGo();
+    await until(() => a.notices.some((n) => n.type === 'status' && n.state === 'open' && n.message === 'BMC connection re-established'));
+    expect(bmc.opens.at(-1)).toMatchObject({ takeOver: false, busy: false });
+    // the yield ended with that open: a stream lost otherwise reconnects with takeover again
+    const before = bmc.opens.length;
+    bmc.lose();
+    await until(() => bmc.opens.length > before);
+    expect(bmc.opens[before]).toMatchObject({ takeOver: true });
+  });
+
+  it('takes SOL over again once the yield window has passed (the other session counts as stale)', async () => {
+    const bmc = solBmc();
+    const { hub, log } = setup({ openBackend: bmc.openBackend, reconnect: { initialMs: 5, maxMs: 10, maxAttempts: 1000, yieldMs: 300 } });
+    const a = client('CN=a');
+    await hub.join('m1', a);
+    const lostAt = Date.now();
+    bmc.takeOver();
+    await until(() => bmc.holder === 'us', 5000);
+    const first = bmc.opens.findIndex((o, i) => i > 0 && o.takeOver);
+    expect(first).toBe(bmc.opens.length - 1);
+    expect(bmc.opens[first]!.at - lostAt).toBeGreaterThanOrEqual(300);
+    expect(bmc.opens.slice(1, first).every((o) => o.busy)).toBe(true);
+    expect(bmc.opens.slice(1, first).length).toBeGreaterThanOrEqual(2);
+    expect(log.find('BMC console still held by another session after the yield window; taking it over as a stale session')).toHaveLength(1);
+  });
+
+  it('takes over at once with yieldMs 0', async () => {
+    const bmc = solBmc();
+    const { hub } = setup({ openBackend: bmc.openBackend, reconnect: { initialMs: 5, maxMs: 10, maxAttempts: 10, yieldMs: 0 } });
+    await hub.join('m1', client('CN=a'));
+    bmc.takeOver();
+    await until(() => bmc.holder === 'us');
+    expect(bmc.opens.map((o) => o.takeOver)).toEqual([true, true]);
+  });
+});

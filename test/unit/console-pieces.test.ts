@@ -52,6 +52,28 @@ describe('console pieces', () => {
     fail = true;
     await expect(open('m', { signal: new AbortController().signal })).rejects.toThrow('SOL refused');
     expect(calls).toEqual(['connect 10.0.0.1:623 ADMIN', 'open takeOver=true', 'close', 'connect 10.0.0.1:623 ADMIN', 'open takeOver=true', 'close']);
+    // while the hub yields to another client that took the console, it opens without takeover
+    fail = false;
+    calls.length = 0;
+    await open('m', { signal: new AbortController().signal, takeOver: false });
+    expect(calls).toEqual(['connect 10.0.0.1:623 ADMIN', 'open takeOver=false', 'close']);
+  });
+
+  it("the backend passes the hub's takeOver to a console worker's SOL", async () => {
+    const asked: boolean[] = [];
+    const stream = new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
+    const outband = { profile: { console: 'ipmi-sol' }, protocols: { ipmi: true }, close: async () => undefined } as unknown as Outband;
+    const open = metalApiConsoleBackend({
+      findIpmiMachine: async () => ({ address: '10.0.0.1:623', user: 'ADMIN', password: 'pw', interface: 'lanplus', mac: '', fru: {}, bmcversion: '', powerstate: '' }),
+      connect: async () => outband,
+      openSol: async (_t, _s, takeOver) => {
+        asked.push(takeOver);
+        return stream;
+      },
+    });
+    await open('m', { signal: new AbortController().signal });
+    await open('m', { signal: new AbortController().signal, takeOver: false });
+    expect(asked).toEqual([true, false]);
   });
 
   it('escapes the machine id in the page and keeps messages on one line', () => {

@@ -114,11 +114,11 @@ describe('the worker side of the port', () => {
     const sent: FromWorker[] = [];
     let listener: ((m: ToWorker) => void) | undefined;
     const port: PortLike = { postMessage: (m) => sent.push(m), on: (_e, l) => (listener = l) };
-    serveConsoles(port, { metalBmc: 'console-worker', maxInFlightBytes: 1 << 20 }, async (_t, _s, onEvent) => {
+    serveConsoles(port, { metalBmc: 'console-worker', maxInFlightBytes: 1 << 20 }, async (_t, _s, _takeOver, onEvent) => {
       for (let i = 0; i < 3; i++) onEvent?.({ kind: 'sequence-restart', message: 'BMC restarted its sequence numbers' });
       return new PassThrough();
     });
-    listener!({ type: 'open', id: 5, target: { host: '10.1.0.17', port: 623, user: 'ADMIN', password: 'secret', timeoutMs: 1000 } });
+    listener!({ type: 'open', id: 5, target: { host: '10.1.0.17', port: 623, user: 'ADMIN', password: 'secret', timeoutMs: 1000 }, takeOver: true });
     await waitFor(() => sent.some((m) => m.type === 'opened'));
     const logs = sent.filter((m) => m.type === 'log');
     expect(logs).toEqual([{ type: 'log', id: 5, level: 'warn', msg: 'BMC restarted its sequence numbers', fields: { bmc: '10.1.0.17', quirk: 'sequence-restart' } }]);

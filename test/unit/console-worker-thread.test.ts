@@ -14,7 +14,7 @@ import { waitFor } from '../helpers/wait.js';
 
 const TARGET: SolTarget = { host: '127.0.0.1', port: 623, user: 'ADMIN', password: 'secret', timeoutMs: 1000 };
 
-function harness(maxInFlightBytes: number, open: (t: SolTarget, s: AbortSignal) => Promise<PassThrough>) {
+function harness(maxInFlightBytes: number, open: (t: SolTarget, s: AbortSignal, takeOver: boolean) => Promise<PassThrough>) {
   const sent: FromWorker[] = [];
   let listener: ((m: ToWorker) => void) | undefined;
   const port: PortLike = { postMessage: (m) => sent.push(m), on: (_e, l) => (listener = l) };
@@ -39,7 +39,7 @@ describe('console worker thread', () => {
   it('sends one turn of output as one message, drops what exceeds the bytes in flight, and takes acks', async () => {
     const bmc = new PassThrough();
     const h = harness(10, async () => bmc);
-    h.tell({ type: 'open', id: 7, target: TARGET });
+    h.tell({ type: 'open', id: 7, target: TARGET, takeOver: true });
     await waitFor(() => h.sent.some((m) => m.type === 'opened' && m.id === 7));
     bmc.write('abc');
     bmc.write('def');
@@ -63,7 +63,7 @@ describe('console worker thread', () => {
       vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate', 'performance', 'Date'] });
       const bmc = new PassThrough();
       const h = harness(1 << 20, async () => bmc);
-      h.tell({ type: 'open', id: 3, target: TARGET });
+      h.tell({ type: 'open', id: 3, target: TARGET, takeOver: true });
       await vi.waitFor(() => expect(h.sent.some((m) => m.type === 'opened')).toBe(true));
       const data = () => h.sent.filter((m) => m.type === 'data').map(text);
       bmc.write('a');
@@ -87,8 +87,8 @@ describe('console worker thread', () => {
       const bmcs = [new PassThrough(), new PassThrough()];
       const h = harness(1 << 20, async () => bmcs.shift()!);
       const [one, two] = bmcs as [PassThrough, PassThrough];
-      h.tell({ type: 'open', id: 1, target: TARGET });
-      h.tell({ type: 'open', id: 2, target: TARGET });
+      h.tell({ type: 'open', id: 1, target: TARGET, takeOver: true });
+      h.tell({ type: 'open', id: 2, target: TARGET, takeOver: true });
       await vi.waitFor(() => expect(h.sent.filter((m) => m.type === 'opened')).toHaveLength(2));
       const data = () => h.sent.filter((m) => m.type === 'data').map(text);
       one.write('a');
@@ -114,9 +114,9 @@ describe('console worker thread', () => {
       consoles.set(consoles.size + 1, c);
       return c;
     });
-    h.tell({ type: 'open', id: 1, target: TARGET });
+    h.tell({ type: 'open', id: 1, target: TARGET, takeOver: true });
     await waitFor(() => h.sent.some((m) => m.type === 'opened' && m.id === 1));
-    h.tell({ type: 'open', id: 2, target: TARGET });
+    h.tell({ type: 'open', id: 2, target: TARGET, takeOver: true });
     await waitFor(() => h.sent.some((m) => m.type === 'opened' && m.id === 2));
     consoles.get(1)!.write('one-');
     consoles.get(2)!.write('two-');
@@ -145,7 +145,7 @@ describe('console worker thread', () => {
       consoles.push(c);
       return c;
     });
-    h.tell({ type: 'open', id: 1, target: TARGET });
+    h.tell({ type: 'open', id: 1, target: TARGET, takeOver: true });
     await waitFor(() => h.sent.some((m) => m.type === 'opened'));
     let typed = '';
     consoles[0]!.on('data', (d: Buffer) => (typed += d.toString()));
@@ -163,8 +163,8 @@ describe('console worker thread', () => {
       consoles.push(c);
       return c;
     });
-    h.tell({ type: 'open', id: 1, target: TARGET });
-    h.tell({ type: 'open', id: 2, target: TARGET });
+    h.tell({ type: 'open', id: 1, target: TARGET, takeOver: true });
+    h.tell({ type: 'open', id: 2, target: TARGET, takeOver: true });
     await waitFor(() => h.sent.filter((m) => m.type === 'opened').length === 2);
     let typed = '';
     consoles[0]!.on('data', (d: Buffer) => (typed += d.toString()));
@@ -177,11 +177,34 @@ describe('console worker thread', () => {
     expect(consoles[0]!.writableEnded).toBe(true);
   });
 
+  it("opens with the takeover asked for, and says when another client took the console (the stream's takenOver)", async () => {
+    const asked: boolean[] = [];
+    const consoles: Array<PassThrough & { takenOver: boolean }> = [];
+    const h = harness(1 << 20, async (_t, _s, takeOver) => {
+      asked.push(takeOver);
+      const c = Object.assign(new PassThrough(), { takenOver: false });
+      consoles.push(c);
+      return c;
+    });
+    h.tell({ type: 'open', id: 1, target: TARGET, takeOver: false });
+    h.tell({ type: 'open', id: 2, target: TARGET, takeOver: true });
+    await waitFor(() => h.sent.filter((m) => m.type === 'opened').length === 2);
+    expect(asked).toEqual([false, true]);
+    consoles[0]!.takenOver = true;
+    consoles[0]!.destroy(new BmcError('CLOSED', 'SOL taken over by another session'));
+    consoles[1]!.destroy(new BmcError('TIMEOUT', 'no acknowledgement'));
+    await waitFor(() => h.sent.filter((m) => m.type === 'end').length === 2);
+    expect(h.sent.filter((m) => m.type === 'end')).toEqual([
+      { type: 'end', id: 1, message: 'SOL taken over by another session', takenOver: true },
+      { type: 'end', id: 2, message: 'no acknowledgement' },
+    ]);
+  });
+
   it('says why an open failed, with the error code and without the password', async () => {
     const h = harness(1 << 20, async () => {
       throw new BmcError('AUTH_FAILED', 'BMC 127.0.0.1:623 refused the user');
     });
-    h.tell({ type: 'open', id: 3, target: TARGET });
+    h.tell({ type: 'open', id: 3, target: TARGET, takeOver: true });
     await waitFor(() => h.sent.some((m) => m.type === 'failed'));
     const failed = h.sent.find((m) => m.type === 'failed');
     expect(failed).toEqual({ type: 'failed', id: 3, code: 'AUTH_FAILED', message: 'BMC 127.0.0.1:623 refused the user' });

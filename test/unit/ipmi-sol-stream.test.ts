@@ -348,8 +348,11 @@ describe('the end of the stream and Deactivate Payload', () => {
     const { sol } = await open(bmc);
     const ended = new Promise((resolve) => sol.once('end', resolve));
     sol.resume();
+    expect(sol.takenOver).toBe(false);
     bmc.deliver({ flags: SolStatus.deactivating });
     await ended;
+    // said before the end, so a console that reconnects does not take SOL back (session.ts)
+    expect(sol.takenOver).toBe(true);
     sol.destroy();
     await new Promise((resolve) => sol.once('close', resolve));
     expect(bmc.commands).not.toContain(DEACTIVATE_PAYLOAD);
@@ -361,6 +364,8 @@ describe('the end of the stream and Deactivate Payload', () => {
     const failed = new Promise<Error>((resolve) => sol.once('error', resolve));
     sol.write('x');
     expect(await failed).toMatchObject({ code: 'TIMEOUT' });
+    // (or the network lost us, the payload still ours: a reconnect takes it over)
+    expect(sol.takenOver).toBe(false);
     await new Promise((resolve) => (sol.closed ? resolve(null) : sol.once('close', resolve)));
     expect(bmc.commands).not.toContain(DEACTIVATE_PAYLOAD);
   });
@@ -390,18 +395,20 @@ describe("the keepalive's check that SOL is still ours (Get Payload Instance Inf
     expect(sol.destroyed).toBe(false);
     await new Promise<void>((resolve) => sol.end(resolve));
     expect(bmc.keepalivePing()).toBeUndefined();
+    expect(sol.takenOver).toBe(false);
   });
 
   it.each([
-    ['another session', 0x11223344, /SOL on BMC .* ended: SOL taken over by another session \(0x11223344, ours is 0x0a0b0c0d\)/],
-    ['no session (the payload is not active)', 0, /SOL on BMC .* ended: SOL no longer active/],
-  ])('names %s: the stream fails CLOSED without Deactivate Payload', async (_, owner, message) => {
+    ['another session', 0x11223344, /SOL on BMC .* ended: SOL taken over by another session \(0x11223344, ours is 0x0a0b0c0d\)/, true],
+    ['no session (the payload is not active)', 0, /SOL on BMC .* ended: SOL no longer active/, false],
+  ])('names %s: the stream fails CLOSED without Deactivate Payload', async (_, owner, message, takenOver) => {
     const bmc = fakeBmc({ established: true, instanceInfo: { completionCode: 0, data: instanceInfo(owner) } });
     const { sol, errors } = await checked(bmc);
     const closed = new Promise((resolve) => sol.once('close', resolve));
     await bmc.keepalivePing()!();
     await closed;
     expect(errors).toEqual([expect.objectContaining({ code: 'CLOSED', message: expect.stringMatching(message) })]);
+    expect(sol.takenOver).toBe(takenOver);
     expect(bmc.commands).not.toContain(DEACTIVATE_PAYLOAD);
   });
 
