@@ -49,6 +49,9 @@ export interface EventJournal {
   claim(eventId: string, step: number): Promise<JournalClaim>;
 }
 
+/** claims this process knows sent nothing although their key may say claimed: at most this many kept */
+const MAX_UNSENT_HERE = 4096;
+
 /** how long a key outlives the retention: an event delivered just before it left the stream may run for ack_wait */
 const MARGIN_MS = 600_000;
 const STATES: readonly JournalState[] = ['claimed', 'released', 'done'];
@@ -92,6 +95,21 @@ export function createEventJournal(o: { kv: KvBucket; instanceId: string; logger
   const record = (state: JournalState, token: string): JournalRecord => ({ state, instance: o.instanceId, at: new Date(now()).toISOString(), token });
   const unavailable = (key: string, err: unknown) =>
     new BmcError('UNAVAILABLE', `cannot use the event journal (key-value bucket ${o.kv.bucket}, key ${key}): ${(err as Error).message}`, { cause: err });
+  /**
+   * Keys whose claim by this process sent nothing but may be stored as `claimed`: a create or
+   * update whose answer was lost and could not be read back, a release that could not be written.
+   * A later claim in this process (the runner's next attempt, a redelivery here) that finds one of
+   * these tokens takes the step as if released, instead of taking its own claim for an earlier
+   * delivery's and ending "outcome unknown" with nothing sent.
+   */
+  const unsentHere = new Map<string, Set<string>>();
+  const rememberUnsent = (key: string, token: string): void => {
+    const tokens = unsentHere.get(key) ?? new Set<string>();
+    tokens.add(token);
+    unsentHere.delete(key);
+    unsentHere.set(key, tokens);
+    if (unsentHere.size > MAX_UNSENT_HERE) unsentHere.delete(unsentHere.keys().next().value!);
+  };
 
   function hold(key: string, revision: number, token: string): JournalHold {
     let at = revision;
@@ -104,12 +122,20 @@ export function createEventJournal(o: { kv: KvBucket; instanceId: string; logger
         }
         o.logger.error({ bucket: o.kv.bucket, key, state }, 'event journal: the step\'s key changed under its claim; not marked');
       } catch (err) {
-        // released but not written: a later delivery finds it claimed and does not send it (says it may have happened)
+        // released but not written: a later delivery elsewhere finds it claimed and does not send it
+        // (says it may have happened); here, it is known as not sent
+        if (state === 'released') rememberUnsent(key, token);
         const level = state === 'released' ? 'error' : 'warn';
         o.logger[level]({ err, bucket: o.kv.bucket, key, state }, `event journal: cannot mark the step ${state}; a later delivery of the event will take it as possibly sent`);
       }
     };
     return { release: () => write('released'), done: () => write('done') };
+  }
+
+  /** the step is ours now: what this process knew of earlier unsent claims of it is done with */
+  function taken(key: string, revision: number, token: string): JournalHold {
+    unsentHere.delete(key);
+    return hold(key, revision, token);
   }
 
   /** after a write whose answer did not come: the key holds our claim (the write happened) or not */
@@ -130,10 +156,13 @@ export function createEventJournal(o: { kv: KvBucket; instanceId: string; logger
           revision = await o.kv.create(key, mine);
         } catch (err) {
           const lost = await ours(key, token);
-          if (lost === undefined) throw unavailable(key, err);
+          if (lost === undefined) {
+            rememberUnsent(key, token);
+            throw unavailable(key, err);
+          }
           revision = lost;
         }
-        if (revision !== undefined) return { go: hold(key, revision, token) };
+        if (revision !== undefined) return { go: taken(key, revision, token) };
         let e;
         try {
           e = await o.kv.get(key);
@@ -144,15 +173,19 @@ export function createEventJournal(o: { kv: KvBucket; instanceId: string; logger
         const seen = parseRecord(e.value);
         // a value that is not ours to read: someone holds the step, and it is not sent blind
         if (!seen) return { seen: { state: 'claimed', instance: 'unknown (the key holds no journal record)', at: 'unknown' } };
-        if (seen.state !== 'released') return { seen: { state: seen.state, instance: seen.instance, at: seen.at } };
-        let taken: number | undefined;
+        const unsent = seen.state === 'released' || (seen.state === 'claimed' && unsentHere.get(key)?.has(seen.token) === true);
+        if (!unsent) return { seen: { state: seen.state, instance: seen.instance, at: seen.at } };
+        let revisionTaken: number | undefined;
         try {
-          taken = await o.kv.update(key, mine, e.revision);
+          revisionTaken = await o.kv.update(key, mine, e.revision);
         } catch (err) {
-          taken = await ours(key, token);
-          if (taken === undefined) throw unavailable(key, err);
+          revisionTaken = await ours(key, token);
+          if (revisionTaken === undefined) {
+            rememberUnsent(key, token);
+            throw unavailable(key, err);
+          }
         }
-        if (taken !== undefined) return { go: hold(key, taken, token) };
+        if (revisionTaken !== undefined) return { go: taken(key, revisionTaken, token) };
       }
       throw unavailable(key, new Error('the key kept changing while it was claimed'));
     },

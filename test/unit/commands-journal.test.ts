@@ -87,6 +87,33 @@ describe('event journal', () => {
     expect(log.find(/cannot mark the step released/)).toHaveLength(1);
   });
 
+  it('this process\'s own claim that sent nothing is taken again here, not seen as an earlier delivery\'s: a create stored whose answer and read-back failed, a release not written', async () => {
+    const store = createMemoryKv('p-events');
+    const kv: MemoryKvClient = store.client();
+    let glitches = 1;
+    // once: the create is stored, its answer lost, and the read-back fails too (a NATS leader election)
+    const glitchy: KvBucket = {
+      ...kv,
+      create: async (key, value) => {
+        const revision = await kv.create(key, value);
+        if (glitches > 0) throw new BmcError('TIMEOUT', 'no answer (test)');
+        return revision;
+      },
+      get: async (key) => (glitches-- > 0 ? Promise.reject(new BmcError('TIMEOUT', 'no answer (test)')) : kv.get(key)),
+    };
+    const { journal } = journalOf(glitchy, 'a');
+    expect(isBmcError(await journal.claim(EVENT, 1).catch((e: unknown) => e), 'UNAVAILABLE')).toBe(true);
+    // the runner's next attempt in this process: its own earlier claim, known to have sent nothing
+    const hold = go(await journal.claim(EVENT, 1));
+    // another instance still sees it claimed (it cannot know), never free
+    expect(seen(await journalOf(store.client(), 'b').journal.claim(EVENT, 1))).toMatchObject({ state: 'claimed', instance: 'a' });
+    // a release that cannot be written: known here as not sent, taken by this process's next claim
+    kv.down = true;
+    await hold.release();
+    kv.down = false;
+    go(await journal.claim(EVENT, 1));
+  });
+
   it('a key that holds no journal record is taken as claimed: the step is not sent blind', async () => {
     const store = createMemoryKv('p-events');
     await store.client().create(stepKey(EVENT, 1), new TextEncoder().encode('{"not":"ours"}'));
