@@ -402,6 +402,9 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
         running.delete(key);
         cuts.delete(task.cut);
         const rest = queues.get(key)!;
+        // an event handed back comes again behind the machine's later events: they go back with it,
+        // so that none runs before it (a CYCLE handed back must not run after the OFF sent next)
+        if (result.handedBack) for (const later of rest) later.cut.abort(new BmcError('ABORTED', `handed back behind the machine's earlier ${task.plan.command}, which went back to the stream`));
         if (rest.length > 0) ready.push(key);
         else queues.delete(key);
         pending--;

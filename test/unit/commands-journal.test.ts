@@ -232,6 +232,19 @@ describe('command runner with the event journal', () => {
     expect(a.sent.filter((s) => s === 'RESET')).toEqual(['RESET']);
   });
 
+  it('an event handed back takes the machine\'s events queued behind it back too: none runs before it', async () => {
+    const store = createMemoryKv('p-events');
+    const a = instance(store, 'a');
+    a.kv.down = true;
+    const off: Plan = { ...deletePlan(journalEventId({ stream: 'METAL_BMC_P-MACHINE', created: '2026-01-01T00:00:00Z' }, 8)), type: 'command', command: 'OFF', actions: [{ kind: 'command', command: 'OFF' }] };
+    const [first, next] = await Promise.all([a.runner.submit(deletePlan(EVENT)), a.runner.submit(off)]);
+    expect(first).toMatchObject({ code: 'UNAVAILABLE', handedBack: true });
+    expect(next).toMatchObject({ ok: false, code: 'ABORTED' });
+    expect(next.error).toMatch(/handed back behind the machine's earlier delete/);
+    expect(dispositionOf(next)).toBe('nak');
+    expect(a.sent).not.toContain('OFF');
+  });
+
   it('journals no idempotent step, and nothing without an event id (core NATS): sent as before', async () => {
     const store = createMemoryKv('p-events');
     const a = instance(store, 'a');
