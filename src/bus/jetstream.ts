@@ -162,6 +162,9 @@ async function consumerConfigOf(jsm: JetStreamManager, stream: string, name: str
  * max_deliver and the filter of an existing one in line. An existing consumer keeps its place:
  * its ack floor is the truth, whatever this instance saved.
  */
+/** A consumer's max_deliver below `wanted` (-1, unlimited, is never below). */
+const deliversFewer = (current: number | undefined, wanted: number): boolean => current === undefined || (current !== -1 && current < wanted);
+
 export async function ensureConsumer(jsm: JetStreamManager, o: ConsumerSetup): Promise<string> {
   const config = consumerConfigFor(o);
   const name = config.durable_name!;
@@ -177,8 +180,11 @@ export async function ensureConsumer(jsm: JetStreamManager, o: ConsumerSetup): P
       return name;
     }
     o.logger.info({ stream: o.stream, consumer: name, ackWaitMs: o.ackWaitMs, maxDeliver: MAX_DELIVER, start: start.start }, 'JetStream consumer created');
-  } else if (current.ack_wait !== config.ack_wait || current.max_deliver !== config.max_deliver || current.filter_subject !== config.filter_subject) {
-    await jsm.consumers.update(o.stream, name, { ack_wait: config.ack_wait!, max_deliver: config.max_deliver!, filter_subject: config.filter_subject! });
+  } else if (current.ack_wait !== config.ack_wait || deliversFewer(current.max_deliver, config.max_deliver!) || current.filter_subject !== config.filter_subject) {
+    // max_deliver is raised, never lowered: during a rolling upgrade an instance of another version
+    // must not take deliveries away from events the newer ones rely on
+    const maxDeliver = deliversFewer(current.max_deliver, config.max_deliver!) ? config.max_deliver! : current.max_deliver!;
+    await jsm.consumers.update(o.stream, name, { ack_wait: config.ack_wait!, max_deliver: maxDeliver, filter_subject: config.filter_subject! });
     o.logger.info({ stream: o.stream, consumer: name, ackWaitMs: o.ackWaitMs, maxDeliver: MAX_DELIVER, previousMaxDeliver: current.max_deliver }, 'JetStream consumer updated');
   }
   return name;

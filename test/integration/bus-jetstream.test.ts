@@ -121,6 +121,20 @@ describe('bus with JetStream', () => {
     expect(ci.config.deliver_subject).toBeUndefined();
   });
 
+  it('raises the max_deliver of a consumer an older version made (2) to 15, and never lowers a higher one (a rolling upgrade)', async () => {
+    const jsm = await jetstreamManager(publisher);
+    for (const [before, after] of [[2, 15], [20, 20]] as const) {
+      const subject = freshSubject();
+      const stream = streamNameFor(subject);
+      const first = await instance({ nc: publisher, subject, ackWaitMs: 9000 });
+      await first.sub.stop(500);
+      await jsm.consumers.update(stream, 'metal-bmc-test', { max_deliver: before });
+      const b = await bus(server);
+      await instance({ nc: b.nc, subject, ackWaitMs: 9000 });
+      expect((await jsm.consumers.info(stream, 'metal-bmc-test')).config.max_deliver).toBe(after);
+    }
+  });
+
   it('shares one durable between two instances: every event is handled exactly once in total', async () => {
     const subject = freshSubject();
     const [b1, b2] = [await bus(server, 'one'), await bus(server, 'two')];
