@@ -16,6 +16,12 @@ export interface MetalApiClientOptions {
   hmacKey: string;
   /** deadline of one attempt (connect, send, answer, body), default 10000 */
   timeoutMs?: number;
+  /**
+   * deadline of one attempt of a GET (a machine's BMC lookup as a console opens), default the
+   * smaller of `timeoutMs` and 10000: a small answer, worth a second try within a console's open
+   * window where a report POST gets the whole `timeoutMs`
+   */
+  getTimeoutMs?: number;
   /** further attempts after the first, default 3 */
   retries?: number;
   /** first backoff, doubled per retry, with jitter; default 500 */
@@ -133,6 +139,7 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
   if (typeof options.hmacKey !== 'string' || options.hmacKey === '') throw invalid('hmacKey', 'must be a non-empty string');
   const hmacKey = options.hmacKey;
   const timeoutMs = intOption('timeoutMs', options.timeoutMs, 10_000, 1, MAX_TIMER_MS);
+  const getTimeoutMs = intOption('getTimeoutMs', options.getTimeoutMs, Math.min(timeoutMs, 10_000), 1, MAX_TIMER_MS);
   const retries = intOption('retries', options.retries, 3, 0, 100);
   const backoffMs = intOption('backoffMs', options.backoffMs, 500, 0, MAX_TIMER_MS);
   const maxBackoffMs = intOption('maxBackoffMs', options.maxBackoffMs, Math.max(10_000, backoffMs), backoffMs, MAX_TIMER_MS);
@@ -153,7 +160,8 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
     for (let attempt = 0; ; attempt++) {
       if (caller?.aborted) throw abortError(caller, what);
       // a timer of our own: AbortSignal.timeout() reachable only through AbortSignal.any() may be collected before it fires
-      const attemptDeadline = deadline(timeoutMs, label, caller);
+      const attemptMs = method === 'GET' ? getTimeoutMs : timeoutMs;
+      const attemptDeadline = deadline(attemptMs, label, caller);
       const signal = attemptDeadline.signal;
       let error: BmcError;
       let retryable: boolean;
@@ -186,7 +194,7 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
         // database update per machine); the next cycle reports again
         retryable = !(signal.aborted && method === 'POST');
         error = signal.aborted
-          ? new BmcError('TIMEOUT', `${label}: no answer within ${timeoutMs} ms${retryable ? '' : ' (not sent again: metal-api may still be applying it)'}`, { cause: err })
+          ? new BmcError('TIMEOUT', `${label}: no answer within ${attemptMs} ms${retryable ? '' : ' (not sent again: metal-api may still be applying it)'}`, { cause: err })
           : new BmcError('CLOSED', `${label}: connection failed (${networkReason(err)})`, { cause: err });
       } finally {
         attemptDeadline.dispose();

@@ -187,8 +187,8 @@ function listen(server: Server | HttpServer): Promise<string> {
 }
 
 describe('deadlines and cancellation', () => {
-  /** A metal-api that takes every request and never answers: `run` gets a client with 150 ms per attempt and one retry. */
-  async function silentApi(run: (c: ReturnType<typeof createMetalApiClient>, requests: () => number) => Promise<void>): Promise<void> {
+  /** A metal-api that takes every request and never answers: `run` gets a client with 150 ms per attempt (or `timeouts`) and one retry. */
+  async function silentApi(run: (c: ReturnType<typeof createMetalApiClient>, requests: () => number) => Promise<void>, timeouts: { timeoutMs: number; getTimeoutMs?: number } = { timeoutMs: 150 }): Promise<void> {
     const sockets: import('node:net').Socket[] = [];
     let requests = 0;
     const server = createServer((s) => {
@@ -197,7 +197,7 @@ describe('deadlines and cancellation', () => {
     });
     const url = await listen(server);
     try {
-      await run(createMetalApiClient({ baseUrl: url, hmacKey: KEY, timeoutMs: 150, retries: 1, backoffMs: 10 }), () => requests);
+      await run(createMetalApiClient({ baseUrl: url, hmacKey: KEY, ...timeouts, retries: 1, backoffMs: 10 }), () => requests);
     } finally {
       for (const s of sockets) s.destroy();
       server.close();
@@ -211,6 +211,17 @@ describe('deadlines and cancellation', () => {
       expect(err.message).toMatch(/no answer within 150 ms \(gave up after 2 attempts\)/);
       expect(requests()).toBe(2);
     });
+  });
+
+  it('a GET has its own, shorter attempt deadline (a console\'s lookup gets a second try within its open window), a POST the whole one', async () => {
+    await silentApi(
+      async (c, requests) => {
+        const err = await caught(c.findIpmiMachine('m1'));
+        expect(err.message).toMatch(/no answer within 150 ms \(gave up after 2 attempts\)/);
+        expect(requests()).toBe(2);
+      },
+      { timeoutMs: 60_000, getTimeoutMs: 150 },
+    );
   });
 
   it('a report POST metal-api does not answer in time is not sent again (it may still be applying it): one request, the timeout said', async () => {
