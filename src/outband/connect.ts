@@ -439,6 +439,9 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         return report;
       }
       const inv = await (inventory ?? redfish.lib.readInventory(reader ?? redfish.client, rd(x)));
+      // a version kept by a read that took this BMC for another vendor (its detection failed):
+      // where the version tells a BMC firmware update (the kept IPMI identity), it is read now
+      if (inv.managerKept && profile.reportSources.bmcVersion !== 'redfish' && inv.manager?.path) inv.manager = await redfish.lib.readManager(reader ?? redfish.client, inv.manager.path, sig(x)).catch(() => undefined);
       forgetReads(); // the report's reads are done: release them
       if (redfish.kept) redfish.kept.layout = keptLayoutFor(inv.layout, profile);
       const need = ipmiNeed({ ipmiAllowed, uuidRule, reportSources: profile.reportSources, redfish: redfishReading(inv) });

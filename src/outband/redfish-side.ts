@@ -4,7 +4,7 @@
  */
 export { readBootOptions, reset, setBootOrder, setBootOverride, setIndicator } from '../redfish/actions.js';
 export { readInventory } from '../redfish/inventory.js';
-export { firstSystemPath, readServiceRoot, readSystem, readUpdateService } from '../redfish/resources.js';
+export { firstSystemPath, readManager, readServiceRoot, readSystem, readUpdateService } from '../redfish/resources.js';
 export { openRedfish } from '../redfish/session.js';
 export { pushUpdate, simpleUpdate } from '../redfish/update.js';
 export { readSimpleUpdateAllowed, simpleUpdateFit } from '../redfish/simple-update-fit.js';

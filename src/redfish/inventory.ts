@@ -34,6 +34,8 @@ export interface RedfishInventory {
   serviceRoot: ServiceRoot;
   system?: SystemInfo;
   manager?: ManagerInfo;
+  /** `manager` is the layout's kept FirmwareVersion (keepManager), not read in this read */
+  managerKept?: true;
   chassis?: ChassisInfo;
   /** Power.PowerControl[0].PowerMetrics */
   powerMetric?: PowerMetrics;
@@ -434,7 +436,10 @@ async function inventoryByLayout(reader: ReadCache, serviceRoot: ServiceRoot, la
   if (system.uuid !== layout.uuid || !samePathOrNone(system.managedBy[0], layout.links.manager) || !samePathOrNone(system.chassis[0], layout.links.chassis)) return undefined;
   const inv: RedfishInventory = { serviceRoot, system, missing: [] };
   const { missing } = inv;
-  if (keptManager) inv.manager = { path: layout.manager!, firmwareVersion: layout.managerFirmware! };
+  if (keptManager) {
+    inv.manager = { path: layout.manager!, firmwareVersion: layout.managerFirmware! };
+    inv.managerKept = true;
+  }
   else if (managerRead !== undefined) inv.manager = use('Manager', missing, signal, await managerRead);
   else missing.push(NO_MANAGER);
   // the System lost the LED it had: the chassis's is the one reported now

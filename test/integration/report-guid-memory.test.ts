@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectOutband } from '../../src/outband/connect.js';
 import { createGuidMemory, type GuidMemory } from '../../src/outband/guid-memory.js';
+import { createRedfishSessionMemory, redfishSessionKey, type RedfishSessionKeeper } from '../../src/outband/redfish-sessions.js';
 import type { BmcReport } from '../../src/outband/types.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { startTestFleet } from '../helpers/fleet.js';
@@ -28,9 +29,9 @@ const index = (manufacturer: string) => fleet.machines.findIndex((m) => m.state.
 const hostOf = (i: number) => fleet.machines[i]!.state.address;
 
 /** One report read as a cycle does it; the report and how many IPMI datagrams the machine got meanwhile. */
-async function read(i: number, guidMemory?: GuidMemory): Promise<{ report: BmcReport; ipmiDatagrams: number }> {
+async function read(i: number, guidMemory?: GuidMemory, redfishSessions?: RedfishSessionKeeper): Promise<{ report: BmcReport; ipmiDatagrams: number }> {
   const before = fleet.requestLog(i).length;
-  const bmc = await connectOutband({ host: hostOf(i), user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000, readAhead: true, ...(guidMemory ? { guidMemory } : {}) });
+  const bmc = await connectOutband({ host: hostOf(i), user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000, readAhead: true, ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}) });
   try {
     const report = await bmc.info();
     return { report, ipmiDatagrams: fleet.requestLog(i).slice(before).filter((r) => r.protocol === 'ipmi').length };
@@ -99,6 +100,33 @@ describe('report reads keep a BMC\'s confirmed IPMI GUID', () => {
       expect(after.report.bmcVersion).toBe('9.87');
     } finally {
       state.bmcVersion = before;
+    }
+  });
+
+  it('Supermicro through a kept layout: the Manager is read every time, also where a layout kept its version (a read that took the BMC for another vendor), so a firmware update is seen', async () => {
+    const i = index('Supermicro');
+    const state = fleet.machines[i]!.state;
+    const memory = createGuidMemory({ maxAgeMs: 60_000 });
+    const sessions = createRedfishSessionMemory({ maxAgeMs: 3_600_000 });
+    const key = redfishSessionKey(hostOf(i), fleet.redfishPort);
+    await read(i, memory, sessions);
+    // a Supermicro layout is kept without the Manager's version
+    expect(sessions.get(key)?.layout?.manager).toBeDefined();
+    expect(sessions.get(key)?.layout?.managerFirmware).toBeUndefined();
+    // as a read would have left it whose vendor detection failed ("unknown", Redfish first)
+    const kept = sessions.get(key)!;
+    const managerFirmware = memory.identity(hostOf(i))?.managerFirmware;
+    expect(managerFirmware).toBeDefined();
+    sessions.set(key, { ...kept, layout: { ...kept.layout!, managerFirmware: managerFirmware! } });
+    const before = state.bmcVersion;
+    state.bmcVersion = '9.88';
+    try {
+      const updated = await read(i, memory, sessions);
+      expect(updated.report.bmcVersion).toBe('9.88');
+      expect(updated.ipmiDatagrams).toBeGreaterThan(0);
+    } finally {
+      state.bmcVersion = before;
+      fleet.redfish!.dropSessions(i);
     }
   });
 
