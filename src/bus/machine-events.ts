@@ -124,6 +124,8 @@ const STOP_STEP_FLOOR_MS = 1000;
 
 /** Failures in a row of the JetStream consumer after which the instance is not ready. */
 export const CONSUMER_FAILURES_NOT_READY = 3;
+/** How long a pull must run without failing for a consumer's failures in a row to end. */
+const CONSUMER_HEALTHY_MS = 5000;
 /** How often a consumer that keeps failing is logged again (it is retried every second). */
 const CONSUMER_FAILURE_LOG_MS = 60_000;
 
@@ -460,7 +462,10 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
         // the client repeats by itself (after a reconnect or missed heartbeats) may bring one
         // while all slots are busy: `slotFor` holds that one with working().
         const pulled = await consumer.consume({ max_messages: 1 });
-        failures.ended();
+        // working again once it delivers, or has pulled a while without failing: a pull that opens
+        // and then fails as it is read would otherwise reset the count every second
+        const pulling = setTimeout(() => failures.ended(), CONSUMER_HEALTHY_MS);
+        pulling.unref();
         messages = pulled;
         // a leader that stops leading stops pulling at once; what it runs goes on to its end
         const unlisten = leadership?.subscribe((leading) => leading || void pulled.close());
@@ -476,6 +481,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
         };
         try {
           for await (const m of pulled) {
+            failures.ended();
             if (notLeading()) {
               m.working();
               holdBack(m);
@@ -491,6 +497,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
             await dispatcher.slot();
           }
         } finally {
+          clearTimeout(pulling);
           unlisten?.();
           // a nak while the pull is open would bring it straight back here, spending its second
           // and last delivery; closed, the next pull (the new leader's) gets it, first in line
