@@ -6,7 +6,7 @@
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
-import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { expect } from 'vitest';
 import { connectBus, type BusConnection } from '../../src/bus/connection.js';
 import { createEventJournal, eventJournalBucketName } from '../../src/bus/event-journal.js';
 import { streamNameFor } from '../../src/bus/jetstream.js';
@@ -15,12 +15,11 @@ import type { CommandResult } from '../../src/commands/runner.js';
 import type { StepJournal } from '../../src/commands/step-journal.js';
 import { BmcError } from '../../src/errors.js';
 import { connectOutband } from '../../src/outband/connect.js';
-import { VENDOR_PROFILES, vendorOfManufacturer } from '../../src/outband/vendors.js';
 import { startCommandService } from '../../src/parts/commands.js';
 import type { Fleet } from '../../src/sim/fleet.js';
-import { startTestFleet } from '../helpers/fleet.js';
+import { commandPeers, redfishPowered as redfishPoweredOf } from '../helpers/command-peers.js';
 import { captureLog } from '../helpers/log.js';
-import { consumerSettled, startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { consumerSettled, type TestNatsServer } from '../helpers/nats-server.js';
 import { withPeers } from '../helpers/peers.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -34,24 +33,9 @@ let fleet: Fleet;
 let server: TestNatsServer;
 let metalApi: NatsConnection;
 let seq = 0;
-const cleanup: Array<() => Promise<unknown>> = [];
+const cleanup = commandPeers(2, (p) => ({ fleet, server, metalApi } = p));
 
-beforeAll(async () => {
-  fleet = await startTestFleet({ count: 2 });
-  server = await startTestNatsServer({ jetstream: true });
-  metalApi = await connect({ servers: server.url });
-});
-afterAll(async () => {
-  await metalApi?.close();
-  await server?.dispose();
-  await fleet?.close();
-});
-afterEach(async () => {
-  fleet.clearFaults();
-  for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
-});
-
-const redfishPowered = () => fleet.machines.filter((m) => VENDOR_PROFILES[vendorOfManufacturer(m.state.manufacturer)].power === 'redfish');
+const redfishPowered = () => redfishPoweredOf(fleet);
 
 function resetEvent(i: number) {
   const m = fleet.machines[i]!.state;

@@ -5,20 +5,19 @@
  * machine's queue bound, and core NATS events beyond the in-flight bound, are refused with a
  * result event.
  */
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
-import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { expect } from 'vitest';
 import { connectBus } from '../../src/bus/connection.js';
 import { streamNameFor } from '../../src/bus/jetstream.js';
 import { createCommandMetrics } from '../../src/commands/metrics.js';
 import type { CommandResult } from '../../src/commands/runner.js';
 import { connectOutband } from '../../src/outband/connect.js';
-import { VENDOR_PROFILES, vendorOfManufacturer } from '../../src/outband/vendors.js';
 import { startCommandService } from '../../src/parts/commands.js';
 import type { Fleet } from '../../src/sim/fleet.js';
-import { startTestFleet } from '../helpers/fleet.js';
+import { commandPeers, redfishPowered as redfishPoweredOf } from '../helpers/command-peers.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
-import { consumerSettled, startTestNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
+import { consumerSettled, type TestNatsServer } from '../helpers/nats-server.js';
 import { withPeers } from '../helpers/peers.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -31,25 +30,9 @@ let fleet: Fleet;
 let server: TestNatsServer;
 let metalApi: NatsConnection;
 let seq = 0;
-const cleanup: Array<() => Promise<unknown>> = [];
+const cleanup = commandPeers(4, (p) => ({ fleet, server, metalApi } = p));
 
-beforeAll(async () => {
-  fleet = await startTestFleet({ count: 4 });
-  server = await startTestNatsServer({ jetstream: true });
-  metalApi = await connect({ servers: server.url });
-});
-afterAll(async () => {
-  await metalApi?.close();
-  await server?.dispose();
-  await fleet?.close();
-});
-afterEach(async () => {
-  fleet.clearFaults();
-  for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
-});
-
-/** fleet machines whose power actions go over Redfish (the vendor table) */
-const redfishPowered = () => fleet.machines.filter((m) => VENDOR_PROFILES[vendorOfManufacturer(m.state.manufacturer)].power === 'redfish');
+const redfishPowered = () => redfishPoweredOf(fleet);
 
 function event(i: number, cmd: string) {
   const m = fleet.machines[i]!.state;
