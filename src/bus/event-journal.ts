@@ -47,6 +47,31 @@ export type JournalClaim = { go: JournalHold } | { seen: Omit<JournalRecord, 'to
 
 export interface EventJournal {
   claim(eventId: string, step: number): Promise<JournalClaim>;
+  /** counts a run of the event starting; resolves to its runs that did not end handed back, this one included */
+  started(eventId: string): Promise<number>;
+  /** the event's run ended handed back (it comes again by choice): not a run that never settled */
+  handedBack(eventId: string): Promise<void>;
+}
+
+/** The key counting an event's runs. */
+export function runsKey(eventId: string): string {
+  return `ev.${eventId}.runs`;
+}
+
+/** What an event's runs key holds: runs started, and those that ended handed back. */
+interface RunCount {
+  starts: number;
+  handedBack: number;
+}
+
+function parseRuns(bytes: Uint8Array): RunCount {
+  try {
+    const v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as Partial<RunCount> | null;
+    const n = (x: unknown) => (typeof x === 'number' && Number.isInteger(x) && x >= 0 && x < 1e6 ? x : 0);
+    return { starts: n(v?.starts), handedBack: n(v?.handedBack) };
+  } catch {
+    return { starts: 0, handedBack: 0 };
+  }
 }
 
 /** claims this process knows sent nothing although their key may say claimed: at most this many kept */
@@ -144,7 +169,35 @@ export function createEventJournal(o: { kv: KvBucket; instanceId: string; logger
     return e && !e.deleted && parseRecord(e.value)?.token === token ? e.revision : undefined;
   }
 
+  /** `change` applied to the event's run count by compare-and-set, a few rounds; the count written */
+  async function countRuns(eventId: string, change: (c: RunCount) => RunCount): Promise<RunCount> {
+    const key = runsKey(eventId);
+    for (let round = 0; round < 3; round++) {
+      const e = await o.kv.get(key);
+      const next = change(e && !e.deleted ? parseRuns(e.value) : { starts: 0, handedBack: 0 });
+      const value = Buffer.from(JSON.stringify(next), 'utf8');
+      const written = e === undefined ? await o.kv.create(key, value) : await o.kv.update(key, value, e.revision);
+      if (written !== undefined) return next;
+    }
+    throw new Error('the key kept changing');
+  }
+
   return {
+    async started(eventId) {
+      try {
+        const c = await countRuns(eventId, (r) => ({ ...r, starts: r.starts + 1 }));
+        return c.starts - c.handedBack;
+      } catch (err) {
+        throw unavailable(runsKey(eventId), err);
+      }
+    },
+    async handedBack(eventId) {
+      try {
+        await countRuns(eventId, (r) => ({ ...r, handedBack: r.handedBack + 1 }));
+      } catch (err) {
+        o.logger.warn({ err, bucket: o.kv.bucket, key: runsKey(eventId) }, 'event journal: a hand-back not counted; a later delivery counts this run as one that never settled');
+      }
+    },
     async claim(eventId, step) {
       const key = stepKey(eventId, step);
       const token = randomBytes(9).toString('base64url');

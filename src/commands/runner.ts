@@ -144,6 +144,9 @@ function positive(name: string, value: number, integer: boolean): void {
 }
 
 /** Resolves with `promise` or rejects when `signal` fires, whichever comes first. */
+/** An event's runs that may start without an earlier one having settled, this one included. */
+export const MAX_UNSETTLED_RUNS = 3;
+
 /** How long an action aborted by the command's end may take to say it was not sent. */
 const NOT_SENT_WITHIN_MS = 1000;
 
@@ -393,12 +396,51 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     return result;
   }
 
+  /**
+   * One delivery's run of a plan. With the event journal, its start is counted first: an event
+   * whose earlier runs started and never settled (each ended the process, or its ack was lost)
+   * more than MAX_UNSETTLED_RUNS - 1 times is not run again but terminated, so a command that
+   * crashes the daemon does not crash every instance for its 15 deliveries; a run handed back
+   * (nak'ed by choice) is counted as such, not as one that never settled.
+   */
+  async function runDelivery(plan: Plan, cut: AbortSignal, newerPending: () => boolean): Promise<CommandResult> {
+    const { journal } = o;
+    const eventId = plan.eventId;
+    if (journal?.started !== undefined && eventId !== undefined) {
+      let runs: number | undefined;
+      try {
+        runs = await journal.started(eventId);
+      } catch (err) {
+        o.logger.warn({ err, machineId: plan.machineId, command: plan.command, eventId }, 'event journal: this run of the event not counted; it runs');
+      }
+      if (runs !== undefined && runs > MAX_UNSETTLED_RUNS) return refuseUnsettled(plan, runs);
+    }
+    const result = await executeWithRetries(plan, cut, newerPending);
+    if (eventId !== undefined && (result.code === 'ABORTED' || result.handedBack)) await journal?.handedBack?.(eventId);
+    return result;
+  }
+
+  function refuseUnsettled(plan: Plan, runs: number): CommandResult {
+    o.metrics?.commands.inc({ command: plan.command, outcome: 'error' });
+    o.logger.error({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, runs }, 'machine event not run again: its earlier runs started and never settled (each ended the process, or its answer to NATS was lost); terminated');
+    return {
+      machineId: plan.machineId,
+      type: plan.type,
+      command: plan.command,
+      ok: false,
+      code: 'UNSETTLED_RUNS',
+      error: `${plan.command}: this event started ${runs - 1} times before without its run settling (the process ended or its answer to NATS was lost each time); not run again`,
+      durationMs: 0,
+      startedAt: new Date(now()).toISOString(),
+    };
+  }
+
   function pump(): void {
     while (running.size < o.concurrency && ready.length > 0) {
       const key = ready.shift()!;
       const task = queues.get(key)!.shift()!;
       running.add(key);
-      void executeWithRetries(task.plan, task.cut.signal, () => (queues.get(key)?.length ?? 0) > 0).then((result) => {
+      void runDelivery(task.plan, task.cut.signal, () => (queues.get(key)?.length ?? 0) > 0).then((result) => {
         running.delete(key);
         cuts.delete(task.cut);
         const rest = queues.get(key)!;

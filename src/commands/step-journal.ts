@@ -28,6 +28,15 @@ export type StepClaim = { go: StepHold } | { seen: StepRecord };
 export interface StepJournal {
   /** claims step `step` (its index in the plan) of event `eventId`; rejects when the journal cannot be used (nothing may be sent then) */
   claim(eventId: string, step: number): Promise<StepClaim>;
+  /**
+   * Counts a run of event `eventId` starting (a delivery's turn in the runner); resolves to the
+   * event's runs that did not end handed back, this one included: more than one means earlier
+   * runs that never settled (the process ended, or its ack never reached the server). Rejects
+   * when the journal cannot be used.
+   */
+  started?(eventId: string): Promise<number>;
+  /** the run ended handed back (nak'ed by choice, it comes again): not one that never settled. Never rejects. */
+  handedBack?(eventId: string): Promise<void>;
 }
 
 /** How an earlier delivery's record reads in a result or a log line. */

@@ -6,7 +6,7 @@
  * through nats-server and the simulated fleet is in test/integration/commands-journal.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { createEventJournal, journalEventId, parseRecord, stepKey, type JournalClaim } from '../../src/bus/event-journal.js';
+import { createEventJournal, journalEventId, parseRecord, runsKey, stepKey, type JournalClaim } from '../../src/bus/event-journal.js';
 import { isValidKey, type KvBucket } from '../../src/bus/kv.js';
 import type { Plan } from '../../src/commands/event.js';
 import { dispositionOf } from '../../src/commands/handler.js';
@@ -171,7 +171,7 @@ function instance(store: ReturnType<typeof createMemoryKv>, name: string, reset:
     logger: log.logger,
     journal: createEventJournal({ kv, instanceId: name, logger: log.logger }),
   });
-  return { runner, sent, kv, log };
+  return { runner, sent, kv, log, journal: createEventJournal({ kv, instanceId: name, logger: log.logger }) };
 }
 
 describe('command runner with the event journal', () => {
@@ -245,6 +245,30 @@ describe('command runner with the event journal', () => {
     expect(a.sent).not.toContain('OFF');
   });
 
+  it('an event whose earlier runs started and never settled (each crashed the daemon) is not run a fourth time: terminated, nothing sent', async () => {
+    const store = createMemoryKv('p-events');
+    const a = instance(store, 'a');
+    // three earlier deliveries started running and never settled: the process ended each time
+    for (let crash = 0; crash < 3; crash++) await a.journal.started(EVENT);
+    const refused = await a.runner.submit(deletePlan(EVENT));
+    expect(refused).toMatchObject({ ok: false, code: 'UNSETTLED_RUNS' });
+    expect(refused.error).toMatch(/this event started 3 times before without its run settling/);
+    expect(dispositionOf(refused)).toBe('term');
+    expect(a.sent).toEqual([]);
+    expect(a.log.find(/machine event not run again: its earlier runs started and never settled/)).toHaveLength(1);
+  });
+
+  it('runs handed back (nak\'ed by choice) are not runs that never settled: the event still runs after many', async () => {
+    const store = createMemoryKv('p-events');
+    const a = instance(store, 'a');
+    for (let handBack = 0; handBack < 5; handBack++) {
+      await a.journal.started(EVENT);
+      await a.journal.handedBack(EVENT);
+    }
+    expect(await a.runner.submit(deletePlan(EVENT))).toMatchObject({ ok: true });
+    expect(a.sent).toEqual(['PXE', 'RESET']);
+  });
+
   it('journals no idempotent step, and nothing without an event id (core NATS): sent as before', async () => {
     const store = createMemoryKv('p-events');
     const a = instance(store, 'a');
@@ -252,7 +276,8 @@ describe('command runner with the event journal', () => {
     expect(await a.runner.submit(on)).toMatchObject({ ok: true });
     expect(await a.runner.submit(deletePlan())).toMatchObject({ ok: true });
     expect(await a.runner.submit(deletePlan())).toMatchObject({ ok: true });
-    expect(store.entries().size).toBe(0);
+    // no step key: only the ON event's run count
+    expect([...store.entries().keys()]).toEqual([runsKey(EVENT)]);
     expect(a.sent).toEqual(['ON', 'PXE', 'RESET', 'PXE', 'RESET']);
   });
 });
