@@ -25,8 +25,8 @@
  * and in total.
  *
  * Protocol on /v1/machine/{id}/console: binary frames carry terminal bytes both ways; text
- * frames carry JSON control messages, up `{"type":"resize","cols":..,"rows":..}` and
- * `{"type":"takeover"}`, down `{"type":"status",...}`, `{"type":"error","message":..}` and
+ * frames carry JSON control messages, up `{"type":"resize","cols":..,"rows":..}`,
+ * `{"type":"takeover"}` and `{"type":"break"}` (a serial break, the keyboard holder's only), down `{"type":"status",...}`, `{"type":"error","message":..}` and
  * `{"type":"closed","message":..,"error":..}` before the server closes. Invalid JSON or an
  * unknown message is answered with an error (after 20 of them the socket is closed with 1008);
  * frames over 64 KiB close it with 1009. The server pings every 15 s and terminates peers that
@@ -310,6 +310,12 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
       if (type === 'takeover') {
         if (handle) handle.takeover();
         else error('takeover: the console is not connected yet');
+        return;
+      }
+      if (type === 'break') {
+        // a serial break (magic SysRq) after the keystrokes sent before it, as SSH's break request
+        if (!handle) error('break: the console is not connected yet');
+        else if (!handle.sendBreak()) error('break not sent: only the keyboard holder sends a break, on a connected SOL console');
         return;
       }
       if (type === 'resize') {

@@ -230,6 +230,27 @@ describe('console over WebSocket', () => {
     await closeAll(clients);
   });
 
+  it('{"type":"break"} from the keyboard holder reaches the serial line as a break (ipmi_sim writes telnet IAC BREAK), between the keys sent before and after it; a watcher\'s is refused', async () => {
+    const holder = connect();
+    await joined(holder);
+    const from = serialText().length;
+    const serial = () => serialText().slice(from);
+    // a key at a time until one gets through: ipmi_sim drops an activation's first packet when it is numbered like the last one it acknowledged
+    await waitFor(() => (holder.ws.send(Buffer.from('.')), serial().includes('.')), 8000, 'a first key on the serial line', 300);
+    holder.ws.send(Buffer.from('before\r'));
+    await until(() => serial().includes('before\r'), 8000, 'the keys before the break');
+    holder.ws.send(JSON.stringify({ type: 'break' }));
+    holder.ws.send(Buffer.from('after'));
+    await until(() => serial().includes('after'), 8000, 'the keys after the break');
+    expect(serial()).toMatch(/before\r\xff\xf3after$/);
+    const watcher = connect();
+    await joined(watcher);
+    watcher.ws.send(JSON.stringify({ type: 'break' }));
+    await until(() => watcher.messages.some((m) => m.type === 'error' && /break not sent: only the keyboard holder/.test(String(m.message))), 8000, 'the watcher told');
+    expect(serial().match(/\xff\xf3/g)).toHaveLength(1);
+    await closeAll([holder, watcher]);
+  });
+
   it('answers garbage with errors or closes (1008/1009), and keeps serving', async () => {
     const a = connect();
     await joined(a);
