@@ -45,58 +45,80 @@ async function versionBefore(client: Reader, managerPath: string, signal: AbortS
   }
 }
 
-/** The Manager's FirmwareVersion once the restarted BMC answers; the client logs in again by itself on a 401. */
-async function versionAfterRestart(client: Reader, managerPath: string, options: BmcImageOptions): Promise<string | undefined> {
-  const retryMs = checkMs('retryMs', options.retryMs, 2000, 600_000);
-  const what = `firmware version of ${managerPath} after the BMC restarted`;
-  const dl = deadline(checkMs('readTimeoutMs', options.readTimeoutMs, 600_000), what, options.signal);
+/**
+ * Reads the Manager's FirmwareVersion every `everyMs`, for at most `forMs`, until `wanted` takes a
+ * read's version; reads that fail as a restarting BMC's do (5xx, refused, timed out) are waited
+ * through. Resolves with that version, or with `timedOut` (the deadline's error, and the last
+ * version read) when the wait's own deadline ends first; a read failing otherwise and the
+ * caller's abort reject.
+ */
+async function pollVersion(
+  client: Reader,
+  managerPath: string,
+  o: { everyMs: number; forMs: number; what: string; signal: AbortSignal | undefined; wanted: (version: string | undefined) => boolean },
+): Promise<{ version: string | undefined } | { timedOut: Error; last: string | undefined }> {
+  const dl = deadline(o.forMs, o.what, o.signal);
+  let last: string | undefined;
   try {
     for (;;) {
       try {
-        return (await readManager(client, managerPath, { signal: dl.signal })).firmwareVersion;
+        const version = (await readManager(client, managerPath, { signal: dl.signal })).firmwareVersion;
+        if (o.wanted(version)) return { version };
+        last = version ?? last;
       } catch (err) {
-        if (dl.signal.aborted || !isTransient(err)) throw err;
+        if (!dl.signal.aborted && !isTransient(err)) throw err;
       }
-      await sleep(retryMs, dl.signal, what);
+      try {
+        if (!dl.signal.aborted) await sleep(o.everyMs, dl.signal, o.what);
+      } catch (err) {
+        if (!dl.signal.aborted) throw err;
+      }
+      if (dl.signal.aborted) {
+        // the caller's own end (shutdown, the job's deadline) is theirs, not the wait's
+        if (o.signal?.aborted) throw o.signal.reason instanceof Error ? o.signal.reason : new BmcError('ABORTED', `${o.what}: aborted`);
+        return { timedOut: dl.signal.reason instanceof Error ? dl.signal.reason : new BmcError('TIMEOUT', `${o.what}: no answer within ${o.forMs} ms`), last };
+      }
     }
   } finally {
     dl.dispose();
   }
 }
 
+/** The Manager's FirmwareVersion once the restarted BMC answers; the client logs in again by itself on a 401. */
+async function versionAfterRestart(client: Reader, managerPath: string, options: BmcImageOptions): Promise<string | undefined> {
+  const polled = await pollVersion(client, managerPath, {
+    everyMs: checkMs('retryMs', options.retryMs, 2000, 600_000),
+    forMs: checkMs('readTimeoutMs', options.readTimeoutMs, 600_000),
+    what: `firmware version of ${managerPath} after the BMC restarted`,
+    signal: options.signal,
+    wanted: () => true,
+  });
+  if ('timedOut' in polled) throw polled.timedOut;
+  return polled.version;
+}
+
 /**
  * The Manager's FirmwareVersion once it is no longer `before`, read every `pollMs` for at most
- * `versionWaitMs`; reads that fail as a restarting BMC's do (5xx, refused, timed out) are waited
- * through. Throws when the wait ends with the version unchanged or a read failing otherwise.
+ * `versionWaitMs` (pollVersion). Throws when the wait ends with the version unchanged or a read
+ * failing otherwise.
  */
 async function versionChangedFrom(client: Reader, managerPath: string, before: string, options: BmcImageOptions): Promise<string> {
-  const pollMs = checkMs('pollMs', options.pollMs, 15_000, 600_000);
   const waitMs = checkMs('versionWaitMs', options.versionWaitMs, 20 * 60_000);
-  const dl = deadline(waitMs, `firmware version of ${managerPath} to change from ${before}`, options.signal);
-  let last = before;
+  let polled;
   try {
-    for (;;) {
-      try {
-        const now = (await readManager(client, managerPath, { signal: dl.signal })).firmwareVersion;
-        if (now !== undefined && now !== before) return now;
-        if (now !== undefined) last = now;
-      } catch (err) {
-        if (dl.signal.aborted) break;
-        if (!isTransient(err)) throw new BmcError('PROTOCOL', `the BMC named no task; its firmware version could not be read (outcome unverified): ${(err as Error).message}`, { cause: err });
-      }
-      try {
-        await sleep(pollMs, dl.signal, 'firmware version wait');
-      } catch (err) {
-        if (dl.signal.aborted) break;
-        throw err;
-      }
-    }
-  } finally {
-    dl.dispose();
+    polled = await pollVersion(client, managerPath, {
+      everyMs: checkMs('pollMs', options.pollMs, 15_000, 600_000),
+      forMs: waitMs,
+      what: `firmware version of ${managerPath} to change from ${before}`,
+      signal: options.signal,
+      wanted: (version) => version !== undefined && version !== before,
+    });
+  } catch (err) {
+    if (options.signal?.aborted) throw err;
+    throw new BmcError('PROTOCOL', `the BMC named no task; its firmware version could not be read (outcome unverified): ${(err as Error).message}`, { cause: err });
   }
-  // the caller's own abort (shutdown, the job's deadline) is theirs, not an unchanged version
-  if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new BmcError('ABORTED', 'firmware version wait aborted');
-  throw new BmcError('PROTOCOL', `the BMC named no task; firmware version unchanged after ${Math.round(waitMs / 1000)} s (outcome unverified): ${managerPath} FirmwareVersion ${last}`);
+  if ('version' in polled) return polled.version!;
+  throw new BmcError('PROTOCOL', `the BMC named no task; firmware version unchanged after ${Math.round(waitMs / 1000)} s (outcome unverified): ${managerPath} FirmwareVersion ${polled.last ?? before}`);
 }
 
 /**
