@@ -328,22 +328,25 @@ describe('bus with JetStream: a durable consumer created again starts where this
     const subject = freshSubject();
     const stream = streamNameFor(subject);
     const jsm = await jetstreamManager(publisher);
+    // the stream and a push consumer under the daemon's durable name exist before it starts (made
+    // by hand, say): every pull fails from the first. Replacing the daemon's own consumer under it
+    // instead would race with the daemon, which makes a deleted consumer again a second later.
+    await jsm.streams.add({ name: stream, subjects: [subject], retention: RetentionPolicy.Limits, storage: StorageType.File, discard: DiscardPolicy.Old, max_age: nanos(30_000), duplicate_window: nanos(30_000) });
+    await jetstream(publisher).publish(subject, enc('e-1'));
+    await jsm.consumers.add(stream, { durable_name: 'metal-bmc-pushed', deliver_subject: `${subject}.push`, ack_policy: AckPolicy.Explicit });
     const b = await bus(server);
     const i = await instance({ nc: b.nc, subject, durableName: 'metal-bmc-pushed' });
-    await jetstream(publisher).publish(subject, enc('e-1'));
-    await until('the first event', () => i.seen.length === 1);
-    expect(i.sub.consumerProblem()).toBeUndefined();
-    // someone replaces the durable with a push consumer: every pull setup fails from now on
-    await jsm.consumers.delete(stream, 'metal-bmc-pushed');
-    await jsm.consumers.add(stream, { durable_name: 'metal-bmc-pushed', deliver_subject: `${subject}.push`, ack_policy: AckPolicy.Explicit });
     await until('not ready', () => i.sub.consumerProblem() !== undefined, 20_000);
     expect(i.sub.consumerProblem()).toMatch(/JetStream consumer metal-bmc-pushed of .* failed [3-9]\d* times in a row/);
     expect(i.log.find('JetStream consumer failed; retrying every second')).toHaveLength(1);
+    expect(i.seen).toEqual([]);
     await jsm.consumers.delete(stream, 'metal-bmc-pushed');
     await until('ready again', () => i.sub.consumerProblem() === undefined, 20_000);
     expect(i.log.find('JetStream consumer pulls again')).toHaveLength(1);
+    await until('the event published before it started', () => i.seen.length === 1);
     await jetstream(publisher).publish(subject, enc('e-2'));
     await until('the second event', () => i.seen.length === 2);
+    expect(i.seen.map((s) => s.data)).toEqual(['e-1', 'e-2']);
   });
 
   it('keeps the saved position below an event still running here, so that a crash mid-run does not skip it', async () => {
