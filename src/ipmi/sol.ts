@@ -243,10 +243,7 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     }
     const timer = setTimeout(() => {
       if (!inFlight) return;
-      if (inFlight.attempts >= maxRetransmits) {
-        payloadLost = true;
-        return fail(new BmcError('TIMEOUT', `SOL on BMC ${session.remote}: no acknowledgement after ${maxRetransmits} retransmissions`));
-      }
+      if (inFlight.attempts >= maxRetransmits) return void failUnacknowledged(inFlight);
       transmit(inFlight.packet, inFlight.attempts + 1);
     }, retransmitMs);
     inFlight = { packet, sentAt: Date.now(), attempts, timer };
@@ -351,7 +348,7 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
    * status would. A BMC that refuses the command gets Get Device ID again, told once.
    */
   async function checkOwner(): Promise<void> {
-    const r = await session.request(NetFn.app, Cmd.getPayloadInstanceInfo, Buffer.from([PayloadType.sol, INSTANCE]));
+    const r = await askOwner();
     if (ended) return;
     if (r.completionCode !== 0 || r.data.length < 4) {
       session.keepaliveWith(undefined);
@@ -363,14 +360,42 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
       return;
     }
     const owner = r.data.readUInt32LE(0);
-    if (owner === session.bmcSessionId) return;
+    if (owner !== session.bmcSessionId) lost(owner);
+  }
+  session.keepaliveWith(checkOwner);
+
+  /** Get Payload Instance Info for our SOL instance: the id of the session that holds it, 0 for none */
+  function askOwner() {
+    return session.request(NetFn.app, Cmd.getPayloadInstanceInfo, Buffer.from([PayloadType.sol, INSTANCE]));
+  }
+
+  /** SOL is held by `owner`, another session (a takeover) or none (0): the stream ends without Deactivate Payload. */
+  function lost(owner: number, context = ''): void {
     payloadLost = true;
     takenOver = owner !== 0;
     const hex = (id: number) => `0x${id.toString(16).padStart(8, '0')}`;
     const what = owner === 0 ? 'SOL no longer active' : `SOL taken over by another session (${hex(owner)}, ours is ${hex(session.bmcSessionId)})`;
-    fail(new BmcError('CLOSED', `SOL on BMC ${session.remote} ended: ${what}`));
+    fail(new BmcError('CLOSED', `SOL on BMC ${session.remote} ended: ${what}${context}`));
   }
-  session.keepaliveWith(checkOwner);
+
+  /**
+   * Our characters went unacknowledged through every retransmission. A BMC that gave SOL to
+   * another client without telling us (ipmi_sim, and BMCs that reset SOL on a host reboot) drops
+   * our packets while the session lives: asked who holds SOL, it names the other session, and the
+   * end is a takeover, which a console then yields to instead of taking SOL back from a user typing
+   * into it. No answer, or SOL still ours, is the network or the BMC: TIMEOUT, as before. A late
+   * ACK that comes while the BMC is asked lets the stream go on.
+   */
+  async function failUnacknowledged(waiting: NonNullable<typeof inFlight>): Promise<void> {
+    const owner = await askOwner().then(
+      (r) => (r.completionCode === 0 && r.data.length >= 4 ? r.data.readUInt32LE(0) : undefined),
+      () => undefined,
+    );
+    if (ended || inFlight !== waiting) return;
+    if (owner !== undefined && owner !== session.bmcSessionId) return lost(owner, ', found after our characters went unacknowledged');
+    payloadLost = true;
+    fail(new BmcError('TIMEOUT', `SOL on BMC ${session.remote}: no acknowledgement after ${maxRetransmits} retransmissions`));
+  }
 
   session.onClose((reason) => {
     if (ended) return;

@@ -110,7 +110,7 @@ describe('SOL', () => {
     await crashed.close();
   });
 
-  it('taken over by another client, we give up without Deactivate Payload: the new owner keeps SOL (ipmi_sim deactivates whoever holds it)', async () => {
+  it('taken over by another client while we type (ipmi_sim tells us nothing and drops our SOL packets): once our retransmissions run out, asked who owns SOL, it names the other session; we give up as taken over, without Deactivate Payload, and the new owner keeps SOL', async () => {
     const s1 = await openSession(opts());
     const ours = await openSol(s1, { closeSession: true, retransmitMs: 100, maxRetransmits: 2 });
     const failed = new Promise<Error>((resolve) => ours.once('error', resolve));
@@ -119,7 +119,8 @@ describe('SOL', () => {
     const theirs = await openSol(s2, { takeOver: true, closeSession: true });
     const theirScreen = collect(theirs);
     ours.write('typed into a lost console');
-    expect(await failed).toMatchObject({ code: 'TIMEOUT' });
+    expect(await failed).toMatchObject({ code: 'CLOSED', message: expect.stringMatching(/SOL taken over by another session .*found after our characters went unacknowledged/) });
+    expect(ours.takenOver).toBe(true);
     await until(() => s1.state.kind === 'closed');
     expect(await solActive()).toBe(true);
     sim.serial.write('still theirs\r\n');

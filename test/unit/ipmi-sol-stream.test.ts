@@ -43,7 +43,7 @@ const streams: SolStream[] = [];
  * A session whose BMC activates SOL and otherwise only records and delivers SOL packets. Not
  * established unless asked: then ending the stream sends no Deactivate Payload.
  */
-function fakeBmc(options: { established?: boolean; activateCodes?: number[]; instanceInfo?: { completionCode: number; data: Buffer } } = {}): FakeBmc {
+function fakeBmc(options: { established?: boolean; activateCodes?: number[]; instanceInfo?: { completionCode: number; data: Buffer } | (() => Promise<{ completionCode: number; data: Buffer }>) } = {}): FakeBmc {
   const remote = `192.0.2.${++bmcCount}:623`;
   const sent: SolPacket[] = [];
   let handler: ((payload: Buffer) => void) | undefined;
@@ -63,7 +63,10 @@ function fakeBmc(options: { established?: boolean; activateCodes?: number[]; ins
     },
     request: async (netFn, cmd) => {
       commands.push(cmd);
-      if (cmd === GET_PAYLOAD_INSTANCE_INFO) return { netFn, cmd, seq: 0, ...(options.instanceInfo ?? { completionCode: 0, data: instanceInfo(BMC_SESSION_ID) }) };
+      if (cmd === GET_PAYLOAD_INSTANCE_INFO) {
+        const info = typeof options.instanceInfo === 'function' ? await options.instanceInfo() : options.instanceInfo;
+        return { netFn, cmd, seq: 0, ...(info ?? { completionCode: 0, data: instanceInfo(BMC_SESSION_ID) }) };
+      }
       const completionCode = cmd === 0x48 ? (options.activateCodes?.shift() ?? 0) : 0;
       return { netFn, cmd, seq: 0, completionCode, data: completionCode === 0 ? activation : Buffer.alloc(0) };
     },
@@ -358,16 +361,64 @@ describe('the end of the stream and Deactivate Payload', () => {
     expect(bmc.commands).not.toContain(DEACTIVATE_PAYLOAD);
   });
 
-  it('our retransmissions run out (the BMC answers the new owner, not us): the stream fails without Deactivate Payload', async () => {
+  it('our retransmissions run out and the BMC still names our session as SOL\'s owner: TIMEOUT (the network or the BMC), without Deactivate Payload', async () => {
     const bmc = fakeBmc({ established: true });
     const { sol } = await open(bmc);
     const failed = new Promise<Error>((resolve) => sol.once('error', resolve));
     sol.write('x');
     expect(await failed).toMatchObject({ code: 'TIMEOUT' });
-    // (or the network lost us, the payload still ours: a reconnect takes it over)
+    // the payload still ours: a reconnect takes it over
     expect(sol.takenOver).toBe(false);
+    expect(bmc.commands).toContain(GET_PAYLOAD_INSTANCE_INFO);
     await new Promise((resolve) => (sol.closed ? resolve(null) : sol.once('close', resolve)));
     expect(bmc.commands).not.toContain(DEACTIVATE_PAYLOAD);
+  });
+
+  it('our retransmissions run out and the BMC does not answer who owns SOL either: TIMEOUT, not a takeover', async () => {
+    const bmc = fakeBmc({ established: true, instanceInfo: () => Promise.reject(new Error('no answer')) });
+    const { sol } = await open(bmc);
+    const failed = new Promise<Error>((resolve) => sol.once('error', resolve));
+    sol.write('x');
+    expect(await failed).toMatchObject({ code: 'TIMEOUT' });
+    expect(sol.takenOver).toBe(false);
+  });
+
+  it('our retransmissions run out because another session took SOL without telling us (ipmi_sim): a takeover, so a console yields instead of taking SOL back from whoever types there', async () => {
+    const other = 0x11223344;
+    const bmc = fakeBmc({ established: true, instanceInfo: { completionCode: 0, data: instanceInfo(other) } });
+    const { sol } = await open(bmc);
+    const failed = new Promise<Error>((resolve) => sol.once('error', resolve));
+    sol.write('typed after the takeover');
+    expect(await failed).toMatchObject({ code: 'CLOSED', message: expect.stringMatching(/SOL taken over by another session \(0x11223344, ours is 0x0a0b0c0d\), found after our characters went unacknowledged/) });
+    expect(sol.takenOver).toBe(true);
+    await new Promise((resolve) => (sol.closed ? resolve(null) : sol.once('close', resolve)));
+    expect(bmc.commands).not.toContain(DEACTIVATE_PAYLOAD);
+  });
+
+  it('an ACK that comes late, while the BMC is asked who owns SOL, lets the console go on', async () => {
+    let answer!: () => void;
+    const asked = new Promise<void>((resolve) => (answer = resolve));
+    let askedAt = 0;
+    const bmc = fakeBmc({
+      established: true,
+      instanceInfo: async () => {
+        askedAt = Date.now();
+        await asked;
+        return { completionCode: 0, data: instanceInfo(BMC_SESSION_ID) };
+      },
+    });
+    const { sol } = await open(bmc);
+    const errors: Error[] = [];
+    sol.on('error', (e) => errors.push(e));
+    sol.write('slow');
+    await waitFor(() => askedAt > 0, 6 * RETRANSMIT_MS + 2000, 'the question who owns SOL');
+    const [last] = dataPackets(bmc.sent).slice(-1);
+    bmc.deliver({ ackSeq: last![0], acceptedChars: 4 });
+    answer();
+    sol.write('on');
+    await waitFor(() => dataPackets(bmc.sent).some(([, text]) => text === 'on'), 2000, 'the next characters sent');
+    expect(errors).toEqual([]);
+    expect(sol.destroyed).toBe(false);
   });
 });
 
