@@ -9,6 +9,8 @@
  *   notice    owner → viewer side: a notice of the owner's console session to the relay's client
  *             (keyboard holder, reconnecting, refused input), as its viewers get it
  *   takeover  viewer side → owner: the relayed viewer takes the keyboard of the owner's session
+ *   break     viewer side → owner: the relayed viewer, holding the keyboard, sends a serial break
+ *             (after the keystrokes it sent before)
  */
 export const MAX_OPEN_BYTES = 1024;
 export const MAX_CONTROL_BYTES = 4096;
@@ -33,7 +35,7 @@ export type RelayNotice =
   | { type: 'status'; state: 'connecting' | 'open' | 'reconnecting'; keyboard: boolean; owner: string | null; clients: number; message?: string }
   | { type: 'error'; message: string };
 
-export type RelayControl = { t: 'ping' } | { t: 'end'; m: string } | { t: 'notice'; n: RelayNotice } | { t: 'takeover' };
+export type RelayControl = { t: 'ping' } | { t: 'end'; m: string } | { t: 'notice'; n: RelayNotice } | { t: 'takeover' } | { t: 'break' };
 
 function parse(data: Uint8Array, max: number): Record<string, unknown> | undefined {
   if (data.length > max) return undefined;
@@ -90,6 +92,8 @@ export function decodeControl(data: Uint8Array): RelayControl | undefined {
       return { t: 'ping' };
     case 'takeover':
       return { t: 'takeover' };
+    case 'break':
+      return { t: 'break' };
     case 'end':
       return { t: 'end', m: typeof v.m === 'string' ? text(v.m, 200) : '' };
     case 'notice': {

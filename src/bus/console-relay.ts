@@ -9,11 +9,15 @@
  *   in     near → far  keystrokes, at most 4 KiB a message and `inputBytesPerSecond` a relay
  *   ctl.f  far → near  {"t":"ping"} every pingMs, {"t":"end","m":..} when the far side let go,
  *                      {"t":"notice","n":..} the owner session's notices to the relay's client
- *   ctl.n  near → far  ping and end from the near side, {"t":"takeover"} for the keyboard
+ *   ctl.n  near → far  ping and end from the near side, {"t":"takeover"} for the keyboard,
+ *                      {"t":"break"} for a serial break (after the keystrokes sent before it on
+ *                      `in`: one connection's messages reach the owner in the order sent)
  *
  * (console-relay-codec.ts). The near side hands the owner's notices to its hub's session
  * (`onNotice`, at most `noticesPerSecond` a relay) and asks the owner for the keyboard
- * (`takeover`, counted against the relay's input rate on the owner's side).
+ * (`takeover`) or sends a break (`sendBreak`), each counted against the relay's input rate on the
+ * owner's side, where the owner's session decides as for its own viewers (the keyboard's holder
+ * only).
  *
  * Either side ends the relay after `idleMs` without a message from the other. The owner serves at
  * most `maxRelays` at once and answers at most `opensPerSecond` open requests (more are refused).
@@ -32,8 +36,8 @@ export { decodeControl, decodeOpenRequest, encodeControl, type RelayNotice } fro
 
 export const RELAY_OUT_CHUNK = 16 * 1024;
 export const RELAY_IN_CHUNK = 4 * 1024;
-/** what a takeover request costs of the relay's input rate */
-const TAKEOVER_COST_BYTES = 256;
+/** what a takeover or break request costs of the relay's input rate */
+const CONTROL_COST_BYTES = 256;
 /** notices buffered on the near side until its session listens (the owner's first ones come before the open answer) */
 const EARLY_NOTICES = 8;
 
@@ -78,6 +82,11 @@ export interface RelayedConsole extends Duplex {
   onNotice(listener: (notice: RelayNotice) => void): void;
   /** asks the owner's session for the keyboard */
   takeover(): void;
+  /**
+   * asks the owner's session for a serial break; true when asked (whether it is sent is the
+   * owner's session's decision: the keyboard's holder only, on a connected SOL console)
+   */
+  sendBreak(): boolean;
 }
 
 /**
@@ -137,6 +146,11 @@ export async function openRelay(o: OpenRelayOptions): Promise<RelayedConsole> {
     },
     takeover() {
       if (!ended) publishQuietly(o.nc, `${base}.ctl.n`, control({ t: 'takeover' }));
+    },
+    sendBreak() {
+      if (ended) return false;
+      publishQuietly(o.nc, `${base}.ctl.n`, control({ t: 'break' }));
+      return true;
     },
   });
   /**
@@ -207,6 +221,8 @@ export interface RelayMember {
   input(data: Buffer): void;
   /** the relayed viewer takes the keyboard */
   takeover(): void;
+  /** the relayed viewer sends a serial break; false when its session refused it */
+  sendBreak(): boolean;
   leave(): void;
 }
 
@@ -296,10 +312,11 @@ export function serveRelays(o: ServeRelaysOptions): RelayServer {
           s.heard = Date.now();
           const c = decodeControl(msg.data);
           if (c?.t === 'end') end(s, 'viewer side closed', false);
-          else if (c?.t === 'takeover') {
-            if (s.tokens < TAKEOVER_COST_BYTES) return o.onRefused?.('input-limit');
-            s.tokens -= TAKEOVER_COST_BYTES;
-            s.member?.takeover();
+          else if (c?.t === 'takeover' || c?.t === 'break') {
+            if (s.tokens < CONTROL_COST_BYTES) return o.onRefused?.('input-limit');
+            s.tokens -= CONTROL_COST_BYTES;
+            if (c.t === 'takeover') s.member?.takeover();
+            else if (s.member && !s.member.sendBreak()) log.debug({ machineId: s.machine }, 'relayed break not sent: refused by the console session here, which told the relayed viewer why');
           }
         },
       }),

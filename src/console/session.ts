@@ -281,7 +281,7 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
     }
     const sender = breakSender(phase.backend);
     if (!sender) {
-      m.port.notify({ type: 'error', message: 'break ignored: this console cannot send a break (held by another instance, or not SOL)' });
+      m.port.notify({ type: 'error', message: 'break ignored: this console cannot send a break (not SOL)' });
       return false;
     }
     return sender.sendBreak();

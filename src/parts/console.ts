@@ -64,7 +64,7 @@ export function relayJoin(hub: ConsoleHub, owners: Pick<ConsoleOwners, 'holder'>
       notify: (notice) => port.notify(relayNotice(notice)),
       end: (reason) => port.end(reason.message),
     });
-    return { input: (data) => handle.input(data), takeover: () => handle.takeover(), leave: () => handle.leave() };
+    return { input: (data) => handle.input(data), takeover: () => handle.takeover(), sendBreak: () => handle.sendBreak(), leave: () => handle.leave() };
   };
 }
 

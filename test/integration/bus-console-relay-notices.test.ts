@@ -3,7 +3,8 @@
  * viewer of the owner does (issue 13): two console hubs over a real nats-server, the owner's with
  * the BMC (a stream the test drives), the other's through the relay (src/bus/console-relay.ts,
  * joined by src/parts/console.ts `relayJoin`). The relayed viewer sees who holds the keyboard at
- * the owner, is told when its input is refused there, takes the keyboard there, and sees the
+ * the owner, is told when its input is refused there, takes the keyboard there, sends a break
+ * there (after the keys typed before it), and sees the
  * owner's session reconnecting to its BMC, and ending.
  */
 import { PassThrough } from 'node:stream';
@@ -42,7 +43,8 @@ beforeAll(async () => {
     reconnect: { initialMs: 50, maxMs: 100, maxAttempts: 3 },
     openBackend: async () => {
       if (bmcDown) throw new BmcError('TIMEOUT', 'the BMC does not answer');
-      const b = new PassThrough();
+      // a SOL console's break goes into the stream where it falls among the keys, as a mark
+      const b = Object.assign(new PassThrough(), { sendBreak: () => b.write('<break>') || true });
       bmcs.push(b);
       return b;
     },
@@ -85,7 +87,7 @@ function viewer(subject: string): Viewer {
   };
 }
 
-it('gives a relayed viewer the owner\'s keyboard holder, refusals, takeover, reconnecting and end', async () => {
+it('gives a relayed viewer the owner\'s keyboard holder, refusals, takeover, its break, reconnecting and end', async () => {
   const farOps = viewer('CN=far-ops');
   const farHandle: ConsoleHandle = await farHub.join('m1', farOps.port);
   expect(farHandle.hasKeyboard).toBe(true);
@@ -110,6 +112,11 @@ it('gives a relayed viewer the owner\'s keyboard holder, refusals, takeover, rec
   bmcs[0]!.on('data', (d: Buffer) => (typed += d.toString()));
   nearHandle.input(Buffer.from('ls\r'));
   await waitFor(() => typed === 'ls\r', 10_000, 'the keystrokes at the BMC');
+  // and its break, after the keys typed before it
+  nearHandle.input(Buffer.from('x'));
+  expect(nearHandle.sendBreak()).toBe(true);
+  nearHandle.input(Buffer.from('y'));
+  await waitFor(() => typed === 'ls\rx<break>y', 10_000, 'the break at the BMC between the keys');
 
   // the far viewer takes it back
   farHandle.takeover();

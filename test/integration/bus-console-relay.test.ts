@@ -46,6 +46,8 @@ async function owner(o: { refuse?: string; maxRelays?: number; opensPerSecond?: 
   const ports: RelayPort[] = [];
   let left = 0;
   let takeovers = 0;
+  /** keystrokes and breaks in the order the owner's session got them */
+  const order: string[] = [];
   const refused: string[] = [];
   const relays: RelayServer = serveRelays({
     nc: far,
@@ -57,13 +59,18 @@ async function owner(o: { refuse?: string; maxRelays?: number; opensPerSecond?: 
     async join(_machine, _from, port) {
       if (o.refuse) throw new BmcError('BUSY', o.refuse);
       ports.push(port);
-      return { input: (d) => inputs.push(d), takeover: () => takeovers++, leave: () => left++ };
+      return {
+        input: (d) => (inputs.push(d), order.push(d.toString())),
+        takeover: () => takeovers++,
+        sendBreak: () => (order.push('<break>'), true),
+        leave: () => left++,
+      };
     },
   });
   cleanup.push(() => relays.close());
   // subscribed means the server has the subscription
   await far.flush();
-  return { prefix, inputs, ports, refused, relays, left: () => left, takeovers: () => takeovers };
+  return { prefix, inputs, order, ports, refused, relays, left: () => left, takeovers: () => takeovers };
 }
 
 function open(prefix: string, o: { pingMs?: number; idleMs?: number; noticesPerSecond?: number; onNoticeDropped?: () => void } = {}): Promise<RelayedConsole> {
@@ -82,6 +89,23 @@ it('relays output to the viewer side and keystrokes back', async () => {
   expect(f.inputs[0]!.toString()).toBe('ls\r');
   s.destroy();
   await waitFor(() => f.left() === 1 && f.relays.count() === 0, 10_000, 'the owner letting go');
+});
+
+it("sends a break to the owner's session after the keystrokes typed before it, and bounds breaks by the relay's input rate", async () => {
+  const f = await owner({ inputBytesPerSecond: 1024 });
+  const s = await open(f.prefix);
+  s.write(Buffer.from('echo b > /proc/sysrq-trigger'));
+  expect(s.sendBreak()).toBe(true);
+  s.write(Buffer.from('after'));
+  await waitFor(() => f.order.length === 3, 10_000, 'keys, the break and the keys after it');
+  expect(f.order).toEqual(['echo b > /proc/sysrq-trigger', '<break>', 'after']);
+  // a flood of breaks costs the relay's input like keystrokes: most are refused, counted
+  for (let i = 0; i < 10; i++) s.sendBreak();
+  await waitFor(() => f.refused.filter((r) => r === 'input-limit').length >= 6, 10_000, 'breaks over the rate refused');
+  expect(f.order.filter((e) => e === '<break>').length).toBeLessThanOrEqual(4);
+  s.destroy();
+  await waitFor(() => f.left() === 1, 10_000, 'the owner letting go');
+  expect(s.sendBreak()).toBe(false);
 });
 
 it('tells the viewer side why the owner refused', async () => {
@@ -122,7 +146,7 @@ it('ends the relay on the viewer side when the owner goes silent, and on the own
   // the owner's process dies: its connection goes without a word
   const dying = await connect({ servers: server.url });
   const prefix = `t${++prefixSeq}.console`;
-  serveRelays({ nc: dying, prefix, instanceId: 'far', logger: captureLog('warn').logger, pingMs: 100, idleMs: 600, join: async () => ({ input: () => undefined, takeover: () => undefined, leave: () => undefined }) });
+  serveRelays({ nc: dying, prefix, instanceId: 'far', logger: captureLog('warn').logger, pingMs: 100, idleMs: 600, join: async () => ({ input: () => undefined, takeover: () => undefined, sendBreak: () => false, leave: () => undefined }) });
   await dying.flush();
   const s = await open(prefix, { pingMs: 100, idleMs: 600 });
   const ended = new Promise<Error | undefined>((resolve) => s.on('error', resolve).on('close', () => resolve(undefined)));
@@ -148,7 +172,7 @@ it('brings the owner\'s notices to the viewer side, those before the open answer
     logger: captureLog('warn').logger,
     async join(_machine, _from, port) {
       port.notify(early);
-      return { input: () => undefined, takeover: () => undefined, leave: () => undefined };
+      return { input: () => undefined, takeover: () => undefined, sendBreak: () => false, leave: () => undefined };
     },
   });
   cleanup.push(() => greeting.close());
@@ -203,7 +227,7 @@ it('a relay the owner ends while its console still opens fails the open (no stra
     // the owner's console takes its time to open (up to 30 s in the daemon)
     join: () => {
       joins++;
-      return new Promise((resolve) => (finishJoin = () => resolve({ input: () => undefined, takeover: () => undefined, leave: () => undefined })));
+      return new Promise((resolve) => (finishJoin = () => resolve({ input: () => undefined, takeover: () => undefined, sendBreak: () => false, leave: () => undefined })));
     },
   });
   cleanup.push(() => relays.close());
@@ -305,7 +329,7 @@ it('a relay used while both sides\' NATS connections drain (a shutdown) throws n
     logger: captureLog('warn').logger,
     pingMs: 50,
     idleMs: 300,
-    join: async (_machine, _from, p) => ((port = p), { input: () => undefined, takeover: () => undefined, leave: () => void left++ }),
+    join: async (_machine, _from, p) => ((port = p), { input: () => undefined, takeover: () => undefined, sendBreak: () => false, leave: () => void left++ }),
   });
   cleanup.push(() => relays.close());
   await farNc.flush();

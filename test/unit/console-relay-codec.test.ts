@@ -48,12 +48,13 @@ describe('relay open request', () => {
 });
 
 describe('relay control message', () => {
-  it('knows ping, end, notice and takeover, cuts the end message, and nothing else', () => {
+  it('knows ping, end, notice, takeover and break, cuts the end message, and nothing else', () => {
     expect(decodeControl(enc({ t: 'ping' }))).toEqual({ t: 'ping' });
     expect(decodeControl(enc({ t: 'end', m: 'x'.repeat(500) }))).toEqual({ t: 'end', m: 'x'.repeat(200) });
     expect(decodeControl(enc({ t: 'end' }))).toEqual({ t: 'end', m: '' });
     expect(decodeControl(enc({ t: 'other' }))).toBeUndefined();
     expect(decodeControl(enc({ t: 'takeover' }))).toEqual({ t: 'takeover' });
+    expect(decodeControl(enc({ t: 'break', extra: 'x'.repeat(100) }))).toEqual({ t: 'break' });
     expect(decodeControl(enc({ t: 'notice', n: { type: 'status', state: 'closed', keyboard: true, owner: null, clients: 1 } }))).toBeUndefined();
     expect(decodeControl(enc({ t: 'notice', n: { type: 'status', state: 'open', keyboard: 'yes', owner: null, clients: 1 } }))).toBeUndefined();
     expect(decodeControl(enc({ t: 'notice', n: { type: 'status', state: 'open', keyboard: true, owner: null, clients: -1 } }))).toBeUndefined();
@@ -62,7 +63,7 @@ describe('relay control message', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 2000 }), (bytes) => {
         const c = decodeControl(bytes);
-        if (c) expect(['ping', 'end', 'notice', 'takeover']).toContain(c.t);
+        if (c) expect(['ping', 'end', 'notice', 'takeover', 'break']).toContain(c.t);
       }),
     );
   });
