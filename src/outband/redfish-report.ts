@@ -44,15 +44,21 @@ export function fruOf(inv: Pick<RedfishInventory, 'system' | 'chassis'>): MetalF
   return Object.fromEntries(Object.entries(fru).filter(([, v]) => v !== undefined)) as MetalFru;
 }
 
+/**
+ * The power metric: PowerControl's PowerMetrics, the average falling back to the current reading
+ * (PowerConsumedWatts, or PowerSubsystem's) where the BMC keeps no statistics. A minimum, maximum
+ * or interval the BMC does not give is 0, "not known", as the Go metal-bmc sends it: filled in from
+ * the average, it would claim a range over an interval nobody measured.
+ */
 export function powerMetricOf(inv: Pick<RedfishInventory, 'powerMetric' | 'consumedWatts' | 'powerWatts'>): PowerMetric | undefined {
   const m = inv.powerMetric;
   const average = m?.averageConsumedWatts ?? inv.consumedWatts ?? inv.powerWatts;
   if (average === undefined) return undefined;
   return {
     averageconsumedwatts: average,
-    minconsumedwatts: m?.minConsumedWatts ?? average,
-    maxconsumedwatts: m?.maxConsumedWatts ?? average,
-    intervalinmin: m?.intervalInMin ?? 1,
+    minconsumedwatts: m?.minConsumedWatts ?? 0,
+    maxconsumedwatts: m?.maxConsumedWatts ?? 0,
+    intervalinmin: m?.intervalInMin ?? 0,
   };
 }
 

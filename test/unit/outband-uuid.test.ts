@@ -104,7 +104,9 @@ describe('Redfish → metal-api report fields', () => {
 
   it('fills a power metric from whatever the BMC has', () => {
     expect(powerMetricOf({ powerMetric: { averageConsumedWatts: 212, minConsumedWatts: 180, maxConsumedWatts: 290, intervalInMin: 1 } })).toEqual({ averageconsumedwatts: 212, minconsumedwatts: 180, maxconsumedwatts: 290, intervalinmin: 1 });
-    expect(powerMetricOf({ consumedWatts: 344 })).toEqual({ averageconsumedwatts: 344, minconsumedwatts: 344, maxconsumedwatts: 344, intervalinmin: 1 });
+    // a BMC without statistics: the current reading as the average, the rest "not known" (0), as Go sends them
+    expect(powerMetricOf({ consumedWatts: 344 })).toEqual({ averageconsumedwatts: 344, minconsumedwatts: 0, maxconsumedwatts: 0, intervalinmin: 0 });
+    expect(powerMetricOf({ powerMetric: { averageConsumedWatts: 200 }, consumedWatts: 344 })).toEqual({ averageconsumedwatts: 200, minconsumedwatts: 0, maxconsumedwatts: 0, intervalinmin: 0 });
     expect(powerMetricOf({})).toBeUndefined();
     expect(powerSuppliesOf({ powerSupplies: [{ health: 'OK', state: 'Enabled' }, {}] })).toEqual([{ status: { health: 'OK', state: 'Enabled' } }, { status: { health: '', state: '' } }]);
   });
