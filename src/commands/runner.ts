@@ -206,37 +206,23 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     return { timeliness: timelinessOf(plan.type, ageMs, o.ttlMs, plan.command), ageMs };
   }
 
+  /** the result of a plan not executed at all: why (code, error) and what else the result says */
+  function notExecuted(plan: Plan, code: string, error: string, extra: Partial<CommandResult> = {}): CommandResult {
+    return { machineId: plan.machineId, type: plan.type, command: plan.command, ok: false, code, error, ...extra, durationMs: 0, startedAt: new Date(now()).toISOString() };
+  }
+
   function dropStale(plan: Plan, ageMs: number): CommandResult {
     o.metrics?.eventsStale?.inc();
     o.logger.warn({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, ageMs, ttlMs: o.ttlMs }, 'stale machine command dropped when its turn came');
-    return {
-      machineId: plan.machineId,
-      type: plan.type,
-      command: plan.command,
-      ok: false,
-      code: 'STALE',
-      error: `${plan.command} was ${Math.round(ageMs / 1000)} s old when its turn came, older than the topic TTL of ${Math.round((o.ttlMs ?? 0) / 1000)} s; not executed`,
-      dropped: 'stale',
-      ageMs,
-      durationMs: 0,
-      startedAt: new Date(now()).toISOString(),
-    };
+    const error = `${plan.command} was ${Math.round(ageMs / 1000)} s old when its turn came, older than the topic TTL of ${Math.round((o.ttlMs ?? 0) / 1000)} s; not executed`;
+    return notExecuted(plan, 'STALE', error, { dropped: 'stale', ageMs });
   }
 
   function refuseOverflow(plan: Plan, held: number): CommandResult {
     o.metrics?.eventsRefused?.inc({ reason: 'queue-full' });
     o.logger.warn({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, queued: held, max: maxQueue }, 'machine command refused: its machine\'s queue is full');
-    const result: CommandResult = {
-      machineId: plan.machineId,
-      type: plan.type,
-      command: plan.command,
-      ok: false,
-      code: 'QUEUE_FULL',
-      error: `${plan.command} refused: ${held} commands for this machine are queued or running already (METAL_BMC_COMMAND_QUEUE_MAX ${maxQueue}); not executed`,
-      dropped: 'overflow',
-      durationMs: 0,
-      startedAt: new Date(now()).toISOString(),
-    };
+    const error = `${plan.command} refused: ${held} commands for this machine are queued or running already (METAL_BMC_COMMAND_QUEUE_MAX ${maxQueue}); not executed`;
+    const result = notExecuted(plan, 'QUEUE_FULL', error, { dropped: 'overflow' });
     try {
       o.onResult?.(result);
     } catch (err) {
@@ -423,16 +409,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   function refuseUnsettled(plan: Plan, runs: number): CommandResult {
     o.metrics?.commands.inc({ command: plan.command, outcome: 'error' });
     o.logger.error({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, runs }, 'machine event not run again: its earlier runs started and never settled (each ended the process, or its answer to NATS was lost); terminated');
-    return {
-      machineId: plan.machineId,
-      type: plan.type,
-      command: plan.command,
-      ok: false,
-      code: 'UNSETTLED_RUNS',
-      error: `${plan.command}: this event started ${runs - 1} times before without its run settling (the process ended or its answer to NATS was lost each time); not run again`,
-      durationMs: 0,
-      startedAt: new Date(now()).toISOString(),
-    };
+    return notExecuted(plan, 'UNSETTLED_RUNS', `${plan.command}: this event started ${runs - 1} times before without its run settling (the process ended or its answer to NATS was lost each time); not run again`);
   }
 
   function pump(): void {
