@@ -39,6 +39,8 @@ export interface KvEntry {
   revision: number;
   /** a delete marker (`KV-Operation: DEL` or `PURGE`) */
   deleted: boolean;
+  /** when the server stored it, by the server's clock (ms since the epoch) */
+  createdMs?: number;
 }
 
 export interface KvWatch {
@@ -54,6 +56,8 @@ export interface KvBucket {
   create(key: string, value: Uint8Array): Promise<number | undefined>;
   /** writes `value` if the key's revision is still `revision`; the new revision, or undefined when it moved on */
   update(key: string, value: Uint8Array, revision: number): Promise<number | undefined>;
+  /** writes `value` whatever the key holds (a key only this process writes); the new revision */
+  put(key: string, value: Uint8Array): Promise<number>;
   /** a delete marker, if the key's revision is still `revision` (when given); false when it moved on */
   delete(key: string, revision?: number): Promise<boolean>;
   /** entries under `prefix.` (or all keys without a prefix) */
@@ -130,11 +134,12 @@ export async function openKvBucket(nc: NatsConnection, jsm: JetStreamManager, bu
   const stream = await ensureKvStream(jsm, bucket, o);
   const js: JetStreamClient = jetstream(nc, { timeout: o.timeoutMs ?? 5000 });
   const prefix = `$KV.${bucket}.`;
-  const entryOf = (subject: string, seq: number, data: Uint8Array, op: string | undefined): KvEntry => ({
+  const entryOf = (subject: string, seq: number, data: Uint8Array, op: string | undefined, createdMs: number): KvEntry => ({
     key: subject.slice(prefix.length),
     value: data,
     revision: seq,
     deleted: op === 'DEL' || op === 'PURGE',
+    createdMs,
   });
 
   /** runs `op`, and once more after making the stream again when it is gone (the whole state is lost then: every key is absent) */
@@ -160,7 +165,7 @@ export async function openKvBucket(nc: NatsConnection, jsm: JetStreamManager, bu
     checkKey(key);
     const m = await remaking(() => jsm.streams.getMessage(stream, { last_by_subj: prefix + key }));
     if (!m) return undefined;
-    return entryOf(m.subject, m.seq, m.data, m.header?.get(OPERATION) || undefined);
+    return entryOf(m.subject, m.seq, m.data, m.header?.get(OPERATION) || undefined, m.time.getTime());
   }
 
   async function put(key: string, value: Uint8Array, expected: number, op?: 'DEL'): Promise<number | undefined> {
@@ -187,6 +192,10 @@ export async function openKvBucket(nc: NatsConnection, jsm: JetStreamManager, bu
       return current?.deleted ? put(key, value, current.revision) : undefined;
     },
     update: (key, value, revision) => put(key, value, revision),
+    async put(key, value) {
+      checkKey(key);
+      return (await remaking(() => js.publish(prefix + key, value, { expect: { streamName: stream } }))).seq;
+    },
     async delete(key, revision) {
       const expected = revision ?? (await get(key))?.revision ?? 0;
       return (await put(key, new Uint8Array(0), expected, 'DEL')) !== undefined;
@@ -200,7 +209,7 @@ export async function openKvBucket(nc: NatsConnection, jsm: JetStreamManager, bu
       const messages = await consumer.consume();
       return {
         async *[Symbol.asyncIterator]() {
-          for await (const m of messages) yield entryOf(m.subject, m.seq, m.data, m.headers?.get(OPERATION) || undefined);
+          for await (const m of messages) yield entryOf(m.subject, m.seq, m.data, m.headers?.get(OPERATION) || undefined, Number(BigInt(m.timestampNanos) / 1_000_000n));
         },
         stop: () => void messages.stop(),
       };

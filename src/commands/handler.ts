@@ -45,6 +45,7 @@ export interface EventHandlerOptions {
   firmware?: Pick<FirmwareJobs, 'start'>;
   /** the topic TTL: command events older than this are dropped on receipt (the runner checks again when their turn comes) */
   ttlMs?: number;
+  /** the clock of the age: the NATS server's, which stamped the events (server-clock.ts); default this host's */
   now?: () => number;
 }
 
@@ -92,9 +93,9 @@ export function createEventHandler(o: EventHandlerOptions): EventHandler {
     clockSkew(ageMs);
     if (o.ttlMs !== undefined && timelinessOf(plan.type, ageMs, o.ttlMs, plan.command) === 'stale') {
       o.metrics?.eventsStale?.inc();
-      // an age is the NATS server's timestamp against this host's clock: say so, every stale drop
-      // may be a clock out of step rather than an old event
-      o.logger.warn({ machineId: plan.machineId, command: plan.command, ageMs, ttlMs: o.ttlMs, deliveryCount: meta.deliveryCount, ageIs: "the NATS server's timestamp against this host's clock: if every event is stale, compare the clocks" }, 'stale machine event dropped');
+      // an age is the NATS server's timestamp against its clock as measured from here (or this
+      // host's clock before a measurement): say so, a stale drop may be a clock out of step
+      o.logger.warn({ machineId: plan.machineId, command: plan.command, ageMs, ttlMs: o.ttlMs, deliveryCount: meta.deliveryCount, ageIs: "the NATS server's timestamp against the server's clock as measured here (metal_bmc_nats_clock_offset_seconds): if every event is stale, compare the clocks" }, 'stale machine event dropped');
       return 'term';
     }
     if (plan.actions.length === 0) {

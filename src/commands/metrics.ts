@@ -14,6 +14,7 @@ export interface CommandMetrics {
   eventsLate: Counter<'type'>;
   powerStepsSkipped: Counter<'type'>;
   natsConnected: Gauge;
+  natsClockOffsetSeconds: Gauge;
   leading: Gauge;
   firmwareJobs: Counter<'outcome'>;
   firmwareJobsRunning: Gauge;
@@ -42,6 +43,7 @@ export function createCommandMetrics(registry: Registry): CommandMetrics {
     firmwareJobs: new Counter({ name: 'metal_bmc_firmware_jobs_total', help: 'UPDATE-FIRMWARE jobs by outcome (completed, failed, interrupted, refused)', labelNames: ['outcome'], registers }),
     firmwareJobsRunning: new Gauge({ name: 'metal_bmc_firmware_jobs_running', help: 'UPDATE-FIRMWARE jobs running in the background', registers }),
     leading: new Gauge({ name: 'metal_bmc_commands_leading', help: '1 while this instance takes the partition\'s machine events (it leads, or no leader is used), 0 while another instance leads', registers }),
+    natsClockOffsetSeconds: new Gauge({ name: 'metal_bmc_nats_clock_offset_seconds', help: 'The NATS server\'s clock minus this host\'s, as last measured (a key written to the event journal\'s bucket and the time the server stored it); machine event ages are taken on the server\'s clock. Beyond a second or two, NTP is not keeping the two in step', registers }),
     natsConnected: new Gauge({ name: 'metal_bmc_nats_connected', help: '1 while the NATS connection is up, 0 otherwise', registers }),
   };
 }

@@ -56,7 +56,7 @@ export interface CommandRunnerOptions {
   maxQueuePerMachine?: number;
   /** the topic TTL: checked again when a machine's queue reaches a plan (plans without `publishedAt` are fresh) */
   ttlMs?: number;
-  /** clock for the TTL check (tests) */
+  /** the clock of the TTL check: the NATS server's, which stamped the events (server-clock.ts); default this host's */
   now?: () => number;
   onResult?: (result: CommandResult) => void;
   /** how long `close()` of an Outband may take before it is left behind (default 5 s) */
@@ -208,7 +208,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
 
   /** the result of a plan not executed at all: why (code, error) and what else the result says */
   function notExecuted(plan: Plan, code: string, error: string, extra: Partial<CommandResult> = {}): CommandResult {
-    return { machineId: plan.machineId, type: plan.type, command: plan.command, ok: false, code, error, ...extra, durationMs: 0, startedAt: new Date(now()).toISOString() };
+    return { machineId: plan.machineId, type: plan.type, command: plan.command, ok: false, code, error, ...extra, durationMs: 0, startedAt: new Date().toISOString() };
   }
 
   function dropStale(plan: Plan, ageMs: number): CommandResult {

@@ -4,13 +4,15 @@
  * is the daemon part that connects from the configuration in the background, so that a NATS
  * outage at startup does not hold up the rest of the daemon.
  */
+import { endedWithin } from '../deadline.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { BusConnection } from '../bus/connection.js';
 import { defaultDurableName, subscribeMachineEvents, type MachineEventSubscription } from '../bus/machine-events.js';
 import { publishResult } from '../bus/results.js';
 import { createFirmwareClaims, firmwareBucketName, type FirmwareClaims } from '../bus/firmware-claims.js';
 import { jetstreamOrUndefined } from '../bus/jetstream.js';
-import { openKvBucket } from '../bus/kv.js';
+import { openKvBucket, type KvBucket } from '../bus/kv.js';
+import { createServerClock } from '../bus/server-clock.js';
 import { createEventJournal, eventJournalBucketName, eventJournalMaxAgeMs } from '../bus/event-journal.js';
 import type { PartFactory } from '../daemon.js';
 import type { Logger } from '../log.js';
@@ -64,7 +66,12 @@ export interface CommandServiceOptions {
   instanceId?: string;
   /** the event journal (default: the partition's bucket `<durable>-events` when the server has JetStream; none over core NATS) */
   journal?: StepJournal;
+  /** this host's clock (tests: one out of step with the NATS server's); default Date.now */
+  hostClock?: () => number;
 }
+
+/** how long the start waits for the first measurement of the NATS server's clock */
+const FIRST_CLOCK_MEASUREMENT_MS = 2000;
 
 export interface CommandService {
   runner: CommandRunner;
@@ -75,7 +82,13 @@ export interface CommandService {
 }
 
 export async function startCommandService(o: CommandServiceOptions): Promise<CommandService> {
-  const journal = o.journal ?? (o.mode === 'core' ? undefined : await openEventJournal(o));
+  const bucket = o.journal || o.mode === 'core' ? undefined : await openEventJournalBucket(o);
+  const journal = o.journal ?? (bucket ? createEventJournal({ kv: bucket, instanceId: instanceIdOf(o), logger: o.logger }) : undefined);
+  // event ages on the NATS server's clock, which stamped the events (see server-clock.ts)
+  const clock = bucket ? createServerClock({ kv: bucket, key: `clock.${instanceIdOf(o)}`, logger: o.logger, onOffset: (ms) => o.metrics?.natsClockOffsetSeconds.set(ms / 1000), ...(o.hostClock ? { hostNow: o.hostClock } : {}) }) : undefined;
+  // the first events are aged on a measured clock, unless the server takes long to answer
+  if (clock) await endedWithin(clock.first, FIRST_CLOCK_MEASUREMENT_MS);
+  const now = clock?.now ?? o.hostClock;
   const publish = (result: object) => {
     try {
       publishResult(o.nc, o.resultSubject, result);
@@ -88,6 +101,7 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
     concurrency: o.concurrency,
     timeoutMs: o.timeoutMs,
     ttlMs: o.ttlMs,
+    ...(now ? { now } : {}),
     logger: o.logger,
     ...(o.metrics ? { metrics: o.metrics } : {}),
     ...(o.maxQueuePerMachine !== undefined ? { maxQueuePerMachine: o.maxQueuePerMachine } : {}),
@@ -118,7 +132,7 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
     : undefined;
   // jobs a restart cut off are reported before new events arrive
   firmware?.recover();
-  const handler = createEventHandler({ runner, ttlMs: o.ttlMs, logger: o.logger, ...(o.metrics ? { metrics: o.metrics } : {}), ...(firmware ? { firmware } : {}) });
+  const handler = createEventHandler({ runner, ttlMs: o.ttlMs, ...(now ? { now } : {}), logger: o.logger, ...(o.metrics ? { metrics: o.metrics } : {}), ...(firmware ? { firmware } : {}) });
   const position = o.positionFile !== undefined ? openEventPositionStore({ file: o.positionFile, logger: o.logger }) : undefined;
   const subscription = await subscribeMachineEvents({
     nc: o.nc,
@@ -155,6 +169,7 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
       stopping = true;
       await Promise.all([subscription.stop(deadlineMs + 1000), runner.drain(deadlineMs), firmware?.stop(deadlineMs)]);
       claims?.close();
+      clock?.close();
       // after the last settle: the position of the events settled while stopping is written too
       await position?.close();
     },
@@ -163,11 +178,14 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
 
 const ackWaitOf = (o: CommandServiceOptions) => o.ackWaitMs ?? o.timeoutMs + 10_000;
 
+const instanceIdOf = (o: CommandServiceOptions) => o.instanceId ?? o.leader?.instanceId ?? hostname();
+
 /**
- * The event journal in the partition's bucket `<durable>-events` (its keys kept for the stream's
- * retention, plus ack_wait and a margin); undefined without JetStream (no redelivery then either).
+ * The event journal's bucket `<durable>-events` of the partition (its keys kept for the stream's
+ * retention, plus ack_wait and a margin; it also holds each instance's clock key); undefined
+ * without JetStream (no redelivery then either).
  */
-async function openEventJournal(o: CommandServiceOptions): Promise<StepJournal | undefined> {
+async function openEventJournalBucket(o: CommandServiceOptions): Promise<KvBucket | undefined> {
   const jsm = await jetstreamOrUndefined(o.nc);
   if (!jsm) return undefined;
   const bucket = eventJournalBucketName(o.durableName);
@@ -176,7 +194,7 @@ async function openEventJournal(o: CommandServiceOptions): Promise<StepJournal |
     maxAgeMs: eventJournalMaxAgeMs(Math.max(o.retentionMs ?? DEFAULT_RETENTION_MS, o.ttlMs), ackWaitOf(o)),
     onRemade: () => o.logger.warn({ bucket }, "the event journal's key-value bucket was gone (deleted, or lost with a server's state); made again, empty: a step of an event claimed before may be sent again by a later delivery"),
   });
-  return createEventJournal({ kv, instanceId: o.instanceId ?? o.leader?.instanceId ?? hostname(), logger: o.logger });
+  return kv;
 }
 
 /** The firmware claims in the partition's bucket `<durable>-firmware`; undefined without JetStream (no leader either then). */

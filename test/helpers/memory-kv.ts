@@ -22,16 +22,17 @@ export interface MemoryKv {
   remake(): void;
 }
 
-export function createMemoryKv(bucket = 'test'): MemoryKv {
+/** `serverNow`: the "server's" clock the entries' createdMs come from (default Date.now) */
+export function createMemoryKv(bucket = 'test', serverNow: () => number = Date.now): MemoryKv {
   const last = new Map<string, KvEntry>();
   let seq = 0;
   let writes = 0;
   const watchers = new Set<(e: KvEntry) => void>();
 
-  function put(key: string, value: Uint8Array, expected: number, deleted: boolean): number | undefined {
+  function put(key: string, value: Uint8Array, expected: number | undefined, deleted: boolean): number | undefined {
     const current = last.get(key)?.revision ?? 0;
-    if (current !== expected) return undefined;
-    const entry: KvEntry = { key, value, revision: ++seq, deleted };
+    if (expected !== undefined && current !== expected) return undefined;
+    const entry: KvEntry = { key, value, revision: ++seq, deleted, createdMs: serverNow() };
     last.set(key, entry);
     writes++;
     for (const w of watchers) w(entry);
@@ -62,6 +63,10 @@ export function createMemoryKv(bucket = 'test'): MemoryKv {
         async update(key, value, revision) {
           await check();
           return put(key, value, revision, false);
+        },
+        async put(key, value) {
+          await check();
+          return put(key, value, undefined, false)!;
         },
         async delete(key, revision) {
           await check();

@@ -59,6 +59,25 @@ it('creates a key once: a second create loses, an update needs the current revis
   await expect(kv.get('bad key')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
 });
 
+it("puts a key whatever it holds, and says when the server stored each entry, by the server's clock (read and watched)", async () => {
+  const kv = await openKvBucket(nc, await jetstreamManager(nc), 'put');
+  const before = Date.now();
+  const r1 = await kv.put('clock.a', enc('1'));
+  const r2 = await kv.put('clock.a', enc('2'));
+  const after = Date.now();
+  expect(r2).toBeGreaterThan(r1);
+  const e = (await kv.get('clock.a'))!;
+  expect(e).toMatchObject({ revision: r2, deleted: false });
+  expect(dec(e.value)).toBe('2');
+  // the test's nats-server runs on this host's clock
+  expect(e.createdMs).toBeGreaterThanOrEqual(before - 5);
+  expect(e.createdMs).toBeLessThanOrEqual(after + 5);
+  const w = await kv.watch('clock');
+  const first = (await w[Symbol.asyncIterator]().next()).value as KvEntry;
+  w.stop();
+  expect(first).toMatchObject({ key: 'clock.a', revision: r2, createdMs: e.createdMs });
+});
+
 it('of many racing creates of one key exactly one wins', async () => {
   const kv = await openKvBucket(nc, await jetstreamManager(nc), 'race');
   const results = await Promise.all(Array.from({ length: 20 }, (_, i) => kv.create('claim.m', enc(`i${i}`))));

@@ -58,7 +58,7 @@ interface Instance {
   bus: BusConnection;
 }
 
-async function instance(server: TestNatsServer, partition: string, o: { concurrency?: number; ttlMs?: number; mode?: 'auto' | 'core'; leader?: { instanceId: string; leaseMs: number }; maxInFlight?: number } = {}): Promise<Instance> {
+async function instance(server: TestNatsServer, partition: string, o: { concurrency?: number; ttlMs?: number; mode?: 'auto' | 'core'; leader?: { instanceId: string; leaseMs: number }; maxInFlight?: number; hostClock?: () => number } = {}): Promise<Instance> {
   const log = captureLog();
   const registry = new Registry();
   const metrics = createCommandMetrics(registry);
@@ -72,6 +72,7 @@ async function instance(server: TestNatsServer, partition: string, o: { concurre
     ...(o.mode ? { mode: o.mode } : {}),
     ...(o.leader ? { leader: o.leader } : {}),
     ...(o.maxInFlight !== undefined ? { maxInFlight: o.maxInFlight } : {}),
+    ...(o.hostClock ? { hostClock: o.hostClock } : {}),
     connect: (ipmi) => ipmiOutband({ host: ipmi.host, port: ipmi.port, user: ipmi.user ?? '', password: ipmi.password ?? '', cipherSuite: 3, retry: { deadlineMs: 5000 } }),
     concurrency: o.concurrency ?? 4,
     timeoutMs: 10_000,
@@ -199,6 +200,23 @@ describe('machine commands over NATS JetStream to ipmi_sim', () => {
     expect(newLines(before)).toEqual([]);
     expect(await i.registry.getSingleMetricAsString('metal_bmc_events_stale_total')).toMatch(/metal_bmc_events_stale_total 1$/m);
     expect(await i.registry.getSingleMetricAsString('metal_bmc_commands_total')).not.toMatch(/command="OFF"/);
+  });
+
+  it("a host clock a minute ahead of the NATS server's, past the 30 s TTL: a fresh command still runs, its age taken on the server's clock as measured; the offset is logged and in the metric", async () => {
+    const p = `p${++partitionSeq}`;
+    const i = await instance(peers.server, p, { hostClock: () => Date.now() + 60_000 });
+    const seen = await results(peers.metalApi, p);
+    // measured at the start, from a key written to the event journal's bucket
+    expect(i.log.find(/this host's clock is 6\d\.\d s ahead of the NATS server's/)).toHaveLength(1);
+    const offset = Number(/^metal_bmc_nats_clock_offset_seconds (\S+)$/m.exec(await i.registry.getSingleMetricAsString('metal_bmc_nats_clock_offset_seconds'))?.[1]);
+    expect(offset).toBeGreaterThan(-61);
+    expect(offset).toBeLessThan(-59);
+    const before = sim.chassisLog().length;
+    await jetstream(peers.metalApi).publish(`${p}-machine`, enc(event('command', 'm-clock', 'LED-ON')));
+    await until('the command run', () => seen.length === 1);
+    expect(seen[0]).toMatchObject({ machineId: 'm-clock', command: 'LED-ON', ok: true });
+    expect(newLines(before)).toEqual(['set identify 0 1']);
+    expect(i.log.find('stale machine event dropped')).toEqual([]);
   });
 
   it('two instances on one durable execute N commands exactly once in total', async () => {

@@ -1,0 +1,115 @@
+/**
+ * How far the NATS server's clock is from this host's. A machine event's age is the server's
+ * timestamp (when the stream stored it) against "now": a host clock ahead of the server's by
+ * more than the topic TTL (30 s by default) would drop every power command as stale, one behind
+ * would run stale ones. The offset is measured by writing a key of this instance in a bucket and
+ * reading back when the server stored it: that moment lies between the write's start and its
+ * acknowledgement, so the offset is known to within half that round trip. A measurement whose
+ * round trip is too long to say much (a loaded server) is not used; the last good one stays.
+ *
+ * Measured at the start and every `intervalMs`; logged when the offset passes `warnAboveMs`
+ * (and again when it changes by as much, or after `warnEveryMs`), so that an operator fixes NTP;
+ * meanwhile event ages are taken on the server's clock (`now()`), which is what the TTL means.
+ */
+import type { Logger } from '../log.js';
+import type { KvBucket } from './kv.js';
+
+export interface ClockMeasurement {
+  /** the server's clock minus this host's (ms) */
+  offsetMs: number;
+  /** half the write's round trip: the offset lies within ± this */
+  uncertaintyMs: number;
+}
+
+export interface ServerClock {
+  /** this host's clock corrected by the latest good measurement (ms since the epoch): the server's time now */
+  now(): number;
+  /** the latest good measurement's offset, 0 before one */
+  offsetMs(): number;
+  /** measures once; the measurement, or undefined when it failed or was too imprecise to use */
+  measure(): Promise<ClockMeasurement | undefined>;
+  /** the first measurement, started with the clock (never rejects) */
+  readonly first: Promise<ClockMeasurement | undefined>;
+  close(): void;
+}
+
+export interface ServerClockOptions {
+  kv: KvBucket;
+  /** a key only this instance writes */
+  key: string;
+  logger: Logger;
+  /** default 5 min */
+  intervalMs?: number;
+  /** a measurement less precise than this is not used (default 1 s) */
+  maxUncertaintyMs?: number;
+  /** an offset beyond this is logged (default 2 s) */
+  warnAboveMs?: number;
+  /** how often a lasting offset is logged again (default 1 h) */
+  warnEveryMs?: number;
+  /** told each good measurement's offset (a metric) */
+  onOffset?: (offsetMs: number) => void;
+  /** this host's clock (tests) */
+  hostNow?: () => number;
+}
+
+export function createServerClock(o: ServerClockOptions): ServerClock {
+  const hostNow = o.hostNow ?? Date.now;
+  const maxUncertaintyMs = o.maxUncertaintyMs ?? 1000;
+  const warnAboveMs = o.warnAboveMs ?? 2000;
+  const warnEveryMs = o.warnEveryMs ?? 3_600_000;
+  let offset = 0;
+  let warned: { offsetMs: number; at: number } | undefined;
+  let failureLogged = false;
+  let closed = false;
+
+  function tell(m: ClockMeasurement): void {
+    const off = Math.abs(m.offsetMs) > warnAboveMs;
+    if (!off) {
+      if (warned) o.logger.info({ offsetMs: Math.round(m.offsetMs) }, "this host's clock is in step with the NATS server's again");
+      warned = undefined;
+      return;
+    }
+    const at = hostNow();
+    if (warned && Math.abs(m.offsetMs - warned.offsetMs) <= warnAboveMs && at - warned.at < warnEveryMs) return;
+    warned = { offsetMs: m.offsetMs, at };
+    const seconds = Math.abs(m.offsetMs / 1000).toFixed(1);
+    const side = m.offsetMs < 0 ? 'ahead of' : 'behind';
+    o.logger.warn({ offsetMs: Math.round(m.offsetMs), uncertaintyMs: Math.round(m.uncertaintyMs) }, `this host's clock is ${seconds} s ${side} the NATS server's (keep both in step with NTP); machine event ages are taken on the server's clock meanwhile`);
+  }
+
+  async function measure(): Promise<ClockMeasurement | undefined> {
+    try {
+      const sentAt = hostNow();
+      const revision = await o.kv.put(o.key, new Uint8Array(0));
+      const ackedAt = hostNow();
+      const entry = await o.kv.get(o.key);
+      if (entry?.revision !== revision || entry.createdMs === undefined) return undefined;
+      const m = { offsetMs: entry.createdMs - (sentAt + ackedAt) / 2, uncertaintyMs: (ackedAt - sentAt) / 2 };
+      if (m.uncertaintyMs > maxUncertaintyMs) return undefined;
+      offset = m.offsetMs;
+      failureLogged = false;
+      o.onOffset?.(offset);
+      tell(m);
+      return m;
+    } catch (err) {
+      if (!failureLogged && !closed) o.logger.warn({ err, key: o.key }, "the NATS server's clock not measured; machine event ages keep the last offset measured, or none");
+      failureLogged = true;
+      return undefined;
+    }
+  }
+
+  const timer = setInterval(() => void measure(), o.intervalMs ?? 300_000);
+  timer.unref();
+  const first = measure();
+
+  return {
+    now: () => hostNow() + offset,
+    offsetMs: () => offset,
+    measure,
+    first,
+    close() {
+      closed = true;
+      clearInterval(timer);
+    },
+  };
+}
