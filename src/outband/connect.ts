@@ -138,6 +138,8 @@ function keptLayoutFor(layout: InventoryLayout | undefined, profile: Pick<Vendor
   return rest;
 }
 
+const PROTOCOL_NAMES: Record<ActionProtocol, string> = { redfish: 'Redfish', ipmi: 'IPMI' };
+
 /** Failures before the acting request that the other protocol would meet too. */
 const NOT_SENT_FINAL: ReadonlySet<string> = new Set(['AUTH_FAILED', 'UNTRUSTED', 'INSECURE_REFUSED', 'FORBIDDEN', 'INVALID_ARGUMENT', 'ABORTED']);
 
@@ -381,12 +383,12 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     const available = order.filter((p) => (p === 'redfish' ? redfish !== undefined : ipmiAllowed));
     if (available.length === 0) throw new BmcError('UNSUPPORTED', `${what} on BMC ${o.host}: no protocol available (${redfishProblem ?? 'IPMI disabled'})`);
     forgetReads();
-    const failures: unknown[] = [];
+    const failures: Array<{ protocol: ActionProtocol; err: unknown }> = [];
     for (const p of available) {
       try {
         return await (p === 'redfish' ? viaRedfish(redfish!) : viaIpmi());
       } catch (err) {
-        failures.push(err);
+        failures.push({ protocol: p, err });
         if (!mayFallBack(err, repeatable) || p === available[available.length - 1] || x?.signal?.aborted === true) break;
         o.logger?.warn({ bmc: o.host, action: what, protocol: p, err: message(err) }, 'action failed, trying the other protocol');
       }
@@ -394,7 +396,20 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     // the first protocol's failure says most (why the preferred way failed), but for a reset or
     // cycle a later attempt that may have acted decides: thrown as a refusal, the command would
     // be tried again and the host reset twice
-    throw (repeatable ? undefined : failures.find((err) => !showsNotActed(err))) ?? failures[0];
+    const decisive = (repeatable ? undefined : failures.find((f) => !showsNotActed(f.err))) ?? failures[0]!;
+    throw withOthers(decisive, failures);
+  }
+
+  /**
+   * The failure that decides, its message followed by the other protocol's (both refused, say):
+   * the result then tells why each way failed. The error itself is kept, with its code and class,
+   * on which retries and fallbacks decide.
+   */
+  function withOthers(decisive: { protocol: ActionProtocol; err: unknown }, failures: ReadonlyArray<{ protocol: ActionProtocol; err: unknown }>): unknown {
+    const others = failures.filter((f) => f !== decisive);
+    if (others.length === 0 || !(decisive.err instanceof Error)) return decisive.err;
+    decisive.err.message += others.map((f) => `; over ${PROTOCOL_NAMES[f.protocol]} too: ${message(f.err)}`).join('');
+    return decisive.err;
   }
 
   const sig = signalOf;

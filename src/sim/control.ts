@@ -22,7 +22,7 @@ import { latencyRoute } from './latency-control.js';
 import { MAX_STORM_LINES } from './serial.js';
 import { isSimQuirk, SIM_QUIRKS, type SimQuirkName } from './quirks.js';
 
-const FAULT_KEYS: ReadonlyArray<keyof SimFaults> = ['noAnswer', 'delayMs', 'dropRate', 'wrongCredentials', 'redfishStatus', 'redfishHang', 'redfishDisabled', 'sessionsFull', 'firmwareTaskMs', 'actSilently', 'actStatus', 'actRefused'];
+const FAULT_KEYS: ReadonlyArray<keyof SimFaults> = ['noAnswer', 'delayMs', 'dropRate', 'wrongCredentials', 'redfishStatus', 'redfishHang', 'redfishDisabled', 'sessionsFull', 'firmwareTaskMs', 'actSilently', 'actStatus', 'actRefused', 'ipmiActRefused'];
 
 function parseSelector(value: unknown): FaultSelector | undefined {
   if (value === 'all' || value === undefined) return 'all';
@@ -36,6 +36,7 @@ function parseFaults(value: unknown): Partial<SimFaults> | string {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     if (!FAULT_KEYS.includes(k as keyof SimFaults)) return `unknown fault ${JSON.stringify(k)} (known: ${FAULT_KEYS.join(', ')})`;
+    if (k === 'ipmiActRefused' && v !== null && !(Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 0xff)) return 'ipmiActRefused must be an IPMI completion code (1..255) or null';
     out[k] = v;
   }
   return out as Partial<SimFaults>;

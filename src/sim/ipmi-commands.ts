@@ -320,6 +320,8 @@ function chassisControl({ machine }: CommandContext, data: Buffer): CommandResul
   if (data.length < 1) return fail(CC.lengthInvalid);
   const action = POWER_ACTIONS[data[0]! & 0x0f];
   if (!action) return fail(CC.invalidField);
+  const refused = machine.state.faults.ipmiActRefused;
+  if (refused !== null) return fail(refused);
   machine.setPower(action.power, action.action);
   return ok();
 }

@@ -78,6 +78,8 @@ export interface SimFaults {
   actSilently: boolean;
   /** Redfish actions (POST .../Actions/...) are refused with this status and not carried out */
   actRefused: number | null;
+  /** IPMI Chassis Control is refused with this completion code and not carried out (0xd5: not in the present state) */
+  ipmiActRefused: number | null;
   /** Redfish actions (POST .../Actions/...) are carried out, then answered with this status (a BMC or proxy that answers 500 or 504 after the action took effect) */
   actStatus: number | null;
 }
@@ -94,6 +96,7 @@ export const NO_FAULTS: Readonly<SimFaults> = Object.freeze({
   firmwareTaskMs: null,
   actSilently: false,
   actRefused: null,
+  ipmiActRefused: null,
   actStatus: null,
 });
 

@@ -184,6 +184,27 @@ describe('actions', () => {
     }
   });
 
+  it('a reset both protocols refuse: the preferred one\'s refusal, with the other\'s in its message; nothing done', async () => {
+    const i = byVendor('Lenovo');
+    const machine = fleet.machines[i]!;
+    const powerEvents: string[] = [];
+    const onChange = (c: { kind: string; action?: string }) => void (c.kind === 'power' && powerEvents.push(c.action ?? ''));
+    machine.on('change', onChange);
+    fleet.setFaults([i], { actRefused: 400, ipmiActRefused: 0xd5 });
+    const bmc = await connectOutband(optionsFor(i));
+    try {
+      const err = await bmc.powerReset().then(() => undefined, (e: unknown) => e);
+      // Lenovo resets over Redfish first: its 400 decides (a refusal: the runner may try it again)
+      expect(err).toMatchObject({ code: 'HTTP', httpStatus: 400 });
+      expect((err as Error).message).toMatch(/HTTP 400: .*; over IPMI too: Chassis Control \(reset\) on BMC .*: command not supported in the present state$/);
+      expect(powerEvents).toEqual([]);
+    } finally {
+      machine.off('change', onChange);
+      fleet.clearFaults();
+      await bmc.close();
+    }
+  });
+
   it('power cycle on a vendor without PowerCycle ends with the machine on', async () => {
     const i = byVendor('Gigabyte');
     const bmc = await connectOutband(optionsFor(i, { protocol: 'redfish' }));

@@ -116,6 +116,11 @@ describe('simulated fleet', () => {
       await ipmitool(fleet.machines[3]!.state.address, fleet.ipmiPort, ['power', 'status']);
       await fetch(`${base}/faults`, { method: 'DELETE' });
       await ipmitool(address, fleet.ipmiPort, ['power', 'status']);
+      // Chassis Control refused with a completion code, seen by ipmitool; a code that is not one is refused by the API
+      expect((await fetch(`${base}/faults`, { method: 'POST', body: JSON.stringify({ select: [0], faults: { ipmiActRefused: 'd5' } }) })).status).toBe(400);
+      await fetch(`${base}/faults`, { method: 'POST', body: JSON.stringify({ select: [0], faults: { ipmiActRefused: 0xd5 } }) });
+      await expect(ipmitool(address, fleet.ipmiPort, ['power', 'reset'])).rejects.toThrow(/present state|0xd5/i);
+      await fetch(`${base}/faults`, { method: 'DELETE' });
       const machines = (await (await fetch(`${base}/machines`)).json()) as Array<{ address: string }>;
       expect(machines.map((m) => m.address)).toEqual(fleet.machines.map((m) => m.state.address));
 
