@@ -70,6 +70,8 @@ export interface SubscribeOptions {
   subject: string;
   /** the lifecycle retention: the stream's max_age; older events (from a foreign stream) are dropped */
   maxAgeMs: number;
+  /** the clock an event's age is taken on: the NATS server's as measured (bus/server-clock.ts); default this host's */
+  now?: () => number;
   /** num_replicas of our stream (default 1) */
   replicas?: number;
   /** shared by all instances of a partition: the JetStream durable and the core queue group */
@@ -268,7 +270,7 @@ function createDispatcher(o: SubscribeOptions) {
   let stopping = false;
 
   function isExpired(publishedAt: Date, where: Record<string, unknown>): boolean {
-    const ageMs = Date.now() - publishedAt.getTime();
+    const ageMs = (o.now ?? Date.now)() - publishedAt.getTime();
     if (ageMs <= o.maxAgeMs) return false;
     o.metrics?.eventsExpired?.inc();
     o.logger.warn({ subject: o.subject, ageMs, maxAgeMs: o.maxAgeMs, ...where }, 'machine event older than the retention dropped');

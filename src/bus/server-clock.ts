@@ -7,9 +7,16 @@
  * acknowledgement, so the offset is known to within half that round trip. A measurement whose
  * round trip is too long to say much (a loaded server) is not used; the last good one stays.
  *
- * Measured at the start and every `intervalMs`; logged when the offset passes `warnAboveMs`
- * (and again when it changes by as much, or after `warnEveryMs`), so that an operator fixes NTP;
+ * Measured at the start and every `intervalMs` (a failed or imprecise measurement is tried again
+ * after `retryMs`, doubling up to the interval); logged when the offset passes `warnAboveMs` (and
+ * again when it changes by as much, or after `warnEveryMs`), so that an operator fixes NTP;
  * meanwhile event ages are taken on the server's clock (`now()`), which is what the TTL means.
+ * `now()` runs on this host's monotonic clock from the last measurement, not on its wall clock:
+ * a step of the wall clock (NTP correcting it, a VM resumed) does not move the server's time.
+ *
+ * The server measured is the one that stores the key (the bucket's stream leader in a cluster);
+ * the events are stamped by their stream's leader, which may be another node: nodes out of step
+ * with each other show as events from the future or the past by as much.
  */
 import type { Logger } from '../log.js';
 import type { KvBucket } from './kv.js';
@@ -46,18 +53,27 @@ export interface ServerClockOptions {
   warnAboveMs?: number;
   /** how often a lasting offset is logged again (default 1 h) */
   warnEveryMs?: number;
+  /** the first wait before a failed or imprecise measurement is tried again (default 10 s; doubling up to intervalMs) */
+  retryMs?: number;
   /** told each good measurement's offset (a metric) */
   onOffset?: (offsetMs: number) => void;
-  /** this host's clock (tests) */
+  /** this host's wall clock (tests) */
   hostNow?: () => number;
+  /** this host's monotonic clock in ms (tests); default performance.now */
+  monotonicNow?: () => number;
 }
 
 export function createServerClock(o: ServerClockOptions): ServerClock {
   const hostNow = o.hostNow ?? Date.now;
+  const monotonicNow = o.monotonicNow ?? (() => performance.now());
   const maxUncertaintyMs = o.maxUncertaintyMs ?? 1000;
   const warnAboveMs = o.warnAboveMs ?? 2000;
   const warnEveryMs = o.warnEveryMs ?? 3_600_000;
+  const intervalMs = o.intervalMs ?? 300_000;
+  const retryMs = Math.min(o.retryMs ?? 10_000, intervalMs);
   let offset = 0;
+  /** the server's time at the last good measurement's midpoint, and the monotonic clock then */
+  let anchor: { serverMs: number; monotonicMs: number } | undefined;
   let warned: { offsetMs: number; at: number } | undefined;
   let failureLogged = false;
   let closed = false;
@@ -80,13 +96,16 @@ export function createServerClock(o: ServerClockOptions): ServerClock {
   async function measure(): Promise<ClockMeasurement | undefined> {
     try {
       const sentAt = hostNow();
+      const sentMono = monotonicNow();
       const revision = await o.kv.put(o.key, new Uint8Array(0));
       const ackedAt = hostNow();
+      const ackedMono = monotonicNow();
       const entry = await o.kv.get(o.key);
       if (entry?.revision !== revision || entry.createdMs === undefined) return undefined;
-      const m = { offsetMs: entry.createdMs - (sentAt + ackedAt) / 2, uncertaintyMs: (ackedAt - sentAt) / 2 };
+      const m = { offsetMs: entry.createdMs - (sentAt + ackedAt) / 2, uncertaintyMs: (ackedMono - sentMono) / 2 };
       if (m.uncertaintyMs > maxUncertaintyMs) return undefined;
       offset = m.offsetMs;
+      anchor = { serverMs: entry.createdMs, monotonicMs: (sentMono + ackedMono) / 2 };
       failureLogged = false;
       o.onOffset?.(offset);
       tell(m);
@@ -98,18 +117,27 @@ export function createServerClock(o: ServerClockOptions): ServerClock {
     }
   }
 
-  const timer = setInterval(() => void measure(), o.intervalMs ?? 300_000);
-  timer.unref();
+  /** measures every intervalMs; after failures sooner, from retryMs doubling up to the interval */
+  let timer: NodeJS.Timeout | undefined;
+  let failuresInARow = 0;
+  function next(m: ClockMeasurement | undefined): void {
+    if (closed) return;
+    failuresInARow = m ? 0 : failuresInARow + 1;
+    const waitMs = m ? intervalMs : Math.min(intervalMs, retryMs * 2 ** Math.min(failuresInARow - 1, 20));
+    timer = setTimeout(() => void measure().then(next), waitMs);
+    timer.unref();
+  }
   const first = measure();
+  void first.then(next);
 
   return {
-    now: () => hostNow() + offset,
+    now: () => (anchor ? anchor.serverMs + (monotonicNow() - anchor.monotonicMs) : hostNow()),
     offsetMs: () => offset,
     measure,
     first,
     close() {
       closed = true;
-      clearInterval(timer);
+      clearTimeout(timer);
     },
   };
 }

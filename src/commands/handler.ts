@@ -54,9 +54,11 @@ const SKEW_TOLERANCE_MS = 2000;
 const SKEW_WARN_EVERY_MS = 600_000;
 
 /**
- * Warns (at most every ten minutes) when an event's timestamp lies ahead of this host's clock: the
- * clock is behind the NATS server's, and every event looks younger than it is (a stale command would
- * run). A clock ahead makes them look older and shows only as stale drops (their log line says so).
+ * Warns (at most every ten minutes) when an event's timestamp lies ahead of the clock its age is
+ * taken on (the NATS server's as measured, bus/server-clock.ts, or this host's before a
+ * measurement or over core NATS): the events look younger than they are (a stale command would
+ * run). With a measured clock that means the node that stamped the events (the stream's leader) is
+ * out of step with the one measured (the journal bucket's leader), or no measurement worked yet.
  */
 function clockSkewWarning(logger: Logger, now: () => number = () => performance.now()): (ageMs: number) => void {
   let warnedAt: number | undefined;
@@ -64,7 +66,7 @@ function clockSkewWarning(logger: Logger, now: () => number = () => performance.
     if (ageMs >= -SKEW_TOLERANCE_MS) return;
     if (warnedAt !== undefined && now() - warnedAt < SKEW_WARN_EVERY_MS) return;
     warnedAt = now();
-    logger.warn({ aheadMs: -ageMs }, "a machine event's NATS timestamp lies ahead of this host's clock: its clock is behind the NATS server's (keep both in step with NTP); event ages and the topic TTL are off by as much");
+    logger.warn({ aheadMs: -ageMs }, "a machine event's NATS timestamp lies ahead of the clock its age is taken on (the NATS server's as measured from here, or this host's before a measurement: see metal_bmc_nats_clock_offset_seconds; in a cluster, the node that stored the event may be out of step with the others): keep every clock in step with NTP; event ages and the topic TTL are off by as much");
   };
 }
 

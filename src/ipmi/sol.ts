@@ -365,8 +365,8 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
   session.keepaliveWith(checkOwner);
 
   /** Get Payload Instance Info for our SOL instance: the id of the session that holds it, 0 for none */
-  function askOwner() {
-    return session.request(NetFn.app, Cmd.getPayloadInstanceInfo, Buffer.from([PayloadType.sol, INSTANCE]));
+  function askOwner(deadlineMs?: number) {
+    return session.request(NetFn.app, Cmd.getPayloadInstanceInfo, Buffer.from([PayloadType.sol, INSTANCE]), deadlineMs === undefined ? {} : { deadlineMs });
   }
 
   /** SOL is held by `owner`, another session (a takeover) or none (0): the stream ends without Deactivate Payload. */
@@ -383,17 +383,24 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
    * another client without telling us (ipmi_sim, and BMCs that reset SOL on a host reboot) drops
    * our packets while the session lives: asked who holds SOL, it names the other session, and the
    * end is a takeover, which a console then yields to instead of taking SOL back from a user typing
-   * into it. No answer, or SOL still ours, is the network or the BMC: TIMEOUT, as before. A late
-   * ACK that comes while the BMC is asked lets the stream go on.
+   * into it; none named (0) means the BMC dropped SOL: CLOSED "SOL no longer active", not a
+   * takeover. No answer (asked for as long as the retransmissions took), or SOL still ours, is the
+   * network or the BMC: TIMEOUT, as before. A late ACK that comes while the BMC is asked lets the
+   * stream go on. Meanwhile the payload counts as lost: a stream closed while the BMC is asked sends
+   * no Deactivate Payload, which would take SOL from whoever holds it now.
    */
   async function failUnacknowledged(waiting: NonNullable<typeof inFlight>): Promise<void> {
-    const owner = await askOwner().then(
+    payloadLost = true;
+    const owner = await askOwner(Math.max(1000, retransmitMs * (maxRetransmits + 1))).then(
       (r) => (r.completionCode === 0 && r.data.length >= 4 ? r.data.readUInt32LE(0) : undefined),
       () => undefined,
     );
-    if (ended || inFlight !== waiting) return;
+    if (ended) return;
+    if (inFlight !== waiting) {
+      payloadLost = false;
+      return;
+    }
     if (owner !== undefined && owner !== session.bmcSessionId) return lost(owner, ', found after our characters went unacknowledged');
-    payloadLost = true;
     fail(new BmcError('TIMEOUT', `SOL on BMC ${session.remote}: no acknowledgement after ${maxRetransmits} retransmissions`));
   }
 

@@ -12,7 +12,7 @@ import { publishResult } from '../bus/results.js';
 import { createFirmwareClaims, firmwareBucketName, type FirmwareClaims } from '../bus/firmware-claims.js';
 import { jetstreamOrUndefined } from '../bus/jetstream.js';
 import { openKvBucket, type KvBucket } from '../bus/kv.js';
-import { createServerClock } from '../bus/server-clock.js';
+import { createServerClock, type ServerClock } from '../bus/server-clock.js';
 import { createEventJournal, eventJournalBucketName, eventJournalMaxAgeMs } from '../bus/event-journal.js';
 import type { PartFactory } from '../daemon.js';
 import type { Logger } from '../log.js';
@@ -86,8 +86,19 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
   const journal = o.journal ?? (bucket ? createEventJournal({ kv: bucket, instanceId: instanceIdOf(o), logger: o.logger }) : undefined);
   // event ages on the NATS server's clock, which stamped the events (see server-clock.ts)
   const clock = bucket ? createServerClock({ kv: bucket, key: `clock.${instanceIdOf(o)}`, logger: o.logger, onOffset: (ms) => o.metrics?.natsClockOffsetSeconds.set(ms / 1000), ...(o.hostClock ? { hostNow: o.hostClock } : {}) }) : undefined;
-  // the first events are aged on a measured clock, unless the server takes long to answer
-  if (clock) await endedWithin(clock.first, FIRST_CLOCK_MEASUREMENT_MS);
+  try {
+    // the first events are aged on a measured clock, unless the server takes long to answer
+    if (clock) await endedWithin(clock.first, FIRST_CLOCK_MEASUREMENT_MS);
+    return await startWithClock(o, journal, clock);
+  } catch (err) {
+    // a start that fails is tried again by the caller: its clock's timer must not outlive it
+    clock?.close();
+    throw err;
+  }
+}
+
+/** The rest of the start, once the event journal and the server's clock are there. */
+async function startWithClock(o: CommandServiceOptions, journal: StepJournal | undefined, clock: ServerClock | undefined): Promise<CommandService> {
   const now = clock?.now ?? o.hostClock;
   const publish = (result: object) => {
     try {
@@ -138,6 +149,7 @@ export async function startCommandService(o: CommandServiceOptions): Promise<Com
     nc: o.nc,
     subject: o.subject,
     maxAgeMs: Math.max(o.retentionMs ?? DEFAULT_RETENTION_MS, o.ttlMs),
+    ...(now ? { now } : {}),
     ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
     durableName: o.durableName,
     ackWaitMs: ackWaitOf(o),

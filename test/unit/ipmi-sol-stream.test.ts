@@ -395,6 +395,35 @@ describe('the end of the stream and Deactivate Payload', () => {
     expect(bmc.commands).not.toContain(DEACTIVATE_PAYLOAD);
   });
 
+  it('our retransmissions run out and the BMC names no owner (it dropped SOL): CLOSED, not a takeover, without Deactivate Payload', async () => {
+    const bmc = fakeBmc({ established: true, instanceInfo: { completionCode: 0, data: instanceInfo(0) } });
+    const { sol } = await open(bmc);
+    const failed = new Promise<Error>((resolve) => sol.once('error', resolve));
+    sol.write('x');
+    expect(await failed).toMatchObject({ code: 'CLOSED', message: expect.stringMatching(/SOL no longer active, found after our characters went unacknowledged/) });
+    expect(sol.takenOver).toBe(false);
+    await new Promise((resolve) => (sol.closed ? resolve(null) : sol.once('close', resolve)));
+    expect(bmc.commands).not.toContain(DEACTIVATE_PAYLOAD);
+  });
+
+  it('a stream closed while the BMC is asked who owns SOL sends no Deactivate Payload (SOL may be another\'s by then)', async () => {
+    let askedAt = 0;
+    const bmc = fakeBmc({
+      established: true,
+      instanceInfo: async () => {
+        askedAt = Date.now();
+        return await new Promise<never>(() => undefined);
+      },
+    });
+    const { sol } = await open(bmc);
+    sol.on('error', () => undefined);
+    sol.write('x');
+    await waitFor(() => askedAt > 0, 6 * RETRANSMIT_MS + 2000, 'the question who owns SOL');
+    sol.destroy();
+    await new Promise((resolve) => (sol.closed ? resolve(null) : sol.once('close', resolve)));
+    expect(bmc.commands).not.toContain(DEACTIVATE_PAYLOAD);
+  });
+
   it('an ACK that comes late, while the BMC is asked who owns SOL, lets the console go on', async () => {
     let answer!: () => void;
     const asked = new Promise<void>((resolve) => (answer = resolve));

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createServerClock, type ServerClock } from '../../src/bus/server-clock.js';
 import { captureLog } from '../helpers/log.js';
 import { createMemoryKv } from '../helpers/memory-kv.js';
+import { waitFor } from '../helpers/wait.js';
 
 const clocks: ServerClock[] = [];
 afterEach(() => {
@@ -14,21 +15,26 @@ afterEach(() => {
 });
 
 /** a host clock the test moves, a server `serverAhead` ms ahead of it, and a write taking `writeMs` of host time */
-function setup(o: { serverAhead: number; writeMs?: number }) {
+function setup(o: { serverAhead: number; writeMs?: number; failing?: boolean; retryMs?: number }) {
+  // the host's wall clock (which may step) and its monotonic clock (which only runs)
   let host = 1_700_000_000_000;
-  const state = { serverAhead: o.serverAhead, writeMs: o.writeMs ?? 10, failing: false };
+  let monotonic = 5_000;
+  const state = { serverAhead: o.serverAhead, writeMs: o.writeMs ?? 10, failing: o.failing ?? false };
   const kv = createMemoryKv('clock', () => host + state.writeMs / 2 + state.serverAhead).client();
   const put = kv.put.bind(kv);
   kv.put = async (key, value) => {
     if (state.failing) throw new Error('NATS is unreachable (test)');
     const revision = await put(key, value);
     host += state.writeMs;
+    monotonic += state.writeMs;
     return revision;
   };
   const log = captureLog();
-  const clock = createServerClock({ kv, key: 'clock.a', logger: log.logger, hostNow: () => host, intervalMs: 3_600_000 });
+  const clock = createServerClock({ kv, key: 'clock.a', logger: log.logger, hostNow: () => host, monotonicNow: () => monotonic, intervalMs: 3_600_000, ...(o.retryMs ? { retryMs: o.retryMs } : {}) });
   clocks.push(clock);
-  return { clock, log, state, host: () => host, warnings: () => log.find(/this host's clock is .* the NATS server's/) };
+  const pass = (ms: number) => ((host += ms), (monotonic += ms));
+  const stepWallClock = (ms: number) => (host += ms);
+  return { clock, log, state, pass, stepWallClock, host: () => host, warnings: () => log.find(/this host's clock is .* the NATS server's/) };
 }
 
 describe("the NATS server's clock", () => {
@@ -37,6 +43,26 @@ describe("the NATS server's clock", () => {
     expect(await s.clock.first).toEqual({ offsetMs: 45_000, uncertaintyMs: 20 });
     expect(s.clock.offsetMs()).toBe(45_000);
     expect(s.clock.now()).toBe(s.host() + 45_000);
+  });
+
+  it("runs on the monotonic clock from the last measurement: a step of this host's wall clock does not move the server's time", async () => {
+    const s = setup({ serverAhead: -60_000 });
+    await s.clock.first;
+    const serverNow = s.clock.now();
+    expect(serverNow).toBe(s.host() - 60_000);
+    s.pass(1000);
+    expect(s.clock.now()).toBe(serverNow + 1000);
+    // NTP steps the host's clock back by the minute it was ahead
+    s.stepWallClock(-60_000);
+    expect(s.clock.now()).toBe(serverNow + 1000);
+  });
+
+  it('a first measurement that fails is tried again soon, not only after the interval', async () => {
+    const s = setup({ serverAhead: 30_000, failing: true, retryMs: 20 });
+    expect(await s.clock.first).toBeUndefined();
+    expect(s.clock.offsetMs()).toBe(0);
+    s.state.failing = false;
+    await waitFor(() => s.clock.offsetMs() === 30_000, 5000, 'a measurement after the retry');
   });
 
   it("a host clock ahead by more than a TTL: told once, with which way; not again while it stays; told when it is back in step", async () => {
