@@ -313,10 +313,15 @@ export function serveRelays(o: ServeRelaysOptions): RelayServer {
           const c = decodeControl(msg.data);
           if (c?.t === 'end') end(s, 'viewer side closed', false);
           else if (c?.t === 'takeover' || c?.t === 'break') {
-            if (s.tokens < CONTROL_COST_BYTES) return o.onRefused?.('input-limit');
+            if (s.tokens < CONTROL_COST_BYTES) {
+              o.onRefused?.('input-limit');
+              // a refused break is told (a takeover refused shows in the status that does not change)
+              if (c.t === 'break') publishQuietly(o.nc, `${s.base}.ctl.f`, control({ t: 'notice', n: { type: 'error', message: "break not sent: over this relay's input rate" } }));
+              return;
+            }
             s.tokens -= CONTROL_COST_BYTES;
             if (c.t === 'takeover') s.member?.takeover();
-            else if (s.member && !s.member.sendBreak()) log.debug({ machineId: s.machine }, 'relayed break not sent: refused by the console session here, which told the relayed viewer why');
+            else if (s.member && !s.member.sendBreak()) log.debug({ machineId: s.machine }, 'relayed break not sent: refused by the console session here (the relayed viewer does not hold the keyboard, or SOL is not connected)');
           }
         },
       }),

@@ -284,6 +284,11 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
       m.port.notify({ type: 'error', message: 'break ignored: this console cannot send a break (not SOL)' });
       return false;
     }
+    // relayed: the owning instance sends it only for the client holding its keyboard
+    if (asForeignSession(phase.backend) && !members.holdsForeignKeyboard()) {
+      m.port.notify({ type: 'error', message: 'break ignored: another client holds the keyboard at the instance that holds this console; take it over to send a break' });
+      return false;
+    }
     return sender.sendBreak();
   }
 

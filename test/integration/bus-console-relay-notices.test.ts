@@ -102,6 +102,10 @@ it('gives a relayed viewer the owner\'s keyboard holder, refusals, takeover, its
   nearHandle.input(Buffer.from('x'));
   await waitFor(() => nearOps.notices.some((n) => n.type === 'error' && n.message.startsWith('metal-bmc far: input ignored: the keyboard is held by CN=far-ops')), 10_000, 'the refusal');
 
+  // nor does its break go out: refused here, since the owner's keyboard is another's
+  expect(nearHandle.sendBreak()).toBe(false);
+  expect(nearOps.notices.some((n) => n.type === 'error' && /^break ignored: another client holds the keyboard at the instance that holds this console/.test(n.message))).toBe(true);
+
   // it takes the keyboard at the owner; both viewers are told, and its keystrokes reach the BMC
   nearHandle.takeover();
   await waitFor(() => nearOps.status()?.keyboard === true, 10_000, 'the keyboard on the relayed viewer');

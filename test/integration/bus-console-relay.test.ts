@@ -92,8 +92,11 @@ it('relays output to the viewer side and keystrokes back', async () => {
 });
 
 it("sends a break to the owner's session after the keystrokes typed before it, and bounds breaks by the relay's input rate", async () => {
-  const f = await owner({ inputBytesPerSecond: 1024 });
-  const s = await open(f.prefix);
+  // no refill during the test (the owner refills every pingMs)
+  const f = await owner({ inputBytesPerSecond: 1024, pingMs: 60_000, idleMs: 120_000 });
+  const s = await open(f.prefix, { pingMs: 60_000, idleMs: 120_000 });
+  const notices: RelayNotice[] = [];
+  s.onNotice((n) => notices.push(n));
   s.write(Buffer.from('echo b > /proc/sysrq-trigger'));
   expect(s.sendBreak()).toBe(true);
   s.write(Buffer.from('after'));
@@ -103,6 +106,8 @@ it("sends a break to the owner's session after the keystrokes typed before it, a
   for (let i = 0; i < 10; i++) s.sendBreak();
   await waitFor(() => f.refused.filter((r) => r === 'input-limit').length >= 6, 10_000, 'breaks over the rate refused');
   expect(f.order.filter((e) => e === '<break>').length).toBeLessThanOrEqual(4);
+  // and the viewer side is told
+  await waitFor(() => notices.some((n) => n.type === 'error' && n.message === "break not sent: over this relay's input rate"), 10_000, 'the refusal told');
   s.destroy();
   await waitFor(() => f.left() === 1, 10_000, 'the owner letting go');
   expect(s.sendBreak()).toBe(false);

@@ -331,11 +331,12 @@ describe('bus with JetStream: a durable consumer created again starts where this
     // the stream and a push consumer under the daemon's durable name exist before it starts (made
     // by hand, say): every pull fails from the first. Replacing the daemon's own consumer under it
     // instead would race with the daemon, which makes a deleted consumer again a second later.
-    await jsm.streams.add({ name: stream, subjects: [subject], retention: RetentionPolicy.Limits, storage: StorageType.File, discard: DiscardPolicy.Old, max_age: nanos(30_000), duplicate_window: nanos(30_000) });
+    // kept long enough for e-1 to wait through both waits below on a loaded machine
+    await jsm.streams.add({ name: stream, subjects: [subject], retention: RetentionPolicy.Limits, storage: StorageType.File, discard: DiscardPolicy.Old, max_age: nanos(120_000), duplicate_window: nanos(30_000) });
     await jetstream(publisher).publish(subject, enc('e-1'));
     await jsm.consumers.add(stream, { durable_name: 'metal-bmc-pushed', deliver_subject: `${subject}.push`, ack_policy: AckPolicy.Explicit });
     const b = await bus(server);
-    const i = await instance({ nc: b.nc, subject, durableName: 'metal-bmc-pushed' });
+    const i = await instance({ nc: b.nc, subject, durableName: 'metal-bmc-pushed', maxAgeMs: 120_000 });
     await until('not ready', () => i.sub.consumerProblem() !== undefined, 20_000);
     expect(i.sub.consumerProblem()).toMatch(/JetStream consumer metal-bmc-pushed of .* failed [3-9]\d* times in a row/);
     expect(i.log.find('JetStream consumer failed; retrying every second')).toHaveLength(1);
