@@ -336,6 +336,9 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     throw err;
   }
   const profile = o.guidEncoding ? { ...VENDOR_PROFILES[vendor], guidEncoding: o.guidEncoding } : VENDOR_PROFILES[vendor];
+  // how the BMC inlines a collection's members ($expand), from the service root detection read
+  // (in the read cache: no request); for actions that walk a collection (the BootOrder path)
+  const expand = redfish && reader ? (await redfish.lib.readServiceRoot(reader, signalOf(o)).catch(() => undefined))?.expand : undefined;
   // a kept identity is read again only if Redfish shows the BMC changed (rememberedReading): then after the inventory
   if (o.readAhead && rememberedIdentity === undefined && ipmiNeed({ ipmiAllowed, uuidRule, reportSources: profile.reportSources }) === 'identity') ahead(ipmi.identity(signalOf(o)));
 
@@ -423,7 +426,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const systemPath = await lib.firstSystemPath(r, rd(x));
       const system = await lib.readSystem(r, systemPath, sig(x));
       if (biosAtOrBelow(system.biosVersion, profile.bootOrderUpToBios)) {
-        const found = await lib.readBootOptions(r, { ...sig(x), systemPath });
+        const found = await lib.readBootOptions(r, { ...sig(x), systemPath, system, ...(expand ? { expand } : {}) });
         const order = bootOrderFor(target, found.options, found.system.boot?.bootOrder ?? []);
         const overrideActive = (found.system.boot?.overrideEnabled ?? 'Disabled') !== 'Disabled';
         o.logger?.debug({ bmc: o.host, biosVersion: system.biosVersion, target, order }, 'persistent boot through BootOrder (BIOS with the Continuous defect)');

@@ -6,7 +6,8 @@ import { beforeActing, BmcError, PartlyActedError } from '../errors.js';
 import { checkMs, deadline, sleep } from '../deadline.js';
 import type { Logger } from '../log.js';
 import { redfishMessagesOf, type RedfishMessage } from './http-errors.js';
-import { parseBootOption, parseChassis, parseCollection, parseSystem, type BootOptionInfo, type ChassisInfo, type SystemInfo } from './parse.js';
+import { parseBootOption, parseChassis, parseSystem, type BootOptionInfo, type ChassisInfo, type ExpandSupport, type SystemInfo } from './parse.js';
+import { readCache } from './read-cache.js';
 import { firstSystemPath, readActionInfoAllowable, readSystem } from './resources.js';
 import type { RedfishClient } from './session.js';
 
@@ -232,15 +233,29 @@ export async function setBootOverride(client: ActionClient, target: BootOverride
 /** More boot options than any real System lists; the rest are ignored. */
 const MAX_BOOT_OPTIONS = 64;
 
-/** The System's BootOptions, each read (members beyond MAX_BOOT_OPTIONS are ignored), with its BootOrder. */
-export async function readBootOptions(client: ActionClient, options: ActionOptions = {}): Promise<{ path: string; system: SystemInfo; options: BootOptionInfo[] }> {
+/** Boot options read at once where the BMC does not inline them: as many as a BMC's client opens connections. */
+const BOOT_OPTION_READS_AT_ONCE = 2;
+
+/**
+ * The System's BootOptions, each read (members beyond MAX_BOOT_OPTIONS are ignored), with its
+ * BootOrder. `system`: the System as the caller just read it (not read again); `expand`: the
+ * service root's `$expand` support, with which the collection comes with its members inline in one
+ * request (read-cache.ts falls back to reading them where the BMC does not inline them): on an
+ * iDRAC8, whose requests take a second or more, the members one by one made this path 15 + N.
+ */
+export async function readBootOptions(client: ActionClient, options: ActionOptions & { system?: SystemInfo; expand?: ExpandSupport } = {}): Promise<{ path: string; system: SystemInfo; options: BootOptionInfo[] }> {
   const { signal } = options;
   const path = await systemPath(client, options);
-  const system = await readSystem(client, path, { signal });
+  const system = options.system ?? (await readSystem(client, path, { signal }));
   const collectionPath = system.boot?.bootOptions ?? `${path}/BootOptions`;
-  const members = parseCollection(await client.get(collectionPath, { signal })).members.slice(0, MAX_BOOT_OPTIONS);
-  const list: BootOptionInfo[] = [];
-  for (const member of members) list.push({ path: member, ...parseBootOption(await client.get(member, { signal })) });
+  const reader = readCache(client);
+  const members = (await reader.members(collectionPath, options.expand, { signal })).slice(0, MAX_BOOT_OPTIONS);
+  const list: BootOptionInfo[] = new Array<BootOptionInfo>(members.length);
+  let next = 0;
+  const readNext = async (): Promise<void> => {
+    for (let i = next++; i < members.length; i = next++) list[i] = { path: members[i]!, ...parseBootOption(await reader.get(members[i]!, { signal })) };
+  };
+  await Promise.all(Array.from({ length: Math.min(BOOT_OPTION_READS_AT_ONCE, members.length) }, readNext));
   return { path, system, options: list };
 }
 

@@ -80,7 +80,7 @@ describe('simulated fleet: every vendor variant', () => {
   const variants = Object.keys(SIM_VARIANTS) as SimVariantName[];
 
   beforeAll(async () => {
-    fleet = await startTestFleet({ count: 20, variants });
+    fleet = await startTestFleet({ count: 20, variants, recordRequests: true });
     for (const [name, v] of Object.entries(SIM_VARIANTS) as Array<[SimVariantName, (typeof SIM_VARIANTS)[SimVariantName]]>) {
       const i = fleet.machines.findIndex((m) => m.state.model === v.model);
       if (i >= 0) byVariant.set(name, i);
@@ -232,6 +232,7 @@ describe('simulated fleet: every vendor variant', () => {
       fresh(old);
       old.state.boot = 'pxe'; // a one-time override left pending: the BootOrder path switches it off
       const bmc = await connect(old, 'auto');
+      const requestsBefore = fleet.requestLog(old.state.index).length;
       try {
         expect(bmc.vendor).toBe('dell');
         await bmc.bootFrom('DISK');
@@ -240,6 +241,11 @@ describe('simulated fleet: every vendor variant', () => {
       }
       expect(old.state.bootOrder).toEqual(['Boot0002', 'Boot0001']);
       expect(old.state.boot).toBe('none');
+      // the boot options inline in one request ($expand), none read on its own, nothing read twice but the System (its ETag before the PATCH)
+      const sent = fleet.requestLog(old.state.index).slice(requestsBefore).map((r) => r.what).filter((w) => !/Sessions/.test(w));
+      expect(sent.filter((w) => /BootOptions/.test(w))).toEqual([expect.stringMatching(/^GET \/redfish\/v1\/Systems\/System\.Embedded\.1\/BootOptions\?\$expand=/)]);
+      expect(sent.filter((w) => w.startsWith('PATCH'))).toHaveLength(1);
+      expect(sent.length, sent.join(", ")).toBeLessThanOrEqual(6);
 
       const current = machine('dell');
       fresh(current);

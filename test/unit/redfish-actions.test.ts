@@ -2,7 +2,9 @@ import { afterEach, expect, vi } from 'vitest';
 import { BmcError, NotSentError, PartlyActedError, showsNotActed } from '../../src/errors.js';
 import { captureLog } from '../helpers/log.js';
 import { httpError } from '../../src/redfish/http-errors.js';
-import { openRedfish, reset, setBootOrder, setBootOverride, setIndicator, type ActionClient, type RedfishClient } from '../../src/redfish/index.js';
+import { openRedfish, readBootOptions, reset, setBootOrder, setBootOverride, setIndicator, type ActionClient, type RedfishClient } from '../../src/redfish/index.js';
+import { parseSystem } from '../../src/redfish/parse.js';
+import { waitFor } from '../helpers/wait.js';
 import { offWaitMs, ON_RESERVE_MS } from '../../src/redfish/actions.js';
 import { startMockupServer, type MockupServer, type MockupServerOptions } from '../helpers/redfish-mockup-server.js';
 import { withPeers } from '../helpers/peers.js';
@@ -246,6 +248,38 @@ describe('boot writes: answers and BootOrder', () => {
     expect(p.map((x) => x.body)).toEqual([{ Boot: { BootOrder: ['Boot0002', 'Boot0001'], BootSourceOverrideEnabled: 'Disabled' } }, { Boot: { BootOrder: ['Boot0001'] } }]);
     expect(p[0]?.ifMatch).toMatch(/^W\/"[0-9a-f]+"$/);
     await expect(setBootOrder(client, [])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+});
+
+describe('readBootOptions', () => {
+  const BOOT_OPTIONS = `${SYSTEM}/BootOptions`;
+  const ids = ['Boot0001', 'Boot0002', 'Boot0003', 'Boot0004', 'Boot0005'];
+
+  function withBootOptions(s: MockupServer): void {
+    const system = s.resource(SYSTEM) as { Boot: Record<string, unknown> };
+    system.Boot = { ...system.Boot, BootOptions: { '@odata.id': BOOT_OPTIONS }, BootOrder: ids };
+    s.setResource(BOOT_OPTIONS, { '@odata.id': BOOT_OPTIONS, Members: ids.map((id) => ({ '@odata.id': `${BOOT_OPTIONS}/${id}` })), 'Members@odata.count': ids.length });
+    for (const id of ids) s.setResource(`${BOOT_OPTIONS}/${id}`, { '@odata.id': `${BOOT_OPTIONS}/${id}`, Id: id, BootOptionReference: id, DisplayName: `option ${id}` });
+  }
+  const gets = (s: MockupServer, prefix: string) => s.requests.filter((r) => r.method === 'GET' && r.path.startsWith(prefix)).map((r) => r.path);
+
+  it('a BMC that ignores $expand: its members read, two at a time, each once, in the collection\'s order; the System given is not read again', async () => {
+    const { server, client } = await setup();
+    withBootOptions(server);
+    const system = parseSystem(server.resource(SYSTEM));
+    let release!: () => void;
+    server.addFault({ fault: { kind: 'held', until: new Promise<void>((resolve) => (release = resolve)) }, method: 'GET', path: new RegExp(`^${BOOT_OPTIONS}/`) });
+    const reading = readBootOptions(client, { systemPath: SYSTEM, system, expand: { operator: '.', levels: true } });
+    // two members asked for before either is answered: not one after the other
+    await waitFor(() => gets(server, `${BOOT_OPTIONS}/`).length === 2, 10_000, 'two member reads at once');
+    release();
+    server.clearFaults();
+    const found = await reading;
+    expect(found.options.map((o) => o.id)).toEqual(ids);
+    expect(gets(server, `${BOOT_OPTIONS}/`).sort()).toEqual(ids.map((id) => `${BOOT_OPTIONS}/${id}`));
+    // the collection once: asked with $expand (the mockup records paths without the query), its links taken as they came
+    expect(gets(server, BOOT_OPTIONS).filter((p) => p === BOOT_OPTIONS)).toHaveLength(1);
+    expect(gets(server, SYSTEM).filter((p) => p === SYSTEM)).toEqual([]);
   });
 });
 

@@ -95,14 +95,16 @@ export function system(ctx: MachineContext): Json {
   return json;
 }
 
-export function bootOptions(ctx: MachineContext): Json {
+/** The BootOptions collection; `expanded` ($expand on a vendor that offers it): each member inline. */
+export function bootOptions(ctx: MachineContext, expanded = false): Json {
   const base = `${paths(ctx.vendor).system}/BootOptions`;
+  const { bootOptions: options } = ctx.machine.state;
   return {
     '@odata.type': '#BootOptionCollection.BootOptionCollection',
     '@odata.id': base,
     Name: 'Boot Options Collection',
-    Members: ctx.machine.state.bootOptions.map((o) => link(`${base}/${o.id}`)),
-    'Members@odata.count': ctx.machine.state.bootOptions.length,
+    Members: options.map((o) => (expanded ? (bootOption(ctx, o.id) as Json) : link(`${base}/${o.id}`))),
+    'Members@odata.count': options.length,
   };
 }
 

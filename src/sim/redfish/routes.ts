@@ -48,7 +48,7 @@ const ROUTES: readonly Route[] = [
   { name: 'GET systems', method: 'GET', path: `${V1}/Systems`, handle: (rq) => ok(members(rq, 'Systems', 'system')) },
   { name: 'GET system', method: 'GET', path: '{system}', handle: (rq) => withEtag(res.system(rq.ctx)) },
   { name: 'PATCH system', method: 'PATCH', path: '{system}', handle: patchSystem },
-  { name: 'GET boot options', method: 'GET', path: '{system}/BootOptions', handle: (rq) => ok(res.bootOptions(rq.ctx)) },
+  { name: 'GET boot options', method: 'GET', path: '{system}/BootOptions', handle: (rq) => ok(res.bootOptions(rq.ctx, rq.ctx.vendor.expandQuery && new URLSearchParams(rq.path.split('?')[1] ?? '').has('$expand'))) },
   { name: 'GET boot option', method: 'GET', path: '{system}/BootOptions/{id}', handle: (rq) => ok(res.bootOption(rq.ctx, rq.id)) },
   { name: 'GET reset action info', method: 'GET', path: '{system}/ResetActionInfo', handle: (rq) => only(rq.ctx.vendor.resetActionInfo || hasQuirk(rq.ctx.machine.state, 'redfish-action-target-moved'), () => res.resetActionInfo(rq.ctx)) },
   { name: 'POST reset', method: 'POST', path: '{system}/Actions/ComputerSystem.Reset', handle: resetSystem },
