@@ -3,57 +3,16 @@
  * source address and in total (counted on the raw TCP socket, before any TLS work), and a
  * per-source throttle of failed token attempts.
  */
-import type { Server, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
-import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { remoteOf } from './remote.js';
+import { limitConnections, type ConnectionLimits, type ConnectionRefusal } from '../net/connection-limits.js';
 
-export interface ConnectionLimits {
-  /** open connections from one address */
-  perSource: number;
-  /** open connections on the listener */
-  total: number;
-}
-
-export type ConnectionRefusal = 'per-source' | 'total';
+export { checkConnectionLimits, DEFAULT_CONNECTION_LIMITS, limitConnections, type ConnectionLimits, type ConnectionRefusal } from '../net/connection-limits.js';
 
 /** What a TLS listener's guard refuses: a connection beyond the limits, or a TLS handshake that failed (or timed out) */
 export type ListenerRefusal = ConnectionRefusal | 'tls-handshake';
-
-export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = { perSource: 32, total: 1024 };
-
-export function checkConnectionLimits(limits: ConnectionLimits, where: string): ConnectionLimits {
-  for (const [name, value] of Object.entries(limits)) {
-    if (!Number.isInteger(value) || value < 1) throw new BmcError('INVALID_ARGUMENT', `${where}: connection limit ${name} must be an integer >= 1, got ${String(value)}`);
-  }
-  return limits;
-}
-
-/** Refuses (destroys) a new connection beyond the limits; `onRefused` is told why. */
-export function limitConnections(server: Server, limits: ConnectionLimits, onRefused: (socket: Socket, why: ConnectionRefusal) => void): { open(): number } {
-  const bySource = new Map<string, number>();
-  let total = 0;
-  server.prependListener('connection', (socket: Socket) => {
-    const source = socket.remoteAddress ?? 'unknown';
-    const fromSource = bySource.get(source) ?? 0;
-    const why: ConnectionRefusal | undefined = total >= limits.total ? 'total' : fromSource >= limits.perSource ? 'per-source' : undefined;
-    if (why) {
-      onRefused(socket, why);
-      socket.destroy();
-      return;
-    }
-    total += 1;
-    bySource.set(source, fromSource + 1);
-    socket.once('close', () => {
-      total -= 1;
-      const left = (bySource.get(source) ?? 1) - 1;
-      if (left <= 0) bySource.delete(source);
-      else bySource.set(source, left);
-    });
-  });
-  return { open: () => total };
-}
 
 export interface ThrottleOptions {
   /** failures from one source within `windowMs` before it is refused until the window ends */

@@ -4,7 +4,14 @@
  * secrets and accepts no commands. /healthz: the process runs. /readyz: every readiness check
  * passes (503 with the failing ones otherwise). /metrics: Prometheus text format. `routes` may
  * add more (the daemon adds /v1/status, see src/status/http.ts).
+ *
+ * Its connections are bounded as the console listeners' are (OPS_CONNECTION_LIMITS, per source
+ * address, an IPv6 source by its /64, and in total) and a connection must send its first request
+ * within OPS_FIRST_REQUEST_MS: on an address beyond loopback (`--address`, `:2112`) a peer on the
+ * management network could otherwise hold connections for ever, each a descriptor of the daemon
+ * that also holds the BMC sockets.
  */
+import { limitConnections, requireFirstRequestWithin, type ConnectionLimits } from '../net/connection-limits.js';
 import { listen } from '../net/listen.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
@@ -16,7 +23,23 @@ export interface OpsServer {
   close(): Promise<void>;
 }
 
-export async function startOpsServer(o: { host: string; port: number; registry: Registry; readiness: Record<string, ReadinessCheck>; routes?: (req: IncomingMessage, res: ServerResponse) => boolean }): Promise<OpsServer> {
+/** Prometheus, health checks and a few status pages with their live streams (64 at most) need far fewer. */
+export const OPS_CONNECTION_LIMITS: ConnectionLimits = { perSource: 32, total: 256 };
+export const OPS_FIRST_REQUEST_MS = 10_000;
+
+export type OpsRefusal = 'per-source' | 'total' | 'silent';
+
+export async function startOpsServer(o: {
+  host: string;
+  port: number;
+  registry: Registry;
+  readiness: Record<string, ReadinessCheck>;
+  routes?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  limits?: ConnectionLimits;
+  firstRequestMs?: number;
+  /** told each connection refused or closed for silence (a metric) */
+  onRefused?: (why: OpsRefusal) => void;
+}): Promise<OpsServer> {
   const server: Server = createServer((req, res) => {
     if (o.routes?.(req, res)) return;
     const path = (req.url ?? '/').split('?')[0];
@@ -44,5 +67,7 @@ export async function startOpsServer(o: { host: string; port: number; registry: 
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });
+  limitConnections(server, o.limits ?? OPS_CONNECTION_LIMITS, (_socket, why) => o.onRefused?.(why));
+  requireFirstRequestWithin(server, o.firstRequestMs ?? OPS_FIRST_REQUEST_MS, () => o.onRefused?.('silent'));
   return listen(server, o.port, o.host);
 }
