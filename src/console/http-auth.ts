@@ -86,11 +86,27 @@ export function createHttpAuth(options: HttpAuthOptions): HttpAuth {
     return refuse(401, 'unauthenticated', tokenMode ? 'a client certificate or a valid token is required' : 'a client certificate is required');
   };
 
+  /**
+   * A request without an Origin: a tool (no fetch metadata), an operator's own navigation, or a
+   * browser request another site started (an <img>, a frame, a link), which carries the operator's
+   * client certificate all the same (SameSite does not apply to certificates). Another site may
+   * link to a page (an operator's dashboard opening a console: a top-level navigation); the API
+   * (`/v1/`: console logs, grep, status) and everything else it starts are refused, so no page the
+   * operator visits can make the daemon read its logs or hold its streams.
+   */
+  function checkFetchSite(req: IncomingMessage): AuthOutcome | undefined {
+    const site = req.headers['sec-fetch-site'];
+    if (site === undefined || site === 'none' || site === 'same-origin') return undefined;
+    const navigation = req.headers['sec-fetch-mode'] === 'navigate' && req.headers['sec-fetch-dest'] === 'document';
+    if (navigation && !requestUrl(req.url).pathname.startsWith('/v1/')) return undefined;
+    return refuse(403, 'origin', `a request another site started (Sec-Fetch-Site: ${String(site).slice(0, 20)}) is refused; open this address directly`);
+  }
+
   return {
     tokenMode,
     checkOrigin(req) {
       const origin = req.headers.origin;
-      if (origin === undefined) return undefined; // not a browser: tools send no Origin
+      if (origin === undefined) return checkFetchSite(req);
       const own = req.headers.host ? normalOrigin(`https://${req.headers.host}`) : undefined;
       const presented = normalOrigin(origin);
       if (presented !== undefined && (presented === own || allowed.has(presented))) return undefined;

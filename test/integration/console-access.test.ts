@@ -130,6 +130,19 @@ describe('console access over WebSocket', () => {
     expect(await upgradeStatus(port, consolePath(MACHINE_A), { cert: operator })).toBe(101);
   });
 
+  it("a request another site's page starts without an Origin (an image, a frame) carries the certificate but is refused; a link to a page is followed, one to the API is not", async () => {
+    const port = servers.wsPort as number;
+    const fromAnotherSite = (dest: string, mode: string) => ({ 'sec-fetch-site': 'cross-site', 'sec-fetch-dest': dest, 'sec-fetch-mode': mode });
+    const page = `/console/${MACHINE_A}`;
+    expect((await httpsGet(port, page, { cert: operator, headers: fromAnotherSite('image', 'no-cors') })).status).toBe(403);
+    expect((await httpsGet(port, page, { cert: operator, headers: fromAnotherSite('iframe', 'navigate') })).status).toBe(403);
+    expect((await httpsGet(port, page, { cert: operator, headers: { ...fromAnotherSite('image', 'no-cors'), 'sec-fetch-site': 'same-site' } })).status).toBe(403);
+    // an operator's dashboard linking to a console page; the operator's own requests; tools without fetch metadata
+    expect((await httpsGet(port, page, { cert: operator, headers: fromAnotherSite('document', 'navigate') })).status).toBe(200);
+    expect((await httpsGet(port, page, { cert: operator, headers: { 'sec-fetch-site': 'same-origin', 'sec-fetch-dest': 'empty', 'sec-fetch-mode': 'cors' } })).status).toBe(200);
+    expect((await httpsGet(port, page, { cert: operator })).status).toBe(200);
+  });
+
   it('machine-id: a certificate for machine A opens A but not B; an OU=ops certificate opens both', async () => {
     const port = servers.wsPort as number;
     opened.length = 0;
