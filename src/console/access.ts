@@ -25,11 +25,13 @@ export type Principal =
 const SUBJECT_ATTRIBUTES: readonly SubjectAttribute[] = ['CN', 'OU', 'O'];
 
 const MAX_MACHINE_ID = 200;
-const isControl = (code: number) => code < 0x20 || code === 0x7f;
+/** C0, DEL and C1: C1 controls act in some terminals too (U+009B is a CSI) */
+export const isControl = (code: number) => code < 0x20 || (code >= 0x7f && code <= 0x9f);
 
 /** A machine id as it arrives from a client: 1 to 200 characters, no control characters, no slash. */
 export function validMachineId(id: string): boolean {
-  return id.length > 0 && id.length <= MAX_MACHINE_ID && ![...id].some((ch) => isControl(ch.charCodeAt(0)) || ch === '/');
+  // '.' and '..' would be path segments of their own in metal-api's URL of the machine
+  return id.length > 0 && id.length <= MAX_MACHINE_ID && id !== '.' && id !== '..' && ![...id].some((ch) => isControl(ch.charCodeAt(0)) || ch === '/');
 }
 
 function values(value: string | string[] | undefined): string[] {

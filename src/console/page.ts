@@ -97,7 +97,9 @@ export function createPageRoutes(auth: HttpAuth, onRefused: OnRefused): (req: In
     }
     const asset = assets.get(path);
     if (asset) {
-      res.writeHead(200, { 'content-type': asset.type, 'content-length': asset.body.length, ...SECURITY_HEADERS });
+      // served without authentication: the connection is not kept (a peer asking for an asset
+      // every few seconds would otherwise hold one of the listener's capped connections for ever)
+      res.writeHead(200, { 'content-type': asset.type, 'content-length': asset.body.length, connection: 'close', ...SECURITY_HEADERS });
       res.end(req.method === 'HEAD' ? undefined : asset.body);
       return true;
     }

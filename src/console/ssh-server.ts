@@ -35,7 +35,7 @@ import ssh2 from 'ssh2';
 import type { Connection, ServerChannel, Session } from 'ssh2';
 import { checkDuration } from '../deadline.js';
 import type { Logger } from '../log.js';
-import { mayOpen, validMachineId, type AuthzRule, type Principal } from './access.js';
+import { isControl, mayOpen, validMachineId, type AuthzRule, type Principal } from './access.js';
 import type { ConsoleHub } from './hub.js';
 import type { HostKey } from './host-key.js';
 import { DEFAULT_CONNECTION_LIMITS, guardTlsListener, type ConnectionLimits, type ListenerRefusal } from './limits.js';
@@ -80,7 +80,6 @@ export interface SshConsoleServer {
   disconnectAll(graceMs: number): Promise<void>;
 }
 
-const isControl = (code: number) => code < 0x20 || code === 0x7f;
 
 /** the last line of each console open over a connection whose certificate a reloaded CRL revokes */
 const REVOKED_LINE = 'console closed: your client certificate was revoked';

@@ -141,6 +141,10 @@ describe('console access over WebSocket', () => {
     expect((await httpsGet(port, page, { cert: operator, headers: fromAnotherSite('document', 'navigate') })).status).toBe(200);
     expect((await httpsGet(port, page, { cert: operator, headers: { 'sec-fetch-site': 'same-origin', 'sec-fetch-dest': 'empty', 'sec-fetch-mode': 'cors' } })).status).toBe(200);
     expect((await httpsGet(port, page, { cert: operator })).status).toBe(200);
+    // the page's assets are served without authentication, and without keeping the connection
+    const asset = await httpsGet(port, '/console/assets/xterm.css', { cert: operator });
+    expect(asset.status).toBe(200);
+    expect(asset.headers.connection).toBe('close');
   });
 
   it('machine-id: a certificate for machine A opens A but not B; an OU=ops certificate opens both', async () => {

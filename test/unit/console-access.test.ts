@@ -58,7 +58,8 @@ describe('authorisation rules', () => {
 
   it('accepts only machine ids of 1 to 200 characters without control characters or slashes', () => {
     expect(validMachineId('2294c949-88f6-5390-8154-fa53d93a3313')).toBe(true);
-    for (const bad of ['', 'a/b', 'a\nb', 'a\x7fb', 'x'.repeat(201)]) expect(validMachineId(bad), JSON.stringify(bad)).toBe(false);
+    for (const bad of ['', 'a/b', 'a\nb', 'a\x7fb', 'a\u009bb', '.', '..', 'x'.repeat(201)]) expect(validMachineId(bad), JSON.stringify(bad)).toBe(false);
+    expect(validMachineId('a.b')).toBe(true);
   });
 });
 

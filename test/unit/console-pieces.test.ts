@@ -81,5 +81,7 @@ describe('console pieces', () => {
     expect(html).not.toContain('<script>alert(1)</script>');
     expect(html).toContain('&#60;script&#62;');
     expect(oneLine('a\r\nb\x1b[31mc\t')).toBe('a b [31mc');
+    // C1 controls too: U+009B acts as CSI in some terminals
+    expect(oneLine('x\u009b31my\u0085z')).toBe('x 31my z');
   });
 });
