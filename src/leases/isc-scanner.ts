@@ -63,10 +63,24 @@ export class IscScanner {
   /** 1-based line on which the last token started */
   tokenLine = 1;
   /** current 1-based line */
-  line = 1;
+  line: number;
+  /** the end of the text was reached (an error thrown then means the text stops inside a statement) */
+  reachedEnd = false;
   private pos = 0;
 
-  constructor(private readonly text: string) {}
+  /** `line`: the line `text` starts on, when it is a part of a file */
+  constructor(
+    private readonly text: string,
+    line = 1,
+  ) {
+    this.line = line;
+    this.tokenLine = line;
+  }
+
+  /** the index in the text after the last token */
+  get offset(): number {
+    return this.pos;
+  }
 
   next(): TokenKind {
     const text = this.text;
@@ -74,6 +88,7 @@ export class IscScanner {
     let pos = this.pos;
     for (;;) {
       if (pos >= n) {
+        this.reachedEnd = true;
         this.pos = pos;
         this.tokenLine = this.line;
         return TOKEN_EOF;
@@ -120,6 +135,7 @@ export class IscScanner {
       if (c === BACKSLASH) return this.readEscapedString(start, pos);
       if (c === LF) this.line++;
     }
+    this.reachedEnd = true;
     throw new LeaseParseError(this.tokenLine, 'unterminated string');
   }
 
@@ -169,6 +185,7 @@ export class IscScanner {
         pos = i;
       }
     }
+    this.reachedEnd = true;
     throw new LeaseParseError(this.tokenLine, 'unterminated string');
   }
 }

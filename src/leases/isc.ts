@@ -173,24 +173,60 @@ function parseLease(s: IscScanner, st: Statement): IscLease {
   }
 }
 
-/** Parses the text of a dhcpd.leases file into its lease blocks, in file order. */
-export function parseIscLeases(text: string): IscLease[] {
-  const s = new IscScanner(text);
-  const st: Statement = { words: [], quoted: [], count: 0, line: 1 };
+/** Parses the text of a dhcpd.leases file into its lease blocks, in file order; `startLine`: the line the text starts on. */
+export function parseIscLeases(text: string, startLine = 1): IscLease[] {
+  return parseDeclarations(text, startLine, false).leases;
+}
+
+/** What parseIscDeclarations took from a text. */
+export interface IscDeclarations {
+  /** the leases of the complete declarations, in file order */
+  leases: IscLease[];
+  /** the index after the last complete declaration: what follows it is whitespace, comments or `incomplete` */
+  end: number;
+  /** the line of `end` */
+  endLine: number;
+  /** the text stops inside a declaration (dhcpd writing it): it is left out, not an error */
+  incomplete: boolean;
+}
+
+/**
+ * Parses the complete declarations of a part of a dhcpd.leases file that starts at a declaration
+ * (on `startLine`). A declaration the text stops inside (a block, statement or string the end of
+ * the text cuts short) is no error here: dhcpd appends to the file, a read can see half of what
+ * it writes. Any other problem throws LeaseParseError as parseIscLeases does.
+ */
+export function parseIscDeclarations(text: string, startLine = 1): IscDeclarations {
+  return parseDeclarations(text, startLine, true);
+}
+
+function parseDeclarations(text: string, startLine: number, partial: boolean): IscDeclarations {
+  const s = new IscScanner(text, startLine);
+  const st: Statement = { words: [], quoted: [], count: 0, line: startLine };
   const leases: IscLease[] = [];
-  for (;;) {
-    const end = readStatement(s, st);
-    const isLease = st.count > 0 && st.words[0] === 'lease' && st.quoted[0] === false;
-    if (end === TOKEN_EOF) {
-      if (st.count > 0) throw new LeaseParseError(st.line, `statement ${preview(st)} not ended by ';' at end of file`);
-      return leases;
+  let end = 0;
+  let endLine = startLine;
+  try {
+    for (;;) {
+      const token = readStatement(s, st);
+      const isLease = st.count > 0 && st.words[0] === 'lease' && st.quoted[0] === false;
+      if (token === TOKEN_EOF) {
+        if (st.count > 0) throw new LeaseParseError(st.line, `statement ${preview(st)} not ended by ';' at end of file`);
+        return { leases, end, endLine, incomplete: false };
+      }
+      if (token === TOKEN_CLOSE) throw new LeaseParseError(s.tokenLine, "unexpected '}'");
+      if (token === TOKEN_OPEN) {
+        if (isLease) leases.push(parseLease(s, st));
+        else skipBlock(s, st.line);
+      } else if (isLease) {
+        throw new LeaseParseError(st.line, `lease statement without a block ${preview(st)}`);
+      }
+      end = s.offset;
+      endLine = s.line;
     }
-    if (end === TOKEN_CLOSE) throw new LeaseParseError(s.tokenLine, "unexpected '}'");
-    if (end === TOKEN_OPEN) {
-      if (isLease) leases.push(parseLease(s, st));
-      else skipBlock(s, st.line);
-    } else if (isLease) {
-      throw new LeaseParseError(st.line, `lease statement without a block ${preview(st)}`);
-    }
+  } catch (err) {
+    // every error once the end was reached is that end cutting a declaration short
+    if (partial && err instanceof LeaseParseError && s.reachedEnd) return { leases, end, endLine, incomplete: true };
+    throw err;
   }
 }

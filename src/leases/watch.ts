@@ -1,15 +1,18 @@
 /**
  * Follows a lease file: `fs.watch` on its directory (DHCP servers replace the file by
  * rename, which a watch on the file itself would miss) plus a stat poll as fallback,
- * debounced. A Kea lease file is read with the files of Kea's lease file cleanup before it
+ * debounced. An ISC file is followed: after a full read, a change is read from where the last read
+ * stopped (createLeaseReader, isc-follow.ts); a declaration dhcpd is still writing waits for the next
+ * read. A Kea lease file is read whole, with the files of Kea's lease file cleanup before it
  * (KEA_CLEANUP_SUFFIXES), as Kea loads them. A file that cannot be read or parsed keeps the last good view and is
  * reported to onError once per distinct error; nothing is ever thrown out of a timer.
  */
-import { watch as fsWatch, type FSWatcher, type Stats } from 'node:fs';
+import { watch as fsWatch, type BigIntStats, type FSWatcher, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { BmcError } from '../errors.js';
 import type { Cidr } from '../net/cidr.js';
+import { IscLeaseFollower } from './isc-follow.js';
 import { normalizeMacSet } from './mac.js';
 import { activeLeases, detectLeaseFormat, parseLeases, type LeaseFormatOption } from './select.js';
 import { parseKeaLeases } from './kea.js';
@@ -46,8 +49,19 @@ export interface WatchLeasesOptions extends ReadLeasesOptions {
   fsWatch?: boolean;
   /** called after the first successful read, then whenever the view changes */
   onChange: (view: LeaseView) => void;
+  /** called after each read of the lease file: whole, or only what dhcpd appended since the last one */
+  onRead?: (read: LeaseRead) => void;
   onError?: (err: BmcError) => void;
   signal?: AbortSignal;
+}
+
+/**
+ * One read of the lease file: `tail` read only the bytes from where the last read stopped (an ISC
+ * file dhcpd appended to), `full` the whole file. `bytes`: of the lease file, read from disk.
+ */
+export interface LeaseRead {
+  mode: 'tail' | 'full';
+  bytes: number;
 }
 
 export interface LeaseWatcher {
@@ -85,16 +99,25 @@ function readError(path: string, err: unknown, what = 'read lease file'): BmcErr
  */
 export const MAX_LEASE_FILE_BYTES = 256 * 2 ** 20;
 
-/** The whole file as text, refused beyond MAX_LEASE_FILE_BYTES before anything is read. */
-async function readLeaseText(path: string): Promise<string> {
+/** The whole file as read, and which file it was; refused beyond MAX_LEASE_FILE_BYTES before anything is read. */
+async function readLeaseFile(path: string): Promise<{ bytes: Buffer; id: BigIntStats }> {
   const file = await open(path, 'r');
   try {
-    const { size } = await file.stat();
-    if (size > MAX_LEASE_FILE_BYTES) throw new BmcError('CONFIG', `lease file ${path} holds ${size} bytes, more than the ${MAX_LEASE_FILE_BYTES} a lease file may hold; not read (does its DHCP server clean it up?)`);
-    return await file.readFile('utf8');
+    const id = await file.stat({ bigint: true });
+    checkSize(path, Number(id.size));
+    return { bytes: await file.readFile(), id };
   } finally {
     await file.close();
   }
+}
+
+function checkSize(path: string, size: number): void {
+  if (size > MAX_LEASE_FILE_BYTES) throw new BmcError('CONFIG', `lease file ${path} holds ${size} bytes, more than the ${MAX_LEASE_FILE_BYTES} a lease file may hold; not read (does its DHCP server clean it up?)`);
+}
+
+/** The whole file as text, refused beyond MAX_LEASE_FILE_BYTES before anything is read. */
+async function readLeaseText(path: string): Promise<string> {
+  return (await readLeaseFile(path)).bytes.toString('utf8');
 }
 
 function parseFile(path: string, text: string, format: LeaseFormatOption): ParsedLeases {
@@ -221,6 +244,74 @@ async function readParsed(path: string, format: LeaseFormatOption): Promise<Pars
   return (format === 'auto' ? await formatOnDisk(path, text) : format) === 'kea' ? readKea(path, text) : parseFile(path, text, format);
 }
 
+export interface LeaseReader {
+  /** Reads the file (only what was appended, where it can) and parses it. Throws LeaseParseError (naming the file and line) or BmcError. */
+  read(): Promise<LeaseRead & { parsed: ParsedLeases }>;
+  /**
+   * The error a full parse gives for the declaration the file stops inside, when the reads found
+   * it cut short for `ms` or longer; it then counts as reported (see incompleteReported).
+   */
+  stuckIncomplete(ms: number): LeaseParseError | undefined;
+  /** The last read found the declaration stuckIncomplete gave still cut short. */
+  incompleteReported(): boolean;
+}
+
+/**
+ * The lease file's reader for a watcher. An ISC file is followed (isc-follow.ts): after a full
+ * read, a change is read from where the last read stopped, as long as the file is the same inode,
+ * not shorter and unchanged before that point; anything else is a full read, as is every read of
+ * a Kea file (its lease file cleanup moves and rewrites the files).
+ */
+export function createLeaseReader(path: string, format: LeaseFormatOption, tailChunkBytes?: number): LeaseReader {
+  const isc = new IscLeaseFollower(tailChunkBytes);
+  /** the declaration the file stops inside, by where it starts, since when */
+  let incomplete: { at: number; since: number; reported: boolean } | undefined;
+  const noteIncomplete = (): void => {
+    const at = isc.incompleteAt();
+    if (at === undefined) incomplete = undefined;
+    else if (incomplete?.at !== at) incomplete = { at, since: Date.now(), reported: false };
+  };
+  const tail = async (): Promise<(LeaseRead & { parsed: ParsedLeases }) | undefined> => {
+    const file = await open(path, 'r');
+    try {
+      const id = await file.stat({ bigint: true });
+      const size = Number(id.size);
+      checkSize(path, size);
+      const read = await isc.tail(file, id, size);
+      return read && { mode: 'tail', bytes: read.bytes, parsed: read.parsed };
+    } finally {
+      await file.close();
+    }
+  };
+  const full = async (): Promise<LeaseRead & { parsed: ParsedLeases }> => {
+    const { bytes, id } = await readLeaseFile(path);
+    const text = bytes.toString('utf8');
+    const actual = format === 'auto' ? await formatOnDisk(path, text) : format;
+    const parsed = actual === 'kea' ? await readKea(path, text) : isc.full(bytes, text, id, format === 'isc');
+    return { mode: 'full', bytes: bytes.length, parsed };
+  };
+  return {
+    read: async () => {
+      try {
+        const read = (format === 'kea' ? undefined : await tail()) ?? (await full());
+        noteIncomplete();
+        return read;
+      } catch (err) {
+        isc.reset();
+        incomplete = undefined;
+        throw readError(path, err);
+      }
+    },
+    stuckIncomplete: (ms) => {
+      if (incomplete === undefined || Date.now() - incomplete.since < ms) return undefined;
+      const err = isc.incompleteError()?.withSource(path);
+      if (err !== undefined) incomplete.reported = true;
+      return err;
+    },
+    incompleteReported: () => incomplete?.reported === true,
+  };
+}
+
 /** Reads, parses and selects once. Throws LeaseParseError (naming the file and line) or BmcError. */
 export async function readLeasesOnce(path: string, options: ReadLeasesOptions & { now?: Date } = {}): Promise<Lease[]> {
   const parsed = await readParsed(path, options.format ?? 'auto');
@@ -254,6 +345,8 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
   const names = new Set([name, ...KEA_CLEANUP_SUFFIXES.map((suffix) => name + suffix)]);
   const files = [...names].map((n) => join(dir, n));
   const signatureNow = async (): Promise<string> => (await Promise.all(files.map((f) => stat(f).then(signatureOf, errorSignature)))).join('|');
+
+  const reader = createLeaseReader(path, format);
 
   let closed = false;
   let parsed: ParsedLeases | undefined;
@@ -297,11 +390,18 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
 
   const loadOnce = async (): Promise<void> => {
     signature = await signatureNow();
-    const result = await readParsed(path, format).catch((err: unknown) => readError(path, err));
+    const result = await reader.read().catch((err: unknown) => readError(path, err));
     if (closed) return;
     reads++;
     if (result instanceof BmcError) return report(result);
-    parsed = result;
+    try {
+      options.onRead?.({ mode: result.mode, bytes: result.bytes });
+    } catch {
+      // an observer's failure is not the file's
+    }
+    parsed = result.parsed;
+    // a read that finds the declaration reported as cut short still cut short ends no error
+    if (reader.incompleteReported()) return publish();
     const recovered = lastError !== undefined;
     lastError = undefined;
     publish(recovered);
@@ -363,8 +463,12 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
     const current = await signatureNow();
     if (closed) return;
     if (watcher === undefined && useFsWatch) startWatcher();
-    if (current !== signature) schedule();
-    else if (!reading && now().getTime() >= nextExpiry) publish(); // leases expire while the file stands still
+    if (current !== signature) return schedule();
+    // dhcpd finishes a declaration at once: one still cut short a poll interval later, the file
+    // unchanged, is an error (dhcpd stopped mid-write, a block never closed)
+    const stuck = reading ? undefined : reader.stuckIncomplete(pollMs);
+    if (stuck !== undefined) report(stuck);
+    if (!reading && now().getTime() >= nextExpiry) publish(); // leases expire while the file stands still
   };
   const pollTimer = setInterval(() => void poll().catch((err: unknown) => report(readError(path, err))), pollMs);
   pollTimer.unref();

@@ -1,12 +1,13 @@
-import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BmcError } from '../../src/errors.js';
 import { KEA_HEADER, renderIscLeases, renderKeaLeases, type IscLeaseInput } from '../../src/leases/render.js';
+import { ISC_MARK_BYTES } from '../../src/leases/isc-follow.js';
 import { LeaseParseError } from '../../src/leases/types.js';
-import { MAX_LEASE_FILE_BYTES, readIfThere, readKea, readLeasesOnce, watchLeases, type LeaseView, type LeaseWatcher, type WatchLeasesOptions } from '../../src/leases/watch.js';
+import { MAX_LEASE_FILE_BYTES, readIfThere, readKea, readLeasesOnce, watchLeases, type LeaseRead, type LeaseView, type LeaseWatcher, type WatchLeasesOptions } from '../../src/leases/watch.js';
 
 const NOW = new Date('2026-01-01T00:00:00Z');
 const LATER = new Date('2026-06-01T00:00:00Z');
@@ -107,7 +108,7 @@ describe('watchLeases', () => {
     expect(ips(views[1]?.added ?? [])).toEqual(['10.0.0.3']);
   });
 
-  it('keeps the last good view on a half-written file and reports the error with its line', async () => {
+  it('a file left half-written (unchanged for a poll interval): keeps the last good view and reports the error with its line', async () => {
     const good = renderIscLeases([A, B]);
     await replaceFile(good);
     const { watcher, views, errors } = start({ pollMs: 40 });
@@ -115,8 +116,8 @@ describe('watchLeases', () => {
 
     const full = renderIscLeases([A, B, C]);
     const cLine = full.split('\n').indexOf('lease 10.0.0.3 {') + 1;
-    writeFileSync(path, full.slice(0, full.indexOf('binding state', full.indexOf('lease 10.0.0.3')))); // written in place, cut short
-    await until(() => errors.length === 1);
+    writeFileSync(path, full.slice(0, full.indexOf('binding state', full.indexOf('lease 10.0.0.3')))); // written in place, cut short, and left so
+    await until(() => errors.length === 1); // no error on the read itself: dhcpd may be writing it; one at the poll that finds it unchanged
     const err = errors[0];
     expect(err).toBeInstanceOf(LeaseParseError);
     expect((err as LeaseParseError).line).toBe(cLine);
@@ -128,14 +129,73 @@ describe('watchLeases', () => {
     const broken = readFileSync(path, 'utf8');
     await sleep(60); // the stimulus: a later modification time, so the rewrite is a change on every file system
     const readsBefore = watcher.reads();
-    writeFileSync(path, broken); // the same broken text again: a new read, the same error, reported once
+    writeFileSync(path, broken); // the same broken text again: a new read, the same error, reported once, not ended by that read
     await until(() => watcher.reads() > readsBefore);
     expect(errors).toHaveLength(1);
+    expect(views).toHaveLength(1);
 
     writeFileSync(path, full); // the writer finishes
     await until(() => views.length === 2);
     expect(ips(views[1]?.added ?? [])).toEqual(['10.0.0.3']);
     expect(ips(watcher.current())).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.3']);
+  });
+
+  it('takes in dhcpd\'s appends by reading only what was appended; a rewrite renamed over the file is read whole', async () => {
+    const many = Array.from({ length: 100 }, (_, i) => lease(`10.0.1.${i + 1}`, `00:00:00:00:01:${(i + 1).toString(16).padStart(2, '0')}`));
+    await replaceFile(renderIscLeases(many));
+    const size = () => statSync(path).size;
+    const reads: LeaseRead[] = [];
+    const { views, errors } = start({ onRead: (r) => reads.push(r) });
+    await until(() => views.length === 1);
+    expect(reads).toEqual([{ mode: 'full', bytes: size() }]);
+
+    // dhcpd appends a renewal and a new lease
+    const added = renderIscLeases([lease('10.0.1.1', '00:00:00:00:01:01', { ends: new Date('2026-07-01T00:00:00Z') }), C]).slice(renderIscLeases([]).length);
+    appendFileSync(path, added);
+    await until(() => views.length === 2);
+    expect(views[1]).toMatchObject({ added: [{ ip: '10.0.0.3' }], removed: [], changed: [] });
+    // the bytes before where the last read stopped (unchanged, or the file is read whole), the newline after it, and the new ones
+    expect(reads.at(-1)).toEqual({ mode: 'tail', bytes: ISC_MARK_BYTES + 1 + Buffer.byteLength(added) });
+    expect(reads.at(-1)!.bytes).toBeLessThan(size() / 2);
+
+    // dhcpd's hourly rewrite: a new file renamed over the old one
+    await replaceFile(renderIscLeases([A, B]));
+    await until(() => views.length === 3);
+    expect(reads.at(-1)).toEqual({ mode: 'full', bytes: size() });
+    expect(ips(views[2]!.leases)).toEqual(['10.0.0.1', '10.0.0.2']);
+    expect(errors).toEqual([]);
+  });
+
+  it('a block dhcpd is still writing at the end is not an error and not logged; it is taken in once whole', async () => {
+    await replaceFile(renderIscLeases([A, B]));
+    const reads: LeaseRead[] = [];
+    const { watcher, views, errors } = start({ onRead: (r) => reads.push(r) });
+    await until(() => views.length === 1);
+    const block = renderIscLeases([C]).slice(renderIscLeases([]).length);
+    for (const part of [block.slice(0, block.indexOf('ends') + 8), block.slice(block.indexOf('ends') + 8, -3)]) {
+      const readsBefore = watcher.reads();
+      appendFileSync(path, part); // cut mid-date, then just before the block's end
+      await until(() => watcher.reads() > readsBefore);
+      expect(errors).toEqual([]);
+      expect(views).toHaveLength(1);
+      expect(reads.at(-1)?.mode).toBe('tail');
+    }
+    appendFileSync(path, block.slice(-3));
+    await until(() => views.length === 2);
+    expect(views[1]).toMatchObject({ added: [{ ip: '10.0.0.3' }] });
+    expect(reads.at(-1)?.mode).toBe('tail');
+    expect(errors).toEqual([]);
+  });
+
+  it('an error in what dhcpd appended is reported with its line (a full read), the last good view kept', async () => {
+    await replaceFile(renderIscLeases([A, B]));
+    const { watcher, views, errors } = start();
+    await until(() => views.length === 1);
+    const line = readFileSync(path, 'utf8').split('\n').length;
+    appendFileSync(path, 'lease 10.0.0.3 {\n  ends 4 2026/02/30 00:00:00;\n}\n');
+    await until(() => errors.length === 1);
+    expect(errors[0]?.message).toContain(`${path} line ${line + 1}: bad date`);
+    expect(ips(watcher.current())).toEqual(['10.0.0.1', '10.0.0.2']);
   });
 
   it('reports a missing file as BmcError CONFIG and picks the file up when it appears', async () => {

@@ -1,0 +1,230 @@
+import { appendFileSync, readFileSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ISC_MARK_BYTES } from '../../src/leases/isc-follow.js';
+import { parseIscLeases } from '../../src/leases/isc.js';
+import { renderIscLeases, type IscLeaseInput } from '../../src/leases/render.js';
+import { activeLeases } from '../../src/leases/select.js';
+import type { IscLease, LeaseParseError } from '../../src/leases/types.js';
+import { createLeaseReader } from '../../src/leases/watch.js';
+
+const NOW = new Date('2026-01-01T00:00:00Z');
+
+let dir: string;
+let path: string;
+let files = 0;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'metal-bmc-isc-follow-'));
+  path = join(dir, 'dhcpd.leases');
+});
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** One piece of the file: `decl` when it is a declaration (complete once its last `}` or `;` is written). */
+interface Item {
+  text: string;
+  decl: boolean;
+}
+
+const HEADER: Item[] = [
+  { text: '# The format of this file is documented in the dhcpd.leases(5) manual page.\n', decl: false },
+  { text: '# This lease file was written by isc-dhcp-4.4.3 — über\n', decl: false },
+  { text: '\n', decl: false },
+  { text: 'authoring-byte-order little-endian;\n', decl: true },
+  { text: '\n', decl: false },
+];
+const EMPTY = renderIscLeases([]);
+const block = (lease: IscLeaseInput): Item => ({ text: renderIscLeases([lease]).slice(EMPTY.length), decl: true });
+
+const IPS = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5'];
+const MACS = ['00:00:00:00:00:0a', '00:00:00:00:00:0b', '00:00:00:00:00:0c'];
+// strings and comments with the characters that end declarations, escapes and multi-byte UTF-8
+const tricky = (maxLength: number) => fc.string({ unit: fc.constantFrom('a', 'Z', ' ', '"', '\\', ';', '{', '}', '#', 'é', '✓', '\n', '\u0001'), maxLength });
+const maybe = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
+const around = (minutes: number) => new Date(NOW.getTime() + minutes * 60_000);
+const leaseArb: fc.Arbitrary<IscLeaseInput> = fc.record({
+  ip: fc.constantFrom(...IPS),
+  mac: maybe(fc.constantFrom(...MACS)),
+  starts: maybe(fc.integer({ min: -600, max: 0 }).map(around)),
+  ends: maybe(fc.oneof(fc.integer({ min: -60, max: 600 }).map(around), fc.constant('never' as const))),
+  bindingState: maybe(fc.constantFrom('active', 'active', 'free', 'backup')),
+  hostname: maybe(tricky(8)),
+  uid: maybe(tricky(4)),
+});
+const itemArb: fc.Arbitrary<Item> = fc.oneof(
+  { weight: 8, arbitrary: leaseArb.map(block) },
+  { weight: 1, arbitrary: tricky(20).map((t) => ({ text: `# ${t.replaceAll('\n', ' ')}\n`, decl: false })) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom<Item>(
+      { text: 'server-duid "\\000\\001\\000\\001\\\'\\"x;";\n', decl: true },
+      { text: 'host bmc-1 {\n  dynamic;\n  hardware ethernet 00:00:00:00:00:0a;\n  fixed-address 10.0.0.9;\n}\n', decl: true },
+      { text: 'lease 10.0.0.3 {\n  starts 4 2025/12/31 23:00:00;\n  ends never;\n  binding state active;\n  hardware ethernet 00:00:00:00:00:0c;\n  on expiry {\n    set x = "}";\n  }\n}\n', decl: true },
+    ),
+  },
+);
+const itemsArb = fc.array(itemArb, { maxLength: 14 });
+
+/** The file's intended text: its items' bytes, and where each declaration's last byte ends. */
+function layout(items: readonly Item[]): { bytes: Buffer; starts: number[]; declEnds: (number | undefined)[] } {
+  const all = [...HEADER, ...items];
+  const starts: number[] = [];
+  const declEnds: (number | undefined)[] = [];
+  let at = 0;
+  for (const item of all) {
+    const length = Buffer.byteLength(item.text);
+    starts.push(at);
+    declEnds.push(item.decl ? at + Buffer.byteLength(item.text.trimEnd()) : undefined);
+    at += length;
+  }
+  return { bytes: Buffer.from(all.map((i) => i.text).join('')), starts, declEnds };
+}
+
+/** The text a full parse takes for the first `cut` bytes: without a declaration the cut falls inside. */
+function completeText(file: ReturnType<typeof layout>, cut: number): string {
+  const inside = file.declEnds.findIndex((end, i) => end !== undefined && (file.starts[i] as number) < cut && cut < end);
+  return file.bytes.subarray(0, inside < 0 ? cut : file.starts[inside]).toString('utf8');
+}
+
+/** Per address its last lease, in the order of those leases: what the selection reads of a file. */
+function lastPerAddress(leases: readonly IscLease[]): IscLease[] {
+  const byIp = new Map<string, IscLease>();
+  for (const l of leases) {
+    byIp.delete(l.ip);
+    byIp.set(l.ip, l);
+  }
+  return [...byIp.values()];
+}
+
+/** A whole declaration read (the first line before it cannot turn into Kea's header), and every character whole: a read can continue after it. */
+const followable = (written: Buffer): boolean => wholeCharacters(written) && written.length >= layout([]).declEnds[3]!;
+/** A file that ends inside a UTF-8 character (none of dhcpd's: it writes ASCII) is read whole. */
+const wholeCharacters = (written: Buffer): boolean => !written.toString('utf8').includes('\uFFFD');
+
+const step = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('append' as const), bytes: fc.integer({ min: 0, max: 500 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constantFrom('rename' as const, 'in-place' as const), items: itemsArb, cut: fc.double({ min: 0, max: 1, noNaN: true }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('truncate' as const), bytes: fc.integer({ min: 1, max: 400 }) }) },
+  // a lease already written given another address of the same length, in place: the file's size stays
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('edit' as const), which: fc.nat(), ip: fc.constantFrom(...IPS) }) },
+);
+
+/** `items` with the `which`-th lease (of those starting before `cut`) moved to `ip`. */
+function edited(items: readonly Item[], cut: number, which: number, ip: string): Item[] {
+  const file = layout(items);
+  const leases = items.flatMap((item, i) => (item.text.startsWith('lease 10.0.0.') && (file.starts[HEADER.length + i] as number) < cut ? [i] : []));
+  if (leases.length === 0) return [...items];
+  const at = leases[which % leases.length] as number;
+  return items.map((item, i) => (i === at ? { ...item, text: item.text.replace(/^lease 10\.0\.0\.\d/, `lease ${ip}`) } : item));
+}
+
+/** The message of the error a full parse of `text` throws, naming the file. */
+function strictError(text: string): string {
+  try {
+    parseIscLeases(text);
+  } catch (err) {
+    return (err as LeaseParseError).withSource(path).message;
+  }
+  return 'no error';
+}
+
+describe('incremental reading of an ISC lease file', () => {
+  it('after every append (cut anywhere: mid-block, mid-string, mid-character) and every rewrite gives what a full parse of the file gives (a declaration cut short left out of a tail read, an error of a full read)', async () => {
+    await fc.assert(
+      fc.asyncProperty(itemsArb, fc.array(step, { minLength: 1, maxLength: 14 }), fc.integer({ min: 1, max: 400 }), fc.constantFrom('auto' as const, 'isc' as const), async (items, steps, chunk, format) => {
+        const reader = createLeaseReader(path, format, chunk);
+        let current = items;
+        let file = layout(current);
+        let cut = 0;
+        writeFileSync(path, '');
+        let written = Buffer.alloc(0);
+        /** the last read succeeded on a file a read can continue after */
+        let followed = false;
+        for (const s of [{ kind: 'append' as const, bytes: 0 }, ...steps]) {
+          if (s.kind === 'append') {
+            const next = Math.min(file.bytes.length, cut + s.bytes);
+            appendFileSync(path, file.bytes.subarray(cut, next));
+            cut = next;
+          } else if (s.kind === 'truncate') {
+            cut = Math.max(0, cut - s.bytes);
+            truncateSync(path, cut);
+          } else if (s.kind === 'edit') {
+            current = edited(current, cut, s.which, s.ip);
+            file = layout(current);
+            writeFileSync(path, file.bytes.subarray(0, cut)); // the same inode, the same size
+          } else {
+            current = s.items;
+            file = layout(current);
+            cut = Math.floor(s.cut * file.bytes.length);
+            if (s.kind === 'rename') {
+              const tmp = join(dir, `dhcpd.leases.${files++}`);
+              writeFileSync(tmp, file.bytes.subarray(0, cut));
+              renameSync(tmp, path); // dhcpd's rewrite: another inode
+            } else {
+              writeFileSync(path, file.bytes.subarray(0, cut)); // the same inode, truncated and written again
+            }
+          }
+          written = readFileSync(path);
+          const read = await reader.read().catch((err: unknown) => err as Error);
+          const canContinue = followed;
+          followed = !(read instanceof Error) && followable(written);
+          if (read instanceof Error) {
+            // a full read of a file cut inside a declaration: the error a full parse gives, as before
+            expect(canContinue && s.kind === 'append').toBe(false);
+            expect(read.message).toBe(strictError(written.toString('utf8')));
+            continue;
+          }
+          const reference = parseIscLeases(completeText(file, cut));
+          expect(read.parsed.leases).toEqual(lastPerAddress(reference));
+          expect(activeLeases(read.parsed, { now: NOW })).toEqual(activeLeases({ format: 'isc', leases: reference }, { now: NOW }));
+          if (s.kind === 'rename') expect(read.mode).toBe('full');
+          if (s.kind === 'append') expect(read.mode).toBe(canContinue && wholeCharacters(written) ? 'tail' : 'full');
+          if (read.mode === 'full') expect(read.bytes).toBe(written.length);
+          else expect(read.bytes).toBeLessThanOrEqual(written.length);
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('reads only the bytes after the last complete declaration and the mark before them; an in-place change inside the mark is a full read', async () => {
+    const leases = Array.from({ length: 100 }, (_, i): IscLeaseInput => ({ ip: `10.0.1.${i + 1}`, mac: `00:00:00:00:01:${(i + 1).toString(16).padStart(2, '0')}`, ends: new Date('2026-06-01T00:00:00Z'), bindingState: 'active' }));
+    const text = renderIscLeases(leases);
+    expect(Buffer.byteLength(text)).toBeGreaterThan(2 * ISC_MARK_BYTES);
+    writeFileSync(path, text);
+    const reader = createLeaseReader(path, 'auto');
+    expect(await reader.read()).toMatchObject({ mode: 'full', bytes: Buffer.byteLength(text) });
+
+    const renewal = renderIscLeases([{ ...leases[0]!, ends: new Date('2026-07-01T00:00:00Z') }]).slice(EMPTY.length);
+    appendFileSync(path, renewal);
+    const read = await reader.read();
+    // the offset was before the file's last newline (after the last `}`)
+    expect(read).toMatchObject({ mode: 'tail', bytes: ISC_MARK_BYTES + 1 + Buffer.byteLength(renewal) });
+    expect(read.parsed.leases.at(-1)).toMatchObject({ ip: '10.0.1.1', ends: new Date('2026-07-01T00:00:00Z') });
+    expect(read.parsed.leases).toHaveLength(100);
+
+    // one digit of the last lease changed in place (same size, same inode): read whole
+    const before = readFileSync(path, 'utf8');
+    const changed = before.replace(/ends \d 2026\/07\/01/, 'ends 4 2026/07/02');
+    expect(changed).not.toBe(before);
+    writeFileSync(path, changed);
+    const again = await reader.read();
+    expect(again.mode).toBe('full');
+    expect(again.parsed.leases.at(-1)).toMatchObject({ ip: '10.0.1.1', ends: new Date('2026-07-02T00:00:00Z') });
+  });
+
+  it('an error in what was appended is a full read, which reports it with the line a full parse names', async () => {
+    writeFileSync(path, renderIscLeases([{ ip: '10.0.0.1', mac: '00:00:00:00:00:0a', ends: 'never', bindingState: 'active' }]));
+    const reader = createLeaseReader(path, 'auto');
+    await reader.read();
+    const lines = readFileSync(path, 'utf8').split('\n').length;
+    appendFileSync(path, 'lease 10.0.0.2 {\n  ends 4 2026/02/30 00:00:00;\n}\n');
+    await expect(reader.read()).rejects.toThrow(`${path} line ${lines + 1}: bad date`);
+  });
+});
