@@ -15,6 +15,7 @@ import { benchConsoleIdle } from './console-idle.js';
 import { benchInChild } from './console-server-run.js';
 import { benchConsoleStreaming } from './console-streaming.js';
 import { benchIpmiPowerStatus } from './ipmi-power-status.js';
+import { benchLeaseRead } from './lease-read.js';
 import { benchOutbandInfo } from './outband-info.js';
 import { benchReportCycle } from './report-cycle.js';
 import { collector, newRun } from './results.js';
@@ -36,6 +37,7 @@ const BENCHMARKS: Record<string, (n?: number) => Promise<void>> = {
   'console-idle': benchConsoleIdle,
   'cli-startup': benchCliStartup,
   status: benchStatus,
+  'lease-read': benchLeaseRead,
 };
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
