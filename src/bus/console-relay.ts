@@ -30,7 +30,7 @@ import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node'
 import { BmcError, abortError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { decodeControl, decodeOpenRequest, encodeControl, type RelayControl, type RelayNotice } from './console-relay-codec.js';
-import { createTokenBucket } from '../net/token-bucket.js';
+import { createTokenBucket, type TokenBucket } from '../net/token-bucket.js';
 
 export { decodeControl, decodeOpenRequest, encodeControl, type RelayNotice } from './console-relay-codec.js';
 
@@ -261,7 +261,8 @@ interface Served {
   base: string;
   member: RelayMember | undefined;
   heard: number;
-  tokens: number;
+  /** the relay's input allowance in bytes: inputBytesPerSecond, a second's worth at once */
+  input: TokenBucket;
   subs: Subscription[];
   ended: boolean;
 }
@@ -296,14 +297,13 @@ export function serveRelays(o: ServeRelaysOptions): RelayServer {
     const second = Math.floor(Date.now() / 1000);
     if (opens.second !== second) opens = { second, n: 0 };
     if (++opens.n > opensPerSecond || served.size >= maxRelays) return refuse('too many relayed consoles', 'open-limit');
-    const s: Served = { machine: req.machine, base: `${o.prefix}.relay.${req.relay}`, member: undefined, heard: Date.now(), tokens: inputRate, subs: [], ended: false };
+    const s: Served = { machine: req.machine, base: `${o.prefix}.relay.${req.relay}`, member: undefined, heard: Date.now(), input: createTokenBucket(inputRate, inputRate), subs: [], ended: false };
     served.add(s);
     s.subs.push(
       o.nc.subscribe(`${s.base}.in`, {
         callback: (_err, msg: Msg) => {
           s.heard = Date.now();
-          if (msg.data.length > RELAY_IN_CHUNK || msg.data.length > s.tokens) return o.onRefused?.('input-limit');
-          s.tokens -= msg.data.length;
+          if (msg.data.length > RELAY_IN_CHUNK || !s.input.take(msg.data.length)) return o.onRefused?.('input-limit');
           s.member?.input(Buffer.from(msg.data));
         },
       }),
@@ -313,13 +313,12 @@ export function serveRelays(o: ServeRelaysOptions): RelayServer {
           const c = decodeControl(msg.data);
           if (c?.t === 'end') end(s, 'viewer side closed', false);
           else if (c?.t === 'takeover' || c?.t === 'break') {
-            if (s.tokens < CONTROL_COST_BYTES) {
+            if (!s.input.take(CONTROL_COST_BYTES)) {
               o.onRefused?.('input-limit');
               // a refused break is told (a takeover refused shows in the status that does not change)
               if (c.t === 'break') publishQuietly(o.nc, `${s.base}.ctl.f`, control({ t: 'notice', n: { type: 'error', message: "break not sent: over this relay's input rate" } }));
               return;
             }
-            s.tokens -= CONTROL_COST_BYTES;
             if (c.t === 'takeover') s.member?.takeover();
             else if (s.member && !s.member.sendBreak()) log.debug({ machineId: s.machine }, 'relayed break not sent: refused by the console session here (the relayed viewer does not hold the keyboard, or SOL is not connected)');
           }
@@ -350,7 +349,6 @@ export function serveRelays(o: ServeRelaysOptions): RelayServer {
     if (o.nc.isClosed()) return;
     const now = Date.now();
     for (const s of [...served]) {
-      s.tokens = Math.min(inputRate, s.tokens + (inputRate * pingMs) / 1000);
       if (now - s.heard > idleMs) end(s, 'viewer side went silent', true);
       else if (s.member) publishQuietly(o.nc, `${s.base}.ctl.f`, control({ t: 'ping' }));
     }
