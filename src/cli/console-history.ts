@@ -10,7 +10,7 @@ import { request, type RequestOptions } from 'node:https';
 import { parseGoDuration } from '../config/duration.js';
 import { isSafeMachineId, listSegments, NO_CAPTURE_HEADER } from '../console/capture-files.js';
 import { createPlainFilter } from '../console/capture-plain.js';
-import { grepHistory, historyCursor, renderEvent, type GrepMatch } from '../console/capture-read.js';
+import { grepMatches, historyCursor, renderEvent, type GrepMatch, type GrepTruncated } from '../console/capture-read.js';
 import { parseOptions, UsageError } from './args.js';
 
 const HELP = `usage: metal-bmc console log MACHINE [--since 10m] [--follow] [--plain] [--dir DIR | --address URL]
@@ -18,7 +18,9 @@ const HELP = `usage: metal-bmc console log MACHINE [--since 10m] [--follow] [--p
 
   log             a machine's captured serial output, oldest first; gaps in the capture are shown
                   as lines "[metal-bmc TIME: capture gap: REASON]" and "[... capture resumed]"
-  grep            which machines printed PATTERN (plain text, case-sensitive) and when
+  grep            which machines printed PATTERN (plain text, case-sensitive) and when; a line
+                  longer than 512 characters shows the 512 around the match, "…" where it was
+                  cut; at most 1000 lines per machine, 10,000 and 4 MiB in all (said on stderr)
   --since D       only what came in the last D (Go duration: 10m, 1h30m, 72h); default all that is kept
   --follow        keep printing new output until interrupted (log)
   --plain         strip terminal escape sequences and control characters (grep always does)
@@ -185,18 +187,49 @@ async function logCommand(machineId: string, o: { since: number | undefined; sin
   return reason !== undefined ? noCapture(machineId, reason) : emptyRange(machineId, `in ${o.dir}`, o.sinceText);
 }
 
+/** A match as grep prints it; a line cut to its window shows "…" where text was left out. */
+function grepOutputLine(m: GrepMatch): string {
+  const line = `${m.cut && m.cut.before > 0 ? '…' : ''}${m.line}${m.cut && m.cut.after > 0 ? '…' : ''}`;
+  return `${new Date(m.t).toISOString()}  ${m.machineId}  ${line}\n`;
+}
+
+/** The NDJSON lines of a grep answer as they arrive, matches and the closing {"truncated"} told apart. */
+function grepAnswerReader(onMatch: (m: GrepMatch) => void, onTruncated: (why: string) => void): (chunk: Buffer) => void {
+  let partial = '';
+  return (chunk) => {
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop()!;
+    for (const text of lines) {
+      if (text === '') continue;
+      const item = JSON.parse(text) as GrepMatch | GrepTruncated;
+      if ('truncated' in item) onTruncated(item.truncated);
+      else onMatch(item);
+    }
+  };
+}
+
 async function grepCommand(pattern: string, o: { since: number | undefined; dir: string; remote: Remote | undefined }, io: Io): Promise<number> {
-  let matches: GrepMatch[];
+  let found = 0;
+  let truncated: string | undefined;
+  const print = (m: GrepMatch) => {
+    found++;
+    io.stdout.write(grepOutputLine(m));
+  };
   if (o.remote) {
-    let body = '';
     const query = new URLSearchParams({ pattern, ...(o.since !== undefined ? { since: String(o.since) } : {}) });
-    await remoteGet(o.remote, `/v1/console/grep?${query}`, (chunk) => (body += chunk.toString()), new AbortController().signal);
-    matches = body.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as GrepMatch);
+    await remoteGet(o.remote, `/v1/console/grep?${query}`, grepAnswerReader(print, (why) => (truncated = why)), new AbortController().signal);
   } else {
-    matches = await grepHistory(o.dir, pattern, o.since === undefined ? {} : { sinceMs: o.since });
+    const matches = grepMatches(o.dir, pattern, o.since === undefined ? {} : { sinceMs: o.since });
+    for (let r = await matches.next(); ; r = await matches.next()) {
+      if (r.done) {
+        truncated = r.value?.truncated;
+        break;
+      }
+      print(r.value);
+    }
   }
-  for (const m of matches) io.stdout.write(`${new Date(m.t).toISOString()}  ${m.machineId}  ${m.line}\n`);
-  return matches.length > 0 ? 0 : 1;
+  if (truncated !== undefined) process.stderr.write(`metal-bmc console grep: ${truncated}\n`);
+  return found > 0 ? 0 : 1;
 }
 
 export async function consoleHistoryMain(argv: string[], io: Io): Promise<number> {

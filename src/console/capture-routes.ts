@@ -8,21 +8,25 @@
  *       holds no capture of at all is a 404 (header `x-metal-bmc-capture: none`), not an empty
  *       200: a script can tell it from a range with nothing in it
  *   GET /v1/console/grep?pattern=TEXT&since=MS
- *       NDJSON, one {"machineId","t","line"} per matching line, only machines the client may open
+ *       NDJSON, one {"machineId","t","line"} per matching line as it is found, only machines the
+ *       client may open; a line longer than 512 characters comes as the 512 around its first
+ *       match, with "cut":{"before","after"} (characters left out); a grep ended by a cap of all
+ *       machines ends with {"truncated":"why"}
  *   GET /history/{id}, /history/assets/history.js
  *       the browser's history view (capture-page.ts)
- * Bounds: the pattern is 1 to 200 characters; at most 1000 matches per machine; one grep at a
- * time (it reads every kept log: 429 while one runs); a follower polls every 250 ms and waits for
- * the client to drain its buffer.
+ * Bounds: the pattern is 1 to 200 characters; at most 1000 matches per machine, 10,000 and 4 MiB
+ * of NDJSON per grep (capture-read.ts GREP_LIMITS); one grep at a time (it reads every kept log:
+ * 429 while one runs), written as it goes at the client's pace and stopped when the client goes;
+ * a follower polls every 250 ms and waits for the client to drain its buffer.
  */
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { validMachineId } from './access.js';
 import { isSafeMachineId, listSegments, NO_CAPTURE_HEADER } from './capture-files.js';
-import { grepHistory, historyCursor, renderEvent } from './capture-read.js';
+import { GREP_LIMITS, grepLine, grepMatches, historyCursor, renderEvent } from './capture-read.js';
 import { HISTORY_PAGE, HISTORY_SCRIPT } from './capture-page.js';
 import { CSP, SECURITY_HEADERS } from './page.js';
-import type { ViewerRoutes } from './viewer-routes.js';
+import type { Viewer, ViewerRoutes } from './viewer-routes.js';
 import { requestUrl } from '../net/request-url.js';
 
 const HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' };
@@ -38,6 +42,8 @@ export interface CaptureRoutesOptions {
   dir: string;
   /** follow poll interval, default 250 ms */
   pollMs?: number;
+  /** a grep's bounds, default GREP_LIMITS (tests) */
+  grepLimits?: Partial<typeof GREP_LIMITS>;
 }
 
 function sinceOf(url: URL): number | undefined | 'bad' {
@@ -106,6 +112,31 @@ export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
     res.end();
   }
 
+  /**
+   * The matches as they are found, each written when the client has taken the last: what the
+   * grep holds is one match and one read of the log. The client going away stops the grep
+   * (its slot is free for the next as soon as this returns).
+   */
+  async function streamGrep(res: ServerResponse, pattern: string, since: number | undefined, viewer: Viewer): Promise<void> {
+    const gone = new AbortController();
+    res.on('close', () => gone.abort());
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', ...HEADERS });
+    const matches = grepMatches(o.dir, pattern, { ...(since === undefined ? {} : { sinceMs: since }), mayOpen: (id) => viewer.mayOpen(id), signal: gone.signal, ...(o.grepLimits ? { limits: o.grepLimits } : {}) });
+    try {
+      while (!gone.signal.aborted) {
+        const r = await matches.next();
+        if (gone.signal.aborted) return;
+        if (r.done) {
+          res.end(r.value ? `${JSON.stringify(r.value)}\n` : undefined);
+          return;
+        }
+        if (!res.write(grepLine(r.value))) await drainedOrClosed(res);
+      }
+    } finally {
+      await matches.return(undefined);
+    }
+  }
+
   return {
     close() {
       closed = true;
@@ -141,11 +172,7 @@ export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
       if (pattern.length < 1 || pattern.length > MAX_PATTERN) return fail(res, 400, `pattern must be 1 to ${MAX_PATTERN} characters`);
       if (grepping) return fail(res, 429, 'a console grep is running; try again when it is done');
       grepping = true;
-      grepHistory(o.dir, pattern, { ...(since === undefined ? {} : { sinceMs: since }), mayOpen: (id) => viewer.mayOpen(id) })
-        .then((matches) => {
-          res.writeHead(200, { 'content-type': 'application/x-ndjson', ...HEADERS });
-          res.end(matches.map((x) => JSON.stringify(x)).join('\n') + (matches.length ? '\n' : ''));
-        })
+      streamGrep(res, pattern, since, viewer)
         .catch(done)
         .finally(() => (grepping = false));
     },

@@ -22,6 +22,8 @@ const A = '11111111-0000-4000-8000-000000000001';
 const B = '22222222-0000-4000-8000-000000000002';
 /** never captured */
 const C = '33333333-0000-4000-8000-000000000003';
+/** prints a long line (the grep test's own) */
+const D = '44444444-0000-4000-8000-000000000004';
 let dir: string;
 let pki: Pki;
 let servers: ConsoleServers;
@@ -147,5 +149,34 @@ describe('metal-bmc console grep', () => {
     expect(text.join('  ')).toBe('PXE-E53: No boot filename received');
     expect((await runCli(['console', 'grep', 'PXE-E53', '--dir', dir, '--since', '1h'])).code).toBe(1);
     expect((await runCli(['console', 'grep', 'No bootable device', '--dir', dir])).code).toBe(1);
+  }, 60_000);
+
+  it('shows a long line as the 512 characters around the match with "…" where it was cut, here and through the listener; a capped answer says so on stderr', async () => {
+    await write(D, Date.now(), `${'x'.repeat(3000)}Kernel oops${'y'.repeat(3000)}\r\nKernel oops again\r\n`);
+    const window = `…${'x'.repeat(250)}Kernel oops${'y'.repeat(251)}…`;
+    const expected = new RegExp(`^\\S+Z  ${D}  ${window}\\n\\S+Z  ${D}  Kernel oops again\\n$`);
+    const local = await runCli(['console', 'grep', 'Kernel oops', '--dir', dir]);
+    expect(local).toMatchObject({ code: 0, stderr: '' });
+    expect(local.stdout).toMatch(expected);
+    const tls = ['--ca', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey];
+    const remote = await runCli(['console', 'grep', 'Kernel oops', '--address', `https://127.0.0.1:${servers.wsPort}`, ...tls]);
+    expect(remote).toMatchObject({ code: 0, stderr: '' });
+    expect(remote.stdout).toMatch(expected);
+    const cappedRoutes = captureViewerRoutes({ dir, grepLimits: { matches: 1 } });
+    const capped = await startConsoleServers({
+      ...loopbackConsoleListeners(pki),
+      openBackend: () => Promise.reject(new BmcError('UNSUPPORTED', 'no BMCs in this test')),
+      logger,
+      viewerRoutes: cappedRoutes,
+    });
+    try {
+      const first = await runCli(['console', 'grep', 'Kernel oops', '--address', `https://127.0.0.1:${capped.wsPort}`, ...tls]);
+      expect(first.code).toBe(0);
+      expect(first.stdout).toMatch(new RegExp(`^\\S+Z  ${D}  ${window}\\n$`));
+      expect(first.stderr).toBe('metal-bmc console grep: grep stopped at 1 matches, the most one grep returns: more lines match; narrow the pattern or the time range\n');
+    } finally {
+      cappedRoutes.close();
+      await capped.close();
+    }
   }, 60_000);
 });

@@ -1,16 +1,23 @@
 /**
  * The history route's wait for a slow client (capture-routes.ts): a response that never takes
- * more than one event at a time must not collect a listener per wait.
+ * more than one event at a time must not collect a listener per wait. The grep route against a
+ * tenant's console that prints its pattern without end: a bounded answer written as it goes,
+ * live memory far below the logs it reads (measured after a full collection, as
+ * firmware-stream-memory does), and a client that goes away ends the grep and frees its slot.
  */
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { captureViewerRoutes, drainedOrClosed } from '../../src/console/capture-routes.js';
 import { openMachineLog } from '../../src/console/capture-store.js';
 import { captureLog } from '../helpers/log.js';
+import { waitFor } from '../helpers/wait.js';
 
 const MACHINE = 'slow-follower-machine';
 
@@ -99,5 +106,124 @@ describe('drainedOrClosed', () => {
     await waited;
     expect(res.listenerCount('drain')).toBe(0);
     expect(res.listenerCount('close')).toBe(0);
+  });
+});
+
+/** A client that never reads: every write is refused and no 'drain' ever comes, until 'close'. */
+class StalledResponse extends EventEmitter {
+  headersSent = false;
+  status = 0;
+  writes = 0;
+  ended = false;
+
+  writeHead(status: number): this {
+    this.status = status;
+    this.headersSent = true;
+    return this;
+  }
+
+  write(): boolean {
+    this.writes += 1;
+    return false;
+  }
+
+  end(): this {
+    this.ended = true;
+    return this;
+  }
+
+  destroy(): this {
+    return this;
+  }
+}
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+/** live bytes: after a full collection */
+const live = () => {
+  gc();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+};
+
+/** `mib` MiB of "error " without a newline, a record per MiB as the capture's flushes write it */
+async function hostileMachine(machineId: string, mib: number): Promise<void> {
+  const log = await openMachineLog({ dir, machineId, fileBytes: 4 << 20, files: Math.ceil(mib / 4) + 1, maxBufferBytes: 2 << 20, logger: captureLog().logger });
+  const chunk = Buffer.from('error '.repeat(Math.ceil((1 << 20) / 6))).subarray(0, 1 << 20);
+  for (let i = 0; i < mib; i++) {
+    log.append(chunk);
+    await log.flush();
+  }
+  await log.close();
+}
+
+const grepRequest = (pattern: string) => ({ method: 'GET', url: `/v1/console/grep?pattern=${pattern}` }) as IncomingMessage;
+const viewer = { subject: 'CN=test', mayOpen: () => true };
+
+describe('console grep route', () => {
+  it('answers a grep over hostile consoles with bounded matches and body, as it goes, in bounded memory', async () => {
+    const machines = 4;
+    for (let i = 0; i < machines; i++) await hostileMachine(`hostile-${i}`, 8);
+    const routes = captureViewerRoutes({ dir });
+    const server = createServer((req, res) => routes.handle(req, res, viewer));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    await (await fetch(`${url}/history/assets/history.js`)).text(); // fetch's own code loaded before measuring
+    const before = live();
+    let peak = before;
+    // sampled while the grep runs: the matches of one whole answer held at once would be live here
+    const sampler = setInterval(() => (peak = Math.max(peak, live())), 20);
+    let body = '';
+    let chunks = 0;
+    try {
+      const res = await fetch(`${url}/v1/console/grep?pattern=error`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('application/x-ndjson');
+      const decoder = new TextDecoder();
+      for await (const chunk of res.body!) {
+        chunks++;
+        body += decoder.decode(chunk, { stream: true });
+      }
+    } finally {
+      clearInterval(sampler);
+      server.close();
+    }
+    const lines = body.trimEnd().split('\n').map((l) => JSON.parse(l) as { machineId: string; line: string; cut?: object });
+    // one match per 64 KiB piece of each machine's 8 MiB line, each of 512 characters
+    expect(lines.length).toBe(machines * 128);
+    expect(lines.every((l) => l.line.length === 512 && l.line.includes('error') && l.cut !== undefined)).toBe(true);
+    expect(new Set(lines.map((l) => l.machineId)).size).toBe(machines);
+    expect(body.length).toBeLessThan(machines * 128 * 700); // against 32 MiB of logs
+    expect(chunks).toBeGreaterThan(1); // written as found, not as one answer at the end
+    // the whole answer held in memory peaked at 160 MiB here (32 MiB of logs); as it goes, 4-8 MiB
+    // (a read of the log, its text, what is in flight to the client)
+    expect(peak - before).toBeLessThan(24 << 20);
+  }, 120_000);
+
+  it('ends a grep whose client went away, and the next one can start', async () => {
+    const log = await openMachineLog({ dir, machineId: MACHINE, fileBytes: 1 << 20, files: 2, logger: captureLog().logger });
+    log.append(Buffer.from('PXE-E53: No boot filename received\r\n'.repeat(100)));
+    await log.close();
+    const routes = captureViewerRoutes({ dir });
+    const first = new StalledResponse();
+    routes.handle(grepRequest('PXE-E53'), first as unknown as ServerResponse, viewer);
+    await waitFor(() => first.writes === 1, 10_000, 'the first match written to the stalled client');
+    const meanwhile = new StalledResponse();
+    routes.handle(grepRequest('PXE-E53'), meanwhile as unknown as ServerResponse, viewer);
+    expect(meanwhile.status).toBe(429); // the stalled grep holds the slot
+    first.emit('close');
+    let next: StalledResponse | undefined;
+    await waitFor(
+      () => {
+        next = new StalledResponse();
+        routes.handle(grepRequest('PXE-E53'), next as unknown as ServerResponse, viewer);
+        return next.status === 200;
+      },
+      10_000,
+      'a grep started after the first client went away',
+    );
+    expect(first.writes).toBe(1); // nothing more written to the client that went
+    expect(first.ended).toBe(false);
+    next!.emit('close');
   });
 });

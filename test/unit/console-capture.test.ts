@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseLogSize } from '../../src/config/console-capture.js';
 import { isSafeMachineId, parseIndexLine } from '../../src/console/capture-files.js';
 import { stripEscapes } from '../../src/console/capture-plain.js';
-import { grepHistory, historyCursor, readHistory, tailBytes } from '../../src/console/capture-read.js';
+import { grepHistory, grepLine, grepMatches, historyCursor, readHistory, tailBytes, type GrepMatch, type GrepOptions } from '../../src/console/capture-read.js';
 import { openMachineLog } from '../../src/console/capture-store.js';
 import { captureLog } from '../helpers/log.js';
 
@@ -231,6 +231,77 @@ describe('a machine log', () => {
     expect(await grepHistory(dir, 'PXE-E53')).toEqual([{ machineId: 'b', t: 1_700_000_001_000, line: 'PXE-E53: No boot filename received' }]);
     expect(await grepHistory(dir, 'PXE-E53', { mayOpen: (id) => id !== 'b' })).toEqual([]);
     expect(await grepHistory(dir, 'PXE-E53', { sinceMs: 1_700_000_001_001 })).toEqual([]);
+  });
+
+  it('grep shows a long line as the 512 characters around its match, and says how much it left out', async () => {
+    const log = await openMachineLog({ dir, machineId: 'long', fileBytes: 1 << 20, files: 1, logger, now });
+    log.append(Buffer.from(`${'x'.repeat(3000)}Kernel panic${'y'.repeat(2000)}\r\nKernel panic near the start ${'z'.repeat(1000)}\r\n`));
+    await log.close();
+    const [middle, start] = await grepHistory(dir, 'Kernel panic');
+    expect(middle!.line).toBe(`${'x'.repeat(250)}Kernel panic${'y'.repeat(250)}`);
+    expect(middle!.cut).toEqual({ before: 2750, after: 1750 });
+    expect(start!.line).toBe(`Kernel panic near the start ${'z'.repeat(512 - 28)}`);
+    expect(start!.cut).toEqual({ before: 0, after: 1028 - 512 });
+    expect((await grepHistory(dir, 'near the start', { limits: { window: 2000 } }))[0]).toEqual({ machineId: 'long', t: clock, line: `Kernel panic near the start ${'z'.repeat(1000)}` });
+  });
+
+  it('grep of a tenant\'s line without end full of the pattern: matches of at most 512 characters, one per 64 KiB', async () => {
+    // 4 MiB of "error " without a newline, written the way the capture writes it, a record per flush
+    const log = await openMachineLog({ dir, machineId: 'hostile', fileBytes: 8 << 20, files: 1, logger, now });
+    const chunk = Buffer.from('error '.repeat(43_691)); // ~256 KiB
+    for (let i = 0; i < 16; i++) {
+      log.append(chunk);
+      await log.flush();
+    }
+    await log.close();
+    const matches = await grepHistory(dir, 'error');
+    expect(matches.length).toBe(Math.ceil((16 * chunk.length) / (64 * 1024)));
+    for (const m of matches.slice(0, -1)) {
+      expect(m.line.length).toBe(512);
+      expect(m.line).toContain('error');
+      expect(m.cut!.before + m.cut!.after + 512).toBe(64 * 1024);
+    }
+    expect(matches.at(-1)!.line.length).toBeLessThanOrEqual(512); // the line's rest
+  });
+
+  it('grep stops at the caps of all machines and says why', async () => {
+    for (const id of ['m1', 'm2', 'm3']) {
+      const log = await openMachineLog({ dir, machineId: id, fileBytes: 1 << 20, files: 1, logger, now });
+      log.append(Buffer.from('boot error\r\n'.repeat(50)));
+      await log.close();
+    }
+    const drain = async (limits: GrepOptions['limits']) => {
+      const it = grepMatches(dir, 'error', { limits });
+      const got: GrepMatch[] = [];
+      for (let r = await it.next(); ; r = await it.next()) {
+        if (r.done) return { got, end: r.value };
+        got.push(r.value);
+      }
+    };
+    expect(await drain({ machineMatches: 10 })).toEqual({ got: expect.any(Array), end: undefined });
+    expect((await drain({ machineMatches: 10 })).got.map((m) => m.machineId)).toEqual([...Array(10).fill('m1'), ...Array(10).fill('m2'), ...Array(10).fill('m3')]);
+    const byCount = await drain({ matches: 75 });
+    expect(byCount.got.length).toBe(75);
+    expect(byCount.end?.truncated).toMatch(/^grep stopped at 75 matches, the most one grep returns/);
+    const lineBytes = Buffer.byteLength(grepLine(byCount.got[0]!));
+    const byBytes = await drain({ bytes: 20 * lineBytes + 1 });
+    expect(byBytes.got.length).toBe(20);
+    expect(byBytes.end?.truncated).toMatch(new RegExp(`^grep stopped at ${20 * lineBytes + 1} bytes`));
+    // exactly as many as the cap: nothing was left out, nothing to say
+    expect((await drain({ matches: 150 })).end).toBeUndefined();
+  });
+
+  it('grep stops reading when its signal is aborted', async () => {
+    for (const id of ['m1', 'm2']) {
+      const log = await openMachineLog({ dir, machineId: id, fileBytes: 1 << 20, files: 1, logger, now });
+      log.append(Buffer.from('boot error\r\n'.repeat(5)));
+      await log.close();
+    }
+    const stop = new AbortController();
+    const it = grepMatches(dir, 'error', { signal: stop.signal });
+    expect((await it.next()).value).toMatchObject({ machineId: 'm1' });
+    stop.abort();
+    expect(await it.next()).toEqual({ done: true, value: undefined });
   });
 });
 
