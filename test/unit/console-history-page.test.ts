@@ -1,0 +1,76 @@
+/**
+ * The history page's escape stripping (capture-page.ts HISTORY_STRIP_SOURCE, the function the
+ * page's script runs on the whole log it shows). A tenant can print `ESC ]` without an end as
+ * often as it likes; stripping must stay linear in the text, or the operator's tab freezes. The
+ * function runs in a worker thread, so a stripping that never finishes in reasonable time ends
+ * the test as a failure (the worker is stopped) instead of hanging it; the bound is generous,
+ * far beyond what a linear pass over 1 MB needs.
+ */
+import fc from 'fast-check';
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { HISTORY_SCRIPT, HISTORY_STRIP_SOURCE } from '../../src/console/capture-page.js';
+
+const ESC = '\x1b';
+const BEL = '\x07';
+/** the bound on one stripping in the worker: a linear pass over 1 MB takes milliseconds */
+const GIVE_UP_MS = 30_000;
+
+/** The page's function applied to `text` in a worker thread; rejects if it has not finished after GIVE_UP_MS. */
+function stripInWorker(text: string): Promise<string> {
+  const worker = new Worker(`const { parentPort, workerData } = require('node:worker_threads'); parentPort.postMessage((${HISTORY_STRIP_SOURCE})(workerData));`, { eval: true, workerData: text });
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the page's stripping of ${text.length} characters did not finish in ${GIVE_UP_MS} ms`)), GIVE_UP_MS);
+    worker.once('message', (out: string) => {
+      clearTimeout(timer);
+      resolve(out);
+    });
+    worker.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  }).finally(() => void worker.terminate());
+}
+
+/** the same function in this thread, for inputs small enough for any stripping */
+const strip = new Function(`return (${HISTORY_STRIP_SOURCE});`)() as (text: string) => string;
+
+/** what the page stripped with before: the reference for well-formed input */
+// eslint-disable-next-line no-control-regex -- escapes and control characters are what is removed
+const BEFORE = /\x1b\[[\x20-\x3f]*[\x40-\x7e]|\x1b[\]PX^_][\s\S]*?(?:\x07|\x1b\\)|\x1b[\x20-\x2f]?[\x30-\x7e]|[\x00-\x08\x0b-\x1f\x7f]/g;
+
+describe('history page escape stripping', () => {
+  it('is the function the page script runs', () => {
+    expect(HISTORY_SCRIPT).toContain(HISTORY_STRIP_SOURCE);
+    expect(HISTORY_SCRIPT).not.toContain('[\\s\\S]*?');
+  });
+
+  it('strips 1 MB of ESC ] without an end, and the text around it stays', async () => {
+    const hostile = `${ESC}]`.repeat(256 * 1024); // twice: 1 MiB
+    const text = `login: ${hostile}${ESC}]0;title${BEL}${ESC}[1mroot${ESC}[0m\n${hostile}Kernel panic\n`;
+    expect(await stripInWorker(text)).toBe('login: root\nKernel panic\n');
+  }, GIVE_UP_MS + 10_000);
+
+  it('strips 1 MB of unterminated DCS, SOS, PM and APC strings with text between them', async () => {
+    const intros = ['P', 'X', '^', '_', ']'];
+    const text = Array.from({ length: 350_000 }, (_, i) => `${ESC}${intros[i % intros.length]}x`).join('');
+    expect(await stripInWorker(text)).toBe('x'.repeat(350_000));
+  }, GIVE_UP_MS + 10_000);
+
+  it('shows well-formed output as it did before (property)', () => {
+    const plain = fc.stringMatching(/^[ -~\t\n]{0,20}$/);
+    const stringBody = fc.stringMatching(/^[ -~]{0,20}$/);
+    const sequence = fc.oneof(
+      fc.tuple(fc.stringMatching(/^[0-9;?]{0,6}$/), fc.constantFrom('m', 'H', 'J', 'K', 'h', 'l')).map(([params, final]) => `${ESC}[${params}${final}`),
+      fc.tuple(fc.constantFrom(']', 'P', 'X', '^', '_'), stringBody, fc.constantFrom(BEL, `${ESC}\\`)).map(([intro, body, end]) => `${ESC}${intro}${body}${end}`),
+      fc.constantFrom(`${ESC}(B`, `${ESC}=`, `${ESC}>`, `${ESC}7`, `${ESC}8`, '\r', '\x08', '\x7f'),
+    );
+    fc.assert(
+      fc.property(fc.array(fc.oneof(plain, sequence), { maxLength: 20 }), (pieces) => {
+        const text = pieces.join('');
+        expect(strip(text)).toBe(text.replace(BEFORE, ''));
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
