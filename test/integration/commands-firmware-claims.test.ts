@@ -101,6 +101,8 @@ describe('firmware updates across instances', () => {
     const seen = await results(p);
     metalApi.publish(`${p}-machine`, enc(update('m-1', '127.0.0.9:623')));
     await waitFor(() => fleet.updating.has('127.0.0.9'), 10_000, 'the update running on mgmt-a');
+    // the result event travels over NATS to metal-api's connection: it may land after the update started
+    await waitFor(() => seen.length > 0, 10_000, 'the accepted event');
     expect(seen.map((e) => e.phase)).toEqual(['accepted']);
     const first = seen[0]!.job!.id;
 
