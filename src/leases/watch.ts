@@ -86,7 +86,8 @@ export function diffLeases(before: readonly Lease[], after: readonly Lease[]): L
 }
 
 function readError(path: string, err: unknown, what = 'read lease file'): BmcError {
-  if (err instanceof LeaseParseError) return err.withSource(path);
+  // an error that names its file (a Kea cleanup file beside the lease file) keeps it
+  if (err instanceof LeaseParseError) return err.source === undefined ? err.withSource(path) : err;
   if (err instanceof BmcError) return err;
   const why = err instanceof Error ? err.message : String(err);
   return new BmcError('CONFIG', `cannot ${what} ${path}: ${why}`, { cause: err });

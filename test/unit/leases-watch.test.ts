@@ -309,6 +309,15 @@ describe('watchLeases', () => {
     expect((await readLeasesOnce(path, { now: NOW })).map((l) => l.mac)).toEqual(['00:00:00:00:00:0b']);
   });
 
+  it('an error in a Kea cleanup file is reported naming that file and its line, not the lease file', async () => {
+    const kea = { ip: '10.2.0.1', mac: '00:00:00:00:00:01', validLifetime: 3600, expire: LATER, state: 0 };
+    await writeFile(`${path}.1`, `${renderKeaLeases([kea])}10.2.0.2,00:00:00:00:00:02,,3600,bad,1,0,0,,0,,\n`);
+    await writeFile(path, renderKeaLeases([kea]));
+    const { errors } = start();
+    await until(() => errors.length === 1);
+    expect(errors[0]?.message).toBe(`${path}.1 line 3: invalid expire "bad"`);
+  });
+
   it.each(['', 'address,hw', '  \n'.slice(0, 2)])('auto format, Kea\'s new lease file without a whole header yet (%j) beside its cleanup files: read as Kea, its leases kept; without cleanup files an empty file is ISC with none', async (partial) => {
     const k1 = { ip: '10.2.0.1', mac: '00:00:00:00:00:01', validLifetime: 3600, expire: LATER, state: 0 };
     await writeFile(`${path}.2`, renderKeaLeases([k1]));
