@@ -158,26 +158,46 @@ class RowReader {
 }
 
 /**
- * Parses the text of a Kea memfile lease file into its rows, in file order. Kea ends every row
- * with a newline; a last row without one and with fewer fields than the header is a row Kea is
- * still writing (the file was read mid-append), and is left for the next read. A last row with
- * all its fields is read: only its last column (pool_id or user_context, neither of which the
- * selection uses) could be cut short, and a file written by hand may lack the final newline.
+ * The data rows of a Kea lease file whose header line is `header` (without its newline), for a
+ * file read whole or in parts (kea-follow.ts reads only the rows Kea appended). Throws
+ * LeaseParseError (line 1) for a header that lacks a required column.
  */
-export function parseKeaLeases(text: string): KeaLease[] {
-  const leases: KeaLease[] = [];
-  let reader: RowReader | undefined;
-  let line = 0;
-  let pos = 0;
-  while (pos < text.length) {
-    line++;
-    const eol = text.indexOf('\n', pos);
-    const end = eol < 0 ? text.length : eol;
-    let row = text.slice(pos, end);
-    pos = end + 1;
-    if (row.endsWith('\r')) row = row.slice(0, -1);
-    if (reader === undefined) reader = new RowReader(parseHeader(row), row.split(',').length);
-    else if (row.trim() !== '' && (eol >= 0 || reader.complete(row))) leases.push(reader.read(row, line));
+export class KeaRowParser {
+  private readonly reader: RowReader;
+
+  constructor(header: string) {
+    const line = header.endsWith('\r') ? header.slice(0, -1) : header;
+    this.reader = new RowReader(parseHeader(line), line.split(',').length);
   }
-  return leases;
+
+  /**
+   * The rows of `text` from `from` on, the file's lines from `line` on, and the line after its
+   * last newline. Kea ends every row with a newline; a last row without one and with fewer fields
+   * than the header is a row Kea is still writing (the file was read mid-append), and is left for
+   * the next read. A last row with all its fields is read: only its last column (pool_id or
+   * user_context, neither of which the selection uses) could be cut short, and a file written by
+   * hand may lack the final newline.
+   */
+  parse(text: string, line: number, from = 0): { leases: KeaLease[]; nextLine: number } {
+    const leases: KeaLease[] = [];
+    let pos = from;
+    while (pos < text.length) {
+      const eol = text.indexOf('\n', pos);
+      const end = eol < 0 ? text.length : eol;
+      let row = text.slice(pos, end);
+      pos = end + 1;
+      if (row.endsWith('\r')) row = row.slice(0, -1);
+      if (row.trim() !== '' && (eol >= 0 || this.reader.complete(row))) leases.push(this.reader.read(row, line));
+      if (eol >= 0) line++;
+    }
+    return { leases, nextLine: line };
+  }
+}
+
+/** Parses the text of a Kea memfile lease file into its rows, in file order (a last row Kea is still writing left out: KeaRowParser.parse). */
+export function parseKeaLeases(text: string): KeaLease[] {
+  if (text.length === 0) return [];
+  const eol = text.indexOf('\n');
+  const rows = new KeaRowParser(eol < 0 ? text : text.slice(0, eol));
+  return eol < 0 ? [] : rows.parse(text, 2, eol + 1).leases;
 }

@@ -1,10 +1,11 @@
 /**
  * Follows a lease file: `fs.watch` on its directory (DHCP servers replace the file by
  * rename, which a watch on the file itself would miss) plus a stat poll as fallback,
- * debounced. An ISC file is followed: after a full read, a change is read from where the last read
- * stopped (createLeaseReader, isc-follow.ts); a declaration dhcpd is still writing waits for the next
- * read. A Kea lease file is read whole, with the files of Kea's lease file cleanup before it
- * (KEA_CLEANUP_SUFFIXES), as Kea loads them. A file that cannot be read or parsed keeps the last good view and is
+ * debounced. The file is followed: after a full read, a change is read from where the last read
+ * stopped (createLeaseReader, follow.ts, isc-follow.ts, kea-follow.ts); a declaration dhcpd or a row
+ * Kea is still writing waits for the next read. A Kea lease file is read whole with the files of
+ * Kea's lease file cleanup before it (KEA_CLEANUP_SUFFIXES), as Kea loads them, then followed
+ * while those files stay as they are. A file that cannot be read or parsed keeps the last good view and is
  * reported to onError once per distinct error; nothing is ever thrown out of a timer.
  */
 import { watch as fsWatch, type BigIntStats, type FSWatcher, type Stats } from 'node:fs';
@@ -13,6 +14,7 @@ import { basename, dirname, join } from 'node:path';
 import { BmcError } from '../errors.js';
 import type { Cidr } from '../net/cidr.js';
 import { IscLeaseFollower } from './isc-follow.js';
+import { KeaLeaseFollower, type KeaFullRead } from './kea-follow.js';
 import { normalizeMacSet } from './mac.js';
 import { activeLeases, detectLeaseFormat, parseLeases, type LeaseFormatOption } from './select.js';
 import { parseKeaLeases } from './kea.js';
@@ -49,15 +51,15 @@ export interface WatchLeasesOptions extends ReadLeasesOptions {
   fsWatch?: boolean;
   /** called after the first successful read, then whenever the view changes */
   onChange: (view: LeaseView) => void;
-  /** called after each read of the lease file: whole, or only what dhcpd appended since the last one */
+  /** called after each read of the lease file: whole, or only what dhcpd or Kea appended since the last one */
   onRead?: (read: LeaseRead) => void;
   onError?: (err: BmcError) => void;
   signal?: AbortSignal;
 }
 
 /**
- * One read of the lease file: `tail` read only the bytes from where the last read stopped (an ISC
- * file dhcpd appended to), `full` the whole file. `bytes`: of the lease file, read from disk.
+ * One read of the lease file: `tail` read only the bytes from where the last read stopped (a file
+ * dhcpd or Kea appended to), `full` the whole file. `bytes`: of the lease file, read from disk.
  */
 export interface LeaseRead {
   mode: 'tail' | 'full';
@@ -168,6 +170,9 @@ async function cleanupStamp(path: string): Promise<string> {
 /** reads of a Kea lease file and its cleanup files, the first included, while a cleanup runs */
 const KEA_READS = 5;
 
+/** The Kea lease file as read: its text, and its bytes and identity when read so. */
+type KeaMain = Pick<KeaFullRead, 'text' | 'bytes' | 'id'>;
+
 /**
  * A Kea lease file's rows with those of its cleanup files before them, in the order Kea loads
  * them, so a lease written before the last cleanup still counts. The lease file is read first:
@@ -178,21 +183,28 @@ const KEA_READS = 5;
  * tests put a cleanup step between two reads.
  */
 export async function readKea(path: string, text: string, readFile = readIfThere, readCurrent = readLeaseText): Promise<ParsedLeases> {
+  const read = await readKeaFiles(path, { text }, readFile, async (file) => ({ text: await readCurrent(file) }));
+  return { format: 'kea', leases: [...read.cleanup, ...read.current] };
+}
+
+/** readKea's reads, with the lease file as read and the cleanup files' stamp when it held over them (a Kea lease follower starts from there). */
+async function readKeaFiles(path: string, main: KeaMain, readFile: (file: string) => Promise<string | undefined>, readCurrent: (file: string) => Promise<KeaMain>): Promise<KeaFullRead> {
   for (let attempt = 1; ; attempt++) {
     const before = await cleanupStamp(path);
-    const parsed = await readKeaOnce(path, text, readFile);
-    if ((await cleanupStamp(path)) === before || attempt === KEA_READS) return parsed;
+    const rows = await readKeaOnce(path, main.text, readFile);
+    if ((await cleanupStamp(path)) === before) return { ...rows, ...main, stamp: before };
+    if (attempt === KEA_READS) return { ...rows, ...main, stamp: undefined };
     await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
     try {
-      text = await readCurrent(path);
+      main = await readCurrent(path);
     } catch {
       // the lease file between Kea's rename and its new one: the read made is used
-      return parsed;
+      return { ...rows, ...main, stamp: undefined };
     }
   }
 }
 
-async function readKeaOnce(path: string, text: string, readFile: (file: string) => Promise<string | undefined>): Promise<ParsedLeases> {
+async function readKeaOnce(path: string, text: string, readFile: (file: string) => Promise<string | undefined>): Promise<Pick<KeaFullRead, 'cleanup' | 'current'>> {
   const rows = (file: string, t: string | undefined): KeaLease[] => {
     if (t === undefined) return [];
     try {
@@ -204,12 +216,12 @@ async function readKeaOnce(path: string, text: string, readFile: (file: string) 
   // Kea's new lease file before its header is whole: no rows yet
   const current = keaHeaderSoFar(text) ? [] : rows(path, text);
   const completed = await readFile(`${path}.completed`);
-  if (completed !== undefined) return { format: 'kea', leases: [...rows(`${path}.completed`, completed), ...current] };
+  if (completed !== undefined) return { cleanup: rows(`${path}.completed`, completed), current };
   // oldest first, as Kea loads them: a later row of an address (a lease moved to another MAC since
   // the last cleanup, or released) wins over the older one
   const previous = await readFile(`${path}.2`);
   const copy = await readFile(`${path}.1`);
-  return { format: 'kea', leases: [...rows(`${path}.2`, previous), ...rows(`${path}.1`, copy), ...current] };
+  return { cleanup: [...rows(`${path}.2`, previous), ...rows(`${path}.1`, copy)], current };
 }
 
 /** The start of a Kea lease file's header, every column Kea has written in it. */
@@ -258,13 +270,14 @@ export interface LeaseReader {
 }
 
 /**
- * The lease file's reader for a watcher. An ISC file is followed (isc-follow.ts): after a full
- * read, a change is read from where the last read stopped, as long as the file is the same inode,
- * not shorter and unchanged before that point; anything else is a full read, as is every read of
- * a Kea file (its lease file cleanup moves and rewrites the files).
+ * The lease file's reader for a watcher. The file is followed (isc-follow.ts, kea-follow.ts):
+ * after a full read, a change is read from where the last read stopped, as long as the file is
+ * the same inode, not shorter and unchanged before that point (and, for Kea, its header and its
+ * cleanup files unchanged); anything else is a full read.
  */
 export function createLeaseReader(path: string, format: LeaseFormatOption, tailChunkBytes?: number): LeaseReader {
   const isc = new IscLeaseFollower(tailChunkBytes);
+  const kea = new KeaLeaseFollower(tailChunkBytes);
   /** the declaration the file stops inside, by where it starts, since when */
   let incomplete: { at: number; since: number; reported: boolean } | undefined;
   const noteIncomplete = (): void => {
@@ -273,32 +286,43 @@ export function createLeaseReader(path: string, format: LeaseFormatOption, tailC
     else if (incomplete?.at !== at) incomplete = { at, since: Date.now(), reported: false };
   };
   const tail = async (): Promise<(LeaseRead & { parsed: ParsedLeases }) | undefined> => {
+    if (!isc.following() && !kea.following()) return undefined;
+    // the cleanup files before the lease file: a cleanup starting after this moves the lease file
+    // away, and what is read of it is what Kea wrote before the cleanup (the next read is full)
+    const stamp = kea.following() ? await cleanupStamp(path) : undefined;
     const file = await open(path, 'r');
     try {
       const id = await file.stat({ bigint: true });
       const size = Number(id.size);
       checkSize(path, size);
-      const read = await isc.tail(file, id, size);
+      const read = stamp === undefined ? await isc.tail(file, id, size) : await kea.tail(file, id, size, stamp);
       return read && { mode: 'tail', bytes: read.bytes, parsed: read.parsed };
     } finally {
       await file.close();
     }
   };
+  const readMain = async (file: string): Promise<KeaMain> => {
+    const { bytes, id } = await readLeaseFile(file);
+    return { text: bytes.toString('utf8'), bytes, id };
+  };
   const full = async (): Promise<LeaseRead & { parsed: ParsedLeases }> => {
+    isc.reset();
+    kea.reset();
     const { bytes, id } = await readLeaseFile(path);
     const text = bytes.toString('utf8');
     const actual = format === 'auto' ? await formatOnDisk(path, text) : format;
-    const parsed = actual === 'kea' ? await readKea(path, text) : isc.full(bytes, text, id, format === 'isc');
+    const parsed = actual === 'kea' ? kea.full(await readKeaFiles(path, { text, bytes, id }, readIfThere, readMain)) : isc.full(bytes, text, id, format === 'isc');
     return { mode: 'full', bytes: bytes.length, parsed };
   };
   return {
     read: async () => {
       try {
-        const read = (format === 'kea' ? undefined : await tail()) ?? (await full());
+        const read = (await tail()) ?? (await full());
         noteIncomplete();
         return read;
       } catch (err) {
         isc.reset();
+        kea.reset();
         incomplete = undefined;
         throw readError(path, err);
       }

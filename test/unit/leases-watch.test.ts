@@ -1,10 +1,11 @@
-import { appendFileSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BmcError } from '../../src/errors.js';
-import { KEA_HEADER, renderIscLeases, renderKeaLeases, type IscLeaseInput } from '../../src/leases/render.js';
+import { KEA_HEADER, renderIscLeases, renderKeaLeases, type IscLeaseInput, type KeaLeaseInput } from '../../src/leases/render.js';
+import { MARK_BYTES } from '../../src/leases/follow.js';
 import { ISC_MARK_BYTES } from '../../src/leases/isc-follow.js';
 import { LeaseParseError } from '../../src/leases/types.js';
 import { MAX_LEASE_FILE_BYTES, readIfThere, readKea, readLeasesOnce, watchLeases, type LeaseRead, type LeaseView, type LeaseWatcher, type WatchLeasesOptions } from '../../src/leases/watch.js';
@@ -297,6 +298,52 @@ describe('watchLeases', () => {
     await writeFile(`${path}.1`, renderKeaLeases([kea('10.2.0.9', '00:00:00:00:00:09')]));
     await writeFile(`${path}.completed`, renderKeaLeases([k1, k2]));
     expect(ips(await readLeasesOnce(path, { now: NOW }))).toEqual(['10.2.0.1', '10.2.0.2', '10.2.0.3', '10.2.0.4']);
+  });
+
+  it('takes in Kea\'s appended rows by reading only them; each step of a kea-lfc cycle is a full read, no lease lost, and the new lease file is followed after it', async () => {
+    const kea = (i: number): KeaLeaseInput => ({ ip: `10.2.1.${i}`, mac: `00:00:00:00:02:${i.toString(16).padStart(2, '0')}`, validLifetime: 3600, expire: LATER, state: 0 });
+    const keaRow = (i: number): string => renderKeaLeases([kea(i)]).slice(KEA_HEADER.length + 1);
+    const many = Array.from({ length: 200 }, (_, i) => kea(i + 1));
+    await replaceFile(renderKeaLeases(many));
+    const size = () => statSync(path).size;
+    const reads: LeaseRead[] = [];
+    const { watcher, views, errors } = start({ onRead: (r) => reads.push(r) });
+    await until(() => views.length === 1);
+    expect(reads).toEqual([{ mode: 'full', bytes: size() }]);
+
+    // Kea appends a row: the header, the bytes before where the last read stopped and the row are read
+    appendFileSync(path, keaRow(201));
+    await until(() => watcher.current().length === 201);
+    expect(reads.at(-1)).toEqual({ mode: 'tail', bytes: KEA_HEADER.length + 1 + MARK_BYTES + Buffer.byteLength(keaRow(201)) });
+    expect(reads.at(-1)!.bytes).toBeLessThan(size() / 2);
+
+    // the cleanup starts: Kea moves its lease file to .1 and starts a new one with the header (in one
+    // go here, so that no read falls between them: the read after them sees both)
+    let n = reads.length;
+    renameSync(path, `${path}.1`);
+    writeFileSync(path, `${KEA_HEADER}\n`);
+    await until(() => reads.length > n);
+    expect(reads[n]).toEqual({ mode: 'full', bytes: KEA_HEADER.length + 1 });
+    expect(watcher.current()).toHaveLength(201);
+    // Kea appends to its new file: followed again, while .1 stays as it is
+    appendFileSync(path, keaRow(202));
+    await until(() => watcher.current().length === 202);
+    expect(reads.at(-1)).toEqual({ mode: 'tail', bytes: KEA_HEADER.length + 1 + Buffer.byteLength(keaRow(202)) });
+
+    // kea-lfc merges .2 (none) and .1 into .completed, removes .1 and renames .completed to .2
+    n = reads.length;
+    writeFileSync(`${path}.completed`, renderKeaLeases([...many, kea(201)]));
+    rmSync(`${path}.1`);
+    renameSync(`${path}.completed`, `${path}.2`);
+    await until(() => reads.length > n);
+    expect(reads[n]?.mode).toBe('full');
+    expect(watcher.current()).toHaveLength(202);
+    appendFileSync(path, keaRow(203));
+    await until(() => watcher.current().length === 203);
+    expect(reads.at(-1)?.mode).toBe('tail');
+    expect(ips(watcher.current())).toEqual(Array.from({ length: 203 }, (_, i) => `10.2.1.${i + 1}`));
+    expect(views.flatMap((v) => v.removed)).toEqual([]);
+    expect(errors).toEqual([]);
   });
 
   it('an address moved to another MAC since the last cleanup: the copy (.1) wins over the last cleanup\'s result (.2), as Kea loads them', async () => {

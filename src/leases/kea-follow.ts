@@ -1,0 +1,147 @@
+/**
+ * Follows a Kea memfile lease file as Kea writes it. Kea's memfile backend appends one CSV row per
+ * lease change; kea-lfc (every lfc-interval, an hour by default) moves the lease file to `.1`,
+ * starts a new one with only the header and merges `.2` and `.1` into `.2` (watch.ts
+ * KEA_CLEANUP_SUFFIXES). Between cleanups the lease file only grows by rows and the cleanup files
+ * stay as they are, so once all of them were read whole, a change is taken in by reading and
+ * parsing only the rows appended to the lease file since (follow.ts reads them).
+ *
+ * What it keeps, besides what follow.ts keeps of the lease file (its header among it): the
+ * cleanup files' stamp of that full read, and per address its last row in Kea's load order
+ * (cleanup files, then the lease file): an address's state is its last entry and only those
+ * entries take part in the selection (select.ts), so `activeLeases` over them is `activeLeases`
+ * over all the files. A last row without its newline is left for the next read; one with all its
+ * fields is taken in for this read only, as a full read takes it (parseKeaLeases). A change of a
+ * cleanup file, another inode, a shorter file, other bytes before the offset or in the header, or
+ * an error in the new rows, is a full read.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import { ipv4ToNumber } from '../net/cidr.js';
+import { FileFollower, TAIL_CHUNK_BYTES, type FileIdentity, type TailFormat } from './follow.js';
+import { KeaRowParser } from './kea.js';
+import type { KeaLease, ParsedLeases } from './types.js';
+
+/** A full read of a Kea lease file and its cleanup files (watch.ts readKeaFiles). */
+export interface KeaFullRead {
+  /** the rows of the cleanup files, in Kea's load order */
+  cleanup: KeaLease[];
+  /** the rows of the lease file (parseKeaLeases of `text`) */
+  current: KeaLease[];
+  /** the lease file as read: its text, and its bytes and identity where known */
+  text: string;
+  bytes?: Buffer;
+  id?: FileIdentity;
+  /** the cleanup files' stamp, the same before and after they were read; undefined when they changed meanwhile */
+  stamp: string | undefined;
+}
+
+export class KeaLeaseFollower {
+  private readonly file: FileFollower;
+  /** the last row of each address (by number), in the order of those rows */
+  private byIp = new Map<number, KeaLease>();
+  /** the rows after the header, by the header of the full read */
+  private rows: KeaRowParser | undefined;
+  /** the cleanup files' stamp of the full read */
+  private stamp: string | undefined;
+  /** the last row, without its newline but with all its fields: read as a full read reads it, and again with the bytes after it */
+  private unterminated: KeaLease | undefined;
+  /** the appended rows go into byIp; one without its newline into `unterminated` */
+  private readonly format: TailFormat = {
+    lineEnded: true,
+    take: (text, line, last) => {
+      const rows = (this.rows as KeaRowParser).parse(text, line);
+      const end = text.lastIndexOf('\n') + 1;
+      if (last && end < text.length && rows.leases.at(-1)?.line === rows.nextLine) this.unterminated = rows.leases.pop();
+      absorb(this.byIp, rows.leases);
+      return { end, endLine: rows.nextLine, incomplete: false };
+    },
+  };
+
+  /** `chunkBytes`: the size of the parts the tail is read in (tests read in small parts) */
+  constructor(chunkBytes = TAIL_CHUNK_BYTES) {
+    this.file = new FileFollower(chunkBytes);
+  }
+
+  /** Forgets what was read: the next read is a full one. */
+  reset(): void {
+    this.file.reset();
+    this.byIp = new Map();
+    this.rows = undefined;
+    this.stamp = undefined;
+    this.unterminated = undefined;
+  }
+
+  /** A read can continue where the last one stopped (a tail read is worth trying). */
+  following(): boolean {
+    return this.file.following();
+  }
+
+  /** The leases taken in so far: per address its last row, in load order. */
+  parsed(): ParsedLeases {
+    const u = this.unterminated;
+    if (u === undefined) return { format: 'kea', leases: [...this.byIp.values()] };
+    // the row without its newline is its address's last, after every other
+    const key = ipv4ToNumber(u.ip);
+    const leases: KeaLease[] = [];
+    for (const [ip, lease] of this.byIp) if (ip !== key) leases.push(lease);
+    leases.push(u);
+    return { format: 'kea', leases };
+  }
+
+  /**
+   * Takes in a full read of the lease file and its cleanup files, and follows the lease file from
+   * there when it can: its bytes and identity are known, the cleanup files did not change while
+   * they were read, and its header line is whole (appending cannot change the columns).
+   */
+  full(read: KeaFullRead): ParsedLeases {
+    this.reset();
+    absorb(this.byIp, read.cleanup);
+    const { bytes, id, stamp, text } = read;
+    const header = text.slice(0, Math.max(0, text.indexOf('\n')));
+    // a whole, not blank, first line: the rows were parsed by it (watch.ts skips a header still being written)
+    const followable = bytes !== undefined && id !== undefined && stamp !== undefined && /\S/.test(header);
+    const offset = bytes === undefined ? 0 : bytes.lastIndexOf(0x0a) + 1;
+    const line = bytes === undefined ? 1 : newlines(bytes, offset) + 1;
+    const current = [...read.current];
+    // a last row without its newline is read again with what Kea writes after it
+    if (bytes !== undefined && offset < bytes.length && current.at(-1)?.line === line) this.unterminated = current.pop();
+    absorb(this.byIp, current);
+    if (followable) {
+      this.rows = new KeaRowParser(header);
+      this.stamp = stamp;
+      this.file.start(bytes, id, offset, line, bytes.indexOf(0x0a) + 1);
+    }
+    return this.parsed();
+  }
+
+  /**
+   * Takes in the rows appended to `file` (of size `size`) since the last read, when the cleanup
+   * files' stamp is still `stamp`; undefined when the files have to be read whole, with what was
+   * kept forgotten. `bytes`: how many bytes of the lease file were read.
+   */
+  async tail(file: FileHandle, id: FileIdentity, size: number, stamp: string): Promise<{ parsed: ParsedLeases; bytes: number } | undefined> {
+    this.unterminated = undefined;
+    const bytes = stamp === this.stamp ? await this.file.tail(file, id, size, this.format) : undefined;
+    if (bytes === undefined) {
+      this.reset();
+      return undefined;
+    }
+    return { parsed: this.parsed(), bytes };
+  }
+}
+
+/** How many newlines the first `end` bytes hold. */
+function newlines(bytes: Buffer, end: number): number {
+  let count = 0;
+  for (let at = bytes.indexOf(0x0a); at >= 0 && at < end; at = bytes.indexOf(0x0a, at + 1)) count++;
+  return count;
+}
+
+/** Each lease replaces its address's earlier one and moves to the end: the order of last rows is load order. */
+function absorb(byIp: Map<number, KeaLease>, leases: readonly KeaLease[]): void {
+  for (const lease of leases) {
+    const key = ipv4ToNumber(lease.ip);
+    byIp.delete(key);
+    byIp.set(key, lease);
+  }
+}
