@@ -44,7 +44,16 @@ export interface CaptureRoutesOptions {
   pollMs?: number;
   /** a grep's bounds, default GREP_LIMITS (tests) */
   grepLimits?: Partial<typeof GREP_LIMITS>;
+  /** how long a grep waits for its client to take what was written before giving up on it (default GREP_STALL_MS) */
+  grepStallMs?: number;
 }
+
+/**
+ * A grep's client that takes nothing for this long is dropped and its slot freed: a client whose
+ * reader stopped (`metal-bmc console grep ... | less`, left open) would otherwise hold the one
+ * grep slot, every other operator's grep refused until it went.
+ */
+export const GREP_STALL_MS = 30_000;
 
 function sinceOf(url: URL): number | undefined | 'bad' {
   const v = url.searchParams.get('since');
@@ -67,6 +76,17 @@ export function drainedOrClosed(res: EventEmitter): Promise<void> {
     res.once('drain', done);
     res.once('close', done);
   });
+}
+
+/** drainedOrClosed within `ms`: false when neither came in time */
+async function drainedOrClosedWithin(res: EventEmitter, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([drainedOrClosed(res).then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 const fail = (res: ServerResponse, status: number, message: string) => res.writeHead(status, { 'content-type': 'text/plain', ...HEADERS }).end(`${message}\n`);
@@ -130,7 +150,11 @@ export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
           res.end(r.value ? `${JSON.stringify(r.value)}\n` : undefined);
           return;
         }
-        if (!res.write(grepLine(r.value))) await drainedOrClosed(res);
+        if (!res.write(grepLine(r.value)) && !(await drainedOrClosedWithin(res, o.grepStallMs ?? GREP_STALL_MS))) {
+          // the client stopped taking the answer: dropped, so that the slot is free for the next
+          res.destroy();
+          return;
+        }
       }
     } finally {
       await matches.return(undefined);

@@ -9,13 +9,14 @@ export interface TokenBucket {
   take(n?: number): boolean;
 }
 
-export function createTokenBucket(perSecond: number, burst: number, now: () => number = Date.now): TokenBucket {
+/** `now`: a monotonic clock by default, so that a step of the wall clock back does not stop the refill for as long */
+export function createTokenBucket(perSecond: number, burst: number, now: () => number = () => performance.now()): TokenBucket {
   let tokens = burst;
   let at = now();
   return {
     take(n = 1) {
       const t = now();
-      tokens = Math.min(burst, tokens + ((t - at) * perSecond) / 1000);
+      tokens = Math.min(burst, tokens + (Math.max(0, t - at) * perSecond) / 1000);
       at = t;
       if (tokens < n) return false;
       tokens -= n;

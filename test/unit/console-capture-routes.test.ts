@@ -132,7 +132,10 @@ class StalledResponse extends EventEmitter {
     return this;
   }
 
+  destroyed = false;
   destroy(): this {
+    this.destroyed = true;
+    this.emit('close');
     return this;
   }
 }
@@ -199,6 +202,28 @@ describe('console grep route', () => {
     // (a read of the log, its text, what is in flight to the client)
     expect(peak - before).toBeLessThan(24 << 20);
   }, 120_000);
+
+  it('drops a grep whose client stopped taking the answer (a reader left in less), so the slot is free for the next', async () => {
+    const log = await openMachineLog({ dir, machineId: MACHINE, fileBytes: 1 << 20, files: 2, logger: captureLog().logger });
+    log.append(Buffer.from('PXE-E53: No boot filename received\r\n'.repeat(100)));
+    await log.close();
+    const routes = captureViewerRoutes({ dir, grepStallMs: 200 });
+    const stalled = new StalledResponse();
+    routes.handle(grepRequest('PXE-E53'), stalled as unknown as ServerResponse, viewer);
+    await waitFor(() => stalled.destroyed, 10_000, 'the stalled client dropped');
+    expect(stalled.writes).toBe(1);
+    let next: StalledResponse | undefined;
+    await waitFor(
+      () => {
+        next = new StalledResponse();
+        routes.handle(grepRequest('PXE-E53'), next as unknown as ServerResponse, viewer);
+        return next.status === 200;
+      },
+      10_000,
+      'a grep started after the stalled one was dropped',
+    );
+    next!.emit('close');
+  });
 
   it('ends a grep whose client went away, and the next one can start', async () => {
     const log = await openMachineLog({ dir, machineId: MACHINE, fileBytes: 1 << 20, files: 2, logger: captureLog().logger });

@@ -17,6 +17,16 @@ describe('token bucket', () => {
     expect(bucket.take(1)).toBe(false);
   });
 
+  it('a clock that goes back refills nothing and does not hold the refill back afterwards', () => {
+    let t = 100_000;
+    const bucket = createTokenBucket(1000, 1000, () => t);
+    expect(bucket.take(1000)).toBe(true);
+    t -= 60_000;
+    expect(bucket.take(1)).toBe(false);
+    t += 1000;
+    expect(bucket.take(1000)).toBe(true);
+  });
+
   it('over any run of takes, what was taken is at most the burst plus the rate times the time', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 500 }), fc.integer({ min: 1, max: 4096 })), { maxLength: 200 }), (steps) => {
