@@ -71,7 +71,7 @@ export const VARIABLES: readonly VariableDoc[] = [
   { name: 'METAL_BMC_CONSOLE_CRL_FILE', default: '', description: 'PEM certificate revocation list(s) of the console CA (the CRLs of several CAs may be concatenated); revoked client certificates are refused; reloaded when the file changes, and open connections of newly revoked certificates are then ended (WebSocket close 1008, SSH disconnect, HTTPS streams closed); a file that cannot be read keeps the previous CRL (logged)' },
   { name: 'METAL_BMC_CONSOLE_ALLOWED_ORIGINS', default: '', description: 'browser origins (https://host[:port], comma-separated) allowed to open WebSocket consoles besides the listener itself' },
   { name: 'METAL_BMC_CONSOLE_MAX_CONNECTIONS', default: '1024', description: 'open connections per console listener' },
-  { name: 'METAL_BMC_CONSOLE_MAX_CONNECTIONS_PER_SOURCE', default: '32', description: 'open connections per console listener from one IP address' },
+  { name: 'METAL_BMC_CONSOLE_MAX_CONNECTIONS_PER_SOURCE', default: '32', description: 'open connections per console listener from one IP address, and 8 times that from one IPv6 /64 (one host may hold a whole /64)' },
   { name: 'METAL_BMC_CONSOLE_MAX_SESSIONS', default: '1000', description: 'BMC console sessions open at once (one per machine, shared by its viewers)' },
   { name: 'METAL_BMC_CONSOLE_SCROLLBACK', default: '65536', description: 'bytes of console output kept per machine for new viewers' },
   { name: 'METAL_BMC_CONSOLE_CAPTURE', default: 'off', description: 'all: hold the serial console of every reported machine and log its output under METAL_BMC_CONSOLE_LOG_DIR (needs the console listeners); off: consoles open only while someone watches' },

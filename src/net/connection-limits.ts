@@ -1,6 +1,6 @@
 /**
- * Bounds on what the network can make a listener hold: open connections per source address and
- * in total, counted on the raw TCP socket before any other work (TLS, HTTP parsing), and for plain
+ * Bounds on what the network can make a listener hold: open connections per source address (and
+ * per IPv6 /64) and in total, counted on the raw TCP socket before any other work (TLS, HTTP parsing), and for plain
  * HTTP listeners a first request within a time (Node starts its header and request timeouts only
  * with a request's first byte, so a peer that connects and sends nothing would otherwise hold its
  * connection for ever).
@@ -28,12 +28,12 @@ export function checkConnectionLimits(limits: ConnectionLimits, where: string): 
 }
 
 /**
- * The source a connection counts against: its IPv4 address, or an IPv6 address's /64 (one host
- * usually holds a whole /64, so per address it could open the per-source bound once per address).
+ * An IPv6 address's /64 (`2001:db8:1:2::/64`), which one host may hold whole; undefined for an
+ * IPv4 address (plain or IPv4-mapped).
  */
-export function sourceOf(address: string): string {
+export function prefix64Of(address: string): string | undefined {
   const bare = address.split('%')[0]!;
-  if (!bare.includes(':') || /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(bare)) return bare;
+  if (!bare.includes(':') || /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(bare)) return undefined;
   const [head = '', tail] = bare.split('::');
   const front = head === '' ? [] : head.split(':');
   const back = tail === undefined || tail === '' ? [] : tail.split(':');
@@ -44,26 +44,43 @@ export function sourceOf(address: string): string {
     .join(':')}::/64`;
 }
 
-/** Refuses (destroys) a new connection beyond the limits; `onRefused` is told why. */
+/**
+ * An IPv6 /64 may hold this many times the per-source bound: one host holding a whole /64 could
+ * otherwise open the per-source bound once per address, while several clients on one /64 (a LAN,
+ * metal-console's pods) must not share one address's bound.
+ */
+export const PREFIX64_SOURCES = 8;
+
+/**
+ * Refuses (destroys) a new connection beyond the limits (per address, per IPv6 /64 at
+ * PREFIX64_SOURCES times that, in total); `onRefused` is told why.
+ */
 export function limitConnections(server: Server, limits: ConnectionLimits, onRefused: (socket: Socket, why: ConnectionRefusal) => void): { open(): number } {
-  const bySource = new Map<string, number>();
+  const open = new Map<string, number>();
+  const count = (key: string | undefined, by: number) => {
+    if (key === undefined) return;
+    const n = (open.get(key) ?? 0) + by;
+    if (n <= 0) open.delete(key);
+    else open.set(key, n);
+  };
   let total = 0;
   server.prependListener('connection', (socket: Socket) => {
-    const source = sourceOf(socket.remoteAddress ?? 'unknown');
-    const fromSource = bySource.get(source) ?? 0;
-    const why: ConnectionRefusal | undefined = total >= limits.total ? 'total' : fromSource >= limits.perSource ? 'per-source' : undefined;
+    const address = (socket.remoteAddress ?? 'unknown').split('%')[0]!;
+    const prefix = prefix64Of(address);
+    const overSource = (open.get(address) ?? 0) >= limits.perSource || (prefix !== undefined && (open.get(prefix) ?? 0) >= limits.perSource * PREFIX64_SOURCES);
+    const why: ConnectionRefusal | undefined = total >= limits.total ? 'total' : overSource ? 'per-source' : undefined;
     if (why) {
       onRefused(socket, why);
       socket.destroy();
       return;
     }
     total += 1;
-    bySource.set(source, fromSource + 1);
+    count(address, 1);
+    count(prefix, 1);
     socket.once('close', () => {
       total -= 1;
-      const left = (bySource.get(source) ?? 1) - 1;
-      if (left <= 0) bySource.delete(source);
-      else bySource.set(source, left);
+      count(address, -1);
+      count(prefix, -1);
     });
   });
   return { open: () => total };
