@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { request, type RequestOptions } from 'node:https';
+import { StringDecoder } from 'node:string_decoder';
 import { parseGoDuration } from '../config/duration.js';
 import { isSafeMachineId, listSegments, NO_CAPTURE_HEADER } from '../console/capture-files.js';
 import { createPlainFilter } from '../console/capture-plain.js';
@@ -103,7 +104,15 @@ function remoteGet(remote: Remote, path: string, onData: (chunk: Buffer) => void
         res.on('end', () => reject(new HttpStatusError(url.origin, res.statusCode ?? 0, body.trim(), res.headers[NO_CAPTURE_HEADER] === 'none')));
         return;
       }
-      res.on('data', onData);
+      // an answer the handler cannot take (not the format expected) ends the request with its error
+      res.on('data', (chunk: Buffer) => {
+        try {
+          onData(chunk);
+        } catch (err) {
+          req.destroy();
+          reject(err as Error);
+        }
+      });
       res.on('end', resolve);
       res.on('error', reject);
     });
@@ -194,14 +203,21 @@ function grepOutputLine(m: GrepMatch): string {
 }
 
 /** The NDJSON lines of a grep answer as they arrive, matches and the closing {"truncated"} told apart. */
-function grepAnswerReader(onMatch: (m: GrepMatch) => void, onTruncated: (why: string) => void): (chunk: Buffer) => void {
+export function grepAnswerReader(onMatch: (m: GrepMatch) => void, onTruncated: (why: string) => void): (chunk: Buffer) => void {
+  // a character split between two chunks is decoded whole
+  const decoder = new StringDecoder('utf8');
   let partial = '';
   return (chunk) => {
-    const lines = (partial + chunk.toString()).split('\n');
+    const lines = (partial + decoder.write(chunk)).split('\n');
     partial = lines.pop()!;
     for (const text of lines) {
       if (text === '') continue;
-      const item = JSON.parse(text) as GrepMatch | GrepTruncated;
+      let item: GrepMatch | GrepTruncated;
+      try {
+        item = JSON.parse(text) as GrepMatch | GrepTruncated;
+      } catch {
+        throw new Error(`the grep answer has a line that is not JSON: ${JSON.stringify(text.slice(0, 80))}`);
+      }
       if ('truncated' in item) onTruncated(item.truncated);
       else onMatch(item);
     }

@@ -405,14 +405,20 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
 
   /**
    * The failure that decides, its message followed by the other protocol's (both refused, say):
-   * the result then tells why each way failed. The error itself is kept, with its code and class,
-   * on which retries and fallbacks decide.
+   * the result then tells why each way failed. A copy of the same class with the same fields (code,
+   * status), on which retries and fallbacks decide; the error itself may be shared (a deadline's or
+   * a shutdown's reason, thrown to every action it cut) and is left as it is.
    */
   function withOthers(decisive: { protocol: ActionProtocol; err: unknown }, failures: ReadonlyArray<{ protocol: ActionProtocol; err: unknown }>): unknown {
     const others = failures.filter((f) => f !== decisive);
-    if (others.length === 0 || !(decisive.err instanceof Error)) return decisive.err;
-    decisive.err.message += others.map((f) => `; over ${PROTOCOL_NAMES[f.protocol]} too: ${message(f.err)}`).join('');
-    return decisive.err;
+    const err = decisive.err;
+    if (others.length === 0 || !(err instanceof Error)) return err;
+    const text = `${err.message}${others.map((f) => `; over ${PROTOCOL_NAMES[f.protocol]} too: ${message(f.err)}`).join('')}`;
+    const copy = Object.assign(Object.create(Object.getPrototypeOf(err) as object) as Error, err);
+    Object.defineProperty(copy, 'message', { value: text, writable: true, configurable: true, enumerable: false });
+    Object.defineProperty(copy, 'stack', { value: err.stack?.replace(err.message, text), writable: true, configurable: true, enumerable: false });
+    if (err.cause !== undefined) Object.defineProperty(copy, 'cause', { value: err.cause, writable: true, configurable: true, enumerable: false });
+    return copy;
   }
 
   const sig = signalOf;

@@ -252,8 +252,15 @@ export async function readBootOptions(client: ActionClient, options: ActionOptio
   const members = (await reader.members(collectionPath, options.expand, { signal })).slice(0, MAX_BOOT_OPTIONS);
   const list: BootOptionInfo[] = new Array<BootOptionInfo>(members.length);
   let next = 0;
+  // a failed read ends the others' too: the caller moves on (another protocol, its next try)
+  let failed = false;
   const readNext = async (): Promise<void> => {
-    for (let i = next++; i < members.length; i = next++) list[i] = { path: members[i]!, ...parseBootOption(await reader.get(members[i]!, { signal })) };
+    try {
+      for (let i = next++; i < members.length && !failed; i = next++) list[i] = { path: members[i]!, ...parseBootOption(await reader.get(members[i]!, { signal })) };
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
   };
   await Promise.all(Array.from({ length: Math.min(BOOT_OPTION_READS_AT_ONCE, members.length) }, readNext));
   return { path, system, options: list };

@@ -6,7 +6,7 @@
 import { createServer } from 'node:http';
 import { createConnection, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect } from 'vitest';
-import { isBmcError } from '../../src/errors.js';
+import { BmcError, isBmcError } from '../../src/errors.js';
 import { connectOutband, type ConnectOptions } from '../../src/outband/connect.js';
 import { REPORT_FIELDS } from '../../src/outband/vendors.js';
 import { encodeFirmwareRevision } from '../../src/sim/ipmi-device.js';
@@ -197,6 +197,9 @@ describe('actions', () => {
       // Lenovo resets over Redfish first: its 400 decides (a refusal: the runner may try it again)
       expect(err).toMatchObject({ code: 'HTTP', httpStatus: 400 });
       expect((err as Error).message).toMatch(/HTTP 400: .*; over IPMI too: Chassis Control \(reset\) on BMC .*: command not supported in the present state$/);
+      // a copy of the decisive error, of its class, with the whole message in its stack too
+      expect(err).toBeInstanceOf(BmcError);
+      expect((err as Error).stack).toContain('; over IPMI too: ');
       expect(powerEvents).toEqual([]);
     } finally {
       machine.off('change', onChange);
