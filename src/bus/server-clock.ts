@@ -12,7 +12,8 @@
  * again when it changes by as much, or after `warnEveryMs`), so that an operator fixes NTP;
  * meanwhile event ages are taken on the server's clock (`now()`), which is what the TTL means.
  * `now()` runs on this host's monotonic clock from the last measurement, not on its wall clock:
- * a step of the wall clock (NTP correcting it, a VM resumed) does not move the server's time.
+ * a step of the wall clock (NTP correcting it) does not move the server's time; where the two
+ * clocks part (that step, or a suspend, which stops the monotonic clock), it measures again at once.
  *
  * The server measured is the one that stores the key (the bucket's stream leader in a cluster);
  * the events are stamped by their stream's leader, which may be another node: nodes out of step
@@ -63,6 +64,9 @@ export interface ServerClockOptions {
   monotonicNow?: () => number;
 }
 
+/** how often the clocks parting starts a measurement at most */
+const PARTED_REMEASURE_MS = 10_000;
+
 export function createServerClock(o: ServerClockOptions): ServerClock {
   const hostNow = o.hostNow ?? Date.now;
   const monotonicNow = o.monotonicNow ?? (() => performance.now());
@@ -72,8 +76,10 @@ export function createServerClock(o: ServerClockOptions): ServerClock {
   const intervalMs = o.intervalMs ?? 300_000;
   const retryMs = Math.min(o.retryMs ?? 10_000, intervalMs);
   let offset = 0;
-  /** the server's time at the last good measurement's midpoint, and the monotonic clock then */
-  let anchor: { serverMs: number; monotonicMs: number } | undefined;
+  /** the server's time at the last good measurement's midpoint, and this host's two clocks then */
+  let anchor: { serverMs: number; monotonicMs: number; hostMs: number } | undefined;
+  /** when a measurement was last started because the two clocks parted (monotonic ms) */
+  let partedAt = -Infinity;
   let warned: { offsetMs: number; at: number } | undefined;
   let failureLogged = false;
   let closed = false;
@@ -105,7 +111,7 @@ export function createServerClock(o: ServerClockOptions): ServerClock {
       const m = { offsetMs: entry.createdMs - (sentAt + ackedAt) / 2, uncertaintyMs: (ackedMono - sentMono) / 2 };
       if (m.uncertaintyMs > maxUncertaintyMs) return undefined;
       offset = m.offsetMs;
-      anchor = { serverMs: entry.createdMs, monotonicMs: (sentMono + ackedMono) / 2 };
+      anchor = { serverMs: entry.createdMs, monotonicMs: (sentMono + ackedMono) / 2, hostMs: (sentAt + ackedAt) / 2 };
       failureLogged = false;
       o.onOffset?.(offset);
       tell(m);
@@ -130,8 +136,25 @@ export function createServerClock(o: ServerClockOptions): ServerClock {
   const first = measure();
   void first.then(next);
 
+  /**
+   * The server's time now, by the monotonic clock from the last measurement. Where this host's wall
+   * clock has moved apart from it by more than a second since (a step by NTP, or a suspend, during
+   * which the monotonic clock stands still while time goes on), which of the two is right is only
+   * known by measuring again: started at once, at most every PARTED_REMEASURE_MS.
+   */
+  function serverNow(): number {
+    if (!anchor) return hostNow();
+    const mono = monotonicNow();
+    const parted = Math.abs(hostNow() - anchor.hostMs - (mono - anchor.monotonicMs)) > 1000;
+    if (parted && !closed && mono - partedAt >= PARTED_REMEASURE_MS) {
+      partedAt = mono;
+      void measure();
+    }
+    return anchor.serverMs + (mono - anchor.monotonicMs);
+  }
+
   return {
-    now: () => (anchor ? anchor.serverMs + (monotonicNow() - anchor.monotonicMs) : hostNow()),
+    now: serverNow,
     offsetMs: () => offset,
     measure,
     first,

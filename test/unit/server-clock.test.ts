@@ -57,6 +57,16 @@ describe("the NATS server's clock", () => {
     expect(s.clock.now()).toBe(serverNow + 1000);
   });
 
+  it('a suspend (the wall clock and the server go on, the monotonic clock stands still) starts a measurement at once, which brings the server\'s time back', async () => {
+    const s = setup({ serverAhead: 0 });
+    await s.clock.first;
+    const before = s.clock.now();
+    s.stepWallClock(120_000); // suspended for two minutes
+    expect(s.clock.now()).toBe(before); // until measured again
+    await waitFor(() => s.clock.now() >= before + 120_000, 5000, 'measured again');
+    expect(s.clock.offsetMs()).toBe(0);
+  });
+
   it('a first measurement that fails is tried again soon, not only after the interval', async () => {
     const s = setup({ serverAhead: 30_000, failing: true, retryMs: 20 });
     expect(await s.clock.first).toBeUndefined();
