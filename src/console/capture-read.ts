@@ -46,7 +46,7 @@ export function historyCursor(dir: string, machineId: string, options: { sinceMs
       const text = buf.subarray(0, bytesRead).toString('utf8');
       const end = text.lastIndexOf('\n');
       if (end < 0) return [];
-      idxPos += Buffer.byteLength(text.slice(0, end + 1));
+      // idxPos moves as the caller takes each line: it may stop within these
       return text.slice(0, end).split('\n');
     } finally {
       await fh.close();
@@ -85,6 +85,9 @@ export function historyCursor(dir: string, machineId: string, options: { sinceMs
       for (;;) {
         const lines = await readIndex();
         for (const line of lines) {
+          // the rest of the index is the next call's
+          if (bytes >= maxBytes) return events;
+          idxPos += Buffer.byteLength(line) + 1;
           const r = parseIndexLine(line);
           if (!r || r.t < since) continue;
           if (!('gap' in r)) {

@@ -206,6 +206,26 @@ describe('a machine log', () => {
     await log.close();
   });
 
+  it('a cursor takes about maxBytes of output a call, also within one read of the index, and the next call goes on where it stopped', async () => {
+    const log = await openMachineLog({ dir, machineId: 'm7', fileBytes: 1 << 20, files: 2, logger, now });
+    for (let i = 0; i < 200; i++) {
+      log.append(Buffer.from(`line ${String(i).padStart(3, '0')} ${'x'.repeat(90)}\n`));
+      await log.flush(); // one index record each
+    }
+    await log.close();
+    const cursor = historyCursor(dir, 'm7');
+    const sizes: number[] = [];
+    let text = '';
+    for (let batch = await cursor.next(1000); batch.length > 0; batch = await cursor.next(1000)) {
+      const data = batch.flatMap((e) => (e.kind === 'data' ? [e.data] : []));
+      sizes.push(data.reduce((n, d) => n + d.length, 0));
+      text += Buffer.concat(data).toString();
+    }
+    // 100-byte records: ten a call (the one that reaches the bound is the last), nothing lost or repeated
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(1000 + 100);
+    expect(text.split('\n').filter(Boolean).map((l) => l.slice(5, 8))).toEqual(Array.from({ length: 200 }, (_, i) => String(i).padStart(3, '0')));
+  });
+
   it('a cursor whose segment was rotated away says so and goes on with the oldest kept', async () => {
     const log = await openMachineLog({ dir, machineId: 'm6', fileBytes: 4096, files: 2, logger, now });
     log.append(Buffer.alloc(100, 0x61));
