@@ -101,6 +101,8 @@ export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
   const followers = new Set<ServerResponse>();
   let closed = false;
   let grepping = false;
+  /** the running grep's answer, ended at close() */
+  let grepResponse: ServerResponse | undefined;
 
   async function streamLog(req: IncomingMessage, res: ServerResponse, machineId: string, since: number | undefined, follow: boolean): Promise<void> {
     // a follower waits for a capture that may begin later
@@ -166,6 +168,8 @@ export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
       closed = true;
       for (const res of followers) res.end();
       followers.clear();
+      // a grep running at the shutdown is cut off (its client sees the answer end early)
+      grepResponse?.destroy();
     },
     owns: (path) => path === GREP_PATH || path === SCRIPT_PATH || LOG_PATH.test(path) || PAGE_PATH.test(path),
     handle(req, res, viewer) {
@@ -194,11 +198,16 @@ export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
       }
       const pattern = url.searchParams.get('pattern') ?? '';
       if (pattern.length < 1 || pattern.length > MAX_PATTERN) return fail(res, 400, `pattern must be 1 to ${MAX_PATTERN} characters`);
+      if (closed) return fail(res, 503, 'metal-bmc is stopping');
       if (grepping) return fail(res, 429, 'a console grep is running; try again when it is done');
       grepping = true;
+      grepResponse = res;
       streamGrep(res, pattern, since, viewer)
         .catch(done)
-        .finally(() => (grepping = false));
+        .finally(() => {
+          grepping = false;
+          grepResponse = undefined;
+        });
     },
   };
 }

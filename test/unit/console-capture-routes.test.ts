@@ -225,6 +225,22 @@ describe('console grep route', () => {
     next!.emit('close');
   });
 
+  it('close() (the daemon stopping) cuts a running grep off and refuses new ones', async () => {
+    const log = await openMachineLog({ dir, machineId: MACHINE, fileBytes: 1 << 20, files: 2, logger: captureLog().logger });
+    log.append(Buffer.from('PXE-E53: No boot filename received\r\n'.repeat(100)));
+    await log.close();
+    const routes = captureViewerRoutes({ dir });
+    const running = new StalledResponse();
+    routes.handle(grepRequest('PXE-E53'), running as unknown as ServerResponse, viewer);
+    await waitFor(() => running.writes === 1, 10_000, 'the grep running');
+    routes.close();
+    expect(running.destroyed).toBe(true);
+    const later = new StalledResponse();
+    routes.handle(grepRequest('PXE-E53'), later as unknown as ServerResponse, viewer);
+    await waitFor(() => later.status !== 0, 10_000, 'an answer');
+    expect(later.status).toBe(503);
+  });
+
   it('ends a grep whose client went away, and the next one can start', async () => {
     const log = await openMachineLog({ dir, machineId: MACHINE, fileBytes: 1 << 20, files: 2, logger: captureLog().logger });
     log.append(Buffer.from('PXE-E53: No boot filename received\r\n'.repeat(100)));
