@@ -55,6 +55,7 @@ import { secureContextOptions, serverTlsOptions, verifiedSubject, type ConsoleTl
 import { createCookieSessions } from './token-cookie.js';
 import type { ClientIdentity, ClientPort, ConsoleHandle } from './types.js';
 import { guardViewerRoutes, type ViewerRoutes } from './viewer-routes.js';
+import { closeSilentConnections } from '../net/connection-limits.js';
 import { requestUrl } from '../net/request-url.js';
 import { publicText } from '../net/public-text.js';
 
@@ -117,33 +118,6 @@ function closeReason(text: string): string {
   return out;
 }
 
-/**
- * Closes a connection whose first request or upgrade has not arrived `timeoutMs` after its TLS
- * handshake. Node starts `headersTimeout` and `requestTimeout` only with a request's first byte,
- * and `server.timeout` is 0, so without this a client that finishes TLS and then sends nothing -
- * in token mode anyone - holds one of the capped connections for ever. After the first request
- * Node's `keepAliveTimeout` bounds the idle time between requests, and the WebSocket pings bound
- * an upgraded connection.
- */
-function closeSilentConnections(server: HttpsServer, timeoutMs: number, onSilent: (socket: TLSSocket) => void): void {
-  const waiting = new WeakMap<Socket, NodeJS.Timeout>();
-  const started = (socket: Socket) => {
-    clearTimeout(waiting.get(socket));
-    waiting.delete(socket);
-  };
-  server.on('secureConnection', (socket: TLSSocket) => {
-    const timer = setTimeout(() => {
-      onSilent(socket);
-      socket.destroy();
-    }, timeoutMs);
-    timer.unref();
-    waiting.set(socket, timer);
-    socket.once('close', () => started(socket));
-  });
-  server.on('request', (req: IncomingMessage) => started(req.socket));
-  server.on('upgrade', (req: IncomingMessage) => started(req.socket));
-}
-
 function reject(socket: Socket, status: number, text: string): void {
   socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text) + 1}\r\n\r\n${text}\n`);
   socket.destroySoon?.();
@@ -187,7 +161,7 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
   /** the earliest nextUpdate of the CRL in force: a handshake refused past it is noted as such */
   let crlNextUpdate = options.tls.crlNextUpdate;
   guardTlsListener(server, options.connectionLimits ?? DEFAULT_CONNECTION_LIMITS, log, onRefused, () => crlExpiredNote(crlNextUpdate));
-  closeSilentConnections(server, handshakeTimeoutMs, (socket) => {
+  closeSilentConnections<TLSSocket>(server, 'secureConnection', handshakeTimeoutMs, (socket) => {
     onRefused('handshake-timeout');
     log.info({ remote: remoteOf(socket), timeoutMs: handshakeTimeoutMs, reason: 'handshake-timeout' }, 'console connection closed: no request within the handshake timeout');
   });

@@ -87,19 +87,20 @@ export function limitConnections(server: Server, limits: ConnectionLimits, onRef
 }
 
 /**
- * Closes a connection whose first request has not arrived `timeoutMs` after it was accepted, and
- * bounds the time a request's headers and the whole request may take; after the first request
- * Node's keepAliveTimeout bounds the idle time between requests.
+ * Closes a connection whose first request (or upgrade) has not arrived `timeoutMs` after it was
+ * accepted (`'connection'`) or after its TLS handshake (`'secureConnection'`, on an HTTPS server).
+ * Node starts `headersTimeout` and `requestTimeout` only with a request's first byte, and
+ * `server.timeout` is 0, so without this a client that sends nothing holds its connection for
+ * ever. After the first request Node's `keepAliveTimeout` bounds the idle time between requests
+ * (and a WebSocket's pings an upgraded connection).
  */
-export function requireFirstRequestWithin(server: HttpServer, timeoutMs: number, onSilent: (socket: Socket) => void = () => undefined): void {
-  server.headersTimeout = timeoutMs;
-  server.requestTimeout = Math.max(timeoutMs, 30_000);
+export function closeSilentConnections<S extends Socket>(server: HttpServer, acceptedOn: 'connection' | 'secureConnection', timeoutMs: number, onSilent: (socket: S) => void): void {
   const waiting = new WeakMap<Socket, NodeJS.Timeout>();
   const started = (socket: Socket) => {
     clearTimeout(waiting.get(socket));
     waiting.delete(socket);
   };
-  server.on('connection', (socket: Socket) => {
+  server.on(acceptedOn, (socket: S) => {
     const timer = setTimeout(() => {
       onSilent(socket);
       socket.destroy();
@@ -109,4 +110,12 @@ export function requireFirstRequestWithin(server: HttpServer, timeoutMs: number,
     socket.once('close', () => started(socket));
   });
   server.on('request', (req: { socket: Socket }) => started(req.socket));
+  server.on('upgrade', (req: { socket: Socket }) => started(req.socket));
+}
+
+/** A plain HTTP listener's first request within `timeoutMs` (closeSilentConnections), and its headers and request within as long. */
+export function requireFirstRequestWithin(server: HttpServer, timeoutMs: number, onSilent: (socket: Socket) => void = () => undefined): void {
+  server.headersTimeout = timeoutMs;
+  server.requestTimeout = Math.max(timeoutMs, 30_000);
+  closeSilentConnections(server, 'connection', timeoutMs, onSilent);
 }

@@ -15,14 +15,13 @@
  * copy either; the simulator runs in this process and counts without keeping.
  */
 import { createServer, type Server } from 'node:http';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { connectOutband } from '../../src/outband/connect.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { withPeers } from '../helpers/peers.js';
+import { liveBytes } from '../helpers/memory.js';
 
 const { describe, it } = withPeers('openssl');
 
@@ -54,14 +53,7 @@ afterAll(async () => {
   await fleet?.close();
 });
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-/** live bytes: after a full collection */
-const live = () => {
-  gc();
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
-};
+const live = liveBytes;
 
 describe('multipart firmware push of a 64 MiB image', () => {
   it('streams: every byte reaches the BMC, memory grows far less than the image', async () => {

@@ -5,18 +5,14 @@
  * Driven by curl, one process for the whole fleet.
  */
 import { execFile } from 'node:child_process';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { expect } from 'vitest';
 import { createMachineState, SimMachine } from '../../src/sim/machine.js';
 import { startRedfishServer } from '../../src/sim/redfish-server.js';
 import { vendorOf } from '../../src/sim/redfish/vendors.js';
 import { withPeers } from '../helpers/peers.js';
+import { gc } from '../helpers/memory.js';
 
 const { describe, it } = withPeers('curl', 'openssl');
-
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
 
 function heapUsed(): number {
   gc();

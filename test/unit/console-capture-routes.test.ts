@@ -11,13 +11,12 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { captureViewerRoutes, drainedOrClosed } from '../../src/console/capture-routes.js';
 import { openMachineLog } from '../../src/console/capture-store.js';
 import { captureLog } from '../helpers/log.js';
 import { waitFor } from '../helpers/wait.js';
+import { liveBytes } from '../helpers/memory.js';
 
 const MACHINE = 'slow-follower-machine';
 
@@ -140,14 +139,7 @@ class StalledResponse extends EventEmitter {
   }
 }
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-/** live bytes: after a full collection */
-const live = () => {
-  gc();
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
-};
+const live = liveBytes;
 
 /** `mib` MiB of "error " without a newline, a record per MiB as the capture's flushes write it */
 async function hostileMachine(machineId: string, mib: number): Promise<void> {
@@ -162,6 +154,21 @@ async function hostileMachine(machineId: string, mib: number): Promise<void> {
 
 const grepRequest = (pattern: string) => ({ method: 'GET', url: `/v1/console/grep?pattern=${pattern}` }) as IncomingMessage;
 const viewer = { subject: 'CN=test', mayOpen: () => true };
+
+/** asks for a grep until one starts (the slot free again), and gives its response */
+async function nextGrepStarts(routes: ReturnType<typeof captureViewerRoutes>, what: string): Promise<StalledResponse> {
+  let next: StalledResponse | undefined;
+  await waitFor(
+    () => {
+      next = new StalledResponse();
+      routes.handle(grepRequest('PXE-E53'), next as unknown as ServerResponse, viewer);
+      return next.status === 200;
+    },
+    10_000,
+    what,
+  );
+  return next!;
+}
 
 describe('console grep route', () => {
   it('answers a grep over hostile consoles with bounded matches and body, as it goes, in bounded memory', async () => {
@@ -212,17 +219,7 @@ describe('console grep route', () => {
     routes.handle(grepRequest('PXE-E53'), stalled as unknown as ServerResponse, viewer);
     await waitFor(() => stalled.destroyed, 10_000, 'the stalled client dropped');
     expect(stalled.writes).toBe(1);
-    let next: StalledResponse | undefined;
-    await waitFor(
-      () => {
-        next = new StalledResponse();
-        routes.handle(grepRequest('PXE-E53'), next as unknown as ServerResponse, viewer);
-        return next.status === 200;
-      },
-      10_000,
-      'a grep started after the stalled one was dropped',
-    );
-    next!.emit('close');
+    (await nextGrepStarts(routes, 'a grep started after the stalled one was dropped')).emit('close');
   });
 
   it('close() (the daemon stopping) cuts a running grep off and refuses new ones', async () => {
@@ -253,18 +250,9 @@ describe('console grep route', () => {
     routes.handle(grepRequest('PXE-E53'), meanwhile as unknown as ServerResponse, viewer);
     expect(meanwhile.status).toBe(429); // the stalled grep holds the slot
     first.emit('close');
-    let next: StalledResponse | undefined;
-    await waitFor(
-      () => {
-        next = new StalledResponse();
-        routes.handle(grepRequest('PXE-E53'), next as unknown as ServerResponse, viewer);
-        return next.status === 200;
-      },
-      10_000,
-      'a grep started after the first client went away',
-    );
+    const next = await nextGrepStarts(routes, 'a grep started after the first client went away');
     expect(first.writes).toBe(1); // nothing more written to the client that went
     expect(first.ended).toBe(false);
-    next!.emit('close');
+    next.emit('close');
   });
 });
