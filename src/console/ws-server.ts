@@ -164,7 +164,7 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
   closeSilentConnections<TLSSocket>(server, 'secureConnection', handshakeTimeoutMs, (socket) => {
     onRefused('handshake-timeout');
     log.info({ remote: remoteOf(socket), timeoutMs: handshakeTimeoutMs, reason: 'handshake-timeout' }, 'console connection closed: no request within the handshake timeout');
-  });
+  }, { upgrades: true });
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 64 * 1024, perMessageDeflate: false });
   /** sockets upgraded to a console WebSocket → how that console is closed for a revoked certificate */
   const consoles = new WeakMap<Socket, () => void>();

@@ -94,7 +94,7 @@ export function limitConnections(server: Server, limits: ConnectionLimits, onRef
  * ever. After the first request Node's `keepAliveTimeout` bounds the idle time between requests
  * (and a WebSocket's pings an upgraded connection).
  */
-export function closeSilentConnections<S extends Socket>(server: HttpServer, acceptedOn: 'connection' | 'secureConnection', timeoutMs: number, onSilent: (socket: S) => void): void {
+export function closeSilentConnections<S extends Socket>(server: HttpServer, acceptedOn: 'connection' | 'secureConnection', timeoutMs: number, onSilent: (socket: S) => void, options: { upgrades?: boolean } = {}): void {
   const waiting = new WeakMap<Socket, NodeJS.Timeout>();
   const started = (socket: Socket) => {
     clearTimeout(waiting.get(socket));
@@ -110,7 +110,9 @@ export function closeSilentConnections<S extends Socket>(server: HttpServer, acc
     socket.once('close', () => started(socket));
   });
   server.on('request', (req: { socket: Socket }) => started(req.socket));
-  server.on('upgrade', (req: { socket: Socket }) => started(req.socket));
+  // only on a server that answers upgrades: a listener for 'upgrade' makes Node hand every request
+  // with an Upgrade header (curl --http2 sends h2c) to it instead of answering it as a request
+  if (options.upgrades === true) server.on('upgrade', (req: { socket: Socket }) => started(req.socket));
 }
 
 /** A plain HTTP listener's first request within `timeoutMs` (closeSilentConnections), and its headers and request within as long. */

@@ -6,7 +6,7 @@
  * add more (the daemon adds /v1/status, see src/status/http.ts).
  *
  * Its connections are bounded as the console listeners' are (OPS_CONNECTION_LIMITS, per source
- * address, an IPv6 source by its /64, and in total) and a connection must send its first request
+ * address, per IPv6 /64 at 8 times that, and in total) and a connection must send its first request
  * within OPS_FIRST_REQUEST_MS: on an address beyond loopback (`--address`, `:2112`) a peer on the
  * management network could otherwise hold connections for ever, each a descriptor of the daemon
  * that also holds the BMC sockets.

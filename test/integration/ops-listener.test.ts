@@ -52,6 +52,13 @@ describe('the operations listener', () => {
     expect(refused).toEqual(['silent']);
   });
 
+  it('answers a request with an Upgrade header (curl --http2 asks for h2c) as a request, within the first-request time', async () => {
+    const { server, refused } = await start({ firstRequestMs: 500 });
+    const out = await run('curl', ['-sS', '--max-time', '5', '--http2', `http://127.0.0.1:${server.port}/healthz`]);
+    expect(out.stdout).toBe('ok\n');
+    expect(refused).toEqual([]);
+  });
+
   it('refuses connections beyond the per-source and the total bound, counted; answers again once they are gone', async () => {
     const { server, refused } = await start({ perSource: 2, total: 3 });
     const held = [await silent(server.port), await silent(server.port)];
