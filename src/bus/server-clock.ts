@@ -99,7 +99,12 @@ export function createServerClock(o: ServerClockOptions): ServerClock {
     o.logger.warn({ offsetMs: Math.round(m.offsetMs), uncertaintyMs: Math.round(m.uncertaintyMs) }, `this host's clock is ${seconds} s ${side} the NATS server's (keep both in step with NTP); machine event ages are taken on the server's clock meanwhile`);
   }
 
+  /** measurements started so far: an older one never replaces the anchor of a newer one */
+  let started = 0;
+  let anchoredBy = 0;
+
   async function measure(): Promise<ClockMeasurement | undefined> {
+    const generation = ++started;
     try {
       const sentAt = hostNow();
       const sentMono = monotonicNow();
@@ -110,6 +115,11 @@ export function createServerClock(o: ServerClockOptions): ServerClock {
       if (entry?.revision !== revision || entry.createdMs === undefined) return undefined;
       const m = { offsetMs: entry.createdMs - (sentAt + ackedAt) / 2, uncertaintyMs: (ackedMono - sentMono) / 2 };
       if (m.uncertaintyMs > maxUncertaintyMs) return undefined;
+      // the two clocks parted during the write (a suspend stops the monotonic one, a step moves the
+      // wall clock): neither round trip can be trusted
+      if (Math.abs(ackedAt - sentAt - (ackedMono - sentMono)) > maxUncertaintyMs) return undefined;
+      if (generation < anchoredBy) return undefined;
+      anchoredBy = generation;
       offset = m.offsetMs;
       anchor = { serverMs: entry.createdMs, monotonicMs: (sentMono + ackedMono) / 2, hostMs: (sentAt + ackedAt) / 2 };
       failureLogged = false;

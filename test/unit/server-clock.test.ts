@@ -19,13 +19,13 @@ function setup(o: { serverAhead: number; writeMs?: number; failing?: boolean; re
   // the host's wall clock (which may step) and its monotonic clock (which only runs)
   let host = 1_700_000_000_000;
   let monotonic = 5_000;
-  const state = { serverAhead: o.serverAhead, writeMs: o.writeMs ?? 10, failing: o.failing ?? false };
+  const state = { serverAhead: o.serverAhead, writeMs: o.writeMs ?? 10, failing: o.failing ?? false, suspendedDuringWriteMs: 0 };
   const kv = createMemoryKv('clock', () => host + state.writeMs / 2 + state.serverAhead).client();
   const put = kv.put.bind(kv);
   kv.put = async (key, value) => {
     if (state.failing) throw new Error('NATS is unreachable (test)');
     const revision = await put(key, value);
-    host += state.writeMs;
+    host += state.writeMs + state.suspendedDuringWriteMs;
     monotonic += state.writeMs;
     return revision;
   };
@@ -65,6 +65,15 @@ describe("the NATS server's clock", () => {
     expect(s.clock.now()).toBe(before); // until measured again
     await waitFor(() => s.clock.now() >= before + 120_000, 5000, 'measured again');
     expect(s.clock.offsetMs()).toBe(0);
+  });
+
+  it('a measurement during which the host was suspended (the clocks parted during the write) is not used', async () => {
+    const s = setup({ serverAhead: 5000 });
+    await s.clock.first;
+    s.state.suspendedDuringWriteMs = 120_000;
+    s.state.serverAhead = 0;
+    expect(await s.clock.measure()).toBeUndefined();
+    expect(s.clock.offsetMs()).toBe(5000);
   });
 
   it('a first measurement that fails is tried again soon, not only after the interval', async () => {
