@@ -203,25 +203,36 @@ function grepOutputLine(m: GrepMatch): string {
 }
 
 /** The NDJSON lines of a grep answer as they arrive, matches and the closing {"truncated"} told apart. */
-export function grepAnswerReader(onMatch: (m: GrepMatch) => void, onTruncated: (why: string) => void): (chunk: Buffer) => void {
+export function grepAnswerReader(onMatch: (m: GrepMatch) => void, onTruncated: (why: string) => void): ((chunk: Buffer) => void) & { end(): void } {
   // a character split between two chunks is decoded whole
   const decoder = new StringDecoder('utf8');
   let partial = '';
-  return (chunk) => {
-    const lines = (partial + decoder.write(chunk)).split('\n');
-    partial = lines.pop()!;
-    for (const text of lines) {
-      if (text === '') continue;
-      let item: GrepMatch | GrepTruncated;
-      try {
-        item = JSON.parse(text) as GrepMatch | GrepTruncated;
-      } catch {
-        throw new Error(`the grep answer has a line that is not JSON: ${JSON.stringify(text.slice(0, 80))}`);
-      }
-      if ('truncated' in item) onTruncated(item.truncated);
-      else onMatch(item);
+  const take = (text: string) => {
+    if (text === '') return;
+    let item: unknown;
+    try {
+      item = JSON.parse(text);
+    } catch {
+      item = undefined;
     }
+    if (typeof item !== 'object' || item === null) throw new Error(`the grep answer has a line that is not a JSON object: ${JSON.stringify(text.slice(0, 80))}`);
+    if ('truncated' in item) onTruncated(String((item as GrepTruncated).truncated));
+    else onMatch(item as GrepMatch);
   };
+  return Object.assign(
+    (chunk: Buffer) => {
+      const lines = (partial + decoder.write(chunk)).split('\n');
+      partial = lines.pop()!;
+      for (const text of lines) take(text);
+    },
+    {
+      /** the answer ended: a last line without its newline is taken (or is the error it is) */
+      end() {
+        take(partial + decoder.end());
+        partial = '';
+      },
+    },
+  );
 }
 
 async function grepCommand(pattern: string, o: { since: number | undefined; dir: string; remote: Remote | undefined }, io: Io): Promise<number> {
@@ -233,7 +244,14 @@ async function grepCommand(pattern: string, o: { since: number | undefined; dir:
   };
   if (o.remote) {
     const query = new URLSearchParams({ pattern, ...(o.since !== undefined ? { since: String(o.since) } : {}) });
-    await remoteGet(o.remote, `/v1/console/grep?${query}`, grepAnswerReader(print, (why) => (truncated = why)), new AbortController().signal);
+    // the whole answer first (at most 4 MiB), then printed: a pager that holds stdout (less, left
+    // on a page) would otherwise stop this process reading, and the daemon drops a grep whose
+    // client takes nothing for 30 s
+    const answer: GrepMatch[] = [];
+    const reader = grepAnswerReader((m) => answer.push(m), (why) => (truncated = why));
+    await remoteGet(o.remote, `/v1/console/grep?${query}`, reader, new AbortController().signal);
+    reader.end();
+    for (const m of answer) print(m);
   } else {
     const matches = grepMatches(o.dir, pattern, o.since === undefined ? {} : { sinceMs: o.since });
     for (let r = await matches.next(); ; r = await matches.next()) {

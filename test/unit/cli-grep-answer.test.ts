@@ -16,7 +16,17 @@ describe("the CLI's reader of a remote grep answer", () => {
 
   it('a line that is not JSON (a proxy, another version) is a clear error, not a crash in a stream handler', () => {
     const read = grepAnswerReader(() => undefined, () => undefined);
-    expect(() => read(Buffer.from('<html>502 Bad Gateway</html>\n'))).toThrow(/the grep answer has a line that is not JSON: "<html>502 Bad Gateway<\/html>"/);
+    expect(() => read(Buffer.from('<html>502 Bad Gateway</html>\n'))).toThrow(/the grep answer has a line that is not a JSON object: "<html>502 Bad Gateway<\/html>"/);
+    expect(() => read(Buffer.from('null\n'))).toThrow(/not a JSON object: "null"/);
+  });
+
+  it('takes a last line without its newline when the answer ends', () => {
+    const matches: GrepMatch[] = [];
+    const read = grepAnswerReader((m) => matches.push(m), () => undefined);
+    read(Buffer.from(JSON.stringify({ machineId: 'm1', t: 1, line: 'last' })));
+    expect(matches).toEqual([]);
+    read.end();
+    expect(matches.map((m) => m.line)).toEqual(['last']);
   });
 
   it('tells the closing truncation apart from the matches', () => {
