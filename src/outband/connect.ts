@@ -412,11 +412,14 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   function withOthers(decisive: { protocol: ActionProtocol; err: unknown }, failures: ReadonlyArray<{ protocol: ActionProtocol; err: unknown }>): unknown {
     const others = failures.filter((f) => f !== decisive);
     const err = decisive.err;
-    if (others.length === 0 || !(err instanceof Error)) return err;
+    // only our own errors are copied (fields of their own, no private state); anything else as it is
+    if (others.length === 0 || !(err instanceof BmcError)) return err;
     const text = `${err.message}${others.map((f) => `; over ${PROTOCOL_NAMES[f.protocol]} too: ${message(f.err)}`).join('')}`;
     const copy = Object.assign(Object.create(Object.getPrototypeOf(err) as object) as Error, err);
     Object.defineProperty(copy, 'message', { value: text, writable: true, configurable: true, enumerable: false });
-    Object.defineProperty(copy, 'stack', { value: err.stack?.replace(err.message, text), writable: true, configurable: true, enumerable: false });
+    // a function as the replacement: the BMCs' text may hold $' or $& patterns
+    const stack = err.message === '' ? err.stack : err.stack?.replace(err.message, () => text);
+    Object.defineProperty(copy, 'stack', { value: stack, writable: true, configurable: true, enumerable: false });
     if (err.cause !== undefined) Object.defineProperty(copy, 'cause', { value: err.cause, writable: true, configurable: true, enumerable: false });
     return copy;
   }
