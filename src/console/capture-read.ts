@@ -218,7 +218,8 @@ export interface GrepOptions {
 
 /**
  * Lines (plain text) that contain `pattern`, per machine, oldest first, one at a time as they are
- * found, within GREP_LIMITS; returns why it stopped early when a cap of all machines ended it.
+ * found, within GREP_LIMITS; returns why it stopped early when a cap of all machines ended it, or
+ * which machines' matches reached the per-machine bound.
  */
 export async function* grepMatches(dir: string, pattern: string, options: GrepOptions = {}): AsyncGenerator<GrepMatch, GrepTruncated | undefined> {
   const limits = { ...GREP_LIMITS, ...options.limits };
@@ -226,6 +227,8 @@ export async function* grepMatches(dir: string, pattern: string, options: GrepOp
   const aborted = () => options.signal?.aborted === true;
   let matches = 0;
   let bytes = 0;
+  /** machines whose matches reached limits.machineMatches: told at the end */
+  const capped: string[] = [];
   for (const machineId of await listMachines(dir)) {
     if (aborted()) return undefined;
     if (options.mayOpen && !options.mayOpen(machineId)) continue;
@@ -284,10 +287,19 @@ export async function* grepMatches(dir: string, pattern: string, options: GrepOp
       matches++;
       bytes += size;
       yield m;
-      if (++found >= limits.machineMatches) break;
+      if (++found >= limits.machineMatches) {
+        capped.push(machineId);
+        break;
+      }
     }
   }
-  return undefined;
+  return capped.length === 0 ? undefined : { truncated: machinesCapped(capped, limits.machineMatches) };
+}
+
+/** What the end of a grep says of the machines whose matches reached the per-machine bound (at most ten named). */
+function machinesCapped(machines: readonly string[], bound: number): string {
+  const named = machines.slice(0, 10).join(', ') + (machines.length > 10 ? ` and ${machines.length - 10} more` : '');
+  return `${machines.length === 1 ? 'machine' : 'machines'} ${named}: ${bound} matching lines shown, the most one grep shows of a machine (more may match); narrow the pattern or the time range`;
 }
 
 /** Every match of `grepMatches` in memory (tests). */

@@ -298,8 +298,11 @@ describe('a machine log', () => {
         got.push(r.value);
       }
     };
-    expect(await drain({ machineMatches: 10 })).toEqual({ got: expect.any(Array), end: undefined });
-    expect((await drain({ machineMatches: 10 })).got.map((m) => m.machineId)).toEqual([...Array(10).fill('m1'), ...Array(10).fill('m2'), ...Array(10).fill('m3')]);
+    // the per-machine bound: each machine's first 10, and the end names the machines it cut
+    const perMachine = await drain({ machineMatches: 10 });
+    expect(perMachine.got.map((m) => m.machineId)).toEqual([...Array(10).fill('m1'), ...Array(10).fill('m2'), ...Array(10).fill('m3')]);
+    expect(perMachine.end?.truncated).toBe('machines m1, m2, m3: 10 matching lines shown, the most one grep shows of a machine (more may match); narrow the pattern or the time range');
+    expect((await drain({ machineMatches: 50 })).end?.truncated).toMatch(/^machines m1, m2, m3: 50 matching lines shown/);
     const byCount = await drain({ matches: 75 });
     expect(byCount.got.length).toBe(75);
     expect(byCount.end?.truncated).toMatch(/^grep stopped at 75 matches, the most one grep returns/);
