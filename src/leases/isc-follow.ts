@@ -78,9 +78,10 @@ export class IscLeaseFollower {
     return { format: 'isc', leases: [...this.byIp.values()] };
   }
 
-  /** Where the declaration the file stops inside begins, when it does. */
-  incompleteAt(): number | undefined {
-    return this.file.incomplete()?.at;
+  /** Where the declaration the file stops inside begins and how much of it there is, when it does. */
+  incompleteAt(): { at: number; bytes: number } | undefined {
+    const incomplete = this.file.incomplete();
+    return incomplete === undefined ? undefined : { at: incomplete.at, bytes: incomplete.bytes.length };
   }
 
   /** The error a full parse gives for the declaration the file stops inside (for one that stays so). */

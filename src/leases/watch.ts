@@ -275,15 +275,16 @@ export interface LeaseReader {
  * the same inode, not shorter and unchanged before that point (and, for Kea, its header and its
  * cleanup files unchanged); anything else is a full read.
  */
-export function createLeaseReader(path: string, format: LeaseFormatOption, tailChunkBytes?: number): LeaseReader {
+export function createLeaseReader(path: string, format: LeaseFormatOption, tailChunkBytes?: number, now: () => number = Date.now): LeaseReader {
   const isc = new IscLeaseFollower(tailChunkBytes);
   const kea = new KeaLeaseFollower(tailChunkBytes);
-  /** the declaration the file stops inside, by where it starts, since when */
-  let incomplete: { at: number; since: number; reported: boolean } | undefined;
+  /** the declaration the file stops inside, by where it starts and how much of it there is, since when unchanged */
+  let incomplete: { at: number; bytes: number; since: number; reported: boolean } | undefined;
   const noteIncomplete = (): void => {
-    const at = isc.incompleteAt();
-    if (at === undefined) incomplete = undefined;
-    else if (incomplete?.at !== at) incomplete = { at, since: Date.now(), reported: false };
+    const cut = isc.incompleteAt();
+    if (cut === undefined) incomplete = undefined;
+    // still growing (written slowly): cut short only once it stays as it is
+    else if (incomplete?.at !== cut.at || incomplete.bytes !== cut.bytes) incomplete = { ...cut, since: now(), reported: false };
   };
   const tail = async (): Promise<(LeaseRead & { parsed: ParsedLeases }) | undefined> => {
     if (!isc.following() && !kea.following()) return undefined;
@@ -328,7 +329,7 @@ export function createLeaseReader(path: string, format: LeaseFormatOption, tailC
       }
     },
     stuckIncomplete: (ms) => {
-      if (incomplete === undefined || Date.now() - incomplete.since < ms) return undefined;
+      if (incomplete === undefined || now() - incomplete.since < ms) return undefined;
       const err = isc.incompleteError()?.withSource(path);
       if (err !== undefined) incomplete.reported = true;
       return err;

@@ -219,6 +219,23 @@ describe('incremental reading of an ISC lease file', () => {
     expect(again.parsed.leases.at(-1)).toMatchObject({ ip: '10.0.1.1', ends: new Date('2026-07-02T00:00:00Z') });
   });
 
+  it('a declaration the file stops inside counts as stuck only once it stays unchanged for the time given: one still growing starts the time again', async () => {
+    writeFileSync(path, renderIscLeases([{ ip: '10.0.0.1', mac: '00:00:00:00:00:0a', ends: 'never', bindingState: 'active' }]));
+    let t = 0;
+    const reader = createLeaseReader(path, 'auto', undefined, () => t);
+    await reader.read();
+    appendFileSync(path, 'lease 10.0.0.2 {\n  starts 4 2026/06/01 00:00:00;\n');
+    await reader.read();
+    t += 1500;
+    // written on slowly: more of the same declaration, still not whole
+    appendFileSync(path, '  ends never;\n');
+    await reader.read();
+    t += 1500;
+    expect(reader.stuckIncomplete(2000)).toBeUndefined(); // 3 s since it began, 1.5 s since it last grew
+    t += 600;
+    expect(reader.stuckIncomplete(2000)).toMatchObject({ message: expect.stringContaining('unterminated block of lease 10.0.0.2') });
+  });
+
   it('an error in what was appended is a full read, which reports it with the line a full parse names', async () => {
     writeFileSync(path, renderIscLeases([{ ip: '10.0.0.1', mac: '00:00:00:00:00:0a', ends: 'never', bindingState: 'active' }]));
     const reader = createLeaseReader(path, 'auto');
