@@ -56,9 +56,24 @@ export type EventRejectReason =
   | 'missing-address' // `cmd.ipmi.address` missing or empty
   | 'invalid-address' // `cmd.ipmi.address` is not host[:port]
   | 'unknown-command' // `command` event whose `cmd.cmd` is missing or unknown
-  | 'invalid-firmware'; // UPDATE-FIRMWARE without kind bios|bmc or without an http(s) url
+  | 'invalid-firmware' // UPDATE-FIRMWARE without kind bios|bmc or without an http(s) url
+  | 'too-large'; // more than MAX_EVENT_BYTES, or a field longer than its bound
 
-export const EVENT_REJECT_REASONS: readonly EventRejectReason[] = ['not-json', 'not-object', 'unknown-type', 'invalid-field', 'missing-ipmi', 'missing-address', 'invalid-address', 'unknown-command', 'invalid-firmware'];
+export const EVENT_REJECT_REASONS: readonly EventRejectReason[] = ['not-json', 'not-object', 'unknown-type', 'invalid-field', 'missing-ipmi', 'missing-address', 'invalid-address', 'unknown-command', 'invalid-firmware', 'too-large'];
+
+/**
+ * The most an event may hold: metal-api's are a few hundred bytes. Larger ones (NATS allows up to
+ * 64 MB) are refused before they are parsed, and no field is longer than FIELD_CHARS (a firmware
+ * URL URL_CHARS): what an event holds ends up in logs, results and state files.
+ */
+export const MAX_EVENT_BYTES = 64 * 1024;
+const FIELD_CHARS = 256;
+const URL_CHARS = 4096;
+
+/** a value of the event as it is quoted in an error: a string cut to 64 characters, else its type */
+function shown(v: unknown): string {
+  return typeof v === 'string' ? JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}…` : v) : v === null || v === undefined ? 'null' : `a ${Array.isArray(v) ? 'list' : typeof v}`;
+}
 
 /** A DecodeError (BmcError code 'DECODE') that says which rule the event broke. */
 export class EventDecodeError extends DecodeError {
@@ -75,10 +90,11 @@ type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** An optional string field: absent, null and "" are all "not set" (Go's omitempty). */
-function optionalString(o: Json, key: string, where: string): string | undefined {
+function optionalString(o: Json, key: string, where: string, maxChars = FIELD_CHARS): string | undefined {
   const v = o[key];
   if (v === undefined || v === null || v === '') return undefined;
   if (typeof v !== 'string') throw new EventDecodeError('invalid-field', `${where}${key} must be a string, not ${typeof v}`);
+  if (v.length > maxChars) throw new EventDecodeError('too-large', `${where}${key} holds ${v.length} characters, more than the ${maxChars} it may`);
   return v;
 }
 
@@ -91,7 +107,7 @@ function optionalObject(o: Json, key: string, where: string): Json | undefined {
 
 /** `host`, `host:port`, `[v6]` or `[v6]:port`; the port defaults to 623 as in the Go original. */
 export function parseBmcAddress(address: string): { host: string; port: number } {
-  const bad = (why: string) => new EventDecodeError('invalid-address', `cmd.ipmi.address ${JSON.stringify(address)} ${why}`);
+  const bad = (why: string) => new EventDecodeError('invalid-address', `cmd.ipmi.address ${shown(address)} ${why}`);
   let host: string;
   let portText: string | undefined;
   const v6 = /^\[([^\]]+)\](?::(.*))?$/.exec(address);
@@ -128,10 +144,11 @@ function decodeFirmware(o: Json | undefined): EventFirmwareUpdate {
   if (!o) throw new EventDecodeError('invalid-firmware', 'UPDATE-FIRMWARE without cmd.firmwareupdate');
   const kind = o.kind;
   if (typeof kind !== 'string' || !(FIRMWARE_KINDS as readonly string[]).includes(kind)) {
-    throw new EventDecodeError('invalid-firmware', `cmd.firmwareupdate.kind must be ${FIRMWARE_KINDS.join(' or ')}, not ${JSON.stringify(kind ?? null)}`);
+    throw new EventDecodeError('invalid-firmware', `cmd.firmwareupdate.kind must be ${FIRMWARE_KINDS.join(' or ')}, not ${shown(kind)}`);
   }
   const url = o.url;
   if (typeof url !== 'string' || url === '') throw new EventDecodeError('invalid-firmware', 'cmd.firmwareupdate.url is missing');
+  if (url.length > URL_CHARS) throw new EventDecodeError('too-large', `cmd.firmwareupdate.url holds ${url.length} characters, more than the ${URL_CHARS} it may`);
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -165,11 +182,12 @@ function parseJson(bytes: Uint8Array): unknown {
 }
 
 export function decodeMachineEvent(bytes: Uint8Array): MachineEvent {
+  if (bytes.length > MAX_EVENT_BYTES) throw new EventDecodeError('too-large', `${bytes.length} bytes, more than the ${MAX_EVENT_BYTES} an event may hold; not parsed`);
   const value = parseJson(bytes);
   if (!isObject(value)) throw new EventDecodeError('not-object', `expected a JSON object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`);
   const type = value.type;
   if (typeof type !== 'string' || !(EVENT_TYPES as readonly string[]).includes(type)) {
-    throw new EventDecodeError('unknown-type', `unknown type ${JSON.stringify(type ?? null)} (expected ${EVENT_TYPES.join(', ')})`);
+    throw new EventDecodeError('unknown-type', `unknown type ${shown(type)} (expected ${EVENT_TYPES.join(', ')})`);
   }
   const event: MachineEvent = { type: type as EventType };
   const old = optionalString(value, 'old', '');
@@ -187,7 +205,7 @@ export function decodeMachineEvent(bytes: Uint8Array): MachineEvent {
     if (ipmiObject) cmd.ipmi = decodeIpmi(ipmiObject);
     const name = cmdObject.cmd;
     if (event.type === 'command') {
-      if (typeof name !== 'string' || !isEventCommand(name)) throw new EventDecodeError('unknown-command', `unknown command ${JSON.stringify(name ?? null)}`);
+      if (typeof name !== 'string' || !isEventCommand(name)) throw new EventDecodeError('unknown-command', `unknown command ${shown(name)}`);
       cmd.cmd = name;
       if (name === 'UPDATE-FIRMWARE') cmd.firmwareupdate = decodeFirmware(optionalObject(cmdObject, 'firmwareupdate', 'cmd.'));
     }

@@ -64,8 +64,17 @@ describe('decodeMachineEvent', () => {
     ['a numeric target', { type: 'command', cmd: { target: 7, cmd: 'ON', ipmi } }, 'invalid-field'],
     ['a numeric password', { type: 'command', cmd: { cmd: 'ON', ipmi: { ...ipmi, password: 1234 } } }, 'invalid-field'],
     ['cmd as a string', { type: 'command', cmd: 'ON' }, 'invalid-field'],
+    ['a target of 300 characters', { type: 'command', cmd: { target: 'a.'.repeat(150), cmd: 'ON', ipmi } }, 'too-large'],
+    ['an address of 300 characters', { type: 'command', cmd: { cmd: 'ON', ipmi: { address: 'a'.repeat(300) } } }, 'too-large'],
+    ['a firmware url of 5000 characters', { type: 'command', cmd: { cmd: 'UPDATE-FIRMWARE', ipmi, firmwareupdate: { kind: 'bmc', url: `https://x/${'y'.repeat(5000)}` } } }, 'too-large'],
+    ['an event of 100 KB', { type: 'command', cmd: { cmd: 'ON', ipmi }, padding: 'x'.repeat(100_000) }, 'too-large'],
   ])('refuses %s', (_name, input, reason) => {
     expect(reasonOf(input)).toBe(reason);
+  });
+
+  it('quotes at most 64 characters of a value in its errors, and only strings', () => {
+    expect(() => decodeMachineEvent(enc({ type: 'x'.repeat(200) }))).toThrow(/: unknown type "x{64}…" \(expected/);
+    expect(() => decodeMachineEvent(enc({ type: [[[]]] }))).toThrow(/: unknown type a list \(expected/);
   });
 
   it('refuses bytes that are not UTF-8 as not-json', () => {
