@@ -31,6 +31,12 @@ export interface MetalApiBackendOptions {
   openSol?: (target: SolTarget, signal: AbortSignal, takeOver: boolean) => Promise<Duplex>;
   /** IPMI port when metal-api's address has none, default 623 */
   defaultPort?: number;
+  /**
+   * Throws (FORBIDDEN) when the BMC metal-api names may not be given its credentials: outside the
+   * allowed CIDRs, or its address leased to another BMC's MAC (metal-api's record stale after DHCP
+   * moved the address), as for machine commands (commands/targets.ts). Before anything is sent.
+   */
+  checkTarget?: (target: { address: string; host: string; port: number; mac?: string }) => void;
 }
 
 /** `10.1.0.17:623`, `[fd00::17]:623`, or a bare host. */
@@ -61,6 +67,7 @@ export function metalApiConsoleBackend(options: MetalApiBackendOptions): OpenBac
     if (host === '' || !Number.isInteger(port) || port < 1 || port > 65535) {
       throw new BmcError('INVALID_ARGUMENT', `machine ${machineId} has an unusable BMC address at metal-api: ${JSON.stringify(ipmi.address)}`);
     }
+    options.checkTarget?.({ address: ipmi.address, host, port, ...(ipmi.mac ? { mac: ipmi.mac } : {}) });
     const outband = await options.connect({ host, port, user: ipmi.user, password: ipmi.password, signal });
     if (options.openSol && solConsole(outband)) {
       await outband.close();

@@ -10,6 +10,7 @@
 import { endedWithin } from '../deadline.js';
 import type { DaemonPart, PartFactory } from '../daemon.js';
 import { metalApiConsoleBackend } from '../console/backend.js';
+import { createTargetGuard } from '../commands/targets.js';
 import { createConsoleCapture, type ConsoleCapture } from '../console/capture.js';
 import { isSafeMachineId } from '../console/capture-files.js';
 import { createCaptureMetrics } from '../console/capture-metrics.js';
@@ -81,8 +82,11 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
     registerWorkerMetrics(ctx.registry, () => workers.stats());
     ctx.logger.info({ workers: c.workers }, 'console SOL sessions run in worker threads');
   }
+  // the BMC metal-api names gets its credentials only where a command would (allowed CIDRs, the lease's MAC)
+  const checkTarget = createTargetGuard({ mode: ctx.config.commands.targets, allowedCidrs: ctx.config.leases.allowedCidrs, leaseAt: ctx.leaseAt });
   const bmcBackend = metalApiConsoleBackend({
     findIpmiMachine: (id, o) => ctx.metalApi.findIpmiMachine(id, o),
+    checkTarget,
     connect: (t) => ctx.connectBmc(t.host, { user: t.user, password: t.password, port: t.port, signal: t.signal }),
     defaultPort: ctx.config.ipmi.port,
     ...(workers ? { openSol: (target: SolTarget, signal: AbortSignal, takeOver: boolean) => workers.open({ ...target, cipherSuite: ctx.config.ipmi.cipherSuite }, signal, takeOver) } : {}),

@@ -7,6 +7,8 @@ import { consolePage } from '../../src/console/page.js';
 import { oneLine } from '../../src/console/ssh-server.js';
 import { bearerToken, tokenMatches } from '../../src/console/http-auth.js';
 import type { Outband } from '../../src/outband/types.js';
+import { createTargetGuard } from '../../src/commands/targets.js';
+import { parseCidr } from '../../src/net/cidr.js';
 
 const req = (url: string, authorization?: string) => ({ url, headers: authorization ? { authorization } : {} }) as unknown as IncomingMessage;
 
@@ -57,6 +59,22 @@ describe('console pieces', () => {
     calls.length = 0;
     await open('m', { signal: new AbortController().signal, takeOver: false });
     expect(calls).toEqual(['connect 10.0.0.1:623 ADMIN', 'open takeOver=false', 'close']);
+  });
+
+  it("the backend gives no credentials to a BMC whose address DHCP moved to another BMC (metal-api's record stale), nor outside the allowed CIDRs: the commands' target guard, before connecting", async () => {
+    const connected: string[] = [];
+    const leases = new Map([['10.0.0.1', { mac: 'aa:bb:cc:00:00:02' }]]);
+    const open = metalApiConsoleBackend({
+      findIpmiMachine: async (id) => ({ address: id === 'outside' ? '192.168.1.1:623' : '10.0.0.1:623', user: 'ADMIN', password: 'pw', interface: 'lanplus', mac: 'aa:bb:cc:00:00:01', fru: {}, bmcversion: '', powerstate: '' }),
+      connect: async (t) => {
+        connected.push(t.host);
+        throw new Error('not reached');
+      },
+      checkTarget: createTargetGuard({ mode: 'leases', allowedCidrs: [parseCidr('10.0.0.0/24')], leaseAt: (ip) => leases.get(ip) }),
+    });
+    await expect(open('moved', { signal: new AbortController().signal })).rejects.toMatchObject({ code: 'FORBIDDEN', message: expect.stringMatching(/leased to MAC aa:bb:cc:00:00:02/) });
+    await expect(open('outside', { signal: new AbortController().signal })).rejects.toMatchObject({ code: 'FORBIDDEN', message: expect.stringMatching(/outside METAL_BMC_ALLOWED_CIDRS/) });
+    expect(connected).toEqual([]);
   });
 
   it("the backend passes the hub's takeOver to a console worker's SOL", async () => {
