@@ -28,7 +28,7 @@ import { publicText } from '../net/public-text.js';
 import type { Logger } from '../log.js';
 import type { FirmwareKind, FirmwareProgress, Outband } from '../outband/types.js';
 import { STAGED_MESSAGE, STAGED_STATE } from '../redfish/task.js';
-import type { Plan } from './event.js';
+import type { EventIpmi, Plan } from './event.js';
 import type { ConnectBmc } from './runner.js';
 import { describeRecord, type StepHold, type StepJournal } from './step-journal.js';
 
@@ -115,6 +115,8 @@ export interface FirmwareJobsOptions {
   closeTimeoutMs?: number;
   /** throws FORBIDDEN for an image URL that may not be used (firmware-url.ts); the job is refused */
   checkUrl?: (url: string) => void;
+  /** throws FORBIDDEN for a BMC this daemon may not act on (targets.ts); the job is refused before it is accepted */
+  checkTarget?: (ipmi: EventIpmi) => void;
   /** the dispatcher metal-bmc downloads images with (one that refuses forbidden addresses) */
   imageDispatcher?: Dispatcher;
   /**
@@ -462,6 +464,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       const image = imageLabel(action.url);
       try {
         o.checkUrl?.(action.url);
+        // a BMC it may not act on is refused now, not accepted and then failed at the connect
+        if (plan.ipmi) o.checkTarget?.(plan.ipmi);
       } catch (err) {
         return refuse(plan, err instanceof BmcError ? err.code : 'FORBIDDEN', (err as Error).message, action.firmware, image);
       }

@@ -25,6 +25,7 @@ import { openEventPositionStore } from '../commands/event-position.js';
 import { checkFirmwareUrl, guardedLookup } from '../commands/firmware-url.js';
 import { createTargetGuard } from '../commands/targets.js';
 import type { StepJournal } from '../commands/step-journal.js';
+import type { EventIpmi } from '../commands/event.js';
 import { Agent, type Dispatcher } from 'undici';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -57,7 +58,7 @@ export interface CommandServiceOptions {
   onResult?: (result: CommandResult) => void;
   onFirmwareEvent?: (event: FirmwareEvent) => void;
   /** UPDATE-FIRMWARE as background jobs: their deadline, state file and BMC connection (default `connect`) */
-  firmware?: { timeoutMs: number; stateFile?: string; connect?: ConnectBmc; checkUrl?: (url: string) => void; imageDispatcher?: Dispatcher };
+  firmware?: { timeoutMs: number; stateFile?: string; connect?: ConnectBmc; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; imageDispatcher?: Dispatcher };
   /** the state file of the position reached in the event stream: a durable consumer created again starts after it instead of at the stream's first event */
   positionFile?: string;
   /** JetStream: only the partition's leader takes events (METAL_BMC_COMMAND_LEADER_LEASE); without it every instance does */
@@ -132,6 +133,7 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
         timeoutMs: o.firmware.timeoutMs,
         ...(o.firmware.stateFile !== undefined ? { stateFile: o.firmware.stateFile } : {}),
         ...(o.firmware.checkUrl ? { checkUrl: o.firmware.checkUrl } : {}),
+        ...(o.firmware.checkTarget ? { checkTarget: o.firmware.checkTarget } : {}),
         ...(o.firmware.imageDispatcher ? { imageDispatcher: o.firmware.imageDispatcher } : {}),
         logger: o.logger,
         ...(o.metrics ? { metrics: o.metrics } : {}),
@@ -276,6 +278,7 @@ export const commandsPart: PartFactory = async (ctx) => {
             stateFile: join(config.stateDir, 'firmware-jobs.json'),
             connect: connectBmc,
             checkUrl: (url) => void checkFirmwareUrl(url, urlPolicy),
+            checkTarget: guard,
             imageDispatcher,
           },
           positionFile: join(config.stateDir, 'machine-event-position.json'),

@@ -19,6 +19,9 @@ import { createEventJournal, journalEventId, parseRecord, stepKey } from '../../
 import { captureLog } from '../helpers/log.js';
 import { createMemoryKv } from '../helpers/memory-kv.js';
 import { waitFor } from '../helpers/wait.js';
+import { createTargetGuard } from '../../src/commands/targets.js';
+import type { EventIpmi } from '../../src/commands/event.js';
+import { parseCidr } from '../../src/net/cidr.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -64,7 +67,7 @@ function fakeBmcs() {
   return { pending, connect, closed: () => closed };
 }
 
-function setup(o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; claims?: JobClaims; journal?: StepJournal } = {}) {
+function setup(o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal } = {}) {
   const events: FirmwareEvent[] = [];
   const bmcs = fakeBmcs();
   const log = captureLog();
@@ -73,6 +76,7 @@ function setup(o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: str
     timeoutMs: o.timeoutMs ?? 60_000,
     ...(o.stateFile ? { stateFile: o.stateFile } : {}),
     ...(o.checkUrl ? { checkUrl: o.checkUrl } : {}),
+    ...(o.checkTarget ? { checkTarget: o.checkTarget } : {}),
     ...(o.claims ? { claims: o.claims } : {}),
     ...(o.journal ? { journal: o.journal } : {}),
     logger: log.logger,
@@ -151,6 +155,16 @@ describe('firmware jobs', () => {
       'firmware URL file: is not http or https',
       'firmware URL https://elsewhere.example/bios.bin is not in METAL_BMC_FIRMWARE_URL_ALLOW',
     ]);
+    expect(bmcs.pending.size).toBe(0);
+  });
+
+  it('refuses a BMC it may not act on before accepting anything: no accepted event, no claim, the BMC never contacted', async () => {
+    const checkTarget = createTargetGuard({ mode: 'leases', allowedCidrs: [parseCidr('0.0.0.0/0')], leaseAt: () => undefined });
+    const { jobs, events, bmcs } = setup({ checkTarget });
+    expect((await jobs.start(plan('m1'))).accepted).toBe(false);
+    expect(events.map((e) => [e.phase, e.code])).toEqual([['refused', 'FORBIDDEN']]);
+    expect(events[0]!.error).toMatch(/^BMC m1 is outside METAL_BMC_ALLOWED_CIDRS/);
+    expect(jobs.list()).toEqual([]);
     expect(bmcs.pending.size).toBe(0);
   });
 
