@@ -29,9 +29,21 @@ export interface FirmwareUrlPolicyOptions {
 const LOOPBACK_V4 = /^127\./;
 const LINK_LOCAL_V4 = /^169\.254\./;
 
+/**
+ * An IPv4-mapped IPv6 address in the hex form the URL parser writes it in (`[::ffff:127.0.0.1]`
+ * becomes `::ffff:7f00:1`) as its IPv4 address; anything else as it is.
+ */
+function mappedV4(address: string): string {
+  const m = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(address);
+  if (!m) return address;
+  const hi = parseInt(m[1]!, 16);
+  const lo = parseInt(m[2]!, 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+}
+
 /** Why an address may not be an image source, or undefined when it may. */
 export function forbiddenAddress(address: string, allowLoopback = false): string | undefined {
-  const a = address.toLowerCase().replace(/^::ffff:(?=\d+\.)/, '');
+  const a = mappedV4(address.toLowerCase().replace(/^::ffff:(?=\d+\.)/, ''));
   if (a === '0.0.0.0' || a === '::') return 'the unspecified address';
   if (!allowLoopback && (LOOPBACK_V4.test(a) || a === '::1')) return 'a loopback address';
   if (LINK_LOCAL_V4.test(a) || /^fe[89ab][0-9a-f]:/.test(a)) return 'a link-local address';
@@ -67,10 +79,11 @@ export function checkFirmwareUrl(text: string, o: FirmwareUrlPolicyOptions): URL
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw forbidden(`firmware URL ${url.protocol} is not http or https`);
   if (url.username !== '' || url.password !== '') throw forbidden(`firmware URL ${shown} carries credentials`);
   if (o.allow.length === 0) throw forbidden('firmware updates are off: METAL_BMC_FIRMWARE_URL_ALLOW is empty');
-  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  // a trailing dot names the same host (a fully qualified name)
+  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase().replace(/\.$/, '');
   const allowed = o.allow.some((entry) => (entry.includes('://') ? underUrlPrefix(entry, url) : host === entry.toLowerCase()));
   if (!allowed) throw forbidden(`firmware URL ${shown} is not in METAL_BMC_FIRMWARE_URL_ALLOW`);
-  if (host === o.metalApiHost.toLowerCase()) throw forbidden(`firmware URL ${shown} points at metal-api`);
+  if (host === o.metalApiHost.toLowerCase().replace(/\.$/, '')) throw forbidden(`firmware URL ${shown} points at metal-api`);
   if (isIP(host) !== 0) {
     const why = forbiddenAddress(host, o.allowLoopback);
     if (why) throw forbidden(`firmware URL ${shown} points at ${why}`);

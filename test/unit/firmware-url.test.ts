@@ -63,6 +63,11 @@ describe('checkFirmwareUrl', () => {
     expect(refusal('http://169.254.169.254/latest', all)).toMatch(/points at a link-local address/);
     expect(refusal('http://0.0.0.0/b.bin', all)).toMatch(/points at the unspecified address/);
     expect(refusal('http://127.0.0.1/b.bin', { ...all, allowLoopback: true })).toBe('allowed');
+    // IPv4-mapped IPv6 (the URL parser writes it as hex) and a trailing dot are the same hosts
+    const mapped = { ...all, allow: [...all.allow, '::ffff:7f00:1', '::ffff:a9fe:a9fe', 'metal-api.example.com.'] };
+    expect(refusal('http://[::ffff:127.0.0.1]/b.bin', mapped)).toMatch(/points at a loopback address/);
+    expect(refusal('http://[::ffff:169.254.169.254]/latest', mapped)).toMatch(/points at a link-local address/);
+    expect(refusal('https://metal-api.example.com./v1/machine', mapped)).toMatch(/points at metal-api/);
     // the message never carries a query string
     expect(refusal('https://nope.example/b.bin?token=s3cret')).not.toContain('s3cret');
   });
