@@ -585,11 +585,20 @@ async function watchStatus(messages: ConsumerMessages, logger: Logger): Promise<
   }
 }
 
-function publishedAtOf(m: Msg): Date {
+/**
+ * When a core NATS event was published. Core NATS keeps nothing: an event arrives as it is
+ * published, so its arrival is its time. A `Nats-Time-Stamp` header (a bridge may set one) is
+ * taken only within CORE_STAMP_SLACK_MS of the arrival, earlier or later: it is the publisher's
+ * word, and a stamp in the future would make a command never stale, one far back drop everything.
+ */
+function publishedAtOf(m: Msg, now = Date.now()): Date {
   const stamp = m.headers?.get('Nats-Time-Stamp');
   const t = stamp ? Date.parse(stamp) : NaN;
-  return Number.isNaN(t) ? new Date() : new Date(t);
+  return Number.isNaN(t) ? new Date(now) : new Date(Math.min(now + CORE_STAMP_SLACK_MS, Math.max(now - CORE_STAMP_SLACK_MS, t)));
 }
+
+/** how far a core NATS event's own time stamp may lie from its arrival */
+const CORE_STAMP_SLACK_MS = 2000;
 
 async function subscribeCore(o: SubscribeOptions): Promise<MachineEventSubscription> {
   const dispatcher = createDispatcher(o);

@@ -5,7 +5,7 @@
  * commands-nats.test.ts.
  */
 import { AckPolicy, DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
-import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { connectBus, type BusConnection } from '../../src/bus/connection.js';
@@ -681,5 +681,25 @@ describe('bus without JetStream (core NATS fallback)', () => {
     expect(i1.seen.length).toBeGreaterThan(0);
     expect(i2.seen.length).toBeGreaterThan(0);
     expect(i1.seen[0]!.meta.deliveryCount).toBe(1);
+  });
+
+  it("takes an event's own Nats-Time-Stamp only within 2 s of its arrival: a stamp a day back is not expired, one a day ahead not from the future", async () => {
+    const server = await startTestNatsServer({ jetstream: false });
+    cleanup.push(() => server.dispose());
+    const publisher = await connect({ servers: server.url });
+    cleanup.push(() => publisher.close());
+    const subject = freshSubject();
+    const b = await bus(server, 'stamped');
+    const i = await instance({ nc: b.nc, subject, maxAgeMs: 60_000 });
+    await b.nc.flush();
+    const day = 86_400_000;
+    for (const [data, offset] of [['back', -day], ['ahead', day]] as const) {
+      const h = headers();
+      h.set('Nats-Time-Stamp', new Date(Date.now() + offset).toISOString());
+      publisher.publish(subject, enc(data), { headers: h });
+    }
+    await until('both events', () => i.seen.length === 2);
+    expect(i.log.find('machine event older than the retention dropped')).toEqual([]);
+    for (const s of i.seen) expect(Math.abs(s.meta.publishedAt.getTime() - Date.now())).toBeLessThan(10_000);
   });
 });
