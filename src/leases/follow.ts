@@ -13,6 +13,7 @@
  */
 import type { BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+import { ipv4ToNumber } from '../net/cidr.js';
 import { LeaseParseError } from './types.js';
 
 /** how many bytes before the offset must be unchanged for a read to continue there */
@@ -70,7 +71,7 @@ interface Followed {
 }
 
 /** The bytes `text` was decoded from; undefined where decoding replaced invalid UTF-8 (its bytes are not known). */
-function byteLengthOf(text: string): number | undefined {
+export function byteLengthOf(text: string): number | undefined {
   return text.includes('\uFFFD') ? undefined : Buffer.byteLength(text);
 }
 
@@ -186,5 +187,17 @@ export class FileFollower {
     }
     this.followed = f;
     return bytes;
+  }
+}
+
+/**
+ * Each lease replaces its address's earlier one and moves to the end: the order of the last
+ * entries is the order they were read in (file order; for Kea, load order).
+ */
+export function absorb<L extends { ip: string }>(byIp: Map<number, L>, leases: readonly L[]): void {
+  for (const lease of leases) {
+    const key = ipv4ToNumber(lease.ip);
+    byIp.delete(key);
+    byIp.set(key, lease);
   }
 }

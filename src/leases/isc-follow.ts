@@ -16,8 +16,7 @@
  * (identity, offset, mark, reading the tail in parts) is follow.ts's, shared with Kea's follower.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { ipv4ToNumber } from '../net/cidr.js';
-import { FileFollower, MARK_BYTES, MAX_INCOMPLETE_BYTES, TAIL_CHUNK_BYTES, type FileIdentity, type TailFormat } from './follow.js';
+import { absorb, byteLengthOf, FileFollower, MARK_BYTES, MAX_INCOMPLETE_BYTES, TAIL_CHUNK_BYTES, type FileIdentity, type TailFormat } from './follow.js';
 import { parseIscDeclarations, parseIscLeases } from './isc.js';
 import { LeaseParseError, type IscLease, type ParsedLeases } from './types.js';
 
@@ -29,11 +28,6 @@ export const ISC_TAIL_CHUNK_BYTES = TAIL_CHUNK_BYTES;
 export const ISC_MAX_INCOMPLETE_BYTES = MAX_INCOMPLETE_BYTES;
 
 export type { FileIdentity } from './follow.js';
-
-/** The bytes `text` was decoded from; undefined where decoding replaced invalid UTF-8 (its bytes are not known). */
-function byteLengthOf(text: string): number | undefined {
-  return text.includes('\uFFFD') ? undefined : Buffer.byteLength(text);
-}
 
 /** The text holds a whole first line before `end`: what it says (ISC or Kea) cannot change by appending. */
 function firstLineBefore(text: string, end: number): boolean {
@@ -130,14 +124,5 @@ export class IscLeaseFollower {
       return undefined;
     }
     return { parsed: this.parsed(), bytes };
-  }
-}
-
-/** Each lease replaces its address's earlier one and moves to the end: the order of last declarations is file order. */
-function absorb(byIp: Map<number, IscLease>, leases: readonly IscLease[]): void {
-  for (const lease of leases) {
-    const key = ipv4ToNumber(lease.ip);
-    byIp.delete(key);
-    byIp.set(key, lease);
   }
 }

@@ -17,7 +17,7 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { ipv4ToNumber } from '../net/cidr.js';
-import { FileFollower, TAIL_CHUNK_BYTES, type FileIdentity, type TailFormat } from './follow.js';
+import { absorb, FileFollower, TAIL_CHUNK_BYTES, type FileIdentity, type TailFormat } from './follow.js';
 import { KeaRowParser } from './kea.js';
 import type { KeaLease, ParsedLeases } from './types.js';
 
@@ -135,13 +135,4 @@ function newlines(bytes: Buffer, end: number): number {
   let count = 0;
   for (let at = bytes.indexOf(0x0a); at >= 0 && at < end; at = bytes.indexOf(0x0a, at + 1)) count++;
   return count;
-}
-
-/** Each lease replaces its address's earlier one and moves to the end: the order of last rows is load order. */
-function absorb(byIp: Map<number, KeaLease>, leases: readonly KeaLease[]): void {
-  for (const lease of leases) {
-    const key = ipv4ToNumber(lease.ip);
-    byIp.delete(key);
-    byIp.set(key, lease);
-  }
 }
