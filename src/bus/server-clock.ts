@@ -75,9 +75,11 @@ export function createServerClock(o: ServerClockOptions): ServerClock {
   const warnEveryMs = o.warnEveryMs ?? 3_600_000;
   const intervalMs = o.intervalMs ?? 300_000;
   const retryMs = Math.min(o.retryMs ?? 10_000, intervalMs);
-  let offset = 0;
-  /** the server's time at the last good measurement's midpoint, and this host's two clocks then */
+  /** the server's time at the last good measurement's midpoint, and this host's two clocks then (its offset: serverMs - hostMs) */
   let anchor: { serverMs: number; monotonicMs: number; hostMs: number } | undefined;
+  /** measurements started so far, and the one the anchor is from: an older one never replaces the anchor of a newer one */
+  let started = 0;
+  let anchoredBy = 0;
   /** when a measurement was last started because the two clocks parted (monotonic ms) */
   let partedAt = -Infinity;
   let warned: { offsetMs: number; at: number } | undefined;
@@ -99,10 +101,6 @@ export function createServerClock(o: ServerClockOptions): ServerClock {
     o.logger.warn({ offsetMs: Math.round(m.offsetMs), uncertaintyMs: Math.round(m.uncertaintyMs) }, `this host's clock is ${seconds} s ${side} the NATS server's (keep both in step with NTP); machine event ages are taken on the server's clock meanwhile`);
   }
 
-  /** measurements started so far: an older one never replaces the anchor of a newer one */
-  let started = 0;
-  let anchoredBy = 0;
-
   async function measure(): Promise<ClockMeasurement | undefined> {
     const generation = ++started;
     try {
@@ -120,10 +118,9 @@ export function createServerClock(o: ServerClockOptions): ServerClock {
       if (Math.abs(ackedAt - sentAt - (ackedMono - sentMono)) > maxUncertaintyMs) return undefined;
       if (generation < anchoredBy) return undefined;
       anchoredBy = generation;
-      offset = m.offsetMs;
       anchor = { serverMs: entry.createdMs, monotonicMs: (sentMono + ackedMono) / 2, hostMs: (sentAt + ackedAt) / 2 };
       failureLogged = false;
-      o.onOffset?.(offset);
+      o.onOffset?.(m.offsetMs);
       tell(m);
       return m;
     } catch (err) {
@@ -165,7 +162,7 @@ export function createServerClock(o: ServerClockOptions): ServerClock {
 
   return {
     now: serverNow,
-    offsetMs: () => offset,
+    offsetMs: () => (anchor ? anchor.serverMs - anchor.hostMs : 0),
     measure,
     first,
     close() {
