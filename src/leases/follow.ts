@@ -115,9 +115,10 @@ export class FileFollower {
   /**
    * Follows the file from a full read of it: `bytes` as read, `id` the file read, `offset` and
    * `line` where its complete entries end, `headBytes` how many bytes at its start must stay as
-   * they are for a read to continue (a header before `offset`).
+   * they are for a read to continue (a header before `offset`), `incomplete` whether the bytes
+   * after `offset` are an entry cut short (as a tail read finds it: incomplete()).
    */
-  start(bytes: Buffer, id: FileIdentity, offset: number, line: number, headBytes = 0): void {
+  start(bytes: Buffer, id: FileIdentity, offset: number, line: number, headBytes = 0, incomplete = false): void {
     this.followed = {
       dev: id.dev,
       ino: id.ino,
@@ -125,7 +126,7 @@ export class FileFollower {
       line,
       mark: Buffer.from(bytes.subarray(Math.max(0, offset - MARK_BYTES), offset)),
       head: Buffer.from(bytes.subarray(0, Math.min(headBytes, offset))),
-      incomplete: undefined,
+      incomplete: incomplete ? Buffer.from(bytes.subarray(offset)) : undefined,
     };
   }
 

@@ -11,7 +11,9 @@
  * (cleanup files, then the lease file): an address's state is its last entry and only those
  * entries take part in the selection (select.ts), so `activeLeases` over them is `activeLeases`
  * over all the files. A last row without its newline is left for the next read; one with all its
- * fields is taken in for this read only, as a full read takes it (parseKeaLeases). A change of a
+ * fields is taken in for this read only, as a full read takes it (parseKeaLeases); one short of
+ * fields is kept as the row the file stops inside, which watch.ts reports when it stays so (Kea
+ * stopped mid-row: its lease would be missing without a word). A change of a
  * cleanup file, another inode, a shorter file, other bytes before the offset or in the header, or
  * an error in the new rows, is a full read.
  */
@@ -19,7 +21,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { ipv4ToNumber } from '../net/cidr.js';
 import { absorb, FileFollower, TAIL_CHUNK_BYTES, type FileIdentity, type TailFormat } from './follow.js';
 import { KeaRowParser } from './kea.js';
-import type { KeaLease, ParsedLeases } from './types.js';
+import type { KeaLease, LeaseParseError, ParsedLeases } from './types.js';
 
 /** A full read of a Kea lease file and its cleanup files (watch.ts readKeaFiles). */
 export interface KeaFullRead {
@@ -45,15 +47,16 @@ export class KeaLeaseFollower {
   private stamp: string | undefined;
   /** the last row, without its newline but with all its fields: read as a full read reads it, and again with the bytes after it */
   private unterminated: KeaLease | undefined;
-  /** the appended rows go into byIp; one without its newline into `unterminated` */
+  /** the appended rows go into byIp; one without its newline into `unterminated`, or, short of fields, left as incomplete */
   private readonly format: TailFormat = {
     lineEnded: true,
     take: (text, line, last) => {
       const rows = (this.rows as KeaRowParser).parse(text, line);
       const end = text.lastIndexOf('\n') + 1;
-      if (last && end < text.length && rows.leases.at(-1)?.line === rows.nextLine) this.unterminated = rows.leases.pop();
+      const unterminated = last && end < text.length && rows.leases.at(-1)?.line === rows.nextLine ? rows.leases.pop() : undefined;
+      if (unterminated !== undefined) this.unterminated = unterminated;
       absorb(this.byIp, rows.leases);
-      return { end, endLine: rows.nextLine, incomplete: false };
+      return { end, endLine: rows.nextLine, incomplete: last && unterminated === undefined && holdsRow(text, end) };
     },
   };
 
@@ -88,6 +91,19 @@ export class KeaLeaseFollower {
     return { format: 'kea', leases };
   }
 
+  /** Where the row the file stops inside (short of fields, no newline) begins and how much of it there is, when it does. */
+  incompleteAt(): { at: number; bytes: number } | undefined {
+    const incomplete = this.file.incomplete();
+    return incomplete === undefined ? undefined : { at: incomplete.at, bytes: incomplete.bytes.length };
+  }
+
+  /** The error for the row the file stops inside (for one that stays so). */
+  incompleteError(): LeaseParseError | undefined {
+    const incomplete = this.file.incomplete();
+    if (incomplete === undefined || this.rows === undefined) return undefined;
+    return this.rows.cutShort(incomplete.bytes.toString('utf8'), incomplete.line);
+  }
+
   /**
    * Takes in a full read of the lease file and its cleanup files, and follows the lease file from
    * there when it can: its bytes and identity are known, the cleanup files did not change while
@@ -109,7 +125,8 @@ export class KeaLeaseFollower {
     if (followable) {
       this.rows = new KeaRowParser(header);
       this.stamp = stamp;
-      this.file.start(bytes, id, offset, line, bytes.indexOf(0x0a) + 1);
+      // a last row short of fields (left out of current) is the row the file stops inside, as a tail read finds it
+      this.file.start(bytes, id, offset, line, bytes.indexOf(0x0a) + 1, this.unterminated === undefined && holdsRow(text, text.lastIndexOf('\n') + 1));
     }
     return this.parsed();
   }
@@ -128,6 +145,11 @@ export class KeaLeaseFollower {
     }
     return { parsed: this.parsed(), bytes };
   }
+}
+
+/** The text after `end` (after the last newline) is a row rather than nothing or blanks. */
+function holdsRow(text: string, end: number): boolean {
+  return /\S/.test(text.slice(end));
 }
 
 /** How many newlines the first `end` bytes hold. */

@@ -99,9 +99,19 @@ class RowReader {
     this.index = Object.fromEntries(COLUMNS.map((name) => [name, at.get(name) ?? -1])) as Record<ColumnName, number>;
   }
 
+  /** how many fields `text` holds (a user_context with raw commas counts as one) */
+  fieldCount(text: string): number {
+    return splitRow(text, this.index.user_context, this.headerLength).length;
+  }
+
   /** whether `text` has a field for every column of the header */
   complete(text: string): boolean {
-    return splitRow(text, this.index.user_context, this.headerLength).length >= this.headerLength;
+    return this.fieldCount(text) >= this.headerLength;
+  }
+
+  /** the header's number of columns */
+  columns(): number {
+    return this.headerLength;
   }
 
   read(text: string, line: number): KeaLease {
@@ -191,6 +201,17 @@ export class KeaRowParser {
       if (eol >= 0) line++;
     }
     return { leases, nextLine: line };
+  }
+
+  /**
+   * The error for a last row parse() left for the next read (no newline, short of fields) that
+   * stays so: Kea stopped writing it, and its lease is missing until someone looks. `text`: the
+   * row, `line`: its line.
+   */
+  cutShort(text: string, line: number): LeaseParseError {
+    const row = text.endsWith('\r') ? text.slice(0, -1) : text;
+    const fields = this.reader.fieldCount(row);
+    return new LeaseParseError(line, `unterminated row (${fields} of the header's ${this.reader.columns()} fields, no newline at the end of the file): ${JSON.stringify(row.slice(0, 120))}`);
   }
 }
 

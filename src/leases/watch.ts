@@ -3,7 +3,8 @@
  * rename, which a watch on the file itself would miss) plus a stat poll as fallback,
  * debounced. The file is followed: after a full read, a change is read from where the last read
  * stopped (createLeaseReader, follow.ts, isc-follow.ts, kea-follow.ts); a declaration dhcpd or a row
- * Kea is still writing waits for the next read. A Kea lease file is read whole with the files of
+ * Kea is still writing waits for the next read, and is reported once it stays cut short for a
+ * poll interval with the file unchanged. A Kea lease file is read whole with the files of
  * Kea's lease file cleanup before it (KEA_CLEANUP_SUFFIXES), as Kea loads them, then followed
  * while those files stay as they are. A file that cannot be read or parsed keeps the last good view and is
  * reported to onError once per distinct error; nothing is ever thrown out of a timer.
@@ -261,11 +262,12 @@ export interface LeaseReader {
   /** Reads the file (only what was appended, where it can) and parses it. Throws LeaseParseError (naming the file and line) or BmcError. */
   read(): Promise<LeaseRead & { parsed: ParsedLeases }>;
   /**
-   * The error a full parse gives for the declaration the file stops inside, when the reads found
-   * it cut short for `ms` or longer; it then counts as reported (see incompleteReported).
+   * The error for the entry the file stops inside (an ISC declaration: the error a full parse
+   * gives; a Kea row short of fields and without its newline), when the reads found it cut short
+   * for `ms` or longer; it then counts as reported (see incompleteReported).
    */
   stuckIncomplete(ms: number): LeaseParseError | undefined;
-  /** The last read found the declaration stuckIncomplete gave still cut short. */
+  /** The last read found the entry stuckIncomplete gave still cut short. */
   incompleteReported(): boolean;
 }
 
@@ -278,10 +280,11 @@ export interface LeaseReader {
 export function createLeaseReader(path: string, format: LeaseFormatOption, tailChunkBytes?: number, now: () => number = Date.now): LeaseReader {
   const isc = new IscLeaseFollower(tailChunkBytes);
   const kea = new KeaLeaseFollower(tailChunkBytes);
-  /** the declaration the file stops inside, by where it starts and how much of it there is, since when unchanged */
+  /** the declaration or row the file stops inside, by where it starts and how much of it there is, since when unchanged */
   let incomplete: { at: number; bytes: number; since: number; reported: boolean } | undefined;
   const noteIncomplete = (): void => {
-    const cut = isc.incompleteAt();
+    // only the follower of the file's format follows it (a full read resets both)
+    const cut = isc.incompleteAt() ?? kea.incompleteAt();
     if (cut === undefined) incomplete = undefined;
     // still growing (written slowly): cut short only once it stays as it is
     else if (incomplete?.at !== cut.at || incomplete.bytes !== cut.bytes) incomplete = { ...cut, since: now(), reported: false };
@@ -330,7 +333,7 @@ export function createLeaseReader(path: string, format: LeaseFormatOption, tailC
     },
     stuckIncomplete: (ms) => {
       if (incomplete === undefined || now() - incomplete.since < ms) return undefined;
-      const err = isc.incompleteError()?.withSource(path);
+      const err = (isc.incompleteError() ?? kea.incompleteError())?.withSource(path);
       if (err !== undefined) incomplete.reported = true;
       return err;
     },
@@ -426,7 +429,7 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
       // an observer's failure is not the file's
     }
     parsed = result.parsed;
-    // a read that finds the declaration reported as cut short still cut short ends no error
+    // a read that finds the declaration or row reported as cut short still cut short ends no error
     if (reader.incompleteReported()) return publish();
     const recovered = lastError !== undefined;
     lastError = undefined;
@@ -490,8 +493,8 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
     if (closed) return;
     if (watcher === undefined && useFsWatch) startWatcher();
     if (current !== signature) return schedule();
-    // dhcpd finishes a declaration at once: one still cut short a poll interval later, the file
-    // unchanged, is an error (dhcpd stopped mid-write, a block never closed)
+    // dhcpd finishes a declaration at once, Kea a row: one still cut short a poll interval later,
+    // the file unchanged, is an error (the server stopped mid-write, a block never closed)
     const stuck = reading ? undefined : reader.stuckIncomplete(pollMs);
     if (stuck !== undefined) report(stuck);
     if (!reading && now().getTime() >= nextExpiry) publish(); // leases expire while the file stands still

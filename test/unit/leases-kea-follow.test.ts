@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MARK_BYTES } from '../../src/leases/follow.js';
+import { parseKeaLeases } from '../../src/leases/kea.js';
 import { KEA_HEADER, renderKeaLeases, type KeaLeaseInput } from '../../src/leases/render.js';
 import { activeLeases } from '../../src/leases/select.js';
 import type { KeaLease } from '../../src/leases/types.js';
@@ -182,6 +183,14 @@ describe('incremental reading of a Kea lease file', () => {
           }
           expect(activeLeases(read.parsed, { now: NOW })).toEqual(reference);
           if (read.parsed.format === 'kea') expect(read.parsed.leases).toEqual(lastPerAddress((await readKea(path, written.toString('utf8'))).leases as KeaLease[]));
+          if (followed) {
+            // the file stops inside a row (something after the last newline that a full parse does not take): that row is the one cut short
+            const text = written.toString('utf8');
+            const lastLine = text.split('\n').length;
+            const cutShort = /\S/.test(text.slice(text.lastIndexOf('\n') + 1)) && parseKeaLeases(text).at(-1)?.line !== lastLine;
+            const stuck = reader.stuckIncomplete(0);
+            expect(stuck?.line, `step ${s.kind}`).toBe(cutShort ? lastLine : undefined);
+          }
           if (s.kind === 'append') expect(read.mode).toBe(canContinue ? 'tail' : 'full');
           if (cleanupChanged || s.kind === 'rename' || s.kind === 'header') expect(read.mode).toBe('full');
           if (read.mode === 'full') expect(read.bytes).toBe(written.length);
@@ -246,6 +255,59 @@ describe('Kea lease file tail reads', () => {
     expect(cut.mode).toBe('tail');
     expect(ips(cut.parsed.leases)).toEqual(['10.0.1.1', '10.0.1.2', '10.0.1.3']);
     expect(ips(activeLeases(cut.parsed, { now: NOW }))).toEqual(ips(await readLeasesOnce(path, { now: NOW })));
+  });
+
+  it('a row the file stops inside (short of fields, no newline) counts as stuck only once it stays unchanged for the time given; once Kea finishes it, it is taken and nothing is stuck', async () => {
+    writeFileSync(path, renderKeaLeases(many.slice(0, 3)));
+    let t = 0;
+    const reader = createLeaseReader(path, 'auto', undefined, () => t);
+    await reader.read();
+    const last = row(lease(9));
+    appendFileSync(path, last.slice(0, 20));
+    await reader.read();
+    t += 1500;
+    // written on slowly: more of the same row, still short of fields
+    appendFileSync(path, last.slice(20, 40));
+    expect(await reader.read()).toMatchObject({ mode: 'tail', parsed: { leases: [{ ip: '10.0.1.1' }, { ip: '10.0.1.2' }, { ip: '10.0.1.3' }] } });
+    t += 1500;
+    expect(reader.stuckIncomplete(2000)).toBeUndefined(); // 3 s since it began, 1.5 s since it last grew
+    t += 600;
+    // the header, three rows, then this one: line 5
+    expect(reader.stuckIncomplete(2000)).toMatchObject({ line: 5, message: `${path} line 5: unterminated row (5 of the header's 12 fields, no newline at the end of the file): "10.0.1.9,00:00:00:00:01:09,,3600,1780272"` });
+    expect(reader.incompleteReported()).toBe(true);
+
+    // Kea finishes the row: taken as any appended row, nothing cut short any more
+    appendFileSync(path, last.slice(40));
+    const done = await reader.read();
+    expect(done.mode).toBe('tail');
+    expect(ips(done.parsed.leases)).toEqual(['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.9']);
+    expect(reader.incompleteReported()).toBe(false);
+    t += 5000;
+    expect(reader.stuckIncomplete(2000)).toBeUndefined();
+  });
+
+  it('a full read of a file that stops inside a row (a daemon started on it) counts it as cut short too, timed from that read', async () => {
+    writeFileSync(path, renderKeaLeases(many.slice(0, 3)) + row(lease(9)).slice(0, 30));
+    let t = 0;
+    const reader = createLeaseReader(path, 'kea', undefined, () => t);
+    const read = await reader.read();
+    expect(read.mode).toBe('full');
+    expect(ips(read.parsed.leases)).toEqual(['10.0.1.1', '10.0.1.2', '10.0.1.3']);
+    t += 1999;
+    expect(reader.stuckIncomplete(2000)).toBeUndefined();
+    t += 1;
+    expect(reader.stuckIncomplete(2000)?.message).toBe(`${path} line 5: unterminated row (4 of the header's 12 fields, no newline at the end of the file): "10.0.1.9,00:00:00:00:01:09,,36"`);
+    // a last row with all its fields but no newline is taken, not cut short; blanks after the last newline are nothing
+    writeFileSync(path, `${renderKeaLeases(many.slice(0, 3))}  \n \t`);
+    const blanks = createLeaseReader(path, 'kea', undefined, () => t);
+    await blanks.read();
+    t += 5000;
+    expect(blanks.stuckIncomplete(2000)).toBeUndefined();
+    writeFileSync(path, renderKeaLeases(many.slice(0, 3)) + row(lease(9)).slice(0, -1));
+    const whole = createLeaseReader(path, 'kea', undefined, () => t);
+    expect(ips((await whole.read()).parsed.leases)).toEqual(['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.9']);
+    t += 5000;
+    expect(whole.stuckIncomplete(2000)).toBeUndefined();
   });
 
   it('a row of an address appended later wins, a deleted lease (valid_lifetime 0) or a released one (state 3) takes the address away', async () => {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../../src/errors.js';
-import { keaEscape, keaUnescape, parseKeaLeases } from '../../src/leases/kea.js';
+import { keaEscape, keaUnescape, KeaRowParser, parseKeaLeases } from '../../src/leases/kea.js';
 import { KEA_HEADER, renderKeaLeases, type KeaLeaseInput } from '../../src/leases/render.js';
 import { activeLeases } from '../../src/leases/select.js';
 import { LeaseParseError, type KeaLease } from '../../src/leases/types.js';
@@ -213,6 +213,14 @@ describe('parseKeaLeases properties', () => {
         if (rows.length > whole.length) {
           const pick = ({ ip, mac, validLifetime, expire, state }: (typeof rows)[number]) => ({ ip, mac, validLifetime, expire, state });
           expect(pick(rows[whole.length]!)).toEqual(pick(parseKeaLeases(full)[whole.length]!));
+        }
+        // a cut row left out is short of fields, and the error for it (once it stays so) names its line
+        const rest = cut.slice(cut.lastIndexOf('\n') + 1);
+        if (rows.length === whole.length && rest !== '') {
+          const line = cut.split('\n').length;
+          const err = new KeaRowParser(KEA_HEADER).cutShort(rest, line);
+          expect(err.message).toMatch(new RegExp(`^lease file line ${line}: unterminated row \\(\\d+ of the header's ${KEA_HEADER.split(',').length} fields, no newline at the end of the file\\): `));
+          expect(Number(/\((\d+) of/.exec(err.message)?.[1])).toBeLessThan(KEA_HEADER.split(',').length);
         }
       }),
       { numRuns: 1000 },

@@ -266,6 +266,36 @@ describe('watchLeases', () => {
     expect(ips(views[1]?.removed ?? [])).toEqual(['10.2.0.1']);
   });
 
+  it('a Kea row left cut short (short of fields, no newline; unchanged for a poll interval): keeps the last good view and reports it with its line, once; Kea finishing it ends the error', async () => {
+    const kea = (ip: string, mac: string) => ({ ip, mac, validLifetime: 3600, expire: LATER, state: 0 });
+    await replaceFile(renderKeaLeases([kea('10.2.0.1', '00:00:00:00:00:01')]));
+    const reads: LeaseRead[] = [];
+    const { watcher, views, errors } = start({ pollMs: 40, onRead: (r) => reads.push(r) });
+    await until(() => views.length === 1);
+
+    const row = renderKeaLeases([kea('10.2.0.2', '00:00:00:00:00:02')]).slice(KEA_HEADER.length + 1);
+    appendFileSync(path, row.slice(0, 30)); // Kea stopped mid-row
+    await until(() => errors.length === 1); // no error on the read itself: Kea may be writing it; one at the poll that finds it unchanged
+    const err = errors[0];
+    expect(err).toBeInstanceOf(LeaseParseError);
+    expect((err as LeaseParseError).line).toBe(3);
+    expect(err?.message).toBe(`${path} line 3: unterminated row (4 of the header's 12 fields, no newline at the end of the file): ${JSON.stringify(row.slice(0, 30))}`);
+    expect(ips(watcher.current())).toEqual(['10.2.0.1']);
+    expect(views).toHaveLength(1);
+    expect(reads.at(-1)?.mode).toBe('tail');
+
+    appendFileSync(path, row.slice(30)); // the writer finishes the row
+    await until(() => views.length === 2);
+    expect(views[1]).toMatchObject({ added: [{ ip: '10.2.0.2' }], removed: [], changed: [] });
+    expect(reads.at(-1)?.mode).toBe('tail');
+    expect(errors).toHaveLength(1);
+
+    // a later row cut short is reported in turn
+    appendFileSync(path, row.replace('10.2.0.2', '10.2.0.3').slice(0, 30));
+    await until(() => errors.length === 2);
+    expect((errors[1] as LeaseParseError).line).toBe(4);
+  });
+
   it('keeps every Kea lease through a lease file cleanup (kea-lfc), as Kea loads its files', async () => {
     const kea = (ip: string, mac: string) => ({ ip, mac, validLifetime: 3600, expire: LATER, state: 0 });
     const [k1, k2, k3, k4] = [kea('10.2.0.1', '00:00:00:00:00:01'), kea('10.2.0.2', '00:00:00:00:00:02'), kea('10.2.0.3', '00:00:00:00:00:03'), kea('10.2.0.4', '00:00:00:00:00:04')];
