@@ -100,8 +100,7 @@ export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
   const pollMs = o.pollMs ?? 250;
   const followers = new Set<ServerResponse>();
   let closed = false;
-  let grepping = false;
-  /** the running grep's answer, ended at close() */
+  /** the running grep's answer, ended at close(); set while a grep runs (one at a time) */
   let grepResponse: ServerResponse | undefined;
 
   async function streamLog(req: IncomingMessage, res: ServerResponse, machineId: string, since: number | undefined, follow: boolean): Promise<void> {
@@ -199,13 +198,11 @@ export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
       const pattern = url.searchParams.get('pattern') ?? '';
       if (pattern.length < 1 || pattern.length > MAX_PATTERN) return fail(res, 400, `pattern must be 1 to ${MAX_PATTERN} characters`);
       if (closed) return fail(res, 503, 'metal-bmc is stopping');
-      if (grepping) return fail(res, 429, 'a console grep is running; try again when it is done');
-      grepping = true;
+      if (grepResponse !== undefined) return fail(res, 429, 'a console grep is running; try again when it is done');
       grepResponse = res;
       streamGrep(res, pattern, since, viewer)
         .catch(done)
         .finally(() => {
-          grepping = false;
           grepResponse = undefined;
         });
     },
