@@ -8,12 +8,27 @@
  * by compare-and-set:
  *
  * - **Taking them:** `create`; a key that holds another job's claim refuses this job (BUSY, naming
- *   the other instance and job), unless that claim is stale: not renewed for `leaseMs` by the
- *   wall clock its holder wrote (`renewedAt`). A stale claim (its instance died during a job) is
- *   taken over by compare-and-set on its revision, with one warning. Instances compare wall
- *   clocks here, unlike the leader's lease: the check runs once per update, with nothing to watch
- *   for a lease time, so clocks must agree within `leaseMs` less `renewMs` (75 s by default; NTP
- *   keeps management servers far closer).
+ *   the other instance and job), unless that claim is stale: not renewed for `leaseMs`. No
+ *   holder's clock decides that (its `renewedAt` is only shown: a holder whose clock runs ahead, or
+ *   a crafted value, would date its claim in the future, never stale, and every update of that
+ *   machine would be refused BUSY forever once its holder died; one whose clock lags would look
+ *   stale while it runs). A claim is stale when either
+ *   1. the NATS server stored its last write `leaseMs` ago or longer: the write's server stamp
+ *      (`KvEntry.createdMs`) against the server's time now as server-clock.ts measures it (to
+ *      within a second; this host's wall clock until a measurement): known at the first look, with
+ *      no holder's clock in it. A node of a JetStream cluster that stamps the bucket's writes must
+ *      keep within `leaseMs` less `renewMs` (75 s by default) of the node measured, as NTP keeps
+ *      them; or
+ *   2. this instance has seen the key at the same revision for `leaseMs`, timed on its monotonic
+ *      clock from when it first saw that revision (as leader.ts times its lease): right whatever
+ *      any clock says, but only at a look a lease after the first. It covers a write dated ahead
+ *      of the server's time as measured here (JetStream nodes out of step, a server clock stepped
+ *      back, a clock not measured yet), which 1 would take for fresh until that time came; the BUSY
+ *      message says the claim is dated ahead then. These sightings are a map of at most
+ *      MAX_SIGHTINGS keys, dropped when their key turns out free or taken and oldest first past
+ *      that bound.
+ *   A stale claim (its instance died during a job) is taken over by compare-and-set on its
+ *   revision, with one warning: a renewal that came meanwhile wins.
  * - **Holding them:** the job's instance rewrites both every `renewMs` on their last revision. A
  *   write of ours whose answer was lost (told by token and job) is continued from its revision; a
  *   key gone (its bucket made again) is written again; one that holds another job's claim (this
@@ -25,10 +40,11 @@
  *   (UNAVAILABLE): an update is not started without knowing that no other instance runs one.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { sanitizeName } from './jetstream.js';
-import type { KvBucket } from './kv.js';
+import type { KvBucket, KvEntry } from './kv.js';
 
 /** What a job claims: its machine's key (machine id or BMC address) and its BMC's address. */
 export interface FirmwareClaimSubject {
@@ -60,7 +76,7 @@ export interface ClaimValue {
   token: string;
   job: string;
   kind: string;
-  /** ms since the epoch, by the holder's clock */
+  /** ms since the epoch, by the holder's clock: shown, never compared (see the header) */
   renewedAt: number;
 }
 
@@ -95,8 +111,33 @@ export interface FirmwareClaimsOptions {
   leaseMs?: number;
   /** how often a held claim is renewed (default 15 s) */
   renewMs?: number;
-  /** the wall clock (tests) */
+  /** the holder's wall clock written as `renewedAt` (tests) */
   now?: () => number;
+  /** the NATS server's time now, in ms since the epoch (server-clock.ts; default this host's wall clock) */
+  serverNow?: () => number;
+  /** a monotonic clock in ms for the sightings (default performance.now: a wall-clock step must not shorten a lease) */
+  monotonicNow?: () => number;
+}
+
+/** how many keys held by other jobs this instance remembers having seen, and since when */
+export const MAX_SIGHTINGS = 1024;
+/**
+ * A write stamped this far beyond the server's time as measured here is "dated ahead" in the BUSY
+ * message; less is the measurement's own uncertainty (server-clock.ts uses one of at most 1 s)
+ */
+const DATED_AHEAD_MS = 2000;
+
+/** an instant for the log; a holder's `renewedAt` may be beyond what a Date holds (toISOString would throw) */
+function isoTime(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? String(ms) : d.toISOString();
+}
+
+/** A key seen holding another job's claim: its revision and server stamp then, and when this instance first saw that (monotonic ms). */
+interface Sighting {
+  revision: number;
+  createdMs: number | undefined;
+  firstSeen: number;
 }
 
 export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
@@ -104,6 +145,8 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
   const renewMs = o.renewMs ?? 15_000;
   if (!(renewMs > 0 && leaseMs > renewMs)) throw new BmcError('INVALID_ARGUMENT', `firmware claims: renewMs (${renewMs}) must be positive and below leaseMs (${leaseMs})`);
   const now = o.now ?? Date.now;
+  const serverNow = o.serverNow ?? Date.now;
+  const monotonicNow = o.monotonicNow ?? (() => performance.now());
   const token = randomBytes(8).toString('hex');
   const renewals = new Set<NodeJS.Timeout>();
   const encode = (s: FirmwareClaimSubject): Uint8Array => Buffer.from(JSON.stringify({ instance: o.instanceId, token, job: s.jobId, kind: s.kind, renewedAt: now() } satisfies ClaimValue));
@@ -120,26 +163,71 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
     return entry && !entry.deleted && ours(entry.value, s) ? entry.revision : undefined;
   }
 
+  /** keys seen holding another job's claim, in the order their revision was first seen (the oldest first) */
+  const sightings = new Map<string, Sighting>();
+  /** how long this instance has seen `entry` unchanged (0 at its first sighting, which is remembered) */
+  function unchangedFor(key: string, entry: KvEntry): number {
+    const t = monotonicNow();
+    const seen = sightings.get(key);
+    if (seen && seen.revision === entry.revision && seen.createdMs === entry.createdMs) return t - seen.firstSeen;
+    sightings.delete(key);
+    sightings.set(key, { revision: entry.revision, createdMs: entry.createdMs, firstSeen: t });
+    for (const oldest of sightings.keys()) {
+      if (sightings.size <= MAX_SIGHTINGS) break;
+      sightings.delete(oldest);
+    }
+    return 0;
+  }
+
+  /**
+   * The BUSY text for another job's claim, its last write `writtenAgoMs` ago by the server's clock
+   * (negative: dated ahead), and seen unchanged here for `unchangedMs`.
+   */
+  function describe(other: ClaimValue, writtenAgoMs: number | undefined, unchangedMs: number): string {
+    const lease = Math.round(leaseMs / 1000);
+    const datedAhead = writtenAgoMs !== undefined && writtenAgoMs < -DATED_AHEAD_MS;
+    const when =
+      writtenAgoMs === undefined
+        ? ', written at a time the bucket does not tell'
+        : datedAhead
+          ? `, dated ${Math.round(-writtenAgoMs / 1000)} s ahead of the NATS server's clock as measured here (clocks out of step?)`
+          : `, renewed ${Math.max(0, Math.round(writtenAgoMs / 1000))} s ago`;
+    const earlierRun = other.instance === o.instanceId && other.token !== token ? ', an earlier run of this instance' : '';
+    // where the server's stamp does not tell when the claim turns stale, its lease is timed here from the first look
+    if (writtenAgoMs === undefined || datedAhead) return `job ${other.job} (${other.kind}) on instance ${other.instance}${when}${earlierRun}: free once seen unchanged for ${lease} s (${Math.floor(unchangedMs / 1000)} s so far)`;
+    return `job ${other.job} (${other.kind}) on instance ${other.instance}${when}${earlierRun}${earlierRun ? `: free once not renewed for ${lease} s` : ''}`;
+  }
+
   /** one key: its new revision, or the other job's description */
   async function take(key: string, s: FirmwareClaimSubject): Promise<number | string> {
     for (let attempt = 0; attempt < 3; attempt++) {
       const created = await o.kv.create(key, encode(s));
-      if (created !== undefined) return created;
+      if (created !== undefined) return forget(key, created);
       const entry = await o.kv.get(key);
-      if (entry === undefined || entry.deleted) continue; // released meanwhile: create again
-      if (ours(entry.value, s)) return entry.revision; // our own write, its answer lost on the way
-      const other = parseClaim(entry.value);
-      const age = other ? now() - other.renewedAt : Infinity;
-      if (other && age < leaseMs) {
-        const earlierRun = other.instance === o.instanceId && other.token !== token ? `, an earlier run of this instance: free once not renewed for ${Math.round(leaseMs / 1000)} s` : '';
-        return `job ${other.job} (${other.kind}) on instance ${other.instance}, renewed ${Math.max(0, Math.round(age / 1000))} s ago${earlierRun}`;
+      if (entry === undefined || entry.deleted) {
+        sightings.delete(key); // released meanwhile: create again
+        continue;
       }
+      if (ours(entry.value, s)) return forget(key, entry.revision); // our own write, its answer lost on the way
+      const other = parseClaim(entry.value);
+      const writtenAgoMs = entry.createdMs === undefined ? undefined : serverNow() - entry.createdMs;
+      const unchangedMs = unchangedFor(key, entry);
+      if (other && (writtenAgoMs === undefined || writtenAgoMs < leaseMs) && unchangedMs < leaseMs) return describe(other, writtenAgoMs, unchangedMs);
       const taken = await o.kv.update(key, encode(s), entry.revision);
       if (taken === undefined) continue; // renewed or taken meanwhile: look again
-      o.logger.warn({ key, job: s.jobId, staleJob: other?.job, staleInstance: other?.instance, renewedAt: other ? new Date(other.renewedAt).toISOString() : undefined }, 'firmware claim of another job not renewed for its lease (its instance stopped during the update?); taken over');
-      return taken;
+      o.logger.warn(
+        { key, job: s.jobId, staleJob: other?.job, staleInstance: other?.instance, renewedAt: other ? isoTime(other.renewedAt) : undefined, writtenAgoMs: writtenAgoMs === undefined ? undefined : Math.round(writtenAgoMs), unchangedHereMs: Math.round(unchangedMs) },
+        'firmware claim of another job not renewed for its lease (its instance stopped during the update?); taken over',
+      );
+      return forget(key, taken);
     }
     return 'a claim that changed three times while it was read';
+  }
+
+  /** a key taken: what was seen of another job's claim there is over */
+  function forget(key: string, revision: number): number {
+    sightings.delete(key);
+    return revision;
   }
 
   /** deletes our claim of `s` at `key` (at `revision`, or at the one it has now if still ours) */

@@ -124,7 +124,7 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
     },
   });
   // with a leader (instances that take turns), one firmware update per machine across them
-  const claims = o.firmware && o.leader ? await openFirmwareClaims(o, o.leader.instanceId) : undefined;
+  const claims = o.firmware && o.leader ? await openFirmwareClaims(o, o.leader.instanceId, now) : undefined;
   const firmware = o.firmware
     ? createFirmwareJobs({
         ...(claims ? { claims } : {}),
@@ -211,8 +211,11 @@ async function openEventJournalBucket(o: CommandServiceOptions): Promise<KvBucke
   return kv;
 }
 
-/** The firmware claims in the partition's bucket `<durable>-firmware`; undefined without JetStream (no leader either then). */
-async function openFirmwareClaims(o: CommandServiceOptions, instanceId: string): Promise<FirmwareClaims | undefined> {
+/**
+ * The firmware claims in the partition's bucket `<durable>-firmware`; undefined without JetStream (no leader either then).
+ * `serverNow`: the NATS server's time, against which a claim's server stamp tells whether it is stale.
+ */
+async function openFirmwareClaims(o: CommandServiceOptions, instanceId: string, serverNow: (() => number) | undefined): Promise<FirmwareClaims | undefined> {
   const jsm = await jetstreamOrUndefined(o.nc);
   if (!jsm) return undefined;
   const bucket = firmwareBucketName(o.durableName);
@@ -220,7 +223,7 @@ async function openFirmwareClaims(o: CommandServiceOptions, instanceId: string):
     ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
     onRemade: () => o.logger.warn({ bucket }, "the firmware claims' key-value bucket was gone (deleted, or lost with a server's state); made again, empty; running updates claim their keys again at their next renewal"),
   });
-  return createFirmwareClaims({ kv, instanceId, logger: o.logger });
+  return createFirmwareClaims({ kv, instanceId, logger: o.logger, ...(serverNow ? { serverNow } : {}) });
 }
 
 /** The daemon part `commands`: consumes `config.mq.machineTopic` and executes on BMCs through the facade. */

@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { claimKeys, createFirmwareClaims, parseClaim, type ClaimOutcome, type HeldClaim } from '../../src/bus/firmware-claims.js';
+import { claimKeys, createFirmwareClaims, MAX_SIGHTINGS, parseClaim, type ClaimOutcome, type HeldClaim } from '../../src/bus/firmware-claims.js';
 import { isValidKey } from '../../src/bus/kv.js';
 import { isBmcError } from '../../src/errors.js';
 import { captureLog } from '../helpers/log.js';
@@ -15,16 +15,32 @@ import { waitFor } from '../helpers/wait.js';
 
 const LEASE = 90_000;
 
+/**
+ * Instances over one in-memory bucket. One test clock drives the server's stamps, each instance's
+ * view of the server's time and its monotonic clock; `advance` moves them all. `wallAheadMs` runs
+ * an instance's wall clock (its `renewedAt`) ahead; `stampsAheadMs` dates the server's stamps
+ * ahead of the time the instances measured (JetStream nodes out of step, a clock not measured).
+ */
 function instances(o: { renewMs?: number } = {}) {
-  const store = createMemoryKv('metal-bmc-p-firmware');
   let clock = 1_000_000;
-  const make = (instanceId: string) => {
+  const skew = { stampsAheadMs: 0 };
+  const store = createMemoryKv('metal-bmc-p-firmware', () => clock + skew.stampsAheadMs);
+  const make = (instanceId: string, m: { wallAheadMs?: number } = {}) => {
     const log = captureLog();
     const kv = store.client();
-    const claims = createFirmwareClaims({ kv, instanceId, logger: log.logger, leaseMs: LEASE, renewMs: o.renewMs ?? 15_000, now: () => clock });
+    const claims = createFirmwareClaims({
+      kv,
+      instanceId,
+      logger: log.logger,
+      leaseMs: LEASE,
+      renewMs: o.renewMs ?? 15_000,
+      now: () => clock + (m.wallAheadMs ?? 0),
+      serverNow: () => clock,
+      monotonicNow: () => clock,
+    });
     return { claims, log, kv };
   };
-  return { store, make, advance: (ms: number) => void (clock += ms) };
+  return { store, make, skew, advance: (ms: number) => void (clock += ms) };
 }
 
 const job = (jobId: string, machineKey: string, bmc: string) => ({ jobId, kind: 'bios', machineKey, bmc });
@@ -76,6 +92,79 @@ describe('firmware claims', () => {
     await first.release();
     expect(busy(await a.claims.claim(job('j3', 'm1', '10.0.0.1:623')))).toMatch(/job j2 \(bios\) on instance mgmt-b/);
     await second.release();
+    a.claims.close();
+    b.claims.close();
+  });
+
+  it("times a claim by the server's stamp, not its holder's clock: one from a clock a day ahead, or a crafted renewedAt, turns stale a lease after its last write, at the first look", async () => {
+    const { make, advance, store } = instances();
+    const a = make('mgmt-a', { wallAheadMs: 86_400_000 });
+    const b = make('mgmt-b');
+    held(await a.claims.claim(job('j1', 'm1', '10.0.0.1:623')));
+    a.kv.down = true; // mgmt-a dies during the update
+    // crafted values: renewedAt far ahead, and far back (beyond what a Date holds)
+    const crafted = (renewedAt: number) => Buffer.from(JSON.stringify({ instance: 'mgmt-x', token: 't', job: 'jx', kind: 'bios', renewedAt }));
+    await b.kv.put(claimKeys({ machineKey: 'm2', bmc: '' })[0]!, crafted(1e300));
+    await b.kv.put(claimKeys({ machineKey: 'm3', bmc: '' })[0]!, crafted(-1e300));
+    expect(busy(await b.claims.claim(job('j2', 'm1', '10.0.0.1:623')))).toMatch(/^job j1 \(bios\) on instance mgmt-a, renewed 0 s ago$/);
+    expect(busy(await b.claims.claim(job('j3', 'm2', '')))).toMatch(/^job jx \(bios\) on instance mgmt-x, renewed 0 s ago$/);
+    expect(busy(await b.claims.claim(job('j4', 'm3', '')))).toMatch(/^job jx \(bios\) on instance mgmt-x, renewed 0 s ago$/);
+    advance(LEASE + 1);
+    // an instance that never saw them before: the server's stamps alone say they are stale
+    const c = make('mgmt-c');
+    held(await c.claims.claim(job('j2', 'm1', '10.0.0.1:623')));
+    held(await c.claims.claim(job('j3', 'm2', '')));
+    held(await c.claims.claim(job('j4', 'm3', '')));
+    expect(c.log.find('firmware claim of another job not renewed for its lease (its instance stopped during the update?); taken over')).toEqual([
+      expect.objectContaining({ staleJob: 'j1', renewedAt: new Date(1_000_000 + 86_400_000).toISOString(), writtenAgoMs: LEASE + 1 }),
+      expect.objectContaining({ staleJob: 'j1' }),
+      expect.objectContaining({ staleJob: 'jx', renewedAt: '1e+300' }),
+      expect.objectContaining({ staleJob: 'jx', renewedAt: '-1e+300' }),
+    ]);
+    expect([...store.entries().values()].filter((e) => !e.deleted).map((e) => parseClaim(e.value)?.instance)).toEqual(['mgmt-c', 'mgmt-c', 'mgmt-c', 'mgmt-c']);
+    c.claims.close();
+  });
+
+  it("a claim dated ahead of the server's time as measured here is said to be so, and turns stale once this instance has seen it unchanged for a lease; a live holder's renewals keep it", async () => {
+    const { make, advance, skew, store } = instances({ renewMs: 20 });
+    skew.stampsAheadMs = 3_600_000; // the node that stamps the bucket's writes an hour ahead
+    const a = make('mgmt-a');
+    const b = make('mgmt-b');
+    held(await a.claims.claim(job('j1', 'm1', '')));
+    const [key] = store.entries().keys();
+    const datedAhead = (so: string, far: number) => new RegExp(`^job j1 \\(bios\\) on instance mgmt-a, dated ${so} s ahead of the NATS server's clock as measured here \\(clocks out of step\\?\\): free once seen unchanged for 90 s \\(${far} s so far\\)$`);
+    expect(busy(await b.claims.claim(job('j2', 'm1', '')))).toMatch(datedAhead('3600', 0));
+    // alive: its renewals are new revisions, each seen anew
+    const revision = store.entries().get(key!)!.revision;
+    advance(LEASE + 1);
+    await waitFor(() => store.entries().get(key!)!.revision > revision, 5000, 'a renewal');
+    expect(busy(await b.claims.claim(job('j2', 'm1', '')))).toMatch(datedAhead('3600', 0));
+    // dead: no write from here on (a renewal under way fails at its call)
+    a.kv.down = true;
+    expect(busy(await b.claims.claim(job('j2', 'm1', '')))).toMatch(datedAhead('\\d+', 0));
+    advance(LEASE - 1);
+    expect(busy(await b.claims.claim(job('j2', 'm1', '')))).toMatch(datedAhead('\\d+', 89));
+    advance(2);
+    held(await b.claims.claim(job('j2', 'm1', '')));
+    expect(b.log.find('firmware claim of another job not renewed for its lease (its instance stopped during the update?); taken over')).toEqual([
+      expect.objectContaining({ job: 'j2', staleJob: 'j1', unchangedHereMs: LEASE + 1 }),
+    ]);
+    a.claims.close();
+    b.claims.close();
+  });
+
+  it(`remembers at most ${MAX_SIGHTINGS} keys seen held, the oldest forgotten first (its lease timed again from the next look)`, async () => {
+    const { make, advance, skew } = instances();
+    skew.stampsAheadMs = 3_600_000; // only a sighting here can make these claims stale
+    const a = make('mgmt-a');
+    const b = make('mgmt-b');
+    const machines = Array.from({ length: MAX_SIGHTINGS + 1 }, (_, i) => `m${i}`);
+    for (const m of machines) held(await a.claims.claim(job(`j-${m}`, m, '')));
+    a.kv.down = true;
+    for (const m of machines) busy(await b.claims.claim(job('j2', m, '')));
+    advance(LEASE + 1);
+    held(await b.claims.claim(job('j2', machines.at(-1)!, '')));
+    expect(busy(await b.claims.claim(job('j3', machines[0]!, '')))).toMatch(/^job j-m0 .*: free once seen unchanged for 90 s \(0 s so far\)$/);
     a.claims.close();
     b.claims.close();
   });
