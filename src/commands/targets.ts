@@ -9,9 +9,22 @@
  * to another machine's BMC while metal-api still has the old one. metal-api sends the BMC's
  * MAC with the address (`cmd.ipmi.mac`), so an event whose MAC differs from the lease's at
  * that address is refused instead of powering off or resetting whichever machine holds it now.
+ *
+ * With `METAL_BMC_COMMAND_TARGETS=any` and the default `METAL_BMC_ALLOWED_CIDRS` (0.0.0.0/0) an
+ * event could also name an address that is never a BMC (src/net/special-ranges.ts: unspecified,
+ * loopback, link-local, multicast, limited broadcast, and their IPv4-mapped forms): this host's
+ * own services, or whatever answers on the local link, with the event's password. Such a target
+ * holding no lease (what only `any` lets through) is refused, unless the operator allowed its
+ * range by name: a block of `METAL_BMC_ALLOWED_CIDRS` that lies inside the range and holds the
+ * address (127.0.0.0/8 or 127.11.0.0/16 for loopback, as a test fleet on loopback is configured);
+ * neither the catch-all nor any block wider than the range does. A leased target is not checked
+ * so: the DHCP server's lease file is the daemon's list of BMCs, which the report cycle contacts
+ * with the default password anyway (the lab leases 127.x addresses); keeping such leases out
+ * would be lease selection's business.
  */
 import type { Cidr } from '../net/cidr.js';
 import { cidrContains } from '../net/cidr.js';
+import { specialRange } from '../net/special-ranges.js';
 import { BmcError } from '../errors.js';
 import { normalizeMac } from '../leases/mac.js';
 import type { EventIpmi } from './event.js';
@@ -44,13 +57,34 @@ function macMismatch(host: string, eventMac: string, lease: LeaseHolder): string
   return `BMC ${host} is leased to MAC ${holder}, but the event is for the BMC with MAC ${wanted}: the address has moved to another BMC; the command was not sent`;
 }
 
+/**
+ * Why an address that holds no lease is never a BMC, or undefined when it may be one: outside the
+ * special ranges, or in one the operator allowed by a block of `allowedCidrs` inside it.
+ */
+function neverBmc(host: string, allowedCidrs: readonly Cidr[]): string | undefined {
+  const range = specialRange(host);
+  if (!range) return undefined;
+  const block = range.block;
+  if ('family' in block) return `BMC ${host} is ${range.what} (${block.text}), never a BMC; the command was not sent`;
+  if (range.mapped) return `BMC ${host} is the IPv4-mapped form of ${range.what} (${block.text}), never a BMC; the command was not sent`;
+  const named = allowedCidrs.some((cidr) => cidr.prefix >= block.prefix && cidrContains(block, cidr.network) && cidrContains(cidr, host));
+  if (named) return undefined;
+  return `BMC ${host} is ${range.what} (${block.text}), never a BMC; the command was not sent (to allow it, list a block inside ${block.text} in METAL_BMC_ALLOWED_CIDRS)`;
+}
+
 export function createTargetGuard(o: TargetGuardOptions): TargetGuard {
   return (ipmi) => {
     const host = ipmi.host;
+    const lease = o.leaseAt(host);
+    // what only METAL_BMC_COMMAND_TARGETS=any lets through (no lease) is checked for what is never
+    // a BMC before the CIDR check, which an IPv6 literal never passes: its refusal then says why
+    if (o.mode === 'any' && !lease) {
+      const why = neverBmc(host, o.allowedCidrs);
+      if (why) throw new BmcError('FORBIDDEN', why);
+    }
     if (!o.allowedCidrs.some((cidr) => cidrContains(cidr, host))) {
       throw new BmcError('FORBIDDEN', `BMC ${host} is outside METAL_BMC_ALLOWED_CIDRS; the command was not sent`);
     }
-    const lease = o.leaseAt(host);
     if (o.mode === 'leases' && !lease) {
       throw new BmcError('FORBIDDEN', `BMC ${host} holds no current lease; the command was not sent (METAL_BMC_COMMAND_TARGETS=any allows BMCs outside the leases)`);
     }

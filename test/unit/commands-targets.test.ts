@@ -63,3 +63,61 @@ describe('command target guard: the BMC MAC', () => {
     expect(refusal(guardOf('any'), ipmi('10.1.0.77', { password: undefined }))).toMatch(/default password goes only to leased BMCs/);
   });
 });
+
+describe('command target guard: addresses that are never a BMC (METAL_BMC_COMMAND_TARGETS=any)', () => {
+  const catchAll = (cidrs = ['0.0.0.0/0'], more: Array<[string, LeaseHolder]> = []) =>
+    createTargetGuard({ mode: 'any', allowedCidrs: cidrs.map((c) => parseCidr(c)), leaseAt: (ip) => new Map(more).get(ip) });
+
+  it.each([
+    ['0.0.0.0', /^BMC 0\.0\.0\.0 is an unspecified \("this network"\) address \(0\.0\.0\.0\/8\), never a BMC; the command was not sent \(to allow it, list a block inside 0\.0\.0\.0\/8 in METAL_BMC_ALLOWED_CIDRS\)$/],
+    ['0.1.2.3', /is an unspecified \("this network"\) address \(0\.0\.0\.0\/8\)/],
+    ['255.255.255.255', /is the limited broadcast address \(255\.255\.255\.255\/32\)/],
+    ['224.0.0.1', /is a multicast address \(224\.0\.0\.0\/4\)/],
+    ['239.255.255.250', /is a multicast address \(224\.0\.0\.0\/4\)/],
+    ['169.254.169.254', /is a link-local address \(169\.254\.0\.0\/16\)/],
+    ['127.0.0.1', /^BMC 127\.0\.0\.1 is a loopback address \(127\.0\.0\.0\/8\), never a BMC; the command was not sent \(to allow it, list a block inside 127\.0\.0\.0\/8 in METAL_BMC_ALLOWED_CIDRS\)$/],
+    ['127.11.0.5', /is a loopback address/],
+    ['::', /^BMC :: is the unspecified address \(::\/128\), never a BMC; the command was not sent$/],
+    ['::1', /^BMC ::1 is a loopback address \(::1\/128\), never a BMC; the command was not sent$/],
+    ['0:0:0:0:0:0:0:1', /is a loopback address \(::1\/128\)/],
+    ['fe80::1', /is a link-local address \(fe80::\/10\)/],
+    ['FEBF::1%eth0', /is a link-local address \(fe80::\/10\)/],
+    ['ff02::1', /is a multicast address \(ff00::\/8\)/],
+    ['::ffff:127.0.0.1', /^BMC ::ffff:127\.0\.0\.1 is the IPv4-mapped form of a loopback address \(127\.0\.0\.0\/8\), never a BMC; the command was not sent$/],
+    ['::ffff:7f00:1', /IPv4-mapped form of a loopback address/],
+    ['::FFFF:169.254.169.254', /IPv4-mapped form of a link-local address/],
+    ['::ffff:0.0.0.0', /IPv4-mapped form of an unspecified/],
+    ['::ffff:ffff:ffff', /IPv4-mapped form of the limited broadcast address/],
+    ['::ffff:e000:1', /IPv4-mapped form of a multicast address/],
+  ])('refuses %s under the catch-all, saying what it is', (host, why) => {
+    expect(refusal(catchAll(), ipmi(host))).toMatch(why);
+  });
+
+  it('lets through what lies next to those ranges, and leaves other IPv6 addresses to the CIDR check', () => {
+    for (const host of ['1.0.0.0', '126.255.255.255', '128.0.0.1', '169.253.255.255', '169.255.0.1', '223.255.255.255', '240.0.0.1', '255.255.255.254', '10.1.0.77']) {
+      expect(refusal(catchAll(), ipmi(host)), host).toBeUndefined();
+    }
+    for (const host of ['2001:db8::1', 'fec0::1', '::2', '::ffff:10.0.0.1', 'bmc.example']) {
+      expect(refusal(catchAll(), ipmi(host)), host).toMatch(/outside METAL_BMC_ALLOWED_CIDRS/);
+    }
+  });
+
+  it('allows a range the operator named: a block of METAL_BMC_ALLOWED_CIDRS inside it that holds the address; not the catch-all or a wider block', () => {
+    expect(refusal(catchAll(['127.0.0.0/8']), ipmi('127.0.0.99'))).toBeUndefined();
+    expect(refusal(catchAll(['0.0.0.0/0', '127.11.0.0/16']), ipmi('127.11.0.5'))).toBeUndefined();
+    expect(refusal(catchAll(['0.0.0.0/0', '127.11.0.0/16']), ipmi('127.0.0.1'))).toMatch(/is a loopback address/);
+    expect(refusal(catchAll(['0.0.0.0/1']), ipmi('127.0.0.1'))).toMatch(/is a loopback address/);
+    expect(refusal(catchAll(['96.0.0.0/3']), ipmi('127.0.0.1'))).toMatch(/is a loopback address/);
+    expect(refusal(catchAll(['169.254.0.0/16']), ipmi('169.254.0.17'))).toBeUndefined();
+    expect(refusal(catchAll(['255.255.255.255/32']), ipmi('255.255.255.255'))).toBeUndefined();
+    // the mapped form is not an IPv4 literal: no block of the (IPv4) CIDRs names it
+    expect(refusal(catchAll(['127.0.0.0/8']), ipmi('::ffff:127.0.0.1'))).toMatch(/IPv4-mapped form of a loopback address/);
+  });
+
+  it('leaves leased targets to the lease file, as the report cycle does, and METAL_BMC_COMMAND_TARGETS=leases as it was', () => {
+    expect(refusal(catchAll(['0.0.0.0/0'], [['127.11.0.5', { mac: HOLDER_MAC }]]), ipmi('127.11.0.5', { mac: HOLDER_MAC }))).toBeUndefined();
+    const leased = createTargetGuard({ mode: 'leases', allowedCidrs: [parseCidr('0.0.0.0/0')], leaseAt: (ip) => (ip === '127.11.0.5' ? { mac: HOLDER_MAC } : undefined) });
+    expect(refusal(leased, ipmi('127.11.0.5'))).toBeUndefined();
+    expect(refusal(leased, ipmi('127.0.0.1'))).toMatch(/holds no current lease/);
+  });
+});
