@@ -3,9 +3,18 @@
  * its script (`/history/assets/history.js`, no inline script under the console's CSP). The page
  * reads the machine id from its own path, lets the user pick a range (last 10 minutes to all that
  * is kept), fetches `/v1/machine/{id}/console/log?since=..` with the session's cookie or
- * certificate, and shows it as plain text (escapes stripped, gap markers highlighted).
+ * certificate, and shows it as plain text (escapes stripped, gap markers highlighted). Of a range
+ * it holds the newest `keepBytes` at most (HISTORY_TAIL_SOURCE), whatever the range holds.
  */
-export const HISTORY_PAGE = `<!doctype html>
+
+/**
+ * What the page holds of a range at most: a machine keeps up to 8 MiB x 4 by default and up to
+ * 1 GiB x 1000 as configured, far more than a tab can show as text without freezing or dying.
+ */
+export const HISTORY_KEEP_BYTES = 4 << 20;
+
+/** The page, with the bytes its script holds of a range at most (`data-keep-bytes`). */
+export const historyPage = (keepBytes: number): string => `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>console history</title>
 <style>
 body { margin: 0; font: 14px system-ui, sans-serif; background: #111; color: #ddd; }
@@ -23,7 +32,7 @@ pre { margin: 0; padding: 8px 12px; font: 13px ui-monospace, monospace; white-sp
 <option value="604800000">last 7 days</option><option value="0">all that is kept</option>
 </select></label>
 <span id="state"></span></header>
-<pre id="log"></pre>
+<pre id="log" data-keep-bytes="${keepBytes}"></pre>
 <script src="/history/assets/history.js"></script>
 </body></html>
 `;
@@ -40,6 +49,72 @@ export const HISTORY_STRIP_SOURCE = String.raw`function stripEscapes(text) {
     return text.replace(/\x1b\[[\x20-\x3f]*[\x40-\x7e]|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[\x20-\x2f]?[\x30-\x7e]|[\x00-\x08\x0b-\x1f\x7f]/g, '');
   }`;
 
+/**
+ * The page's bounded read of a range, as page-script source (a test runs it on its own).
+ * tailKeeper(cap) takes the response's chunks as they come and keeps the newest: a chunk goes as
+ * soon as the newer ones hold `cap` bytes without it, so what is held stays under twice the cap
+ * however long the range. finish() gives the newest `cap` bytes; when anything was left out they
+ * start at a line start (the rest of a cut line goes, and with it any escape sequence cut in
+ * half), unless they hold no line start at all (one line longer than the cap: shown from the cut).
+ * keptState() is the state line's text for it.
+ */
+export const HISTORY_TAIL_SOURCE = String.raw`function tailKeeper(cap) {
+    var chunks = [];
+    var kept = 0;
+    var total = 0;
+    // the byte before the oldest one held: a line feed there means that the held bytes start a line
+    var lastDropped = -1;
+    return {
+      add: function (chunk) {
+        if (chunk.length === 0) return;
+        total += chunk.length;
+        if (chunk.length > cap) {
+          // the chunk's own newest cap bytes are all that is kept of it and of what came before (a
+          // copy: the rest of its buffer can go)
+          chunks = [];
+          kept = 0;
+          lastDropped = chunk[chunk.length - cap - 1];
+          chunk = chunk.slice(chunk.length - cap);
+        }
+        chunks.push(chunk);
+        kept += chunk.length;
+        // the oldest chunk goes once the newer ones hold the cap without it
+        while (kept - chunks[0].length >= cap) {
+          var old = chunks.shift();
+          kept -= old.length;
+          lastDropped = old[old.length - 1];
+        }
+      },
+      keptBytes: function () { return kept; },
+      totalBytes: function () { return total; },
+      finish: function () {
+        var all = new Uint8Array(kept);
+        var at = 0;
+        chunks.forEach(function (c) { all.set(c, at); at += c.length; });
+        chunks = [];
+        var skip = Math.max(0, kept - cap);
+        var before = skip > 0 ? all[skip - 1] : lastDropped;
+        var bytes = all.subarray(skip);
+        // output left out: the newest bytes start at their first line start, not inside a line
+        if (bytes.length < total && before !== 10) {
+          for (var i = 0; i < bytes.length && bytes[i] !== 10; i++);
+          if (i < bytes.length) bytes = bytes.subarray(i + 1);
+        }
+        return { bytes: bytes, total: total };
+      }
+    };
+  }
+  function sizeText(n) {
+    if (n >= 1073741824) return (n / 1073741824).toFixed(1) + ' GiB';
+    if (n >= 1048576) return (n / 1048576).toFixed(1) + ' MiB';
+    return (n / 1024).toFixed(1) + ' KiB';
+  }
+  function keptState(shown, total, rangeText) {
+    if (shown >= total) return shown + ' bytes, ' + rangeText;
+    return 'the last ' + sizeText(shown) + ' of ' + sizeText(total) + ', ' + rangeText +
+      ' (older output: narrow the range, or metal-bmc console log / console grep)';
+  }`;
+
 export const HISTORY_SCRIPT = `'use strict';
 (function () {
   var id = decodeURIComponent(location.pathname.split('/')[2] || '');
@@ -47,7 +122,15 @@ export const HISTORY_SCRIPT = `'use strict';
   var log = document.getElementById('log');
   var state = document.getElementById('state');
   document.getElementById('title').textContent = 'console history of ' + id;
+  // what the server allows the page to hold of a range (capture-routes.ts historyKeepBytes)
+  var keepBytes = Number(log.getAttribute('data-keep-bytes')) || ${HISTORY_KEEP_BYTES};
   ${HISTORY_STRIP_SOURCE}
+  ${HISTORY_TAIL_SOURCE}
+  function latin1(bytes) {
+    var text = '';
+    for (var i = 0; i < bytes.length; i += 8192) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
+    return text;
+  }
   function show(text) {
     log.textContent = '';
     stripEscapes(text.replace(/\\r\\n/g, '\\n')).split('\\n').forEach(function (line) {
@@ -63,6 +146,28 @@ export const HISTORY_SCRIPT = `'use strict';
   // what it returns anyway is dropped (it would replace the newer range's text)
   var latest = 0;
   var pending = null;
+  // the response read as it comes, its older part dropped as newer arrives (tailKeeper): the
+  // tab holds a bounded amount however much the range holds. Each read is its own promise, not
+  // a chain of them, so a long read does not pile up pending promises either
+  function readTail(res, mine) {
+    var reader = res.body.getReader();
+    var keeper = tailKeeper(keepBytes);
+    return new Promise(function (resolve, reject) {
+      function pump() {
+        reader.read().then(function (r) {
+          if (mine !== latest) {
+            reader.cancel().catch(function () {});
+            return resolve(null);
+          }
+          if (r.done) return resolve(keeper.finish());
+          keeper.add(r.value);
+          state.textContent = 'loading, ' + sizeText(keeper.totalBytes());
+          pump();
+        }, reject);
+      }
+      pump();
+    });
+  }
   function load() {
     var ms = Number(range.value);
     var query = ms > 0 ? '?since=' + (Date.now() - ms) : '';
@@ -73,15 +178,12 @@ export const HISTORY_SCRIPT = `'use strict';
     fetch('/v1/machine/' + encodeURIComponent(id) + '/console/log' + query, { credentials: 'same-origin', signal: pending.signal })
       .then(function (res) {
         if (!res.ok) return res.text().then(function (t) { throw new Error('HTTP ' + res.status + ': ' + t); });
-        return res.arrayBuffer();
+        return readTail(res, mine);
       })
-      .then(function (buf) {
-        if (mine !== latest) return;
-        var bytes = new Uint8Array(buf);
-        var text = '';
-        for (var i = 0; i < bytes.length; i += 8192) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
-        show(text);
-        state.textContent = bytes.length + ' bytes, ' + range.options[range.selectedIndex].text;
+      .then(function (tail) {
+        if (mine !== latest || !tail) return;
+        show(latin1(tail.bytes));
+        state.textContent = keptState(tail.bytes.length, tail.total, range.options[range.selectedIndex].text);
       })
       .catch(function (err) { if (mine === latest) state.textContent = String(err.message || err); });
   }

@@ -13,7 +13,8 @@
  *       match, with "cut":{"before","after"} (characters left out); a grep ended by a cap of all
  *       machines ends with {"truncated":"why"}
  *   GET /history/{id}, /history/assets/history.js
- *       the browser's history view (capture-page.ts)
+ *       the browser's history view (capture-page.ts); it holds the newest historyKeepBytes of a
+ *       range (4 MiB), the older part of a longer range dropped as the newer arrives
  * Bounds: the pattern is 1 to 200 characters; at most 1000 matches per machine, 10,000 and 4 MiB
  * of NDJSON per grep (capture-read.ts GREP_LIMITS); one grep at a time (it reads every kept log:
  * 429 while one runs), written as it goes at the client's pace and stopped when the client goes;
@@ -24,7 +25,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { validMachineId } from './access.js';
 import { isSafeMachineId, listSegments, NO_CAPTURE_HEADER } from './capture-files.js';
 import { GREP_LIMITS, grepLine, grepMatches, historyCursor, renderEvent } from './capture-read.js';
-import { HISTORY_PAGE, HISTORY_SCRIPT } from './capture-page.js';
+import { HISTORY_KEEP_BYTES, HISTORY_SCRIPT, historyPage } from './capture-page.js';
 import { CSP, SECURITY_HEADERS } from './page.js';
 import type { Viewer, ViewerRoutes } from './viewer-routes.js';
 import { requestUrl } from '../net/request-url.js';
@@ -34,7 +35,6 @@ const LOG_PATH = /^\/v1\/machine\/([^/]+)\/console\/log$/;
 const GREP_PATH = '/v1/console/grep';
 const PAGE_PATH = /^\/history\/[^/]+$/;
 const SCRIPT_PATH = '/history/assets/history.js';
-const PAGE = Buffer.from(HISTORY_PAGE);
 const SCRIPT = Buffer.from(HISTORY_SCRIPT);
 const MAX_PATTERN = 200;
 
@@ -46,6 +46,8 @@ export interface CaptureRoutesOptions {
   grepLimits?: Partial<typeof GREP_LIMITS>;
   /** how long a grep waits for its client to take what was written before giving up on it (default GREP_STALL_MS) */
   grepStallMs?: number;
+  /** what the history page holds of a range at most, the newest bytes (default HISTORY_KEEP_BYTES; tests) */
+  historyKeepBytes?: number;
 }
 
 /**
@@ -98,6 +100,9 @@ export interface CaptureRoutes extends ViewerRoutes {
 
 export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
   const pollMs = o.pollMs ?? 250;
+  const keepBytes = o.historyKeepBytes ?? HISTORY_KEEP_BYTES;
+  if (!Number.isSafeInteger(keepBytes) || keepBytes < 1) throw new RangeError(`historyKeepBytes must be a positive integer, not ${keepBytes}`);
+  const page = Buffer.from(historyPage(keepBytes));
   const followers = new Set<ServerResponse>();
   let closed = false;
   /** the running grep's answer, ended at close(); set while a grep runs (one at a time) */
@@ -175,7 +180,7 @@ export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
       if (req.method !== 'GET') return void res.writeHead(405, { allow: 'GET', ...HEADERS }).end();
       const url = requestUrl(req.url);
       if (url.pathname === SCRIPT_PATH) return void res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'content-length': SCRIPT.length, ...SECURITY_HEADERS }).end(SCRIPT);
-      if (PAGE_PATH.test(url.pathname)) return void res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': PAGE.length, 'content-security-policy': CSP, ...SECURITY_HEADERS }).end(PAGE);
+      if (PAGE_PATH.test(url.pathname)) return void res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': page.length, 'content-security-policy': CSP, ...SECURITY_HEADERS }).end(page);
       const since = sinceOf(url);
       if (since === 'bad') return fail(res, 400, 'since must be milliseconds since the epoch');
       const m = LOG_PATH.exec(url.pathname);

@@ -2,7 +2,9 @@
  * The history view of a captured console in a real Chromium (playwright-core), token mode: the
  * page shows the machine's log as plain text with its gaps marked, and the range selection
  * narrows it. A screenshot goes to test-artifacts/console-history.png. The status page links a
- * captured machine's row to that history, and only a captured one.
+ * captured machine's row to that history, and only a captured one. A range holding more than the
+ * page may hold (here KEEP_BYTES, set by the server) shows only its newest part, from a whole
+ * line on, and the state line says what was left out.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,6 +31,15 @@ const MACHINE = 'c0c0c0c0-88f6-5390-8154-fa53d93a3313';
 const UNCAPTURED = 'd1d1d1d1-88f6-5390-8154-fa53d93a3313';
 const TOKEN = 'history-token-0123456789abcdef0123456789';
 const ESC = '\x1b';
+/** a machine whose capture is larger than the page holds */
+const CHATTY = 'e2e2e2e2-88f6-5390-8154-fa53d93a3313';
+/** what the page holds of a range here (the server's historyKeepBytes), small to test cheaply */
+const KEEP_BYTES = 64 * 1024;
+const CHATTY_LINES = 4000;
+/** the chatty machine's line i (from 1) as captured, and as the page shows it */
+const chattyLine = (i: number) => `${ESC}[32mline ${String(i).padStart(6, '0')}${ESC}[0m ${'x'.repeat(80)}\r\n`;
+const chattyPlain = (i: number) => `line ${String(i).padStart(6, '0')} ${'x'.repeat(80)}`;
+const CHATTY_LINE_BYTES = Buffer.byteLength(chattyLine(1));
 let dir: string;
 let pki: Pki;
 let servers: ConsoleServers;
@@ -52,8 +63,12 @@ beforeAll(async () => {
   log.gapEnd();
   log.append(Buffer.from(`${ESC}[32m[  OK  ]${ESC}[0m Reached target Multi-User System.\r\nmachine-7 login: `));
   await log.close();
+  clock = now - 30 * 60_000;
+  const chatty = await openMachineLog({ dir, machineId: CHATTY, fileBytes: 1 << 20, files: 2, logger, now: () => clock });
+  for (let i = 1; i <= CHATTY_LINES; i += 100) chatty.append(Buffer.from(Array.from({ length: 100 }, (_, k) => chattyLine(i + k)).join('')));
+  await chatty.close();
   pki = await createPki();
-  routes = captureViewerRoutes({ dir });
+  routes = captureViewerRoutes({ dir, historyKeepBytes: KEEP_BYTES });
   const status = createStatusStore({ partition: 'p', graceMs: 60_000 });
   const leases = [MACHINE, UNCAPTURED].map((uuid, i) => ({ lease: { ip: `10.0.0.${i + 1}`, mac: `aa:bb:cc:00:00:0${i + 1}`, expires: 'never' as const }, uuid }));
   status.leases(leases.map((l) => l.lease));
@@ -140,6 +155,30 @@ describe('console history page', () => {
     await expect.poll(() => log.textContent(), { timeout: 20_000 }).toContain('PXE-E53');
     mkdirSync('test-artifacts', { recursive: true });
     await page.screenshot({ path: join('test-artifacts', 'console-history.png') });
+    await context.close();
+  }, 60_000);
+
+  it('holds only the newest part of a range larger than it may hold, from a whole line on, and says what it left out', async () => {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    await page.goto(`https://127.0.0.1:${servers.wsPort}/history/${CHATTY}?token=${TOKEN}`); // its default range, the last hour, holds it all
+    const totalBytes = CHATTY_LINES * CHATTY_LINE_BYTES;
+    const kib = (n: number) => (n / 1024).toFixed(1);
+    await expect.poll(() => page.textContent('#state'), { timeout: 20_000 }).toMatch(/^the last /);
+    const state = (await page.textContent('#state'))!;
+    const stated = /^the last (\d+\.\d) KiB of (\d+\.\d) KiB, last hour \(older output: narrow the range, or metal-bmc console log \/ console grep\)$/.exec(state);
+    expect(stated, state).not.toBeNull();
+    expect(stated![2]).toBe(kib(totalBytes));
+    // the newest KEEP_BYTES, less the part of the line they start inside
+    const firstWhole = Math.ceil((totalBytes - KEEP_BYTES) / CHATTY_LINE_BYTES) + 1;
+    expect(stated![1]).toBe(kib((CHATTY_LINES - firstWhole + 1) * CHATTY_LINE_BYTES));
+    const shown = (await page.textContent('#log'))!;
+    const lines = shown.split('\n');
+    expect(lines[0]).toBe(chattyPlain(firstWhole)); // a whole line, no half escape sequence before it
+    expect(shown).not.toContain(chattyPlain(1));
+    expect(shown).not.toContain(chattyPlain(firstWhole - 1).slice(0, 11));
+    expect(shown).toContain(`${chattyPlain(CHATTY_LINES)}\n`);
+    expect(shown).toBe(Array.from({ length: CHATTY_LINES - firstWhole + 1 }, (_, k) => `${chattyPlain(firstWhole + k)}\n`).join('') + '\n');
     await context.close();
   }, 60_000);
 });

@@ -1,4 +1,8 @@
 /**
+ * The history page's bounded read of a range (capture-page.ts HISTORY_TAIL_SOURCE): whatever the
+ * range holds, the page holds under twice its cap while reading, shows the newest cap bytes from
+ * their first line start, and its state line says what was left out.
+ *
  * The history page's escape stripping (capture-page.ts HISTORY_STRIP_SOURCE, the function the
  * page's script runs on the whole log it shows). A tenant can print `ESC ]` without an end as
  * often as it likes; stripping must stay linear in the text, or the operator's tab freezes. The
@@ -9,7 +13,7 @@
 import fc from 'fast-check';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { HISTORY_SCRIPT, HISTORY_STRIP_SOURCE } from '../../src/console/capture-page.js';
+import { HISTORY_SCRIPT, HISTORY_STRIP_SOURCE, HISTORY_TAIL_SOURCE } from '../../src/console/capture-page.js';
 
 const ESC = '\x1b';
 const BEL = '\x07';
@@ -72,5 +76,72 @@ describe('history page escape stripping', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+interface TailKeeper {
+  add(chunk: Uint8Array): void;
+  keptBytes(): number;
+  totalBytes(): number;
+  finish(): { bytes: Uint8Array; total: number };
+}
+/** the page's functions in this thread */
+const tail = new Function(`${HISTORY_TAIL_SOURCE}\nreturn { tailKeeper, keptState };`)() as {
+  tailKeeper(cap: number): TailKeeper;
+  keptState(shown: number, total: number, rangeText: string): string;
+};
+
+/** what the page should show of `all`: the newest `cap` bytes, from their first line start when older output was left out */
+function expectedTail(all: Uint8Array, cap: number): Uint8Array {
+  if (all.length <= cap) return all;
+  const newest = all.subarray(all.length - cap);
+  if (all[all.length - cap - 1] === 10) return newest;
+  const nl = newest.indexOf(10);
+  return nl < 0 ? newest : newest.subarray(nl + 1);
+}
+
+describe('history page bounded read', () => {
+  it('is the function the page script runs, on the response read as a stream', () => {
+    expect(HISTORY_SCRIPT).toContain(HISTORY_TAIL_SOURCE);
+    expect(HISTORY_SCRIPT).toContain('res.body.getReader()');
+    expect(HISTORY_SCRIPT).not.toContain('arrayBuffer()');
+  });
+
+  it('holds under twice the cap while reading and shows the newest cap bytes from a line start (property)', () => {
+    const bytes = fc.uint8Array({ maxLength: 40 }).map((b) => b.map((x) => (x % 4 === 0 ? 10 : 97 + (x % 26))));
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 32 }), fc.array(bytes, { maxLength: 30 }), (cap, chunks) => {
+        const keeper = tail.tailKeeper(cap);
+        let total = 0;
+        for (const chunk of chunks) {
+          keeper.add(chunk);
+          total += chunk.length;
+          expect(keeper.keptBytes()).toBeLessThan(2 * cap);
+          expect(keeper.keptBytes()).toBeGreaterThanOrEqual(Math.min(total, cap));
+        }
+        const all = new Uint8Array(total);
+        chunks.reduce((at, c) => (all.set(c, at), at + c.length), 0);
+        const done = keeper.finish();
+        expect(done.total).toBe(total);
+        expect(Buffer.from(done.bytes).toString('latin1')).toBe(Buffer.from(expectedTail(all, cap)).toString('latin1'));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('keeps a bounded amount of a long range read in many chunks', () => {
+    const keeper = tail.tailKeeper(16 * 1024);
+    const line = Buffer.from(`${'y'.repeat(99)}\n`);
+    for (let i = 0; i < 20_000; i++) keeper.add(line); // ~2 MB
+    expect(keeper.keptBytes()).toBeLessThan(16 * 1024 + line.length);
+    const done = keeper.finish();
+    expect(done.total).toBe(20_000 * line.length);
+    expect(done.bytes.length).toBe(Math.floor((16 * 1024) / line.length) * line.length);
+  });
+
+  it('says what the state line shows, and what was left out', () => {
+    expect(tail.keptState(1234, 1234, 'last hour')).toBe('1234 bytes, last hour');
+    expect(tail.keptState(4 * 1024 * 1024 - 80, 39_006_000, 'last 24 hours')).toBe('the last 4.0 MiB of 37.2 MiB, last 24 hours (older output: narrow the range, or metal-bmc console log / console grep)');
+    expect(tail.keptState(65_500, 3 * 1024 ** 3, 'all that is kept')).toMatch(/^the last 64\.0 KiB of 3\.0 GiB, all that is kept /);
   });
 });
