@@ -64,14 +64,39 @@ interface RunCount {
   handedBack: number;
 }
 
-function parseRuns(bytes: Uint8Array): RunCount {
+/** far beyond the 15 deliveries an event gets: a count above it was not written by this journal */
+const MAX_RUN_COUNT = 1_000_000;
+
+/** how much of a value that is not what it should be a warning quotes */
+const QUOTED_CHARS = 64;
+
+/** A key's value as a warning quotes it: its first QUOTED_CHARS characters, and `…` when there were more. */
+export function quoteValue(bytes: Uint8Array): string {
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+  return text.length > QUOTED_CHARS ? `${text.slice(0, QUOTED_CHARS)}…` : text;
+}
+
+/**
+ * An event's run count from its key's value, or why the value is not one (never throws): both
+ * counts whole numbers from 0 to MAX_RUN_COUNT, and no more runs handed back than started. The
+ * check matters because the count decides whether an event runs: a negative `starts` or a
+ * `handedBack` above it would lift the limit of runs that never settled, a `handedBack` turned
+ * into nothing would refuse an event early.
+ */
+export function parseRuns(bytes: Uint8Array): RunCount | { invalid: string } {
+  let v: unknown;
   try {
-    const v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as Partial<RunCount> | null;
-    const n = (x: unknown) => (typeof x === 'number' && Number.isInteger(x) && x >= 0 && x < 1e6 ? x : 0);
-    return { starts: n(v?.starts), handedBack: n(v?.handedBack) };
+    v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
   } catch {
-    return { starts: 0, handedBack: 0 };
+    return { invalid: 'not JSON' };
   }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { invalid: 'not an object' };
+  const { starts, handedBack } = v as Record<string, unknown>;
+  const count = (x: unknown) => Number.isSafeInteger(x) && (x as number) >= 0 && (x as number) <= MAX_RUN_COUNT;
+  if (!count(starts)) return { invalid: `starts is not a whole number from 0 to ${MAX_RUN_COUNT}` };
+  if (!count(handedBack)) return { invalid: `handedBack is not a whole number from 0 to ${MAX_RUN_COUNT}` };
+  if ((handedBack as number) > (starts as number)) return { invalid: 'handedBack is greater than starts' };
+  return { starts: starts as number, handedBack: handedBack as number };
 }
 
 /** claims this process knows sent nothing although their key may say claimed: at most this many kept */
@@ -101,16 +126,34 @@ export function stepKey(eventId: string, step: number): string {
   return `ev.${eventId}.${step}`;
 }
 
+/** what a record's `instance` may be: an instance id or a host name, no control characters (it is quoted in results and logs) */
+const RECORD_INSTANCE = /^[^\p{Cc}]{1,128}$/u;
+/** a record's `at`: an ISO 8601 time as `toISOString` writes it */
+const RECORD_AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/;
+const RECORD_TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The record in a key's value, or why the value is not one (never throws). */
+export function recordOf(bytes: Uint8Array): JournalRecord | { invalid: string } {
+  if (bytes.length === 0 || bytes.length > 1024) return { invalid: `${bytes.length} bytes (a record has 1 to 1024)` };
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  } catch {
+    return { invalid: 'not JSON' };
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { invalid: 'not an object' };
+  const r = v as Partial<Record<keyof JournalRecord, unknown>>;
+  if (!STATES.includes(r.state as JournalState)) return { invalid: `state is not one of ${STATES.join(', ')}` };
+  if (typeof r.instance !== 'string' || !RECORD_INSTANCE.test(r.instance)) return { invalid: 'instance is not 1 to 128 characters without control characters' };
+  if (typeof r.at !== 'string' || !RECORD_AT.test(r.at) || Number.isNaN(Date.parse(r.at))) return { invalid: 'at is not an ISO 8601 time' };
+  if (typeof r.token !== 'string' || !RECORD_TOKEN.test(r.token)) return { invalid: 'token is not 1 to 64 base64url characters' };
+  return { state: r.state as JournalState, instance: r.instance, at: r.at, token: r.token };
+}
+
 /** The record in a key's value, or undefined for anything else (never throws). */
 export function parseRecord(bytes: Uint8Array): JournalRecord | undefined {
-  if (bytes.length === 0 || bytes.length > 1024) return undefined;
-  try {
-    const v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as Partial<JournalRecord> | null;
-    if (typeof v !== 'object' || v === null || !STATES.includes(v.state!) || typeof v.instance !== 'string' || typeof v.at !== 'string' || typeof v.token !== 'string') return undefined;
-    return { state: v.state!, instance: v.instance, at: v.at, token: v.token };
-  } catch {
-    return undefined;
-  }
+  const r = recordOf(bytes);
+  return 'invalid' in r ? undefined : r;
 }
 
 const encode = (r: JournalRecord) => Buffer.from(JSON.stringify(r), 'utf8');
@@ -145,13 +188,13 @@ export function createEventJournal(o: { kv: KvBucket; instanceId: string; logger
           at = next;
           return;
         }
-        o.logger.error({ bucket: o.kv.bucket, key, state }, 'event journal: the step\'s key changed under its claim; not marked');
+        o.logger.error({ bucket: o.kv.bucket, journalKey: key, state }, 'event journal: the step\'s key changed under its claim; not marked');
       } catch (err) {
         // released but not written: a later delivery elsewhere finds it claimed and does not send it
         // (says it may have happened); here, it is known as not sent
         if (state === 'released') rememberUnsent(key, token);
         const level = state === 'released' ? 'error' : 'warn';
-        o.logger[level]({ err, bucket: o.kv.bucket, key, state }, `event journal: cannot mark the step ${state}; a later delivery of the event will take it as possibly sent`);
+        o.logger[level]({ err, bucket: o.kv.bucket, journalKey: key, state }, `event journal: cannot mark the step ${state}; a later delivery of the event will take it as possibly sent`);
       }
     };
     return { release: () => write('released'), done: () => write('done') };
@@ -169,12 +212,29 @@ export function createEventJournal(o: { kv: KvBucket; instanceId: string; logger
     return e && !e.deleted && parseRecord(e.value)?.token === token ? e.revision : undefined;
   }
 
+  /**
+   * The run count a key holds. A value that is not one (a bug of another version, a write by
+   * hand) is taken as no count: the count starts again from this run and the value is overwritten.
+   * That is the side of running the event. Refusing it (the other side) would lose the command
+   * to whatever wrote the key, and running it sends no non-idempotent step twice: each RESET,
+   * CYCLE or firmware step is still claimed on its own key first, and one an earlier delivery
+   * claimed is not sent again. What the count guards against, an event that ends the process at
+   * every run, is bounded again from here on. The same side as a count that cannot be written
+   * (the runner lets that run go on).
+   */
+  function runCountOf(key: string, value: Uint8Array): RunCount {
+    const c = parseRuns(value);
+    if (!('invalid' in c)) return c;
+    o.logger.warn({ bucket: o.kv.bucket, journalKey: key, problem: c.invalid, value: quoteValue(value) }, 'event journal: the key holds no valid run count; counting the event\'s runs again from this one');
+    return { starts: 0, handedBack: 0 };
+  }
+
   /** `change` applied to the event's run count by compare-and-set, a few rounds; the count written */
   async function countRuns(eventId: string, change: (c: RunCount) => RunCount): Promise<RunCount> {
     const key = runsKey(eventId);
     for (let round = 0; round < 3; round++) {
       const e = await o.kv.get(key);
-      const next = change(e && !e.deleted ? parseRuns(e.value) : { starts: 0, handedBack: 0 });
+      const next = change(e && !e.deleted ? runCountOf(key, e.value) : { starts: 0, handedBack: 0 });
       const value = Buffer.from(JSON.stringify(next), 'utf8');
       const written = e === undefined ? await o.kv.create(key, value) : await o.kv.update(key, value, e.revision);
       if (written !== undefined) return next;
@@ -193,9 +253,10 @@ export function createEventJournal(o: { kv: KvBucket; instanceId: string; logger
     },
     async handedBack(eventId) {
       try {
-        await countRuns(eventId, (r) => ({ ...r, handedBack: r.handedBack + 1 }));
+        // never more than started: a run whose start count was lost (a value that was no count) is not counted twice
+        await countRuns(eventId, (r) => ({ ...r, handedBack: Math.min(r.starts, r.handedBack + 1) }));
       } catch (err) {
-        o.logger.warn({ err, bucket: o.kv.bucket, key: runsKey(eventId) }, 'event journal: a hand-back not counted; a later delivery counts this run as one that never settled');
+        o.logger.warn({ err, bucket: o.kv.bucket, journalKey: runsKey(eventId) }, 'event journal: a hand-back not counted; a later delivery counts this run as one that never settled');
       }
     },
     async claim(eventId, step) {
@@ -223,9 +284,12 @@ export function createEventJournal(o: { kv: KvBucket; instanceId: string; logger
           throw unavailable(key, err);
         }
         if (!e || e.deleted) continue;
-        const seen = parseRecord(e.value);
+        const seen = recordOf(e.value);
         // a value that is not ours to read: someone holds the step, and it is not sent blind
-        if (!seen) return { seen: { state: 'claimed', instance: 'unknown (the key holds no journal record)', at: 'unknown' } };
+        if ('invalid' in seen) {
+          o.logger.warn({ bucket: o.kv.bucket, journalKey: key, problem: seen.invalid, value: quoteValue(e.value) }, 'event journal: the step\'s key holds no valid journal record; the step is taken as claimed and not sent');
+          return { seen: { state: 'claimed', instance: 'unknown (the key holds no journal record)', at: 'unknown' } };
+        }
         const unsent = seen.state === 'released' || (seen.state === 'claimed' && unsentHere.get(key)?.has(seen.token) === true);
         if (!unsent) return { seen: { state: seen.state, instance: seen.instance, at: seen.at } };
         let revisionTaken: number | undefined;

@@ -114,6 +114,26 @@ describe('event journal', () => {
     go(await journal.claim(EVENT, 1));
   });
 
+  it('a step record with a control character in its instance, or an at that is no time, is no record: the step is taken as claimed, with one warning', async () => {
+    for (const [record, problem] of [
+      [{ state: 'released', instance: 'a\nforged line', at: '2026-01-02T03:04:05.000Z', token: 't' }, /^instance /],
+      [{ state: 'released', instance: 'a', at: 'yesterday, honestly', token: 't' }, /^at /],
+      [{ state: 'released', instance: 'a', at: '2026-01-02T03:04:05.000Z', token: '' }, /^token /],
+    ] as const) {
+      const store = createMemoryKv('p-events');
+      await store.client().create(stepKey(EVENT, 1), new TextEncoder().encode(JSON.stringify(record)));
+      const { journal, log } = journalOf(store.client(), 'b');
+      expect(seen(await journal.claim(EVENT, 1))).toEqual({ state: 'claimed', instance: 'unknown (the key holds no journal record)', at: 'unknown' });
+      const warnings = log.find(/the step's key holds no valid journal record/);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatchObject({ journalKey: stepKey(EVENT, 1), problem: expect.stringMatching(problem) });
+    }
+    // what this journal writes is a record
+    const store = createMemoryKv('p-events');
+    await go(await journalOf(store.client(), 'host.example-1').journal.claim(EVENT, 1)).release();
+    expect(parseRecord(store.entries().get(stepKey(EVENT, 1))!.value)).toMatchObject({ state: 'released', instance: 'host.example-1' });
+  });
+
   it('a key that holds no journal record is taken as claimed: the step is not sent blind', async () => {
     const store = createMemoryKv('p-events');
     await store.client().create(stepKey(EVENT, 1), new TextEncoder().encode('{"not":"ours"}'));
@@ -267,6 +287,52 @@ describe('command runner with the event journal', () => {
     }
     expect(await a.runner.submit(deletePlan(EVENT))).toMatchObject({ ok: true });
     expect(a.sent).toEqual(['PXE', 'RESET']);
+  });
+
+  it('a runs key that holds no valid count (negative, handed back more than started, not whole, huge, not JSON) is counted again from this run, with one warning quoting at most 64 characters', async () => {
+    const cases: Array<[string, RegExp]> = [
+      ['{"starts":-5,"handedBack":0}', /^starts is not a whole number/],
+      ['{"starts":2,"handedBack":7}', /^handedBack is greater than starts$/],
+      ['{"starts":1.5,"handedBack":0}', /^starts is not a whole number/],
+      ['{"starts":1e300,"handedBack":0}', /^starts is not a whole number/],
+      ['{"starts":2,"handedBack":"1"}', /^handedBack is not a whole number/],
+      ['[3,1]', /^not an object$/],
+      [`{"starts":1,"pad":"${'x'.repeat(2000)}"`, /^not JSON$/],
+    ];
+    for (const [value, problem] of cases) {
+      const store = createMemoryKv('p-events');
+      const { journal, log } = journalOf(store.client(), 'a');
+      await store.client().create(runsKey(EVENT), new TextEncoder().encode(value));
+      expect(await journal.started(EVENT), value).toBe(1);
+      const warnings = log.find(/the key holds no valid run count/);
+      expect(warnings, value).toHaveLength(1);
+      expect(warnings[0]).toMatchObject({ level: 40, bucket: 'p-events', journalKey: runsKey(EVENT), problem: expect.stringMatching(problem) });
+      expect((warnings[0]!.value as string).length).toBeLessThanOrEqual(64 + 1);
+      expect(value.startsWith((warnings[0]!.value as string).replace(/…$/, ''))).toBe(true);
+      // the value is a count again: the next run reads it without a warning
+      expect(JSON.parse(new TextDecoder().decode(store.entries().get(runsKey(EVENT))!.value))).toEqual({ starts: 1, handedBack: 0 });
+      await journal.handedBack(EVENT);
+      expect(await journal.started(EVENT)).toBe(1);
+      expect(log.find(/the key holds no valid run count/)).toHaveLength(1);
+    }
+  });
+
+  it('a crafted runs key (more hand-backs than starts) does not lift the limit: after three runs that never settled the event is refused', async () => {
+    const store = createMemoryKv('p-events');
+    const a = instance(store, 'a');
+    await store.client().create(runsKey(EVENT), new TextEncoder().encode('{"starts":3,"handedBack":9}'));
+    for (let crash = 0; crash < 3; crash++) await a.journal.started(EVENT);
+    expect(await a.runner.submit(deletePlan(EVENT))).toMatchObject({ ok: false, code: 'UNSETTLED_RUNS' });
+    expect(a.sent).toEqual([]);
+  });
+
+  it('a hand-back never makes the count say more runs handed back than started', async () => {
+    const store = createMemoryKv('p-events');
+    const { journal, log } = journalOf(store.client(), 'a');
+    await journal.handedBack(EVENT);
+    expect(JSON.parse(new TextDecoder().decode(store.entries().get(runsKey(EVENT))!.value))).toEqual({ starts: 0, handedBack: 0 });
+    expect(await journal.started(EVENT)).toBe(1);
+    expect(log.find(/no valid run count/)).toEqual([]);
   });
 
   it('journals no idempotent step, and nothing without an event id (core NATS): sent as before', async () => {
