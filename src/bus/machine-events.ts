@@ -20,7 +20,7 @@ import { ensureConsumer, ensureStream, jetstreamOrUndefined, MAX_DELIVER, saniti
 import { openKvBucket, type KvBucket } from './kv.js';
 import { journalEventId } from './event-journal.js';
 import { createLeadership, type Leadership } from './leader.js';
-import { sharedPosition, type PositionStore, type StreamIdentity } from './shared-position.js';
+import { possibleOrWarn, sharedPosition, type PositionStore, type StreamIdentity } from './shared-position.js';
 
 /**
  * How long an event handed back waits before it is delivered again: at once the first time (the
@@ -222,21 +222,25 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * it. A new stream identity (created again) starts from the saved position only if it is the
  * same stream.
  */
-function positionKeeper(store: PositionStore | undefined, running: ReadonlyMap<string, { seq: number }>) {
+function positionKeeper(store: PositionStore | undefined, running: ReadonlyMap<string, { seq: number }>, logger: Logger) {
   let at: StreamIdentity | undefined;
   let highest = 0;
   let saved = 0;
+  const refused = new Set<string>();
   return {
-    /** the position a consumer created now starts after */
-    get: (): StreamPosition | undefined => store?.load(at),
-    /** the stream the events delivered from now on belong to */
-    use(identity: StreamIdentity): StreamIdentity {
-      if (at?.stream === identity.stream && at.created === identity.created) return at;
-      const known = store?.load(identity);
-      saved = known?.stream === identity.stream && known.created === identity.created ? known.seq : 0;
-      highest = saved;
-      at = identity;
-      return at;
+    /**
+     * The stream the events delivered from now on belong to (its last sequence as it reports it
+     * now), and the position a consumer created now starts after: none beyond that last sequence
+     * (`impossibleIn`), nor is the saving of positions held above it.
+     */
+    use(identity: StreamIdentity, lastSeq: number): { identity: StreamIdentity; startAfter: StreamPosition | undefined } {
+      const known = possibleOrWarn(logger, 'position store', identity, lastSeq, store?.load(identity, lastSeq), refused);
+      if (at?.stream !== identity.stream || at.created !== identity.created) {
+        saved = known?.stream === identity.stream && known.created === identity.created ? known.seq : 0;
+        highest = saved;
+        at = identity;
+      }
+      return { identity: at, startAfter: known };
     },
     /** event `seq` of `stream` was acked or terminated here */
     settled(stream: StreamIdentity, seq: number): void {
@@ -347,12 +351,12 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
         },
       })
     : undefined;
-  const position = positionKeeper(shared ?? o.position, running);
+  const position = positionKeeper(shared ?? o.position, running, o.logger);
   const setup = async () => {
     const stream = await ensureStream(jsm, { subject: o.subject, maxAgeMs: o.maxAgeMs, ...(o.replicas !== undefined ? { replicas: o.replicas } : {}), logger: o.logger });
     await shared?.refresh();
-    const identity = position.use({ stream, created: (await jsm.streams.info(stream)).created });
-    const startAfter = position.get();
+    const info = await jsm.streams.info(stream);
+    const { identity, startAfter } = position.use({ stream, created: info.created }, info.state.last_seq);
     const consumer = await ensureConsumer(jsm, { stream, subject: o.subject, durableName: o.durableName, ackWaitMs, ...(startAfter ? { startAfter } : {}), logger: o.logger });
     return { stream, consumer, identity };
   };

@@ -30,9 +30,42 @@ export interface StreamIdentity {
 
 /** Where an instance keeps its position (the state file), as the subscription uses it. */
 export interface PositionStore {
-  /** the position to start after: with `identity`, the highest known for that stream */
-  load(identity?: StreamIdentity): StreamPosition | undefined;
+  /**
+   * the position to start after: with `identity`, the highest known for that stream; with
+   * `lastSeq` too (the stream's last sequence as it reports it), none beyond it (`impossibleIn`)
+   */
+  load(identity?: StreamIdentity, lastSeq?: number): StreamPosition | undefined;
   save(position: StreamPosition): void;
+}
+
+/**
+ * Why position `p` cannot be where stream `identity` got to, or undefined when it can be: a
+ * sequence beyond the stream's last one (`lastSeq`, as the stream reports it) was never settled.
+ * Taken, it would make a consumer created now start past events nobody ran, and it would stop the
+ * position from being saved again until the stream reached it. A position of another stream (or
+ * of this one before it was created again) is not impossible here: it is simply not this stream's.
+ */
+export function impossibleIn(identity: StreamIdentity, lastSeq: number, p: StreamPosition | undefined): string | undefined {
+  if (p === undefined || !sameStream(p, identity)) return undefined;
+  return p.seq > lastSeq ? `sequence ${p.seq} is beyond the stream's last, ${lastSeq}` : undefined;
+}
+
+/**
+ * `p` unless it is impossible for the stream (`impossibleIn`): then one warning naming `source`
+ * (once per value: a consumer set up again every second says it once) and undefined, as if no
+ * position were stored there.
+ */
+export function possibleOrWarn(logger: Logger, source: string, identity: StreamIdentity | undefined, lastSeq: number | undefined, p: StreamPosition | undefined, warned: Set<string>): StreamPosition | undefined {
+  if (identity === undefined || lastSeq === undefined) return p;
+  const why = impossibleIn(identity, lastSeq, p);
+  if (why === undefined) return p;
+  const said = `${source} ${p!.stream}@${p!.created}#${p!.seq}`;
+  if (!warned.has(said)) {
+    if (warned.size >= 16) warned.clear();
+    warned.add(said);
+    logger.warn({ stream: identity.stream, positionFrom: source, seq: p!.seq, lastSeq }, `machine event position refused: ${why}; taken as no position stored there`);
+  }
+  return undefined;
 }
 
 export interface SharedPosition extends PositionStore {
@@ -103,6 +136,10 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
   let failing = false;
   let closed = false;
   let badValueLogged = false;
+  /** impossible positions warned about (possibleOrWarn) */
+  const refused = new Set<string>();
+  /** the bucket's position as refused by `load` (impossible for the stream): written over, never taken as covering */
+  let impossible: StreamPosition | undefined;
 
   /** the next write `ms` from now, unless one is set already */
   function schedule(ms: number): void {
@@ -131,7 +168,8 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
     // a few rounds: another instance (a leader that lost the lead, settling what it ran) may write in between
     for (let round = 0; round < 3; round++) {
       const current = await o.kv.get(POSITION_KEY);
-      const there = current && !current.deleted ? read(current.value) : undefined;
+      const stored = current && !current.deleted ? read(current.value) : undefined;
+      const there = stored && impossible && sameStream(stored, impossible) && stored.seq === impossible.seq ? undefined : stored;
       if (covers(there, p)) {
         shared = there;
         return;
@@ -179,7 +217,17 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
     }));
 
   return {
-    load: (identity) => newestOf(identity, o.local?.load(identity), shared),
+    // each source checked on its own: an impossible shared position must not displace this instance's own
+    load(identity, lastSeq) {
+      const fromKey = possibleOrWarn(o.logger, `key ${POSITION_KEY}`, identity, lastSeq, shared, refused);
+      if (fromKey === undefined && shared !== undefined && sameStream(shared, identity)) {
+        // not taken, and not kept as what the bucket holds either: what settles here is written
+        // over it (else no position would be saved, here or there, until the stream reached it)
+        impossible = shared;
+        shared = undefined;
+      }
+      return newestOf(identity, possibleOrWarn(o.logger, 'state file', identity, lastSeq, o.local?.load(identity), refused), fromKey);
+    },
     save(position) {
       // after close (a handler that settled past the stop's deadline): the state file alone, as without a leader
       if (closed) return void o.local?.save(position);

@@ -10,7 +10,9 @@ import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { connectBus, type BusConnection } from '../../src/bus/connection.js';
 import { streamNameFor, type StreamPosition } from '../../src/bus/jetstream.js';
-import { subscribeMachineEvents, type Disposition, type EventMeta, type MachineEventSubscription, type PositionStore } from '../../src/bus/machine-events.js';
+import { leaderBucketName, subscribeMachineEvents, type Disposition, type EventMeta, type MachineEventSubscription, type PositionStore } from '../../src/bus/machine-events.js';
+import { openKvBucket } from '../../src/bus/kv.js';
+import { decodePosition, encodePosition, POSITION_KEY } from '../../src/bus/shared-position.js';
 import type { Leadership } from '../../src/bus/leader.js';
 import { createCommandMetrics } from '../../src/commands/metrics.js';
 import { captureLog } from '../helpers/log.js';
@@ -365,6 +367,62 @@ describe('bus with JetStream: a durable consumer created again starts where this
     release();
     await consumerSettled(publisher, streamNameFor(subject), 'metal-bmc-test');
     expect(store.saves.map((p) => p.seq)).toEqual([3]);
+  });
+
+  it('refuses a shared position beyond the stream\'s last sequence (a crafted key): one warning, the consumer starts after this instance\'s own position, and the key is written over as events settle', async () => {
+    const subject = freshSubject();
+    const stream = streamNameFor(subject);
+    const jsm = await jetstreamManager(publisher);
+    const store = memoryPosition();
+    const b = await bus(server);
+    const first = await instance({ nc: b.nc, subject, position: store, leadership: switchableLead() });
+    for (const k of [1, 2, 3]) await jetstream(publisher).publish(subject, enc(`before-${k}`));
+    await until('three events', () => first.seen.length === 3);
+    await consumerSettled(publisher, stream, 'metal-bmc-test');
+    await first.sub.stop(500);
+    const created_ = (await jsm.streams.info(stream)).created;
+    expect(store.load()).toEqual({ stream, created: created_, seq: 3 });
+    // the consumer is lost, and the partition's key says a sequence the stream never reached
+    await jsm.consumers.delete(stream, 'metal-bmc-test');
+    const kv = await openKvBucket(publisher, jsm, leaderBucketName('metal-bmc-test'));
+    await kv.put(POSITION_KEY, encodePosition({ stream, created: created_, seq: 1_000_000 }));
+    await jetstream(publisher).publish(subject, enc('after'));
+    const again = await instance({ nc: b.nc, subject, position: store, leadership: switchableLead() });
+    await until('the event published while away', () => again.seen.length >= 1);
+    await consumerSettled(publisher, stream, 'metal-bmc-test');
+    expect(again.seen.map((s) => s.data)).toEqual(['after']);
+    expect(created(again.log)).toEqual(['sequence 4, after the last event settled here']);
+    const refused = again.log.find(/^machine event position refused/);
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ level: 40, positionFrom: `key ${POSITION_KEY}`, seq: 1_000_000, lastSeq: 4 });
+    expect(refused[0]!.msg).toBe("machine event position refused: sequence 1000000 is beyond the stream's last, 4; taken as no position stored there");
+    // what settled here is saved again, in the state file and over the key
+    await again.sub.stop(500);
+    expect(store.load()).toEqual({ stream, created: created_, seq: 4 });
+    expect(decodePosition((await kv.get(POSITION_KEY))!.value)).toEqual({ stream, created: created_, seq: 4 });
+  });
+
+  it('refuses a state file position beyond the stream\'s last sequence: one warning, the consumer starts as without a position, and positions are saved again', async () => {
+    const subject = freshSubject();
+    const stream = streamNameFor(subject);
+    const jsm = await jetstreamManager(publisher);
+    const b = await bus(server);
+    const first = await instance({ nc: b.nc, subject });
+    for (const k of [1, 2]) await jetstream(publisher).publish(subject, enc(`e-${k}`));
+    await until('two events', () => first.seen.length === 2);
+    await consumerSettled(publisher, stream, 'metal-bmc-test');
+    await first.sub.stop(500);
+    await jsm.consumers.delete(stream, 'metal-bmc-test');
+    const store = memoryPosition({ stream, created: (await jsm.streams.info(stream)).created, seq: 999 });
+    const again = await instance({ nc: b.nc, subject, position: store });
+    await until('both events again', () => again.seen.length === 2);
+    await consumerSettled(publisher, stream, 'metal-bmc-test');
+    expect(created(again.log)).toEqual(['the first event the stream holds (no position saved here)']);
+    expect(again.log.find(/^machine event position refused/)).toEqual([expect.objectContaining({ positionFrom: 'position store', seq: 999, lastSeq: 2 })]);
+    await jetstream(publisher).publish(subject, enc('e-3'));
+    await until('the third event', () => again.seen.length === 3);
+    await consumerSettled(publisher, stream, 'metal-bmc-test');
+    await waitFor(() => store.saves.at(-1)?.seq === 3, 10_000, 'the position saved again', 25);
   });
 
   it('starts at the first event of a stream created again under the same name (its sequences start over), whatever the saved position says', async () => {
