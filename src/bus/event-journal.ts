@@ -49,8 +49,8 @@ export interface EventJournal {
   claim(eventId: string, step: number): Promise<JournalClaim>;
   /** counts a run of the event starting; resolves to its runs that did not end handed back, this one included */
   started(eventId: string): Promise<number>;
-  /** the event's run ended handed back (it comes again by choice): not a run that never settled */
-  handedBack(eventId: string): Promise<void>;
+  /** the event's run ended handed back (it comes again by choice): not a run that never settled; whether it was counted (never rejects) */
+  handedBack(eventId: string): Promise<boolean>;
 }
 
 /** The key counting an event's runs. */
@@ -255,8 +255,10 @@ export function createEventJournal(o: { kv: KvBucket; instanceId: string; logger
       try {
         // never more than started: a run whose start count was lost (a value that was no count) is not counted twice
         await countRuns(eventId, (r) => ({ ...r, handedBack: Math.min(r.starts, r.handedBack + 1) }));
+        return true;
       } catch (err) {
         o.logger.warn({ err, bucket: o.kv.bucket, journalKey: runsKey(eventId) }, 'event journal: a hand-back not counted; a later delivery counts this run as one that never settled');
+        return false;
       }
     },
     async claim(eventId, step) {

@@ -13,6 +13,7 @@ export interface CommandMetrics {
   eventsExpired: Counter;
   eventsLate: Counter<'type'>;
   powerStepsSkipped: Counter<'type'>;
+  handBacksUncounted: Counter;
   natsConnected: Gauge;
   natsClockOffsetSeconds: Gauge;
   leading: Gauge;
@@ -39,6 +40,7 @@ export function createCommandMetrics(registry: Registry): CommandMetrics {
     eventsRefused: new Counter({ name: 'metal_bmc_events_refused_total', help: 'Machine events refused for want of room, each with a result event: queue-full (METAL_BMC_COMMAND_QUEUE_MAX per machine), in-flight (METAL_BMC_COMMAND_MAX_IN_FLIGHT, core NATS)', labelNames: ['reason'], registers }),
     eventsExpired: new Counter({ name: 'metal_bmc_events_expired_total', help: 'Machine events dropped because they were older than the lifecycle retention (only a foreign stream keeps them that long)', registers }),
     eventsLate: new Counter({ name: 'metal_bmc_events_late_total', help: 'create and delete events executed although older than the topic TTL (published while metal-bmc was down), by type', labelNames: ['type'], registers }),
+    handBacksUncounted: new Counter({ name: 'metal_bmc_event_handbacks_uncounted_total', help: 'Runs of machine events handed back (a shutdown, a lost lead, the event journal unreachable) whose hand-back the event journal could not count within 2 s: a later delivery counts each as a run that never settled, and an event with three of them is refused (UNSETTLED_RUNS)', registers }),
     powerStepsSkipped: new Counter({ name: 'metal_bmc_power_steps_skipped_total', help: 'Power steps of late lifecycle events skipped because a newer event for the machine was pending, by type', labelNames: ['type'], registers }),
     firmwareJobs: new Counter({ name: 'metal_bmc_firmware_jobs_total', help: 'UPDATE-FIRMWARE jobs by outcome (completed, failed, interrupted, refused)', labelNames: ['outcome'], registers }),
     firmwareJobsRunning: new Gauge({ name: 'metal_bmc_firmware_jobs_running', help: 'UPDATE-FIRMWARE jobs running in the background', registers }),

@@ -51,7 +51,7 @@ export interface CommandRunnerOptions {
   /** deadline of one plan, from connect to the last action */
   timeoutMs: number;
   logger: Logger;
-  metrics?: Pick<CommandMetrics, 'commands' | 'commandSeconds'> & Partial<Pick<CommandMetrics, 'eventsStale' | 'eventsLate' | 'powerStepsSkipped' | 'eventsRefused'>>;
+  metrics?: Pick<CommandMetrics, 'commands' | 'commandSeconds'> & Partial<Pick<CommandMetrics, 'eventsStale' | 'eventsLate' | 'powerStepsSkipped' | 'eventsRefused' | 'handBacksUncounted'>>;
   /** plans per machine, the running one included (METAL_BMC_COMMAND_QUEUE_MAX); one more is refused with a result. Default 16. */
   maxQueuePerMachine?: number;
   /** the topic TTL: checked again when a machine's queue reaches a plan (plans without `publishedAt` are fresh) */
@@ -146,6 +146,12 @@ function positive(name: string, value: number, integer: boolean): void {
 /** Resolves with `promise` or rejects when `signal` fires, whichever comes first. */
 /** An event's runs that may start without an earlier one having settled, this one included. */
 export const MAX_UNSETTLED_RUNS = 3;
+
+/**
+ * How long a run handed back waits for the event journal to count that (`handedBack`): a shutdown
+ * waits for it, and the process's forced exit comes 5 s after the shutdown's deadline.
+ */
+const HAND_BACK_COUNT_MS = 2000;
 
 /** How long an action aborted by the command's end may take to say it was not sent. */
 const NOT_SENT_WITHIN_MS = 1000;
@@ -253,7 +259,13 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     throw new EarlierDeliveryError(action, claimed.seen);
   }
 
-  async function execute(plan: Plan, cut: AbortSignal, newerPending: () => boolean): Promise<CommandResult> {
+  /**
+   * One attempt of a plan. `closing` gets the close of a BMC connection left to close after a cut
+   * (a shutdown, a lost lead): its run is handed back, and the hand-back is counted while the BMC
+   * closes, not after (a close may take closeTimeoutMs, as long as the shutdown's forced exit waits
+   * after its deadline); the caller waits for both.
+   */
+  async function execute(plan: Plan, cut: AbortSignal, newerPending: () => boolean, closing: Array<Promise<void>>): Promise<CommandResult> {
     const { timeliness, ageMs } = timelinessAt(plan);
     if (timeliness === 'stale') return dropStale(plan, ageMs);
     if (timeliness === 'late') {
@@ -319,7 +331,11 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
         // provably not sent: a later delivery (or attempt) may take the step
         else await hold?.release();
       } finally {
-        if (bmc) await closeQuietly(bmc);
+        if (bmc) {
+          const closed = closeQuietly(bmc);
+          if (cut.aborted) closing.push(closed);
+          else await closed;
+        }
       }
     }
     commandDeadline.dispose();
@@ -359,8 +375,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
    * nor is anything once the shutdown aborts the runner; a lifecycle event is, as it would have
    * run late. Only the last attempt's result is published; `attempts` says there were more.
    */
-  async function executeWithRetries(plan: Plan, cut: AbortSignal, newerPending: () => boolean): Promise<CommandResult> {
-    let result = await execute(plan, cut, newerPending);
+  async function executeWithRetries(plan: Plan, cut: AbortSignal, newerPending: () => boolean, closing: Array<Promise<void>>): Promise<CommandResult> {
+    let result = await execute(plan, cut, newerPending, closing);
     for (let attempt = 2; attempt <= attempts && isRetryable(result); attempt++) {
       const pauseMs = retryDelayMs * 2 ** (attempt - 2);
       const fields = { machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, code: result.code, attempt, pauseMs };
@@ -377,7 +393,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
         o.logger.warn({ ...fields, ageMs, ttlMs: o.ttlMs }, 'machine command not tried again: older than the topic TTL now');
         break;
       }
-      result = { ...(await execute(plan, cut, newerPending)), attempts: attempt };
+      result = { ...(await execute(plan, cut, newerPending, closing)), attempts: attempt };
     }
     return result;
   }
@@ -401,9 +417,31 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       }
       if (runs !== undefined && runs > MAX_UNSETTLED_RUNS) return refuseUnsettled(plan, runs);
     }
-    const result = await executeWithRetries(plan, cut, newerPending);
-    if (eventId !== undefined && (result.code === 'ABORTED' || result.handedBack)) await journal?.handedBack?.(eventId);
+    const closing: Array<Promise<void>> = [];
+    const result = await executeWithRetries(plan, cut, newerPending, closing);
+    const handedBack = eventId !== undefined && (result.code === 'ABORTED' || result.handedBack) ? countHandBack(plan, eventId) : undefined;
+    await Promise.all([handedBack, ...closing]);
     return result;
+  }
+
+  /**
+   * Counts a run handed back in the event journal, waiting HAND_BACK_COUNT_MS at most: at a
+   * shutdown this runs before the runner's drain ends, so before the NATS connection closes. One
+   * not counted (metal_bmc_event_handbacks_uncounted_total) is taken by a later delivery for a run
+   * that never settled; the journal logs a count that failed, a count that did not answer in time
+   * is logged here.
+   */
+  async function countHandBack(plan: Plan, eventId: string): Promise<void> {
+    const count = o.journal?.handedBack;
+    if (count === undefined) return;
+    let counted = false;
+    const answered = await endedWithin(
+      count.call(o.journal, eventId).then((ok) => void (counted = ok)),
+      HAND_BACK_COUNT_MS,
+    );
+    if (counted) return;
+    o.metrics?.handBacksUncounted?.inc();
+    if (!answered) o.logger.warn({ machineId: plan.machineId, command: plan.command, eventId, waitedMs: HAND_BACK_COUNT_MS }, 'event journal: a hand-back not counted in time; a later delivery counts this run as one that never settled');
   }
 
   function refuseUnsettled(plan: Plan, runs: number): CommandResult {

@@ -35,8 +35,8 @@ export interface StepJournal {
    * when the journal cannot be used.
    */
   started?(eventId: string): Promise<number>;
-  /** the run ended handed back (nak'ed by choice, it comes again): not one that never settled. Never rejects. */
-  handedBack?(eventId: string): Promise<void>;
+  /** the run ended handed back (nak'ed by choice, it comes again): not one that never settled. Resolves to whether it was counted; never rejects. */
+  handedBack?(eventId: string): Promise<boolean>;
 }
 
 /** How an earlier delivery's record reads in a result or a log line. */

@@ -11,11 +11,11 @@ import { connectBus, type BusConnection } from '../../src/bus/connection.js';
 import { createEventJournal, eventJournalBucketName } from '../../src/bus/event-journal.js';
 import { streamNameFor } from '../../src/bus/jetstream.js';
 import { kvStreamName, openKvBucket } from '../../src/bus/kv.js';
-import type { CommandResult } from '../../src/commands/runner.js';
+import type { CommandResult, ConnectBmc } from '../../src/commands/runner.js';
 import type { StepJournal } from '../../src/commands/step-journal.js';
 import { BmcError } from '../../src/errors.js';
 import { connectOutband } from '../../src/outband/connect.js';
-import { startCommandService } from '../../src/parts/commands.js';
+import { startCommandService, type CommandService } from '../../src/parts/commands.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { commandPeers, redfishPowered as redfishPoweredOf } from '../helpers/command-peers.js';
 import { captureLog } from '../helpers/log.js';
@@ -53,7 +53,7 @@ async function partition(): Promise<{ name: string; results: CommandResult[] }> 
 }
 
 /** An instance of the partition on its own NATS connection. */
-async function instance(p: string, instanceId: string, o: { journal?: StepJournal } = {}): Promise<{ bus: BusConnection }> {
+async function instance(p: string, instanceId: string, o: { journal?: StepJournal; connect?: ConnectBmc } = {}): Promise<{ bus: BusConnection; svc: CommandService }> {
   const log = captureLog();
   // a test closes the connection under an instance to play one that lost NATS: not a reason to exit
   const bus = await connectBus({ servers: [server.url], logger: log.logger, name: instanceId, reconnectTimeWaitMs: 200, onLost: () => undefined });
@@ -66,7 +66,7 @@ async function instance(p: string, instanceId: string, o: { journal?: StepJourna
     ackWaitMs: ACK_WAIT_MS,
     instanceId,
     ...(o.journal ? { journal: o.journal } : {}),
-    connect: (ipmi, { signal }) => connectOutband({ host: ipmi.host, user: ipmi.user ?? '', password: ipmi.password ?? '', ipmiPort: ipmi.port, redfishPort: fleet.redfishPort, timeoutMs: 5000, signal }),
+    connect: o.connect ?? ((ipmi, { signal }) => connectOutband({ host: ipmi.host, user: ipmi.user ?? '', password: ipmi.password ?? '', ipmiPort: ipmi.port, redfishPort: fleet.redfishPort, timeoutMs: 5000, signal })),
     concurrency: 4,
     timeoutMs: 10_000,
     logger: log.logger,
@@ -75,7 +75,7 @@ async function instance(p: string, instanceId: string, o: { journal?: StepJourna
     await svc.stop(2000);
     await bus.close(1000);
   });
-  return { bus };
+  return { bus, svc };
 }
 
 describe('the event journal: a RESET is sent at most once whatever its deliveries', () => {
@@ -103,6 +103,30 @@ describe('the event journal: a RESET is sent at most once whatever its deliverie
     // the journal's keys outlive the event in the stream: retention (24 h) + ack_wait + 10 min
     const bucket = await (await jetstreamManager(metalApi)).streams.info(kvStreamName(eventJournalBucketName(`metal-bmc-${p.name}`)));
     expect(bucket.config.max_age).toBe(nanos(86_400_000 + ACK_WAIT_MS + 600_000));
+  });
+
+  it('a RESET cut off by the stop of its service four times (rolling restarts during one event) runs on the next: each hand-back counted, never refused as a run that never settled', async () => {
+    const machine = redfishPowered()[0]!;
+    const i = machine.state.index;
+    const resets: string[] = [];
+    machine.on('change', (c: { kind: string; action?: string }) => void (c.kind === 'power' && resets.push(c.action ?? '')));
+    const p = await partition();
+    let connects = 0;
+    // a BMC that does not answer while these instances run the event: each stop cuts the run off
+    const hanging: ConnectBmc = (_ipmi, { signal }) => (connects++, new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true })));
+    for (let restart = 1; restart <= 4; restart++) {
+      const a = await instance(p.name, `instance-r${restart}`, { connect: hanging });
+      // published once the stream is there (the first instance makes it)
+      if (restart === 1) metalApi.publish(`${p.name}-machine`, enc(resetEvent(i)));
+      await until(`delivery ${restart} running`, () => connects === restart);
+      await a.svc.stop(300);
+      await a.bus.close(1000);
+    }
+    await instance(p.name, 'instance-last');
+    await until('the RESET run', () => p.results.some((r) => r.ok));
+    await consumerSettled(metalApi, streamNameFor(`${p.name}-machine`), `metal-bmc-${p.name}`);
+    expect(p.results.map((r) => r.code ?? 'ok')).toEqual(['ABORTED', 'ABORTED', 'ABORTED', 'ABORTED', 'ok']);
+    expect(resets).toHaveLength(1);
   });
 
   it('with the journal unreachable the RESET is not sent and its event goes back; once the journal works it runs, once', async () => {

@@ -10,7 +10,12 @@ import { createEventJournal, journalEventId, parseRecord, runsKey, stepKey, type
 import { isValidKey, type KvBucket } from '../../src/bus/kv.js';
 import type { Plan } from '../../src/commands/event.js';
 import { dispositionOf } from '../../src/commands/handler.js';
+import { createCommandMetrics } from '../../src/commands/metrics.js';
 import { createCommandRunner } from '../../src/commands/runner.js';
+import type { StepJournal } from '../../src/commands/step-journal.js';
+import { endedWithin } from '../../src/deadline.js';
+import { Registry } from 'prom-client';
+import { waitFor } from '../helpers/wait.js';
 import { BmcError, isBmcError } from '../../src/errors.js';
 import type { Outband } from '../../src/outband/types.js';
 import { captureLog } from '../helpers/log.js';
@@ -333,6 +338,44 @@ describe('command runner with the event journal', () => {
     expect(JSON.parse(new TextDecoder().decode(store.entries().get(runsKey(EVENT))!.value))).toEqual({ starts: 0, handedBack: 0 });
     expect(await journal.started(EVENT)).toBe(1);
     expect(log.find(/no valid run count/)).toEqual([]);
+  });
+
+  it('a run cut off by the shutdown is counted handed back while its BMC still closes, not after it (the forced exit comes as long after the deadline as a close may take)', async () => {
+    const store = createMemoryKv('p-events');
+    const sent: string[] = [];
+    let closed!: () => void;
+    const closing = new Promise<void>((resolve) => (closed = resolve));
+    // the PXE step never answers; the BMC takes its time to close
+    const bmc: Outband = { ...bmcWith(sent, async () => undefined), bootFrom: async (target) => (sent.push(target), new Promise<void>(() => undefined)), close: () => closing };
+    const log = captureLog();
+    const runner = createCommandRunner({ connect: () => bmc, concurrency: 1, timeoutMs: 30_000, closeTimeoutMs: 60_000, logger: log.logger, journal: createEventJournal({ kv: store.client(), instanceId: 'a', logger: log.logger }) });
+    const running = runner.submit(deletePlan(EVENT));
+    await waitFor(() => sent.includes('PXE'), 5000, 'the PXE step under way', 10);
+    const draining = runner.drain(1);
+    const runs = () => store.entries().get(runsKey(EVENT))?.value;
+    await waitFor(() => runs() !== undefined && JSON.parse(new TextDecoder().decode(runs())).handedBack === 1, 5000, 'the hand-back counted while the BMC closes', 10);
+    closed();
+    expect(await draining).toBe(false);
+    expect(await running).toMatchObject({ ok: false, code: 'ABORTED' });
+    expect(JSON.parse(new TextDecoder().decode(runs()))).toEqual({ starts: 1, handedBack: 1 });
+  });
+
+  it('a hand-back count that does not answer holds the shutdown 2 s at most, and is counted in metal_bmc_event_handbacks_uncounted_total and logged', async () => {
+    const store = createMemoryKv('p-events');
+    const log = captureLog();
+    const real = createEventJournal({ kv: store.client(), instanceId: 'a', logger: log.logger });
+    // the journal takes the run's start, then its bucket stops answering
+    const journal: StepJournal = { claim: (e, step) => real.claim(e, step), started: (e) => real.started(e), handedBack: () => new Promise<boolean>(() => undefined) };
+    const registry = new Registry();
+    const sent: string[] = [];
+    const bmc: Outband = { ...bmcWith(sent, async () => undefined), bootFrom: async (target) => (sent.push(target), new Promise<void>(() => undefined)) };
+    const runner = createCommandRunner({ connect: () => bmc, concurrency: 1, timeoutMs: 30_000, logger: log.logger, metrics: createCommandMetrics(registry), journal });
+    const running = runner.submit(deletePlan(EVENT));
+    await waitFor(() => sent.includes('PXE'), 5000, 'the PXE step under way', 10);
+    expect(await endedWithin(runner.drain(1), 8000)).toBe(true);
+    expect(await running).toMatchObject({ code: 'ABORTED' });
+    expect(await registry.getSingleMetricAsString('metal_bmc_event_handbacks_uncounted_total')).toMatch(/^metal_bmc_event_handbacks_uncounted_total 1$/m);
+    expect(log.find('event journal: a hand-back not counted in time; a later delivery counts this run as one that never settled')).toEqual([expect.objectContaining({ level: 40, eventId: EVENT, waitedMs: 2000 })]);
   });
 
   it('journals no idempotent step, and nothing without an event id (core NATS): sent as before', async () => {
