@@ -216,7 +216,7 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
       const taken = await o.kv.update(key, encode(s), entry.revision);
       if (taken === undefined) continue; // renewed or taken meanwhile: look again
       o.logger.warn(
-        { key, job: s.jobId, staleJob: other?.job, staleInstance: other?.instance, renewedAt: other ? isoTime(other.renewedAt) : undefined, writtenAgoMs: writtenAgoMs === undefined ? undefined : Math.round(writtenAgoMs), unchangedHereMs: Math.round(unchangedMs) },
+        { claimKey: key, job: s.jobId, staleJob: other?.job, staleInstance: other?.instance, renewedAt: other ? isoTime(other.renewedAt) : undefined, writtenAgoMs: writtenAgoMs === undefined ? undefined : Math.round(writtenAgoMs), unchangedHereMs: Math.round(unchangedMs) },
         'firmware claim of another job not renewed for its lease (its instance stopped during the update?); taken over',
       );
       return forget(key, taken);
@@ -238,7 +238,7 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
       const current = await ourRevision(key, s);
       if (current !== undefined) await o.kv.delete(key, current);
     } catch (err) {
-      o.logger.warn({ err, key }, 'cannot delete a firmware claim; it turns stale after its lease');
+      o.logger.warn({ err, claimKey: key }, 'cannot delete a firmware claim; it turns stale after its lease');
     }
   }
 
@@ -282,14 +282,14 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
               const again = await o.kv.create(key, encode(s));
               if (again !== undefined) {
                 revisions.set(key, again);
-                o.logger.warn({ key, job: s.jobId }, 'firmware claim was gone from its bucket (made again?); written again');
+                o.logger.warn({ claimKey: key, job: s.jobId }, 'firmware claim was gone from its bucket (made again?); written again');
                 continue;
               }
             }
-            o.logger.error({ key, job: s.jobId }, 'firmware claim taken by another instance while the update runs here (not renewed for its lease); the update goes on');
+            o.logger.error({ claimKey: key, job: s.jobId }, 'firmware claim taken by another instance while the update runs here (not renewed for its lease); the update goes on');
             revisions.delete(key);
           } catch (err) {
-            o.logger.warn({ err, key, job: s.jobId }, 'cannot renew a firmware claim; trying again');
+            o.logger.warn({ err, claimKey: key, job: s.jobId }, 'cannot renew a firmware claim; trying again');
           }
         }
       };

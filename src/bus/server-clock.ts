@@ -124,7 +124,7 @@ export function createServerClock(o: ServerClockOptions): ServerClock {
       tell(m);
       return m;
     } catch (err) {
-      if (!failureLogged && !closed) o.logger.warn({ err, key: o.key }, "the NATS server's clock not measured; machine event ages keep the last offset measured, or none");
+      if (!failureLogged && !closed) o.logger.warn({ err, clockKey: o.key }, "the NATS server's clock not measured; machine event ages keep the last offset measured, or none");
       failureLogged = true;
       return undefined;
     }
