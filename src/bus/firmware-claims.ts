@@ -15,8 +15,9 @@
  *   stale while it runs). A claim is stale when either
  *   1. the NATS server stored its last write `leaseMs` ago or longer: the write's server stamp
  *      (`KvEntry.createdMs`) against the server's time now as server-clock.ts measures it (to
- *      within a second; this host's wall clock until a measurement): known at the first look, with
- *      no holder's clock in it. A node of a JetStream cluster that stamps the bucket's writes must
+ *      within a second; not before a measurement, since this host's clock may be far off and
+ *      would take a live claim for a stale one): known at the first look, with no holder's clock
+ *      in it; a stamp that is no time counts as none. A node of a JetStream cluster that stamps the bucket's writes must
  *      keep within `leaseMs` less `renewMs` (75 s by default) of the node measured, as NTP keeps
  *      them; or
  *   2. this instance has seen the key at the same revision for `leaseMs`, timed on its monotonic
@@ -113,8 +114,12 @@ export interface FirmwareClaimsOptions {
   renewMs?: number;
   /** the holder's wall clock written as `renewedAt` (tests) */
   now?: () => number;
-  /** the NATS server's time now, in ms since the epoch (server-clock.ts; default this host's wall clock) */
-  serverNow?: () => number;
+  /**
+   * the NATS server's time now, in ms since the epoch, or undefined while it is not measured
+   * (server-clock.ts); default none: then only a lease of sightings here makes a claim stale (this
+   * host's unmeasured clock, ahead of the server's, would take a live claim for a stale one)
+   */
+  serverNow?: () => number | undefined;
   /** a monotonic clock in ms for the sightings (default performance.now: a wall-clock step must not shorten a lease) */
   monotonicNow?: () => number;
 }
@@ -145,7 +150,7 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
   const renewMs = o.renewMs ?? 15_000;
   if (!(renewMs > 0 && leaseMs > renewMs)) throw new BmcError('INVALID_ARGUMENT', `firmware claims: renewMs (${renewMs}) must be positive and below leaseMs (${leaseMs})`);
   const now = o.now ?? Date.now;
-  const serverNow = o.serverNow ?? Date.now;
+  const serverNow = o.serverNow ?? (() => undefined);
   const monotonicNow = o.monotonicNow ?? (() => performance.now());
   const token = randomBytes(8).toString('hex');
   const renewals = new Set<NodeJS.Timeout>();
@@ -166,12 +171,12 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
   /** keys seen holding another job's claim, in the order their revision was first seen (the oldest first) */
   const sightings = new Map<string, Sighting>();
   /** how long this instance has seen `entry` unchanged (0 at its first sighting, which is remembered) */
-  function unchangedFor(key: string, entry: KvEntry): number {
+  function unchangedFor(key: string, entry: KvEntry, stamp: number | undefined): number {
     const t = monotonicNow();
     const seen = sightings.get(key);
-    if (seen && seen.revision === entry.revision && seen.createdMs === entry.createdMs) return t - seen.firstSeen;
+    if (seen && seen.revision === entry.revision && seen.createdMs === stamp) return t - seen.firstSeen;
     sightings.delete(key);
-    sightings.set(key, { revision: entry.revision, createdMs: entry.createdMs, firstSeen: t });
+    sightings.set(key, { revision: entry.revision, createdMs: stamp, firstSeen: t });
     for (const oldest of sightings.keys()) {
       if (sightings.size <= MAX_SIGHTINGS) break;
       sightings.delete(oldest);
@@ -188,7 +193,7 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
     const datedAhead = writtenAgoMs !== undefined && writtenAgoMs < -DATED_AHEAD_MS;
     const when =
       writtenAgoMs === undefined
-        ? ', written at a time the bucket does not tell'
+        ? ', written at a time not known here (no server stamp, or the NATS server\'s clock not measured yet)'
         : datedAhead
           ? `, dated ${Math.round(-writtenAgoMs / 1000)} s ahead of the NATS server's clock as measured here (clocks out of step?)`
           : `, renewed ${Math.max(0, Math.round(writtenAgoMs / 1000))} s ago`;
@@ -210,8 +215,11 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
       }
       if (ours(entry.value, s)) return forget(key, entry.revision); // our own write, its answer lost on the way
       const other = parseClaim(entry.value);
-      const writtenAgoMs = entry.createdMs === undefined ? undefined : serverNow() - entry.createdMs;
-      const unchangedMs = unchangedFor(key, entry);
+      // a stamp that is no time (a header missing or malformed) tells nothing: NaN would compare as stale
+      const stamp = entry.createdMs !== undefined && Number.isFinite(entry.createdMs) ? entry.createdMs : undefined;
+      const serverTime = serverNow();
+      const writtenAgoMs = stamp === undefined || serverTime === undefined ? undefined : serverTime - stamp;
+      const unchangedMs = unchangedFor(key, entry, stamp);
       if (other && (writtenAgoMs === undefined || writtenAgoMs < leaseMs) && unchangedMs < leaseMs) return describe(other, writtenAgoMs, unchangedMs);
       const taken = await o.kv.update(key, encode(s), entry.revision);
       if (taken === undefined) continue; // renewed or taken meanwhile: look again

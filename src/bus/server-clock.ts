@@ -34,6 +34,8 @@ export interface ServerClock {
   now(): number;
   /** the latest good measurement's offset, 0 before one */
   offsetMs(): number;
+  /** a good measurement was made: now() is the server's time, not this host's */
+  measured(): boolean;
   /** measures once; the measurement, or undefined when it failed or was too imprecise to use */
   measure(): Promise<ClockMeasurement | undefined>;
   /** the first measurement, started with the clock (never rejects) */
@@ -163,6 +165,7 @@ export function createServerClock(o: ServerClockOptions): ServerClock {
   return {
     now: serverNow,
     offsetMs: () => (anchor ? anchor.serverMs - anchor.hostMs : 0),
+    measured: () => anchor !== undefined,
     measure,
     first,
     close() {

@@ -124,7 +124,9 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
     },
   });
   // with a leader (instances that take turns), one firmware update per machine across them
-  const claims = o.firmware && o.leader ? await openFirmwareClaims(o, o.leader.instanceId, now) : undefined;
+  // the server's time only once measured: this host's clock may be far off (firmware-claims.ts)
+  const serverNow = clock ? () => (clock.measured() ? clock.now() : undefined) : undefined;
+  const claims = o.firmware && o.leader ? await openFirmwareClaims(o, o.leader.instanceId, serverNow) : undefined;
   const firmware = o.firmware
     ? createFirmwareJobs({
         ...(claims ? { claims } : {}),
@@ -215,7 +217,7 @@ async function openEventJournalBucket(o: CommandServiceOptions): Promise<KvBucke
  * The firmware claims in the partition's bucket `<durable>-firmware`; undefined without JetStream (no leader either then).
  * `serverNow`: the NATS server's time, against which a claim's server stamp tells whether it is stale.
  */
-async function openFirmwareClaims(o: CommandServiceOptions, instanceId: string, serverNow: (() => number) | undefined): Promise<FirmwareClaims | undefined> {
+async function openFirmwareClaims(o: CommandServiceOptions, instanceId: string, serverNow: (() => number | undefined) | undefined): Promise<FirmwareClaims | undefined> {
   const jsm = await jetstreamOrUndefined(o.nc);
   if (!jsm) return undefined;
   const bucket = firmwareBucketName(o.durableName);

@@ -25,7 +25,7 @@ function instances(o: { renewMs?: number } = {}) {
   let clock = 1_000_000;
   const skew = { stampsAheadMs: 0 };
   const store = createMemoryKv('metal-bmc-p-firmware', () => clock + skew.stampsAheadMs);
-  const make = (instanceId: string, m: { wallAheadMs?: number } = {}) => {
+  const make = (instanceId: string, m: { wallAheadMs?: number; serverTimeUnknown?: boolean } = {}) => {
     const log = captureLog();
     const kv = store.client();
     const claims = createFirmwareClaims({
@@ -35,7 +35,7 @@ function instances(o: { renewMs?: number } = {}) {
       leaseMs: LEASE,
       renewMs: o.renewMs ?? 15_000,
       now: () => clock + (m.wallAheadMs ?? 0),
-      serverNow: () => clock,
+      serverNow: () => (m.serverTimeUnknown ? undefined : clock),
       monotonicNow: () => clock,
     });
     return { claims, log, kv };
@@ -156,6 +156,26 @@ describe('firmware claims', () => {
     ]);
     a.claims.close();
     b.claims.close();
+  });
+
+  it("before the server's clock is measured, or for a stamp that is no time, a claim is timed only by this instance's sightings: a live one is not taken at the first look", async () => {
+    for (const unknown of ['server time', 'stamp'] as const) {
+      const { make, advance, store } = instances();
+      const a = make('mgmt-a');
+      held(await a.claims.claim(job('j1', 'm1', '')));
+      a.kv.down = true; // its holder gone quiet: only the stamp or the sightings can tell
+      if (unknown === 'stamp') for (const e of store.entries().values()) e.createdMs = Number.NaN; // a stream timestamp that did not parse
+      advance(LEASE + 1); // by the stamp, the claim is a lease old; this host's clock could say so wrongly
+      const b = make('mgmt-b', { serverTimeUnknown: unknown === 'server time' });
+      const notKnown = /^job j1 \(bios\) on instance mgmt-a, written at a time not known here \(no server stamp, or the NATS server's clock not measured yet\): free once seen unchanged for 90 s \((\d+) s so far\)$/;
+      expect(busy(await b.claims.claim(job('j2', 'm1', '')))).toMatch(notKnown);
+      advance(LEASE - 1);
+      expect(busy(await b.claims.claim(job('j2', 'm1', '')))).toMatch(notKnown);
+      advance(2);
+      held(await b.claims.claim(job('j2', 'm1', '')));
+      a.claims.close();
+      b.claims.close();
+    }
   });
 
   it(`remembers at most ${MAX_SIGHTINGS} keys seen held, the oldest forgotten first (its lease timed again from the next look)`, async () => {
