@@ -19,9 +19,9 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { ipv4ToNumber } from '../net/cidr.js';
-import { absorb, FileFollower, TAIL_CHUNK_BYTES, type FileIdentity, type TailFormat } from './follow.js';
+import { absorb, FileFollower, MAX_INCOMPLETE_BYTES, TAIL_CHUNK_BYTES, type FileIdentity, type TailFormat } from './follow.js';
 import { KeaRowParser } from './kea.js';
-import type { KeaLease, LeaseParseError, ParsedLeases } from './types.js';
+import { LeaseParseError, type KeaLease, type ParsedLeases } from './types.js';
 
 /** A full read of a Kea lease file and its cleanup files (watch.ts readKeaFiles). */
 export interface KeaFullRead {
@@ -122,11 +122,18 @@ export class KeaLeaseFollower {
     // a last row without its newline is read again with what Kea writes after it
     if (bytes !== undefined && offset < bytes.length && current.at(-1)?.line === line) this.unterminated = current.pop();
     absorb(this.byIp, current);
+    // a last row short of fields (left out of current) is the row the file stops inside, as a tail read finds it
+    const cutShort = bytes !== undefined && this.unterminated === undefined && holdsRow(text, text.lastIndexOf('\n') + 1);
+    // no row Kea writes is that long (a tail read gives up there too): the file ends in something
+    // else (a power loss's zeros), reported at once instead of kept and parsed again every poll
+    if (cutShort && bytes.length - offset > MAX_INCOMPLETE_BYTES) {
+      this.reset();
+      throw new LeaseParseError(line, `${bytes.length - offset} bytes without a newline at the end of the file, more than a row holds (${MAX_INCOMPLETE_BYTES}): not a row Kea is writing`);
+    }
     if (followable) {
       this.rows = new KeaRowParser(header);
       this.stamp = stamp;
-      // a last row short of fields (left out of current) is the row the file stops inside, as a tail read finds it
-      this.file.start(bytes, id, offset, line, bytes.indexOf(0x0a) + 1, this.unterminated === undefined && holdsRow(text, text.lastIndexOf('\n') + 1));
+      this.file.start(bytes, id, offset, line, bytes.indexOf(0x0a) + 1, cutShort);
     }
     return this.parsed();
   }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MARK_BYTES } from '../../src/leases/follow.js';
+import { MARK_BYTES, MAX_INCOMPLETE_BYTES } from '../../src/leases/follow.js';
 import { parseKeaLeases } from '../../src/leases/kea.js';
 import { KEA_HEADER, renderKeaLeases, type KeaLeaseInput } from '../../src/leases/render.js';
 import { activeLeases } from '../../src/leases/select.js';
@@ -308,6 +308,15 @@ describe('Kea lease file tail reads', () => {
     expect(ips((await whole.read()).parsed.leases)).toEqual(['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.9']);
     t += 5000;
     expect(whole.stuckIncomplete(2000)).toBeUndefined();
+  });
+
+  it('a file that ends in more than a row holds without a newline (a power loss\'s zeros) is an error at once, not a row kept and parsed again every poll', async () => {
+    writeFileSync(path, renderKeaLeases(many.slice(0, 3)) + '\0'.repeat(MAX_INCOMPLETE_BYTES + 1));
+    const reader = createLeaseReader(path, 'kea');
+    await expect(reader.read()).rejects.toThrow(`${path} line 5: ${MAX_INCOMPLETE_BYTES + 1} bytes without a newline at the end of the file, more than a row holds (${MAX_INCOMPLETE_BYTES}): not a row Kea is writing`);
+    // as much as a row may hold is still a row being written
+    writeFileSync(path, renderKeaLeases(many.slice(0, 3)) + '\0'.repeat(MAX_INCOMPLETE_BYTES));
+    expect(ips((await createLeaseReader(path, 'kea').read()).parsed.leases)).toEqual(['10.0.1.1', '10.0.1.2', '10.0.1.3']);
   });
 
   it('a row of an address appended later wins, a deleted lease (valid_lifetime 0) or a released one (state 3) takes the address away', async () => {
