@@ -10,8 +10,9 @@
  * the same stream (name and creation time), so the consumer starts after it.
  *
  * Writes follow the events as they settle, once per `writeDelayMs` at most (read, then
- * compare-and-set; a position the bucket already holds or passed is not written); `refresh()`
- * reads it before a consumer is created; `close()` writes what is pending.
+ * compare-and-set; a position the bucket already holds or passed is not written, unless it is
+ * above the consumer's ack floor: see `settledOrNot`); `refresh()` reads it before a consumer is
+ * created; `close()` writes what is pending.
  */
 import type { Logger } from '../log.js';
 import type { StreamPosition } from './jetstream.js';
@@ -130,6 +131,12 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
   let heldAtFloor = false;
   /** the bucket's position as last read or written here */
   let shared: StreamPosition | undefined;
+  /**
+   * `shared` stands for what settles here (`save()` skips a position it covers, and with it the
+   * state file's save): written here, or read by a write and found settled (`settledOrNot`); not
+   * as `refresh()` reads it, checked by `load()` against the stream's last sequence only
+   */
+  let sharedSettled = false;
   let pending: StreamPosition | undefined;
   let timer: NodeJS.Timeout | undefined;
   let writing: Promise<void> | undefined;
@@ -138,7 +145,7 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
   let badValueLogged = false;
   /** impossible positions warned about (possibleOrWarn) */
   const refused = new Set<string>();
-  /** the bucket's position as refused by `load` (impossible for the stream): written over, never taken as covering */
+  /** the bucket's position as refused by `load` (impossible for the stream): written over, never taken as covering (`settledOrNot`) */
   let impossible: StreamPosition | undefined;
 
   /** the next write `ms` from now, unless one is set already */
@@ -157,27 +164,66 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
     return p;
   }
 
-  /** `p` held at the consumer's ack floor; undefined when the floor cannot be read (kept for later) */
-  async function bounded(p: StreamPosition): Promise<StreamPosition | undefined> {
-    if (!o.ackFloor) return p;
+  /**
+   * `p` held at the consumer's ack floor, with the floor read (undefined without `ackFloor`);
+   * undefined when the floor cannot be read (kept for later)
+   */
+  async function bounded(p: StreamPosition): Promise<{ position: StreamPosition; floor: number | undefined } | undefined> {
+    if (!o.ackFloor) return { position: p, floor: undefined };
     const floor = await o.ackFloor();
-    return floor === undefined ? undefined : { ...p, seq: Math.min(p.seq, floor) };
+    return floor === undefined ? undefined : { position: { ...p, seq: Math.min(p.seq, floor) }, floor };
   }
 
-  async function writeOnce(p: StreamPosition): Promise<void> {
+  const floorUnreadable = () => new Error('the consumer\'s ack floor cannot be read');
+
+  /**
+   * The bucket's position `stored` as a write here may take it (covering what it would write), or
+   * undefined when it cannot have been settled, to be written over; `floor` is the consumer's ack
+   * floor as read before the key. Every position is written at or below the ack floor of its time
+   * (`bounded`) and the floor only grows, so one above the floor as read after the key was never
+   * settled (a crafted key, another version's bug): taken, it would cover every position settled
+   * here, and neither the key nor the state file would move again until the next setup. Only a
+   * consumer created again further back puts a settled position above the floor (by hand, to run
+   * events again; or by an instance that read the key just before a former leader's last write
+   * landed): the floor's side is taken there too, since the consumer delivers those events again
+   * whatever the key says, and a key written back to the floor only says so until they settle.
+   * The value `load()` refused (beyond the stream's last sequence) is not taken either, with or
+   * without an ack floor, and not warned about twice.
+   */
+  async function settledOrNot(stored: StreamPosition | undefined, p: StreamPosition, floor: number | undefined): Promise<StreamPosition | undefined> {
+    if (stored === undefined || !sameStream(stored, p)) return stored;
+    if (floor !== undefined && stored.seq <= floor) return stored;
+    if (impossible && sameStream(stored, impossible) && stored.seq === impossible.seq) return undefined;
+    if (floor === undefined || !o.ackFloor) return stored;
+    // read again after the key: a leader may have written it from a floor newer than ours
+    const now = await o.ackFloor();
+    if (now === undefined) throw floorUnreadable();
+    if (stored.seq <= now) return stored;
+    const said = `floor ${stored.stream}@${stored.created}#${stored.seq}`;
+    if (!refused.has(said)) {
+      if (refused.size >= 16) refused.clear();
+      refused.add(said);
+      o.logger.warn({ stream: stored.stream, positionKey: POSITION_KEY, seq: stored.seq, ackFloor: now }, `machine event position refused: the key's sequence ${stored.seq} is above the consumer's ack floor, ${now}, so was never settled; written over with this instance's position`);
+    }
+    return undefined;
+  }
+
+  async function writeOnce(p: StreamPosition, floor: number | undefined): Promise<void> {
     // a few rounds: another instance (a leader that lost the lead, settling what it ran) may write in between
     for (let round = 0; round < 3; round++) {
       const current = await o.kv.get(POSITION_KEY);
       const stored = current && !current.deleted ? read(current.value) : undefined;
-      const there = stored && impossible && sameStream(stored, impossible) && stored.seq === impossible.seq ? undefined : stored;
+      const there = await settledOrNot(stored, p, floor);
       if (covers(there, p)) {
         shared = there;
+        sharedSettled = true;
         return;
       }
       const value = encodePosition(p);
       const revision = current === undefined ? await o.kv.create(POSITION_KEY, value) : await o.kv.update(POSITION_KEY, value, current.revision);
       if (revision !== undefined) {
         shared = p;
+        sharedSettled = true;
         return;
       }
     }
@@ -189,10 +235,11 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
     pending = undefined;
     if (p === undefined) return;
     try {
-      const q = await bounded(p);
-      if (q === undefined) throw new Error('the consumer\'s ack floor cannot be read');
+      const b = await bounded(p);
+      if (b === undefined) throw floorUnreadable();
+      const q = b.position;
       o.local?.save(q);
-      await writeOnce(q);
+      await writeOnce(q, b.floor);
       // held below what settled here: the rest is written once the floor moved on (the event
       // that held it settled, wherever), not only when a newer event settles here
       heldAtFloor = q.seq < p.seq;
@@ -232,13 +279,16 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
       // after close (a handler that settled past the stop's deadline): the state file alone, as without a leader
       if (closed) return void o.local?.save(position);
       if (!o.ackFloor) o.local?.save(position);
-      if (covers(shared, position)) return;
+      if (sharedSettled && covers(shared, position)) return;
       pending = position;
       schedule(delayMs);
     },
     async refresh() {
       const current = await o.kv.get(POSITION_KEY);
-      if (current && !current.deleted) shared = read(current.value) ?? shared;
+      const p = current && !current.deleted ? read(current.value) : undefined;
+      if (p === undefined) return;
+      shared = p;
+      sharedSettled = false;
     },
     async close() {
       closed = true;

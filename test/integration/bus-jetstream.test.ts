@@ -402,6 +402,42 @@ describe('bus with JetStream: a durable consumer created again starts where this
     expect(decodePosition((await kv.get(POSITION_KEY))!.value)).toEqual({ stream, created: created_, seq: 4 });
   });
 
+  it('refuses a shared position above the consumer\'s ack floor written while the leader runs (a crafted key): one warning, and the key and the state file keep moving as events settle', async () => {
+    const subject = freshSubject();
+    const stream = streamNameFor(subject);
+    const jsm = await jetstreamManager(publisher);
+    const store = memoryPosition();
+    const b = await bus(server);
+    const i = await instance({ nc: b.nc, subject, position: store, leadership: switchableLead() });
+    const kv = await openKvBucket(publisher, jsm, leaderBucketName('metal-bmc-test'));
+    // (a write held at the ack floor is tried again 5 s later)
+    const fileAt = (seq: number, what: string) => waitFor(() => store.saves.at(-1)?.seq === seq, 15_000, what, 50);
+    const keyAt = (seq: number, what: string) => waitFor(async () => {
+      const entry = await kv.get(POSITION_KEY);
+      return entry !== undefined && decodePosition(entry.value)?.seq === seq;
+    }, 15_000, what, 50);
+    for (const k of [1, 2]) await jetstream(publisher).publish(subject, enc(`e-${k}`));
+    await until('two events', () => i.seen.length === 2);
+    await keyAt(2, 'the key at 2');
+    // after setup, while it leads: the key says a sequence nobody settled (beyond the stream's last too)
+    const created_ = (await jsm.streams.info(stream)).created;
+    await kv.put(POSITION_KEY, encodePosition({ stream, created: created_, seq: 1_000_000_000_000 }));
+    // the next write finds it (the state file is saved before); taken as covering, it would stop
+    // every later write, of the key and of the state file
+    await jetstream(publisher).publish(subject, enc('e-3'));
+    await fileAt(3, 'the state file at 3');
+    await jetstream(publisher).publish(subject, enc('e-4'));
+    await fileAt(4, 'the state file at 4');
+    await keyAt(4, 'the key written over, at 4');
+    expect(i.seen.map((s) => s.data)).toEqual(['e-1', 'e-2', 'e-3', 'e-4']);
+    const refused = i.log.find(/^machine event position refused/);
+    expect(refused).toEqual([expect.objectContaining({ level: 40, positionKey: POSITION_KEY, seq: 1_000_000_000_000 })]);
+    // the floor as read after the key: e-3's ack may still be on its way to the server then
+    const floor = refused[0]!.ackFloor;
+    expect([2, 3]).toContain(floor);
+    expect(refused[0]!.msg).toBe(`machine event position refused: the key's sequence 1000000000000 is above the consumer's ack floor, ${String(floor)}, so was never settled; written over with this instance's position`);
+  });
+
   it('refuses a state file position beyond the stream\'s last sequence: one warning, the consumer starts as without a position, and positions are saved again', async () => {
     const subject = freshSubject();
     const stream = streamNameFor(subject);

@@ -2,8 +2,8 @@
  * The partition's position in the machine-event stream, shared through the leader's bucket
  * (src/bus/shared-position.ts), over the in-memory store with the KV's compare-and-set semantics:
  * its value's decoder, the newest position of a stream, writes once per delay that never move the
- * bucket's position back, a write that fails kept and tried again, and `close()` writing what is
- * pending.
+ * bucket's position back, a write that fails kept and tried again, `close()` writing what is
+ * pending, and a bucket's position above the consumer's ack floor written over.
  */
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -137,6 +137,39 @@ describe('the shared position', () => {
     await later.close();
     expect(decodePosition(kv.entries().get(POSITION_KEY)!.value)).toEqual(at(35));
     expect(file.saved.at(-1)).toEqual(at(35));
+  });
+
+  it('writes over a key above the consumer\'s ack floor, as read after the key (never settled): the state file is saved and the key follows, one warning', async () => {
+    const kv = createMemoryKv();
+    const client = kv.client();
+    const file = fileStore(at(4));
+    const log = captureLog();
+    // within the stream (its last sequence 10), so load() has nothing against it; the consumer's ack floor is 5
+    await client.create(POSITION_KEY, encodePosition(at(8)));
+    const store = sharedPosition({ local: file, kv: client, logger: log.logger, ackFloor: async () => 5, writeDelayMs: 1 });
+    await store.refresh();
+    expect(store.load(S, 10)).toEqual(at(8));
+    // not taken as covering what settles here, as refresh() read it: the state file is saved
+    store.save(at(5));
+    await store.close();
+    expect(file.saved).toEqual([at(5)]);
+    expect(decodePosition(kv.entries().get(POSITION_KEY)!.value)).toEqual(at(5));
+    expect(log.find(/^machine event position refused/)).toEqual([expect.objectContaining({ positionKey: POSITION_KEY, seq: 8, ackFloor: 5 })]);
+  });
+
+  it('takes a key above the ack floor it read before the key when the floor read again covers it: a leader wrote it from a newer floor', async () => {
+    const kv = createMemoryKv();
+    const client = kv.client();
+    const log = captureLog();
+    const floors = [5, 9];
+    const store = sharedPosition({ local: fileStore(), kv: client, logger: log.logger, ackFloor: async () => floors.shift() ?? 9, writeDelayMs: 1 });
+    // written by the other instance between this one's floor and key reads
+    await client.create(POSITION_KEY, encodePosition(at(9)));
+    store.save(at(7));
+    await store.close();
+    expect(decodePosition(kv.entries().get(POSITION_KEY)!.value)).toEqual(at(9));
+    expect(kv.writes()).toBe(1);
+    expect(log.find(/^machine event position refused/)).toEqual([]);
   });
 
   it('an unreadable value in the bucket is logged once and written over', async () => {
