@@ -52,7 +52,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`metal-bmc ${version} (commit ${commit})\n`);
     return 0;
   }
-  const load = COMMANDS[command];
+  const load = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (!load) {
     process.stderr.write(`metal-bmc: unknown command ${JSON.stringify(command)}\n${USAGE}\n`);
     return 2;

@@ -18,7 +18,7 @@ export const MAX_LOG_FILES = 1000;
 export function parseLogSize(value: string): LogSize | string {
   const m = /^\s*(\d{1,10})\s*([a-z]*)\s*[x×*]\s*(\d{1,4})\s*$/i.exec(value);
   if (!m) return `${JSON.stringify(value.slice(0, 60))} is not <size> x <files> (e.g. 8MiB x 4)`;
-  const unit = UNITS[m[2]!.toLowerCase()];
+  const unit = Object.hasOwn(UNITS, m[2]!.toLowerCase()) ? UNITS[m[2]!.toLowerCase()] : undefined;
   if (unit === undefined) return `unknown unit ${JSON.stringify(m[2])} (B, KiB, MiB, GiB)`;
   const fileBytes = Number(m[1]) * unit;
   const files = Number(m[3]);

@@ -43,7 +43,7 @@ export function bootOverrideOfRedfish(boot: { overrideEnabled?: string; override
     ...(boot?.bootOrder ? { bootOrder: boot.bootOrder } : {}),
   };
   if (enabled === 'Disabled' || target === 'None') return { ...base, persistent: false, target: 'NONE' };
-  return { ...base, target: REDFISH_TARGETS[target] ?? 'OTHER' };
+  return { ...base, target: Object.hasOwn(REDFISH_TARGETS, target) ? REDFISH_TARGETS[target]! : 'OTHER' };
 }
 
 /** Numeric parts of a version, at most three ("2.75.75.75" → [2, 75, 75]); undefined when it is not dotted numbers. */

@@ -8,8 +8,9 @@ import type { LedReading, LedState, MetalFru, PowerMetric, PowerState, PowerSupp
 const POWER_STATES: Record<string, PowerState> = { On: 'ON', Off: 'OFF' };
 const LED_STATES: Record<string, LedState> = { Lit: 'LED-ON', Blinking: 'LED-ON', Off: 'LED-OFF' };
 
+/** An own key only: a BMC's `"PowerState": "constructor"` must not reach the prototype (a function in the report failed the cycle). */
 export function powerStateOf(redfish: string | undefined): PowerState {
-  return (redfish && POWER_STATES[redfish]) || 'UNKNOWN';
+  return redfish !== undefined && Object.hasOwn(POWER_STATES, redfish) ? POWER_STATES[redfish]! : 'UNKNOWN';
 }
 
 /**

@@ -13,6 +13,7 @@ import { BmcError, abortError } from '../errors.js';
 import { checkCount, checkMs, deadline, endedWithin, sleep } from '../deadline.js';
 import { Connections } from './connections.js';
 import { httpError, isRetryableNetworkError, scrub, transportError } from './http-errors.js';
+import { shortened } from './text.js';
 import { tlsConnector, tlsPolicy, type TlsOptions } from './tls.js';
 import { decodeJsonBody, parseRetryAfter } from './wire.js';
 
@@ -264,7 +265,8 @@ export function createTransport(options: TransportOptions): HttpTransport {
   async function request(req: HttpRequest): Promise<HttpResponse> {
     const firstPath = resolvePath(origin, req.path);
     if (firstPath === undefined) throw new BmcError('INVALID_ARGUMENT', `not a path of ${origin}: ${scrub(req.path, secrets)}`);
-    const what = `${req.method} ${firstPath}`;
+    // quoted in every error of this request: a path a BMC linked may be long (json.ts MAX_ODATA_ID, a Location header)
+    const what = `${req.method} ${shortened(firstPath, 300)}`;
     if (closing) throw new BmcError('CLOSED', `${what}: client closed`);
     // a logout (DELETE of the session) still goes out: the session must not stay on the BMC
     if (budget.left < 0 && req.method !== 'DELETE') throw overBudget(what, budget);

@@ -6,7 +6,7 @@
  * the service root or the System itself (transport, auth, decoding) is thrown.
  */
 import { abortError, isBmcError } from '../errors.js';
-import { links, obj } from './json.js';
+import { links, obj, withoutTrailingSlashes } from './json.js';
 import { keptLayout, ledFromChassis, ledShapeOf, type InventoryLayout, type KeptChassis } from './layout.js';
 import type { ExpandSupport } from './parse.js';
 import { readCache, type ReadCache } from './read-cache.js';
@@ -106,7 +106,7 @@ async function essential<T>(piece: string, missing: string[], read: () => Promis
  */
 const MAX_NAMING_CANDIDATES = 16;
 
-const samePath = (a: string, b: string): boolean => a.replace(/\/+$/, '') === b.replace(/\/+$/, '');
+const samePath = (a: string, b: string): boolean => withoutTrailingSlashes(a) === withoutTrailingSlashes(b);
 
 /**
  * The System's chassis, its `path` the one it was read at (not its body's `@odata.id`, which a

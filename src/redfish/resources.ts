@@ -22,7 +22,7 @@ import {
   type SystemInfo,
   type UpdateServiceInfo,
 } from './parse.js';
-import { link, links, obj } from './json.js';
+import { link, links, obj, withoutTrailingSlashes } from './json.js';
 import type { Logger } from '../log.js';
 import type { RedfishClient } from './session.js';
 
@@ -151,8 +151,8 @@ export async function systemOfBmc(client: RedfishGetter, members: readonly strin
       }),
     ),
   );
-  for (const body of bodies) for (const s of serversOfManager(body)) managed.add(s.replace(/\/+$/, ''));
-  const chosen = members.find((m) => managed.has(m.replace(/\/+$/, '')));
+  for (const body of bodies) for (const s of serversOfManager(body)) managed.add(withoutTrailingSlashes(s));
+  const chosen = members.find((m) => managed.has(withoutTrailingSlashes(m)));
   options.logger?.info(
     { systems: members.length, chosen: chosen ?? first, by: chosen === undefined ? 'first member (no Manager names one)' : 'Manager Links.ManagerForServers' },
     'redfish service lists several Systems',

@@ -11,6 +11,7 @@
  * updated through its MultipartHttpPushUri instead. No allowable list: SimpleUpdate as before.
  */
 import { isBmcError } from '../errors.js';
+import { withoutTrailingSlashes } from './json.js';
 import { parseActionInfoAllowable, type UpdateServiceInfo } from './parse.js';
 import type { ReadOptions, RedfishGetter } from './resources.js';
 
@@ -53,7 +54,7 @@ export function transferProtocolOf(imageUrl: string): string {
   return scheme === undefined ? '' : scheme.toUpperCase();
 }
 
-const sameTarget = (a: string, b: string): boolean => a.replace(/\/+$/, '') === b.replace(/\/+$/, '');
+const sameTarget = (a: string, b: string): boolean => withoutTrailingSlashes(a) === withoutTrailingSlashes(b);
 
 /**
  * Whether SimpleUpdate takes `imageUrl`, and which of `targets` to send: all of them when every

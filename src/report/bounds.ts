@@ -1,7 +1,8 @@
 /**
  * Hostile or broken BMC data stops at the report: every string of an entry is cut to
  * `MAX_STRING` characters (control characters removed), at most `MAX_POWER_SUPPLIES` supplies
- * are kept, and a power reading that is not a finite number is dropped. Real values are far
+ * are kept, a power reading that is not a number metal-api takes (finite, within float32) is
+ * dropped, and a field that is no string is emptied. Real values are far
  * inside these bounds (FRU fields and versions are tens of characters, servers have 1 to 16
  * supplies), so a bounded entry is always a sign of a BMC to look at: `boundEntry` says what
  * it cut.
@@ -10,6 +11,11 @@ import type { MachineIpmiReport, MetalFru, PowerMetric } from '../metalapi/types
 
 export const MAX_STRING = 256;
 export const MAX_POWER_SUPPLIES = 32;
+/**
+ * metal-api's PowerMetric fields are float32: a reading beyond its range (a BMC's 1e300) gets the
+ * whole report a 400, split in halves again every cycle to find it; such a metric is dropped here
+ */
+export const MAX_FLOAT32 = 3.4028234663852886e38;
 
 // eslint-disable-next-line no-control-regex -- control characters are what is removed
 const CONTROL = /[\u0000-\u001f\u007f]/g;
@@ -22,7 +28,13 @@ export interface Bounded {
 
 export function boundEntry(entry: MachineIpmiReport): Bounded {
   const cut: string[] = [];
-  const str = (field: string, value: string): string => {
+  const str = (field: string, value: unknown): string => {
+    // a value that is no string (a BMC's word looked up where it reached the prototype, a bug) is
+    // dropped here instead of failing the whole report's assembly on `replace`
+    if (typeof value !== 'string') {
+      cut.push(field);
+      return '';
+    }
     const clean = value.replace(CONTROL, '');
     if (clean.length <= MAX_STRING && clean === value) return value;
     cut.push(field);
@@ -38,7 +50,7 @@ export function boundEntry(entry: MachineIpmiReport): Bounded {
     supplies = supplies.slice(0, MAX_POWER_SUPPLIES);
   }
   let metric: PowerMetric | null = entry.PowerMetric;
-  if (metric && !Object.values(metric).every((v) => typeof v === 'number' && Number.isFinite(v))) {
+  if (metric && !Object.values(metric).every((v) => typeof v === 'number' && Math.abs(v) <= MAX_FLOAT32)) {
     cut.push('PowerMetric');
     metric = null;
   }
