@@ -296,11 +296,26 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
    * workers would take its innocent companions to a second exit, and the quarantine, with it.
    */
   let suspectReading = false;
-  const suspectWaiters: Array<() => void> = [];
+  /** reads waiting for the suspects' turn, in arrival order: each one's wake-up */
+  const suspectWaiters = new Set<() => void>();
+  const wakeNextSuspect = (): void => suspectWaiters.values().next().value?.();
   async function suspectTurn(signal: AbortSignal | undefined): Promise<(() => void) | undefined> {
-    while (suspectReading) {
-      await new Promise<void>((resolve) => suspectWaiters.push(resolve));
-      if (signal?.aborted || closing) return undefined;
+    while (suspectReading && !signal?.aborted && !closing) {
+      // woken by the turn's release, by its own abort or by close(): whichever comes first
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          suspectWaiters.delete(wake);
+          signal?.removeEventListener('abort', wake);
+          resolve();
+        };
+        suspectWaiters.add(wake);
+        signal?.addEventListener('abort', wake, { once: true });
+      });
+    }
+    if (signal?.aborted || closing) {
+      // a turn handed to a read that gives up goes on to the next, which would else wait for good
+      if (!suspectReading) wakeNextSuspect();
+      return undefined;
     }
     suspectReading = true;
     let released = false;
@@ -308,7 +323,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
       if (released) return;
       released = true;
       suspectReading = false;
-      suspectWaiters.shift()?.();
+      wakeNextSuspect();
     };
   }
 
@@ -407,6 +422,8 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     },
     async close(deadlineMs = 5000) {
       closing = true;
+      // reads waiting for a suspect's turn end now (ABORTED), not when a turn comes
+      for (const wake of [...suspectWaiters]) wake();
       await stopWorkers(slots.filter((s) => s.alive).map((s) => s.worker), { shutdown: { type: 'shutdown' } satisfies ToReportWorker, die: { type: 'die' } satisfies ToReportWorker, isDone: (m) => (m as FromReportWorker).type === 'closed', deadlineMs });
     },
   };

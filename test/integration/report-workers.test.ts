@@ -20,6 +20,7 @@ import { createBmcTrust, openTrustStore, trustKey, type TrustMetrics } from '../
 import type { BmcReport } from '../../src/outband/types.js';
 import { sharedTlsStats } from '../../src/redfish/tls-context.js';
 import { runReportCycle, type CycleDeps } from '../../src/report/cycle.js';
+import type { BmcReadAttempt } from '../../src/report/read-bmc.js';
 import { createReportWorkerPool, type ReportWorkerPool } from '../../src/report/worker-pool.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { LOGIN_REQUEST, sessionTokenUsed, startTestFleet } from '../helpers/fleet.js';
@@ -62,6 +63,31 @@ function pool(o: Partial<Parameters<typeof createReportWorkerPool>[0]> = {}): Re
   const p = createReportWorkerPool({ workers: 2, settings: settings(), logger: captureLog('warn').logger, ...o });
   pools.push(p);
   return p;
+}
+
+/** a report worker that answers no read (its BMCs never answer) but dies when told to */
+const SILENT_WORKER = new URL('../fixtures/workers/silent-report-worker.mjs', import.meta.url);
+
+/** BMCs of no fleet, for workers that never reach them */
+function nowhere(count: number): Lease[] {
+  return Array.from({ length: count }, (_, i) => ({ ip: `10.99.0.${i + 1}`, mac: `aa:bb:cc:99:00:0${i + 1}` }) as Lease);
+}
+
+/** Makes `bmcs` suspects of a one-worker pool: in flight at its worker's exit; waits for the worker started again. */
+async function makeSuspects(workers: ReportWorkerPool, bmcs: Lease[]): Promise<void> {
+  const { reads, restarts } = workers.stats()[0]!;
+  const inFlight = bmcs.map((l) => workers.read(l, { timeoutMs: 60_000 }));
+  await waitFor(() => workers.stats()[0]!.reads === reads + bmcs.length, 10_000, 'the reads under way');
+  await workers.kill(0);
+  for (const lost of await Promise.all(inFlight)) expect(lost.ok ? undefined : lost.lostWithWorker).toBe(true);
+  await waitFor(() => workers.stats()[0]!.restarts === restarts + 1 && workers.stats()[0]!.alive, 10_000, 'the worker started again');
+}
+
+/** what `p` settled to, or 'pending' if it has not within `ms` */
+function settledWithin<T>(p: Promise<T>, ms: number): Promise<T | 'pending'> {
+  let timer: NodeJS.Timeout | undefined;
+  const pending = new Promise<'pending'>((resolve) => (timer = setTimeout(() => resolve('pending'), ms)));
+  return Promise.race([p, pending]).finally(() => clearTimeout(timer));
 }
 
 function countingTrustMetrics() {
@@ -371,6 +397,33 @@ describe('report reads in worker threads', () => {
     await waitFor(() => workers.stats()[0]!.reads === 4, 10_000, "the companion's read under way");
     await workers.kill(0);
     await later;
+  });
+
+  it("the cycle's abort while suspects wait for their turn: every read ends at once, none waits for a turn that never comes", async () => {
+    const workers = pool({ workers: 1, entry: SILENT_WORKER });
+    const suspects = nowhere(3);
+    await makeSuspects(workers, suspects);
+    const abort = new AbortController();
+    const reads = suspects.map((l) => workers.read(l, { timeoutMs: 60_000, signal: abort.signal }));
+    await waitFor(() => workers.stats()[0]!.reads === 4, 10_000, "the first suspect's read under way");
+    expect(workers.stats()[0]!.reads).toBe(4); // the other two wait for their turn
+    abort.abort(new Error('the daemon stops'));
+    const ended = await settledWithin(Promise.all(reads), 2000);
+    if (ended === 'pending') throw new Error('a read waiting for its turn did not end at the abort');
+    for (const r of ended) expect(r.ok ? undefined : (r.error as BmcError).code).toBe('ABORTED');
+    expect(workers.stats()[0]!.reads).toBe(4);
+  });
+
+  it('close() while suspects wait for their turn: every read ends, and close() with them', async () => {
+    const workers = pool({ workers: 1, entry: SILENT_WORKER });
+    const suspects = nowhere(3);
+    await makeSuspects(workers, suspects);
+    const reads = suspects.map((l) => workers.read(l, { timeoutMs: 60_000 }));
+    await waitFor(() => workers.stats()[0]!.reads === 4, 10_000, "the first suspect's read under way");
+    const ended = await settledWithin(Promise.all([...reads, workers.close(100)]), 2000);
+    if (ended === 'pending') throw new Error('a read waiting for its turn did not end at close()');
+    for (const r of ended.slice(0, 3) as BmcReadAttempt[]) expect(r.ok).toBe(false);
+    expect(workers.stats()[0]!.reads).toBe(4);
   });
 
   it('a worker that dies under a read: the cycle reads that BMC again on another worker, where it has time, and reports it', async () => {
