@@ -29,7 +29,8 @@ import type { ReportMetrics } from './metrics.js';
 
 /** Reads BMCs somewhere else than this thread (report worker threads: worker-pool.ts). */
 export interface BmcReader {
-  read(lease: Lease, o: { timeoutMs: number; signal?: AbortSignal | undefined }): Promise<BmcReadAttempt>;
+  /** `mayStart`: asked when a read that had to wait (a suspect's turn: worker-pool.ts) is about to start; false: it is not started (`notStarted`) */
+  read(lease: Lease, o: { timeoutMs: number; signal?: AbortSignal | undefined; mayStart?: () => boolean }): Promise<BmcReadAttempt>;
   /** the load of the threads the reads run on, which the adaptive limit follows beside this thread's */
   load?: () => ThreadsLoad;
 }
@@ -236,12 +237,14 @@ type ReadOutcome = ({ report: BmcReport } | { failure: string; retry: boolean })
 
 /**
  * One BMC: read in a report worker (`deps.reader`) or here, its connection closed into `closes`
- * (or awaited when there is none); then counted, logged and told to the observer here.
+ * (or awaited when there is none); then counted, logged and told to the observer here. Undefined:
+ * a read that had to wait in the report workers was not started, as `mayStart` said then.
  */
-async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'stalledMs'>, signal: AbortSignal | undefined, closes?: Array<Promise<void>>): Promise<ReadOutcome> {
+async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'stalledMs'>, signal: AbortSignal | undefined, closes?: Array<Promise<void>>, mayStart?: () => boolean): Promise<ReadOutcome | undefined> {
   const attempt = deps.reader
-    ? await deps.reader.read(lease, { timeoutMs: deps.bmcTimeoutMs, signal })
+    ? await deps.reader.read(lease, { timeoutMs: deps.bmcTimeoutMs, signal, ...(mayStart ? { mayStart } : {}) })
     : await readBmcGuarded(deps.connect, lease.ip, { timeoutMs: deps.bmcTimeoutMs, clock, signal, ...(closes ? { closes } : {}) }, deps.leftBehind ?? new Set());
+  if (!attempt.ok && attempt.notStarted) return undefined;
   const { durationMs, late } = attempt;
   if (attempt.ok) {
     const { report, vendor } = attempt;
@@ -269,7 +272,7 @@ export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSigna
   const clock = acquireLoopClock();
   try {
     const outcome = await readOne(deps, lease, clock, signal);
-    return 'report' in outcome ? outcome.report : undefined;
+    return outcome && 'report' in outcome ? outcome.report : undefined;
   } finally {
     clock.release();
   }
@@ -311,14 +314,15 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   /** one BMC's read, or its retry, and what follows from it */
   const readItem = async (i: number, requeue: (again: number) => void): Promise<ItemOutcome | undefined> => {
     if (signal?.aborted) return;
-    // a retry waited in the queue, behind slower reads: it starts only if it still fits now
-    if (tried.has(i)) {
-      if (!retryFits()) return;
-      retried++;
-    }
+    // a retry waited in the queue, behind slower reads: it starts only if it still fits now, and
+    // again if it waits in the report workers for its turn as a suspect, which may take long
+    const retry = tried.has(i);
+    if (retry && !retryFits()) return;
     const lease = leases[i]!;
     const readStarted = Date.now();
-    const outcome = await readOne(deps, lease, clock, readsAbort.signal, closes);
+    const outcome = await readOne(deps, lease, clock, readsAbort.signal, closes, retry ? retryFits : undefined);
+    if (outcome === undefined) return;
+    if (retry) retried++;
     // a read refused at once as BUSY (its given-up read still runs) says nothing of how slow the BMC is
     if (!('failure' in outcome && outcome.failure === 'BUSY')) deps.readOrder?.record(lease.ip, Date.now() - readStarted);
     if ('failure' in outcome) {

@@ -21,8 +21,11 @@ export type ConnectForRead = (ip: string, signal: AbortSignal, onAnswer: () => v
  */
 export type BmcReadAttempt = (
   | { ok: true; report: BmcReport; vendor: string }
-  /** `lostWithWorker`: the report worker running the read exited; the BMC itself said nothing, a second read may well succeed */
-  | { ok: false; error: unknown; lostWithWorker?: true }
+  /**
+   * `lostWithWorker`: the report worker running the read exited; the BMC itself said nothing, a second read may well succeed.
+   * `notStarted`: the read had to wait before it could start (a suspect's turn: worker-pool.ts) and its `mayStart` said no then; nothing was asked of the BMC
+   */
+  | { ok: false; error: unknown; lostWithWorker?: true; notStarted?: true }
 ) & { durationMs: number; late: boolean };
 
 export interface ReadBmcOptions {

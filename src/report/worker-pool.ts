@@ -4,9 +4,11 @@
  * main thread keeps the cycle, the limiter, the trust file, the metrics, the log and the report.
  * A BMC goes to the same worker every cycle (by a hash of its address), so its TLS session
  * resumes; to another one only while its own is being started again. The limiter follows the
- * busiest worker's event loop (`load`). A worker that dies fails its reads in flight (CLOSED: the
- * cycle skips them, the next reads them) and is started again. Credentials reach a worker in its
- * `init` message only, never in a log line.
+ * busiest worker's event loop (`load`). A worker that dies fails its reads in flight (CLOSED,
+ * `lostWithWorker`: the cycle reads them again where it has time, else the next cycle does) and is
+ * started again; the BMCs of those reads (suspects) are then read one at a time across the pool,
+ * each until one of its reads ends without an exit, so the one whose answer ends workers does not
+ * take the others with it. Credentials reach a worker in its `init` message only, never in a log line.
  */
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { Worker } from 'node:worker_threads';
@@ -118,8 +120,8 @@ const MAX_GIVEN_UP = 4096;
  */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8 } as const;
 
-/** FNV-1a of the address: the same BMC, the same worker, every cycle. */
-function slotOf(ip: string, n: number): number {
+/** FNV-1a of the address: the same BMC, the same worker (of `n`), every cycle. */
+export function workerOfBmc(ip: string, n: number): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < ip.length; i++) h = Math.imul(h ^ ip.charCodeAt(i), 0x01000193);
   return (h >>> 0) % n;
@@ -161,6 +163,8 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
   const slots: Slot[] = [];
   /** BMCs that were being read when a report worker exited, and how often in a row */
   const suspects = new Map<string, { exits: number; at: number }>();
+  /** suspects were added since the line that says they are read one at a time */
+  let suspectsToAnnounce = false;
   let nextId = 1;
   let closing = false;
 
@@ -175,8 +179,15 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
         const sessionKey = pending?.sessionKey ?? slot.givenUp.get(m.id);
         slot.givenUp.delete(m.id);
         if (sessionKey !== undefined && m.session !== undefined) keepSession(slot, sessionKey, m.session);
-        if (pending) pending.settle(attemptOfPort(m.attempt));
-        else slot.abandoned++;
+        if (!pending) {
+          slot.abandoned++;
+          return;
+        }
+        // the worker answered, whatever the read's outcome (a dead BMC, a refused login): this read
+        // did not end it, so the BMC is no suspect any longer. Cleared only on success, a BMC that
+        // keeps failing stayed one and was read alone every cycle, one deadline after the other
+        suspects.delete(pending.ip);
+        pending.settle(attemptOfPort(m.attempt));
         return;
       }
       case 'trust-update':
@@ -227,6 +238,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
       const exits = (suspects.get(p.ip)?.exits ?? 0) + 1;
       setNewest(suspects, p.ip, { exits, at: Date.now() }, MAX_SUSPECTS);
       const setAside = exits >= QUARANTINE_EXITS;
+      if (!setAside) suspectsToAnnounce = true;
       if (setAside) log.error({ bmc: p.ip, exits, forMs: QUARANTINE_MS }, 'a BMC was being read each time a report worker exited; it is not read again for a while, so it cannot take the workers and the reads beside it down again');
       const error = new BmcError('CLOSED', `reading BMC ${p.ip}: report worker ${slot.index} exited (code ${code})${setAside ? `; the BMC was being read at ${exits} such exits, set aside` : ''}`);
       p.settle({ ok: false, error, ...(setAside ? {} : { lostWithWorker: true as const }), durationMs: Date.now() - p.started, late: false });
@@ -261,7 +273,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
 
   /** the BMC's own worker, or while that one is being started again the next one alive */
   function slotFor(ip: string): Slot | undefined {
-    const first = slotOf(ip, slots.length);
+    const first = workerOfBmc(ip, slots.length);
     for (let k = 0; k < slots.length; k++) {
       const slot = slots[(first + k) % slots.length]!;
       if (slot.alive) return slot;
@@ -327,12 +339,23 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     };
   }
 
+  /** One line when suspects start to be read one at a time (again after each exit that made new ones): why reads are slow now. */
+  function announceSuspects(): void {
+    if (!suspectsToAnnounce) return;
+    suspectsToAnnounce = false;
+    const count = [...suspects.values()].filter((s) => s.exits < QUARANTINE_EXITS).length;
+    log.warn({ suspects: count }, 'BMCs that were being read when a report worker exited are read one at a time across the report workers, each until one of its reads ends without an exit: reads of them take longer meanwhile');
+  }
+
   async function read(lease: Lease, o: ReadOptions): Promise<BmcReadAttempt> {
     const suspect = suspects.get(lease.ip);
     if (suspect === undefined || suspect.exits >= QUARANTINE_EXITS) return readNow(lease, o);
+    announceSuspects();
     const release = await suspectTurn(o.signal);
     if (!release) return { ok: false, error: closing ? new BmcError('ABORTED', `reading BMC ${lease.ip}: metal-bmc is shutting down`) : abortError(o.signal!, `reading BMC ${lease.ip}`), durationMs: 0, late: false };
     try {
+      // the turn may come long after the read was asked for: the cycle says whether it still has time for it
+      if (o.mayStart?.() === false) return { ok: false, error: new BmcError('TIMEOUT', `reading BMC ${lease.ip}: its turn among the suspects came too late for the report cycle; not started`), notStarted: true, durationMs: 0, late: false };
       return await readNow(lease, o);
     } finally {
       release();
@@ -364,8 +387,6 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
         if (!slot.pending.delete(id)) return;
         clearTimeout(guard);
         signal?.removeEventListener('abort', onAbort);
-        // read to the end: whatever ended the workers before, it was not this BMC's read alone
-        if (attempt.ok) suspects.delete(lease.ip);
         resolve(attempt);
       };
       // given up here: the worker is told to stop the read, its late answer is ignored

@@ -3,8 +3,9 @@
  * same reports as reads in the main thread, really made in the workers (their TLS connections are
  * theirs, the main thread's stay untouched), the trust records of first contacts written by the
  * main thread's store and pinned afterwards (a changed certificate refused in the worker, counted
- * and logged here), a worker that dies fails only its reads in flight and is started again, the
- * caller's abort ends a read at once (the worker stops it too), and a dead BMC costs its deadline only.
+ * and logged here), a worker that dies fails only its reads in flight and is started again (their
+ * BMCs read one at a time until each has been read once), the caller's abort ends a read at once
+ * (the worker stops it too), and a dead BMC costs its deadline only.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,7 +22,7 @@ import type { BmcReport } from '../../src/outband/types.js';
 import { sharedTlsStats } from '../../src/redfish/tls-context.js';
 import { runReportCycle, type CycleDeps } from '../../src/report/cycle.js';
 import type { BmcReadAttempt } from '../../src/report/read-bmc.js';
-import { createReportWorkerPool, type ReportWorkerPool } from '../../src/report/worker-pool.js';
+import { createReportWorkerPool, workerOfBmc, type ReportWorkerPool } from '../../src/report/worker-pool.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { LOGIN_REQUEST, sessionTokenUsed, startTestFleet } from '../helpers/fleet.js';
 import { captureLog } from '../helpers/log.js';
@@ -397,6 +398,55 @@ describe('report reads in worker threads', () => {
     await waitFor(() => workers.stats()[0]!.reads === 4, 10_000, "the companion's read under way");
     await workers.kill(0);
     await later;
+  });
+
+  it('a suspect whose read fails without an exit (a dead BMC) is no suspect any longer: its next read does not wait for the turn; one line says suspects are read one at a time', async () => {
+    const log = captureLog('warn');
+    const workers = pool({ workers: 1, logger: log.logger });
+    const dead = deadLease();
+    const other = { ...deadLease(), ip: deadLease().ip.replace(/\.250$/, '.248'), mac: 'aa:bb:cc:dd:ee:fd' } as Lease;
+    await makeSuspects(workers, [dead, other]);
+    // read alone, it fails at its deadline: the worker answered, it did not exit under it
+    const failed = await workers.read(dead, { timeoutMs: 1500 });
+    expect(failed.ok ? undefined : (failed.error as BmcError).code).toBe('TIMEOUT');
+    const reads = workers.stats()[0]!.reads;
+    const abort = new AbortController();
+    // the other suspect holds the turn; the dead BMC starts beside it
+    const suspect = workers.read(other, { timeoutMs: 60_000, signal: abort.signal });
+    const cleared = workers.read(dead, { timeoutMs: 60_000, signal: abort.signal });
+    await waitFor(() => workers.stats()[0]!.reads === reads + 2, 5000, 'both reads under way');
+    abort.abort(new Error('the test is done'));
+    await Promise.all([suspect, cleared]);
+    expect(log.find(/^BMCs that were being read when a report worker exited are read one at a time/)).toEqual([expect.objectContaining({ suspects: 2 })]);
+  });
+
+  it("a retry that waits for its turn as a suspect starts only if the cycle's budget still holds it when the turn comes", async () => {
+    const workers = pool();
+    // two BMCs read by the same worker, where nothing answers
+    const [a, b] = Array.from({ length: 250 }, (_, i) => ({ ip: deadLease().ip.replace(/\.250$/, `.${i}`), mac: `aa:bb:cc:dd:ef:${i.toString(16).padStart(2, '0')}` }) as Lease).filter((l) => workerOfBmc(l.ip, 2) === 0);
+    const deps: CycleDeps = {
+      partitionId: 'p',
+      connect: () => Promise.reject(new Error('reads go to the workers')),
+      reader: workers,
+      metalApi: createMetalApiClient({ baseUrl: api.url, hmacKey: 'k' }),
+      concurrency: 4,
+      fixedConcurrency: true,
+      bmcTimeoutMs: 2000,
+      // a retry fits as it is queued (twice its deadline), not after waiting for one more deadline
+      cycleBudgetMs: 5500,
+      logger: captureLog('warn').logger,
+    };
+    const reads = () => workers.stats().reduce((n, w) => n + w.reads, 0);
+    const before = reads();
+    // the workers run (a heap query answered): the worker exits as soon as it is told to
+    await workers.measureHeap();
+    const cycle = runReportCycle(deps, [a!, b!]);
+    await waitFor(() => reads() === before + 2, 10_000, 'both reads under way');
+    await workers.kill(0);
+    // both lost with the worker, both retried: one at a time as suspects; the second's turn comes after the first's deadline
+    const result = await cycle;
+    expect(result).toMatchObject({ read: 0, failed: 2, retried: 1 });
+    expect(reads()).toBe(before + 3);
   });
 
   it("the cycle's abort while suspects wait for their turn: every read ends at once, none waits for a turn that never comes", async () => {
