@@ -371,7 +371,9 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
       return failed(new BmcError('BUSY', `reading BMC ${lease.ip}: it was being read at each of the last ${suspect.exits} report worker exits; set aside until ${new Date(suspect.at + QUARANTINE_MS).toISOString()}`));
     }
     const slot = slotFor(lease.ip);
-    if (!slot) return failed(new BmcError('CLOSED', `reading BMC ${lease.ip}: no report worker is running (restarting)`));
+    // every worker is being started again (one alone, METAL_BMC_REPORT_WORKERS=1): our restart, not
+    // the BMC's failure, so the cycle reads it again where it has time, as a read lost with its worker
+    if (!slot) return Promise.resolve({ ok: false, error: new BmcError('CLOSED', `reading BMC ${lease.ip}: no report worker is running (restarting)`), lostWithWorker: true, durationMs: 0, late: false });
     const sessionKey = redfishSessionKey(lease.ip, options.settings.redfishPort);
     // a second read beside one still running would log in beside it, and only one session is kept
     if (slot.givenUp.size > 0 && [...slot.givenUp.values()].includes(sessionKey)) {

@@ -351,6 +351,17 @@ describe('report reads in worker threads', () => {
     expect(log.find('report worker exited; starting it again, its reads in flight are read again in this report where the cycle has time for them, else skipped')).toHaveLength(1);
   });
 
+  it('a read while every worker is being started again fails as lost with the worker, so the cycle reads it again where it has time', async () => {
+    const workers = pool({ workers: 1, entry: SILENT_WORKER });
+    await workers.kill(0);
+    // the worker's exit was seen; its restart waits for the backoff of a quick death (100 ms at least)
+    expect(workers.stats()[0]!.alive).toBe(false);
+    const attempt = await workers.read(nowhere(1)[0]!, { timeoutMs: 60_000 });
+    expect(attempt.ok ? undefined : (attempt.error as BmcError).code).toBe('CLOSED');
+    expect(attempt.ok ? '' : (attempt.error as Error).message).toMatch(/no report worker is running \(restarting\)/);
+    expect(attempt.ok ? undefined : attempt.lostWithWorker).toBe(true);
+  });
+
   it('a BMC in flight at two worker exits in a row is set aside: not read again (nor retried) beside the others, which go on', async () => {
     const log = captureLog('warn');
     const workers = pool({ workers: 1, logger: log.logger });
