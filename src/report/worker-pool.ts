@@ -281,6 +281,14 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     return undefined;
   }
 
+  /**
+   * The worker still running a read of this BMC that was given up on, wherever it ran: its own
+   * worker, or the one that stood in while its own was started again (and may be back by now).
+   */
+  function givenUpRunning(sessionKey: string): Slot | undefined {
+    return slots.find((s) => s.alive && s.givenUp.size > 0 && [...s.givenUp.values()].includes(sessionKey));
+  }
+
   /** A read's kept Redfish session, checked as the state file's entries are; a bad one is dropped with a line. */
   function keepSession(slot: Slot, key: string, session: KeptRedfishSession | null): void {
     const sessions = options.redfishSessions;
@@ -376,9 +384,8 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     if (!slot) return Promise.resolve({ ok: false, error: new BmcError('CLOSED', `reading BMC ${lease.ip}: no report worker is running (restarting)`), lostWithWorker: true, durationMs: 0, late: false });
     const sessionKey = redfishSessionKey(lease.ip, options.settings.redfishPort);
     // a second read beside one still running would log in beside it, and only one session is kept
-    if (slot.givenUp.size > 0 && [...slot.givenUp.values()].includes(sessionKey)) {
-      return failed(new BmcError('BUSY', `reading BMC ${lease.ip}: its last read, given up on, still runs in report worker ${slot.index}; read again once it ends`));
-    }
+    const runs = givenUpRunning(sessionKey);
+    if (runs) return failed(new BmcError('BUSY', `reading BMC ${lease.ip}: its last read, given up on, still runs in report worker ${runs.index}; read again once it ends`));
     const id = nextId++;
     const started = Date.now();
     slot.reads++;

@@ -321,6 +321,28 @@ describe('report reads in worker threads', () => {
     await workers.close(100);
   });
 
+  it("a read given up on in another worker than the BMC's own (its own was restarting): no second read beside it once its own is back", async () => {
+    const workers = pool({ entry: SILENT_WORKER });
+    const lease = nowhere(16).find((l) => workerOfBmc(l.ip, 2) === 0)!;
+    await workers.measureHeap(); // both run: the exit below is seen at once
+    await workers.kill(0);
+    const first = new AbortController();
+    const givenUp = workers.read(lease, { timeoutMs: 60_000, signal: first.signal });
+    expect(workers.stats().map((s) => s.reads)).toEqual([0, 1]); // in worker 1, standing in
+    first.abort(new Error('the cycle stops'));
+    const aborted = await givenUp;
+    expect(aborted.ok ? undefined : (aborted.error as BmcError).code).toBe('ABORTED');
+    // worker 1 runs it still (it answers no read); the BMC's own worker is back
+    await waitFor(() => workers.stats()[0]!.alive && workers.stats()[0]!.restarts === 1, 10_000, 'worker 0 started again');
+    const second = new AbortController();
+    const again = workers.read(lease, { timeoutMs: 60_000, signal: second.signal });
+    second.abort(new Error('the test is done'));
+    const refused = await again;
+    expect(refused.ok ? undefined : (refused.error as BmcError).code).toBe('BUSY');
+    expect(refused.ok ? '' : (refused.error as Error).message).toMatch(/its last read, given up on, still runs in report worker 1/);
+    expect(workers.stats().map((s) => s.reads)).toEqual([0, 1]);
+  });
+
   it('a session entry from a worker that is not one is not kept, with one line', async () => {
     const log = captureLog('warn');
     const sessions = createRedfishSessionMemory({ maxAgeMs: 3_600_000 });
