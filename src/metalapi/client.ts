@@ -1,6 +1,7 @@
 /**
  * The two metal-api endpoints metal-bmc calls, HMAC-signed, with a deadline per attempt and
- * retries with capped exponential backoff on network errors, timeouts, 5xx and 429.
+ * retries with capped exponential backoff on network errors, timeouts, 5xx and 429, after at
+ * least the answer's Retry-After where it fits the call's time budget (else none).
  * 4xx answers are final. Errors name the request, never the HMAC key or a password.
  */
 import { setTimeout as delay } from 'node:timers/promises';
@@ -22,11 +23,11 @@ export interface MetalApiClientOptions {
    * window where a report POST gets the whole `timeoutMs`
    */
   getTimeoutMs?: number;
-  /** further attempts after the first, default 3 */
+  /** further attempts after the first, default 3; a call's time budget is (retries + 1) attempt deadlines */
   retries?: number;
   /** first backoff, doubled per retry, with jitter; default 500 */
   backoffMs?: number;
-  /** upper bound of one backoff, default 10000 */
+  /** upper bound of one backoff, default 10000; a Retry-After is waited out whole, within the call's budget */
   maxBackoffMs?: number;
   dispatcher?: Dispatcher;
   userAgent?: string;
@@ -88,13 +89,27 @@ function serverMessage(text: string, secret: string): string {
   return message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}...` : message;
 }
 
-function retryAfterMs(header: string | string[] | undefined): number {
-  const value = Array.isArray(header) ? header[0] : header;
-  if (value === undefined) return 0;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+/**
+ * `Retry-After` as milliseconds from now, the grammar of redfish/wire.ts's parseRetryAfter
+ * (metalapi/ imports no other layer): delta-seconds or an HTTP-date, a date in the past 0.
+ * Undefined when absent or malformed (a fraction, a sign, a word: our own backoff applies).
+ * Delta-seconds of ten digits or more (over 31 years) are Infinity: a wait no call's budget holds,
+ * not a malformed value to retry after our own short backoff.
+ */
+function retryAfterMs(header: string | string[] | undefined): number | undefined {
+  const value = (Array.isArray(header) ? header[0] : header)?.trim();
+  if (value === undefined) return undefined;
+  if (/^\d{1,9}$/.test(value)) return Number(value) * 1000;
+  if (/^\d+$/.test(value)) return Infinity;
+  // an HTTP-date names a weekday; Date.parse alone would also take "1" or "2026"
+  if (!/^[A-Za-z]{3},\s/.test(value)) return undefined;
   const at = Date.parse(value);
-  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : 0;
+  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
+}
+
+/** A Retry-After wait in whole seconds (rounded up), for an error message. */
+function waitText(ms: number): string {
+  return Number.isFinite(ms) ? `${Math.ceil(ms / 1000)} s` : 'more than 999999999 s';
 }
 
 function stringList(value: unknown): string[] | undefined {
@@ -146,10 +161,18 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
   const userAgent = options.userAgent ?? 'metal-bmc';
   const { dispatcher, onRetry } = options;
 
-  function backoff(attempt: number, minimumMs: number): number {
+  function backoff(attempt: number): number {
     const ceiling = Math.min(maxBackoffMs, backoffMs * 2 ** attempt);
-    const jittered = ceiling / 2 + Math.random() * (ceiling / 2);
-    return Math.round(Math.min(maxBackoffMs, Math.max(jittered, minimumMs)));
+    return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+  }
+
+  /**
+   * What one call's attempts may take, (retries + 1) attempt deadlines: a Retry-After wait must end
+   * within what is left of it. metal-api asking for a longer wait is answered by giving up at once
+   * (the next report cycle sends the report again), not by sending it sooner than asked.
+   */
+  function callBudgetMs(method: 'GET' | 'POST'): number {
+    return Math.min(MAX_TIMER_MS, (retries + 1) * (method === 'GET' ? getTimeoutMs : timeoutMs));
   }
 
   /** One request with retries; resolves with the parsed JSON of a 2xx answer. */
@@ -157,6 +180,7 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
     const caller = callOptions.signal;
     const label = `metal-api ${method} ${display}${path}`;
     const payload = body === undefined ? undefined : JSON.stringify(body);
+    const budgetEnds = Date.now() + callBudgetMs(method);
     for (let attempt = 0; ; attempt++) {
       if (caller?.aborted) throw abortError(caller, what);
       // a timer of our own: AbortSignal.timeout() reachable only through AbortSignal.any() may be collected before it fires
@@ -165,7 +189,7 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
       const signal = attemptDeadline.signal;
       let error: BmcError;
       let retryable: boolean;
-      let minimumDelay = 0;
+      let retryAfter: number | undefined;
       try {
         const headers: Record<string, string> = { ...signHeaders(hmacKey, method), accept: 'application/json', 'user-agent': userAgent };
         if (payload !== undefined) headers['content-type'] = 'application/json';
@@ -182,7 +206,7 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
         }
         if (res.statusCode === 404 && on404) throw on404();
         retryable = res.statusCode >= 500 || res.statusCode === 429;
-        minimumDelay = retryable ? retryAfterMs(res.headers['retry-after']) : 0;
+        retryAfter = retryable ? retryAfterMs(res.headers['retry-after']) : undefined;
         const message = serverMessage(text, hmacKey);
         error = new BmcError('HTTP', `${label}: HTTP ${res.statusCode}${message === '' ? '' : `: ${message}`}`, { httpStatus: res.statusCode });
       } catch (err) {
@@ -204,7 +228,13 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
         if (attempt > 0) error.message = `${error.message} (gave up after ${attempt + 1} attempts)`;
         throw error;
       }
-      const delayMs = backoff(attempt, minimumDelay);
+      const delayMs = Math.max(backoff(attempt), retryAfter ?? 0);
+      const budgetLeft = budgetEnds - Date.now();
+      if (retryAfter !== undefined && retryAfter >= budgetLeft) {
+        const next = method === 'POST' ? '; the next report cycle sends it again' : '';
+        error.message = `${error.message} (metal-api asked to wait ${waitText(retryAfter)}, more than the ${Math.max(0, Math.floor(budgetLeft / 1000))} s left of this call's time budget: not sent again${next})`;
+        throw error;
+      }
       onRetry?.({ what, attempt: attempt + 1, delayMs, error });
       try {
         await delay(delayMs, undefined, caller ? { signal: caller } : undefined);

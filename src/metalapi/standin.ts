@@ -24,8 +24,8 @@ export interface MetalApiStandInOptions {
   credentials?: Pick<MachineIpmi, 'user' | 'password'>;
   /** MAC of a BMC, for the ipmi block (reports carry none) */
   macFor?: (bmcIp: string, uuid: string) => string | undefined;
-  /** answer the first `count` requests with `status` */
-  failNext?: { count: number; status: number };
+  /** answer the first `count` requests with `status` (and `headers`, e.g. a Retry-After) */
+  failNext?: { count: number; status: number; headers?: Record<string, string> };
   maxSkewSeconds?: number;
   /** the default IPMI port of new machines, as metal-api: 623 */
   ipmiPort?: number;
@@ -52,7 +52,7 @@ export interface MetalApiStandIn extends EventEmitter {
   readonly ledStates: Map<string, string>;
   /** report entries metal-api would accept but log as an error and partly drop, e.g. an IndicatorLEDState other than LED-ON/LED-OFF */
   readonly problems: string[];
-  setFailures(count: number, status?: number): void;
+  setFailures(count: number, status?: number, headers?: Record<string, string>): void;
   close(): Promise<void>;
   on(event: 'report', listener: (body: MachineIpmiReports, answer: MachineIpmiReportResponse) => void): this;
   on(event: string | symbol, listener: (...args: unknown[]) => void): this;
@@ -61,16 +61,16 @@ export interface MetalApiStandIn extends EventEmitter {
 const MAX_BODY = 10 * 1024 * 1024;
 const logged = new WeakMap<ServerResponse, StandInRequest>();
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const entry = logged.get(res);
   if (entry) entry.status = status;
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 
-function sendError(res: ServerResponse, status: number, message: string): void {
-  send(res, status, { statuscode: status, message });
+function sendError(res: ServerResponse, status: number, message: string, headers?: Record<string, string>): void {
+  send(res, status, { statuscode: status, message }, headers);
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
@@ -126,7 +126,7 @@ export async function startMetalApiStandIn(options: MetalApiStandInOptions): Pro
   const requests: StandInRequest[] = [];
   const ledStates = new Map<string, string>();
   const problems: string[] = [];
-  let failures = { count: options.failNext?.count ?? 0, status: options.failNext?.status ?? 500 };
+  let failures = { count: options.failNext?.count ?? 0, status: options.failNext?.status ?? 500, headers: options.failNext?.headers ?? {} };
 
   function ipmiReport(body: MachineIpmiReports, res: ServerResponse): void {
     if (body.partitionid === undefined || body.partitionid === '') {
@@ -170,7 +170,7 @@ export async function startMetalApiStandIn(options: MetalApiStandInOptions): Pro
     if (failures.count > 0) {
       failures = { ...failures, count: failures.count - 1 };
       await readBody(req).catch(() => '');
-      sendError(res, failures.status, 'injected failure');
+      sendError(res, failures.status, 'injected failure', failures.headers);
       return;
     }
     const auth = verifyHeaders(options.hmacKey, method, req.headers, new Date(), maxSkew);
@@ -242,9 +242,9 @@ export async function startMetalApiStandIn(options: MetalApiStandInOptions): Pro
     requests,
     ledStates,
     problems,
-    setFailures(count: number, status = 500): void {
+    setFailures(count: number, status = 500, headers: Record<string, string> = {}): void {
       if (!Number.isInteger(count) || count < 0) throw new BmcError('INVALID_ARGUMENT', 'setFailures: count must be a non-negative integer');
-      failures = { count, status };
+      failures = { count, status, headers };
     },
     close(): Promise<void> {
       return new Promise<void>((resolve) => {

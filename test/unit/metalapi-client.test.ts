@@ -182,6 +182,64 @@ describe('metal-api client against the stand-in', () => {
   });
 });
 
+describe('Retry-After', () => {
+  // `fast`: 2 s per attempt and 3 retries, a call's time budget of 8 s; backoffs of at most 20 ms
+  it("a 429 asking for longer than the call's time budget fails at once, saying how long metal-api asked to wait", async () => {
+    standIn.setFailures(10, 429, { 'retry-after': '60' });
+    const err = await caught(client.ipmiReport(body()));
+    expect(err.httpStatus).toBe(429);
+    expect(err.message).toMatch(/HTTP 429: injected failure \(metal-api asked to wait 60 s, more than the [78] s left of this call's time budget: not sent again; the next report cycle sends it again\)$/);
+    expect(standIn.requests).toHaveLength(1);
+  });
+
+  it('an HTTP-date, a huge delta and a GET are held to the budget too', async () => {
+    standIn.setFailures(1, 503, { 'retry-after': new Date(Date.now() + 3_600_000).toUTCString() });
+    const date = await caught(client.ipmiReport(body()));
+    expect(date.message).toMatch(/metal-api asked to wait (3599|3600) s/);
+
+    standIn.setFailures(1, 503, { 'retry-after': '99999999999999999999999' });
+    const huge = await caught(client.ipmiReport(body()));
+    expect(huge.message).toMatch(/metal-api asked to wait more than 999999999 s, more than the [78] s left/);
+
+    standIn.setFailures(1, 503, { 'retry-after': '60' });
+    const get = await caught(client.findIpmiMachine(UUID));
+    expect(get.message).toMatch(/metal-api asked to wait 60 s, more than the [78] s left of this call's time budget: not sent again\)$/);
+    expect(standIn.requests).toHaveLength(3);
+  });
+
+  it('a Retry-After within the budget is waited out whole, past maxBackoffMs (20 ms here)', async () => {
+    const delays: number[] = [];
+    const c = createMetalApiClient({ baseUrl: standIn.url, hmacKey: KEY, ...fast, onRetry: (r) => delays.push(r.delayMs) });
+    standIn.setFailures(1, 503, { 'retry-after': '1' });
+    const started = Date.now();
+    await expect(c.ipmiReport(body())).resolves.toEqual({ created: [UUID], updated: [] });
+    // time is the subject: the second request not before the second metal-api asked for
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(delays).toEqual([1000]);
+    expect(standIn.requests.map((r) => r.status)).toEqual([503, 200]);
+  });
+
+  it('a second Retry-After longer than what is left of the budget ends the call there', async () => {
+    // 600 ms per attempt, 2 retries: a budget of 1.8 s; the first wait of 1 s fits, the second does not
+    const c = createMetalApiClient({ baseUrl: standIn.url, hmacKey: KEY, ...fast, timeoutMs: 600, retries: 2 });
+    standIn.setFailures(10, 429, { 'retry-after': '1' });
+    const err = await caught(c.ipmiReport(body()));
+    expect(err.message).toMatch(/metal-api asked to wait 1 s, more than the 0 s left of this call's time budget/);
+    expect(standIn.requests).toHaveLength(2);
+  });
+
+  it('a malformed Retry-After is our own backoff (a retry, not a wait it names)', async () => {
+    const delays: number[] = [];
+    const c = createMetalApiClient({ baseUrl: standIn.url, hmacKey: KEY, ...fast, onRetry: (r) => delays.push(r.delayMs) });
+    for (const value of ['1.5', '-5', 'soon', '1e3', '']) {
+      standIn.setFailures(1, 503, { 'retry-after': value });
+      await expect(c.ipmiReport(body())).resolves.toBeDefined();
+    }
+    expect(delays).toHaveLength(5);
+    for (const d of delays) expect(d).toBeLessThanOrEqual(20);
+  });
+});
+
 function listen(server: Server | HttpServer): Promise<string> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
 }
