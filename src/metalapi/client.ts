@@ -1,8 +1,9 @@
 /**
  * The two metal-api endpoints metal-bmc calls, HMAC-signed, with a deadline per attempt and
  * retries with capped exponential backoff on network errors, timeouts, 5xx and 429, after at
- * least the answer's Retry-After where it fits the call's time budget (else none).
- * 4xx answers are final. Errors name the request, never the HMAC key or a password.
+ * least the answer's Retry-After where it fits the call's time budget (else none). A POST that
+ * metal-api may have got (a timeout, a proxy's 502 or 504) is not retried. 4xx answers are final.
+ * Errors name the request, never the HMAC key or a password.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { request, type Dispatcher } from 'undici';
@@ -47,6 +48,8 @@ export interface MetalApiClient {
 
 const MAX_TIMER_MS = 2_147_483_647;
 const MAX_MESSAGE = 200;
+/** Why a report POST that may have reached metal-api (a timeout, a proxy's 502 or 504) is not retried. */
+const NOT_SENT_AGAIN = 'not sent again: metal-api may still be applying it';
 
 function invalid(option: string, problem: string): BmcError {
   return new BmcError('INVALID_ARGUMENT', `createMetalApiClient: option ${option} ${problem}`);
@@ -205,10 +208,15 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
           }
         }
         if (res.statusCode === 404 && on404) throw on404();
-        retryable = res.statusCode >= 500 || res.statusCode === 429;
+        // a 502 or 504 to a POST comes from a proxy in front of metal-api (an ingress) that lost its
+        // answer or stopped waiting for it: metal-api may have the report and still be applying it,
+        // as after our own timeout below; a 503 or 429 says it was not taken, a GET changes nothing
+        const mayBeApplying = method === 'POST' && (res.statusCode === 502 || res.statusCode === 504);
+        retryable = !mayBeApplying && (res.statusCode >= 500 || res.statusCode === 429);
         retryAfter = retryable ? retryAfterMs(res.headers['retry-after']) : undefined;
         const message = serverMessage(text, hmacKey);
-        error = new BmcError('HTTP', `${label}: HTTP ${res.statusCode}${message === '' ? '' : `: ${message}`}`, { httpStatus: res.statusCode });
+        const notSent = mayBeApplying ? ` (${NOT_SENT_AGAIN})` : '';
+        error = new BmcError('HTTP', `${label}: HTTP ${res.statusCode}${message === '' ? '' : `: ${message}`}${notSent}`, { httpStatus: res.statusCode });
       } catch (err) {
         // our own errors pass through, except the attempt deadline's, which undici rethrows and we retry
         if (err instanceof BmcError && err !== signal.reason) throw err;
@@ -218,7 +226,7 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
         // database update per machine); the next cycle reports again
         retryable = !(signal.aborted && method === 'POST');
         error = signal.aborted
-          ? new BmcError('TIMEOUT', `${label}: no answer within ${attemptMs} ms${retryable ? '' : ' (not sent again: metal-api may still be applying it)'}`, { cause: err })
+          ? new BmcError('TIMEOUT', `${label}: no answer within ${attemptMs} ms${retryable ? '' : ` (${NOT_SENT_AGAIN})`}`, { cause: err })
           : new BmcError('CLOSED', `${label}: connection failed (${networkReason(err)})`, { cause: err });
       } finally {
         attemptDeadline.dispose();

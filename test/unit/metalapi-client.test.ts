@@ -137,11 +137,32 @@ describe('metal-api client against the stand-in', () => {
   });
 
   it('gives up after retries + 1 attempts with the last status', async () => {
-    standIn.setFailures(10, 502);
+    standIn.setFailures(10, 503);
     const err = await caught(client.ipmiReport(body()));
-    expect(err.httpStatus).toBe(502);
-    expect(err.message).toMatch(/HTTP 502: injected failure \(gave up after 4 attempts\)/);
+    expect(err.httpStatus).toBe(503);
+    expect(err.message).toMatch(/HTTP 503: injected failure \(gave up after 4 attempts\)/);
     expect(standIn.requests).toHaveLength(4);
+  });
+
+  it('a report POST answered 502 or 504 (a proxy in front of metal-api) is not sent again: metal-api may still be applying it', async () => {
+    for (const status of [502, 504]) {
+      standIn.requests.length = 0;
+      standIn.setFailures(10, status);
+      const err = await caught(client.ipmiReport(body()));
+      expect(err.httpStatus).toBe(status);
+      expect(err.message).toMatch(new RegExp(`HTTP ${status}: injected failure \\(not sent again: metal-api may still be applying it\\)$`));
+      expect(standIn.requests).toHaveLength(1);
+    }
+  });
+
+  it('a GET answered 502 or 504 is sent again (it changes nothing)', async () => {
+    await client.ipmiReport(body());
+    for (const status of [502, 504]) {
+      standIn.requests.length = 0;
+      standIn.setFailures(2, status);
+      await expect(client.findIpmiMachine(UUID)).resolves.toMatchObject({ address: '10.1.0.17:623' });
+      expect(standIn.requests.map((r) => r.status)).toEqual([status, status, 200]);
+    }
   });
 
   it('never retries a 4xx', async () => {
