@@ -15,6 +15,10 @@ const BY_CODE: Readonly<Record<string, ProblemReason>> = {
   COMPLETION_CODE: 'protocol',
   UNSUPPORTED: 'unsupported',
   INSECURE_REFUSED: 'insecure-refused',
+  // another certificate or SSH host key than the one recorded, or no IPMI proof of the password on
+  // first contact: an operator's `bmc trust --reset` after a legitimate change, or a device posing
+  // as the BMC; "other" sent the operator looking elsewhere
+  UNTRUSTED: 'untrusted',
 };
 
 /** Node's and OpenSSL's certificate verification codes (the Redfish client maps them to AUTH_FAILED). */

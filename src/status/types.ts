@@ -15,9 +15,10 @@ export type ProblemReason =
   | 'protocol'
   | 'unsupported'
   | 'insecure-refused'
+  | 'untrusted'
   | 'other';
 
-export const PROBLEM_REASONS: readonly ProblemReason[] = ['wrong-credentials', 'certificate', 'no-answer', 'http-error', 'unreachable', 'sessions-full', 'protocol', 'unsupported', 'insecure-refused', 'other'];
+export const PROBLEM_REASONS: readonly ProblemReason[] = ['wrong-credentials', 'certificate', 'no-answer', 'http-error', 'unreachable', 'sessions-full', 'protocol', 'unsupported', 'insecure-refused', 'untrusted', 'other'];
 
 /** failing: the last read failed; degraded: read, but Redfish failed and IPMI stood in; pending: not read yet; vanished: its lease is gone (kept for the grace period). */
 export type BmcState = 'failing' | 'degraded' | 'vanished' | 'pending' | 'ok';

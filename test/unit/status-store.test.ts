@@ -1,4 +1,5 @@
 /** The status store, its reasons and its table, without a network: a fake clock and hand-made reads. */
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BmcError } from '../../src/errors.js';
@@ -167,8 +168,15 @@ describe('status reasons', () => {
     expect(reasonOf(factsOf(new BmcError('AUTH_FAILED', 'x', { cause: Object.assign(new Error('t'), { code: 'ERR_TLS_CERT_ALTNAME_INVALID' }) })))).toBe('certificate');
     expect(reasonOf(factsOf(new BmcError('TIMEOUT', 'x')))).toBe('no-answer');
     expect(reasonOf(factsOf(new BmcError('NO_SESSION_SLOTS', 'x')))).toBe('sessions-full');
+    // a pinned certificate or host key mismatch (bmc trust --reset, or a spoofer): its own reason, not "other"
+    expect(reasonOf(factsOf(new BmcError('UNTRUSTED', 'TLS certificate of 10.0.0.1 is not the pinned one')))).toBe('untrusted');
     expect(reasonOf(factsOf(new Error('plain')))).toBe('other');
     expect(reasonOf(factsOf('a string'))).toBe('other');
+  });
+
+  it('are the reasons the JSON schema of GET /v1/status names', () => {
+    const schema = JSON.parse(readFileSync(new URL('../../docs/status.schema.json', import.meta.url), 'utf8')) as { definitions: { reason: { enum: string[] } } };
+    expect(schema.definitions.reason.enum).toEqual([...PROBLEM_REASONS]);
   });
 
   it('messages never carry a secret nor a control character, and stay within 300 characters', () => {
