@@ -74,8 +74,10 @@ export interface UuidOwnership {
 export interface ReportBody {
   /** keyed by machine UUID */
   reports: Record<string, MachineIpmiReport>;
-  /** a second BMC with a UUID already in the body; the first one's entry is kept */
-  duplicates: Array<{ uuid: string; bmcs: [kept: string, dropped: string] }>;
+  /** the BMC each entry came from, in body order */
+  placed: Array<{ uuid: string; ip: string; mac?: string }>;
+  /** a second BMC with a UUID already in the body; the first one's entry is kept (`mac`: the dropped one's) */
+  duplicates: Array<{ uuid: string; bmcs: [kept: string, dropped: string]; mac?: string }>;
   /** entries with values cut by `boundEntry` */
   bounded: Array<{ bmc: string; uuid: string; cut: string[] }>;
   /** a BMC that reports a UUID a known BMC with a lease holds: left out, the known one kept */
@@ -108,7 +110,7 @@ function anotherMac(owner: UuidOwner, ownership: UuidOwnership): boolean {
  * becomes the machine's last known state (`ledMemory`), every entry is bounded.
  */
 export function assembleReportBody(reads: readonly BmcRead[], ledMemory?: LedMemory, ownership?: UuidOwnership): ReportBody {
-  const body: ReportBody = { reports: {}, duplicates: [], bounded: [], conflicts: [], moves: [] };
+  const body: ReportBody = { reports: {}, placed: [], duplicates: [], bounded: [], conflicts: [], moves: [] };
   for (const { ip, mac, report } of reads) {
     const owner = ownership?.owners.get(report.uuid);
     const claimsKnown = owner !== undefined && (owner.ip === ip ? otherDeviceAtAddress(owner, mac, ownership!) : ownership!.isLeased(owner.ip) && !anotherMac(owner, ownership!));
@@ -118,7 +120,7 @@ export function assembleReportBody(reads: readonly BmcRead[], ledMemory?: LedMem
     }
     const existing = body.reports[report.uuid];
     if (existing) {
-      body.duplicates.push({ uuid: report.uuid, bmcs: [existing.BMCIp, ip] });
+      body.duplicates.push({ uuid: report.uuid, bmcs: [existing.BMCIp, ip], ...(mac !== undefined ? { mac } : {}) });
       continue;
     }
     if (owner !== undefined && owner.ip !== ip) body.moves.push({ uuid: report.uuid, previous: owner.ip, bmc: ip, why: ownership!.isLeased(owner.ip) ? 'address leased to another MAC' : 'lease gone' });
@@ -128,6 +130,7 @@ export function assembleReportBody(reads: readonly BmcRead[], ledMemory?: LedMem
     const { entry, cut } = boundEntry(toIpmiReport(ip, { ...report, indicatorLED }));
     if (cut.length > 0) body.bounded.push({ bmc: ip, uuid: report.uuid, cut });
     body.reports[report.uuid] = entry;
+    body.placed.push({ uuid: report.uuid, ip, ...(mac !== undefined ? { mac } : {}) });
   }
   return body;
 }

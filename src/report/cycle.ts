@@ -19,7 +19,7 @@ import type { MetalApiClient } from '../metalapi/client.js';
 import type { MachineIpmiReport, MachineIpmiReportResponse } from '../metalapi/types.js';
 import type { BmcReport } from '../outband/types.js';
 import { readBmcGuarded, type BmcReadAttempt, type ConnectForRead } from './read-bmc.js';
-import { assembleReportBody, type BmcRead } from './body.js';
+import { assembleReportBody, type BmcRead, type ReportBody } from './body.js';
 import type { LedMemory } from './led-memory.js';
 import type { UuidOwners } from './owners.js';
 import type { ReadOrder } from './read-order.js';
@@ -63,7 +63,7 @@ export interface CycleDeps {
   macAt?: (ip: string) => string | undefined;
   /** whether a MAC holds a lease now at any address (all leases); default: one of this cycle's leases */
   macLeased?: (mac: string) => boolean;
-  /** told about every BMC read and every accepted report (the daemon's status); must not throw (a throw is logged and counted, the cycle goes on) */
+  /** told about every BMC read, the BMC of each entry in the body and those left out, and every accepted report (the daemon's status); must not throw (a throw is logged and counted, the cycle goes on) */
   observer?: ReportObserver;
   /** the BMCs slowest last cycle start first (the reporter keeps one across cycles); default: lease order */
   readOrder?: ReadOrder;
@@ -74,8 +74,29 @@ export interface CycleDeps {
 /** One BMC read as the cycle saw it. */
 export type BmcReadOutcome = { ok: true; report: BmcReport; vendor: string; durationMs: number } | { ok: false; error: unknown; durationMs: number };
 
+/** A BMC as the report body knows it: its lease address and MAC. */
+export interface BodyBmc {
+  ip: string;
+  mac?: string;
+}
+
+/**
+ * A BMC read in this cycle whose entry is not in the report because another BMC (`heldBy`, its
+ * address) holds its machine UUID: `conflict`, the BMC known for the UUID still has its lease;
+ * `duplicate`, one earlier in this cycle's lease order reported it first.
+ */
+export interface LeftOutBmc {
+  bmc: BodyBmc;
+  uuid: string;
+  why: 'conflict' | 'duplicate';
+  heldBy: string;
+}
+
 export interface ReportObserver {
+  /** told as each read ends, before the body decides which BMC a machine UUID's entry comes from */
   read(lease: Lease, outcome: BmcReadOutcome): void;
+  /** the body is built (before it is posted): the BMC each machine UUID's entry came from, and the BMCs read but left out */
+  placed?(entries: ReadonlyArray<{ uuid: string; bmc: BodyBmc }>, leftOut: readonly LeftOutBmc[]): void;
   /** metal-api accepted the entries of these machine UUIDs */
   reported(uuids: readonly string[], at: Date): void;
 }
@@ -225,6 +246,30 @@ function tellRead(deps: CycleDeps, lease: Lease, outcome: BmcReadOutcome): void 
   }
 }
 
+/**
+ * The observer told which BMC each entry of the body came from and which BMCs were read but left
+ * out: told at each read, it could not know (the body decides after every read), and took the
+ * last read of a machine UUID for its BMC. Like `tellRead`, it must not throw; one that does is
+ * logged and counted, and the report goes on.
+ */
+function tellPlaced(deps: CycleDeps, placed: ReportBody['placed'], conflicts: ReportBody['conflicts'], duplicates: ReportBody['duplicates']): void {
+  if (!deps.observer?.placed) return;
+  const bmc = (ip: string, mac: string | undefined): BodyBmc => ({ ip, ...(mac !== undefined ? { mac } : {}) });
+  const leftOut: LeftOutBmc[] = [
+    ...conflicts.map(({ uuid, known, claimant, mac }): LeftOutBmc => ({ bmc: bmc(claimant, mac), uuid, why: 'conflict', heldBy: known })),
+    ...duplicates.map(({ uuid, bmcs: [kept, dropped], mac }): LeftOutBmc => ({ bmc: bmc(dropped, mac), uuid, why: 'duplicate', heldBy: kept })),
+  ];
+  try {
+    deps.observer.placed(
+      placed.map(({ uuid, ip, mac }) => ({ uuid, bmc: bmc(ip, mac) })),
+      leftOut,
+    );
+  } catch (err) {
+    deps.metrics?.readHandlingErrors.inc({ where: 'observer' });
+    deps.logger.error({ entries: placed.length, leftOut: leftOut.length, err }, 'the report observer failed on the report body; the report goes on');
+  }
+}
+
 /** Deadline failures worth a second try: the BMC may only have been slow. */
 const RETRY_CODES = new Set(['TIMEOUT', 'ABORTED']);
 
@@ -370,7 +415,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   const cycleMacSet = new Set(leases.flatMap((l) => (l.mac === undefined ? [] : [l.mac.toLowerCase()])));
   const macLeased = deps.macLeased ?? ((m: string) => cycleMacSet.has(m.toLowerCase()));
   const ownership = deps.owners ? { owners: deps.owners, isLeased, macAt, macLeased } : undefined;
-  const { reports, duplicates, bounded, conflicts, moves } = assembleReportBody(reads, deps.ledMemory, ownership);
+  const { reports, placed, duplicates, bounded, conflicts, moves } = assembleReportBody(reads, deps.ledMemory, ownership);
   for (const { uuid, known, claimant, mac } of conflicts) {
     deps.metrics?.uuidConflicts.inc();
     deps.logger.warn({ uuid, known, claimant, mac }, 'a second BMC reports a machine UUID that a known BMC with a lease holds; the known one is kept, the second is left out');
@@ -379,6 +424,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     deps.metrics?.uuidConflicts.inc();
     deps.logger.warn({ uuid, bmcs }, 'two BMCs report the same machine UUID; keeping the first');
   }
+  tellPlaced(deps, placed, conflicts, duplicates);
   for (const { uuid, previous, bmc, why } of moves) {
     deps.logger.info({ uuid, previous, bmc }, why === 'lease gone' ? 'machine UUID moves to another BMC: the lease of the known one is gone' : "machine UUID moves to another BMC: the known one's address is leased to another MAC now (addresses swapped or reassigned)");
   }

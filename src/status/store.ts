@@ -1,16 +1,20 @@
 /**
  * The daemon's status of every BMC, fed through small hooks: the lease watcher's view
- * (`leases`), the report cycle (`read`, `reported`: a `ReportObserver`), the command runner
- * (`commandResult`) and the console hub (`consoleViewers`). Nothing below it imports it.
+ * (`leases`), the report cycle (`read`, `placed`, `reported`: a `ReportObserver`), the command
+ * runner (`commandResult`) and the console hub (`consoleViewers`). Nothing below it imports it.
+ *
+ * What is told by machine UUID (the report's times, command results, firmware events) lands on
+ * the row of the BMC whose entry went into the report body (`placed`), not on the BMC read last
+ * with that UUID: a second BMC claiming it is left out of the report, and shown so.
  *
  * Bounded: one entry per BMC of the current leases (keyed by MAC), plus BMCs whose lease vanished
  * for `graceMs` (at most `maxVanished` of them, the oldest dropped first); command times for the
  * last hour, at most `maxCommandTimes`.
  */
 import type { Lease } from '../leases/types.js';
-import type { BmcReadOutcome, ReportObserver } from '../report/cycle.js';
+import type { BmcReadOutcome, BodyBmc, LeftOutBmc, ReportObserver } from '../report/cycle.js';
 import { factsOf, problemOf } from './reason.js';
-import { isProblem, STATE_ORDER, type BmcState, type BmcStatus, type CaptureState, type LastCommand, type LastRead, type ProblemReason, type StatusDocument, type StatusSummary } from './types.js';
+import { isProblem, STATE_ORDER, type BmcState, type BmcStatus, type CaptureState, type LastCommand, type LastRead, type Problem, type ProblemReason, type StatusDocument, type StatusSummary } from './types.js';
 
 /** What the store needs of a command result (commands/runner's CommandResult fits). */
 export interface CommandResultLike {
@@ -62,6 +66,8 @@ interface Entry {
   biosVersion?: string;
   protocols?: BmcStatus['protocols'];
   lastRead?: LastRead;
+  /** left out of the last report body that had this BMC's read: until a body takes it, or it reads another UUID */
+  leftOut?: { uuid: string; problem: Problem };
   consecutiveFailures: number;
   failingSince?: number;
   lastSuccessAt?: number;
@@ -75,6 +81,7 @@ export interface StatusView {
 }
 
 export interface StatusStore extends ReportObserver {
+  placed(entries: ReadonlyArray<{ uuid: string; bmc: BodyBmc }>, leftOut: readonly LeftOutBmc[]): void;
   leases(current: readonly Lease[]): void;
   commandResult(result: CommandResultLike): void;
   /** a firmware job's event: its last command is UPDATE-FIRMWARE with the job's phase; counted once, when accepted or refused */
@@ -103,11 +110,31 @@ function sameEntries<V>(a: ReadonlyMap<string, V>, b: ReadonlyMap<string, V>): b
   return true;
 }
 
+/** Why a BMC read well is not in the report: another BMC holds its machine UUID. */
+function leftOutProblem(uuid: string, why: LeftOutBmc['why'], heldBy: string): Problem {
+  const message =
+    why === 'conflict'
+      ? `left out of the report: machine UUID ${uuid} is held by BMC ${heldBy}, known for it, whose address is still leased to the same MAC`
+      : `left out of the report: BMC ${heldBy} reports machine UUID ${uuid} too and comes first in this cycle`;
+  return { reason: why, code: 'UUID_CONFLICT', message };
+}
+
+/**
+ * The last read as shown: a BMC read well but left out of the report (its read after that too,
+ * until a body takes it) is degraded with the reason, whatever the read's own problem (a Redfish
+ * one gives way to it: the BMC is not reported at all); a failed read shows as it was.
+ */
+function shownRead(e: Entry, read: LastRead): LastRead {
+  if (!e.leftOut || read.outcome === 'failed') return read;
+  return { ...read, outcome: 'degraded', problem: e.leftOut.problem };
+}
+
 function stateOf(e: Entry): BmcState {
   if (e.vanishedAt !== undefined) return 'vanished';
   if (!e.lastRead) return 'pending';
-  if (e.lastRead.outcome === 'failed') return 'failing';
-  return e.lastRead.outcome === 'degraded' ? 'degraded' : 'ok';
+  const read = shownRead(e, e.lastRead);
+  if (read.outcome === 'failed') return 'failing';
+  return read.outcome === 'degraded' ? 'degraded' : 'ok';
 }
 
 export function createStatusStore(o: StatusStoreOptions): StatusStore {
@@ -165,7 +192,7 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
       ...(e.bmcVersion !== undefined ? { bmcVersion: e.bmcVersion } : {}),
       ...(e.biosVersion !== undefined ? { biosVersion: e.biosVersion } : {}),
       ...(e.protocols ? { protocols: e.protocols } : {}),
-      ...(e.lastRead ? { lastRead: e.lastRead } : {}),
+      ...(e.lastRead ? { lastRead: shownRead(e, e.lastRead) } : {}),
       failures: { consecutive: e.consecutiveFailures, ...(e.failingSince !== undefined ? { since: iso(e.failingSince) } : {}) },
       ...(e.lastSuccessAt !== undefined ? { lastSuccessAt: iso(e.lastSuccessAt) } : {}),
       ...(e.lastReportAt !== undefined ? { lastReportAt: iso(e.lastReportAt) } : {}),
@@ -210,8 +237,10 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
       if (e.uuid !== r.uuid) {
         if (e.uuid && byUuid.get(e.uuid) === e) byUuid.delete(e.uuid);
         e.uuid = r.uuid;
+        delete e.leftOut;
       }
-      byUuid.set(r.uuid, e);
+      // byUuid is set once the body took this BMC's entry (placed): a second BMC claiming the
+      // UUID, left out of the report, must not take the machine's report times and commands
       e.power = r.powerState;
       e.led = r.indicatorLED;
       e.bmcVersion = r.bmcVersion;
@@ -226,7 +255,31 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
     rev++;
   }
 
+  /** the row of a BMC the report body names: by its MAC (the store's key), else by its address */
+  function entryOf(bmc: BodyBmc): Entry | undefined {
+    if (bmc.mac !== undefined) return entries.get(bmc.mac);
+    for (const e of entries.values()) if (e.ip === bmc.ip && e.vanishedAt === undefined) return e;
+    return undefined;
+  }
+
+  function placed(inBody: ReadonlyArray<{ uuid: string; bmc: BodyBmc }>, leftOut: readonly LeftOutBmc[]): void {
+    for (const { uuid, bmc } of inBody) {
+      const e = entryOf(bmc);
+      if (!e || e.uuid !== uuid) continue;
+      byUuid.set(uuid, e);
+      delete e.leftOut;
+    }
+    for (const { uuid, bmc, why, heldBy } of leftOut) {
+      const e = entryOf(bmc);
+      if (!e || e.uuid !== uuid) continue;
+      if (byUuid.get(uuid) === e) byUuid.delete(uuid);
+      e.leftOut = { uuid, problem: leftOutProblem(uuid, why, heldBy) };
+    }
+    rev++;
+  }
+
   return {
+    placed,
     leases(current) {
       const t = now();
       const seen = new Set<string>();

@@ -4,7 +4,10 @@
  * Pure types: the CLI imports this file without loading any of the daemon.
  */
 
-/** Why a BMC is failing or degraded, from the error's typed code (never from its text). */
+/**
+ * Why a BMC is failing or degraded, from the error's typed code (never from its text); `conflict`
+ * and `duplicate`: read, but left out of the report because another BMC holds its machine UUID.
+ */
 export type ProblemReason =
   | 'wrong-credentials'
   | 'certificate'
@@ -16,11 +19,13 @@ export type ProblemReason =
   | 'unsupported'
   | 'insecure-refused'
   | 'untrusted'
+  | 'conflict'
+  | 'duplicate'
   | 'other';
 
-export const PROBLEM_REASONS: readonly ProblemReason[] = ['wrong-credentials', 'certificate', 'no-answer', 'http-error', 'unreachable', 'sessions-full', 'protocol', 'unsupported', 'insecure-refused', 'untrusted', 'other'];
+export const PROBLEM_REASONS: readonly ProblemReason[] = ['wrong-credentials', 'certificate', 'no-answer', 'http-error', 'unreachable', 'sessions-full', 'protocol', 'unsupported', 'insecure-refused', 'untrusted', 'conflict', 'duplicate', 'other'];
 
-/** failing: the last read failed; degraded: read, but Redfish failed and IPMI stood in; pending: not read yet; vanished: its lease is gone (kept for the grace period). */
+/** failing: the last read failed; degraded: read, but Redfish failed and IPMI stood in, or left out of the report (another BMC holds its machine UUID); pending: not read yet; vanished: its lease is gone (kept for the grace period). */
 export type BmcState = 'failing' | 'degraded' | 'vanished' | 'pending' | 'ok';
 
 /** Problems first: the order of the table. */
@@ -28,7 +33,7 @@ export const STATE_ORDER: readonly BmcState[] = ['failing', 'degraded', 'vanishe
 
 export interface Problem {
   reason: ProblemReason;
-  /** the BmcError code */
+  /** the BmcError code; UUID_CONFLICT for a BMC left out of the report */
   code: string;
   httpStatus?: number;
   /** the error message, secrets replaced, at most 300 characters */

@@ -113,4 +113,14 @@ describe('a report cycle when handling one read throws', () => {
     await expect(runReportCycle(d, leases)).resolves.toMatchObject({ reported: 3 });
     expect(d.log.find('the report observer failed on the entries metal-api took; the report counts as posted')).toHaveLength(1);
   });
+
+  it('an observer that throws on the report body: logged and counted, the report still posted and told', async () => {
+    const told: string[] = [];
+    const observer = { read: () => undefined, placed: () => { throw new Error('status page bug'); }, reported: (uuids: readonly string[]) => void told.push(...uuids) };
+    const d = await deps({ connect: async (ip) => ({ address: ip, vendor: 't', info: async () => report(ip), close: async () => undefined }) as unknown as Outband, observer });
+    await expect(runReportCycle(d, leases)).resolves.toMatchObject({ reported: 3 });
+    expect(told).toHaveLength(3);
+    expect(d.log.find('the report observer failed on the report body; the report goes on')).toHaveLength(1);
+    expect(await d.registry.getSingleMetricAsString('metal_bmc_report_read_handling_errors_total')).toMatch(/where="observer"} 1$/m);
+  });
 });

@@ -12,6 +12,7 @@ import type { BmcReport, Outband } from '../../src/outband/types.js';
 import { runReportCycle, type CycleDeps } from '../../src/report/cycle.js';
 import { createReportMetrics } from '../../src/report/metrics.js';
 import { createUuidOwners } from '../../src/report/owners.js';
+import { createStatusStore } from '../../src/status/store.js';
 import { captureLog } from '../helpers/log.js';
 
 const UUID = '00000000-0000-4000-8000-000000000001';
@@ -162,5 +163,55 @@ describe('a machine UUID claimed by a second BMC', () => {
     await runReportCycle(deps, [lease('10.0.0.1', 'aa:00:00:00:00:01'), lease('10.0.0.2', 'aa:00:00:00:00:02')]);
     expect(standin.reports.at(-1)!.reports[UUID]?.BMCIp).toBe('10.0.0.1');
     expect(await registry.getSingleMetricAsString('metal_bmc_uuid_conflicts_total')).toMatch(/ 1$/m);
+  });
+
+  it("the status store credits the BMC whose entry went into the body, not the one read last: a claimant read last is shown left out (conflict, then duplicate), the report time and a command land on the known BMC's row", async () => {
+    standin = await startMetalApiStandIn({ hmacKey: 'k' });
+    const log = captureLog();
+    const status = createStatusStore({ partition: 'p', graceMs: 60_000 });
+    // the claimant's read ends only after the known BMC's was told: it is the last read of the UUID
+    let knownTold!: () => void;
+    const afterKnown = new Promise<void>((resolve) => (knownTold = resolve));
+    const observer: CycleDeps['observer'] = {
+      read: (l, outcome) => {
+        status.read(l, outcome);
+        if (l.ip === '10.0.0.1') knownTold();
+      },
+      placed: (entries, leftOut) => status.placed(entries, leftOut),
+      reported: (uuids, at) => status.reported(uuids, at),
+    };
+    const connect = async (ip: string): Promise<Outband> =>
+      ({
+        address: ip,
+        vendor: 't',
+        info: async () => {
+          if (ip === '10.0.0.66') await afterKnown;
+          return report(ip === '10.0.0.66' ? 'rogue' : 'real');
+        },
+        close: async () => undefined,
+      }) as unknown as Outband;
+    const known = lease('10.0.0.1', 'aa:00:00:00:00:01');
+    const rogue = lease('10.0.0.66', 'aa:00:00:00:00:66');
+    const row = (ip: string) => status.document().bmcs.find((b) => b.ip === ip)!;
+
+    // without a UUID owner memory: the first in lease order is kept, the other is a duplicate
+    const deps: CycleDeps = { ...ownedCycle(connect, log, new Registry(), () => [known, rogue]), observer };
+    status.leases([known, rogue]);
+    const { owners: _owners, ...unowned } = deps;
+    await runReportCycle(unowned, [known, rogue]);
+    expect(standin.reports.at(-1)!.reports[UUID]?.BMCIp).toBe('10.0.0.1');
+    expect(row('10.0.0.1')).toMatchObject({ state: 'ok', lastReportAt: expect.any(String) });
+    expect(row('10.0.0.66')).toMatchObject({ state: 'degraded', lastRead: { problem: { reason: 'duplicate', code: 'UUID_CONFLICT' } } });
+    expect(row('10.0.0.66').lastReportAt).toBeUndefined();
+
+    // with it, the known BMC holds the UUID: the claimant, read last again (and first in lease order), is a conflict
+    await runReportCycle(deps, [known, rogue]);
+    await runReportCycle(deps, [rogue, known]);
+    expect(standin.reports.at(-1)!.reports[UUID]?.BMCIp).toBe('10.0.0.1');
+    expect(row('10.0.0.66')).toMatchObject({ state: 'degraded', lastRead: { problem: { reason: 'conflict', message: expect.stringContaining('held by BMC 10.0.0.1') } } });
+    expect(row('10.0.0.66').lastReportAt).toBeUndefined();
+    status.commandResult({ machineId: UUID, command: 'POWER-ON', ok: true, durationMs: 1, startedAt: new Date().toISOString() });
+    expect(row('10.0.0.1').lastCommand).toMatchObject({ name: 'POWER-ON', outcome: 'ok' });
+    expect(row('10.0.0.66').lastCommand).toBeUndefined();
   });
 });

@@ -84,6 +84,7 @@ describe('status store', () => {
     const { store, advance } = setup();
     store.leases([lease(1)]);
     store.read(lease(1), { ok: true, report: report('u1'), vendor: 'Dell', durationMs: 5 });
+    store.placed([{ uuid: 'u1', bmc: lease(1) }], []);
     store.reported(['u1'], new Date('2026-01-01T00:00:01Z'));
     store.commandResult({ machineId: 'u1', command: 'POWER-OFF', ok: false, error: 'no answer from s3cret-password', code: 'TIMEOUT', durationMs: 60_000, startedAt: '2026-01-01T00:00:02.000Z' });
     store.commandResult({ machineId: 'unknown', command: 'POWER-ON', ok: true, durationMs: 1, startedAt: '2026-01-01T00:00:02.000Z' });
@@ -98,6 +99,41 @@ describe('status store', () => {
     expect(store.document().summary.commandsLastHour).toBe(3);
     advance(3_600_001);
     expect(store.document().summary.commandsLastHour).toBe(0);
+  });
+
+  it('a second BMC claiming a machine UUID, read last but left out of the body, is shown left out with the reason; report times and commands land on the BMC whose entry went in', () => {
+    const { store } = setup();
+    store.leases([lease(1), lease(2), lease(3)]);
+    // the known BMC's read ends first, the claimant's last (the order reads end in is any)
+    store.read(lease(1), { ok: true, report: report('u1'), vendor: 'Dell', durationMs: 5 });
+    store.read(lease(2), { ok: true, report: report('u1', { source: 'ipmi', redfishProblem: { code: 'HTTP', httpStatus: 503, message: 'busy' } }), vendor: 'Dell', durationMs: 5 });
+    store.read(lease(3), { ok: true, report: report('u1'), vendor: 'Dell', durationMs: 5 });
+    store.placed([{ uuid: 'u1', bmc: lease(1) }], [
+      { uuid: 'u1', bmc: lease(2), why: 'conflict', heldBy: '10.0.0.1' },
+      { uuid: 'u1', bmc: lease(3), why: 'duplicate', heldBy: '10.0.0.1' },
+    ]);
+    store.reported(['u1'], new Date('2026-01-01T00:00:01Z'));
+    store.commandResult({ machineId: 'u1', command: 'POWER-OFF', ok: true, durationMs: 10, startedAt: '2026-01-01T00:00:02.000Z' });
+    store.firmwareEvent({ machineId: 'u1', phase: 'accepted', ok: true, job: { acceptedAt: '2026-01-01T00:00:03.000Z' } });
+    const row = (i: number) => store.document().bmcs.find((b) => b.ip === `10.0.0.${i}`)!;
+    expect(row(1)).toMatchObject({ state: 'ok', lastReportAt: '2026-01-01T00:00:01.000Z', lastCommand: { name: 'UPDATE-FIRMWARE (accepted)' } });
+    for (const [i, why] of [[2, 'conflict'], [3, 'duplicate']] as const) {
+      expect(row(i)).toMatchObject({ state: 'degraded', uuid: 'u1', lastRead: { outcome: 'degraded', problem: { reason: why, code: 'UUID_CONFLICT', message: expect.stringContaining('left out of the report') } } });
+      expect(row(i).lastReportAt).toBeUndefined();
+      expect(row(i).lastCommand).toBeUndefined();
+    }
+    expect(store.document().summary).toMatchObject({ reachable: 3, degraded: 2, byReason: { conflict: 1, duplicate: 1 } });
+    expect(store.liveEntries().every((e) => e.up === true)).toBe(true);
+    // its next read stays left out until a body takes it (no flicker to ok between read and body)
+    store.read(lease(2), { ok: true, report: report('u1'), vendor: 'Dell', durationMs: 5 });
+    expect(row(2)).toMatchObject({ state: 'degraded', lastRead: { problem: { reason: 'conflict' } } });
+    // the known BMC's lease is gone: the body takes the claimant's entry, which now holds the machine
+    store.leases([lease(2), lease(3)]);
+    store.placed([{ uuid: 'u1', bmc: lease(2) }], [{ uuid: 'u1', bmc: lease(3), why: 'duplicate', heldBy: '10.0.0.2' }]);
+    store.reported(['u1'], new Date('2026-01-01T00:00:04Z'));
+    expect(row(2)).toMatchObject({ state: 'ok', lastReportAt: '2026-01-01T00:00:04.000Z' });
+    expect(row(2).lastRead!.problem).toBeUndefined();
+    expect(row(1).lastReportAt).toBe('2026-01-01T00:00:01.000Z');
   });
 
   it('shows only what the viewer may see, and console viewers per machine', () => {
