@@ -264,6 +264,9 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
     if (typeof answer !== 'object' || created === undefined || updated === undefined) {
       throw new BmcError('PROTOCOL', `metal-api POST ${display}/v1/machine/ipmi: the answer is not a v1.MachineIpmiReportResponse`);
     }
+    // metal-api names both lists, null for an empty one (Go's nil slice); an answer naming neither
+    // says nothing of which entries it applied, and must not read as "none"
+    if (a.created === undefined && a.updated === undefined) return { created, updated, unlisted: true };
     return { created, updated };
   }
 

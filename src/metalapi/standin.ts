@@ -31,6 +31,12 @@ export interface MetalApiStandInOptions {
   ipmiPort?: number;
   /** a report holding an entry for which this is true is refused with 400, as metal-api refuses a body it cannot take */
   refuseEntry?: (uuid: string, entry: MachineIpmiReport) => boolean;
+  /**
+   * an entry for which this is true is taken but not applied: the answer is still 200, the entry in
+   * neither created nor updated, as metal-api does for a machine of another partition or a create or
+   * update that failed (it only logs them)
+   */
+  skipEntry?: (uuid: string, entry: MachineIpmiReport) => boolean;
 }
 
 export interface StandInRequest {
@@ -136,6 +142,7 @@ export async function startMetalApiStandIn(options: MetalApiStandInOptions): Pro
     const answer: MachineIpmiReportResponse = { created: [], updated: [] };
     const now = new Date().toISOString();
     for (const [uuid, report] of Object.entries(body.reports ?? {})) {
+      if (options.skipEntry?.(uuid, report)) continue;
       const known = machines.get(uuid);
       if (known === undefined) answer.created.push(uuid);
       else answer.updated.push(uuid);

@@ -50,10 +50,16 @@ export interface MachineIpmiReports {
   reports: Record<string, MachineIpmiReport>;
 }
 
-/** v1.MachineIpmiReportResponse. metal-api may send `null` for an empty list; the client normalises to []. */
+/**
+ * v1.MachineIpmiReportResponse: the machines metal-api created or updated. An entry it took but
+ * did not apply (a machine of another partition, a create or update that failed: its log only)
+ * is in neither list. metal-api may send `null` for an empty list; the client normalises to [].
+ */
 export interface MachineIpmiReportResponse {
   created: string[];
   updated: string[];
+  /** the answer named neither list (an empty body, an older metal-api): which entries were applied is unknown */
+  unlisted?: true;
 }
 
 /** v1.MachineIPMI: a machine's BMC connection data, as GET /v1/machine/{id}/ipmi returns it. */

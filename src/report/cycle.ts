@@ -109,6 +109,8 @@ export interface CycleResult {
   updated: string[];
   /** machine uuids whose entry metal-api refused even alone */
   rejected: string[];
+  /** machine uuids whose entry metal-api answered 200 for but named neither created nor updated (not applied; its log says why) */
+  notApplied: string[];
   durationMs: number;
   /** BMCs read a second time after their deadline ran out (retries started, not those that no longer fitted) */
   retried: number;
@@ -133,8 +135,24 @@ function pick(reports: Reports, uuids: string[]): Reports {
   return Object.fromEntries(uuids.map((u) => [u, reports[u]!]));
 }
 
-/** metal-api's answer, with the entries it refused alone and those it took (in an answer it gave 2xx) */
-type Posted = MachineIpmiReportResponse & { rejected: string[]; accepted: string[] };
+/** metal-api's answer, with the entries it refused alone, those it applied, and those it answered 2xx for without applying them */
+type Posted = MachineIpmiReportResponse & { rejected: string[]; accepted: string[]; notApplied: string[] };
+
+/** How many machine UUIDs of the entries metal-api did not apply a cycle's log line names. */
+const NOT_APPLIED_NAMED = 5;
+
+/**
+ * Of the entries posted in a 2xx answer, those metal-api applied: named as created or updated.
+ * metal-api answers 200 also for entries it skips, with only its own log saying so (a machine of
+ * another partition, a create or update that failed); counted as taken, they were told to the
+ * status as reported. An answer that names neither list (an older metal-api) says nothing of
+ * them: every entry posted counts as applied, as before.
+ */
+function appliedOf(posted: string[], answer: MachineIpmiReportResponse): { accepted: string[]; notApplied: string[] } {
+  if (answer.unlisted) return { accepted: posted, notApplied: [] };
+  const named = new Set([...answer.created, ...answer.updated]);
+  return { accepted: posted.filter((u) => named.has(u)), notApplied: posted.filter((u) => !named.has(u)) };
+}
 
 /**
  * Entries refused alone, with none taken, after which a split stops. Isolating one bad entry
@@ -183,9 +201,10 @@ class SplitStopped extends Error {
 async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSignal | undefined, tally: SplitTally): Promise<Posted> {
   try {
     const answer = await deps.metalApi.ipmiReport({ partitionid: deps.partitionId, reports }, signal ? { signal } : {});
-    const accepted = Object.keys(reports);
-    tally.accepted += accepted.length;
-    return { ...answer, rejected: [], accepted };
+    const posted = Object.keys(reports);
+    // for the split's bound a 2xx is taken whatever metal-api then applied: it refused no entry
+    tally.accepted += posted.length;
+    return { created: answer.created, updated: answer.updated, rejected: [], ...appliedOf(posted, answer) };
   } catch (err) {
     if (!(err instanceof BmcError) || err.httpStatus === undefined || !SPLIT_ON_STATUS.has(err.httpStatus)) throw err;
     const uuids = Object.keys(reports);
@@ -195,7 +214,7 @@ async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSigna
       const uuid = uuids[0]!;
       deps.metrics?.entriesRejected.inc();
       deps.logger.warn({ uuid, bmc: reports[uuid]!.BMCIp, httpStatus: err.httpStatus, err }, 'metal-api refuses this BMC entry; it is left out of the report');
-      return { created: [], updated: [], rejected: uuids, accepted: [] };
+      return { created: [], updated: [], rejected: uuids, accepted: [], notApplied: [] };
     }
     // the first split takes the entries in a random order: in lease order (by address), one rack of
     // a BMC model metal-api refuses, or a device holding the lowest addresses, would come first
@@ -217,10 +236,10 @@ async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSigna
   }
 }
 
-const NOTHING_POSTED: Posted = { created: [], updated: [], rejected: [], accepted: [] };
+const NOTHING_POSTED: Posted = { created: [], updated: [], rejected: [], accepted: [], notApplied: [] };
 
 function joinPosted(a: Posted, b: Posted): Posted {
-  return { created: [...a.created, ...b.created], updated: [...a.updated, ...b.updated], rejected: [...a.rejected, ...b.rejected], accepted: [...a.accepted, ...b.accepted] };
+  return { created: [...a.created, ...b.created], updated: [...a.updated, ...b.updated], rejected: [...a.rejected, ...b.rejected], accepted: [...a.accepted, ...b.accepted], notApplied: [...a.notApplied, ...b.notApplied] };
 }
 
 /** A split report that failed part of the way: `done` is what metal-api took (or refused) before. */
@@ -433,12 +452,18 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     deps.metrics?.entriesBounded.inc();
     deps.logger.warn({ bmc, uuid, cut }, 'BMC sent values beyond any real one; they were cut to fit the report');
   }
-  const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], rejected: [], durationMs: 0, retried, peakConcurrency: trace.peak, limitSamples: trace.samples, limitSeen: trace.seen, limitSettled: trace.settled, late };
+  const result: CycleResult = { read, failed: leases.length - read, reported: Object.keys(reports).length, created: [], updated: [], rejected: [], notApplied: [], durationMs: 0, retried, peakConcurrency: trace.peak, limitSamples: trace.samples, limitSeen: trace.seen, limitSettled: trace.settled, late };
   /** what metal-api took: counted and told, also when a later part of a split report failed */
   const took = (answer: Posted) => {
     result.created = answer.created;
     result.updated = answer.updated;
     result.rejected = answer.rejected;
+    result.notApplied = answer.notApplied;
+    if (answer.notApplied.length > 0) {
+      // once per cycle, whatever the split: a partition of another's machines would say it every cycle for each
+      deps.metrics?.entriesNotApplied.inc(answer.notApplied.length);
+      deps.logger.warn({ entries: answer.notApplied.length, uuids: answer.notApplied.slice(0, NOT_APPLIED_NAMED) }, "metal-api answered 200 but did not apply these entries (named in neither created nor updated: a machine of another partition, or a create or update that failed; metal-api's log says which); they are not counted as reported");
+    }
     if (answer.accepted.length > 0) deps.metrics?.lastSuccess.set(Date.now() / 1000);
     try {
       deps.observer?.reported(answer.accepted, new Date());
@@ -458,12 +483,12 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
         took(err.done);
         if (!(err.cause instanceof SplitStopped)) throw err.cause;
         const { refusal, why } = err.cause;
-        const notPosted = result.reported - err.done.accepted.length - err.done.rejected.length;
+        const notPosted = result.reported - err.done.accepted.length - err.done.notApplied.length - err.done.rejected.length;
         deps.metrics?.splitsStopped.inc();
         throw new BmcError(refusal.code, `metal-api refuses the report's parts beyond single entries (${why}), the last with HTTP ${refusal.httpStatus}: the split stopped, ${notPosted} of ${result.reported} entries not posted this cycle`, { httpStatus: refusal.httpStatus, cause: refusal });
       }
       took(answer);
-      result.reported -= answer.rejected.length;
+      result.reported -= answer.rejected.length + answer.notApplied.length;
     }
     result.durationMs = Date.now() - started;
   } finally {

@@ -14,6 +14,7 @@ export interface ReportMetrics {
   lastSuccess: Gauge;
   entriesBounded: Counter;
   entriesRejected: Counter;
+  entriesNotApplied: Counter;
   splitsStopped: Counter;
   readHandlingErrors: Counter<'where'>;
   uuidConflicts: Counter;
@@ -32,6 +33,7 @@ export function createReportMetrics(registry: Registry): ReportMetrics {
     leaseErrors: new Counter({ name: 'metal_bmc_lease_file_errors_total', help: 'Lease file reads or parses that failed (the last good view is kept)', registers }),
     entriesBounded: new Counter({ name: 'metal_bmc_report_entries_bounded_total', help: 'BMC report entries with strings, power supplies or readings beyond any real value, cut before sending', registers }),
     entriesRejected: new Counter({ name: 'metal_bmc_report_entries_rejected_total', help: 'BMC report entries metal-api refused even alone (400, 413, 422); left out of the report', registers }),
+    entriesNotApplied: new Counter({ name: 'metal_bmc_report_entries_not_applied_total', help: "BMC report entries metal-api answered 200 for but named neither created nor updated: taken, not applied (a machine of another partition, a create or update that failed; metal-api's log says which). Not counted as reported", registers }),
     splitsStopped: new Counter({ name: 'metal_bmc_report_splits_stopped_total', help: 'Refused reports whose split stopped: sixteen entries refused alone and none taken (metal-api refuses for a reason that is not one entry); the entries not posted yet fail the cycle', registers }),
     readHandlingErrors: new Counter({ name: 'metal_bmc_report_read_handling_errors_total', help: "Exceptions thrown while a report cycle handled a BMC's finished read, by where: observer (the status page, on a read, the report body or the entries metal-api took; they count as they were), read (a report worker's answer, the read order; the BMC is left out of that report). Logged with the BMC; the cycle goes on", labelNames: ['where'], registers }),
     uuidConflicts: new Counter({ name: 'metal_bmc_uuid_conflicts_total', help: 'Reports of a machine UUID that another BMC (another IP) already reports; the known BMC is kept while its address is leased to the same MAC', registers }),

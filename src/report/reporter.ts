@@ -83,7 +83,7 @@ export function createReporter(o: ReporterOptions): Reporter {
       o.metrics?.cycles.inc({ trigger, outcome });
       if (trigger === 'interval') o.metrics?.bmcsReachable.set(r.read);
       o.metrics?.concurrencyLimit.set(r.limitSettled);
-      o.logger.info({ trigger, bmcs: leases.length, read: r.read, failed: r.failed, reported: r.reported, created: r.created, updated: r.updated, durationMs: r.durationMs }, 'report cycle done');
+      o.logger.info({ trigger, bmcs: leases.length, read: r.read, failed: r.failed, reported: r.reported, created: r.created, updated: r.updated, ...(r.notApplied.length > 0 ? { notApplied: r.notApplied.length } : {}), durationMs: r.durationMs }, 'report cycle done');
     } catch (err) {
       o.metrics?.cycles.inc({ trigger, outcome: 'failed' });
       if (!stopped) o.logger.error({ trigger, bmcs: leases.length, err }, 'report cycle failed; the next cycle tries again');

@@ -185,6 +185,24 @@ describe('metal-api client against the stand-in', () => {
     expectNoSecret(err, KEY, other);
   });
 
+  it('tells an answer naming neither list (an older metal-api, an empty body) from one naming empty lists (null: none applied)', async () => {
+    const answers = ['{}', '', '{"created":null,"updated":null}', '{"created":["a"]}'];
+    const server = createHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(answers.shift());
+    });
+    const url = await listen(server);
+    try {
+      const c = createMetalApiClient({ baseUrl: url, hmacKey: KEY, ...fast });
+      await expect(c.ipmiReport(body())).resolves.toEqual({ created: [], updated: [], unlisted: true });
+      await expect(c.ipmiReport(body())).resolves.toEqual({ created: [], updated: [], unlisted: true });
+      await expect(c.ipmiReport(body())).resolves.toEqual({ created: [], updated: [] });
+      await expect(c.ipmiReport(body())).resolves.toEqual({ created: ['a'], updated: [] });
+    } finally {
+      server.close();
+    }
+  });
+
   it('sends fresh HMAC headers on each attempt', async () => {
     const seen: string[] = [];
     const server = createHttpServer((req, res) => {
