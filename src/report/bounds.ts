@@ -20,6 +20,11 @@ export const MAX_FLOAT32 = 3.4028234663852886e38;
 // eslint-disable-next-line no-control-regex -- control characters are what is removed
 const CONTROL = /[\u0000-\u001f\u007f]/g;
 
+/** A BMC's text as the report and the status keep it: control characters removed, at most MAX_STRING characters; undefined for no string. */
+export function boundedText(value: unknown): string | undefined {
+  return typeof value === 'string' ? value.replace(CONTROL, '').slice(0, MAX_STRING) : undefined;
+}
+
 export interface Bounded {
   entry: MachineIpmiReport;
   /** the fields that were cut or dropped; empty for a normal entry */

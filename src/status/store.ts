@@ -12,6 +12,7 @@
  * last hour, at most `maxCommandTimes`.
  */
 import type { Lease } from '../leases/types.js';
+import { boundedText } from '../report/bounds.js';
 import type { BmcReadOutcome, BodyBmc, LeftOutBmc, ReportObserver } from '../report/cycle.js';
 import { factsOf, problemOf } from './reason.js';
 import { isProblem, STATE_ORDER, type BmcState, type BmcStatus, type CaptureState, type LastCommand, type LastRead, type Problem, type ProblemReason, type StatusDocument, type StatusSummary } from './types.js';
@@ -232,7 +233,8 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
       delete e.failingSince;
       e.lastSuccessAt = t;
       e.vendor = outcome.vendor;
-      const model = r.fru.product_part_number ?? r.fru.board_part_number;
+      // a BMC's words, bounded as the report's are: the status document holds them for every client
+      const model = boundedText(r.fru.product_part_number ?? r.fru.board_part_number);
       if (model !== undefined && model !== '') e.model = model;
       if (e.uuid !== r.uuid) {
         if (e.uuid && byUuid.get(e.uuid) === e) byUuid.delete(e.uuid);
@@ -243,8 +245,8 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
       // UUID, left out of the report, must not take the machine's report times and commands
       e.power = r.powerState;
       e.led = r.indicatorLED;
-      e.bmcVersion = r.bmcVersion;
-      e.biosVersion = r.biosVersion;
+      e.bmcVersion = boundedText(r.bmcVersion) ?? '';
+      e.biosVersion = boundedText(r.biosVersion) ?? '';
       e.protocols = { report: r.source, fields: { ...(r.fieldSources ?? {}) } as Record<string, 'redfish' | 'ipmi'> };
     } else {
       const problem = problemOf(factsOf(outcome.error), secrets);

@@ -50,6 +50,16 @@ describe('status store', () => {
     expect(doc.bmcs.find((b) => b.ip === '10.0.0.1')!.failures.since).toBeUndefined();
   });
 
+  it("keeps a BMC's words bounded as the report does: a version of a megabyte or with escapes is cut and cleaned", () => {
+    const { store } = setup();
+    store.leases([lease(1)]);
+    store.read(lease(1), { ok: true, report: report('u1', { bmcVersion: 'v'.repeat(1 << 20), biosVersion: '1.0\u001b[2J', fru: { product_part_number: 'p'.repeat(5000) } }), vendor: 'Supermicro', durationMs: 5 });
+    const b = store.document().bmcs[0]!;
+    expect(b.bmcVersion).toHaveLength(256);
+    expect(b.biosVersion).toBe('1.0[2J');
+    expect(b.model).toHaveLength(256);
+  });
+
   it('a read over IPMI because Redfish failed is degraded, with the Redfish reason', () => {
     const { store } = setup();
     store.leases([lease(1)]);
