@@ -3,6 +3,7 @@
  * without authentication, for Get Channel Authentication Capabilities before a session)
  * and the IPMI 2.0 / RMCP+ wrapper with integrity and confidentiality (section 13.6).
  */
+import { timingSafeEqual } from 'node:crypto';
 import { DecodeError } from '../errors.js';
 import { aesDecrypt, aesEncrypt, integrityCode, INTEGRITY_LENGTH, type ConfidentialityAlgorithm, type IntegrityAlgorithm } from './cipher.js';
 import { decodeRmcp, RMCP_CLASS_IPMI, rmcpHeader } from './rmcp.js';
@@ -157,5 +158,6 @@ function verifyIntegrity(body: Buffer, payloadEnd: number, keys: SessionKeys): v
   const padLength = body[signedEnd - 2]!;
   if (payloadEnd + padLength + 2 !== signedEnd) throw new DecodeError('RMCP+ integrity pad length does not match the packet');
   const expected = integrityCode(keys.integrity, keys.k1, body.subarray(0, signedEnd));
-  if (!expected.equals(body.subarray(signedEnd))) throw new DecodeError('RMCP+ integrity check failed');
+  // both are the algorithm's code length (signedEnd is taken from it); compared in constant time
+  if (!timingSafeEqual(expected, body.subarray(signedEnd))) throw new DecodeError('RMCP+ integrity check failed');
 }
