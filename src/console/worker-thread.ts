@@ -5,7 +5,9 @@
  * buffer for all consoles, at most once per OUTPUT_COALESCE_MS while output streams (the first
  * output after a quiet spell goes at the end of its event-loop turn, so an echo is not held back);
  * output beyond `maxInFlightBytes` unacknowledged bytes is
- * dropped and reported (`dropped`), so a main thread that falls behind never stalls a BMC session.
+ * dropped and reported (`dropped`, once per flush with the bytes dropped since: a flood of small
+ * datagrams is one message, not one each to a main thread already behind), so a main thread that
+ * falls behind never stalls a BMC session.
  * Started by src/cli/main.ts when its first argument says so (the bundle starts itself the same way).
  */
 import type { Duplex } from 'node:stream';
@@ -24,6 +26,8 @@ interface Held {
   pending: Buffer[];
   pendingBytes: number;
   inFlight: number;
+  /** bytes dropped since the last flush: told once per flush, not once per datagram (a flood would post one message each) */
+  droppedBytes: number;
   closed: boolean;
 }
 
@@ -81,14 +85,26 @@ export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open:
     const ids: number[] = [];
     const lengths: number[] = [];
     let total = 0;
+    const drops: Array<{ id: number; bytes: number }> = [];
     for (const id of dirty) {
       const h = held.get(id);
+      if (h && h.droppedBytes > 0) {
+        drops.push({ id, bytes: h.droppedBytes });
+        h.droppedBytes = 0;
+      }
       if (!h || h.pendingBytes === 0) continue;
       ids.push(id);
       lengths.push(h.pendingBytes);
       total += h.pendingBytes;
     }
-    if (ids.length === 0) return dirty.clear();
+    // the output kept went out before what was dropped after it
+    const tellDrops = () => {
+      for (const d of drops) post({ type: 'dropped', id: d.id, bytes: d.bytes });
+    };
+    if (ids.length === 0) {
+      dirty.clear();
+      return tellDrops();
+    }
     const data = new Uint8Array(total);
     let at = 0;
     for (const id of ids) {
@@ -103,15 +119,15 @@ export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open:
     }
     dirty.clear();
     post({ type: 'data', ids, lengths, data: data.buffer }, [data.buffer]);
+    tellDrops();
   }
 
   function output(id: number, h: Held, chunk: Buffer): void {
-    if (h.inFlight + h.pendingBytes + chunk.length > settings.maxInFlightBytes) {
-      post({ type: 'dropped', id, bytes: chunk.length });
-      return;
+    if (h.inFlight + h.pendingBytes + chunk.length > settings.maxInFlightBytes) h.droppedBytes += chunk.length;
+    else {
+      h.pending.push(chunk);
+      h.pendingBytes += chunk.length;
     }
-    h.pending.push(chunk);
-    h.pendingBytes += chunk.length;
     dirty.add(id);
     if (!scheduled) {
       const wait = lastFlush + OUTPUT_COALESCE_MS - performance.now();
@@ -128,7 +144,7 @@ export function serveConsoles(port: PortLike, settings: ConsoleWorkerData, open:
   }
 
   async function start(id: number, target: SolTarget, takeOver: boolean): Promise<void> {
-    const h: Held = { stream: undefined, abort: new AbortController(), pending: [], pendingBytes: 0, inFlight: 0, closed: false };
+    const h: Held = { stream: undefined, abort: new AbortController(), pending: [], pendingBytes: 0, inFlight: 0, droppedBytes: 0, closed: false };
     held.set(id, h);
     const timer = setTimeout(() => h.abort.abort(new BmcError('TIMEOUT', `opening the console took longer than ${target.timeoutMs} ms`)), target.timeoutMs);
     try {

@@ -54,6 +54,19 @@ describe('console worker thread', () => {
     expect(text(h.sent.filter((m) => m.type === 'data')[1]!)).toBe('lmnop');
   });
 
+  it('tells the bytes dropped in one message per flush, not one per datagram (a flood)', async () => {
+    const bmc = new PassThrough();
+    const h = harness(10, async () => bmc);
+    h.tell({ type: 'open', id: 3, target: TARGET, takeOver: true });
+    await waitFor(() => h.sent.some((m) => m.type === 'opened' && m.id === 3));
+    bmc.write('0123456789'); // the bound, in flight until acknowledged
+    await waitFor(() => h.sent.some((m) => m.type === 'data'));
+    // one turn of 200 small datagrams, all beyond the bound
+    for (let i = 0; i < 200; i++) bmc.write('x');
+    await waitFor(() => h.sent.some((m) => m.type === 'dropped'));
+    expect(h.sent.filter((m) => m.type === 'dropped')).toEqual([{ type: 'dropped', id: 3, bytes: 200 }]);
+  });
+
   describe('while output streams', () => {
     afterEach(() => {
       vi.useRealTimers();
