@@ -28,6 +28,7 @@ export const COMMON_OPTIONS = {
   'redfish-legacy-tls': { type: 'boolean', default: false },
   url: { type: 'string' },
   mac: { type: 'string' },
+  uuid: { type: 'string' },
   reset: { type: 'boolean', default: false },
   list: { type: 'boolean', default: false },
   'state-dir': { type: 'string' },
@@ -36,6 +37,7 @@ export const COMMON_OPTIONS = {
 
 export const BMC_USAGE = `usage: metal-bmc bmc <info|command CMD|console|firmware bios|bmc> --address HOST[:PORT] [options]
        metal-bmc bmc trust --mac MAC|--address IP [--reset] | --list
+       metal-bmc bmc owners --uuid UUID|--mac MAC [--reset] | --list [--json]
 
   info                 print uuid, power state, BMC and BIOS versions, LED, FRU, power metric and supplies,
                        and the boot override read back from the BMC (--json)
@@ -45,6 +47,10 @@ export const BMC_USAGE = `usage: metal-bmc bmc <info|command CMD|console|firmwar
   firmware bios|bmc    update firmware from --url URL (Redfish), showing progress
   trust                the BMC trust file (certificate and SSH host key fingerprints recorded on first use):
                        show one BMC's record, --reset it to accept a legitimate change, or --list all
+  owners               the BMC (MAC, address, since when) the report keeps for each machine UUID: show one
+                       UUID's owner or a BMC's UUIDs, --reset to forget them (a BMC that moved to another NIC,
+                       a wrong owner: the next report cycle gives the UUID to the BMC that reports it;
+                       a running daemon takes it without a restart), or --list all
 
 options:
   --address HOST[:PORT]   BMC address (IPMI port 623 by default)
@@ -63,9 +69,10 @@ options:
   --timeout SECONDS       deadline per BMC operation (default 10)
   --take-over             console: deactivate a SOL session left active by another client
   --once                  command PXE|DISK|REINSTALL: boot device for the next boot only
-  --json                  info: print JSON
-  --mac MAC               the BMC's MAC: its trust record (without it the record is by IP address)
-  --state-dir DIR         trust file directory (default env METAL_BMC_STATE_DIR, else /var/lib/metal-bmc);
+  --json                  info, owners: print JSON
+  --mac MAC               the BMC's MAC: its trust record (without it the record is by IP address); owners: its UUIDs
+  --uuid UUID             owners: the machine UUID
+  --state-dir DIR         trust and owners files' directory (default env METAL_BMC_STATE_DIR, else /var/lib/metal-bmc);
                           info/command/console/firmware pin certificates only when one of the two is given`;
 
 /** Commands that set a boot device persistently, and with --once for the next boot only. */
@@ -101,6 +108,10 @@ export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
     const { runTrust } = await import('./bmc-trust.js');
     return runTrust({ mac: values.mac, address: values.address, reset: values.reset, list: values.list, stateDir: stateDir ?? '/var/lib/metal-bmc' }, io.stdout);
   }
+  if (sub === 'owners') {
+    const { runOwners } = await import('./bmc-owners.js');
+    return runOwners({ uuid: values.uuid, mac: values.mac, reset: values.reset, list: values.list, json: values.json, stateDir: stateDir ?? '/var/lib/metal-bmc' }, io.stdout);
+  }
   const { host, port } = parseAddress(values.address, 623);
   const suiteOption = values['cipher-suite'];
   const cipherSuite = suiteOption === 'auto' || suiteOption === 'encrypted' ? suiteOption : parseIntegerOption(suiteOption, '--cipher-suite', 0, 255)!;
@@ -123,7 +134,7 @@ export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
     if (rest[0] !== 'bios' && rest[0] !== 'bmc') throw new UsageError('firmware needs a kind: bios or bmc');
     if (!values.url || !/^https?:\/\//.test(values.url)) throw new UsageError('firmware needs --url http(s)://...');
   } else if (sub !== 'info' && sub !== 'console') {
-    throw new UsageError(`unknown bmc subcommand ${JSON.stringify(sub)} (info, command, console, firmware, trust)`);
+    throw new UsageError(`unknown bmc subcommand ${JSON.stringify(sub)} (info, command, console, firmware, trust, owners)`);
   }
 
   // trust on first use when the operator names the trust file's directory

@@ -1,7 +1,8 @@
 /**
  * An advisory lock between processes of this host over a state file that more than one of them
- * rewrites (the BMC trust file: the daemon, and `metal-bmc bmc trust --reset`): a lock file created
- * exclusively (`wx`) beside it, holding the owner's pid, when it was taken and a random token.
+ * rewrites (the BMC trust file and the UUID owners file: the daemon, and `metal-bmc bmc trust
+ * --reset` or `bmc owners --reset`): a lock file created exclusively (`wx`) beside it, holding
+ * the owner's pid, when it was taken and a random token.
  * Each writer reads the file again, lays its own changes over it and writes it while it holds the
  * lock, so neither overwrites what the other wrote meanwhile. A lock whose owner is gone (the pid
  * does not exist, or is this process's pid with a token it never wrote: a run before a restart,

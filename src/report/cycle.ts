@@ -433,6 +433,8 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   const macAt = deps.macAt ?? ((ip: string) => cycleMacs.get(ip));
   const cycleMacSet = new Set(leases.flatMap((l) => (l.mac === undefined ? [] : [l.mac.toLowerCase()])));
   const macLeased = deps.macLeased ?? ((m: string) => cycleMacSet.has(m.toLowerCase()));
+  // an owner the operator forgot while the daemon ran (bmc owners --reset) is given out in this body
+  deps.owners?.refresh?.();
   const ownership = deps.owners ? { owners: deps.owners, isLeased, macAt, macLeased } : undefined;
   const { reports, placed, duplicates, bounded, conflicts, moves } = assembleReportBody(reads, deps.ledMemory, ownership);
   for (const { uuid, known, claimant, mac } of conflicts) {

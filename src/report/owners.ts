@@ -13,18 +13,29 @@
  *
  * Kept over restarts (`openUuidOwnersFile`, the state folder): held in memory only, the first
  * cycle after every start let whichever device answered first for a UUID take it, a device on the
- * BMC network that claims another machine's UUID included.
+ * BMC network that claims another machine's UUID included. The operator's `metal-bmc bmc owners
+ * --reset` (cli/bmc-owners.ts) forgets owners in that file while the daemon runs: a BMC that moved
+ * to another NIC, or a wrong owner, would otherwise keep the real BMC's machine out of every report
+ * until the old lease expired plus a day. Both write under the file's lock, and the daemon reads
+ * the file again before each cycle's body when it was replaced, as with the BMC trust file.
  */
+import { readFileSync, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { normalizeMac } from '../leases/mac.js';
 import type { Logger } from '../log.js';
-import { setNewest } from '../net/newest-map.js';
-import { loadStateEntries, stateFileWriter } from '../outband/private-file.js';
+import { withFileLock } from '../outband/file-lock.js';
+import { burstWriter, writePrivateFile } from '../outband/private-file.js';
 
 /** The BMC known for a machine UUID: its address and, when the lease named one, its MAC. */
 export interface UuidOwner {
   ip: string;
   mac?: string;
+}
+
+/** An owner as kept: with when that BMC took the UUID (ISO 8601; unknown for entries kept before this was recorded). */
+export interface UuidOwnerRecord extends UuidOwner {
+  since?: string;
 }
 
 export interface UuidOwners {
@@ -33,6 +44,8 @@ export interface UuidOwners {
   set(uuid: string, owner: UuidOwner): void;
   /** drops entries whose BMC holds no lease */
   prune(isLeased: (ip: string) => boolean): void;
+  /** takes what another process (`bmc owners --reset`) changed in the file; a cycle calls it before it builds the body */
+  refresh?(): void;
   readonly size: number;
 }
 
@@ -41,30 +54,60 @@ export interface UuidOwnersOptions {
   max?: number;
   /** how long a BMC without a lease keeps its entry (default a day) */
   graceMs?: number;
-  /** after a call that changed what is held */
-  onChange?: () => void;
+  /** after a call that changed the entry of `uuid` (set to another BMC, or dropped) */
+  onChange?: (uuid: string) => void;
   now?: () => number;
 }
 
 /** The owners in memory. */
-export function createUuidOwners(o: UuidOwnersOptions = {}): UuidOwners & { entries(): [string, UuidOwner][] } {
+export interface UuidOwnersMemory extends UuidOwners {
+  /** every owner, oldest first */
+  entries(): [string, UuidOwnerRecord][];
+  /** the record of `uuid`, `since` included */
+  record(uuid: string): UuidOwnerRecord | undefined;
+  /** forgets `uuid`; false when nobody held it */
+  forget(uuid: string): boolean;
+  /** puts `record` (or, with undefined, nothing) under `uuid` as it is, `since` included; no onChange: what a file held */
+  put(uuid: string, record: UuidOwnerRecord | undefined): void;
+  /** holds `records` (a file read again) instead of what it held, without onChange */
+  replace(records: Iterable<[string, UuidOwnerRecord]>): void;
+}
+
+const sameBmc = (a: UuidOwner | undefined, b: UuidOwner | undefined): boolean => a?.ip === b?.ip && a?.mac === b?.mac;
+
+export function createUuidOwners(o: UuidOwnersOptions = {}): UuidOwnersMemory {
   const max = o.max ?? 100_000;
   const graceMs = o.graceMs ?? 86_400_000;
   const now = o.now ?? Date.now;
-  const owners = new Map<string, UuidOwner>();
+  const owners = new Map<string, UuidOwnerRecord>();
   /** when prune() first saw an entry's BMC without a lease (memory only: a restart starts it again) */
   const unleasedSince = new Map<string, number>();
+  /** sets `uuid` as the newest entry; a fleet cannot have more machines than `max`: the oldest go first */
+  function putNewest(uuid: string, record: UuidOwnerRecord, tell: boolean): void {
+    owners.delete(uuid);
+    owners.set(uuid, record);
+    while (owners.size > max) {
+      const oldest = owners.keys().next().value as string;
+      owners.delete(oldest);
+      unleasedSince.delete(oldest);
+      if (tell) o.onChange?.(oldest);
+    }
+  }
   return {
-    get: (uuid) => owners.get(uuid),
+    get(uuid) {
+      const r = owners.get(uuid);
+      return r && { ip: r.ip, ...(r.mac !== undefined ? { mac: r.mac } : {}) };
+    },
     set(uuid, owner) {
       const known = owners.get(uuid);
-      // a fleet cannot have more machines than this; the oldest entries go first
-      setNewest(owners, uuid, owner, max);
+      const changed = !sameBmc(known, owner);
+      // the same BMC keeps the time it took the UUID
+      const since = changed ? new Date(now()).toISOString() : known!.since;
+      putNewest(uuid, { ip: owner.ip, ...(owner.mac !== undefined ? { mac: owner.mac } : {}), ...(since !== undefined ? { since } : {}) }, true);
       unleasedSince.delete(uuid);
-      if (known?.ip !== owner.ip || known.mac !== owner.mac) o.onChange?.();
+      if (changed) o.onChange?.(uuid);
     },
     prune(isLeased) {
-      const before = owners.size;
       const at = now();
       for (const [uuid, owner] of owners) {
         if (isLeased(owner.ip)) unleasedSince.delete(uuid);
@@ -72,71 +115,224 @@ export function createUuidOwners(o: UuidOwnersOptions = {}): UuidOwners & { entr
         else if (at - unleasedSince.get(uuid)! >= graceMs) {
           owners.delete(uuid);
           unleasedSince.delete(uuid);
+          o.onChange?.(uuid);
         }
       }
       for (const uuid of unleasedSince.keys()) if (!owners.has(uuid)) unleasedSince.delete(uuid);
-      if (owners.size !== before) o.onChange?.();
     },
     get size() {
       return owners.size;
     },
     entries: () => [...owners],
+    record: (uuid) => owners.get(uuid),
+    forget(uuid) {
+      if (!owners.delete(uuid)) return false;
+      unleasedSince.delete(uuid);
+      o.onChange?.(uuid);
+      return true;
+    },
+    put(uuid, record) {
+      // a BMC's unleased time stays while the file names the same BMC (it is about that BMC's lease)
+      if (!sameBmc(owners.get(uuid), record)) unleasedSince.delete(uuid);
+      if (record === undefined) owners.delete(uuid);
+      else putNewest(uuid, record, false);
+    },
+    replace(records) {
+      const next = new Map(records);
+      for (const [uuid, record] of owners) if (!sameBmc(record, next.get(uuid))) unleasedSince.delete(uuid);
+      owners.clear();
+      for (const [uuid, record] of next) putNewest(uuid, record, false);
+    },
   };
 }
 
 export const UUID_OWNERS_FILE = 'uuid-owners.json';
 
 export interface UuidOwnersFile extends UuidOwners {
+  readonly file: string;
+  refresh(): void;
+  /** every owner, oldest first, with `since` */
+  entries(): [string, UuidOwnerRecord][];
+  /** forgets `uuid` (written like any change); false when nobody held it */
+  forget(uuid: string): boolean;
   /** writes what changed since the last write */
   flush(): Promise<void>;
   /** flushes; later changes are written at once */
   close(): Promise<void>;
+  /** changes not on disk because their last write failed (kept for the next write), with that failure */
+  unwritten(): { changes: number; error: string } | undefined;
 }
 
 /** An entry as the file may hold it; anything else in the file is dropped, with a count. */
-function validOwner(uuid: string, v: unknown): v is UuidOwner {
+function validOwner(uuid: string, v: unknown): v is UuidOwnerRecord {
   if (uuid.length === 0 || uuid.length > 64 || typeof v !== 'object' || v === null) return false;
-  const { ip, mac } = v as Record<string, unknown>;
+  const { ip, mac, since } = v as Record<string, unknown>;
   // a MAC as the lease parser gives it (normalised, 1 to 20 octets: InfiniBand's too)
-  return typeof ip === 'string' && isIP(ip) !== 0 && (mac === undefined || (typeof mac === 'string' && normalizeMac(mac) === mac.toLowerCase()));
+  return (
+    typeof ip === 'string' &&
+    isIP(ip) !== 0 &&
+    (mac === undefined || (typeof mac === 'string' && normalizeMac(mac) === mac.toLowerCase())) &&
+    (since === undefined || (typeof since === 'string' && since.length <= 40 && !Number.isNaN(Date.parse(since))))
+  );
 }
+
+/** What an owners file holds: its valid entries in file order, and how many it dropped. */
+export interface OwnersFileContent {
+  owners: Map<string, UuidOwnerRecord>;
+  dropped: number;
+}
+
+/**
+ * Reads an owners file `{ version: 1, owners: { uuid: { ip, mac?, since? } } }`: a missing file is
+ * an empty one; an unreadable or foreign one throws (its message says why).
+ */
+export function readUuidOwnersFile(file: string): OwnersFileContent {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { owners: new Map(), dropped: 0 };
+    throw err;
+  }
+  const parsed = JSON.parse(text) as Record<string, unknown>;
+  const entries = parsed.owners;
+  if (parsed.version !== 1 || typeof entries !== 'object' || entries === null || Array.isArray(entries)) throw new Error('not a version 1 file with owners');
+  const owners = new Map<string, UuidOwnerRecord>();
+  let dropped = 0;
+  for (const [uuid, v] of Object.entries(entries)) {
+    if (validOwner(uuid, v)) owners.set(uuid, { ip: v.ip, ...(v.mac !== undefined ? { mac: v.mac } : {}), ...(v.since !== undefined ? { since: v.since } : {}) });
+    else dropped++;
+  }
+  return { owners, dropped };
+}
+
+/** The file's text: compact JSON, version 1, the owners oldest first (the daemon's and the CLI's alike). */
+function ownersText(entries: Iterable<[string, UuidOwnerRecord]>): string {
+  return JSON.stringify({ version: 1, owners: Object.fromEntries(entries) });
+}
+
+/** A change not yet on disk: the new record, or undefined for a dropped entry. */
+type Change = UuidOwnerRecord | undefined;
 
 /**
  * The owners, kept in `file` (mode 0600, replaced atomically, written `writeDelayMs` after a change
  * and at close): loaded at start, so a restart keeps each UUID with its known BMC. An unreadable or
  * foreign file is logged and starts empty (as before the file existed); a write that fails is
  * logged and tried again with the next change.
+ *
+ * Shared with the operator's CLI as the BMC trust file is (outband/trust.ts): `refresh()` reads
+ * the file again when it was replaced (inode, mtime or size) and lays this process's unwritten
+ * changes over it; a write holds `<file>.lock` and refreshes under it first, so neither the
+ * daemon's write brings back an owner the CLI forgot, nor the CLI's drops one the daemon recorded
+ * meanwhile. A file damaged while the daemon runs is logged once and memory kept (the next write
+ * replaces it).
  */
-export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDelayMs?: number } & Omit<UuidOwnersOptions, 'onChange'>): UuidOwnersFile {
-  const writer = stateFileWriter({
-    file: o.file,
-    delayMs: o.writeDelayMs ?? 2000,
-    text: () => JSON.stringify({ version: 1, owners: Object.fromEntries(owners.entries()) }),
-    onWriteError: (err) => o.logger?.error({ file: o.file, err: err.message }, 'cannot write the UUID owners file; known BMCs are kept in memory'),
-  });
-  const owners = createUuidOwners({ ...o, onChange: () => writer.changed() });
-  const { dropped } = loadStateEntries({
-    file: o.file,
-    key: 'owners',
-    what: 'UUID owners file; starting without known BMCs for machine UUIDs',
-    writer,
-    ...(o.logger ? { logger: o.logger } : {}),
-    take: (uuid, owner) => {
-      if (!validOwner(uuid, owner)) return false;
-      owners.set(uuid, { ip: owner.ip, ...(owner.mac !== undefined ? { mac: owner.mac } : {}) });
-      return true;
+export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDelayMs?: number; lockTimeoutMs?: number } & Omit<UuidOwnersOptions, 'onChange'>): UuidOwnersFile {
+  /** changes since the last write started, and those of the write in flight */
+  let dirty = new Map<string, Change>();
+  let writing = new Map<string, Change>();
+  /** the whole file is to be written again (a load dropped malformed entries) */
+  let rewrite = false;
+  let lastWriteError: string | undefined;
+  /** what identified the file at the last read or write: a write renames a new file over it (a new inode) */
+  let loadedStamp = stamp();
+  const owners = createUuidOwners({
+    ...o,
+    onChange: (uuid) => {
+      dirty.set(uuid, owners.record(uuid));
+      writer.changed();
     },
   });
-  o.logger?.info({ file: o.file, owners: owners.size, dropped }, 'known BMCs of machine UUIDs kept from the last run');
+
+  function stamp(): string {
+    try {
+      return stampOf(statSync(o.file));
+    } catch {
+      return '';
+    }
+  }
+
+  function overlay(changes: Map<string, Change>): void {
+    for (const [uuid, record] of changes) owners.put(uuid, record);
+  }
+
+  /** Reads the file again when another process replaced it since this one last read or wrote it. */
+  function refresh(): void {
+    const now = stamp();
+    if (now === loadedStamp) return;
+    loadedStamp = now;
+    let content: OwnersFileContent;
+    try {
+      content = readUuidOwnersFile(o.file);
+    } catch (err) {
+      o.logger?.error({ file: o.file, err: (err as Error).message }, 'cannot use the UUID owners file another process wrote; keeping the known BMCs in memory');
+      return;
+    }
+    owners.replace(content.owners);
+    overlay(writing);
+    overlay(dirty);
+    o.logger?.info({ file: o.file, owners: owners.size, dropped: content.dropped }, 'UUID owners file changed on disk (bmc owners --reset); read again');
+  }
+
+  async function write(): Promise<void> {
+    writing = dirty;
+    dirty = new Map();
+    const whole = rewrite;
+    rewrite = false;
+    try {
+      // under the lock the CLI takes too: its changes are read first and ours laid over them
+      await withFileLock(
+        `${o.file}.lock`,
+        async () => {
+          refresh();
+          await writePrivateFile(o.file, ownersText(owners.entries()));
+          loadedStamp = stampOf(await stat(o.file));
+        },
+        { timeoutMs: o.lockTimeoutMs ?? 5000 },
+      );
+      writing = new Map();
+      lastWriteError = undefined;
+    } catch (err) {
+      // kept in memory and written with the next change (or at close)
+      for (const [uuid, record] of writing) if (!dirty.has(uuid)) dirty.set(uuid, record);
+      writing = new Map();
+      rewrite ||= whole;
+      lastWriteError = (err as Error).message;
+      o.logger?.error({ file: o.file, err: lastWriteError }, 'cannot write the UUID owners file; known BMCs are kept in memory');
+    }
+  }
+  const writer = burstWriter({ delayMs: o.writeDelayMs ?? 2000, pending: () => dirty.size > 0 || rewrite, write });
+
+  try {
+    const { owners: loaded, dropped } = readUuidOwnersFile(o.file);
+    owners.replace(loaded);
+    // written again without what it dropped
+    if (dropped > 0) {
+      rewrite = true;
+      writer.changed();
+    }
+    o.logger?.info({ file: o.file, owners: owners.size, dropped }, 'known BMCs of machine UUIDs kept from the last run');
+  } catch (err) {
+    o.logger?.error({ file: o.file, err: (err as Error).message }, 'cannot use the UUID owners file; starting without known BMCs for machine UUIDs');
+  }
 
   return {
+    file: o.file,
     get: owners.get,
     set: owners.set,
     prune: owners.prune,
+    refresh,
+    entries: owners.entries,
+    forget: owners.forget,
     get size() {
       return owners.size;
     },
     flush: writer.flush,
     close: writer.close,
+    unwritten: () => (lastWriteError !== undefined && (dirty.size > 0 || rewrite) ? { changes: dirty.size, error: lastWriteError } : undefined),
   };
+}
+
+function stampOf(st: { ino: number; mtimeMs: number; size: number }): string {
+  return `${st.ino}:${st.mtimeMs}:${st.size}`;
 }

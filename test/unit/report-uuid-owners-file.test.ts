@@ -95,6 +95,21 @@ describe('the known BMC of a machine UUID, over a restart', () => {
     await owners.close();
   });
 
+  it('keeps since when a BMC took the UUID: the same BMC keeps it, another one starts it again; over a restart too', async () => {
+    let t = Date.UTC(2026, 0, 1);
+    const owners = openUuidOwnersFile({ file, now: () => t });
+    owners.set(UUID, { ip: '10.0.0.1', mac: 'aa:00:00:00:00:01' });
+    t += 60_000;
+    owners.set(UUID, { ip: '10.0.0.1', mac: 'aa:00:00:00:00:01' });
+    expect(owners.entries()).toEqual([[UUID, { ip: '10.0.0.1', mac: 'aa:00:00:00:00:01', since: '2026-01-01T00:00:00.000Z' }]]);
+    await owners.close();
+    const again = openUuidOwnersFile({ file, now: () => t });
+    expect(again.entries()[0]![1].since).toBe('2026-01-01T00:00:00.000Z');
+    again.set(UUID, { ip: '10.0.0.2', mac: 'aa:00:00:00:00:02' });
+    expect(again.entries()[0]![1].since).toBe('2026-01-01T00:01:00.000Z');
+    expect(again.get(UUID)).toEqual({ ip: '10.0.0.2', mac: 'aa:00:00:00:00:02' });
+  });
+
   it('a cycle without leases (a start before the lease file could be read) forgets no owner; one unleased for the grace time is dropped, one leased again keeps its entry', () => {
     let t = 0;
     const owners = openUuidOwnersFile({ file, graceMs: 3_600_000, now: () => t });
