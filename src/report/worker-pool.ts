@@ -161,6 +161,8 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
   const init: ToReportWorker = { type: 'init', settings: options.settings, logLevel: options.logger.level, trustOnFirstUse: options.trust !== undefined, trustRequiresProof: options.trust?.requireProof === true, guidMaxAgeMs: options.guidMaxAgeMs ?? 0, redfishSessionMaxAgeMs: options.redfishSessions?.maxAgeMs ?? 0 };
   const entry = options.entry ?? workerEntry();
   const slots: Slot[] = [];
+  /** reads asked while no worker runs, woken when one is started (or the pool closes) */
+  const startWaiters = new Set<() => void>();
   /** BMCs that were being read when a report worker exited, and how often in a row */
   const suspects = new Map<string, { exits: number; at: number }>();
   /** suspects were added since the line that says they are read one at a time */
@@ -227,6 +229,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     worker.on('error', (err) => log.error({ worker: index, err }, 'report worker failed'));
     worker.on('exit', (code) => lost(slot, code));
     send(slot, init);
+    for (const wake of [...startWaiters]) wake();
     return slot;
   }
 
@@ -370,6 +373,32 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     }
   }
 
+  /**
+   * A read asked while no worker runs waits for the next one started (its restart's backoff),
+   * within its own deadline, and is then read with what is left of it. Failing at once instead
+   * sent the read back to the cycle, which took it up again before the restart's timer could run
+   * (the cycle's queue goes on without a turn of the event loop), so every BMC of the queue failed
+   * twice in the same instant. One whose deadline passes first fails CLOSED, not lost with its
+   * worker (no retry into the same restart).
+   */
+  function afterRestart(lease: Lease, o: ReadOptions): Promise<BmcReadAttempt> {
+    const asked = Date.now();
+    return new Promise<BmcReadAttempt>((resolve) => {
+      const finish = (attempt: Promise<BmcReadAttempt> | BmcReadAttempt) => {
+        startWaiters.delete(wake);
+        clearTimeout(timer);
+        o.signal?.removeEventListener('abort', wake);
+        resolve(attempt);
+      };
+      // a worker started, the pool closing or the cycle's abort: readNow says which
+      const wake = () => finish(readNow(lease, { ...o, timeoutMs: Math.max(1, o.timeoutMs - (Date.now() - asked)) }));
+      const timer = setTimeout(() => finish({ ok: false, error: new BmcError('CLOSED', `reading BMC ${lease.ip}: no report worker is running (restarting) within the read's deadline`), durationMs: Date.now() - asked, late: false }), o.timeoutMs);
+      timer.unref();
+      startWaiters.add(wake);
+      o.signal?.addEventListener('abort', wake, { once: true });
+    });
+  }
+
   function readNow(lease: Lease, { timeoutMs, signal }: ReadOptions): Promise<BmcReadAttempt> {
     const failed = (error: unknown): Promise<BmcReadAttempt> => Promise.resolve({ ok: false, error, durationMs: 0, late: false });
     if (closing) return failed(new BmcError('ABORTED', `reading BMC ${lease.ip}: metal-bmc is shutting down`));
@@ -380,8 +409,8 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     }
     const slot = slotFor(lease.ip);
     // every worker is being started again (one alone, METAL_BMC_REPORT_WORKERS=1): our restart, not
-    // the BMC's failure, so the cycle reads it again where it has time, as a read lost with its worker
-    if (!slot) return Promise.resolve({ ok: false, error: new BmcError('CLOSED', `reading BMC ${lease.ip}: no report worker is running (restarting)`), lostWithWorker: true, durationMs: 0, late: false });
+    // the BMC's failure; the read waits for the worker within its own deadline
+    if (!slot) return afterRestart(lease, { timeoutMs, ...(signal ? { signal } : {}) });
     const sessionKey = redfishSessionKey(lease.ip, options.settings.redfishPort);
     // a second read beside one still running would log in beside it, and only one session is kept
     const runs = givenUpRunning(sessionKey);
@@ -454,6 +483,8 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
       closing = true;
       // reads waiting for a suspect's turn end now (ABORTED), not when a turn comes
       for (const wake of [...suspectWaiters]) wake();
+      // and those waiting for a worker to be started again
+      for (const wake of [...startWaiters]) wake();
       await stopWorkers(slots.filter((s) => s.alive).map((s) => s.worker), { shutdown: { type: 'shutdown' } satisfies ToReportWorker, die: { type: 'die' } satisfies ToReportWorker, isDone: (m) => (m as FromReportWorker).type === 'closed', deadlineMs });
     },
   };

@@ -373,15 +373,28 @@ describe('report reads in worker threads', () => {
     expect(log.find('report worker exited; starting it again, its reads in flight are read again in this report where the cycle has time for them, else skipped')).toHaveLength(1);
   });
 
-  it('a read while every worker is being started again fails as lost with the worker, so the cycle reads it again where it has time', async () => {
-    const workers = pool({ workers: 1, entry: SILENT_WORKER });
+  it('a read while every worker is being started again waits for the worker and is read by it, within its deadline', async () => {
+    const workers = pool({ workers: 1 });
     await workers.kill(0);
     // the worker's exit was seen; its restart waits for the backoff of a quick death (100 ms at least)
     expect(workers.stats()[0]!.alive).toBe(false);
-    const attempt = await workers.read(nowhere(1)[0]!, { timeoutMs: 60_000 });
-    expect(attempt.ok ? undefined : (attempt.error as BmcError).code).toBe('CLOSED');
-    expect(attempt.ok ? '' : (attempt.error as Error).message).toMatch(/no report worker is running \(restarting\)/);
-    expect(attempt.ok ? undefined : attempt.lostWithWorker).toBe(true);
+    const attempt = await workers.read(leases()[1]!, { timeoutMs: 60_000 });
+    expect(attempt.ok).toBe(true);
+    expect(workers.stats()[0]!.restarts).toBe(1);
+  });
+
+  it('a read whose deadline passes while no worker runs fails CLOSED, not lost with its worker (no retry into the same restart); the pool closing ends the wait', async () => {
+    const workers = pool({ workers: 1 });
+    await workers.kill(0);
+    const short = await workers.read(leases()[1]!, { timeoutMs: 1 });
+    expect(short.ok ? undefined : (short.error as BmcError).code).toBe('CLOSED');
+    expect(short.ok ? '' : (short.error as Error).message).toMatch(/no report worker is running \(restarting\) within the read's deadline/);
+    expect(short.ok ? undefined : short.lostWithWorker).toBeUndefined();
+    const aborted = new AbortController();
+    const waiting = workers.read(leases()[2]!, { timeoutMs: 60_000, signal: aborted.signal });
+    aborted.abort(new Error('the cycle ends'));
+    const ended = await waiting;
+    expect(ended.ok).toBe(false);
   });
 
   it('a BMC in flight at two worker exits in a row is set aside: not read again (nor retried) beside the others, which go on', async () => {
@@ -424,13 +437,13 @@ describe('report reads in worker threads', () => {
     await again;
     await waitFor(() => workers.stats()[0]!.restarts === 2, 10_000, 'the worker started again');
     expect(log.find(/^a BMC was being read each time a report worker exited/)).toEqual([expect.objectContaining({ bmc: culprit.ip, exits: 2 })]);
-    // the companion's turn came with the culprit's exit: not set aside, it is read again (its own reads end as a dead BMC's)
-    const companionRead = await companionAgain;
-    expect(companionRead.ok ? '' : (companionRead.error as Error).message).not.toMatch(/set aside/);
-    const later = workers.read(companion, { timeoutMs: 60_000 });
-    await waitFor(() => workers.stats()[0]!.reads === 4, 10_000, "the companion's read under way");
+    // the companion's turn came with the culprit's exit: not set aside, it waits for the worker
+    // started again and is read by it (a dead BMC's read, ended here by one more exit)
+    await waitFor(() => workers.stats()[0]!.reads === 4, 10_000, "the companion's read under way on the worker started again");
+    expect(log.find(/^a BMC was being read each time a report worker exited/)).toHaveLength(1);
     await workers.kill(0);
-    await later;
+    const companionRead = await companionAgain;
+    expect(companionRead.ok ? undefined : (companionRead.error as BmcError).code).toBe('CLOSED');
   });
 
   it('a suspect whose read fails without an exit (a dead BMC) is no suspect any longer: its next read does not wait for the turn; one line says suspects are read one at a time', async () => {
