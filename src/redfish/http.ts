@@ -264,7 +264,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
 
   async function request(req: HttpRequest): Promise<HttpResponse> {
     const firstPath = resolvePath(origin, req.path);
-    if (firstPath === undefined) throw new BmcError('INVALID_ARGUMENT', `not a path of ${origin}: ${scrub(req.path, secrets)}`);
+    if (firstPath === undefined) throw new BmcError('INVALID_ARGUMENT', `not a path of ${origin}: ${shortened(scrub(req.path, secrets), 300)}`);
     // quoted in every error of this request: a path a BMC linked may be long (json.ts MAX_ODATA_ID, a Location header)
     const what = `${req.method} ${shortened(firstPath, 300)}`;
     if (closing) throw new BmcError('CLOSED', `${what}: client closed`);
@@ -303,7 +303,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
           if (!idempotent) throw new BmcError('PROTOCOL', `${what}: unexpected redirect (HTTP ${status})`, { httpStatus: status });
           redirects += 1;
           if (redirects > MAX_REDIRECTS) {
-            throw new BmcError('PROTOCOL', `redirect loop at ${firstPath}: more than ${MAX_REDIRECTS} redirects`, { httpStatus: status });
+            throw new BmcError('PROTOCOL', `redirect loop at ${shortened(firstPath, 300)}: more than ${MAX_REDIRECTS} redirects`, { httpStatus: status });
           }
           const next = resHeaders.location === undefined ? undefined : resolvePath(origin, resHeaders.location, path);
           if (next === undefined) throw new BmcError('PROTOCOL', `${what}: redirect without a same-origin Location`, { httpStatus: status });
@@ -333,7 +333,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
         // an action or a change the BMC took (2xx) with a body that is not JSON (an HTML or text page,
         // some BMCs' 200 to a reset) is done: failing it would report a reset as failed, or repeat
         // a boot change over IPMI; what a GET answers must be JSON
-        if (!decoded.ok && req.bodyOptional !== true && req.method === 'GET') throw new BmcError('DECODE', `${what}: malformed JSON in the response for ${path}`);
+        if (!decoded.ok && req.bodyOptional !== true && req.method === 'GET') throw new BmcError('DECODE', `${what}: malformed JSON in the response for ${shortened(path, 300)}`);
         return { status, headers: resHeaders, body };
       }
     } catch (err) {

@@ -51,10 +51,15 @@ export function arr(object: unknown, key: string): unknown[] | undefined {
  */
 export const MAX_ODATA_ID = 1024;
 
+/** A path a BMC names under `key` (a nextLink, an action's target, a push URI), as `odataId` takes one: not empty, at most MAX_ODATA_ID characters. */
+export function pathProp(object: unknown, key: string): string | undefined {
+  const path = str(object, key);
+  return path !== undefined && path.length > 0 && path.length <= MAX_ODATA_ID ? path : undefined;
+}
+
 /** `{"@odata.id": "/redfish/v1/..."}` → the path, or undefined (an empty or overlong one too). */
 export function odataId(value: unknown): string | undefined {
-  const id = str(value, '@odata.id');
-  return id !== undefined && id.length > 0 && id.length <= MAX_ODATA_ID ? id : undefined;
+  return pathProp(value, '@odata.id');
 }
 
 /**

@@ -2,7 +2,7 @@
  * Pure, total parsers of Redfish resources into typed views. Every field is optional
  * and type-checked: a value of the wrong type is absent. Any JSON value in, a value out.
  */
-import { arr, asObject, bool, compact, link, links, num, obj, odataId, prop, str, strArray } from './json.js';
+import { arr, asObject, bool, compact, link, links, num, obj, odataId, pathProp, prop, str, strArray } from './json.js';
 import { shortened } from './text.js';
 
 export interface ServiceRoot {
@@ -163,7 +163,7 @@ export interface TaskInfo {
 }
 
 export function parseCollection(json: unknown): { members: string[]; nextLink?: string } {
-  return compact({ members: links(json, 'Members'), nextLink: str(json, 'Members@odata.nextLink') });
+  return compact({ members: links(json, 'Members'), nextLink: pathProp(json, 'Members@odata.nextLink') });
 }
 
 export function parseServiceRoot(json: unknown): ServiceRoot {
@@ -212,9 +212,9 @@ function parseReset(json: unknown): ResetAction | undefined {
   const action = obj(obj(json, 'Actions'), '#ComputerSystem.Reset');
   if (action === undefined) return undefined;
   return compact({
-    target: str(action, 'target'),
+    target: pathProp(action, 'target'),
     allowable: strArray(action, 'ResetType@Redfish.AllowableValues'),
-    actionInfo: str(action, '@Redfish.ActionInfo'),
+    actionInfo: pathProp(action, '@Redfish.ActionInfo'),
   });
 }
 
@@ -309,13 +309,13 @@ export function parseUpdateService(json: unknown): UpdateServiceInfo {
   const simple = obj(obj(json, 'Actions'), '#UpdateService.SimpleUpdate');
   return compact({
     serviceEnabled: bool(json, 'ServiceEnabled'),
-    simpleUpdateTarget: str(simple, 'target'),
-    simpleUpdateActionInfo: str(simple, '@Redfish.ActionInfo'),
+    simpleUpdateTarget: pathProp(simple, 'target'),
+    simpleUpdateActionInfo: pathProp(simple, '@Redfish.ActionInfo'),
     simpleUpdateProtocols: strArray(simple, 'TransferProtocol@Redfish.AllowableValues'),
     simpleUpdateTargets: strArray(simple, 'Targets@Redfish.AllowableValues'),
-    multipartHttpPushUri: str(json, 'MultipartHttpPushUri'),
-    httpPushUri: str(json, 'HttpPushUri'),
-    startUpdateTarget: str(obj(obj(json, 'Actions'), '#UpdateService.StartUpdate'), 'target'),
+    multipartHttpPushUri: pathProp(json, 'MultipartHttpPushUri'),
+    httpPushUri: pathProp(json, 'HttpPushUri'),
+    startUpdateTarget: pathProp(obj(obj(json, 'Actions'), '#UpdateService.StartUpdate'), 'target'),
   });
 }
 

@@ -9,7 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { parseLogSize } from '../../src/config/console-capture.js';
 import { bootOverrideOfRedfish } from '../../src/outband/boot.js';
 import { powerStateOf } from '../../src/outband/redfish-report.js';
-import { links, MAX_ODATA_ID, odataId, withoutTrailingSlashes } from '../../src/redfish/json.js';
+import { links, MAX_ODATA_ID, odataId, pathProp, withoutTrailingSlashes } from '../../src/redfish/json.js';
+import { parseCollection } from '../../src/redfish/parse.js';
 import { boundEntry, MAX_FLOAT32 } from '../../src/report/bounds.js';
 import type { MachineIpmiReport } from '../../src/metalapi/types.js';
 
@@ -80,5 +81,15 @@ describe('links a BMC chooses', () => {
     const path = '/'.repeat(2_000_000) + 'x';
     expect(withoutTrailingSlashes(path)).toBe(path);
     expect(withoutTrailingSlashes(path + '/')).toBe(path);
+  });
+});
+
+describe('paths a BMC names beside links', () => {
+  it('a nextLink, an action target or a push URI over MAX_ODATA_ID is not taken', () => {
+    const long = '/redfish/v1/Systems?page=' + '2'.repeat(MAX_ODATA_ID);
+    expect(parseCollection({ Members: [], 'Members@odata.nextLink': long }).nextLink).toBeUndefined();
+    expect(parseCollection({ Members: [], 'Members@odata.nextLink': '/redfish/v1/Systems?page=2' }).nextLink).toBe('/redfish/v1/Systems?page=2');
+    expect(pathProp({ target: 'x'.repeat(MAX_ODATA_ID + 1) }, 'target')).toBeUndefined();
+    expect(pathProp({ target: '' }, 'target')).toBeUndefined();
   });
 });
