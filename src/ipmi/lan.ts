@@ -158,6 +158,7 @@ function verifyIntegrity(body: Buffer, payloadEnd: number, keys: SessionKeys): v
   const padLength = body[signedEnd - 2]!;
   if (payloadEnd + padLength + 2 !== signedEnd) throw new DecodeError('RMCP+ integrity pad length does not match the packet');
   const expected = integrityCode(keys.integrity, keys.k1, body.subarray(0, signedEnd));
-  // both are the algorithm's code length (signedEnd is taken from it); compared in constant time
-  if (!timingSafeEqual(expected, body.subarray(signedEnd))) throw new DecodeError('RMCP+ integrity check failed');
+  // compared in constant time; lengths first (an algorithm without a hash here gives an empty code, and timingSafeEqual throws on unequal lengths)
+  const received = body.subarray(signedEnd);
+  if (expected.length !== received.length || !timingSafeEqual(expected, received)) throw new DecodeError('RMCP+ integrity check failed');
 }

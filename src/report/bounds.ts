@@ -33,12 +33,12 @@ export interface Bounded {
 
 export function boundEntry(entry: MachineIpmiReport): Bounded {
   const cut: string[] = [];
-  const str = (field: string, value: unknown): string => {
+  const str = (field: string, value: unknown, instead = ''): string => {
     // a value that is no string (a BMC's word looked up where it reached the prototype, a bug) is
     // dropped here instead of failing the whole report's assembly on `replace`
     if (typeof value !== 'string') {
       cut.push(field);
-      return '';
+      return instead;
     }
     const clean = value.replace(CONTROL, '');
     if (clean.length <= MAX_STRING && clean === value) return value;
@@ -65,8 +65,9 @@ export function boundEntry(entry: MachineIpmiReport): Bounded {
       BMCVersion: str('BMCVersion', entry.BMCVersion),
       BIOSVersion: str('BIOSVersion', entry.BIOSVersion),
       FRU: fru,
-      PowerState: str('PowerState', entry.PowerState),
-      IndicatorLEDState: str('IndicatorLEDState', entry.IndicatorLEDState),
+      // the two words metal-api reads as states: one that is no string says UNKNOWN, as a state not read does
+      PowerState: str('PowerState', entry.PowerState, 'UNKNOWN'),
+      IndicatorLEDState: str('IndicatorLEDState', entry.IndicatorLEDState, 'UNKNOWN'),
       PowerMetric: metric,
       PowerSupplies: supplies.map((p, i) => ({ status: { health: str(`PowerSupplies[${i}].health`, p.status.health), state: str(`PowerSupplies[${i}].state`, p.status.state) } })),
     },
