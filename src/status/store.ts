@@ -198,8 +198,14 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
       ...(e.lastSuccessAt !== undefined ? { lastSuccessAt: iso(e.lastSuccessAt) } : {}),
       ...(e.lastReportAt !== undefined ? { lastReportAt: iso(e.lastReportAt) } : {}),
       ...(e.lastCommand ? { lastCommand: e.lastCommand } : {}),
-      console: { viewers: e.uuid ? (v.get(e.uuid) ?? 0) : 0, capture: (e.uuid ? c.get(e.uuid) : undefined) ?? 'off' },
+      // the machine's console is the row's that holds its UUID: a claimant left out of the body shows none
+      console: holdsConsole(e) ? { viewers: v.get(e.uuid!) ?? 0, capture: c.get(e.uuid!) ?? 'off' } : { viewers: 0, capture: 'off' },
     };
+  }
+
+  /** the row speaks for its machine's console: it has a UUID, no other row holds it, and it was not left out of the body */
+  function holdsConsole(e: Entry): boolean {
+    return e.uuid !== undefined && (byUuid.get(e.uuid) ?? e) === e && e.leftOut === undefined;
   }
 
   function summarize(list: readonly BmcStatus[]): StatusSummary {

@@ -123,6 +123,7 @@ describe('status store', () => {
       { uuid: 'u1', bmc: lease(3), why: 'duplicate', heldBy: '10.0.0.1' },
     ]);
     store.reported(['u1'], new Date('2026-01-01T00:00:01Z'));
+    store.consoleViewers(() => new Map([['u1', 2]]));
     store.commandResult({ machineId: 'u1', command: 'POWER-OFF', ok: true, durationMs: 10, startedAt: '2026-01-01T00:00:02.000Z' });
     store.firmwareEvent({ machineId: 'u1', phase: 'accepted', ok: true, job: { acceptedAt: '2026-01-01T00:00:03.000Z' } });
     const row = (i: number) => store.document().bmcs.find((b) => b.ip === `10.0.0.${i}`)!;
@@ -131,7 +132,9 @@ describe('status store', () => {
       expect(row(i)).toMatchObject({ state: 'degraded', uuid: 'u1', lastRead: { outcome: 'degraded', problem: { reason: why, code: 'UUID_CONFLICT', message: expect.stringContaining('left out of the report') } } });
       expect(row(i).lastReportAt).toBeUndefined();
       expect(row(i).lastCommand).toBeUndefined();
+      expect(row(i).console).toEqual({ viewers: 0, capture: 'off' }); // the machine's console is the known BMC's row's
     }
+    expect(row(1).console.viewers).toBe(2);
     expect(store.document().summary).toMatchObject({ reachable: 3, degraded: 2, byReason: { conflict: 1, duplicate: 1 } });
     expect(store.liveEntries().every((e) => e.up === true)).toBe(true);
     // its next read stays left out until a body takes it (no flicker to ok between read and body)
