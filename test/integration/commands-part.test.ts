@@ -73,6 +73,8 @@ describe('daemon part "commands"', () => {
     const lease = { ip: sim.host, mac: SIM_BMC_MAC, expires: 'never' as const };
     ctx.status!.leases([lease]);
     ctx.status!.read(lease, { ok: true, vendor: 'ipmi_sim', durationMs: 1, report: { uuid: 'm-part', bmcVersion: '', biosVersion: '', fru: {}, powerState: 'OFF', indicatorLED: 'LED-OFF', powerSupplies: [], source: 'ipmi', missing: [] } });
+    // and placed its entry in the report's body: the machine's commands land on this BMC's row
+    ctx.status!.placed([{ uuid: 'm-part', bmc: lease }], []);
     const part = await commandsPart(ctx);
     expect(part.name).toBe('commands');
     await until('ready', () => part.ready?.() === undefined);
