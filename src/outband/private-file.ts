@@ -4,7 +4,7 @@
  * written once per burst of changes (`burstWriter`; `stateFileWriter` for a file whose whole text
  * is rewritten), never on the event loop's hot path.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
@@ -141,4 +141,21 @@ export function loadStateEntries(o: { file: string; key: string; what: string; l
   if (dropped > 0) o.writer.changed();
   else o.writer.clean();
   return { dropped };
+}
+
+/**
+ * A file's identity as another process's write changes it (inode, modification time, size): an
+ * atomic replace (writePrivateFile) gives a new inode, so a reader tells "someone wrote it" by it.
+ */
+export function stampOf(st: { ino: number; mtimeMs: number; size: number }): string {
+  return `${st.ino}:${st.mtimeMs}:${st.size}`;
+}
+
+/** The file's stamp now; '' when there is none. */
+export function fileStamp(file: string): string {
+  try {
+    return stampOf(statSync(file));
+  } catch {
+    return '';
+  }
 }

@@ -15,13 +15,13 @@
  * most `maxEntries` records (least recently seen go first) and is re-read when another process
  * (the CLI) changed it.
  */
-import { readFileSync, renameSync, statSync } from 'node:fs';
+import { readFileSync, renameSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { BmcError, isBmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { fingerprintPrefix, probeCertificate, type TlsOptions } from '../redfish/tls.js';
 import { withFileLock } from './file-lock.js';
-import { burstWriter, writePrivateFile } from './private-file.js';
+import { burstWriter, fileStamp, stampOf, writePrivateFile } from './private-file.js';
 
 export interface TrustRecord {
   /** SHA-256 (hex) of the Redfish leaf certificate's DER */
@@ -108,16 +108,9 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
   let writing = new Map<string, Change>();
   let lastWriteError: string | undefined;
 
-  function stampOf(st: { ino: number; mtimeMs: number; size: number }): string {
-    return `${st.ino}:${st.mtimeMs}:${st.size}`;
-  }
   /** the file's identity now; '' when there is none */
   function stamp(): string {
-    try {
-      return stampOf(statSync(o.file));
-    } catch {
-      return '';
-    }
+    return fileStamp(o.file);
   }
 
   function overlay(changes: Map<string, Change>): void {

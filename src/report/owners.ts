@@ -19,13 +19,13 @@
  * until the old lease expired plus a day. Both write under the file's lock, and the daemon reads
  * the file again before each cycle's body when it was replaced, as with the BMC trust file.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { normalizeMac } from '../leases/mac.js';
 import type { Logger } from '../log.js';
 import { withFileLock } from '../outband/file-lock.js';
-import { burstWriter, writePrivateFile } from '../outband/private-file.js';
+import { burstWriter, fileStamp, stampOf, writePrivateFile } from '../outband/private-file.js';
 
 /** The BMC known for a machine UUID: its address and, when the lease named one, its MAC. */
 export interface UuidOwner {
@@ -245,11 +245,7 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
   });
 
   function stamp(): string {
-    try {
-      return stampOf(statSync(o.file));
-    } catch {
-      return '';
-    }
+    return fileStamp(o.file);
   }
 
   function overlay(changes: Map<string, Change>): void {
@@ -333,6 +329,3 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
   };
 }
 
-function stampOf(st: { ino: number; mtimeMs: number; size: number }): string {
-  return `${st.ino}:${st.mtimeMs}:${st.size}`;
-}
