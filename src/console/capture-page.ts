@@ -2,9 +2,11 @@
  * The browser's history view of a captured console: `/history/{machine id}`, a static page and
  * its script (`/history/assets/history.js`, no inline script under the console's CSP). The page
  * reads the machine id from its own path, lets the user pick a range (last 10 minutes to all that
- * is kept), fetches `/v1/machine/{id}/console/log?since=..` with the session's cookie or
- * certificate, and shows it as plain text (escapes stripped, gap markers highlighted). Of a range
- * it holds the newest `keepBytes` at most (HISTORY_TAIL_SOURCE), whatever the range holds.
+ * is kept), fetches `/v1/machine/{id}/console/log?since=..&newest=..` with the session's cookie
+ * or certificate, and shows it as plain text (escapes stripped, gap markers highlighted). It asks
+ * the server for the newest `keepBytes` of a range (the server reads and sends about that, and
+ * says how much it left out) and holds no more than them itself (HISTORY_TAIL_SOURCE), whatever
+ * comes: a server that sends more (an older one) costs the transfer, not the tab.
  */
 
 /**
@@ -12,6 +14,9 @@
  * 1 GiB x 1000 as configured, far more than a tab can show as text without freezing or dying.
  */
 export const HISTORY_KEEP_BYTES = 4 << 20;
+
+/** The log route's answer to `newest`: bytes of the range's output it left out (capture-routes.ts). */
+export const HISTORY_LEFT_OUT_HEADER = 'x-metal-bmc-left-out';
 
 /** The page, with the bytes its script holds of a range at most (`data-keep-bytes`). */
 export const historyPage = (keepBytes: number): string => `<!doctype html>
@@ -51,23 +56,28 @@ export const HISTORY_STRIP_SOURCE = String.raw`function stripEscapes(text) {
 
 /**
  * The page's bounded read of a range, as page-script source (a test runs it on its own).
- * tailKeeper(cap) takes the response's chunks as they come and keeps the newest: a chunk goes as
- * soon as the newer ones hold `cap` bytes without it, so what is held stays under twice the cap
- * however long the range. finish() gives the newest `cap` bytes; when anything was left out they
- * start at a line start (the rest of a cut line goes, and with it any escape sequence cut in
- * half), unless they hold no line start at all (one line longer than the cap: shown from the cut).
- * keptState() is the state line's text for it.
+ * tailKeeper(cap, leftOut) takes the response's chunks as they come and keeps the newest: a chunk
+ * goes as soon as the newer ones hold `cap` bytes without it, so what is held stays under twice
+ * the cap however long the range. `leftOut` is what the server left out before the response (its
+ * `x-metal-bmc-left-out`), counted in the total. finish() gives the newest `cap` bytes; when
+ * anything was left out they start at a line start (the rest of a cut line goes, and with it any
+ * escape sequence cut in half), unless they hold no line start at all (one line longer than the
+ * cap: shown from the cut). keptState() is the state line's text for it.
  */
-export const HISTORY_TAIL_SOURCE = String.raw`function tailKeeper(cap) {
+export const HISTORY_TAIL_SOURCE = String.raw`function tailKeeper(cap, leftOut) {
     var chunks = [];
     var kept = 0;
-    var total = 0;
+    var received = 0;
+    // the server starts where the newest bytes begin, not at a line start: what it left out counts
+    // as dropped, and the byte before the response as no line feed
+    var total = leftOut > 0 ? leftOut : 0;
     // the byte before the oldest one held: a line feed there means that the held bytes start a line
     var lastDropped = -1;
     return {
       add: function (chunk) {
         if (chunk.length === 0) return;
         total += chunk.length;
+        received += chunk.length;
         if (chunk.length > cap) {
           // the chunk's own newest cap bytes are all that is kept of it and of what came before (a
           // copy: the rest of its buffer can go)
@@ -87,6 +97,7 @@ export const HISTORY_TAIL_SOURCE = String.raw`function tailKeeper(cap) {
       },
       keptBytes: function () { return kept; },
       totalBytes: function () { return total; },
+      receivedBytes: function () { return received; },
       finish: function () {
         var all = new Uint8Array(kept);
         var at = 0;
@@ -151,7 +162,7 @@ export const HISTORY_SCRIPT = `'use strict';
   // a chain of them, so a long read does not pile up pending promises either
   function readTail(res, mine) {
     var reader = res.body.getReader();
-    var keeper = tailKeeper(keepBytes);
+    var keeper = tailKeeper(keepBytes, Number(res.headers.get('${HISTORY_LEFT_OUT_HEADER}')) || 0);
     return new Promise(function (resolve, reject) {
       function pump() {
         reader.read().then(function (r) {
@@ -161,7 +172,7 @@ export const HISTORY_SCRIPT = `'use strict';
           }
           if (r.done) return resolve(keeper.finish());
           keeper.add(r.value);
-          state.textContent = 'loading, ' + sizeText(keeper.totalBytes());
+          state.textContent = 'loading, ' + sizeText(keeper.receivedBytes());
           pump();
         }, reject);
       }
@@ -170,7 +181,8 @@ export const HISTORY_SCRIPT = `'use strict';
   }
   function load() {
     var ms = Number(range.value);
-    var query = ms > 0 ? '?since=' + (Date.now() - ms) : '';
+    // the server sends only the newest keepBytes of the range (and says how much it left out)
+    var query = '?' + (ms > 0 ? 'since=' + (Date.now() - ms) + '&' : '') + 'newest=' + keepBytes;
     var mine = ++latest;
     if (pending) pending.abort();
     pending = new AbortController();

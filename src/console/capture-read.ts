@@ -9,6 +9,7 @@ import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stripEscapes } from './capture-plain.js';
 import { listMachines, listSegments, machineDir, parseIndexLine, segmentName } from './capture-files.js';
+import type { HistoryStart } from './capture-newest.js';
 
 export type HistoryEvent =
   | { kind: 'data'; t: number; data: Buffer }
@@ -24,11 +25,15 @@ export interface HistoryCursor {
 
 const MAX_INDEX_READ = 1 << 20;
 
-export function historyCursor(dir: string, machineId: string, options: { sinceMs?: number } = {}): HistoryCursor {
+/**
+ * `from`: where to start instead of the oldest segment's first line (capture-newest.ts
+ * `newestStart`); a segment rotated away by then is said as for any cursor.
+ */
+export function historyCursor(dir: string, machineId: string, options: { sinceMs?: number; from?: HistoryStart } = {}): HistoryCursor {
   const folder = machineDir(dir, machineId);
   const since = options.sinceMs ?? 0;
-  let seq: number | undefined;
-  let idxPos = 0;
+  let seq: number | undefined = options.from?.seq;
+  let idxPos = options.from?.idxPos ?? 0;
 
   async function readIndex(): Promise<string[]> {
     const path = join(folder, segmentName(seq!, 'idx'));

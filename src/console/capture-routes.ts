@@ -1,20 +1,23 @@
 /**
  * Captured console output over the HTTPS console listener, behind its authentication and the
  * per-machine authorisation (viewer-routes.ts):
- *   GET /v1/machine/{id}/console/log?since=MS&follow=1
+ *   GET /v1/machine/{id}/console/log?since=MS&newest=BYTES&follow=1
  *       the machine's output since MS (ms since the epoch; default all that is kept), gaps shown
  *       as marker lines (capture-read.ts `gapMarker`); with follow=1 the response stays open and
  *       new output follows until the client goes. Without follow=1, a machine this instance
  *       holds no capture of at all is a 404 (header `x-metal-bmc-capture: none`), not an empty
- *       200: a script can tell it from a range with nothing in it
+ *       200: a script can tell it from a range with nothing in it. With newest=BYTES (1 to
+ *       MAX_NEWEST) the range starts at the newest BYTES of the capture when that is later than
+ *       MS (at the index record they begin in: a little more may come, capture-newest.ts), and
+ *       the header `x-metal-bmc-left-out` says how many bytes of the range's output were left out
  *   GET /v1/console/grep?pattern=TEXT&since=MS
  *       NDJSON, one {"machineId","t","line"} per matching line as it is found, only machines the
  *       client may open; a line longer than 512 characters comes as the 512 around its first
  *       match, with "cut":{"before","after"} (characters left out); a grep ended by a cap of all
  *       machines ends with {"truncated":"why"}
  *   GET /history/{id}, /history/assets/history.js
- *       the browser's history view (capture-page.ts); it holds the newest historyKeepBytes of a
- *       range (4 MiB), the older part of a longer range dropped as the newer arrives
+ *       the browser's history view (capture-page.ts); it asks for the newest historyKeepBytes of
+ *       a range (4 MiB) and holds no more, should more come
  * Bounds: the pattern is 1 to 200 characters; at most 1000 matches per machine, 10,000 and 4 MiB
  * of NDJSON per grep (capture-read.ts GREP_LIMITS); one grep at a time (it reads every kept log:
  * 429 while one runs), written as it goes at the client's pace and stopped when the client goes;
@@ -24,8 +27,9 @@ import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { validMachineId } from './access.js';
 import { isSafeMachineId, listSegments, NO_CAPTURE_HEADER } from './capture-files.js';
+import { newestStart } from './capture-newest.js';
 import { GREP_LIMITS, grepLine, grepMatches, historyCursor, renderEvent } from './capture-read.js';
-import { HISTORY_KEEP_BYTES, HISTORY_SCRIPT, historyPage } from './capture-page.js';
+import { HISTORY_KEEP_BYTES, HISTORY_LEFT_OUT_HEADER, HISTORY_SCRIPT, historyPage } from './capture-page.js';
 import { CSP, SECURITY_HEADERS } from './page.js';
 import type { Viewer, ViewerRoutes } from './viewer-routes.js';
 import { requestUrl } from '../net/request-url.js';
@@ -37,6 +41,8 @@ const PAGE_PATH = /^\/history\/[^/]+$/;
 const SCRIPT_PATH = '/history/assets/history.js';
 const SCRIPT = Buffer.from(HISTORY_SCRIPT);
 const MAX_PATTERN = 200;
+/** the most `newest` asks for: more than a machine keeps at most (1 GiB x 1000), so any larger is the whole range anyway */
+export const MAX_NEWEST = 2 ** 40;
 
 export interface CaptureRoutesOptions {
   dir: string;
@@ -61,6 +67,14 @@ function sinceOf(url: URL): number | undefined | 'bad' {
   const v = url.searchParams.get('since');
   if (v === null) return undefined;
   return /^\d{1,15}$/.test(v) ? Number(v) : 'bad';
+}
+
+/** `newest`: bytes from 1 to MAX_NEWEST, written as digits only */
+function newestOf(url: URL): number | undefined | 'bad' {
+  const v = url.searchParams.get('newest');
+  if (v === null) return undefined;
+  const n = /^\d{1,13}$/.test(v) ? Number(v) : 0;
+  return n >= 1 && n <= MAX_NEWEST ? n : 'bad';
 }
 
 /**
@@ -108,19 +122,21 @@ export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
   /** the running grep's answer, ended at close(); set while a grep runs (one at a time) */
   let grepResponse: ServerResponse | undefined;
 
-  async function streamLog(req: IncomingMessage, res: ServerResponse, machineId: string, since: number | undefined, follow: boolean): Promise<void> {
+  async function streamLog(req: IncomingMessage, res: ServerResponse, machineId: string, range: { since: number | undefined; newest: number | undefined }, follow: boolean): Promise<void> {
     // a follower waits for a capture that may begin later
     if (!follow && (await listSegments(o.dir, machineId)).length === 0) {
       res.writeHead(404, { 'content-type': 'text/plain', [NO_CAPTURE_HEADER]: 'none', ...HEADERS }).end(`no console capture of machine ${machineId} on this metal-bmc instance\n`);
       return;
     }
-    const cursor = historyCursor(o.dir, machineId, since === undefined ? {} : { sinceMs: since });
+    const { since, newest } = range;
+    const start = newest === undefined ? undefined : await newestStart(o.dir, machineId, newest, since);
+    const cursor = historyCursor(o.dir, machineId, { ...(since === undefined ? {} : { sinceMs: since }), ...(start?.from ? { from: start.from } : {}) });
     let gone = false;
     res.on('close', () => {
       gone = true;
       followers.delete(res);
     });
-    res.writeHead(200, { 'content-type': 'application/octet-stream', ...HEADERS });
+    res.writeHead(200, { 'content-type': 'application/octet-stream', ...(start ? { [HISTORY_LEFT_OUT_HEADER]: String(start.leftOutBytes) } : {}), ...HEADERS });
     if (follow) followers.add(res);
     while (!closed) {
       const events = await cursor.next();
@@ -197,7 +213,9 @@ export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
         }
         if (!validMachineId(machineId) || !isSafeMachineId(machineId)) return fail(res, 400, 'bad machine id');
         if (!viewer.mayOpen(machineId)) return fail(res, 403, `${viewer.subject} may not open the console of machine ${machineId}`);
-        streamLog(req, res, machineId, since, url.searchParams.get('follow') === '1').catch(done);
+        const newest = newestOf(url);
+        if (newest === 'bad') return fail(res, 400, `newest must be a byte count from 1 to ${MAX_NEWEST}`);
+        streamLog(req, res, machineId, { since, newest }, url.searchParams.get('follow') === '1').catch(done);
         return;
       }
       const pattern = url.searchParams.get('pattern') ?? '';

@@ -4,7 +4,7 @@
  * narrows it. A screenshot goes to test-artifacts/console-history.png. The status page links a
  * captured machine's row to that history, and only a captured one. A range holding more than the
  * page may hold (here KEEP_BYTES, set by the server) shows only its newest part, from a whole
- * line on, and the state line says what was left out.
+ * line on, and the state line says what was left out; the server sends only about that part.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -65,7 +65,11 @@ beforeAll(async () => {
   await log.close();
   clock = now - 30 * 60_000;
   const chatty = await openMachineLog({ dir, machineId: CHATTY, fileBytes: 1 << 20, files: 2, logger, now: () => clock });
-  for (let i = 1; i <= CHATTY_LINES; i += 100) chatty.append(Buffer.from(Array.from({ length: 100 }, (_, k) => chattyLine(i + k)).join('')));
+  // an index record per 100 lines, as the capture's flushes write them
+  for (let i = 1; i <= CHATTY_LINES; i += 100) {
+    chatty.append(Buffer.from(Array.from({ length: 100 }, (_, k) => chattyLine(i + k)).join('')));
+    await chatty.flush();
+  }
   await chatty.close();
   pki = await createPki();
   routes = captureViewerRoutes({ dir, historyKeepBytes: KEEP_BYTES });
@@ -161,8 +165,16 @@ describe('console history page', () => {
   it('holds only the newest part of a range larger than it may hold, from a whole line on, and says what it left out', async () => {
     const context = await browser.newContext({ ignoreHTTPSErrors: true });
     const page = await context.newPage();
+    const answered = page.waitForResponse((r) => r.url().includes('/console/log'));
     await page.goto(`https://127.0.0.1:${servers.wsPort}/history/${CHATTY}?token=${TOKEN}`); // its default range, the last hour, holds it all
     const totalBytes = CHATTY_LINES * CHATTY_LINE_BYTES;
+    // the server sent the newest KEEP_BYTES from the record (100 lines) they begin in, not the range
+    const response = await answered;
+    expect(new URL(response.url()).searchParams.get('newest')).toBe(String(KEEP_BYTES));
+    const sent = (await response.body()).length;
+    expect(sent).toBeGreaterThanOrEqual(KEEP_BYTES);
+    expect(sent).toBeLessThan(KEEP_BYTES + 100 * CHATTY_LINE_BYTES);
+    expect(Number(response.headers()['x-metal-bmc-left-out'])).toBe(totalBytes - sent);
     const kib = (n: number) => (n / 1024).toFixed(1);
     await expect.poll(() => page.textContent('#state'), { timeout: 20_000 }).toMatch(/^the last /);
     const state = (await page.textContent('#state'))!;

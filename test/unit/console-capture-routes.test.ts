@@ -1,6 +1,8 @@
 /**
  * The history route's wait for a slow client (capture-routes.ts): a response that never takes
- * more than one event at a time must not collect a listener per wait. The grep route against a
+ * more than one event at a time must not collect a listener per wait. The history route with
+ * `newest` (the page's request): only about the newest bytes come, and a header says what was
+ * left out. The grep route against a
  * tenant's console that prints its pattern without end: a bounded answer written as it goes,
  * live memory far below the logs it reads (measured after a full collection, as
  * firmware-stream-memory does), and a client that goes away ends the grep and frees its slot.
@@ -12,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { captureViewerRoutes, drainedOrClosed } from '../../src/console/capture-routes.js';
+import { captureViewerRoutes, drainedOrClosed, MAX_NEWEST } from '../../src/console/capture-routes.js';
 import { openMachineLog } from '../../src/console/capture-store.js';
 import { captureLog } from '../helpers/log.js';
 import { waitFor } from '../helpers/wait.js';
@@ -254,5 +256,86 @@ describe('console grep route', () => {
     expect(first.writes).toBe(1); // nothing more written to the client that went
     expect(first.ended).toBe(false);
     next.emit('close');
+  });
+});
+
+/** a local HTTP server over the capture routes of `dir`, for the test's body; closed at its end */
+async function withRoutesServer<T>(body: (url: string) => Promise<T>): Promise<T> {
+  const routes = captureViewerRoutes({ dir });
+  const server = createServer((req, res) => routes.handle(req, res, viewer));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    return await body(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  } finally {
+    routes.close();
+    await new Promise((resolve) => server.close(resolve));
+  }
+}
+
+describe('console history route with newest', () => {
+  const LINE = 2048;
+  const LINES = 256; // 512 KiB in 8 segments of 64 KiB
+  const T0 = 1_700_000_000_000;
+  /** line i (from 0), numbered, LINE bytes, one index record each, a second apart */
+  const line = (i: number) => Buffer.from(`line ${String(i).padStart(4, '0')} ${'x'.repeat(LINE - 11)}\n`);
+  const whole = Buffer.concat(Array.from({ length: LINES }, (_, i) => line(i)));
+
+  beforeEach(async () => {
+    let clock = T0;
+    const log = await openMachineLog({ dir, machineId: MACHINE, fileBytes: 64 * 1024, files: 10, logger: captureLog().logger, now: () => clock });
+    for (let i = 0; i < LINES; i++) {
+      clock = T0 + i * 1000;
+      log.append(line(i));
+      await log.flush();
+    }
+    await log.close();
+  });
+
+  it('sends about the newest N bytes of the range, not the whole, and says how much it left out', async () => {
+    await withRoutesServer(async (url) => {
+      const newest = 100_000;
+      const res = await fetch(`${url}/v1/machine/${MACHINE}/console/log?newest=${newest}`);
+      expect(res.status).toBe(200);
+      const body = Buffer.from(await res.arrayBuffer());
+      // from the record the newest bytes begin in: at most a record more
+      expect(body.length).toBeGreaterThanOrEqual(newest);
+      expect(body.length).toBeLessThan(newest + LINE);
+      expect(body.equals(whole.subarray(whole.length - body.length))).toBe(true);
+      expect(res.headers.get('x-metal-bmc-left-out')).toBe(String(whole.length - body.length));
+
+      // without newest: the whole range, as before (the CLI), and no header
+      const all = await fetch(`${url}/v1/machine/${MACHINE}/console/log`);
+      expect(Buffer.from(await all.arrayBuffer()).equals(whole)).toBe(true);
+      expect(all.headers.get('x-metal-bmc-left-out')).toBeNull();
+    });
+  });
+
+  it('counts only the range as left out, and starts at since when that is later', async () => {
+    await withRoutesServer(async (url) => {
+      // the last 100 lines; their newest 50,000 bytes begin inside line 231
+      const since = T0 + (LINES - 100) * 1000;
+      const cut = await fetch(`${url}/v1/machine/${MACHINE}/console/log?since=${since}&newest=50000`);
+      const cutBody = Buffer.from(await cut.arrayBuffer());
+      expect(cutBody.equals(whole.subarray(Math.floor((whole.length - 50_000) / LINE) * LINE))).toBe(true);
+      expect(Number(cut.headers.get('x-metal-bmc-left-out'))).toBe(100 * LINE - cutBody.length);
+
+      // the last 10 lines are fewer than the newest 100,000 bytes: all of them, nothing left out
+      const later = await fetch(`${url}/v1/machine/${MACHINE}/console/log?since=${T0 + (LINES - 10) * 1000}&newest=100000`);
+      expect(Buffer.from(await later.arrayBuffer()).equals(whole.subarray(whole.length - 10 * LINE))).toBe(true);
+      expect(later.headers.get('x-metal-bmc-left-out')).toBe('0');
+    });
+  });
+
+  it('refuses a newest that is no byte count from 1 to MAX_NEWEST with a 400 that says so', async () => {
+    await withRoutesServer(async (url) => {
+      for (const bad of ['0', '-1', 'abc', '1.5', '1e6', '', String(MAX_NEWEST + 1), '9'.repeat(30)]) {
+        const res = await fetch(`${url}/v1/machine/${MACHINE}/console/log?newest=${encodeURIComponent(bad)}`);
+        expect(res.status, bad).toBe(400);
+        expect(await res.text()).toBe(`newest must be a byte count from 1 to ${MAX_NEWEST}\n`);
+      }
+      const biggest = await fetch(`${url}/v1/machine/${MACHINE}/console/log?newest=${MAX_NEWEST}`);
+      expect(Buffer.from(await biggest.arrayBuffer()).equals(whole)).toBe(true);
+      expect(biggest.headers.get('x-metal-bmc-left-out')).toBe('0');
+    });
   });
 });

@@ -13,7 +13,7 @@
 import fc from 'fast-check';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { HISTORY_SCRIPT, HISTORY_STRIP_SOURCE, HISTORY_TAIL_SOURCE } from '../../src/console/capture-page.js';
+import { HISTORY_LEFT_OUT_HEADER, HISTORY_SCRIPT, HISTORY_STRIP_SOURCE, HISTORY_TAIL_SOURCE } from '../../src/console/capture-page.js';
 
 const ESC = '\x1b';
 const BEL = '\x07';
@@ -83,19 +83,23 @@ interface TailKeeper {
   add(chunk: Uint8Array): void;
   keptBytes(): number;
   totalBytes(): number;
+  receivedBytes(): number;
   finish(): { bytes: Uint8Array; total: number };
 }
 /** the page's functions in this thread */
 const tail = new Function(`${HISTORY_TAIL_SOURCE}\nreturn { tailKeeper, keptState };`)() as {
-  tailKeeper(cap: number): TailKeeper;
+  tailKeeper(cap: number, leftOut?: number): TailKeeper;
   keptState(shown: number, total: number, rangeText: string): string;
 };
 
-/** what the page should show of `all`: the newest `cap` bytes, from their first line start when older output was left out */
-function expectedTail(all: Uint8Array, cap: number): Uint8Array {
-  if (all.length <= cap) return all;
-  const newest = all.subarray(all.length - cap);
-  if (all[all.length - cap - 1] === 10) return newest;
+/**
+ * what the page should show of `all` (what came), the server having left out `leftOut` before it:
+ * the newest `cap` bytes, from their first line start when older output was left out
+ */
+function expectedTail(all: Uint8Array, cap: number, leftOut = 0): Uint8Array {
+  if (all.length <= cap && leftOut === 0) return all;
+  const newest = all.subarray(Math.max(0, all.length - cap));
+  if (all.length > cap && all[all.length - cap - 1] === 10) return newest;
   const nl = newest.indexOf(10);
   return nl < 0 ? newest : newest.subarray(nl + 1);
 }
@@ -127,6 +131,28 @@ describe('history page bounded read', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+
+  it('counts what the server left out in the total, and shows what came from its first line start (property)', () => {
+    const bytes = fc.uint8Array({ maxLength: 40 }).map((b) => b.map((x) => (x % 4 === 0 ? 10 : 97 + (x % 26))));
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 32 }), fc.integer({ min: 1, max: 1000 }), fc.array(bytes, { maxLength: 30 }), (cap, leftOut, chunks) => {
+        const keeper = tail.tailKeeper(cap, leftOut);
+        for (const chunk of chunks) keeper.add(chunk);
+        const all = Buffer.concat(chunks);
+        expect(keeper.receivedBytes()).toBe(all.length);
+        const done = keeper.finish();
+        expect(done.total).toBe(leftOut + all.length);
+        // the server starts where the newest bytes begin, not at a line start: a cut line never shows
+        expect(Buffer.from(done.bytes).toString('latin1')).toBe(Buffer.from(expectedTail(all, cap, leftOut)).toString('latin1'));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('asks the server for the newest bytes it holds, and reads what the server left out', () => {
+    expect(HISTORY_SCRIPT).toContain("'newest=' + keepBytes");
+    expect(HISTORY_SCRIPT).toContain(`tailKeeper(keepBytes, Number(res.headers.get('${HISTORY_LEFT_OUT_HEADER}')) || 0)`);
   });
 
   it('keeps a bounded amount of a long range read in many chunks', () => {
