@@ -26,6 +26,7 @@ import type { Lease } from '../leases/types.js';
 type ReadOptions = Parameters<BmcReader['read']>[1];
 import { checkedKept, redfishSessionKey, type KeptRedfishSession, type RedfishSessionKeeper } from '../outband/redfish-sessions.js';
 import { readGuardMs, type BmcReadAttempt } from './read-bmc.js';
+import { createTurn } from './turn.js';
 import type { AttemptOverPort, FromReportWorker, ReportConnectSettings, ReportWorkerData, ReportWorkerLoad, ToReportWorker } from './worker-protocol.js';
 
 export interface ReportWorkerPoolOptions {
@@ -317,38 +318,9 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
    * BMCs in flight at a worker's exit (suspects) are read one at a time across the pool: every
    * read in flight on that worker became one, and were they read again together, the one that ends
    * workers would take its innocent companions to a second exit, and the quarantine, with it.
+   * First come, first served (turn.ts): a suspect is not passed over by later ones.
    */
-  let suspectReading = false;
-  /** reads waiting for the suspects' turn, in arrival order: each one's wake-up */
-  const suspectWaiters = new Set<() => void>();
-  const wakeNextSuspect = (): void => suspectWaiters.values().next().value?.();
-  async function suspectTurn(signal: AbortSignal | undefined): Promise<(() => void) | undefined> {
-    while (suspectReading && !signal?.aborted && !closing) {
-      // woken by the turn's release, by its own abort or by close(): whichever comes first
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          suspectWaiters.delete(wake);
-          signal?.removeEventListener('abort', wake);
-          resolve();
-        };
-        suspectWaiters.add(wake);
-        signal?.addEventListener('abort', wake, { once: true });
-      });
-    }
-    if (signal?.aborted || closing) {
-      // a turn handed to a read that gives up goes on to the next, which would else wait for good
-      if (!suspectReading) wakeNextSuspect();
-      return undefined;
-    }
-    suspectReading = true;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      suspectReading = false;
-      wakeNextSuspect();
-    };
-  }
+  const suspectTurn = createTurn();
 
   /** One line when suspects start to be read one at a time (again after each exit that made new ones): why reads are slow now. */
   function announceSuspects(): void {
@@ -362,7 +334,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     const suspect = suspects.get(lease.ip);
     if (suspect === undefined || suspect.exits >= QUARANTINE_EXITS) return readNow(lease, o);
     announceSuspects();
-    const release = await suspectTurn(o.signal);
+    const release = await suspectTurn.take(o.signal);
     if (!release) return { ok: false, error: closing ? new BmcError('ABORTED', `reading BMC ${lease.ip}: metal-bmc is shutting down`) : abortError(o.signal!, `reading BMC ${lease.ip}`), durationMs: 0, late: false };
     try {
       // the turn may come long after the read was asked for: the cycle says whether it still has time for it
@@ -482,7 +454,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     async close(deadlineMs = 5000) {
       closing = true;
       // reads waiting for a suspect's turn end now (ABORTED), not when a turn comes
-      for (const wake of [...suspectWaiters]) wake();
+      suspectTurn.close();
       // and those waiting for a worker to be started again
       for (const wake of [...startWaiters]) wake();
       await stopWorkers(slots.filter((s) => s.alive).map((s) => s.worker), { shutdown: { type: 'shutdown' } satisfies ToReportWorker, die: { type: 'die' } satisfies ToReportWorker, isDone: (m) => (m as FromReportWorker).type === 'closed', deadlineMs });
