@@ -166,8 +166,12 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
   const startWaiters = new Set<() => void>();
   /** BMCs that were being read when a report worker exited, and how often in a row */
   const suspects = new Map<string, { exits: number; at: number }>();
-  /** suspects were added since the line that says they are read one at a time */
-  let suspectsToAnnounce = false;
+  /**
+   * suspects made since the line that says they are read one at a time: that line counts these.
+   * Counting every entry of `suspects` (cleared only by an answered read) counted a BMC whose
+   * lease went after an exit in every later line, however long ago its exit was
+   */
+  const unannounced = new Map<string, true>();
   let nextId = 1;
   let closing = false;
 
@@ -242,7 +246,8 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
       const exits = (suspects.get(p.ip)?.exits ?? 0) + 1;
       setNewest(suspects, p.ip, { exits, at: Date.now() }, MAX_SUSPECTS);
       const setAside = exits >= QUARANTINE_EXITS;
-      if (!setAside) suspectsToAnnounce = true;
+      if (setAside) unannounced.delete(p.ip);
+      else setNewest(unannounced, p.ip, true, MAX_SUSPECTS);
       if (setAside) log.error({ bmc: p.ip, exits, forMs: QUARANTINE_MS }, 'a BMC was being read each time a report worker exited; it is not read again for a while, so it cannot take the workers and the reads beside it down again');
       const error = new BmcError('CLOSED', `reading BMC ${p.ip}: report worker ${slot.index} exited (code ${code})${setAside ? `; the BMC was being read at ${exits} such exits, set aside` : ''}`);
       p.settle({ ok: false, error, ...(setAside ? {} : { lostWithWorker: true as const }), durationMs: Date.now() - p.started, late: false });
@@ -322,11 +327,17 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
    */
   const suspectTurn = createTurn();
 
-  /** One line when suspects start to be read one at a time (again after each exit that made new ones): why reads are slow now. */
+  /** One line when suspects start to be read one at a time (again after each exit that made new ones, counting those): why reads are slow now. */
   function announceSuspects(): void {
-    if (!suspectsToAnnounce) return;
-    suspectsToAnnounce = false;
-    const count = [...suspects.values()].filter((s) => s.exits < QUARANTINE_EXITS).length;
+    if (unannounced.size === 0) return;
+    // still suspects, not set aside since (nor cleared, nor pushed out of `suspects`): read one at a time from now on
+    const readAlone = (ip: string) => {
+      const s = suspects.get(ip);
+      return s !== undefined && s.exits < QUARANTINE_EXITS;
+    };
+    const count = [...unannounced.keys()].filter(readAlone).length;
+    unannounced.clear();
+    if (count === 0) return;
     log.warn({ suspects: count }, 'BMCs that were being read when a report worker exited are read one at a time across the report workers, each until one of its reads ends without an exit: reads of them take longer meanwhile');
   }
 

@@ -466,6 +466,22 @@ describe('report reads in worker threads', () => {
     expect(log.find(/^BMCs that were being read when a report worker exited are read one at a time/)).toEqual([expect.objectContaining({ suspects: 2 })]);
   });
 
+  it('the line that says suspects are read one at a time counts those of the exits since the last such line: suspects never read again (their leases went) are not counted again', async () => {
+    const log = captureLog('warn');
+    const workers = pool({ workers: 1, entry: SILENT_WORKER, logger: log.logger });
+    const [a, b, c] = nowhere(3);
+    const announced = () => log.find(/^BMCs that were being read when a report worker exited are read one at a time/).map((l) => l.suspects);
+    await makeSuspects(workers, [a!, b!]);
+    // a read asked with the cycle's abort already given: the line, and no wait for the turn
+    const gaveUp = await workers.read(a!, { timeoutMs: 60_000, signal: AbortSignal.abort() });
+    expect(gaveUp.ok ? undefined : (gaveUp.error as BmcError).code).toBe('ABORTED');
+    expect(announced()).toEqual([2]);
+    // neither is read again (their leases went): they stay suspects, but were told of already
+    await makeSuspects(workers, [c!]);
+    await workers.read(c!, { timeoutMs: 60_000, signal: AbortSignal.abort() });
+    expect(announced()).toEqual([2, 1]);
+  });
+
   it("a retry that waits for its turn as a suspect starts only if the cycle's budget still holds it when the turn comes", async () => {
     const workers = pool();
     // two BMCs read by the same worker, where nothing answers
