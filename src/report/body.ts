@@ -80,8 +80,13 @@ export interface ReportBody {
   duplicates: Array<{ uuid: string; bmcs: [kept: string, dropped: string]; mac?: string }>;
   /** entries with values cut by `boundEntry` */
   bounded: Array<{ bmc: string; uuid: string; cut: string[] }>;
-  /** a BMC that reports a UUID a known BMC with a lease holds: left out, the known one kept */
-  conflicts: Array<{ uuid: string; known: string; claimant: string; mac?: string }>;
+  /**
+   * a BMC that reports a UUID a known BMC with a lease holds: left out, the known one kept.
+   * `known` is the known BMC's address as recorded, `knownMac` its MAC; `knownMoved`: the claimant
+   * sits at that address (DHCP gave it the address) while the known BMC's MAC holds a lease
+   * elsewhere, so `known` is the claimant's own address, not where the known BMC is now
+   */
+  conflicts: Array<{ uuid: string; known: string; knownMac?: string; knownMoved?: true; claimant: string; mac?: string }>;
   /** a UUID taken over by another BMC because the known one's lease is gone, or its address is leased to another MAC now */
   moves: Array<{ uuid: string; previous: string; bmc: string; why: 'lease gone' | 'address leased to another MAC' }>;
 }
@@ -113,9 +118,17 @@ export function assembleReportBody(reads: readonly BmcRead[], ledMemory?: LedMem
   const body: ReportBody = { reports: {}, placed: [], duplicates: [], bounded: [], conflicts: [], moves: [] };
   for (const { ip, mac, report } of reads) {
     const owner = ownership?.owners.get(report.uuid);
-    const claimsKnown = owner !== undefined && (owner.ip === ip ? otherDeviceAtAddress(owner, mac, ownership!) : ownership!.isLeased(owner.ip) && !anotherMac(owner, ownership!));
+    const atOldAddress = owner !== undefined && owner.ip === ip;
+    const claimsKnown = owner !== undefined && (atOldAddress ? otherDeviceAtAddress(owner, mac, ownership!) : ownership!.isLeased(owner.ip) && !anotherMac(owner, ownership!));
     if (owner !== undefined && claimsKnown) {
-      body.conflicts.push({ uuid: report.uuid, known: owner.ip, claimant: ip, ...(mac !== undefined ? { mac } : {}) });
+      body.conflicts.push({
+        uuid: report.uuid,
+        known: owner.ip,
+        ...(owner.mac !== undefined ? { knownMac: owner.mac } : {}),
+        ...(atOldAddress ? { knownMoved: true as const } : {}),
+        claimant: ip,
+        ...(mac !== undefined ? { mac } : {}),
+      });
       continue;
     }
     const existing = body.reports[report.uuid];

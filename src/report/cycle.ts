@@ -90,6 +90,13 @@ export interface LeftOutBmc {
   uuid: string;
   why: 'conflict' | 'duplicate';
   heldBy: string;
+  /** conflict: the known BMC's MAC, where its lease named one */
+  heldByMac?: string;
+  /**
+   * conflict: the left-out BMC sits at the known BMC's old address (`heldBy`, its own), which DHCP
+   * gave it, while the known BMC's MAC (`heldByMac`) holds a lease at another address
+   */
+  heldByMoved?: true;
 }
 
 export interface ReportObserver {
@@ -275,7 +282,7 @@ function tellPlaced(deps: CycleDeps, placed: ReportBody['placed'], conflicts: Re
   if (!deps.observer?.placed) return;
   const bmc = (ip: string, mac: string | undefined): BodyBmc => ({ ip, ...(mac !== undefined ? { mac } : {}) });
   const leftOut: LeftOutBmc[] = [
-    ...conflicts.map(({ uuid, known, claimant, mac }): LeftOutBmc => ({ bmc: bmc(claimant, mac), uuid, why: 'conflict', heldBy: known })),
+    ...conflicts.map(({ uuid, known, knownMac, knownMoved, claimant, mac }): LeftOutBmc => ({ bmc: bmc(claimant, mac), uuid, why: 'conflict', heldBy: known, ...(knownMac !== undefined ? { heldByMac: knownMac } : {}), ...(knownMoved ? { heldByMoved: true as const } : {}) })),
     ...duplicates.map(({ uuid, bmcs: [kept, dropped], mac }): LeftOutBmc => ({ bmc: bmc(dropped, mac), uuid, why: 'duplicate', heldBy: kept })),
   ];
   try {
@@ -437,9 +444,11 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   deps.owners?.refresh?.();
   const ownership = deps.owners ? { owners: deps.owners, isLeased, macAt, macLeased } : undefined;
   const { reports, placed, duplicates, bounded, conflicts, moves } = assembleReportBody(reads, deps.ledMemory, ownership);
-  for (const { uuid, known, claimant, mac } of conflicts) {
+  for (const { uuid, known, knownMac, knownMoved, claimant, mac } of conflicts) {
     deps.metrics?.uuidConflicts.inc();
-    deps.logger.warn({ uuid, known, claimant, mac }, 'a second BMC reports a machine UUID that a known BMC with a lease holds; the known one is kept, the second is left out');
+    // at the known BMC's old address, `known` is the claimant's own: the known one is named by its MAC
+    if (knownMoved) deps.logger.warn({ uuid, knownMac, claimant, mac }, 'a device at the address a known BMC had reports its machine UUID while that BMC, by its MAC, holds a lease at another address; the known one is kept, the device is left out');
+    else deps.logger.warn({ uuid, known, knownMac, claimant, mac }, 'a second BMC reports a machine UUID that a known BMC with a lease holds; the known one is kept, the second is left out');
   }
   for (const { uuid, bmcs } of duplicates) {
     deps.metrics?.uuidConflicts.inc();

@@ -112,12 +112,16 @@ function sameEntries<V>(a: ReadonlyMap<string, V>, b: ReadonlyMap<string, V>): b
 }
 
 /** Why a BMC read well is not in the report: another BMC holds its machine UUID. */
-function leftOutProblem(uuid: string, why: LeftOutBmc['why'], heldBy: string): Problem {
-  const message =
-    why === 'conflict'
-      ? `left out of the report: machine UUID ${uuid} is held by BMC ${heldBy}, known for it, whose address is still leased to the same MAC`
-      : `left out of the report: BMC ${heldBy} reports machine UUID ${uuid} too and comes first in this cycle`;
-  return { reason: why, code: 'UUID_CONFLICT', message };
+function leftOutProblem(left: LeftOutBmc): Problem {
+  return { reason: left.why, code: 'UUID_CONFLICT', message: `left out of the report: ${whoHolds(left)}` };
+}
+
+/** The BMC that holds the UUID, as the left-out one's status names it. */
+function whoHolds({ uuid, why, heldBy, heldByMac, heldByMoved }: LeftOutBmc): string {
+  if (why === 'duplicate') return `BMC ${heldBy} reports machine UUID ${uuid} too and comes first in this cycle`;
+  // heldBy is the left-out BMC's own address here (the known BMC's old one): the known BMC is named by its MAC
+  if (heldByMoved) return `machine UUID ${uuid} is held by the BMC known for it (MAC ${heldByMac ?? 'unknown'}), which had this address and moved to another one, still leased`;
+  return `machine UUID ${uuid} is held by BMC ${heldBy}, known for it, whose address is still leased to the same MAC`;
 }
 
 /**
@@ -277,11 +281,12 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
       byUuid.set(uuid, e);
       delete e.leftOut;
     }
-    for (const { uuid, bmc, why, heldBy } of leftOut) {
+    for (const left of leftOut) {
+      const { uuid, bmc } = left;
       const e = entryOf(bmc);
       if (!e || e.uuid !== uuid) continue;
       if (byUuid.get(uuid) === e) byUuid.delete(uuid);
-      e.leftOut = { uuid, problem: leftOutProblem(uuid, why, heldBy) };
+      e.leftOut = { uuid, problem: leftOutProblem(left) };
     }
     rev++;
   }

@@ -18,6 +18,8 @@ import { captureLog } from '../helpers/log.js';
 const UUID = '00000000-0000-4000-8000-000000000001';
 const report = (bmcVersion: string): BmcReport => ({ uuid: UUID, bmcVersion, biosVersion: '1', fru: {}, powerState: 'ON', indicatorLED: 'LED-OFF', powerSupplies: [], source: 'redfish', missing: [] });
 const lease = (ip: string, mac: string): Lease => ({ ip, mac, expires: 'never' }) as Lease;
+const SECOND_BMC = 'a second BMC reports a machine UUID that a known BMC with a lease holds; the known one is kept, the second is left out';
+const AT_OLD_ADDRESS = 'a device at the address a known BMC had reports its machine UUID while that BMC, by its MAC, holds a lease at another address; the known one is kept, the device is left out';
 
 let standin: MetalApiStandIn | undefined;
 afterEach(async () => {
@@ -65,7 +67,7 @@ describe('a machine UUID claimed by a second BMC', () => {
     const quick = await runReportCycle(deps, [lease('10.0.0.66', 'aa:00:00:00:00:66')]);
     expect(quick.reported).toBe(0);
     expect(standin.reports.length).toBe(posts);
-    expect(log.find('a second BMC reports a machine UUID that a known BMC with a lease holds; the known one is kept, the second is left out')).toHaveLength(2);
+    expect(log.find(SECOND_BMC)).toHaveLength(2);
     expect(await registry.getSingleMetricAsString('metal_bmc_uuid_conflicts_total')).toMatch(/ 2$/m);
 
     // the known BMC's lease is gone (replaced board): the newcomer takes over, logged
@@ -144,7 +146,7 @@ describe('a machine UUID claimed by a second BMC', () => {
     leases = [lease('10.0.0.1', ROGUE), lease('10.0.0.2', REAL)];
     await runReportCycle(deps, leases);
     expect(sent()).toMatchObject({ BMCIp: '10.0.0.2', BMCVersion: 'real' });
-    expect(log.find('a second BMC reports a machine UUID that a known BMC with a lease holds; the known one is kept, the second is left out')).toHaveLength(1);
+    expect(log.find(AT_OLD_ADDRESS)).toEqual([expect.objectContaining({ uuid: UUID, knownMac: REAL, claimant: '10.0.0.1', mac: ROGUE })]);
     await runReportCycle(deps, leases);
     expect(sent()).toMatchObject({ BMCIp: '10.0.0.2', BMCVersion: 'real' });
     // the BMC's MAC holds no lease any more (a replaced board): the one at its old address may take over
@@ -153,6 +155,37 @@ describe('a machine UUID claimed by a second BMC', () => {
     await runReportCycle(deps, leases);
     expect(sent()).toMatchObject({ BMCIp: '10.0.0.2', BMCVersion: 'rogue' });
     expect(log.find('machine UUID moves to another BMC: the lease of the known one is gone')).toHaveLength(moved + 1);
+  });
+
+  it("the status of a device at a BMC's old address names the known BMC by its MAC, moved elsewhere: not by the device's own address, as if that were leased to the known BMC's MAC", async () => {
+    standin = await startMetalApiStandIn({ hmacKey: 'k' });
+    const log = captureLog();
+    const status = createStatusStore({ partition: 'p', graceMs: 60_000 });
+    const observer: CycleDeps['observer'] = { read: (l, outcome) => status.read(l, outcome), placed: (entries, leftOut) => status.placed(entries, leftOut), reported: (uuids, at) => status.reported(uuids, at) };
+    const REAL = 'aa:00:00:00:00:01';
+    const ROGUE = 'aa:00:00:00:00:66';
+    let leases: Lease[] = [];
+    const connect = async (ip: string): Promise<Outband> =>
+      ({ address: ip, vendor: 't', info: async () => report(leases.find((l) => l.ip === ip)!.mac === REAL ? 'real' : 'rogue'), close: async () => undefined }) as unknown as Outband;
+    const deps: CycleDeps = { ...ownedCycle(connect, log, new Registry(), () => leases), observer };
+    const row = (mac: string) => status.document().bmcs.find((b) => b.mac === mac)!;
+
+    leases = [lease('10.0.0.1', REAL)];
+    status.leases(leases);
+    await runReportCycle(deps, leases);
+    // the BMC moved to .2, the device got .1 and is read first
+    leases = [lease('10.0.0.1', ROGUE), lease('10.0.0.2', REAL)];
+    status.leases(leases);
+    await runReportCycle(deps, leases);
+    expect(standin.reports.at(-1)!.reports[UUID]).toMatchObject({ BMCIp: '10.0.0.2', BMCVersion: 'real' });
+    expect(row(ROGUE)).toMatchObject({ ip: '10.0.0.1', state: 'degraded', lastRead: { problem: { reason: 'conflict', code: 'UUID_CONFLICT' } } });
+    const message = row(ROGUE).lastRead!.problem!.message;
+    expect(message).toBe(`left out of the report: machine UUID ${UUID} is held by the BMC known for it (MAC ${REAL}), which had this address and moved to another one, still leased`);
+    expect(message).not.toContain('10.0.0.1');
+    expect(log.find(AT_OLD_ADDRESS)).toEqual([expect.objectContaining({ uuid: UUID, knownMac: REAL, claimant: '10.0.0.1' })]);
+    expect(log.find(SECOND_BMC)).toEqual([]);
+    // the known BMC at its own address still says so, by address
+    expect(row(REAL)).toMatchObject({ ip: '10.0.0.2', state: 'ok' });
   });
 
   it('without a known BMC, two in one cycle: the first is kept and the claim is counted', async () => {
