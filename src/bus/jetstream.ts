@@ -5,7 +5,7 @@
  * the stream holds events starts after the last event this daemon settled, when it knows that
  * position for the stream (`consumerStartFor`).
  */
-import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type ConsumerConfig, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type ConsumerConfig, type ConsumerInfo, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../log.js';
 
@@ -147,14 +147,19 @@ export function consumerConfigFor(o: Omit<ConsumerSetup, 'logger' | 'stream' | '
   };
 }
 
-/** The consumer's configuration, or undefined when the server has no such consumer. */
-async function consumerConfigOf(jsm: JetStreamManager, stream: string, name: string): Promise<ConsumerConfig | undefined> {
+/** The consumer's info (its configuration, its ack floor), or undefined when the server has no such consumer. */
+export async function consumerInfoOf(jsm: JetStreamManager, stream: string, name: string): Promise<ConsumerInfo | undefined> {
   try {
-    return (await jsm.consumers.info(stream, name)).config;
+    return await jsm.consumers.info(stream, name);
   } catch (err) {
     if ((err as Error).name !== 'ConsumerNotFoundError') throw err;
     return undefined;
   }
+}
+
+/** The consumer's configuration, or undefined when the server has no such consumer. */
+async function consumerConfigOf(jsm: JetStreamManager, stream: string, name: string): Promise<ConsumerConfig | undefined> {
+  return (await consumerInfoOf(jsm, stream, name))?.config;
 }
 
 /**

@@ -16,11 +16,11 @@ import type { ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstre
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { checkDuration, endedWithin, MAX_TIMER_MS } from '../deadline.js';
 import type { Logger } from '../log.js';
-import { ensureConsumer, ensureStream, jetstreamOrUndefined, MAX_DELIVER, sanitizeName, type StreamPosition } from './jetstream.js';
+import { consumerInfoOf, ensureConsumer, ensureStream, jetstreamOrUndefined, MAX_DELIVER, sanitizeName, type StreamPosition } from './jetstream.js';
 import { openKvBucket, type KvBucket } from './kv.js';
 import { journalEventId } from './event-journal.js';
 import { createLeadership, type Leadership } from './leader.js';
-import { possibleOrWarn, sharedPosition, type PositionStore, type StreamIdentity } from './shared-position.js';
+import { possibleOrWarn, sharedPosition, type ConsumerAtSetup, type PositionStore, type StreamIdentity } from './shared-position.js';
 
 /**
  * How long an event handed back waits before it is delivered again: at once the first time (the
@@ -230,11 +230,13 @@ function positionKeeper(store: PositionStore | undefined, running: ReadonlyMap<s
   return {
     /**
      * The stream the events delivered from now on belong to (its last sequence as it reports it
-     * now), and the position a consumer created now starts after: none beyond that last sequence
-     * (`impossibleIn`), nor is the saving of positions held above it.
+     * now, and the consumer as found), and the position a consumer created now starts after: none
+     * beyond that last sequence (`impossibleIn`), nor, in the shared position, above an existing
+     * consumer's ack floor or from the key for a consumer created now (`PositionStore.load`). The
+     * saving of positions is held only below what is given here: a refused value is no mark.
      */
-    use(identity: StreamIdentity, lastSeq: number): { identity: StreamIdentity; startAfter: StreamPosition | undefined } {
-      const known = possibleOrWarn(logger, 'position store', identity, lastSeq, store?.load(identity, lastSeq), refused);
+    use(identity: StreamIdentity, lastSeq: number, consumer: ConsumerAtSetup): { identity: StreamIdentity; startAfter: StreamPosition | undefined } {
+      const known = possibleOrWarn(logger, 'position store', identity, lastSeq, store?.load(identity, lastSeq, consumer), refused);
       if (at?.stream !== identity.stream || at.created !== identity.created) {
         saved = known?.stream === identity.stream && known.created === identity.created ? known.seq : 0;
         highest = saved;
@@ -356,7 +358,10 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     const stream = await ensureStream(jsm, { subject: o.subject, maxAgeMs: o.maxAgeMs, ...(o.replicas !== undefined ? { replicas: o.replicas } : {}), logger: o.logger });
     await shared?.refresh();
     const info = await jsm.streams.info(stream);
-    const { identity, startAfter } = position.use({ stream, created: info.created }, info.state.last_seq);
+    // read after the key: a key a leader wrote is at or below the floor of its time, and the floor only grows
+    const existing = await consumerInfoOf(jsm, stream, sanitizeName(o.durableName));
+    const consumerAt: ConsumerAtSetup = existing ? { exists: true, ackFloor: existing.ack_floor.stream_seq } : { exists: false };
+    const { identity, startAfter } = position.use({ stream, created: info.created }, info.state.last_seq, consumerAt);
     const consumer = await ensureConsumer(jsm, { stream, subject: o.subject, durableName: o.durableName, ackWaitMs, ...(startAfter ? { startAfter } : {}), logger: o.logger });
     return { stream, consumer, identity };
   };

@@ -7,7 +7,10 @@
  * has to create (deleted by hand, lost with a server's state) would then start at its own old
  * position and run again every create and delete the other instance settled since, resetting
  * those machines once more. The shared position is the highest sequence settled by any leader of
- * the same stream (name and creation time), so the consumer starts after it.
+ * the same stream (name and creation time), so the consumer starts after it. At a setup (`load`),
+ * a key (or state file) beyond the stream's last sequence, or above an existing consumer's ack
+ * floor, cannot have been settled and is refused; for a consumer created now there is no floor to
+ * check the key against (see `load`).
  *
  * Writes follow the events as they settle, once per `writeDelayMs` at most (read, then
  * compare-and-set; a position the bucket already holds or passed is not written, unless it is
@@ -29,13 +32,21 @@ export interface StreamIdentity {
   created: string;
 }
 
+/**
+ * The partition's durable consumer as a setup found it, read after the shared key: its ack floor
+ * (ConsumerInfo.ack_floor.stream_seq) when it exists, or none (a consumer is created now).
+ */
+export type ConsumerAtSetup = { exists: true; ackFloor: number } | { exists: false };
+
 /** Where an instance keeps its position (the state file), as the subscription uses it. */
 export interface PositionStore {
   /**
    * the position to start after: with `identity`, the highest known for that stream; with
-   * `lastSeq` too (the stream's last sequence as it reports it), none beyond it (`impossibleIn`)
+   * `lastSeq` too (the stream's last sequence as it reports it), none beyond it (`impossibleIn`);
+   * with `consumer` (the durable consumer as setup found it), none above its ack floor. A store
+   * of one instance's own (the state file alone) may ignore `consumer`.
    */
-  load(identity?: StreamIdentity, lastSeq?: number): StreamPosition | undefined;
+  load(identity?: StreamIdentity, lastSeq?: number, consumer?: ConsumerAtSetup): StreamPosition | undefined;
   save(position: StreamPosition): void;
 }
 
@@ -43,12 +54,17 @@ export interface PositionStore {
  * Why position `p` cannot be where stream `identity` got to, or undefined when it can be: a
  * sequence beyond the stream's last one (`lastSeq`, as the stream reports it) was never settled.
  * Taken, it would make a consumer created now start past events nobody ran, and it would stop the
- * position from being saved again until the stream reached it. A position of another stream (or
- * of this one before it was created again) is not impossible here: it is simply not this stream's.
+ * position from being saved again until the stream reached it. With `ackFloor` (an existing
+ * consumer's, read after the position), a sequence above it cannot be a settled one either:
+ * positions are written at or below the floor of their time (`bounded`) and a consumer's floor
+ * only grows. A position of another stream (or of this one before it was created again) is not
+ * impossible here: it is simply not this stream's.
  */
-export function impossibleIn(identity: StreamIdentity, lastSeq: number, p: StreamPosition | undefined): string | undefined {
+export function impossibleIn(identity: StreamIdentity, lastSeq: number, p: StreamPosition | undefined, ackFloor?: number): string | undefined {
   if (p === undefined || !sameStream(p, identity)) return undefined;
-  return p.seq > lastSeq ? `sequence ${p.seq} is beyond the stream's last, ${lastSeq}` : undefined;
+  if (p.seq > lastSeq) return `sequence ${p.seq} is beyond the stream's last, ${lastSeq}`;
+  if (ackFloor !== undefined && p.seq > ackFloor) return `sequence ${p.seq} is above the consumer's ack floor, ${ackFloor}, so not every event up to it was settled`;
+  return undefined;
 }
 
 /**
@@ -56,15 +72,15 @@ export function impossibleIn(identity: StreamIdentity, lastSeq: number, p: Strea
  * (once per value: a consumer set up again every second says it once) and undefined, as if no
  * position were stored there.
  */
-export function possibleOrWarn(logger: Logger, source: string, identity: StreamIdentity | undefined, lastSeq: number | undefined, p: StreamPosition | undefined, warned: Set<string>): StreamPosition | undefined {
+export function possibleOrWarn(logger: Logger, source: string, identity: StreamIdentity | undefined, lastSeq: number | undefined, p: StreamPosition | undefined, warned: Set<string>, ackFloor?: number): StreamPosition | undefined {
   if (identity === undefined || lastSeq === undefined) return p;
-  const why = impossibleIn(identity, lastSeq, p);
+  const why = impossibleIn(identity, lastSeq, p, ackFloor);
   if (why === undefined) return p;
-  const said = `${source} ${p!.stream}@${p!.created}#${p!.seq}`;
+  const said = `${source} ${p!.stream}@${p!.created}#${p!.seq}/${ackFloor ?? ''}`;
   if (!warned.has(said)) {
     if (warned.size >= 16) warned.clear();
     warned.add(said);
-    logger.warn({ stream: identity.stream, positionFrom: source, seq: p!.seq, lastSeq }, `machine event position refused: ${why}; taken as no position stored there`);
+    logger.warn({ stream: identity.stream, positionFrom: source, seq: p!.seq, lastSeq, ...(ackFloor !== undefined ? { ackFloor } : {}) }, `machine event position refused: ${why}; taken as no position stored there`);
   }
   return undefined;
 }
@@ -145,8 +161,11 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
   let badValueLogged = false;
   /** impossible positions warned about (possibleOrWarn) */
   const refused = new Set<string>();
-  /** the bucket's position as refused by `load` (impossible for the stream): written over, never taken as covering (`settledOrNot`) */
-  let impossible: StreamPosition | undefined;
+  /**
+   * the bucket's position as `load` refused it (impossible for the stream, or above the
+   * consumer's ack floor): written over, never taken as covering (`settledOrNot`)
+   */
+  let refusedKey: StreamPosition | undefined;
 
   /** the next write `ms` from now, unless one is set already */
   function schedule(ms: number): void {
@@ -187,13 +206,13 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
    * events again; or by an instance that read the key just before a former leader's last write
    * landed): the floor's side is taken there too, since the consumer delivers those events again
    * whatever the key says, and a key written back to the floor only says so until they settle.
-   * The value `load()` refused (beyond the stream's last sequence) is not taken either, with or
-   * without an ack floor, and not warned about twice.
+   * The value `load()` refused (beyond the stream's last sequence, or above the ack floor at
+   * setup) is not taken either, with or without an ack floor, and not warned about twice.
    */
   async function settledOrNot(stored: StreamPosition | undefined, p: StreamPosition, floor: number | undefined): Promise<StreamPosition | undefined> {
     if (stored === undefined || !sameStream(stored, p)) return stored;
     if (floor !== undefined && stored.seq <= floor) return stored;
-    if (impossible && sameStream(stored, impossible) && stored.seq === impossible.seq) return undefined;
+    if (refusedKey && sameStream(stored, refusedKey) && stored.seq === refusedKey.seq) return undefined;
     if (floor === undefined || !o.ackFloor) return stored;
     // read again after the key: a leader may have written it from a floor newer than ours
     const now = await o.ackFloor();
@@ -265,15 +284,21 @@ export function sharedPosition(o: SharedPositionOptions): SharedPosition {
 
   return {
     // each source checked on its own: an impossible shared position must not displace this instance's own
-    load(identity, lastSeq) {
-      const fromKey = possibleOrWarn(o.logger, `key ${POSITION_KEY}`, identity, lastSeq, shared, refused);
+    load(identity, lastSeq, consumer) {
+      const floor = consumer?.exists === true ? consumer.ackFloor : undefined;
+      const fromFile = possibleOrWarn(o.logger, 'state file', identity, lastSeq, o.local?.load(identity), refused, floor);
+      const fromKey = possibleOrWarn(o.logger, `key ${POSITION_KEY}`, identity, lastSeq, shared, refused, floor);
+      // A consumer created now (no floor) starts after the higher of the file's and the key's:
+      // leaders taking turns do not run each other's settled events again. The key is then
+      // checked against the stream's last sequence only; one written by hand within the stream
+      // can skip events, as whoever may write the leader's bucket could take the lead anyway.
       if (fromKey === undefined && shared !== undefined && sameStream(shared, identity)) {
         // not taken, and not kept as what the bucket holds either: what settles here is written
         // over it (else no position would be saved, here or there, until the stream reached it)
-        impossible = shared;
+        refusedKey = shared;
         shared = undefined;
       }
-      return newestOf(identity, possibleOrWarn(o.logger, 'state file', identity, lastSeq, o.local?.load(identity), refused), fromKey);
+      return newestOf(identity, fromFile, fromKey);
     },
     save(position) {
       // after close (a handler that settled past the stop's deadline): the state file alone, as without a leader

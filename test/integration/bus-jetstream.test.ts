@@ -438,6 +438,36 @@ describe('bus with JetStream: a durable consumer created again starts where this
     expect(refused[0]!.msg).toBe(`machine event position refused: the key's sequence 1000000000000 is above the consumer's ack floor, ${String(floor)}, so was never settled; written over with this instance's position`);
   });
 
+  it('refuses a shared position above an existing consumer\'s ack floor at a new setup (a crafted key within the stream): one warning, no event between the floor and the key skipped, and saves not held back', async () => {
+    const subject = freshSubject();
+    const stream = streamNameFor(subject);
+    const jsm = await jetstreamManager(publisher);
+    const store = memoryPosition();
+    const b = await bus(server);
+    const first = await instance({ nc: b.nc, subject, position: store, leadership: switchableLead() });
+    for (const k of [1, 2]) await jetstream(publisher).publish(subject, enc(`e-${k}`));
+    await until('two events', () => first.seen.length === 2);
+    await consumerSettled(publisher, stream, 'metal-bmc-test');
+    await first.sub.stop(500);
+    const created_ = (await jsm.streams.info(stream)).created;
+    expect(store.load()).toEqual({ stream, created: created_, seq: 2 });
+    // while nobody leads: two events come, and the key says the second one settled (the consumer's floor is 2)
+    for (const k of [3, 4]) await jetstream(publisher).publish(subject, enc(`e-${k}`));
+    const kv = await openKvBucket(publisher, jsm, leaderBucketName('metal-bmc-test'));
+    await kv.put(POSITION_KEY, encodePosition({ stream, created: created_, seq: 4 }));
+    // this instance started again: the consumer it finds has the floor 2
+    const again = await instance({ nc: b.nc, subject, position: store, leadership: switchableLead() });
+    await until('both events of the gap', () => again.seen.length === 2);
+    expect(again.seen.map((s) => s.data)).toEqual(['e-3', 'e-4']);
+    // the keeper's mark is the state file's 2, not the refused 4: what settles is saved (taken,
+    // the key held every save back until the stream passed 4, and a consumer created again then
+    // started after it)
+    await waitFor(() => store.load()?.seq === 4, 15_000, 'the state file at 4', 50);
+    const refused = again.log.find(/^machine event position refused/);
+    expect(refused).toEqual([expect.objectContaining({ level: 40, positionFrom: `key ${POSITION_KEY}`, seq: 4, lastSeq: 4, ackFloor: 2 })]);
+    expect(refused[0]!.msg).toBe("machine event position refused: sequence 4 is above the consumer's ack floor, 2, so not every event up to it was settled; taken as no position stored there");
+  });
+
   it('refuses a state file position beyond the stream\'s last sequence: one warning, the consumer starts as without a position, and positions are saved again', async () => {
     const subject = freshSubject();
     const stream = streamNameFor(subject);

@@ -157,6 +157,30 @@ describe('the shared position', () => {
     expect(log.find(/^machine event position refused/)).toEqual([expect.objectContaining({ positionKey: POSITION_KEY, seq: 8, ackFloor: 5 })]);
   });
 
+  it('at a setup, refuses a key or a state file above an existing consumer\'s ack floor (one warning each); a consumer created now starts after the higher of the two', async () => {
+    const kv = createMemoryKv();
+    const client = kv.client();
+    const log = captureLog();
+    await client.create(POSITION_KEY, encodePosition(at(8)));
+    const store = sharedPosition({ local: fileStore(at(7)), kv: client, logger: log.logger, ackFloor: async () => 6, writeDelayMs: 1 });
+    await store.refresh();
+    // within the stream (its last sequence 10), both above the floor 6
+    expect(store.load(S, 10, { exists: true, ackFloor: 6 })).toBeUndefined();
+    expect(store.load(S, 10, { exists: true, ackFloor: 6 })).toBeUndefined();
+    expect(log.find(/^machine event position refused/).map((l) => [l.positionFrom, l.seq, l.ackFloor])).toEqual([['state file', 7, 6], [`key ${POSITION_KEY}`, 8, 6]]);
+    // at or below the floor, the higher of the two
+    expect(store.load(S, 10, { exists: true, ackFloor: 7 })).toEqual(at(7));
+    // the refused key is not taken as covering: written over as events settle
+    store.save(at(6));
+    await store.close();
+    expect(decodePosition(kv.entries().get(POSITION_KEY)!.value)).toEqual(at(6));
+    // no consumer: no floor to check against, the higher of the two as before
+    await client.put(POSITION_KEY, encodePosition(at(9)));
+    const next = sharedPosition({ local: fileStore(at(7)), kv: client, logger: captureLog().logger, writeDelayMs: 1 });
+    await next.refresh();
+    expect(next.load(S, 10, { exists: false })).toEqual(at(9));
+  });
+
   it('takes a key above the ack floor it read before the key when the floor read again covers it: a leader wrote it from a newer floor', async () => {
     const kv = createMemoryKv();
     const client = kv.client();
