@@ -11,10 +11,12 @@ import { StringDecoder } from 'node:string_decoder';
 import { parseGoDuration } from '../config/duration.js';
 import { isSafeMachineId, listSegments, NO_CAPTURE_HEADER } from '../console/capture-files.js';
 import { createPlainFilter } from '../console/capture-plain.js';
+import { newestStart } from '../console/capture-newest.js';
+import { HISTORY_LEFT_OUT_HEADER } from '../console/capture-page.js';
 import { grepMatches, historyCursor, renderEvent, type GrepMatch, type GrepTruncated } from '../console/capture-read.js';
 import { parseOptions, UsageError } from './args.js';
 
-const HELP = `usage: metal-bmc console log MACHINE [--since 10m] [--follow] [--plain] [--dir DIR | --address URL]
+const HELP = `usage: metal-bmc console log MACHINE [--since 10m] [--newest 4MiB] [--follow] [--plain] [--dir DIR | --address URL]
        metal-bmc console grep PATTERN [--since 1h] [--dir DIR | --address URL]
 
   log             a machine's captured serial output, oldest first; gaps in the capture are shown
@@ -23,6 +25,8 @@ const HELP = `usage: metal-bmc console log MACHINE [--since 10m] [--follow] [--p
                   longer than 512 characters shows the 512 around the match, "…" where it was
                   cut; at most 1000 lines per machine, 10,000 and 4 MiB in all (said on stderr)
   --since D       only what came in the last D (Go duration: 10m, 1h30m, 72h); default all that is kept
+  --newest N      log: only the newest N of the range (B, KiB, MiB, GiB; from the record they begin
+                  in), what was left out said on stderr; older segments are not read
   --follow        keep printing new output until interrupted (log)
   --plain         strip terminal escape sequences and control characters (grep always does)
   --dir DIR       the capture folder on this host (default METAL_BMC_CONSOLE_LOG_DIR, else
@@ -61,6 +65,25 @@ function sinceOf(text: string | undefined): number | undefined {
   return Math.floor(Date.now() - ms);
 }
 
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, kib: 1024, mib: 1 << 20, gib: 1 << 30 };
+/** the most --newest takes: more than a machine keeps (1 GiB x 1000), as the log route's bound */
+const MAX_NEWEST = 2 ** 40;
+
+/** --newest as bytes: digits and a binary unit (4MiB, 512KiB, 1000) */
+export function newestOf(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d{1,13})\s*([a-z]*)$/i.exec(text.trim());
+  const unit = m ? m[2]!.toLowerCase() : '';
+  const bytes = m && Object.hasOwn(SIZE_UNITS, unit) ? Number(m[1]) * SIZE_UNITS[unit]! : Number.NaN;
+  if (!(bytes >= 1 && bytes <= MAX_NEWEST)) throw new UsageError(`--newest ${JSON.stringify(text.slice(0, 40))} is not a size from 1 byte to 1024GiB (B, KiB, MiB, GiB)`);
+  return bytes;
+}
+
+/** what --newest left out of the range, on stderr (the output itself stays the capture's bytes) */
+function toldLeftOut(bytes: number): void {
+  if (bytes > 0) process.stderr.write(`metal-bmc console log: ${bytes} older bytes of the range left out (--newest)\n`);
+}
+
 function remoteOf(values: { address?: string | undefined; cert?: string | undefined; key?: string | undefined; ca?: string | undefined; 'token-file'?: string | undefined }, env: NodeJS.ProcessEnv): Remote | undefined {
   if (values.address === undefined) return undefined;
   let url: URL;
@@ -94,7 +117,7 @@ class HttpStatusError extends Error {
 }
 
 /** GET on the console listener; the body is handed on chunk by chunk. */
-function remoteGet(remote: Remote, path: string, onData: (chunk: Buffer) => void, signal: AbortSignal): Promise<void> {
+function remoteGet(remote: Remote, path: string, onData: (chunk: Buffer) => void, signal: AbortSignal, onHeaders?: (headers: Record<string, string | string[] | undefined>) => void): Promise<void> {
   const url = new URL(path, remote.url);
   return new Promise((resolve, reject) => {
     const req = request(url, { ...remote.tls, signal }, (res) => {
@@ -104,6 +127,7 @@ function remoteGet(remote: Remote, path: string, onData: (chunk: Buffer) => void
         res.on('end', () => reject(new HttpStatusError(url.origin, res.statusCode ?? 0, body.trim(), res.headers[NO_CAPTURE_HEADER] === 'none')));
         return;
       }
+      onHeaders?.(res.headers);
       // an answer the handler cannot take (not the format expected) ends the request with its error
       res.on('data', (chunk: Buffer) => {
         try {
@@ -159,18 +183,21 @@ function emptyRange(machineId: string, where: string, sinceText: string | undefi
   return 0;
 }
 
-async function logCommand(machineId: string, o: { since: number | undefined; sinceText: string | undefined; follow: boolean; plain: boolean; dir: string; remote: Remote | undefined }, io: Io): Promise<number> {
+async function logCommand(machineId: string, o: { since: number | undefined; sinceText: string | undefined; newest: number | undefined; follow: boolean; plain: boolean; dir: string; remote: Remote | undefined }, io: Io): Promise<number> {
   const out = output(io, o.plain);
   const signal = o.follow ? untilInterrupted() : new AbortController().signal;
   if (o.remote) {
-    const query = new URLSearchParams({ ...(o.since !== undefined ? { since: String(o.since) } : {}), ...(o.follow ? { follow: '1' } : {}) });
+    const query = new URLSearchParams({ ...(o.since !== undefined ? { since: String(o.since) } : {}), ...(o.newest !== undefined ? { newest: String(o.newest) } : {}), ...(o.follow ? { follow: '1' } : {}) });
     let any = false;
     const write = (chunk: Buffer) => {
       any = true;
       out.write(chunk);
     };
     try {
-      await remoteGet(o.remote, `/v1/machine/${encodeURIComponent(machineId)}/console/log?${query}`, write, signal);
+      await remoteGet(o.remote, `/v1/machine/${encodeURIComponent(machineId)}/console/log?${query}`, write, signal, (headers) => {
+        const leftOut = Number(headers[HISTORY_LEFT_OUT_HEADER]);
+        if (o.newest !== undefined && Number.isSafeInteger(leftOut)) toldLeftOut(leftOut);
+      });
     } catch (err) {
       if (!(err instanceof HttpStatusError) || err.status !== 404) throw err;
       // a listener without history routes answers every such path with its plain 404
@@ -179,7 +206,9 @@ async function logCommand(machineId: string, o: { since: number | undefined; sin
     out.end();
     return any || o.follow ? 0 : emptyRange(machineId, `at ${o.remote.url.origin}`, o.sinceText);
   }
-  const cursor = historyCursor(o.dir, machineId, o.since === undefined ? {} : { sinceMs: o.since });
+  const start = o.newest === undefined ? undefined : await newestStart(o.dir, machineId, o.newest, o.since);
+  const cursor = historyCursor(o.dir, machineId, { ...(o.since === undefined ? {} : { sinceMs: o.since }), ...(start?.from ? { from: start.from } : {}) });
+  if (start) toldLeftOut(start.leftOutBytes);
   let any = false;
   while (!signal.aborted) {
     const events = await cursor.next();
@@ -272,6 +301,7 @@ export async function consoleHistoryMain(argv: string[], io: Io): Promise<number
     allowPositionals: true,
     options: {
       since: { type: 'string' },
+      newest: { type: 'string' },
       follow: { type: 'boolean', short: 'f' },
       plain: { type: 'boolean' },
       dir: { type: 'string' },
@@ -297,11 +327,11 @@ export async function consoleHistoryMain(argv: string[], io: Io): Promise<number
   if (sub === 'log') {
     if (arg === undefined) throw new UsageError('console log needs a MACHINE id');
     if (!isSafeMachineId(arg)) throw new UsageError(`${JSON.stringify(arg.slice(0, 140))} is not a machine id`);
-    return logCommand(arg, { since, sinceText: values.since, follow: values.follow === true, plain: values.plain === true, dir, remote }, io);
+    return logCommand(arg, { since, sinceText: values.since, newest: newestOf(values.newest), follow: values.follow === true, plain: values.plain === true, dir, remote }, io);
   }
   if (sub === 'grep') {
     if (arg === undefined || arg === '' || arg.length > 200) throw new UsageError('console grep needs a PATTERN of 1 to 200 characters');
-    if (values.follow || values.plain) throw new UsageError('--follow and --plain are options of console log');
+    if (values.follow || values.plain || values.newest !== undefined) throw new UsageError('--follow, --newest and --plain are options of console log');
     return grepCommand(arg, { since, dir, remote }, io);
   }
   throw new UsageError(`unknown console command ${JSON.stringify(sub)} (log, grep)`);

@@ -114,6 +114,26 @@ describe('metal-bmc console log', () => {
     expect(noCert.code).toBe(2);
   }, 60_000);
 
+  it('--newest prints only the newest bytes of the range, here and through the listener, and says on stderr what it left out', async () => {
+    const recent = Buffer.byteLength(`${ESC}[32mrecent${ESC}[0m line\r\n`, 'latin1');
+    const older = Buffer.byteLength(`old boot\r\n${ESC}[1;31mPXE-E53: No boot filename received${ESC}[0m\r\n`, 'latin1');
+    const tls = ['--ca', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey];
+    for (const where of [['--dir', dir], ['--address', `https://127.0.0.1:${servers.wsPort}`, ...tls]]) {
+      const newest = await runCli(['console', 'log', A, ...where, '--newest', `${recent}B`, '--plain']);
+      expect(newest, where[0]).toMatchObject({ code: 0, stdout: 'recent line\n', stderr: `metal-bmc console log: ${older} older bytes of the range left out (--newest)\n` });
+      // as much as the range holds: all of it, nothing said
+      const all = await runCli(['console', 'log', A, ...where, '--newest', '1MiB', '--plain']);
+      expect(all, where[0]).toMatchObject({ code: 0, stderr: '' });
+      expect(all.stdout, where[0]).toContain('old boot');
+    }
+    for (const bad of ['0', '-5', '4XB', '2000GiB', 'constructor']) {
+      const refused = await runCli(['console', 'log', A, '--dir', dir, `--newest=${bad}`]);
+      expect(refused.code, bad).toBe(2);
+      expect(refused.stderr, bad).toMatch(/--newest .* is not a size from 1 byte to 1024GiB/);
+    }
+    expect((await runCli(['console', 'grep', 'x', '--dir', dir, '--newest', '1KiB'])).code).toBe(2);
+  }, 60_000);
+
   it('through the listener: a machine it holds no capture of, or a listener without history (capture off), exits 3 saying which; an empty range 0', async () => {
     const tls = ['--ca', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey];
     const origin = `https://127.0.0.1:${servers.wsPort}`;
