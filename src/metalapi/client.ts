@@ -9,6 +9,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { request, type Dispatcher } from 'undici';
 import { deadline } from '../deadline.js';
 import { BmcError, abortError } from '../errors.js';
+import { retryAfterMs } from '../net/retry-after.js';
 import { signHeaders } from './hmac.js';
 import type { MachineIpmi, MachineIpmiReportResponse, MachineIpmiReports, MetalFru } from './types.js';
 
@@ -93,21 +94,11 @@ function serverMessage(text: string, secret: string): string {
 }
 
 /**
- * `Retry-After` as milliseconds from now, the grammar of redfish/wire.ts's parseRetryAfter
- * (metalapi/ imports no other layer): delta-seconds or an HTTP-date, a date in the past 0.
- * Undefined when absent or malformed (a fraction, a sign, a word: our own backoff applies).
- * Delta-seconds of ten digits or more (over 31 years) are Infinity: a wait no call's budget holds,
- * not a malformed value to retry after our own short backoff.
+ * metal-api's `Retry-After` as milliseconds from now (net/retry-after.ts): over 31 years is
+ * Infinity, a wait no call's budget holds, not a malformed value to retry after our own backoff.
  */
-function retryAfterMs(header: string | string[] | undefined): number | undefined {
-  const value = (Array.isArray(header) ? header[0] : header)?.trim();
-  if (value === undefined) return undefined;
-  if (/^\d{1,9}$/.test(value)) return Number(value) * 1000;
-  if (/^\d+$/.test(value)) return Infinity;
-  // an HTTP-date names a weekday; Date.parse alone would also take "1" or "2026"
-  if (!/^[A-Za-z]{3},\s/.test(value)) return undefined;
-  const at = Date.parse(value);
-  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
+function retryAfterOf(header: string | string[] | undefined): number | undefined {
+  return retryAfterMs(Array.isArray(header) ? header[0] : header, Date.now());
 }
 
 /** A Retry-After wait in whole seconds (rounded up), for an error message. */
@@ -213,7 +204,7 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
         // as after our own timeout below; a 503 or 429 says it was not taken, a GET changes nothing
         const mayBeApplying = method === 'POST' && (res.statusCode === 502 || res.statusCode === 504);
         retryable = !mayBeApplying && (res.statusCode >= 500 || res.statusCode === 429);
-        retryAfter = retryable ? retryAfterMs(res.headers['retry-after']) : undefined;
+        retryAfter = retryable ? retryAfterOf(res.headers['retry-after']) : undefined;
         const message = serverMessage(text, hmacKey);
         const notSent = mayBeApplying ? ` (${NOT_SENT_AGAIN})` : '';
         error = new BmcError('HTTP', `${label}: HTTP ${res.statusCode}${message === '' ? '' : `: ${message}`}${notSent}`, { httpStatus: res.statusCode });

@@ -4,6 +4,7 @@
  * forms, and session `Location` headers that are relative, absolute, or name another host.
  * Pure functions; none of them throws, whatever the input.
  */
+import { retryAfterMs } from '../net/retry-after.js';
 
 /** U+FEFF, the byte-order mark, as it decodes from EF BB BF. */
 const BOM = '\uFEFF';
@@ -65,19 +66,12 @@ export function decodeJsonBody(raw: string): JsonDecode {
 }
 
 /**
- * `Retry-After` (RFC 9110 §10.2.3) as milliseconds from `nowMs`: delta-seconds (`120`) or an
- * HTTP-date (`Fri, 31 Dec 1999 23:59:59 GMT`); a date in the past is 0. Undefined when absent or
- * malformed (a negative number, a fraction, a word), so the caller's own backoff applies.
+ * A BMC's `Retry-After` as milliseconds from `nowMs` (net/retry-after.ts); undefined when absent,
+ * malformed, or over 31 years (the BMC's own backoff applies then, as to a malformed one).
  */
 export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
-  if (value === undefined) return undefined;
-  const v = value.trim();
-  if (/^\d{1,9}$/.test(v)) return Number(v) * 1000;
-  // an HTTP-date names a weekday; Date.parse alone would also take "1" or "2026"
-  if (!/^[A-Za-z]{3},\s/.test(v)) return undefined;
-  const at = Date.parse(v);
-  if (!Number.isFinite(at)) return undefined;
-  return Math.max(0, at - nowMs);
+  const ms = retryAfterMs(value, nowMs);
+  return ms === Infinity ? undefined : ms;
 }
 
 export type SessionLocation = { path: string; via: 'same-origin' | 'path-of-foreign-url' | 'odata-id' } | undefined;
