@@ -11,7 +11,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { parseGoDuration } from '../config/duration.js';
 import { isSafeMachineId, listSegments, NO_CAPTURE_HEADER } from '../console/capture-files.js';
 import { createPlainFilter } from '../console/capture-plain.js';
-import { newestStart } from '../console/capture-newest.js';
+import { MAX_NEWEST, newestStart } from '../console/capture-newest.js';
 import { HISTORY_LEFT_OUT_HEADER } from '../console/capture-page.js';
 import { grepMatches, historyCursor, renderEvent, type GrepMatch, type GrepTruncated } from '../console/capture-read.js';
 import { parseOptions, UsageError } from './args.js';
@@ -66,8 +66,6 @@ function sinceOf(text: string | undefined): number | undefined {
 }
 
 const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, kib: 1024, mib: 1 << 20, gib: 1 << 30 };
-/** the most --newest takes: more than a machine keeps (1 GiB x 1000), as the log route's bound */
-const MAX_NEWEST = 2 ** 40;
 
 /** --newest as bytes: digits and a binary unit (4MiB, 512KiB, 1000) */
 export function newestOf(text: string | undefined): number | undefined {

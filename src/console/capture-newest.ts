@@ -23,6 +23,9 @@ export interface NewestStart {
   leftOutBytes: number;
 }
 
+/** the most `newest` asks for: more than a machine keeps at most (1 GiB x 1000), so any larger is the whole range anyway */
+export const MAX_NEWEST = 2 ** 40;
+
 /** index bytes read at once: an index line is ~40 bytes, and a scan mostly stops within the first read */
 const INDEX_CHUNK = 64 * 1024;
 

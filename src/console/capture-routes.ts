@@ -27,7 +27,7 @@ import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { validMachineId } from './access.js';
 import { isSafeMachineId, listSegments, NO_CAPTURE_HEADER } from './capture-files.js';
-import { newestStart } from './capture-newest.js';
+import { MAX_NEWEST, newestStart } from './capture-newest.js';
 import { GREP_LIMITS, grepLine, grepMatches, historyCursor, renderEvent } from './capture-read.js';
 import { HISTORY_KEEP_BYTES, HISTORY_LEFT_OUT_HEADER, HISTORY_SCRIPT, historyPage } from './capture-page.js';
 import { CSP, SECURITY_HEADERS } from './page.js';
@@ -41,8 +41,6 @@ const PAGE_PATH = /^\/history\/[^/]+$/;
 const SCRIPT_PATH = '/history/assets/history.js';
 const SCRIPT = Buffer.from(HISTORY_SCRIPT);
 const MAX_PATTERN = 200;
-/** the most `newest` asks for: more than a machine keeps at most (1 GiB x 1000), so any larger is the whole range anyway */
-export const MAX_NEWEST = 2 ** 40;
 
 export interface CaptureRoutesOptions {
   dir: string;
