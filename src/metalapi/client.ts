@@ -1,7 +1,8 @@
 /**
  * The two metal-api endpoints metal-bmc calls, HMAC-signed, with a deadline per attempt and
  * retries with capped exponential backoff on network errors, timeouts, 5xx and 429, after at
- * least the answer's Retry-After where it fits the call's time budget (else none). A POST that
+ * least the answer's Retry-After where it fits the call's time budget (else none, and report
+ * POSTs are held back for it, MAX_REPORT_HOLD_MS at most). A POST that
  * metal-api may have got (a timeout, a proxy's 502 or 504) is not retried. 4xx answers are final.
  * Errors name the request, never the HMAC key or a password.
  */
@@ -48,6 +49,12 @@ export interface MetalApiClient {
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
+/**
+ * The longest a Retry-After that ended a report POST holds the next ones back: a cycle that a
+ * lease change starts a few seconds later must not send what metal-api just asked to wait for,
+ * but a proxy asking for days (or a misread date) must not silence the partition's reports.
+ */
+export const MAX_REPORT_HOLD_MS = 10 * 60_000;
 const MAX_MESSAGE = 200;
 /** Why a report POST that may have reached metal-api (a timeout, a proxy's 502 or 504) is not retried. */
 const NOT_SENT_AGAIN = 'not sent again: metal-api may still be applying it';
@@ -154,6 +161,9 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
   const maxBackoffMs = intOption('maxBackoffMs', options.maxBackoffMs, Math.max(10_000, backoffMs), backoffMs, MAX_TIMER_MS);
   const userAgent = options.userAgent ?? 'metal-bmc';
   const { dispatcher, onRetry } = options;
+  /** Date.now() until which report POSTs are not sent: metal-api's Retry-After that ended the last one */
+  let reportsHeldUntil = 0;
+  let heldBy: BmcError | undefined;
 
   function backoff(attempt: number): number {
     const ceiling = Math.min(maxBackoffMs, backoffMs * 2 ** attempt);
@@ -175,6 +185,7 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
     const label = `metal-api ${method} ${display}${path}`;
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const budgetEnds = Date.now() + callBudgetMs(method);
+    if (method === 'POST') refuseWhileHeld(label);
     for (let attempt = 0; ; attempt++) {
       if (caller?.aborted) throw abortError(caller, what);
       // a timer of our own: AbortSignal.timeout() reachable only through AbortSignal.any() may be collected before it fires
@@ -230,7 +241,8 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
       const delayMs = Math.max(backoff(attempt), retryAfter ?? 0);
       const budgetLeft = budgetEnds - Date.now();
       if (retryAfter !== undefined && retryAfter >= budgetLeft) {
-        const next = method === 'POST' ? '; the next report cycle sends it again' : '';
+        const held = method === 'POST' ? holdReports(retryAfter, error) : 0;
+        const next = method === 'POST' ? `; the next report goes out in ${waitText(held)} at the earliest` : '';
         error.message = `${error.message} (metal-api asked to wait ${waitText(retryAfter)}, more than the ${Math.max(0, Math.floor(budgetLeft / 1000))} s left of this call's time budget: not sent again${next})`;
         throw error;
       }
@@ -241,6 +253,21 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
         throw abortError(caller as AbortSignal, what);
       }
     }
+  }
+
+  /** Holds report POSTs back for metal-api's Retry-After, at most MAX_REPORT_HOLD_MS; returns the hold. */
+  function holdReports(retryAfterMs: number, cause: BmcError): number {
+    const held = Math.min(retryAfterMs, MAX_REPORT_HOLD_MS);
+    reportsHeldUntil = Date.now() + held;
+    heldBy = cause;
+    return held;
+  }
+
+  /** A report POST while metal-api's last Retry-After runs is not sent (UNAVAILABLE; no httpStatus, which would read as metal-api refusing this body). */
+  function refuseWhileHeld(label: string): void {
+    const left = reportsHeldUntil - Date.now();
+    if (left <= 0 || heldBy === undefined) return;
+    throw new BmcError('UNAVAILABLE', `${label}: not sent: metal-api asked an earlier report to wait (HTTP ${heldBy.httpStatus ?? '?'} with Retry-After), ${waitText(left)} left`, { cause: heldBy });
   }
 
   async function ipmiReport(body: MachineIpmiReports, callOptions: CallOptions = {}): Promise<MachineIpmiReportResponse> {

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:net';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BmcError } from '../../src/errors.js';
 import { createMetalApiClient, MAX_ANSWER_BYTES, type MetalApiClientOptions } from '../../src/metalapi/client.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
@@ -227,23 +227,45 @@ describe('Retry-After', () => {
     standIn.setFailures(10, 429, { 'retry-after': '60' });
     const err = await caught(client.ipmiReport(body()));
     expect(err.httpStatus).toBe(429);
-    expect(err.message).toMatch(/HTTP 429: injected failure \(metal-api asked to wait 60 s, more than the [78] s left of this call's time budget: not sent again; the next report cycle sends it again\)$/);
+    expect(err.message).toMatch(/HTTP 429: injected failure \(metal-api asked to wait 60 s, more than the [78] s left of this call's time budget: not sent again; the next report goes out in 60 s at the earliest\)$/);
     expect(standIn.requests).toHaveLength(1);
   });
 
-  it('an HTTP-date, a huge delta and a GET are held to the budget too', async () => {
+  it('an HTTP-date, a huge delta and a GET are held to the budget too; a report is held back 10 min at most', async () => {
     standIn.setFailures(1, 503, { 'retry-after': new Date(Date.now() + 3_600_000).toUTCString() });
     const date = await caught(client.ipmiReport(body()));
-    expect(date.message).toMatch(/metal-api asked to wait (3599|3600) s/);
+    expect(date.message).toMatch(/metal-api asked to wait (3599|3600) s, .*; the next report goes out in 600 s at the earliest\)$/);
 
     standIn.setFailures(1, 503, { 'retry-after': '99999999999999999999999' });
-    const huge = await caught(client.ipmiReport(body()));
-    expect(huge.message).toMatch(/metal-api asked to wait more than 999999999 s, more than the [78] s left/);
+    const huge = await caught(createMetalApiClient({ baseUrl: standIn.url, hmacKey: KEY, ...fast }).ipmiReport(body()));
+    expect(huge.message).toMatch(/metal-api asked to wait more than 999999999 s, more than the [78] s left.*in 600 s at the earliest\)$/);
 
     standIn.setFailures(1, 503, { 'retry-after': '60' });
     const get = await caught(client.findIpmiMachine(UUID));
     expect(get.message).toMatch(/metal-api asked to wait 60 s, more than the [78] s left of this call's time budget: not sent again\)$/);
     expect(standIn.requests).toHaveLength(3);
+  });
+
+  it("a Retry-After that ended a report holds the next reports back for its length, sending nothing; lookups go on", async () => {
+    const c = createMetalApiClient({ baseUrl: standIn.url, hmacKey: KEY, ...fast, timeoutMs: 300, retries: 1 });
+    // a budget of 600 ms: metal-api's 2 s do not fit, the call ends at once
+    standIn.setFailures(1, 503, { 'retry-after': '2' });
+    const ended = Date.now();
+    const first = await caught(c.ipmiReport(body()));
+    expect(first.message).toMatch(/the next report goes out in 2 s at the earliest\)$/);
+    // a lease change's cycle a moment later: not sent, and says why
+    const held = await caught(c.ipmiReport(body()));
+    expect(held.code).toBe('UNAVAILABLE');
+    expect(held.httpStatus).toBeUndefined();
+    expect(held.message).toMatch(/^metal-api POST .*\/v1\/machine\/ipmi: not sent: metal-api asked an earlier report to wait \(HTTP 503 with Retry-After\), [12] s left$/);
+    expect(standIn.requests).toHaveLength(1);
+    // a console's machine lookup is not a report: it goes out (and metal-api knows no such machine yet)
+    expect((await caught(c.findIpmiMachine(UUID))).httpStatus).toBe(404);
+    expect(standIn.requests).toHaveLength(2);
+    // once the wait is over, the report is sent again
+    await vi.waitFor(async () => expect(await c.ipmiReport(body())).toEqual({ created: [UUID], updated: [] }), { timeout: 5000, interval: 100 });
+    expect(Date.now() - ended).toBeGreaterThanOrEqual(1900);
+    expect(standIn.requests.filter((r) => r.method === 'POST')).toHaveLength(2);
   });
 
   it('a Retry-After within the budget is waited out whole, past maxBackoffMs (20 ms here)', async () => {
