@@ -9,6 +9,7 @@ import { stat } from 'node:fs/promises';
 import { request, type RequestOptions } from 'node:https';
 import { StringDecoder } from 'node:string_decoder';
 import { parseGoDuration } from '../config/duration.js';
+import { bytesOf } from '../config/console-capture.js';
 import { isSafeMachineId, listSegments, NO_CAPTURE_HEADER } from '../console/capture-files.js';
 import { createPlainFilter } from '../console/capture-plain.js';
 import { MAX_NEWEST, newestStart } from '../console/capture-newest.js';
@@ -25,7 +26,7 @@ const HELP = `usage: metal-bmc console log MACHINE [--since 10m] [--newest 4MiB]
                   longer than 512 characters shows the 512 around the match, "…" where it was
                   cut; at most 1000 lines per machine, 10,000 and 4 MiB in all (said on stderr)
   --since D       only what came in the last D (Go duration: 10m, 1h30m, 72h); default all that is kept
-  --newest N      log: only the newest N of the range (B, KiB, MiB, GiB; from the record they begin
+  --newest N      log: only the newest N of the range (B, KiB, MiB, GiB, or k, M, G; from the record they begin
                   in), what was left out said on stderr; older segments are not read
   --follow        keep printing new output until interrupted (log)
   --plain         strip terminal escape sequences and control characters (grep always does)
@@ -65,14 +66,11 @@ function sinceOf(text: string | undefined): number | undefined {
   return Math.floor(Date.now() - ms);
 }
 
-const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, kib: 1024, mib: 1 << 20, gib: 1 << 30 };
-
-/** --newest as bytes: digits and a binary unit (4MiB, 512KiB, 1000) */
+/** --newest as bytes: digits and a binary unit, as METAL_BMC_CONSOLE_LOG_SIZE takes them (4MiB, 512k, 1000) */
 export function newestOf(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const m = /^(\d{1,13})\s*([a-z]*)$/i.exec(text.trim());
-  const unit = m ? m[2]!.toLowerCase() : '';
-  const bytes = m && Object.hasOwn(SIZE_UNITS, unit) ? Number(m[1]) * SIZE_UNITS[unit]! : Number.NaN;
+  const bytes = (m ? bytesOf(m[1]!, m[2]!) : undefined) ?? Number.NaN;
   if (!(bytes >= 1 && bytes <= MAX_NEWEST)) throw new UsageError(`--newest ${JSON.stringify(text.slice(0, 40))} is not a size from 1 byte to 1024GiB (B, KiB, MiB, GiB)`);
   return bytes;
 }

@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { newestOf } from '../../src/cli/console-history.js';
 import { parseLogSize } from '../../src/config/console-capture.js';
 import { isSafeMachineId, parseIndexLine } from '../../src/console/capture-files.js';
 import { stripEscapes } from '../../src/console/capture-plain.js';
@@ -37,6 +38,19 @@ describe('METAL_BMC_CONSOLE_LOG_SIZE', () => {
     fc.assert(fc.property(fc.integer({ min: 4, max: 1 << 20 }), fc.integer({ min: 1, max: 1000 }), (kib, files) => {
       expect(parseLogSize(`${kib}KiB x ${files}`)).toEqual({ fileBytes: kib * 1024, files });
     }));
+  });
+
+  it("console log --newest takes a size as this setting does: the same units, the same bytes (property)", () => {
+    const units = ['', 'B', 'k', 'kB', 'KiB', 'M', 'mb', 'MiB', 'G', 'GB', 'gib'];
+    fc.assert(
+      fc.property(fc.integer({ min: 4, max: 1024 }), fc.constantFrom(...units), (n, unit) => {
+        const setting = parseLogSize(`${n}${unit} x 1`);
+        if (typeof setting === 'string') return; // a file under 4 KiB or over 1 GiB: outside the setting's bounds
+        expect(newestOf(`${n}${unit}`)).toBe(setting.fileBytes);
+      }),
+    );
+    expect(newestOf('4M')).toBe(4 << 20);
+    expect(() => newestOf('4PiB')).toThrow(/is not a size/);
   });
 });
 
