@@ -240,9 +240,12 @@ export async function* grepMatches(dir: string, pattern: string, options: GrepOp
     let line = '';
     let lineAt: number | undefined;
     let found = 0;
-    /** the line so far as a match, or undefined; starts the next line */
-    const finish = (): GrepMatch | undefined => {
-      const plain = stripEscapes(line).replace(/\r/g, '');
+    /** the last pattern.length - 1 characters of a line without end's piece, searched again with the next piece: a match across the two is found */
+    let carry = '';
+    /** the line so far (or a piece of a line without end) as a match, or undefined; starts the next line */
+    const finish = (piece = false): GrepMatch | undefined => {
+      const plain = carry + stripEscapes(line).replace(/\r/g, '');
+      carry = piece ? plain.slice(plain.length - (pattern.length - 1)) : '';
       const at = plain.indexOf(pattern);
       const t = lineAt;
       line = '';
@@ -274,7 +277,7 @@ export async function* grepMatches(dir: string, pattern: string, options: GrepOp
             line += text.slice(from, from + take);
             from += take;
             if (line.length < MAX_PIECE) continue;
-            const m = finish();
+            const m = finish(true);
             if (m) yield m;
           }
         }

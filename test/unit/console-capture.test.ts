@@ -290,12 +290,25 @@ describe('a machine log', () => {
     await log.close();
     const matches = await grepHistory(dir, 'error');
     expect(matches.length).toBe(Math.ceil((16 * chunk.length) / (64 * 1024)));
-    for (const m of matches.slice(0, -1)) {
+    for (const [i, m] of matches.slice(0, -1).entries()) {
       expect(m.line.length).toBe(512);
       expect(m.line).toContain('error');
-      expect(m.cut!.before + m.cut!.after + 512).toBe(64 * 1024);
+      // a piece after the first is searched with the previous one's last 4 characters
+      expect(m.cut!.before + m.cut!.after + 512).toBe(64 * 1024 + (i === 0 ? 0 : 4));
     }
     expect(matches.at(-1)!.line.length).toBeLessThanOrEqual(512); // the line's rest
+  });
+
+  it('grep finds a pattern across two 64 KiB pieces of a line without end, once', async () => {
+    const log = await openMachineLog({ dir, machineId: 'progress', fileBytes: 8 << 20, files: 1, logger, now });
+    // a progress bar redrawn with \r only: 'Kernel panic' begins 5 characters before the first piece's end
+    log.append(Buffer.from(`${'#'.repeat(64 * 1024 - 5)}Kernel panic${'#'.repeat(70_000)}\r`));
+    await log.close();
+    const matches = await grepHistory(dir, 'Kernel panic');
+    expect(matches).toHaveLength(1);
+    // found in the second piece, which begins with the first one's last 11 characters
+    expect(matches[0]!.line).toBe(`${'#'.repeat(6)}Kernel panic${'#'.repeat(494)}`);
+    expect(await grepHistory(dir, '#'.repeat(20))).toHaveLength(3); // one per piece, as before: the carry adds no match of its own
   });
 
   it('grep stops at the caps of all machines and says why', async () => {
