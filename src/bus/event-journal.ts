@@ -46,7 +46,8 @@ export interface JournalHold {
 export type JournalClaim = { go: JournalHold } | { seen: Omit<JournalRecord, 'token'> };
 
 export interface EventJournal {
-  claim(eventId: string, step: number): Promise<JournalClaim>;
+  /** `provablyUnsent`: the caller's word that a `claimed` record sent nothing (commands/step-journal.ts) */
+  claim(eventId: string, step: number, provablyUnsent?: (seen: { state: JournalState; instance: string; at: string }) => boolean): Promise<JournalClaim>;
   /** counts a run of the event starting; resolves to its runs that did not end handed back, this one included */
   started(eventId: string): Promise<number>;
   /** the event's run ended handed back (it comes again by choice): not a run that never settled; whether it was counted (never rejects) */
@@ -261,7 +262,7 @@ export function createEventJournal(o: { kv: KvBucket; instanceId: string; logger
         return false;
       }
     },
-    async claim(eventId, step) {
+    async claim(eventId, step, provablyUnsent) {
       const key = stepKey(eventId, step);
       const token = randomBytes(9).toString('base64url');
       const mine = encode(record('claimed', token));
@@ -292,8 +293,11 @@ export function createEventJournal(o: { kv: KvBucket; instanceId: string; logger
           o.logger.warn({ bucket: o.kv.bucket, journalKey: key, problem: seen.invalid, value: quoteValue(e.value) }, 'event journal: the step\'s key holds no valid journal record; the step is taken as claimed and not sent');
           return { seen: { state: 'claimed', instance: 'unknown (the key holds no journal record)', at: 'unknown' } };
         }
-        const unsent = seen.state === 'released' || (seen.state === 'claimed' && unsentHere.get(key)?.has(seen.token) === true);
-        if (!unsent) return { seen: { state: seen.state, instance: seen.instance, at: seen.at } };
+        const record = { state: seen.state, instance: seen.instance, at: seen.at };
+        const unsentByUs = seen.state === 'claimed' && unsentHere.get(key)?.has(seen.token) === true;
+        const unsentByCaller = seen.state === 'claimed' && !unsentByUs && provablyUnsent?.(record) === true;
+        if (seen.state !== 'released' && !unsentByUs && !unsentByCaller) return { seen: record };
+        if (unsentByCaller) o.logger.warn({ bucket: o.kv.bucket, journalKey: key, claimedBy: seen.instance, claimedAt: seen.at }, 'event journal: a step this instance claimed before a restart, which left no trace of having begun it, is taken again');
         let revisionTaken: number | undefined;
         try {
           revisionTaken = await o.kv.update(key, mine, e.revision);

@@ -20,6 +20,7 @@
  * is recorded as scheme, host and path.
  */
 import type { Dispatcher } from 'undici';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { checkDuration, deadline, endedWithin } from '../deadline.js';
@@ -129,7 +130,30 @@ export interface FirmwareJobsOptions {
    * starts, so that no later delivery of the event (its ack lost) starts a second job
    */
   journal?: StepJournal;
+  /**
+   * this instance's name in the journal's records: with a state file, a step this instance claimed
+   * before a crash that left the job unbegun (no BMC contact; see STARTING) is taken again by a
+   * later delivery instead of being refused as started
+   */
+  instanceId?: string;
 }
+
+/**
+ * The events whose update step is claimed in the journal while their job has not begun, kept in
+ * `<stateFile>.starting`: the claim and the cross-instance claim after it take KV round trips (up
+ * to seconds), and a process that ends in between leaves the step `claimed` with no job. Each
+ * entry names the run of the process that wrote it; an entry of an earlier run for a step claimed
+ * by this instance is the proof that the claim sent nothing. Cleared as the job begins.
+ */
+interface StartingFile {
+  version: 1;
+  /** event id -> the run that claimed its step, and when */
+  events: Record<string, { run: string; at: string }>;
+}
+
+/** entries of the starting file kept at most, and for how long (a redelivery comes within the stream's 24 h) */
+const STARTING_MAX = 1000;
+const STARTING_KEEP_MS = 48 * 3600_000;
 
 /** Claims across instances, as bus/firmware-claims.ts keeps them. */
 export interface JobClaims {
@@ -226,6 +250,56 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   const active = new Map<string, ActiveJob>();
   let stopping = false;
   let seq = 0;
+  /** this process's run, told apart from earlier ones in the starting file */
+  const processRun = randomBytes(6).toString('base64url');
+  const startingFile = o.stateFile === undefined ? undefined : `${o.stateFile}.starting`;
+  /** the starting file's entries; undefined until recover() read it (then no step is taken again) */
+  let starting: Map<string, { run: string; at: string }> | undefined;
+  /** event ids whose start is under way in this process */
+  const startingHere = new Set<string>();
+
+  function writeStarting(): void {
+    if (startingFile === undefined || starting === undefined) return;
+    const cutoff = Date.now() - STARTING_KEEP_MS;
+    for (const [id, e] of starting) if (!(Date.parse(e.at) >= cutoff)) starting.delete(id);
+    for (const id of [...starting.keys()].slice(0, Math.max(0, starting.size - STARTING_MAX))) starting.delete(id);
+    try {
+      const tmp = `${startingFile}.tmp`;
+      mkdirSync(dirname(startingFile), { recursive: true });
+      writeFileSync(tmp, JSON.stringify({ version: 1, events: Object.fromEntries(starting) } satisfies StartingFile), { mode: 0o600 });
+      renameSync(tmp, startingFile);
+    } catch (err) {
+      o.logger.error({ err, file: startingFile }, 'cannot write the firmware starting file; a crash before a job begins leaves its event refused as started');
+    }
+  }
+
+  function readStarting(): void {
+    if (startingFile === undefined) return;
+    try {
+      const value = JSON.parse(readFileSync(startingFile, 'utf8')) as StartingFile;
+      const events = value?.version === 1 && typeof value.events === 'object' && value.events !== null ? Object.entries(value.events) : undefined;
+      if (!events) throw new Error('expected {"version":1,"events":{...}}');
+      starting = new Map(events.filter(([, e]) => typeof e?.run === 'string' && typeof e.at === 'string'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') starting = new Map();
+      else o.logger.error({ err, file: startingFile }, 'cannot read the firmware starting file; steps claimed before the restart stay refused as started');
+    }
+  }
+
+  /** Notes that the event's step is about to be claimed; says whether an earlier run left it claimed and unbegun. */
+  function noteStarting(eventId: string): boolean {
+    if (starting === undefined) return false;
+    const earlier = starting.get(eventId);
+    if (earlier !== undefined && earlier.run !== processRun) return true;
+    starting.set(eventId, { run: processRun, at: new Date().toISOString() });
+    writeStarting();
+    return false;
+  }
+
+  function clearStarting(eventId: string | undefined): void {
+    if (eventId === undefined || !starting?.delete(eventId)) return;
+    writeStarting();
+  }
 
   function persist(): void {
     if (o.stateFile === undefined) return;
@@ -288,7 +362,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     await endedWithin(bmc.close(), closeTimeoutMs);
   }
 
-  async function run(job: FirmwareJob, plan: Plan, url: string, stopper: AbortController, claim: { release(): Promise<void> } | undefined, step: StepHold | undefined): Promise<void> {
+  async function runJob(job: FirmwareJob, plan: Plan, url: string, stopper: AbortController, claim: { release(): Promise<void> } | undefined, step: StepHold | undefined): Promise<void> {
     const started = Date.now();
     const what = `UPDATE-FIRMWARE ${job.kind} for machine ${job.machineId || job.key}`;
     const dl = deadline(o.timeoutMs, what, stopper.signal);
@@ -342,11 +416,14 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
    * The event's update step claimed in the event journal: its hold, or the outcome when it may not
    * start (an earlier delivery started it: refused; the journal cannot be used: handed back).
    */
-  async function journalStep(plan: Plan, action: FirmwareAction, image: string): Promise<{ hold?: StepHold } | { outcome: StartOutcome }> {
+  async function journalStep(plan: Plan, action: FirmwareAction, image: string, alone: boolean): Promise<{ hold?: StepHold } | { outcome: StartOutcome }> {
     if (!o.journal || plan.eventId === undefined) return {};
+    const leftUnbegun = noteStarting(plan.eventId);
+    // an earlier run of this instance claimed the step and ended before the job began: nothing was sent
+    const provablyUnsent = (seen: { instance: string }) => alone && leftUnbegun && o.instanceId !== undefined && seen.instance === o.instanceId;
     let claimed;
     try {
-      claimed = await o.journal.claim(plan.eventId, plan.actions.indexOf(action));
+      claimed = await o.journal.claim(plan.eventId, plan.actions.indexOf(action), provablyUnsent);
     } catch (err) {
       o.logger.warn({ err, machineId: plan.machineId, bmc: plan.ipmi?.address, eventId: plan.eventId }, 'UPDATE-FIRMWARE not started: the event journal cannot be used; the event goes back to the stream');
       const event: FirmwareEvent = { machineId: plan.machineId, type: 'command', command: 'UPDATE-FIRMWARE', ok: false, phase: 'refused', code: 'UNAVAILABLE', error: `the event journal cannot be used: ${(err as Error).message}`, rebootRequired: false, rebootedByMetalBmc: false };
@@ -415,13 +492,16 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     o.metrics?.firmwareJobsRunning.set(active.size);
     o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, image, timeoutMs: o.timeoutMs }, 'firmware update accepted; running in the background');
     emit(job, 'accepted');
-    entry.done = run(job, plan, action.url, stopper, claim, step);
+    // the job begins (the BMC is asked from here on): its claim is no longer provably unsent
+    clearStarting(plan.eventId);
+    entry.done = runJob(job, plan, action.url, stopper, claim, step);
     return { accepted: true, job };
   }
 
   return {
     recover() {
       if (o.stateFile === undefined) return [];
+      readStarting();
       let text: string;
       try {
         text = readFileSync(o.stateFile, 'utf8');
@@ -470,13 +550,21 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         return refuse(plan, err instanceof BmcError ? err.code : 'FORBIDDEN', (err as Error).message, action.firmware, image);
       }
       if (stopping) return { accepted: false, event: closedEvent(plan) };
-      const step = await journalStep(plan, action, image);
-      if ('outcome' in step) return step.outcome;
-      // metal-bmc may have begun to stop while the journal was asked
-      const outcome: StartOutcome = stopping ? { accepted: false, event: closedEvent(plan) } : await startJob(plan, action, image, step.hold);
-      // not started: provably, so a later delivery may start it
-      if (!outcome.accepted) await step.hold?.release();
-      return outcome;
+      const eventId = plan.eventId;
+      // a second delivery of the event in this process while the first starts: never takes the first's claim
+      const alone = eventId !== undefined && !startingHere.has(eventId);
+      if (alone) startingHere.add(eventId);
+      try {
+        const step = await journalStep(plan, action, image, alone);
+        if ('outcome' in step) return step.outcome;
+        // metal-bmc may have begun to stop while the journal was asked
+        const outcome: StartOutcome = stopping ? { accepted: false, event: closedEvent(plan) } : await startJob(plan, action, image, step.hold);
+        // not started: provably, so a later delivery may start it
+        if (!outcome.accepted) await step.hold?.release();
+        return outcome;
+      } finally {
+        if (alone) startingHere.delete(eventId);
+      }
     },
 
     list: () => [...jobs],

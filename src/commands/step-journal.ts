@@ -26,8 +26,13 @@ export interface StepHold {
 export type StepClaim = { go: StepHold } | { seen: StepRecord };
 
 export interface StepJournal {
-  /** claims step `step` (its index in the plan) of event `eventId`; rejects when the journal cannot be used (nothing may be sent then) */
-  claim(eventId: string, step: number): Promise<StepClaim>;
+  /**
+   * claims step `step` (its index in the plan) of event `eventId`; rejects when the journal cannot
+   * be used (nothing may be sent then). `provablyUnsent` may take a `claimed` record as released:
+   * the caller knows that claim sent nothing (its own instance's, from before a restart, with no
+   * trace of the step having begun); without it a claimed step is never taken.
+   */
+  claim(eventId: string, step: number, provablyUnsent?: (seen: StepRecord) => boolean): Promise<StepClaim>;
   /**
    * Counts a run of event `eventId` starting (a delivery's turn in the runner); resolves to the
    * event's runs that did not end handed back, this one included: more than one means earlier

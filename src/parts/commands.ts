@@ -130,7 +130,7 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
   const firmware = o.firmware
     ? createFirmwareJobs({
         ...(claims ? { claims } : {}),
-        ...(journal ? { journal } : {}),
+        ...(journal ? { journal, instanceId: instanceIdOf(o) } : {}),
         connect: o.firmware.connect ?? o.connect,
         timeoutMs: o.firmware.timeoutMs,
         ...(o.firmware.stateFile !== undefined ? { stateFile: o.firmware.stateFile } : {}),

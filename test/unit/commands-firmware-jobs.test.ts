@@ -67,7 +67,7 @@ function fakeBmcs() {
   return { pending, connect, closed: () => closed };
 }
 
-function setup(o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal } = {}) {
+function setup(o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal; instanceId?: string } = {}) {
   const events: FirmwareEvent[] = [];
   const bmcs = fakeBmcs();
   const log = captureLog();
@@ -79,6 +79,7 @@ function setup(o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: str
     ...(o.checkTarget ? { checkTarget: o.checkTarget } : {}),
     ...(o.claims ? { claims: o.claims } : {}),
     ...(o.journal ? { journal: o.journal } : {}),
+    ...(o.instanceId ? { instanceId: o.instanceId } : {}),
     logger: log.logger,
     publish: (e) => events.push(e),
   });
@@ -366,6 +367,39 @@ describe('firmware jobs with the event journal', () => {
     bmcs.pending.get('m1')!.finish();
     await waitFor(() => jobs.running() === 0, 5000, 'the first job done');
     expect((await jobs.start(delivered('m1'))).accepted).toBe(true);
+  });
+
+  it('a step this instance claimed before a crash that left its job unbegun is taken by the next delivery; one whose job began is not', async () => {
+    const store = createMemoryKv('p-events');
+    const file = stateFile();
+    const journalLog = captureLog();
+    const journal = (instanceId: string) => createEventJournal({ kv: store.client(), instanceId, logger: journalLog.logger });
+    // the first run claims the step, then hangs on the claim across instances (a KV round trip) and "crashes"
+    const hanging: JobClaims = { claim: () => new Promise(() => {}) };
+    const first = setup({ stateFile: file, journal: journal('a'), instanceId: 'a', claims: hanging });
+    first.jobs.recover();
+    void first.jobs.start(delivered('m1'));
+    await waitFor(() => parseRecord(store.entries().get(stepKey(EVENT, 0))?.value ?? new Uint8Array())?.state === 'claimed', 5000, 'the step claimed');
+    expect(first.bmcs.pending.size).toBe(0);
+
+    // another instance's delivery meanwhile: refused, the claim is not its to take
+    const other = setup({ stateFile: stateFile(), journal: journal('b'), instanceId: 'b' });
+    other.jobs.recover();
+    expect(await other.jobs.start(delivered('m1'))).toMatchObject({ accepted: false, event: { code: 'DUPLICATE' } });
+
+    // the restarted instance: its earlier run left the step claimed and the job unbegun
+    const second = setup({ stateFile: file, journal: journal('a'), instanceId: 'a' });
+    second.jobs.recover();
+    expect((await second.jobs.start(delivered('m1'))).accepted).toBe(true);
+    await waitFor(() => second.bmcs.pending.has('m1'), 5000, 'update started');
+    expect(journalLog.find(/claimed before a restart, which left no trace of having begun it, is taken again/)).toHaveLength(1);
+
+    // ... and crashes while the update runs: the job began, so a third run refuses a redelivery
+    const third = setup({ stateFile: file, journal: journal('a'), instanceId: 'a' });
+    third.jobs.recover();
+    expect(await third.jobs.start(delivered('m1'))).toMatchObject({ accepted: false, event: { code: 'DUPLICATE' } });
+    expect(third.bmcs.pending.size).toBe(0);
+    second.bmcs.pending.get('m1')!.finish();
   });
 
   it('with the journal unreachable no job starts and nothing is published: the event goes back (handBack)', async () => {
