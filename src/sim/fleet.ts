@@ -1,17 +1,20 @@
 /**
  * A simulated fleet in one process: N machines on loopback addresses, each with an IPMI 2.0
- * BMC, a Redfish service and a serial console, a DHCP lease file naming their BMCs, optional
- * persisted state, and a control API for fault injection. Usable as a library (tests start a
- * fleet in-process on free ports) and by `metal-bmc sim`.
+ * BMC, a Redfish service and a serial console (over SOL; the Dell-like ones over SSH too), a
+ * DHCP lease file naming their BMCs, optional persisted state, and a control API for fault
+ * injection. Usable as a library (tests start a fleet in-process on free ports) and by
+ * `metal-bmc sim`.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { renderIscLeases } from '../leases/render.js';
 import { BmcError } from '../errors.js';
 import { startIpmiServer, type IpmiServer } from './ipmi-server.js';
-import { createMachineState, NO_FAULTS, SimMachine, type SimFaults, type SimMachineState, type SimVariantName } from './machine.js';
+import { createMachineState, NO_FAULTS, servesSshConsole, SimMachine, type SimFaults, type SimMachineState, type SimVariantName } from './machine.js';
 import { quirksOfVariant, type SimQuirkName } from './quirks.js';
 import { checkModel, timingsFor, type LatencyModel, type RequestRecord } from './latency.js';
 import { startRedfishServer, type RedfishServer } from './redfish-server.js';
+import type { SshConsoleServer } from './ssh-console-server.js';
+import { keptSshHostKey } from './tls.js';
 
 export interface FleetOptions {
   count: number;
@@ -21,13 +24,15 @@ export interface FleetOptions {
   variants?: readonly SimVariantName[];
   ipmiPort?: number;
   redfishPort?: number;
+  /** SSH port of the machines whose console is SSH (Dell-like variants); default 22 */
+  sshPort?: number;
   user?: string;
   password?: string;
   /** write an ISC dhcpd.leases file with one active lease per BMC */
   leaseFile?: string;
   /** keep power, boot and LED state across restarts in this JSON file */
   stateFile?: string;
-  /** keep the Redfish certificate in this file across restarts (a real BMC keeps its certificate) */
+  /** keep the Redfish certificate and the SSH host key in this file across restarts (a real BMC keeps both) */
   tlsFile?: string;
   /** serve Redfish (default true); IPMI is always served */
   redfish?: boolean;
@@ -66,8 +71,12 @@ export interface Fleet {
   machines: SimMachine[];
   ipmi: IpmiServer;
   redfish: RedfishServer | undefined;
+  /** the SSH consoles of the Dell-like machines; undefined when the fleet has none */
+  ssh: SshConsoleServer | undefined;
   ipmiPort: number;
   redfishPort: number;
+  /** SSH port of the Dell-like machines (the first one's with port 0; the configured one when there are none) */
+  sshPort: number;
   user: string;
   password: string;
   /** the machines a selector names: all, a list of indices, or a share of the fleet (first ⌈share·N⌉) */
@@ -121,6 +130,20 @@ export function renderFleetLeases(machines: readonly SimMachine[], now = new Dat
   );
 }
 
+/** The SSH consoles of the Dell-like machines, on the serial lines SOL serves; none without such machines (ssh2 is loaded only then). */
+async function startSshConsoles(o: FleetOptions, machines: readonly SimMachine[], ipmi: IpmiServer, user: string, password: string): Promise<SshConsoleServer | undefined> {
+  if (machines.length === 0) return undefined;
+  const server = await import('./ssh-console-server.js');
+  return await server.startSshConsoleServer({
+    machines,
+    serial: (index) => ipmi.serial(index),
+    port: o.sshPort ?? 22,
+    user,
+    password,
+    hostKey: keptSshHostKey(o.tlsFile, server.newHostKey),
+  });
+}
+
 export async function startFleet(o: FleetOptions): Promise<Fleet> {
   if (!Number.isInteger(o.count) || o.count < 1) throw new BmcError('INVALID_ARGUMENT', `fleet count must be a positive integer, got ${o.count}`);
   const seed = o.seed ?? 'metal-bmc';
@@ -145,6 +168,14 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
         : await startRedfishServer({ machines, port: o.redfishPort ?? 443, user, password, perMachineBind: !o.redfishSingleListener, taskDurationMs: o.taskDurationMs ?? 1000, ...(o.tlsFile ? { tlsFile: o.tlsFile } : {}) });
   } catch (err) {
     await ipmi.close();
+    throw err;
+  }
+  const sshMachines = machines.filter((m) => servesSshConsole(m.state));
+  let ssh: SshConsoleServer | undefined;
+  try {
+    ssh = await startSshConsoles(o, sshMachines, ipmi, user, password);
+  } catch (err) {
+    await Promise.all([ipmi.close(), redfish?.close()]);
     throw err;
   }
 
@@ -173,6 +204,8 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     redfish,
     ipmiPort: ipmi.endpoints[0]!.port,
     redfishPort: redfish ? Number(new URL(redfish.url(0)).port) : 0,
+    ssh,
+    sshPort: (sshMachines[0] && ssh?.endpoint(sshMachines[0].state.index)?.port) ?? o.sshPort ?? 22,
     user,
     password,
     select(selector) {
@@ -233,7 +266,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       renameSync(tmp, path);
     },
     async close() {
-      await Promise.all([ipmi.close(), redfish?.close()]);
+      await Promise.all([ipmi.close(), redfish?.close(), ssh?.close()]);
       if (saveTimer !== undefined) writeState();
     },
   };

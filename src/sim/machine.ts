@@ -214,19 +214,21 @@ interface SimVariant {
   bmc: (d: Buffer) => string;
   bios: (d: Buffer) => string;
   quirks?: Partial<SimBootQuirks>;
+  /** the host serial console is an SSH command on the BMC (iDRAC: `console com2`; ssh-console-server.ts), beside SOL */
+  console?: 'ssh';
 }
 
 /**
  * The vendor variants a fleet can be made of. A fleet uses DEFAULT_VARIANTS unless told
- * otherwise; the Dell-like ones are opt-in (`--variants`), since their serial console is SSH to
- * the iDRAC, which the simulator does not serve.
+ * otherwise; the Dell-like ones are opt-in (`--variants`): their serial console is SSH to the
+ * iDRAC, served on a port of its own (`--ssh-port`, default 22, which needs root).
  */
 export const SIM_VARIANTS = {
   supermicro: { manufacturer: 'Supermicro', model: 'X11DPT-B', bmc: (d) => `1.${70 + (d[0]! % 10)}.${d[1]! % 20}`, bios: (d) => `3.${d[2]! % 5}` },
   lenovo: { manufacturer: 'Lenovo', model: 'ThinkSystem SR630', bmc: (d) => `8.${d[0]! % 9}0`, bios: (d) => `IVE1${60 + (d[2]! % 30)}E` },
   gigabyte: { manufacturer: 'Gigabyte', model: 'MZ72-HB0', bmc: (d) => `12.61.${d[1]! % 30}`, bios: (d) => `R${d[2]! % 20}`, quirks: { noSetInProgress: true } },
   /** iDRAC with a BIOS after the fix of the Continuous defect */
-  dell: { manufacturer: 'Dell Inc.', model: 'PowerEdge R6525', bmc: (d) => `7.10.${30 + (d[0]! % 40)}.00`, bios: (d) => `2.${76 + (d[2]! % 10)}.${d[1]! % 5}` },
+  dell: { manufacturer: 'Dell Inc.', model: 'PowerEdge R6525', bmc: (d) => `7.10.${30 + (d[0]! % 40)}.00`, bios: (d) => `2.${76 + (d[2]! % 10)}.${d[1]! % 5}`, console: 'ssh' },
   /** iDRAC with an old BIOS: Redfish Continuous lasts one boot */
   'dell-old-bios': {
     manufacturer: 'Dell Inc.',
@@ -234,11 +236,18 @@ export const SIM_VARIANTS = {
     bmc: (d) => `2.75.75.${70 + (d[0]! % 5)}`,
     bios: (d) => `2.${10 + (d[2]! % 10)}.${d[1]! % 5}`,
     quirks: { continuousLastsOneBoot: true },
+    console: 'ssh',
   },
 } satisfies Record<string, SimVariant>;
 
 export type SimVariantName = keyof typeof SIM_VARIANTS;
 export const DEFAULT_VARIANTS: readonly SimVariantName[] = ['supermicro', 'lenovo', 'gigabyte'];
+
+/** Whether the machine's BMC serves the host serial console over SSH (the Dell-like variants). */
+export function servesSshConsole(state: Pick<SimMachineState, 'variant'>): boolean {
+  const variant: SimVariant = SIM_VARIANTS[state.variant];
+  return variant.console === 'ssh';
+}
 
 export function isSimVariant(name: string): name is SimVariantName {
   return Object.hasOwn(SIM_VARIANTS, name);

@@ -2,7 +2,8 @@
  * A self-signed TLS certificate for the simulated BMCs, made once per process (per name set)
  * with the `openssl` command line tool: an EC P-256 key and an X.509 certificate whose
  * subjectAltName lists the given IP addresses and DNS names. One certificate serves every
- * simulated machine, like a fleet of BMCs that ship the same factory certificate.
+ * simulated machine, like a fleet of BMCs that ship the same factory certificate. The TLS file
+ * keeps it across restarts, and beside it the SSH host key of the iDRAC-like machines.
  */
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -72,15 +73,34 @@ export function selfSignedCertificate(commonName: string, altNames: readonly str
  * `make` and written (mode 0600, atomically). Without a file, `make`'s certificate.
  */
 export function keptCertificate(file: string | undefined, make: () => { key: string; cert: string }): { key: string; cert: string } {
+  return keptFields(file, ['key', 'cert'], make);
+}
+
+/**
+ * The SSH host key kept in `file` beside the certificate (field `sshHostKey`), made by `make` the
+ * first time; as the certificate, so that trust on first use of a restarted fleet holds.
+ */
+export function keptSshHostKey(file: string | undefined, make: () => string): string {
+  return keptFields(file, ['sshHostKey'], () => ({ sshHostKey: make() })).sshHostKey;
+}
+
+/**
+ * String fields kept in the JSON object in `file`: read when it holds them all, else made by
+ * `make` and written beside the fields it holds already (mode 0600, atomically).
+ */
+function keptFields<K extends string>(file: string | undefined, names: readonly K[], make: () => Record<K, string>): Record<K, string> {
   if (file === undefined) return make();
+  let kept: Record<string, unknown> = {};
   try {
-    const kept = JSON.parse(readFileSync(file, 'utf8')) as { key?: unknown; cert?: unknown };
-    if (typeof kept.key === 'string' && typeof kept.cert === 'string') return { key: kept.key, cert: kept.cert };
+    const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) kept = parsed as Record<string, unknown>;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && !(err instanceof SyntaxError)) throw err;
   }
+  if (names.every((name) => typeof kept[name] === 'string')) return Object.fromEntries(names.map((name) => [name, kept[name]])) as Record<K, string>;
   const made = make();
-  writeFileSync(`${file}.tmp`, JSON.stringify({ key: made.key, cert: made.cert }), { mode: 0o600 });
+  const picked = Object.fromEntries(names.map((name) => [name, made[name]])) as Record<K, string>;
+  writeFileSync(`${file}.tmp`, JSON.stringify({ ...kept, ...picked }), { mode: 0o600 });
   renameSync(`${file}.tmp`, file);
-  return made;
+  return picked;
 }

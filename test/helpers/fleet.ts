@@ -13,6 +13,8 @@ export async function startTestFleet(options: Partial<FleetOptions> & { count: n
         cidr: `127.${second}.0.0/16`,
         ipmiPort: await freeUdpPort(),
         redfishPort: await freeTcpPort(),
+        // the Dell-like machines' SSH consoles (22 needs root)
+        sshPort: await freeTcpPort(),
         user: 'ADMIN',
         password: 'fleet-pass-1',
         taskDurationMs: 200,
