@@ -79,6 +79,7 @@ export function bmcConnectSettings(config: Config, redfishCa?: string): ReportCo
     ipmiPort: config.ipmi.port,
     ipmiCipherSuite: config.ipmi.cipherSuite,
     redfishPort: config.redfish.port,
+    sshPort: config.bmcSsh.port,
     redfishInsecure: config.redfish.insecure,
     redfishLegacyTls: config.redfish.legacyTls,
     redfishRequestTimeoutMs: config.redfish.requestTimeoutMs,

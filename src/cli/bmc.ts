@@ -25,6 +25,7 @@ export const COMMON_OPTIONS = {
   once: { type: 'boolean', default: false },
   protocol: { type: 'string', default: 'auto' },
   'redfish-port': { type: 'string', default: '443' },
+  'ssh-port': { type: 'string', default: '22' },
   'redfish-legacy-tls': { type: 'boolean', default: false },
   url: { type: 'string' },
   mac: { type: 'string' },
@@ -56,6 +57,7 @@ options:
   --address HOST[:PORT]   BMC address (IPMI port 623 by default)
   --protocol P            auto (default: Redfish first, IPMI fallback) | redfish | ipmi
   --redfish-port P        Redfish HTTPS port (default 443)
+  --ssh-port P            console of BMCs whose console is SSH (Dell iDRAC: console com2): their SSH port (default 22)
   --redfish-legacy-tls    old BMCs: TLS 1.2 with legacy ciphers, RSA-1024 or SHA-1 certificates
                           (also env METAL_BMC_REDFISH_LEGACY_TLS=true)
   --url URL               firmware: the image URL
@@ -125,6 +127,7 @@ export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
   const protocol = values.protocol as Protocol;
   if (!PROTOCOLS.includes(protocol)) throw new UsageError(`--protocol must be one of ${PROTOCOLS.join(', ')}`);
   const redfishPort = parseIntegerOption(values['redfish-port'], '--redfish-port', 1, 65535)!;
+  const sshPort = parseIntegerOption(values['ssh-port'], '--ssh-port', 1, 65535)!;
   if (sub === 'command') {
     const cmd = rest[0]?.toUpperCase();
     if (!cmd) throw new UsageError(`command needs one of: ${MACHINE_COMMANDS.join(' ')}`);
@@ -151,6 +154,7 @@ export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
     protocol,
     ipmiPort: port,
     redfishPort,
+    sshPort,
     redfishLegacyTls: values['redfish-legacy-tls'] || /^(true|1|yes)$/i.test(io.env.METAL_BMC_REDFISH_LEGACY_TLS ?? ''),
     ipmiCipherSuite: cipherSuite,
     ipmiAllowInsecure: values['allow-insecure'],

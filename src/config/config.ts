@@ -40,6 +40,8 @@ export interface Config {
   protocol: Protocol;
   ipmi: { port: number; user: string; password: string; cipherSuite: IpmiCipherSuite };
   redfish: { port: number; insecure: boolean; caFile?: string; legacyTls: boolean; requestTimeoutMs: number; secondConnectionAfterMs: number };
+  /** the SSH service of BMCs whose serial console is an SSH command (Dell iDRAC: `console com2`) */
+  bmcSsh: { port: number };
   /** trust on first use: a first contact must prove itself over IPMI (METAL_BMC_TRUST_REQUIRE_PROOF) */
   trust: { requireProof: boolean };
   mq: {
@@ -404,6 +406,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       secondConnectionAfterMs: secondConnectionAfter(env, 'METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER'),
       ...(redfishCa === undefined ? {} : { caFile: redfishCa }),
     },
+    bmcSsh: { port: port(env, 'METAL_BMC_BMC_SSH_PORT', 22) },
     mq: {
       address: mqAddress,
       ...mq,

@@ -2,7 +2,8 @@
  * The SSH console backend for BMCs whose host console is an SSH command (Dell iDRAC:
  * `console com2`), chosen by the vendor table. No iDRAC runs here, so the BMC is an ssh2 server
  * that accepts the BMC credentials and, for `console com2` only, echoes the serial line; its
- * Redfish side is the DMTF mockup with the manufacturer set to Dell.
+ * Redfish side is the DMTF mockup with the manufacturer set to Dell. The same backend against the
+ * simulator's iDRAC-like BMC, with trust on first use: outband-sim-ssh-console.test.ts.
  */
 import { generateKeyPairSync } from 'node:crypto';
 import type { AddressInfo } from 'node:net';

@@ -52,6 +52,7 @@ describe('loadConfig defaults', () => {
       trust: { requireProof: false },
       ipmi: { port: 623, user: 'ADMIN', password: 'ADMIN', cipherSuite: 'auto' },
       redfish: { port: 443, insecure: true, legacyTls: false, requestTimeoutMs: 10_000, secondConnectionAfterMs: 1000 },
+      bmcSsh: { port: 22 },
       mq: {
         address: 'nats://localhost:4222',
         servers: ['nats://localhost:4222'],
@@ -122,6 +123,7 @@ describe('loadConfig defaults', () => {
       METAL_BMC_CONSOLE_SCROLLBACK: '1024',
       METAL_BMC_CONSOLE_IDLE_TIMEOUT: '0',
       METAL_BMC_REDFISH_PORT: '8443',
+      METAL_BMC_BMC_SSH_PORT: '2222',
       METAL_BMC_REDFISH_INSECURE: 'no',
       METAL_BMC_REDFISH_CA_FILE: file('bmc-ca.pem'),
       METAL_BMC_REDFISH_LEGACY_TLS: 'yes',
@@ -153,6 +155,7 @@ describe('loadConfig defaults', () => {
     expect(c.leases.allowedCidrs.map((x) => x.text)).toEqual(['10.1.0.0/16', '192.168.1.0/24']);
     expect(c.report).toEqual({ intervalMs: 5_400_000, concurrency: 8, bmcTimeoutMs: 1500, workers: 3, guidMaxAgeMs: 5_400_000, redfishSessionMaxAgeMs: 1_200_000 });
     expect(c.ipmi).toEqual({ port: 6230, user: 'root', password: ' calvin ', cipherSuite: 17 });
+    expect(c.bmcSsh).toEqual({ port: 2222 });
     expect(c.redfish).toEqual({ port: 8443, insecure: false, caFile: join(dir, 'bmc-ca.pem'), legacyTls: true, requestTimeoutMs: 45_000, secondConnectionAfterMs: 2000 });
     expect(c.protocol).toBe('ipmi');
     expect(c.mq).toMatchObject({ servers: ['nats://nats-1:4222', 'nats://nats-2:4222'], user: 'bmc', password: 'pw', machineTopic: 'machines', machineTopicTtlMs: 45_000, resultTopic: 'results' });
@@ -232,6 +235,8 @@ describe('loadConfig errors name the variable', () => {
     ['METAL_BMC_IPMI_PORT', '0', 'METAL_BMC_IPMI_PORT: "0" is out of range (1..65535)'],
     ['METAL_BMC_IPMI_PORT', 'ipmi', 'METAL_BMC_IPMI_PORT: "ipmi" is not a port number'],
     ['METAL_BMC_REDFISH_PORT', '-1', 'METAL_BMC_REDFISH_PORT: "-1" is not a port number'],
+    ['METAL_BMC_BMC_SSH_PORT', '0', 'METAL_BMC_BMC_SSH_PORT: "0" is out of range (1..65535)'],
+    ['METAL_BMC_BMC_SSH_PORT', 'ssh', 'METAL_BMC_BMC_SSH_PORT: "ssh" is not a port number'],
     ['METAL_BMC_CONSOLE_PORT', '65536', 'METAL_BMC_CONSOLE_PORT: "65536" is out of range (0..65535)'],
     ['METAL_BMC_CONSOLE_WS_PORT', '1.5', 'METAL_BMC_CONSOLE_WS_PORT: "1.5" is not a port number'],
     ['METAL_BMC_REPORT_CONCURRENCY', '0', 'METAL_BMC_REPORT_CONCURRENCY: "0" is out of range (1..10000)'],

@@ -24,6 +24,7 @@ describe('the daemon connects to BMCs as configured', () => {
       METAL_BMC_IPMI_PASSWORD: 'calvin',
       METAL_BMC_PROTOCOL: 'redfish',
       METAL_BMC_REDFISH_PORT: '8443',
+      METAL_BMC_BMC_SSH_PORT: '18022',
       METAL_BMC_REDFISH_INSECURE: 'yes',
       METAL_BMC_REDFISH_LEGACY_TLS: 'yes',
       METAL_BMC_REDFISH_TIMEOUT: '45s',
@@ -38,6 +39,7 @@ describe('the daemon connects to BMCs as configured', () => {
       ipmiPort: 6230,
       ipmiCipherSuite: 'encrypted',
       redfishPort: 8443,
+      sshPort: 18022,
       redfishInsecure: true,
       redfishLegacyTls: true,
       redfishRequestTimeoutMs: 45_000,
@@ -45,6 +47,11 @@ describe('the daemon connects to BMCs as configured', () => {
       redfishCa: '-----BEGIN CERTIFICATE-----',
       timeoutMs: 7000,
     });
+  });
+
+  it('consoles of SSH-console BMCs (Dell) on port 22 by default, or METAL_BMC_BMC_SSH_PORT', () => {
+    expect(bmcConnectSettings(loadConfig(BASE)).sshPort).toBe(22);
+    expect(bmcConnectSettings(loadConfig({ ...BASE, METAL_BMC_BMC_SSH_PORT: '2222' })).sshPort).toBe(2222);
   });
 
   it('a second Redfish connection after 1 s by default, and at once with METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER=0', () => {
