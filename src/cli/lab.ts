@@ -10,6 +10,8 @@ import { createLogger } from '../log.js';
 import { LAB_PARTITION, startLab } from '../lab/lab.js';
 import { parseIntegerOption, parseOptions } from './args.js';
 import { DEFAULT_PARTS } from './serve.js';
+import { parseVariants } from './sim.js';
+import { DEFAULT_VARIANTS, SIM_VARIANTS } from '../sim/machine.js';
 
 export const LAB_USAGE = `usage: metal-bmc lab [--count N] [--dir DIR] [--once] [--log-level LEVEL] [ports]
 
@@ -17,11 +19,14 @@ export const LAB_USAGE = `usage: metal-bmc lab [--count N] [--dir DIR] [--once] 
   --dir DIR          lease file, fleet state, NATS store (default .lab)
   --once             run the demo command, print the result, and stop
   --log-level L      the daemon's log level (default info; its JSON log goes to stderr)
+  --variants A,B     vendor variants of the simulated machines (default ${DEFAULT_VARIANTS.join(',')};
+                     all: ${Object.keys(SIM_VARIANTS).join(', ')}); the Dell-like ones' consoles are SSH
 
 ports (to run two labs side by side):
   --cidr CIDR        addresses of the simulated BMCs (default 127.11.0.0/16)
   --ipmi-port P      IPMI UDP port of every simulated BMC (default 16230)
   --redfish-port P   Redfish HTTPS port of every simulated BMC (default 18443)
+  --ssh-port P       SSH console port of the Dell-like simulated BMCs (default 18022)
   --console-port P   the daemon's TLS+SSH console listener (default 13333)
   --console-ws-port P  the daemon's WebSocket console listener (default 13334)`;
 
@@ -36,6 +41,8 @@ export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStrea
       cidr: { type: 'string', default: '127.11.0.0/16' },
       'ipmi-port': { type: 'string', default: '16230' },
       'redfish-port': { type: 'string', default: '18443' },
+      'ssh-port': { type: 'string', default: '18022' },
+      variants: { type: 'string', default: DEFAULT_VARIANTS.join(',') },
       'console-port': { type: 'string', default: '13333' },
       'console-ws-port': { type: 'string', default: '13334' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -49,12 +56,15 @@ export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   const print = (line: string) => io.stdout.write(`${line}\n`);
   const count = parseIntegerOption(values.count, '--count', 1, 5000)!;
   const logger = createLogger({ level: values['log-level'] }, process.stderr);
-  const port = (name: 'ipmi-port' | 'redfish-port' | 'console-port' | 'console-ws-port') => parseIntegerOption(values[name], `--${name}`, 1, 65535)!;
+  const variants = parseVariants(values.variants);
+  const port = (name: 'ipmi-port' | 'redfish-port' | 'ssh-port' | 'console-port' | 'console-ws-port') => parseIntegerOption(values[name], `--${name}`, 1, 65535)!;
   const lab = await startLab({
     count,
     dir: values.dir,
     ipmiPort: port('ipmi-port'),
     redfishPort: port('redfish-port'),
+    sshPort: port('ssh-port'),
+    variants,
     consolePort: port('console-port'),
     consoleWsPort: port('console-ws-port'),
     cidr: values.cidr,
@@ -65,7 +75,7 @@ export async function labMain(argv: string[], io: { stdout: NodeJS.WritableStrea
   const m0 = lab.fleet.machines[0]!.state;
   print('');
   print(`lab is up (state in ${values.dir}/):`);
-  print(`  simulated BMCs   ${count} on ${m0.address}-${lab.fleet.machines.at(-1)!.state.address}, IPMI udp/${lab.fleet.ipmiPort}, Redfish https/${lab.fleet.redfishPort}, user ADMIN password ADMIN`);
+  print(`  simulated BMCs   ${count} on ${m0.address}-${lab.fleet.machines.at(-1)!.state.address}, IPMI udp/${lab.fleet.ipmiPort}, Redfish https/${lab.fleet.redfishPort}${lab.fleet.ssh ? `, SSH console (Dell-like) tcp/${lab.fleet.sshPort}` : ''}, user ADMIN password ADMIN`);
   print(`  lease file       ${lab.config.leases.file}`);
   print(`  nats-server      ${lab.nats.url} (JetStream), machine events on "${lab.config.mq.machineTopic}", results on "${lab.config.mq.resultTopic}"`);
   print(`  metal-api        ${lab.metalApi.url} (stand-in: HMAC checked, bodies validated against the swagger)`);

@@ -14,6 +14,7 @@ import type { Logger } from '../log.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../metalapi/standin.js';
 import { startControlServer } from '../sim/control.js';
 import { startFleet, type Fleet } from '../sim/fleet.js';
+import type { SimVariantName } from '../sim/machine.js';
 import { startNatsServer, type NatsServer } from './nats-server.js';
 import { createPki, type Pki } from './pki.js';
 
@@ -22,6 +23,10 @@ export interface LabOptions {
   dir: string;
   ipmiPort: number;
   redfishPort: number;
+  /** SSH console port of the Dell-like machines (the simulator's default, 22, needs root); the daemon is configured with the fleet's (METAL_BMC_BMC_SSH_PORT) */
+  sshPort?: number;
+  /** vendor variants of the fleet (default: the simulator's) */
+  variants?: readonly SimVariantName[];
   cidr: string;
   consolePort: number;
   consoleWsPort: number;
@@ -53,7 +58,7 @@ export async function startLab(o: LabOptions): Promise<Lab> {
   const dir = resolve(o.dir);
   mkdirSync(join(dir, 'nats'), { recursive: true });
   const leaseFile = join(dir, 'dhcpd.leases');
-  const fleet = await startFleet({ count: o.count, cidr: o.cidr, ipmiPort: o.ipmiPort, redfishPort: o.redfishPort, leaseFile, stateFile: join(dir, 'fleet-state.json'), tlsFile: join(dir, 'fleet-tls.json'), password: 'ADMIN' });
+  const fleet = await startFleet({ count: o.count, cidr: o.cidr, ipmiPort: o.ipmiPort, redfishPort: o.redfishPort, ...(o.sshPort === undefined ? {} : { sshPort: o.sshPort }), ...(o.variants ? { variants: o.variants } : {}), leaseFile, stateFile: join(dir, 'fleet-state.json'), tlsFile: join(dir, 'fleet-tls.json'), password: 'ADMIN' });
   const stops: Array<() => Promise<unknown>> = [() => fleet.close()];
   const stopAll = async () => {
     for (const s of stops.reverse()) await s().catch(() => undefined);
@@ -90,6 +95,8 @@ export async function startLab(o: LabOptions): Promise<Lab> {
       METAL_BMC_REPORT_INTERVAL: '1m',
       METAL_BMC_IPMI_PORT: String(fleet.ipmiPort),
       METAL_BMC_REDFISH_PORT: String(fleet.redfishPort),
+      // the consoles of Dell-like machines are SSH to their BMC, on the fleet's SSH port
+      METAL_BMC_BMC_SSH_PORT: String(fleet.sshPort),
       METAL_BMC_IPMI_USER: fleet.user,
       METAL_BMC_IPMI_PASSWORD: fleet.password,
       METAL_BMC_MQ_ADDRESS: nats.url,
