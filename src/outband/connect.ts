@@ -501,7 +501,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       if (profile.console === 'ssh') {
         const { openSshConsole } = await import('./ssh-console.js');
         const checkHostKey = o.trust ? await o.trust.sshHostKeyCheck(trustContext(o, protocol, ipmi, 0)) : undefined;
-        return openSshConsole({ host: o.host, port: o.sshPort ?? 22, user: o.user, password: o.password, command: profile.sshConsoleCommand ?? 'console com2', ...sig(x), ...(checkHostKey ? { checkHostKey } : {}) });
+        return openSshConsole({ host: o.host, port: o.sshPort ?? 22, user: o.user, password: o.password, command: profile.sshConsoleCommand ?? 'console com2', ...(profile.sshConsoleDetachByte !== undefined ? { dropInputByte: profile.sshConsoleDetachByte } : {}), ...sig(x), ...(checkHostKey ? { checkHostKey } : {}) });
       }
       if (!ipmiAllowed) throw new BmcError('UNSUPPORTED', `console on BMC ${o.host} needs IPMI SOL, which is disabled`);
       return ipmi.openConsole(x);

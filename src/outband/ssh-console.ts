@@ -18,6 +18,14 @@ export interface SshConsoleOptions {
   hostKeySha256?: string;
   /** decides on the host key (hex SHA-256) before any credential is sent (trust on first use); false refuses with UNTRUSTED */
   checkHostKey?: (sha256: string) => boolean;
+  /** a byte never sent to the BMC: its console command's "leave" key (vendors.ts sshConsoleDetachByte) */
+  dropInputByte?: number;
+}
+
+/** `chunk` without `byte` (the same Buffer when it holds none). */
+export function withoutByte(chunk: Buffer, byte: number | undefined): Buffer {
+  if (byte === undefined || !chunk.includes(byte)) return chunk;
+  return Buffer.from(chunk.filter((b) => b !== byte));
 }
 
 export function openSshConsole(o: SshConsoleOptions): Promise<Duplex> {
@@ -51,8 +59,10 @@ export function openSshConsole(o: SshConsoleOptions): Promise<Duplex> {
           read() {
             channel.resume();
           },
-          write(chunk, _enc, cb) {
-            channel.write(chunk, cb);
+          write(chunk: Buffer, _enc, cb) {
+            const kept = withoutByte(chunk, o.dropInputByte);
+            if (kept.length === 0) return cb();
+            channel.write(kept, cb);
           },
           final(cb) {
             channel.end();

@@ -35,6 +35,12 @@ export interface VendorProfile {
   /** serial console backend: IPMI SOL, or SSH to the BMC running `sshConsoleCommand` */
   console: 'ipmi-sol' | 'ssh';
   sshConsoleCommand?: string;
+  /**
+   * the byte the BMC's console command takes as "leave" (iDRAC's `console com2`: Ctrl+\, 0x1c):
+   * dropped from what is typed, since the session is shared (viewers, the capture) and one
+   * viewer's keystroke would end it for all; the host never gets that byte from the BMC anyway
+   */
+  sshConsoleDetachByte?: number;
   /** firmware delivery: the BMC fetches the URL (SimpleUpdate) or we stream it (multipart push) */
   firmware: 'simple-update' | 'multipart-push';
   /** byte order of IPMI Get System GUID */
@@ -95,7 +101,7 @@ const SUPERMICRO: VendorProfile = {
 export const VENDOR_PROFILES: Record<Vendor, VendorProfile> = {
   supermicro: SUPERMICRO,
   novarion: { ...SUPERMICRO, vendor: 'novarion' },
-  dell: { ...BASE, vendor: 'dell', console: 'ssh', sshConsoleCommand: 'console com2', bootOrderUpToBios: '2.75.75' },
+  dell: { ...BASE, vendor: 'dell', console: 'ssh', sshConsoleCommand: 'console com2', sshConsoleDetachByte: 0x1c, bootOrderUpToBios: '2.75.75' },
   lenovo: { ...BASE, vendor: 'lenovo' },
   gigabyte: { ...BASE, vendor: 'gigabyte', firmware: 'multipart-push' },
   hpe: { ...BASE, vendor: 'hpe' },
