@@ -247,12 +247,15 @@ function serveSession(session: Session, machineId: string, identity: ClientIdent
     control?.resize(info.cols, info.rows);
   });
   session.on('env', (accept) => replyOk(accept));
+  // A second shell or exec on a session that has its console is refused. ssh2 passes reject only
+  // when the client wants a reply: calling an absent one threw inside ssh2, which closed the
+  // client's whole SSH connection with all its consoles.
   session.on('shell', (accept, reject) => {
-    if (control) return reject();
+    if (control) return reject?.();
     control = open(accept(), false);
   });
   session.on('exec', (accept, reject, info) => {
-    if (control) return reject();
+    if (control) return reject?.();
     control = open(accept(), info.command.trim() === 'takeover');
   });
   // RFC 4335 break (breakRequestsHeard): from the keyboard holder to the serial line, answered

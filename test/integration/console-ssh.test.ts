@@ -180,6 +180,37 @@ describe('console over SSH in mutual TLS', () => {
     await waitFor(() => servers.hub.sessionCount() === 0, 20_000, 'the console closed after the connection');
   });
 
+  it('a second shell or exec request on an open console without want-reply is ignored: the connection and its console stay (ssh2 passes no reject then)', async () => {
+    const socket = tlsConnect({ host: '127.0.0.1', port: servers.sshPort, ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey), servername: 'localhost', checkServerIdentity: () => undefined });
+    await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    const client = new ssh2.Client();
+    await new Promise<void>((resolve, reject) => client.once('ready', resolve).once('error', reject).connect({ sock: socket, username: MACHINE }));
+    let connectionClosed = false;
+    client.once('close', () => (connectionClosed = true));
+    try {
+      const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) => client.shell((err, s) => (err ? reject(err) : resolve(s))));
+      let output = '';
+      stream.on('data', (d: Buffer) => (output += d.toString('latin1')));
+      stream.stderr.on('data', () => undefined);
+      // ssh2's client has no call for a second request on a channel: its protocol layer sends one
+      const protocol = (client as unknown as { _protocol: { shell(id: number, wantReply: boolean): void; exec(id: number, command: string, wantReply: boolean): void } })._protocol;
+      const id = (stream as unknown as { outgoing: { id: number } }).outgoing.id;
+      protocol.shell(id, false);
+      protocol.exec(id, 'takeover', false);
+      // the server handles a connection's packets in order: a channel opened after them proves it kept the connection
+      const second = await new Promise<ssh2.ClientChannel>((resolve, reject) => client.shell((err, s) => (err ? reject(err) : resolve(s))));
+      second.on('data', () => undefined);
+      second.stderr.on('data', () => undefined);
+      sim.serial.write('after the second request\r\n');
+      await until(() => output.includes('after the second request'), 8000, 'the first console still open');
+      expect(connectionClosed).toBe(false);
+      expect(log.find('console SSH connection error').filter((l) => /reject is not a function/.test(JSON.stringify(l)))).toHaveLength(0);
+    } finally {
+      client.end();
+    }
+    await waitFor(() => servers.hub.sessionCount() === 0, 20_000, 'the console closed after the connection');
+  });
+
   it('derives the host key from an RSA console key as well (pinned with ssh-keygen -y of the PEM)', async () => {
     const run = ssh(MACHINE, { port: rsaServers.sshPort, cert: pki.clientCert, key: pki.clientKey, knownHosts: knownHosts(pki.serverRsaKey) });
     await until(() => run.stderr().includes('connected to the console'), 10_000, 'console connected');
