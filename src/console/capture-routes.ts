@@ -4,9 +4,10 @@
  *   GET /v1/machine/{id}/console/log?since=MS&newest=BYTES&follow=1
  *       the machine's output since MS (ms since the epoch; default all that is kept), gaps shown
  *       as marker lines (capture-read.ts `gapMarker`); with follow=1 the response stays open and
- *       new output follows until the client goes. Without follow=1, a machine this instance
- *       holds no capture of at all is a 404 (header `x-metal-bmc-capture: none`), not an empty
- *       200: a script can tell it from a range with nothing in it. With newest=BYTES (1 to
+ *       new output follows until the client goes. A machine this instance holds no capture of
+ *       at all is a 404 (header `x-metal-bmc-capture: none`), not an empty 200: a script can
+ *       tell it from a range with nothing in it. A follower waits up to FOLLOW_START_WAIT_MS for
+ *       such a capture to begin (a machine just reported) before its 404. With newest=BYTES (1 to
  *       MAX_NEWEST) the range starts at the newest BYTES of the capture when that is later than
  *       MS (at the index record they begin in: a little more may come, capture-newest.ts), and
  *       the header `x-metal-bmc-left-out` says how many bytes of the range's output were left out
@@ -21,7 +22,8 @@
  * Bounds: the pattern is 1 to 200 characters; at most 1000 matches per machine, 10,000 and 4 MiB
  * of NDJSON per grep (capture-read.ts GREP_LIMITS); one grep at a time (it reads every kept log:
  * 429 while one runs), written as it goes at the client's pace and stopped when the client goes;
- * a follower polls every 250 ms and waits for the client to drain its buffer.
+ * a follower polls every 250 ms and waits for the client to drain its buffer; a log or grep
+ * client that takes nothing for 30 s (LOG_STALL_MS, GREP_STALL_MS) is dropped.
  */
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -50,6 +52,10 @@ export interface CaptureRoutesOptions {
   grepLimits?: Partial<typeof GREP_LIMITS>;
   /** how long a grep waits for its client to take what was written before giving up on it (default GREP_STALL_MS) */
   grepStallMs?: number;
+  /** the same for a log read or follower (default LOG_STALL_MS) */
+  logStallMs?: number;
+  /** how long a follower waits for a capture that has not begun (default FOLLOW_START_WAIT_MS) */
+  followStartWaitMs?: number;
   /** what the history page holds of a range at most, the newest bytes (default HISTORY_KEEP_BYTES; tests) */
   historyKeepBytes?: number;
 }
@@ -60,6 +66,20 @@ export interface CaptureRoutesOptions {
  * grep slot, every other operator's grep refused until it went.
  */
 export const GREP_STALL_MS = 30_000;
+
+/**
+ * The same for a log read: each follower holds one of the listener's connections (32 per
+ * address, 1024 in all) for as long as it lasts, and one that stopped reading would hold it
+ * forever.
+ */
+export const LOG_STALL_MS = 30_000;
+
+/**
+ * How long a follower of a machine with no capture at all waits for one before its 404. A machine
+ * just reported has its log opened within seconds (the report cycle's ids reach the capture every
+ * 5 s); any id the client may open would otherwise be polled for as long as the client stays.
+ */
+export const FOLLOW_START_WAIT_MS = 60_000;
 
 function sinceOf(url: URL): number | undefined | 'bad' {
   const v = url.searchParams.get('since');
@@ -112,6 +132,8 @@ export interface CaptureRoutes extends ViewerRoutes {
 
 export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
   const pollMs = o.pollMs ?? 250;
+  const logStallMs = o.logStallMs ?? LOG_STALL_MS;
+  const startWaitMs = o.followStartWaitMs ?? FOLLOW_START_WAIT_MS;
   const keepBytes = o.historyKeepBytes ?? HISTORY_KEEP_BYTES;
   if (!Number.isSafeInteger(keepBytes) || keepBytes < 1) throw new RangeError(`historyKeepBytes must be a positive integer, not ${keepBytes}`);
   const page = Buffer.from(historyPage(keepBytes));
@@ -120,27 +142,48 @@ export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
   /** the running grep's answer, ended at close(); set while a grep runs (one at a time) */
   let grepResponse: ServerResponse | undefined;
 
+  /**
+   * Whether the machine has a capture here; a follower waits up to followStartWaitMs for one to
+   * begin. False as well when the client went or the routes closed while it waited.
+   */
+  async function captureBegun(machineId: string, follow: boolean, left: () => boolean): Promise<boolean> {
+    const deadline = Date.now() + (follow ? startWaitMs : 0);
+    for (;;) {
+      if ((await listSegments(o.dir, machineId)).length > 0) return true;
+      if (closed || left() || Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  }
+
   async function streamLog(req: IncomingMessage, res: ServerResponse, machineId: string, range: { since: number | undefined; newest: number | undefined }, follow: boolean): Promise<void> {
-    // a follower waits for a capture that may begin later
-    if (!follow && (await listSegments(o.dir, machineId)).length === 0) {
+    let gone = false;
+    res.on('close', () => {
+      gone = true;
+      followers.delete(res);
+    });
+    // close() answers a follower still waiting for the capture
+    if (follow) followers.add(res);
+    if (!(await captureBegun(machineId, follow, () => gone))) {
+      followers.delete(res);
+      // answered by close() while it waited, or nobody left to answer
+      if (gone || res.headersSent) return;
       res.writeHead(404, { 'content-type': 'text/plain', [NO_CAPTURE_HEADER]: 'none', ...HEADERS }).end(`no console capture of machine ${machineId} on this metal-bmc instance\n`);
       return;
     }
     const { since, newest } = range;
     const start = newest === undefined ? undefined : await newestStart(o.dir, machineId, newest, since);
     const cursor = historyCursor(o.dir, machineId, { ...(since === undefined ? {} : { sinceMs: since }), ...(start?.from ? { from: start.from } : {}) });
-    let gone = false;
-    res.on('close', () => {
-      gone = true;
-      followers.delete(res);
-    });
+    if (gone || res.headersSent) return;
     res.writeHead(200, { 'content-type': 'application/octet-stream', ...(start ? { [HISTORY_LEFT_OUT_HEADER]: String(start.leftOutBytes) } : {}), ...HEADERS });
-    if (follow) followers.add(res);
     while (!closed) {
       const events = await cursor.next();
       for (const e of events) {
         if (gone) return;
-        if (!res.write(renderEvent(e))) await drainedOrClosed(res);
+        if (!res.write(renderEvent(e)) && !(await drainedOrClosedWithin(res, logStallMs))) {
+          // the client stopped taking the output: dropped, so that its connection is free
+          res.destroy();
+          return;
+        }
       }
       if (gone) return;
       if (events.length === 0) {
@@ -184,7 +227,10 @@ export function captureViewerRoutes(o: CaptureRoutesOptions): CaptureRoutes {
   return {
     close() {
       closed = true;
-      for (const res of followers) res.end();
+      for (const res of followers) {
+        if (res.headersSent) res.end();
+        else fail(res, 503, 'metal-bmc is stopping');
+      }
       followers.clear();
       // a grep running at the shutdown is cut off (its client sees the answer end early)
       grepResponse?.destroy();

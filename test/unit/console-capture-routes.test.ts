@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MAX_NEWEST } from '../../src/console/capture-newest.js';
-import { captureViewerRoutes, drainedOrClosed } from '../../src/console/capture-routes.js';
+import { captureViewerRoutes, drainedOrClosed, type CaptureRoutes, type CaptureRoutesOptions } from '../../src/console/capture-routes.js';
 import { openMachineLog } from '../../src/console/capture-store.js';
 import { captureLog } from '../helpers/log.js';
 import { waitFor } from '../helpers/wait.js';
@@ -261,12 +261,12 @@ describe('console grep route', () => {
 });
 
 /** a local HTTP server over the capture routes of `dir`, for the test's body; closed at its end */
-async function withRoutesServer<T>(body: (url: string) => Promise<T>): Promise<T> {
-  const routes = captureViewerRoutes({ dir });
+async function withRoutesServer<T>(body: (url: string, routes: CaptureRoutes) => Promise<T>, options: Omit<CaptureRoutesOptions, 'dir'> = {}): Promise<T> {
+  const routes = captureViewerRoutes({ dir, ...options });
   const server = createServer((req, res) => routes.handle(req, res, viewer));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {
-    return await body(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    return await body(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, routes);
   } finally {
     routes.close();
     await new Promise((resolve) => server.close(resolve));
@@ -338,5 +338,71 @@ describe('console history route with newest', () => {
       expect(Buffer.from(await biggest.arrayBuffer()).equals(whole)).toBe(true);
       expect(biggest.headers.get('x-metal-bmc-left-out')).toBe('0');
     });
+  });
+});
+
+describe('console history route: a client that stops reading, a machine not captured', () => {
+  const logRequest = (query: string) => ({ method: 'GET', url: `/v1/machine/${MACHINE}/console/log${query}` }) as IncomingMessage;
+
+  it('drops a log reader or follower that takes nothing for logStallMs, so its connection is free', async () => {
+    const log = await openMachineLog({ dir, machineId: MACHINE, fileBytes: 1 << 20, files: 2, logger: captureLog().logger });
+    for (let i = 0; i < 3; i++) {
+      log.append(Buffer.from(`boot line ${i}\r\n`));
+      await log.flush();
+    }
+    await log.close();
+    const routes = captureViewerRoutes({ dir, logStallMs: 200 });
+    for (const query of ['?follow=1', '']) {
+      const stalled = new StalledResponse();
+      routes.handle(logRequest(query), stalled as unknown as ServerResponse, viewer);
+      await waitFor(() => stalled.destroyed, 10_000, `the stalled client (${query || 'no follow'}) dropped`);
+      expect(stalled.status).toBe(200);
+      expect(stalled.writes).toBe(1); // nothing more written after the write it did not take
+    }
+    routes.close();
+  });
+
+  it('answers a follower of a machine with no capture the 404 the plain read gets, once followStartWaitMs passed without one', async () => {
+    await withRoutesServer(
+      async (url) => {
+        const started = Date.now();
+        const res = await fetch(`${url}/v1/machine/never-captured/console/log?follow=1`, { signal: AbortSignal.timeout(10_000) });
+        expect(res.status).toBe(404);
+        expect(res.headers.get('x-metal-bmc-capture')).toBe('none');
+        expect(await res.text()).toBe('no console capture of machine never-captured on this metal-bmc instance\n');
+        expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+      },
+      { followStartWaitMs: 300, pollMs: 20 },
+    );
+  });
+
+  it('a follower waiting for a capture gets its output once it begins', async () => {
+    await withRoutesServer(
+      async (url) => {
+        const abort = new AbortController();
+        const answer = fetch(`${url}/v1/machine/${MACHINE}/console/log?follow=1`, { signal: abort.signal });
+        const log = await openMachineLog({ dir, machineId: MACHINE, fileBytes: 1 << 20, files: 2, logger: captureLog().logger });
+        log.append(Buffer.from('first words\r\n'));
+        await log.flush();
+        const res = await answer;
+        expect(res.status).toBe(200);
+        let body = '';
+        const reader = res.body!.getReader();
+        while (!body.includes('first words')) body += Buffer.from((await reader.read()).value ?? []).toString('latin1');
+        abort.abort();
+        await log.close();
+      },
+      { followStartWaitMs: 10_000, pollMs: 20 },
+    );
+  });
+
+  it('close() (the daemon stopping) answers a follower still waiting for a capture with a 503', async () => {
+    const routes = captureViewerRoutes({ dir, followStartWaitMs: 10_000, pollMs: 20 });
+    const waiting = new StalledResponse();
+    routes.handle({ method: 'GET', url: '/v1/machine/never-captured/console/log?follow=1' } as IncomingMessage, waiting as unknown as ServerResponse, viewer);
+    expect(waiting.status).toBe(0); // no answer yet: it waits
+    routes.close();
+    expect(waiting.status).toBe(503);
+    expect(waiting.ended).toBe(true);
   });
 });
