@@ -95,6 +95,8 @@ export interface Config {
     logSize: LogSize;
   };
   http: { host: string; port: number };
+  /** Host names the operations listener answers besides IP literals, localhost and its own (METAL_BMC_HTTP_ALLOWED_HOSTS; `*`: any) */
+  httpAllowedHosts: string[];
   shutdownTimeoutMs: number;
   /** how far the JavaScript heap grows between full garbage collections, percent; 0: V8's own (heap-growth.ts) */
   heapGrowthPct: number;
@@ -191,6 +193,16 @@ function firmwareUrlAllow(env: Env, name: string): string[] {
     // named without what may be a password in it
     const shown = URL.canParse(entry) ? (({ protocol, host, pathname }) => `${protocol}//${host}${pathname}`)(new URL(entry)) : show(entry);
     throw new ConfigError(`${shown} ${prefix} (a URL prefix is scheme://host[:port][/path], e.g. https://images.example.com/firmware/)`, name);
+  });
+}
+
+/** host names (no port, no scheme), or `*` */
+function hostNames(env: Env, name: string): string[] {
+  const label = '[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?';
+  const nameRe = new RegExp(`^${label}(?:\\.${label})*\\.?$`, 'i');
+  return list(env, name).map((h) => {
+    if (h !== '*' && !nameRe.test(h)) throw new ConfigError(`${show(h)} is not a host name (a name as Prometheus or a browser puts it in the Host header, without port or scheme, e.g. metal-bmc.mgmt.example; or * for any)`, name);
+    return h.toLowerCase();
   });
 }
 
@@ -459,6 +471,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       logSize: logSize(env, 'METAL_BMC_CONSOLE_LOG_SIZE'),
     },
     http: hostPort(env, 'METAL_BMC_HTTP_ADDRESS', '127.0.0.1:2112'),
+    httpAllowedHosts: hostNames(env, 'METAL_BMC_HTTP_ALLOWED_HOSTS'),
     shutdownTimeoutMs: duration(env, 'METAL_BMC_SHUTDOWN_TIMEOUT', '30s', 1000),
     heapGrowthPct: int(env, 'METAL_BMC_HEAP_GROWTH', DEFAULT_HEAP_GROWTH_PCT, 0, MAX_HEAP_GROWTH_PCT),
     status: { graceMs: duration(env, 'METAL_BMC_STATUS_GRACE', '1h', 0) },

@@ -10,9 +10,15 @@
  * within OPS_FIRST_REQUEST_MS: on an address beyond loopback (`--address`, `:2112`) a peer on the
  * management network could otherwise hold connections for ever, each a descriptor of the daemon
  * that also holds the BMC sockets.
+ *
+ * A request whose Host header is not an IP literal, localhost, or a name of this host or of the
+ * operator's choosing is refused with 421 (host-check.ts: DNS rebinding from an operator's
+ * browser), each counted and at most one log line a minute.
  */
 import { limitConnections, requireFirstRequestWithin, type ConnectionLimits } from '../net/connection-limits.js';
 import { listen } from '../net/listen.js';
+import type { Logger } from '../log.js';
+import { hostCheck, ownHostNames } from './host-check.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 
@@ -27,7 +33,10 @@ export interface OpsServer {
 export const OPS_CONNECTION_LIMITS: ConnectionLimits = { perSource: 32, total: 256 };
 export const OPS_FIRST_REQUEST_MS = 10_000;
 
-export type OpsRefusal = 'per-source' | 'total' | 'silent';
+export type OpsRefusal = 'per-source' | 'total' | 'silent' | 'host';
+
+/** at most one log line per this many ms for requests refused by their Host (a page can send many) */
+export const HOST_REFUSAL_LOG_EVERY_MS = 60_000;
 
 export async function startOpsServer(o: {
   host: string;
@@ -37,10 +46,28 @@ export async function startOpsServer(o: {
   routes?: (req: IncomingMessage, res: ServerResponse) => boolean;
   limits?: ConnectionLimits;
   firstRequestMs?: number;
-  /** told each connection refused or closed for silence (a metric) */
+  /** told each connection refused or closed for silence, and each request refused for its Host (a metric) */
   onRefused?: (why: OpsRefusal) => void;
+  /** Host names answered besides IP literals, localhost, this host's name and `host` (METAL_BMC_HTTP_ALLOWED_HOSTS; `*`: any) */
+  allowedHosts?: readonly string[];
+  /** where a request refused for its Host is said (at most once every HOST_REFUSAL_LOG_EVERY_MS) */
+  logger?: Logger;
 }): Promise<OpsServer> {
+  const hostAllowed = hostCheck([...ownHostNames(), o.host, ...(o.allowedHosts ?? [])]);
+  let lastHostLine: { at: number; since: number } | undefined;
+  const refuseHost = (req: IncomingMessage, res: ServerResponse, host: string) => {
+    o.onRefused?.('host');
+    res.writeHead(421, { 'content-type': 'text/plain', connection: 'close' }).end(`Host ${JSON.stringify(host.slice(0, 100))} is not a name of this listener: use its IP address, localhost, or a name in METAL_BMC_HTTP_ALLOWED_HOSTS\n`);
+    const now = performance.now();
+    if (lastHostLine && now - lastHostLine.at < HOST_REFUSAL_LOG_EVERY_MS) {
+      lastHostLine.since++;
+      return;
+    }
+    o.logger?.warn({ remote: req.socket.remoteAddress, host: host.slice(0, 100), path: (req.url ?? '').slice(0, 100), ...(lastHostLine?.since ? { refusedSinceLastLine: lastHostLine.since } : {}) }, 'operations listener request refused: Host is not a name of this listener (a name to allow goes in METAL_BMC_HTTP_ALLOWED_HOSTS)');
+    lastHostLine = { at: now, since: 0 };
+  };
   const server: Server = createServer((req, res) => {
+    if (!hostAllowed(req.headers.host)) return refuseHost(req, res, req.headers.host ?? '');
     if (o.routes?.(req, res)) return;
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {

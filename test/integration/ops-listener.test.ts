@@ -2,14 +2,19 @@
  * The operations listener's bounds (src/ops/http.ts, src/net/connection-limits.ts): a peer that
  * connects and sends nothing is closed after the first-request time, and connections beyond the
  * per-source or total bound are refused, each counted; requests within the bounds are answered
- * (curl).
+ * (curl). A request whose Host header names none of the listener's names (DNS rebinding from a
+ * browser) gets 421 whatever its path.
  */
 import { execFile } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { Registry } from 'prom-client';
 import { afterEach, expect } from 'vitest';
+import { hostname } from 'node:os';
+import type { Logger } from '../../src/log.js';
+import { ownHostNames } from '../../src/ops/host-check.js';
 import { startOpsServer, type OpsRefusal, type OpsServer } from '../../src/ops/http.js';
+import { captureLog } from '../helpers/log.js';
 import { withPeers } from '../helpers/peers.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -23,9 +28,21 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await s.close();
 });
 
-async function start(o: { perSource?: number; total?: number; firstRequestMs?: number } = {}) {
+async function start(o: { perSource?: number; total?: number; firstRequestMs?: number; allowedHosts?: string[]; logger?: Logger } = {}) {
   const refused: OpsRefusal[] = [];
-  const server = await startOpsServer({ host: '127.0.0.1', port: 0, registry: new Registry(), readiness: {}, limits: { perSource: o.perSource ?? 32, total: o.total ?? 256 }, firstRequestMs: o.firstRequestMs ?? 10_000, onRefused: (why) => refused.push(why) });
+  const server = await startOpsServer({
+    host: '127.0.0.1',
+    port: 0,
+    registry: new Registry(),
+    readiness: {},
+    limits: { perSource: o.perSource ?? 32, total: o.total ?? 256 },
+    firstRequestMs: o.firstRequestMs ?? 10_000,
+    onRefused: (why) => refused.push(why),
+    // a status route as the daemon adds: the Host check comes before it
+    routes: (req, res) => (req.url === '/v1/status' ? (res.writeHead(200, { 'content-type': 'application/json' }).end('{"bmcs":[]}\n'), true) : false),
+    ...(o.allowedHosts ? { allowedHosts: o.allowedHosts } : {}),
+    ...(o.logger ? { logger: o.logger } : {}),
+  });
   servers.push(server);
   return { server, refused };
 }
@@ -76,5 +93,50 @@ describe('the operations listener', () => {
     for (const h of held) h.socket.destroy();
     other.destroy();
     await waitFor(async () => (await healthz(server.port).catch(() => '')) === 'ok\n', 5000, 'answered again');
+  });
+
+  it('refuses a request whose Host is a foreign name (DNS rebinding) with 421 on every path, counted, one log line; IP literals, localhost, this host\'s name and allowed names are answered', async () => {
+    const log = captureLog();
+    const { server, refused } = await start({ allowedHosts: ['prometheus-target.mgmt.example'], logger: log.logger });
+    const get = async (host: string, path = '/healthz') => {
+      const out = await run('curl', ['-sS', '--max-time', '5', '-H', `Host: ${host}`, '-w', '\n%{http_code}', `http://127.0.0.1:${server.port}${path}`]);
+      const at = out.stdout.lastIndexOf('\n');
+      return { status: Number(out.stdout.slice(at + 1)), body: out.stdout.slice(0, at) };
+    };
+    for (const path of ['/healthz', '/readyz', '/metrics', '/v1/status']) {
+      const r = await get(`rebind.attacker.example:${server.port}`, path);
+      expect(r.status, path).toBe(421);
+      expect(r.body, path).toBe(`Host "rebind.attacker.example:${server.port}" is not a name of this listener: use its IP address, localhost, or a name in METAL_BMC_HTTP_ALLOWED_HOSTS\n`);
+    }
+    expect((await get('attacker.example')).status).toBe(421);
+    // a name that starts like an allowed one, and one that only ends like it, are other names
+    expect((await get('prometheus-target.mgmt.example.attacker.example')).status).toBe(421);
+    expect((await get('evil-prometheus-target.mgmt.example')).status).toBe(421);
+    expect(refused).toEqual(Array(7).fill('host'));
+    // the first refusal said, the rest within the minute counted in the next line
+    expect(log.find(/^operations listener request refused: Host is not a name of this listener/)).toEqual([expect.objectContaining({ host: `rebind.attacker.example:${server.port}`, path: '/healthz' })]);
+    for (const host of [`127.0.0.1:${server.port}`, '127.0.0.1', `[::1]:${server.port}`, '[::1]', `localhost:${server.port}`, 'LOCALHOST.', 'prometheus-target.mgmt.example', `Prometheus-Target.mgmt.example.:${server.port}`, ...ownHostNames().map((n) => `${n}:${server.port}`)]) {
+      const r = await get(host, '/v1/status');
+      expect(r.status, host).toBe(200);
+      expect(r.body, host).toBe('{"bmcs":[]}\n');
+    }
+    expect(refused).toHaveLength(7);
+  });
+
+  it('answers every Host with * in the allowed names', async () => {
+    const { server, refused } = await start({ allowedHosts: ['*'] });
+    const out = await run('curl', ['-sS', '--max-time', '5', '-H', 'Host: anything.example', `http://127.0.0.1:${server.port}/healthz`]);
+    expect(out.stdout).toBe('ok\n');
+    expect(refused).toEqual([]);
+  });
+});
+
+describe("this host's names", () => {
+  it('are the whole of os.hostname() and, for a dotted name, its first label; an IP address is not cut', () => {
+    expect(ownHostNames('Node-7.Mgmt.Example')).toEqual(['node-7.mgmt.example', 'node-7']);
+    expect(ownHostNames('node-7')).toEqual(['node-7']);
+    expect(ownHostNames('10.1.2.3')).toEqual(['10.1.2.3']);
+    expect(ownHostNames('')).toEqual([]);
+    expect(ownHostNames()).toContain(hostname().toLowerCase());
   });
 });

@@ -83,6 +83,7 @@ describe('loadConfig defaults', () => {
         logSize: { fileBytes: 8 << 20, files: 4 },
       },
       http: { host: '127.0.0.1', port: 2112 },
+      httpAllowedHosts: [],
       shutdownTimeoutMs: 30_000,
       heapGrowthPct: 50,
       status: { graceMs: 3_600_000 },
@@ -189,6 +190,11 @@ describe('loadConfig defaults', () => {
   it('accepts IPv6 and host names in the HTTP address', () => {
     expect(load({ METAL_BMC_HTTP_ADDRESS: '[::1]:2112' }).http).toEqual({ host: '::1', port: 2112 });
     expect(load({ METAL_BMC_HTTP_ADDRESS: 'localhost:0' }).http).toEqual({ host: 'localhost', port: 0 });
+  });
+
+  it('reads the Host names the operations listener answers, and refuses one with a port or a scheme', () => {
+    expect(load({ METAL_BMC_HTTP_ALLOWED_HOSTS: 'Metal-BMC.mgmt.example, prom_target ,*' }).httpAllowedHosts).toEqual(['metal-bmc.mgmt.example', 'prom_target', '*']);
+    for (const bad of ['metal-bmc:2112', 'http://metal-bmc', '-x', 'a..b']) expect(() => load({ METAL_BMC_HTTP_ALLOWED_HOSTS: bad }), bad).toThrow(/METAL_BMC_HTTP_ALLOWED_HOSTS: .* is not a host name/);
   });
 
   it('warns about unknown and ignored METAL_BMC_* variables', () => {
