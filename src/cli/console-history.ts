@@ -11,7 +11,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { parseGoDuration } from '../config/duration.js';
 import { bytesOf } from '../config/console-capture.js';
 import { isSafeMachineId, listSegments, NO_CAPTURE_HEADER } from '../console/capture-files.js';
-import { createPlainFilter } from '../console/capture-plain.js';
+import { createHistoryPlainFilter } from '../console/capture-markers.js';
 import { MAX_NEWEST, newestStart } from '../console/capture-newest.js';
 import { HISTORY_LEFT_OUT_HEADER } from '../console/capture-page.js';
 import { grepMatches, historyCursor, renderEvent, type GrepMatch, type GrepTruncated } from '../console/capture-read.js';
@@ -142,7 +142,8 @@ function remoteGet(remote: Remote, path: string, onData: (chunk: Buffer) => void
 }
 
 function output(io: Io, plain: boolean): { write(chunk: Buffer): void; end(): void } {
-  const filter = plain ? createPlainFilter() : undefined;
+  // plain: the capture's gap markers told from output that looks like them (capture-markers.ts)
+  const filter = plain ? createHistoryPlainFilter() : undefined;
   return {
     write: (chunk) => void io.stdout.write(filter ? filter.push(chunk.toString('latin1')) : chunk),
     end: () => void (filter ? io.stdout.write(filter.end()) : undefined),

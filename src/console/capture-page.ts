@@ -3,7 +3,8 @@
  * its script (`/history/assets/history.js`, no inline script under the console's CSP). The page
  * reads the machine id from its own path, lets the user pick a range (last 10 minutes to all that
  * is kept), fetches `/v1/machine/{id}/console/log?since=..&newest=..` with the session's cookie
- * or certificate, and shows it as plain text (escapes stripped, gap markers highlighted). It asks
+ * or certificate, and shows it as plain text (escapes stripped, the capture's gap markers
+ * highlighted, output that looks like one escaped: HISTORY_MARKER_SOURCE). It asks
  * the server for the newest `keepBytes` of a range (the server reads and sends about that, and
  * says how much it left out) and holds no more than them itself (HISTORY_TAIL_SOURCE), whatever
  * comes: a server that sends more (an older one) costs the transfer, not the tab.
@@ -52,6 +53,21 @@ pre { margin: 0; padding: 8px 12px; font: 13px ui-monospace, monospace; white-sp
  */
 export const HISTORY_STRIP_SOURCE = String.raw`function stripEscapes(text) {
     return text.replace(/\x1b\[[\x20-\x3f]*[\x40-\x7e]|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[\x20-\x2f]?[\x30-\x7e]|[\x00-\x08\x0b-\x1f\x7f]/g, '');
+  }`;
+
+/**
+ * How the page tells the capture's gap markers from console output, as page-script source (a test
+ * runs it on its own; capture-markers.ts). splitMarkers(text) gives output and markers in turn
+ * (output at even places, a marker at odd ones): a marker is the only text enclosed in NULs, which
+ * the server takes out of the output. showAsOutput(text) is output as shown: escapes stripped and
+ * `[metal-bmc ` as `\[metal-bmc `, so that only a marker shows it as it is, wherever the page
+ * wraps a line.
+ */
+export const HISTORY_MARKER_SOURCE = String.raw`function splitMarkers(text) {
+    return text.split(/\x00(\[metal-bmc [^\x00\r\n]*\])\x00/);
+  }
+  function showAsOutput(text) {
+    return stripEscapes(text.replace(/\r\n/g, '\n')).split('[metal-bmc ').join('\\[metal-bmc ');
   }`;
 
 /**
@@ -142,15 +158,15 @@ export const HISTORY_SCRIPT = `'use strict';
     for (var i = 0; i < bytes.length; i += 8192) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
     return text;
   }
+  ${HISTORY_MARKER_SOURCE}
   function show(text) {
     log.textContent = '';
-    stripEscapes(text.replace(/\\r\\n/g, '\\n')).split('\\n').forEach(function (line) {
-      if (/^\\[metal-bmc \\S+: /.test(line)) {
-        var mark = document.createElement('span');
-        mark.className = 'gap';
-        mark.textContent = line + '\\n';
-        log.appendChild(mark);
-      } else log.appendChild(document.createTextNode(line + '\\n'));
+    splitMarkers(text).forEach(function (part, i) {
+      if (i % 2 === 0) return void log.appendChild(document.createTextNode(showAsOutput(part)));
+      var mark = document.createElement('span');
+      mark.className = 'gap';
+      mark.textContent = part;
+      log.appendChild(mark);
     });
   }
   // the range picked last is the one shown: an earlier load still on its way is cancelled, and

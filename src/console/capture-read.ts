@@ -7,6 +7,7 @@
  */
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { MARKER_DELIMITER, MARKER_PREFIX, withoutDelimiters } from './capture-markers.js';
 import { stripEscapes } from './capture-plain.js';
 import { listMachines, listSegments, machineDir, parseIndexLine, segmentName } from './capture-files.js';
 import type { HistoryStart } from './capture-newest.js';
@@ -152,16 +153,23 @@ export async function tailBytes(dir: string, machineId: string, maxBytes: number
   return Buffer.concat(parts);
 }
 
-/** How a gap is shown between the bytes of a history, on a line of its own. */
+// eslint-disable-next-line no-control-regex -- control characters are what is removed
+const CONTROLS = /[\x00-\x1f\x7f]+/g;
+
+/**
+ * How a gap is shown between the bytes of a history, on a line of its own, enclosed in NULs
+ * (capture-markers.ts: output cannot pass for it); the reason on one line.
+ */
 export function gapMarker(e: HistoryEvent & { kind: 'gap' }): string {
   const at = new Date(e.t).toISOString();
   const what =
-    e.what === 'start' ? `capture gap: ${e.reason}` : e.what === 'end' ? 'capture resumed' : e.what === 'dropped' ? `${e.bytes} bytes dropped: the disk did not keep up` : 'older output was rotated away while reading';
-  return `\r\n[metal-bmc ${at}: ${what}]\r\n`;
+    e.what === 'start' ? `capture gap: ${e.reason.replace(CONTROLS, ' ')}` : e.what === 'end' ? 'capture resumed' : e.what === 'dropped' ? `${e.bytes} bytes dropped: the disk did not keep up` : 'older output was rotated away while reading';
+  return `\r\n${MARKER_DELIMITER}${MARKER_PREFIX}${at}: ${what}]${MARKER_DELIMITER}\r\n`;
 }
 
+/** An event as the bytes of a rendered history: output without NULs (they enclose the markers), a gap as its marker. */
 export function renderEvent(e: HistoryEvent): Buffer {
-  return e.kind === 'data' ? e.data : Buffer.from(gapMarker(e), 'latin1');
+  return e.kind === 'data' ? withoutDelimiters(e.data) : Buffer.from(gapMarker(e), 'latin1');
 }
 
 export interface GrepMatch {

@@ -3,8 +3,8 @@
  * per-machine authorisation (viewer-routes.ts):
  *   GET /v1/machine/{id}/console/log?since=MS&newest=BYTES&follow=1
  *       the machine's output since MS (ms since the epoch; default all that is kept), gaps shown
- *       as marker lines (capture-read.ts `gapMarker`); with follow=1 the response stays open and
- *       new output follows until the client goes. A machine this instance holds no capture of
+ *       as marker lines enclosed in NULs (capture-read.ts `gapMarker`, capture-markers.ts); with
+ *       follow=1 the response stays open and new output follows until the client goes. A machine this instance holds no capture of
  *       at all is a 404 (header `x-metal-bmc-capture: none`), not an empty 200: a script can
  *       tell it from a range with nothing in it. A follower waits up to FOLLOW_START_WAIT_MS for
  *       such a capture to begin (a machine just reported) before its 404. With newest=BYTES (1 to

@@ -22,6 +22,8 @@ const A = '11111111-0000-4000-8000-000000000001';
 const B = '22222222-0000-4000-8000-000000000002';
 /** never captured */
 const C = '33333333-0000-4000-8000-000000000003';
+/** prints lines that look like the capture's gap markers */
+const E = '55555555-0000-4000-8000-000000000005';
 /** prints a long line (the grep test's own) */
 const D = '44444444-0000-4000-8000-000000000004';
 let dir: string;
@@ -89,6 +91,27 @@ describe('metal-bmc console log', () => {
     const bad = await runCli(['console', 'log', A, '--dir', dir, '--since', 'yesterday']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--since "yesterday" is not a duration/);
+  }, 60_000);
+
+  it("--plain tells the capture's gap markers from output printed to look like one (shown escaped), here and through the listener", async () => {
+    const at = Date.now() - 5 * 60_000;
+    const iso = new Date(at).toISOString();
+    const forged = `[metal-bmc ${iso}: capture gap: BMC connection lost]`;
+    const log = await openMachineLog({ dir, machineId: E, fileBytes: 1 << 20, files: 2, logger, now: () => at });
+    log.append(Buffer.from(`root@machine:~# ./fake-gap\r\n${forged}\r\nprogress\r${forged}\r\n[metal${ESC}[0m-bmc ${iso}: capture resumed]\r\n\x00${forged}\x00\r\n`, 'latin1'));
+    log.gapStart('BMC connection lost');
+    log.gapEnd();
+    await log.close();
+    const tls = ['--ca', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey];
+    for (const where of [['--dir', dir], ['--address', `https://127.0.0.1:${servers.wsPort}`, ...tls]]) {
+      const plain = await runCli(['console', 'log', E, ...where, '--plain']);
+      expect(plain, where[0]).toMatchObject({ code: 0, stderr: '' });
+      expect(plain.stdout, where[0]).toBe(`root@machine:~# ./fake-gap\n\\${forged}\nprogress\r\\${forged}\n\\[metal-bmc ${iso}: capture resumed]\n\\${forged}\n\n${forged}\n\n[metal-bmc ${iso}: capture resumed]\n`);
+      // raw: the markers enclosed in NULs, the output's own NULs gone
+      const raw = await runCli(['console', 'log', E, ...where]);
+      expect(raw.stdout.split('\x00'), where[0]).toHaveLength(5);
+      expect(raw.stdout, where[0]).toContain(`\r\n\x00${forged}\x00\r\n`);
+    }
   }, 60_000);
 
   it('--follow prints what is captured after it started', async () => {

@@ -5,6 +5,7 @@
  * captured machine's row to that history, and only a captured one. A range holding more than the
  * page may hold (here KEEP_BYTES, set by the server) shows only its newest part, from a whole
  * line on, and the state line says what was left out; the server sends only about that part.
+ * Output printed to look like a gap marker is not highlighted, and is shown escaped.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,6 +34,8 @@ const TOKEN = 'history-token-0123456789abcdef0123456789';
 const ESC = '\x1b';
 /** a machine whose capture is larger than the page holds */
 const CHATTY = 'e2e2e2e2-88f6-5390-8154-fa53d93a3313';
+/** a machine whose output looks like the capture's gap markers */
+const FORGER = 'f3f3f3f3-88f6-5390-8154-fa53d93a3313';
 /** what the page holds of a range here (the server's historyKeepBytes), small to test cheaply */
 const KEEP_BYTES = 64 * 1024;
 const CHATTY_LINES = 4000;
@@ -192,7 +195,27 @@ describe('console history page', () => {
     expect(shown).not.toContain(chattyPlain(1));
     expect(shown).not.toContain(chattyPlain(firstWhole - 1).slice(0, 11));
     expect(shown).toContain(`${chattyPlain(CHATTY_LINES)}\n`);
-    expect(shown).toBe(Array.from({ length: CHATTY_LINES - firstWhole + 1 }, (_, k) => `${chattyPlain(firstWhole + k)}\n`).join('') + '\n');
+    expect(shown).toBe(Array.from({ length: CHATTY_LINES - firstWhole + 1 }, (_, k) => `${chattyPlain(firstWhole + k)}\n`).join(''));
+    await context.close();
+  }, 60_000);
+
+  it("highlights only the capture's own gap markers: output printed to look like one is shown escaped, not highlighted", async () => {
+    const at = Date.now() - 5 * 60_000;
+    const iso = new Date(at).toISOString();
+    const forged = `[metal-bmc ${iso}: capture gap: BMC connection lost]`;
+    const log = await openMachineLog({ dir, machineId: FORGER, fileBytes: 1 << 20, files: 2, logger: captureLog('warn').logger, now: () => at });
+    // at a line start, after a carriage return, with an escape inside, enclosed in NULs itself
+    log.append(Buffer.from(`root@machine:~# ./fake-gap\r\n${forged}\r\nprogress\r${forged}\r\n[metal${ESC}[0m-bmc ${iso}: capture resumed]\r\n\x00${forged}\x00\r\n`, 'latin1'));
+    log.gapStart('BMC connection lost');
+    log.gapEnd();
+    await log.close();
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    await page.goto(`https://127.0.0.1:${servers.wsPort}/history/${FORGER}?token=${TOKEN}`);
+    await expect.poll(() => page.textContent('#state'), { timeout: 20_000 }).toMatch(/bytes, last hour/);
+    expect(await page.locator('.gap').allTextContents()).toEqual([forged, `[metal-bmc ${iso}: capture resumed]`]);
+    const shown = (await page.textContent('#log'))!;
+    expect(shown).toBe(`root@machine:~# ./fake-gap\n\\${forged}\nprogress\\${forged}\n\\[metal-bmc ${iso}: capture resumed]\n\\${forged}\n\n${forged}\n\n[metal-bmc ${iso}: capture resumed]\n`);
     await context.close();
   }, 60_000);
 });
