@@ -388,7 +388,11 @@ describe('console history route: a client that stops reading, a machine not capt
         expect(res.status).toBe(200);
         let body = '';
         const reader = res.body!.getReader();
-        while (!body.includes('first words')) body += Buffer.from((await reader.read()).value ?? []).toString('latin1');
+        while (!body.includes('first words')) {
+          const r = await reader.read();
+          if (r.done) throw new Error(`the follow stream ended before the output came: ${JSON.stringify(body)}`);
+          body += Buffer.from(r.value).toString('latin1');
+        }
         abort.abort();
         await log.close();
       },
