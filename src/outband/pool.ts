@@ -2,7 +2,8 @@
  * Keeps connected BMCs for a while after use, so that a burst of commands for one machine does
  * not pay for a Redfish login and an RMCP+ handshake each time. An entry is handed to one user
  * at a time; `close()` on the handed-out object returns it to the pool, and an operation that
- * failed on the transport discards it instead. Idle entries close after `idleMs`; the pool holds
+ * failed on the transport, or is still under way at the close (a command's deadline came first:
+ * the session may be wedged), discards it instead. Idle entries close after `idleMs`; the pool holds
  * at most `max` of them (least recently used go first). BMCs have few session slots: keep
  * `idleMs` short.
  */
@@ -69,18 +70,26 @@ export function createOutbandPool(o: OutbandPoolOptions = {}): OutbandPool {
     void entry.outband.close();
   }
 
-  /** Wraps every method so a transport failure marks the connection broken. */
+  /**
+   * Wraps every method so a transport failure marks the connection broken, and counts the calls
+   * in flight: a caller whose own deadline ended closes the connection before the BMC call's
+   * TIMEOUT or ABORTED arrives, and such a session is never parked for the next user.
+   */
   function lend(key: string, outband: Outband): Outband {
     let broken = false;
     let returned = false;
+    let calls = 0;
     const guard =
       <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
       async (...args: A): Promise<R> => {
+        calls++;
         try {
           return await fn(...args);
         } catch (err) {
           if (!(err instanceof BmcError) || BROKEN.has(err.code)) broken = true;
           throw err;
+        } finally {
+          calls--;
         }
       };
     return {
@@ -99,7 +108,7 @@ export function createOutbandPool(o: OutbandPoolOptions = {}): OutbandPool {
       async close() {
         if (returned) return;
         returned = true;
-        if (broken) await outband.close();
+        if (broken || calls > 0) await outband.close();
         else park(key, outband);
       },
     };
