@@ -43,6 +43,12 @@ export interface DaemonContext {
   connectBmc: (host: string, options: { signal?: AbortSignal; user?: string; password?: string; port?: number; readAhead?: boolean; onAnswer?: () => void }) => Promise<Outband>;
   /** the current lease of the BMC with this IP address (its MAC, normalised), or undefined when none holds one */
   leaseAt: (ip: string) => Pick<Lease, 'mac'> | undefined;
+  /**
+   * whether the lease file has been read successfully at least once: before that `leaseAt` knows
+   * nothing (not "no lease"), and a target that needs a lease is handed back, not refused
+   * (commands/targets.ts); absent, the leases count as read
+   */
+  leasesRead?: () => boolean;
   /** the status of every BMC (GET /v1/status): parts tell it command results and console viewers */
   status?: StatusStore;
   /**
@@ -141,6 +147,8 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
 
   // 1. leases, 2. reporter
   let leaseProblem: string | undefined = 'lease file not read yet';
+  /** a good read gave a view (leaseProblem is set again by a later error while the view is empty) */
+  let leasesRead = false;
   // the watcher reports changes from its first read on; the reporter exists right after it
   const late: { reporter?: Reporter; started?: boolean } = {};
   const startReporting = () => {
@@ -154,6 +162,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
     ignoreMacs: config.leases.ignoreMacs,
     onChange: (view) => {
       leaseProblem = undefined;
+      leasesRead = true;
       status.leases(view.leases);
       metrics.bmcsDiscovered.set(view.leases.length);
       const fresh = [...view.added, ...view.changed];
@@ -211,7 +220,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
 
   // 3. bus and console parts, in the order given
   const leaseAt = (ip: string) => watcher.current().find((lease) => lease.ip === ip);
-  const context: DaemonContext = { config, logger, registry, metalApi, connectBmc, leaseAt, status, ...optional('onFatal', options.onFatal) };
+  const context: DaemonContext = { config, logger, registry, metalApi, connectBmc, leaseAt, leasesRead: () => leasesRead, status, ...optional('onFatal', options.onFatal) };
   const started: DaemonPart[] = [];
   // every part at once, each within the one shutdown timeout: one after another, each with the
   // whole timeout, the commands part took events (and started commands) while the console part

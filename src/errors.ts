@@ -86,6 +86,18 @@ export class NotSentError extends BmcError {
 }
 
 /**
+ * Not done now, for a reason that passes (a service the step depends on cannot be used yet: the
+ * event journal, a lease file not read yet): nothing was sent, and the work is not refused but
+ * handed back, to be tried again later (a machine event goes back to the stream). Code UNAVAILABLE.
+ */
+export class HandBackError extends NotSentError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(new BmcError('UNAVAILABLE', message, options));
+    this.name = 'HandBackError';
+  }
+}
+
+/**
  * A failure of an action after part of it took effect: a power cycle made of ForceOff and On whose
  * On failed left the machine off. Whatever its code (a 409 to the On), it is never taken for "did
  * not act": no other protocol repeats the action, and the command ends "outcome unknown".

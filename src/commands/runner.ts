@@ -6,7 +6,7 @@
  * waits for accepted work and aborts what is still running at its deadline.
  */
 import { checkCount, checkDuration, deadline, endedWithin, MAX_TIMER_MS, sleep } from '../deadline.js';
-import { abortError, BmcError, notSent, NotSentError, showsNotActed, type BmcErrorCode } from '../errors.js';
+import { abortError, BmcError, HandBackError, notSent, NotSentError, showsNotActed, type BmcErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Outband } from '../outband/types.js';
 import { describeAction, runAction, type BmcAction } from './actions.js';
@@ -38,7 +38,7 @@ export interface CommandResult {
   skipped?: string[];
   /** attempts made, when the plan was tried more than once (see `attempts` of the runner) */
   attempts?: number;
-  /** not executed here: the event journal could not be used (nothing was sent blind); the event goes back to the stream */
+  /** not executed here: something it depends on could not be used yet (the event journal, the lease file before its first read; HandBackError), nothing was sent blind; the event goes back to the stream */
   handedBack?: true;
 }
 
@@ -116,9 +116,9 @@ class EarlierDeliveryError extends Error {
 }
 
 /** The event journal could not be used: the step is not sent blind, and the event goes back to the stream. */
-class JournalUnavailableError extends NotSentError {
+class JournalUnavailableError extends HandBackError {
   constructor(action: BmcAction, err: unknown) {
-    super(new BmcError('UNAVAILABLE', `${describeAction(action)} not sent: the event journal cannot be used (${(err as Error).message}); the event goes back to the stream`, { cause: err }));
+    super(`${describeAction(action)} not sent: the event journal cannot be used (${(err as Error).message}); the event goes back to the stream`, { cause: err });
     this.name = 'JournalUnavailableError';
   }
 }
@@ -346,7 +346,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     if (failure !== undefined) {
       result.error = failure instanceof Error ? failure.message : String(failure);
       if (failure instanceof BmcError) result.code = failure.code;
-      if (failure instanceof JournalUnavailableError) result.handedBack = true;
+      // the event journal, the lease file not read yet: tried again later, not refused
+      if (failure instanceof HandBackError) result.handedBack = true;
     }
     if (outcome === 'unknown') {
       result.outcomeUnknown = true;

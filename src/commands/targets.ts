@@ -21,11 +21,17 @@
  * so: the DHCP server's lease file is the daemon's list of BMCs, which the report cycle contacts
  * with the default password anyway (the lab leases 127.x addresses); keeping such leases out
  * would be lease selection's business.
+ *
+ * Before the lease file's first good read the leases are not known, not empty: a decision that
+ * rests on a lease (no lease held, the default password, the MAC) is not taken then. The target is
+ * handed back (HandBackError, UNAVAILABLE) instead of refused, so that a backlog of late create and
+ * delete events delivered right after a restart goes back to the stream rather than being
+ * terminated FORBIDDEN. What the allowed CIDRs decide needs no lease and is refused as before.
  */
 import type { Cidr } from '../net/cidr.js';
 import { cidrContains } from '../net/cidr.js';
 import { specialRange } from '../net/special-ranges.js';
-import { BmcError } from '../errors.js';
+import { BmcError, HandBackError } from '../errors.js';
 import { normalizeMac } from '../leases/mac.js';
 import type { EventIpmi } from './event.js';
 
@@ -43,9 +49,14 @@ export interface TargetGuardOptions {
   mode: CommandTargets;
   allowedCidrs: readonly Cidr[];
   leaseAt: LeaseAt;
+  /** whether the lease file has been read successfully at least once (default: yes, `leaseAt` is the whole truth) */
+  leasesRead?: () => boolean;
 }
 
-/** Throws FORBIDDEN (one line, no credentials) when the event's BMC is not a target this daemon may act on. */
+/**
+ * Throws FORBIDDEN (one line, no credentials) when the event's BMC is not a target this daemon may
+ * act on; HandBackError (UNAVAILABLE) when that depends on a lease file not read yet.
+ */
 export type TargetGuard = (ipmi: EventIpmi) => void;
 
 /** Why an event's MAC does not name the BMC holding the lease, or undefined when it does. */
@@ -72,19 +83,31 @@ function neverBmc(host: string, allowedCidrs: readonly Cidr[]): string | undefin
   return `BMC ${host} is ${range.what} (${block.text}), never a BMC; the command was not sent (to allow it, list a block inside ${block.text} in METAL_BMC_ALLOWED_CIDRS)`;
 }
 
+const outsideCidrs = (host: string) => new BmcError('FORBIDDEN', `BMC ${host} is outside METAL_BMC_ALLOWED_CIDRS; the command was not sent`);
+
+/** Thrown instead of a refusal that rests on the leases while the lease file has not been read yet. */
+function leasesNotRead(host: string): HandBackError {
+  return new HandBackError(`BMC ${host}: the lease file has not been read yet, so whether this BMC holds a lease is not known; nothing was sent, and it is tried again later (not refused)`);
+}
+
 export function createTargetGuard(o: TargetGuardOptions): TargetGuard {
+  const leasesRead = o.leasesRead ?? (() => true);
+  const allowed = (host: string) => o.allowedCidrs.some((cidr) => cidrContains(cidr, host));
   return (ipmi) => {
     const host = ipmi.host;
     const lease = o.leaseAt(host);
+    // no lease in a view not read yet says nothing: only the CIDR check (no lease needed) may refuse
+    if (!lease && !leasesRead()) {
+      if (!allowed(host)) throw outsideCidrs(host);
+      if (o.mode === 'leases' || !ipmi.password || neverBmc(host, o.allowedCidrs)) throw leasesNotRead(host);
+    }
     // what only METAL_BMC_COMMAND_TARGETS=any lets through (no lease) is checked for what is never
     // a BMC before the CIDR check, which an IPv6 literal never passes: its refusal then says why
     if (o.mode === 'any' && !lease) {
       const why = neverBmc(host, o.allowedCidrs);
       if (why) throw new BmcError('FORBIDDEN', why);
     }
-    if (!o.allowedCidrs.some((cidr) => cidrContains(cidr, host))) {
-      throw new BmcError('FORBIDDEN', `BMC ${host} is outside METAL_BMC_ALLOWED_CIDRS; the command was not sent`);
-    }
+    if (!allowed(host)) throw outsideCidrs(host);
     if (o.mode === 'leases' && !lease) {
       throw new BmcError('FORBIDDEN', `BMC ${host} holds no current lease; the command was not sent (METAL_BMC_COMMAND_TARGETS=any allows BMCs outside the leases)`);
     }

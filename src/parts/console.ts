@@ -83,7 +83,7 @@ export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
     ctx.logger.info({ workers: c.workers }, 'console SOL sessions run in worker threads');
   }
   // the BMC metal-api names gets its credentials only where a command would (allowed CIDRs, the lease's MAC)
-  const checkTarget = createTargetGuard({ mode: ctx.config.commands.targets, allowedCidrs: ctx.config.leases.allowedCidrs, leaseAt: ctx.leaseAt });
+  const checkTarget = createTargetGuard({ mode: ctx.config.commands.targets, allowedCidrs: ctx.config.leases.allowedCidrs, leaseAt: ctx.leaseAt, ...(ctx.leasesRead ? { leasesRead: ctx.leasesRead } : {}) });
   const bmcBackend = metalApiConsoleBackend({
     findIpmiMachine: (id, o) => ctx.metalApi.findIpmiMachine(id, o),
     checkTarget,

@@ -168,6 +168,34 @@ describe('daemon part "commands"', () => {
     expect(log.text()).not.toContain(sim.password);
   });
 
+  it('hands back a lifecycle event that arrives before the lease file was read, and runs it once the leases are known', async () => {
+    const { ctx, log } = context(server.url);
+    let leasesRead = false;
+    // the lease file not read yet (a slow parse, a file briefly missing): no lease known for any BMC
+    const leased = ctx.leaseAt;
+    ctx.leaseAt = (ip) => (leasesRead ? leased(ip) : undefined);
+    ctx.leasesRead = () => leasesRead;
+    const part = await commandsPart(ctx);
+    await until('ready', () => part.ready?.() === undefined);
+    const api = await connect({ servers: server.url });
+    const results: Array<Record<string, unknown>> = [];
+    api.subscribe('part-test-machine-result', { callback: (_e, m) => void results.push(m.json()) });
+    await api.flush();
+    const before = sim.chassisLog().length;
+    // a machine freed while metal-bmc was down: PXE, then reset
+    const event = { type: 'delete', old: 'm-early', cmd: { target: 'm-early', ipmi: { address: `${sim.host}:${sim.port}`, user: sim.user, password: sim.password, mac: SIM_BMC_MAC } } };
+    api.publish('part-test-machine', new TextEncoder().encode(JSON.stringify(event)));
+    await until('the hand-back', () => results.some((r) => r.machineId === 'm-early'));
+    expect(results[0]).toMatchObject({ ok: false, code: 'UNAVAILABLE', handedBack: true, error: expect.stringMatching(/lease file has not been read yet/) });
+    expect(results.some((r) => r.code === 'FORBIDDEN')).toBe(false);
+    leasesRead = true;
+    await until('the run', () => results.some((r) => r.machineId === 'm-early' && r.ok === true), 15_000);
+    expect(sim.chassisLog().slice(before)).toContain('set boot pxe');
+    expect(log.find('machine command failed')).toContainEqual(expect.objectContaining({ machineId: 'm-early', code: 'UNAVAILABLE' }));
+    await part.stop(2000);
+    await api.close();
+  });
+
   it('stops promptly while NATS has never been reachable', async () => {
     const { ctx, log } = context(`nats://127.0.0.1:${await freeTcpPort()}`);
     const part = await commandsPart(ctx);

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { EventIpmi } from '../../src/commands/event.js';
 import { createTargetGuard, type CommandTargets, type LeaseHolder } from '../../src/commands/targets.js';
-import { isBmcError } from '../../src/errors.js';
+import { HandBackError, isBmcError, type BmcError } from '../../src/errors.js';
 import { parseCidr } from '../../src/net/cidr.js';
 
 const HOLDER_MAC = '0c:c4:7a:00:00:01';
@@ -119,5 +119,40 @@ describe('command target guard: addresses that are never a BMC (METAL_BMC_COMMAN
     const leased = createTargetGuard({ mode: 'leases', allowedCidrs: [parseCidr('0.0.0.0/0')], leaseAt: (ip) => (ip === '127.11.0.5' ? { mac: HOLDER_MAC } : undefined) });
     expect(refusal(leased, ipmi('127.11.0.5'))).toBeUndefined();
     expect(refusal(leased, ipmi('127.0.0.1'))).toMatch(/holds no current lease/);
+  });
+});
+
+describe('command target guard: before the lease file was read', () => {
+  let read = false;
+  const guard = (mode: CommandTargets) =>
+    createTargetGuard({ mode, allowedCidrs: [parseCidr('10.1.0.0/24')], leaseAt: (ip) => (read ? leases.get(ip) : undefined), leasesRead: () => read });
+  /** what the guard threw: its class and code, or undefined when it let the event through */
+  const outcome = (g: ReturnType<typeof guard>, target: EventIpmi) => {
+    try {
+      g(target);
+      return undefined;
+    } catch (err) {
+      return { handBack: err instanceof HandBackError, code: (err as BmcError).code, message: (err as Error).message };
+    }
+  };
+
+  it('hands back what rests on a lease (unleased, the default password) instead of refusing it, and refuses as before once read', () => {
+    read = false;
+    const early = outcome(guard('leases'), ipmi('10.1.0.5', { mac: HOLDER_MAC }));
+    expect(early).toEqual({ handBack: true, code: 'UNAVAILABLE', message: 'BMC 10.1.0.5: the lease file has not been read yet, so whether this BMC holds a lease is not known; nothing was sent, and it is tried again later (not refused)' });
+    // METAL_BMC_COMMAND_TARGETS=any: the default password waits for the leases too
+    expect(outcome(guard('any'), ipmi('10.1.0.77', { password: undefined }))).toMatchObject({ handBack: true, code: 'UNAVAILABLE' });
+    // ... and one bringing its own password needs no lease, as before
+    expect(outcome(guard('any'), ipmi('10.1.0.77'))).toBeUndefined();
+    read = true;
+    expect(outcome(guard('leases'), ipmi('10.1.0.5', { mac: HOLDER_MAC }))).toBeUndefined();
+    expect(outcome(guard('leases'), ipmi('10.1.0.77'))).toMatchObject({ handBack: false, code: 'FORBIDDEN', message: expect.stringMatching(/holds no current lease/) });
+  });
+
+  it('refuses what needs no lease at once: a BMC outside the allowed CIDRs', () => {
+    read = false;
+    for (const mode of ['leases', 'any'] as const) {
+      expect(outcome(guard(mode), ipmi('10.9.0.5'))).toEqual({ handBack: false, code: 'FORBIDDEN', message: 'BMC 10.9.0.5 is outside METAL_BMC_ALLOWED_CIDRS; the command was not sent' });
+    }
   });
 });
