@@ -98,6 +98,8 @@ export function createEventHandler(o: EventHandlerOptions): EventHandler {
       // an age is the NATS server's timestamp against its clock as measured from here (or this
       // host's clock before a measurement): say so, a stale drop may be a clock out of step
       o.logger.warn({ machineId: plan.machineId, command: plan.command, ageMs, ttlMs: o.ttlMs, deliveryCount: meta.deliveryCount, ageIs: "the NATS server's timestamp against the server's clock as measured here (metal_bmc_nats_clock_offset_seconds): if every event is stale, compare the clocks" }, 'stale machine event dropped');
+      // a handed-back event that came back stale: its machine's later events need not wait for it
+      o.runner.passed?.(plan);
       return 'term';
     }
     if (plan.actions.length === 0) {

@@ -13,6 +13,7 @@ import { describeAction, runAction, type BmcAction } from './actions.js';
 import { skipsAction, timelinessOf, type Timeliness } from './age.js';
 import type { EventIpmi, EventType, Plan } from './event.js';
 import type { CommandMetrics, CommandOutcome } from './metrics.js';
+import { createOrderHolds, type HeldEvent } from './order-holds.js';
 import { describeRecord, type StepHold, type StepJournal, type StepRecord } from './step-journal.js';
 
 export interface CommandResult {
@@ -66,6 +67,11 @@ export interface CommandRunnerOptions {
   /** wait before the second try, doubled for each further one (default 1 s) */
   retryDelayMs?: number;
   /**
+   * how long a machine's later events are handed back behind one of its events that went back to
+   * the stream, unless that one comes back sooner (default 60 s: its hand-back waits 30 s at most)
+   */
+  orderHoldMs?: number;
+  /**
    * the event journal: a non-idempotent step of a plan with an `eventId` is claimed there before it
    * is sent, so that no delivery of the event sends it again (step-journal.ts); without it, or
    * without an `eventId`, steps are sent as the plan says
@@ -83,6 +89,8 @@ export interface CommandRunner {
   drain(deadlineMs: number): Promise<boolean>;
   /** aborts every plan accepted so far, running or queued (ABORTED: their events go back to the stream); later plans run */
   abortAll(reason: string): void;
+  /** the event of `plan` was settled without being submitted (stale on receipt): a hold of its machine's later events behind it ends */
+  passed?(plan: Plan): void;
 }
 
 interface Task {
@@ -187,6 +195,9 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   positive('maxQueuePerMachine', maxQueue, true);
   const attempts = checkCount('command runner: attempts', o.attempts, 2, 1, 10);
   const retryDelayMs = checkDuration('command runner: retryDelayMs', o.retryDelayMs, 1000, 60_000);
+  const orderHoldMs = checkDuration('command runner: orderHoldMs', o.orderHoldMs, 60_000, MAX_TIMER_MS);
+  /** each machine's events handed back and not come back yet: its later events go back behind them */
+  const holds = createOrderHolds({ holdMs: orderHoldMs, logger: o.logger });
   const queues = new Map<string, Task[]>();
   const running = new Set<string>();
   const ready: string[] = [];
@@ -228,7 +239,17 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     o.metrics?.eventsRefused?.inc({ reason: 'queue-full' });
     o.logger.warn({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, queued: held, max: maxQueue }, 'machine command refused: its machine\'s queue is full');
     const error = `${plan.command} refused: ${held} commands for this machine are queued or running already (METAL_BMC_COMMAND_QUEUE_MAX ${maxQueue}); not executed`;
-    const result = notExecuted(plan, 'QUEUE_FULL', error, { dropped: 'overflow' });
+    return tellResult(notExecuted(plan, 'QUEUE_FULL', error, { dropped: 'overflow' }));
+  }
+
+  /** A plan of a machine under an order hold: not run, handed back behind the held event. */
+  function handBackBehind(plan: Plan, hold: HeldEvent): CommandResult {
+    o.logger.info({ machineId: plan.machineId, command: plan.command, eventId: plan.eventId, heldBehind: hold.command, heldEventId: hold.eventId }, "machine command handed back: an earlier event of its machine went back to the stream and has not come back yet");
+    const error = `${plan.command} not run yet: the machine's earlier ${hold.command} went back to the stream and has not come back; this one goes back too, to run after it`;
+    return tellResult(notExecuted(plan, 'HELD_BEHIND', error, { handedBack: true }));
+  }
+
+  function tellResult(result: CommandResult): CommandResult {
     try {
       o.onResult?.(result);
     } catch (err) {
@@ -461,8 +482,12 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
         cuts.delete(task.cut);
         const rest = queues.get(key)!;
         // an event handed back comes again behind the machine's later events: they go back with it,
-        // so that none runs before it (a CYCLE handed back must not run after the OFF sent next)
-        if (result.handedBack) for (const later of rest) later.cut.abort(new BmcError('ABORTED', `handed back behind the machine's earlier ${task.plan.command}, which went back to the stream`));
+        // and those that come until it is back go back too (order-holds.ts), so that none runs before
+        // it (a CYCLE handed back must not run after the OFF sent next)
+        if (result.handedBack) {
+          holds.handedBack([task.plan, ...rest.map((later) => later.plan)]);
+          for (const later of rest) later.cut.abort(new BmcError('ABORTED', `handed back behind the machine's earlier ${task.plan.command}, which went back to the stream`));
+        }
         if (rest.length > 0) ready.push(key);
         else queues.delete(key);
         pending--;
@@ -481,6 +506,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   return {
     submit(plan) {
       if (stopped) return Promise.reject(new BmcError('CLOSED', 'command runner is stopped'));
+      const hold = holds.check(plan);
+      if (hold) return Promise.resolve(handBackBehind(plan, hold));
       const held = (queues.get(plan.key)?.length ?? 0) + (running.has(plan.key) ? 1 : 0);
       if (held >= maxQueue) return Promise.resolve(refuseOverflow(plan, held));
       return new Promise<CommandResult>((resolve) => {
@@ -499,10 +526,15 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     get pending() {
       return pending;
     },
+    passed(plan) {
+      holds.passed(plan);
+    },
     stop() {
       stopped = true;
     },
     abortAll(reason) {
+      // what was handed back goes to whoever pulls next (another leader): nothing here waits for it
+      holds.clear();
       if (pending === 0) return;
       o.logger.warn({ pending, reason }, 'aborting the machine commands accepted so far');
       abortAccepted(reason);

@@ -12,7 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { streamNameFor } from '../../src/bus/jetstream.js';
+import { createEventJournal, eventJournalBucketName } from '../../src/bus/event-journal.js';
+import { openKvBucket } from '../../src/bus/kv.js';
 import type { CommandResult, ConnectBmc } from '../../src/commands/runner.js';
+import type { StepJournal } from '../../src/commands/step-journal.js';
 import { BmcError } from '../../src/errors.js';
 import type { Outband } from '../../src/outband/types.js';
 import { startCommandService, type CommandService } from '../../src/parts/commands.js';
@@ -86,7 +89,7 @@ interface Instance {
   stop(): Promise<void>;
 }
 
-async function instance(partition: string, connectBmc: ConnectBmc, o: { positionFile?: string; leader?: string } = {}): Promise<Instance> {
+async function instance(partition: string, connectBmc: ConnectBmc, o: { positionFile?: string; leader?: string; journal?: StepJournal } = {}): Promise<Instance> {
   const log = captureLog();
   const nc = await connect({ servers: server.url });
   const service = await startCommandService({
@@ -101,6 +104,7 @@ async function instance(partition: string, connectBmc: ConnectBmc, o: { position
     logger: log.logger,
     ...(o.positionFile ? { positionFile: o.positionFile } : {}),
     ...(o.leader ? { leader: { instanceId: o.leader, leaseMs: 15_000 } } : {}),
+    ...(o.journal ? { journal: o.journal } : {}),
   });
   let stopped = false;
   const stop = async () => {
@@ -132,6 +136,32 @@ async function bothDelivered(p: string): Promise<void> {
     return ci.delivered.stream_seq === 2 && ci.num_ack_pending === 2;
   }, 10_000, 'both events delivered', 25);
 }
+
+describe('an event handed back keeps its place among its machine\'s events', () => {
+  it('an OFF published while the CYCLE before it waits out its hand-back (the event journal unreachable) runs after the CYCLE, not before', async () => {
+    const p = `order${++seq}`;
+    const bmcs = fakeBmcs();
+    const seen = await results(p);
+    const real = createEventJournal({ kv: await openKvBucket(metalApi, await jetstreamManager(metalApi), eventJournalBucketName(`metal-bmc-${p}`)), instanceId: 'order-a', logger: captureLog().logger });
+    let down = true;
+    // a JetStream leader election of the journal's bucket: the CYCLE cannot be claimed, the OFF needs no claim
+    const journal: StepJournal = { claim: (eventId, step) => (down ? Promise.reject(new BmcError('UNAVAILABLE', 'the journal is down (test)')) : real.claim(eventId, step)) };
+    const a = await instance(p, bmcs.connectBmc, { journal });
+    metalApi.publish(`${p}-machine`, enc(command('m1', 'CYCLE')));
+    // its second hand-back: the next delivery waits 500 ms, while a first delivery of the OFF would not wait at all
+    await until('the CYCLE handed back twice', () => seen.filter((r) => r.command === 'CYCLE' && r.handedBack).length >= 2);
+    metalApi.publish(`${p}-machine`, enc(command('m1', 'OFF')));
+    await until('a result of the OFF', () => seen.some((r) => r.command === 'OFF'));
+    down = false;
+    await until('both run', () => seen.filter((r) => r.ok).length === 2);
+    await consumerSettled(metalApi, streamNameFor(`${p}-machine`), `metal-bmc-${p}`);
+    // metal-api's last word was OFF: the machine ends off
+    expect(bmcs.actions).toEqual(['CYCLE', 'OFF']);
+    expect(bmcs.power.get('m1.bmc')).toBe('off');
+    expect(seen.find((r) => r.code === 'HELD_BEHIND')).toMatchObject({ ok: false, handedBack: true, error: expect.stringMatching(/^OFF not run yet: the machine's earlier CYCLE went back to the stream/) });
+    expect(a.log.find(/handed back: an earlier event of its machine went back to the stream/).length).toBeGreaterThan(0);
+  });
+});
 
 describe('a command that failed once keeps its place among its machine\'s commands', () => {
   it('a one-time BIOS boot that failed once runs again before the CYCLE meant to use it, not after', async () => {

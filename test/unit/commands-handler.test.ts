@@ -124,6 +124,16 @@ describe('machine event handler', () => {
     expect(runner.plans.map((p) => [p.type, p.publishedAt?.getTime()])).toEqual([['delete', now - 60_000]]);
   });
 
+  it('tells the runner of a command dropped stale on receipt, so its machine\'s later events no longer wait for it (it may have been handed back)', async () => {
+    const log = captureLog();
+    const passed: Array<string | undefined> = [];
+    const runner = { ...stubRunner(async () => result(true)), passed: (plan: Plan) => void passed.push(plan.eventId) };
+    const now = 1_000_000;
+    const handle = createEventHandler({ runner, logger: log.logger, ttlMs: 30_000, now: () => now });
+    expect(await handle(enc({ type: 'command', cmd: { target: 'm', cmd: 'CYCLE', ipmi } }), { publishedAt: new Date(now - 60_000), deliveryCount: 3, eventId: 'S@c#7' })).toBe('term');
+    expect(passed).toEqual(['S@c#7']);
+  });
+
   it('submits a DISK or PXE command older than the TTL as late (metal-api ends an installation with a command DISK), drops a late RESET or BIOS', async () => {
     const { runner, now, handle } = timedHandler();
     const old = { publishedAt: new Date(now - 600_000), deliveryCount: 1 };

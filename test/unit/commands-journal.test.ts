@@ -11,7 +11,7 @@ import { isValidKey, type KvBucket } from '../../src/bus/kv.js';
 import type { Plan } from '../../src/commands/event.js';
 import { dispositionOf } from '../../src/commands/handler.js';
 import { createCommandMetrics } from '../../src/commands/metrics.js';
-import { createCommandRunner } from '../../src/commands/runner.js';
+import { createCommandRunner, type CommandRunnerOptions } from '../../src/commands/runner.js';
 import type { StepJournal } from '../../src/commands/step-journal.js';
 import { endedWithin } from '../../src/deadline.js';
 import { Registry } from 'prom-client';
@@ -183,8 +183,13 @@ function deletePlan(eventId?: string): Plan {
   };
 }
 
+/** An OFF for the same machine, delivered as event `seq` of the stream. */
+function offPlan(seq: number): Plan {
+  return { ...deletePlan(journalEventId({ stream: 'METAL_BMC_P-MACHINE', created: '2026-01-01T00:00:00Z' }, seq)), type: 'command', command: 'OFF', actions: [{ kind: 'command', command: 'OFF' }] };
+}
+
 /** An instance: a runner with its own journal client on the shared bucket. */
-function instance(store: ReturnType<typeof createMemoryKv>, name: string, reset: () => Promise<void> = async () => undefined) {
+function instance(store: ReturnType<typeof createMemoryKv>, name: string, reset: () => Promise<void> = async () => undefined, more: Partial<CommandRunnerOptions> = {}) {
   const sent: string[] = [];
   const kv = store.client();
   const log = captureLog();
@@ -195,6 +200,7 @@ function instance(store: ReturnType<typeof createMemoryKv>, name: string, reset:
     retryDelayMs: 1,
     logger: log.logger,
     journal: createEventJournal({ kv, instanceId: name, logger: log.logger }),
+    ...more,
   });
   return { runner, sent, kv, log, journal: createEventJournal({ kv, instanceId: name, logger: log.logger }) };
 }
@@ -268,6 +274,52 @@ describe('command runner with the event journal', () => {
     expect(next.error).toMatch(/handed back behind the machine's earlier delete/);
     expect(dispositionOf(next)).toBe('nak');
     expect(a.sent).not.toContain('OFF');
+  });
+
+  it('a later event of the machine that comes while the one handed back is out goes back too, and runs once that one came back', async () => {
+    const store = createMemoryKv('p-events');
+    const results: string[] = [];
+    const a = instance(store, 'a', undefined, { onResult: (r) => results.push(`${r.command} ${r.code ?? 'ok'}`) });
+    a.kv.down = true;
+    // the delete handed back; the OFF after it is a first delivery, which comes back at once
+    expect(await a.runner.submit(deletePlan(EVENT))).toMatchObject({ code: 'UNAVAILABLE', handedBack: true });
+    // (its idempotent PXE went out before the RESET could not be claimed)
+    a.sent.length = 0;
+    a.kv.down = false;
+    const held = await a.runner.submit(offPlan(8));
+    expect(held).toMatchObject({ ok: false, code: 'HELD_BEHIND', handedBack: true, error: "OFF not run yet: the machine's earlier delete went back to the stream and has not come back; this one goes back too, to run after it" });
+    expect(dispositionOf(held)).toBe('nak');
+    expect(a.log.find("machine command handed back: an earlier event of its machine went back to the stream and has not come back yet")).toEqual([expect.objectContaining({ machineId: 'm', command: 'OFF', heldBehind: 'delete', heldEventId: EVENT })]);
+    // another machine is not held
+    expect(await a.runner.submit({ ...offPlan(9), machineId: 'other', key: 'other' })).toMatchObject({ ok: true });
+    expect(a.sent).toEqual(['OFF']);
+    // the delete comes back: it runs, and the OFF after it
+    expect(await a.runner.submit(deletePlan(EVENT))).toMatchObject({ ok: true });
+    expect(await a.runner.submit(offPlan(8))).toMatchObject({ ok: true });
+    expect(a.sent).toEqual(['OFF', 'PXE', 'RESET', 'OFF']);
+    expect(results).toEqual(['delete UNAVAILABLE', 'OFF HELD_BEHIND', 'OFF ok', 'delete ok', 'OFF ok']);
+  });
+
+  it('the hold ends when the event handed back never comes back in time (lost), or is settled without running (stale on its return)', async () => {
+    const store = createMemoryKv('p-events');
+    const a = instance(store, 'a', undefined, { orderHoldMs: 200 });
+    a.kv.down = true;
+    await a.runner.submit(deletePlan(EVENT));
+    a.kv.down = false;
+    expect(await a.runner.submit(offPlan(8))).toMatchObject({ code: 'HELD_BEHIND' });
+    // its redelivery, as the bus would bring it, until the hold's time has passed
+    let last;
+    await waitFor(async () => (last = await a.runner.submit(offPlan(8))).ok, 5000, 'the OFF run after the hold ended');
+    expect(last).toMatchObject({ ok: true });
+    expect(a.log.find(/no longer wait for its event that went back to the stream: it did not come back in time/)).toEqual([expect.objectContaining({ command: 'OFF', lostCommand: 'delete', lostEventId: EVENT })]);
+
+    const b = instance(store, 'b');
+    b.kv.down = true;
+    await b.runner.submit(deletePlan(EVENT));
+    b.kv.down = false;
+    expect(await b.runner.submit(offPlan(8))).toMatchObject({ code: 'HELD_BEHIND' });
+    b.runner.passed?.(deletePlan(EVENT));
+    expect(await b.runner.submit(offPlan(8))).toMatchObject({ ok: true });
   });
 
   it('an event whose earlier runs started and never settled (each crashed the daemon) is not run a fourth time: terminated, nothing sent', async () => {

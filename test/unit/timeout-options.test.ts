@@ -41,6 +41,7 @@ const BUILDERS: Array<[option: string, build: (ms: number) => unknown]> = [
   ['subscribeMachineEvents: ackWaitMs', (ms) => subscribeMachineEvents({ nc: {} as NatsConnection, subject: 's', durableName: 'd', maxAgeMs: 1000, ackWaitMs: ms, logger, handler: never } as never)],
   ['command runner: closeTimeoutMs', (ms) => createCommandRunner({ connect: never, concurrency: 1, timeoutMs: 1000, logger, closeTimeoutMs: ms })],
   ['command runner: ttlMs', (ms) => createCommandRunner({ connect: never, concurrency: 1, timeoutMs: 1000, logger, ttlMs: ms })],
+  ['command runner: orderHoldMs', (ms) => createCommandRunner({ connect: never, concurrency: 1, timeoutMs: 1000, logger, orderHoldMs: ms })],
   ['createEventHandler: ttlMs', (ms) => createEventHandler({ runner: {} as CommandRunner, logger, ttlMs: ms })],
   ['firmware jobs: closeTimeoutMs', (ms) => createFirmwareJobs({ connect: never, timeoutMs: 1000, logger, publish: never, closeTimeoutMs: ms })],
   ['createOutbandPool: idleMs', (ms) => createOutbandPool({ idleMs: ms })],
