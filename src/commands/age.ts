@@ -9,6 +9,12 @@
  * reboot; a boot device set late surprises no one, and the machine's later events still follow
  * it in order. A late `delete` whose machine already has a newer event pending skips its power
  * step: that newer event says what the machine should do next. Pure functions, no clock of their own.
+ *
+ * What a newer event replaces: a plan that leaves nothing behind but a persistent boot device (a
+ * create, a DISK or PXE command, a late delete whose power step gives way to the newer event) is
+ * replaced by a newer event that sets the boot device before anything else, provided nothing that
+ * boots the machine runs in between. A machine whose queue is full drops such a plan for the newer
+ * event (runner.ts), instead of refusing the newer one, which says what the machine ends up as.
  */
 import type { BmcAction, MachineCommand } from './actions.js';
 import type { EventType } from './event.js';
@@ -45,4 +51,24 @@ const YIELDS_POWER_WHEN_LATE: ReadonlySet<EventType> = new Set<EventType>(['dele
 /** Whether `action` of a plan of `type` is skipped: only the power step of a late delete with a newer event pending. */
 export function skipsAction(type: EventType, timeliness: Timeliness, newerPending: boolean, action: BmcAction): boolean {
   return timeliness === 'late' && newerPending && YIELDS_POWER_WHEN_LATE.has(type) && isPowerAction(action);
+}
+
+/** The persistent boot devices: whichever was set last before a boot is the one that counts. */
+export function isPersistentBootAction(action: BmcAction): boolean {
+  return action.kind === 'command' && LATE_COMMANDS.has(action.command);
+}
+
+/**
+ * Whether a plan leaves nothing behind but a persistent boot device once a newer event for its
+ * machine is pending: every step sets DISK or PXE, or is a power step that gives way to that newer
+ * event (`skipsAction`; a late delete's RESET). A power command, a one-time BIOS boot, an LED or a
+ * firmware step is never such a step.
+ */
+export function onlySetsBootDevice(type: EventType, timeliness: Timeliness, actions: readonly BmcAction[]): boolean {
+  return actions.length > 0 && actions.every((a) => isPersistentBootAction(a) || skipsAction(type, timeliness, true, a));
+}
+
+/** Whether a plan's first step sets a persistent boot device (create, delete, DISK, PXE, REINSTALL): it replaces what such steps before it set. */
+export function setsBootDeviceFirst(actions: readonly BmcAction[]): boolean {
+  return actions[0] !== undefined && isPersistentBootAction(actions[0]);
 }

@@ -33,7 +33,8 @@ export type EventHandler = (bytes: Uint8Array, meta: EventMeta) => Promise<Dispo
  * used (`handedBack`): it is tried again once the journal works, not lost.
  */
 export function dispositionOf(result: CommandResult): Disposition {
-  if (result.ok) return 'ack';
+  // superseded: a newer event of the machine gives its effect, nothing is left to do for it
+  if (result.ok || result.dropped === 'superseded') return 'ack';
   return result.code === 'ABORTED' || result.handedBack ? 'nak' : 'term';
 }
 

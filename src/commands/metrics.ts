@@ -10,6 +10,7 @@ export interface CommandMetrics {
   eventsStale: Counter;
   eventAgeSeconds: Histogram;
   eventsRefused: Counter<'reason'>;
+  eventsSuperseded: Counter<'type'>;
   eventsExpired: Counter;
   eventsLate: Counter<'type'>;
   powerStepsSkipped: Counter<'type'>;
@@ -37,7 +38,8 @@ export function createCommandMetrics(registry: Registry): CommandMetrics {
     eventsRejected: new Counter({ name: 'metal_bmc_events_rejected_total', help: 'Machine events refused without execution, by reason (not-json, unknown-command, missing-ipmi, ...)', labelNames: ['reason'], registers }),
     eventsStale: new Counter({ name: 'metal_bmc_events_stale_total', help: 'command events dropped because they were older than the topic TTL, when received or when their machine\'s queue reached them', registers }),
     eventAgeSeconds: new Histogram({ name: 'metal_bmc_machine_event_age_seconds', help: 'Age of a machine event when it reaches metal-bmc (the NATS server\'s timestamp against this host\'s clock; negative: this host\'s clock is behind). Every event near or past METAL_BMC_MACHINE_TOPIC_TTL while metal-bmc is up points at a clock out of step with the NATS server\'s', buckets: EVENT_AGE_BUCKETS, registers }),
-    eventsRefused: new Counter({ name: 'metal_bmc_events_refused_total', help: 'Machine events refused for want of room, each with a result event: queue-full (METAL_BMC_COMMAND_QUEUE_MAX per machine), in-flight (METAL_BMC_COMMAND_MAX_IN_FLIGHT, core NATS)', labelNames: ['reason'], registers }),
+    eventsRefused: new Counter({ name: 'metal_bmc_events_refused_total', help: 'Machine events refused for want of room, each with a result event: queue-full (METAL_BMC_COMMAND_QUEUE_MAX per machine, core NATS), queue-full-handed-back (the same over JetStream: back to the stream, it comes again), in-flight (METAL_BMC_COMMAND_MAX_IN_FLIGHT, core NATS)', labelNames: ['reason'], registers }),
+    eventsSuperseded: new Counter({ name: 'metal_bmc_events_superseded_total', help: 'Queued machine events that only set a persistent boot device, dropped (acknowledged, with a result) for a newer event of their machine that came with its queue full (METAL_BMC_COMMAND_QUEUE_MAX) and sets the boot device first, by type', labelNames: ['type'], registers }),
     eventsExpired: new Counter({ name: 'metal_bmc_events_expired_total', help: 'Machine events dropped because they were older than the lifecycle retention (only a foreign stream keeps them that long)', registers }),
     eventsLate: new Counter({ name: 'metal_bmc_events_late_total', help: 'create and delete events executed although older than the topic TTL (published while metal-bmc was down), by type', labelNames: ['type'], registers }),
     handBacksUncounted: new Counter({ name: 'metal_bmc_event_handbacks_uncounted_total', help: 'Runs of machine events handed back (a shutdown, a lost lead, the event journal unreachable) whose hand-back the event journal did not count within 2 s (a count still under way may land later): a later delivery counts each not landed as a run that never settled, and an event with three of them is refused (UNSETTLED_RUNS)', registers }),

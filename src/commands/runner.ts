@@ -10,7 +10,7 @@ import { abortError, BmcError, HandBackError, notSent, NotSentError, showsNotAct
 import type { Logger } from '../log.js';
 import type { Outband } from '../outband/types.js';
 import { describeAction, runAction, type BmcAction } from './actions.js';
-import { skipsAction, timelinessOf, type Timeliness } from './age.js';
+import { onlySetsBootDevice, setsBootDeviceFirst, skipsAction, timelinessOf, type Timeliness } from './age.js';
 import type { EventIpmi, EventType, Plan } from './event.js';
 import type { CommandMetrics, CommandOutcome } from './metrics.js';
 import { createOrderHolds, type HeldEvent } from './order-holds.js';
@@ -31,8 +31,12 @@ export interface CommandResult {
   ageMs?: number;
   /** a create/delete older than the TTL that still ran */
   late?: true;
-  /** not executed: older than the TTL when its machine's turn came (stale), or its machine's queue was full (overflow) */
-  dropped?: 'stale' | 'overflow';
+  /**
+   * not executed: older than the TTL when its machine's turn came (stale), its machine's queue was
+   * full (overflow: refused over core NATS), or a newer event for the machine that came with its
+   * queue full sets the boot device it would have set, before anything boots the machine (superseded)
+   */
+  dropped?: 'stale' | 'overflow' | 'superseded';
   /** a non-idempotent action (RESET, CYCLE, REINSTALL, a delete's RESET) went to the BMC and no answer came: it may have happened; never retried */
   outcomeUnknown?: true;
   /** steps left out (the power step of a late delete with a newer event pending) */
@@ -52,8 +56,12 @@ export interface CommandRunnerOptions {
   /** deadline of one plan, from connect to the last action */
   timeoutMs: number;
   logger: Logger;
-  metrics?: Pick<CommandMetrics, 'commands' | 'commandSeconds'> & Partial<Pick<CommandMetrics, 'eventsStale' | 'eventsLate' | 'powerStepsSkipped' | 'eventsRefused' | 'handBacksUncounted'>>;
-  /** plans per machine, the running one included (METAL_BMC_COMMAND_QUEUE_MAX); one more is refused with a result. Default 16. */
+  metrics?: Pick<CommandMetrics, 'commands' | 'commandSeconds'> & Partial<Pick<CommandMetrics, 'eventsStale' | 'eventsLate' | 'powerStepsSkipped' | 'eventsRefused' | 'eventsSuperseded' | 'handBacksUncounted'>>;
+  /**
+   * plans per machine, the running one included (METAL_BMC_COMMAND_QUEUE_MAX). One more takes the
+   * place of the oldest queued plan it replaces (age.ts onlySetsBootDevice), else goes back to the
+   * stream (a plan with an event id: JetStream), else is refused with a result. Default 16.
+   */
   maxQueuePerMachine?: number;
   /** the topic TTL: checked again when a machine's queue reaches a plan (plans without `publishedAt` are fresh) */
   ttlMs?: number;
@@ -233,6 +241,46 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     o.logger.warn({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, ageMs, ttlMs: o.ttlMs }, 'stale machine command dropped when its turn came');
     const error = `${plan.command} was ${Math.round(ageMs / 1000)} s old when its turn came, older than the topic TTL of ${Math.round((o.ttlMs ?? 0) / 1000)} s; not executed`;
     return notExecuted(plan, 'STALE', error, { dropped: 'stale', ageMs });
+  }
+
+  /**
+   * Makes room for `newer` in its machine's full queue: drops the oldest queued plan that `newer`
+   * replaces (it only sets a persistent boot device, `newer` sets one first, and nothing between
+   * them boots the machine: every plan after it in the queue only sets a boot device too). That
+   * plan is settled at once as superseded (acknowledged: its effect is the newer event's to give),
+   * with a result, a count and one line. False when no queued plan may go.
+   */
+  function supersedeFor(newer: Plan): boolean {
+    const queue = queues.get(newer.key);
+    if (!queue || !setsBootDeviceFirst(newer.actions)) return false;
+    const replaceable = (task: Task) => onlySetsBootDevice(task.plan.type, timelinessAt(task.plan).timeliness, task.plan.actions);
+    let first = queue.length;
+    while (first > 0 && replaceable(queue[first - 1]!)) first--;
+    if (first === queue.length) return false;
+    const task = queue.splice(first, 1)[0]!;
+    const { plan } = task;
+    cuts.delete(task.cut);
+    pending--;
+    o.metrics?.eventsSuperseded?.inc({ type: plan.type });
+    o.logger.info({ machineId: plan.machineId, command: plan.command, eventId: plan.eventId, supersededBy: newer.command, newerEventId: newer.eventId, max: maxQueue }, "machine command superseded: its machine's queue was full and a newer event sets the boot device before anything boots the machine");
+    const error = `${plan.command} not executed: superseded by the machine's newer ${newer.command}, which sets the boot device before anything boots the machine (its queue was full, METAL_BMC_COMMAND_QUEUE_MAX ${maxQueue})`;
+    task.resolve(tellResult(notExecuted(plan, 'SUPERSEDED', error, { dropped: 'superseded' })));
+    return true;
+  }
+
+  /**
+   * A plan that finds its machine's queue full and replaces none of it goes back to the stream
+   * when it can come again (an event id: JetStream), first in its machine's line so that the
+   * machine's later events wait behind it (order-holds.ts): the newest events, which say what the
+   * machine ends up as, are not the ones lost. Over core NATS it is refused.
+   */
+  function overflow(plan: Plan, held: number): CommandResult {
+    if (plan.eventId === undefined) return refuseOverflow(plan, held);
+    o.metrics?.eventsRefused?.inc({ reason: 'queue-full-handed-back' });
+    o.logger.warn({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, queued: held, max: maxQueue }, "machine command handed back: its machine's queue is full; it comes again, and the machine's later events wait behind it");
+    holds.handedBack([plan]);
+    const error = `${plan.command} not run yet: ${held} commands for this machine are queued or running already (METAL_BMC_COMMAND_QUEUE_MAX ${maxQueue}); it goes back to the stream and comes again`;
+    return tellResult(notExecuted(plan, 'QUEUE_FULL', error, { handedBack: true }));
   }
 
   function refuseOverflow(plan: Plan, held: number): CommandResult {
@@ -509,7 +557,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       const hold = holds.check(plan);
       if (hold) return Promise.resolve(handBackBehind(plan, hold));
       const held = (queues.get(plan.key)?.length ?? 0) + (running.has(plan.key) ? 1 : 0);
-      if (held >= maxQueue) return Promise.resolve(refuseOverflow(plan, held));
+      if (held >= maxQueue && !supersedeFor(plan)) return Promise.resolve(overflow(plan, held));
       return new Promise<CommandResult>((resolve) => {
         pending++;
         const queue = queues.get(plan.key);

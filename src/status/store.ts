@@ -26,7 +26,7 @@ export interface CommandResultLike {
   code?: string;
   durationMs: number;
   startedAt: string;
-  dropped?: 'stale' | 'overflow';
+  dropped?: 'stale' | 'overflow' | 'superseded';
 }
 
 /** What the store needs of a firmware job event (commands/firmware-jobs' FirmwareEvent fits). */

@@ -146,13 +146,33 @@ describe('commands fire once and on time', () => {
     expect(posts).toBeGreaterThan(0); // IPMI reset the host (the simulator runs each retransmission: no duplicate detection)
   });
 
-  it('commands beyond the machine\'s queue bound are refused with a result event', async () => {
+  it('JetStream: commands beyond the machine\'s queue bound go back to the stream and run later, in their order', async () => {
     const machine = redfishPowered()[0]!;
     const i = machine.state.index;
     const { partition, results, registry } = await service({ queueMax: 2 });
+    fleet.setFaults([i], { delayMs: 100 });
+    const cmds = ['LED-ON', 'LED-OFF', 'LED-ON', 'LED-OFF', 'LED-ON'];
+    for (const cmd of cmds) publish(partition, event(i, cmd));
+    // (the hand-backs wait 0.5 s, 1 s, 2 s, ... between deliveries)
+    await until('five commands run', () => results.filter((r) => r.ok).length === 5, 60_000);
+    fleet.clearFaults();
+    // each ran once, in the order metal-api sent them
+    expect(results.filter((r) => r.ok).map((r) => r.command)).toEqual(cmds);
+    const back = results.filter((r) => r.code === 'QUEUE_FULL');
+    expect(back.length).toBeGreaterThan(0);
+    for (const r of back) expect(r).toMatchObject({ ok: false, handedBack: true, machineId: `machine-${i}` });
+    expect(results.filter((r) => !r.ok).every((r) => r.handedBack)).toBe(true);
+    expect(await registry.getSingleMetricAsString('metal_bmc_events_refused_total')).toMatch(/reason="queue-full-handed-back"} [1-9]/m);
+  });
+
+  it('core NATS: commands beyond the machine\'s queue bound are refused with a result event (nothing comes again)', async () => {
+    const machine = redfishPowered()[0]!;
+    const i = machine.state.index;
+    const { partition, results, registry } = await service({ queueMax: 2, mode: 'core' });
     fleet.setFaults([i], { delayMs: 300 });
     for (const cmd of ['LED-ON', 'LED-OFF', 'LED-ON', 'LED-OFF', 'LED-ON']) publish(partition, event(i, cmd));
     await until('five results', () => results.length === 5);
+    fleet.clearFaults();
     const refused = results.filter((r) => r.code === 'QUEUE_FULL');
     expect(refused).toHaveLength(3);
     for (const r of refused) expect(r).toMatchObject({ ok: false, dropped: 'overflow', machineId: `machine-${i}` });

@@ -3,8 +3,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { BmcAction } from '../../src/commands/actions.js';
 import { MACHINE_COMMANDS } from '../../src/commands/actions.js';
-import { isPowerAction, skipsAction, timelinessOf } from '../../src/commands/age.js';
-import { EVENT_TYPES } from '../../src/commands/event.js';
+import { isPowerAction, onlySetsBootDevice, setsBootDeviceFirst, skipsAction, timelinessOf } from '../../src/commands/age.js';
+import { EVENT_ACTIONS, EVENT_TYPES } from '../../src/commands/event.js';
 
 const type = fc.constantFrom(...EVENT_TYPES);
 const action: fc.Arbitrary<BmcAction> = fc.oneof(
@@ -38,5 +38,29 @@ describe('event age', () => {
     );
     expect(isPowerAction({ kind: 'command', command: 'RESET' })).toBe(true);
     expect(isPowerAction({ kind: 'command', command: 'PXE' })).toBe(false);
+  });
+});
+
+describe('what a newer event replaces', () => {
+  const cmd = (command: (typeof MACHINE_COMMANDS)[number]): BmcAction => ({ kind: 'command', command });
+
+  it('a plan with a power, one-time boot, LED or firmware step that runs is never replaced, whatever its type and age', () => {
+    fc.assert(
+      fc.property(type, fc.constantFrom('fresh' as const, 'late' as const), fc.array(action, { minLength: 1, maxLength: 4 }), (t, timeliness, actions) => {
+        const keeps = actions.some((a) => !(a.kind === 'command' && (a.command === 'DISK' || a.command === 'PXE')) && !skipsAction(t, timeliness, true, a));
+        return onlySetsBootDevice(t, timeliness, actions) === !keeps;
+      }),
+    );
+  });
+
+  it('create, DISK, PXE and a late delete only set a boot device; a fresh delete resets the machine; create, delete, DISK, PXE and REINSTALL set one first', () => {
+    expect(onlySetsBootDevice('create', 'fresh', EVENT_ACTIONS.create)).toBe(true);
+    expect(onlySetsBootDevice('command', 'fresh', [cmd('PXE')])).toBe(true);
+    expect(onlySetsBootDevice('delete', 'late', EVENT_ACTIONS.delete)).toBe(true);
+    expect(onlySetsBootDevice('delete', 'fresh', EVENT_ACTIONS.delete)).toBe(false);
+    expect(onlySetsBootDevice('command', 'late', [cmd('BIOS')])).toBe(false);
+    expect(onlySetsBootDevice('update', 'fresh', [])).toBe(false);
+    for (const first of [EVENT_ACTIONS.create, EVENT_ACTIONS.delete, [cmd('DISK')], [cmd('PXE')], [cmd('PXE'), cmd('CYCLE')]]) expect(setsBootDeviceFirst(first)).toBe(true);
+    for (const other of [[cmd('ON')], [cmd('BIOS')], [cmd('LED-ON')], []]) expect(setsBootDeviceFirst(other)).toBe(false);
   });
 });

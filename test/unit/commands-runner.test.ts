@@ -63,7 +63,7 @@ function plan(machine: string, command: MachineCommand): Plan {
   return { machineId: machine, key: machine, type: 'command', command, ipmi: { address: `${machine}:623`, host: machine, port: 623, password: 'pw-secret' }, actions: [{ kind: 'command', command }] };
 }
 
-function setup(o: { concurrency: number; timeoutMs?: number; ms?: (m: string) => number; ttlMs?: number; now?: () => number; onConnect?: () => void; attempts?: number; retryDelayMs?: number }) {
+function setup(o: { concurrency: number; timeoutMs?: number; ms?: (m: string) => number; ttlMs?: number; now?: () => number; onConnect?: () => void; attempts?: number; retryDelayMs?: number; queueMax?: number }) {
   const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0, deadlines: [] };
   const results: CommandResult[] = [];
   const log = captureLog();
@@ -78,6 +78,7 @@ function setup(o: { concurrency: number; timeoutMs?: number; ms?: (m: string) =>
     ...(o.ttlMs !== undefined ? { ttlMs: o.ttlMs } : {}),
     ...(o.now ? { now: o.now } : {}),
     ...(o.attempts !== undefined ? { attempts: o.attempts } : {}),
+    ...(o.queueMax !== undefined ? { maxQueuePerMachine: o.queueMax } : {}),
     // a short pause before a retry: the tests of the pause say so
     retryDelayMs: o.retryDelayMs ?? 1,
     onResult: (r) => results.push(r),
@@ -300,6 +301,57 @@ describe('command runner: the TTL when a machine\'s turn comes', () => {
     expect(rec.events.filter((e) => e.endsWith(':start'))).toEqual(expect.arrayContaining(['m:PXE:start', 'm:DISK:start', 'n:PXE:start', 'n:RESET:start', 'n:LED-ON:start']));
     expect(rec.events.filter((e) => e === 'm:RESET:start')).toEqual([]);
     expect(await registry.getSingleMetricAsString('metal_bmc_power_steps_skipped_total')).toContain('metal_bmc_power_steps_skipped_total{type="delete"} 1');
+  });
+});
+
+describe('command runner: a machine whose queue is full keeps its newest events', () => {
+  const command = (machine: string, c: MachineCommand, seq: number): Plan => ({ ...plan(machine, c), eventId: `S.${seq}` });
+  const event = (p: Plan, seq: number): Plan => ({ ...p, eventId: `S.${seq}` });
+
+  it('a backlog of late deletes and DISKs beyond the bound: the final delete supersedes the oldest queued DISK and ends with PXE and its RESET', async () => {
+    const clock = 100_000;
+    const { rec, runner, registry, results, log } = setup({ concurrency: 4, ttlMs: 1000, now: () => clock, ms: () => 1, queueMax: 16 });
+    const backlog: Plan[] = [];
+    for (let i = 0; i < 8; i++) backlog.push(timed(lifecycle('m', 'delete'), clock - 3600_000), timed({ ...plan('m', 'DISK') }, clock - 3600_000));
+    backlog.push(timed(lifecycle('m', 'delete'), clock - 3600_000));
+    const done = await Promise.all(backlog.map((p, i) => runner.submit(event(p, i + 1))));
+    // the newest, the machine's final state, ran: its PXE, then its RESET
+    expect(done[16]).toMatchObject({ ok: true, command: 'delete', late: true });
+    expect(done[16]!.skipped).toBeUndefined();
+    const steps = rec.events.filter((e) => e.endsWith(':start')).map((e) => e.split(':')[1]);
+    expect(steps.slice(-2)).toEqual(['PXE', 'RESET']);
+    expect(steps.filter((s) => s === 'RESET')).toHaveLength(1);
+    // the oldest queued plan that only set a boot device gave way, acknowledged with a result
+    const superseded = done.filter((r) => r.dropped === 'superseded');
+    expect(superseded).toEqual([expect.objectContaining({ command: 'DISK', ok: false, code: 'SUPERSEDED' })]);
+    expect(done.indexOf(superseded[0]!)).toBe(1);
+    expect(superseded[0]!.error).toBe("DISK not executed: superseded by the machine's newer delete, which sets the boot device before anything boots the machine (its queue was full, METAL_BMC_COMMAND_QUEUE_MAX 16)");
+    expect(dispositionOf(superseded[0]!)).toBe('ack');
+    expect(done.filter((r) => r.code === 'QUEUE_FULL')).toEqual([]);
+    expect(results.filter((r) => r.code === 'SUPERSEDED')).toHaveLength(1);
+    expect(log.find(/^machine command superseded/)).toEqual([expect.objectContaining({ machineId: 'm', command: 'DISK', eventId: 'S.2', supersededBy: 'delete', newerEventId: 'S.17' })]);
+    expect(await registry.getSingleMetricAsString('metal_bmc_events_superseded_total')).toContain('metal_bmc_events_superseded_total{type="command"} 1');
+  });
+
+  it('never supersedes a power command, nor a boot device a power command after it boots with; the newer event goes back to the stream instead', async () => {
+    // every step takes 50 ms: the LED-ON runs while DISK and ON queue behind it, all submitted at once
+    const { rec, runner, registry } = setup({ concurrency: 1, queueMax: 3, ms: () => 50 });
+    const firstRun = runner.submit(command('m', 'LED-ON', 1));
+    const queued = [runner.submit(command('m', 'DISK', 2)), runner.submit(command('m', 'ON', 3))];
+    const newer = await runner.submit(event(lifecycle('m', 'delete'), 4));
+    expect(newer).toMatchObject({ ok: false, code: 'QUEUE_FULL', handedBack: true });
+    expect(newer.dropped).toBeUndefined();
+    expect(newer.error).toBe('delete not run yet: 3 commands for this machine are queued or running already (METAL_BMC_COMMAND_QUEUE_MAX 3); it goes back to the stream and comes again');
+    expect(dispositionOf(newer)).toBe('nak');
+    // the machine's later events wait behind it, whatever comes first
+    expect(await runner.submit(command('m', 'OFF', 5))).toMatchObject({ code: 'HELD_BEHIND', handedBack: true });
+    expect(await registry.getSingleMetricAsString('metal_bmc_events_refused_total')).toContain('reason="queue-full-handed-back"} 1');
+    expect((await Promise.all(queued)).map((r) => r.ok)).toEqual([true, true]);
+    // it comes again: it runs, then the OFF
+    expect(await runner.submit(event(lifecycle('m', 'delete'), 4))).toMatchObject({ ok: true });
+    expect(await runner.submit(command('m', 'OFF', 5))).toMatchObject({ ok: true });
+    await firstRun;
+    expect(rec.events.filter((e) => e.endsWith(':start')).map((e) => e.split(':')[1])).toEqual(['LED-ON', 'DISK', 'ON', 'PXE', 'RESET', 'OFF']);
   });
 });
 
