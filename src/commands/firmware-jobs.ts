@@ -24,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { checkDuration, deadline, endedWithin } from '../deadline.js';
-import { abortError, BmcError } from '../errors.js';
+import { abortError, BmcError, HandBackError } from '../errors.js';
 import { publicText } from '../net/public-text.js';
 import type { Logger } from '../log.js';
 import type { FirmwareKind, FirmwareProgress, Outband } from '../outband/types.js';
@@ -412,6 +412,13 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     return { accepted: false, event };
   }
 
+  /** Not started now, nothing published: the event goes back to the stream (`why` in one warning and the result). */
+  function handBack(plan: Plan, why: string): StartOutcome {
+    o.logger.warn({ machineId: plan.machineId, bmc: plan.ipmi?.address, eventId: plan.eventId, why }, 'UPDATE-FIRMWARE not started; the event goes back to the stream');
+    const event: FirmwareEvent = { machineId: plan.machineId, type: 'command', command: 'UPDATE-FIRMWARE', ok: false, phase: 'refused', code: 'UNAVAILABLE', error: why, rebootRequired: false, rebootedByMetalBmc: false };
+    return { accepted: false, event, handBack: true };
+  }
+
   /**
    * The event's update step claimed in the event journal: its hold, or the outcome when it may not
    * start (an earlier delivery started it: refused; the journal cannot be used: handed back).
@@ -425,9 +432,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     try {
       claimed = await o.journal.claim(plan.eventId, plan.actions.indexOf(action), provablyUnsent);
     } catch (err) {
-      o.logger.warn({ err, machineId: plan.machineId, bmc: plan.ipmi?.address, eventId: plan.eventId }, 'UPDATE-FIRMWARE not started: the event journal cannot be used; the event goes back to the stream');
-      const event: FirmwareEvent = { machineId: plan.machineId, type: 'command', command: 'UPDATE-FIRMWARE', ok: false, phase: 'refused', code: 'UNAVAILABLE', error: `the event journal cannot be used: ${(err as Error).message}`, rebootRequired: false, rebootedByMetalBmc: false };
-      return { outcome: { accepted: false, event, handBack: true } };
+      return { outcome: handBack(plan, `the event journal cannot be used: ${(err as Error).message}`) };
     }
     if ('go' in claimed) return { hold: claimed.go };
     return { outcome: refuse(plan, 'DUPLICATE', `this event's update was started by an earlier delivery of it (${describeRecord(claimed.seen)}); no second job`, action.firmware, image) };
@@ -547,6 +552,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         // a BMC it may not act on is refused now, not accepted and then failed at the connect
         if (plan.ipmi) o.checkTarget?.(plan.ipmi);
       } catch (err) {
+        // not a refusal: the target cannot be judged yet (the lease file not read): the event goes back
+        if (err instanceof HandBackError) return handBack(plan, err.message);
         return refuse(plan, err instanceof BmcError ? err.code : 'FORBIDDEN', (err as Error).message, action.firmware, image);
       }
       if (stopping) return { accepted: false, event: closedEvent(plan) };

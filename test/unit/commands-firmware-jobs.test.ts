@@ -13,7 +13,7 @@ import type { Plan } from '../../src/commands/event.js';
 import { createFirmwareJobs, imageLabel, jobProgress, parseStateFile, type FirmwareEvent, type JobClaims } from '../../src/commands/firmware-jobs.js';
 import { checkFirmwareUrl } from '../../src/commands/firmware-url.js';
 import type { StepJournal } from '../../src/commands/step-journal.js';
-import { BmcError, isBmcError } from '../../src/errors.js';
+import { BmcError, HandBackError, isBmcError } from '../../src/errors.js';
 import type { FirmwareProgress, Outband } from '../../src/outband/types.js';
 import { createEventJournal, journalEventId, parseRecord, stepKey } from '../../src/bus/event-journal.js';
 import { captureLog } from '../helpers/log.js';
@@ -411,6 +411,20 @@ describe('firmware jobs with the event journal', () => {
     expect(events).toEqual([]);
     expect(bmcs.pending.size).toBe(0);
     kv.down = false;
+    expect((await jobs.start(delivered('m1'))).accepted).toBe(true);
+  });
+
+  it('a target that cannot be judged yet (the lease file not read) is handed back, not refused: nothing published', async () => {
+    let leasesRead = false;
+    const { jobs, events, bmcs } = setup({
+      checkTarget: () => {
+        if (!leasesRead) throw new HandBackError('BMC 10.0.0.1: the lease file has not been read yet; the event goes back to the stream');
+      },
+    });
+    expect(await jobs.start(delivered('m1'))).toMatchObject({ accepted: false, handBack: true, event: { code: 'UNAVAILABLE', error: expect.stringMatching(/lease file has not been read yet/) } });
+    expect(events).toEqual([]);
+    expect(bmcs.pending.size).toBe(0);
+    leasesRead = true;
     expect((await jobs.start(delivered('m1'))).accepted).toBe(true);
   });
 });
