@@ -40,7 +40,11 @@ export interface TrustRecord {
 export interface TrustStore {
   readonly file: string;
   get(key: string): TrustRecord | undefined;
-  /** merges `patch` into the record of `key` (creating it); the file is written with the next burst's write */
+  /**
+   * merges `patch` into the record of `key` (creating it); the file is written with the next
+   * burst's write, which drops the change when the record existed here and another process has
+   * forgotten it meanwhile (`bmc trust --reset`)
+   */
   update(key: string, patch: Partial<Omit<TrustRecord, 'firstSeen' | 'lastSeen'>>): TrustRecord;
   /** forgets `key`; false when nothing was recorded; written like `update` */
   reset(key: string): boolean;
@@ -82,8 +86,20 @@ function validRecord(v: unknown): v is TrustRecord {
   return typeof r.firstSeen === 'string' && typeof r.lastSeen === 'string';
 }
 
-/** A change not yet on disk: the new record, or null for a reset. */
-type Change = TrustRecord | null;
+/**
+ * A change not yet on disk: null for a reset, else what this process changed of the record (not
+ * the whole record, so a write laid over a newer file brings back nothing this process did not
+ * change). `creates`: the record was absent here when the change began (a first contact); a
+ * change of a record that was there (its address, an SSH key beside a pinned certificate) is not
+ * written once another process has forgotten the record (`bmc trust --reset`).
+ */
+type Change = null | { fields: Partial<Omit<TrustRecord, 'firstSeen' | 'lastSeen'>>; firstSeen: string; lastSeen: string; creates: boolean };
+
+/** `later` laid over `earlier` (both of one record, in that order) */
+function mergeChanges(earlier: Change | undefined, later: Change): Change {
+  if (later === null || earlier === undefined || earlier === null) return later;
+  return { fields: { ...earlier.fields, ...later.fields }, firstSeen: earlier.firstSeen, lastSeen: later.lastSeen, creates: earlier.creates || later.creates };
+}
 
 /**
  * The trust file in memory, written in bursts: `update` and `reset` change memory at once and
@@ -91,9 +107,11 @@ type Change = TrustRecord | null;
  * a report cycle that meets a thousand BMCs for the first time writes the file a few times, not a
  * thousand times, and never blocks the event loop on it. A lookup still sees a change another
  * process (the CLI) made on disk: the file is re-read when it was replaced (another inode, mtime
- * or size), and this process's changes not yet written are laid over what was read. A write
- * holds the lock `<file>.lock` (file-lock.ts), which the CLI's reset takes too, and reads the
- * file again under it first, so neither process's write undoes what the other wrote meanwhile.
+ * or size), and this process's changes not yet written are laid over what was read: the fields
+ * it changed, not whole records, and a change of a record another process has since forgotten
+ * only when it is a first contact (`Change`). A write holds the lock `<file>.lock`
+ * (file-lock.ts), which the CLI's reset takes too, and reads the file again under it first, so
+ * neither process's write undoes what the other wrote meanwhile.
  * `close()` writes what is pending.
  */
 export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: number; now?: () => Date; writeDelayMs?: number; lockTimeoutMs?: number }): TrustStore {
@@ -114,9 +132,15 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
   }
 
   function overlay(changes: Map<string, Change>): void {
-    for (const [k, v] of changes) {
-      if (v === null) records.delete(k);
-      else records.set(k, v);
+    for (const [k, change] of changes) {
+      if (change === null) {
+        records.delete(k);
+        continue;
+      }
+      const current = records.get(k);
+      // forgotten by another process since this process changed it: only a first contact brings it back
+      if (current === undefined && !change.creates) continue;
+      records.set(k, { ...current, ...change.fields, firstSeen: current?.firstSeen ?? change.firstSeen, lastSeen: change.lastSeen });
     }
   }
 
@@ -185,7 +209,7 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
       lastWriteError = undefined;
     } catch (err) {
       // kept in memory and written with the next change (or at close)
-      for (const [k, v] of writing) if (!dirty.has(k)) dirty.set(k, v);
+      for (const [k, v] of writing) dirty.set(k, dirty.has(k) ? mergeChanges(v, dirty.get(k)!) : v);
       writing = new Map();
       lastWriteError = (err as Error).message;
       o.logger?.error({ err: lastWriteError, file: o.file }, 'cannot write the BMC trust file; records are kept in memory');
@@ -196,7 +220,7 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
   const writer = burstWriter({ delayMs: writeDelayMs, pending: () => dirty.size > 0, write });
 
   function changed(key: string, change: Change): void {
-    dirty.set(key, change);
+    dirty.set(key, mergeChanges(dirty.get(key), change));
     prune();
     writer.changed();
   }
@@ -210,9 +234,10 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
     update(key, patch) {
       refresh();
       const stamp = now().toISOString();
-      const record: TrustRecord = { ...records.get(key), ...patch, firstSeen: records.get(key)?.firstSeen ?? stamp, lastSeen: stamp };
+      const current = records.get(key);
+      const record: TrustRecord = { ...current, ...patch, firstSeen: current?.firstSeen ?? stamp, lastSeen: stamp };
       records.set(key, record);
-      changed(key, record);
+      changed(key, { fields: { ...patch }, firstSeen: record.firstSeen, lastSeen: stamp, creates: current === undefined });
       return record;
     },
     reset(key) {

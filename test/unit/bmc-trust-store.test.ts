@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openTrustStore, trustKey, usesTrustOnFirstUse } from '../../src/outband/trust.js';
 import { runTrust } from '../../src/cli/bmc-trust.js';
 import { loadConfig } from '../../src/config/config.js';
+import { runCli } from '../helpers/cli.js';
 import { captureLog } from '../helpers/log.js';
 
 const dirs: string[] = [];
@@ -103,6 +104,28 @@ describe('BMC trust store', () => {
     expect(Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { bmcs: object }).bmcs)).toEqual(['mac:bb']);
     expect(daemon.get('mac:aa')).toBeUndefined();
   });
+
+  it("bmc trust --reset is not undone by the daemon's unwritten change of the same BMC's address; a first contact after the reset is written", async () => {
+    const file = fileIn();
+    const daemon = openTrustStore({ file, writeDelayMs: 60_000 });
+    daemon.update('mac:aa:bb:cc:00:00:01', { redfishSha256: fp('a'), ip: '10.0.0.5', proof: 'ipmi' });
+    daemon.update('mac:aa:bb:cc:00:00:02', { redfishSha256: fp('b'), ip: '10.0.0.7', proof: 'ipmi' });
+    await daemon.flush();
+    // both BMCs are met at another address: noted, written with the next burst
+    daemon.update('mac:aa:bb:cc:00:00:01', { ip: '10.0.0.6' });
+    daemon.update('mac:aa:bb:cc:00:00:02', { ip: '10.0.0.8' });
+    const reset = await runCli(['bmc', 'trust', '--mac', 'AA:BB:CC:00:00:01', '--reset', '--state-dir', dirname(file)]);
+    expect(reset.stdout).toContain('record removed');
+    await daemon.flush();
+    const written = (JSON.parse(readFileSync(file, 'utf8')) as { bmcs: Record<string, { ip: string; redfishSha256: string }> }).bmcs;
+    expect(Object.keys(written)).toEqual(['mac:aa:bb:cc:00:00:02']);
+    expect(written['mac:aa:bb:cc:00:00:02']).toMatchObject({ ip: '10.0.0.8', redfishSha256: fp('b') });
+    expect(daemon.get('mac:aa:bb:cc:00:00:01')).toBeUndefined();
+    // the next contact is a first contact: its record is written
+    daemon.update('mac:aa:bb:cc:00:00:01', { redfishSha256: fp('c'), ip: '10.0.0.6', proof: 'ipmi' });
+    await daemon.close();
+    expect((JSON.parse(readFileSync(file, 'utf8')) as { bmcs: Record<string, { redfishSha256: string }> }).bmcs['mac:aa:bb:cc:00:00:01']?.redfishSha256).toBe(fp('c'));
+  }, 30_000);
 
   it("the CLI's reset does not drop a record the daemon wrote after the CLI read the file", async () => {
     const file = fileIn();
