@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { normalizeMac } from '../leases/mac.js';
-import { openTrustStore, TRUST_FILE, trustKey, type TrustStore } from '../outband/trust.js';
+import { openTrustStore, TRUST_FILE, trustKey, type TrustRecord, type TrustStore } from '../outband/trust.js';
 import { UsageError } from './args.js';
 import type { TextOutput } from './direct-stdout.js';
 
@@ -37,10 +37,10 @@ export async function runTrust(a: TrustArgs, out: TextOutput): Promise<number> {
 function show(store: TrustStore, a: TrustArgs, out: TextOutput): number {
   if (a.list) {
     const rows = store.list().sort(([x], [y]) => x.localeCompare(y));
-    for (const [key, r] of rows) {
-      out.write(`${key}  ip=${r.ip ?? '-'}  redfish=${r.redfishSha256 ?? '-'}  ssh=${r.sshSha256 ?? '-'}  proof=${r.proof ?? '-'}  first=${r.firstSeen}  last=${r.lastSeen}\n`);
-    }
-    if (rows.length === 0) out.write(`no BMC recorded in ${store.file}\n`);
+    for (const [key, r] of rows) out.write(describeRecord(key, r));
+    const unusable = store.problems().sort(([x], [y]) => x.localeCompare(y));
+    for (const [key, problem] of unusable) out.write(describeProblem(key, problem));
+    if (rows.length === 0 && unusable.length === 0) out.write(`no BMC recorded in ${store.file}\n`);
     return 0;
   }
   if ((a.mac === undefined) === (a.address === undefined)) throw new UsageError('trust needs --mac MAC or --address IP (or --list)');
@@ -55,11 +55,25 @@ function show(store: TrustStore, a: TrustArgs, out: TextOutput): number {
     out.write(had ? `${key}: record removed; the next contact records the BMC's certificate again (proven over IPMI where it answers)\n` : `${key}: nothing recorded\n`);
     return 0;
   }
+  const problem = store.problem(key);
+  if (problem !== undefined) {
+    out.write(describeProblem(key, problem));
+    return 1;
+  }
   const r = store.get(key);
   if (!r) {
     out.write(`${key}: nothing recorded\n`);
     return 1;
   }
-  out.write(`${key}  ip=${r.ip ?? '-'}  redfish=${r.redfishSha256 ?? '-'}  ssh=${r.sshSha256 ?? '-'}  proof=${r.proof ?? '-'}  first=${r.firstSeen}  last=${r.lastSeen}\n`);
+  out.write(describeRecord(key, r));
   return 0;
+}
+
+function describeRecord(key: string, r: TrustRecord): string {
+  return `${key}  ip=${r.ip ?? '-'}  redfish=${r.redfishSha256 ?? '-'}  ssh=${r.sshSha256 ?? '-'}  proof=${r.proof ?? '-'}  first=${r.firstSeen}  last=${r.lastSeen}\n`;
+}
+
+/** an entry of the file that cannot be used: the BMC is refused until it is fixed or reset */
+function describeProblem(key: string, problem: string): string {
+  return `${key}  UNUSABLE: ${problem}; its BMC is refused until the entry is fixed or reset (--reset)\n`;
 }

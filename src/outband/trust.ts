@@ -19,7 +19,7 @@ import { readFileSync, renameSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { BmcError, isBmcError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { fingerprintPrefix, probeCertificate, type TlsOptions } from '../redfish/tls.js';
+import { fingerprintPrefix, normalizeFingerprint, probeCertificate, type TlsOptions } from '../redfish/tls.js';
 import { withFileLock } from './file-lock.js';
 import { burstWriter, fileStamp, stampOf, writePrivateFile } from './private-file.js';
 
@@ -49,6 +49,10 @@ export interface TrustStore {
   /** forgets `key`; false when nothing was recorded; written like `update` */
   reset(key: string): boolean;
   list(): Array<[string, TrustRecord]>;
+  /** why the file's entry of `key` cannot be used (kept in the file as it is, its BMC refused, until it is fixed or reset); undefined when it can */
+  problem(key: string): string | undefined;
+  /** the file's entries that cannot be used, each with why */
+  problems(): Array<[string, string]>;
   /** writes what changed since the last write, now; resolves when it is on disk (or its failure logged) */
   flush(): Promise<void>;
   /** flushes and stops the write timer; later changes are written again at once */
@@ -59,7 +63,8 @@ export interface TrustStore {
 
 interface StateFile {
   version: 1;
-  bmcs: Record<string, TrustRecord>;
+  /** records, and entries that cannot be used kept as they were read */
+  bmcs: Record<string, unknown>;
 }
 
 /** the state file's name under METAL_BMC_STATE_DIR */
@@ -67,7 +72,6 @@ export const TRUST_FILE = 'bmc-trust.json';
 const DEFAULT_MAX_ENTRIES = 50_000;
 /** changes within this long after the first one go to disk in one write (a report cycle's first contacts) */
 const DEFAULT_WRITE_DELAY_MS = 200;
-const HEX64 = /^[0-9a-f]{64}$/;
 
 /** Trust on first use applies to self-signed certificates only: a CA file (or the system store, insecure=false) verifies instead. */
 export function usesTrustOnFirstUse(redfish: { insecure: boolean; caFile?: string }): boolean {
@@ -79,11 +83,23 @@ export function trustKey(bmc: { mac?: string; ip: string }): string {
   return bmc.mac ? `mac:${bmc.mac.toLowerCase()}` : `ip:${bmc.ip}`;
 }
 
-function validRecord(v: unknown): v is TrustRecord {
-  if (typeof v !== 'object' || v === null) return false;
-  const r = v as Record<string, unknown>;
-  for (const f of ['redfishSha256', 'sshSha256'] as const) if (r[f] !== undefined && (typeof r[f] !== 'string' || !HEX64.test(r[f]))) return false;
-  return typeof r.firstSeen === 'string' && typeof r.lastSeen === 'string';
+/**
+ * An entry of the file as the gate uses it, its fingerprints in the form this process writes
+ * (lower-case hex; a hand-pinned `openssl x509 -fingerprint -sha256` form, AB:CD:..., is taken
+ * as tlsPolicy takes it), or why it cannot be used: the field, never its value.
+ */
+function checkRecord(v: unknown): { record: TrustRecord } | { problem: string } {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { problem: 'the entry is not an object' };
+  const r: Record<string, unknown> = { ...(v as Record<string, unknown>) };
+  for (const f of ['redfishSha256', 'sshSha256'] as const) {
+    if (r[f] === undefined) continue;
+    const sha256 = typeof r[f] === 'string' ? normalizeFingerprint(r[f]) : undefined;
+    if (sha256 === undefined) return { problem: `${f} is not a SHA-256 fingerprint (64 hex digits, colons allowed)` };
+    r[f] = sha256;
+  }
+  if (r.proof !== undefined && r.proof !== 'ipmi' && r.proof !== 'none') return { problem: 'proof is neither "ipmi" nor "none"' };
+  for (const f of ['firstSeen', 'lastSeen'] as const) if (typeof r[f] !== 'string') return { problem: `${f} is missing or not a string` };
+  return { record: r as unknown as TrustRecord };
 }
 
 /**
@@ -119,6 +135,11 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
   const writeDelayMs = o.writeDelayMs ?? DEFAULT_WRITE_DELAY_MS;
   const now = o.now ?? (() => new Date());
   let records = new Map<string, TrustRecord>();
+  /**
+   * the file's entries that cannot be used, as they were read: written back as they are (an
+   * operator's mistyped pin is not erased), their BMCs refused until they are fixed or reset
+   */
+  let invalid = new Map<string, { entry: unknown; problem: string }>();
   /** what identified the file at the last read or write: a write renames a new file over it (a new inode) */
   let loadedStamp = '';
   /** changes since the last write started, and those of the write in flight */
@@ -135,8 +156,11 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
     for (const [k, change] of changes) {
       if (change === null) {
         records.delete(k);
+        invalid.delete(k);
         continue;
       }
+      // an entry that cannot be used was written or edited by another process after this change: it stays until fixed or reset
+      if (invalid.has(k)) continue;
       const current = records.get(k);
       // forgotten by another process since this process changed it: only a first contact brings it back
       if (current === undefined && !change.creates) continue;
@@ -151,6 +175,7 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
     loadedStamp = m;
     if (m === '') {
       records = new Map();
+      invalid = new Map();
     } else {
       let text: string;
       try {
@@ -162,8 +187,16 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
       try {
         const parsed = JSON.parse(text) as Partial<StateFile>;
         const next = new Map<string, TrustRecord>();
-        for (const [k, v] of Object.entries(parsed.bmcs ?? {})) if (validRecord(v)) next.set(k, v);
+        const unusable = new Map<string, { entry: unknown; problem: string }>();
+        for (const [k, v] of Object.entries(parsed.bmcs ?? {})) {
+          const checked = checkRecord(v);
+          if ('record' in checked) next.set(k, checked.record);
+          else unusable.set(k, { entry: v, problem: checked.problem });
+        }
         records = next;
+        invalid = unusable;
+        // once per read of a changed file; the gate refuses the BMC (and counts it) at each contact
+        for (const [k, { problem }] of unusable) o.logger?.error({ file: o.file, trustKey: k.slice(0, 80), problem }, 'a BMC trust record cannot be used: it is kept in the file as it is and its BMC is refused until the entry is fixed or reset (metal-bmc bmc trust --reset)');
       } catch (err) {
         // kept aside for the operator: the next write would otherwise replace every record it holds
         const aside = `${o.file}.unreadable-${Date.now()}`;
@@ -201,7 +234,9 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
       // first and our changes laid over it, so neither write undoes the other's (a reset, a record)
       await withFileLock(`${o.file}.lock`, async () => {
         refresh();
-        const text = JSON.stringify({ version: 1, bmcs: Object.fromEntries(records) } satisfies StateFile, null, 1);
+        // entries, not assignments: a key such as "__proto__" stays a key
+        const bmcs: Record<string, unknown> = Object.fromEntries([...records, ...[...invalid].map(([k, { entry }]) => [k, entry] as const)]);
+        const text = JSON.stringify({ version: 1, bmcs } satisfies StateFile, null, 1);
         await writePrivateFile(o.file, text);
         loadedStamp = stampOf(await stat(o.file));
       }, { timeoutMs: o.lockTimeoutMs ?? 5000 });
@@ -242,7 +277,8 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
     },
     reset(key) {
       refresh();
-      if (!records.delete(key)) return false;
+      const had = records.delete(key);
+      if (!invalid.delete(key) && !had) return false;
       changed(key, null);
       return true;
     },
@@ -250,15 +286,26 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
       refresh();
       return [...records.entries()];
     },
+    problem(key) {
+      refresh();
+      return invalid.get(key)?.problem;
+    },
+    problems() {
+      refresh();
+      return [...invalid].map(([k, { problem }]) => [k, problem]);
+    },
     flush: writer.flush,
     close: writer.close,
     unwritten: () => (lastWriteError !== undefined && dirty.size > 0 ? { changes: dirty.size, error: lastWriteError } : undefined),
   };
 }
 
+/** what refused a connection (metal_bmc_trust_refused_total{check}) */
+export type TrustCheck = 'redfish' | 'ssh' | 'ipmi-proof' | 'record';
+
 export interface TrustMetrics {
-  /** connections refused: another certificate (redfish), host key (ssh), or no proof of the password (ipmi-proof) */
-  refused: { inc(labels: { check: 'redfish' | 'ssh' | 'ipmi-proof' }): void };
+  /** connections refused: another certificate (redfish), host key (ssh), no proof of the password (ipmi-proof), or a record in the file that cannot be used (record) */
+  refused: { inc(labels: { check: TrustCheck }): void };
   /** fingerprints recorded on first contact, by proof */
   firstUse: { inc(labels: { what: 'redfish' | 'ssh'; proof: 'ipmi' | 'none' }): void };
 }
@@ -345,8 +392,17 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
         const hint = o.resetHint ? `; if it changed legitimately: metal-bmc bmc trust ${bmc.mac ? `--mac ${bmc.mac}` : `--address ${ip}`} --reset` : '';
         return new BmcError('UNTRUSTED', `BMC ${ip} (${key}): ${err.message}${hint}`, { cause: err });
       };
+      /** a pin the file holds but that cannot be read is no reason to meet the BMC as a first contact */
+      const usableRecord = (): void => {
+        const problem = store.problem(key);
+        if (problem === undefined) return;
+        o.metrics?.refused.inc({ check: 'record' });
+        logger?.error({ bmc: ip, trustKey: key, problem }, 'the BMC\'s trust record cannot be used; credentials not sent');
+        throw new BmcError('UNTRUSTED', `BMC ${ip} (${key}): its record in ${store.file} cannot be used (${problem}); fix the entry or reset it: metal-bmc bmc trust ${bmc.mac ? `--mac ${bmc.mac}` : `--address ${ip}`} --reset`);
+      };
       return {
         async openRedfish(ctx, open) {
+          usableRecord();
           const recorded = store.get(key)?.redfishSha256;
           if (recorded !== undefined) {
             try {
@@ -369,6 +425,7 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
           return opened;
         },
         async sshHostKeyCheck(ctx) {
+          usableRecord();
           const recorded = store.get(key)?.sshSha256;
           if (recorded !== undefined) {
             return (sha256) => {

@@ -313,8 +313,10 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
   }
 
   /** the BMC's record, for a read to carry when trust on first use is on */
-  function trustFor(key: string): { trust?: TrustRecord | null } {
-    return options.trust ? { trust: options.trust.store.get(key) ?? null } : {};
+  function trustFor(key: string): { trust?: TrustRecord | null; trustProblem?: string } {
+    if (!options.trust) return {};
+    const problem = options.trust.store.problem(key);
+    return { trust: options.trust.store.get(key) ?? null, ...(problem === undefined ? {} : { trustProblem: problem }) };
   }
 
   for (let i = 0; i < options.workers; i++) start(i, 0, 0);

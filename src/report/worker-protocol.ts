@@ -8,7 +8,7 @@
 import type { WorkerLogHeld, WorkerLogRecord } from '../outband/worker-log.js';
 import type { ConnectOptions } from '../outband/connect.js';
 import type { BmcReport } from '../outband/types.js';
-import type { TrustRecord } from '../outband/trust.js';
+import type { TrustCheck, TrustRecord } from '../outband/trust.js';
 import type { KeptRedfishSession } from '../outband/redfish-sessions.js';
 
 /** How a worker connects to every BMC: the daemon's settings. Holds the password: sent in `init` only, never logged. */
@@ -42,10 +42,11 @@ export type ToReportWorker =
   | { type: 'init'; settings: ReportConnectSettings; logLevel: string; trustOnFirstUse: boolean; trustRequiresProof: boolean; guidMaxAgeMs: number; redfishSessionMaxAgeMs: number }
   /**
    * read this BMC; with trust on first use, `trust` is its record (null: none yet) under the key
-   * of its MAC (or IP without one: outband/trust.ts `trustKey`); with kept Redfish sessions,
+   * of its MAC (or IP without one: outband/trust.ts `trustKey`), `trustProblem` why the file's
+   * entry cannot be used (the gate refuses the BMC); with kept Redfish sessions,
    * `session` is the BMC's entry (null: none)
    */
-  | { type: 'read'; id: number; ip: string; mac?: string; trust?: TrustRecord | null; session?: KeptRedfishSession | null; timeoutMs: number }
+  | { type: 'read'; id: number; ip: string; mac?: string; trust?: TrustRecord | null; trustProblem?: string; session?: KeptRedfishSession | null; timeoutMs: number }
   | { type: 'abort'; id: number }
   /** say `heap`: the heap in use, after a garbage collection where the process exposes one (--expose-gc: benchmarks) */
   | { type: 'measure-heap' }
@@ -66,7 +67,7 @@ export type FromReportWorker =
   | { type: 'done'; id: number; attempt: AttemptOverPort; load: ReportWorkerLoad; session?: KeptRedfishSession | null }
   /** read `id`'s BMC's trust record changed (first contact, or a new IP): the main thread writes it to the trust file */
   | { type: 'trust-update'; id: number; key: string; patch: Partial<Pick<TrustRecord, 'redfishSha256' | 'ip' | 'proof'>> }
-  | { type: 'trust-count'; metric: 'refused'; check: 'redfish' | 'ssh' | 'ipmi-proof' }
+  | { type: 'trust-count'; metric: 'refused'; check: TrustCheck }
   | { type: 'trust-count'; metric: 'firstUse'; what: 'redfish' | 'ssh'; proof: 'ipmi' | 'none' }
   | { type: 'heap'; heapBytes: number }
   | WorkerLogRecord

@@ -99,7 +99,7 @@ export function attemptOverPort(attempt: BmcReadAttempt): AttemptOverPort {
  * two reads of one BMC in flight at once (a retry after the main thread gave up on the first)
  * never see each other's record come and go.
  */
-function trustStoreOfRead(id: number, key: string, brought: TrustRecord | null, post: (m: FromReportWorker) => void): TrustStore {
+function trustStoreOfRead(id: number, key: string, brought: TrustRecord | null, problem: string | undefined, post: (m: FromReportWorker) => void): TrustStore {
   let record = brought ?? undefined;
   const own = (k: string) => (k === key ? record : undefined);
   return {
@@ -114,6 +114,8 @@ function trustStoreOfRead(id: number, key: string, brought: TrustRecord | null, 
     },
     reset: () => false,
     list: () => (record ? [[key, record]] : []),
+    problem: (k) => (k === key ? problem : undefined),
+    problems: () => (problem === undefined ? [] : [[key, problem]]),
     flush: async () => undefined,
     close: async () => undefined,
     unwritten: () => undefined,
@@ -162,7 +164,7 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
       if (!setup) throw new BmcError('INVALID_ARGUMENT', 'report worker: a read before its settings');
       const { settings, logger } = setup;
       const gate: BmcTrustGate | undefined =
-        setup.trustOnFirstUse && m.trust !== undefined ? createBmcTrust({ store: trustStoreOfRead(m.id, trustKey(bmc), m.trust, post), logger, metrics: setup.trustMetrics, resetHint: true, requireProof: setup.trustRequiresProof }).forBmc(bmc) : undefined;
+        setup.trustOnFirstUse && m.trust !== undefined ? createBmcTrust({ store: trustStoreOfRead(m.id, trustKey(bmc), m.trust, m.trustProblem, post), logger, metrics: setup.trustMetrics, resetHint: true, requireProof: setup.trustRequiresProof }).forBmc(bmc) : undefined;
       const { guidMemory } = setup;
       if (m.session !== undefined && setup.redfishSessionMaxAgeMs > 0) sessions = sessionKeeperOfRead(redfishSessionKey(m.ip, settings.redfishPort), m.session, setup.redfishSessionMaxAgeMs);
       const redfishSessions = sessions;

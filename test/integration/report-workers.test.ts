@@ -7,7 +7,7 @@
  * BMCs read one at a time until each has been read once), the caller's abort ends a read at once
  * (the worker stops it too), and a dead BMC costs its deadline only.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -245,6 +245,31 @@ describe('report reads in worker threads', () => {
       fleet.setFaults([machine.state.index], { sessionsFull: false });
       await store.close();
     }
+  });
+
+  it('a trust record that cannot be used reaches the workers: the BMC is refused there, not met as a first contact', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'report-workers-unusable-'));
+    dirs.push(dir);
+    const lease = leases()[0]!;
+    const key = trustKey({ ip: lease.ip, mac: lease.mac });
+    const entry = { redfishSha256: 'not a fingerprint', firstSeen: '2026-01-01T00:00:00Z', lastSeen: '2026-01-01T00:00:00Z' };
+    writeFileSync(join(dir, 'bmc-trust.json'), JSON.stringify({ version: 1, bmcs: { [key]: entry } }));
+    const store = openTrustStore({ file: join(dir, 'bmc-trust.json'), writeDelayMs: 0 });
+    const { counts, metrics } = countingTrustMetrics();
+    const log = captureLog('info');
+    const workers = pool({ trust: createBmcTrust({ store, logger: log.logger, metrics }), trustMetrics: metrics, logger: log.logger });
+    try {
+      const read = await workers.read(lease, { timeoutMs: 20_000 });
+      expect(read.ok).toBe(false);
+      expect(read.ok ? undefined : (read.error as BmcError).code).toBe('UNTRUSTED');
+      expect(read.ok ? undefined : (read.error as Error).message).toMatch(/cannot be used \(redfishSha256 is not a SHA-256 fingerprint/);
+      expect(counts.refused).toEqual(['record']);
+      expect(counts.firstUse).toEqual([]);
+      expect(store.get(key)).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+    expect((JSON.parse(readFileSync(join(dir, 'bmc-trust.json'), 'utf8')) as { bmcs: Record<string, unknown> }).bmcs[key]).toEqual(entry);
   });
 
   it('a dead BMC costs its deadline only', async () => {

@@ -4,7 +4,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, wri
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openTrustStore, trustKey, usesTrustOnFirstUse } from '../../src/outband/trust.js';
+import { Registry } from 'prom-client';
+import { isBmcError } from '../../src/errors.js';
+import { createBmcTrust, openTrustStore, trustKey, usesTrustOnFirstUse } from '../../src/outband/trust.js';
+import { createTrustMetrics } from '../../src/report/metrics.js';
 import { runTrust } from '../../src/cli/bmc-trust.js';
 import { loadConfig } from '../../src/config/config.js';
 import { runCli } from '../helpers/cli.js';
@@ -192,6 +195,69 @@ describe('BMC trust store', () => {
     expect(line).toMatchObject({ level: 50, file, keptAs: expect.stringMatching(/\.unreadable-\d+$/) });
     expect(readFileSync(line!.keptAs as string, 'utf8')).toBe(before.slice(0, -7));
     expect(Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { bmcs: object }).bmcs)).toEqual(['ip:new']);
+  });
+
+  it("a hand-pinned fingerprint in openssl's form (AB:CD:...) is taken and pinned as 64 lower-case hex digits", async () => {
+    const file = fileIn();
+    mkdirSync(dirname(file), { recursive: true });
+    const colon = Array.from({ length: 32 }, () => 'AB').join(':');
+    writeFileSync(file, JSON.stringify({ version: 1, bmcs: { 'mac:aa:bb:cc:00:00:01': { redfishSha256: colon, firstSeen: '2026-01-01T00:00:00Z', lastSeen: '2026-01-01T00:00:00Z' } } }));
+    const log = captureLog();
+    const store = openTrustStore({ file, logger: log.logger });
+    expect(store.get('mac:aa:bb:cc:00:00:01')?.redfishSha256).toBe('ab'.repeat(32));
+    expect(store.problems()).toEqual([]);
+    const pins: Array<string | undefined> = [];
+    const gate = createBmcTrust({ store }).forBmc({ ip: '10.0.0.5', mac: 'aa:bb:cc:00:00:01' });
+    await gate.openRedfish({ host: '10.0.0.5', port: 443, timeoutMs: 1000, proofTimeoutMs: 1000 }, async (tls) => void pins.push(tls.pinnedSha256));
+    expect(pins).toEqual(['ab'.repeat(32)]); // pinned, not probed as a first contact
+    await store.close();
+    expect(log.lines.filter((l) => (l.level as number) >= 50)).toEqual([]);
+  });
+
+  it('a record that cannot be used is logged (key and field, not the value), its BMC refused and counted, and it survives the next write as it was until reset', async () => {
+    const file = fileIn();
+    mkdirSync(dirname(file), { recursive: true });
+    const bad = { redfishSha256: fp('c'), sshSha256: 'SHA256:not-hex', firstSeen: '2026-01-01T00:00:00Z', lastSeen: '2026-01-01T00:00:00Z' };
+    writeFileSync(file, JSON.stringify({ version: 1, bmcs: { 'mac:aa:bb:cc:00:00:02': bad, 'mac:aa:bb:cc:00:00:03': { redfishSha256: fp('d'), firstSeen: '2026-01-01T00:00:00Z', lastSeen: '2026-01-01T00:00:00Z' } } }));
+    const log = captureLog();
+    const registry = new Registry();
+    const store = openTrustStore({ file, logger: log.logger, writeDelayMs: 60_000 });
+    expect(store.get('mac:aa:bb:cc:00:00:02')).toBeUndefined();
+    expect(store.problem('mac:aa:bb:cc:00:00:02')).toMatch(/^sshSha256 is not a SHA-256 fingerprint/);
+    const lines = log.find(/^a BMC trust record cannot be used/);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 50, trustKey: 'mac:aa:bb:cc:00:00:02', problem: expect.stringContaining('sshSha256') });
+    expect(JSON.stringify(lines[0])).not.toContain('not-hex');
+
+    // the BMC is not met as a first contact: refused before anything is opened
+    const opened: unknown[] = [];
+    const trust = createBmcTrust({ store, logger: log.logger, metrics: createTrustMetrics(registry), resetHint: true });
+    const err = await trust
+      .forBmc({ ip: '10.0.0.6', mac: 'aa:bb:cc:00:00:02' })
+      .openRedfish({ host: '10.0.0.6', port: 443, timeoutMs: 1000, proofTimeoutMs: 1000 }, async (tls) => void opened.push(tls))
+      .then(() => undefined, (e: unknown) => e);
+    expect(isBmcError(err, 'UNTRUSTED')).toBe(true);
+    expect((err as Error).message).toMatch(/cannot be used \(sshSha256 is not a SHA-256 fingerprint.*metal-bmc bmc trust --mac aa:bb:cc:00:00:02 --reset/);
+    expect(opened).toEqual([]);
+    expect(await registry.getSingleMetricAsString('metal_bmc_trust_refused_total')).toMatch(/check="record"} 1$/m);
+    await expect(trust.forBmc({ ip: '10.0.0.6', mac: 'aa:bb:cc:00:00:02' }).sshHostKeyCheck({ host: '10.0.0.6', proofTimeoutMs: 1000 })).rejects.toThrow(/cannot be used/);
+
+    // another change is written: the entry stays as the operator wrote it
+    store.update('mac:aa:bb:cc:00:00:04', { redfishSha256: fp('e') });
+    await store.flush();
+    const written = (JSON.parse(readFileSync(file, 'utf8')) as { bmcs: Record<string, unknown> }).bmcs;
+    expect(written['mac:aa:bb:cc:00:00:02']).toEqual(bad);
+    expect(Object.keys(written).sort()).toEqual(['mac:aa:bb:cc:00:00:02', 'mac:aa:bb:cc:00:00:03', 'mac:aa:bb:cc:00:00:04']);
+
+    // bmc trust shows it, and --reset removes it
+    let shown = '';
+    expect(await runTrust({ list: true, reset: false, stateDir: dirname(file) }, { write: (t: string) => ((shown += t), true) })).toBe(0);
+    expect(shown).toContain('mac:aa:bb:cc:00:00:02  UNUSABLE: sshSha256 is not a SHA-256 fingerprint');
+    expect(await runTrust({ mac: 'AA:BB:CC:00:00:02', list: false, reset: true, stateDir: dirname(file) }, { write: () => true })).toBe(0);
+    utimesSync(file, new Date(), new Date(Date.now() + 5000));
+    expect(store.problem('mac:aa:bb:cc:00:00:02')).toBeUndefined();
+    await store.close();
+    expect(Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { bmcs: object }).bmcs).sort()).toEqual(['mac:aa:bb:cc:00:00:03', 'mac:aa:bb:cc:00:00:04']);
   });
 
   it('a damaged file is logged and never fatal; records with malformed fingerprints are ignored (property)', async () => {
