@@ -1,7 +1,9 @@
 /**
  * `metal-bmc bmc info|command|console`: an operator's direct line to one BMC.
  */
+import { readFileSync } from 'node:fs';
 import { COMMAND_ACTIONS, isMachineCommand, MACHINE_COMMANDS, type MachineCommand } from '../commands/actions.js';
+import { bool, readableFile } from '../config/env.js';
 import type { GuidEncoding } from '../ipmi/guid.js';
 import { connectOutband, preloadProtocol, type Protocol } from '../outband/connect.js';
 import type { BmcReport, BootOverride, FirmwareKind, Outband } from '../outband/types.js';
@@ -27,6 +29,8 @@ export const COMMON_OPTIONS = {
   'redfish-port': { type: 'string', default: '443' },
   'ssh-port': { type: 'string', default: '22' },
   'redfish-legacy-tls': { type: 'boolean', default: false },
+  'redfish-ca-file': { type: 'string' },
+  'require-proof': { type: 'boolean', default: false },
   url: { type: 'string' },
   mac: { type: 'string' },
   uuid: { type: 'string' },
@@ -60,6 +64,11 @@ options:
   --ssh-port P            console of BMCs whose console is SSH (Dell iDRAC: console com2): their SSH port (default 22)
   --redfish-legacy-tls    old BMCs: TLS 1.2 with legacy ciphers, RSA-1024 or SHA-1 certificates
                           (also env METAL_BMC_REDFISH_LEGACY_TLS=true)
+  --redfish-ca-file F     verify BMC certificates against this CA bundle instead of trusting them on first use
+                          (also env METAL_BMC_REDFISH_CA_FILE; env METAL_BMC_REDFISH_INSECURE=false: the system's CAs)
+  --require-proof         a BMC met for the first time (or recorded without proof) must prove over IPMI that it
+                          knows the password before it gets one; needs the trust file (--state-dir or
+                          METAL_BMC_STATE_DIR) (also env METAL_BMC_TRUST_REQUIRE_PROOF=true)
   --url URL               firmware: the image URL
   --user U                BMC user (default ADMIN)
   --password P | --password-file F | env IPMI_PASSWORD
@@ -75,7 +84,8 @@ options:
   --mac MAC               the BMC's MAC: its trust record (without it the record is by IP address); owners: its UUIDs
   --uuid UUID             owners: the machine UUID
   --state-dir DIR         trust and owners files' directory (default env METAL_BMC_STATE_DIR, else /var/lib/metal-bmc);
-                          info/command/console/firmware pin certificates only when one of the two is given`;
+                          info/command/console/firmware pin certificates only when one of the two is given
+                          (and no CA verifies them), with the daemon's trust settings from the environment`;
 
 /** Commands that set a boot device persistently, and with --once for the next boot only. */
 const ONCE_COMMANDS: readonly string[] = ['PXE', 'DISK', 'REINSTALL'];
@@ -140,9 +150,15 @@ export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
     throw new UsageError(`unknown bmc subcommand ${JSON.stringify(sub)} (info, command, console, firmware, trust, owners)`);
   }
 
-  // trust on first use when the operator names the trust file's directory
-  const trustStore = stateDir === undefined ? undefined : await cliTrustStore(stateDir);
-  const trust = trustStore ? await cliTrust(trustStore, host, values.mac) : undefined;
+  const verify = redfishVerification(values, io.env);
+  const requireProof = values['require-proof'] || bool(io.env, 'METAL_BMC_TRUST_REQUIRE_PROOF', false);
+  const verifies = !verify.insecure || verify.caFile !== undefined;
+  // without the trust file nothing is proven: refused rather than a silent trust in any certificate
+  if (requireProof && !verifies && stateDir === undefined) throw new UsageError('--require-proof (METAL_BMC_TRUST_REQUIRE_PROOF) needs the trust file: --state-dir DIR or METAL_BMC_STATE_DIR');
+  // trust on first use when the operator names the trust file's directory, and no CA verifies instead (as the daemon decides)
+  const firstUse = stateDir !== undefined && !verifies;
+  const trustStore = firstUse ? await cliTrustStore(stateDir) : undefined;
+  const trust = trustStore ? await cliTrust(trustStore, host, values.mac, requireProof) : undefined;
   // process.stderr is a stream Node builds on first use (a socket on a pipe): only when there is something to say
   const stderr = () => io.stderr ?? process.stderr;
   await preloadProtocol(protocol); // the deadline below is the BMC's time, not module loading's
@@ -156,6 +172,8 @@ export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
     redfishPort,
     sshPort,
     redfishLegacyTls: values['redfish-legacy-tls'] || /^(true|1|yes)$/i.test(io.env.METAL_BMC_REDFISH_LEGACY_TLS ?? ''),
+    redfishInsecure: verify.insecure,
+    ...(verify.caFile === undefined ? {} : { redfishCa: readFileSync(verify.caFile, 'utf8') }),
     ipmiCipherSuite: cipherSuite,
     ipmiAllowInsecure: values['allow-insecure'],
     guidEncoding,
@@ -208,9 +226,20 @@ async function cliTrustStore(stateDir: string) {
   return openTrustStore({ file: trustFileOf(stateDir) });
 }
 
-async function cliTrust(store: TrustStore, ip: string, mac: string | undefined) {
+async function cliTrust(store: TrustStore, ip: string, mac: string | undefined, requireProof: boolean) {
   const { createBmcTrust } = await import('../outband/trust.js');
-  return createBmcTrust({ store, resetHint: true }).forBmc({ ip, ...(mac ? { mac } : {}) });
+  return createBmcTrust({ store, resetHint: true, requireProof }).forBmc({ ip, ...(mac ? { mac } : {}) });
+}
+
+/**
+ * How BMC certificates are verified, from the flag or the environment the daemon reads (a
+ * `docker exec` inherits it): the CLI works on the daemon's trust file, so it decides as the
+ * daemon would; a CA file (or METAL_BMC_REDFISH_INSECURE=false) verifies instead of trust on
+ * first use, and nothing is recorded.
+ */
+function redfishVerification(values: { 'redfish-ca-file'?: string | undefined }, env: NodeJS.ProcessEnv): { insecure: boolean; caFile?: string } {
+  const caFile = values['redfish-ca-file'] !== undefined ? readableFile({ '--redfish-ca-file': values['redfish-ca-file'] }, '--redfish-ca-file') : readableFile(env, 'METAL_BMC_REDFISH_CA_FILE');
+  return { insecure: bool(env, 'METAL_BMC_REDFISH_INSECURE', true), ...(caFile === undefined ? {} : { caFile }) };
 }
 
 export function describeBootOverride(b: BootOverride): string {

@@ -356,7 +356,8 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
     if (requireProof) {
       o.metrics?.refused.inc({ check: 'ipmi-proof' });
       logger?.error({ bmc: ip, trustKey: key, ...(code ? { code } : {}) }, `first contact with a BMC ${why}: it cannot prove it knows the password; refused (METAL_BMC_TRUST_REQUIRE_PROOF), no credentials sent`);
-      throw new BmcError('UNTRUSTED', `BMC ${ip}: first contact without proof over IPMI (${code ?? 'no IPMI'}); refused as METAL_BMC_TRUST_REQUIRE_PROOF asks, no credentials sent`);
+      const recorded = store.get(key) !== undefined ? ' (its record holds no IPMI proof)' : '';
+      throw new BmcError('UNTRUSTED', `BMC ${ip}: first contact without proof over IPMI (${code ?? 'no IPMI'})${recorded}; refused as METAL_BMC_TRUST_REQUIRE_PROOF asks, no credentials sent`);
     }
     logger?.warn({ bmc: ip, trustKey: key, ...(code ? { code } : {}) }, `first contact with a BMC ${why}: it cannot prove it knows the password; trusted on first use`);
     return 'none';
@@ -377,6 +378,20 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
       logger?.error({ bmc: ip, trustKey: key, code }, 'BMC did not prove over IPMI that it knows the password; no credentials sent to it');
       throw new BmcError('UNTRUSTED', `BMC ${ip}: did not prove over IPMI (RAKP 2) that it knows the password (${code}); Redfish login not attempted`, { cause: err });
     }
+  }
+
+  /**
+   * The record as the gate may rely on it. Where proof is required, a record without an IPMI
+   * proof (one another process wrote without the setting, such as the CLI, or the daemon before it
+   * was set) counts for nothing: its BMC is met as a first contact, proven before any credential.
+   */
+  function relied(record: TrustRecord | undefined): TrustRecord | undefined {
+    return requireProof && record?.proof !== 'ipmi' ? undefined : record;
+  }
+
+  /** a record `relied` sets aside, met again as a first contact: said once per contact */
+  function noteUnproven(ip: string, key: string, record: TrustRecord): void {
+    logger?.warn({ bmc: ip, trustKey: key, proof: record.proof ?? 'none', redfish: fingerprintPrefix(record.redfishSha256), ssh: fingerprintPrefix(record.sshSha256) }, 'BMC recorded without IPMI proof: met as a first contact and proven over IPMI before any credential, as METAL_BMC_TRUST_REQUIRE_PROOF asks');
   }
 
   return {
@@ -403,7 +418,8 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
       return {
         async openRedfish(ctx, open) {
           usableRecord();
-          const recorded = store.get(key)?.redfishSha256;
+          const record = store.get(key);
+          const recorded = relied(record)?.redfishSha256;
           if (recorded !== undefined) {
             try {
               const opened = await open({ pinnedSha256: recorded });
@@ -413,20 +429,25 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
               throw isBmcError(err, 'UNTRUSTED') ? refusal('redfish', err) : err;
             }
           }
+          const setAside = record !== undefined && relied(record) === undefined;
+          if (setAside) noteUnproven(ip, key, record);
           // the probe's TLS session is kept under its certificate's pin: the pinned login resumes it
           const presented = await probeCertificate({ host: ctx.host, port: ctx.port, timeoutMs: ctx.timeoutMs, ...(ctx.legacyTls ? { legacyTls: true } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) });
           ctx.onAnswer?.();
           const proof = await prove(ip, key, ctx);
           // the login goes only to the certificate that was probed (and proven)
           const opened = await open({ pinnedSha256: presented });
-          store.update(key, { redfishSha256: presented, ip, proof });
+          // an unproven SSH host key beside the certificate is not made proven by this proof: met as on first use
+          store.update(key, { redfishSha256: presented, ip, proof, ...(setAside && record.sshSha256 !== undefined ? { sshSha256: undefined } : {}) });
           o.metrics?.firstUse.inc({ what: 'redfish', proof });
           logger?.info({ bmc: ip, trustKey: key, sha256: fingerprintPrefix(presented), proof }, 'BMC certificate recorded on first use');
           return opened;
         },
         async sshHostKeyCheck(ctx) {
           usableRecord();
-          const recorded = store.get(key)?.sshSha256;
+          const record = store.get(key);
+          const trusted = relied(record);
+          const recorded = trusted?.sshSha256;
           if (recorded !== undefined) {
             return (sha256) => {
               if (sha256 === recorded) return true;
@@ -434,11 +455,13 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
               return false;
             };
           }
+          if (record !== undefined && trusted === undefined) noteUnproven(ip, key, record);
           // a BMC whose Redfish certificate was pinned on this connection has shown itself already
-          const record = store.get(key);
-          const proof = record?.redfishSha256 !== undefined ? (record.proof ?? 'none') : await prove(ip, key, ctx);
+          const provenNow = trusted?.redfishSha256 === undefined;
+          const proof = provenNow ? await prove(ip, key, ctx) : (trusted!.proof ?? 'none');
           return (sha256) => {
-            store.update(key, { sshSha256: sha256, ip });
+            // proven now: the record's proof is this one's, and an unproven certificate beside it is met as on first use
+            store.update(key, { sshSha256: sha256, ip, ...(provenNow ? { proof } : {}), ...(provenNow && record?.redfishSha256 !== undefined ? { redfishSha256: undefined } : {}) });
             o.metrics?.firstUse.inc({ what: 'ssh', proof });
             logger?.info({ bmc: ip, trustKey: key, sha256: fingerprintPrefix(sha256), proof }, 'BMC SSH host key recorded on first use');
             return true;

@@ -14,7 +14,7 @@ import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { Worker } from 'node:worker_threads';
 import { abortError, BmcError, isBmcErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { BmcTrust, TrustMetrics, TrustRecord } from '../outband/trust.js';
+import type { BmcTrust, TrustMetrics, TrustRecord, TrustStore } from '../outband/trust.js';
 import { trustKey } from '../outband/trust.js';
 import { logWorkerRecord } from '../outband/worker-log.js';
 import { setNewest } from '../net/newest-map.js';
@@ -145,14 +145,21 @@ const HEX64 = /^[0-9a-f]{64}$/;
 
 /** A worker's trust change: of the BMC of the read it names (still in flight), checked as the trust file's records are. */
 export function validTrustUpdate(m: Extract<FromReportWorker, { type: 'trust-update' }>, readKey: string | undefined): boolean {
-  const { redfishSha256, ip, proof } = m.patch ?? {};
+  const { redfishSha256, ip, proof, forgetSsh } = m.patch ?? {};
   return (
     readKey !== undefined &&
     m.key === readKey &&
     (redfishSha256 === undefined || (typeof redfishSha256 === 'string' && HEX64.test(redfishSha256))) &&
     (ip === undefined || (typeof ip === 'string' && ip.length <= 64)) &&
-    (proof === undefined || proof === 'ipmi' || proof === 'none')
+    (proof === undefined || proof === 'ipmi' || proof === 'none') &&
+    (forgetSsh === undefined || forgetSsh === true)
   );
+}
+
+/** The store's patch of a worker's checked change: only the fields a worker may change (a worker never sets an SSH key). */
+function trustPatchOf(patch: Extract<FromReportWorker, { type: 'trust-update' }>['patch']): Parameters<TrustStore['update']>[1] {
+  const { redfishSha256, ip, proof, forgetSsh } = patch;
+  return { ...(redfishSha256 !== undefined ? { redfishSha256 } : {}), ...(ip !== undefined ? { ip } : {}), ...(proof !== undefined ? { proof } : {}), ...(forgetSsh ? { sshSha256: undefined } : {}) };
 }
 
 export function createReportWorkerPool(options: ReportWorkerPoolOptions): ReportWorkerPool {
@@ -198,7 +205,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
         return;
       }
       case 'trust-update':
-        if (options.trust && validTrustUpdate(m, slot.pending.get(m.id)?.trustKey)) options.trust.store.update(m.key, m.patch);
+        if (options.trust && validTrustUpdate(m, slot.pending.get(m.id)?.trustKey)) options.trust.store.update(m.key, trustPatchOf(m.patch));
         else log.warn({ worker: slot.index, trustKey: String(m.key).slice(0, 80) }, 'report worker sent a trust record that is not one of a read in flight; ignored');
         return;
       case 'trust-count':

@@ -65,8 +65,12 @@ export interface ReportWorkerLoad {
 export type FromReportWorker =
   /** `session`, when present: the BMC's kept Redfish session after the read (null: none kept) */
   | { type: 'done'; id: number; attempt: AttemptOverPort; load: ReportWorkerLoad; session?: KeptRedfishSession | null }
-  /** read `id`'s BMC's trust record changed (first contact, or a new IP): the main thread writes it to the trust file */
-  | { type: 'trust-update'; id: number; key: string; patch: Partial<Pick<TrustRecord, 'redfishSha256' | 'ip' | 'proof'>> }
+  /**
+   * read `id`'s BMC's trust record changed (first contact, or a new IP): the main thread writes it
+   * to the trust file; `forgetSsh`: a record without IPMI proof was proven again (required proof),
+   * its unproven SSH host key goes
+   */
+  | { type: 'trust-update'; id: number; key: string; patch: Partial<Pick<TrustRecord, 'redfishSha256' | 'ip' | 'proof'>> & { forgetSsh?: true } }
   | { type: 'trust-count'; metric: 'refused'; check: TrustCheck }
   | { type: 'trust-count'; metric: 'firstUse'; what: 'redfish' | 'ssh'; proof: 'ipmi' | 'none' }
   | { type: 'heap'; heapBytes: number }

@@ -109,7 +109,7 @@ function trustStoreOfRead(id: number, key: string, brought: TrustRecord | null, 
       if (k !== key) throw new BmcError('INVALID_ARGUMENT', 'report worker: a trust change of another BMC than the read\'s');
       const stamp = new Date().toISOString();
       record = { ...record, ...patch, firstSeen: record?.firstSeen ?? stamp, lastSeen: stamp };
-      post({ type: 'trust-update', id, key, patch: { ...(patch.redfishSha256 !== undefined ? { redfishSha256: patch.redfishSha256 } : {}), ...(patch.ip !== undefined ? { ip: patch.ip } : {}), ...(patch.proof !== undefined ? { proof: patch.proof } : {}) } });
+      post({ type: 'trust-update', id, key, patch: { ...(patch.redfishSha256 !== undefined ? { redfishSha256: patch.redfishSha256 } : {}), ...(patch.ip !== undefined ? { ip: patch.ip } : {}), ...(patch.proof !== undefined ? { proof: patch.proof } : {}), ...('sshSha256' in patch && patch.sshSha256 === undefined ? { forgetSsh: true } : {}) } });
       return record;
     },
     reset: () => false,

@@ -8,7 +8,7 @@ import { createServer as createHttpsServer, request as httpsRequest, type Server
 import { createSocket, type Socket } from 'node:dgram';
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import ssh2 from 'ssh2';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -229,6 +229,76 @@ describe('trust on first use of BMC certificates', () => {
       expect(trust.store.get('mac:aa:bb:cc:00:00:67')).toBeUndefined();
       expect(log.find(/refused \(METAL_BMC_TRUST_REQUIRE_PROOF\), no credentials sent/)).toHaveLength(1);
       expect(await registry.getSingleMetricAsString('metal_bmc_trust_refused_total')).toMatch(/check="ipmi-proof"} 1$/m);
+    } finally {
+      silent.close();
+      await mitm.close();
+    }
+  });
+});
+
+describe('required proof and records without it', () => {
+  it('with METAL_BMC_TRUST_REQUIRE_PROOF in its environment, bmc info on the trust file refuses a man in the middle whose IPMI is silent before the password, and writes no record', async () => {
+    const stateDir = mkdtempSync(join(dir, 'cli-proof-'));
+    const machine = fleet.machines[0]!.state.address;
+    const silent = createSocket('udp4'); // takes datagrams, answers none
+    await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
+    const mitm = await startMitm('127.0.0.1', { host: machine, port: fleet.redfishPort });
+    try {
+      const args = ['bmc', 'info', '--address', `127.0.0.1:${silent.address().port}`, '--redfish-port', String(mitm.port), '--mac', 'aa:bb:cc:00:00:99', '--user', fleet.user, '--password', fleet.password, '--timeout', '6'];
+      const cli = await runCli(args, { env: { METAL_BMC_STATE_DIR: stateDir, METAL_BMC_TRUST_REQUIRE_PROOF: 'true' } });
+      expect(cli.code).toBe(1);
+      expect(cli.stderr).toMatch(/first contact without proof over IPMI \(TIMEOUT\); refused as METAL_BMC_TRUST_REQUIRE_PROOF asks, no credentials sent \[UNTRUSTED\]/);
+      expect(cli.stderr).not.toContain(fleet.password);
+      expect(mitm.requests).toEqual([]); // the probe is a bare handshake: no request, no password
+      expect(existsSync(join(stateDir, TRUST_FILE))).toBe(false);
+      // the flag, without the variable, does the same
+      const flagged = await runCli([...args, '--require-proof'], { env: { METAL_BMC_STATE_DIR: stateDir } });
+      expect(flagged.code).toBe(1);
+      expect(flagged.stderr).toContain('refused as METAL_BMC_TRUST_REQUIRE_PROOF asks');
+      expect(mitm.requests).toEqual([]);
+      // METAL_BMC_REDFISH_CA_FILE verifies instead (the fleet's certificate as the CA): the impostor fails the handshake, nothing is recorded
+      const caFile = join(stateDir, 'ca.pem');
+      writeFileSync(caFile, fleet.redfish!.cert);
+      const verified = await runCli([...args, '--protocol', 'redfish'], { env: { METAL_BMC_STATE_DIR: stateDir, METAL_BMC_REDFISH_CA_FILE: caFile } });
+      expect(verified.code).toBe(1);
+      expect(mitm.requests).toEqual([]);
+      expect(existsSync(join(stateDir, TRUST_FILE))).toBe(false);
+    } finally {
+      silent.close();
+      await mitm.close();
+    }
+  });
+
+  it('a gate that requires proof meets a record without it (proof none) as a first contact: refused before any login while IPMI is silent, proven and recorded as ipmi once IPMI answers', async () => {
+    const stateDir = mkdtempSync(join(dir, 'unproven-'));
+    const machine = fleet.machines[1]!.state.address;
+    const mac = 'aa:bb:cc:00:00:98';
+    const mitm = await startMitm('127.0.0.1', { host: machine, port: fleet.redfishPort });
+    // what a CLI without the setting wrote: the impostor's certificate, trusted on first use without proof
+    writeFileSync(join(stateDir, TRUST_FILE), JSON.stringify({ version: 1, bmcs: { [`mac:${mac}`]: { redfishSha256: mitm.sha256, sshSha256: 'cd'.repeat(32), ip: '127.0.0.1', proof: 'none', firstSeen: '2026-01-01T00:00:00Z', lastSeen: '2026-01-01T00:00:00Z' } } }));
+    const registry = new Registry();
+    const log = captureLog();
+    const trust = createBmcTrust({ store: openTrustStore({ file: join(stateDir, TRUST_FILE), logger: log.logger }), logger: log.logger, metrics: createTrustMetrics(registry), requireProof: true });
+    const silent = createSocket('udp4');
+    await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
+    try {
+      const err = await connectOutband(options('127.0.0.1', { ipmiPort: silent.address().port, redfishPort: mitm.port, timeoutMs: 4000, trust: trust.forBmc({ ip: '127.0.0.1', mac }) })).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isBmcError(err, 'UNTRUSTED')).toBe(true);
+      expect((err as Error).message).toMatch(/first contact without proof over IPMI \(TIMEOUT\) \(its record holds no IPMI proof\); refused/);
+      expect(mitm.requests).toEqual([]);
+      expect(log.find(/^BMC recorded without IPMI proof: met as a first contact/)).toHaveLength(1);
+      expect(await registry.getSingleMetricAsString('metal_bmc_trust_refused_total')).toMatch(/check="ipmi-proof"} 1$/m);
+
+      // the real BMC, whose IPMI answers: proven, then its certificate replaces the unproven one, and the unproven SSH key goes
+      const bmc = await connectOutband(options(machine, { trust: trust.forBmc({ ip: machine, mac }) }));
+      await bmc.close();
+      const record = trust.store.get(`mac:${mac}`);
+      expect(record).toMatchObject({ redfishSha256: fleetCertSha256(), proof: 'ipmi', ip: machine });
+      expect(record?.sshSha256).toBeUndefined();
+      await trust.store.close();
     } finally {
       silent.close();
       await mitm.close();

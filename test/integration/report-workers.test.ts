@@ -247,6 +247,31 @@ describe('report reads in worker threads', () => {
     }
   });
 
+  it('with required proof, a worker meets a record without proof as a first contact: proven, its certificate recorded as ipmi, the unproven SSH key forgotten', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'report-workers-reprove-'));
+    dirs.push(dir);
+    const lease = leases()[1]!;
+    const key = trustKey({ ip: lease.ip, mac: lease.mac });
+    writeFileSync(join(dir, 'bmc-trust.json'), JSON.stringify({ version: 1, bmcs: { [key]: { redfishSha256: 'ab'.repeat(32), sshSha256: 'cd'.repeat(32), proof: 'none', firstSeen: '2026-01-01T00:00:00Z', lastSeen: '2026-01-01T00:00:00Z' } } }));
+    const store = openTrustStore({ file: join(dir, 'bmc-trust.json'), writeDelayMs: 0 });
+    const { counts, metrics } = countingTrustMetrics();
+    const log = captureLog('info');
+    const workers = pool({ trust: createBmcTrust({ store, logger: log.logger, metrics, requireProof: true }), trustMetrics: metrics, logger: log.logger });
+    try {
+      const read = await workers.read(lease, { timeoutMs: 20_000 });
+      expect(read.ok).toBe(true);
+      expect(counts.refused).toEqual([]);
+      expect(counts.firstUse).toEqual(['redfish/ipmi']);
+      const record = store.get(key);
+      expect(record?.redfishSha256).toMatch(/^[0-9a-f]{64}$/);
+      expect(record?.redfishSha256).not.toBe('ab'.repeat(32));
+      expect(record?.proof).toBe('ipmi');
+      expect(record?.sshSha256).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+
   it('a trust record that cannot be used reaches the workers: the BMC is refused there, not met as a first contact', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'report-workers-unusable-'));
     dirs.push(dir);
