@@ -258,8 +258,9 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   /** event ids whose start is under way in this process */
   const startingHere = new Set<string>();
 
-  function writeStarting(): void {
-    if (startingFile === undefined || starting === undefined) return;
+  /** Writes the starting file; false (logged) when it cannot be written. */
+  function writeStarting(): boolean {
+    if (startingFile === undefined || starting === undefined) return true;
     const cutoff = Date.now() - STARTING_KEEP_MS;
     for (const [id, e] of starting) if (!(Date.parse(e.at) >= cutoff)) starting.delete(id);
     for (const id of [...starting.keys()].slice(0, Math.max(0, starting.size - STARTING_MAX))) starting.delete(id);
@@ -268,8 +269,10 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       mkdirSync(dirname(startingFile), { recursive: true });
       writeFileSync(tmp, JSON.stringify({ version: 1, events: Object.fromEntries(starting) } satisfies StartingFile), { mode: 0o600 });
       renameSync(tmp, startingFile);
+      return true;
     } catch (err) {
-      o.logger.error({ err, file: startingFile }, 'cannot write the firmware starting file; a crash before a job begins leaves its event refused as started');
+      o.logger.error({ err, file: startingFile }, 'cannot write the firmware starting file');
+      return false;
     }
   }
 
@@ -286,19 +289,23 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     }
   }
 
-  /** Notes that the event's step is about to be claimed; says whether an earlier run left it claimed and unbegun. */
-  function noteStarting(eventId: string): boolean {
-    if (starting === undefined) return false;
-    const earlier = starting.get(eventId);
-    if (earlier !== undefined && earlier.run !== processRun) return true;
-    starting.set(eventId, { run: processRun, at: new Date().toISOString() });
-    writeStarting();
-    return false;
+  /** Whether an earlier run of this process held the event's step and ended before its job began. */
+  function leftUnbegunEarlier(eventId: string): boolean {
+    const entry = starting?.get(eventId);
+    return entry !== undefined && entry.run !== processRun;
   }
 
-  function clearStarting(eventId: string | undefined): void {
-    if (eventId === undefined || !starting?.delete(eventId)) return;
+  /** Notes that this run holds the event's step and its job has not begun (a failure to note it only loses the retake). */
+  function noteHolding(eventId: string): void {
+    if (starting === undefined) return;
+    starting.set(eventId, { run: processRun, at: new Date().toISOString() });
     writeStarting();
+  }
+
+  /** Clears the event's note as its job begins; false when the file cannot be written (then the job must not begin). */
+  function clearStarting(eventId: string | undefined): boolean {
+    if (eventId === undefined || !starting?.delete(eventId)) return true;
+    return writeStarting();
   }
 
   function persist(): void {
@@ -425,8 +432,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
    */
   async function journalStep(plan: Plan, action: FirmwareAction, image: string, alone: boolean): Promise<{ hold?: StepHold } | { outcome: StartOutcome }> {
     if (!o.journal || plan.eventId === undefined) return {};
-    const leftUnbegun = noteStarting(plan.eventId);
-    // an earlier run of this instance claimed the step and ended before the job began: nothing was sent
+    // an earlier run of this instance held the step and ended before the job began: nothing was sent
+    const leftUnbegun = leftUnbegunEarlier(plan.eventId);
     const provablyUnsent = (seen: { instance: string }) => alone && leftUnbegun && o.instanceId !== undefined && seen.instance === o.instanceId;
     let claimed;
     try {
@@ -434,7 +441,11 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     } catch (err) {
       return { outcome: handBack(plan, `the event journal cannot be used: ${(err as Error).message}`) };
     }
-    if ('go' in claimed) return { hold: claimed.go };
+    if ('go' in claimed) {
+      // noted only once held: a delivery that did not win the step leaves no note a later run could misread
+      noteHolding(plan.eventId);
+      return { hold: claimed.go };
+    }
     return { outcome: refuse(plan, 'DUPLICATE', `this event's update was started by an earlier delivery of it (${describeRecord(claimed.seen)}); no second job`, action.firmware, image) };
   }
 
@@ -491,14 +502,19 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         return { accepted: false, event: closedEvent(plan) };
       }
     }
+    // the job begins (the BMC is asked from here on): its step is no longer provably unsent, and a
+    // note left behind would let a later run start a second update after a crash mid-job
+    if (!clearStarting(plan.eventId)) {
+      await claim?.release();
+      active.delete(plan.key);
+      return handBack(plan, 'the firmware starting file cannot be written, so a crash could not be told from an update that never began');
+    }
     active.set(plan.key, entry);
     jobs.push(job);
     persist();
     o.metrics?.firmwareJobsRunning.set(active.size);
     o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, image, timeoutMs: o.timeoutMs }, 'firmware update accepted; running in the background');
     emit(job, 'accepted');
-    // the job begins (the BMC is asked from here on): its claim is no longer provably unsent
-    clearStarting(plan.eventId);
     entry.done = runJob(job, plan, action.url, stopper, claim, step);
     return { accepted: true, job };
   }

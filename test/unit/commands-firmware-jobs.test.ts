@@ -402,6 +402,31 @@ describe('firmware jobs with the event journal', () => {
     second.bmcs.pending.get('m1')!.finish();
   });
 
+  it('a job that began and was cut off by a crash is never started again, whatever deliveries came between (handed back, refused)', async () => {
+    const store = createMemoryKv('p-events');
+    const file = stateFile();
+    const run = (down = false) => {
+      const kv = store.client();
+      kv.down = down;
+      const r = setup({ stateFile: file, journal: createEventJournal({ kv, instanceId: 'a', logger: captureLog().logger }), instanceId: 'a' });
+      r.jobs.recover();
+      return r;
+    };
+    const first = run();
+    expect((await first.jobs.start(delivered('m1'))).accepted).toBe(true);
+    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    // the first run ends mid-update, its ack lost; the next run gets the event while the journal is down, then one more while it is up
+    const second = run(true);
+    expect(await second.jobs.start(delivered('m1'))).toMatchObject({ accepted: false, handBack: true });
+    const third = run();
+    expect(await third.jobs.start(delivered('m1'))).toMatchObject({ accepted: false, event: { code: 'DUPLICATE' } });
+    // and after another restart: still refused, no second update
+    const fourth = run();
+    expect(await fourth.jobs.start(delivered('m1'))).toMatchObject({ accepted: false, event: { code: 'DUPLICATE' } });
+    expect(second.bmcs.pending.size + third.bmcs.pending.size + fourth.bmcs.pending.size).toBe(0);
+    first.bmcs.pending.get('m1')!.finish();
+  });
+
   it('with the journal unreachable no job starts and nothing is published: the event goes back (handBack)', async () => {
     const store = createMemoryKv('p-events');
     const kv = store.client();
