@@ -236,6 +236,10 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
       if (!retryable) throw error;
       if (attempt >= retries) {
         if (attempt > 0) error.message = `${error.message} (gave up after ${attempt + 1} attempts)`;
+        // the last answer's wait holds the next reports back as one past the budget does
+        if (method === 'POST' && retryAfter !== undefined && retryAfter > 0) {
+          error.message = `${error.message} (metal-api asked to wait ${waitText(retryAfter)}: the next report goes out in ${waitText(holdReports(retryAfter, error))} at the earliest)`;
+        }
         throw error;
       }
       const delayMs = Math.max(backoff(attempt), retryAfter ?? 0);

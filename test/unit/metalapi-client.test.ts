@@ -268,6 +268,17 @@ describe('Retry-After', () => {
     expect(standIn.requests.filter((r) => r.method === 'POST')).toHaveLength(2);
   });
 
+  it("the last attempt's Retry-After holds the next reports back too", async () => {
+    // two attempts within a budget of 4 s: the first wait of 1 s fits, the second answer is the last
+    const c = createMetalApiClient({ baseUrl: standIn.url, hmacKey: KEY, ...fast, retries: 1 });
+    standIn.setFailures(2, 503, { 'retry-after': '1' });
+    const last = await caught(c.ipmiReport(body()));
+    expect(last.message).toMatch(/\(gave up after 2 attempts\) \(metal-api asked to wait 1 s: the next report goes out in 1 s at the earliest\)$/);
+    const held = await caught(c.ipmiReport(body()));
+    expect(held.code).toBe('UNAVAILABLE');
+    expect(standIn.requests).toHaveLength(2);
+  });
+
   it('a Retry-After within the budget is waited out whole, past maxBackoffMs (20 ms here)', async () => {
     const delays: number[] = [];
     const c = createMetalApiClient({ baseUrl: standIn.url, hmacKey: KEY, ...fast, onRetry: (r) => delays.push(r.delayMs) });
