@@ -160,10 +160,13 @@ const CONTROLS = /[\x00-\x1f\x7f]+/g;
  * How a gap is shown between the bytes of a history, on a line of its own, enclosed in NULs
  * (capture-markers.ts: output cannot pass for it); the reason on one line.
  */
+/** characters a latin1 marker cannot hold: encoded, each would keep only its low byte (U+0100 a NUL, the markers' delimiter) */
+const BEYOND_LATIN1 = /[\u0100-\u{10ffff}]/gu;
+
 export function gapMarker(e: HistoryEvent & { kind: 'gap' }): string {
   const at = new Date(e.t).toISOString();
   const what =
-    e.what === 'start' ? `capture gap: ${e.reason.replace(CONTROLS, ' ')}` : e.what === 'end' ? 'capture resumed' : e.what === 'dropped' ? `${e.bytes} bytes dropped: the disk did not keep up` : 'older output was rotated away while reading';
+    e.what === 'start' ? `capture gap: ${e.reason.replace(CONTROLS, ' ').replace(BEYOND_LATIN1, '?')}` : e.what === 'end' ? 'capture resumed' : e.what === 'dropped' ? `${e.bytes} bytes dropped: the disk did not keep up` : 'older output was rotated away while reading';
   return `\r\n${MARKER_DELIMITER}${MARKER_PREFIX}${at}: ${what}]${MARKER_DELIMITER}\r\n`;
 }
 
@@ -266,6 +269,8 @@ export async function* grepMatches(dir: string, pattern: string, options: GrepOp
         for (const e of batch) {
           if (e.kind !== 'data') {
             const m = line ? finish() : undefined;
+            // a line without end stops at a gap: its last piece's tail joins nothing after it
+            carry = '';
             if (m) yield m;
             continue;
           }

@@ -7,7 +7,7 @@ import { newestOf } from '../../src/cli/console-history.js';
 import { parseLogSize } from '../../src/config/console-capture.js';
 import { isSafeMachineId, parseIndexLine } from '../../src/console/capture-files.js';
 import { stripEscapes } from '../../src/console/capture-plain.js';
-import { grepHistory, grepLine, grepMatches, historyCursor, readHistory, tailBytes, type GrepMatch, type GrepOptions } from '../../src/console/capture-read.js';
+import { gapMarker, grepHistory, grepLine, grepMatches, historyCursor, readHistory, renderEvent, tailBytes, type GrepMatch, type GrepOptions } from '../../src/console/capture-read.js';
 import { openMachineLog } from '../../src/console/capture-store.js';
 import { captureLog } from '../helpers/log.js';
 
@@ -309,6 +309,27 @@ describe('a machine log', () => {
     // found in the second piece, which begins with the first one's last 11 characters
     expect(matches[0]!.line).toBe(`${'#'.repeat(6)}Kernel panic${'#'.repeat(494)}`);
     expect(await grepHistory(dir, '#'.repeat(20))).toHaveLength(3); // one per piece, as before: the carry adds no match of its own
+  });
+
+  it('grep joins no piece across a capture gap: a line without end stops there', async () => {
+    let t = clock;
+    const log = await openMachineLog({ dir, machineId: 'cut', fileBytes: 8 << 20, files: 1, logger, now: () => t });
+    // exactly one 64 KiB piece, ending in 'Kernel pa'; the connection is lost; the next output begins 'nic'
+    log.append(Buffer.from(`${'#'.repeat(64 * 1024 - 9)}Kernel pa`));
+    t += 1000;
+    log.gapStart('BMC connection lost');
+    t += 60_000;
+    log.gapEnd();
+    log.append(Buffer.from('nic-free output after the reconnect\r\n'));
+    await log.close();
+    expect(await grepHistory(dir, 'Kernel panic')).toEqual([]);
+  });
+
+  it('a gap reason beyond latin1 keeps its marker whole (no NUL from a character such as U+0100)', () => {
+    const marker = gapMarker({ kind: 'gap', what: 'start', t: clock, reason: 'BMC said Ā 一 done' } as Parameters<typeof gapMarker>[0]);
+    const bytes = renderEvent({ kind: 'gap', what: 'start', t: clock, reason: 'BMC said Ā 一 done' } as Parameters<typeof renderEvent>[0]);
+    expect(marker).toContain('BMC said ? ? done');
+    expect(bytes.filter((b) => b === 0).length).toBe(2); // the two delimiters only
   });
 
   it('grep stops at the caps of all machines and says why', async () => {
