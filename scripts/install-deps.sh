@@ -13,6 +13,7 @@ command -v nats-server >/dev/null || need+=(nats-server)
 command -v ssh >/dev/null || need+=(openssh-client)
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
+command -v ss >/dev/null || need+=(iproute2)       # ss: a test reads the kernel's view of a connection
 command -v systemd-analyze >/dev/null || need+=(systemd)
 [ -x /usr/bin/time ] || need+=(time)   # GNU time: peak RSS in bench/cli-startup.ts
 command -v chromium >/dev/null || need+=(chromium)

@@ -59,6 +59,9 @@ import { closeSilentConnections } from '../net/connection-limits.js';
 import { requestUrl } from '../net/request-url.js';
 import { publicText } from '../net/public-text.js';
 
+/** idle time before TCP keepalive probes a console listener's connection (then ~1 probe a second, libuv's) */
+const KEEPALIVE_IDLE_MS = 60_000;
+
 export interface WsConsoleServerOptions {
   tls: ConsoleTls;
   hub: ConsoleHub;
@@ -179,6 +182,9 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
     else socket.destroy();
   };
   server.on('secureConnection', (socket: TLSSocket) => {
+    // a history follower of a quiet machine writes nothing, so no stall bound notices a peer gone
+    // without a word (a laptop suspended, a VPN dropped): TCP keepalive does, and frees its slot
+    socket.setKeepAlive(true, KEEPALIVE_IDLE_MS);
     // only certificate-authenticated connections: without a verified certificate (token mode) `authorized` is false
     const subject = verifiedSubject(socket);
     if (subject !== undefined) certified.add(socket, subject, () => endRevoked(socket));

@@ -25,6 +25,7 @@ export const PEERS = {
   'ssh-keygen': { pkg: 'openssh-client', paths: [] as string[] },
   openssl: { pkg: 'openssl', paths: [] as string[] },
   curl: { pkg: 'curl', paths: [] as string[] },
+  ss: { pkg: 'iproute2', paths: [] as string[] },
   // playwright-core drives Debian's Chromium at this path
   chromium: { pkg: 'chromium', paths: ['/usr/bin/chromium'] },
   'systemd-analyze': { pkg: 'systemd', paths: [] as string[] },

@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { connect as tlsConnect } from 'node:tls';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
 import type { MetalApiStandIn } from '../../src/metalapi/standin.js';
@@ -18,7 +20,7 @@ import { waitFor } from '../helpers/wait.js';
 import { httpsGetStatus } from '../helpers/https.js';
 import { withPeers } from '../helpers/peers.js';
 
-const { describe, it } = withPeers('ipmi_sim', 'ipmitool', 'openssl');
+const { describe, it } = withPeers('ipmi_sim', 'ipmitool', 'openssl', 'ss');
 
 const MACHINE = 'c0ffee00-88f6-5390-8154-fa53d93a3313';
 let pki: Pki;
@@ -59,6 +61,8 @@ afterEach(async () => {
   for (const ws of opened.splice(0)) ws.terminate();
   await waitFor(() => servers.hub.clientCount() === 0 && tokenServers.hub.clientCount() === 0, 20_000, 'no client left after the test');
 });
+
+const execFileText = async (file: string, args: string[]): Promise<string> => (await promisify(execFile)(file, args)).stdout;
 
 interface Client {
   ws: WebSocket;
@@ -165,6 +169,20 @@ describe('console over WebSocket', () => {
     (b.ws as unknown as { _socket: { destroy(): void } })._socket.destroy();
     await until(() => servers.hub.sessionCount() === 0, 20_000, 'session closed');
     await until(async () => !(await solActive()), 20_000, 'SOL deactivated');
+  });
+
+  it('keeps TCP keepalive on its connections (a history follower of a quiet machine writes nothing: keepalive finds a peer gone without a word)', async () => {
+    const socket = tlsConnect({ host: '127.0.0.1', port: servers.wsPort, ...tlsOptions('ok'), servername: 'localhost', checkServerIdentity: () => undefined });
+    await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    try {
+      const local = socket.localPort!;
+      // the server's end of this connection, as the kernel shows it: its timer is keepalive's
+      const server = async () => (await execFileText('ss', ['-tnoH', 'state', 'established', `( sport = :${servers.wsPort} and dport = :${local} )`])).trim();
+      // while the server's first bytes are unacknowledged ss shows the retransmit timer ('on'); then keepalive's
+      await until(async () => /timer:\(keepalive,/.test(await server()), 10_000, 'the keepalive timer on the server end');
+    } finally {
+      socket.destroy();
+    }
   });
 
   it('terminates a peer that stops answering pings', async () => {
