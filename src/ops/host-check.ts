@@ -3,9 +3,10 @@
  * an operator's browser could read it through DNS rebinding: the page's own name made to resolve
  * to 127.0.0.1 (or to the management address) is same-origin for the browser, which sends that
  * name as Host. An IP literal or `localhost` cannot be rebound, nor can a name the operator chose:
- * this host's own name (what Prometheus often scrapes by), the host part of
+ * this host's own name and the full names /etc/hosts gives it (what Prometheus often scrapes by), the host part of
  * METAL_BMC_HTTP_ADDRESS, and METAL_BMC_HTTP_ALLOWED_HOSTS (`*`: any Host, the check off).
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 
@@ -18,6 +19,39 @@ export function ownHostNames(name = hostname()): string[] {
   if (whole === '') return [];
   const first = whole.split('.')[0]!;
   return first !== whole && isIP(whole) === 0 ? [whole, first] : [whole];
+}
+
+/**
+ * The names /etc/hosts gives this host: every name on a line that names it (by its whole name or
+ * its first label). On Debian, os.hostname() is the short name and /etc/hosts holds the full one
+ * (`127.0.1.1 mgmt01.site.example mgmt01`), which `hostname -f` prints and Prometheus targets use.
+ */
+export function hostsFileNames(text: string, own: readonly string[]): string[] {
+  const mine = new Set(own.map(normal));
+  const found = new Set<string>();
+  for (const raw of text.split('\n')) {
+    const names = (raw.split('#')[0] ?? '').trim().split(/\s+/).slice(1).map(normal).filter((n) => n !== '' && n.length <= 253);
+    if (names.some((n) => mine.has(n))) for (const n of names) found.add(n);
+  }
+  return [...found];
+}
+
+/** This host's names from os.hostname() and /etc/hosts (read once, at most 64 KiB; unreadable: none from it). */
+export function ownHostNamesWithAliases(hostsFile = '/etc/hosts'): string[] {
+  const own = ownHostNames();
+  let text = '';
+  try {
+    const fd = openSync(hostsFile, 'r');
+    try {
+      const buf = Buffer.alloc(64 * 1024);
+      text = buf.subarray(0, readSync(fd, buf, 0, buf.length, 0)).toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // no /etc/hosts (a minimal container): the host's own name only
+  }
+  return [...new Set([...own, ...hostsFileNames(text, own)])];
 }
 
 /** The name of a Host header without its port, or undefined when it is no host[:port] at all. */

@@ -18,7 +18,7 @@
 import { limitConnections, requireFirstRequestWithin, type ConnectionLimits } from '../net/connection-limits.js';
 import { listen } from '../net/listen.js';
 import type { Logger } from '../log.js';
-import { hostCheck, ownHostNames } from './host-check.js';
+import { hostCheck, ownHostNamesWithAliases } from './host-check.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 
@@ -53,7 +53,9 @@ export async function startOpsServer(o: {
   /** where a request refused for its Host is said (at most once every HOST_REFUSAL_LOG_EVERY_MS) */
   logger?: Logger;
 }): Promise<OpsServer> {
-  const hostAllowed = hostCheck([...ownHostNames(), o.host, ...(o.allowedHosts ?? [])]);
+  const ownNames = ownHostNamesWithAliases();
+  const hostAllowed = hostCheck([...ownNames, o.host, ...(o.allowedHosts ?? [])]);
+  o.logger?.info({ names: ownNames.slice(0, 20), allowedHosts: (o.allowedHosts ?? []).slice(0, 20) }, 'operations listener answers IP addresses, localhost, these names of this host and METAL_BMC_HTTP_ALLOWED_HOSTS');
   let lastHostLine: { at: number; since: number } | undefined;
   const refuseHost = (req: IncomingMessage, res: ServerResponse, host: string) => {
     o.onRefused?.('host');

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 /**
  * The operations listener's bounds (src/ops/http.ts, src/net/connection-limits.ts): a peer that
  * connects and sends nothing is closed after the first-request time, and connections beyond the
@@ -12,7 +13,7 @@ import { Registry } from 'prom-client';
 import { afterEach, expect } from 'vitest';
 import { hostname } from 'node:os';
 import type { Logger } from '../../src/log.js';
-import { ownHostNames } from '../../src/ops/host-check.js';
+import { hostsFileNames, ownHostNames } from '../../src/ops/host-check.js';
 import { startOpsServer, type OpsRefusal, type OpsServer } from '../../src/ops/http.js';
 import { captureLog } from '../helpers/log.js';
 import { withPeers } from '../helpers/peers.js';
@@ -138,5 +139,18 @@ describe("this host's names", () => {
     expect(ownHostNames('10.1.2.3')).toEqual(['10.1.2.3']);
     expect(ownHostNames('')).toEqual([]);
     expect(ownHostNames()).toContain(hostname().toLowerCase());
+  });
+
+  it("include the full names /etc/hosts gives a short hostname (what Prometheus targets use), and no other line's", () => {
+    const hosts = '127.0.0.1 localhost\n127.0.1.1\tMgmt01.Site.Example. mgmt01 # the management server\n10.0.0.9 other.site.example other\n# 10.0.0.7 mgmt01.evil.example\n';
+    expect(hostsFileNames(hosts, ['mgmt01']).sort()).toEqual(['mgmt01', 'mgmt01.site.example']);
+    expect(hostsFileNames(hosts, ['nobody'])).toEqual([]);
+    fc.assert(
+      fc.property(fc.string({ maxLength: 400 }), fc.array(fc.string({ maxLength: 20 }), { maxLength: 3 }), (text, own) => {
+        const names = hostsFileNames(text, own);
+        for (const n of names) expect(n).toBe(n.toLowerCase());
+        if (own.every((o) => o.trim() === '')) expect(names).toEqual([]);
+      }),
+    );
   });
 });
