@@ -10,7 +10,7 @@ import { timelinessOf } from './age.js';
 import { decodeMachineEvent, EventDecodeError, planEvent } from './event.js';
 import type { FirmwareJobs } from './firmware-jobs.js';
 import type { CommandMetrics } from './metrics.js';
-import type { CommandResult, CommandRunner } from './runner.js';
+import { goesBack, type CommandResult, type CommandRunner } from './runner.js';
 
 export type Disposition = 'ack' | 'term' | 'nak';
 
@@ -35,7 +35,7 @@ export type EventHandler = (bytes: Uint8Array, meta: EventMeta) => Promise<Dispo
 export function dispositionOf(result: CommandResult): Disposition {
   // superseded: a newer event of the machine gives its effect, nothing is left to do for it
   if (result.ok || result.dropped === 'superseded') return 'ack';
-  return result.code === 'ABORTED' || result.handedBack ? 'nak' : 'term';
+  return goesBack(result) ? 'nak' : 'term';
 }
 
 export interface EventHandlerOptions {

@@ -25,7 +25,7 @@ export interface OrderHolds {
   handedBack(plans: readonly Plan[]): void;
   /** Whether `plan` may run now: undefined when it may (no line, or it leads it and leaves it), else the event it waits behind (it joins the line). */
   check(plan: Plan): HeldEvent | undefined;
-  /** `plan`'s event settled without running (dropped stale on receipt): it leaves its machine's line */
+  /** `plan`'s event settled here and does not come back (dropped stale on receipt or when its turn came, refused, superseded): it leaves its machine's line */
   passed(plan: Plan): void;
   /** a lost lead: what went back is the next leader's, nothing here waits for it */
   clear(): void;

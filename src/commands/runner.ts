@@ -148,6 +148,14 @@ const FINAL_CODES: ReadonlySet<string> = new Set<BmcErrorCode>(['AUTH_FAILED', '
  * BMC refused or cannot do it (FINAL_CODES), nor when the shutdown cut it off (ABORTED: the
  * handler leaves it to another instance).
  */
+/**
+ * Whether a result sends its event back to the stream (nak): cut off (ABORTED) or handed back;
+ * anything else settles it here (ack or term, handler.ts dispositionOf).
+ */
+export function goesBack(result: CommandResult): boolean {
+  return !result.ok && result.dropped !== 'superseded' && (result.code === 'ABORTED' || result.handedBack === true);
+}
+
 export function isRetryable(result: CommandResult): boolean {
   if (result.ok || result.dropped !== undefined || result.outcomeUnknown) return false;
   return result.code === undefined || (result.code !== 'ABORTED' && !FINAL_CODES.has(result.code));
@@ -261,6 +269,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     const { plan } = task;
     cuts.delete(task.cut);
     pending--;
+    // acknowledged: should it be in its machine's line (aborted behind a hand-back), it leaves it
+    holds.passed(plan);
     o.metrics?.eventsSuperseded?.inc({ type: plan.type });
     o.logger.info({ machineId: plan.machineId, command: plan.command, eventId: plan.eventId, supersededBy: newer.command, newerEventId: newer.eventId, max: maxQueue }, "machine command superseded: its machine's queue was full and a newer event sets the boot device before anything boots the machine");
     const error = `${plan.command} not executed: superseded by the machine's newer ${newer.command}, which sets the boot device before anything boots the machine (its queue was full, METAL_BMC_COMMAND_QUEUE_MAX ${maxQueue})`;
@@ -536,6 +546,9 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
           holds.handedBack([task.plan, ...rest.map((later) => later.plan)]);
           for (const later of rest) later.cut.abort(new BmcError('ABORTED', `handed back behind the machine's earlier ${task.plan.command}, which went back to the stream`));
         }
+        // settled here (done, refused, dropped stale when its turn came, even after an abort behind a
+        // hand-back): it does not come back, so its machine's later events must not wait for it
+        else if (!goesBack(result)) holds.passed(task.plan);
         if (rest.length > 0) ready.push(key);
         else queues.delete(key);
         pending--;

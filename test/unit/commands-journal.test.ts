@@ -322,6 +322,25 @@ describe('command runner with the event journal', () => {
     expect(await b.runner.submit(offPlan(8))).toMatchObject({ ok: true });
   });
 
+  it('an event aborted behind one handed back and dropped stale when its turn came leaves the line: the machine\'s later events are not held behind it', async () => {
+    const store = createMemoryKv('p-events');
+    let clock = 1_000_000;
+    const sent: string[] = [];
+    // the delete's run takes the OFF queued behind it past the TTL
+    const a = instance(store, 'a', undefined, { ttlMs: 30_000, now: () => clock, attempts: 1, connect: () => ((clock += 40_000), bmcWith(sent, async () => undefined)) });
+    a.kv.down = true;
+    const published = { publishedAt: new Date(clock) };
+    const [first, off] = await Promise.all([a.runner.submit({ ...deletePlan(EVENT), ...published }), a.runner.submit({ ...offPlan(8), ...published })]);
+    expect(first).toMatchObject({ code: 'UNAVAILABLE', handedBack: true });
+    expect(off).toMatchObject({ code: 'STALE', dropped: 'stale' });
+    expect(dispositionOf(off)).toBe('term');
+    a.kv.down = false;
+    // the delete comes back and runs (late); the OFF never comes back: a new ON is not held behind it
+    expect(await a.runner.submit({ ...deletePlan(EVENT), ...published })).toMatchObject({ ok: true, late: true });
+    expect(await a.runner.submit({ ...offPlan(9), command: 'ON', actions: [{ kind: 'command', command: 'ON' }], publishedAt: new Date(clock) })).toMatchObject({ ok: true });
+    expect(sent).toEqual(['PXE', 'PXE', 'RESET', 'ON']);
+  });
+
   it('an event whose earlier runs started and never settled (each crashed the daemon) is not run a fourth time: terminated, nothing sent', async () => {
     const store = createMemoryKv('p-events');
     const a = instance(store, 'a');
