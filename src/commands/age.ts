@@ -14,7 +14,9 @@
  * create, a DISK or PXE command, a late delete whose power step gives way to the newer event) is
  * replaced by a newer event that sets the boot device before anything else, provided nothing that
  * boots the machine runs in between. A machine whose queue is full drops such a plan for the newer
- * event (runner.ts), instead of refusing the newer one, which says what the machine ends up as.
+ * event (runner.ts), instead of refusing the newer one, which says what the machine ends up as,
+ * provided the newer one cannot go stale before its turn: else it would take the boot device
+ * with it (a REINSTALL behind a full queue past the TTL).
  */
 import type { BmcAction, MachineCommand } from './actions.js';
 import type { EventType } from './event.js';
@@ -71,4 +73,19 @@ export function onlySetsBootDevice(type: EventType, timeliness: Timeliness, acti
 /** Whether a plan's first step sets a persistent boot device (create, delete, DISK, PXE, REINSTALL): it replaces what such steps before it set. */
 export function setsBootDeviceFirst(actions: readonly BmcAction[]): boolean {
   return actions[0] !== undefined && isPersistentBootAction(actions[0]);
+}
+
+/** Whether an event of `type` (a `command` event's `command`) is never dropped for its age, however late its turn comes: lifecycle events, DISK and PXE. */
+export function neverStale(type: EventType, command?: string): boolean {
+  return timelinessOf(type, Number.POSITIVE_INFINITY, 0, command) !== 'stale';
+}
+
+/**
+ * Whether a newer plan may take the place of queued plans it replaces (`onlySetsBootDevice`): it
+ * sets the boot device first, and no age drops it, so the boot device it replaces is set for
+ * sure (create, delete, DISK, PXE; not a REINSTALL, which is stale past the TTL, and its turn may
+ * come late behind a full queue).
+ */
+export function supersedesQueued(type: EventType, command: string, actions: readonly BmcAction[]): boolean {
+  return setsBootDeviceFirst(actions) && neverStale(type, command);
 }

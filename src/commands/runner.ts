@@ -10,7 +10,7 @@ import { abortError, BmcError, HandBackError, notSent, NotSentError, showsNotAct
 import type { Logger } from '../log.js';
 import type { Outband } from '../outband/types.js';
 import { describeAction, runAction, type BmcAction } from './actions.js';
-import { onlySetsBootDevice, setsBootDeviceFirst, skipsAction, timelinessOf, type Timeliness } from './age.js';
+import { onlySetsBootDevice, skipsAction, supersedesQueued, timelinessOf, type Timeliness } from './age.js';
 import type { EventIpmi, EventType, Plan } from './event.js';
 import type { CommandMetrics, CommandOutcome } from './metrics.js';
 import { createOrderHolds, type HeldEvent } from './order-holds.js';
@@ -253,14 +253,15 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
 
   /**
    * Makes room for `newer` in its machine's full queue: drops the oldest queued plan that `newer`
-   * replaces (it only sets a persistent boot device, `newer` sets one first, and nothing between
-   * them boots the machine: every plan after it in the queue only sets a boot device too). That
+   * replaces (it only sets a persistent boot device, `newer` sets one first and is never dropped
+   * stale (age.ts supersedesQueued), and nothing between them boots the machine: every plan after
+   * it in the queue only sets a boot device too). That
    * plan is settled at once as superseded (acknowledged: its effect is the newer event's to give),
    * with a result, a count and one line. False when no queued plan may go.
    */
   function supersedeFor(newer: Plan): boolean {
     const queue = queues.get(newer.key);
-    if (!queue || !setsBootDeviceFirst(newer.actions)) return false;
+    if (!queue || !supersedesQueued(newer.type, newer.command, newer.actions)) return false;
     const replaceable = (task: Task) => onlySetsBootDevice(task.plan.type, timelinessAt(task.plan).timeliness, task.plan.actions);
     let first = queue.length;
     while (first > 0 && replaceable(queue[first - 1]!)) first--;

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { BmcAction } from '../../src/commands/actions.js';
 import { MACHINE_COMMANDS } from '../../src/commands/actions.js';
-import { isPowerAction, onlySetsBootDevice, setsBootDeviceFirst, skipsAction, timelinessOf } from '../../src/commands/age.js';
+import { isPowerAction, neverStale, onlySetsBootDevice, setsBootDeviceFirst, skipsAction, supersedesQueued, timelinessOf } from '../../src/commands/age.js';
 import { EVENT_ACTIONS, EVENT_TYPES } from '../../src/commands/event.js';
 
 const type = fc.constantFrom(...EVENT_TYPES);
@@ -62,5 +62,20 @@ describe('what a newer event replaces', () => {
     expect(onlySetsBootDevice('update', 'fresh', [])).toBe(false);
     for (const first of [EVENT_ACTIONS.create, EVENT_ACTIONS.delete, [cmd('DISK')], [cmd('PXE')], [cmd('PXE'), cmd('CYCLE')]]) expect(setsBootDeviceFirst(first)).toBe(true);
     for (const other of [[cmd('ON')], [cmd('BIOS')], [cmd('LED-ON')], []]) expect(setsBootDeviceFirst(other)).toBe(false);
+  });
+
+  it('only a plan that no age drops stale takes the place of queued plans: one that went stale at its turn would take their boot device with it', () => {
+    fc.assert(
+      fc.property(type, fc.constantFrom(...MACHINE_COMMANDS), fc.array(action, { maxLength: 4 }), fc.nat(10_000_000), fc.nat(10_000_000), (t, command, actions, age, ttl) => {
+        const c = t === 'command' ? command : t;
+        if (supersedesQueued(t, c, actions) && timelinessOf(t, age, ttl, c) === 'stale') return false;
+        return supersedesQueued(t, c, actions) === (setsBootDeviceFirst(actions) && neverStale(t, c));
+      }),
+    );
+    expect(supersedesQueued('command', 'REINSTALL', [cmd('PXE'), cmd('CYCLE')])).toBe(false);
+    expect(supersedesQueued('delete', 'delete', EVENT_ACTIONS.delete)).toBe(true);
+    expect(supersedesQueued('create', 'create', EVENT_ACTIONS.create)).toBe(true);
+    for (const device of ['DISK', 'PXE'] as const) expect(supersedesQueued('command', device, [cmd(device)])).toBe(true);
+    expect(neverStale('command', 'ON')).toBe(false);
   });
 });

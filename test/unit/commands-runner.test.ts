@@ -353,6 +353,18 @@ describe('command runner: a machine whose queue is full keeps its newest events'
     await firstRun;
     expect(rec.events.filter((e) => e.endsWith(':start')).map((e) => e.split(':')[1])).toEqual(['LED-ON', 'DISK', 'ON', 'PXE', 'RESET', 'OFF']);
   });
+  it('a REINSTALL, which goes stale past the TTL, supersedes nothing: the queued PXE runs, the REINSTALL goes back to the stream', async () => {
+    let clock = 100_000;
+    // each run takes the clock 20 s on: the REINSTALL's turn behind a full queue would come past the TTL of 30 s
+    const { rec, runner } = setup({ concurrency: 1, queueMax: 3, ttlMs: 30_000, now: () => clock, ms: () => ((clock += 20_000), 1) });
+    const queued = [command('m', 'ON', 1), command('m', 'CYCLE', 2), command('m', 'PXE', 3)].map((p) => runner.submit(timed(p, clock)));
+    // as planEvent plans it: PXE, then CYCLE
+    const reinstall = await runner.submit(timed({ ...command('m', 'REINSTALL', 4), actions: [{ kind: 'command', command: 'PXE' }, { kind: 'command', command: 'CYCLE' }] }, clock));
+    expect(reinstall).toMatchObject({ ok: false, code: 'QUEUE_FULL', handedBack: true });
+    const done = await Promise.all(queued);
+    expect(done.map((r) => r.dropped ?? (r.ok ? 'ok' : r.code))).toEqual(['ok', 'ok', 'ok']);
+    expect(rec.events.filter((e) => e.endsWith(':start')).map((e) => e.split(':')[1])).toEqual(['ON', 'CYCLE', 'PXE']);
+  });
 });
 
 describe('command runner: a failed command is tried again before the machine\'s next one', () => {
