@@ -52,6 +52,8 @@ export interface EventMeta {
   deliveryCount: number;
   /** JetStream: the event's id in the event journal (its stream's tag and its sequence, `journalEventId`) */
   eventId?: string;
+  /** JetStream: this is the event's last allowed delivery (MAX_DELIVER): a nak loses it */
+  lastDelivery?: boolean;
 }
 
 export interface SubscribeMetrics {
@@ -416,7 +418,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     heartbeat.unref();
     dispatcher.run(
       m.data,
-      { publishedAt: m.time, deliveryCount: m.info.deliveryCount, eventId: journalEventId(stream, m.seq) },
+      { publishedAt: m.time, deliveryCount: m.info.deliveryCount, eventId: journalEventId(stream, m.seq), lastDelivery: m.info.deliveryCount >= MAX_DELIVER },
       (d) => {
         const latest = newest();
         running.delete(key);

@@ -233,6 +233,8 @@ export interface Plan {
   publishedAt?: Date;
   /** the event's id in the event journal (JetStream: its stream and sequence), set by the handler; without it no step is journaled */
   eventId?: string;
+  /** this delivery of the event is its last allowed one (JetStream max_deliver): handed back, it would not come again, so it is refused instead */
+  lastDelivery?: true;
 }
 
 const command = (c: Extract<BmcAction, { kind: 'command' }>['command']): BmcAction => ({ kind: 'command', command: c });

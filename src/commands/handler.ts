@@ -19,6 +19,8 @@ export interface EventMeta {
   deliveryCount: number;
   /** the event's id in the event journal (JetStream); none over core NATS */
   eventId?: string;
+  /** the server delivers the event no more after this delivery (JetStream: its max_deliver-th) */
+  lastDelivery?: boolean;
 }
 
 export type EventHandler = (bytes: Uint8Array, meta: EventMeta) => Promise<Disposition>;
@@ -91,6 +93,7 @@ export function createEventHandler(o: EventHandlerOptions): EventHandler {
     }
     plan.publishedAt = meta.publishedAt;
     if (meta.eventId !== undefined) plan.eventId = meta.eventId;
+    if (meta.lastDelivery === true) plan.lastDelivery = true;
     const ageMs = (o.now ?? Date.now)() - meta.publishedAt.getTime();
     o.metrics?.eventAgeSeconds?.observe(ageMs / 1000);
     clockSkew(ageMs);

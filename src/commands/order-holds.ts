@@ -8,7 +8,8 @@
  *
  * An event that never comes back (handed back on its last delivery, run by another instance after
  * a lead moved) must not hold its machine for ever: an entry ends `holdMs` after its last hand-back.
- * Only events with an id (JetStream) are held: over core NATS nothing comes back.
+ * Only events with an id (JetStream) are held: over core NATS nothing comes back; nor is a last
+ * delivery (`Plan.lastDelivery`): the runner refuses it instead of handing it back.
  */
 import type { Logger } from '../log.js';
 import type { Plan } from './event.js';
@@ -53,11 +54,14 @@ export function createOrderHolds(o: { holdMs: number; logger: Logger; now?: () =
     return live;
   }
 
+  /** whether `plan`'s event can come back from the stream: it has an id (JetStream), and deliveries left */
+  const comesBack = (plan: Plan): plan is Plan & { eventId: string } => plan.eventId !== undefined && plan.lastDelivery !== true;
+
   const entry = (plan: Plan & { eventId: string }): HeldEvent => ({ eventId: plan.eventId, command: plan.command, until: now() + o.holdMs });
 
   return {
     handedBack(plans) {
-      const out = plans.filter((p): p is Plan & { eventId: string } => p.eventId !== undefined);
+      const out = plans.filter(comesBack);
       if (out.length === 0) return;
       const key = out[0]!.key;
       // lines of machines no event came for since they were held out: forgotten, not kept for ever
@@ -77,10 +81,15 @@ export function createOrderHolds(o: { holdMs: number; logger: Logger; now?: () =
         return undefined;
       }
       const at = line.findIndex((held) => held.eventId === plan.eventId);
+      const lead = line[0];
+      // its last delivery is refused, not handed back: it leaves the line for good
+      if (!comesBack(plan)) {
+        if (at >= 0) line.splice(at, 1);
+      }
       // it goes back again: its time starts over, its place stays
-      if (at >= 0) line[at] = entry(plan as Plan & { eventId: string });
-      else line.push(entry(plan as Plan & { eventId: string }));
-      return line[0];
+      else if (at >= 0) line[at] = entry(plan);
+      else line.push(entry(plan));
+      return lead;
     },
     passed(plan) {
       const line = lines.get(plan.key);

@@ -177,6 +177,12 @@ export const MAX_UNSETTLED_RUNS = 3;
  */
 const HAND_BACK_COUNT_MS = 2000;
 
+/** What a result says of an event handed back on its last allowed delivery, which the server delivers no more. */
+const LAST_DELIVERY = 'this was its last allowed delivery, so it does not go back to the stream and does not come again';
+
+/** Events whose QUEUE_FULL hand-back was said, at most: beyond it they are said again (events taken by another instance are not kept for ever). */
+const OVERFLOW_TOLD_MAX = 10_000;
+
 /** How long an action aborted by the command's end may take to say it was not sent. */
 const NOT_SENT_WITHIN_MS = 1000;
 
@@ -214,6 +220,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   const orderHoldMs = checkDuration('command runner: orderHoldMs', o.orderHoldMs, 60_000, MAX_TIMER_MS);
   /** each machine's events handed back and not come back yet: its later events go back behind them */
   const holds = createOrderHolds({ holdMs: orderHoldMs, logger: o.logger });
+  /** events handed back QUEUE_FULL whose result and count went out already: not published at every redelivery */
+  const overflowTold = new Set<string>();
   const queues = new Map<string, Task[]>();
   const running = new Set<string>();
   const ready: string[] = [];
@@ -286,23 +294,45 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
    * machine ends up as, are not the ones lost. Over core NATS it is refused.
    */
   function overflow(plan: Plan, held: number): CommandResult {
-    if (plan.eventId === undefined) return refuseOverflow(plan, held);
-    o.metrics?.eventsRefused?.inc({ reason: 'queue-full-handed-back' });
-    o.logger.warn({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, queued: held, max: maxQueue }, "machine command handed back: its machine's queue is full; it comes again, and the machine's later events wait behind it");
+    if (plan.eventId === undefined || plan.lastDelivery) return refuseOverflow(plan, held);
     holds.handedBack([plan]);
     const error = `${plan.command} not run yet: ${held} commands for this machine are queued or running already (METAL_BMC_COMMAND_QUEUE_MAX ${maxQueue}); it goes back to the stream and comes again`;
-    return tellResult(notExecuted(plan, 'QUEUE_FULL', error, { handedBack: true }));
+    const result = notExecuted(plan, 'QUEUE_FULL', error, { handedBack: true });
+    const fields = { machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, queued: held, max: maxQueue };
+    // a slow machine's queue may stay full for many of its deliveries: said, counted and published once
+    if (overflowTold.has(plan.eventId)) {
+      o.logger.debug(fields, "machine command handed back again: its machine's queue is still full");
+      return result;
+    }
+    if (overflowTold.size >= OVERFLOW_TOLD_MAX) overflowTold.clear();
+    overflowTold.add(plan.eventId);
+    o.metrics?.eventsRefused?.inc({ reason: 'queue-full-handed-back' });
+    o.logger.warn(fields, "machine command handed back: its machine's queue is full; it comes again, and the machine's later events wait behind it");
+    return tellResult(result);
   }
 
+  /** Over core NATS, or on an event's last delivery, an overflow cannot come again: refused. */
   function refuseOverflow(plan: Plan, held: number): CommandResult {
     o.metrics?.eventsRefused?.inc({ reason: 'queue-full' });
-    o.logger.warn({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, queued: held, max: maxQueue }, 'machine command refused: its machine\'s queue is full');
-    const error = `${plan.command} refused: ${held} commands for this machine are queued or running already (METAL_BMC_COMMAND_QUEUE_MAX ${maxQueue}); not executed`;
+    forget(plan);
+    o.logger.warn({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, queued: held, max: maxQueue, lastDelivery: plan.lastDelivery }, 'machine command refused: its machine\'s queue is full');
+    const error = `${plan.command} refused: ${held} commands for this machine are queued or running already (METAL_BMC_COMMAND_QUEUE_MAX ${maxQueue})${plan.lastDelivery ? `; ${LAST_DELIVERY}` : ''}; not executed`;
     return tellResult(notExecuted(plan, 'QUEUE_FULL', error, { dropped: 'overflow' }));
   }
 
-  /** A plan of a machine under an order hold: not run, handed back behind the held event. */
+  /** The event of `plan` is settled here or runs now: a later overflow of it is said again. */
+  function forget(plan: Plan): void {
+    if (plan.eventId !== undefined) overflowTold.delete(plan.eventId);
+  }
+
+  /** A plan of a machine under an order hold: not run, handed back behind the held event (refused on its last delivery). */
   function handBackBehind(plan: Plan, hold: HeldEvent): CommandResult {
+    if (plan.lastDelivery) {
+      forget(plan);
+      o.logger.error({ machineId: plan.machineId, command: plan.command, eventId: plan.eventId, heldBehind: hold.command, heldEventId: hold.eventId }, 'machine command refused: an earlier event of its machine went back to the stream and has not come back, and this was its last allowed delivery');
+      const error = `${plan.command} not run: the machine's earlier ${hold.command} went back to the stream and has not come back, and it may not run before it; ${LAST_DELIVERY}; not executed`;
+      return tellResult(notExecuted(plan, 'HELD_BEHIND', error));
+    }
     o.logger.info({ machineId: plan.machineId, command: plan.command, eventId: plan.eventId, heldBehind: hold.command, heldEventId: hold.eventId }, "machine command handed back: an earlier event of its machine went back to the stream and has not come back yet");
     const error = `${plan.command} not run yet: the machine's earlier ${hold.command} went back to the stream and has not come back; this one goes back too, to run after it`;
     return tellResult(notExecuted(plan, 'HELD_BEHIND', error, { handedBack: true }));
@@ -426,8 +456,12 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     if (failure !== undefined) {
       result.error = failure instanceof Error ? failure.message : String(failure);
       if (failure instanceof BmcError) result.code = failure.code;
-      // the event journal, the lease file not read yet: tried again later, not refused
-      if (failure instanceof HandBackError) result.handedBack = true;
+      // the event journal, the lease file not read yet: tried again later, not refused; on its
+      // last delivery it cannot come again, and the result says so
+      if (failure instanceof HandBackError) {
+        if (plan.lastDelivery) result.error = `${result.error}; but ${LAST_DELIVERY}`;
+        else result.handedBack = true;
+      }
     }
     if (outcome === 'unknown') {
       result.outcomeUnknown = true;
@@ -572,6 +606,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       if (hold) return Promise.resolve(handBackBehind(plan, hold));
       const held = (queues.get(plan.key)?.length ?? 0) + (running.has(plan.key) ? 1 : 0);
       if (held >= maxQueue && !supersedeFor(plan)) return Promise.resolve(overflow(plan, held));
+      forget(plan);
       return new Promise<CommandResult>((resolve) => {
         pending++;
         const queue = queues.get(plan.key);
@@ -590,6 +625,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     },
     passed(plan) {
       holds.passed(plan);
+      forget(plan);
     },
     stop() {
       stopped = true;
@@ -597,6 +633,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     abortAll(reason) {
       // what was handed back goes to whoever pulls next (another leader): nothing here waits for it
       holds.clear();
+      overflowTold.clear();
       if (pending === 0) return;
       o.logger.warn({ pending, reason }, 'aborting the machine commands accepted so far');
       abortAccepted(reason);

@@ -99,6 +99,14 @@ describe('machine event handler', () => {
     expect(runner.plans.map((p) => p.eventId)).toEqual(['tag.7', undefined]);
   });
 
+  it('tells the plan when the bus says this is the event\'s last delivery (the runner refuses it rather than hand it back)', async () => {
+    const runner = stubRunner(async () => result(true));
+    const handle = createEventHandler({ runner, logger: captureLog().logger });
+    await handle(enc({ type: 'command', cmd: { cmd: 'RESET', ipmi } }), { ...meta, eventId: 'tag.7', deliveryCount: 15, lastDelivery: true });
+    await handle(enc({ type: 'command', cmd: { cmd: 'RESET', ipmi } }), { ...meta, eventId: 'tag.7', lastDelivery: false });
+    expect(runner.plans.map((p) => p.lastDelivery)).toEqual([true, undefined]);
+  });
+
   it('naks when the runner is stopping, so another instance takes the event', async () => {
     const runner = stubRunner(() => Promise.reject(new BmcError('CLOSED', 'stopped')));
     const handle = createEventHandler({ runner, logger: captureLog().logger });

@@ -341,6 +341,30 @@ describe('command runner with the event journal', () => {
     expect(sent).toEqual(['PXE', 'PXE', 'RESET', 'ON']);
   });
 
+  it('an event on its last delivery is never handed back nor put in a line: journal unusable or held behind, it is refused and says it does not come again', async () => {
+    const store = createMemoryKv('p-events');
+    const a = instance(store, 'a');
+    a.kv.down = true;
+    // the journal unusable on the delete's last delivery: refused, the OFF queued behind it runs
+    const [lost, off] = await Promise.all([a.runner.submit({ ...deletePlan(EVENT), lastDelivery: true }), a.runner.submit(offPlan(8))]);
+    expect(lost).toMatchObject({ ok: false, code: 'UNAVAILABLE' });
+    expect(lost.handedBack).toBeUndefined();
+    expect(lost.error).toMatch(/; but this was its last allowed delivery, so it does not go back to the stream and does not come again$/);
+    expect(dispositionOf(lost)).toBe('term');
+    expect(off).toMatchObject({ ok: true });
+    // a delete handed back (not its last delivery); an OFF held behind it on its last delivery is refused and leaves no place in the line
+    expect(await a.runner.submit(deletePlan(EVENT))).toMatchObject({ code: 'UNAVAILABLE', handedBack: true });
+    a.kv.down = false;
+    const held = await a.runner.submit({ ...offPlan(9), lastDelivery: true });
+    expect(held).toMatchObject({ ok: false, code: 'HELD_BEHIND', error: "OFF not run: the machine's earlier delete went back to the stream and has not come back, and it may not run before it; this was its last allowed delivery, so it does not go back to the stream and does not come again; not executed" });
+    expect(held.handedBack).toBeUndefined();
+    expect(dispositionOf(held)).toBe('term');
+    expect(await a.runner.submit(offPlan(10))).toMatchObject({ code: 'HELD_BEHIND', handedBack: true });
+    expect(await a.runner.submit(deletePlan(EVENT))).toMatchObject({ ok: true });
+    // the OFF after it is not held behind the one refused
+    expect(await a.runner.submit(offPlan(10))).toMatchObject({ ok: true });
+  });
+
   it('an event whose earlier runs started and never settled (each crashed the daemon) is not run a fourth time: terminated, nothing sent', async () => {
     const store = createMemoryKv('p-events');
     const a = instance(store, 'a');

@@ -353,6 +353,24 @@ describe('command runner: a machine whose queue is full keeps its newest events'
     await firstRun;
     expect(rec.events.filter((e) => e.endsWith(':start')).map((e) => e.split(':')[1])).toEqual(['LED-ON', 'DISK', 'ON', 'PXE', 'RESET', 'OFF']);
   });
+  it('an overflow handed back is published and counted once however often it comes back full; on its last delivery it is refused and holds nothing', async () => {
+    const { runner, registry, results } = setup({ concurrency: 1, queueMax: 2, ms: () => 50 });
+    const queued = [runner.submit(command('m', 'LED-ON', 1)), runner.submit(command('m', 'LED-OFF', 2))];
+    for (let delivery = 0; delivery < 3; delivery++) expect(await runner.submit(command('m', 'ON', 3))).toMatchObject({ code: 'QUEUE_FULL', handedBack: true });
+    expect(results.filter((r) => r.code === 'QUEUE_FULL')).toHaveLength(1);
+    expect(await registry.getSingleMetricAsString('metal_bmc_events_refused_total')).toContain('reason="queue-full-handed-back"} 1');
+    const last = await runner.submit({ ...command('m', 'ON', 3), lastDelivery: true });
+    expect(last).toMatchObject({ ok: false, code: 'QUEUE_FULL', dropped: 'overflow' });
+    expect(last.handedBack).toBeUndefined();
+    expect(last.error).toBe('ON refused: 2 commands for this machine are queued or running already (METAL_BMC_COMMAND_QUEUE_MAX 2); this was its last allowed delivery, so it does not go back to the stream and does not come again; not executed');
+    expect(dispositionOf(last)).toBe('term');
+    expect(results.filter((r) => r.code === 'QUEUE_FULL')).toHaveLength(2);
+    expect(await registry.getSingleMetricAsString('metal_bmc_events_refused_total')).toContain('reason="queue-full"} 1');
+    await Promise.all(queued);
+    // the ON lost on its last delivery does not hold the machine's next event
+    expect(await runner.submit(command('m', 'OFF', 4))).toMatchObject({ ok: true });
+  });
+
   it('a REINSTALL, which goes stale past the TTL, supersedes nothing: the queued PXE runs, the REINSTALL goes back to the stream', async () => {
     let clock = 100_000;
     // each run takes the clock 20 s on: the REINSTALL's turn behind a full queue would come past the TTL of 30 s
