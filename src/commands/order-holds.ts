@@ -8,6 +8,8 @@
  *
  * An event that never comes back (handed back on its last delivery, run by another instance after
  * a lead moved) must not hold its machine for ever: an entry ends `holdMs` after its last hand-back.
+ * That time runs also while the bus pulls nothing (every slot of its in-flight limit busy), when the
+ * held event cannot come back: a known limit (README), a later event may then run before it.
  * Only events with an id (JetStream) are held: over core NATS nothing comes back; nor is a last
  * delivery (`Plan.lastDelivery`): the runner refuses it instead of handing it back.
  */
