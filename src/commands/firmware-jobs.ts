@@ -420,7 +420,9 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   }
 
   /** Not started now, nothing published: the event goes back to the stream (`why` in one warning and the result). */
-  function handBack(plan: Plan, why: string): StartOutcome {
+  function handBack(plan: Plan, why: string, kind: FirmwareKind, image: string): StartOutcome {
+    // the stream would not deliver it again: said and published as a refusal, not lost in silence
+    if (plan.lastDelivery) return refuse(plan, 'UNAVAILABLE', `${why}; this was its last allowed delivery, so it does not come again`, kind, image);
     o.logger.warn({ machineId: plan.machineId, bmc: plan.ipmi?.address, eventId: plan.eventId, why }, 'UPDATE-FIRMWARE not started; the event goes back to the stream');
     const event: FirmwareEvent = { machineId: plan.machineId, type: 'command', command: 'UPDATE-FIRMWARE', ok: false, phase: 'refused', code: 'UNAVAILABLE', error: why, rebootRequired: false, rebootedByMetalBmc: false };
     return { accepted: false, event, handBack: true };
@@ -439,7 +441,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     try {
       claimed = await o.journal.claim(plan.eventId, plan.actions.indexOf(action), provablyUnsent);
     } catch (err) {
-      return { outcome: handBack(plan, `the event journal cannot be used: ${(err as Error).message}`) };
+      return { outcome: handBack(plan, `the event journal cannot be used: ${(err as Error).message}`, action.firmware, image) };
     }
     if ('go' in claimed) {
       // noted only once held: a delivery that did not win the step leaves no note a later run could misread
@@ -507,7 +509,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     if (!clearStarting(plan.eventId)) {
       await claim?.release();
       active.delete(plan.key);
-      return handBack(plan, 'the firmware starting file cannot be written, so a crash could not be told from an update that never began');
+      return handBack(plan, 'the firmware starting file cannot be written, so a crash could not be told from an update that never began', action.firmware, image);
     }
     active.set(plan.key, entry);
     jobs.push(job);
@@ -569,7 +571,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         if (plan.ipmi) o.checkTarget?.(plan.ipmi);
       } catch (err) {
         // not a refusal: the target cannot be judged yet (the lease file not read): the event goes back
-        if (err instanceof HandBackError) return handBack(plan, err.message);
+        if (err instanceof HandBackError) return handBack(plan, err.message, action.firmware, image);
         return refuse(plan, err instanceof BmcError ? err.code : 'FORBIDDEN', (err as Error).message, action.firmware, image);
       }
       if (stopping) return { accepted: false, event: closedEvent(plan) };

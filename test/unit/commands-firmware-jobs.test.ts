@@ -452,4 +452,17 @@ describe('firmware jobs with the event journal', () => {
     leasesRead = true;
     expect((await jobs.start(delivered('m1'))).accepted).toBe(true);
   });
+
+  it('on its last allowed delivery a firmware event is refused, published, not handed back to be lost', async () => {
+    const { jobs, events } = setup({
+      checkTarget: () => {
+        throw new HandBackError('BMC 10.0.0.1: the lease file has not been read yet; the event goes back to the stream');
+      },
+    });
+    const outcome = await jobs.start({ ...delivered('m1'), lastDelivery: true });
+    expect(outcome).toMatchObject({ accepted: false, event: { code: 'UNAVAILABLE', phase: 'refused' } });
+    expect('handBack' in outcome).toBe(false);
+    expect(events).toHaveLength(1);
+    expect(events[0]!.error).toMatch(/last allowed delivery, so it does not come again$/);
+  });
 });
