@@ -38,6 +38,17 @@ afterAll(async () => {
   await Promise.all([sim?.stop(), server?.dispose()]);
 });
 
+/** The commands part started and ready, and a NATS client collecting the machines' results. */
+async function startedWithResults(ctx: DaemonContext) {
+  const part = await commandsPart(ctx);
+  await until('ready', () => part.ready?.() === undefined);
+  const api = await connect({ servers: server.url });
+  const results: Array<Record<string, unknown>> = [];
+  api.subscribe('part-test-machine-result', { callback: (_e, m) => void results.push(m.json()) });
+  await api.flush();
+  return { part, api, results };
+}
+
 function context(mqAddress: string, extra: Record<string, string> = {}): { ctx: DaemonContext; registry: Registry; log: ReturnType<typeof captureLog> } {
   const config = loadConfig({
     ...extra,
@@ -139,12 +150,7 @@ describe('daemon part "commands"', () => {
 
   it('refuses an event whose BMC MAC is not the one leased at its address, even while the pool keeps a session to that address', async () => {
     const { ctx, registry, log } = context(server.url);
-    const part = await commandsPart(ctx);
-    await until('ready', () => part.ready?.() === undefined);
-    const api = await connect({ servers: server.url });
-    const results: Array<Record<string, unknown>> = [];
-    api.subscribe('part-test-machine-result', { callback: (_e, m) => void results.push(m.json()) });
-    await api.flush();
+    const { part, api, results } = await startedWithResults(ctx);
     const publish = (target: string, cmd: string, mac: string) =>
       api.publish('part-test-machine', new TextEncoder().encode(JSON.stringify({ type: 'command', cmd: { target, cmd, ipmi: { address: `${sim.host}:${sim.port}`, user: sim.user, password: sim.password, mac } } })));
     const resultOf = (machineId: string) => results.find((r) => r.machineId === machineId);
@@ -175,12 +181,7 @@ describe('daemon part "commands"', () => {
     const leased = ctx.leaseAt;
     ctx.leaseAt = (ip) => (leasesRead ? leased(ip) : undefined);
     ctx.leasesRead = () => leasesRead;
-    const part = await commandsPart(ctx);
-    await until('ready', () => part.ready?.() === undefined);
-    const api = await connect({ servers: server.url });
-    const results: Array<Record<string, unknown>> = [];
-    api.subscribe('part-test-machine-result', { callback: (_e, m) => void results.push(m.json()) });
-    await api.flush();
+    const { part, api, results } = await startedWithResults(ctx);
     const before = sim.chassisLog().length;
     // a machine freed while metal-bmc was down: PXE, then reset
     const event = { type: 'delete', old: 'm-early', cmd: { target: 'm-early', ipmi: { address: `${sim.host}:${sim.port}`, user: sim.user, password: sim.password, mac: SIM_BMC_MAC } } };
