@@ -41,11 +41,12 @@ export interface TrustStore {
   readonly file: string;
   get(key: string): TrustRecord | undefined;
   /**
-   * merges `patch` into the record of `key` (creating it); the file is written with the next
-   * burst's write, which drops the change when the record existed here and another process has
-   * forgotten it meanwhile (`bmc trust --reset`)
+   * merges `patch` into the record of `key` (creating it, unless the patch is an address alone);
+   * the file is written with the next burst's write, which drops the change when the record
+   * existed here and another process has forgotten it meanwhile (`bmc trust --reset`); undefined
+   * when nothing was changed (an address of a record that is not there)
    */
-  update(key: string, patch: Partial<Omit<TrustRecord, 'firstSeen' | 'lastSeen'>>): TrustRecord;
+  update(key: string, patch: Partial<Omit<TrustRecord, 'firstSeen' | 'lastSeen'>>): TrustRecord | undefined;
   /** forgets `key`; false when nothing was recorded; written like `update` */
   reset(key: string): boolean;
   list(): Array<[string, TrustRecord]>;
@@ -110,6 +111,15 @@ function checkRecord(v: unknown): { record: TrustRecord } | { problem: string } 
  * written once another process has forgotten the record (`bmc trust --reset`).
  */
 type Change = null | { fields: Partial<Omit<TrustRecord, 'firstSeen' | 'lastSeen'>>; firstSeen: string; lastSeen: string; creates: boolean };
+
+/**
+ * A patch that only says where a BMC was seen: it describes a record, it never makes one (a
+ * record reset while its BMC was being met, `bmc trust --reset`, stays forgotten instead of coming
+ * back as an entry without any fingerprint).
+ */
+export function addressOnly(patch: Partial<Omit<TrustRecord, 'firstSeen' | 'lastSeen'>>): boolean {
+  return Object.keys(patch).every((f) => f === 'ip');
+}
 
 /** `later` laid over `earlier` (both of one record, in that order) */
 function mergeChanges(earlier: Change | undefined, later: Change): Change {
@@ -270,6 +280,7 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
       refresh();
       const stamp = now().toISOString();
       const current = records.get(key);
+      if (current === undefined && addressOnly(patch)) return undefined;
       const record: TrustRecord = { ...current, ...patch, firstSeen: current?.firstSeen ?? stamp, lastSeen: stamp };
       records.set(key, record);
       changed(key, { fields: { ...patch }, firstSeen: record.firstSeen, lastSeen: stamp, creates: current === undefined });
@@ -423,7 +434,9 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
           if (recorded !== undefined) {
             try {
               const opened = await open({ pinnedSha256: recorded });
-              if (store.get(key)?.ip !== ip) store.update(key, { ip });
+              // the record as it is now: one reset meanwhile (bmc trust --reset) stays forgotten
+              const now = store.get(key);
+              if (now !== undefined && now.ip !== ip) store.update(key, { ip });
               return opened;
             } catch (err) {
               throw isBmcError(err, 'UNTRUSTED') ? refusal('redfish', err) : err;

@@ -130,6 +130,29 @@ describe('BMC trust store', () => {
     expect((JSON.parse(readFileSync(file, 'utf8')) as { bmcs: Record<string, { redfishSha256: string }> }).bmcs['mac:aa:bb:cc:00:00:01']?.redfishSha256).toBe(fp('c'));
   }, 30_000);
 
+  it('bmc trust --reset while a pinned login runs leaves no record behind: an address alone never makes one, in memory or in the file', async () => {
+    const file = fileIn();
+    const key = 'mac:aa:bb:cc:00:00:03';
+    const daemon = openTrustStore({ file, writeDelayMs: 0 });
+    daemon.update(key, { redfishSha256: fp('a'), ip: '10.0.0.5', proof: 'ipmi' });
+    await daemon.flush();
+    const gate = createBmcTrust({ store: daemon }).forBmc({ ip: '10.0.0.9', mac: 'aa:bb:cc:00:00:03' });
+    await gate.openRedfish({ host: '10.0.0.9', port: 443, timeoutMs: 1000, proofTimeoutMs: 1000 }, async () => {
+      // the operator's reset lands while the login to the pinned certificate is under way
+      const cli = openTrustStore({ file });
+      expect(cli.reset(key)).toBe(true);
+      await cli.close();
+    });
+    await daemon.flush();
+    expect(daemon.get(key)).toBeUndefined();
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ version: 1, bmcs: {} });
+    // the same through the store alone (a report worker's address change comes this way)
+    expect(daemon.update(key, { ip: '10.0.0.9' })).toBeUndefined();
+    expect(daemon.get(key)).toBeUndefined();
+    await daemon.close();
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ version: 1, bmcs: {} });
+  });
+
   it("the CLI's reset does not drop a record the daemon wrote after the CLI read the file", async () => {
     const file = fileIn();
     const daemon = openTrustStore({ file, writeDelayMs: 60_000 });
