@@ -41,10 +41,10 @@ export interface TrustStore {
   readonly file: string;
   get(key: string): TrustRecord | undefined;
   /**
-   * merges `patch` into the record of `key` (creating it, unless the patch is an address alone);
+   * merges `patch` into the record of `key` (creating it, unless the patch records no fingerprint);
    * the file is written with the next burst's write, which drops the change when the record
    * existed here and another process has forgotten it meanwhile (`bmc trust --reset`); undefined
-   * when nothing was changed (an address of a record that is not there)
+   * when nothing was changed (an address or proof of a record that is not there)
    */
   update(key: string, patch: Partial<Omit<TrustRecord, 'firstSeen' | 'lastSeen'>>): TrustRecord | undefined;
   /** forgets `key`; false when nothing was recorded; written like `update` */
@@ -113,12 +113,13 @@ function checkRecord(v: unknown): { record: TrustRecord } | { problem: string } 
 type Change = null | { fields: Partial<Omit<TrustRecord, 'firstSeen' | 'lastSeen'>>; firstSeen: string; lastSeen: string; creates: boolean };
 
 /**
- * A patch that only says where a BMC was seen: it describes a record, it never makes one (a
- * record reset while its BMC was being met, `bmc trust --reset`, stays forgotten instead of coming
- * back as an entry without any fingerprint).
+ * A patch that records no fingerprint (where a BMC was seen, a pin's proof, a fingerprint
+ * forgotten): it describes a record, it never makes one (a record reset while its BMC was being
+ * met, `bmc trust --reset`, stays forgotten instead of coming back as an entry without any
+ * fingerprint).
  */
-export function addressOnly(patch: Partial<Omit<TrustRecord, 'firstSeen' | 'lastSeen'>>): boolean {
-  return Object.keys(patch).every((f) => f === 'ip');
+export function describesOnly(patch: Partial<Omit<TrustRecord, 'firstSeen' | 'lastSeen'>>): boolean {
+  return patch.redfishSha256 === undefined && patch.sshSha256 === undefined;
 }
 
 /** `later` laid over `earlier` (both of one record, in that order) */
@@ -280,7 +281,7 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
       refresh();
       const stamp = now().toISOString();
       const current = records.get(key);
-      if (current === undefined && addressOnly(patch)) return undefined;
+      if (current === undefined && describesOnly(patch)) return undefined;
       const record: TrustRecord = { ...current, ...patch, firstSeen: current?.firstSeen ?? stamp, lastSeen: stamp };
       records.set(key, record);
       changed(key, { fields: { ...patch }, firstSeen: record.firstSeen, lastSeen: stamp, creates: current === undefined });
@@ -392,12 +393,25 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
   }
 
   /**
-   * The record as the gate may rely on it. Where proof is required, a record without an IPMI
-   * proof (one another process wrote without the setting, such as the CLI, or the daemon before it
-   * was set) counts for nothing: its BMC is met as a first contact, proven before any credential.
+   * The record as the gate may rely on it. Where proof is required, a record that says its first
+   * contact was not proven (proof "none": written without the setting, by the CLI or the daemon
+   * before it was set) counts for nothing: its BMC is met as a first contact, proven before any
+   * credential. A record that says nothing of proof (a hand pin, an SSH key an earlier version
+   * recorded) is a pin all the same: set aside, any key an IPMI relay to the real BMC let through
+   * would replace it.
    */
   function relied(record: TrustRecord | undefined): TrustRecord | undefined {
-    return requireProof && record?.proof !== 'ipmi' ? undefined : record;
+    return requireProof && record?.proof === 'none' ? undefined : record;
+  }
+
+  /** a pin that says nothing of proof, where proof is required: it must match and its BMC prove itself over IPMI before any credential */
+  function provesBesidePin(record: TrustRecord | undefined): boolean {
+    return requireProof && record !== undefined && record.proof === undefined;
+  }
+
+  /** said once per contact of a pin `provesBesidePin` holds */
+  function notePinWithoutProof(ip: string, key: string, record: TrustRecord): void {
+    logger?.info({ bmc: ip, trustKey: key, redfish: fingerprintPrefix(record.redfishSha256), ssh: fingerprintPrefix(record.sshSha256) }, 'BMC pinned without a recorded proof: the pin must match and the BMC prove itself over IPMI before any credential, as METAL_BMC_TRUST_REQUIRE_PROOF asks');
   }
 
   /** a record `relied` sets aside, met again as a first contact: said once per contact */
@@ -432,15 +446,26 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
           const record = store.get(key);
           const recorded = relied(record)?.redfishSha256;
           if (recorded !== undefined) {
+            // a pin without proof: the certificate is held against the pin before the BMC is asked to prove itself, the login after both
+            const proving = provesBesidePin(record);
+            if (proving) {
+              notePinWithoutProof(ip, key, record!);
+              const presented = await probeCertificate({ host: ctx.host, port: ctx.port, timeoutMs: ctx.timeoutMs, ...(ctx.legacyTls ? { legacyTls: true } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) });
+              ctx.onAnswer?.();
+              if (presented !== recorded) throw refusal('redfish', new BmcError('UNTRUSTED', `certificate sha256 ${fingerprintPrefix(presented)} is not the recorded ${fingerprintPrefix(recorded)}`));
+              await prove(ip, key, ctx);
+            }
+            let opened: Awaited<ReturnType<typeof open>>;
             try {
-              const opened = await open({ pinnedSha256: recorded });
-              // the record as it is now: one reset meanwhile (bmc trust --reset) stays forgotten
-              const now = store.get(key);
-              if (now !== undefined && now.ip !== ip) store.update(key, { ip });
-              return opened;
+              opened = await open({ pinnedSha256: recorded });
             } catch (err) {
               throw isBmcError(err, 'UNTRUSTED') ? refusal('redfish', err) : err;
             }
+            // the record as it is now: one reset meanwhile (bmc trust --reset) stays forgotten; a pin proven and matched is proven
+            const now = store.get(key);
+            const upgrade = proving && now?.proof === undefined && now?.redfishSha256 === recorded;
+            if (now !== undefined && (now.ip !== ip || upgrade)) store.update(key, { ip, ...(upgrade ? { proof: 'ipmi' as const } : {}) });
+            return opened;
           }
           const setAside = record !== undefined && relied(record) === undefined;
           if (setAside) noteUnproven(ip, key, record);
@@ -462,19 +487,31 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
           const trusted = relied(record);
           const recorded = trusted?.sshSha256;
           if (recorded !== undefined) {
+            // a pin without proof: proven before the connection (the check below runs before the password is sent), matched at it
+            const proving = provesBesidePin(trusted);
+            if (proving) {
+              notePinWithoutProof(ip, key, trusted!);
+              await prove(ip, key, ctx);
+            }
             return (sha256) => {
-              if (sha256 === recorded) return true;
+              if (sha256 === recorded) {
+                const now = store.get(key);
+                if (proving && now?.proof === undefined && now?.sshSha256 === recorded) store.update(key, { proof: 'ipmi' });
+                return true;
+              }
               refusal('ssh', new BmcError('UNTRUSTED', `SSH host key sha256 ${fingerprintPrefix(sha256)} is not the recorded ${fingerprintPrefix(recorded)}`));
               return false;
             };
           }
           if (record !== undefined && trusted === undefined) noteUnproven(ip, key, record);
-          // a BMC whose Redfish certificate was pinned on this connection has shown itself already
-          const provenNow = trusted?.redfishSha256 === undefined;
+          // a BMC whose Redfish certificate is pinned has shown itself already; where proof is required, only with the pin's proof
+          const besidePin = trusted?.redfishSha256 !== undefined;
+          const provenNow = !besidePin || provesBesidePin(trusted);
           const proof = provenNow ? await prove(ip, key, ctx) : (trusted!.proof ?? 'none');
           return (sha256) => {
-            // proven now: the record's proof is this one's, and an unproven certificate beside it is met as on first use
-            store.update(key, { sshSha256: sha256, ip, ...(provenNow ? { proof } : {}), ...(provenNow && record?.redfishSha256 !== undefined ? { redfishSha256: undefined } : {}) });
+            // the record's proof is this contact's when nothing is pinned beside the key (a proof now says nothing of a pin not matched now);
+            // a certificate set aside (proof none where proof is required) is met as on first use
+            store.update(key, { sshSha256: sha256, ip, ...(besidePin ? {} : { proof }), ...(record?.redfishSha256 !== undefined && trusted === undefined ? { redfishSha256: undefined } : {}) });
             o.metrics?.firstUse.inc({ what: 'ssh', proof });
             logger?.info({ bmc: ip, trustKey: key, sha256: fingerprintPrefix(sha256), proof }, 'BMC SSH host key recorded on first use');
             return true;

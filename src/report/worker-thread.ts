@@ -14,7 +14,7 @@ import { createLogger, type Logger } from '../log.js';
 import { connectOutband } from '../outband/connect.js';
 import { createGuidMemory, type GuidMemory } from '../outband/guid-memory.js';
 import { redfishSessionKey, type KeptRedfishSession, type RedfishSessionKeeper } from '../outband/redfish-sessions.js';
-import { addressOnly, createBmcTrust, trustKey, type BmcTrustGate, type TrustMetrics, type TrustRecord, type TrustStore } from '../outband/trust.js';
+import { describesOnly, createBmcTrust, trustKey, type BmcTrustGate, type TrustMetrics, type TrustRecord, type TrustStore } from '../outband/trust.js';
 import { guardWorkerExit, type WorkerExit } from '../outband/worker-exit.js';
 import { createWorkerLogSender, type WorkerLogSender, type WorkerLogValue } from '../outband/worker-log.js';
 import { sharedTlsStats } from '../redfish/tls-context.js';
@@ -107,8 +107,8 @@ function trustStoreOfRead(id: number, key: string, brought: TrustRecord | null, 
     get: own,
     update(k, patch) {
       if (k !== key) throw new BmcError('INVALID_ARGUMENT', 'report worker: a trust change of another BMC than the read\'s');
-      // an address alone describes a record, never makes one (as in the main thread's store)
-      if (record === undefined && addressOnly(patch)) return undefined;
+      // a patch without a fingerprint describes a record, never makes one (as in the main thread's store)
+      if (record === undefined && describesOnly(patch)) return undefined;
       const stamp = new Date().toISOString();
       record = { ...record, ...patch, firstSeen: record?.firstSeen ?? stamp, lastSeen: stamp };
       post({ type: 'trust-update', id, key, patch: { ...(patch.redfishSha256 !== undefined ? { redfishSha256: patch.redfishSha256 } : {}), ...(patch.ip !== undefined ? { ip: patch.ip } : {}), ...(patch.proof !== undefined ? { proof: patch.proof } : {}), ...('sshSha256' in patch && patch.sshSha256 === undefined ? { forgetSsh: true } : {}) } });

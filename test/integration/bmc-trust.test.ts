@@ -306,6 +306,40 @@ describe('required proof and records without it', () => {
   });
 });
 
+describe('required proof and pins without a proof field', () => {
+  it('a hand pin (no proof field) stays a pin where proof is required: a man in the middle whose IPMI relays to the real BMC is refused before any request and the pin kept; the real BMC proves itself and its pin is recorded as proven', async () => {
+    const stateDir = mkdtempSync(join(dir, 'hand-pin-'));
+    const machine = fleet.machines[0]!.state.address;
+    const mac = 'aa:bb:cc:00:00:97';
+    // the operator's pin in openssl x509 -fingerprint form, as the README invites
+    const pin = fleetCertSha256().toUpperCase().match(/../g)!.join(':');
+    writeFileSync(join(stateDir, TRUST_FILE), JSON.stringify({ version: 1, bmcs: { [`mac:${mac}`]: { redfishSha256: pin, ip: machine, firstSeen: '2026-01-01T00:00:00Z', lastSeen: '2026-01-01T00:00:00Z' } } }));
+    const registry = new Registry();
+    const trust = createBmcTrust({ store: openTrustStore({ file: join(stateDir, TRUST_FILE) }), metrics: createTrustMetrics(registry), requireProof: true });
+    const relay = await startIpmiRelay('127.0.0.1', { host: machine, port: fleet.ipmiPort });
+    const mitm = await startMitm('127.0.0.1', { host: machine, port: fleet.redfishPort });
+    try {
+      const err = await connectOutband(options('127.0.0.1', { ipmiPort: relay.port, redfishPort: mitm.port, trust: trust.forBmc({ ip: '127.0.0.1', mac }) })).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isBmcError(err, 'UNTRUSTED')).toBe(true);
+      expect((err as Error).message).toContain(mitm.sha256.slice(0, 16));
+      expect(mitm.requests).toEqual([]);
+      expect(await registry.getSingleMetricAsString('metal_bmc_trust_refused_total')).toMatch(/check="redfish"} 1$/m);
+      expect(trust.store.get(`mac:${mac}`)).toEqual({ redfishSha256: fleetCertSha256(), ip: machine, firstSeen: '2026-01-01T00:00:00Z', lastSeen: '2026-01-01T00:00:00Z' });
+
+      const bmc = await connectOutband(options(machine, { trust: trust.forBmc({ ip: machine, mac }) }));
+      await bmc.close();
+      expect(trust.store.get(`mac:${mac}`)).toMatchObject({ redfishSha256: fleetCertSha256(), proof: 'ipmi', ip: machine });
+      await trust.store.close();
+    } finally {
+      relay.close();
+      await mitm.close();
+    }
+  });
+});
+
 /** An SSH server with its own host key that records every authentication attempt (and so every password offered). */
 async function startSshBmc(): Promise<{ port: number; passwords: string[]; close(): void }> {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1', privateKeyEncoding: { type: 'sec1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
-import { isBmcError } from '../../src/errors.js';
+import { BmcError, isBmcError } from '../../src/errors.js';
 import { createBmcTrust, openTrustStore, trustKey, usesTrustOnFirstUse } from '../../src/outband/trust.js';
 import { createTrustMetrics } from '../../src/report/metrics.js';
 import { runTrust } from '../../src/cli/bmc-trust.js';
@@ -235,6 +235,31 @@ describe('BMC trust store', () => {
     expect(pins).toEqual(['ab'.repeat(32)]); // pinned, not probed as a first contact
     await store.close();
     expect(log.lines.filter((l) => (l.level as number) >= 50)).toEqual([]);
+  });
+
+  it('where proof is required, a pin without a proof field (a hand pin) stays a pin: another SSH key is refused although IPMI proves, a silent IPMI is refused, the pinned key is accepted and recorded as proven', async () => {
+    const file = fileIn();
+    mkdirSync(dirname(file), { recursive: true });
+    const key = 'mac:aa:bb:cc:00:00:04';
+    const colon = Array.from({ length: 32 }, () => 'AB').join(':');
+    writeFileSync(file, JSON.stringify({ version: 1, bmcs: { [key]: { sshSha256: colon, ip: '10.0.0.5', firstSeen: '2026-01-01T00:00:00Z', lastSeen: '2026-01-01T00:00:00Z' } } }));
+    const store = openTrustStore({ file, writeDelayMs: 0 });
+    const registry = new Registry();
+    const gate = createBmcTrust({ store, requireProof: true, metrics: createTrustMetrics(registry) }).forBmc({ ip: '10.0.0.5', mac: 'aa:bb:cc:00:00:04' });
+    // an IPMI relay to the real BMC passes RAKP 2; the SSH side is the impostor's
+    const relayed = await gate.sshHostKeyCheck({ host: '10.0.0.5', proofTimeoutMs: 1000, prove: async () => undefined });
+    expect(relayed(fp('c'))).toBe(false);
+    await store.flush();
+    expect(store.get(key)).toEqual({ sshSha256: 'ab'.repeat(32), ip: '10.0.0.5', firstSeen: '2026-01-01T00:00:00Z', lastSeen: '2026-01-01T00:00:00Z' });
+    expect(await registry.getSingleMetricAsString('metal_bmc_trust_refused_total')).toMatch(/check="ssh"} 1$/m);
+    // no proof at all: refused before any connection
+    const silent = await gate.sshHostKeyCheck({ host: '10.0.0.5', proofTimeoutMs: 1000, prove: async () => Promise.reject(new BmcError('TIMEOUT', 'no answer')) }).catch((e: unknown) => e);
+    expect(isBmcError(silent, 'UNTRUSTED')).toBe(true);
+    // the pinned key, proven: accepted, and the pin is now proven
+    const real = await gate.sshHostKeyCheck({ host: '10.0.0.5', proofTimeoutMs: 1000, prove: async () => undefined });
+    expect(real('ab'.repeat(32))).toBe(true);
+    await store.close();
+    expect((JSON.parse(readFileSync(file, 'utf8')) as { bmcs: Record<string, object> }).bmcs[key]).toMatchObject({ sshSha256: 'ab'.repeat(32), proof: 'ipmi' });
   });
 
   it('a record that cannot be used is logged (key and field, not the value), its BMC refused and counted, and it survives the next write as it was until reset', async () => {
