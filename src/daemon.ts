@@ -17,7 +17,7 @@ import { startOpsServer, type OpsServer, type ReadinessCheck } from './ops/http.
 import { createGuidMemory } from './outband/guid-memory.js';
 import { openRedfishSessionFile, REDFISH_SESSIONS_FILE } from './outband/redfish-sessions.js';
 import { connectOutband } from './outband/connect.js';
-import { createBmcTrust, openTrustStore, TRUST_FILE, usesTrustOnFirstUse, type BmcTrust } from './outband/trust.js';
+import { createBmcTrust, openTrustStore, TRUST_FILE, usesTrustOnFirstUse, type BmcTrust, type TrustMetrics } from './outband/trust.js';
 import type { Outband } from './outband/types.js';
 import { createReportMetrics, createTrustMetrics, registerRedfishSessionMetrics, registerReportWorkerMetrics } from './report/metrics.js';
 import { openUuidOwnersFile, UUID_OWNERS_FILE } from './report/owners.js';
@@ -95,6 +95,23 @@ export function bmcConnectSettings(config: Config, redfishCa?: string): ReportCo
   };
 }
 
+/**
+ * The daemon's trust gate: always over the trust file, for an SSH console's host key is pinned on
+ * first use whatever verifies Redfish; certificates are trusted on first use too unless a CA (or
+ * the system store) verifies them (`redfishVerified`: no certificate recorded). Report reads in
+ * workers get it only with trust on first use: they open no console, and a CA needs no record.
+ */
+export function createDaemonTrust(config: Pick<Config, 'stateDir' | 'trust'> & { redfish: Pick<Config['redfish'], 'insecure' | 'caFile'> }, o: { logger?: Logger; metrics?: TrustMetrics } = {}): BmcTrust {
+  return createBmcTrust({
+    store: openTrustStore({ file: join(config.stateDir, TRUST_FILE), ...(o.logger ? { logger: o.logger } : {}) }),
+    ...(o.logger ? { logger: o.logger } : {}),
+    ...(o.metrics ? { metrics: o.metrics } : {}),
+    resetHint: true,
+    requireProof: config.trust.requireProof,
+    redfishVerified: !usesTrustOnFirstUse(config.redfish),
+  });
+}
+
 export async function startDaemon(config: Config, logger: Logger, parts: PartFactory[] = [], options: DaemonOptions = {}): Promise<Daemon> {
   logger.info({ config: redactConfig(config) }, 'metal-bmc starting');
   for (const w of config.warnings) logger.warn(w);
@@ -119,9 +136,8 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   });
   registerStatusMetrics(registry, status);
   const redfishCa = config.redfish.caFile ? readFileSync(config.redfish.caFile, 'utf8') : undefined;
-  // certificates verified against a CA (or the system store) need no trust on first use
-  const trustMetrics = usesTrustOnFirstUse(config.redfish) ? createTrustMetrics(registry) : undefined;
-  const trust: BmcTrust | undefined = trustMetrics ? createBmcTrust({ store: openTrustStore({ file: join(config.stateDir, TRUST_FILE), logger }), logger, metrics: trustMetrics, resetHint: true, requireProof: config.trust.requireProof }) : undefined;
+  const trustMetrics = createTrustMetrics(registry);
+  const trust = createDaemonTrust(config, { logger, metrics: trustMetrics });
   const lateLeases: { current?: () => readonly Lease[] } = {};
   const macOf = (ip: string) => lateLeases.current?.().find((lease) => lease.ip === ip)?.mac;
 
@@ -138,7 +154,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       ...(o.user !== undefined ? { user: o.user } : {}),
       ...(o.password !== undefined ? { password: o.password } : {}),
       ...(o.port !== undefined ? { ipmiPort: o.port } : {}),
-      ...(trust ? { trust: trust.forBmc({ ip: host, ...optional('mac', macOf(host)) }) } : {}),
+      trust: trust.forBmc({ ip: host, ...optional('mac', macOf(host)) }),
       logger,
       ...(o.readAhead ? { readAhead: true, ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}) } : {}),
       ...(o.onAnswer ? { onAnswer: o.onAnswer } : {}),
@@ -183,7 +199,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   });
   lateLeases.current = () => watcher.current();
   // the BMC reads of report cycles on every core (report/worker-pool.ts); 0: in this thread
-  const reportWorkers = config.report.workers > 0 ? createReportWorkerPool({ workers: config.report.workers, settings, logger, guidMaxAgeMs: config.report.guidMaxAgeMs, ...(redfishSessions ? { redfishSessions } : {}), ...(trust ? { trust } : {}), ...(trustMetrics ? { trustMetrics } : {}) }) : undefined;
+  const reportWorkers = config.report.workers > 0 ? createReportWorkerPool({ workers: config.report.workers, settings, logger, guidMaxAgeMs: config.report.guidMaxAgeMs, ...(redfishSessions ? { redfishSessions } : {}), ...(trust.redfishVerified ? {} : { trust, trustMetrics }) }) : undefined;
   if (reportWorkers) registerReportWorkerMetrics(registry, () => reportWorkers.stats());
   // which BMC reports which machine UUID, kept over restarts (a first cycle must not hand a UUID to whoever answers first)
   const uuidOwners = openUuidOwnersFile({ file: join(config.stateDir, UUID_OWNERS_FILE), logger });
@@ -270,7 +286,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
         watcher.close();
         await closeAllSessions();
         // the trust file is written in bursts: what the last cycle recorded goes to disk now
-        await trust?.store.close();
+        await trust.store.close();
         statusHttp.close();
         await ops.close();
         logger.info('metal-bmc stopped');

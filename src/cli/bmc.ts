@@ -85,7 +85,9 @@ options:
   --uuid UUID             owners: the machine UUID
   --state-dir DIR         trust and owners files' directory (default env METAL_BMC_STATE_DIR, else /var/lib/metal-bmc);
                           info/command/console/firmware pin certificates only when one of the two is given
-                          (and no CA verifies them), with the daemon's trust settings from the environment`;
+                          (and no CA verifies them), with the daemon's trust settings from the environment;
+                          a console over SSH (Dell) needs it: its host key is pinned even where a CA verifies
+                          Redfish, and without the trust file the console is refused, no password sent`;
 
 /** Commands that set a boot device persistently, and with --once for the next boot only. */
 const ONCE_COMMANDS: readonly string[] = ['PXE', 'DISK', 'REINSTALL'];
@@ -155,10 +157,11 @@ export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
   const verifies = !verify.insecure || verify.caFile !== undefined;
   // without the trust file nothing is proven: refused rather than a silent trust in any certificate
   if (requireProof && !verifies && stateDir === undefined) throw new UsageError('--require-proof (METAL_BMC_TRUST_REQUIRE_PROOF) needs the trust file: --state-dir DIR or METAL_BMC_STATE_DIR');
-  // trust on first use when the operator names the trust file's directory, and no CA verifies instead (as the daemon decides)
-  const firstUse = stateDir !== undefined && !verifies;
-  const trustStore = firstUse ? await cliTrustStore(stateDir) : undefined;
-  const trust = trustStore ? await cliTrust(trustStore, host, values.mac, requireProof) : undefined;
+  // the trust gate whenever the operator names the trust file's directory: certificates trusted on first use unless a CA
+  // verifies them (as the daemon decides), an SSH console's host key pinned in any case (no CA vouches for one);
+  // without it an SSH console is refused (connect.ts), never opened to an unchecked host key
+  const trustStore = stateDir !== undefined ? await cliTrustStore(stateDir) : undefined;
+  const trust = trustStore ? await cliTrust(trustStore, host, values.mac, { requireProof, redfishVerified: verifies }) : undefined;
   // process.stderr is a stream Node builds on first use (a socket on a pipe): only when there is something to say
   const stderr = () => io.stderr ?? process.stderr;
   await preloadProtocol(protocol); // the deadline below is the BMC's time, not module loading's
@@ -226,9 +229,9 @@ async function cliTrustStore(stateDir: string) {
   return openTrustStore({ file: trustFileOf(stateDir) });
 }
 
-async function cliTrust(store: TrustStore, ip: string, mac: string | undefined, requireProof: boolean) {
+async function cliTrust(store: TrustStore, ip: string, mac: string | undefined, o: { requireProof: boolean; redfishVerified: boolean }) {
   const { createBmcTrust } = await import('../outband/trust.js');
-  return createBmcTrust({ store, resetHint: true, requireProof }).forBmc({ ip, ...(mac ? { mac } : {}) });
+  return createBmcTrust({ store, resetHint: true, ...o }).forBmc({ ip, ...(mac ? { mac } : {}) });
 }
 
 /**

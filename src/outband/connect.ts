@@ -58,7 +58,7 @@ export interface ConnectOptions {
   guidEncoding?: GuidEncoding;
   ipmiRetry?: Partial<RetryPolicy>;
   sshPort?: number;
-  /** trust on first use for this BMC (trust.ts): pins its certificate and SSH host key, proves it over IPMI on first contact */
+  /** trust on first use for this BMC (trust.ts): pins its certificate (unless a CA verifies it) and SSH host key, proves it over IPMI on first contact; an SSH console is refused without it */
   trust?: BmcTrustGate;
   logger?: Logger;
   /** what the BMC did that the IPMI client worked around (default: a warning in `logger`) */
@@ -500,8 +500,10 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     async openConsole(x): Promise<Duplex> {
       if (profile.console === 'ssh') {
         const { openSshConsole } = await import('./ssh-console.js');
-        const checkHostKey = o.trust ? await o.trust.sshHostKeyCheck(trustContext(o, protocol, ipmi, 0)) : undefined;
-        return openSshConsole({ host: o.host, port: o.sshPort ?? 22, user: o.user, password: o.password, command: profile.sshConsoleCommand ?? 'console com2', ...(profile.sshConsoleDetachByte !== undefined ? { dropInputByte: profile.sshConsoleDetachByte } : {}), ...sig(x), ...(checkHostKey ? { checkHostKey } : {}) });
+        // without a trust file ssh2 would take any host key and send it the password: no CA vouches for one
+        if (!o.trust) throw new BmcError('UNTRUSTED', `console on BMC ${o.host} is over SSH and there is no trust file to check its host key against; password not sent (the daemon: METAL_BMC_STATE_DIR; metal-bmc bmc: --state-dir DIR or METAL_BMC_STATE_DIR)`);
+        const checkHostKey = await o.trust.sshHostKeyCheck(trustContext(o, protocol, ipmi, 0));
+        return openSshConsole({ host: o.host, port: o.sshPort ?? 22, user: o.user, password: o.password, command: profile.sshConsoleCommand ?? 'console com2', ...(profile.sshConsoleDetachByte !== undefined ? { dropInputByte: profile.sshConsoleDetachByte } : {}), ...sig(x), checkHostKey });
       }
       if (!ipmiAllowed) throw new BmcError('UNSUPPORTED', `console on BMC ${o.host} needs IPMI SOL, which is disabled`);
       return ipmi.openConsole(x);

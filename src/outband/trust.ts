@@ -8,7 +8,8 @@
  * which our client checks before it sends anything derived from the password (RAKP 3). A BMC
  * without IPMI cannot prove anything at first contact: it is trusted, and that is logged and
  * counted. `metal-bmc bmc trust --mac M --reset` forgets a record (a legitimate certificate
- * change); a CA file (METAL_BMC_REDFISH_CA_FILE) replaces all of this by chain verification.
+ * change); a CA file (METAL_BMC_REDFISH_CA_FILE) replaces the Redfish half by chain verification,
+ * never the SSH half (`redfishVerified`): a CA vouches for no SSH host key.
  *
  * The state file holds fingerprints only (no credentials), is written atomically (temporary
  * file, then rename) with mode 0600 and asynchronously, one write per burst of changes, holds at
@@ -348,6 +349,12 @@ export interface BmcTrustGate {
 
 export interface BmcTrust {
   readonly store: TrustStore;
+  /**
+   * a CA verifies the Redfish certificates (METAL_BMC_REDFISH_CA_FILE, or the system's CAs): the
+   * gate records none and leaves the TLS to the CA, but keeps the SSH half, for a CA vouches for a
+   * certificate, never for an SSH host key
+   */
+  readonly redfishVerified: boolean;
   /** a first contact must prove itself over IPMI: a BMC that cannot gets no credentials (METAL_BMC_TRUST_REQUIRE_PROOF) */
   readonly requireProof: boolean;
   forBmc(bmc: { mac?: string; ip: string }): BmcTrustGate;
@@ -356,9 +363,10 @@ export interface BmcTrust {
 /** Codes after which the IPMI side is taken as absent (first use trusted), not as a failed proof. */
 const NO_IPMI: ReadonlySet<string> = new Set(['TIMEOUT', 'CLOSED', 'UNSUPPORTED', 'NO_SESSION_SLOTS', 'INSECURE_REFUSED']);
 
-export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?: TrustMetrics; resetHint?: boolean; requireProof?: boolean }): BmcTrust {
+export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?: TrustMetrics; resetHint?: boolean; requireProof?: boolean; redfishVerified?: boolean }): BmcTrust {
   const { store, logger } = o;
   const requireProof = o.requireProof === true;
+  const redfishVerified = o.redfishVerified === true;
 
   /**
    * A first contact without proof: trusted, or, where proof is required, refused before any
@@ -422,6 +430,7 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
   return {
     store,
     requireProof,
+    redfishVerified,
     forBmc(bmc) {
       const key = trustKey(bmc);
       const ip = bmc.ip;
@@ -442,6 +451,8 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
       };
       return {
         async openRedfish(ctx, open) {
+          // the CA decides on the certificate; nothing is pinned or recorded
+          if (redfishVerified) return open({});
           usableRecord();
           const record = store.get(key);
           const recorded = relied(record)?.redfishSha256;
@@ -504,8 +515,9 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
             };
           }
           if (record !== undefined && trusted === undefined) noteUnproven(ip, key, record);
-          // a BMC whose Redfish certificate is pinned has shown itself already; where proof is required, only with the pin's proof
-          const besidePin = trusted?.redfishSha256 !== undefined;
+          // a BMC whose Redfish certificate is pinned has shown itself already; where proof is required, only with the pin's proof;
+          // where a CA verifies Redfish, a certificate recorded earlier pins nothing: the SSH first contact proves itself
+          const besidePin = !redfishVerified && trusted?.redfishSha256 !== undefined;
           const provenNow = !besidePin || provesBesidePin(trusted);
           const proof = provenNow ? await prove(ip, key, ctx) : (trusted!.proof ?? 'none');
           return (sha256) => {

@@ -56,6 +56,8 @@ export interface SshConsoleServer {
   readonly hostKeySha256: string;
   /** live `console com2` sessions of a machine (0 or 1) */
   consoleSessions(machineIndex: number): number;
+  /** passwords offered to a machine's SSH so far, right or wrong: a test's proof that a refused host key got none */
+  passwordsOffered(machineIndex: number): number;
   close(): Promise<void>;
 }
 
@@ -89,6 +91,7 @@ export async function startSshConsoleServer(o: SshConsoleServerOptions): Promise
   const maxAuthAttempts = o.maxAuthAttempts ?? 3;
   const loginGraceMs = o.loginGraceMs ?? 20_000;
   const served = new Map<number, Served>();
+  const offered = new Map<number, number>();
 
   /** One SSH connection to `s`'s BMC: the login, then sessions. */
   function serveConnection(s: Served, client: ssh2.Connection): void {
@@ -99,6 +102,7 @@ export async function startSshConsoleServer(o: SshConsoleServerOptions): Promise
     client.on('close', () => clearTimeout(grace));
     client.on('authentication', (ctx) => {
       if (ctx.method !== 'password') return ctx.reject(['password']);
+      offered.set(s.machine.state.index, (offered.get(s.machine.state.index) ?? 0) + 1);
       if (ctx.username === o.user && ctx.password === o.password && !s.machine.state.faults.wrongCredentials) return ctx.accept();
       failures++;
       ctx.reject(['password']);
@@ -200,6 +204,7 @@ export async function startSshConsoleServer(o: SshConsoleServerOptions): Promise
       return s === undefined ? undefined : { host: s.machine.state.address, port: s.port };
     },
     consoleSessions: (machineIndex) => (served.get(machineIndex)?.console === undefined ? 0 : 1),
+    passwordsOffered: (machineIndex) => offered.get(machineIndex) ?? 0,
     close: closeAll,
   };
 }

@@ -5,16 +5,17 @@
  * CLI's --ssh-port) and carries bytes both ways; trust on first use records the host key, and a
  * fleet restarted with the same TLS file presents the same key, so the console opens again.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { isBmcError } from '../../src/errors.js';
-import { connectOutband } from '../../src/outband/connect.js';
+import { connectOutband, type ConnectOptions } from '../../src/outband/connect.js';
+import { createDaemonTrust } from '../../src/daemon.js';
 import { openSshConsole } from '../../src/outband/ssh-console.js';
 import { createBmcTrust, openTrustStore, TRUST_FILE, type BmcTrust } from '../../src/outband/trust.js';
 import type { Fleet, FleetOptions } from '../../src/sim/fleet.js';
-import { spawnCli } from '../helpers/cli.js';
+import { runCli, spawnCli } from '../helpers/cli.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { withPeers } from '../helpers/peers.js';
 import { waitFor } from '../helpers/wait.js';
@@ -47,7 +48,7 @@ function trustIn(stateDir: string): BmcTrust {
 }
 
 /** Opens the console through the facade, as the daemon's console part does, and checks both directions. */
-async function consoleRoundTrip(fleet: Fleet, trust: BmcTrust, typed: string): Promise<void> {
+async function consoleRoundTrip(fleet: Fleet, trust: BmcTrust, typed: string, extra: Partial<ConnectOptions> = {}): Promise<void> {
   const m = fleet.machines[0]!.state;
   const bmc = await connectOutband({
     host: m.address,
@@ -58,6 +59,7 @@ async function consoleRoundTrip(fleet: Fleet, trust: BmcTrust, typed: string): P
     sshPort: fleet.sshPort,
     trust: trust.forBmc({ ip: m.address, mac: m.mac }),
     timeoutMs: 8000,
+    ...extra,
   });
   try {
     expect(bmc.vendor).toBe('dell');
@@ -110,7 +112,8 @@ describe('SSH console backend against the simulated iDRAC', () => {
   it('metal-bmc bmc console reaches it with --ssh-port', async () => {
     const fleet = await dellFleet();
     const m = fleet.machines[0]!.state;
-    const child = spawnCli(['bmc', 'console', '--address', `${m.address}:${fleet.ipmiPort}`, '--redfish-port', String(fleet.redfishPort), '--ssh-port', String(fleet.sshPort), '--password', fleet.password]);
+    const stateDir = mkdtempSync(join(dir, 'cli-state-'));
+    const child = spawnCli(['bmc', 'console', '--address', `${m.address}:${fleet.ipmiPort}`, '--redfish-port', String(fleet.redfishPort), '--ssh-port', String(fleet.sshPort), '--password', fleet.password, '--state-dir', stateDir]);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
@@ -121,5 +124,64 @@ describe('SSH console backend against the simulated iDRAC', () => {
     await until(() => stdout.includes('cli-user'), 'the echo');
     child.stdin.write('~.');
     expect(await new Promise((resolve) => child.on('close', resolve))).toBe(0);
+  });
+
+  it('with a CA verifying Redfish (the daemon\'s trust), the SSH host key is still pinned: recorded on first contact, proven over IPMI, no certificate recorded; another host key is refused UNTRUSTED before the password', async () => {
+    const tlsFile = join(dir, 'ca-fleet-tls.json');
+    const stateDir = mkdtempSync(join(dir, 'ca-state-'));
+    const first = await dellFleet({ tlsFile });
+    const { mac, address, index } = first.machines[0]!.state;
+    // the fleet's self-signed certificate as the CA, as bmc-trust.test.ts does
+    const caFile = join(stateDir, 'ca.pem');
+    writeFileSync(caFile, first.redfish!.cert);
+    const trust = createDaemonTrust({ stateDir, redfish: { insecure: true, caFile }, trust: { requireProof: false } });
+    expect(trust.redfishVerified).toBe(true);
+    await consoleRoundTrip(first, trust, 'root-ca', { redfishInsecure: true, redfishCa: first.redfish!.cert });
+    expect(trust.store.get(`mac:${mac}`)).toMatchObject({ sshSha256: first.ssh!.hostKeySha256, proof: 'ipmi', ip: address });
+    expect(trust.store.get(`mac:${mac}`)?.redfishSha256).toBeUndefined();
+
+    // another TLS file: another host key (and certificate, which the CA bundle vouches for as well)
+    await first.close();
+    fleets.splice(fleets.indexOf(first), 1);
+    const other = await dellFleet({ tlsFile: join(dir, 'ca-other-tls.json'), cidr: `${address.split('.').slice(0, 2).join('.')}.0.0/16` });
+    const bmc = await connectOutband({ host: address, user: other.user, password: other.password, ipmiPort: other.ipmiPort, redfishPort: other.redfishPort, sshPort: other.sshPort, redfishInsecure: true, redfishCa: `${first.redfish!.cert}${other.redfish!.cert}`, trust: trust.forBmc({ ip: address, mac }), timeoutMs: 8000 });
+    try {
+      expect(bmc.protocols.redfish).toBe(true); // verified by the CA: only the host key differs
+      const err = await bmc.openConsole().catch((e: unknown) => e);
+      expect(isBmcError(err, 'UNTRUSTED')).toBe(true);
+      expect((err as Error).message).not.toContain(other.password);
+      expect(other.ssh!.passwordsOffered(index)).toBe(0);
+    } finally {
+      await bmc.close();
+    }
+    expect(trust.store.get(`mac:${mac}`)?.sshSha256).toBe(first.ssh!.hostKeySha256);
+    await trust.store.close();
+  });
+
+  it('metal-bmc bmc console with METAL_BMC_REDFISH_CA_FILE: without a state directory the SSH console is refused before the password; with one its host key is recorded on first contact (no certificate)', async () => {
+    const fleet = await dellFleet();
+    const m = fleet.machines[0]!.state;
+    const stateDir = mkdtempSync(join(dir, 'cli-ca-'));
+    const caFile = join(stateDir, 'ca.pem');
+    writeFileSync(caFile, fleet.redfish!.cert);
+    const args = ['bmc', 'console', '--address', `${m.address}:${fleet.ipmiPort}`, '--redfish-port', String(fleet.redfishPort), '--ssh-port', String(fleet.sshPort), '--password', fleet.password];
+    // (undefined: not passed on, should the test's own environment name a state directory)
+    const refused = await runCli(args, { env: { METAL_BMC_STATE_DIR: undefined, METAL_BMC_REDFISH_CA_FILE: caFile } });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/no trust file to check its host key against; password not sent/);
+    expect(refused.stderr).toContain('[UNTRUSTED]');
+    expect(fleet.ssh!.passwordsOffered(m.index)).toBe(0);
+
+    const child = spawnCli([...args, '--state-dir', stateDir], { METAL_BMC_REDFISH_CA_FILE: caFile });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('latin1')));
+    await waitFor(() => stdout.includes('login: '), 30_000, `the login prompt; stderr=${stderr}`);
+    child.stdin.write('~.');
+    expect(await new Promise((resolve) => child.on('close', resolve))).toBe(0);
+    const written = (JSON.parse(readFileSync(join(stateDir, TRUST_FILE), 'utf8')) as { bmcs: Record<string, { sshSha256?: string; redfishSha256?: string; proof?: string }> }).bmcs;
+    expect(Object.values(written)).toEqual([expect.objectContaining({ sshSha256: fleet.ssh!.hostKeySha256, proof: 'ipmi' })]);
+    expect(Object.values(written)[0]?.redfishSha256).toBeUndefined();
   });
 });

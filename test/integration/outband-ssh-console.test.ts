@@ -6,12 +6,16 @@
  * simulator's iDRAC-like BMC, with trust on first use: outband-sim-ssh-console.test.ts.
  */
 import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { isBmcError } from '../../src/errors.js';
 import { connectOutband } from '../../src/outband/connect.js';
 import { openSshConsole } from '../../src/outband/ssh-console.js';
+import { createBmcTrust, openTrustStore, TRUST_FILE } from '../../src/outband/trust.js';
 import { startMockupServer, type MockupServer } from '../helpers/redfish-mockup-server.js';
 import { withPeers } from '../helpers/peers.js';
 import { waitFor } from '../helpers/wait.js';
@@ -59,7 +63,10 @@ afterAll(async () => {
 
 describe('SSH console backend (Dell)', () => {
   it('the vendor table sends a Dell console to SSH `console com2`, and the stream carries both ways', async () => {
-    const bmc = await connectOutband({ host: mockup.host, redfishPort: mockup.port, sshPort, user: mockup.user, password: mockup.password, protocol: 'redfish', timeoutMs: 5000 });
+    // an SSH console needs the trust file (its host key is pinned on first use)
+    const stateDir = mkdtempSync(join(tmpdir(), 'metal-bmc-ssh-console-'));
+    const trust = createBmcTrust({ store: openTrustStore({ file: join(stateDir, TRUST_FILE) }) });
+    const bmc = await connectOutband({ host: mockup.host, redfishPort: mockup.port, sshPort, user: mockup.user, password: mockup.password, protocol: 'redfish', timeoutMs: 5000, trust: trust.forBmc({ ip: mockup.host }) });
     expect(bmc.vendor).toBe('dell');
     const line = await bmc.openConsole();
     let seen = '';
@@ -71,6 +78,8 @@ describe('SSH console backend (Dell)', () => {
     expect(commands.at(-1)).toBe('console com2');
     line.end();
     await bmc.close();
+    await trust.store.close();
+    rmSync(stateDir, { recursive: true, force: true });
   });
 
   it('a wrong BMC password is AUTH_FAILED without the password in the message', async () => {
