@@ -1,7 +1,9 @@
 /**
  * `metal-bmc bmc info|command|console`: an operator's direct line to one BMC.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { COMMAND_ACTIONS, isMachineCommand, MACHINE_COMMANDS, type MachineCommand } from '../commands/actions.js';
 import { bool, readableFile } from '../config/env.js';
 import type { GuidEncoding } from '../ipmi/guid.js';
@@ -159,8 +161,10 @@ export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
   if (requireProof && !verifies && stateDir === undefined) throw new UsageError('--require-proof (METAL_BMC_TRUST_REQUIRE_PROOF) needs the trust file: --state-dir DIR or METAL_BMC_STATE_DIR');
   // the trust gate whenever the operator names the trust file's directory: certificates trusted on first use unless a CA
   // verifies them (as the daemon decides), an SSH console's host key pinned in any case (no CA vouches for one);
-  // without it an SSH console is refused (connect.ts), never opened to an unchecked host key
-  const trustStore = stateDir !== undefined ? await cliTrustStore(stateDir) : undefined;
+  // without it, a console gets a trust file of its own for this run: the BMC's first contact is
+  // proven over IPMI before the password goes to an SSH host key, and nothing is kept
+  const trustDir = stateDir ?? (sub === 'console' ? ephemeralTrustDir() : undefined);
+  const trustStore = trustDir !== undefined ? await cliTrustStore(trustDir) : undefined;
   const trust = trustStore ? await cliTrust(trustStore, host, values.mac, { requireProof, redfishVerified: verifies }) : undefined;
   // process.stderr is a stream Node builds on first use (a socket on a pipe): only when there is something to say
   const stderr = () => io.stderr ?? process.stderr;
@@ -222,6 +226,13 @@ export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
     await bmc.close();
     await trustStore?.close(); // what this contact recorded is on disk before the process ends
   }
+}
+
+/** A folder for one run's trust file, removed as the process exits. */
+function ephemeralTrustDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'metal-bmc-trust-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 async function cliTrustStore(stateDir: string) {

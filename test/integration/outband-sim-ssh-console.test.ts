@@ -158,19 +158,27 @@ describe('SSH console backend against the simulated iDRAC', () => {
     await trust.store.close();
   });
 
-  it('metal-bmc bmc console with METAL_BMC_REDFISH_CA_FILE: without a state directory the SSH console is refused before the password; with one its host key is recorded on first contact (no certificate)', async () => {
+  it('metal-bmc bmc console with METAL_BMC_REDFISH_CA_FILE: without a state directory the console has a trust file of its own for the run (its first contact proven over IPMI, nothing kept); with one its host key is recorded on first contact (no certificate)', async () => {
     const fleet = await dellFleet();
     const m = fleet.machines[0]!.state;
     const stateDir = mkdtempSync(join(dir, 'cli-ca-'));
     const caFile = join(stateDir, 'ca.pem');
     writeFileSync(caFile, fleet.redfish!.cert);
     const args = ['bmc', 'console', '--address', `${m.address}:${fleet.ipmiPort}`, '--redfish-port', String(fleet.redfishPort), '--ssh-port', String(fleet.sshPort), '--password', fleet.password];
-    // (undefined: not passed on, should the test's own environment name a state directory)
-    const refused = await runCli(args, { env: { METAL_BMC_STATE_DIR: undefined, METAL_BMC_REDFISH_CA_FILE: caFile } });
+    // without a state directory (undefined: not passed on, should the test's own environment name one), proof
+    // required and the BMC's IPMI silent (another port): the run's own trust gate refuses before the password
+    const silentIpmi = ['bmc', 'console', '--address', `${m.address}:1`, ...args.slice(4)];
+    const refused = await runCli(silentIpmi, { env: { METAL_BMC_STATE_DIR: undefined, METAL_BMC_REDFISH_CA_FILE: caFile, METAL_BMC_TRUST_REQUIRE_PROOF: 'true' } });
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/no trust file to check its host key against; password not sent/);
     expect(refused.stderr).toContain('[UNTRUSTED]');
     expect(fleet.ssh!.passwordsOffered(m.index)).toBe(0);
+    // ... and with IPMI answering, the console opens
+    const stateless = spawnCli(args, { METAL_BMC_STATE_DIR: undefined as unknown as string, METAL_BMC_REDFISH_CA_FILE: caFile });
+    let shown = '';
+    stateless.stdout.on('data', (d: Buffer) => (shown += d.toString('latin1')));
+    await waitFor(() => shown.includes('login: '), 30_000, 'the login prompt without a state directory');
+    stateless.stdin.write('~.');
+    expect(await new Promise((resolve) => stateless.on('close', resolve))).toBe(0);
 
     const child = spawnCli([...args, '--state-dir', stateDir], { METAL_BMC_REDFISH_CA_FILE: caFile });
     let stdout = '';
