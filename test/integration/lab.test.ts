@@ -36,7 +36,7 @@ it('metal-bmc lab --variants dell: the daemon reaches the Dell-like consoles on 
     // aside of the other lab: its own addresses and ports
     const args = ['lab', '--count', '2', '--once', '--dir', dir, '--variants', 'dell', '--cidr', '127.12.0.0/16', '--ipmi-port', String(await freeUdpPort()), '--redfish-port', String(await freeTcpPort()), '--ssh-port', String(await freeTcpPort()), '--console-port', String(await freeTcpPort()), '--console-ws-port', String(await freeTcpPort())];
     const r = await runCli(args, { timeoutMs: 60_000 });
-    expect(r.stdout).toMatch(/SSH console \(Dell-like\) tcp\/\d+/);
+    expect(r.stdout, `exit ${r.code}; stderr: ${r.stderr.slice(-2000)}`).toMatch(/SSH console \(Dell-like\) tcp\/\d+/);
     // machine 1's console: SSH `console com2` to its simulated iDRAC, through the daemon's WebSocket listener
     expect(r.stdout).toMatch(/demo: console shows the login prompt: "machine-1 login: "/);
     expect(r.stderr).toMatch(/BMC SSH host key recorded on first use/);
