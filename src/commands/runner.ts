@@ -578,6 +578,14 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
         // and those that come until it is back go back too (order-holds.ts), so that none runs before
         // it (a CYCLE handed back must not run after the OFF sent next)
         if (result.handedBack) {
+          // one behind it on its last delivery cannot go back (the stream would not deliver it again):
+          // refused now, as one held behind an event out in the stream is, with a result saying so
+          for (const later of rest.filter((t) => t.plan.lastDelivery)) {
+            rest.splice(rest.indexOf(later), 1);
+            cuts.delete(later.cut);
+            pending--;
+            later.resolve(handBackBehind(later.plan, { eventId: task.plan.eventId ?? '', command: task.plan.command, until: 0 }));
+          }
           holds.handedBack([task.plan, ...rest.map((later) => later.plan)]);
           for (const later of rest) later.cut.abort(new BmcError('ABORTED', `handed back behind the machine's earlier ${task.plan.command}, which went back to the stream`));
         }

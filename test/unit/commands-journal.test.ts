@@ -365,6 +365,20 @@ describe('command runner with the event journal', () => {
     expect(await a.runner.submit(offPlan(10))).toMatchObject({ ok: true });
   });
 
+  it('an event on its last delivery queued behind one handed back is refused there, not aborted into a hand-back it would not survive', async () => {
+    const store = createMemoryKv('p-events');
+    const a = instance(store, 'a');
+    a.kv.down = true;
+    // the delete (not its last delivery) goes back; the OFF queued behind it is on its last delivery
+    const [first, off] = await Promise.all([a.runner.submit(deletePlan(EVENT)), a.runner.submit({ ...offPlan(8), lastDelivery: true })]);
+    expect(first).toMatchObject({ code: 'UNAVAILABLE', handedBack: true });
+    expect(off).toMatchObject({ ok: false, code: 'HELD_BEHIND' });
+    expect(off.error).toMatch(/this was its last allowed delivery, so it does not go back to the stream and does not come again; not executed$/);
+    expect(off.handedBack).toBeUndefined();
+    expect(dispositionOf(off)).toBe('term');
+    expect(a.sent).not.toContain('OFF');
+  });
+
   it('an event whose earlier runs started and never settled (each crashed the daemon) is not run a fourth time: terminated, nothing sent', async () => {
     const store = createMemoryKv('p-events');
     const a = instance(store, 'a');
