@@ -295,16 +295,27 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     return entry !== undefined && entry.run !== processRun;
   }
 
+  /** event ids whose note reached the file: only those must be cleared from it before their job begins */
+  const notedOnDisk = new Set<string>();
+
   /** Notes that this run holds the event's step and its job has not begun (a failure to note it only loses the retake). */
   function noteHolding(eventId: string): void {
     if (starting === undefined) return;
+    // an earlier run's note read from the file is on disk whatever this write does
+    const fileMayHoldIt = starting.has(eventId) || notedOnDisk.has(eventId);
     starting.set(eventId, { run: processRun, at: new Date().toISOString() });
-    writeStarting();
+    if (writeStarting() || fileMayHoldIt) notedOnDisk.add(eventId);
+    else starting.delete(eventId);
   }
 
-  /** Clears the event's note as its job begins; false when the file cannot be written (then the job must not begin). */
+  /**
+   * Clears the event's note as its job begins; false when a note on disk cannot be cleared (then
+   * the job must not begin). A note that never reached the file (a read-only or full state folder)
+   * needs no clearing: updates still run there, without the retake after a crash.
+   */
   function clearStarting(eventId: string | undefined): boolean {
     if (eventId === undefined || !starting?.delete(eventId)) return true;
+    if (!notedOnDisk.delete(eventId)) return true;
     return writeStarting();
   }
 

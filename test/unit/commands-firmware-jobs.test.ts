@@ -4,7 +4,7 @@
  * whose update the test finishes by hand, so nothing here depends on timing; the integration
  * test (daemon-firmware) runs the same path against the simulator's Redfish service.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -425,6 +425,19 @@ describe('firmware jobs with the event journal', () => {
     expect(await fourth.jobs.start(delivered('m1'))).toMatchObject({ accepted: false, event: { code: 'DUPLICATE' } });
     expect(second.bmcs.pending.size + third.bmcs.pending.size + fourth.bmcs.pending.size).toBe(0);
     first.bmcs.pending.get('m1')!.finish();
+  });
+
+  it('a state folder that cannot be written does not stop updates: a note that never reached the file needs no clearing', async () => {
+    const store = createMemoryKv('p-events');
+    const file = stateFile();
+    // the starting file's place is taken by a folder: every write of it fails (as on a read-only or full state folder)
+    mkdirSync(`${file}.starting.tmp`, { recursive: true });
+    const { jobs, bmcs, log } = setup({ stateFile: file, journal: createEventJournal({ kv: store.client(), instanceId: 'a', logger: captureLog().logger }), instanceId: 'a' });
+    jobs.recover();
+    expect((await jobs.start(delivered('m1'))).accepted).toBe(true);
+    await waitFor(() => bmcs.pending.has('m1'), 5000, 'update started');
+    expect(log.find('cannot write the firmware starting file').length).toBeGreaterThan(0);
+    bmcs.pending.get('m1')!.finish();
   });
 
   it('with the journal unreachable no job starts and nothing is published: the event goes back (handBack)', async () => {
