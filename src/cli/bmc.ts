@@ -70,7 +70,8 @@ options:
                           (also env METAL_BMC_REDFISH_CA_FILE; env METAL_BMC_REDFISH_INSECURE=false: the system's CAs)
   --require-proof         a BMC met for the first time (or recorded without proof) must prove over IPMI that it
                           knows the password before it gets one; needs the trust file (--state-dir or
-                          METAL_BMC_STATE_DIR) (also env METAL_BMC_TRUST_REQUIRE_PROOF=true)
+                          METAL_BMC_STATE_DIR), except for console, which has one of its own for the run
+                          (also env METAL_BMC_TRUST_REQUIRE_PROOF=true)
   --url URL               firmware: the image URL
   --user U                BMC user (default ADMIN)
   --password P | --password-file F | env IPMI_PASSWORD
@@ -158,7 +159,7 @@ export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
   const requireProof = values['require-proof'] || bool(io.env, 'METAL_BMC_TRUST_REQUIRE_PROOF', false);
   const verifies = !verify.insecure || verify.caFile !== undefined;
   // without the trust file nothing is proven: refused rather than a silent trust in any certificate
-  if (requireProof && !verifies && stateDir === undefined) throw new UsageError('--require-proof (METAL_BMC_TRUST_REQUIRE_PROOF) needs the trust file: --state-dir DIR or METAL_BMC_STATE_DIR');
+  if (requireProof && !verifies && stateDir === undefined && sub !== 'console') throw new UsageError('--require-proof (METAL_BMC_TRUST_REQUIRE_PROOF) needs the trust file: --state-dir DIR or METAL_BMC_STATE_DIR');
   // the trust gate whenever the operator names the trust file's directory: certificates trusted on first use unless a CA
   // verifies them (as the daemon decides), an SSH console's host key pinned in any case (no CA vouches for one);
   // without it, a console gets a trust file of its own for this run: the BMC's first contact is

@@ -172,6 +172,11 @@ describe('SSH console backend against the simulated iDRAC', () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('[UNTRUSTED]');
     expect(fleet.ssh!.passwordsOffered(m.index)).toBe(0);
+    // the same without a CA (certificates trusted on first use): the run's own trust file, no usage error
+    const withoutCa = await runCli(silentIpmi, { env: { METAL_BMC_STATE_DIR: undefined, METAL_BMC_TRUST_REQUIRE_PROOF: 'true' } });
+    expect(withoutCa.code, withoutCa.stderr).toBe(1);
+    expect(withoutCa.stderr).toContain('[UNTRUSTED]');
+    expect(fleet.ssh!.passwordsOffered(m.index)).toBe(0);
     // ... and with IPMI answering, the console opens
     const stateless = spawnCli(args, { METAL_BMC_STATE_DIR: undefined as unknown as string, METAL_BMC_REDFISH_CA_FILE: caFile });
     let shown = '';
