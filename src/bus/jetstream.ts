@@ -158,6 +158,15 @@ export async function consumerInfoOf(jsm: JetStreamManager, stream: string, name
 }
 
 /** The consumer's configuration, or undefined when the server has no such consumer. */
+/**
+ * The deliveries the consumer allows each event: its max_deliver as the server keeps it (another
+ * version may have raised it in a rolling upgrade, -1 for no limit), MAX_DELIVER when it says none.
+ */
+export async function deliveriesAllowed(jsm: JetStreamManager, stream: string, name: string): Promise<number> {
+  const value = (await consumerConfigOf(jsm, stream, name))?.max_deliver;
+  return value === undefined || value === 0 ? MAX_DELIVER : value;
+}
+
 async function consumerConfigOf(jsm: JetStreamManager, stream: string, name: string): Promise<ConsumerConfig | undefined> {
   return (await consumerInfoOf(jsm, stream, name))?.config;
 }

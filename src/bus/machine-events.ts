@@ -16,7 +16,7 @@ import type { ConsumerMessages, JetStreamManager, JsMsg } from '@nats-io/jetstre
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { checkDuration, endedWithin, MAX_TIMER_MS } from '../deadline.js';
 import type { Logger } from '../log.js';
-import { consumerInfoOf, ensureConsumer, ensureStream, jetstreamOrUndefined, MAX_DELIVER, sanitizeName, type StreamPosition } from './jetstream.js';
+import { consumerInfoOf, deliveriesAllowed, ensureConsumer, ensureStream, jetstreamOrUndefined, sanitizeName, type StreamPosition } from './jetstream.js';
 import { openKvBucket, type KvBucket } from './kv.js';
 import { journalEventId } from './event-journal.js';
 import { createLeadership, type Leadership } from './leader.js';
@@ -37,11 +37,16 @@ export function handBackDelayMs(deliveryCount: number): number {
  * unreachable). On its last allowed delivery the server will not deliver it again: that loss is
  * said as an error, never silent.
  */
-function handBack(m: JsMsg, logger: Logger, why: string): void {
-  if (m.info.deliveryCount >= MAX_DELIVER) {
-    logger.error({ seq: m.seq, deliveryCount: m.info.deliveryCount, maxDeliver: MAX_DELIVER, subject: m.subject }, `machine event handed back unrun (${why}) on its last allowed delivery: the server will not deliver it again; the machine did not get it`);
+function handBack(m: JsMsg, logger: Logger, why: string, maxDeliver: number): void {
+  if (isLastDelivery(m.info.deliveryCount, maxDeliver)) {
+    logger.error({ seq: m.seq, deliveryCount: m.info.deliveryCount, maxDeliver, subject: m.subject }, `machine event handed back unrun (${why}) on its last allowed delivery: the server will not deliver it again; the machine did not get it`);
   }
   m.nak(handBackDelayMs(m.info.deliveryCount));
+}
+
+/** Whether a delivery is the last the consumer allows (`maxDeliver` -1: none is). */
+export function isLastDelivery(deliveryCount: number, maxDeliver: number): boolean {
+  return maxDeliver !== -1 && deliveryCount >= maxDeliver;
 }
 
 export type Disposition = 'ack' | 'term' | 'nak';
@@ -52,7 +57,7 @@ export interface EventMeta {
   deliveryCount: number;
   /** JetStream: the event's id in the event journal (its stream's tag and its sequence, `journalEventId`) */
   eventId?: string;
-  /** JetStream: this is the event's last allowed delivery (MAX_DELIVER): a nak loses it */
+  /** JetStream: this is the event's last allowed delivery (the consumer's max_deliver as the server keeps it): a nak loses it */
   lastDelivery?: boolean;
 }
 
@@ -365,7 +370,9 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     const consumerAt: ConsumerAtSetup = existing ? { exists: true, ackFloor: existing.ack_floor.stream_seq } : { exists: false };
     const { identity, startAfter } = position.use({ stream, created: info.created }, info.state.last_seq, consumerAt);
     const consumer = await ensureConsumer(jsm, { stream, subject: o.subject, durableName: o.durableName, ackWaitMs, ...(startAfter ? { startAfter } : {}), logger: o.logger });
-    return { stream, consumer, identity };
+    // what the server allows, not what this version asks: an instance of another version may have raised it
+    const maxDeliver = await deliveriesAllowed(jsm, stream, consumer);
+    return { stream, consumer, identity, maxDeliver };
   };
   const names = await setup();
   const js = jsm.jetstream();
@@ -402,7 +409,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     // after the checks above: an event that ran or runs here is settled here, also while stopping
     // (handed back, another instance would run it again)
     if (dispatcher.stopping) {
-      handBack(m, o.logger, 'metal-bmc is stopping');
+      handBack(m, o.logger, 'metal-bmc is stopping', names.maxDeliver);
       return;
     }
     if (dispatcher.isExpired(m.time, where)) {
@@ -418,11 +425,11 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     heartbeat.unref();
     dispatcher.run(
       m.data,
-      { publishedAt: m.time, deliveryCount: m.info.deliveryCount, eventId: journalEventId(stream, m.seq), lastDelivery: m.info.deliveryCount >= MAX_DELIVER },
+      { publishedAt: m.time, deliveryCount: m.info.deliveryCount, eventId: journalEventId(stream, m.seq), lastDelivery: isLastDelivery(m.info.deliveryCount, names.maxDeliver) },
       (d) => {
         const latest = newest();
         running.delete(key);
-        if (d === 'nak') return handBack(latest, o.logger, 'not run here: a shutdown or a lost lead cut it off, or the event journal could not be used');
+        if (d === 'nak') return handBack(latest, o.logger, 'not run here: a shutdown or a lost lead cut it off, or the event journal could not be used', names.maxDeliver);
         settled.add(eventKey(m));
         if (d === 'ack') latest.ack();
         else latest.term();
@@ -518,7 +525,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
             await pulled.close().catch(() => undefined);
             for (const m of heldBack) {
               try {
-                handBack(m, o.logger, 'this instance stopped leading');
+                handBack(m, o.logger, 'this instance stopped leading', names.maxDeliver);
               } catch (err) {
                 o.logger.warn({ err, seq: m.seq }, 'machine event not handed back (NATS closed): it returns after ack_wait');
               }

@@ -9,8 +9,8 @@ import { connect, headers, nanos, type NatsConnection } from '@nats-io/transport
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { connectBus, type BusConnection } from '../../src/bus/connection.js';
-import { streamNameFor, type StreamPosition } from '../../src/bus/jetstream.js';
-import { leaderBucketName, subscribeMachineEvents, type Disposition, type EventMeta, type MachineEventSubscription, type PositionStore } from '../../src/bus/machine-events.js';
+import { deliveriesAllowed, streamNameFor, type StreamPosition } from '../../src/bus/jetstream.js';
+import { isLastDelivery, leaderBucketName, subscribeMachineEvents, type Disposition, type EventMeta, type MachineEventSubscription, type PositionStore } from '../../src/bus/machine-events.js';
 import { openKvBucket } from '../../src/bus/kv.js';
 import { decodePosition, encodePosition, POSITION_KEY } from '../../src/bus/shared-position.js';
 import type { Leadership } from '../../src/bus/leader.js';
@@ -125,7 +125,7 @@ describe('bus with JetStream', () => {
 
   it('raises the max_deliver of a consumer an older version made (2) to 15, and never lowers a higher one (a rolling upgrade)', async () => {
     const jsm = await jetstreamManager(publisher);
-    for (const [before, after] of [[2, 15], [20, 20]] as const) {
+    for (const [before, after] of [[2, 15], [20, 20], [-1, -1]] as const) {
       const subject = freshSubject();
       const stream = streamNameFor(subject);
       const first = await instance({ nc: publisher, subject, ackWaitMs: 9000 });
@@ -134,6 +134,10 @@ describe('bus with JetStream', () => {
       const b = await bus(server);
       await instance({ nc: b.nc, subject, ackWaitMs: 9000 });
       expect((await jsm.consumers.info(stream, 'metal-bmc-test')).config.max_deliver).toBe(after);
+      // and an event's last delivery is the server's, not this version's 15: none under -1
+      expect(await deliveriesAllowed(jsm, stream, 'metal-bmc-test')).toBe(after);
+      expect(isLastDelivery(15, after)).toBe(after === 15);
+      expect(isLastDelivery(20, after)).toBe(after !== -1);
     }
   });
 
