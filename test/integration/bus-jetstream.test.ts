@@ -373,19 +373,28 @@ describe('bus with JetStream: a durable consumer created again starts where this
     expect(store.saves.map((p) => p.seq)).toEqual([3]);
   });
 
-  it('refuses a shared position beyond the stream\'s last sequence (a crafted key): one warning, the consumer starts after this instance\'s own position, and the key is written over as events settle', async () => {
+  /**
+   * Where the crafted-key tests start: a leading instance with its own state file settled `count`
+   * events (`${prefix}-1`...), saved its position there and stopped.
+   */
+  async function settledByALeader(prefix: string, count: number) {
     const subject = freshSubject();
     const stream = streamNameFor(subject);
     const jsm = await jetstreamManager(publisher);
     const store = memoryPosition();
     const b = await bus(server);
     const first = await instance({ nc: b.nc, subject, position: store, leadership: switchableLead() });
-    for (const k of [1, 2, 3]) await jetstream(publisher).publish(subject, enc(`before-${k}`));
-    await until('three events', () => first.seen.length === 3);
+    for (let k = 1; k <= count; k++) await jetstream(publisher).publish(subject, enc(`${prefix}-${k}`));
+    await until(`${count} events`, () => first.seen.length === count);
     await consumerSettled(publisher, stream, 'metal-bmc-test');
     await first.sub.stop(500);
     const created_ = (await jsm.streams.info(stream)).created;
-    expect(store.load()).toEqual({ stream, created: created_, seq: 3 });
+    expect(store.load()).toEqual({ stream, created: created_, seq: count });
+    return { subject, stream, jsm, store, b, created_ };
+  }
+
+  it('refuses a shared position beyond the stream\'s last sequence (a crafted key): one warning, the consumer starts after this instance\'s own position, and the key is written over as events settle', async () => {
+    const { subject, stream, jsm, store, b, created_ } = await settledByALeader('before', 3);
     // the consumer is lost, and the partition's key says a sequence the stream never reached
     await jsm.consumers.delete(stream, 'metal-bmc-test');
     const kv = await openKvBucket(publisher, jsm, leaderBucketName('metal-bmc-test'));
@@ -443,18 +452,7 @@ describe('bus with JetStream: a durable consumer created again starts where this
   });
 
   it('refuses a shared position above an existing consumer\'s ack floor at a new setup (a crafted key within the stream): one warning, no event between the floor and the key skipped, and saves not held back', async () => {
-    const subject = freshSubject();
-    const stream = streamNameFor(subject);
-    const jsm = await jetstreamManager(publisher);
-    const store = memoryPosition();
-    const b = await bus(server);
-    const first = await instance({ nc: b.nc, subject, position: store, leadership: switchableLead() });
-    for (const k of [1, 2]) await jetstream(publisher).publish(subject, enc(`e-${k}`));
-    await until('two events', () => first.seen.length === 2);
-    await consumerSettled(publisher, stream, 'metal-bmc-test');
-    await first.sub.stop(500);
-    const created_ = (await jsm.streams.info(stream)).created;
-    expect(store.load()).toEqual({ stream, created: created_, seq: 2 });
+    const { subject, stream, jsm, store, b, created_ } = await settledByALeader('e', 2);
     // while nobody leads: two events come, and the key says the second one settled (the consumer's floor is 2)
     for (const k of [3, 4]) await jetstream(publisher).publish(subject, enc(`e-${k}`));
     const kv = await openKvBucket(publisher, jsm, leaderBucketName('metal-bmc-test'));
