@@ -240,6 +240,14 @@ function positive(name: string, value: number): void {
   if (!Number.isFinite(value) || value <= 0) throw new BmcError('INVALID_ARGUMENT', `firmware jobs: ${name} must be positive, got ${value}`);
 }
 
+/** Writes `text` to `file` whole or not at all (a temporary file renamed over it), readable by this user only; throws. */
+function writePrivateJson(file: string, text: string): void {
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  renameSync(tmp, file);
+}
+
 export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   positive('timeoutMs', o.timeoutMs);
   const maxRunning = o.maxRunning ?? 16;
@@ -265,10 +273,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     for (const [id, e] of starting) if (!(Date.parse(e.at) >= cutoff)) starting.delete(id);
     for (const id of [...starting.keys()].slice(0, Math.max(0, starting.size - STARTING_MAX))) starting.delete(id);
     try {
-      const tmp = `${startingFile}.tmp`;
-      mkdirSync(dirname(startingFile), { recursive: true });
-      writeFileSync(tmp, JSON.stringify({ version: 1, events: Object.fromEntries(starting) } satisfies StartingFile), { mode: 0o600 });
-      renameSync(tmp, startingFile);
+      writePrivateJson(startingFile, JSON.stringify({ version: 1, events: Object.fromEntries(starting) } satisfies StartingFile));
       return true;
     } catch (err) {
       o.logger.error({ err, file: startingFile }, 'cannot write the firmware starting file');
@@ -325,10 +330,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     const drop = new Set(finished.slice(0, Math.max(0, finished.length - keepFinished)));
     for (let i = jobs.length - 1; i >= 0; i--) if (drop.has(jobs[i]!)) jobs.splice(i, 1);
     try {
-      mkdirSync(dirname(o.stateFile), { recursive: true });
-      const tmp = `${o.stateFile}.tmp`;
-      writeFileSync(tmp, JSON.stringify({ version: 1, jobs } satisfies StateFile, null, 1), { mode: 0o600 });
-      renameSync(tmp, o.stateFile);
+      writePrivateJson(o.stateFile, JSON.stringify({ version: 1, jobs } satisfies StateFile, null, 1));
     } catch (err) {
       o.logger.error({ err, file: o.stateFile }, 'cannot write the firmware job state file; jobs are kept in memory');
     }
