@@ -259,6 +259,14 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     return notExecuted(plan, 'STALE', error, { dropped: 'stale', ageMs });
   }
 
+  /** Takes a queued plan that has not started out of its machine's queue, to be settled by the caller: no longer pending, nothing to cut. */
+  function takeOut(queue: Task[], task: Task): Task {
+    queue.splice(queue.indexOf(task), 1);
+    cuts.delete(task.cut);
+    pending--;
+    return task;
+  }
+
   /**
    * Makes room for `newer` in its machine's full queue: drops the oldest queued plan that `newer`
    * replaces (it only sets a persistent boot device, `newer` sets one first and is never dropped
@@ -274,10 +282,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     let first = queue.length;
     while (first > 0 && replaceable(queue[first - 1]!)) first--;
     if (first === queue.length) return false;
-    const task = queue.splice(first, 1)[0]!;
+    const task = takeOut(queue, queue[first]!);
     const { plan } = task;
-    cuts.delete(task.cut);
-    pending--;
     // acknowledged: should it be in its machine's line (aborted behind a hand-back), it leaves it
     holds.passed(plan);
     o.metrics?.eventsSuperseded?.inc({ type: plan.type });
@@ -581,10 +587,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
           // one behind it on its last delivery cannot go back (the stream would not deliver it again):
           // refused now, as one held behind an event out in the stream is, with a result saying so
           for (const later of rest.filter((t) => t.plan.lastDelivery)) {
-            rest.splice(rest.indexOf(later), 1);
-            cuts.delete(later.cut);
-            pending--;
-            later.resolve(handBackBehind(later.plan, { eventId: task.plan.eventId ?? '', command: task.plan.command, until: 0 }));
+            takeOut(rest, later).resolve(handBackBehind(later.plan, { eventId: task.plan.eventId ?? '', command: task.plan.command, until: 0 }));
           }
           holds.handedBack([task.plan, ...rest.map((later) => later.plan)]);
           for (const later of rest) later.cut.abort(new BmcError('ABORTED', `handed back behind the machine's earlier ${task.plan.command}, which went back to the stream`));
