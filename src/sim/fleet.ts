@@ -140,7 +140,7 @@ async function startSshConsoles(o: FleetOptions, machines: readonly SimMachine[]
     port: o.sshPort ?? 22,
     user,
     password,
-    hostKey: keptSshHostKey(o.tlsFile, server.newHostKey),
+    hostKey: keptSshHostKey(o.tlsFile, server.newHostKey, server.isUsableHostKey),
   });
 }
 

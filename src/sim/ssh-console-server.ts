@@ -78,8 +78,21 @@ interface Served {
 }
 
 /** A new ed25519 host key, OpenSSH format. */
+/**
+ * A new Ed25519 host key in OpenSSH format. ssh2 1.17's generator drops the public key's leading
+ * zero bytes as if it were a number, so about one key in 256 comes out 31 bytes long and ssh2's
+ * own parser refuses it ("Malformed OpenSSH private key"); such a key is made again.
+ */
 export function newHostKey(): string {
-  return ssh2.utils.generateKeyPairSync('ed25519').private;
+  for (;;) {
+    const key = ssh2.utils.generateKeyPairSync('ed25519').private;
+    if (isUsableHostKey(key)) return key;
+  }
+}
+
+/** Whether ssh2 reads `key` as a private key (a kept key written by the generator's bug is not). */
+export function isUsableHostKey(key: string): boolean {
+  return !(ssh2.utils.parseKey(key) instanceof Error);
 }
 
 export async function startSshConsoleServer(o: SshConsoleServerOptions): Promise<SshConsoleServer> {

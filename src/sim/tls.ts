@@ -78,17 +78,18 @@ export function keptCertificate(file: string | undefined, make: () => { key: str
 
 /**
  * The SSH host key kept in `file` beside the certificate (field `sshHostKey`), made by `make` the
- * first time; as the certificate, so that trust on first use of a restarted fleet holds.
+ * first time; as the certificate, so that trust on first use of a restarted fleet holds. A kept
+ * key that `usable` refuses (one an earlier version's generator wrote malformed) is made again.
  */
-export function keptSshHostKey(file: string | undefined, make: () => string): string {
-  return keptFields(file, ['sshHostKey'], () => ({ sshHostKey: make() })).sshHostKey;
+export function keptSshHostKey(file: string | undefined, make: () => string, usable: (key: string) => boolean = () => true): string {
+  return keptFields(file, ['sshHostKey'], () => ({ sshHostKey: make() }), (kept) => usable(kept.sshHostKey)).sshHostKey;
 }
 
 /**
  * String fields kept in the JSON object in `file`: read when it holds them all, else made by
  * `make` and written beside the fields it holds already (mode 0600, atomically).
  */
-function keptFields<K extends string>(file: string | undefined, names: readonly K[], make: () => Record<K, string>): Record<K, string> {
+function keptFields<K extends string>(file: string | undefined, names: readonly K[], make: () => Record<K, string>, usable: (kept: Record<K, string>) => boolean = () => true): Record<K, string> {
   if (file === undefined) return make();
   let kept: Record<string, unknown> = {};
   try {
@@ -97,7 +98,10 @@ function keptFields<K extends string>(file: string | undefined, names: readonly 
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && !(err instanceof SyntaxError)) throw err;
   }
-  if (names.every((name) => typeof kept[name] === 'string')) return Object.fromEntries(names.map((name) => [name, kept[name]])) as Record<K, string>;
+  if (names.every((name) => typeof kept[name] === 'string')) {
+    const fields = Object.fromEntries(names.map((name) => [name, kept[name]])) as Record<K, string>;
+    if (usable(fields)) return fields;
+  }
   const made = make();
   const picked = Object.fromEntries(names.map((name) => [name, made[name]])) as Record<K, string>;
   writeFileSync(`${file}.tmp`, JSON.stringify({ ...kept, ...picked }), { mode: 0o600 });
