@@ -6,10 +6,10 @@
  * `cycleBudgetMs` leaves room for twice its deadline (the stall it may be given back) as it starts.
  * Each BMC's connection is closed in the background (its session logout is not on the report's
  * path) and only its bounded entry is kept: memory does not grow with what a BMC read.
- * Each entry is bounded (bounds.ts) before it goes out, and a report that metal-api refuses as
- * invalid (400, 413, 422) is split in halves until the entries it refuses stand alone: one bad
- * BMC costs only its own entry. A split whose first sixteen entries alone are all refused, with
- * nothing taken yet (SPLIT_ISOLATES), meets a refusal that is not about entries, and stops.
+ * Each entry is bounded (bounds.ts) before it goes out, and a report that metal-api cannot read
+ * (400) or a proxy finds too large (413) is split in halves until the entries it refuses stand
+ * alone: one bad BMC costs only its own entry. A split makes at most splitPostBound posts in a
+ * cycle; any other failure (422 included) fails the report post as a whole.
  */
 import { setMaxListeners } from 'node:events';
 import { BmcError } from '../errors.js';
@@ -133,8 +133,14 @@ export interface CycleResult {
   late: number;
 }
 
-/** metal-api's answers that mean "this body is invalid": splitting it can isolate the entry at fault. */
-const SPLIT_ON_STATUS = new Set([400, 413, 422]);
+/**
+ * metal-api's answers after which a split can help: 400, the body metal-api could not read (the
+ * ipmiReport handler's ReadEntity, so one entry Go cannot decode refuses them all), and 413, a
+ * proxy's body limit. Not 422: metal-api's defaultError gives it to every error it does not
+ * classify (service.go), a RethinkDB failure behind FindPartition or SearchMachines included, so
+ * it says nothing of an entry; like a 5xx it fails the report post, and the next cycle tries again.
+ */
+const SPLIT_ON_STATUS = new Set([400, 413]);
 
 type Reports = Record<string, MachineIpmiReport>;
 
@@ -162,29 +168,16 @@ function appliedOf(posted: string[], answer: MachineIpmiReportResponse): { accep
 }
 
 /**
- * Entries refused alone, with none taken, after which a split stops. Isolating one bad entry
- * among n takes two posts per halving (about 2·log2(n)), so k bad entries cost about
- * 2k·log2(n/k) posts and every good entry still gets in: a split goes on for as long as metal-api
- * takes something. A metal-api that takes nothing (a refusal about the report, not an entry: its
- * version, the partition, a field every BMC sends) made a split post every part down to each entry
- * alone, ~2n posts; it stops now at the seventeenth entry refused alone with nothing taken (about
- * 2·16 + log2(n) posts; the entries are split in a random order, so seventeen bad ones first
- * among good ones are as unlikely as a partition where most are bad, wherever the bad ones sit
- * in the lease order), and the entries not posted fail the cycle.
- * A metal-api that takes small bodies only (413 beyond its size) takes entries, and is split down
- * to what it takes.
+ * The posts one report may make in a cycle, the first included: 1 + 4·⌈log2 n⌉ for n entries (41
+ * for 1,000, 33 for 200). Each post makes metal-api run FindPartition and SearchMachines over the
+ * whole partition, where the Go daemon posts once. Isolating one bad entry takes 1 + 2·⌈log2 n⌉
+ * posts (two per halving); the bound lets a cycle isolate two wherever they sit, and a proxy's
+ * body limit (413) that a few halvings fit. A metal-api that refuses every part, or refuses
+ * intermittently, costs no more than that, even while it takes some parts. Entries not posted
+ * when the bound is reached fail the cycle and go out again with the next one.
  */
-const SPLIT_ISOLATES = 16;
-
-/** How far one report's split has gone. */
-interface SplitTally {
-  refusedAlone: number;
-  accepted: number;
-  shuffled: boolean;
-}
-
-function splitTally(): SplitTally {
-  return { refusedAlone: 0, accepted: 0, shuffled: false };
+export function splitPostBound(entries: number): number {
+  return 1 + 4 * Math.ceil(Math.log2(Math.max(1, entries)));
 }
 
 /** Fisher-Yates, in place. */
@@ -195,7 +188,7 @@ function shuffle<T>(items: T[]): void {
   }
 }
 
-/** A split stopped at its bounds (`why`), at metal-api's refusal `refusal`. */
+/** A split stopped at its bound (`why`), at metal-api's refusal `refusal`. */
 class SplitStopped extends Error {
   constructor(
     readonly refusal: BmcError,
@@ -205,42 +198,51 @@ class SplitStopped extends Error {
   }
 }
 
-async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSignal | undefined, tally: SplitTally): Promise<Posted> {
-  try {
-    const answer = await deps.metalApi.ipmiReport({ partitionid: deps.partitionId, reports }, signal ? { signal } : {});
-    const posted = Object.keys(reports);
-    // for the split's bound a 2xx is taken whatever metal-api then applied: it refused no entry
-    tally.accepted += posted.length;
-    return { created: answer.created, updated: answer.updated, rejected: [], ...appliedOf(posted, answer) };
-  } catch (err) {
-    if (!(err instanceof BmcError) || err.httpStatus === undefined || !SPLIT_ON_STATUS.has(err.httpStatus)) throw err;
-    const uuids = Object.keys(reports);
-    if (uuids.length === 1) {
-      if (tally.refusedAlone === SPLIT_ISOLATES && tally.accepted === 0) throw new SplitStopped(err, `more than ${SPLIT_ISOLATES} entries refused alone, none taken`);
-      tally.refusedAlone++;
-      const uuid = uuids[0]!;
-      deps.metrics?.entriesRejected.inc();
-      deps.logger.warn({ uuid, bmc: reports[uuid]!.BMCIp, httpStatus: err.httpStatus, err }, 'metal-api refuses this BMC entry; it is left out of the report');
-      return { created: [], updated: [], rejected: uuids, accepted: [], notApplied: [] };
-    }
-    // the first split takes the entries in a random order: in lease order (by address), one rack of
-    // a BMC model metal-api refuses, or a device holding the lowest addresses, would come first
-    // and look like a metal-api that takes nothing
-    if (!tally.shuffled) shuffle(uuids);
-    tally.shuffled = true;
-    const half = Math.ceil(uuids.length / 2);
-    let done = NOTHING_POSTED;
-    for (const part of [uuids.slice(0, half), uuids.slice(half)]) {
-      try {
-        done = joinPosted(done, await postReports(deps, pick(reports, part), signal, tally));
-      } catch (failure) {
-        // a half failing otherwise (a 5xx after its retries, no answer): what metal-api took before stays told
-        if (failure instanceof PartlyReported) throw new PartlyReported(failure.cause, joinPosted(done, failure.done));
-        throw new PartlyReported(failure, done);
+function refusalToSplit(err: unknown): err is BmcError {
+  return err instanceof BmcError && err.httpStatus !== undefined && SPLIT_ON_STATUS.has(err.httpStatus);
+}
+
+/**
+ * Posts the report, and halves of each part metal-api refuses with 400 or 413 until the entries it
+ * refuses stand alone, breadth first: the largest parts go first, so a split that reaches its
+ * bound (splitPostBound) has spent it where it takes the most entries, and names an entry as
+ * refused only when few parts at each halving were refused (against a metal-api refusing every
+ * part, only a report of fewer than 29 entries gets down to single entries). Throws the first
+ * post's error as it is, and a later one as PartlyReported with what metal-api took before.
+ */
+async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSignal | undefined): Promise<Posted> {
+  const all = Object.keys(reports);
+  const bound = splitPostBound(all.length);
+  const parts: string[][] = [all];
+  let done = NOTHING_POSTED;
+  let posts = 0;
+  let refusal: BmcError | undefined;
+  for (let part = parts.shift(); part !== undefined; part = parts.shift()) {
+    if (posts === bound) throw new PartlyReported(new SplitStopped(refusal!, `the split reached its bound of ${bound} posts for ${all.length} entries`), done);
+    posts++;
+    try {
+      const answer = await deps.metalApi.ipmiReport({ partitionid: deps.partitionId, reports: pick(reports, part) }, signal ? { signal } : {});
+      done = joinPosted(done, { created: answer.created, updated: answer.updated, rejected: [], ...appliedOf(part, answer) });
+    } catch (err) {
+      // a part failing otherwise (422, a 5xx after its retries, no answer): what metal-api took before stays told
+      if (!refusalToSplit(err)) throw posts === 1 ? err : new PartlyReported(err, done);
+      refusal = err;
+      if (part.length === 1) {
+        const uuid = part[0]!;
+        deps.metrics?.entriesRejected.inc();
+        deps.logger.warn({ uuid, bmc: reports[uuid]!.BMCIp, httpStatus: err.httpStatus, err }, 'metal-api refuses this BMC entry; it is left out of the report');
+        done = joinPosted(done, { ...NOTHING_POSTED, rejected: part });
+        continue;
       }
+      // the first split takes the entries in a random order: in lease order (by address), one rack
+      // of a BMC model metal-api refuses, or a device holding the lowest addresses, would sit in
+      // the same parts every cycle
+      if (posts === 1) shuffle(part);
+      const half = Math.ceil(part.length / 2);
+      parts.push(part.slice(0, half), part.slice(half));
     }
-    return done;
   }
+  return done;
 }
 
 const NOTHING_POSTED: Posted = { created: [], updated: [], rejected: [], accepted: [], notApplied: [] };
@@ -488,7 +490,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     if (result.reported > 0) {
       let answer: Posted;
       try {
-        answer = await postReports(deps, reports, signal, splitTally());
+        answer = await postReports(deps, reports, signal);
       } catch (err) {
         if (!(err instanceof PartlyReported)) throw err;
         took(err.done);
@@ -496,7 +498,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
         const { refusal, why } = err.cause;
         const notPosted = result.reported - err.done.accepted.length - err.done.notApplied.length - err.done.rejected.length;
         deps.metrics?.splitsStopped.inc();
-        throw new BmcError(refusal.code, `metal-api refuses the report's parts beyond single entries (${why}), the last with HTTP ${refusal.httpStatus}: the split stopped, ${notPosted} of ${result.reported} entries not posted this cycle`, { httpStatus: refusal.httpStatus, cause: refusal });
+        throw new BmcError(refusal.code, `metal-api refused parts of the report, the last with HTTP ${refusal.httpStatus}: ${why}, ${notPosted} of ${result.reported} entries not posted this cycle`, { httpStatus: refusal.httpStatus, cause: refusal });
       }
       took(answer);
       result.reported -= answer.rejected.length + answer.notApplied.length;

@@ -1,6 +1,7 @@
 /**
- * Hostile BMC data stops at the report: entries are bounded, and a report metal-api refuses is
- * split until only the refused entries are left out. The metal-api side is the stand-in, which
+ * Hostile BMC data stops at the report: entries are bounded, and a report metal-api cannot read
+ * (400) or a proxy finds too large (413) is split until only the refused entries are left out,
+ * within a bound of posts per cycle; a 422 is no reason to split. The metal-api side is the stand-in, which
  * validates every body against metal-api's swagger; the BMCs are Outband objects that return
  * what a broken or hostile BMC would.
  */
@@ -13,7 +14,7 @@ import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/s
 import type { MachineIpmiReport } from '../../src/metalapi/types.js';
 import type { BmcReport, Outband } from '../../src/outband/types.js';
 import { boundEntry, MAX_FLOAT32, MAX_POWER_SUPPLIES, MAX_STRING } from '../../src/report/bounds.js';
-import { runReportCycle } from '../../src/report/cycle.js';
+import { runReportCycle, splitPostBound } from '../../src/report/cycle.js';
 import { createReportMetrics } from '../../src/report/metrics.js';
 import { BmcError } from '../../src/errors.js';
 import { captureLog } from '../helpers/log.js';
@@ -140,30 +141,60 @@ describe('a report cycle with hostile BMCs', () => {
     expect(log.find('metal-api refuses this BMC entry; it is left out of the report')).toHaveLength(1);
   });
 
-  it('a metal-api that takes nothing (not one entry at fault): the split stops at its seventeenth entry refused alone, after about log2(n) + 2·16 posts instead of 2n, and the cycle fails naming the entries not posted', async () => {
+  it('a metal-api that refuses every part (400): the split stops at its bound, 1 + 4·⌈log2 n⌉ posts (41 for 1,000), breadth first so no entry is blamed alone, and the cycle fails naming the entries not posted', async () => {
     standin = await startMetalApiStandIn({ hmacKey: 'k', refuseEntry: () => true });
-    const n = 200;
+    const n = 1000;
     const registry = new Registry();
     const metrics = createReportMetrics(registry);
     const log = captureLog();
     const cycle = runReportCycle({ partitionId: 'p', connect: plainBmcs, metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'k', retries: 0 }), concurrency: 50, bmcTimeoutMs: 5000, logger: log.logger, metrics }, manyLeases(n));
-    await expect(cycle).rejects.toMatchObject({ httpStatus: 400, message: expect.stringMatching(/more than 16 entries refused alone, none taken.*the split stopped, 184 of 200 entries not posted this cycle/) });
-    // down to the first entry (1 + ⌈log2 200⌉ = 9 posts), then about two posts per entry refused alone
-    const posts = standin.requests.filter((r) => r.method === 'POST').length;
-    expect(posts).toBeLessThanOrEqual(9 + 2 * 17);
-    expect(log.find('metal-api refuses this BMC entry; it is left out of the report')).toHaveLength(16);
+    await expect(cycle).rejects.toMatchObject({ httpStatus: 400, message: expect.stringMatching(/the split reached its bound of 41 posts for 1000 entries, 1000 of 1000 entries not posted this cycle/) });
+    expect(splitPostBound(n)).toBe(41);
+    expect(standin.requests.filter((r) => r.method === 'POST')).toHaveLength(41);
+    expect(log.find('metal-api refuses this BMC entry; it is left out of the report')).toHaveLength(0);
     expect(await registry.getSingleMetricAsString('metal_bmc_report_splits_stopped_total')).toMatch(/ 1$/m);
-    expect(await registry.getSingleMetricAsString('metal_bmc_report_entries_rejected_total')).toMatch(/ 16$/m);
+    expect(await registry.getSingleMetricAsString('metal_bmc_report_entries_rejected_total')).toMatch(/ 0$/m);
   });
 
-  it('a metal-api that takes small bodies only (413 for more than one entry): split down to what it takes, every entry posted', async () => {
+  it('every post answered 422 (metal-api\'s answer to any error it does not classify, a RethinkDB failure included): one post, no split, the cycle fails and no entry is blamed', async () => {
+    standin = await startMetalApiStandIn({ hmacKey: 'k' });
+    standin.setFailures(10_000, 422);
+    const registry = new Registry();
+    const metrics = createReportMetrics(registry);
+    const log = captureLog();
+    const cycle = runReportCycle({ partitionId: 'p', connect: plainBmcs, metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'k', retries: 0 }), concurrency: 50, bmcTimeoutMs: 5000, logger: log.logger, metrics }, manyLeases(1000));
+    await expect(cycle).rejects.toMatchObject({ httpStatus: 422 });
+    expect(standin.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
+    expect(log.find('metal-api refuses this BMC entry; it is left out of the report')).toHaveLength(0);
+    expect(await registry.getSingleMetricAsString('metal_bmc_report_entries_rejected_total')).toMatch(/ 0$/m);
+    expect(await registry.getSingleMetricAsString('metal_bmc_report_splits_stopped_total')).toMatch(/ 0$/m);
+  });
+
+  it('a split whose parts then meet 422 (metal-api\'s database failing under it): the split stops at the first 422, nothing blamed, and the cycle fails with it', async () => {
+    const bad = uuidOfLease(7);
+    standin = await startMetalApiStandIn({
+      hmacKey: 'k',
+      refuseEntry: (uuid) => {
+        // from the first refusal on, every request fails as metal-api's unclassified errors do
+        if (uuid === bad) standin!.setFailures(10_000, 422);
+        return uuid === bad;
+      },
+    });
+    const log = captureLog();
+    const cycle = runReportCycle({ partitionId: 'p', connect: plainBmcs, metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'k', retries: 0 }), concurrency: 50, bmcTimeoutMs: 5000, logger: log.logger }, manyLeases(1000));
+    await expect(cycle).rejects.toMatchObject({ httpStatus: 422 });
+    expect(standin.requests.filter((r) => r.method === 'POST').map((r) => r.status)).toEqual([400, 422]);
+    expect(log.find('metal-api refuses this BMC entry; it is left out of the report')).toHaveLength(0);
+  });
+
+  it('a proxy that takes bodies of up to 25 entries only (413 beyond): split down to what it takes in 15 posts, every entry posted', async () => {
     const n = 200;
     let posts = 0;
     const metalApi = {
       ipmiReport: async (body: { reports: Record<string, unknown> }) => {
         posts++;
         const uuids = Object.keys(body.reports);
-        if (uuids.length > 1) throw new BmcError('HTTP', 'metal-api: HTTP 413 body too large', { httpStatus: 413 });
+        if (uuids.length > 25) throw new BmcError('HTTP', 'metal-api: HTTP 413 body too large', { httpStatus: 413 });
         return { created: uuids, updated: [] };
       },
     } as unknown as ReturnType<typeof createMetalApiClient>;
@@ -172,24 +203,39 @@ describe('a report cycle with hostile BMCs', () => {
     const result = await runReportCycle({ partitionId: 'p', connect: plainBmcs, metalApi, concurrency: 50, bmcTimeoutMs: 5000, logger: captureLog().logger, observer }, manyLeases(n));
     expect(result.reported).toBe(n);
     expect(told).toHaveLength(n);
-    expect(posts).toBe(2 * n - 1);
+    // 200, 2 × 100, 4 × 50, 8 × 25
+    expect(posts).toBe(15);
   });
 
-  it('twenty bad entries among 200, two runs of them longer than sixteen in a row excluded, are all isolated and the other 180 posted', async () => {
+  it('twenty bad entries among 200: the split stops at its bound of 33 posts; what it posted was taken or refused alone, never a bad entry taken, the rest not posted this cycle', async () => {
     const bad = new Set([0, 3, 4, 5, 29, 30, 31, 64, 65, 90, 101, 120, 121, 122, 150, 160, 170, 177, 190, 199].map(uuidOfLease));
     standin = await startMetalApiStandIn({ hmacKey: 'k', refuseEntry: (uuid) => bad.has(uuid) });
-    const result = await runReportCycle({ partitionId: 'p', connect: plainBmcs, metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'k', retries: 0 }), concurrency: 50, bmcTimeoutMs: 5000, logger: captureLog().logger }, manyLeases(200));
-    expect(new Set(result.rejected)).toEqual(bad);
-    expect(result.reported).toBe(180);
-    expect(new Set(standin.reports.flatMap((r) => Object.keys(r.reports))).size).toBe(180);
+    const told: string[] = [];
+    const observer = { read: () => undefined, reported: (uuids: readonly string[]) => void told.push(...uuids) };
+    const log = captureLog();
+    const cycle = runReportCycle({ partitionId: 'p', connect: plainBmcs, metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'k', retries: 0 }), concurrency: 50, bmcTimeoutMs: 5000, logger: log.logger, observer }, manyLeases(200));
+    const failure = await cycle.then(
+      () => undefined,
+      (err: Error) => err,
+    );
+    expect(failure?.message).toMatch(/the split reached its bound of 33 posts for 200 entries, \d+ of 200 entries not posted this cycle/);
+    const notPosted = Number(/, (\d+) of 200 entries not posted/.exec(failure!.message)![1]);
+    expect(standin.requests.filter((r) => r.method === 'POST')).toHaveLength(33);
+    const accepted = new Set(standin.reports.flatMap((r) => Object.keys(r.reports)));
+    expect([...accepted].filter((u) => bad.has(u))).toEqual([]);
+    expect(new Set(told)).toEqual(accepted);
+    const refusedAlone = log.find('metal-api refuses this BMC entry; it is left out of the report').map((l) => l.uuid as string);
+    expect(refusedAlone.filter((u) => !bad.has(u))).toEqual([]);
+    expect(accepted.size + refusedAlone.length + notPosted).toBe(200);
   });
 
-  it('twenty bad entries at the front of the lease order (one rack of a refused model, or a device on the lowest addresses): the split goes on, the other 180 are posted', async () => {
-    const bad = new Set(Array.from({ length: 20 }, (_, i) => uuidOfLease(i)));
+  it('two bad entries at the front of the lease order (a device holding the lowest addresses): both isolated within the bound, the other 198 posted', async () => {
+    const bad = new Set([uuidOfLease(0), uuidOfLease(1)]);
     standin = await startMetalApiStandIn({ hmacKey: 'k', refuseEntry: (uuid) => bad.has(uuid) });
     const result = await runReportCycle({ partitionId: 'p', connect: plainBmcs, metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'k', retries: 0 }), concurrency: 50, bmcTimeoutMs: 5000, logger: captureLog().logger }, manyLeases(200));
     expect(new Set(result.rejected)).toEqual(bad);
-    expect(result.reported).toBe(180);
+    expect(result.reported).toBe(198);
+    expect(standin.requests.filter((r) => r.method === 'POST').length).toBeLessThanOrEqual(splitPostBound(200));
   });
 
   it('does not split on an answer that no split can fix (HMAC refused): the cycle fails as before', async () => {
@@ -208,7 +254,7 @@ describe('a report cycle with hostile BMCs', () => {
     const metalApi = {
       ipmiReport: async (body: { reports: Record<string, unknown> }) => {
         posts++;
-        if (posts === 1) throw new BmcError('HTTP', 'metal-api: HTTP 422 invalid entry', { httpStatus: 422 });
+        if (posts === 1) throw new BmcError('HTTP', 'metal-api: HTTP 400 cannot read the body', { httpStatus: 400 });
         if (posts === 2) return { created: Object.keys(body.reports), updated: [] };
         throw new BmcError('HTTP', 'metal-api: HTTP 503 after retries', { httpStatus: 503 });
       },
