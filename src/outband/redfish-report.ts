@@ -29,17 +29,26 @@ function firstText(...values: Array<string | undefined>): string | undefined {
   return values.find((v) => typeof v === 'string' && v.trim() !== '');
 }
 
-/** FRU fields as go-hal maps Redfish: board from the chassis, product from the system. */
+/**
+ * FRU fields as go-hal's redfish BMC() maps them: board from the chassis, product from the
+ * system. metal-api overwrites every FRU field a report carries (updateFru), so a field the BMC
+ * does not have is left out, and metal-api keeps what metal-hammer registered in-band (in protocol
+ * auto IPMI's FRU fills it: report-merge.ts). No stand-in from another property: System Model or
+ * SKU for product_part_number (HPE and Lenovo have no System PartNumber) replaced the in-band FRU
+ * part number with "ProLiant DL325 Gen10 Plus" every cycle, and System Manufacturer for board_mfg
+ * may name the maker otherwise than the board's FRU, by whose lower-cased board_mfg metal-api looks
+ * firmware up. board_part_number (chassis Model) is never sent from Redfish (report/body.ts).
+ */
 export function fruOf(inv: Pick<RedfishInventory, 'system' | 'chassis'>): MetalFru {
   const { system, chassis } = inv;
   const fru: MetalFru = {
-    board_mfg: firstText(chassis?.manufacturer, system?.manufacturer),
+    board_mfg: firstText(chassis?.manufacturer),
     board_mfg_serial: firstText(chassis?.serialNumber),
     board_part_number: firstText(chassis?.model, chassis?.partNumber),
     chassis_part_number: firstText(chassis?.partNumber),
     chassis_part_serial: firstText(chassis?.serialNumber),
     product_manufacturer: firstText(system?.manufacturer),
-    product_part_number: firstText(system?.partNumber, system?.model, system?.sku),
+    product_part_number: firstText(system?.partNumber),
     product_serial: firstText(system?.serialNumber),
   };
   return Object.fromEntries(Object.entries(fru).filter(([, v]) => v !== undefined)) as MetalFru;

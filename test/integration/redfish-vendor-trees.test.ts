@@ -90,13 +90,13 @@ function treeView(dir: string) {
 function expectedFru(system: Json, chassis: Json | undefined): Record<string, string> {
   const c = chassis ?? {};
   const fru: Record<string, string | undefined> = {
-    board_mfg: text(c.Manufacturer) ?? text(system.Manufacturer),
+    board_mfg: text(c.Manufacturer),
     board_mfg_serial: text(c.SerialNumber),
     board_part_number: text(c.Model) ?? text(c.PartNumber),
     chassis_part_number: text(c.PartNumber),
     chassis_part_serial: text(c.SerialNumber),
     product_manufacturer: text(system.Manufacturer),
-    product_part_number: text(system.PartNumber) ?? text(system.Model) ?? text(system.SKU),
+    product_part_number: text(system.PartNumber),
     product_serial: text(system.SerialNumber),
   };
   return Object.fromEntries(Object.entries(fru).filter(([, v]) => v !== undefined)) as Record<string, string>;

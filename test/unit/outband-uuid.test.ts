@@ -85,9 +85,9 @@ describe('Redfish → metal-api report fields', () => {
     expect(ledStateOf({ chassis: { managedBy: [], indicatorLED: 'Unknown' } as never })).toBe('UNKNOWN');
   });
 
-  it('maps FRU fields, omitting empty ones', () => {
+  it('maps FRU fields as go-hal does, omitting empty ones', () => {
     const fru = fruOf({
-      system: { chassis: [], managedBy: [], manufacturer: 'Lenovo', model: 'SR630', serialNumber: 'J30012AB', partNumber: '' },
+      system: { chassis: [], managedBy: [], manufacturer: 'Lenovo', model: 'SR630', serialNumber: 'J30012AB', partNumber: 'PN-1' },
       chassis: { computerSystems: [], managedBy: [], manufacturer: 'Lenovo', partNumber: 'SB27A', serialNumber: 'C1', model: 'Board-7X' },
     });
     expect(fru).toEqual({
@@ -97,9 +97,20 @@ describe('Redfish → metal-api report fields', () => {
       chassis_part_number: 'SB27A',
       chassis_part_serial: 'C1',
       product_manufacturer: 'Lenovo',
-      product_part_number: 'SR630',
+      product_part_number: 'PN-1',
       product_serial: 'J30012AB',
     });
+  });
+
+  it('leaves product_part_number and board_mfg out where the BMC lacks System PartNumber and chassis Manufacturer, so metal-api keeps the in-band FRU values (no Model, SKU or System Manufacturer in their place)', () => {
+    // HPE iLO 5 (test/fixtures/redfish-vendors/hpe-dl325-gen10plus-ilo5): no System PartNumber
+    const fru = fruOf({
+      system: { chassis: [], managedBy: [], manufacturer: 'HPE', model: 'ProLiant DL325 Gen10 Plus', sku: 'P18606-B21', serialNumber: 'CZ2D1A0B1C', partNumber: ' ' },
+      chassis: { computerSystems: [], managedBy: [], model: 'ProLiant DL325 Gen10 Plus', serialNumber: 'CZ2D1A0B1C' },
+    });
+    expect(fru).not.toHaveProperty('product_part_number');
+    expect(fru).not.toHaveProperty('board_mfg');
+    expect(fru).toMatchObject({ product_manufacturer: 'HPE', product_serial: 'CZ2D1A0B1C' });
   });
 
   it('fills a power metric from whatever the BMC has', () => {
