@@ -123,20 +123,60 @@ export async function beforeActing<T>(work: Promise<T>): Promise<T> {
   }
 }
 
-/** Codes that say a request was refused or never got that far: credentials, trust, support, a busy BMC, an IPMI completion code. */
-const NOT_ACTED_CODES: ReadonlySet<BmcErrorCode> = new Set<BmcErrorCode>(['COMPLETION_CODE', 'AUTH_FAILED', 'INSECURE_REFUSED', 'UNSUPPORTED', 'INVALID_ARGUMENT', 'FORBIDDEN', 'CONFIG', 'UNTRUSTED', 'BUSY', 'NO_SESSION_SLOTS']);
+/** Codes that say a request was refused or never got that far: credentials, trust, support, a busy BMC. */
+const NOT_ACTED_CODES: ReadonlySet<BmcErrorCode> = new Set<BmcErrorCode>(['AUTH_FAILED', 'INSECURE_REFUSED', 'UNSUPPORTED', 'INVALID_ARGUMENT', 'FORBIDDEN', 'CONFIG', 'UNTRUSTED', 'BUSY', 'NO_SESSION_SLOTS']);
+
+/**
+ * What a generic IPMI completion code (IPMI 2.0 table 5-2) says of the request it answers:
+ * `refused`, the BMC did not carry it out (busy, not supported, bad data, no privilege, not now);
+ * `outcome-unknown`, it may have: 0xC3 "timeout while processing, response unavailable", 0xCE
+ * "response could not be provided", 0xCF "duplicated request" (the table: for devices "which cannot
+ * return the response that was returned for the original instance": the original WAS handled) and
+ * 0xFF "unspecified". A code not listed (OEM 01h-7Eh, command-specific 80h-BEh, reserved) says
+ * nothing we can read: outcome unknown too, so a reset or cycle is never repeated on a guess.
+ * Here rather than in ipmi/ for the reason HTTP's statuses are: every layer judges errors here.
+ */
+const IPMI_COMPLETION_OUTCOME: Readonly<Record<number, 'refused' | 'outcome-unknown'>> = {
+  0xc0: 'refused', // node busy
+  0xc1: 'refused', // invalid or unsupported command
+  0xc2: 'refused', // command invalid for the given LUN
+  0xc3: 'outcome-unknown', // timeout while processing the command, response unavailable
+  0xc4: 'refused', // out of space
+  0xc5: 'refused', // reservation cancelled or invalid
+  0xc6: 'refused', // request data truncated
+  0xc7: 'refused', // request data length invalid
+  0xc8: 'refused', // request data field length limit exceeded
+  0xc9: 'refused', // parameter out of range
+  0xca: 'refused', // cannot return the number of requested data bytes
+  0xcb: 'refused', // requested sensor, data or record not present
+  0xcc: 'refused', // invalid data field in request
+  0xcd: 'refused', // command illegal for the sensor or record type
+  0xce: 'outcome-unknown', // command response could not be provided
+  0xcf: 'outcome-unknown', // cannot execute a duplicated request: the original was handled
+  0xd0: 'refused', // SDR repository in update mode
+  0xd1: 'refused', // device in firmware update mode
+  0xd2: 'refused', // BMC initialization in progress
+  0xd3: 'refused', // destination unavailable
+  0xd4: 'refused', // insufficient privilege level
+  0xd5: 'refused', // command not supported in the present state
+  0xd6: 'refused', // command sub-function disabled or unavailable
+  0xff: 'outcome-unknown', // unspecified error
+};
 
 /**
  * Whether a failure shows the BMC did not act on a request: a failure before it was sent, a
- * refusal (an HTTP 4xx, 501 Not Implemented, 503 Unavailable, an IPMI completion code), or one of
- * the codes above. No answer, a cut or garbled one, a 500, 502 or 504 (a BMC failing while it
- * answers, a proxy that gave up waiting) or an error of our own may come after it acted.
+ * refusal (an HTTP 4xx, 501 Not Implemented, 503 Unavailable, an IPMI completion code of refusal),
+ * or one of the codes above. No answer, a cut or garbled one, a 500, 502 or 504 (a BMC failing
+ * while it answers, a proxy that gave up waiting), an IPMI completion code that leaves the outcome
+ * open (0xC3, 0xCE, 0xCF, 0xFF, any code not in the table) or an error of our own may come after
+ * it acted.
  */
 export function showsNotActed(err: unknown): boolean {
   if (err instanceof NotSentError) return true;
   if (err instanceof PartlyActedError) return false;
   if (!(err instanceof BmcError)) return false;
   if (err.code === 'HTTP') return err.httpStatus !== undefined && ((err.httpStatus >= 400 && err.httpStatus < 500) || err.httpStatus === 501 || err.httpStatus === 503);
+  if (err.code === 'COMPLETION_CODE') return err.completionCode !== undefined && IPMI_COMPLETION_OUTCOME[err.completionCode] === 'refused';
   return NOT_ACTED_CODES.has(err.code);
 }
 

@@ -9,7 +9,7 @@ import type { MachineCommand } from '../../src/commands/actions.js';
 import { decodeMachineEvent, planEvent, type Plan } from '../../src/commands/event.js';
 import { dispositionOf } from '../../src/commands/handler.js';
 import { createCommandRunner, isIdempotent } from '../../src/commands/runner.js';
-import { BmcError, NotSentError, type BmcErrorCode } from '../../src/errors.js';
+import { BmcError, NotSentError, showsNotActed, type BmcErrorCode } from '../../src/errors.js';
 import type { Outband } from '../../src/outband/types.js';
 import { captureLog } from '../helpers/log.js';
 
@@ -99,6 +99,8 @@ describe('outcome unknown', () => {
 
   it.each([
     ['an IPMI completion code', () => new BmcError('COMPLETION_CODE', 'Chassis Control: node busy', { completionCode: 0xc0 })],
+    ['IPMI 0xD5', () => new BmcError('COMPLETION_CODE', 'Chassis Control: command not supported in the present state', { completionCode: 0xd5 })],
+    ['IPMI 0xD4', () => new BmcError('COMPLETION_CODE', 'Chassis Control: insufficient privilege level', { completionCode: 0xd4 })],
     ['HTTP 409', () => new BmcError('HTTP', 'HTTP 409', { httpStatus: 409 })],
     ['HTTP 503', () => new BmcError('HTTP', 'HTTP 503', { httpStatus: 503 })],
   ] as const)('a CYCLE the BMC refused with %s did not happen: tried again', async (_what, error) => {
@@ -107,6 +109,31 @@ describe('outcome unknown', () => {
     expect(result.outcomeUnknown).toBeUndefined();
     expect(result.attempts).toBe(2);
     expect(cycles).toBe(2);
+  });
+
+  it.each([
+    ['0xC3 (timeout while processing the command)', 0xc3],
+    ['0xCE (command response could not be provided)', 0xce],
+    ['0xCF (cannot execute a duplicated request)', 0xcf],
+    ['0xFF (unspecified error)', 0xff],
+    ['0x01 (an OEM code)', 0x01],
+    ['0x80 (a command-specific code)', 0x80],
+  ] as const)('a CYCLE answered with IPMI completion code %s may have happened: outcome unknown, not tried again', async (what, completionCode) => {
+    let cycles = 0;
+    const answered = () => (cycles++, Promise.reject(new BmcError('COMPLETION_CODE', `Chassis Control (cycle): ${what}`, { completionCode })));
+    const result = await run(plan('CYCLE'), async () => ({ ...failingBmc('TIMEOUT'), powerCycle: answered }) as Outband);
+    expect(result).toMatchObject({ ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true });
+    expect(cycles).toBe(1);
+    expect(dispositionOf(result)).toBe('term');
+  });
+
+  it('which IPMI completion codes prove a request refused: the refusals of IPMI 2.0 table 5-2; 0xC3, 0xCE, 0xCF, 0xFF and codes outside the table do not', () => {
+    const refusedBy = (completionCode: number | undefined) => showsNotActed(new BmcError('COMPLETION_CODE', 'x', completionCode === undefined ? {} : { completionCode }));
+    const refusals = [0xc0, 0xc1, 0xc2, 0xc4, 0xc5, 0xc6, 0xc7, 0xc8, 0xc9, 0xca, 0xcb, 0xcc, 0xcd, 0xd0, 0xd1, 0xd2, 0xd3, 0xd4, 0xd5, 0xd6];
+    for (let code = 0; code <= 0xff; code++) expect([code, refusedBy(code)]).toEqual([code, refusals.includes(code)]);
+    expect(refusedBy(undefined)).toBe(false); // a completion code nobody named proves nothing
+    // before the acting request (the Get Chassis Status of a cycle): not sent, whatever the code
+    expect(showsNotActed(new NotSentError(new BmcError('COMPLETION_CODE', 'x', { completionCode: 0xff })))).toBe(true);
   });
 
   it('a delete whose RESET step times out is unknown; its PXE step timing out is not', async () => {
