@@ -6,7 +6,7 @@
  */
 import { randomInt } from 'node:crypto';
 import type { CipherChoice } from './cipher.js';
-import { abortError, BmcError } from '../errors.js';
+import { abortError, BmcError, isBmcError } from '../errors.js';
 import { DEFAULT_RETRY, exchange, validateRetryPolicy, type RetryPolicy } from './exchange.js';
 import { establish, sessionAnswer, type EstablishedSession, type IpmiEvent } from './handshake.js';
 import { InboundWindow } from './inbound-window.js';
@@ -89,6 +89,8 @@ export interface IpmiSession {
 
 const CLOSE_SESSION_CMD = 0x3c;
 const GET_DEVICE_ID_CMD = 0x01;
+/** completion code 0xCF, "cannot execute a duplicated request" (IPMI 2.0 table 5-2) */
+const DUPLICATE_REQUEST = 0xcf;
 const INBOUND_WINDOW = 16;
 
 const openSessions = new Set<IpmiSession>();
@@ -241,20 +243,39 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
     return send(netFn, cmd, data, options);
   }
 
+  /**
+   * A request under one rqSeq, resent under the same one until answered. A BMC that detects
+   * duplicates answers a resend of a request it already handled with 0xCF "duplicated request"
+   * (IPMI 2.0 table 5-2): the answer to the first transmission was lost or is late, and the request
+   * was carried out. Such an answer settles nothing: the answer to the original is waited for until
+   * the deadline, as ipmitool does (lanplus.c ipmi_lanplus_send_payload: "Duplicate Request ccode
+   * most likely indicates a response to a previous retry. Ignore and keep polling."). Taken for the
+   * request's own answer, it read as a refusal, and a power cycle was sent again over Redfish. When
+   * only such answers came, the deadline's TIMEOUT says the BMC got the request and may have acted.
+   */
   async function send(netFn: number, cmd: number, data: Buffer, options: CommandOptions): Promise<IpmiResponse> {
     if (options.signal?.aborted) throw abortError(options.signal, `IPMI command 0x${cmd.toString(16)} to ${channel.remote}`);
     const seq = rqSeqs.allocate();
     const message = encodeRequest({ netFn, cmd, seq, data });
+    const describe = () => `IPMI command netfn 0x${netFn.toString(16)} cmd 0x${cmd.toString(16)} to BMC ${channel.remote}`;
+    let transmissions = 0;
+    let duplicateAnswers = 0;
     try {
       return await exchange(
         channel,
         () => {
           keepalive.touch();
+          transmissions++;
           return wrap(PayloadType.ipmi, message);
         },
-        (payload) => sessionAnswer(payload, { netFn, cmd, seq }, established, channel.remote, onEvent),
+        (payload) => {
+          const answer = sessionAnswer(payload, { netFn, cmd, seq }, established, channel.remote, onEvent);
+          if (answer?.completionCode !== DUPLICATE_REQUEST || transmissions < 2) return answer;
+          duplicateAnswers++;
+          return undefined;
+        },
         options.deadlineMs ? { ...retry, deadlineMs: options.deadlineMs } : retry,
-        () => `IPMI command netfn 0x${netFn.toString(16)} cmd 0x${cmd.toString(16)} to BMC ${channel.remote}`,
+        describe,
         options.signal,
         (handler) => {
           const safe = (d: Buffer) => {
@@ -268,6 +289,11 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
           return () => listeners.delete(safe);
         },
       );
+    } catch (err) {
+      if (duplicateAnswers === 0 || !isBmcError(err, 'TIMEOUT') || options.signal?.aborted) throw err;
+      const deadlineMs = options.deadlineMs ?? retry.deadlineMs;
+      const answers = duplicateAnswers === 1 ? 'one answer' : `${duplicateAnswers} answers`;
+      throw new BmcError('TIMEOUT', `${describe()}: within ${deadlineMs} ms only ${answers} to its resends, "${describeCompletionCode(DUPLICATE_REQUEST)}" (0xCF): the BMC got the request and handled it, its answer was lost; it may have acted`, { cause: err });
     } finally {
       rqSeqs.release(seq);
     }

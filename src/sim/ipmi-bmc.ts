@@ -61,6 +61,13 @@ const SOL_SELF_DEACTIVATE_MS = 1000;
  * waits after repeating RAKP 1, and within ipmitool's -N 2.
  */
 const RAKP_SLOW_MS = 1200;
+/**
+ * ipmi-duplicate-cf: how long the BMC remembers a request to tell a repeat (the IPMI
+ * specification's sequence number expiration interval, 5 s), and how late it answers Chassis
+ * Control: past the 1 s a console first waits (metal-bmc, ipmitool), before its second wait ends.
+ */
+const DUPLICATE_WINDOW_MS = 5000;
+const DUPLICATE_CF_LATE_MS = 1500;
 
 /** Commands a quirk makes the BMC lack: quirk, netFn, commands, completion code. */
 const COMMAND_QUIRKS: ReadonlyArray<readonly [IpmiQuirkName, number, readonly number[], number]> = [
@@ -114,6 +121,8 @@ export class SimBmc implements BmcControl {
   private identifyTimer: NodeJS.Timeout | undefined;
   /** answers a slow quirk holds back; cleared with the BMC */
   private readonly delayed = new Set<NodeJS.Timeout>();
+  /** ipmi-duplicate-cf: per session, when each request (rqSeq, netFn, command) was last handled */
+  private readonly handled = new WeakMap<ServerSession, Map<string, number>>();
 
   constructor(private readonly options: SimBmcOptions) {
     this.machine = options.machine;
@@ -410,14 +419,29 @@ export class SimBmc implements BmcControl {
     }
     const req = decodeRequest(packet.payload);
     if ((req.netFn & 1) !== 0) return;
-    const result = this.quirkAnswer(req) ?? runCommand({ machine: this.machine, session, bmc: this }, req.netFn, req.cmd, req.data);
+    const duplicate = this.quirk('ipmi-duplicate-cf') && this.repeated(session, req);
+    const chassisControl = req.netFn === NetFn.chassis && req.cmd === Cmd.chassisControl;
+    const result = duplicate ? { cc: CC.duplicateRequest } : (this.quirkAnswer(req) ?? runCommand({ machine: this.machine, session, bmc: this }, req.netFn, req.cmd, req.data));
     // the fault actSilently: a chassis control carried out, its answer lost
-    if (req.netFn === NetFn.chassis && req.cmd === Cmd.chassisControl && this.machine.state.faults.actSilently) return;
+    if (chassisControl && !duplicate && this.machine.state.faults.actSilently) return;
     const answer = encodeResponse(req, result.cc, result.data);
     // A BMC that gets the data checksum of its in-session answers wrong (the packet is otherwise valid)
     if (this.quirk('ipmi-bad-response-checksum')) answer[answer.length - 1]! ^= 0x5a;
-    this.sendInSession(session, PayloadType.ipmi, answer, remote);
+    const late = chassisControl && !duplicate && this.quirk('ipmi-duplicate-cf') ? DUPLICATE_CF_LATE_MS : 0;
+    this.later(late, () => this.sendInSession(session, PayloadType.ipmi, answer, remote));
     result.after?.();
+  }
+
+  /** Whether `req` repeats a request of `session` handled within DUPLICATE_WINDOW_MS; records it when not. */
+  private repeated(session: ServerSession, req: IpmiRequest): boolean {
+    const now = Date.now();
+    let seen = this.handled.get(session);
+    if (!seen) this.handled.set(session, (seen = new Map()));
+    for (const [key, at] of seen) if (now - at > DUPLICATE_WINDOW_MS) seen.delete(key);
+    const key = `${req.seq}/${req.netFn}/${req.cmd}`;
+    if (seen.has(key)) return true;
+    seen.set(key, now);
+    return false;
   }
 
   /** What a quirk makes of a command: a refusal the BMC lacks it with, or Close Session's error. */

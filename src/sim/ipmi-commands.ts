@@ -30,6 +30,8 @@ export const CC = {
   cannotReturnBytes: 0xca,
   notPresent: 0xcb,
   invalidField: 0xcc,
+  /** cannot execute a duplicated request: a repeat of a request the BMC already handled */
+  duplicateRequest: 0xcf,
   insufficientPrivilege: 0xd4,
 } as const;
 

@@ -109,6 +109,12 @@ export const IPMI_QUIRKS = {
     seenOn: 'BMCs whose session counter restarts within a session (ipmitool does not check inbound session sequence numbers and survives)',
     survivedBy: 'ipmitool',
   },
+  'ipmi-duplicate-cf': {
+    protocol: 'ipmi',
+    description: 'detects duplicate requests: a request repeated in the same session under the same rqSeq, netFn and command within 5 s is answered with 0xCF (cannot execute a duplicated request) and not carried out; and answers Chassis Control only after 1.5 s, past the 1 s a console first waits, so that the console repeats it',
+    seenOn: 'IPMI 2.0 table 5-2 gives 0xCF to devices "which cannot return the response that was returned for the original instance" of a request (the original was handled); ipmitool ignores such an answer and keeps waiting for the original\'s ("Duplicate Request ccode most likely indicates a response to a previous retry", lanplus.c ipmi_lanplus_send_payload, lan.c ipmi_lan_send_cmd), and resends under the same rqSeq. No vendor is named for the 1.5 s',
+    survivedBy: 'ipmitool',
+  },
   'ipmi-sol-port-swapped': {
     protocol: 'ipmi',
     description: 'names its own UDP port in Activate Payload in network byte order',

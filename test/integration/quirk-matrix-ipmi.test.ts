@@ -21,6 +21,7 @@ import { bmcMain } from '../../src/cli/bmc.js';
 import { NetFn } from '../../src/ipmi/message.js';
 import { openSession, type IpmiEvent } from '../../src/ipmi/session.js';
 import type { Fleet } from '../../src/sim/fleet.js';
+import type { SimEvent } from '../../src/sim/machine.js';
 import { IPMI_QUIRKS, type IpmiQuirkName } from '../../src/sim/quirks-ipmi.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { peerPath, withPeers, type PeerName } from '../helpers/peers.js';
@@ -344,6 +345,36 @@ describe('the real clients survive each simulated quirk', () => {
       }
       expect(events.map((e) => e.kind)).toContain('sequence-restart');
       expect(events.find((e) => e.kind === 'sequence-restart')!.message).toMatch(/restarted its session sequence numbers \(now \d+\); the session follows/);
+    },
+    'ipmi-duplicate-cf': async () => {
+      const machine = machineOf('ipmi-duplicate-cf');
+      /** the power actions the machine carries out while `work` runs */
+      const actionsDuring = async (work: () => Promise<Run>): Promise<[Run, string[]]> => {
+        const actions: string[] = [];
+        const onChange = (c: SimEvent) => void (c.kind === 'power' && actions.push(c.action));
+        machine.on('change', onChange);
+        try {
+          return [await work(), actions];
+        } finally {
+          machine.off('change', onChange);
+        }
+      };
+      // ipmitool resends under the same rqSeq and means to ignore 0xCF ("keep polling"), but the
+      // 0xCF it matched ends its request, so the late answer to the original is not taken: by
+      // default it resends until the BMC forgot the request and cycles twice (seen here; not
+      // asserted, its waits are whole seconds of time()). With -N 3 its first resend comes after
+      // the late answer: one cycle.
+      const [tool, toolActions] = await actionsDuring(() => ipmitool('ipmi-duplicate-cf', '-N', '3', 'power', 'cycle'));
+      expect(tool.stdout).toMatch(/Chassis Power Control: Cycle/);
+      expect(toolActions).toEqual(['cycle']);
+      // ipmipower resends every 500 ms under a new rqSeq: each is a new request to the BMC, carried
+      // out, and the answer to its latest never comes in time; waiting 2 s, it cycles once
+      const [hasty, hastyActions] = await actionsDuring(() => ipmipower('ipmi-duplicate-cf', '--cycle', '--session-timeout', '5000'));
+      expect(hasty.stdout).toMatch(/: session timeout$/m);
+      expect(hastyActions.length).toBeGreaterThan(1);
+      const [patient, patientActions] = await actionsDuring(() => ipmipower('ipmi-duplicate-cf', '--cycle', '--retransmission-timeout', '2000'));
+      expect(patient.stdout).toMatch(/: ok$/m);
+      expect(patientActions).toEqual(['cycle']);
     },
     'ipmi-sol-port-swapped': async () => {
       const freeipmi = await solClient('ipmiconsole', 'ipmi-sol-port-swapped');

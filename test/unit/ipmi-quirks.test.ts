@@ -387,6 +387,54 @@ describe('fallbacks against the simulated BMC in memory', () => {
   });
 });
 
+describe('ipmi-duplicate-cf: a BMC that answers a resend of a request it handled with 0xCF (duplicated request)', () => {
+  /** the power actions the simulated machine carries out */
+  function recording(l: ReturnType<typeof linked>): string[] {
+    const actions: string[] = [];
+    l.machine.on('change', (c) => void (c.kind === 'power' && actions.push(c.action)));
+    return actions;
+  }
+
+  it('Chassis Control answered after 1.5 s: resent after 1 s, the 0xCF to the resend is no answer, the late answer to the original is; carried out once', async () => {
+    const l = linked(['ipmi-duplicate-cf']);
+    const s = await l.open();
+    const actions = recording(l);
+    l.machine.setPower('on', 'up');
+    actions.length = 0;
+    await chassisControl(s, 'cycle');
+    expect(actions).toEqual(['cycle']);
+    await s.close();
+    l.close();
+  });
+
+  it('the answer to the original lost: only 0xCF comes, and the deadline ends it as TIMEOUT saying it may have acted', async () => {
+    const l = linked(['ipmi-duplicate-cf']);
+    l.machine.state.faults.actSilently = true;
+    const s = await l.open();
+    const actions = recording(l);
+    const started = Date.now();
+    await expect(chassisControl(s, 'reset', { deadlineMs: 2000 })).rejects.toMatchObject({
+      code: 'TIMEOUT',
+      message: expect.stringMatching(/^IPMI command netfn 0x0 cmd 0x2 to BMC 192\.0\.2\.9:623: within 2000 ms only one answer to its resends, "cannot execute a duplicated request" \(0xCF\): the BMC got the request and handled it, its answer was lost; it may have acted$/),
+    });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1900); // waited for the original's answer until the deadline
+    expect(actions).toEqual(['reset']);
+    await s.close();
+    l.close();
+  });
+
+  it('0xCF answering the only transmission is that request\'s answer: a COMPLETION_CODE at once, not waited past', async () => {
+    const l = linked([]);
+    l.machine.state.faults.ipmiActRefused = 0xcf; // Chassis Control answered 0xCF at once (the simulator does not act then)
+    const s = await l.open();
+    const started = Date.now();
+    await expect(chassisControl(s, 'cycle')).rejects.toMatchObject({ code: 'COMPLETION_CODE', completionCode: 0xcf });
+    expect(Date.now() - started).toBeLessThan(900); // before any resend
+    await s.close();
+    l.close();
+  });
+});
+
 /** Answers Get Channel Cipher Suites (a pre-session request) with `records`, 16 bytes a page; false for any other request. */
 function answerCipherSuites(records: Buffer, d: Buffer, reply: (d: Buffer) => void): boolean {
   const req = decodeRequest(d.subarray(14, 14 + d[13]!));
