@@ -4,7 +4,7 @@
  * a BMC that cannot is an AUTH_FAILED error, never a session.
  */
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
-import { abortError, BmcError, DecodeError } from '../errors.js';
+import { abortError, BmcError, DecodeError, isBmcError } from '../errors.js';
 import { CIPHER_SUITES, cipherSuite, deriveKeys, SUPPORTED_SUITE_IDS, type CipherChoice, type CipherSuite } from './cipher.js';
 import { exchange, type RetryPolicy } from './exchange.js';
 import { datagramKind, decodeV15, decodeV2, encodeV15, encodeV2, PayloadType, peekPayloadType, type SessionKeys } from './lan.js';
@@ -46,7 +46,7 @@ export interface HandshakeOptions {
 
 /** Something a BMC did that the client works around; `message` is the log line. */
 export interface IpmiEvent {
-  kind: 'cipher-suites-fallback' | 'suite-changed' | 'rakp-retry' | 'handshake-restart' | 'checksum-ignored' | 'privilege-operator' | 'sequence-restart' | 'close-refused' | 'sol-deactivated' | 'sol-owner-unchecked' | 'sol-port' | 'sol-input-dropped' | 'fru-defect' | 'rakp-code-padded';
+  kind: 'cipher-suites-fallback' | 'suite-unanswered' | 'suite-changed' | 'rakp-retry' | 'handshake-restart' | 'checksum-ignored' | 'privilege-operator' | 'sequence-restart' | 'close-refused' | 'sol-deactivated' | 'sol-owner-unchecked' | 'sol-port' | 'sol-input-dropped' | 'fru-defect' | 'rakp-code-padded';
   message: string;
 }
 
@@ -279,18 +279,27 @@ const isEncrypted = (suite: CipherSuite): boolean => suite.confidentiality !== '
 /** The suites tried when the BMC cannot list its own. */
 const FALLBACK_SUITES: readonly number[] = [17, 3];
 
-async function candidateSuites(channel: DatagramChannel, options: HandshakeOptions): Promise<CipherSuite[]> {
+/**
+ * The suites to try, in order. `blind`: the BMC did not list its suites (FALLBACK_SUITES), so a
+ * suite it leaves unanswered may be one it lacks rather than a sign the BMC is gone.
+ */
+interface Candidates {
+  suites: CipherSuite[];
+  blind: boolean;
+}
+
+async function candidateSuites(channel: DatagramChannel, options: HandshakeOptions): Promise<Candidates> {
   if (typeof options.cipherSuite === 'number') {
     const suite = cipherSuite(options.cipherSuite);
     checkSuiteAllowed(suite, options);
     if (!SUPPORTED_SUITE_IDS.includes(suite.id) && suite.id !== 0) {
       throw new BmcError('UNSUPPORTED', `cipher suite ${suite.id} is not implemented (supported: ${SUPPORTED_SUITE_IDS.join(', ')})`);
     }
-    return [suite];
+    return { suites: [suite], blind: false };
   }
-  const fallback = (why: string): CipherSuite[] => {
+  const fallback = (why: string): Candidates => {
     options.onEvent?.({ kind: 'cipher-suites-fallback', message: `BMC ${channel.remote} did not list its cipher suites (${why}); trying ${FALLBACK_SUITES.join(', then ')}` });
-    return FALLBACK_SUITES.map(cipherSuite);
+    return { suites: FALLBACK_SUITES.map(cipherSuite), blind: true };
   };
   let offered: number[];
   try {
@@ -312,7 +321,7 @@ async function candidateSuites(channel: DatagramChannel, options: HandshakeOptio
   // move auto to the next suite carry no integrity code, so anyone could send them, and a console
   // in the clear shows what is typed on it (passwords included).
   const encrypted = chosen.filter(isEncrypted);
-  return encrypted.length > 0 ? encrypted : chosen;
+  return { suites: encrypted.length > 0 ? encrypted : chosen, blind: false };
 }
 
 /**
@@ -367,17 +376,30 @@ export async function establish(channel: DatagramChannel, options: HandshakeOpti
     throw err;
   });
   if (!caps.ipmi20) throw new BmcError('UNSUPPORTED', `BMC ${channel.remote} speaks IPMI 1.5 only (no IPMI 2.0 / RMCP+ in Get Channel Authentication Capabilities); metal-bmc needs RMCP+`);
-  const suites = await candidateSuites(channel, options);
+  const { suites, blind } = await candidateSuites(channel, options);
   let lastRejection: BmcError | undefined;
+  /** a suite left unanswered while the next one may be tried (blind): the failure if no suite opens */
+  let unanswered: BmcError | undefined;
   const deadline = Date.now() + options.retry.deadlineMs;
-  for (const suite of suites) {
+  for (const [index, suite] of suites.entries()) {
+    const last = index === suites.length - 1;
+    const suiteDeadline: SetupDeadline = blind && !last ? shareOf(deadline, suites.length - index) : { at: deadline, ms: options.retry.deadlineMs };
     let lookup: UserLookup | undefined = { privilege: options.privilege, nameOnly: true };
     while (lookup) {
       try {
-        return await openRestarting(channel, suite, options, lookup, deadline);
+        return await openRestarting(channel, suite, options, lookup, suiteDeadline);
       } catch (err) {
         if (err instanceof BmcError && err.code === 'UNSUPPORTED') {
           lastRejection = err;
+          break;
+        }
+        // suites tried blind: one the BMC leaves unanswered may be one it lacks (old firmware
+        // without suite 17 that drops its Open Session), as ipmitool goes on to suite 3 when the
+        // list fails (ipmitool#363); with the list, silence is the BMC's, and final
+        if (blind && !last && isBmcError(err, 'TIMEOUT') && !options.signal?.aborted) {
+          unanswered = err;
+          const next = suites[index + 1]!;
+          options.onEvent?.({ kind: 'suite-unanswered', message: `BMC ${channel.remote} did not answer the session setup with cipher suite ${suite.id} (${err.message}); trying suite ${next.id}` });
           break;
         }
         const next: UserLookup | undefined = err instanceof RakpRefused ? nextUserLookup(lookup, err.status, options.privilege) : undefined;
@@ -390,7 +412,26 @@ export async function establish(channel: DatagramChannel, options: HandshakeOpti
       }
     }
   }
-  throw lastRejection ?? new BmcError('UNSUPPORTED', `BMC ${channel.remote} accepted none of the cipher suites tried`);
+  // a suite left unanswered says more than a later suite's refusal: the BMC may answer it next time
+  throw unanswered ?? lastRejection ?? new BmcError('UNSUPPORTED', `BMC ${channel.remote} accepted none of the cipher suites tried`);
+}
+
+/** When a suite's session setup gives up (epoch ms), and the time that gave it (for the message). */
+interface SetupDeadline {
+  at: number;
+  ms: number;
+}
+
+/**
+ * The deadline of a suite tried blind with `suitesLeft` suites to go (itself included): an equal
+ * share of the time left, so that a suite the BMC leaves unanswered leaves the next one the same
+ * time. A suite refused (UNSUPPORTED) or opened early leaves its unused share to the next; the sum
+ * stays the one deadline, so a BMC that answers no suite costs no more than before.
+ */
+function shareOf(deadline: number, suitesLeft: number): SetupDeadline {
+  const now = Date.now();
+  const ms = Math.round(Math.max(0, deadline - now) / suitesLeft);
+  return { at: now + ms, ms };
 }
 
 function v2Matcher<T extends { tag: number }>(payloadType: number, decode: (payload: Buffer) => T, accept: (value: T) => boolean) {
@@ -484,7 +525,7 @@ function restartable(err: unknown): err is BmcError {
  * handshake timeout, as it does for ipmitool, which just restarts. A session that may have become
  * active is closed (abandon).
  */
-async function openRestarting(channel: DatagramChannel, suite: CipherSuite, options: HandshakeOptions, lookup: UserLookup, deadline: number): Promise<EstablishedSession> {
+async function openRestarting(channel: DatagramChannel, suite: CipherSuite, options: HandshakeOptions, lookup: UserLookup, { at: deadline, ms: deadlineMs }: SetupDeadline): Promise<EstablishedSession> {
   const r = options.retry;
   const tags = messageTags();
   let attempt = nextAttempt(undefined, r);
@@ -496,7 +537,7 @@ async function openRestarting(channel: DatagramChannel, suite: CipherSuite, opti
       // exchange fails at once on an aborted signal, so a restart would spin without ever waiting
       if (options.signal?.aborted) throw abortError(options.signal, `session setup with BMC ${channel.remote}`);
       if (!restartable(err)) throw err;
-      if (attempt.number >= HANDSHAKE_ATTEMPTS || deadline - Date.now() <= r.attemptMs) throw gaveUp(channel, err, attempt, r);
+      if (attempt.number >= HANDSHAKE_ATTEMPTS || deadline - Date.now() <= r.attemptMs) throw gaveUp(channel, err, attempt, deadlineMs);
       attempt = nextAttempt(attempt, r);
       options.onEvent?.({
         kind: 'handshake-restart',
@@ -506,9 +547,9 @@ async function openRestarting(channel: DatagramChannel, suite: CipherSuite, opti
   }
 }
 
-function gaveUp(channel: DatagramChannel, err: BmcError, attempt: Attempt, r: RetryPolicy): BmcError {
+function gaveUp(channel: DatagramChannel, err: BmcError, attempt: Attempt, deadlineMs: number): BmcError {
   const attempts = `${attempt.number} attempt${attempt.number === 1 ? '' : 's'}`;
-  if (err.code === 'TIMEOUT') return new BmcError('TIMEOUT', `session setup with BMC ${channel.remote} did not complete within ${r.deadlineMs} ms (${attempts}): ${err.message}`, { cause: err });
+  if (err.code === 'TIMEOUT') return new BmcError('TIMEOUT', `session setup with BMC ${channel.remote} did not complete within ${deadlineMs} ms (${attempts}): ${err.message}`, { cause: err });
   return new BmcError(err.code, `${err.message}; session setup gave up after ${attempts}`, { cause: err });
 }
 

@@ -135,8 +135,8 @@ function linked(quirks: SimQuirkName[], answer?: (d: Buffer, reply: (d: Buffer) 
     close: () => undefined,
   });
   const events: IpmiEvent[] = [];
-  const open = (cipherSuite: CipherChoice = 'auto', keepaliveMs = 0) =>
-    openSession({ host: '192.0.2.9', channel: channelOn(++latestPort), cipherSuite, user: 'ADMIN', password: 'secret', keepaliveMs, closeLingerMs: 0, onEvent: (e) => events.push(e) });
+  const open = (cipherSuite: CipherChoice = 'auto', keepaliveMs = 0, timeoutMs?: number) =>
+    openSession({ host: '192.0.2.9', channel: channelOn(++latestPort), cipherSuite, user: 'ADMIN', password: 'secret', keepaliveMs, closeLingerMs: 0, onEvent: (e) => events.push(e), ...(timeoutMs ? { timeoutMs } : {}) });
   return { open, events, bmc, machine, inject: (d: Buffer) => deliver(latestPort, d), close: () => (bmc.close(), serial.close()) };
 }
 
@@ -154,6 +154,49 @@ describe('fallbacks against the simulated BMC in memory', () => {
     expect(s.cipherSuite).toBe(17);
     expect(l.events).toEqual([{ kind: 'cipher-suites-fallback', message: expect.stringMatching(why) }]);
     await s.close();
+    l.close();
+  });
+
+  /** Open Session with RAKP-HMAC-SHA256 (suite 17) left unanswered, as by firmware that lacks it; the algorithms of each Open Session asked */
+  const withoutSuite17 = (asked: number[]) => (d: Buffer) => {
+    if (payloadTypeOf(d) !== PayloadType.openSessionRequest) return false;
+    const auth = handshakePayload(d)[12]!; // the authentication algorithm payload's algorithm byte
+    asked.push(auth);
+    return auth === 3;
+  };
+
+  it('ipmi-cipher-suites-silent and Open Session for suite 17 never answered: suite 3 is tried in its own share of the deadline and the session opens, with one event each', async () => {
+    const asked: number[] = [];
+    const l = linked(['ipmi-cipher-suites-silent'], withoutSuite17(asked));
+    const started = Date.now();
+    const s = await l.open(); // the default deadline of 10 s: 5 s for suite 17, the rest for suite 3
+    expect(s.cipherSuite).toBe(3);
+    expect(Date.now() - started).toBeLessThan(1000 + 10_000);
+    expect(asked.filter((a) => a === 1)).toHaveLength(1); // suite 3 (RAKP-HMAC-SHA1) asked once, answered
+    expect(l.events.map((e) => e.kind)).toEqual(['cipher-suites-fallback', 'suite-unanswered']);
+    expect(l.events[1]!.message).toMatch(/^BMC 192\.0\.2\.9:623 did not answer the session setup with cipher suite 17 \(session setup with BMC .* did not complete within 5000 ms \(1 attempt\): Open Session with BMC .*\); trying suite 3$/);
+    expect((await getChassisStatus(s)).power).toMatch(/on|off/);
+    await s.close();
+    l.close();
+  }, 15_000);
+
+  it('a BMC that lists no suites and answers no Open Session costs the one deadline, not one per suite: TIMEOUT after both suites were asked', async () => {
+    const asked: number[] = [];
+    const l = linked(['ipmi-cipher-suites-silent'], (d) => withoutSuite17(asked)(d) || payloadTypeOf(d) === PayloadType.openSessionRequest);
+    const started = Date.now();
+    await expect(l.open('auto', 0, 3000)).rejects.toMatchObject({ code: 'TIMEOUT', message: expect.stringMatching(/^session setup with BMC .* did not complete within 3000 ms \(1 attempt\): Open Session with BMC .*: no answer within \d+ ms/) });
+    // Get Channel Cipher Suites' own second, then 3 s for both suites (1.5 s each)
+    expect(Date.now() - started).toBeLessThan(1000 + 3000 + 500);
+    expect(new Set(asked)).toEqual(new Set([3, 1])); // suite 17, then suite 3
+    l.close();
+  }, 10_000);
+
+  it('a BMC that lists suite 17 and leaves its Open Session unanswered: TIMEOUT, no move to another suite (its silence is the BMC\'s)', async () => {
+    const asked: number[] = [];
+    const l = linked([], withoutSuite17(asked));
+    await expect(l.open('auto', 0, 2000)).rejects.toMatchObject({ code: 'TIMEOUT' });
+    expect(new Set(asked)).toEqual(new Set([3]));
+    expect(l.events).toEqual([]);
     l.close();
   });
 
