@@ -340,17 +340,19 @@ export function settledSuite(asked: CipherSuite, answer: { auth: number; integri
 }
 
 /**
- * How RAKP 1 asks for the user: the requested privilege and whether the BMC looks the user up by
- * name only (bit 4 of the role). ipmitool and FreeIPMI ask name-only by default; BMCs that keep
- * users per privilege refuse that (RAKP 2 "unauthorized name"), and users whose maximum is
- * Operator are refused Administrator ("unauthorized role"): each is tried again the other way.
+ * How Open Session and RAKP 1 ask for the user: the requested privilege and whether the BMC looks
+ * the user up by name only (bit 4 of RAKP 1's role). ipmitool and FreeIPMI ask name-only by
+ * default; BMCs that keep users per privilege refuse that (RAKP 2 "unauthorized name"), and users
+ * whose maximum is Operator are refused Administrator ("invalid role", "unauthorized role", by
+ * RAKP 2 or already by Open Session, which names the privilege too): each is tried again the
+ * other way.
  */
 export interface UserLookup {
   privilege: number;
   nameOnly: boolean;
 }
 
-/** The next way to ask after RAKP 2 refused `status` for `tried`, or undefined when none is left. */
+/** The next way to ask after Open Session or RAKP 2 refused `status` for `tried`, or undefined when none is left. */
 export function nextUserLookup(tried: UserLookup, status: number, requested: number): UserLookup | undefined {
   if (status === 0x0d && tried.nameOnly) return { ...tried, nameOnly: false };
   if ((status === 0x09 || status === 0x0a) && tried.privilege === requested && requested > OPERATOR) return { ...tried, privilege: OPERATOR };
@@ -358,8 +360,10 @@ export function nextUserLookup(tried: UserLookup, status: number, requested: num
 }
 const OPERATOR = 3;
 
-class RakpRefused extends BmcError {
+/** Open Session or RAKP 2 refused the user or the privilege asked for, with RMCP+ `status`: nextUserLookup may ask again. */
+class LookupRefused extends BmcError {
   constructor(
+    readonly step: 'Open Session' | 'RAKP 1',
     readonly status: number,
     code: 'AUTH_FAILED' | 'NO_SESSION_SLOTS' | 'PROTOCOL',
     message: string,
@@ -367,6 +371,9 @@ class RakpRefused extends BmcError {
     super(code, message);
   }
 }
+
+/** Open Session statuses that refuse the privilege asked for, not the suite or the BMC's resources (IPMI 2.0 table 13-15). */
+const ROLE_REFUSED = new Set([0x09, 0x0a]);
 
 export async function establish(channel: DatagramChannel, options: HandshakeOptions): Promise<EstablishedSession> {
   const caps = await getChannelAuthCapabilities(channel, options).catch((err: unknown) => {
@@ -402,11 +409,11 @@ export async function establish(channel: DatagramChannel, options: HandshakeOpti
           options.onEvent?.({ kind: 'suite-unanswered', message: `BMC ${channel.remote} did not answer the session setup with cipher suite ${suite.id} (${err.message}); trying suite ${next.id}` });
           break;
         }
-        const next: UserLookup | undefined = err instanceof RakpRefused ? nextUserLookup(lookup, err.status, options.privilege) : undefined;
+        const next: UserLookup | undefined = err instanceof LookupRefused ? nextUserLookup(lookup, err.status, options.privilege) : undefined;
         if (!next) throw err;
         options.onEvent?.({
           kind: 'rakp-retry',
-          message: `BMC ${channel.remote} refused RAKP 1 (${describeRmcpPlusStatus((err as RakpRefused).status)}); asking again ${next.nameOnly ? 'by name only' : 'by name and privilege'} at privilege ${next.privilege}`,
+          message: `BMC ${channel.remote} refused ${(err as LookupRefused).step} (${describeRmcpPlusStatus((err as LookupRefused).status)}); asking again ${next.nameOnly ? 'by name only' : 'by name and privilege'} at privilege ${next.privilege}`,
         });
         lookup = next;
       }
@@ -592,6 +599,8 @@ async function openWithSuite(channel: DatagramChannel, asked: CipherSuite, optio
     const reason = `Open Session with cipher suite ${asked.id} refused by BMC ${channel.remote}: ${describeRmcpPlusStatus(open.status)}`;
     if (SUITE_REJECTED.has(open.status)) throw new BmcError('UNSUPPORTED', reason);
     if (open.status === 0x01 || open.status === 0x0b) throw new BmcError('NO_SESSION_SLOTS', reason);
+    // a user limited to Operator, refused Administrator before RAKP: asked again as RAKP 2's refusal is
+    if (ROLE_REFUSED.has(open.status)) throw new LookupRefused('Open Session', open.status, 'AUTH_FAILED', reason);
     throw new BmcError(AUTH_REJECTED.has(open.status) ? 'AUTH_FAILED' : 'PROTOCOL', reason);
   }
   const suite = settledSuite(asked, open, options.cipherSuite);
@@ -630,7 +639,7 @@ async function openWithSuite(channel: DatagramChannel, asked: CipherSuite, optio
   if (rakp2.status === INVALID_SESSION_ID) throw new AttemptLost(`BMC ${channel.remote} no longer knows the session it opened (RAKP 2: ${describeRmcpPlusStatus(rakp2.status)})`);
   if (rakp2.status !== 0) {
     const code = AUTH_REJECTED.has(rakp2.status) ? 'AUTH_FAILED' : rakp2.status === 0x01 ? 'NO_SESSION_SLOTS' : 'PROTOCOL';
-    throw new RakpRefused(rakp2.status, code, `BMC ${channel.remote} refused user ${JSON.stringify(options.user)}: ${describeRmcpPlusStatus(rakp2.status)}`);
+    throw new LookupRefused('RAKP 1', rakp2.status, code, `BMC ${channel.remote} refused user ${JSON.stringify(options.user)}: ${describeRmcpPlusStatus(rakp2.status)}`);
   }
   params.bmcRandom = rakp2.bmcRandom;
   params.bmcGuid = rakp2.bmcGuid;

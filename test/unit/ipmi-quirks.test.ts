@@ -243,6 +243,42 @@ describe('fallbacks against the simulated BMC in memory', () => {
     l.close();
   });
 
+  /** In front of the simulated BMC: Open Session asking more than `highest` is refused with `status`; the privileges asked, in order */
+  const refusingOpenSessionAbove = (highest: number, status: number, asked: number[]) => (d: Buffer, reply: (d: Buffer) => void) => {
+    if (payloadTypeOf(d) !== PayloadType.openSessionRequest) return false;
+    const p = handshakePayload(d);
+    asked.push(p[1]! & 0x0f);
+    if ((p[1]! & 0x0f) <= highest) return false;
+    // tag, status, reserved, our console session id
+    reply(encodeV2({ payloadType: PayloadType.openSessionResponse, sessionId: 0, seq: 0, payload: Buffer.from([p[0]!, status, 0, 0, ...p.subarray(4, 8)]) }));
+    return true;
+  };
+
+  it.each([
+    ['0x09', 0x09, 'invalid role'],
+    ['0x0A', 0x0a, 'unauthorized role or privilege level requested'],
+  ] as const)('Open Session for Administrator refused with %s: asked again as Operator, as a RAKP 2 refusal is, with one event', async (_hex, status, text) => {
+    const asked: number[] = [];
+    const l = linked([], refusingOpenSessionAbove(3, status, asked));
+    const s = await l.open();
+    expect(asked).toEqual([4, 3]);
+    expect(s.privilege).toBe(3);
+    expect(l.events).toEqual([{ kind: 'rakp-retry', message: `BMC 192.0.2.9:623 refused Open Session (${text}); asking again by name only at privilege 3` }]);
+    l.machine.setPower('off', 'down');
+    await chassisControl(s, 'up'); // an Operator command
+    expect((await getChassisStatus(s)).power).toBe('on');
+    await s.close();
+    l.close();
+  });
+
+  it('Open Session refused for Operator too: AUTH_FAILED after the two, not asked again', async () => {
+    const asked: number[] = [];
+    const l = linked([], refusingOpenSessionAbove(2, 0x0a, asked));
+    await expect(l.open()).rejects.toMatchObject({ code: 'AUTH_FAILED', message: expect.stringMatching(/Open Session with cipher suite 17 refused by BMC .*: unauthorized role or privilege level requested$/) });
+    expect(asked).toEqual([4, 3]);
+    l.close();
+  });
+
   it('ipmi-operator-only-late: Set Session Privilege Level(4) refused with 0x81, Operator asked in the same session, with one event', async () => {
     let opens = 0;
     const l = linked(['ipmi-operator-only-late'], (d) => {
