@@ -53,8 +53,8 @@ export interface SolStream extends Duplex {
 
 /**
  * A break travels through the stream's write queue as this marker (never sent as a character),
- * so it keeps its place among the writes: the stream takes the next write only once the BMC
- * accepted the one before.
+ * so it keeps its place among the writes: it goes once the characters written before it are
+ * accepted, before those written after it.
  */
 const BREAK_MARK = Buffer.from([0]);
 
@@ -148,7 +148,9 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
   let refusedSince: number | undefined;
   const maxData = Math.max(16, Math.min(inboundPayloadSize > 4 ? inboundPayloadSize - 4 : 200, 255));
   /** characters written and not yet accepted by the BMC, the packet in flight included */
-  let pending = Buffer.alloc(0);
+  let pending: Buffer = Buffer.alloc(0);
+  /** writes not yet in `pending`: characters behind a break (BREAK_MARK) that waits for those before it */
+  const queued: Buffer[] = [];
   let inFlight: { packet: SolPacket; sentAt: number; attempts: number; timer: NodeJS.Timeout } | undefined;
   /** the BMC refused characters (NACK, or none accepted): nothing is sent until this timer fires */
   let backOff: NodeJS.Timeout | undefined;
@@ -170,19 +172,27 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
   let payloadLost = false;
   const writeCallbacks: Array<(err?: Error | null) => void> = [];
 
+  /**
+   * A write completes when the BMC accepted its characters: the stream holds later writes until
+   * then, and hands them over together (writev), so keystrokes written one by one while a packet
+   * waits for its ACK go in the next packet together, one round trip for all of them, not one each.
+   */
+  function accept(chunks: Buffer[], callback: (err?: Error | null) => void): void {
+    queued.push(...chunks);
+    writeCallbacks.push(callback);
+    scheduleFlush();
+  }
+
   const stream = new Duplex({
     read() {},
     write(chunk: Buffer, _encoding, callback) {
-      if (chunk === BREAK_MARK) {
-        // everything written before it is accepted by now: the break goes next, in a packet of its own
-        breakRequested = true;
-        callback();
-        scheduleFlush();
-        return;
-      }
-      pending = Buffer.concat([pending, chunk]);
-      writeCallbacks.push(callback);
-      scheduleFlush();
+      accept([chunk], callback);
+    },
+    writev(chunks, callback) {
+      accept(
+        chunks.map((c) => c.chunk as Buffer),
+        callback,
+      );
     },
     final(callback) {
       shutdown().then(() => callback(), callback);
@@ -211,11 +221,35 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
   function scheduleFlush(): void {
     if (flushScheduled || busy()) return;
     flushScheduled = true;
-    // Character accumulation: everything written in this turn of the event loop goes in one packet.
+    // Character accumulation: what the stream handed over in this turn of the event loop (a write,
+    // or the writes it held while the packet before waited for its ACK) goes in one packet.
     setImmediate(() => {
       flushScheduled = false;
       sendNext();
     });
+  }
+
+  /**
+   * Moves what was written into what the next packets carry: the characters up to the next break
+   * (a packet carries at most maxData of them), and that break once every character before it
+   * was accepted.
+   */
+  function takeQueued(): void {
+    while (queued.length > 0 && !breakRequested) {
+      const next = queued[0]!;
+      if (next === BREAK_MARK) {
+        if (pending.length > 0) return;
+        breakRequested = true;
+      } else {
+        pending = pending.length === 0 ? next : Buffer.concat([pending, next]);
+      }
+      queued.shift();
+    }
+  }
+
+  /** The writes handed over so far complete once nothing of them is left to send. */
+  function completeWrites(): void {
+    if (pending.length === 0 && queued.length === 0 && !breakRequested) for (const cb of writeCallbacks.splice(0)) cb();
   }
 
   /**
@@ -224,10 +258,8 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
    */
   function sendNext(): void {
     if (busy() || ended) return;
-    if (pending.length === 0 && !breakRequested) {
-      for (const cb of writeCallbacks.splice(0)) cb();
-      return;
-    }
+    takeQueued();
+    if (pending.length === 0 && !breakRequested) return completeWrites();
     txSeq = nextSolSeq(txSeq);
     const data = breakRequested ? Buffer.alloc(0) : pending.subarray(0, maxData);
     const packet: SolPacket = { seq: txSeq, ackSeq: 0, acceptedChars: 0, flags: breakRequested ? SolOperation.generateBreak : 0, data };
@@ -263,7 +295,7 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     inFlight = undefined;
     const accepted = Math.min(p.acceptedChars, packet.data.length);
     pending = pending.subarray(accepted);
-    if (pending.length === 0) for (const cb of writeCallbacks.splice(0)) cb();
+    completeWrites();
     const refused = (p.flags & SolStatus.nack) !== 0 || (accepted === 0 && packet.data.length > 0);
     if (accepted > 0 || !refused) refusedSince = undefined;
     if (!refused) return sendNext(); // all or part accepted: what is left goes at once
@@ -271,10 +303,15 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
     if (Date.now() - refusedSince > maxRefusalMs) {
       // the console goes on (output still flows: the host may be off or in POST, its serial side
       // not taking characters); what was typed meanwhile is dropped, once told, not sent forever
-      options.onEvent?.({ kind: 'sol-input-dropped', message: `BMC ${session.remote} took none of our characters for ${Math.round(maxRefusalMs / 1000)} s (NACK or nothing accepted); ${pending.length} typed bytes dropped` });
+      const dropped = pending.length + queued.reduce((n, c) => n + (c === BREAK_MARK ? 0 : c.length), 0);
+      options.onEvent?.({ kind: 'sol-input-dropped', message: `BMC ${session.remote} took none of our characters for ${Math.round(maxRefusalMs / 1000)} s (NACK or nothing accepted); ${dropped} typed bytes dropped` });
       pending = Buffer.alloc(0);
+      // a break requested meanwhile is no typed byte: it still goes
+      const breaks = queued.filter((c) => c === BREAK_MARK);
+      queued.splice(0, queued.length, ...breaks);
       refusedSince = undefined;
-      for (const cb of writeCallbacks.splice(0)) cb();
+      completeWrites();
+      if (breaks.length > 0) scheduleFlush();
       return;
     }
     // NACK (its input buffer is full) or nothing taken: give the BMC time before the characters go

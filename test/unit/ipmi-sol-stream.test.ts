@@ -246,6 +246,41 @@ describe('SOL to the BMC', () => {
     ]);
   });
 
+  it('keystrokes written one by one while a packet waits for its ACK go together in the next packet: one round trip for all, not one each', async () => {
+    const bmc = fakeBmc();
+    const { sol } = await open(bmc);
+    const { packet } = await typed(bmc, sol, 'l');
+    // a console relays each keystroke as its own message, each in its own turn of the event loop
+    let done = false;
+    for (const key of ['s', ' ', '-', 'l', '\r']) {
+      sol.write(key, () => void (key === '\r' && (done = true)));
+      await tick();
+    }
+    expect(dataPackets(bmc.sent)).toHaveLength(1); // the rest waits for the first packet's ACK
+    bmc.deliver({ ackSeq: packet.seq, acceptedChars: 1 });
+    await waitFor(() => dataPackets(bmc.sent).length === 2, 2000, 'the next packet');
+    expect(dataPackets(bmc.sent)[1]).toEqual([nextSolSeq(packet.seq), 's -l\r', 0]);
+    expect(done).toBe(false); // a write completes when the BMC accepted it
+    bmc.deliver({ ackSeq: nextSolSeq(packet.seq), acceptedChars: 5 });
+    await waitFor(() => done, 2000, 'the writes to complete');
+    expect(dataPackets(bmc.sent)).toHaveLength(2);
+  });
+
+  it('what piles up behind a packet goes in packets of at most the payload size the BMC named (200 characters here)', async () => {
+    const bmc = fakeBmc();
+    const { sol } = await open(bmc);
+    const { packet } = await typed(bmc, sol, 'x');
+    for (let i = 0; i < 300; i++) sol.write(String.fromCharCode(0x41 + (i % 26)));
+    bmc.deliver({ ackSeq: packet.seq, acceptedChars: 1 });
+    await waitFor(() => dataPackets(bmc.sent).length === 2, 2000, 'the second packet');
+    const [seq, text] = dataPackets(bmc.sent)[1]!;
+    expect(text.length).toBe(200);
+    bmc.deliver({ ackSeq: seq, acceptedChars: 200 });
+    await waitFor(() => dataPackets(bmc.sent).length === 3, 2000, 'the third packet');
+    expect(dataPackets(bmc.sent)[2]![1]).toHaveLength(100);
+    expect(dataPackets(bmc.sent).slice(1).map(([, t]) => t).join('')).toBe(Array.from({ length: 300 }, (_, i) => String.fromCharCode(0x41 + (i % 26))).join(''));
+  });
+
   it('a break between two writes of one turn goes in a packet of its own, after the characters typed before it and before those typed after it', async () => {
     const bmc = fakeBmc();
     const { sol } = await open(bmc);
