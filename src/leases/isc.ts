@@ -129,6 +129,9 @@ const LEASE_STATEMENTS = new Map<string, Handler>([
     lease.nextBindingState = bindingState(st, 1);
   }],
   ['hardware', (lease, st) => {
+    // `hardware <type>;`: dhcpd writes it for a client whose chaddr has length 0 (InfiniBand,
+    // RFC 4390; broken firmware) and reads it back (parse_hardware_param): a lease without a MAC
+    if (st.count === 2 && st.quoted[1] !== true) return;
     if (st.count !== 3 || st.quoted[2] === true) throw malformed(st);
     const mac = normalizeMac(st.words[2] as string);
     if (mac === undefined) throw new LeaseParseError(st.line, `invalid hardware address ${preview(st)}`);

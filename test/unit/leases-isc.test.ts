@@ -212,6 +212,17 @@ describe('parseIscLeases on tricky syntax', () => {
     expect(parseIscLeases('# nothing\nauthoring-byte-order little-endian;\nserver-duid "x;y";\n')).toEqual([]);
   });
 
+  it('reads `hardware <type>;` without an address (dhcpd writes it for a chaddr of length 0) as a lease without a MAC, which is not held', () => {
+    // dhcpd's write_lease prints `hardware %s %s;` with an empty address, and reads it back
+    const text = `${renderIscLeases([{ ip: '10.0.0.1', mac: '00:00:00:00:00:01', ends: 'never', bindingState: 'active' }])}lease 10.0.0.2 {\n  ends never;\n  binding state active;\n  hardware ethernet ;\n}\nlease 10.0.0.3 {\n  hardware infiniband;\n}\n`;
+    const leases = parseIscLeases(text);
+    expect(leases.slice(1)).toEqual([
+      { ip: '10.0.0.2', ends: 'never', bindingState: 'active', line: 12 },
+      { ip: '10.0.0.3', ends: undefined, line: 17 },
+    ]);
+    expect(active(leases, '2026-01-01T00:00:00Z')).toEqual(['10.0.0.1 00:00:00:00:00:01']);
+  });
+
   it('keeps statements it does not know out of the record', () => {
     const [lease] = parseIscLeases('lease 10.0.0.4 {\n  future-statement 1 2 "3";\n  binding state backup;\n}\n');
     expect(lease).toEqual({ ip: '10.0.0.4', ends: undefined, bindingState: 'backup', line: 1 });
@@ -236,7 +247,7 @@ describe('parseIscLeases errors', () => {
     ['lease 10.0.0.1 {\n  binding state active\n}\n', 2, /missing ';'/],
     ['lease 10.0.0.1 {\n  binding active;\n}\n', 2, /malformed 'binding'/],
     ['lease 10.0.0.1 {\n  hardware ethernet zz:zz:zz;\n}\n', 2, /invalid hardware address/],
-    ['lease 10.0.0.1 {\n  hardware ethernet;\n}\n', 2, /malformed 'hardware'/],
+    ['lease 10.0.0.1 {\n  hardware;\n}\n', 2, /malformed 'hardware'/],
     ['# comment\n}\n', 2, /unexpected '}'/],
     ['authoring-byte-order little-endian', 1, /not ended by ';'/],
     ['failover peer "x" state {\n  my state normal;\n', 1, /unterminated block/],
@@ -306,8 +317,13 @@ describe('parseIscLeases properties', () => {
 
   it('rendered leases parse back to the same records, with the line of each block', () => {
     fc.assert(
-      fc.property(fc.array(leaseInput, { maxLength: 12 }), (inputs) => {
-        const text = renderIscLeases(inputs);
+      fc.property(fc.array(fc.tuple(leaseInput, fc.constantFrom('ethernet', 'infiniband', 'unknown-32')), { maxLength: 12 }), (pairs) => {
+        const inputs = pairs.map(([input]) => input);
+        // a lease without a MAC written as dhcpd writes one whose chaddr has length 0: `hardware <type> ;`
+        const text = renderIscLeases(inputs).replace(/^lease [^\n]*\{\n/gm, (line) => {
+          const [input, type] = pairs.shift()!;
+          return input.mac === undefined ? `${line}  hardware ${type} ;\n` : line;
+        });
         const parsed = parseIscLeases(text);
         expect(parsed.map(({ line: _line, ...rest }) => ({ ...rest, vars: rest.vars === undefined ? undefined : { ...rest.vars } }))).toEqual(inputs);
         const lines = text.split('\n');
