@@ -199,6 +199,8 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       if ((lateLeases.current?.() ?? []).length === 0) leaseProblem = err.message;
       logger.error({ file: config.leases.file, err }, 'cannot use the lease file; keeping the last good view');
     },
+    // no lease file error: the poll reads every change (2 s at most), and readiness does not depend on it
+    onWatchError: (err) => logger.warn({ file: config.leases.file, err }, "cannot watch the lease file's folder; its changes are read by the poll, and the watch is tried again"),
   });
   lateLeases.current = () => watcher.current();
   // the BMC reads of report cycles on every core (report/worker-pool.ts); 0: in this thread

@@ -7,7 +7,9 @@
  * poll interval with the file unchanged. A Kea lease file is read whole with the files of
  * Kea's lease file cleanup before it (KEA_CLEANUP_SUFFIXES), as Kea loads them, then followed
  * while those files stay as they are. A file that cannot be read or parsed keeps the last good view and is
- * reported to onError once per distinct error; nothing is ever thrown out of a timer.
+ * reported to onError once per distinct error; nothing is ever thrown out of a timer. A directory
+ * watch that fails is no error of the file: told apart (onWatchError) and tried again with growing
+ * waits, the poll reading the changes meanwhile.
  */
 import { watch as fsWatch, type BigIntStats, type FSWatcher, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
@@ -50,11 +52,20 @@ export interface WatchLeasesOptions extends ReadLeasesOptions {
   pollMs?: number;
   /** watch the directory with fs.watch besides polling; default true (false for file systems without inotify) */
   fsWatch?: boolean;
+  /** the directory watch; default fs.watch (tests give one that fails as fs.watch does once the inotify limits are reached) */
+  watchDirectory?: (dir: string, listener: (event: string, filename: string | null) => void) => FSWatcher;
   /** called after the first successful read, then whenever the view changes */
   onChange: (view: LeaseView) => void;
   /** called after each read of the lease file: whole, or only what dhcpd or Kea appended since the last one */
   onRead?: (read: LeaseRead) => void;
   onError?: (err: BmcError) => void;
+  /**
+   * The directory watch failed (ENOSPC: the inotify limits reached, a directory gone): told once
+   * until a watch works again, never through onError (it is no error of the lease file: the poll
+   * reads every change, at most pollMs later). It is tried again after pollMs, then after twice as
+   * long each time, up to MAX_WATCH_RETRY_MS.
+   */
+  onWatchError?: (err: BmcError) => void;
   signal?: AbortSignal;
 }
 
@@ -355,6 +366,9 @@ function checkMs(name: string, value: number | undefined, fallback: number, min:
   return ms;
 }
 
+/** the longest wait before a failed directory watch is tried again */
+export const MAX_WATCH_RETRY_MS = 5 * 60_000;
+
 const signatureOf = (s: Stats): string => `${s.ino}:${s.size}:${s.mtimeMs}`;
 const errorSignature = (err: unknown): string => `error:${(err as NodeJS.ErrnoException | undefined)?.code ?? 'unknown'}`;
 
@@ -366,8 +380,9 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
   const format = options.format ?? 'auto';
   const now = options.now ?? (() => new Date());
   const select = { allowedCidrs: options.allowedCidrs, ignoreMacs: normalizeMacSet(options.ignoreMacs ?? []) };
-  const { onChange, onError, signal } = options;
+  const { onChange, onError, onWatchError, signal } = options;
   const useFsWatch = options.fsWatch ?? true;
+  const watchDirectory = options.watchDirectory ?? ((d: string, listener: (event: string, filename: string | null) => void) => fsWatch(d, { persistent: false }, listener));
   const dir = dirname(path);
   const name = basename(path);
   // a Kea cleanup renames the lease file and writes its cleanup files: each is a change
@@ -390,6 +405,10 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
   let reads = 0;
   let debounceTimer: NodeJS.Timeout | undefined;
   let watcher: FSWatcher | undefined;
+  /** after a failed directory watch: when it may be tried again, the wait after the next failure, and whether the failure was told */
+  let watchRetryAt = 0;
+  let watchRetryMs = pollMs;
+  let watchFailureTold = false;
 
   const report = (err: BmcError): void => {
     if (closed || err.message === lastError) return;
@@ -472,26 +491,49 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
     debounceTimer.unref();
   };
 
+  // a failed watch is no error of the lease file: told through onError, each poll's new attempt told
+  // it again after every good read (which ends an error), each counted as a lease file error and
+  // ended by the next read as a recovery, with an onChange for no change
+  const watchFailed = (err: unknown): void => {
+    watcher?.close();
+    watcher = undefined;
+    watchRetryAt = Date.now() + watchRetryMs;
+    watchRetryMs = Math.min(watchRetryMs * 2, MAX_WATCH_RETRY_MS);
+    if (closed || watchFailureTold) return;
+    watchFailureTold = true;
+    try {
+      onWatchError?.(readError(dir, err, 'watch directory'));
+    } catch {
+      // a failing handler must not stop the watcher
+    }
+  };
+
   const startWatcher = (): void => {
     try {
-      watcher = fsWatch(dir, { persistent: false }, (_event, filename) => {
+      watcher = watchDirectory(dir, (_event, filename) => {
         if (filename === null || names.has(filename)) schedule();
       });
-      watcher.on('error', (err) => {
-        watcher?.close();
-        watcher = undefined;
-        report(readError(dir, err, 'watch directory'));
-      });
+      watcher.on('error', watchFailed);
     } catch (err) {
-      watcher = undefined;
-      report(readError(dir, err, 'watch directory'));
+      watchFailed(err);
+    }
+  };
+
+  /** The poll's look at the directory watch: one still running since the last poll works (a later failure is told again); a failed one is tried again once its wait is over. */
+  const checkWatcher = (): void => {
+    if (!useFsWatch) return;
+    if (watcher !== undefined) {
+      watchRetryMs = pollMs;
+      watchFailureTold = false;
+    } else if (Date.now() >= watchRetryAt) {
+      startWatcher();
     }
   };
 
   const poll = async (): Promise<void> => {
     const current = await signatureNow();
     if (closed) return;
-    if (watcher === undefined && useFsWatch) startWatcher();
+    checkWatcher();
     if (current !== signature) return schedule();
     // dhcpd finishes a declaration at once, Kea a row: one still cut short a poll interval later,
     // the file unchanged, is an error (the server stopped mid-write, a block never closed)

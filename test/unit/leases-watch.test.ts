@@ -1,4 +1,5 @@
-import { appendFileSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import { appendFileSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync, type FSWatcher } from 'node:fs';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -197,6 +198,56 @@ describe('watchLeases', () => {
     await until(() => errors.length === 1);
     expect(errors[0]?.message).toContain(`${path} line ${line + 1}: bad date`);
     expect(ips(watcher.current())).toEqual(['10.0.0.1', '10.0.0.2']);
+  });
+
+  it('a directory watch that fails (the inotify limit: ENOSPC) is told once apart from the lease file\'s errors and tried again with growing waits; the poll reads every change, renewals call no onChange; once a watch worked, a new failure is told again', async () => {
+    await replaceFile(renderIscLeases([A, B]));
+    const attempts: number[] = [];
+    let failing = true;
+    let started: FSWatcher | undefined;
+    // once the limit is raised: a watch that runs and reports nothing, so that every read after it is a poll's
+    const quiet = (): FSWatcher => Object.assign(new EventEmitter(), { close: () => undefined }) as unknown as FSWatcher;
+    const watchDirectory = (): FSWatcher => {
+      attempts.push(Date.now());
+      if (failing) throw Object.assign(new Error('ENOSPC: System limit for number of file watchers reached, watch'), { code: 'ENOSPC', syscall: 'watch' });
+      started = quiet();
+      return started;
+    };
+    const watchErrors: BmcError[] = [];
+    const { watcher, views, errors } = start({ pollMs: 20, watchDirectory, onWatchError: (e) => watchErrors.push(e) });
+    await until(() => views.length === 1);
+    // twenty renewals of A (only its end moves: no change of the view), each read by the poll
+    for (let i = 1; i <= 20; i++) {
+      const reads = watcher.reads();
+      appendFileSync(path, renderIscLeases([{ ...A, ends: new Date(LATER.getTime() + i * 60_000) }]).slice(renderIscLeases([]).length));
+      await until(() => watcher.reads() > reads);
+    }
+    appendFileSync(path, renderIscLeases([C]).slice(renderIscLeases([]).length));
+    await until(() => ips(watcher.current()).includes('10.0.0.3'));
+    expect(errors).toEqual([]);
+    expect(views).toHaveLength(2);
+    expect(views[1]).toMatchObject({ added: [{ ip: '10.0.0.3' }], removed: [], changed: [] });
+    expect(watchErrors).toHaveLength(1);
+    expect(watchErrors[0]).toMatchObject({ code: 'CONFIG', message: expect.stringContaining(`cannot watch directory ${dir}: ENOSPC`) });
+    // each wait twice the one before, from the poll interval on
+    expect(attempts.length).toBeGreaterThanOrEqual(3);
+    attempts.slice(1).forEach((at, i) => expect(at - attempts[i]!).toBeGreaterThanOrEqual(20 * 2 ** i));
+
+    // the inotify limit raised: the watch starts at its next attempt (the wait so far is at most the time so far) and works: the poll that reads the next change finds it running
+    failing = false;
+    await until(() => started !== undefined, 60_000);
+    const polled = watcher.reads();
+    appendFileSync(path, renderIscLeases([{ ...A, ends: new Date(LATER.getTime() + 3_600_000) }]).slice(renderIscLeases([]).length));
+    await until(() => watcher.reads() > polled);
+    const tried = attempts.length;
+    // it fails later on (its directory went away): told again, once
+    failing = true;
+    started!.emit('error', Object.assign(new Error('EPERM: operation not permitted, watch'), { code: 'EPERM' }));
+    await until(() => attempts.length > tried);
+    expect(watchErrors).toHaveLength(2);
+    expect(watchErrors[1]?.message).toContain('EPERM');
+    expect(errors).toEqual([]);
+    expect(views).toHaveLength(2);
   });
 
   it('reports a missing file as BmcError CONFIG and picks the file up when it appears', async () => {
