@@ -66,6 +66,9 @@ export interface DaemonOptions {
   onFatal?: (why: string) => void;
 }
 
+/** lease file entries left out that one read logs one by one; the rest of them in one line */
+const SKIPPED_ENTRIES_LOGGED = 10;
+
 const optional = <K extends string, V>(k: K, v: V | undefined): Partial<Record<K, V>> => (v === undefined ? {} : ({ [k]: v } as Record<K, V>));
 
 export type PartFactory = (ctx: DaemonContext) => Promise<DaemonPart>;
@@ -198,6 +201,13 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       // (through lateLeases: an error of the first read comes while watchLeases() has not returned yet)
       if ((lateLeases.current?.() ?? []).length === 0) leaseProblem = err.message;
       logger.error({ file: config.leases.file, err }, 'cannot use the lease file; keeping the last good view');
+    },
+    onSkipped: (entries) => {
+      metrics.leaseEntriesSkipped.inc(entries.length);
+      // each is told once, but a file of many bad entries (a wrong file) must not flood the log
+      for (const err of entries.slice(0, SKIPPED_ENTRIES_LOGGED)) logger.warn({ file: err.source, line: err.line, err }, 'lease file entry cannot be read; left out, the rest of the file read');
+      const more = entries.slice(SKIPPED_ENTRIES_LOGGED);
+      if (more.length > 0) logger.warn({ files: [...new Set(more.map((err) => err.source))], count: more.length }, 'more lease file entries cannot be read; left out, the rest of the file read');
     },
     // no lease file error: the poll reads every change (2 s at most), and readiness does not depend on it
     onWatchError: (err) => logger.warn({ file: config.leases.file, err }, "cannot watch the lease file's folder; its changes are read by the poll, and the watch is tried again"),

@@ -9,12 +9,12 @@
  * there), optionally the bytes at the file's start (a header the entries are read by) and the
  * bytes after the offset when they are an entry cut short. A read that cannot continue where the
  * last one stopped (another inode, a shorter file, other bytes before the offset or at the start,
- * an error in what was appended) says so, and the caller reads the file whole.
+ * a file the appended bytes fail as a whole) says so, and the caller reads the file whole; an
+ * entry in them that cannot be read is left out by the format, as a full read leaves it out.
  */
-import type { BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { ipv4ToNumber } from '../net/cidr.js';
-import { LeaseParseError } from './types.js';
+import { LeaseParseError, type FileIdentity } from './types.js';
 
 /** how many bytes before the offset must be unchanged for a read to continue there */
 export const MARK_BYTES = 4096;
@@ -27,7 +27,7 @@ export const TAIL_CHUNK_BYTES = 1 << 20;
  */
 export const MAX_INCOMPLETE_BYTES = 64 * 1024;
 
-export type FileIdentity = Pick<BigIntStats, 'dev' | 'ino'>;
+export type { FileIdentity } from './types.js';
 
 /** What a format took in of the text after the offset. */
 export interface TakenTail {
@@ -44,7 +44,8 @@ export interface TailFormat {
   /**
    * Takes in the complete entries of `text`, the file from the offset on (`line`: the offset's
    * line). `last`: the text runs to the file's end; else it ends at a line's end and the entry
-   * after its last complete one goes on in the next part. Throws LeaseParseError for an error.
+   * after its last complete one goes on in the next part. Throws LeaseParseError for what fails
+   * the file as a whole (an entry that cannot be read is left out, not thrown).
    */
   take(text: string, line: number, last: boolean): TakenTail;
   /**

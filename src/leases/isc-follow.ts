@@ -11,13 +11,13 @@
  * take part in the selection (select.ts), so `activeLeases` over them is `activeLeases` over the
  * whole file. A declaration the appended bytes stop inside (dhcpd writing it) is left for the next
  * read, no error. A read that cannot continue where the last one stopped (another inode, a shorter
- * file, other bytes before the offset, an error in what was appended) says so, and the caller
+ * file, other bytes before the offset, a `}` closing nothing in what was appended) says so, and the caller
  * reads the file whole, as before: a full read takes no declaration cut short. The file's side
  * (identity, offset, mark, reading the tail in parts) is follow.ts's, shared with Kea's follower.
  */
 import type { FileHandle } from 'node:fs/promises';
 import { absorb, byteLengthOf, FileFollower, MARK_BYTES, MAX_INCOMPLETE_BYTES, TAIL_CHUNK_BYTES, type FileIdentity, type TailFormat } from './follow.js';
-import { parseIscDeclarations, parseIscLeases } from './isc.js';
+import { parseIscDeclarations } from './isc.js';
 import { LeaseParseError, type IscLease, type ParsedLeases } from './types.js';
 
 /** how many bytes before the offset must be unchanged for a read to continue there */
@@ -41,13 +41,16 @@ export class IscLeaseFollower {
   private readonly file: FileFollower;
   /** the last declaration of each address (by number), in the order of those declarations */
   private byIp = new Map<number, IscLease>();
-  /** the appended bytes' declarations go into byIp */
+  /** the declarations a tail read left out (they cannot be read) */
+  private skipped: LeaseParseError[] = [];
+  /** the appended bytes' declarations go into byIp, those that cannot be read into `skipped` */
   private readonly format: TailFormat = {
     lineEnded: false,
     take: (text, line) => {
       const d = parseIscDeclarations(text, line);
       absorb(this.byIp, d.leases);
-      return d;
+      this.skipped.push(...d.skipped);
+      return { end: d.end, endLine: d.endLine, incomplete: d.cut !== undefined };
     },
   };
 
@@ -83,46 +86,50 @@ export class IscLeaseFollower {
     const incomplete = this.file.incomplete();
     if (incomplete === undefined) return undefined;
     try {
-      parseIscLeases(incomplete.bytes.toString('utf8'), incomplete.line);
+      return parseIscDeclarations(incomplete.bytes.toString('utf8'), incomplete.line).cut;
     } catch (err) {
       if (err instanceof LeaseParseError) return err;
+      throw err;
     }
-    return undefined;
   }
 
   /**
-   * Takes in a whole file: `bytes` as read, `text` its decoding, `id` the file read.
+   * Takes in a whole file: `bytes` as read, `text` its decoding, `id` the file read; `skipped`: the
+   * lease declarations left out (they cannot be read).
    * `formatFixed`: the format was configured, not detected from the first line.
-   * Throws LeaseParseError as parseIscLeases does, for a declaration the file stops inside too:
-   * a file read whole is one dhcpd wrote whole (its rewrite), or one cut short in another way (a
-   * truncation), whose leases are not taken for the last good view.
+   * Throws LeaseParseError for a file that cannot be read as a whole, and for a declaration the
+   * file stops inside: a file read whole is one dhcpd wrote whole (its rewrite), or one cut short in
+   * another way (a truncation), whose leases are not taken for the last good view.
    */
-  full(bytes: Buffer, text: string, id: FileIdentity, formatFixed: boolean): ParsedLeases {
+  full(bytes: Buffer, text: string, id: FileIdentity, formatFixed: boolean): { parsed: ParsedLeases; skipped: LeaseParseError[] } {
     this.reset();
     const d = parseIscDeclarations(text);
-    const rest = text.slice(d.end);
-    if (d.incomplete) parseIscLeases(rest, d.endLine); // throws the error a full parse names
+    if (d.cut !== undefined) throw d.cut;
     absorb(this.byIp, d.leases);
-    const restBytes = byteLengthOf(rest);
+    const restBytes = byteLengthOf(text.slice(d.end));
     const parsed = this.parsed();
     // followed only after a declaration, where the bytes after the offset are known and appending cannot change the detected format
-    if (d.end === 0 || restBytes === undefined || !(formatFixed || firstLineBefore(text, d.end))) return parsed;
-    this.file.start(bytes, id, bytes.length - restBytes, d.endLine);
-    return parsed;
+    if (d.end > 0 && restBytes !== undefined && (formatFixed || firstLineBefore(text, d.end))) this.file.start(bytes, id, bytes.length - restBytes, d.endLine);
+    return { parsed, skipped: d.skipped };
   }
 
   /**
    * Takes in what was appended to `file` (of size `size`) since the last read; undefined when the
    * file has to be read whole (nothing followed, another file, shorter, other bytes before the
-   * offset, an error or too long a declaration in the new bytes), with what was kept forgotten.
-   * `bytes`: how many bytes were read.
+   * offset, a `}` closing nothing or too long a declaration in the new bytes), with what was kept
+   * forgotten; a declaration that cannot be read is left out, as a full read leaves it out.
+   * `bytes`: how many bytes were read; `skipped`: the appended lease declarations left out (they
+   * cannot be read).
    */
-  async tail(file: FileHandle, id: FileIdentity, size: number): Promise<{ parsed: ParsedLeases; bytes: number } | undefined> {
+  async tail(file: FileHandle, id: FileIdentity, size: number): Promise<{ parsed: ParsedLeases; bytes: number; skipped: LeaseParseError[] } | undefined> {
+    this.skipped = [];
     const bytes = await this.file.tail(file, id, size, this.format);
+    const skipped = this.skipped;
+    this.skipped = [];
     if (bytes === undefined) {
       this.reset();
       return undefined;
     }
-    return { parsed: this.parsed(), bytes };
+    return { parsed: this.parsed(), bytes, skipped };
   }
 }

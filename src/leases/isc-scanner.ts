@@ -136,7 +136,7 @@ export class IscScanner {
       if (c === LF) this.line++;
     }
     this.reachedEnd = true;
-    throw new LeaseParseError(this.tokenLine, 'unterminated string');
+    throw new LeaseParseError(this.tokenLine, 'unterminated string', { problem: 'cut-short' });
   }
 
   /** The slow path: the string holds at least one backslash, at `pos`. */
@@ -186,6 +186,6 @@ export class IscScanner {
       }
     }
     this.reachedEnd = true;
-    throw new LeaseParseError(this.tokenLine, 'unterminated string');
+    throw new LeaseParseError(this.tokenLine, 'unterminated string', { problem: 'cut-short' });
   }
 }

@@ -1,11 +1,17 @@
 /**
  * ISC dhcpd.leases (dhcpd.leases(5)) → IscLease records, in file order.
- * Pure and total: any text gives the leases or a LeaseParseError naming the line.
+ * Pure and total: any text gives the leases and the lease declarations left out (each a
+ * LeaseParseError naming its line), or a LeaseParseError for a file that cannot be read as a whole.
  *
  * The file is a list of statements; a statement is words and strings ended by `;`
  * or by a `{ ... }` block. Only `lease <ip> { ... }` blocks are read; every other
  * top-level statement (authoring-byte-order, server-duid, failover peer, host, class,
  * ia-na, ...) and every unknown statement inside a lease is skipped.
+ *
+ * A lease declaration holding a statement that cannot be read (a bad date, a hardware address that
+ * is none) is left out and the next one read, as dhcpd reads its own file (lease_file_subparse:
+ * "possibly corrupt lease file", then on): one bad entry must not take every lease with it. Only a
+ * `}` that closes nothing fails the whole text.
  */
 import { ipv4ToNumber } from '../net/cidr.js';
 import { IscScanner, TOKEN_CLOSE, TOKEN_EOF, TOKEN_OPEN, TOKEN_SEMI, TOKEN_STRING, TOKEN_WORD, type TokenKind } from './isc-scanner.js';
@@ -20,7 +26,8 @@ interface Statement {
   line: number;
 }
 
-type Handler = (lease: IscLease, st: Statement) => void;
+/** Takes a statement into the lease; the error when it cannot be read. */
+type Handler = (lease: IscLease, st: Statement) => LeaseParseError | undefined;
 
 function preview(st: Statement): string {
   const text = st.words.slice(0, st.count).join(' ');
@@ -53,7 +60,7 @@ function skipBlock(s: IscScanner, openLine: number): void {
     const kind = s.next();
     if (kind === TOKEN_OPEN) depth++;
     else if (kind === TOKEN_CLOSE && --depth === 0) return;
-    else if (kind === TOKEN_EOF) throw new LeaseParseError(openLine, `unterminated block (end of file at line ${s.line})`);
+    else if (kind === TOKEN_EOF) throw new LeaseParseError(openLine, `unterminated block (end of file at line ${s.line})`, { problem: 'cut-short' });
   }
 }
 
@@ -84,8 +91,8 @@ function dateParts(date: string, time: string): number[] | undefined {
   return d === null || t === null ? undefined : [d[1], d[2], d[3], t[1], t[2], t[3]].map(Number);
 }
 
-/** `<weekday> yyyy/mm/dd hh:mm:ss` (UTC), `epoch <seconds>` (db-time-format local) or `never`. */
-function parseDate(st: Statement): Date | 'never' {
+/** `<weekday> yyyy/mm/dd hh:mm:ss` (UTC), `epoch <seconds>` (db-time-format local) or `never`; undefined for anything else. */
+function parseDate(st: Statement): Date | 'never' | undefined {
   const w = st.words;
   const n = st.count;
   if (n === 2 && w[1] === 'never') return 'never';
@@ -97,14 +104,17 @@ function parseDate(st: Statement): Date | 'never' {
     date.setUTCFullYear(year); // Date.UTC maps years 0..99 to 1900..1999
     if (month >= 1 && month <= 12 && date.getUTCDate() === day && hour < 24 && minute < 60 && second < 60) return date;
   }
-  throw new LeaseParseError(st.line, `bad date in '${w[0]}' statement ${preview(st)}`);
+  return undefined;
 }
 
-/** `<word> state <state>` after `binding`, `next binding`, `rewind binding`. */
-function bindingState(st: Statement, at: number): string {
+function badDate(st: Statement): LeaseParseError {
+  return new LeaseParseError(st.line, `bad date in '${st.words[0]}' statement ${preview(st)}`);
+}
+
+/** `<word> state <state>` after `binding`, `next binding`, `rewind binding`; undefined when malformed. */
+function bindingState(st: Statement, at: number): string | undefined {
   const w = st.words;
-  if (st.count !== at + 3 || w[at] !== 'binding' || w[at + 1] !== 'state') throw malformed(st);
-  return w[at + 2] as string;
+  return st.count !== at + 3 || w[at] !== 'binding' || w[at + 1] !== 'state' ? undefined : (w[at + 2] as string);
 }
 
 /** An unquoted colon-separated hex value (as dhcpd writes binary uids) as a binary string. */
@@ -117,96 +127,123 @@ function hexToBinary(text: string): string | undefined {
 const LEASE_STATEMENTS = new Map<string, Handler>([
   ['starts', (lease, st) => {
     const date = parseDate(st);
+    if (date === undefined) return badDate(st);
     if (date !== 'never') lease.starts = date;
+    return undefined;
   }],
   ['ends', (lease, st) => {
     lease.ends = parseDate(st);
+    return lease.ends === undefined ? badDate(st) : undefined;
   }],
   ['binding', (lease, st) => {
     lease.bindingState = bindingState(st, 0);
+    return lease.bindingState === undefined ? malformed(st) : undefined;
   }],
   ['next', (lease, st) => {
     lease.nextBindingState = bindingState(st, 1);
+    return lease.nextBindingState === undefined ? malformed(st) : undefined;
   }],
   ['hardware', (lease, st) => {
     // `hardware <type>;`: dhcpd writes it for a client whose chaddr has length 0 (InfiniBand,
     // RFC 4390; broken firmware) and reads it back (parse_hardware_param): a lease without a MAC
-    if (st.count === 2 && st.quoted[1] !== true) return;
-    if (st.count !== 3 || st.quoted[2] === true) throw malformed(st);
-    const mac = normalizeMac(st.words[2] as string);
-    if (mac === undefined) throw new LeaseParseError(st.line, `invalid hardware address ${preview(st)}`);
-    lease.mac = mac;
+    if (st.count === 2 && st.quoted[1] !== true) return undefined;
+    if (st.count !== 3 || st.quoted[2] === true) return malformed(st);
+    lease.mac = normalizeMac(st.words[2] as string);
+    return lease.mac === undefined ? new LeaseParseError(st.line, `invalid hardware address ${preview(st)}`) : undefined;
   }],
   ['uid', (lease, st) => {
-    if (st.count !== 2) throw malformed(st);
+    if (st.count !== 2) return malformed(st);
     const value = st.words[1] as string;
     lease.uid = st.quoted[1] === true ? value : (hexToBinary(value) ?? value);
+    return undefined;
   }],
   ['client-hostname', (lease, st) => {
-    if (st.count !== 2) throw malformed(st);
+    if (st.count !== 2) return malformed(st);
     lease.hostname = st.words[1] as string;
+    return undefined;
   }],
   ['set', (lease, st) => {
-    if (st.count !== 4 || st.words[2] !== '=') throw malformed(st);
+    if (st.count !== 4 || st.words[2] !== '=') return malformed(st);
     // a prototype-free record: `set __proto__ = ...;` is just a name
     (lease.vars ??= Object.create(null) as Record<string, string>)[st.words[1] as string] = st.words[3] as string;
+    return undefined;
   }],
 ]);
 
-function parseLease(s: IscScanner, st: Statement): IscLease {
-  const line = st.line;
+/** The error for a `lease` statement that names no IPv4 address, or undefined. */
+function leaseAddressProblem(st: Statement): LeaseParseError | undefined {
   const ip = st.words[1];
-  if (st.count < 2 || ip === undefined || st.quoted[1] === true) throw new LeaseParseError(line, 'lease without an IP address');
-  if (st.count > 2 || ipv4ToNumber(ip) < 0) throw new LeaseParseError(line, `lease with an invalid IPv4 address ${preview(st)}`);
+  if (st.count < 2 || ip === undefined || st.quoted[1] === true) return new LeaseParseError(st.line, 'lease without an IP address');
+  if (st.count > 2 || ipv4ToNumber(ip) < 0) return new LeaseParseError(st.line, `lease with an invalid IPv4 address ${preview(st)}`);
+  return undefined;
+}
+
+/** A lease declaration read to its `}`, and the first thing in it that could not be read (it is then left out). */
+interface ReadLease {
+  lease: IscLease;
+  problem: LeaseParseError | undefined;
+}
+
+/** Reads the lease declaration whose `lease <ip> {` was just read, to its `}`. */
+function parseLease(s: IscScanner, st: Statement): ReadLease {
+  const line = st.line;
+  const ip = st.words[1] ?? '';
+  let problem = leaseAddressProblem(st);
   const lease: IscLease = { ip, ends: undefined, line };
   for (;;) {
     const end = readStatement(s, st);
     if (end === TOKEN_SEMI) {
       const first = st.count === 0 ? undefined : st.words[0];
       const handler = first === undefined || st.quoted[0] === true ? undefined : LEASE_STATEMENTS.get(first);
-      if (handler !== undefined) handler(lease, st);
+      if (handler !== undefined) problem ??= handler(lease, st);
     } else if (end === TOKEN_CLOSE) {
-      if (st.count > 0) throw new LeaseParseError(st.line, `missing ';' after ${preview(st)}`);
-      return lease;
+      if (st.count > 0) problem ??= new LeaseParseError(st.line, `missing ';' after ${preview(st)}`);
+      return { lease, problem };
     } else if (end === TOKEN_OPEN) {
       skipBlock(s, st.line); // e.g. `on expiry { ... }`
     } else {
-      throw new LeaseParseError(line, `unterminated block of lease ${ip} (end of file at line ${s.line})`);
+      throw new LeaseParseError(line, `unterminated block of lease ${ip} (end of file at line ${s.line})`, { problem: 'cut-short' });
     }
   }
 }
 
-/** Parses the text of a dhcpd.leases file into its lease blocks, in file order; `startLine`: the line the text starts on. */
+/**
+ * The leases of a dhcpd.leases file, in file order (a lease declaration that cannot be read left
+ * out); `startLine`: the line the text starts on. Throws LeaseParseError for a file that cannot be
+ * read as a whole, and for a declaration the text stops inside.
+ */
 export function parseIscLeases(text: string, startLine = 1): IscLease[] {
-  return parseDeclarations(text, startLine, false).leases;
+  const d = parseIscDeclarations(text, startLine);
+  if (d.cut !== undefined) throw d.cut;
+  return d.leases;
 }
 
 /** What parseIscDeclarations took from a text. */
 export interface IscDeclarations {
   /** the leases of the complete declarations, in file order */
   leases: IscLease[];
-  /** the index after the last complete declaration: what follows it is whitespace, comments or `incomplete` */
+  /** the complete lease declarations left out, in file order: each the error for the first thing in it that could not be read */
+  skipped: LeaseParseError[];
+  /** the index after the last complete declaration: what follows it is whitespace, comments or the declaration `cut` names */
   end: number;
   /** the line of `end` */
   endLine: number;
-  /** the text stops inside a declaration (dhcpd writing it): it is left out, not an error */
-  incomplete: boolean;
+  /** the text stops inside a declaration (dhcpd writing it): the error a full read of it gives; it is left out */
+  cut: LeaseParseError | undefined;
 }
 
 /**
  * Parses the complete declarations of a part of a dhcpd.leases file that starts at a declaration
  * (on `startLine`). A declaration the text stops inside (a block, statement or string the end of
- * the text cuts short) is no error here: dhcpd appends to the file, a read can see half of what
- * it writes. Any other problem throws LeaseParseError as parseIscLeases does.
+ * the text cuts short) is left out and named in `cut`: dhcpd appends to the file, a read can see
+ * half of what it writes. Throws LeaseParseError (problem `structure`) only for a `}` that closes
+ * nothing.
  */
 export function parseIscDeclarations(text: string, startLine = 1): IscDeclarations {
-  return parseDeclarations(text, startLine, true);
-}
-
-function parseDeclarations(text: string, startLine: number, partial: boolean): IscDeclarations {
   const s = new IscScanner(text, startLine);
   const st: Statement = { words: [], quoted: [], count: 0, line: startLine };
   const leases: IscLease[] = [];
+  const skipped: LeaseParseError[] = [];
   let end = 0;
   let endLine = startLine;
   try {
@@ -214,22 +251,25 @@ function parseDeclarations(text: string, startLine: number, partial: boolean): I
       const token = readStatement(s, st);
       const isLease = st.count > 0 && st.words[0] === 'lease' && st.quoted[0] === false;
       if (token === TOKEN_EOF) {
-        if (st.count > 0) throw new LeaseParseError(st.line, `statement ${preview(st)} not ended by ';' at end of file`);
-        return { leases, end, endLine, incomplete: false };
+        if (st.count > 0) throw new LeaseParseError(st.line, `statement ${preview(st)} not ended by ';' at end of file`, { problem: 'cut-short' });
+        return { leases, skipped, end, endLine, cut: undefined };
       }
-      if (token === TOKEN_CLOSE) throw new LeaseParseError(s.tokenLine, "unexpected '}'");
-      if (token === TOKEN_OPEN) {
-        if (isLease) leases.push(parseLease(s, st));
-        else skipBlock(s, st.line);
+      if (token === TOKEN_CLOSE) throw new LeaseParseError(s.tokenLine, "unexpected '}'", { problem: 'structure' });
+      if (token === TOKEN_OPEN && isLease) {
+        const { lease, problem } = parseLease(s, st);
+        if (problem === undefined) leases.push(lease);
+        else skipped.push(problem);
+      } else if (token === TOKEN_OPEN) {
+        skipBlock(s, st.line);
       } else if (isLease) {
-        throw new LeaseParseError(st.line, `lease statement without a block ${preview(st)}`);
+        skipped.push(new LeaseParseError(st.line, `lease statement without a block ${preview(st)}`));
       }
       end = s.offset;
       endLine = s.line;
     }
   } catch (err) {
     // every error once the end was reached is that end cutting a declaration short
-    if (partial && err instanceof LeaseParseError && s.reachedEnd) return { leases, end, endLine, incomplete: true };
+    if (err instanceof LeaseParseError && s.reachedEnd) return { leases, skipped, end, endLine, cut: err };
     throw err;
   }
 }

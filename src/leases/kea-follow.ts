@@ -15,20 +15,23 @@
  * fields is kept as the row the file stops inside, which watch.ts reports when it stays so (Kea
  * stopped mid-row: its lease would be missing without a word). A change of a
  * cleanup file, another inode, a shorter file, other bytes before the offset or in the header, or
- * an error in the new rows, is a full read.
+ * anything in the new rows that fails the file as a whole, is a full read; a row that cannot be
+ * read is left out, as a full read leaves it out.
  */
 import type { FileHandle } from 'node:fs/promises';
 import { ipv4ToNumber } from '../net/cidr.js';
 import { absorb, FileFollower, MAX_INCOMPLETE_BYTES, TAIL_CHUNK_BYTES, type FileIdentity, type TailFormat } from './follow.js';
-import { KeaRowParser } from './kea.js';
-import { LeaseParseError, type KeaLease, type ParsedLeases } from './types.js';
+import { KeaRowParser, type KeaRows } from './kea.js';
+import { LeaseParseError, type KeaLease, type ParsedLeases, type SkippedEntry } from './types.js';
 
 /** A full read of a Kea lease file and its cleanup files (watch.ts readKeaFiles). */
 export interface KeaFullRead {
   /** the rows of the cleanup files, in Kea's load order */
   cleanup: KeaLease[];
-  /** the rows of the lease file (parseKeaLeases of `text`) */
-  current: KeaLease[];
+  /** the rows the cleanup files left out, each naming its file */
+  cleanupSkipped: SkippedEntry[];
+  /** the rows of the lease file (parseKeaFile of `text`) */
+  current: KeaRows;
   /** the lease file as read: its text, and its bytes and identity where known */
   text: string;
   bytes?: Buffer;
@@ -47,16 +50,20 @@ export class KeaLeaseFollower {
   private stamp: string | undefined;
   /** the last row, without its newline but with all its fields: read as a full read reads it, and again with the bytes after it */
   private unterminated: KeaLease | undefined;
+  /** the rows a tail read left out (they cannot be read) */
+  private skipped: LeaseParseError[] = [];
   /** the appended rows go into byIp; one without its newline into `unterminated`, or, short of fields, left as incomplete */
   private readonly format: TailFormat = {
     lineEnded: true,
     take: (text, line, last) => {
       const rows = (this.rows as KeaRowParser).parse(text, line);
       const end = text.lastIndexOf('\n') + 1;
-      const unterminated = last && end < text.length && rows.leases.at(-1)?.line === rows.nextLine ? rows.leases.pop() : undefined;
+      const unterminated = last && rows.rest === 'row' && rows.leases.at(-1)?.line === rows.nextLine ? rows.leases.pop() : undefined;
       if (unterminated !== undefined) this.unterminated = unterminated;
       absorb(this.byIp, rows.leases);
-      return { end, endLine: rows.nextLine, incomplete: last && unterminated === undefined && holdsRow(text, end) };
+      // a row without its newline left out here is read again with the bytes after it (the reader tells it once)
+      this.skipped.push(...rows.skipped);
+      return { end, endLine: rows.nextLine, incomplete: last && rows.rest === 'cut' };
     },
   };
 
@@ -108,8 +115,9 @@ export class KeaLeaseFollower {
    * Takes in a full read of the lease file and its cleanup files, and follows the lease file from
    * there when it can: its bytes and identity are known, the cleanup files did not change while
    * they were read, and its header line is whole (appending cannot change the columns).
+   * `skipped`: the lease file's rows left out (they cannot be read).
    */
-  full(read: KeaFullRead): ParsedLeases {
+  full(read: KeaFullRead): { parsed: ParsedLeases; skipped: LeaseParseError[] } {
     this.reset();
     absorb(this.byIp, read.cleanup);
     const { bytes, id, stamp, text } = read;
@@ -118,45 +126,43 @@ export class KeaLeaseFollower {
     const followable = bytes !== undefined && id !== undefined && stamp !== undefined && /\S/.test(header);
     const offset = bytes === undefined ? 0 : bytes.lastIndexOf(0x0a) + 1;
     const line = bytes === undefined ? 1 : newlines(bytes, offset) + 1;
-    const current = [...read.current];
+    const current = [...read.current.leases];
+    const skipped = [...read.current.skipped];
     // a last row without its newline is read again with what Kea writes after it
     if (bytes !== undefined && offset < bytes.length && current.at(-1)?.line === line) this.unterminated = current.pop();
     absorb(this.byIp, current);
     // a last row short of fields (left out of current) is the row the file stops inside, as a tail read finds it
-    const cutShort = bytes !== undefined && this.unterminated === undefined && holdsRow(text, text.lastIndexOf('\n') + 1);
+    const cutShort = bytes !== undefined && read.current.rest === 'cut';
     // no row Kea writes is that long (a tail read gives up there too): the file ends in something
-    // else (a power loss's zeros), reported at once instead of kept and parsed again every poll
-    if (cutShort && bytes.length - offset > MAX_INCOMPLETE_BYTES) {
-      this.reset();
-      throw new LeaseParseError(line, `${bytes.length - offset} bytes without a newline at the end of the file, more than a row holds (${MAX_INCOMPLETE_BYTES}): not a row Kea is writing`);
-    }
+    // else (a power loss's zeros), left out at once instead of kept and parsed again every poll
+    const notARow = cutShort && bytes.length - offset > MAX_INCOMPLETE_BYTES;
+    if (notARow) skipped.push(new LeaseParseError(line, `${bytes.length - offset} bytes without a newline at the end of the file, more than a row holds (${MAX_INCOMPLETE_BYTES}): not a row Kea is writing`));
     if (followable) {
       this.rows = new KeaRowParser(header);
       this.stamp = stamp;
-      this.file.start(bytes, id, offset, line, bytes.indexOf(0x0a) + 1, cutShort);
+      this.file.start(bytes, id, offset, line, bytes.indexOf(0x0a) + 1, cutShort && !notARow);
     }
-    return this.parsed();
+    return { parsed: this.parsed(), skipped };
   }
 
   /**
    * Takes in the rows appended to `file` (of size `size`) since the last read, when the cleanup
    * files' stamp is still `stamp`; undefined when the files have to be read whole, with what was
-   * kept forgotten. `bytes`: how many bytes of the lease file were read.
+   * kept forgotten. `bytes`: how many bytes of the lease file were read; `skipped`: the appended
+   * rows left out (they cannot be read).
    */
-  async tail(file: FileHandle, id: FileIdentity, size: number, stamp: string): Promise<{ parsed: ParsedLeases; bytes: number } | undefined> {
+  async tail(file: FileHandle, id: FileIdentity, size: number, stamp: string): Promise<{ parsed: ParsedLeases; bytes: number; skipped: LeaseParseError[] } | undefined> {
     this.unterminated = undefined;
+    this.skipped = [];
     const bytes = stamp === this.stamp ? await this.file.tail(file, id, size, this.format) : undefined;
+    const skipped = this.skipped;
+    this.skipped = [];
     if (bytes === undefined) {
       this.reset();
       return undefined;
     }
-    return { parsed: this.parsed(), bytes };
+    return { parsed: this.parsed(), bytes, skipped };
   }
-}
-
-/** The text after `end` (after the last newline) is a row rather than nothing or blanks. */
-function holdsRow(text: string, end: number): boolean {
-  return /\S/.test(text.slice(end));
 }
 
 /** How many newlines the first `end` bytes hold. */

@@ -1,6 +1,13 @@
 /**
  * Kea's memfile lease file (kea-leases4.csv) → KeaLease rows, in file order.
- * Pure and total: any text gives the rows or a LeaseParseError naming the line.
+ * Pure and total: any text gives the rows and the rows left out (each a LeaseParseError naming its
+ * line), or a LeaseParseError for a file that cannot be read as a whole (its header).
+ *
+ * A row that cannot be read is left out and the next one read, as Kea's own loader does
+ * (LeaseFileLoader::load logs and discards it; max-row-errors, 0 by default, sets no limit): after a
+ * power loss Kea appends to a file whose last row was cut short, so the cut row and the next one
+ * merge into one bad row, and the whole file failing for it would take every lease until the next
+ * lease file cleanup (an hour by default, never with lfc-interval 0).
  *
  * The first line names the columns; columns are found by name, so files of older and
  * newer Kea versions (with or without `pool_id`, ...) read alike. Kea quotes nothing:
@@ -28,11 +35,17 @@ export function keaEscape(text: string): string {
   return text.replace(/[,&]/g, (ch) => `&#x${ch.charCodeAt(0).toString(16)}`);
 }
 
+/** Columns only Kea's DHCPv6 lease file has (CSVLeaseFile6): its rows name IPv6 addresses, none of them a DHCPv4 lease. */
+const V6_COLUMNS = ['duid', 'lease_type', 'iaid', 'prefix_len'];
+
 function parseHeader(line: string): Columns {
   const columns: Columns = new Map();
   line.split(',').forEach((name, i) => columns.set(name.trim(), i));
+  // every row of it would be left out one by one: the file is the wrong one
+  const v6 = V6_COLUMNS.find((name) => columns.has(name));
+  if (v6 !== undefined) throw new LeaseParseError(1, `a Kea DHCPv6 lease file (its header has the '${v6}' column), not the DHCPv4 one (kea-leases4.csv) BMCs lease from: ${JSON.stringify(line.slice(0, 120))}`, { problem: 'structure' });
   for (const name of REQUIRED) {
-    if (!columns.has(name)) throw new LeaseParseError(1, `Kea lease file header lacks the '${name}' column: ${JSON.stringify(line.slice(0, 120))}`);
+    if (!columns.has(name)) throw new LeaseParseError(1, `Kea lease file header lacks the '${name}' column: ${JSON.stringify(line.slice(0, 120))}`, { problem: 'structure' });
   }
   return columns;
 }
@@ -167,10 +180,26 @@ class RowReader {
   }
 }
 
+/** What KeaRowParser.parse took from a text. */
+export interface KeaRows {
+  /** the rows read, in file order (a last row without its newline among them when `rest` is `row` and it could be read) */
+  leases: KeaLease[];
+  /** the rows left out, in file order: each the error for the field that could not be read */
+  skipped: LeaseParseError[];
+  /** the line after the text's last newline */
+  nextLine: number;
+  /**
+   * what follows the last newline: nothing but blanks, a row with every field of the header (read
+   * or left out as any row), or one short of fields (Kea still writing it: left for the next read)
+   */
+  rest: 'none' | 'row' | 'cut';
+}
+
 /**
  * The data rows of a Kea lease file whose header line is `header` (without its newline), for a
  * file read whole or in parts (kea-follow.ts reads only the rows Kea appended). Throws
- * LeaseParseError (line 1) for a header that lacks a required column.
+ * LeaseParseError (line 1, problem `structure`) for a header that lacks a required column or is
+ * a DHCPv6 lease file's.
  */
 export class KeaRowParser {
   private readonly reader: RowReader;
@@ -188,8 +217,10 @@ export class KeaRowParser {
    * user_context, neither of which the selection uses) could be cut short, and a file written by
    * hand may lack the final newline.
    */
-  parse(text: string, line: number, from = 0): { leases: KeaLease[]; nextLine: number } {
+  parse(text: string, line: number, from = 0): KeaRows {
     const leases: KeaLease[] = [];
+    const skipped: LeaseParseError[] = [];
+    let rest: KeaRows['rest'] = 'none';
     let pos = from;
     while (pos < text.length) {
       const eol = text.indexOf('\n', pos);
@@ -197,10 +228,19 @@ export class KeaRowParser {
       let row = text.slice(pos, end);
       pos = end + 1;
       if (row.endsWith('\r')) row = row.slice(0, -1);
-      if (row.trim() !== '' && (eol >= 0 || this.reader.complete(row))) leases.push(this.reader.read(row, line));
+      const blank = row.trim() === '';
+      if (eol < 0 && !blank) rest = this.reader.complete(row) ? 'row' : 'cut';
+      if (!blank && rest !== 'cut') {
+        try {
+          leases.push(this.reader.read(row, line));
+        } catch (err) {
+          if (!(err instanceof LeaseParseError)) throw err;
+          skipped.push(err);
+        }
+      }
       if (eol >= 0) line++;
     }
-    return { leases, nextLine: line };
+    return { leases, skipped, nextLine: line, rest };
   }
 
   /**
@@ -211,14 +251,19 @@ export class KeaRowParser {
   cutShort(text: string, line: number): LeaseParseError {
     const row = text.endsWith('\r') ? text.slice(0, -1) : text;
     const fields = this.reader.fieldCount(row);
-    return new LeaseParseError(line, `unterminated row (${fields} of the header's ${this.reader.columns()} fields, no newline at the end of the file): ${JSON.stringify(row.slice(0, 120))}`);
+    return new LeaseParseError(line, `unterminated row (${fields} of the header's ${this.reader.columns()} fields, no newline at the end of the file): ${JSON.stringify(row.slice(0, 120))}`, { problem: 'cut-short' });
   }
 }
 
-/** Parses the text of a Kea memfile lease file into its rows, in file order (a last row Kea is still writing left out: KeaRowParser.parse). */
-export function parseKeaLeases(text: string): KeaLease[] {
-  if (text.length === 0) return [];
+/** Parses the text of a Kea memfile lease file: its rows, in file order, and those left out (a last row Kea is still writing left for the next read: KeaRowParser.parse). */
+export function parseKeaFile(text: string): KeaRows {
+  if (text.length === 0) return { leases: [], skipped: [], nextLine: 1, rest: 'none' };
   const eol = text.indexOf('\n');
   const rows = new KeaRowParser(eol < 0 ? text : text.slice(0, eol));
-  return eol < 0 ? [] : rows.parse(text, 2, eol + 1).leases;
+  return eol < 0 ? { leases: [], skipped: [], nextLine: 1, rest: 'none' } : rows.parse(text, 2, eol + 1);
+}
+
+/** The rows of a Kea memfile lease file that can be read, in file order (parseKeaFile). */
+export function parseKeaLeases(text: string): KeaLease[] {
+  return parseKeaFile(text).leases;
 }

@@ -2,6 +2,7 @@
  * Shared shapes of the lease module: one record type per file format, the common
  * `Lease` that discovery consumes, and the one error a lease parser may raise.
  */
+import type { BigIntStats } from 'node:fs';
 import { DecodeError, type BmcErrorOptions } from '../errors.js';
 
 export type LeaseFormat = 'isc' | 'kea';
@@ -63,9 +64,21 @@ export interface Lease {
 
 export type ParsedLeases = { format: 'isc'; leases: IscLease[] } | { format: 'kea'; leases: KeaLease[] };
 
+/**
+ * What a LeaseParseError is about:
+ * - `malformed`: one entry (an ISC lease declaration, a Kea row) holds something that cannot be
+ *   read; the entry is left out and the rest of the file read, as dhcpd and Kea do
+ * - `cut-short`: the file stops inside an entry (a block, statement, string or row not finished)
+ * - `structure`: the file as a whole cannot be read (a `}` closing nothing, a Kea header without a
+ *   column the rows need, a DHCPv6 lease file)
+ */
+export type LeaseProblem = 'malformed' | 'cut-short' | 'structure';
+
 export interface LeaseParseErrorOptions extends BmcErrorOptions {
   /** the file the text came from, named in the message instead of "lease file" */
   source?: string;
+  /** default `malformed` */
+  problem?: LeaseProblem;
 }
 
 /** A lease file that cannot be parsed; `line` is 1-based and also named in the message. */
@@ -74,6 +87,7 @@ export class LeaseParseError extends DecodeError {
   /** the message without the source and line prefix */
   readonly detail: string;
   readonly source: string | undefined;
+  readonly problem: LeaseProblem;
 
   constructor(line: number, detail: string, options: LeaseParseErrorOptions = {}) {
     super(`${options.source ?? 'lease file'} line ${line}: ${detail}`, options);
@@ -81,10 +95,20 @@ export class LeaseParseError extends DecodeError {
     this.line = line;
     this.detail = detail;
     this.source = options.source;
+    this.problem = options.problem ?? 'malformed';
   }
 
   /** The same error, naming the file it came from. */
   withSource(source: string): LeaseParseError {
-    return new LeaseParseError(this.line, this.detail, { source });
+    return new LeaseParseError(this.line, this.detail, { source, problem: this.problem });
   }
+}
+
+/** Which file was read: its device and inode (a file renamed over it is another one). */
+export type FileIdentity = Pick<BigIntStats, 'dev' | 'ino'>;
+
+/** An entry a read left out (a LeaseParseError naming its file and line), and the file it was read from where known. */
+export interface SkippedEntry {
+  error: LeaseParseError;
+  file: FileIdentity | undefined;
 }

@@ -19,9 +19,10 @@ import type { Cidr } from '../net/cidr.js';
 import { IscLeaseFollower } from './isc-follow.js';
 import { KeaLeaseFollower, type KeaFullRead } from './kea-follow.js';
 import { normalizeMacSet } from './mac.js';
+import { SkippedOnce } from './skipped.js';
 import { activeLeases, detectLeaseFormat, parseLeases, type LeaseFormatOption } from './select.js';
-import { parseKeaLeases } from './kea.js';
-import { LeaseParseError, type KeaLease, type Lease, type ParsedLeases } from './types.js';
+import { parseKeaFile, type KeaRows } from './kea.js';
+import { LeaseParseError, type FileIdentity, type KeaLease, type Lease, type ParsedLeases, type SkippedEntry } from './types.js';
 
 export interface LeaseDiff {
   /** MACs that hold a lease now and did not before */
@@ -59,6 +60,13 @@ export interface WatchLeasesOptions extends ReadLeasesOptions {
   /** called after each read of the lease file: whole, or only what dhcpd or Kea appended since the last one */
   onRead?: (read: LeaseRead) => void;
   onError?: (err: BmcError) => void;
+  /**
+   * Entries of the lease files (an ISC lease declaration, a Kea row) that cannot be read: left out
+   * and the rest read, as dhcpd and Kea skip them. Each names its file and line and is told once
+   * per file (path and inode) and line, however often the file is read. No error: the view holds
+   * every other lease.
+   */
+  onSkipped?: (entries: LeaseParseError[]) => void;
   /**
    * The directory watch failed (ENOSPC: the inotify limits reached, a directory gone): told once
    * until a watch works again, never through onError (it is no error of the lease file: the poll
@@ -143,10 +151,17 @@ function parseFile(path: string, text: string, format: LeaseFormatOption): Parse
   }
 }
 
-/** The file's text, or undefined when it does not exist. */
-export async function readIfThere(path: string): Promise<string | undefined> {
+/** A file's text, and which file it was. */
+export interface FileText {
+  text: string;
+  id: FileIdentity;
+}
+
+/** The file's text and identity, or undefined when it does not exist. */
+export async function readIfThere(path: string): Promise<FileText | undefined> {
   try {
-    return await readLeaseText(path);
+    const { bytes, id } = await readLeaseFile(path);
+    return { text: bytes.toString('utf8'), id };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw readError(path, err);
@@ -196,11 +211,11 @@ type KeaMain = Pick<KeaFullRead, 'text' | 'bytes' | 'id'>;
  */
 export async function readKea(path: string, text: string, readFile = readIfThere, readCurrent = readLeaseText): Promise<ParsedLeases> {
   const read = await readKeaFiles(path, { text }, readFile, async (file) => ({ text: await readCurrent(file) }));
-  return { format: 'kea', leases: [...read.cleanup, ...read.current] };
+  return { format: 'kea', leases: [...read.cleanup, ...read.current.leases] };
 }
 
 /** readKea's reads, with the lease file as read and the cleanup files' stamp when it held over them (a Kea lease follower starts from there). */
-async function readKeaFiles(path: string, main: KeaMain, readFile: (file: string) => Promise<string | undefined>, readCurrent: (file: string) => Promise<KeaMain>): Promise<KeaFullRead> {
+async function readKeaFiles(path: string, main: KeaMain, readFile: (file: string) => Promise<FileText | undefined>, readCurrent: (file: string) => Promise<KeaMain>): Promise<KeaFullRead> {
   for (let attempt = 1; ; attempt++) {
     const before = await cleanupStamp(path);
     const rows = await readKeaOnce(path, main.text, readFile);
@@ -216,24 +231,36 @@ async function readKeaFiles(path: string, main: KeaMain, readFile: (file: string
   }
 }
 
-async function readKeaOnce(path: string, text: string, readFile: (file: string) => Promise<string | undefined>): Promise<Pick<KeaFullRead, 'cleanup' | 'current'>> {
-  const rows = (file: string, t: string | undefined): KeaLease[] => {
-    if (t === undefined) return [];
+async function readKeaOnce(path: string, text: string, readFile: (file: string) => Promise<FileText | undefined>): Promise<Pick<KeaFullRead, 'cleanup' | 'cleanupSkipped' | 'current'>> {
+  const rows = (file: string, t: string): KeaRows => {
     try {
-      return parseKeaLeases(t);
+      return parseKeaFile(t);
     } catch (err) {
       throw readError(file, err);
     }
   };
   // Kea's new lease file before its header is whole: no rows yet
-  const current = keaHeaderSoFar(text) ? [] : rows(path, text);
+  const current = keaHeaderSoFar(text) ? parseKeaFile('') : rows(path, text);
+  const cleanup: KeaLease[] = [];
+  const cleanupSkipped: SkippedEntry[] = [];
+  const take = (file: string, read: FileText | undefined): void => {
+    if (read === undefined) return;
+    const r = rows(file, read.text);
+    cleanup.push(...r.leases);
+    cleanupSkipped.push(...r.skipped.map((err) => ({ error: err.withSource(file), file: read.id })));
+  };
   const completed = await readFile(`${path}.completed`);
-  if (completed !== undefined) return { cleanup: rows(`${path}.completed`, completed), current };
+  if (completed !== undefined) {
+    take(`${path}.completed`, completed);
+    return { cleanup, cleanupSkipped, current };
+  }
   // oldest first, as Kea loads them: a later row of an address (a lease moved to another MAC since
   // the last cleanup, or released) wins over the older one
   const previous = await readFile(`${path}.2`);
   const copy = await readFile(`${path}.1`);
-  return { cleanup: [...rows(`${path}.2`, previous), ...rows(`${path}.1`, copy)], current };
+  take(`${path}.2`, previous);
+  take(`${path}.1`, copy);
+  return { cleanup, cleanupSkipped, current };
 }
 
 /** The start of a Kea lease file's header, every column Kea has written in it. */
@@ -269,9 +296,16 @@ async function readParsed(path: string, format: LeaseFormatOption): Promise<Pars
   return (format === 'auto' ? await formatOnDisk(path, text) : format) === 'kea' ? readKea(path, text) : parseFile(path, text, format);
 }
 
+/** What a reader's read took in: the leases, and the entries left out that no read told before. */
+export interface ReaderRead extends LeaseRead {
+  parsed: ParsedLeases;
+  /** entries (an ISC lease declaration, a Kea row) that cannot be read, each naming its file and line, told once per file (path and inode) and line */
+  skipped: LeaseParseError[];
+}
+
 export interface LeaseReader {
   /** Reads the file (only what was appended, where it can) and parses it. Throws LeaseParseError (naming the file and line) or BmcError. */
-  read(): Promise<LeaseRead & { parsed: ParsedLeases }>;
+  read(): Promise<ReaderRead>;
   /**
    * The error for the entry the file stops inside (an ISC declaration: the error a full parse
    * gives; a Kea row short of fields and without its newline), when the reads found it cut short
@@ -300,7 +334,10 @@ export function createLeaseReader(path: string, format: LeaseFormatOption, tailC
     // still growing (written slowly): cut short only once it stays as it is
     else if (incomplete?.at !== cut.at || incomplete.bytes !== cut.bytes) incomplete = { ...cut, since: now(), reported: false };
   };
-  const tail = async (): Promise<(LeaseRead & { parsed: ParsedLeases }) | undefined> => {
+  const told = new SkippedOnce();
+  const named = (errors: readonly LeaseParseError[], id: FileIdentity | undefined): SkippedEntry[] => errors.map((err) => ({ error: err.withSource(path), file: id }));
+  type Taken = LeaseRead & { parsed: ParsedLeases; skipped: SkippedEntry[] };
+  const tail = async (): Promise<Taken | undefined> => {
     if (!isc.following() && !kea.following()) return undefined;
     // the cleanup files before the lease file: a cleanup starting after this moves the lease file
     // away, and what is read of it is what Kea wrote before the cleanup (the next read is full)
@@ -311,7 +348,7 @@ export function createLeaseReader(path: string, format: LeaseFormatOption, tailC
       const size = Number(id.size);
       checkSize(path, size);
       const read = stamp === undefined ? await isc.tail(file, id, size) : await kea.tail(file, id, size, stamp);
-      return read && { mode: 'tail', bytes: read.bytes, parsed: read.parsed };
+      return read && { mode: 'tail', bytes: read.bytes, parsed: read.parsed, skipped: named(read.skipped, id) };
     } finally {
       await file.close();
     }
@@ -320,21 +357,27 @@ export function createLeaseReader(path: string, format: LeaseFormatOption, tailC
     const { bytes, id } = await readLeaseFile(file);
     return { text: bytes.toString('utf8'), bytes, id };
   };
-  const full = async (): Promise<LeaseRead & { parsed: ParsedLeases }> => {
+  const full = async (): Promise<Taken> => {
     isc.reset();
     kea.reset();
     const { bytes, id } = await readLeaseFile(path);
     const text = bytes.toString('utf8');
     const actual = format === 'auto' ? await formatOnDisk(path, text) : format;
-    const parsed = actual === 'kea' ? kea.full(await readKeaFiles(path, { text, bytes, id }, readIfThere, readMain)) : isc.full(bytes, text, id, format === 'isc');
-    return { mode: 'full', bytes: bytes.length, parsed };
+    if (actual === 'isc') {
+      const { parsed, skipped } = isc.full(bytes, text, id, format === 'isc');
+      return { mode: 'full', bytes: bytes.length, parsed, skipped: named(skipped, id) };
+    }
+    const files = await readKeaFiles(path, { text, bytes, id }, readIfThere, readMain);
+    const { parsed, skipped } = kea.full(files);
+    // the lease file as last read (read again when a cleanup file changed meanwhile)
+    return { mode: 'full', bytes: bytes.length, parsed, skipped: [...files.cleanupSkipped, ...named(skipped, files.id)] };
   };
   return {
     read: async () => {
       try {
         const read = (await tail()) ?? (await full());
         noteIncomplete();
-        return read;
+        return { mode: read.mode, bytes: read.bytes, parsed: read.parsed, skipped: told.fresh(read.skipped, read.mode === 'full') };
       } catch (err) {
         isc.reset();
         kea.reset();
@@ -380,7 +423,7 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
   const format = options.format ?? 'auto';
   const now = options.now ?? (() => new Date());
   const select = { allowedCidrs: options.allowedCidrs, ignoreMacs: normalizeMacSet(options.ignoreMacs ?? []) };
-  const { onChange, onError, onWatchError, signal } = options;
+  const { onChange, onError, onSkipped, onWatchError, signal } = options;
   const useFsWatch = options.fsWatch ?? true;
   const watchDirectory = options.watchDirectory ?? ((d: string, listener: (event: string, filename: string | null) => void) => fsWatch(d, { persistent: false }, listener));
   const dir = dirname(path);
@@ -442,11 +485,15 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
     if (closed) return;
     reads++;
     if (result instanceof BmcError) return report(result);
-    try {
-      options.onRead?.({ mode: result.mode, bytes: result.bytes });
-    } catch {
-      // an observer's failure is not the file's
-    }
+    const tell = (observer: () => void): void => {
+      try {
+        observer();
+      } catch {
+        // an observer's failure is not the file's
+      }
+    };
+    tell(() => options.onRead?.({ mode: result.mode, bytes: result.bytes }));
+    if (result.skipped.length > 0) tell(() => onSkipped?.(result.skipped));
     parsed = result.parsed;
     // a read that finds the declaration or row reported as cut short still cut short ends no error
     if (reader.incompleteReported()) return publish();

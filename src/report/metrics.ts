@@ -11,6 +11,7 @@ export interface ReportMetrics {
   bmcsReachable: Gauge;
   bmcFailures: Counter<'code'>;
   leaseErrors: Counter;
+  leaseEntriesSkipped: Counter;
   lastSuccess: Gauge;
   entriesBounded: Counter;
   entriesRejected: Counter;
@@ -31,6 +32,7 @@ export function createReportMetrics(registry: Registry): ReportMetrics {
     bmcsReachable: new Gauge({ name: 'metal_bmc_bmcs_reachable', help: 'BMCs read successfully in the last full cycle', registers }),
     bmcFailures: new Counter({ name: 'metal_bmc_bmc_read_failures_total', help: 'BMC reads that failed, by error code', labelNames: ['code'], registers }),
     leaseErrors: new Counter({ name: 'metal_bmc_lease_file_errors_total', help: 'Lease file reads or parses that failed (the last good view is kept)', registers }),
+    leaseEntriesSkipped: new Counter({ name: 'metal_bmc_lease_entries_skipped_total', help: 'Lease file entries (ISC lease declarations, Kea rows) that cannot be read and were left out, the rest of the file read (as dhcpd and Kea skip them); each counted once per file and line', registers }),
     entriesBounded: new Counter({ name: 'metal_bmc_report_entries_bounded_total', help: 'BMC report entries with strings, power supplies or readings beyond any real value, cut before sending', registers }),
     entriesRejected: new Counter({ name: 'metal_bmc_report_entries_rejected_total', help: 'BMC report entries metal-api refused even alone (400, 413); left out of the report', registers }),
     entriesNotApplied: new Counter({ name: 'metal_bmc_report_entries_not_applied_total', help: "BMC report entries metal-api answered 200 for but named neither created nor updated: taken, not applied (a machine of another partition, a create or update that failed; metal-api's log says which). Not counted as reported", registers }),

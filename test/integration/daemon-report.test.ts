@@ -4,7 +4,7 @@
  * BMCs are read in two report worker threads (METAL_BMC_REPORT_WORKERS; the default on two cores
  * is the main thread, which the other daemon tests use).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
@@ -111,6 +111,28 @@ describe('discovery and report', () => {
     const err = await until(() => log.find('cannot use the lease file; keeping the last good view')[0]);
     expect(String((err.err as { message?: unknown }).message)).toMatch(/line \d+/);
     expect(daemon.leases()).toHaveLength(12);
+    writeFileSync(leaseFile, good);
+  });
+
+  it('a lease entry that cannot be read is left out, logged once with its line and counted; every other BMC stays', async () => {
+    const good = readFileSync(leaseFile, 'utf8');
+    const line = good.split('\n').length;
+    appendFileSync(leaseFile, 'lease 10.255.0.1 {\n  ends 4 2026/02/30 00:00:00;\n  hardware ethernet 00:00:5e:00:53:01;\n}\n');
+    const warned = await until(() => log.find('lease file entry cannot be read; left out, the rest of the file read')[0]);
+    expect(warned).toMatchObject({ file: leaseFile, line: line + 1 }); // the line of the statement that cannot be read
+    expect(await daemon.context.registry.getSingleMetricAsString('metal_bmc_lease_entries_skipped_total')).toMatch(/ 1$/m);
+    // dhcpd renews a BMC after it: read (its lease ends later), the entry not logged again
+    const m0 = fleet.machines[0]!.state.address;
+    const endsOf = (): number => {
+      const expires = daemon.leases().find((l) => l.ip === m0)?.expires;
+      return expires instanceof Date ? expires.getTime() : 0;
+    };
+    const before = endsOf();
+    await until(() => Date.now() >= before - 24 * 3600_000 + 1000); // a renewal a second later: its end a second later
+    appendFileSync(leaseFile, renderFleetLeases([fleet.machines[0]!]).slice(renderFleetLeases([]).length));
+    await until(() => endsOf() > before);
+    expect(daemon.leases()).toHaveLength(12);
+    expect(log.find('lease file entry cannot be read; left out, the rest of the file read')).toHaveLength(1);
     writeFileSync(leaseFile, good);
   });
 

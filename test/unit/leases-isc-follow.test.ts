@@ -1,11 +1,11 @@
-import { appendFileSync, readFileSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ISC_MARK_BYTES } from '../../src/leases/isc-follow.js';
-import { parseIscLeases } from '../../src/leases/isc.js';
+import { parseIscDeclarations, parseIscLeases } from '../../src/leases/isc.js';
 import { renderIscLeases, type IscLeaseInput } from '../../src/leases/render.js';
 import { activeLeases } from '../../src/leases/select.js';
 import type { IscLease, LeaseParseError } from '../../src/leases/types.js';
@@ -57,8 +57,12 @@ const leaseArb: fc.Arbitrary<IscLeaseInput> = fc.record({
   hostname: maybe(tricky(8)),
   uid: maybe(tricky(4)),
 });
+// a lease declaration dhcpd's own reading would skip: left out, the others read
+const BAD_STATEMENTS = ['  ends 4 2026/02/30 00:00:00;', '  hardware ethernet zz:zz;', '  binding active;', '  starts soon;'];
+const badBlock = fc.tuple(leaseArb, fc.constantFrom(...BAD_STATEMENTS)).map(([lease, statement]): Item => ({ text: block(lease).text.replace('{\n', `{\n${statement}\n`), decl: true }));
 const itemArb: fc.Arbitrary<Item> = fc.oneof(
   { weight: 8, arbitrary: leaseArb.map(block) },
+  { weight: 1, arbitrary: badBlock },
   { weight: 1, arbitrary: tricky(20).map((t) => ({ text: `# ${t.replaceAll('\n', ' ')}\n`, decl: false })) },
   {
     weight: 1,
@@ -146,6 +150,8 @@ describe('incremental reading of an ISC lease file', () => {
         let written = Buffer.alloc(0);
         /** the last read succeeded on a file a read can continue after */
         let followed = false;
+        /** the declarations left out that the reads told, by inode and line */
+        const told = new Set<string>();
         for (const s of [{ kind: 'append' as const, bytes: 0 }, ...steps]) {
           if (s.kind === 'append') {
             const next = Math.min(file.bytes.length, cut + s.bytes);
@@ -180,8 +186,17 @@ describe('incremental reading of an ISC lease file', () => {
             expect(read.message).toBe(strictError(written.toString('utf8')));
             continue;
           }
-          const reference = parseIscLeases(completeText(file, cut));
+          const complete = parseIscDeclarations(completeText(file, cut));
+          const reference = complete.leases;
           expect(read.parsed.leases).toEqual(lastPerAddress(reference));
+          // the declarations left out: each told is one a full parse leaves out, and each a full parse leaves out was told, by this read or an earlier one of the same file
+          const ino = statSync(path).ino;
+          for (const err of read.skipped) {
+            expect(complete.skipped.map((e) => e.line)).toContain(err.line);
+            expect(err.message).toBe(complete.skipped.find((e) => e.line === err.line)?.withSource(path).message);
+            told.add(`${ino}:${err.line}`);
+          }
+          for (const err of complete.skipped) expect(told.has(`${ino}:${err.line}`), `line ${err.line} told`).toBe(true);
           expect(activeLeases(read.parsed, { now: NOW })).toEqual(activeLeases({ format: 'isc', leases: reference }, { now: NOW }));
           if (s.kind === 'rename') expect(read.mode).toBe('full');
           if (s.kind === 'append') expect(read.mode).toBe(canContinue && wholeCharacters(written) ? 'tail' : 'full');
@@ -236,12 +251,29 @@ describe('incremental reading of an ISC lease file', () => {
     expect(reader.stuckIncomplete(2000)).toMatchObject({ message: expect.stringContaining('unterminated block of lease 10.0.0.2') });
   });
 
-  it('an error in what was appended is a full read, which reports it with the line a full parse names', async () => {
-    writeFileSync(path, renderIscLeases([{ ip: '10.0.0.1', mac: '00:00:00:00:00:0a', ends: 'never', bindingState: 'active' }]));
+  it('an appended declaration that cannot be read is left out by the tail read and told once with the line a full parse names; the leases around it read; a full read of the same file does not tell it again, one of dhcpd\'s rewrite does', async () => {
+    const lease = (ip: string, mac: string): IscLeaseInput => ({ ip, mac, ends: 'never', bindingState: 'active' });
+    writeFileSync(path, renderIscLeases([lease('10.0.0.1', '00:00:00:00:00:0a')]));
     const reader = createLeaseReader(path, 'auto');
     await reader.read();
     const lines = readFileSync(path, 'utf8').split('\n').length;
-    appendFileSync(path, 'lease 10.0.0.2 {\n  ends 4 2026/02/30 00:00:00;\n}\n');
-    await expect(reader.read()).rejects.toThrow(`${path} line ${lines + 1}: bad date`);
+    appendFileSync(path, `lease 10.0.0.2 {\n  ends 4 2026/02/30 00:00:00;\n}\n${block(lease('10.0.0.3', '00:00:00:00:00:0c')).text}`);
+    const read = await reader.read();
+    expect(read.mode).toBe('tail');
+    expect(read.parsed.leases.map((l) => l.ip)).toEqual(['10.0.0.1', '10.0.0.3']);
+    expect(read.skipped.map((e) => e.message)).toEqual([`${path} line ${lines + 1}: bad date in 'ends' statement "ends 4 2026/02/30 00:00:00"`]);
+    appendFileSync(path, block(lease('10.0.0.4', '00:00:00:00:00:0d')).text);
+    expect(await reader.read()).toMatchObject({ mode: 'tail', skipped: [] });
+    // a change in place before where the reads stopped: read whole, the same file
+    writeFileSync(path, readFileSync(path, 'utf8').replace('00:00:00:00:00:0a', '00:00:00:00:00:0e'));
+    const again = await reader.read();
+    expect(again.mode).toBe('full');
+    expect(again.skipped).toEqual([]);
+    expect(again.parsed.leases.map((l) => l.ip)).toEqual(['10.0.0.1', '10.0.0.3', '10.0.0.4']);
+    // dhcpd's rewrite, renamed over it: another file, told again
+    const tmp = join(dir, 'dhcpd.leases.new');
+    writeFileSync(tmp, readFileSync(path));
+    renameSync(tmp, path);
+    expect((await reader.read()).skipped.map((e) => e.line)).toEqual([lines + 1]);
   });
 });

@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../../src/errors.js';
-import { parseIscLeases } from '../../src/leases/isc.js';
+import { parseIscDeclarations, parseIscLeases } from '../../src/leases/isc.js';
 import { renderIscLeases, type IscLeaseInput } from '../../src/leases/render.js';
 import { activeLeases } from '../../src/leases/select.js';
-import { LeaseParseError, type IscLease } from '../../src/leases/types.js';
+import { LeaseParseError, type IscLease, type LeaseProblem } from '../../src/leases/types.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`../fixtures/leases/${name}`, import.meta.url), 'utf8');
 const SMALL = fixture('dhcpd.leases');
@@ -24,14 +24,33 @@ function parseError(text: string): LeaseParseError {
   throw new Error('expected a LeaseParseError');
 }
 
-/** Parses, and lets nothing but a LeaseParseError (with a sane line, named in the message) escape. */
-function parseOrLeaseError(text: string): void {
+/** The one problem a text has: the declaration left out, the one it stops inside, or the error that fails it whole. */
+function problemOf(text: string): LeaseParseError {
+  let found: LeaseParseError[];
   try {
-    parseIscLeases(text);
+    const d = parseIscDeclarations(text);
+    found = [...d.skipped, ...(d.cut === undefined ? [] : [d.cut])];
   } catch (err) {
+    expect(err).toBeInstanceOf(LeaseParseError);
+    return err as LeaseParseError;
+  }
+  expect(found).toHaveLength(1);
+  return found[0] as LeaseParseError;
+}
+
+/** Parses, and lets nothing but a LeaseParseError escape; every error, thrown or naming a declaration left out or cut short, with a sane line named in the message. */
+function parseOrLeaseError(text: string): void {
+  const lines = text.split('\n').length;
+  const sane = (err: unknown): void => {
     if (!(err instanceof LeaseParseError)) throw err;
-    const lines = text.split('\n').length;
     if (!(err.line >= 1 && err.line <= lines && err.message.includes(`line ${err.line}:`))) throw err;
+  };
+  try {
+    const d = parseIscDeclarations(text);
+    for (const err of [...d.skipped, ...(d.cut === undefined ? [] : [d.cut])]) sane(err);
+    expect(d.skipped.every((err) => err.problem === 'malformed')).toBe(true);
+  } catch (err) {
+    sane(err);
   }
 }
 
@@ -230,34 +249,47 @@ describe('parseIscLeases on tricky syntax', () => {
 });
 
 describe('parseIscLeases errors', () => {
-  it.each([
-    ['lease 10.0.0.1 {\n  starts 4 2026/01/08 14:44:02;\n', 1, /unterminated block of lease 10\.0\.0\.1/],
-    ['\n\nlease 10.0.0.1 {\n  uid "abc;\n}\n', 4, /unterminated string/],
-    ['lease 10.0.0.1 {\n  uid "abc\\', 2, /unterminated string/],
-    ['lease {\n}\n', 1, /without an IP address/],
-    ['lease "10.0.0.1" {\n}\n', 1, /without an IP address/],
-    ['lease 10.0.0.256 {\n}\n', 1, /invalid IPv4/],
-    ['lease 10.0.0.1;\n', 1, /without a block/],
-    ['lease 10.0.0.1 {\n  starts 4 2026/13/08 14:44:02;\n}\n', 2, /bad date in 'starts'/],
-    ['lease 10.0.0.1 {\n\n  ends 4 2026/02/30 14:44:02;\n}\n', 3, /bad date in 'ends'/],
-    ['lease 10.0.0.1 {\n  ends 4 2026/01/08 24:00:00;\n}\n', 2, /bad date/],
-    ['lease 10.0.0.1 {\n  ends 4 2026-01-08 10:00:00;\n}\n', 2, /bad date/],
-    ['lease 10.0.0.1 {\n  ends 2026/01/08 10:00:00;\n}\n', 2, /bad date/],
-    ['lease 10.0.0.1 {\n  ends soon;\n}\n', 2, /bad date/],
-    ['lease 10.0.0.1 {\n  binding state active\n}\n', 2, /missing ';'/],
-    ['lease 10.0.0.1 {\n  binding active;\n}\n', 2, /malformed 'binding'/],
-    ['lease 10.0.0.1 {\n  hardware ethernet zz:zz:zz;\n}\n', 2, /invalid hardware address/],
-    ['lease 10.0.0.1 {\n  hardware;\n}\n', 2, /malformed 'hardware'/],
-    ['# comment\n}\n', 2, /unexpected '}'/],
-    ['authoring-byte-order little-endian', 1, /not ended by ';'/],
-    ['failover peer "x" state {\n  my state normal;\n', 1, /unterminated block/],
-  ])('%j fails on line %d', (text, line, message) => {
-    const err = parseError(text);
+  it.each<[string, number, RegExp, LeaseProblem]>([
+    ['lease 10.0.0.1 {\n  starts 4 2026/01/08 14:44:02;\n', 1, /unterminated block of lease 10\.0\.0\.1/, 'cut-short'],
+    ['\n\nlease 10.0.0.1 {\n  uid "abc;\n}\n', 4, /unterminated string/, 'cut-short'],
+    ['lease 10.0.0.1 {\n  uid "abc\\', 2, /unterminated string/, 'cut-short'],
+    ['lease {\n}\n', 1, /without an IP address/, 'malformed'],
+    ['lease "10.0.0.1" {\n}\n', 1, /without an IP address/, 'malformed'],
+    ['lease 10.0.0.256 {\n}\n', 1, /invalid IPv4/, 'malformed'],
+    ['lease 10.0.0.1;\n', 1, /without a block/, 'malformed'],
+    ['lease 10.0.0.1 {\n  starts 4 2026/13/08 14:44:02;\n}\n', 2, /bad date in 'starts'/, 'malformed'],
+    ['lease 10.0.0.1 {\n\n  ends 4 2026/02/30 14:44:02;\n}\n', 3, /bad date in 'ends'/, 'malformed'],
+    ['lease 10.0.0.1 {\n  ends 4 2026/01/08 24:00:00;\n}\n', 2, /bad date/, 'malformed'],
+    ['lease 10.0.0.1 {\n  ends 4 2026-01-08 10:00:00;\n}\n', 2, /bad date/, 'malformed'],
+    ['lease 10.0.0.1 {\n  ends 2026/01/08 10:00:00;\n}\n', 2, /bad date/, 'malformed'],
+    ['lease 10.0.0.1 {\n  ends soon;\n}\n', 2, /bad date/, 'malformed'],
+    ['lease 10.0.0.1 {\n  binding state active\n}\n', 2, /missing ';'/, 'malformed'],
+    ['lease 10.0.0.1 {\n  binding active;\n}\n', 2, /malformed 'binding'/, 'malformed'],
+    ['lease 10.0.0.1 {\n  hardware ethernet zz:zz:zz;\n}\n', 2, /invalid hardware address/, 'malformed'],
+    ['lease 10.0.0.1 {\n  hardware;\n}\n', 2, /malformed 'hardware'/, 'malformed'],
+    ['# comment\n}\n', 2, /unexpected '}'/, 'structure'],
+    ['authoring-byte-order little-endian', 1, /not ended by ';'/, 'cut-short'],
+    ['failover peer "x" state {\n  my state normal;\n', 1, /unterminated block/, 'cut-short'],
+  ])('%j: line %d', (text, line, message, problem) => {
+    const err = problemOf(text);
     expect(err).toBeInstanceOf(DecodeError);
     expect(err.code).toBe('DECODE');
     expect(err.line).toBe(line);
     expect(err.message).toContain(`line ${line}:`);
     expect(err.message).toMatch(message);
+    expect(err.problem).toBe(problem);
+    // only a declaration cut short and a file that cannot be read as a whole fail parseIscLeases
+    if (problem === 'malformed') expect(parseIscLeases(text)).toEqual([]);
+    else expect(() => parseIscLeases(text)).toThrow(err.message);
+  });
+
+  it('a lease declaration that cannot be read is left out, the ones before and after it read (as dhcpd reads its file)', () => {
+    const text = `${renderIscLeases([{ ip: '10.0.0.1', mac: '00:00:00:00:00:01', ends: 'never', bindingState: 'active' }])}lease 10.0.0.2 {\n  ends 4 2026/02/30 00:00:00;\n  binding state active;\n  hardware ethernet 00:00:00:00:00:02;\n}\n${renderIscLeases([{ ip: '10.0.0.3', mac: '00:00:00:00:00:03', ends: 'never', bindingState: 'active' }]).slice(renderIscLeases([]).length)}`;
+    const d = parseIscDeclarations(text);
+    expect(d.leases.map((l) => l.ip)).toEqual(['10.0.0.1', '10.0.0.3']);
+    expect(d.skipped.map((e) => e.message)).toEqual(['lease file line 13: bad date in \'ends\' statement "ends 4 2026/02/30 00:00:00"']);
+    expect(d.cut).toBeUndefined();
+    expect(active(d.leases, '2026-01-01T00:00:00Z')).toEqual(['10.0.0.1 00:00:00:00:00:01', '10.0.0.3 00:00:00:00:00:03']);
   });
 });
 
@@ -313,6 +345,29 @@ describe('parseIscLeases properties', () => {
   it('mutated and truncated copies of the reference file give leases or a LeaseParseError', () => {
     fc.assert(fc.property(fc.array(mutation, { minLength: 1, maxLength: 4 }), (ms) => parseOrLeaseError(ms.reduce(mutate, BIG))), { numRuns: 1000 });
     fc.assert(fc.property(fc.array(mutation, { minLength: 1, maxLength: 4 }), (ms) => parseOrLeaseError(ms.reduce(mutate, TRICKY))), { numRuns: 1000 });
+  });
+
+  it('a lease declaration with a statement that cannot be read is left out, named with its line, and the others read as if it were not there', () => {
+    const bad = fc.constantFrom('  ends 4 2026/02/30 00:00:00;', '  starts soon;', '  hardware ethernet zz:zz;', '  binding active;', '  uid;', '  next binding state;', '  client-hostname;', '  set x;', '  ends never');
+    fc.assert(
+      fc.property(fc.array(fc.tuple(leaseInput, fc.option(bad, { nil: undefined })), { maxLength: 10 }), (pairs) => {
+        const blocks = pairs.map(([input, statement]) => {
+          const block = renderIscLeases([input]).slice(renderIscLeases([]).length);
+          // the bad statement after the `lease` line; `ends never` without its `;` before the `}`
+          return statement === undefined ? block : block.replace('{\n', `{\n${statement}\n`);
+        });
+        const text = renderIscLeases([]) + blocks.join('');
+        const d = parseIscDeclarations(text);
+        const good = renderIscLeases([]) + blocks.filter((_b, i) => pairs[i]![1] === undefined).join('');
+        expect(d.leases.map(({ line: _line, ...l }) => l)).toEqual(parseIscLeases(good).map(({ line: _line, ...l }) => l));
+        const lines = text.split('\n');
+        const badLines = lines.flatMap((l, i) => (l.startsWith('lease ') && pairs[lines.slice(0, i).filter((x) => x.startsWith('lease ')).length]![1] !== undefined ? [i + 1] : []));
+        // each named with the line of its bad statement (the one after `lease`), or of its `}` for a missing `;`
+        expect(d.skipped.map((e) => e.line)).toEqual(badLines.map((l, k) => (d.skipped[k]!.detail.startsWith("missing ';'") ? lines.indexOf('}', l) + 1 : l + 1)));
+        expect(d.cut).toBeUndefined();
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('rendered leases parse back to the same records, with the line of each block', () => {

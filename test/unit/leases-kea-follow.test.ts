@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MARK_BYTES, MAX_INCOMPLETE_BYTES } from '../../src/leases/follow.js';
-import { parseKeaLeases } from '../../src/leases/kea.js';
+import { parseKeaFile } from '../../src/leases/kea.js';
 import { KEA_HEADER, renderKeaLeases, type KeaLeaseInput } from '../../src/leases/render.js';
 import { activeLeases } from '../../src/leases/select.js';
 import type { KeaLease } from '../../src/leases/types.js';
@@ -187,7 +187,9 @@ describe('incremental reading of a Kea lease file', () => {
             // the file stops inside a row (something after the last newline that a full parse does not take): that row is the one cut short
             const text = written.toString('utf8');
             const lastLine = text.split('\n').length;
-            const cutShort = /\S/.test(text.slice(text.lastIndexOf('\n') + 1)) && parseKeaLeases(text).at(-1)?.line !== lastLine;
+            // (neither read nor left out as a row that cannot be read)
+            const whole = parseKeaFile(text);
+            const cutShort = /\S/.test(text.slice(text.lastIndexOf('\n') + 1)) && whole.leases.at(-1)?.line !== lastLine && whole.skipped.at(-1)?.line !== lastLine;
             const stuck = reader.stuckIncomplete(0);
             expect(stuck?.line, `step ${s.kind}`).toBe(cutShort ? lastLine : undefined);
           }
@@ -310,13 +312,22 @@ describe('Kea lease file tail reads', () => {
     expect(whole.stuckIncomplete(2000)).toBeUndefined();
   });
 
-  it('a file that ends in more than a row holds without a newline (a power loss\'s zeros) is an error at once, not a row kept and parsed again every poll', async () => {
+  it('a file that ends in more than a row holds without a newline (a power loss\'s zeros) has it left out at once (told once), not a row kept and parsed again every poll; the rows before it read', async () => {
     writeFileSync(path, renderKeaLeases(many.slice(0, 3)) + '\0'.repeat(MAX_INCOMPLETE_BYTES + 1));
-    const reader = createLeaseReader(path, 'kea');
-    await expect(reader.read()).rejects.toThrow(`${path} line 5: ${MAX_INCOMPLETE_BYTES + 1} bytes without a newline at the end of the file, more than a row holds (${MAX_INCOMPLETE_BYTES}): not a row Kea is writing`);
+    let t = 0;
+    const reader = createLeaseReader(path, 'kea', undefined, () => t);
+    const read = await reader.read();
+    expect(ips(read.parsed.leases)).toEqual(['10.0.1.1', '10.0.1.2', '10.0.1.3']);
+    expect(read.skipped.map((e) => e.message)).toEqual([`${path} line 5: ${MAX_INCOMPLETE_BYTES + 1} bytes without a newline at the end of the file, more than a row holds (${MAX_INCOMPLETE_BYTES}): not a row Kea is writing`]);
+    t += 5000;
+    expect(reader.stuckIncomplete(2000)).toBeUndefined();
+    // read again (a change): not told again
+    expect((await reader.read()).skipped).toEqual([]);
     // as much as a row may hold is still a row being written
     writeFileSync(path, renderKeaLeases(many.slice(0, 3)) + '\0'.repeat(MAX_INCOMPLETE_BYTES));
-    expect(ips((await createLeaseReader(path, 'kea').read()).parsed.leases)).toEqual(['10.0.1.1', '10.0.1.2', '10.0.1.3']);
+    const writing = await createLeaseReader(path, 'kea').read();
+    expect(ips(writing.parsed.leases)).toEqual(['10.0.1.1', '10.0.1.2', '10.0.1.3']);
+    expect(writing.skipped).toEqual([]);
   });
 
   it('a row of an address appended later wins, a deleted lease (valid_lifetime 0) or a released one (state 3) takes the address away', async () => {
@@ -330,11 +341,44 @@ describe('Kea lease file tail reads', () => {
     expect(activeLeases(read.parsed, { now: NOW })).toEqual(await readLeasesOnce(path, { now: NOW }));
   });
 
-  it('an error in the appended rows is a full read, which reports it with the line a full parse names', async () => {
+  it('an appended row that cannot be read is left out by the tail read and told once with its line; the rows around it read; a full read of the same file does not tell it again, one of a new file (kea-lfc\'s) does', async () => {
     writeFileSync(path, renderKeaLeases(many.slice(0, 3)));
     const reader = createLeaseReader(path, 'auto');
     await reader.read();
-    appendFileSync(path, `${row(lease(4))}10.0.1.5,00:00:00:00:01:05,,3600,soon,1,0,0,,0,,\n`);
-    await expect(reader.read()).rejects.toThrow(`${path} line 6: invalid expire "soon"`);
+    // a power loss cut the last row short; Kea, restarted, appends after it: the two rows merge
+    appendFileSync(path, `${row(lease(4))}10.0.1.5,00:00:00:00:01:${row(lease(6))}`);
+    const read = await reader.read();
+    expect(read.mode).toBe('tail');
+    expect(ips(read.parsed.leases)).toEqual(['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4']);
+    expect(read.skipped.map((e) => e.message)).toEqual([`${path} line 6: invalid hwaddr "00:00:00:00:01:10.0.1.6"`]);
+    expect(read.skipped[0]?.problem).toBe('malformed');
+    appendFileSync(path, row(lease(7)));
+    const next = await reader.read();
+    expect(next.mode).toBe('tail');
+    expect(ips(next.parsed.leases)).toEqual(['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4', '10.0.1.7']);
+    expect(next.skipped).toEqual([]);
+    // a full read of the same file (a fresh reader would tell it: this one told it already)
+    writeFileSync(path, readFileSync(path, 'utf8').replace(',bmc-1,', ',bmc-X,')); // a change in place: the same inode
+    const again = await reader.read();
+    expect(again.mode).toBe('full');
+    expect(again.skipped).toEqual([]);
+    expect(ips(activeLeases(again.parsed, { now: NOW }))).toEqual(ips(await readLeasesOnce(path, { now: NOW })));
+    // the same rows in a new file: told again
+    replace(path, readFileSync(path));
+    expect((await reader.read()).skipped.map((e) => e.line)).toEqual([6]);
+  });
+
+  it('a row that cannot be read in a cleanup file is told once, naming that file', async () => {
+    writeFileSync(`${path}.2`, `${renderKeaLeases(many.slice(0, 2))}10.0.1.9,00:00:00:00:01:09,,3600,soon,1,0,0,,0,,\n`);
+    writeFileSync(path, renderKeaLeases(many.slice(2, 3)));
+    const reader = createLeaseReader(path, 'auto');
+    const read = await reader.read();
+    expect(ips(read.parsed.leases)).toEqual(['10.0.1.1', '10.0.1.2', '10.0.1.3']);
+    expect(read.skipped.map((e) => e.message)).toEqual([`${path}.2 line 4: invalid expire "soon"`]);
+    // a cleanup file changing is a full read: the one in .2 (the same file) not told again
+    writeFileSync(`${path}.1`, renderKeaLeases(many.slice(3, 4)));
+    const again = await reader.read();
+    expect(again.mode).toBe('full');
+    expect(again.skipped).toEqual([]);
   });
 });

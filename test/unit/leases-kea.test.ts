@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../../src/errors.js';
-import { keaEscape, keaUnescape, KeaRowParser, parseKeaLeases } from '../../src/leases/kea.js';
+import { keaEscape, keaUnescape, KeaRowParser, parseKeaFile, parseKeaLeases } from '../../src/leases/kea.js';
 import { KEA_HEADER, renderKeaLeases, type KeaLeaseInput } from '../../src/leases/render.js';
 import { activeLeases } from '../../src/leases/select.js';
 import { LeaseParseError, type KeaLease } from '../../src/leases/types.js';
@@ -117,7 +117,19 @@ describe('parseKeaLeases format details', () => {
 describe('parseKeaLeases errors', () => {
   it.each([
     ['address,hwaddr,valid_lifetime\n', 1, /lacks the 'expire' column/],
-    ['', 0, null],
+    // Kea's DHCPv6 lease file (CSVLeaseFile6): every row an IPv6 address, the file the wrong one
+    ['address,duid,valid_lifetime,expire,subnet_id,pref_lifetime,lease_type,iaid,prefix_len,fqdn_fwd,fqdn_rev,hostname,hwaddr,state,user_context,hwtype,hwaddr_source,pool_id\n2001:db8::1,00:01,3600,1767312000,1,1800,0,1,128,0,0,,00:00:00:00:00:01,0,,1,0,0\n', 1, /a Kea DHCPv6 lease file \(its header has the 'duid' column\)/],
+    ['address,duid,valid_lifetime,expire,subnet_id,pref_lifetime,lease_type,iaid,prefix_len,fqdn_fwd,fqdn_rev,hostname\n', 1, /DHCPv6/],
+  ])('%j fails whole on line %d', (text, line, message) => {
+    const err = parseError(text);
+    expect(err).toBeInstanceOf(DecodeError);
+    expect(err.line).toBe(line);
+    expect(err.message).toContain(`line ${line}:`);
+    expect(err.message).toMatch(message);
+    expect(err.problem).toBe('structure');
+  });
+
+  it.each([
     [`${KEA_HEADER}\n10.0.0.1,00:00:00:00:00:01,,3600,1767312000,1,0,0,,0,,0\n10.0.0.300,00:00:00:00:00:02,,3600,1767312000,1,0,0,,0,,0\n`, 3, /invalid IPv4 address "10\.0\.0\.300"/],
     [`${KEA_HEADER}\n,00:00:00:00:00:02,,3600,1767312000,1,0,0,,0,,0\n`, 2, /invalid IPv4 address ""/],
     [`${KEA_HEADER}\n10.0.0.1,00:00:00:00:00:02,,3600,soon,1,0,0,,0,,0\n`, 2, /invalid expire "soon"/],
@@ -125,13 +137,29 @@ describe('parseKeaLeases errors', () => {
     [`${KEA_HEADER}\n10.0.0.1,00:00:00:00:00:02,,4294967296,1767312000,1,0,0,,0,,0\n`, 2, /valid_lifetime/],
     [`${KEA_HEADER}\n10.0.0.1,00:zz:00:00:00:02,,3600,1767312000,1,0,0,,0,,0\n`, 2, /invalid hwaddr/],
     [`${KEA_HEADER}\n10.0.0.1,00:00:00:00:00:02,,3600,1767312000,1,0,0,,x,,0\n`, 2, /invalid state/],
-  ])('%j fails on line %d', (text, line, message) => {
-    if (message === null) return expect(parseKeaLeases(text)).toEqual([]);
-    const err = parseError(text);
+  ])('%j: the row on line %d is left out, named', (text, line, message) => {
+    const rows = parseKeaFile(text);
+    expect(rows.skipped).toHaveLength(1);
+    const err = rows.skipped[0] as LeaseParseError;
     expect(err).toBeInstanceOf(DecodeError);
     expect(err.line).toBe(line);
     expect(err.message).toContain(`line ${line}:`);
     expect(err.message).toMatch(message);
+    expect(err.problem).toBe('malformed');
+    expect(rows.leases.map((l) => l.line)).not.toContain(line);
+  });
+
+  it('gives no rows for an empty file', () => {
+    expect(parseKeaFile('')).toEqual({ leases: [], skipped: [], nextLine: 1, rest: 'none' });
+  });
+
+  it('a row cut short by a power loss and merged with the next one Kea appended is left out, the rows around it read (as Kea\'s loader discards it)', () => {
+    const row = (ip: string, mac: string) => `${ip},${mac},,3600,1767312000,1,0,0,,0,,0`;
+    // the file's last row was cut after `aa:bb:`; Kea, restarted, appends after it
+    const text = `${KEA_HEADER}\n${row('10.0.0.1', '00:00:00:00:00:01')}\n10.0.0.2,aa:bb:${row('10.0.0.3', '00:00:00:00:00:03')}\n${row('10.0.0.4', '00:00:00:00:00:04')}\n`;
+    const rows = parseKeaFile(text);
+    expect(rows.leases.map((l) => l.ip)).toEqual(['10.0.0.1', '10.0.0.4']);
+    expect(rows.skipped.map((e) => e.message)).toEqual(['lease file line 3: invalid hwaddr "aa:bb:10.0.0.3"']);
   });
 });
 
@@ -142,8 +170,8 @@ describe('parseKeaLeases on a file Kea is still writing', () => {
     // read mid-append: the row is cut inside expire, which would otherwise parse as 1970
     expect(parseKeaLeases(`${KEA_HEADER}\n${ROW1}\n${ROW2.slice(0, 36)}`).map((l) => l.ip)).toEqual(['10.0.0.1']);
     expect(parseKeaLeases(`${KEA_HEADER}\n${ROW1}\n10.0.0.2`).map((l) => l.ip)).toEqual(['10.0.0.1']);
-    // the same cut followed by its newline is a real row, and a bad one
-    expect(() => parseKeaLeases(`${KEA_HEADER}\n${ROW1}\n10.0.0.2,00:00:00:00:00:02,,36\n`)).toThrow(/line 3:.*missing expire/);
+    // the same cut followed by its newline is a real row, and a bad one: left out
+    expect(parseKeaFile(`${KEA_HEADER}\n${ROW1}\n10.0.0.2,00:00:00:00:00:02,,36\n`).skipped.map((e) => e.message)).toEqual(['lease file line 3: missing expire ""']);
   });
   it('reads a last row with all its fields and no newline (a file written by hand)', () => {
     expect(parseKeaLeases(`${KEA_HEADER}\n${ROW1}\n${ROW2}`).map((l) => l.ip)).toEqual(['10.0.0.1', '10.0.0.2']);
@@ -153,10 +181,14 @@ describe('parseKeaLeases on a file Kea is still writing', () => {
 // ---- properties ----
 
 function parseOrLeaseError(text: string): void {
+  const lines = text.split('\n').length;
+  const sane = (err: unknown): void => {
+    if (!(err instanceof LeaseParseError) || !err.message.includes(`line ${err.line}:`) || err.line < 1 || err.line > lines) throw err;
+  };
   try {
-    parseKeaLeases(text);
+    parseKeaFile(text).skipped.forEach(sane);
   } catch (err) {
-    if (!(err instanceof LeaseParseError) || !err.message.includes(`line ${err.line}:`)) throw err;
+    sane(err);
   }
 }
 
@@ -224,6 +256,21 @@ describe('parseKeaLeases properties', () => {
         }
       }),
       { numRuns: 1000 },
+    );
+  });
+
+  it('a row that cannot be read is left out, named with its line, and the others read as if it were not there', () => {
+    const bad = fc.constantFrom('10.0.0.300,00:00:00:00:00:01,,3600,1767312000,1,0,0,,0,,0', '10.0.0.2,aa:bb:10.0.0.3,00:00:00:00:00:03,,3600,1767312000,1,0,0,,0,,0', '10.0.0.1,00:00:00:00:00:01,,3600,soon,1,0,0,,0,,0', '\0\0\0\0', 'garbage');
+    fc.assert(
+      fc.property(fc.array(fc.oneof(leaseInput.map((l) => ({ good: l })), bad.map((b) => ({ bad: b }))), { maxLength: 12 }), (items) => {
+        const rowOf = (item: (typeof items)[number]): string => ('good' in item ? renderKeaLeases([item.good]).slice(KEA_HEADER.length + 1) : `${item.bad}\n`);
+        const rows = parseKeaFile(`${KEA_HEADER}\n${items.map(rowOf).join('')}`);
+        const good = items.flatMap((item) => ('good' in item ? [item.good] : []));
+        expect(rows.leases.map(({ line: _line, ...rest }) => rest)).toEqual(good);
+        expect(rows.skipped.map((e) => e.line)).toEqual(items.flatMap((item, i) => ('bad' in item ? [i + 2] : [])));
+        expect(rows.leases.map((l) => l.line)).toEqual(items.flatMap((item, i) => ('good' in item ? [i + 2] : [])));
+      }),
+      { numRuns: 300 },
     );
   });
 

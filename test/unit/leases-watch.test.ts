@@ -45,16 +45,18 @@ async function replaceFile(text: string): Promise<void> {
 function start(options: Partial<WatchLeasesOptions> = {}) {
   const views: LeaseView[] = [];
   const errors: BmcError[] = [];
+  const skipped: LeaseParseError[] = [];
   const watcher = watchLeases(path, {
     now: () => NOW,
     debounceMs: 20,
     pollMs: 60_000,
     onChange: (v) => views.push(v),
     onError: (e) => errors.push(e),
+    onSkipped: (entries) => skipped.push(...entries),
     ...options,
   });
   watchers.push(watcher);
-  return { watcher, views, errors };
+  return { watcher, views, errors, skipped };
 }
 
 const until = (cond: () => boolean, timeout = 5000): Promise<void> =>
@@ -189,15 +191,24 @@ describe('watchLeases', () => {
     expect(errors).toEqual([]);
   });
 
-  it('an error in what dhcpd appended is reported with its line (a full read), the last good view kept', async () => {
+  it('a lease dhcpd appended that cannot be read is left out and told once through onSkipped with its line, no error; the leases after it are taken', async () => {
     await replaceFile(renderIscLeases([A, B]));
-    const { watcher, views, errors } = start();
+    const { watcher, views, errors, skipped } = start();
     await until(() => views.length === 1);
     const line = readFileSync(path, 'utf8').split('\n').length;
-    appendFileSync(path, 'lease 10.0.0.3 {\n  ends 4 2026/02/30 00:00:00;\n}\n');
-    await until(() => errors.length === 1);
-    expect(errors[0]?.message).toContain(`${path} line ${line + 1}: bad date`);
-    expect(ips(watcher.current())).toEqual(['10.0.0.1', '10.0.0.2']);
+    appendFileSync(path, `lease 10.0.0.4 {\n  ends 4 2026/02/30 00:00:00;\n}\n${renderIscLeases([C]).slice(renderIscLeases([]).length)}`);
+    await until(() => views.length === 2);
+    expect(views[1]).toMatchObject({ added: [{ ip: '10.0.0.3' }], removed: [], changed: [] });
+    expect(skipped.map((e) => e.message)).toEqual([`${path} line ${line + 1}: bad date in 'ends' statement "ends 4 2026/02/30 00:00:00"`]);
+    // renewals after it: read, the entry not told again
+    for (let i = 1; i <= 3; i++) {
+      const reads = watcher.reads();
+      appendFileSync(path, renderIscLeases([{ ...B, ends: new Date(LATER.getTime() + i * 60_000) }]).slice(renderIscLeases([]).length));
+      await until(() => watcher.reads() > reads);
+    }
+    expect(skipped).toHaveLength(1);
+    expect(errors).toEqual([]);
+    expect(ips(watcher.current())).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.3']);
   });
 
   it('a directory watch that fails (the inotify limit: ENOSPC) is told once apart from the lease file\'s errors and tried again with growing waits; the poll reads every change, renewals call no onChange; once a watch worked, a new failure is told again', async () => {
@@ -437,13 +448,36 @@ describe('watchLeases', () => {
     expect((await readLeasesOnce(path, { now: NOW })).map((l) => l.mac)).toEqual(['00:00:00:00:00:0b']);
   });
 
-  it('an error in a Kea cleanup file is reported naming that file and its line, not the lease file', async () => {
-    const kea = { ip: '10.2.0.1', mac: '00:00:00:00:00:01', validLifetime: 3600, expire: LATER, state: 0 };
-    await writeFile(`${path}.1`, `${renderKeaLeases([kea])}10.2.0.2,00:00:00:00:00:02,,3600,bad,1,0,0,,0,,\n`);
-    await writeFile(path, renderKeaLeases([kea]));
-    const { errors } = start();
-    await until(() => errors.length === 1);
-    expect(errors[0]?.message).toBe(`${path}.1 line 3: invalid expire "bad"`);
+  it('a row of a Kea cleanup file that cannot be read is told naming that file and its line, not the lease file; the other rows read', async () => {
+    const kea = (ip: string, mac: string) => ({ ip, mac, validLifetime: 3600, expire: LATER, state: 0 });
+    await writeFile(`${path}.1`, `${renderKeaLeases([kea('10.2.0.1', '00:00:00:00:00:01')])}10.2.0.2,00:00:00:00:00:02,,3600,bad,1,0,0,,0,,\n`);
+    await writeFile(path, renderKeaLeases([kea('10.2.0.3', '00:00:00:00:00:03')]));
+    const { views, errors, skipped } = start();
+    await until(() => views.length === 1);
+    expect(ips(views[0]!.leases)).toEqual(['10.2.0.1', '10.2.0.3']);
+    expect(skipped.map((e) => e.message)).toEqual([`${path}.1 line 3: invalid expire "bad"`]);
+    expect(errors).toEqual([]);
+  });
+
+  it('a Kea row cut short by a power loss and merged with the next row Kea appends is left out and told once; every other row is read, no error', async () => {
+    const kea = (i: number): KeaLeaseInput => ({ ip: `10.2.0.${i}`, mac: `00:00:00:00:00:0${i}`, validLifetime: 3600, expire: LATER, state: 0 });
+    const keaRow = (i: number): string => renderKeaLeases([kea(i)]).slice(KEA_HEADER.length + 1);
+    await replaceFile(renderKeaLeases([kea(1)]));
+    const { watcher, views, errors, skipped } = start();
+    await until(() => views.length === 1);
+    // the power went out while Kea wrote row 2; restarted, Kea appends rows 3 and 4 after what was written
+    appendFileSync(path, keaRow(2).slice(0, 20));
+    appendFileSync(path, keaRow(3) + keaRow(4));
+    await until(() => ips(watcher.current()).includes('10.2.0.4'));
+    expect(ips(watcher.current())).toEqual(['10.2.0.1', '10.2.0.4']);
+    expect(skipped.map((e) => e.line)).toEqual([3]);
+    expect(skipped[0]?.message).toMatch(/line 3: invalid hwaddr/);
+    // Kea goes on appending: read, the merged row not told again
+    const reads = watcher.reads();
+    appendFileSync(path, keaRow(5));
+    await until(() => watcher.reads() > reads && ips(watcher.current()).includes('10.2.0.5'));
+    expect(skipped).toHaveLength(1);
+    expect(errors).toEqual([]);
   });
 
   it.each(['', 'address,hw', '  \n'.slice(0, 2)])('auto format, Kea\'s new lease file without a whole header yet (%j) beside its cleanup files: read as Kea, its leases kept; without cleanup files an empty file is ISC with none', async (partial) => {
@@ -497,7 +531,7 @@ describe('watchLeases', () => {
     const { views, errors } = start();
     await until(() => views.length === 1);
     expect(views[0]!.leases).toEqual([]);
-    await replaceFile('lease 10.0.0.1 {\n  starts 4 2026/01/01 00:00:00;\n  ends never;\n  hardware ethernet zz:zz;\n}\n');
+    await replaceFile('lease 10.0.0.1 {\n  ends never;\n}\n}\n');
     await until(() => errors.length === 1);
     await replaceFile('');
     await until(() => views.length === 2);
@@ -580,8 +614,8 @@ describe('readLeasesOnce', () => {
   });
 
   it('throws LeaseParseError naming the file and line, or BmcError CONFIG for a missing file', async () => {
-    await replaceFile('lease 10.0.0.1 {\n  ends 4 2026/02/30 00:00:00;\n}\n');
-    await expect(readLeasesOnce(path)).rejects.toThrow(`${path} line 2: bad date`);
+    await replaceFile('lease 10.0.0.1 {\n  ends 4 2026/02/30 00:00:00;\n}\n}\n');
+    await expect(readLeasesOnce(path)).rejects.toThrow(`${path} line 4: unexpected '}'`);
     await expect(readLeasesOnce(path)).rejects.toBeInstanceOf(LeaseParseError);
     await expect(readLeasesOnce(join(dir, 'absent'))).rejects.toMatchObject({ code: 'CONFIG' });
   });
