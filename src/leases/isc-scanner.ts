@@ -62,6 +62,8 @@ export class IscScanner {
   value = '';
   /** 1-based line on which the last token started */
   tokenLine = 1;
+  /** the index in the text where the last token started */
+  tokenOffset = 0;
   /** current 1-based line */
   line: number;
   /** the end of the text was reached (an error thrown then means the text stops inside a statement) */
@@ -91,6 +93,7 @@ export class IscScanner {
         this.reachedEnd = true;
         this.pos = pos;
         this.tokenLine = this.line;
+        this.tokenOffset = pos;
         return TOKEN_EOF;
       }
       const cls = classOf(text.charCodeAt(pos));
@@ -104,17 +107,20 @@ export class IscScanner {
         pos = eol < 0 ? n : eol;
       } else if (cls === QUOTE) {
         this.tokenLine = this.line;
+        this.tokenOffset = pos;
         this.pos = this.readString(pos + 1);
         return TOKEN_STRING;
       } else if (cls === WORD) {
         const start = pos;
         while (++pos < n && classOf(text.charCodeAt(pos)) === WORD);
         this.tokenLine = this.line;
+        this.tokenOffset = start;
         this.value = text.slice(start, pos);
         this.pos = pos;
         return TOKEN_WORD;
       } else {
         this.tokenLine = this.line;
+        this.tokenOffset = pos;
         this.pos = pos + 1;
         return PUNCTUATION[cls] as TokenKind;
       }

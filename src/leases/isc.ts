@@ -22,8 +22,13 @@ import { LeaseParseError, type IscLease } from './types.js';
 interface Statement {
   words: string[];
   quoted: boolean[];
+  /** each word's line, and its index in the text */
+  lines: number[];
+  offsets: number[];
   count: number;
   line: number;
+  /** the index in the text of its first token */
+  offset: number;
 }
 
 /** Takes a statement into the lease; the error when it cannot be read. */
@@ -43,9 +48,12 @@ function readStatement(s: IscScanner, st: Statement): TokenKind {
   let count = 0;
   let kind = s.next();
   st.line = s.tokenLine;
+  st.offset = s.tokenOffset;
   while (kind === TOKEN_WORD || kind === TOKEN_STRING) {
     st.words[count] = s.value;
     st.quoted[count] = kind === TOKEN_STRING;
+    st.lines[count] = s.tokenLine;
+    st.offsets[count] = s.tokenOffset;
     count++;
     kind = s.next();
   }
@@ -53,15 +61,79 @@ function readStatement(s: IscScanner, st: Statement): TokenKind {
   return kind;
 }
 
-/** Skips a `{ ... }` block whose `{` was just read, nested blocks included. */
-function skipBlock(s: IscScanner, openLine: number): void {
+/**
+ * How a block ended: at its `}`, or where a lease declaration starts inside it (`st` then holds its
+ * `lease <ip>`). dhcpd never writes one inside another: the block is one dhcpd stopped writing (a
+ * full disk) and appended after, and read as nested in it, every lease appended after it would be
+ * lost, and the block reported anew with each append, its end moving with the file's.
+ */
+type BlockEnd = 'closed' | 'lease';
+
+const LEASE = 'lease';
+
+/** A statement that begins with the `lease` keyword. */
+function isLeaseStatement(st: Statement): boolean {
+  return st.count > 0 && st.words[0] === LEASE && st.quoted[0] === false;
+}
+
+/**
+ * Where a lease declaration starts in a statement ended by `{`: `lease <ip> {` (0), or a statement
+ * its writer stopped inside, the next declaration written right after it (dhcpd writes
+ * `lease <ip> {` with nothing before it: `ends 4 2026/0lease 10.0.0.3 {`): the index of the word
+ * that ends in `lease`. -1 for none.
+ */
+function leaseStartIn(st: Statement): number {
+  const at = st.count - 2;
+  const word = st.words[at];
+  const ip = st.words[at + 1];
+  if (at >= 0 && word !== undefined && ip !== undefined && st.quoted[at] === false && st.quoted[at + 1] === false && word.endsWith(LEASE) && ipv4ToNumber(ip) >= 0) return at;
+  return isLeaseStatement(st) ? 0 : -1;
+}
+
+/** The words before the lease declaration that starts at word `at` (leaseStartIn), as text; empty for none. */
+function before(st: Statement, at: number): string {
+  return [...st.words.slice(0, at), (st.words[at] as string).slice(0, -LEASE.length)].join(' ').trim();
+}
+
+/** Makes `st` the `lease ...` that starts at word `at` (leaseStartIn), with the keyword's line and index. */
+function leaseFrom(st: Statement, at: number): void {
+  const word = st.words[at] as string;
+  st.line = st.lines[at] as number;
+  st.offset = (st.offsets[at] as number) + word.length - LEASE.length;
+  st.words.copyWithin(0, at, st.count);
+  st.quoted.copyWithin(0, at, st.count);
+  st.lines.copyWithin(0, at, st.count);
+  st.offsets.copyWithin(0, at, st.count);
+  st.count -= at;
+  st.words[0] = LEASE;
+}
+
+/** Whether a statement ended by `{` starts a lease declaration, `st` then made that declaration's `lease ...` (leaseStartIn). */
+function startsLease(st: Statement): boolean {
+  const at = leaseStartIn(st);
+  if (at >= 0) leaseFrom(st, at);
+  return at >= 0;
+}
+
+/** Skips a `{ ... }` block whose `{` (on `openLine`) was just read, nested blocks included, to its `}` or to a lease declaration starting inside it. */
+function skipBlock(s: IscScanner, st: Statement, openLine: number): BlockEnd {
   let depth = 1;
   for (;;) {
-    const kind = s.next();
-    if (kind === TOKEN_OPEN) depth++;
-    else if (kind === TOKEN_CLOSE && --depth === 0) return;
-    else if (kind === TOKEN_EOF) throw new LeaseParseError(openLine, `unterminated block (end of file at line ${s.line})`, { problem: 'cut-short' });
+    const kind = readStatement(s, st);
+    if (kind === TOKEN_OPEN) {
+      if (startsLease(st)) return 'lease';
+      depth++;
+    } else if (kind === TOKEN_CLOSE && --depth === 0) {
+      return 'closed';
+    } else if (kind === TOKEN_EOF) {
+      throw new LeaseParseError(openLine, `unterminated block (end of file at line ${s.line})`, { problem: 'cut-short' });
+    }
   }
+}
+
+/** The error for a declaration a lease declaration starts inside of (BlockEnd). */
+function notClosed(line: number, what: string, leaseLine: number): LeaseParseError {
+  return new LeaseParseError(line, `${what} not closed before the lease declaration on line ${leaseLine} (its writer stopped inside it)`, { problem: 'cut-short' });
 }
 
 const DATE = /^(\d{4})\/(\d{1,2})\/(\d{1,2})$/;
@@ -178,13 +250,14 @@ function leaseAddressProblem(st: Statement): LeaseParseError | undefined {
   return undefined;
 }
 
-/** A lease declaration read to its `}`, and the first thing in it that could not be read (it is then left out). */
+/** A lease declaration read to its end, and the first thing in it that could not be read (it is then left out). */
 interface ReadLease {
   lease: IscLease;
   problem: LeaseParseError | undefined;
+  end: BlockEnd;
 }
 
-/** Reads the lease declaration whose `lease <ip> {` was just read, to its `}`. */
+/** Reads the lease declaration whose `lease <ip> {` was just read, to its `}` or to a lease declaration starting inside it. */
 function parseLease(s: IscScanner, st: Statement): ReadLease {
   const line = st.line;
   const ip = st.words[1] ?? '';
@@ -198,9 +271,10 @@ function parseLease(s: IscScanner, st: Statement): ReadLease {
       if (handler !== undefined) problem ??= handler(lease, st);
     } else if (end === TOKEN_CLOSE) {
       if (st.count > 0) problem ??= new LeaseParseError(st.line, `missing ';' after ${preview(st)}`);
-      return { lease, problem };
+      return { lease, problem, end: 'closed' };
     } else if (end === TOKEN_OPEN) {
-      skipBlock(s, st.line); // e.g. `on expiry { ... }`
+      // a nested block (`on expiry { ... }`), or the next lease declaration
+      if (startsLease(st) || skipBlock(s, st, st.line) === 'lease') return { lease, problem: notClosed(line, `lease ${ip}`, st.line), end: 'lease' };
     } else {
       throw new LeaseParseError(line, `unterminated block of lease ${ip} (end of file at line ${s.line})`, { problem: 'cut-short' });
     }
@@ -241,26 +315,51 @@ export interface IscDeclarations {
  */
 export function parseIscDeclarations(text: string, startLine = 1): IscDeclarations {
   const s = new IscScanner(text, startLine);
-  const st: Statement = { words: [], quoted: [], count: 0, line: startLine };
+  const st: Statement = { words: [], quoted: [], lines: [], offsets: [], count: 0, line: startLine, offset: 0 };
   const leases: IscLease[] = [];
   const skipped: LeaseParseError[] = [];
   let end = 0;
   let endLine = startLine;
+  /** `st` holds the `lease <ip>` of a lease declaration that started inside the declaration before it */
+  let leaseStarted = false;
   try {
     for (;;) {
-      const token = readStatement(s, st);
-      const isLease = st.count > 0 && st.words[0] === 'lease' && st.quoted[0] === false;
+      const token = leaseStarted ? TOKEN_OPEN : readStatement(s, st);
+      const leaseAt = leaseStarted ? 0 : token === TOKEN_OPEN ? leaseStartIn(st) : isLeaseStatement(st) ? 0 : -1;
+      const isLease = leaseAt >= 0;
+      leaseStarted = false;
+      if (isLease && token === TOKEN_OPEN) {
+        // a statement its writer stopped inside, the lease declaration written right after it
+        const cut = before(st, leaseAt);
+        const cutLine = st.line;
+        leaseFrom(st, leaseAt);
+        if (cut !== '') skipped.push(new LeaseParseError(cutLine, `statement ${JSON.stringify(cut.slice(0, 60))} not finished before the lease declaration on line ${st.line} (its writer stopped inside it)`, { problem: 'cut-short' }));
+      }
       if (token === TOKEN_EOF) {
         if (st.count > 0) throw new LeaseParseError(st.line, `statement ${preview(st)} not ended by ';' at end of file`, { problem: 'cut-short' });
         return { leases, skipped, end, endLine, cut: undefined };
       }
       if (token === TOKEN_CLOSE) throw new LeaseParseError(s.tokenLine, "unexpected '}'", { problem: 'structure' });
-      if (token === TOKEN_OPEN && isLease) {
-        const { lease, problem } = parseLease(s, st);
-        if (problem === undefined) leases.push(lease);
-        else skipped.push(problem);
-      } else if (token === TOKEN_OPEN) {
-        skipBlock(s, st.line);
+      if (token === TOKEN_OPEN) {
+        let ended: BlockEnd;
+        if (isLease) {
+          const read = parseLease(s, st);
+          if (read.problem === undefined) leases.push(read.lease);
+          else skipped.push(read.problem);
+          ended = read.end;
+        } else {
+          const what = `declaration ${preview(st)}`;
+          const line = st.line;
+          ended = skipBlock(s, st, line);
+          if (ended === 'lease') skipped.push(notClosed(line, what, st.line));
+        }
+        if (ended === 'lease') {
+          // what came before the lease declaration is taken in; it is read next
+          leaseStarted = true;
+          end = st.offset;
+          endLine = st.line;
+          continue;
+        }
       } else if (isLease) {
         skipped.push(new LeaseParseError(st.line, `lease statement without a block ${preview(st)}`));
       }

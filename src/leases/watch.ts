@@ -415,6 +415,15 @@ export const MAX_WATCH_RETRY_MS = 5 * 60_000;
 const signatureOf = (s: Stats): string => `${s.ino}:${s.size}:${s.mtimeMs}`;
 const errorSignature = (err: unknown): string => `error:${(err as NodeJS.ErrnoException | undefined)?.code ?? 'unknown'}`;
 
+/**
+ * Which error it is, for reporting each once: a lease file's by its file, line and problem, since
+ * its text may name where the file ends now (a block never closed), which moves with every append;
+ * any other by its text.
+ */
+export function errorKey(err: BmcError): string {
+  return err instanceof LeaseParseError ? `${err.source ?? ''}\0${err.line}\0${err.problem}` : err.message;
+}
+
 /** Watches `path`; options are checked here (BmcError INVALID_ARGUMENT), never later. */
 export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWatcher {
   const debounceMs = checkMs('debounceMs', options.debounceMs, 200, 0);
@@ -442,6 +451,7 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
   /** the earliest expiry in the view: until then, time alone cannot change it (leases only drop out) */
   let nextExpiry = Infinity;
   let signature = '';
+  /** the last error reported (errorKey), until a good read ends it */
   let lastError: string | undefined;
   let reading = false;
   let again = false;
@@ -454,8 +464,9 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
   let watchFailureTold = false;
 
   const report = (err: BmcError): void => {
-    if (closed || err.message === lastError) return;
-    lastError = err.message;
+    const key = errorKey(err);
+    if (closed || key === lastError) return;
+    lastError = key;
     try {
       onError?.(err);
     } catch {

@@ -261,6 +261,40 @@ describe('watchLeases', () => {
     expect(views).toHaveLength(2);
   });
 
+  it('a lease block dhcpd never closed (a full disk), with leases appended after it: left out and told once, every lease appended after it taken, no error', async () => {
+    await replaceFile(renderIscLeases([A, B]));
+    const { watcher, views, errors, skipped } = start({ pollMs: 40 });
+    await until(() => views.length === 1);
+    const line = readFileSync(path, 'utf8').split('\n').length;
+    appendFileSync(path, 'lease 10.0.0.9 {\n  starts 4 2026/01/08 14:44:02;\n  ends 4 2026/0'); // the disk full
+    // space freed: dhcpd appends on after what it wrote
+    const more = Array.from({ length: 60 }, (_, i) => lease(`10.0.1.${i + 1}`, `00:00:00:00:01:${(i + 1).toString(16).padStart(2, '0')}`));
+    for (const l of more) {
+      const reads = watcher.reads();
+      appendFileSync(path, renderIscLeases([l]).slice(renderIscLeases([]).length)); // right after what it wrote: `ends 4 2026/0lease 10.0.1.1 {`
+      await until(() => watcher.reads() > reads);
+    }
+    await until(() => watcher.current().length === 62);
+    expect(skipped.map((e) => e.message)).toEqual([`${path} line ${line}: lease 10.0.0.9 not closed before the lease declaration on line ${line + 2} (its writer stopped inside it)`]);
+    expect(errors).toEqual([]);
+  });
+
+  it('an error is reported once while it stays, though its text names where the file ends now (by file, line and problem)', async () => {
+    // a file rewritten in place ending in a lease block cut short: read whole, an error naming the file's end
+    await replaceFile(renderIscLeases([A, B]));
+    const { watcher, views, errors } = start({ pollMs: 40 });
+    await until(() => views.length === 1);
+    writeFileSync(path, `${renderIscLeases([A])}lease 10.0.0.2 {\n  starts 4 2026/01/08 14:44:02;\n`);
+    await until(() => errors.length === 1);
+    for (let i = 0; i < 5; i++) {
+      const reads = watcher.reads();
+      appendFileSync(path, `  # still not closed ${i}\n`); // the file's end moves on
+      await until(() => watcher.reads() > reads);
+    }
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ line: 12, problem: 'cut-short' });
+  });
+
   it('reports a missing file as BmcError CONFIG and picks the file up when it appears', async () => {
     const { views, errors } = start({ pollMs: 40 });
     await until(() => errors.length === 1);
