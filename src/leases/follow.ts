@@ -155,6 +155,8 @@ export class FileFollower {
     const buffer = Buffer.allocUnsafe(Math.min(Math.max(this.chunkBytes, f.mark.length + 1), size - position));
     let carry: Buffer | undefined;
     let first = true;
+    // nothing after the offset unless the last part says so (a file cut back to the offset reads no part)
+    f.incomplete = undefined;
     try {
       while (position < size) {
         const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, size - position), position);

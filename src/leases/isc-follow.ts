@@ -9,11 +9,12 @@
  * declaration, the bytes just before that offset (a rewrite in place shows there) and, per address,
  * its last declaration in file order: an address's state is its last entry and only those entries
  * take part in the selection (select.ts), so `activeLeases` over them is `activeLeases` over the
- * whole file. A declaration the appended bytes stop inside (dhcpd writing it) is left for the next
- * read, no error. A read that cannot continue where the last one stopped (another inode, a shorter
- * file, other bytes before the offset, a `}` closing nothing in what was appended) says so, and the caller
- * reads the file whole, as before: a full read takes no declaration cut short. The file's side
- * (identity, offset, mark, reading the tail in parts) is follow.ts's, shared with Kea's follower.
+ * whole file. A declaration the file stops inside (dhcpd writing it) is left for the next read, no
+ * error, whether the read was a tail or a full one (dhcpd may be mid-write when the daemon starts).
+ * A read that cannot continue where the last one stopped (another inode, a shorter file, other
+ * bytes before the offset, a `}` closing nothing in what was appended) says so, and the caller
+ * reads the file whole. The file's side (identity, offset, mark, reading the tail in parts) is
+ * follow.ts's, shared with Kea's follower.
  */
 import type { FileHandle } from 'node:fs/promises';
 import { absorb, byteLengthOf, FileFollower, MARK_BYTES, MAX_INCOMPLETE_BYTES, TAIL_CHUNK_BYTES, type FileIdentity, type TailFormat } from './follow.js';
@@ -29,12 +30,16 @@ export const ISC_MAX_INCOMPLETE_BYTES = MAX_INCOMPLETE_BYTES;
 
 export type { FileIdentity } from './follow.js';
 
-/** The text holds a whole first line before `end`: what it says (ISC or Kea) cannot change by appending. */
-function firstLineBefore(text: string, end: number): boolean {
+/** The text holds a whole first line: what it says (ISC or Kea) cannot change by appending. */
+function firstLineWhole(text: string): boolean {
   const start = text.search(/\S/);
-  if (start < 0 || start >= end) return false;
-  const eol = text.indexOf('\n', start);
-  return eol >= 0 && eol < end;
+  return start >= 0 && text.indexOf('\n', start) >= 0;
+}
+
+/** The index in `bytes` of `end` in `text` (their decoding), where the bytes on one side of it decode exactly. */
+function byteOffsetOf(bytes: Buffer, text: string, end: number): number | undefined {
+  const rest = byteLengthOf(text.slice(end));
+  return rest !== undefined ? bytes.length - rest : byteLengthOf(text.slice(0, end));
 }
 
 export class IscLeaseFollower {
@@ -97,20 +102,24 @@ export class IscLeaseFollower {
    * Takes in a whole file: `bytes` as read, `text` its decoding, `id` the file read; `skipped`: the
    * lease declarations left out (they cannot be read).
    * `formatFixed`: the format was configured, not detected from the first line.
-   * Throws LeaseParseError for a file that cannot be read as a whole, and for a declaration the
-   * file stops inside: a file read whole is one dhcpd wrote whole (its rewrite), or one cut short in
-   * another way (a truncation), whose leases are not taken for the last good view.
+   * A declaration the file stops inside is left for the next read, as a tail read leaves it, and
+   * reported by the reader once it stays so (stuckIncomplete): dhcpd may be writing it as the file is
+   * read (at start, or just after its rewrite). One that cannot be waited for (the file cannot be
+   * followed, or it is longer than any declaration being written) is left out at once.
+   * Throws LeaseParseError only for a file that cannot be read as a whole.
    */
   full(bytes: Buffer, text: string, id: FileIdentity, formatFixed: boolean): { parsed: ParsedLeases; skipped: LeaseParseError[] } {
     this.reset();
     const d = parseIscDeclarations(text);
-    if (d.cut !== undefined) throw d.cut;
     absorb(this.byIp, d.leases);
-    const restBytes = byteLengthOf(text.slice(d.end));
-    const parsed = this.parsed();
-    // followed only after a declaration, where the bytes after the offset are known and appending cannot change the detected format
-    if (d.end > 0 && restBytes !== undefined && (formatFixed || firstLineBefore(text, d.end))) this.file.start(bytes, id, bytes.length - restBytes, d.endLine);
-    return { parsed, skipped: d.skipped };
+    const skipped = [...d.skipped];
+    const offset = byteOffsetOf(bytes, text, d.end);
+    // followed where the bytes after the offset are known and appending cannot change the detected format
+    const followable = offset !== undefined && (formatFixed || firstLineWhole(text));
+    const waiting = d.cut !== undefined && followable && bytes.length - offset <= MAX_INCOMPLETE_BYTES;
+    if (d.cut !== undefined && !waiting) skipped.push(d.cut);
+    if (followable) this.file.start(bytes, id, offset, d.endLine, 0, waiting);
+    return { parsed: this.parsed(), skipped };
   }
 
   /**

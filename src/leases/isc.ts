@@ -282,14 +282,12 @@ function parseLease(s: IscScanner, st: Statement): ReadLease {
 }
 
 /**
- * The leases of a dhcpd.leases file, in file order (a lease declaration that cannot be read left
- * out); `startLine`: the line the text starts on. Throws LeaseParseError for a file that cannot be
- * read as a whole, and for a declaration the text stops inside.
+ * The leases of a dhcpd.leases file, in file order (a lease declaration that cannot be read, and
+ * one the text stops inside, left out: parseIscDeclarations); `startLine`: the line the text
+ * starts on. Throws LeaseParseError only for a file that cannot be read as a whole.
  */
 export function parseIscLeases(text: string, startLine = 1): IscLease[] {
-  const d = parseIscDeclarations(text, startLine);
-  if (d.cut !== undefined) throw d.cut;
-  return d.leases;
+  return parseIscDeclarations(text, startLine).leases;
 }
 
 /** What parseIscDeclarations took from a text. */

@@ -105,13 +105,19 @@ describe('discovery and report', () => {
     expect(Object.keys(quick.at(-1)!.reports).sort()).toEqual([fleet.machines[10]!.state.uuid, fleet.machines[11]!.state.uuid].sort());
   });
 
-  it('a half-written lease file keeps the last good view and logs the line', async () => {
+  it('a lease file cut short inside a declaration: its complete leases are read, the one cut short is logged with its line once it stays so; written whole, every BMC is back', async () => {
     const good = readFileSync(leaseFile, 'utf8');
-    writeFileSync(leaseFile, good.slice(0, Math.floor(good.length / 2)));
-    const err = await until(() => log.find('cannot use the lease file; keeping the last good view')[0]);
-    expect(String((err.err as { message?: unknown }).message)).toMatch(/line \d+/);
-    expect(daemon.leases()).toHaveLength(12);
-    writeFileSync(leaseFile, good);
+    const half = good.slice(0, Math.floor(good.length / 2));
+    const complete = half.slice(0, half.lastIndexOf('}') + 1).match(/^lease /gm)?.length;
+    writeFileSync(leaseFile, half);
+    try {
+      const err = await until(() => log.find('cannot use the lease file; keeping the last good view')[0]);
+      expect(String((err.err as { message?: unknown }).message)).toMatch(/line \d+: unterminated block of lease/);
+      expect(daemon.leases()).toHaveLength(complete!);
+    } finally {
+      writeFileSync(leaseFile, good);
+    }
+    await until(() => daemon.leases().length === 12);
   });
 
   it('a lease entry that cannot be read is left out, logged once with its line and counted; every other BMC stays', async () => {

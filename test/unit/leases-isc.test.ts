@@ -14,16 +14,6 @@ const BIG = fixture('dhcpd.test.leases');
 const active = (leases: IscLease[], now: string, ignoreMacs: string[] = []) =>
   activeLeases({ format: 'isc', leases }, { now: new Date(now), ignoreMacs }).map((l) => `${l.ip} ${l.mac}`);
 
-function parseError(text: string): LeaseParseError {
-  try {
-    parseIscLeases(text);
-  } catch (err) {
-    expect(err).toBeInstanceOf(LeaseParseError);
-    return err as LeaseParseError;
-  }
-  throw new Error('expected a LeaseParseError');
-}
-
 /** The one problem a text has: the declaration left out, the one it stops inside, or the error that fails it whole. */
 function problemOf(text: string): LeaseParseError {
   let found: LeaseParseError[];
@@ -128,15 +118,17 @@ describe('parseIscLeases on the reference files', () => {
     expect(active(parseIscLeases(elsewhere), '2026-01-09T00:00:00Z')).toEqual(['10.0.0.1 00:00:00:00:00:01', '192.168.1.229 00:00:00:00:00:00']);
   });
 
-  it('reports the line of the lease a truncated copy ends in', () => {
+  it('a truncated copy gives the leases before the one it ends in, and names that one with its line', () => {
     const leases = parseIscLeases(BIG);
-    for (const lease of leases.filter((_l, i) => i % 10 === 3)) {
+    for (const [i, lease] of leases.entries()) {
+      if (i % 10 !== 3) continue;
       const lines = BIG.split('\n');
-      const cut = lines.slice(0, lease.line + 2).join('\n'); // the lease line and two statements
-      const err = parseError(cut);
-      expect(err.line).toBe(lease.line);
-      expect(err.message).toContain(`line ${lease.line}:`);
-      expect(err.message).toContain(lease.ip);
+      const d = parseIscDeclarations(lines.slice(0, lease.line + 2).join('\n')); // the lease line and two statements
+      expect(d.leases).toEqual(leases.slice(0, i));
+      expect(d.cut?.line).toBe(lease.line);
+      expect(d.cut?.message).toContain(`line ${lease.line}:`);
+      expect(d.cut?.message).toContain(lease.ip);
+      expect(d.cut?.problem).toBe('cut-short');
     }
   });
 });
@@ -278,9 +270,9 @@ describe('parseIscLeases errors', () => {
     expect(err.message).toContain(`line ${line}:`);
     expect(err.message).toMatch(message);
     expect(err.problem).toBe(problem);
-    // only a declaration cut short and a file that cannot be read as a whole fail parseIscLeases
-    if (problem === 'malformed') expect(parseIscLeases(text)).toEqual([]);
-    else expect(() => parseIscLeases(text)).toThrow(err.message);
+    // only a file that cannot be read as a whole fails parseIscLeases
+    if (problem === 'structure') expect(() => parseIscLeases(text)).toThrow(err.message);
+    else expect(parseIscLeases(text)).toEqual([]);
   });
 
   it('a block never closed (dhcpd stopped writing it: a full disk) ends where the next lease declaration starts: left out, named with its line, the leases appended after it read', () => {

@@ -8,8 +8,8 @@ import { BmcError } from '../../src/errors.js';
 import { KEA_HEADER, renderIscLeases, renderKeaLeases, type IscLeaseInput, type KeaLeaseInput } from '../../src/leases/render.js';
 import { MARK_BYTES } from '../../src/leases/follow.js';
 import { ISC_MARK_BYTES } from '../../src/leases/isc-follow.js';
-import { LeaseParseError } from '../../src/leases/types.js';
-import { MAX_LEASE_FILE_BYTES, readIfThere, readKea, readLeasesOnce, watchLeases, type LeaseRead, type LeaseView, type LeaseWatcher, type WatchLeasesOptions } from '../../src/leases/watch.js';
+import { LeaseParseError, type LeaseProblem } from '../../src/leases/types.js';
+import { errorKey, MAX_LEASE_FILE_BYTES, readIfThere, readKea, readLeasesOnce, watchLeases, type LeaseRead, type LeaseView, type LeaseWatcher, type WatchLeasesOptions } from '../../src/leases/watch.js';
 
 const NOW = new Date('2026-01-01T00:00:00Z');
 const LATER = new Date('2026-06-01T00:00:00Z');
@@ -279,20 +279,23 @@ describe('watchLeases', () => {
     expect(errors).toEqual([]);
   });
 
-  it('an error is reported once while it stays, though its text names where the file ends now (by file, line and problem)', async () => {
-    // a file rewritten in place ending in a lease block cut short: read whole, an error naming the file's end
-    await replaceFile(renderIscLeases([A, B]));
-    const { watcher, views, errors } = start({ pollMs: 40 });
+  it('started on a file that ends inside a declaration (dhcpd writing it): the complete leases at once, no error; the one cut short reported once it stays so for a poll interval, with its line; finished, it is taken and the error ends', async () => {
+    const whole = renderIscLeases([A, B, C]);
+    const cLine = whole.split('\n').indexOf('lease 10.0.0.3 {') + 1;
+    const cut = whole.slice(0, whole.indexOf('ends', whole.indexOf('lease 10.0.0.3')) + 13); // `  ends 1 2026/0`
+    await replaceFile(cut);
+    // (a poll interval long enough that the first view is seen before it ends)
+    const { watcher, views, errors } = start({ pollMs: 400 });
     await until(() => views.length === 1);
-    writeFileSync(path, `${renderIscLeases([A])}lease 10.0.0.2 {\n  starts 4 2026/01/08 14:44:02;\n`);
+    expect(ips(views[0]!.leases)).toEqual(['10.0.0.1', '10.0.0.2']);
+    expect(errors).toEqual([]);
     await until(() => errors.length === 1);
-    for (let i = 0; i < 5; i++) {
-      const reads = watcher.reads();
-      appendFileSync(path, `  # still not closed ${i}\n`); // the file's end moves on
-      await until(() => watcher.reads() > reads);
-    }
+    expect(errors[0]).toMatchObject({ line: cLine, problem: 'cut-short', message: `${path} line ${cLine}: unterminated block of lease 10.0.0.3 (end of file at line ${cLine + 1})` });
+    appendFileSync(path, whole.slice(cut.length)); // dhcpd finishes it
+    await until(() => views.length === 2);
+    expect(views[1]).toMatchObject({ added: [{ ip: '10.0.0.3' }], removed: [] });
+    expect(ips(watcher.current())).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.3']);
     expect(errors).toHaveLength(1);
-    expect(errors[0]).toMatchObject({ line: 12, problem: 'cut-short' });
   });
 
   it('reports a missing file as BmcError CONFIG and picks the file up when it appears', async () => {
@@ -637,6 +640,15 @@ describe('watchLeases', () => {
     for (const options of [{ debounceMs: -1 }, { pollMs: 0 }, { pollMs: 1.5 }, { ignoreMacs: ['nope'] }]) {
       expect(() => watchLeases(path, { onChange, ...options })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     }
+  });
+});
+
+describe('errorKey', () => {
+  it('tells lease file errors apart by file, line and kind, not by their text (which may name where the file ends now); any other error by its text', () => {
+    const cut = (line: number, end: number, source = '/leases', problem: LeaseProblem = 'cut-short') => new LeaseParseError(line, `unterminated block of lease 10.0.0.2 (end of file at line ${end})`, { source, problem });
+    expect(errorKey(cut(12, 20))).toBe(errorKey(cut(12, 31)));
+    for (const other of [cut(13, 20), cut(12, 20, '/leases.1'), cut(12, 20, '/leases', 'structure')]) expect(errorKey(other)).not.toBe(errorKey(cut(12, 20)));
+    expect(errorKey(new BmcError('CONFIG', 'cannot read lease file /leases: EACCES'))).not.toBe(errorKey(new BmcError('CONFIG', 'cannot read lease file /leases: ENOENT')));
   });
 });
 
