@@ -115,6 +115,21 @@ function startsLease(st: Statement): boolean {
   return at >= 0;
 }
 
+/**
+ * At the top level, whether a statement ended by `{` starts a lease declaration (`st` then made its
+ * `lease ...`); a statement its writer stopped inside, the declaration written right after it, is
+ * left out into `skipped`.
+ */
+function topLevelLease(st: Statement, skipped: LeaseParseError[]): boolean {
+  const at = leaseStartIn(st);
+  if (at < 0) return false;
+  const cut = before(st, at);
+  const cutLine = st.line;
+  leaseFrom(st, at);
+  if (cut !== '') skipped.push(new LeaseParseError(cutLine, `statement ${JSON.stringify(cut.slice(0, 60))} not finished before the lease declaration on line ${st.line} (its writer stopped inside it)`, { problem: 'cut-short' }));
+  return true;
+}
+
 /** Skips a `{ ... }` block whose `{` (on `openLine`) was just read, nested blocks included, to its `}` or to a lease declaration starting inside it. */
 function skipBlock(s: IscScanner, st: Statement, openLine: number): BlockEnd {
   let depth = 1;
@@ -323,16 +338,8 @@ export function parseIscDeclarations(text: string, startLine = 1): IscDeclaratio
   try {
     for (;;) {
       const token = leaseStarted ? TOKEN_OPEN : readStatement(s, st);
-      const leaseAt = leaseStarted ? 0 : token === TOKEN_OPEN ? leaseStartIn(st) : isLeaseStatement(st) ? 0 : -1;
-      const isLease = leaseAt >= 0;
+      const isLease = leaseStarted || (token === TOKEN_OPEN ? topLevelLease(st, skipped) : isLeaseStatement(st));
       leaseStarted = false;
-      if (isLease && token === TOKEN_OPEN) {
-        // a statement its writer stopped inside, the lease declaration written right after it
-        const cut = before(st, leaseAt);
-        const cutLine = st.line;
-        leaseFrom(st, leaseAt);
-        if (cut !== '') skipped.push(new LeaseParseError(cutLine, `statement ${JSON.stringify(cut.slice(0, 60))} not finished before the lease declaration on line ${st.line} (its writer stopped inside it)`, { problem: 'cut-short' }));
-      }
       if (token === TOKEN_EOF) {
         if (st.count > 0) throw new LeaseParseError(st.line, `statement ${preview(st)} not ended by ';' at end of file`, { problem: 'cut-short' });
         return { leases, skipped, end, endLine, cut: undefined };
