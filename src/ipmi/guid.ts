@@ -102,6 +102,12 @@ export function isImplausibleV1Timestamp(uuid: string, now: Date): boolean {
   return createdMs > now.getTime() || createdMs < earliest.getTime();
 }
 
+/** True for a version-4 (random) UUID of the RFC 4122 variant; throws DecodeError for text that is not a UUID. */
+export function isV4Uuid(uuid: string): boolean {
+  const bytes = parseUuid(uuid);
+  return (bytes[6] ?? 0) >> 4 === 4 && ((bytes[8] ?? 0) & 0xc0) === 0x80;
+}
+
 /** True for a version-1 UUID whose timestamp is plausible (isImplausibleV1Timestamp false); false for other versions. */
 export function isPlausibleV1Uuid(uuid: string, now: Date): boolean {
   return v1TimestampMs(parseUuid(uuid)) !== undefined && !isImplausibleV1Timestamp(uuid, now);

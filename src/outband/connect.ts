@@ -29,7 +29,7 @@ import type * as RedfishLib from './redfish-side.js';
 import { ipmiNeed, mergeReport, redfishReading, type IpmiNeed, type IpmiReading } from './report-merge.js';
 import type { BootOptions, BootTarget, FirmwareKind, OperationOptions, Outband, Protocol, RedfishProblem } from './types.js';
 import type { BmcTrustGate } from './trust.js';
-import { decideUuid, GUID_CONFIRMED_BASES, ROUTINE_UUID_BASES, type UuidRule } from './uuid.js';
+import { decideUuid, GUID_CONFIRMED_BASES, UUID_BASIS_LOGGED, type UuidDecision, type UuidRule } from './uuid.js';
 import { VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type VendorProfile } from './vendors.js';
 
 export type { Protocol } from './types.js';
@@ -370,6 +370,13 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     } else guidMemory.forget(o.host);
   }
 
+  /** The decision's log line, as UUID_BASIS_LOGGED says: none, one with every read, or a warning once per BMC (then debug). */
+  function logUuidDecision(d: UuidDecision): void {
+    const logged = UUID_BASIS_LOGGED[d.kind];
+    if (logged === 'each-read') o.logger?.info({ bmc: o.host, uuid: d.uuid, basis: d.basis }, 'machine UUID decided');
+    else if (logged === 'once-per-bmc') logQuirk(o.logger, o.host, { kind: `uuid-${d.kind}`, message: `BMC ${o.host}: machine UUID ${d.uuid}: ${d.basis}` });
+  }
+
   /** What was read for detection and read-ahead serves the first report only: after an action it is stale. */
   function forgetReads(): void {
     reader = undefined;
@@ -480,7 +487,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       if (!remembered) rememberAfterRead(need, reading, merged, inv);
       // no UUID evidence at all: a partial report with the reason; the report cycle skips it
       if (!merged.ok) return merged.report;
-      if (!ROUTINE_UUID_BASES.has(merged.uuid.kind)) o.logger?.info({ bmc: o.host, uuid: merged.uuid.uuid, basis: merged.uuid.basis }, 'machine UUID decided');
+      logUuidDecision(merged.uuid);
       return merged.report;
     },
     powerOn: (x) => route('power', 'power on', (r) => r.lib.reset(r.client, 'On', rd(x)), () => ipmi.powerOn(x), { x }),

@@ -3,10 +3,17 @@
  * reports in-band. Redfish usually returns it in textual form, but some BMCs return the
  * mixed-endian form (first three fields byte-swapped). The rule, by evidence first:
  * 1. Redfish UUID and IPMI GUID both known: the IPMI GUID decoded in SMBIOS order is the SMBIOS
- *    UUID's bytes. If the Redfish UUID equals it, it stands; if its byte-swapped form equals it,
- *    Redfish is mixed-endian and the swapped form is used — unless the swapped form is an
- *    implausible version-1 UUID and the Redfish one is not, which means the IPMI GUID was sent in
- *    RFC 4122 order. If it equals the all-reversed decoding, Redfish stands.
+ *    UUID's bytes. If the Redfish UUID equals it, it stands. If its byte-swapped form equals it,
+ *    the bytes cannot tell a mixed-endian Redfish from a BMC that sends its GUID in RFC 4122 order
+ *    (ipmitool#239 shows one: "GUID Encoding : RFC4122"); the two forms' own fields decide
+ *    (`formEvidence`: a version-1 timestamp, version 4). Vendors whose Redfish UUIDs go-hal swaps
+ *    (`swapRedfishUuidUnlessV1`: Supermicro, Novarion) take the swapped form unless it is an
+ *    implausible version-1 UUID and the Redfish one is not; every other vendor keeps the Redfish
+ *    UUID, as the Go daemon reports it, unless the swapped form is the more plausible one (the
+ *    Redfish form an implausible version-1 UUID, or the swapped form a plausible version-1 or a
+ *    version-4 UUID and the Redfish form neither). Where neither says more, the Redfish UUID is
+ *    kept and the ambiguity named (`redfish-ambiguous`). If it equals the all-reversed decoding,
+ *    Redfish stands.
  * 2. Redfish alone: a version-1 UUID whose timestamp is implausible (in the future or more than
  *    30 years from now) is taken as mixed-endian and swapped; for vendors whose profile says
  *    `swapRedfishUuidUnlessV1` (Supermicro, Novarion) every UUID but a plausible version-1 one is
@@ -15,7 +22,7 @@
  * 3. IPMI alone: the GUID in the vendor's encoding (SMBIOS order unless the vendor table says otherwise).
  * A fixed rule can be configured per vendor or site instead of `auto`.
  */
-import { guidToUuid, isImplausibleV1Timestamp, isPlausibleV1Uuid, swapMixedEndian, type GuidEncoding } from '../ipmi/guid.js';
+import { guidToUuid, isImplausibleV1Timestamp, isPlausibleV1Uuid, isV4Uuid, swapMixedEndian, type GuidEncoding } from '../ipmi/guid.js';
 
 export type UuidRule = 'auto' | 'redfish' | 'redfish-swapped' | 'ipmi';
 
@@ -37,16 +44,33 @@ export type UuidBasisKind =
   | 'redfish-confirmed'
   | 'ipmi-guid-rfc4122'
   | 'redfish-mixed-endian'
+  | 'redfish-ambiguous'
   | 'ipmi-guid-reversed'
   | 'redfish-swapped-heuristic'
   | 'redfish'
   | 'ipmi';
 
 /** Decisions where the IPMI GUID matched the Redfish UUID in one of its byte orders: the GUID is evidence worth keeping (guid-memory.ts). */
-export const GUID_CONFIRMED_BASES: ReadonlySet<UuidBasisKind> = new Set(['redfish-confirmed', 'redfish-mixed-endian', 'ipmi-guid-rfc4122', 'ipmi-guid-reversed']);
+export const GUID_CONFIRMED_BASES: ReadonlySet<UuidBasisKind> = new Set(['redfish-confirmed', 'redfish-mixed-endian', 'redfish-ambiguous', 'ipmi-guid-rfc4122', 'ipmi-guid-reversed']);
 
-/** Decisions that are the normal case: nothing worth a log line. */
-export const ROUTINE_UUID_BASES: ReadonlySet<UuidBasisKind> = new Set(['redfish-confirmed', 'redfish']);
+/**
+ * How a decision is told in the log: `none`, the normal case; `each-read`, an info line with every
+ * read (a BMC whose UUID needed a rule); `once-per-bmc`, a warning the first time this process
+ * decides it for a BMC (a guess the operator may want to check, or configure away), debug after.
+ */
+export const UUID_BASIS_LOGGED: Readonly<Record<UuidBasisKind, 'none' | 'each-read' | 'once-per-bmc'>> = {
+  'configured-redfish': 'each-read',
+  'configured-redfish-swapped': 'each-read',
+  'configured-ipmi': 'each-read',
+  'redfish-confirmed': 'none',
+  'ipmi-guid-rfc4122': 'each-read',
+  'redfish-mixed-endian': 'each-read',
+  'redfish-ambiguous': 'once-per-bmc',
+  'ipmi-guid-reversed': 'each-read',
+  'redfish-swapped-heuristic': 'each-read',
+  redfish: 'none',
+  ipmi: 'each-read',
+};
 
 export interface UuidDecision {
   uuid: string;
@@ -78,14 +102,8 @@ export function decideUuid(e: UuidEvidence): UuidDecision | undefined {
     const smbios = guidToUuid(e.ipmiGuid, 'smbios');
     if (redfish === smbios) return { uuid: redfish, kind: 'redfish-confirmed', basis: 'Redfish UUID, confirmed by the IPMI GUID' };
     const swapped = swapMixedEndian(redfish);
-    if (swapped === smbios) {
-      // Either Redfish is mixed-endian, or the BMC sends its IPMI GUID in RFC 4122 order: the bytes
-      // alone cannot tell. A version-1 timestamp that is implausible marks the wrong form.
-      if (isImplausibleV1Timestamp(swapped, e.now) && !isImplausibleV1Timestamp(redfish, e.now)) {
-        return { uuid: redfish, kind: 'ipmi-guid-rfc4122', basis: 'Redfish UUID; the IPMI GUID is in RFC 4122 byte order' };
-      }
-      return { uuid: swapped, kind: 'redfish-mixed-endian', basis: 'Redfish UUID is mixed-endian: swapped to match the IPMI GUID' };
-    }
+    // Either Redfish is mixed-endian, or the BMC sends its IPMI GUID in RFC 4122 order: the bytes alone cannot tell
+    if (swapped === smbios) return e.swapRedfishUuidUnlessV1 === true ? swappingVendorChoice(redfish, swapped, e.now) : keepingVendorChoice(redfish, swapped, e.now);
     if (redfish === guidToUuid(e.ipmiGuid, 'ipmi')) return { uuid: redfish, kind: 'ipmi-guid-reversed', basis: 'Redfish UUID; the IPMI GUID is in reversed byte order' };
   }
   if (redfish) {
@@ -99,4 +117,40 @@ export function decideUuid(e: UuidEvidence): UuidDecision | undefined {
   }
   if (fromIpmi) return { uuid: fromIpmi, kind: 'ipmi', basis: `IPMI GUID in ${e.guidEncoding} order` };
   return undefined;
+}
+
+const MIXED_ENDIAN: (uuid: string) => UuidDecision = (uuid) => ({ uuid, kind: 'redfish-mixed-endian', basis: 'Redfish UUID is mixed-endian: swapped to match the IPMI GUID' });
+const GUID_RFC4122: (uuid: string) => UuidDecision = (uuid) => ({ uuid, kind: 'ipmi-guid-rfc4122', basis: 'Redfish UUID; the IPMI GUID is in RFC 4122 byte order' });
+
+/**
+ * What a UUID's own fields say about the byte order it is read in: 0, a version-1 timestamp that
+ * is implausible (in the future or over 30 years ago: the fields are out of order); 2, a plausible
+ * version-1 timestamp, or version 4 (the fields are in order); 1, nothing (other versions, e.g.
+ * Dell's "DELL" UUIDs, and the odd version nibble that a mixed-endian read gives a random UUID).
+ */
+function formEvidence(uuid: string, now: Date): 0 | 1 | 2 {
+  if (isImplausibleV1Timestamp(uuid, now)) return 0;
+  return isPlausibleV1Uuid(uuid, now) || isV4Uuid(uuid) ? 2 : 1;
+}
+
+/** go-hal swaps this vendor's Redfish UUIDs (Supermicro, Novarion): the swapped form unless its timestamp rules it out. */
+function swappingVendorChoice(redfish: string, swapped: string, now: Date): UuidDecision {
+  return isImplausibleV1Timestamp(swapped, now) && !isImplausibleV1Timestamp(redfish, now) ? GUID_RFC4122(redfish) : MIXED_ENDIAN(swapped);
+}
+
+/**
+ * go-hal reports this vendor's Redfish UUID unchanged, and metal-api knows the machine by it: the
+ * swapped form only where the fields positively say it is the right one, Redfish where they say
+ * that is, and Redfish, named as a guess, where they say neither.
+ */
+function keepingVendorChoice(redfish: string, swapped: string, now: Date): UuidDecision {
+  const forRedfish = formEvidence(redfish, now);
+  const forSwapped = formEvidence(swapped, now);
+  if (forSwapped > forRedfish) return MIXED_ENDIAN(swapped);
+  if (forRedfish > forSwapped) return GUID_RFC4122(redfish);
+  return {
+    uuid: redfish,
+    kind: 'redfish-ambiguous',
+    basis: `Redfish UUID as it is: the IPMI GUID matches its byte-swapped form ${swapped}, and neither form's version or timestamp tells which is right (a BMC sending its GUID in RFC 4122 order, or a mixed-endian Redfish); kept as the Go daemon reports it (should the machine's dmidecode say ${swapped}, this BMC's Redfish is mixed-endian)`,
+  };
 }

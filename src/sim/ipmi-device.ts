@@ -59,9 +59,9 @@ export function deviceIdData(state: SimMachineState): Buffer {
   return d;
 }
 
-/** Get System GUID: the SMBIOS UUID in SMBIOS byte order, as real BMCs send it. */
-export function systemGuid(state: SimMachineState): Buffer {
-  return uuidToGuid(state.uuid, 'smbios');
+/** Get System GUID: the SMBIOS UUID in SMBIOS byte order, as most real BMCs send it; in textual (RFC 4122) order with `ipmi-guid-rfc4122`. */
+export function systemGuid(state: Pick<SimMachineState, 'uuid' | 'quirks'>): Buffer {
+  return uuidToGuid(state.uuid, state.quirks.has('ipmi-guid-rfc4122') ? 'rfc4122' : 'smbios');
 }
 
 const RACK_MOUNT_CHASSIS = 0x17;

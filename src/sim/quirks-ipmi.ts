@@ -43,6 +43,12 @@ export const IPMI_QUIRKS = {
     seenOn: 'the independent IPMI 2.0 BMC of metal-bmc issue 10 (Get System GUID is optional in IPMI 2.0 section 22.14)',
     survivedBy: 'ipmitool+freeipmi',
   },
+  'ipmi-guid-rfc4122': {
+    protocol: 'ipmi',
+    description: 'sends Get System GUID in textual (RFC 4122) byte order instead of the SMBIOS order most BMCs use (first three fields least significant byte first)',
+    seenOn: 'the BMC of ipmitool/ipmitool#239, which ipmitool 1.8.19 prints as "GUID Encoding : RFC4122" (IPMI 2.0 section 20.8 asks for the reverse of RFC 4122; ipmitool guesses the order from the version digit)',
+    survivedBy: 'ipmitool',
+  },
   'ipmi-no-fru': {
     protocol: 'ipmi',
     description: 'has no FRU device 0: Get FRU Inventory Area Info and Read FRU Data answer 0xCB not present',

@@ -18,8 +18,10 @@ import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { describeError, UsageError } from '../../src/cli/args.js';
 import { bmcMain } from '../../src/cli/bmc.js';
+import { swapMixedEndian } from '../../src/ipmi/guid.js';
 import { NetFn } from '../../src/ipmi/message.js';
 import { openSession, type IpmiEvent } from '../../src/ipmi/session.js';
+import { VENDOR_PROFILES, vendorOfManufacturer } from '../../src/outband/vendors.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import type { SimEvent } from '../../src/sim/machine.js';
 import { IPMI_QUIRKS, type IpmiQuirkName } from '../../src/sim/quirks-ipmi.js';
@@ -151,6 +153,13 @@ describe('IPMI quirk matrix through the CLI', () => {
       } else {
         expect(r.stdout).toMatch(/^uuid\s+[0-9a-f]{8}-/m);
       }
+      if (q === 'ipmi-guid-rfc4122') {
+        // auto: the Redfish UUID, which the GUID matches byte-swapped: kept, or swapped where go-hal swaps this vendor's UUIDs
+        // (Supermicro, Novarion); IPMI alone: the GUID in the order `--guid-encoding` names (smbios by default)
+        const { uuid, manufacturer } = machineOf(q).state;
+        const swaps = VENDOR_PROFILES[vendorOfManufacturer(manufacturer)].swapRedfishUuidUnlessV1 === true;
+        expect(r.stdout).toMatch(new RegExp(`^uuid\\s+${proto === 'auto' && !swaps ? uuid : swapMixedEndian(uuid)}$`, 'm'));
+      }
       if (q === 'ipmi-no-fru' && proto === 'ipmi') expect(r.stdout).toMatch(/^missing\s+FRU: .*not present$/m);
       if (q === 'ipmi-fru-bad-checksum' && proto === 'ipmi') {
         // the board fields are used, the defect is a note, nothing is missing for it
@@ -256,6 +265,13 @@ describe('the real clients survive each simulated quirk', () => {
       expect((await ipmitool('ipmi-no-system-guid', 'mc', 'guid')).stderr).toMatch(/Invalid command/);
       expect((await ipmitool('ipmi-no-system-guid', 'power', 'status')).stdout).toMatch(/Chassis Power is (on|off)/);
       expect((await ipmipower('ipmi-no-system-guid')).stdout).toMatch(/: (on|off)$/m);
+    },
+    'ipmi-guid-rfc4122': async () => {
+      // ipmitool guesses the order from the version digit ("GUID Encoding : RFC4122" here) and decodes it as asked
+      const uuid = machineOf('ipmi-guid-rfc4122').state.uuid;
+      expect((await ipmitool('ipmi-guid-rfc4122', 'mc', 'guid', 'rfc4122')).stdout).toMatch(new RegExp(`^System GUID\\s*: ${uuid}$`, 'm'));
+      expect((await ipmitool('ipmi-guid-rfc4122', 'mc', 'guid', 'smbios')).stdout).toMatch(new RegExp(`^System GUID\\s*: ${swapMixedEndian(uuid)}$`, 'm'));
+      expect((await ipmipower('ipmi-guid-rfc4122')).stdout).toMatch(/: (on|off)$/m);
     },
     'ipmi-no-fru': async () => {
       const fru = await ipmitool('ipmi-no-fru', 'fru', 'print', '0');

@@ -5,6 +5,7 @@ import {
   formatUuid,
   guidToUuid,
   isImplausibleV1Timestamp,
+  isV4Uuid,
   parseUuid,
   swapMixedEndian,
   uuidToGuid,
@@ -128,6 +129,21 @@ describe('swapMixedEndian', () => {
 
   it('rejects text that is not a UUID', () => {
     expect(() => swapMixedEndian('not-a-uuid')).toThrow(DecodeError);
+  });
+});
+
+describe('isV4Uuid', () => {
+  it('is version digit 4 with the RFC 4122 variant', () => {
+    expect(isV4Uuid('3f2504e0-4f89-41d3-9a0c-0305e82c3301')).toBe(true);
+    expect(isV4Uuid('3F2504E0-4F89-41D3-9A0C-0305E82C3301')).toBe(true);
+    expect(isV4Uuid('3f2504e0-4f89-41d3-da0c-0305e82c3301')).toBe(false); // another variant
+    expect(isV4Uuid(RFC_V1)).toBe(false);
+    expect(isV4Uuid(DELL_UUID)).toBe(false);
+    fc.assert(
+      fc.property(fc.uuid({ version: 4 }), (uuid) => {
+        expect(isV4Uuid(uuid)).toBe(true);
+      }),
+    );
   });
 });
 

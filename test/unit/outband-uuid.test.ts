@@ -1,9 +1,9 @@
 /** The machine-UUID rule, with vectors, and the Redfish → metal-api report mapping. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isImplausibleV1Timestamp, swapMixedEndian, uuidToGuid } from '../../src/ipmi/guid.js';
+import { isImplausibleV1Timestamp, isPlausibleV1Uuid, isV4Uuid, swapMixedEndian, uuidToGuid } from '../../src/ipmi/guid.js';
 import { fruOf, ledStateOf, powerMetricOf, powerStateOf, powerSuppliesOf } from '../../src/outband/redfish-report.js';
-import { decideUuid } from '../../src/outband/uuid.js';
+import { decideUuid, GUID_CONFIRMED_BASES, UUID_BASIS_LOGGED } from '../../src/outband/uuid.js';
 import { vendorOfIana, vendorOfManufacturer, VENDOR_PROFILES } from '../../src/outband/vendors.js';
 
 const NOW = new Date('2026-11-23T12:00:00Z');
@@ -62,16 +62,76 @@ describe('decideUuid', () => {
     expect(decideUuid({ redfishUuid: 'not-a-uuid', guidEncoding: 'smbios', rule: 'redfish', now: NOW })).toBeUndefined();
   });
 
-  it('property: with IPMI evidence, the decision is the SMBIOS UUID, whichever form Redfish sends', () => {
+  it('Supermicro and Novarion, with IPMI evidence: the SMBIOS UUID, whichever form Redfish sends (go-hal swaps their UUIDs)', () => {
     // The one ambiguous case: an in-band UUID that is itself an implausible version-1 UUID.
     fc.assert(
       fc.property(fc.uuid(), fc.boolean(), (uuid, mixed) => {
         fc.pre(!isImplausibleV1Timestamp(uuid, NOW));
         const redfishUuid = mixed ? swapMixedEndian(uuid) : uuid;
-        const d = decideUuid({ redfishUuid, ipmiGuid: uuidToGuid(uuid, 'smbios'), guidEncoding: 'smbios', rule: 'auto', now: NOW });
+        const d = decideUuid({ redfishUuid, ipmiGuid: uuidToGuid(uuid, 'smbios'), guidEncoding: 'smbios', rule: 'auto', now: NOW, swapRedfishUuidUnlessV1: true });
         expect(d?.uuid).toBe(uuid.toLowerCase());
       }),
     );
+  });
+
+  describe('other vendors: an IPMI GUID that matches the byte-swapped Redfish UUID', () => {
+    // the reviewer's vector: a version-4 Redfish UUID, the BMC sending its GUID in RFC 4122 order (ipmitool#239)
+    const V4 = '3f2504e0-4f89-41d3-9a0c-0305e82c3301';
+    const auto = { guidEncoding: 'smbios' as const, rule: 'auto' as const, now: NOW };
+
+    it('keeps a version-4 Redfish UUID whose GUID comes in RFC 4122 order, as the Go daemon reports it', () => {
+      expect(swapMixedEndian(V4)).toBe('e004253f-894f-d341-9a0c-0305e82c3301');
+      for (const vendor of ['dell', 'lenovo', 'gigabyte', 'hpe', 'virtual', 'unknown'] as const) {
+        const d = decideUuid({ ...auto, redfishUuid: V4, ipmiGuid: uuidToGuid(V4, 'rfc4122'), swapRedfishUuidUnlessV1: VENDOR_PROFILES[vendor].swapRedfishUuidUnlessV1 });
+        expect(d, vendor).toMatchObject({ uuid: V4, kind: 'ipmi-guid-rfc4122' });
+      }
+      // Supermicro: go-hal swaps it, and the GUID in SMBIOS order agrees
+      expect(decideUuid({ ...auto, redfishUuid: V4, ipmiGuid: uuidToGuid(V4, 'rfc4122'), swapRedfishUuidUnlessV1: true })?.uuid).toBe(swapMixedEndian(V4));
+    });
+
+    it('swaps a mixed-endian Redfish UUID where the swapped form is the version-4 one', () => {
+      const d = decideUuid({ ...auto, redfishUuid: swapMixedEndian(V4), ipmiGuid: uuidToGuid(V4, 'smbios') });
+      expect(d).toMatchObject({ uuid: V4, kind: 'redfish-mixed-endian' });
+    });
+
+    it('keeps Redfish, named as a guess, where both forms are version 4, and keeps the GUID as evidence', () => {
+      // byte 7's high nibble is 4 too: swapped, the version digit is 4 again
+      const both = '3f2504e0-4f89-4143-9a0c-0305e82c3301';
+      expect(swapMixedEndian(both)).toBe('e004253f-894f-4341-9a0c-0305e82c3301');
+      for (const redfishUuid of [both, swapMixedEndian(both)]) {
+        const d = decideUuid({ ...auto, redfishUuid, ipmiGuid: uuidToGuid(swapMixedEndian(redfishUuid), 'smbios') });
+        expect(d).toMatchObject({ uuid: redfishUuid, kind: 'redfish-ambiguous' });
+        expect(d?.basis).toContain(swapMixedEndian(redfishUuid));
+      }
+      expect(GUID_CONFIRMED_BASES.has('redfish-ambiguous')).toBe(true);
+      expect(UUID_BASIS_LOGGED['redfish-ambiguous']).toBe('once-per-bmc');
+    });
+
+    it('property: a version-4 Redfish UUID with its GUID in RFC 4122 order is kept', () => {
+      fc.assert(
+        fc.property(fc.uuid({ version: 4 }), (uuid) => {
+          expect(decideUuid({ ...auto, redfishUuid: uuid, ipmiGuid: uuidToGuid(uuid, 'rfc4122') })?.uuid).toBe(uuid);
+        }),
+      );
+    });
+
+    it('property: a mixed-endian Redfish UUID is swapped back where the in-band UUID is version 4 and its swapped form is neither version 4 nor a plausible version 1', () => {
+      fc.assert(
+        fc.property(fc.uuid({ version: 4 }), (uuid) => {
+          const mixed = swapMixedEndian(uuid);
+          fc.pre(!isV4Uuid(mixed) && !isPlausibleV1Uuid(mixed, NOW));
+          expect(decideUuid({ ...auto, redfishUuid: mixed, ipmiGuid: uuidToGuid(uuid, 'smbios') })?.uuid).toBe(uuid);
+        }),
+      );
+    });
+
+    it('property: the GUID in SMBIOS order confirms the Redfish UUID as it is, whatever its version', () => {
+      fc.assert(
+        fc.property(fc.uuid(), (uuid) => {
+          expect(decideUuid({ ...auto, redfishUuid: uuid, ipmiGuid: uuidToGuid(uuid, 'smbios') })).toMatchObject({ uuid, kind: 'redfish-confirmed' });
+        }),
+      );
+    });
   });
 });
 

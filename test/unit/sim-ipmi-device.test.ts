@@ -70,6 +70,12 @@ describe('systemGuid and fruImage', () => {
     expect(guidToUuid(systemGuid(state), 'smbios')).toBe(state.uuid);
   });
 
+  it('sends it in textual (RFC 4122) order with ipmi-guid-rfc4122', () => {
+    const state = { ...createMachineState('guid', 3), quirks: new Set(['ipmi-guid-rfc4122'] as const) };
+    expect(guidToUuid(systemGuid(state), 'rfc4122')).toBe(state.uuid);
+    expect(guidToUuid(systemGuid(state), 'smbios')).not.toBe(state.uuid);
+  });
+
   it('encodes the machine FRU so that it parses back', () => {
     const state = createMachineState('fru', 1);
     const fru = parseFru(fruImage(state));

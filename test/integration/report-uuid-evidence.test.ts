@@ -1,0 +1,86 @@
+/**
+ * Machine UUIDs in report cycles against the simulator (its Redfish and IPMI serve one machine's
+ * UUID; `ipmi-guid-rfc4122` sends the GUID in textual order) and the metal-api stand-in, which
+ * creates a machine for every UUID it does not know, as metal-api does: each reported UUID must be
+ * the machine's own, or metal-api gets a phantom machine.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { swapMixedEndian } from '../../src/ipmi/guid.js';
+import type { Lease } from '../../src/leases/types.js';
+import { createMetalApiClient } from '../../src/metalapi/client.js';
+import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
+import { connectOutband } from '../../src/outband/connect.js';
+import { createGuidMemory, type GuidMemory } from '../../src/outband/guid-memory.js';
+import { runReportCycle, type CycleResult } from '../../src/report/cycle.js';
+import type { ReportMetrics } from '../../src/report/metrics.js';
+import type { Fleet } from '../../src/sim/fleet.js';
+import { startTestFleet } from '../helpers/fleet.js';
+import { captureLog, type CapturedLog } from '../helpers/log.js';
+
+let fleet: Fleet;
+let api: MetalApiStandIn;
+
+beforeAll(async () => {
+  // vendors whose Redfish UUIDs go-hal reports unchanged
+  fleet = await startTestFleet({ count: 4, variants: ['lenovo', 'gigabyte'], seed: 'uuid-evidence' });
+  api = await startMetalApiStandIn({ hmacKey: 'k' });
+});
+afterAll(async () => {
+  await api?.close();
+  await fleet?.close();
+});
+
+const stateOf = (i: number) => fleet.machines[i]!.state;
+const leaseOf = (i: number): Lease => ({ ip: stateOf(i).address, mac: stateOf(i).mac, expires: 'never' });
+
+/** A report cycle over machines `indexes`, as the daemon runs it (read-ahead, a GUID memory kept across cycles); the UUIDs of the report it posted. */
+async function cycle(indexes: number[], o: { guidMemory: GuidMemory; log: CapturedLog; metrics?: ReportMetrics }): Promise<{ result: CycleResult; uuids: string[] }> {
+  const posted = api.reports.length;
+  const result = await runReportCycle(
+    {
+      partitionId: 'p',
+      connect: (host, signal, onAnswer) => connectOutband({ host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 5000, readAhead: true, guidMemory: o.guidMemory, logger: o.log.logger, onAnswer, signal }),
+      metalApi: createMetalApiClient({ baseUrl: api.url, hmacKey: 'k', retries: 0 }),
+      concurrency: 4,
+      bmcTimeoutMs: 5000,
+      logger: o.log.logger,
+      ...(o.metrics ? { metrics: o.metrics } : {}),
+    },
+    indexes.map(leaseOf),
+  );
+  return { result, uuids: api.reports.slice(posted).flatMap((r) => Object.keys(r.reports)) };
+}
+
+describe('machine UUIDs in report cycles', () => {
+  it('a BMC sending its GUID in RFC 4122 order is reported with its Redfish UUID, not the byte-swapped one', async () => {
+    const i = 0;
+    fleet.setQuirks([i], ['ipmi-guid-rfc4122'], true);
+    try {
+      const log = captureLog();
+      const { uuids } = await cycle([i], { guidMemory: createGuidMemory({ maxAgeMs: 60_000 }), log });
+      expect(uuids).toEqual([stateOf(i).uuid]);
+      expect(uuids).not.toContain(swapMixedEndian(stateOf(i).uuid));
+    } finally {
+      fleet.setQuirks([i], ['ipmi-guid-rfc4122'], false);
+    }
+  });
+
+  it('where neither byte order is the more plausible one, the Redfish UUID is reported and the guess named once per BMC', async () => {
+    const i = 1;
+    const own = stateOf(i).uuid;
+    // version 4 read either way: byte 7's high nibble is 4 as well
+    stateOf(i).uuid = '3f2504e0-4f89-4143-9a0c-0305e82c3301';
+    fleet.setQuirks([i], ['ipmi-guid-rfc4122'], true);
+    try {
+      const log = captureLog();
+      const guidMemory = createGuidMemory({ maxAgeMs: 60_000 });
+      for (let round = 0; round < 2; round++) expect((await cycle([i], { guidMemory, log })).uuids).toEqual(['3f2504e0-4f89-4143-9a0c-0305e82c3301']);
+      const named = log.lines.filter((l) => l.quirk === 'uuid-redfish-ambiguous');
+      expect(named.map((l) => l.level)).toEqual([40, 20]); // a warning, then debug
+      expect(String(named[0]!.msg)).toContain('e004253f-894f-4341-9a0c-0305e82c3301');
+    } finally {
+      fleet.setQuirks([i], ['ipmi-guid-rfc4122'], false);
+      stateOf(i).uuid = own;
+    }
+  });
+});
