@@ -30,6 +30,15 @@ const MIXED_ENDIAN_ORDER = TEXT_ORDER.smbios;
 const DASHED_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PLAIN_UUID = /^[0-9a-f]{32}$/i;
 
+/**
+ * System UUIDs that name no machine, as the 16 bytes: all 0x00, SMBIOS 7.2.1's "ID not present"
+ * (boards after AC loss before the first POST, DMI never programmed), all 0xFF, its "not set",
+ * and AMI's BIOS default, 00 02 00 03 … 00 09 (dmidecode prints 03000200-0400-0500-0006-000700080009),
+ * which boards keep when their maker writes no UUID (oshi/oshi#2417, timmo001/system-bridge#3532:
+ * several machines, one UUID). Whole values only: Supermicro's real UUIDs are ten zero bytes and a MAC.
+ */
+const PLACEHOLDER_BYTES: readonly Buffer[] = [Buffer.alloc(16, 0x00), Buffer.alloc(16, 0xff), Buffer.from('00020003000400050006000700080009', 'hex')];
+
 /** Milliseconds between the UUID epoch (1582-10-15 00:00 UTC) and the Unix epoch. */
 const UUID_EPOCH_OFFSET_MS = 12_219_292_800_000;
 const PLAUSIBLE_PAST_YEARS = 30;
@@ -111,4 +120,21 @@ export function isV4Uuid(uuid: string): boolean {
 /** True for a version-1 UUID whose timestamp is plausible (isImplausibleV1Timestamp false); false for other versions. */
 export function isPlausibleV1Uuid(uuid: string, now: Date): boolean {
   return v1TimestampMs(parseUuid(uuid)) !== undefined && !isImplausibleV1Timestamp(uuid, now);
+}
+
+/** Every text `start` becomes by reversing its bytes and swapping its first three fields, in any sequence: each order a BMC may send it in, read in each encoding. */
+function byteOrdersOf(start: string): string[] {
+  const seen = new Set([start]);
+  for (const text of seen) {
+    for (const next of [swapMixedEndian(text), formatUuid(Buffer.from(parseUuid(text)).reverse())]) seen.add(next);
+  }
+  return [...seen];
+}
+
+/** The placeholders as text, in every byte order. */
+const PLACEHOLDER_UUIDS: ReadonlySet<string> = new Set(PLACEHOLDER_BYTES.flatMap((bytes) => byteOrdersOf(formatUuid(bytes))));
+
+/** True for a UUID that names no machine (all zero, all FF, AMI's default, in any byte order); throws DecodeError for text that is not a UUID. */
+export function isPlaceholderUuid(uuid: string): boolean {
+  return PLACEHOLDER_UUIDS.has(formatUuid(parseUuid(uuid)));
 }

@@ -29,7 +29,7 @@ import type * as RedfishLib from './redfish-side.js';
 import { ipmiNeed, mergeReport, redfishReading, type IpmiNeed, type IpmiReading } from './report-merge.js';
 import type { BootOptions, BootTarget, FirmwareKind, OperationOptions, Outband, Protocol, RedfishProblem } from './types.js';
 import type { BmcTrustGate } from './trust.js';
-import { decideUuid, GUID_CONFIRMED_BASES, UUID_BASIS_LOGGED, type UuidDecision, type UuidRule } from './uuid.js';
+import { decideUuid, GUID_CONFIRMED_BASES, machineUuid, UUID_BASIS_LOGGED, type UuidDecision, type UuidRule } from './uuid.js';
 import { VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type VendorProfile } from './vendors.js';
 
 export type { Protocol } from './types.js';
@@ -465,7 +465,15 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     protocols: { redfish: redfish !== undefined, ipmi: ipmiAllowed },
     async info(x) {
       if (!redfish) {
-        const report = await ipmi.info(x);
+        const { report, guid } = await ipmi.report(x);
+        // the UUID by the same rule as beside Redfish, in the vendor table's GUID order (the IPMI client, made before the vendor was known, decoded it in its own)
+        const outcome = machineUuid({ ...(guid ? { ipmiGuid: guid } : {}), guidEncoding: profile.guidEncoding, rule: uuidRule, now: new Date() });
+        report.uuid = outcome.ok ? outcome.decision.uuid : '';
+        if (!outcome.ok) {
+          report.uuidGap = outcome.gap;
+          // a BMC without Get System GUID: its reason is among the missing parts already
+          if (!report.missing.some((m) => m.startsWith('UUID: '))) report.missing.push(outcome.detail);
+        }
         if (redfishProblem && protocol === 'auto') {
           report.missing.unshift(`Redfish: ${redfishProblem}`);
           if (redfishFailure) report.redfishProblem = redfishFailure;

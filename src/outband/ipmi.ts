@@ -49,7 +49,16 @@ export interface IpmiStatus {
   problems: string[];
 }
 
+/** The report over IPMI alone, and the GUID its UUID was decoded from (for a caller that decides the UUID itself: the facade). */
+export interface IpmiReport {
+  report: BmcReport;
+  /** absent when the BMC lacks Get System GUID */
+  guid?: Buffer;
+}
+
 export interface IpmiOutband extends Outband {
+  /** info(), with the GUID read for it */
+  report(options?: OperationOptions): Promise<IpmiReport>;
   /** the underlying session, opened on first use */
   session(options?: OperationOptions): Promise<IpmiSession>;
   /** Get Device ID, read once per session */
@@ -179,7 +188,8 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
     address,
     vendor: options.vendor ?? 'unknown',
     session,
-    async info(o) {
+    info: async (o) => (await outband.report(o)).report,
+    async report(o) {
       return run(o, async (s) => {
         const missing: string[] = ['BIOSVersion: IPMI has no standard command for it', 'PowerSupplies: not available over IPMI'];
         const { guid, bmcVersion, fru, problems } = await once(s, 'identity', () => readIdentity(s, o));
@@ -200,7 +210,7 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
           missing,
           ...(status.powerMetric ? { powerMetric: status.powerMetric } : {}),
         };
-        return report;
+        return { report, ...(guid ? { guid } : {}) };
       });
     },
     deviceId: (o) => run(o, (s) => once(s, 'device', () => getDeviceId(s, signalOf(o)))),

@@ -7,8 +7,8 @@
 import type { RedfishInventory } from '../redfish/inventory.js';
 import { fruOf, ledStateOf, powerMetricOf, powerStateOf, powerSuppliesOf } from './redfish-report.js';
 import { mergeReportFields, reportFieldValues, type ReportFieldValues } from './report-fields.js';
-import type { BmcReport, LedReading, MetalFru, PowerMetric, PowerState } from './types.js';
-import { decideUuid, type UuidDecision, type UuidRule } from './uuid.js';
+import type { BmcReport, LedReading, MetalFru, PowerMetric, PowerState, UuidGap } from './types.js';
+import { machineUuid, type UuidDecision, type UuidRule } from './uuid.js';
 import { REPORT_FIELDS, type ReportSources, type VendorProfile } from './vendors.js';
 import type { GuidEncoding } from '../ipmi/guid.js';
 
@@ -68,12 +68,12 @@ export interface MergeInput {
   now: Date;
 }
 
-/** Without any UUID evidence the report is partial: `uuid` is empty and `missing` says why (the report cycle skips it). */
-export type MergeResult = { ok: true; report: BmcReport; uuid: UuidDecision } | { ok: false; problem: 'no-uuid'; ipmiGuid: boolean; report: BmcReport };
+/** Without a machine UUID the report is partial: `uuid` is empty, `uuidGap` and `missing` say why (the report cycle skips it). */
+export type MergeResult = { ok: true; report: BmcReport; uuid: UuidDecision } | { ok: false; problem: UuidGap; ipmiGuid: boolean; report: BmcReport };
 
 export function mergeReport({ inventory: inv, ipmi, profile, uuidRule, now }: MergeInput): MergeResult {
   const missing = [...inv.missing, ...ipmi.problems];
-  const decision = decideUuid({
+  const outcome = machineUuid({
     ...(inv.system?.uuid ? { redfishUuid: inv.system.uuid } : {}),
     ...(ipmi.guid ? { ipmiGuid: ipmi.guid } : {}),
     guidEncoding: profile.guidEncoding as GuidEncoding,
@@ -81,8 +81,7 @@ export function mergeReport({ inventory: inv, ipmi, profile, uuidRule, now }: Me
     now,
     ...(profile.swapRedfishUuidUnlessV1 === true ? { swapRedfishUuidUnlessV1: true } : {}),
   });
-  const decided = decision && ipmi.guidRemembered ? { ...decision, basis: `${decision.basis} (the GUID of an earlier read)` } : decision;
-  if (!decision) missing.push(`UUID: no usable system UUID over Redfish${ipmi.guid ? '' : ' and none over IPMI'}`);
+  if (!outcome.ok) missing.push(outcome.detail);
   const reading = redfishReading(inv);
   const ipmiFields = ipmi.identity ? reportFieldValues(ipmi.identity.bmcVersion, ipmi.identity.fru) : undefined;
   const fields = mergeReportFields(profile.reportSources, { redfish: reading.fields, ...(ipmiFields ? { ipmi: ipmiFields } : {}) });
@@ -92,7 +91,8 @@ export function mergeReport({ inventory: inv, ipmi, profile, uuidRule, now }: Me
   if (indicatorLED === 'UNKNOWN') missing.push('IndicatorLED: neither Redfish nor IPMI reports the identify LED');
   const usedIpmi = (ipmi.guid !== undefined && ipmi.guidRemembered !== true) || (ipmi.identity !== undefined && ipmi.identityRemembered !== true) || ipmi.status !== undefined;
   const report: BmcReport = {
-    uuid: decision?.uuid ?? '',
+    uuid: outcome.ok ? outcome.decision.uuid : '',
+    ...(outcome.ok ? {} : { uuidGap: outcome.gap }),
     bmcVersion: fields.bmcVersion,
     biosVersion: inv.system?.biosVersion ?? '',
     fru: fields.fru,
@@ -104,5 +104,7 @@ export function mergeReport({ inventory: inv, ipmi, profile, uuidRule, now }: Me
     missing,
     ...(powerMetric ? { powerMetric } : {}),
   };
-  return decided ? { ok: true, report, uuid: decided } : { ok: false, problem: 'no-uuid', ipmiGuid: ipmi.guid !== undefined, report };
+  if (!outcome.ok) return { ok: false, problem: outcome.gap, ipmiGuid: ipmi.guid !== undefined, report };
+  const { decision } = outcome;
+  return { ok: true, report, uuid: ipmi.guidRemembered ? { ...decision, basis: `${decision.basis} (the GUID of an earlier read)` } : decision };
 }

@@ -21,8 +21,17 @@ export type LedReading = LedState | 'UNKNOWN';
 export type BootTarget = 'PXE' | 'DISK' | 'BIOS';
 export type FirmwareKind = 'bios' | 'bmc';
 
+/**
+ * Why a report has no machine UUID (`uuid` empty), which the report cycle counts the BMC's skip by:
+ * `no-uuid`, neither protocol gave one; `placeholder-uuid`, only values that name no machine (all
+ * zero, all FF, a BIOS default: ipmi/guid.ts isPlaceholderUuid).
+ */
+export type UuidGap = 'no-uuid' | 'placeholder-uuid';
+
 export interface BmcReport {
+  /** the machine UUID; empty when there is none to report (`uuidGap` says why) */
   uuid: string;
+  uuidGap?: UuidGap;
   bmcVersion: string;
   biosVersion: string;
   fru: MetalFru;

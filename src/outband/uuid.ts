@@ -21,8 +21,11 @@
  *    read without IPMI reports the UUIDs the Go daemon reported.
  * 3. IPMI alone: the GUID in the vendor's encoding (SMBIOS order unless the vendor table says otherwise).
  * A fixed rule can be configured per vendor or site instead of `auto`.
+ * A placeholder (all zero, all FF, AMI's default: isPlaceholderUuid) is no UUID, from either
+ * protocol: the other protocol's real one decides, else there is none (`machineUuid`: the gap).
  */
-import { guidToUuid, isImplausibleV1Timestamp, isPlausibleV1Uuid, isV4Uuid, swapMixedEndian, type GuidEncoding } from '../ipmi/guid.js';
+import { guidToUuid, isImplausibleV1Timestamp, isPlaceholderUuid, isPlausibleV1Uuid, isV4Uuid, swapMixedEndian, type GuidEncoding } from '../ipmi/guid.js';
+import type { UuidGap } from './types.js';
 
 export type UuidRule = 'auto' | 'redfish' | 'redfish-swapped' | 'ipmi';
 
@@ -80,14 +83,23 @@ export interface UuidDecision {
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-function normalize(text: string | undefined): string | undefined {
+/** The Redfish UUID in lower case, if it is one (a placeholder included). */
+function redfishText(text: string | undefined): string | undefined {
   const t = text?.trim().toLowerCase();
   return t && UUID_RE.test(t) ? t : undefined;
 }
 
+/** The IPMI GUID's bytes in textual order, if it is one (a placeholder included). */
+function ipmiText(guid: Buffer | undefined, encoding: GuidEncoding): string | undefined {
+  return guid && guid.length === 16 ? guidToUuid(guid, encoding) : undefined;
+}
+
+const real = (uuid: string | undefined): string | undefined => (uuid === undefined || isPlaceholderUuid(uuid) ? undefined : uuid);
+
 export function decideUuid(e: UuidEvidence): UuidDecision | undefined {
-  const redfish = normalize(e.redfishUuid);
-  const fromIpmi = e.ipmiGuid && e.ipmiGuid.length === 16 ? guidToUuid(e.ipmiGuid, e.guidEncoding) : undefined;
+  const redfish = real(redfishText(e.redfishUuid));
+  const ipmiGuid = real(ipmiText(e.ipmiGuid, 'smbios')) === undefined ? undefined : e.ipmiGuid;
+  const fromIpmi = ipmiText(ipmiGuid, e.guidEncoding);
   switch (e.rule) {
     case 'redfish':
       return redfish ? { uuid: redfish, kind: 'configured-redfish', basis: 'Redfish UUID (configured)' } : undefined;
@@ -98,13 +110,13 @@ export function decideUuid(e: UuidEvidence): UuidDecision | undefined {
     case 'auto':
       break;
   }
-  if (redfish && e.ipmiGuid && e.ipmiGuid.length === 16) {
-    const smbios = guidToUuid(e.ipmiGuid, 'smbios');
+  if (redfish && ipmiGuid) {
+    const smbios = guidToUuid(ipmiGuid, 'smbios');
     if (redfish === smbios) return { uuid: redfish, kind: 'redfish-confirmed', basis: 'Redfish UUID, confirmed by the IPMI GUID' };
     const swapped = swapMixedEndian(redfish);
     // Either Redfish is mixed-endian, or the BMC sends its IPMI GUID in RFC 4122 order: the bytes alone cannot tell
     if (swapped === smbios) return e.swapRedfishUuidUnlessV1 === true ? swappingVendorChoice(redfish, swapped, e.now) : keepingVendorChoice(redfish, swapped, e.now);
-    if (redfish === guidToUuid(e.ipmiGuid, 'ipmi')) return { uuid: redfish, kind: 'ipmi-guid-reversed', basis: 'Redfish UUID; the IPMI GUID is in reversed byte order' };
+    if (redfish === guidToUuid(ipmiGuid, 'ipmi')) return { uuid: redfish, kind: 'ipmi-guid-reversed', basis: 'Redfish UUID; the IPMI GUID is in reversed byte order' };
   }
   if (redfish) {
     if (e.swapRedfishUuidUnlessV1 === true && !isPlausibleV1Uuid(redfish, e.now)) {
@@ -117,6 +129,19 @@ export function decideUuid(e: UuidEvidence): UuidDecision | undefined {
   }
   if (fromIpmi) return { uuid: fromIpmi, kind: 'ipmi', basis: `IPMI GUID in ${e.guidEncoding} order` };
   return undefined;
+}
+
+/** The machine UUID, or why there is none: what the report says (`uuid`, else `uuidGap` and the `missing` line `detail`). */
+export type UuidOutcome = { ok: true; decision: UuidDecision } | { ok: false; gap: UuidGap; detail: string };
+
+export function machineUuid(e: UuidEvidence): UuidOutcome {
+  const decision = decideUuid(e);
+  if (decision) return { ok: true, decision };
+  const placeholders = [redfishText(e.redfishUuid), ipmiText(e.ipmiGuid, e.guidEncoding)].filter((u): u is string => u !== undefined && isPlaceholderUuid(u));
+  if (placeholders.length > 0) {
+    return { ok: false, gap: 'placeholder-uuid', detail: `UUID: only a placeholder, no machine's id (${[...new Set(placeholders)].join(', ')}: all zero, all FF or a BIOS default; not set before the first POST after power loss, or DMI never programmed)` };
+  }
+  return { ok: false, gap: 'no-uuid', detail: `UUID: no usable system UUID over Redfish${e.ipmiGuid ? '' : ' and none over IPMI'}` };
 }
 
 const MIXED_ENDIAN: (uuid: string) => UuidDecision = (uuid) => ({ uuid, kind: 'redfish-mixed-endian', basis: 'Redfish UUID is mixed-endian: swapped to match the IPMI GUID' });

@@ -17,7 +17,7 @@ import type { Lease } from '../leases/types.js';
 import type { Logger } from '../log.js';
 import type { MetalApiClient } from '../metalapi/client.js';
 import type { MachineIpmiReport, MachineIpmiReportResponse } from '../metalapi/types.js';
-import type { BmcReport } from '../outband/types.js';
+import type { BmcReport, UuidGap } from '../outband/types.js';
 import { readBmcGuarded, type BmcReadAttempt, type ConnectForRead } from './read-bmc.js';
 import { assembleReportBody, type BmcRead, type ReportBody } from './body.js';
 import type { LedMemory } from './led-memory.js';
@@ -298,6 +298,18 @@ function tellPlaced(deps: CycleDeps, placed: ReportBody['placed'], conflicts: Re
   }
 }
 
+/** A BMC read without a machine UUID to report, by why (`BmcReport.uuidGap`): its log line, and the read's error as the status shows it. */
+const UUID_GAP_SKIPS: Readonly<Record<UuidGap, { logLine: string; error: (report: BmcReport) => BmcError }>> = {
+  'no-uuid': {
+    logLine: 'BMC gives no machine UUID, skipped in this report',
+    error: () => new BmcError('UNSUPPORTED', 'the BMC gives no machine UUID (neither Redfish nor IPMI Get System GUID)'),
+  },
+  'placeholder-uuid': {
+    logLine: 'BMC gives only a placeholder machine UUID, skipped in this report',
+    error: () => new BmcError('UNSUPPORTED', "the BMC gives only a placeholder machine UUID (all zero, all FF or a BIOS default), no machine's id: not set before the first POST after power loss, or DMI never programmed"),
+  },
+};
+
 /** Deadline failures worth a second try: the BMC may only have been slow. */
 const RETRY_CODES = new Set(['TIMEOUT', 'ABORTED']);
 
@@ -322,11 +334,14 @@ async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'st
   if (attempt.ok) {
     const { report, vendor } = attempt;
     if (report.uuid === '') {
-      // metal-api keys machines by UUID: without one the entry cannot be reported (a BMC lacking
-      // Get System GUID and Redfish). A skip with its reason, not a failed read.
-      deps.metrics?.bmcsSkipped.inc({ reason: 'no-uuid' });
-      deps.logger.warn({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC gives no machine UUID, skipped in this report');
-      tellRead(deps, lease, { ok: false, error: new BmcError('UNSUPPORTED', 'the BMC gives no machine UUID (neither Redfish nor IPMI Get System GUID)'), durationMs });
+      // metal-api keys machines by UUID and creates one for every UUID it does not know: without
+      // the machine's own the entry cannot be reported. A skip with its reason, not a failed read;
+      // the BMC's last good data stays in metal-api.
+      const gap: UuidGap = report.uuidGap !== undefined && Object.hasOwn(UUID_GAP_SKIPS, report.uuidGap) ? report.uuidGap : 'no-uuid';
+      const skip = UUID_GAP_SKIPS[gap];
+      deps.metrics?.bmcsSkipped.inc({ reason: gap });
+      deps.logger.warn({ bmc: lease.ip, mac: lease.mac, reason: gap, missing: report.missing }, skip.logLine);
+      tellRead(deps, lease, { ok: false, error: skip.error(report), durationMs });
       return { failure: 'NO_UUID', retry: false, late };
     }
     if (report.missing.length > 0) deps.logger.debug({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC report is partial');

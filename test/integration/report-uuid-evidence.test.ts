@@ -4,6 +4,7 @@
  * creates a machine for every UUID it does not know, as metal-api does: each reported UUID must be
  * the machine's own, or metal-api gets a phantom machine.
  */
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { swapMixedEndian } from '../../src/ipmi/guid.js';
 import type { Lease } from '../../src/leases/types.js';
@@ -12,7 +13,7 @@ import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/s
 import { connectOutband } from '../../src/outband/connect.js';
 import { createGuidMemory, type GuidMemory } from '../../src/outband/guid-memory.js';
 import { runReportCycle, type CycleResult } from '../../src/report/cycle.js';
-import type { ReportMetrics } from '../../src/report/metrics.js';
+import { createReportMetrics, type ReportMetrics } from '../../src/report/metrics.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
@@ -81,6 +82,27 @@ describe('machine UUIDs in report cycles', () => {
     } finally {
       fleet.setQuirks([i], ['ipmi-guid-rfc4122'], false);
       stateOf(i).uuid = own;
+    }
+  });
+
+  it('BMCs whose Redfish and IPMI give only a placeholder UUID (all zero, AMI\'s default) are left out, each with its reason; ten zero bytes and a MAC are a machine id', async () => {
+    const own = [0, 2, 3].map((i) => stateOf(i).uuid);
+    // a Supermicro-style UUID: ten zero bytes and the board's MAC
+    stateOf(0).uuid = `00000000-0000-0000-0000-${stateOf(0).mac.replaceAll(':', '')}`;
+    stateOf(2).uuid = '00000000-0000-0000-0000-000000000000';
+    stateOf(3).uuid = '03000200-0400-0500-0006-000700080009';
+    try {
+      const log = captureLog();
+      const registry = new Registry();
+      const { result, uuids } = await cycle([0, 2, 3], { guidMemory: createGuidMemory({ maxAgeMs: 60_000 }), log, metrics: createReportMetrics(registry) });
+      expect(uuids).toEqual([stateOf(0).uuid]);
+      expect(result.reported).toBe(1);
+      expect(await registry.getSingleMetricAsString('metal_bmc_bmcs_skipped_total')).toMatch(/reason="placeholder-uuid"} 2$/m);
+      const skipped = log.find('BMC gives only a placeholder machine UUID, skipped in this report');
+      expect(skipped.map((l) => l.bmc).sort()).toEqual([stateOf(2).address, stateOf(3).address].sort());
+      expect(JSON.stringify(skipped)).toContain('03000200-0400-0500-0006-000700080009');
+    } finally {
+      [0, 2, 3].forEach((i, k) => (stateOf(i).uuid = own[k]!));
     }
   });
 });

@@ -5,6 +5,7 @@ import {
   formatUuid,
   guidToUuid,
   isImplausibleV1Timestamp,
+  isPlaceholderUuid,
   isV4Uuid,
   parseUuid,
   swapMixedEndian,
@@ -129,6 +130,35 @@ describe('swapMixedEndian', () => {
 
   it('rejects text that is not a UUID', () => {
     expect(() => swapMixedEndian('not-a-uuid')).toThrow(DecodeError);
+  });
+});
+
+describe('isPlaceholderUuid', () => {
+  // SMBIOS 7.2.1: all zero "ID not present", all FF "not set"; AMI's BIOS default as dmidecode prints it
+  const AMI = '03000200-0400-0500-0006-000700080009';
+
+  it('knows the placeholders in every byte order and either case', () => {
+    for (const uuid of ['00000000-0000-0000-0000-000000000000', 'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF', 'ffffffffffffffffffffffffffffffff', AMI, AMI.toUpperCase()]) {
+      expect(isPlaceholderUuid(uuid), uuid).toBe(true);
+    }
+    // the AMI default's bytes as a BMC may send them, decoded in each order
+    for (const sent of ENCODINGS) for (const read of ENCODINGS) expect(isPlaceholderUuid(guidToUuid(uuidToGuid(AMI, sent), read)), `${sent}/${read}`).toBe(true);
+    expect(isPlaceholderUuid(swapMixedEndian(AMI))).toBe(true);
+  });
+
+  it('matches whole values only: Supermicro\'s UUIDs (ten zero bytes and a MAC) are real', () => {
+    for (const uuid of ['00000000-0000-0000-0000-ac1f6b4f2b10', '00000000-0000-0000-0000-002590c7c000', '00000000-0000-0000-0000-000000000001', 'ffffffff-ffff-ffff-ffff-fffffffffffe', '03000200-0400-0500-0006-00070008000a', RFC_V1, DELL_UUID]) {
+      expect(isPlaceholderUuid(uuid), uuid).toBe(false);
+    }
+    fc.assert(
+      fc.property(fc.uuid(), (uuid) => {
+        expect(isPlaceholderUuid(uuid)).toBe(false);
+      }),
+    );
+  });
+
+  it('rejects text that is not a UUID', () => {
+    expect(() => isPlaceholderUuid('0')).toThrow(DecodeError);
   });
 });
 

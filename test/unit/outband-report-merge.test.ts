@@ -77,6 +77,15 @@ describe('mergeReport', () => {
     expect(r).toMatchObject({ ok: false, problem: 'no-uuid', ipmiGuid: false, report: { uuid: '' } });
     expect(r.report.missing).toContain('UUID: no usable system UUID over Redfish and none over IPMI');
   });
+  it('only placeholder UUIDs (a nil Redfish UUID, an all-FF GUID) are a typed failure too, and the report says which', () => {
+    const inv = inventory({ system: { ...inventory().system!, uuid: '00000000-0000-0000-0000-000000000000' } as RedfishInventory['system'] });
+    const r = mergeReport({ inventory: inv, ipmi: { guid: Buffer.alloc(16, 0xff), problems: [] }, profile: VENDOR_PROFILES.lenovo, uuidRule: 'auto', now });
+    expect(r).toMatchObject({ ok: false, problem: 'placeholder-uuid', ipmiGuid: true, report: { uuid: '', uuidGap: 'placeholder-uuid' } });
+    expect(r.report.missing.at(-1)).toMatch(/^UUID: only a placeholder/);
+    // a real GUID beside the nil Redfish UUID decides
+    const guid = Buffer.from('44454c4c42001035805' + '2b4c04f384d32', 'hex');
+    expect(mergeReport({ inventory: inv, ipmi: { guid, problems: [] }, profile: VENDOR_PROFILES.lenovo, uuidRule: 'auto', now })).toMatchObject({ ok: true, report: { uuid: UUID } });
+  });
   it('an unreadable LED is named as missing', () => {
     const inv = inventory({ system: { ...inventory().system!, indicatorLED: undefined } as RedfishInventory['system'] });
     const r = mergeReport({ inventory: inv, ipmi: { problems: [] }, profile: VENDOR_PROFILES.lenovo, uuidRule: 'auto', now });

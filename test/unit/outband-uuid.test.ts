@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isImplausibleV1Timestamp, isPlausibleV1Uuid, isV4Uuid, swapMixedEndian, uuidToGuid } from '../../src/ipmi/guid.js';
 import { fruOf, ledStateOf, powerMetricOf, powerStateOf, powerSuppliesOf } from '../../src/outband/redfish-report.js';
-import { decideUuid, GUID_CONFIRMED_BASES, UUID_BASIS_LOGGED } from '../../src/outband/uuid.js';
+import { decideUuid, GUID_CONFIRMED_BASES, machineUuid, UUID_BASIS_LOGGED } from '../../src/outband/uuid.js';
 import { vendorOfIana, vendorOfManufacturer, VENDOR_PROFILES } from '../../src/outband/vendors.js';
 
 const NOW = new Date('2026-11-23T12:00:00Z');
@@ -132,6 +132,50 @@ describe('decideUuid', () => {
         }),
       );
     });
+  });
+});
+
+describe('placeholder UUIDs (all zero, all FF, AMI\'s default) are no UUID', () => {
+  const NIL = '00000000-0000-0000-0000-000000000000';
+  const PLACEHOLDERS = [NIL, 'ffffffff-ffff-ffff-ffff-ffffffffffff', '03000200-0400-0500-0006-000700080009'];
+  const auto = { guidEncoding: 'smbios' as const, rule: 'auto' as const, now: NOW };
+
+  it('a nil Redfish UUID gives way to a real IPMI GUID, a placeholder GUID to a real Redfish UUID', () => {
+    for (const placeholder of PLACEHOLDERS) {
+      expect(decideUuid({ ...auto, redfishUuid: placeholder, ipmiGuid: uuidToGuid(INBAND, 'smbios') }), placeholder).toMatchObject({ uuid: INBAND, kind: 'ipmi' });
+      expect(decideUuid({ ...auto, redfishUuid: INBAND, ipmiGuid: uuidToGuid(placeholder, 'smbios') }), placeholder).toMatchObject({ uuid: INBAND, kind: 'redfish' });
+      // on Supermicro too, whose rule would swap a lone Redfish UUID: the swap of nil is nil
+      expect(decideUuid({ ...auto, redfishUuid: placeholder, swapRedfishUuidUnlessV1: true }), placeholder).toBeUndefined();
+    }
+  });
+
+  it('only placeholders: no UUID, and the reason names them; nothing at all: no-uuid', () => {
+    expect(machineUuid({ ...auto, redfishUuid: NIL.toUpperCase(), ipmiGuid: Buffer.alloc(16, 0xff) })).toEqual({
+      ok: false,
+      gap: 'placeholder-uuid',
+      detail: expect.stringMatching(/^UUID: only a placeholder, no machine's id \(00000000-0000-0000-0000-000000000000, ffffffff-ffff-ffff-ffff-ffffffffffff: /),
+    });
+    expect(machineUuid({ ...auto, ipmiGuid: uuidToGuid(PLACEHOLDERS[2]!, 'rfc4122') })).toMatchObject({ ok: false, gap: 'placeholder-uuid' });
+    expect(machineUuid({ ...auto })).toEqual({ ok: false, gap: 'no-uuid', detail: 'UUID: no usable system UUID over Redfish and none over IPMI' });
+    // configured rules too
+    for (const rule of ['redfish', 'redfish-swapped'] as const) expect(machineUuid({ ...auto, rule, redfishUuid: NIL })).toMatchObject({ ok: false, gap: 'placeholder-uuid' });
+    expect(machineUuid({ ...auto, rule: 'ipmi', ipmiGuid: Buffer.alloc(16) })).toMatchObject({ ok: false, gap: 'placeholder-uuid' });
+  });
+
+  it("Supermicro's real UUIDs, ten zero bytes and the board's MAC, are machine ids", () => {
+    const supermicro = '00000000-0000-0000-0000-ac1f6b4f2b10';
+    expect(decideUuid({ ...auto, redfishUuid: supermicro, ipmiGuid: uuidToGuid(supermicro, 'smbios'), swapRedfishUuidUnlessV1: true })).toMatchObject({ uuid: supermicro, kind: 'redfish-confirmed' });
+    expect(decideUuid({ ...auto, redfishUuid: supermicro, swapRedfishUuidUnlessV1: true })?.uuid).toBe(supermicro);
+  });
+
+  it('property: a placeholder from one protocol never decides; the real UUID from the other does', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...PLACEHOLDERS), fc.constantFrom('smbios' as const, 'ipmi' as const, 'rfc4122' as const), fc.uuid(), (placeholder, order, uuid) => {
+        expect(decideUuid({ ...auto, redfishUuid: placeholder, ipmiGuid: uuidToGuid(uuid, 'smbios') })?.uuid).toBe(uuid);
+        // (a lone Redfish UUID that is an implausible version-1 one is swapped: the rule without IPMI evidence)
+        if (!isImplausibleV1Timestamp(uuid, NOW)) expect(decideUuid({ ...auto, redfishUuid: uuid, ipmiGuid: uuidToGuid(placeholder, order) })?.uuid).toBe(uuid);
+      }),
+    );
   });
 });
 

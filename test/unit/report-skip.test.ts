@@ -53,4 +53,27 @@ describe('a report cycle with a BMC that gives no UUID', () => {
     expect(lines).toHaveLength(1);
     expect(JSON.stringify(lines[0])).toContain('Get System GUID on BMC 10.0.0.2:623: invalid or unsupported command');
   });
+
+  it('a BMC with only a placeholder UUID: skipped by reason placeholder-uuid, its read shown as failing with the reason', async () => {
+    standin = await startMetalApiStandIn({ hmacKey: 'k' });
+    const leases = [1, 2].map((i) => ({ ip: `10.0.0.${i}`, mac: `aa:bb:cc:00:00:0${i}`, expires: 'never' as const }));
+    const registry = new Registry();
+    const metrics = createReportMetrics(registry);
+    const log = captureLog();
+    const reads: unknown[] = [];
+    const placeholder: BmcReport = { ...report(''), uuidGap: 'placeholder-uuid', missing: ["UUID: only a placeholder, no machine's id (00000000-0000-0000-0000-000000000000: …)"] };
+    const connect = async (ip: string): Promise<Outband> =>
+      ({ address: ip, vendor: 'test', info: async () => (ip === '10.0.0.2' ? placeholder : report('00000000-0000-4000-8000-000000000001')), close: async () => undefined }) as unknown as Outband;
+    const result = await runReportCycle(
+      { partitionId: 'p', connect, metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'k', retries: 0 }), concurrency: 2, bmcTimeoutMs: 5000, logger: log.logger, metrics, observer: { read: (l, o) => reads.push(o.ok ? 'ok' : (o.error as Error).message), reported: () => undefined } },
+      leases,
+    );
+    expect(result.reported).toBe(1);
+    expect(Object.keys(standin.reports[0]!.reports)).toEqual(['00000000-0000-4000-8000-000000000001']);
+    expect(await registry.getSingleMetricAsString('metal_bmc_bmcs_skipped_total')).toMatch(/reason="placeholder-uuid"} 1$/m);
+    const lines = log.find('BMC gives only a placeholder machine UUID, skipped in this report');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ bmc: '10.0.0.2', reason: 'placeholder-uuid' });
+    expect(reads).toContainEqual(expect.stringMatching(/^the BMC gives only a placeholder machine UUID/));
+  });
 });
