@@ -148,8 +148,9 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   const macOf = (ip: string) => lateLeases.current?.().find((lease) => lease.ip === ip)?.mac;
 
   const settings = bmcConnectSettings(config, redfishCa);
-  // report reads in this thread: a BMC's confirmed IPMI GUID kept between cycles (workers keep their own)
-  const guidMemory = config.report.guidMaxAgeMs > 0 ? createGuidMemory({ maxAgeMs: config.report.guidMaxAgeMs }) : undefined;
+  // report reads in this thread: a BMC's confirmed IPMI GUID kept between cycles (workers keep their own); with a
+  // max age of 0 it spares no IPMI session but still confirms a read over IPMI alone
+  const guidMemory = createGuidMemory({ maxAgeMs: config.report.guidMaxAgeMs });
   // report reads here and in the workers: each BMC's Redfish session kept for the next read, and over restarts
   const redfishSessions = config.report.redfishSessionMaxAgeMs > 0 ? openRedfishSessionFile({ file: join(config.stateDir, REDFISH_SESSIONS_FILE), maxAgeMs: config.report.redfishSessionMaxAgeMs, logger }) : undefined;
   if (redfishSessions) registerRedfishSessionMetrics(registry, () => redfishSessions.openSessions());
@@ -162,7 +163,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       ...(o.port !== undefined ? { ipmiPort: o.port } : {}),
       trust: trust.forBmc({ ip: host, ...optional('mac', macOf(host)) }),
       logger,
-      ...(o.readAhead ? { readAhead: true, ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}) } : {}),
+      ...(o.readAhead ? { readAhead: true, guidMemory, ...(redfishSessions ? { redfishSessions } : {}) } : {}),
       ...(o.onAnswer ? { onAnswer: o.onAnswer } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
     });

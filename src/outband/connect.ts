@@ -26,10 +26,10 @@ import type { GuidMemory } from './guid-memory.js';
 import { redfishSessionKey, sessionAfterRead, sessionPlan, type RedfishSessionKeeper, type SessionPlan } from './redfish-sessions.js';
 import { ipmiOutband, type IpmiOutband } from './ipmi.js';
 import type * as RedfishLib from './redfish-side.js';
-import { ipmiNeed, mergeReport, redfishReading, type IpmiNeed, type IpmiReading } from './report-merge.js';
+import { guidMemoryAfterRead, ipmiNeed, mergeReport, redfishReading, type IpmiNeed, type IpmiReading } from './report-merge.js';
 import type { BootOptions, BootTarget, FirmwareKind, OperationOptions, Outband, Protocol, RedfishProblem } from './types.js';
 import type { BmcTrustGate } from './trust.js';
-import { decideUuid, GUID_CONFIRMED_BASES, machineUuid, UUID_BASIS_LOGGED, type UuidDecision, type UuidRule } from './uuid.js';
+import { decideUuid, GUID_CONFIRMED_BASES, machineUuid, UUID_BASIS_LOGGED, type IpmiAloneCheck, type UuidDecision, type UuidRule } from './uuid.js';
 import { VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type VendorProfile } from './vendors.js';
 
 export type { Protocol } from './types.js';
@@ -339,6 +339,14 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   // how the BMC inlines a collection's members ($expand), from the service root detection read
   // (in the read cache: no request); for actions that walk a collection (the BootOrder path)
   const expand = redfish && reader ? (await redfish.lib.readServiceRoot(reader, signalOf(o)).catch(() => undefined))?.expand : undefined;
+  /**
+   * A UUID from the IPMI GUID alone (Redfish failed in this read, or gave no UUID) is reported only
+   * when confirmed (uuid.ts): by what an earlier read with Redfish decided for this BMC, or by a GUID
+   * order configured for it (`guidEncoding`) or proven for its vendor. Not with protocol ipmi: there
+   * the operator chose the GUID, in the configured or the vendor table's order, as the machine id.
+   */
+  const decidedBefore = guidMemory?.decided(o.host);
+  const ipmiAlone: IpmiAloneCheck | undefined = protocol === 'ipmi' ? undefined : { ...(decidedBefore ? { remembered: decidedBefore } : {}), encodingConfigured: o.guidEncoding !== undefined || profile.guidEncodingProven === true };
   // a kept identity is read again only if Redfish shows the BMC changed (rememberedReading): then after the inventory
   if (o.readAhead && rememberedIdentity === undefined && ipmiNeed({ ipmiAllowed, uuidRule, reportSources: profile.reportSources }) === 'identity') ahead(ipmi.identity(signalOf(o)));
 
@@ -358,16 +366,12 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     return { guid: rememberedGuid, guidRemembered: true, identity: { bmcVersion, fru: { ...fru } }, identityRemembered: true, problems: [] };
   }
 
-  /** What this read leaves in the GUID memory: the GUID that confirmed the UUID, with the identity read beside it; else nothing. */
+  /** What this read leaves in the GUID memory (guidMemoryAfterRead). */
   function rememberAfterRead(need: IpmiNeed, reading: IpmiReading, merged: ReturnType<typeof mergeReport>, inv: RedfishInventory): void {
     if (!guidMemory) return;
-    const confirmed = reading.guid !== undefined && merged.ok && GUID_CONFIRMED_BASES.has(merged.uuid.kind);
-    const managerFirmware = inv.manager?.firmwareVersion;
-    if (confirmed && need === 'guid') guidMemory.remember(o.host, reading.guid!);
-    // an identity read with problems (no FRU device, a failed command) is read again next time
-    else if (confirmed && need === 'identity' && reading.identity && reading.problems.length === 0 && managerFirmware !== undefined) {
-      guidMemory.remember(o.host, reading.guid!, { ...reading.identity, managerFirmware });
-    } else guidMemory.forget(o.host);
+    const change = guidMemoryAfterRead({ need, reading, merged, managerFirmware: inv.manager?.firmwareVersion, before: guidMemory.decided(o.host) });
+    if (change.kind === 'remember') guidMemory.remember(o.host, change.decided, change.spare);
+    else if (change.kind === 'forget') guidMemory.forget(o.host);
   }
 
   /** The decision's log line, as UUID_BASIS_LOGGED says: none, one with every read, or a warning once per BMC (then debug). */
@@ -467,7 +471,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       if (!redfish) {
         const { report, guid } = await ipmi.report(x);
         // the UUID by the same rule as beside Redfish, in the vendor table's GUID order (the IPMI client, made before the vendor was known, decoded it in its own)
-        const outcome = machineUuid({ ...(guid ? { ipmiGuid: guid } : {}), guidEncoding: profile.guidEncoding, rule: uuidRule, now: new Date() });
+        const outcome = machineUuid({ ...(guid ? { ipmiGuid: guid } : {}), guidEncoding: profile.guidEncoding, rule: uuidRule, now: new Date(), ...(ipmiAlone ? { ipmiAlone } : {}) });
         report.uuid = outcome.ok ? outcome.decision.uuid : '';
         if (!outcome.ok) {
           report.uuidGap = outcome.gap;
@@ -490,7 +494,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const now = new Date();
       const remembered = need === 'guid' || need === 'identity' ? rememberedReading(inv, now, need) : undefined;
       const reading = remembered ?? (await readIpmi(ipmi, need, x));
-      const merged = mergeReport({ inventory: inv, ipmi: reading, profile, uuidRule, now });
+      const merged = mergeReport({ inventory: inv, ipmi: reading, profile, uuidRule, now, ...(ipmiAlone ? { ipmiAlone } : {}) });
       // kept for a BMC that needs at most its identity from IPMI: one that also needs its status reads IPMI anyway
       if (!remembered) rememberAfterRead(need, reading, merged, inv);
       // no UUID evidence at all: a partial report with the reason; the report cycle skips it

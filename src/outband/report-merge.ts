@@ -1,14 +1,16 @@
 /**
  * The facade's report policy as pure functions over typed values, beside `decideUuid`:
  *  - `ipmiNeed`: what IPMI must read beside a Redfish inventory (the fallback policy);
- *  - `mergeReport`: one BmcReport from the Redfish inventory and what IPMI read.
+ *  - `mergeReport`: one BmcReport from the Redfish inventory and what IPMI read;
+ *  - `guidMemoryAfterRead`: what the read leaves in the GUID memory (guid-memory.ts).
  * No I/O: connect.ts reads, these decide.
  */
 import type { RedfishInventory } from '../redfish/inventory.js';
 import { fruOf, ledStateOf, powerMetricOf, powerStateOf, powerSuppliesOf } from './redfish-report.js';
 import { mergeReportFields, reportFieldValues, type ReportFieldValues } from './report-fields.js';
 import type { BmcReport, LedReading, MetalFru, PowerMetric, PowerState, UuidGap } from './types.js';
-import { machineUuid, type UuidDecision, type UuidRule } from './uuid.js';
+import type { RememberedIdentity } from './guid-memory.js';
+import { GUID_CONFIRMED_BASES, machineUuid, type IpmiAloneCheck, type RememberedUuid, type UuidDecision, type UuidRule } from './uuid.js';
 import { REPORT_FIELDS, type ReportSources, type VendorProfile } from './vendors.js';
 import type { GuidEncoding } from '../ipmi/guid.js';
 
@@ -66,12 +68,14 @@ export interface MergeInput {
   profile: Pick<VendorProfile, 'reportSources' | 'guidEncoding' | 'swapRedfishUuidUnlessV1'>;
   uuidRule: UuidRule;
   now: Date;
+  /** a UUID from the IPMI GUID alone (Redfish gave none) must be confirmed (uuid.ts) */
+  ipmiAlone?: IpmiAloneCheck;
 }
 
 /** Without a machine UUID the report is partial: `uuid` is empty, `uuidGap` and `missing` say why (the report cycle skips it). */
 export type MergeResult = { ok: true; report: BmcReport; uuid: UuidDecision } | { ok: false; problem: UuidGap; ipmiGuid: boolean; report: BmcReport };
 
-export function mergeReport({ inventory: inv, ipmi, profile, uuidRule, now }: MergeInput): MergeResult {
+export function mergeReport({ inventory: inv, ipmi, profile, uuidRule, now, ipmiAlone }: MergeInput): MergeResult {
   const missing = [...inv.missing, ...ipmi.problems];
   const outcome = machineUuid({
     ...(inv.system?.uuid ? { redfishUuid: inv.system.uuid } : {}),
@@ -80,6 +84,7 @@ export function mergeReport({ inventory: inv, ipmi, profile, uuidRule, now }: Me
     rule: uuidRule,
     now,
     ...(profile.swapRedfishUuidUnlessV1 === true ? { swapRedfishUuidUnlessV1: true } : {}),
+    ...(ipmiAlone ? { ipmiAlone } : {}),
   });
   if (!outcome.ok) missing.push(outcome.detail);
   const reading = redfishReading(inv);
@@ -107,4 +112,39 @@ export function mergeReport({ inventory: inv, ipmi, profile, uuidRule, now }: Me
   if (!outcome.ok) return { ok: false, problem: outcome.gap, ipmiGuid: ipmi.guid !== undefined, report };
   const { decision } = outcome;
   return { ok: true, report, uuid: ipmi.guidRemembered ? { ...decision, basis: `${decision.basis} (the GUID of an earlier read)` } : decision };
+}
+
+/** What a read changes in the GUID memory for its BMC. */
+export type GuidMemoryChange = { kind: 'remember'; decided: RememberedUuid; spare?: { identity?: RememberedIdentity } } | { kind: 'forget' } | { kind: 'keep' };
+
+export interface GuidMemoryInput {
+  need: IpmiNeed;
+  /** what IPMI delivered in this read (read now, not taken from the memory) */
+  reading: IpmiReading;
+  merged: MergeResult;
+  /** Redfish's Manager FirmwareVersion now: an identity is kept only with it */
+  managerFirmware: string | undefined;
+  /** what the memory holds for the BMC before this read */
+  before: RememberedUuid | undefined;
+}
+
+/**
+ * A GUID that confirmed the UUID is the decision, kept for reads over IPMI alone whatever IPMI the
+ * report needs; it also stands in for the next reads' IPMI session where the report needs nothing
+ * else from IPMI (`guid`, or `identity` read without a problem: one with a problem, no FRU device,
+ * is read again). A GUID other than the one remembered, or a UUID other than the one decided, ends
+ * what was remembered; a read that learnt nothing (IPMI failed, no UUID) leaves it.
+ */
+export function guidMemoryAfterRead({ need, reading, merged, managerFirmware, before }: GuidMemoryInput): GuidMemoryChange {
+  const { guid } = reading;
+  if (guid !== undefined && merged.ok && GUID_CONFIRMED_BASES.has(merged.uuid.kind)) {
+    const decided = { guid, uuid: merged.uuid.uuid };
+    if (need === 'guid') return { kind: 'remember', decided, spare: {} };
+    if (need === 'identity' && reading.identity && reading.problems.length === 0 && managerFirmware !== undefined) return { kind: 'remember', decided, spare: { identity: { ...reading.identity, managerFirmware } } };
+    return { kind: 'remember', decided };
+  }
+  if (before === undefined) return { kind: 'keep' };
+  const otherGuid = guid !== undefined && !guid.equals(before.guid);
+  const otherUuid = merged.ok && merged.uuid.uuid !== before.uuid;
+  return otherGuid || otherUuid ? { kind: 'forget' } : { kind: 'keep' };
 }

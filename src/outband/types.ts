@@ -24,9 +24,10 @@ export type FirmwareKind = 'bios' | 'bmc';
 /**
  * Why a report has no machine UUID (`uuid` empty), which the report cycle counts the BMC's skip by:
  * `no-uuid`, neither protocol gave one; `placeholder-uuid`, only values that name no machine (all
- * zero, all FF, a BIOS default: ipmi/guid.ts isPlaceholderUuid).
+ * zero, all FF, a BIOS default: ipmi/guid.ts isPlaceholderUuid); `unconfirmed-ipmi-uuid`, Redfish
+ * failed and the IPMI GUID alone is not known to be in the order it is decoded in (uuid.ts).
  */
-export type UuidGap = 'no-uuid' | 'placeholder-uuid';
+export type UuidGap = 'no-uuid' | 'placeholder-uuid' | 'unconfirmed-ipmi-uuid';
 
 export interface BmcReport {
   /** the machine UUID; empty when there is none to report (`uuidGap` says why) */

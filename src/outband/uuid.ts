@@ -20,6 +20,11 @@
  *    swapped, as go-hal's supermicro.UUID does (uuid-endianness Convert), so that a partition
  *    read without IPMI reports the UUIDs the Go daemon reported.
  * 3. IPMI alone: the GUID in the vendor's encoding (SMBIOS order unless the vendor table says otherwise).
+ *    Where Redfish was tried (`ipmiAlone`), that UUID is reported only when confirmed: the GUID is
+ *    the one an earlier read with Redfish decided a UUID for (guid-memory.ts), or its byte order is
+ *    configured for the BMC or proven for its vendor. Otherwise it is a gap, `unconfirmed-ipmi-uuid`:
+ *    a GUID in another order than assumed would make metal-api create a phantom machine, and the
+ *    Go daemon never reported a BMC whose Redfish read failed.
  * A fixed rule can be configured per vendor or site instead of `auto`.
  * A placeholder (all zero, all FF, AMI's default: isPlaceholderUuid) is no UUID, from either
  * protocol: the other protocol's real one decides, else there is none (`machineUuid`: the gap).
@@ -37,6 +42,22 @@ export interface UuidEvidence {
   now: Date;
   /** without a confirming IPMI GUID, swap every Redfish UUID but a plausible version-1 one (go-hal's Supermicro rule) */
   swapRedfishUuidUnlessV1?: boolean;
+  /** present where Redfish was tried (protocol auto): a UUID from the IPMI GUID alone must be confirmed (`machineUuid`) */
+  ipmiAlone?: IpmiAloneCheck;
+}
+
+/** A BMC's GUID that confirmed its Redfish UUID, and the machine UUID decided with it (guid-memory.ts). */
+export interface RememberedUuid {
+  guid: Buffer;
+  uuid: string;
+}
+
+/** What may confirm a UUID from the IPMI GUID alone. */
+export interface IpmiAloneCheck {
+  /** what an earlier read with Redfish decided for this BMC */
+  remembered?: RememberedUuid;
+  /** the GUID byte order is configured for this BMC, or proven for its vendor (the vendor table's guidEncodingProven) */
+  encodingConfigured: boolean;
 }
 
 /** What the decision rests on, as a value to compare; `basis` is the same in words, for logs. */
@@ -51,7 +72,8 @@ export type UuidBasisKind =
   | 'ipmi-guid-reversed'
   | 'redfish-swapped-heuristic'
   | 'redfish'
-  | 'ipmi';
+  | 'ipmi'
+  | 'ipmi-remembered';
 
 /** Decisions where the IPMI GUID matched the Redfish UUID in one of its byte orders: the GUID is evidence worth keeping (guid-memory.ts). */
 export const GUID_CONFIRMED_BASES: ReadonlySet<UuidBasisKind> = new Set(['redfish-confirmed', 'redfish-mixed-endian', 'redfish-ambiguous', 'ipmi-guid-rfc4122', 'ipmi-guid-reversed']);
@@ -73,6 +95,7 @@ export const UUID_BASIS_LOGGED: Readonly<Record<UuidBasisKind, 'none' | 'each-re
   'redfish-swapped-heuristic': 'each-read',
   redfish: 'none',
   ipmi: 'each-read',
+  'ipmi-remembered': 'each-read',
 };
 
 export interface UuidDecision {
@@ -136,12 +159,28 @@ export type UuidOutcome = { ok: true; decision: UuidDecision } | { ok: false; ga
 
 export function machineUuid(e: UuidEvidence): UuidOutcome {
   const decision = decideUuid(e);
+  if (decision?.kind === 'ipmi' && e.ipmiAlone && e.ipmiGuid) return confirmedIpmiAlone(decision, e.ipmiGuid, e.guidEncoding, e.ipmiAlone);
   if (decision) return { ok: true, decision };
   const placeholders = [redfishText(e.redfishUuid), ipmiText(e.ipmiGuid, e.guidEncoding)].filter((u): u is string => u !== undefined && isPlaceholderUuid(u));
   if (placeholders.length > 0) {
     return { ok: false, gap: 'placeholder-uuid', detail: `UUID: only a placeholder, no machine's id (${[...new Set(placeholders)].join(', ')}: all zero, all FF or a BIOS default; not set before the first POST after power loss, or DMI never programmed)` };
   }
   return { ok: false, gap: 'no-uuid', detail: `UUID: no usable system UUID over Redfish${e.ipmiGuid ? '' : ' and none over IPMI'}` };
+}
+
+/** A UUID from the IPMI GUID alone, where Redfish was tried: the remembered decision for the same GUID, the configured order's, or a gap. */
+function confirmedIpmiAlone(decision: UuidDecision, guid: Buffer, encoding: GuidEncoding, check: IpmiAloneCheck): UuidOutcome {
+  const { remembered } = check;
+  if (remembered !== undefined && remembered.guid.equals(guid)) {
+    return { ok: true, decision: { uuid: remembered.uuid, kind: 'ipmi-remembered', basis: 'IPMI GUID alone: the GUID an earlier read with Redfish decided this UUID for' } };
+  }
+  if (check.encodingConfigured) return { ok: true, decision: { ...decision, basis: `${decision.basis} (configured)` } };
+  const why = remembered === undefined ? 'no earlier read with Redfish confirmed a UUID for this BMC' : `an earlier read with Redfish confirmed ${remembered.uuid} with another GUID`;
+  return {
+    ok: false,
+    gap: 'unconfirmed-ipmi-uuid',
+    detail: `UUID: over IPMI alone the GUID reads ${decision.uuid} in ${encoding} order, but ${why} and no GUID order is configured for it: a GUID in another order would be another machine's UUID`,
+  };
 }
 
 const MIXED_ENDIAN: (uuid: string) => UuidDecision = (uuid) => ({ uuid, kind: 'redfish-mixed-endian', basis: 'Redfish UUID is mixed-endian: swapped to match the IPMI GUID' });

@@ -45,6 +45,12 @@ export interface VendorProfile {
   firmware: 'simple-update' | 'multipart-push';
   /** byte order of IPMI Get System GUID */
   guidEncoding: GuidEncoding;
+  /**
+   * `guidEncoding` is proven on this vendor's BMCs (their GUID against dmidecode in-band): a UUID
+   * from the GUID alone is then reported when Redfish fails, without an earlier read confirming it
+   * (uuid.ts). No vendor yet: 'smbios' is the common order, not a measured one.
+   */
+  guidEncodingProven?: boolean;
   /** without a confirming IPMI GUID, swap every Redfish UUID but a plausible version-1 one, as go-hal does for Supermicro (uuid.ts) */
   swapRedfishUuidUnlessV1?: boolean;
   /** IPMI boot flags data byte 2 for "boot from disk" (go-hal: 0x24 on Supermicro and Novarion, 0x08 elsewhere) */

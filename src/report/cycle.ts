@@ -12,7 +12,7 @@
  * cycle; any other failure (422 included) fails the report post as a whole.
  */
 import { setMaxListeners } from 'node:events';
-import { BmcError } from '../errors.js';
+import { BmcError, isBmcErrorCode } from '../errors.js';
 import type { Lease } from '../leases/types.js';
 import type { Logger } from '../log.js';
 import type { MetalApiClient } from '../metalapi/client.js';
@@ -308,7 +308,19 @@ const UUID_GAP_SKIPS: Readonly<Record<UuidGap, { logLine: string; error: (report
     logLine: 'BMC gives only a placeholder machine UUID, skipped in this report',
     error: () => new BmcError('UNSUPPORTED', "the BMC gives only a placeholder machine UUID (all zero, all FF or a BIOS default), no machine's id: not set before the first POST after power loss, or DMI never programmed"),
   },
+  'unconfirmed-ipmi-uuid': {
+    logLine: 'BMC read over IPMI alone gives a machine UUID no earlier read confirmed, skipped in this report',
+    error: unconfirmedIpmiError,
+  },
 };
+
+/** A read over IPMI alone whose UUID is not confirmed: failing for Redfish's failure (its code, so the status names it), left out for the UUID. */
+function unconfirmedIpmiError(report: BmcReport): BmcError {
+  const what = 'over IPMI alone its machine UUID is not confirmed (no earlier read with Redfish decided it for this GUID), so the BMC is left out of the report';
+  const p = report.redfishProblem;
+  if (p === undefined) return new BmcError('UNSUPPORTED', `Redfish gives no machine UUID and ${what}`);
+  return new BmcError(isBmcErrorCode(p.code) ? p.code : 'UNAVAILABLE', `Redfish: ${p.message}; ${what}`, { ...(p.httpStatus !== undefined ? { httpStatus: p.httpStatus } : {}), ...(p.causeCode !== undefined ? { cause: { code: p.causeCode } } : {}) });
+}
 
 /** Deadline failures worth a second try: the BMC may only have been slow. */
 const RETRY_CODES = new Set(['TIMEOUT', 'ABORTED']);

@@ -36,7 +36,7 @@ export type AttemptOverPort = ({ ok: true; report: BmcReport; vendor: string } |
 
 export type ToReportWorker =
   /**
-   * `guidMaxAgeMs`: how long a BMC's confirmed IPMI GUID serves its reports (outband/guid-memory.ts); 0: none kept.
+   * `guidMaxAgeMs`: how long a BMC's confirmed IPMI GUID stands in for its IPMI session (outband/guid-memory.ts); 0: never, the decision is kept all the same.
    * `redfishSessionMaxAgeMs`: how long a kept Redfish session serves (outband/redfish-sessions.ts); 0: none kept
    */
   | { type: 'init'; settings: ReportConnectSettings; logLevel: string; trustOnFirstUse: boolean; trustRequiresProof: boolean; guidMaxAgeMs: number; redfishSessionMaxAgeMs: number }

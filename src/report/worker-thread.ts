@@ -213,7 +213,7 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
           firstUse: { inc: ({ what, proof }) => post({ type: 'trust-count', metric: 'firstUse', what, proof }) },
         };
         // a BMC goes to the same worker every cycle: its GUID is remembered where it is read
-        setup = { settings: m.settings, logger, trustOnFirstUse: m.trustOnFirstUse, trustRequiresProof: m.trustRequiresProof === true, trustMetrics, ...(m.guidMaxAgeMs > 0 ? { guidMemory: createGuidMemory({ maxAgeMs: m.guidMaxAgeMs }) } : {}), redfishSessionMaxAgeMs: m.redfishSessionMaxAgeMs ?? 0 };
+        setup = { settings: m.settings, logger, trustOnFirstUse: m.trustOnFirstUse, trustRequiresProof: m.trustRequiresProof === true, trustMetrics, guidMemory: createGuidMemory({ maxAgeMs: m.guidMaxAgeMs }), redfishSessionMaxAgeMs: m.redfishSessionMaxAgeMs ?? 0 };
         return;
       }
       case 'read':

@@ -8,6 +8,7 @@ import { createConnection, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { BmcError, isBmcError } from '../../src/errors.js';
 import { connectOutband, type ConnectOptions } from '../../src/outband/connect.js';
+import { createGuidMemory } from '../../src/outband/guid-memory.js';
 import { REPORT_FIELDS } from '../../src/outband/vendors.js';
 import { encodeFirmwareRevision } from '../../src/sim/ipmi-device.js';
 import type { Fleet } from '../../src/sim/fleet.js';
@@ -112,17 +113,33 @@ describe('info()', () => {
     }
   });
 
-  it('falls back to IPMI alone when Redfish is disabled, and says so', async () => {
+  it('falls back to IPMI alone when Redfish is disabled, and says so; the UUID only where a read with Redfish confirmed the GUID or its order is configured', async () => {
+    const read = async (extra: Partial<ConnectOptions> = {}) => {
+      const bmc = await connectOutband(optionsFor(1, extra));
+      try {
+        return await bmc.info();
+      } finally {
+        await bmc.close();
+      }
+    };
+    // a report read with Redfish keeps the GUID that confirmed the UUID
+    const guidMemory = createGuidMemory({ maxAgeMs: 60_000 });
+    expect((await read({ readAhead: true, guidMemory })).source).toBe('redfish+ipmi');
     fleet.setFaults([1], { redfishDisabled: true });
     // the simulator closes the machine's Redfish listener shortly after (it polls the fault)
     await waitFor(() => connectionRefused(fleet.machines[1]!.state.address, fleet.redfishPort), 10_000, 'the Redfish listener to close');
-    const bmc = await connectOutband(optionsFor(1));
-    const r = await bmc.info();
-    await bmc.close();
+    const unconfirmed = await read();
+    const remembered = await read({ readAhead: true, guidMemory });
+    const configured = await read({ guidEncoding: 'smbios' });
     fleet.clearFaults();
-    expect(r.source).toBe('ipmi');
-    expect(r.uuid).toBe(fleet.machines[1]!.state.uuid);
-    expect(r.missing[0]).toMatch(/^Redfish: /);
+    for (const r of [unconfirmed, remembered, configured]) {
+      expect(r.source).toBe('ipmi');
+      expect(r.missing[0]).toMatch(/^Redfish: /);
+    }
+    expect(unconfirmed).toMatchObject({ uuid: '', uuidGap: 'unconfirmed-ipmi-uuid' });
+    expect(unconfirmed.missing).toContainEqual(expect.stringMatching(/^UUID: over IPMI alone the GUID reads [0-9a-f-]{36} in smbios order, but no earlier read with Redfish confirmed/));
+    expect(remembered.uuid).toBe(fleet.machines[1]!.state.uuid);
+    expect(configured.uuid).toBe(fleet.machines[1]!.state.uuid);
     noSessionsLeft(1);
   });
 

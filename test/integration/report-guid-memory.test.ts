@@ -64,7 +64,7 @@ describe('report reads keep a BMC\'s confirmed IPMI GUID', () => {
     const i = index('Lenovo');
     const memory = createGuidMemory({ maxAgeMs: 60_000 });
     const other = Buffer.alloc(16, 0x5a);
-    memory.remember(hostOf(i), other);
+    memory.remember(hostOf(i), { guid: other, uuid: '00000000-0000-4000-8000-00000000005a' }, {});
     const { report, ipmiDatagrams } = await read(i, memory);
     expect(ipmiDatagrams).toBeGreaterThan(0);
     expect(report.uuid).toBe(fleet.machines[i]!.state.uuid);

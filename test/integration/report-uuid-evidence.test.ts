@@ -2,7 +2,8 @@
  * Machine UUIDs in report cycles against the simulator (its Redfish and IPMI serve one machine's
  * UUID; `ipmi-guid-rfc4122` sends the GUID in textual order) and the metal-api stand-in, which
  * creates a machine for every UUID it does not know, as metal-api does: each reported UUID must be
- * the machine's own, or metal-api gets a phantom machine.
+ * the machine's own, or metal-api gets a phantom machine. A BMC with no UUID to report is left out
+ * with its reason, and its last good data stays in metal-api.
  */
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -103,6 +104,40 @@ describe('machine UUIDs in report cycles', () => {
       expect(JSON.stringify(skipped)).toContain('03000200-0400-0500-0006-000700080009');
     } finally {
       [0, 2, 3].forEach((i, k) => (stateOf(i).uuid = own[k]!));
+    }
+  });
+
+  it('when Redfish fails, a BMC is reported over IPMI alone only with the UUID a read with Redfish decided for its GUID; one without is left out', async () => {
+    // Gigabyte (its Redfish lacks power metrics: IPMI is read in full every cycle) with its GUID in RFC 4122
+    // order, which decoded in the usual SMBIOS order would be another machine's UUID; Lenovo (the GUID stands
+    // in for its IPMI session between cycles)
+    const known = [0, 1];
+    const unknown = 2;
+    expect(known.map((i) => stateOf(i).variant)).toEqual(['gigabyte', 'lenovo']);
+    fleet.setQuirks([0], ['ipmi-guid-rfc4122'], true);
+    const guidMemory = createGuidMemory({ maxAgeMs: 60_000 });
+    const log = captureLog();
+    const registry = new Registry();
+    const uuidsOf = (indexes: number[]) => indexes.map((i) => stateOf(i).uuid).sort();
+    try {
+      expect((await cycle(known, { guidMemory, log })).uuids.sort()).toEqual(uuidsOf(known));
+      // a session limit, a 503: this cycle reads them over IPMI alone
+      fleet.setFaults([...known, unknown], { redfishStatus: 503 });
+      const { result, uuids } = await cycle([...known, unknown], { guidMemory, log, metrics: createReportMetrics(registry) });
+      expect(uuids.sort()).toEqual(uuidsOf(known));
+      expect(uuids).not.toContain(swapMixedEndian(stateOf(0).uuid));
+      expect(result.reported).toBe(2);
+      expect(await registry.getSingleMetricAsString('metal_bmc_bmcs_skipped_total')).toMatch(/reason="unconfirmed-ipmi-uuid"} 1$/m);
+      const skipped = log.find('BMC read over IPMI alone gives a machine UUID no earlier read confirmed, skipped in this report');
+      expect(skipped.map((l) => l.bmc)).toEqual([stateOf(unknown).address]);
+      expect(JSON.stringify(skipped[0]!.missing)).toContain(`UUID: over IPMI alone the GUID reads ${stateOf(unknown).uuid} in smbios order, but no earlier read with Redfish confirmed a UUID for this BMC`);
+      // Redfish back: the unknown one is reported, and confirmed from then on
+      fleet.clearFaults();
+      expect((await cycle([...known, unknown], { guidMemory, log })).uuids.sort()).toEqual(uuidsOf([...known, unknown]));
+      expect(guidMemory.decided(stateOf(unknown).address)?.uuid).toBe(stateOf(unknown).uuid);
+    } finally {
+      fleet.clearFaults();
+      fleet.setQuirks([0], ['ipmi-guid-rfc4122'], false);
     }
   });
 });

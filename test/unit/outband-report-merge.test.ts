@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RedfishInventory } from '../../src/redfish/inventory.js';
-import { ipmiNeed, mergeReport, redfishReading } from '../../src/outband/report-merge.js';
+import { guidMemoryAfterRead, ipmiNeed, mergeReport, redfishReading } from '../../src/outband/report-merge.js';
 import { IPMI_FIRST, REDFISH_FIRST, VENDOR_PROFILES } from '../../src/outband/vendors.js';
 
 const UUID = '4c4c4544-0042-3510-8052-b4c04f384d32';
@@ -90,5 +90,39 @@ describe('mergeReport', () => {
     const inv = inventory({ system: { ...inventory().system!, indicatorLED: undefined } as RedfishInventory['system'] });
     const r = mergeReport({ inventory: inv, ipmi: { problems: [] }, profile: VENDOR_PROFILES.lenovo, uuidRule: 'auto', now });
     expect(r.ok && r.report.missing).toContain('IndicatorLED: neither Redfish nor IPMI reports the identify LED');
+  });
+});
+
+describe('guidMemoryAfterRead (what a read leaves in the GUID memory)', () => {
+  const now = new Date('2026-12-01T00:00:00Z');
+  // UUID's bytes in SMBIOS order: they confirm it
+  const guid = Buffer.from('44454c4c42001035805' + '2b4c04f384d32', 'hex');
+  const merged = (ipmi: Parameters<typeof mergeReport>[0]['ipmi'], uuid = UUID) => mergeReport({ inventory: inventory({ system: { ...inventory().system!, uuid } as RedfishInventory['system'] }), ipmi, profile: VENDOR_PROFILES.lenovo, uuidRule: 'auto', now });
+  const identity = { bmcVersion: '1.74', fru: { board_mfg: 'Supermicro' } };
+
+  it('a confirming GUID is the decision whatever the report needs; it stands in for the IPMI session only where the report needs no more', () => {
+    const reading = { guid, problems: [] };
+    expect(guidMemoryAfterRead({ need: 'guid', reading, merged: merged(reading), managerFirmware: '8.40', before: undefined })).toEqual({ kind: 'remember', decided: { guid, uuid: UUID }, spare: {} });
+    // Redfish lacks power state, LED or power metric: IPMI is read every time, the decision is kept all the same
+    expect(guidMemoryAfterRead({ need: 'full', reading, merged: merged(reading), managerFirmware: '8.40', before: undefined })).toEqual({ kind: 'remember', decided: { guid, uuid: UUID } });
+    const withIdentity = { guid, identity, problems: [] };
+    expect(guidMemoryAfterRead({ need: 'identity', reading: withIdentity, merged: merged(withIdentity), managerFirmware: '8.40', before: undefined })).toEqual({ kind: 'remember', decided: { guid, uuid: UUID }, spare: { identity: { ...identity, managerFirmware: '8.40' } } });
+    // an identity read with a problem is read again next time; so is one without Redfish's firmware version beside it
+    const noFru = { guid, identity, problems: ['FRU: not present'] };
+    expect(guidMemoryAfterRead({ need: 'identity', reading: noFru, merged: merged(noFru), managerFirmware: '8.40', before: undefined })).toEqual({ kind: 'remember', decided: { guid, uuid: UUID } });
+    expect(guidMemoryAfterRead({ need: 'identity', reading: withIdentity, merged: merged(withIdentity), managerFirmware: undefined, before: undefined })).toEqual({ kind: 'remember', decided: { guid, uuid: UUID } });
+  });
+
+  it('another GUID, or another UUID, ends what was remembered; a read that learnt nothing leaves it', () => {
+    const before = { guid, uuid: UUID };
+    const other = Buffer.alloc(16, 0x5a);
+    expect(guidMemoryAfterRead({ need: 'guid', reading: { guid: other, problems: [] }, merged: merged({ guid: other, problems: [] }), managerFirmware: '8.40', before })).toEqual({ kind: 'forget' });
+    // IPMI failed: the Redfish UUID alone, another one than decided
+    const failed = { problems: ['IPMI: timeout'] };
+    expect(guidMemoryAfterRead({ need: 'guid', reading: failed, merged: merged(failed, '3f2504e0-4f89-41d3-9a0c-0305e82c3301'), managerFirmware: '8.40', before })).toEqual({ kind: 'forget' });
+    expect(guidMemoryAfterRead({ need: 'guid', reading: failed, merged: merged(failed), managerFirmware: '8.40', before })).toEqual({ kind: 'keep' });
+    // no UUID at all (a nil Redfish UUID): nothing contradicts the decision
+    expect(guidMemoryAfterRead({ need: 'guid', reading: failed, merged: merged(failed, '00000000-0000-0000-0000-000000000000'), managerFirmware: '8.40', before })).toEqual({ kind: 'keep' });
+    expect(guidMemoryAfterRead({ need: 'guid', reading: failed, merged: merged(failed), managerFirmware: '8.40', before: undefined })).toEqual({ kind: 'keep' });
   });
 });

@@ -1,7 +1,7 @@
 /** The machine-UUID rule, with vectors, and the Redfish → metal-api report mapping. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isImplausibleV1Timestamp, isPlausibleV1Uuid, isV4Uuid, swapMixedEndian, uuidToGuid } from '../../src/ipmi/guid.js';
+import { guidToUuid, isImplausibleV1Timestamp, isPlaceholderUuid, isPlausibleV1Uuid, isV4Uuid, swapMixedEndian, uuidToGuid } from '../../src/ipmi/guid.js';
 import { fruOf, ledStateOf, powerMetricOf, powerStateOf, powerSuppliesOf } from '../../src/outband/redfish-report.js';
 import { decideUuid, GUID_CONFIRMED_BASES, machineUuid, UUID_BASIS_LOGGED } from '../../src/outband/uuid.js';
 import { vendorOfIana, vendorOfManufacturer, VENDOR_PROFILES } from '../../src/outband/vendors.js';
@@ -174,6 +174,53 @@ describe('placeholder UUIDs (all zero, all FF, AMI\'s default) are no UUID', () 
         expect(decideUuid({ ...auto, redfishUuid: placeholder, ipmiGuid: uuidToGuid(uuid, 'smbios') })?.uuid).toBe(uuid);
         // (a lone Redfish UUID that is an implausible version-1 one is swapped: the rule without IPMI evidence)
         if (!isImplausibleV1Timestamp(uuid, NOW)) expect(decideUuid({ ...auto, redfishUuid: uuid, ipmiGuid: uuidToGuid(placeholder, order) })?.uuid).toBe(uuid);
+      }),
+    );
+  });
+});
+
+describe('a UUID from the IPMI GUID alone where Redfish was tried is reported only when confirmed', () => {
+  const V4 = '3f2504e0-4f89-41d3-9a0c-0305e82c3301';
+  const auto = { guidEncoding: 'smbios' as const, rule: 'auto' as const, now: NOW };
+  // a BMC sending its GUID in RFC 4122 order: decoded in SMBIOS order it is another UUID
+  const rfcGuid = uuidToGuid(V4, 'rfc4122');
+
+  it('by the decision an earlier read with Redfish made for the same GUID, whatever order the GUID is in', () => {
+    const d = machineUuid({ ...auto, ipmiGuid: rfcGuid, ipmiAlone: { remembered: { guid: Buffer.from(rfcGuid), uuid: V4 }, encodingConfigured: false } });
+    expect(d).toMatchObject({ ok: true, decision: { uuid: V4, kind: 'ipmi-remembered' } });
+    // and Redfish reachable without a UUID (a nil one, say) is the same case
+    expect(machineUuid({ ...auto, redfishUuid: '00000000-0000-0000-0000-000000000000', ipmiGuid: rfcGuid, ipmiAlone: { remembered: { guid: rfcGuid, uuid: V4 }, encodingConfigured: false } })).toMatchObject({ ok: true, decision: { uuid: V4 } });
+  });
+
+  it('not by a remembered decision for another GUID, nor by none: a gap that says why', () => {
+    const other = machineUuid({ ...auto, ipmiGuid: rfcGuid, ipmiAlone: { remembered: { guid: uuidToGuid(INBAND, 'smbios'), uuid: INBAND }, encodingConfigured: false } });
+    expect(other).toEqual({ ok: false, gap: 'unconfirmed-ipmi-uuid', detail: `UUID: over IPMI alone the GUID reads ${swapMixedEndian(V4)} in smbios order, but an earlier read with Redfish confirmed ${INBAND} with another GUID and no GUID order is configured for it: a GUID in another order would be another machine's UUID` });
+    expect(machineUuid({ ...auto, ipmiGuid: rfcGuid, ipmiAlone: { encodingConfigured: false } })).toMatchObject({ ok: false, gap: 'unconfirmed-ipmi-uuid', detail: expect.stringContaining('no earlier read with Redfish confirmed a UUID for this BMC') });
+  });
+
+  it('by a configured GUID order (the BMC, or a vendor whose order is proven), or without the check (protocol ipmi)', () => {
+    expect(machineUuid({ ...auto, guidEncoding: 'rfc4122', ipmiGuid: rfcGuid, ipmiAlone: { encodingConfigured: true } })).toMatchObject({ ok: true, decision: { uuid: V4, kind: 'ipmi' } });
+    expect(machineUuid({ ...auto, ipmiGuid: uuidToGuid(V4, 'smbios') })).toMatchObject({ ok: true, decision: { uuid: V4, kind: 'ipmi' } });
+    // no vendor's order is proven yet
+    expect(Object.values(VENDOR_PROFILES).filter((p) => p.guidEncodingProven === true)).toEqual([]);
+  });
+
+  it('a placeholder GUID stays a placeholder, a Redfish UUID needs no confirming', () => {
+    expect(machineUuid({ ...auto, ipmiGuid: Buffer.alloc(16), ipmiAlone: { encodingConfigured: false } })).toMatchObject({ ok: false, gap: 'placeholder-uuid' });
+    expect(machineUuid({ ...auto, redfishUuid: V4, ipmiGuid: rfcGuid, ipmiAlone: { encodingConfigured: false } })).toMatchObject({ ok: true, decision: { uuid: V4 } });
+  });
+
+  it('property: with the check, the GUID alone gives the remembered UUID for the remembered GUID and nothing for any other', () => {
+    fc.assert(
+      fc.property(fc.uuid(), fc.uint8Array({ minLength: 16, maxLength: 16 }), (uuid, raw) => {
+        const guid = Buffer.from(raw);
+        const check = { remembered: { guid: Buffer.from(guid), uuid }, encodingConfigured: false };
+        const same = machineUuid({ ...auto, ipmiGuid: guid, ipmiAlone: check });
+        const placeholder = isPlaceholderUuid(guidToUuid(guid, 'smbios'));
+        expect(same.ok ? same.decision.uuid : same.gap).toBe(placeholder ? 'placeholder-uuid' : uuid);
+        const otherGuid = Buffer.from(guid.map((b) => b ^ 0x5a));
+        fc.pre(!isPlaceholderUuid(guidToUuid(otherGuid, 'smbios')));
+        expect(machineUuid({ ...auto, ipmiGuid: otherGuid, ipmiAlone: check })).toMatchObject({ ok: false, gap: 'unconfirmed-ipmi-uuid' });
       }),
     );
   });

@@ -1,7 +1,8 @@
 /**
- * A BMC that gives no machine UUID at all (no Get System GUID, no Redfish UUID) makes a partial
- * report metal-api cannot key: the report cycle skips it with one log line and a metric, and
- * reports every other BMC.
+ * A BMC that gives no machine UUID to report (no Get System GUID and no Redfish UUID, only a
+ * placeholder, or a UUID over IPMI alone that no earlier read confirmed) makes a partial report
+ * metal-api cannot key: the report cycle skips it with one log line and a metric by reason, tells
+ * the status why, and reports every other BMC.
  */
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -10,6 +11,7 @@ import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/s
 import type { BmcReport, Outband } from '../../src/outband/types.js';
 import { runReportCycle } from '../../src/report/cycle.js';
 import { createReportMetrics } from '../../src/report/metrics.js';
+import { factsOf, problemOf } from '../../src/status/reason.js';
 import { captureLog } from '../helpers/log.js';
 
 let standin: MetalApiStandIn | undefined;
@@ -75,5 +77,29 @@ describe('a report cycle with a BMC that gives no UUID', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ bmc: '10.0.0.2', reason: 'placeholder-uuid' });
     expect(reads).toContainEqual(expect.stringMatching(/^the BMC gives only a placeholder machine UUID/));
+  });
+
+  it('a BMC read over IPMI alone with an unconfirmed UUID: skipped by reason unconfirmed-ipmi-uuid, its read failing with Redfish\'s failure', async () => {
+    standin = await startMetalApiStandIn({ hmacKey: 'k' });
+    const leases = [1, 2, 3].map((i) => ({ ip: `10.0.0.${i}`, mac: `aa:bb:cc:00:00:0${i}`, expires: 'never' as const }));
+    const registry = new Registry();
+    const log = captureLog();
+    const errors = new Map<string, unknown>();
+    const unconfirmed = (redfishProblem: BmcReport['redfishProblem']): BmcReport => ({ ...report(''), uuidGap: 'unconfirmed-ipmi-uuid', ...(redfishProblem ? { redfishProblem } : {}), missing: ['UUID: over IPMI alone the GUID reads …'] });
+    const answers: Record<string, BmcReport> = {
+      '10.0.0.1': report('00000000-0000-4000-8000-000000000001'),
+      '10.0.0.2': unconfirmed({ code: 'HTTP', httpStatus: 503, message: 'POST /redfish/v1/SessionService/Sessions: HTTP 503' }),
+      '10.0.0.3': unconfirmed({ code: 'AUTH_FAILED', causeCode: 'DEPTH_ZERO_SELF_SIGNED_CERT', message: 'certificate not trusted' }),
+    };
+    const connect = async (ip: string): Promise<Outband> => ({ address: ip, vendor: 'test', info: async () => answers[ip]!, close: async () => undefined }) as unknown as Outband;
+    const result = await runReportCycle(
+      { partitionId: 'p', connect, metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'k', retries: 0 }), concurrency: 3, bmcTimeoutMs: 5000, logger: log.logger, metrics: createReportMetrics(registry), observer: { read: (l, o) => void (o.ok || errors.set(l.ip, o.error)), reported: () => undefined } },
+      leases,
+    );
+    expect(result.reported).toBe(1);
+    expect(await registry.getSingleMetricAsString('metal_bmc_bmcs_skipped_total')).toMatch(/reason="unconfirmed-ipmi-uuid"} 2$/m);
+    expect(log.find('BMC read over IPMI alone gives a machine UUID no earlier read confirmed, skipped in this report')).toHaveLength(2);
+    expect(problemOf(factsOf(errors.get('10.0.0.2')), [])).toMatchObject({ reason: 'http-error', code: 'HTTP', httpStatus: 503, message: expect.stringMatching(/^Redfish: POST .*HTTP 503; over IPMI alone its machine UUID is not confirmed .*left out of the report$/) });
+    expect(problemOf(factsOf(errors.get('10.0.0.3')), [])).toMatchObject({ reason: 'certificate', code: 'AUTH_FAILED' });
   });
 });
