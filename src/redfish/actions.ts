@@ -287,7 +287,11 @@ function ledBody(resource: SystemInfo | ChassisInfo, on: boolean): Record<string
   return undefined;
 }
 
-/** Identify LED: the system's LocationIndicatorActive, else its IndicatorLED, else the same on its first chassis. */
+/**
+ * Identify LED: the system's LocationIndicatorActive, else its IndicatorLED, else the same on its
+ * first chassis. If-Match as for the boot PATCH: the resource's ETag, else `*` (Lenovo XCC answered
+ * a PATCH without If-Match 412, fwupd/fwupd#6347; go-hal sends `*` on every PATCH).
+ */
 export async function setIndicator(client: ActionClient, on: boolean, options: ActionOptions = {}): Promise<void> {
   const { signal } = options;
   const path = await systemPath(client, options);
@@ -295,7 +299,7 @@ export async function setIndicator(client: ActionClient, on: boolean, options: A
   const system = parseSystem(sys.body);
   const body = ledBody(system, on);
   if (body !== undefined) {
-    await client.patch(path, body, { signal, etag: sys.etag ?? system.etag ?? null });
+    await client.patch(path, body, { signal, etag: sys.etag ?? system.etag ?? '*' });
     return;
   }
   const chassisPath = system.chassis[0];
@@ -304,7 +308,7 @@ export async function setIndicator(client: ActionClient, on: boolean, options: A
     const chassis = parseChassis(ch.body);
     const chassisBody = ledBody(chassis, on);
     if (chassisBody !== undefined) {
-      await client.patch(chassisPath, chassisBody, { signal, etag: ch.etag ?? chassis.etag ?? null });
+      await client.patch(chassisPath, chassisBody, { signal, etag: ch.etag ?? chassis.etag ?? '*' });
       return;
     }
   }

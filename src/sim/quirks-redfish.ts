@@ -22,8 +22,8 @@ export const REDFISH_QUIRKS = {
   },
   'redfish-no-etag': {
     protocol: 'redfish',
-    description: 'resources carry no ETag (neither header nor @odata.etag); a PATCH is accepted with any If-Match or none',
-    seenOn: 'Supermicro X10/X11 before Redfish 1.6, older MegaRAC builds; go-hal sends If-Match: * for them',
+    description: 'resources carry no ETag (neither header nor @odata.etag); a PATCH is accepted with any If-Match, and without one except on a vendor that requires If-Match (the Lenovo-like variant), which refuses it 412',
+    seenOn: 'Supermicro X10/X11 before Redfish 1.6, older MegaRAC builds; go-hal sends If-Match: * for them. Lenovo XCC answered a PATCH without If-Match 412 "The ETag supplied did not match" (fwupd/fwupd#6347)',
     survivedBy: 'curl',
   },
   'redfish-weak-etag': {

@@ -126,6 +126,9 @@ const CURL_SURVIVES: Record<RedfishQuirkName, (f: Fleet, m: SimMachine) => Promi
     expect(sys.headers.etag).toBeUndefined();
     expect(sys.json['@odata.etag']).toBeUndefined();
     expect((await curl(f, m, systemPath(m), { method: 'PATCH', headers: { 'If-Match': '*' }, json: { Boot: { BootSourceOverrideTarget: 'Pxe' } } })).status).toBe(200);
+    // a vendor that requires If-Match refuses a PATCH without it, ETag or not (XCC, fwupd/fwupd#6347)
+    const bare = await curl(f, m, systemPath(m), { method: 'PATCH', json: { Boot: { BootSourceOverrideTarget: 'Pxe' } } });
+    expect(bare.status).toBe(vendorOf(m.state.manufacturer).ifMatchRequired ? 412 : 200);
   },
   async 'redfish-weak-etag'(f, m) {
     const tag = (await curl(f, m, systemPath(m))).headers.etag as string;

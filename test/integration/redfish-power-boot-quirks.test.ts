@@ -23,7 +23,7 @@ let fleet: Fleet;
 let next = 0;
 
 beforeAll(async () => {
-  fleet = await startTestFleet({ count: 10, variants: ['lenovo'] });
+  fleet = await startTestFleet({ count: 16, variants: ['lenovo'] });
 }, 60_000);
 afterAll(async () => {
   await fleet?.close();
@@ -130,6 +130,26 @@ describe('redfish-boot-mode-readonly: a Boot PATCH naming BootSourceOverrideMode
     const patches = systemPatches();
     expect(await command(m, 'PXE')).toEqual({ code: 0 });
     expect(m.state).toMatchObject({ boot: 'pxe', bootPersistent: true, bootUefi: true });
+    expect(systemPatches()).toBe(patches + 1);
+  });
+});
+
+describe('redfish-no-etag on a BMC that requires If-Match (Lenovo XCC: 412 to a PATCH without it, fwupd/fwupd#6347)', () => {
+  it('LED-ON sends If-Match: * to a System without an ETag, in one PATCH, as the boot PATCH does', async () => {
+    const m = machineWith('redfish-no-etag');
+    m.state.identify = false;
+    const patches = systemPatches();
+    expect(await command(m, 'LED-ON')).toEqual({ code: 0 });
+    expect(m.state.identify).toBe(true);
+    expect(systemPatches()).toBe(patches + 1);
+  });
+
+  it('PXE too (If-Match: * already): one PATCH', async () => {
+    const m = machineWith('redfish-no-etag');
+    Object.assign(m.state, { boot: 'none', bootPersistent: false });
+    const patches = systemPatches();
+    expect(await command(m, 'PXE')).toEqual({ code: 0 });
+    expect(m.state).toMatchObject({ boot: 'pxe', bootPersistent: true });
     expect(systemPatches()).toBe(patches + 1);
   });
 });

@@ -323,6 +323,18 @@ describe('setIndicator', () => {
     ]);
   });
 
+  it('sends If-Match: * to a resource without an ETag, its ETag to one with (as the boot PATCH; XCC refuses a PATCH without If-Match)', async () => {
+    const { server, client } = await setup();
+    await setIndicator(client, true);
+    expect(patches(server)[0]?.ifMatch).toBe('*');
+    (server.resource(SYSTEM) as Record<string, unknown>)['@odata.etag'] = 'W/"odata-2"';
+    await setIndicator(client, false);
+    expect(patches(server)[1]?.ifMatch).toBe('W/"odata-2"');
+    server.dropProperty(SYSTEM, 'IndicatorLED');
+    await setIndicator(client, true);
+    expect(patches(server)[2]).toMatchObject({ path: CHASSIS, ifMatch: '*' });
+  });
+
   it('prefers LocationIndicatorActive when the system has it', async () => {
     const { server, client } = await setup();
     (server.resource(SYSTEM) as Record<string, unknown>).LocationIndicatorActive = false;

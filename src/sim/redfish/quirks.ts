@@ -167,7 +167,12 @@ export function ifMatchRule(rq: Rq): 'accept' | 'standard' {
     if (header !== undefined) throw preconditionFailed();
     return 'accept';
   }
-  if (quirk(ctx, 'redfish-no-etag')) return 'accept';
+  if (quirk(ctx, 'redfish-no-etag')) {
+    // nothing to match, but a vendor that requires If-Match still wants one: XCC answered a PATCH
+    // without it 412 (fwupd/fwupd#6347); `*` passes
+    if (header === undefined && ctx.vendor.ifMatchRequired) throw preconditionFailed();
+    return 'accept';
+  }
   if (quirk(ctx, 'redfish-weak-etag')) {
     if (header === undefined || header.trim() === '*') return 'accept';
     throw new RedfishFault(412, 'PreconditionFailed', `The request to ${rq.path} cannot be completed because the If-Match precondition failed.`);
