@@ -154,19 +154,22 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   // report reads here and in the workers: each BMC's Redfish session kept for the next read, and over restarts
   const redfishSessions = config.report.redfishSessionMaxAgeMs > 0 ? openRedfishSessionFile({ file: join(config.stateDir, REDFISH_SESSIONS_FILE), maxAgeMs: config.report.redfishSessionMaxAgeMs, logger }) : undefined;
   if (redfishSessions) registerRedfishSessionMetrics(registry, () => redfishSessions.openSessions());
-  const connectBmc: DaemonContext['connectBmc'] = (host, o) =>
-    connectOutband({
+  const connectBmc: DaemonContext['connectBmc'] = (host, o) => {
+    const mac = optional('mac', macOf(host));
+    return connectOutband({
       ...settings,
       host,
       ...(o.user !== undefined ? { user: o.user } : {}),
       ...(o.password !== undefined ? { password: o.password } : {}),
       ...(o.port !== undefined ? { ipmiPort: o.port } : {}),
-      trust: trust.forBmc({ ip: host, ...optional('mac', macOf(host)) }),
+      trust: trust.forBmc({ ip: host, ...mac }),
+      ...mac,
       logger,
       ...(o.readAhead ? { readAhead: true, guidMemory, ...(redfishSessions ? { redfishSessions } : {}) } : {}),
       ...(o.onAnswer ? { onAnswer: o.onAnswer } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
     });
+  };
 
   // 1. leases, 2. reporter
   let leaseProblem: string | undefined = 'lease file not read yet';

@@ -99,6 +99,12 @@ export interface ConnectOptions {
    */
   redfishSessions?: RedfishSessionKeeper;
   /**
+   * The BMC's MAC (its lease), when known: with `redfishSessions`, its kept session is keyed by it
+   * beside the address (redfishSessionKey), so a BMC replaced at the same address is not offered
+   * its predecessor's token, certificate pinned or not.
+   */
+  mac?: string;
+  /**
    * A BMC image the BMC took without naming a task: how often its Manager's FirmwareVersion is
    * read and how long it may take to change (firmware-outcome.ts; defaults 15 s and 20 minutes).
    */
@@ -241,7 +247,7 @@ async function openRedfishSide(o: ConnectOptions, protocol: Protocol, timeoutMs:
   const lib = await redfishSide();
   const keeper = o.readAhead ? o.redfishSessions : undefined;
   const port = o.redfishPort ?? 443;
-  const key = redfishSessionKey(o.host, port);
+  const key = redfishSessionKey(o.host, port, o.mac);
   let kept: RedfishSide['kept'];
   try {
     const open = (tls: { pinnedSha256?: string }) => {

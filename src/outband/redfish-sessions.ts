@@ -6,8 +6,9 @@
  * read in that session, so the read starts at the collections: one round trip fewer on its path.
  *
  * The rules (`sessionPlan`):
- * - a session is resumed only by a read of the same BMC (address and port), for the same user,
- *   over the same pinned certificate (trust on first use): its token goes nowhere else;
+ * - a session is resumed only by a read of the same BMC (address and port, and its MAC where the
+ *   lease names one: `redfishSessionKey`), for the same user, over the same pinned certificate
+ *   (trust on first use): its token goes nowhere else;
  * - it is used for at most `maxAgeMs`, then deleted and replaced by a new login (the service root
  *   is read again with it);
  * - a BMC that dropped the resumed session `MAX_MISSES` reads in a row (an idle timeout shorter
@@ -27,6 +28,7 @@ import { setNewest } from '../net/newest-map.js';
 import { obj, odataId, prop, str } from '../redfish/json.js';
 import { keptLayout, type InventoryLayout } from '../redfish/layout.js';
 import { loadStateEntries, stateFileWriter } from './private-file.js';
+import { trustKey } from './trust.js';
 
 export interface KeptRedfishSession {
   user: string;
@@ -57,9 +59,16 @@ export interface RedfishSessionKeeper {
   set(bmc: string, session: KeptRedfishSession | undefined): void;
 }
 
-/** A BMC's key among the kept sessions: its Redfish address and port (443 when not given). */
-export function redfishSessionKey(host: string, port: number | undefined): string {
-  return `${host}:${port ?? 443}`;
+/**
+ * A BMC's key among the kept sessions: its Redfish address and port (443 when not given) and, when
+ * its MAC is known (its lease), its trust key (`trustKey`: the MAC as the trust store keys it). The
+ * pin alone does not tell BMCs apart where a CA verifies the certificates (none is pinned): a BMC
+ * replaced at the same leased address would be offered its predecessor's token. Under its own key
+ * it logs in; the predecessor's entry is never sent, and swept out with the BMCs no read touches.
+ */
+export function redfishSessionKey(host: string, port: number | undefined, mac?: string): string {
+  const where = `${host}:${port ?? 443}`;
+  return mac ? `${where} ${trustKey({ mac, ip: host })}` : where;
 }
 
 /** Dropped resumed sessions in a row after which a BMC logs in and out every read for `maxAgeMs`. */

@@ -403,7 +403,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     // every worker is being started again (one alone, METAL_BMC_REPORT_WORKERS=1): our restart, not
     // the BMC's failure; the read waits for the worker within its own deadline
     if (!slot) return afterRestart(lease, { timeoutMs, ...(signal ? { signal } : {}) });
-    const sessionKey = redfishSessionKey(lease.ip, options.settings.redfishPort);
+    const sessionKey = redfishSessionKey(lease.ip, options.settings.redfishPort, lease.mac);
     // a second read beside one still running would log in beside it, and only one session is kept
     const runs = givenUpRunning(sessionKey);
     if (runs) return failed(new BmcError('BUSY', `reading BMC ${lease.ip}: its last read, given up on, still runs in report worker ${runs.index}; read again once it ends`));

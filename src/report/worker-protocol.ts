@@ -12,7 +12,7 @@ import type { TrustCheck, TrustRecord } from '../outband/trust.js';
 import type { KeptRedfishSession } from '../outband/redfish-sessions.js';
 
 /** How a worker connects to every BMC: the daemon's settings. Holds the password: sent in `init` only, never logged. */
-export type ReportConnectSettings = Omit<ConnectOptions, 'host' | 'trust' | 'logger' | 'onIpmiEvent' | 'signal' | 'guidMemory' | 'redfishSessions'>;
+export type ReportConnectSettings = Omit<ConnectOptions, 'host' | 'mac' | 'trust' | 'logger' | 'onIpmiEvent' | 'signal' | 'guidMemory' | 'redfishSessions'>;
 
 /** the worker's settings, in workerData (no credentials) */
 export interface ReportWorkerData {

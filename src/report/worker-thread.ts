@@ -168,10 +168,10 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
       const gate: BmcTrustGate | undefined =
         setup.trustOnFirstUse && m.trust !== undefined ? createBmcTrust({ store: trustStoreOfRead(m.id, trustKey(bmc), m.trust, m.trustProblem, post), logger, metrics: setup.trustMetrics, resetHint: true, requireProof: setup.trustRequiresProof }).forBmc(bmc) : undefined;
       const { guidMemory } = setup;
-      if (m.session !== undefined && setup.redfishSessionMaxAgeMs > 0) sessions = sessionKeeperOfRead(redfishSessionKey(m.ip, settings.redfishPort), m.session, setup.redfishSessionMaxAgeMs);
+      if (m.session !== undefined && setup.redfishSessionMaxAgeMs > 0) sessions = sessionKeeperOfRead(redfishSessionKey(m.ip, settings.redfishPort, m.mac), m.session, setup.redfishSessionMaxAgeMs);
       const redfishSessions = sessions;
       const connect = (host: string, signal: AbortSignal, onAnswer: () => void) =>
-        connectOutband({ ...settings, host, readAhead: true, logger, onIpmiEvent: (e) => logs.quirk(undefined, host, e), onAnswer, ...(gate ? { trust: gate } : {}), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), signal });
+        connectOutband({ ...settings, host, ...(m.mac ? { mac: m.mac } : {}), readAhead: true, logger, onIpmiEvent: (e) => logs.quirk(undefined, host, e), onAnswer, ...(gate ? { trust: gate } : {}), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), signal });
       const pending: Array<Promise<void>> = [];
       attempt = await readBmcOnce(connect, m.ip, { timeoutMs: m.timeoutMs, clock, signal: abort.signal, closes: pending });
       for (const p of pending) {

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { startDaemon, type Daemon } from '../../src/daemon.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
+import { redfishSessionKey } from '../../src/outband/redfish-sessions.js';
 import { renderFleetLeases, type Fleet } from '../../src/sim/fleet.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
@@ -205,7 +206,7 @@ describe('discovery and report', () => {
     });
     const trust = JSON.parse(readFileSync(join(dir, 'state', 'bmc-trust.json'), 'utf8')) as { bmcs: Record<string, { redfishSha256?: string }> };
     fleet.machines.slice(0, 10).forEach((m, i) => {
-      const entry = sessions[`${m.state.address}:${fleet.redfishPort}`];
+      const entry = sessions[redfishSessionKey(m.state.address, fleet.redfishPort, m.state.mac)];
       expect(entry?.token, m.state.address).toMatch(/^[0-9a-f]{32}$/);
       expect(entry?.pin).toBe(trust.bmcs[`mac:${m.state.mac.toLowerCase()}`]?.redfishSha256);
       // left open on the BMC, not logged out

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { startNatsServer, type NatsServer } from '../../src/lab/nats-server.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
+import { redfishSessionKey } from '../../src/outband/redfish-sessions.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { spawnCli } from '../helpers/cli.js';
 import { startTestFleet } from '../helpers/fleet.js';
@@ -98,7 +99,7 @@ describe('metal-bmc serve', () => {
     // the command's session is gone; the report's stays, and the file the next start resumes it from names it
     expect(fleet.redfish!.openSessions(1)).toBe(kept);
     const file = JSON.parse(readFileSync(join(dir, 'state', 'redfish-sessions.json'), 'utf8')) as { sessions: Record<string, { token?: string }> };
-    const token = file.sessions[`${m.state.address}:${fleet.redfishPort}`]?.token;
+    const token = file.sessions[redfishSessionKey(m.state.address, fleet.redfishPort, m.state.mac)]?.token;
     expect(token).toMatch(/^[0-9a-f]{32}$/);
     expect(log).not.toContain(token);
     expect(log).toMatch(/metal-bmc stopped/);

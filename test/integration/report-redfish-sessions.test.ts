@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectOutband } from '../../src/outband/connect.js';
-import { createRedfishSessionMemory, MAX_MISSES, openRedfishSessionFile, REDFISH_SESSIONS_FILE, type RedfishSessionKeeper } from '../../src/outband/redfish-sessions.js';
+import { createRedfishSessionMemory, MAX_MISSES, openRedfishSessionFile, REDFISH_SESSIONS_FILE, redfishSessionKey, type RedfishSessionKeeper } from '../../src/outband/redfish-sessions.js';
 import type { BmcReport } from '../../src/outband/types.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { LOGIN_REQUEST, sessionTokenUsed, startTestFleet } from '../helpers/fleet.js';
@@ -43,9 +43,9 @@ interface Read {
 }
 
 /** One report read as a cycle does it (closed as the cycle closes it); what the machine was asked meanwhile. */
-async function read(i: number, sessions?: RedfishSessionKeeper): Promise<Read> {
+async function read(i: number, sessions?: RedfishSessionKeeper, mac?: string): Promise<Read> {
   const before = fleet.requestLog(i).length;
-  const bmc = await connectOutband({ host: hostOf(i), user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000, readAhead: true, ...(sessions ? { redfishSessions: sessions } : {}) });
+  const bmc = await connectOutband({ host: hostOf(i), user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 20_000, readAhead: true, ...(sessions ? { redfishSessions: sessions } : {}), ...(mac ? { mac } : {}) });
   let report: BmcReport;
   try {
     report = await bmc.info();
@@ -159,6 +159,25 @@ describe('report reads keep their Redfish session', () => {
     const r = await read(0, sessions);
     expect(r.logins).toBe(1);
     expect(sessions.get(keyOf(0))!.pin).toBeUndefined();
+    fleet.redfish!.dropSessions(0);
+  });
+
+  it('a BMC replaced at the same address (another MAC; a CA vouches for both, so no pin tells them apart) is not offered its predecessor\'s token: it logs in', async () => {
+    const sessions = createRedfishSessionMemory({ maxAgeMs: HOUR });
+    const [before, after] = ['aa:bb:cc:00:00:01', 'AA:BB:CC:00:00:02'];
+    const first = await read(0, sessions, before);
+    expect(first.logins).toBe(1);
+    const old = sessions.get(redfishSessionKey(hostOf(0), fleet.redfishPort, before))!;
+    expect(old.token).toBeDefined();
+    const second = await read(0, sessions, after);
+    expect(second.logins).toBe(1);
+    // the predecessor's token went nowhere, not even in a DELETE: both sessions are open on the BMC
+    expect(second.logouts).toBe(0);
+    expect(fleet.redfish!.openSessions(0)).toBe(2);
+    expect(sessions.get(redfishSessionKey(hostOf(0), fleet.redfishPort, after))?.token).not.toBe(old.token);
+    expect(sessions.get(redfishSessionKey(hostOf(0), fleet.redfishPort, before))).toEqual(old);
+    // the same MAC again resumes its own session
+    expect((await read(0, sessions, after)).logins).toBe(0);
     fleet.redfish!.dropSessions(0);
   });
 

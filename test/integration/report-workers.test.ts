@@ -16,7 +16,7 @@ import type { Lease } from '../../src/leases/types.js';
 import { createMetalApiClient } from '../../src/metalapi/client.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
 import { connectOutband } from '../../src/outband/connect.js';
-import { createRedfishSessionMemory } from '../../src/outband/redfish-sessions.js';
+import { createRedfishSessionMemory, redfishSessionKey } from '../../src/outband/redfish-sessions.js';
 import { createBmcTrust, openTrustStore, trustKey, type TrustMetrics } from '../../src/outband/trust.js';
 import type { BmcReport } from '../../src/outband/types.js';
 import { sharedTlsStats } from '../../src/redfish/tls-context.js';
@@ -168,7 +168,7 @@ describe('report reads in worker threads', () => {
   it('a read in a worker resumes the Redfish session the main thread kept from the last one (its layout too), and hands back the one to keep', async () => {
     const sessions = createRedfishSessionMemory({ maxAgeMs: 3_600_000 });
     const workers = pool({ redfishSessions: sessions });
-    const keyOf = (l: Lease) => `${l.ip}:${fleet.redfishPort}`;
+    const keyOf = (l: Lease) => redfishSessionKey(l.ip, fleet.redfishPort, l.mac);
     const first = await Promise.all(leases().map((l) => workers.read(l, { timeoutMs: 20_000 })));
     const tokens = leases().map((l) => sessions.get(keyOf(l))?.token);
     for (const t of tokens) expect(t).toMatch(/^[0-9a-f]{32}$/);
@@ -336,7 +336,7 @@ describe('report reads in worker threads', () => {
     const sessions = createRedfishSessionMemory({ maxAgeMs: 3_600_000 });
     const workers = pool({ workers: 1, redfishSessions: sessions, settings: { ...settings(), ipmiPort: slow.ipmiPort, redfishPort: slow.redfishPort, user: slow.user, password: slow.password } });
     const machine = slow.machines[0]!.state;
-    const key = `${machine.address}:${slow.redfishPort}`;
+    const key = redfishSessionKey(machine.address, slow.redfishPort, machine.mac);
     // the earlier reads of this BMC logged out (each logout takes an answer of 3 s)
     await waitFor(() => slow.redfish!.openSessions(0) === 0, 15_000, 'no session of earlier reads');
     const abort = new AbortController();
@@ -397,7 +397,7 @@ describe('report reads in worker threads', () => {
     const log = captureLog('warn');
     const sessions = createRedfishSessionMemory({ maxAgeMs: 3_600_000 });
     const lease = leases()[0]!;
-    const key = `${lease.ip}:${fleet.redfishPort}`;
+    const key = redfishSessionKey(lease.ip, fleet.redfishPort, lease.mac);
     sessions.set(key, { user: fleet.user, token: 'kept-before', since: Date.now(), misses: 0 });
     const workers = pool({ workers: 1, logger: log.logger, redfishSessions: sessions, entry: new URL('../fixtures/workers/bad-session-report-worker.mjs', import.meta.url) });
     const attempt = await workers.read(lease, { timeoutMs: 20_000 });

@@ -11,6 +11,7 @@ import {
   MAX_KEPT_TEXT,
   MAX_MISSES,
   openRedfishSessionFile,
+  redfishSessionKey,
   SWEEP_AFTER_MIN_MS,
   sessionAfterRead,
   sessionPlan,
@@ -42,6 +43,17 @@ const tempFile = () => {
   dirs.push(dir);
   return join(dir, 'redfish-sessions.json');
 };
+
+describe('redfishSessionKey', () => {
+  it('the address and port, and the MAC as the trust store keys it where the lease names one: a BMC replaced at the same address has another key', () => {
+    expect(redfishSessionKey('10.0.0.1', undefined)).toBe('10.0.0.1:443');
+    const a = redfishSessionKey('10.0.0.1', 8443, 'aa:bb:cc:dd:ee:01');
+    expect(redfishSessionKey('10.0.0.1', 8443, 'AA:BB:CC:DD:EE:01')).toBe(a);
+    expect(redfishSessionKey('10.0.0.1', 8443, 'aa:bb:cc:dd:ee:02')).not.toBe(a);
+    expect(redfishSessionKey('10.0.0.1', 8443)).not.toBe(a);
+    expect(redfishSessionKey('10.0.0.2', 8443, 'aa:bb:cc:dd:ee:01')).not.toBe(a);
+  });
+});
 
 describe('sessionPlan', () => {
   it('resumes a session of the same user and certificate within its age; retires one past it or of another user', () => {
