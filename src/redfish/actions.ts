@@ -6,10 +6,11 @@ import { beforeActing, BmcError, PartlyActedError } from '../errors.js';
 import { checkMs, deadline, sleep } from '../deadline.js';
 import type { Logger } from '../log.js';
 import { redfishMessagesOf, type RedfishMessage } from './http-errors.js';
+import { checkApplied, NotAppliedError } from './patch-answer.js';
 import { parseBootOption, parseChassis, parseSystem, type BootOptionInfo, type ChassisInfo, type ExpandSupport, type SystemInfo } from './parse.js';
 import { readCache } from './read-cache.js';
 import { firstSystemPath, readActionInfoAllowable, readSystem } from './resources.js';
-import type { RedfishClient } from './session.js';
+import type { PatchOptions, RedfishClient } from './session.js';
 
 export type ResetType = 'On' | 'ForceOff' | 'GracefulShutdown' | 'ForceRestart' | 'PowerCycle';
 export type BootOverrideTarget = 'Pxe' | 'Hdd' | 'BiosSetup';
@@ -185,9 +186,11 @@ function refusesProperty(m: RedfishMessage, property: string): boolean {
  * Whether a refused boot override PATCH is worth sending again without BootSourceOverrideMode: a
  * 400 whose answer names the property, or one from a System whose AllowableValues lack the mode.
  * HPE iLO refuses the whole PATCH because Mode is read-only there (community.general#3509, fixed
- * by #3581; ironcore-dev/metal-operator#608; bmclib retries with Target and Enabled only).
+ * by #3581; ironcore-dev/metal-operator#608; bmclib retries with Target and Enabled only). A 2xx
+ * that applied all but the mode (NotAppliedError naming it) is sent again without it too.
  */
 function modeRefused(err: unknown, system: SystemInfo, mode: string): boolean {
+  if (err instanceof NotAppliedError) return err.properties.includes(`Boot/${BOOT_MODE}`);
   if (!(err instanceof BmcError) || err.httpStatus !== 400) return false;
   const allowable = system.boot?.overrideModeAllowable;
   if (allowable !== undefined && !allowable.includes(mode)) return true;
@@ -195,9 +198,20 @@ function modeRefused(err: unknown, system: SystemInfo, mode: string): boolean {
 }
 
 /**
+ * PATCH of `{ Boot: boot }` to `path`. A 2xx is read, not only its status: one whose messages say a
+ * Boot property sent was not applied (DSP0266's partial PATCH) is NotAppliedError, a refusal.
+ */
+async function patchBoot(client: ActionClient, path: string, boot: Record<string, unknown>, options: PatchOptions): Promise<void> {
+  const reply = await client.patch(path, { Boot: boot }, options);
+  checkApplied(path, reply, 'Boot', Object.keys(boot));
+}
+
+/**
  * PATCH of the System's BootSourceOverride. The mode (UEFI or Legacy) is sent when the System
  * shows BootSourceOverrideMode, since Supermicro boots legacy without it (DMTF/Redfishtool#106);
- * when the BMC refuses it (HPE iLO: read-only), the PATCH goes once more without it.
+ * when the BMC refuses it (HPE iLO: read-only), the PATCH goes once more without it. An answer
+ * that applied only part of it (a `Continuous` or a target left unchanged) is a refusal
+ * (patchBoot), which the facade answers with IPMI where allowed.
  */
 export async function setBootOverride(client: ActionClient, target: BootOverrideTarget, options: BootOverrideOptions = {}): Promise<void> {
   if (!BOOT_TARGETS.includes(target)) throw new BmcError('INVALID_ARGUMENT', `unknown boot target ${String(target)}`);
@@ -217,16 +231,17 @@ export async function setBootOverride(client: ActionClient, target: BootOverride
   // If-Match: the resource's ETag, or * when it has none (BMCs that require If-Match accept *; go-hal always sends *)
   const patchOptions = { signal, etag: etag ?? system.etag ?? '*' };
   if (mode === undefined) {
-    await client.patch(path, { Boot: boot }, patchOptions);
+    await patchBoot(client, path, boot, patchOptions);
     return;
   }
   try {
-    await client.patch(path, { Boot: { ...boot, [BOOT_MODE]: mode } }, patchOptions);
+    await patchBoot(client, path, { ...boot, [BOOT_MODE]: mode }, patchOptions);
   } catch (err) {
     if (!modeRefused(err, system, mode)) throw err;
     options.logger?.info({ path, mode, err: err instanceof Error ? err.message : String(err) }, `redfish boot override refused with ${BOOT_MODE}, sending it again without`);
-    // a 400 changed nothing: the ETag read before still holds (and client.patch reads again on 412)
-    await client.patch(path, { Boot: boot }, patchOptions);
+    // a 400 changed nothing: the ETag read before still holds (and client.patch reads again on 412,
+    // as after a 2xx that applied the rest and moved the ETag)
+    await patchBoot(client, path, boot, patchOptions);
   }
 }
 
@@ -278,7 +293,7 @@ export async function setBootOrder(client: ActionClient, order: readonly string[
   const system = parseSystem(body);
   const boot: Record<string, unknown> = { BootOrder: [...order] };
   if (options.disableOverride === true) boot.BootSourceOverrideEnabled = 'Disabled';
-  await client.patch(path, { Boot: boot }, { signal, etag: etag ?? system.etag ?? '*' });
+  await patchBoot(client, path, boot, { signal, etag: etag ?? system.etag ?? '*' });
 }
 
 function ledBody(resource: SystemInfo | ChassisInfo, on: boolean): Record<string, unknown> | undefined {

@@ -66,14 +66,18 @@ export function redfishMessages(body: unknown, secrets: Iterable<string> = []): 
   return extendedInfoOf(obj(body, 'error'), secrets);
 }
 
-/** The `@Message.ExtendedInfo` entries of one object of an answer (`error`, Supermicro's `Accepted`), secrets scrubbed. */
-export function extendedInfoOf(container: unknown, secrets: Iterable<string> = []): RedfishMessage[] {
+/**
+ * The `@Message.ExtendedInfo` entries of one object of an answer (`error`, Supermicro's `Accepted`),
+ * or those of one property's annotation (`key`: `<Property>@Message.ExtendedInfo`, as bmcweb marks
+ * a property a PATCH left unchanged), at most MAX_MESSAGES, secrets scrubbed.
+ */
+export function extendedInfoOf(container: unknown, secrets: Iterable<string> = [], key = '@Message.ExtendedInfo'): RedfishMessage[] {
   const hidden = [...secrets];
-  return (arr(container, '@Message.ExtendedInfo') ?? []).slice(0, MAX_MESSAGES).map((info) => ({
-    messageId: str(info, 'MessageId') ?? '',
+  return (arr(container, key) ?? []).slice(0, MAX_MESSAGES).map((info) => ({
+    messageId: shortened(str(info, 'MessageId') ?? '', MAX_MESSAGE_PART_CHARS),
     message: scrub(str(info, 'Message') ?? '', hidden),
     args: (arr(info, 'MessageArgs') ?? []).slice(0, MAX_MESSAGES).map((a) => scrub(String(a), hidden)),
-    related: strArray(info, 'RelatedProperties') ?? [],
+    related: (strArray(info, 'RelatedProperties') ?? []).slice(0, MAX_MESSAGES).map((r) => shortened(r, MAX_MESSAGE_PART_CHARS)),
   }));
 }
 

@@ -62,6 +62,12 @@ export const REDFISH_QUIRKS = {
     seenOn: 'HPE iLO 5 (ansible-collections/community.general#3509, fixed by #3581; ironcore-dev/metal-operator#608); bmclib retries with Target and Enabled only for the HP DL160 Gen10',
     survivedBy: 'curl',
   },
+  'redfish-boot-partly-applied': {
+    protocol: 'redfish',
+    description: 'a Boot PATCH asking BootSourceOverrideEnabled Continuous is answered 200 with the rest applied, the override left Once, and BootSourceOverrideEnabled@Message.ExtendedInfo PropertyValueNotInList naming #/Boot/BootSourceOverrideEnabled',
+    seenOn: 'DSP0266 lets a service apply a PATCH in part and list what it left in a 200\'s message annotations (Redfish Protocol Validator REQ_PATCH_MIXED_PROPS); bmcweb marks such a property with <Property>@Message.ExtendedInfo (ibm-openbmc/bmcweb#70); Lenovo SMM3 leaves read-only or unimplemented properties unchanged',
+    survivedBy: 'curl',
+  },
   'redfish-multi-system': {
     protocol: 'redfish',
     description: 'the Systems collection lists a sibling node first; only the Manager\'s Links.ManagerForServers names the machine this BMC controls',

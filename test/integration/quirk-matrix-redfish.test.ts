@@ -182,6 +182,18 @@ const CURL_SURVIVES: Record<RedfishQuirkName, (f: Fleet, m: SimMachine) => Promi
     expect((await curl(f, m, systemPath(m), { method: 'PATCH', headers: { 'If-Match': '*' }, json: { Boot: pxe } })).status).toBe(200);
     expect(m.state).toMatchObject({ boot: 'pxe', bootPersistent: true });
   },
+  async 'redfish-boot-partly-applied'(f, m) {
+    const pxe = (enabled: string) => curl(f, m, systemPath(m), { method: 'PATCH', headers: { 'If-Match': '*' }, json: { Boot: { BootSourceOverrideEnabled: enabled, BootSourceOverrideTarget: 'Pxe' } } });
+    const partly = await pxe('Continuous');
+    expect(partly.status).toBe(200);
+    expect(partly.json.Boot['BootSourceOverrideEnabled@Message.ExtendedInfo'][0]).toMatchObject({ MessageId: expect.stringMatching(/PropertyValueNotInList$/), RelatedProperties: ['#/Boot/BootSourceOverrideEnabled'] });
+    expect(partly.json.Boot.BootSourceOverrideEnabled).toBe('Once');
+    expect(m.state).toMatchObject({ boot: 'pxe', bootPersistent: false });
+    // a script that reads the annotation knows its override lasts one boot; Once is applied whole
+    const once = await pxe('Once');
+    expect(once.status).toBe(200);
+    expect(once.json.Boot['BootSourceOverrideEnabled@Message.ExtendedInfo']).toBeUndefined();
+  },
   async 'redfish-multi-system'(f, m) {
     const members = (await curl(f, m, '/redfish/v1/Systems')).json.Members.map((x: { '@odata.id': string }) => x['@odata.id']);
     expect(members).toHaveLength(2);

@@ -153,3 +153,24 @@ describe('redfish-no-etag on a BMC that requires If-Match (Lenovo XCC: 412 to a 
     expect(systemPatches()).toBe(patches + 1);
   });
 });
+
+describe('redfish-boot-partly-applied: a Boot PATCH answered 200 with Continuous left out (DSP0266 partial PATCH)', () => {
+  it('PXE over Redfish only fails naming the property, never reported done with a one-time override', async () => {
+    const m = machineWith('redfish-boot-partly-applied');
+    Object.assign(m.state, { boot: 'none', bootPersistent: false });
+    const patches = systemPatches();
+    const r = await command(m, 'PXE');
+    expect(r.code).toBe(1);
+    expect(r.error).toMatch(/HTTP 200, but the BMC did not apply Boot\/BootSourceOverrideEnabled \(Base\.1\.8\.PropertyValueNotInList/);
+    expect(systemPatches()).toBe(patches + 1); // not a mode refusal: not sent again without the mode
+  });
+
+  it('PXE with IPMI allowed: the refusal hands the boot device to IPMI, which sets it persistent', async () => {
+    const m = machineWith('redfish-boot-partly-applied');
+    Object.assign(m.state, { boot: 'none', bootPersistent: false });
+    const out = new PassThrough().resume();
+    const target = ['--address', `${m.state.address}:${fleet.ipmiPort}`, '--redfish-port', String(fleet.redfishPort), '--user', fleet.user, '--password', fleet.password];
+    expect(await bmcMain(['command', 'PXE', ...target], { stdout: out, env: {} })).toBe(0);
+    expect(m.state).toMatchObject({ boot: 'pxe', bootPersistent: true });
+  });
+});

@@ -359,8 +359,8 @@ describe('setBootOverride when the BMC refuses BootSourceOverrideMode (HPE iLO: 
     Boot: { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled', BootSourceOverrideMode: 'UEFI', ...extra },
   });
 
-  /** A client whose System is `body` and whose PATCH answers with each of `answers` in turn (an Error is thrown). */
-  function fakeClient(body: unknown, answers: (Error | undefined)[]): { client: ActionClient; sent: unknown[] } {
+  /** A client whose System is `body` and whose PATCH answers with each of `answers` in turn (an Error is thrown, an object is a 200's body). */
+  function fakeClient(body: unknown, answers: (Error | Record<string, unknown> | undefined)[]): { client: ActionClient; sent: unknown[] } {
     const sent: unknown[] = [];
     const client: ActionClient = {
       get: async <T>() => body as T,
@@ -369,8 +369,8 @@ describe('setBootOverride when the BMC refuses BootSourceOverrideMode (HPE iLO: 
       patch: async (_path, patchBody) => {
         sent.push(patchBody);
         const answer = answers.shift();
-        if (answer !== undefined) throw answer;
-        return { status: 200, headers: {}, body: undefined };
+        if (answer instanceof Error) throw answer;
+        return { status: 200, headers: {}, body: answer };
       },
     };
     return { client, sent };
@@ -388,6 +388,17 @@ describe('setBootOverride when the BMC refuses BootSourceOverrideMode (HPE iLO: 
     const { client, sent } = fakeClient(systemBody(), [refusal(info)]);
     await setBootOverride(client, 'Pxe', { persistent: true, uefi: true, systemPath: PATH });
     expect(sent).toEqual([WITH_MODE, WITHOUT_MODE]);
+  });
+
+  it('a 200 that applied all but the mode (its annotation names it): sent once more without it; one that left Enabled is a refusal naming it', async () => {
+    const modeLeft = { Boot: { 'BootSourceOverrideMode@Message.ExtendedInfo': [{ MessageId: 'Base.1.8.PropertyNotWritable', MessageArgs: ['BootSourceOverrideMode'] }] } };
+    const { client, sent } = fakeClient(systemBody(), [modeLeft]);
+    await setBootOverride(client, 'Pxe', { persistent: true, uefi: true, systemPath: PATH });
+    expect(sent).toEqual([WITH_MODE, WITHOUT_MODE]);
+    const enabledLeft = { '@Message.ExtendedInfo': [{ MessageId: 'Base.1.8.PropertyValueNotInList', RelatedProperties: ['#/Boot/BootSourceOverrideEnabled'] }] };
+    const other = fakeClient(systemBody(), [enabledLeft]);
+    await expect(setBootOverride(other.client, 'Pxe', { persistent: true, uefi: true, systemPath: PATH })).rejects.toMatchObject({ code: 'HTTP', httpStatus: 200, properties: ['Boot/BootSourceOverrideEnabled'] });
+    expect(other.sent).toEqual([WITH_MODE]);
   });
 
   it('a 400 from a System whose AllowableValues lack the mode: sent once more without it', async () => {

@@ -103,6 +103,26 @@ export function checkBootModeWritable(ctx: MachineContext, boot: unknown): void 
 }
 
 /**
+ * redfish-boot-partly-applied: what of a Boot change the BMC leaves out (a Continuous override is
+ * set Once) and the annotation its 200 carries for it, as bmcweb marks a property it left
+ * unchanged; undefined when it applies the change whole.
+ */
+export function bootPartlyApplied(ctx: MachineContext, boot: unknown): { persistent: false; annotation: Json } | undefined {
+  if (!quirk(ctx, 'redfish-boot-partly-applied')) return undefined;
+  if (typeof boot !== 'object' || boot === null || (boot as Json).BootSourceOverrideEnabled !== 'Continuous') return undefined;
+  const info = {
+    '@odata.type': '#Message.v1_1_1.Message',
+    MessageId: 'Base.1.8.PropertyValueNotInList',
+    Message: 'The value "Continuous" for the property BootSourceOverrideEnabled is not in the list of acceptable values.',
+    MessageArgs: ['Continuous', 'BootSourceOverrideEnabled'],
+    RelatedProperties: ['#/Boot/BootSourceOverrideEnabled'],
+    MessageSeverity: 'Warning',
+    Resolution: 'Choose a value from the enumeration list that the implementation can support and resubmit the request if the operation failed.',
+  };
+  return { persistent: false, annotation: { 'BootSourceOverrideEnabled@Message.ExtendedInfo': [info] } };
+}
+
+/**
  * Requests a quirk answers itself, before the route table: the SessionService of
  * redfish-no-sessions, the power resources of redfish-legacy-power-only, the sibling System of
  * redfish-multi-system, the reset paths of redfish-action-target-moved. `route` runs a route

@@ -11,7 +11,7 @@ import type { Rq } from './context.js';
 import { asObject, readJson, RedfishFault, type Reply } from './http.js';
 import type { Json } from './mockup.js';
 import { BOOT_ENABLED, BOOT_MODES, BOOT_TARGETS, system } from './resources.js';
-import { checkBootModeWritable, ifMatchRule, quirkEtag, resetRefusal } from './quirks.js';
+import { bootPartlyApplied, checkBootModeWritable, ifMatchRule, quirkEtag, resetRefusal } from './quirks.js';
 import type { ResetType } from './vendors.js';
 
 /** Power after each reset type; undefined keeps it (Nmi). */
@@ -130,11 +130,13 @@ export async function patchSystem(rq: Rq): Promise<Reply> {
   checkBootModeWritable(rq.ctx, body.Boot);
   const boot = body.Boot === undefined ? undefined : bootChange(rq, body.Boot);
   const led = ledChange(rq, body);
+  const partly = bootPartlyApplied(rq.ctx, body.Boot);
   if (boot?.order !== undefined) machine.setBootOrder(boot.order);
-  if (boot?.override !== undefined) machine.setBoot(boot.override.boot, boot.override.persistent, boot.override.uefi, 'redfish');
+  if (boot?.override !== undefined) machine.setBoot(boot.override.boot, partly ? partly.persistent : boot.override.persistent, boot.override.uefi, 'redfish');
   if (led !== undefined) machine.setIdentify(led);
   const updated = system(rq.ctx);
-  return { status: 200, body: updated, headers: { ETag: updated['@odata.etag'] as string } };
+  const answer = partly ? { ...updated, Boot: { ...(updated.Boot as Json), ...partly.annotation } } : updated;
+  return { status: 200, body: answer, headers: { ETag: updated['@odata.etag'] as string } };
 }
 
 /** PATCH of the Chassis: the identify LED only. */

@@ -1,0 +1,79 @@
+/**
+ * What a 2xx answer to a PATCH says of the properties it was sent. DSP0266 lets a service apply a
+ * PATCH in part: it answers 200 with the resource and message annotations listing the properties
+ * it left unchanged (the Redfish Protocol Validator's REQ_PATCH_MIXED_PROPS), in the answer's
+ * `@Message.ExtendedInfo` or on the property itself (`<Property>@Message.ExtendedInfo`, as bmcweb
+ * writes one: ibm-openbmc/bmcweb#70). Taken as a success, a dropped `Continuous` or boot target is
+ * reported done, and the next reinstall boots from disk.
+ */
+import { extendedInfoOf, RedfishHttpError, type RedfishMessage } from './http-errors.js';
+import { obj } from './json.js';
+import { shortened } from './text.js';
+
+/**
+ * Base registry messages that leave a property unapplied (their prefix, `Base.1.x.`, varies). Not
+ * Success, PropertyDeprecated and the like, which report a property that was applied.
+ */
+const NOT_APPLIED_IDS = [
+  'PropertyNotWritable',
+  'PropertyUnknown',
+  'PropertyValueNotInList',
+  'PropertyValueTypeError',
+  'PropertyValueFormatError',
+  'PropertyValueIncorrect',
+  'PropertyValueError',
+  'PropertyValueOutOfRange',
+  'PropertyValueConflict',
+  'PropertyValueResourceConflict',
+  'PropertyValueModified',
+  'PropertyNotUpdated',
+];
+
+const leavesUnapplied = (m: RedfishMessage): boolean => NOT_APPLIED_IDS.some((id) => m.messageId === id || m.messageId.endsWith(`.${id}`));
+
+/** Whether an entry names `property`: a RelatedProperties pointer or a MessageArg ending in it (`#/Boot/X`, `Boot/X`, `X`), or its text. */
+function names(m: RedfishMessage, property: string): boolean {
+  return [...m.related, ...m.args].some((a) => a === property || a.endsWith(`/${property}`)) || m.message.includes(property);
+}
+
+/** A property the answer says it left unchanged, and the message that says so. */
+export interface UnappliedProperty {
+  /** `Group/Name`, e.g. `Boot/BootSourceOverrideEnabled` */
+  property: string;
+  message: RedfishMessage;
+}
+
+/**
+ * The properties among `sent` (the names PATCHed under `group`, e.g. `Boot`) that a 2xx answer's
+ * messages say were not applied: those of the answer, of an `error` object in it, of the group and
+ * of each property. Bounded as every message list of a BMC is (http-errors.ts).
+ */
+export function unappliedProperties(body: unknown, group: string, sent: readonly string[]): UnappliedProperty[] {
+  const inGroup = obj(body, group);
+  const general = [...extendedInfoOf(body), ...extendedInfoOf(obj(body, 'error')), ...extendedInfoOf(body, [], `${group}@Message.ExtendedInfo`), ...extendedInfoOf(inGroup)].filter(leavesUnapplied);
+  return sent.flatMap((name) => {
+    const message = extendedInfoOf(inGroup, [], `${name}@Message.ExtendedInfo`).find(leavesUnapplied) ?? general.find((m) => names(m, name));
+    return message === undefined ? [] : [{ property: `${group}/${name}`, message }];
+  });
+}
+
+/**
+ * A PATCH the BMC answered 2xx but applied only in part: taken as a refusal (code HTTP, like a 400),
+ * so the caller's fallbacks apply (the other protocol, a PATCH without the property refused). Its
+ * `httpStatus` is the 2xx the BMC sent; `properties` names what was left unchanged.
+ */
+export class NotAppliedError extends RedfishHttpError {
+  readonly properties: readonly string[];
+  constructor(path: string, status: number, unapplied: readonly UnappliedProperty[]) {
+    const what = unapplied.map((u) => `${u.property} (${u.message.messageId || 'no MessageId'}${u.message.message ? `: ${shortened(u.message.message, 200)}` : ''})`).join('; ');
+    super('HTTP', `PATCH ${shortened(path, 300)}: HTTP ${status}, but the BMC did not apply ${what}`, status, unapplied.map((u) => u.message));
+    this.name = 'NotAppliedError';
+    this.properties = unapplied.map((u) => u.property);
+  }
+}
+
+/** Throws NotAppliedError when a 2xx answer says a property of `sent` under `group` was not applied. */
+export function checkApplied(path: string, reply: { status: number; body: unknown }, group: string, sent: readonly string[]): void {
+  const unapplied = unappliedProperties(reply.body, group, sent);
+  if (unapplied.length > 0) throw new NotAppliedError(path, reply.status, unapplied);
+}
