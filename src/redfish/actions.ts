@@ -5,6 +5,7 @@
 import { beforeActing, BmcError, PartlyActedError } from '../errors.js';
 import { checkMs, deadline, sleep } from '../deadline.js';
 import type { Logger } from '../log.js';
+import { str } from './json.js';
 import { redfishMessagesOf, type RedfishMessage } from './http-errors.js';
 import { checkApplied, NotAppliedError } from './patch-answer.js';
 import { parseBootOption, parseChassis, parseSystem, type BootOptionInfo, type ChassisInfo, type ExpandSupport, type SystemInfo } from './parse.js';
@@ -206,12 +207,50 @@ async function patchBoot(client: ActionClient, path: string, boot: Record<string
   checkApplied(path, reply, 'Boot', Object.keys(boot));
 }
 
+/** AMI MegaRAC's refusal of Boot properties on the System: "moved to FutureState URI(…/SD)" (its registry prefix may vary). */
+const SETTINGS_OBJECT_ONLY = /(^|\.)OperationSupportedInFutureStateURI$/;
+
+/** Whether the BMC refused Boot on the System because it takes it on the System's settings object only. */
+function wantsSettingsObject(err: unknown): boolean {
+  return err instanceof BmcError && err.httpStatus === 400 && redfishMessagesOf(err).some((m) => SETTINGS_OBJECT_ONLY.test(m.messageId));
+}
+
+/**
+ * Writes `{ Boot }` of the System at `path` (patchBoot), read with `etag`. AMI MegaRAC "Redfish
+ * Server" builds refuse Boot properties there with 400 Ami.1.0.OperationSupportedInFutureStateURI
+ * and take them on the System's settings object (`@Redfish.Settings.SettingsObject`, e.g.
+ * `/redfish/v1/Systems/Self/SD`) with If-Match (DMTF/Redfish-Tacklebox#111, #144;
+ * siderolabs/omni-infra-provider-bare-metal#68): on that refusal, and when the System names one,
+ * this write and the ones after it go there, with the settings object's own ETag (else `*`; the
+ * client's 412/428 handling applies). Its path goes through the transport, which refuses one of
+ * another origin before anything is sent. Without a settings object the refusal stands.
+ */
+function bootWriter(client: ActionClient, path: string, system: SystemInfo, etag: string, o: { signal: AbortSignal | undefined; logger: Logger | undefined }): (boot: Record<string, unknown>) => Promise<void> {
+  let target: { path: string; etag: string } = { path, etag };
+  let moved = false;
+  const write = (boot: Record<string, unknown>): Promise<void> => patchBoot(client, target.path, boot, { signal: o.signal, etag: target.etag });
+  return async (boot) => {
+    try {
+      await write(boot);
+    } catch (err) {
+      const settings = system.settingsObject;
+      if (moved || settings === undefined || !wantsSettingsObject(err)) throw err;
+      moved = true;
+      o.logger?.info({ path, settingsObject: settings }, 'redfish boot properties refused on the System (OperationSupportedInFutureStateURI); writing them to its settings object');
+      const read = await readWithEtag(client, settings, o.signal);
+      target = { path: settings, etag: read.etag ?? str(read.body, '@odata.etag') ?? '*' };
+      await write(boot);
+    }
+  };
+}
+
 /**
  * PATCH of the System's BootSourceOverride. The mode (UEFI or Legacy) is sent when the System
  * shows BootSourceOverrideMode, since Supermicro boots legacy without it (DMTF/Redfishtool#106);
  * when the BMC refuses it (HPE iLO: read-only), the PATCH goes once more without it. An answer
  * that applied only part of it (a `Continuous` or a target left unchanged) is a refusal
- * (patchBoot), which the facade answers with IPMI where allowed.
+ * (patchBoot), which the facade answers with IPMI where allowed. A BMC that takes Boot on the
+ * System's settings object only (AMI MegaRAC) gets it there (bootWriter).
  */
 export async function setBootOverride(client: ActionClient, target: BootOverrideTarget, options: BootOverrideOptions = {}): Promise<void> {
   if (!BOOT_TARGETS.includes(target)) throw new BmcError('INVALID_ARGUMENT', `unknown boot target ${String(target)}`);
@@ -229,19 +268,19 @@ export async function setBootOverride(client: ActionClient, target: BootOverride
   };
   const mode = system.boot?.overrideMode !== undefined && options.uefi !== undefined ? (options.uefi ? 'UEFI' : 'Legacy') : undefined;
   // If-Match: the resource's ETag, or * when it has none (BMCs that require If-Match accept *; go-hal always sends *)
-  const patchOptions = { signal, etag: etag ?? system.etag ?? '*' };
+  const write = bootWriter(client, path, system, etag ?? system.etag ?? '*', { signal, logger: options.logger });
   if (mode === undefined) {
-    await patchBoot(client, path, boot, patchOptions);
+    await write(boot);
     return;
   }
   try {
-    await patchBoot(client, path, { ...boot, [BOOT_MODE]: mode }, patchOptions);
+    await write({ ...boot, [BOOT_MODE]: mode });
   } catch (err) {
     if (!modeRefused(err, system, mode)) throw err;
     options.logger?.info({ path, mode, err: err instanceof Error ? err.message : String(err) }, `redfish boot override refused with ${BOOT_MODE}, sending it again without`);
     // a 400 changed nothing: the ETag read before still holds (and client.patch reads again on 412,
     // as after a 2xx that applied the rest and moved the ETag)
-    await patchBoot(client, path, boot, patchOptions);
+    await write(boot);
   }
 }
 
@@ -293,7 +332,7 @@ export async function setBootOrder(client: ActionClient, order: readonly string[
   const system = parseSystem(body);
   const boot: Record<string, unknown> = { BootOrder: [...order] };
   if (options.disableOverride === true) boot.BootSourceOverrideEnabled = 'Disabled';
-  await patchBoot(client, path, boot, { signal, etag: etag ?? system.etag ?? '*' });
+  await bootWriter(client, path, system, etag ?? system.etag ?? '*', { signal, logger: options.logger })(boot);
 }
 
 function ledBody(resource: SystemInfo | ChassisInfo, on: boolean): Record<string, unknown> | undefined {

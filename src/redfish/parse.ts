@@ -81,6 +81,8 @@ export interface SystemInfo {
   sku?: string;
   boot?: BootInfo;
   reset?: ResetAction;
+  /** `@Redfish.Settings.SettingsObject`: where the BMC takes changes to the System for later (AMI's `SD`) */
+  settingsObject?: string;
   /** Links.Chassis */
   chassis: string[];
   /** Links.ManagedBy */
@@ -236,6 +238,7 @@ export function parseSystem(json: unknown): SystemInfo {
     sku: str(json, 'SKU'),
     boot: parseBoot(json),
     reset: parseReset(json),
+    settingsObject: link(obj(json, '@Redfish.Settings'), 'SettingsObject'),
     chassis: links(l, 'Chassis'),
     managedBy: links(l, 'ManagedBy'),
   });

@@ -68,6 +68,12 @@ export const REDFISH_QUIRKS = {
     seenOn: 'DSP0266 lets a service apply a PATCH in part and list what it left in a 200\'s message annotations (Redfish Protocol Validator REQ_PATCH_MIXED_PROPS); bmcweb marks such a property with <Property>@Message.ExtendedInfo (ibm-openbmc/bmcweb#70); Lenovo SMM3 leaves read-only or unimplemented properties unchanged',
     survivedBy: 'curl',
   },
+  'redfish-boot-settings-object': {
+    protocol: 'redfish',
+    description: 'the System names a settings object (@Redfish.Settings SettingsObject {system}/SD) and refuses a PATCH with Boot properties with 400 Ami.1.0.OperationSupportedInFutureStateURI; the settings object takes Boot, with If-Match required (428 without)',
+    seenOn: 'AMI MegaRAC "Redfish Server" builds (ASRock Rack, Gigabyte): "Support of this Operation for Boot Properties is moved to FutureState URI(/redfish/v1/Systems/Self/SD)" (DMTF/Redfish-Tacklebox#111, #144, its --workaround; siderolabs/omni-infra-provider-bare-metal#68 reads the SD ETag and PATCHes Boot there with If-Match)',
+    survivedBy: 'curl',
+  },
   'redfish-multi-system': {
     protocol: 'redfish',
     description: 'the Systems collection lists a sibling node first; only the Manager\'s Links.ManagerForServers names the machine this BMC controls',
@@ -188,7 +194,7 @@ export type RedfishQuirkName = keyof typeof REDFISH_QUIRKS;
 export const REDFISH_VARIANT_QUIRKS: Partial<Record<SimVariantName, ReadonlyArray<RedfishQuirkName>>> = {
   supermicro: ['redfish-no-etag', 'redfish-smc-upload-accepted'],
   lenovo: ['redfish-etag-412-once'],
-  gigabyte: ['redfish-weak-etag', 'redfish-ami-oem-parameters'],
+  gigabyte: ['redfish-weak-etag', 'redfish-ami-oem-parameters', 'redfish-boot-settings-object'],
   dell: ['redfish-503-retry-after', 'redfish-reset-state-conflict', 'redfish-job-scheduled-until-reset', 'redfish-simpleupdate-targets-refused'],
   'dell-old-bios': ['redfish-no-sessions'],
 };

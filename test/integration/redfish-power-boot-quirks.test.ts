@@ -6,11 +6,13 @@
  * through the CLI's own code (bmcMain in-process) with --protocol redfish, so no IPMI fallback
  * can hide a refusal, on Lenovo-like machines whose power and boot go over Redfish.
  */
+import { createServer, type AddressInfo } from 'node:net';
 import { PassThrough, Writable } from 'node:stream';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { bmcMain } from '../../src/cli/bmc.js';
 import { createLogger } from '../../src/log.js';
 import { connectOutband } from '../../src/outband/connect.js';
+import { openRedfish, setBootOverride, type ActionClient } from '../../src/redfish/index.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import type { SimMachine } from '../../src/sim/machine.js';
 import type { RedfishQuirkName } from '../../src/sim/quirks-redfish.js';
@@ -23,7 +25,7 @@ let fleet: Fleet;
 let next = 0;
 
 beforeAll(async () => {
-  fleet = await startTestFleet({ count: 16, variants: ['lenovo'] });
+  fleet = await startTestFleet({ count: 20, variants: ['lenovo'] });
 }, 60_000);
 afterAll(async () => {
   await fleet?.close();
@@ -172,5 +174,64 @@ describe('redfish-boot-partly-applied: a Boot PATCH answered 200 with Continuous
     const target = ['--address', `${m.state.address}:${fleet.ipmiPort}`, '--redfish-port', String(fleet.redfishPort), '--user', fleet.user, '--password', fleet.password];
     expect(await bmcMain(['command', 'PXE', ...target], { stdout: out, env: {} })).toBe(0);
     expect(m.state).toMatchObject({ boot: 'pxe', bootPersistent: true });
+  });
+});
+
+describe('redfish-boot-settings-object: Boot refused on the System, taken on its settings object (AMI MegaRAC)', () => {
+  const settingsPatches = (): number => fleet.redfish?.requests.byRoute['PATCH system settings'] ?? 0;
+
+  it('PXE over Redfish only: the System refuses it (Ami.1.0.OperationSupportedInFutureStateURI), its SettingsObject takes it with its own ETag', async () => {
+    const m = machineWith('redfish-boot-settings-object');
+    Object.assign(m.state, { boot: 'none', bootPersistent: false });
+    const [system, settings] = [systemPatches(), settingsPatches()];
+    expect(await command(m, 'PXE')).toEqual({ code: 0 });
+    expect(m.state).toMatchObject({ boot: 'pxe', bootPersistent: true, bootUefi: true });
+    expect(systemPatches()).toBe(system + 1);
+    expect(settingsPatches()).toBe(settings + 1); // If-Match with the settings object's ETag: no 428, no retry
+  });
+
+  it('with Gigabyte\'s weak ETags beside it: the settings object refuses its own W/ tag once and takes the PATCH without', async () => {
+    const m = machineWith('redfish-boot-settings-object', 'redfish-weak-etag');
+    Object.assign(m.state, { boot: 'none', bootPersistent: false });
+    const settings = settingsPatches();
+    expect(await command(m, 'PXE')).toEqual({ code: 0 });
+    expect(m.state).toMatchObject({ boot: 'pxe', bootPersistent: true });
+    expect(settingsPatches()).toBe(settings + 2);
+  });
+
+  it('a SettingsObject on another origin is not followed: refused by the client before anything is sent there', async () => {
+    const m = machineWith('redfish-boot-settings-object');
+    let connections = 0;
+    const elsewhere = createServer((socket) => {
+      connections += 1;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.1', resolve));
+    const foreign = `https://127.0.0.1:${(elsewhere.address() as AddressInfo).port}/redfish/v1/Systems/1/SD`;
+    const client = await openRedfish({ host: m.state.address, port: fleet.redfishPort, user: fleet.user, password: fleet.password, insecure: true });
+    try {
+      // the System as a BMC naming a settings object on another host would show it
+      const naming: ActionClient = {
+        ...client,
+        getReply: async (path, o) => {
+          const reply = await client.getReply(path, o);
+          return path === '/redfish/v1/Systems/1' ? { ...reply, body: { ...(reply.body as object), '@Redfish.Settings': { SettingsObject: { '@odata.id': foreign } } } } : reply;
+        },
+      };
+      await expect(setBootOverride(naming, 'Pxe', { persistent: true, systemPath: '/redfish/v1/Systems/1' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('not a path of') });
+      expect(connections).toBe(0);
+    } finally {
+      await client.close();
+      await new Promise((resolve) => elsewhere.close(resolve));
+    }
+  });
+
+  it('the identify LED stays on the System (only Boot properties moved)', async () => {
+    const m = machineWith('redfish-boot-settings-object');
+    m.state.identify = false;
+    const settings = settingsPatches();
+    expect(await command(m, 'LED-ON')).toEqual({ code: 0 });
+    expect(m.state.identify).toBe(true);
+    expect(settingsPatches()).toBe(settings);
   });
 });

@@ -417,3 +417,63 @@ describe('setBootOverride when the BMC refuses BootSourceOverrideMode (HPE iLO: 
     expect(again.sent).toEqual([WITH_MODE, WITHOUT_MODE]);
   });
 });
+
+describe('setBootOverride on AMI MegaRAC: Boot refused on the System, taken on its settings object', () => {
+  const PATH = '/redfish/v1/Systems/Self';
+  const SD = `${PATH}/SD`;
+  const amiRefusal = () =>
+    httpError('PATCH', PATH, 400, { error: { code: 'Ami.1.0.OperationSupportedInFutureStateURI', message: 'moved', '@Message.ExtendedInfo': [{ MessageId: 'Ami.1.0.OperationSupportedInFutureStateURI', Message: `Support of this Operation for Boot Properties is moved to FutureState URI(${SD})` }] } }, []);
+  const system = (settings: boolean) => ({
+    '@odata.id': PATH,
+    Boot: { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled', BootSourceOverrideMode: 'UEFI' },
+    ...(settings ? { '@Redfish.Settings': { SettingsObject: { '@odata.id': SD } } } : {}),
+  });
+
+  /** The System and its SD (each with its own ETag); PATCHes of the System refused as AMI does, those of SD answered by `sd` in turn. */
+  function amiClient(settings: boolean, sd: (Error | undefined)[] = []): { client: ActionClient; sent: Array<{ path: string; body: unknown; etag: unknown }> } {
+    const sent: Array<{ path: string; body: unknown; etag: unknown }> = [];
+    const client: ActionClient = {
+      get: async <T>() => system(settings) as T,
+      getReply: async (path) => (path === SD ? { status: 200, headers: { etag: 'W/"sd-1"' }, body: { '@odata.id': SD } } : { status: 200, headers: { etag: 'W/"sys-1"' }, body: system(settings) }),
+      post: async () => ({ status: 204, headers: {}, body: undefined }),
+      patch: async (path, body, o) => {
+        sent.push({ path, body, etag: o?.etag });
+        if (path === PATH) throw amiRefusal();
+        const answer = sd.shift();
+        if (answer !== undefined) throw answer;
+        return { status: 204, headers: {}, body: undefined };
+      },
+    };
+    return { client, sent };
+  }
+
+  it('the refusal sends the same Boot to the SettingsObject the System names, with that object\'s ETag', async () => {
+    const { client, sent } = amiClient(true);
+    await setBootOverride(client, 'Pxe', { persistent: true, uefi: true, systemPath: PATH });
+    const boot = { Boot: { BootSourceOverrideEnabled: 'Continuous', BootSourceOverrideTarget: 'Pxe', BootSourceOverrideMode: 'UEFI' } };
+    expect(sent).toEqual([
+      { path: PATH, body: boot, etag: 'W/"sys-1"' },
+      { path: SD, body: boot, etag: 'W/"sd-1"' },
+    ]);
+  });
+
+  it('a mode refusal from the settings object sends the retry there, not to the System again', async () => {
+    const modeRefusal = httpError('PATCH', SD, 400, { error: { '@Message.ExtendedInfo': [{ MessageId: 'Base.1.8.PropertyNotWritable', MessageArgs: ['BootSourceOverrideMode'] }] } }, []);
+    const { client, sent } = amiClient(true, [modeRefusal]);
+    await setBootOverride(client, 'Pxe', { persistent: true, uefi: true, systemPath: PATH });
+    expect(sent.map((x) => x.path)).toEqual([PATH, SD, SD]);
+    expect(sent[2]!.body).toEqual({ Boot: { BootSourceOverrideEnabled: 'Continuous', BootSourceOverrideTarget: 'Pxe' } });
+  });
+
+  it('a System that names no settings object: the refusal is the error, one PATCH (no URI is built)', async () => {
+    const { client, sent } = amiClient(false);
+    await expect(setBootOverride(client, 'Pxe', { persistent: true, systemPath: PATH })).rejects.toMatchObject({ httpStatus: 400, message: expect.stringContaining('FutureState URI') });
+    expect(sent.map((x) => x.path)).toEqual([PATH]);
+  });
+
+  it('setBootOrder takes the same way', async () => {
+    const { client, sent } = amiClient(true);
+    await setBootOrder(client, ['Boot0001'], { systemPath: PATH });
+    expect(sent.map((x) => x.path)).toEqual([PATH, SD]);
+  });
+});

@@ -102,6 +102,21 @@ export function checkBootModeWritable(ctx: MachineContext, boot: unknown): void 
   throw new RedfishFault(400, 'PropertyNotWritable', 'The property BootSourceOverrideMode is a read only property and cannot be assigned a value.', ['BootSourceOverrideMode']);
 }
 
+/** redfish-boot-settings-object: the settings object's path, under the System (AMI's FutureState URI). */
+export const settingsObjectPath = (ctx: MachineContext): string => `${paths(ctx.vendor).system}/SD`;
+
+/**
+ * redfish-boot-settings-object: AMI MegaRAC's 400 for Boot properties PATCHed on the System (the
+ * message as DMTF/Redfish-Tacklebox#144 quotes it), or undefined when the PATCH names none.
+ */
+export function bootOnSettingsObjectOnly(ctx: MachineContext, body: Record<string, unknown>): Reply | undefined {
+  if (!quirk(ctx, 'redfish-boot-settings-object') || body.Boot === undefined) return undefined;
+  const id = 'Ami.1.0.OperationSupportedInFutureStateURI';
+  const message = `Support of this Operation for Boot Properties is moved to FutureState URI(${settingsObjectPath(ctx)})`;
+  const info = { MessageId: id, Message: message, MessageArgs: [settingsObjectPath(ctx)], Severity: 'Warning', Resolution: 'Use the FutureState URI for the operation.' };
+  return { status: 400, body: { error: { code: id, message, '@Message.ExtendedInfo': [info] } } };
+}
+
 /**
  * redfish-boot-partly-applied: what of a Boot change the BMC leaves out (a Continuous override is
  * set Once) and the annotation its 200 carries for it, as bmcweb marks a property it left
@@ -231,6 +246,9 @@ export function shapeReply(rq: Rq, route: string, reply: Reply): Reply {
   if (isObject && route === 'GET system' && quirk(ctx, 'redfish-action-target-moved')) {
     const p = paths(ctx.vendor);
     body = { ...(body as Json), Actions: { '#ComputerSystem.Reset': { target: movedResetPath(ctx), '@Redfish.ActionInfo': `${p.system}/ResetActionInfo` } } };
+  }
+  if (isObject && route === 'GET system' && quirk(ctx, 'redfish-boot-settings-object')) {
+    body = { ...(body as Json), '@Redfish.Settings': { '@odata.type': '#Settings.v1_3_5.Settings', SettingsObject: link(settingsObjectPath(ctx)) } };
   }
   if (isObject && route === 'GET chassis' && quirk(ctx, 'redfish-legacy-power-only')) {
     const { PowerSubsystem: _p, EnvironmentMetrics: _e, ...rest } = body as Json;

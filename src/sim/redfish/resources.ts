@@ -95,6 +95,16 @@ export function system(ctx: MachineContext): Json {
   return json;
 }
 
+/**
+ * The System's settings object at `path` (redfish-boot-settings-object, AMI's FutureState `SD`):
+ * its Boot as the System shows it, since the simulator applies a change at once.
+ */
+export function systemSettings(ctx: MachineContext, path: string): Json {
+  const json: Json = { '@odata.type': '#ComputerSystem.v1_16_0.ComputerSystem', '@odata.id': path, Id: 'SD', Name: 'System future state', Boot: system(ctx).Boot };
+  json['@odata.etag'] = etagOf(json);
+  return json;
+}
+
 /** The BootOptions collection; `expanded` ($expand on a vendor that offers it): each member inline. */
 export function bootOptions(ctx: MachineContext, expanded = false): Json {
   const base = `${paths(ctx.vendor).system}/BootOptions`;

@@ -12,10 +12,10 @@ import { paths, type Rq } from './context.js';
 import { asObject, errorReply, notFound, readJson, RedfishFault, type Reply } from './http.js';
 import { collection, type Json } from './mockup.js';
 import * as res from './resources.js';
-import { beforeRoute, shapeReply, siblingRoute, systemMembers } from './quirks.js';
+import { beforeRoute, settingsObjectPath, shapeReply, siblingRoute, systemMembers } from './quirks.js';
 import type { SimSession } from './sessions.js';
 import type { SimTask } from './tasks.js';
-import { patchChassis, patchSystem, resetSystem } from './system-actions.js';
+import { patchChassis, patchSystem, patchSystemSettings, resetSystem } from './system-actions.js';
 import * as up from './update.js';
 import type { RedfishVendor } from './vendors.js';
 
@@ -48,6 +48,8 @@ const ROUTES: readonly Route[] = [
   { name: 'GET systems', method: 'GET', path: `${V1}/Systems`, handle: (rq) => ok(members(rq, 'Systems', 'system')) },
   { name: 'GET system', method: 'GET', path: '{system}', handle: (rq) => withEtag(res.system(rq.ctx)) },
   { name: 'PATCH system', method: 'PATCH', path: '{system}', handle: patchSystem },
+  { name: 'GET system settings', method: 'GET', path: '{system}/SD', handle: (rq) => (hasQuirk(rq.ctx.machine.state, 'redfish-boot-settings-object') ? withEtag(res.systemSettings(rq.ctx, settingsObjectPath(rq.ctx))) : notFound()) },
+  { name: 'PATCH system settings', method: 'PATCH', path: '{system}/SD', handle: patchSystemSettings },
   { name: 'GET boot options', method: 'GET', path: '{system}/BootOptions', handle: (rq) => ok(res.bootOptions(rq.ctx, rq.ctx.vendor.expandQuery && new URLSearchParams(rq.path.split('?')[1] ?? '').has('$expand'))) },
   { name: 'GET boot option', method: 'GET', path: '{system}/BootOptions/{id}', handle: (rq) => ok(res.bootOption(rq.ctx, rq.id)) },
   { name: 'GET reset action info', method: 'GET', path: '{system}/ResetActionInfo', handle: (rq) => only(rq.ctx.vendor.resetActionInfo || hasQuirk(rq.ctx.machine.state, 'redfish-action-target-moved'), () => res.resetActionInfo(rq.ctx)) },

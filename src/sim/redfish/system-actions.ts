@@ -8,10 +8,10 @@
 import type { SimBoot, SimPower } from '../machine.js';
 import { chassis } from './chassis.js';
 import type { Rq } from './context.js';
-import { asObject, readJson, RedfishFault, type Reply } from './http.js';
+import { asObject, notFound, readJson, RedfishFault, type Reply } from './http.js';
 import type { Json } from './mockup.js';
-import { BOOT_ENABLED, BOOT_MODES, BOOT_TARGETS, system } from './resources.js';
-import { bootPartlyApplied, checkBootModeWritable, ifMatchRule, quirkEtag, resetRefusal } from './quirks.js';
+import { BOOT_ENABLED, BOOT_MODES, BOOT_TARGETS, system, systemSettings } from './resources.js';
+import { bootOnSettingsObjectOnly, bootPartlyApplied, checkBootModeWritable, ifMatchRule, quirk, quirkEtag, resetRefusal, settingsObjectPath } from './quirks.js';
 import type { ResetType } from './vendors.js';
 
 /** Power after each reset type; undefined keeps it (Nmi). */
@@ -43,13 +43,13 @@ export async function resetSystem(rq: Rq): Promise<Reply> {
   return { status: 204 };
 }
 
-/** 412 when If-Match names none of the current ETag (or *), 428 when it is missing and required. */
-function checkIfMatch(rq: Rq, raw: string): void {
+/** 412 when If-Match names none of the current ETag (or *), 428 when it is missing and required (by the vendor, or `required`). */
+function checkIfMatch(rq: Rq, raw: string, required = rq.ctx.vendor.ifMatchRequired): void {
   if (ifMatchRule(rq) === 'accept') return;
   const etag = quirkEtag(rq.ctx, raw);
   const header = rq.req.headers['if-match'];
   if (header === undefined) {
-    if (rq.ctx.vendor.ifMatchRequired) throw new RedfishFault(428, 'PreconditionRequired', 'A precondition header or annotation is required to change the resource.');
+    if (required) throw new RedfishFault(428, 'PreconditionRequired', 'A precondition header or annotation is required to change the resource.');
     return;
   }
   const tags = header.split(',').map((t) => t.trim().replace(/^W\//, ''));
@@ -127,6 +127,8 @@ export async function patchSystem(rq: Rq): Promise<Reply> {
   const { vendor, machine } = rq.ctx;
   const writable = ['Boot', ...(vendor.indicatorLED ? ['IndicatorLED'] : []), ...(vendor.locationIndicatorActive ? ['LocationIndicatorActive'] : [])];
   for (const key of Object.keys(body)) if (!writable.includes(key) && key !== '@odata.etag') throw unknown(current, key);
+  const elsewhere = bootOnSettingsObjectOnly(rq.ctx, body);
+  if (elsewhere !== undefined) return elsewhere;
   checkBootModeWritable(rq.ctx, body.Boot);
   const boot = body.Boot === undefined ? undefined : bootChange(rq, body.Boot);
   const led = ledChange(rq, body);
@@ -137,6 +139,26 @@ export async function patchSystem(rq: Rq): Promise<Reply> {
   const updated = system(rq.ctx);
   const answer = partly ? { ...updated, Boot: { ...(updated.Boot as Json), ...partly.annotation } } : updated;
   return { status: 200, body: answer, headers: { ETag: updated['@odata.etag'] as string } };
+}
+
+/**
+ * PATCH of the System's settings object (redfish-boot-settings-object): Boot only, with If-Match
+ * (AMI's SD refuses a PATCH without one: community.general#6434's "did not provide the required
+ * precondition"). Applied at once: the simulated host has no next boot to wait for.
+ */
+export async function patchSystemSettings(rq: Rq): Promise<Reply> {
+  if (!quirk(rq.ctx, 'redfish-boot-settings-object')) return notFound();
+  const path = settingsObjectPath(rq.ctx);
+  const current = systemSettings(rq.ctx, path);
+  checkIfMatch(rq, current['@odata.etag'] as string, true);
+  const body = asObject(await readJson(rq.req), 'request body');
+  for (const key of Object.keys(body)) if (key !== 'Boot' && key !== '@odata.etag') throw unknown(current, key);
+  const boot = body.Boot === undefined ? undefined : bootChange(rq, body.Boot);
+  const { machine } = rq.ctx;
+  if (boot?.order !== undefined) machine.setBootOrder(boot.order);
+  if (boot?.override !== undefined) machine.setBoot(boot.override.boot, boot.override.persistent, boot.override.uefi, 'redfish');
+  const updated = systemSettings(rq.ctx, path);
+  return { status: 200, body: updated, headers: { ETag: updated['@odata.etag'] as string } };
 }
 
 /** PATCH of the Chassis: the identify LED only. */
