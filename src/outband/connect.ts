@@ -109,6 +109,8 @@ export interface ConnectOptions {
    * read and how long it may take to change (firmware-outcome.ts; defaults 15 s and 20 minutes).
    */
   firmwareVersionWait?: { pollMs?: number; versionWaitMs?: number };
+  /** Logins a BMC back from a restart may refuse before that is final, and the least time between them (redfish/session.ts RELOGIN_AFTER_RESTART: 3, 60 s). */
+  redfishReloginAfterRestart?: { refusals?: number; everyMs?: number };
 }
 
 export interface FacadeOutband extends Outband {
@@ -275,6 +277,7 @@ async function openRedfishSide(o: ConnectOptions, protocol: Protocol, timeoutMs:
         ...(o.signal ? { signal: o.signal } : {}),
         ...(o.logger ? { logger: o.logger } : {}),
         ...(o.onAnswer ? { onAnswer: o.onAnswer } : {}),
+        ...(o.redfishReloginAfterRestart ? { reloginAfterRestart: o.redfishReloginAfterRestart } : {}),
       });
     };
     const client = o.trust ? await o.trust.openRedfish(trustContext(o, protocol, ipmi, port), open) : await open({});

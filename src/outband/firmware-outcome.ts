@@ -47,8 +47,8 @@ async function versionBefore(client: Reader, managerPath: string, signal: AbortS
 
 /**
  * Reads the Manager's FirmwareVersion every `everyMs`, for at most `forMs`, until `wanted` takes a
- * read's version; reads that fail as a restarting BMC's do (5xx, refused, timed out) are waited
- * through. Resolves with that version, or with `timedOut` (the deadline's error, and the last
+ * read's version; reads that fail as a restarting BMC's do (5xx, refused, timed out, a login refused
+ * while the client will ask again: redfish/session.ts ReloginPendingError) are waited through. Resolves with that version, or with `timedOut` (the deadline's error, and the last
  * version read) when the wait's own deadline ends first; a read failing otherwise and the
  * caller's abort reject.
  */
@@ -84,7 +84,10 @@ async function pollVersion(
   }
 }
 
-/** The Manager's FirmwareVersion once the restarted BMC answers; the client logs in again by itself on a 401. */
+/**
+ * The Manager's FirmwareVersion once the restarted BMC answers; the client logs in again by itself
+ * on a 401, and asks again a minute later where the BMC back from its restart refused that login.
+ */
 async function versionAfterRestart(client: Reader, managerPath: string, options: BmcImageOptions): Promise<string | undefined> {
   const polled = await pollVersion(client, managerPath, {
     everyMs: checkMs('retryMs', options.retryMs, 2000, 600_000),

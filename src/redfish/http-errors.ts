@@ -128,6 +128,17 @@ function errorCode(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+/**
+ * Failures of the connection itself that a BMC away shows (restarting after a firmware update):
+ * refused, reset, unreachable, a connect that timed out. Not a TLS refusal, nor a deadline's end.
+ */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT']);
+
+export function isUnreachable(err: unknown): boolean {
+  const code = errorCode(err);
+  return !(err instanceof BmcError) && code !== undefined && UNREACHABLE_CODES.has(code);
+}
+
 export function isRetryableNetworkError(err: unknown): boolean {
   const code = errorCode(err);
   return !(err instanceof BmcError) && code !== undefined && RETRYABLE_CODES.has(code);

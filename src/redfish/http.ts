@@ -12,7 +12,7 @@ import { Client, errors, type buildConnector, type Dispatcher } from 'undici';
 import { BmcError, abortError } from '../errors.js';
 import { checkCount, checkMs, deadline, endedWithin, sleep } from '../deadline.js';
 import { Connections } from './connections.js';
-import { httpError, isRetryableNetworkError, scrub, transportError } from './http-errors.js';
+import { httpError, isRetryableNetworkError, isUnreachable, scrub, transportError } from './http-errors.js';
 import { shortened } from './text.js';
 import { tlsConnector, tlsPolicy, type TlsOptions } from './tls.js';
 import { decodeJsonBody, parseRetryAfter } from './wire.js';
@@ -84,6 +84,12 @@ export interface HttpResponse {
 export interface HttpTransport {
   readonly origin: string;
   readonly timeoutMs: number;
+  /**
+   * Signs so far that the BMC went away: connections refused, reset or unreachable, and answers
+   * 502, 503 or 504 (a web server restarting), those retried within a request included. The session
+   * layer tells a login refused by a BMC back from a restart from one refused by a BMC that never left.
+   */
+  readonly outages: number;
   request(req: HttpRequest): Promise<HttpResponse>;
   /** Strings that must never appear in an error message (password, token). */
   addSecret(secret: string): void;
@@ -261,6 +267,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
   const secrets = new Set<string>();
   /** the close under way or done (the first call's) */
   let closing: Promise<void> | undefined;
+  let outages = 0;
 
   async function request(req: HttpRequest): Promise<HttpResponse> {
     const firstPath = resolvePath(origin, req.path);
@@ -290,6 +297,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
         try {
           res = await exchange(pool, { path, method: req.method, headers, body: payload ?? null }, dl.signal, maxBytes, budget, what, options.onAnswer);
         } catch (err) {
+          if (!dl.signal.aborted && isUnreachable(err)) outages += 1;
           if (idempotent && attempt < retries && !dl.signal.aborted && isRetryableNetworkError(err)) {
             attempt += 1;
             await sleep(backoffMs * 2 ** (attempt - 1), dl.signal, what);
@@ -299,6 +307,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
         }
         const status = res.status;
         const resHeaders = res.headers;
+        if (RETRY_STATUSES.has(status)) outages += 1;
         if (status >= 300 && status < 400 && status !== 304) {
           if (!idempotent) throw new BmcError('PROTOCOL', `${what}: unexpected redirect (HTTP ${status})`, { httpStatus: status });
           redirects += 1;
@@ -365,6 +374,9 @@ export function createTransport(options: TransportOptions): HttpTransport {
   return {
     origin,
     timeoutMs,
+    get outages() {
+      return outages;
+    },
     request,
     addSecret: (s) => {
       if (s !== '') secrets.add(s);

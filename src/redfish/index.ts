@@ -1,5 +1,5 @@
 /** The Redfish client: transport, session, typed reads, inventory, actions, firmware updates. */
-export { openRedfish, SESSIONS_PATH } from './session.js';
+export { openRedfish, RELOGIN_AFTER_RESTART, ReloginPendingError, SESSIONS_PATH } from './session.js';
 export type { AuthMode, PatchOptions, RedfishClient, RedfishOptions, RedfishReply, RequestOptions } from './session.js';
 export { createTransport, originOf, resolvePath } from './http.js';
 export type { HttpMethod, HttpRequest, HttpResponse, HttpTransport, TransportOptions } from './http.js';

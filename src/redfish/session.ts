@@ -10,7 +10,7 @@
 import type { Readable } from 'node:stream';
 import { abortError, BmcError, isBmcError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { checkMs, raceAbort } from '../deadline.js';
+import { checkCount, checkMs, raceAbort } from '../deadline.js';
 import { createTransport, type HttpMethod, type HttpResponse, type HttpTransport, type TransportOptions } from './http.js';
 import { odataId, str } from './json.js';
 import { sessionLocation } from './wire.js';
@@ -40,6 +40,38 @@ export interface RedfishOptions extends TransportOptions {
   resumeSession?: RedfishSessionHandle;
   /** A kept session not to be used any more: deleted beside the client's work, awaited by close(). */
   retireSession?: RedfishSessionHandle;
+  /** New logins after the BMC went away that it may refuse before a refusal is final, and the least time between them: RELOGIN_AFTER_RESTART. */
+  reloginAfterRestart?: { refusals?: number; everyMs?: number };
+}
+
+/**
+ * A BMC back from a restart (a firmware update's) may answer before it can check a password: OpenBMC's
+ * bmcweb fails authorization until phosphor-user-manager is up (ibm-openbmc/bmcweb#222;
+ * openbmc/openbmc#2974), so the login that replaces the session the restart ended is refused 401,
+ * and a client keeping that refusal for good fails the firmware job's wait for the new version at
+ * once. After the BMC went away, a refused new login may therefore be sent again: at most
+ * `refusals` refused logins in all, at least `everyMs` apart. The threshold assumed: a BMC locks an
+ * account after 5 failed logins in a row at the fewest, and counts failures over no less than a
+ * minute; 3 refusals a minute apart leave 2 to spare and put at most one in any minute. A BMC that
+ * never went away refuses for its credentials: its first refusal is final, as before.
+ */
+export const RELOGIN_AFTER_RESTART = { refusals: 3, everyMs: 60_000 } as const;
+
+/**
+ * A new login the BMC refused (401/403) after it went away, while another may still be sent from
+ * `retryAt` (RELOGIN_AFTER_RESTART): code AUTH_FAILED and the refusal's status, as the refusal, but
+ * a failure worth waiting through (task.ts isTransient), not a final one.
+ */
+export class ReloginPendingError extends BmcError {
+  readonly retryAt: number;
+  constructor(refusal: BmcError, retryAt: number) {
+    super('AUTH_FAILED', `${refusal.message} (the BMC came back from a restart and may not check passwords yet; the next login not before ${new Date(retryAt).toISOString()})`, {
+      cause: refusal,
+      ...(refusal.httpStatus !== undefined ? { httpStatus: refusal.httpStatus } : {}),
+    });
+    this.name = 'ReloginPendingError';
+    this.retryAt = retryAt;
+  }
 }
 
 /** What identifies a Redfish session to its BMC: the token (a secret) and where to DELETE it. */
@@ -195,7 +227,11 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
     if (!loginAbandoned) await transport.close();
     throw err;
   }
-  const client = sessionClient(transport, auth, login, closeTimeoutMs, log, rootAhead);
+  const relogins = {
+    refusals: checkCount('reloginAfterRestart.refusals', options.reloginAfterRestart?.refusals, RELOGIN_AFTER_RESTART.refusals, 1, 10),
+    everyMs: checkMs('reloginAfterRestart.everyMs', options.reloginAfterRestart?.everyMs, RELOGIN_AFTER_RESTART.everyMs),
+  };
+  const client = sessionClient(transport, auth, login, { closeTimeoutMs, relogins }, log, rootAhead);
   if (options.retireSession) client.retire(options.retireSession);
   return client;
 }
@@ -214,20 +250,26 @@ function sessionClient(
   transport: HttpTransport,
   initial: Auth,
   login: (signal: AbortSignal | undefined) => Promise<Auth>,
-  closeTimeoutMs: number,
+  o: { closeTimeoutMs: number; relogins: { refusals: number; everyMs: number } },
   log: Logger | undefined,
   rootAhead?: Promise<unknown>,
 ): RedfishClient & { retire(handle: RedfishSessionHandle): void } {
+  const { closeTimeoutMs, relogins } = o;
   let auth: Auth = initial;
   /** the session the BMC answered 401 for, while no new login replaced it */
   let refused: Auth | undefined;
   let relogin: Promise<Auth> | undefined;
   /**
    * the new login the BMC refused (wrong credentials): every later 401 hears it again instead of
-   * sending another (BMCs lock accounts out after a few). A login that failed otherwise (503 while
-   * the BMC's session service starts after a reset, a timeout) is tried again by the next 401.
+   * sending another (BMCs lock accounts out after a few), for good, or until `retryAt` when the BMC
+   * had gone away before (RELOGIN_AFTER_RESTART). A login that failed otherwise (503 while the
+   * BMC's session service starts after a reset, a timeout) is tried again by the next 401.
    */
-  let reloginFailure: unknown;
+  let reloginFailure: { err: unknown; retryAt?: number } | undefined;
+  /** the transport's outages up to the last request the BMC answered with success since it was sent: more since means it went away */
+  let outagesAnswered = transport.outages;
+  /** logins the BMC refused since it went away and last answered with success */
+  let refusalsAfterOutage = 0;
   /** a resumed session the BMC answered with success (it is honoured), or with an HTTP error only */
   let resumedAnswered: 'ok' | 'error' | undefined;
   let closing: Promise<void> | undefined;
@@ -244,7 +286,10 @@ function sessionClient(
    */
   function renew(stale: Auth, signal: AbortSignal | undefined): Promise<Auth> {
     if (auth !== stale) return Promise.resolve(auth); // someone renewed already
-    if (reloginFailure !== undefined) return Promise.reject(reloginFailure);
+    if (reloginFailure !== undefined) {
+      if (reloginFailure.retryAt === undefined || Date.now() < reloginFailure.retryAt) return Promise.reject(reloginFailure.err);
+      reloginFailure = undefined; // a BMC back from a restart: its time to be asked again has come
+    }
     if (relogin === undefined) {
       log?.debug({ origin: transport.origin, resumed: isResumed(stale) }, 'redfish session expired, logging in again');
       refused = stale;
@@ -258,8 +303,9 @@ function sessionClient(
             return fresh;
           },
           (err: unknown) => {
-            if (isBmcError(err, 'AUTH_FAILED')) reloginFailure = err;
-            throw err;
+            if (!isBmcError(err, 'AUTH_FAILED')) throw err;
+            reloginFailure = refusal(err);
+            throw reloginFailure.err;
           },
         )
         .finally(() => {
@@ -268,6 +314,24 @@ function sessionClient(
       relogin.catch(() => undefined); // heard by the callers below, or by close()
     }
     return raceAbort(relogin, signal, { reason: (s) => abortError(s, `POST ${SESSIONS_PATH}`) });
+  }
+
+  /**
+   * What a refused new login leaves: final for a BMC that never went away (wrong credentials), and
+   * for a TLS refusal (no password was checked); a 401/403 after it went away (transport outages
+   * since its last success) is pending for `relogins.everyMs` while fewer than `relogins.refusals`
+   * logins were refused since (RELOGIN_AFTER_RESTART).
+   */
+  function refusal(err: BmcError): { err: unknown; retryAt?: number } {
+    const away = (err.httpStatus === 401 || err.httpStatus === 403) && transport.outages > outagesAnswered;
+    if (away) refusalsAfterOutage += 1;
+    if (!away || refusalsAfterOutage >= relogins.refusals) {
+      if (away) log?.warn({ origin: transport.origin, refusals: refusalsAfterOutage }, 'redfish login refused again after the BMC came back; not sent again');
+      return { err };
+    }
+    const retryAt = Date.now() + relogins.everyMs;
+    log?.warn({ origin: transport.origin, refusals: refusalsAfterOutage, of: relogins.refusals, retryAt: new Date(retryAt).toISOString() }, 'redfish login refused after the BMC went away (its user service may still be starting); trying again later');
+    return { err: new ReloginPendingError(err, retryAt), retryAt };
   }
 
   /**
@@ -292,6 +356,7 @@ function sessionClient(
   async function send(req: Req): Promise<HttpResponse> {
     if (closing !== undefined) throw new BmcError('CLOSED', `${req.method} ${req.path}: client closed`);
     const used = auth;
+    const outagesBefore = transport.outages;
     const call = (a: Auth): Promise<HttpResponse> =>
       transport.request({
         method: req.method,
@@ -305,13 +370,29 @@ function sessionClient(
     try {
       const res = await call(used);
       if (isResumed(used)) resumedAnswered = 'ok';
+      answered(outagesBefore);
       return res;
     } catch (err) {
       // an HTTP error, or a certificate other than the pinned one (checked only now: a resumed session sends nothing at open)
       if (isResumed(used) && resumedAnswered === undefined && isBmcError(err) && (err.httpStatus !== undefined || err.code === 'UNTRUSTED')) resumedAnswered = 'error';
       if (!sessionGone(err, used, req) || closing !== undefined) throw err;
-      return call(await renew(used, req.options?.signal));
+      const fresh = await renew(used, req.options?.signal);
+      const before = transport.outages;
+      const res = await call(fresh);
+      answered(before);
+      return res;
     }
+  }
+
+  /**
+   * The BMC answered with success a request sent when the transport had seen `outagesBefore`: it is
+   * back and takes our credentials, so a later refusal of a login is its own, counted afresh. A
+   * request sent before an outage says nothing of after it.
+   */
+  function answered(outagesBefore: number): void {
+    if (outagesBefore <= outagesAnswered) return;
+    outagesAnswered = outagesBefore;
+    refusalsAfterOutage = 0;
   }
 
   async function etagOf(path: string, options: RequestOptions | undefined): Promise<string | undefined> {

@@ -10,7 +10,7 @@ import { extendedInfoOf } from './http-errors.js';
 import { obj, odataId } from './json.js';
 import { isTask, parseTask, type TaskInfo } from './parse.js';
 import { isRedfishPath } from './wire.js';
-import type { RedfishClient, RedfishReply } from './session.js';
+import { ReloginPendingError, type RedfishClient, type RedfishReply } from './session.js';
 
 export interface TaskProgress {
   state: string;
@@ -98,9 +98,13 @@ export function taskLocation(reply: RedfishReply): string | undefined {
   return found === undefined ? undefined : ownTaskPath(found.trim());
 }
 
-/** An answer worth waiting out: a timeout, a closed connection, a 5xx (a BMC restarting). */
+/**
+ * An answer worth waiting out: a timeout, a closed connection, a 5xx (a BMC restarting), a login the
+ * BMC refused while back from a restart that will be sent again (ReloginPendingError).
+ */
 export function isTransient(err: unknown): boolean {
   if (!(err instanceof BmcError)) return false;
+  if (err instanceof ReloginPendingError) return true;
   if (err.code === 'TIMEOUT' || err.code === 'CLOSED') return true;
   return err.code === 'HTTP' && err.httpStatus !== undefined && err.httpStatus >= 500;
 }

@@ -146,6 +146,12 @@ export const REDFISH_QUIRKS = {
     seenOn: 'every BMC restarts into new firmware: bmcweb update_service.hpp ("the task may never \'complete\' unless it is an error"), bmclib PR #222 (ASRockRack "the BMC resets a few seconds after an update")',
     survivedBy: 'curl',
   },
+  'redfish-login-refused-after-reboot': {
+    protocol: 'redfish',
+    description: 'after the BMC restarted (into a new image: redfish-bmc-reboot-after-update, redfish-update-no-task) and its 503 window ended, logins (session POST, Basic) are refused 401, its user service still starting: the first one after the restart, and every one for 3 s more',
+    seenOn: 'OpenBMC: bmcweb answers before phosphor-user-manager is up and fails authorization until it is (ibm-openbmc/bmcweb#222, "bmcweb requires the user manager to be up and running ... while checking the user authorization"; openbmc/openbmc#2974 asks logins to wait for BMC_READY)',
+    survivedBy: 'curl',
+  },
   'redfish-update-no-task': {
     protocol: 'redfish',
     description: 'SimpleUpdate and pushes are answered 200 with {"error":{"code":"iLO.0.10.ExtendedInfo","@Message.ExtendedInfo":[{"MessageId":"Base.1.4.Success"}]}}, no Location and no task; the image is flashed in the background (as long as a task would take) and a BMC image then restarts the BMC into the version its name carries, as redfish-bmc-reboot-after-update does',

@@ -12,9 +12,24 @@ export interface FirmwareOutcome {
 }
 
 /** updateFirmware of machine `i` from `imageUrl`; the Redfish sessions are checked closed afterwards. */
-export async function updateThroughFacade(fleet: Fleet, i: number, kind: FirmwareKind, imageUrl: string, options: { connectTimeoutMs: number; signal?: AbortSignal; firmwareVersionWait?: ConnectOptions['firmwareVersionWait'] }): Promise<FirmwareOutcome> {
+export async function updateThroughFacade(
+  fleet: Fleet,
+  i: number,
+  kind: FirmwareKind,
+  imageUrl: string,
+  options: { connectTimeoutMs: number; signal?: AbortSignal; firmwareVersionWait?: ConnectOptions['firmwareVersionWait']; redfishReloginAfterRestart?: ConnectOptions['redfishReloginAfterRestart'] },
+): Promise<FirmwareOutcome> {
   const m = fleet.machines[i]!;
-  const bmc = await connectOutband({ host: m.state.address, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: options.connectTimeoutMs, ...(options.firmwareVersionWait ? { firmwareVersionWait: options.firmwareVersionWait } : {}) });
+  const bmc = await connectOutband({
+    host: m.state.address,
+    user: fleet.user,
+    password: fleet.password,
+    ipmiPort: fleet.ipmiPort,
+    redfishPort: fleet.redfishPort,
+    timeoutMs: options.connectTimeoutMs,
+    ...(options.firmwareVersionWait ? { firmwareVersionWait: options.firmwareVersionWait } : {}),
+    ...(options.redfishReloginAfterRestart ? { redfishReloginAfterRestart: options.redfishReloginAfterRestart } : {}),
+  });
   const progress: FirmwareProgress[] = [];
   try {
     await bmc.updateFirmware(kind, imageUrl, { ...(options.signal ? { signal: options.signal } : {}), onProgress: (p) => progress.push(p) });

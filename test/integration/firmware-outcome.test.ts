@@ -22,7 +22,7 @@ let images: Awaited<ReturnType<typeof startImageServer>>;
 let imageBase: string;
 
 beforeAll(async () => {
-  fleet = await startTestFleet({ count: 40, variants: ['supermicro', 'lenovo', 'gigabyte', 'dell'] });
+  fleet = await startTestFleet({ count: 48, variants: ['supermicro', 'lenovo', 'gigabyte', 'dell'] });
   images = await startImageServer();
   imageBase = images.base;
 });
@@ -104,6 +104,20 @@ describe('firmware update outcome on real-BMC task answers', () => {
     expect(r.progress.at(-1)).toMatchObject({ state: 'Completed', message: expect.stringContaining('9.87.6') });
   }, 60_000);
 
+  it('redfish-login-refused-after-reboot: the BMC back from its restart refuses logins for a while; they are sent again later, and the new FirmwareVersion is Completed', async () => {
+    const i = machine('Lenovo', ['redfish-bmc-reboot-after-update', 'redfish-login-refused-after-reboot']);
+    const logins = () => fleet.redfish!.requests.byRoute['POST sessions'] ?? 0;
+    const before = logins();
+    // the simulator refuses logins for 3 s after its 2 s of 503s: at most two refusals 2 s apart
+    const r = await updateThroughFacade(fleet, i, 'bmc', `${imageBase}/bmc-9.87.8.bin`, { connectTimeoutMs: 5000, redfishReloginAfterRestart: { everyMs: 2000 } });
+    expect(r.error).toBeUndefined();
+    expect(fleet.machines[i]!.state.bmcVersion).toBe('9.87.8');
+    expect(r.progress.at(-1)).toMatchObject({ state: 'Completed', message: expect.stringContaining('9.87.8') });
+    // the first login, at least one refused, the one taken; never more than the three refusals allowed
+    expect(logins() - before).toBeGreaterThanOrEqual(3);
+    expect(logins() - before).toBeLessThanOrEqual(5);
+  }, 60_000);
+
   it('redfish-bmc-reboot-after-update: an unchanged FirmwareVersion after the restart fails as unverified', async () => {
     const i = machine('Lenovo', ['redfish-bmc-reboot-after-update']);
     const version = fleet.machines[i]!.state.bmcVersion;
@@ -126,6 +140,14 @@ describe('redfish-update-no-task: the BMC takes the image with 200 and names no 
     expect(fleet.machines[i]!.state.bmcVersion).toBe('9.87.7');
     expect(r.progress).toContainEqual(expect.objectContaining({ state: 'Running', message: expect.stringContaining(`waiting for its firmware version to change from ${before}`) }));
     expect(r.progress.at(-1)).toMatchObject({ state: 'Completed', message: expect.stringContaining('9.87.7') });
+  }, 60_000);
+
+  it('a BMC image whose restarted BMC refuses logins for a while (redfish-login-refused-after-reboot): sent again later, Completed with the new version', async () => {
+    const i = machine('Lenovo', ['redfish-update-no-task', 'redfish-login-refused-after-reboot']);
+    const r = await updateThroughFacade(fleet, i, 'bmc', `${imageBase}/bmc-9.87.9.bin`, { connectTimeoutMs: 5000, firmwareVersionWait: { pollMs: 100, versionWaitMs: 20_000 }, redfishReloginAfterRestart: { everyMs: 2000 } });
+    expect(r.error).toBeUndefined();
+    expect(fleet.machines[i]!.state.bmcVersion).toBe('9.87.9');
+    expect(r.progress.at(-1)).toMatchObject({ state: 'Completed', message: expect.stringContaining('9.87.9') });
   }, 60_000);
 
   it('a BMC image whose version never changes fails as unverified after the wait, never Completed', async () => {

@@ -300,6 +300,21 @@ const CURL_SURVIVES: Record<RedfishQuirkName, (f: Fleet, m: SimMachine) => Promi
     expect(rebooting.headers['retry-after']).toBe('1');
     expect(m.state.bmcVersion).toBe('9.9.9');
   },
+  async 'redfish-login-refused-after-reboot'(f, m) {
+    // a BMC image restarts the BMC (the quirk that does it, for this check only)
+    m.state.quirks.add('redfish-bmc-reboot-after-update');
+    expect((await pushImage(f, m, 'bmc-9.9.6.bin')).status).toBe(202);
+    await taskEnded(m);
+    m.state.quirks.delete('redfish-bmc-reboot-after-update');
+    // curl --retry waits out the web server's 503s (Retry-After); then it answers, and refuses the login
+    const login = () => curl(f, m, '/redfish/v1/SessionService/Sessions', { method: 'POST', basic: false, json: { UserName: f.user, Password: f.password }, args: ['--retry', '5'] });
+    let answer = await login();
+    while (answer.status === 503) answer = await login();
+    expect(answer.status).toBe(401);
+    // as a script survives it: asking again a little later, the user service up
+    await vi.waitFor(async () => expect((await curl(f, m, '/redfish/v1/Systems')).status).toBe(200), { timeout: 15_000, interval: 500 });
+    expect(m.state.bmcVersion).toBe('9.9.6');
+  },
   async 'redfish-update-no-task'(f, m) {
     m.state.faults.firmwareTaskMs = 50;
     const target = (await curl(f, m, '/redfish/v1/UpdateService')).json.Actions['#UpdateService.SimpleUpdate'].target as string;

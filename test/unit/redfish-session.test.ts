@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, expect } from 'vitest';
 import { BmcError } from '../../src/errors.js';
-import { createTransport, openRedfish, type RedfishClient, type RedfishOptions } from '../../src/redfish/index.js';
+import { createTransport, openRedfish, ReloginPendingError, type RedfishClient, type RedfishOptions } from '../../src/redfish/index.js';
+import { isTransient } from '../../src/redfish/task.js';
 import { startMockupServer, startSilentServer, type MockupServer, type MockupServerOptions } from '../helpers/redfish-mockup-server.js';
 import { withPeers } from '../helpers/peers.js';
 import { waitFor } from '../helpers/wait.js';
@@ -218,10 +219,61 @@ describe('a dropped or resumed session', () => {
     await withClient({}, async (client) => {
       server.expireSessions();
       server.addFault({ method: 'POST', path: SESSIONS, fault: { kind: 'status', status: 401 } });
-      expect((await failure(client.get('/redfish/v1/Systems'))).code).toBe('AUTH_FAILED');
+      const refused = await failure(client.get('/redfish/v1/Systems'));
+      expect(refused.code).toBe('AUTH_FAILED');
+      // a BMC that never went away refuses for our credentials: final, not waited through
+      expect(refused).not.toBeInstanceOf(ReloginPendingError);
       expect((await failure(client.get('/redfish/v1/Chassis'))).code).toBe('AUTH_FAILED');
       expect(countOf('POST', SESSIONS)).toBe(2);
       server.clearFaults();
+    });
+  });
+
+  it('after the BMC went away (a reset connection, 503s), a refused new login is sent again once its wait has passed, at most `refusals` refused in all; meanwhile ReloginPendingError, worth waiting through', async () => {
+    await withClient({ reloginAfterRestart: { refusals: 3, everyMs: 200 } }, async (client) => {
+      // the BMC restarts: a connection reset (the read is retried and answered), its sessions gone, logins refused
+      server.addFault({ path: '/redfish/v1/Chassis', fault: { kind: 'reset' }, times: 1 });
+      await client.get('/redfish/v1/Chassis');
+      server.expireSessions();
+      server.addFault({ method: 'POST', path: SESSIONS, fault: { kind: 'status', status: 401 } });
+      const logins = () => countOf('POST', SESSIONS);
+      const first = await failure(client.get('/redfish/v1/Systems'));
+      expect(first).toBeInstanceOf(ReloginPendingError);
+      expect(first).toMatchObject({ code: 'AUTH_FAILED', httpStatus: 401 });
+      expect(isTransient(first)).toBe(true);
+      expect(logins()).toBe(2);
+      // before its time: the same refusal, no login
+      expect(await failure(client.get('/redfish/v1/Systems'))).toBe(first);
+      expect(logins()).toBe(2);
+      await waitFor(() => Date.now() >= (first as ReloginPendingError).retryAt, 5000, 'the wait after the first refusal');
+      const second = await failure(client.get('/redfish/v1/Systems'));
+      expect(second).toBeInstanceOf(ReloginPendingError);
+      expect(logins()).toBe(3);
+      await waitFor(() => Date.now() >= (second as ReloginPendingError).retryAt, 5000, 'the wait after the second refusal');
+      // the third refusal is final: AUTH_FAILED, not pending, and no login is sent again
+      const third = await failure(client.get('/redfish/v1/Systems'));
+      expect(third).not.toBeInstanceOf(ReloginPendingError);
+      expect(third).toMatchObject({ code: 'AUTH_FAILED', httpStatus: 401 });
+      expect(isTransient(third)).toBe(false);
+      expect(logins()).toBe(4);
+      expect(await failure(client.get('/redfish/v1/Chassis'))).toBe(third);
+      expect(logins()).toBe(4);
+      server.clearFaults();
+    });
+  });
+
+  it('after the BMC went away, logins refused while its user service starts give way to the one it takes; the read succeeds on the new session', async () => {
+    await withClient({ reloginAfterRestart: { everyMs: 100 } }, async (client) => {
+      server.addFault({ path: '/redfish/v1/Systems', fault: { kind: 'status', status: 503 }, times: 1 });
+      await client.get('/redfish/v1/Systems');
+      server.expireSessions();
+      server.addFault({ method: 'POST', path: SESSIONS, fault: { kind: 'status', status: 401 }, times: 1 });
+      const refused = await failure(client.get('/redfish/v1/Chassis'));
+      expect(refused).toBeInstanceOf(ReloginPendingError);
+      await waitFor(() => Date.now() >= (refused as ReloginPendingError).retryAt, 5000, 'the wait after the refusal');
+      await client.get('/redfish/v1/Chassis');
+      expect(countOf('POST', SESSIONS)).toBe(3);
+      expect(client.session()).toMatchObject({ resumed: false });
     });
   });
 

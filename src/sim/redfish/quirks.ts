@@ -17,6 +17,8 @@ export interface QuirkState {
   unavailableSince: number | undefined;
   /** redfish-bmc-reboot-after-update: when the BMC restarted into a new image (its own restart window) */
   rebootedAt?: number;
+  /** redfish-login-refused-after-reboot: the restart (its `rebootedAt`) after which a login was refused */
+  loginRefusedAfter?: number;
   /** redfish-etag-412-once: conditional PATCHes seen, and how often the ETag moved */
   conditionalPatches: number;
   etagGeneration: number;
@@ -55,6 +57,24 @@ export function restarting(ctx: MachineContext, now = Date.now()): Reply | undef
   ctx.quirkState.unavailableSince ??= now;
   if (now - ctx.quirkState.unavailableSince >= RESTART_WINDOW_MS) return undefined;
   return unavailableReply();
+}
+
+/** redfish-login-refused-after-reboot: how long logins are refused after the restart window. */
+export const LOGIN_REFUSED_MS = 3000;
+
+/**
+ * redfish-login-refused-after-reboot: whether a login is refused now, the BMC's user service still
+ * starting after its restart: the first one after each restart, however late it comes (so a client
+ * slowed down meets the quirk too), and every one until LOGIN_REFUSED_MS after the restart window.
+ */
+export function userServiceStarting(ctx: MachineContext, now = Date.now()): boolean {
+  const state = ctx.quirkState;
+  if (!quirk(ctx, 'redfish-login-refused-after-reboot') || state.rebootedAt === undefined) return false;
+  if (state.loginRefusedAfter !== state.rebootedAt) {
+    state.loginRefusedAfter = state.rebootedAt;
+    return true;
+  }
+  return now - state.rebootedAt < RESTART_WINDOW_MS + LOGIN_REFUSED_MS;
 }
 
 /** 503 ServiceTemporarilyUnavailable with Retry-After, as a restarting BMC answers. */

@@ -12,7 +12,7 @@ import { paths, type Rq } from './context.js';
 import { asObject, errorReply, notFound, readJson, RedfishFault, type Reply } from './http.js';
 import { collection, type Json } from './mockup.js';
 import * as res from './resources.js';
-import { beforeRoute, settingsObjectPath, shapeReply, siblingRoute, systemMembers } from './quirks.js';
+import { beforeRoute, settingsObjectPath, shapeReply, siblingRoute, systemMembers, userServiceStarting } from './quirks.js';
 import type { SimSession } from './sessions.js';
 import type { SimTask } from './tasks.js';
 import { patchChassis, patchSystem, patchSystemSettings, resetSystem } from './system-actions.js';
@@ -108,7 +108,7 @@ function same(a: string, b: string): boolean {
 }
 
 function credentialsOk(rq: Rq, user: unknown, password: unknown): boolean {
-  if (rq.ctx.machine.state.faults.wrongCredentials) return false;
+  if (rq.ctx.machine.state.faults.wrongCredentials || userServiceStarting(rq.ctx)) return false;
   return typeof user === 'string' && typeof password === 'string' && same(user, rq.settings.user) && same(password, rq.settings.password);
 }
 
