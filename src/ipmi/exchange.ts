@@ -33,7 +33,8 @@ export function validateRetryPolicy(p: RetryPolicy, what = 'retry policy'): Retr
  */
 export function exchange<T>(
   channel: DatagramChannel,
-  makeDatagram: (attempt: number) => Buffer,
+  /** the datagram to send, or undefined to send nothing more and only listen until the deadline */
+  makeDatagram: (attempt: number) => Buffer | undefined,
   match: (datagram: Buffer) => T | undefined,
   policy: RetryPolicy,
   describe: () => string,
@@ -73,11 +74,19 @@ export function exchange<T>(
       if (left <= 0) {
         return finish(() => reject(new BmcError('TIMEOUT', `${describe()}: no answer within ${policy.deadlineMs} ms (${attempt} attempts)`)));
       }
+      let datagram: Buffer | undefined;
       try {
-        channel.send(makeDatagram(attempt++));
+        datagram = makeDatagram(attempt);
+        if (datagram !== undefined) channel.send(datagram);
       } catch (err) {
         return finish(() => reject(err));
       }
+      if (datagram === undefined) {
+        // nothing more to send: the answers already sent are waited for until the deadline
+        timer = setTimeout(transmit, left);
+        return;
+      }
+      attempt++;
       timer = setTimeout(transmit, Math.min(wait, left));
       wait = Math.min(wait * policy.backoff, policy.maxAttemptMs);
     }

@@ -250,8 +250,10 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
    * was carried out. Such an answer settles nothing: the answer to the original is waited for until
    * the deadline, as ipmitool does (lanplus.c ipmi_lanplus_send_payload: "Duplicate Request ccode
    * most likely indicates a response to a previous retry. Ignore and keep polling."). Taken for the
-   * request's own answer, it read as a refusal, and a power cycle was sent again over Redfish. When
-   * only such answers came, the deadline's TIMEOUT says the BMC got the request and may have acted.
+   * request's own answer, it read as a refusal, and a power cycle was sent again over Redfish. After
+   * the first such answer nothing more is sent (a resend past the BMC's duplicate window would run
+   * again). When only such answers came, the deadline's TIMEOUT says the BMC got the request and may
+   * have acted.
    */
   async function send(netFn: number, cmd: number, data: Buffer, options: CommandOptions): Promise<IpmiResponse> {
     if (options.signal?.aborted) throw abortError(options.signal, `IPMI command 0x${cmd.toString(16)} to ${channel.remote}`);
@@ -264,6 +266,10 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
       return await exchange(
         channel,
         () => {
+          // after a 0xCF the BMC has the request: a later resend could reach it past the time it
+          // keeps a request's sequence number (5 s in the spec's example, less on some BMCs) and be
+          // carried out again, a second power cycle; so only the original's answer is listened for
+          if (duplicateAnswers > 0) return undefined;
           keepalive.touch();
           transmissions++;
           return wrap(PayloadType.ipmi, message);

@@ -502,6 +502,21 @@ describe('ipmi-duplicate-cf: a BMC that answers a resend of a request it handled
     l.close();
   });
 
+  it('after the first 0xCF nothing more is sent: a resend past the BMC\'s duplicate window would be carried out again', async () => {
+    let sent = 0;
+    const l = linked(['ipmi-duplicate-cf'], () => (sent++, false));
+    l.machine.state.faults.actSilently = true;
+    const s = await l.open();
+    const actions = recording(l);
+    sent = 0; // from here on only the reset and its resends (no keepalive)
+    // resends would go at 1 and 2.5 s within this deadline; the 0xCF to the one at 1 s ends them
+    await expect(chassisControl(s, 'reset', { deadlineMs: 4000 })).rejects.toMatchObject({ code: 'TIMEOUT', message: expect.stringMatching(/only one answer to its resends/) });
+    expect(sent).toBe(2);
+    expect(actions).toEqual(['reset']);
+    await s.close();
+    l.close();
+  });
+
   it('0xCF answering the only transmission is that request\'s answer: a COMPLETION_CODE at once, not waited past', async () => {
     const l = linked([]);
     l.machine.state.faults.ipmiActRefused = 0xcf; // Chassis Control answered 0xCF at once (the simulator does not act then)
