@@ -20,7 +20,6 @@ import { connectOutband } from './outband/connect.js';
 import { createBmcTrust, openTrustStore, TRUST_FILE, usesTrustOnFirstUse, type BmcTrust, type TrustMetrics } from './outband/trust.js';
 import type { Outband } from './outband/types.js';
 import { createReportMetrics, createTrustMetrics, registerRedfishSessionMetrics, registerReportWorkerMetrics } from './report/metrics.js';
-import { createLedMemory, type LedMemory } from './report/led-memory.js';
 import { openUuidOwnersFile, UUID_OWNERS_FILE } from './report/owners.js';
 import { createReporter, type Reporter } from './report/reporter.js';
 import { createReportWorkerPool } from './report/worker-pool.js';
@@ -52,8 +51,6 @@ export interface DaemonContext {
   leasesRead?: () => boolean;
   /** the status of every BMC (GET /v1/status): parts tell it command results and console viewers */
   status?: StatusStore;
-  /** the reporter's identify LED memory: the commands part records the state an LED command set, for BMCs whose LED cannot be read */
-  ledMemory?: LedMemory;
   /**
    * The daemon cannot go on (its NATS connection is gone for good): the owner stops it gracefully
    * and exits for a restart. Without one, the part that finds out exits the process itself.
@@ -222,12 +219,9 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   if (reportWorkers) registerReportWorkerMetrics(registry, () => reportWorkers.stats());
   // which BMC reports which machine UUID, kept over restarts (a first cycle must not hand a UUID to whoever answers first)
   const uuidOwners = openUuidOwnersFile({ file: join(config.stateDir, UUID_OWNERS_FILE), logger });
-  // one LED memory for the reporter and the commands part: an LED command's state is reported where the BMC cannot tell it
-  const ledMemory = createLedMemory();
   const reporter = createReporter({
     partitionId: config.partitionId,
     owners: uuidOwners,
-    ledMemory,
     connect: (ip, signal, onAnswer) => connectBmc(ip, { signal, readAhead: true, onAnswer }),
     ...(reportWorkers ? { reader: reportWorkers } : {}),
     metalApi,
@@ -258,7 +252,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
 
   // 3. bus and console parts, in the order given
   const leaseAt = (ip: string) => watcher.current().find((lease) => lease.ip === ip);
-  const context: DaemonContext = { config, logger, registry, metalApi, connectBmc, leaseAt, leasesRead: () => leasesRead, status, ledMemory, ...optional('onFatal', options.onFatal) };
+  const context: DaemonContext = { config, logger, registry, metalApi, connectBmc, leaseAt, leasesRead: () => leasesRead, status, ...optional('onFatal', options.onFatal) };
   const started: DaemonPart[] = [];
   // every part at once, each within the one shutdown timeout: one after another, each with the
   // whole timeout, the commands part took events (and started commands) while the console part

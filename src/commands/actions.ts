@@ -2,7 +2,7 @@
  * metal-api's machine commands and what each does to a BMC, as one table.
  * Used by the daemon's NATS consumer (through `runAction`) and by `metal-bmc bmc command`.
  */
-import type { FirmwareKind, LedState, OperationOptions, Outband } from '../outband/types.js';
+import type { FirmwareKind, OperationOptions, Outband } from '../outband/types.js';
 
 export const MACHINE_COMMANDS = ['ON', 'OFF', 'RESET', 'CYCLE', 'BIOS', 'DISK', 'PXE', 'REINSTALL', 'LED-ON', 'LED-OFF'] as const;
 export type MachineCommand = (typeof MACHINE_COMMANDS)[number];
@@ -32,18 +32,6 @@ export const COMMAND_ACTIONS: Record<MachineCommand, Action> = {
   'LED-ON': (b, o) => b.identify(true, o),
   'LED-OFF': (b, o) => b.identify(false, o),
 };
-
-/** The identify LED state each LED command leaves its machine in (forced on until turned off, not blinking for a while: ipmi/commands.ts chassisIdentify). */
-const LED_SET_BY: Partial<Record<MachineCommand, LedState>> = { 'LED-ON': 'LED-ON', 'LED-OFF': 'LED-OFF' };
-
-/**
- * The LED state a command event that succeeded left its machine in; undefined for any other
- * result. The reporter sends it for a BMC whose LED it cannot read (report/led-memory.ts).
- */
-export function ledStateSetBy(result: { type: string; command: string; ok: boolean }): LedState | undefined {
-  if (!result.ok || result.type !== 'command' || !isMachineCommand(result.command)) return undefined;
-  return LED_SET_BY[result.command];
-}
 
 export function isMachineCommand(value: string): value is MachineCommand {
   return (MACHINE_COMMANDS as readonly string[]).includes(value);

@@ -20,8 +20,6 @@ import { createOutbandPool } from '../outband/pool.js';
 import { createEventHandler, overflowResult } from '../commands/handler.js';
 import { createCommandMetrics, type CommandMetrics } from '../commands/metrics.js';
 import { createCommandRunner, type CommandResult, type CommandRunner, type ConnectBmc } from '../commands/runner.js';
-import { ledStateSetBy } from '../commands/actions.js';
-import type { LedMemory } from '../report/led-memory.js';
 import { createFirmwareJobs, type FirmwareEvent, type FirmwareJobs } from '../commands/firmware-jobs.js';
 import { openEventPositionStore } from '../commands/event-position.js';
 import { checkFirmwareUrl, guardedLookup } from '../commands/firmware-url.js';
@@ -58,8 +56,6 @@ export interface CommandServiceOptions {
   metrics?: CommandMetrics;
   /** told every result of the runner and every firmware job event (the daemon's status); must not throw */
   onResult?: (result: CommandResult) => void;
-  /** the reporter's LED memory: told the state an identify command that succeeded set (the daemon's, shared with the reporter) */
-  ledMemory?: Pick<LedMemory, 'record'>;
   onFirmwareEvent?: (event: FirmwareEvent) => void;
   /** UPDATE-FIRMWARE as background jobs: their deadline, state file and BMC connection (default `connect`) */
   firmware?: { timeoutMs: number; stateFile?: string; connect?: ConnectBmc; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; imageDispatcher?: Dispatcher };
@@ -124,9 +120,6 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
     ...(journal ? { journal } : {}),
     onResult: (result) => {
       publish(result);
-      // before the next report: a BMC whose LED cannot be read is reported as the command set it
-      const led = ledStateSetBy(result);
-      if (led !== undefined && result.machineId !== '') o.ledMemory?.record(result.machineId, led);
       o.onResult?.(result);
     },
   });
@@ -283,7 +276,6 @@ export const commandsPart: PartFactory = async (ctx) => {
           logger,
           metrics,
           onResult: (result) => ctx.status?.commandResult(result),
-          ...(ctx.ledMemory ? { ledMemory: ctx.ledMemory } : {}),
           onFirmwareEvent: (event) => ctx.status?.firmwareEvent(event),
           // a job holds its BMC for minutes: its own connection, not one from the pool
           firmware: {

@@ -1,11 +1,8 @@
 /**
  * The identify LED state metal-api gets when a BMC read could not tell it: metal-api accepts
  * only LED-ON and LED-OFF (anything else, "" included, is logged as an error and dropped every
- * cycle). An unreadable LED is reported as the last state known for that machine, across
- * cycles: read from its BMC, or set by an identify command the commands part ran on it (metal-api
- * sets LED-ON itself when it issues the command, machine-service.go, and a report of LED-OFF
- * would take that back at the next cycle); a machine with no known state gets LED-OFF, as the Go
- * metal-bmc sends. The daemon keeps one memory for both (daemon.ts).
+ * cycle). An unreadable LED is reported as the last state read for that machine, across
+ * cycles; a machine never read with a known LED gets LED-OFF, as the Go metal-bmc sends.
  */
 import type { LedReading, LedState } from '../outband/types.js';
 import { setNewest } from '../net/newest-map.js';
@@ -15,8 +12,6 @@ export const DEFAULT_LED_STATE: LedState = 'LED-OFF';
 export interface LedMemory {
   /** the state to report for `uuid`, remembering a known reading */
   resolve(uuid: string, reading: LedReading): LedState;
-  /** an identify command set the LED of machine `uuid` to `state`, and its BMC said it did */
-  record(uuid: string, state: LedState): void;
   readonly size: number;
 }
 
@@ -31,9 +26,6 @@ export function createLedMemory(maxEntries = 100_000): LedMemory {
       if (reading === 'UNKNOWN') return known.get(uuid) ?? DEFAULT_LED_STATE;
       setNewest(known, uuid, reading, maxEntries);
       return reading;
-    },
-    record(uuid, state) {
-      setNewest(known, uuid, state, maxEntries);
     },
     get size() {
       return known.size;

@@ -1,15 +1,13 @@
 /**
  * The report cycle never sends an empty IndicatorLEDState: an unreadable LED goes out as the
- * last state known for that machine (read in an earlier cycle, or set by an LED command that
- * succeeded), else LED-OFF; the bodies satisfy the swagger and metal-api's LED decoding
- * (LED-ON/LED-OFF only).
+ * last state read for that machine in an earlier cycle, else LED-OFF; the bodies satisfy the
+ * swagger and metal-api's LED decoding (LED-ON/LED-OFF only).
  */
 import { describe, expect, it } from 'vitest';
 import type { Lease } from '../../src/leases/types.js';
 import { compileDefinition, loadSwagger } from '../../src/metalapi/schema.js';
 import type { MachineIpmiReports } from '../../src/metalapi/types.js';
 import type { BmcReport, LedReading, Outband } from '../../src/outband/types.js';
-import { ledStateSetBy } from '../../src/commands/actions.js';
 import { runReportCycle, type CycleDeps } from '../../src/report/cycle.js';
 import { createLedMemory } from '../../src/report/led-memory.js';
 import { captureLog } from '../helpers/log.js';
@@ -64,29 +62,6 @@ describe('IndicatorLEDState in the report cycle', () => {
     ]);
     const validate = compileDefinition(loadSwagger(), 'v1.MachineIpmiReports');
     for (const b of bodies) expect(validate(b)).toEqual({ ok: true });
-  });
-
-  it('a state an LED command set is sent for an unreadable LED until a read says otherwise; only a command event that succeeded sets one', async () => {
-    const bodies: MachineIpmiReports[] = [];
-    const memory = createLedMemory();
-    const sent = () => bodies.at(-1)!.reports['uuid-10.0.0.1']!.IndicatorLEDState;
-    for (const result of [
-      { type: 'command', command: 'LED-ON', ok: false },
-      { type: 'command', command: 'ON', ok: true },
-      { type: 'update', command: 'update', ok: true },
-    ]) {
-      expect(ledStateSetBy(result)).toBeUndefined();
-    }
-    memory.record('uuid-10.0.0.1', ledStateSetBy({ type: 'command', command: 'LED-ON', ok: true })!);
-    await runReportCycle(deps({ '10.0.0.1': 'UNKNOWN', '10.0.0.2': 'UNKNOWN' }, bodies, memory), leases);
-    expect(sent()).toBe('LED-ON');
-    await runReportCycle(deps({ '10.0.0.1': 'LED-OFF', '10.0.0.2': 'UNKNOWN' }, bodies, memory), leases);
-    await runReportCycle(deps({ '10.0.0.1': 'UNKNOWN', '10.0.0.2': 'UNKNOWN' }, bodies, memory), leases);
-    expect(sent()).toBe('LED-OFF');
-    memory.record('uuid-10.0.0.1', ledStateSetBy({ type: 'command', command: 'LED-ON', ok: true })!);
-    memory.record('uuid-10.0.0.1', ledStateSetBy({ type: 'command', command: 'LED-OFF', ok: true })!);
-    await runReportCycle(deps({ '10.0.0.1': 'UNKNOWN', '10.0.0.2': 'UNKNOWN' }, bodies, memory), leases);
-    expect(sent()).toBe('LED-OFF');
   });
 
   it('without a memory (a single cycle) an unreadable LED is still LED-OFF, never ""', async () => {
