@@ -213,13 +213,22 @@ function refusalToSplit(err: unknown): err is BmcError {
 async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSignal | undefined): Promise<Posted> {
   const all = Object.keys(reports);
   const bound = splitPostBound(all.length);
-  const parts: string[][] = [all];
+  /**
+   * Each part with whether its post counts against the bound: the first, and the halves of a part
+   * refused 400 (looking for bad entries, each post a search over the partition). The halves of a
+   * part a proxy found too large (413) do not: a report over 16 times the limit would otherwise
+   * never be posted, and it takes as many posts as it takes to fit.
+   */
+  const parts: Array<{ uuids: string[]; charged: boolean }> = [{ uuids: all, charged: true }];
   let done = NOTHING_POSTED;
   let posts = 0;
+  let charged = 0;
   let refusal: BmcError | undefined;
-  for (let part = parts.shift(); part !== undefined; part = parts.shift()) {
-    if (posts === bound) throw new PartlyReported(new SplitStopped(refusal!, `the split reached its bound of ${bound} posts for ${all.length} entries`), done);
+  for (let next = parts.shift(); next !== undefined; next = parts.shift()) {
+    const part = next.uuids;
+    if (next.charged && charged === bound) throw new PartlyReported(new SplitStopped(refusal!, `the split reached its bound of ${bound} posts for ${all.length} entries`), done);
     posts++;
+    if (next.charged) charged++;
     try {
       const answer = await deps.metalApi.ipmiReport({ partitionid: deps.partitionId, reports: pick(reports, part) }, signal ? { signal } : {});
       done = joinPosted(done, { created: answer.created, updated: answer.updated, rejected: [], ...appliedOf(part, answer) });
@@ -239,7 +248,8 @@ async function postReports(deps: CycleDeps, reports: Reports, signal: AbortSigna
       // the same parts every cycle
       if (posts === 1) shuffle(part);
       const half = Math.ceil(part.length / 2);
-      parts.push(part.slice(0, half), part.slice(half));
+      const charge = err.httpStatus !== 413;
+      parts.push({ uuids: part.slice(0, half), charged: charge }, { uuids: part.slice(half), charged: charge });
     }
   }
   return done;

@@ -207,6 +207,23 @@ describe('a report cycle with hostile BMCs', () => {
     expect(posts).toBe(15);
   });
 
+  it('a report 40 times the body limit (1,000 entries, 25 taken): the proxy\'s 413s count not against the bound, every entry posted', async () => {
+    const n = 1000;
+    let posts = 0;
+    const metalApi = {
+      ipmiReport: async (body: { reports: Record<string, unknown> }) => {
+        posts++;
+        const uuids = Object.keys(body.reports);
+        if (uuids.length > 25) throw new BmcError('HTTP', 'metal-api: HTTP 413 body too large', { httpStatus: 413 });
+        return { created: uuids, updated: [] };
+      },
+    } as unknown as ReturnType<typeof createMetalApiClient>;
+    const result = await runReportCycle({ partitionId: 'p', connect: plainBmcs, metalApi, concurrency: 50, bmcTimeoutMs: 5000, logger: captureLog().logger }, manyLeases(n));
+    expect(result.reported).toBe(n);
+    // 1000, 2 × 500, 4 × 250, 8 × 125, 16 × 63 or 62, 32 × 32 or 31, 64 × 16 or 15: 63 refused, 64 taken
+    expect(posts).toBe(127);
+  });
+
   it('twenty bad entries among 200: the split stops at its bound of 33 posts; what it posted was taken or refused alone, never a bad entry taken, the rest not posted this cycle', async () => {
     const bad = new Set([0, 3, 4, 5, 29, 30, 31, 64, 65, 90, 101, 120, 121, 122, 150, 160, 170, 177, 190, 199].map(uuidOfLease));
     standin = await startMetalApiStandIn({ hmacKey: 'k', refuseEntry: (uuid) => bad.has(uuid) });
