@@ -28,7 +28,7 @@ import { setNewest } from '../net/newest-map.js';
 import { obj, odataId, prop, str } from '../redfish/json.js';
 import { keptLayout, type InventoryLayout } from '../redfish/layout.js';
 import { loadStateEntries, stateFileWriter } from './private-file.js';
-import { trustKey } from './trust.js';
+import { trustKey } from './trust-key.js';
 
 export interface KeptRedfishSession {
   user: string;

@@ -20,6 +20,7 @@ import { readFileSync, renameSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { BmcError, isBmcError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { trustKey } from './trust-key.js';
 import { fingerprintPrefix, normalizeFingerprint, probeCertificate, type TlsOptions } from '../redfish/tls.js';
 import { withFileLock } from './file-lock.js';
 import { burstWriter, fileStamp, stampOf, writePrivateFile } from './private-file.js';
@@ -80,10 +81,7 @@ export function usesTrustOnFirstUse(redfish: { insecure: boolean; caFile?: strin
   return redfish.insecure && (redfish.caFile === undefined || redfish.caFile === '');
 }
 
-/** A trust key from a MAC address (lower case, colons) or, without one, the IP address. */
-export function trustKey(bmc: { mac?: string; ip: string }): string {
-  return bmc.mac ? `mac:${bmc.mac.toLowerCase()}` : `ip:${bmc.ip}`;
-}
+export { trustKey };
 
 /**
  * An entry of the file as the gate uses it, its fingerprints in the form this process writes
