@@ -9,7 +9,7 @@
 import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { Client, errors, type buildConnector, type Dispatcher } from 'undici';
-import { BmcError, abortError } from '../errors.js';
+import { BmcError, abortError, isBmcError } from '../errors.js';
 import { checkCount, checkMs, deadline, endedWithin, sleep } from '../deadline.js';
 import { Connections } from './connections.js';
 import { httpError, isRetryableNetworkError, isUnreachable, scrub, transportError } from './http-errors.js';
@@ -297,7 +297,11 @@ export function createTransport(options: TransportOptions): HttpTransport {
         try {
           res = await exchange(pool, { path, method: req.method, headers, body: payload ?? null }, dl.signal, maxBytes, budget, what, options.onAnswer);
         } catch (err) {
-          if (!dl.signal.aborted && isUnreachable(err)) outages += 1;
+          // a BMC that stopped answering (no ICMP while its NIC is down, TLS not finished while its
+          // web server starts) shows only deadlines: the request's own, or the connect timer's
+          // TIMEOUT, count as the BMC gone as a refused connection does; a caller's abort does not
+          const ownDeadline = dl.signal.aborted && req.signal?.aborted !== true;
+          if (ownDeadline || (!dl.signal.aborted && (isUnreachable(err) || isBmcError(err, 'TIMEOUT')))) outages += 1;
           if (idempotent && attempt < retries && !dl.signal.aborted && isRetryableNetworkError(err)) {
             attempt += 1;
             await sleep(backoffMs * 2 ** (attempt - 1), dl.signal, what);

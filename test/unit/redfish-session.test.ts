@@ -262,6 +262,42 @@ describe('a dropped or resumed session', () => {
     });
   });
 
+  it('after the BMC stopped answering (a request past its own deadline, no refusal), a refused new login is pending too, not final', async () => {
+    await withClient({ reloginAfterRestart: { everyMs: 100 } }, async (client) => {
+      let release!: () => void;
+      server.addFault({ path: '/redfish/v1/Chassis', times: 1, fault: { kind: 'answer-held', until: new Promise<void>((r) => (release = r)) } });
+      expect((await failure(client.get('/redfish/v1/Chassis', { timeoutMs: 300 }))).code).toBe('TIMEOUT');
+      release();
+      server.expireSessions();
+      server.addFault({ method: 'POST', path: SESSIONS, fault: { kind: 'status', status: 401 }, times: 1 });
+      const refused = await failure(client.get('/redfish/v1/Systems'));
+      expect(refused).toBeInstanceOf(ReloginPendingError);
+      await waitFor(() => Date.now() >= (refused as ReloginPendingError).retryAt, 5000, 'the wait after the refusal');
+      await client.get('/redfish/v1/Systems');
+      server.clearFaults();
+    });
+  });
+
+  it('a request the caller gave up on is no sign of the BMC gone: a refused new login after it stays final', async () => {
+    await withClient({ reloginAfterRestart: { everyMs: 100 } }, async (client) => {
+      let release!: () => void;
+      server.addFault({ path: '/redfish/v1/Chassis', times: 1, fault: { kind: 'answer-held', until: new Promise<void>((r) => (release = r)) } });
+      const abort = new AbortController();
+      const asked = countOf('GET', '/redfish/v1/Chassis');
+      const reading = client.get('/redfish/v1/Chassis', { signal: abort.signal });
+      await waitFor(() => countOf('GET', '/redfish/v1/Chassis') > asked, 5000, 'the request at the BMC');
+      abort.abort(new Error('the caller gave up'));
+      expect((await failure(reading)).code).toBe('ABORTED');
+      release();
+      server.expireSessions();
+      server.addFault({ method: 'POST', path: SESSIONS, fault: { kind: 'status', status: 401 } });
+      const refused = await failure(client.get('/redfish/v1/Systems'));
+      expect(refused.code).toBe('AUTH_FAILED');
+      expect(refused).not.toBeInstanceOf(ReloginPendingError);
+      server.clearFaults();
+    });
+  });
+
   it('after the BMC went away, logins refused while its user service starts give way to the one it takes; the read succeeds on the new session', async () => {
     await withClient({ reloginAfterRestart: { everyMs: 100 } }, async (client) => {
       server.addFault({ path: '/redfish/v1/Systems', fault: { kind: 'status', status: 503 }, times: 1 });
