@@ -187,41 +187,42 @@ describe('a report cycle with hostile BMCs', () => {
     expect(log.find('metal-api refuses this BMC entry; it is left out of the report')).toHaveLength(0);
   });
 
+  /** metal-api behind a proxy that refuses bodies of more than `limit` entries with 413; `posts` counts what reached the proxy */
+  function behindProxy(limit: number) {
+    const proxy = {
+      posts: 0,
+      metalApi: {
+        ipmiReport: async (body: { reports: Record<string, unknown> }) => {
+          proxy.posts++;
+          const uuids = Object.keys(body.reports);
+          if (uuids.length > limit) throw new BmcError('HTTP', 'metal-api: HTTP 413 body too large', { httpStatus: 413 });
+          return { created: uuids, updated: [] };
+        },
+      } as unknown as ReturnType<typeof createMetalApiClient>,
+    };
+    return proxy;
+  }
+
   it('a proxy that takes bodies of up to 25 entries only (413 beyond): split down to what it takes in 15 posts, every entry posted', async () => {
     const n = 200;
-    let posts = 0;
-    const metalApi = {
-      ipmiReport: async (body: { reports: Record<string, unknown> }) => {
-        posts++;
-        const uuids = Object.keys(body.reports);
-        if (uuids.length > 25) throw new BmcError('HTTP', 'metal-api: HTTP 413 body too large', { httpStatus: 413 });
-        return { created: uuids, updated: [] };
-      },
-    } as unknown as ReturnType<typeof createMetalApiClient>;
+    const proxy = behindProxy(25);
+    const metalApi = proxy.metalApi;
     const told: string[] = [];
     const observer = { read: () => undefined, reported: (uuids: readonly string[]) => void told.push(...uuids) };
     const result = await runReportCycle({ partitionId: 'p', connect: plainBmcs, metalApi, concurrency: 50, bmcTimeoutMs: 5000, logger: captureLog().logger, observer }, manyLeases(n));
     expect(result.reported).toBe(n);
     expect(told).toHaveLength(n);
     // 200, 2 × 100, 4 × 50, 8 × 25
-    expect(posts).toBe(15);
+    expect(proxy.posts).toBe(15);
   });
 
   it('a report 40 times the body limit (1,000 entries, 25 taken): the proxy\'s 413s count not against the bound, every entry posted', async () => {
     const n = 1000;
-    let posts = 0;
-    const metalApi = {
-      ipmiReport: async (body: { reports: Record<string, unknown> }) => {
-        posts++;
-        const uuids = Object.keys(body.reports);
-        if (uuids.length > 25) throw new BmcError('HTTP', 'metal-api: HTTP 413 body too large', { httpStatus: 413 });
-        return { created: uuids, updated: [] };
-      },
-    } as unknown as ReturnType<typeof createMetalApiClient>;
-    const result = await runReportCycle({ partitionId: 'p', connect: plainBmcs, metalApi, concurrency: 50, bmcTimeoutMs: 5000, logger: captureLog().logger }, manyLeases(n));
+    const proxy = behindProxy(25);
+    const result = await runReportCycle({ partitionId: 'p', connect: plainBmcs, metalApi: proxy.metalApi, concurrency: 50, bmcTimeoutMs: 5000, logger: captureLog().logger }, manyLeases(n));
     expect(result.reported).toBe(n);
     // 1000, 2 × 500, 4 × 250, 8 × 125, 16 × 63 or 62, 32 × 32 or 31, 64 × 16 or 15: 63 refused, 64 taken
-    expect(posts).toBe(127);
+    expect(proxy.posts).toBe(127);
   });
 
   it('twenty bad entries among 200: the split stops at its bound of 33 posts; what it posted was taken or refused alone, never a bad entry taken, the rest not posted this cycle', async () => {
