@@ -63,10 +63,14 @@ async function systemPath(client: ActionClient, options: ActionOptions): Promise
   return options.systemPath ?? firstSystemPath(client, options);
 }
 
-async function readWithEtag(client: ActionClient, path: string, signal: AbortSignal | undefined): Promise<{ body: unknown; etag: string | null }> {
+/**
+ * A resource read before it is PATCHed, with the If-Match to send: its ETag header, else its
+ * `@odata.etag`, else `*` (BMCs that require If-Match accept `*`, go-hal sends it on every PATCH;
+ * Lenovo XCC answered a PATCH without If-Match 412, fwupd/fwupd#6347).
+ */
+async function readForPatch(client: ActionClient, path: string, signal: AbortSignal | undefined): Promise<{ body: unknown; ifMatch: string }> {
   const res = await client.getReply(path, { signal });
-  const tag = res.headers.etag;
-  return { body: res.body, etag: tag ?? null };
+  return { body: res.body, ifMatch: res.headers.etag ?? str(res.body, '@odata.etag') ?? '*' };
 }
 
 /** Whether a PowerState counts as on or off; the transitional states count as where they lead, as ironic's redfish driver maps them. */
@@ -237,8 +241,7 @@ function bootWriter(client: ActionClient, path: string, system: SystemInfo, etag
       if (moved || settings === undefined || !wantsSettingsObject(err)) throw err;
       moved = true;
       o.logger?.info({ path, settingsObject: settings }, 'redfish boot properties refused on the System (OperationSupportedInFutureStateURI); writing them to its settings object');
-      const read = await readWithEtag(client, settings, o.signal);
-      target = { path: settings, etag: read.etag ?? str(read.body, '@odata.etag') ?? '*' };
+      target = { path: settings, etag: (await readForPatch(client, settings, o.signal)).ifMatch };
       await write(boot);
     }
   };
@@ -256,7 +259,7 @@ export async function setBootOverride(client: ActionClient, target: BootOverride
   if (!BOOT_TARGETS.includes(target)) throw new BmcError('INVALID_ARGUMENT', `unknown boot target ${String(target)}`);
   const { signal } = options;
   const path = await systemPath(client, options);
-  const { body, etag } = await readWithEtag(client, path, signal);
+  const { body, ifMatch } = await readForPatch(client, path, signal);
   const system = parseSystem(body);
   const allowable = system.boot?.overrideTargetAllowable;
   if (allowable !== undefined && !allowable.includes(target)) {
@@ -267,8 +270,7 @@ export async function setBootOverride(client: ActionClient, target: BootOverride
     BootSourceOverrideTarget: target,
   };
   const mode = system.boot?.overrideMode !== undefined && options.uefi !== undefined ? (options.uefi ? 'UEFI' : 'Legacy') : undefined;
-  // If-Match: the resource's ETag, or * when it has none (BMCs that require If-Match accept *; go-hal always sends *)
-  const write = bootWriter(client, path, system, etag ?? system.etag ?? '*', { signal, logger: options.logger });
+  const write = bootWriter(client, path, system, ifMatch, { signal, logger: options.logger });
   if (mode === undefined) {
     await write(boot);
     return;
@@ -328,11 +330,11 @@ export async function setBootOrder(client: ActionClient, order: readonly string[
   if (order.length === 0) throw new BmcError('INVALID_ARGUMENT', 'an empty boot order');
   const { signal } = options;
   const path = await systemPath(client, options);
-  const { body, etag } = await readWithEtag(client, path, signal);
+  const { body, ifMatch } = await readForPatch(client, path, signal);
   const system = parseSystem(body);
   const boot: Record<string, unknown> = { BootOrder: [...order] };
   if (options.disableOverride === true) boot.BootSourceOverrideEnabled = 'Disabled';
-  await bootWriter(client, path, system, etag ?? system.etag ?? '*', { signal, logger: options.logger })(boot);
+  await bootWriter(client, path, system, ifMatch, { signal, logger: options.logger })(boot);
 }
 
 function ledBody(resource: SystemInfo | ChassisInfo, on: boolean): Record<string, unknown> | undefined {
@@ -343,26 +345,25 @@ function ledBody(resource: SystemInfo | ChassisInfo, on: boolean): Record<string
 
 /**
  * Identify LED: the system's LocationIndicatorActive, else its IndicatorLED, else the same on its
- * first chassis. If-Match as for the boot PATCH: the resource's ETag, else `*` (Lenovo XCC answered
- * a PATCH without If-Match 412, fwupd/fwupd#6347; go-hal sends `*` on every PATCH).
+ * first chassis. If-Match as for the boot PATCH (readForPatch).
  */
 export async function setIndicator(client: ActionClient, on: boolean, options: ActionOptions = {}): Promise<void> {
   const { signal } = options;
   const path = await systemPath(client, options);
-  const sys = await readWithEtag(client, path, signal);
+  const sys = await readForPatch(client, path, signal);
   const system = parseSystem(sys.body);
   const body = ledBody(system, on);
   if (body !== undefined) {
-    await client.patch(path, body, { signal, etag: sys.etag ?? system.etag ?? '*' });
+    await client.patch(path, body, { signal, etag: sys.ifMatch });
     return;
   }
   const chassisPath = system.chassis[0];
   if (chassisPath !== undefined) {
-    const ch = await readWithEtag(client, chassisPath, signal);
+    const ch = await readForPatch(client, chassisPath, signal);
     const chassis = parseChassis(ch.body);
     const chassisBody = ledBody(chassis, on);
     if (chassisBody !== undefined) {
-      await client.patch(chassisPath, chassisBody, { signal, etag: ch.etag ?? chassis.etag ?? '*' });
+      await client.patch(chassisPath, chassisBody, { signal, etag: ch.ifMatch });
       return;
     }
   }
