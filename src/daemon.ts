@@ -230,6 +230,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
     logger,
     metrics,
     intervalMs: config.report.intervalMs,
+    repeatLogIntervalMs: config.report.repeatLogIntervalMs,
     leases: () => watcher.current(),
     observer: status,
   });

@@ -34,9 +34,10 @@ export interface Config {
   /** workers: threads that read the BMCs (METAL_BMC_REPORT_WORKERS); 0: the main thread */
   /**
    * guidMaxAgeMs: how long a BMC's confirmed IPMI GUID serves its reports (outband/guid-memory.ts); 0: an IPMI session every cycle.
-   * redfishSessionMaxAgeMs: how long a Redfish session serves a BMC's report reads (outband/redfish-sessions.ts); 0: a login and a logout every read
+   * redfishSessionMaxAgeMs: how long a Redfish session serves a BMC's report reads (outband/redfish-sessions.ts); 0: a login and a logout every read.
+   * repeatLogIntervalMs: how long a BMC's lasting read failure or skip goes without another warning (report/bmc-conditions.ts); 0: one every cycle
    */
-  report: { intervalMs: number; concurrency: number; bmcTimeoutMs: number; workers: number; guidMaxAgeMs: number; redfishSessionMaxAgeMs: number };
+  report: { intervalMs: number; concurrency: number; bmcTimeoutMs: number; workers: number; guidMaxAgeMs: number; redfishSessionMaxAgeMs: number; repeatLogIntervalMs: number };
   protocol: Protocol;
   ipmi: { port: number; user: string; password: string; cipherSuite: IpmiCipherSuite };
   redfish: { port: number; insecure: boolean; caFile?: string; legacyTls: boolean; requestTimeoutMs: number; secondConnectionAfterMs: number };
@@ -401,6 +402,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       workers: int(env, 'METAL_BMC_REPORT_WORKERS', defaultReportWorkers(availableParallelism()), 0, 64),
       guidMaxAgeMs: duration(env, 'METAL_BMC_REPORT_GUID_MAX_AGE', '1h', 0),
       redfishSessionMaxAgeMs: duration(env, 'METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE', '1h', 0),
+      repeatLogIntervalMs: duration(env, 'METAL_BMC_REPORT_REPEAT_LOG_INTERVAL', '1h', 0),
     },
     protocol: oneOf(env, 'METAL_BMC_PROTOCOL', ['auto', 'redfish', 'ipmi'] as const, 'auto'),
     trust: { requireProof: bool(env, 'METAL_BMC_TRUST_REQUIRE_PROOF', false) },

@@ -26,6 +26,7 @@ import type { ReadOrder } from './read-order.js';
 import { forEachAdaptive, type ItemOutcome, type LimitMemory, type SampleSeen, type ThreadsLoad } from './adaptive-limit.js';
 import { acquireLoopClock, type LoopClock } from './loop-clock.js';
 import type { ReportMetrics } from './metrics.js';
+import { conditionLineFields, conditionName, type BmcCondition, type BmcConditions } from './bmc-conditions.js';
 
 /** Reads BMCs somewhere else than this thread (report worker threads: worker-pool.ts). */
 export interface BmcReader {
@@ -69,6 +70,8 @@ export interface CycleDeps {
   readOrder?: ReadOrder;
   /** the limit starts where the last cycle's settled (the reporter keeps one across cycles); default: low, growing from 16 */
   limitMemory?: LimitMemory;
+  /** each BMC's lasting failure or skip, so that it is logged once and then at most once per repeat interval (the reporter keeps one across cycles); default: every occurrence logged */
+  conditions?: BmcConditions;
 }
 
 /** One BMC read as the cycle saw it. */
@@ -332,6 +335,28 @@ function unconfirmedIpmiError(report: BmcReport): BmcError {
   return new BmcError(isBmcErrorCode(p.code) ? p.code : 'UNAVAILABLE', `Redfish: ${p.message}; ${what}`, { ...(p.httpStatus !== undefined ? { httpStatus: p.httpStatus } : {}), ...(p.causeCode !== undefined ? { cause: { code: p.causeCode } } : {}) });
 }
 
+/**
+ * A BMC's failure or skip, logged as `deps.conditions` says: the first occurrence, a change and an
+ * hourly reminder (with the cycles it was not logged in); the same condition in between is not,
+ * for a partition's dead or IPMI-only BMCs said the same every cycle. Without the memory, each.
+ */
+function warnOf(deps: CycleDeps, lease: Lease, condition: BmcCondition, fields: Record<string, unknown>, msg: string): void {
+  const line = deps.conditions?.met(lease, condition) ?? { kind: 'new' };
+  if (line.kind !== 'quiet') deps.logger.warn({ ...fields, ...conditionLineFields(line) }, msg);
+}
+
+/**
+ * A BMC read with a UUID after it failed or was skipped: one line naming what it was and for how
+ * long. A condition begun in this cycle (a timed-out read whose retry succeeded) is only debug.
+ */
+function logRecovery(deps: CycleDeps, lease: Lease): void {
+  const back = deps.conditions?.cleared(lease);
+  if (back === undefined) return;
+  const fields = { bmc: lease.ip, mac: lease.mac, was: conditionName(back.condition), forMs: back.forMs, cycles: back.cycles };
+  if (back.sameCycle) deps.logger.debug(fields, 'BMC read in this report after its first read failed');
+  else deps.logger.info(fields, 'BMC read again after it failed or was skipped; its entry is back in the report');
+}
+
 /** Deadline failures worth a second try: the BMC may only have been slow. */
 const RETRY_CODES = new Set(['TIMEOUT', 'ABORTED']);
 
@@ -362,11 +387,12 @@ async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'st
       const gap: UuidGap = report.uuidGap !== undefined && Object.hasOwn(UUID_GAP_SKIPS, report.uuidGap) ? report.uuidGap : 'no-uuid';
       const skip = UUID_GAP_SKIPS[gap];
       deps.metrics?.bmcsSkipped.inc({ reason: gap });
-      deps.logger.warn({ bmc: lease.ip, mac: lease.mac, reason: gap, missing: report.missing }, skip.logLine);
+      warnOf(deps, lease, { kind: 'skipped', reason: gap }, { bmc: lease.ip, mac: lease.mac, reason: gap, missing: report.missing }, skip.logLine);
       tellRead(deps, lease, { ok: false, error: skip.error(report), durationMs });
       return { failure: 'NO_UUID', retry: false, late };
     }
     if (report.missing.length > 0) deps.logger.debug({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC report is partial');
+    logRecovery(deps, lease);
     tellRead(deps, lease, { ok: true, report, vendor, durationMs });
     return { report, late };
   }
@@ -374,7 +400,7 @@ async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'st
   const code = err instanceof BmcError ? err.code : 'UNKNOWN';
   deps.metrics?.bmcFailures.inc({ code });
   tellRead(deps, lease, { ok: false, error: err, durationMs });
-  deps.logger.warn({ bmc: lease.ip, mac: lease.mac, code, err }, 'cannot read BMC, skipped in this report');
+  warnOf(deps, lease, { kind: 'read-failed', code }, { bmc: lease.ip, mac: lease.mac, code, err }, 'cannot read BMC, skipped in this report');
   return { failure: code, retry: RETRY_CODES.has(code) || attempt.lostWithWorker === true, late };
 }
 
@@ -411,6 +437,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   let retried = 0;
   let late = 0;
   const startLimit = deps.limitMemory?.start();
+  deps.conditions?.beginCycle();
   const order = deps.readOrder ? deps.readOrder.order(leases.map((l) => l.ip)) : leases.map((_, i) => i);
   // taken last before the reads: the finally below gives them back whatever happens from here
   const clock = acquireLoopClock();
@@ -498,6 +525,8 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     deps.logger.info({ uuid, previous, bmc }, why === 'lease gone' ? 'machine UUID moves to another BMC: the lease of the known one is gone' : "machine UUID moves to another BMC: the known one's address is leased to another MAC now (addresses swapped or reassigned)");
   }
   deps.owners?.prune(isLeased);
+  // a BMC whose lease is gone (or went to another MAC) takes its condition along
+  deps.conditions?.forget((b) => macAt(b.ip)?.toLowerCase() === b.mac.toLowerCase());
   for (const { bmc, uuid, cut } of bounded) {
     deps.metrics?.entriesBounded.inc();
     deps.logger.warn({ bmc, uuid, cut }, 'BMC sent values beyond any real one; they were cut to fit the report');

@@ -7,6 +7,7 @@ import { setMaxListeners } from 'node:events';
 import { checkDuration, MAX_TIMER_MS } from '../deadline.js';
 import type { Lease } from '../leases/types.js';
 import { createLimitMemory } from './adaptive-limit.js';
+import { createBmcConditions } from './bmc-conditions.js';
 import { runReportCycle, type CycleDeps } from './cycle.js';
 import { createLedMemory } from './led-memory.js';
 import { createUuidOwners } from './owners.js';
@@ -16,6 +17,8 @@ export interface ReporterOptions extends CycleDeps {
   intervalMs: number;
   /** the current view of active leases */
   leases: () => readonly Lease[];
+  /** how long a BMC's lasting failure or skip goes without another log line (METAL_BMC_REPORT_REPEAT_LOG_INTERVAL); 0: logged every cycle; default 1h */
+  repeatLogIntervalMs?: number;
 }
 
 export interface Reporter {
@@ -46,6 +49,8 @@ export function createReporter(o: ReporterOptions): Reporter {
     macAt: (ip) => o.leases().find((l) => l.ip === ip)?.mac,
     macLeased: (mac) => o.leases().some((l) => l.mac?.toLowerCase() === mac.toLowerCase()),
     leftBehind: new Set(),
+    // in this thread, where every read ends, the report workers' included
+    conditions: o.conditions ?? createBmcConditions(o.repeatLogIntervalMs === undefined ? {} : { repeatIntervalMs: o.repeatLogIntervalMs }),
   };
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;

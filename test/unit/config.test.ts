@@ -47,7 +47,7 @@ describe('loadConfig defaults', () => {
       logLevel: 'info',
       metalApi: { url: 'http://metal-api:8080/metal', hmacKey: HMAC, timeoutMs: 30_000 },
       leases: { file: '/var/lib/dhcp/dhcpd.leases', format: 'auto', ignoreMacs: [], allowedCidrs: ['0.0.0.0/0'] },
-      report: { intervalMs: 300_000, concurrency: 1024, bmcTimeoutMs: 20_000, workers: defaultReportWorkers(availableParallelism()), guidMaxAgeMs: 3_600_000, redfishSessionMaxAgeMs: 3_600_000 },
+      report: { intervalMs: 300_000, concurrency: 1024, bmcTimeoutMs: 20_000, workers: defaultReportWorkers(availableParallelism()), guidMaxAgeMs: 3_600_000, redfishSessionMaxAgeMs: 3_600_000, repeatLogIntervalMs: 3_600_000 },
       protocol: 'auto',
       trust: { requireProof: false },
       ipmi: { port: 623, user: 'ADMIN', password: 'ADMIN', cipherSuite: 'auto' },
@@ -135,6 +135,7 @@ describe('loadConfig defaults', () => {
       METAL_BMC_REPORT_WORKERS: '3',
       METAL_BMC_REPORT_GUID_MAX_AGE: '90m',
       METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE: '20m',
+      METAL_BMC_REPORT_REPEAT_LOG_INTERVAL: '6h',
       METAL_BMC_BMC_TIMEOUT: '1.5s',
       METAL_BMC_COMMAND_CONCURRENCY: '4',
       METAL_BMC_COMMAND_TIMEOUT: '2m',
@@ -154,7 +155,7 @@ describe('loadConfig defaults', () => {
     expect(c.stateDir).toBe('/srv/metal-bmc');
     expect(c.leases).toMatchObject({ file: '/tmp/kea-leases4.csv', format: 'kea', ignoreMacs: ['ac:1f:6b:35:ac:62', '00:11:22:33:44:55'] });
     expect(c.leases.allowedCidrs.map((x) => x.text)).toEqual(['10.1.0.0/16', '192.168.1.0/24']);
-    expect(c.report).toEqual({ intervalMs: 5_400_000, concurrency: 8, bmcTimeoutMs: 1500, workers: 3, guidMaxAgeMs: 5_400_000, redfishSessionMaxAgeMs: 1_200_000 });
+    expect(c.report).toEqual({ intervalMs: 5_400_000, concurrency: 8, bmcTimeoutMs: 1500, workers: 3, guidMaxAgeMs: 5_400_000, redfishSessionMaxAgeMs: 1_200_000, repeatLogIntervalMs: 21_600_000 });
     expect(c.ipmi).toEqual({ port: 6230, user: 'root', password: ' calvin ', cipherSuite: 17 });
     expect(c.bmcSsh).toEqual({ port: 2222 });
     expect(c.redfish).toEqual({ port: 8443, insecure: false, caFile: join(dir, 'bmc-ca.pem'), legacyTls: true, requestTimeoutMs: 45_000, secondConnectionAfterMs: 2000 });
@@ -419,6 +420,8 @@ describe('console access settings', () => {
     // 0: no GUID kept, an IPMI session every cycle
     expect(load({ METAL_BMC_REPORT_GUID_MAX_AGE: '0' }).report.guidMaxAgeMs).toBe(0);
     expect(load({ METAL_BMC_REPORT_REDFISH_SESSION_MAX_AGE: '0' }).report.redfishSessionMaxAgeMs).toBe(0);
+    // 0: a BMC's lasting failure logged every cycle
+    expect(load({ METAL_BMC_REPORT_REPEAT_LOG_INTERVAL: '0' }).report.repeatLogIntervalMs).toBe(0);
     // report workers by default only where a core is left for them: none on two cores, at most 4
     expect([1, 2, 3, 4, 5, 8, 64].map(defaultReportWorkers)).toEqual([0, 0, 2, 3, 4, 4, 4]);
     expect(load({ METAL_BMC_HEAP_GROWTH: '0' }).heapGrowthPct).toBe(0);
