@@ -17,6 +17,7 @@ import type { Logger } from '../log.js';
 import { readBootFlags, writeBootFlags } from '../ipmi/boot.js';
 import type { BootOverrideTarget } from '../redfish/actions.js';
 import type { RedfishInventory } from '../redfish/inventory.js';
+import type { LoginBudget } from '../redfish/login-budget.js';
 import type { InventoryLayout } from '../redfish/layout.js';
 import type { ReadCache } from '../redfish/read-cache.js';
 import type { RedfishClient } from '../redfish/session.js';
@@ -111,6 +112,8 @@ export interface ConnectOptions {
   firmwareVersionWait?: { pollMs?: number; versionWaitMs?: number };
   /** Logins a BMC back from a restart may refuse before that is final, and the least time between them (redfish/session.ts RELOGIN_AFTER_RESTART: 3, 60 s). */
   redfishReloginAfterRestart?: { refusals?: number; everyMs?: number };
+  /** The refused Redfish logins per BMC and user (redfish/login-budget.ts): default the process's; a report worker's read passes the one it brought. */
+  redfishLoginBudget?: LoginBudget;
 }
 
 export interface FacadeOutband extends Outband {
@@ -278,6 +281,7 @@ async function openRedfishSide(o: ConnectOptions, protocol: Protocol, timeoutMs:
         ...(o.logger ? { logger: o.logger } : {}),
         ...(o.onAnswer ? { onAnswer: o.onAnswer } : {}),
         ...(o.redfishReloginAfterRestart ? { reloginAfterRestart: o.redfishReloginAfterRestart } : {}),
+        ...(o.redfishLoginBudget ? { loginBudget: o.redfishLoginBudget } : {}),
       });
     };
     const client = o.trust ? await o.trust.openRedfish(trustContext(o, protocol, ipmi, port), open) : await open({});

@@ -13,6 +13,7 @@ import type { Logger } from '../log.js';
 import { checkCount, checkMs, raceAbort } from '../deadline.js';
 import { createTransport, type HttpMethod, type HttpResponse, type HttpTransport, type TransportOptions } from './http.js';
 import { odataId, str } from './json.js';
+import { loginBudgetKey, loginHold, processLoginBudget, type LoginBudget, type LoginPolicy } from './login-budget.js';
 import { sessionLocation } from './wire.js';
 
 export type AuthMode = 'session' | 'basic' | 'auto';
@@ -42,6 +43,11 @@ export interface RedfishOptions extends TransportOptions {
   retireSession?: RedfishSessionHandle;
   /** New logins after the BMC went away that it may refuse before a refusal is final, and the least time between them: RELOGIN_AFTER_RESTART. */
   reloginAfterRestart?: { refusals?: number; everyMs?: number };
+  /**
+   * The refused logins of every client of this BMC and user (login-budget.ts): default the
+   * process's (`processLoginBudget`); a report worker passes the one its read brought.
+   */
+  loginBudget?: LoginBudget;
 }
 
 /**
@@ -53,7 +59,9 @@ export interface RedfishOptions extends TransportOptions {
  * `refusals` refused logins in all, at least `everyMs` apart. The threshold assumed: a BMC locks an
  * account after 5 failed logins in a row at the fewest, and counts failures over no less than a
  * minute; 3 refusals a minute apart leave 2 to spare and put at most one in any minute. A BMC that
- * never went away refuses for its credentials: its first refusal is final, as before.
+ * never went away refuses for its credentials: its first refusal is final, as before. The count is
+ * kept per BMC and user for every client of the process (login-budget.ts), first logins included:
+ * the report reads' and the commands' clients of one BMC share it.
  */
 export const RELOGIN_AFTER_RESTART = { refusals: 3, everyMs: 60_000 } as const;
 
@@ -146,13 +154,52 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
   if (typeof options.user !== 'string' || options.user === '') throw new BmcError('INVALID_ARGUMENT', 'user must be a non-empty string');
   if (typeof options.password !== 'string') throw new BmcError('INVALID_ARGUMENT', 'password must be a string');
   const closeTimeoutMs = checkMs('closeTimeoutMs', options.closeTimeoutMs, 3000, 60_000);
+  const relogins: LoginPolicy = {
+    refusals: checkCount('reloginAfterRestart.refusals', options.reloginAfterRestart?.refusals, RELOGIN_AFTER_RESTART.refusals, 1, 10),
+    everyMs: checkMs('reloginAfterRestart.everyMs', options.reloginAfterRestart?.everyMs, RELOGIN_AFTER_RESTART.everyMs),
+  };
   const transport = createTransport(options);
   transport.addSecret(options.password);
   const basic = Buffer.from(`${options.user}:${options.password}`, 'utf8').toString('base64');
   transport.addSecret(basic);
   const log = options.logger;
+  const budget = options.loginBudget ?? processLoginBudget;
+  const budgetKey = loginBudgetKey(options.host, options.port ?? 443, options.user);
 
-  async function login(signal: AbortSignal | undefined): Promise<Auth> {
+  /**
+   * Why no login of this user is sent to this BMC now (refusals of any client of the process
+   * stand: login-budget.ts), as the error the caller hears, or undefined when one may go. Pending
+   * (ReloginPendingError) where the BMC went away, for the caller or for the client refused last.
+   */
+  function heldLogin(away: boolean): BmcError | undefined {
+    const now = Date.now();
+    const record = budget.get(budgetKey, now);
+    const hold = loginHold(record, relogins, now, budget.windowMs);
+    if (hold === undefined || record === undefined) return undefined;
+    const until = new Date(hold.until).toISOString();
+    const why = hold.spent ? `${record.count} logins of this user refused by the BMC, none sent before ${until}` : `a login of this user refused by the BMC at ${new Date(record.lastAt).toISOString()}, the next not before ${until}`;
+    const refusal = new BmcError('AUTH_FAILED', `POST ${SESSIONS_PATH}: login not sent (${why}); the refusal: ${record.message}`, { httpStatus: record.status });
+    return !hold.spent && (away || record.away) ? new ReloginPendingError(refusal, hold.until) : refusal;
+  }
+
+  /** A login (session POST, Basic check) within the budget: not sent while refusals stand, its refusal counted, its success clearing them. */
+  async function withinBudget(attempt: () => Promise<Auth>, away: boolean): Promise<Auth> {
+    const held = heldLogin(away);
+    if (held !== undefined) throw held;
+    try {
+      const auth = await attempt();
+      budget.taken(budgetKey);
+      return auth;
+    } catch (err) {
+      // a refusal of the password; not a TLS refusal (AUTH_FAILED without a status): nothing was checked
+      if (isBmcError(err, 'AUTH_FAILED') && (err.httpStatus === 401 || err.httpStatus === 403)) budget.refused(budgetKey, { status: err.httpStatus, message: err.message, away });
+      throw err;
+    }
+  }
+
+  const login = (signal: AbortSignal | undefined, away: boolean): Promise<Auth> => withinBudget(() => postLogin(signal), away);
+
+  async function postLogin(signal: AbortSignal | undefined): Promise<Auth> {
     const res = await transport.request({
       method: 'POST',
       path: SESSIONS_PATH,
@@ -183,7 +230,7 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
    */
   async function firstLogin(signal: AbortSignal | undefined): Promise<Auth> {
     if (signal?.aborted) throw abortError(signal, `POST ${SESSIONS_PATH}`);
-    const pending = login(undefined);
+    const pending = login(undefined, transport.outages > 0);
     try {
       return await raceAbort(pending, signal, { reason: (s) => abortError(s, `POST ${SESSIONS_PATH}`) });
     } catch (err) {
@@ -197,10 +244,12 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
     }
   }
 
-  async function checkBasic(signal: AbortSignal | undefined): Promise<Auth> {
+  function checkBasic(signal: AbortSignal | undefined): Promise<Auth> {
     const auth: Auth = { kind: 'basic', header: `Basic ${basic}` };
-    await transport.request({ method: 'GET', path: CREDENTIAL_CHECK_PATH, headers: { authorization: auth.header }, signal });
-    return auth;
+    return withinBudget(async () => {
+      await transport.request({ method: 'GET', path: CREDENTIAL_CHECK_PATH, headers: { authorization: auth.header }, signal });
+      return auth;
+    }, transport.outages > 0);
   }
 
   const rootAhead = options.serviceRootAtLogin ? transport.request({ method: 'GET', path: '/redfish/v1/', signal: options.signal }).then((r) => r.body) : undefined;
@@ -227,11 +276,8 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
     if (!loginAbandoned) await transport.close();
     throw err;
   }
-  const relogins = {
-    refusals: checkCount('reloginAfterRestart.refusals', options.reloginAfterRestart?.refusals, RELOGIN_AFTER_RESTART.refusals, 1, 10),
-    everyMs: checkMs('reloginAfterRestart.everyMs', options.reloginAfterRestart?.everyMs, RELOGIN_AFTER_RESTART.everyMs),
-  };
-  const client = sessionClient(transport, auth, login, { closeTimeoutMs, relogins }, log, rootAhead);
+  const refusalHold = (): ReturnType<typeof loginHold> => loginHold(budget.get(budgetKey), relogins, Date.now(), budget.windowMs);
+  const client = sessionClient(transport, auth, login, { closeTimeoutMs, refusalHold }, log, rootAhead);
   if (options.retireSession) client.retire(options.retireSession);
   return client;
 }
@@ -249,12 +295,12 @@ async function deleteSessionOf(transport: HttpTransport, a: Auth, closeTimeoutMs
 function sessionClient(
   transport: HttpTransport,
   initial: Auth,
-  login: (signal: AbortSignal | undefined) => Promise<Auth>,
-  o: { closeTimeoutMs: number; relogins: { refusals: number; everyMs: number } },
+  login: (signal: AbortSignal | undefined, away: boolean) => Promise<Auth>,
+  o: { closeTimeoutMs: number; refusalHold: () => ReturnType<typeof loginHold> },
   log: Logger | undefined,
   rootAhead?: Promise<unknown>,
 ): RedfishClient & { retire(handle: RedfishSessionHandle): void } {
-  const { closeTimeoutMs, relogins } = o;
+  const { closeTimeoutMs, refusalHold } = o;
   let auth: Auth = initial;
   /** the session the BMC answered 401 for, while no new login replaced it */
   let refused: Auth | undefined;
@@ -268,8 +314,7 @@ function sessionClient(
   let reloginFailure: { err: unknown; retryAt?: number } | undefined;
   /** the transport's outages up to the last request the BMC answered with success since it was sent: more since means it went away */
   let outagesAnswered = transport.outages;
-  /** logins the BMC refused since it went away and last answered with success */
-  let refusalsAfterOutage = 0;
+  const wentAway = (): boolean => transport.outages > outagesAnswered;
   /** a resumed session the BMC answered with success (it is honoured), or with an HTTP error only */
   let resumedAnswered: 'ok' | 'error' | undefined;
   let closing: Promise<void> | undefined;
@@ -293,7 +338,7 @@ function sessionClient(
     if (relogin === undefined) {
       log?.debug({ origin: transport.origin, resumed: isResumed(stale) }, 'redfish session expired, logging in again');
       refused = stale;
-      relogin = login(undefined)
+      relogin = login(undefined, wentAway())
         .then(
           (fresh) => {
             auth = fresh;
@@ -317,20 +362,24 @@ function sessionClient(
   }
 
   /**
-   * What a refused new login leaves: final for a BMC that never went away (wrong credentials), and
-   * for a TLS refusal (no password was checked); a 401/403 after it went away (transport outages
-   * since its last success) is pending for `relogins.everyMs` while fewer than `relogins.refusals`
-   * logins were refused since (RELOGIN_AFTER_RESTART).
+   * What a refused (or held) new login leaves: final for a BMC that never went away (wrong
+   * credentials), and for a TLS refusal (no password was checked); a 401/403 after it went away
+   * (transport outages since its last success) is pending until the budget lets the next login go,
+   * while fewer than `refusals` logins of this user were refused by the BMC (RELOGIN_AFTER_RESTART,
+   * counted over every client of the process: login-budget.ts). One the budget held as pending
+   * stays pending until its time.
    */
   function refusal(err: BmcError): { err: unknown; retryAt?: number } {
-    const away = (err.httpStatus === 401 || err.httpStatus === 403) && transport.outages > outagesAnswered;
-    if (away) refusalsAfterOutage += 1;
-    if (!away || refusalsAfterOutage >= relogins.refusals) {
-      if (away) log?.warn({ origin: transport.origin, refusals: refusalsAfterOutage }, 'redfish login refused again after the BMC came back; not sent again');
+    if (err instanceof ReloginPendingError) return { err, retryAt: err.retryAt };
+    const away = (err.httpStatus === 401 || err.httpStatus === 403) && wentAway();
+    if (!away) return { err };
+    const hold = refusalHold();
+    if (hold?.spent === true) {
+      log?.warn({ origin: transport.origin }, 'redfish login refused again after the BMC came back; not sent again');
       return { err };
     }
-    const retryAt = Date.now() + relogins.everyMs;
-    log?.warn({ origin: transport.origin, refusals: refusalsAfterOutage, of: relogins.refusals, retryAt: new Date(retryAt).toISOString() }, 'redfish login refused after the BMC went away (its user service may still be starting); trying again later');
+    const retryAt = hold?.until ?? Date.now();
+    log?.warn({ origin: transport.origin, retryAt: new Date(retryAt).toISOString() }, 'redfish login refused after the BMC went away (its user service may still be starting); trying again later');
     return { err: new ReloginPendingError(err, retryAt), retryAt };
   }
 
@@ -390,9 +439,7 @@ function sessionClient(
    * request sent before an outage says nothing of after it.
    */
   function answered(outagesBefore: number): void {
-    if (outagesBefore <= outagesAnswered) return;
-    outagesAnswered = outagesBefore;
-    refusalsAfterOutage = 0;
+    if (outagesBefore > outagesAnswered) outagesAnswered = outagesBefore;
   }
 
   async function etagOf(path: string, options: RequestOptions | undefined): Promise<string | undefined> {

@@ -18,6 +18,7 @@ import type { BmcTrust, TrustMetrics, TrustRecord, TrustStore } from '../outband
 import { trustKey } from '../outband/trust.js';
 import { logWorkerRecord } from '../outband/worker-log.js';
 import { setNewest } from '../net/newest-map.js';
+import { loginBudgetKey, processLoginBudget } from '../redfish/login-budget.js';
 import { killWorker, restartLater, spawnWorker, stopWorkers, workerEntry } from '../worker-entry.js';
 import type { ThreadsLoad } from './adaptive-limit.js';
 import type { BmcReader } from './cycle.js';
@@ -78,6 +79,8 @@ interface Pending {
   trustKey: string;
   /** the BMC's key among the kept Redfish sessions */
   sessionKey: string;
+  /** the BMC's and user's key in the login budget */
+  loginKey: string;
   started: number;
   settle(attempt: BmcReadAttempt): void;
 }
@@ -208,6 +211,14 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
         if (options.trust && validTrustUpdate(m, slot.pending.get(m.id)?.trustKey)) options.trust.store.update(m.key, trustPatchOf(m.patch));
         else log.warn({ worker: slot.index, trustKey: String(m.key).slice(0, 80) }, 'report worker sent a trust record that is not one of a read in flight; ignored');
         return;
+      case 'login': {
+        // a read in flight only: the worker tells nothing of another BMC
+        const key = slot.pending.get(m.id)?.loginKey;
+        if (key === undefined) return;
+        if (m.refused !== undefined && typeof m.refused.status === 'number' && typeof m.refused.message === 'string') processLoginBudget.refused(key, { status: m.refused.status, message: m.refused.message.slice(0, 600), away: m.refused.away === true });
+        else if (m.taken === true) processLoginBudget.taken(key);
+        return;
+      }
       case 'trust-count':
         if (m.metric === 'refused') options.trustMetrics?.refused.inc({ check: m.check });
         else options.trustMetrics?.firstUse.inc({ what: m.what, proof: m.proof });
@@ -433,8 +444,10 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
       const onAbort = () => giveUp(abortError(signal!, `reading BMC ${lease.ip}`));
       signal?.addEventListener('abort', onAbort, { once: true });
       const key = trustKey({ ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}) });
-      slot.pending.set(id, { ip: lease.ip, trustKey: key, sessionKey, started, settle });
-      send(slot, { type: 'read', id, ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}), ...trustFor(key), ...sessionFor(sessionKey), timeoutMs });
+      const loginKey = loginBudgetKey(lease.ip, options.settings.redfishPort ?? 443, options.settings.user);
+      const logins = processLoginBudget.get(loginKey);
+      slot.pending.set(id, { ip: lease.ip, trustKey: key, sessionKey, loginKey, started, settle });
+      send(slot, { type: 'read', id, ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}), ...trustFor(key), ...sessionFor(sessionKey), ...(logins ? { logins } : {}), timeoutMs });
     });
   }
 

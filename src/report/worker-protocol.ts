@@ -10,9 +10,10 @@ import type { ConnectOptions } from '../outband/connect.js';
 import type { BmcReport } from '../outband/types.js';
 import type { TrustCheck, TrustRecord } from '../outband/trust.js';
 import type { KeptRedfishSession } from '../outband/redfish-sessions.js';
+import type { LoginRefusals } from '../redfish/login-budget.js';
 
 /** How a worker connects to every BMC: the daemon's settings. Holds the password: sent in `init` only, never logged. */
-export type ReportConnectSettings = Omit<ConnectOptions, 'host' | 'mac' | 'trust' | 'logger' | 'onIpmiEvent' | 'signal' | 'guidMemory' | 'redfishSessions'>;
+export type ReportConnectSettings = Omit<ConnectOptions, 'host' | 'mac' | 'trust' | 'logger' | 'onIpmiEvent' | 'signal' | 'guidMemory' | 'redfishSessions' | 'redfishLoginBudget'>;
 
 /** the worker's settings, in workerData (no credentials) */
 export interface ReportWorkerData {
@@ -44,9 +45,10 @@ export type ToReportWorker =
    * read this BMC; with trust on first use, `trust` is its record (null: none yet) under the key
    * of its MAC (or IP without one: outband/trust.ts `trustKey`), `trustProblem` why the file's
    * entry cannot be used (the gate refuses the BMC); with kept Redfish sessions,
-   * `session` is the BMC's entry (null: none)
+   * `session` is the BMC's entry (null: none); `logins`: the Redfish logins of the BMC and user
+   * refused lately, as the main thread's budget holds them (redfish/login-budget.ts), when any stand
    */
-  | { type: 'read'; id: number; ip: string; mac?: string; trust?: TrustRecord | null; trustProblem?: string; session?: KeptRedfishSession | null; timeoutMs: number }
+  | { type: 'read'; id: number; ip: string; mac?: string; trust?: TrustRecord | null; trustProblem?: string; session?: KeptRedfishSession | null; logins?: LoginRefusals; timeoutMs: number }
   | { type: 'abort'; id: number }
   /** say `heap`: the heap in use, after a garbage collection where the process exposes one (--expose-gc: benchmarks) */
   | { type: 'measure-heap' }
@@ -71,6 +73,8 @@ export type FromReportWorker =
    * its unproven SSH host key goes
    */
   | { type: 'trust-update'; id: number; key: string; patch: Partial<Pick<TrustRecord, 'redfishSha256' | 'ip' | 'proof'>> & { forgetSsh?: true } }
+  /** read `id`'s BMC refused a Redfish login of the user (`refused`), or took one (`taken`): the main thread's login budget counts it */
+  | { type: 'login'; id: number; refused?: { status: number; message: string; away: boolean }; taken?: true }
   | { type: 'trust-count'; metric: 'refused'; check: TrustCheck }
   | { type: 'trust-count'; metric: 'firstUse'; what: 'redfish' | 'ssh'; proof: 'ipmi' | 'none' }
   | { type: 'heap'; heapBytes: number }

@@ -17,6 +17,7 @@ import { redfishSessionKey, type KeptRedfishSession, type RedfishSessionKeeper }
 import { describesOnly, createBmcTrust, trustKey, type BmcTrustGate, type TrustMetrics, type TrustRecord, type TrustStore } from '../outband/trust.js';
 import { guardWorkerExit, type WorkerExit } from '../outband/worker-exit.js';
 import { createWorkerLogSender, type WorkerLogSender, type WorkerLogValue } from '../outband/worker-log.js';
+import { budgetOfRead, loginBudgetKey } from '../redfish/login-budget.js';
 import { sharedTlsStats } from '../redfish/tls-context.js';
 import { acquireLoopClock, type LoopClock } from './loop-clock.js';
 import { readBmcOnce, type BmcReadAttempt } from './read-bmc.js';
@@ -170,8 +171,10 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
       const { guidMemory } = setup;
       if (m.session !== undefined && setup.redfishSessionMaxAgeMs > 0) sessions = sessionKeeperOfRead(redfishSessionKey(m.ip, settings.redfishPort, m.mac), m.session, setup.redfishSessionMaxAgeMs);
       const redfishSessions = sessions;
+      // the main thread's count of refused logins for this BMC and user, and what this read adds to it
+      const redfishLoginBudget = budgetOfRead(loginBudgetKey(m.ip, settings.redfishPort ?? 443, settings.user), m.logins, (change) => post({ type: 'login', id: m.id, ...change }));
       const connect = (host: string, signal: AbortSignal, onAnswer: () => void) =>
-        connectOutband({ ...settings, host, ...(m.mac ? { mac: m.mac } : {}), readAhead: true, logger, onIpmiEvent: (e) => logs.quirk(undefined, host, e), onAnswer, ...(gate ? { trust: gate } : {}), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), signal });
+        connectOutband({ ...settings, host, ...(m.mac ? { mac: m.mac } : {}), readAhead: true, logger, onIpmiEvent: (e) => logs.quirk(undefined, host, e), onAnswer, ...(gate ? { trust: gate } : {}), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), redfishLoginBudget, signal });
       const pending: Array<Promise<void>> = [];
       attempt = await readBmcOnce(connect, m.ip, { timeoutMs: m.timeoutMs, clock, signal: abort.signal, closes: pending });
       for (const p of pending) {

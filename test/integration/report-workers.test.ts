@@ -19,6 +19,8 @@ import { connectOutband } from '../../src/outband/connect.js';
 import { createRedfishSessionMemory, redfishSessionKey } from '../../src/outband/redfish-sessions.js';
 import { createBmcTrust, openTrustStore, trustKey, type TrustMetrics } from '../../src/outband/trust.js';
 import type { BmcReport } from '../../src/outband/types.js';
+import { openRedfish } from '../../src/redfish/index.js';
+import { loginBudgetKey, processLoginBudget } from '../../src/redfish/login-budget.js';
 import { sharedTlsStats } from '../../src/redfish/tls-context.js';
 import { runReportCycle, type CycleDeps } from '../../src/report/cycle.js';
 import type { BmcReadAttempt } from '../../src/report/read-bmc.js';
@@ -295,6 +297,31 @@ describe('report reads in worker threads', () => {
       await store.close();
     }
     expect((JSON.parse(readFileSync(join(dir, 'bmc-trust.json'), 'utf8')) as { bmcs: Record<string, unknown> }).bmcs[key]).toEqual(entry);
+  });
+
+  it('a Redfish login refused in a worker counts in the main thread\'s budget for the BMC and user: the commands\' client and the next read send none while it stands', async () => {
+    const own = await startTestFleet({ count: 1, variants: ['lenovo'], seed: 'report-workers-logins' });
+    try {
+      const m = own.machines[0]!;
+      m.state.faults.wrongCredentials = true;
+      const logins = () => own.redfish?.requests.byRoute['POST sessions'] ?? 0;
+      const workers = pool({ settings: { ...settings(), ipmiPort: own.ipmiPort, redfishPort: own.redfishPort, user: own.user, password: own.password } });
+      const lease = { ip: m.state.address, mac: m.state.mac } as Lease;
+      expect((await workers.read(lease, { timeoutMs: 10_000 })).ok).toBe(false);
+      expect(logins()).toBe(1);
+      expect(processLoginBudget.get(loginBudgetKey(m.state.address, own.redfishPort, own.user))).toMatchObject({ count: 1, status: 401 });
+      // the command path, in the main thread
+      const command = await openRedfish({ host: m.state.address, port: own.redfishPort, user: own.user, password: own.password, insecure: true }).then(
+        () => undefined,
+        (e: unknown) => e as BmcError,
+      );
+      expect(command?.message).toMatch(/login not sent/);
+      // the next read, in its worker: no Redfish login (it then fails over IPMI, refused there too)
+      expect((await workers.read(lease, { timeoutMs: 10_000 })).ok).toBe(false);
+      expect(logins()).toBe(1);
+    } finally {
+      await own.close();
+    }
   });
 
   it('a dead BMC costs its deadline only', async () => {

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, expect } from 'vitest';
 import { BmcError } from '../../src/errors.js';
 import { createTransport, openRedfish, ReloginPendingError, type RedfishClient, type RedfishOptions } from '../../src/redfish/index.js';
+import { createLoginBudget, type LoginBudget } from '../../src/redfish/login-budget.js';
 import { isTransient } from '../../src/redfish/task.js';
 import { startMockupServer, startSilentServer, type MockupServer, type MockupServerOptions } from '../helpers/redfish-mockup-server.js';
 import { withPeers } from '../helpers/peers.js';
@@ -9,6 +10,8 @@ import { waitFor } from '../helpers/wait.js';
 const { describe, it } = withPeers('openssl');
 
 let server: MockupServer;
+/** the refused logins of this test's clients: a test's own, as a server's port may come again in a later test */
+let budget: LoginBudget;
 
 async function start(options: MockupServerOptions = {}): Promise<void> {
   await server?.close();
@@ -16,7 +19,7 @@ async function start(options: MockupServerOptions = {}): Promise<void> {
 }
 
 function opts(extra: Partial<RedfishOptions> = {}): RedfishOptions {
-  return { host: server.host, port: server.port, user: server.user, password: server.password, retryBackoffMs: 10, ...extra };
+  return { host: server.host, port: server.port, user: server.user, password: server.password, retryBackoffMs: 10, loginBudget: budget, ...extra };
 }
 
 async function withClient<T>(extra: Partial<RedfishOptions>, fn: (c: RedfishClient) => Promise<T>): Promise<T> {
@@ -40,6 +43,7 @@ async function failure(p: Promise<unknown>): Promise<BmcError> {
 const countOf = (method: string, path: string): number => server.requests.filter((r) => r.method === method && r.path === path).length;
 
 beforeEach(async () => {
+  budget = createLoginBudget();
   server = await startMockupServer();
 });
 
