@@ -16,7 +16,7 @@ import type { PatchOptions, RedfishClient } from './session.js';
 export type ResetType = 'On' | 'ForceOff' | 'GracefulShutdown' | 'ForceRestart' | 'PowerCycle';
 export type BootOverrideTarget = 'Pxe' | 'Hdd' | 'BiosSetup';
 
-export type ActionClient = Pick<RedfishClient, 'get' | 'getReply' | 'post' | 'patch'>;
+export type ActionClient = Pick<RedfishClient, 'get' | 'getReply' | 'post' | 'patch' | 'scrub'>;
 
 export interface ActionOptions {
   signal?: AbortSignal;
@@ -208,7 +208,7 @@ function modeRefused(err: unknown, system: SystemInfo, mode: string): boolean {
  */
 async function patchBoot(client: ActionClient, path: string, boot: Record<string, unknown>, options: PatchOptions): Promise<void> {
   const reply = await client.patch(path, { Boot: boot }, options);
-  checkApplied(path, reply, 'Boot', Object.keys(boot));
+  checkApplied(path, reply, 'Boot', Object.keys(boot), client.scrub);
 }
 
 /** AMI MegaRAC's refusal of Boot properties on the System: "moved to FutureState URI(…/SD)" (its registry prefix may vary). */

@@ -93,6 +93,8 @@ export interface HttpTransport {
   request(req: HttpRequest): Promise<HttpResponse>;
   /** Strings that must never appear in an error message (password, token). */
   addSecret(secret: string): void;
+  /** `text` (a BMC's message quoted in an error) with every secret added replaced by `[redacted]`, bounded. */
+  scrub(text: string): string;
   /** Graceful close, then destroy after `graceMs`. Never throws. */
   close(graceMs?: number): Promise<void>;
 }
@@ -385,6 +387,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
     addSecret: (s) => {
       if (s !== '') secrets.add(s);
     },
+    scrub: (text) => scrub(text, secrets),
     close: (graceMs = 1000) => (closing ??= closeOnce(graceMs)),
   };
 }

@@ -43,17 +43,25 @@ export interface UnappliedProperty {
   message: RedfishMessage;
 }
 
+/** Replaces the secrets of the client that sent the PATCH in a BMC's text (RedfishClient.scrub). */
+export type Scrub = (text: string) => string;
+
+/** `m` with every text the BMC wrote scrubbed: a BMC may quote what it was sent, the session token or the Authorization header included. */
+const scrubbed = (m: RedfishMessage, hide: Scrub): RedfishMessage => ({ messageId: hide(m.messageId), message: hide(m.message), args: m.args.map(hide), related: m.related.map(hide) });
+
 /**
- * The properties among `sent` (the names PATCHed under `group`, e.g. `Boot`) that a 2xx answer's
- * messages say were not applied: those of the answer, of an `error` object in it, of the group and
- * of each property. Bounded as every message list of a BMC is (http-errors.ts).
+ * The properties among `sent` (the names PATCHed under `group`, e.g. `Boot`; '' for properties of
+ * the resource itself, such as IndicatorLED) that a 2xx answer's messages say were not applied:
+ * those of the answer, of an `error` object in it, of the group and of each property, their texts
+ * scrubbed by `hide`. Bounded as every message list of a BMC is (http-errors.ts).
  */
-export function unappliedProperties(body: unknown, group: string, sent: readonly string[]): UnappliedProperty[] {
-  const inGroup = obj(body, group);
-  const general = [...extendedInfoOf(body), ...extendedInfoOf(obj(body, 'error')), ...extendedInfoOf(body, [], `${group}@Message.ExtendedInfo`), ...extendedInfoOf(inGroup)].filter(leavesUnapplied);
+export function unappliedProperties(body: unknown, group: string, sent: readonly string[], hide: Scrub): UnappliedProperty[] {
+  const inGroup = group === '' ? body : obj(body, group);
+  const groupNotes = group === '' ? [] : [...extendedInfoOf(body, [], `${group}@Message.ExtendedInfo`), ...extendedInfoOf(inGroup)];
+  const general = [...extendedInfoOf(body), ...extendedInfoOf(obj(body, 'error')), ...groupNotes].filter(leavesUnapplied);
   return sent.flatMap((name) => {
     const message = extendedInfoOf(inGroup, [], `${name}@Message.ExtendedInfo`).find(leavesUnapplied) ?? general.find((m) => names(m, name));
-    return message === undefined ? [] : [{ property: `${group}/${name}`, message }];
+    return message === undefined ? [] : [{ property: group === '' ? name : `${group}/${name}`, message: scrubbed(message, hide) }];
   });
 }
 
@@ -72,8 +80,8 @@ export class NotAppliedError extends RedfishHttpError {
   }
 }
 
-/** Throws NotAppliedError when a 2xx answer says a property of `sent` under `group` was not applied. */
-export function checkApplied(path: string, reply: { status: number; body: unknown }, group: string, sent: readonly string[]): void {
-  const unapplied = unappliedProperties(reply.body, group, sent);
+/** Throws NotAppliedError when a 2xx answer says a property of `sent` under `group` was not applied; the BMC's texts scrubbed by `hide`. */
+export function checkApplied(path: string, reply: { status: number; body: unknown }, group: string, sent: readonly string[], hide: Scrub): void {
+  const unapplied = unappliedProperties(reply.body, group, sent, hide);
   if (unapplied.length > 0) throw new NotAppliedError(path, reply.status, unapplied);
 }

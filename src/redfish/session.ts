@@ -127,6 +127,12 @@ export interface RedfishClient {
   session(): (RedfishSessionHandle & { resumed: boolean; refused?: boolean }) | undefined;
   /** Deletes the session (unless `keepSession`: it stays open for a later client) and closes the connections. */
   close(options?: { keepSession?: boolean }): Promise<void>;
+  /**
+   * `text` with the client's secrets (password, Basic credentials, session tokens) replaced by
+   * `[redacted]`: for a BMC's words quoted from a 2xx answer, which the transport does not turn
+   * into an error itself (a PATCH's message annotations).
+   */
+  scrub(text: string): string;
 }
 
 export const SESSIONS_PATH = '/redfish/v1/SessionService/Sessions';
@@ -495,6 +501,7 @@ function sessionClient(
     getReply: (path, options) => send({ method: 'GET', path, options }),
     post: (path, body, options) => send({ method: 'POST', path, json: body ?? {}, options }),
     patch,
+    scrub: (text) => transport.scrub(text),
     delete: (path, options) => send({ method: 'DELETE', path, options }),
     upload: (path, stream, options) =>
       send({

@@ -82,6 +82,8 @@ export interface SimFaults {
   ipmiActRefused: number | null;
   /** Redfish actions (POST .../Actions/...) are carried out, then answered with this status (a BMC or proxy that answers 500 or 504 after the action took effect) */
   actStatus: number | null;
+  /** Redfish messages in a PATCH's answer quote the request's X-Auth-Token and Authorization header (a broken or hostile BMC echoing what it was sent) */
+  echoCredentials: boolean;
 }
 
 export const NO_FAULTS: Readonly<SimFaults> = Object.freeze({
@@ -98,6 +100,7 @@ export const NO_FAULTS: Readonly<SimFaults> = Object.freeze({
   actRefused: null,
   ipmiActRefused: null,
   actStatus: null,
+  echoCredentials: false,
 });
 
 export interface SimMachineState {

@@ -13,6 +13,7 @@ import { bmcMain } from '../../src/cli/bmc.js';
 import { createLogger } from '../../src/log.js';
 import { connectOutband } from '../../src/outband/connect.js';
 import { openRedfish, setBootOverride, type ActionClient } from '../../src/redfish/index.js';
+import { NotAppliedError } from '../../src/redfish/patch-answer.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import type { SimMachine } from '../../src/sim/machine.js';
 import type { RedfishQuirkName } from '../../src/sim/quirks-redfish.js';
@@ -174,6 +175,30 @@ describe('redfish-boot-partly-applied: a Boot PATCH answered 200 with Continuous
     const target = ['--address', `${m.state.address}:${fleet.ipmiPort}`, '--redfish-port', String(fleet.redfishPort), '--user', fleet.user, '--password', fleet.password];
     expect(await bmcMain(['command', 'PXE', ...target], { stdout: out, env: {} })).toBe(0);
     expect(m.state).toMatchObject({ boot: 'pxe', bootPersistent: true });
+  });
+});
+
+describe('a BMC that quotes the request\'s credentials in the messages of a partly applied PATCH (fault echoCredentials)', () => {
+  it.each(['session', 'basic'] as const)('NotAppliedError (%s) carries neither the session token, the Authorization header nor the password, in its text or its messages', async (authMode) => {
+    const m = machineWith('redfish-boot-partly-applied');
+    m.state.faults.echoCredentials = true;
+    const client = await openRedfish({ host: m.state.address, port: fleet.redfishPort, user: fleet.user, password: fleet.password, insecure: true, authMode });
+    try {
+      const token = client.session()?.token;
+      const err = await setBootOverride(client, 'Pxe', { persistent: true }).then(
+        () => undefined,
+        (e: unknown) => e as NotAppliedError,
+      );
+      expect(err).toBeInstanceOf(NotAppliedError);
+      const shown = JSON.stringify({ message: err?.message, messages: err?.messages });
+      expect(shown).toContain('[redacted]');
+      const basic = Buffer.from(`${fleet.user}:${fleet.password}`).toString('base64');
+      for (const secret of [basic, fleet.password, ...(token ? [token] : [])]) expect(shown).not.toContain(secret);
+      if (authMode === 'session') expect(token).toMatch(/^[0-9a-f]{32}$/);
+    } finally {
+      m.state.faults.echoCredentials = false;
+      await client.close();
+    }
   });
 });
 

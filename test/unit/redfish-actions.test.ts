@@ -363,6 +363,7 @@ describe('setBootOverride when the BMC refuses BootSourceOverrideMode (HPE iLO: 
   function fakeClient(body: unknown, answers: (Error | Record<string, unknown> | undefined)[]): { client: ActionClient; sent: unknown[] } {
     const sent: unknown[] = [];
     const client: ActionClient = {
+      scrub: (text) => text,
       get: async <T>() => body as T,
       getReply: async () => ({ status: 200, headers: { etag: '"e1"' }, body }),
       post: async () => ({ status: 204, headers: {}, body: undefined }),
@@ -433,6 +434,7 @@ describe('setBootOverride on AMI MegaRAC: Boot refused on the System, taken on i
   function amiClient(settings: boolean, sd: (Error | undefined)[] = []): { client: ActionClient; sent: Array<{ path: string; body: unknown; etag: unknown }> } {
     const sent: Array<{ path: string; body: unknown; etag: unknown }> = [];
     const client: ActionClient = {
+      scrub: (text) => text,
       get: async <T>() => system(settings) as T,
       getReply: async (path) => (path === SD ? { status: 200, headers: { etag: 'W/"sd-1"' }, body: { '@odata.id': SD } } : { status: 200, headers: { etag: 'W/"sys-1"' }, body: system(settings) }),
       post: async () => ({ status: 204, headers: {}, body: undefined }),

@@ -142,14 +142,14 @@ export function bootOnSettingsObjectOnly(ctx: MachineContext, body: Record<strin
  * set Once) and the annotation its 200 carries for it, as bmcweb marks a property it left
  * unchanged; undefined when it applies the change whole.
  */
-export function bootPartlyApplied(ctx: MachineContext, boot: unknown): { persistent: false; annotation: Json } | undefined {
+export function bootPartlyApplied(ctx: MachineContext, boot: unknown, echoed = ''): { persistent: false; annotation: Json } | undefined {
   if (!quirk(ctx, 'redfish-boot-partly-applied')) return undefined;
   if (typeof boot !== 'object' || boot === null || (boot as Json).BootSourceOverrideEnabled !== 'Continuous') return undefined;
   const info = {
     '@odata.type': '#Message.v1_1_1.Message',
     MessageId: 'Base.1.8.PropertyValueNotInList',
-    Message: 'The value "Continuous" for the property BootSourceOverrideEnabled is not in the list of acceptable values.',
-    MessageArgs: ['Continuous', 'BootSourceOverrideEnabled'],
+    Message: `The value "Continuous" for the property BootSourceOverrideEnabled is not in the list of acceptable values.${echoed}`,
+    MessageArgs: ['Continuous', 'BootSourceOverrideEnabled', ...(echoed === '' ? [] : [echoed])],
     RelatedProperties: ['#/Boot/BootSourceOverrideEnabled'],
     MessageSeverity: 'Warning',
     Resolution: 'Choose a value from the enumeration list that the implementation can support and resubmit the request if the operation failed.',

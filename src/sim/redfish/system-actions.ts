@@ -119,6 +119,13 @@ function bootChange(rq: Rq, value: unknown): BootChange {
   return change;
 }
 
+/** The fault echoCredentials: what the request authenticated with, as a BMC quoting it would write it into a message. */
+function echoedCredentials(rq: Rq): string {
+  if (!rq.ctx.machine.state.faults.echoCredentials) return '';
+  const { authorization, 'x-auth-token': token } = rq.req.headers;
+  return ` (request X-Auth-Token: ${String(token ?? '')}; Authorization: ${authorization ?? ''})`;
+}
+
 /** PATCH of the System: Boot and the identify LED; validated whole before anything changes. */
 export async function patchSystem(rq: Rq): Promise<Reply> {
   const current = system(rq.ctx);
@@ -132,7 +139,7 @@ export async function patchSystem(rq: Rq): Promise<Reply> {
   checkBootModeWritable(rq.ctx, body.Boot);
   const boot = body.Boot === undefined ? undefined : bootChange(rq, body.Boot);
   const led = ledChange(rq, body);
-  const partly = bootPartlyApplied(rq.ctx, body.Boot);
+  const partly = bootPartlyApplied(rq.ctx, body.Boot, echoedCredentials(rq));
   if (boot?.order !== undefined) machine.setBootOrder(boot.order);
   if (boot?.override !== undefined) machine.setBoot(boot.override.boot, partly ? partly.persistent : boot.override.persistent, boot.override.uefi, 'redfish');
   if (led !== undefined) machine.setIdentify(led);
