@@ -1,5 +1,5 @@
 /**
- * The logins a BMC refused, per BMC and user, shared by every Redfish client of the process: a
+ * The logins a BMC refused, per BMC, user and password (loginBudgetKey), shared by every Redfish client of the process: a
  * BMC counts failed logins per account, not per client. A firmware job's client, the commands'
  * clients and each report read's new client each sent their own refused logins before, so one
  * account on one BMC back from a restart could get several times the refusals a client allows
@@ -16,6 +16,7 @@
  * from the main thread's budget and sends what it changes back (report/worker-thread.ts), so the
  * process keeps one record per (BMC, user).
  */
+import { createHash } from 'node:crypto';
 
 /** What is remembered of the refused logins of one (BMC, user); plain data, so that it can cross a worker's port. */
 export interface LoginRefusals {
@@ -63,8 +64,17 @@ export const LOGIN_REFUSALS_WINDOW_MS = 15 * 60_000;
 /** (BMC, user) pairs remembered: a partition's BMCs with room to spare; the oldest record goes first. */
 export const LOGIN_BUDGET_MAX_KEYS = 20_000;
 
-/** The key of a BMC (its address as given, and its Redfish port) and user; the same in the main thread and in a report worker. */
-export const loginBudgetKey = (host: string, port: number, user: string): string => `${host}\u0000${port}\u0000${user}`;
+/**
+ * The key of a BMC (its address as given, and its Redfish port), user and password (a digest of
+ * it, never the password); the same in the main thread and in a report worker. The password is in
+ * it so that one password's refusals do not hold back another's logins: a command event carrying
+ * an outdated password for the same user would otherwise stop the report's logins with the
+ * daemon's right one for a quarter hour, and a password the operator corrected in the daemon's
+ * configuration would wait for the window. Each password gets the budget's refusals of its own:
+ * with the two a partition uses (the daemon's and metal-api's events'), at most twice the budget.
+ */
+export const loginBudgetKey = (host: string, port: number, user: string, password: string): string =>
+  `${host}\u0000${port}\u0000${user}\u0000${createHash('sha256').update(password, 'utf8').digest('base64')}`;
 
 /** `record` as it stands at `now`: undefined once `windowMs` passed since its last refusal. */
 export function standing(record: LoginRefusals | undefined, now: number, windowMs: number): LoginRefusals | undefined {

@@ -170,7 +170,7 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
   transport.addSecret(basic);
   const log = options.logger;
   const budget = options.loginBudget ?? processLoginBudget;
-  const budgetKey = loginBudgetKey(options.host, options.port ?? 443, options.user);
+  const budgetKey = loginBudgetKey(options.host, options.port ?? 443, options.user, options.password);
 
   /**
    * Why no login of this user is sent to this BMC now (refusals of any client of the process

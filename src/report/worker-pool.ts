@@ -444,7 +444,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
       const onAbort = () => giveUp(abortError(signal!, `reading BMC ${lease.ip}`));
       signal?.addEventListener('abort', onAbort, { once: true });
       const key = trustKey({ ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}) });
-      const loginKey = loginBudgetKey(lease.ip, options.settings.redfishPort ?? 443, options.settings.user);
+      const loginKey = loginBudgetKey(lease.ip, options.settings.redfishPort ?? 443, options.settings.user, options.settings.password);
       const logins = processLoginBudget.get(loginKey);
       slot.pending.set(id, { ip: lease.ip, trustKey: key, sessionKey, loginKey, started, settle });
       send(slot, { type: 'read', id, ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}), ...trustFor(key), ...sessionFor(sessionKey), ...(logins ? { logins } : {}), timeoutMs });

@@ -172,7 +172,7 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
       if (m.session !== undefined && setup.redfishSessionMaxAgeMs > 0) sessions = sessionKeeperOfRead(redfishSessionKey(m.ip, settings.redfishPort, m.mac), m.session, setup.redfishSessionMaxAgeMs);
       const redfishSessions = sessions;
       // the main thread's count of refused logins for this BMC and user, and what this read adds to it
-      const redfishLoginBudget = budgetOfRead(loginBudgetKey(m.ip, settings.redfishPort ?? 443, settings.user), m.logins, (change) => post({ type: 'login', id: m.id, ...change }));
+      const redfishLoginBudget = budgetOfRead(loginBudgetKey(m.ip, settings.redfishPort ?? 443, settings.user, settings.password), m.logins, (change) => post({ type: 'login', id: m.id, ...change }));
       const connect = (host: string, signal: AbortSignal, onAnswer: () => void) =>
         connectOutband({ ...settings, host, ...(m.mac ? { mac: m.mac } : {}), readAhead: true, logger, onIpmiEvent: (e) => logs.quirk(undefined, host, e), onAnswer, ...(gate ? { trust: gate } : {}), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), redfishLoginBudget, signal });
       const pending: Array<Promise<void>> = [];

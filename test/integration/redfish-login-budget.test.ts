@@ -99,4 +99,18 @@ describe('refused logins per BMC and user, across clients', () => {
     await client.close();
     expect(logins() - before).toBe(2);
   });
+
+  it('a refusal of one password holds back no login with another: an event\'s outdated password does not stop the daemon\'s right one', async () => {
+    const m = fleet.machines[0]!;
+    const budget = createLoginBudget();
+    const before = logins();
+    const wrong = await failure(openRedfish(options(m, { password: `${fleet.password}-outdated`, loginBudget: budget })));
+    expect(wrong).toMatchObject({ code: 'AUTH_FAILED', httpStatus: 401 });
+    // the same password again is held back
+    expect((await failure(openRedfish(options(m, { password: `${fleet.password}-outdated`, loginBudget: budget })))).message).toMatch(/login not sent/);
+    expect(logins() - before).toBe(1);
+    const client = await openRedfish(options(m, { loginBudget: budget }));
+    await client.close();
+    expect(logins() - before).toBe(2);
+  });
 });

@@ -309,7 +309,7 @@ describe('report reads in worker threads', () => {
       const lease = { ip: m.state.address, mac: m.state.mac } as Lease;
       expect((await workers.read(lease, { timeoutMs: 10_000 })).ok).toBe(false);
       expect(logins()).toBe(1);
-      expect(processLoginBudget.get(loginBudgetKey(m.state.address, own.redfishPort, own.user))).toMatchObject({ count: 1, status: 401 });
+      expect(processLoginBudget.get(loginBudgetKey(m.state.address, own.redfishPort, own.user, own.password))).toMatchObject({ count: 1, status: 401 });
       // the command path, in the main thread
       const command = await openRedfish({ host: m.state.address, port: own.redfishPort, user: own.user, password: own.password, insecure: true }).then(
         () => undefined,
