@@ -1,6 +1,6 @@
 /**
  * The tokenizer of ISC dhcpd's configuration language as written to dhcpd.leases:
- * words, quoted strings (with dhcpd's escapes), `;`, `{`, `}` and `#` comments.
+ * words, quoted strings (with dhcpd's escapes, on one line), `;`, `{`, `}` and `#` comments.
  * A character-level state machine with no I/O and no allocation beyond token text.
  */
 import { LeaseParseError } from './types.js';
@@ -41,6 +41,9 @@ const PUNCTUATION: Record<number, TokenKind> = { [SEMI]: TOKEN_SEMI, [OPEN]: TOK
 /** dhcpd's single-character escapes (conflex.c); any other escaped character stands for itself. */
 const SIMPLE_ESCAPES: Record<string, string> = { t: '\t', r: '\r', n: '\n', b: '\b' };
 
+/** `lease <ip> {` at the end of a line, as dhcpd starts a lease declaration */
+const LEASE_AT_LINE_END = /lease \d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3} \{[ \t\r]*$/;
+
 const BACKSLASH = 0x5c;
 const DQUOTE = 0x22;
 const LF = 0x0a;
@@ -68,6 +71,14 @@ export class IscScanner {
   line: number;
   /** the end of the text was reached (an error thrown then means the text stops inside a statement) */
   reachedEnd = false;
+  /**
+   * A string the text broke off at a newline before its closing quote (the first since the caller
+   * last cleared it): the error naming its line. dhcpd writes every string on one line (its
+   * quotify_string and quotify_buf write a newline as `\012`, client-hostname only when printable),
+   * so a newline inside one is where a writer stopped mid-string and the file goes on with other
+   * text; read to the next `"` instead, the string would swallow the declarations after it.
+   */
+  brokenString: LeaseParseError | undefined = undefined;
   private pos = 0;
 
   /** `line`: the line `text` starts on, when it is a part of a file */
@@ -139,10 +150,26 @@ export class IscScanner {
         return pos + 1;
       }
       if (c === BACKSLASH) return this.readEscapedString(start, pos);
-      if (c === LF) this.line++;
+      if (c === LF) return this.breakString(start, pos, text.slice(start, pos));
     }
     this.reachedEnd = true;
     throw new LeaseParseError(this.tokenLine, 'unterminated string', { problem: 'cut-short' });
+  }
+
+  /**
+   * Ends a string at the newline at `pos` (left for the scanner: the next token starts on the next
+   * line), its text so far as its value, and notes it in `brokenString`. When its line ends in
+   * `lease <ip> {`, the string ends before that: its writer stopped inside it and the next lease
+   * declaration was written right after (dhcpd writes `lease <ip> {` with nothing before it, on a
+   * line of its own), which the parser then reads as it reads one after a cut statement.
+   */
+  private breakString(start: number, pos: number, value: string): number {
+    const raw = this.text.slice(start, pos);
+    const lease = LEASE_AT_LINE_END.exec(raw);
+    const end = lease === null ? pos : start + lease.index;
+    this.value = lease === null ? value : raw.slice(0, lease.index);
+    this.brokenString ??= new LeaseParseError(this.tokenLine, `unterminated string ${JSON.stringify(this.text.slice(start - 1, Math.min(end, start + 39)))} (a newline before its closing quote: dhcpd writes every string on one line)`);
+    return end;
   }
 
   /** The slow path: the string holds at least one backslash, at `pos`. */
@@ -156,17 +183,18 @@ export class IscScanner {
         this.value = out;
         return pos + 1;
       }
+      if (c === LF) return this.breakString(start, pos, out);
       if (c !== BACKSLASH) {
-        if (c === LF) this.line++;
         out += text[pos];
         pos++;
         continue;
       }
       if (++pos >= n) break;
       const e = text.charCodeAt(pos);
+      // an escaped newline is a newline inside the string all the same (dhcpd writes `\012`)
+      if (e === LF) return this.breakString(start, pos, out);
       const radix = digitValue(e, 8) >= 0 ? 8 : e === 0x78 /* x */ ? 16 : 0;
       if (radix === 0) {
-        if (e === LF) this.line++;
         const ch = text[pos] as string;
         out += SIMPLE_ESCAPES[ch] ?? ch;
         pos++;

@@ -278,6 +278,9 @@ function parseLease(s: IscScanner, st: Statement): ReadLease {
   const ip = st.words[1] ?? '';
   let problem = leaseAddressProblem(st);
   const lease: IscLease = { ip, ends: undefined, line };
+  // a string in it broken off at a newline (IscScanner.brokenString) is why what follows does not
+  // fit: named before anything else read in it, unless a lease declaration starts after it
+  s.brokenString = undefined;
   for (;;) {
     const end = readStatement(s, st);
     if (end === TOKEN_SEMI) {
@@ -286,7 +289,7 @@ function parseLease(s: IscScanner, st: Statement): ReadLease {
       if (handler !== undefined) problem ??= handler(lease, st);
     } else if (end === TOKEN_CLOSE) {
       if (st.count > 0) problem ??= new LeaseParseError(st.line, `missing ';' after ${preview(st)}`);
-      return { lease, problem, end: 'closed' };
+      return { lease, problem: s.brokenString ?? problem, end: 'closed' };
     } else if (end === TOKEN_OPEN) {
       // a nested block (`on expiry { ... }`), or the next lease declaration
       if (startsLease(st) || skipBlock(s, st, st.line) === 'lease') return { lease, problem: notClosed(line, `lease ${ip}`, st.line), end: 'lease' };
