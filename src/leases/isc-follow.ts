@@ -18,7 +18,7 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { absorb, byteLengthOf, FileFollower, MARK_BYTES, MAX_INCOMPLETE_BYTES, TAIL_CHUNK_BYTES, type FileIdentity, type TailFormat } from './follow.js';
-import { parseIscDeclarations } from './isc.js';
+import { dhcpv6File, parseIscDeclarations } from './isc.js';
 import { LeaseParseError, type IscLease, type ParsedLeases } from './types.js';
 
 /** how many bytes before the offset must be unchanged for a read to continue there */
@@ -53,6 +53,9 @@ export class IscLeaseFollower {
     lineEnded: false,
     take: (text, line) => {
       const d = parseIscDeclarations(text, line);
+      // (the full read it falls back to reports it)
+      const v6 = dhcpv6File(d, this.byIp.size);
+      if (v6 !== undefined) throw v6;
       absorb(this.byIp, d.leases);
       this.skipped.push(...d.skipped);
       return { end: d.end, endLine: d.endLine, incomplete: d.cut !== undefined };
@@ -111,6 +114,8 @@ export class IscLeaseFollower {
   full(bytes: Buffer, text: string, id: FileIdentity, formatFixed: boolean): { parsed: ParsedLeases; skipped: LeaseParseError[] } {
     this.reset();
     const d = parseIscDeclarations(text);
+    const v6 = dhcpv6File(d);
+    if (v6 !== undefined) throw v6;
     absorb(this.byIp, d.leases);
     const skipped = [...d.skipped];
     const offset = byteOffsetOf(bytes, text, d.end);

@@ -11,7 +11,7 @@
  * A lease declaration holding a statement that cannot be read (a bad date, a hardware address that
  * is none) is left out and the next one read, as dhcpd reads its own file (lease_file_subparse:
  * "possibly corrupt lease file", then on): one bad entry must not take every lease with it. Only a
- * `}` that closes nothing fails the whole text.
+ * `}` that closes nothing, and a DHCPv6 lease file (dhcpv6File), fail the whole text.
  */
 import { ipv4ToNumber } from '../net/cidr.js';
 import { IscScanner, TOKEN_CLOSE, TOKEN_EOF, TOKEN_OPEN, TOKEN_SEMI, TOKEN_STRING, TOKEN_WORD, type TokenKind } from './isc-scanner.js';
@@ -305,7 +305,10 @@ function parseLease(s: IscScanner, st: Statement): ReadLease {
  * starts on. Throws LeaseParseError only for a file that cannot be read as a whole.
  */
 export function parseIscLeases(text: string, startLine = 1): IscLease[] {
-  return parseIscDeclarations(text, startLine).leases;
+  const d = parseIscDeclarations(text, startLine);
+  const v6 = dhcpv6File(d);
+  if (v6 !== undefined) throw v6;
+  return d.leases;
 }
 
 /** What parseIscDeclarations took from a text. */
@@ -320,6 +323,28 @@ export interface IscDeclarations {
   endLine: number;
   /** the text stops inside a declaration (dhcpd writing it): the error a full read of it gives; it is left out */
   cut: LeaseParseError | undefined;
+  /** the line of the first DHCPv6 declaration (`ia-na`, `ia-ta`, `ia-pd`), when there is one (dhcpv6File) */
+  dhcpv6Line: number | undefined;
+}
+
+/** The declarations only dhcpd in DHCPv6 mode writes (server/db.c write_ia), each an IPv6 client's addresses or prefixes. */
+const IA_DECLARATIONS = new Set(['ia-na', 'ia-ta', 'ia-pd']);
+
+function isIaDeclaration(st: Statement): boolean {
+  return st.count > 0 && st.quoted[0] === false && IA_DECLARATIONS.has(st.words[0] as string);
+}
+
+/**
+ * The error for a text that is dhcpd's DHCPv6 lease file (dhcpd -6): DHCPv6 declarations and no
+ * lease read, in `d` nor in `leasesBefore` (what was read of the file before `d`'s text); else
+ * undefined. Read as a DHCPv4 file it gives no lease, every declaration skipped in silence: the
+ * daemon pointed at the wrong file would see no BMC and say nothing. dhcpd -4 writes no `ia-*`
+ * (dhcpd reading one in DHCPv4 mode warns "IA_NA is only supported in DHCPv6 mode"); both write
+ * `server-duid`, which tells nothing. A file with leases is read: its `ia-*` are skipped as before.
+ */
+export function dhcpv6File(d: IscDeclarations, leasesBefore = 0): LeaseParseError | undefined {
+  if (d.dhcpv6Line === undefined || d.leases.length + leasesBefore > 0) return undefined;
+  return new LeaseParseError(d.dhcpv6Line, "an ISC dhcpd DHCPv6 lease file (dhcpd -6: an 'ia-*' declaration here and no lease declaration), not the DHCPv4 one BMCs lease from", { problem: 'structure' });
 }
 
 /**
@@ -338,6 +363,7 @@ export function parseIscDeclarations(text: string, startLine = 1): IscDeclaratio
   let endLine = startLine;
   /** `st` holds the `lease <ip>` of a lease declaration that started inside the declaration before it */
   let leaseStarted = false;
+  let dhcpv6Line: number | undefined;
   try {
     for (;;) {
       const token = leaseStarted ? TOKEN_OPEN : readStatement(s, st);
@@ -345,7 +371,7 @@ export function parseIscDeclarations(text: string, startLine = 1): IscDeclaratio
       leaseStarted = false;
       if (token === TOKEN_EOF) {
         if (st.count > 0) throw new LeaseParseError(st.line, `statement ${preview(st)} not ended by ';' at end of file`, { problem: 'cut-short' });
-        return { leases, skipped, end, endLine, cut: undefined };
+        return { leases, skipped, end, endLine, cut: undefined, dhcpv6Line };
       }
       if (token === TOKEN_CLOSE) throw new LeaseParseError(s.tokenLine, "unexpected '}'", { problem: 'structure' });
       if (token === TOKEN_OPEN) {
@@ -356,6 +382,7 @@ export function parseIscDeclarations(text: string, startLine = 1): IscDeclaratio
           else skipped.push(read.problem);
           ended = read.end;
         } else {
+          if (dhcpv6Line === undefined && isIaDeclaration(st)) dhcpv6Line = st.line;
           const what = `declaration ${preview(st)}`;
           const line = st.line;
           ended = skipBlock(s, st, line);
@@ -376,7 +403,7 @@ export function parseIscDeclarations(text: string, startLine = 1): IscDeclaratio
     }
   } catch (err) {
     // every error once the end was reached is that end cutting a declaration short
-    if (err instanceof LeaseParseError && s.reachedEnd) return { leases, skipped, end, endLine, cut: err };
+    if (err instanceof LeaseParseError && s.reachedEnd) return { leases, skipped, end, endLine, cut: err, dhcpv6Line };
     throw err;
   }
 }

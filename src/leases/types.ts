@@ -70,7 +70,7 @@ export type ParsedLeases = { format: 'isc'; leases: IscLease[] } | { format: 'ke
  *   read; the entry is left out and the rest of the file read, as dhcpd and Kea do
  * - `cut-short`: the file stops inside an entry (a block, statement, string or row not finished)
  * - `structure`: the file as a whole cannot be read (a `}` closing nothing, a Kea header without a
- *   column the rows need, a DHCPv6 lease file)
+ *   column the rows need, a DHCPv6 lease file, Kea's or dhcpd's)
  */
 export type LeaseProblem = 'malformed' | 'cut-short' | 'structure';
 

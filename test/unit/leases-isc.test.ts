@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../../src/errors.js';
 import { parseIscDeclarations, parseIscLeases } from '../../src/leases/isc.js';
-import { renderIscLeases, type IscLeaseInput } from '../../src/leases/render.js';
+import { quoteIsc, renderIscLeases, type IscLeaseInput } from '../../src/leases/render.js';
 import { activeLeases } from '../../src/leases/select.js';
 import { LeaseParseError, type IscLease, type LeaseProblem } from '../../src/leases/types.js';
 
@@ -339,6 +339,43 @@ describe('parseIscLeases errors', () => {
     expect(parseIscDeclarations(`${head}${cut}`)).toMatchObject({ skipped: [], cut: { line, problem: 'cut-short' } });
   });
 
+  it("dhcpd's DHCPv6 lease file (dhcpd -6: ia-na, ia-ta, ia-pd declarations, no lease declaration) fails whole, naming its first DHCPv6 declaration, instead of reading as no leases", () => {
+    const v6 = [
+      '# The format of this file is documented in the dhcpd.leases(5) manual page.',
+      '# This lease file was written by isc-dhcp-4.4.3-P1',
+      '',
+      '# authoring-byte-order entry is generated, DO NOT DELETE',
+      'authoring-byte-order little-endian;',
+      '',
+      'server-duid "\\000\\001\\000\\001-\\3155\\365RT\\000\\022\\0044";',
+      '',
+      'ia-na "\\001\\000\\000\\000\\000\\001\\000\\001+\\2735\\230RT\\000\\022\\0044" {',
+      '  cltt 4 2026/01/08 14:44:02;',
+      '  iaaddr 2001:db8:0:1::107 {',
+      '    binding state active;',
+      '    preferred-life 375;',
+      '    max-life 600;',
+      '    ends 4 2026/01/08 14:54:02;',
+      '  }',
+      '}',
+      'ia-pd "\\002\\000\\000\\000" {',
+      '  cltt 4 2026/01/08 14:44:02;',
+      '  iaprefix 2001:db8:1::/64 {',
+      '    binding state active;',
+      '  }',
+      '}',
+      '',
+    ].join('\n');
+    expect(parseIscDeclarations(v6)).toMatchObject({ leases: [], skipped: [], cut: undefined, dhcpv6Line: 9 });
+    const message = "lease file line 9: an ISC dhcpd DHCPv6 lease file (dhcpd -6: an 'ia-*' declaration here and no lease declaration), not the DHCPv4 one BMCs lease from";
+    expect(() => parseIscLeases(v6)).toThrow(expect.objectContaining({ name: 'LeaseParseError', line: 9, problem: 'structure', message }));
+    // one cut short after its first ia-na, as dhcpd writes it
+    expect(() => parseIscLeases(v6.slice(0, v6.indexOf('ia-pd') + 10))).toThrow(message);
+    // `server-duid` alone tells nothing (dhcpd -4 writes it too), nor do a DHCPv4 file's leases beside an ia-na
+    expect(parseIscLeases(v6.slice(0, v6.indexOf('ia-na')))).toEqual([]);
+    expect(parseIscLeases(TRICKY)).toEqual(TRICKY_LEASES);
+  });
+
   it('a lease declaration that cannot be read is left out, the ones before and after it read (as dhcpd reads its file)', () => {
     const text = `${renderIscLeases([{ ip: '10.0.0.1', mac: '00:00:00:00:00:01', ends: 'never', bindingState: 'active' }])}lease 10.0.0.2 {\n  ends 4 2026/02/30 00:00:00;\n  binding state active;\n  hardware ethernet 00:00:00:00:00:02;\n}\n${renderIscLeases([{ ip: '10.0.0.3', mac: '00:00:00:00:00:03', ends: 'never', bindingState: 'active' }]).slice(renderIscLeases([]).length)}`;
     const d = parseIscDeclarations(text);
@@ -468,6 +505,26 @@ describe('parseIscLeases properties', () => {
         expect(d.cut?.line).toBe(closed[last] === false ? startLine(last) + (stringLine ?? 0) : undefined);
       }),
       { numRuns: 1000 },
+    );
+  });
+
+  it('DHCPv6 declarations (ia-na, ia-ta, ia-pd) among lease declarations are skipped; with no lease read, the file fails whole at the first of them', () => {
+    const ia = fc.tuple(fc.constantFrom('ia-na', 'ia-ta', 'ia-pd'), byteString(8)).map(([kind, id]) => `${kind} ${quoteIsc(id)} {\n  cltt 4 2026/01/08 14:44:02;\n  iaaddr 2001:db8::1 {\n    binding state active;\n  }\n}\n`);
+    const item = fc.oneof(leaseInput.map((l) => ({ lease: l, text: renderIscLeases([l]).slice(renderIscLeases([]).length) })), ia.map((text) => ({ lease: undefined, text })));
+    fc.assert(
+      fc.property(fc.array(item, { maxLength: 8 }), (items) => {
+        const head = renderIscLeases([]);
+        const text = head + items.map((i) => i.text).join('');
+        const leases = items.flatMap((i) => (i.lease === undefined ? [] : [i.lease]));
+        const firstIa = items.findIndex((i) => i.lease === undefined);
+        if (leases.length > 0 || firstIa < 0) {
+          expect(parseIscLeases(text).map(({ line: _line, ...l }) => ({ ...l, vars: l.vars === undefined ? undefined : { ...l.vars } }))).toEqual(leases);
+        } else {
+          const line = (head + items.slice(0, firstIa).map((i) => i.text).join('')).split('\n').length;
+          expect(() => parseIscLeases(text)).toThrow(expect.objectContaining({ line, problem: 'structure' }));
+        }
+      }),
+      { numRuns: 300 },
     );
   });
 

@@ -191,6 +191,29 @@ describe('watchLeases', () => {
     expect(errors).toEqual([]);
   });
 
+  it("dhcpd's DHCPv6 lease file given instead of the DHCPv4 one: one error naming its first ia-na, read whole or appended to one that held only its header, not a silent empty view", async () => {
+    const header = `${renderIscLeases([])}server-duid "\\000\\001\\000\\001-\\3155\\365RT";\n\n`;
+    const iaNa = 'ia-na "\\001\\000\\000\\000" {\n  cltt 4 2026/01/08 14:44:02;\n  iaaddr 2001:db8::107 {\n    binding state active;\n    ends 4 2026/01/08 14:54:02;\n  }\n}\n';
+    const line = header.split('\n').length;
+    const message = `${path} line ${line}: an ISC dhcpd DHCPv6 lease file (dhcpd -6: an 'ia-*' declaration here and no lease declaration), not the DHCPv4 one BMCs lease from`;
+    await replaceFile(header + iaNa);
+    const whole = start();
+    await until(() => whole.errors.length === 1);
+    expect(whole.errors[0]).toMatchObject({ line, problem: 'structure', message });
+    expect(whole.views).toEqual([]);
+    whole.watcher.close();
+
+    // dhcpd -6 started: its header and server-duid (as dhcpd -4 writes them), then its first lease appended
+    await replaceFile(header);
+    const followed = start();
+    await until(() => followed.views.length === 1);
+    expect(followed.views[0]?.leases).toEqual([]);
+    appendFileSync(path, iaNa);
+    await until(() => followed.errors.length === 1);
+    expect(followed.errors[0]).toMatchObject({ line, problem: 'structure', message });
+    expect(followed.views).toHaveLength(1);
+  });
+
   it('a lease dhcpd appended that cannot be read is left out and told once through onSkipped with its line, no error; the leases after it are taken', async () => {
     await replaceFile(renderIscLeases([A, B]));
     const { watcher, views, errors, skipped } = start();
