@@ -203,6 +203,8 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       if ((lateLeases.current?.() ?? []).length === 0) leaseProblem = err.message;
       logger.error({ file: config.leases.file, err }, 'cannot use the lease file; keeping the last good view');
     },
+    // the end of an error logged above, once (a file back under the size bound, written whole)
+    onRecovered: (ended) => logger.info({ file: config.leases.file, ended: ended.message }, 'the lease file can be used again'),
     onSkipped: (entries) => {
       metrics.leaseEntriesSkipped.inc(entries.length);
       // each is told once, but a file of many bad entries (a wrong file) must not flood the log

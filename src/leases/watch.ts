@@ -61,6 +61,11 @@ export interface WatchLeasesOptions extends ReadLeasesOptions {
   onRead?: (read: LeaseRead) => void;
   onError?: (err: BmcError) => void;
   /**
+   * The error told last through onError ended: a read was good again (the file written whole, back
+   * under MAX_LEASE_FILE_BYTES, ...). Told once per error, after which onChange gives the view.
+   */
+  onRecovered?: (ended: BmcError) => void;
+  /**
    * Entries of the lease files (an ISC lease declaration, a Kea row) that cannot be read: left out
    * and the rest read, as dhcpd and Kea skip them. Each names its file and line and is told once
    * per file (path and inode) and line, however often the file is read. No error: the view holds
@@ -134,8 +139,19 @@ async function readLeaseFile(path: string): Promise<{ bytes: Buffer; id: BigIntS
   }
 }
 
+/** A lease file (or one of Kea's cleanup files) beyond MAX_LEASE_FILE_BYTES, not read. */
+export class LeaseFileTooLargeError extends BmcError {
+  constructor(
+    readonly file: string,
+    readonly size: number,
+  ) {
+    super('CONFIG', `lease file ${file} holds ${size} bytes, more than the ${MAX_LEASE_FILE_BYTES} a lease file may hold; not read (does its DHCP server clean it up?)`);
+    this.name = 'LeaseFileTooLargeError';
+  }
+}
+
 function checkSize(path: string, size: number): void {
-  if (size > MAX_LEASE_FILE_BYTES) throw new BmcError('CONFIG', `lease file ${path} holds ${size} bytes, more than the ${MAX_LEASE_FILE_BYTES} a lease file may hold; not read (does its DHCP server clean it up?)`);
+  if (size > MAX_LEASE_FILE_BYTES) throw new LeaseFileTooLargeError(path, size);
 }
 
 /** The whole file as text, refused beyond MAX_LEASE_FILE_BYTES before anything is read. */
@@ -418,10 +434,13 @@ const errorSignature = (err: unknown): string => `error:${(err as NodeJS.ErrnoEx
 /**
  * Which error it is, for reporting each once: a lease file's by its file, line and problem, since
  * its text may name where the file ends now (a block never closed), which moves with every append;
- * any other by its text.
+ * a file too large by the file alone, since its text names its size, which grows with every write
+ * (each change of a file that stays too large was told anew); any other by its text.
  */
 export function errorKey(err: BmcError): string {
-  return err instanceof LeaseParseError ? `${err.source ?? ''}\0${err.line}\0${err.problem}` : err.message;
+  if (err instanceof LeaseParseError) return `${err.source ?? ''}\0${err.line}\0${err.problem}`;
+  if (err instanceof LeaseFileTooLargeError) return `${err.file}\0too large`;
+  return err.message;
 }
 
 /** Watches `path`; options are checked here (BmcError INVALID_ARGUMENT), never later. */
@@ -432,7 +451,7 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
   const format = options.format ?? 'auto';
   const now = options.now ?? (() => new Date());
   const select = { allowedCidrs: options.allowedCidrs, ignoreMacs: normalizeMacSet(options.ignoreMacs ?? []) };
-  const { onChange, onError, onSkipped, onWatchError, signal } = options;
+  const { onChange, onError, onRecovered, onSkipped, onWatchError, signal } = options;
   const useFsWatch = options.fsWatch ?? true;
   const watchDirectory = options.watchDirectory ?? ((d: string, listener: (event: string, filename: string | null) => void) => fsWatch(d, { persistent: false }, listener));
   const dir = dirname(path);
@@ -451,8 +470,9 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
   /** the earliest expiry in the view: until then, time alone cannot change it (leases only drop out) */
   let nextExpiry = Infinity;
   let signature = '';
-  /** the last error reported (errorKey), until a good read ends it */
+  /** the last error reported, and its errorKey, until a good read ends it */
   let lastError: string | undefined;
+  let lastReported: BmcError | undefined;
   let reading = false;
   let again = false;
   let reads = 0;
@@ -467,6 +487,7 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
     const key = errorKey(err);
     if (closed || key === lastError) return;
     lastError = key;
+    lastReported = err;
     try {
       onError?.(err);
     } catch {
@@ -508,9 +529,11 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
     parsed = result.parsed;
     // a read that finds the declaration or row reported as cut short still cut short ends no error
     if (reader.incompleteReported()) return publish();
-    const recovered = lastError !== undefined;
+    const ended = lastError === undefined ? undefined : lastReported;
     lastError = undefined;
-    publish(recovered);
+    lastReported = undefined;
+    if (ended !== undefined) tell(() => onRecovered?.(ended));
+    publish(ended !== undefined);
   };
 
   const load = async (): Promise<void> => {

@@ -9,7 +9,7 @@ import { KEA_HEADER, renderIscLeases, renderKeaLeases, type IscLeaseInput, type 
 import { MARK_BYTES } from '../../src/leases/follow.js';
 import { ISC_MARK_BYTES } from '../../src/leases/isc-follow.js';
 import { LeaseParseError, type LeaseProblem } from '../../src/leases/types.js';
-import { errorKey, MAX_LEASE_FILE_BYTES, readIfThere, readKea, readLeasesOnce, watchLeases, type LeaseRead, type LeaseView, type LeaseWatcher, type WatchLeasesOptions } from '../../src/leases/watch.js';
+import { errorKey, LeaseFileTooLargeError, MAX_LEASE_FILE_BYTES, readIfThere, readKea, readLeasesOnce, watchLeases, type LeaseRead, type LeaseView, type LeaseWatcher, type WatchLeasesOptions } from '../../src/leases/watch.js';
 
 const NOW = new Date('2026-01-01T00:00:00Z');
 const LATER = new Date('2026-06-01T00:00:00Z');
@@ -586,6 +586,37 @@ describe('watchLeases', () => {
     expect(first.leases.map((l) => l.ip).sort()).toEqual(['10.2.0.2', '10.2.0.3']);
   });
 
+  it('a lease file beyond the size bound is told once while it stays so, however it grows; back under, its end is told once and the file read; beyond again, told again', async () => {
+    await replaceFile(renderIscLeases([A, B]));
+    const recovered: BmcError[] = [];
+    const { watcher, views, errors } = start({ onRecovered: (err) => recovered.push(err) });
+    await until(() => views.length === 1);
+    // a file growing without cleanup, each change read (sparse: the size counts, nothing is written to disk)
+    for (let grown = 1; grown <= 4; grown++) {
+      const readsBefore = watcher.reads();
+      truncateSync(path, MAX_LEASE_FILE_BYTES + grown);
+      await until(() => watcher.reads() > readsBefore);
+    }
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: 'CONFIG', file: path, message: `lease file ${path} holds ${MAX_LEASE_FILE_BYTES + 1} bytes, more than the ${MAX_LEASE_FILE_BYTES} a lease file may hold; not read (does its DHCP server clean it up?)` });
+    expect(recovered).toEqual([]);
+    expect(ips(watcher.current())).toEqual(['10.0.0.1', '10.0.0.2']);
+
+    await replaceFile(renderIscLeases([A, B, C])); // cleaned up
+    await until(() => views.length === 2);
+    expect(recovered).toEqual([errors[0]]);
+    expect(ips(watcher.current())).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.3']);
+    const readsBefore = watcher.reads();
+    appendFileSync(path, renderIscLeases([C]).slice(renderIscLeases([]).length));
+    await until(() => watcher.reads() > readsBefore);
+    expect(recovered).toHaveLength(1);
+
+    truncateSync(path, MAX_LEASE_FILE_BYTES + 1);
+    await until(() => errors.length === 2);
+    expect(errors[1]).toMatchObject({ code: 'CONFIG', file: path });
+    expect(recovered).toHaveLength(1);
+  });
+
   it('the first good read after an error is told even when the leases did not change (a readiness problem it set ends with it)', async () => {
     await replaceFile('');
     const { views, errors } = start();
@@ -667,11 +698,14 @@ describe('watchLeases', () => {
 });
 
 describe('errorKey', () => {
-  it('tells lease file errors apart by file, line and kind, not by their text (which may name where the file ends now); any other error by its text', () => {
+  it('tells lease file errors apart by file, line and kind, not by their text (which may name where the file ends now), a file too large by the file; any other error by its text', () => {
     const cut = (line: number, end: number, source = '/leases', problem: LeaseProblem = 'cut-short') => new LeaseParseError(line, `unterminated block of lease 10.0.0.2 (end of file at line ${end})`, { source, problem });
     expect(errorKey(cut(12, 20))).toBe(errorKey(cut(12, 31)));
     for (const other of [cut(13, 20), cut(12, 20, '/leases.1'), cut(12, 20, '/leases', 'structure')]) expect(errorKey(other)).not.toBe(errorKey(cut(12, 20)));
     expect(errorKey(new BmcError('CONFIG', 'cannot read lease file /leases: EACCES'))).not.toBe(errorKey(new BmcError('CONFIG', 'cannot read lease file /leases: ENOENT')));
+    // a file too large by the file alone: its text names its size, which grows with every write
+    expect(errorKey(new LeaseFileTooLargeError('/leases', MAX_LEASE_FILE_BYTES + 1))).toBe(errorKey(new LeaseFileTooLargeError('/leases', MAX_LEASE_FILE_BYTES + 4096)));
+    expect(errorKey(new LeaseFileTooLargeError('/leases', MAX_LEASE_FILE_BYTES + 1))).not.toBe(errorKey(new LeaseFileTooLargeError('/leases.1', MAX_LEASE_FILE_BYTES + 1)));
   });
 });
 
