@@ -52,6 +52,8 @@ export class KeaLeaseFollower {
   private unterminated: KeaLease | undefined;
   /** the rows a tail read left out (they cannot be read) */
   private skipped: LeaseParseError[] = [];
+  /** the full read found the header line not whole: being written (by Kea, or a copy) */
+  private headerCut = false;
   /** the appended rows go into byIp; one without its newline into `unterminated`, or, short of fields, left as incomplete */
   private readonly format: TailFormat = {
     lineEnded: true,
@@ -79,6 +81,7 @@ export class KeaLeaseFollower {
     this.rows = undefined;
     this.stamp = undefined;
     this.unterminated = undefined;
+    this.headerCut = false;
   }
 
   /** A read can continue where the last one stopped (a tail read is worth trying). */
@@ -96,6 +99,11 @@ export class KeaLeaseFollower {
     for (const [ip, lease] of this.byIp) if (ip !== key) leases.push(lease);
     leases.push(u);
     return { format: 'kea', leases };
+  }
+
+  /** The last read ended inside a row: one short of fields, one with its fields but not yet its newline, or the header (Kea, or a copy, writing it). */
+  endsInsideRow(): boolean {
+    return this.headerCut || this.unterminated !== undefined || this.file.incomplete() !== undefined;
   }
 
   /** Where the row the file stops inside (short of fields, no newline) begins and how much of it there is, when it does. */
@@ -122,6 +130,7 @@ export class KeaLeaseFollower {
     absorb(this.byIp, read.cleanup);
     const { bytes, id, stamp, text } = read;
     const header = text.slice(0, Math.max(0, text.indexOf('\n')));
+    this.headerCut = /\S/.test(text) && !text.includes('\n');
     // a whole, not blank, first line: the rows were parsed by it (watch.ts skips a header still being written)
     const followable = bytes !== undefined && id !== undefined && stamp !== undefined && /\S/.test(header);
     const offset = bytes === undefined ? 0 : bytes.lastIndexOf(0x0a) + 1;

@@ -4,7 +4,8 @@
  * debounced. The file is followed: after a full read, a change is read from where the last read
  * stopped (createLeaseReader, follow.ts, isc-follow.ts, kea-follow.ts); a declaration dhcpd or a row
  * Kea is still writing waits for the next read, and is reported once it stays cut short for a
- * poll interval with the file unchanged. A Kea lease file is read whole with the files of
+ * poll interval with the file unchanged; a read that ends inside an entry keeps the view before it for
+ * a while (cut-read.ts: a file copied over in place, read mid-copy). A Kea lease file is read whole with the files of
  * Kea's lease file cleanup before it (KEA_CLEANUP_SUFFIXES), as Kea loads them, then followed
  * while those files stay as they are. A file that cannot be read or parsed keeps the last good view and is
  * reported to onError once per distinct error; nothing is ever thrown out of a timer. A directory
@@ -16,6 +17,7 @@ import { open, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { BmcError } from '../errors.js';
 import type { Cidr } from '../net/cidr.js';
+import { CUT_READ_HOLD_MS, CutReadHold } from './cut-read.js';
 import { IscLeaseFollower } from './isc-follow.js';
 import { KeaLeaseFollower, type KeaFullRead } from './kea-follow.js';
 import { normalizeMacSet } from './mac.js';
@@ -51,6 +53,11 @@ export interface WatchLeasesOptions extends ReadLeasesOptions {
   maxWaitMs?: number;
   /** stat interval of the fallback poll, which also re-evaluates expiry; default 2000 */
   pollMs?: number;
+  /**
+   * the longest reads that end inside an entry (a file copied in place, read mid-copy) keep the
+   * addresses they did not reach from the view before; default CUT_READ_HOLD_MS (cut-read.ts)
+   */
+  cutHoldMs?: number;
   /** watch the directory with fs.watch besides polling; default true (false for file systems without inotify) */
   fsWatch?: boolean;
   /** the directory watch; default fs.watch (tests give one that fails as fs.watch does once the inotify limits are reached) */
@@ -330,6 +337,11 @@ export interface LeaseReader {
   stuckIncomplete(ms: number): LeaseParseError | undefined;
   /** The last read found the entry stuckIncomplete gave still cut short. */
   incompleteReported(): boolean;
+  /**
+   * After reads that ended inside an entry kept the addresses they did not reach (cut-read.ts):
+   * once that hold is over with no read since, what the last read read alone (once); else undefined.
+   */
+  releaseHeld(): ParsedLeases | undefined;
 }
 
 /**
@@ -338,9 +350,10 @@ export interface LeaseReader {
  * the same inode, not shorter and unchanged before that point (and, for Kea, its header and its
  * cleanup files unchanged); anything else is a full read.
  */
-export function createLeaseReader(path: string, format: LeaseFormatOption, tailChunkBytes?: number, now: () => number = Date.now): LeaseReader {
+export function createLeaseReader(path: string, format: LeaseFormatOption, tailChunkBytes?: number, now: () => number = Date.now, cutHoldMs = CUT_READ_HOLD_MS): LeaseReader {
   const isc = new IscLeaseFollower(tailChunkBytes);
   const kea = new KeaLeaseFollower(tailChunkBytes);
+  const hold = new CutReadHold(cutHoldMs, now);
   /** the declaration or row the file stops inside, by where it starts and how much of it there is, since when unchanged */
   let incomplete: { at: number; bytes: number; since: number; reported: boolean } | undefined;
   const noteIncomplete = (): void => {
@@ -352,7 +365,8 @@ export function createLeaseReader(path: string, format: LeaseFormatOption, tailC
   };
   const told = new SkippedOnce();
   const named = (errors: readonly LeaseParseError[], id: FileIdentity | undefined): SkippedEntry[] => errors.map((err) => ({ error: err.withSource(path), file: id }));
-  type Taken = LeaseRead & { parsed: ParsedLeases; skipped: SkippedEntry[] };
+  /** `size`: the lease file's, as read */
+  type Taken = LeaseRead & { parsed: ParsedLeases; skipped: SkippedEntry[]; size: number };
   const tail = async (): Promise<Taken | undefined> => {
     if (!isc.following() && !kea.following()) return undefined;
     // the cleanup files before the lease file: a cleanup starting after this moves the lease file
@@ -364,7 +378,7 @@ export function createLeaseReader(path: string, format: LeaseFormatOption, tailC
       const size = Number(id.size);
       checkSize(path, size);
       const read = stamp === undefined ? await isc.tail(file, id, size) : await kea.tail(file, id, size, stamp);
-      return read && { mode: 'tail', bytes: read.bytes, parsed: read.parsed, skipped: named(read.skipped, id) };
+      return read && { mode: 'tail', bytes: read.bytes, parsed: read.parsed, skipped: named(read.skipped, id), size };
     } finally {
       await file.close();
     }
@@ -381,19 +395,22 @@ export function createLeaseReader(path: string, format: LeaseFormatOption, tailC
     const actual = format === 'auto' ? await formatOnDisk(path, text) : format;
     if (actual === 'isc') {
       const { parsed, skipped } = isc.full(bytes, text, id, format === 'isc');
-      return { mode: 'full', bytes: bytes.length, parsed, skipped: named(skipped, id) };
+      return { mode: 'full', bytes: bytes.length, parsed, skipped: named(skipped, id), size: bytes.length };
     }
     const files = await readKeaFiles(path, { text, bytes, id }, readIfThere, readMain);
     const { parsed, skipped } = kea.full(files);
     // the lease file as last read (read again when a cleanup file changed meanwhile)
-    return { mode: 'full', bytes: bytes.length, parsed, skipped: [...files.cleanupSkipped, ...named(skipped, files.id)] };
+    return { mode: 'full', bytes: bytes.length, parsed, skipped: [...files.cleanupSkipped, ...named(skipped, files.id)], size: files.bytes?.length ?? bytes.length };
   };
   return {
     read: async () => {
       try {
         const read = (await tail()) ?? (await full());
         noteIncomplete();
-        return { mode: read.mode, bytes: read.bytes, parsed: read.parsed, skipped: told.fresh(read.skipped, read.mode === 'full') };
+        // a read that ends inside an entry keeps the addresses it did not reach (a file copied in place,
+        // read mid-copy; an empty file is one a copy has just truncated: no DHCP server leaves its file so)
+        const parsed = hold.take(read.parsed, read.size === 0 || isc.incompleteAt() !== undefined || kea.endsInsideRow());
+        return { mode: read.mode, bytes: read.bytes, parsed, skipped: told.fresh(read.skipped, read.mode === 'full') };
       } catch (err) {
         isc.reset();
         kea.reset();
@@ -408,6 +425,7 @@ export function createLeaseReader(path: string, format: LeaseFormatOption, tailC
       return err;
     },
     incompleteReported: () => incomplete?.reported === true,
+    releaseHeld: () => hold.release(),
   };
 }
 
@@ -448,6 +466,7 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
   const debounceMs = checkMs('debounceMs', options.debounceMs, 200, 0);
   const maxWaitMs = checkMs('maxWaitMs', options.maxWaitMs, 2000, 0);
   const pollMs = checkMs('pollMs', options.pollMs, 2000, 10);
+  const cutHoldMs = checkMs('cutHoldMs', options.cutHoldMs, CUT_READ_HOLD_MS, 0);
   const format = options.format ?? 'auto';
   const now = options.now ?? (() => new Date());
   const select = { allowedCidrs: options.allowedCidrs, ignoreMacs: normalizeMacSet(options.ignoreMacs ?? []) };
@@ -461,7 +480,7 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
   const files = [...names].map((n) => join(dir, n));
   const signatureNow = async (): Promise<string> => (await Promise.all(files.map((f) => stat(f).then(signatureOf, errorSignature)))).join('|');
 
-  const reader = createLeaseReader(path, format);
+  const reader = createLeaseReader(path, format, undefined, Date.now, cutHoldMs);
 
   let closed = false;
   let parsed: ParsedLeases | undefined;
@@ -620,6 +639,12 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
     // the file unchanged, is an error (the server stopped mid-write, a block never closed)
     const stuck = reading ? undefined : reader.stuckIncomplete(pollMs);
     if (stuck !== undefined) report(stuck);
+    // a file left cut short for good converges: once the hold is over, what it holds is the view
+    const released = reading ? undefined : reader.releaseHeld();
+    if (released !== undefined) {
+      parsed = released;
+      publish();
+    }
     if (!reading && now().getTime() >= nextExpiry) publish(); // leases expire while the file stands still
   };
   const pollTimer = setInterval(() => void poll().catch((err: unknown) => report(readError(path, err))), pollMs);

@@ -302,6 +302,36 @@ describe('watchLeases', () => {
     expect(errors).toEqual([]);
   });
 
+  it("a lease file copied over in place (a sidecar's cp), read mid-copy: no BMC drops out; left cut for good, the view becomes what it holds once cutHoldMs is over; written whole, every BMC is back", async () => {
+    const eight = Array.from({ length: 8 }, (_, i) => lease(`10.0.0.${i + 1}`, `00:00:00:00:00:${(i + 1).toString(16).padStart(2, '0')}`));
+    const whole = renderIscLeases(eight);
+    await replaceFile(whole);
+    const { watcher, views, errors } = start({ pollMs: 40, cutHoldMs: 400 });
+    await until(() => views.length === 1);
+    expect(views[0]?.leases).toHaveLength(8);
+
+    // the copy truncated the file and wrote it up to inside the fifth lease
+    const cut = whole.slice(0, whole.indexOf('binding', whole.indexOf('lease 10.0.0.5 ')));
+    const readsBefore = watcher.reads();
+    const cutAt = Date.now();
+    writeFileSync(path, cut);
+    await until(() => watcher.reads() > readsBefore);
+    expect(views).toHaveLength(1);
+    expect(watcher.current()).toHaveLength(8);
+
+    // never finished: once the hold is over, the four complete leases are the view
+    await until(() => views.length === 2);
+    expect(Date.now() - cutAt).toBeGreaterThanOrEqual(400);
+    expect(ips(views[1]!.removed)).toEqual(['10.0.0.5', '10.0.0.6', '10.0.0.7', '10.0.0.8']);
+    expect(ips(watcher.current())).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4']);
+    expect(errors).toHaveLength(1); // the declaration left cut, reported once it stayed so for a poll interval
+    expect(errors[0]).toMatchObject({ problem: 'cut-short', line: whole.split('\n').indexOf('lease 10.0.0.5 {') + 1 });
+
+    writeFileSync(path, whole); // the next copy, whole
+    await until(() => views.length === 3);
+    expect(ips(views[2]!.added)).toEqual(['10.0.0.5', '10.0.0.6', '10.0.0.7', '10.0.0.8']);
+  });
+
   it('started on a file that ends inside a declaration (dhcpd writing it): the complete leases at once, no error; the one cut short reported once it stays so for a poll interval, with its line; finished, it is taken and the error ends', async () => {
     const whole = renderIscLeases([A, B, C]);
     const cLine = whole.split('\n').indexOf('lease 10.0.0.3 {') + 1;
