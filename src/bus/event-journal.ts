@@ -14,6 +14,13 @@
  * - **Release** after a failure that proves the step was not sent, **done** after it was answered:
  *   compare-and-set on the claim's revision, best effort (a failure is logged; the key then stays
  *   `claimed`, and a later delivery does not send the step but says it may have happened).
+ * - **Skipped**: a step left out on purpose (a late delete's RESET with a newer event of the
+ *   machine pending) is created `skipped`, so a later delivery, which may find nothing newer
+ *   pending, leaves it out too. Best effort.
+ * - **Settled:** `ev.<stream tag>.<stream sequence>.settled` is written (put) before an event's
+ *   ack or term, so a delivery after that ack was lost (a NATS node gone, a process killed first)
+ *   is acknowledged again, not run again behind the machine's later events: its boot device would
+ *   override theirs. Best effort: unwritten, the step keys still keep each RESET to one sending.
  * - Keys are never deleted: the bucket's max age (the stream's retention, plus ack_wait and a
  *   margin) lets them expire after the event itself is gone from the stream.
  * - **Failures:** a claim that cannot be written or read rejects (UNAVAILABLE): the step is not
@@ -26,7 +33,7 @@ import { sanitizeName } from './jetstream.js';
 import type { KvBucket } from './kv.js';
 import type { StreamIdentity } from './shared-position.js';
 
-export type JournalState = 'claimed' | 'released' | 'done';
+export type JournalState = 'claimed' | 'released' | 'done' | 'skipped';
 
 /** A step's key value. */
 export interface JournalRecord {
@@ -52,6 +59,23 @@ export interface EventJournal {
   started(eventId: string): Promise<number>;
   /** the event's run ended handed back (it comes again by choice): not a run that never settled; whether it was counted (never rejects) */
   handedBack(eventId: string): Promise<boolean>;
+  /** the step was left out on purpose; a later delivery leaves it out too (never rejects; a key already there is kept) */
+  skipped(eventId: string, step: number): Promise<void>;
+  /** the event settled (ack or term): whether that was written (never rejects) */
+  settled(eventId: string): Promise<boolean>;
+  /** who settled the event when, if anyone did; rejects (UNAVAILABLE) when the bucket cannot be read */
+  settledBefore(eventId: string): Promise<SettledRecord | undefined>;
+}
+
+/** Who settled an event, and when (by the writer's clock). */
+export interface SettledRecord {
+  instance: string;
+  at: string;
+}
+
+/** The key saying an event settled. */
+export function settledKey(eventId: string): string {
+  return `ev.${eventId}.settled`;
 }
 
 /** The key counting an event's runs. */
@@ -105,7 +129,7 @@ const MAX_UNSENT_HERE = 4096;
 
 /** how long a key outlives the retention: an event delivered just before it left the stream may run for ack_wait */
 const MARGIN_MS = 600_000;
-const STATES: readonly JournalState[] = ['claimed', 'released', 'done'];
+const STATES: readonly JournalState[] = ['claimed', 'released', 'done', 'skipped'];
 
 /** the key-value bucket of the partition's event journal: `<durable>-events` */
 export function eventJournalBucketName(durableName: string): string {
@@ -149,6 +173,22 @@ export function recordOf(bytes: Uint8Array): JournalRecord | { invalid: string }
   if (typeof r.at !== 'string' || !RECORD_AT.test(r.at) || Number.isNaN(Date.parse(r.at))) return { invalid: 'at is not an ISO 8601 time' };
   if (typeof r.token !== 'string' || !RECORD_TOKEN.test(r.token)) return { invalid: 'token is not 1 to 64 base64url characters' };
   return { state: r.state as JournalState, instance: r.instance, at: r.at, token: r.token };
+}
+
+/** The record in an event's settled key, or why the value is not one (never throws). */
+export function settledRecordOf(bytes: Uint8Array): SettledRecord | { invalid: string } {
+  if (bytes.length === 0 || bytes.length > 1024) return { invalid: `${bytes.length} bytes (a record has 1 to 1024)` };
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  } catch {
+    return { invalid: 'not JSON' };
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { invalid: 'not an object' };
+  const r = v as Partial<Record<keyof SettledRecord, unknown>>;
+  if (typeof r.instance !== 'string' || !RECORD_INSTANCE.test(r.instance)) return { invalid: 'instance is not 1 to 128 characters without control characters' };
+  if (typeof r.at !== 'string' || !RECORD_AT.test(r.at) || Number.isNaN(Date.parse(r.at))) return { invalid: 'at is not an ISO 8601 time' };
+  return { instance: r.instance, at: r.at };
 }
 
 /** The record in a key's value, or undefined for anything else (never throws). */
@@ -244,6 +284,41 @@ export function createEventJournal(o: { kv: KvBucket; instanceId: string; logger
   }
 
   return {
+    async skipped(eventId, step) {
+      const key = stepKey(eventId, step);
+      try {
+        // a key already there (an earlier delivery claimed the step) keeps what it says
+        await o.kv.create(key, encode(record('skipped', randomBytes(9).toString('base64url'))));
+      } catch (err) {
+        o.logger.warn({ err, bucket: o.kv.bucket, journalKey: key }, 'event journal: a step left out not written as skipped; a later delivery with nothing newer pending would send it');
+      }
+    },
+    async settled(eventId) {
+      const key = settledKey(eventId);
+      const value: SettledRecord = { instance: o.instanceId, at: new Date(now()).toISOString() };
+      try {
+        await o.kv.put(key, Buffer.from(JSON.stringify(value), 'utf8'));
+        return true;
+      } catch (err) {
+        o.logger.warn({ err, bucket: o.kv.bucket, journalKey: key }, 'event journal: an event settled not written as such; a delivery after a lost ack would run it again');
+        return false;
+      }
+    },
+    async settledBefore(eventId) {
+      const key = settledKey(eventId);
+      let e;
+      try {
+        e = await o.kv.get(key);
+      } catch (err) {
+        throw unavailable(key, err);
+      }
+      if (!e || e.deleted) return undefined;
+      const seen = settledRecordOf(e.value);
+      if (!('invalid' in seen)) return seen;
+      // the key's name says the event settled; only its details cannot be read
+      o.logger.warn({ bucket: o.kv.bucket, journalKey: key, problem: seen.invalid, value: quoteValue(e.value) }, 'event journal: the event\'s settled key holds no valid record; taken as settled');
+      return { instance: 'unknown (the key holds no settled record)', at: 'unknown' };
+    },
     async started(eventId) {
       try {
         const c = await countRuns(eventId, (r) => ({ ...r, starts: r.starts + 1 }));

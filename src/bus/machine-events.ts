@@ -63,6 +63,8 @@ export interface EventMeta {
 
 export interface SubscribeMetrics {
   eventsExpired?: { inc(): void };
+  /** a delivery of an event this process settled (its ack lost): acknowledged again, not run */
+  eventsSettledBefore?: { inc(labels: { seen: 'here' }): void };
 }
 
 /**
@@ -393,6 +395,7 @@ async function subscribeJetStream(o: SubscribeOptions, jsm: JetStreamManager): P
     // created again, delivers it as new (count 1; seen under load across a nats-server restart).
     if (settled.has(eventKey(m))) {
       o.logger.info(where, 'redelivered machine event already settled here; acknowledged again, not run twice');
+      o.metrics?.eventsSettledBefore?.inc({ seen: 'here' });
       m.ack();
       settledHere();
       return;

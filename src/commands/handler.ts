@@ -3,7 +3,7 @@
  * is done (`ack`), goes to another instance (`nak`) or must never come back (`term`).
  * Knows nothing of NATS; the bus calls it with the bytes and acts on the answer.
  */
-import { checkDuration, MAX_TIMER_MS } from '../deadline.js';
+import { checkDuration, endedWithin, MAX_TIMER_MS } from '../deadline.js';
 import { isBmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { timelinessOf } from './age.js';
@@ -11,6 +11,7 @@ import { decodeMachineEvent, EventDecodeError, planEvent } from './event.js';
 import type { FirmwareJobs } from './firmware-jobs.js';
 import type { CommandMetrics } from './metrics.js';
 import { goesBack, type CommandResult, type CommandRunner } from './runner.js';
+import type { StepJournal } from './step-journal.js';
 
 export type Disposition = 'ack' | 'term' | 'nak';
 
@@ -50,7 +51,12 @@ export interface EventHandlerOptions {
   ttlMs?: number;
   /** the clock of the age: the NATS server's, which stamped the events (server-clock.ts); default this host's */
   now?: () => number;
+  /** the event journal: an event the runner settled is written settled there before its ack (step-journal.ts `settled`) */
+  journal?: Pick<StepJournal, 'settled'>;
 }
+
+/** How long an ack waits for the event journal to say the event settled: a NATS that does not answer holds no ack for longer. */
+const SETTLED_WRITE_MS = 2000;
 
 /** an event from the future by more than this: this host's clock is behind the NATS server's */
 const SKEW_TOLERANCE_MS = 2000;
@@ -123,8 +129,21 @@ export function createEventHandler(o: EventHandlerOptions): EventHandler {
       if (isBmcError(err, 'CLOSED')) return 'nak';
       throw err;
     }
-    return dispositionOf(result);
+    const disposition = dispositionOf(result);
+    await recordSettled(o, plan.eventId, disposition, result);
+    return disposition;
   };
+}
+
+/**
+ * Writes an event the runner settled as settled in the journal, before the bus acknowledges it, so
+ * that a delivery after a lost ack is acknowledged again instead of run again (runner.ts
+ * `settledBefore`). Bounded by SETTLED_WRITE_MS: the ack goes out either way.
+ */
+async function recordSettled(o: EventHandlerOptions, eventId: string | undefined, disposition: Disposition, result: CommandResult): Promise<void> {
+  const write = o.journal?.settled;
+  if (write === undefined || eventId === undefined || disposition === 'nak' || result.settledBefore !== undefined) return;
+  if (!(await endedWithin(write.call(o.journal, eventId), SETTLED_WRITE_MS))) o.logger.warn({ eventId, waitedMs: SETTLED_WRITE_MS }, 'event journal: an event settled not written as such in time; acknowledged all the same');
 }
 
 /** The result event for a machine event refused because too many were in flight (core NATS); what can be read of the event names it. */

@@ -15,6 +15,7 @@ export interface CommandMetrics {
   eventsLate: Counter<'type'>;
   powerStepsSkipped: Counter<'type'>;
   handBacksUncounted: Counter;
+  eventsSettledBefore: Counter<'seen'>;
   natsConnected: Gauge;
   natsClockOffsetSeconds: Gauge;
   leading: Gauge;
@@ -43,6 +44,7 @@ export function createCommandMetrics(registry: Registry): CommandMetrics {
     eventsExpired: new Counter({ name: 'metal_bmc_events_expired_total', help: 'Machine events dropped because they were older than the lifecycle retention (only a foreign stream keeps them that long)', registers }),
     eventsLate: new Counter({ name: 'metal_bmc_events_late_total', help: 'create and delete events executed although older than the topic TTL (published while metal-bmc was down), by type', labelNames: ['type'], registers }),
     handBacksUncounted: new Counter({ name: 'metal_bmc_event_handbacks_uncounted_total', help: 'Runs of machine events handed back (a shutdown, a lost lead, the event journal unreachable) whose hand-back the event journal did not count within 2 s (a count still under way may land later): a later delivery counts each not landed as a run that never settled, and an event with three of them is refused (UNSETTLED_RUNS)', registers }),
+    eventsSettledBefore: new Counter({ name: 'metal_bmc_events_settled_before_total', help: 'Deliveries of machine events an earlier delivery had settled (its ack lost: a NATS node gone, a process killed before the ack went out), acknowledged again and not run, by where that was seen: here (this process settled it) or journal (the event journal\'s settled key: another instance, or this one before a restart)', labelNames: ['seen'], registers }),
     powerStepsSkipped: new Counter({ name: 'metal_bmc_power_steps_skipped_total', help: 'Power steps of late lifecycle events skipped because a newer event for the machine was pending, by type', labelNames: ['type'], registers }),
     firmwareJobs: new Counter({ name: 'metal_bmc_firmware_jobs_total', help: 'UPDATE-FIRMWARE jobs by outcome (completed, failed, interrupted, refused)', labelNames: ['outcome'], registers }),
     firmwareJobsRunning: new Gauge({ name: 'metal_bmc_firmware_jobs_running', help: 'UPDATE-FIRMWARE jobs running in the background', registers }),

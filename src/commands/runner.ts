@@ -45,6 +45,11 @@ export interface CommandResult {
   attempts?: number;
   /** not executed here: something it depends on could not be used yet (the event journal, the lease file before its first read; HandBackError), nothing was sent blind; the event goes back to the stream */
   handedBack?: true;
+  /**
+   * not executed: an earlier delivery settled the event (the event journal says who and when) and
+   * its ack was lost; acknowledged again. Never published: the runner tells no such result (`onResult`)
+   */
+  settledBefore?: string;
 }
 
 export type ConnectBmc = (ipmi: EventIpmi, options: { signal: AbortSignal }) => Outband | Promise<Outband>;
@@ -56,7 +61,7 @@ export interface CommandRunnerOptions {
   /** deadline of one plan, from connect to the last action */
   timeoutMs: number;
   logger: Logger;
-  metrics?: Pick<CommandMetrics, 'commands' | 'commandSeconds'> & Partial<Pick<CommandMetrics, 'eventsStale' | 'eventsLate' | 'powerStepsSkipped' | 'eventsRefused' | 'eventsSuperseded' | 'handBacksUncounted'>>;
+  metrics?: Pick<CommandMetrics, 'commands' | 'commandSeconds'> & Partial<Pick<CommandMetrics, 'eventsStale' | 'eventsLate' | 'powerStepsSkipped' | 'eventsRefused' | 'eventsSuperseded' | 'handBacksUncounted' | 'eventsSettledBefore'>>;
   /**
    * plans per machine, the running one included (METAL_BMC_COMMAND_QUEUE_MAX). One more takes the
    * place of the oldest queued plan it replaces (age.ts onlySetsBootDevice), else goes back to the
@@ -179,6 +184,9 @@ const HAND_BACK_COUNT_MS = 2000;
 
 /** What a result says of an event handed back on its last allowed delivery, which the server delivers no more. */
 const LAST_DELIVERY = 'this was its last allowed delivery, so it does not go back to the stream and does not come again';
+
+/** A step an earlier delivery ended without leaving it open, as a result's `skipped` says it: not sent by this one either. */
+const EARLIER_STEP = { done: 'done', skipped: 'left out' } as const;
 
 /** Events whose QUEUE_FULL hand-back was said, at most: beyond it they are said again (events taken by another instance are not kept for ever). */
 const OVERFLOW_TOLD_MAX = 10_000;
@@ -359,7 +367,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
    * earlier delivery's claim throws EarlierDeliveryError, a journal that cannot be used
    * JournalUnavailableError.
    */
-  async function claimStep(journal: StepJournal, plan: Plan, eventId: string, step: number, action: BmcAction): Promise<StepHold | { doneBefore: StepRecord }> {
+  async function claimStep(journal: StepJournal, plan: Plan, eventId: string, step: number, action: BmcAction): Promise<StepHold | { before: StepRecord & { state: keyof typeof EARLIER_STEP } }> {
     let claimed;
     try {
       claimed = await journal.claim(eventId, step);
@@ -368,9 +376,10 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     }
     if ('go' in claimed) return claimed.go;
     const fields = { machineId: plan.machineId, command: plan.command, step: describeAction(action), eventId, earlier: describeRecord(claimed.seen) };
-    if (claimed.seen.state === 'done') {
-      o.logger.info(fields, 'step of a machine event done by an earlier delivery; not sent again');
-      return { doneBefore: claimed.seen };
+    const { state } = claimed.seen;
+    if (state === 'done' || state === 'skipped') {
+      o.logger.info(fields, `step of a machine event ${EARLIER_STEP[state]} by an earlier delivery; not sent`);
+      return { before: { ...claimed.seen, state } };
     }
     throw new EarlierDeliveryError(action, claimed.seen);
   }
@@ -414,13 +423,15 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
             skipped.push(describeAction(action));
             o.metrics?.powerStepsSkipped?.inc({ type: plan.type });
             o.logger.info({ machineId: plan.machineId, type: plan.type, step: describeAction(action) }, 'power step of a late event skipped: a newer event for the machine is pending');
+            // a later delivery of this event (its ack lost) may find nothing newer pending: it leaves the step out too
+            if (o.journal?.skipped && plan.eventId !== undefined) await o.journal.skipped(plan.eventId, step);
             continue;
           }
           sent = isIdempotent(action) ? undefined : action;
           if (sent && o.journal && plan.eventId !== undefined) {
             const claimed = await claimStep(o.journal, plan, plan.eventId, step, sent);
-            if ('doneBefore' in claimed) {
-              skipped.push(`${describeAction(action)} (done by an earlier delivery: ${describeRecord(claimed.doneBefore)})`);
+            if ('before' in claimed) {
+              skipped.push(`${describeAction(action)} (${EARLIER_STEP[claimed.before.state]} by an earlier delivery: ${describeRecord(claimed.before)})`);
               sent = undefined;
               continue;
             }
@@ -529,6 +540,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   async function runDelivery(plan: Plan, cut: AbortSignal, newerPending: () => boolean): Promise<CommandResult> {
     const { journal } = o;
     const eventId = plan.eventId;
+    const before = await settledBefore(plan);
+    if (before !== undefined) return before;
     if (journal?.started !== undefined && eventId !== undefined) {
       let runs: number | undefined;
       try {
@@ -543,6 +556,29 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     const handedBack = eventId !== undefined && (result.code === 'ABORTED' || result.handedBack) ? countHandBack(plan, eventId) : undefined;
     await Promise.all([handedBack, ...closing]);
     return result;
+  }
+
+  /**
+   * An event an earlier delivery settled (the journal's settled key: its ack was lost, a NATS node
+   * gone or a process killed before it went out): not run again, acknowledged again, told to no
+   * one. Run again, a late delete found without the newer event that made it skip its RESET
+   * would set PXE and reset the machine after that event set DISK. A journal that cannot be read
+   * lets it run (as a run count that cannot be written does): each RESET is still claimed first.
+   */
+  async function settledBefore(plan: Plan): Promise<CommandResult | undefined> {
+    const eventId = plan.eventId;
+    if (o.journal?.settledBefore === undefined || eventId === undefined) return undefined;
+    let record;
+    try {
+      record = await o.journal.settledBefore(eventId);
+    } catch (err) {
+      o.logger.warn({ err, machineId: plan.machineId, command: plan.command, eventId }, 'event journal: whether the event settled before cannot be read; it runs');
+      return undefined;
+    }
+    if (record === undefined) return undefined;
+    o.metrics?.eventsSettledBefore?.inc({ seen: 'journal' });
+    o.logger.info({ machineId: plan.machineId, command: plan.command, eventId, settledBy: describeRecord(record) }, 'machine event settled by an earlier delivery (its ack was lost); acknowledged again, not run');
+    return { machineId: plan.machineId, type: plan.type, command: plan.command, ok: true, settledBefore: describeRecord(record), durationMs: 0, startedAt: new Date().toISOString() };
   }
 
   /**
@@ -599,7 +635,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
         else queues.delete(key);
         pending--;
         try {
-          o.onResult?.(result);
+          // an event settled before had its result told then
+          if (result.settledBefore === undefined) o.onResult?.(result);
         } catch (err) {
           o.logger.error({ err }, 'command result handler failed');
         }

@@ -5,14 +5,21 @@
  * ack. Structurally the bus's event journal (bus/event-journal.ts; commands/ does not import bus/).
  */
 
-/** What a step's key holds: who claimed it when, and whether it was given back unsent or done. */
+/** What a step's key holds: who claimed it when, and whether it was given back unsent, done or skipped. */
 export interface StepRecord {
-  /** claimed: may have been sent (nobody knows more); released: provably not sent; done: sent and answered */
-  state: 'claimed' | 'released' | 'done';
+  /**
+   * claimed: may have been sent (nobody knows more); released: provably not sent; done: sent and
+   * answered; skipped: left out on purpose (a late delete's power step with a newer event pending),
+   * never to be sent by a later delivery either
+   */
+  state: 'claimed' | 'released' | 'done' | 'skipped';
   instance: string;
   /** ISO 8601, by the writer's clock */
   at: string;
 }
+
+/** Who settled an event, and when (the event's `settled` key). */
+export type SettledRecord = Pick<StepRecord, 'instance' | 'at'>;
 
 /** A step this delivery holds: it sends it, then says how it went. Neither call rejects. */
 export interface StepHold {
@@ -42,9 +49,24 @@ export interface StepJournal {
   started?(eventId: string): Promise<number>;
   /** the run ended handed back (nak'ed by choice, it comes again): not one that never settled. Resolves to whether it was counted; never rejects. */
   handedBack?(eventId: string): Promise<boolean>;
+  /**
+   * Step `step` of event `eventId` was left out on purpose: a later delivery leaves it out too
+   * (it finds the step `skipped`), whatever is pending then. A step already claimed keeps its
+   * record. Best effort: never rejects.
+   */
+  skipped?(eventId: string, step: number): Promise<void>;
+  /**
+   * Event `eventId` settled (acknowledged or terminated): written before its ack, so that a
+   * delivery after a lost ack (a NATS node gone, a process killed before the ack went out), here
+   * or on another instance, acknowledges it again instead of running it after the machine's later
+   * events. Resolves to whether it was written; never rejects.
+   */
+  settled?(eventId: string): Promise<boolean>;
+  /** The record of an earlier delivery that settled event `eventId`, if any. Rejects when the journal cannot be used. */
+  settledBefore?(eventId: string): Promise<SettledRecord | undefined>;
 }
 
 /** How an earlier delivery's record reads in a result or a log line. */
-export function describeRecord(r: StepRecord): string {
+export function describeRecord(r: SettledRecord): string {
   return `instance ${r.instance} at ${r.at}`;
 }

@@ -147,7 +147,7 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
     : undefined;
   // jobs a restart cut off are reported before new events arrive
   firmware?.recover();
-  const handler = createEventHandler({ runner, ttlMs: o.ttlMs, ...(now ? { now } : {}), logger: o.logger, ...(o.metrics ? { metrics: o.metrics } : {}), ...(firmware ? { firmware } : {}) });
+  const handler = createEventHandler({ runner, ttlMs: o.ttlMs, ...(now ? { now } : {}), logger: o.logger, ...(o.metrics ? { metrics: o.metrics } : {}), ...(firmware ? { firmware } : {}), ...(journal ? { journal } : {}) });
   const position = o.positionFile !== undefined ? openEventPositionStore({ file: o.positionFile, logger: o.logger }) : undefined;
   const subscription = await subscribeMachineEvents({
     nc: o.nc,

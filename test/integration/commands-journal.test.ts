@@ -1,8 +1,10 @@
 /**
  * The event journal with a real nats-server and the simulated fleet: a RESET whose instance lost
  * NATS before its ack reached the server is redelivered to another instance, which does not send
- * it again; with the journal unreachable a RESET is not sent, its event goes back and runs once
- * the journal works. The journal's rules one by one are in test/unit/commands-journal.test.ts.
+ * it again; an event settled and delivered again (its ack lost, its consumer created again) is
+ * acknowledged again, not run; with the journal unreachable a RESET is not sent, its event goes
+ * back and runs once the journal works. The journal's rules one by one are in
+ * test/unit/commands-journal.test.ts.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
@@ -11,7 +13,13 @@ import { connectBus, type BusConnection } from '../../src/bus/connection.js';
 import { createEventJournal, eventJournalBucketName } from '../../src/bus/event-journal.js';
 import { streamNameFor } from '../../src/bus/jetstream.js';
 import { kvStreamName, openKvBucket } from '../../src/bus/kv.js';
-import type { CommandResult, ConnectBmc } from '../../src/commands/runner.js';
+import { createEventHandler } from '../../src/commands/handler.js';
+import { createCommandMetrics } from '../../src/commands/metrics.js';
+import { createCommandRunner, type CommandResult, type ConnectBmc } from '../../src/commands/runner.js';
+import { createEventJournal as journalOn, journalEventId, settledKey } from '../../src/bus/event-journal.js';
+import type { KvBucket } from '../../src/bus/kv.js';
+import type { SimMachine } from '../../src/sim/machine.js';
+import { Registry } from 'prom-client';
 import type { StepJournal } from '../../src/commands/step-journal.js';
 import { BmcError } from '../../src/errors.js';
 import { connectOutband } from '../../src/outband/connect.js';
@@ -40,6 +48,36 @@ const redfishPowered = () => redfishPoweredOf(fleet);
 function resetEvent(i: number) {
   const m = fleet.machines[i]!.state;
   return { type: 'command', new: `machine-${i}`, cmd: { target: `machine-${i}`, cmd: 'RESET', ipmi: { address: `${m.address}:${fleet.ipmiPort}`, user: fleet.user, password: fleet.password, mac: m.mac } } };
+}
+
+/** metal-api's create or delete of machine `i`. */
+function lifecycleEvent(i: number, type: 'create' | 'delete') {
+  const m = fleet.machines[i]!.state;
+  return { type, ...(type === 'delete' ? { old: `machine-${i}` } : { new: `machine-${i}` }), cmd: { target: `machine-${i}`, ipmi: { address: `${m.address}:${fleet.ipmiPort}`, user: fleet.user, password: fleet.password, mac: m.mac } } };
+}
+
+/** What the machine's BMC was told to do from now on (boot devices, power), until the test ends. */
+function changesOf(machine: SimMachine): string[] {
+  const changes: string[] = [];
+  const listen = (c: { kind: string; boot?: string; action?: string }) => void (['boot', 'power'].includes(c.kind) && changes.push(`${c.kind} ${c.boot ?? c.action ?? ''}`));
+  machine.on('change', listen);
+  cleanup.push(async () => machine.off('change', listen));
+  return changes;
+}
+
+/** The simulated fleet's BMC behind an event's address. */
+const connectSim: ConnectBmc = (ipmi, { signal }) => connectOutband({ host: ipmi.host, user: ipmi.user ?? '', password: ipmi.password ?? '', ipmiPort: ipmi.port, redfishPort: fleet.redfishPort, timeoutMs: 5000, signal });
+
+/** An instance's runner and handler on the partition's event journal (no NATS consumer: the test delivers), and the results it tells. */
+function runnerOn(kv: KvBucket, instanceId: string) {
+  const log = captureLog();
+  const registry = new Registry();
+  const metrics = createCommandMetrics(registry);
+  const journal = journalOn({ kv, instanceId, logger: log.logger });
+  const told: CommandResult[] = [];
+  const runner = createCommandRunner({ connect: connectSim, concurrency: 4, timeoutMs: 10_000, ttlMs: 30_000, logger: log.logger, metrics, journal, onResult: (r) => void told.push(r) });
+  cleanup.push(() => runner.drain(2000));
+  return { handler: createEventHandler({ runner, ttlMs: 30_000, logger: log.logger, metrics, journal }), told, registry, log };
 }
 
 /** A partition: its subjects, and the results metal-api sees. */
@@ -127,6 +165,69 @@ describe('the event journal: a RESET is sent at most once whatever its deliverie
     await consumerSettled(metalApi, streamNameFor(`${p.name}-machine`), `metal-bmc-${p.name}`);
     expect(p.results.map((r) => r.code ?? 'ok')).toEqual(['ABORTED', 'ABORTED', 'ABORTED', 'ABORTED', 'ok']);
     expect(resets).toHaveLength(1);
+  });
+
+  it('a late delete whose RESET gave way to the newer create, delivered again on another instance after its ack was lost (nothing newer pending there), is acknowledged again and not run: the machine keeps DISK and is not reset', async () => {
+    const machine = redfishPowered()[0]!;
+    const i = machine.state.index;
+    const p = await partition();
+    const nc = await connect({ servers: server.url });
+    cleanup.push(() => nc.close());
+    const kv = await openKvBucket(nc, await jetstreamManager(nc), eventJournalBucketName(`metal-bmc-${p.name}`));
+    const a = runnerOn(kv, 'instance-a');
+    const b = runnerOn(kv, 'instance-b');
+    const stream = { stream: `METAL_BMC_${p.name}-MACHINE`, created: new Date().toISOString() };
+    const [deleted, created] = [journalEventId(stream, 1), journalEventId(stream, 2)];
+    // published while metal-bmc was down: both are late, the create an hour after the delete
+    const at = Date.now() - 2 * 3600_000;
+    const deleteMeta = { publishedAt: new Date(at), deliveryCount: 1, eventId: deleted };
+    const changes = changesOf(machine);
+    const first = await Promise.all([
+      a.handler(enc(lifecycleEvent(i, 'delete')), deleteMeta),
+      a.handler(enc(lifecycleEvent(i, 'create')), { publishedAt: new Date(at + 3600_000), deliveryCount: 1, eventId: created }),
+    ]);
+    expect(first).toEqual(['ack', 'ack']);
+    expect(a.told).toMatchObject([
+      { type: 'delete', ok: true, late: true, skipped: ['RESET'] },
+      { type: 'create', ok: true, late: true },
+    ]);
+    const settledOnce = [...changes];
+    expect(settledOnce).toEqual(['boot pxe', 'boot disk']);
+    // its ack never reached the server: the delete comes again, to another instance, alone
+    expect(await b.handler(enc(lifecycleEvent(i, 'delete')), { ...deleteMeta, deliveryCount: 2 })).toBe('ack');
+    expect(changes).toEqual(settledOnce);
+    expect(b.told).toEqual([]);
+    expect((await kv.get(settledKey(deleted)))?.value).toBeDefined();
+    expect(await b.registry.getSingleMetricAsString('metal_bmc_events_settled_before_total')).toContain('metal_bmc_events_settled_before_total{seen="journal"} 1');
+    expect(b.log.find('machine event settled by an earlier delivery (its ack was lost); acknowledged again, not run')).toMatchObject([{ eventId: deleted, settledBy: expect.stringMatching(/^instance instance-a at /) }]);
+  });
+
+  it('events settled by one instance and delivered again by their consumer created anew (delivery count 1) are acknowledged again by another instance, not run: no boot device set again, no second result', async () => {
+    const machine = redfishPowered()[1]!;
+    const i = machine.state.index;
+    const p = await partition();
+    const a = await instance(p.name, 'instance-a');
+    const changes = changesOf(machine);
+    metalApi.publish(`${p.name}-machine`, enc(lifecycleEvent(i, 'delete')));
+    metalApi.publish(`${p.name}-machine`, enc(lifecycleEvent(i, 'create')));
+    const stream = streamNameFor(`${p.name}-machine`);
+    await until('both results', () => p.results.length === 2);
+    await consumerSettled(metalApi, stream, `metal-bmc-${p.name}`);
+    expect(p.results).toMatchObject([{ type: 'delete', ok: true }, { type: 'create', ok: true }]);
+    await a.svc.stop(2000);
+    await a.bus.close(1000);
+    const settledOnce = [...changes];
+    expect(settledOnce.filter((c) => c.startsWith('boot'))).toEqual(['boot pxe', 'boot disk']);
+    expect(settledOnce.filter((c) => c.startsWith('power'))).toHaveLength(1);
+    // the consumer lost (deleted by hand, a server's state gone): made again, it starts at the stream's first event
+    await (await jetstreamManager(metalApi)).consumers.delete(stream, `metal-bmc-${p.name}`);
+    const b = await instance(p.name, 'instance-b');
+    const info = await consumerSettled(metalApi, stream, `metal-bmc-${p.name}`);
+    expect(info.delivered.stream_seq).toBe(2);
+    await metalApi.flush();
+    expect(p.results).toHaveLength(2);
+    expect(changes).toEqual(settledOnce);
+    expect(b.svc.runner.pending).toBe(0);
   });
 
   it('with the journal unreachable the RESET is not sent and its event goes back; once the journal works it runs, once', async () => {

@@ -6,7 +6,7 @@
  * through nats-server and the simulated fleet is in test/integration/commands-journal.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { createEventJournal, journalEventId, parseRecord, runsKey, stepKey, type JournalClaim } from '../../src/bus/event-journal.js';
+import { createEventJournal, journalEventId, parseRecord, runsKey, settledKey, stepKey, type JournalClaim } from '../../src/bus/event-journal.js';
 import { isValidKey, type KvBucket } from '../../src/bus/kv.js';
 import type { Plan } from '../../src/commands/event.js';
 import { dispositionOf } from '../../src/commands/handler.js';
@@ -137,6 +137,35 @@ describe('event journal', () => {
     const store = createMemoryKv('p-events');
     await go(await journalOf(store.client(), 'host.example-1').journal.claim(EVENT, 1)).release();
     expect(parseRecord(store.entries().get(stepKey(EVENT, 1))!.value)).toMatchObject({ state: 'released', instance: 'host.example-1' });
+  });
+
+  it('an event written settled is seen settled by every instance, naming who and when; a step written skipped is seen skipped and a claim already there is kept', async () => {
+    const store = createMemoryKv('p-events');
+    const a = journalOf(store.client(), 'a').journal;
+    const b = journalOf(store.client(), 'b').journal;
+    expect(await b.settledBefore(EVENT)).toBeUndefined();
+    expect(await a.settled(EVENT)).toBe(true);
+    expect(await b.settledBefore(EVENT)).toEqual({ instance: 'a', at: '2026-01-02T03:04:05.000Z' });
+    await a.skipped(EVENT, 1);
+    expect(seen(await b.claim(EVENT, 1))).toEqual({ state: 'skipped', instance: 'a', at: '2026-01-02T03:04:05.000Z' });
+    go(await a.claim(EVENT, 2));
+    await b.skipped(EVENT, 2);
+    expect(seen(await b.claim(EVENT, 2))).toMatchObject({ state: 'claimed', instance: 'a' });
+  });
+
+  it('a settled key that holds no record is taken as settled, with one warning; a bucket that cannot be read rejects, a write that fails is logged and not thrown', async () => {
+    const store = createMemoryKv('p-events');
+    const kv: MemoryKvClient = store.client();
+    await kv.create(settledKey(EVENT), new TextEncoder().encode(JSON.stringify({ instance: 'a\nforged line', at: '2026-01-02T03:04:05.000Z' })));
+    const { journal, log } = journalOf(kv, 'b');
+    expect(await journal.settledBefore(EVENT)).toEqual({ instance: 'unknown (the key holds no settled record)', at: 'unknown' });
+    expect(log.find("event journal: the event's settled key holds no valid record; taken as settled")).toMatchObject([{ journalKey: settledKey(EVENT), problem: expect.stringMatching(/^instance /) }]);
+    kv.down = true;
+    expect(isBmcError(await journal.settledBefore(EVENT).catch((e: unknown) => e), 'UNAVAILABLE')).toBe(true);
+    expect(await journal.settled(EVENT)).toBe(false);
+    await journal.skipped(EVENT, 1);
+    expect(log.find(/an event settled not written as such/)).toHaveLength(1);
+    expect(log.find(/a step left out not written as skipped/)).toHaveLength(1);
   });
 
   it('a key that holds no journal record is taken as claimed: the step is not sent blind', async () => {
@@ -485,6 +514,41 @@ describe('command runner with the event journal', () => {
     expect(await running).toMatchObject({ code: 'ABORTED' });
     expect(await registry.getSingleMetricAsString('metal_bmc_event_handbacks_uncounted_total')).toMatch(/^metal_bmc_event_handbacks_uncounted_total 1$/m);
     expect(log.find('event journal: a hand-back not counted in time; a later delivery counts this run as one that never settled')).toEqual([expect.objectContaining({ level: 40, eventId: EVENT, waitedMs: 2000 })]);
+  });
+
+  it('a late delete whose RESET gave way to a newer pending event writes the step skipped: a later delivery (its ack lost, its settled key not written) with nothing newer pending leaves the RESET out too', async () => {
+    const store = createMemoryKv('p-events');
+    const old = { publishedAt: new Date(Date.now() - 3600_000) };
+    const a = instance(store, 'a', async () => undefined, { ttlMs: 30_000 });
+    const b = instance(store, 'b', async () => undefined, { ttlMs: 30_000 });
+    const create: Plan = { ...deletePlan(journalEventId({ stream: 'METAL_BMC_P-MACHINE', created: '2026-01-01T00:00:00Z' }, 8)), type: 'create', command: 'create', actions: [{ kind: 'command', command: 'DISK' }], ...old };
+    const [first] = await Promise.all([a.runner.submit({ ...deletePlan(EVENT), ...old }), a.runner.submit(create)]);
+    expect(first).toMatchObject({ ok: true, late: true, skipped: ['RESET'] });
+    expect(a.sent).toEqual(['PXE', 'DISK']);
+    const again = await b.runner.submit({ ...deletePlan(EVENT), ...old });
+    expect(again).toMatchObject({ ok: true, skipped: [expect.stringMatching(/^RESET \(left out by an earlier delivery: instance a at /)] });
+    expect(b.sent).toEqual(['PXE']);
+  });
+
+  it('an event settled by an earlier delivery is acknowledged again without running, told to no one and counted; one whose settled key cannot be read runs', async () => {
+    const store = createMemoryKv('p-events');
+    const registry = new Registry();
+    const told: unknown[] = [];
+    const a = instance(store, 'a');
+    const b = instance(store, 'b', async () => undefined, { metrics: createCommandMetrics(registry), onResult: (r) => void told.push(r) });
+    await a.journal.settled(EVENT);
+    const again = await b.runner.submit(deletePlan(EVENT));
+    expect(again).toMatchObject({ ok: true, settledBefore: expect.stringMatching(/^instance a at /) });
+    expect(dispositionOf(again)).toBe('ack');
+    expect(b.sent).toEqual([]);
+    expect(told).toEqual([]);
+    expect(await registry.getSingleMetricAsString('metal_bmc_events_settled_before_total')).toMatch(/^metal_bmc_events_settled_before_total\{seen="journal"\} 1$/m);
+    expect(await registry.getSingleMetricAsString('metal_bmc_commands_total')).not.toMatch(/outcome=/);
+    // unreadable: it runs (the RESET is still claimed first, and the claim works again here)
+    const kv = store.client();
+    const c = instance(store, 'c', async () => undefined, { journal: createEventJournal({ kv: { ...kv, get: (key) => (key === settledKey(EVENT) ? Promise.reject(new BmcError('TIMEOUT', 'no answer (test)')) : kv.get(key)) }, instanceId: 'c', logger: captureLog().logger }) });
+    expect(await c.runner.submit(deletePlan(journalEventId({ stream: 'METAL_BMC_P-MACHINE', created: '2026-01-01T00:00:00Z' }, 9)))).toMatchObject({ ok: true });
+    expect(c.sent).toEqual(['PXE', 'RESET']);
   });
 
   it('journals no idempotent step, and nothing without an event id (core NATS): sent as before', async () => {
