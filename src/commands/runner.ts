@@ -188,8 +188,11 @@ const LAST_DELIVERY = 'this was its last allowed delivery, so it does not go bac
 /** A step an earlier delivery ended without leaving it open, as a result's `skipped` says it: not sent by this one either. */
 const EARLIER_STEP = { done: 'done', skipped: 'left out' } as const;
 
-/** Events whose QUEUE_FULL hand-back was said, at most: beyond it they are said again (events taken by another instance are not kept for ever). */
-const OVERFLOW_TOLD_MAX = 10_000;
+/** Events whose hand-back (QUEUE_FULL, HELD_BEHIND) was said, at most: beyond it they are said again (events taken by another instance are not kept for ever). */
+const HAND_BACK_TOLD_MAX = 10_000;
+
+/** The hand-backs of an event that come again unrun and are said once: the machine's queue full, or held behind its earlier event. */
+type ToldHandBack = 'QUEUE_FULL' | 'HELD_BEHIND';
 
 /** How long an action aborted by the command's end may take to say it was not sent. */
 const NOT_SENT_WITHIN_MS = 1000;
@@ -228,8 +231,18 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   const orderHoldMs = checkDuration('command runner: orderHoldMs', o.orderHoldMs, 60_000, MAX_TIMER_MS);
   /** each machine's events handed back and not come back yet: its later events go back behind them */
   const holds = createOrderHolds({ holdMs: orderHoldMs, logger: o.logger });
-  /** events handed back QUEUE_FULL whose result and count went out already: not published at every redelivery */
-  const overflowTold = new Set<string>();
+  /**
+   * events handed back QUEUE_FULL or HELD_BEHIND whose result (and count) went out already, by
+   * event id: not published at every redelivery to a queue still full or a machine still held
+   */
+  const handBackTold = new Map<string, ToldHandBack>();
+  /** whether the hand-back `code` of `plan`'s event was said already; from now on it was */
+  const toldBefore = (plan: Plan & { eventId: string }, code: ToldHandBack): boolean => {
+    if (handBackTold.get(plan.eventId) === code) return true;
+    if (handBackTold.size >= HAND_BACK_TOLD_MAX) handBackTold.clear();
+    handBackTold.set(plan.eventId, code);
+    return false;
+  };
   const queues = new Map<string, Task[]>();
   const running = new Set<string>();
   const ready: string[] = [];
@@ -314,12 +327,10 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     const result = notExecuted(plan, 'QUEUE_FULL', error, { handedBack: true });
     const fields = { machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, queued: held, max: maxQueue };
     // a slow machine's queue may stay full for many of its deliveries: said, counted and published once
-    if (overflowTold.has(plan.eventId)) {
+    if (toldBefore({ ...plan, eventId: plan.eventId }, 'QUEUE_FULL')) {
       o.logger.debug(fields, "machine command handed back again: its machine's queue is still full");
       return result;
     }
-    if (overflowTold.size >= OVERFLOW_TOLD_MAX) overflowTold.clear();
-    overflowTold.add(plan.eventId);
     o.metrics?.eventsRefused?.inc({ reason: 'queue-full-handed-back' });
     o.logger.warn(fields, "machine command handed back: its machine's queue is full; it comes again, and the machine's later events wait behind it");
     return tellResult(result);
@@ -336,7 +347,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
 
   /** The event of `plan` is settled here or runs now: a later overflow of it is said again. */
   function forget(plan: Plan): void {
-    if (plan.eventId !== undefined) overflowTold.delete(plan.eventId);
+    if (plan.eventId !== undefined) handBackTold.delete(plan.eventId);
   }
 
   /** A plan of a machine under an order hold: not run, handed back behind the held event (refused on its last delivery). */
@@ -347,9 +358,16 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       const error = `${plan.command} not run: the machine's earlier ${hold.command} went back to the stream and has not come back, and it may not run before it; ${LAST_DELIVERY}; not executed`;
       return tellResult(notExecuted(plan, 'HELD_BEHIND', error));
     }
-    o.logger.info({ machineId: plan.machineId, command: plan.command, eventId: plan.eventId, heldBehind: hold.command, heldEventId: hold.eventId }, "machine command handed back: an earlier event of its machine went back to the stream and has not come back yet");
+    const fields = { machineId: plan.machineId, command: plan.command, eventId: plan.eventId, heldBehind: hold.command, heldEventId: hold.eventId };
     const error = `${plan.command} not run yet: the machine's earlier ${hold.command} went back to the stream and has not come back; this one goes back too, to run after it`;
-    return tellResult(notExecuted(plan, 'HELD_BEHIND', error, { handedBack: true }));
+    const result = notExecuted(plan, 'HELD_BEHIND', error, { handedBack: true });
+    // held for many of its deliveries while the earlier one is out: said and published once
+    if (plan.eventId !== undefined && toldBefore({ ...plan, eventId: plan.eventId }, 'HELD_BEHIND')) {
+      o.logger.debug(fields, 'machine command handed back again: an earlier event of its machine has still not come back');
+      return result;
+    }
+    o.logger.info(fields, "machine command handed back: an earlier event of its machine went back to the stream and has not come back yet");
+    return tellResult(result);
   }
 
   function tellResult(result: CommandResult): CommandResult {
@@ -681,7 +699,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     abortAll(reason) {
       // what was handed back goes to whoever pulls next (another leader): nothing here waits for it
       holds.clear();
-      overflowTold.clear();
+      handBackTold.clear();
       if (pending === 0) return;
       o.logger.warn({ pending, reason }, 'aborting the machine commands accepted so far');
       abortAccepted(reason);
