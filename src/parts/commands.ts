@@ -123,10 +123,12 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
       o.onResult?.(result);
     },
   });
-  // with a leader (instances that take turns), one firmware update per machine across them
+  // one firmware update per machine and BMC across the partition's instances, whether they take
+  // turns (a leader) or all take events (lease 0: a bios and a bmc update of one machine may reach
+  // two instances at once); none over core NATS (no KV bucket)
   // the server's time only once measured: this host's clock may be far off (firmware-claims.ts)
   const serverNow = clock ? () => (clock.measured() ? clock.now() : undefined) : undefined;
-  const claims = o.firmware && o.leader ? await openFirmwareClaims(o, o.leader.instanceId, serverNow) : undefined;
+  const claims = o.firmware && o.mode !== 'core' ? await openFirmwareClaims(o, instanceIdOf(o), serverNow) : undefined;
   const firmware = o.firmware
     ? createFirmwareJobs({
         ...(claims ? { claims } : {}),
@@ -214,7 +216,7 @@ async function openEventJournalBucket(o: CommandServiceOptions): Promise<KvBucke
 }
 
 /**
- * The firmware claims in the partition's bucket `<durable>-firmware`; undefined without JetStream (no leader either then).
+ * The firmware claims in the partition's bucket `<durable>-firmware`; undefined without JetStream.
  * `serverNow`: the NATS server's time, against which a claim's server stamp tells whether it is stale.
  */
 async function openFirmwareClaims(o: CommandServiceOptions, instanceId: string, serverNow: (() => number | undefined) | undefined): Promise<FirmwareClaims | undefined> {

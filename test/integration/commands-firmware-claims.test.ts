@@ -56,7 +56,8 @@ interface Instance {
   log: CapturedLog;
 }
 
-async function instance(partition: string, instanceId: string, connectBmc: ConnectBmc): Promise<Instance> {
+/** `leader: false`: METAL_BMC_COMMAND_LEADER_LEASE=0, every instance takes events */
+async function instance(partition: string, instanceId: string, connectBmc: ConnectBmc, o: { leader?: boolean } = {}): Promise<Instance> {
   const log = captureLog();
   const bus = await connectBus({ servers: [server.url], logger: log.logger, name: `metal-bmc-${partition}`, reconnectTimeWaitMs: 200 });
   const service = await startCommandService({
@@ -65,7 +66,8 @@ async function instance(partition: string, instanceId: string, connectBmc: Conne
     resultSubject: `${partition}-machine-result`,
     ttlMs: 30_000,
     durableName: `metal-bmc-${partition}`,
-    leader: { instanceId, leaseMs: LEASE },
+    instanceId,
+    ...(o.leader === false ? {} : { leader: { instanceId, leaseMs: LEASE } }),
     connect: connectBmc,
     concurrency: 4,
     timeoutMs: 10_000,
@@ -87,8 +89,8 @@ async function results(partition: string): Promise<FirmwareEvent[]> {
   return seen;
 }
 
-function update(machine: string, bmc: string) {
-  return { type: 'command', cmd: { target: machine, cmd: 'UPDATE-FIRMWARE', firmwareupdate: { kind: 'bios', url: 'https://images.example/bios.bin' }, ipmi: { address: bmc, user: 'ADMIN', password: 'secret-pw', interface: 'lanplus', mac: 'ac:1f:6b:35:ac:62' } } };
+function update(machine: string, bmc: string, kind: 'bios' | 'bmc' = 'bios') {
+  return { type: 'command', cmd: { target: machine, cmd: 'UPDATE-FIRMWARE', firmwareupdate: { kind, url: `https://images.example/${kind}.bin` }, ipmi: { address: bmc, user: 'ADMIN', password: 'secret-pw', interface: 'lanplus', mac: 'ac:1f:6b:35:ac:62' } } };
 }
 
 describe('firmware updates across instances', () => {
@@ -125,6 +127,27 @@ describe('firmware updates across instances', () => {
     fleet.updating.get('127.0.0.9')!();
     await waitFor(() => a.service.firmware!.running() === 0, 10_000, "mgmt-a's job ended");
     expect(a.log.find('cannot delete a firmware claim; it turns stale after its lease')).toHaveLength(2);
+  });
+
+  it('without a leader (lease 0) a bmc update for a machine whose bios update runs on another instance is refused, not flashed at once', async () => {
+    const p = 'fwc3';
+    // a BMC stand-in counting the updates it got; each runs until the test finishes it
+    let updates = 0;
+    const running: Array<() => void> = [];
+    const counting: ConnectBmc = async (ipmi) => ({ address: ipmi.host, vendor: 'fake', updateFirmware: () => (updates++, new Promise<void>((resolve) => running.push(resolve))), close: async () => undefined }) as unknown as Outband;
+    const a = await instance(p, 'mgmt-a', counting, { leader: false });
+    const seen = await results(p);
+    metalApi.publish(`${p}-machine`, enc(update('m-1', '127.0.0.11:623', 'bios')));
+    await waitFor(() => updates === 1, 10_000, 'the bios update running on mgmt-a');
+    // mgmt-a loses NATS (its update runs on): the next event can only reach mgmt-b
+    await a.bus.close(0);
+    const b = await instance(p, 'mgmt-b', counting, { leader: false });
+    expect(b.service.subscription.leading()).toBe(true);
+    metalApi.publish(`${p}-machine`, enc(update('m-1', '127.0.0.11:623', 'bmc')));
+    await waitFor(() => seen.some((e) => e.phase === 'refused'), 10_000, 'the bmc update refused');
+    expect(seen.find((e) => e.phase === 'refused')).toMatchObject({ ok: false, code: 'BUSY', error: expect.stringMatching(/on another instance: job .* \(bios\) on instance mgmt-a/) });
+    expect(updates).toBe(1);
+    for (const finish of running) finish();
   });
 
   it('an update that ended on its instance frees the machine for the next one at once', async () => {
