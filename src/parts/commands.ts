@@ -43,7 +43,7 @@ export interface CommandServiceOptions {
   /** num_replicas of the stream (METAL_BMC_STREAM_REPLICAS); default 1 */
   replicas?: number;
   durableName: string;
-  /** default: the command timeout plus 10 s */
+  /** default: the command timeout or the TTL, the longer, plus 10 s (`consumerAckWaitMs`) */
   ackWaitMs?: number;
   maxInFlight?: number;
   /** commands per machine, the running one included (METAL_BMC_COMMAND_QUEUE_MAX) */
@@ -194,7 +194,19 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
   };
 }
 
-const ackWaitOf = (o: CommandServiceOptions) => o.ackWaitMs ?? o.timeoutMs + 10_000;
+/**
+ * The consumer's ack_wait: 10 s beyond the command deadline, and beyond the topic TTL too. A
+ * command whose ack was lost comes back after ack_wait; by then older than the TTL, it is dropped
+ * stale, not run again after the machine's later commands (a REINSTALL's PXE after the DISK that
+ * ended the installation), should its settled key (the first guard) not have been written. A TTL
+ * at or above the deadline (METAL_BMC_COMMAND_TIMEOUT 10s, TTL 30s) lengthens ack_wait rather
+ * than being refused: such configurations run today.
+ */
+export function consumerAckWaitMs(timeoutMs: number, ttlMs: number): number {
+  return Math.max(timeoutMs, ttlMs) + 10_000;
+}
+
+const ackWaitOf = (o: CommandServiceOptions) => o.ackWaitMs ?? consumerAckWaitMs(o.timeoutMs, o.ttlMs);
 
 const instanceIdOf = (o: CommandServiceOptions) => o.instanceId ?? o.leader?.instanceId ?? hostname();
 

@@ -230,6 +230,19 @@ describe('the event journal: a RESET is sent at most once whatever its deliverie
     expect(b.svc.runner.pending).toBe(0);
   });
 
+  it('ack_wait lies beyond the topic TTL also when the TTL is longer than the command deadline: a command whose ack was lost comes back stale, never to run after the machine\'s later commands', async () => {
+    const p = await partition();
+    const log = captureLog();
+    const bus = await connectBus({ servers: [server.url], logger: log.logger, name: 'instance-ttl', reconnectTimeWaitMs: 200 });
+    const svc = await startCommandService({ nc: bus.nc, subject: `${p.name}-machine`, resultSubject: `${p.name}-machine-result`, ttlMs: 30_000, durableName: `metal-bmc-${p.name}`, instanceId: 'instance-ttl', connect: connectSim, concurrency: 1, timeoutMs: 5000, logger: log.logger });
+    cleanup.push(async () => {
+      await svc.stop(2000);
+      await bus.close(1000);
+    });
+    const info = await (await jetstreamManager(metalApi)).consumers.info(streamNameFor(`${p.name}-machine`), `metal-bmc-${p.name}`);
+    expect(info.config.ack_wait).toBe(nanos(40_000));
+  });
+
   it('with the journal unreachable the RESET is not sent and its event goes back; once the journal works it runs, once', async () => {
     const machine = redfishPowered()[1]!;
     const i = machine.state.index;
