@@ -526,10 +526,16 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
    * run late. Only the last attempt's result is published; `attempts` says there were more.
    */
   async function executeWithRetries(plan: Plan, cut: AbortSignal, newerPending: () => boolean, closing: Array<Promise<void>>): Promise<CommandResult> {
+    let began = now();
     let result = await execute(plan, cut, newerPending, closing);
     for (let attempt = 2; attempt <= attempts && isRetryable(result); attempt++) {
       const pauseMs = retryDelayMs * 2 ** (attempt - 2);
       const fields = { machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, code: result.code, attempt, pauseMs };
+      // already stale: said by the check after the pause, as it was before this one
+      if (!endsPastTtl(plan, 0) && endsPastTtl(plan, pauseMs + (now() - began))) {
+        o.logger.warn({ ...fields, ttlMs: o.ttlMs }, 'machine command not tried again: another attempt as long as the last would end past the topic TTL');
+        break;
+      }
       o.logger.info(fields, 'machine command failed; trying it again before the machine\'s next command');
       try {
         await sleep(pauseMs, cut, `retry of ${plan.command} for machine ${plan.machineId || plan.key}`);
@@ -543,9 +549,24 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
         o.logger.warn({ ...fields, ageMs, ttlMs: o.ttlMs }, 'machine command not tried again: older than the topic TTL now');
         break;
       }
+      began = now();
       result = { ...(await execute(plan, cut, newerPending, closing)), attempts: attempt };
     }
     return result;
+  }
+
+  /**
+   * Whether a command would be stale (past the TTL, where it is not run) `moreMs` from now. A
+   * failed attempt that took long (a dead BMC: ~20 s of connect timeouts, Redfish then IPMI) is
+   * not tried again when another as long would end past the TTL: it would hold a runner slot
+   * for nothing, and a rack of dead BMCs given commands at once held every slot for two rounds
+   * of timeouts while other machines' commands waited behind them and went stale. A failure that
+   * came quickly is still tried again; so is a lifecycle event or a boot device (late, not stale).
+   */
+  function endsPastTtl(plan: Plan, moreMs: number): boolean {
+    if (o.ttlMs === undefined || plan.publishedAt === undefined) return false;
+    const ageMs = Math.max(0, now() - plan.publishedAt.getTime());
+    return timelinessOf(plan.type, ageMs + moreMs, o.ttlMs, plan.command) === 'stale';
   }
 
   /**

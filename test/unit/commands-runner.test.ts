@@ -457,6 +457,30 @@ describe('command runner: a failed command is tried again before the machine\'s 
     expect(log.find('machine command not tried again: older than the topic TTL now')).toHaveLength(1);
   });
 
+  it('does not try again a command whose failed attempt took so long that another would end past the TTL (a dead BMC\'s connect timeouts): the slot is free for the next machine', async () => {
+    let clock = 1_000_000;
+    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0, deadlines: [] };
+    const connect = flakyConnect(rec, 'OFF', 'TIMEOUT', 1);
+    // the failed attempt "takes" 20 s on the test's clock, as a dead BMC's connect timeouts do; the TTL is 30 s
+    let first = true;
+    const { runner, log } = runnerWith((ipmi) => (first && ((clock += 20_000), (first = false)), connect(ipmi)), { ttlMs: 30_000, now: () => clock });
+    const off = await runner.submit({ ...plan('m', 'OFF'), publishedAt: new Date(clock) });
+    expect(off).toMatchObject({ ok: false, code: 'TIMEOUT' });
+    expect(off.attempts).toBeUndefined();
+    expect(rec.events).toEqual(['m:OFF:failed']);
+    expect(log.find('machine command not tried again: another attempt as long as the last would end past the topic TTL')).toHaveLength(1);
+  });
+
+  it('still tries again a command whose failure came quickly, well within the TTL', async () => {
+    let clock = 1_000_000;
+    const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0, deadlines: [] };
+    const connect = flakyConnect(rec, 'OFF', 'TIMEOUT', 1);
+    let first = true;
+    const { runner } = runnerWith((ipmi) => (first && ((clock += 2_000), (first = false)), connect(ipmi)), { ttlMs: 30_000, now: () => clock });
+    const off = await runner.submit({ ...plan('m', 'OFF'), publishedAt: new Date(clock) });
+    expect(off).toMatchObject({ ok: true, attempts: 2 });
+  });
+
   it('does not try again once the shutdown deadline aborts the runner during the pause: the plan ends ABORTED and goes back', async () => {
     const rec: Recorder = { events: [], active: 0, maxActive: 0, opened: 0, closed: 0, deadlines: [] };
     const { runner } = runnerWith(flakyConnect(rec, 'OFF', 'HTTP', 1), { retryDelayMs: 60_000 });
