@@ -11,7 +11,7 @@ import { DEFAULT_RETRY, exchange, validateRetryPolicy, type RetryPolicy } from '
 import { establish, sessionAnswer, type EstablishedSession, type IpmiEvent } from './handshake.js';
 import { InboundWindow } from './inbound-window.js';
 import { createKeepalive } from './keepalive.js';
-import { RqSeqAllocator } from './rq-seq.js';
+import { RQ_SEQ_RETENTION_MS, RqSeqAllocator } from './rq-seq.js';
 
 export type { IpmiEvent } from './handshake.js';
 import { datagramKind, decodeV2, encodeV2, PayloadType } from './lan.js';
@@ -257,9 +257,16 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
    */
   async function send(netFn: number, cmd: number, data: Buffer, options: CommandOptions): Promise<IpmiResponse> {
     if (options.signal?.aborted) throw abortError(options.signal, `IPMI command 0x${cmd.toString(16)} to ${channel.remote}`);
-    const seq = rqSeqs.allocate();
-    const message = encodeRequest({ netFn, cmd, seq, data });
     const describe = () => `IPMI command netfn 0x${netFn.toString(16)} cmd 0x${cmd.toString(16)} to BMC ${channel.remote}`;
+    const deadlineMs = options.deadlineMs ? options.deadlineMs : retry.deadlineMs;
+    const free = rqSeqs.allocate(netFn, cmd);
+    const { seq, waitedMs } = free !== undefined ? { seq: free, waitedMs: 0 } : await waitForRqSeq(netFn, cmd, deadlineMs, options.signal, describe);
+    if (state.kind === 'closed') {
+      // the session ended while the request waited for a number
+      rqSeqs.release(seq);
+      throw new BmcError('CLOSED', `session with BMC ${channel.remote} is closed`);
+    }
+    const message = encodeRequest({ netFn, cmd, seq, data });
     let transmissions = 0;
     let duplicateAnswers = 0;
     try {
@@ -272,6 +279,7 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
           if (duplicateAnswers > 0) return undefined;
           keepalive.touch();
           transmissions++;
+          rqSeqs.sent(seq);
           return wrap(PayloadType.ipmi, message);
         },
         (payload) => {
@@ -280,7 +288,7 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
           duplicateAnswers++;
           return undefined;
         },
-        options.deadlineMs ? { ...retry, deadlineMs: options.deadlineMs } : retry,
+        { ...retry, deadlineMs: Math.max(1, deadlineMs - waitedMs) },
         describe,
         options.signal,
         (handler) => {
@@ -297,11 +305,24 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
       );
     } catch (err) {
       if (duplicateAnswers === 0 || !isBmcError(err, 'TIMEOUT') || options.signal?.aborted) throw err;
-      const deadlineMs = options.deadlineMs ?? retry.deadlineMs;
       const answers = duplicateAnswers === 1 ? 'one answer' : `${duplicateAnswers} answers`;
       throw new BmcError('TIMEOUT', `${describe()}: within ${deadlineMs} ms only ${answers} to its resends, "${describeCompletionCode(DUPLICATE_REQUEST)}" (0xCF): the BMC got the request and handled it, its answer was lost; it may have acted`, { cause: err });
     } finally {
       rqSeqs.release(seq);
+    }
+  }
+
+  /**
+   * A burst of one command (more than 64 within the retention, rq-seq.ts) waits for a number the
+   * BMC no longer remembers for it; the wait counts against the command's deadline.
+   */
+  async function waitForRqSeq(netFn: number, cmd: number, deadlineMs: number, signal: AbortSignal | undefined, describe: () => string): Promise<{ seq: number; waitedMs: number }> {
+    const deadline = AbortSignal.timeout(deadlineMs);
+    try {
+      return await rqSeqs.acquire(netFn, cmd, signal ? AbortSignal.any([signal, deadline]) : deadline, describe);
+    } catch (err) {
+      if (signal?.aborted || !deadline.aborted) throw err;
+      throw new BmcError('TIMEOUT', `${describe()}: no request sequence number free within ${deadlineMs} ms (each was used for this command within the last ${RQ_SEQ_RETENTION_MS} ms)`, { cause: err });
     }
   }
 

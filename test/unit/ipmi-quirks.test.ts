@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { cipherSuite, type CipherChoice } from '../../src/ipmi/cipher.js';
-import { chassisControl, chassisIdentify, getChassisStatus } from '../../src/ipmi/commands.js';
+import { chassisControl, chassisIdentify, Cmd, getChassisStatus } from '../../src/ipmi/commands.js';
 import { decodeAuthCapabilities, nextUserLookup, preSessionMessage, sessionAnswer, settledSuite, type EstablishedSession } from '../../src/ipmi/handshake.js';
 import { encodeV15, encodeV2, PayloadType } from '../../src/ipmi/lan.js';
 import { decodeRequest, encodeResponse, NetFn } from '../../src/ipmi/message.js';
@@ -513,6 +513,22 @@ describe('ipmi-duplicate-cf: a BMC that answers a resend of a request it handled
     await expect(chassisControl(s, 'reset', { deadlineMs: 4000 })).rejects.toMatchObject({ code: 'TIMEOUT', message: expect.stringMatching(/only one answer to its resends/) });
     expect(sent).toBe(2);
     expect(actions).toEqual(['reset']);
+    await s.close();
+    l.close();
+  });
+
+  it('a burst of more than 64 Read FRU Data within 5 s: no rqSeq is reused for the command while the BMC remembers it, so none is answered 0xCF and each gets its own offset\'s bytes', async () => {
+    const l = linked(['ipmi-duplicate-cf']);
+    const s = await l.open();
+    const read = (offset: number) => s.request(NetFn.storage, Cmd.readFruData, Buffer.from([0, offset, 0, 8]));
+    const expected = await read(0); // the FRU's first 8 bytes, the reference for every 16th read below
+    const started = Date.now();
+    const answers = [];
+    for (let i = 0; i < 70; i++) answers.push(await read((i % 16) * 8));
+    expect(answers.map((a) => a.completionCode)).toEqual(Array(70).fill(0));
+    for (let i = 0; i < 70; i += 16) expect(answers[i]!.data).toEqual(expected.data);
+    // 64 numbers for the command, the rest after the first ones' retention (the wait of the fix)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(5000);
     await s.close();
     l.close();
   });

@@ -104,21 +104,70 @@ describe('InboundWindow', () => {
 });
 
 describe('RqSeqAllocator', () => {
+  const GET_DEVICE_ID = [0x06, 0x01] as const;
+  const READ_FRU_DATA = [0x0a, 0x11] as const;
+
   it('hands out the next free number after the last, wrapping at 64, skipping those in flight', () => {
     const a = new RqSeqAllocator(62);
-    expect([a.allocate(), a.allocate(), a.allocate()]).toEqual([63, 0, 1]);
+    expect([a.allocate(...GET_DEVICE_ID), a.allocate(...GET_DEVICE_ID), a.allocate(...GET_DEVICE_ID)]).toEqual([63, 0, 1]);
     a.release(0);
     expect(a.inFlight).toBe(2);
-    expect(a.allocate()).toBe(2);
+    expect(a.allocate(...GET_DEVICE_ID)).toBe(2);
   });
 
   it('refuses a 65th request in flight with PROTOCOL, and has room again after a release', () => {
     const a = new RqSeqAllocator(0, () => 'session with 192.0.2.1:623');
-    const seqs = Array.from({ length: 64 }, () => a.allocate());
+    const seqs = Array.from({ length: 64 }, () => a.allocate(...GET_DEVICE_ID));
     expect(new Set(seqs).size).toBe(64);
-    expect(() => a.allocate()).toThrow(expect.objectContaining({ code: 'PROTOCOL', message: expect.stringMatching(/more than 63 requests outstanding on session with 192\.0\.2\.1:623/) }));
+    expect(() => a.allocate(...GET_DEVICE_ID)).toThrow(expect.objectContaining({ code: 'PROTOCOL', message: expect.stringMatching(/more than 63 requests outstanding on session with 192\.0\.2\.1:623/) }));
     a.release(17);
-    expect(a.allocate()).toBe(17);
+    expect(a.allocate(...READ_FRU_DATA)).toBe(17);
+  });
+
+  it('keeps a number from the same netFn and command until the retention after its last transmission has passed; another command takes it at once', () => {
+    let now = 1_000_000;
+    const a = new RqSeqAllocator(63, undefined, 6000, () => now);
+    // a burst of 64 of one command, each answered at once: every number used within a second
+    for (let i = 0; i < 64; i++) {
+      const seq = a.allocate(...READ_FRU_DATA)!;
+      expect(seq).toBe(i);
+      now += 10;
+      a.release(seq);
+    }
+    expect(a.allocate(...READ_FRU_DATA)).toBeUndefined(); // the 65th would reuse 0, which the BMC still remembers
+    expect(a.freeInMs(...READ_FRU_DATA)).toBe(6000 - 640);
+    expect(a.allocate(...GET_DEVICE_ID)).toBe(0); // another command: its answers differ in netFn/command
+    now += 6000 - 630; // 1 went out 10 ms after 0
+    expect(a.allocate(...READ_FRU_DATA)).toBe(1); // the oldest Read FRU Data of the burst is past its retention
+  });
+
+  it('counts the retention from the last transmission: a number whose request was resent stays away longer', () => {
+    let now = 0;
+    const a = new RqSeqAllocator(0, undefined, 6000, () => now);
+    const first = a.allocate(...READ_FRU_DATA)!;
+    now = 2000;
+    a.sent(first); // resent after 2 s, then answered
+    a.release(first);
+    for (let seq = 2; seq < 64; seq++) a.release(a.allocate(...READ_FRU_DATA)!);
+    a.release(a.allocate(...READ_FRU_DATA)!); // 0
+    now = 7000;
+    expect(a.allocate(...READ_FRU_DATA)).toBeUndefined(); // 1 was last sent at 2 s: kept until 8 s
+    expect(a.freeInMs(...READ_FRU_DATA)).toBe(1000);
+    now = 8000;
+    expect(a.allocate(...READ_FRU_DATA)).toBe(first);
+  });
+
+  it('acquire waits for a number the BMC no longer remembers, or for a release of another command\'s, and gives up when aborted', async () => {
+    const a = new RqSeqAllocator(63, undefined, 6000, () => 0); // the clock stands: only a release frees a number
+    for (let i = 0; i < 63; i++) a.release(a.allocate(...READ_FRU_DATA)!);
+    const held = a.allocate(...GET_DEVICE_ID)!; // 63, in flight for another command
+    const waiting = a.acquire(...READ_FRU_DATA, undefined, () => 'Read FRU Data');
+    a.release(held); // frees 63 for Read FRU Data: no wait for the retention
+    await expect(waiting).resolves.toEqual({ seq: 63, waitedMs: 0 });
+    const aborted = new AbortController();
+    const never = a.acquire(...READ_FRU_DATA, aborted.signal, () => 'Read FRU Data');
+    aborted.abort();
+    await expect(never).rejects.toMatchObject({ code: 'ABORTED' });
   });
 
   it('rejects a start outside 0..63', () => {
