@@ -8,7 +8,7 @@ import { abortError, BmcError, DecodeError, isBmcError } from '../errors.js';
 import { CIPHER_SUITES, cipherSuite, deriveKeys, SUPPORTED_SUITE_IDS, type CipherChoice, type CipherSuite } from './cipher.js';
 import { exchange, type RetryPolicy } from './exchange.js';
 import { datagramKind, decodeV15, decodeV2, encodeV15, encodeV2, PayloadType, peekPayloadType, type SessionKeys } from './lan.js';
-import { decodeResponseUnchecked, describeCompletionCode, encodeRequest, NetFn, responseTo, type IpmiResponse } from './message.js';
+import { decodeResponseUnchecked, describeCompletionCode, DUPLICATE_REQUEST, encodeRequest, NetFn, responseTo, type IpmiResponse } from './message.js';
 import {
   decodeOpenSessionResponse,
   decodeRakp2,
@@ -78,6 +78,8 @@ const SET_PRIVILEGE_CODES: Readonly<Partial<Record<number, string>>> = {
 };
 /** The codes saying the level is above what this user may hold; Operator is asked for next (see activatePrivilege). */
 const LEVEL_NOT_AVAILABLE = new Set([0x80, 0x81]);
+/** Set Session Privilege Level requests per level when each answer is 0xCF to a resend (askPrivilege) */
+const PRIVILEGE_ASKS = 3;
 
 /**
  * The IPMI message of a pre-session answer, in whichever framing the BMC chose: the IPMI 1.5
@@ -730,12 +732,12 @@ function abandon(channel: DatagramChannel, s: EstablishedSession): void {
  * skiddish", pyghmi/ipmi/private/session.py _req_priv_level), and the session runs at Operator.
  */
 async function activatePrivilege(channel: DatagramChannel, s: EstablishedSession, options: HandshakeOptions): Promise<void> {
-  const rqSeq = randomInt(1, 64);
-  const code = await setSessionPrivilege(channel, s, s.privilege, rqSeq, options);
+  // each request its own rqSeq: a late copy of an earlier answer must not pass for a later request's
+  const rqSeqs = new WrappingCounter(1, 63);
+  const code = await askPrivilege(channel, s, s.privilege, rqSeqs, options);
   if (code === 0) return;
   if (!LEVEL_NOT_AVAILABLE.has(code) || s.privilege <= OPERATOR) throw privilegeRefused(channel, s.privilege, code);
-  // another rqSeq: a late copy of the refusal above must not pass for the answer to this request
-  const again = await setSessionPrivilege(channel, s, OPERATOR, (rqSeq % 63) + 1, options);
+  const again = await askPrivilege(channel, s, OPERATOR, rqSeqs, options);
   if (again !== 0) throw privilegeRefused(channel, OPERATOR, again, `${s.privilege} (${describeSetPrivilegeCode(code)}), then`);
   options.onEvent?.({
     kind: 'privilege-operator',
@@ -744,11 +746,30 @@ async function activatePrivilege(channel: DatagramChannel, s: EstablishedSession
   s.privilege = OPERATOR;
 }
 
-/** Sends Set Session Privilege Level(`level`) in the session; resolves with the completion code. */
-async function setSessionPrivilege(channel: DatagramChannel, s: EstablishedSession, level: number, rqSeq: number, options: HandshakeOptions): Promise<number> {
+/**
+ * Set Session Privilege Level(`level`); resolves with the completion code. 0xCF "duplicated
+ * request" answering a resend says the BMC handled the first transmission and its answer was lost,
+ * not what that answer was: a refusal (0x80/0x81) as well as the level set. The level is asked
+ * again under a new rqSeq, which the BMC carries out as a request of its own (asking for the level
+ * a session holds sets it again), and that answer decides. Taken for the answer, 0xCF failed the
+ * session although the BMC had set the level. 0xCF to the only transmission stays a refusal.
+ */
+async function askPrivilege(channel: DatagramChannel, s: EstablishedSession, level: number, rqSeqs: WrappingCounter, options: HandshakeOptions): Promise<number> {
+  for (let ask = 1; ; ask++) {
+    const { completionCode, transmissions } = await setSessionPrivilege(channel, s, level, rqSeqs.next(), options);
+    if (completionCode !== DUPLICATE_REQUEST || transmissions < 2 || ask >= PRIVILEGE_ASKS) return completionCode;
+  }
+}
+
+/** Sends Set Session Privilege Level(`level`) in the session under `rqSeq`, resent until answered. */
+async function setSessionPrivilege(channel: DatagramChannel, s: EstablishedSession, level: number, rqSeq: number, options: HandshakeOptions): Promise<{ completionCode: number; transmissions: number }> {
+  let transmissions = 0;
   const response = await exchange(
     channel,
-    () => encodeV2({ payloadType: PayloadType.ipmi, sessionId: s.bmcSessionId, seq: s.nextSeq++, payload: encodeRequest({ netFn: NetFn.app, cmd: SET_SESSION_PRIVILEGE_CMD, seq: rqSeq, data: Buffer.from([level]) }) }, s.keys),
+    () => {
+      transmissions++;
+      return encodeV2({ payloadType: PayloadType.ipmi, sessionId: s.bmcSessionId, seq: s.nextSeq++, payload: encodeRequest({ netFn: NetFn.app, cmd: SET_SESSION_PRIVILEGE_CMD, seq: rqSeq, data: Buffer.from([level]) }) }, s.keys);
+    },
     (d) => {
       if (peekPayloadType(d) !== PayloadType.ipmi) return undefined;
       try {
@@ -764,7 +785,7 @@ async function setSessionPrivilege(channel: DatagramChannel, s: EstablishedSessi
     () => `Set Session Privilege Level with BMC ${channel.remote}`,
     options.signal,
   );
-  return response.completionCode;
+  return { completionCode: response.completionCode, transmissions };
 }
 
 /**

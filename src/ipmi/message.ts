@@ -123,6 +123,9 @@ export function encodeResponse(req: IpmiRequest, completionCode: number, data: B
   return out;
 }
 
+/** completion code 0xCF, "cannot execute a duplicated request" (IPMI 2.0 table 5-2): a repeat of a request the BMC handled */
+export const DUPLICATE_REQUEST = 0xcf;
+
 const COMPLETION_CODES: Record<number, string> = {
   0x00: 'success',
   0xc0: 'node busy',

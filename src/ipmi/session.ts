@@ -15,7 +15,7 @@ import { RQ_SEQ_RETENTION_MS, RqSeqAllocator } from './rq-seq.js';
 
 export type { IpmiEvent } from './handshake.js';
 import { datagramKind, decodeV2, encodeV2, PayloadType } from './lan.js';
-import { describeCompletionCode, encodeRequest, NetFn, type IpmiResponse } from './message.js';
+import { describeCompletionCode, DUPLICATE_REQUEST, encodeRequest, NetFn, type IpmiResponse } from './message.js';
 import { Privilege, type PrivilegeName } from './rakp.js';
 import { defaultUdpPool, type DatagramChannel, type UdpPool } from './transport.js';
 
@@ -89,8 +89,6 @@ export interface IpmiSession {
 
 const CLOSE_SESSION_CMD = 0x3c;
 const GET_DEVICE_ID_CMD = 0x01;
-/** completion code 0xCF, "cannot execute a duplicated request" (IPMI 2.0 table 5-2) */
-const DUPLICATE_REQUEST = 0xcf;
 const INBOUND_WINDOW = 16;
 
 const openSessions = new Set<IpmiSession>();

@@ -533,6 +533,47 @@ describe('ipmi-duplicate-cf: a BMC that answers a resend of a request it handled
     l.close();
   });
 
+  /** loses the BMC's first in-session IPMI answer (RMCP+ wrapper, a session id): the answer to Set Session Privilege Level */
+  const firstSessionAnswerLost = () => {
+    let lost = false;
+    return (d: Buffer) => {
+      if (lost || payloadTypeOf(d) !== PayloadType.ipmi || d.readUInt32LE(6) === 0) return false;
+      lost = true;
+      return true;
+    };
+  };
+
+  it('Set Session Privilege Level\'s answer lost, its resend answered 0xCF: the level is asked again under a new rqSeq and the session opens at Administrator', async () => {
+    const privilegeAsks: number[] = [];
+    const l = linked(
+      ['ipmi-duplicate-cf'],
+      (d) => {
+        if (payloadTypeOf(d) === PayloadType.ipmi && d.readUInt32LE(6) !== 0) privilegeAsks.push(d.length); // in-session requests
+        return false;
+      },
+      firstSessionAnswerLost(),
+    );
+    const s = await l.open();
+    expect(s.privilege).toBe(4);
+    expect(privilegeAsks).toHaveLength(3); // the first, its resend (0xCF), the new request
+    expect(l.bmc.activeSessions()).toBe(1);
+    l.machine.setPower('off', 'down');
+    await chassisControl(s, 'up');
+    expect((await getChassisStatus(s)).power).toBe('on');
+    expect(l.events).toEqual([]);
+    await s.close();
+    l.close();
+  });
+
+  it('the same with a user limited to Operator (ipmi-operator-only-late): the new request\'s refusal decides, and the session runs at Operator', async () => {
+    const l = linked(['ipmi-duplicate-cf', 'ipmi-operator-only-late'], undefined, firstSessionAnswerLost());
+    const s = await l.open();
+    expect(s.privilege).toBe(3);
+    expect(l.events).toEqual([{ kind: 'privilege-operator', message: expect.stringMatching(/refused privilege level 4 in the session \(requested level exceeds the channel or user privilege limit\)/) }]);
+    await s.close();
+    l.close();
+  });
+
   it('0xCF answering the only transmission is that request\'s answer: a COMPLETION_CODE at once, not waited past', async () => {
     const l = linked([]);
     l.machine.state.faults.ipmiActRefused = 0xcf; // Chassis Control answered 0xCF at once (the simulator does not act then)
