@@ -46,7 +46,7 @@ export interface HandshakeOptions {
 
 /** Something a BMC did that the client works around; `message` is the log line. */
 export interface IpmiEvent {
-  kind: 'cipher-suites-fallback' | 'suite-unanswered' | 'suite-changed' | 'rakp-retry' | 'handshake-restart' | 'checksum-ignored' | 'privilege-operator' | 'sequence-restart' | 'close-refused' | 'sol-deactivated' | 'sol-owner-unchecked' | 'sol-port' | 'sol-input-dropped' | 'fru-defect' | 'rakp-code-padded';
+  kind: 'cipher-suites-fallback' | 'suite-unanswered' | 'suite-changed' | 'rakp-retry' | 'handshake-restart' | 'checksum-ignored' | 'privilege-operator' | 'sequence-restart' | 'close-refused' | 'sol-deactivated' | 'sol-owner-unchecked' | 'sol-port' | 'sol-input-dropped' | 'sol-accepted-zero' | 'fru-defect' | 'rakp-code-padded';
   message: string;
 }
 

@@ -9,7 +9,7 @@
 import { Duplex } from 'node:stream';
 import { BmcError } from '../errors.js';
 import { cipherSuite } from './cipher.js';
-import { Cmd } from './commands.js';
+import { Cmd, getDeviceId } from './commands.js';
 import { PayloadType } from './lan.js';
 import { describeCompletionCode, NetFn } from './message.js';
 import type { IpmiEvent, IpmiSession } from './session.js';
@@ -139,6 +139,51 @@ export function solPort(reported: number, sessionPort: number): number | 'sessio
   return reported;
 }
 
+/** IANA enterprise number of Intel, the manufacturer id its BMCs name in Get Device ID (ipmitool's IPMI_OEM_INTEL) */
+export const INTEL_MANUFACTURER_ID = 343;
+
+/**
+ * Whether an ACK that accepts 0 of our characters without the NACK bit means all were accepted.
+ * Intel's IPMI 2.0 BMCs answer so: ipmitool's OEM type intelplus ("Intel IPMI 2.0 BMC with RMCP+
+ * communication support", chosen with -o intelplus) reads such an ACK as all accepted
+ * (is_sol_partial_ack in lanplus.c), and read literally every keystroke went again, the BMC taking
+ * it each time. FreeIPMI has no such exception. metal-bmc has no per-BMC OEM setting for an operator
+ * to choose it, so Intel's manufacturer id from Get Device ID stands for it, asked once per stream
+ * and only when such an ACK first comes (other BMCs never see the question). A failed question
+ * leaves the count literal.
+ */
+function acceptedZeroMeansAll(session: IpmiSession, options: SolOptions): { readonly known: boolean; readonly meansAll: boolean; decide(): Promise<void> } {
+  let known = false;
+  let meansAll = false;
+  let deciding: Promise<void> | undefined;
+  return {
+    get known() {
+      return known;
+    },
+    get meansAll() {
+      return meansAll;
+    },
+    decide() {
+      deciding ??= getDeviceId(session, options.signal ? { signal: options.signal } : {}).then(
+        (id) => {
+          known = true;
+          meansAll = id.manufacturerId === INTEL_MANUFACTURER_ID;
+          if (meansAll) {
+            options.onEvent?.({
+              kind: 'sol-accepted-zero',
+              message: `BMC ${session.remote} (Intel, manufacturer id ${INTEL_MANUFACTURER_ID}) acknowledged our characters accepting 0 of them without NACK; as ipmitool's -o intelplus, such an ACK counts as all accepted`,
+            });
+          }
+        },
+        () => {
+          known = true;
+        },
+      );
+      return deciding;
+    },
+  };
+}
+
 function createSolStream(session: IpmiSession, inboundPayloadSize: number, options: SolOptions): SolStream {
   const retransmitMs = options.retransmitMs ?? 1000;
   const maxRetransmits = options.maxRetransmits ?? 5;
@@ -171,6 +216,9 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
    */
   let payloadLost = false;
   const writeCallbacks: Array<(err?: Error | null) => void> = [];
+  const intelAckZero = acceptedZeroMeansAll(session, options);
+  /** an ACK's meaning waits for the BMC's manufacturer id (intelAckZero): nothing is sent meanwhile */
+  let deciding = false;
 
   /**
    * A write completes when the BMC accepted its characters: the stream holds later writes until
@@ -213,9 +261,9 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
   let takenOver = false;
   Object.defineProperty(stream, 'takenOver', { get: () => takenOver, enumerable: true });
 
-  /** a packet waits for its ACK, or the BMC asked for time: what is written now goes in the next packet */
+  /** a packet waits for its ACK, the BMC asked for time, or what its ACK means is being found out: what is written now goes in the next packet */
   function busy(): boolean {
-    return inFlight !== undefined || backOff !== undefined;
+    return inFlight !== undefined || backOff !== undefined || deciding;
   }
 
   function scheduleFlush(): void {
@@ -286,14 +334,30 @@ function createSolStream(session: IpmiSession, inboundPayloadSize: number, optio
    * does: 0 means nothing was taken. (Reading 0 as "all" lost keystrokes on BMCs that NACK when
    * their input buffer is full.) What was not accepted is sent again under a NEW sequence number:
    * the BMC has recorded the old one, and OpenIPMI answers a repeat of it as a duplicate, with an
-   * ACK of 0 and without taking the characters.
+   * ACK of 0 and without taking the characters. The one exception is Intel's (intelAckZero): an
+   * ACK without NACK accepting 0 of our characters waits for the BMC's manufacturer id first.
    */
   function onAck(p: SolPacket): void {
     if (!inFlight || p.ackSeq !== inFlight.packet.seq) return;
     clearTimeout(inFlight.timer);
     const { packet } = inFlight;
     inFlight = undefined;
-    const accepted = Math.min(p.acceptedChars, packet.data.length);
+    if (!zeroAckAmbiguous(p, packet) || intelAckZero.known) return settle(p, packet);
+    deciding = true;
+    void intelAckZero.decide().then(() => {
+      deciding = false;
+      if (!ended) settle(p, packet);
+    });
+  }
+
+  /** An ACK (no NACK) that accepted none of a packet's characters: "none" by the specification's words, "all" on Intel's BMCs */
+  function zeroAckAmbiguous(p: SolPacket, packet: SolPacket): boolean {
+    return p.acceptedChars === 0 && packet.data.length > 0 && (p.flags & SolStatus.nack) === 0;
+  }
+
+  /** What the BMC's answer `p` to `packet` leaves to send. */
+  function settle(p: SolPacket, packet: SolPacket): void {
+    const accepted = zeroAckAmbiguous(p, packet) && intelAckZero.meansAll ? packet.data.length : Math.min(p.acceptedChars, packet.data.length);
     pending = pending.subarray(accepted);
     completeWrites();
     const refused = (p.flags & SolStatus.nack) !== 0 || (accepted === 0 && packet.data.length > 0);

@@ -485,6 +485,7 @@ export class SimBmc implements BmcControl {
       line: this.options.serial,
       maxChars: SOL_MAX_PAYLOAD - 4,
       ...(this.options.solRetryMs ? { retryMs: this.options.solRetryMs } : {}),
+      acceptedCount: (taken) => (this.quirk('ipmi-sol-ack-zero') ? 0 : taken),
       send: (p: SolPacket) => {
         if (this.sessions.get(session.bmcSessionId) !== session) return;
         // SOL served on another port goes out of that port

@@ -18,6 +18,8 @@ export const VENDOR_IDS: Readonly<Record<string, { manufacturerId: number; produ
 
 /** Manufacturer id 0x0000 and product 0 stand for "unknown vendor". */
 const UNKNOWN_VENDOR = { manufacturerId: 0, productId: 0 };
+/** What a BMC with `ipmi-sol-ack-zero` names itself: Intel (IANA 343), the maker whose BMCs do that */
+const INTEL_BMC = { manufacturerId: 343, productId: 0x0100 };
 
 export interface FirmwareRevision {
   /** 7-bit binary major revision */
@@ -45,7 +47,7 @@ export function encodeFirmwareRevision(version: string): FirmwareRevision {
 /** Get Device ID response data (IPMI 2.0 section 20.1), without the completion code. */
 export function deviceIdData(state: SimMachineState): Buffer {
   const { major, minorBcd, aux } = encodeFirmwareRevision(state.bmcVersion);
-  const vendor = VENDOR_IDS[state.manufacturer] ?? UNKNOWN_VENDOR;
+  const vendor = state.quirks.has('ipmi-sol-ack-zero') ? INTEL_BMC : (VENDOR_IDS[state.manufacturer] ?? UNKNOWN_VENDOR);
   const d = Buffer.alloc(15);
   d[0] = 0x20; // device id
   d[1] = 0x01; // device revision 1, no device SDRs

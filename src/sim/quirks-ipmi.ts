@@ -121,6 +121,12 @@ export const IPMI_QUIRKS = {
     seenOn: 'IPMI 2.0 table 5-2 gives 0xCF to devices "which cannot return the response that was returned for the original instance" of a request (the original was handled); ipmitool ignores such an answer and keeps waiting for the original\'s ("Duplicate Request ccode most likely indicates a response to a previous retry", lanplus.c ipmi_lanplus_send_payload, lan.c ipmi_lan_send_cmd), and resends under the same rqSeq. No vendor is named for the 1.5 s',
     survivedBy: 'ipmitool',
   },
+  'ipmi-sol-ack-zero': {
+    protocol: 'ipmi',
+    description: 'an Intel BMC (manufacturer id 343 in Get Device ID) whose SOL ACKs to the console name 0 accepted characters, without the NACK bit, although it took them all',
+    seenOn: 'Intel IPMI 2.0 BMCs: ipmitool reads such an ACK as all accepted only with -o intelplus ("Intel IPMI 2.0 BMC with RMCP+ communication support", is_sol_partial_ack in lanplus.c), else it sends the characters again after every such ACK; FreeIPMI ipmiconsole takes the count literally. No model or firmware is named there',
+    survivedBy: 'ipmitool',
+  },
   'ipmi-sol-port-swapped': {
     protocol: 'ipmi',
     description: 'names its own UDP port in Activate Payload in network byte order',

@@ -17,6 +17,8 @@ export interface SolChannelOptions {
   retryMs?: number;
   /** transmissions per packet, the first included */
   maxAttempts?: number;
+  /** the accepted count an ACK names for `taken` characters taken (ipmi-sol-ack-zero: 0 whatever was taken) */
+  acceptedCount?: (taken: number) => number;
 }
 
 export class SolChannel {
@@ -24,6 +26,7 @@ export class SolChannel {
   private readonly line: SerialLine;
   private readonly send: (packet: SolPacket) => void;
   private readonly retryMs: number;
+  private readonly acceptedCount: (taken: number) => number;
   private timer: NodeJS.Timeout | undefined;
   private lastInboundSeq = 0;
   private stopped = false;
@@ -36,6 +39,7 @@ export class SolChannel {
     this.line = options.line;
     this.send = options.send;
     this.retryMs = options.retryMs ?? 500;
+    this.acceptedCount = options.acceptedCount ?? ((taken) => taken);
     this.sender = new SolSender({ maxChars: options.maxChars, maxAttempts: options.maxAttempts ?? 8, maxBuffered: 64 * 1024 });
   }
 
@@ -82,7 +86,7 @@ export class SolChannel {
     const expected = this.lastInboundSeq === 0 ? 1 : nextSolSeq(this.lastInboundSeq);
     if (!duplicate && p.seq !== expected) return;
     this.lastInboundSeq = p.seq;
-    this.send({ seq: 0, ackSeq: p.seq, acceptedChars: p.data.length, flags: 0, data: Buffer.alloc(0) });
+    this.send({ seq: 0, ackSeq: p.seq, acceptedChars: this.acceptedCount(p.data.length), flags: 0, data: Buffer.alloc(0) });
     if (duplicate) return;
     if ((p.flags & SolOperation.generateBreak) !== 0) this.line.sendBreak();
     if (p.data.length > 0) this.line.write(p.data);

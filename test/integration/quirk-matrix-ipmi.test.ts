@@ -392,6 +392,33 @@ describe('the real clients survive each simulated quirk', () => {
       expect(patient.stdout).toMatch(/: ok$/m);
       expect(patientActions).toEqual(['cycle']);
     },
+    'ipmi-sol-ack-zero': async () => {
+      const index = machineOf('ipmi-sol-ack-zero').state.index;
+      /** ipmitool types a word at the login prompt and leaves; how often the machine's serial line echoed it */
+      const typedTimes = async (...options: string[]) => {
+        await waitFor(() => fleet.ipmi.activeSolPayloads(index) === 0, 10_000, 'no SOL payload left on the machine');
+        let echoed = '';
+        const serial = fleet.ipmi.serial(index);
+        const onData = (d: Buffer) => (echoed += d.toString('latin1'));
+        serial.on('data', onData);
+        const tool = await run('ipmitool', ['-I', 'lanplus', '-H', address('ipmi-sol-ack-zero'), '-U', fleet.user, '-P', fleet.password, ...options, 'sol', 'activate'], {
+          input: (child, out) => {
+            void waitFor(() => out().includes('login:'), 20_000, 'ipmitool to show the login prompt')
+              .then(() => child.stdin!.write('xyzzy'))
+              .catch(() => undefined)
+              .finally(() => child.stdin!.end()); // ipmitool reads its input after the ACK of what it sent: it leaves once that is settled
+          },
+        });
+        serial.off('data', onData);
+        expect(tool.stdout).toContain('login:');
+        return echoed.split('xyzzy').length - 1;
+      };
+      // -o intelplus reads the ACK of 0 as all accepted; it needs suite 3 (it asserts an HMAC-SHA1 or
+      // MD5 integrity) and no name-only lookup (`+`: it hashes RAKP 3 without that bit)
+      expect(await typedTimes('-o', 'intelplus', '-C', '3', '-L', 'ADMINISTRATOR+')).toBe(1);
+      // without it, ipmitool sends the word again: the machine gets it twice or more
+      expect(await typedTimes('-C', '3')).toBeGreaterThan(1);
+    },
     'ipmi-sol-port-swapped': async () => {
       const freeipmi = await solClient('ipmiconsole', 'ipmi-sol-port-swapped');
       expect(freeipmi.stdout).toContain('login:');

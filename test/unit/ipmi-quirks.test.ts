@@ -137,7 +137,7 @@ function linked(quirks: SimQuirkName[], answer?: (d: Buffer, reply: (d: Buffer) 
   const events: IpmiEvent[] = [];
   const open = (cipherSuite: CipherChoice = 'auto', keepaliveMs = 0, timeoutMs?: number) =>
     openSession({ host: '192.0.2.9', channel: channelOn(++latestPort), cipherSuite, user: 'ADMIN', password: 'secret', keepaliveMs, closeLingerMs: 0, onEvent: (e) => events.push(e), ...(timeoutMs ? { timeoutMs } : {}) });
-  return { open, events, bmc, machine, inject: (d: Buffer) => deliver(latestPort, d), close: () => (bmc.close(), serial.close()) };
+  return { open, events, bmc, machine, serial, inject: (d: Buffer) => deliver(latestPort, d), close: () => (bmc.close(), serial.close()) };
 }
 
 describe('fallbacks against the simulated BMC in memory', () => {
@@ -812,6 +812,29 @@ describe('SOL sequence numbers per activation', () => {
       sol.end();
       await new Promise<void>((resolve) => s.onClose(() => resolve()));
     }
+    l.close();
+  });
+});
+
+describe('ipmi-sol-ack-zero: an Intel BMC that ACKs our characters accepting 0 of them, without NACK, though it took them', () => {
+  it('the typed word reaches the machine once and the write completes: the ACK counts as all accepted, told once', async () => {
+    const l = linked(['ipmi-sol-ack-zero']);
+    const { openSol } = await import('../../src/ipmi/sol.js');
+    let echoed = '';
+    l.serial.on('data', (d: Buffer) => (echoed += d.toString('latin1')));
+    const s = await l.open();
+    const sol = await openSol(s, { closeSession: true, retransmitMs: 200, maxRetransmits: 2, onEvent: (e) => l.events.push(e) });
+    let screen = '';
+    sol.on('data', (d: Buffer) => (screen += d.toString()));
+    sol.on('error', () => undefined);
+    await waitFor(() => screen.includes('login:'), 10_000, 'the login prompt');
+    let written = false;
+    sol.write('xyzzy', () => (written = true));
+    await waitFor(() => written, 3000, 'the write to complete (the BMC accepted it)');
+    sol.end();
+    await new Promise<void>((resolve) => s.onClose(() => resolve())); // nothing can be resent after this
+    expect(echoed.split('xyzzy').length - 1).toBe(1);
+    expect(l.events.map((e) => e.kind)).toEqual(['sol-accepted-zero']);
     l.close();
   });
 });

@@ -29,6 +29,8 @@ interface FakeBmc {
 let bmcCount = 0;
 const BMC_SESSION_ID = 0x0a0b0c0d;
 const GET_PAYLOAD_INSTANCE_INFO = 0x4b;
+const GET_DEVICE_ID = 0x01;
+const INTEL = 343;
 
 /** Get Payload Instance Info's answer: the owner's session id, SOL port 1, 11 reserved bytes */
 function instanceInfo(owner: number): Buffer {
@@ -43,7 +45,7 @@ const streams: SolStream[] = [];
  * A session whose BMC activates SOL and otherwise only records and delivers SOL packets. Not
  * established unless asked: then ending the stream sends no Deactivate Payload.
  */
-function fakeBmc(options: { established?: boolean; activateCodes?: number[]; instanceInfo?: { completionCode: number; data: Buffer } | (() => Promise<{ completionCode: number; data: Buffer }>) } = {}): FakeBmc {
+function fakeBmc(options: { established?: boolean; activateCodes?: number[]; instanceInfo?: { completionCode: number; data: Buffer } | (() => Promise<{ completionCode: number; data: Buffer }>); manufacturerId?: number } = {}): FakeBmc {
   const remote = `192.0.2.${++bmcCount}:623`;
   const sent: SolPacket[] = [];
   let handler: ((payload: Buffer) => void) | undefined;
@@ -70,7 +72,13 @@ function fakeBmc(options: { established?: boolean; activateCodes?: number[]; ins
       const completionCode = cmd === 0x48 ? (options.activateCodes?.shift() ?? 0) : 0;
       return { netFn, cmd, seq: 0, completionCode, data: completionCode === 0 ? activation : Buffer.alloc(0) };
     },
-    command: async () => Buffer.alloc(0),
+    command: async (_what, _netFn, cmd) => {
+      commands.push(cmd);
+      if (cmd !== GET_DEVICE_ID) return Buffer.alloc(0);
+      const id = Buffer.alloc(15); // Get Device ID: the manufacturer id at bytes 6-8
+      id.writeUIntLE(options.manufacturerId ?? 10876, 6, 3);
+      return id;
+    },
     sendPayload: (type, payload) => {
       if (type === PayloadType.sol) sent.push(decodeSolPacket(payload));
     },
@@ -218,6 +226,37 @@ describe('SOL to the BMC', () => {
     bmc.deliver({ ackSeq: again, acceptedChars: 3 });
     await waitFor(done, 2000, 'the write to complete');
     expect(dataPackets(bmc.sent)).toHaveLength(2);
+    expect(bmc.commands).toContain(GET_DEVICE_ID); // not Intel (a Supermicro's 10876): the count is literal
+  });
+
+  it('an Intel BMC (manufacturer id 343) ACKs accepting 0 without NACK: all are taken, as ipmitool -o intelplus reads it; nothing goes twice, Get Device ID asked once, told once', async () => {
+    const bmc = fakeBmc({ manufacturerId: INTEL });
+    const events: IpmiEvent[] = [];
+    const sol = await openSol(bmc.session, { retransmitMs: RETRANSMIT_MS, maxRetransmits: 5, onEvent: (e) => events.push(e) });
+    streams.push(sol);
+    const { packet, done } = await typed(bmc, sol, 'ls\r');
+    bmc.deliver({ ackSeq: packet.seq, acceptedChars: 0 });
+    await waitFor(done, 2000, 'the write to complete');
+    let second = false;
+    sol.write('pwd\r', () => (second = true));
+    await waitFor(() => dataPackets(bmc.sent).length === 2, 2000, 'the next packet');
+    bmc.deliver({ ackSeq: dataPackets(bmc.sent)[1]![0], acceptedChars: 0 });
+    await waitFor(() => second, 2000, 'the second write to complete');
+    await sleep(RETRANSMIT_MS + BACK_OFF_MS); // a resend would have gone by now
+    expect(dataPackets(bmc.sent).map(([, text]) => text)).toEqual(['ls\r', 'pwd\r']);
+    expect(bmc.commands.filter((c) => c === GET_DEVICE_ID)).toHaveLength(1);
+    expect(events).toEqual([{ kind: 'sol-accepted-zero', message: expect.stringMatching(/\(Intel, manufacturer id 343\) acknowledged our characters accepting 0 of them without NACK; as ipmitool's -o intelplus, such an ACK counts as all accepted/) }]);
+  });
+
+  it('on an Intel BMC a NACK accepting 0 is still a refusal: the characters go again', async () => {
+    const bmc = fakeBmc({ manufacturerId: INTEL });
+    const { sol } = await open(bmc);
+    const { packet, done } = await typed(bmc, sol, 'abc');
+    bmc.deliver({ ackSeq: packet.seq, acceptedChars: 0, flags: SolStatus.nack });
+    await waitFor(() => dataPackets(bmc.sent).length === 2, 2000, 'the resend');
+    expect(dataPackets(bmc.sent)[1]).toEqual([nextSolSeq(packet.seq), 'abc', 0]);
+    expect(done()).toBe(false);
+    expect(bmc.commands).not.toContain(GET_DEVICE_ID); // only an ACK without NACK raises the question
   });
 
   it('a break during the back-off waits for the resend to be accepted, then goes alone; what was typed after it follows: no character goes twice', async () => {
