@@ -259,11 +259,6 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
     const deadlineMs = options.deadlineMs ? options.deadlineMs : retry.deadlineMs;
     const free = rqSeqs.allocate(netFn, cmd);
     const { seq, waitedMs } = free !== undefined ? { seq: free, waitedMs: 0 } : await waitForRqSeq(netFn, cmd, deadlineMs, options.signal, describe);
-    if (state.kind === 'closed') {
-      // the session ended while the request waited for a number
-      rqSeqs.release(seq);
-      throw new BmcError('CLOSED', `session with BMC ${channel.remote} is closed`);
-    }
     const message = encodeRequest({ netFn, cmd, seq, data });
     let transmissions = 0;
     let duplicateAnswers = 0;
@@ -316,12 +311,20 @@ function createSession(channel: DatagramChannel, established: EstablishedSession
    */
   async function waitForRqSeq(netFn: number, cmd: number, deadlineMs: number, signal: AbortSignal | undefined, describe: () => string): Promise<{ seq: number; waitedMs: number }> {
     const deadline = AbortSignal.timeout(deadlineMs);
+    // (Close Session's background retries send in a closed session: only an end during the wait counts)
+    const closedBefore = state.kind === 'closed';
+    let taken: { seq: number; waitedMs: number };
     try {
-      return await rqSeqs.acquire(netFn, cmd, signal ? AbortSignal.any([signal, deadline]) : deadline, describe);
+      taken = await rqSeqs.acquire(netFn, cmd, signal ? AbortSignal.any([signal, deadline]) : deadline, describe);
     } catch (err) {
       if (signal?.aborted || !deadline.aborted) throw err;
       throw new BmcError('TIMEOUT', `${describe()}: no request sequence number free within ${deadlineMs} ms (each was used for this command within the last ${RQ_SEQ_RETENTION_MS} ms)`, { cause: err });
     }
+    if (!closedBefore && state.kind === 'closed') {
+      rqSeqs.release(taken.seq);
+      throw new BmcError('CLOSED', `session with BMC ${channel.remote} ended while ${describe()} waited for a request sequence number`);
+    }
+    return taken;
   }
 
   async function command(what: string, netFn: number, cmd: number, data?: Buffer, options?: CommandOptions): Promise<Buffer> {

@@ -533,6 +533,16 @@ describe('ipmi-duplicate-cf: a BMC that answers a resend of a request it handled
     l.close();
   });
 
+  it('a request waiting for a number when the session is closed ends CLOSED, nothing sent', async () => {
+    const l = linked([]);
+    const s = await l.open();
+    for (let i = 0; i < 64; i++) expect((await s.request(NetFn.app, Cmd.getDeviceId)).completionCode).toBe(0);
+    const waiting = s.request(NetFn.app, Cmd.getDeviceId).catch((e: unknown) => e);
+    await s.close(); // Close Session is another command: its number is free at once
+    expect(await waiting).toMatchObject({ code: 'CLOSED', message: expect.stringMatching(/ended while IPMI command netfn 0x6 cmd 0x1 .* waited for a request sequence number/) });
+    l.close();
+  });
+
   /** loses the BMC's first in-session IPMI answer (RMCP+ wrapper, a session id): the answer to Set Session Privilege Level */
   const firstSessionAnswerLost = () => {
     let lost = false;
