@@ -463,7 +463,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         const order = bootOrderFor(target, found.options, found.system.boot?.bootOrder ?? []);
         const overrideActive = (found.system.boot?.overrideEnabled ?? 'Disabled') !== 'Disabled';
         o.logger?.debug({ bmc: o.host, biosVersion: system.biosVersion, target, order }, 'persistent boot through BootOrder (BIOS with the Continuous defect)');
-        await lib.setBootOrder(r, order, { ...sig(x), systemPath, disableOverride: overrideActive });
+        await lib.setBootOrder(r, order, { ...rd(x), systemPath, disableOverride: overrideActive });
         return;
       }
     }
@@ -528,7 +528,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         async () => bootOverrideOfIpmi(await readBootFlags(await ipmi.session(x), sig(x)), profile.ipmiDiskDevice),
         { x },
       ),
-    identify: (on, x) => route('identify', `identify LED ${on ? 'on' : 'off'}`, (r) => r.lib.setIndicator(r.client, on, sig(x)), () => ipmi.identify(on, x), { x }),
+    identify: (on, x) => route('identify', `identify LED ${on ? 'on' : 'off'}`, (r) => r.lib.setIndicator(r.client, on, rd(x)), () => ipmi.identify(on, x), { x }),
     async openConsole(x): Promise<Duplex> {
       if (profile.console === 'ssh') {
         const { openSshConsole } = await import('./ssh-console.js');

@@ -5,9 +5,9 @@
 import { beforeActing, BmcError, PartlyActedError } from '../errors.js';
 import { checkMs, deadline, sleep } from '../deadline.js';
 import type { Logger } from '../log.js';
-import { str } from './json.js';
 import { redfishMessagesOf, type RedfishMessage } from './http-errors.js';
 import { checkApplied, NotAppliedError } from './patch-answer.js';
+import { bootOrderValue, confirmApplied, ifMatchOf, ledValues, sameValue, type SentValue } from './patch-readback.js';
 import { parseBootOption, parseChassis, parseSystem, type BootOptionInfo, type ChassisInfo, type ExpandSupport, type SystemInfo } from './parse.js';
 import { readCache } from './read-cache.js';
 import { firstSystemPath, readActionInfoAllowable, readSystem } from './resources.js';
@@ -70,7 +70,7 @@ async function systemPath(client: ActionClient, options: ActionOptions): Promise
  */
 async function readForPatch(client: ActionClient, path: string, signal: AbortSignal | undefined): Promise<{ body: unknown; ifMatch: string }> {
   const res = await client.getReply(path, { signal });
-  return { body: res.body, ifMatch: res.headers.etag ?? str(res.body, '@odata.etag') ?? '*' };
+  return { body: res.body, ifMatch: ifMatchOf(res) };
 }
 
 /** Whether a PowerState counts as on or off; the transitional states count as where they lead, as ironic's redfish driver maps them. */
@@ -202,13 +202,28 @@ function modeRefused(err: unknown, system: SystemInfo, mode: string): boolean {
   return redfishMessagesOf(err).some((m) => refusesProperty(m, BOOT_MODE));
 }
 
+/** How a read-back compares each Boot property sent: BootOrder as an order, the others as they are. */
+const bootValues = (boot: Record<string, unknown>): SentValue[] =>
+  Object.entries(boot).map(([name, value]) => (name === 'BootOrder' ? bootOrderValue(value as string[]) : sameValue('Boot', name, value)));
+
+/** Where a boot write goes (the System or its settings object) and the If-Match to send there. */
+interface PatchTarget {
+  path: string;
+  etag: string;
+}
+
 /**
- * PATCH of `{ Boot: boot }` to `path`. A 2xx is read, not only its status: one whose messages say a
- * Boot property sent was not applied (DSP0266's partial PATCH) is NotAppliedError, a refusal.
+ * PATCH of `{ Boot: boot }` to `target`. A 2xx is read, not only its status: one whose messages say
+ * a Boot property sent was not applied (DSP0266's partial PATCH) is NotAppliedError, a refusal; one
+ * that does not show the values sent is read back once and compared (confirmApplied): a BMC that
+ * answered 200 or 204 and kept other values is NotAppliedError too. The read-back's ETag becomes
+ * the target's, for a PATCH sent after it (the mode left out) without a 412 first.
  */
-async function patchBoot(client: ActionClient, path: string, boot: Record<string, unknown>, options: PatchOptions): Promise<void> {
-  const reply = await client.patch(path, { Boot: boot }, options);
-  checkApplied(path, reply, 'Boot', Object.keys(boot), client.scrub);
+async function patchBoot(client: ActionClient, target: PatchTarget, boot: Record<string, unknown>, o: { signal: AbortSignal | undefined; logger: Logger | undefined }): Promise<void> {
+  const options: PatchOptions = { signal: o.signal, etag: target.etag };
+  const reply = await client.patch(target.path, { Boot: boot }, options);
+  checkApplied(target.path, reply, 'Boot', Object.keys(boot), client.scrub);
+  await confirmApplied(client, target.path, reply, bootValues(boot), { ...o, onRead: (ifMatch) => (target.etag = ifMatch) });
 }
 
 /** AMI MegaRAC's refusal of Boot properties on the System: "moved to FutureState URI(…/SD)" (its registry prefix may vary). */
@@ -230,9 +245,9 @@ function wantsSettingsObject(err: unknown): boolean {
  * another origin before anything is sent. Without a settings object the refusal stands.
  */
 function bootWriter(client: ActionClient, path: string, system: SystemInfo, etag: string, o: { signal: AbortSignal | undefined; logger: Logger | undefined }): (boot: Record<string, unknown>) => Promise<void> {
-  let target: { path: string; etag: string } = { path, etag };
+  let target: PatchTarget = { path, etag };
   let moved = false;
-  const write = (boot: Record<string, unknown>): Promise<void> => patchBoot(client, target.path, boot, { signal: o.signal, etag: target.etag });
+  const write = (boot: Record<string, unknown>): Promise<void> => patchBoot(client, target, boot, o);
   return async (boot) => {
     try {
       await write(boot);
@@ -250,9 +265,10 @@ function bootWriter(client: ActionClient, path: string, system: SystemInfo, etag
 /**
  * PATCH of the System's BootSourceOverride. The mode (UEFI or Legacy) is sent when the System
  * shows BootSourceOverrideMode, since Supermicro boots legacy without it (DMTF/Redfishtool#106);
- * when the BMC refuses it (HPE iLO: read-only), the PATCH goes once more without it. An answer
- * that applied only part of it (a `Continuous` or a target left unchanged) is a refusal
- * (patchBoot), which the facade answers with IPMI where allowed. A BMC that takes Boot on the
+ * when the BMC refuses it (HPE iLO: read-only), or answers success and leaves it (read back), the
+ * PATCH goes once more without it. An answer that applied only part of it (a `Continuous` or a
+ * target left unchanged, by its messages or by the read-back of a 204) is a refusal (patchBoot),
+ * which the facade answers with IPMI where allowed. A BMC that takes Boot on the
  * System's settings object only (AMI MegaRAC) gets it there (bootWriter).
  */
 export async function setBootOverride(client: ActionClient, target: BootOverrideTarget, options: BootOverrideOptions = {}): Promise<void> {
@@ -280,8 +296,9 @@ export async function setBootOverride(client: ActionClient, target: BootOverride
   } catch (err) {
     if (!modeRefused(err, system, mode)) throw err;
     options.logger?.info({ path, mode, err: err instanceof Error ? err.message : String(err) }, `redfish boot override refused with ${BOOT_MODE}, sending it again without`);
-    // a 400 changed nothing: the ETag read before still holds (and client.patch reads again on 412,
-    // as after a 2xx that applied the rest and moved the ETag)
+    // a 400 changed nothing: the ETag read before still holds; after a 2xx read back, the ETag read
+    // then is sent (and client.patch reads again on 412, as after a 2xx that applied the rest and
+    // moved the ETag)
     await write(boot);
   }
 }
@@ -324,7 +341,8 @@ export async function readBootOptions(client: ActionClient, options: ActionOptio
 
 /**
  * PATCH of the System's persistent `Boot.BootOrder`. `disableOverride` also switches off a
- * pending BootSourceOverride in the same request, so that the order decides the next boot.
+ * pending BootSourceOverride in the same request, so that the order decides the next boot. Read
+ * as the override's PATCH is (patchBoot): an order read back otherwise is a refusal.
  */
 export async function setBootOrder(client: ActionClient, order: readonly string[], options: ActionOptions & { disableOverride?: boolean } = {}): Promise<void> {
   if (order.length === 0) throw new BmcError('INVALID_ARGUMENT', 'an empty boot order');
@@ -344,6 +362,17 @@ function ledBody(resource: SystemInfo | ChassisInfo, on: boolean): Record<string
 }
 
 /**
+ * PATCH of the identify LED `body` to `path`, read as a boot write is (patchBoot): an answer whose
+ * messages leave it unapplied, or a read-back that shows it otherwise (Lit and Blinking both count
+ * as on), is NotAppliedError, which the facade answers with IPMI where allowed.
+ */
+async function patchLed(client: ActionClient, path: string, body: Record<string, unknown>, ifMatch: string, options: ActionOptions): Promise<void> {
+  const reply = await client.patch(path, body, { signal: options.signal, etag: ifMatch });
+  checkApplied(path, reply, '', Object.keys(body), client.scrub);
+  await confirmApplied(client, path, reply, ledValues(body), { signal: options.signal, logger: options.logger });
+}
+
+/**
  * Identify LED: the system's LocationIndicatorActive, else its IndicatorLED, else the same on its
  * first chassis. If-Match as for the boot PATCH (readForPatch).
  */
@@ -353,19 +382,12 @@ export async function setIndicator(client: ActionClient, on: boolean, options: A
   const sys = await readForPatch(client, path, signal);
   const system = parseSystem(sys.body);
   const body = ledBody(system, on);
-  if (body !== undefined) {
-    await client.patch(path, body, { signal, etag: sys.ifMatch });
-    return;
-  }
+  if (body !== undefined) return patchLed(client, path, body, sys.ifMatch, options);
   const chassisPath = system.chassis[0];
   if (chassisPath !== undefined) {
     const ch = await readForPatch(client, chassisPath, signal);
-    const chassis = parseChassis(ch.body);
-    const chassisBody = ledBody(chassis, on);
-    if (chassisBody !== undefined) {
-      await client.patch(chassisPath, chassisBody, { signal, etag: ch.ifMatch });
-      return;
-    }
+    const chassisBody = ledBody(parseChassis(ch.body), on);
+    if (chassisBody !== undefined) return patchLed(client, chassisPath, chassisBody, ch.ifMatch, options);
   }
   throw new BmcError('UNSUPPORTED', `${path}: neither the system nor its chassis has LocationIndicatorActive or IndicatorLED`);
 }

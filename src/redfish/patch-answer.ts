@@ -66,15 +66,35 @@ export function unappliedProperties(body: unknown, group: string, sent: readonly
 }
 
 /**
- * A PATCH the BMC answered 2xx but applied only in part: taken as a refusal (code HTTP, like a 400),
- * so the caller's fallbacks apply (the other protocol, a PATCH without the property refused). Its
- * `httpStatus` is the 2xx the BMC sent; `properties` names what was left unchanged.
+ * A property a GET of the resource after the 2xx showed with another value than the one sent, the
+ * BMC having said nothing of it (patch-readback.ts). `sent` and `shown` as JSON, `shown` scrubbed.
+ */
+export interface MismatchedProperty {
+  property: string;
+  sent: string;
+  shown: string;
+}
+
+const isMismatch = (u: UnappliedProperty | MismatchedProperty): u is MismatchedProperty => 'shown' in u;
+
+/** How the error names one property: the BMC's message, or what was sent and read back. */
+function described(u: UnappliedProperty | MismatchedProperty): string {
+  if (isMismatch(u)) return `${u.property} (sent ${shortened(u.sent, 100)}, read back ${shortened(u.shown, 100)})`;
+  return `${u.property} (${u.message.messageId || 'no MessageId'}${u.message.message ? `: ${shortened(u.message.message, 200)}` : ''})`;
+}
+
+/**
+ * A PATCH the BMC answered 2xx but applied only in part, or not at all: taken as a refusal (code
+ * HTTP, like a 400), so the caller's fallbacks apply (the other protocol, a PATCH without the
+ * property refused). Its `httpStatus` is the 2xx the BMC sent; `properties` names what was left
+ * unchanged, by the answer's messages or by a read-back that showed other values.
  */
 export class NotAppliedError extends RedfishHttpError {
   readonly properties: readonly string[];
-  constructor(path: string, status: number, unapplied: readonly UnappliedProperty[]) {
-    const what = unapplied.map((u) => `${u.property} (${u.message.messageId || 'no MessageId'}${u.message.message ? `: ${shortened(u.message.message, 200)}` : ''})`).join('; ');
-    super('HTTP', `PATCH ${shortened(path, 300)}: HTTP ${status}, but the BMC did not apply ${what}`, status, unapplied.map((u) => u.message));
+  constructor(path: string, status: number, unapplied: ReadonlyArray<UnappliedProperty | MismatchedProperty>) {
+    const what = unapplied.map(described).join('; ');
+    const messages = unapplied.flatMap((u) => (isMismatch(u) ? [] : [u.message]));
+    super('HTTP', `PATCH ${shortened(path, 300)}: HTTP ${status}, but the BMC did not apply ${what}`, status, messages);
     this.name = 'NotAppliedError';
     this.properties = unapplied.map((u) => u.property);
   }

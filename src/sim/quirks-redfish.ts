@@ -68,6 +68,18 @@ export const REDFISH_QUIRKS = {
     seenOn: 'DSP0266 lets a service apply a PATCH in part and list what it left in a 200\'s message annotations (Redfish Protocol Validator REQ_PATCH_MIXED_PROPS); bmcweb marks such a property with <Property>@Message.ExtendedInfo (ibm-openbmc/bmcweb#70); Lenovo SMM3 leaves read-only or unimplemented properties unchanged',
     survivedBy: 'curl',
   },
+  'redfish-patch-ignored': {
+    protocol: 'redfish',
+    description: 'a PATCH of the System, its settings object or the Chassis is checked as usual (If-Match, properties, values) and answered 204 No Content with no message, and nothing of it is applied: a GET afterwards shows the values it had',
+    seenOn: 'a Supermicro AS-1015CS-TNR-EU (AMI-based, Redfish 1.22.2) answered a Pxe/Once/UEFI override 200 and read back Disabled and Legacy (bmc-toolbox/bmclib#459, commit 503abbc re-reads the System after the PATCH); kubevirtbmc/kubevirtbmc#166 answers 204 to a mode it ignores; sushy, gofish and go-hal take any 2xx as done',
+    survivedBy: 'curl',
+  },
+  'redfish-boot-mode-ignored': {
+    protocol: 'redfish',
+    description: 'a PATCH of the System or its settings object is answered 204 No Content with no message; a Boot change is applied but its BootSourceOverrideMode, which stays as it was',
+    seenOn: 'Supermicro firmware that keeps its own boot mode whatever a PATCH names (bmc-toolbox/bmclib#459: Mode read back Legacy after a 200 to UEFI); kubevirtbmc/kubevirtbmc#166 (204, BootSourceOverrideMode left Legacy)',
+    survivedBy: 'curl',
+  },
   'redfish-boot-settings-object': {
     protocol: 'redfish',
     description: 'the System names a settings object (@Redfish.Settings SettingsObject {system}/SD) and refuses a PATCH with Boot properties with 400 Ami.1.0.OperationSupportedInFutureStateURI; the settings object takes Boot, with If-Match required (428 without)',

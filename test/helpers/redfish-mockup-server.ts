@@ -30,6 +30,8 @@ export interface RecordedRequest {
 
 export type Fault =
   | { kind: 'status'; status: number; message?: string; retryAfter?: string } // message: `{token}` and `{password}` are substituted
+  /** a PATCH applied as usual, then answered `status` with no body (a BMC answering 202 or 204 to a change it made) */
+  | { kind: 'applied-status'; status: number }
   | { kind: 'hang' }
   | { kind: 'malformed' }
   /** a 200 whose body is `bytes` long (streamed, never held), with or without Content-Length; `sent` counts what went out */
@@ -48,6 +50,8 @@ export interface FaultRule {
   path?: string | RegExp;
   /** Applies this many times, then disappears. Default: until clearFaults(). */
   times?: number;
+  /** Lets this many matching requests through first (a read after a write fails, the one before it not). Default 0. */
+  skip?: number;
 }
 
 export interface MockupServerOptions {
@@ -238,6 +242,10 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
       (r) => (r.method === undefined || r.method === method) && (r.path === undefined || (typeof r.path === 'string' ? path.startsWith(r.path) : r.path.test(path))),
     );
     if (rule === undefined) return undefined;
+    if (rule.skip !== undefined && rule.skip > 0) {
+      rule.skip -= 1;
+      return undefined;
+    }
     if (rule.times !== undefined && --rule.times <= 0) faults = faults.filter((r) => r !== rule);
     return rule.fault;
   }
@@ -372,6 +380,12 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
         const token = req.headers['x-auth-token'];
         const msg = (fault.message ?? `Injected status ${fault.status}.`).replace('{token}', typeof token === 'string' ? token : '').replace('{password}', password);
         return send(res, fault.status, redfishError(fault.status, msg), fault.retryAfter === undefined ? undefined : { 'retry-after': fault.retryAfter });
+      }
+      if (fault?.kind === 'applied-status') {
+        const r = resources.get(path);
+        recorded.body = raw.length > 0 ? (JSON.parse(raw.toString('utf8')) as unknown) : undefined;
+        if (method === 'PATCH' && r !== undefined && recorded.body !== undefined) merge(r, recorded.body as Record<string, unknown>);
+        return send(res, fault.status);
       }
       if (fault?.kind === 'malformed') return send(res, 200, '{"@odata.id": "/redfish/v1", "Name": ');
       if (fault?.kind === 'huge') return sendHuge(res, fault);

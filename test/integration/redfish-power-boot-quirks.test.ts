@@ -26,7 +26,7 @@ let fleet: Fleet;
 let next = 0;
 
 beforeAll(async () => {
-  fleet = await startTestFleet({ count: 20, variants: ['lenovo'] });
+  fleet = await startTestFleet({ count: 30, variants: ['lenovo'] });
 }, 60_000);
 afterAll(async () => {
   await fleet?.close();
@@ -258,5 +258,78 @@ describe('redfish-boot-settings-object: Boot refused on the System, taken on its
     expect(await command(m, 'LED-ON')).toEqual({ code: 0 });
     expect(m.state.identify).toBe(true);
     expect(settingsPatches()).toBe(settings);
+  });
+});
+
+describe('a PATCH answered 204 that the BMC did not apply, read back once (redfish-patch-ignored, redfish-boot-mode-ignored)', () => {
+  const systemReads = (): number => fleet.redfish?.requests.byRoute['GET system'] ?? 0;
+  const settingsReads = (): number => fleet.redfish?.requests.byRoute['GET system settings'] ?? 0;
+  const settingsPatches = (): number => fleet.redfish?.requests.byRoute['PATCH system settings'] ?? 0;
+
+  /** GETs of the System and PATCHes a PXE over Redfish takes on a machine that applies it and answers 200 with the System. */
+  async function plainPxe(): Promise<{ reads: number; patches: number }> {
+    const m = machineWith();
+    Object.assign(m.state, { boot: 'none', bootPersistent: false, bootUefi: false });
+    const [reads, patches] = [systemReads(), systemPatches()];
+    expect(await command(m, 'PXE')).toEqual({ code: 0 });
+    return { reads: systemReads() - reads, patches: systemPatches() - patches };
+  }
+
+  it('PXE over Redfish only: the System read back shows nothing applied, so the command fails NotApplied, never reported done', async () => {
+    const plain = await plainPxe();
+    expect(plain.patches).toBe(1); // the 200 showed the values: nothing read back
+    const m = machineWith('redfish-patch-ignored');
+    Object.assign(m.state, { boot: 'none', bootPersistent: false, bootUefi: false });
+    const [reads, patches] = [systemReads(), systemPatches()];
+    const r = await command(m, 'PXE');
+    expect(r.code).toBe(1);
+    expect(r.error).toMatch(/HTTP 204, but the BMC did not apply Boot\/BootSourceOverrideEnabled \(sent "Continuous", read back "Disabled"\); Boot\/BootSourceOverrideTarget \(sent "Pxe", read back "None"\)/);
+    expect(m.state).toMatchObject({ boot: 'none', bootSetBy: expect.anything() });
+    // the mode among what was dropped: sent once more without it, also dropped; one read-back each
+    expect(systemPatches() - patches).toBe(2);
+    expect(systemReads() - reads).toBe(plain.reads + 2);
+  });
+
+  it('PXE with IPMI allowed: the refusal hands the boot device to IPMI, which sets it', async () => {
+    const m = machineWith('redfish-patch-ignored');
+    Object.assign(m.state, { boot: 'none', bootPersistent: false, bootSetBy: 'redfish' });
+    const out = new PassThrough().resume();
+    const target = ['--address', `${m.state.address}:${fleet.ipmiPort}`, '--redfish-port', String(fleet.redfishPort), '--user', fleet.user, '--password', fleet.password];
+    expect(await bmcMain(['command', 'PXE', ...target], { stdout: out, env: {} })).toBe(0);
+    expect(m.state).toMatchObject({ boot: 'pxe', bootPersistent: true, bootSetBy: 'ipmi' });
+  });
+
+  it('LED-ON over Redfish only fails NotApplied naming the LED property', async () => {
+    const m = machineWith('redfish-patch-ignored');
+    m.state.identify = false;
+    const r = await command(m, 'LED-ON');
+    expect(r.code).toBe(1);
+    expect(r.error).toMatch(/HTTP 204, but the BMC did not apply (LocationIndicatorActive \(sent true, read back false\)|IndicatorLED \(sent "Lit", read back "Off"\))/);
+    expect(m.state.identify).toBe(false);
+  });
+
+  it('only the mode dropped (Supermicro): read back, sent again without the mode, read back again: done, the override set, the mode as the BMC keeps it', async () => {
+    const plain = await plainPxe();
+    const m = machineWith('redfish-boot-mode-ignored');
+    Object.assign(m.state, { boot: 'none', bootPersistent: false, bootUefi: false });
+    const [reads, patches] = [systemReads(), systemPatches()];
+    expect(await command(m, 'PXE')).toEqual({ code: 0 });
+    expect(m.state).toMatchObject({ boot: 'pxe', bootPersistent: true, bootUefi: false, bootSetBy: 'redfish' });
+    expect(systemPatches() - patches).toBe(2);
+    // one read-back per 204; the second PATCH sent with the ETag read back: no 412 and no read for it
+    expect(systemReads() - reads).toBe(plain.reads + 2);
+  });
+
+  it('on AMI\'s settings object: the 204 there is read back there (not on the System), and its unchanged values fail the command', async () => {
+    const m = machineWith('redfish-boot-settings-object', 'redfish-patch-ignored');
+    Object.assign(m.state, { boot: 'none', bootPersistent: false, bootUefi: true });
+    const [sdReads, sdPatches] = [settingsReads(), settingsPatches()];
+    const r = await command(m, 'PXE');
+    expect(r.code).toBe(1);
+    expect(r.error).toMatch(/PATCH \/redfish\/v1\/Systems\/1\/SD: HTTP 204, but the BMC did not apply Boot\/BootSourceOverrideEnabled \(sent "Continuous", read back "Disabled"\); Boot\/BootSourceOverrideTarget \(sent "Pxe", read back "None"\)$/);
+    // UEFI was already the mode: not among what was dropped, so not sent again without it
+    expect(settingsPatches() - sdPatches).toBe(1);
+    // its ETag read once, then one read-back
+    expect(settingsReads() - sdReads).toBe(2);
   });
 });

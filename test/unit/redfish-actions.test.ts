@@ -6,6 +6,7 @@ import { openRedfish, readBootOptions, reset, setBootOrder, setBootOverride, set
 import { parseSystem } from '../../src/redfish/parse.js';
 import { waitFor } from '../helpers/wait.js';
 import { offWaitMs, ON_RESERVE_MS } from '../../src/redfish/actions.js';
+import { NotAppliedError } from '../../src/redfish/patch-answer.js';
 import { startMockupServer, type MockupServer, type MockupServerOptions } from '../helpers/redfish-mockup-server.js';
 import { withPeers } from '../helpers/peers.js';
 
@@ -232,7 +233,7 @@ describe('boot writes: answers and BootOrder', () => {
   it('200, 202 and 204 are success; 400 is an HTTP error', async () => {
     const { server, client } = await setup();
     for (const status of [202, 204]) {
-      server.addFault({ fault: { kind: 'status', status }, method: 'PATCH', times: 1 });
+      server.addFault({ fault: { kind: 'applied-status', status }, method: 'PATCH', times: 1 });
       await expect(setBootOverride(client, 'Pxe', { persistent: true })).resolves.toBeUndefined();
     }
     await expect(setBootOverride(client, 'Hdd', { persistent: true })).resolves.toBeUndefined();
@@ -248,6 +249,98 @@ describe('boot writes: answers and BootOrder', () => {
     expect(p.map((x) => x.body)).toEqual([{ Boot: { BootOrder: ['Boot0002', 'Boot0001'], BootSourceOverrideEnabled: 'Disabled' } }, { Boot: { BootOrder: ['Boot0001'] } }]);
     expect(p[0]?.ifMatch).toMatch(/^W\/"[0-9a-f]+"$/);
     await expect(setBootOrder(client, [])).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+});
+
+describe('a 2xx the BMC did not apply: read back once and compared (bmclib#459: 200, Mode and Enabled left)', () => {
+  const SYSTEM_ONLY = new RegExp(`^${SYSTEM}$`);
+  /** the requests after the last PATCH, as method and path */
+  const afterPatch = (s: MockupServer): string[] => {
+    const last = s.requests.map((r) => r.method).lastIndexOf('PATCH');
+    return s.requests.slice(last + 1).map((r) => `${r.method} ${r.path}`);
+  };
+  const bootOf = (s: MockupServer) => s.resource(SYSTEM)?.Boot as Record<string, unknown>;
+
+  it('a 204 that applied nothing: NotAppliedError (HTTP, the 204) naming each property the System reads back otherwise, after one GET', async () => {
+    const { server, client } = await setup();
+    server.addFault({ method: 'PATCH', path: SYSTEM_ONLY, fault: { kind: 'status', status: 204 }, times: 1 });
+    const err = await setBootOverride(client, 'Hdd', { persistent: true, systemPath: SYSTEM }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NotAppliedError);
+    expect(err).toMatchObject({
+      code: 'HTTP',
+      httpStatus: 204,
+      properties: ['Boot/BootSourceOverrideEnabled', 'Boot/BootSourceOverrideTarget'],
+      message: `PATCH ${SYSTEM}: HTTP 204, but the BMC did not apply Boot/BootSourceOverrideEnabled (sent "Continuous", read back "Once"); Boot/BootSourceOverrideTarget (sent "Hdd", read back "Pxe")`,
+    });
+    expect(afterPatch(server)).toEqual([`GET ${SYSTEM}`]);
+  });
+
+  it('a 204 that applied it: one GET after the PATCH, done; a 202 (a task) is not read back', async () => {
+    const { server, client } = await setup();
+    await setBootOverride(client, 'Hdd', { persistent: true, systemPath: SYSTEM });
+    expect(afterPatch(server)).toEqual([`GET ${SYSTEM}`]);
+    expect(bootOf(server)).toMatchObject({ BootSourceOverrideEnabled: 'Continuous', BootSourceOverrideTarget: 'Hdd' });
+    server.addFault({ method: 'PATCH', path: SYSTEM_ONLY, fault: { kind: 'status', status: 202 }, times: 1 });
+    await setBootOverride(client, 'BiosSetup', { systemPath: SYSTEM });
+    expect(afterPatch(server)).toEqual([]);
+  });
+
+  it('the read-back fails (500): the 204 stands as the success it answered, with one warning line', async () => {
+    const { server, client } = await setup();
+    server.addFault({ method: 'PATCH', path: SYSTEM_ONLY, fault: { kind: 'applied-status', status: 204 }, times: 1 });
+    // the read before the PATCH passes, the one after it fails
+    server.addFault({ method: 'GET', path: SYSTEM_ONLY, fault: { kind: 'status', status: 500 }, skip: 1 });
+    const log = captureLog();
+    await expect(setBootOverride(client, 'Hdd', { persistent: true, systemPath: SYSTEM, logger: log.logger })).resolves.toBeUndefined();
+    server.clearFaults();
+    const lines = log.find('redfish PATCH answered success but its resource could not be read back to compare; taken as done');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ path: SYSTEM, status: 204, err: expect.stringContaining('500') });
+    expect(afterPatch(server)).toEqual([`GET ${SYSTEM}`]);
+  });
+
+  it('a 200 whose body shows the values sent is not read back', async () => {
+    const system = { '@odata.id': SYSTEM, Boot: { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled' } };
+    const reads: string[] = [];
+    const fake: ActionClient = {
+      scrub: (t) => t,
+      get: async <T>() => system as T,
+      getReply: async (path) => (reads.push(path), { status: 200, headers: {}, body: system }),
+      post: async () => ({ status: 204, headers: {}, body: undefined }),
+      patch: async (_p, body) => ({ status: 200, headers: {}, body: { ...system, Boot: (body as { Boot: unknown }).Boot } }),
+    };
+    await setBootOverride(fake, 'Pxe', { systemPath: SYSTEM });
+    expect(reads).toEqual([SYSTEM]); // the read before the PATCH only
+  });
+
+  it('setBootOrder: an order read back otherwise is NotAppliedError naming Boot/BootOrder; entries the BMC decorates count as the references sent', async () => {
+    const { server, client } = await setup();
+    bootOf(server).BootOrder = ['Boot0001', 'Boot0002'];
+    server.addFault({ method: 'PATCH', path: SYSTEM_ONLY, fault: { kind: 'status', status: 204 }, times: 1 });
+    await expect(setBootOrder(client, ['Boot0002', 'Boot0001'], { systemPath: SYSTEM })).rejects.toMatchObject({ httpStatus: 204, properties: ['Boot/BootOrder'] });
+    bootOf(server).BootOrder = ['Boot0002: UEFI PXEv4 (MAC:0000)', 'Boot0001: disk', 'Boot0003: USB'];
+    server.addFault({ method: 'PATCH', path: SYSTEM_ONLY, fault: { kind: 'status', status: 204 }, times: 1 });
+    await expect(setBootOrder(client, ['Boot0002', 'Boot0001'], { systemPath: SYSTEM })).resolves.toBeUndefined();
+  });
+
+  it('setIndicator: an LED read back otherwise is NotAppliedError; Blinking counts as on', async () => {
+    const { server, client } = await setup();
+    server.addFault({ method: 'PATCH', path: SYSTEM_ONLY, fault: { kind: 'status', status: 204 }, times: 1 });
+    await expect(setIndicator(client, true, { systemPath: SYSTEM })).rejects.toMatchObject({ httpStatus: 204, properties: ['IndicatorLED'], message: expect.stringContaining('IndicatorLED (sent "Lit", read back "Off")') });
+    (server.resource(SYSTEM) as Record<string, unknown>).IndicatorLED = 'Blinking';
+    server.addFault({ method: 'PATCH', path: SYSTEM_ONLY, fault: { kind: 'status', status: 204 }, times: 1 });
+    await expect(setIndicator(client, true, { systemPath: SYSTEM })).resolves.toBeUndefined();
+    (server.resource(SYSTEM) as Record<string, unknown>).LocationIndicatorActive = false;
+    server.addFault({ method: 'PATCH', path: SYSTEM_ONLY, fault: { kind: 'status', status: 204 }, times: 1 });
+    await expect(setIndicator(client, true, { systemPath: SYSTEM })).rejects.toMatchObject({ properties: ['LocationIndicatorActive'], message: expect.stringContaining('(sent true, read back false)') });
+  });
+
+  it('setIndicator: a 200 whose LED annotation leaves it unapplied is NotAppliedError too, with no read-back', async () => {
+    const { server, client } = await setup();
+    const annotated = { 'IndicatorLED@Message.ExtendedInfo': [{ MessageId: 'Base.1.8.PropertyNotWritable', MessageArgs: ['IndicatorLED'] }] };
+    const fake: ActionClient = { ...client, scrub: client.scrub, patch: async () => ({ status: 200, headers: {}, body: annotated }) };
+    await expect(setIndicator(fake, true, { systemPath: SYSTEM })).rejects.toMatchObject({ httpStatus: 200, properties: ['IndicatorLED'] });
+    expect(server.requests.filter((r) => r.method === 'GET' && r.path === SYSTEM)).toHaveLength(1); // the read before the PATCH
   });
 });
 
@@ -359,18 +452,24 @@ describe('setBootOverride when the BMC refuses BootSourceOverrideMode (HPE iLO: 
     Boot: { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled', BootSourceOverrideMode: 'UEFI', ...extra },
   });
 
-  /** A client whose System is `body` and whose PATCH answers with each of `answers` in turn (an Error is thrown, an object is a 200's body). */
-  function fakeClient(body: unknown, answers: (Error | Record<string, unknown> | undefined)[]): { client: ActionClient; sent: unknown[] } {
+  /**
+   * A client whose System is `body` and whose PATCH answers with each of `answers` in turn (an Error
+   * is thrown, an object is a 200's body); the Boot of a PATCH not thrown is applied to the System,
+   * as a BMC that took it shows it when read back.
+   */
+  function fakeClient(body: { Boot: Record<string, unknown> }, answers: (Error | Record<string, unknown> | undefined)[]): { client: ActionClient; sent: unknown[] } {
     const sent: unknown[] = [];
+    const system = structuredClone(body);
     const client: ActionClient = {
       scrub: (text) => text,
-      get: async <T>() => body as T,
-      getReply: async () => ({ status: 200, headers: { etag: '"e1"' }, body }),
+      get: async <T>() => system as T,
+      getReply: async () => ({ status: 200, headers: { etag: '"e1"' }, body: system }),
       post: async () => ({ status: 204, headers: {}, body: undefined }),
       patch: async (_path, patchBody) => {
         sent.push(patchBody);
         const answer = answers.shift();
         if (answer instanceof Error) throw answer;
+        Object.assign(system.Boot, (patchBody as { Boot: Record<string, unknown> }).Boot);
         return { status: 200, headers: {}, body: answer };
       },
     };
@@ -430,23 +529,33 @@ describe('setBootOverride on AMI MegaRAC: Boot refused on the System, taken on i
     ...(settings ? { '@Redfish.Settings': { SettingsObject: { '@odata.id': SD } } } : {}),
   });
 
-  /** The System and its SD (each with its own ETag); PATCHes of the System refused as AMI does, those of SD answered by `sd` in turn. */
-  function amiClient(settings: boolean, sd: (Error | undefined)[] = []): { client: ActionClient; sent: Array<{ path: string; body: unknown; etag: unknown }> } {
+  /**
+   * The System and its SD (each with its own ETag); PATCHes of the System refused as AMI does, those
+   * of SD answered by `sd` in turn, else 204 with the Boot sent pending on SD (the live System keeps
+   * its values until the next boot) unless `ignored` (a BMC that kept nothing). `reads`: the GETs.
+   */
+  function amiClient(settings: boolean, sd: (Error | undefined)[] = [], { ignored = false } = {}): { client: ActionClient; sent: Array<{ path: string; body: unknown; etag: unknown }>; reads: string[] } {
     const sent: Array<{ path: string; body: unknown; etag: unknown }> = [];
+    const reads: string[] = [];
+    const pending: Record<string, unknown> = { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled', BootSourceOverrideMode: 'UEFI' };
     const client: ActionClient = {
       scrub: (text) => text,
       get: async <T>() => system(settings) as T,
-      getReply: async (path) => (path === SD ? { status: 200, headers: { etag: 'W/"sd-1"' }, body: { '@odata.id': SD } } : { status: 200, headers: { etag: 'W/"sys-1"' }, body: system(settings) }),
+      getReply: async (path) => {
+        reads.push(path);
+        return path === SD ? { status: 200, headers: { etag: 'W/"sd-1"' }, body: { '@odata.id': SD, Boot: { ...pending } } } : { status: 200, headers: { etag: 'W/"sys-1"' }, body: system(settings) };
+      },
       post: async () => ({ status: 204, headers: {}, body: undefined }),
       patch: async (path, body, o) => {
         sent.push({ path, body, etag: o?.etag });
         if (path === PATH) throw amiRefusal();
         const answer = sd.shift();
         if (answer !== undefined) throw answer;
+        if (!ignored) Object.assign(pending, (body as { Boot: Record<string, unknown> }).Boot);
         return { status: 204, headers: {}, body: undefined };
       },
     };
-    return { client, sent };
+    return { client, sent, reads };
   }
 
   it('the refusal sends the same Boot to the SettingsObject the System names, with that object\'s ETag', async () => {
@@ -471,6 +580,23 @@ describe('setBootOverride on AMI MegaRAC: Boot refused on the System, taken on i
     const { client, sent } = amiClient(false);
     await expect(setBootOverride(client, 'Pxe', { persistent: true, systemPath: PATH })).rejects.toMatchObject({ httpStatus: 400, message: expect.stringContaining('FutureState URI') });
     expect(sent.map((x) => x.path)).toEqual([PATH]);
+  });
+
+  it('a 204 from the settings object is read back there, its pending values compared (the live System still shows the old ones)', async () => {
+    const { client, sent, reads } = amiClient(true);
+    await setBootOverride(client, 'Pxe', { persistent: true, uefi: true, systemPath: PATH });
+    expect(sent.map((x) => x.path)).toEqual([PATH, SD]);
+    // the System read before the PATCH, SD for its ETag, SD again after its 204: never the System to compare
+    expect(reads).toEqual([PATH, SD, SD]);
+  });
+
+  it('a settings object that answered 204 and kept its values: NotAppliedError naming each property, the 204 its status', async () => {
+    const { client, sent, reads } = amiClient(true, [], { ignored: true });
+    const err = await setBootOverride(client, 'Pxe', { persistent: true, systemPath: PATH }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NotAppliedError);
+    expect(err).toMatchObject({ code: 'HTTP', httpStatus: 204, properties: ['Boot/BootSourceOverrideEnabled', 'Boot/BootSourceOverrideTarget'], message: expect.stringContaining(`PATCH ${SD}: HTTP 204`) });
+    expect(sent.map((x) => x.path)).toEqual([PATH, SD]);
+    expect(reads).toEqual([PATH, SD, SD]);
   });
 
   it('setBootOrder takes the same way', async () => {

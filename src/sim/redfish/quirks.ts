@@ -157,6 +157,19 @@ export function bootPartlyApplied(ctx: MachineContext, boot: unknown, echoed = '
   return { persistent: false, annotation: { 'BootSourceOverrideEnabled@Message.ExtendedInfo': [info] } };
 }
 
+/** What of a PATCH the BMC leaves out without a word: all of it, the boot mode, or nothing. */
+export type SilentDrop = 'everything' | 'boot-mode' | undefined;
+
+/**
+ * redfish-patch-ignored and redfish-boot-mode-ignored: what a PATCH (checked as usual) leaves
+ * unapplied while answered 204 No Content, as firmware that answers success and keeps its values.
+ */
+export function silentDrop(ctx: MachineContext): SilentDrop {
+  if (quirk(ctx, 'redfish-patch-ignored')) return 'everything';
+  if (quirk(ctx, 'redfish-boot-mode-ignored')) return 'boot-mode';
+  return undefined;
+}
+
 /**
  * Requests a quirk answers itself, before the route table: the SessionService of
  * redfish-no-sessions, the power resources of redfish-legacy-power-only, the sibling System of

@@ -11,7 +11,7 @@ import type { Rq } from './context.js';
 import { asObject, notFound, readJson, RedfishFault, type Reply } from './http.js';
 import type { Json } from './mockup.js';
 import { BOOT_ENABLED, BOOT_MODES, BOOT_TARGETS, system, systemSettings } from './resources.js';
-import { bootOnSettingsObjectOnly, bootPartlyApplied, checkBootModeWritable, ifMatchRule, quirk, quirkEtag, resetRefusal, settingsObjectPath } from './quirks.js';
+import { bootOnSettingsObjectOnly, bootPartlyApplied, checkBootModeWritable, ifMatchRule, quirk, quirkEtag, resetRefusal, settingsObjectPath, silentDrop, type SilentDrop } from './quirks.js';
 import type { ResetType } from './vendors.js';
 
 /** Power after each reset type; undefined keeps it (Nmi). */
@@ -126,6 +126,19 @@ function echoedCredentials(rq: Rq): string {
   return ` (request X-Auth-Token: ${String(token ?? '')}; Authorization: ${authorization ?? ''})`;
 }
 
+/**
+ * A validated Boot change as a BMC that drops part of it silently keeps it (silentDrop): nothing of
+ * it, or all but the mode. What is left is applied, and the PATCH answered 204 with no message.
+ */
+function keptOf(change: BootChange | undefined, drop: SilentDrop, uefiBefore: boolean): BootChange | undefined {
+  if (drop === 'everything') return undefined;
+  if (drop === 'boot-mode' && change !== undefined && change.override !== undefined) return { ...change, override: { ...change.override, uefi: uefiBefore } };
+  return change;
+}
+
+/** 204 No Content: the answer of a BMC dropping part of a PATCH without a word. */
+const SILENT: Reply = { status: 204 };
+
 /** PATCH of the System: Boot and the identify LED; validated whole before anything changes. */
 export async function patchSystem(rq: Rq): Promise<Reply> {
   const current = system(rq.ctx);
@@ -137,12 +150,15 @@ export async function patchSystem(rq: Rq): Promise<Reply> {
   const elsewhere = bootOnSettingsObjectOnly(rq.ctx, body);
   if (elsewhere !== undefined) return elsewhere;
   checkBootModeWritable(rq.ctx, body.Boot);
-  const boot = body.Boot === undefined ? undefined : bootChange(rq, body.Boot);
-  const led = ledChange(rq, body);
+  const drop = silentDrop(rq.ctx);
+  const boot = keptOf(body.Boot === undefined ? undefined : bootChange(rq, body.Boot), drop, machine.state.bootUefi);
+  const asked = ledChange(rq, body);
+  const led = drop === 'everything' ? undefined : asked;
   const partly = bootPartlyApplied(rq.ctx, body.Boot, echoedCredentials(rq));
   if (boot?.order !== undefined) machine.setBootOrder(boot.order);
   if (boot?.override !== undefined) machine.setBoot(boot.override.boot, partly ? partly.persistent : boot.override.persistent, boot.override.uefi, 'redfish');
   if (led !== undefined) machine.setIdentify(led);
+  if (drop !== undefined) return SILENT;
   const updated = system(rq.ctx);
   const answer = partly ? { ...updated, Boot: { ...(updated.Boot as Json), ...partly.annotation } } : updated;
   return { status: 200, body: answer, headers: { ETag: updated['@odata.etag'] as string } };
@@ -160,10 +176,12 @@ export async function patchSystemSettings(rq: Rq): Promise<Reply> {
   checkIfMatch(rq, current['@odata.etag'] as string, true);
   const body = asObject(await readJson(rq.req), 'request body');
   for (const key of Object.keys(body)) if (key !== 'Boot' && key !== '@odata.etag') throw unknown(current, key);
-  const boot = body.Boot === undefined ? undefined : bootChange(rq, body.Boot);
   const { machine } = rq.ctx;
+  const drop = silentDrop(rq.ctx);
+  const boot = keptOf(body.Boot === undefined ? undefined : bootChange(rq, body.Boot), drop, machine.state.bootUefi);
   if (boot?.order !== undefined) machine.setBootOrder(boot.order);
   if (boot?.override !== undefined) machine.setBoot(boot.override.boot, boot.override.persistent, boot.override.uefi, 'redfish');
+  if (drop !== undefined) return SILENT;
   const updated = systemSettings(rq.ctx, path);
   return { status: 200, body: updated, headers: { ETag: updated['@odata.etag'] as string } };
 }
@@ -177,7 +195,9 @@ export async function patchChassis(rq: Rq): Promise<Reply> {
   const writable = [...(vendor.indicatorLED ? ['IndicatorLED'] : []), ...(vendor.locationIndicatorActive ? ['LocationIndicatorActive'] : [])];
   for (const key of Object.keys(body)) if (!writable.includes(key) && key !== '@odata.etag') throw unknown(current, key);
   const led = ledChange(rq, body);
-  if (led !== undefined) machine.setIdentify(led);
+  const drop = silentDrop(rq.ctx);
+  if (led !== undefined && drop !== 'everything') machine.setIdentify(led);
+  if (drop !== undefined) return SILENT;
   const updated = chassis(rq.ctx);
   return { status: 200, body: updated, headers: { ETag: updated['@odata.etag'] as string } };
 }

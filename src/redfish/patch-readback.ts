@@ -1,0 +1,115 @@
+/**
+ * Whether a PATCH a BMC answered 200 or 204 took effect. Some firmware answers success, with no
+ * message, and leaves the values as they were: a Supermicro (AMI-based, Redfish 1.22.2) answered a
+ * Pxe/Once/UEFI override 200 and read back Legacy and Disabled, only the target applied
+ * (bmc-toolbox/bmclib#459, which re-reads the System after the PATCH); a 204 that ignored
+ * BootSourceOverrideMode is in kubevirtbmc/kubevirtbmc#166. sushy, gofish and go-hal take the 2xx
+ * as done. So: where the answer does not itself show what was sent (204, or a 200 without those
+ * properties), the resource PATCHed is read back once and the values compared; one that shows
+ * another value is NotAppliedError, as a 2xx whose messages say so (patch-answer.ts).
+ *
+ * A read-back that fails (a timeout, a 5xx) leaves the PATCH as the success it answered: the
+ * command most likely worked, and failing it because a GET failed would fall back to IPMI or fail
+ * the command for nothing. A property the read-back does not show is not held against the PATCH.
+ * A 202 (the change runs as a task) is not read back: its values need not show yet.
+ */
+import { BmcError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { obj, prop, str } from './json.js';
+import { NotAppliedError, type MismatchedProperty, type Scrub } from './patch-answer.js';
+import type { RedfishReply } from './session.js';
+
+/** A value a PATCH sent and how a body of its resource shows it. */
+export interface SentValue {
+  /** as NotAppliedError names it: `Boot/BootSourceOverrideTarget`, `IndicatorLED` */
+  property: string;
+  /** what was sent, as JSON (for the error's text) */
+  sent: unknown;
+  /** the value `body` holds for it; undefined: the body does not show it */
+  shown(body: unknown): unknown;
+  /** whether a value shown is the one sent */
+  matches(shown: unknown): boolean;
+}
+
+/** `name` under `group` ('' for a property of the resource itself), compared as is. */
+export function sameValue(group: string, name: string, sent: unknown): SentValue {
+  return {
+    property: group === '' ? name : `${group}/${name}`,
+    sent,
+    shown: (body) => prop(group === '' ? body : obj(body, group), name),
+    matches: (shown) => shown === sent,
+  };
+}
+
+/**
+ * `Boot/BootOrder`: the order read back starts with the one sent (a BMC may list options left out
+ * after them), each entry the reference sent or that reference decorated (`Boot0003: UEFI HTTPv4
+ * …`, as some firmware writes BootOrder: dsx-ai-factory/libredfish#112).
+ */
+export function bootOrderValue(order: readonly string[]): SentValue {
+  return {
+    property: 'Boot/BootOrder',
+    sent: order,
+    shown: (body) => prop(obj(body, 'Boot'), 'BootOrder'),
+    matches: (shown) => Array.isArray(shown) && order.every((ref, i) => shown[i] === ref || (typeof shown[i] === 'string' && (shown[i] as string).startsWith(`${ref}:`))),
+  };
+}
+
+/** IndicatorLED: Lit and Blinking both show the LED on. */
+const LED_STATES: Record<'on' | 'off', readonly unknown[]> = { on: ['Lit', 'Blinking'], off: ['Off'] };
+
+/** The identify LED as sent in `body` (`IndicatorLED` or `LocationIndicatorActive`, ledBody in actions.ts). */
+export function ledValues(body: Record<string, unknown>): SentValue[] {
+  return Object.entries(body).map(([name, sent]) => {
+    const value = sameValue('', name, sent);
+    if (name !== 'IndicatorLED') return value;
+    const wanted = LED_STATES[sent === 'Off' ? 'off' : 'on'];
+    return { ...value, matches: (shown: unknown) => wanted.includes(shown) };
+  });
+}
+
+/** The If-Match a resource read asks for: its ETag header, else its `@odata.etag`, else `*`. */
+export function ifMatchOf(reply: Pick<RedfishReply, 'headers' | 'body'>): string {
+  return reply.headers.etag ?? str(reply.body, '@odata.etag') ?? '*';
+}
+
+/** The values of `sent` that `body` shows with another value (those it does not show are left out). */
+function mismatched(body: unknown, sent: readonly SentValue[], hide: Scrub): MismatchedProperty[] {
+  return sent.flatMap((v) => {
+    const shown = v.shown(body);
+    if (shown === undefined || v.matches(shown)) return [];
+    return [{ property: v.property, sent: JSON.stringify(v.sent), shown: hide(JSON.stringify(shown) ?? String(shown)) }];
+  });
+}
+
+/** Whether `body` shows every value of `sent` as sent. */
+const showsAll = (body: unknown, sent: readonly SentValue[]): boolean => sent.every((v) => v.matches(v.shown(body)));
+
+export type ReadBackClient = { getReply(path: string, options?: { signal?: AbortSignal }): Promise<RedfishReply>; scrub: Scrub };
+
+export interface ReadBackOptions {
+  signal?: AbortSignal | undefined;
+  logger?: Logger | undefined;
+  /** given the If-Match of the resource as read back (for a PATCH sent after this one) */
+  onRead?: (ifMatch: string) => void;
+}
+
+/**
+ * After a 2xx `reply` to a PATCH of `path` that sent `sent`: nothing more when the reply is a 202 or
+ * its body shows every value as sent; else one GET of `path`, and NotAppliedError (the 2xx's
+ * status) naming each value it shows otherwise. A failed GET is logged and the PATCH stands.
+ */
+export async function confirmApplied(client: ReadBackClient, path: string, reply: RedfishReply, sent: readonly SentValue[], o: ReadBackOptions = {}): Promise<void> {
+  if (reply.status === 202 || showsAll(reply.body, sent)) return;
+  let read: RedfishReply;
+  try {
+    read = await client.getReply(path, o.signal ? { signal: o.signal } : {});
+  } catch (err) {
+    if (!(err instanceof BmcError)) throw err;
+    o.logger?.warn({ path, status: reply.status, err: err.message }, 'redfish PATCH answered success but its resource could not be read back to compare; taken as done');
+    return;
+  }
+  o.onRead?.(ifMatchOf(read));
+  const wrong = mismatched(read.body, sent, (t) => client.scrub(t));
+  if (wrong.length > 0) throw new NotAppliedError(path, reply.status, wrong);
+}
