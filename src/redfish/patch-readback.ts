@@ -5,14 +5,16 @@
  * (bmc-toolbox/bmclib#459, which re-reads the System after the PATCH); a 204 that ignored
  * BootSourceOverrideMode is in kubevirtbmc/kubevirtbmc#166. sushy, gofish and go-hal take the 2xx
  * as done. So: where the answer does not itself show what was sent (204, or a 200 without those
- * properties), the resource PATCHed is read back once and the values compared; one that shows
- * another value is NotAppliedError, as a 2xx whose messages say so (patch-answer.ts).
+ * properties), the resource PATCHed is read back and the values compared; one that shows another
+ * value, again a second later (READ_BACK_SETTLE_MS), is NotAppliedError, as a 2xx whose messages
+ * say so (patch-answer.ts).
  *
  * A read-back that fails (a timeout, a 5xx) leaves the PATCH as the success it answered: the
  * command most likely worked, and failing it because a GET failed would fall back to IPMI or fail
  * the command for nothing. A property the read-back does not show is not held against the PATCH.
  * A 202 (the change runs as a task) is not read back: its values need not show yet.
  */
+import { sleep } from '../deadline.js';
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { obj, prop, str } from './json.js';
@@ -92,24 +94,46 @@ export interface ReadBackOptions {
   logger?: Logger | undefined;
   /** given the If-Match of the resource as read back (for a PATCH sent after this one) */
   onRead?: (ifMatch: string) => void;
+  /** how long to wait before the second read of a resource that showed other values (default READ_BACK_SETTLE_MS) */
+  settleMs?: number;
 }
 
 /**
+ * A resource read back with other values is read once more this long after, before the PATCH is
+ * held not applied: a BMC that applies a PATCH a moment after its 204 (the change handed to
+ * another daemon of the firmware, as bmcweb does with D-Bus properties) would otherwise be
+ * refused for nothing and the command fall back to IPMI, or fail with Redfish alone.
+ */
+export const READ_BACK_SETTLE_MS = 1000;
+
+/**
  * After a 2xx `reply` to a PATCH of `path` that sent `sent`: nothing more when the reply is a 202 or
- * its body shows every value as sent; else one GET of `path`, and NotAppliedError (the 2xx's
- * status) naming each value it shows otherwise. A failed GET is logged and the PATCH stands.
+ * its body shows every value as sent; else a GET of `path`, another a second later where it shows a
+ * value otherwise, and NotAppliedError (the 2xx's status) naming each value the second shows
+ * otherwise. A failed GET is logged and the PATCH stands.
  */
 export async function confirmApplied(client: ReadBackClient, path: string, reply: RedfishReply, sent: readonly SentValue[], o: ReadBackOptions = {}): Promise<void> {
   if (reply.status === 202 || showsAll(reply.body, sent)) return;
-  let read: RedfishReply;
-  try {
-    read = await client.getReply(path, o.signal ? { signal: o.signal } : {});
-  } catch (err) {
-    if (!(err instanceof BmcError)) throw err;
-    o.logger?.warn({ path, status: reply.status, err: err.message }, 'redfish PATCH answered success but its resource could not be read back to compare; taken as done');
-    return;
+  for (let read = 1; ; read++) {
+    let back: RedfishReply;
+    try {
+      back = await client.getReply(path, o.signal ? { signal: o.signal } : {});
+    } catch (err) {
+      if (!(err instanceof BmcError)) throw err;
+      o.logger?.warn({ path, status: reply.status, err: err.message }, 'redfish PATCH answered success but its resource could not be read back to compare; taken as done');
+      return;
+    }
+    o.onRead?.(ifMatchOf(back));
+    const wrong = mismatched(back.body, sent, (t) => client.scrub(t));
+    if (wrong.length === 0) return;
+    if (read === 2) throw new NotAppliedError(path, reply.status, wrong);
+    try {
+      await sleep(o.settleMs ?? READ_BACK_SETTLE_MS, o.signal, `the second read-back of ${path}`);
+    } catch (err) {
+      // cut off (the command's deadline, a shutdown) before the second look: as a read-back that failed
+      if (!(err instanceof BmcError)) throw err;
+      o.logger?.warn({ path, status: reply.status, err: err.message }, 'redfish PATCH answered success but its resource could not be read back to compare; taken as done');
+      return;
+    }
   }
-  o.onRead?.(ifMatchOf(read));
-  const wrong = mismatched(read.body, sent, (t) => client.scrub(t));
-  if (wrong.length > 0) throw new NotAppliedError(path, reply.status, wrong);
 }

@@ -43,6 +43,20 @@ describe('confirmApplied', () => {
     expect((err as Error).message.length).toBeLessThan(400);
   });
 
+  it('a BMC that applies the PATCH a moment after its 204: the second read-back, a settle time later, shows the values and the PATCH stands', async () => {
+    const bodies = [{ Boot: { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled' } }, { Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Continuous' } }];
+    const client = { ...readBack({}), reads: 0 };
+    client.getReply = async () => reply(200, bodies[client.reads++]);
+    await expect(confirmApplied(client, PATH, reply(204), override, { settleMs: 1 })).resolves.toBeUndefined();
+    expect(client.reads).toBe(2);
+  });
+
+  it('shown otherwise twice: NotAppliedError after the second read, not before', async () => {
+    const client = readBack({ Boot: { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Continuous' } });
+    await expect(confirmApplied(client, PATH, reply(204), override, { settleMs: 1 })).rejects.toBeInstanceOf(NotAppliedError);
+    expect(client.reads).toBe(2);
+  });
+
   it('no read when the answer shows the values sent, or is a 202', async () => {
     const client = readBack({});
     await confirmApplied(client, PATH, reply(200, { Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Continuous' } }), override);
