@@ -1,29 +1,38 @@
 /**
  * One console client's output queue. Output goes straight to the client while its port takes
- * it; once `send` says the port is full, output waits here until the port has `drain`ed, at
- * most `maxBytes` of it. Past that the client is too slow: `push` says so and the session drops
- * the client, so one slow reader never holds up the others or grows memory without bound.
+ * it; once `send` says the port is full, output waits here until the port has `drain`ed. What
+ * waits here and what the transport holds unsent (`unsent`: an SSH channel whose window the client
+ * never opens again, a WebSocket the peer does not read) count together against `maxBytes`; past
+ * that the client is too slow: `push` says so and the session drops the client, so one slow
+ * reader never holds up the others or grows memory without bound.
+ *
+ * Items are output (Buffer) or anything else that has a size in bytes (a notice): a notice takes
+ * its turn behind the output before it, and counts as output does.
  */
-export interface ClientQueue {
+export interface ClientQueue<T extends { readonly length: number } = Buffer> {
   /** bytes waiting for the port */
   readonly queuedBytes: number;
   /** the port said it is full and has not drained since */
   readonly blocked: boolean;
-  /** Sends `data` or queues it; false when the queue now holds more than `maxBytes` (data is kept until `clear`). */
-  push(data: Buffer): boolean;
+  /** Sends `item` or queues it; false when the queue and the transport now hold more than `maxBytes` (the item is kept until `clear`). */
+  push(item: T): boolean;
   /** The port can take data again: sends what waits, in order, until the port is full again. */
   drain(): void;
   /** Forgets what waits (the client is gone). */
   clear(): void;
 }
 
-/** `send` returns false when the port is full (as `Writable.write` does); the data it was given is taken either way. */
-export function createClientQueue(send: (data: Buffer) => boolean, maxBytes: number): ClientQueue {
+/**
+ * `send` returns false when the port is full (as `Writable.write` does); the item it was given is
+ * taken either way. `unsent`: bytes the transport was given and has not sent yet (0 when it does not tell).
+ */
+export function createClientQueue<T extends { readonly length: number } = Buffer>(send: (item: T) => boolean, maxBytes: number, unsent: () => number = () => 0): ClientQueue<T> {
   if (!Number.isInteger(maxBytes) || maxBytes < 0) throw new RangeError(`client queue limit must be a non-negative integer, got ${String(maxBytes)}`);
-  let waiting: Buffer[] = [];
-  let head = 0; // index of the oldest waiting chunk; the array is compacted when drained
+  let waiting: T[] = [];
+  let head = 0; // index of the oldest waiting item; the array is compacted when drained
   let queuedBytes = 0;
   let blocked = false;
+  const withinBound = () => queuedBytes + unsent() <= maxBytes;
 
   return {
     get queuedBytes() {
@@ -32,14 +41,14 @@ export function createClientQueue(send: (data: Buffer) => boolean, maxBytes: num
     get blocked() {
       return blocked;
     },
-    push(data) {
+    push(item) {
       if (!blocked) {
-        if (!send(data)) blocked = true;
-        return true;
+        if (!send(item)) blocked = true;
+        return withinBound();
       }
-      waiting.push(data);
-      queuedBytes += data.length;
-      return queuedBytes <= maxBytes;
+      waiting.push(item);
+      queuedBytes += item.length;
+      return withinBound();
     },
     drain() {
       blocked = false;

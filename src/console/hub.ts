@@ -6,6 +6,7 @@
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createSession, type ConsoleSession, type SessionSettings } from './session.js';
+import { createTakeoverBudget } from './takeover-budget.js';
 import type { ClientPort, ConsoleHandle, HubEvent, OpenBackend } from './types.js';
 
 export interface HubOptions {
@@ -23,7 +24,7 @@ export interface HubOptions {
    * without takeover for this long (they fail BUSY while it holds SOL), then take it over as stale
    */
   reconnect?: { initialMs?: number; maxMs?: number; maxAttempts?: number; yieldMs?: number };
-  /** output waiting for one client before it is dropped as too slow, default 1 MiB */
+  /** output and notices waiting for one client (queued, and unsent in its transport) before it is dropped as too slow, default 1 MiB */
   maxClientQueueBytes?: number;
   /** clients per machine, default 1000 */
   maxClientsPerSession?: number;
@@ -84,6 +85,9 @@ export function createConsoleHub(options: HubOptions): ConsoleHub {
       yieldMs: intOption('reconnect.yieldMs', options.reconnect?.yieldMs, 10 * 60_000, 0),
     },
     maxClientQueueBytes: intOption('maxClientQueueBytes', options.maxClientQueueBytes, 1 << 20, 1),
+    // the hub's, not a session's: a session closing with its last client and opened again by the
+    // next join would otherwise refill every bucket
+    takeovers: createTakeoverBudget(),
     closeTimeoutMs: intOption('closeTimeoutMs', options.closeTimeoutMs, 5000, 1),
     onEvent: options.onEvent ?? (() => undefined),
     ...(options.seedScrollback ? { seedScrollback: options.seedScrollback } : {}),

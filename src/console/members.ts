@@ -1,42 +1,50 @@
 /**
  * The clients of one console session: who is in, who holds the keyboard, and each client's
- * bounded output queue (client-queue.ts). Output reaches every live client; a client that
- * falls more than `maxClientQueueBytes` behind is dropped; the keyboard passes to the next
- * live client when its holder leaves. The BMC side (opening, reconnecting, closing the serial
+ * bounded output queue (client-queue.ts). Output and notices reach every live client through
+ * that queue; a client that falls more than `maxClientQueueBytes` behind (queued here and held
+ * unsent by its transport together) is dropped; the keyboard passes to the next live client when
+ * its holder leaves. The BMC side (opening, reconnecting, closing the serial
  * stream) stays in session.ts, which tells the members what to show through `state()`.
  */
 import type { Logger } from '../log.js';
 import { createTokenBucket, type TokenBucket } from '../net/token-bucket.js';
 import { createClientQueue, type ClientQueue } from './client-queue.js';
-import type { ClientPort, ConsoleNotice, ConsoleState, EndReason, ForeignNotice, HubEvent } from './types.js';
+import type { ClientIdentity, ClientPort, ConsoleNotice, ConsoleState, EndReason, ForeignNotice, HubEvent } from './types.js';
+
+/** A notice waiting in a client's queue; `length`: its size as output, for the queue's bound */
+interface QueuedNotice {
+  readonly notice: ConsoleNotice;
+  readonly length: number;
+}
+/** what a client's queue holds: output, or a notice in its turn */
+type Outgoing = Buffer | QueuedNotice;
 
 export interface Member {
   readonly port: ClientPort;
   /** false until the scrollback was replayed to it */
   live: boolean;
-  /** its output, bounded while the client does not keep up */
-  readonly queue: ClientQueue;
+  /** its output and notices, bounded while the client does not keep up */
+  readonly queue: ClientQueue<Outgoing>;
   /** when it was last told that its input is ignored */
   refusedAt: number;
   /** out of the session; every later call about it is a no-op */
   gone: boolean;
   /** a holder (the console capture): never gets the keyboard, not counted as a viewer */
   readonly holder: boolean;
-  /** the takeovers it may ask for */
+  /** the takeovers it may ask for (shared with its principal's other joins from the same address) */
   readonly takeovers: TokenBucket;
 }
 
 /** error notices one client gets a second (a burst of twice that); more are dropped */
 const NOTICES_PER_SECOND = 10;
 const NOTICES_BURST = 20;
-/** takeovers one client may ask for a second, and at once */
-const TAKEOVERS_PER_SECOND = 1;
-const TAKEOVERS_BURST = 5;
 
 export interface MembersOptions {
   machineId: string;
   log: Logger;
   maxClientQueueBytes: number;
+  /** the takeover budget of a client (takeover-budget.ts: the hub's, by principal and source address) */
+  takeovers: (identity: ClientIdentity) => TokenBucket;
   onEvent: (event: HubEvent) => void;
   /** the BMC connection's state, as clients are shown it */
   state: () => ConsoleState;
@@ -89,6 +97,11 @@ export interface Members {
 
 const REFUSED_NOTICE_INTERVAL_MS = 5000;
 
+/** a notice's size as output: about what a transport sends for it (SSH a line of its message, WebSocket its JSON) */
+function noticeBytes(n: ConsoleNotice): number {
+  return Buffer.byteLength(JSON.stringify(n));
+}
+
 export function createMembers(o: MembersOptions): Members {
   const { machineId, log } = o;
   const members: Member[] = [];
@@ -118,16 +131,17 @@ export function createMembers(o: MembersOptions): Members {
   }
 
   function tellAll(message: string): void {
-    for (const m of members) if (m.live) m.port.notify(statusFor(m, message));
+    // a copy: a client the notice finds too slow is dropped meanwhile
+    for (const m of [...members]) if (m.live) m.port.notify(statusFor(m, message));
   }
 
-  function deliver(m: Member, data: Buffer): void {
-    if (!m.queue.push(data)) drop(m);
+  function deliver(m: Member, item: Outgoing): void {
+    if (!m.gone && !m.queue.push(item)) drop(m);
   }
 
   function drop(m: Member): void {
     o.onEvent('client-dropped-slow');
-    log.warn({ ...who(m), queued: m.queue.queuedBytes }, 'console client too slow, dropped');
+    log.warn({ ...who(m), queued: m.queue.queuedBytes, unsent: m.port.unsentBytes?.() ?? 0 }, 'console client too slow, dropped');
     const reason: EndReason = { code: 'slow', message: `client too slow: more than ${o.maxClientQueueBytes} bytes of output waiting`, error: true };
     remove(m, 'dropped');
     m.port.end(reason);
@@ -193,14 +207,27 @@ export function createMembers(o: MembersOptions): Members {
       return members[0];
     },
     add(client, holder = false) {
-      // notices bypass the output queue's bound: a client answered on every frame it sends, never
-      // reading, would otherwise grow our buffers without end; so error notices are a few a second
-      // error notices only (the answers to a client's own frames, which it can make without end):
-      // a status (the console reconnected, the keyboard moved) always goes, takeovers being bounded
-      // below, and a holder (the capture, which tracks gaps by them) gets every notice
+      // Notices go through the client's queue as output does and count against its bound: a
+      // client that reads nothing while keyboard notices reach it is dropped as a slow reader is.
+      // Error notices (the answers to a client's own frames, which it can make without end) are a
+      // few a second besides; a status (the console reconnected, the keyboard moved) always goes,
+      // takeovers being bounded by the takeover budget, and a holder (the capture, which tracks
+      // gaps by them) gets every notice.
       const notices = createTokenBucket(NOTICES_PER_SECOND, NOTICES_BURST);
-      const port: ClientPort = holder ? client : { ...client, notify: (n) => void ((n.type !== 'error' || notices.take()) && client.notify(n)) };
-      const m: Member = { port, live: false, queue: createClientQueue((data) => port.send(data), o.maxClientQueueBytes), refusedAt: 0, gone: false, holder, takeovers: createTokenBucket(TAKEOVERS_PER_SECOND, TAKEOVERS_BURST) };
+      const unsent = () => client.unsentBytes?.() ?? 0;
+      const send = (item: Outgoing) => (Buffer.isBuffer(item) ? client.send(item) : (client.notify(item.notice), true));
+      const notify = (n: ConsoleNotice) => {
+        if (holder || n.type !== 'error' || notices.take()) deliver(m, { notice: n, length: noticeBytes(n) });
+      };
+      const m: Member = {
+        port: { ...client, notify },
+        live: false,
+        queue: createClientQueue<Outgoing>(send, o.maxClientQueueBytes, unsent),
+        refusedAt: 0,
+        gone: false,
+        holder,
+        takeovers: o.takeovers(client.identity),
+      };
       members.push(m);
       o.onEvent('client-join');
       return m;
@@ -208,6 +235,7 @@ export function createMembers(o: MembersOptions): Members {
     goLive(m, scrollback, wantsKeyboard) {
       m.live = true;
       if (scrollback.length > 0) deliver(m, scrollback);
+      if (m.gone) return;
       log.info({ ...who(m), clients: members.length, scrollback: scrollback.length }, 'console client joined');
       if (!m.holder && (keyboard === undefined || wantsKeyboard)) {
         if (keyboard !== undefined) takeover(m);

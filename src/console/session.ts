@@ -16,6 +16,7 @@ import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createMembers, type Member } from './members.js';
 import { createRing, type Ring } from './ring.js';
+import type { TakeoverBudget } from './takeover-budget.js';
 import { asForeignSession, breakSender, takenOverByAnother, type ClientPort, type ConsoleHandle, type ConsoleState, type EndReason, type HubEvent, type OpenBackend } from './types.js';
 
 export interface SessionSettings {
@@ -28,6 +29,8 @@ export interface SessionSettings {
   /** `yieldMs`: how long reconnects open without takeover after another client took the console from us (0: never) */
   reconnect: { initialMs: number; maxMs: number; maxAttempts: number; yieldMs: number };
   maxClientQueueBytes: number;
+  /** the hub's takeover buckets (by machine, principal and source address) */
+  takeovers: TakeoverBudget;
   closeTimeoutMs: number;
   onEvent: (event: HubEvent) => void;
   /** the scrollback a new session starts with (the capture's log); failures leave it empty */
@@ -90,6 +93,7 @@ export function createSession(machineId: string, settings: SessionSettings, onCl
     machineId,
     log,
     maxClientQueueBytes: settings.maxClientQueueBytes,
+    takeovers: (identity) => settings.takeovers(machineId, identity),
     onEvent: settings.onEvent,
     state,
     onEmpty: () => {

@@ -125,15 +125,22 @@ function bridge(channel: ServerChannel, machineId: string, identity: ClientIdent
   const line = (text: string) => {
     if (writable(channel.stderr)) channel.stderr.write(`\r\n[metal-bmc] ${oneLine(text)}\r\n`);
   };
-  const finish = (status: number, message?: string) => {
+  /**
+   * `abandon`: the client takes nothing (dropped as too slow): the channel is closed at once, not
+   * ended. end() waits for what is buffered to go out, which it never does while the client opens
+   * no window: the buffer and the session's place on the connection stayed for as long as the
+   * connection did (keepalives answered). A last line would wait behind the same buffer, so none.
+   */
+  const finish = (status: number, message?: string, abandon = false) => {
     if (ended) return;
-    if (message !== undefined) line(message);
+    if (message !== undefined && !abandon) line(message);
     const open = writable(channel);
     ended = true;
     if (!open) return;
     try {
       channel.exit(status);
-      channel.end();
+      if (abandon) channel.close();
+      else channel.end();
     } catch {
       // the client closed it meanwhile
     }
@@ -145,7 +152,9 @@ function bridge(channel: ServerChannel, machineId: string, identity: ClientIdent
       const text = noticeText(notice);
       if (text !== undefined) line(text);
     },
-    end: (reason) => finish(reason.error ? 1 : 0, `console closed: ${reason.message}`),
+    // stdout and stderr share the channel's window: what waits for it on either counts
+    unsentBytes: () => channel.writableLength + channel.stderr.writableLength,
+    end: (reason) => finish(reason.error ? 1 : 0, `console closed: ${reason.message}`, reason.code === 'slow'),
   };
   const channelClosed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
   // leaving the hub at once, not when the channel closes: not one more keystroke reaches the BMC

@@ -84,6 +84,12 @@ export interface ClientPort {
   /** Terminal output for the client. false: the transport's buffer is full; the hub queues until `drained()`. */
   send(data: Buffer): boolean;
   notify(notice: ConsoleNotice): void;
+  /**
+   * Bytes given to the transport (output and notices) that it has not sent to the peer yet: an
+   * SSH channel whose window the client does not open again, a socket the peer does not read.
+   * They count with the client's queue against `maxClientQueueBytes`; without it only the queue counts.
+   */
+  unsentBytes?(): number;
   /** The hub is done with this client: tell it `reason` and close the transport. */
   end(reason: EndReason): void;
 }

@@ -241,6 +241,8 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
         return !blocked;
       },
       notify: (notice) => sendJson(notice),
+      // notices and output alike, in ws's queue and the socket's buffer
+      unsentBytes: () => ws.bufferedAmount,
       end(reason) {
         ended = true;
         sendJson({ type: 'closed', message: reason.message, error: reason.error });

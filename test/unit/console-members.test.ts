@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createMembers, type MembersOptions } from '../../src/console/members.js';
+import { createTakeoverBudget } from '../../src/console/takeover-budget.js';
 import type { ClientPort, ConsoleNotice, EndReason, HubEvent } from '../../src/console/types.js';
 import { captureLog } from '../helpers/log.js';
 
@@ -15,9 +16,9 @@ interface FakePort extends ClientPort {
   full: boolean;
 }
 
-function fakePort(subject: string, onEnd?: () => void): FakePort {
+function fakePort(subject: string, onEnd?: () => void, remote = '127.0.0.1:1'): FakePort {
   const port: FakePort = {
-    identity: { subject, remote: '127.0.0.1:1', transport: 'ws' },
+    identity: { subject, remote, transport: 'ws' },
     output: [],
     notices: [],
     ended: [],
@@ -38,10 +39,12 @@ function fakePort(subject: string, onEnd?: () => void): FakePort {
 function setup(over: Partial<MembersOptions> = {}) {
   const events: HubEvent[] = [];
   let empty = 0;
+  const budget = createTakeoverBudget();
   const members = createMembers({
     machineId: 'm1',
     log: captureLog().logger,
     maxClientQueueBytes: 10,
+    takeovers: (identity) => budget('m1', identity),
     onEvent: (e) => void events.push(e),
     state: () => 'open',
     onEmpty: () => void empty++,
@@ -142,6 +145,71 @@ describe('console members', () => {
     expect(events).toContain('client-dropped-slow');
     expect([members.count, members.keyboard]).toEqual([1, mf]);
     expect(fast.output).toEqual(['12345', '67890', 'abcdef']);
+  });
+
+  it('notices count against the bound with what the transport holds unsent: a client whose SSH window stays shut while takeovers go on is dropped, holding at most the bound', () => {
+    const { members, events } = setup({ maxClientQueueBytes: 1000 });
+    // the transport takes every notice (write() says yes) and sends none of it: an SSH channel whose window the client never opens
+    let unsent = 0;
+    const stuck: FakePort = { ...fakePort('stuck'), unsentBytes: () => unsent };
+    stuck.notify = (n) => {
+      stuck.notices.push(n);
+      unsent += JSON.stringify(n).length;
+    };
+    const ms = members.add(stuck);
+    members.goLive(ms, Buffer.alloc(0), false);
+    // other clients join with `exec takeover` and leave, each from a new source port
+    for (let i = 0; i < 100 && !ms.gone; i++) {
+      const m = members.add(fakePort(`T${i % 3}`, undefined, `127.0.0.1:${1000 + i}`));
+      members.goLive(m, Buffer.alloc(0), true);
+      members.remove(m, 'left');
+    }
+    expect(stuck.ended).toMatchObject([{ code: 'slow', error: true }]);
+    expect(events).toContain('client-dropped-slow');
+    // what it held when dropped: the bound and the notice that went over it
+    expect(unsent).toBeLessThanOrEqual(1000 + 200);
+    const held = unsent;
+    members.takeover(members.add(fakePort('late')));
+    expect(unsent).toBe(held);
+  });
+
+  it('a notice to a client whose port is full waits behind its output and counts against the bound', () => {
+    const { members } = setup({ maxClientQueueBytes: 200 });
+    const slow = fakePort('slow');
+    const ms = members.add(slow);
+    members.goLive(ms, Buffer.alloc(0), false);
+    slow.full = true;
+    members.broadcast(Buffer.from('taken')); // the port is full from now on
+    members.broadcast(Buffer.from('waits'));
+    const told = slow.notices.length;
+    members.tellAll('BMC connection re-established');
+    expect(slow.notices).toHaveLength(told);
+    expect(ms.queue.queuedBytes).toBeGreaterThan(5);
+    slow.full = false;
+    ms.queue.drain();
+    expect(slow.output.at(-1)).toBe('waits');
+    expect(slow.notices.at(-1)).toMatchObject({ message: 'BMC connection re-established' });
+    slow.full = true;
+    members.broadcast(Buffer.from('taken'));
+    members.tellAll('one');
+    members.tellAll('two');
+    expect(slow.ended).toMatchObject([{ code: 'slow' }]);
+  });
+
+  it("a principal's takeovers from one address draw on one bucket: joining again does not refill it; another address has its own", () => {
+    const { members, events } = setup();
+    const holder = members.add(fakePort('H', undefined, '10.0.0.9:1'));
+    members.goLive(holder, Buffer.alloc(0), false);
+    for (let i = 0; i < 20; i++) {
+      const m = members.add(fakePort('T', undefined, `10.0.0.1:${2000 + i}`));
+      members.goLive(m, Buffer.alloc(0), true);
+      members.remove(m, 'left');
+    }
+    // the burst (5); one more at most should the clock have moved a second
+    expect(events.filter((e) => e === 'takeover').length).toBeLessThanOrEqual(6);
+    const other = members.add(fakePort('T', undefined, '10.0.0.2:2000'));
+    members.goLive(other, Buffer.alloc(0), true);
+    expect(members.keyboard).toBe(other);
   });
 
   it('endAll lets every client go together: each is told once, no keyboard passes on, a leave() while ending is a no-op', () => {

@@ -1,0 +1,113 @@
+/**
+ * An SSH client that keeps its connection alive but never opens its session channel's window
+ * again, while another client takes the keyboard in a loop: every takeover is a notice to it,
+ * which ssh2 buffered for as long as the connection lived (a reviewer's daemon grew by 1 GiB in
+ * two minutes). The channel is dropped as too slow once what waits for it passes the client
+ * queue bound, closed rather than ended, so its buffer and its place on the connection go.
+ * Real ssh2 clients over TLS with client certificates; the BMC side is a stream the test writes
+ * serial output into.
+ */
+import { readFileSync } from 'node:fs';
+import { PassThrough, type Duplex } from 'node:stream';
+import { connect as tlsConnect } from 'node:tls';
+import { Registry } from 'prom-client';
+import ssh2 from 'ssh2';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { startConsoleServers, type ConsoleServers } from '../../src/console/index.js';
+import { captureLog, type CapturedLog } from '../helpers/log.js';
+import { createPki, type Pki } from '../helpers/pki.js';
+import { withPeers } from '../helpers/peers.js';
+import { waitFor } from '../helpers/wait.js';
+
+const { describe, it } = withPeers('openssl');
+
+const MACHINE = 'cccccccc-88f6-5390-8154-fa53d93a3313';
+/** small, so that the takeovers' burst passes it */
+const QUEUE_BYTES = 512;
+/** the window the stuck client announces for its session channels, and never adjusts */
+const STUCK_WINDOW = 256;
+
+let pki: Pki;
+let servers: ConsoleServers;
+let log: CapturedLog;
+const registry = new Registry();
+/** the serial line of the console opened last */
+let serial: PassThrough | undefined;
+
+beforeAll(async () => {
+  pki = await createPki();
+  log = captureLog();
+  const openBackend = (): Promise<Duplex> => Promise.resolve((serial = new PassThrough()));
+  servers = await startConsoleServers({ host: '127.0.0.1', port: 0, wsPort: null, caCertFile: pki.ca, certFile: pki.serverCert, keyFile: pki.serverKey, openBackend, logger: log.logger, registry, hub: { maxClientQueueBytes: QUEUE_BYTES } });
+});
+
+afterAll(async () => {
+  await servers?.close();
+  pki?.remove();
+});
+
+/** An ssh2 client over TLS; with `window`, each session channel it opens announces that window, and the client (which counts 2 MiB) never adjusts it. */
+async function connect(window?: number): Promise<ssh2.Client> {
+  const socket = tlsConnect({ host: '127.0.0.1', port: servers.sshPort, ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey), servername: 'localhost', checkServerIdentity: () => undefined });
+  await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+  const client = new ssh2.Client();
+  await new Promise<void>((resolve, reject) => client.once('ready', resolve).once('error', reject).connect({ sock: socket, username: MACHINE }));
+  if (window !== undefined) {
+    const protocol = (client as unknown as { _protocol: { session(chan: number, window: number, packetSize: number): void } })._protocol;
+    const session = protocol.session.bind(protocol);
+    protocol.session = (chan, _window, packetSize) => session(chan, window, packetSize);
+  }
+  return client;
+}
+
+const exec = (client: ssh2.Client, command: string) => new Promise<ssh2.ClientChannel>((resolve, reject) => client.exec(command, (err, channel) => (err ? reject(err) : resolve(channel))));
+
+describe('console SSH: a channel whose window stays shut', () => {
+  it('is dropped as too slow while takeovers loop, holding at most the queue bound, and closed: its place on the connection is free again', async () => {
+    const stuckClient = await connect(STUCK_WINDOW);
+    const taker = await connect();
+    try {
+      const stuck = await exec(stuckClient, 'bash');
+      let stuckErr = '';
+      stuck.stderr.on('data', (d: Buffer) => (stuckErr += d.toString()));
+      stuck.on('data', () => undefined);
+      let exitCode: number | undefined;
+      stuck.on('exit', (code: number) => (exitCode = code));
+      let stuckClosed = false;
+      stuck.once('close', () => (stuckClosed = true));
+      await waitFor(() => stuckErr.includes('connected to the console'), 8000, 'the stuck client joined');
+      // serial output past its window waits on its stdout: a channel ended, not closed, would wait for it to go out
+      serial!.write(Buffer.alloc(STUCK_WINDOW + 100, 'x'));
+
+      // `exec takeover` opened and closed in a loop, as the reviewer's client did
+      let cycles = 0;
+      for (; cycles < 200 && !stuckClosed; cycles++) {
+        const channel = await exec(taker, 'takeover');
+        let text = '';
+        channel.on('data', () => undefined);
+        channel.stderr.on('data', (d: Buffer) => (text += d.toString()));
+        await waitFor(() => text.includes('connected to the console') || stuckClosed, 8000, 'the taker joined');
+        const closed = new Promise((resolve) => channel.once('close', resolve));
+        channel.close();
+        await closed;
+      }
+      await waitFor(() => stuckClosed, 8000, 'the stuck channel closed');
+      expect(exitCode).toBe(1);
+      const dropped = log.find('console client too slow, dropped');
+      expect(dropped).toHaveLength(1);
+      // what ssh2 held for it when it was dropped: the bound and the notice that went over it
+      expect(dropped[0]!.unsent as number).toBeGreaterThan(0);
+      expect((dropped[0]!.unsent as number) + (dropped[0]!.queued as number)).toBeLessThanOrEqual(QUEUE_BYTES + 200);
+      expect(await registry.getSingleMetricAsString('metal_bmc_console_events_total')).toMatch(/event="client-dropped-slow"\} 1/);
+
+      // closed, not ended: all 4 sessions of the connection can be opened again
+      const again = [];
+      for (let i = 0; i < 4; i++) again.push(await exec(stuckClient, 'bash'));
+      expect(again).toHaveLength(4);
+    } finally {
+      stuckClient.end();
+      taker.end();
+    }
+    await waitFor(() => servers.hub.sessionCount() === 0, 10_000, 'the console closed after both left');
+  });
+});
