@@ -278,7 +278,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   let ops: OpsServer;
   const statusHttp = createStatusHttp(status, { onRefused: statusStreamRefusals(registry, logger, 'ops') });
   try {
-    const opsRefused = new Counter({ name: 'metal_bmc_ops_connections_refused_total', help: 'connections to the operations listener (METAL_BMC_HTTP_ADDRESS) refused or closed: per-source, total (over the connection bounds), silent (no request within 10 s); host: a request whose Host header is no name of the listener (421)', labelNames: ['reason'], registers: [registry] });
+    const opsRefused = new Counter({ name: 'metal_bmc_ops_connections_refused_total', help: 'connections to the operations listener (METAL_BMC_HTTP_ADDRESS) refused or closed: per-source, total (over the connection bounds), silent (no request within 10 s); host: a request whose Host header is no name of the listener (421); stalled: an answer none of which the peer took for 30 s', labelNames: ['reason'], registers: [registry] });
     ops = await startOpsServer({ host: config.http.host, port: config.http.port, registry, readiness, routes: (req, res) => statusHttp.handle(req, res), onRefused: (why) => opsRefused.inc({ reason: why }), allowedHosts: config.httpAllowedHosts, logger });
   } catch (err) {
     await stopStarted();

@@ -21,8 +21,10 @@
  * Bounds: TLS handshakes must finish within `handshakeTimeoutMs` (else the connection is closed
  * and counted as refused, `tls-handshake`, as any failed handshake), and the first request (or
  * upgrade) within the same time after it (else `handshake-timeout`); between requests Node's `keepAliveTimeout` (5 s) bounds an
- * idle connection, after an upgrade the pings do. Open connections are capped per source address
- * and in total.
+ * idle connection, after an upgrade the pings do; an answer (the page's ~489 KB xterm.js, served
+ * without authentication in token mode, the status) none of which the peer takes for
+ * `writeStallMs` ends the connection (`write-stall`). Open connections are capped per source
+ * address and in total.
  *
  * Protocol on /v1/machine/{id}/console: binary frames carry terminal bytes both ways; text
  * frames carry JSON control messages, up `{"type":"resize","cols":..,"rows":..}`,
@@ -55,7 +57,7 @@ import { secureContextOptions, serverTlsOptions, verifiedSubject, type ConsoleTl
 import { createCookieSessions } from './token-cookie.js';
 import type { ClientIdentity, ClientPort, ConsoleHandle } from './types.js';
 import { guardViewerRoutes, type ViewerRoutes } from './viewer-routes.js';
-import { closeSilentConnections } from '../net/connection-limits.js';
+import { boundWriteStalls, closeSilentConnections, WRITE_STALL_MS } from '../net/connection-limits.js';
 import { requestUrl } from '../net/request-url.js';
 import { publicText } from '../net/public-text.js';
 
@@ -83,8 +85,10 @@ export interface WsConsoleServerOptions {
   maxTokenFailures?: number;
   /** lifetime of the page's session cookie, default 1 h */
   cookieTtlMs?: number;
+  /** an answer none of which the peer takes for this long ends its connection; default 30 s (WRITE_STALL_MS) */
+  writeStallMs?: number;
   /** a refusal, for the metrics */
-  onRefused?: (reason: Refusal | ListenerRefusal | 'handshake-timeout' | 'revoked') => void;
+  onRefused?: (reason: Refusal | ListenerRefusal | 'handshake-timeout' | 'revoked' | 'write-stall') => void;
   /** default 15 s */
   pingIntervalMs?: number;
   /** largest accepted frame, default 64 KiB */
@@ -168,6 +172,11 @@ export async function startWsConsoleServer(options: WsConsoleServerOptions): Pro
     onRefused('handshake-timeout');
     log.info({ remote: remoteOf(socket), timeoutMs: handshakeTimeoutMs, reason: 'handshake-timeout' }, 'console connection closed: no request within the handshake timeout');
   }, { upgrades: true });
+  const writeStallMs = options.writeStallMs ?? WRITE_STALL_MS;
+  boundWriteStalls(server, writeStallMs, (socket) => {
+    onRefused('write-stall');
+    log.info({ remote: remoteOf(socket), stallMs: writeStallMs, reason: 'write-stall' }, 'console listener connection closed: the client took none of an answer within the stall bound');
+  });
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 64 * 1024, perMessageDeflate: false });
   /** sockets upgraded to a console WebSocket → how that console is closed for a revoked certificate */
   const consoles = new WeakMap<Socket, () => void>();

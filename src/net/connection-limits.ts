@@ -3,15 +3,18 @@
  * per IPv6 /64) and in total, counted on the raw TCP socket before any other work (TLS, HTTP parsing), and for plain
  * HTTP listeners a first request within a time (Node starts its header and request timeouts only
  * with a request's first byte, so a peer that connects and sends nothing would otherwise hold its
- * connection for ever).
+ * connection for ever), and for every HTTP listener an answer that must keep going out
+ * (`boundWriteStalls`: a peer that asks and never reads would otherwise hold its connection for ever).
  */
-import type { Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Server, Socket } from 'node:net';
 import { BmcError } from '../errors.js';
 
 export interface ConnectionLimits {
   /** open connections from one address */
   perSource: number;
+  /** open connections from one IPv6 /64; default PREFIX64_SOURCES times `perSource` */
+  perPrefix64?: number;
   /** open connections on the listener */
   total: number;
 }
@@ -53,7 +56,7 @@ export const PREFIX64_SOURCES = 8;
 
 /**
  * Refuses (destroys) a new connection beyond the limits (per address, per IPv6 /64 at
- * PREFIX64_SOURCES times that, in total); `onRefused` is told why.
+ * `perPrefix64`, by default PREFIX64_SOURCES times the address's, in total); `onRefused` is told why.
  */
 export function limitConnections(server: Server, limits: ConnectionLimits, onRefused: (socket: Socket, why: ConnectionRefusal) => void): { open(): number } {
   const open = new Map<string, number>();
@@ -64,10 +67,11 @@ export function limitConnections(server: Server, limits: ConnectionLimits, onRef
     else open.set(key, n);
   };
   let total = 0;
+  const perPrefix64 = limits.perPrefix64 ?? limits.perSource * PREFIX64_SOURCES;
   server.prependListener('connection', (socket: Socket) => {
     const address = (socket.remoteAddress ?? 'unknown').split('%')[0]!;
     const prefix = prefix64Of(address);
-    const overSource = (open.get(address) ?? 0) >= limits.perSource || (prefix !== undefined && (open.get(prefix) ?? 0) >= limits.perSource * PREFIX64_SOURCES);
+    const overSource = (open.get(address) ?? 0) >= limits.perSource || (prefix !== undefined && (open.get(prefix) ?? 0) >= perPrefix64);
     const why: ConnectionRefusal | undefined = total >= limits.total ? 'total' : overSource ? 'per-source' : undefined;
     if (why) {
       onRefused(socket, why);
@@ -120,4 +124,47 @@ export function requireFirstRequestWithin(server: HttpServer, timeoutMs: number,
   server.headersTimeout = timeoutMs;
   server.requestTimeout = Math.max(timeoutMs, 30_000);
   closeSilentConnections(server, 'connection', timeoutMs, onSilent);
+}
+
+/** how long an answer may have bytes waiting for its peer without any of them going out */
+export const WRITE_STALL_MS = 30_000;
+
+/** the bytes of a socket the kernel took (written, less what still waits in Node) */
+function bytesSent(socket: Socket): number {
+  return socket.bytesWritten - socket.writableLength;
+}
+
+/**
+ * Destroys the connection of an answer that has bytes waiting for the peer and sent none of them
+ * for `stallMs`. Node has no such bound: `server.timeout` is 0, `keepAliveTimeout` starts only
+ * once an answer is out, and `requestTimeout` ends with the request; so a peer that sent a GET and
+ * never read (a receive window of nothing) held its connection, one of the listener's capped
+ * slots, for ever (32 such filled the operations listener's per-source bound). Every answer of the
+ * server is watched, streams too: a stream waiting for news has nothing waiting for its peer (not
+ * a stall), and one whose peer stopped reading meets this bound besides its own. Checked a few
+ * times per `stallMs`, so a stall ends within 1.25 times it; `onStalled` is told before the destroy.
+ */
+export function boundWriteStalls(server: HttpServer, stallMs: number, onStalled: (socket: Socket) => void = () => undefined): void {
+  if (!Number.isInteger(stallMs) || stallMs < 1) throw new BmcError('INVALID_ARGUMENT', `boundWriteStalls: stallMs must be an integer >= 1, got ${String(stallMs)}`);
+  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    const socket = res.socket;
+    if (!socket) return;
+    let sent = bytesSent(socket);
+    let progressAt = performance.now();
+    const timer = setInterval(() => {
+      const now = bytesSent(socket);
+      if (socket.writableLength === 0 || now !== sent) {
+        sent = now;
+        progressAt = performance.now();
+        return;
+      }
+      if (performance.now() - progressAt < stallMs) return;
+      clearInterval(timer);
+      onStalled(socket);
+      socket.destroy();
+    }, Math.max(1, Math.floor(stallMs / 4)));
+    timer.unref();
+    // 'close': the answer went out whole, or the connection ended
+    res.once('close', () => clearInterval(timer));
+  });
 }

@@ -6,16 +6,17 @@
  * add more (the daemon adds /v1/status, see src/status/http.ts).
  *
  * Its connections are bounded as the console listeners' are (OPS_CONNECTION_LIMITS, per source
- * address, per IPv6 /64 at 8 times that, and in total) and a connection must send its first request
- * within OPS_FIRST_REQUEST_MS: on an address beyond loopback (`--address`, `:2112`) a peer on the
- * management network could otherwise hold connections for ever, each a descriptor of the daemon
- * that also holds the BMC sockets.
+ * address, per IPv6 /64 at 4 times that, half the total, and in total), a connection must send its
+ * first request within OPS_FIRST_REQUEST_MS, and an answer whose peer takes none of it for
+ * WRITE_STALL_MS ends the connection (`boundWriteStalls`): on an address beyond loopback
+ * (`--address`, `:2112`) a peer on the management network could otherwise hold connections for
+ * ever, each a descriptor of the daemon that also holds the BMC sockets.
  *
  * A request whose Host header is not an IP literal, localhost, or a name of this host or of the
  * operator's choosing is refused with 421 (host-check.ts: DNS rebinding from an operator's
  * browser), each counted and at most one log line a minute.
  */
-import { limitConnections, requireFirstRequestWithin, type ConnectionLimits } from '../net/connection-limits.js';
+import { boundWriteStalls, limitConnections, requireFirstRequestWithin, WRITE_STALL_MS, type ConnectionLimits } from '../net/connection-limits.js';
 import { listen } from '../net/listen.js';
 import type { Logger } from '../log.js';
 import { hostCheck, ownHostNamesWithAliases } from './host-check.js';
@@ -29,11 +30,15 @@ export interface OpsServer {
   close(): Promise<void>;
 }
 
-/** Prometheus, health checks and a few status pages with their live streams (64 at most) need far fewer. */
-export const OPS_CONNECTION_LIMITS: ConnectionLimits = { perSource: 32, total: 256 };
+/**
+ * Prometheus, health checks and a few status pages with their live streams (64 at most) need far
+ * fewer. One IPv6 /64 (one host may hold all of it) gets half the total, not all of it.
+ */
+export const OPS_CONNECTION_LIMITS: ConnectionLimits = { perSource: 32, perPrefix64: 128, total: 256 };
 export const OPS_FIRST_REQUEST_MS = 10_000;
 
-export type OpsRefusal = 'per-source' | 'total' | 'silent' | 'host';
+/** `stalled`: an answer none of which the peer took for WRITE_STALL_MS */
+export type OpsRefusal = 'per-source' | 'total' | 'silent' | 'host' | 'stalled';
 
 /** at most one log line per this many ms for requests refused by their Host (a page can send many) */
 export const HOST_REFUSAL_LOG_EVERY_MS = 60_000;
@@ -46,7 +51,9 @@ export async function startOpsServer(o: {
   routes?: (req: IncomingMessage, res: ServerResponse) => boolean;
   limits?: ConnectionLimits;
   firstRequestMs?: number;
-  /** told each connection refused or closed for silence, and each request refused for its Host (a metric) */
+  /** an answer whose peer takes none of it for this long ends its connection; default WRITE_STALL_MS */
+  writeStallMs?: number;
+  /** told each connection refused or closed for silence or a stalled answer, and each request refused for its Host (a metric) */
   onRefused?: (why: OpsRefusal) => void;
   /** Host names answered besides IP literals, localhost, this host's name and `host` (METAL_BMC_HTTP_ALLOWED_HOSTS; `*`: any) */
   allowedHosts?: readonly string[];
@@ -98,5 +105,6 @@ export async function startOpsServer(o: {
   });
   limitConnections(server, o.limits ?? OPS_CONNECTION_LIMITS, (_socket, why) => o.onRefused?.(why));
   requireFirstRequestWithin(server, o.firstRequestMs ?? OPS_FIRST_REQUEST_MS, () => o.onRefused?.('silent'));
+  boundWriteStalls(server, o.writeStallMs ?? WRITE_STALL_MS, () => o.onRefused?.('stalled'));
   return listen(server, o.port, o.host);
 }

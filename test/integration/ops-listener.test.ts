@@ -4,12 +4,13 @@ import fc from 'fast-check';
  * connects and sends nothing is closed after the first-request time, and connections beyond the
  * per-source or total bound are refused, each counted; requests within the bounds are answered
  * (curl). A request whose Host header names none of the listener's names (DNS rebinding from a
- * browser) gets 421 whatever its path.
+ * browser) gets 421 whatever its path. A peer that asks and never reads has its connection closed
+ * once none of the answer went out for the write-stall bound.
  */
 import { execFile } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { promisify } from 'node:util';
-import { Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
 import { afterEach, expect } from 'vitest';
 import { hostname } from 'node:os';
 import type { Logger } from '../../src/log.js';
@@ -29,15 +30,16 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await s.close();
 });
 
-async function start(o: { perSource?: number; total?: number; firstRequestMs?: number; allowedHosts?: string[]; logger?: Logger } = {}) {
+async function start(o: { perSource?: number; total?: number; firstRequestMs?: number; writeStallMs?: number; registry?: Registry; allowedHosts?: string[]; logger?: Logger } = {}) {
   const refused: OpsRefusal[] = [];
   const server = await startOpsServer({
     host: '127.0.0.1',
     port: 0,
-    registry: new Registry(),
+    registry: o.registry ?? new Registry(),
     readiness: {},
     limits: { perSource: o.perSource ?? 32, total: o.total ?? 256 },
     firstRequestMs: o.firstRequestMs ?? 10_000,
+    ...(o.writeStallMs === undefined ? {} : { writeStallMs: o.writeStallMs }),
     onRefused: (why) => refused.push(why),
     // a status route as the daemon adds: the Host check comes before it
     routes: (req, res) => (req.url === '/v1/status' ? (res.writeHead(200, { 'content-type': 'application/json' }).end('{"bmcs":[]}\n'), true) : false),
@@ -68,6 +70,30 @@ describe('the operations listener', () => {
     expect(await healthz(server.port)).toBe('ok\n');
     await waitFor(() => quiet.closed(), 5000, 'the silent connection closed');
     expect(refused).toEqual(['silent']);
+  });
+
+  it('closes a connection that asked for /metrics and reads none of it once nothing went out for the write-stall bound, counted; a client that reads gets all of it', async () => {
+    // an answer larger than both ends' socket buffers (loopback's send buffer grows to 4 MiB)
+    const registry = new Registry();
+    const gauge = new Gauge({ name: 'big', help: 'an answer that does not fit the socket buffers', labelNames: ['pad'], registers: [registry] });
+    for (let i = 0; i < 4; i++) gauge.set({ pad: `${i}`.padEnd(4 << 20, 'x') }, i);
+    // long enough that a reader on a busy machine (tests in parallel) is not starved past it
+    const { server, refused } = await start({ registry, writeStallMs: 2000 });
+    const reader = await run('curl', ['-sS', '--max-time', '20', '-o', '/dev/null', '-w', '%{size_download}', `http://127.0.0.1:${server.port}/metrics`]);
+    expect(Number(reader.stdout)).toBeGreaterThan(16 << 20);
+    const stuck = await silent(server.port);
+    stuck.socket.write('GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    // reads nothing: what arrives stays in the kernel's receive buffer, whose window closes
+    stuck.socket.pause();
+    await waitFor(() => refused.includes('stalled'), 10_000, 'the stalled answer ended');
+    expect(refused).toEqual(['stalled']);
+    // the server let go: reading now gets what the kernels held, then the end, short of the answer
+    let received = 0;
+    stuck.socket.on('data', (d: Buffer) => (received += d.length));
+    const closed = new Promise((resolve) => stuck.socket.once('close', resolve));
+    stuck.socket.resume();
+    await closed;
+    expect(received).toBeLessThan(16 << 20);
   });
 
   it('answers a request with an Upgrade header (curl --http2 asks for h2c) as a request, within the first-request time', async () => {

@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EventEmitter } from 'node:events';
 import type { Server } from 'node:net';
-import { limitConnections, prefix64Of, PREFIX64_SOURCES } from '../../src/net/connection-limits.js';
+import { limitConnections, prefix64Of, PREFIX64_SOURCES, type ConnectionLimits } from '../../src/net/connection-limits.js';
+import { OPS_CONNECTION_LIMITS } from '../../src/ops/http.js';
 
 const hextet = fc.integer({ min: 0, max: 0xffff }).map((n) => n.toString(16));
 
@@ -40,7 +41,7 @@ describe('connection bounds', () => {
       this.emit('close');
     }
   }
-  function listener(limits: { perSource: number; total: number }) {
+  function listener(limits: ConnectionLimits) {
     const server = new EventEmitter();
     const refused: string[] = [];
     const bound = limitConnections(server as unknown as Server, limits, (_s, why) => refused.push(why));
@@ -66,6 +67,16 @@ describe('connection bounds', () => {
     first[0]!.destroy();
     expect(l.connect('2001:db8:1:2::1').destroyed).toBe(false);
     expect(l.bound.open()).toBe(2 * PREFIX64_SOURCES + 1);
+  });
+
+  it("a /64 bound of its own: the operations listener's is below its total, so one IPv6 host cannot take every slot", () => {
+    expect(OPS_CONNECTION_LIMITS.perPrefix64).toBeLessThan(OPS_CONNECTION_LIMITS.total);
+    const l = listener({ perSource: 2, perPrefix64: 3, total: 1000 });
+    const held = [l.connect('2001:db8:1:2::1'), l.connect('2001:db8:1:2::2'), l.connect('2001:db8:1:2::3')];
+    expect(held.every((s) => !s.destroyed)).toBe(true);
+    expect(l.connect('2001:db8:1:2::4').destroyed).toBe(true);
+    expect(l.refused).toEqual(['per-source']);
+    expect(l.connect('2001:db8:1:3::1').destroyed).toBe(false);
   });
 
   it('IPv4 addresses count each for itself, and the total holds across them', () => {
