@@ -56,14 +56,15 @@ export interface CycleDeps {
   ledMemory?: LedMemory;
   /** the BMC known per machine UUID across cycles (the reporter keeps one) */
   owners?: UuidOwners;
-  /** whether a BMC IP holds a lease now (all leases, not only this cycle's); default: one of this cycle's leases */
-  isLeased?: (ip: string) => boolean;
+  /**
+   * All leases now, not only this cycle's (the reporter's view): whether a BMC IP holds a lease,
+   * the MAC it is leased to, whether a MAC holds one anywhere. Read once per cycle, after the
+   * reads, into maps: asked per known owner and per remembered condition, a scan of the view for
+   * each was quadratic in the partition's size. Default: this cycle's leases.
+   */
+  leaseView?: () => readonly Lease[];
   /** BMCs whose main-thread read was left behind past its deadline and still runs (the reporter keeps one across cycles): not read again until it ends */
   leftBehind?: Set<string>;
-  /** the MAC a BMC IP is leased to now (all leases); default: from this cycle's leases */
-  macAt?: (ip: string) => string | undefined;
-  /** whether a MAC holds a lease now at any address (all leases); default: one of this cycle's leases */
-  macLeased?: (mac: string) => boolean;
   /** told about every BMC read, the BMC of each entry in the body and those left out, and every accepted report (the daemon's status); must not throw (a throw is logged and counted, the cycle goes on) */
   observer?: ReportObserver;
   /** the BMCs slowest last cycle start first (the reporter keeps one across cycles); default: lease order */
@@ -501,11 +502,12 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   const reads = slots.filter((r): r is BmcRead => r !== undefined);
   slots.fill(undefined);
   const read = reads.length;
-  const cycleMacs = new Map(leases.map((l) => [l.ip, l.mac]));
-  const isLeased = deps.isLeased ?? ((ip: string) => cycleMacs.has(ip));
-  const macAt = deps.macAt ?? ((ip: string) => cycleMacs.get(ip));
-  const cycleMacSet = new Set(leases.flatMap((l) => (l.mac === undefined ? [] : [l.mac.toLowerCase()])));
-  const macLeased = deps.macLeased ?? ((m: string) => cycleMacSet.has(m.toLowerCase()));
+  const view = deps.leaseView?.() ?? leases;
+  const macOf = new Map(view.map((l) => [l.ip, l.mac]));
+  const leasedMacs = new Set(view.flatMap((l) => (l.mac === undefined ? [] : [l.mac.toLowerCase()])));
+  const isLeased = (ip: string) => macOf.has(ip);
+  const macAt = (ip: string) => macOf.get(ip);
+  const macLeased = (m: string) => leasedMacs.has(m.toLowerCase());
   // an owner the operator forgot while the daemon ran (bmc owners --reset) is given out in this body
   deps.owners?.refresh?.();
   const ownership = deps.owners ? { owners: deps.owners, isLeased, macAt, macLeased } : undefined;

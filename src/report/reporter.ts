@@ -45,9 +45,7 @@ export function createReporter(o: ReporterOptions): Reporter {
     owners: o.owners ?? createUuidOwners(),
     readOrder: createReadOrder(),
     limitMemory: createLimitMemory(),
-    isLeased: (ip) => o.leases().some((l) => l.ip === ip),
-    macAt: (ip) => o.leases().find((l) => l.ip === ip)?.mac,
-    macLeased: (mac) => o.leases().some((l) => l.mac?.toLowerCase() === mac.toLowerCase()),
+    leaseView: o.leases,
     leftBehind: new Set(),
     // in this thread, where every read ends, the report workers' included
     conditions: o.conditions ?? createBmcConditions(o.repeatLogIntervalMs === undefined ? {} : { repeatIntervalMs: o.repeatLogIntervalMs }),

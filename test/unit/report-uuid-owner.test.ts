@@ -38,8 +38,7 @@ function ownedCycle(connect: CycleDeps['connect'], log: ReturnType<typeof captur
     logger: log.logger,
     metrics: createReportMetrics(registry),
     owners: createUuidOwners(),
-    isLeased: (ip) => current().some((l) => l.ip === ip),
-    macAt: (ip) => current().find((l) => l.ip === ip)?.mac,
+    leaseView: current,
   };
 }
 

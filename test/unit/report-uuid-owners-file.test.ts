@@ -49,8 +49,7 @@ function cycleDeps(owners: UuidOwners, leases: Lease[], log: ReturnType<typeof c
     logger: log.logger,
     metrics: createReportMetrics(new Registry()),
     owners,
-    isLeased: (ip) => leases.some((l) => l.ip === ip),
-    macAt: (ip) => leases.find((l) => l.ip === ip)?.mac,
+    leaseView: () => leases,
   };
 }
 
