@@ -10,7 +10,10 @@
  * FRU bytes). A late answer to the old request would also pass for the new one's, since both
  * carry the same rqSeq, netFn and command. 64 numbers wrap within a second in a burst (a FRU
  * read, a report's commands), so the count alone never kept them apart. Another command may take
- * the number at once: its answers differ in netFn or command, which `responseTo` checks.
+ * the number at once: its answers differ in netFn or command, which `responseTo` checks. Every
+ * command sent under a number within the retention is remembered, not only the last: a BMC keeps
+ * each (rqSeq, netFn, command) apart, so a number another command took since is still barred to
+ * the first one.
  */
 import { abortError, BmcError } from '../errors.js';
 
@@ -22,17 +25,26 @@ export const RQ_SEQ_COUNT = 64;
  */
 export const RQ_SEQ_RETENTION_MS = 6000;
 
-interface LastUse {
-  netFn: number;
-  cmd: number;
-  /** when the last transmission under the number went out */
-  sentAt: number;
+/** netFn and command of a request, as one number (netFn in the high byte) */
+type CommandKey = number;
+
+function commandKey(netFn: number, cmd: number): CommandKey {
+  return (netFn << 8) | cmd;
 }
+
+/** for one number: when each command last went out under it, within the retention */
+type SentAtByCommand = Map<CommandKey, number>;
 
 export class RqSeqAllocator {
   private last: number;
-  private readonly pending = new Set<number>();
-  private readonly lastUse = new Map<number, LastUse>();
+  /** numbers in flight, with the command holding each */
+  private readonly pending = new Map<number, CommandKey>();
+  /**
+   * Per number, every command sent under it whose retention may still run. Entries past it are
+   * dropped whenever the number is written, so this holds at most 64 numbers times the distinct
+   * commands sent within one retention.
+   */
+  private readonly recent = new Map<number, SentAtByCommand>();
   /** requests waiting for a number: a release may free one for their command before a retention ends */
   private readonly waiters = new Set<() => void>();
 
@@ -59,8 +71,9 @@ export class RqSeqAllocator {
       const seq = (this.last + i) & (RQ_SEQ_COUNT - 1);
       if (this.pending.has(seq) || this.retainedFor(seq, netFn, cmd, now) > 0) continue;
       this.last = seq;
-      this.pending.add(seq);
-      this.lastUse.set(seq, { netFn, cmd, sentAt: now });
+      const key = commandKey(netFn, cmd);
+      this.pending.set(seq, key);
+      this.remember(seq, key, now);
       return seq;
     }
     return undefined;
@@ -108,8 +121,8 @@ export class RqSeqAllocator {
 
   /** A (re)transmission under `seq` went out: the BMC's memory of it starts again. */
   sent(seq: number): void {
-    const use = this.lastUse.get(seq);
-    if (use) use.sentAt = this.now();
+    const key = this.pending.get(seq);
+    if (key !== undefined) this.remember(seq, key, this.now());
   }
 
   release(seq: number): void {
@@ -122,8 +135,15 @@ export class RqSeqAllocator {
   }
 
   private retainedFor(seq: number, netFn: number, cmd: number, now: number): number {
-    const use = this.lastUse.get(seq);
-    if (!use || use.netFn !== netFn || use.cmd !== cmd) return 0;
-    return Math.max(0, use.sentAt + this.retentionMs - now);
+    const sentAt = this.recent.get(seq)?.get(commandKey(netFn, cmd));
+    return sentAt === undefined ? 0 : Math.max(0, sentAt + this.retentionMs - now);
+  }
+
+  /** A transmission of command `key` under `seq` at `now`; drops the number's entries the BMC has forgotten. */
+  private remember(seq: number, key: CommandKey, now: number): void {
+    let byCommand = this.recent.get(seq);
+    if (!byCommand) this.recent.set(seq, (byCommand = new Map()));
+    for (const [other, sentAt] of byCommand) if (sentAt + this.retentionMs <= now) byCommand.delete(other);
+    byCommand.set(key, now);
   }
 }

@@ -517,14 +517,24 @@ describe('ipmi-duplicate-cf: a BMC that answers a resend of a request it handled
     l.close();
   });
 
-  it('a burst of more than 64 Read FRU Data within 5 s: no rqSeq is reused for the command while the BMC remembers it, so none is answered 0xCF and each gets its own offset\'s bytes', async () => {
+  it('a burst of more than 64 Read FRU Data within 5 s, a Get Chassis Status among them: no rqSeq is reused for the command while the BMC remembers it, so none is answered 0xCF and each gets its own offset\'s bytes', async () => {
     const l = linked(['ipmi-duplicate-cf']);
     const s = await l.open();
     const read = (offset: number) => s.request(NetFn.storage, Cmd.readFruData, Buffer.from([0, offset, 0, 8]));
     const expected = await read(0); // the FRU's first 8 bytes, the reference for every 16th read below
     const started = Date.now();
     const answers = [];
-    for (let i = 0; i < 70; i++) answers.push(await read((i % 16) * 8));
+    for (let i = 0; i < 70; i++) {
+      if (i !== 63) {
+        answers.push(await read((i % 16) * 8));
+        continue;
+      }
+      // the 65th Read FRU Data waits for a number; Get Chassis Status takes one of the burst's at
+      // once, and its release must not hand that number to Read FRU Data within the BMC's 5 s
+      const [fru, status] = await Promise.all([read((i % 16) * 8), s.request(NetFn.chassis, Cmd.getChassisStatus)]);
+      expect(status.completionCode).toBe(0);
+      answers.push(fru);
+    }
     expect(answers.map((a) => a.completionCode)).toEqual(Array(70).fill(0));
     for (let i = 0; i < 70; i += 16) expect(answers[i]!.data).toEqual(expected.data);
     // 64 numbers for the command, the rest after the first ones' retention (the wait of the fix)

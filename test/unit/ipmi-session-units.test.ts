@@ -141,6 +141,29 @@ describe('RqSeqAllocator', () => {
     expect(a.allocate(...READ_FRU_DATA)).toBe(1); // the oldest Read FRU Data of the burst is past its retention
   });
 
+  it('keeps a number from a command that used it within the retention even after another command used it since', () => {
+    let now = 1_000_000;
+    const a = new RqSeqAllocator(63, undefined, 6000, () => now);
+    // Read FRU Data uses all 64 numbers within a second; its 65th waits
+    for (let i = 0; i < 64; i++) {
+      a.release(a.allocate(...READ_FRU_DATA)!);
+      now += 10;
+    }
+    expect(a.allocate(...READ_FRU_DATA)).toBeUndefined();
+    // Get Device ID takes 0 (last used by Read FRU Data 640 ms ago) and is answered
+    const taken = a.allocate(...GET_DEVICE_ID)!;
+    expect(taken).toBe(0);
+    now += 300;
+    a.release(taken);
+    // the BMC still remembers Read FRU Data under 0 (sent at +0 ms): the number stays away from it
+    expect(a.allocate(...READ_FRU_DATA)).toBeUndefined();
+    expect(a.freeInMs(...READ_FRU_DATA)).toBe(6000 - 940);
+    // and 0 stays away from Get Device ID for its own retention too
+    expect(a.allocate(...GET_DEVICE_ID)).toBe(1);
+    now += 6000 - 940;
+    expect(a.allocate(...READ_FRU_DATA)).toBe(0);
+  });
+
   it('counts the retention from the last transmission: a number whose request was resent stays away longer', () => {
     let now = 0;
     const a = new RqSeqAllocator(0, undefined, 6000, () => now);
