@@ -139,6 +139,11 @@ export function createMembers(o: MembersOptions): Members {
     if (!m.gone && !m.queue.push(item)) drop(m);
   }
 
+  /** the scrollback on joining: larger than the bound is allowed (a large scrollback is the operator's setting), see client-queue.ts */
+  function replay(m: Member, scrollback: Buffer): void {
+    if (!m.gone && !m.queue.replay(scrollback)) drop(m);
+  }
+
   function drop(m: Member): void {
     o.onEvent('client-dropped-slow');
     log.warn({ ...who(m), queued: m.queue.queuedBytes, unsent: m.port.unsentBytes?.() ?? 0 }, 'console client too slow, dropped');
@@ -234,7 +239,7 @@ export function createMembers(o: MembersOptions): Members {
     },
     goLive(m, scrollback, wantsKeyboard) {
       m.live = true;
-      if (scrollback.length > 0) deliver(m, scrollback);
+      if (scrollback.length > 0) replay(m, scrollback);
       if (m.gone) return;
       log.info({ ...who(m), clients: members.length, scrollback: scrollback.length }, 'console client joined');
       if (!m.holder && (keyboard === undefined || wantsKeyboard)) {

@@ -173,6 +173,39 @@ describe('console members', () => {
     expect(unsent).toBe(held);
   });
 
+  it('a scrollback larger than the bound, held unsent by the transport right after the one send, does not drop a joining viewer; one that then stops reading is dropped', () => {
+    const { members, events } = setup({ maxClientQueueBytes: 1000 });
+    // a WebSocket: send() takes everything, bufferedAmount counts it until the peer read it
+    const transport = (subject: string) => {
+      const port: FakePort & { unsent: number } = { ...fakePort(subject), unsent: 0, unsentBytes: () => port.unsent };
+      port.send = (data) => {
+        port.output.push(data.toString());
+        port.unsent += data.length;
+        return true;
+      };
+      return port;
+    };
+    const scrollback = Buffer.alloc(4000, 's'); // METAL_BMC_CONSOLE_SCROLLBACK above the client bound
+    const reader = transport('reader');
+    const stopped = transport('stopped');
+    const mr = members.add(reader);
+    const ms = members.add(stopped);
+    members.goLive(mr, scrollback, false);
+    members.goLive(ms, scrollback, false);
+    expect([reader.ended, stopped.ended]).toEqual([[], []]);
+    expect(events).not.toContain('client-dropped-slow');
+    // the reader takes the scrollback and then stops reading: the bound alone holds again
+    reader.unsent = 0;
+    const line = Buffer.alloc(100, 'o');
+    // the other never reads even the scrollback: it may hold the bound and the scrollback
+    for (let i = 0; i < 10; i++) members.broadcast(line);
+    expect([reader.ended, stopped.ended]).toEqual([[], []]);
+    expect([reader.unsent, stopped.unsent]).toEqual([1000, 5000]);
+    members.broadcast(line);
+    expect(reader.ended).toMatchObject([{ code: 'slow', error: true }]);
+    expect(stopped.ended).toMatchObject([{ code: 'slow', error: true }]);
+  });
+
   it('a notice to a client whose port is full waits behind its output and counts against the bound', () => {
     const { members } = setup({ maxClientQueueBytes: 200 });
     const slow = fakePort('slow');
