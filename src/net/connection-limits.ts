@@ -129,9 +129,45 @@ export function requireFirstRequestWithin(server: HttpServer, timeoutMs: number,
 /** how long an answer may have bytes waiting for its peer without any of them going out */
 export const WRITE_STALL_MS = 30_000;
 
-/** the bytes of a socket the kernel took (written, less what still waits in Node) */
-function bytesSent(socket: Socket): number {
+/**
+ * Where Node does not say how much of a write the kernel took (see `kernelQueue`), an answer's
+ * pending bytes get this much more time each, on top of the stall bound: a 1.8 MB status document
+ * ~4 minutes. A slower peer is cut; an operator's browser over a slow VPN is far faster.
+ */
+export const WRITE_FLOOR_BYTES_PER_S = 8 * 1024;
+
+/** the bytes of a socket's completed writes (Node counts a write in both until its callback) */
+function bytesCompleted(socket: Socket): number {
   return socket.bytesWritten - socket.writableLength;
+}
+
+interface HandleWithQueue {
+  writeQueueSize?: unknown;
+  /** a TLS socket's handle (TLSWrap) sits on the TCP handle here (_tls_wrap.js) */
+  _parent?: { writeQueueSize?: unknown };
+}
+
+/**
+ * The bytes libuv still holds for the peer on the connection's TCP handle, or undefined where
+ * Node does not expose them. `bytesWritten` and `writableLength` move only when a whole write
+ * completes, and one answer is often one write (a 1.8 MB status document, the 489 KB xterm.js),
+ * so they show no progress of a slow reader; libuv's `write_queue_size` shrinks with every part
+ * the kernel takes (Node's own socket timeout reads it, net.js `_onTimeout`). On a TLS socket the
+ * TLSWrap's own `writeQueueSize` does not move while the peer reads, the TCP handle's under it
+ * does. Internal to Node, so read defensively; ops-listener (plain) and net-write-stall (TLS) pin both.
+ */
+function kernelQueue(socket: Socket): number | undefined {
+  const handle = (socket as unknown as { _handle?: HandleWithQueue | null })._handle;
+  const size = (handle?._parent ?? handle)?.writeQueueSize;
+  return typeof size === 'number' ? size : undefined;
+}
+
+/** responses whose route bounds a peer that stops reading itself (a stream with a longer bound of its own) */
+const ownStallBound = new WeakSet<ServerResponse>();
+
+/** This answer is a stream that bounds a peer not reading itself: `boundWriteStalls` leaves it alone. */
+export function keepsOwnStallBound(res: ServerResponse): void {
+  ownStallBound.add(res);
 }
 
 /**
@@ -139,26 +175,35 @@ function bytesSent(socket: Socket): number {
  * for `stallMs`. Node has no such bound: `server.timeout` is 0, `keepAliveTimeout` starts only
  * once an answer is out, and `requestTimeout` ends with the request; so a peer that sent a GET and
  * never read (a receive window of nothing) held its connection, one of the listener's capped
- * slots, for ever (32 such filled the operations listener's per-source bound). Every answer of the
- * server is watched, streams too: a stream waiting for news has nothing waiting for its peer (not
- * a stall), and one whose peer stopped reading meets this bound besides its own. Checked a few
- * times per `stallMs`, so a stall ends within 1.25 times it; `onStalled` is told before the destroy.
+ * slots, for ever (32 such filled the operations listener's per-source bound). Progress is a
+ * write completed or libuv's queue for the peer shrinking (`kernelQueue`): a slow peer that keeps
+ * reading is never cut however large the one write. Where Node does not expose the queue, the
+ * pending bytes at WRITE_FLOOR_BYTES_PER_S are added to `stallMs`. A stream waiting for news has
+ * nothing waiting for its peer (not a stall); one marked `keepsOwnStallBound` is left to its own
+ * bound. Checked a few times per `stallMs`, so a stall ends within 1.25 times it; `onStalled` is
+ * told before the destroy.
  */
 export function boundWriteStalls(server: HttpServer, stallMs: number, onStalled: (socket: Socket) => void = () => undefined): void {
   if (!Number.isInteger(stallMs) || stallMs < 1) throw new BmcError('INVALID_ARGUMENT', `boundWriteStalls: stallMs must be an integer >= 1, got ${String(stallMs)}`);
   server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
     const socket = res.socket;
     if (!socket) return;
-    let sent = bytesSent(socket);
+    let completed = bytesCompleted(socket);
+    let queued = kernelQueue(socket);
     let progressAt = performance.now();
     const timer = setInterval(() => {
-      const now = bytesSent(socket);
-      if (socket.writableLength === 0 || now !== sent) {
-        sent = now;
+      if (ownStallBound.has(res)) return clearInterval(timer);
+      const nowCompleted = bytesCompleted(socket);
+      const nowQueued = kernelQueue(socket);
+      const moved = nowCompleted !== completed || (nowQueued !== undefined && queued !== undefined && nowQueued < queued);
+      completed = nowCompleted;
+      queued = nowQueued;
+      if (socket.writableLength === 0 || moved) {
         progressAt = performance.now();
         return;
       }
-      if (performance.now() - progressAt < stallMs) return;
+      const allowedMs = stallMs + (nowQueued === undefined ? (socket.writableLength * 1000) / WRITE_FLOOR_BYTES_PER_S : 0);
+      if (performance.now() - progressAt < allowedMs) return;
       clearInterval(timer);
       onStalled(socket);
       socket.destroy();

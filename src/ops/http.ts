@@ -8,7 +8,7 @@
  * Its connections are bounded as the console listeners' are (OPS_CONNECTION_LIMITS, per source
  * address, per IPv6 /64 at 4 times that, half the total, and in total), a connection must send its
  * first request within OPS_FIRST_REQUEST_MS, and an answer whose peer takes none of it for
- * WRITE_STALL_MS ends the connection (`boundWriteStalls`): on an address beyond loopback
+ * WRITE_STALL_MS ends the connection (`boundWriteStalls`; a slow peer that keeps reading is not cut): on an address beyond loopback
  * (`--address`, `:2112`) a peer on the management network could otherwise hold connections for
  * ever, each a descriptor of the daemon that also holds the BMC sockets.
  *

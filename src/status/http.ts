@@ -16,6 +16,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StatusStore, StatusView } from './store.js';
 import { remoteOf } from '../console/remote.js';
 import { BmcError } from '../errors.js';
+import { keepsOwnStallBound } from '../net/connection-limits.js';
 import { requestUrl } from '../net/request-url.js';
 
 /** why an event stream was refused: the listener's streams are all taken, or those of the client's address */
@@ -90,6 +91,8 @@ export function createStatusHttp(store: Pick<StatusStore, 'document' | 'revision
     }
     streams.add(res);
     bySource.set(source, fromSource + 1);
+    // the stream's own bound (stallMs) governs a client that stops reading, not the listener's shorter one
+    keepsOwnStallBound(res);
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive', ...HEADERS });
     let last = '';
     let quiet = 0;

@@ -96,6 +96,36 @@ describe('the operations listener', () => {
     expect(received).toBeLessThan(16 << 20);
   });
 
+  it('does not close a connection whose client reads one large answer slowly but steadily (a browser over a slow VPN): none of the one write completes for longer than the bound, yet it gets all of it', async () => {
+    // one res.end of 16 MiB: Node counts it written only when libuv handed its last byte to the
+    // kernel, so a bound on completed writes saw no progress for as long as the reader took
+    const registry = new Registry();
+    const gauge = new Gauge({ name: 'big', help: 'an answer that does not fit the socket buffers', labelNames: ['pad'], registers: [registry] });
+    for (let i = 0; i < 4; i++) gauge.set({ pad: `${i}`.padEnd(4 << 20, 'x') }, i);
+    const { server, refused } = await start({ registry, writeStallMs: 2000 });
+    const slow = await silent(server.port);
+    // HTTP/1.0: the body is not chunked and ends with the connection, so a cut one is short
+    slow.socket.write('GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n');
+    // 128 KiB, then a pause of 50 ms: ~2.5 MiB/s at most, ~6 s for the answer, far beyond the bound
+    const chunks: Buffer[] = [];
+    let sinceRest = 0;
+    slow.socket.on('data', (d: Buffer) => {
+      chunks.push(d);
+      sinceRest += d.length;
+      if (sinceRest < 128 << 10) return;
+      sinceRest = 0;
+      slow.socket.pause();
+      setTimeout(() => slow.socket.resume(), 50);
+    });
+    await new Promise((resolve) => slow.socket.once('end', resolve));
+    const answer = Buffer.concat(chunks);
+    const headEnd = answer.indexOf('\r\n\r\n') + 4;
+    const whole = Buffer.byteLength(await registry.metrics());
+    expect(whole).toBeGreaterThan(16 << 20);
+    expect(answer.length - headEnd).toBe(whole);
+    expect(refused).toEqual([]);
+  });
+
   it('answers a request with an Upgrade header (curl --http2 asks for h2c) as a request, within the first-request time', async () => {
     const { server, refused } = await start({ firstRequestMs: 500 });
     const out = await run('curl', ['-sS', '--max-time', '5', '--http2', `http://127.0.0.1:${server.port}/healthz`]);
