@@ -11,7 +11,7 @@ import { bootOrderValue, confirmApplied, ifMatchOf, ledValues, sameValue, type S
 import { parseBootOption, parseChassis, parseSystem, type BootOptionInfo, type ChassisInfo, type ExpandSupport, type SystemInfo } from './parse.js';
 import { readCache } from './read-cache.js';
 import { firstSystemPath, readActionInfoAllowable, readSystem } from './resources.js';
-import type { PatchOptions, RedfishClient } from './session.js';
+import type { PatchOptions, RedfishClient, RedfishReply } from './session.js';
 
 export type ResetType = 'On' | 'ForceOff' | 'GracefulShutdown' | 'ForceRestart' | 'PowerCycle';
 export type BootOverrideTarget = 'Pxe' | 'Hdd' | 'BiosSetup';
@@ -203,27 +203,62 @@ function modeRefused(err: unknown, system: SystemInfo, mode: string): boolean {
 }
 
 /** How a read-back compares each Boot property sent: BootOrder as an order, the others as they are. */
-const bootValues = (boot: Record<string, unknown>): SentValue[] =>
-  Object.entries(boot).map(([name, value]) => (name === 'BootOrder' ? bootOrderValue(value as string[]) : sameValue('Boot', name, value)));
+const bootValue = (name: string, value: unknown): SentValue => (name === 'BootOrder' ? bootOrderValue(value as string[]) : sameValue('Boot', name, value));
 
-/** Where a boot write goes (the System or its settings object) and the If-Match to send there. */
+/**
+ * Boot properties a BMC may take on the System as pending values, applied at the next reset:
+ * iDRAC answers a BootOrder PATCH 200 (or 202) and creates a BIOS config job that runs when the
+ * host restarts; the System shows the old order until then (dell/iDRAC-Redfish-Scripting#91,
+ * #250). Compared on the System right after the PATCH, the order it sent would be refused.
+ */
+const PENDING_UNTIL_RESET = new Set(['BootOrder']);
+
+/**
+ * Where a boot write goes (the System or its settings object), the If-Match to send there, and
+ * where the values of PENDING_UNTIL_RESET are read back: `target` itself (the write goes to the
+ * settings object already), the settings object the System names (pending values show there), or
+ * nowhere (a System that names none shows them only after the reset).
+ */
 interface PatchTarget {
   path: string;
   etag: string;
+  pending: { at: 'target' } | { at: 'settings'; path: string } | { at: 'nowhere' };
+}
+
+/** The read-back of a write to the System: pending values on the settings object it names, else none. */
+const onSystem = (path: string, etag: string, system: SystemInfo): PatchTarget => ({
+  path,
+  etag,
+  pending: system.settingsObject === undefined ? { at: 'nowhere' } : { at: 'settings', path: system.settingsObject },
+});
+
+type WriteOptions = { signal: AbortSignal | undefined; logger: Logger | undefined };
+
+/**
+ * Compares `boot` as sent to `target` with what the BMC shows (confirmApplied): the values it
+ * applies at once on the resource PATCHed (its ETag then becomes the target's, for a PATCH sent
+ * after it without a 412 first), those it may apply at the next reset where `target.pending` says.
+ */
+async function confirmBoot(client: ActionClient, target: PatchTarget, reply: RedfishReply, boot: Record<string, unknown>, o: WriteOptions): Promise<void> {
+  const isPending = (name: string): boolean => target.pending.at !== 'target' && PENDING_UNTIL_RESET.has(name);
+  const entries = Object.entries(boot);
+  const now = entries.filter(([name]) => !isPending(name)).map(([name, value]) => bootValue(name, value));
+  await confirmApplied(client, target.path, reply, now, { ...o, onRead: (ifMatch) => (target.etag = ifMatch) });
+  const pending = entries.filter(([name]) => isPending(name)).map(([name, value]) => bootValue(name, value));
+  if (pending.length > 0 && target.pending.at === 'settings') await confirmApplied(client, target.path, reply, pending, { ...o, readFrom: target.pending.path });
 }
 
 /**
  * PATCH of `{ Boot: boot }` to `target`. A 2xx is read, not only its status: one whose messages say
  * a Boot property sent was not applied (DSP0266's partial PATCH) is NotAppliedError, a refusal; one
- * that does not show the values sent is read back once and compared (confirmApplied): a BMC that
- * answered 200 or 204 and kept other values is NotAppliedError too. The read-back's ETag becomes
- * the target's, for a PATCH sent after it (the mode left out) without a 412 first.
+ * that does not show the values sent is read back and compared (confirmBoot): a BMC that answered
+ * 200 or 204 and kept other values is NotAppliedError too.
  */
-async function patchBoot(client: ActionClient, target: PatchTarget, boot: Record<string, unknown>, o: { signal: AbortSignal | undefined; logger: Logger | undefined }): Promise<void> {
+async function patchBoot(client: ActionClient, target: PatchTarget, boot: Record<string, unknown>, o: WriteOptions): Promise<void> {
   const options: PatchOptions = { signal: o.signal, etag: target.etag };
   const reply = await client.patch(target.path, { Boot: boot }, options);
   checkApplied(target.path, reply, 'Boot', Object.keys(boot), client.scrub);
-  await confirmApplied(client, target.path, reply, bootValues(boot), { ...o, onRead: (ifMatch) => (target.etag = ifMatch) });
+  await confirmBoot(client, target, reply, boot, o);
 }
 
 /** AMI MegaRAC's refusal of Boot properties on the System: "moved to FutureState URI(…/SD)" (its registry prefix may vary). */
@@ -244,8 +279,8 @@ function wantsSettingsObject(err: unknown): boolean {
  * client's 412/428 handling applies). Its path goes through the transport, which refuses one of
  * another origin before anything is sent. Without a settings object the refusal stands.
  */
-function bootWriter(client: ActionClient, path: string, system: SystemInfo, etag: string, o: { signal: AbortSignal | undefined; logger: Logger | undefined }): (boot: Record<string, unknown>) => Promise<void> {
-  let target: PatchTarget = { path, etag };
+function bootWriter(client: ActionClient, path: string, system: SystemInfo, etag: string, o: WriteOptions): (boot: Record<string, unknown>) => Promise<void> {
+  let target: PatchTarget = onSystem(path, etag, system);
   let moved = false;
   const write = (boot: Record<string, unknown>): Promise<void> => patchBoot(client, target, boot, o);
   return async (boot) => {
@@ -256,7 +291,7 @@ function bootWriter(client: ActionClient, path: string, system: SystemInfo, etag
       if (moved || settings === undefined || !wantsSettingsObject(err)) throw err;
       moved = true;
       o.logger?.info({ path, settingsObject: settings }, 'redfish boot properties refused on the System (OperationSupportedInFutureStateURI); writing them to its settings object');
-      target = { path: settings, etag: (await readForPatch(client, settings, o.signal)).ifMatch };
+      target = { path: settings, etag: (await readForPatch(client, settings, o.signal)).ifMatch, pending: { at: 'target' } };
       await write(boot);
     }
   };

@@ -12,11 +12,15 @@
  * A read-back that fails (a timeout, a 5xx) leaves the PATCH as the success it answered: the
  * command most likely worked, and failing it because a GET failed would fall back to IPMI or fail
  * the command for nothing. A property the read-back does not show is not held against the PATCH.
- * A 202 (the change runs as a task) is not read back: its values need not show yet.
+ * A 202 (the change runs as a task) is not read back: its values need not show yet; neither is a
+ * 2xx whose messages say a reset is required (`Base.1.x.ResetRequired`): the change is pending,
+ * not refused. A value the BMC applies at the next reset may be read back elsewhere (`readFrom`:
+ * the System's settings object, where pending values show; actions.ts decides).
  */
 import { sleep } from '../deadline.js';
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { extendedInfoOf } from './http-errors.js';
 import { obj, prop, str } from './json.js';
 import { NotAppliedError, type MismatchedProperty, type Scrub } from './patch-answer.js';
 import type { RedfishReply } from './session.js';
@@ -87,6 +91,23 @@ function mismatched(body: unknown, sent: readonly SentValue[], hide: Scrub): Mis
 /** Whether `body` shows every value of `sent` as sent. */
 const showsAll = (body: unknown, sent: readonly SentValue[]): boolean => sent.every((v) => v.matches(v.shown(body)));
 
+/**
+ * Base registry messages of a 2xx that leave the change pending until a reset (their prefix,
+ * `Base.1.x.`, varies): the values sent show on the resource only after it.
+ */
+const PENDING_UNTIL_RESET_IDS = ['ResetRequired'];
+
+/**
+ * Whether a 2xx answer's messages say its change waits for a reset: those of the answer, of an
+ * `error` object in it, and of the groups the values sent belong to (`Boot`: its own and its
+ * `Boot@Message.ExtendedInfo`).
+ */
+export function awaitsReset(body: unknown, sent: readonly SentValue[]): boolean {
+  const groups = [...new Set(sent.flatMap((v) => (v.property.includes('/') ? [v.property.slice(0, v.property.indexOf('/'))] : [])))];
+  const messages = [extendedInfoOf(body), extendedInfoOf(obj(body, 'error')), ...groups.flatMap((g) => [extendedInfoOf(obj(body, g)), extendedInfoOf(body, [], `${g}@Message.ExtendedInfo`)])].flat();
+  return messages.some((m) => PENDING_UNTIL_RESET_IDS.some((id) => m.messageId === id || m.messageId.endsWith(`.${id}`)));
+}
+
 export type ReadBackClient = { getReply(path: string, options?: { signal?: AbortSignal }): Promise<RedfishReply>; scrub: Scrub };
 
 export interface ReadBackOptions {
@@ -94,6 +115,8 @@ export interface ReadBackOptions {
   logger?: Logger | undefined;
   /** given the If-Match of the resource as read back (for a PATCH sent after this one) */
   onRead?: (ifMatch: string) => void;
+  /** the resource to read back, where it is not the one PATCHed (the System's settings object, for values pending until a reset) */
+  readFrom?: string;
   /** how long to wait before the second read of a resource that showed other values (default READ_BACK_SETTLE_MS) */
   settleMs?: number;
 }
@@ -107,17 +130,19 @@ export interface ReadBackOptions {
 export const READ_BACK_SETTLE_MS = 1000;
 
 /**
- * After a 2xx `reply` to a PATCH of `path` that sent `sent`: nothing more when the reply is a 202 or
- * its body shows every value as sent; else a GET of `path`, another a second later where it shows a
- * value otherwise, and NotAppliedError (the 2xx's status) naming each value the second shows
- * otherwise. A failed GET is logged and the PATCH stands.
+ * After a 2xx `reply` to a PATCH of `path` that sent `sent`: nothing more when the reply is a 202,
+ * its messages say a reset is required (awaitsReset), or its body shows every value as sent; else
+ * a GET of `path` (or `readFrom`), another a second later where it shows a value otherwise, and
+ * NotAppliedError (the 2xx's status) naming each value the second shows otherwise. A failed GET is
+ * logged and the PATCH stands.
  */
 export async function confirmApplied(client: ReadBackClient, path: string, reply: RedfishReply, sent: readonly SentValue[], o: ReadBackOptions = {}): Promise<void> {
-  if (reply.status === 202 || showsAll(reply.body, sent)) return;
+  if (reply.status === 202 || showsAll(reply.body, sent) || awaitsReset(reply.body, sent)) return;
+  const readPath = o.readFrom ?? path;
   for (let read = 1; ; read++) {
     let back: RedfishReply;
     try {
-      back = await client.getReply(path, o.signal ? { signal: o.signal } : {});
+      back = await client.getReply(readPath, o.signal ? { signal: o.signal } : {});
     } catch (err) {
       if (!(err instanceof BmcError)) throw err;
       o.logger?.warn({ path, status: reply.status, err: err.message }, 'redfish PATCH answered success but its resource could not be read back to compare; taken as done');

@@ -55,7 +55,7 @@ export async function startControlServer(fleet: Fleet, port: number, host = '127
     if (req.method === 'GET' && req.url === '/machines') {
       return reply(
         200,
-        fleet.machines.map(({ state: s }) => ({ index: s.index, address: s.address, mac: s.mac, uuid: s.uuid, manufacturer: s.manufacturer, power: s.power, boot: s.boot, bootPersistent: s.bootPersistent, bootOrder: s.bootOrder, lastBoot: s.lastBoot, identify: s.identify, faults: s.faults, quirks: [...s.quirks] })),
+        fleet.machines.map(({ state: s }) => ({ index: s.index, address: s.address, mac: s.mac, uuid: s.uuid, manufacturer: s.manufacturer, power: s.power, boot: s.boot, bootPersistent: s.bootPersistent, bootOrder: s.bootOrder, pendingBootOrder: s.pendingBootOrder, lastBoot: s.lastBoot, identify: s.identify, faults: s.faults, quirks: [...s.quirks] })),
       );
     }
     if (req.method === 'DELETE' && req.url === '/faults') {

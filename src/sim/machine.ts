@@ -31,6 +31,12 @@ export interface SimBootQuirks {
    * the iDRAC defect 159467 of Dell BIOS versions up to 2.75.75 (IPMI persistent flags are kept).
    */
   continuousLastsOneBoot: boolean;
+  /**
+   * A Redfish BootOrder PATCH of the System is a pending value, applied at the next reset, as on
+   * iDRAC: the PATCH creates a BIOS config job that runs when the host restarts, and the System
+   * shows the old order until then (dell/iDRAC-Redfish-Scripting#91, #250).
+   */
+  bootOrderAtReset: boolean;
   /** Set System Boot Options parameter 0 (set in progress) is answered 0x80 "parameter not supported" */
   noSetInProgress: boolean;
 }
@@ -127,6 +133,8 @@ export interface SimMachineState {
   bootOptions: SimBootOption[];
   /** BIOS boot order: ids of bootOptions, first tried first */
   bootOrder: string[];
+  /** a BootOrder written but not applied yet (bootQuirks.bootOrderAtReset): becomes bootOrder when the host next starts */
+  pendingBootOrder?: string[];
   /** the last boot: its device and whether an override or the boot order chose it */
   lastBoot: { device: SimBootDevice; via: 'override' | 'boot-order'; count: number } | null;
   bootQuirks: SimBootQuirks;
@@ -162,6 +170,7 @@ export class SimMachine extends EventEmitter<{ change: [SimEvent] }> {
   setPower(power: SimPower, action: string): void {
     const starts = power === 'on' && (this.state.power === 'off' || RESTARTS.has(action));
     this.state.power = power;
+    if (starts) this.applyPendingBootOrder();
     const booted = starts ? this.boot() : undefined;
     this.emit('change', { kind: 'power', power, action });
     if (booted) this.emit('change', { kind: 'booted', ...booted });
@@ -175,6 +184,23 @@ export class SimMachine extends EventEmitter<{ change: [SimEvent] }> {
   setBootOrder(order: string[]): void {
     this.state.bootOrder = [...order];
     this.emit('change', { kind: 'boot-order', order: [...order] });
+  }
+
+  /**
+   * A BootOrder written over Redfish: applied at once, or, on a BMC that applies it at the next
+   * reset (bootQuirks.bootOrderAtReset), kept pending until the host starts.
+   */
+  writeBootOrder(order: string[]): void {
+    if (this.state.bootQuirks.bootOrderAtReset) this.state.pendingBootOrder = [...order];
+    else this.setBootOrder(order);
+  }
+
+  /** The config job of a pending BootOrder runs as the host starts, before the BIOS picks a device. */
+  private applyPendingBootOrder(): void {
+    const pending = this.state.pendingBootOrder;
+    if (pending === undefined) return;
+    delete this.state.pendingBootOrder;
+    this.setBootOrder(pending);
   }
 
   /** What the BIOS boots now; consumes a one-time override. */
@@ -231,14 +257,14 @@ export const SIM_VARIANTS = {
   lenovo: { manufacturer: 'Lenovo', model: 'ThinkSystem SR630', bmc: (d) => `8.${d[0]! % 9}0`, bios: (d) => `IVE1${60 + (d[2]! % 30)}E` },
   gigabyte: { manufacturer: 'Gigabyte', model: 'MZ72-HB0', bmc: (d) => `12.61.${d[1]! % 30}`, bios: (d) => `R${d[2]! % 20}`, quirks: { noSetInProgress: true } },
   /** iDRAC with a BIOS after the fix of the Continuous defect */
-  dell: { manufacturer: 'Dell Inc.', model: 'PowerEdge R6525', bmc: (d) => `7.10.${30 + (d[0]! % 40)}.00`, bios: (d) => `2.${76 + (d[2]! % 10)}.${d[1]! % 5}`, console: 'ssh' },
+  dell: { manufacturer: 'Dell Inc.', model: 'PowerEdge R6525', bmc: (d) => `7.10.${30 + (d[0]! % 40)}.00`, bios: (d) => `2.${76 + (d[2]! % 10)}.${d[1]! % 5}`, quirks: { bootOrderAtReset: true }, console: 'ssh' },
   /** iDRAC with an old BIOS: Redfish Continuous lasts one boot */
   'dell-old-bios': {
     manufacturer: 'Dell Inc.',
     model: 'PowerEdge R630',
     bmc: (d) => `2.75.75.${70 + (d[0]! % 5)}`,
     bios: (d) => `2.${10 + (d[2]! % 10)}.${d[1]! % 5}`,
-    quirks: { continuousLastsOneBoot: true },
+    quirks: { continuousLastsOneBoot: true, bootOrderAtReset: true },
     console: 'ssh',
   },
 } satisfies Record<string, SimVariant>;
@@ -317,7 +343,7 @@ export function createMachineState(seed: string, index: number, cidr = '127.10.0
     bootOptions: bootOptionsOf(mac, uuid),
     bootOrder: ['Boot0001', 'Boot0002'],
     lastBoot: null,
-    bootQuirks: { continuousLastsOneBoot: false, noSetInProgress: false, ...vendor.quirks },
+    bootQuirks: { continuousLastsOneBoot: false, bootOrderAtReset: false, noSetInProgress: false, ...vendor.quirks },
     identify: false,
     powerWatts: { average, min: average - 20 - (w[2]! % 30), max: average + 40 + (w[3]! % 80) },
     powerSupplies: [

@@ -99,7 +99,10 @@ describe('simulated fleet: every vendor variant', () => {
   const connect = (m: SimMachine, protocol: 'redfish' | 'ipmi' | 'auto') =>
     connectOutband({ host: m.state.address, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, protocol, timeoutMs: 5000 });
   /** A machine freshly racked: on, no override, the NIC first in its BIOS order. */
-  const fresh = (m: SimMachine, order = ['Boot0001', 'Boot0002']) => Object.assign(m.state, { power: 'on', boot: 'none', bootPersistent: false, bootOrder: order, lastBoot: null });
+  const fresh = (m: SimMachine, order = ['Boot0001', 'Boot0002']) => {
+    delete m.state.pendingBootOrder;
+    return Object.assign(m.state, { power: 'on', boot: 'none', bootPersistent: false, bootOrder: order, lastBoot: null });
+  };
 
   /** metal-api's event, decoded and planned as the daemon does, run on one connection. */
   async function lifecycle(bmc: FacadeOutband, m: SimMachine, type: 'create' | 'delete'): Promise<void> {
@@ -227,6 +230,26 @@ describe('simulated fleet: every vendor variant', () => {
       }
     });
 
+    it.each([
+      ['DISK', ['Boot0001', 'Boot0002'], 'disk'],
+      ['PXE', ['Boot0002', 'Boot0001'], 'pxe'],
+    ] as const)('persistent %s over Redfish alone: the BootOrder PATCH, pending until the next reset as on iDRAC, is taken as done, and each reset from then boots it', async (target, before, device) => {
+      const m = machine('dell-old-bios');
+      fresh(m, [...before]);
+      const bmc = await connect(m, 'redfish');
+      try {
+        await bmc.bootFrom(target);
+      } finally {
+        await bmc.close();
+      }
+      const order = [...before].reverse();
+      expect(m.state, 'the System shows the old order until the reset').toMatchObject({ bootOrder: before, pendingBootOrder: order, boot: 'none' });
+      for (let i = 0; i < 2; i++) {
+        m.setPower('on', 'ForceRestart');
+        expect(m.state, `reset ${i + 1}`).toMatchObject({ bootOrder: order, lastBoot: { device, via: 'boot-order' } });
+      }
+    });
+
     it('the facade takes the BootOrder path there (disk options first, the override switched off) and the override on a newer BIOS', async () => {
       const old = machine('dell-old-bios');
       fresh(old);
@@ -239,13 +262,17 @@ describe('simulated fleet: every vendor variant', () => {
       } finally {
         await bmc.close();
       }
-      expect(old.state.bootOrder).toEqual(['Boot0002', 'Boot0001']);
-      expect(old.state.boot).toBe('none');
-      // the boot options inline in one request ($expand), none read on its own, nothing read twice but the System (its ETag before the PATCH)
+      // the order is pending until the next reset (iDRAC's config job), the override switched off at once
+      expect(old.state).toMatchObject({ bootOrder: ['Boot0001', 'Boot0002'], pendingBootOrder: ['Boot0002', 'Boot0001'], boot: 'none' });
+      // the boot options inline in one request ($expand), none read on its own, nothing read twice but the System (its ETag before the PATCH), nothing read back after it
       const sent = fleet.requestLog(old.state.index).slice(requestsBefore).map((r) => r.what).filter((w) => !/Sessions/.test(w));
       expect(sent.filter((w) => /BootOptions/.test(w))).toEqual([expect.stringMatching(/^GET \/redfish\/v1\/Systems\/System\.Embedded\.1\/BootOptions\?\$expand=/)]);
       expect(sent.filter((w) => w.startsWith('PATCH'))).toHaveLength(1);
-      expect(sent.length, sent.join(", ")).toBeLessThanOrEqual(6);
+      expect(sent.at(-1), sent.join(', ')).toMatch(/^PATCH /);
+      expect(sent.length, sent.join(', ')).toBeLessThanOrEqual(6);
+      old.setPower('on', 'ForceRestart');
+      expect(old.state).toMatchObject({ bootOrder: ['Boot0002', 'Boot0001'], lastBoot: { device: 'disk', via: 'boot-order' } });
+      expect(old.state.pendingBootOrder).toBeUndefined();
 
       const current = machine('dell');
       fresh(current);

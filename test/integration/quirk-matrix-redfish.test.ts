@@ -494,7 +494,8 @@ async function row(f: Fleet, m: SimMachine, o: { redfishActions: boolean; env?: 
   before = redfishWrites(f);
   const pxe = await cli(f, m, ['command', 'PXE', ...extra], o.env);
   expect(pxe.error, 'PXE').toBeUndefined();
-  if (m.state.bootQuirks.continuousLastsOneBoot) expect(m.state.bootOrder[0]).toBe('Boot0001'); // persistent PXE through BootOrder (README, Boot devices)
+  // persistent PXE through BootOrder (README, Boot devices), pending until the next reset where the BMC applies it then (iDRAC)
+  if (m.state.bootQuirks.continuousLastsOneBoot) expect((m.state.pendingBootOrder ?? m.state.bootOrder)[0]).toBe('Boot0001');
   else expect(m.state).toMatchObject({ boot: 'pxe', bootPersistent: true });
   if (o.redfishActions) expect(redfishWrites(f).patch).toBeGreaterThan(before.patch);
 

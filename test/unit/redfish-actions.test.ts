@@ -314,14 +314,48 @@ describe('a 2xx the BMC did not apply: read back once and compared (bmclib#459: 
     expect(reads).toEqual([SYSTEM]); // the read before the PATCH only
   });
 
-  it('setBootOrder: an order read back otherwise is NotAppliedError naming Boot/BootOrder; entries the BMC decorates count as the references sent', async () => {
+  it('setBootOrder on a System that names no settings object: the order is not read back (iDRAC applies it at the next reset); an override switched off with it is', async () => {
     const { server, client } = await setup();
     bootOf(server).BootOrder = ['Boot0001', 'Boot0002'];
     server.addFault({ method: 'PATCH', path: SYSTEM_ONLY, fault: { kind: 'status', status: 204 }, times: 1 });
+    await expect(setBootOrder(client, ['Boot0002', 'Boot0001'], { systemPath: SYSTEM })).resolves.toBeUndefined();
+    expect(afterPatch(server)).toEqual([]);
+    bootOf(server).BootSourceOverrideEnabled = 'Once';
+    server.addFault({ method: 'PATCH', path: SYSTEM_ONLY, fault: { kind: 'status', status: 204 }, times: 1 });
+    await expect(setBootOrder(client, ['Boot0002', 'Boot0001'], { systemPath: SYSTEM, disableOverride: true })).rejects.toMatchObject({ httpStatus: 204, properties: ['Boot/BootSourceOverrideEnabled'] });
+    expect(afterPatch(server)).toEqual([`GET ${SYSTEM}`, `GET ${SYSTEM}`]);
+  });
+
+  it('setBootOrder on a System that names a settings object: the order is read back there (its pending values); another order is NotAppliedError, entries the BMC decorates count as the references sent', async () => {
+    const { server, client } = await setup();
+    const settings = `${SYSTEM}/Settings`;
+    (server.resource(SYSTEM) as Record<string, unknown>)['@Redfish.Settings'] = { SettingsObject: { '@odata.id': settings } };
+    server.setResource(settings, { '@odata.id': settings, Boot: { BootOrder: ['Boot0001', 'Boot0002'] } });
+    bootOf(server).BootOrder = ['Boot0001', 'Boot0002'];
+    server.addFault({ method: 'PATCH', path: SYSTEM_ONLY, fault: { kind: 'status', status: 204 }, times: 1 });
     await expect(setBootOrder(client, ['Boot0002', 'Boot0001'], { systemPath: SYSTEM })).rejects.toMatchObject({ httpStatus: 204, properties: ['Boot/BootOrder'] });
-    bootOf(server).BootOrder = ['Boot0002: UEFI PXEv4 (MAC:0000)', 'Boot0001: disk', 'Boot0003: USB'];
+    expect(afterPatch(server)).toEqual([`GET ${settings}`, `GET ${settings}`]);
+    server.setResource(settings, { '@odata.id': settings, Boot: { BootOrder: ['Boot0002: UEFI PXEv4 (MAC:0000)', 'Boot0001: disk', 'Boot0003: USB'] } });
     server.addFault({ method: 'PATCH', path: SYSTEM_ONLY, fault: { kind: 'status', status: 204 }, times: 1 });
     await expect(setBootOrder(client, ['Boot0002', 'Boot0001'], { systemPath: SYSTEM })).resolves.toBeUndefined();
+    expect(afterPatch(server)).toEqual([`GET ${settings}`]);
+    expect(bootOf(server).BootOrder).toEqual(['Boot0001', 'Boot0002']); // the live System still shows the old order
+  });
+
+  it('a 200 whose messages say a reset is required is pending, not refused: nothing is read back', async () => {
+    const system = { '@odata.id': SYSTEM, '@Redfish.Settings': { SettingsObject: { '@odata.id': `${SYSTEM}/Settings` } }, Boot: { BootOrder: ['Boot0001', 'Boot0002'], BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled' } };
+    const resetRequired = { MessageId: 'Base.1.12.ResetRequired', Message: 'In order to complete the operation, a component reset is required.', MessageArgs: [`${SYSTEM}/Actions/ComputerSystem.Reset`, 'ForceRestart'], Severity: 'Warning' };
+    const reads: string[] = [];
+    const fake: ActionClient = {
+      scrub: (t) => t,
+      get: async <T>() => system as T,
+      getReply: async (path) => (reads.push(path), { status: 200, headers: {}, body: system }),
+      post: async () => ({ status: 204, headers: {}, body: undefined }),
+      patch: async () => ({ status: 200, headers: {}, body: { '@Message.ExtendedInfo': [resetRequired] } }),
+    };
+    await expect(setBootOrder(fake, ['Boot0002', 'Boot0001'], { systemPath: SYSTEM, disableOverride: true })).resolves.toBeUndefined();
+    await expect(setBootOverride(fake, 'Pxe', { persistent: true, systemPath: SYSTEM })).resolves.toBeUndefined();
+    expect(reads).toEqual([SYSTEM, SYSTEM]); // each write's read before its PATCH only
   });
 
   it('setIndicator: an LED read back otherwise is NotAppliedError; Blinking counts as on', async () => {

@@ -155,7 +155,7 @@ export async function patchSystem(rq: Rq): Promise<Reply> {
   const asked = ledChange(rq, body);
   const led = drop === 'everything' ? undefined : asked;
   const partly = bootPartlyApplied(rq.ctx, body.Boot, echoedCredentials(rq));
-  if (boot?.order !== undefined) machine.setBootOrder(boot.order);
+  if (boot?.order !== undefined) machine.writeBootOrder(boot.order);
   if (boot?.override !== undefined) machine.setBoot(boot.override.boot, partly ? partly.persistent : boot.override.persistent, boot.override.uefi, 'redfish');
   if (led !== undefined) machine.setIdentify(led);
   if (drop !== undefined) return SILENT;
