@@ -116,6 +116,16 @@ const MAX_SUSPECTS = 10_000;
 const MAX_GIVEN_UP = 4096;
 
 /**
+ * How long after a read settles a `login` message of its worker still counts in the login budget:
+ * a login under way when the read ended (given up on, or its deadline) runs on to its answer
+ * (firstLogin in redfish/session.ts), as long as one BMC answer may take; a refusal dropped there
+ * would leave the budget blind to it, and each cycle could add one towards the BMC's lockout.
+ */
+const LATE_LOGIN_MS = 60_000;
+/** Settled reads whose late login messages still count, over all workers; the oldest are forgotten beyond it. */
+const MAX_LATE_LOGINS = 4096;
+
+/**
  * A report worker's young generation: 8 MiB. What one BMC's read allocates lives as long as the
  * read (seconds), longer than a young generation of any size holds it, so a larger one only
  * holds more garbage between collections. report-latency, 1,000 BMCs, two workers on two cores,
@@ -182,6 +192,8 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
    * lease went after an exit in every later line, however long ago its exit was
    */
   const unannounced = new Map<string, true>();
+  /** settled reads (by id): their worker and login budget key, until when a late `login` message of theirs counts */
+  const lateLogins = new Map<number, { slot: Slot; loginKey: string; until: number }>();
   let nextId = 1;
   let closing = false;
 
@@ -212,8 +224,8 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
         else log.warn({ worker: slot.index, trustKey: String(m.key).slice(0, 80) }, 'report worker sent a trust record that is not one of a read in flight; ignored');
         return;
       case 'login': {
-        // a read in flight only: the worker tells nothing of another BMC
-        const key = slot.pending.get(m.id)?.loginKey;
+        // a read in flight, or one settled a moment ago whose login ran on: the worker tells nothing of another BMC
+        const key = slot.pending.get(m.id)?.loginKey ?? lateLoginKey(slot, m.id);
         if (key === undefined) return;
         if (m.refused !== undefined && typeof m.refused.status === 'number' && typeof m.refused.message === 'string') processLoginBudget.refused(key, { status: m.refused.status, message: m.refused.message.slice(0, 600), away: m.refused.away === true });
         else if (m.taken === true) processLoginBudget.taken(key);
@@ -296,6 +308,25 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
       log.error({ worker: slot.index, threadId: slot.worker.threadId, reads: slot.pending.size }, 'report worker does not answer: its event loop is stuck; ending it and starting it again');
       void stopWorkers([slot.worker], { shutdown: { type: 'die' } satisfies ToReportWorker, die: { type: 'die' } satisfies ToReportWorker, isDone: () => false, deadlineMs: 1000 });
     }, STUCK_PROBE_MS).unref();
+  }
+
+  /** A read settles: its late login messages count for LATE_LOGIN_MS (the expired ones, the oldest, are forgotten first). */
+  function rememberLogin(slot: Slot, id: number, loginKey: string): void {
+    const now = Date.now();
+    for (const [old, late] of lateLogins) {
+      if (late.until >= now) break;
+      lateLogins.delete(old);
+    }
+    setNewest(lateLogins, id, { slot, loginKey, until: now + LATE_LOGIN_MS }, MAX_LATE_LOGINS);
+  }
+
+  /** The login budget key of a read `slot` ran that settled within LATE_LOGIN_MS, else undefined. */
+  function lateLoginKey(slot: Slot, id: number): string | undefined {
+    const late = lateLogins.get(id);
+    if (late === undefined || late.slot !== slot) return undefined;
+    if (Date.now() <= late.until) return late.loginKey;
+    lateLogins.delete(id);
+    return undefined;
   }
 
   /** the BMC's own worker, or while that one is being started again the next one alive */
@@ -425,7 +456,10 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
       // a worker keeps each read's deadline itself (its own loop's stall given back); only a worker that hangs misses this
       const guardMs = readGuardMs(timeoutMs);
       const settle = (attempt: BmcReadAttempt) => {
-        if (!slot.pending.delete(id)) return;
+        const pending = slot.pending.get(id);
+        if (!pending) return;
+        slot.pending.delete(id);
+        rememberLogin(slot, id, pending.loginKey);
         clearTimeout(guard);
         signal?.removeEventListener('abort', onAbort);
         resolve(attempt);

@@ -324,6 +324,28 @@ describe('report reads in worker threads', () => {
     }
   });
 
+  it('a Redfish login refused after its read ended (the login runs on to its answer): the refusal still counts in the main thread\'s budget', async () => {
+    // every Redfish answer takes 2 s: the read is given up on once its login reached the BMC, and the 401 comes after
+    const own = await startTestFleet({ count: 1, variants: ['lenovo'], seed: 'report-workers-late-login', recordRequests: true, latency: { redfish: { p50Ms: 2000, p99Ms: 2000 }, ipmi: { p50Ms: 2, p99Ms: 2 } } });
+    try {
+      const m = own.machines[0]!;
+      m.state.faults.wrongCredentials = true;
+      const key = loginBudgetKey(m.state.address, own.redfishPort, own.user, own.password);
+      const workers = pool({ workers: 1, settings: { ...settings(), ipmiPort: own.ipmiPort, redfishPort: own.redfishPort, user: own.user, password: own.password } });
+      const abort = new AbortController();
+      const reading = workers.read({ ip: m.state.address, mac: m.state.mac } as Lease, { timeoutMs: 60_000, signal: abort.signal });
+      await waitFor(() => own.requestLog(0).some((r) => r.protocol === 'redfish' && LOGIN_REQUEST.test(r.what)), 10_000, 'the login at the BMC');
+      abort.abort(new Error('the cycle stops'));
+      expect((await reading).ok).toBe(false);
+      expect(processLoginBudget.get(key), 'no refusal yet when the read ended').toBeUndefined();
+      await waitFor(() => workers.stats()[0]!.abandoned === 1, 10_000, "the worker's answer to the stopped read");
+      await waitFor(() => processLoginBudget.get(key) !== undefined, 10_000, "the late refusal in the main thread's budget");
+      expect(processLoginBudget.get(key)).toMatchObject({ count: 1, status: 401 });
+    } finally {
+      await own.close();
+    }
+  });
+
   it('a dead BMC costs its deadline only', async () => {
     const workers = pool();
     const dead = await workers.read(deadLease(), { timeoutMs: 1500 });
