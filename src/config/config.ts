@@ -329,10 +329,10 @@ function retention(env: Env, ttlMs: number): number {
  */
 /**
  * Report worker threads by default: cores - 1, at most 4, and none on two cores or fewer. There a
- * worker shares its core with the main thread, and a second isolate costs more memory than it
- * saves time (report-latency, 1,000 BMCs on two cores with the simulator: two workers 12.7 s and
- * 389 MiB at the peak against the main thread's 13.2 s and 210 MiB, `-o-`; 13.4 s and 349 MiB
- * against 14.4 s and 205 MiB, `-p-`).
+ * worker shares its core with the main thread, and two isolates cost ~110 MiB more at the peak,
+ * over issue 15's 250 MiB goal, for a gain that varies from run to run (report-latency, 1,000
+ * BMCs on two cores with the simulator, 2026-12-06: two workers 5.70, 6.36 and 7.36 s against the
+ * main thread's 7.32, 7.23 and 6.91 s, at ~290–311 MiB against ~200 MiB; docs/performance.md).
  */
 export function defaultReportWorkers(cores: number): number {
   return cores <= 2 ? 0 : Math.min(4, cores - 1);
