@@ -157,8 +157,8 @@ const RECORD_INSTANCE = /^[^\p{Cc}]{1,128}$/u;
 const RECORD_AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/;
 const RECORD_TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** The record in a key's value, or why the value is not one (never throws). */
-export function recordOf(bytes: Uint8Array): JournalRecord | { invalid: string } {
+/** A key's value as a JSON object (1 to 1024 bytes), or why it is not one (never throws). */
+function jsonObjectOf(bytes: Uint8Array): { value: Record<string, unknown> } | { invalid: string } {
   if (bytes.length === 0 || bytes.length > 1024) return { invalid: `${bytes.length} bytes (a record has 1 to 1024)` };
   let v: unknown;
   try {
@@ -167,28 +167,34 @@ export function recordOf(bytes: Uint8Array): JournalRecord | { invalid: string }
     return { invalid: 'not JSON' };
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return { invalid: 'not an object' };
-  const r = v as Partial<Record<keyof JournalRecord, unknown>>;
+  return { value: v as Record<string, unknown> };
+}
+
+/** Why a record's `instance` and `at` are not what every record holds, or undefined when they are. */
+function stampProblem(r: Record<string, unknown>): string | undefined {
+  if (typeof r.instance !== 'string' || !RECORD_INSTANCE.test(r.instance)) return 'instance is not 1 to 128 characters without control characters';
+  if (typeof r.at !== 'string' || !RECORD_AT.test(r.at) || Number.isNaN(Date.parse(r.at))) return 'at is not an ISO 8601 time';
+  return undefined;
+}
+
+/** The record in a key's value, or why the value is not one (never throws). */
+export function recordOf(bytes: Uint8Array): JournalRecord | { invalid: string } {
+  const o = jsonObjectOf(bytes);
+  if ('invalid' in o) return o;
+  const r = o.value;
   if (!STATES.includes(r.state as JournalState)) return { invalid: `state is not one of ${STATES.join(', ')}` };
-  if (typeof r.instance !== 'string' || !RECORD_INSTANCE.test(r.instance)) return { invalid: 'instance is not 1 to 128 characters without control characters' };
-  if (typeof r.at !== 'string' || !RECORD_AT.test(r.at) || Number.isNaN(Date.parse(r.at))) return { invalid: 'at is not an ISO 8601 time' };
+  const problem = stampProblem(r);
+  if (problem !== undefined) return { invalid: problem };
   if (typeof r.token !== 'string' || !RECORD_TOKEN.test(r.token)) return { invalid: 'token is not 1 to 64 base64url characters' };
-  return { state: r.state as JournalState, instance: r.instance, at: r.at, token: r.token };
+  return { state: r.state as JournalState, instance: r.instance as string, at: r.at as string, token: r.token };
 }
 
 /** The record in an event's settled key, or why the value is not one (never throws). */
 export function settledRecordOf(bytes: Uint8Array): SettledRecord | { invalid: string } {
-  if (bytes.length === 0 || bytes.length > 1024) return { invalid: `${bytes.length} bytes (a record has 1 to 1024)` };
-  let v: unknown;
-  try {
-    v = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
-  } catch {
-    return { invalid: 'not JSON' };
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return { invalid: 'not an object' };
-  const r = v as Partial<Record<keyof SettledRecord, unknown>>;
-  if (typeof r.instance !== 'string' || !RECORD_INSTANCE.test(r.instance)) return { invalid: 'instance is not 1 to 128 characters without control characters' };
-  if (typeof r.at !== 'string' || !RECORD_AT.test(r.at) || Number.isNaN(Date.parse(r.at))) return { invalid: 'at is not an ISO 8601 time' };
-  return { instance: r.instance, at: r.at };
+  const o = jsonObjectOf(bytes);
+  if ('invalid' in o) return o;
+  const problem = stampProblem(o.value);
+  return problem !== undefined ? { invalid: problem } : { instance: o.value.instance as string, at: o.value.at as string };
 }
 
 /** The record in a key's value, or undefined for anything else (never throws). */

@@ -5,8 +5,9 @@
  * with it, two runners standing for two instances that get deliveries of the same event. The path
  * through nats-server and the simulated fleet is in test/integration/commands-journal.test.ts.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createEventJournal, journalEventId, parseRecord, runsKey, settledKey, stepKey, type JournalClaim } from '../../src/bus/event-journal.js';
+import { createEventJournal, journalEventId, parseRecord, recordOf, settledRecordOf, runsKey, settledKey, stepKey, type JournalClaim } from '../../src/bus/event-journal.js';
 import { isValidKey, type KvBucket } from '../../src/bus/kv.js';
 import type { Plan } from '../../src/commands/event.js';
 import { dispositionOf } from '../../src/commands/handler.js';
@@ -563,5 +564,32 @@ describe('command runner with the event journal', () => {
     // no step key: only the ON event's run count
     expect([...store.entries().keys()]).toEqual([runsKey(EVENT)]);
     expect(a.sent).toEqual(['ON', 'PXE', 'RESET', 'PXE', 'RESET']);
+  });
+});
+
+describe('journal records from the bucket (property)', () => {
+  const encode = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+  const instance = fc.stringMatching(/^[a-z0-9.-]{1,40}$/);
+  const at = fc.integer({ min: 0, max: 4_102_444_800_000 }).map((ms) => new Date(ms).toISOString());
+
+  it('any bytes: a record or a reason, never a throw', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 1100 }), (bytes) => {
+        for (const r of [recordOf(bytes), settledRecordOf(bytes)]) expect(typeof r).toBe('object');
+      }),
+    );
+  });
+
+  it('a step record and a settled record written as the journal writes them read back the same; a field taken out or of another type is named', () => {
+    fc.assert(
+      fc.property(fc.constantFrom('claimed', 'released', 'done', 'skipped'), instance, at, fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/), fc.constantFrom('state', 'instance', 'at', 'token'), (state, who, when, token, broken) => {
+        const record = { state, instance: who, at: when, token };
+        expect(recordOf(encode(record))).toEqual(record);
+        expect(settledRecordOf(encode({ instance: who, at: when }))).toEqual({ instance: who, at: when });
+        const bad = recordOf(encode({ ...record, [broken]: 42 }));
+        expect(bad).toMatchObject({ invalid: expect.stringMatching(new RegExp(`^${broken} `)) });
+        if (broken === 'instance' || broken === 'at') expect(settledRecordOf(encode({ instance: who, at: when, [broken]: 42 }))).toMatchObject({ invalid: expect.stringMatching(new RegExp(`^${broken} `)) });
+      }),
+    );
   });
 });
