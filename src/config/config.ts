@@ -12,7 +12,7 @@ import { parseLogSize, type LogSize } from './console-capture.js';
 import { withCredentialFiles } from './credentials.js';
 import { ConfigError } from './error.js';
 import { formatDuration } from './duration.js';
-import { bool, duration, hostPort, int, list, oneOf, port, readableFile, required, secret, show, text, type Env } from './env.js';
+import { bool, duration, hostPort, int, list, MAX_TIMER_MS, oneOf, port, readableFile, required, secret, show, text, type Env } from './env.js';
 import { applyFallbacks } from './fallback.js';
 import { parseMqAddress } from './mq.js';
 import { urlPrefixEntry } from './url-prefix.js';
@@ -231,6 +231,9 @@ function metalApiUrl(env: Env): string {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${show(v)} must be an http or https URL`, name);
   if (url.hostname === '') throw new ConfigError(`${show(v)} has no host`, name);
   if (url.search !== '' || url.hash !== '') throw new ConfigError(`${show(v)} must not have a query or fragment`, name);
+  // metal-api takes reports signed with the HMAC key; undici sends no credentials written in a URL,
+  // so a proxy's user and password here were accepted and every report then met a 401
+  if (url.username !== '' || url.password !== '') throw new ConfigError('must not carry a user or password (metal-api authenticates by METAL_BMC_METAL_API_HMAC_KEY; credentials in the URL would not be sent)', name);
   return url.href;
 }
 
@@ -474,7 +477,8 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
     },
     http: hostPort(env, 'METAL_BMC_HTTP_ADDRESS', '127.0.0.1:2112'),
     httpAllowedHosts: hostNames(env, 'METAL_BMC_HTTP_ALLOWED_HOSTS'),
-    shutdownTimeoutMs: duration(env, 'METAL_BMC_SHUTDOWN_TIMEOUT', '30s', 1000),
+    // the forced exit waits 5 s longer (cli/serve.ts): a timer past setTimeout's limit fires at once
+    shutdownTimeoutMs: duration(env, 'METAL_BMC_SHUTDOWN_TIMEOUT', '30s', 1000, MAX_TIMER_MS - 5000),
     heapGrowthPct: int(env, 'METAL_BMC_HEAP_GROWTH', DEFAULT_HEAP_GROWTH_PCT, 0, MAX_HEAP_GROWTH_PCT),
     status: { graceMs: duration(env, 'METAL_BMC_STATUS_GRACE', '1h', 0) },
     fallbacks,

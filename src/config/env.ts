@@ -9,11 +9,12 @@ import { parseGoDuration, formatDuration } from './duration.js';
 
 export type Env = Record<string, string | undefined>;
 
-const MAX_TIMER_MS = 2_147_483_647; // setTimeout's limit, about 24.8 days
+export const MAX_TIMER_MS = 2_147_483_647; // setTimeout's limit, about 24.8 days
 
 /** A value for a message: quoted, one line, shortened; URL credentials removed. */
 export function show(value: string): string {
-  const cleaned = value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1[redacted]@').replace(/[\r\n]+/g, ' ');
+  // up to the last '@': a password may hold '/' or '@' itself, and the first '@' or '/' would leave its tail in the message
+  const cleaned = value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^]*@/i, '$1[redacted]@').replace(/[\r\n]+/g, ' ');
   return JSON.stringify(cleaned.length > 80 ? `${cleaned.slice(0, 80)}...` : cleaned);
 }
 
@@ -73,16 +74,20 @@ export function oneOf<T extends string>(env: Env, name: string, values: readonly
 }
 
 /** A Go duration in milliseconds, at least `minMs` (0 allowed only when minMs is 0) and within setTimeout's range. */
-export function duration(env: Env, name: string, fallback: string, minMs = 1): number {
+/**
+ * A duration in whole milliseconds (`2.0005s` is 2001 ms: the timers and clients that take these
+ * want integers, and one refused a fraction at start-up without naming the variable).
+ */
+export function duration(env: Env, name: string, fallback: string, minMs = 1, maxMs = MAX_TIMER_MS): number {
   const v = text(env, name) ?? fallback;
   let ms: number;
   try {
-    ms = parseGoDuration(v);
+    ms = Math.round(parseGoDuration(v));
   } catch {
     throw new ConfigError(`${show(v)} is not a duration (examples: 30s, 5m, 1h30m)`, name);
   }
   if (ms < minMs) throw new ConfigError(`${show(v)} is too short (minimum ${formatDuration(minMs)})`, name);
-  if (ms > MAX_TIMER_MS) throw new ConfigError(`${show(v)} is too long (maximum ${formatDuration(MAX_TIMER_MS)})`, name);
+  if (ms > maxMs) throw new ConfigError(`${show(v)} is too long (maximum ${formatDuration(maxMs)})`, name);
   return ms;
 }
 

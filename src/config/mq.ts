@@ -55,9 +55,14 @@ export function parseMqAddress(address: string, variable: string): MqAddress {
     .filter((p) => p !== '');
   if (parts.length === 0) throw new ConfigError('is empty', variable);
   const result: MqAddress = { servers: [] };
-  for (const part of parts) {
-    const shown = JSON.stringify(redactMqAddress(part));
-    const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(part) ? part : `nats://${part}`;
+  // with credentials in the address, a message names the server by its place and quotes nothing:
+  // a ',' or '@' inside a password splits it where no redaction can tell its parts from a host
+  const withCredentials = address.includes('@');
+  let previousHadCredentials = true;
+  for (const [i, part] of parts.entries()) {
+    const shown = withCredentials ? `server ${i + 1} of ${parts.length}` : JSON.stringify(part);
+    const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(part);
+    const withScheme = hasScheme ? part : `nats://${part}`;
     let url: URL;
     try {
       url = new URL(withScheme);
@@ -78,6 +83,13 @@ export function parseMqAddress(address: string, variable: string): MqAddress {
     if (user !== undefined && password !== undefined) next = { user, password };
     else if (user !== undefined) next = { token: user };
     else if (password !== undefined) throw new ConfigError(`${shown} has a password but no user`, variable);
+    // `nats://tok,en123@nats` reads as server `tok` and token `en123` at `nats`: half the token in the
+    // log and in a DNS lookup. Credentials on a bare server after one without any are taken for that.
+    const hasCredentials = user !== undefined;
+    if (hasCredentials && !hasScheme && !previousHadCredentials) {
+      throw new ConfigError(`${shown} carries credentials that the server before it does not: a ',' inside a password or token? Write it percent-encoded as %2C (or give every server its scheme)`, variable);
+    }
+    previousHadCredentials = hasCredentials;
     if (!sameOrUnset(result.user, next.user) || !sameOrUnset(result.password, next.password) || !sameOrUnset(result.token, next.token)) {
       throw new ConfigError('the servers carry different credentials', variable);
     }

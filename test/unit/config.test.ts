@@ -484,18 +484,55 @@ describe('trust warnings', () => {
   });
 });
 
+describe('credentials in URLs: refused where unused, never quoted in part', () => {
+  const messageOf = (env: Record<string, string>) => {
+    try {
+      load(env);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    throw new Error('loaded');
+  };
+
+  it('a user or password in the metal-api URL is refused (undici would not send it; metal-api takes the HMAC), the password not named', () => {
+    const m = messageOf({ METAL_BMC_METAL_API_URL: 'https://proxy-user:proxy-pw-77@metal-api/metal' });
+    expect(m).toMatch(/METAL_BMC_METAL_API_URL: must not carry a user or password/);
+    expect(m).not.toContain('proxy-pw-77');
+  });
+
+  it('a URL whose password holds / or @ is shown without any of it', () => {
+    for (const url of ['https://u:pa/ss-9@api/x?y', 'https://u:p@ss-9@api/?x=1']) expect(messageOf({ METAL_BMC_METAL_API_URL: url })).not.toMatch(/ss-9/);
+  });
+
+  it('a NATS password or token with a , in it: refused or failed without quoting any part of it', () => {
+    const split = messageOf({ METAL_BMC_MQ_ADDRESS: 'nats://tok,en123@nats' });
+    expect(split).toMatch(/METAL_BMC_MQ_ADDRESS: server 2 of 2 carries credentials that the server before it does not: a ',' inside a password or token\? Write it percent-encoded as %2C/);
+    expect(split).not.toMatch(/\btok\b|en123/);
+    expect(messageOf({ METAL_BMC_MQ_ADDRESS: 'nats://u:se,cret99@nats' })).not.toMatch(/u:se|cret99/);
+    // percent-encoded, the comma is the token's
+    expect(load({ METAL_BMC_MQ_ADDRESS: 'nats://tok%2Cen123@nats' }).mq).toMatchObject({ servers: ['nats://nats:4222'], token: 'tok,en123' });
+    // one set of credentials for servers that each carry their scheme still loads
+    expect(load({ METAL_BMC_MQ_ADDRESS: 'nats://a:4222,nats://u:p@b:4222' }).mq).toMatchObject({ servers: ['nats://a:4222', 'nats://b:4222'], user: 'u' });
+  });
+
+  it('durations in whole milliseconds; a shutdown timeout whose forced exit would pass the timer limit is refused', () => {
+    expect(load({ METAL_BMC_METAL_API_TIMEOUT: '2.0005s' }).metalApi.timeoutMs).toBe(2001);
+    expect(messageOf({ METAL_BMC_SHUTDOWN_TIMEOUT: '596h31m23s' })).toMatch(/METAL_BMC_SHUTDOWN_TIMEOUT: "596h31m23s" is too long/);
+  });
+});
+
 describe('redactConfig', () => {
   it('hides every secret and leaves the original alone', () => {
     const c = load({
-      METAL_BMC_METAL_API_URL: 'https://api-user:api-secret@metal-api/metal',
+      METAL_BMC_METAL_API_URL: 'https://metal-api/metal',
       METAL_BMC_IPMI_PASSWORD: 'ipmi-secret',
       METAL_BMC_CONSOLE_TOKEN: 'console-secret-0123456789abcdef0123',
       METAL_BMC_MQ_ADDRESS: 'nats://bmc:mq-secret@nats:4222,nats://bmc:mq-secret@nats2',
     });
     const r = redactConfig(c);
     const text = JSON.stringify(r);
-    for (const secret of [HMAC, 'api-secret', 'ipmi-secret', 'console-secret-0123456789abcdef0123', 'mq-secret']) expect(text).not.toContain(secret);
-    expect(r.metalApi).toEqual({ url: 'https://api-user:[redacted]@metal-api/metal', hmacKey: '[redacted]', timeoutMs: 30_000 });
+    for (const secret of [HMAC, 'ipmi-secret', 'console-secret-0123456789abcdef0123', 'mq-secret']) expect(text).not.toContain(secret);
+    expect(r.metalApi).toEqual({ url: 'https://metal-api/metal', hmacKey: '[redacted]', timeoutMs: 30_000 });
     expect(r.ipmi.password).toBe('[redacted]');
     expect(r.console.token).toBe('[redacted]');
     expect(r.mq).toMatchObject({ address: 'nats://bmc:[redacted]@nats:4222,nats://bmc:[redacted]@nats2', user: 'bmc', password: '[redacted]' });
