@@ -199,9 +199,16 @@ export class FileFollower {
  * entries is the order they were read in (file order; for Kea, load order).
  */
 export function absorb<L extends { ip: string }>(byIp: Map<number, L>, leases: readonly L[]): void {
-  for (const lease of leases) {
-    const key = ipv4ToNumber(lease.ip);
-    byIp.delete(key);
-    byIp.set(key, lease);
-  }
+  for (const lease of leases) absorbOne(byIp, lease);
+}
+
+/**
+ * One lease taken in as absorb takes it: a full read hands each entry here as it is parsed, so it
+ * holds one entry per address instead of every renewal the file keeps (~1.5 M rows in a 150 MiB
+ * Kea file with lease file cleanup off, for a few thousand addresses).
+ */
+export function absorbOne<L extends { ip: string }>(byIp: Map<number, L>, lease: L): void {
+  const key = ipv4ToNumber(lease.ip);
+  byIp.delete(key);
+  byIp.set(key, lease);
 }

@@ -17,7 +17,7 @@
  * follow.ts's, shared with Kea's follower.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { absorb, byteLengthOf, FileFollower, MARK_BYTES, MAX_INCOMPLETE_BYTES, TAIL_CHUNK_BYTES, type FileIdentity, type TailFormat } from './follow.js';
+import { absorb, absorbOne, byteLengthOf, FileFollower, MARK_BYTES, MAX_INCOMPLETE_BYTES, TAIL_CHUNK_BYTES, type FileIdentity, type TailFormat } from './follow.js';
 import { dhcpv6File, parseIscDeclarations } from './isc.js';
 import { LeaseParseError, type IscLease, type ParsedLeases } from './types.js';
 
@@ -113,10 +113,10 @@ export class IscLeaseFollower {
    */
   full(bytes: Buffer, text: string, id: FileIdentity, formatFixed: boolean): { parsed: ParsedLeases; skipped: LeaseParseError[] } {
     this.reset();
-    const d = parseIscDeclarations(text);
-    const v6 = dhcpv6File(d);
+    // each declaration into byIp as it is read: the file holds every renewal since dhcpd's last rewrite
+    const d = parseIscDeclarations(text, 1, (lease) => absorbOne(this.byIp, lease));
+    const v6 = dhcpv6File(d, this.byIp.size);
     if (v6 !== undefined) throw v6;
-    absorb(this.byIp, d.leases);
     const skipped = [...d.skipped];
     const offset = byteOffsetOf(bytes, text, d.end);
     // followed where the bytes after the offset are known and appending cannot change the detected format

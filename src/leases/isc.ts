@@ -352,9 +352,11 @@ export function dhcpv6File(d: IscDeclarations, leasesBefore = 0): LeaseParseErro
  * (on `startLine`). A declaration the text stops inside (a block, statement or string the end of
  * the text cuts short) is left out and named in `cut`: dhcpd appends to the file, a read can see
  * half of what it writes. Throws LeaseParseError (problem `structure`) only for a `}` that closes
- * nothing.
+ * nothing. `onLease`: each lease, in file order, as it is read, instead of into `leases` (then
+ * empty): a caller keeping only each address's last entry holds that many, not every renewal
+ * dhcpd appended since its last rewrite.
  */
-export function parseIscDeclarations(text: string, startLine = 1): IscDeclarations {
+export function parseIscDeclarations(text: string, startLine = 1, onLease?: (lease: IscLease) => void): IscDeclarations {
   const s = new IscScanner(text, startLine);
   const st: Statement = { words: [], quoted: [], lines: [], offsets: [], count: 0, line: startLine, offset: 0 };
   const leases: IscLease[] = [];
@@ -378,8 +380,9 @@ export function parseIscDeclarations(text: string, startLine = 1): IscDeclaratio
         let ended: BlockEnd;
         if (isLease) {
           const read = parseLease(s, st);
-          if (read.problem === undefined) leases.push(read.lease);
-          else skipped.push(read.problem);
+          if (read.problem !== undefined) skipped.push(read.problem);
+          else if (onLease !== undefined) onLease(read.lease);
+          else leases.push(read.lease);
           ended = read.end;
         } else {
           if (dhcpv6Line === undefined && isIaDeclaration(st)) dhcpv6Line = st.line;

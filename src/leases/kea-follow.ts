@@ -26,11 +26,15 @@ import { LeaseParseError, type KeaLease, type ParsedLeases, type SkippedEntry } 
 
 /** A full read of a Kea lease file and its cleanup files (watch.ts readKeaFiles). */
 export interface KeaFullRead {
-  /** the rows of the cleanup files, in Kea's load order */
+  /** each address's last row in the cleanup files, in Kea's load order (absorb) */
   cleanup: KeaLease[];
   /** the rows the cleanup files left out, each naming its file */
   cleanupSkipped: SkippedEntry[];
-  /** the rows of the lease file (parseKeaFile of `text`) */
+  /**
+   * the rows of the lease file (parseKeaFile of `text`), reduced as they are read: each address's
+   * last row before the file's last row (absorb), then the file's last row, which full() may keep
+   * apart (a row without its newline); the same leases full() takes from every row
+   */
   current: KeaRows;
   /** the lease file as read: its text, and its bytes and identity where known */
   text: string;

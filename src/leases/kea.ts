@@ -215,10 +215,13 @@ export class KeaRowParser {
    * than the header is a row Kea is still writing (the file was read mid-append), and is left for
    * the next read. A last row with all its fields is read: only its last column (pool_id or
    * user_context, neither of which the selection uses) could be cut short, and a file written by
-   * hand may lack the final newline.
+   * hand may lack the final newline. `onLease`: each row, in file order, as it is read, instead of
+   * into `leases` (then empty): a caller keeping only each address's last row holds that many, not
+   * every renewal Kea appended (with lease file cleanup off, every one since the file began).
    */
-  parse(text: string, line: number, from = 0): KeaRows {
+  parse(text: string, line: number, from = 0, onLease?: (lease: KeaLease) => void): KeaRows {
     const leases: KeaLease[] = [];
+    const take = onLease ?? ((lease: KeaLease) => void leases.push(lease));
     const skipped: LeaseParseError[] = [];
     let rest: KeaRows['rest'] = 'none';
     let pos = from;
@@ -232,7 +235,7 @@ export class KeaRowParser {
       if (eol < 0 && !blank) rest = this.reader.complete(row) ? 'row' : 'cut';
       if (!blank && rest !== 'cut') {
         try {
-          leases.push(this.reader.read(row, line));
+          take(this.reader.read(row, line));
         } catch (err) {
           if (!(err instanceof LeaseParseError)) throw err;
           skipped.push(err);
@@ -255,12 +258,15 @@ export class KeaRowParser {
   }
 }
 
-/** Parses the text of a Kea memfile lease file: its rows, in file order, and those left out (a last row Kea is still writing left for the next read: KeaRowParser.parse). */
-export function parseKeaFile(text: string): KeaRows {
+/**
+ * Parses the text of a Kea memfile lease file: its rows, in file order, and those left out (a last
+ * row Kea is still writing left for the next read: KeaRowParser.parse); `onLease` as there.
+ */
+export function parseKeaFile(text: string, onLease?: (lease: KeaLease) => void): KeaRows {
   if (text.length === 0) return { leases: [], skipped: [], nextLine: 1, rest: 'none' };
   const eol = text.indexOf('\n');
   const rows = new KeaRowParser(eol < 0 ? text : text.slice(0, eol));
-  return eol < 0 ? { leases: [], skipped: [], nextLine: 1, rest: 'none' } : rows.parse(text, 2, eol + 1);
+  return eol < 0 ? { leases: [], skipped: [], nextLine: 1, rest: 'none' } : rows.parse(text, 2, eol + 1, onLease);
 }
 
 /** The rows of a Kea memfile lease file that can be read, in file order (parseKeaFile). */

@@ -22,9 +22,11 @@ import { IscLeaseFollower } from './isc-follow.js';
 import { KeaLeaseFollower, type KeaFullRead } from './kea-follow.js';
 import { normalizeMacSet } from './mac.js';
 import { SkippedOnce } from './skipped.js';
-import { activeLeases, detectLeaseFormat, parseLeases, type LeaseFormatOption } from './select.js';
+import { absorbOne } from './follow.js';
+import { dhcpv6File, parseIscDeclarations } from './isc.js';
+import { activeLeases, detectLeaseFormat, type LeaseFormatOption } from './select.js';
 import { parseKeaFile, type KeaRows } from './kea.js';
-import { LeaseParseError, type FileIdentity, type KeaLease, type Lease, type ParsedLeases, type SkippedEntry } from './types.js';
+import { LeaseParseError, type FileIdentity, type IscLease, type KeaLease, type Lease, type ParsedLeases, type SkippedEntry } from './types.js';
 
 export interface LeaseDiff {
   /** MACs that hold a lease now and did not before */
@@ -166,12 +168,20 @@ async function readLeaseText(path: string): Promise<string> {
   return (await readLeaseFile(path)).bytes.toString('utf8');
 }
 
-function parseFile(path: string, text: string, format: LeaseFormatOption): ParsedLeases {
+/**
+ * An ISC file's leases as the selection reads them: each address's last declaration, in the order
+ * of those (absorb), taken as they are parsed so a file of many renewals is never held whole as
+ * lease records. Throws as parseIscLeases.
+ */
+function parseIscFile(path: string, text: string): ParsedLeases {
+  const byIp = new Map<number, IscLease>();
   try {
-    return parseLeases(text, format);
+    const v6 = dhcpv6File(parseIscDeclarations(text, 1, (lease) => absorbOne(byIp, lease)), byIp.size);
+    if (v6 !== undefined) throw v6;
   } catch (err) {
     throw readError(path, err);
   }
+  return { format: 'isc', leases: [...byIp.values()] };
 }
 
 /** A file's text, and which file it was. */
@@ -225,7 +235,9 @@ type KeaMain = Pick<KeaFullRead, 'text' | 'bytes' | 'id'>;
 
 /**
  * A Kea lease file's rows with those of its cleanup files before them, in the order Kea loads
- * them, so a lease written before the last cleanup still counts. The lease file is read first:
+ * them, so a lease written before the last cleanup still counts: of each file, the rows the
+ * selection reads (each address's last, KeaFullRead), the files' renewals never held all at once
+ * (with lease file cleanup off Kea keeps every one). The lease file is read first:
  * a cleanup starting meanwhile moves what was read to `.1`, read after it. kea-lfc ending
  * between the reads of `.2` and `.1` (it removes both, then renames `.completed` to `.2`) can
  * leave a read with neither: when a cleanup file changed while they were read, all of them are
@@ -255,27 +267,37 @@ async function readKeaFiles(path: string, main: KeaMain, readFile: (file: string
 }
 
 async function readKeaOnce(path: string, text: string, readFile: (file: string) => Promise<FileText | undefined>): Promise<Pick<KeaFullRead, 'cleanup' | 'cleanupSkipped' | 'current'>> {
-  const rows = (file: string, t: string): KeaRows => {
+  // every row goes into a map of each address's last as it is parsed: with lease file cleanup off
+  // Kea keeps every renewal, millions of rows for a few thousand addresses
+  const rows = (file: string, t: string, onLease: (lease: KeaLease) => void): KeaRows => {
     try {
-      return parseKeaFile(t);
+      return parseKeaFile(t, onLease);
     } catch (err) {
       throw readError(file, err);
     }
   };
+  // the lease file's last row a step behind the others: KeaLeaseFollower.full keeps a last row without its newline apart
+  const latest = new Map<number, KeaLease>();
+  let last: KeaLease | undefined;
+  const lastApart = (lease: KeaLease): void => {
+    if (last !== undefined) absorbOne(latest, last);
+    last = lease;
+  };
   // Kea's new lease file before its header is whole: no rows yet
-  const current = keaHeaderSoFar(text) ? parseKeaFile('') : rows(path, text);
-  const cleanup: KeaLease[] = [];
+  const own = keaHeaderSoFar(text) ? parseKeaFile('') : rows(path, text, lastApart);
+  const current: KeaRows = { ...own, leases: last === undefined ? [...latest.values()] : [...latest.values(), last] };
+  const cleanupByIp = new Map<number, KeaLease>();
   const cleanupSkipped: SkippedEntry[] = [];
   const take = (file: string, read: FileText | undefined): void => {
     if (read === undefined) return;
-    const r = rows(file, read.text);
-    cleanup.push(...r.leases);
+    const r = rows(file, read.text, (lease) => absorbOne(cleanupByIp, lease));
     cleanupSkipped.push(...r.skipped.map((err) => ({ error: err.withSource(file), file: read.id })));
   };
+  const done = (): Pick<KeaFullRead, 'cleanup' | 'cleanupSkipped' | 'current'> => ({ cleanup: [...cleanupByIp.values()], cleanupSkipped, current });
   const completed = await readFile(`${path}.completed`);
   if (completed !== undefined) {
     take(`${path}.completed`, completed);
-    return { cleanup, cleanupSkipped, current };
+    return done();
   }
   // oldest first, as Kea loads them: a later row of an address (a lease moved to another MAC since
   // the last cleanup, or released) wins over the older one
@@ -283,7 +305,7 @@ async function readKeaOnce(path: string, text: string, readFile: (file: string) 
   const copy = await readFile(`${path}.1`);
   take(`${path}.2`, previous);
   take(`${path}.1`, copy);
-  return { cleanup, cleanupSkipped, current };
+  return done();
 }
 
 /** The start of a Kea lease file's header, every column Kea has written in it. */
@@ -316,7 +338,7 @@ async function readParsed(path: string, format: LeaseFormatOption): Promise<Pars
   } catch (err) {
     throw readError(path, err);
   }
-  return (format === 'auto' ? await formatOnDisk(path, text) : format) === 'kea' ? readKea(path, text) : parseFile(path, text, format);
+  return (format === 'auto' ? await formatOnDisk(path, text) : format) === 'kea' ? readKea(path, text) : parseIscFile(path, text);
 }
 
 /** What a reader's read took in: the leases, and the entries left out that no read told before. */
