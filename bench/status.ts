@@ -65,7 +65,7 @@ async function pageServer(store: StatusStore): Promise<{ url: string; close(): P
   const http = createStatusHttp(store);
   const routes = statusViewerRoutes(http);
   const server: Server = createServer((req, res) => {
-    if (routes.owns(new URL(req.url ?? '/', 'http://x').pathname)) routes.handle(req, res, { subject: 'bench', mayOpen: () => true });
+    if (routes.owns(new URL(req.url ?? '/', 'http://x').pathname)) routes.handle(req, res, { subject: 'bench', mayOpen: () => true, mayOpenEvery: true });
     else res.writeHead(404).end();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -54,18 +54,34 @@ export function certificatePrincipal(cert: PeerCertificate, subject: string): Pr
   return { kind: 'certificate', subject, attributes, altNames: altNamesOf(cert.subjectaltname) };
 }
 
-function allows(rule: AuthzRule, principal: Principal & { kind: 'certificate' }, machineId: string): boolean {
+/** whether the rule lets the principal open every machine, whatever its id */
+function opensEvery(rule: AuthzRule, principal: Principal & { kind: 'certificate' }): boolean {
   switch (rule.kind) {
     case 'any':
       return true;
     case 'machine-id':
-      return (principal.attributes.get('CN') ?? []).includes(machineId) || principal.altNames.includes(machineId);
+      return false;
     case 'attribute':
       return (principal.attributes.get(rule.attribute) ?? []).includes(rule.value);
   }
 }
 
+function allows(rule: AuthzRule, principal: Principal & { kind: 'certificate' }, machineId: string): boolean {
+  if (opensEvery(rule, principal)) return true;
+  return rule.kind === 'machine-id' && ((principal.attributes.get('CN') ?? []).includes(machineId) || principal.altNames.includes(machineId));
+}
+
 export function mayOpen(rules: readonly AuthzRule[], principal: Principal, machineId: string): boolean {
   if (principal.kind === 'token') return true;
   return rules.some((rule) => allows(rule, principal, machineId));
+}
+
+/**
+ * Whether the principal may open every machine (the token, `any`, a subject attribute's rule):
+ * then `mayOpen` is true for any id, and the status page serves it the whole document, the one
+ * cached for every such client, instead of asking per machine.
+ */
+export function mayOpenEvery(rules: readonly AuthzRule[], principal: Principal): boolean {
+  if (principal.kind === 'token') return true;
+  return rules.some((rule) => opensEvery(rule, principal));
 }

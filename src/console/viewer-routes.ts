@@ -7,13 +7,20 @@
  * only those.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { mayOpen, type AuthzRule } from './access.js';
+import { mayOpen, mayOpenEvery, type AuthzRule, type Principal } from './access.js';
 import type { HttpAuth, Refusal } from './http-auth.js';
 import { requestUrl } from '../net/request-url.js';
 
 export interface Viewer {
   subject: string;
   mayOpen(machineId: string): boolean;
+  /** true when `mayOpen` admits every machine, said outright (not found by trying ids): the status routes then serve the whole, shared document */
+  readonly mayOpenEvery: boolean;
+}
+
+/** The viewer a principal is, under the console's authorisation rules. */
+export function viewerOf(rules: readonly AuthzRule[], principal: Principal, subject: string): Viewer {
+  return { subject, mayOpen: (machineId) => mayOpen(rules, principal, machineId), mayOpenEvery: mayOpenEvery(rules, principal) };
 }
 
 export interface ViewerRoutes {
@@ -42,7 +49,7 @@ export function guardViewerRoutes(routes: ViewerRoutes, auth: HttpAuth, rules: r
       return true;
     }
     const { principal, subject } = outcome;
-    routes.handle(req, res, { subject, mayOpen: (machineId) => mayOpen(rules, principal, machineId) });
+    routes.handle(req, res, viewerOf(rules, principal, subject));
     return true;
   };
 }

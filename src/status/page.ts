@@ -94,8 +94,9 @@ export function statusViewerRoutes(http: StatusHttp): ViewerRoutes {
     handle(req, res, viewer) {
       const path = requestUrl(req.url).pathname;
       if (path === '/v1/status' || path === '/v1/status/events') {
-        // a BMC not read yet has no machine id: shown to those who may open every machine
-        http.handle(req, res, { mayView: (uuid) => viewer.mayOpen(uuid ?? '') });
+        // a client that may open every machine gets the whole document, built once for all of them;
+        // a BMC not read yet has no machine id: shown to those who may open every machine only
+        http.handle(req, res, viewer.mayOpenEvery ? undefined : { mayView: (uuid) => uuid !== undefined && viewer.mayOpen(uuid) });
         return;
       }
       if (req.method !== 'GET' && req.method !== 'HEAD') {

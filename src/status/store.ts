@@ -142,6 +142,25 @@ function stateOf(e: Entry): BmcState {
   return read.outcome === 'degraded' ? 'degraded' : 'ok';
 }
 
+/** The counts of the summary over the rows shown (a console client's view counts only its machines). */
+export function summarize(list: readonly BmcStatus[], commandsLastHour: number): StatusSummary {
+  const s: StatusSummary = { bmcs: 0, reachable: 0, failing: 0, degraded: 0, pending: 0, vanished: 0, byReason: {}, commandsLastHour };
+  for (const b of list) {
+    if (b.state === 'vanished') {
+      s.vanished++;
+      continue;
+    }
+    s.bmcs++;
+    if (b.state === 'ok' || b.state === 'degraded') s.reachable++;
+    if (b.state === 'failing') s.failing++;
+    if (b.state === 'degraded') s.degraded++;
+    if (b.state === 'pending') s.pending++;
+    const reason: ProblemReason | undefined = b.lastRead?.problem?.reason;
+    if (reason && (b.state === 'failing' || b.state === 'degraded')) s.byReason[reason] = (s.byReason[reason] ?? 0) + 1;
+  }
+  return s;
+}
+
 export function createStatusStore(o: StatusStoreOptions): StatusStore {
   const now = o.now ?? Date.now;
   const secrets = (o.secrets ?? []).filter((s) => s.length >= 3);
@@ -210,24 +229,6 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
   /** the row speaks for its machine's console: it has a UUID, no other row holds it, and it was not left out of the body */
   function holdsConsole(e: Entry): boolean {
     return e.uuid !== undefined && (byUuid.get(e.uuid) ?? e) === e && e.leftOut === undefined;
-  }
-
-  function summarize(list: readonly BmcStatus[]): StatusSummary {
-    const s: StatusSummary = { bmcs: 0, reachable: 0, failing: 0, degraded: 0, pending: 0, vanished: 0, byReason: {}, commandsLastHour: commandTimes.length };
-    for (const b of list) {
-      if (b.state === 'vanished') {
-        s.vanished++;
-        continue;
-      }
-      s.bmcs++;
-      if (b.state === 'ok' || b.state === 'degraded') s.reachable++;
-      if (b.state === 'failing') s.failing++;
-      if (b.state === 'degraded') s.degraded++;
-      if (b.state === 'pending') s.pending++;
-      const reason: ProblemReason | undefined = b.lastRead?.problem?.reason;
-      if (reason && (b.state === 'failing' || b.state === 'degraded')) s.byReason[reason] = (s.byReason[reason] ?? 0) + 1;
-    }
-    return s;
   }
 
   function readDone(lease: Lease, outcome: BmcReadOutcome): void {
@@ -374,7 +375,7 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
       const mayView = view.mayView ?? (() => true);
       const list = [...entries.values()].filter((e) => mayView(e.uuid)).map((e) => toStatus(e, t, v, c));
       list.sort((a, b) => STATE_ORDER.indexOf(a.state) - STATE_ORDER.indexOf(b.state) || ipKey(a.ip) - ipKey(b.ip));
-      return { version: 1, generatedAt: iso(t), partition: o.partition, graceSeconds: Math.round(o.graceMs / 1000), summary: summarize(list), bmcs: list };
+      return { version: 1, generatedAt: iso(t), partition: o.partition, graceSeconds: Math.round(o.graceMs / 1000), summary: summarize(list, commandTimes.length), bmcs: list };
     },
     liveEntries() {
       return [...entries.values()]

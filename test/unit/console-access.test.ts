@@ -4,7 +4,7 @@ import type { PeerCertificate } from 'node:tls';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { describeAuthz, normalOrigin, parseAuthz } from '../../src/config/console-access.js';
-import { certificatePrincipal, mayOpen, validMachineId } from '../../src/console/access.js';
+import { certificatePrincipal, mayOpen, mayOpenEvery, validMachineId } from '../../src/console/access.js';
 import { createThrottle } from '../../src/console/limits.js';
 import { cookieValue, createCookieSessions } from '../../src/console/token-cookie.js';
 
@@ -54,6 +54,21 @@ describe('authorisation rules', () => {
     expect(mayOpen(rules, cert({ CN: 'alice', OU: 'dev' }), 'any-machine')).toBe(false);
     expect(mayOpen(rules, { kind: 'token' }, 'any-machine')).toBe(true);
     expect(mayOpen(parseAuthz('any'), cert({}), 'm')).toBe(true);
+  });
+
+  it('mayOpenEvery says outright who opens every machine (the token, any, a matching attribute rule), never a machine-id match; when it says so, mayOpen agrees for every id', () => {
+    expect(mayOpenEvery(parseAuthz('machine-id'), { kind: 'token' })).toBe(true);
+    expect(mayOpenEvery(parseAuthz('any'), cert({}))).toBe(true);
+    expect(mayOpenEvery(parseAuthz('machine-id,OU=ops'), cert({ CN: 'alice', OU: ['dev', 'ops'] }))).toBe(true);
+    expect(mayOpenEvery(parseAuthz('machine-id,OU=ops'), cert({ CN: 'm-1', OU: 'dev' }, 'DNS:m-2'))).toBe(false);
+    const attribute = fc.constantFrom('CN', 'OU', 'O');
+    const rule = fc.oneof(fc.constant('any'), fc.constant('machine-id'), fc.tuple(attribute, fc.constantFrom('ops', 'm-1')).map(([a, v]) => `${a}=${v}`));
+    fc.assert(
+      fc.property(fc.array(rule, { minLength: 1, maxLength: 3 }), fc.record({ CN: fc.constantFrom('m-1', 'ops', 'x'), OU: fc.constantFrom('ops', 'dev') }), fc.constantFrom('m-1', 'm-2', 'ops', ''), (list, subject, id) => {
+        const rules = parseAuthz(list.join(','));
+        if (mayOpenEvery(rules, cert(subject))) expect(mayOpen(rules, cert(subject), id)).toBe(true);
+      }),
+    );
   });
 
   it('accepts only machine ids of 1 to 200 characters without control characters or slashes', () => {

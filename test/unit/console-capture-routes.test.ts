@@ -79,7 +79,7 @@ describe('console history route under backpressure', () => {
 
     const res = new BackpressuredResponse();
     const req = { method: 'GET', url: `/v1/machine/${MACHINE}/console/log` } as IncomingMessage;
-    captureViewerRoutes({ dir }).handle(req, res as unknown as ServerResponse, { subject: 'CN=test', mayOpen: () => true });
+    captureViewerRoutes({ dir }).handle(req, res as unknown as ServerResponse, { subject: 'CN=test', mayOpen: () => true, mayOpenEvery: true });
     await res.ended;
     expect(res.writes).toBe(120);
     // the route's own 'gone' listener plus the one of the wait in progress
@@ -156,7 +156,7 @@ async function hostileMachine(machineId: string, mib: number): Promise<void> {
 }
 
 const grepRequest = (pattern: string) => ({ method: 'GET', url: `/v1/console/grep?pattern=${pattern}` }) as IncomingMessage;
-const viewer = { subject: 'CN=test', mayOpen: () => true };
+const viewer = { subject: 'CN=test', mayOpen: () => true, mayOpenEvery: true };
 
 /** asks for a grep until one starts (the slot free again), and gives its response */
 async function nextGrepStarts(routes: ReturnType<typeof captureViewerRoutes>, what: string): Promise<StalledResponse> {

@@ -7,7 +7,10 @@ import { requestUrl } from '../../src/net/request-url.js';
 import { startOpsServer } from '../../src/ops/http.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Lease } from '../../src/leases/types.js';
+import type { AuthzRule, Principal } from '../../src/console/access.js';
+import { viewerOf } from '../../src/console/viewer-routes.js';
 import { createStatusHttp } from '../../src/status/http.js';
+import { statusViewerRoutes } from '../../src/status/page.js';
 import { statusStreamRefusals } from '../../src/status/metrics.js';
 import { createStatusStore } from '../../src/status/store.js';
 import type { StatusDocument } from '../../src/status/types.js';
@@ -104,8 +107,10 @@ describe('request targets the URL parser refuses', () => {
 /** Opens /v1/status/events and collects each `status` event's document. */
 function events(port: number, localAddress = '127.0.0.1') {
   const docs: StatusDocument[] = [];
+  /** each event as sent, its blank line included */
+  const raw: string[] = [];
   let buffered = '';
-  const req = get({ host: '127.0.0.1', port, localAddress, path: '/v1/status/events' }, (res) => {
+  const req = get({ host: '127.0.0.1', port, localAddress, path: '/v1/status/events', agent: false }, (res) => {
     res.setEncoding('utf8');
     res.on('data', (chunk: string) => {
       buffered += chunk;
@@ -113,12 +118,13 @@ function events(port: number, localAddress = '127.0.0.1') {
       while ((end = buffered.indexOf('\n\n')) >= 0) {
         const data = /^data: (.*)$/m.exec(buffered.slice(0, end));
         if (data) docs.push(JSON.parse(data[1]!) as StatusDocument);
+        if (data) raw.push(buffered.slice(0, end + 2));
         buffered = buffered.slice(end + 2);
       }
     });
   });
   req.on('error', () => undefined);
-  return { docs, close: () => req.destroy() };
+  return { docs, raw, close: () => req.destroy() };
 }
 
 describe('GET /v1/status/events', () => {
@@ -270,5 +276,74 @@ describe('GET /v1/status/events', () => {
       client.destroy();
     }
     expect(uncaught).toEqual([]);
+  });
+});
+
+describe('the console listener\'s /v1/status and /v1/status/events', () => {
+  const T = Date.parse('2026-01-01T00:00:00Z');
+  const certificate = (cn: string): Principal => ({ kind: 'certificate', subject: `CN=${cn}`, attributes: new Map([['CN', [cn]]]), altNames: [] });
+  const machineIdRule: AuthzRule = { kind: 'machine-id' };
+  const clients: Array<{ name: string; principal: Principal; rules: AuthzRule[]; sees: string[] }> = [
+    { name: 'the token', principal: { kind: 'token' }, rules: [machineIdRule], sees: ['10.0.0.4', '10.0.0.5', '10.0.0.6', 'u1', 'u2', 'u3'] },
+    { name: 'a certificate under `any`', principal: certificate('someone'), rules: [{ kind: 'any' }], sees: ['10.0.0.4', '10.0.0.5', '10.0.0.6', 'u1', 'u2', 'u3'] },
+    { name: 'metal-console\'s certificate (CN=metal-console)', principal: certificate('metal-console'), rules: [machineIdRule, { kind: 'attribute', attribute: 'CN', value: 'metal-console' }], sees: ['10.0.0.4', '10.0.0.5', '10.0.0.6', 'u1', 'u2', 'u3'] },
+    { name: 'a machine\'s own certificate (machine-id)', principal: certificate('u2'), rules: [machineIdRule, { kind: 'attribute', attribute: 'CN', value: 'metal-console' }], sees: ['u2'] },
+  ];
+
+  /** Three BMCs read (machines u1 to u3) and one not read yet, behind the status routes of the console listener, as `principal` sees them; the clock stands, so a document built twice is the same. */
+  async function consoleListener(principal: Principal, rules: AuthzRule[]) {
+    const store = createStatusStore({ partition: 'p', graceMs: 60_000, now: () => T });
+    store.leases([1, 2, 3, 4].map(lease));
+    for (const i of [1, 2, 3]) store.read(lease(i), { ok: true, report: { uuid: `u${i}`, bmcVersion: '1.0', biosVersion: '2.0', fru: {}, powerState: 'ON', indicatorLED: 'LED-OFF', powerSupplies: [], source: 'redfish', missing: [] }, vendor: 'Dell', durationMs: 5 });
+    let built = 0;
+    const counted = { ...store, document: (...a: Parameters<typeof store.document>) => (built++, store.document(...a)) };
+    const http = createStatusHttp(counted, { pollMs: 10, cacheMs: 60_000 });
+    const routes = statusViewerRoutes(http);
+    const viewer = viewerOf(rules, principal, 'client');
+    const server = createServer((req, res) => {
+      if (routes.owns(requestUrl(req.url).pathname)) routes.handle(req, res, viewer);
+      else res.writeHead(404).end();
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    /** the document as the store builds it for this client: the bytes served before the cache */
+    const expected = () => JSON.stringify(store.document({ mayView: (uuid) => viewer.mayOpen(uuid ?? '') }));
+    return { store, http, port, built: () => built, expected, get: async () => (await fetch(`http://127.0.0.1:${port}/v1/status`)).text() };
+  }
+
+  for (const client of clients) {
+    it(`${client.name}: 8 streams get each change, the document built once per revision for all of them (it was built per stream), the bytes those of the client's own document`, async () => {
+      const c = await consoleListener(client.principal, client.rules);
+      const streams = Array.from({ length: 8 }, () => events(c.port));
+      try {
+        for (let revision = 1; revision <= 3; revision++) {
+          if (revision > 1) c.store.leases([1, 2, 3, 4, 5, 6].slice(0, 3 + revision).map(lease));
+          await vi.waitFor(() => expect(streams.map((s) => s.raw.length)).toEqual(Array(8).fill(revision)), { timeout: 5000 });
+          for (const s of streams) expect(s.raw.at(-1)).toBe(`event: status\ndata: ${c.expected()}\n\n`);
+        }
+        expect(c.built()).toBe(3);
+        // the machines it may open, and none other (a BMC not read yet, named by its address here, has no machine to open)
+        expect(streams[0]!.docs.at(-1)!.bmcs.map((b) => b.uuid ?? b.ip)).toEqual(client.sees);
+        expect(await c.get()).toBe(c.expected());
+        expect(c.built()).toBe(3);
+      } finally {
+        for (const s of streams) s.close();
+        c.http.close();
+      }
+    });
+  }
+
+  it('a machine\'s own certificate sees its row only, and a summary of it: nothing of the other machines\' rows (u1, u3), nor the BMC not read yet', async () => {
+    const c = await consoleListener(certificate('u2'), [machineIdRule]);
+    try {
+      const body = await c.get();
+      const doc = JSON.parse(body) as StatusDocument;
+      expect(doc.bmcs.map((b) => [b.ip, b.uuid])).toEqual([['10.0.0.2', 'u2']]);
+      expect(doc.summary).toMatchObject({ bmcs: 1, reachable: 1, pending: 0 });
+      expect(body).not.toMatch(/u1|u3|10\.0\.0\.[134]|00:00:0[134]/);
+    } finally {
+      c.http.close();
+    }
   });
 });
