@@ -35,9 +35,21 @@ export interface NatsServer {
 }
 
 
+/**
+ * Until this nats-server listens on `port`: its own log line says so, then a connection is taken.
+ * A connection alone is not enough: a port found free a moment before can be taken by another
+ * process (a parallel test's server) before nats-server binds it; nats-server then exits with
+ * "address already in use", and a connect check alone would pass on the other process's socket,
+ * leaving every client's dial to time out waiting for an INFO that never comes.
+ */
 async function waitForPort(port: number, child: ChildProcess, output: () => string, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
+    if (!output().includes(`Listening for client connections on 127.0.0.1:${port}`)) {
+      if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) throw new BmcError('CONFIG', `nats-server did not start on port ${port}: ${output().trim().split('\n').slice(-3).join(' | ')}`);
+      await new Promise((r) => setTimeout(r, 20));
+      continue;
+    }
     const open = await new Promise<boolean>((resolve) => {
       const socket = tcpConnect(port, '127.0.0.1');
       socket.once('connect', () => {
@@ -53,21 +65,24 @@ async function waitForPort(port: number, child: ChildProcess, output: () => stri
 }
 
 export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsServer> {
-  const port = o.port ?? (await freeTcpPort());
-  const args = ['-a', '127.0.0.1', '-p', String(port)];
-  if (o.jetstream) args.push('-js', ...(o.storeDir ? ['-sd', o.storeDir] : []));
-  if (o.tls) args.push('--tls', '--tlscert', o.tls.certFile, '--tlskey', o.tls.keyFile, '--tlscacert', o.tls.caFile, ...(o.tls.verify ? ['--tlsverify'] : []));
-  if (o.user !== undefined) args.push('--user', o.user, '--pass', o.password ?? '');
-  if (o.serverName !== undefined) args.push('--server_name', o.serverName);
-  if (o.cluster) {
-    args.push('--cluster_name', o.cluster.name, '--cluster', `nats://127.0.0.1:${o.cluster.port}`);
-    if (o.cluster.routes.length > 0) args.push('--routes', o.cluster.routes.map((p) => `nats://127.0.0.1:${p}`).join(','));
-  }
+  let port = o.port ?? (await freeTcpPort());
+  const argsFor = (p: number) => {
+    const args = ['-a', '127.0.0.1', '-p', String(p)];
+    if (o.jetstream) args.push('-js', ...(o.storeDir ? ['-sd', o.storeDir] : []));
+    if (o.tls) args.push('--tls', '--tlscert', o.tls.certFile, '--tlskey', o.tls.keyFile, '--tlscacert', o.tls.caFile, ...(o.tls.verify ? ['--tlsverify'] : []));
+    if (o.user !== undefined) args.push('--user', o.user, '--pass', o.password ?? '');
+    if (o.serverName !== undefined) args.push('--server_name', o.serverName);
+    if (o.cluster) {
+      args.push('--cluster_name', o.cluster.name, '--cluster', `nats://127.0.0.1:${o.cluster.port}`);
+      if (o.cluster.routes.length > 0) args.push('--routes', o.cluster.routes.map((p) => `nats://127.0.0.1:${p}`).join(','));
+    }
+    return args;
+  };
   let child: ChildProcess;
   let output = '';
   const launch = async () => {
     output = '';
-    child = spawn(o.binary ?? 'nats-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(o.binary ?? 'nats-server', argsFor(port), { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.on('data', (d) => (output += d));
     child.stderr?.on('data', (d) => (output += d));
     child.on('error', (err) => (output += String(err)));
@@ -81,6 +96,15 @@ export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsSe
     await exited;
     clearTimeout(timer);
   };
-  await launch();
+  // a port chosen here and taken by another process before nats-server bound it: another port
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await launch();
+      break;
+    } catch (err) {
+      if (o.port !== undefined || attempt >= 3 || !output.includes('address already in use')) throw err;
+      port = await freeTcpPort();
+    }
+  }
   return { port, url: `${o.tls ? 'tls' : 'nats'}://127.0.0.1:${port}`, stop: () => stop(), kill: () => stop('SIGKILL'), restart: async () => (await stop(), await launch()), output: () => output };
 }
