@@ -6,7 +6,7 @@ import { beforeActing, BmcError, PartlyActedError } from '../errors.js';
 import { checkMs, deadline, sleep } from '../deadline.js';
 import type { Logger } from '../log.js';
 import { redfishMessagesOf, type RedfishMessage } from './http-errors.js';
-import { checkApplied, NotAppliedError } from './patch-answer.js';
+import { checkApplied, isMessage, NotAppliedError } from './patch-answer.js';
 import { bootOrderValue, confirmApplied, ifMatchOf, ledValues, sameValue, type SentValue } from './patch-readback.js';
 import { parseBootOption, parseChassis, parseSystem, type BootOptionInfo, type ChassisInfo, type ExpandSupport, type SystemInfo } from './parse.js';
 import { readCache } from './read-cache.js';
@@ -262,11 +262,11 @@ async function patchBoot(client: ActionClient, target: PatchTarget, boot: Record
 }
 
 /** AMI MegaRAC's refusal of Boot properties on the System: "moved to FutureState URI(…/SD)" (its registry prefix may vary). */
-const SETTINGS_OBJECT_ONLY = /(^|\.)OperationSupportedInFutureStateURI$/;
+const SETTINGS_OBJECT_ONLY = ['OperationSupportedInFutureStateURI'];
 
 /** Whether the BMC refused Boot on the System because it takes it on the System's settings object only. */
 function wantsSettingsObject(err: unknown): boolean {
-  return err instanceof BmcError && err.httpStatus === 400 && redfishMessagesOf(err).some((m) => SETTINGS_OBJECT_ONLY.test(m.messageId));
+  return err instanceof BmcError && err.httpStatus === 400 && redfishMessagesOf(err).some((m) => isMessage(m, SETTINGS_OBJECT_ONLY));
 }
 
 /**

@@ -29,7 +29,10 @@ const NOT_APPLIED_IDS = [
   'PropertyNotUpdated',
 ];
 
-const leavesUnapplied = (m: RedfishMessage): boolean => NOT_APPLIED_IDS.some((id) => m.messageId === id || m.messageId.endsWith(`.${id}`));
+/** Whether `m` is one of the messages `ids` names, whatever its registry prefix (`Base.1.x.`, `Ami.1.0.`). */
+export const isMessage = (m: RedfishMessage, ids: readonly string[]): boolean => ids.some((id) => m.messageId === id || m.messageId.endsWith(`.${id}`));
+
+const leavesUnapplied = (m: RedfishMessage): boolean => isMessage(m, NOT_APPLIED_IDS);
 
 /** Whether an entry names `property`: a RelatedProperties pointer or a MessageArg ending in it (`#/Boot/X`, `Boot/X`, `X`), or its text. */
 function names(m: RedfishMessage, property: string): boolean {
@@ -50,6 +53,16 @@ export type Scrub = (text: string) => string;
 const scrubbed = (m: RedfishMessage, hide: Scrub): RedfishMessage => ({ messageId: hide(m.messageId), message: hide(m.message), args: m.args.map(hide), related: m.related.map(hide) });
 
 /**
+ * The messages a 2xx answer to a PATCH holds beside those on single properties: the answer's, those
+ * of an `error` object in it and, for properties under `group` ('' for the resource's own), the
+ * group's annotation (`Boot@Message.ExtendedInfo`) and the group's own. Not scrubbed.
+ */
+export function answerMessages(body: unknown, group: string): RedfishMessage[] {
+  const groupNotes = group === '' ? [] : [...extendedInfoOf(body, [], `${group}@Message.ExtendedInfo`), ...extendedInfoOf(obj(body, group))];
+  return [...extendedInfoOf(body), ...extendedInfoOf(obj(body, 'error')), ...groupNotes];
+}
+
+/**
  * The properties among `sent` (the names PATCHed under `group`, e.g. `Boot`; '' for properties of
  * the resource itself, such as IndicatorLED) that a 2xx answer's messages say were not applied:
  * those of the answer, of an `error` object in it, of the group and of each property, their texts
@@ -57,8 +70,7 @@ const scrubbed = (m: RedfishMessage, hide: Scrub): RedfishMessage => ({ messageI
  */
 export function unappliedProperties(body: unknown, group: string, sent: readonly string[], hide: Scrub): UnappliedProperty[] {
   const inGroup = group === '' ? body : obj(body, group);
-  const groupNotes = group === '' ? [] : [...extendedInfoOf(body, [], `${group}@Message.ExtendedInfo`), ...extendedInfoOf(inGroup)];
-  const general = [...extendedInfoOf(body), ...extendedInfoOf(obj(body, 'error')), ...groupNotes].filter(leavesUnapplied);
+  const general = answerMessages(body, group).filter(leavesUnapplied);
   return sent.flatMap((name) => {
     const message = extendedInfoOf(inGroup, [], `${name}@Message.ExtendedInfo`).find(leavesUnapplied) ?? general.find((m) => names(m, name));
     return message === undefined ? [] : [{ property: group === '' ? name : `${group}/${name}`, message: scrubbed(message, hide) }];

@@ -20,9 +20,8 @@
 import { sleep } from '../deadline.js';
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { extendedInfoOf } from './http-errors.js';
 import { obj, prop, str } from './json.js';
-import { NotAppliedError, type MismatchedProperty, type Scrub } from './patch-answer.js';
+import { answerMessages, isMessage, NotAppliedError, type MismatchedProperty, type Scrub } from './patch-answer.js';
 import type { RedfishReply } from './session.js';
 
 /** A value a PATCH sent and how a body of its resource shows it. */
@@ -103,9 +102,8 @@ const PENDING_UNTIL_RESET_IDS = ['ResetRequired'];
  * `Boot@Message.ExtendedInfo`).
  */
 export function awaitsReset(body: unknown, sent: readonly SentValue[]): boolean {
-  const groups = [...new Set(sent.flatMap((v) => (v.property.includes('/') ? [v.property.slice(0, v.property.indexOf('/'))] : [])))];
-  const messages = [extendedInfoOf(body), extendedInfoOf(obj(body, 'error')), ...groups.flatMap((g) => [extendedInfoOf(obj(body, g)), extendedInfoOf(body, [], `${g}@Message.ExtendedInfo`)])].flat();
-  return messages.some((m) => PENDING_UNTIL_RESET_IDS.some((id) => m.messageId === id || m.messageId.endsWith(`.${id}`)));
+  const groups = new Set(sent.map((v) => (v.property.includes('/') ? v.property.slice(0, v.property.indexOf('/')) : '')));
+  return [...groups].some((g) => answerMessages(body, g).some((m) => isMessage(m, PENDING_UNTIL_RESET_IDS)));
 }
 
 export type ReadBackClient = { getReply(path: string, options?: { signal?: AbortSignal }): Promise<RedfishReply>; scrub: Scrub };
