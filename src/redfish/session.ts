@@ -172,15 +172,19 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
   const budget = options.loginBudget ?? processLoginBudget;
   const budgetKey = loginBudgetKey(options.host, options.port ?? 443, options.user, options.password);
 
+  /** The budget's record of this BMC and user now, and what it holds back under `relogins`. */
+  function standingHold(now = Date.now()): { record: ReturnType<LoginBudget['get']>; hold: ReturnType<typeof loginHold> } {
+    const record = budget.get(budgetKey, now);
+    return { record, hold: loginHold(record, relogins, now, budget.windowMs) };
+  }
+
   /**
    * Why no login of this user is sent to this BMC now (refusals of any client of the process
    * stand: login-budget.ts), as the error the caller hears, or undefined when one may go. Pending
    * (ReloginPendingError) where the BMC went away, for the caller or for the client refused last.
    */
   function heldLogin(away: boolean): BmcError | undefined {
-    const now = Date.now();
-    const record = budget.get(budgetKey, now);
-    const hold = loginHold(record, relogins, now, budget.windowMs);
+    const { record, hold } = standingHold();
     if (hold === undefined || record === undefined) return undefined;
     const until = new Date(hold.until).toISOString();
     const why = hold.spent ? `${record.count} logins of this user refused by the BMC, none sent before ${until}` : `a login of this user refused by the BMC at ${new Date(record.lastAt).toISOString()}, the next not before ${until}`;
@@ -282,8 +286,7 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
     if (!loginAbandoned) await transport.close();
     throw err;
   }
-  const refusalHold = (): ReturnType<typeof loginHold> => loginHold(budget.get(budgetKey), relogins, Date.now(), budget.windowMs);
-  const client = sessionClient(transport, auth, login, { closeTimeoutMs, refusalHold }, log, rootAhead);
+  const client = sessionClient(transport, auth, login, { closeTimeoutMs, refusalHold: () => standingHold().hold }, log, rootAhead);
   if (options.retireSession) client.retire(options.retireSession);
   return client;
 }
