@@ -262,9 +262,10 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
 
   const now = o.now ?? Date.now;
 
-  function timelinessAt(plan: Plan): { timeliness: Timeliness; ageMs: number } {
+  /** How timely `plan` is now, or `laterMs` from now (its age then). */
+  function timelinessAt(plan: Plan, laterMs = 0): { timeliness: Timeliness; ageMs: number } {
     if (o.ttlMs === undefined || plan.publishedAt === undefined) return { timeliness: 'fresh', ageMs: 0 };
-    const ageMs = Math.max(0, now() - plan.publishedAt.getTime());
+    const ageMs = Math.max(0, now() - plan.publishedAt.getTime()) + laterMs;
     return { timeliness: timelinessOf(plan.type, ageMs, o.ttlMs, plan.command), ageMs };
   }
 
@@ -564,9 +565,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
    * came quickly is still tried again; so is a lifecycle event or a boot device (late, not stale).
    */
   function endsPastTtl(plan: Plan, moreMs: number): boolean {
-    if (o.ttlMs === undefined || plan.publishedAt === undefined) return false;
-    const ageMs = Math.max(0, now() - plan.publishedAt.getTime());
-    return timelinessOf(plan.type, ageMs + moreMs, o.ttlMs, plan.command) === 'stale';
+    return timelinessAt(plan, moreMs).timeliness === 'stale';
   }
 
   /**
