@@ -511,8 +511,7 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
   /** the earliest expiry in the view: until then, time alone cannot change it (leases only drop out) */
   let nextExpiry = Infinity;
   let signature = '';
-  /** the last error reported, and its errorKey, until a good read ends it */
-  let lastError: string | undefined;
+  /** the last error reported, until a good read ends it; one with the same errorKey is not told again */
   let lastReported: BmcError | undefined;
   let reading = false;
   let again = false;
@@ -525,9 +524,7 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
   let watchFailureTold = false;
 
   const report = (err: BmcError): void => {
-    const key = errorKey(err);
-    if (closed || key === lastError) return;
-    lastError = key;
+    if (closed || (lastReported !== undefined && errorKey(err) === errorKey(lastReported))) return;
     lastReported = err;
     try {
       onError?.(err);
@@ -570,8 +567,7 @@ export function watchLeases(path: string, options: WatchLeasesOptions): LeaseWat
     parsed = result.parsed;
     // a read that finds the declaration or row reported as cut short still cut short ends no error
     if (reader.incompleteReported()) return publish();
-    const ended = lastError === undefined ? undefined : lastReported;
-    lastError = undefined;
+    const ended = lastReported;
     lastReported = undefined;
     if (ended !== undefined) tell(() => onRecovered?.(ended));
     publish(ended !== undefined);
