@@ -89,7 +89,8 @@ export interface StatusStore extends ReportObserver {
   firmwareEvent(event: FirmwareEventLike): void;
   /** the console hub's viewers per machine id, read when a status is built */
   consoleViewers(count: () => ReadonlyMap<string, number>): void;
-  document(view?: StatusView): StatusDocument;
+  /** every BMC's status; what one console client may see of it is cut from it as JSON (serialised.ts) */
+  document(): StatusDocument;
   /** per BMC of the current leases: up (last read succeeded) and the last success, for the metrics */
   liveEntries(): Array<{ ip: string; mac: string; up: boolean | undefined; lastSuccessAt: number | undefined }>;
   /** the console capture's state per machine id (held or gap; off when missing), read when a status is built */
@@ -366,14 +367,13 @@ export function createStatusStore(o: StatusStoreOptions): StatusStore {
     consoleCapture(states) {
       captures = states;
     },
-    document(view = {}) {
+    document() {
       prune();
       const t = now();
       // a console session with no viewer (capture on, or one closing) shows as none on the page
       const v = new Map([...viewers()].filter(([, n]) => n > 0));
       const c = captures();
-      const mayView = view.mayView ?? (() => true);
-      const list = [...entries.values()].filter((e) => mayView(e.uuid)).map((e) => toStatus(e, t, v, c));
+      const list = [...entries.values()].map((e) => toStatus(e, t, v, c));
       list.sort((a, b) => STATE_ORDER.indexOf(a.state) - STATE_ORDER.indexOf(b.state) || ipKey(a.ip) - ipKey(b.ip));
       return { version: 1, generatedAt: iso(t), partition: o.partition, graceSeconds: Math.round(o.graceMs / 1000), summary: summarize(list, commandTimes.length), bmcs: list };
     },

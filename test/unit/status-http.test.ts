@@ -12,7 +12,7 @@ import { viewerOf } from '../../src/console/viewer-routes.js';
 import { createStatusHttp } from '../../src/status/http.js';
 import { statusViewerRoutes } from '../../src/status/page.js';
 import { statusStreamRefusals } from '../../src/status/metrics.js';
-import { createStatusStore } from '../../src/status/store.js';
+import { createStatusStore, summarize } from '../../src/status/store.js';
 import type { StatusDocument } from '../../src/status/types.js';
 import { captureLog } from '../helpers/log.js';
 
@@ -307,8 +307,12 @@ describe('the console listener\'s /v1/status and /v1/status/events', () => {
     servers.push(server);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
-    /** the document as the store builds it for this client: the bytes served before the cache */
-    const expected = () => JSON.stringify(store.document({ mayView: (uuid) => viewer.mayOpen(uuid ?? '') }));
+    /** the document for this client as the store built it per client before the cache: its rows the client may open, their summary */
+    const expected = () => {
+      const whole = store.document();
+      const bmcs = whole.bmcs.filter((b) => viewer.mayOpen(b.uuid ?? ''));
+      return JSON.stringify({ ...whole, summary: summarize(bmcs, whole.summary.commandsLastHour), bmcs });
+    };
     return { store, http, port, built: () => built, expected, get: async () => (await fetch(`http://127.0.0.1:${port}/v1/status`)).text() };
   }
 
