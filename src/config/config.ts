@@ -326,11 +326,6 @@ function retention(env: Env, ttlMs: number): number {
 }
 
 /**
- * Reads and validates every METAL_BMC_* variable (and the bare names the Go metal-bmc falls
- * back to); throws ConfigError on the first invalid one, naming the variable the value came from.
- * systemd credentials supply METAL_BMC_ names, so they win over bare names like those do.
- */
-/**
  * Report worker threads by default: cores - 1, at most 4, and none on two cores or fewer. There a
  * worker shares its core with the main thread, and two isolates cost ~110 MiB more at the peak,
  * over issue 15's 250 MiB goal, for a gain that varies from run to run (report-latency, 1,000
@@ -341,6 +336,11 @@ export function defaultReportWorkers(cores: number): number {
   return cores <= 2 ? 0 : Math.min(4, cores - 1);
 }
 
+/**
+ * Reads and validates every METAL_BMC_* variable (and the bare names the Go metal-bmc falls
+ * back to); throws ConfigError on the first invalid one, naming the variable the value came from.
+ * systemd credentials supply METAL_BMC_ names, so they win over bare names like those do.
+ */
 export function loadConfig(processEnv: NodeJS.ProcessEnv = process.env): Config {
   const { env, fromFallback, warnings } = applyFallbacks(withCredentialFiles(processEnv), UNPREFIXED_FALLBACKS);
   try {
