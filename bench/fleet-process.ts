@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -73,6 +73,20 @@ export function procUsage(pid: number): { rssMiB: number; peakRssMiB: number; cp
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
   return { rssMiB: kb('VmRSS') / 1024, peakRssMiB: kb('VmHWM') / 1024, cpuSeconds: statCpuSeconds(`/proc/${pid}/stat`) };
+}
+
+/**
+ * Sets this process's kernel high-water mark (VmHWM) back to its resident memory now (Linux 4.0+:
+ * `5` to /proc/self/clear_refs), so the next reading is the peak since this call; false where the
+ * kernel refuses it (then VmHWM goes on counting from the process's start).
+ */
+export function resetPeakRss(): boolean {
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The machine's CPU time so far, all cores (/proc/stat's first line): busy (all but idle and iowait) and in all, in seconds. */
