@@ -440,7 +440,10 @@ describe('the real clients survive each simulated quirk', () => {
       expect(`${tool.stdout}${tool.stderr}`).toMatch(/BMC requests SOL session on different port/);
     },
     'ipmi-sol-self-deactivate': async () => {
-      const index = machineOf('ipmi-sol-self-deactivate').state.index;
+      const machine = machineOf('ipmi-sol-self-deactivate');
+      const index = machine.state.index;
+      // a running machine, whose console shows its login prompt; the matrix above may have left it off
+      if (machine.state.power !== 'on') machine.setPower('on', 'On');
       // the matrix's own console on this machine must be gone first, or ipmitool takes its payload over
       await waitFor(() => fleet.ipmi.activeSolPayloads(index) === 0, 10_000, 'no SOL payload left on the machine');
       // ipmitool ignores the "deactivating" status and leaves at the end of its input; it must
