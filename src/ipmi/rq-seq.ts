@@ -4,8 +4,9 @@
  *
  * A number is not handed out again for the same netFn and command while the BMC may still
  * remember its last request: a BMC with duplicate detection keys a request by rqSeq, netFn and
- * command for the sequence number's expiration interval (5 s in the IPMI specification's example,
- * the simulator's `ipmi-duplicate-cf`), and answers a new request under the same three within it
+ * command for the sequence number's expiration interval (5 s: the IPMB specification's Table 4-1,
+ * as uwcms/IPMC's IPMB0::check_duplicate cites it and keeps its own numbers 6 s; the simulator's
+ * `ipmi-duplicate-cf`), and answers a new request under the same three within it
  * as a repeat of the old one: 0xCF without carrying it out, or the old answer (another offset's
  * FRU bytes). A late answer to the old request would also pass for the new one's, since both
  * carry the same rqSeq, netFn and command. 64 numbers wrap within a second in a burst (a FRU
