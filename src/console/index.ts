@@ -47,6 +47,8 @@ export interface ConsoleServersOptions {
   connectionLimits?: ConnectionLimits;
   /** TLS handshakes (and the SSH login) must finish within this; default 10 s (WebSocket) and 20 s (SSH) */
   handshakeTimeoutMs?: number;
+  /** how long an SSH session channel metal-bmc ended waits for the client's close before its connection is dropped; default 30 s */
+  sshCloseAnswerMs?: number;
   /** BMC console sessions open at once, default 1000 */
   maxSessions?: number;
   /** how often the CRL file is checked for changes, default 30 s */
@@ -113,6 +115,7 @@ export async function startConsoleServers(options: ConsoleServersOptions): Promi
     port: options.port ?? 3333,
     host,
     ...bounds,
+    ...(options.sshCloseAnswerMs === undefined ? {} : { closeAnswerMs: options.sshCloseAnswerMs }),
     onRefused: (reason) => refused('ssh', reason),
   });
   let ws: WsConsoleServer | undefined;

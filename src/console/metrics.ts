@@ -7,7 +7,7 @@ import type { HubEvent } from './types.js';
 
 export interface ConsoleMetrics {
   event(event: HubEvent): void;
-  /** a connection or request refused by a listener, by reason (origin, unauthenticated, forbidden, throttled, per-source, total, tls-handshake, handshake-timeout, write-stall; revoked: an open connection ended after a CRL reload) */
+  /** a connection or request refused by a listener, by reason (origin, unauthenticated, forbidden, throttled, per-source, total, tls-handshake, handshake-timeout, write-stall, too-many-sessions; revoked: an open connection ended after a CRL reload; close-unanswered: an SSH connection ended because the client did not close a channel metal-bmc ended) */
   refused(listener: 'ssh' | 'ws', reason: string): void;
 }
 

@@ -48,6 +48,13 @@ import { publicText } from '../net/public-text.js';
 
 /** session channels one SSH connection may open (metal-console opens one; a multiplexing client a few) */
 const MAX_SESSIONS_PER_CONNECTION = 4;
+/**
+ * How long a session channel metal-bmc ended or closed may wait for the client's CHANNEL_CLOSE
+ * before the client's whole connection is dropped. OpenSSH and ssh2 answer at once; a channel
+ * still open on the client's side keeps its place among the connection's sessions (and what ssh2
+ * buffered for it) for as long as the connection lives, keepalives answered.
+ */
+const CLOSE_ANSWER_MS = 30_000;
 
 export interface SshConsoleServerOptions {
   tls: ConsoleTls;
@@ -64,10 +71,12 @@ export interface SshConsoleServerOptions {
   /** default 32 per source address, 1024 in total */
   connectionLimits?: ConnectionLimits;
   /** a refusal, for the metrics */
-  onRefused?: (reason: 'forbidden' | ListenerRefusal | 'handshake-timeout' | 'revoked' | 'too-many-sessions') => void;
+  onRefused?: (reason: 'forbidden' | ListenerRefusal | 'handshake-timeout' | 'revoked' | 'too-many-sessions' | 'close-unanswered') => void;
   /** SSH keepalive: interval and unanswered probes before the peer is dropped; default 15 s, 3 */
   keepaliveIntervalMs?: number;
   keepaliveCountMax?: number;
+  /** how long a channel metal-bmc ended may wait for the client's close before the connection is dropped; default 30 s */
+  closeAnswerMs?: number;
 }
 
 export interface SshConsoleServer {
@@ -91,6 +100,8 @@ interface VerifiedConnection {
   loginDeadline: NodeJS.Timeout;
   /** the SSH connection over it, once ssh2 reports it */
   ssh?: Connection;
+  /** ends the connection at once: its TLS socket destroyed */
+  drop(): void;
   /** closes one open console of the connection with a last line on its stderr; resolves once its channel closed */
   consoles: Set<(line: string) => Promise<void>>;
 }
@@ -115,7 +126,7 @@ interface ChannelControl {
   sendBreak(): boolean;
 }
 
-function bridge(channel: ServerChannel, machineId: string, identity: ClientIdentity, takeover: boolean, consoles: VerifiedConnection['consoles'], hub: ConsoleHub, log: Logger): ChannelControl {
+function bridge(channel: ServerChannel, machineId: string, identity: ClientIdentity, takeover: boolean, consoles: VerifiedConnection['consoles'], hub: ConsoleHub, log: Logger, closing: () => void): ChannelControl {
   let handle: ConsoleHandle | undefined;
   let ended = false;
   const abort = new AbortController();
@@ -141,6 +152,7 @@ function bridge(channel: ServerChannel, machineId: string, identity: ClientIdent
       channel.exit(status);
       if (abandon) channel.close();
       else channel.end();
+      closing();
     } catch {
       // the client closed it meanwhile
     }
@@ -189,11 +201,12 @@ function bridge(channel: ServerChannel, machineId: string, identity: ClientIdent
 }
 
 /** A session channel of a client that may not open the machine: one line, exit status 1. */
-function refuseChannel(channel: ServerChannel, machineId: string, identity: ClientIdentity): ChannelControl {
+function refuseChannel(channel: ServerChannel, machineId: string, identity: ClientIdentity, closing: () => void): ChannelControl {
   channel.on('error', () => undefined);
   channel.stderr.write(`\r\n[metal-bmc] ${oneLine(`${identity.subject} may not open the console of machine ${machineId}`)}\r\n`);
   channel.exit(1);
   channel.end();
+  closing();
   return { resize: () => undefined, sendBreak: () => false };
 }
 
@@ -241,9 +254,10 @@ function breakRequestsHeard(client: Connection): boolean {
   return true;
 }
 
-function serveSession(session: Session, machineId: string, identity: ClientIdentity, allowed: boolean, consoles: VerifiedConnection['consoles'], hub: ConsoleHub, log: Logger): void {
+/** `closing`: called when metal-bmc has ended or closed the session's channel, to wait for the client's close */
+function serveSession(session: Session, machineId: string, identity: ClientIdentity, allowed: boolean, consoles: VerifiedConnection['consoles'], hub: ConsoleHub, log: Logger, closing: () => void): void {
   let control: ChannelControl | undefined;
-  const open = (channel: ServerChannel, takeover: boolean) => (allowed ? bridge(channel, machineId, identity, takeover, consoles, hub, log) : refuseChannel(channel, machineId, identity));
+  const open = (channel: ServerChannel, takeover: boolean) => (allowed ? bridge(channel, machineId, identity, takeover, consoles, hub, log, closing) : refuseChannel(channel, machineId, identity, closing));
   const replyOk = (accept: unknown) => {
     if (typeof accept === 'function') (accept as () => void)();
   };
@@ -291,6 +305,7 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
   const log = options.logger.child({ module: 'console-ssh' });
   const handshakeTimeoutMs = checkDuration('startSshConsoleServer: handshakeTimeoutMs', options.handshakeTimeoutMs, 20_000, 600_000);
   const keepaliveIntervalMs = checkDuration('startSshConsoleServer: keepaliveIntervalMs', options.keepaliveIntervalMs, 15_000, 3600_000);
+  const closeAnswerMs = checkDuration('startSshConsoleServer: closeAnswerMs', options.closeAnswerMs, CLOSE_ANSWER_MS, 3600_000);
   const rules = options.authz ?? [{ kind: 'any' }];
   const onRefused = options.onRefused ?? (() => undefined);
   /** remote address:port of a verified TLS socket → its certificate, the deadline of its SSH login, its consoles */
@@ -353,8 +368,23 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
           sessions++;
           const channel = accept();
           // open at once, not over the connection's life: a closed one frees its place
-          channel.once('close', () => sessions--);
-          serveSession(channel, machineId, identity, allowed, verified.consoles, hub, log);
+          let closeAnswered = false;
+          channel.once('close', () => {
+            closeAnswered = true;
+            sessions--;
+          });
+          // a client that never closes a channel metal-bmc ended would keep its place for good: its connection goes
+          const awaitClose = () => {
+            const timer = setTimeout(() => {
+              if (closeAnswered) return;
+              onRefused('close-unanswered');
+              log.info({ remote, client: subject, machineId, timeoutMs: closeAnswerMs, reason: 'close-unanswered' }, 'console connection closed: the client did not close a session channel metal-bmc ended');
+              verified.drop();
+            }, closeAnswerMs);
+            timer.unref();
+            channel.once('close', () => clearTimeout(timer));
+          };
+          serveSession(channel, machineId, identity, allowed, verified.consoles, hub, log, awaitClose);
         });
       });
     },
@@ -375,7 +405,7 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
       socket.destroy();
     }, handshakeTimeoutMs);
     loginDeadline.unref();
-    const connection: VerifiedConnection = { ...verified, loginDeadline, consoles: new Set() };
+    const connection: VerifiedConnection = { ...verified, loginDeadline, consoles: new Set(), drop: () => socket.destroy() };
     identities.set(remote, connection);
     sockets.add(socket);
     socket.on('error', () => undefined);

@@ -111,3 +111,66 @@ describe('console SSH: a channel whose window stays shut', () => {
     await waitFor(() => servers.hub.sessionCount() === 0, 10_000, 'the console closed after both left');
   });
 });
+
+describe('console SSH: a client that never closes a channel metal-bmc ended', () => {
+  /** the wait for the client's close, short for the test */
+  const CLOSE_ANSWER_MS = 1000;
+  let idle: ConsoleServers;
+  const idleLog = captureLog();
+  const idleRegistry = new Registry();
+
+  beforeAll(async () => {
+    // an idle console ends after 300 ms: metal-bmc ends the channel, then waits for the client's close
+    const openBackend = (): Promise<Duplex> => Promise.resolve(new PassThrough());
+    idle = await startConsoleServers({ host: '127.0.0.1', port: 0, wsPort: null, caCertFile: pki.ca, certFile: pki.serverCert, keyFile: pki.serverKey, openBackend, logger: idleLog.logger, registry: idleRegistry, idleTimeoutMs: 300, sshCloseAnswerMs: CLOSE_ANSWER_MS });
+  });
+
+  afterAll(async () => {
+    await idle?.close();
+  });
+
+  async function connectTo(servers: ConsoleServers): Promise<{ client: ssh2.Client; socket: ReturnType<typeof tlsConnect> }> {
+    const socket = tlsConnect({ host: '127.0.0.1', port: servers.sshPort, ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey), servername: 'localhost', checkServerIdentity: () => undefined });
+    await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    const client = new ssh2.Client();
+    client.on('error', () => undefined);
+    await new Promise<void>((resolve, reject) => client.once('ready', resolve).once('error', reject).connect({ sock: socket, username: MACHINE }));
+    return { client, socket };
+  }
+
+  it('loses its connection once the close went unanswered; a client that answers keeps its connection', async () => {
+    const polite = await connectTo(idle);
+    const mute = await connectTo(idle);
+    // the mute client's ssh2 never sends CHANNEL_CLOSE, neither as an answer nor on its own
+    (mute.client as unknown as { _protocol: { channelClose(chan: number): void } })._protocol.channelClose = () => undefined;
+    let muteSocketClosed = false;
+    mute.socket.once('close', () => (muteSocketClosed = true));
+    let politeSocketClosed = false;
+    polite.socket.once('close', () => (politeSocketClosed = true));
+    try {
+      const ended = async (client: ssh2.Client) => {
+        const channel = await exec(client, 'bash');
+        let err = '';
+        channel.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        channel.on('data', () => undefined);
+        await waitFor(() => err.includes('console closed'), 8000, 'the idle console to end the channel');
+        return channel;
+      };
+      await ended(polite.client);
+      await ended(mute.client);
+      await waitFor(() => muteSocketClosed, 8000, 'the mute client’s connection to be dropped');
+      const dropped = idleLog.find('console connection closed: the client did not close a session channel metal-bmc ended');
+      expect(dropped).toHaveLength(1);
+      expect(dropped[0]!.timeoutMs).toBe(CLOSE_ANSWER_MS);
+      expect(await idleRegistry.getSingleMetricAsString('metal_bmc_console_refused_total')).toMatch(/listener="ssh",reason="close-unanswered"\} 1/);
+      // the polite client answered its close: its connection stays and opens a console again
+      expect(politeSocketClosed).toBe(false);
+      await ended(polite.client);
+      expect(politeSocketClosed).toBe(false);
+      expect(idleLog.find('console connection closed: the client did not close a session channel metal-bmc ended')).toHaveLength(1);
+    } finally {
+      polite.client.end();
+      mute.client.end();
+    }
+  });
+});
