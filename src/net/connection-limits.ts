@@ -188,22 +188,10 @@ export function boundWriteStalls(server: HttpServer, stallMs: number, onStalled:
   server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
     const socket = res.socket;
     if (!socket) return;
-    let completed = bytesCompleted(socket);
-    let queued = kernelQueue(socket);
-    let progressAt = performance.now();
+    const progress = watchWriteProgress(socket);
     const timer = setInterval(() => {
       if (ownStallBound.has(res)) return clearInterval(timer);
-      const nowCompleted = bytesCompleted(socket);
-      const nowQueued = kernelQueue(socket);
-      const moved = nowCompleted !== completed || (nowQueued !== undefined && queued !== undefined && nowQueued < queued);
-      completed = nowCompleted;
-      queued = nowQueued;
-      if (socket.writableLength === 0 || moved) {
-        progressAt = performance.now();
-        return;
-      }
-      const allowedMs = stallMs + (nowQueued === undefined ? (socket.writableLength * 1000) / WRITE_FLOOR_BYTES_PER_S : 0);
-      if (performance.now() - progressAt < allowedMs) return;
+      if (!progress.overdue(stallMs)) return;
       clearInterval(timer);
       onStalled(socket);
       socket.destroy();
@@ -212,4 +200,41 @@ export function boundWriteStalls(server: HttpServer, stallMs: number, onStalled:
     // 'close': the answer went out whole, or the connection ended
     res.once('close', () => clearInterval(timer));
   });
+}
+
+/** Whether a socket's peer has taken nothing of what waits for it for too long; asked now and then. */
+export interface WriteProgress {
+  /**
+   * true once bytes have waited for the peer and none of them went out for `stallMs` (plus the
+   * pending bytes at WRITE_FLOOR_BYTES_PER_S where Node does not expose libuv's queue). Each call
+   * also notes progress since the last one, so it is asked a few times per `stallMs`.
+   */
+  overdue(stallMs: number): boolean;
+}
+
+/**
+ * Progress of what a socket writes, as `boundWriteStalls` counts it: a write completed, or libuv's
+ * queue for the peer shrinking (`kernelQueue`), so a slow peer that keeps reading is never overdue
+ * however large the one write. Also for a stream that keeps a longer bound of its own
+ * (`keepsOwnStallBound`: the status event stream).
+ */
+export function watchWriteProgress(socket: Socket): WriteProgress {
+  let completed = bytesCompleted(socket);
+  let queued = kernelQueue(socket);
+  let progressAt = performance.now();
+  return {
+    overdue(stallMs) {
+      const nowCompleted = bytesCompleted(socket);
+      const nowQueued = kernelQueue(socket);
+      const moved = nowCompleted !== completed || (nowQueued !== undefined && queued !== undefined && nowQueued < queued);
+      completed = nowCompleted;
+      queued = nowQueued;
+      if (socket.writableLength === 0 || moved) {
+        progressAt = performance.now();
+        return false;
+      }
+      const allowedMs = stallMs + (nowQueued === undefined ? (socket.writableLength * 1000) / WRITE_FLOOR_BYTES_PER_S : 0);
+      return performance.now() - progressAt >= allowedMs;
+    },
+  };
 }

@@ -20,7 +20,7 @@ import type { StatusStore, StatusView } from './store.js';
 import { serialiseDocument, type SerialisedDocument } from './serialised.js';
 import { remoteOf } from '../console/remote.js';
 import { BmcError } from '../errors.js';
-import { keepsOwnStallBound } from '../net/connection-limits.js';
+import { keepsOwnStallBound, watchWriteProgress } from '../net/connection-limits.js';
 import { requestUrl } from '../net/request-url.js';
 
 /** why an event stream was refused: the listener's streams are all taken, or those of the client's address */
@@ -37,7 +37,7 @@ export interface StatusHttpOptions {
   onRefused?: (why: StreamRefusal, remote: string) => void;
   /** longest reuse of a serialised document with no change in the store, default 1 s (its lease ages are in seconds) */
   cacheMs?: number;
-  /** an event stream whose client has not read what it was sent for this long is closed (its slot freed), default 60 s */
+  /** an event stream whose client has taken none of what it was sent for this long is closed (its slot freed), default 60 s; a client that keeps reading is not cut */
   stallMs?: number;
 }
 
@@ -102,18 +102,17 @@ export function createStatusHttp(store: Pick<StatusStore, 'document' | 'revision
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive', ...HEADERS });
     let last = '';
     let quiet = 0;
-    /** since when the client has not read what it was sent */
-    let blockedSince: number | undefined;
+    /** whether the client took any of what it was sent lately: a slow reader is not cut, however long one document takes it */
+    const progress = watchWriteProgress(res.socket ?? req.socket);
     const push = () => {
       if (res.writableEnded || res.destroyed) return end();
+      const stalled = progress.overdue(stallMs);
       // a client that does not read gets nothing more until it has (then the newest document):
       // each document is the whole status, ~600 KB at 1,000 BMCs, and would pile up in memory
       if (res.writableNeedDrain) {
-        blockedSince ??= Date.now();
-        if (Date.now() - blockedSince >= stallMs) res.destroy();
+        if (stalled) res.destroy();
         return;
       }
-      blockedSince = undefined;
       const rev = store.revision();
       if (rev === last) {
         quiet += pollMs;

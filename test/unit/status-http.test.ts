@@ -248,6 +248,55 @@ describe('GET /v1/status/events', () => {
     expect(built).toBeLessThan(40);
   });
 
+  it('a client that keeps reading, slower than one document takes to send, keeps its stream past stallMs', async () => {
+    const store = createStatusStore({ partition: 'p', graceMs: 60_000 });
+    const stallMs = 1500;
+    const http = createStatusHttp(store, { pollMs: 10, cacheMs: 0, stallMs });
+    const answers: Array<{ writableNeedDrain: boolean }> = [];
+    const server = createServer((req, res) => {
+      answers.push(res);
+      if (!http.handle(req, res)) res.writeHead(404).end();
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    // ~30,000 BMCs: a document of several MB, more than loopback's socket buffers take at once
+    const leases = Array.from({ length: 30_000 }, (_, i) => ({ ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, mac: `aa:bb:cc:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, expires: 'never' as const }));
+    let n = 0;
+    const churn = setInterval(() => store.leases(leases.slice(0, 20_000 + (n++ % 10_000))), 50);
+    const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    client.pause();
+    client.on('error', () => undefined);
+    let closed = false;
+    client.once('close', () => (closed = true));
+    client.write('GET /v1/status/events HTTP/1.1\r\nHost: x\r\n\r\n');
+    // 16 KiB every 8 ms, ~2 MB/s: what waits of one document takes the reader longer than stallMs
+    let received = 0;
+    const reader = setInterval(() => {
+      const chunk = client.read(16_384) as Buffer | null;
+      if (chunk) received += chunk.length;
+    }, 8);
+    /** the longest the stream waited for the reader without a break, sampled every 50 ms */
+    let waitedLongest = 0;
+    let waitingSince: number | undefined;
+    const sampler = setInterval(() => {
+      if (!answers[0]?.writableNeedDrain) return void (waitingSince = undefined);
+      waitingSince ??= Date.now();
+      waitedLongest = Math.max(waitedLongest, Date.now() - waitingSince);
+    }, 50);
+    try {
+      await vi.waitFor(() => expect(received).toBeGreaterThan(12_000_000), { timeout: 20_000, interval: 50 });
+    } finally {
+      clearInterval(churn);
+      clearInterval(reader);
+      clearInterval(sampler);
+    }
+    const stillOpen = !closed && !client.destroyed;
+    client.destroy();
+    // the stream waited on its reader longer than stallMs at a stretch, and did not cut it: the reader kept taking bytes
+    expect(waitedLongest).toBeGreaterThan(stallMs);
+    expect(stillOpen).toBe(true);
+  }, 30_000);
+
   it('close() with a client that reads nothing stops its stream: a change after it writes nothing more (a write after end ended the process)', async () => {
     const store = createStatusStore({ partition: 'p', graceMs: 60_000 });
     const http = createStatusHttp(store, { pollMs: 10, cacheMs: 0, stallMs: 60_000 });
