@@ -49,12 +49,66 @@ import { publicText } from '../net/public-text.js';
 /** session channels one SSH connection may open (metal-console opens one; a multiplexing client a few) */
 const MAX_SESSIONS_PER_CONNECTION = 4;
 /**
- * How long a session channel metal-bmc ended or closed may wait for the client's CHANNEL_CLOSE
- * before the client's whole connection is dropped. OpenSSH and ssh2 answer at once; a channel
- * still open on the client's side keeps its place among the connection's sessions (and what ssh2
- * buffered for it) for as long as the connection lives, keepalives answered.
+ * How long the client has to answer metal-bmc's CHANNEL_CLOSE before its whole connection is
+ * dropped, and how long the output an ended channel still holds may sit without any of it going
+ * out before the channel is closed without it. OpenSSH and ssh2 answer at once; a channel still
+ * open on the client's side kept its place among the connection's sessions (and what ssh2
+ * buffered for it) for as long as the connection lived, keepalives answered.
  */
 const CLOSE_ANSWER_MS = 30_000;
+
+/** How a session channel metal-bmc ends reaches its close: the client is waited for once metal-bmc's CHANNEL_CLOSE went out. */
+interface ChannelEnds {
+  /** metal-bmc's CHANNEL_CLOSE went out: the client has CLOSE_ANSWER_MS to answer it */
+  closeSent(): void;
+  /** how long an ended channel's output may not move before it is given up and the channel closed */
+  drainMs: number;
+}
+
+/**
+ * Ends a channel's output, then its close. ssh2 sends EOF and CHANNEL_CLOSE once the output
+ * written before `end()` went out ('prefinish'), which waits for the client's window: a client
+ * that keeps the window shut (a paused terminal, a pipe into a pager) gets its output as long as
+ * some of it moves every `drainMs`; past that the channel is closed without the rest
+ * (`close()` sends CHANNEL_CLOSE at once). `ends.closeSent` is told when the close went out.
+ */
+function endThenClose(channel: ServerChannel, ends: ChannelEnds): void {
+  const unsent = () => channel.writableLength + channel.stderr.writableLength;
+  let left = unsent();
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    timer = setTimeout(check, ends.drainMs);
+    timer.unref();
+  };
+  const sent = () => {
+    clearTimeout(timer);
+    channel.off('close', gone);
+    ends.closeSent();
+  };
+  const gone = () => {
+    clearTimeout(timer);
+    channel.off('finish', sent);
+  };
+  const check = () => {
+    const now = unsent();
+    if (now < left) {
+      left = now;
+      return arm();
+    }
+    channel.off('finish', sent);
+    channel.off('close', gone);
+    try {
+      channel.close();
+    } catch {
+      // the connection went meanwhile
+    }
+    ends.closeSent();
+  };
+  channel.once('finish', sent);
+  channel.once('close', gone);
+  channel.end();
+  arm();
+}
 
 export interface SshConsoleServerOptions {
   tls: ConsoleTls;
@@ -100,8 +154,10 @@ interface VerifiedConnection {
   loginDeadline: NodeJS.Timeout;
   /** the SSH connection over it, once ssh2 reports it */
   ssh?: Connection;
-  /** ends the connection at once: its TLS socket destroyed */
-  drop(): void;
+  /** ends the connection at once, its TLS socket destroyed; false when it had ended already */
+  drop(): boolean;
+  /** the waits for the client's answer to a CHANNEL_CLOSE: they end with the connection */
+  closeWaits: Set<NodeJS.Timeout>;
   /** closes one open console of the connection with a last line on its stderr; resolves once its channel closed */
   consoles: Set<(line: string) => Promise<void>>;
 }
@@ -126,7 +182,7 @@ interface ChannelControl {
   sendBreak(): boolean;
 }
 
-function bridge(channel: ServerChannel, machineId: string, identity: ClientIdentity, takeover: boolean, consoles: VerifiedConnection['consoles'], hub: ConsoleHub, log: Logger, closing: () => void): ChannelControl {
+function bridge(channel: ServerChannel, machineId: string, identity: ClientIdentity, takeover: boolean, consoles: VerifiedConnection['consoles'], hub: ConsoleHub, log: Logger, ends: ChannelEnds): ChannelControl {
   let handle: ConsoleHandle | undefined;
   let ended = false;
   const abort = new AbortController();
@@ -150,9 +206,10 @@ function bridge(channel: ServerChannel, machineId: string, identity: ClientIdent
     if (!open) return;
     try {
       channel.exit(status);
-      if (abandon) channel.close();
-      else channel.end();
-      closing();
+      if (abandon) {
+        channel.close();
+        ends.closeSent();
+      } else endThenClose(channel, ends);
     } catch {
       // the client closed it meanwhile
     }
@@ -201,12 +258,11 @@ function bridge(channel: ServerChannel, machineId: string, identity: ClientIdent
 }
 
 /** A session channel of a client that may not open the machine: one line, exit status 1. */
-function refuseChannel(channel: ServerChannel, machineId: string, identity: ClientIdentity, closing: () => void): ChannelControl {
+function refuseChannel(channel: ServerChannel, machineId: string, identity: ClientIdentity, ends: ChannelEnds): ChannelControl {
   channel.on('error', () => undefined);
   channel.stderr.write(`\r\n[metal-bmc] ${oneLine(`${identity.subject} may not open the console of machine ${machineId}`)}\r\n`);
   channel.exit(1);
-  channel.end();
-  closing();
+  endThenClose(channel, ends);
   return { resize: () => undefined, sendBreak: () => false };
 }
 
@@ -254,10 +310,10 @@ function breakRequestsHeard(client: Connection): boolean {
   return true;
 }
 
-/** `closing`: called when metal-bmc has ended or closed the session's channel, to wait for the client's close */
-function serveSession(session: Session, machineId: string, identity: ClientIdentity, allowed: boolean, consoles: VerifiedConnection['consoles'], hub: ConsoleHub, log: Logger, closing: () => void): void {
+/** `ends`: how the session's channel, once metal-bmc ends it, waits for the client's close */
+function serveSession(session: Session, machineId: string, identity: ClientIdentity, allowed: boolean, consoles: VerifiedConnection['consoles'], hub: ConsoleHub, log: Logger, ends: ChannelEnds): void {
   let control: ChannelControl | undefined;
-  const open = (channel: ServerChannel, takeover: boolean) => (allowed ? bridge(channel, machineId, identity, takeover, consoles, hub, log, closing) : refuseChannel(channel, machineId, identity, closing));
+  const open = (channel: ServerChannel, takeover: boolean) => (allowed ? bridge(channel, machineId, identity, takeover, consoles, hub, log, ends) : refuseChannel(channel, machineId, identity, ends));
   const replyOk = (accept: unknown) => {
     if (typeof accept === 'function') (accept as () => void)();
   };
@@ -369,22 +425,30 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
           const channel = accept();
           // open at once, not over the connection's life: a closed one frees its place
           let closeAnswered = false;
+          let awaiting = false;
           channel.once('close', () => {
             closeAnswered = true;
             sessions--;
           });
-          // a client that never closes a channel metal-bmc ended would keep its place for good: its connection goes
-          const awaitClose = () => {
-            const timer = setTimeout(() => {
-              if (closeAnswered) return;
+          // a client that never answers metal-bmc's CHANNEL_CLOSE would keep the channel's place for good: its connection goes
+          const closeSent = () => {
+            if (closeAnswered || awaiting) return;
+            awaiting = true;
+            const wait = setTimeout(() => {
+              verified.closeWaits.delete(wait);
+              // the connection is dropped once, however many of its channels went unanswered
+              if (closeAnswered || !verified.drop()) return;
               onRefused('close-unanswered');
-              log.info({ remote, client: subject, machineId, timeoutMs: closeAnswerMs, reason: 'close-unanswered' }, 'console connection closed: the client did not close a session channel metal-bmc ended');
-              verified.drop();
+              log.info({ remote, client: subject, machineId, timeoutMs: closeAnswerMs, reason: 'close-unanswered' }, 'console connection closed: the client did not answer the close of a session channel metal-bmc ended');
             }, closeAnswerMs);
-            timer.unref();
-            channel.once('close', () => clearTimeout(timer));
+            wait.unref();
+            verified.closeWaits.add(wait);
+            channel.once('close', () => {
+              clearTimeout(wait);
+              verified.closeWaits.delete(wait);
+            });
           };
-          serveSession(channel, machineId, identity, allowed, verified.consoles, hub, log, awaitClose);
+          serveSession(channel, machineId, identity, allowed, verified.consoles, hub, log, { closeSent, drainMs: closeAnswerMs });
         });
       });
     },
@@ -405,12 +469,19 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
       socket.destroy();
     }, handshakeTimeoutMs);
     loginDeadline.unref();
-    const connection: VerifiedConnection = { ...verified, loginDeadline, consoles: new Set(), drop: () => socket.destroy() };
+    const drop = () => {
+      if (socket.destroyed) return false;
+      socket.destroy();
+      return true;
+    };
+    const connection: VerifiedConnection = { ...verified, loginDeadline, consoles: new Set(), drop, closeWaits: new Set() };
     identities.set(remote, connection);
     sockets.add(socket);
     socket.on('error', () => undefined);
     socket.once('close', () => {
       clearTimeout(loginDeadline);
+      for (const wait of connection.closeWaits) clearTimeout(wait);
+      connection.closeWaits.clear();
       identities.delete(remote);
       sockets.delete(socket);
     });

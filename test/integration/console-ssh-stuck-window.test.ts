@@ -112,16 +112,20 @@ describe('console SSH: a channel whose window stays shut', () => {
   });
 });
 
-describe('console SSH: a client that never closes a channel metal-bmc ended', () => {
+describe('console SSH: the close of a channel metal-bmc ended', () => {
   /** the wait for the client's close, short for the test */
   const CLOSE_ANSWER_MS = 1000;
   let idle: ConsoleServers;
   const idleLog = captureLog();
   const idleRegistry = new Registry();
+  /** the serial line of the console opened last */
+  let idleSerial: PassThrough | undefined;
+  const UNANSWERED = 'console connection closed: the client did not answer the close of a session channel metal-bmc ended';
+  const unansweredCount = async () => Number(/listener="ssh",reason="close-unanswered"\} (\d+)/.exec(await idleRegistry.getSingleMetricAsString('metal_bmc_console_refused_total'))?.[1] ?? 0);
 
   beforeAll(async () => {
     // an idle console ends after 300 ms: metal-bmc ends the channel, then waits for the client's close
-    const openBackend = (): Promise<Duplex> => Promise.resolve(new PassThrough());
+    const openBackend = (): Promise<Duplex> => Promise.resolve((idleSerial = new PassThrough()));
     idle = await startConsoleServers({ host: '127.0.0.1', port: 0, wsPort: null, caCertFile: pki.ca, certFile: pki.serverCert, keyFile: pki.serverKey, openBackend, logger: idleLog.logger, registry: idleRegistry, idleTimeoutMs: 300, sshCloseAnswerMs: CLOSE_ANSWER_MS });
   });
 
@@ -129,13 +133,30 @@ describe('console SSH: a client that never closes a channel metal-bmc ended', ()
     await idle?.close();
   });
 
-  async function connectTo(servers: ConsoleServers): Promise<{ client: ssh2.Client; socket: ReturnType<typeof tlsConnect> }> {
+  /** `window`: as connect() above, each session channel announces that window and never adjusts it */
+  async function connectTo(servers: ConsoleServers, window?: number): Promise<{ client: ssh2.Client; socket: ReturnType<typeof tlsConnect> }> {
     const socket = tlsConnect({ host: '127.0.0.1', port: servers.sshPort, ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey), servername: 'localhost', checkServerIdentity: () => undefined });
     await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
     const client = new ssh2.Client();
     client.on('error', () => undefined);
     await new Promise<void>((resolve, reject) => client.once('ready', resolve).once('error', reject).connect({ sock: socket, username: MACHINE }));
+    if (window !== undefined) {
+      const protocol = (client as unknown as { _protocol: { session(chan: number, window: number, packetSize: number): void } })._protocol;
+      const session = protocol.session.bind(protocol);
+      protocol.session = (chan, _window, packetSize) => session(chan, window, packetSize);
+    }
     return { client, socket };
+  }
+
+  /** a console opened on `client`, once it joined; its stderr so far */
+  async function joined(client: ssh2.Client) {
+    const channel = await exec(client, 'bash');
+    const seen = { err: '', closed: false };
+    channel.stderr.on('data', (d: Buffer) => (seen.err += d.toString()));
+    channel.on('data', () => undefined);
+    channel.once('close', () => (seen.closed = true));
+    await waitFor(() => seen.err.includes('connected to the console'), 8000, 'the client joined');
+    return { channel, seen };
   }
 
   it('loses its connection once the close went unanswered; a client that answers keeps its connection', async () => {
@@ -159,18 +180,59 @@ describe('console SSH: a client that never closes a channel metal-bmc ended', ()
       await ended(polite.client);
       await ended(mute.client);
       await waitFor(() => muteSocketClosed, 8000, 'the mute client’s connection to be dropped');
-      const dropped = idleLog.find('console connection closed: the client did not close a session channel metal-bmc ended');
+      const dropped = idleLog.find(UNANSWERED);
       expect(dropped).toHaveLength(1);
       expect(dropped[0]!.timeoutMs).toBe(CLOSE_ANSWER_MS);
-      expect(await idleRegistry.getSingleMetricAsString('metal_bmc_console_refused_total')).toMatch(/listener="ssh",reason="close-unanswered"\} 1/);
+      expect(await unansweredCount()).toBe(1);
       // the polite client answered its close: its connection stays and opens a console again
       expect(politeSocketClosed).toBe(false);
       await ended(polite.client);
       expect(politeSocketClosed).toBe(false);
-      expect(idleLog.find('console connection closed: the client did not close a session channel metal-bmc ended')).toHaveLength(1);
+      expect(idleLog.find(UNANSWERED)).toHaveLength(1);
     } finally {
       polite.client.end();
       mute.client.end();
     }
+  });
+
+  it('a mute client with two ended channels is dropped once: one log line, one count', async () => {
+    const before = idleLog.find(UNANSWERED).length;
+    const countBefore = await unansweredCount();
+    const mute = await connectTo(idle);
+    (mute.client as unknown as { _protocol: { channelClose(chan: number): void } })._protocol.channelClose = () => undefined;
+    let socketClosed = false;
+    mute.socket.once('close', () => (socketClosed = true));
+    try {
+      // both consoles end together when the session goes idle: two closes unanswered at once
+      await Promise.all([joined(mute.client), joined(mute.client)]);
+      await waitFor(() => socketClosed, 10_000, 'the mute client’s connection to be dropped');
+      // the second channel's wait ran out together with the first's, or was cleared with the connection
+      await waitFor(() => idleLog.find(UNANSWERED).length > before, 5000, 'the drop logged');
+    } finally {
+      mute.client.end();
+    }
+    expect(idleLog.find(UNANSWERED).length - before).toBe(1);
+    expect((await unansweredCount()) - countBefore).toBe(1);
+  });
+
+  it('a channel whose window stays shut when its console ends is closed without the rest of its output after the drain bound; the client answers and keeps its connection', async () => {
+    const before = idleLog.find(UNANSWERED).length;
+    const shut = await connectTo(idle, STUCK_WINDOW);
+    let socketClosed = false;
+    shut.socket.once('close', () => (socketClosed = true));
+    try {
+      const { seen } = await joined(shut.client);
+      // output past the window waits on the channel; the console then goes idle and ends it
+      idleSerial!.write(Buffer.alloc(STUCK_WINDOW * 8, 'y'));
+      // end() would wait for that output for ever: after CLOSE_ANSWER_MS without any of it moving, the channel is closed
+      await waitFor(() => seen.closed, 10_000, 'the ended channel to close');
+      expect(socketClosed).toBe(false);
+      // the connection is still good: another console opens on it
+      const again = await joined(shut.client);
+      expect(again.seen.err).toContain('connected to the console');
+    } finally {
+      shut.client.end();
+    }
+    expect(idleLog.find(UNANSWERED).length).toBe(before);
   });
 });
