@@ -39,7 +39,7 @@ import { createReadOrder } from '../src/report/read-order.js';
 import { createReportWorkerPool, type ReportWorkerPool } from '../src/report/worker-pool.js';
 import { assignFates, parseLatencySpec } from '../src/sim/latency.js';
 import { cpuByThread, cpuOver, procUsage, resetPeakRss, sampleCpu, startFleetProcess, threadCpuSeconds } from './fleet-process.js';
-import { startProfile } from './profile.js';
+import { profileDir, startProfile } from './profile.js';
 import { collectGarbage } from './report.js';
 import { begin } from './results.js';
 import { applyHeapGrowth, DEFAULT_HEAP_GROWTH_PCT } from '../src/heap-growth.js';
@@ -67,14 +67,20 @@ const REDFISH_SESSION_MAX_AGE_MS = Number(process.env.BENCH_REDFISH_SESSION_MAX_
 /** CPU per BMC per cycle measured before issue 15 (500 instant BMCs, one cycle, CPU profile) */
 const CPU_MS_BEFORE = 9;
 /** report worker threads for the comparison: as `metal-bmc serve` starts them by default (config.ts), at least 2; BENCH_REPORT_WORKERS sets another number */
-const WORKERS = Number(process.env.BENCH_REPORT_WORKERS ?? Math.max(2, defaultReportWorkers(availableParallelism())));
+const WORKERS = process.env.BENCH_REPORT_WORKERS === undefined ? Math.max(2, defaultReportWorkers(availableParallelism())) : workerCount('BENCH_REPORT_WORKERS', process.env.BENCH_REPORT_WORKERS);
 /**
  * the way the cycles read (and the run's peak RSS measures): as `metal-bmc serve` reads by default
  * on this machine, workers or 0 for the main thread; BENCH_FIRST_WORKERS=N reads them in N workers
  * instead (or 0, the main thread), so that way's peak is its own, not what the other way left
  */
 const FIRST_WORKERS_SET = process.env.BENCH_FIRST_WORKERS !== undefined;
-const DEFAULT_WORKERS = FIRST_WORKERS_SET ? Number(process.env.BENCH_FIRST_WORKERS) : defaultReportWorkers(availableParallelism());
+const DEFAULT_WORKERS = FIRST_WORKERS_SET ? workerCount('BENCH_FIRST_WORKERS', process.env.BENCH_FIRST_WORKERS!) : defaultReportWorkers(availableParallelism());
+
+function workerCount(name: string, text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || n > 64) throw new Error(`${name} must be a whole number of report workers from 0 to 64, got ${JSON.stringify(text)}`);
+  return n;
+}
 
 export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<void> {
   const out = begin('report-latency', 'report cycles over BMCs that answer like a real partition (latency model in the simulator, its own process): cycle time next to the slowest live BMC and to concurrency fixed at 20', {
@@ -251,7 +257,8 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
         out.record({ name: `cycle ${c}: heap after GC`, value: heaps.at(-1)!, unit: 'MiB', kind: 'measured', detail: true });
         const cyclePeak = procUsage(process.pid).peakRssMiB;
         runPeakRss = Math.max(runPeakRss, cyclePeak);
-        if (perCycle) out.record({ name: `cycle ${c}: peak RSS in this cycle (and its garbage collection after it)`, value: cyclePeak, unit: 'MiB', kind: 'measured', detail: true });
+        // with BENCH_PROFILE_DIR, cycle 2's includes writing its profile and heap snapshot: not comparable with the others
+        if (perCycle) out.record({ name: `cycle ${c}: peak RSS in this cycle (and its garbage collection${profiler && profileDir() !== undefined ? ', profile and heap snapshot' : ''} after it)`, value: cyclePeak, unit: 'MiB', kind: 'measured', detail: true });
       }
     }
     // the kernel's high-water mark (VmHWM), read before the reference cycle: it misses no peak
@@ -296,7 +303,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       out.record({ name: `the reads ${otherWay}: CPU per BMC in ${part}`, value: (seconds * 1000) / leases.length, unit: 'ms', kind: 'measured', detail: true });
     }
     // the process's high-water mark over the other way's two cycles, on top of what the first way's left resident
-    out.record({ name: `the reads ${otherWay}: peak RSS (the process's, ${otherPerCycle ? 'over those two cycles, with what the first way left resident' : 'all of the run so far'})`, value: procUsage(process.pid).peakRssMiB, unit: 'MiB', kind: 'measured', detail: true });
+    out.record({ name: `the reads ${otherWay}: peak RSS (the process's, ${otherPerCycle ? 'over those two cycles, with what the first way and the 20-at-once reference left resident' : 'all of the run so far'})`, value: procUsage(process.pid).peakRssMiB, unit: 'MiB', kind: 'measured', detail: true });
     out.record({
       name: `cycle time / slowest live BMC's own read, fastest cycle (goal < 1.5)`,
       value: best.floor > 0 ? best.wall / best.floor : null,
