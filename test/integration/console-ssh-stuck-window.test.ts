@@ -46,19 +46,22 @@ afterAll(async () => {
   pki?.remove();
 });
 
-/** An ssh2 client over TLS; with `window`, each session channel it opens announces that window, and the client (which counts 2 MiB) never adjusts it. */
-async function connect(window?: number): Promise<ssh2.Client> {
-  const socket = tlsConnect({ host: '127.0.0.1', port: servers.sshPort, ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey), servername: 'localhost', checkServerIdentity: () => undefined });
+/** An ssh2 client over TLS to `to`'s SSH listener; with `window`, each session channel it opens announces that window, and the client (which counts 2 MiB) never adjusts it. */
+async function connectTo(to: ConsoleServers, window?: number): Promise<{ client: ssh2.Client; socket: ReturnType<typeof tlsConnect> }> {
+  const socket = tlsConnect({ host: '127.0.0.1', port: to.sshPort, ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey), servername: 'localhost', checkServerIdentity: () => undefined });
   await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
   const client = new ssh2.Client();
+  client.on('error', () => undefined);
   await new Promise<void>((resolve, reject) => client.once('ready', resolve).once('error', reject).connect({ sock: socket, username: MACHINE }));
   if (window !== undefined) {
     const protocol = (client as unknown as { _protocol: { session(chan: number, window: number, packetSize: number): void } })._protocol;
     const session = protocol.session.bind(protocol);
     protocol.session = (chan, _window, packetSize) => session(chan, window, packetSize);
   }
-  return client;
+  return { client, socket };
 }
+
+const connect = async (window?: number) => (await connectTo(servers, window)).client;
 
 const exec = (client: ssh2.Client, command: string) => new Promise<ssh2.ClientChannel>((resolve, reject) => client.exec(command, (err, channel) => (err ? reject(err) : resolve(channel))));
 
@@ -132,21 +135,6 @@ describe('console SSH: the close of a channel metal-bmc ended', () => {
   afterAll(async () => {
     await idle?.close();
   });
-
-  /** `window`: as connect() above, each session channel announces that window and never adjusts it */
-  async function connectTo(servers: ConsoleServers, window?: number): Promise<{ client: ssh2.Client; socket: ReturnType<typeof tlsConnect> }> {
-    const socket = tlsConnect({ host: '127.0.0.1', port: servers.sshPort, ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey), servername: 'localhost', checkServerIdentity: () => undefined });
-    await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
-    const client = new ssh2.Client();
-    client.on('error', () => undefined);
-    await new Promise<void>((resolve, reject) => client.once('ready', resolve).once('error', reject).connect({ sock: socket, username: MACHINE }));
-    if (window !== undefined) {
-      const protocol = (client as unknown as { _protocol: { session(chan: number, window: number, packetSize: number): void } })._protocol;
-      const session = protocol.session.bind(protocol);
-      protocol.session = (chan, _window, packetSize) => session(chan, window, packetSize);
-    }
-    return { client, socket };
-  }
 
   /** a console opened on `client`, once it joined; its stderr so far */
   async function joined(client: ssh2.Client) {
