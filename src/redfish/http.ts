@@ -15,7 +15,7 @@ import { Connections } from './connections.js';
 import { httpError, isRetryableNetworkError, isUnreachable, scrub, transportError } from './http-errors.js';
 import { shortened } from './text.js';
 import { tlsConnector, tlsPolicy, type TlsOptions } from './tls.js';
-import { decodeJsonBody, parseRetryAfter } from './wire.js';
+import { decodeJsonBody, MAX_JSON_CONTAINERS, MAX_JSON_DEPTH, parseRetryAfter } from './wire.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
 
@@ -108,6 +108,13 @@ const RETRY_STATUSES = new Set([502, 503, 504]);
 const RETRY_AFTER_STATUSES = new Set([429, 503]);
 /** Waits for `Retry-After` within one request; the deadline bounds them too. */
 const MAX_RETRY_AFTER_WAITS = 10;
+/**
+ * The same for a request that changes something (POST, PATCH, DELETE): a 503 or 429 with
+ * `Retry-After` says it was not processed (RFC 9110 §15.6.4), but a BMC whose front end answers
+ * so after its back end acted would turn one ForceRestart into a reset per resend; two resends at
+ * most keep a busy BMC's action going without letting such firmware reset a host ten times.
+ */
+const MAX_RETRY_AFTER_WAITS_CHANGE = 2;
 
 export function originOf(host: string, port: number): string {
   const h = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
@@ -326,7 +333,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
           continue;
         }
         const retryAfter = RETRY_AFTER_STATUSES.has(status) ? parseRetryAfter(resHeaders['retry-after'], Date.now()) : undefined;
-        if (retryAfter !== undefined && req.stream === undefined && retryAfterWaits < MAX_RETRY_AFTER_WAITS) {
+        if (retryAfter !== undefined && req.stream === undefined && retryAfterWaits < (req.method === 'GET' ? MAX_RETRY_AFTER_WAITS : MAX_RETRY_AFTER_WAITS_CHANGE)) {
           // the BMC says it did not process the request (restarting, busy): come back when it says, within the deadline
           const left = ms - (Date.now() - startedAt);
           if (retryAfter <= maxRetryAfterMs && retryAfter < left) {
@@ -348,7 +355,10 @@ export function createTransport(options: TransportOptions): HttpTransport {
         // an action or a change the BMC took (2xx) with a body that is not JSON (an HTML or text page,
         // some BMCs' 200 to a reset) is done: failing it would report a reset as failed, or repeat
         // a boot change over IPMI; what a GET answers must be JSON
-        if (!decoded.ok && req.bodyOptional !== true && req.method === 'GET') throw new BmcError('DECODE', `${what}: malformed JSON in the response for ${shortened(path, 300)}`);
+        if (!decoded.ok && req.bodyOptional !== true && req.method === 'GET') {
+          const why = decoded.tooComplex ? `JSON nested deeper than ${MAX_JSON_DEPTH} levels or with more than ${MAX_JSON_CONTAINERS} objects and arrays (refused unparsed)` : 'malformed JSON';
+          throw new BmcError('DECODE', `${what}: ${why} in the response for ${shortened(path, 300)}`);
+        }
         return { status, headers: resHeaders, body };
       }
     } catch (err) {

@@ -378,6 +378,18 @@ describe('transport faults', () => {
     });
   });
 
+  it('503 with Retry-After on every answer: a GET is sent up to 11 times, an action 3 (a BMC that acted before its 503 resets a host three times at most)', async () => {
+    await withClient({ timeoutMs: 5000 }, async (client) => {
+      server.addFault({ method: 'GET', path: '/redfish/v1/Chassis', fault: { kind: 'status', status: 503, retryAfter: '0' } });
+      expect((await failure(client.get('/redfish/v1/Chassis'))).httpStatus).toBe(503);
+      expect(countOf('GET', '/redfish/v1/Chassis')).toBe(11);
+      server.addFault({ method: 'POST', path: '/redfish/v1/Systems', fault: { kind: 'status', status: 503, retryAfter: '0' } });
+      expect((await failure(client.post('/redfish/v1/Systems/437XR1138R2/Actions/ComputerSystem.Reset', { ResetType: 'ForceRestart' }))).httpStatus).toBe(503);
+      expect(server.requests.filter((r) => r.method === 'POST' && r.path.startsWith('/redfish/v1/Systems'))).toHaveLength(3);
+      server.clearFaults();
+    });
+  });
+
   it('500 is not retried; POST/PATCH are never retried', async () => {
     await withClient({}, async (client) => {
       server.addFault({ path: '/redfish/v1/Managers', fault: { kind: 'status', status: 500 } });

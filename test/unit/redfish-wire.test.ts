@@ -1,7 +1,7 @@
 /** The wire decoders for what real BMCs send beside the spec: BOM and trailing bytes, Retry-After, session Location. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeJsonBody, parseRetryAfter, sessionLocation } from '../../src/redfish/wire.js';
+import { decodeJsonBody, MAX_JSON_CONTAINERS, MAX_JSON_DEPTH, parseRetryAfter, sessionLocation } from '../../src/redfish/wire.js';
 
 const json = fc.jsonValue().filter((v) => typeof v === 'object' && v !== null); // objects and arrays: what a Redfish body is
 const noise = fc.array(fc.constantFrom('\0', '\r', '\n', ' ', '\t', 'x', '}', ']', '"', '\\'), { maxLength: 8 }).map((a) => a.join(''));
@@ -38,6 +38,29 @@ describe('decodeJsonBody', () => {
     expect(decodeJsonBody('{"a":1')).toEqual({ ok: false });
     expect(decodeJsonBody('<html>error</html>')).toEqual({ ok: false });
     expect(decodeJsonBody('{"a":\u0001}')).toEqual({ ok: false });
+  });
+
+  it('refuses unparsed a document nested deeper than MAX_JSON_DEPTH or with more than MAX_JSON_CONTAINERS objects and arrays, brackets in strings not counted', () => {
+    const nested = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+    expect(decodeJsonBody(nested(MAX_JSON_DEPTH))).toMatchObject({ ok: true });
+    expect(decodeJsonBody(nested(MAX_JSON_DEPTH + 1))).toEqual({ ok: false, tooComplex: true });
+    expect(decodeJsonBody(nested(1_000_000))).toEqual({ ok: false, tooComplex: true });
+    const flat = (n: number) => `[${Array.from({ length: n }, () => '{}').join(',')}]`;
+    expect(decodeJsonBody(flat(MAX_JSON_CONTAINERS - 1))).toMatchObject({ ok: true });
+    expect(decodeJsonBody(flat(MAX_JSON_CONTAINERS))).toEqual({ ok: false, tooComplex: true });
+    // a Redfish-like answer with brackets inside its strings is counted by its structure only
+    expect(decodeJsonBody(JSON.stringify({ Message: '['.repeat(100_000), Members: [{ '@odata.id': '/redfish/v1/x' }] }))).toMatchObject({ ok: true });
+    // past the bound after a complete first document: the noise after it is not parsed, the document is
+    expect(decodeJsonBody(`{"a":1}${nested(1000)}`)).toMatchObject({ ok: true, value: { a: 1 }, lenient: 'trailing' });
+  });
+
+  it('accepts every document within the bounds (property)', () => {
+    fc.assert(
+      fc.property(json, (value) => {
+        const r = decodeJsonBody(JSON.stringify(value));
+        expect(r.ok).toBe(true);
+      }),
+    );
   });
 });
 
