@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint';
 
 /**
  * Layers (docs/architecture.md, "Layers"): what each directory of src/ may import besides itself
- * and the shared foundation (errors.ts, deadline.ts, log.ts, build-info.ts, heap-growth.ts). Every other
+ * and the shared foundation (errors.ts, deadline.ts, log.ts, build-info.ts, heap-growth.ts, terminal-text.ts). Every other
  * directory of src/ and daemon.ts is refused, static and dynamic imports alike, so an upward
  * import fails `eslint` (test/unit/layers.test.ts shows it does).
  */
@@ -78,7 +78,7 @@ const layerRules = [
   // the foundation imports no directory of src/
   layer(['src/errors.ts', 'src/deadline.ts', 'src/log.ts', 'src/build-info.ts', 'src/heap-growth.ts', 'src/worker-args.ts', 'src/worker-entry.ts'], {
     refusedPatterns: [`^\\./(${alternatives(SRC_DIRS)})/`, '^\\./daemon\\.js$'],
-    why: 'errors, deadline, log, build-info, heap-growth and the worker entry are the foundation every layer imports; they import no layer (docs/architecture.md, "Layers")',
+    why: 'errors, deadline, log, build-info, heap-growth, terminal-text and the worker entry are the foundation every layer imports; they import no layer (docs/architecture.md, "Layers")',
   }),
   ...Object.entries(MAY_IMPORT).map(([dir, allowed]) =>
     layer([`src/${dir}/**/*.ts`], {

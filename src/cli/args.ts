@@ -1,4 +1,5 @@
 /** Shared argument handling for the CLI: usage errors, BMC addresses and credentials. */
+import { terminalSafe } from '../terminal-text.js';
 import { readFileSync } from 'node:fs';
 import { BmcError } from '../errors.js';
 import { ipFamily } from '../net/cidr.js';
@@ -235,7 +236,8 @@ export function parseIntegerOption(value: string | undefined, name: string, min:
 
 /** One line for stderr: the message and, for a BmcError, its code. */
 export function describeError(err: unknown): string {
-  if (err instanceof BmcError) return `${err.message} [${err.code}]`;
-  if (err instanceof Error) return err.message;
-  return String(err);
+  // a BMC's own words travel in error messages (a Redfish @Message.ExtendedInfo): nothing in them acts in the terminal
+  if (err instanceof BmcError) return `${terminalSafe(err.message)} [${err.code}]`;
+  if (err instanceof Error) return terminalSafe(err.message);
+  return terminalSafe(String(err));
 }

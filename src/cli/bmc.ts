@@ -1,6 +1,7 @@
 /**
  * `metal-bmc bmc info|command|console`: an operator's direct line to one BMC.
  */
+import { terminalSafe } from '../terminal-text.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -217,7 +218,7 @@ export async function bmcMain(argv: string[], io: BmcIo): Promise<number> {
       const kind = rest[0] as FirmwareKind;
       await bmc.updateFirmware(kind, values.url!, {
         signal,
-        onProgress: (p) => io.stdout.write(`${kind} firmware: ${p.state}${p.percent !== undefined ? ` ${p.percent}%` : ''}${p.message ? ` (${p.message})` : ''}\n`),
+        onProgress: (p) => io.stdout.write(`${kind} firmware: ${p.state}${p.percent !== undefined ? ` ${p.percent}%` : ''}${p.message ? ` (${terminalSafe(p.message)})` : ''}\n`),
       });
       io.stdout.write(`${kind} firmware: update done on ${bmc.address}\n`);
       return 0;
@@ -280,5 +281,6 @@ export function formatReport(bmc: Outband, r: BmcReport, boot?: BootOverride | s
     ...r.missing.map((m) => ['missing', m]),
   ];
   const width = Math.max(...lines.map(([k]) => k!.length));
-  return lines.map(([k, v]) => `${k!.padEnd(width)}  ${v}`).join('\n') + '\n';
+  // every value may be the BMC's text: nothing in it acts in the operator's terminal
+  return lines.map(([k, v]) => `${k!.padEnd(width)}  ${terminalSafe(v ?? '')}`).join('\n') + '\n';
 }

@@ -29,13 +29,14 @@
  * opened (unknown machine, no BMC data, BMC unreachable, wrong BMC password) the session gets
  * one line on stderr and exit status 1, then closes.
  */
+import { terminalSafe } from '../terminal-text.js';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import ssh2 from 'ssh2';
 import type { Connection, ServerChannel, Session } from 'ssh2';
 import { checkDuration } from '../deadline.js';
 import type { Logger } from '../log.js';
-import { isControl, mayOpen, validMachineId, type AuthzRule, type Principal } from './access.js';
+import { mayOpen, validMachineId, type AuthzRule, type Principal } from './access.js';
 import type { ConsoleHub } from './hub.js';
 import type { HostKey } from './host-key.js';
 import { DEFAULT_CONNECTION_LIMITS, guardTlsListener, type ConnectionLimits, type ListenerRefusal } from './limits.js';
@@ -162,12 +163,6 @@ interface VerifiedConnection {
   consoles: Set<(line: string) => Promise<void>>;
 }
 
-/** one line, no control characters: error messages go into someone's terminal */
-export function oneLine(text: string): string {
-  let out = '';
-  for (const ch of text) out += isControl(ch.charCodeAt(0)) ? (out.endsWith(' ') ? '' : ' ') : ch;
-  return out.trim();
-}
 
 /** Notices become lines on stderr; a status without a message (nothing happened) is not shown. */
 function noticeText(notice: ConsoleNotice): string | undefined {
@@ -190,7 +185,7 @@ function bridge(channel: ServerChannel, machineId: string, identity: ClientIdent
   // same connection leaving first tells this one): a write then throws out of the hub, ending the process
   const writable = (w: { writableEnded: boolean; destroyed: boolean }) => !ended && !w.writableEnded && !w.destroyed;
   const line = (text: string) => {
-    if (writable(channel.stderr)) channel.stderr.write(`\r\n[metal-bmc] ${oneLine(text)}\r\n`);
+    if (writable(channel.stderr)) channel.stderr.write(`\r\n[metal-bmc] ${terminalSafe(text)}\r\n`);
   };
   /**
    * `abandon`: the client takes nothing (dropped as too slow): the channel is closed at once, not
@@ -260,7 +255,7 @@ function bridge(channel: ServerChannel, machineId: string, identity: ClientIdent
 /** A session channel of a client that may not open the machine: one line, exit status 1. */
 function refuseChannel(channel: ServerChannel, machineId: string, identity: ClientIdentity, ends: ChannelEnds): ChannelControl {
   channel.on('error', () => undefined);
-  channel.stderr.write(`\r\n[metal-bmc] ${oneLine(`${identity.subject} may not open the console of machine ${machineId}`)}\r\n`);
+  channel.stderr.write(`\r\n[metal-bmc] ${terminalSafe(`${identity.subject} may not open the console of machine ${machineId}`)}\r\n`);
   channel.exit(1);
   endThenClose(channel, ends);
   return { resize: () => undefined, sendBreak: () => false };

@@ -18,9 +18,9 @@ export const MAX_POWER_SUPPLIES = 32;
 export const MAX_FLOAT32 = 3.4028234663852886e38;
 
 // eslint-disable-next-line no-control-regex -- control characters are what is removed
-const CONTROL = /[\u0000-\u001f\u007f]/g;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
-/** A BMC's text as the report and the status keep it: control characters removed, at most MAX_STRING characters; undefined for no string. */
+/** A BMC's text as the report and the status keep it: control characters (C0, DEL, C1, bidirectional overrides: terminal-text.ts) removed, at most MAX_STRING characters; undefined for no string. */
 export function boundedText(value: unknown): string | undefined {
   return typeof value === 'string' ? value.replace(CONTROL, '').slice(0, MAX_STRING) : undefined;
 }

@@ -4,7 +4,7 @@ import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { metalApiConsoleBackend, splitAddress } from '../../src/console/backend.js';
 import { consolePage } from '../../src/console/page.js';
-import { oneLine } from '../../src/console/ssh-server.js';
+import { terminalSafe } from '../../src/terminal-text.js';
 import { bearerToken, tokenMatches } from '../../src/console/http-auth.js';
 import type { Outband } from '../../src/outband/types.js';
 import { createTargetGuard } from '../../src/commands/targets.js';
@@ -98,8 +98,10 @@ describe('console pieces', () => {
     const html = consolePage('<script>alert(1)</script>');
     expect(html).not.toContain('<script>alert(1)</script>');
     expect(html).toContain('&#60;script&#62;');
-    expect(oneLine('a\r\nb\x1b[31mc\t')).toBe('a b [31mc');
+    expect(terminalSafe('a\r\nb\x1b[31mc\t')).toBe('a b [31mc');
     // C1 controls too: U+009B acts as CSI in some terminals
-    expect(oneLine('x\u009b31my\u0085z')).toBe('x 31my z');
+    expect(terminalSafe('x\u009b31my\u0085z')).toBe('x 31my z');
+    // and the bidirectional overrides and isolates, which show a line in another order
+    expect(terminalSafe('file\u202egpj.exe \u2066x\u2069')).toBe('file gpj.exe  x');
   });
 });

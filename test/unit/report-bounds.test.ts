@@ -13,7 +13,7 @@ import { compileDefinition, loadSwagger } from '../../src/metalapi/schema.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
 import type { MachineIpmiReport } from '../../src/metalapi/types.js';
 import type { BmcReport, Outband } from '../../src/outband/types.js';
-import { boundEntry, MAX_FLOAT32, MAX_POWER_SUPPLIES, MAX_STRING } from '../../src/report/bounds.js';
+import { boundedText, boundEntry, MAX_FLOAT32, MAX_POWER_SUPPLIES, MAX_STRING } from '../../src/report/bounds.js';
 import { runReportCycle, splitPostBound } from '../../src/report/cycle.js';
 import { createReportMetrics } from '../../src/report/metrics.js';
 import { BmcError } from '../../src/errors.js';
@@ -30,6 +30,12 @@ const entryArb = fc.record({
   IndicatorLEDState: fc.string(),
   PowerMetric: fc.option(fc.record({ averageconsumedwatts: fc.double(), intervalinmin: fc.double(), maxconsumedwatts: fc.double(), minconsumedwatts: fc.double() }), { nil: null }),
   PowerSupplies: fc.array(fc.record({ status: fc.record({ health: fc.string(), state: fc.string() }) }), { maxLength: 80 }),
+});
+
+describe('boundedText', () => {
+  it('removes C0, DEL, C1 and the bidirectional overrides and isolates', () => {
+    expect(boundedText('S\u0000N\u007f-\u009b1\u0085\u202e2\u2066\u2069')).toBe('SN-12');
+  });
 });
 
 describe('boundEntry', () => {

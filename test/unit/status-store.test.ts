@@ -240,6 +240,8 @@ describe('status reasons', () => {
         expect(out).not.toContain(secret);
       }),
     );
+    // C1 (U+009B is a CSI in some terminals) and the bidirectional overrides too
+    expect(cleanMessage('a\u009bb\u202ec\u2066d', [])).toBe('a b c d');
   });
 });
 
