@@ -15,15 +15,25 @@ const MAX_MESSAGE_CHARS = 600;
 const MAX_MESSAGES = 16;
 const MAX_MESSAGE_PART_CHARS = 300;
 
-/** Distinct, trimmed, non-empty texts, at most MAX_MESSAGES of them, each at most MAX_MESSAGE_PART_CHARS long. */
-function boundedTexts(texts: Iterable<string | undefined>): string[] {
+/**
+ * Distinct, trimmed, non-empty texts, at most MAX_MESSAGES of them, each at most
+ * MAX_MESSAGE_PART_CHARS long, each secret replaced before it is cut: a secret the cut went
+ * through would have kept its first half.
+ */
+function boundedTexts(texts: Iterable<string | undefined>, secrets: readonly string[]): string[] {
   const parts = new Set<string>();
   for (const t of texts) {
     if (parts.size >= MAX_MESSAGES) break;
     const m = t?.trim();
-    if (m !== undefined && m !== '') parts.add(shortened(m, MAX_MESSAGE_PART_CHARS));
+    if (m !== undefined && m !== '') parts.add(shortened(redacted(m, secrets), MAX_MESSAGE_PART_CHARS));
   }
   return [...parts];
+}
+
+function redacted(text: string, secrets: Iterable<string>): string {
+  let out = text;
+  for (const s of secrets) if (s.length >= 3) out = out.split(s).join('[redacted]');
+  return out;
 }
 
 function* messagesOf(list: unknown[] | undefined): Generator<string | undefined> {
@@ -31,23 +41,21 @@ function* messagesOf(list: unknown[] | undefined): Generator<string | undefined>
 }
 
 /** `error.message` plus the first distinct `error["@Message.ExtendedInfo"][].Message` texts of a Redfish error body. */
-export function redfishErrorText(body: unknown): string | undefined {
+export function redfishErrorText(body: unknown, secrets: readonly string[] = []): string | undefined {
   const error = obj(body, 'error');
-  const parts = boundedTexts([str(error, 'message'), ...messagesOf((arr(error, '@Message.ExtendedInfo') ?? []).slice(0, MAX_MESSAGES * 4))]);
+  const parts = boundedTexts([str(error, 'message'), ...messagesOf((arr(error, '@Message.ExtendedInfo') ?? []).slice(0, MAX_MESSAGES * 4))], secrets);
   return parts.length === 0 ? undefined : parts.join('; ');
 }
 
 /** The first distinct messages of a Task or of a Redfish message array (`Messages[].Message`). */
-export function messagesText(resource: unknown): string | undefined {
-  const parts = boundedTexts(messagesOf(arr(resource, 'Messages')));
+export function messagesText(resource: unknown, secrets: readonly string[] = []): string | undefined {
+  const parts = boundedTexts(messagesOf(arr(resource, 'Messages')), secrets);
   return parts.length === 0 ? undefined : parts.join('; ');
 }
 
 /** Replaces every secret (password, token, basic credentials) by `[redacted]` and bounds the length. */
 export function scrub(text: string, secrets: Iterable<string>): string {
-  let out = text;
-  for (const s of secrets) if (s.length >= 3) out = out.split(s).join('[redacted]');
-  return shortened(out, MAX_MESSAGE_CHARS);
+  return shortened(redacted(text, secrets), MAX_MESSAGE_CHARS);
 }
 
 /** One `@Message.ExtendedInfo` entry of a Redfish error body, as far as callers branch on it. */
@@ -101,7 +109,7 @@ export function redfishMessagesOf(err: unknown): readonly RedfishMessage[] {
 
 export function httpError(method: string, path: string, status: number, body: unknown, secrets: Iterable<string>): BmcError {
   const hidden = [...secrets];
-  const detail = redfishErrorText(body) ?? STATUS_CODES[status] ?? 'unknown status';
+  const detail = redfishErrorText(body, hidden) ?? STATUS_CODES[status] ?? 'unknown status';
   const code = status === 401 || status === 403 ? 'AUTH_FAILED' : 'HTTP';
   return new RedfishHttpError(code, scrub(`${method} ${path}: HTTP ${status}: ${detail}`, hidden), status, redfishMessages(body, hidden));
 }

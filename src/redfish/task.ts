@@ -9,6 +9,7 @@ import { checkMs, deadline, sleep } from '../deadline.js';
 import { extendedInfoOf } from './http-errors.js';
 import { obj, odataId } from './json.js';
 import { isTask, parseTask, type TaskInfo } from './parse.js';
+import { shortened } from './text.js';
 import { isRedfishPath } from './wire.js';
 import { ReloginPendingError, type RedfishClient, type RedfishReply } from './session.js';
 
@@ -177,13 +178,16 @@ function taskOutcome(task: TaskInfo): 'done' | 'failed' | 'staged' | 'running' {
  * Exception included, then 404.
  */
 export async function waitForTask(
-  client: Pick<RedfishClient, 'getReply'>,
+  client: Pick<RedfishClient, 'getReply'> & Partial<Pick<RedfishClient, 'scrub'>>,
   taskMonitorOrTaskUri: string,
   options: WaitForTaskOptions = {},
 ): Promise<TaskInfo> {
   const pollMs = checkMs('pollMs', options.pollMs, 2000, 600_000);
   const timeoutMs = checkMs('timeoutMs', options.timeoutMs, 3_600_000);
-  const what = `task ${taskMonitorOrTaskUri}`;
+  const what = `task ${shortened(taskMonitorOrTaskUri, 300)}`;
+  // a task's messages go into progress and errors (published, logged): a BMC may echo the image
+  // URL's credentials or the session's token in them
+  const scrubbed = (task: TaskInfo): TaskInfo => (client.scrub === undefined || task.messages === undefined ? task : { ...task, messages: task.messages.map((m) => client.scrub!(m)) });
   const dl = deadline(timeoutMs, what, options.signal);
   let last = '';
   const report = (p: TaskProgress): void => {
@@ -211,7 +215,7 @@ export async function waitForTask(
       }
       if (reply !== undefined) {
         if (isTask(reply.body)) {
-          const task = parseTask(reply.body);
+          const task = scrubbed(parseTask(reply.body));
           const outcome = taskOutcome(task);
           if (outcome === 'failed') throw taskFailure(what, task);
           if (outcome === 'staged') {

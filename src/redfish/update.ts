@@ -20,7 +20,7 @@ import { readUpdateService } from './resources.js';
 import type { RedfishClient, RedfishReply } from './session.js';
 import { TaskLostError, taskLocation, UntracedUpdateError, waitForTask, type TaskProgress } from './task.js';
 
-export type UpdateClient = Pick<RedfishClient, 'get' | 'getReply' | 'post' | 'upload'>;
+export type UpdateClient = Pick<RedfishClient, 'get' | 'getReply' | 'post' | 'upload' | 'scrub'>;
 
 export interface UpdateOptions {
   signal?: AbortSignal;

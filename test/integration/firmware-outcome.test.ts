@@ -256,6 +256,7 @@ describe('a 202 that names no task', () => {
     return {
       get: async <T,>(path: string) => resources[path] as T,
       getReply: unused,
+      scrub: (text: string) => text,
       upload: unused,
       post: async () => ({ status: 202, headers: {}, body }),
     } as UpdateClient;

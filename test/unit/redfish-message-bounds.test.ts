@@ -5,7 +5,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { extendedInfoOf, messagesText, redfishErrorText } from '../../src/redfish/http-errors.js';
+import { extendedInfoOf, httpError, messagesText, redfishErrorText } from '../../src/redfish/http-errors.js';
+import { waitForTask } from '../../src/redfish/task.js';
 import { parseTask } from '../../src/redfish/parse.js';
 
 const many = (n: number, text = (i: number) => `message ${i}`) => Array.from({ length: n }, (_, i) => ({ MessageId: `Base.1.8.M${i}`, Message: text(i), MessageArgs: [`a${i}`] }));
@@ -24,6 +25,31 @@ describe('Redfish error text', () => {
   it('keeps the messages of an ordinary answer as they are, duplicates once', () => {
     const body = { error: { message: 'A general error has occurred.', '@Message.ExtendedInfo': [{ Message: 'The property BootSourceOverrideMode is read only.' }, { Message: 'The property BootSourceOverrideMode is read only.' }] } };
     expect(redfishErrorText(body)).toBe('A general error has occurred.; The property BootSourceOverrideMode is read only.');
+  });
+});
+
+describe('secrets in what a BMC echoes', () => {
+  const secret = 'S3cretPassw0rd-of-the-BMC';
+
+  it('are replaced before a message is cut: a secret across the cut leaves none of itself (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 270, max: 299 }), (at) => {
+        const message = `${'x'.repeat(at)}${secret} echoed`;
+        const text = httpError('PATCH', '/redfish/v1/AccountService/Accounts/2', 400, { error: { message, '@Message.ExtendedInfo': [{ Message: message }] } }, [secret]).message;
+        expect(text).not.toContain(secret.slice(0, 3));
+      }),
+    );
+  });
+
+  it('in a failed task\'s messages are scrubbed by the client before they reach the error', async () => {
+    const task = { '@odata.type': '#Task.v1_4_3.Task', '@odata.id': '/redfish/v1/TaskService/Tasks/1', TaskState: 'Exception', TaskStatus: 'Critical', Messages: [{ Message: `download of https://admin:${secret}@images/bios.bin failed` }] };
+    const client = { getReply: async () => ({ status: 200, headers: {}, body: task }), scrub: (text: string) => text.split(secret).join('[redacted]') };
+    const err = await waitForTask(client as unknown as Parameters<typeof waitForTask>[0], '/redfish/v1/TaskService/Tasks/1').then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toContain('download of https://admin:[redacted]@images/bios.bin failed');
+    expect(err?.message).not.toContain(secret);
   });
 });
 
