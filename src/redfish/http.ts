@@ -121,6 +121,16 @@ export function originOf(host: string, port: number): string {
   return port === 443 ? `https://${h}` : `https://${h}:${port}`;
 }
 
+/**
+ * Whether a GET may go to `path` (resolved, dot segments gone): the Redfish tree only. Links a BMC
+ * names (`@odata.id`, `Members@odata.nextLink`, a redirect) are followed with the session's token;
+ * `/redfish/v1/../../admin` resolves to `/admin` on the same host, which no read needs. Actions and
+ * uploads may go elsewhere on the BMC (HPE iLO's HttpPushUri is `/cgi-bin/uploadFile`).
+ */
+export function mayGet(path: string): boolean {
+  return path === '/redfish' || path.startsWith('/redfish/') || path.startsWith('/redfish?');
+}
+
 /** Path (with query, without fragment) of `pathOrUrl` if it belongs to `origin`. */
 export function resolvePath(origin: string, pathOrUrl: string, base?: string): string | undefined {
   if (base === undefined && !pathOrUrl.startsWith('/') && !/^https?:\/\//i.test(pathOrUrl)) return undefined;
@@ -281,6 +291,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
   async function request(req: HttpRequest): Promise<HttpResponse> {
     const firstPath = resolvePath(origin, req.path);
     if (firstPath === undefined) throw new BmcError('INVALID_ARGUMENT', `not a path of ${origin}: ${shortened(scrub(req.path, secrets), 300)}`);
+    if (req.method === 'GET' && !mayGet(firstPath)) throw new BmcError('PROTOCOL', `GET ${shortened(firstPath, 300)}: outside the Redfish tree (/redfish), not followed`);
     // quoted in every error of this request: a path a BMC linked may be long (json.ts MAX_ODATA_ID, a Location header)
     const what = `${req.method} ${shortened(firstPath, 300)}`;
     if (closing) throw new BmcError('CLOSED', `${what}: client closed`);
@@ -329,6 +340,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
           }
           const next = resHeaders.location === undefined ? undefined : resolvePath(origin, resHeaders.location, path);
           if (next === undefined) throw new BmcError('PROTOCOL', `${what}: redirect without a same-origin Location`, { httpStatus: status });
+          if (!mayGet(next)) throw new BmcError('PROTOCOL', `${what}: redirect outside the Redfish tree (/redfish), not followed`, { httpStatus: status });
           path = next;
           continue;
         }

@@ -37,6 +37,8 @@ export type Fault =
   /** a 200 whose body is `bytes` long (streamed, never held), with or without Content-Length; `sent` counts what went out */
   | { kind: 'huge'; bytes: number; declareLength: boolean; sent?: { bytes: number } }
   | { kind: 'redirect-loop' }
+  /** a 302 to `location` */
+  | { kind: 'redirect'; location: string }
   | { kind: 'reset' }
   /** answered as usual once `until` settles */
   | { kind: 'held'; until: Promise<void> }
@@ -390,6 +392,7 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
       if (fault?.kind === 'malformed') return send(res, 200, '{"@odata.id": "/redfish/v1", "Name": ');
       if (fault?.kind === 'huge') return sendHuge(res, fault);
       if (fault?.kind === 'redirect-loop') return send(res, 302, undefined, { location: path });
+      if (fault?.kind === 'redirect') return send(res, 302, undefined, { location: fault.location });
       if (isUpload) {
         if (!authorized(req)) return send(res, 401, redfishError(401, 'There is no valid session established with the implementation.'));
         uploads.push({ contentType: req.headers['content-type'] ?? '', contentLength: req.headers['content-length'], body: raw });

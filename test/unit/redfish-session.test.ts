@@ -516,6 +516,28 @@ describe('transport faults', () => {
     });
   });
 
+  it('a GET outside the Redfish tree is not sent, whether a link names it through dot segments or a redirect points there', async () => {
+    await withClient({}, async (client) => {
+      const before = server.requests.length;
+      for (const link of ['/redfish/v1/../../admin', '/redfish/v1/%2e%2e/%2e%2e/admin/config', '/cgi-bin/config']) {
+        const err = await failure(client.get(link));
+        expect(err.code).toBe('PROTOCOL');
+        expect(err.message).toMatch(/outside the Redfish tree/);
+      }
+      expect(server.requests.slice(before).filter((r) => !r.path.startsWith('/redfish'))).toEqual([]);
+      server.addFault({ path: '/redfish/v1/Chassis/1U', fault: { kind: 'redirect', location: '/admin/secrets' } });
+      const err = await failure(client.get('/redfish/v1/Chassis/1U'));
+      expect(err.code).toBe('PROTOCOL');
+      expect(err.message).toMatch(/redirect outside the Redfish tree/);
+      expect(server.requests.slice(before).filter((r) => !r.path.startsWith('/redfish'))).toEqual([]);
+      server.clearFaults();
+      // a redirect within the tree is still followed
+      server.addFault({ path: '/redfish/v1/Chassis/1U', fault: { kind: 'redirect', location: '/redfish/v1/Chassis' } });
+      await client.get('/redfish/v1/Chassis/1U');
+      server.clearFaults();
+    });
+  });
+
   it('a TLS handshake that never completes → TIMEOUT within the deadline', async () => {
     const silent = await startSilentServer();
     try {
