@@ -300,16 +300,22 @@ describe('a 2xx the BMC did not apply: read back once and compared (bmclib#459: 
     expect(afterPatch(server)).toEqual([`GET ${SYSTEM}`]);
   });
 
-  it('a 200 whose body shows the values sent is not read back', async () => {
-    const system = { '@odata.id': SYSTEM, Boot: { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled' } };
+  /** A client whose System is `system` throughout and whose PATCH answers `patch`; `reads` lists the paths it read */
+  function answeringClient(system: object, patch: ActionClient['patch']): { fake: ActionClient; reads: string[] } {
     const reads: string[] = [];
     const fake: ActionClient = {
       scrub: (t) => t,
       get: async <T>() => system as T,
       getReply: async (path) => (reads.push(path), { status: 200, headers: {}, body: system }),
       post: async () => ({ status: 204, headers: {}, body: undefined }),
-      patch: async (_p, body) => ({ status: 200, headers: {}, body: { ...system, Boot: (body as { Boot: unknown }).Boot } }),
+      patch,
     };
+    return { fake, reads };
+  }
+
+  it('a 200 whose body shows the values sent is not read back', async () => {
+    const system = { '@odata.id': SYSTEM, Boot: { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled' } };
+    const { fake, reads } = answeringClient(system, async (_p, body) => ({ status: 200, headers: {}, body: { ...system, Boot: (body as { Boot: unknown }).Boot } }));
     await setBootOverride(fake, 'Pxe', { systemPath: SYSTEM });
     expect(reads).toEqual([SYSTEM]); // the read before the PATCH only
   });
@@ -345,14 +351,7 @@ describe('a 2xx the BMC did not apply: read back once and compared (bmclib#459: 
   it('a 200 whose messages say a reset is required is pending, not refused: nothing is read back', async () => {
     const system = { '@odata.id': SYSTEM, '@Redfish.Settings': { SettingsObject: { '@odata.id': `${SYSTEM}/Settings` } }, Boot: { BootOrder: ['Boot0001', 'Boot0002'], BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled' } };
     const resetRequired = { MessageId: 'Base.1.12.ResetRequired', Message: 'In order to complete the operation, a component reset is required.', MessageArgs: [`${SYSTEM}/Actions/ComputerSystem.Reset`, 'ForceRestart'], Severity: 'Warning' };
-    const reads: string[] = [];
-    const fake: ActionClient = {
-      scrub: (t) => t,
-      get: async <T>() => system as T,
-      getReply: async (path) => (reads.push(path), { status: 200, headers: {}, body: system }),
-      post: async () => ({ status: 204, headers: {}, body: undefined }),
-      patch: async () => ({ status: 200, headers: {}, body: { '@Message.ExtendedInfo': [resetRequired] } }),
-    };
+    const { fake, reads } = answeringClient(system, async () => ({ status: 200, headers: {}, body: { '@Message.ExtendedInfo': [resetRequired] } }));
     await expect(setBootOrder(fake, ['Boot0002', 'Boot0001'], { systemPath: SYSTEM, disableOverride: true })).resolves.toBeUndefined();
     await expect(setBootOverride(fake, 'Pxe', { persistent: true, systemPath: SYSTEM })).resolves.toBeUndefined();
     expect(reads).toEqual([SYSTEM, SYSTEM]); // each write's read before its PATCH only
