@@ -7,6 +7,7 @@
  * supplies), so a bounded entry is always a sign of a BMC to look at: `boundEntry` says what
  * it cut.
  */
+import { TERMINAL_CONTROLS } from '../terminal-text.js';
 import type { MachineIpmiReport, MetalFru, PowerMetric } from '../metalapi/types.js';
 
 export const MAX_STRING = 256;
@@ -17,12 +18,9 @@ export const MAX_POWER_SUPPLIES = 32;
  */
 export const MAX_FLOAT32 = 3.4028234663852886e38;
 
-// eslint-disable-next-line no-control-regex -- control characters are what is removed
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
-
 /** A BMC's text as the report and the status keep it: control characters (C0, DEL, C1, bidirectional overrides: terminal-text.ts) removed, at most MAX_STRING characters; undefined for no string. */
 export function boundedText(value: unknown): string | undefined {
-  return typeof value === 'string' ? value.replace(CONTROL, '').slice(0, MAX_STRING) : undefined;
+  return typeof value === 'string' ? value.replace(TERMINAL_CONTROLS, '').slice(0, MAX_STRING) : undefined;
 }
 
 export interface Bounded {
@@ -40,7 +38,7 @@ export function boundEntry(entry: MachineIpmiReport): Bounded {
       cut.push(field);
       return instead;
     }
-    const clean = value.replace(CONTROL, '');
+    const clean = value.replace(TERMINAL_CONTROLS, '');
     if (clean.length <= MAX_STRING && clean === value) return value;
     cut.push(field);
     return clean.slice(0, MAX_STRING);

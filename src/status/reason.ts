@@ -2,6 +2,7 @@
  * An error as the status shows it: a reason from the BmcError's code (and, for certificate
  * failures, the TLS code of its cause), and a message with every secret replaced and bounded.
  */
+import { TERMINAL_CONTROLS } from '../terminal-text.js';
 import type { Problem, ProblemReason } from './types.js';
 
 const BY_CODE: Readonly<Record<string, ProblemReason>> = {
@@ -32,8 +33,7 @@ export const MAX_MESSAGE = 300;
 /** Drops control characters (C0, DEL, C1, bidirectional overrides), replaces each secret (3 characters or more) by [redacted], bounds the length. */
 export function cleanMessage(text: string, secrets: readonly string[]): string {
   // control characters first: removing them afterwards could join a secret back together
-  // eslint-disable-next-line no-control-regex
-  let out = text.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]+/g, ' ');
+  let out = text.replace(TERMINAL_CONTROLS, ' ');
   for (const s of secrets) if (s.length >= 3) out = out.split(s).join('[redacted]');
   return out.length > MAX_MESSAGE ? `${out.slice(0, MAX_MESSAGE - 1)}…` : out;
 }
