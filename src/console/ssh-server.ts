@@ -420,28 +420,28 @@ export async function startSshConsoleServer(options: SshConsoleServerOptions): P
           const channel = accept();
           // open at once, not over the connection's life: a closed one frees its place
           let closeAnswered = false;
-          let awaiting = false;
+          /** the wait for the client's answer, once metal-bmc's CHANNEL_CLOSE went out */
+          let wait: NodeJS.Timeout | undefined;
           channel.once('close', () => {
             closeAnswered = true;
             sessions--;
+            if (wait === undefined) return;
+            clearTimeout(wait);
+            verified.closeWaits.delete(wait);
           });
           // a client that never answers metal-bmc's CHANNEL_CLOSE would keep the channel's place for good: its connection goes
           const closeSent = () => {
-            if (closeAnswered || awaiting) return;
-            awaiting = true;
-            const wait = setTimeout(() => {
-              verified.closeWaits.delete(wait);
+            if (closeAnswered || wait !== undefined) return;
+            const timer = setTimeout(() => {
+              verified.closeWaits.delete(timer);
               // the connection is dropped once, however many of its channels went unanswered
-              if (closeAnswered || !verified.drop()) return;
+              if (!verified.drop()) return;
               onRefused('close-unanswered');
               log.info({ remote, client: subject, machineId, timeoutMs: closeAnswerMs, reason: 'close-unanswered' }, 'console connection closed: the client did not answer the close of a session channel metal-bmc ended');
             }, closeAnswerMs);
-            wait.unref();
-            verified.closeWaits.add(wait);
-            channel.once('close', () => {
-              clearTimeout(wait);
-              verified.closeWaits.delete(wait);
-            });
+            timer.unref();
+            verified.closeWaits.add(timer);
+            wait = timer;
           };
           serveSession(channel, machineId, identity, allowed, verified.consoles, hub, log, { closeSent, drainMs: closeAnswerMs });
         });
