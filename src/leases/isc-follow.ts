@@ -48,6 +48,8 @@ export class IscLeaseFollower {
   private byIp = new Map<number, IscLease>();
   /** the declarations a tail read left out (they cannot be read) */
   private skipped: LeaseParseError[] = [];
+  /** the last full read ended inside a declaration it could not wait for (a file not followed: its first line not whole yet) */
+  private cutUnfollowed = false;
   /** the appended bytes' declarations go into byIp, those that cannot be read into `skipped` */
   private readonly format: TailFormat = {
     lineEnded: false,
@@ -71,6 +73,12 @@ export class IscLeaseFollower {
   reset(): void {
     this.file.reset();
     this.byIp = new Map();
+    this.cutUnfollowed = false;
+  }
+
+  /** The last read ended inside a declaration: one left for the next read, or one a file not followed stops inside. */
+  endsInsideDeclaration(): boolean {
+    return this.cutUnfollowed || this.file.incomplete() !== undefined;
   }
 
   /** A read can continue where the last one stopped (a tail read is worth trying). */
@@ -123,6 +131,7 @@ export class IscLeaseFollower {
     const followable = offset !== undefined && (formatFixed || firstLineWhole(text));
     const waiting = d.cut !== undefined && followable && bytes.length - offset <= MAX_INCOMPLETE_BYTES;
     if (d.cut !== undefined && !waiting) skipped.push(d.cut);
+    this.cutUnfollowed = d.cut !== undefined && !followable;
     if (followable) this.file.start(bytes, id, offset, d.endLine, 0, waiting);
     return { parsed: this.parsed(), skipped };
   }

@@ -115,7 +115,15 @@ export class IscScanner {
         this.line++;
       } else if (cls === HASH) {
         const eol = text.indexOf('\n', pos);
-        pos = eol < 0 ? n : eol;
+        if (eol < 0) {
+          // dhcpd ends every line it writes, comments too: a comment the text ends inside is a
+          // file being written (copied in place: its header read before its first newline), not
+          // a file of no leases
+          this.reachedEnd = true;
+          this.pos = n;
+          throw new LeaseParseError(this.line, 'comment not ended by a newline at end of file', { problem: 'cut-short' });
+        }
+        pos = eol;
       } else if (cls === QUOTE) {
         this.tokenLine = this.line;
         this.tokenOffset = pos;

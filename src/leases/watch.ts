@@ -431,7 +431,7 @@ export function createLeaseReader(path: string, format: LeaseFormatOption, tailC
         noteIncomplete();
         // a read that ends inside an entry keeps the addresses it did not reach (a file copied in place,
         // read mid-copy; an empty file is one a copy has just truncated: no DHCP server leaves its file so)
-        const parsed = hold.take(read.parsed, read.size === 0 || isc.incompleteAt() !== undefined || kea.endsInsideRow());
+        const parsed = hold.take(read.parsed, read.size === 0 || isc.endsInsideDeclaration() || kea.endsInsideRow());
         return { mode: read.mode, bytes: read.bytes, parsed, skipped: told.fresh(read.skipped, read.mode === 'full') };
       } catch (err) {
         isc.reset();

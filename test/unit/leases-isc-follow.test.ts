@@ -184,13 +184,17 @@ describe('incremental reading of an ISC lease file', () => {
           // took that block as left out, and name the declaration after it until that one is whole again)
           cutBack = read.mode === 'tail' && (cutBack || s.kind === 'truncate');
           const stuck = reader.stuckIncomplete(0);
-          expect(stuck === undefined).toBe(complete.cut === undefined);
-          if (!cutBack) expect(stuck?.message).toBe(complete.cut?.withSource(path).message);
+          // a file a read cannot continue after (auto-detected, its first line not whole: the header
+          // comment cut) cannot wait for the declaration it stops inside: told at once, among the left out
+          const toldAtOnce = read.mode === 'full' && !followable(written, format) && complete.cut !== undefined;
+          expect(stuck === undefined).toBe(complete.cut === undefined || toldAtOnce);
+          if (!cutBack && !toldAtOnce) expect(stuck?.message).toBe(complete.cut?.withSource(path).message);
           const reference = complete.leases;
           expect(read.parsed.leases).toEqual(lastPerAddress(reference));
           // the declarations left out: each told is one a full parse leaves out, and each a full parse leaves out was told, by this read or an earlier one of the same file
           const ino = statSync(path).ino;
           for (const err of read.skipped) {
+            if (toldAtOnce && err.message === complete.cut!.withSource(path).message) continue;
             expect(complete.skipped.map((e) => e.line)).toContain(err.line);
             // (two declarations can start on one line only where cuts put them there: told once for the line)
             expect(complete.skipped.filter((e) => e.line === err.line).map((e) => e.withSource(path).message)).toContain(err.message);

@@ -315,6 +315,22 @@ describe('parseIscLeases errors', () => {
     expect(parseIscDeclarations(open)).toMatchObject({ skipped: [], cut: { line: 12, problem: 'cut-short' }, end: head.length - 1 });
   });
 
+  it('a comment the text ends inside (a file copied in place, read before its header\'s first newline) is a declaration cut short, not a file of no leases; one ended by its newline is nothing', () => {
+    const header = '# The format of this file is documented in the dhcpd.leases(5) manual page.\n';
+    for (const cut of ['#', '# The format', `${header}# This lease`]) {
+      const d = parseIscDeclarations(cut);
+      expect(d.leases).toEqual([]);
+      expect(d.cut?.problem).toBe('cut-short');
+      expect(d.cut?.message).toMatch(/comment not ended by a newline/);
+    }
+    expect(parseIscDeclarations(header).cut).toBeUndefined();
+    const lease = 'lease 10.0.0.1 {\n  starts 4 2026/01/01 00:00:00;\n  ends never;\n  binding state active;\n  hardware ethernet 00:00:00:00:00:01;\n}\n';
+    const d = parseIscDeclarations(`${header}${lease}# a comment of an ed`);
+    expect(d.leases.map((l) => l.ip)).toEqual(['10.0.0.1']);
+    expect(d.cut?.problem).toBe('cut-short');
+    expect(d.end).toBe(header.length + lease.length - 1); // after its closing brace
+  });
+
   it('a string broken off at a newline (its writer stopped inside it; dhcpd writes every string on one line) ends there: its declaration is left out, the declarations after it read', () => {
     const lease = (i: number) => renderIscLeases([{ ip: `10.0.0.${i}`, mac: `00:00:00:00:00:0${i}`, ends: 'never', bindingState: 'active', hostname: `bmc-${i}` }]).slice(renderIscLeases([]).length);
     const head = renderIscLeases([]) + lease(1);
