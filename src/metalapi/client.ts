@@ -11,6 +11,7 @@ import { request, type Dispatcher } from 'undici';
 import { deadline } from '../deadline.js';
 import { BmcError, abortError } from '../errors.js';
 import { retryAfterMs } from '../net/retry-after.js';
+import { redactSecrets } from '../secret-text.js';
 import { signHeaders } from './hmac.js';
 import type { MachineIpmi, MachineIpmiReportResponse, MachineIpmiReports, MetalFru } from './types.js';
 
@@ -96,7 +97,7 @@ function serverMessage(text: string, secret: string): string {
   } catch {
     // not JSON: keep the text
   }
-  message = message.split(secret).join('[redacted]').replace(/[\r\n\t]+/g, ' ').trim();
+  message = redactSecrets(message, [secret]).replace(/[\r\n\t]+/g, ' ').trim();
   return message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}...` : message;
 }
 

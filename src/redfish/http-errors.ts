@@ -4,6 +4,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { BmcError } from '../errors.js';
+import { redactSecrets } from '../secret-text.js';
 import { arr, obj, str, strArray } from './json.js';
 import { shortened } from './text.js';
 
@@ -25,15 +26,9 @@ function boundedTexts(texts: Iterable<string | undefined>, secrets: readonly str
   for (const t of texts) {
     if (parts.size >= MAX_MESSAGES) break;
     const m = t?.trim();
-    if (m !== undefined && m !== '') parts.add(shortened(redacted(m, secrets), MAX_MESSAGE_PART_CHARS));
+    if (m !== undefined && m !== '') parts.add(shortened(redactSecrets(m, secrets), MAX_MESSAGE_PART_CHARS));
   }
   return [...parts];
-}
-
-function redacted(text: string, secrets: Iterable<string>): string {
-  let out = text;
-  for (const s of secrets) if (s.length >= 3) out = out.split(s).join('[redacted]');
-  return out;
 }
 
 function* messagesOf(list: unknown[] | undefined): Generator<string | undefined> {
@@ -55,7 +50,7 @@ export function messagesText(resource: unknown, secrets: readonly string[] = [])
 
 /** Replaces every secret (password, token, basic credentials) by `[redacted]` and bounds the length. */
 export function scrub(text: string, secrets: Iterable<string>): string {
-  return shortened(redacted(text, secrets), MAX_MESSAGE_CHARS);
+  return shortened(redactSecrets(text, secrets), MAX_MESSAGE_CHARS);
 }
 
 /** One `@Message.ExtendedInfo` entry of a Redfish error body, as far as callers branch on it. */

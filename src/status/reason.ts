@@ -2,6 +2,7 @@
  * An error as the status shows it: a reason from the BmcError's code (and, for certificate
  * failures, the TLS code of its cause), and a message with every secret replaced and bounded.
  */
+import { redactSecrets } from '../secret-text.js';
 import { TERMINAL_CONTROLS } from '../terminal-text.js';
 import type { Problem, ProblemReason } from './types.js';
 
@@ -30,11 +31,10 @@ export function isCertificateCode(code: string | undefined): boolean {
 
 export const MAX_MESSAGE = 300;
 
-/** Drops control characters (C0, DEL, C1, bidirectional overrides), replaces each secret (3 characters or more) by [redacted], bounds the length. */
+/** Drops control characters (C0, DEL, C1, bidirectional overrides), replaces each secret (secret-text.ts) by [redacted], bounds the length. */
 export function cleanMessage(text: string, secrets: readonly string[]): string {
   // control characters first: removing them afterwards could join a secret back together
-  let out = text.replace(TERMINAL_CONTROLS, ' ');
-  for (const s of secrets) if (s.length >= 3) out = out.split(s).join('[redacted]');
+  const out = redactSecrets(text.replace(TERMINAL_CONTROLS, ' '), secrets);
   return out.length > MAX_MESSAGE ? `${out.slice(0, MAX_MESSAGE - 1)}…` : out;
 }
 

@@ -13,6 +13,7 @@
  */
 import type { Lease } from '../leases/types.js';
 import { boundedText } from '../report/bounds.js';
+import { MIN_REDACTED_SECRET_CHARS } from '../secret-text.js';
 import type { BmcReadOutcome, BodyBmc, LeftOutBmc, ReportObserver } from '../report/cycle.js';
 import { factsOf, problemOf } from './reason.js';
 import { isProblem, STATE_ORDER, type BmcState, type BmcStatus, type CaptureState, type LastCommand, type LastRead, type Problem, type ProblemReason, type StatusDocument, type StatusSummary } from './types.js';
@@ -164,7 +165,7 @@ export function summarize(list: readonly BmcStatus[], commandsLastHour: number):
 
 export function createStatusStore(o: StatusStoreOptions): StatusStore {
   const now = o.now ?? Date.now;
-  const secrets = (o.secrets ?? []).filter((s) => s.length >= 3);
+  const secrets = (o.secrets ?? []).filter((s) => s.length >= MIN_REDACTED_SECRET_CHARS);
   const maxVanished = o.maxVanished ?? 1024;
   const maxCommandTimes = o.maxCommandTimes ?? 100_000;
   const entries = new Map<string, Entry>();
