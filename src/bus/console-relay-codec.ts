@@ -12,6 +12,8 @@
  *   break     viewer side → owner: the relayed viewer, holding the keyboard, sends a serial break
  *             (after the keystrokes it sent before)
  */
+import { TERMINAL_CONTROLS } from '../terminal-text.js';
+
 export const MAX_OPEN_BYTES = 1024;
 export const MAX_CONTROL_BYTES = 4096;
 export const NOTICE_MESSAGE_CHARS = 256;
@@ -20,8 +22,6 @@ const MAX_CLIENTS = 1_000_000;
 const MACHINE_RE = /^[A-Za-z0-9_:.-]{1,128}$/;
 const RELAY_RE = /^[0-9a-f]{32}$/;
 const INSTANCE_RE = /^[A-Za-z0-9_-]{1,64}$/;
-// eslint-disable-next-line no-control-regex
-const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/g;
 const STATES: ReadonlySet<string> = new Set(['connecting', 'open', 'reconnecting']);
 
 export interface OpenRequest {
@@ -47,9 +47,9 @@ function parse(data: Uint8Array, max: number): Record<string, unknown> | undefin
   }
 }
 
-/** text of the other side for a viewer's terminal: no control characters, at most `chars` */
+/** text of the other side for a viewer's terminal: each run of characters that act there (terminal-text.ts) one space, at most `chars` */
 function text(v: string, chars: number): string {
-  return v.slice(0, chars).replace(CONTROL_CHARS, ' ');
+  return v.slice(0, chars).replace(TERMINAL_CONTROLS, ' ');
 }
 
 /** The open request, or undefined for anything else. */

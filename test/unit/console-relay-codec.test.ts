@@ -47,6 +47,9 @@ describe('relay open request', () => {
   });
 });
 
+/** the bidirectional overrides and isolates, which show a line's characters in another order */
+const BIDI_CONTROLS = new Set([...'\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069']);
+
 describe('relay control message', () => {
   it('knows ping, end, notice, takeover and break, cuts the end message, and nothing else', () => {
     expect(decodeControl(enc({ t: 'ping' }))).toEqual({ t: 'ping' });
@@ -91,6 +94,12 @@ describe('relay notice', () => {
     expect(decodeControl(encodeControl({ t: 'notice', n }))).toEqual({ t: 'notice', n });
   });
 
+  it('shows an owner\'s notice as text: escapes, C1 and bidirectional overrides (a line shown reversed) are spaces', () => {
+    const n: RelayNotice = { type: 'status', state: 'reconnecting', keyboard: false, owner: 'CN=\u202eops\u202c', clients: 1, message: 'lost\u001b]52;c;ZXZpbA==\u0007 \u009b2J\u2066x\u2069' };
+    const back = (decodeControl(encodeControl({ t: 'notice', n })) as { n: RelayNotice }).n;
+    expect(back).toMatchObject({ owner: 'CN= ops ', message: 'lost ]52;c;ZXZpbA==   2J x ' });
+  });
+
   it('always fits a control message, comes back cut to its bounds without control characters, and never throws', () => {
     fc.assert(
       fc.property(notice, (n) => {
@@ -100,7 +109,7 @@ describe('relay notice', () => {
         expect(c).toEqual({ t: 'notice', n: boundNotice(n) });
         const back = (c as { n: RelayNotice }).n;
         const texts = back.type === 'error' ? [back.message] : [back.message ?? '', back.owner ?? ''];
-        for (const t of texts) expect([...t].some((ch) => ch.charCodeAt(0) < 0x20 || (ch.charCodeAt(0) >= 0x7f && ch.charCodeAt(0) <= 0x9f))).toBe(false);
+        for (const t of texts) expect([...t].some((ch) => ch.charCodeAt(0) < 0x20 || (ch.charCodeAt(0) >= 0x7f && ch.charCodeAt(0) <= 0x9f) || BIDI_CONTROLS.has(ch))).toBe(false);
         expect(back.message?.length ?? 0).toBeLessThanOrEqual(NOTICE_MESSAGE_CHARS);
         if (back.type === 'status') expect(back.owner?.length ?? 0).toBeLessThanOrEqual(NOTICE_OWNER_CHARS);
         // what decoded once decodes to itself
