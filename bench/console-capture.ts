@@ -24,6 +24,7 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
+import { defaultConsoleWorkers } from '../src/config/config.js';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { tailBytes } from '../src/console/capture-read.js';
@@ -285,7 +286,7 @@ async function stormStep(e: StepEnv, k: number, probe: boolean): Promise<StepRes
 
 /** worker counts to compare: BENCH_CAPTURE_WORKERS="0,1" (0: SOL in the main thread); default 0 and cores - 1 */
 export function workerCounts(spec = process.env.BENCH_CAPTURE_WORKERS): number[] {
-  if (spec === undefined || spec.trim() === '') return [...new Set([0, Math.max(1, availableParallelism() - 1)])];
+  if (spec === undefined || spec.trim() === '') return [...new Set([0, defaultConsoleWorkers(availableParallelism())])];
   const counts = spec.split(',').map((x) => Number(x.trim()));
   if (!counts.every((c) => Number.isInteger(c) && c >= 0 && c <= 64)) throw new Error(`BENCH_CAPTURE_WORKERS: a comma-separated list of worker counts 0..64, not ${JSON.stringify(spec)}`);
   return [...new Set(counts)];

@@ -33,6 +33,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
+import { defaultConsoleWorkers } from '../src/config/config.js';
 import { join } from 'node:path';
 import { createPki, type Pki } from '../src/lab/pki.js';
 import { quiet, startRunningFleet, until } from './capture-rig.js';
@@ -55,7 +56,7 @@ function intEnv(name: string, fallback: number, min: number, max: number): numbe
 }
 
 /** console worker threads: BENCH_IDLE_WORKERS, default the daemon's (cores - 1, at least 1); 0: SOL in the child's main thread */
-const idleWorkers = () => intEnv('BENCH_IDLE_WORKERS', Math.max(1, availableParallelism() - 1), 0, 64);
+const idleWorkers = () => intEnv('BENCH_IDLE_WORKERS', defaultConsoleWorkers(availableParallelism()), 0, 64);
 
 interface CaptureChild {
   child: ChildProcess;

@@ -337,6 +337,16 @@ export function defaultReportWorkers(cores: number): number {
 }
 
 /**
+ * Console workers by default: cores - 1, at least 1, at most 4. Each is started with the daemon
+ * (~8.5 MiB as a bare isolate, more from the bundle), and one carried 1,000 idle consoles at ~2 %
+ * of a core and a 100-machine boot storm at full line speed at ~0.5 of one (console-idle,
+ * console-capture): uncapped, a 64-core server started 63 of them against the unit's MemoryMax.
+ */
+export function defaultConsoleWorkers(cores: number): number {
+  return Math.max(1, Math.min(4, cores - 1));
+}
+
+/**
  * Reads and validates every METAL_BMC_* variable (and the bare names the Go metal-bmc falls
  * back to); throws ConfigError on the first invalid one, naming the variable the value came from.
  * systemd credentials supply METAL_BMC_ names, so they win over bare names like those do.
@@ -471,7 +481,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       capture: oneOf(env, 'METAL_BMC_CONSOLE_CAPTURE', ['off', 'all'] as const, 'off'),
       ownership: oneOf(env, 'METAL_BMC_CONSOLE_OWNERSHIP', ['nats', 'local'] as const, 'nats'),
       leaseMs: consoleLease(env, 'METAL_BMC_CONSOLE_LEASE'),
-      workers: int(env, 'METAL_BMC_CONSOLE_WORKERS', Math.max(1, availableParallelism() - 1), 0, 64),
+      workers: int(env, 'METAL_BMC_CONSOLE_WORKERS', defaultConsoleWorkers(availableParallelism()), 0, 64),
       logDir: text(env, 'METAL_BMC_CONSOLE_LOG_DIR') ?? `${text(env, 'METAL_BMC_STATE_DIR') ?? '/var/lib/metal-bmc'}/console`,
       logSize: logSize(env, 'METAL_BMC_CONSOLE_LOG_SIZE'),
     },

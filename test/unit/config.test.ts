@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ConfigError, loadConfig, redactConfig, VARIABLES } from '../../src/config/index.js';
-import { defaultInstanceId, defaultReportWorkers } from '../../src/config/config.js';
+import { defaultConsoleWorkers, defaultInstanceId, defaultReportWorkers } from '../../src/config/config.js';
 import { GO_METAL_BMC, goColumn, IGNORED_GO_VARIABLES, UNPREFIXED_FALLBACKS } from '../../src/config/variables.js';
 import { parseMqAddress, redactMqAddress } from '../../src/config/mq.js';
 
@@ -78,7 +78,7 @@ describe('loadConfig defaults', () => {
         capture: 'off',
         ownership: 'nats',
         leaseMs: 30_000,
-        workers: Math.max(1, availableParallelism() - 1),
+        workers: defaultConsoleWorkers(availableParallelism()),
         logDir: '/var/lib/metal-bmc/console',
         logSize: { fileBytes: 8 << 20, files: 4 },
       },
@@ -424,6 +424,8 @@ describe('console access settings', () => {
     expect(load({ METAL_BMC_REPORT_REPEAT_LOG_INTERVAL: '0' }).report.repeatLogIntervalMs).toBe(0);
     // report workers by default only where a core is left for them: none on two cores, at most 4
     expect([1, 2, 3, 4, 5, 8, 64].map(defaultReportWorkers)).toEqual([0, 0, 2, 3, 4, 4, 4]);
+    // console workers start with the daemon: a big server must not start one per core
+    expect([1, 2, 3, 4, 5, 8, 64].map(defaultConsoleWorkers)).toEqual([1, 1, 2, 3, 4, 4, 4]);
     expect(load({ METAL_BMC_HEAP_GROWTH: '0' }).heapGrowthPct).toBe(0);
     expect(load({ METAL_BMC_STATE_DIR: '/srv/state' }).console.logDir).toBe('/srv/state/console');
   });
