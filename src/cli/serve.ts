@@ -45,8 +45,12 @@ export async function serveMain(argv: string[], io: { stdout: NodeJS.WritableStr
     shutdownTimeoutMs: config.shutdownTimeoutMs,
     logger,
     signals: process,
+    faults: process,
   });
 }
+
+const UNCAUGHT_ORIGINS = ['uncaughtException', 'unhandledRejection'] as const;
+type UncaughtOrigin = (typeof UNCAUGHT_ORIGINS)[number];
 
 /**
  * Starts the daemon and runs it until a signal (exit 0) or a fatal condition (exit 1) has stopped
@@ -54,13 +58,15 @@ export async function serveMain(argv: string[], io: { stdout: NodeJS.WritableStr
  * with what began during the start (the first report cycle, its BMC sessions, files being written)
  * cut off. A signal or a fatal condition during the start waits for it, then stops what it started
  * (a start that failed has stopped its parts itself, and is thrown); a second signal during the
- * start exits at once.
+ * start exits at once. An uncaught exception or unhandled rejection stops it as a fatal condition.
  */
 export async function runDaemon(o: {
   start: (onFatal: (why: string) => void) => Promise<Pick<Daemon, 'stop'>>;
   shutdownTimeoutMs: number;
   logger: Pick<Logger, 'info' | 'warn' | 'error'>;
   signals: { on(event: 'SIGTERM' | 'SIGINT', listener: (signal: NodeJS.Signals) => void): unknown };
+  /** the process's uncaught exceptions and unhandled rejections (`process`; tests give an emitter) */
+  faults?: { on(event: UncaughtOrigin, listener: (err: unknown) => void): unknown };
 }): Promise<number> {
   const start: { promise?: Promise<Pick<Daemon, 'stop'>> } = {};
   // a fatal condition the start reports before its first await comes before its promise is
@@ -70,6 +76,16 @@ export async function runDaemon(o: {
   const onSignal = (signal: NodeJS.Signals) => stopper.signal(signal);
   o.signals.on('SIGTERM', onSignal);
   o.signals.on('SIGINT', onSignal);
+  // a bug, not a condition of the partition: Node's default would print it unredacted and exit at
+  // once, with burst writes (trust pins, UUID owners, the event position) lost and IPMI sessions
+  // left open on the BMCs; logged through the logger, then stopped as a fatal condition (exit 1,
+  // so systemd starts it again); a second one during that stop exits at once
+  for (const origin of UNCAUGHT_ORIGINS) {
+    o.faults?.on(origin, (err) => {
+      o.logger.error({ err, origin }, 'uncaught error: stopping to be restarted');
+      stopper.fatal(`uncaught error (${origin})`);
+    });
+  }
   const starting = (start.promise = o.start((why) => stopper.fatal(why)));
   const early = await Promise.race([starting.then(() => undefined), stopper.exitCode]);
   return early ?? (await stopper.exitCode);

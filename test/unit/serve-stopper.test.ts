@@ -128,3 +128,19 @@ it('a fatal condition the start reports before its first await: the start is wai
   expect(stop).toHaveBeenCalledOnce();
   expect(log.find('shutdown failed')).toHaveLength(0);
 });
+
+it('an uncaught exception or unhandled rejection: logged through the logger, the daemon stopped gracefully, exit code of a fatal stop', async () => {
+  for (const origin of ['uncaughtException', 'unhandledRejection'] as const) {
+    const log = captureLog();
+    const faults = new EventEmitter();
+    const stop = vi.fn(async () => undefined);
+    const exit = runDaemon({ start: () => Promise.resolve({ stop }), shutdownTimeoutMs: 30_000, logger: log.logger, signals: new EventEmitter(), faults });
+    await new Promise((r) => setImmediate(r));
+    faults.emit(origin, new TypeError('cannot read properties of undefined'));
+    await expect(exit).resolves.toBe(1);
+    expect(stop).toHaveBeenCalledOnce();
+    const [line] = log.find('uncaught error: stopping to be restarted');
+    expect(line).toMatchObject({ origin, err: { message: 'cannot read properties of undefined' } });
+    expect(log.find('shutting down to be restarted')).toHaveLength(1);
+  }
+});
