@@ -21,6 +21,7 @@ import { createBmcTrust, openTrustStore, TRUST_FILE, usesTrustOnFirstUse, type B
 import type { Outband } from './outband/types.js';
 import { createReportMetrics, createTrustMetrics, registerRedfishSessionMetrics, registerReportWorkerMetrics } from './report/metrics.js';
 import { openUuidOwnersFile, UUID_OWNERS_FILE } from './report/owners.js';
+import { createLedMemory, type LedMemory } from './report/led-memory.js';
 import { createReporter, type Reporter } from './report/reporter.js';
 import { createReportWorkerPool } from './report/worker-pool.js';
 import type { ReportConnectSettings } from './report/worker-protocol.js';
@@ -51,6 +52,8 @@ export interface DaemonContext {
   leasesRead?: () => boolean;
   /** the status of every BMC (GET /v1/status): parts tell it command results and console viewers */
   status?: StatusStore;
+  /** the identify LED reported for a machine whose BMC cannot tell it: parts tell it the LED commands a BMC accepted */
+  ledMemory?: LedMemory;
   /**
    * The daemon cannot go on (its NATS connection is gone for good): the owner stops it gracefully
    * and exits for a restart. Without one, the part that finds out exits the process itself.
@@ -221,8 +224,10 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   if (reportWorkers) registerReportWorkerMetrics(registry, () => reportWorkers.stats());
   // which BMC reports which machine UUID, kept over restarts (a first cycle must not hand a UUID to whoever answers first)
   const uuidOwners = openUuidOwnersFile({ file: join(config.stateDir, UUID_OWNERS_FILE), logger });
+  const ledMemory = createLedMemory();
   const reporter = createReporter({
     partitionId: config.partitionId,
+    ledMemory,
     owners: uuidOwners,
     connect: (ip, signal, onAnswer) => connectBmc(ip, { signal, readAhead: true, onAnswer }),
     ...(reportWorkers ? { reader: reportWorkers } : {}),
@@ -255,7 +260,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
 
   // 3. bus and console parts, in the order given
   const leaseAt = (ip: string) => watcher.current().find((lease) => lease.ip === ip);
-  const context: DaemonContext = { config, logger, registry, metalApi, connectBmc, leaseAt, leasesRead: () => leasesRead, status, ...optional('onFatal', options.onFatal) };
+  const context: DaemonContext = { config, logger, registry, metalApi, connectBmc, leaseAt, leasesRead: () => leasesRead, status, ledMemory, ...optional('onFatal', options.onFatal) };
   const started: DaemonPart[] = [];
   // every part at once, each within the one shutdown timeout: one after another, each with the
   // whole timeout, the commands part took events (and started commands) while the console part

@@ -26,6 +26,7 @@ import { checkFirmwareUrl, guardedLookup } from '../commands/firmware-url.js';
 import { createTargetGuard } from '../commands/targets.js';
 import type { StepJournal } from '../commands/step-journal.js';
 import type { EventIpmi } from '../commands/event.js';
+import type { LedMemory } from '../report/led-memory.js';
 import { Agent, type Dispatcher } from 'undici';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -289,7 +290,10 @@ export const commandsPart: PartFactory = async (ctx) => {
           maxInFlight: config.commands.maxInFlight,
           logger,
           metrics,
-          onResult: (result) => ctx.status?.commandResult(result),
+          onResult: (result) => {
+            ctx.status?.commandResult(result);
+            if (ctx.ledMemory) rememberIdentify(ctx.ledMemory, result);
+          },
           onFirmwareEvent: (event) => ctx.status?.firmwareEvent(event),
           // a job holds its BMC for minutes: its own connection, not one from the pool
           firmware: {
@@ -329,3 +333,8 @@ export const commandsPart: PartFactory = async (ctx) => {
     },
   };
 };
+
+/** An identify command the BMC accepted sets the LED state the report sends while the BMC cannot tell it (report/led-memory.ts). */
+export function rememberIdentify(memory: Pick<LedMemory, 'commanded'>, result: Pick<CommandResult, 'machineId' | 'command' | 'ok'>): void {
+  if (result.ok && (result.command === 'LED-ON' || result.command === 'LED-OFF')) memory.commanded(result.machineId, result.command);
+}

@@ -10,6 +10,7 @@ import type { MachineIpmiReports } from '../../src/metalapi/types.js';
 import type { BmcReport, LedReading, Outband } from '../../src/outband/types.js';
 import { runReportCycle, type CycleDeps } from '../../src/report/cycle.js';
 import { createLedMemory } from '../../src/report/led-memory.js';
+import { rememberIdentify } from '../../src/parts/commands.js';
 import { captureLog } from '../helpers/log.js';
 
 const leases: Lease[] = [
@@ -70,5 +71,31 @@ describe('IndicatorLEDState in the report cycle', () => {
     delete d.ledMemory;
     await runReportCycle(d, leases);
     expect(Object.values(bodies[0]!.reports).map((r) => r.IndicatorLEDState)).toEqual(['LED-OFF', 'LED-OFF']);
+  });
+
+  it('sends the state of the last identify command the BMC accepted while the LED cannot be read; a read tells it again', async () => {
+    // metalctl machine identify on: metal-api sets LED-ON itself, and the report must not undo it
+    const bodies: MachineIpmiReports[] = [];
+    const memory = createLedMemory();
+    const unreadable = { '10.0.0.1': 'UNKNOWN', '10.0.0.2': 'UNKNOWN' } as const;
+    await runReportCycle(deps(unreadable, bodies, memory), leases);
+    rememberIdentify(memory, { machineId: 'uuid-10.0.0.1', command: 'LED-ON', ok: true });
+    rememberIdentify(memory, { machineId: 'uuid-10.0.0.2', command: 'LED-ON', ok: false });
+    await runReportCycle(deps(unreadable, bodies, memory), leases);
+    rememberIdentify(memory, { machineId: 'uuid-10.0.0.2', command: 'ON', ok: true });
+    await runReportCycle(deps({ '10.0.0.1': 'LED-OFF', '10.0.0.2': 'UNKNOWN' }, bodies, memory), leases);
+    rememberIdentify(memory, { machineId: 'uuid-10.0.0.1', command: 'LED-OFF', ok: true });
+    rememberIdentify(memory, { machineId: 'uuid-10.0.0.1', command: 'LED-ON', ok: true });
+    await runReportCycle(deps(unreadable, bodies, memory), leases);
+    const sent = bodies.map((b) => [b.reports['uuid-10.0.0.1']!.IndicatorLEDState, b.reports['uuid-10.0.0.2']!.IndicatorLEDState]);
+    expect(sent).toEqual([
+      ['LED-OFF', 'LED-OFF'],
+      // accepted LED-ON; a refused one and another command change nothing
+      ['LED-ON', 'LED-OFF'],
+      // the BMC's own reading wins over the command
+      ['LED-OFF', 'LED-OFF'],
+      // the last command counts
+      ['LED-ON', 'LED-OFF'],
+    ]);
   });
 });
