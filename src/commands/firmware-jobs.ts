@@ -21,12 +21,12 @@
  */
 import type { Dispatcher } from 'undici';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync, renameSync } from 'node:fs';
 import { checkDuration, deadline, endedWithin } from '../deadline.js';
 import { abortError, BmcError, HandBackError } from '../errors.js';
 import { publicText } from '../net/public-text.js';
 import type { Logger } from '../log.js';
+import { writePrivateFileSync } from '../outband/private-file-sync.js';
 import type { FirmwareKind, FirmwareProgress, Outband } from '../outband/types.js';
 import { STAGED_MESSAGE, STAGED_STATE } from '../redfish/task.js';
 import type { EventIpmi, Plan } from './event.js';
@@ -240,14 +240,6 @@ function positive(name: string, value: number): void {
   if (!Number.isFinite(value) || value <= 0) throw new BmcError('INVALID_ARGUMENT', `firmware jobs: ${name} must be positive, got ${value}`);
 }
 
-/** Writes `text` to `file` whole or not at all (a temporary file renamed over it), readable by this user only; throws. */
-function writePrivateJson(file: string, text: string): void {
-  mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, file);
-}
-
 export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   positive('timeoutMs', o.timeoutMs);
   const maxRunning = o.maxRunning ?? 16;
@@ -273,7 +265,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     for (const [id, e] of starting) if (!(Date.parse(e.at) >= cutoff)) starting.delete(id);
     for (const id of [...starting.keys()].slice(0, Math.max(0, starting.size - STARTING_MAX))) starting.delete(id);
     try {
-      writePrivateJson(startingFile, JSON.stringify({ version: 1, events: Object.fromEntries(starting) } satisfies StartingFile));
+      writePrivateFileSync(startingFile, JSON.stringify({ version: 1, events: Object.fromEntries(starting) } satisfies StartingFile));
       return true;
     } catch (err) {
       o.logger.error({ err, file: startingFile }, 'cannot write the firmware starting file');
@@ -330,7 +322,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     const drop = new Set(finished.slice(0, Math.max(0, finished.length - keepFinished)));
     for (let i = jobs.length - 1; i >= 0; i--) if (drop.has(jobs[i]!)) jobs.splice(i, 1);
     try {
-      writePrivateJson(o.stateFile, JSON.stringify({ version: 1, jobs } satisfies StateFile, null, 1));
+      writePrivateFileSync(o.stateFile, JSON.stringify({ version: 1, jobs } satisfies StateFile, null, 1));
     } catch (err) {
       o.logger.error({ err, file: o.stateFile }, 'cannot write the firmware job state file; jobs are kept in memory');
     }

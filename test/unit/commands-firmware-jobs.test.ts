@@ -430,8 +430,8 @@ describe('firmware jobs with the event journal', () => {
   it('a state folder that cannot be written does not stop updates: a note that never reached the file needs no clearing', async () => {
     const store = createMemoryKv('p-events');
     const file = stateFile();
-    // the starting file's place is taken by a folder: every write of it fails (as on a read-only or full state folder)
-    mkdirSync(`${file}.starting.tmp`, { recursive: true });
+    // the starting file's temporary file's place (writePrivateFileSync's) is taken by a folder: every write of it fails (as on a read-only or full state folder)
+    mkdirSync(`${file}.starting.${process.pid}.tmp`, { recursive: true });
     const { jobs, bmcs, log } = setup({ stateFile: file, journal: createEventJournal({ kv: store.client(), instanceId: 'a', logger: captureLog().logger }), instanceId: 'a' });
     jobs.recover();
     expect((await jobs.start(delivered('m1'))).accepted).toBe(true);
