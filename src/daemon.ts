@@ -19,7 +19,7 @@ import { openRedfishSessionFile, REDFISH_SESSIONS_FILE } from './outband/redfish
 import { connectOutband } from './outband/connect.js';
 import { createBmcTrust, openTrustStore, TRUST_FILE, usesTrustOnFirstUse, type BmcTrust, type TrustMetrics } from './outband/trust.js';
 import type { Outband } from './outband/types.js';
-import { createReportMetrics, createTrustMetrics, registerRedfishSessionMetrics, registerReportWorkerMetrics } from './report/metrics.js';
+import { createReportMetrics, createTrustMetrics, registerRedfishSessionMetrics, registerReportWorkerMetrics, registerStateWriteMetrics } from './report/metrics.js';
 import { openUuidOwnersFile, UUID_OWNERS_FILE } from './report/owners.js';
 import { createLedMemory, type LedMemory } from './report/led-memory.js';
 import { createReporter, type Reporter } from './report/reporter.js';
@@ -124,6 +124,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'metal_bmc_' });
   const metrics = createReportMetrics(registry);
+  registerStateWriteMetrics(registry);
   const metalApiRetries = new Counter({ name: 'metal_bmc_metal_api_retries_total', help: 'metal-api requests sent again after a failure (5xx, 429, no answer), by error code', labelNames: ['code'], registers: [registry] });
   const metalApi = createMetalApiClient({
     baseUrl: config.metalApi.url,

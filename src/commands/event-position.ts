@@ -74,7 +74,8 @@ export function openEventPositionStore(o: EventPositionOptions): EventPositionSt
     delayMs: o.writeDelayMs ?? 1000,
     text: () => (position === undefined ? undefined : JSON.stringify({ version: 1, ...position, savedAt: new Date().toISOString() } satisfies PositionFile)),
     // kept in memory; written with the next change or at close
-    onWriteError: (err) => o.logger.error({ err, file: o.file }, 'cannot write the machine event position file; the position is kept in memory'),
+    failure: 'cannot write the machine event position file; the position is kept in memory',
+    logger: o.logger,
   });
 
   return {

@@ -27,6 +27,7 @@ import { abortError, BmcError, HandBackError } from '../errors.js';
 import { publicText } from '../net/public-text.js';
 import type { Logger } from '../log.js';
 import { writePrivateFileSync } from '../outband/private-file-sync.js';
+import { stateWriteEpisodes } from '../outband/state-write-failures.js';
 import type { FirmwareKind, FirmwareProgress, Outband } from '../outband/types.js';
 import { STAGED_MESSAGE, STAGED_STATE } from '../redfish/task.js';
 import type { EventIpmi, Plan } from './event.js';
@@ -257,6 +258,9 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   let starting: Map<string, { run: string; at: string }> | undefined;
   /** event ids whose start is under way in this process */
   const startingHere = new Set<string>();
+  // each failed write counted, and logged once until a write succeeds
+  const startingWrites = stateWriteEpisodes({ file: startingFile ?? '', failure: 'cannot write the firmware starting file', logger: o.logger });
+  const jobWrites = stateWriteEpisodes({ file: o.stateFile ?? '', failure: 'cannot write the firmware job state file; jobs are kept in memory', logger: o.logger });
 
   /** Writes the starting file; false (logged) when it cannot be written. */
   function writeStarting(): boolean {
@@ -266,9 +270,10 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     for (const id of [...starting.keys()].slice(0, Math.max(0, starting.size - STARTING_MAX))) starting.delete(id);
     try {
       writePrivateFileSync(startingFile, JSON.stringify({ version: 1, events: Object.fromEntries(starting) } satisfies StartingFile));
+      startingWrites.succeeded();
       return true;
     } catch (err) {
-      o.logger.error({ err, file: startingFile }, 'cannot write the firmware starting file');
+      startingWrites.failed(err as Error);
       return false;
     }
   }
@@ -323,8 +328,9 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     for (let i = jobs.length - 1; i >= 0; i--) if (drop.has(jobs[i]!)) jobs.splice(i, 1);
     try {
       writePrivateFileSync(o.stateFile, JSON.stringify({ version: 1, jobs } satisfies StateFile, null, 1));
+      jobWrites.succeeded();
     } catch (err) {
-      o.logger.error({ err, file: o.stateFile }, 'cannot write the firmware job state file; jobs are kept in memory');
+      jobWrites.failed(err as Error);
     }
   }
 

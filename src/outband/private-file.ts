@@ -8,6 +8,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
+import { stateWriteEpisodes } from './state-write-failures.js';
 
 /**
  * Writes `text` to `file` (mode 0600) through a temporary file that is synced before it is renamed
@@ -80,10 +81,12 @@ export interface StateFileWriter extends BurstWriter {
 
 /**
  * A state file rewritten after changes (`changed()`, through `burstWriter`): `text()` is what it
- * holds, asked at each write (undefined: nothing to write yet). A write that fails is told to
- * `onWriteError` and done again with the next change, or at close.
+ * holds, asked at each write (undefined: nothing to write yet). A write that fails is counted and
+ * logged once per episode (`failure`: the line's message, state-write-failures.ts) and done again
+ * with the next change, or at close.
  */
-export function stateFileWriter(o: { file: string; delayMs: number; text: () => string | undefined; onWriteError: (err: Error) => void }): StateFileWriter {
+export function stateFileWriter(o: { file: string; delayMs: number; text: () => string | undefined; failure: string; logger?: Pick<Logger, 'error' | 'info'> | undefined }): StateFileWriter {
+  const episodes = stateWriteEpisodes(o);
   let dirty = false;
   const writer = burstWriter({
     delayMs: o.delayMs,
@@ -94,9 +97,10 @@ export function stateFileWriter(o: { file: string; delayMs: number; text: () => 
       if (text === undefined) return;
       try {
         await writePrivateFile(o.file, text);
+        episodes.succeeded();
       } catch (err) {
         dirty = true;
-        o.onWriteError(err as Error);
+        episodes.failed(err as Error);
       }
     },
   });

@@ -294,7 +294,8 @@ export function openRedfishSessionFile(o: { file: string; maxAgeMs: number; logg
     file: o.file,
     delayMs: o.writeDelayMs ?? 2000,
     text: () => JSON.stringify({ version: 1, sessions: Object.fromEntries(memory.entries().map(([bmc, s]) => [bmc, onDisk(s)])) }),
-    onWriteError: (err) => o.logger?.error({ file: o.file, err: err.message }, 'cannot write the Redfish session file; sessions are kept in memory'),
+    failure: 'cannot write the Redfish session file; sessions are kept in memory',
+    logger: o.logger,
   });
   const memory = createRedfishSessionMemory({
     maxAgeMs: o.maxAgeMs,

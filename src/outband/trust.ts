@@ -24,6 +24,7 @@ import { trustKey } from './trust-key.js';
 import { fingerprintPrefix, normalizeFingerprint, probeCertificate, type TlsOptions } from '../redfish/tls.js';
 import { withFileLock } from './file-lock.js';
 import { burstWriter, fileStamp, stampOf, writePrivateFile } from './private-file.js';
+import { stateWriteEpisodes } from './state-write-failures.js';
 
 export interface TrustRecord {
   /** SHA-256 (hex) of the Redfish leaf certificate's DER */
@@ -236,6 +237,8 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
     }
   }
 
+  // a failed write counted, and logged once until a write succeeds
+  const writes = stateWriteEpisodes({ file: o.file, failure: 'cannot write the BMC trust file; records are kept in memory', logger: o.logger });
   async function write(): Promise<void> {
     writing = dirty;
     dirty = new Map();
@@ -252,12 +255,13 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
       }, { timeoutMs: o.lockTimeoutMs ?? 5000 });
       writing = new Map();
       lastWriteError = undefined;
+      writes.succeeded();
     } catch (err) {
       // kept in memory and written with the next change (or at close)
       for (const [k, v] of writing) dirty.set(k, dirty.has(k) ? mergeChanges(v, dirty.get(k)!) : v);
       writing = new Map();
       lastWriteError = (err as Error).message;
-      o.logger?.error({ err: lastWriteError, file: o.file }, 'cannot write the BMC trust file; records are kept in memory');
+      writes.failed(err as Error);
     }
   }
 

@@ -1,5 +1,6 @@
 /** Prometheus metrics of BMC discovery and reporting. */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { stateWriteFailureCounts } from '../outband/state-write-failures.js';
 import type { TrustMetrics } from '../outband/trust.js';
 import { counterOfTotals } from '../net/counter-of-totals.js';
 import type { ReportWorkerStats } from './worker-pool.js';
@@ -80,5 +81,17 @@ export function registerRedfishSessionMetrics(registry: Registry, kept: () => nu
     collect() {
       this.set(kept());
     },
+  });
+}
+
+/** Failed writes of the state files (outband/state-write-failures.ts: the trust file, the UUID owners, the Redfish sessions, the machine event position, the firmware jobs). */
+export function registerStateWriteMetrics(registry: Registry): void {
+  counterOfTotals(registry, {
+    name: 'metal_bmc_state_write_failures_total',
+    help: 'Writes of a state file in METAL_BMC_STATE_DIR that failed (a read-only or full file system), by file base name; kept in memory meanwhile. The first failure of a run is logged, and the write that succeeds after it',
+    label: 'file',
+    rows: stateWriteFailureCounts,
+    labelOf: ([file]) => file,
+    value: ([, failures]) => failures,
   });
 }

@@ -26,6 +26,7 @@ import { normalizeMac } from '../leases/mac.js';
 import type { Logger } from '../log.js';
 import { withFileLock } from '../outband/file-lock.js';
 import { burstWriter, fileStamp, stampOf, writePrivateFile } from '../outband/private-file.js';
+import { stateWriteEpisodes } from '../outband/state-write-failures.js';
 
 /** The BMC known for a machine UUID: its address and, when the lease named one, its MAC. */
 export interface UuidOwner {
@@ -270,6 +271,8 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
     o.logger?.info({ file: o.file, owners: owners.size, dropped: content.dropped }, 'UUID owners file changed on disk (bmc owners --reset); read again');
   }
 
+  // a failed write counted, and logged once until a write succeeds
+  const writes = stateWriteEpisodes({ file: o.file, failure: 'cannot write the UUID owners file; known BMCs are kept in memory', logger: o.logger });
   async function write(): Promise<void> {
     writing = dirty;
     dirty = new Map();
@@ -288,13 +291,14 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
       );
       writing = new Map();
       lastWriteError = undefined;
+      writes.succeeded();
     } catch (err) {
       // kept in memory and written with the next change (or at close)
       for (const [uuid, record] of writing) if (!dirty.has(uuid)) dirty.set(uuid, record);
       writing = new Map();
       rewrite ||= whole;
       lastWriteError = (err as Error).message;
-      o.logger?.error({ file: o.file, err: lastWriteError }, 'cannot write the UUID owners file; known BMCs are kept in memory');
+      writes.failed(err as Error);
     }
   }
   const writer = burstWriter({ delayMs: o.writeDelayMs ?? 2000, pending: () => dirty.size > 0 || rewrite, write });

@@ -180,6 +180,8 @@ describe('discovery and report', () => {
     expect(metrics).toMatch(/metal_bmc_bmc_read_failures_total\{code="TIMEOUT"\} [1-9]/);
     expect(metrics).toMatch(/metal_bmc_lease_file_errors_total [1-9]/);
     expect(metrics).toMatch(/metal_bmc_bmcs_discovered 12/);
+    // no state file write failed here: the counter is there, without a file
+    expect(metrics).toMatch(/^# TYPE metal_bmc_state_write_failures_total counter$/m);
     // where the adaptive limit settled: at least its floor (4), at most METAL_BMC_REPORT_CONCURRENCY's default (1024)
     const limit = Number(/^metal_bmc_report_concurrency_limit (\d+)$/m.exec(metrics)?.[1]);
     expect(limit).toBeGreaterThanOrEqual(4);
