@@ -5,6 +5,7 @@
 import { isIpv6Cidr, parseIpCidr, type Cidr } from '../net/cidr.js';
 import { isIP } from 'node:net';
 import { availableParallelism, hostname } from 'node:os';
+import { isAbsolute } from 'node:path';
 import { BmcError } from '../errors.js';
 import { DEFAULT_HEAP_GROWTH_PCT, MAX_HEAP_GROWTH_PCT } from '../heap-growth.js';
 import { normalOrigin, parseAuthz, type AuthzRule } from './console-access.js';
@@ -115,6 +116,16 @@ const MIN_TOKEN_BYTES = 32;
 function ipAddress(env: Env, name: string, fallback: string): string {
   const v = text(env, name) ?? fallback;
   if (isIP(v) === 0) throw new ConfigError(`${show(v)} is not an IP address (examples: 0.0.0.0, 10.1.0.1, ::)`, name);
+  return v;
+}
+
+/**
+ * A folder the daemon writes: absolute, for a relative one is taken from the working folder,
+ * which under the systemd unit is / (read-only there: every write would fail).
+ */
+function absoluteDir(env: Env, name: string, fallback: string): string {
+  const v = text(env, name) ?? fallback;
+  if (!isAbsolute(v)) throw new ConfigError(`${show(v)} is not an absolute path (a relative one is taken from the working folder, / under systemd); e.g. ${fallback}`, name);
   return v;
 }
 
@@ -459,7 +470,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       urlAllow: firmwareUrlAllow(env, 'METAL_BMC_FIRMWARE_URL_ALLOW'),
       allowLoopback: bool(env, 'METAL_BMC_FIRMWARE_ALLOW_LOOPBACK', false),
     },
-    stateDir: text(env, 'METAL_BMC_STATE_DIR') ?? '/var/lib/metal-bmc',
+    stateDir: absoluteDir(env, 'METAL_BMC_STATE_DIR', '/var/lib/metal-bmc'),
     console: {
       port: port(env, 'METAL_BMC_CONSOLE_PORT', 3333, true),
       ...(consoleCa === undefined ? {} : { caCertFile: consoleCa }),
