@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BmcError } from '../errors.js';
+import { ownLikeFolder } from './private-file.js';
 
 export interface FileLockOptions {
   /** how long to wait for the lock (default 5 s); then BUSY */
@@ -56,6 +57,8 @@ export async function withFileLock<T>(lockFile: string, fn: () => Promise<T>, o:
     try {
       const handle = await open(lockFile, 'wx', 0o600);
       try {
+        // root's lock in the daemon's folder (a CLI run as root) stays readable by the daemon, which judges it stale by its pid
+        await ownLikeFolder(handle, dirname(lockFile));
         await handle.writeFile(`${process.pid} ${Date.now()} ${token}\n`);
       } finally {
         await handle.close();

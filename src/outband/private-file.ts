@@ -2,13 +2,25 @@
  * State files only this user may read (mode 0600), replaced atomically: written to a temporary
  * file beside it, then renamed over it, so a reader (or a crash) never sees half of it; and
  * written once per burst of changes (`burstWriter`; `stateFileWriter` for a file whose whole text
- * is rewritten), never on the event loop's hot path.
+ * is rewritten), never on the event loop's hot path. Written by root into a folder another user
+ * owns, a file gets the folder's owner (`ownLikeFolder`).
  */
 import { readFileSync, statSync } from 'node:fs';
-import { mkdir, open, rename } from 'node:fs/promises';
+import { mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
 import { stateWriteEpisodes } from './state-write-failures.js';
+
+/**
+ * Gives a file that root creates in a state folder another user owns (`sudo metal-bmc bmc trust
+ * --reset` in the daemon's folder) that folder's owner and group: left root's, at mode 0600, the
+ * daemon (its own user) could no longer read it. Any other process keeps its own.
+ */
+export async function ownLikeFolder(handle: FileHandle, folder: string): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const owner = await stat(folder);
+  if (owner.uid !== 0) await handle.chown(owner.uid, owner.gid);
+}
 
 /**
  * Writes `text` to `file` (mode 0600) through a temporary file that is synced before it is renamed
@@ -21,12 +33,19 @@ export async function writePrivateFile(file: string, text: string): Promise<void
   await mkdir(folder, { recursive: true });
   const handle = await open(tmp, 'w', 0o600);
   try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    try {
+      await ownLikeFolder(handle, folder);
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, file);
+  } catch (err) {
+    // not left behind: it may hold what the file does (the Redfish session file's tokens)
+    await unlink(tmp).catch(() => undefined);
+    throw err;
   }
-  await rename(tmp, file);
   const dir = await open(folder, 'r').catch(() => undefined);
   try {
     await dir?.sync();
