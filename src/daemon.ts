@@ -19,7 +19,7 @@ import { openRedfishSessionFile, REDFISH_SESSIONS_FILE } from './outband/redfish
 import { connectOutband } from './outband/connect.js';
 import { createBmcTrust, openTrustStore, TRUST_FILE, usesTrustOnFirstUse, type BmcTrust, type TrustMetrics } from './outband/trust.js';
 import type { Outband } from './outband/types.js';
-import { createReportMetrics, createTrustMetrics, registerRedfishSessionMetrics, registerReportWorkerMetrics, registerStateWriteMetrics } from './report/metrics.js';
+import { createReportMetrics, createTrustMetrics, registerRedfishSessionMetrics, registerReportWorkerMetrics, registerStateFileMetrics, registerStateWriteMetrics } from './report/metrics.js';
 import { openUuidOwnersFile, UUID_OWNERS_FILE } from './report/owners.js';
 import { createLedMemory, type LedMemory } from './report/led-memory.js';
 import { createReporter, type Reporter } from './report/reporter.js';
@@ -226,6 +226,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   // which BMC reports which machine UUID, kept over restarts (a first cycle must not hand a UUID to whoever answers first)
   const uuidOwners = openUuidOwnersFile({ file: join(config.stateDir, UUID_OWNERS_FILE), logger });
   const ledMemory = createLedMemory();
+  registerStateFileMetrics(registry, { [TRUST_FILE]: trust.store });
   const reporter = createReporter({
     partitionId: config.partitionId,
     ledMemory,

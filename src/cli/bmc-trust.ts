@@ -23,6 +23,9 @@ export function trustFileOf(stateDir: string): string {
 
 export async function runTrust(a: TrustArgs, out: TextOutput): Promise<number> {
   const store = openTrustStore({ file: trustFileOf(a.stateDir) });
+  // a file there that this user cannot read (root's) is not shown as empty, nor reset in it
+  const cannotRead = store.unreadable();
+  if (cannotRead) throw new Error(`cannot read ${store.file} (${cannotRead.code}): ${cannotRead.error}; nothing changed`);
   let code: number;
   try {
     code = show(store, a, out);

@@ -3,7 +3,8 @@
  * file beside it, then renamed over it, so a reader (or a crash) never sees half of it; and
  * written once per burst of changes (`burstWriter`; `stateFileWriter` for a file whose whole text
  * is rewritten), never on the event loop's hot path. Written by root into a folder another user
- * owns, a file gets the folder's owner (`ownLikeFolder`).
+ * owns, a file gets the folder's owner (`ownLikeFolder`). A file that is there but cannot be read
+ * (`readStateFile`) is not written over until it can be (`unreadableEpisode`).
  */
 import { readFileSync, statSync } from 'node:fs';
 import { mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
@@ -181,4 +182,53 @@ export function fileStamp(file: string): string {
   } catch {
     return '';
   }
+}
+
+/** A state file's text; missing (ENOENT: read as an empty file); or unreadable, with the error's code (EACCES, EIO, EISDIR, ...). */
+export type StateFileRead = { kind: 'text'; text: string } | { kind: 'missing' } | { kind: 'unreadable'; code: string; error: string };
+
+/** Reads a state file as `StateFileRead`: only a missing file is an empty one. */
+export function readStateFile(file: string): StateFileRead {
+  try {
+    return { kind: 'text', text: readFileSync(file, 'utf8') };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'UNKNOWN';
+    return code === 'ENOENT' ? { kind: 'missing' } : { kind: 'unreadable', code, error: (err as Error).message };
+  }
+}
+
+/** Why a state file cannot be read now: the code and message of the last read's error. */
+export interface UnreadableFile {
+  code: string;
+  error: string;
+}
+
+/**
+ * Whether a state file could be read at its last read, and the two log lines of an episode in
+ * which it cannot: one error line at the first failed read (the file, the error code, and
+ * `consequence`: what the process does meanwhile), one info line when a read succeeds again.
+ * The store that reads the file must not write it while `current()` is set: the rename would put
+ * its memory in place of records it never read (another process's, or those of every earlier run).
+ */
+export interface UnreadableEpisode {
+  /** the outcome of a read */
+  saw(read: StateFileRead): void;
+  /** the error of the read that failed last, while no read has succeeded since */
+  current(): UnreadableFile | undefined;
+}
+
+export function unreadableEpisode(o: { file: string; what: string; consequence: string; logger?: Pick<Logger, 'error' | 'info'> | undefined }): UnreadableEpisode {
+  let failing: UnreadableFile | undefined;
+  return {
+    saw(read) {
+      if (read.kind === 'unreadable') {
+        if (failing === undefined) o.logger?.error({ file: o.file, code: read.code, err: read.error }, `cannot read the ${o.what} (${read.code}); ${o.consequence}`);
+        failing = { code: read.code, error: read.error };
+      } else if (failing !== undefined) {
+        o.logger?.info({ file: o.file, ended: failing.code }, read.kind === 'text' ? `the ${o.what} can be read again` : `the ${o.what} that could not be read is gone; it is written anew`);
+        failing = undefined;
+      }
+    },
+    current: () => failing,
+  };
 }

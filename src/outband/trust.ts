@@ -16,14 +16,14 @@
  * most `maxEntries` records (least recently seen go first) and is re-read when another process
  * (the CLI) changed it.
  */
-import { readFileSync, renameSync } from 'node:fs';
+import { renameSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { BmcError, isBmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { trustKey } from './trust-key.js';
 import { fingerprintPrefix, normalizeFingerprint, probeCertificate, type TlsOptions } from '../redfish/tls.js';
 import { withFileLock } from './file-lock.js';
-import { burstWriter, fileStamp, stampOf, writePrivateFile } from './private-file.js';
+import { burstWriter, fileStamp, readStateFile, stampOf, unreadableEpisode, writePrivateFile, type StateFileRead, type UnreadableFile } from './private-file.js';
 import { stateWriteEpisodes } from './state-write-failures.js';
 
 export interface TrustRecord {
@@ -63,6 +63,11 @@ export interface TrustStore {
   close(): Promise<void>;
   /** changes not on disk because their last write failed (kept for the next write), with that failure */
   unwritten(): { changes: number; error: string } | undefined;
+  /**
+   * why the file, which is there, cannot be read (read again first): while so it is not written
+   * (changes wait in `unwritten`) and lookups see only what is in memory
+   */
+  unreadable(): UnreadableFile | undefined;
 }
 
 interface StateFile {
@@ -179,24 +184,35 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
     }
   }
 
-  /** Re-reads the file when it changed on disk since the last read or write; changes not yet written stay. */
+  /**
+   * a file that is there but cannot be read (root's after `sudo metal-bmc bmc trust --reset`, an
+   * I/O error): not written over while so, for this process's records are not all it holds; read
+   * again at each use until it can be
+   */
+  const unreadable = unreadableEpisode({
+    file: o.file,
+    what: 'BMC trust file',
+    consequence: 'it is not written over until it can be read: BMCs are checked against the records in memory, changes are kept there (lost if the process stops first), and it is read again at each use',
+    logger: o.logger,
+  });
+
+  /** Re-reads the file when it changed on disk since the last read or write, or could not be read then; changes not yet written stay. */
   function refresh(): void {
     const m = stamp();
-    if (m === loadedStamp) return;
+    if (m === loadedStamp && unreadable.current() === undefined) return;
     loadedStamp = m;
-    if (m === '') {
+    const read: StateFileRead = m === '' ? { kind: 'missing' } : readStateFile(o.file);
+    const wasUnreadable = unreadable.current() !== undefined;
+    unreadable.saw(read);
+    if (read.kind === 'unreadable') return;
+    // what waited for the file goes to it now, not with the next change
+    if (wasUnreadable && dirty.size > 0) writer.changed();
+    if (read.kind === 'missing') {
       records = new Map();
       invalid = new Map();
     } else {
-      let text: string;
       try {
-        text = readFileSync(o.file, 'utf8');
-      } catch (err) {
-        o.logger?.error({ err: (err as Error).message, file: o.file }, 'cannot read the BMC trust file; keeping what is in memory');
-        return;
-      }
-      try {
-        const parsed = JSON.parse(text) as Partial<StateFile>;
+        const parsed = JSON.parse(read.text) as Partial<StateFile>;
         const next = new Map<string, TrustRecord>();
         const unusable = new Map<string, { entry: unknown; problem: string }>();
         for (const [k, v] of Object.entries(parsed.bmcs ?? {})) {
@@ -245,24 +261,36 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
     try {
       // under the lock the CLI takes too: what another process wrote since our last read is read
       // first and our changes laid over it, so neither write undoes the other's (a reset, a record)
-      await withFileLock(`${o.file}.lock`, async () => {
+      const held = await withFileLock(`${o.file}.lock`, async () => {
         refresh();
+        const cannotRead = unreadable.current();
+        if (cannotRead) return cannotRead;
         // entries, not assignments: a key such as "__proto__" stays a key
         const bmcs: Record<string, unknown> = Object.fromEntries([...records, ...[...invalid].map(([k, { entry }]) => [k, entry] as const)]);
         const text = JSON.stringify({ version: 1, bmcs } satisfies StateFile, null, 1);
         await writePrivateFile(o.file, text);
         loadedStamp = stampOf(await stat(o.file));
+        return undefined;
       }, { timeoutMs: o.lockTimeoutMs ?? 5000 });
+      if (held) {
+        // the file is not written over (its episode's one line told it); written once it can be read
+        keepWriting(`cannot read ${o.file} (${held.code}); not written over`);
+        return;
+      }
       writing = new Map();
       lastWriteError = undefined;
       writes.succeeded();
     } catch (err) {
-      // kept in memory and written with the next change (or at close)
-      for (const [k, v] of writing) dirty.set(k, dirty.has(k) ? mergeChanges(v, dirty.get(k)!) : v);
-      writing = new Map();
-      lastWriteError = (err as Error).message;
+      keepWriting((err as Error).message);
       writes.failed(err as Error);
     }
+  }
+
+  /** the changes of a write that did not reach the file, kept in memory and written with the next change (or at close) */
+  function keepWriting(why: string): void {
+    for (const [k, v] of writing) dirty.set(k, dirty.has(k) ? mergeChanges(v, dirty.get(k)!) : v);
+    writing = new Map();
+    lastWriteError = why;
   }
 
   /** One write at a time; a change made while one runs is written by the next. */
@@ -312,6 +340,10 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
     flush: writer.flush,
     close: writer.close,
     unwritten: () => (lastWriteError !== undefined && dirty.size > 0 ? { changes: dirty.size, error: lastWriteError } : undefined),
+    unreadable() {
+      refresh();
+      return unreadable.current();
+    },
   };
 }
 

@@ -55,6 +55,31 @@ export function createTrustMetrics(registry: Registry): TrustMetrics {
   };
 }
 
+/** What a state file shared with the CLI says of itself (outband/trust.ts, report/owners.ts). */
+export interface StateFileCondition {
+  /** there but cannot be read (EACCES: root's, EIO): not written over while so */
+  unreadable(): unknown;
+  /** changes waiting in memory for a write that failed or was held */
+  unwritten(): unknown;
+}
+
+/** Whether each state file can be read and holds what memory does (by its name in METAL_BMC_STATE_DIR). */
+export function registerStateFileMetrics(registry: Registry, files: Record<string, StateFileCondition>): void {
+  new Gauge({
+    name: 'metal_bmc_state_file_problem',
+    help: 'A state file in METAL_BMC_STATE_DIR that the daemon cannot keep: unreadable (1: it is there but cannot be read, such as root\'s 0600 after a CLI run as root, and is not written over until it can be; BMCs are checked against memory), unwritten (1: changes wait in memory, lost at a stop, because a write failed or the file is unreadable); 0 otherwise',
+    labelNames: ['file', 'problem'],
+    registers: [registry],
+    collect() {
+      for (const [file, f] of Object.entries(files)) {
+        // unreadable first: the trust file is read again by it, and a read that succeeds writes what waited
+        this.set({ file, problem: 'unreadable' }, f.unreadable() ? 1 : 0);
+        this.set({ file, problem: 'unwritten' }, f.unwritten() ? 1 : 0);
+      }
+    },
+  });
+}
+
 /** Metrics of the report worker threads (worker-pool.ts), per worker slot. */
 export function registerReportWorkerMetrics(registry: Registry, stats: () => ReportWorkerStats[]): void {
   new Gauge({

@@ -122,6 +122,7 @@ function trustStoreOfRead(id: number, key: string, brought: TrustRecord | null, 
     flush: async () => undefined,
     close: async () => undefined,
     unwritten: () => undefined,
+    unreadable: () => undefined,
   };
 }
 

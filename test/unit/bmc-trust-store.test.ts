@@ -7,11 +7,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { BmcError, isBmcError } from '../../src/errors.js';
 import { createBmcTrust, openTrustStore, trustKey, usesTrustOnFirstUse } from '../../src/outband/trust.js';
-import { createTrustMetrics } from '../../src/report/metrics.js';
+import { createTrustMetrics, registerStateFileMetrics } from '../../src/report/metrics.js';
 import { runTrust } from '../../src/cli/bmc-trust.js';
 import { loadConfig } from '../../src/config/config.js';
 import { runCli } from '../helpers/cli.js';
 import { captureLog } from '../helpers/log.js';
+import { makeUnreadable } from '../helpers/unreadable-file.js';
 
 const dirs: string[] = [];
 const fileIn = () => {
@@ -192,13 +193,14 @@ describe('BMC trust store', () => {
   it('a write that fails is logged, keeps the records in memory and is done again with the next change', async () => {
     const log = captureLog();
     const file = fileIn();
-    mkdirSync(file, { recursive: true }); // a directory where the file should be: the rename fails
+    mkdirSync(dirname(dirname(file)), { recursive: true });
+    writeFileSync(dirname(file), ''); // a file where the state folder should be: no write gets through
     const store = openTrustStore({ file, logger: log.logger, writeDelayMs: 60_000 });
     store.update('ip:x', { redfishSha256: fp('e') });
     await store.flush();
     expect(log.find('cannot write the BMC trust file; records are kept in memory')).toHaveLength(1);
     expect(store.get('ip:x')?.redfishSha256).toBe(fp('e'));
-    rmSync(file, { recursive: true });
+    rmSync(dirname(file));
     store.update('ip:y', { redfishSha256: fp('f') });
     await store.close();
     expect(Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { bmcs: object }).bmcs).sort()).toEqual(['ip:x', 'ip:y']);
@@ -218,6 +220,66 @@ describe('BMC trust store', () => {
     expect(line).toMatchObject({ level: 50, file, keptAs: expect.stringMatching(/\.unreadable-\d+$/) });
     expect(readFileSync(line!.keptAs as string, 'utf8')).toBe(before.slice(0, -7));
     expect(Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { bmcs: object }).bmcs)).toEqual(['ip:new']);
+  });
+
+  it('a file the daemon cannot read (root\'s after `sudo bmc trust --reset`) is not written over: changes wait in memory, one line and the gauge tell it, and once readable the reset holds and the waiting change is written', async () => {
+    const log = captureLog();
+    const file = fileIn();
+    const registry = new Registry();
+    const daemon = openTrustStore({ file, logger: log.logger, writeDelayMs: 0 });
+    registerStateFileMetrics(registry, { 'bmc-trust.json': daemon });
+    const gauge = async () => (await registry.getSingleMetricAsString('metal_bmc_state_file_problem')).split('\n').filter((l) => !l.startsWith('#'));
+    daemon.update('mac:aa', { redfishSha256: fp('a') });
+    daemon.update('mac:bb', { redfishSha256: fp('b') });
+    await daemon.flush();
+    // the operator's reset, as root: the file it writes is one the daemon's user cannot read
+    const cli = openTrustStore({ file });
+    expect(cli.reset('mac:aa')).toBe(true);
+    await cli.close();
+    const afterReset = readFileSync(file, 'utf8');
+    await makeUnreadable(file);
+
+    expect(daemon.get('mac:bb')?.redfishSha256).toBe(fp('b')); // memory, as before
+    daemon.update('mac:cc', { redfishSha256: fp('c') });
+    await daemon.flush();
+    expect(daemon.get('mac:cc')?.redfishSha256).toBe(fp('c'));
+    expect(statSync(file).isSocket()).toBe(true); // not renamed over
+    expect(daemon.unwritten()).toEqual({ changes: 1, error: `cannot read ${file} (ENXIO); not written over` });
+    expect(daemon.unreadable()?.code).toBe('ENXIO');
+    expect(await gauge()).toEqual(['metal_bmc_state_file_problem{file="bmc-trust.json",problem="unreadable"} 1', 'metal_bmc_state_file_problem{file="bmc-trust.json",problem="unwritten"} 1']);
+    const lines = log.find(/^cannot read the BMC trust file \(ENXIO\); it is not written over until it can be read/);
+    expect(lines).toHaveLength(1); // once for the episode, however often it is read
+    expect(lines[0]).toMatchObject({ level: 50, file, code: 'ENXIO' });
+    expect(log.find('cannot write the BMC trust file; records are kept in memory')).toHaveLength(0);
+
+    // readable again (chown, or the file put back): the reset is in force, and what waited is written
+    rmSync(file);
+    writeFileSync(file, afterReset);
+    expect(daemon.get('mac:aa')).toBeUndefined();
+    expect(log.find('the BMC trust file can be read again')).toMatchObject([{ level: 30, file, ended: 'ENXIO' }]);
+    await daemon.flush();
+    expect(Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { bmcs: object }).bmcs).sort()).toEqual(['mac:bb', 'mac:cc']);
+    expect(daemon.unwritten()).toBeUndefined();
+    expect(await gauge()).toEqual(['metal_bmc_state_file_problem{file="bmc-trust.json",problem="unreadable"} 0', 'metal_bmc_state_file_problem{file="bmc-trust.json",problem="unwritten"} 0']);
+    await daemon.close();
+  });
+
+  it('a start on a file it cannot read keeps every pin in it: the first write does not replace them with the one first contact since; bmc trust says it cannot read it', async () => {
+    const file = fileIn();
+    const before = openTrustStore({ file });
+    before.update('mac:aa', { redfishSha256: fp('a') });
+    await before.close();
+    const pins = readFileSync(file, 'utf8');
+    await makeUnreadable(file);
+    const restarted = openTrustStore({ file, writeDelayMs: 0 });
+    restarted.update('mac:new', { redfishSha256: fp('d') });
+    await restarted.close();
+    expect(statSync(file).isSocket()).toBe(true);
+    const err = await runTrust({ list: true, reset: false, stateDir: dirname(file) }, { write: () => true }).then(() => undefined, (e: unknown) => e);
+    expect((err as Error).message).toBe(`cannot read ${file} (ENXIO): ENXIO: no such device or address, open '${file}'; nothing changed`);
+    rmSync(file);
+    writeFileSync(file, pins);
+    expect(openTrustStore({ file }).get('mac:aa')?.redfishSha256).toBe(fp('a'));
   });
 
   it("a hand-pinned fingerprint in openssl's form (AB:CD:...) is taken and pinned as 64 lower-case hex digits", async () => {
