@@ -225,8 +225,8 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   if (reportWorkers) registerReportWorkerMetrics(registry, () => reportWorkers.stats());
   // which BMC reports which machine UUID, kept over restarts (a first cycle must not hand a UUID to whoever answers first)
   const uuidOwners = openUuidOwnersFile({ file: join(config.stateDir, UUID_OWNERS_FILE), logger });
+  registerStateFileMetrics(registry, { [TRUST_FILE]: trust.store, [UUID_OWNERS_FILE]: uuidOwners });
   const ledMemory = createLedMemory();
-  registerStateFileMetrics(registry, { [TRUST_FILE]: trust.store });
   const reporter = createReporter({
     partitionId: config.partitionId,
     ledMemory,

@@ -19,13 +19,13 @@
  * until the old lease expired plus a day. Both write under the file's lock, and the daemon reads
  * the file again before each cycle's body when it was replaced, as with the BMC trust file.
  */
-import { readFileSync } from 'node:fs';
+import { renameSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { normalizeMac } from '../leases/mac.js';
 import type { Logger } from '../log.js';
 import { withFileLock } from '../outband/file-lock.js';
-import { burstWriter, fileStamp, stampOf, writePrivateFile } from '../outband/private-file.js';
+import { burstWriter, fileStamp, readStateFile, stampOf, unreadableEpisode, writePrivateFile, type UnreadableFile } from '../outband/private-file.js';
 import { stateWriteEpisodes } from '../outband/state-write-failures.js';
 
 /** The BMC known for a machine UUID: its address and, when the lease named one, its MAC. */
@@ -162,6 +162,8 @@ export interface UuidOwnersFile extends UuidOwners {
   close(): Promise<void>;
   /** changes not on disk because their last write failed (kept for the next write), with that failure */
   unwritten(): { changes: number; error: string } | undefined;
+  /** why the file, which is there, could not be read at the last refresh or write: while so it is not written (changes wait in `unwritten`) */
+  unreadable(): UnreadableFile | undefined;
 }
 
 /** An entry as the file may hold it; anything else in the file is dropped, with a count. */
@@ -188,16 +190,17 @@ export interface OwnersFileContent {
  * an empty one; an unreadable or foreign one throws (its message says why).
  */
 export function readUuidOwnersFile(file: string): OwnersFileContent {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { owners: new Map(), dropped: 0 };
-    throw err;
-  }
-  const parsed = JSON.parse(text) as Record<string, unknown>;
-  const entries = parsed.owners;
-  if (parsed.version !== 1 || typeof entries !== 'object' || entries === null || Array.isArray(entries)) throw new Error('not a version 1 file with owners');
+  const read = readStateFile(file);
+  if (read.kind === 'missing') return { owners: new Map(), dropped: 0 };
+  if (read.kind === 'unreadable') throw Object.assign(new Error(read.error), { code: read.code });
+  return parseUuidOwners(read.text);
+}
+
+/** An owners file's text as `OwnersFileContent`; throws when it is not a version 1 owners file. */
+export function parseUuidOwners(text: string): OwnersFileContent {
+  const parsed = JSON.parse(text) as Record<string, unknown> | null;
+  const entries = parsed?.owners;
+  if (parsed?.version !== 1 || typeof entries !== 'object' || entries === null || Array.isArray(entries)) throw new Error('not a version 1 file with owners');
   const owners = new Map<string, UuidOwnerRecord>();
   let dropped = 0;
   for (const [uuid, v] of Object.entries(entries)) {
@@ -217,16 +220,18 @@ type Change = UuidOwnerRecord | undefined;
 
 /**
  * The owners, kept in `file` (mode 0600, replaced atomically, written `writeDelayMs` after a change
- * and at close): loaded at start, so a restart keeps each UUID with its known BMC. An unreadable or
- * foreign file is logged and starts empty (as before the file existed); a write that fails is
- * logged and tried again with the next change.
+ * and at close): loaded at start, so a restart keeps each UUID with its known BMC. A file that is
+ * not an owners file (a bad edit, a power loss on a file system without ordered writes) is moved
+ * aside as `<file>.unreadable-<ms>` with one error line naming both, as the BMC trust file is, and
+ * memory kept (empty at start); a write that fails is logged and tried again with the next change.
  *
  * Shared with the operator's CLI as the BMC trust file is (outband/trust.ts): `refresh()` reads
  * the file again when it was replaced (inode, mtime or size) and lays this process's unwritten
  * changes over it; a write holds `<file>.lock` and refreshes under it first, so neither the
  * daemon's write brings back an owner the CLI forgot, nor the CLI's drops one the daemon recorded
- * meanwhile. A file damaged while the daemon runs is logged once and memory kept (the next write
- * replaces it).
+ * meanwhile. A file that is there but cannot be read (EACCES: root's, after `sudo metal-bmc bmc
+ * owners --reset` by an older CLI; EIO) is never written over: changes wait in memory, and it is
+ * read again at each refresh and write until it can be (`unreadable()`).
  */
 export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDelayMs?: number; lockTimeoutMs?: number } & Omit<UuidOwnersOptions, 'onChange'>): UuidOwnersFile {
   /** changes since the last write started, and those of the write in flight */
@@ -244,6 +249,12 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
       writer.changed();
     },
   });
+  const unreadable = unreadableEpisode({
+    file: o.file,
+    what: 'UUID owners file',
+    consequence: 'it is not written over until it can be read: the known BMCs in memory are used (none after a start) and changes kept there (lost if the process stops first), and it is read again before each report cycle and write',
+    logger: o.logger,
+  });
 
   function stamp(): string {
     return fileStamp(o.file);
@@ -253,22 +264,48 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
     for (const [uuid, record] of changes) owners.put(uuid, record);
   }
 
-  /** Reads the file again when another process replaced it since this one last read or wrote it. */
+  /** The file's owners; undefined when it cannot be used now (unreadable: left as it is; not an owners file: kept aside). */
+  function load(): OwnersFileContent | undefined {
+    const read = readStateFile(o.file);
+    unreadable.saw(read);
+    if (read.kind === 'unreadable') return undefined;
+    if (read.kind === 'missing') return { owners: new Map(), dropped: 0 };
+    try {
+      return parseUuidOwners(read.text);
+    } catch (err) {
+      keepAside(err as Error);
+      return undefined;
+    }
+  }
+
+  /** A file that is not an owners file is kept for the operator: the next write would replace every owner it holds. */
+  function keepAside(err: Error): void {
+    const aside = `${o.file}.unreadable-${Date.now()}`;
+    let moved = false;
+    try {
+      renameSync(o.file, aside);
+      moved = true;
+      loadedStamp = '';
+    } catch {
+      // left where it is; read again when it changes
+    }
+    o.logger?.error({ file: o.file, err: err.message, ...(moved ? { keptAs: aside } : {}) }, 'cannot use the UUID owners file; it is kept aside, and the known BMCs in memory are used (none after a start) until it is put back');
+  }
+
+  /** Reads the file again when another process replaced it since this one last read or wrote it, or it could not be read then. */
   function refresh(): void {
     const now = stamp();
-    if (now === loadedStamp) return;
+    if (now === loadedStamp && unreadable.current() === undefined) return;
     loadedStamp = now;
-    let content: OwnersFileContent;
-    try {
-      content = readUuidOwnersFile(o.file);
-    } catch (err) {
-      o.logger?.error({ file: o.file, err: (err as Error).message }, 'cannot use the UUID owners file another process wrote; keeping the known BMCs in memory');
-      return;
-    }
+    const wasUnreadable = unreadable.current() !== undefined;
+    const content = load();
+    if (content === undefined) return;
     owners.replace(content.owners);
     overlay(writing);
     overlay(dirty);
     o.logger?.info({ file: o.file, owners: owners.size, dropped: content.dropped }, 'UUID owners file changed on disk (bmc owners --reset); read again');
+    // what waited for the file goes to it now, not with the next change
+    if (wasUnreadable && (dirty.size > 0 || rewrite)) writer.changed();
   }
 
   // a failed write counted, and logged once until a write succeeds
@@ -278,42 +315,51 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
     dirty = new Map();
     const whole = rewrite;
     rewrite = false;
+    /** the changes of a write that did not reach the file, kept in memory and written with the next change (or at close) */
+    const keep = (why: string) => {
+      for (const [uuid, record] of writing) if (!dirty.has(uuid)) dirty.set(uuid, record);
+      writing = new Map();
+      rewrite ||= whole;
+      lastWriteError = why;
+    };
     try {
       // under the lock the CLI takes too: its changes are read first and ours laid over them
-      await withFileLock(
+      const held = await withFileLock(
         `${o.file}.lock`,
         async () => {
           refresh();
+          const cannotRead = unreadable.current();
+          if (cannotRead) return cannotRead;
           await writePrivateFile(o.file, ownersText(owners.entries()));
           loadedStamp = stampOf(await stat(o.file));
+          return undefined;
         },
         { timeoutMs: o.lockTimeoutMs ?? 5000 },
       );
+      if (held) {
+        // not written over (its episode's one line told it); written once it can be read
+        keep(`cannot read ${o.file} (${held.code}); not written over`);
+        return;
+      }
       writing = new Map();
       lastWriteError = undefined;
       writes.succeeded();
     } catch (err) {
-      // kept in memory and written with the next change (or at close)
-      for (const [uuid, record] of writing) if (!dirty.has(uuid)) dirty.set(uuid, record);
-      writing = new Map();
-      rewrite ||= whole;
-      lastWriteError = (err as Error).message;
+      keep((err as Error).message);
       writes.failed(err as Error);
     }
   }
   const writer = burstWriter({ delayMs: o.writeDelayMs ?? 2000, pending: () => dirty.size > 0 || rewrite, write });
 
-  try {
-    const { owners: loaded, dropped } = readUuidOwnersFile(o.file);
-    owners.replace(loaded);
+  const loaded = load();
+  if (loaded) {
+    owners.replace(loaded.owners);
     // written again without what it dropped
-    if (dropped > 0) {
+    if (loaded.dropped > 0) {
       rewrite = true;
       writer.changed();
     }
-    o.logger?.info({ file: o.file, owners: owners.size, dropped }, 'known BMCs of machine UUIDs kept from the last run');
-  } catch (err) {
-    o.logger?.error({ file: o.file, err: (err as Error).message }, 'cannot use the UUID owners file; starting without known BMCs for machine UUIDs');
+    o.logger?.info({ file: o.file, owners: owners.size, dropped: loaded.dropped }, 'known BMCs of machine UUIDs kept from the last run');
   }
 
   return {
@@ -330,6 +376,7 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
     flush: writer.flush,
     close: writer.close,
     unwritten: () => (lastWriteError !== undefined && (dirty.size > 0 || rewrite) ? { changes: dirty.size, error: lastWriteError } : undefined),
+    unreadable: unreadable.current,
   };
 }
 

@@ -4,7 +4,7 @@
  * The file is a trust input read at start: anything malformed in it is dropped, never thrown.
  */
 import fc from 'fast-check';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -15,9 +15,10 @@ import { createMetalApiClient } from '../../src/metalapi/client.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
 import type { BmcReport, Outband } from '../../src/outband/types.js';
 import { runReportCycle, type CycleDeps } from '../../src/report/cycle.js';
-import { createReportMetrics } from '../../src/report/metrics.js';
+import { createReportMetrics, registerStateFileMetrics } from '../../src/report/metrics.js';
 import { openUuidOwnersFile, UUID_OWNERS_FILE, type UuidOwners } from '../../src/report/owners.js';
 import { captureLog } from '../helpers/log.js';
+import { makeUnreadable } from '../helpers/unreadable-file.js';
 
 const UUID = '00000000-0000-4000-8000-000000000001';
 const report = (bmcVersion: string): BmcReport => ({ uuid: UUID, bmcVersion, biosVersion: '1', fru: {}, powerState: 'ON', indicatorLED: 'LED-OFF', powerSupplies: [], source: 'redfish', missing: [] });
@@ -141,13 +142,96 @@ describe('the known BMC of a machine UUID, over a restart', () => {
     const log = captureLog();
     writeFileSync(file, 'not json {');
     expect(openUuidOwnersFile({ file, logger: log.logger }).size).toBe(0);
-    expect(log.lines.some((l) => l.msg === 'cannot use the UUID owners file; starting without known BMCs for machine UUIDs')).toBe(true);
+    expect(log.find(/^cannot use the UUID owners file; it is kept aside/)).toHaveLength(1);
 
     writeFileSync(file, JSON.stringify({ version: 1, owners: { [UUID]: { ip: '10.0.0.1', mac: 'AA:00:00:00:00:01' }, bad: { ip: 'nowhere' }, mac: { ip: '10.0.0.2', mac: 'x' }, ['u'.repeat(65)]: { ip: '10.0.0.3' }, nul: null } }));
     const owners = openUuidOwnersFile({ file, logger: log.logger });
     expect(owners.size).toBe(1);
     expect(owners.get(UUID)).toEqual({ ip: '10.0.0.1', mac: 'AA:00:00:00:00:01' });
     expect(log.lines.at(-1)).toMatchObject({ owners: 1, dropped: 4 });
+  });
+
+  it('a file that is not an owners file is kept aside, not written over, at start and when another process wrote it: one line names both paths', async () => {
+    const log = captureLog();
+    const damaged = '{"version":1,"owners":{"' + UUID + '":{"ip":"10.0.0.1"'; // cut short
+    writeFileSync(file, damaged);
+    const owners = openUuidOwnersFile({ file, logger: log.logger, writeDelayMs: 0 });
+    expect(owners.size).toBe(0);
+    const [line] = log.find(/^cannot use the UUID owners file; it is kept aside/);
+    expect(line).toMatchObject({ level: 50, file, keptAs: expect.stringMatching(/uuid-owners\.json\.unreadable-\d+$/) });
+    expect(readFileSync(line!.keptAs as string, 'utf8')).toBe(damaged);
+    owners.set('uuid-2', { ip: '10.0.0.2' });
+    await owners.flush();
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ version: 1, owners: { 'uuid-2': { ip: '10.0.0.2', since: expect.any(String) } } });
+    expect(readFileSync(line!.keptAs as string, 'utf8')).toBe(damaged);
+
+    // damaged while the daemon runs: kept aside too, and the owners in memory kept
+    rmSync(line!.keptAs as string);
+    writeFileSync(`${file}.new`, 'not json {');
+    renameSync(`${file}.new`, file);
+    owners.refresh();
+    const [again] = log.find(/^cannot use the UUID owners file; it is kept aside/).slice(1);
+    expect(again).toMatchObject({ file, keptAs: expect.stringMatching(/\.unreadable-\d+$/) });
+    expect(readFileSync(again!.keptAs as string, 'utf8')).toBe('not json {');
+    expect(owners.get('uuid-2')).toEqual({ ip: '10.0.0.2' });
+    await owners.close();
+  });
+
+  it('a file the daemon cannot read (root\'s after `sudo bmc owners --reset`) is not written over: changes wait in memory, one line tells it, and once readable the reset holds and the waiting change is written', async () => {
+    const log = captureLog();
+    const registry = new Registry();
+    const daemon = openUuidOwnersFile({ file, logger: log.logger, writeDelayMs: 0 });
+    registerStateFileMetrics(registry, { 'uuid-owners.json': daemon });
+    daemon.set(UUID, { ip: '10.0.0.1', mac: 'aa:00:00:00:00:01' });
+    daemon.set('uuid-2', { ip: '10.0.0.2' });
+    await daemon.flush();
+    // the operator's reset, as root: a file the daemon's user cannot read
+    const cli = openUuidOwnersFile({ file });
+    expect(cli.forget(UUID)).toBe(true);
+    await cli.close();
+    const afterReset = readFileSync(file, 'utf8');
+    await makeUnreadable(file);
+
+    daemon.refresh(); // before a cycle's body
+    expect(daemon.get(UUID)).toEqual({ ip: '10.0.0.1', mac: 'aa:00:00:00:00:01' }); // memory, as before
+    daemon.set('uuid-3', { ip: '10.0.0.3' });
+    await daemon.flush();
+    daemon.refresh();
+    expect(statSync(file).isSocket()).toBe(true); // not renamed over
+    expect(daemon.unwritten()).toEqual({ changes: 1, error: `cannot read ${file} (ENXIO); not written over` });
+    expect(daemon.unreadable()?.code).toBe('ENXIO');
+    expect(await registry.getSingleMetricAsString('metal_bmc_state_file_problem')).toContain('metal_bmc_state_file_problem{file="uuid-owners.json",problem="unreadable"} 1');
+    const lines = log.find(/^cannot read the UUID owners file \(ENXIO\); it is not written over until it can be read/);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 50, file, code: 'ENXIO' });
+
+    rmSync(file);
+    writeFileSync(file, afterReset);
+    daemon.refresh();
+    expect(daemon.get(UUID)).toBeUndefined();
+    expect(log.find('the UUID owners file can be read again')).toHaveLength(1);
+    await daemon.flush();
+    expect(Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { owners: object }).owners)).toEqual(['uuid-2', 'uuid-3']);
+    expect(daemon.unwritten()).toBeUndefined();
+    expect(daemon.unreadable()).toBeUndefined();
+    await daemon.close();
+  });
+
+  it('a start on a file it cannot read keeps every owner in it: the first write does not replace them', async () => {
+    const log = captureLog();
+    const before = openUuidOwnersFile({ file });
+    before.set(UUID, { ip: '10.0.0.1' });
+    await before.close();
+    const kept = readFileSync(file, 'utf8');
+    await makeUnreadable(file);
+    const restarted = openUuidOwnersFile({ file, logger: log.logger, writeDelayMs: 0 });
+    expect(log.find(/^cannot read the UUID owners file \(ENXIO\)/)).toHaveLength(1);
+    restarted.set('uuid-2', { ip: '10.0.0.2' });
+    await restarted.close();
+    expect(statSync(file).isSocket()).toBe(true);
+    rmSync(file);
+    writeFileSync(file, kept);
+    expect(openUuidOwnersFile({ file }).get(UUID)).toEqual({ ip: '10.0.0.1' });
   });
 
   it('property: whatever the file holds, opening it never throws and keeps only well-formed owners', () => {
