@@ -4,7 +4,7 @@
  * failure is now counted (`metal_bmc_state_write_failures_total{file}`) and logged once per
  * episode: the first failure, then one line when the file is written again.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -34,6 +34,15 @@ async function failuresOf(registry: Registry, file: string): Promise<number> {
 /** A folder in the file's place: its rename fails (EISDIR), as root too. */
 const block = (file: string) => mkdirSync(join(file, 'in-the-way'), { recursive: true });
 const unblock = (file: string) => rmSync(file, { recursive: true });
+/** A file in the state folder's place: nothing is written into it, and its files read as missing, as root too. */
+const blockFolder = (dir: string) => {
+  rmSync(dir, { recursive: true });
+  writeFileSync(dir, '');
+};
+const unblockFolder = (dir: string) => {
+  rmSync(dir);
+  mkdirSync(dir);
+};
 
 describe('state file writes that fail', () => {
   it('the machine event position (a write each second): every failure counted, one error line per episode, one line when written again', async () => {
@@ -83,8 +92,8 @@ describe('state file writes that fail', () => {
     const ownersFile = join(dir, 'uuid-owners.json');
     const trustBefore = await failuresOf(registry, 'bmc-trust.json');
     const ownersBefore = await failuresOf(registry, 'uuid-owners.json');
-    block(trustFile);
-    block(ownersFile);
+    // a folder in their place would be a file they cannot read (never written over, not a failed write)
+    blockFolder(dir);
     const trust = openTrustStore({ file: trustFile, logger: log.logger, writeDelayMs: 60_000 });
     const owners = openUuidOwnersFile({ file: ownersFile, logger: log.logger, writeDelayMs: 60_000 });
     for (let i = 1; i <= 3; i++) {
@@ -98,8 +107,7 @@ describe('state file writes that fail', () => {
     expect(log.find('cannot write the BMC trust file; records are kept in memory')).toHaveLength(1);
     expect(log.find('cannot write the UUID owners file; known BMCs are kept in memory')).toHaveLength(1);
 
-    unblock(trustFile);
-    unblock(ownersFile);
+    unblockFolder(dir);
     await trust.close();
     await owners.close();
     expect(log.find('state file written again').map((l) => [l.file, l.failures]).sort()).toEqual([[trustFile, 3], [ownersFile, 3]]);
