@@ -12,7 +12,7 @@
  * it, then creates its own): a crash during a write, met by two writers at once, is not guarded.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BmcError } from '../errors.js';
 import { ownLikeFolder } from './private-file.js';
@@ -67,8 +67,22 @@ export async function withFileLock<T>(lockFile: string, fn: () => Promise<T>, o:
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    const text = await readFile(lockFile, 'utf8').catch(() => undefined);
-    if (text === undefined) continue; // released meanwhile
+    const read = await readLock(lockFile);
+    if (read === 'gone') continue; // released meanwhile
+    if (typeof read !== 'string') {
+      // a lock this process cannot read (root's 0600, left by a CLI run as root before its locks took
+      // the folder's owner): judged by its age, not looked at again at once, which spun without end
+      const age = await stat(lockFile).then((s) => Date.now() - s.mtimeMs, () => undefined);
+      if (age === undefined) continue;
+      if (age > staleMs) {
+        await rm(lockFile, { force: true });
+        continue;
+      }
+      if (Date.now() > until) throw new BmcError('BUSY', `${lockFile} cannot be read (${read.code}) and is not ${staleMs} ms old yet`);
+      await new Promise((resolve) => setTimeout(resolve, retryMs));
+      continue;
+    }
+    const text = read;
     const owner = parseLockOwner(text);
     // our pid with a token that is none of ours: a run of this program before a restart (a
     // container's pid 1 again). An unreadable lock file is judged by its age alone, once it had
@@ -90,6 +104,16 @@ export async function withFileLock<T>(lockFile: string, fn: () => Promise<T>, o:
     // only our own lock: one a stale-lock check removed and another writer took meanwhile stays
     const text = await readFile(lockFile, 'utf8').catch(() => undefined);
     if (text !== undefined && parseLockOwner(text)?.token === token) await rm(lockFile, { force: true });
+  }
+}
+
+/** The lock file's text, 'gone' when there is none, or why it cannot be read. */
+async function readLock(lockFile: string): Promise<string | 'gone' | { code: string }> {
+  try {
+    return await readFile(lockFile, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    return code === 'ENOENT' ? 'gone' : { code };
   }
 }
 

@@ -1,12 +1,13 @@
 /** The advisory lock between processes over a state file (src/outband/file-lock.ts). */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseLockOwner, withFileLock } from '../../src/outband/file-lock.js';
 import { isBmcError } from '../../src/errors.js';
+import { makeUnreadable } from '../helpers/unreadable-file.js';
 
 const dirs: string[] = [];
 const lockIn = () => {
@@ -87,5 +88,21 @@ describe('file lock', () => {
         expect(parseLockOwner(`${pid} ${takenAt} ${token}\n`)).toEqual({ pid, takenAt, token });
       }),
     );
+  });
+
+  it('a lock it cannot read (root\'s 0600 to the daemon): BUSY at the timeout while it is young, taken once it is stale, never spun on', async () => {
+    const lock = lockIn();
+    mkdirSync(dirname(lock), { recursive: true });
+    await makeUnreadable(lock);
+    let ran = false;
+    const young = await withFileLock(lock, async () => void (ran = true), { timeoutMs: 200, staleMs: 60_000 }).catch((err: unknown) => err);
+    expect(isBmcError(young) && young.code).toBe('BUSY');
+    expect((young as Error).message).toMatch(/cannot be read \(ENXIO\)/);
+    expect(ran).toBe(false);
+    const old = (Date.now() - 120_000) / 1000;
+    utimesSync(lock, old, old);
+    await withFileLock(lock, async () => void (ran = true), { timeoutMs: 200, staleMs: 60_000 });
+    expect(ran).toBe(true);
+    expect(existsSync(lock)).toBe(false);
   });
 });
