@@ -31,7 +31,7 @@ import { stateWriteEpisodes } from '../outband/state-write-failures.js';
 import type { FirmwareKind, FirmwareProgress, Outband } from '../outband/types.js';
 import { STAGED_MESSAGE, STAGED_STATE } from '../redfish/task.js';
 import type { EventIpmi, Plan } from './event.js';
-import type { ConnectBmc } from './runner.js';
+import type { ConnectBmc, FirmwareJobHold } from './runner.js';
 import { describeRecord, type StepHold, type StepJournal } from './step-journal.js';
 
 export type FirmwareJobState = 'running' | 'completed' | 'failed' | 'interrupted';
@@ -172,6 +172,8 @@ export interface FirmwareJobs {
   start(plan: Plan): Promise<StartOutcome>;
   /** every known job, newest last */
   list(): FirmwareJob[];
+  /** the job running, or being claimed, for the plan's machine or its BMC: the runner holds power steps behind it */
+  activeFor(plan: Pick<Plan, 'key' | 'ipmi'>): FirmwareJobHold | undefined;
   running(): number;
   /** waits up to `deadlineMs` for running jobs, then aborts them (recorded as interrupted) */
   stop(deadlineMs: number): Promise<void>;
@@ -231,6 +233,9 @@ interface ActiveJob {
 }
 
 type FirmwareAction = Extract<Plan['actions'][number], { kind: 'firmware' }>;
+
+/** the BMC as host and port: "10.0.0.1" and "10.0.0.1:623" are one BMC */
+const bmcKeyOf = (plan: Pick<Plan, 'ipmi'>): string => (plan.ipmi ? `${plan.ipmi.host}:${plan.ipmi.port}` : '');
 
 /** A start refused because metal-bmc is stopping: not published; the handler hands the event back for another instance. */
 function closedEvent(plan: Plan): FirmwareEvent {
@@ -462,13 +467,17 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     return { outcome: refuse(plan, 'DUPLICATE', `this event's update was started by an earlier delivery of it (${describeRecord(claimed.seen)}); no second job`, action.firmware, image) };
   }
 
+  /** the job of machine `key`, else of the BMC `bmcKey` (host:port) */
+  function activeOn(key: string, bmcKey: string): ActiveJob | undefined {
+    return active.get(key) ?? (bmcKey === '' ? undefined : [...active.values()].find((a) => a.bmcKey === bmcKey));
+  }
+
   /** Starts the job, or refuses it (one per machine and BMC, here and across instances, `maxRunning`). */
   async function startJob(plan: Plan, action: FirmwareAction, image: string, step: StepHold | undefined): Promise<StartOutcome> {
     // one update per machine, and per BMC: an event naming only the BMC's address has another key than one naming the machine
     const bmc = plan.ipmi?.address ?? '';
-    /** the BMC as host and port: "10.0.0.1" and "10.0.0.1:623" are one BMC */
-    const bmcKey = plan.ipmi ? `${plan.ipmi.host}:${plan.ipmi.port}` : '';
-    const holder = () => active.get(plan.key) ?? (bmcKey === '' ? undefined : [...active.values()].find((a) => a.bmcKey === bmcKey));
+    const bmcKey = bmcKeyOf(plan);
+    const holder = () => activeOn(plan.key, bmcKey);
     // a job of this machine or BMC being claimed: its outcome decides (a refused one is no reason to refuse this)
     for (let pending = holder()?.claiming; pending !== undefined; pending = holder()?.claiming) await pending;
     const busy = holder();
@@ -604,6 +613,15 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     },
 
     list: () => [...jobs],
+    activeFor(plan) {
+      const entry = activeOn(plan.key, bmcKeyOf(plan));
+      if (entry === undefined) return undefined;
+      const { job } = entry;
+      // neither claiming nor begun: its claim ended and it does not begin (a stop, the starting file); gone at once
+      const ended = entry.claiming ?? (jobs.includes(job) ? entry.done : undefined);
+      if (ended === undefined) return undefined;
+      return { id: job.id, kind: job.kind, since: job.acceptedAt, of: job.key === plan.key ? { machine: true } : { bmc: job.bmc }, ended };
+    },
     running: () => [...active.values()].filter((a) => a.claiming === undefined).length,
 
     async stop(deadlineMs) {

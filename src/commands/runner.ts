@@ -10,7 +10,7 @@ import { abortError, BmcError, HandBackError, notSent, NotSentError, showsNotAct
 import type { Logger } from '../log.js';
 import type { Outband } from '../outband/types.js';
 import { describeAction, runAction, type BmcAction } from './actions.js';
-import { onlySetsBootDevice, skipsAction, supersedesQueued, timelinessOf, type Timeliness } from './age.js';
+import { isPowerAction, onlySetsBootDevice, skipsAction, supersedesQueued, timelinessOf, type Timeliness } from './age.js';
 import type { EventIpmi, EventType, Plan } from './event.js';
 import type { CommandMetrics, CommandOutcome } from './metrics.js';
 import { createOrderHolds, type HeldEvent } from './order-holds.js';
@@ -34,9 +34,10 @@ export interface CommandResult {
   /**
    * not executed: older than the TTL when its machine's turn came (stale), its machine's queue was
    * full (overflow: refused over core NATS), or a newer event for the machine that came with its
-   * queue full sets the boot device it would have set, before anything boots the machine (superseded)
+   * queue full sets the boot device it would have set, before anything boots the machine (superseded),
+   * or a power command while a firmware update of this instance runs on its machine or BMC (firmware-update)
    */
-  dropped?: 'stale' | 'overflow' | 'superseded';
+  dropped?: 'stale' | 'overflow' | 'superseded' | 'firmware-update';
   /** a non-idempotent action (RESET, CYCLE, REINSTALL, a delete's RESET) went to the BMC and no answer came: it may have happened; never retried */
   outcomeUnknown?: true;
   /** steps left out (the power step of a late delete with a newer event pending) */
@@ -53,6 +54,33 @@ export interface CommandResult {
 }
 
 export type ConnectBmc = (ipmi: EventIpmi, options: { signal: AbortSignal }) => Outband | Promise<Outband>;
+
+/** A firmware job of this instance running (or being claimed) for a plan's machine or its BMC, as the runner needs to know it. */
+export interface FirmwareJobHold {
+  id: string;
+  kind: string;
+  /** ISO 8601: when the job was accepted */
+  since: string;
+  /** the job is this machine's, or its BMC's under another machine key (an event naming only the BMC): the BMC's address */
+  of: { machine: true } | { bmc: string };
+  /** settles when the job ends, or when its claim across instances is refused; look again then (another job may hold the machine) */
+  ended: Promise<unknown>;
+}
+
+/** What a plan with a power step does while a firmware job runs on its machine: a command is refused, a lifecycle event waits for the job. */
+export const DURING_FIRMWARE_UPDATE: Record<EventType, 'refuse' | 'wait'> = {
+  // metal-api or an operator sent it now: said at once, to be sent again after the update
+  command: 'refuse',
+  // a freed machine must still reach PXE: its RESET runs once the update ended
+  create: 'wait',
+  delete: 'wait',
+  update: 'wait',
+};
+
+/** Whether a plan changes the machine's power (ON, OFF, RESET, CYCLE, REINSTALL's cycle, a delete's RESET); boot devices and the LED do not. */
+export function changesPower(plan: Plan): boolean {
+  return plan.actions.some(isPowerAction);
+}
 
 export interface CommandRunnerOptions {
   connect: ConnectBmc;
@@ -90,6 +118,12 @@ export interface CommandRunnerOptions {
    * without an `eventId`, steps are sent as the plan says
    */
   journal?: StepJournal;
+  /**
+   * this instance's firmware jobs: a plan with a power step for a machine (or BMC) whose update
+   * runs is refused (a command) or waits until the job ends (a lifecycle event,
+   * DURING_FIRMWARE_UPDATE); a power change during a flash can leave the board unbootable
+   */
+  firmwareJobs?: { activeFor(plan: Plan): FirmwareJobHold | undefined };
 }
 
 export interface CommandRunner {
@@ -111,6 +145,8 @@ interface Task {
   resolve: (r: CommandResult) => void;
   /** aborted by the shutdown's deadline, or by `abortAll` for the plans accepted before it */
   cut: AbortController;
+  /** the firmware job its power step waited for, and since when (performance.now()): said once when held, once when it runs */
+  waited?: { job: FirmwareJobHold; since: number };
 }
 
 /** Actions that must not run twice: a second RESET or CYCLE is a second reboot. ON, OFF, boot devices and the LED may be repeated. */
@@ -245,6 +281,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   };
   const queues = new Map<string, Task[]>();
   const running = new Set<string>();
+  /** machines whose next plan waits for a firmware job of the machine or its BMC to end (heldForFirmware) */
+  const waiting = new Set<string>();
   const ready: string[] = [];
   /** one per plan accepted and not finished: what `abortAll` and the shutdown's deadline abort */
   const cuts = new Set<AbortController>();
@@ -344,6 +382,62 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     o.logger.warn({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, queued: held, max: maxQueue, lastDelivery: plan.lastDelivery }, 'machine command refused: its machine\'s queue is full');
     const error = `${plan.command} refused: ${held} commands for this machine are queued or running already (METAL_BMC_COMMAND_QUEUE_MAX ${maxQueue})${plan.lastDelivery ? `; ${LAST_DELIVERY}` : ''}; not executed`;
     return tellResult(notExecuted(plan, 'QUEUE_FULL', error, { dropped: 'overflow' }));
+  }
+
+  /** The firmware job of this instance a plan's power step must not run beside, if any. */
+  function firmwareJobFor(plan: Plan): FirmwareJobHold | undefined {
+    return o.firmwareJobs !== undefined && changesPower(plan) ? o.firmwareJobs.activeFor(plan) : undefined;
+  }
+
+  /** A power command while a firmware update runs on its machine or BMC: not run, settled with a result naming the job. */
+  function refuseDuringFirmware(plan: Plan, job: FirmwareJobHold): CommandResult {
+    forget(plan);
+    o.metrics?.eventsRefused?.inc({ reason: 'firmware-update' });
+    const on = 'bmc' in job.of ? `this machine's BMC ${job.of.bmc}` : 'this machine';
+    o.logger.warn({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, firmwareJob: job.id, firmwareKind: job.kind, since: job.since }, 'machine command refused: a firmware update runs on its machine or BMC, and a power change during it can leave the board unbootable');
+    const error = `${plan.command} refused: firmware update job ${job.id} (${job.kind}) runs on ${on} since ${job.since}; power commands wait until the update ends (a power change during a flash can leave the board unbootable): send it again then; not executed`;
+    return tellResult(notExecuted(plan, 'BUSY', error, { dropped: 'firmware-update' }));
+  }
+
+  /**
+   * Whether the machine's next plan does not run now because a firmware job runs on its machine
+   * or BMC and the plan changes power (DURING_FIRMWARE_UPDATE): a command is refused and settled
+   * here; a lifecycle event waits, out of `ready` and holding no slot, until the job ends, and is
+   * looked at again then. A plan already cut off (a shutdown, a lost lead) is not held: it runs
+   * on to end ABORTED and go back to the stream.
+   */
+  function heldForFirmware(key: string, queue: Task[], task: Task): boolean {
+    const job = task.cut.signal.aborted ? undefined : firmwareJobFor(task.plan);
+    if (job === undefined) return false;
+    if (DURING_FIRMWARE_UPDATE[task.plan.type] === 'wait') {
+      waitForFirmware(key, task, job);
+      return true;
+    }
+    takeOut(queue, task);
+    holds.passed(task.plan);
+    if (queue.length > 0) ready.push(key);
+    else queues.delete(key);
+    task.resolve(refuseDuringFirmware(task.plan, job));
+    if (pending === 0) for (const wake of idle.splice(0)) wake();
+    return true;
+  }
+
+  /** Takes the machine back into `ready` once `job` ended or the task is cut off; its later plans queue behind it meanwhile. */
+  function waitForFirmware(key: string, task: Task, job: FirmwareJobHold): void {
+    if (task.waited === undefined) {
+      task.waited = { job, since: performance.now() };
+      o.logger.info({ machineId: task.plan.machineId, command: task.plan.command, bmc: task.plan.ipmi?.address, eventId: task.plan.eventId, firmwareJob: job.id, firmwareKind: job.kind, since: job.since }, 'machine event held: its power step waits until the firmware update of its machine or BMC ends');
+    }
+    waiting.add(key);
+    const signal = task.cut.signal;
+    const resume = () => {
+      if (!waiting.delete(key)) return;
+      signal.removeEventListener('abort', resume);
+      ready.push(key);
+      pump();
+    };
+    signal.addEventListener('abort', resume, { once: true });
+    void job.ended.then(resume, resume);
   }
 
   /** The event of `plan` is settled here or runs now: a later overflow of it is said again. */
@@ -648,7 +742,10 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   function pump(): void {
     while (running.size < o.concurrency && ready.length > 0) {
       const key = ready.shift()!;
-      const task = queues.get(key)!.shift()!;
+      const queue = queues.get(key)!;
+      if (heldForFirmware(key, queue, queue[0]!)) continue;
+      const task = queue.shift()!;
+      if (task.waited) o.logger.info({ machineId: task.plan.machineId, command: task.plan.command, eventId: task.plan.eventId, firmwareJob: task.waited.job.id, waitedMs: Math.round(performance.now() - task.waited.since), cut: task.cut.signal.aborted }, 'machine event held for a firmware update runs now');
       running.add(key);
       void runDelivery(task.plan, task.cut.signal, () => (queues.get(key)?.length ?? 0) > 0).then((result) => {
         running.delete(key);
@@ -690,6 +787,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       if (stopped) return Promise.reject(new BmcError('CLOSED', 'command runner is stopped'));
       const hold = holds.check(plan);
       if (hold) return Promise.resolve(handBackBehind(plan, hold));
+      const firmwareJob = firmwareJobFor(plan);
+      if (firmwareJob && DURING_FIRMWARE_UPDATE[plan.type] === 'refuse') return Promise.resolve(refuseDuringFirmware(plan, firmwareJob));
       const held = (queues.get(plan.key)?.length ?? 0) + (running.has(plan.key) ? 1 : 0);
       if (held >= maxQueue && !supersedeFor(plan)) return Promise.resolve(overflow(plan, held));
       forget(plan);

@@ -25,7 +25,7 @@ import { openEventPositionStore } from '../commands/event-position.js';
 import { checkFirmwareUrl, guardedLookup } from '../commands/firmware-url.js';
 import { createTargetGuard } from '../commands/targets.js';
 import type { StepJournal } from '../commands/step-journal.js';
-import type { EventIpmi } from '../commands/event.js';
+import type { EventIpmi, Plan } from '../commands/event.js';
 import type { LedMemory } from '../report/led-memory.js';
 import { Agent, type Dispatcher } from 'undici';
 import { hostname } from 'node:os';
@@ -119,6 +119,8 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
     ...(o.metrics ? { metrics: o.metrics } : {}),
     ...(o.maxQueuePerMachine !== undefined ? { maxQueuePerMachine: o.maxQueuePerMachine } : {}),
     ...(journal ? { journal } : {}),
+    // power steps are refused or wait while this instance's firmware job runs on the machine (the jobs are made below, before any event comes)
+    ...(o.firmware ? { firmwareJobs: { activeFor: (plan: Plan) => firmware?.activeFor(plan) } } : {}),
     onResult: (result) => {
       publish(result);
       o.onResult?.(result);

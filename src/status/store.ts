@@ -27,7 +27,7 @@ export interface CommandResultLike {
   code?: string;
   durationMs: number;
   startedAt: string;
-  dropped?: 'stale' | 'overflow' | 'superseded';
+  dropped?: 'stale' | 'overflow' | 'superseded' | 'firmware-update';
 }
 
 /** What the store needs of a firmware job event (commands/firmware-jobs' FirmwareEvent fits). */

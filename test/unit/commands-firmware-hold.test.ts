@@ -1,0 +1,161 @@
+/**
+ * The runner and this instance's firmware jobs together (runner.ts DURING_FIRMWARE_UPDATE,
+ * firmware-jobs.ts activeFor): what the integration test (commands-firmware-hold) cannot time
+ * without waits. A BMC fake records the power and boot actions; its update runs until the test
+ * finishes it, and its other actions until the test lets them (`gate`).
+ */
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import type { MachineCommand } from '../../src/commands/actions.js';
+import type { EventType, Plan } from '../../src/commands/event.js';
+import { createFirmwareJobs, type JobClaims } from '../../src/commands/firmware-jobs.js';
+import { dispositionOf } from '../../src/commands/handler.js';
+import { createCommandMetrics } from '../../src/commands/metrics.js';
+import { createCommandRunner, type CommandResult } from '../../src/commands/runner.js';
+import { BmcError } from '../../src/errors.js';
+import type { Outband } from '../../src/outband/types.js';
+import { captureLog } from '../helpers/log.js';
+import { waitFor } from '../helpers/wait.js';
+
+const ipmi = (host: string) => ({ address: `${host}:623`, host, port: 623, password: 'pw' });
+const command = (machine: string, cmd: MachineCommand, host = machine): Plan => ({ machineId: machine, key: machine, type: 'command', command: cmd, ipmi: ipmi(host), actions: cmd === 'REINSTALL' ? [{ kind: 'command', command: 'PXE' }, { kind: 'command', command: 'CYCLE' }] : [{ kind: 'command', command: cmd }] });
+const lifecycle = (machine: string, type: Extract<EventType, 'delete' | 'create'>): Plan => ({ machineId: machine, key: machine, type, command: type, ipmi: ipmi(machine), actions: type === 'delete' ? [{ kind: 'command', command: 'PXE' }, { kind: 'command', command: 'RESET' }] : [{ kind: 'command', command: 'DISK' }] });
+const update = (machine: string, host = machine): Plan => ({ machineId: machine, key: machine, type: 'command', command: 'UPDATE-FIRMWARE', ipmi: ipmi(host), actions: [{ kind: 'firmware', firmware: 'bios', url: 'https://images.example/bios.bin' }] });
+
+function setup(o: { concurrency?: number; claims?: JobClaims } = {}) {
+  const sent: string[] = [];
+  const updates = new Map<string, () => void>();
+  /** an action of a host in here waits until the test lets it go */
+  const gates = new Map<string, () => void>();
+  const gated = new Set<string>();
+  const act = (host: string, name: string) => async (opts?: { signal?: AbortSignal }) => {
+    if (gated.has(host)) await new Promise<void>((resolve) => gates.set(host, () => (gated.delete(host), resolve())));
+    if (opts?.signal?.aborted) throw new BmcError('ABORTED', 'aborted');
+    sent.push(`${host}:${name}`);
+  };
+  const connect = (i: { host: string }): Outband =>
+    ({
+      address: i.host,
+      vendor: 'fake',
+      powerOn: act(i.host, 'ON'),
+      powerOff: act(i.host, 'OFF'),
+      powerReset: act(i.host, 'RESET'),
+      powerCycle: act(i.host, 'CYCLE'),
+      bootFrom: (target: string, opts?: { signal?: AbortSignal }) => act(i.host, target)(opts),
+      identify: (on: boolean, opts?: { signal?: AbortSignal }) => act(i.host, on ? 'LED-ON' : 'LED-OFF')(opts),
+      updateFirmware: () => new Promise<void>((resolve) => updates.set(i.host, resolve)),
+      close: async () => undefined,
+    }) as unknown as Outband;
+  const log = captureLog();
+  const registry = new Registry();
+  const metrics = createCommandMetrics(registry);
+  const results: CommandResult[] = [];
+  const jobs = createFirmwareJobs({ connect, timeoutMs: 60_000, logger: log.logger, publish: () => undefined, ...(o.claims ? { claims: o.claims } : {}) });
+  const runner = createCommandRunner({ connect, concurrency: o.concurrency ?? 4, timeoutMs: 5000, logger: log.logger, metrics, onResult: (r) => results.push(r), firmwareJobs: jobs });
+  const finish = async (host: string) => {
+    updates.get(host)!();
+    await waitFor(() => jobs.running() === 0, 5000, 'the job ended');
+  };
+  const gate = (host: string) => gated.add(host);
+  const release = (host: string) => gates.get(host)!();
+  return { sent, updates, jobs, runner, results, log, registry, finish, gate, release, gates };
+}
+
+describe('power steps during a firmware update', () => {
+  it.each<MachineCommand>(['ON', 'OFF', 'RESET', 'CYCLE', 'REINSTALL'])('%s is refused at once with BUSY, nothing sent; terminated, not handed back', async (cmd) => {
+    const t = setup();
+    const accepted = await t.jobs.start(update('m1'));
+    expect(accepted.accepted).toBe(true);
+    const job = t.jobs.list()[0]!;
+    const result = await t.runner.submit(command('m1', cmd));
+    expect(result).toMatchObject({ ok: false, code: 'BUSY', dropped: 'firmware-update', durationMs: 0 });
+    expect(result.error).toBe(`${cmd} refused: firmware update job ${job.id} (bios) runs on this machine since ${job.acceptedAt}; power commands wait until the update ends (a power change during a flash can leave the board unbootable): send it again then; not executed`);
+    expect(dispositionOf(result)).toBe('term');
+    expect(t.results).toEqual([result]);
+    expect(t.sent).toEqual([]);
+    expect(await t.registry.getSingleMetricAsString('metal_bmc_events_refused_total')).toMatch(/reason="firmware-update"} 1$/m);
+    await t.finish('m1');
+    expect(await t.runner.submit(command('m1', cmd))).toMatchObject({ ok: true });
+  });
+
+  it('boot devices and the LED run during the update, the CYCLE between them is refused', async () => {
+    const t = setup();
+    await t.jobs.start(update('m1'));
+    const cmds: MachineCommand[] = ['PXE', 'DISK', 'CYCLE', 'BIOS', 'LED-ON'];
+    const results = await Promise.all(cmds.map((cmd) => t.runner.submit(command('m1', cmd))));
+    expect(results.map((r) => `${r.command}:${r.ok ? 'ok' : r.code}`)).toEqual(['PXE:ok', 'DISK:ok', 'CYCLE:BUSY', 'BIOS:ok', 'LED-ON:ok']);
+    expect(t.sent).toEqual(['m1:PXE', 'm1:DISK', 'm1:BIOS', 'm1:LED-ON']);
+  });
+
+  it('a job of the machine\'s BMC under another key (an event naming only the BMC) refuses too, naming the BMC', async () => {
+    const t = setup();
+    await t.jobs.start({ ...update(''), key: 'bmc:10.0.0.7:623', ipmi: ipmi('10.0.0.7') });
+    const result = await t.runner.submit(command('m7', 'CYCLE', '10.0.0.7'));
+    expect(result).toMatchObject({ ok: false, code: 'BUSY' });
+    expect(result.error).toMatch(/runs on this machine's BMC 10\.0\.0\.7:623 since /);
+    // another BMC's machine is not held
+    expect(await t.runner.submit(command('m8', 'CYCLE', '10.0.0.8'))).toMatchObject({ ok: true });
+  });
+
+  it('a CYCLE queued behind a slow command when the update starts is refused at its turn; the commands behind it run', async () => {
+    const t = setup();
+    t.gate('m1');
+    const led = t.runner.submit(command('m1', 'LED-ON'));
+    const cycle = t.runner.submit(command('m1', 'CYCLE'));
+    const pxe = t.runner.submit(command('m1', 'PXE'));
+    await waitFor(() => t.gates.has('m1'), 5000, 'the LED under way');
+    await t.jobs.start(update('m1'));
+    t.release('m1');
+    expect(await led).toMatchObject({ ok: true });
+    expect(await cycle).toMatchObject({ ok: false, code: 'BUSY', dropped: 'firmware-update' });
+    expect(await pxe).toMatchObject({ ok: true });
+    expect(t.sent).toEqual(['m1:LED-ON', 'm1:PXE']);
+    expect(t.runner.pending).toBe(0);
+  });
+
+  it('a delete waits for the update without a slot, then sets PXE and resets; the machine\'s later events wait behind it', async () => {
+    const t = setup({ concurrency: 1 });
+    await t.jobs.start(update('m1'));
+    const deleted = t.runner.submit(lifecycle('m1', 'delete'));
+    const created = t.runner.submit(lifecycle('m1', 'create'));
+    await waitFor(() => t.log.find('machine event held: its power step waits until the firmware update of its machine or BMC ends').length === 1, 5000, 'the delete held');
+    // the only slot is free: another machine's command runs meanwhile
+    expect(await t.runner.submit(command('m2', 'CYCLE'))).toMatchObject({ ok: true });
+    // a power command of the machine meanwhile is refused at once
+    expect(await t.runner.submit(command('m1', 'RESET'))).toMatchObject({ ok: false, code: 'BUSY' });
+    expect(t.sent).toEqual(['m2:CYCLE']);
+    await t.finish('m1');
+    expect(await deleted).toMatchObject({ ok: true });
+    expect(await created).toMatchObject({ ok: true });
+    expect(t.sent).toEqual(['m2:CYCLE', 'm1:PXE', 'm1:RESET', 'm1:DISK']);
+    expect(t.log.find('machine event held for a firmware update runs now')).toHaveLength(1);
+  });
+
+  it('a delete waiting for the update at the shutdown\'s deadline ends ABORTED (goes back to the stream), nothing sent', async () => {
+    const t = setup();
+    await t.jobs.start(update('m1'));
+    const deleted = t.runner.submit(lifecycle('m1', 'delete'));
+    await waitFor(() => t.log.find(/^machine event held/).length === 1, 5000, 'the delete held');
+    expect(await t.runner.drain(10)).toBe(false);
+    const result = await deleted;
+    expect(result).toMatchObject({ ok: false, code: 'ABORTED' });
+    expect(dispositionOf(result)).toBe('nak');
+    expect(t.sent).toEqual([]);
+    t.updates.get('m1')!();
+  });
+
+  it('a delete that came while the update was being claimed across instances runs once the claim was refused', async () => {
+    let answer: ((outcome: { busy: string }) => void) | undefined;
+    const claims: JobClaims = { claim: () => new Promise((resolve) => (answer = resolve)) };
+    const t = setup({ claims });
+    const starting = t.jobs.start(update('m1'));
+    await waitFor(() => answer !== undefined, 5000, 'the claim asked for');
+    const deleted = t.runner.submit(lifecycle('m1', 'delete'));
+    await waitFor(() => t.log.find(/^machine event held/).length === 1, 5000, 'the delete held');
+    expect(t.sent).toEqual([]);
+    answer!({ busy: 'job x on instance b' });
+    expect(await starting).toMatchObject({ accepted: false });
+    expect(await deleted).toMatchObject({ ok: true });
+    expect(t.sent).toEqual(['m1:PXE', 'm1:RESET']);
+  });
+});
