@@ -281,8 +281,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   };
   const queues = new Map<string, Task[]>();
   const running = new Set<string>();
-  /** machines whose next plan waits for a firmware job of the machine or its BMC to end (heldForFirmware) */
-  const waiting = new Set<string>();
+  /** machines whose next plan waits for a firmware job of the machine or its BMC to end (heldForFirmware), with that wait's resume */
+  const waiting = new Map<string, () => void>();
   const ready: string[] = [];
   /** one per plan accepted and not finished: what `abortAll` and the shutdown's deadline abort */
   const cuts = new Set<AbortController>();
@@ -428,14 +428,16 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       task.waited = { job, since: performance.now() };
       o.logger.info({ machineId: task.plan.machineId, command: task.plan.command, bmc: task.plan.ipmi?.address, eventId: task.plan.eventId, firmwareJob: job.id, firmwareKind: job.kind, since: job.since }, 'machine event held: its power step waits until the firmware update of its machine or BMC ends');
     }
-    waiting.add(key);
     const signal = task.cut.signal;
+    // once only, and only for this wait: the job's end after a cut (or a cut after the end) finds another wait or none
     const resume = () => {
-      if (!waiting.delete(key)) return;
+      if (waiting.get(key) !== resume) return;
+      waiting.delete(key);
       signal.removeEventListener('abort', resume);
       ready.push(key);
       pump();
     };
+    waiting.set(key, resume);
     signal.addEventListener('abort', resume, { once: true });
     void job.ended.then(resume, resume);
   }
