@@ -114,10 +114,17 @@ function waitText(ms: number): string {
   return Number.isFinite(ms) ? `${Math.ceil(ms / 1000)} s` : 'more than 999999999 s';
 }
 
-function stringList(value: unknown): string[] | undefined {
+/**
+ * One of the answer's lists, of the machine uuids posted only, each once: metal-api names only
+ * entries of the request, and a list bounded by the report keeps whatever an answer of up to
+ * MAX_ANSWER_BYTES carries out of the cycle's results and its log. undefined for no list of strings.
+ */
+function postedList(value: unknown, posted: ReadonlySet<string>): string[] | undefined {
   if (value === null || value === undefined) return [];
-  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[];
-  return undefined;
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) return undefined;
+  const named = new Set<string>();
+  for (const uuid of value as string[]) if (posted.has(uuid)) named.add(uuid);
+  return [...named];
 }
 
 /** `ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:8080`, from undici's or node's error (and its cause). */
@@ -282,8 +289,9 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
     if (body.reports === null || typeof body.reports !== 'object') throw new BmcError('INVALID_ARGUMENT', 'ipmiReport: body.reports must be an object');
     const answer = await call('POST', '/v1/machine/ipmi', body, 'metal-api ipmi report', callOptions);
     const a = (answer ?? {}) as { created?: unknown; updated?: unknown };
-    const created = stringList(a.created);
-    const updated = stringList(a.updated);
+    const posted = new Set(Object.keys(body.reports));
+    const created = postedList(a.created, posted);
+    const updated = postedList(a.updated, posted);
     if (typeof answer !== 'object' || created === undefined || updated === undefined) {
       throw new BmcError('PROTOCOL', `metal-api POST ${display}/v1/machine/ipmi: the answer is not a v1.MachineIpmiReportResponse`);
     }

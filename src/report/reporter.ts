@@ -32,6 +32,18 @@ export interface Reporter {
   readonly cyclesRun: number;
 }
 
+/** The most machine uuids a "report cycle done" line names: the line is written every interval. */
+export const CYCLE_UUIDS_NAMED = 5;
+
+/**
+ * What metal-api applied, as counts and the first few new machines: its whole lists (36
+ * characters a uuid, every machine of the partition updated each interval) made this line tens of
+ * kilobytes every cycle. New machines are the ones worth a name; an update is the usual case.
+ */
+function appliedCounts(r: { created: readonly string[]; updated: readonly string[] }): Record<string, unknown> {
+  return { created: r.created.length, updated: r.updated.length, ...(r.created.length > 0 ? { createdUuids: r.created.slice(0, CYCLE_UUIDS_NAMED) } : {}) };
+}
+
 export function createReporter(o: ReporterOptions): Reporter {
   checkDuration('createReporter: intervalMs', o.intervalMs, 0, MAX_TIMER_MS);
   checkDuration('createReporter: bmcTimeoutMs', o.bmcTimeoutMs, 0, MAX_TIMER_MS);
@@ -86,7 +98,7 @@ export function createReporter(o: ReporterOptions): Reporter {
       o.metrics?.cycles.inc({ trigger, outcome });
       if (trigger === 'interval') o.metrics?.bmcsReachable.set(r.read);
       o.metrics?.concurrencyLimit.set(r.limitSettled);
-      o.logger.info({ trigger, bmcs: leases.length, read: r.read, failed: r.failed, reported: r.reported, created: r.created, updated: r.updated, ...(r.notApplied.length > 0 ? { notApplied: r.notApplied.length } : {}), durationMs: r.durationMs }, 'report cycle done');
+      o.logger.info({ trigger, bmcs: leases.length, read: r.read, failed: r.failed, reported: r.reported, ...appliedCounts(r), ...(r.notApplied.length > 0 ? { notApplied: r.notApplied.length } : {}), durationMs: r.durationMs }, 'report cycle done');
     } catch (err) {
       o.metrics?.cycles.inc({ trigger, outcome: 'failed' });
       if (!stopped) o.logger.error({ trigger, bmcs: leases.length, err }, 'report cycle failed; the next cycle tries again');

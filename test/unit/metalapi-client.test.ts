@@ -186,7 +186,7 @@ describe('metal-api client against the stand-in', () => {
   });
 
   it('tells an answer naming neither list (an older metal-api, an empty body) from one naming empty lists (null: none applied)', async () => {
-    const answers = ['{}', '', '{"created":null,"updated":null}', '{"created":["a"]}'];
+    const answers = ['{}', '', '{"created":null,"updated":null}', `{"created":["${UUID}"]}`];
     const server = createHttpServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(answers.shift());
@@ -197,7 +197,22 @@ describe('metal-api client against the stand-in', () => {
       await expect(c.ipmiReport(body())).resolves.toEqual({ created: [], updated: [], unlisted: true });
       await expect(c.ipmiReport(body())).resolves.toEqual({ created: [], updated: [], unlisted: true });
       await expect(c.ipmiReport(body())).resolves.toEqual({ created: [], updated: [] });
-      await expect(c.ipmiReport(body())).resolves.toEqual({ created: ['a'], updated: [] });
+      await expect(c.ipmiReport(body())).resolves.toEqual({ created: [UUID], updated: [] });
+    } finally {
+      server.close();
+    }
+  });
+
+  it('keeps of the answer only the machines posted, each once: an answer of up to 16 MiB of names does not reach the cycle and its log', async () => {
+    const other = Array.from({ length: 200_000 }, (_, i) => `not-posted-${i}`);
+    const server = createHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ created: [...other, UUID, UUID], updated: other }));
+    });
+    const url = await listen(server);
+    try {
+      const c = createMetalApiClient({ baseUrl: url, hmacKey: KEY, ...fast });
+      await expect(c.ipmiReport(body())).resolves.toEqual({ created: [UUID], updated: [] });
     } finally {
       server.close();
     }
