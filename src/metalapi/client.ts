@@ -3,7 +3,8 @@
  * retries with capped exponential backoff on network errors, timeouts, 5xx and 429, after at
  * least the answer's Retry-After where it fits the call's time budget (else none, and report
  * POSTs are held back for it, MAX_REPORT_HOLD_MS at most). A POST that
- * metal-api may have got (a timeout, a proxy's 502 or 504) is not retried. 4xx answers are final.
+ * metal-api may have got (a timeout, a proxy's 502 or 504) is not retried. 4xx answers are final,
+ * and so are redirects, never followed (the HMAC headers would go along): the error names the Location.
  * Errors name the request, never the HMAC key or a password.
  */
 import { setTimeout as delay } from 'node:timers/promises';
@@ -12,6 +13,7 @@ import { deadline } from '../deadline.js';
 import { BmcError, abortError } from '../errors.js';
 import { retryAfterMs } from '../net/retry-after.js';
 import { redactSecrets } from '../secret-text.js';
+import { TERMINAL_CONTROLS } from '../terminal-text.js';
 import { signHeaders } from './hmac.js';
 import type { MachineIpmi, MachineIpmiReportResponse, MachineIpmiReports, MetalFru } from './types.js';
 
@@ -99,6 +101,38 @@ function serverMessage(text: string, secret: string): string {
   }
   message = redactSecrets(message, [secret]).replace(/[\r\n\t]+/g, ' ').trim();
   return message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}...` : message;
+}
+
+/** HTTP's redirects: followed, the HMAC headers would travel along to wherever the Location names. */
+const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+const MAX_LOCATION = 200;
+
+/**
+ * Where a redirect points, as a value for METAL_BMC_METAL_API_URL: resolved against the request,
+ * the endpoint's path taken off again (an ingress sends http://host/metal/v1/machine/ipmi to
+ * https://host/metal/v1/machine/ipmi), no user or password, control characters removed, bounded.
+ */
+function redirectTarget(header: string | string[] | undefined, requestUrl: string, path: string, secret: string): string | undefined {
+  const raw = Array.isArray(header) ? header[0] : header;
+  if (raw === undefined || raw.trim() === '') return undefined;
+  let target = raw;
+  try {
+    const url = new URL(raw, requestUrl);
+    url.username = '';
+    url.password = '';
+    target = url.href;
+    if (url.search === '' && url.hash === '' && url.pathname.endsWith(path)) target = `${url.origin}${url.pathname.slice(0, -path.length)}`;
+  } catch {
+    // not a URL: shown as it came, cleaned
+  }
+  target = redactSecrets(target.replace(TERMINAL_CONTROLS, ''), [secret]);
+  return target.length > MAX_LOCATION ? `${target.slice(0, MAX_LOCATION)}...` : target;
+}
+
+/** A redirect as the final error: what to set instead of following it. */
+function redirectError(label: string, status: number, target: string | undefined): BmcError {
+  const text = target === undefined ? `metal-api redirects without a Location; check METAL_BMC_METAL_API_URL` : `metal-api redirects to ${target}; set METAL_BMC_METAL_API_URL to it`;
+  return new BmcError('HTTP', `${label}: HTTP ${status}: ${text}`, { httpStatus: status });
 }
 
 /**
@@ -218,6 +252,8 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
           }
         }
         if (res.statusCode === 404 && on404) throw on404();
+        // an ingress sending http to https answers with its HTML page: the Location is what to change
+        if (REDIRECTS.has(res.statusCode)) throw redirectError(label, res.statusCode, redirectTarget(res.headers.location, `${base}${path}`, path, hmacKey));
         // a 502 or 504 to a POST comes from a proxy in front of metal-api (an ingress) that lost its
         // answer or stopped waiting for it: metal-api may have the report and still be applying it,
         // as after our own timeout below; a 503 or 429 says it was not taken, a GET changes nothing

@@ -8,6 +8,7 @@ import { createMetalApiClient, MAX_ANSWER_BYTES, type MetalApiClientOptions } fr
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
 import type { MachineIpmiReports } from '../../src/metalapi/types.js';
 import { toIpmiReport } from '../../src/report/body.js';
+import { TERMINAL_CONTROLS } from '../../src/terminal-text.js';
 import type { BmcReport } from '../../src/outband/types.js';
 
 const KEY = 'hmac-key-that-must-never-leak-7f3a';
@@ -213,6 +214,38 @@ describe('metal-api client against the stand-in', () => {
     try {
       const c = createMetalApiClient({ baseUrl: url, hmacKey: KEY, ...fast });
       await expect(c.ipmiReport(body())).resolves.toEqual({ created: [UUID], updated: [] });
+    } finally {
+      server.close();
+    }
+  });
+
+  it('a redirect (an ingress sending http to https) is not followed nor retried: one error naming the Location as the URL to set, not the HTML page', async () => {
+    const answers: Array<[number, string]> = [
+      [301, 'https://metal.example.org/metal/v1/machine/ipmi'],
+      // what a header can carry: a tab and C1 bytes (CSI), and a length no message needs
+      [308, `https://evil.example.org/\t\u009b31m${'x'.repeat(1000)}`],
+      [302, `/elsewhere/v1/machine/${UUID}/ipmi`],
+    ];
+    const seen: string[] = [];
+    const server = createHttpServer((req, res) => {
+      seen.push(req.url ?? '');
+      const [status, location] = answers.shift()!;
+      res.writeHead(status, { 'content-type': 'text/html', location });
+      res.end('<html><head><title>301 Moved Permanently</title></head><body><center><h1>301 Moved Permanently</h1></center><hr><center>nginx</center></body></html>');
+    });
+    const url = await listen(server);
+    try {
+      const c = createMetalApiClient({ baseUrl: `${url}/metal`, hmacKey: KEY, ...fast });
+      const first = await caught(c.ipmiReport(body()));
+      expect(first.message).toBe(`metal-api POST ${url}/metal/v1/machine/ipmi: HTTP 301: metal-api redirects to https://metal.example.org/metal; set METAL_BMC_METAL_API_URL to it`);
+      expect(first.httpStatus).toBe(301);
+      const second = await caught(c.ipmiReport(body()));
+      expect(second.message).not.toMatch(TERMINAL_CONTROLS);
+      expect(second.message).toMatch(/metal-api redirects to https:\/\/evil\.example\.org\/\S*31mxxx+\.\.\.; set METAL_BMC_METAL_API_URL to it$/);
+      expect(second.message.length).toBeLessThan(400);
+      const third = await caught(c.findIpmiMachine(UUID));
+      expect(third.message).toBe(`metal-api GET ${url}/metal/v1/machine/${UUID}/ipmi: HTTP 302: metal-api redirects to ${url}/elsewhere; set METAL_BMC_METAL_API_URL to it`);
+      expect(seen).toEqual(['/metal/v1/machine/ipmi', '/metal/v1/machine/ipmi', `/metal/v1/machine/${UUID}/ipmi`]);
     } finally {
       server.close();
     }
