@@ -130,6 +130,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
     baseUrl: config.metalApi.url,
     hmacKey: config.metalApi.hmacKey,
     timeoutMs: config.metalApi.timeoutMs,
+    ...(config.metalApi.caFile === undefined ? {} : { ca: readFileSync(config.metalApi.caFile, 'utf8') }),
     // a retry stretches a report cycle by its backoff: one line and a count each, not silence
     onRetry: ({ what, attempt, delayMs, error }) => {
       metalApiRetries.inc({ code: error.code });

@@ -13,7 +13,7 @@ import { parseLogSize, type LogSize } from './console-capture.js';
 import { withCredentialFiles } from './credentials.js';
 import { ConfigError } from './error.js';
 import { formatDuration } from './duration.js';
-import { bool, duration, hostPort, int, list, MAX_TIMER_MS, oneOf, port, readableFile, required, secret, show, text, type Env } from './env.js';
+import { bool, certificateFile, duration, hostPort, int, list, MAX_TIMER_MS, oneOf, port, readableFile, required, secret, show, text, type Env } from './env.js';
 import { applyFallbacks } from './fallback.js';
 import { parseMqAddress } from './mq.js';
 import { urlPrefixEntry } from './url-prefix.js';
@@ -30,7 +30,8 @@ export interface Config {
   /** this instance among those serving the partition (METAL_BMC_INSTANCE_ID): owner of console claims */
   instanceId: string;
   logLevel: LogLevel;
-  metalApi: { url: string; hmacKey: string; timeoutMs: number };
+  /** caFile: a PEM bundle that replaces Node's CAs for an https metal-api */
+  metalApi: { url: string; hmacKey: string; timeoutMs: number; caFile?: string };
   leases: { file: string; format: LeaseFormat; ignoreMacs: string[]; allowedCidrs: Cidr[] };
   /** workers: threads that read the BMCs (METAL_BMC_REPORT_WORKERS); 0: the main thread */
   /**
@@ -388,6 +389,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
     throw new ConfigError('uses plain http, and METAL_BMC_REQUIRE_TLS is true (metal-api answers BMC passwords on GET .../ipmi: use https)', 'METAL_BMC_METAL_API_URL');
   }
   const hmacKey = requiredValue(secret(env, 'METAL_BMC_METAL_API_HMAC_KEY'), 'METAL_BMC_METAL_API_HMAC_KEY');
+  const metalApiCa = certificateFile(env, 'METAL_BMC_METAL_API_CA_FILE');
 
   const mqAddress = text(env, 'METAL_BMC_MQ_ADDRESS') ?? `nats://localhost:4222`;
   const mq = parseMqAddress(mqAddress, 'METAL_BMC_MQ_ADDRESS');
@@ -412,7 +414,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
     partitionId,
     instanceId: instanceId(env, 'METAL_BMC_INSTANCE_ID'),
     logLevel: logLevel(env, 'METAL_BMC_LOG_LEVEL', warnings),
-    metalApi: { url, hmacKey, timeoutMs: duration(env, 'METAL_BMC_METAL_API_TIMEOUT', '30s', 1000) },
+    metalApi: { url, hmacKey, timeoutMs: duration(env, 'METAL_BMC_METAL_API_TIMEOUT', '30s', 1000), ...(metalApiCa === undefined ? {} : { caFile: metalApiCa }) },
     leases: {
       file: text(env, 'METAL_BMC_LEASE_FILE') ?? '/var/lib/dhcp/dhcpd.leases',
       format: oneOf(env, 'METAL_BMC_LEASE_FORMAT', ['auto', 'isc', 'kea'] as const, 'auto'),

@@ -3,7 +3,8 @@
  * default; every invalid value raises a ConfigError naming the variable. Readers marked
  * secret never put the value into a message.
  */
-import { accessSync, constants, statSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { ConfigError } from './error.js';
 import { parseGoDuration, formatDuration } from './duration.js';
 
@@ -113,6 +114,28 @@ export function readableFile(env: Env, name: string): string | undefined {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     throw new ConfigError(`${show(path)} is not readable (${code})`, name);
   }
+  return path;
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+/**
+ * A readable PEM bundle holding at least one certificate that parses: a key file or a DER file
+ * given by mistake would otherwise pass as "readable" and every TLS connection fail on it later,
+ * with an error that does not name the variable.
+ */
+export function certificateFile(env: Env, name: string): string | undefined {
+  const path = readableFile(env, name);
+  if (path === undefined) return undefined;
+  const blocks = readFileSync(path, 'latin1').match(PEM_CERTIFICATE) ?? [];
+  const parses = (pem: string): boolean => {
+    try {
+      return new X509Certificate(pem).subject !== undefined;
+    } catch {
+      return false;
+    }
+  };
+  if (!blocks.some(parses)) throw new ConfigError(`${show(path)} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`, name);
   return path;
 }
 

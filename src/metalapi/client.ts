@@ -8,7 +8,7 @@
  * Errors name the request, never the HMAC key or a password.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { request, type Dispatcher } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 import { deadline } from '../deadline.js';
 import { BmcError, abortError } from '../errors.js';
 import { retryAfterMs } from '../net/retry-after.js';
@@ -36,6 +36,11 @@ export interface MetalApiClientOptions {
   /** upper bound of one backoff, default 10000; a Retry-After is waited out whole, within the call's budget */
   maxBackoffMs?: number;
   dispatcher?: Dispatcher;
+  /**
+   * PEM certificates an https metal-api's chain must end in, in place of the CAs Node.js ships
+   * (METAL_BMC_METAL_API_CA_FILE: a partition's private CA); not with `dispatcher`
+   */
+  ca?: string;
   userAgent?: string;
   /** told about each retry (for logs and metrics) */
   onRetry?: (info: { what: string; attempt: number; delayMs: number; error: BmcError }) => void;
@@ -202,7 +207,10 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
   const backoffMs = intOption('backoffMs', options.backoffMs, 500, 0, MAX_TIMER_MS);
   const maxBackoffMs = intOption('maxBackoffMs', options.maxBackoffMs, Math.max(10_000, backoffMs), backoffMs, MAX_TIMER_MS);
   const userAgent = options.userAgent ?? 'metal-bmc';
-  const { dispatcher, onRetry } = options;
+  if (options.ca !== undefined && (typeof options.ca !== 'string' || options.ca === '')) throw invalid('ca', 'must be non-empty PEM text');
+  if (options.ca !== undefined && options.dispatcher !== undefined) throw invalid('ca', 'cannot be given with a dispatcher (set the CA on it)');
+  const { onRetry } = options;
+  const dispatcher = options.ca === undefined ? options.dispatcher : new Agent({ connect: { ca: options.ca } });
   /** Date.now() until which report POSTs are not sent: metal-api's Retry-After that ended the last one */
   let reportsHeldUntil = 0;
   let heldBy: BmcError | undefined;

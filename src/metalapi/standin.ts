@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { BmcError } from '../errors.js';
 import { DEFAULT_MAX_SKEW_SECONDS, verifyHeaders } from './hmac.js';
@@ -13,6 +14,8 @@ import type { MachineIpmi, MachineIpmiReport, MachineIpmiReportResponse, Machine
 
 export interface MetalApiStandInOptions {
   hmacKey: string;
+  /** serve https with this certificate and key (PEM), as a metal-api behind a partition's private CA; default plain http */
+  tls?: { cert: string; key: string };
   /** 0 (default) picks a free port */
   port?: number;
   host?: string;
@@ -222,14 +225,15 @@ export async function startMetalApiStandIn(options: MetalApiStandInOptions): Pro
     sendError(res, path === '/v1/machine/ipmi' || m ? 405 : 404, `no route for ${method} ${rawPath}`);
   }
 
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const entry: StandInRequest = { method: req.method ?? '', path: req.url ?? '', status: 0 };
     requests.push(entry);
     logged.set(res, entry);
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) sendError(res, 500, (err as Error).message);
     });
-  });
+  };
+  const server = options.tls === undefined ? createServer(onRequest) : createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, onRequest);
   server.keepAliveTimeout = 1000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -242,7 +246,7 @@ export async function startMetalApiStandIn(options: MetalApiStandInOptions): Pro
   const urlHost = host.includes(':') ? `[${host}]` : host;
 
   const standIn = Object.assign(emitter, {
-    url: `http://${urlHost}:${port}${basePath}`,
+    url: `${options.tls === undefined ? 'http' : 'https'}://${urlHost}:${port}${basePath}`,
     port,
     reports,
     machines,
