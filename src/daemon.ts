@@ -13,6 +13,7 @@ import { watchLeases, type LeaseWatcher } from './leases/watch.js';
 import type { Lease } from './leases/types.js';
 import type { Logger } from './log.js';
 import { createMetalApiClient, type MetalApiClient } from './metalapi/client.js';
+import { createMetalApiWatch } from './metalapi/metrics.js';
 import { startOpsServer, type OpsServer, type ReadinessCheck } from './ops/http.js';
 import { createGuidMemory } from './outband/guid-memory.js';
 import { openRedfishSessionFile, REDFISH_SESSIONS_FILE } from './outband/redfish-sessions.js';
@@ -126,11 +127,13 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   const metrics = createReportMetrics(registry);
   registerStateWriteMetrics(registry);
   const metalApiRetries = new Counter({ name: 'metal_bmc_metal_api_retries_total', help: 'metal-api requests sent again after a failure (5xx, 429, no answer), by error code', labelNames: ['code'], registers: [registry] });
+  const metalApiWatch = createMetalApiWatch(registry, logger);
   const metalApi = createMetalApiClient({
     baseUrl: config.metalApi.url,
     hmacKey: config.metalApi.hmacKey,
     timeoutMs: config.metalApi.timeoutMs,
     ...(config.metalApi.caFile === undefined ? {} : { ca: readFileSync(config.metalApi.caFile, 'utf8') }),
+    onAttemptEnd: metalApiWatch.attemptEnded,
     // a retry stretches a report cycle by its backoff: one line and a count each, not silence
     onRetry: ({ what, attempt, delayMs, error }) => {
       metalApiRetries.inc({ code: error.code });

@@ -42,8 +42,21 @@ export interface MetalApiClientOptions {
    */
   ca?: string;
   userAgent?: string;
+  /**
+   * told how each attempt ended (for metrics): `outcome` is the HTTP status as a string, or
+   * `timeout`, `closed` (no answer: refused, reset, TLS failed) or `aborted` (the caller gave up);
+   * `serverDate` is the answer's Date header, metal-api's clock
+   */
+  onAttemptEnd?: (info: AttemptEnd) => void;
   /** told about each retry (for logs and metrics) */
   onRetry?: (info: { what: string; attempt: number; delayMs: number; error: BmcError }) => void;
+}
+
+export type TransportOutcome = 'timeout' | 'closed' | 'aborted';
+
+export interface AttemptEnd {
+  outcome: string;
+  serverDate?: string;
 }
 
 export interface CallOptions {
@@ -209,7 +222,7 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
   const userAgent = options.userAgent ?? 'metal-bmc';
   if (options.ca !== undefined && (typeof options.ca !== 'string' || options.ca === '')) throw invalid('ca', 'must be non-empty PEM text');
   if (options.ca !== undefined && options.dispatcher !== undefined) throw invalid('ca', 'cannot be given with a dispatcher (set the CA on it)');
-  const { onRetry } = options;
+  const { onRetry, onAttemptEnd } = options;
   const dispatcher = options.ca === undefined ? options.dispatcher : new Agent({ connect: { ca: options.ca } });
   /** Date.now() until which report POSTs are not sent: metal-api's Retry-After that ended the last one */
   let reportsHeldUntil = 0;
@@ -245,10 +258,17 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
       let error: BmcError;
       let retryable: boolean;
       let retryAfter: number | undefined;
+      let told = false;
+      const tell = (outcome: AttemptEnd['outcome'], serverDate?: string | string[]): void => {
+        told = true;
+        const date = Array.isArray(serverDate) ? serverDate[0] : serverDate;
+        onAttemptEnd?.(date === undefined ? { outcome } : { outcome, serverDate: date });
+      };
       try {
         const headers: Record<string, string> = { ...signHeaders(hmacKey, method), accept: 'application/json', 'user-agent': userAgent };
         if (payload !== undefined) headers['content-type'] = 'application/json';
         const res = await request(`${base}${path}`, { method, headers, body: payload, signal, dispatcher });
+        tell(`${res.statusCode}`, res.headers.date);
         const text = await boundedText(res.body, label);
         if (res.statusCode >= 200 && res.statusCode < 300) {
           try {
@@ -272,6 +292,7 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
         const notSent = mayBeApplying ? ` (${NOT_SENT_AGAIN})` : '';
         error = new BmcError('HTTP', `${label}: HTTP ${res.statusCode}${message === '' ? '' : `: ${message}`}${notSent}`, { httpStatus: res.statusCode });
       } catch (err) {
+        if (!told) tell(caller?.aborted ? 'aborted' : signal.aborted ? 'timeout' : 'closed');
         // our own errors pass through, except the attempt deadline's, which undici rethrows and we retry
         if (err instanceof BmcError && err !== signal.reason) throw err;
         if (caller?.aborted) throw abortError(caller, what);

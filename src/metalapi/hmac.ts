@@ -11,7 +11,11 @@ export const AUTH_TYPE = 'Metal-Edit';
 export const HEADER_DATE = 'X-Date';
 export const HEADER_SALT = 'X-Data-Salt';
 export const HEADER_AUTHORIZATION = 'Authorization';
-export const DEFAULT_MAX_SKEW_SECONDS = 15;
+/**
+ * metal-api's `hmac-edit-lifetime` (and `hmac-view-lifetime`) default, cmd/metal-api main.go: a
+ * request whose X-Date is older is refused (403); metal-stack/security never refuses a future one.
+ */
+export const DEFAULT_HMAC_LIFETIME_SECONDS = 30;
 
 const LETTERS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
 const SALT_LENGTH = 24;
@@ -47,7 +51,12 @@ export function signHeaders(key: string, method: string, now: Date = new Date(),
   };
 }
 
-export type VerifyResult = { ok: true } | { ok: false; reason: string };
+/**
+ * `guest`: no Authorization header, or one of another scheme or shape. metal-stack/security then
+ * takes the request as the guest user, whom metal-api's role check refuses; any other failure is
+ * the HMAC user's own error, refused at once. Both are 403 (metal-lib's UserAuth, the route's oneOf).
+ */
+export type VerifyResult = { ok: true } | { ok: false; guest: boolean; reason: string };
 
 type HeaderBag = Record<string, string | string[] | undefined>;
 
@@ -60,40 +69,36 @@ function header(headers: HeaderBag, name: string): string | undefined {
 }
 
 /**
- * Server side, for the metal-api stand-in. Like metal-stack/security it parses `X-Date`,
- * re-formats it as UTC seconds and signs that, so a date with an offset or fraction still
- * verifies when the client signed the canonical form. Dates further than `maxSkewSeconds`
- * in the past (Go's check) or in the future (ours) are rejected.
+ * Server side, for the metal-api stand-in, as metal-stack/security's UserFromRequestData: it parses
+ * `X-Date`, re-formats it as UTC seconds and signs that, so a date with an offset or fraction still
+ * verifies when the client signed the canonical form. A date more than `lifetimeSeconds` in the
+ * past is refused (0: no limit); one in the future never is. The reasons are security's texts.
  */
 export function verifyHeaders(
   key: string,
   method: string,
   headers: HeaderBag,
   now: Date = new Date(),
-  maxSkewSeconds: number = DEFAULT_MAX_SKEW_SECONDS,
+  lifetimeSeconds: number = DEFAULT_HMAC_LIFETIME_SECONDS,
 ): VerifyResult {
   const auth = header(headers, HEADER_AUTHORIZATION);
-  if (auth === undefined || auth === '') return { ok: false, reason: 'no Authorization header' };
+  if (auth === undefined || auth === '') return { ok: false, guest: true, reason: 'no auth found' };
   const parts = auth.split(' ');
-  if (parts.length !== 2) return { ok: false, reason: 'malformed Authorization header' };
+  if (parts.length !== 2) return { ok: false, guest: true, reason: 'illegal auth found' };
   const [type, given] = parts as [string, string];
-  if (type.trim() !== AUTH_TYPE) return { ok: false, reason: `unknown auth type "${type.trim().slice(0, 32)}"` };
+  if (type.trim() !== AUTH_TYPE) return { ok: false, guest: true, reason: 'unknown authtype found' };
 
   const xdate = header(headers, HEADER_DATE) ?? '';
   const m = RFC3339.exec(xdate);
   const ts = m ? Date.parse(xdate.toUpperCase()) : NaN;
-  if (!Number.isFinite(ts)) return { ok: false, reason: `unknown timestamp "${xdate.slice(0, 40)}" in ${HEADER_DATE} header, use RFC 3339` };
-  const ageSeconds = (now.getTime() - ts) / 1000;
-  if (maxSkewSeconds > 0 && ageSeconds > maxSkewSeconds) {
-    return { ok: false, reason: `the timestamp in ${HEADER_DATE} is too old: "${xdate}", check time synchronization` };
-  }
-  if (maxSkewSeconds > 0 && -ageSeconds > maxSkewSeconds) {
-    return { ok: false, reason: `the timestamp in ${HEADER_DATE} is in the future: "${xdate}", check time synchronization` };
+  if (!Number.isFinite(ts)) return { ok: false, guest: false, reason: `unknown timestamp ${JSON.stringify(xdate.slice(0, 40))} in "${HEADER_DATE}" header, use RFC3339` };
+  if (lifetimeSeconds > 0 && (now.getTime() - ts) / 1000 > lifetimeSeconds) {
+    return { ok: false, guest: false, reason: `the timestamp in your header is too old: ${JSON.stringify(xdate)}, please check if you have time synchronization activated` };
   }
 
   const salt = header(headers, HEADER_SALT) ?? '';
   const expected = Buffer.from(mac(key, formatXDate(new Date(Math.floor(ts / 1000) * 1000)), method.toUpperCase(), salt), 'utf8');
   const actual = Buffer.from(given.trim(), 'utf8');
-  if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) return { ok: false, reason: 'wrong HMAC' };
+  if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) return { ok: false, guest: false, reason: 'Wrong HMAC found' };
   return { ok: true };
 }

@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { BmcError } from '../errors.js';
-import { DEFAULT_MAX_SKEW_SECONDS, verifyHeaders } from './hmac.js';
+import { DEFAULT_HMAC_LIFETIME_SECONDS, verifyHeaders } from './hmac.js';
 import { compileDefinition, loadSwagger, type SwaggerDocument } from './schema.js';
 import type { MachineIpmi, MachineIpmiReport, MachineIpmiReportResponse, MachineIpmiReports } from './types.js';
 
@@ -29,7 +29,10 @@ export interface MetalApiStandInOptions {
   macFor?: (bmcIp: string, uuid: string) => string | undefined;
   /** answer the first `count` requests with `status` (and `headers`, e.g. a Retry-After) */
   failNext?: { count: number; status: number; headers?: Record<string, string> };
-  maxSkewSeconds?: number;
+  /** metal-api's hmac-edit-lifetime: an X-Date older than this is refused with 403; default 30, 0 no limit */
+  hmacLifetimeSeconds?: number;
+  /** how far the stand-in's clock is ahead of this host's (negative: behind), for its HMAC check and its answers' Date header; default 0 */
+  clockAheadMs?: number;
   /** the default IPMI port of new machines, as metal-api: 623 */
   ipmiPort?: number;
   /** a report holding an entry for which this is true is refused with 400, as metal-api refuses a body it cannot take */
@@ -62,19 +65,27 @@ export interface MetalApiStandIn extends EventEmitter {
   /** report entries metal-api would accept but log as an error and partly drop, e.g. an IndicatorLEDState other than LED-ON/LED-OFF */
   readonly problems: string[];
   setFailures(count: number, status?: number, headers?: Record<string, string>): void;
+  /** moves the stand-in's clock (see clockAheadMs) */
+  setClockAhead(ms: number): void;
   close(): Promise<void>;
   on(event: 'report', listener: (body: MachineIpmiReports, answer: MachineIpmiReportResponse) => void): this;
   on(event: string | symbol, listener: (...args: unknown[]) => void): this;
 }
 
 const MAX_BODY = 10 * 1024 * 1024;
+/** metal-api's metal.EditAccess and ViewAccess as its oneOf prints them (%+v) */
+const EDIT_ACCESS = '[k8s_kaas-edit maas-all-all-edit k8s_kaas-admin maas-all-all-admin]';
+const VIEW_ACCESS = '[k8s_kaas-view maas-all-all-view k8s_kaas-edit maas-all-all-edit k8s_kaas-admin maas-all-all-admin]';
 const logged = new WeakMap<ServerResponse, StandInRequest>();
+
+/** the stand-in's clock per answer: its Date header says it, as metal-api's Go server does */
+const clocks = new WeakMap<ServerResponse, Date>();
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const entry = logged.get(res);
   if (entry) entry.status = status;
   const text = JSON.stringify(body);
-  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { date: (clocks.get(res) ?? new Date()).toUTCString(), ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 
@@ -125,7 +136,8 @@ export async function startMetalApiStandIn(options: MetalApiStandInOptions): Pro
   if (basePath !== '' && !basePath.startsWith('/')) throw new BmcError('INVALID_ARGUMENT', 'startMetalApiStandIn: option basePath must start with /');
   const credentials = options.credentials ?? { user: 'ADMIN', password: 'ADMIN' };
   const ipmiPort = options.ipmiPort ?? 623;
-  const maxSkew = options.maxSkewSeconds ?? DEFAULT_MAX_SKEW_SECONDS;
+  const lifetime = options.hmacLifetimeSeconds ?? DEFAULT_HMAC_LIFETIME_SECONDS;
+  let clockAheadMs = options.clockAheadMs ?? 0;
   const validateReports = compileDefinition(loadSwagger(options.swaggerPath), 'v1.MachineIpmiReports');
 
   const emitter = new EventEmitter();
@@ -183,9 +195,11 @@ export async function startMetalApiStandIn(options: MetalApiStandInOptions): Pro
       sendError(res, failures.status, 'injected failure', failures.headers);
       return;
     }
-    const auth = verifyHeaders(options.hmacKey, method, req.headers, new Date(), maxSkew);
+    const auth = verifyHeaders(options.hmacKey, method, req.headers, clocks.get(res), lifetime);
     if (!auth.ok) {
-      sendError(res, 401, `hmac authentication failed: ${auth.reason}`);
+      // metal-lib's UserAuth answers the HMAC user's error with 403; a request without the user's
+      // scheme goes on as the guest, whom the route's role check refuses with 403 as well
+      sendError(res, 403, auth.guest ? `you are not member in one of ${method === 'GET' ? VIEW_ACCESS : EDIT_ACCESS}` : auth.reason);
       return;
     }
     if (basePath !== '' && !rawPath.startsWith(`${basePath}/`)) {
@@ -229,6 +243,7 @@ export async function startMetalApiStandIn(options: MetalApiStandInOptions): Pro
     const entry: StandInRequest = { method: req.method ?? '', path: req.url ?? '', status: 0 };
     requests.push(entry);
     logged.set(res, entry);
+    clocks.set(res, new Date(Date.now() + clockAheadMs));
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) sendError(res, 500, (err as Error).message);
     });
@@ -256,6 +271,10 @@ export async function startMetalApiStandIn(options: MetalApiStandInOptions): Pro
     setFailures(count: number, status = 500, headers: Record<string, string> = {}): void {
       if (!Number.isInteger(count) || count < 0) throw new BmcError('INVALID_ARGUMENT', 'setFailures: count must be a non-negative integer');
       failures = { count, status, headers };
+    },
+    setClockAhead(ms: number): void {
+      if (!Number.isFinite(ms)) throw new BmcError('INVALID_ARGUMENT', 'setClockAhead: ms must be a finite number');
+      clockAheadMs = ms;
     },
     close(): Promise<void> {
       return new Promise<void>((resolve) => {

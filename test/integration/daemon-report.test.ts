@@ -156,6 +156,12 @@ describe('discovery and report', () => {
     // each retry is told: a line and a count
     expect(log.find('metal-api request failed; sending it again after a pause').length).toBeGreaterThanOrEqual(2);
     expect(await daemon.context.registry.getSingleMetricAsString('metal_bmc_metal_api_retries_total')).toMatch(/code="HTTP"\} [2-9]/);
+    // every attempt counted by its status, and the clock read from metal-api's Date header
+    const requests = await daemon.context.registry.getSingleMetricAsString('metal_bmc_metal_api_requests_total');
+    expect(requests).toMatch(/status="500"\} [2-9]/);
+    expect(requests).toMatch(/status="200"\} [1-9]/);
+    const offset = Number(/^metal_bmc_metal_api_clock_offset_seconds (\S+)$/m.exec(await daemon.context.registry.getSingleMetricAsString('metal_bmc_metal_api_clock_offset_seconds'))?.[1]);
+    expect(Math.abs(offset)).toBeLessThan(5);
   });
 
   it('10 % of BMCs not answering are skipped and logged; the others are reported', async () => {

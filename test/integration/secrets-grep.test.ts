@@ -2,7 +2,7 @@
  * No secret in any output. `metal-bmc serve` runs as a child process with every secret the
  * configuration holds (BMC password, metal-api HMAC key, NATS password and token, console token) and is led
  * through every error path reachable here: a BMC refusing the password, a dead BMC, metal-api
- * answering 500 and 401, NATS refusing a token and a password, an UPDATE-FIRMWARE refused by the URL
+ * answering 500 and 403, NATS refusing a token and a password, an UPDATE-FIRMWARE refused by the URL
  * allow-list and one whose BMC is dead (its image URL carries a token), a machine event carrying
  * its own password to a BMC that refuses it, a console request with a wrong token, and a
  * configuration error. Then every secret is looked for in all of it: stdout, stderr, the log,
@@ -163,8 +163,8 @@ describe('secrets in output', () => {
     );
     sub.unsubscribe();
 
-    // NATS refusing a token and metal-api refusing the HMAC key (401); then NATS refusing a password
-    const refused = await serve({ METAL_BMC_MQ_ADDRESS: `nats://${SECRETS.natsToken}@127.0.0.1:${nats.port}`, METAL_BMC_METAL_API_HMAC_KEY: `${SECRETS.hmacKey}-wrong` }, (out) => out.includes('Authorization Violation') && /HTTP 401/.test(out));
+    // NATS refusing a token and metal-api refusing the HMAC key (403); then NATS refusing a password
+    const refused = await serve({ METAL_BMC_MQ_ADDRESS: `nats://${SECRETS.natsToken}@127.0.0.1:${nats.port}`, METAL_BMC_METAL_API_HMAC_KEY: `${SECRETS.hmacKey}-wrong` }, (out) => out.includes('Authorization Violation') && /HTTP 403/.test(out));
     const wrongPassword = await serve({ METAL_BMC_MQ_ADDRESS: `nats://metal:${SECRETS.natsPassword}-wrong@127.0.0.1:${nats.port}` }, (out) => out.includes('Authorization Violation'));
     // a configuration error, with every secret in the environment
     const badConfig = await runCli(['serve'], { env: env({ METAL_BMC_ALLOWED_CIDRS: '10.0.0.0/33' }) });
@@ -172,7 +172,7 @@ describe('secrets in output', () => {
 
     // the paths were taken
     expect(refused).toContain('Authorization Violation');
-    expect(refused).toMatch(/HTTP 401/);
+    expect(refused).toMatch(/HTTP 403/);
     expect(wrongPassword).toContain('Authorization Violation');
     expect(main).toMatch(/cannot read BMC/);
     expect(api.requests.some((r) => r.status === 500)).toBe(true);

@@ -176,12 +176,12 @@ describe('metal-api client against the stand-in', () => {
     }
   });
 
-  it('is answered 401 with a wrong key; the error holds neither key', async () => {
+  it('is answered 403 with a wrong key, as metal-api; the error holds neither key', async () => {
     const other = 'the-wrong-key-also-secret-55';
     const c = createMetalApiClient({ baseUrl: standIn.url, hmacKey: other, ...fast });
     const err = await caught(c.ipmiReport(body()));
-    expect(err.httpStatus).toBe(401);
-    expect(err.message).toMatch(/hmac authentication failed: wrong HMAC/);
+    expect(err.httpStatus).toBe(403);
+    expect(err.message).toMatch(/HTTP 403: Wrong HMAC found$/);
     expect(standIn.requests).toHaveLength(1);
     expectNoSecret(err, KEY, other);
   });

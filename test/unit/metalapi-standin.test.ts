@@ -87,12 +87,21 @@ describe('metal-api stand-in', () => {
     expect(standIn.machines.get('u1')?.address).toBe('10.0.0.10:6230');
   });
 
-  it('answers 401 without a valid HMAC, with the reason', async () => {
+  it("answers 403 as metal-api does: without HMAC headers its role check's text, with a wrong HMAC or a stale date security's", async () => {
     standIn = await startMetalApiStandIn({ hmacKey: KEY });
     const res = await request(`${standIn.url}/v1/machine/u1/ipmi`);
-    expect(res.statusCode).toBe(401);
-    expect(await res.body.json()).toEqual({ statuscode: 401, message: 'hmac authentication failed: no Authorization header' });
-    expect((await call('GET', `${standIn.url}/v1/machine/u1/ipmi`, undefined, 'wrong')).status).toBe(401);
+    expect(res.statusCode).toBe(403);
+    expect(await res.body.json()).toEqual({ statuscode: 403, message: 'you are not member in one of [k8s_kaas-view maas-all-all-view k8s_kaas-edit maas-all-all-edit k8s_kaas-admin maas-all-all-admin]' });
+    const wrong = await call('GET', `${standIn.url}/v1/machine/u1/ipmi`, undefined, 'wrong');
+    expect(wrong).toMatchObject({ status: 403, json: { statuscode: 403, message: 'Wrong HMAC found' } });
+    // the stand-in's clock 31 s ahead: this host's X-Date is too old for its 30 s lifetime
+    standIn.setClockAhead(31_000);
+    const stale = await call('POST', `${standIn.url}/v1/machine/ipmi`, { partitionid: 'lab', reports: {} });
+    expect(stale.status).toBe(403);
+    expect((stale.json as { message: string }).message).toMatch(/^the timestamp in your header is too old: ".*", please check if you have time synchronization activated$/);
+    // behind by a day: metal-api never refuses a date in the future
+    standIn.setClockAhead(-86_400_000);
+    expect((await call('POST', `${standIn.url}/v1/machine/ipmi`, { partitionid: 'lab', reports: {} })).status).toBe(200);
   });
 
   it('answers 400 for an empty partition id and for a body that is not JSON', async () => {

@@ -267,7 +267,7 @@ describe('a report cycle with hostile BMCs', () => {
     const connect = async (ip: string): Promise<Outband> => ({ address: ip, vendor: 't', info: async () => bmcReport(Number(ip.split('.')[3]), false), close: async () => undefined }) as unknown as Outband;
     const leases = Array.from({ length: 4 }, (_, i) => ({ ip: `10.0.0.${i + 1}`, mac: `aa:bb:cc:00:00:0${i}`, expires: 'never' as const }));
     const deps = { partitionId: 'p', connect, metalApi: createMetalApiClient({ baseUrl: standin.url, hmacKey: 'wrong', retries: 0 }), concurrency: 2, bmcTimeoutMs: 5000, logger: captureLog().logger };
-    await expect(runReportCycle(deps, leases)).rejects.toMatchObject({ httpStatus: 401 });
+    await expect(runReportCycle(deps, leases)).rejects.toMatchObject({ httpStatus: 403 });
     expect(standin.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
   });
 
