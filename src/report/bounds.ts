@@ -2,7 +2,8 @@
  * Hostile or broken BMC data stops at the report: every string of an entry is cut to
  * `MAX_STRING` characters (control characters removed), at most `MAX_POWER_SUPPLIES` supplies
  * are kept, a power reading that is not a number metal-api takes (finite, within float32) is
- * dropped, and a field that is no string is emptied. Real values are far
+ * dropped, a field that is no string is emptied, and a FRU field left empty is left out (metal-api
+ * would store the ""). Real values are far
  * inside these bounds (FRU fields and versions are tens of characters, servers have 1 to 16
  * supplies), so a bounded entry is always a sign of a BMC to look at: `boundEntry` says what
  * it cut.
@@ -45,7 +46,11 @@ export function boundEntry(entry: MachineIpmiReport): Bounded {
   };
   const fru: MetalFru = {};
   for (const [key, value] of Object.entries(entry.FRU) as Array<[keyof MetalFru, string | undefined]>) {
-    if (value !== undefined) fru[key] = str(`FRU.${key}`, value);
+    if (value === undefined) continue;
+    const clean = str(`FRU.${key}`, value);
+    // metal-api's updateFru stores a field sent as "" and keeps the old value only for one left
+    // out: a field that is only control characters (or empty) must not blank the in-band value
+    if (clean !== '') fru[key] = clean;
   }
   let supplies = entry.PowerSupplies;
   if (supplies.length > MAX_POWER_SUPPLIES) {

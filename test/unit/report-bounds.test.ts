@@ -51,9 +51,18 @@ describe('boundEntry', () => {
         expect(out.PowerSupplies.length).toBeLessThanOrEqual(MAX_POWER_SUPPLIES);
         if (out.PowerMetric) for (const v of Object.values(out.PowerMetric)) expect(Math.abs(v)).toBeLessThanOrEqual(MAX_FLOAT32);
         expect(validEntry(JSON.parse(JSON.stringify(out))).ok).toBe(true);
-        if (cut.length === 0) expect(out).toEqual(entry);
+        // no FRU field goes out as "": metal-api's updateFru would store it over the in-band value
+        for (const v of Object.values(out.FRU)) expect(v).not.toBe('');
+        const sentFru = Object.fromEntries(Object.entries(entry.FRU).filter(([, v]) => v !== ''));
+        if (cut.length === 0) expect(out).toEqual({ ...entry, FRU: sentFru });
       }),
     );
+  });
+
+  it('leaves out a FRU field that is empty or only control characters, naming the one it emptied', () => {
+    const { entry, cut } = boundEntry({ ...hostileEntry(), FRU: { board_mfg: '\u0000\u001b\u202e', product_serial: '', product_manufacturer: 'Dell\u0000' } });
+    expect(entry.FRU).toEqual({ product_manufacturer: 'Dell' });
+    expect(cut).toEqual(expect.arrayContaining(['FRU.board_mfg', 'FRU.product_manufacturer']));
   });
 
   it('says what it cut: 1 MiB strings, 10,000 power supplies, a NaN reading', () => {
