@@ -6,7 +6,7 @@
  * owns, a file gets the folder's owner (`ownLikeFolder`). A file that is there but cannot be read
  * (`readStateFile`) is not written over until it can be (`unreadableEpisode`).
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, renameSync, statSync } from 'node:fs';
 import { mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
@@ -181,6 +181,21 @@ export function fileStamp(file: string): string {
     return stampOf(statSync(file));
   } catch {
     return '';
+  }
+}
+
+/**
+ * Moves a state file that cannot be used (it does not parse) aside as `<file>.unreadable-<ms>`, for
+ * the operator: the next write would replace everything it holds. The new name, or undefined when
+ * it could not be moved (it stays where it is).
+ */
+export function keepAside(file: string): string | undefined {
+  const aside = `${file}.unreadable-${Date.now()}`;
+  try {
+    renameSync(file, aside);
+    return aside;
+  } catch {
+    return undefined;
   }
 }
 

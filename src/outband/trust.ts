@@ -16,14 +16,13 @@
  * most `maxEntries` records (least recently seen go first) and is re-read when another process
  * (the CLI) changed it.
  */
-import { renameSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { BmcError, isBmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { trustKey } from './trust-key.js';
 import { fingerprintPrefix, normalizeFingerprint, probeCertificate, type TlsOptions } from '../redfish/tls.js';
 import { withFileLock } from './file-lock.js';
-import { burstWriter, fileStamp, readStateFile, stampOf, unreadableEpisode, writePrivateFile, type StateFileRead, type UnreadableFile } from './private-file.js';
+import { burstWriter, fileStamp, keepAside, readStateFile, stampOf, unreadableEpisode, writePrivateFile, type StateFileRead, type UnreadableFile } from './private-file.js';
 import { stateWriteEpisodes } from './state-write-failures.js';
 
 export interface TrustRecord {
@@ -225,17 +224,10 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
         // once per read of a changed file; the gate refuses the BMC (and counts it) at each contact
         for (const [k, { problem }] of unusable) o.logger?.error({ file: o.file, trustKey: k.slice(0, 80), problem }, 'a BMC trust record cannot be used: it is kept in the file as it is and its BMC is refused until the entry is fixed or reset (metal-bmc bmc trust --reset)');
       } catch (err) {
-        // kept aside for the operator: the next write would otherwise replace every record it holds
-        const aside = `${o.file}.unreadable-${Date.now()}`;
-        let moved = false;
-        try {
-          renameSync(o.file, aside);
-          moved = true;
-          loadedStamp = '';
-        } catch {
-          // left where it is; read again when it changes
-        }
-        o.logger?.error({ err: (err as Error).message, file: o.file, ...(moved ? { keptAs: aside } : {}) }, 'cannot read the BMC trust file; it is kept aside, and BMCs it recorded are met as on first contact (proven over IPMI where they have it) until it is put back');
+        // left where it is when it cannot be moved: read again when it changes
+        const aside = keepAside(o.file);
+        if (aside !== undefined) loadedStamp = '';
+        o.logger?.error({ err: (err as Error).message, file: o.file, ...(aside !== undefined ? { keptAs: aside } : {}) }, 'cannot read the BMC trust file; it is kept aside, and BMCs it recorded are met as on first contact (proven over IPMI where they have it) until it is put back');
         return;
       }
     }

@@ -19,13 +19,12 @@
  * until the old lease expired plus a day. Both write under the file's lock, and the daemon reads
  * the file again before each cycle's body when it was replaced, as with the BMC trust file.
  */
-import { renameSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { normalizeMac } from '../leases/mac.js';
 import type { Logger } from '../log.js';
 import { withFileLock } from '../outband/file-lock.js';
-import { burstWriter, fileStamp, readStateFile, stampOf, unreadableEpisode, writePrivateFile, type UnreadableFile } from '../outband/private-file.js';
+import { burstWriter, fileStamp, keepAside, readStateFile, stampOf, unreadableEpisode, writePrivateFile, type UnreadableFile } from '../outband/private-file.js';
 import { stateWriteEpisodes } from '../outband/state-write-failures.js';
 
 /** The BMC known for a machine UUID: its address and, when the lease named one, its MAC. */
@@ -273,23 +272,17 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
     try {
       return parseUuidOwners(read.text);
     } catch (err) {
-      keepAside(err as Error);
+      putAside(err as Error);
       return undefined;
     }
   }
 
   /** A file that is not an owners file is kept for the operator: the next write would replace every owner it holds. */
-  function keepAside(err: Error): void {
-    const aside = `${o.file}.unreadable-${Date.now()}`;
-    let moved = false;
-    try {
-      renameSync(o.file, aside);
-      moved = true;
-      loadedStamp = '';
-    } catch {
-      // left where it is; read again when it changes
-    }
-    o.logger?.error({ file: o.file, err: err.message, ...(moved ? { keptAs: aside } : {}) }, 'cannot use the UUID owners file; it is kept aside, and the known BMCs in memory are used (none after a start) until it is put back');
+  function putAside(err: Error): void {
+    // left where it is when it cannot be moved: read again when it changes
+    const aside = keepAside(o.file);
+    if (aside !== undefined) loadedStamp = '';
+    o.logger?.error({ file: o.file, err: err.message, ...(aside !== undefined ? { keptAs: aside } : {}) }, 'cannot use the UUID owners file; it is kept aside, and the known BMCs in memory are used (none after a start) until it is put back');
   }
 
   /** Reads the file again when another process replaced it since this one last read or wrote it, or it could not be read then. */
