@@ -6,7 +6,7 @@
  * owns, a file gets the folder's owner (`ownLikeFolder`). A file that is there but cannot be read
  * (`readStateFile`) is not written over until it can be (`unreadableEpisode`).
  */
-import { readFileSync, renameSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
@@ -184,19 +184,35 @@ export function fileStamp(file: string): string {
   }
 }
 
-/**
- * Moves a state file that cannot be used (it does not parse) aside as `<file>.unreadable-<ms>`, for
- * the operator: the next write would replace everything it holds. The new name, or undefined when
- * it could not be moved (it stays where it is).
- */
-export function keepAside(file: string): string | undefined {
-  const aside = `${file}.unreadable-${Date.now()}`;
-  try {
-    renameSync(file, aside);
-    return aside;
-  } catch {
-    return undefined;
-  }
+/** A state file that cannot be used (it does not parse), kept aside for the operator. */
+export interface AsideCopy {
+  /**
+   * Moves the file to `<file>.unreadable-<ms>`: the next write would replace everything it holds.
+   * The new name, or undefined when it could not be moved (it stays where it is).
+   */
+  move(): string | undefined;
+  /** the last copy this process moved aside, while it is still there (the operator has not put it back or removed it) */
+  current(): string | undefined;
+}
+
+export function asideCopy(file: string): AsideCopy {
+  let last: string | undefined;
+  return {
+    move() {
+      const aside = `${file}.unreadable-${Date.now()}`;
+      try {
+        renameSync(file, aside);
+      } catch {
+        return undefined;
+      }
+      last = aside;
+      return aside;
+    },
+    current() {
+      if (last !== undefined && !existsSync(last)) last = undefined;
+      return last;
+    },
+  };
 }
 
 /** A state file's text; missing (ENOENT: read as an empty file); or unreadable, with the error's code (EACCES, EIO, EISDIR, ...). */

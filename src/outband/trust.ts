@@ -22,7 +22,7 @@ import type { Logger } from '../log.js';
 import { trustKey } from './trust-key.js';
 import { fingerprintPrefix, normalizeFingerprint, probeCertificate, type TlsOptions } from '../redfish/tls.js';
 import { withFileLock } from './file-lock.js';
-import { burstWriter, fileStamp, keepAside, readStateFile, stampOf, unreadableEpisode, writePrivateFile, type StateFileRead, type UnreadableFile } from './private-file.js';
+import { burstWriter, fileStamp, asideCopy, readStateFile, stampOf, unreadableEpisode, writePrivateFile, type StateFileRead, type UnreadableFile } from './private-file.js';
 import { stateWriteEpisodes } from './state-write-failures.js';
 
 export interface TrustRecord {
@@ -67,6 +67,8 @@ export interface TrustStore {
    * (changes wait in `unwritten`) and lookups see only what is in memory
    */
   unreadable(): UnreadableFile | undefined;
+  /** the copy of a file that did not parse, moved aside by this process, while it is still there */
+  keptAside(): string | undefined;
 }
 
 interface StateFile {
@@ -157,6 +159,8 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
   let invalid = new Map<string, { entry: unknown; problem: string }>();
   /** what identified the file at the last read or write: a write renames a new file over it (a new inode) */
   let loadedStamp = '';
+  /** a file that did not parse, moved aside for the operator */
+  const keptCopy = asideCopy(o.file);
   /** changes since the last write started, and those of the write in flight */
   let dirty = new Map<string, Change>();
   let writing = new Map<string, Change>();
@@ -225,7 +229,7 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
         for (const [k, { problem }] of unusable) o.logger?.error({ file: o.file, trustKey: k.slice(0, 80), problem }, 'a BMC trust record cannot be used: it is kept in the file as it is and its BMC is refused until the entry is fixed or reset (metal-bmc bmc trust --reset)');
       } catch (err) {
         // left where it is when it cannot be moved: read again when it changes
-        const aside = keepAside(o.file);
+        const aside = keptCopy.move();
         if (aside !== undefined) loadedStamp = '';
         o.logger?.error({ err: (err as Error).message, file: o.file, ...(aside !== undefined ? { keptAs: aside } : {}) }, 'cannot read the BMC trust file; it is kept aside, and BMCs it recorded are met as on first contact (proven over IPMI where they have it) until it is put back');
         return;
@@ -336,6 +340,7 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
       refresh();
       return unreadable.current();
     },
+    keptAside: () => keptCopy.current(),
   };
 }
 

@@ -61,13 +61,15 @@ export interface StateFileCondition {
   unreadable(): unknown;
   /** changes waiting in memory for a write that failed or was held */
   unwritten(): unknown;
+  /** a copy that did not parse, moved aside, still there */
+  keptAside(): unknown;
 }
 
 /** Whether each state file can be read and holds what memory does (by its name in METAL_BMC_STATE_DIR). */
 export function registerStateFileMetrics(registry: Registry, files: Record<string, StateFileCondition>): void {
   new Gauge({
     name: 'metal_bmc_state_file_problem',
-    help: 'A state file in METAL_BMC_STATE_DIR that the daemon cannot keep: unreadable (1: it is there but cannot be read, such as root\'s 0600 after a CLI run as root, and is not written over until it can be; BMCs are checked against memory), unwritten (1: changes wait in memory, lost at a stop, because a write failed or the file is unreadable); 0 otherwise',
+    help: 'A state file in METAL_BMC_STATE_DIR that the daemon cannot keep: unreadable (1: it is there but cannot be read, such as root\'s 0600 after a CLI run as root, and is not written over until it can be; BMCs are checked against memory), unwritten (1: changes wait in memory, lost at a stop, because a write failed or the file is unreadable), kept-aside (1: the file did not parse and was moved to <file>.unreadable-<ms>, which is still there: what it recorded is not used, the trust file\'s BMCs were met as on first contact; put it back or remove it); 0 otherwise',
     labelNames: ['file', 'problem'],
     registers: [registry],
     collect() {
@@ -75,6 +77,7 @@ export function registerStateFileMetrics(registry: Registry, files: Record<strin
         // unreadable first: the trust file is read again by it, and a read that succeeds writes what waited
         this.set({ file, problem: 'unreadable' }, f.unreadable() ? 1 : 0);
         this.set({ file, problem: 'unwritten' }, f.unwritten() ? 1 : 0);
+        this.set({ file, problem: 'kept-aside' }, f.keptAside() ? 1 : 0);
       }
     },
   });

@@ -24,7 +24,7 @@ import { isIP } from 'node:net';
 import { normalizeMac } from '../leases/mac.js';
 import type { Logger } from '../log.js';
 import { withFileLock } from '../outband/file-lock.js';
-import { burstWriter, fileStamp, keepAside, readStateFile, stampOf, unreadableEpisode, writePrivateFile, type UnreadableFile } from '../outband/private-file.js';
+import { burstWriter, fileStamp, asideCopy, readStateFile, stampOf, unreadableEpisode, writePrivateFile, type UnreadableFile } from '../outband/private-file.js';
 import { stateWriteEpisodes } from '../outband/state-write-failures.js';
 
 /** The BMC known for a machine UUID: its address and, when the lease named one, its MAC. */
@@ -163,6 +163,8 @@ export interface UuidOwnersFile extends UuidOwners {
   unwritten(): { changes: number; error: string } | undefined;
   /** why the file, which is there, could not be read at the last refresh or write: while so it is not written (changes wait in `unwritten`) */
   unreadable(): UnreadableFile | undefined;
+  /** the copy of a file that did not parse, moved aside by this process, while it is still there */
+  keptAside(): string | undefined;
 }
 
 /** An entry as the file may hold it; anything else in the file is dropped, with a count. */
@@ -241,6 +243,8 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
   let lastWriteError: string | undefined;
   /** what identified the file at the last read or write: a write renames a new file over it (a new inode) */
   let loadedStamp = stamp();
+  /** a file that did not parse, moved aside for the operator */
+  const keptCopy = asideCopy(o.file);
   const owners = createUuidOwners({
     ...o,
     onChange: (uuid) => {
@@ -280,7 +284,7 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
   /** A file that is not an owners file is kept for the operator: the next write would replace every owner it holds. */
   function putAside(err: Error): void {
     // left where it is when it cannot be moved: read again when it changes
-    const aside = keepAside(o.file);
+    const aside = keptCopy.move();
     if (aside !== undefined) loadedStamp = '';
     o.logger?.error({ file: o.file, err: err.message, ...(aside !== undefined ? { keptAs: aside } : {}) }, 'cannot use the UUID owners file; it is kept aside, and the known BMCs in memory are used (none after a start) until it is put back');
   }
@@ -370,6 +374,7 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
     close: writer.close,
     unwritten: () => (lastWriteError !== undefined && (dirty.size > 0 || rewrite) ? { changes: dirty.size, error: lastWriteError } : undefined),
     unreadable: unreadable.current,
+    keptAside: () => keptCopy.current(),
   };
 }
 

@@ -123,6 +123,7 @@ function trustStoreOfRead(id: number, key: string, brought: TrustRecord | null, 
     close: async () => undefined,
     unwritten: () => undefined,
     unreadable: () => undefined,
+    keptAside: () => undefined,
   };
 }
 

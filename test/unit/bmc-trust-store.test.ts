@@ -222,6 +222,25 @@ describe('BMC trust store', () => {
     expect(Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { bmcs: object }).bmcs)).toEqual(['ip:new']);
   });
 
+  it('a file kept aside shows in the state file gauge until the operator put it back or removed it', async () => {
+    const file = fileIn();
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, '{"version": 1, "bmcs": {'); // a bad edit while the daemon was stopped
+    const store = openTrustStore({ file, logger: captureLog().logger });
+    const registry = new Registry();
+    registerStateFileMetrics(registry, { 'bmc-trust.json': store });
+    const keptAside = async () => /metal_bmc_state_file_problem\{file="bmc-trust\.json",problem="kept-aside"\} (\d)/.exec(await registry.metrics())?.[1];
+    // read at the start: kept aside at once
+    expect(await keptAside()).toBe('1');
+    expect(store.get('ip:x')).toBeUndefined();
+    const copy = store.keptAside();
+    expect(copy).toMatch(/\.unreadable-\d+$/);
+    rmSync(copy!);
+    expect(await keptAside()).toBe('0');
+    expect(store.keptAside()).toBeUndefined();
+    await store.close();
+  });
+
   it('a file the daemon cannot read (root\'s after `sudo bmc trust --reset`) is not written over: changes wait in memory, one line and the gauge tell it, and once readable the reset holds and the waiting change is written', async () => {
     const log = captureLog();
     const file = fileIn();
@@ -246,7 +265,7 @@ describe('BMC trust store', () => {
     expect(statSync(file).isSocket()).toBe(true); // not renamed over
     expect(daemon.unwritten()).toEqual({ changes: 1, error: `cannot read ${file} (ENXIO); not written over` });
     expect(daemon.unreadable()?.code).toBe('ENXIO');
-    expect(await gauge()).toEqual(['metal_bmc_state_file_problem{file="bmc-trust.json",problem="unreadable"} 1', 'metal_bmc_state_file_problem{file="bmc-trust.json",problem="unwritten"} 1']);
+    expect(await gauge()).toEqual(['metal_bmc_state_file_problem{file="bmc-trust.json",problem="unreadable"} 1', 'metal_bmc_state_file_problem{file="bmc-trust.json",problem="unwritten"} 1', 'metal_bmc_state_file_problem{file="bmc-trust.json",problem="kept-aside"} 0']);
     const lines = log.find(/^cannot read the BMC trust file \(ENXIO\); it is not written over until it can be read/);
     expect(lines).toHaveLength(1); // once for the episode, however often it is read
     expect(lines[0]).toMatchObject({ level: 50, file, code: 'ENXIO' });
@@ -260,7 +279,7 @@ describe('BMC trust store', () => {
     await daemon.flush();
     expect(Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { bmcs: object }).bmcs).sort()).toEqual(['mac:bb', 'mac:cc']);
     expect(daemon.unwritten()).toBeUndefined();
-    expect(await gauge()).toEqual(['metal_bmc_state_file_problem{file="bmc-trust.json",problem="unreadable"} 0', 'metal_bmc_state_file_problem{file="bmc-trust.json",problem="unwritten"} 0']);
+    expect(await gauge()).toEqual(['metal_bmc_state_file_problem{file="bmc-trust.json",problem="unreadable"} 0', 'metal_bmc_state_file_problem{file="bmc-trust.json",problem="unwritten"} 0', 'metal_bmc_state_file_problem{file="bmc-trust.json",problem="kept-aside"} 0']);
     await daemon.close();
   });
 

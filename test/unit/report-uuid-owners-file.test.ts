@@ -165,14 +165,18 @@ describe('the known BMC of a machine UUID, over a restart', () => {
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ version: 1, owners: { 'uuid-2': { ip: '10.0.0.2', since: expect.any(String) } } });
     expect(readFileSync(line!.keptAs as string, 'utf8')).toBe(damaged);
 
+    expect(owners.keptAside()).toBe(line!.keptAs);
+
     // damaged while the daemon runs: kept aside too, and the owners in memory kept
     rmSync(line!.keptAs as string);
+    expect(owners.keptAside()).toBeUndefined();
     writeFileSync(`${file}.new`, 'not json {');
     renameSync(`${file}.new`, file);
     owners.refresh();
     const [again] = log.find(/^cannot use the UUID owners file; it is kept aside/).slice(1);
     expect(again).toMatchObject({ file, keptAs: expect.stringMatching(/\.unreadable-\d+$/) });
     expect(readFileSync(again!.keptAs as string, 'utf8')).toBe('not json {');
+    expect(owners.keptAside()).toBe(again!.keptAs);
     expect(owners.get('uuid-2')).toEqual({ ip: '10.0.0.2' });
     await owners.close();
   });
