@@ -328,8 +328,20 @@ export function parseActionInfoAllowable(json: unknown, parameter: string): stri
   return strArray(p, 'AllowableValues');
 }
 
-/** DSP0268 Task.TaskState: another value (or a megabyte of text) is no state the task can be followed by */
-const TASK_STATES: ReadonlySet<string> = new Set(['New', 'Starting', 'Running', 'Suspended', 'Interrupted', 'Pending', 'Stopping', 'Completed', 'Killed', 'Exception', 'Service', 'Cancelling', 'Cancelled']);
+/**
+ * Task.TaskState values by their lower case, each as DSP0268 spells it: BMCs differ in case
+ * (bmclib's redfishwrapper task.go lowercases before it compares). Beside DSP0268's, three real
+ * BMCs send: iDRAC's `UserIntervention` (Dell's DeviceFirmwareSimpleUpdateREDFISH.py takes it at
+ * PercentComplete 100 as done, needing a host reboot or a virtual A/C cycle), and `Failed` and
+ * `Scheduled`, which bmclib maps to a failure and to "power cycle the host". Another value (or a
+ * megabyte of text) is no state the task can be followed by.
+ */
+const TASK_STATES: ReadonlyMap<string, string> = new Map(
+  [
+    ...['New', 'Starting', 'Running', 'Suspended', 'Interrupted', 'Pending', 'Stopping', 'Completed', 'Killed', 'Exception', 'Service', 'Cancelling', 'Cancelled'],
+    ...['UserIntervention', 'Failed', 'Scheduled'],
+  ].map((s) => [s.toLowerCase(), s]),
+);
 /** what a task's messages may put into a job's progress and error (they are published and kept): its last few, each cut short */
 const MAX_TASK_MESSAGES = 8;
 const MAX_TASK_MESSAGE_CHARS = 512;
@@ -350,7 +362,7 @@ export function parseTask(json: unknown): TaskInfo {
   const status = str(json, 'TaskStatus');
   return compact({
     path: odataId(json),
-    state: state !== undefined && TASK_STATES.has(state) ? state : undefined,
+    state: state === undefined ? undefined : TASK_STATES.get(state.toLowerCase()),
     status: status !== undefined && status.length <= 32 ? status : undefined,
     percent: num(json, 'PercentComplete'),
     messages: messages.length === 0 ? undefined : messages,

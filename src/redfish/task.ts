@@ -28,7 +28,8 @@ export interface WaitForTaskOptions {
   onProgress?: (progress: TaskProgress) => void;
 }
 
-const FAILED = new Set(['Exception', 'Killed', 'Cancelled']);
+/** Task states that end a task in failure; `Failed` is no DSP0268 state, but bmclib meets and maps it. */
+const FAILED = new Set(['Exception', 'Killed', 'Cancelled', 'Failed']);
 
 /**
  * TaskStatus values that make a Completed task a failure: bmcweb sets Warning on a failed
@@ -133,6 +134,8 @@ function taskFailure(what: string, task: TaskInfo): BmcError {
 export const STAGED_STATE = 'Staged';
 /** What a staged update means for the machine; metal-bmc never reboots the host. */
 export const STAGED_MESSAGE = "staged: applies at the machine's next reboot";
+/** What an update the BMC finished but asks a person to apply means: iDRAC's UserIntervention (some components take an A/C cycle). */
+export const USER_INTERVENTION_MESSAGE = 'staged: the update needs a reboot or an A/C power cycle of the machine to apply';
 
 /** iDRAC's MessageId of a scheduled job, "Task successfully scheduled." (IDRAC.2.8.JCP001). */
 const SCHEDULED_MESSAGE_ID = /(^|\.)JCP001$/;
@@ -146,19 +149,34 @@ const SCHEDULED_MESSAGE_ID = /(^|\.)JCP001$/;
  */
 function isStaged(task: TaskInfo): boolean {
   if (task.state === 'Completed' || FAILED.has(task.state ?? '')) return false;
-  return task.dellJobState === 'Scheduled' || (task.messageIds ?? []).some((id) => SCHEDULED_MESSAGE_ID.test(id));
+  // TaskState Scheduled (no DSP0268 state): bmclib's redfishwrapper reads it as "power cycle the host"
+  if (task.state === 'Scheduled' || needsUserIntervention(task)) return true;
+  return task.dellJobState?.toLowerCase() === 'scheduled' || (task.messageIds ?? []).some((id) => SCHEDULED_MESSAGE_ID.test(id));
+}
+
+/**
+ * iDRAC's UserIntervention at PercentComplete 100: the update is done on the BMC's side and
+ * applies at a host reboot or a virtual A/C power cycle (Dell's DeviceFirmwareSimpleUpdateREDFISH.py
+ * and DeviceFirmwareMultipartUploadREDFISH.py stop polling there and say so). Below 100 it is still
+ * working, as those scripts read it.
+ */
+function needsUserIntervention(task: TaskInfo): boolean {
+  return task.state === 'UserIntervention' && task.percent === 100;
 }
 
 /** How the BMC said it staged the update, for the progress message. */
 function stagedEvidence(task: TaskInfo): string {
+  if (needsUserIntervention(task)) return `${USER_INTERVENTION_MESSAGE} (the BMC answered TaskState UserIntervention at 100 %)`;
   const id = task.messageIds?.find((m) => SCHEDULED_MESSAGE_ID.test(m));
   const parts = [task.dellJobState === undefined ? undefined : `Oem.Dell.JobState ${task.dellJobState}`, id === undefined ? undefined : `MessageId ${id}`];
-  return `${STAGED_MESSAGE} (the BMC answered TaskState ${task.state ?? 'none'}, ${parts.filter((p) => p !== undefined).join(', ')})`;
+  return `${STAGED_MESSAGE} (the BMC answered TaskState ${[task.state ?? 'none', ...parts.filter((p) => p !== undefined)].join(', ')})`;
 }
 
 /**
  * 'done' for a Completed task whose TaskStatus is not Critical or Warning, 'failed' for a failure,
- * 'staged' for one waiting for the host's reboot, else 'running'.
+ * 'staged' for one waiting for the host's reboot, else 'running': DSP0268's New, Starting, Pending,
+ * Suspended, Service, Stopping, Cancelling and Interrupted ("expected to restart") all end later,
+ * and an unknown or missing state is waited on up to the deadline.
  */
 function taskOutcome(task: TaskInfo): 'done' | 'failed' | 'staged' | 'running' {
   const state = task.state ?? 'Running';

@@ -200,6 +200,12 @@ export const REDFISH_QUIRKS = {
     seenOn: 'Dell iDRAC8, and iDRAC9 without OperationApplyTime Immediate (dell/iDRAC-Redfish-Scripting#166); bmclib providers/dell/firmware.go maps JobState Scheduled (JCP001) to "power cycle needed"',
     survivedBy: 'curl',
   },
+  'redfish-task-state-nonstandard': {
+    protocol: 'redfish',
+    description: 'a firmware task ends in a TaskState outside DSP0268: a good image\'s in UserIntervention at PercentComplete 100 (the firmware recorded at the host\'s next boot), a bad image\'s in lower-case "failed"',
+    seenOn: 'Dell iDRAC9 UserIntervention: Dell\'s DeviceFirmwareSimpleUpdateREDFISH.py and DeviceFirmwareMultipartUploadREDFISH.py (dell/iDRAC-Redfish-Scripting) take it at 100 % as done, needing a server reboot or a virtual A/C cycle; bmclib\'s redfishwrapper task.go lowercases TaskState and maps "failed" and "scheduled"',
+    survivedBy: 'curl',
+  },
 } as const satisfies Record<string, SimQuirkInfo>;
 
 export type RedfishQuirkName = keyof typeof REDFISH_QUIRKS;

@@ -2,7 +2,8 @@
  * Firmware updates on two real-BMC paths, through the facade's updateFirmware as the firmware job
  * runs it: Lenovo XCC, whose SimpleUpdate takes SFTP and TFTP only (the image is pushed to its
  * MultipartHttpPushUri instead), and Dell iDRAC, which keeps a BIOS job Scheduled until the host
- * reboots (the update is staged, not timed out).
+ * reboots (the update is staged, not timed out), or ends it in UserIntervention; a task state in
+ * lower case or outside DSP0268 ("failed") is read as what it says.
  */
 import { afterAll, beforeAll, expect } from 'vitest';
 import type { FirmwareKind } from '../../src/outband/types.js';
@@ -28,8 +29,9 @@ afterAll(async () => {
   await fleet?.close();
 });
 
-function byManufacturer(prefix: string): number {
-  const i = fleet.machines.findIndex((m) => m.state.manufacturer.startsWith(prefix));
+function byManufacturer(prefix: string, which: 'first' | 'last' = 'first'): number {
+  const found = fleet.machines.flatMap((m, n) => (m.state.manufacturer.startsWith(prefix) ? [n] : []));
+  const i = (which === 'first' ? found[0] : found.at(-1)) ?? -1;
   expect(i, `a ${prefix} machine in the fleet`).toBeGreaterThanOrEqual(0);
   return i;
 }
@@ -72,5 +74,34 @@ describe('firmware updates on real-BMC paths', () => {
     expect(events).toEqual([]);
     fleet.machines[i]!.setPower('on', 'ForceRestart');
     expect(events).toEqual(['bios']);
+  }, 30_000);
+
+  it('redfish-task-state-nonstandard: UserIntervention at 100 % is staged (a reboot or an A/C power cycle applies it), not waited on to the deadline', async () => {
+    const i = byManufacturer('Lenovo', 'last');
+    fleet.setQuirks([i], ['redfish-task-state-nonstandard'], true);
+    try {
+      const events: string[] = [];
+      fleet.machines[i]!.on('change', (e) => e.kind === 'firmware' && events.push(e.target));
+      const r = await update(i, 'bios', 'bios-3.2.bin', 8000);
+      expect(r.error).toBeUndefined();
+      expect(r.progress.at(-1)).toMatchObject({ state: 'Staged', percent: 100, message: expect.stringContaining('needs a reboot or an A/C power cycle') });
+      expect(r.progress.map((p) => p.state)).not.toContain('Completed');
+      expect(events).toEqual([]);
+      fleet.machines[i]!.setPower('on', 'ForceRestart');
+      expect(events).toEqual(['bios']);
+    } finally {
+      fleet.setQuirks([i], ['redfish-task-state-nonstandard'], false);
+    }
+  }, 30_000);
+
+  it('redfish-task-state-nonstandard: a task ended in lower-case "failed" fails the update at once', async () => {
+    const i = byManufacturer('Lenovo', 'last');
+    fleet.setQuirks([i], ['redfish-task-state-nonstandard'], true);
+    try {
+      const r = await update(i, 'bios', 'bios-fail-3.3.bin', 8000);
+      expect(r.error).toMatchObject({ code: 'PROTOCOL', message: expect.stringContaining('ended in Failed') });
+    } finally {
+      fleet.setQuirks([i], ['redfish-task-state-nonstandard'], false);
+    }
   }, 30_000);
 });

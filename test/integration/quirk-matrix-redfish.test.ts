@@ -403,6 +403,14 @@ const CURL_SURVIVES: Record<RedfishQuirkName, (f: Fleet, m: SimMachine) => Promi
     expect((await curl(f, m, `${systemPath(m)}/Actions/ComputerSystem.Reset`, { method: 'POST', json: { ResetType: m.state.power === 'on' ? 'ForceRestart' : 'On' } })).status).toBe(204);
     expect((await curl(f, m, task)).json).toMatchObject({ TaskState: 'Completed', Oem: { Dell: { JobState: 'Completed' } } });
   },
+  async 'redfish-task-state-nonstandard'(f, m) {
+    const good = (await pushImage(f, m, 'bios-1.0.bin')).json['@odata.id'] as string;
+    await taskEnded(m);
+    expect((await curl(f, m, good)).json).toMatchObject({ TaskState: 'UserIntervention', PercentComplete: 100 });
+    const bad = (await pushImage(f, m, 'bios-fail.bin')).json['@odata.id'] as string;
+    await taskEnded(m);
+    expect((await curl(f, m, bad)).json.TaskState).toBe('failed');
+  },
 };
 
 /** curl pushes an empty image named `name` (the simulator takes bios or bmc from it); its tasks end after 50 ms. */

@@ -86,6 +86,15 @@ describe('parsers are total', () => {
     expect(parseChassis(JSON.parse('{"__proto__": {"Model": "x"}, "Model": 5}'))).toEqual({ computerSystems: [], managedBy: [] });
   });
 
+  it("a TaskState is read in any case, spelled as DSP0268 does; iDRAC's UserIntervention and bmclib's Failed and Scheduled are states too", () => {
+    expect(parseTask({ TaskState: 'completed' }).state).toBe('Completed');
+    expect(parseTask({ TaskState: 'RUNNING' }).state).toBe('Running');
+    expect(parseTask({ TaskState: 'UserIntervention', PercentComplete: 100 })).toEqual({ state: 'UserIntervention', percent: 100 });
+    expect(parseTask({ TaskState: 'failed' }).state).toBe('Failed');
+    expect(parseTask({ TaskState: 'scheduled' }).state).toBe('Scheduled');
+    expect(parseTask({ TaskState: 'Downloading' }).state).toBeUndefined();
+  });
+
   it('every resource of the mockup and of the recorded vendor trees parses with every parser', () => {
     const files = mockupFiles(MOCKUP_ROOT);
     expect(files.length).toBeGreaterThan(200);

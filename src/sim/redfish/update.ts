@@ -6,7 +6,8 @@
  * `Targets` or else from the image name). An image whose name contains "fail" ends the
  * task in Exception. Quirks of real BMCs' tasks are shown here too: a 204 task monitor
  * (bmcweb), Completed with TaskStatus Critical for a failure and the 202 push answer naming
- * its task in a message (Supermicro), a BMC that restarts after a BMC image. A vendor with
+ * its task in a message (Supermicro), a BMC that restarts after a BMC image, task states outside
+ * DSP0268 (iDRAC's UserIntervention, a lower-case "failed"). A vendor with
  * `startUpdate` (Supermicro) also takes a push with apply time OnStartUpdateRequest: a verify task
  * stages the image, and `#UpdateService.StartUpdate` starts the update task that flashes it.
  */
@@ -122,6 +123,18 @@ function shownView(ctx: MachineContext, t: SimTask): TaskView & { scheduled?: tr
   return view;
 }
 
+/** redfish-task-state-nonstandard: the TaskState an ended task shows instead of DSP0268's (iDRAC's UserIntervention, a lower-case "failed"). */
+const NONSTANDARD_END: Partial<Record<TaskView['state'], string>> = { Completed: 'UserIntervention', Exception: 'failed' };
+
+/** The TaskState shown for `view`, quirks included. */
+function shownState(ctx: MachineContext, view: TaskView): string {
+  const failed = view.state === 'Exception';
+  // redfish-task-completed-critical: Supermicro X12 ends a failure Completed, its TaskStatus says Critical
+  if (failed && quirk(ctx, 'redfish-task-completed-critical')) return 'Completed';
+  if (quirk(ctx, 'redfish-task-state-nonstandard')) return NONSTANDARD_END[view.state] ?? view.state;
+  return view.state;
+}
+
 /** iDRAC's JCP001, the message of a job scheduled for the next reboot. */
 const SCHEDULED_MESSAGE = { MessageId: 'IDRAC.2.8.JCP001', Message: 'Task successfully scheduled.', Severity: 'OK' };
 
@@ -136,13 +149,11 @@ export function task(ctx: MachineContext, t: SimTask): Json {
   const json = mockupPick('TaskService/Tasks/545', ctx.vendor, ['Id', 'Name']);
   const failed = view.state === 'Exception';
   const messages = failed ? [...t.messages, `Update failed: the image was rejected`] : t.messages;
-  // redfish-task-completed-critical: Supermicro X12 ends a failure Completed, its TaskStatus says Critical
-  const state = failed && quirk(ctx, 'redfish-task-completed-critical') ? 'Completed' : view.state;
   return {
     ...json,
     Id: t.id,
     Name: t.name,
-    TaskState: state,
+    TaskState: shownState(ctx, view),
     TaskStatus: failed ? 'Critical' : 'OK',
     PercentComplete: view.percent,
     StartTime: new Date(t.startedAt).toISOString(),
@@ -207,12 +218,15 @@ function rebootIntoImage(ctx: MachineContext, uri: string): void {
   ctx.quirkState.rebootedAt = Date.now();
 }
 
-/** redfish-job-scheduled-until-reset: the staged BIOS image is applied (recorded) when the host boots next. */
-function recordAtNextBoot(ctx: MachineContext, uri: string): void {
+/**
+ * redfish-job-scheduled-until-reset, redfish-task-state-nonstandard: the staged image is applied
+ * (recorded) when the host boots next.
+ */
+function recordAtNextBoot(ctx: MachineContext, target: Target, uri: string): void {
   const onChange = (e: { kind: string }): void => {
     if (e.kind !== 'booted') return;
     ctx.machine.off('change', onChange);
-    ctx.machine.recordFirmware('bios', uri);
+    ctx.machine.recordFirmware(target, uri);
   };
   ctx.machine.on('change', onChange);
 }
@@ -228,7 +242,8 @@ const taskStarted = (ctx: MachineContext, t: SimTask): Reply => ({ status: 202, 
 function startUpdate(rq: Rq, target: Target, uri: string, messages: string[]): Reply {
   const { ctx } = rq;
   const done = (): void => {
-    if (target === 'bios' && quirk(ctx, 'redfish-job-scheduled-until-reset')) return recordAtNextBoot(ctx, uri);
+    if (target === 'bios' && quirk(ctx, 'redfish-job-scheduled-until-reset')) return recordAtNextBoot(ctx, target, uri);
+    if (quirk(ctx, 'redfish-task-state-nonstandard')) return recordAtNextBoot(ctx, target, uri);
     ctx.machine.recordFirmware(target, uri);
     if (target === 'bmc' && quirk(ctx, 'redfish-bmc-reboot-after-update')) rebootIntoImage(ctx, uri);
   };
