@@ -10,7 +10,7 @@ import { extendedInfoOf } from './http-errors.js';
 import { obj, odataId } from './json.js';
 import { isTask, parseTask, type TaskInfo } from './parse.js';
 import { shortened } from './text.js';
-import { isRedfishPath } from './wire.js';
+import { isRedfishPath, parseRetryAfter } from './wire.js';
 import { ReloginPendingError, type RedfishClient, type RedfishReply } from './session.js';
 
 export interface TaskProgress {
@@ -21,8 +21,12 @@ export interface TaskProgress {
 
 export interface WaitForTaskOptions {
   signal?: AbortSignal;
-  /** Poll interval. Default 2000. */
+  /** Poll interval while the BMC answers; a longer `Retry-After` of its answer is waited instead (up to `maxRetryAfterMs`). Default 2000. */
   pollMs?: number;
+  /** Poll interval while the BMC is unreachable (refused or reset connections, timeouts, 5xx: a BMC restarting into new firmware). Default 30 000. */
+  unreachablePollMs?: number;
+  /** Longest `Retry-After` of a task monitor's 202 (or a Task's answer) honoured; a longer one is cut to it. Default 60 000. */
+  maxRetryAfterMs?: number;
   /** Overall deadline. Default one hour. */
   timeoutMs?: number;
   onProgress?: (progress: TaskProgress) => void;
@@ -187,6 +191,18 @@ function taskOutcome(task: TaskInfo): 'done' | 'failed' | 'staged' | 'running' {
 }
 
 /**
+ * The wait before the next poll: `pollMs` after an answer, unless its `Retry-After` (DSP0266: a task
+ * monitor's 202 says when to ask again) asks for longer, cut to `maxRetryAfterMs`; `unreachablePollMs`
+ * after a failure that says the BMC is away (a BMC flashing itself may stay away for ten minutes:
+ * polling it every 2 s would only fill its connection log), back to the answer's pace once it answers.
+ */
+export function nextPollMs(last: { reply: RedfishReply } | 'unreachable', pace: { pollMs: number; unreachablePollMs: number; maxRetryAfterMs: number }, nowMs = Date.now()): number {
+  if (last === 'unreachable') return Math.max(pace.pollMs, pace.unreachablePollMs);
+  const retryAfter = parseRetryAfter(last.reply.headers['retry-after'], nowMs);
+  return retryAfter === undefined ? pace.pollMs : Math.max(pace.pollMs, Math.min(retryAfter, pace.maxRetryAfterMs));
+}
+
+/**
  * Polls a Task or task monitor to the end, or until the BMC staged it for the host's next reboot
  * (reported as progress state `Staged` and returned: the update is in place). A monitor's final
  * answer that is not a Task is taken as success only where no Task stands behind it (DSP0266: the
@@ -200,7 +216,11 @@ export async function waitForTask(
   taskMonitorOrTaskUri: string,
   options: WaitForTaskOptions = {},
 ): Promise<TaskInfo> {
-  const pollMs = checkMs('pollMs', options.pollMs, 2000, 600_000);
+  const pace = {
+    pollMs: checkMs('pollMs', options.pollMs, 2000, 600_000),
+    unreachablePollMs: checkMs('unreachablePollMs', options.unreachablePollMs, 30_000, 600_000),
+    maxRetryAfterMs: checkMs('maxRetryAfterMs', options.maxRetryAfterMs, 60_000, 600_000),
+  };
   const timeoutMs = checkMs('timeoutMs', options.timeoutMs, 3_600_000);
   const what = `task ${shortened(taskMonitorOrTaskUri, 300)}`;
   // a task's messages go into progress and errors (published, logged): a BMC may echo the image
@@ -261,7 +281,8 @@ export async function waitForTask(
           throw new TaskLostError(`${what}: the monitor answered HTTP ${monitorAnswer} without a Task and ${path} answered HTTP ${reply.status} without one either; outcome unverified`);
         }
       }
-      await sleep(pollMs, dl.signal, what);
+      // no reply: the BMC was unreachable (any other failure was thrown)
+      await sleep(nextPollMs(reply === undefined ? 'unreachable' : { reply }, pace), dl.signal, what);
     }
   } finally {
     dl.dispose();
