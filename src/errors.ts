@@ -20,7 +20,8 @@ export type BmcErrorCode =
   | 'FORBIDDEN' // refused by policy: a target or input this daemon may not act on
   | 'UNTRUSTED' // the peer is not the BMC recorded or proven before: another certificate or host key, or no proof of the password
   | 'CONFIG' // invalid configuration
-  | 'UNAVAILABLE'; // a service this step depends on (NATS, its key-value bucket) cannot be used now
+  | 'UNAVAILABLE' // a service this step depends on (NATS, its key-value bucket) cannot be used now
+  | 'OUTCOME_UNKNOWN'; // the BMC took the request and may have carried it out; nothing it showed since decides (the code the command runner gives such results)
 
 /** every code, for telling a code that crossed a boundary (a worker's port) from any string */
 const CODES: Record<BmcErrorCode, true> = {
@@ -41,6 +42,7 @@ const CODES: Record<BmcErrorCode, true> = {
   UNTRUSTED: true,
   CONFIG: true,
   UNAVAILABLE: true,
+  OUTCOME_UNKNOWN: true,
 };
 
 export function isBmcErrorCode(code: string): code is BmcErrorCode {

@@ -556,14 +556,17 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       if (fit?.usable === false && service.multipartHttpPushUri === undefined) {
         throw new BmcError('UNSUPPORTED', `firmware update (${kind}) of BMC ${o.host}: SimpleUpdate accepts only ${fit.accepted.join(', ')}, not ${fit.protocol || 'this URL'}, and the UpdateService has no MultipartHttpPushUri`);
       }
+      // a BMC back from its update with another certificate: the job names the command that accepts it
+      const trustReset = { trustResetCommand: `metal-bmc bmc trust ${o.mac ? `--mac ${o.mac}` : `--address ${o.host}`} --reset` };
       // SimpleUpdate where it fits the URL, else the push (preferred, or SimpleUpdate refuses the URL)
       const update = async (): Promise<unknown> => {
-        if (fit?.usable === true) return lib.simpleUpdate(client, url, { ...sig(x), ...progress, ...(fit.targets ? { targets: fit.targets } : {}) });
+        if (fit?.usable === true) return lib.simpleUpdate(client, url, { ...sig(x), ...progress, ...trustReset, ...(fit.targets ? { targets: fit.targets } : {}) });
         if (!service?.multipartHttpPushUri) throw new BmcError('UNSUPPORTED', `BMC ${o.host} offers neither SimpleUpdate nor multipart push`);
         const parameters = pushParametersFor(profile.vendor, kind, { system: systemPath, manager: system.managedBy[0] }, { startUpdate: service.startUpdateTarget !== undefined });
         return lib.pushUpdate(client, url, {
           ...sig(x),
           ...progress,
+          ...trustReset,
           ...(x?.dispatcher ? { dispatcher: x.dispatcher } : {}),
           targets: parameters.targets,
           ...(parameters.applyTime ? { applyTime: parameters.applyTime } : {}),

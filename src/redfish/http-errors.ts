@@ -126,7 +126,7 @@ const NETWORK_CODES = new Set([
 /** Connection failures worth one more try for an idempotent request. */
 const RETRYABLE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'UND_ERR_SOCKET']);
 
-function errorCode(err: unknown): string | undefined {
+export function errorCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
 }
@@ -147,7 +147,7 @@ export function isRetryableNetworkError(err: unknown): boolean {
   return !(err instanceof BmcError) && code !== undefined && RETRYABLE_CODES.has(code);
 }
 
-function isTlsVerification(code: string): boolean {
+export function isTlsVerification(code: string): boolean {
   return (
     code.startsWith('ERR_TLS_CERT') ||
     code.startsWith('CERT_') ||

@@ -15,5 +15,5 @@ export { pushUpdate, simpleUpdate } from './update.js';
 export { readSimpleUpdateAllowed, simpleUpdateFit, transferProtocolOf } from './simple-update-fit.js';
 export type { SimpleUpdateAllowed, SimpleUpdateFit } from './simple-update-fit.js';
 export type { PushUpdateOptions, SimpleUpdateOptions, UpdateClient, UpdateOptions, UpdateResult } from './update.js';
-export { STAGED_MESSAGE, STAGED_STATE, TaskLostError, USER_INTERVENTION_MESSAGE, taskLocation, taskPathInMessages, UntracedUpdateError, waitForTask } from './task.js';
+export { CertificateChangedError, STAGED_MESSAGE, STAGED_STATE, TaskLostError, USER_INTERVENTION_MESSAGE, taskLocation, taskPathInMessages, UntracedUpdateError, waitForTask } from './task.js';
 export type { TaskProgress, WaitForTaskOptions } from './task.js';

@@ -6,12 +6,13 @@
  */
 import { BmcError } from '../errors.js';
 import { checkMs, deadline, sleep } from '../deadline.js';
-import { extendedInfoOf } from './http-errors.js';
+import { errorCode, extendedInfoOf, isTlsVerification } from './http-errors.js';
 import { obj, odataId } from './json.js';
 import { isTask, parseTask, type TaskInfo } from './parse.js';
 import { shortened } from './text.js';
 import { isRedfishPath, parseRetryAfter } from './wire.js';
 import { ReloginPendingError, type RedfishClient, type RedfishReply } from './session.js';
+import { fingerprintPrefix, PinMismatchError } from './tls.js';
 
 export interface TaskProgress {
   state: string;
@@ -30,6 +31,11 @@ export interface WaitForTaskOptions {
   /** Overall deadline. Default one hour. */
   timeoutMs?: number;
   onProgress?: (progress: TaskProgress) => void;
+  /**
+   * The command that accepts a BMC's new certificate, for the message of CertificateChangedError.
+   * Default `metal-bmc bmc trust --address HOST --reset`; the facade names the BMC's MAC where it knows it.
+   */
+  trustResetCommand?: string;
 }
 
 /** Task states that end a task in failure; `Failed` is no DSP0268 state, but bmclib meets and maps it. */
@@ -54,6 +60,37 @@ export class TaskLostError extends BmcError {
     super('PROTOCOL', message, options);
     this.name = 'TaskLostError';
   }
+}
+
+/**
+ * The BMC came back during a task's wait with another TLS certificate than the one trusted (a pin
+ * of the trust file, or a CA that does not vouch for the new one): BMC firmware may come with, or
+ * generate, a new self-signed certificate. The trust gate refused the connection and sent nothing,
+ * so the task's end was never read: code OUTCOME_UNKNOWN, not a failure, since the update was
+ * accepted and probably applied. Someone must check the certificate and accept it.
+ */
+export class CertificateChangedError extends BmcError {
+  constructor(
+    message: string,
+    readonly presentedSha256: string | undefined,
+    cause: BmcError,
+  ) {
+    super('OUTCOME_UNKNOWN', message, { cause });
+    this.name = 'CertificateChangedError';
+  }
+}
+
+/**
+ * A refusal of the BMC's certificate, as the pinned connector (PinMismatchError, possibly wrapped by
+ * the trust gate) or TLS verification against a CA (AUTH_FAILED caused by a certificate error) gives
+ * it: found along the cause chain, with the fingerprint when the pin check saw one.
+ */
+function certificateRefusal(err: unknown): { presentedSha256: string | undefined } | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e instanceof PinMismatchError) return { presentedSha256: e.presentedSha256 };
+    if (e instanceof BmcError && e.code === 'AUTH_FAILED' && isTlsVerification(errorCode(e.cause) ?? '')) return { presentedSha256: undefined };
+  }
+  return undefined;
 }
 
 /**
@@ -113,6 +150,15 @@ export function isTransient(err: unknown): boolean {
   if (err instanceof ReloginPendingError) return true;
   if (err.code === 'TIMEOUT' || err.code === 'CLOSED') return true;
   return err.code === 'HTTP' && err.httpStatus !== undefined && err.httpStatus >= 500;
+}
+
+/** The host of the client's origin, for messages; undefined for a client without one (a test's stand-in). */
+function hostOf(client: Partial<Pick<RedfishClient, 'origin'>>): string | undefined {
+  try {
+    return client.origin === undefined ? undefined : new URL(client.origin).hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    return undefined;
+  }
 }
 
 /** The BMC no longer knows the task (404) or the session (401 after a failed new login). */
@@ -212,7 +258,7 @@ export function nextPollMs(last: { reply: RedfishReply } | 'unreachable', pace: 
  * Exception included, then 404.
  */
 export async function waitForTask(
-  client: Pick<RedfishClient, 'getReply'> & Partial<Pick<RedfishClient, 'scrub'>>,
+  client: Pick<RedfishClient, 'getReply'> & Partial<Pick<RedfishClient, 'scrub' | 'origin'>>,
   taskMonitorOrTaskUri: string,
   options: WaitForTaskOptions = {},
 ): Promise<TaskInfo> {
@@ -247,6 +293,8 @@ export async function waitForTask(
         reply = await client.getReply(path, { signal: dl.signal });
       } catch (err) {
         if (dl.signal.aborted) throw err;
+        const refusal = certificateRefusal(err);
+        if (refusal !== undefined) throw certificateChanged(err as BmcError, refusal.presentedSha256);
         if (isTransient(err)) unreachable = true;
         else if (taskGone(err) && (monitorAnswer !== undefined || seenRunning || unreachable)) throw lostTask(err);
         else throw err;
@@ -286,6 +334,17 @@ export async function waitForTask(
     }
   } finally {
     dl.dispose();
+  }
+
+  function certificateChanged(err: BmcError, presented: string | undefined): CertificateChangedError {
+    const host = hostOf(client);
+    const reset = options.trustResetCommand ?? `metal-bmc bmc trust --address ${host ?? '<the BMC>'} --reset`;
+    const which = presented === undefined ? 'that its CA does not vouch for' : `(sha256 ${fingerprintPrefix(presented)})`;
+    return new CertificateChangedError(
+      `${what}: outcome unknown: the BMC came back with another TLS certificate ${which}, as BMC firmware may bring; the update was accepted and probably applied, but its end could not be read: no credentials were sent to a certificate not trusted. Verify the BMC's certificate and firmware version, then accept the certificate: ${reset}`,
+      presented,
+      err,
+    );
   }
 
   function lostTask(err: BmcError): TaskLostError {

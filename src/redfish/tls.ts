@@ -91,6 +91,21 @@ function commonOptions(connectTimeoutMs: number, legacyTls: boolean) {
   return { timeout: connectTimeoutMs + 1000, keepAlive: true, minVersion: 'TLSv1.2' as const, ...(legacyTls ? { ciphers: LEGACY_TLS_CIPHERS } : {}) };
 }
 
+/**
+ * A BMC presenting another certificate than the pinned one: refused before anything is sent. The
+ * presented fingerprint is kept for whoever must tell why (a BMC back from a firmware update with a
+ * new certificate: redfish/task.ts).
+ */
+export class PinMismatchError extends BmcError {
+  constructor(
+    message: string,
+    readonly presentedSha256: string | undefined,
+  ) {
+    super('UNTRUSTED', message);
+    this.name = 'PinMismatchError';
+  }
+}
+
 /** The session-cache scope of connections pinned to this certificate. */
 const pinScope = (sha256: string) => `pin:${sha256}`;
 
@@ -110,7 +125,7 @@ function baseConnector(policy: TlsPolicy, connectTimeoutMs: number, legacyTls: b
         const got = cert?.fingerprint256 === undefined ? undefined : normalizeFingerprint(cert.fingerprint256);
         if (got === policy.sha256) return undefined;
         const where = `${socket.remoteAddress ?? 'the BMC'}:${socket.remotePort ?? ''}`;
-        return new BmcError('UNTRUSTED', `TLS certificate of ${where} is not the pinned one: presented sha256 ${fingerprintPrefix(got)}, pinned ${fingerprintPrefix(policy.sha256)}`);
+        return new PinMismatchError(`TLS certificate of ${where} is not the pinned one: presented sha256 ${fingerprintPrefix(got)}, pinned ${fingerprintPrefix(policy.sha256)}`, got);
       });
   }
 }

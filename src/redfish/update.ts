@@ -33,6 +33,8 @@ export interface UpdateOptions {
   taskTimeoutMs?: number;
   /** Task poll interval. Default 2000. */
   pollMs?: number;
+  /** The command that accepts the BMC's new certificate, should it come back with one during the task (waitForTask). */
+  trustResetCommand?: string;
 }
 
 export interface SimpleUpdateOptions extends UpdateOptions {
@@ -94,6 +96,7 @@ async function follow(client: UpdateClient, reply: RedfishReply, options: Update
     pollMs: options.pollMs,
     timeoutMs: options.taskTimeoutMs,
     onProgress: options.onProgress,
+    ...(options.trustResetCommand === undefined ? {} : { trustResetCommand: options.trustResetCommand }),
   });
   return { taskUri, task };
 }
@@ -222,6 +225,7 @@ async function followStaging(client: UpdateClient, reply: RedfishReply, options:
       signal: options.signal,
       pollMs: options.pollMs,
       timeoutMs: options.taskTimeoutMs,
+      ...(options.trustResetCommand === undefined ? {} : { trustResetCommand: options.trustResetCommand }),
       ...(onProgress ? { onProgress: (p: TaskProgress) => onProgress({ ...p, state: p.state === 'Completed' ? VERIFIED : VERIFYING }) } : {}),
     });
   } catch (err) {

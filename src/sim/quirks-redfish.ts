@@ -206,6 +206,12 @@ export const REDFISH_QUIRKS = {
     seenOn: 'Dell iDRAC9 UserIntervention: Dell\'s DeviceFirmwareSimpleUpdateREDFISH.py and DeviceFirmwareMultipartUploadREDFISH.py (dell/iDRAC-Redfish-Scripting) take it at 100 % as done, needing a server reboot or a virtual A/C cycle; bmclib\'s redfishwrapper task.go lowercases TaskState and maps "failed" and "scheduled"',
     survivedBy: 'curl',
   },
+  'redfish-certificate-renewed-after-update': {
+    protocol: 'redfish',
+    description: 'a BMC that restarts into a new image (redfish-bmc-reboot-after-update, redfish-update-no-task) comes back with another self-signed TLS certificate; the connections of before the restart are gone',
+    seenOn: 'BMC firmware that brings or generates its own certificate: Supermicro keeps the BMC certificate across an update only with Oem.Supermicro PreserveSsl (Supermicro Redfish reference guide; metal-bmc sends it, an update from the web UI or another tool may not), and a BMC reset to defaults makes a new self-signed one',
+    survivedBy: 'curl',
+  },
 } as const satisfies Record<string, SimQuirkInfo>;
 
 export type RedfishQuirkName = keyof typeof REDFISH_QUIRKS;

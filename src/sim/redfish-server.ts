@@ -145,6 +145,19 @@ export async function startRedfishServer(options: RedfishServerOptions): Promise
     return legacyContext;
   };
 
+  let renewedContext: SecureContext | undefined;
+  /** redfish-certificate-renewed-after-update: the certificate a BMC presents after its restart into a new image; made on first use */
+  const renewed = (): SecureContext => {
+    renewedContext ??= createSecureContext({ ...selfSignedCertificate('metal-bmc-sim-renewed', altNames), minVersion: 'TLSv1.2' });
+    return renewedContext;
+  };
+  /** The TLS context a new connection to `ctx` gets: its quirks choose. */
+  const contextFor = (ctx: MachineContext | undefined): SecureContext => {
+    if (ctx !== undefined && quirk(ctx, 'redfish-legacy-tls')) return legacy();
+    if (ctx?.quirkState.certificateRenewed === true) return renewed();
+    return modernContext;
+  };
+
   const requests: RequestCounters = { total: 0, perMachine: contexts.map(() => 0), byRoute: {}, uploadedBytes: 0, updateParameters: {} };
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
@@ -213,6 +226,8 @@ export async function startRedfishServer(options: RedfishServerOptions): Promise
 
   /** The machine of each TLS connection, chosen when it arrived. */
   const contextOf = new WeakMap<Socket, MachineContext | undefined>();
+  /** redfish-certificate-renewed-after-update: connections made with the renewed certificate; any other did not outlive the restart */
+  const afterRenewal = new WeakSet<Socket>();
 
   /**
    * A TCP listener that terminates TLS per connection (the machine's quirks choose the TLS
@@ -221,6 +236,10 @@ export async function startRedfishServer(options: RedfishServerOptions): Promise
   function makeServer(route: (socket: Socket) => MachineContext | undefined): Server {
     const http = createHttpServer((req, res) => {
       const ctx = contextOf.get(req.socket);
+      if (ctx?.quirkState.certificateRenewed === true && !afterRenewal.has(req.socket)) {
+        req.socket.destroy(); // a connection of before the BMC's restart
+        return;
+      }
       if (ctx === undefined) {
         requests.total++;
         requests.byRoute.unknown = (requests.byRoute.unknown ?? 0) + 1;
@@ -237,8 +256,9 @@ export async function startRedfishServer(options: RedfishServerOptions): Promise
       raw.on('error', () => raw.destroy());
       if (raw.destroyed) return;
       const ctx = route(raw);
-      const secure = new TLSSocket(raw, { isServer: true, secureContext: ctx !== undefined && quirk(ctx, 'redfish-legacy-tls') ? legacy() : modernContext });
+      const secure = new TLSSocket(raw, { isServer: true, secureContext: contextFor(ctx) });
       contextOf.set(secure, ctx);
+      if (ctx?.quirkState.certificateRenewed === true) afterRenewal.add(secure);
       secure.on('error', () => raw.destroy()); // a failed handshake or a reset: the client sees it, the server goes on
       http.emit('connection', secure);
     });

@@ -11,6 +11,7 @@ import { execFile } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, expect, vi } from 'vitest';
 import { bmcMain } from '../../src/cli/bmc.js';
+import { probeCertificate } from '../../src/redfish/tls.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { SIM_VARIANTS, type SimMachine, type SimVariantName } from '../../src/sim/machine.js';
 import { REDFISH_QUIRKS, type RedfishQuirkName } from '../../src/sim/quirks-redfish.js';
@@ -410,6 +411,19 @@ const CURL_SURVIVES: Record<RedfishQuirkName, (f: Fleet, m: SimMachine) => Promi
     const bad = (await pushImage(f, m, 'bios-fail.bin')).json['@odata.id'] as string;
     await taskEnded(m);
     expect((await curl(f, m, bad)).json.TaskState).toBe('failed');
+  },
+  async 'redfish-certificate-renewed-after-update'(f, m) {
+    const certificate = () => probeCertificate({ host: m.state.address, port: f.redfishPort, timeoutMs: 5000 });
+    const before = await certificate();
+    // a BMC image restarts the BMC (the quirk that does it, for this check only)
+    m.state.quirks.add('redfish-bmc-reboot-after-update');
+    expect((await pushImage(f, m, 'bmc-9.9.5.bin')).status).toBe(202);
+    await taskEnded(m);
+    m.state.quirks.delete('redfish-bmc-reboot-after-update');
+    expect(await certificate()).not.toBe(before);
+    // curl -k takes any certificate: it waits out the restart's 503s and talks to the BMC
+    await vi.waitFor(async () => expect((await curl(f, m, '/redfish/v1/Systems')).status).toBe(200), { timeout: 15_000, interval: 500 });
+    expect(m.state.bmcVersion).toBe('9.9.5');
   },
 };
 

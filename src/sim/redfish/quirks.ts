@@ -17,6 +17,8 @@ export interface QuirkState {
   unavailableSince: number | undefined;
   /** redfish-bmc-reboot-after-update: when the BMC restarted into a new image (its own restart window) */
   rebootedAt?: number;
+  /** redfish-certificate-renewed-after-update: the BMC restarted into a new image and presents its new certificate */
+  certificateRenewed?: boolean;
   /** redfish-login-refused-after-reboot: the restart (its `rebootedAt`) after which a login was refused */
   loginRefusedAfter?: number;
   /** redfish-etag-412-once: conditional PATCHes seen, and how often the ETag moved */

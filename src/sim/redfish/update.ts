@@ -207,7 +207,8 @@ export function versionInImageName(uri: string): string | undefined {
 
 /**
  * redfish-bmc-reboot-after-update: the BMC runs its new image (the version its name carries; none
- * leaves the version as it was), forgets its tasks and sessions, and answers 503 for a while.
+ * leaves the version as it was), forgets its tasks and sessions, and answers 503 for a while; under
+ * redfish-certificate-renewed-after-update it presents another certificate from then on.
  */
 function rebootIntoImage(ctx: MachineContext, uri: string): void {
   const version = versionInImageName(uri);
@@ -216,6 +217,7 @@ function rebootIntoImage(ctx: MachineContext, uri: string): void {
   ctx.staged = undefined;
   for (const s of ctx.sessions.list()) ctx.sessions.delete(s.id);
   ctx.quirkState.rebootedAt = Date.now();
+  if (quirk(ctx, 'redfish-certificate-renewed-after-update')) ctx.quirkState.certificateRenewed = true;
 }
 
 /**
