@@ -169,6 +169,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       ...(o.port !== undefined ? { ipmiPort: o.port } : {}),
       trust: trust.forBmc({ ip: host, ...mac }),
       ...mac,
+      firmwareMaxImageBytes: config.firmware.maxImageBytes,
       logger,
       ...(o.readAhead ? { readAhead: true, guidMemory, ...(redfishSessions ? { redfishSessions } : {}) } : {}),
       ...(o.onAnswer ? { onAnswer: o.onAnswer } : {}),

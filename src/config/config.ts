@@ -9,7 +9,7 @@ import { isAbsolute } from 'node:path';
 import { BmcError } from '../errors.js';
 import { DEFAULT_HEAP_GROWTH_PCT, MAX_HEAP_GROWTH_PCT } from '../heap-growth.js';
 import { normalOrigin, parseAuthz, type AuthzRule } from './console-access.js';
-import { parseLogSize, type LogSize } from './console-capture.js';
+import { bytesOf, parseLogSize, type LogSize } from './console-capture.js';
 import { withCredentialFiles } from './credentials.js';
 import { ConfigError } from './error.js';
 import { formatDuration } from './duration.js';
@@ -68,7 +68,7 @@ export interface Config {
   };
   /** leaderLeaseMs: 0 when every instance takes machine events (METAL_BMC_COMMAND_LEADER_LEASE=0) */
   commands: { concurrency: number; timeoutMs: number; targets: 'leases' | 'any'; queueMax: number; maxInFlight: number; leaderLeaseMs: number };
-  firmware: { timeoutMs: number; urlAllow: string[]; allowLoopback: boolean };
+  firmware: { timeoutMs: number; urlAllow: string[]; allowLoopback: boolean; maxImageBytes: number };
   /** state kept across restarts (firmware jobs) */
   stateDir: string;
   console: {
@@ -207,6 +207,16 @@ function firmwareUrlAllow(env: Env, name: string): string[] {
     const shown = URL.canParse(entry) ? (({ protocol, host, pathname }) => `${protocol}//${host}${pathname}`)(new URL(entry)) : show(entry);
     throw new ConfigError(`${shown} ${prefix} (a URL prefix is scheme://host[:port][/path], e.g. https://images.example.com/firmware/)`, name);
   });
+}
+
+/** A size in bytes with a unit (B, KiB, MiB, GiB; k, M, G as their binary multiples), within min..max. */
+function byteSize(env: Env, name: string, fallback: string, min: number, max: number): number {
+  const v = text(env, name) ?? fallback;
+  const m = /^\s*(\d{1,12})\s*([a-z]*)\s*$/i.exec(v);
+  const bytes = m ? bytesOf(m[1]!, m[2]!) : undefined;
+  if (bytes === undefined) throw new ConfigError(`${show(v)} is not a size (e.g. 512MiB, 2GiB)`, name);
+  if (bytes < min || bytes > max) throw new ConfigError(`${show(v)} is out of range (${min} to ${max} bytes)`, name);
+  return bytes;
 }
 
 /** host names (no port, no scheme), or `*` */
@@ -471,6 +481,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       timeoutMs: duration(env, 'METAL_BMC_FIRMWARE_TIMEOUT', '30m', 60_000),
       urlAllow: firmwareUrlAllow(env, 'METAL_BMC_FIRMWARE_URL_ALLOW'),
       allowLoopback: bool(env, 'METAL_BMC_FIRMWARE_ALLOW_LOOPBACK', false),
+      maxImageBytes: byteSize(env, 'METAL_BMC_FIRMWARE_MAX_IMAGE_SIZE', '512MiB', 1 << 20, 16 * 2 ** 30),
     },
     stateDir: absoluteDir(env, 'METAL_BMC_STATE_DIR', '/var/lib/metal-bmc'),
     console: {

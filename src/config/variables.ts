@@ -63,6 +63,7 @@ export const VARIABLES: readonly VariableDoc[] = [
   { name: 'METAL_BMC_FIRMWARE_URL_ALLOW', default: '', description: 'where firmware images may come from: comma-separated host names (matched exactly) and URL prefixes (scheme://host[:port][/path]: the same scheme, host and port, the path at or below the prefix path at a segment boundary); empty refuses every UPDATE-FIRMWARE. Never metal-api, loopback, link-local; redirects are not followed' },
   { name: 'METAL_BMC_FIRMWARE_ALLOW_LOOPBACK', default: 'false', description: 'let firmware images come from loopback addresses (labs and tests only)' },
   { name: 'METAL_BMC_STATE_DIR', default: '/var/lib/metal-bmc', description: 'directory for state kept across restarts (BMC certificate fingerprints: bmc-trust.json; firmware jobs: firmware-jobs.json); an absolute path, created when missing, probed at start (a file created, written, synced, renamed and removed): a folder that cannot be written stops the start with one line (exit code 2; 1 for a full disk or an I/O error, which a later start may get past); a state file write that fails later is counted in metal_bmc_state_write_failures_total{file} and logged once until the file is written again' },
+  { name: 'METAL_BMC_FIRMWARE_MAX_IMAGE_SIZE', default: '512MiB', description: 'largest firmware image metal-bmc pushes to a BMC (B, KiB, MiB, GiB; 1MiB to 16GiB), lowered by the BMC\'s UpdateService MaxImageSizeBytes: a larger Content-Length is refused before the upload, a body that passes it aborts the upload (code FORBIDDEN)' },
   { name: 'METAL_BMC_CONSOLE_PORT', default: '3333', description: 'TLS+SSH console listener for metal-console (0: any free port)' },
   { name: 'METAL_BMC_CONSOLE_CA_CERT_FILE', default: '', description: 'CA that metal-console client certificates must chain to; the TLS console needs all three console files' },
   { name: 'METAL_BMC_CONSOLE_CERT_FILE', default: '', description: 'server certificate of the console listener' },
@@ -208,6 +209,7 @@ export const GO_FIXED: Readonly<Record<string, string>> = {
   METAL_BMC_COMMAND_LEADER_LEASE: 'none: one instance per partition',
   METAL_BMC_FIRMWARE_URL_ALLOW: 'none: any URL (Supermicro: sum downloads it, Dell: the BMC does)',
   METAL_BMC_FIRMWARE_ALLOW_LOOPBACK: 'none: any URL',
+  METAL_BMC_FIRMWARE_MAX_IMAGE_SIZE: 'none: images are not pushed by metal-bmc (Supermicro: sum reads the file, Dell: the BMC fetches it)',
 };
 
 /** The "Go metal-bmc" column of a variable's row. */

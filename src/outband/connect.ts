@@ -105,6 +105,8 @@ export interface ConnectOptions {
    * its predecessor's token, certificate pinned or not.
    */
   mac?: string;
+  /** The largest image pushed to the BMC (METAL_BMC_FIRMWARE_MAX_IMAGE_SIZE); default redfish/update.ts DEFAULT_MAX_IMAGE_BYTES. */
+  firmwareMaxImageBytes?: number;
   /**
    * A BMC image the BMC took without naming a task: how often its Manager's FirmwareVersion is
    * read and how long it may take to change (firmware-outcome.ts; defaults 15 s and 20 minutes).
@@ -567,6 +569,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
           ...sig(x),
           ...progress,
           ...trustReset,
+          ...(o.firmwareMaxImageBytes !== undefined ? { maxImageBytes: o.firmwareMaxImageBytes } : {}),
           ...(x?.dispatcher ? { dispatcher: x.dispatcher } : {}),
           targets: parameters.targets,
           ...(parameters.applyTime ? { applyTime: parameters.applyTime } : {}),

@@ -11,7 +11,7 @@ export { readInventory } from './inventory.js';
 export type { RedfishInventory } from './inventory.js';
 export { readBootOptions, reset, setBootOrder, setBootOverride, setIndicator, waitForPowerState } from './actions.js';
 export type { ActionClient, ActionOptions, BootOverrideOptions, BootOverrideTarget, ResetOptions, ResetType } from './actions.js';
-export { pushUpdate, simpleUpdate } from './update.js';
+export { DEFAULT_MAX_IMAGE_BYTES, ImageTooLargeError, pushUpdate, simpleUpdate } from './update.js';
 export { readSimpleUpdateAllowed, simpleUpdateFit, transferProtocolOf } from './simple-update-fit.js';
 export type { SimpleUpdateAllowed, SimpleUpdateFit } from './simple-update-fit.js';
 export type { PushUpdateOptions, SimpleUpdateOptions, UpdateClient, UpdateOptions, UpdateResult } from './update.js';

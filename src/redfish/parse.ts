@@ -150,6 +150,8 @@ export interface UpdateServiceInfo {
   httpPushUri?: string;
   /** `#UpdateService.StartUpdate`: applies the images pushed with the `OnStartUpdateRequest` apply time */
   startUpdateTarget?: string;
+  /** `MaxImageSizeBytes` (UpdateService v1_5_0): the largest image the BMC takes, a positive whole number */
+  maxImageSizeBytes?: number;
 }
 
 export interface TaskInfo {
@@ -308,6 +310,11 @@ export function parseEnvironmentPowerWatts(json: unknown): number | undefined {
   return num(obj(json, 'PowerWatts'), 'Reading');
 }
 
+/** A whole number above 0 (a size a BMC gives as 0 or a fraction says nothing), else undefined. */
+function positiveInteger(v: number | undefined): number | undefined {
+  return v !== undefined && Number.isSafeInteger(v) && v > 0 ? v : undefined;
+}
+
 export function parseUpdateService(json: unknown): UpdateServiceInfo {
   const simple = obj(obj(json, 'Actions'), '#UpdateService.SimpleUpdate');
   return compact({
@@ -319,6 +326,7 @@ export function parseUpdateService(json: unknown): UpdateServiceInfo {
     multipartHttpPushUri: pathProp(json, 'MultipartHttpPushUri'),
     httpPushUri: pathProp(json, 'HttpPushUri'),
     startUpdateTarget: pathProp(obj(obj(json, 'Actions'), '#UpdateService.StartUpdate'), 'target'),
+    maxImageSizeBytes: positiveInteger(num(json, 'MaxImageSizeBytes')),
   });
 }
 

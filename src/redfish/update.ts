@@ -61,6 +61,48 @@ export interface PushUpdateOptions extends UpdateOptions {
   dispatcher?: Dispatcher;
   /** File name in the UpdateFile part; default the last segment of the image URL. */
   filename?: string;
+  /** Largest image pushed, in bytes; the UpdateService's `MaxImageSizeBytes` lowers it. Default DEFAULT_MAX_IMAGE_BYTES. */
+  maxImageBytes?: number;
+}
+
+/**
+ * The largest image pushed unless told otherwise: BMC and BIOS images are 16 to 64 MiB, a Dell
+ * update package a few hundred; an image server without Content-Length, or with an endless body,
+ * would otherwise stream into the BMC until the upload's deadline (30 minutes).
+ */
+export const DEFAULT_MAX_IMAGE_BYTES = 512 * 1024 * 1024;
+
+/** The bound of one push and where it comes from, for the refusal's message. */
+interface ImageBound {
+  bytes: number;
+  source: string;
+}
+
+function imageBound(maxImageBytes: number | undefined, service: { path: string; maxImageSizeBytes?: number }): ImageBound {
+  const own: ImageBound = maxImageBytes === undefined ? { bytes: DEFAULT_MAX_IMAGE_BYTES, source: 'the default bound' } : { bytes: maxImageBytes, source: 'the configured bound' };
+  const bmc = service.maxImageSizeBytes;
+  return bmc !== undefined && bmc < own.bytes ? { bytes: bmc, source: `${service.path} MaxImageSizeBytes` } : own;
+}
+
+/** An image larger than the push's bound: refused before the upload (by its Content-Length), or the upload aborted as its body passes the bound. */
+export class ImageTooLargeError extends BmcError {
+  constructor(message: string) {
+    super('FORBIDDEN', message);
+    this.name = 'ImageTooLargeError';
+  }
+}
+
+/** `file` as it comes, or ImageTooLargeError (kept in `passed`) once more than `bound.bytes` came. */
+async function* bounded(file: AsyncIterable<Uint8Array>, bound: ImageBound, what: string, passed: { error?: ImageTooLargeError }): AsyncGenerator<Uint8Array> {
+  let bytes = 0;
+  for await (const chunk of file) {
+    bytes += chunk.length;
+    if (bytes > bound.bytes) {
+      passed.error = new ImageTooLargeError(`${what}: the image passed ${bound.bytes} bytes (${bound.source}) without ending; upload aborted`);
+      throw passed.error;
+    }
+    yield chunk;
+  }
 }
 
 export interface UpdateResult {
@@ -132,6 +174,9 @@ function parseImageUrl(imageUrl: string): URL {
 export async function pushUpdate(client: UpdateClient, imageUrl: string, options: PushUpdateOptions = {}): Promise<UpdateResult> {
   const url = parseImageUrl(imageUrl);
   const uploadTimeoutMs = checkMs('uploadTimeoutMs', options.uploadTimeoutMs, 30 * 60_000);
+  if (options.maxImageBytes !== undefined && !(Number.isSafeInteger(options.maxImageBytes) && options.maxImageBytes > 0)) {
+    throw new BmcError('INVALID_ARGUMENT', `maxImageBytes must be a positive whole number, got ${String(options.maxImageBytes)}`);
+  }
   const { signal } = options;
   const svc = await readUpdateService(client, { signal });
   const pushUri = svc.multipartHttpPushUri;
@@ -148,9 +193,11 @@ export async function pushUpdate(client: UpdateClient, imageUrl: string, options
   const frame = multipartFrame(parameters, options.filename ?? url.pathname.split('/').at(-1) ?? '', options.oemParts ? { oemParts: options.oemParts } : {});
 
   const what = `firmware push ${display(url)} → ${pushUri}`;
+  const bound = imageBound(options.maxImageBytes, svc);
   const dl = deadline(uploadTimeoutMs, what, signal);
   let download: Dispatcher.ResponseData | undefined;
   let reply: RedfishReply;
+  const passed: { error?: ImageTooLargeError } = {};
   try {
     download = await request(url, { method: 'GET', signal: dl.signal, dispatcher: options.dispatcher });
     if (download.statusCode !== 200) {
@@ -159,6 +206,9 @@ export async function pushUpdate(client: UpdateClient, imageUrl: string, options
     }
     const header = download.headers['content-length'];
     const length = typeof header === 'string' && /^\d+$/.test(header) ? Number(header) : undefined;
+    if (length !== undefined && length > bound.bytes) {
+      throw new ImageTooLargeError(`${what}: the image is ${length} bytes (Content-Length), over ${bound.bytes} (${bound.source}); nothing uploaded`);
+    }
     let sent = 0;
     let reported = -1;
     const onChunk = (bytes: number): void => {
@@ -170,7 +220,7 @@ export async function pushUpdate(client: UpdateClient, imageUrl: string, options
         options.onProgress({ state: 'Uploading', percent });
       }
     };
-    const stream = Readable.from(multipartBody(frame, download.body, onChunk), { objectMode: false });
+    const stream = Readable.from(multipartBody(frame, bounded(download.body, bound, what, passed), onChunk), { objectMode: false });
     reply = await client.upload(pushUri, stream, {
       contentType: frame.contentType,
       contentLength: length === undefined ? undefined : multipartLength(frame, length),
@@ -178,6 +228,8 @@ export async function pushUpdate(client: UpdateClient, imageUrl: string, options
       timeoutMs: uploadTimeoutMs,
     });
   } catch (err) {
+    // the transport reports the upload's broken body as its own failure: the bound is the reason
+    if (passed.error !== undefined) throw passed.error;
     if (err instanceof BmcError) throw err;
     if (dl.signal.aborted) throw abortError(dl.signal, what);
     throw transportError(`image download ${display(url)}`, err, []);
@@ -185,6 +237,8 @@ export async function pushUpdate(client: UpdateClient, imageUrl: string, options
     dl.dispose();
     download?.body.destroy();
   }
+  // a BMC that answered before the body broke off took a cut image: not followed as an update
+  if (passed.error !== undefined) throw passed.error;
   if (!staged || startUpdate === undefined) return follow(client, reply, options);
   await followStaging(client, reply, options);
   const started = await postStartUpdate(client, startUpdate, signal);

@@ -73,6 +73,8 @@ export interface MockupServerOptions {
   requireIfMatch?: boolean;
   /** Added to the UpdateService as MultipartHttpPushUri; null: none. Default: `/redfish/v1/UpdateService/upload` on the DMTF mockup, the tree's own on another tree. */
   multipartPushUri?: string | null;
+  /** Added to the UpdateService as MaxImageSizeBytes. Default: none. */
+  maxImageSizeBytes?: number;
   /** ForceOff/GracefulShutdown take effect after this delay. Default 0. */
   powerOffDelayMs?: number;
   /** GETs of a task until it ends. Default 2. */
@@ -190,6 +192,7 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
   const recordedPushUri = typeof updateService?.MultipartHttpPushUri === 'string' ? updateService.MultipartHttpPushUri : null;
   const pushUri = options.multipartPushUri === undefined ? (options.tree === undefined ? '/redfish/v1/UpdateService/upload' : recordedPushUri) : options.multipartPushUri;
   if (pushUri !== null && updateService !== undefined) updateService.MultipartHttpPushUri = pushUri;
+  if (options.maxImageSizeBytes !== undefined && updateService !== undefined) updateService.MaxImageSizeBytes = options.maxImageSizeBytes;
   // SimpleUpdate: the DMTF mockup's target, and whatever target the tree's UpdateService names
   const simpleUpdateTargets = new Set(['/redfish/v1/UpdateService/Actions/SimpleUpdate']);
   const recordedTarget = ((updateService?.Actions as Record<string, Record<string, unknown>> | undefined)?.['#UpdateService.SimpleUpdate'])?.target;

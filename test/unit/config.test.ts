@@ -63,7 +63,7 @@ describe('loadConfig defaults', () => {
         resultTopic: 'fra-equ01-machine-result',
       },
       commands: { concurrency: 32, timeoutMs: 60_000, targets: 'leases', queueMax: 16, maxInFlight: 64, leaderLeaseMs: 15_000 },
-      firmware: { timeoutMs: 1_800_000, urlAllow: [], allowLoopback: false },
+      firmware: { timeoutMs: 1_800_000, urlAllow: [], allowLoopback: false, maxImageBytes: 512 * 2 ** 20 },
       stateDir: '/var/lib/metal-bmc',
       console: {
         port: 3333,
@@ -148,10 +148,11 @@ describe('loadConfig defaults', () => {
       METAL_BMC_LIFECYCLE_RETENTION: '2h',
       METAL_BMC_STREAM_REPLICAS: '3',
       METAL_BMC_FIRMWARE_TIMEOUT: '45m',
+      METAL_BMC_FIRMWARE_MAX_IMAGE_SIZE: '2GiB',
       METAL_BMC_STATE_DIR: '/srv/metal-bmc',
     });
     expect(c.mq).toMatchObject({ lifecycleRetentionMs: 7_200_000, streamReplicas: 3 });
-    expect(c.firmware).toEqual({ timeoutMs: 2_700_000, urlAllow: [], allowLoopback: false });
+    expect(c.firmware).toEqual({ timeoutMs: 2_700_000, urlAllow: [], allowLoopback: false, maxImageBytes: 2 * 2 ** 30 });
     expect(c.stateDir).toBe('/srv/metal-bmc');
     expect(c.leases).toMatchObject({ file: '/tmp/kea-leases4.csv', format: 'kea', ignoreMacs: ['ac:1f:6b:35:ac:62', '00:11:22:33:44:55'] });
     expect(c.leases.allowedCidrs.map((x) => x.text)).toEqual(['10.1.0.0/16', '192.168.1.0/24']);
@@ -224,6 +225,8 @@ describe('loadConfig errors name the variable', () => {
     ['METAL_BMC_REDFISH_TIMEOUT', '10ms', 'METAL_BMC_REDFISH_TIMEOUT: "10ms" is too short (minimum 1s)'],
     ['METAL_BMC_COMMAND_TIMEOUT', '500ms', 'METAL_BMC_COMMAND_TIMEOUT: "500ms" is too short (minimum 1s)'],
     ['METAL_BMC_FIRMWARE_TIMEOUT', '30s', 'METAL_BMC_FIRMWARE_TIMEOUT: "30s" is too short (minimum 1m0s)'],
+    ['METAL_BMC_FIRMWARE_MAX_IMAGE_SIZE', '512 furlongs', 'METAL_BMC_FIRMWARE_MAX_IMAGE_SIZE: "512 furlongs" is not a size (e.g. 512MiB, 2GiB)'],
+    ['METAL_BMC_FIRMWARE_MAX_IMAGE_SIZE', '1KiB', 'METAL_BMC_FIRMWARE_MAX_IMAGE_SIZE: "1KiB" is out of range (1048576 to 17179869184 bytes)'],
     ['METAL_BMC_SHUTDOWN_TIMEOUT', '1ms', 'METAL_BMC_SHUTDOWN_TIMEOUT: "1ms" is too short (minimum 1s)'],
     ['METAL_BMC_CONSOLE_IDLE_TIMEOUT', '1ms', 'METAL_BMC_CONSOLE_IDLE_TIMEOUT: "1ms" is too short (minimum 10s, or 0 for none)'],
     ['METAL_BMC_REPORT_INTERVAL', '1000h', 'METAL_BMC_REPORT_INTERVAL: "1000h" is too long (maximum 596h31m23.647s)'],

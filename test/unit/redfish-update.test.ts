@@ -209,6 +209,16 @@ describe('pushUpdate (multipart, streamed)', () => {
     expect(server.uploads).toHaveLength(0);
   });
 
+  it("the UpdateService's MaxImageSizeBytes lowers the bound: an image passing it aborts the upload, naming it", async () => {
+    const { server, client } = await setup({ maxImageSizeBytes: 256 * 1024 });
+    const { url } = await serveImage(randomBytes(1024 * 1024), { contentLength: false });
+    await expect(pushUpdate(client, url, { maxImageBytes: 512 * 1024 })).rejects.toMatchObject({
+      code: 'FORBIDDEN',
+      message: expect.stringContaining('passed 262144 bytes (/redfish/v1/UpdateService MaxImageSizeBytes) without ending; upload aborted'),
+    });
+    expect(server.uploadBytesReceived()).toBeLessThanOrEqual(256 * 1024 + 4096);
+  });
+
   it('UNSUPPORTED without MultipartHttpPushUri; INVALID_ARGUMENT for a non-http URL', async () => {
     const { client } = await setup({ multipartPushUri: null });
     await expect(pushUpdate(client, 'http://127.0.0.1:1/x.bin')).rejects.toMatchObject({ code: 'UNSUPPORTED' });
