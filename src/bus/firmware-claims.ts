@@ -29,7 +29,9 @@
  *      MAX_SIGHTINGS keys, dropped when their key turns out free or taken and oldest first past
  *      that bound.
  *   A stale claim (its instance died during a job) is taken over by compare-and-set on its
- *   revision, with one warning: a renewal that came meanwhile wins.
+ *   revision, with one warning: a renewal that came meanwhile wins. A claim of this instance for
+ *   the same job, left by a run that a restart ended, is taken back at once: the job is resumed
+ *   (commands/firmware-jobs.ts recover), not a second one started.
  * - **Holding them:** the job's instance rewrites both every `renewMs` on their last revision. A
  *   write of ours whose answer was lost (told by token and job) is continued from its revision; a
  *   key gone (its bucket made again) is written again; one that holds another job's claim (this
@@ -215,6 +217,12 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
       }
       if (ours(entry.value, s)) return forget(key, entry.revision); // our own write, its answer lost on the way
       const other = parseClaim(entry.value);
+      // this job's own claim, left by the run of this instance that a restart ended: the job is resumed here
+      if (other && other.instance === o.instanceId && other.job === s.jobId) {
+        const resumed = await o.kv.update(key, encode(s), entry.revision);
+        if (resumed === undefined) continue; // changed meanwhile: look again
+        return forget(key, resumed);
+      }
       // a stamp that is no time (a header missing or malformed) tells nothing: NaN would compare as stale
       const stamp = entry.createdMs !== undefined && Number.isFinite(entry.createdMs) ? entry.createdMs : undefined;
       const serverTime = serverNow();

@@ -4,8 +4,21 @@
  * command timeout), one job per machine and per BMC at a time, across instances with `claims` (a
  * second is refused with a result event),
  * its progress (task state and percent) and outcome are published as result events, and jobs
- * are kept in a state file so that a restart in the middle of an update reports the interrupted
- * job instead of forgetting it.
+ * are kept in a state file so that a restart in the middle of an update does not forget the job.
+ *
+ * A flash outlives metal-bmc's view of it (a BMC image takes the BMC offline for ~10 minutes), so
+ * the machine is never freed while the BMC may still be applying the image:
+ * - **Restart:** the state file keeps what is needed to watch the update again (the task the BMC
+ *   named, the resource targeted, its version before). recover() resumes a job that was running
+ *   and is younger than its deadline as an active job (power steps stay held, its claim across
+ *   instances is taken back) and watches it to the end it would have had: its task, else for a BMC
+ *   image the Manager's FirmwareVersion. A job that cannot be watched (no task known, a BIOS
+ *   image) or whose deadline passed ends `interrupted`, its outcome unknown, as before.
+ * - **Deadline with the BMC silent:** a job whose deadline passes while the BMC has not answered
+ *   for `unreachableAfterMs` ends `failed` with code OUTCOME_UNKNOWN (`outcomeUnknown: true`, as a
+ *   command's result says it), and its machine stays held (claim kept, power steps held) for
+ *   `outcomeUnknownHoldMs` (15 minutes), or until a BMC image's new version shows, so that neither
+ *   a retry nor a power command lands on a BMC still flashing.
  *
  * Reboots: applying a BIOS image needs a host reboot, which metal-bmc does not do (neither does
  * the Go daemon's Redfish path); every BIOS result says so (`rebootRequired: true`,
@@ -22,15 +35,15 @@
 import type { Dispatcher } from 'undici';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, renameSync } from 'node:fs';
-import { checkDuration, deadline, endedWithin } from '../deadline.js';
+import { checkDuration, deadline, endedWithin, sleep } from '../deadline.js';
 import { abortError, BmcError, HandBackError } from '../errors.js';
 import { publicText } from '../net/public-text.js';
 import type { Logger } from '../log.js';
 import { writePrivateFileSync } from '../outband/private-file-sync.js';
 import { stateWriteEpisodes } from '../outband/state-write-failures.js';
-import type { FirmwareKind, FirmwareProgress, Outband } from '../outband/types.js';
+import type { FirmwareKind, FirmwareOptions, FirmwareProgress, FirmwareWatch, Outband } from '../outband/types.js';
 import { STAGED_MESSAGE, STAGED_STATE } from '../redfish/task.js';
-import type { EventIpmi, Plan } from './event.js';
+import { parseBmcAddress, type EventIpmi, type Plan } from './event.js';
 import type { ConnectBmc, FirmwareJobHold } from './runner.js';
 import { describeRecord, type StepHold, type StepJournal } from './step-journal.js';
 
@@ -54,6 +67,16 @@ export interface FirmwareJob {
   progress?: JobProgress;
   error?: string;
   code?: string;
+  /** the Task or task monitor of the update as the BMC named it: a job resumed after a restart follows it */
+  taskUri?: string;
+  /** the Manager (BMC image) or System (BIOS image) the update applies to */
+  target?: string;
+  /** the target's FirmwareVersion or BiosVersion before the update: a resumed BMC image without a task is decided by it */
+  versionBefore?: string;
+  /** ended without knowing whether the BMC applied the image (code OUTCOME_UNKNOWN or INTERRUPTED) */
+  outcomeUnknown?: true;
+  /** ISO 8601: its machine stays held until then (the BMC may still be applying the image), also over a restart */
+  heldUntil?: string;
 }
 
 /**
@@ -93,6 +116,12 @@ export interface FirmwareEvent {
   /** metal-bmc never reboots the host after an update */
   rebootedByMetalBmc: false;
   durationMs?: number;
+  /** the job ended without knowing whether the BMC applied the image: check its firmware version before a retry */
+  outcomeUnknown?: true;
+  /** ISO 8601: power commands and a new update of the machine are held until then */
+  heldUntil?: string;
+  /** the job was taken up again after a restart of metal-bmc and is watched to its end */
+  resumed?: true;
 }
 
 export interface FirmwareJobMetrics {
@@ -137,7 +166,20 @@ export interface FirmwareJobsOptions {
    * later delivery instead of being refused as started
    */
   instanceId?: string;
+  /** a job whose deadline passes with the BMC silent this long ends outcome unknown (default 60 s) */
+  unreachableAfterMs?: number;
+  /** how long the machine stays held after an outcome unknown (default 15 minutes) */
+  outcomeUnknownHoldMs?: number;
+  /** a job resumed after a restart connects again this often while its BMC cannot be reached (default 15 s) */
+  reconnectMs?: number;
 }
+
+/** OUTCOME_UNKNOWN_HOLD_MS: a BMC image takes the BMC offline for ~10 minutes; a retry or power step must not land in it */
+export const OUTCOME_UNKNOWN_HOLD_MS = 15 * 60_000;
+const UNREACHABLE_AFTER_MS = 60_000;
+/** the code of a job that ended without knowing whether the BMC applied the image (as a command's outcomeUnknown) */
+const OUTCOME_UNKNOWN = 'OUTCOME_UNKNOWN';
+const RECONNECT_MS = 15_000;
 
 /**
  * The events whose update step is claimed in the journal while their job has not begun, kept in
@@ -166,7 +208,12 @@ export interface JobClaims {
 export type StartOutcome = { accepted: true; job: FirmwareJob } | { accepted: false; event: FirmwareEvent; handBack?: true };
 
 export interface FirmwareJobs {
-  /** Reads the state file; jobs it lists as running were cut off by a restart: reported as interrupted. */
+  /**
+   * Reads the state file. A job it lists as running was cut off by a restart: resumed (active, its
+   * claim taken back, watched to its end) where it can be watched and its deadline has not passed,
+   * else ended interrupted, its outcome unknown; a job held after an outcome unknown is held again
+   * until its `heldUntil`. Returns the jobs ended interrupted.
+   */
   recover(): FirmwareJob[];
   /** Accepts the plan's UPDATE-FIRMWARE as a background job, or refuses it (published either way). */
   start(plan: Plan): Promise<StartOutcome>;
@@ -175,7 +222,11 @@ export interface FirmwareJobs {
   /** the job running, or being claimed, for the plan's machine or its BMC: the runner holds power steps behind it */
   activeFor(plan: Pick<Plan, 'key' | 'ipmi'>): FirmwareJobHold | undefined;
   running(): number;
-  /** waits up to `deadlineMs` for running jobs, then aborts them (recorded as interrupted) */
+  /**
+   * waits up to `deadlineMs` for running jobs, then aborts them: recorded as interrupted, except
+   * those the next start can watch again (their task or version before known), left running in
+   * the state file with their claim
+   */
   stop(deadlineMs: number): Promise<void>;
 }
 
@@ -213,7 +264,8 @@ export function parseStateFile(text: string): FirmwareJob[] {
       j !== null &&
       ['id', 'machineId', 'key', 'bmc', 'image', 'acceptedAt', 'updatedAt'].every((k) => typeof (j as unknown as Record<string, unknown>)[k] === 'string') &&
       (j.kind === 'bios' || j.kind === 'bmc') &&
-      JOB_STATES.includes(j.state);
+      JOB_STATES.includes(j.state) &&
+      ['taskUri', 'target', 'versionBefore', 'heldUntil'].every((k) => ['string', 'undefined'].includes(typeof (j as unknown as Record<string, unknown>)[k]));
     if (!ok) throw new BmcError('DECODE', `firmware job state file: job ${i} is malformed`);
     return j;
   });
@@ -230,12 +282,42 @@ interface ActiveJob {
   done: Promise<void>;
   abort: AbortController;
   claiming?: Promise<unknown>;
+  /** the job ended outcome unknown and only holds its machine now: a stop ends the hold at once */
+  holding?: true;
+}
+
+/** What a job runs: an update sent now, or one sent before a restart and watched again. */
+interface JobRun {
+  ipmi: EventIpmi | undefined;
+  /** the update's work on the connected BMC */
+  work: (bmc: Outband, x: FirmwareOptions) => Promise<void>;
+  /** the job's deadline from now */
+  deadlineMs: number;
+  /** ms since the epoch: the BMC was last heard of then before this run (a resumed job's last progress) */
+  heardBefore?: number;
 }
 
 type FirmwareAction = Extract<Plan['actions'][number], { kind: 'firmware' }>;
 
 /** the BMC as host and port: "10.0.0.1" and "10.0.0.1:623" are one BMC */
 const bmcKeyOf = (plan: Pick<Plan, 'ipmi'>): string => (plan.ipmi ? `${plan.ipmi.host}:${plan.ipmi.port}` : '');
+
+/** The BMC of a job read back from the state file, without credentials: a resumed job connects with the configured ones. */
+function ipmiOf(job: FirmwareJob): EventIpmi | undefined {
+  if (job.bmc === '') return undefined;
+  try {
+    return { address: job.bmc, ...parseBmcAddress(job.bmc) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether an update sent before a restart can be watched again: its task is known, or a BMC image's version before it. */
+function watchable(job: FirmwareJob): boolean {
+  return job.taskUri !== undefined || (job.kind === 'bmc' && job.target !== undefined && job.versionBefore !== undefined);
+}
+
+const lastProgressOf = (job: FirmwareJob): string => (job.progress ? `${job.progress.state}${job.progress.percent !== undefined ? ` ${job.progress.percent}%` : ''}` : 'none');
 
 /** A start refused because metal-bmc is stopping: not published; the handler hands the event back for another instance. */
 function closedEvent(plan: Plan): FirmwareEvent {
@@ -251,6 +333,9 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   const maxRunning = o.maxRunning ?? 16;
   const keepFinished = o.keepFinished ?? 100;
   const closeTimeoutMs = checkDuration('firmware jobs: closeTimeoutMs', o.closeTimeoutMs, 5000, 600_000);
+  const unreachableAfterMs = checkDuration('firmware jobs: unreachableAfterMs', o.unreachableAfterMs, UNREACHABLE_AFTER_MS, 3600_000);
+  const holdMs = checkDuration('firmware jobs: outcomeUnknownHoldMs', o.outcomeUnknownHoldMs, OUTCOME_UNKNOWN_HOLD_MS, 24 * 3600_000);
+  const reconnectMs = checkDuration('firmware jobs: reconnectMs', o.reconnectMs, RECONNECT_MS, 600_000);
   const jobs: FirmwareJob[] = [];
   /** running jobs by machine key; `claiming` while a job's claim across instances is asked for */
   const active = new Map<string, ActiveJob>();
@@ -368,16 +453,19 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       if (failure instanceof BmcError) job.code = failure.code;
     }
     persist();
-    o.metrics?.firmwareJobs.inc({ outcome: state });
+    o.metrics?.firmwareJobs.inc({ outcome: job.outcomeUnknown && state === 'failed' ? 'outcome-unknown' : state });
     const fields = { machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, state, durationMs: Date.now() - startedAt };
     if (state === 'completed' && job.progress?.state === STAGED_STATE) o.logger.info(fields, 'firmware update staged by the BMC; it applies at the next host reboot, which metal-bmc does not do');
     else if (state === 'completed') o.logger.info(fields, 'firmware update done; a BIOS image takes effect at the next host reboot, which metal-bmc does not do');
+    else if (job.outcomeUnknown) o.logger.error({ ...fields, code: job.code, err: job.error, heldUntil: job.heldUntil }, 'firmware update outcome unknown; its machine stays held while the BMC may still apply it');
     else o.logger.warn({ ...fields, code: job.code, err: job.error }, 'firmware update did not complete');
     emit(job, state, {
       durationMs: Date.now() - startedAt,
       ...(job.progress ? { progress: job.progress } : {}),
       ...(job.error !== undefined ? { error: job.error } : {}),
       ...(job.code !== undefined ? { code: job.code } : {}),
+      ...(job.outcomeUnknown ? { outcomeUnknown: true as const } : {}),
+      ...(job.heldUntil !== undefined ? { heldUntil: job.heldUntil } : {}),
     });
   }
 
@@ -385,16 +473,69 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     await endedWithin(bmc.close(), closeTimeoutMs);
   }
 
-  async function runJob(job: FirmwareJob, plan: Plan, url: string, stopper: AbortController, claim: { release(): Promise<void> } | undefined, step: StepHold | undefined): Promise<void> {
-    const started = Date.now();
+  /**
+   * The BMC, connected; a resumed job's BMC may be down (restarting into its new image), so it is
+   * asked again every `reconnectMs` until the job's deadline. An update sent now is not: nothing
+   * was sent to a BMC that cannot be reached.
+   */
+  async function connectFor(job: FirmwareJob, run: JobRun, signal: AbortSignal, onAnswer: () => void, what: string): Promise<Outband> {
+    if (!run.ipmi) throw new BmcError('INVALID_ARGUMENT', `${what}: the event has no BMC address`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await o.connect(run.ipmi, { signal, onAnswer });
+      } catch (err) {
+        if (run.heardBefore === undefined || signal.aborted) throw err;
+        if (attempt === 1) o.logger.warn({ err, machineId: job.machineId, job: job.id, bmc: job.bmc }, 'cannot connect to the BMC of a resumed firmware update; trying again until its deadline');
+        await sleep(reconnectMs, signal, what);
+      }
+    }
+  }
+
+  /**
+   * The job's end at its deadline when the BMC has not answered for `unreachableAfterMs`: outcome
+   * unknown, for the BMC may be flashing (a BMC image takes it offline). Undefined when it answered
+   * lately, or never since the update was sent now (then nothing reached it).
+   */
+  function silentAtDeadline(lastHeard: number | undefined): Error | undefined {
+    if (lastHeard === undefined || Date.now() - lastHeard < unreachableAfterMs) return undefined;
+    // not a BmcError code: the job's code is the result's, as a command's OUTCOME_UNKNOWN (runner.ts)
+    return new Error(`outcome unknown: the BMC has not answered since ${new Date(lastHeard).toISOString()}; it may still be applying the update: check its firmware version before retrying`);
+  }
+
+  /**
+   * Holds the machine of a job that ended outcome unknown until `job.heldUntil`, or until a BMC
+   * image's new version shows (the BMC runs again: its flash is over), or a stop.
+   */
+  async function holdAfterUnknown(job: FirmwareJob, bmc: Outband | undefined, stopper: AbortController): Promise<void> {
+    const hold = deadline(Math.max(1, Date.parse(job.heldUntil!) - Date.now()), `hold of firmware job ${job.id}`, stopper.signal);
+    try {
+      if (bmc && job.kind === 'bmc' && job.target !== undefined && job.versionBefore !== undefined) {
+        try {
+          await bmc.watchFirmware(job.kind, { target: job.target, versionBefore: job.versionBefore }, { signal: hold.signal });
+          o.logger.info({ machineId: job.machineId, job: job.id, bmc: job.bmc }, 'the BMC answers again with another firmware version than before the update: its machine is no longer held');
+          return;
+        } catch {
+          // unchanged or unreadable: held to the end
+        }
+      }
+      await new Promise<void>((resolve) => (hold.signal.aborted ? resolve() : hold.signal.addEventListener('abort', () => resolve(), { once: true })));
+    } finally {
+      hold.dispose();
+    }
+  }
+
+  async function runJob(entry: ActiveJob, run: JobRun, claim: { release(): Promise<void> } | undefined, step: StepHold | undefined): Promise<void> {
+    const { job, abort: stopper } = entry;
+    const started = Date.parse(job.acceptedAt);
     const what = `UPDATE-FIRMWARE ${job.kind} for machine ${job.machineId || job.key}`;
-    const dl = deadline(o.timeoutMs, what, stopper.signal);
+    const dl = deadline(run.deadlineMs, what, stopper.signal);
     let bmc: Outband | undefined;
     let state: Exclude<FirmwareJobState, 'running'> = 'failed';
     let failure: unknown;
+    let lastHeard = run.heardBefore;
+    const onAnswer = () => void (lastHeard = Date.now());
     try {
-      if (!plan.ipmi) throw new BmcError('INVALID_ARGUMENT', `${what}: the event has no BMC address`);
-      bmc = await o.connect(plan.ipmi, { signal: dl.signal });
+      bmc = await connectFor(job, run, dl.signal, onAnswer, what);
       if (dl.signal.aborted) throw abortError(dl.signal, what);
       const onProgress = (p: FirmwareProgress) => {
         job.progress = jobProgress(p);
@@ -402,14 +543,48 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         persist();
         emit(job, 'progress', { progress: job.progress });
       };
-      await bmc.updateFirmware(job.kind, url, { signal: dl.signal, onProgress, ...(o.imageDispatcher ? { dispatcher: o.imageDispatcher } : {}) });
+      // kept to watch the update again after a restart (recover)
+      const onWatch = (learned: FirmwareWatch) => {
+        Object.assign(job, learned);
+        persist();
+      };
+      await run.work(bmc, { signal: dl.signal, onProgress, onWatch });
       state = 'completed';
     } catch (err) {
       const stopped = stopper.signal.aborted;
       state = stopped ? 'interrupted' : 'failed';
       failure = dl.signal.aborted ? abortError(dl.signal, what) : err;
+      const unknown = !stopped && dl.signal.aborted ? silentAtDeadline(lastHeard) : undefined;
+      if (unknown) {
+        failure = unknown;
+        job.code = OUTCOME_UNKNOWN;
+        job.outcomeUnknown = true;
+        job.heldUntil = new Date(Date.now() + holdMs).toISOString();
+      }
     } finally {
       dl.dispose();
+    }
+    if (state === 'interrupted' && stopping && watchable(job)) {
+      // a shutdown (a restart, a deploy) in the middle of an update the next start can watch again:
+      // left running in the state file with its claim (not deleted: taken back by this instance's
+      // next start, stale for the others after its lease), and nothing terminal told
+      if (step) await endedWithin(step.done(), CLAIM_RELEASE_MS);
+      active.delete(job.key);
+      o.metrics?.firmwareJobsRunning.set(active.size);
+      o.logger.warn({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, taskUri: job.taskUri }, 'metal-bmc stops while a firmware update runs; its next start takes the job up again');
+      if (bmc) await closeQuietly(bmc);
+      return;
+    }
+    if (job.outcomeUnknown && job.heldUntil !== undefined) {
+      // told now, held after: a retry or a power step finds the machine held until the BMC may be done
+      if (step) await endedWithin(step.done(), CLAIM_RELEASE_MS);
+      entry.holding = true;
+      finish(job, state, started, failure);
+      await holdAfterUnknown(job, bmc, stopper);
+      if (claim) await endedWithin(claim.release(), CLAIM_RELEASE_MS);
+      release(job);
+      if (bmc) await closeQuietly(bmc);
+      return;
     }
     // the machine is free before its outcome is told: the next update an orchestrator sends on
     // "completed" is not refused for this one (the BMC's session is closed after, off that path)
@@ -421,6 +596,19 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     o.metrics?.firmwareJobsRunning.set(active.size);
     finish(job, state, started, failure);
     if (bmc) await closeQuietly(bmc);
+  }
+
+  /** The machine of a job held after an outcome unknown is free again. */
+  function release(job: FirmwareJob): void {
+    if (active.get(job.key)?.job === job) active.delete(job.key);
+    o.metrics?.firmwareJobsRunning.set(active.size);
+    // a stop keeps heldUntil: the next start holds the machine again for the rest of it
+    if (stopping) return;
+    if (job.heldUntil !== undefined) {
+      delete job.heldUntil;
+      persist();
+    }
+    o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc }, 'machine held after a firmware update of unknown outcome is free again');
   }
 
   function refuse(plan: Plan, code: string, error: string, kind: FirmwareKind, image: string): StartOutcome {
@@ -537,8 +725,93 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     o.metrics?.firmwareJobsRunning.set(active.size);
     o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, image, timeoutMs: o.timeoutMs }, 'firmware update accepted; running in the background');
     emit(job, 'accepted');
-    entry.done = runJob(job, plan, action.url, stopper, claim, step);
+    const work = (bmc: Outband, x: FirmwareOptions) => bmc.updateFirmware(job.kind, action.url, { ...x, ...(o.imageDispatcher ? { dispatcher: o.imageDispatcher } : {}) });
+    entry.done = runJob(entry, { ipmi: plan.ipmi, work, deadlineMs: o.timeoutMs }, claim, step);
     return { accepted: true, job };
+  }
+
+  /** A job a restart cut off and that cannot be watched again: ended interrupted (the caller persists and publishes). */
+  function interrupt(job: FirmwareJob, error: string): FirmwareJob {
+    job.state = 'interrupted';
+    job.updatedAt = new Date().toISOString();
+    job.code = 'INTERRUPTED';
+    job.outcomeUnknown = true;
+    job.error = error;
+    o.metrics?.firmwareJobs.inc({ outcome: 'interrupted' });
+    o.logger.warn({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, acceptedAt: job.acceptedAt }, 'firmware update interrupted by a restart');
+    return job;
+  }
+
+  /**
+   * Puts a job a restart cut off back among the active ones at once (power steps held from here),
+   * takes its claim back (another instance holding it: left to that one, ended interrupted), and
+   * watches it to its end within what is left of its deadline.
+   */
+  function resume(job: FirmwareJob, leftMs: number): void {
+    const ipmi = ipmiOf(job)!;
+    const entry: ActiveJob = { job, bmcKey: `${ipmi.host}:${ipmi.port}`, abort: new AbortController(), done: Promise.resolve() };
+    active.set(job.key, entry);
+    o.metrics?.firmwareJobsRunning.set(active.size);
+    o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, acceptedAt: job.acceptedAt, taskUri: job.taskUri, leftMs }, 'firmware update cut off by a restart resumed; watching it to its end');
+    const watch: FirmwareWatch = { ...(job.taskUri !== undefined ? { taskUri: job.taskUri } : {}), ...(job.target !== undefined ? { target: job.target } : {}), ...(job.versionBefore !== undefined ? { versionBefore: job.versionBefore } : {}) };
+    const run: JobRun = { ipmi, work: (bmc, x) => bmc.watchFirmware(job.kind, watch, x), deadlineMs: leftMs, heardBefore: Date.parse(job.updatedAt) };
+    emit(job, 'progress', { resumed: true, ...(job.progress ? { progress: job.progress } : {}) });
+    entry.done = (async () => {
+      const claim = await claimAgain(entry);
+      if (claim === 'busy') return;
+      await runJob(entry, run, claim, undefined);
+    })();
+  }
+
+  /** A job held after an outcome unknown when metal-bmc stopped: held again until its `heldUntil` (its claim taken back). */
+  function holdAgain(job: FirmwareJob): void {
+    const ipmi = ipmiOf(job);
+    if (!(Date.parse(job.heldUntil!) > Date.now()) || active.has(job.key)) {
+      delete job.heldUntil;
+      return;
+    }
+    const entry: ActiveJob = { job, bmcKey: ipmi ? `${ipmi.host}:${ipmi.port}` : '', abort: new AbortController(), done: Promise.resolve(), holding: true };
+    active.set(job.key, entry);
+    entry.done = (async () => {
+      const claim = await claimAgain(entry);
+      if (claim === 'busy') return;
+      await holdAfterUnknown(job, undefined, entry.abort);
+      if (claim) await endedWithin(claim.release(), CLAIM_RELEASE_MS);
+      release(job);
+    })();
+  }
+
+  /**
+   * The claim across instances of a job taken up again after a restart (firmware-claims.ts takes
+   * back this instance's own): undefined without claims, or when they cannot be checked (the job
+   * is watched anyway: it sends nothing new); 'busy' when another instance holds the machine or
+   * BMC: left to it, the job ended interrupted here.
+   */
+  async function claimAgain(entry: ActiveJob): Promise<{ release(): Promise<void> } | 'busy' | undefined> {
+    if (!o.claims) return undefined;
+    const { job } = entry;
+    const asked = o.claims.claim({ jobId: job.id, kind: job.kind, machineKey: job.key, bmc: entry.bmcKey });
+    entry.claiming = asked.catch(() => undefined);
+    try {
+      const outcome = await asked;
+      if ('held' in outcome) return outcome.held;
+      active.delete(job.key);
+      o.metrics?.firmwareJobsRunning.set(active.size);
+      if (job.state === 'running') {
+        interrupt(job, `metal-bmc stopped while this update ran (last progress: ${lastProgressOf(job)}); another instance holds its machine or BMC now (${outcome.busy}), so it is left to that one and its outcome is unknown here: check the firmware version before retrying`);
+        persist();
+        emit(job, 'interrupted', { error: job.error!, code: job.code!, outcomeUnknown: true, ...(job.progress ? { progress: job.progress } : {}) });
+      } else {
+        delete job.heldUntil;
+        persist();
+      }
+      return 'busy';
+    } catch (err) {
+      o.logger.warn({ err, machineId: job.machineId, job: job.id }, 'cannot take back the firmware claim of a job resumed after a restart; held on this instance only');
+      return undefined;
+    } finally {
+      delete entry.claiming;
+    }
   }
 
   return {
@@ -566,17 +839,20 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         return [];
       }
       jobs.push(...found);
-      const interrupted = found.filter((j) => j.state === 'running');
-      for (const job of interrupted) {
-        job.state = 'interrupted';
-        job.updatedAt = new Date().toISOString();
-        job.code = 'INTERRUPTED';
-        job.error = `metal-bmc stopped while this update ran (last progress: ${job.progress ? `${job.progress.state}${job.progress.percent !== undefined ? ` ${job.progress.percent}%` : ''}` : 'none'}); the BMC may still be applying it: check its firmware version before retrying`;
-        o.metrics?.firmwareJobs.inc({ outcome: 'interrupted' });
-        o.logger.warn({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, acceptedAt: job.acceptedAt }, 'firmware update interrupted by a restart');
+      const now = Date.now();
+      const interrupted: FirmwareJob[] = [];
+      for (const job of found) {
+        if (job.state === 'running') {
+          const leftMs = Date.parse(job.acceptedAt) + o.timeoutMs - now;
+          const why = !(leftMs > 0) ? 'its deadline passed meanwhile' : !watchable(job) ? 'the BMC had named no task of it to follow' : ipmiOf(job) === undefined ? 'its BMC address is not known' : undefined;
+          if (why === undefined) resume(job, leftMs);
+          else interrupted.push(interrupt(job, `metal-bmc stopped while this update ran (last progress: ${lastProgressOf(job)}) and ${why}, so its outcome is unknown; the BMC may still be applying it: check its firmware version before retrying`));
+        } else if (job.heldUntil !== undefined) {
+          holdAgain(job);
+        }
       }
       if (interrupted.length > 0) persist();
-      for (const job of interrupted) emit(job, 'interrupted', { error: job.error!, code: job.code!, ...(job.progress ? { progress: job.progress } : {}) });
+      for (const job of interrupted) emit(job, 'interrupted', { error: job.error!, code: job.code!, outcomeUnknown: true, ...(job.progress ? { progress: job.progress } : {}) });
       seq = jobs.length;
       return interrupted;
     },
@@ -622,10 +898,12 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       if (ended === undefined) return undefined;
       return { id: job.id, kind: job.kind, since: job.acceptedAt, of: job.key === plan.key ? { machine: true } : { bmc: job.bmc }, ended };
     },
-    running: () => [...active.values()].filter((a) => a.claiming === undefined).length,
+    running: () => [...active.values()].filter((a) => a.claiming === undefined && !a.holding).length,
 
     async stop(deadlineMs) {
       stopping = true;
+      // a hold after an outcome unknown runs nothing: it ends now and is taken up again at the next start (heldUntil)
+      for (const a of active.values()) if (a.holding) a.abort.abort(new BmcError('ABORTED', 'metal-bmc is shutting down'));
       // a start asking for its claim now ends in a refusal (and gives the claim back) or was accepted before
       await Promise.all([...active.values()].map((a) => a.claiming));
       const all = [...active.values()];

@@ -53,7 +53,8 @@ export interface CommandResult {
   settledBefore?: string;
 }
 
-export type ConnectBmc = (ipmi: EventIpmi, options: { signal: AbortSignal }) => Outband | Promise<Outband>;
+/** `onAnswer`: told each sign of life of the BMC (a firmware job tells an unreachable BMC from one that answers by it) */
+export type ConnectBmc = (ipmi: EventIpmi, options: { signal: AbortSignal; onAnswer?: () => void }) => Outband | Promise<Outband>;
 
 /** A firmware job of this instance running (or being claimed) for a plan's machine or its BMC, as the runner needs to know it. */
 export interface FirmwareJobHold {

@@ -20,7 +20,8 @@ import type { RedfishInventory } from '../redfish/inventory.js';
 import type { LoginBudget } from '../redfish/login-budget.js';
 import type { InventoryLayout } from '../redfish/layout.js';
 import type { ReadCache } from '../redfish/read-cache.js';
-import type { RedfishClient } from '../redfish/session.js';
+import type { RedfishClient, RedfishReply } from '../redfish/session.js';
+import { ON_START_UPDATE_REQUEST } from '../redfish/apply-time.js';
 import { biosAtOrBelow, bootOrderFor, bootOverrideOfIpmi, bootOverrideOfRedfish, ipmiBootFlags } from './boot.js';
 import { pushParametersFor, SIMPLE_UPDATE_NAMES_TARGETS } from './firmware-push.js';
 import type { GuidMemory } from './guid-memory.js';
@@ -28,7 +29,7 @@ import { redfishSessionKey, sessionAfterRead, sessionPlan, type RedfishSessionKe
 import { ipmiOutband, type IpmiOutband } from './ipmi.js';
 import type * as RedfishLib from './redfish-side.js';
 import { guidMemoryAfterRead, ipmiNeed, mergeReport, redfishReading, type IpmiNeed, type IpmiReading } from './report-merge.js';
-import type { BootOptions, BootTarget, FirmwareKind, OperationOptions, Outband, Protocol, RedfishProblem } from './types.js';
+import type { BootOptions, BootTarget, FirmwareKind, FirmwareProgress, FirmwareWatch, OperationOptions, Outband, Protocol, RedfishProblem } from './types.js';
 import type { BmcTrustGate } from './trust.js';
 import { decideUuid, GUID_CONFIRMED_BASES, machineUuid, UUID_BASIS_LOGGED, type IpmiAloneCheck, type UuidDecision, type UuidRule } from './uuid.js';
 import { VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type VendorProfile } from './vendors.js';
@@ -135,6 +136,40 @@ const REDFISH_BOOT: Record<BootTarget, BootOverrideTarget> = { PXE: 'Pxe', DISK:
 
 const SERVICE_ROOT = '/redfish/v1/';
 const signalOf = (x?: { signal?: AbortSignal | undefined }): { signal?: AbortSignal } => (x?.signal ? { signal: x.signal } : {});
+
+/** The facade's progress callback as the Redfish update and task functions take it. */
+function firmwareProgress(onProgress: ((p: FirmwareProgress) => void) | undefined): { onProgress?: (p: { state?: string; percent?: number; message?: string }) => void } {
+  if (!onProgress) return {};
+  return { onProgress: (p) => onProgress({ state: p.state ?? 'Running', ...(p.percent !== undefined ? { percent: p.percent } : {}), ...(p.message ? { message: p.message } : {}) }) };
+}
+
+/** What a BMC image's outcome by version tells as progress (firmware-outcome.ts). */
+function bmcImageWatch(onProgress: ((p: FirmwareProgress) => void) | undefined): { onRestarted: (version: string) => void; onWatching: (before: string) => void } {
+  return {
+    onRestarted: (version) => onProgress?.({ state: 'Completed', percent: 100, message: `the BMC restarted with firmware ${version}` }),
+    onWatching: (before) => onProgress?.({ state: 'Running', message: `the BMC named no task to follow; waiting for its firmware version to change from ${before}` }),
+  };
+}
+
+/**
+ * The client an update is sent with, telling `onWatch` the task that the answers to `via` (the
+ * SimpleUpdate or StartUpdate POST, or the push's upload) name, so that a job resumed after a
+ * restart of metal-bmc can follow it.
+ */
+function taskNoting(client: RedfishClient, lib: typeof RedfishLib, onWatch: ((w: FirmwareWatch) => void) | undefined, via: 'post' | 'upload'): Pick<RedfishClient, 'get' | 'getReply' | 'post' | 'upload' | 'scrub'> {
+  const note = (reply: RedfishReply): RedfishReply => {
+    const taskUri = lib.taskLocation(reply);
+    if (taskUri !== undefined) onWatch?.({ taskUri });
+    return reply;
+  };
+  return {
+    get: (path, options) => client.get(path, options),
+    getReply: (path, options) => client.getReply(path, options),
+    post: async (path, body, options) => (via === 'post' ? note(await client.post(path, body, options)) : client.post(path, body, options)),
+    upload: async (path, stream, options) => (via === 'upload' ? note(await client.upload(path, stream, options)) : client.upload(path, stream, options)),
+    scrub: (text) => client.scrub(text),
+  };
+}
 
 /**
  * The layout a report read keeps for the next one in the session. With the Manager's
@@ -547,12 +582,15 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const { client, lib } = redfish;
       const service = await lib.readUpdateService(client, sig(x));
       const onProgress = x?.onProgress;
-      const progress = onProgress ? { onProgress: (p: { state?: string; percent?: number; message?: string }) => onProgress({ state: p.state ?? 'Running', ...(p.percent !== undefined ? { percent: p.percent } : {}), ...(p.message ? { message: p.message } : {}) }) } : {};
+      const progress = firmwareProgress(onProgress);
       // Targets: the System for BIOS images, its Manager for BMC images (SimpleUpdate on iDRAC: none)
       const systemPath = await lib.firstSystemPath(client, rd(x));
       const system = await lib.readSystem(client, systemPath, sig(x));
       const target = kind === 'bios' ? systemPath : system.managedBy[0];
       const targets = target && SIMPLE_UPDATE_NAMES_TARGETS[profile.vendor] ? { targets: [target] } : {};
+      // what a job resumed after a restart needs to watch this update again (firmware-jobs.ts)
+      const onWatch = x?.onWatch;
+      if (target !== undefined) onWatch?.({ target, ...(kind === 'bios' && system.biosVersion !== undefined ? { versionBefore: system.biosVersion } : {}) });
       const preferPush = profile.firmware === 'multipart-push' ? service?.multipartHttpPushUri !== undefined : service?.simpleUpdateTarget === undefined;
       const fit = preferPush ? undefined : lib.simpleUpdateFit(await lib.readSimpleUpdateAllowed(client, service, sig(x)), url, targets.targets);
       if (fit?.usable === false && service.multipartHttpPushUri === undefined) {
@@ -562,10 +600,12 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const trustReset = { trustResetCommand: `metal-bmc bmc trust ${o.mac ? `--mac ${o.mac}` : `--address ${o.host}`} --reset` };
       // SimpleUpdate where it fits the URL, else the push (preferred, or SimpleUpdate refuses the URL)
       const update = async (): Promise<unknown> => {
-        if (fit?.usable === true) return lib.simpleUpdate(client, url, { ...sig(x), ...progress, ...trustReset, ...(fit.targets ? { targets: fit.targets } : {}) });
+        if (fit?.usable === true) return lib.simpleUpdate(taskNoting(client, lib, onWatch, 'post'), url, { ...sig(x), ...progress, ...trustReset, ...(fit.targets ? { targets: fit.targets } : {}) });
         if (!service?.multipartHttpPushUri) throw new BmcError('UNSUPPORTED', `BMC ${o.host} offers neither SimpleUpdate nor multipart push`);
         const parameters = pushParametersFor(profile.vendor, kind, { system: systemPath, manager: system.managedBy[0] }, { startUpdate: service.startUpdateTarget !== undefined });
-        return lib.pushUpdate(client, url, {
+        // a staged push's upload names the verify task; the update's own is the one StartUpdate's POST names
+        const staged = parameters.applyTime === ON_START_UPDATE_REQUEST;
+        return lib.pushUpdate(taskNoting(client, lib, onWatch, staged ? 'post' : 'upload'), url, {
           ...sig(x),
           ...progress,
           ...trustReset,
@@ -582,9 +622,23 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
         return;
       }
       // a BMC image restarts the BMC, which may forget the task: its Manager's version decides then
-      const onRestarted = (version: string) => onProgress?.({ state: 'Completed', percent: 100, message: `the BMC restarted with firmware ${version}` });
-      const onWatching = (before: string) => onProgress?.({ state: 'Running', message: `the BMC named no task to follow; waiting for its firmware version to change from ${before}` });
-      await lib.updateBmcImage(client, system.managedBy[0], update, { ...sig(x), onRestarted, onWatching, ...(o.firmwareVersionWait ?? {}) });
+      await lib.updateBmcImage(client, system.managedBy[0], update, { ...sig(x), ...bmcImageWatch(onProgress), ...(onWatch ? { onBefore: (versionBefore: string) => onWatch({ versionBefore }) } : {}), ...(o.firmwareVersionWait ?? {}) });
+    },
+    async watchFirmware(kind: FirmwareKind, watch, x) {
+      if (!redfish) throw new BmcError('UNSUPPORTED', `firmware update (${kind}) of BMC ${o.host} needs Redfish: ${redfishProblem ?? 'disabled'}`);
+      const { client, lib } = redfish;
+      const { taskUri, target, versionBefore } = watch;
+      const progress = firmwareProgress(x?.onProgress);
+      // the job's own deadline bounds the task's poll (its signal), not the task's default hour
+      const followTask = async (uri: string): Promise<unknown> => lib.waitForTask(client, uri, { ...sig(x), ...progress });
+      const versionWatch = { ...sig(x), ...bmcImageWatch(x?.onProgress), ...(o.firmwareVersionWait ?? {}) };
+      if (kind === 'bmc' && target !== undefined && versionBefore !== undefined) {
+        // the same rules as the update's: a task lost to the BMC's restart is decided by the version
+        if (taskUri !== undefined) return lib.updateBmcImage(client, target, () => followTask(taskUri), { ...versionWatch, before: versionBefore });
+        return lib.watchBmcVersion(client, target, versionBefore, versionWatch);
+      }
+      if (taskUri === undefined) throw new BmcError('UNSUPPORTED', `firmware update (${kind}) of BMC ${o.host}: no task of it is known${kind === 'bmc' ? ', nor the firmware version before it' : ''}, so its outcome cannot be watched`);
+      await followTask(taskUri);
     },
     async close() {
       await Promise.all([redfish ? closeRedfish(redfish) : undefined, ipmi.close()]);

@@ -33,6 +33,10 @@ export interface BmcImageOptions {
   pollMs?: number;
   /** Without a task: how long the version may take to change (flash, restart). Default 20 minutes. */
   versionWaitMs?: number;
+  /** The version before the update, known already (a job watched again after a restart of metal-bmc): not read again. */
+  before?: string;
+  /** Told the version read before the update (kept to watch the update again after a restart). */
+  onBefore?: (version: string) => void;
 }
 
 /** The Manager's FirmwareVersion before the update; undefined when unreadable (a lost task then stays unverified). */
@@ -105,7 +109,7 @@ async function versionAfterRestart(client: Reader, managerPath: string, options:
  * `versionWaitMs` (pollVersion). Throws when the wait ends with the version unchanged or a read
  * failing otherwise.
  */
-async function versionChangedFrom(client: Reader, managerPath: string, before: string, options: BmcImageOptions): Promise<string> {
+async function versionChangedFrom(client: Reader, managerPath: string, before: string, options: BmcImageOptions, why = 'the BMC named no task'): Promise<string> {
   const waitMs = checkMs('versionWaitMs', options.versionWaitMs, 20 * 60_000);
   let polled;
   try {
@@ -118,10 +122,10 @@ async function versionChangedFrom(client: Reader, managerPath: string, before: s
     });
   } catch (err) {
     if (options.signal?.aborted) throw err;
-    throw new BmcError('PROTOCOL', `the BMC named no task; its firmware version could not be read (outcome unverified): ${(err as Error).message}`, { cause: err });
+    throw new BmcError('PROTOCOL', `${why}; its firmware version could not be read (outcome unverified): ${(err as Error).message}`, { cause: err });
   }
   if ('version' in polled) return polled.version!;
-  throw new BmcError('PROTOCOL', `the BMC named no task; firmware version unchanged after ${Math.round(waitMs / 1000)} s (outcome unverified): ${managerPath} FirmwareVersion ${polled.last ?? before}`);
+  throw new BmcError('PROTOCOL', `${why}; firmware version unchanged after ${Math.round(waitMs / 1000)} s (outcome unverified): ${managerPath} FirmwareVersion ${polled.last ?? before}`);
 }
 
 /**
@@ -131,7 +135,8 @@ async function versionChangedFrom(client: Reader, managerPath: string, before: s
  * Other failures pass through unchanged.
  */
 export async function updateBmcImage(client: Reader, managerPath: string | undefined, update: () => Promise<unknown>, options: BmcImageOptions = {}): Promise<void> {
-  const before = managerPath === undefined ? undefined : await versionBefore(client, managerPath, options.signal);
+  const before = options.before ?? (managerPath === undefined ? undefined : await versionBefore(client, managerPath, options.signal));
+  if (before !== undefined && options.before === undefined) options.onBefore?.(before);
   try {
     await update();
     return;
@@ -155,4 +160,16 @@ export async function updateBmcImage(client: Reader, managerPath: string | undef
     }
     options.onRestarted?.(after);
   }
+}
+
+/**
+ * A BMC image sent by an earlier run of metal-bmc before the BMC named its task (a restart cut the
+ * job there): the Manager's FirmwareVersion decides as for an update without a task
+ * (versionChangedFrom): a version other than `before` is Completed; unchanged for `versionWaitMs`
+ * fails as unverified.
+ */
+export async function watchBmcVersion(client: Reader, managerPath: string, before: string, options: BmcImageOptions = {}): Promise<void> {
+  options.onWatching?.(before);
+  const after = await versionChangedFrom(client, managerPath, before, options, 'no task of the update is known (metal-bmc restarted before the BMC named one)');
+  options.onRestarted?.(after);
 }

@@ -242,6 +242,9 @@ export function ipmiOutband(options: IpmiOutbandOptions): IpmiOutband {
     async updateFirmware(kind) {
       throw new BmcError('UNSUPPORTED', `firmware update (${kind}) needs Redfish; BMC ${address} is driven over IPMI only`);
     },
+    async watchFirmware(kind) {
+      throw new BmcError('UNSUPPORTED', `firmware update (${kind}) needs Redfish; BMC ${address} is driven over IPMI only`);
+    },
     async close() {
       closed = true;
       const s = current;

@@ -105,6 +105,7 @@ export function createOutbandPool(o: OutbandPoolOptions = {}): OutbandPool {
       identify: guard(outband.identify.bind(outband)),
       openConsole: guard(outband.openConsole.bind(outband)),
       updateFirmware: guard(outband.updateFirmware.bind(outband)),
+      watchFirmware: guard(outband.watchFirmware.bind(outband)),
       async close() {
         if (returned) return;
         returned = true;

@@ -9,4 +9,5 @@ export { openRedfish } from '../redfish/session.js';
 export { pushUpdate, simpleUpdate } from '../redfish/update.js';
 export { readSimpleUpdateAllowed, simpleUpdateFit } from '../redfish/simple-update-fit.js';
 export { readCache } from '../redfish/read-cache.js';
-export { updateBmcImage } from './firmware-outcome.js';
+export { updateBmcImage, watchBmcVersion } from './firmware-outcome.js';
+export { taskLocation, waitForTask } from '../redfish/task.js';

@@ -101,6 +101,26 @@ export interface FirmwareProgress {
   message?: string;
 }
 
+/**
+ * What an update under way leaves to watch it again from another connection (a firmware job
+ * resumed after a restart of metal-bmc): told as it becomes known, each field once.
+ */
+export interface FirmwareWatch {
+  /** the Task or task monitor of the update, as the BMC named it (for a staged push: the one StartUpdate started) */
+  taskUri?: string;
+  /** the resource the image applies to: the Manager for a BMC image, the System for a BIOS image */
+  target?: string;
+  /** its version before the update: the Manager's FirmwareVersion, the System's BiosVersion */
+  versionBefore?: string;
+}
+
+/** What updateFirmware and watchFirmware are told besides the signal. */
+export interface FirmwareOptions extends OperationOptions {
+  onProgress?: (p: FirmwareProgress) => void;
+  /** told what the update leaves to watch it again (FirmwareWatch) */
+  onWatch?: (learned: FirmwareWatch) => void;
+}
+
 /** A connected BMC. `close()` releases every session it holds; it never throws. */
 export interface Outband {
   readonly address: string;
@@ -117,6 +137,12 @@ export interface Outband {
   identify(on: boolean, options?: OperationOptions): Promise<void>;
   openConsole(options?: OperationOptions & { takeOver?: boolean }): Promise<Duplex>;
   /** `dispatcher`: what metal-bmc downloads a pushed image with (default undici's global one) */
-  updateFirmware(kind: FirmwareKind, url: string, options?: OperationOptions & { onProgress?: (p: FirmwareProgress) => void; dispatcher?: Dispatcher }): Promise<void>;
+  updateFirmware(kind: FirmwareKind, url: string, options?: FirmwareOptions & { dispatcher?: Dispatcher }): Promise<void>;
+  /**
+   * Follows an update another connection started, to the same end updateFirmware would have told:
+   * its task when `watch.taskUri` is known, else (a BMC image) the Manager's FirmwareVersion until it
+   * is no longer `watch.versionBefore`. Rejects UNSUPPORTED when neither can be watched.
+   */
+  watchFirmware(kind: FirmwareKind, watch: FirmwareWatch, options?: FirmwareOptions): Promise<void>;
   close(): Promise<void>;
 }

@@ -255,7 +255,8 @@ export const commandsPart: PartFactory = async (ctx) => {
   const urlPolicy = { allow: config.firmware.urlAllow, metalApiHost: new URL(config.metalApi.url).hostname, allowLoopback: config.firmware.allowLoopback };
   const imageDispatcher = new Agent({ connect: { lookup: guardedLookup(config.firmware.allowLoopback) } });
   const guard = createTargetGuard({ mode: config.commands.targets, allowedCidrs: config.leases.allowedCidrs, leaseAt: ctx.leaseAt, ...(ctx.leasesRead ? { leasesRead: ctx.leasesRead } : {}) });
-  const openBmc = (ipmi: Parameters<ConnectBmc>[0], { signal }: Parameters<ConnectBmc>[1]) => ctx.connectBmc(ipmi.host, { signal, port: ipmi.port, ...(ipmi.user ? { user: ipmi.user } : {}), ...(ipmi.password ? { password: ipmi.password } : {}) });
+  const openBmc = (ipmi: Parameters<ConnectBmc>[0], { signal, onAnswer }: Parameters<ConnectBmc>[1]) =>
+    ctx.connectBmc(ipmi.host, { signal, port: ipmi.port, ...(ipmi.user ? { user: ipmi.user } : {}), ...(ipmi.password ? { password: ipmi.password } : {}), ...(onAnswer ? { onAnswer } : {}) });
   const connectBmc: ConnectBmc = async (ipmi, options) => {
     guard(ipmi);
     return await openBmc(ipmi, options);

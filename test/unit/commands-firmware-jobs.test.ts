@@ -14,8 +14,9 @@ import { createFirmwareJobs, imageLabel, jobProgress, parseStateFile, type Firmw
 import { checkFirmwareUrl } from '../../src/commands/firmware-url.js';
 import type { StepJournal } from '../../src/commands/step-journal.js';
 import { BmcError, HandBackError, isBmcError } from '../../src/errors.js';
-import type { FirmwareProgress, Outband } from '../../src/outband/types.js';
+import type { FirmwareOptions, FirmwareProgress, FirmwareWatch, Outband } from '../../src/outband/types.js';
 import { createEventJournal, journalEventId, parseRecord, stepKey } from '../../src/bus/event-journal.js';
+import { createFirmwareClaims } from '../../src/bus/firmware-claims.js';
 import { captureLog } from '../helpers/log.js';
 import { createMemoryKv } from '../helpers/memory-kv.js';
 import { waitFor } from '../helpers/wait.js';
@@ -44,36 +45,52 @@ function plan(machine: string, kind: 'bios' | 'bmc' = 'bios'): Plan {
   };
 }
 
-/** An update the test drives: report progress, finish or fail it; honours the signal. */
+/** An update the test drives: report progress and what it leaves to watch it again, finish or fail it; honours the signal. */
 interface Pending {
   progress(p: FirmwareProgress): void;
+  watch(w: FirmwareWatch): void;
   finish(): void;
   fail(err: Error): void;
 }
+/** `pending` by host; an update watched again after a restart (watchFirmware) under `watch:<host>`, with what it was given. */
 function fakeBmcs() {
   const pending = new Map<string, Pending>();
+  const watched = new Map<string, FirmwareWatch>();
+  /** each BMC's sign of life, as the connection tells it (ConnectBmc's onAnswer) */
+  const answer = new Map<string, () => void>();
   let closed = 0;
-  const connect = (ipmi: { host: string }): Outband =>
-    ({
+  const follow = (key: string, o?: FirmwareOptions) =>
+    new Promise<void>((resolve, reject) => {
+      pending.set(key, { progress: (p) => o?.onProgress?.(p), watch: (w) => o?.onWatch?.(w), finish: resolve, fail: reject });
+      o?.signal?.addEventListener('abort', () => reject(o.signal!.reason instanceof Error ? o.signal!.reason : new BmcError('ABORTED', 'aborted')), { once: true });
+    });
+  const connect = (ipmi: { host: string }, options?: { onAnswer?: () => void }): Outband => {
+    if (options?.onAnswer) answer.set(ipmi.host, options.onAnswer);
+    return {
       address: ipmi.host,
       vendor: 'fake',
-      updateFirmware: (_kind: string, _url: string, o?: { signal?: AbortSignal; onProgress?: (p: FirmwareProgress) => void }) =>
-        new Promise<void>((resolve, reject) => {
-          pending.set(ipmi.host, { progress: (p) => o?.onProgress?.(p), finish: resolve, fail: reject });
-          o?.signal?.addEventListener('abort', () => reject(new BmcError('ABORTED', 'aborted')), { once: true });
-        }),
+      updateFirmware: (_kind: string, _url: string, o?: FirmwareOptions) => follow(ipmi.host, o),
+      watchFirmware: (_kind: string, w: FirmwareWatch, o?: FirmwareOptions) => {
+        watched.set(ipmi.host, w);
+        return follow(`watch:${ipmi.host}`, o);
+      },
       close: async () => void closed++,
-    }) as unknown as Outband;
-  return { pending, connect, closed: () => closed };
+    } as unknown as Outband;
+  };
+  return { pending, watched, answer, connect, closed: () => closed };
 }
 
-function setup(o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal; instanceId?: string } = {}) {
+function setup(
+  o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal; instanceId?: string; unreachableAfterMs?: number; outcomeUnknownHoldMs?: number } = {},
+) {
   const events: FirmwareEvent[] = [];
   const bmcs = fakeBmcs();
   const log = captureLog();
   const jobs = createFirmwareJobs({
-    connect: (ipmi) => bmcs.connect(ipmi),
+    connect: (ipmi, options) => bmcs.connect(ipmi, options),
     timeoutMs: o.timeoutMs ?? 60_000,
+    ...(o.unreachableAfterMs !== undefined ? { unreachableAfterMs: o.unreachableAfterMs } : {}),
+    ...(o.outcomeUnknownHoldMs !== undefined ? { outcomeUnknownHoldMs: o.outcomeUnknownHoldMs } : {}),
     ...(o.stateFile ? { stateFile: o.stateFile } : {}),
     ...(o.checkUrl ? { checkUrl: o.checkUrl } : {}),
     ...(o.checkTarget ? { checkTarget: o.checkTarget } : {}),
@@ -198,6 +215,112 @@ describe('firmware jobs', () => {
     first.bmcs.pending.get('m1')!.fail(new Error('gone'));
   });
 
+  it('resumes a job the previous process left running once its task is known: held at once, watched, ending with the real outcome', async () => {
+    const file = stateFile();
+    const first = setup({ stateFile: file });
+    await first.jobs.start(plan('m1', 'bmc'));
+    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    const watch = { taskUri: '/redfish/v1/TaskService/Tasks/7/Monitor', target: '/redfish/v1/Managers/1', versionBefore: '1.10' };
+    first.bmcs.pending.get('m1')!.watch({ target: watch.target, versionBefore: watch.versionBefore });
+    first.bmcs.pending.get('m1')!.watch({ taskUri: watch.taskUri });
+    first.bmcs.pending.get('m1')!.progress({ state: 'Running', percent: 30 });
+    expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0]).toMatchObject({ state: 'running', kind: 'bmc', ...watch });
+    // the process dies here: nothing more is written
+
+    const second = setup({ stateFile: file });
+    expect(second.jobs.recover()).toEqual([]);
+    // power steps are held from the start, before the BMC is reached again
+    expect(second.jobs.activeFor(plan('m1'))).toMatchObject({ kind: 'bmc', of: { machine: true } });
+    expect(second.jobs.running()).toBe(1);
+    // a retry meanwhile is refused: the update still runs
+    expect(await second.jobs.start(plan('m1', 'bmc'))).toMatchObject({ accepted: false, event: { code: 'BUSY' } });
+    await waitFor(() => second.bmcs.pending.has('watch:m1'), 5000, 'update watched again');
+    expect(second.bmcs.watched.get('m1')).toEqual(watch);
+    second.bmcs.pending.get('watch:m1')!.progress({ state: 'Running', percent: 80 });
+    second.bmcs.pending.get('watch:m1')!.finish();
+    await waitFor(() => second.jobs.running() === 0, 5000, 'job done');
+    expect(second.events.filter((e) => e.phase !== 'refused').map((e) => [e.phase, e.progress?.percent, e.resumed])).toEqual([
+      ['progress', 30, true],
+      ['progress', 80, undefined],
+      ['completed', 80, undefined],
+    ]);
+    expect(second.events.at(-1)).toMatchObject({ ok: true, job: { kind: 'bmc', state: 'completed' } });
+    expect(second.jobs.activeFor(plan('m1'))).toBeUndefined();
+    expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0]).toMatchObject({ state: 'completed' });
+    first.bmcs.pending.get('m1')!.fail(new Error('gone'));
+  });
+
+  it('a shutdown in the middle of an update that can be watched again leaves it running for the next start, which resumes it', async () => {
+    const file = stateFile();
+    const first = setup({ stateFile: file });
+    await first.jobs.start(plan('m1', 'bios'));
+    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    first.bmcs.pending.get('m1')!.watch({ taskUri: '/redfish/v1/TaskService/Tasks/3', target: '/redfish/v1/Systems/1', versionBefore: 'U46 v2.10' });
+    await first.jobs.stop(20);
+    expect(first.events.map((e) => e.phase)).toEqual(['accepted']);
+    expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0]).toMatchObject({ state: 'running', taskUri: '/redfish/v1/TaskService/Tasks/3' });
+    const second = setup({ stateFile: file });
+    expect(second.jobs.recover()).toEqual([]);
+    expect(second.jobs.activeFor(plan('m1'))).toMatchObject({ kind: 'bios' });
+    await waitFor(() => second.bmcs.pending.has('watch:m1'), 5000, 'update watched again');
+    second.bmcs.pending.get('watch:m1')!.fail(new BmcError('PROTOCOL', 'task /redfish/v1/TaskService/Tasks/3 ended in Exception (Critical): flash failed'));
+    await waitFor(() => second.jobs.running() === 0, 5000, 'job done');
+    expect(second.events.at(-1)).toMatchObject({ phase: 'failed', code: 'PROTOCOL', error: expect.stringMatching(/flash failed/) });
+    expect(second.events.at(-1)!.outcomeUnknown).toBeUndefined();
+  });
+
+  it('ends a job cut off by a restart as interrupted, outcome unknown, when its deadline passed meanwhile', async () => {
+    const file = stateFile();
+    const first = setup({ stateFile: file });
+    await first.jobs.start(plan('m1', 'bmc'));
+    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    first.bmcs.pending.get('m1')!.watch({ taskUri: '/redfish/v1/TaskService/Tasks/7' });
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { jobs: Array<{ acceptedAt: string }> };
+    saved.jobs[0]!.acceptedAt = new Date(Date.now() - 120_000).toISOString();
+    writeFileSync(file, JSON.stringify(saved));
+    const second = setup({ stateFile: file });
+    expect(second.jobs.recover().map((j) => j.state)).toEqual(['interrupted']);
+    expect(second.events).toEqual([expect.objectContaining({ phase: 'interrupted', code: 'INTERRUPTED', outcomeUnknown: true, error: expect.stringMatching(/its deadline passed meanwhile, so its outcome is unknown/) })]);
+    expect(second.jobs.activeFor(plan('m1'))).toBeUndefined();
+    first.bmcs.pending.get('m1')!.fail(new Error('gone'));
+  });
+
+  it('a deadline that passes while the BMC is silent ends the job outcome unknown and keeps its machine held, also over a restart', async () => {
+    const file = stateFile();
+    const { jobs, events, bmcs } = setup({ stateFile: file, timeoutMs: 300, unreachableAfterMs: 100, outcomeUnknownHoldMs: 60_000 });
+    await jobs.start(plan('m1', 'bmc'));
+    await waitFor(() => bmcs.pending.has('m1'), 5000, 'update started');
+    // the BMC answered once (the update went out), then went offline to flash
+    bmcs.answer.get('m1')!();
+    await waitFor(() => events.some((e) => e.phase === 'failed'), 5000, 'deadline');
+    const failed = events.find((e) => e.phase === 'failed')!;
+    expect(failed).toMatchObject({ ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true, heldUntil: expect.any(String) });
+    expect(failed.error).toMatch(/^outcome unknown: the BMC has not answered since \d{4}-\d\d-\d\dT[\d:.]+Z; it may still be applying the update/);
+    // held: power steps and a retry wait for the BMC
+    expect(jobs.activeFor(plan('m1'))).toMatchObject({ kind: 'bmc' });
+    expect(await jobs.start(plan('m1', 'bmc'))).toMatchObject({ accepted: false, event: { code: 'BUSY' } });
+    expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0]).toMatchObject({ state: 'failed', code: 'OUTCOME_UNKNOWN', outcomeUnknown: true, heldUntil: failed.heldUntil });
+    // a stop ends the hold at once; the next start holds the machine again until heldUntil
+    await jobs.stop(1000);
+    const next = setup({ stateFile: file });
+    expect(next.jobs.recover()).toEqual([]);
+    expect(next.jobs.activeFor(plan('m1'))).toMatchObject({ kind: 'bmc' });
+    expect(next.events).toEqual([]);
+    await next.jobs.stop(1000);
+  });
+
+  it('the hold after an outcome unknown ends after its grace period: a retry is accepted then', async () => {
+    const { jobs, events, bmcs } = setup({ timeoutMs: 200, unreachableAfterMs: 50, outcomeUnknownHoldMs: 300 });
+    await jobs.start(plan('m1', 'bmc'));
+    await waitFor(() => bmcs.pending.has('m1'), 5000, 'update started');
+    bmcs.answer.get('m1')!();
+    await waitFor(() => events.some((e) => e.phase === 'failed'), 5000, 'deadline');
+    expect(events.find((e) => e.phase === 'failed')).toMatchObject({ code: 'OUTCOME_UNKNOWN' });
+    await waitFor(() => jobs.activeFor(plan('m1')) === undefined, 5000, 'hold over');
+    expect((await jobs.start(plan('m1', 'bmc'))).accepted).toBe(true);
+    await jobs.stop(50);
+  });
+
   it('keeps an unreadable state file aside and starts without it', async () => {
     const file = stateFile();
     const { jobs } = setup({ stateFile: file });
@@ -266,6 +389,44 @@ describe('firmware jobs with claims across instances', () => {
     };
     return { claims, asked, released };
   }
+
+  it('a job resumed after a restart takes its own claim back at once; one whose machine another instance holds now is left to it', async () => {
+    const store = createMemoryKv('p-firmware');
+    const claimsOf = (instanceId: string) => createFirmwareClaims({ kv: store.client(), instanceId, logger: captureLog().logger });
+    const file = stateFile();
+    const beforeRestart = claimsOf('mgmt-a');
+    const first = setup({ stateFile: file, claims: beforeRestart, instanceId: 'mgmt-a' });
+    await first.jobs.start(plan('m1', 'bmc'));
+    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    first.bmcs.pending.get('m1')!.watch({ taskUri: '/redfish/v1/TaskService/Tasks/7' });
+    beforeRestart.close(); // the process dies: its claims are neither renewed nor deleted
+    const snapshot = readFileSync(file, 'utf8');
+
+    // the same instance, started again: its claim of the job is its own, not another's to wait out for 90 s
+    const afterRestart = claimsOf('mgmt-a');
+    const second = setup({ stateFile: file, claims: afterRestart, instanceId: 'mgmt-a' });
+    second.jobs.recover();
+    await waitFor(() => second.bmcs.pending.has('watch:m1'), 5000, 'update watched again under its claim');
+    expect(second.events.some((e) => e.phase === 'interrupted')).toBe(false);
+    // a job of another instance for the machine is refused meanwhile
+    const other = setup({ claims: claimsOf('mgmt-b'), instanceId: 'mgmt-b' });
+    expect(await other.jobs.start(plan('m1', 'bios'))).toMatchObject({ accepted: false, event: { code: 'BUSY' } });
+    second.bmcs.pending.get('watch:m1')!.finish();
+    await waitFor(() => second.jobs.running() === 0, 5000, 'job done');
+    afterRestart.close();
+
+    // the file as the crash left it, while another instance holds the machine now: left to that one
+    expect((await other.jobs.start(plan('m1', 'bios'))).accepted).toBe(true);
+    writeFileSync(file, snapshot);
+    const third = setup({ stateFile: file, claims: claimsOf('mgmt-a'), instanceId: 'mgmt-a' });
+    third.jobs.recover();
+    await waitFor(() => third.events.some((e) => e.phase === 'interrupted'), 5000, 'left to the other instance');
+    expect(third.events.at(-1)).toMatchObject({ code: 'INTERRUPTED', outcomeUnknown: true, error: expect.stringMatching(/another instance holds its machine or BMC now \(job .* on instance mgmt-b/) });
+    expect(third.bmcs.pending.has('watch:m1')).toBe(false);
+    expect(third.jobs.activeFor(plan('m1'))).toBeUndefined();
+    await other.jobs.stop(50);
+    first.bmcs.pending.get('m1')!.fail(new Error('gone'));
+  });
 
   it('accepts only once claimed, releases the claim when the job ends; a refused claim is a BUSY result naming the other job', async () => {
     const c = manualClaims();

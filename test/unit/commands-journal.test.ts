@@ -193,6 +193,7 @@ function bmcWith(sent: string[], reset: () => Promise<void>): Outband {
     identify: async (on) => void sent.push(on ? 'LED-ON' : 'LED-OFF'),
     openConsole: () => Promise.reject(new BmcError('UNSUPPORTED', 'fake')),
     updateFirmware: act('FW'),
+    watchFirmware: act('FW-WATCH'),
     close: async () => undefined,
   };
 }

@@ -55,6 +55,7 @@ function fakeBmc(rec: Recorder, machine: string, ms: (machine: string) => number
     identify: (on, o) => act(on ? 'LED-ON' : 'LED-OFF')(o),
     openConsole: () => Promise.reject(new BmcError('UNSUPPORTED', 'fake')),
     updateFirmware: (kind, _url, o) => act(`FW-${kind}`)(o),
+    watchFirmware: (kind, _watch, o) => act(`FW-WATCH-${kind}`)(o),
     close: async () => void rec.closed++,
   };
 }

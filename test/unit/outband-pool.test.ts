@@ -33,6 +33,7 @@ function wedgedBmc(counts: { closed: number }): Outband {
     identify: fine,
     openConsole: unsupported,
     updateFirmware: fine,
+    watchFirmware: fine,
     close: async () => void counts.closed++,
   };
 }
