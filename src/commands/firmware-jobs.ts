@@ -42,7 +42,7 @@ import type { Logger } from '../log.js';
 import { writePrivateFileSync } from '../outband/private-file-sync.js';
 import { stateWriteEpisodes } from '../outband/state-write-failures.js';
 import type { FirmwareKind, FirmwareOptions, FirmwareProgress, FirmwareWatch, Outband } from '../outband/types.js';
-import { STAGED_MESSAGE, STAGED_STATE } from '../redfish/task.js';
+import { STAGED_MESSAGE, STAGED_STATE, USER_INTERVENTION_MESSAGE } from '../redfish/task.js';
 import { parseBmcAddress, type EventIpmi, type Plan } from './event.js';
 import type { ConnectBmc, FirmwareJobHold } from './runner.js';
 import { describeRecord, type StepHold, type StepJournal } from './step-journal.js';
@@ -95,8 +95,13 @@ export function jobProgress(p: FirmwareProgress): JobProgress {
   return {
     state: p.state,
     ...(p.percent !== undefined ? { percent: p.percent } : {}),
-    ...(p.state === STAGED_STATE ? { message: STAGED_MESSAGE } : {}),
+    ...(p.state === STAGED_STATE ? { message: stagedMessage(p.message) } : {}),
   };
+}
+
+/** Our own text for a staged update, by what the facade said staged it: iDRAC's UserIntervention needs a reboot or an A/C power cycle, a scheduled job the next reboot. */
+function stagedMessage(facadeMessage: string | undefined): string {
+  return facadeMessage?.startsWith(USER_INTERVENTION_MESSAGE) ? USER_INTERVENTION_MESSAGE : STAGED_MESSAGE;
 }
 
 /** A result event of a firmware job, published on the result subject like command results. */
@@ -432,7 +437,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       ok: phase === 'accepted' || phase === 'progress' || phase === 'completed',
       phase,
       job: { id: job.id, kind: job.kind, image: job.image, state: job.state, acceptedAt: job.acceptedAt },
-      rebootRequired: job.kind === 'bios',
+      // a BIOS image, or any update the BMC staged (a BMC image at UserIntervention too), applies at a reboot of the host
+      rebootRequired: job.kind === 'bios' || job.progress?.state === STAGED_STATE,
       rebootedByMetalBmc: false,
       ...extra,
     };

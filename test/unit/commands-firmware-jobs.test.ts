@@ -368,6 +368,26 @@ describe('jobProgress: what a job keeps and publishes of the facade\'s progress'
     });
   });
 
+  it('an update iDRAC leaves at UserIntervention says a reboot or an A/C power cycle applies it', () => {
+    expect(jobProgress({ state: 'Staged', percent: 100, message: 'staged: the update needs a reboot or an A/C power cycle of the machine to apply (the BMC answered TaskState UserIntervention at 100 %)' })).toEqual({
+      state: 'Staged',
+      percent: 100,
+      message: 'staged: the update needs a reboot or an A/C power cycle of the machine to apply',
+    });
+  });
+
+  it('a BMC image the BMC staged says the host needs a reboot too', async () => {
+    const { jobs, events, bmcs } = setup();
+    await jobs.start(plan('m1', 'bmc'));
+    await waitFor(() => bmcs.pending.has('m1'), 5000, 'update started');
+    bmcs.pending.get('m1')!.progress({ state: 'Running', percent: 40 });
+    expect(events.at(-1)).toMatchObject({ phase: 'progress', rebootRequired: false });
+    bmcs.pending.get('m1')!.progress({ state: 'Staged', percent: 100, message: 'staged: the update needs a reboot or an A/C power cycle of the machine to apply (…)' });
+    bmcs.pending.get('m1')!.finish();
+    await waitFor(() => jobs.running() === 0, 5000, 'job done');
+    expect(events.at(-1)).toMatchObject({ phase: 'completed', ok: true, rebootRequired: true, rebootedByMetalBmc: false, progress: { state: 'Staged' } });
+  });
+
   it('other states carry no message: a BMC\'s task messages may quote the image URL', () => {
     expect(jobProgress({ state: 'Running', percent: 40, message: 'Fetching https://user:tok@images.example/fw/bios.bin?token=abc' })).toEqual({ state: 'Running', percent: 40 });
   });
