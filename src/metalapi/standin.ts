@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { BmcError } from '../errors.js';
 import { DEFAULT_HMAC_LIFETIME_SECONDS, verifyHeaders } from './hmac.js';
 import { compileDefinition, loadSwagger, type SwaggerDocument } from './schema.js';
-import type { MachineIpmi, MachineIpmiReport, MachineIpmiReportResponse, MachineIpmiReports } from './types.js';
+import { FRU_KEYS, type MachineIpmi, type MachineIpmiReport, type MachineIpmiReportResponse, type MachineIpmiReports, type MetalFru } from './types.js';
 
 export interface MetalApiStandInOptions {
   hmacKey: string;
@@ -23,9 +23,13 @@ export interface MetalApiStandInOptions {
   basePath?: string;
   /** a file path or a loaded swagger document; default src/metalapi/metal-api.swagger.json */
   swaggerPath?: string | SwaggerDocument;
-  /** user and password put into the ipmi block of machines learned from reports; default ADMIN/ADMIN */
+  /**
+   * user and password of the machines a report creates, standing in for what metal-hammer's
+   * registration sets at a real metal-api, whose report creates a machine without them; default
+   * none: both stay empty, as metal-api's create leaves them
+   */
   credentials?: Pick<MachineIpmi, 'user' | 'password'>;
-  /** MAC of a BMC, for the ipmi block (reports carry none) */
+  /** MAC of a BMC for a machine a report creates (reports carry none; metal-hammer's registration sets it); default '' */
   macFor?: (bmcIp: string, uuid: string) => string | undefined;
   /** answer the first `count` requests with `status` (and `headers`, e.g. a Retry-After) */
   failNext?: { count: number; status: number; headers?: Record<string, string> };
@@ -58,6 +62,11 @@ export interface MetalApiStandIn extends EventEmitter {
   readonly reports: MachineIpmiReports[];
   /** machine uuid → ipmi block answered by GET /v1/machine/{id}/ipmi; tests may edit it */
   readonly machines: Map<string, MachineIpmi>;
+  /**
+   * machine uuid → its partition; tests may set one. A machine in `machines` without one (a test
+   * put it there) is taken as in the partition of the report that names it and gets it
+   */
+  readonly partitions: Map<string, string>;
   /** every request with the status it got */
   readonly requests: StandInRequest[];
   /** machine uuid → identify LED state, set from reports as metal-api does (LED-ON/LED-OFF only) */
@@ -73,6 +82,8 @@ export interface MetalApiStandIn extends EventEmitter {
 }
 
 const MAX_BODY = 10 * 1024 * 1024;
+/** metal-api's defaultIPMIPort */
+const DEFAULT_IPMI_PORT = 623;
 /** metal-api's metal.EditAccess and ViewAccess as its oneOf prints them (%+v) */
 const EDIT_ACCESS = '[k8s_kaas-edit maas-all-all-edit k8s_kaas-admin maas-all-all-admin]';
 const VIEW_ACCESS = '[k8s_kaas-view maas-all-all-view k8s_kaas-edit maas-all-all-edit k8s_kaas-admin maas-all-all-admin]';
@@ -105,12 +116,12 @@ async function readBody(req: IncomingMessage): Promise<string> {
 }
 
 /** v1.MachineIPMIResponse with every field the swagger marks required. */
-function machineResponse(id: string, ipmi: MachineIpmi, partitionId: string | undefined, ledState = ''): Record<string, unknown> {
+function machineResponse(id: string, ipmi: MachineIpmi, partitionId: string | undefined, ledState = '', biosVersion = ''): Record<string, unknown> {
   return {
     id,
     name: '',
     description: '',
-    bios: { date: '', vendor: '', version: '' },
+    bios: { date: '', vendor: '', version: biosVersion },
     events: { crash_loop: false, failed_machine_reclaim: false, log: [] },
     hardware: { cpu_cores: 0, disks: [], memory: 0, nics: [] },
     ipmi: {
@@ -127,6 +138,126 @@ function machineResponse(id: string, ipmi: MachineIpmi, partitionId: string | un
   };
 }
 
+/** the identify LED states metal-api's LEDStateFrom decodes (metal/machine.go 94-103) */
+const DECODABLE_LEDS: ReadonlySet<string> = new Set(['LED-ON', 'LED-OFF']);
+const EMPTY_FRU: MetalFru = {};
+
+/**
+ * metal-api's updateFru (machine-service.go 962-975) with metal-lib's pointer.SafeDerefOrDefault
+ * (v0.25.1, pkg/pointer/pointer.go 42-52): a field left out or sent as "" keeps the old value.
+ * All eight fields, "" for none, as metal-api answers them.
+ */
+function updatedFru(old: MetalFru, sent: MetalFru | null | undefined): MetalFru {
+  const fru: MetalFru = {};
+  for (const key of FRU_KEYS) {
+    const value = sent?.[key];
+    fru[key] = typeof value === 'string' && value !== '' ? value : (old[key] ?? '');
+  }
+  return fru;
+}
+
+/**
+ * The address after a report (machine-service.go 889-897): the host replaced, a port kept;
+ * undefined for one with more than one colon, which metal-api leaves alone and does not update.
+ */
+function updatedAddress(old: string, bmcIp: string): string | undefined {
+  const parts = old.split(':');
+  if (parts.length > 2) return undefined;
+  return `${bmcIp}:${parts.length === 2 ? parts[1] : String(DEFAULT_IPMI_PORT)}`;
+}
+
+/** What the stand-in knows of machines, as metal-api's database holds it. */
+interface MachineStore {
+  machines: Map<string, MachineIpmi>;
+  partitions: Map<string, string>;
+  ledStates: Map<string, string>;
+  biosVersions: Map<string, string>;
+  problems: string[];
+}
+
+type StoreRules = Pick<MetalApiStandInOptions, 'credentials' | 'macFor' | 'skipEntry'> & { ipmiPort: number };
+
+/**
+ * metal-api's ipmiReport (metal-api a405f46, cmd/metal-api/internal/service/machine-service.go
+ * 798-960): a uuid it does not know in the report's partition is created with only the BMC's
+ * address and LED state, FRU and versions waiting for the next report; a known machine is updated
+ * field by field, a field the report leaves empty keeping what metal-api has.
+ */
+function applyReport(store: MachineStore, body: MachineIpmiReports, rules: StoreRules): MachineIpmiReportResponse {
+  const { machines, partitions, ledStates, biosVersions, problems } = store;
+  const partition = body.partitionid;
+  const answer: MachineIpmiReportResponse = { created: [], updated: [] };
+  const now = new Date().toISOString();
+  const setLed = (uuid: string, state: string): void => {
+    // metal-api's LEDStateFrom: anything but LED-ON/LED-OFF is logged ("unable to decode ledstate") and the old state kept
+    if (DECODABLE_LEDS.has(state)) ledStates.set(uuid, state);
+    else problems.push(`unable to decode ledstate of ${uuid}: unknown LEDState:${state}`);
+  };
+  // metal-api searches the partition's machines once, before creating any: a machine created by
+  // this report is not updated by it as well
+  const known = new Set([...machines.keys()].filter((uuid) => (partitions.get(uuid) ?? partition) === partition));
+  const entries = Object.entries(body.reports ?? {}).filter(([uuid, report]) => uuid !== '' && !rules.skipEntry?.(uuid, report));
+  for (const [uuid, report] of entries) {
+    if (known.has(uuid)) continue;
+    // the create of a uuid another partition holds fails (rethinkdb's conflict), which metal-api only logs
+    if (machines.has(uuid)) {
+      problems.push(`could not create machine ${uuid}: entity already exists (partition ${partitions.get(uuid) ?? ''})`);
+      continue;
+    }
+    machines.set(uuid, createdIpmi(uuid, report, now, rules));
+    partitions.set(uuid, partition);
+    setLed(uuid, report.IndicatorLEDState);
+    answer.created.push(uuid);
+  }
+  for (const [uuid, report] of entries) {
+    const old = known.has(uuid) ? machines.get(uuid) : undefined;
+    if (old === undefined) continue;
+    const address = updatedAddress(old.address, report.BMCIp);
+    if (address === undefined) {
+      problems.push(`not updating ipmi of ${uuid}, address is garbage: ${old.address}`);
+      continue;
+    }
+    machines.set(uuid, updatedIpmi(old, address, report, now));
+    partitions.set(uuid, partition);
+    if (report.BIOSVersion !== '') biosVersions.set(uuid, report.BIOSVersion);
+    setLed(uuid, report.IndicatorLEDState);
+    answer.updated.push(uuid);
+  }
+  return answer;
+}
+
+/** metal-api's create (machine-service.go 849-858): the address on the default port, nothing else of the report */
+function createdIpmi(uuid: string, report: MachineIpmiReport, now: string, rules: StoreRules): MachineIpmi {
+  return {
+    address: `${report.BMCIp}:${rules.ipmiPort}`,
+    user: rules.credentials?.user ?? '',
+    password: rules.credentials?.password ?? '',
+    interface: '',
+    mac: rules.macFor?.(report.BMCIp, uuid) ?? '',
+    fru: updatedFru(EMPTY_FRU, undefined),
+    bmcversion: '',
+    powerstate: '',
+    powermetric: null,
+    powersupplies: [],
+    last_updated: now,
+  };
+}
+
+/** metal-api's update (machine-service.go 909-949): an empty version or power state and a null metric keep the old */
+function updatedIpmi(old: MachineIpmi, address: string, report: MachineIpmiReport, now: string): MachineIpmi {
+  return {
+    ...old,
+    address,
+    fru: updatedFru(old.fru, report.FRU),
+    bmcversion: report.BMCVersion === '' ? old.bmcversion : report.BMCVersion,
+    powerstate: report.PowerState === '' ? old.powerstate : report.PowerState,
+    powermetric: report.PowerMetric ?? old.powermetric ?? null,
+    // replaced as a whole: a report without power supplies clears them
+    powersupplies: report.PowerSupplies.map((ps) => ({ status: { health: ps.status.health, state: ps.status.state } })),
+    last_updated: now,
+  };
+}
+
 export async function startMetalApiStandIn(options: MetalApiStandInOptions): Promise<MetalApiStandIn> {
   if (typeof options?.hmacKey !== 'string' || options.hmacKey === '') {
     throw new BmcError('INVALID_ARGUMENT', 'startMetalApiStandIn: option hmacKey must be a non-empty string');
@@ -134,8 +265,7 @@ export async function startMetalApiStandIn(options: MetalApiStandInOptions): Pro
   const host = options.host ?? '127.0.0.1';
   const basePath = (options.basePath ?? '').replace(/\/+$/, '');
   if (basePath !== '' && !basePath.startsWith('/')) throw new BmcError('INVALID_ARGUMENT', 'startMetalApiStandIn: option basePath must start with /');
-  const credentials = options.credentials ?? { user: 'ADMIN', password: 'ADMIN' };
-  const ipmiPort = options.ipmiPort ?? 623;
+  const ipmiPort = options.ipmiPort ?? DEFAULT_IPMI_PORT;
   const lifetime = options.hmacLifetimeSeconds ?? DEFAULT_HMAC_LIFETIME_SECONDS;
   let clockAheadMs = options.clockAheadMs ?? 0;
   const validateReports = compileDefinition(loadSwagger(options.swaggerPath), 'v1.MachineIpmiReports');
@@ -144,43 +274,21 @@ export async function startMetalApiStandIn(options: MetalApiStandInOptions): Pro
   const reports: MachineIpmiReports[] = [];
   const machines = new Map<string, MachineIpmi>();
   const partitions = new Map<string, string>();
+  const biosVersions = new Map<string, string>();
   const requests: StandInRequest[] = [];
   const ledStates = new Map<string, string>();
   const problems: string[] = [];
+  const store: MachineStore = { machines, partitions, ledStates, biosVersions, problems };
+  const rules: StoreRules = { ...options, ipmiPort };
   let failures = { count: options.failNext?.count ?? 0, status: options.failNext?.status ?? 500, headers: options.failNext?.headers ?? {} };
 
   function ipmiReport(body: MachineIpmiReports, res: ServerResponse): void {
+    // metal-api's words (machine-service.go 808-811)
     if (body.partitionid === undefined || body.partitionid === '') {
-      sendError(res, 400, 'partition id is empty');
+      sendError(res, 400, 'partition id must not be empty');
       return;
     }
-    const answer: MachineIpmiReportResponse = { created: [], updated: [] };
-    const now = new Date().toISOString();
-    for (const [uuid, report] of Object.entries(body.reports ?? {})) {
-      if (options.skipEntry?.(uuid, report)) continue;
-      const known = machines.get(uuid);
-      if (known === undefined) answer.created.push(uuid);
-      else answer.updated.push(uuid);
-      // metal-api keeps the port of a known machine and replaces the host part.
-      const port = known?.address.match(/:(\d+)$/)?.[1] ?? String(ipmiPort);
-      machines.set(uuid, {
-        address: `${report.BMCIp}:${port}`,
-        user: known?.user ?? credentials.user,
-        password: known?.password ?? credentials.password,
-        interface: known?.interface ?? 'lanplus',
-        mac: options.macFor?.(report.BMCIp, uuid) ?? known?.mac ?? '',
-        fru: report.FRU ?? {},
-        bmcversion: report.BMCVersion ?? '',
-        powerstate: report.PowerState ?? '',
-        powermetric: report.PowerMetric ?? null,
-        powersupplies: report.PowerSupplies ?? [],
-        last_updated: now,
-      });
-      partitions.set(uuid, body.partitionid);
-      // metal-api's LEDStateFrom: anything but LED-ON/LED-OFF is logged ("unable to decode ledstate") and the old state kept
-      if (report.IndicatorLEDState === 'LED-ON' || report.IndicatorLEDState === 'LED-OFF') ledStates.set(uuid, report.IndicatorLEDState);
-      else problems.push(`unable to decode ledstate of ${uuid}: unknown LEDState:${report.IndicatorLEDState}`);
-    }
+    const answer = applyReport(store, body, rules);
     reports.push(body);
     send(res, 200, answer);
     emitter.emit('report', body, answer);
@@ -233,7 +341,7 @@ export async function startMetalApiStandIn(options: MetalApiStandInOptions): Pro
       const id = decodeURIComponent(m[1] ?? '');
       const ipmi = machines.get(id);
       if (ipmi === undefined) sendError(res, 404, `no machine with id "${id}" found`);
-      else send(res, 200, machineResponse(id, ipmi, partitions.get(id), ledStates.get(id)));
+      else send(res, 200, machineResponse(id, ipmi, partitions.get(id), ledStates.get(id), biosVersions.get(id)));
       return;
     }
     sendError(res, path === '/v1/machine/ipmi' || m ? 405 : 404, `no route for ${method} ${rawPath}`);
@@ -265,6 +373,7 @@ export async function startMetalApiStandIn(options: MetalApiStandInOptions): Pro
     port,
     reports,
     machines,
+    partitions,
     requests,
     ledStates,
     problems,

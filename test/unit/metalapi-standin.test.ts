@@ -79,7 +79,11 @@ describe('metal-api stand-in', () => {
     const got = await call('GET', `${standIn.url}/v1/machine/u1/ipmi`);
     expect(got.status).toBe(200);
     expect(compileDefinition(swagger, 'v1.MachineIPMIResponse')(got.json)).toEqual({ ok: true });
-    expect(got.json.ipmi).toMatchObject({ address: '10.0.0.9:623', user: 'ADMIN', interface: 'lanplus', mac: 'ac:1f:6b:00:00:01', powerstate: 'OFF' });
+    expect(got.json.ipmi).toMatchObject({ address: '10.0.0.9:623', user: '', interface: '', mac: 'ac:1f:6b:00:00:01', powerstate: '' });
+    await call('POST', `${standIn.url}/v1/machine/ipmi`, body);
+    const again = await call('GET', `${standIn.url}/v1/machine/u1/ipmi`);
+    expect(compileDefinition(swagger, 'v1.MachineIPMIResponse')(again.json)).toEqual({ ok: true });
+    expect(again.json).toMatchObject({ bios: { version: '1.1' }, ipmi: { powerstate: 'OFF', bmcversion: '2.0', fru: { product_manufacturer: 'Dell Inc.' } } });
 
     const known = standIn.machines.get('u1');
     if (known) standIn.machines.set('u1', { ...known, address: '10.0.0.9:6230' });
@@ -107,7 +111,7 @@ describe('metal-api stand-in', () => {
   it('answers 400 for an empty partition id and for a body that is not JSON', async () => {
     standIn = await startMetalApiStandIn({ hmacKey: KEY });
     const empty = await call('POST', `${standIn.url}/v1/machine/ipmi`, { partitionid: '', reports: {} });
-    expect(empty).toEqual({ status: 400, json: { statuscode: 400, message: 'partition id is empty' } });
+    expect(empty).toEqual({ status: 400, json: { statuscode: 400, message: 'partition id must not be empty' } });
     const garbage = await call('POST', `${standIn.url}/v1/machine/ipmi`, '{not json');
     expect(garbage.status).toBe(400);
     const wrongType = await call('POST', `${standIn.url}/v1/machine/ipmi`, { partitionid: 'p', reports: { u: { ...toIpmiReport('1.2.3.4', report), PowerSupplies: 'none' } } });
@@ -135,6 +139,110 @@ describe('metal-api stand-in', () => {
     expect((await call('GET', url)).status).toBe(500);
     expect((await call('GET', url)).status).toBe(404);
     expect(() => standIn?.setFailures(-1)).toThrow(/count/);
+  });
+
+  describe("stores a report as metal-api's ipmiReport does (machine-service.go at a405f46)", () => {
+    const fullFru = { board_mfg: 'Supermicro', board_mfg_serial: 'BS1', board_part_number: 'X11', chassis_part_number: 'CSE', chassis_part_serial: 'CS1', product_manufacturer: 'Supermicro', product_part_number: 'SYS-1', product_serial: 'PS1' };
+    const metric = { averageconsumedwatts: 120, intervalinmin: 1, maxconsumedwatts: 150, minconsumedwatts: 90 };
+    const psu = (health: string) => ({ status: { health, state: 'Enabled' } });
+    const entry = (over: Partial<MachineIpmiReports['reports'][string]> = {}): MachineIpmiReports['reports'][string] => ({
+      BMCIp: '10.0.0.9',
+      BMCVersion: '3.1',
+      BIOSVersion: '2.4',
+      FRU: fullFru,
+      PowerState: 'ON',
+      IndicatorLEDState: 'LED-ON',
+      PowerMetric: metric,
+      PowerSupplies: [psu('OK'), psu('OK')],
+      ...over,
+    });
+    const post = async (reports: MachineIpmiReports['reports'], partitionid = 'lab') => (await call('POST', `${standIn!.url}/v1/machine/ipmi`, { partitionid, reports })).json;
+    const bios = async (uuid: string) => ((await call('GET', `${standIn!.url}/v1/machine/${uuid}/ipmi`)).json.bios as { version: string }).version;
+
+    it('creates an unknown uuid with the address, partition and LED state only: no FRU, versions, power, user or password', async () => {
+      standIn = await startMetalApiStandIn({ hmacKey: KEY });
+      expect(await post({ u1: entry() })).toEqual({ created: ['u1'], updated: [] });
+      expect(standIn.machines.get('u1')).toMatchObject({
+        address: '10.0.0.9:623',
+        user: '',
+        password: '',
+        fru: Object.fromEntries(Object.keys(fullFru).map((k) => [k, ''])),
+        bmcversion: '',
+        powerstate: '',
+        powermetric: null,
+        powersupplies: [],
+      });
+      expect(standIn.machines.get('u1')?.last_updated).toEqual(expect.any(String));
+      expect(standIn.partitions.get('u1')).toBe('lab');
+      expect(standIn.ledStates.get('u1')).toBe('LED-ON');
+      expect(await bios('u1')).toBe('');
+      // the second report fills them in
+      expect(await post({ u1: entry() })).toEqual({ created: [], updated: ['u1'] });
+      expect(standIn.machines.get('u1')).toMatchObject({ fru: fullFru, bmcversion: '3.1', powerstate: 'ON', powermetric: metric, powersupplies: [psu('OK'), psu('OK')] });
+      expect(await bios('u1')).toBe('2.4');
+    });
+
+    it('keeps a FRU field left out or sent as "" (updateFru with pointer.SafeDerefOrDefault), replaces one sent', async () => {
+      standIn = await startMetalApiStandIn({ hmacKey: KEY });
+      await post({ u1: entry() });
+      await post({ u1: entry() });
+      const { board_mfg: _left, ...withoutBoardMfg } = fullFru;
+      await post({ u1: entry({ FRU: { ...withoutBoardMfg, product_serial: '', chassis_part_serial: 'CS2' } }) });
+      expect(standIn.machines.get('u1')?.fru).toEqual({ ...fullFru, chassis_part_serial: 'CS2' });
+      await post({ u1: entry({ FRU: {} }) });
+      expect(standIn.machines.get('u1')?.fru).toEqual({ ...fullFru, chassis_part_serial: 'CS2' });
+    });
+
+    it('keeps BIOS version, BMC version and power state sent as "" and a power metric sent as null', async () => {
+      standIn = await startMetalApiStandIn({ hmacKey: KEY });
+      await post({ u1: entry() });
+      await post({ u1: entry() });
+      expect(await post({ u1: entry({ BIOSVersion: '', BMCVersion: '', PowerState: '', PowerMetric: null }) })).toEqual({ created: [], updated: ['u1'] });
+      expect(standIn.machines.get('u1')).toMatchObject({ bmcversion: '3.1', powerstate: 'ON', powermetric: metric });
+      expect(await bios('u1')).toBe('2.4');
+      await post({ u1: entry({ PowerState: 'OFF' }) });
+      expect(standIn.machines.get('u1')?.powerstate).toBe('OFF');
+    });
+
+    it('replaces the power supplies as a whole, a report without any clearing them', async () => {
+      standIn = await startMetalApiStandIn({ hmacKey: KEY });
+      await post({ u1: entry() });
+      await post({ u1: entry() });
+      await post({ u1: entry({ PowerSupplies: [psu('Critical')] }) });
+      expect(standIn.machines.get('u1')?.powersupplies).toEqual([psu('Critical')]);
+      await post({ u1: entry({ PowerSupplies: [] }) });
+      expect(standIn.machines.get('u1')?.powersupplies).toEqual([]);
+    });
+
+    it('keeps the LED state it cannot decode, and logs it', async () => {
+      standIn = await startMetalApiStandIn({ hmacKey: KEY });
+      await post({ u1: entry({ IndicatorLEDState: 'LED-OFF' }) });
+      await post({ u1: entry({ IndicatorLEDState: 'Blinking' }) });
+      expect(standIn.ledStates.get('u1')).toBe('LED-OFF');
+      expect(standIn.problems).toEqual(['unable to decode ledstate of u1: unknown LEDState:Blinking']);
+      await post({ u2: entry({ IndicatorLEDState: '' }) });
+      expect(standIn.ledStates.has('u2')).toBe(false);
+    });
+
+    it('puts a uuid another partition holds in neither created nor updated, and leaves it as it was', async () => {
+      standIn = await startMetalApiStandIn({ hmacKey: KEY });
+      await post({ u1: entry() }, 'other');
+      const before = structuredClone(standIn.machines.get('u1'));
+      expect(await post({ u1: entry({ BMCIp: '10.0.0.77' }), u2: entry() })).toEqual({ created: ['u2'], updated: [] });
+      expect(standIn.machines.get('u1')).toEqual(before);
+      expect(standIn.partitions.get('u1')).toBe('other');
+      expect(standIn.problems).toEqual([expect.stringMatching(/^could not create machine u1: entity already exists/)]);
+    });
+
+    it('does not update a machine whose address has more than one colon, and skips an empty uuid', async () => {
+      standIn = await startMetalApiStandIn({ hmacKey: KEY });
+      await post({ u1: entry() });
+      const known = standIn.machines.get('u1');
+      if (known) standIn.machines.set('u1', { ...known, address: 'fe80::1:623' });
+      expect(await post({ u1: entry(), '': entry() })).toEqual({ created: [], updated: [] });
+      expect(standIn.machines.get('u1')?.address).toBe('fe80::1:623');
+      expect(standIn.machines.has('')).toBe(false);
+    });
   });
 
   it('validates its options', async () => {
