@@ -3,7 +3,8 @@
  * retries with capped exponential backoff on network errors, timeouts, 5xx and 429, after at
  * least the answer's Retry-After where it fits the call's time budget (else none, and report
  * POSTs are held back for it, MAX_REPORT_HOLD_MS at most). A POST that
- * metal-api may have got (a timeout, a proxy's 502 or 504) is not retried. 4xx answers are final,
+ * metal-api may have got (a timeout, a connection lost after it was sent, a proxy's 502 or 504) is
+ * not retried; one whose connection was refused, timed out connecting or found no address is. 4xx answers are final,
  * and so are redirects, never followed (the HMAC headers would go along): the error names the Location.
  * Errors name the request, never the HMAC key or a password.
  */
@@ -187,6 +188,21 @@ function networkReason(err: unknown): string {
   return code === '' || message.includes(code) ? message : `${code}: ${message}`;
 }
 
+/**
+ * Transport failures that end an attempt before the request went out: the connection refused or
+ * not made in time, the host not resolved. Only these are tried again for a POST: after a reset
+ * (UND_ERR_SOCKET, ECONNRESET, EPIPE) metal-api may have read the body and be applying it, and a
+ * second POST then races its own first in updateEntity's optimistic lock (metal-api
+ * datastore/rethinkdb.go 480-494): entries the first applied come back as not applied.
+ */
+const NEVER_SENT_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL']);
+
+/** The error's code, or its cause's (undici wraps some). */
+function transportCode(err: unknown): string {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
+  return typeof e?.code === 'string' ? e.code : typeof e?.cause?.code === 'string' ? e.cause.code : '';
+}
+
 function str(value: unknown): string {
   return typeof value === 'string' ? value : '';
 }
@@ -298,11 +314,13 @@ export function createMetalApiClient(options: MetalApiClientOptions): MetalApiCl
         if (caller?.aborted) throw abortError(caller, what);
         // a POST metal-api got and did not answer in time may still be applied: sending it again
         // adds the same work to a metal-api already slow with it (a partition's report is one
-        // database update per machine); the next cycle reports again
-        retryable = !(signal.aborted && method === 'POST');
+        // database update per machine); the next cycle reports again. The same after a connection
+        // lost once the request may have gone out: only one never sent is sent again
+        retryable = method !== 'POST' || (!signal.aborted && NEVER_SENT_CODES.has(transportCode(err)));
+        const notSent = retryable ? '' : ` (${NOT_SENT_AGAIN})`;
         error = signal.aborted
-          ? new BmcError('TIMEOUT', `${label}: no answer within ${attemptMs} ms${retryable ? '' : ` (${NOT_SENT_AGAIN})`}`, { cause: err })
-          : new BmcError('CLOSED', `${label}: connection failed (${networkReason(err)})`, { cause: err });
+          ? new BmcError('TIMEOUT', `${label}: no answer within ${attemptMs} ms${notSent}`, { cause: err })
+          : new BmcError('CLOSED', `${label}: connection failed (${networkReason(err)})${notSent}`, { cause: err });
       } finally {
         attemptDeadline.dispose();
       }

@@ -446,6 +446,80 @@ describe('deadlines and cancellation', () => {
     }
   });
 
+  /** An HTTP server that reads each request's whole body, then destroys the connection without an answer. */
+  async function resettingApi(run: (url: string, requests: () => number) => Promise<void>): Promise<void> {
+    let requests = 0;
+    const server = createHttpServer((req) => {
+      req.resume();
+      req.once('end', () => {
+        requests++;
+        req.socket.destroy();
+      });
+    });
+    const url = await listen(server);
+    try {
+      await run(url, () => requests);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  }
+
+  it('a report POST whose connection is reset after the body went out is not sent again: one request, the attempt counted closed', async () => {
+    await resettingApi(async (url, requests) => {
+      const outcomes: string[] = [];
+      const retried: unknown[] = [];
+      const c = createMetalApiClient({ baseUrl: url, hmacKey: KEY, retries: 3, backoffMs: 1, onAttemptEnd: (a) => outcomes.push(a.outcome), onRetry: (r) => retried.push(r) });
+      const err = await caught(c.ipmiReport(body()));
+      expect(err.code).toBe('CLOSED');
+      expect(err.message).toMatch(/connection failed \(.*\) \(not sent again: metal-api may still be applying it\)$/);
+      expect(requests()).toBe(1);
+      expect(outcomes).toEqual(['closed']);
+      expect(retried).toEqual([]);
+      expectNoSecret(err, KEY);
+    });
+  });
+
+  it('a GET whose connection is reset is sent again (it changes nothing)', async () => {
+    await resettingApi(async (url, requests) => {
+      const c = createMetalApiClient({ baseUrl: url, hmacKey: KEY, retries: 1, backoffMs: 1 });
+      const err = await caught(c.findIpmiMachine(UUID));
+      expect(err.code).toBe('CLOSED');
+      expect(err.message).toMatch(/gave up after 2 attempts/);
+      expect(requests()).toBe(2);
+    });
+  });
+
+  it('a report POST whose connection is refused is sent again (it never went out), and arrives once metal-api listens', async () => {
+    const probe = createServer();
+    const url = await listen(probe);
+    const port = Number(new URL(url).port);
+    await new Promise((r) => probe.close(r));
+    let api: MetalApiStandIn | undefined;
+    let starting: Promise<MetalApiStandIn> | undefined;
+    const outcomes: string[] = [];
+    const c = createMetalApiClient({
+      baseUrl: url,
+      hmacKey: KEY,
+      retries: 50,
+      backoffMs: 10,
+      maxBackoffMs: 20,
+      onAttemptEnd: (a) => outcomes.push(a.outcome),
+      // the stimulus: metal-api comes up after the first refusal
+      onRetry: () => {
+        starting ??= startMetalApiStandIn({ hmacKey: KEY, port }).then((s) => (api = s));
+      },
+    });
+    try {
+      await expect(c.ipmiReport(body())).resolves.toEqual({ created: [UUID], updated: [] });
+      expect(outcomes[0]).toBe('closed');
+      expect(outcomes.at(-1)).toBe('200');
+      expect(api?.reports).toHaveLength(1);
+    } finally {
+      await (await starting)?.close();
+    }
+  });
+
   it('fails with CLOSED on a refused connection, retried, key absent', async () => {
     const server = createServer();
     const url = await listen(server);
