@@ -54,6 +54,8 @@ export async function serveMain(argv: string[], io: { stdout: NodeJS.WritableStr
 
 const UNCAUGHT_ORIGINS = ['uncaughtException', 'unhandledRejection'] as const;
 type UncaughtOrigin = (typeof UNCAUGHT_ORIGINS)[number];
+/** uncaught errors logged in full; later ones only end the process with the stop */
+const MAX_UNCAUGHT_LOGGED = 10;
 
 /**
  * Starts the daemon and runs it until a signal (exit 0) or a fatal condition (exit 1) has stopped
@@ -82,11 +84,14 @@ export async function runDaemon(o: {
   // a bug, not a condition of the partition: Node's default would print it unredacted and exit at
   // once, with burst writes (trust pins, UUID owners, the event position) lost and IPMI sessions
   // left open on the BMCs; logged through the logger, then stopped as a fatal condition (exit 1,
-  // so systemd starts it again); a second one during that stop exits at once
+  // so systemd starts it again). More during that stop are logged (the first few) and do not cut
+  // it short: a bug met once per BMC rejects many times in one turn; the stop's own deadline bounds it
+  let uncaught = 0;
   for (const origin of UNCAUGHT_ORIGINS) {
     o.faults?.on(origin, (err) => {
-      o.logger.error({ err, origin }, 'uncaught error: stopping to be restarted');
-      stopper.fatal(`uncaught error (${origin})`);
+      uncaught += 1;
+      if (uncaught <= MAX_UNCAUGHT_LOGGED) o.logger.error({ err, origin, uncaught }, uncaught === 1 ? 'uncaught error: stopping to be restarted' : 'another uncaught error while stopping');
+      if (uncaught === 1) stopper.fatal(`uncaught error (${origin})`);
     });
   }
   const starting = (start.promise = o.start((why) => stopper.fatal(why)));

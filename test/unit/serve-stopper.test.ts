@@ -144,3 +144,22 @@ it('an uncaught exception or unhandled rejection: logged through the logger, the
     expect(log.find('shutting down to be restarted')).toHaveLength(1);
   }
 });
+
+it('more uncaught errors while the daemon stops are logged, not taken as a second request that exits at once', async () => {
+  const log = captureLog();
+  const faults = new EventEmitter();
+  let stopped!: () => void;
+  const stop = vi.fn(() => new Promise<void>((resolve) => (stopped = resolve)));
+  const exit = runDaemon({ start: () => Promise.resolve({ stop }), shutdownTimeoutMs: 30_000, logger: log.logger, signals: new EventEmitter(), faults });
+  await new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 15; i++) faults.emit('unhandledRejection', new Error(`read ${i} failed`));
+  let code: number | undefined;
+  void exit.then((c) => (code = c));
+  await vi.waitFor(() => expect(stop).toHaveBeenCalledOnce());
+  await new Promise((r) => setImmediate(r));
+  expect(code).toBeUndefined();
+  expect(log.find('asked to stop again: exiting now')).toHaveLength(0);
+  expect(log.find('another uncaught error while stopping')).toHaveLength(9);
+  stopped();
+  await expect(exit).resolves.toBe(1);
+});
