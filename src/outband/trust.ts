@@ -128,6 +128,12 @@ export function describesOnly(patch: Partial<Omit<TrustRecord, 'firstSeen' | 'la
   return patch.redfishSha256 === undefined && patch.sshSha256 === undefined;
 }
 
+/** a change's fields without what pins the BMC (its fingerprints and the proof they were recorded with): where it was seen, only */
+function withoutPin(fields: Partial<Omit<TrustRecord, 'firstSeen' | 'lastSeen'>>): Partial<Omit<TrustRecord, 'firstSeen' | 'lastSeen'>> {
+  const { redfishSha256: _r, sshSha256: _s, proof: _p, ...rest } = fields;
+  return rest;
+}
+
 /** `later` laid over `earlier` (both of one record, in that order) */
 function mergeChanges(earlier: Change | undefined, later: Change): Change {
   if (later === null || earlier === undefined || earlier === null) return later;
@@ -183,7 +189,9 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
       const current = records.get(k);
       // forgotten by another process since this process changed it: only a first contact brings it back
       if (current === undefined && !change.creates) continue;
-      records.set(k, { ...current, ...change.fields, firstSeen: current?.firstSeen ?? change.firstSeen, lastSeen: change.lastSeen });
+      // a first contact of a BMC the file holds (met while the file could not be read, or pinned by another process meanwhile): the file's pin came first and stays
+      const fields = change.creates && current !== undefined ? withoutPin(change.fields) : change.fields;
+      records.set(k, { ...current, ...fields, firstSeen: current?.firstSeen ?? change.firstSeen, lastSeen: change.lastSeen });
     }
   }
 
@@ -345,10 +353,10 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
 }
 
 /** what refused a connection (metal_bmc_trust_refused_total{check}) */
-export type TrustCheck = 'redfish' | 'ssh' | 'ipmi-proof' | 'record';
+export type TrustCheck = 'redfish' | 'ssh' | 'ipmi-proof' | 'record' | 'unreadable-file';
 
 export interface TrustMetrics {
-  /** connections refused: another certificate (redfish), host key (ssh), no proof of the password (ipmi-proof), or a record in the file that cannot be used (record) */
+  /** connections refused: another certificate (redfish), host key (ssh), no proof of the password (ipmi-proof), a record in the file that cannot be used (record), or a first contact while the file cannot be read (unreadable-file) */
   refused: { inc(labels: { check: TrustCheck }): void };
   /** fingerprints recorded on first contact, by proof */
   firstUse: { inc(labels: { what: 'redfish' | 'ssh'; proof: 'ipmi' | 'none' }): void };
@@ -394,7 +402,11 @@ export interface BmcTrust {
 /** Codes after which the IPMI side is taken as absent (first use trusted), not as a failed proof. */
 const NO_IPMI: ReadonlySet<string> = new Set(['TIMEOUT', 'CLOSED', 'UNSUPPORTED', 'NO_SESSION_SLOTS', 'INSECURE_REFUSED']);
 
-export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?: TrustMetrics; resetHint?: boolean; requireProof?: boolean; redfishVerified?: boolean }): BmcTrust {
+/**
+ * `refusedWhileUnreadable`: the BMCs refused a first contact while the trust file cannot be read,
+ * logged once each per episode; given by a report worker, whose gate lives for one read only
+ */
+export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?: TrustMetrics; resetHint?: boolean; requireProof?: boolean; redfishVerified?: boolean; refusedWhileUnreadable?: Set<string> }): BmcTrust {
   const { store, logger } = o;
   const requireProof = o.requireProof === true;
   const redfishVerified = o.redfishVerified === true;
@@ -458,6 +470,9 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
     logger?.warn({ bmc: ip, trustKey: key, proof: record.proof ?? 'none', redfish: fingerprintPrefix(record.redfishSha256), ssh: fingerprintPrefix(record.sshSha256) }, 'BMC recorded without IPMI proof: met as a first contact and proven over IPMI before any credential, as METAL_BMC_TRUST_REQUIRE_PROOF asks');
   }
 
+  /** BMCs refused a first contact while the trust file cannot be read, logged once each until it can be read again */
+  const refusedBlind = o.refusedWhileUnreadable ?? new Set<string>();
+
   return {
     store,
     requireProof,
@@ -479,6 +494,24 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
         o.metrics?.refused.inc({ check: 'record' });
         logger?.error({ bmc: ip, trustKey: key, problem }, 'the BMC\'s trust record cannot be used; credentials not sent');
         throw new BmcError('UNTRUSTED', `BMC ${ip} (${key}): its record in ${store.file} cannot be used (${problem}); fix the entry or reset it: metal-bmc bmc trust ${bmc.mac ? `--mac ${bmc.mac}` : `--address ${ip}`} --reset`);
+      };
+      /**
+       * No record in memory while the file cannot be read (EACCES after a `sudo` CLI run, EIO): the
+       * file may pin this BMC, so whatever answers is not trusted on first use and sent no credentials
+       * (fail closed). BMCs read before the file became unreadable keep their records.
+       */
+      const fileReadable = (): void => {
+        const cannot = store.unreadable();
+        if (cannot === undefined) {
+          refusedBlind.clear();
+          return;
+        }
+        o.metrics?.refused.inc({ check: 'unreadable-file' });
+        if (!refusedBlind.has(key)) {
+          refusedBlind.add(key);
+          logger?.error({ bmc: ip, trustKey: key, file: store.file, code: cannot.code }, 'first contact with a BMC while the trust file cannot be read: it may pin this BMC; refused, no credentials sent, until the file can be read');
+        }
+        throw new BmcError('UNTRUSTED', `BMC ${ip} (${key}): no record in memory and the trust file ${store.file} cannot be read (${cannot.code}); a first contact is refused, no credentials sent, until it can be read`);
       };
       return {
         async openRedfish(ctx, open) {
@@ -509,6 +542,7 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
             if (now !== undefined && (now.ip !== ip || upgrade)) store.update(key, { ip, ...(upgrade ? { proof: 'ipmi' as const } : {}) });
             return opened;
           }
+          if (record === undefined) fileReadable();
           const setAside = record !== undefined && relied(record) === undefined;
           if (setAside) noteUnproven(ip, key, record);
           // the probe's TLS session is kept under its certificate's pin: the pinned login resumes it
@@ -545,6 +579,7 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
               return false;
             };
           }
+          if (record === undefined) fileReadable();
           if (record !== undefined && trusted === undefined) noteUnproven(ip, key, record);
           // a BMC whose Redfish certificate is pinned has shown itself already; where proof is required, only with the pin's proof;
           // where a CA verifies Redfish, a certificate recorded earlier pins nothing: the SSH first contact proves itself

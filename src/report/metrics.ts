@@ -50,7 +50,7 @@ export function createReportMetrics(registry: Registry): ReportMetrics {
 export function createTrustMetrics(registry: Registry): TrustMetrics {
   const registers = [registry];
   return {
-    refused: new Counter({ name: 'metal_bmc_trust_refused_total', help: 'BMC connections refused before credentials were sent: another certificate (redfish) or SSH host key (ssh) than recorded, no IPMI proof of the password on first contact (ipmi-proof), or a record in the trust file that cannot be used (record)', labelNames: ['check'], registers }),
+    refused: new Counter({ name: 'metal_bmc_trust_refused_total', help: 'BMC connections refused before credentials were sent: another certificate (redfish) or SSH host key (ssh) than recorded, no IPMI proof of the password on first contact (ipmi-proof), a record in the trust file that cannot be used (record), or a first contact while the trust file cannot be read (unreadable-file)', labelNames: ['check'], registers }),
     firstUse: new Counter({ name: 'metal_bmc_trust_first_use_total', help: 'BMC certificates and SSH host keys recorded on first contact, by proof (ipmi: RAKP 2 proved the password; none: no IPMI answer, trusted on first use)', labelNames: ['what', 'proof'], registers }),
   };
 }

@@ -28,7 +28,7 @@ type ReadOptions = Parameters<BmcReader['read']>[1];
 import { checkedKept, redfishSessionKey, type KeptRedfishSession, type RedfishSessionKeeper } from '../outband/redfish-sessions.js';
 import { readGuardMs, type BmcReadAttempt } from './read-bmc.js';
 import { createTurn } from './turn.js';
-import type { AttemptOverPort, FromReportWorker, ReportConnectSettings, ReportWorkerData, ReportWorkerLoad, ToReportWorker } from './worker-protocol.js';
+import type { AttemptOverPort, FromReportWorker, ReportConnectSettings, ReportWorkerData, ReportWorkerLoad, ToReportWorker, TrustFileUnreadable } from './worker-protocol.js';
 
 export interface ReportWorkerPoolOptions {
   workers: number;
@@ -362,10 +362,12 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
   }
 
   /** the BMC's record, for a read to carry when trust on first use is on */
-  function trustFor(key: string): { trust?: TrustRecord | null; trustProblem?: string } {
+  function trustFor(key: string): { trust?: TrustRecord | null; trustProblem?: string; trustUnreadable?: TrustFileUnreadable } {
     if (!options.trust) return {};
-    const problem = options.trust.store.problem(key);
-    return { trust: options.trust.store.get(key) ?? null, ...(problem === undefined ? {} : { trustProblem: problem }) };
+    const store = options.trust.store;
+    const problem = store.problem(key);
+    const unreadable = store.unreadable();
+    return { trust: store.get(key) ?? null, ...(problem === undefined ? {} : { trustProblem: problem }), ...(unreadable === undefined ? {} : { trustUnreadable: { file: store.file, code: unreadable.code, error: unreadable.error } }) };
   }
 
   for (let i = 0; i < options.workers; i++) start(i, 0, 0);

@@ -9,6 +9,10 @@ import type { WorkerLogHeld, WorkerLogRecord } from '../outband/worker-log.js';
 import type { ConnectOptions } from '../outband/connect.js';
 import type { BmcReport } from '../outband/types.js';
 import type { TrustCheck, TrustRecord } from '../outband/trust.js';
+import type { UnreadableFile } from '../outband/private-file.js';
+
+/** the trust file, while it cannot be read, as a read carries it to a worker */
+export type TrustFileUnreadable = UnreadableFile & { file: string };
 import type { KeptRedfishSession } from '../outband/redfish-sessions.js';
 import type { LoginRefusals } from '../redfish/login-budget.js';
 
@@ -44,11 +48,12 @@ export type ToReportWorker =
   /**
    * read this BMC; with trust on first use, `trust` is its record (null: none yet) under the key
    * of its MAC (or IP without one: outband/trust.ts `trustKey`), `trustProblem` why the file's
-   * entry cannot be used (the gate refuses the BMC); with kept Redfish sessions,
+   * entry cannot be used (the gate refuses the BMC), `trustUnreadable` the trust file (path, error
+   * code and message) while it cannot be read (the gate refuses a BMC without a record); with kept Redfish sessions,
    * `session` is the BMC's entry (null: none); `logins`: the Redfish logins of the BMC and user
    * refused lately, as the main thread's budget holds them (redfish/login-budget.ts), when any stand
    */
-  | { type: 'read'; id: number; ip: string; mac?: string; trust?: TrustRecord | null; trustProblem?: string; session?: KeptRedfishSession | null; logins?: LoginRefusals; timeoutMs: number }
+  | { type: 'read'; id: number; ip: string; mac?: string; trust?: TrustRecord | null; trustProblem?: string; trustUnreadable?: TrustFileUnreadable; session?: KeptRedfishSession | null; logins?: LoginRefusals; timeoutMs: number }
   | { type: 'abort'; id: number }
   /** say `heap`: the heap in use, after a garbage collection where the process exposes one (--expose-gc: benchmarks) */
   | { type: 'measure-heap' }

@@ -21,7 +21,7 @@ import { budgetOfRead, loginBudgetKey } from '../redfish/login-budget.js';
 import { sharedTlsStats } from '../redfish/tls-context.js';
 import { acquireLoopClock, type LoopClock } from './loop-clock.js';
 import { readBmcOnce, type BmcReadAttempt } from './read-bmc.js';
-import { isReportWorkerData, type AttemptOverPort, type ErrorOverPort, type FromReportWorker, type ReportConnectSettings, type ToReportWorker } from './worker-protocol.js';
+import { isReportWorkerData, type AttemptOverPort, type ErrorOverPort, type FromReportWorker, type ReportConnectSettings, type ToReportWorker, type TrustFileUnreadable } from './worker-protocol.js';
 
 export interface ReportPort {
   postMessage(message: FromReportWorker): void;
@@ -33,6 +33,9 @@ export interface ReportPort {
  * to IPMI): a thousand BMCs met for the first time fit in the burst; a hostile BMC that makes its
  * reads say more is held back by the rate like any other.
  */
+/** BMCs refused a first contact while the trust file cannot be read: logged once each per episode by this worker, though each read has its own gate */
+const refusedWhileUnreadable = new Set<string>();
+
 const LOG_RATE = { perSecond: 200, burst: 2000 } as const;
 
 const PINO_LEVELS: Record<number, 'debug' | 'info' | 'warn' | 'error'> = { 10: 'debug', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'error' };
@@ -100,11 +103,11 @@ export function attemptOverPort(attempt: BmcReadAttempt): AttemptOverPort {
  * two reads of one BMC in flight at once (a retry after the main thread gave up on the first)
  * never see each other's record come and go.
  */
-function trustStoreOfRead(id: number, key: string, brought: TrustRecord | null, problem: string | undefined, post: (m: FromReportWorker) => void): TrustStore {
+function trustStoreOfRead(id: number, key: string, brought: TrustRecord | null, problem: string | undefined, cannotRead: TrustFileUnreadable | undefined, post: (m: FromReportWorker) => void): TrustStore {
   let record = brought ?? undefined;
   const own = (k: string) => (k === key ? record : undefined);
   return {
-    file: '(the main thread)',
+    file: cannotRead?.file ?? '(the main thread)',
     get: own,
     update(k, patch) {
       if (k !== key) throw new BmcError('INVALID_ARGUMENT', 'report worker: a trust change of another BMC than the read\'s');
@@ -122,7 +125,7 @@ function trustStoreOfRead(id: number, key: string, brought: TrustRecord | null, 
     flush: async () => undefined,
     close: async () => undefined,
     unwritten: () => undefined,
-    unreadable: () => undefined,
+    unreadable: () => (cannotRead === undefined ? undefined : { code: cannotRead.code, error: cannotRead.error }),
     keptAside: () => undefined,
   };
 }
@@ -169,7 +172,7 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
       if (!setup) throw new BmcError('INVALID_ARGUMENT', 'report worker: a read before its settings');
       const { settings, logger } = setup;
       const gate: BmcTrustGate | undefined =
-        setup.trustOnFirstUse && m.trust !== undefined ? createBmcTrust({ store: trustStoreOfRead(m.id, trustKey(bmc), m.trust, m.trustProblem, post), logger, metrics: setup.trustMetrics, resetHint: true, requireProof: setup.trustRequiresProof }).forBmc(bmc) : undefined;
+        setup.trustOnFirstUse && m.trust !== undefined ? createBmcTrust({ store: trustStoreOfRead(m.id, trustKey(bmc), m.trust, m.trustProblem, m.trustUnreadable, post), refusedWhileUnreadable, logger, metrics: setup.trustMetrics, resetHint: true, requireProof: setup.trustRequiresProof }).forBmc(bmc) : undefined;
       const { guidMemory } = setup;
       if (m.session !== undefined && setup.redfishSessionMaxAgeMs > 0) sessions = sessionKeeperOfRead(redfishSessionKey(m.ip, settings.redfishPort, m.mac), m.session, setup.redfishSessionMaxAgeMs);
       const redfishSessions = sessions;

@@ -28,6 +28,7 @@ import { createReportWorkerPool, workerOfBmc, type ReportWorkerPool } from '../.
 import type { Fleet } from '../../src/sim/fleet.js';
 import { LOGIN_REQUEST, sessionTokenUsed, startTestFleet } from '../helpers/fleet.js';
 import { captureLog } from '../helpers/log.js';
+import { makeUnreadable } from '../helpers/unreadable-file.js';
 import { waitFor } from '../helpers/wait.js';
 
 let fleet: Fleet;
@@ -297,6 +298,42 @@ describe('report reads in worker threads', () => {
       await store.close();
     }
     expect((JSON.parse(readFileSync(join(dir, 'bmc-trust.json'), 'utf8')) as { bmcs: Record<string, unknown> }).bmcs[key]).toEqual(entry);
+  });
+
+  it('a trust file that cannot be read reaches the workers: a BMC without a record in memory is refused there before anything is sent, and met with its pin once the file can be read', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'report-workers-unreadable-'));
+    dirs.push(dir);
+    const file = join(dir, 'bmc-trust.json');
+    const lease = leases()[0]!;
+    const key = trustKey({ ip: lease.ip, mac: lease.mac });
+    // the run before: the BMC pinned (proven over IPMI)
+    const before = openTrustStore({ file, writeDelayMs: 0 });
+    const first = await pool({ trust: createBmcTrust({ store: before }) }).read(lease, { timeoutMs: 20_000 });
+    expect(first.ok).toBe(true);
+    await before.close();
+    const pins = readFileSync(file, 'utf8');
+    await makeUnreadable(file);
+    // a start on the file it cannot read
+    const store = openTrustStore({ file, writeDelayMs: 0 });
+    const { counts, metrics } = countingTrustMetrics();
+    const log = captureLog('info');
+    const workers = pool({ trust: createBmcTrust({ store, logger: log.logger, metrics }), trustMetrics: metrics, logger: log.logger });
+    try {
+      const read = await workers.read(lease, { timeoutMs: 20_000 });
+      expect(read.ok ? undefined : (read.error as BmcError).code).toBe('UNTRUSTED');
+      expect(read.ok ? undefined : (read.error as Error).message).toContain(`no record in memory and the trust file ${file} cannot be read (ENXIO); a first contact is refused`);
+      expect(counts.refused).toEqual(['unreadable-file']);
+      expect(counts.firstUse).toEqual([]);
+      expect(store.get(key)).toBeUndefined();
+      rmSync(file);
+      writeFileSync(file, pins);
+      const again = await workers.read(lease, { timeoutMs: 20_000 });
+      expect(again.ok).toBe(true);
+      expect(counts.firstUse).toEqual([]); // the pin from the file, not a first contact
+      expect(store.get(key)?.redfishSha256).toBe((JSON.parse(pins) as { bmcs: Record<string, { redfishSha256: string }> }).bmcs[key]!.redfishSha256);
+    } finally {
+      await store.close();
+    }
   });
 
   it('a Redfish login refused in a worker counts in the main thread\'s budget for the BMC and user: the commands\' client and the next read send none while it stands', async () => {

@@ -301,6 +301,68 @@ describe('BMC trust store', () => {
     expect(openTrustStore({ file }).get('mac:aa')?.redfishSha256).toBe(fp('a'));
   });
 
+  it('while the file cannot be read, a first contact is refused before anything is sent (the file may pin the BMC), once logged per BMC and counted; once readable, the pin in the file is used', async () => {
+    const file = fileIn();
+    const before = openTrustStore({ file });
+    before.update('mac:aa:bb:cc:00:00:07', { redfishSha256: fp('a'), proof: 'ipmi' });
+    before.update('mac:aa:bb:cc:00:00:08', { redfishSha256: fp('b'), proof: 'ipmi' });
+    await before.close();
+    const pins = readFileSync(file, 'utf8');
+    // read before the file became unreadable: kept in memory, so that BMC keeps working
+    const store = openTrustStore({ file, writeDelayMs: 0 });
+    expect(store.get('mac:aa:bb:cc:00:00:08')?.redfishSha256).toBe(fp('b'));
+    await makeUnreadable(file);
+    const restarted = openTrustStore({ file, writeDelayMs: 0 });
+    const log = captureLog();
+    const registry = new Registry();
+    const trust = createBmcTrust({ store: restarted, logger: log.logger, metrics: createTrustMetrics(registry) });
+    const opened: unknown[] = [];
+    const proved: unknown[] = [];
+    const ctx = { host: '10.0.0.7', port: 443, timeoutMs: 1000, proofTimeoutMs: 1000, prove: async () => void proved.push(1) };
+    const gate = trust.forBmc({ ip: '10.0.0.7', mac: 'aa:bb:cc:00:00:07' });
+    for (let i = 0; i < 2; i++) {
+      const err = await gate.openRedfish(ctx, async (tls) => void opened.push(tls)).then(() => undefined, (e: unknown) => e);
+      expect(isBmcError(err, 'UNTRUSTED')).toBe(true);
+      expect((err as Error).message).toBe(`BMC 10.0.0.7 (mac:aa:bb:cc:00:00:07): no record in memory and the trust file ${file} cannot be read (ENXIO); a first contact is refused, no credentials sent, until it can be read`);
+    }
+    await expect(gate.sshHostKeyCheck({ host: '10.0.0.7', proofTimeoutMs: 1000, prove: ctx.prove })).rejects.toThrow(/cannot be read \(ENXIO\)/);
+    expect(opened).toEqual([]);
+    expect(proved).toEqual([]);
+    expect(await registry.getSingleMetricAsString('metal_bmc_trust_refused_total')).toMatch(/check="unreadable-file"} 3$/m);
+    expect(log.find(/^first contact with a BMC while the trust file cannot be read/)).toMatchObject([{ level: 50, bmc: '10.0.0.7', file, code: 'ENXIO' }]);
+    expect(restarted.get('mac:aa:bb:cc:00:00:07')).toBeUndefined();
+    // the store that read the file before keeps its BMC working
+    const known: Array<string | undefined> = [];
+    await createBmcTrust({ store }).forBmc({ ip: '10.0.0.8', mac: 'aa:bb:cc:00:00:08' }).openRedfish({ ...ctx, host: '10.0.0.8' }, async (tls) => void known.push(tls.pinnedSha256));
+    expect(known).toEqual([fp('b')]);
+
+    // readable again: the file's pin is used, not probed as a first contact
+    rmSync(file);
+    writeFileSync(file, pins);
+    await gate.openRedfish(ctx, async (tls) => void opened.push(tls.pinnedSha256));
+    expect(opened).toEqual([fp('a')]);
+    expect(proved).toEqual([]);
+    await restarted.close();
+    await store.close();
+  });
+
+  it('a first contact recorded while the file could not be read does not replace the pin the file holds once it can be read again', async () => {
+    const file = fileIn();
+    const before = openTrustStore({ file });
+    before.update('mac:aa', { redfishSha256: fp('a'), proof: 'ipmi', ip: '10.0.0.1' });
+    await before.close();
+    const pins = readFileSync(file, 'utf8');
+    await makeUnreadable(file);
+    const store = openTrustStore({ file, writeDelayMs: 0 });
+    store.update('mac:aa', { redfishSha256: fp('b'), proof: 'none', ip: '10.0.0.2' });
+    await store.flush();
+    rmSync(file);
+    writeFileSync(file, pins);
+    expect(store.get('mac:aa')).toMatchObject({ redfishSha256: fp('a'), proof: 'ipmi', ip: '10.0.0.2' });
+    await store.close();
+    expect((JSON.parse(readFileSync(file, 'utf8')) as { bmcs: Record<string, object> }).bmcs['mac:aa']).toMatchObject({ redfishSha256: fp('a'), proof: 'ipmi', ip: '10.0.0.2' });
+  });
+
   it("a hand-pinned fingerprint in openssl's form (AB:CD:...) is taken and pinned as 64 lower-case hex digits", async () => {
     const file = fileIn();
     mkdirSync(dirname(file), { recursive: true });
