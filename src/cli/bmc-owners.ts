@@ -10,7 +10,9 @@
 import { join } from 'node:path';
 import { normalizeMac } from '../leases/mac.js';
 import { openUuidOwnersFile, readUuidOwnersFile, UUID_OWNERS_FILE, type UuidOwnerRecord } from '../report/owners.js';
+import { NOT_PARSED } from '../outband/private-file.js';
 import { UsageError } from './args.js';
+import { cannotUseStateFile } from './bmc-trust.js';
 import type { TextOutput } from './direct-stdout.js';
 
 export interface OwnersArgs {
@@ -98,7 +100,8 @@ function readOwners(file: string): Map<string, UuidOwnerRecord> {
   try {
     return readUuidOwnersFile(file).owners;
   } catch (err) {
-    throw new Error(`cannot read ${file}: ${(err as Error).message}`);
+    // no code: read, but not an owners file (left where it is: the daemon keeps it aside itself)
+    throw new Error(cannotUseStateFile(file, { code: (err as NodeJS.ErrnoException).code ?? NOT_PARSED, error: (err as Error).message }));
   }
 }
 
@@ -108,7 +111,10 @@ function readOwners(file: string): Map<string, UuidOwnerRecord> {
  */
 async function forget(file: string, selection: Selection): Promise<OwnerRow[]> {
   readOwners(file); // a damaged file is an error here, not "no such owner"
-  const owners = openUuidOwnersFile({ file });
+  // a file that became unparsable since stays where it is: moved aside here, the running daemon would read "missing" and forget every owner
+  const owners = openUuidOwnersFile({ file, keepAsideUnparsable: false });
+  const cannotRead = owners.unreadable();
+  if (cannotRead) throw new Error(cannotUseStateFile(file, cannotRead));
   const rows: OwnerRow[] = [];
   try {
     for (const [uuid, owner] of owners.entries()) {

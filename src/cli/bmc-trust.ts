@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import { normalizeMac } from '../leases/mac.js';
+import { NOT_PARSED, type UnreadableFile } from '../outband/private-file.js';
 import { openTrustStore, TRUST_FILE, trustKey, type TrustRecord, type TrustStore } from '../outband/trust.js';
 import { UsageError } from './args.js';
 import type { TextOutput } from './direct-stdout.js';
@@ -22,10 +23,11 @@ export function trustFileOf(stateDir: string): string {
 }
 
 export async function runTrust(a: TrustArgs, out: TextOutput): Promise<number> {
-  const store = openTrustStore({ file: trustFileOf(a.stateDir) });
-  // a file there that this user cannot read (root's) is not shown as empty, nor reset in it
+  // a file that does not parse stays where it is: moved aside here, the running daemon would read "missing" and forget every pin
+  const store = openTrustStore({ file: trustFileOf(a.stateDir), keepAsideUnparsable: false });
+  // a file there that this user cannot read (root's), or that does not parse, is not shown as empty, nor reset in it
   const cannotRead = store.unreadable();
-  if (cannotRead) throw new Error(`cannot read ${store.file} (${cannotRead.code}): ${cannotRead.error}; nothing changed`);
+  if (cannotRead) throw new Error(cannotUseStateFile(store.file, cannotRead));
   let code: number;
   try {
     code = show(store, a, out);
@@ -70,6 +72,12 @@ function show(store: TrustStore, a: TrustArgs, out: TextOutput): number {
   }
   out.write(describeRecord(key, r));
   return 0;
+}
+
+/** why the CLI leaves a state file alone: it cannot be read, or it does not parse (the daemon keeps that one aside itself) */
+export function cannotUseStateFile(file: string, why: UnreadableFile): string {
+  if (why.code === NOT_PARSED) return `${file} does not parse (${why.error}); fix or move it; the daemon keeps it aside itself; nothing changed`;
+  return `cannot read ${file} (${why.code}): ${why.error}; nothing changed`;
 }
 
 function describeRecord(key: string, r: TrustRecord): string {

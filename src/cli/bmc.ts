@@ -239,7 +239,8 @@ function ephemeralTrustDir(): string {
 
 async function cliTrustStore(stateDir: string) {
   const [{ openTrustStore }, { trustFileOf }] = await Promise.all([import('../outband/trust.js'), import('./bmc-trust.js')]);
-  return openTrustStore({ file: trustFileOf(stateDir) });
+  // a file that does not parse is the daemon's to keep aside (cli/bmc-trust.ts)
+  return openTrustStore({ file: trustFileOf(stateDir), keepAsideUnparsable: false });
 }
 
 async function cliTrust(store: TrustStore, ip: string, mac: string | undefined, o: { requireProof: boolean; redfishVerified: boolean }) {

@@ -228,7 +228,13 @@ export function readStateFile(file: string): StateFileRead {
   }
 }
 
-/** Why a state file cannot be read now: the code and message of the last read's error. */
+/**
+ * The code of an `UnreadableFile` that was read but does not parse, in a process that leaves it
+ * where it is (the CLI: the daemon keeps such a file aside itself, and counts it)
+ */
+export const NOT_PARSED = 'NOT_PARSED';
+
+/** Why a state file cannot be read now: the code and message of the last read's error (`NOT_PARSED`: it does not parse). */
 export interface UnreadableFile {
   code: string;
   error: string;

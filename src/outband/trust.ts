@@ -22,7 +22,7 @@ import type { Logger } from '../log.js';
 import { trustKey } from './trust-key.js';
 import { fingerprintPrefix, normalizeFingerprint, probeCertificate, type TlsOptions } from '../redfish/tls.js';
 import { withFileLock } from './file-lock.js';
-import { burstWriter, fileStamp, asideCopy, readStateFile, stampOf, unreadableEpisode, writePrivateFile, type StateFileRead, type UnreadableFile } from './private-file.js';
+import { burstWriter, fileStamp, asideCopy, NOT_PARSED, readStateFile, stampOf, unreadableEpisode, writePrivateFile, type StateFileRead, type UnreadableFile } from './private-file.js';
 import { stateWriteEpisodes } from './state-write-failures.js';
 
 export interface TrustRecord {
@@ -152,8 +152,12 @@ function mergeChanges(earlier: Change | undefined, later: Change): Change {
  * (file-lock.ts), which the CLI's reset takes too, and reads the file again under it first, so
  * neither process's write undoes what the other wrote meanwhile.
  * `close()` writes what is pending.
+ * `keepAsideUnparsable` (default true, the daemon's): a file that does not parse is moved aside;
+ * false (the CLI): it is left where it is and taken as unreadable (`NOT_PARSED`), never written
+ * over, for a CLI that moved it would leave the daemon reading "missing" and forgetting every pin,
+ * its kept-aside gauge at 0.
  */
-export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: number; now?: () => Date; writeDelayMs?: number; lockTimeoutMs?: number }): TrustStore {
+export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: number; now?: () => Date; writeDelayMs?: number; lockTimeoutMs?: number; keepAsideUnparsable?: boolean }): TrustStore {
   const maxEntries = o.maxEntries ?? DEFAULT_MAX_ENTRIES;
   const writeDelayMs = o.writeDelayMs ?? DEFAULT_WRITE_DELAY_MS;
   const now = o.now ?? (() => new Date());
@@ -236,6 +240,10 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
         // once per read of a changed file; the gate refuses the BMC (and counts it) at each contact
         for (const [k, { problem }] of unusable) o.logger?.error({ file: o.file, trustKey: k.slice(0, 80), problem }, 'a BMC trust record cannot be used: it is kept in the file as it is and its BMC is refused until the entry is fixed or reset (metal-bmc bmc trust --reset)');
       } catch (err) {
+        if (o.keepAsideUnparsable === false) {
+          unreadable.saw({ kind: 'unreadable', code: NOT_PARSED, error: (err as Error).message });
+          return;
+        }
         // left where it is when it cannot be moved: read again when it changes
         const aside = keptCopy.move();
         if (aside !== undefined) loadedStamp = '';

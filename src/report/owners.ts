@@ -24,7 +24,7 @@ import { isIP } from 'node:net';
 import { normalizeMac } from '../leases/mac.js';
 import type { Logger } from '../log.js';
 import { withFileLock } from '../outband/file-lock.js';
-import { burstWriter, fileStamp, asideCopy, readStateFile, stampOf, unreadableEpisode, writePrivateFile, type UnreadableFile } from '../outband/private-file.js';
+import { burstWriter, fileStamp, asideCopy, NOT_PARSED, readStateFile, stampOf, unreadableEpisode, writePrivateFile, type UnreadableFile } from '../outband/private-file.js';
 import { stateWriteEpisodes } from '../outband/state-write-failures.js';
 
 /** The BMC known for a machine UUID: its address and, when the lease named one, its MAC. */
@@ -233,8 +233,10 @@ type Change = UuidOwnerRecord | undefined;
  * meanwhile. A file that is there but cannot be read (EACCES: root's, after `sudo metal-bmc bmc
  * owners --reset` by an older CLI; EIO) is never written over: changes wait in memory, and it is
  * read again at each refresh and write until it can be (`unreadable()`).
+ * `keepAsideUnparsable` false (the CLI): a file that is not an owners file is left where it is and
+ * taken as unreadable (`NOT_PARSED`): the daemon keeps it aside itself, and counts it.
  */
-export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDelayMs?: number; lockTimeoutMs?: number } & Omit<UuidOwnersOptions, 'onChange'>): UuidOwnersFile {
+export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDelayMs?: number; lockTimeoutMs?: number; keepAsideUnparsable?: boolean } & Omit<UuidOwnersOptions, 'onChange'>): UuidOwnersFile {
   /** changes since the last write started, and those of the write in flight */
   let dirty = new Map<string, Change>();
   let writing = new Map<string, Change>();
@@ -276,7 +278,8 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
     try {
       return parseUuidOwners(read.text);
     } catch (err) {
-      putAside(err as Error);
+      if (o.keepAsideUnparsable === false) unreadable.saw({ kind: 'unreadable', code: NOT_PARSED, error: (err as Error).message });
+      else putAside(err as Error);
       return undefined;
     }
   }

@@ -148,8 +148,8 @@ describe('metal-bmc bmc owners', () => {
 
   it('a damaged file is an error, not an empty list, and a reset does not write over it', async () => {
     writeFileSync(file, '{"version":1,"owners":{', { mode: 0o600 });
-    await expect(runOwners(args({ list: true }), output())).rejects.toThrow(`cannot read ${file}`);
-    await expect(runOwners(args({ uuid: U1, reset: true }), output())).rejects.toThrow(`cannot read ${file}`);
+    await expect(runOwners(args({ list: true }), output())).rejects.toThrow(`${file} does not parse (`);
+    await expect(runOwners(args({ uuid: U1, reset: true }), output())).rejects.toThrow(`${file} does not parse (`);
     expect(readFileSync(file, 'utf8')).toBe('{"version":1,"owners":{');
   });
 });
