@@ -87,6 +87,11 @@ export interface ReportBody {
    * elsewhere, so `known` is the claimant's own address, not where the known BMC is now
    */
   conflicts: Array<{ uuid: string; known: string; knownMac?: string; knownMoved?: true; claimant: string; mac?: string }>;
+  /**
+   * a BMC that reports a UUID no known BMC holds while the owners file (`file`) cannot be read: left
+   * out, not made its owner, for the file may name another BMC for it
+   */
+  held: Array<{ uuid: string; claimant: string; mac?: string; file: string; code: string }>;
   /** a UUID taken over by another BMC because the known one's lease is gone, or its address is leased to another MAC now */
   moves: Array<{ uuid: string; previous: string; bmc: string; why: 'lease gone' | 'address leased to another MAC' }>;
 }
@@ -115,7 +120,7 @@ function anotherMac(owner: UuidOwner, ownership: UuidOwnership): boolean {
  * becomes the machine's last known state (`ledMemory`), every entry is bounded.
  */
 export function assembleReportBody(reads: readonly BmcRead[], ledMemory?: LedMemory, ownership?: UuidOwnership): ReportBody {
-  const body: ReportBody = { reports: {}, placed: [], duplicates: [], bounded: [], conflicts: [], moves: [] };
+  const body: ReportBody = { reports: {}, placed: [], duplicates: [], bounded: [], conflicts: [], held: [], moves: [] };
   for (const { ip, mac, report } of reads) {
     const owner = ownership?.owners.get(report.uuid);
     const atOldAddress = owner !== undefined && owner.ip === ip;
@@ -129,6 +134,11 @@ export function assembleReportBody(reads: readonly BmcRead[], ledMemory?: LedMem
         claimant: ip,
         ...(mac !== undefined ? { mac } : {}),
       });
+      continue;
+    }
+    const unknownHeld = owner === undefined ? ownership?.owners.newOwnersHeld?.() : undefined;
+    if (unknownHeld !== undefined) {
+      body.held.push({ uuid: report.uuid, claimant: ip, ...(mac !== undefined ? { mac } : {}), ...unknownHeld });
       continue;
     }
     const existing = body.reports[report.uuid];

@@ -87,12 +87,13 @@ export interface BodyBmc {
 /**
  * A BMC read in this cycle whose entry is not in the report because another BMC (`heldBy`, its
  * address) holds its machine UUID: `conflict`, the BMC known for the UUID still has its lease;
- * `duplicate`, one earlier in this cycle's lease order reported it first.
+ * `duplicate`, one earlier in this cycle's lease order reported it first; `owners-unreadable`: no
+ * BMC is known for it and the owners file (`heldBy`, its path) that may name one cannot be read.
  */
 export interface LeftOutBmc {
   bmc: BodyBmc;
   uuid: string;
-  why: 'conflict' | 'duplicate';
+  why: 'conflict' | 'duplicate' | 'owners-unreadable';
   heldBy: string;
   /** conflict: the known BMC's MAC, where its lease named one */
   heldByMac?: string;
@@ -157,6 +158,8 @@ type Posted = MachineIpmiReportResponse & { rejected: string[]; accepted: string
 
 /** How many machine UUIDs of the entries metal-api did not apply a cycle's log line names. */
 const NOT_APPLIED_NAMED = 5;
+/** UUIDs a line about BMCs left out names, at most */
+const LEFT_OUT_NAMED = 5;
 
 /**
  * Of the entries posted in a 2xx answer, those metal-api applied: named as created or updated.
@@ -294,12 +297,13 @@ function tellRead(deps: CycleDeps, lease: Lease, outcome: BmcReadOutcome): void 
  * last read of a machine UUID for its BMC. Like `tellRead`, it must not throw; one that does is
  * logged and counted, and the report goes on.
  */
-function tellPlaced(deps: CycleDeps, placed: ReportBody['placed'], conflicts: ReportBody['conflicts'], duplicates: ReportBody['duplicates']): void {
+function tellPlaced(deps: CycleDeps, placed: ReportBody['placed'], conflicts: ReportBody['conflicts'], duplicates: ReportBody['duplicates'], held: ReportBody['held']): void {
   if (!deps.observer?.placed) return;
   const bmc = (ip: string, mac: string | undefined): BodyBmc => ({ ip, ...(mac !== undefined ? { mac } : {}) });
   const leftOut: LeftOutBmc[] = [
     ...conflicts.map(({ uuid, known, knownMac, knownMoved, claimant, mac }): LeftOutBmc => ({ bmc: bmc(claimant, mac), uuid, why: 'conflict', heldBy: known, ...(knownMac !== undefined ? { heldByMac: knownMac } : {}), ...(knownMoved ? { heldByMoved: true as const } : {}) })),
     ...duplicates.map(({ uuid, bmcs: [kept, dropped], mac }): LeftOutBmc => ({ bmc: bmc(dropped, mac), uuid, why: 'duplicate', heldBy: kept })),
+    ...held.map(({ uuid, claimant, mac, file }): LeftOutBmc => ({ bmc: bmc(claimant, mac), uuid, why: 'owners-unreadable', heldBy: file })),
   ];
   try {
     deps.observer.placed(
@@ -511,7 +515,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   // an owner the operator forgot while the daemon ran (bmc owners --reset) is given out in this body
   deps.owners?.refresh?.();
   const ownership = deps.owners ? { owners: deps.owners, isLeased, macAt, macLeased } : undefined;
-  const { reports, placed, duplicates, bounded, conflicts, moves } = assembleReportBody(reads, deps.ledMemory, ownership);
+  const { reports, placed, duplicates, bounded, conflicts, held, moves } = assembleReportBody(reads, deps.ledMemory, ownership);
   for (const { uuid, known, knownMac, knownMoved, claimant, mac } of conflicts) {
     deps.metrics?.uuidConflicts.inc();
     // at the known BMC's old address, `known` is the claimant's own: the known one is named by its MAC
@@ -522,7 +526,12 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     deps.metrics?.uuidConflicts.inc();
     deps.logger.warn({ uuid, bmcs }, 'two BMCs report the same machine UUID; keeping the first');
   }
-  tellPlaced(deps, placed, conflicts, duplicates);
+  if (held.length > 0) {
+    // once per cycle: the file's own episode line (owners.ts) names the error; this says what it costs
+    const { file, code } = held[0]!;
+    deps.logger.warn({ file, code, leftOut: held.length, uuids: held.slice(0, LEFT_OUT_NAMED).map((h) => h.uuid) }, 'BMCs report machine UUIDs no known BMC holds while the UUID owners file cannot be read: they are left out of the report, not made owners, for the file may name other BMCs for them, until it can be read');
+  }
+  tellPlaced(deps, placed, conflicts, duplicates, held);
   for (const { uuid, previous, bmc, why } of moves) {
     deps.logger.info({ uuid, previous, bmc }, why === 'lease gone' ? 'machine UUID moves to another BMC: the lease of the known one is gone' : "machine UUID moves to another BMC: the known one's address is leased to another MAC now (addresses swapped or reassigned)");
   }

@@ -46,6 +46,12 @@ export interface UuidOwners {
   prune(isLeased: (ip: string) => boolean): void;
   /** takes what another process (`bmc owners --reset`) changed in the file; a cycle calls it before it builds the body */
   refresh?(): void;
+  /**
+   * the file that may name owners this memory does not know, while it cannot be read: a UUID
+   * without a known owner gets none meanwhile (its claimant is left out of the report), for the
+   * file may name another BMC for it; undefined when owners can be taken
+   */
+  newOwnersHeld?(): { file: string; code: string } | undefined;
   readonly size: number;
 }
 
@@ -247,10 +253,13 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
   let loadedStamp = stamp();
   /** a file that did not parse, moved aside for the operator */
   const keptCopy = asideCopy(o.file);
+  /** UUIDs changed while the file could not be read: such a change never replaces the owner the file names once it is read */
+  let blind = new Set<string>();
   const owners = createUuidOwners({
     ...o,
     onChange: (uuid) => {
       dirty.set(uuid, owners.record(uuid));
+      if (unreadable.current() !== undefined) blind.add(uuid);
       writer.changed();
     },
   });
@@ -265,8 +274,12 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
     return fileStamp(o.file);
   }
 
-  function overlay(changes: Map<string, Change>): void {
-    for (const [uuid, record] of changes) owners.put(uuid, record);
+  /** lays `changes` over the file's `owners` just read; one made while the file could not be read gives way to the owner the file names (and is dropped) */
+  function overlay(changes: Map<string, Change>, read: ReadonlyMap<string, UuidOwnerRecord>): void {
+    for (const [uuid, record] of changes) {
+      if (blind.has(uuid) && read.has(uuid)) changes.delete(uuid);
+      else owners.put(uuid, record);
+    }
   }
 
   /** The file's owners; undefined when it cannot be used now (unreadable: left as it is; not an owners file: kept aside). */
@@ -301,8 +314,9 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
     const content = load();
     if (content === undefined) return;
     owners.replace(content.owners);
-    overlay(writing);
-    overlay(dirty);
+    overlay(writing, content.owners);
+    overlay(dirty, content.owners);
+    blind = new Set();
     o.logger?.info({ file: o.file, owners: owners.size, dropped: content.dropped }, 'UUID owners file changed on disk (bmc owners --reset); read again');
     // what waited for the file goes to it now, not with the next change
     if (wasUnreadable && (dirty.size > 0 || rewrite)) writer.changed();
@@ -368,6 +382,10 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
     set: owners.set,
     prune: owners.prune,
     refresh,
+    newOwnersHeld() {
+      const cannot = unreadable.current();
+      return cannot === undefined ? undefined : { file: o.file, code: cannot.code };
+    },
     entries: owners.entries,
     forget: owners.forget,
     get size() {

@@ -6,7 +6,8 @@
 
 /**
  * Why a BMC is failing or degraded, from the error's typed code (never from its text); `conflict`
- * and `duplicate`: read, but left out of the report because another BMC holds its machine UUID.
+ * and `duplicate`: read, but left out of the report because another BMC holds its machine UUID;
+ * `owners-unreadable`: left out because the UUID owners file, which may name another BMC for it, cannot be read.
  */
 export type ProblemReason =
   | 'wrong-credentials'
@@ -21,9 +22,10 @@ export type ProblemReason =
   | 'untrusted'
   | 'conflict'
   | 'duplicate'
+  | 'owners-unreadable'
   | 'other';
 
-export const PROBLEM_REASONS: readonly ProblemReason[] = ['wrong-credentials', 'certificate', 'no-answer', 'http-error', 'unreachable', 'sessions-full', 'protocol', 'unsupported', 'insecure-refused', 'untrusted', 'conflict', 'duplicate', 'other'];
+export const PROBLEM_REASONS: readonly ProblemReason[] = ['wrong-credentials', 'certificate', 'no-answer', 'http-error', 'unreachable', 'sessions-full', 'protocol', 'unsupported', 'insecure-refused', 'untrusted', 'conflict', 'duplicate', 'owners-unreadable', 'other'];
 
 /** failing: the last read failed; degraded: read, but Redfish failed and IPMI stood in, or left out of the report (another BMC holds its machine UUID); pending: not read yet; vanished: its lease is gone (kept for the grace period). */
 export type BmcState = 'failing' | 'degraded' | 'vanished' | 'pending' | 'ok';

@@ -238,6 +238,58 @@ describe('the known BMC of a machine UUID, over a restart', () => {
     expect(openUuidOwnersFile({ file }).get(UUID)).toEqual({ ip: '10.0.0.1' });
   });
 
+  it('while the file cannot be read, a UUID no known BMC holds is given to nobody: its claimants are left out with the reason, and once readable the owner the file names reports it', async () => {
+    standin = await startMetalApiStandIn({ hmacKey: 'k' });
+    const log = captureLog();
+    const real = lease('10.0.0.1', 'aa:00:00:00:00:01');
+    const before = openUuidOwnersFile({ file });
+    before.set(UUID, { ip: '10.0.0.1', mac: 'aa:00:00:00:00:01' });
+    await before.close();
+    const kept = readFileSync(file, 'utf8');
+    await makeUnreadable(file);
+    // a restart on the file it cannot read: the rogue at .66 answers first
+    const both = [lease('10.0.0.66', 'aa:00:00:00:00:66'), real];
+    const restarted = openUuidOwnersFile({ file, logger: log.logger, writeDelayMs: 0 });
+    const leftOut: unknown[] = [];
+    const deps = { ...cycleDeps(restarted, both, log), observer: { read: () => undefined, reported: () => undefined, placed: (_: unknown, l: readonly unknown[]) => void leftOut.push(...l) } };
+    const posted = standin.reports.length;
+    await runReportCycle(deps, both);
+    expect(standin.reports.slice(posted).map((r) => Object.keys(r.reports))).not.toContainEqual([UUID]);
+    expect(restarted.get(UUID)).toBeUndefined();
+    expect(leftOut).toEqual([
+      { bmc: { ip: '10.0.0.66', mac: 'aa:00:00:00:00:66' }, uuid: UUID, why: 'owners-unreadable', heldBy: file },
+      { bmc: { ip: '10.0.0.1', mac: 'aa:00:00:00:00:01' }, uuid: UUID, why: 'owners-unreadable', heldBy: file },
+    ]);
+    expect(log.find(/^BMCs report machine UUIDs no known BMC holds while the UUID owners file cannot be read/)).toMatchObject([{ level: 40, file, code: 'ENXIO', leftOut: 2, uuids: [UUID, UUID] }]);
+    // readable again: the owner the file names, the rogue still left out
+    rmSync(file);
+    writeFileSync(file, kept);
+    await runReportCycle(deps, both);
+    expect(standin.reports.at(-1)!.reports[UUID]?.BMCIp).toBe('10.0.0.1');
+    await restarted.close();
+    expect((JSON.parse(readFileSync(file, 'utf8')) as { owners: Record<string, object> }).owners[UUID]).toMatchObject({ ip: '10.0.0.1', mac: 'aa:00:00:00:00:01' });
+  });
+
+  it('an owner recorded while the file could not be read never replaces the one the file names once it can be read', async () => {
+    const before = openUuidOwnersFile({ file });
+    before.set(UUID, { ip: '10.0.0.1', mac: 'aa:00:00:00:00:01' });
+    await before.close();
+    const kept = readFileSync(file, 'utf8');
+    await makeUnreadable(file);
+    const restarted = openUuidOwnersFile({ file, writeDelayMs: 0 });
+    restarted.set(UUID, { ip: '10.0.0.66', mac: 'aa:00:00:00:00:66' });
+    restarted.set('uuid-2', { ip: '10.0.0.2' });
+    await restarted.flush();
+    rmSync(file);
+    writeFileSync(file, kept);
+    restarted.refresh();
+    expect(restarted.get(UUID)).toEqual({ ip: '10.0.0.1', mac: 'aa:00:00:00:00:01' });
+    await restarted.close();
+    const owners = (JSON.parse(readFileSync(file, 'utf8')) as { owners: Record<string, object> }).owners;
+    expect(owners[UUID]).toMatchObject({ ip: '10.0.0.1', mac: 'aa:00:00:00:00:01' });
+    expect(owners['uuid-2']).toMatchObject({ ip: '10.0.0.2' }); // a UUID the file does not name is taken
+  });
+
   it('property: whatever the file holds, opening it never throws and keeps only well-formed owners', () => {
     const owner = fc.record({ ip: fc.oneof(fc.ipV4(), fc.ipV6(), fc.string()), mac: fc.option(fc.oneof(fc.mixedCase(fc.constantFrom('aa:bb:cc:00:11:22')), fc.string()), { nil: undefined }) }, { requiredKeys: ['ip'] });
     const content = fc.oneof(
