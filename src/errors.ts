@@ -111,6 +111,19 @@ export class PartlyActedError extends BmcError {
   }
 }
 
+/**
+ * A step that needs Redfish on a BMC whose Redfish service could not be reached (the connection
+ * refused, reset or timed out; the facade fell back to IPMI): code UNSUPPORTED as any step without
+ * Redfish, but the BMC may only be away, restarting into a new image, so a caller watching an update
+ * it sent before (a firmware job resumed after a restart) tries again instead of giving up.
+ */
+export class RedfishAwayError extends BmcError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('UNSUPPORTED', message, options);
+    this.name = 'RedfishAwayError';
+  }
+}
+
 /** `err` as a failure before the acting request was sent (other errors, not ours to judge, pass unchanged). */
 export function notSent(err: unknown): unknown {
   return err instanceof BmcError && !(err instanceof NotSentError) ? new NotSentError(err) : err;

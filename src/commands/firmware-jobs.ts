@@ -36,7 +36,7 @@ import type { Dispatcher } from 'undici';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, renameSync } from 'node:fs';
 import { checkDuration, deadline, endedWithin, sleep } from '../deadline.js';
-import { abortError, BmcError, HandBackError } from '../errors.js';
+import { abortError, BmcError, HandBackError, RedfishAwayError } from '../errors.js';
 import { publicText } from '../net/public-text.js';
 import type { Logger } from '../log.js';
 import { writePrivateFileSync } from '../outband/private-file-sync.js';
@@ -480,20 +480,39 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   }
 
   /**
-   * The BMC, connected; a resumed job's BMC may be down (restarting into its new image), so it is
-   * asked again every `reconnectMs` until the job's deadline. An update sent now is not: nothing
-   * was sent to a BMC that cannot be reached.
+   * Connects to the BMC and runs the job's work on it; `connected` is told each connection (the
+   * caller closes the last). A resumed job's BMC may be down (restarting into its new image): it is
+   * asked again every `reconnectMs` until the job's deadline while it cannot be connected or its
+   * Redfish service cannot be reached (with METAL_BMC_PROTOCOL=auto the connect does not fail then:
+   * the facade falls back to IPMI, and the watch fails RedfishAwayError). An update sent now is not:
+   * nothing was sent to a BMC that cannot be reached.
    */
-  async function connectFor(job: FirmwareJob, run: JobRun, signal: AbortSignal, onAnswer: () => void, what: string): Promise<Outband> {
+  async function workOnBmc(job: FirmwareJob, run: JobRun, x: FirmwareOptions & { signal: AbortSignal }, onAnswer: () => void, what: string, connected: (bmc: Outband | undefined) => void): Promise<void> {
     if (!run.ipmi) throw new BmcError('INVALID_ARGUMENT', `${what}: the event has no BMC address`);
+    const { signal } = x;
     for (let attempt = 1; ; attempt++) {
+      // a failed connect, or a watch that found the Redfish service away; any other failure of the work is the job's end
+      let away: unknown;
+      let bmc: Outband | undefined;
       try {
-        return await o.connect(run.ipmi, { signal, onAnswer });
+        bmc = await o.connect(run.ipmi, { signal, onAnswer });
       } catch (err) {
-        if (run.heardBefore === undefined || signal.aborted) throw err;
-        if (attempt === 1) o.logger.warn({ err, machineId: job.machineId, job: job.id, bmc: job.bmc }, 'cannot connect to the BMC of a resumed firmware update; trying again until its deadline');
-        await sleep(reconnectMs, signal, what);
+        away = err;
       }
+      if (bmc) {
+        connected(bmc);
+        if (signal.aborted) throw abortError(signal, what);
+        try {
+          await run.work(bmc, x);
+          return;
+        } catch (err) {
+          if (!(err instanceof RedfishAwayError)) throw err;
+          away = err;
+        }
+      }
+      if (run.heardBefore === undefined || signal.aborted) throw away;
+      if (attempt === 1) o.logger.warn({ err: away, machineId: job.machineId, job: job.id, bmc: job.bmc }, 'cannot reach the BMC of a resumed firmware update; trying again until its deadline');
+      await sleep(reconnectMs, signal, what);
     }
   }
 
@@ -541,8 +560,6 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     let lastHeard = run.heardBefore;
     const onAnswer = () => void (lastHeard = Date.now());
     try {
-      bmc = await connectFor(job, run, dl.signal, onAnswer, what);
-      if (dl.signal.aborted) throw abortError(dl.signal, what);
       const onProgress = (p: FirmwareProgress) => {
         job.progress = jobProgress(p);
         job.updatedAt = new Date().toISOString();
@@ -554,7 +571,11 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         Object.assign(job, learned);
         persist();
       };
-      await run.work(bmc, { signal: dl.signal, onProgress, onWatch });
+      await workOnBmc(job, run, { signal: dl.signal, onProgress, onWatch }, onAnswer, what, (connected) => {
+        // the connection of an attempt that found the BMC away is closed before the next one
+        if (bmc) void closeQuietly(bmc);
+        bmc = connected;
+      });
       state = 'completed';
     } catch (err) {
       const stopped = stopper.signal.aborted;

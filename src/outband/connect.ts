@@ -8,7 +8,7 @@
  * trips rather than the sum of them.
  */
 import type { Duplex } from 'node:stream';
-import { BmcError, isBmcError, NotSentError, showsNotActed } from '../errors.js';
+import { BmcError, isBmcError, NotSentError, RedfishAwayError, showsNotActed } from '../errors.js';
 import type { CipherChoice } from '../ipmi/cipher.js';
 import type { GuidEncoding } from '../ipmi/guid.js';
 import type { RetryPolicy } from '../ipmi/exchange.js';
@@ -208,6 +208,9 @@ function mayFallBack(err: unknown, repeatable = true): boolean {
   return err.code === 'HTTP' || ['UNSUPPORTED', 'CLOSED', 'DECODE', 'PROTOCOL', 'COMPLETION_CODE'].includes(err.code);
 }
 
+/** Codes of a Redfish open that failed for want of an answer (refused, reset, TLS cut, timed out): the BMC may be restarting, not without Redfish. */
+const REDFISH_AWAY_CODES: ReadonlySet<string> = new Set(['CLOSED', 'TIMEOUT']);
+
 /** The typed part of a Redfish failure (the message was already scrubbed of secrets by the Redfish client). */
 function problemOf(err: unknown, text: string): RedfishProblem {
   const causeCode = (err as { cause?: { code?: unknown } } | null)?.cause?.code;
@@ -366,6 +369,11 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     throw err;
   }
   const { redfish, problem: redfishProblem, failure: redfishFailure } = opened;
+  /** A firmware step without Redfish: a Redfish service that could not be reached may only be away (RedfishAwayError). */
+  const needsRedfish = (kind: FirmwareKind): BmcError => {
+    const text = `firmware update (${kind}) of BMC ${o.host} needs Redfish: ${redfishProblem ?? 'disabled'}`;
+    return redfishFailure && REDFISH_AWAY_CODES.has(redfishFailure.code) ? new RedfishAwayError(text) : new BmcError('UNSUPPORTED', text);
+  };
   let reader: ReadCache | undefined = redfish ? redfish.lib.readCache(redfish.client) : undefined;
   if (reader && redfish?.client.serviceRootAtLogin) reader.seed(SERVICE_ROOT, redfish.client.serviceRootAtLogin, signalOf(o));
   const keptRoot = redfish?.kept?.plan.resume?.root;
@@ -578,7 +586,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       return ipmi.openConsole(x);
     },
     async updateFirmware(kind: FirmwareKind, url, x) {
-      if (!redfish) throw new BmcError('UNSUPPORTED', `firmware update (${kind}) of BMC ${o.host} needs Redfish: ${redfishProblem ?? 'disabled'}`);
+      if (!redfish) throw needsRedfish(kind);
       const { client, lib } = redfish;
       const service = await lib.readUpdateService(client, sig(x));
       const onProgress = x?.onProgress;
@@ -625,7 +633,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       await lib.updateBmcImage(client, system.managedBy[0], update, { ...sig(x), ...bmcImageWatch(onProgress), ...(onWatch ? { onBefore: (versionBefore: string) => onWatch({ versionBefore }) } : {}), ...(o.firmwareVersionWait ?? {}) });
     },
     async watchFirmware(kind: FirmwareKind, watch, x) {
-      if (!redfish) throw new BmcError('UNSUPPORTED', `firmware update (${kind}) of BMC ${o.host} needs Redfish: ${redfishProblem ?? 'disabled'}`);
+      if (!redfish) throw needsRedfish(kind);
       const { client, lib } = redfish;
       const { taskUri, target, versionBefore } = watch;
       const progress = firmwareProgress(x?.onProgress);

@@ -52,12 +52,16 @@ function plan(i: number, kind: FirmwareKind, image: string): Plan {
 }
 
 /** A run of the jobs module over `file`, connecting as the daemon does (a resumed job has no event credentials: the configured ones). */
-function jobsOver(file: string) {
+function jobsOver(file: string, options: { reconnectMs?: number } = {}) {
   const events: FirmwareEvent[] = [];
-  const connect: ConnectBmc = (ipmi, { signal, onAnswer }) =>
-    connectOutband({ host: ipmi.host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 5000, signal, ...(onAnswer ? { onAnswer } : {}) });
-  const jobs = createFirmwareJobs({ connect, timeoutMs: 120_000, stateFile: file, logger: captureLog().logger, publish: (e) => events.push(e) });
-  return { jobs, events };
+  const connected: Array<{ redfish: boolean }> = [];
+  const connect: ConnectBmc = async (ipmi, { signal, onAnswer }) => {
+    const bmc = await connectOutband({ host: ipmi.host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 5000, signal, ...(onAnswer ? { onAnswer } : {}) });
+    connected.push({ redfish: bmc.protocols.redfish });
+    return bmc;
+  };
+  const jobs = createFirmwareJobs({ connect, timeoutMs: 120_000, stateFile: file, logger: captureLog().logger, publish: (e) => events.push(e), ...options });
+  return { jobs, events, connected };
 }
 
 const jobsIn = (file: string): FirmwareJob[] => (JSON.parse(readFileSync(file, 'utf8')) as { jobs: FirmwareJob[] }).jobs;
@@ -110,6 +114,29 @@ describe('a firmware job cut off by a restart', () => {
     await waitFor(() => second.events.some((e) => e.phase === 'completed' || e.phase === 'failed' || e.phase === 'interrupted'), 60_000, 'the resumed job ended');
     expect(second.events.at(-1)).toMatchObject({ phase: 'completed', ok: true, progress: { state: 'Completed' } });
     expect(fleet.machines[i]!.state.bmcVersion).toBe('9.87.6');
+    fleet.clearFaults();
+  }, 90_000);
+
+  it('BMC away at the restart (its Redfish port closed, METAL_BMC_PROTOCOL auto): the resumed job holds the machine and connects again until the BMC is back', async () => {
+    const i = 2;
+    fleet.setFaults([i], { firmwareTaskMs: 3000 });
+    const file = join(dir, 'away.json');
+    const p = plan(i, 'bios', 'bios-2.0.bin');
+    const cut = await cutOffByRestart(file, p);
+    // the BMC restarts into its new image: no Redfish service (IPMI still answers, so the auto facade falls back to it)
+    fleet.setFaults([i], { redfishDisabled: true });
+
+    const second = jobsOver(file, { reconnectMs: 200 });
+    second.jobs.recover();
+    expect(second.jobs.activeFor(p)).toMatchObject({ id: cut.id });
+    await waitFor(() => second.connected.filter((c) => !c.redfish).length >= 2, 30_000, 'two connects that found no Redfish');
+    expect(second.events.filter((e) => e.phase !== 'progress')).toEqual([]);
+    expect(second.jobs.activeFor(p)).toMatchObject({ id: cut.id });
+
+    fleet.setFaults([i], { redfishDisabled: false });
+    await waitFor(() => second.events.some((e) => e.phase === 'completed' || e.phase === 'failed' || e.phase === 'interrupted'), 30_000, 'the resumed job ended');
+    expect(second.events.at(-1)).toMatchObject({ phase: 'completed', ok: true, job: { id: cut.id, state: 'completed' } });
+    expect(second.jobs.activeFor(p)).toBeUndefined();
     fleet.clearFaults();
   }, 90_000);
 });
