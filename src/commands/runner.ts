@@ -435,12 +435,20 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       if (waiting.get(key) !== resume) return;
       waiting.delete(key);
       signal.removeEventListener('abort', resume);
+      // stopping, the job's end may be the stop's own (a hold after an outcome unknown ends at
+      // once) while the BMC may still be flashing: the plan is cut, ends ABORTED and goes back
+      if (stopped && !signal.aborted) task.cut.abort(new BmcError('ABORTED', `metal-bmc is stopping; ${task.plan.command} waited for firmware job ${job.id} and goes back to the stream`));
       ready.push(key);
       pump();
     };
     waiting.set(key, resume);
     signal.addEventListener('abort', resume, { once: true });
     void job.ended.then(resume, resume);
+  }
+
+  /** Stopping: every plan waiting for a firmware job is cut now (ABORTED, back to the stream), never run at the job's end. */
+  function handBackWaiting(): void {
+    for (const resume of [...waiting.values()]) resume();
   }
 
   /** The event of `plan` is settled here or runs now: a later overflow of it is said again. */
@@ -817,6 +825,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     },
     stop() {
       stopped = true;
+      handBackWaiting();
     },
     abortAll(reason) {
       // what was handed back goes to whoever pulls next (another leader): nothing here waits for it
@@ -828,6 +837,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     },
     async drain(deadlineMs) {
       stopped = true;
+      handBackWaiting();
       if (pending === 0) return true;
       const done = new Promise<void>((resolve) => idle.push(resolve));
       if (await endedWithin(done, deadlineMs)) return true;

@@ -8,7 +8,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { MachineCommand } from '../../src/commands/actions.js';
 import type { EventType, Plan } from '../../src/commands/event.js';
-import { createFirmwareJobs, type JobClaims } from '../../src/commands/firmware-jobs.js';
+import { createFirmwareJobs, type FirmwareJobsOptions, type JobClaims } from '../../src/commands/firmware-jobs.js';
 import { dispositionOf } from '../../src/commands/handler.js';
 import { createCommandMetrics } from '../../src/commands/metrics.js';
 import { createCommandRunner, type CommandResult } from '../../src/commands/runner.js';
@@ -22,7 +22,7 @@ const command = (machine: string, cmd: MachineCommand, host = machine): Plan => 
 const lifecycle = (machine: string, type: Extract<EventType, 'delete' | 'create'>): Plan => ({ machineId: machine, key: machine, type, command: type, ipmi: ipmi(machine), actions: type === 'delete' ? [{ kind: 'command', command: 'PXE' }, { kind: 'command', command: 'RESET' }] : [{ kind: 'command', command: 'DISK' }] });
 const update = (machine: string, host = machine): Plan => ({ machineId: machine, key: machine, type: 'command', command: 'UPDATE-FIRMWARE', ipmi: ipmi(host), actions: [{ kind: 'firmware', firmware: 'bios', url: 'https://images.example/bios.bin' }] });
 
-function setup(o: { concurrency?: number; claims?: JobClaims } = {}) {
+function setup(o: { concurrency?: number; claims?: JobClaims; jobs?: Partial<FirmwareJobsOptions> } = {}) {
   const sent: string[] = [];
   const updates = new Map<string, () => void>();
   /** an action of a host in here waits until the test lets it go */
@@ -33,8 +33,10 @@ function setup(o: { concurrency?: number; claims?: JobClaims } = {}) {
     if (opts?.signal?.aborted) throw new BmcError('ABORTED', 'aborted');
     sent.push(`${host}:${name}`);
   };
-  const connect = (i: { host: string }): Outband =>
-    ({
+  // the BMC answers the connect (a sign of life: a job whose deadline passes after it ends outcome unknown)
+  const connect = (i: { host: string }, c?: { onAnswer?: () => void }): Outband => (
+    c?.onAnswer?.(),
+    {
       address: i.host,
       vendor: 'fake',
       powerOn: act(i.host, 'ON'),
@@ -43,14 +45,19 @@ function setup(o: { concurrency?: number; claims?: JobClaims } = {}) {
       powerCycle: act(i.host, 'CYCLE'),
       bootFrom: (target: string, opts?: { signal?: AbortSignal }) => act(i.host, target)(opts),
       identify: (on: boolean, opts?: { signal?: AbortSignal }) => act(i.host, on ? 'LED-ON' : 'LED-OFF')(opts),
-      updateFirmware: () => new Promise<void>((resolve) => updates.set(i.host, resolve)),
+      // runs until the test finishes it, or the job's deadline ends it
+      updateFirmware: (_kind: string, _url: string, opts?: { signal?: AbortSignal }) =>
+        new Promise<void>((resolve, reject) => {
+          updates.set(i.host, resolve);
+          opts?.signal?.addEventListener('abort', () => reject(new BmcError('ABORTED', 'aborted')), { once: true });
+        }),
       close: async () => undefined,
-    }) as unknown as Outband;
+    } as unknown as Outband);
   const log = captureLog();
   const registry = new Registry();
   const metrics = createCommandMetrics(registry);
   const results: CommandResult[] = [];
-  const jobs = createFirmwareJobs({ connect, timeoutMs: 60_000, logger: log.logger, publish: () => undefined, ...(o.claims ? { claims: o.claims } : {}) });
+  const jobs = createFirmwareJobs({ connect, timeoutMs: 60_000, logger: log.logger, publish: () => undefined, ...(o.claims ? { claims: o.claims } : {}), ...o.jobs });
   const runner = createCommandRunner({ connect, concurrency: o.concurrency ?? 4, timeoutMs: 5000, logger: log.logger, metrics, onResult: (r) => results.push(r), firmwareJobs: jobs });
   const finish = async (host: string) => {
     updates.get(host)!();
@@ -136,12 +143,28 @@ describe('power steps during a firmware update', () => {
     await t.jobs.start(update('m1'));
     const deleted = t.runner.submit(lifecycle('m1', 'delete'));
     await waitFor(() => t.log.find(/^machine event held/).length === 1, 5000, 'the delete held');
-    expect(await t.runner.drain(10)).toBe(false);
+    // handed back at once: the drain does not wait for it to its deadline
+    expect(await t.runner.drain(5000)).toBe(true);
     const result = await deleted;
     expect(result).toMatchObject({ ok: false, code: 'ABORTED' });
     expect(dispositionOf(result)).toBe('nak');
     expect(t.sent).toEqual([]);
     t.updates.get('m1')!();
+  });
+
+  it('a delete waiting for a hold after an outcome unknown is handed back ABORTED at the shutdown, though the stop ends the hold at once: no PXE or RESET while the BMC may still flash', async () => {
+    const t = setup({ jobs: { timeoutMs: 200, unreachableAfterMs: 1 } });
+    await t.jobs.start(update('m1'));
+    // the BMC never finishes: the deadline passes with it silent since the connect
+    await waitFor(() => t.log.find('firmware update outcome unknown; its machine stays held while the BMC may still apply it').length === 1, 5000, 'the outcome-unknown hold');
+    const deleted = t.runner.submit(lifecycle('m1', 'delete'));
+    await waitFor(() => t.log.find(/^machine event held/).length === 1, 5000, 'the delete held');
+    // as CommandService.stop: the runner drains while the firmware jobs stop
+    await Promise.all([t.runner.drain(5000), t.jobs.stop(5000)]);
+    const result = await deleted;
+    expect(result).toMatchObject({ ok: false, code: 'ABORTED' });
+    expect(dispositionOf(result)).toBe('nak');
+    expect(t.sent).toEqual([]);
   });
 
   it('a delete that came while the update was being claimed across instances runs once the claim was refused', async () => {
