@@ -70,6 +70,8 @@ export interface CommandServiceOptions {
   journal?: StepJournal;
   /** this host's clock (tests: one out of step with the NATS server's); default Date.now */
   hostClock?: () => number;
+  /** the subscription to the machine events (tests: one that fails); default `subscribeMachineEvents` */
+  subscribe?: typeof subscribeMachineEvents;
 }
 
 /** how long the start waits for the first measurement of the NATS server's clock */
@@ -154,7 +156,7 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
   firmware?.recover();
   const handler = createEventHandler({ runner, ttlMs: o.ttlMs, ...(now ? { now } : {}), logger: o.logger, ...(o.metrics ? { metrics: o.metrics } : {}), ...(firmware ? { firmware } : {}), ...(journal ? { journal } : {}) });
   const position = o.positionFile !== undefined ? openEventPositionStore({ file: o.positionFile, logger: o.logger }) : undefined;
-  const subscription = await subscribeMachineEvents({
+  const subscription = await (o.subscribe ?? subscribeMachineEvents)({
     nc: o.nc,
     subject: o.subject,
     maxAgeMs: Math.max(o.retentionMs ?? DEFAULT_RETENTION_MS, o.ttlMs),
@@ -173,6 +175,14 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
     },
     ...(position ? { position } : {}),
     ...(o.leader ? { leader: o.leader } : {}),
+  }).catch(async (err: unknown) => {
+    // recover() resumed jobs and holds in the background; the caller's next start makes its own and
+    // resumes them again, so these end here (watchable jobs stay running in the state file, holds
+    // keep their heldUntil, claims are left for the next start to take back)
+    await firmware?.stop(0);
+    claims?.close();
+    await position?.close();
+    throw err;
   });
   o.metrics?.leading.set(subscription.leading() ? 1 : 0);
   let stopping = false;
