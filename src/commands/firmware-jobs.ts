@@ -463,7 +463,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     const fields = { machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, state, durationMs: Date.now() - startedAt };
     if (state === 'completed' && job.progress?.state === STAGED_STATE) o.logger.info(fields, 'firmware update staged by the BMC; it applies at the next host reboot, which metal-bmc does not do');
     else if (state === 'completed') o.logger.info(fields, 'firmware update done; a BIOS image takes effect at the next host reboot, which metal-bmc does not do');
-    else if (job.outcomeUnknown) o.logger.error({ ...fields, code: job.code, err: job.error, heldUntil: job.heldUntil }, 'firmware update outcome unknown; its machine stays held while the BMC may still apply it');
+    else if (job.outcomeUnknown && job.heldUntil !== undefined) o.logger.error({ ...fields, code: job.code, err: job.error, heldUntil: job.heldUntil }, 'firmware update outcome unknown; its machine stays held while the BMC may still apply it');
+    else if (job.outcomeUnknown) o.logger.error({ ...fields, code: job.code, err: job.error }, 'firmware update outcome unknown; the BMC answers again, so its machine is not held: check its firmware version before retrying');
     else o.logger.warn({ ...fields, code: job.code, err: job.error }, 'firmware update did not complete');
     emit(job, state, {
       durationMs: Date.now() - startedAt,
@@ -587,6 +588,11 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         job.code = OUTCOME_UNKNOWN;
         job.outcomeUnknown = true;
         job.heldUntil = new Date(Date.now() + holdMs).toISOString();
+      } else if (!stopped && failure instanceof BmcError && failure.code === OUTCOME_UNKNOWN) {
+        // the facade could not tell the outcome though the BMC answered (it came back from its
+        // restart with another TLS certificate: CertificateChangedError): said as unknown, but the
+        // machine is not held, for the BMC runs again, its flash over
+        job.outcomeUnknown = true;
       }
     } finally {
       dl.dispose();

@@ -10,8 +10,10 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Plan } from '../../src/commands/event.js';
-import { createFirmwareJobs, imageLabel, jobProgress, parseStateFile, type FirmwareEvent, type JobClaims } from '../../src/commands/firmware-jobs.js';
+import { createFirmwareJobs, imageLabel, jobProgress, parseStateFile, type FirmwareEvent, type FirmwareJobMetrics, type JobClaims } from '../../src/commands/firmware-jobs.js';
 import { checkFirmwareUrl } from '../../src/commands/firmware-url.js';
+import { createCommandMetrics } from '../../src/commands/metrics.js';
+import { Registry } from 'prom-client';
 import type { StepJournal } from '../../src/commands/step-journal.js';
 import { BmcError, HandBackError, isBmcError } from '../../src/errors.js';
 import type { FirmwareOptions, FirmwareProgress, FirmwareWatch, Outband } from '../../src/outband/types.js';
@@ -81,7 +83,7 @@ function fakeBmcs() {
 }
 
 function setup(
-  o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal; instanceId?: string; unreachableAfterMs?: number; outcomeUnknownHoldMs?: number } = {},
+  o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal; instanceId?: string; unreachableAfterMs?: number; outcomeUnknownHoldMs?: number; metrics?: FirmwareJobMetrics } = {},
 ) {
   const events: FirmwareEvent[] = [];
   const bmcs = fakeBmcs();
@@ -97,6 +99,7 @@ function setup(
     ...(o.claims ? { claims: o.claims } : {}),
     ...(o.journal ? { journal: o.journal } : {}),
     ...(o.instanceId ? { instanceId: o.instanceId } : {}),
+    ...(o.metrics ? { metrics: o.metrics } : {}),
     logger: log.logger,
     publish: (e) => events.push(e),
   });
@@ -307,6 +310,25 @@ describe('firmware jobs', () => {
     expect(next.jobs.activeFor(plan('m1'))).toMatchObject({ kind: 'bmc' });
     expect(next.events).toEqual([]);
     await next.jobs.stop(1000);
+  });
+
+  it('an update the facade ends OUTCOME_UNKNOWN (the BMC came back with another certificate) is outcome unknown, counted so, and does not hold its machine', async () => {
+    const file = stateFile();
+    const registry = new Registry();
+    const metrics = createCommandMetrics(registry);
+    const { jobs, events, bmcs, log } = setup({ stateFile: file, metrics });
+    await jobs.start(plan('m1', 'bmc'));
+    await waitFor(() => bmcs.pending.has('m1'), 5000, 'update started');
+    bmcs.pending.get('m1')!.fail(new BmcError('OUTCOME_UNKNOWN', 'outcome unknown: the BMC answers with another TLS certificate; the update was probably applied'));
+    await waitFor(() => events.some((e) => e.phase === 'failed'), 5000, 'the job ended');
+    const failed = events.find((e) => e.phase === 'failed')!;
+    expect(failed).toMatchObject({ ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true });
+    expect(failed.heldUntil).toBeUndefined();
+    expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0]).toMatchObject({ state: 'failed', code: 'OUTCOME_UNKNOWN', outcomeUnknown: true });
+    expect(await registry.getSingleMetricAsString('metal_bmc_firmware_jobs_total')).toMatch(/outcome="outcome-unknown"} 1$/m);
+    expect(log.find(/firmware update outcome unknown; the BMC answers again/)).toHaveLength(1);
+    expect(log.find('firmware update did not complete')).toHaveLength(0);
+    expect(jobs.activeFor(plan('m1'))).toBeUndefined();
   });
 
   it('the hold after an outcome unknown ends after its grace period: a retry is accepted then', async () => {
