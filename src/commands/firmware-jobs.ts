@@ -562,6 +562,9 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     const onAnswer = () => void (lastHeard = Date.now());
     try {
       const onProgress = (p: FirmwareProgress) => {
+        // every progress the facade tells comes from the BMC (a task's answer, a version read, an
+        // upload's bytes taken by its socket): a long push upload is not "the BMC silent"
+        onAnswer();
         job.progress = jobProgress(p);
         job.updatedAt = new Date().toISOString();
         persist();

@@ -331,6 +331,26 @@ describe('firmware jobs', () => {
     expect(jobs.activeFor(plan('m1'))).toBeUndefined();
   });
 
+  it('a deadline that passes during a push upload the BMC keeps taking ends TIMEOUT, not outcome unknown: the image never finished, nothing holds the machine', async () => {
+    const { jobs, events, bmcs } = setup({ timeoutMs: 400, unreachableAfterMs: 150 });
+    await jobs.start(plan('m1', 'bmc'));
+    await waitFor(() => bmcs.pending.has('m1'), 5000, 'update started');
+    // the BMC answered the connect, then only takes the image's bytes (upload progress, no HTTP answer until the upload ends)
+    bmcs.answer.get('m1')!();
+    let percent = 0;
+    const uploading = setInterval(() => bmcs.pending.get('m1')!.progress({ state: 'Uploading', percent: (percent = Math.min(99, percent + 1)) }), 20);
+    try {
+      await waitFor(() => events.some((e) => e.phase === 'failed'), 5000, 'deadline');
+    } finally {
+      clearInterval(uploading);
+    }
+    const failed = events.find((e) => e.phase === 'failed')!;
+    expect(failed).toMatchObject({ ok: false, code: 'TIMEOUT', progress: { state: 'Uploading' } });
+    expect(failed.outcomeUnknown).toBeUndefined();
+    expect(failed.heldUntil).toBeUndefined();
+    expect(jobs.activeFor(plan('m1'))).toBeUndefined();
+  });
+
   it('the hold after an outcome unknown ends after its grace period: a retry is accepted then', async () => {
     const { jobs, events, bmcs } = setup({ timeoutMs: 200, unreachableAfterMs: 50, outcomeUnknownHoldMs: 300 });
     await jobs.start(plan('m1', 'bmc'));
