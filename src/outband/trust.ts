@@ -356,8 +356,27 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
       refresh();
       return unreadable.current();
     },
-    keptAside: () => keptCopy.current(),
+    keptAside() {
+      refresh();
+      return keptCopy.current();
+    },
   };
+}
+
+/** The code of a trust file that did not parse and is kept aside (its copy's path as the error). */
+export const KEPT_ASIDE = 'KEPT_ASIDE';
+
+/**
+ * Why no BMC without a record in memory may be met as a first contact now: the trust file cannot
+ * be read, or it did not parse and its copy is kept aside. Either way it may pin the BMC that
+ * answers, so the gate fails closed until the file can be read, or the operator put the copy back
+ * or removed it (which accepts the loss of its pins). Undefined when first contacts may go on.
+ */
+export function firstContactBar(store: Pick<TrustStore, 'unreadable' | 'keptAside'>): { code: string; error: string } | undefined {
+  const cannot = store.unreadable();
+  if (cannot !== undefined) return { code: cannot.code, error: cannot.error };
+  const copy = store.keptAside();
+  return copy === undefined ? undefined : { code: KEPT_ASIDE, error: copy };
 }
 
 /** what refused a connection (metal_bmc_trust_refused_total{check}) */
@@ -509,17 +528,28 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
        * (fail closed). BMCs read before the file became unreadable keep their records.
        */
       const fileReadable = (): void => {
-        const cannot = store.unreadable();
+        const cannot = firstContactBar(store);
         if (cannot === undefined) {
           refusedBlind.clear();
           return;
         }
         o.metrics?.refused.inc({ check: 'unreadable-file' });
+        const keptAside = cannot.code === KEPT_ASIDE;
         if (!refusedBlind.has(key)) {
           refusedBlind.add(key);
-          logger?.error({ bmc: ip, trustKey: key, file: store.file, code: cannot.code }, 'first contact with a BMC while the trust file cannot be read: it may pin this BMC; refused, no credentials sent, until the file can be read');
+          logger?.error(
+            { bmc: ip, trustKey: key, file: store.file, code: cannot.code, ...(keptAside ? { keptAs: cannot.error } : {}) },
+            keptAside
+              ? 'first contact with a BMC while the trust file that did not parse is kept aside: it may pin this BMC; refused, no credentials sent, until the copy is put back fixed or removed'
+              : 'first contact with a BMC while the trust file cannot be read: it may pin this BMC; refused, no credentials sent, until the file can be read',
+          );
         }
-        throw new BmcError('UNTRUSTED', `BMC ${ip} (${key}): no record in memory and the trust file ${store.file} cannot be read (${cannot.code}); a first contact is refused, no credentials sent, until it can be read`);
+        throw new BmcError(
+          'UNTRUSTED',
+          keptAside
+            ? `BMC ${ip} (${key}): no record in memory and the trust file ${store.file} did not parse; it is kept aside as ${cannot.error}: a first contact is refused, no credentials sent, until the copy is put back fixed or removed (which accepts first contacts again)`
+            : `BMC ${ip} (${key}): no record in memory and the trust file ${store.file} cannot be read (${cannot.code}); a first contact is refused, no credentials sent, until it can be read`,
+        );
       };
       return {
         async openRedfish(ctx, open) {

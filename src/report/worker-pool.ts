@@ -15,7 +15,7 @@ import type { Worker } from 'node:worker_threads';
 import { abortError, BmcError, isBmcErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { BmcTrust, TrustMetrics, TrustRecord, TrustStore } from '../outband/trust.js';
-import { trustKey } from '../outband/trust.js';
+import { firstContactBar, trustKey } from '../outband/trust.js';
 import { logWorkerRecord } from '../outband/worker-log.js';
 import { setNewest } from '../net/newest-map.js';
 import { loginBudgetKey, processLoginBudget } from '../redfish/login-budget.js';
@@ -366,7 +366,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     if (!options.trust) return {};
     const store = options.trust.store;
     const problem = store.problem(key);
-    const unreadable = store.unreadable();
+    const unreadable = firstContactBar(store);
     return { trust: store.get(key) ?? null, ...(problem === undefined ? {} : { trustProblem: problem }), ...(unreadable === undefined ? {} : { trustUnreadable: { file: store.file, code: unreadable.code, error: unreadable.error } }) };
   }
 

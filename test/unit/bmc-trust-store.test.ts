@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { BmcError, isBmcError } from '../../src/errors.js';
-import { createBmcTrust, openTrustStore, trustKey, usesTrustOnFirstUse } from '../../src/outband/trust.js';
+import { createBmcTrust, firstContactBar, openTrustStore, trustKey, usesTrustOnFirstUse } from '../../src/outband/trust.js';
 import { createTrustMetrics, registerStateFileMetrics } from '../../src/report/metrics.js';
 import { runTrust } from '../../src/cli/bmc-trust.js';
 import { loadConfig } from '../../src/config/config.js';
@@ -299,6 +299,48 @@ describe('BMC trust store', () => {
     rmSync(file);
     writeFileSync(file, pins);
     expect(openTrustStore({ file }).get('mac:aa')?.redfishSha256).toBe(fp('a'));
+  });
+
+  it('while a trust file that did not parse is kept aside, a first contact is refused too; put back fixed, its pin is used; the copy removed, first contacts go on', async () => {
+    const file = fileIn();
+    const before = openTrustStore({ file });
+    before.update('mac:aa:bb:cc:00:00:07', { redfishSha256: fp('a'), proof: 'ipmi' });
+    await before.close();
+    const pins = readFileSync(file, 'utf8');
+    writeFileSync(file, pins.slice(0, -3)); // a bad edit while the daemon was stopped
+    const restarted = openTrustStore({ file, writeDelayMs: 0 });
+    const log = captureLog();
+    const registry = new Registry();
+    const trust = createBmcTrust({ store: restarted, logger: log.logger, metrics: createTrustMetrics(registry) });
+    const copy = restarted.keptAside()!;
+    expect(copy).toMatch(/\.unreadable-\d+$/);
+    const opened: unknown[] = [];
+    const proved: unknown[] = [];
+    const ctx = { host: '10.0.0.7', port: 443, timeoutMs: 1000, proofTimeoutMs: 1000, prove: async () => void proved.push(1) };
+    const gate = trust.forBmc({ ip: '10.0.0.7', mac: 'aa:bb:cc:00:00:07' });
+    const err = await gate.openRedfish(ctx, async (tls) => void opened.push(tls)).then(() => undefined, (e: unknown) => e);
+    expect(isBmcError(err, 'UNTRUSTED')).toBe(true);
+    expect((err as Error).message).toBe(`BMC 10.0.0.7 (mac:aa:bb:cc:00:00:07): no record in memory and the trust file ${file} did not parse; it is kept aside as ${copy}: a first contact is refused, no credentials sent, until the copy is put back fixed or removed (which accepts first contacts again)`);
+    expect(opened).toEqual([]);
+    expect(proved).toEqual([]);
+    expect(await registry.getSingleMetricAsString('metal_bmc_trust_refused_total')).toMatch(/check="unreadable-file"} 1$/m);
+    expect(log.find(/^first contact with a BMC while the trust file that did not parse is kept aside/)).toMatchObject([{ level: 50, bmc: '10.0.0.7', code: 'KEPT_ASIDE', keptAs: copy }]);
+
+    // put back fixed: the file's pin is used, not probed as a first contact
+    rmSync(copy);
+    writeFileSync(file, pins);
+    await gate.openRedfish(ctx, async (tls) => void opened.push(tls.pinnedSha256));
+    expect(opened).toEqual([fp('a')]);
+    expect(firstContactBar(restarted)).toBeUndefined();
+    await restarted.close();
+
+    // a copy removed without putting it back: the loss is accepted, first contacts go on
+    writeFileSync(file, '{');
+    const again = openTrustStore({ file, writeDelayMs: 0 });
+    expect(firstContactBar(again)).toMatchObject({ code: 'KEPT_ASIDE' });
+    rmSync(again.keptAside()!);
+    expect(firstContactBar(again)).toBeUndefined();
+    await again.close();
   });
 
   it('while the file cannot be read, a first contact is refused before anything is sent (the file may pin the BMC), once logged per BMC and counted; once readable, the pin in the file is used', async () => {
