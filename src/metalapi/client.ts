@@ -182,8 +182,8 @@ function postedList(value: unknown, posted: ReadonlySet<string>): string[] | und
 
 /** `ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:8080`, from undici's or node's error (and its cause). */
 function networkReason(err: unknown): string {
-  const e = err as { code?: unknown; message?: unknown; cause?: { code?: unknown; message?: unknown } } | undefined;
-  const code = typeof e?.code === 'string' ? e.code : typeof e?.cause?.code === 'string' ? e.cause.code : '';
+  const e = err as { message?: unknown; cause?: { message?: unknown } } | undefined;
+  const code = transportCode(err);
   const message = typeof e?.message === 'string' && e.message !== '' ? e.message : typeof e?.cause?.message === 'string' ? e.cause.message : String(err);
   return code === '' || message.includes(code) ? message : `${code}: ${message}`;
 }
