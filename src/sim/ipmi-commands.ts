@@ -315,7 +315,10 @@ function payloadInstanceInfo({ bmc }: CommandContext, data: Buffer): CommandResu
 
 function chassisStatus({ machine, bmc }: CommandContext): CommandResult {
   const on = machine.state.power === 'on' ? 0x01 : 0x00;
-  return ok(bytes(on | 0x40 /* restore policy: always on */, 0, 0x40 | (bmc.identifyState() << 4), 0));
+  // bit 6 of the third byte: "Chassis Identify command and state info supported" (optional); a BMC
+  // without an identify LED leaves it and the state clear, as ipmi_sim does
+  const identify = hasQuirk(machine.state, 'ipmi-no-identify') ? 0 : 0x40 | (bmc.identifyState() << 4);
+  return ok(bytes(on | 0x40 /* restore policy: always on */, 0, identify, 0));
 }
 
 function chassisControl({ machine }: CommandContext, data: Buffer): CommandResult {

@@ -63,8 +63,8 @@ export const IPMI_QUIRKS = {
   },
   'ipmi-no-identify': {
     protocol: 'ipmi',
-    description: 'answers Chassis Identify with 0xC1 invalid command and reports no identify state',
-    seenOn: 'BMCs without an identify LED, e.g. OpenIPMI ipmi_sim (mini-lab), which also reports no identify state',
+    description: 'answers Chassis Identify with 0xC1 invalid command; its Chassis Status leaves the optional identify state out (bit 6 of the third byte clear)',
+    seenOn: 'BMCs without an identify LED; OpenIPMI ipmi_sim without a chassis_control script refuses Chassis Identify (0xCC) and never reports an identify state (its Chassis Status is 00 00 00)',
     survivedBy: 'ipmitool+freeipmi',
   },
   'ipmi-identify-no-force': {

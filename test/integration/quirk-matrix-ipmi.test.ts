@@ -287,6 +287,11 @@ describe('the real clients survive each simulated quirk', () => {
     },
     'ipmi-no-identify': async () => {
       expect((await ipmitool('ipmi-no-identify', 'chassis', 'identify', '5')).stderr).toMatch(/Set Chassis Identify failed: Invalid command/);
+      // Get Chassis Status's third byte: bit 6 (identify command and state supported) clear, as ipmi_sim
+      // answers (00 00 00); a BMC with the LED sets it (ipmitool's chassis status prints neither)
+      const identifyByte = async (q: IpmiQuirkName) => parseInt((await ipmitool(q, 'raw', '0x00', '0x01')).stdout.trim().split(/\s+/)[2]!, 16);
+      expect((await identifyByte('ipmi-no-identify')) & 0x40).toBe(0);
+      expect((await identifyByte('ipmi-identify-no-force')) & 0x40).toBe(0x40);
       expect((await ipmitool('ipmi-no-identify', 'power', 'status')).stdout).toMatch(/Chassis Power is (on|off)/);
       expect((await ipmipower('ipmi-no-identify')).stdout).toMatch(/: (on|off)$/m);
     },
