@@ -14,11 +14,16 @@
  *   instances is taken back) and watches it to the end it would have had: its task, else for a BMC
  *   image the Manager's FirmwareVersion. A job that cannot be watched (no task known, a BIOS
  *   image) or whose deadline passed ends `interrupted`, its outcome unknown, as before.
- * - **Deadline with the BMC silent:** a job whose deadline passes while the BMC has not answered
- *   for `unreachableAfterMs` ends `failed` with code OUTCOME_UNKNOWN (`outcomeUnknown: true`, as a
- *   command's result says it), and its machine stays held (claim kept, power steps held) for
- *   `outcomeUnknownHoldMs` (15 minutes), or until a BMC image's new version shows, so that neither
- *   a retry nor a power command lands on a BMC still flashing.
+ * - **Deadline with the BMC silent, or its task still running:** a job whose deadline passes while
+ *   the BMC has not answered for `unreachableAfterMs`, or while the task the BMC named for it was
+ *   last seen running (redfish/task.ts taskStillRuns: a BIOS flash on iDRAC or XCC takes 20
+ *   minutes and more, the deadline is the operator's), ends `failed` with code OUTCOME_UNKNOWN
+ *   (`outcomeUnknown: true`, as a command's result says it), and its machine stays held (claim
+ *   kept, power steps held) for `outcomeUnknownHoldMs` (15 minutes), so that neither a retry nor a
+ *   power command lands on a BMC still flashing. The hold watches what the job left to watch (its
+ *   task, a BMC image's version; after a restart on a new connection) and frees the machine early
+ *   when the task ends, completed or failed, or the new version shows; a BMC that cannot be read
+ *   keeps it held to the end.
  *
  * Reboots: applying a BIOS image needs a host reboot, which metal-bmc does not do (neither does
  * the Go daemon's Redfish path); every BIOS result says so (`rebootRequired: true`,
@@ -42,7 +47,7 @@ import type { Logger } from '../log.js';
 import { writePrivateFileSync } from '../outband/private-file-sync.js';
 import { stateWriteEpisodes } from '../outband/state-write-failures.js';
 import type { FirmwareKind, FirmwareOptions, FirmwareProgress, FirmwareWatch, Outband } from '../outband/types.js';
-import { STAGED_MESSAGE, STAGED_STATE, USER_INTERVENTION_MESSAGE } from '../redfish/task.js';
+import { STAGED_MESSAGE, STAGED_STATE, TaskFailedError, taskStillRuns, USER_INTERVENTION_MESSAGE } from '../redfish/task.js';
 import { parseBmcAddress, type EventIpmi, type Plan } from './event.js';
 import type { ConnectBmc, FirmwareJobHold } from './runner.js';
 import { describeRecord, type StepHold, type StepJournal } from './step-journal.js';
@@ -322,6 +327,15 @@ function watchable(job: FirmwareJob): boolean {
   return job.taskUri !== undefined || (job.kind === 'bmc' && job.target !== undefined && job.versionBefore !== undefined);
 }
 
+/** How an update watched during a hold after an outcome unknown ended, freeing its machine early. */
+interface HoldEnd {
+  how: 'completed' | 'failed';
+  /** the last progress the watch told (completed), or the task's failure */
+  detail: string;
+}
+
+const describeProgress = (p: FirmwareProgress): string => `${p.state}${p.percent !== undefined ? ` ${p.percent}%` : ''}${p.message ? `: ${p.message}` : ''}`;
+
 const lastProgressOf = (job: FirmwareJob): string => (job.progress ? `${job.progress.state}${job.progress.percent !== undefined ? ` ${job.progress.percent}%` : ''}` : 'none');
 
 /** A start refused because metal-bmc is stopping: not published; the handler hands the event back for another instance. */
@@ -463,7 +477,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     const fields = { machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, state, durationMs: Date.now() - startedAt };
     if (state === 'completed' && job.progress?.state === STAGED_STATE) o.logger.info(fields, 'firmware update staged by the BMC; it applies at the next host reboot, which metal-bmc does not do');
     else if (state === 'completed') o.logger.info(fields, 'firmware update done; a BIOS image takes effect at the next host reboot, which metal-bmc does not do');
-    else if (job.outcomeUnknown && job.heldUntil !== undefined) o.logger.error({ ...fields, code: job.code, err: job.error, heldUntil: job.heldUntil }, 'firmware update outcome unknown; its machine stays held while the BMC may still apply it');
+    else if (job.outcomeUnknown && job.heldUntil !== undefined) o.logger.error({ ...fields, code: job.code, err: job.error, heldUntil: job.heldUntil, ...(job.taskUri !== undefined ? { taskUri: job.taskUri } : {}), ...(job.progress ? { progress: lastProgressOf(job) } : {}) }, 'firmware update outcome unknown; its machine stays held while the BMC may still apply it');
     else if (job.outcomeUnknown) o.logger.error({ ...fields, code: job.code, err: job.error }, 'firmware update outcome unknown; the BMC answers again, so its machine is not held: check its firmware version before retrying');
     else o.logger.warn({ ...fields, code: job.code, err: job.error }, 'firmware update did not complete');
     emit(job, state, {
@@ -529,24 +543,67 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   }
 
   /**
-   * Holds the machine of a job that ended outcome unknown until `job.heldUntil`, or until a BMC
-   * image's new version shows (the BMC runs again: its flash is over), or a stop.
+   * The job's end at its deadline when the BMC answers but the update's task it named was last
+   * seen running (a BIOS flash of 20 minutes and more on iDRAC or XCC): outcome unknown as for a
+   * silent BMC, for a retry or a power cycle now would land in the flash. Undefined when no task is
+   * known or its last progress was not a running task's (an upload: nothing applies the image yet).
    */
-  async function holdAfterUnknown(job: FirmwareJob, bmc: Outband | undefined, stopper: AbortController): Promise<void> {
+  function runningAtDeadline(job: FirmwareJob, task: FirmwareProgress | undefined, heldUntil: string): Error | undefined {
+    if (job.taskUri === undefined || task === undefined || !taskStillRuns(task)) return undefined;
+    const at = task.percent !== undefined ? `${task.percent}%` : 'an unknown percentage';
+    return new Error(`outcome unknown: the BMC's task ${job.taskUri} was still running at ${at} (TaskState ${task.state}) at the deadline; the machine stays held until the task ends, at most until ${heldUntil}: check its firmware version before retrying`);
+  }
+
+  /**
+   * Holds the machine of a job that ended outcome unknown until `job.heldUntil`, or until what the
+   * job left to watch ends first: its task (completed or failed: the BMC's flash is over), or a BMC
+   * image's new version. A BMC that cannot be reached or read is no end: held to `heldUntil`. After
+   * a restart (`bmc` undefined) the BMC is connected again to watch it. Returns how the update
+   * ended when that freed the machine early.
+   */
+  async function holdAfterUnknown(job: FirmwareJob, bmc: Outband | undefined, stopper: AbortController): Promise<HoldEnd | undefined> {
     const hold = deadline(Math.max(1, Date.parse(job.heldUntil!) - Date.now()), `hold of firmware job ${job.id}`, stopper.signal);
+    let connected: Outband | undefined;
     try {
-      if (bmc && job.kind === 'bmc' && job.target !== undefined && job.versionBefore !== undefined) {
-        try {
-          await bmc.watchFirmware(job.kind, { target: job.target, versionBefore: job.versionBefore }, { signal: hold.signal });
-          o.logger.info({ machineId: job.machineId, job: job.id, bmc: job.bmc }, 'the BMC answers again with another firmware version than before the update: its machine is no longer held');
-          return;
-        } catch {
-          // unchanged or unreadable: held to the end
-        }
+      if (watchable(job)) {
+        const on = bmc ?? (connected = await connectForHold(job, hold.signal));
+        const end = on === undefined ? undefined : await watchDuringHold(job, on, hold.signal);
+        if (end !== undefined) return end;
       }
       await new Promise<void>((resolve) => (hold.signal.aborted ? resolve() : hold.signal.addEventListener('abort', () => resolve(), { once: true })));
+      return undefined;
     } finally {
       hold.dispose();
+      if (connected) await closeQuietly(connected);
+    }
+  }
+
+  /** The BMC of a job held again after a restart; undefined (logged) when it cannot be connected: then held without watching. */
+  async function connectForHold(job: FirmwareJob, signal: AbortSignal): Promise<Outband | undefined> {
+    const ipmi = ipmiOf(job);
+    if (ipmi === undefined) return undefined;
+    try {
+      return await o.connect(ipmi, { signal });
+    } catch (err) {
+      if (!signal.aborted) o.logger.warn({ err, machineId: job.machineId, job: job.id, bmc: job.bmc, heldUntil: job.heldUntil }, 'cannot connect to the BMC of a firmware job held after an outcome unknown; held until heldUntil without watching its update');
+      return undefined;
+    }
+  }
+
+  /**
+   * Follows what the job left to watch (its task, a BMC image's version) during its hold: how it
+   * ended when the watch ends (resolved: completed or staged, or a BMC image's new version; the
+   * task's own failure: failed); undefined when the BMC could not be reached or read, or the hold ended.
+   */
+  async function watchDuringHold(job: FirmwareJob, bmc: Outband, signal: AbortSignal): Promise<HoldEnd | undefined> {
+    const watch: FirmwareWatch = { ...(job.taskUri !== undefined ? { taskUri: job.taskUri } : {}), ...(job.target !== undefined ? { target: job.target } : {}), ...(job.versionBefore !== undefined ? { versionBefore: job.versionBefore } : {}) };
+    let last: FirmwareProgress | undefined;
+    try {
+      await bmc.watchFirmware(job.kind, watch, { signal, onProgress: (p) => void (last = p) });
+      return { how: 'completed', detail: last === undefined ? 'no progress told' : describeProgress(last) };
+    } catch (err) {
+      if (err instanceof TaskFailedError && !signal.aborted) return { how: 'failed', detail: err.message };
+      return undefined;
     }
   }
 
@@ -560,11 +617,15 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     let failure: unknown;
     let lastHeard = run.heardBefore;
     const onAnswer = () => void (lastHeard = Date.now());
+    // the last progress told once the BMC named the update's task: its task's state (an upload's
+    // or a staged push's verify progress comes before the task is named, so it is never taken for it)
+    let taskProgress: FirmwareProgress | undefined;
     try {
       const onProgress = (p: FirmwareProgress) => {
         // every progress the facade tells comes from the BMC (a task's answer, a version read, an
         // upload's bytes taken by its socket): a long push upload is not "the BMC silent"
         onAnswer();
+        if (job.taskUri !== undefined) taskProgress = p;
         job.progress = jobProgress(p);
         job.updatedAt = new Date().toISOString();
         persist();
@@ -572,6 +633,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       };
       // kept to watch the update again after a restart (recover)
       const onWatch = (learned: FirmwareWatch) => {
+        if (learned.taskUri !== undefined && learned.taskUri !== job.taskUri) taskProgress = undefined;
         Object.assign(job, learned);
         persist();
       };
@@ -585,12 +647,13 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       const stopped = stopper.signal.aborted;
       state = stopped ? 'interrupted' : 'failed';
       failure = dl.signal.aborted ? abortError(dl.signal, what) : err;
-      const unknown = !stopped && dl.signal.aborted ? silentAtDeadline(lastHeard) : undefined;
+      const heldUntil = new Date(Date.now() + holdMs).toISOString();
+      const unknown = !stopped && dl.signal.aborted ? (silentAtDeadline(lastHeard) ?? runningAtDeadline(job, taskProgress, heldUntil)) : undefined;
       if (unknown) {
         failure = unknown;
         job.code = OUTCOME_UNKNOWN;
         job.outcomeUnknown = true;
-        job.heldUntil = new Date(Date.now() + holdMs).toISOString();
+        job.heldUntil = heldUntil;
       } else if (!stopped && failure instanceof BmcError && failure.code === OUTCOME_UNKNOWN) {
         // the facade could not tell the outcome though the BMC answered (it came back from its
         // restart with another TLS certificate: CertificateChangedError): said as unknown, but the
@@ -616,9 +679,9 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       if (step) await endedWithin(step.done(), CLAIM_RELEASE_MS);
       entry.holding = true;
       finish(job, state, started, failure);
-      await holdAfterUnknown(job, bmc, stopper);
+      const end = await holdAfterUnknown(job, bmc, stopper);
       if (claim) await endedWithin(claim.release(), CLAIM_RELEASE_MS);
-      release(job);
+      release(job, end);
       if (bmc) await closeQuietly(bmc);
       return;
     }
@@ -634,8 +697,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     if (bmc) await closeQuietly(bmc);
   }
 
-  /** The machine of a job held after an outcome unknown is free again. */
-  function release(job: FirmwareJob): void {
+  /** The machine of a job held after an outcome unknown is free again: at `heldUntil`, or early at the update's `end`. */
+  function release(job: FirmwareJob, end?: HoldEnd): void {
     if (active.get(job.key)?.job === job) active.delete(job.key);
     o.metrics?.firmwareJobsRunning.set(active.size);
     // a stop keeps heldUntil: the next start holds the machine again for the rest of it
@@ -644,7 +707,10 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       delete job.heldUntil;
       persist();
     }
-    o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc }, 'machine held after a firmware update of unknown outcome is free again');
+    const fields = { machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc };
+    if (end === undefined) o.logger.info(fields, 'machine held after a firmware update of unknown outcome is free again');
+    // the BMC's own text (a task message) without URL credentials or queries, as a job's error
+    else o.logger.info({ ...fields, ended: end.how, detail: publicText(end.detail), taskUri: job.taskUri }, `machine held after a firmware update of unknown outcome is free again: the BMC's update ended ${end.how}`);
   }
 
   function refuse(plan: Plan, code: string, error: string, kind: FirmwareKind, image: string): StartOutcome {
@@ -811,9 +877,9 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     entry.done = (async () => {
       const claim = await claimAgain(entry);
       if (claim === 'busy') return;
-      await holdAfterUnknown(job, undefined, entry.abort);
+      const end = await holdAfterUnknown(job, undefined, entry.abort);
       if (claim) await endedWithin(claim.release(), CLAIM_RELEASE_MS);
-      release(job);
+      release(job, end);
     })();
   }
 

@@ -174,10 +174,22 @@ function taskPathAfterMonitor(monitor: string, body: unknown): string {
   return odataId(body) ?? monitor.replace(/\/Monitor\/?$/, '');
 }
 
+/**
+ * A task the BMC ended in failure (Exception, Killed, Cancelled, Failed, or Completed with a
+ * Critical or Warning TaskStatus): code PROTOCOL as before; its own class so that a caller can tell
+ * "the BMC said the update failed" (its flash is over) from a BMC that could not be read.
+ */
+export class TaskFailedError extends BmcError {
+  constructor(message: string) {
+    super('PROTOCOL', message);
+    this.name = 'TaskFailedError';
+  }
+}
+
 /** A finished task's failure, as the BMC stated it: its state, status and messages. */
-function taskFailure(what: string, task: TaskInfo): BmcError {
+function taskFailure(what: string, task: TaskInfo): TaskFailedError {
   const detail = task.messages?.join('; ') ?? 'no message';
-  return new BmcError('PROTOCOL', `${what} ended in ${task.state ?? 'no state'} (${task.status ?? 'no status'}): ${detail}`);
+  return new TaskFailedError(`${what} ended in ${task.state ?? 'no state'} (${task.status ?? 'no status'}): ${detail}`);
 }
 
 /** The progress state of an update the BMC staged for the host's next reboot. */
@@ -234,6 +246,16 @@ function taskOutcome(task: TaskInfo): 'done' | 'failed' | 'staged' | 'running' {
   if (isStaged(task)) return 'staged';
   if (state !== 'Completed') return 'running';
   return task.status !== undefined && FAILED_STATUS.has(task.status) ? 'failed' : 'done';
+}
+
+/**
+ * Whether a progress waitForTask reported says the task still runs, by the same rules that keep
+ * it polling (taskOutcome): not Completed, not a failure, not Staged (reported only once staged).
+ * A caller that holds a machine while a BMC's task runs asks this, not a list of its own.
+ */
+export function taskStillRuns(progress: TaskProgress): boolean {
+  if (progress.state === STAGED_STATE) return false;
+  return taskOutcome({ state: progress.state, ...(progress.percent !== undefined ? { percent: progress.percent } : {}) }) === 'running';
 }
 
 /**

@@ -4,7 +4,9 @@
  * seconds (`firmwareTaskMs`), as a BIOS flash runs for minutes. A CYCLE during the update is
  * refused with a result naming the job and the host's power is untouched, a PXE still runs, and
  * a CYCLE after the update runs; a delete during the update sets PXE and resets the machine once
- * the update ended, past the command deadline, not before and not never.
+ * the update ended, past the command deadline, not before and not never. A firmware deadline that
+ * passes while the BMC's task still runs holds the machine (outcome unknown) until the hold sees
+ * the task complete, long before its 15-minute end.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
@@ -35,7 +37,7 @@ const cleanup = commandPeers(12, (p) => ({ fleet, server, metalApi } = p));
 
 type Result = Record<string, unknown> & { machineId: string; command: string; ok: boolean; phase?: string; code?: string; error?: string; dropped?: string; job?: { id: string; kind: string; acceptedAt: string } };
 
-async function service(timeoutMs: number): Promise<{ partition: string; log: CapturedLog; registry: Registry; results: Result[] }> {
+async function service(timeoutMs: number, firmwareTimeoutMs = 120_000): Promise<{ partition: string; log: CapturedLog; registry: Registry; results: Result[] }> {
   const partition = `fwhold${++seq}`;
   const log = captureLog();
   const registry = new Registry();
@@ -55,7 +57,7 @@ async function service(timeoutMs: number): Promise<{ partition: string; log: Cap
     timeoutMs,
     logger: log.logger,
     metrics,
-    firmware: { timeoutMs: 120_000 },
+    firmware: { timeoutMs: firmwareTimeoutMs },
   });
   cleanup.push(async () => {
     await svc.stop(2000);
@@ -67,7 +69,12 @@ async function service(timeoutMs: number): Promise<{ partition: string; log: Cap
 
 /** The Supermicro machine (its BIOS image is pushed by metal-bmc and flashed in a BMC task) and what changes on it, in order. */
 function supermicro(): { machine: SimMachine; changes: string[] } {
-  const machine = fleet.machines.find((m) => m.state.manufacturer === 'Supermicro')!;
+  return machineOf('Supermicro');
+}
+
+/** The first machine of `manufacturer` and what changes on it, in order. */
+function machineOf(manufacturer: string): { machine: SimMachine; changes: string[] } {
+  const machine = fleet.machines.find((m) => m.state.manufacturer === manufacturer)!;
   expect(machine).toBeDefined();
   const changes: string[] = [];
   const onChange = (c: { kind: string; action?: string; boot?: string; target?: string }) => {
@@ -145,4 +152,40 @@ describe('power steps during a firmware update', () => {
     expect(log.find('machine event held: its power step waits until the firmware update of its machine or BMC ends')).toHaveLength(1);
     expect(log.find('machine event held for a firmware update runs now')).toHaveLength(1);
   }, 60_000);
+  it('a firmware deadline that passes while the BMC\'s task still runs ends OUTCOME_UNKNOWN and holds the machine (a CYCLE refused) until the task completes, before heldUntil', async () => {
+    const images = await startImageServer();
+    cleanup.push(() => images.close());
+    // Lenovo: the image pushed at once (no staged verify task), then one task flashing it, here
+    // for 12 s, past the job's 5 s deadline (a 20-minute iDRAC or XCC BIOS flash against METAL_BMC_FIRMWARE_TIMEOUT)
+    const { machine, changes } = machineOf('Lenovo');
+    fleet.setFaults([machine.state.index], { firmwareTaskMs: 12_000 });
+    const { partition, results, registry, log } = await service(10_000, 5000);
+    const publish = (body: unknown) => metalApi.publish(`${partition}-machine`, enc(body));
+    const id = 'fw-deadline-task-running';
+
+    publish(command(machine, id, 'UPDATE-FIRMWARE', { firmwareupdate: { kind: 'bios', url: `${images.base}/bios-2.0.bin` } }));
+    await until('the job ended', () => results.some((r) => r.phase === 'failed' || r.phase === 'completed'));
+    const ended = results.find((r) => r.phase === 'failed')!;
+    expect(ended).toMatchObject({ ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true, heldUntil: expect.any(String) });
+    expect(ended.error).toMatch(/^outcome unknown: the BMC's task \/redfish\/v1\/TaskService\/Tasks\/\d+\S* was still running at \d+% \(TaskState Running\) at the deadline; the machine stays held until the task ends/);
+    const heldUntil = Date.parse(ended.heldUntil as string);
+    expect(heldUntil).toBeGreaterThan(Date.now() + 60_000);
+    expect(await registry.getSingleMetricAsString('metal_bmc_firmware_jobs_total')).toMatch(/outcome="outcome-unknown"} 1$/m);
+    expect(log.find(/^firmware update outcome unknown; its machine stays held/)).toHaveLength(1);
+
+    // held: the BMC still flashes, so a power command is refused
+    publish(command(machine, id, 'CYCLE'));
+    await until('the CYCLE refused', () => results.some((r) => r.command === 'CYCLE'));
+    expect(results.find((r) => r.command === 'CYCLE')).toMatchObject({ ok: false, code: 'BUSY', dropped: 'firmware-update' });
+    expect(changes.filter((c) => c.startsWith('power'))).toEqual([]);
+
+    // the task completes in the BMC: the hold's watch sees it and frees the machine long before heldUntil
+    const freed = "machine held after a firmware update of unknown outcome is free again: the BMC's update ended completed";
+    await until('the machine freed', () => log.find(freed).length === 1, 45_000);
+    expect(Date.now()).toBeLessThan(heldUntil);
+    expect(changes).toContain('firmware bios');
+    publish(command(machine, id, 'CYCLE'));
+    await until('the second CYCLE', () => results.filter((r) => r.command === 'CYCLE').length === 2);
+    expect(results.filter((r) => r.command === 'CYCLE')[1]).toMatchObject({ ok: true });
+  }, 90_000);
 });

@@ -25,6 +25,7 @@ import { waitFor } from '../helpers/wait.js';
 import { createTargetGuard } from '../../src/commands/targets.js';
 import type { EventIpmi } from '../../src/commands/event.js';
 import { parseCidr } from '../../src/net/cidr.js';
+import { TaskFailedError, TaskLostError } from '../../src/redfish/task.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -361,6 +362,74 @@ describe('firmware jobs', () => {
     await waitFor(() => jobs.activeFor(plan('m1')) === undefined, 5000, 'hold over');
     expect((await jobs.start(plan('m1', 'bmc'))).accepted).toBe(true);
     await jobs.stop(50);
+  });
+
+  const TASK = '/redfish/v1/TaskService/Tasks/12';
+  /** A BIOS job whose deadline passes while its task runs at 40 % and the BMC answers: returns its `failed` result. */
+  async function deadlineWhileTaskRuns(t: ReturnType<typeof setup>): Promise<FirmwareEvent> {
+    await t.jobs.start(plan('m1', 'bios'));
+    await waitFor(() => t.bmcs.pending.has('m1'), 5000, 'update started');
+    // an upload's progress before the BMC names the task is no task's
+    t.bmcs.pending.get('m1')!.progress({ state: 'Uploading', percent: 100 });
+    t.bmcs.pending.get('m1')!.watch({ target: '/redfish/v1/Systems/1', versionBefore: '2.10' });
+    t.bmcs.pending.get('m1')!.watch({ taskUri: TASK });
+    t.bmcs.pending.get('m1')!.progress({ state: 'Running', percent: 40 });
+    await waitFor(() => t.events.some((e) => e.phase === 'failed'), 5000, 'deadline');
+    return t.events.find((e) => e.phase === 'failed')!;
+  }
+
+  it("a deadline that passes while the BMC's task still runs ends outcome unknown and holds the machine; the task's failure seen during the hold frees it early", async () => {
+    const registry = new Registry();
+    const t = setup({ timeoutMs: 300, outcomeUnknownHoldMs: 60_000, metrics: createCommandMetrics(registry) });
+    const failed = await deadlineWhileTaskRuns(t);
+    expect(failed).toMatchObject({ ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true, heldUntil: expect.any(String), progress: { state: 'Running', percent: 40 } });
+    expect(failed.error).toBe(`outcome unknown: the BMC's task ${TASK} was still running at 40% (TaskState Running) at the deadline; the machine stays held until the task ends, at most until ${failed.heldUntil}: check its firmware version before retrying`);
+    expect(await registry.getSingleMetricAsString('metal_bmc_firmware_jobs_total')).toMatch(/outcome="outcome-unknown"} 1$/m);
+    expect(t.log.find(/^firmware update outcome unknown; its machine stays held/)).toEqual([expect.objectContaining({ taskUri: TASK, progress: 'Running 40%' })]);
+    // held: power steps and a retry wait; the hold follows the task on the job's connection
+    expect(t.jobs.activeFor(plan('m1'))).toMatchObject({ kind: 'bios' });
+    expect(await t.jobs.start(plan('m1', 'bios'))).toMatchObject({ accepted: false, event: { code: 'BUSY' } });
+    await waitFor(() => t.bmcs.pending.has('watch:m1'), 5000, 'task watched during the hold');
+    expect(t.bmcs.watched.get('m1')).toEqual({ taskUri: TASK, target: '/redfish/v1/Systems/1', versionBefore: '2.10' });
+    t.bmcs.pending.get('watch:m1')!.fail(new TaskFailedError(`task ${TASK} ended in Exception (Critical): flash failed`));
+    await waitFor(() => t.jobs.activeFor(plan('m1')) === undefined, 5000, 'freed early');
+    expect(Date.now()).toBeLessThan(Date.parse(failed.heldUntil!));
+    expect(t.log.find("machine held after a firmware update of unknown outcome is free again: the BMC's update ended failed")).toEqual([expect.objectContaining({ ended: 'failed', detail: expect.stringMatching(/flash failed$/), taskUri: TASK })]);
+    // the result told stays what it was
+    expect(t.jobs.list()[0]).toMatchObject({ state: 'failed', code: 'OUTCOME_UNKNOWN' });
+    expect(t.jobs.list()[0]!.heldUntil).toBeUndefined();
+  });
+
+  it("a BMC that cannot be read during the hold (its task lost, unreadable) does not free the machine early: held until heldUntil", async () => {
+    const t = setup({ timeoutMs: 300, outcomeUnknownHoldMs: 1500 });
+    const failed = await deadlineWhileTaskRuns(t);
+    expect(failed).toMatchObject({ code: 'OUTCOME_UNKNOWN', heldUntil: expect.any(String) });
+    await waitFor(() => t.bmcs.pending.has('watch:m1'), 5000, 'task watched during the hold');
+    t.bmcs.pending.get('watch:m1')!.fail(new TaskLostError(`task ${TASK}: answered HTTP 404 after the BMC was unreachable; outcome unverified`));
+    await waitFor(() => t.jobs.activeFor(plan('m1')) === undefined, 5000, 'hold over');
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(failed.heldUntil!));
+    expect(t.log.find('machine held after a firmware update of unknown outcome is free again')).toHaveLength(1);
+    expect(t.log.find(/the BMC's update ended/)).toEqual([]);
+  });
+
+  it('a restart during that hold holds the machine again and watches the task again on a new connection: its completion frees the machine', async () => {
+    const file = stateFile();
+    const first = setup({ stateFile: file, timeoutMs: 300, outcomeUnknownHoldMs: 60_000 });
+    const failed = await deadlineWhileTaskRuns(first);
+    expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0]).toMatchObject({ state: 'failed', code: 'OUTCOME_UNKNOWN', taskUri: TASK, heldUntil: failed.heldUntil });
+    await first.jobs.stop(1000);
+    const next = setup({ stateFile: file, outcomeUnknownHoldMs: 60_000 });
+    expect(next.jobs.recover()).toEqual([]);
+    expect(next.jobs.activeFor(plan('m1'))).toMatchObject({ kind: 'bios' });
+    await waitFor(() => next.bmcs.pending.has('watch:m1'), 5000, 'task watched again after the restart');
+    expect(next.bmcs.watched.get('m1')).toEqual({ taskUri: TASK, target: '/redfish/v1/Systems/1', versionBefore: '2.10' });
+    next.bmcs.pending.get('watch:m1')!.progress({ state: 'Completed', percent: 100, message: 'Task completed.' });
+    next.bmcs.pending.get('watch:m1')!.finish();
+    await waitFor(() => next.jobs.activeFor(plan('m1')) === undefined, 5000, 'freed early');
+    expect(next.log.find("machine held after a firmware update of unknown outcome is free again: the BMC's update ended completed")).toEqual([expect.objectContaining({ ended: 'completed', detail: 'Completed 100%: Task completed.' })]);
+    expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0].heldUntil).toBeUndefined();
+    expect(next.bmcs.closed()).toBe(1);
+    expect(next.events).toEqual([]);
   });
 
   it('keeps an unreadable state file aside and starts without it', async () => {
