@@ -215,6 +215,41 @@ export function asideCopy(file: string): AsideCopy {
   };
 }
 
+/**
+ * A state file that does not parse, met by a store that reads it: the daemon moves it aside
+ * (`copy`) with one error line naming both paths (`line`: what the store does meanwhile); with
+ * `keepAside` false (the CLI) it is left where it is and taken as unreadable (`NOT_PARSED`), for
+ * the daemon keeps it aside itself and counts it. True when it was moved: the store reads its
+ * path again once a file is there (the operator's put back, or its own next write).
+ */
+export function setAsideUnparsable(o: { file: string; keepAside: boolean; copy: AsideCopy; unreadable: UnreadableEpisode; logger?: Pick<Logger, 'error'> | undefined; line: string }, err: Error): boolean {
+  if (!o.keepAside) {
+    o.unreadable.saw({ kind: 'unreadable', code: NOT_PARSED, error: err.message });
+    return false;
+  }
+  // left where it is when it cannot be moved: read again when it changes
+  const aside = o.copy.move();
+  o.logger?.error({ file: o.file, err: err.message, ...(aside !== undefined ? { keptAs: aside } : {}) }, o.line);
+  return aside !== undefined;
+}
+
+/** The code of a state file that did not parse and whose copy is kept aside (the copy's path as the error). */
+export const KEPT_ASIDE = 'KEPT_ASIDE';
+
+/**
+ * Why what a state file holds is not known now: it cannot be read, or it did not parse and the
+ * copy this process moved aside is still there (`KEPT_ASIDE`). Either way it may name what a
+ * newcomer claims (a BMC's pin, a machine UUID's BMC), so a store fails closed for newcomers until
+ * the file can be read, or the operator put the copy back fixed or removed it (which accepts the
+ * loss of what it held). Undefined when newcomers may go on.
+ */
+export function contentUnknown(store: { unreadable(): UnreadableFile | undefined; keptAside(): string | undefined }): UnreadableFile | undefined {
+  const cannot = store.unreadable();
+  if (cannot !== undefined) return { code: cannot.code, error: cannot.error };
+  const copy = store.keptAside();
+  return copy === undefined ? undefined : { code: KEPT_ASIDE, error: copy };
+}
+
 /** A state file's text; missing (ENOENT: read as an empty file); or unreadable, with the error's code (EACCES, EIO, EISDIR, ...). */
 export type StateFileRead = { kind: 'text'; text: string } | { kind: 'missing' } | { kind: 'unreadable'; code: string; error: string };
 

@@ -22,7 +22,7 @@ import type { Logger } from '../log.js';
 import { trustKey } from './trust-key.js';
 import { fingerprintPrefix, normalizeFingerprint, probeCertificate, type TlsOptions } from '../redfish/tls.js';
 import { withFileLock } from './file-lock.js';
-import { burstWriter, fileStamp, asideCopy, NOT_PARSED, readStateFile, stampOf, unreadableEpisode, writePrivateFile, type StateFileRead, type UnreadableFile } from './private-file.js';
+import { burstWriter, contentUnknown, fileStamp, asideCopy, KEPT_ASIDE, readStateFile, setAsideUnparsable, stampOf, unreadableEpisode, writePrivateFile, type StateFileRead, type UnreadableFile } from './private-file.js';
 import { stateWriteEpisodes } from './state-write-failures.js';
 
 export interface TrustRecord {
@@ -240,14 +240,18 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
         // once per read of a changed file; the gate refuses the BMC (and counts it) at each contact
         for (const [k, { problem }] of unusable) o.logger?.error({ file: o.file, trustKey: k.slice(0, 80), problem }, 'a BMC trust record cannot be used: it is kept in the file as it is and its BMC is refused until the entry is fixed or reset (metal-bmc bmc trust --reset)');
       } catch (err) {
-        if (o.keepAsideUnparsable === false) {
-          unreadable.saw({ kind: 'unreadable', code: NOT_PARSED, error: (err as Error).message });
-          return;
-        }
-        // left where it is when it cannot be moved: read again when it changes
-        const aside = keptCopy.move();
-        if (aside !== undefined) loadedStamp = '';
-        o.logger?.error({ err: (err as Error).message, file: o.file, ...(aside !== undefined ? { keptAs: aside } : {}) }, 'cannot read the BMC trust file; it is kept aside, and BMCs it recorded are met as on first contact (proven over IPMI where they have it) until it is put back');
+        const moved = setAsideUnparsable(
+          {
+            file: o.file,
+            keepAside: o.keepAsideUnparsable !== false,
+            copy: keptCopy,
+            unreadable,
+            logger: o.logger,
+            line: 'cannot read the BMC trust file; it is kept aside, and a BMC without a record in memory (after a start: every BMC) is refused as a first contact until the copy is put back fixed or removed',
+          },
+          err as Error,
+        );
+        if (moved) loadedStamp = '';
         return;
       }
     }
@@ -364,7 +368,7 @@ export function openTrustStore(o: { file: string; logger?: Logger; maxEntries?: 
 }
 
 /** The code of a trust file that did not parse and is kept aside (its copy's path as the error). */
-export const KEPT_ASIDE = 'KEPT_ASIDE';
+export { KEPT_ASIDE };
 
 /**
  * Why no BMC without a record in memory may be met as a first contact now: the trust file cannot
@@ -372,11 +376,8 @@ export const KEPT_ASIDE = 'KEPT_ASIDE';
  * answers, so the gate fails closed until the file can be read, or the operator put the copy back
  * or removed it (which accepts the loss of its pins). Undefined when first contacts may go on.
  */
-export function firstContactBar(store: Pick<TrustStore, 'unreadable' | 'keptAside'>): { code: string; error: string } | undefined {
-  const cannot = store.unreadable();
-  if (cannot !== undefined) return { code: cannot.code, error: cannot.error };
-  const copy = store.keptAside();
-  return copy === undefined ? undefined : { code: KEPT_ASIDE, error: copy };
+export function firstContactBar(store: Pick<TrustStore, 'unreadable' | 'keptAside'>): UnreadableFile | undefined {
+  return contentUnknown(store);
 }
 
 /** what refused a connection (metal_bmc_trust_refused_total{check}) */

@@ -88,10 +88,11 @@ export interface ReportBody {
    */
   conflicts: Array<{ uuid: string; known: string; knownMac?: string; knownMoved?: true; claimant: string; mac?: string }>;
   /**
-   * a BMC that reports a UUID no known BMC holds while the owners file (`file`) cannot be read: left
-   * out, not made its owner, for the file may name another BMC for it
+   * a BMC that reports a UUID no known BMC holds while the owners file (`file`) cannot be read, or
+   * its copy that did not parse is kept aside (`keptAs`): left out, not made its owner, for the
+   * file may name another BMC for it
    */
-  held: Array<{ uuid: string; claimant: string; mac?: string; file: string; code: string }>;
+  held: Array<{ uuid: string; claimant: string; mac?: string; file: string; code: string; keptAs?: string }>;
   /** a UUID taken over by another BMC because the known one's lease is gone, or its address is leased to another MAC now */
   moves: Array<{ uuid: string; previous: string; bmc: string; why: 'lease gone' | 'address leased to another MAC' }>;
 }

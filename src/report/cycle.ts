@@ -88,7 +88,8 @@ export interface BodyBmc {
  * A BMC read in this cycle whose entry is not in the report because another BMC (`heldBy`, its
  * address) holds its machine UUID: `conflict`, the BMC known for the UUID still has its lease;
  * `duplicate`, one earlier in this cycle's lease order reported it first; `owners-unreadable`: no
- * BMC is known for it and the owners file (`heldBy`, its path) that may name one cannot be read.
+ * BMC is known for it and the owners file (`heldBy`, its path) that may name one cannot be read,
+ * or did not parse and its copy (`keptAs`) is kept aside.
  */
 export interface LeftOutBmc {
   bmc: BodyBmc;
@@ -102,6 +103,8 @@ export interface LeftOutBmc {
    * gave it, while the known BMC's MAC (`heldByMac`) holds a lease at another address
    */
   heldByMoved?: true;
+  /** owners-unreadable: the copy of the owners file that did not parse, kept aside */
+  keptAs?: string;
 }
 
 export interface ReportObserver {
@@ -303,7 +306,7 @@ function tellPlaced(deps: CycleDeps, placed: ReportBody['placed'], conflicts: Re
   const leftOut: LeftOutBmc[] = [
     ...conflicts.map(({ uuid, known, knownMac, knownMoved, claimant, mac }): LeftOutBmc => ({ bmc: bmc(claimant, mac), uuid, why: 'conflict', heldBy: known, ...(knownMac !== undefined ? { heldByMac: knownMac } : {}), ...(knownMoved ? { heldByMoved: true as const } : {}) })),
     ...duplicates.map(({ uuid, bmcs: [kept, dropped], mac }): LeftOutBmc => ({ bmc: bmc(dropped, mac), uuid, why: 'duplicate', heldBy: kept })),
-    ...held.map(({ uuid, claimant, mac, file }): LeftOutBmc => ({ bmc: bmc(claimant, mac), uuid, why: 'owners-unreadable', heldBy: file })),
+    ...held.map(({ uuid, claimant, mac, file, keptAs }): LeftOutBmc => ({ bmc: bmc(claimant, mac), uuid, why: 'owners-unreadable', heldBy: file, ...(keptAs !== undefined ? { keptAs } : {}) })),
   ];
   try {
     deps.observer.placed(
@@ -528,8 +531,10 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   }
   if (held.length > 0) {
     // once per cycle: the file's own episode line (owners.ts) names the error; this says what it costs
-    const { file, code } = held[0]!;
-    deps.logger.warn({ file, code, leftOut: held.length, uuids: held.slice(0, LEFT_OUT_NAMED).map((h) => h.uuid) }, 'BMCs report machine UUIDs no known BMC holds while the UUID owners file cannot be read: they are left out of the report, not made owners, for the file may name other BMCs for them, until it can be read');
+    const { file, code, keptAs } = held[0]!;
+    const leftOut = { file, code, leftOut: held.length, uuids: held.slice(0, LEFT_OUT_NAMED).map((h) => h.uuid) };
+    if (keptAs !== undefined) deps.logger.warn({ ...leftOut, keptAs }, 'BMCs report machine UUIDs no known BMC holds while the UUID owners file that did not parse is kept aside: they are left out of the report, not made owners, for the copy may name other BMCs for them, until it is put back fixed or removed (which accepts its loss)');
+    else deps.logger.warn(leftOut, 'BMCs report machine UUIDs no known BMC holds while the UUID owners file cannot be read: they are left out of the report, not made owners, for the file may name other BMCs for them, until it can be read');
   }
   tellPlaced(deps, placed, conflicts, duplicates, held);
   for (const { uuid, previous, bmc, why } of moves) {

@@ -69,7 +69,7 @@ export interface StateFileCondition {
 export function registerStateFileMetrics(registry: Registry, files: Record<string, StateFileCondition>): void {
   new Gauge({
     name: 'metal_bmc_state_file_problem',
-    help: 'A state file in METAL_BMC_STATE_DIR that the daemon cannot keep: unreadable (1: it is there but cannot be read, such as root\'s 0600 after a CLI run as root, and is not written over until it can be; BMCs are checked against memory), unwritten (1: changes wait in memory, lost at a stop, because a write failed or the file is unreadable), kept-aside (1: the file did not parse and was moved to <file>.unreadable-<ms>, which is still there: what it recorded is not used, the trust file\'s BMCs were met as on first contact; put it back or remove it); 0 otherwise',
+    help: 'A state file in METAL_BMC_STATE_DIR that the daemon cannot keep: unreadable (1: it is there but cannot be read, such as root\'s 0600 after a CLI run as root, and is not written over until it can be; BMCs are checked against memory), unwritten (1: changes wait in memory, lost at a stop, because a write failed or the file is unreadable), kept-aside (1: the file did not parse and was moved to <file>.unreadable-<ms>, which is still there: what it recorded is not used, and a BMC without a trust record in memory is refused, a machine UUID without a known BMC left out; put it back fixed or remove it); 0 otherwise',
     labelNames: ['file', 'problem'],
     registers: [registry],
     collect() {

@@ -24,7 +24,7 @@ import { isIP } from 'node:net';
 import { normalizeMac } from '../leases/mac.js';
 import type { Logger } from '../log.js';
 import { withFileLock } from '../outband/file-lock.js';
-import { burstWriter, fileStamp, asideCopy, NOT_PARSED, readStateFile, stampOf, unreadableEpisode, writePrivateFile, type UnreadableFile } from '../outband/private-file.js';
+import { burstWriter, contentUnknown, fileStamp, asideCopy, KEPT_ASIDE, readStateFile, setAsideUnparsable, stampOf, unreadableEpisode, writePrivateFile, type UnreadableFile } from '../outband/private-file.js';
 import { stateWriteEpisodes } from '../outband/state-write-failures.js';
 
 /** The BMC known for a machine UUID: its address and, when the lease named one, its MAC. */
@@ -47,12 +47,20 @@ export interface UuidOwners {
   /** takes what another process (`bmc owners --reset`) changed in the file; a cycle calls it before it builds the body */
   refresh?(): void;
   /**
-   * the file that may name owners this memory does not know, while it cannot be read: a UUID
-   * without a known owner gets none meanwhile (its claimant is left out of the report), for the
-   * file may name another BMC for it; undefined when owners can be taken
+   * the file that may name owners this memory does not know, while it cannot be read or while the
+   * copy of it that did not parse is kept aside (`keptAs`, code `KEPT_ASIDE`): a UUID without a
+   * known owner gets none meanwhile (its claimant is left out of the report), for the file may
+   * name another BMC for it; undefined when owners can be taken
    */
-  newOwnersHeld?(): { file: string; code: string } | undefined;
+  newOwnersHeld?(): NewOwnersHeld | undefined;
   readonly size: number;
+}
+
+/** Why a UUID without a known owner gets none now: the owners file and its error code; `keptAs`, the copy of a file that did not parse (`KEPT_ASIDE`). */
+export interface NewOwnersHeld {
+  file: string;
+  code: string;
+  keptAs?: string;
 }
 
 export interface UuidOwnersOptions {
@@ -171,6 +179,7 @@ export interface UuidOwnersFile extends UuidOwners {
   unreadable(): UnreadableFile | undefined;
   /** the copy of a file that did not parse, moved aside by this process, while it is still there */
   keptAside(): string | undefined;
+  newOwnersHeld(): NewOwnersHeld | undefined;
 }
 
 /** An entry as the file may hold it; anything else in the file is dropped, with a count. */
@@ -230,7 +239,10 @@ type Change = UuidOwnerRecord | undefined;
  * and at close): loaded at start, so a restart keeps each UUID with its known BMC. A file that is
  * not an owners file (a bad edit, a power loss on a file system without ordered writes) is moved
  * aside as `<file>.unreadable-<ms>` with one error line naming both, as the BMC trust file is, and
- * memory kept (empty at start); a write that fails is logged and tried again with the next change.
+ * memory kept (empty at start); while that copy is there a UUID without a known owner gets none
+ * (`newOwnersHeld`), for the copy may name its BMC: put back fixed, its owners are used; removed,
+ * the loss is accepted and owners are taken again. A write that fails is logged and tried again
+ * with the next change.
  *
  * Shared with the operator's CLI as the BMC trust file is (outband/trust.ts): `refresh()` reads
  * the file again when it was replaced (inode, mtime or size) and lays this process's unwritten
@@ -291,18 +303,21 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
     try {
       return parseUuidOwners(read.text);
     } catch (err) {
-      if (o.keepAsideUnparsable === false) unreadable.saw({ kind: 'unreadable', code: NOT_PARSED, error: (err as Error).message });
-      else putAside(err as Error);
+      // kept for the operator: the next write would replace every owner it holds
+      const moved = setAsideUnparsable(
+        {
+          file: o.file,
+          keepAside: o.keepAsideUnparsable !== false,
+          copy: keptCopy,
+          unreadable,
+          logger: o.logger,
+          line: 'cannot use the UUID owners file; it is kept aside: the known BMCs in memory are used (none after a start), and a machine UUID none of them holds is given to no BMC until the copy is put back fixed or removed',
+        },
+        err as Error,
+      );
+      if (moved) loadedStamp = '';
       return undefined;
     }
-  }
-
-  /** A file that is not an owners file is kept for the operator: the next write would replace every owner it holds. */
-  function putAside(err: Error): void {
-    // left where it is when it cannot be moved: read again when it changes
-    const aside = keptCopy.move();
-    if (aside !== undefined) loadedStamp = '';
-    o.logger?.error({ file: o.file, err: err.message, ...(aside !== undefined ? { keptAs: aside } : {}) }, 'cannot use the UUID owners file; it is kept aside, and the known BMCs in memory are used (none after a start) until it is put back');
   }
 
   /** Reads the file again when another process replaced it since this one last read or wrote it, or it could not be read then. */
@@ -383,8 +398,10 @@ export function openUuidOwnersFile(o: { file: string; logger?: Logger; writeDela
     prune: owners.prune,
     refresh,
     newOwnersHeld() {
-      const cannot = unreadable.current();
-      return cannot === undefined ? undefined : { file: o.file, code: cannot.code };
+      // the refresh before the cycle's body read the file; whether the copy is still there is asked here
+      const cannot = contentUnknown({ unreadable: unreadable.current, keptAside: keptCopy.current });
+      if (cannot === undefined) return undefined;
+      return { file: o.file, code: cannot.code, ...(cannot.code === KEPT_ASIDE ? { keptAs: cannot.error } : {}) };
     },
     entries: owners.entries,
     forget: owners.forget,

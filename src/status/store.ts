@@ -119,8 +119,9 @@ function leftOutProblem(left: LeftOutBmc): Problem {
 }
 
 /** The BMC that holds the UUID, as the left-out one's status names it. */
-function whoHolds({ uuid, why, heldBy, heldByMac, heldByMoved }: LeftOutBmc): string {
+function whoHolds({ uuid, why, heldBy, heldByMac, heldByMoved, keptAs }: LeftOutBmc): string {
   if (why === 'duplicate') return `BMC ${heldBy} reports machine UUID ${uuid} too and comes first in this cycle`;
+  if (why === 'owners-unreadable' && keptAs !== undefined) return `no BMC is known for machine UUID ${uuid} and the UUID owners file ${heldBy}, which may name one, did not parse; it is kept aside as ${keptAs} until it is put back fixed or removed`;
   if (why === 'owners-unreadable') return `no BMC is known for machine UUID ${uuid} and the UUID owners file ${heldBy}, which may name one, cannot be read`;
   // heldBy is the left-out BMC's own address here (the known BMC's old one): the known BMC is named by its MAC
   if (heldByMoved) return `machine UUID ${uuid} is held by the BMC known for it (MAC ${heldByMac ?? 'unknown'}), which had this address and moved to another one, still leased`;

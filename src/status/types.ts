@@ -7,7 +7,8 @@
 /**
  * Why a BMC is failing or degraded, from the error's typed code (never from its text); `conflict`
  * and `duplicate`: read, but left out of the report because another BMC holds its machine UUID;
- * `owners-unreadable`: left out because the UUID owners file, which may name another BMC for it, cannot be read.
+ * `owners-unreadable`: left out because the UUID owners file, which may name another BMC for it, cannot be read
+ * (or did not parse and its copy is kept aside).
  */
 export type ProblemReason =
   | 'wrong-credentials'

@@ -270,6 +270,57 @@ describe('the known BMC of a machine UUID, over a restart', () => {
     expect((JSON.parse(readFileSync(file, 'utf8')) as { owners: Record<string, object> }).owners[UUID]).toMatchObject({ ip: '10.0.0.1', mac: 'aa:00:00:00:00:01' });
   });
 
+  it('while the copy of a file that did not parse is kept aside, a UUID no known BMC holds is given to nobody; put back fixed, the owner it names reports it; the copy removed, claims go on', async () => {
+    standin = await startMetalApiStandIn({ hmacKey: 'k' });
+    const log = captureLog();
+    const real = lease('10.0.0.1', 'aa:00:00:00:00:01');
+    const before = openUuidOwnersFile({ file });
+    before.set(UUID, { ip: '10.0.0.1', mac: 'aa:00:00:00:00:01' });
+    await before.close();
+    const kept = readFileSync(file, 'utf8');
+    writeFileSync(file, kept.slice(0, -3)); // a bad edit (or a power loss) while the daemon was stopped
+    // a restart: the file is kept aside, and the rogue at .66 answers first with the machine's UUID
+    const both = [lease('10.0.0.66', 'aa:00:00:00:00:66'), real];
+    const restarted = openUuidOwnersFile({ file, logger: log.logger, writeDelayMs: 0 });
+    const registry = new Registry();
+    registerStateFileMetrics(registry, { 'uuid-owners.json': restarted });
+    const copy = restarted.keptAside()!;
+    expect(copy).toMatch(/uuid-owners\.json\.unreadable-\d+$/);
+    const leftOut: unknown[] = [];
+    const deps = { ...cycleDeps(restarted, both, log), observer: { read: () => undefined, reported: () => undefined, placed: (_: unknown, l: readonly unknown[]) => void leftOut.push(...l) } };
+    const posted = standin.reports.length;
+    await runReportCycle(deps, both);
+    expect(standin.reports.slice(posted).map((r) => Object.keys(r.reports))).not.toContainEqual([UUID]);
+    expect(restarted.get(UUID)).toBeUndefined();
+    expect(leftOut).toEqual([
+      { bmc: { ip: '10.0.0.66', mac: 'aa:00:00:00:00:66' }, uuid: UUID, why: 'owners-unreadable', heldBy: file, keptAs: copy },
+      { bmc: { ip: '10.0.0.1', mac: 'aa:00:00:00:00:01' }, uuid: UUID, why: 'owners-unreadable', heldBy: file, keptAs: copy },
+    ]);
+    expect(log.find(/^BMCs report machine UUIDs no known BMC holds while the UUID owners file that did not parse is kept aside/)).toMatchObject([{ level: 40, file, code: 'KEPT_ASIDE', keptAs: copy, leftOut: 2, uuids: [UUID, UUID] }]);
+    expect(await registry.getSingleMetricAsString('metal_bmc_state_file_problem')).toContain('metal_bmc_state_file_problem{file="uuid-owners.json",problem="kept-aside"} 1');
+
+    // put back fixed: the owner it names reports the machine, the rogue is left out as a conflict
+    rmSync(copy);
+    writeFileSync(file, kept);
+    leftOut.length = 0;
+    await runReportCycle(deps, both);
+    expect(standin.reports.at(-1)!.reports[UUID]?.BMCIp).toBe('10.0.0.1');
+    expect(leftOut).toEqual([expect.objectContaining({ bmc: { ip: '10.0.0.66', mac: 'aa:00:00:00:00:66' }, uuid: UUID, why: 'conflict', heldBy: '10.0.0.1' })]);
+    expect(await registry.getSingleMetricAsString('metal_bmc_state_file_problem')).toContain('metal_bmc_state_file_problem{file="uuid-owners.json",problem="kept-aside"} 0');
+    await restarted.close();
+
+    // the copy removed without putting it back: the loss is accepted, the first claimant takes the UUID
+    writeFileSync(file, '{');
+    const again = openUuidOwnersFile({ file, logger: log.logger, writeDelayMs: 0 });
+    expect(again.newOwnersHeld()).toEqual({ file, code: 'KEPT_ASIDE', keptAs: again.keptAside() });
+    rmSync(again.keptAside()!);
+    expect(again.newOwnersHeld()).toBeUndefined();
+    await runReportCycle(cycleDeps(again, [real], log), [real]);
+    expect(standin.reports.at(-1)!.reports[UUID]?.BMCIp).toBe('10.0.0.1');
+    expect(again.get(UUID)).toEqual({ ip: '10.0.0.1', mac: 'aa:00:00:00:00:01' });
+    await again.close();
+  });
+
   it('an owner recorded while the file could not be read never replaces the one the file names once it can be read', async () => {
     const before = openUuidOwnersFile({ file });
     before.set(UUID, { ip: '10.0.0.1', mac: 'aa:00:00:00:00:01' });

@@ -150,6 +150,25 @@ describe('status store', () => {
     expect(row(1).lastReportAt).toBe('2026-01-01T00:00:01.000Z');
   });
 
+  it('a BMC left out while the UUID owners file cannot be read, or its copy that did not parse is kept aside, is degraded owners-unreadable; the message names the file, and the copy', () => {
+    const { store } = setup();
+    store.leases([lease(1), lease(2)]);
+    store.read(lease(1), { ok: true, report: report('u1'), vendor: 'Dell', durationMs: 5 });
+    store.read(lease(2), { ok: true, report: report('u2'), vendor: 'Dell', durationMs: 5 });
+    store.placed([], [
+      { uuid: 'u1', bmc: lease(1), why: 'owners-unreadable', heldBy: '/state/uuid-owners.json' },
+      { uuid: 'u2', bmc: lease(2), why: 'owners-unreadable', heldBy: '/state/uuid-owners.json', keptAs: '/state/uuid-owners.json.unreadable-1' },
+    ]);
+    const problem = (i: number) => store.document().bmcs.find((b) => b.ip === `10.0.0.${i}`)!.lastRead!.problem;
+    expect(problem(1)).toEqual({ reason: 'owners-unreadable', code: 'UUID_CONFLICT', message: 'left out of the report: no BMC is known for machine UUID u1 and the UUID owners file /state/uuid-owners.json, which may name one, cannot be read' });
+    expect(problem(2)).toEqual({
+      reason: 'owners-unreadable',
+      code: 'UUID_CONFLICT',
+      message: 'left out of the report: no BMC is known for machine UUID u2 and the UUID owners file /state/uuid-owners.json, which may name one, did not parse; it is kept aside as /state/uuid-owners.json.unreadable-1 until it is put back fixed or removed',
+    });
+    expect(store.document().summary).toMatchObject({ degraded: 2, byReason: { 'owners-unreadable': 2 } });
+  });
+
   it('shows only what the viewer may see, and console viewers per machine', () => {
     const { store } = setup();
     store.leases([lease(1), lease(2)]);
