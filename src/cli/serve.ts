@@ -6,7 +6,7 @@
 import { EXIT_BUS_LOST } from '../bus/connection.js';
 import { ConfigError } from '../config/error.js';
 import { loadConfig } from '../config/config.js';
-import { probeStateDir } from '../config/state-dir.js';
+import { probeWrittenDirs } from '../config/state-dir.js';
 import { startDaemon, type Daemon, type PartFactory } from '../daemon.js';
 import { applyHeapGrowth } from '../heap-growth.js';
 import { createLogger, type Logger } from '../log.js';
@@ -34,8 +34,8 @@ export async function serveMain(argv: string[], io: { stdout: NodeJS.WritableStr
   let config;
   try {
     config = loadConfig(io.env);
-    // before anything starts: a folder the state cannot be kept in fails the start, not each write
-    probeStateDir(config.stateDir);
+    // before anything starts: a folder the state or the console capture cannot be kept in fails the start, not each write
+    probeWrittenDirs(config);
   } catch (err) {
     if (err instanceof ConfigError) throw new UsageError(`invalid configuration: ${err.message}`);
     throw err;

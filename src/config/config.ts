@@ -139,6 +139,16 @@ function logSize(env: Env, name: string): LogSize {
 const INSTANCE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** The host name as an instance id: characters a NATS subject token or KV key cannot hold become `_`. */
+/** The console listeners run: their CA, certificate and key are all set (else the console part, its capture included, stays off). */
+export function consoleListening(c: Pick<Config['console'], 'caCertFile' | 'certFile' | 'keyFile'>): boolean {
+  return Boolean(c.caCertFile && c.certFile && c.keyFile);
+}
+
+/** Every reported machine's console is captured and written under `logDir`: capture on, with the listeners it needs. */
+export function consoleCaptured(c: Pick<Config['console'], 'capture' | 'caCertFile' | 'certFile' | 'keyFile'>): boolean {
+  return c.capture === 'all' && consoleListening(c);
+}
+
 export function defaultInstanceId(host = hostname()): string {
   const id = host.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64);
   return id === '' ? 'metal-bmc' : id;
@@ -506,7 +516,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       ownership: oneOf(env, 'METAL_BMC_CONSOLE_OWNERSHIP', ['nats', 'local'] as const, 'nats'),
       leaseMs: consoleLease(env, 'METAL_BMC_CONSOLE_LEASE'),
       workers: int(env, 'METAL_BMC_CONSOLE_WORKERS', defaultConsoleWorkers(availableParallelism()), 0, 64),
-      logDir: text(env, 'METAL_BMC_CONSOLE_LOG_DIR') ?? `${text(env, 'METAL_BMC_STATE_DIR') ?? '/var/lib/metal-bmc'}/console`,
+      logDir: absoluteDir(env, 'METAL_BMC_CONSOLE_LOG_DIR', `${text(env, 'METAL_BMC_STATE_DIR') ?? '/var/lib/metal-bmc'}/console`),
       logSize: logSize(env, 'METAL_BMC_CONSOLE_LOG_SIZE'),
     },
     http: hostPort(env, 'METAL_BMC_HTTP_ADDRESS', '127.0.0.1:2112'),

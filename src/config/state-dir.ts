@@ -1,17 +1,18 @@
 /**
- * The state folder (METAL_BMC_STATE_DIR) tried before the daemon starts: a folder it cannot write
- * (another folder than the unit's StateDirectory under ProtectSystem=strict, a full disk) used to
- * show only as an error line per burst of writes, with the BMC trust pins in memory alone, so a
- * restart met every BMC as on first contact. The probe writes a file as the state files are
- * written (created, written, synced, renamed, then removed).
+ * The folders the daemon writes, tried before it starts: the state folder (METAL_BMC_STATE_DIR)
+ * and, with console capture on, the capture folder (METAL_BMC_CONSOLE_LOG_DIR). A folder it cannot
+ * write (another folder than the unit's StateDirectory under ProtectSystem=strict, a full disk)
+ * used to show only as an error line per burst of writes, with the BMC trust pins in memory alone,
+ * so a restart met every BMC as on first contact; a capture folder only when the first console
+ * was captured. The probe writes a file as the state files are written (created, written, synced,
+ * renamed, then removed).
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { BmcError } from '../errors.js';
+import { consoleCaptured, type Config } from './config.js';
 import { ConfigError } from './error.js';
 import { show } from './env.js';
-
-const VARIABLE = 'METAL_BMC_STATE_DIR';
 
 /**
  * Codes of a folder that a later start may find writable without a change of configuration (space
@@ -32,12 +33,24 @@ const MEANING: Record<string, string> = {
   EIO: 'input/output error',
 };
 
+/** What `serve` writes into; the capture folder only while consoles are captured (nothing writes it otherwise). */
+export interface WrittenDirs {
+  stateDir: string;
+  console: Pick<Config['console'], 'capture' | 'logDir' | 'caCertFile' | 'certFile' | 'keyFile'>;
+}
+
+/** Probes each folder the configuration writes (`probeDir`), the state folder first. */
+export function probeWrittenDirs(config: WrittenDirs): void {
+  probeDir(config.stateDir, 'METAL_BMC_STATE_DIR');
+  if (consoleCaptured(config.console)) probeDir(config.console.logDir, 'METAL_BMC_CONSOLE_LOG_DIR');
+}
+
 /**
- * Creates the folder when it is missing (as the state files' writes did), then writes, syncs,
- * renames and removes a file in it. Throws a ConfigError, or a BmcError (UNAVAILABLE) for a code
- * a later start may not meet; the message is one line naming the folder and the code.
+ * Creates the folder when it is missing (as the writes into it did), then writes, syncs, renames
+ * and removes a file in it. Throws a ConfigError, or a BmcError (UNAVAILABLE) for a code a later
+ * start may not meet; the message is one line naming `variable`, the folder and the code.
  */
-export function probeStateDir(dir: string): void {
+export function probeDir(dir: string, variable: string): void {
   const probe = join(dir, `.metal-bmc-probe.${process.pid}.tmp`);
   const renamed = join(dir, `.metal-bmc-probe.${process.pid}`);
   try {
@@ -55,8 +68,8 @@ export function probeStateDir(dir: string): void {
     for (const left of [probe, renamed]) removeQuietly(left);
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     const message = `${show(dir)} cannot be written (${code}${MEANING[code] ? `: ${MEANING[code]}` : ''})`;
-    if (PASSING.has(code)) throw new BmcError('UNAVAILABLE', `${VARIABLE}: ${message}`, { cause: err });
-    throw new ConfigError(message, VARIABLE, { cause: err });
+    if (PASSING.has(code)) throw new BmcError('UNAVAILABLE', `${variable}: ${message}`, { cause: err });
+    throw new ConfigError(message, variable, { cause: err });
   }
 }
 

@@ -7,6 +7,7 @@
  * is served on the HTTPS listener (console/capture-routes.ts). IPMI SOL consoles run in worker
  * threads (console/worker-pool.ts) unless METAL_BMC_CONSOLE_WORKERS is 0.
  */
+import { consoleListening } from '../config/config.js';
 import { endedWithin } from '../deadline.js';
 import type { DaemonPart, PartFactory } from '../daemon.js';
 import { metalApiConsoleBackend } from '../console/backend.js';
@@ -71,7 +72,7 @@ export function relayJoin(hub: ConsoleHub, owners: Pick<ConsoleOwners, 'holder'>
 
 export const consolePart: PartFactory = async (ctx): Promise<DaemonPart> => {
   const c = ctx.config.console;
-  if (!c.caCertFile || !c.certFile || !c.keyFile) {
+  if (!consoleListening(c)) {
     if (c.capture === 'all') ctx.logger.warn('console capture off: it needs the console listeners (METAL_BMC_CONSOLE_CA_CERT_FILE, _CERT_FILE, _KEY_FILE)');
     ctx.logger.warn('console disabled: METAL_BMC_CONSOLE_CA_CERT_FILE, _CERT_FILE and _KEY_FILE are not set');
     return { name: 'console', stop: async () => undefined };
