@@ -180,6 +180,12 @@ export interface FirmwareJobsOptions {
   unreachableAfterMs?: number;
   /** how long the machine stays held after an outcome unknown (default 15 minutes) */
   outcomeUnknownHoldMs?: number;
+  /**
+   * a hold whose end finds the job's task still running is extended by `outcomeUnknownHoldMs`,
+   * until this long after the job was accepted (default 4 hours: a task that says Running longer
+   * is taken as hung, and the machine is freed with one error line)
+   */
+  taskHoldLimitMs?: number;
   /** a job resumed after a restart connects again this often while its BMC cannot be reached (default 15 s) */
   reconnectMs?: number;
 }
@@ -187,6 +193,10 @@ export interface FirmwareJobsOptions {
 /** OUTCOME_UNKNOWN_HOLD_MS: a BMC image takes the BMC offline for ~10 minutes; a retry or power step must not land in it */
 export const OUTCOME_UNKNOWN_HOLD_MS = 15 * 60_000;
 const UNREACHABLE_AFTER_MS = 60_000;
+/** TASK_HOLD_LIMIT_MS: the longest a job's machine stays held, from its acceptance, while its task says it runs */
+export const TASK_HOLD_LIMIT_MS = 4 * 3600_000;
+/** how long the look at a held job's task at the end of its hold may take */
+const TASK_LOOK_MS = 30_000;
 /** the code of a job that ended without knowing whether the BMC applied the image (as a command's outcomeUnknown) */
 const OUTCOME_UNKNOWN = 'OUTCOME_UNKNOWN';
 const RECONNECT_MS = 15_000;
@@ -354,6 +364,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   const closeTimeoutMs = checkDuration('firmware jobs: closeTimeoutMs', o.closeTimeoutMs, 5000, 600_000);
   const unreachableAfterMs = checkDuration('firmware jobs: unreachableAfterMs', o.unreachableAfterMs, UNREACHABLE_AFTER_MS, 3600_000);
   const holdMs = checkDuration('firmware jobs: outcomeUnknownHoldMs', o.outcomeUnknownHoldMs, OUTCOME_UNKNOWN_HOLD_MS, 24 * 3600_000);
+  const taskHoldLimitMs = checkDuration('firmware jobs: taskHoldLimitMs', o.taskHoldLimitMs, TASK_HOLD_LIMIT_MS, 7 * 24 * 3600_000);
   const reconnectMs = checkDuration('firmware jobs: reconnectMs', o.reconnectMs, RECONNECT_MS, 600_000);
   const jobs: FirmwareJob[] = [];
   /** running jobs by machine key; `claiming` while a job's claim across instances is asked for */
@@ -558,24 +569,84 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
    * Holds the machine of a job that ended outcome unknown until `job.heldUntil`, or until what the
    * job left to watch ends first: its task (completed or failed: the BMC's flash is over), or a BMC
    * image's new version. A BMC that cannot be reached or read is no end: held to `heldUntil`. After
-   * a restart (`bmc` undefined) the BMC is connected again to watch it. Returns how the update
-   * ended when that freed the machine early.
+   * a restart (`bmc` undefined) the BMC is connected again to watch it. At `heldUntil` a job with a
+   * task is looked at once more: still running, `heldUntil` moves on by the hold (extendHold, up to
+   * `taskHoldLimitMs` after the job's acceptance), for a flash longer than deadline and hold
+   * together must not be power cycled either. Returns how the update ended when that freed the
+   * machine early.
    */
   async function holdAfterUnknown(job: FirmwareJob, bmc: Outband | undefined, stopper: AbortController): Promise<HoldEnd | undefined> {
-    const hold = deadline(Math.max(1, Date.parse(job.heldUntil!) - Date.now()), `hold of firmware job ${job.id}`, stopper.signal);
     let connected: Outband | undefined;
     try {
-      if (watchable(job)) {
-        const on = bmc ?? (connected = await connectForHold(job, hold.signal));
-        const end = on === undefined ? undefined : await watchDuringHold(job, on, hold.signal);
-        if (end !== undefined) return end;
+      for (;;) {
+        const hold = deadline(Math.max(1, Date.parse(job.heldUntil!) - Date.now()), `hold of firmware job ${job.id}`, stopper.signal);
+        let on: Outband | undefined;
+        try {
+          if (watchable(job)) {
+            on = bmc ?? connected ?? (connected = await connectForHold(job, hold.signal));
+            const end = on === undefined ? undefined : await watchDuringHold(job, on, hold.signal);
+            if (end !== undefined) return end;
+          }
+          await new Promise<void>((resolve) => (hold.signal.aborted ? resolve() : hold.signal.addEventListener('abort', () => resolve(), { once: true })));
+        } finally {
+          hold.dispose();
+        }
+        if (stopper.signal.aborted || on === undefined || job.taskUri === undefined) return undefined;
+        // the hold's end: one fresh look at the task; still running, the machine stays held
+        const look = await lookAtTask(job, on, stopper.signal);
+        if (look.end !== undefined) return look.end;
+        if (look.running === undefined || !extendHold(job, look.running)) return undefined;
       }
-      await new Promise<void>((resolve) => (hold.signal.aborted ? resolve() : hold.signal.addEventListener('abort', () => resolve(), { once: true })));
-      return undefined;
     } finally {
-      hold.dispose();
       if (connected) await closeQuietly(connected);
     }
+  }
+
+  /**
+   * The task of a held job as the BMC tells it now (a new watch, within TASK_LOOK_MS): `running`
+   * when its first answer says it still runs, `end` when it ended meanwhile, neither when the BMC
+   * could not be read (the hold ends as it would have).
+   */
+  async function lookAtTask(job: FirmwareJob, bmc: Outband, stop: AbortSignal): Promise<{ running?: FirmwareProgress; end?: HoldEnd }> {
+    const looked = new AbortController();
+    // no longer than a hold: a short one (tests, an operator's) is not outlasted by its look
+    const dl = deadline(Math.min(TASK_LOOK_MS, holdMs), `look at the task of firmware job ${job.id}`, AbortSignal.any([stop, looked.signal]));
+    let last: FirmwareProgress | undefined;
+    try {
+      const watch: FirmwareWatch = { taskUri: job.taskUri!, ...(job.target !== undefined ? { target: job.target } : {}), ...(job.versionBefore !== undefined ? { versionBefore: job.versionBefore } : {}) };
+      await bmc.watchFirmware(job.kind, watch, {
+        signal: dl.signal,
+        onProgress: (p) => {
+          last = p;
+          // running is all this look needs to know; an end is watched to its result
+          if (taskStillRuns(p)) looked.abort();
+        },
+      });
+      return { end: { how: 'completed', detail: last === undefined ? 'no progress told' : describeProgress(last) } };
+    } catch (err) {
+      if (err instanceof TaskFailedError && !dl.signal.aborted) return { end: { how: 'failed', detail: err.message } };
+      return looked.signal.aborted && last !== undefined ? { running: last } : {};
+    } finally {
+      dl.dispose();
+    }
+  }
+
+  /**
+   * Holds a job's machine for another `holdMs` while its task still runs, up to `taskHoldLimitMs`
+   * after the job was accepted; false (one error line) past it: a task that runs that long is
+   * taken as hung, and an operator is left to decide.
+   */
+  function extendHold(job: FirmwareJob, running: FirmwareProgress): boolean {
+    const limit = Date.parse(job.acceptedAt) + taskHoldLimitMs;
+    const fields = { machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, taskUri: job.taskUri, progress: describeProgress(running) };
+    if (!(Date.now() < limit)) {
+      o.logger.error({ ...fields, acceptedAt: job.acceptedAt }, `firmware task still runs ${Math.round(taskHoldLimitMs / 60_000)} minutes after the update was accepted; taken as hung, its machine is no longer held: check the BMC before a power command`);
+      return false;
+    }
+    job.heldUntil = new Date(Math.min(limit, Date.now() + holdMs)).toISOString();
+    persist();
+    o.logger.warn({ ...fields, heldUntil: job.heldUntil }, 'firmware task still runs at the end of its machine\'s hold; held longer');
+    return true;
   }
 
   /** The BMC of a job held again after a restart; undefined (logged) when it cannot be connected: then held without watching. */

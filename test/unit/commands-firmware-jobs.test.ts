@@ -84,7 +84,7 @@ function fakeBmcs() {
 }
 
 function setup(
-  o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal; instanceId?: string; unreachableAfterMs?: number; outcomeUnknownHoldMs?: number; metrics?: FirmwareJobMetrics } = {},
+  o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal; instanceId?: string; unreachableAfterMs?: number; outcomeUnknownHoldMs?: number; taskHoldLimitMs?: number; metrics?: FirmwareJobMetrics } = {},
 ) {
   const events: FirmwareEvent[] = [];
   const bmcs = fakeBmcs();
@@ -94,6 +94,7 @@ function setup(
     timeoutMs: o.timeoutMs ?? 60_000,
     ...(o.unreachableAfterMs !== undefined ? { unreachableAfterMs: o.unreachableAfterMs } : {}),
     ...(o.outcomeUnknownHoldMs !== undefined ? { outcomeUnknownHoldMs: o.outcomeUnknownHoldMs } : {}),
+    ...(o.taskHoldLimitMs !== undefined ? { taskHoldLimitMs: o.taskHoldLimitMs } : {}),
     ...(o.stateFile ? { stateFile: o.stateFile } : {}),
     ...(o.checkUrl ? { checkUrl: o.checkUrl } : {}),
     ...(o.checkTarget ? { checkTarget: o.checkTarget } : {}),
@@ -410,6 +411,41 @@ describe('firmware jobs', () => {
     expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(failed.heldUntil!));
     expect(t.log.find('machine held after a firmware update of unknown outcome is free again')).toHaveLength(1);
     expect(t.log.find(/the BMC's update ended/)).toEqual([]);
+  });
+
+  it("a task still running at the hold's end keeps the machine held another hold, until it ends", async () => {
+    const t = setup({ timeoutMs: 300, outcomeUnknownHoldMs: 1000 });
+    const failed = await deadlineWhileTaskRuns(t);
+    await waitFor(() => t.bmcs.pending.has('watch:m1'), 5000, 'task watched during the hold');
+    const during = t.bmcs.pending.get('watch:m1')!;
+    // the hold's end: a new look at the task, which still runs
+    await waitFor(() => t.bmcs.pending.get('watch:m1') !== during, 5000, 'look at the hold end');
+    t.bmcs.pending.get('watch:m1')!.progress({ state: 'Running', percent: 70 });
+    await waitFor(() => t.log.find(/^firmware task still runs at the end of its machine's hold/).length === 1, 5000, 'hold extended');
+    const extended = t.log.find(/^firmware task still runs at the end/)[0]!;
+    expect(extended).toMatchObject({ taskUri: TASK, progress: 'Running 70%' });
+    expect(Date.parse(extended.heldUntil as string)).toBeGreaterThan(Date.parse(failed.heldUntil!));
+    expect(t.jobs.activeFor(plan('m1'))).toMatchObject({ kind: 'bios' });
+    expect(await t.jobs.start(plan('m1', 'bios'))).toMatchObject({ accepted: false, event: { code: 'BUSY' } });
+    // watched again in the longer hold: its completion frees the machine
+    await waitFor(() => t.bmcs.pending.has('watch:m1') && t.log.find(/^firmware task still runs/).length === 1, 5000, 'watched again');
+    t.bmcs.pending.get('watch:m1')!.progress({ state: 'Completed', percent: 100 });
+    t.bmcs.pending.get('watch:m1')!.finish();
+    await waitFor(() => t.jobs.activeFor(plan('m1')) === undefined, 5000, 'freed');
+    expect(t.log.find("machine held after a firmware update of unknown outcome is free again: the BMC's update ended completed")).toHaveLength(1);
+  });
+
+  it('a task that still runs past taskHoldLimitMs after the job was accepted is taken as hung: its machine is freed with one error line', async () => {
+    // the limit is past by the hold's end
+    const t = setup({ timeoutMs: 300, outcomeUnknownHoldMs: 500, taskHoldLimitMs: 1 });
+    await deadlineWhileTaskRuns(t);
+    await waitFor(() => t.bmcs.pending.has('watch:m1'), 5000, 'task watched during the hold');
+    const during = t.bmcs.pending.get('watch:m1')!;
+    await waitFor(() => t.bmcs.pending.get('watch:m1') !== during, 5000, 'look at the hold end');
+    t.bmcs.pending.get('watch:m1')!.progress({ state: 'Running', percent: 99 });
+    await waitFor(() => t.jobs.activeFor(plan('m1')) === undefined, 5000, 'freed');
+    expect(t.log.find(/^firmware task still runs 0 minutes after the update was accepted; taken as hung/)).toEqual([expect.objectContaining({ taskUri: TASK, progress: 'Running 99%' })]);
+    expect(t.log.find(/^firmware task still runs at the end of its machine's hold/)).toEqual([]);
   });
 
   it('a restart during that hold holds the machine again and watches the task again on a new connection: its completion frees the machine', async () => {
