@@ -200,6 +200,20 @@ const TASK_LOOK_MS = 30_000;
 /** the code of a job that ended without knowing whether the BMC applied the image (as a command's outcomeUnknown) */
 const OUTCOME_UNKNOWN = 'OUTCOME_UNKNOWN';
 const RECONNECT_MS = 15_000;
+/** a resumed job's connect failures that trying again does not mend */
+const LOGIN_REFUSED_CODES: ReadonlySet<string> = new Set(['AUTH_FAILED', 'UNTRUSTED', 'INSECURE_REFUSED', 'FORBIDDEN', 'CONFIG']);
+
+/**
+ * A resumed job whose BMC refuses the connection (wrong credentials: the event's are never
+ * stored, the configured ones are tried; another certificate; policy): the update was sent
+ * before the restart and may still run, so its outcome is unknown and the machine is held.
+ */
+class ResumeRefusedError extends Error {
+  constructor(override readonly cause: BmcError) {
+    super(`outcome unknown: the BMC of this update, resumed after a restart, refused the connection (${cause.code}: ${cause.message}); it may still be applying the update: check its firmware version before retrying`);
+    this.name = 'ResumeRefusedError';
+  }
+}
 
 /**
  * The events whose update step is claimed in the journal while their job has not begun, kept in
@@ -537,6 +551,10 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         }
       }
       if (run.heardBefore === undefined || signal.aborted) throw away;
+      // a refused login is not tried again every reconnectMs until the deadline: failed logins in
+      // a row lock the account or block our address on many BMCs (iDRAC's IP blocking, iLO's and
+      // XCC's lockout), and a BMC that does not take our credentials will not take them later
+      if (away instanceof BmcError && LOGIN_REFUSED_CODES.has(away.code)) throw new ResumeRefusedError(away);
       if (attempt === 1) o.logger.warn({ err: away, machineId: job.machineId, job: job.id, bmc: job.bmc }, 'cannot reach the BMC of a resumed firmware update; trying again until its deadline');
       await sleep(reconnectMs, signal, what);
     }
@@ -575,14 +593,14 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
    * together must not be power cycled either. Returns how the update ended when that freed the
    * machine early.
    */
-  async function holdAfterUnknown(job: FirmwareJob, bmc: Outband | undefined, stopper: AbortController): Promise<HoldEnd | undefined> {
+  async function holdAfterUnknown(job: FirmwareJob, bmc: Outband | undefined, stopper: AbortController, mayConnect = true): Promise<HoldEnd | undefined> {
     let connected: Outband | undefined;
     try {
       for (;;) {
         const hold = deadline(Math.max(1, Date.parse(job.heldUntil!) - Date.now()), `hold of firmware job ${job.id}`, stopper.signal);
         let on: Outband | undefined;
         try {
-          if (watchable(job)) {
+          if (watchable(job) && (bmc !== undefined || mayConnect)) {
             on = bmc ?? connected ?? (connected = await connectForHold(job, hold.signal));
             const end = on === undefined ? undefined : await watchDuringHold(job, on, hold.signal);
             if (end !== undefined) return end;
@@ -719,7 +737,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       state = stopped ? 'interrupted' : 'failed';
       failure = dl.signal.aborted ? abortError(dl.signal, what) : err;
       const heldUntil = new Date(Date.now() + holdMs).toISOString();
-      const unknown = !stopped && dl.signal.aborted ? (silentAtDeadline(lastHeard) ?? runningAtDeadline(job, taskProgress, heldUntil)) : undefined;
+      const unknown = !stopped && dl.signal.aborted ? (silentAtDeadline(lastHeard) ?? runningAtDeadline(job, taskProgress, heldUntil)) : !stopped && err instanceof ResumeRefusedError ? err : undefined;
       if (unknown) {
         failure = unknown;
         job.code = OUTCOME_UNKNOWN;
@@ -750,7 +768,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       if (step) await endedWithin(step.done(), CLAIM_RELEASE_MS);
       entry.holding = true;
       finish(job, state, started, failure);
-      const end = await holdAfterUnknown(job, bmc, stopper);
+      // a BMC that refused the resumed job's login is not asked again: held without watching
+      const end = await holdAfterUnknown(job, bmc, stopper, !(failure instanceof ResumeRefusedError));
       if (claim) await endedWithin(claim.release(), CLAIM_RELEASE_MS);
       release(job, end);
       if (bmc) await closeQuietly(bmc);

@@ -62,12 +62,17 @@ function fakeBmcs() {
   /** each BMC's sign of life, as the connection tells it (ConnectBmc's onAnswer) */
   const answer = new Map<string, () => void>();
   let closed = 0;
+  /** what every connect throws while set (a BMC refusing the login) */
+  let refusal: Error | undefined;
+  let connects = 0;
   const follow = (key: string, o?: FirmwareOptions) =>
     new Promise<void>((resolve, reject) => {
       pending.set(key, { progress: (p) => o?.onProgress?.(p), watch: (w) => o?.onWatch?.(w), finish: resolve, fail: reject });
       o?.signal?.addEventListener('abort', () => reject(o.signal!.reason instanceof Error ? o.signal!.reason : new BmcError('ABORTED', 'aborted')), { once: true });
     });
   const connect = (ipmi: { host: string }, options?: { onAnswer?: () => void }): Outband => {
+    connects++;
+    if (refusal) throw refusal;
     if (options?.onAnswer) answer.set(ipmi.host, options.onAnswer);
     return {
       address: ipmi.host,
@@ -80,7 +85,7 @@ function fakeBmcs() {
       close: async () => void closed++,
     } as unknown as Outband;
   };
-  return { pending, watched, answer, connect, closed: () => closed };
+  return { pending, watched, answer, connect, closed: () => closed, refuse: (err: Error | undefined) => void (refusal = err), connects: () => connects };
 }
 
 function setup(
@@ -252,6 +257,28 @@ describe('firmware jobs', () => {
     expect(second.events.at(-1)).toMatchObject({ ok: true, job: { kind: 'bmc', state: 'completed' } });
     expect(second.jobs.activeFor(plan('m1'))).toBeUndefined();
     expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0]).toMatchObject({ state: 'completed' });
+    first.bmcs.pending.get('m1')!.fail(new Error('gone'));
+  });
+
+  it('a resumed job whose BMC refuses the login is not tried again (no lockout): outcome unknown, its machine held without another login', async () => {
+    const file = stateFile();
+    const first = setup({ stateFile: file });
+    await first.jobs.start(plan('m1', 'bios'));
+    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    first.bmcs.pending.get('m1')!.watch({ taskUri: TASK, target: '/redfish/v1/Systems/1' });
+    first.bmcs.pending.get('m1')!.progress({ state: 'Running', percent: 30 });
+    // the process dies here; the next start connects with the configured credentials, which this BMC refuses
+    const second = setup({ stateFile: file });
+    second.bmcs.refuse(new BmcError('AUTH_FAILED', 'authentication with BMC m1 failed: wrong user name or password'));
+    expect(second.jobs.recover()).toEqual([]);
+    await waitFor(() => second.events.some((e) => e.phase === 'failed'), 5000, 'resumed job ended');
+    const failed = second.events.find((e) => e.phase === 'failed')!;
+    expect(failed).toMatchObject({ ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true, heldUntil: expect.any(String) });
+    expect(failed.error).toMatch(/^outcome unknown: the BMC of this update, resumed after a restart, refused the connection \(AUTH_FAILED: .*wrong user name or password\)/);
+    // one login, not one every reconnectMs until the deadline; held: a power step or retry waits
+    expect(second.bmcs.connects()).toBe(1);
+    expect(await second.jobs.start(plan('m1', 'bios'))).toMatchObject({ accepted: false, event: { code: 'BUSY' } });
+    expect(second.bmcs.connects()).toBe(1);
     first.bmcs.pending.get('m1')!.fail(new Error('gone'));
   });
 
