@@ -93,6 +93,8 @@ export interface JobProgress {
   state: string;
   percent?: number;
   message?: string;
+  /** `Uploading` an image of unknown length: its bytes the BMC took so far (no percent to give) */
+  sentBytes?: number;
 }
 
 /** The progress a job keeps and publishes from what the facade reported. */
@@ -100,6 +102,7 @@ export function jobProgress(p: FirmwareProgress): JobProgress {
   return {
     state: p.state,
     ...(p.percent !== undefined ? { percent: p.percent } : {}),
+    ...(p.sentBytes !== undefined ? { sentBytes: p.sentBytes } : {}),
     ...(p.state === STAGED_STATE ? { message: stagedMessage(p.message) } : {}),
   };
 }

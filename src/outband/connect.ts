@@ -138,9 +138,9 @@ const SERVICE_ROOT = '/redfish/v1/';
 const signalOf = (x?: { signal?: AbortSignal | undefined }): { signal?: AbortSignal } => (x?.signal ? { signal: x.signal } : {});
 
 /** The facade's progress callback as the Redfish update and task functions take it. */
-function firmwareProgress(onProgress: ((p: FirmwareProgress) => void) | undefined): { onProgress?: (p: { state?: string; percent?: number; message?: string }) => void } {
+function firmwareProgress(onProgress: ((p: FirmwareProgress) => void) | undefined): { onProgress?: (p: { state?: string; percent?: number; message?: string; sentBytes?: number }) => void } {
   if (!onProgress) return {};
-  return { onProgress: (p) => onProgress({ state: p.state ?? 'Running', ...(p.percent !== undefined ? { percent: p.percent } : {}), ...(p.message ? { message: p.message } : {}) }) };
+  return { onProgress: (p) => onProgress({ state: p.state ?? 'Running', ...(p.percent !== undefined ? { percent: p.percent } : {}), ...(p.message ? { message: p.message } : {}), ...(p.sentBytes !== undefined ? { sentBytes: p.sentBytes } : {}) }) };
 }
 
 /** What a BMC image's outcome by version tells as progress (firmware-outcome.ts). */

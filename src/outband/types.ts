@@ -99,6 +99,8 @@ export interface FirmwareProgress {
   state: string;
   percent?: number;
   message?: string;
+  /** an upload of unknown length (no Content-Length): the image's bytes the BMC took so far */
+  sentBytes?: number;
 }
 
 /**

@@ -18,6 +18,8 @@ export interface TaskProgress {
   state: string;
   percent?: number;
   message?: string;
+  /** an upload of unknown length: the image's bytes the BMC took so far (no percent) */
+  sentBytes?: number;
 }
 
 export interface WaitForTaskOptions {

@@ -63,7 +63,16 @@ export interface PushUpdateOptions extends UpdateOptions {
   filename?: string;
   /** Largest image pushed, in bytes; the UpdateService's `MaxImageSizeBytes` lowers it. Default DEFAULT_MAX_IMAGE_BYTES. */
   maxImageBytes?: number;
+  /** An image of unknown length (no Content-Length) reports its upload every this many bytes taken. Default UPLOAD_PROGRESS_STEP_BYTES. */
+  progressStepBytes?: number;
 }
+
+/**
+ * An upload of unknown length reports progress by the bytes the BMC's socket took, every 8 MiB:
+ * a caller that takes progress for the BMC's sign of life (a firmware job's deadline) must hear
+ * it during a long upload too, and a 512 MiB image gives at most 64 reports.
+ */
+export const UPLOAD_PROGRESS_STEP_BYTES = 8 * 1024 * 1024;
 
 /**
  * The largest image pushed unless told otherwise: BMC and BIOS images are 16 to 64 MiB, a Dell
@@ -174,6 +183,8 @@ function parseImageUrl(imageUrl: string): URL {
 export async function pushUpdate(client: UpdateClient, imageUrl: string, options: PushUpdateOptions = {}): Promise<UpdateResult> {
   const url = parseImageUrl(imageUrl);
   const uploadTimeoutMs = checkMs('uploadTimeoutMs', options.uploadTimeoutMs, 30 * 60_000);
+  const progressStep = options.progressStepBytes ?? UPLOAD_PROGRESS_STEP_BYTES;
+  if (!(Number.isSafeInteger(progressStep) && progressStep > 0)) throw new BmcError('INVALID_ARGUMENT', `progressStepBytes must be a positive whole number, got ${String(progressStep)}`);
   if (options.maxImageBytes !== undefined && !(Number.isSafeInteger(options.maxImageBytes) && options.maxImageBytes > 0)) {
     throw new BmcError('INVALID_ARGUMENT', `maxImageBytes must be a positive whole number, got ${String(options.maxImageBytes)}`);
   }
@@ -211,9 +222,17 @@ export async function pushUpdate(client: UpdateClient, imageUrl: string, options
     }
     let sent = 0;
     let reported = -1;
+    let nextStep = progressStep;
     const onChunk = (bytes: number): void => {
       sent += bytes;
-      if (length === undefined || length === 0 || options.onProgress === undefined) return;
+      if (options.onProgress === undefined) return;
+      if (length === undefined) {
+        if (sent < nextStep) return;
+        nextStep = (Math.floor(sent / progressStep) + 1) * progressStep;
+        options.onProgress({ state: 'Uploading', sentBytes: sent });
+        return;
+      }
+      if (length === 0) return;
       const percent = Math.min(100, Math.floor((sent * 100) / length));
       if (percent >= reported + 5 || (percent === 100 && reported !== 100)) {
         reported = percent;

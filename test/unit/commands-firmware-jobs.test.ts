@@ -564,6 +564,8 @@ describe('jobProgress: what a job keeps and publishes of the facade\'s progress'
 
   it('other states carry no message: a BMC\'s task messages may quote the image URL', () => {
     expect(jobProgress({ state: 'Running', percent: 40, message: 'Fetching https://user:tok@images.example/fw/bios.bin?token=abc' })).toEqual({ state: 'Running', percent: 40 });
+    // an upload of unknown length: the bytes taken, our own count, published as they grow
+    expect(jobProgress({ state: 'Uploading', sentBytes: 16 * 1024 * 1024 })).toEqual({ state: 'Uploading', sentBytes: 16 * 1024 * 1024 });
   });
 });
 

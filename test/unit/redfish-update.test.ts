@@ -161,6 +161,7 @@ describe('pushUpdate (multipart, streamed)', () => {
       applyTime: 'Immediate',
       pollMs: 20,
       onProgress: (p) => progress.push(p),
+      progressStepBytes: 1024 * 1024,
     });
     expect(streamed()).toBe(true);
     expect(result.task?.state).toBe('Completed');
@@ -178,6 +179,8 @@ describe('pushUpdate (multipart, streamed)', () => {
     expect(parts[1]?.headers).toContain('name="UpdateFile"; filename="bmc-1.2.3.bin"');
     expect(parts[1]?.data.equals(image)).toBe(true);
     if (contentLength) expect(progress.filter((p) => p.state === 'Uploading').at(-1)).toEqual({ state: 'Uploading', percent: 100 });
+    // without a length no percent, but the bytes taken, every step (a firmware job's sign of life during the upload)
+    else expect(progress.filter((p) => p.state === 'Uploading').map((p) => p.sentBytes! >> 20)).toEqual([1, 2, 3]);
     expect(progress.at(-1)).toEqual({ state: 'Completed', percent: 100 });
   });
 
