@@ -167,10 +167,9 @@ export function createReporter(o: ReporterOptions): Reporter {
       o.metrics?.concurrencyLimit.set(r.limitSettled);
       o.logger.info({ trigger, bmcs: leases.length, read: r.read, failed: r.failed, reported: r.reported, ...appliedCounts(r), ...(r.notApplied.length > 0 ? { notApplied: r.notApplied.length } : {}), durationMs: r.durationMs }, 'report cycle done');
       if (trigger === 'interval') retry.covered();
-      else {
-        retry.succeeded();
-        followUpCreated(r.created, leases, followUps);
-      }
+      else retry.succeeded();
+      // a full cycle's creates too: the first cycle of a new partition creates every machine
+      followUpCreated(r.created, leases, followUps);
     } catch (err) {
       o.metrics?.cycles.inc({ trigger, outcome: 'failed' });
       if (stopped) return;
@@ -182,9 +181,10 @@ export function createReporter(o: ReporterOptions): Reporter {
   }
 
   /**
-   * The BMCs of machines metal-api just created, queued once more: its create stores only the BMC's
-   * address (machine-service.go 849-858), the FRU, versions and power wait for the next report,
-   * which without this would be the next full interval.
+   * The BMCs of machines metal-api just created (by a quick or a full cycle), queued once more: its
+   * create stores only the BMC's address (machine-service.go 849-858), the FRU, versions and power
+   * wait for the next report, which without this would be the next full interval. A follow-up's own
+   * creates (metal-api lost the machine meanwhile) are not followed up again.
    */
   function followUpCreated(created: readonly string[], leases: readonly Lease[], followUps: ReadonlySet<string>): void {
     if (created.length === 0 || stopped) return;

@@ -70,7 +70,8 @@ describe('quick cycles', () => {
     let view = [lease(1), lease(2)];
     const started = await startReporter(standin, () => view);
     reporter = started.r;
-    expect(standin.reports).toHaveLength(1);
+    // the full cycle at start, and its follow-up for the machines it created
+    expect(standin.reports).toHaveLength(2);
 
     view = [...view, lease(3)];
     standin.setFailures(1, 500);
@@ -80,7 +81,7 @@ describe('quick cycles', () => {
     // the subset only, and metal-api took it
     expect(names(body)).toEqual([uuidOf(lease(3).ip)]);
     expect(answer.created).toEqual([uuidOf(lease(3).ip)]);
-    expect(standin.requests.map((q) => q.status)).toEqual([200, 500, 200]);
+    expect(standin.requests.map((q) => q.status)).toEqual([200, 200, 500, 200]);
     const failed = started.log.find('report cycle failed; its BMCs are read again after the backoff');
     expect(failed).toHaveLength(1);
     expect(failed[0]).toMatchObject({ trigger: 'leases', bmcs: 1, retryInMs: 40 });
@@ -129,19 +130,36 @@ describe('quick cycles', () => {
         api.partitions.delete(uuid);
       }
     });
-    // the initial full cycle's report is the first, the quick cycle's the second
-    const followUp = nextReport(api, (body) => uuid in body.reports && api.reports.length === 3);
+    // the initial full cycle's report and its follow-up are the first two, the quick cycle's the third
+    const followUp = nextReport(api, (body) => uuid in body.reports && api.reports.length === 4);
     view = [...view, lease(7), lease(8)];
     reporter.leasesChanged([lease(7), lease(8)]);
     const second = await followUp;
     await reporter.idle();
     expect(second.answer.created).toEqual([uuid]);
-    const quick = api.reports.slice(1);
+    const quick = api.reports.slice(2);
     expect(quick.map(names)).toEqual([[uuidOf(lease(7).ip), uuidOf(lease(8).ip)].sort(), [uuidOf(lease(7).ip), uuidOf(lease(8).ip)].sort()]);
     // lease 8's machine, created by the quick cycle, has its FRU from the follow-up
     expect(api.machines.get(uuidOf(lease(8).ip))?.fru).toMatchObject({ product_serial: `S-${uuidOf(lease(8).ip).slice(-4)}`, board_mfg: 'Supermicro' });
     expect(api.machines.get(uuidOf(lease(8).ip))?.bmcversion).toBe('1.0');
+    expect(started.log.find('reporting the BMCs of machines metal-api created once more: its create stores only their address')).toEqual([expect.objectContaining({ bmcs: 1, created: 1 }), expect.objectContaining({ bmcs: 2, created: 2 })]);
+  });
+
+  it("a full cycle's created machines are reported once more too (a new partition's first cycle creates them all); the follow-up's report creates none and queues nothing", async () => {
+    standin = await startMetalApiStandIn({ hmacKey: 'k' });
+    const view = [lease(9), lease(10)];
+    const started = await startReporter(standin, () => view);
+    reporter = started.r;
+    const [full, followUp] = standin.reports;
+    expect(standin.reports).toHaveLength(2);
+    expect(names(full!)).toEqual(names(followUp!));
+    // the create stored the address only; the follow-up brought the FRU and the versions
+    for (const l of view) {
+      expect(standin.machines.get(uuidOf(l.ip))?.fru).toMatchObject({ board_mfg: 'Supermicro' });
+      expect(standin.machines.get(uuidOf(l.ip))?.bmcversion).toBe('1.0');
+    }
     expect(started.log.find('reporting the BMCs of machines metal-api created once more: its create stores only their address')).toEqual([expect.objectContaining({ bmcs: 2, created: 2 })]);
+    expect(started.log.find('report cycle done').map((l) => l.trigger)).toEqual(['interval', 'leases']);
   });
 
   it('the interval bounds the backoff, and a full cycle that got through leaves nothing to retry', () => {
