@@ -607,7 +607,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       // a BMC back from its update with another certificate: the job names the command that accepts it
       const trustReset = { trustResetCommand: `metal-bmc bmc trust ${o.mac ? `--mac ${o.mac}` : `--address ${o.host}`} --reset` };
       // SimpleUpdate where it fits the URL, else the push (preferred, or SimpleUpdate refuses the URL)
-      const update = async (): Promise<unknown> => {
+      const send = async (): Promise<unknown> => {
         if (fit?.usable === true) return lib.simpleUpdate(taskNoting(client, lib, onWatch, 'post'), url, { ...sig(x), ...progress, ...trustReset, ...(fit.targets ? { targets: fit.targets } : {}) });
         if (!service?.multipartHttpPushUri) throw new BmcError('UNSUPPORTED', `BMC ${o.host} offers neither SimpleUpdate nor multipart push`);
         const parameters = pushParametersFor(profile.vendor, kind, { system: systemPath, manager: system.managedBy[0] }, { startUpdate: service.startUpdateTarget !== undefined });
@@ -625,6 +625,11 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
           ...(parameters.oemParts ? { oemParts: parameters.oemParts } : {}),
         });
       };
+      // iLO answers without a task and tells the flash in its UpdateService's Oem.Hpe.State (hpe-flash.ts)
+      const update =
+        profile.vendor === 'hpe'
+          ? () => lib.updateOnIlo(send, client, service.path, { ...sig(x), ...progress, restartsBmc: kind === 'bmc', ...(service.hpeFlash ? { before: service.hpeFlash } : {}), ...(onWatch ? { onFollowed: () => onWatch({ hpeFlash: true }) } : {}) })
+          : send;
       if (kind === 'bios') {
         await update();
         return;

@@ -114,6 +114,8 @@ export interface FirmwareWatch {
   target?: string;
   /** its version before the update: the Manager's FirmwareVersion, the System's BiosVersion */
   versionBefore?: string;
+  /** the BMC (HPE iLO) named no task: the flash is followed through its UpdateService's Oem.Hpe.State (outband/hpe-flash.ts) */
+  hpeFlash?: true;
 }
 
 /** What updateFirmware and watchFirmware are told besides the signal. */

@@ -8,6 +8,8 @@ export type { TlsOptions } from './tls.js';
 export * from './resources.js';
 export * from './parse.js';
 export { readInventory } from './inventory.js';
+export { parseHpeFlashState } from './hpe-flash-state.js';
+export type { HpeFlashState } from './hpe-flash-state.js';
 export type { RedfishInventory } from './inventory.js';
 export { readBootOptions, reset, setBootOrder, setBootOverride, setIndicator, waitForPowerState } from './actions.js';
 export type { ActionClient, ActionOptions, BootOverrideOptions, BootOverrideTarget, ResetOptions, ResetType } from './actions.js';

@@ -2,6 +2,7 @@
  * Pure, total parsers of Redfish resources into typed views. Every field is optional
  * and type-checked: a value of the wrong type is absent. Any JSON value in, a value out.
  */
+import { parseHpeFlashState, type HpeFlashState } from './hpe-flash-state.js';
 import { arr, asObject, bool, compact, link, links, num, obj, odataId, pathProp, prop, str, strArray } from './json.js';
 import { shortened } from './text.js';
 
@@ -152,6 +153,8 @@ export interface UpdateServiceInfo {
   startUpdateTarget?: string;
   /** `MaxImageSizeBytes` (UpdateService v1_5_0): the largest image the BMC takes, a positive whole number */
   maxImageSizeBytes?: number;
+  /** HPE iLO's flash state (`Oem.Hpe.State` and beside it), as it was when the UpdateService was read */
+  hpeFlash?: HpeFlashState;
 }
 
 export interface TaskInfo {
@@ -327,6 +330,7 @@ export function parseUpdateService(json: unknown): UpdateServiceInfo {
     httpPushUri: pathProp(json, 'HttpPushUri'),
     startUpdateTarget: pathProp(obj(obj(json, 'Actions'), '#UpdateService.StartUpdate'), 'target'),
     maxImageSizeBytes: positiveInteger(num(json, 'MaxImageSizeBytes')),
+    hpeFlash: parseHpeFlashState(json),
   });
 }
 

@@ -98,8 +98,9 @@ function certificateRefusal(err: unknown): { presentedSha256: string | undefined
 /**
  * A firmware update the BMC took (HTTP 200, 202 or 204) without naming a task to follow (iLO 5's
  * SimpleUpdate answers 200 and flashes in the background): code UNSUPPORTED, since this answer
- * cannot be followed. For a BMC image the Manager's FirmwareVersion can still decide
- * (outband/firmware-outcome.ts); for a BIOS image nothing can.
+ * cannot be followed. On an HPE BMC its UpdateService's Oem.Hpe.State tells the flash
+ * (outband/hpe-flash.ts); elsewhere, for a BMC image the Manager's FirmwareVersion can still decide
+ * (outband/firmware-outcome.ts), and for a BIOS image nothing can.
  */
 export class UntracedUpdateError extends BmcError {
   constructor(message: string, options: { httpStatus?: number } = {}) {

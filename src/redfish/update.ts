@@ -128,8 +128,9 @@ export interface UpdateResult {
  * done, a BIOS image would be reported Completed while it is still written, and the power cycle
  * that follows could interrupt it. Reported as a failure with code UNSUPPORTED (this BMC's answer
  * cannot be followed) rather than as a new job state, so the job's state file, metrics and result
- * events keep their shape and no one reads it as done. For a BMC image the facade waits for the
- * Manager's FirmwareVersion to change instead (outband/firmware-outcome.ts).
+ * events keep their shape and no one reads it as done. On an HPE BMC the facade follows iLO's
+ * UpdateService Oem.Hpe.State instead (outband/hpe-flash.ts); elsewhere, for a BMC image, it waits
+ * for the Manager's FirmwareVersion to change (outband/firmware-outcome.ts).
  */
 function untraceable(reply: RedfishReply): UntracedUpdateError {
   return new UntracedUpdateError(`firmware update accepted (HTTP ${reply.status}); the BMC named no task to follow, so its result is unknown: check the firmware version`);

@@ -170,6 +170,12 @@ export const REDFISH_QUIRKS = {
     seenOn: 'HPE iLO 5 (SimpleUpdate 200 with Base.Success in an "error" object, progress only in UpdateService Oem.Hpe.State: HewlettPackard/python-ilorest-library examples update_firmware_with_simple_update.py; bmclib has no iLO firmware provider for it)',
     survivedBy: 'curl',
   },
+  'redfish-hpe-update-state': {
+    protocol: 'redfish',
+    description: 'SimpleUpdate and pushes are answered 202 with iLO\'s Base.Success in an "error" object, no Location and no task; the UpdateService\'s Oem.Hpe.State goes Idle, Verifying, Updating (with FlashProgressPercent), then Complete, or Error with Result.MessageId iLO.2.25.UpdateInvalidFile for an image that fails; a BMC image then restarts the BMC into its version (Idle again)',
+    seenOn: 'HPE iLO 5/6: HPEDevCom/redfishdocs ilo6_other_resourcedefns170.md and ilo5_other_resourcedefns309.md (Oem.Hpe.State Idle, Uploading, Verifying, Writing, Updating, Complete, Error; FlashProgressPercent valid while Updating); openstack/proliantutils redfish/resources/update_service.py and ilorest FirmwareUpdateCommand.py poll it',
+    survivedBy: 'curl',
+  },
   'redfish-simpleupdate-sftp-tftp-only': {
     protocol: 'redfish',
     description: 'SimpleUpdate advertises TransferProtocol@Redfish.AllowableValues ["SFTP","TFTP"] and Targets@Redfish.AllowableValues [".../FirmwareInventory/BMC-Backup"] (inline and in its ActionInfo); an http(s) ImageURI is refused 400 ActionParameterNotSupported, a Targets value not listed 400 PropertyValueNotInList; the MultipartHttpPushUri takes the image',

@@ -22,7 +22,7 @@ let images: Awaited<ReturnType<typeof startImageServer>>;
 let imageBase: string;
 
 beforeAll(async () => {
-  fleet = await startTestFleet({ count: 48, variants: ['supermicro', 'lenovo', 'gigabyte', 'dell'] });
+  fleet = await startTestFleet({ count: 80, variants: ['supermicro', 'lenovo', 'gigabyte', 'dell'] });
   images = await startImageServer();
   imageBase = images.base;
 });
@@ -164,6 +164,51 @@ describe('redfish-update-no-task: the BMC takes the image with 200 and names no 
     const i = machine('Lenovo', ['redfish-update-no-task']);
     const r = await untraced(i, 'bios', 'bios-3.1.bin');
     expect(r.error).toEqual({ code: 'UNSUPPORTED', message: expect.stringContaining('accepted (HTTP 200); the BMC named no task to follow') });
+    expect(r.progress).toEqual([]);
+  }, 30_000);
+});
+
+describe('redfish-hpe-update-state: iLO takes the image without a task and tells the flash in UpdateService Oem.Hpe.State', () => {
+  /** A Lenovo-laid-out machine that names itself HPE (the facade's vendor hpe), the quirk on, its flash taking `flashMs`. */
+  function ilo(flashMs: number): number {
+    const i = machine('Lenovo', ['redfish-hpe-update-state']);
+    fleet.machines[i]!.state.manufacturer = 'HPE';
+    fleet.machines[i]!.state.faults.firmwareTaskMs = flashMs;
+    return i;
+  }
+  const onIlo = (i: number, kind: FirmwareKind, image: string) => updateThroughFacade(fleet, i, kind, `${imageBase}/${image}`, { connectTimeoutMs: 5000, firmwareVersionWait: { pollMs: 100, versionWaitMs: 4000 } });
+
+  it('a BIOS image is Completed on iLO\'s Complete, its Updating percents told on the way (no longer UNSUPPORTED while iLO still flashes)', async () => {
+    const i = ilo(7000);
+    const r = await onIlo(i, 'bios', 'bios-4.2.bin');
+    expect(r.error).toBeUndefined();
+    const updating = r.progress.filter((p) => p.state === 'Updating');
+    expect(updating.length).toBeGreaterThan(0);
+    for (const p of updating) expect(p.percent).toEqual(expect.any(Number));
+    expect(r.progress.at(-1)).toMatchObject({ state: 'Completed', percent: 100, message: expect.stringContaining('Oem.Hpe.State Complete') });
+  }, 60_000);
+
+  it('a BIOS image iLO refuses fails with Oem.Hpe.State Error and the Result\'s MessageId, never Completed', async () => {
+    const i = ilo(3000);
+    const r = await onIlo(i, 'bios', 'bios-fail.bin');
+    expect(r.error?.code).toBe('PROTOCOL');
+    expect(r.error?.message).toContain('the flash ended in Error: Oem.Hpe.Result MessageId iLO.2.25.UpdateInvalidFile');
+    expect(r.progress.map((p) => p.state)).not.toContain('Completed');
+  }, 60_000);
+
+  it('an iLO image: the flash is followed, then iLO back Idle from its restart is decided by the new FirmwareVersion', async () => {
+    const i = ilo(5000);
+    const r = await onIlo(i, 'bmc', 'bmc-9.88.1.bin');
+    expect(r.error).toBeUndefined();
+    expect(fleet.machines[i]!.state.bmcVersion).toBe('9.88.1');
+    expect(r.progress.map((p) => p.state)).toContain('Updating');
+    expect(r.progress.at(-1)).toMatchObject({ state: 'Completed', message: expect.stringContaining('9.88.1') });
+  }, 60_000);
+
+  it('a BMC of another vendor showing the same answer is unchanged: a BIOS image without a task still fails UNSUPPORTED at once', async () => {
+    const i = machine('Lenovo', ['redfish-hpe-update-state']);
+    const r = await onIlo(i, 'bios', 'bios-4.3.bin');
+    expect(r.error).toEqual({ code: 'UNSUPPORTED', message: expect.stringContaining('accepted (HTTP 202); the BMC named no task to follow') });
     expect(r.progress).toEqual([]);
   }, 30_000);
 });

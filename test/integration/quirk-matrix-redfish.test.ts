@@ -352,6 +352,31 @@ const CURL_SURVIVES: Record<RedfishQuirkName, (f: Fleet, m: SimMachine) => Promi
     await vi.waitFor(() => expect(m.state.bmcVersion).toBe('9.9.8'), { timeout: 5000, interval: 20 });
     m.state.faults.firmwareTaskMs = null;
   },
+  async 'redfish-hpe-update-state'(f, m) {
+    m.state.faults.firmwareTaskMs = 600;
+    const service = async () => (await curl(f, m, '/redfish/v1/UpdateService')).json.Oem.Hpe as { State: string; FlashProgressPercent?: number; Result?: { MessageId: string } };
+    expect((await service()).State).toBe('Idle');
+    const target = (await curl(f, m, '/redfish/v1/UpdateService')).json.Actions['#UpdateService.SimpleUpdate'].target as string;
+    const accepted = await curl(f, m, target, { method: 'POST', json: { ImageURI: 'http://images.invalid/bios-7.1.bin' } });
+    expect(accepted.status).toBe(202);
+    expect(accepted.headers.location).toBeUndefined();
+    // what proliantutils and ilorest poll: the state moves on to Complete, with a percent while Updating
+    const seen = new Set<string>();
+    await vi.waitFor(
+      async () => {
+        const hpe = await service();
+        seen.add(hpe.State);
+        if (hpe.State === 'Updating') expect(hpe.FlashProgressPercent).toBeGreaterThanOrEqual(0);
+        expect(hpe.State).toBe('Complete');
+      },
+      { timeout: 5000, interval: 20 },
+    );
+    expect(seen).toContain('Updating');
+    const failing = await curl(f, m, target, { method: 'POST', json: { ImageURI: 'http://images.invalid/bios-fail.bin' } });
+    expect(failing.status).toBe(202);
+    await vi.waitFor(async () => expect(await service()).toMatchObject({ State: 'Error', Result: { MessageId: 'iLO.2.25.UpdateInvalidFile' } }), { timeout: 5000, interval: 20 });
+    m.state.faults.firmwareTaskMs = null;
+  },
   async 'redfish-simpleupdate-sftp-tftp-only'(f, m) {
     const simple = (await curl(f, m, '/redfish/v1/UpdateService')).json.Actions['#UpdateService.SimpleUpdate'];
     expect(simple['TransferProtocol@Redfish.AllowableValues']).toEqual(['SFTP', 'TFTP']);

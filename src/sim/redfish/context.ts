@@ -24,6 +24,8 @@ export interface MachineContext {
   quirkState: QuirkState;
   /** an image pushed with apply time OnStartUpdateRequest, for `#UpdateService.StartUpdate` once its verify task has completed */
   staged?: { target: 'bios' | 'bmc'; image: string; verifyTask: SimTask };
+  /** redfish-hpe-update-state: the flash iLO runs without a task, told in UpdateService Oem.Hpe.State */
+  hpeFlash?: SimTask;
 }
 
 export interface RequestCounters {

@@ -46,6 +46,7 @@ export function updateService(ctx: MachineContext): Json {
     json.Actions = { ...actions, '#UpdateService.SimpleUpdate': simple };
   }
   if (ctx.vendor.startUpdate) json.Actions = { ...(json.Actions as Json), '#UpdateService.StartUpdate': { target: START_UPDATE } };
+  if (quirk(ctx, 'redfish-hpe-update-state')) json.Oem = { Hpe: hpeFlashOem(ctx) };
   // redfish-no-multipart-push: an UpdateService before v1_6_0 names only the deprecated HttpPushUri
   if (quirk(ctx, 'redfish-no-multipart-push')) return { ...json, '@odata.type': '#UpdateService.v1_5_0.UpdateService', HttpPushUri: UPDATE };
   return { ...json, MultipartHttpPushUri: ctx.vendor.multipartPushUri };
@@ -215,6 +216,7 @@ function rebootIntoImage(ctx: MachineContext, uri: string): void {
   if (version !== undefined) ctx.machine.state.bmcVersion = version;
   ctx.tasks.forget();
   ctx.staged = undefined;
+  ctx.hpeFlash = undefined;
   for (const s of ctx.sessions.list()) ctx.sessions.delete(s.id);
   ctx.quirkState.rebootedAt = Date.now();
   if (quirk(ctx, 'redfish-certificate-renewed-after-update')) ctx.quirkState.certificateRenewed = true;
@@ -249,6 +251,7 @@ function startUpdate(rq: Rq, target: Target, uri: string, messages: string[]): R
     ctx.machine.recordFirmware(target, uri);
     if (target === 'bmc' && quirk(ctx, 'redfish-bmc-reboot-after-update')) rebootIntoImage(ctx, uri);
   };
+  if (quirk(ctx, 'redfish-hpe-update-state')) return flashedOnIlo(ctx, target, uri, messages);
   if (quirk(ctx, 'redfish-update-no-task')) return flashedUntraced(ctx, target, uri, messages);
   const t = startFirmwareTask(ctx, taskName(target), uri, messages, done);
   t.hostBootsAtStart = hostBoots(ctx);
@@ -267,6 +270,41 @@ function flashedUntraced(ctx: MachineContext, target: Target, uri: string, messa
   });
   const success = { MessageId: 'Base.1.4.Success' };
   return { status: 200, body: { error: { code: 'iLO.0.10.ExtendedInfo', message: 'See @Message.ExtendedInfo for more information.', '@Message.ExtendedInfo': [success] } } };
+}
+
+/** iLO's answer to an update it flashes in the background: Base.Success in an "error" object, no task. */
+const ILO_ACCEPTED = { error: { code: 'iLO.0.10.ExtendedInfo', message: 'See @Message.ExtendedInfo for more information.', '@Message.ExtendedInfo': [{ MessageId: 'Base.1.4.Success' }] } };
+
+/**
+ * redfish-hpe-update-state: 202 without a task; the flash runs as long as a task would, told in
+ * UpdateService Oem.Hpe.State (hpeFlashOem). A BMC image then restarts iLO into its version, which
+ * forgets the flash (Idle again).
+ */
+function flashedOnIlo(ctx: MachineContext, target: Target, uri: string, messages: string[]): Reply {
+  ctx.hpeFlash = startFirmwareTask(ctx, taskName(target), uri, messages, () => {
+    ctx.machine.recordFirmware(target, uri);
+    if (target === 'bmc') rebootIntoImage(ctx, uri);
+  });
+  return { status: 202, body: ILO_ACCEPTED };
+}
+
+/** iLO's MessageId of an image it refused (HPEDevCom/redfishdocs ilo5_msgregs309.md: "the file is not valid"). */
+const ILO_INVALID_FILE = 'iLO.2.25.UpdateInvalidFile';
+
+/**
+ * redfish-hpe-update-state: UpdateService Oem.Hpe of the flash under way, by the share of its time
+ * gone: Idle (not started), Verifying, Updating with FlashProgressPercent (valid only then, as
+ * HPE's reference says), then Complete, or Error with a Result for an image that fails; Idle before
+ * any flash and after an iLO restart.
+ */
+function hpeFlashOem(ctx: MachineContext): Json {
+  if (ctx.hpeFlash === undefined) return { State: 'Idle' };
+  const view = ctx.tasks.view(ctx.hpeFlash);
+  if (view.state === 'Completed') return { State: 'Complete' };
+  if (view.state === 'Exception') return { State: 'Error', Result: { MessageId: ILO_INVALID_FILE, MessageArgs: [] } };
+  if (view.percent < 10) return { State: 'Idle' };
+  if (view.percent < 30) return { State: 'Verifying' };
+  return { State: 'Updating', FlashProgressPercent: Math.floor(((view.percent - 30) * 100) / 70) };
 }
 
 /**
