@@ -78,6 +78,8 @@ export interface FirmwareJob {
   target?: string;
   /** the target's FirmwareVersion or BiosVersion before the update: a resumed BMC image without a task is decided by it */
   versionBefore?: string;
+  /** the BMC (HPE iLO) named no task and the flash is followed through its UpdateService's Oem.Hpe.State: a resumed job follows it there */
+  hpeFlash?: true;
   /** ended without knowing whether the BMC applied the image (code OUTCOME_UNKNOWN or INTERRUPTED) */
   outcomeUnknown?: true;
   /** ISO 8601: its machine stays held until then (the BMC may still be applying the image), also over a restart */
@@ -302,7 +304,8 @@ export function parseStateFile(text: string): FirmwareJob[] {
       ['id', 'machineId', 'key', 'bmc', 'image', 'acceptedAt', 'updatedAt'].every((k) => typeof (j as unknown as Record<string, unknown>)[k] === 'string') &&
       (j.kind === 'bios' || j.kind === 'bmc') &&
       JOB_STATES.includes(j.state) &&
-      ['taskUri', 'target', 'versionBefore', 'heldUntil'].every((k) => ['string', 'undefined'].includes(typeof (j as unknown as Record<string, unknown>)[k]));
+      ['taskUri', 'target', 'versionBefore', 'heldUntil'].every((k) => ['string', 'undefined'].includes(typeof (j as unknown as Record<string, unknown>)[k])) &&
+      (j.hpeFlash === undefined || j.hpeFlash === true);
     if (!ok) throw new BmcError('DECODE', `firmware job state file: job ${i} is malformed`);
     return j;
   });
@@ -349,9 +352,9 @@ function ipmiOf(job: FirmwareJob): EventIpmi | undefined {
   }
 }
 
-/** Whether an update sent before a restart can be watched again: its task is known, or a BMC image's version before it. */
+/** Whether an update sent before a restart can be watched again: its task is known, iLO's Oem.Hpe.State tells it, or a BMC image's version before it. */
 function watchable(job: FirmwareJob): boolean {
-  return job.taskUri !== undefined || (job.kind === 'bmc' && job.target !== undefined && job.versionBefore !== undefined);
+  return job.taskUri !== undefined || job.hpeFlash === true || (job.kind === 'bmc' && job.target !== undefined && job.versionBefore !== undefined);
 }
 
 /** How an update watched during a hold after an outcome unknown ended, freeing its machine early. */
@@ -948,7 +951,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     active.set(job.key, entry);
     o.metrics?.firmwareJobsRunning.set(active.size);
     o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, acceptedAt: job.acceptedAt, taskUri: job.taskUri, leftMs }, 'firmware update cut off by a restart resumed; watching it to its end');
-    const watch: FirmwareWatch = { ...(job.taskUri !== undefined ? { taskUri: job.taskUri } : {}), ...(job.target !== undefined ? { target: job.target } : {}), ...(job.versionBefore !== undefined ? { versionBefore: job.versionBefore } : {}) };
+    const watch: FirmwareWatch = { ...(job.taskUri !== undefined ? { taskUri: job.taskUri } : {}), ...(job.target !== undefined ? { target: job.target } : {}), ...(job.versionBefore !== undefined ? { versionBefore: job.versionBefore } : {}), ...(job.hpeFlash ? { hpeFlash: true } : {}) };
     const run: JobRun = { ipmi, work: (bmc, x) => bmc.watchFirmware(job.kind, watch, x), deadlineMs: leftMs, heardBefore: Date.parse(job.updatedAt) };
     emit(job, 'progress', { resumed: true, ...(job.progress ? { progress: job.progress } : {}) });
     entry.done = (async () => {

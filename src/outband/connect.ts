@@ -645,11 +645,15 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       // the job's own deadline bounds the task's poll (its signal), not the task's default hour
       const followTask = async (uri: string): Promise<unknown> => lib.waitForTask(client, uri, { ...sig(x), ...progress });
       const versionWatch = { ...sig(x), ...bmcImageWatch(x?.onProgress), ...(o.firmwareVersionWait ?? {}) };
+      // an iLO flash without a task, sent before metal-bmc restarted: its Oem.Hpe.State tells it (hpe-flash.ts)
+      const followIlo = (): Promise<void> => lib.followHpeFlashAgain(client, `firmware update (${kind}) of BMC ${o.host}`, { ...sig(x), ...progress, restartsBmc: kind === 'bmc' });
       if (kind === 'bmc' && target !== undefined && versionBefore !== undefined) {
         // the same rules as the update's: a task lost to the BMC's restart is decided by the version
         if (taskUri !== undefined) return lib.updateBmcImage(client, target, () => followTask(taskUri), { ...versionWatch, before: versionBefore });
+        if (watch.hpeFlash === true) return lib.updateBmcImage(client, target, followIlo, { ...versionWatch, before: versionBefore });
         return lib.watchBmcVersion(client, target, versionBefore, versionWatch);
       }
+      if (taskUri === undefined && watch.hpeFlash === true) return followIlo();
       if (taskUri === undefined) throw new BmcError('UNSUPPORTED', `firmware update (${kind}) of BMC ${o.host}: no task of it is known${kind === 'bmc' ? ', nor the firmware version before it' : ''}, so its outcome cannot be watched`);
       await followTask(taskUri);
     },

@@ -42,6 +42,7 @@
 import { checkMs, deadline, sleep } from '../deadline.js';
 import { BmcError } from '../errors.js';
 import { parseHpeFlashState, type HpeFlashState } from '../redfish/hpe-flash-state.js';
+import { readUpdateService } from '../redfish/resources.js';
 import type { RedfishClient, RedfishReply } from '../redfish/session.js';
 import { isTransient, nextPollMs, TaskLostError, UntracedUpdateError, type TaskProgress } from '../redfish/task.js';
 
@@ -85,6 +86,12 @@ export interface HpeFlashOptions {
   timeoutMs?: number;
   /** How long iLO may stay Idle (or on the last flash's end) before this flash shows. Default 5 minutes (ilorest gives up after about 100 polls). */
   startWaitMs?: number;
+  /**
+   * The flash was sent by an earlier run of metal-bmc (a job resumed after a restart): the state
+   * before it is unknown, so Complete or Error is taken as this flash's end, and Idle is never
+   * "not started yet" but a flash whose end was not seen (an iLO image: the version decides).
+   */
+  resumed?: boolean;
 }
 
 /** `Result` of the state, for messages: MessageId and its arguments. */
@@ -124,7 +131,8 @@ export async function followHpeFlash(client: Client, servicePath: string, untrac
     last = key;
     options.onProgress?.(p);
   };
-  let running: string | undefined; // the last running state seen: the flash has started
+  // the last running state seen: the flash has started (a resumed one had, before metal-bmc restarted)
+  let running: string | undefined = options.resumed === true ? 'the flash sent before metal-bmc restarted' : undefined;
   let wentAway = false;
   let seen = false;
   try {
@@ -157,9 +165,9 @@ export async function followHpeFlash(client: Client, servicePath: string, untrac
           running = flash.state;
           const percent = flash.state.toLowerCase() === 'updating' ? flash.percent : undefined;
           report({ state: flash.state, ...(percent === undefined ? {} : { percent }), message: `iLO's UpdateService Oem.Hpe.State ${flash.state}` });
-        } else if (phase === 'idle' && (wentAway || running !== undefined) && (options.restartsBmc || (wentAway && running !== undefined))) {
+        } else if (phase === 'idle' && (wentAway || running !== undefined) && (options.restartsBmc || options.resumed === true || (wentAway && running !== undefined))) {
           // an iLO image: iLO restarts into it (Idle again), its version tells; a BIOS image across an iLO restart: unverified
-          throw gone(`iLO ${wentAway ? 'was unreachable and ' : ''}came back Idle${running === undefined ? '' : ` after ${running}`}`);
+          throw gone(`iLO's UpdateService is Idle${wentAway ? ' after iLO was unreachable' : ''}${running === undefined ? '' : ` (last seen: ${running})`}`);
         } else if (phase === 'idle' && running !== undefined) {
           // proliantutils and ilorest uploadcomp take a flash that ran and went back to Idle as ended well
           report({ state: 'Completed', percent: 100, message: `iLO's UpdateService went back to Oem.Hpe.State Idle after ${running}` });
@@ -181,6 +189,17 @@ export async function followHpeFlash(client: Client, servicePath: string, untrac
     if (options.restartsBmc) return new TaskLostError(`${what}: ${why}: the BMC restarted; outcome unverified`);
     return new BmcError('PROTOCOL', `${what}: ${why}; outcome unverified`);
   }
+}
+
+/**
+ * A flash an earlier run of metal-bmc sent and followed here (FirmwareWatch.hpeFlash), followed
+ * again from this connection (`resumed`); an UpdateService without Oem.Hpe.State fails UNSUPPORTED
+ * (UntracedUpdateError: for an iLO image the version then decides, in updateBmcImage).
+ */
+export async function followHpeFlashAgain(client: Client & Pick<RedfishClient, 'get'>, what: string, options: HpeFlashOptions): Promise<void> {
+  const service = await readUpdateService(client, options.signal ? { signal: options.signal } : {});
+  const untraced = new UntracedUpdateError(`${what}: ${service.path} tells no Oem.Hpe.State, so the flash sent before metal-bmc restarted cannot be followed there`);
+  return followHpeFlash(client, service.path, untraced, { ...options, resumed: true });
 }
 
 /**

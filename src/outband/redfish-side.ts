@@ -10,5 +10,5 @@ export { pushUpdate, simpleUpdate } from '../redfish/update.js';
 export { readSimpleUpdateAllowed, simpleUpdateFit } from '../redfish/simple-update-fit.js';
 export { readCache } from '../redfish/read-cache.js';
 export { updateBmcImage, watchBmcVersion } from './firmware-outcome.js';
-export { followHpeFlash, updateOnIlo } from './hpe-flash.js';
+export { followHpeFlashAgain, updateOnIlo } from './hpe-flash.js';
 export { taskLocation, waitForTask } from '../redfish/task.js';

@@ -144,8 +144,9 @@ export interface Outband {
   updateFirmware(kind: FirmwareKind, url: string, options?: FirmwareOptions & { dispatcher?: Dispatcher }): Promise<void>;
   /**
    * Follows an update another connection started, to the same end updateFirmware would have told:
-   * its task when `watch.taskUri` is known, else (a BMC image) the Manager's FirmwareVersion until it
-   * is no longer `watch.versionBefore`. Rejects UNSUPPORTED when neither can be watched.
+   * its task when `watch.taskUri` is known, else iLO's UpdateService Oem.Hpe.State when `watch.hpeFlash`
+   * (a BMC image inside the version rule), else (a BMC image) the Manager's FirmwareVersion until it
+   * is no longer `watch.versionBefore`. Rejects UNSUPPORTED when none can be watched.
    */
   watchFirmware(kind: FirmwareKind, watch: FirmwareWatch, options?: FirmwareOptions): Promise<void>;
   close(): Promise<void>;

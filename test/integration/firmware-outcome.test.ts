@@ -7,7 +7,8 @@
  * firmware version changed. A 202 that names no task at all is checked against a stand-in client.
  */
 import { afterAll, beforeAll, expect } from 'vitest';
-import type { FirmwareKind } from '../../src/outband/types.js';
+import { connectOutband } from '../../src/outband/connect.js';
+import type { FirmwareKind, FirmwareProgress, FirmwareWatch } from '../../src/outband/types.js';
 import { simpleUpdate, type UpdateClient } from '../../src/redfish/index.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import type { SimQuirkName } from '../../src/sim/quirks.js';
@@ -203,6 +204,31 @@ describe('redfish-hpe-update-state: iLO takes the image without a task and tells
     expect(fleet.machines[i]!.state.bmcVersion).toBe('9.88.1');
     expect(r.progress.map((p) => p.state)).toContain('Updating');
     expect(r.progress.at(-1)).toMatchObject({ state: 'Completed', message: expect.stringContaining('9.88.1') });
+  }, 60_000);
+
+  it('a BIOS flash cut off by a restart of metal-bmc is followed again from a new connection through the same Oem.Hpe.State (FirmwareWatch.hpeFlash)', async () => {
+    const i = ilo(6000);
+    const m = fleet.machines[i]!;
+    const connect = () => connectOutband({ host: m.state.address, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 5000 });
+    const learned: FirmwareWatch = {};
+    const stop = new AbortController();
+    const first = await connect();
+    try {
+      // the process stops once iLO tells the flash running, as a restart of metal-bmc cuts a job
+      const cut = first.updateFirmware('bios', `${imageBase}/bios-4.4.bin`, { signal: stop.signal, onWatch: (w) => Object.assign(learned, w), onProgress: (p) => p.state !== 'Running' && stop.abort() });
+      await expect(cut).rejects.toMatchObject({ code: 'ABORTED' });
+    } finally {
+      await first.close();
+    }
+    expect(learned).toMatchObject({ hpeFlash: true, target: expect.any(String) });
+    const progress: FirmwareProgress[] = [];
+    const second = await connect();
+    try {
+      await second.watchFirmware('bios', learned, { onProgress: (p) => progress.push(p) });
+    } finally {
+      await second.close();
+    }
+    expect(progress.at(-1)).toMatchObject({ state: 'Completed', message: expect.stringContaining('Oem.Hpe.State Complete') });
   }, 60_000);
 
   it('a BMC of another vendor showing the same answer is unchanged: a BIOS image without a task still fails UNSUPPORTED at once', async () => {

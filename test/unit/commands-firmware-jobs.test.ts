@@ -301,6 +301,24 @@ describe('firmware jobs', () => {
     expect(second.events.at(-1)!.outcomeUnknown).toBeUndefined();
   });
 
+  it('a BIOS update on iLO without a task, followed through Oem.Hpe.State, is watched again after a restart (the marker kept in the state file)', async () => {
+    const file = stateFile();
+    const first = setup({ stateFile: file });
+    await first.jobs.start(plan('m1', 'bios'));
+    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    first.bmcs.pending.get('m1')!.watch({ target: '/redfish/v1/Systems/1', versionBefore: 'U46 v2.10' });
+    first.bmcs.pending.get('m1')!.watch({ hpeFlash: true });
+    await first.jobs.stop(20);
+    expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0]).toMatchObject({ state: 'running', hpeFlash: true });
+    const second = setup({ stateFile: file });
+    expect(second.jobs.recover()).toEqual([]);
+    await waitFor(() => second.bmcs.pending.has('watch:m1'), 5000, 'update watched again');
+    expect(second.bmcs.watched.get('m1')).toEqual({ target: '/redfish/v1/Systems/1', versionBefore: 'U46 v2.10', hpeFlash: true });
+    second.bmcs.pending.get('watch:m1')!.finish();
+    await waitFor(() => second.jobs.running() === 0, 5000, 'job done');
+    expect(second.events.at(-1)).toMatchObject({ phase: 'completed' });
+  });
+
   it('ends a job cut off by a restart as interrupted, outcome unknown, when its deadline passed meanwhile', async () => {
     const file = stateFile();
     const first = setup({ stateFile: file });

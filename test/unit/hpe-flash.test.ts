@@ -66,10 +66,10 @@ function ilo(answers: Array<HpeFlashState | 'away' | 'no-state'>) {
 const untraced = new UntracedUpdateError('accepted (HTTP 202); the BMC named no task to follow');
 const fast = { pollMs: 1, unreachablePollMs: 1 };
 
-async function follow(answers: Parameters<typeof ilo>[0], o: { before?: HpeFlashState; restartsBmc?: boolean; startWaitMs?: number } = {}) {
+async function follow(answers: Parameters<typeof ilo>[0], o: { before?: HpeFlashState; restartsBmc?: boolean; startWaitMs?: number; resumed?: boolean } = {}) {
   const progress: TaskProgress[] = [];
   try {
-    await followHpeFlash(ilo(answers), SERVICE, untraced, { ...fast, restartsBmc: o.restartsBmc ?? false, onProgress: (p) => progress.push(p), ...(o.before ? { before: o.before } : {}), ...(o.startWaitMs ? { startWaitMs: o.startWaitMs } : {}) });
+    await followHpeFlash(ilo(answers), SERVICE, untraced, { ...fast, restartsBmc: o.restartsBmc ?? false, onProgress: (p) => progress.push(p), ...(o.before ? { before: o.before } : {}), ...(o.startWaitMs ? { startWaitMs: o.startWaitMs } : {}), ...(o.resumed ? { resumed: true } : {}) });
     return { progress };
   } catch (error) {
     return { error, progress };
@@ -108,8 +108,16 @@ describe('followHpeFlash', () => {
   it('a BIOS flash that ran and went back Idle is done (proliantutils), unless iLO was unreachable in between (unverified)', async () => {
     expect((await follow([{ state: 'Updating', percent: 90 }, { state: 'Idle' }])).progress.at(-1)?.state).toBe('Completed');
     const across = await follow([{ state: 'Updating', percent: 90 }, 'away', { state: 'Idle' }]);
-    expect((across.error as BmcError).message).toContain('was unreachable and came back Idle after Updating; outcome unverified');
+    expect((across.error as BmcError).message).toContain("iLO's UpdateService is Idle after iLO was unreachable (last seen: Updating); outcome unverified");
     expect(across.error).not.toBeInstanceOf(TaskLostError);
+  });
+
+  it('resumed after a restart of metal-bmc: Complete or Error at once is this flash\'s end; Idle is an end not seen (unverified, an iLO image by its version)', async () => {
+    expect((await follow([{ state: 'Complete' }], { resumed: true })).progress.at(-1)?.state).toBe('Completed');
+    expect(((await follow([{ state: 'Error', resultMessageId: 'iLO.2.25.UpdateFailed' }], { resumed: true })).error as BmcError).message).toContain('iLO.2.25.UpdateFailed');
+    const idle = await follow([{ state: 'Idle' }], { resumed: true });
+    expect((idle.error as BmcError).message).toContain("iLO's UpdateService is Idle (last seen: the flash sent before metal-bmc restarted); outcome unverified");
+    expect((await follow([{ state: 'Idle' }], { resumed: true, restartsBmc: true })).error).toBeInstanceOf(TaskLostError);
   });
 
   it('an iLO image back Idle after it ran is a lost task, for the FirmwareVersion to decide', async () => {
