@@ -44,6 +44,7 @@ import { checkDuration, deadline, endedWithin, sleep } from '../deadline.js';
 import { abortError, BmcError, HandBackError, RedfishAwayError } from '../errors.js';
 import { publicText } from '../net/public-text.js';
 import type { Logger } from '../log.js';
+import { hpeFlashPhase } from '../outband/hpe-flash.js';
 import { writePrivateFileSync } from '../outband/private-file-sync.js';
 import { stateWriteEpisodes } from '../outband/state-write-failures.js';
 import type { FirmwareKind, FirmwareOptions, FirmwareProgress, FirmwareWatch, Outband } from '../outband/types.js';
@@ -357,6 +358,26 @@ function watchable(job: FirmwareJob): boolean {
   return job.taskUri !== undefined || job.hpeFlash === true || (job.kind === 'bmc' && job.target !== undefined && job.versionBefore !== undefined);
 }
 
+/** Whether the BMC runs the job's update where it can be asked how it goes: a task it named, or iLO's UpdateService state. */
+function followsUpdate(job: FirmwareJob): boolean {
+  return job.taskUri !== undefined || job.hpeFlash === true;
+}
+
+/** Whether a progress of the job's update says it still runs: iLO's states by their phase (hpe-flash.ts), a task's by the task poll's rules. */
+function updateStillRuns(job: FirmwareJob, p: FirmwareProgress): boolean {
+  return job.taskUri === undefined && job.hpeFlash === true ? hpeFlashPhase(p.state) === 'running' : taskStillRuns(p);
+}
+
+/** What the job left to watch its update again (a restart, a hold). */
+function watchOf(job: FirmwareJob): FirmwareWatch {
+  return {
+    ...(job.taskUri !== undefined ? { taskUri: job.taskUri } : {}),
+    ...(job.target !== undefined ? { target: job.target } : {}),
+    ...(job.versionBefore !== undefined ? { versionBefore: job.versionBefore } : {}),
+    ...(job.hpeFlash ? { hpeFlash: true as const } : {}),
+  };
+}
+
 /** How an update watched during a hold after an outcome unknown ended, freeing its machine early. */
 interface HoldEnd {
   how: 'completed' | 'failed';
@@ -584,9 +605,11 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
    * known or its last progress was not a running task's (an upload: nothing applies the image yet).
    */
   function runningAtDeadline(job: FirmwareJob, task: FirmwareProgress | undefined, heldUntil: string): Error | undefined {
-    if (job.taskUri === undefined || task === undefined || !taskStillRuns(task)) return undefined;
+    if (!followsUpdate(job) || task === undefined || !updateStillRuns(job, task)) return undefined;
     const at = task.percent !== undefined ? `${task.percent}%` : 'an unknown percentage';
-    return new Error(`outcome unknown: the BMC's task ${job.taskUri} was still running at ${at} (TaskState ${task.state}) at the deadline; the machine stays held until the task ends, at most until ${heldUntil}: check its firmware version before retrying`);
+    const which = job.taskUri !== undefined ? `the BMC's task ${job.taskUri}` : "iLO's flash (its UpdateService's Oem.Hpe.State)";
+    const state = job.taskUri !== undefined ? `TaskState ${task.state}` : `State ${task.state}`;
+    return new Error(`outcome unknown: ${which} was still running at ${at} (${state}) at the deadline; the machine stays held until the task ends, at most until ${heldUntil}: check its firmware version before retrying`);
   }
 
   /**
@@ -615,7 +638,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         } finally {
           hold.dispose();
         }
-        if (stopper.signal.aborted || on === undefined || job.taskUri === undefined) return undefined;
+        if (stopper.signal.aborted || on === undefined || !followsUpdate(job)) return undefined;
         // the hold's end: one fresh look at the task; still running, the machine stays held
         const look = await lookAtTask(job, on, stopper.signal);
         if (look.end !== undefined) return look.end;
@@ -637,13 +660,12 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     const dl = deadline(Math.min(TASK_LOOK_MS, holdMs), `look at the task of firmware job ${job.id}`, AbortSignal.any([stop, looked.signal]));
     let last: FirmwareProgress | undefined;
     try {
-      const watch: FirmwareWatch = { taskUri: job.taskUri!, ...(job.target !== undefined ? { target: job.target } : {}), ...(job.versionBefore !== undefined ? { versionBefore: job.versionBefore } : {}) };
-      await bmc.watchFirmware(job.kind, watch, {
+      await bmc.watchFirmware(job.kind, watchOf(job), {
         signal: dl.signal,
         onProgress: (p) => {
           last = p;
           // running is all this look needs to know; an end is watched to its result
-          if (taskStillRuns(p)) looked.abort();
+          if (updateStillRuns(job, p)) looked.abort();
         },
       });
       return { end: { how: 'completed', detail: last === undefined ? 'no progress told' : describeProgress(last) } };
@@ -691,7 +713,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
    * task's own failure: failed); undefined when the BMC could not be reached or read, or the hold ended.
    */
   async function watchDuringHold(job: FirmwareJob, bmc: Outband, signal: AbortSignal): Promise<HoldEnd | undefined> {
-    const watch: FirmwareWatch = { ...(job.taskUri !== undefined ? { taskUri: job.taskUri } : {}), ...(job.target !== undefined ? { target: job.target } : {}), ...(job.versionBefore !== undefined ? { versionBefore: job.versionBefore } : {}) };
+    const watch = watchOf(job);
     let last: FirmwareProgress | undefined;
     try {
       await bmc.watchFirmware(job.kind, watch, { signal, onProgress: (p) => void (last = p) });
@@ -720,7 +742,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         // every progress the facade tells comes from the BMC (a task's answer, a version read, an
         // upload's bytes taken by its socket): a long push upload is not "the BMC silent"
         onAnswer();
-        if (job.taskUri !== undefined) taskProgress = p;
+        if (followsUpdate(job)) taskProgress = p;
         job.progress = jobProgress(p);
         job.updatedAt = new Date().toISOString();
         persist();
@@ -728,7 +750,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       };
       // kept to watch the update again after a restart (recover)
       const onWatch = (learned: FirmwareWatch) => {
-        if (learned.taskUri !== undefined && learned.taskUri !== job.taskUri) taskProgress = undefined;
+        if ((learned.taskUri !== undefined && learned.taskUri !== job.taskUri) || (learned.hpeFlash === true && job.hpeFlash !== true)) taskProgress = undefined;
         Object.assign(job, learned);
         persist();
       };
@@ -951,7 +973,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     active.set(job.key, entry);
     o.metrics?.firmwareJobsRunning.set(active.size);
     o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, acceptedAt: job.acceptedAt, taskUri: job.taskUri, leftMs }, 'firmware update cut off by a restart resumed; watching it to its end');
-    const watch: FirmwareWatch = { ...(job.taskUri !== undefined ? { taskUri: job.taskUri } : {}), ...(job.target !== undefined ? { target: job.target } : {}), ...(job.versionBefore !== undefined ? { versionBefore: job.versionBefore } : {}), ...(job.hpeFlash ? { hpeFlash: true } : {}) };
+    const watch = watchOf(job);
     const run: JobRun = { ipmi, work: (bmc, x) => bmc.watchFirmware(job.kind, watch, x), deadlineMs: leftMs, heardBefore: Date.parse(job.updatedAt) };
     emit(job, 'progress', { resumed: true, ...(job.progress ? { progress: job.progress } : {}) });
     entry.done = (async () => {

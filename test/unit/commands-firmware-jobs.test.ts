@@ -458,6 +458,31 @@ describe('firmware jobs', () => {
     expect(t.log.find(/the BMC's update ended/)).toEqual([]);
   });
 
+  it("a deadline that passes while iLO's flash (no task, its Oem.Hpe.State) still runs holds the machine too, watched through iLO's state; still Updating at the hold's end, held longer", async () => {
+    const t = setup({ timeoutMs: 300, outcomeUnknownHoldMs: 1000 });
+    await t.jobs.start(plan('m1', 'bios'));
+    await waitFor(() => t.bmcs.pending.has('m1'), 5000, 'update started');
+    t.bmcs.pending.get('m1')!.watch({ target: '/redfish/v1/Systems/1' });
+    t.bmcs.pending.get('m1')!.watch({ hpeFlash: true });
+    t.bmcs.pending.get('m1')!.progress({ state: 'Updating', percent: 35 });
+    await waitFor(() => t.events.some((e) => e.phase === 'failed'), 5000, 'deadline');
+    const failed = t.events.find((e) => e.phase === 'failed')!;
+    expect(failed).toMatchObject({ code: 'OUTCOME_UNKNOWN', outcomeUnknown: true, heldUntil: expect.any(String) });
+    expect(failed.error).toMatch(/^outcome unknown: iLO's flash \(its UpdateService's Oem\.Hpe\.State\) was still running at 35% \(State Updating\) at the deadline/);
+    expect(await t.jobs.start(plan('m1', 'bios'))).toMatchObject({ accepted: false, event: { code: 'BUSY' } });
+    await waitFor(() => t.bmcs.pending.has('watch:m1'), 5000, 'iLO state watched during the hold');
+    expect(t.bmcs.watched.get('m1')).toEqual({ target: '/redfish/v1/Systems/1', hpeFlash: true });
+    const during = t.bmcs.pending.get('watch:m1')!;
+    await waitFor(() => t.bmcs.pending.get('watch:m1') !== during, 5000, 'look at the hold end');
+    t.bmcs.pending.get('watch:m1')!.progress({ state: 'Updating', percent: 80 });
+    await waitFor(() => t.log.find(/^firmware task still runs at the end of its machine's hold/).length === 1, 5000, 'hold extended');
+    expect(t.jobs.activeFor(plan('m1'))).toMatchObject({ kind: 'bios' });
+    await waitFor(() => t.bmcs.pending.has('watch:m1') && t.bmcs.pending.get('watch:m1') !== during, 5000, 'watched again');
+    t.bmcs.pending.get('watch:m1')!.progress({ state: 'Completed', percent: 100 });
+    t.bmcs.pending.get('watch:m1')!.finish();
+    await waitFor(() => t.jobs.activeFor(plan('m1')) === undefined, 5000, 'freed');
+  });
+
   it("a task still running at the hold's end keeps the machine held another hold, until it ends", async () => {
     const t = setup({ timeoutMs: 300, outcomeUnknownHoldMs: 1000 });
     const failed = await deadlineWhileTaskRuns(t);
