@@ -604,12 +604,12 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
    * silent BMC, for a retry or a power cycle now would land in the flash. Undefined when no task is
    * known or its last progress was not a running task's (an upload: nothing applies the image yet).
    */
-  function runningAtDeadline(job: FirmwareJob, task: FirmwareProgress | undefined, heldUntil: string): Error | undefined {
+  function runningAtDeadline(job: FirmwareJob, task: FirmwareProgress | undefined, heldUntil: string, when: string): Error | undefined {
     if (!followsUpdate(job) || task === undefined || !updateStillRuns(job, task)) return undefined;
     const at = task.percent !== undefined ? `${task.percent}%` : 'an unknown percentage';
     const which = job.taskUri !== undefined ? `the BMC's task ${job.taskUri}` : "iLO's flash (its UpdateService's Oem.Hpe.State)";
     const state = job.taskUri !== undefined ? `TaskState ${task.state}` : `State ${task.state}`;
-    return new Error(`outcome unknown: ${which} was still running at ${at} (${state}) at the deadline; the machine stays held until the task ends, at most until ${heldUntil}: check its firmware version before retrying`);
+    return new Error(`outcome unknown: ${which} was still running at ${at} (${state}) ${when}; the machine stays held until the task ends, at most until ${heldUntil}: check its firmware version before retrying`);
   }
 
   /**
@@ -765,7 +765,16 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       state = stopped ? 'interrupted' : 'failed';
       failure = dl.signal.aborted ? abortError(dl.signal, what) : err;
       const heldUntil = new Date(Date.now() + holdMs).toISOString();
-      const unknown = !stopped && dl.signal.aborted ? (silentAtDeadline(lastHeard) ?? runningAtDeadline(job, taskProgress, heldUntil)) : !stopped && err instanceof ResumeRefusedError ? err : undefined;
+      // a poll that gave up on its own (TIMEOUT before the job's deadline) while the task still runs is the same case
+      const pollGaveUp = !stopped && !dl.signal.aborted && failure instanceof BmcError && failure.code === 'TIMEOUT';
+      const unknown =
+        !stopped && dl.signal.aborted
+          ? (silentAtDeadline(lastHeard) ?? runningAtDeadline(job, taskProgress, heldUntil, 'at the deadline'))
+          : pollGaveUp
+            ? runningAtDeadline(job, taskProgress, heldUntil, 'when its watch timed out before the deadline')
+            : !stopped && err instanceof ResumeRefusedError
+              ? err
+              : undefined;
       if (unknown) {
         failure = unknown;
         job.code = OUTCOME_UNKNOWN;

@@ -138,6 +138,16 @@ const SERVICE_ROOT = '/redfish/v1/';
 const signalOf = (x?: { signal?: AbortSignal | undefined }): { signal?: AbortSignal } => (x?.signal ? { signal: x.signal } : {});
 
 /** The facade's progress callback as the Redfish update and task functions take it. */
+/**
+ * The bound of a firmware task's poll when the caller gives a signal: the caller's deadline (a
+ * firmware job's METAL_BMC_FIRMWARE_TIMEOUT, which may be hours) ends it, not the poll's own
+ * default hour, which would end a slow flash's watch early and free its machine mid-flash.
+ */
+const SIGNALLED_TASK_BOUND_MS = 24 * 3600_000;
+function taskBound(signal: AbortSignal | undefined): number | undefined {
+  return signal === undefined ? undefined : SIGNALLED_TASK_BOUND_MS;
+}
+
 function firmwareProgress(onProgress: ((p: FirmwareProgress) => void) | undefined): { onProgress?: (p: { state?: string; percent?: number; message?: string; sentBytes?: number }) => void } {
   if (!onProgress) return {};
   return { onProgress: (p) => onProgress({ state: p.state ?? 'Running', ...(p.percent !== undefined ? { percent: p.percent } : {}), ...(p.message ? { message: p.message } : {}), ...(p.sentBytes !== undefined ? { sentBytes: p.sentBytes } : {}) }) };
@@ -591,6 +601,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const service = await lib.readUpdateService(client, sig(x));
       const onProgress = x?.onProgress;
       const progress = firmwareProgress(onProgress);
+      const bound = taskBound(x?.signal);
       // Targets: the System for BIOS images, its Manager for BMC images (SimpleUpdate on iDRAC: none)
       const systemPath = await lib.firstSystemPath(client, rd(x));
       const system = await lib.readSystem(client, systemPath, sig(x));
@@ -608,7 +619,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const trustReset = { trustResetCommand: `metal-bmc bmc trust ${o.mac ? `--mac ${o.mac}` : `--address ${o.host}`} --reset` };
       // SimpleUpdate where it fits the URL, else the push (preferred, or SimpleUpdate refuses the URL)
       const send = async (): Promise<unknown> => {
-        if (fit?.usable === true) return lib.simpleUpdate(taskNoting(client, lib, onWatch, 'post'), url, { ...sig(x), ...progress, ...trustReset, ...(fit.targets ? { targets: fit.targets } : {}) });
+        if (fit?.usable === true) return lib.simpleUpdate(taskNoting(client, lib, onWatch, 'post'), url, { ...sig(x), ...progress, ...trustReset, ...(bound ? { taskTimeoutMs: bound } : {}), ...(fit.targets ? { targets: fit.targets } : {}) });
         if (!service?.multipartHttpPushUri) throw new BmcError('UNSUPPORTED', `BMC ${o.host} offers neither SimpleUpdate nor multipart push`);
         const parameters = pushParametersFor(profile.vendor, kind, { system: systemPath, manager: system.managedBy[0] }, { startUpdate: service.startUpdateTarget !== undefined });
         // a staged push's upload names the verify task; the update's own is the one StartUpdate's POST names
@@ -617,6 +628,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
           ...sig(x),
           ...progress,
           ...trustReset,
+          ...(bound ? { taskTimeoutMs: bound } : {}),
           ...(o.firmwareMaxImageBytes !== undefined ? { maxImageBytes: o.firmwareMaxImageBytes } : {}),
           ...(x?.dispatcher ? { dispatcher: x.dispatcher } : {}),
           targets: parameters.targets,
@@ -628,7 +640,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       // iLO answers without a task and tells the flash in its UpdateService's Oem.Hpe.State (hpe-flash.ts)
       const update =
         profile.vendor === 'hpe'
-          ? () => lib.updateOnIlo(send, client, service.path, { ...sig(x), ...progress, restartsBmc: kind === 'bmc', ...(service.hpeFlash ? { before: service.hpeFlash } : {}), ...(onWatch ? { onFollowed: () => onWatch({ hpeFlash: true }) } : {}) })
+          ? () => lib.updateOnIlo(send, client, service.path, { ...sig(x), ...progress, ...(bound ? { timeoutMs: bound } : {}), restartsBmc: kind === 'bmc', ...(service.hpeFlash ? { before: service.hpeFlash } : {}), ...(onWatch ? { onFollowed: () => onWatch({ hpeFlash: true }) } : {}) })
           : send;
       if (kind === 'bios') {
         await update();
@@ -643,10 +655,11 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const { taskUri, target, versionBefore } = watch;
       const progress = firmwareProgress(x?.onProgress);
       // the job's own deadline bounds the task's poll (its signal), not the task's default hour
-      const followTask = async (uri: string): Promise<unknown> => lib.waitForTask(client, uri, { ...sig(x), ...progress });
+      const bound = taskBound(x?.signal);
+      const followTask = async (uri: string): Promise<unknown> => lib.waitForTask(client, uri, { ...sig(x), ...progress, ...(bound ? { timeoutMs: bound } : {}) });
       const versionWatch = { ...sig(x), ...bmcImageWatch(x?.onProgress), ...(o.firmwareVersionWait ?? {}) };
       // an iLO flash without a task, sent before metal-bmc restarted: its Oem.Hpe.State tells it (hpe-flash.ts)
-      const followIlo = (): Promise<void> => lib.followHpeFlashAgain(client, `firmware update (${kind}) of BMC ${o.host}`, { ...sig(x), ...progress, restartsBmc: kind === 'bmc' });
+      const followIlo = (): Promise<void> => lib.followHpeFlashAgain(client, `firmware update (${kind}) of BMC ${o.host}`, { ...sig(x), ...progress, ...(bound ? { timeoutMs: bound } : {}), restartsBmc: kind === 'bmc' });
       if (kind === 'bmc' && target !== undefined && versionBefore !== undefined) {
         // the same rules as the update's: a task lost to the BMC's restart is decided by the version
         if (taskUri !== undefined) return lib.updateBmcImage(client, target, () => followTask(taskUri), { ...versionWatch, before: versionBefore });

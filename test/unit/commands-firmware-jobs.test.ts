@@ -483,6 +483,20 @@ describe('firmware jobs', () => {
     await waitFor(() => t.jobs.activeFor(plan('m1')) === undefined, 5000, 'freed');
   });
 
+  it("a task poll that times out on its own before the job's deadline (a deadline of hours) while the task runs holds the machine as at the deadline", async () => {
+    const t = setup({ timeoutMs: 60_000, outcomeUnknownHoldMs: 60_000 });
+    await t.jobs.start(plan('m1', 'bios'));
+    await waitFor(() => t.bmcs.pending.has('m1'), 5000, 'update started');
+    t.bmcs.pending.get('m1')!.watch({ taskUri: TASK });
+    t.bmcs.pending.get('m1')!.progress({ state: 'Running', percent: 40 });
+    t.bmcs.pending.get('m1')!.fail(new BmcError('TIMEOUT', `task ${TASK}: no end within 3600000 ms`));
+    await waitFor(() => t.events.some((e) => e.phase === 'failed'), 5000, 'poll gave up');
+    const failed = t.events.find((e) => e.phase === 'failed')!;
+    expect(failed).toMatchObject({ code: 'OUTCOME_UNKNOWN', outcomeUnknown: true, heldUntil: expect.any(String) });
+    expect(failed.error).toMatch(/still running at 40% \(TaskState Running\) when its watch timed out before the deadline; the machine stays held/);
+    expect(await t.jobs.start(plan('m1', 'bios'))).toMatchObject({ accepted: false, event: { code: 'BUSY' } });
+  });
+
   it("a task still running at the hold's end keeps the machine held another hold, until it ends", async () => {
     const t = setup({ timeoutMs: 300, outcomeUnknownHoldMs: 1000 });
     const failed = await deadlineWhileTaskRuns(t);
