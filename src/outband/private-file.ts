@@ -6,9 +6,9 @@
  * owns, a file gets the folder's owner (`ownLikeFolder`). A file that is there but cannot be read
  * (`readStateFile`) is not written over until it can be (`unreadableEpisode`).
  */
-import { existsSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../log.js';
 import { stateWriteEpisodes } from './state-write-failures.js';
 
@@ -191,12 +191,35 @@ export interface AsideCopy {
    * The new name, or undefined when it could not be moved (it stays where it is).
    */
   move(): string | undefined;
-  /** the last copy this process moved aside, while it is still there (the operator has not put it back or removed it) */
+  /**
+   * the last copy moved aside, while it is still there (the operator has not put it back or
+   * removed it): this process's, or at start the newest an earlier run left, so a restart does not
+   * forget that what the file held is not known
+   */
   current(): string | undefined;
 }
 
+/** The newest `<file>.unreadable-<ms>` beside `file`, if any: a copy an earlier run kept aside. */
+export function newestAsideCopy(file: string): string | undefined {
+  const prefix = `${basename(file)}.unreadable-`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(file));
+  } catch {
+    return undefined;
+  }
+  let newest: { ms: number; name: string } | undefined;
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const ms = name.slice(prefix.length);
+    if (!/^\d{1,16}$/.test(ms)) continue;
+    if (newest === undefined || Number(ms) > newest.ms) newest = { ms: Number(ms), name };
+  }
+  return newest === undefined ? undefined : join(dirname(file), newest.name);
+}
+
 export function asideCopy(file: string): AsideCopy {
-  let last: string | undefined;
+  let last: string | undefined = newestAsideCopy(file);
   return {
     move() {
       const aside = `${file}.unreadable-${Date.now()}`;

@@ -338,9 +338,15 @@ describe('BMC trust store', () => {
     writeFileSync(file, '{');
     const again = openTrustStore({ file, writeDelayMs: 0 });
     expect(firstContactBar(again)).toMatchObject({ code: 'KEPT_ASIDE' });
-    rmSync(again.keptAside()!);
-    expect(firstContactBar(again)).toBeUndefined();
+    const keptBefore = again.keptAside()!;
     await again.close();
+    // a restart (a deploy, NATS lost) before the operator acted: the copy on disk still bars first contacts
+    const afterRestart = openTrustStore({ file, writeDelayMs: 0 });
+    expect(afterRestart.keptAside()).toBe(keptBefore);
+    expect(firstContactBar(afterRestart)).toMatchObject({ code: 'KEPT_ASIDE', error: keptBefore });
+    rmSync(keptBefore);
+    expect(firstContactBar(afterRestart)).toBeUndefined();
+    await afterRestart.close();
   });
 
   it('while the file cannot be read, a first contact is refused before anything is sent (the file may pin the BMC), once logged per BMC and counted; once readable, the pin in the file is used', async () => {

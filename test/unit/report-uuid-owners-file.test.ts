@@ -166,6 +166,10 @@ describe('the known BMC of a machine UUID, over a restart', () => {
     expect(readFileSync(line!.keptAs as string, 'utf8')).toBe(damaged);
 
     expect(owners.keptAside()).toBe(line!.keptAs);
+    // a restart before the operator acted: the copy on disk is still what is kept aside (new UUIDs stay held)
+    const restarted = openUuidOwnersFile({ file, logger: log.logger, writeDelayMs: 0 });
+    expect(restarted.keptAside()).toBe(line!.keptAs);
+    await restarted.close();
 
     // damaged while the daemon runs: kept aside too, and the owners in memory kept
     rmSync(line!.keptAs as string);
