@@ -48,7 +48,7 @@ import { hpeFlashPhase } from '../outband/hpe-flash.js';
 import { writePrivateFileSync } from '../outband/private-file-sync.js';
 import { stateWriteEpisodes } from '../outband/state-write-failures.js';
 import type { FirmwareKind, FirmwareOptions, FirmwareProgress, FirmwareWatch, Outband } from '../outband/types.js';
-import { STAGED_MESSAGE, STAGED_STATE, TaskFailedError, taskStillRuns, USER_INTERVENTION_MESSAGE } from '../redfish/task.js';
+import { isTransient, STAGED_MESSAGE, STAGED_STATE, TaskFailedError, taskStillRuns, USER_INTERVENTION_MESSAGE } from '../redfish/task.js';
 import { parseBmcAddress, type EventIpmi, type Plan } from './event.js';
 import type { ConnectBmc, FirmwareJobHold } from './runner.js';
 import { describeRecord, type StepHold, type StepJournal } from './step-journal.js';
@@ -581,7 +581,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       // a refused login is not tried again every reconnectMs until the deadline: failed logins in
       // a row lock the account or block our address on many BMCs (iDRAC's IP blocking, iLO's and
       // XCC's lockout), and a BMC that does not take our credentials will not take them later
-      if (away instanceof BmcError && LOGIN_REFUSED_CODES.has(away.code)) throw new ResumeRefusedError(away);
+      // (a refusal of a BMC back from its restart that will be asked again, ReloginPendingError, is waited through)
+      if (away instanceof BmcError && LOGIN_REFUSED_CODES.has(away.code) && !isTransient(away)) throw new ResumeRefusedError(away);
       if (attempt === 1) o.logger.warn({ err: away, machineId: job.machineId, job: job.id, bmc: job.bmc }, 'cannot reach the BMC of a resumed firmware update; trying again until its deadline');
       await sleep(reconnectMs, signal, what);
     }

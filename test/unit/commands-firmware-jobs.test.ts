@@ -16,6 +16,7 @@ import { createCommandMetrics } from '../../src/commands/metrics.js';
 import { Registry } from 'prom-client';
 import type { StepJournal } from '../../src/commands/step-journal.js';
 import { BmcError, HandBackError, isBmcError } from '../../src/errors.js';
+import { ReloginPendingError } from '../../src/redfish/session.js';
 import type { FirmwareOptions, FirmwareProgress, FirmwareWatch, Outband } from '../../src/outband/types.js';
 import { createEventJournal, journalEventId, parseRecord, stepKey } from '../../src/bus/event-journal.js';
 import { createFirmwareClaims } from '../../src/bus/firmware-claims.js';
@@ -89,7 +90,7 @@ function fakeBmcs() {
 }
 
 function setup(
-  o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal; instanceId?: string; unreachableAfterMs?: number; outcomeUnknownHoldMs?: number; taskHoldLimitMs?: number; metrics?: FirmwareJobMetrics } = {},
+  o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal; instanceId?: string; unreachableAfterMs?: number; outcomeUnknownHoldMs?: number; taskHoldLimitMs?: number; reconnectMs?: number; metrics?: FirmwareJobMetrics } = {},
 ) {
   const events: FirmwareEvent[] = [];
   const bmcs = fakeBmcs();
@@ -100,6 +101,7 @@ function setup(
     ...(o.unreachableAfterMs !== undefined ? { unreachableAfterMs: o.unreachableAfterMs } : {}),
     ...(o.outcomeUnknownHoldMs !== undefined ? { outcomeUnknownHoldMs: o.outcomeUnknownHoldMs } : {}),
     ...(o.taskHoldLimitMs !== undefined ? { taskHoldLimitMs: o.taskHoldLimitMs } : {}),
+    ...(o.reconnectMs !== undefined ? { reconnectMs: o.reconnectMs } : {}),
     ...(o.stateFile ? { stateFile: o.stateFile } : {}),
     ...(o.checkUrl ? { checkUrl: o.checkUrl } : {}),
     ...(o.checkTarget ? { checkTarget: o.checkTarget } : {}),
@@ -279,6 +281,25 @@ describe('firmware jobs', () => {
     expect(second.bmcs.connects()).toBe(1);
     expect(await second.jobs.start(plan('m1', 'bios'))).toMatchObject({ accepted: false, event: { code: 'BUSY' } });
     expect(second.bmcs.connects()).toBe(1);
+    first.bmcs.pending.get('m1')!.fail(new Error('gone'));
+  });
+
+  it('a resumed job whose BMC, back from its restart, refuses a login it will be asked again (ReloginPendingError) waits it through', async () => {
+    const file = stateFile();
+    const first = setup({ stateFile: file });
+    await first.jobs.start(plan('m1', 'bios'));
+    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    first.bmcs.pending.get('m1')!.watch({ taskUri: TASK, target: '/redfish/v1/Systems/1' });
+    const second = setup({ stateFile: file, reconnectMs: 50 });
+    second.bmcs.refuse(new ReloginPendingError(new BmcError('AUTH_FAILED', 'login refused: HTTP 401', { httpStatus: 401 }), Date.now() + 60_000));
+    expect(second.jobs.recover()).toEqual([]);
+    await waitFor(() => second.bmcs.connects() >= 2, 5000, 'connected again');
+    expect(second.events.some((e) => e.phase === 'failed')).toBe(false);
+    second.bmcs.refuse(undefined);
+    await waitFor(() => second.bmcs.pending.has('watch:m1'), 5000, 'watched once the BMC takes the login');
+    second.bmcs.pending.get('watch:m1')!.progress({ state: 'Completed', percent: 100 });
+    second.bmcs.pending.get('watch:m1')!.finish();
+    await waitFor(() => second.events.some((e) => e.phase === 'completed'), 5000, 'completed');
     first.bmcs.pending.get('m1')!.fail(new Error('gone'));
   });
 
