@@ -44,7 +44,7 @@ import { checkDuration, deadline, endedWithin, sleep } from '../deadline.js';
 import { abortError, BmcError, HandBackError, RedfishAwayError } from '../errors.js';
 import { publicText } from '../net/public-text.js';
 import type { Logger } from '../log.js';
-import { hpeFlashPhase } from '../outband/hpe-flash.js';
+import { hpeFlashSaysRunning } from '../outband/hpe-flash.js';
 import { writePrivateFileSync } from '../outband/private-file-sync.js';
 import { stateWriteEpisodes } from '../outband/state-write-failures.js';
 import type { FirmwareKind, FirmwareOptions, FirmwareProgress, FirmwareWatch, Outband } from '../outband/types.js';
@@ -363,9 +363,9 @@ function followsUpdate(job: FirmwareJob): boolean {
   return job.taskUri !== undefined || job.hpeFlash === true;
 }
 
-/** Whether a progress of the job's update says it still runs: iLO's states by their phase (hpe-flash.ts), a task's by the task poll's rules. */
+/** Whether a progress of the job's update says it still runs: iLO's own running states (hpe-flash.ts), a task's by the task poll's rules. */
 function updateStillRuns(job: FirmwareJob, p: FirmwareProgress): boolean {
-  return job.taskUri === undefined && job.hpeFlash === true ? hpeFlashPhase(p.state) === 'running' : taskStillRuns(p);
+  return job.taskUri === undefined && job.hpeFlash === true ? hpeFlashSaysRunning(p.state) : taskStillRuns(p);
 }
 
 /** What the job left to watch its update again (a restart, a hold). */

@@ -67,6 +67,15 @@ export function hpeFlashPhase(state: string): HpeFlashPhase {
   return PHASES.get(state.toLowerCase()) ?? 'running';
 }
 
+/**
+ * Whether `state` is one iLO names for a flash under way (Uploading, Verifying, Writing, Updating,
+ * ...): only its own words, not an unknown state nor a progress metal-bmc made up while it waits
+ * for a version (what holds a machine past a deadline must come from iLO).
+ */
+export function hpeFlashSaysRunning(state: string): boolean {
+  return PHASES.get(state.toLowerCase()) === 'running';
+}
+
 type Client = Pick<RedfishClient, 'getReply'> & Partial<Pick<RedfishClient, 'scrub'>>;
 
 export interface HpeFlashOptions {

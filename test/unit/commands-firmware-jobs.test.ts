@@ -518,6 +518,18 @@ describe('firmware jobs', () => {
     expect(await t.jobs.start(plan('m1', 'bios'))).toMatchObject({ accepted: false, event: { code: 'BUSY' } });
   });
 
+  it("on iLO only iLO's own running states hold at the deadline: the 'Running' metal-bmc tells while it waits for a BMC image's version does not", async () => {
+    const t = setup({ timeoutMs: 300 });
+    await t.jobs.start(plan('m1', 'bmc'));
+    await waitFor(() => t.bmcs.pending.has('m1'), 5000, 'update started');
+    t.bmcs.pending.get('m1')!.watch({ target: '/redfish/v1/Managers/1', versionBefore: '1.10' });
+    t.bmcs.pending.get('m1')!.watch({ hpeFlash: true });
+    t.bmcs.pending.get('m1')!.progress({ state: 'Running', message: 'the BMC named no task to follow; waiting for its firmware version to change from 1.10' });
+    await waitFor(() => t.events.some((e) => e.phase === 'failed'), 5000, 'deadline');
+    expect(t.events.find((e) => e.phase === 'failed')).toMatchObject({ code: 'TIMEOUT' });
+    expect(t.jobs.activeFor(plan('m1'))).toBeUndefined();
+  });
+
   it("a task still running at the hold's end keeps the machine held another hold, until it ends", async () => {
     const t = setup({ timeoutMs: 300, outcomeUnknownHoldMs: 1000 });
     const failed = await deadlineWhileTaskRuns(t);
