@@ -138,7 +138,6 @@ function logSize(env: Env, name: string): LogSize {
 
 const INSTANCE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** The host name as an instance id: characters a NATS subject token or KV key cannot hold become `_`. */
 /** The console listeners run: their CA, certificate and key are all set (else the console part, its capture included, stays off). */
 export function consoleListening(c: Pick<Config['console'], 'caCertFile' | 'certFile' | 'keyFile'>): boolean {
   return Boolean(c.caCertFile && c.certFile && c.keyFile);
@@ -149,6 +148,7 @@ export function consoleCaptured(c: Pick<Config['console'], 'capture' | 'caCertFi
   return c.capture === 'all' && consoleListening(c);
 }
 
+/** The host name as an instance id: characters a NATS subject token or KV key cannot hold become `_`. */
 export function defaultInstanceId(host = hostname()): string {
   const id = host.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64);
   return id === '' ? 'metal-bmc' : id;
