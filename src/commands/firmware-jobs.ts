@@ -639,7 +639,11 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         } finally {
           hold.dispose();
         }
-        if (stopper.signal.aborted || on === undefined || !followsUpdate(job)) return undefined;
+        if (stopper.signal.aborted || !followsUpdate(job)) return undefined;
+        // a BMC that could not be connected at the hold's start (still restarting into its image)
+        // is asked once more for the look: one login per hold
+        if (on === undefined && bmc === undefined && mayConnect) on = connected = await connectForHold(job, stopper.signal);
+        if (on === undefined) return undefined;
         // the hold's end: one fresh look at the task; still running, the machine stays held
         const look = await lookAtTask(job, on, stopper.signal);
         if (look.end !== undefined) return look.end;

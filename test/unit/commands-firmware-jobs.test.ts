@@ -530,6 +530,25 @@ describe('firmware jobs', () => {
     expect(t.jobs.activeFor(plan('m1'))).toBeUndefined();
   });
 
+  it("a BMC that cannot be connected when a restart holds its job again is asked once more at the hold's end for the look", async () => {
+    const file = stateFile();
+    const first = setup({ stateFile: file, timeoutMs: 300, outcomeUnknownHoldMs: 1500 });
+    await deadlineWhileTaskRuns(first);
+    await first.jobs.stop(1000);
+    const next = setup({ stateFile: file, outcomeUnknownHoldMs: 1500 });
+    next.bmcs.refuse(new BmcError('TIMEOUT', 'BMC m1: no answer (restarting into its image)'));
+    expect(next.jobs.recover()).toEqual([]);
+    await waitFor(() => next.log.find(/^cannot connect to the BMC of a firmware job held/).length === 1, 5000, 'first connect failed');
+    next.bmcs.refuse(undefined);
+    // the look at the hold's end, on a connection made for it
+    await waitFor(() => next.bmcs.pending.has('watch:m1'), 5000, 'look at the hold end');
+    next.bmcs.pending.get('watch:m1')!.progress({ state: 'Running', percent: 90 });
+    await waitFor(() => next.log.find(/^firmware task still runs at the end of its machine's hold/).length === 1, 5000, 'hold extended');
+    expect(next.bmcs.connects()).toBe(2);
+    expect(next.jobs.activeFor(plan('m1'))).toMatchObject({ kind: 'bios' });
+    await next.jobs.stop(1000);
+  });
+
   it("a task still running at the hold's end keeps the machine held another hold, until it ends", async () => {
     const t = setup({ timeoutMs: 300, outcomeUnknownHoldMs: 1000 });
     const failed = await deadlineWhileTaskRuns(t);
