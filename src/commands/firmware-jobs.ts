@@ -81,6 +81,10 @@ export interface FirmwareJob {
   versionBefore?: string;
   /** the BMC (HPE iLO) named no task and the flash is followed through its UpdateService's Oem.Hpe.State: a resumed job follows it there */
   hpeFlash?: true;
+  /** iLO's state before the update (FirmwareWatch): a resumed job does not take the last flash's end for this one's */
+  hpeFlashBefore?: { state: string; resultMessageId?: string };
+  /** iLO was seen flashing this update (FirmwareWatch) */
+  hpeFlashStarted?: true;
   /** ended without knowing whether the BMC applied the image (code OUTCOME_UNKNOWN or INTERRUPTED) */
   outcomeUnknown?: true;
   /** ISO 8601: its machine stays held until then (the BMC may still be applying the image), also over a restart */
@@ -306,7 +310,9 @@ export function parseStateFile(text: string): FirmwareJob[] {
       (j.kind === 'bios' || j.kind === 'bmc') &&
       JOB_STATES.includes(j.state) &&
       ['taskUri', 'target', 'versionBefore', 'heldUntil'].every((k) => ['string', 'undefined'].includes(typeof (j as unknown as Record<string, unknown>)[k])) &&
-      (j.hpeFlash === undefined || j.hpeFlash === true);
+      (j.hpeFlash === undefined || j.hpeFlash === true) &&
+      (j.hpeFlashStarted === undefined || j.hpeFlashStarted === true) &&
+      (j.hpeFlashBefore === undefined || (typeof j.hpeFlashBefore === 'object' && j.hpeFlashBefore !== null && typeof j.hpeFlashBefore.state === 'string' && ['string', 'undefined'].includes(typeof j.hpeFlashBefore.resultMessageId)));
     if (!ok) throw new BmcError('DECODE', `firmware job state file: job ${i} is malformed`);
     return j;
   });
@@ -375,6 +381,8 @@ function watchOf(job: FirmwareJob): FirmwareWatch {
     ...(job.target !== undefined ? { target: job.target } : {}),
     ...(job.versionBefore !== undefined ? { versionBefore: job.versionBefore } : {}),
     ...(job.hpeFlash ? { hpeFlash: true as const } : {}),
+    ...(job.hpeFlashBefore ? { hpeFlashBefore: job.hpeFlashBefore } : {}),
+    ...(job.hpeFlashStarted ? { hpeFlashStarted: true as const } : {}),
   };
 }
 

@@ -148,6 +148,12 @@ function taskBound(signal: AbortSignal | undefined): number | undefined {
   return signal === undefined ? undefined : SIGNALLED_TASK_BOUND_MS;
 }
 
+/** iLO's state before an update, as a job keeps it (what isLastFlashEnd compares). */
+function hpeFlashBefore(before: { state: string; resultMessageId?: string } | undefined): { hpeFlashBefore?: { state: string; resultMessageId?: string } } {
+  if (before === undefined) return {};
+  return { hpeFlashBefore: { state: before.state, ...(before.resultMessageId !== undefined ? { resultMessageId: before.resultMessageId } : {}) } };
+}
+
 function firmwareProgress(onProgress: ((p: FirmwareProgress) => void) | undefined): { onProgress?: (p: { state?: string; percent?: number; message?: string; sentBytes?: number }) => void } {
   if (!onProgress) return {};
   return { onProgress: (p) => onProgress({ state: p.state ?? 'Running', ...(p.percent !== undefined ? { percent: p.percent } : {}), ...(p.message ? { message: p.message } : {}), ...(p.sentBytes !== undefined ? { sentBytes: p.sentBytes } : {}) }) };
@@ -640,7 +646,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       // iLO answers without a task and tells the flash in its UpdateService's Oem.Hpe.State (hpe-flash.ts)
       const update =
         profile.vendor === 'hpe'
-          ? () => lib.updateOnIlo(send, client, service.path, { ...sig(x), ...progress, ...(bound ? { timeoutMs: bound } : {}), restartsBmc: kind === 'bmc', ...(service.hpeFlash ? { before: service.hpeFlash } : {}), ...(onWatch ? { onFollowed: () => onWatch({ hpeFlash: true }) } : {}) })
+          ? () => lib.updateOnIlo(send, client, service.path, { ...sig(x), ...progress, ...(bound ? { timeoutMs: bound } : {}), restartsBmc: kind === 'bmc', ...(service.hpeFlash ? { before: service.hpeFlash } : {}), ...(onWatch ? { onFollowed: () => onWatch({ hpeFlash: true, ...hpeFlashBefore(service.hpeFlash) }), onStarted: () => onWatch({ hpeFlashStarted: true }) } : {}) })
           : send;
       if (kind === 'bios') {
         await update();
@@ -659,7 +665,16 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const followTask = async (uri: string): Promise<unknown> => lib.waitForTask(client, uri, { ...sig(x), ...progress, ...(bound ? { timeoutMs: bound } : {}) });
       const versionWatch = { ...sig(x), ...bmcImageWatch(x?.onProgress), ...(o.firmwareVersionWait ?? {}) };
       // an iLO flash without a task, sent before metal-bmc restarted: its Oem.Hpe.State tells it (hpe-flash.ts)
-      const followIlo = (): Promise<void> => lib.followHpeFlashAgain(client, `firmware update (${kind}) of BMC ${o.host}`, { ...sig(x), ...progress, ...(bound ? { timeoutMs: bound } : {}), restartsBmc: kind === 'bmc' });
+      const followIlo = (): Promise<void> =>
+        lib.followHpeFlashAgain(client, `firmware update (${kind}) of BMC ${o.host}`, {
+          ...sig(x),
+          ...progress,
+          ...(bound ? { timeoutMs: bound } : {}),
+          restartsBmc: kind === 'bmc',
+          started: watch.hpeFlashStarted === true,
+          ...(watch.hpeFlashBefore ? { before: watch.hpeFlashBefore } : {}),
+          ...(x?.onWatch ? { onStarted: () => x.onWatch?.({ hpeFlashStarted: true }) } : {}),
+        });
       if (kind === 'bmc' && target !== undefined && versionBefore !== undefined) {
         // the same rules as the update's: a task lost to the BMC's restart is decided by the version
         if (taskUri !== undefined) return lib.updateBmcImage(client, target, () => followTask(taskUri), { ...versionWatch, before: versionBefore });

@@ -96,11 +96,14 @@ export interface HpeFlashOptions {
   /** How long iLO may stay Idle (or on the last flash's end) before this flash shows. Default 5 minutes (ilorest gives up after about 100 polls). */
   startWaitMs?: number;
   /**
-   * The flash was sent by an earlier run of metal-bmc (a job resumed after a restart): the state
-   * before it is unknown, so Complete or Error is taken as this flash's end, and Idle is never
-   * "not started yet" but a flash whose end was not seen (an iLO image: the version decides).
+   * The flash was sent by an earlier run of metal-bmc (a job resumed after a restart) and seen
+   * running then: Complete or Error is this flash's end, and Idle is never "not started yet" but a
+   * flash whose end was not seen (an iLO image: the version decides). A flash not yet seen running
+   * is followed again as a new one, against its `before`.
    */
   resumed?: boolean;
+  /** Told once when a running state shows: the flash has started (kept for a follow after a restart). */
+  onStarted?: () => void;
 }
 
 /** `Result` of the state, for messages: MessageId and its arguments. */
@@ -171,6 +174,7 @@ export async function followHpeFlash(client: Client, servicePath: string, untrac
           return;
         }
         if (phase === 'running') {
+          if (running === undefined) options.onStarted?.();
           running = flash.state;
           const percent = flash.state.toLowerCase() === 'updating' ? flash.percent : undefined;
           report({ state: flash.state, ...(percent === undefined ? {} : { percent }), message: `iLO's UpdateService Oem.Hpe.State ${flash.state}` });
@@ -205,10 +209,13 @@ export async function followHpeFlash(client: Client, servicePath: string, untrac
  * again from this connection (`resumed`); an UpdateService without Oem.Hpe.State fails UNSUPPORTED
  * (UntracedUpdateError: for an iLO image the version then decides, in updateBmcImage).
  */
-export async function followHpeFlashAgain(client: Client & Pick<RedfishClient, 'get'>, what: string, options: HpeFlashOptions): Promise<void> {
+export async function followHpeFlashAgain(client: Client & Pick<RedfishClient, 'get'>, what: string, options: HpeFlashOptions & { started: boolean }): Promise<void> {
   const service = await readUpdateService(client, options.signal ? { signal: options.signal } : {});
   const untraced = new UntracedUpdateError(`${what}: ${service.path} tells no Oem.Hpe.State, so the flash sent before metal-bmc restarted cannot be followed there`);
-  return followHpeFlash(client, service.path, untraced, { ...options, resumed: true });
+  // not seen running before the restart: iLO may still show the last flash's end (a pull from the
+  // image server comes first), so it is followed as a new flash against the state before it
+  const { started, ...rest } = options;
+  return followHpeFlash(client, service.path, untraced, { ...rest, resumed: started });
 }
 
 /**

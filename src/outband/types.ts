@@ -116,6 +116,10 @@ export interface FirmwareWatch {
   versionBefore?: string;
   /** the BMC (HPE iLO) named no task: the flash is followed through its UpdateService's Oem.Hpe.State (outband/hpe-flash.ts) */
   hpeFlash?: true;
+  /** iLO's state before the update was sent: its Complete or Error is the last flash's, not this one's, also when followed again after a restart */
+  hpeFlashBefore?: { state: string; resultMessageId?: string };
+  /** iLO was seen flashing this update (a running Oem.Hpe.State): from then on its Complete, Error or Idle is this flash's end */
+  hpeFlashStarted?: true;
 }
 
 /** What updateFirmware and watchFirmware are told besides the signal. */

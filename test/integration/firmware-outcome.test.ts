@@ -220,7 +220,8 @@ describe('redfish-hpe-update-state: iLO takes the image without a task and tells
     } finally {
       await first.close();
     }
-    expect(learned).toMatchObject({ hpeFlash: true, target: expect.any(String) });
+    // iLO was seen flashing, and its state before the update is kept: the follow after the restart knows both
+    expect(learned).toMatchObject({ hpeFlash: true, hpeFlashStarted: true, hpeFlashBefore: { state: expect.any(String) }, target: expect.any(String) });
     const progress: FirmwareProgress[] = [];
     const second = await connect();
     try {

@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BmcError } from '../../src/errors.js';
-import { followHpeFlash, hpeFlashPhase } from '../../src/outband/hpe-flash.js';
+import { followHpeFlash, followHpeFlashAgain, hpeFlashPhase } from '../../src/outband/hpe-flash.js';
 import { MAX_STATE, parseHpeFlashState, type HpeFlashState } from '../../src/redfish/hpe-flash-state.js';
 import { parseUpdateService } from '../../src/redfish/parse.js';
 import type { RedfishReply } from '../../src/redfish/session.js';
@@ -118,6 +118,27 @@ describe('followHpeFlash', () => {
     const idle = await follow([{ state: 'Idle' }], { resumed: true });
     expect((idle.error as BmcError).message).toContain("iLO's UpdateService is Idle (last seen: the flash sent before metal-bmc restarted); outcome unverified");
     expect((await follow([{ state: 'Idle' }], { resumed: true, restartsBmc: true })).error).toBeInstanceOf(TaskLostError);
+  });
+
+  it('tells once that the flash started, at its first running state (kept for a follow after a restart)', async () => {
+    let started = 0;
+    await followHpeFlash(ilo([{ state: 'Idle' }, { state: 'Verifying' }, { state: 'Updating', percent: 5 }, { state: 'Complete' }]), SERVICE, untraced, { ...fast, restartsBmc: false, onStarted: () => started++ });
+    expect(started).toBe(1);
+  });
+
+  it('followed again after a restart before iLO was seen flashing: the last flash\'s Complete is not taken for this one\'s end', async () => {
+    const before = { state: 'Complete' };
+    const answers = [before, before, { state: 'Updating', percent: 20 }, { state: 'Complete' }];
+    // the service root names the UpdateService; the UpdateService's own read (Oem.Hpe.State) comes through getReply
+    const get = async (path: string) => (path === SERVICE ? { '@odata.id': SERVICE } : { UpdateService: { '@odata.id': SERVICE } });
+    const client = { ...ilo(answers), get };
+    const progress: TaskProgress[] = [];
+    await followHpeFlashAgain(client as never, 'firmware update (bios) of BMC x', { ...fast, restartsBmc: false, started: false, before, onProgress: (p) => progress.push(p) });
+    expect(progress.map((p) => p.state)).toEqual(['Running', 'Updating', 'Completed']);
+    // seen flashing before the restart: its Complete is this flash's end at once
+    const seen: TaskProgress[] = [];
+    await followHpeFlashAgain({ ...ilo([before]), get } as never, 'firmware update (bios) of BMC x', { ...fast, restartsBmc: false, started: true, before, onProgress: (p) => seen.push(p) });
+    expect(seen.map((p) => p.state)).toEqual(['Completed']);
   });
 
   it('an iLO image back Idle after it ran is a lost task, for the FirmwareVersion to decide', async () => {
