@@ -156,9 +156,9 @@ describe('power steps during a firmware update', () => {
     const images = await startImageServer();
     cleanup.push(() => images.close());
     // Lenovo: the image pushed at once (no staged verify task), then one task flashing it, here
-    // for 12 s, past the job's 5 s deadline (a 20-minute iDRAC or XCC BIOS flash against METAL_BMC_FIRMWARE_TIMEOUT)
+    // for 8 s, past the job's 5 s deadline (a 20-minute iDRAC or XCC BIOS flash against METAL_BMC_FIRMWARE_TIMEOUT)
     const { machine, changes } = machineOf('Lenovo');
-    fleet.setFaults([machine.state.index], { firmwareTaskMs: 12_000 });
+    fleet.setFaults([machine.state.index], { firmwareTaskMs: 8000 });
     const { partition, results, registry, log } = await service(10_000, 5000);
     const publish = (body: unknown) => metalApi.publish(`${partition}-machine`, enc(body));
     const id = 'fw-deadline-task-running';

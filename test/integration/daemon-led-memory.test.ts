@@ -68,8 +68,8 @@ beforeAll(async () => {
     METAL_BMC_METAL_API_HMAC_KEY: HMAC,
     METAL_BMC_LEASE_FILE: join(dir, 'dhcpd.leases'),
     METAL_BMC_STATE_DIR: join(dir, 'state'),
-    // a cycle every 2 s: each report after a command shows what the daemon remembers
-    METAL_BMC_REPORT_INTERVAL: '2s',
+    // a cycle every second (the least allowed): each report after a command shows what the daemon remembers
+    METAL_BMC_REPORT_INTERVAL: '1s',
     METAL_BMC_PROTOCOL: 'ipmi',
     METAL_BMC_IPMI_PORT: String(sim.port),
     METAL_BMC_IPMI_USER: sim.user,
