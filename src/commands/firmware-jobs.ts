@@ -1008,10 +1008,15 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   /** A job held after an outcome unknown when metal-bmc stopped: held again until its `heldUntil` (its claim taken back). */
   function holdAgain(job: FirmwareJob): void {
     const ipmi = ipmiOf(job);
-    if (!(Date.parse(job.heldUntil!) > Date.now()) || active.has(job.key)) {
+    // a hold that ended while metal-bmc was down, of an update the BMC runs where it can be asked
+    // (its task, iLO's state): held for a look first, as at the end of a hold it lived through
+    const ended = !(Date.parse(job.heldUntil!) > Date.now());
+    const lookFirst = ended && followsUpdate(job) && Date.now() < Date.parse(job.acceptedAt) + taskHoldLimitMs;
+    if ((ended && !lookFirst) || active.has(job.key)) {
       delete job.heldUntil;
       return;
     }
+    if (lookFirst) job.heldUntil = new Date(Date.now() + 1).toISOString();
     const entry: ActiveJob = { job, bmcKey: ipmi ? `${ipmi.host}:${ipmi.port}` : '', abort: new AbortController(), done: Promise.resolve(), holding: true };
     active.set(job.key, entry);
     entry.done = (async () => {

@@ -549,6 +549,25 @@ describe('firmware jobs', () => {
     await next.jobs.stop(1000);
   });
 
+  it("a hold that ended while metal-bmc was down is looked at on the next start: a task still running holds the machine again", async () => {
+    const file = stateFile();
+    const first = setup({ stateFile: file, timeoutMs: 300, outcomeUnknownHoldMs: 60_000 });
+    await deadlineWhileTaskRuns(first);
+    await first.jobs.stop(1000);
+    // metal-bmc stays down past heldUntil
+    const state = JSON.parse(readFileSync(file, 'utf8'));
+    state.jobs[0].heldUntil = new Date(Date.now() - 60_000).toISOString();
+    writeFileSync(file, JSON.stringify(state));
+    const next = setup({ stateFile: file, outcomeUnknownHoldMs: 60_000 });
+    expect(next.jobs.recover()).toEqual([]);
+    expect(next.jobs.activeFor(plan('m1'))).toMatchObject({ kind: 'bios' });
+    await waitFor(() => next.bmcs.pending.has('watch:m1'), 5000, 'the look');
+    next.bmcs.pending.get('watch:m1')!.progress({ state: 'Running', percent: 95 });
+    await waitFor(() => next.log.find(/^firmware task still runs at the end of its machine's hold/).length === 1, 5000, 'held again');
+    expect(await next.jobs.start(plan('m1', 'bios'))).toMatchObject({ accepted: false, event: { code: 'BUSY' } });
+    await next.jobs.stop(1000);
+  });
+
   it("a task still running at the hold's end keeps the machine held another hold, until it ends", async () => {
     const t = setup({ timeoutMs: 300, outcomeUnknownHoldMs: 1000 });
     const failed = await deadlineWhileTaskRuns(t);
