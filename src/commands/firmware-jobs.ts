@@ -361,7 +361,7 @@ function ipmiOf(job: FirmwareJob): EventIpmi | undefined {
 
 /** Whether an update sent before a restart can be watched again: its task is known, iLO's Oem.Hpe.State tells it, or a BMC image's version before it. */
 function watchable(job: FirmwareJob): boolean {
-  return job.taskUri !== undefined || job.hpeFlash === true || (job.kind === 'bmc' && job.target !== undefined && job.versionBefore !== undefined);
+  return followsUpdate(job) || (job.kind === 'bmc' && job.target !== undefined && job.versionBefore !== undefined);
 }
 
 /** Whether the BMC runs the job's update where it can be asked how it goes: a task it named, or iLO's UpdateService state. */
@@ -671,20 +671,15 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     const looked = new AbortController();
     // no longer than a hold: a short one (tests, an operator's) is not outlasted by its look
     const dl = deadline(Math.min(TASK_LOOK_MS, holdMs), `look at the task of firmware job ${job.id}`, AbortSignal.any([stop, looked.signal]));
-    let last: FirmwareProgress | undefined;
+    let running: FirmwareProgress | undefined;
     try {
-      await bmc.watchFirmware(job.kind, watchOf(job), {
-        signal: dl.signal,
-        onProgress: (p) => {
-          last = p;
-          // running is all this look needs to know; an end is watched to its result
-          if (updateStillRuns(job, p)) looked.abort();
-        },
+      // running is all this look needs to know; an end is watched to its result
+      const end = await watchDuringHold(job, bmc, dl.signal, (p) => {
+        if (!updateStillRuns(job, p)) return;
+        running = p;
+        looked.abort();
       });
-      return { end: { how: 'completed', detail: last === undefined ? 'no progress told' : describeProgress(last) } };
-    } catch (err) {
-      if (err instanceof TaskFailedError && !dl.signal.aborted) return { end: { how: 'failed', detail: err.message } };
-      return looked.signal.aborted && last !== undefined ? { running: last } : {};
+      return end !== undefined ? { end } : running !== undefined ? { running } : {};
     } finally {
       dl.dispose();
     }
@@ -724,12 +719,18 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
    * Follows what the job left to watch (its task, a BMC image's version) during its hold: how it
    * ended when the watch ends (resolved: completed or staged, or a BMC image's new version; the
    * task's own failure: failed); undefined when the BMC could not be reached or read, or the hold ended.
+   * `onProgress` sees each progress too (the look at a hold's end stops at a running one).
    */
-  async function watchDuringHold(job: FirmwareJob, bmc: Outband, signal: AbortSignal): Promise<HoldEnd | undefined> {
-    const watch = watchOf(job);
+  async function watchDuringHold(job: FirmwareJob, bmc: Outband, signal: AbortSignal, onProgress?: (p: FirmwareProgress) => void): Promise<HoldEnd | undefined> {
     let last: FirmwareProgress | undefined;
     try {
-      await bmc.watchFirmware(job.kind, watch, { signal, onProgress: (p) => void (last = p) });
+      await bmc.watchFirmware(job.kind, watchOf(job), {
+        signal,
+        onProgress: (p) => {
+          last = p;
+          onProgress?.(p);
+        },
+      });
       return { how: 'completed', detail: last === undefined ? 'no progress told' : describeProgress(last) };
     } catch (err) {
       if (err instanceof TaskFailedError && !signal.aborted) return { how: 'failed', detail: err.message };

@@ -44,7 +44,7 @@ import { BmcError } from '../errors.js';
 import { parseHpeFlashState, type HpeFlashState } from '../redfish/hpe-flash-state.js';
 import { readUpdateService } from '../redfish/resources.js';
 import type { RedfishClient, RedfishReply } from '../redfish/session.js';
-import { isTransient, nextPollMs, TaskLostError, UntracedUpdateError, type TaskProgress } from '../redfish/task.js';
+import { changedProgressOnly, isTransient, nextPollMs, TaskLostError, UntracedUpdateError, type TaskProgress } from '../redfish/task.js';
 
 /** What one `Oem.Hpe.State` says of the flash. */
 export type HpeFlashPhase = 'idle' | 'running' | 'done' | 'failed';
@@ -136,13 +136,7 @@ export async function followHpeFlash(client: Client, servicePath: string, untrac
   const what = `iLO flash (${servicePath} Oem.Hpe.State)`;
   const dl = deadline(timeoutMs, what, options.signal);
   const startedAt = Date.now();
-  let last = '';
-  const report = (p: TaskProgress): void => {
-    const key = `${p.state}/${p.percent ?? ''}/${p.message ?? ''}`;
-    if (key === last) return;
-    last = key;
-    options.onProgress?.(p);
-  };
+  const report = changedProgressOnly(options.onProgress);
   // the last running state seen: the flash has started (a resumed one had, before metal-bmc restarted)
   let running: string | undefined = options.resumed === true ? 'the flash sent before metal-bmc restarted' : undefined;
   let wentAway = false;

@@ -251,6 +251,17 @@ function taskOutcome(task: TaskInfo): 'done' | 'failed' | 'staged' | 'running' {
   return task.status !== undefined && FAILED_STATUS.has(task.status) ? 'failed' : 'done';
 }
 
+/** A poll's progress teller: tells `onProgress` a progress only when its state, percent or message changed since the last one told. */
+export function changedProgressOnly(onProgress: ((p: TaskProgress) => void) | undefined): (p: TaskProgress) => void {
+  let last = '';
+  return (p) => {
+    const key = `${p.state}/${p.percent ?? ''}/${p.message ?? ''}`;
+    if (key === last) return;
+    last = key;
+    onProgress?.(p);
+  };
+}
+
 /**
  * Whether a progress waitForTask reported says the task still runs, by the same rules that keep
  * it polling (taskOutcome): not Completed, not a failure, not Staged (reported only once staged).
@@ -298,14 +309,7 @@ export async function waitForTask(
   // URL's credentials or the session's token in them
   const scrubbed = (task: TaskInfo): TaskInfo => (client.scrub === undefined || task.messages === undefined ? task : { ...task, messages: task.messages.map((m) => client.scrub!(m)) });
   const dl = deadline(timeoutMs, what, options.signal);
-  let last = '';
-  const report = (p: TaskProgress): void => {
-    const key = `${p.state}/${p.percent ?? ''}/${p.message ?? ''}`;
-    if (key !== last) {
-      last = key;
-      options.onProgress?.(p);
-    }
-  };
+  const report = changedProgressOnly(options.onProgress);
   let path = taskMonitorOrTaskUri;
   /** the monitor's final answer without a Task, while `path` is the Task read after it */
   let monitorAnswer: number | undefined;
