@@ -56,6 +56,8 @@ export interface FirmwareClaimSubject {
   machineKey: string;
   /** the BMC's address; empty when the event named none */
   bmc: string;
+  /** ISO 8601: when the job was accepted (shown to other instances that hold power commands for it) */
+  since?: string;
 }
 
 export interface HeldClaim {
@@ -68,6 +70,8 @@ export type ClaimOutcome = { held: HeldClaim } | { busy: string };
 export interface FirmwareClaims {
   /** takes the job's keys; `busy` describes the other instance's job; rejects (UNAVAILABLE) when the bucket cannot be used */
   claim(subject: FirmwareClaimSubject): Promise<ClaimOutcome>;
+  /** a claim this process wrote (firmware-claim-view.ts leaves them to this instance's own jobs) */
+  isOwn(claim: ClaimValue): boolean;
   /** stops the renewals of claims still held (their keys turn stale after `leaseMs`) */
   close(): void;
 }
@@ -81,6 +85,8 @@ export interface ClaimValue {
   kind: string;
   /** ms since the epoch, by the holder's clock: shown, never compared (see the header) */
   renewedAt: number;
+  /** ISO 8601, by the holder's clock: when the job was accepted (absent from claims of earlier versions) */
+  since?: string;
 }
 
 /** the key-value bucket of the partition's firmware claims: `<durable>-firmware` */
@@ -100,7 +106,8 @@ export function parseClaim(bytes: Uint8Array): ClaimValue | undefined {
   try {
     const v = JSON.parse(Buffer.from(bytes).toString('utf8')) as Partial<ClaimValue>;
     const strings = [v.instance, v.token, v.job, v.kind].every((s) => typeof s === 'string' && s.length <= 128);
-    return strings && typeof v.renewedAt === 'number' && Number.isFinite(v.renewedAt) ? (v as ClaimValue) : undefined;
+    const since = v.since === undefined || (typeof v.since === 'string' && v.since.length <= 64);
+    return strings && since && typeof v.renewedAt === 'number' && Number.isFinite(v.renewedAt) ? (v as ClaimValue) : undefined;
   } catch {
     return undefined;
   }
@@ -156,7 +163,7 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
   const monotonicNow = o.monotonicNow ?? (() => performance.now());
   const token = randomBytes(8).toString('hex');
   const renewals = new Set<NodeJS.Timeout>();
-  const encode = (s: FirmwareClaimSubject): Uint8Array => Buffer.from(JSON.stringify({ instance: o.instanceId, token, job: s.jobId, kind: s.kind, renewedAt: now() } satisfies ClaimValue));
+  const encode = (s: FirmwareClaimSubject): Uint8Array => Buffer.from(JSON.stringify({ instance: o.instanceId, token, job: s.jobId, kind: s.kind, renewedAt: now(), ...(s.since !== undefined ? { since: s.since } : {}) } satisfies ClaimValue));
   const unavailable = (err: unknown) => new BmcError('UNAVAILABLE', `cannot claim the firmware update in the partition's key-value bucket ${o.kv.bucket}: ${(err as Error).message}`, { cause: err });
 
   /** a claim of this process for job `s` (one whose write's answer was lost is still ours) */
@@ -328,6 +335,7 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
         },
       };
     },
+    isOwn: (claim) => claim.token === token && claim.instance === o.instanceId,
     close() {
       for (const timer of renewals) clearInterval(timer);
       renewals.clear();

@@ -62,6 +62,11 @@ export interface KvBucket {
   delete(key: string, revision?: number): Promise<boolean>;
   /** entries under `prefix.` (or all keys without a prefix) */
   watch(prefix?: string): Promise<KvWatch>;
+  /**
+   * the revision of the bucket's last stored message, 0 when it holds none: a watch started after
+   * this has delivered every key's entry as it was by then once it delivered this revision or a later one
+   */
+  lastRevision(): Promise<number>;
 }
 
 export interface KvBucketOptions {
@@ -199,6 +204,10 @@ export async function openKvBucket(nc: NatsConnection, jsm: JetStreamManager, bu
     async delete(key, revision) {
       const expected = revision ?? (await get(key))?.revision ?? 0;
       return (await put(key, new Uint8Array(0), expected, 'DEL')) !== undefined;
+    },
+    async lastRevision() {
+      const { state } = await remaking(() => jsm.streams.info(stream));
+      return state.messages === 0 ? 0 : state.last_seq;
     },
     async watch(keyPrefix) {
       if (keyPrefix !== undefined) checkKey(keyPrefix);

@@ -245,7 +245,7 @@ const STARTING_KEEP_MS = 48 * 3600_000;
 /** Claims across instances, as bus/firmware-claims.ts keeps them. */
 export interface JobClaims {
   /** `held` once the job's machine and BMC are claimed, `busy` describing another instance's job; rejects when claims cannot be checked */
-  claim(subject: { jobId: string; kind: string; machineKey: string; bmc: string }): Promise<{ held: { release(): Promise<void> } } | { busy: string }>;
+  claim(subject: { jobId: string; kind: string; machineKey: string; bmc: string; since?: string }): Promise<{ held: { release(): Promise<void> } } | { busy: string }>;
 }
 
 /** `handBack`: not refused, only not started now (the event journal cannot be used): the event goes back to the stream, nothing published */
@@ -931,7 +931,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     let claim: { release(): Promise<void> } | undefined;
     if (o.claims) {
       // held here while the claim across instances is asked for: a second event for the machine meanwhile waits for it above
-      const asked = o.claims.claim({ jobId: job.id, kind: job.kind, machineKey: plan.key, bmc: bmcKey });
+      const asked = o.claims.claim({ jobId: job.id, kind: job.kind, machineKey: plan.key, bmc: bmcKey, since: job.acceptedAt });
       entry.claiming = asked.catch(() => undefined);
       active.set(plan.key, entry);
       let outcome: Awaited<typeof asked>;
@@ -1038,7 +1038,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   async function claimAgain(entry: ActiveJob): Promise<{ release(): Promise<void> } | 'busy' | undefined> {
     if (!o.claims) return undefined;
     const { job } = entry;
-    const asked = o.claims.claim({ jobId: job.id, kind: job.kind, machineKey: job.key, bmc: entry.bmcKey });
+    const asked = o.claims.claim({ jobId: job.id, kind: job.kind, machineKey: job.key, bmc: entry.bmcKey, since: job.acceptedAt });
     entry.claiming = asked.catch(() => undefined);
     try {
       const outcome = await asked;

@@ -35,7 +35,7 @@ export interface CommandResult {
    * not executed: older than the TTL when its machine's turn came (stale), its machine's queue was
    * full (overflow: refused over core NATS), or a newer event for the machine that came with its
    * queue full sets the boot device it would have set, before anything boots the machine (superseded),
-   * or a power command while a firmware update of this instance runs on its machine or BMC (firmware-update)
+   * or a power command while a firmware update runs on its machine or BMC, here or on another instance (firmware-update)
    */
   dropped?: 'stale' | 'overflow' | 'superseded' | 'firmware-update';
   /** a non-idempotent action (RESET, CYCLE, REINSTALL, a delete's RESET) went to the BMC and no answer came: it may have happened; never retried */
@@ -66,6 +66,8 @@ export interface FirmwareJobHold {
   of: { machine: true } | { bmc: string };
   /** settles when the job ends, or when its claim across instances is refused; look again then (another job may hold the machine) */
   ended: Promise<unknown>;
+  /** the job runs on another instance (seen through its claim in `<durable>-firmware`): that instance's id */
+  instance?: string;
 }
 
 /** What a plan with a power step does while a firmware job runs on its machine: a command is refused, a lifecycle event waits for the job. */
@@ -120,8 +122,8 @@ export interface CommandRunnerOptions {
    */
   journal?: StepJournal;
   /**
-   * this instance's firmware jobs: a plan with a power step for a machine (or BMC) whose update
-   * runs is refused (a command) or waits until the job ends (a lifecycle event,
+   * the firmware jobs of this instance, and of others through their claims (parts/commands.ts): a
+   * plan with a power step for a machine (or BMC) whose update runs is refused (a command) or waits until the job ends (a lifecycle event,
    * DURING_FIRMWARE_UPDATE); a power change during a flash can leave the board unbootable
    */
   firmwareJobs?: { activeFor(plan: Plan): FirmwareJobHold | undefined };
@@ -395,8 +397,9 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     forget(plan);
     o.metrics?.eventsRefused?.inc({ reason: 'firmware-update' });
     const on = 'bmc' in job.of ? `this machine's BMC ${job.of.bmc}` : 'this machine';
-    o.logger.warn({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, firmwareJob: job.id, firmwareKind: job.kind, since: job.since }, 'machine command refused: a firmware update runs on its machine or BMC, and a power change during it can leave the board unbootable');
-    const error = `${plan.command} refused: firmware update job ${job.id} (${job.kind}) runs on ${on} since ${job.since}; power commands wait until the update ends (a power change during a flash can leave the board unbootable): send it again then; not executed`;
+    o.logger.warn({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, firmwareJob: job.id, firmwareKind: job.kind, since: job.since, ...(job.instance !== undefined ? { firmwareInstance: job.instance } : {}) }, 'machine command refused: a firmware update runs on its machine or BMC, and a power change during it can leave the board unbootable');
+    const where = job.instance !== undefined ? ` (on instance ${job.instance})` : '';
+    const error = `${plan.command} refused: firmware update job ${job.id} (${job.kind})${where} runs on ${on} since ${job.since}; power commands wait until the update ends (a power change during a flash can leave the board unbootable): send it again then; not executed`;
     return tellResult(notExecuted(plan, 'BUSY', error, { dropped: 'firmware-update' }));
   }
 
@@ -427,7 +430,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   function waitForFirmware(key: string, task: Task, job: FirmwareJobHold): void {
     if (task.waited === undefined) {
       task.waited = { job, since: performance.now() };
-      o.logger.info({ machineId: task.plan.machineId, command: task.plan.command, bmc: task.plan.ipmi?.address, eventId: task.plan.eventId, firmwareJob: job.id, firmwareKind: job.kind, since: job.since }, 'machine event held: its power step waits until the firmware update of its machine or BMC ends');
+      o.logger.info({ machineId: task.plan.machineId, command: task.plan.command, bmc: task.plan.ipmi?.address, eventId: task.plan.eventId, firmwareJob: job.id, firmwareKind: job.kind, since: job.since, ...(job.instance !== undefined ? { firmwareInstance: job.instance } : {}) }, 'machine event held: its power step waits until the firmware update of its machine or BMC ends');
     }
     const signal = task.cut.signal;
     // once only, and only for this wait: the job's end after a cut (or a cut after the end) finds another wait or none

@@ -9,6 +9,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { BusConnection } from '../bus/connection.js';
 import { defaultDurableName, subscribeMachineEvents, type MachineEventSubscription } from '../bus/machine-events.js';
 import { publishResult } from '../bus/results.js';
+import { createFirmwareClaimView, type FirmwareClaimView } from '../bus/firmware-claim-view.js';
 import { createFirmwareClaims, firmwareBucketName, type FirmwareClaims } from '../bus/firmware-claims.js';
 import { jetstreamOrUndefined } from '../bus/jetstream.js';
 import { openKvBucket, type KvBucket } from '../bus/kv.js';
@@ -19,7 +20,7 @@ import type { Logger } from '../log.js';
 import { createOutbandPool } from '../outband/pool.js';
 import { createEventHandler, overflowResult } from '../commands/handler.js';
 import { createCommandMetrics, type CommandMetrics } from '../commands/metrics.js';
-import { createCommandRunner, type CommandResult, type CommandRunner, type ConnectBmc } from '../commands/runner.js';
+import { createCommandRunner, type CommandResult, type CommandRunner, type ConnectBmc, type FirmwareJobHold } from '../commands/runner.js';
 import { createFirmwareJobs, type FirmwareEvent, type FirmwareJobs } from '../commands/firmware-jobs.js';
 import { openEventPositionStore } from '../commands/event-position.js';
 import { checkFirmwareUrl, guardedLookup } from '../commands/firmware-url.js';
@@ -121,8 +122,9 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
     ...(o.metrics ? { metrics: o.metrics } : {}),
     ...(o.maxQueuePerMachine !== undefined ? { maxQueuePerMachine: o.maxQueuePerMachine } : {}),
     ...(journal ? { journal } : {}),
-    // power steps are refused or wait while this instance's firmware job runs on the machine (the jobs are made below, before any event comes)
-    ...(o.firmware ? { firmwareJobs: { activeFor: (plan: Plan) => firmware?.activeFor(plan) } } : {}),
+    // power steps are refused or wait while a firmware job runs on the machine: this instance's
+    // (the jobs are made below, before any event comes), or another's, seen through its claim
+    ...(o.firmware ? { firmwareJobs: { activeFor: (plan: Plan) => firmware?.activeFor(plan) ?? elsewhere(claimView, plan) } } : {}),
     onResult: (result) => {
       publish(result);
       o.onResult?.(result);
@@ -133,7 +135,11 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
   // two instances at once); none over core NATS (no KV bucket)
   // the server's time only once measured: this host's clock may be far off (firmware-claims.ts)
   const serverNow = clock ? () => (clock.measured() ? clock.now() : undefined) : undefined;
-  const claims = o.firmware && o.mode !== 'core' ? await openFirmwareClaims(o, instanceIdOf(o), serverNow) : undefined;
+  const opened = o.firmware && o.mode !== 'core' ? await openFirmwareClaims(o, instanceIdOf(o), serverNow) : undefined;
+  const claims = opened?.claims;
+  // known before the first event: a power command must see an update another instance runs now
+  const claimView = opened ? createFirmwareClaimView({ kv: opened.kv, isOwn: opened.claims.isOwn, logger: o.logger, ...(serverNow ? { serverNow } : {}) }) : undefined;
+  await claimView?.start();
   const firmware = o.firmware
     ? createFirmwareJobs({
         ...(claims ? { claims } : {}),
@@ -181,6 +187,7 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
     // keep their heldUntil, claims are left for the next start to take back)
     await firmware?.stop(0);
     claims?.close();
+    claimView?.close();
     await position?.close();
     throw err;
   });
@@ -200,6 +207,7 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
       stopping = true;
       await Promise.all([subscription.stop(deadlineMs + 1000), runner.drain(deadlineMs), firmware?.stop(deadlineMs)]);
       claims?.close();
+      claimView?.close();
       clock?.close();
       // after the last settle: the position of the events settled while stopping is written too
       await position?.close();
@@ -244,7 +252,7 @@ async function openEventJournalBucket(o: CommandServiceOptions): Promise<KvBucke
  * The firmware claims in the partition's bucket `<durable>-firmware`; undefined without JetStream.
  * `serverNow`: the NATS server's time, against which a claim's server stamp tells whether it is stale.
  */
-async function openFirmwareClaims(o: CommandServiceOptions, instanceId: string, serverNow: (() => number | undefined) | undefined): Promise<FirmwareClaims | undefined> {
+async function openFirmwareClaims(o: CommandServiceOptions, instanceId: string, serverNow: (() => number | undefined) | undefined): Promise<{ claims: FirmwareClaims; kv: KvBucket } | undefined> {
   const jsm = await jetstreamOrUndefined(o.nc);
   if (!jsm) return undefined;
   const bucket = firmwareBucketName(o.durableName);
@@ -252,7 +260,16 @@ async function openFirmwareClaims(o: CommandServiceOptions, instanceId: string, 
     ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
     onRemade: () => o.logger.warn({ bucket }, "the firmware claims' key-value bucket was gone (deleted, or lost with a server's state); made again, empty; running updates claim their keys again at their next renewal"),
   });
-  return createFirmwareClaims({ kv, instanceId, logger: o.logger, ...(serverNow ? { serverNow } : {}) });
+  return { claims: createFirmwareClaims({ kv, instanceId, logger: o.logger, ...(serverNow ? { serverNow } : {}) }), kv };
+}
+
+/** A firmware job of another instance on the plan's machine or BMC, as the runner holds power steps behind it. */
+function elsewhere(view: FirmwareClaimView | undefined, plan: Plan): FirmwareJobHold | undefined {
+  const bmc = plan.ipmi ? `${plan.ipmi.host}:${plan.ipmi.port}` : '';
+  const held = view?.heldElsewhere({ machineKey: plan.key, bmc });
+  if (held === undefined) return undefined;
+  const { claim } = held;
+  return { id: claim.job, kind: claim.kind, since: claim.since ?? 'a time not known here', of: held.on === 'machine' ? { machine: true } : { bmc }, ended: held.ended, instance: claim.instance };
 }
 
 /** The daemon part `commands`: consumes `config.mq.machineTopic` and executes on BMCs through the facade. */

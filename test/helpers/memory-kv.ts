@@ -72,6 +72,10 @@ export function createMemoryKv(bucket = 'test', serverNow: () => number = Date.n
           await check();
           return put(key, new Uint8Array(0), revision ?? last.get(key)?.revision ?? 0, true) !== undefined;
         },
+        async lastRevision() {
+          await check();
+          return last.size === 0 ? 0 : seq;
+        },
         async watch(prefix) {
           await check();
           const queue: KvEntry[] = [...last.values()].filter((e) => prefix === undefined || e.key.startsWith(`${prefix}.`));

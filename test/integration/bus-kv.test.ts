@@ -106,6 +106,30 @@ it('watches the current entries under a prefix, then every change', async () => 
   w.stop();
 });
 
+it("names its last revision (0 while empty): a watch started after it has delivered the bucket as it was once it delivered that revision", async () => {
+  const kv = await openKvBucket(nc, await jetstreamManager(nc), 'last');
+  expect(await kv.lastRevision()).toBe(0);
+  const a = (await kv.create('a', new TextEncoder().encode('1')))!;
+  const b = await kv.put('b', new TextEncoder().encode('2'));
+  expect(await kv.lastRevision()).toBe(b);
+  // a later write of a supersedes its first: the watch delivers the later one, at or past the last revision
+  const a2 = (await kv.update('a', new TextEncoder().encode('3'), a))!;
+  expect(await kv.delete('b')).toBe(true);
+  const upTo = await kv.lastRevision();
+  expect(upTo).toBeGreaterThan(a2);
+  const w = await kv.watch();
+  const seen: Array<{ key: string; revision: number; deleted: boolean }> = [];
+  for await (const e of w) {
+    seen.push({ key: e.key, revision: e.revision, deleted: e.deleted });
+    if (e.revision >= upTo) break;
+  }
+  w.stop();
+  expect(seen).toEqual([
+    { key: 'a', revision: a2, deleted: false },
+    { key: 'b', revision: upTo, deleted: true },
+  ]);
+});
+
 describe('a bucket whose stream is gone', () => {
   it('is made again, empty, by the next write, which is told once; a watch from before misses what the new bucket numbers below its place, a new one sees it all', async () => {
     const jsm = await jetstreamManager(nc);

@@ -5,11 +5,14 @@
  * update for the same machine, or for its BMC under another machine key, naming the first job;
  * events over a real nats-server, the BMC a stand-in whose update the test finishes.
  */
+import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { connectBus, type BusConnection } from '../../src/bus/connection.js';
+import { createFirmwareClaims, firmwareBucketName } from '../../src/bus/firmware-claims.js';
+import { openKvBucket } from '../../src/bus/kv.js';
 import type { FirmwareEvent } from '../../src/commands/firmware-jobs.js';
-import type { ConnectBmc } from '../../src/commands/runner.js';
+import type { CommandResult, ConnectBmc } from '../../src/commands/runner.js';
 import type { Outband } from '../../src/outband/types.js';
 import { startCommandService, type CommandService } from '../../src/parts/commands.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
@@ -169,5 +172,71 @@ describe('firmware updates across instances', () => {
     expect(seen.filter((e) => e.phase === 'refused')).toEqual([]);
     await waitFor(() => fleet.updating.has('127.0.0.10'), 10_000, 'the second update running');
     fleet.updating.get('127.0.0.10')!();
+  });
+
+  it("a power command reaching an instance while another instance's update runs on the machine or its BMC is refused; a delete waits until that update's claim is gone", async () => {
+    const p = 'fwc4';
+    // the other instance's running update, as the partition sees it: its claims in `<durable>-firmware`
+    const otherLog = captureLog();
+    const kv = await openKvBucket(metalApi, await jetstreamManager(metalApi), firmwareBucketName(`metal-bmc-${p}`));
+    const other = createFirmwareClaims({ kv, instanceId: 'mgmt-a', logger: otherLog.logger });
+    cleanup.push(async () => other.close());
+    const since = '2026-12-07T01:00:00.000Z';
+    const onMachine = await other.claim({ jobId: 'job-m1', kind: 'bios', machineKey: 'm-1', bmc: '127.0.0.12:623', since });
+    const onBmc = await other.claim({ jobId: 'job-m2', kind: 'bmc', machineKey: 'm-2', bmc: '127.0.0.13:623', since });
+    if (!('held' in onMachine) || !('held' in onBmc)) throw new Error('the claims were not taken');
+
+    // BMC stand-ins recording what reaches them
+    const calls: string[] = [];
+    const recording: ConnectBmc = async (ipmi) =>
+      ({
+        address: ipmi.host,
+        vendor: 'fake',
+        powerReset: async () => void calls.push(`reset ${ipmi.host}`),
+        powerCycle: async () => void calls.push(`cycle ${ipmi.host}`),
+        bootFrom: async (device: string) => void calls.push(`boot ${device} ${ipmi.host}`),
+        close: async () => undefined,
+      }) as unknown as Outband;
+    const b = await instance(p, 'mgmt-b', recording, { leader: false });
+    const seen: CommandResult[] = [];
+    const sub = metalApi.subscribe(`${p}-machine-result`, { callback: (_err, m) => void seen.push(m.json<CommandResult>()) });
+    await metalApi.flush();
+    cleanup.push(async () => sub.unsubscribe());
+    const ipmi = (address: string) => ({ address, user: 'ADMIN', password: 'secret-pw', interface: 'lanplus', mac: 'ac:1f:6b:35:ac:62' });
+
+    // the machine under update, and another machine key on the BMC under update
+    metalApi.publish(`${p}-machine`, enc({ type: 'command', cmd: { target: 'm-1', cmd: 'RESET', ipmi: ipmi('127.0.0.12:623') } }));
+    metalApi.publish(`${p}-machine`, enc({ type: 'command', cmd: { target: 'm-2-other', cmd: 'CYCLE', ipmi: ipmi('127.0.0.13:623') } }));
+    await waitFor(() => seen.length === 2, 10_000, 'both commands settled');
+    expect(seen).toEqual([
+      expect.objectContaining({ command: 'RESET', ok: false, code: 'BUSY', dropped: 'firmware-update', error: expect.stringMatching(/^RESET refused: firmware update job job-m1 \(bios\) \(on instance mgmt-a\) runs on this machine since 2026-12-07T01:00:00\.000Z; power commands wait until the update ends/) }),
+      expect.objectContaining({ command: 'CYCLE', ok: false, code: 'BUSY', dropped: 'firmware-update', error: expect.stringMatching(/^CYCLE refused: firmware update job job-m2 \(bmc\) \(on instance mgmt-a\) runs on this machine's BMC 127\.0\.0\.13:623 since /) }),
+    ]);
+    expect(calls).toEqual([]);
+    // the boot device is no power change: set at once
+    metalApi.publish(`${p}-machine`, enc({ type: 'command', cmd: { target: 'm-1', cmd: 'PXE', ipmi: ipmi('127.0.0.12:623') } }));
+    await waitFor(() => seen.length === 3, 10_000, 'PXE settled');
+    expect(seen[2]).toMatchObject({ command: 'PXE', ok: true });
+
+    // a delete of the machine waits for the update, then sets PXE and resets it
+    metalApi.publish(`${p}-machine`, enc({ type: 'delete', old: 'm-1', cmd: { ipmi: ipmi('127.0.0.12:623') } }));
+    await waitFor(() => b.log.find('machine event held: its power step waits until the firmware update of its machine or BMC ends').length === 1, 10_000, 'the delete held');
+    expect(calls).toEqual(['boot PXE 127.0.0.12']);
+    await onMachine.held.release();
+    await waitFor(() => seen.some((r) => r.command === 'delete'), 10_000, 'the delete done');
+    expect(seen.find((r) => r.command === 'delete')).toMatchObject({ ok: true });
+    expect(calls).toEqual(['boot PXE 127.0.0.12', 'boot PXE 127.0.0.12', 'reset 127.0.0.12']);
+
+    // once the other update ended, power commands run
+    await onBmc.held.release();
+    // the watch tells the claim's delete within milliseconds: a CYCLE sent until one runs
+    const cycles = () => seen.filter((r) => r.command === 'CYCLE');
+    await waitFor(async () => {
+      const before = cycles().length;
+      metalApi.publish(`${p}-machine`, enc({ type: 'command', cmd: { target: 'm-2-other', cmd: 'CYCLE', ipmi: ipmi('127.0.0.13:623') } }));
+      await waitFor(() => cycles().length > before, 10_000, 'the CYCLE settled');
+      return cycles().at(-1)!.ok;
+    }, 10_000, 'a CYCLE run once the claim is gone');
+    expect(calls.at(-1)).toBe('cycle 127.0.0.13');
   });
 });

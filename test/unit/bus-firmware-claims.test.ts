@@ -240,11 +240,14 @@ describe('firmware claims', () => {
       }),
     );
     fc.assert(
-      fc.property(fc.record({ instance: fc.string({ maxLength: 64 }), token: fc.string({ maxLength: 16 }), job: fc.string({ maxLength: 64 }), kind: fc.constantFrom('bios', 'bmc'), renewedAt: fc.integer({ min: 0 }) }), (v) => {
+      fc.property(fc.record({ instance: fc.string({ maxLength: 64 }), token: fc.string({ maxLength: 16 }), job: fc.string({ maxLength: 64 }), kind: fc.constantFrom('bios', 'bmc'), renewedAt: fc.integer({ min: 0 }), since: fc.date({ noInvalidDate: true }).map((d) => d.toISOString()) }, { requiredKeys: ['instance', 'token', 'job', 'kind', 'renewedAt'] }), (v) => {
         expect(parseClaim(Buffer.from(JSON.stringify(v)))).toEqual(v);
       }),
     );
     expect(parseClaim(Buffer.from('{"instance":"a","token":"t","job":"j","kind":"bios","renewedAt":"soon"}'))).toBeUndefined();
+    // an acceptance time that is no short string: not a claim (a crafted value must not reach a refusal's text unbounded)
+    expect(parseClaim(Buffer.from(JSON.stringify({ instance: 'a', token: 't', job: 'j', kind: 'bios', renewedAt: 1, since: 'x'.repeat(65) })))).toBeUndefined();
+    expect(parseClaim(Buffer.from(JSON.stringify({ instance: 'a', token: 't', job: 'j', kind: 'bios', renewedAt: 1, since: 5 })))).toBeUndefined();
   });
 
   it('claimKeys: every machine key and address, of any length, gives valid bucket keys, distinct for distinct values', () => {
