@@ -157,6 +157,8 @@ export interface FirmwareJobsOptions {
   stateFile?: string;
   /** jobs running at once across all machines (default 16); more are refused */
   maxRunning?: number;
+  /** the end of a power command running now on the machine or BMC (CommandRunner.powerSettled): a new job waits for it before it asks the BMC anything */
+  powerSettled?: (key: string, bmc: string) => Promise<void> | undefined;
   /** finished jobs kept in the state file (default 100) */
   keepFinished?: number;
   logger: Logger;
@@ -969,7 +971,16 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, image, timeoutMs: o.timeoutMs }, 'firmware update accepted; running in the background');
     emit(job, 'accepted');
     const work = (bmc: Outband, x: FirmwareOptions) => bmc.updateFirmware(job.kind, action.url, { ...x, ...(o.imageDispatcher ? { dispatcher: o.imageDispatcher } : {}) });
-    entry.done = runJob(entry, { ipmi: plan.ipmi, work, deadlineMs: o.timeoutMs }, claim, step);
+    // a power command running on the machine now (sent before this event) ends first: a flash must
+    // not begin in the middle of a reset; power commands coming from here on are held by this job
+    const powerRunning = o.powerSettled?.(plan.key, bmcKey);
+    entry.done = (async () => {
+      if (powerRunning) {
+        o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc }, 'firmware update waits for the power command running on its machine to end');
+        await powerRunning;
+      }
+      await runJob(entry, { ipmi: plan.ipmi, work, deadlineMs: o.timeoutMs }, claim, step);
+    })();
     return { accepted: true, job };
   }
 

@@ -141,6 +141,12 @@ export interface CommandRunner {
   abortAll(reason: string): void;
   /** the event of `plan` was settled without being submitted (stale on receipt): a hold of its machine's later events behind it ends */
   passed?(plan: Plan): void;
+  /**
+   * settles when the plans with a power step running now for the machine `key` or the BMC `bmc`
+   * (host:port; empty: the machine only) have ended; undefined when none runs. A firmware job
+   * starting on the machine waits for it: a flash must not begin in the middle of a reset.
+   */
+  powerSettled(key: string, bmc: string): Promise<void> | undefined;
 }
 
 interface Task {
@@ -284,6 +290,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   };
   const queues = new Map<string, Task[]>();
   const running = new Set<string>();
+  /** the plan running for each machine in `running`, and its end */
+  const inFlight = new Map<string, { plan: Plan; done: Promise<void> }>();
   /** machines whose next plan waits for a firmware job of the machine or its BMC to end (heldForFirmware), with that wait's resume */
   const waiting = new Map<string, () => void>();
   const ready: string[] = [];
@@ -761,8 +769,9 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       const task = queue.shift()!;
       if (task.waited) o.logger.info({ machineId: task.plan.machineId, command: task.plan.command, eventId: task.plan.eventId, firmwareJob: task.waited.job.id, waitedMs: Math.round(performance.now() - task.waited.since), cut: task.cut.signal.aborted }, 'machine event held for a firmware update runs now');
       running.add(key);
-      void runDelivery(task.plan, task.cut.signal, () => (queues.get(key)?.length ?? 0) > 0).then((result) => {
+      const done = runDelivery(task.plan, task.cut.signal, () => (queues.get(key)?.length ?? 0) > 0).then((result) => {
         running.delete(key);
+        inFlight.delete(key);
         cuts.delete(task.cut);
         const rest = queues.get(key)!;
         // an event handed back comes again behind the machine's later events: they go back with it,
@@ -793,8 +802,11 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
         if (pending === 0) for (const wake of idle.splice(0)) wake();
         pump();
       });
+      inFlight.set(key, { plan: task.plan, done: done.catch(() => undefined) });
     }
   }
+
+  const bmcOf = (plan: Plan): string => (plan.ipmi ? `${plan.ipmi.host}:${plan.ipmi.port}` : '');
 
   return {
     submit(plan) {
@@ -821,6 +833,10 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     },
     get pending() {
       return pending;
+    },
+    powerSettled(key, bmc) {
+      const ends = [...inFlight.values()].filter(({ plan }) => changesPower(plan) && (plan.key === key || (bmc !== '' && bmcOf(plan) === bmc))).map((r) => r.done);
+      return ends.length === 0 ? undefined : Promise.all(ends).then(() => undefined);
     },
     passed(plan) {
       holds.passed(plan);

@@ -146,6 +146,7 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
         ...(journal ? { journal, instanceId: instanceIdOf(o) } : {}),
         connect: o.firmware.connect ?? o.connect,
         timeoutMs: o.firmware.timeoutMs,
+        powerSettled: (key: string, bmc: string) => runner.powerSettled(key, bmc),
         ...(o.firmware.stateFile !== undefined ? { stateFile: o.firmware.stateFile } : {}),
         ...(o.firmware.checkUrl ? { checkUrl: o.firmware.checkUrl } : {}),
         ...(o.firmware.checkTarget ? { checkTarget: o.firmware.checkTarget } : {}),

@@ -239,4 +239,46 @@ describe('firmware updates across instances', () => {
     }, 10_000, 'a CYCLE run once the claim is gone');
     expect(calls.at(-1)).toBe('cycle 127.0.0.13');
   });
+
+  it('an update for a machine whose power command is running begins only once that command ended; a power command after it is refused', async () => {
+    const p = 'fwc5';
+    const calls: string[] = [];
+    let endCycle!: () => void;
+    const cycling = new Promise<void>((resolve) => (endCycle = resolve));
+    const updating: Array<() => void> = [];
+    const stand: ConnectBmc = async (ipmi) =>
+      ({
+        address: ipmi.host,
+        vendor: 'fake',
+        powerCycle: async () => {
+          calls.push('cycle begins');
+          await cycling;
+          calls.push('cycle ends');
+        },
+        powerReset: async () => void calls.push('reset'),
+        updateFirmware: () => (calls.push('update begins'), new Promise<void>((resolve) => updating.push(resolve))),
+        close: async () => undefined,
+      }) as unknown as Outband;
+    const a = await instance(p, 'mgmt-a', stand);
+    const seen: Array<CommandResult | FirmwareEvent> = [];
+    const sub = metalApi.subscribe(`${p}-machine-result`, { callback: (_err, m) => void seen.push(m.json<CommandResult>()) });
+    await metalApi.flush();
+    cleanup.push(async () => sub.unsubscribe());
+    const ipmi = { address: '127.0.0.14:623', user: 'ADMIN', password: 'secret-pw', interface: 'lanplus', mac: 'ac:1f:6b:35:ac:62' };
+
+    metalApi.publish(`${p}-machine`, enc({ type: 'command', cmd: { target: 'm-1', cmd: 'CYCLE', ipmi } }));
+    await waitFor(() => calls.includes('cycle begins'), 10_000, 'the CYCLE running');
+    metalApi.publish(`${p}-machine`, enc(update('m-1', '127.0.0.14:623')));
+    await waitFor(() => a.log.find('firmware update waits for the power command running on its machine to end').length === 1, 10_000, 'the update waiting');
+    // accepted (power commands from here on are held by it), but nothing sent to the BMC yet
+    expect(calls).toEqual(['cycle begins']);
+    metalApi.publish(`${p}-machine`, enc({ type: 'command', cmd: { target: 'm-1', cmd: 'RESET', ipmi } }));
+    await waitFor(() => seen.some((r) => r.command === 'RESET'), 10_000, 'the RESET settled');
+    expect(seen.find((r) => r.command === 'RESET')).toMatchObject({ ok: false, code: 'BUSY', dropped: 'firmware-update' });
+    endCycle();
+    await waitFor(() => calls.includes('update begins'), 10_000, 'the update begun');
+    expect(calls).toEqual(['cycle begins', 'cycle ends', 'update begins']);
+    updating[0]!();
+    await waitFor(() => seen.some((r) => (r as FirmwareEvent).phase === 'completed'), 10_000, 'the update completed');
+  });
 });

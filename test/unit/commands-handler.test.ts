@@ -20,6 +20,7 @@ function stubRunner(answer: (plan: Plan) => Promise<CommandResult>): CommandRunn
     stop: () => undefined,
     drain: async () => true,
     abortAll: () => undefined,
+    powerSettled: () => undefined,
   };
 }
 
