@@ -23,7 +23,9 @@
  *   power command lands on a BMC still flashing. The hold watches what the job left to watch (its
  *   task, a BMC image's version; after a restart on a new connection) and frees the machine early
  *   when the task ends, completed or failed, or the new version shows; a BMC that cannot be read
- *   keeps it held to the end.
+ *   keeps it held to the end. How the hold goes is published for the job (HoldPhase): `held` for
+ *   each extension, then once `settled` (the update's end seen) or `released` (free, the outcome
+ *   still unknown), so that metal-api learns what `failed` OUTCOME_UNKNOWN left open.
  *
  * Reboots: applying a BIOS image needs a host reboot, which metal-bmc does not do (neither does
  * the Go daemon's Redfish path); every BIOS result says so (`rebootRequired: true`,
@@ -54,7 +56,15 @@ import type { ConnectBmc, FirmwareJobHold } from './runner.js';
 import { describeRecord, type StepHold, type StepJournal } from './step-journal.js';
 
 export type FirmwareJobState = 'running' | 'completed' | 'failed' | 'interrupted';
-export type FirmwarePhase = 'accepted' | 'progress' | FirmwareJobState | 'refused';
+/**
+ * What the hold after a job's `failed` with `outcomeUnknown` tells later, for the same job:
+ * `held` (extended: its task still runs), then one `settled` (the update's end seen, the machine
+ * free) or `released` (the machine free, the outcome still unknown).
+ */
+export type HoldPhase = 'held' | 'settled' | 'released';
+export type FirmwarePhase = 'accepted' | 'progress' | FirmwareJobState | 'refused' | HoldPhase;
+/** How a hold ended without the update's end seen: at heldUntil (or the BMC unreadable), its task taken as hung at taskHoldLimitMs, or another job or instance holds the machine now. */
+export type ReleasedAs = 'hold-ended' | 'task-hung' | 'superseded';
 
 export interface FirmwareJob {
   id: string;
@@ -142,11 +152,19 @@ export interface FirmwareEvent {
   heldUntil?: string;
   /** the job was taken up again after a restart of metal-bmc and is watched to its end */
   resumed?: true;
+  /** `settled`: how the update watched during the hold ended */
+  settledAs?: 'completed' | 'failed';
+  /** `released`: why the hold ended without the update's end seen */
+  releasedAs?: ReleasedAs;
+  /** `settled`: what the BMC told of the end (task state and percent, the new version, the task's failure) */
+  detail?: string;
 }
 
 export interface FirmwareJobMetrics {
   firmwareJobs: { inc(labels: { outcome: string }): void };
   firmwareJobsRunning: { set(value: number): void };
+  /** holds after an outcome unknown by how they ended: completed, failed (settled) or a ReleasedAs */
+  firmwareHoldsEnded?: { inc(labels: { end: string }): void };
 }
 
 export interface FirmwareJobsOptions {
@@ -389,11 +407,30 @@ function watchOf(job: FirmwareJob): FirmwareWatch {
 }
 
 /** How an update watched during a hold after an outcome unknown ended, freeing its machine early. */
-interface HoldEnd {
+interface UpdateEnd {
   how: 'completed' | 'failed';
   /** the last progress the watch told (completed), or the task's failure */
   detail: string;
+  /** completed: the last progress the watch told */
+  last?: FirmwareProgress;
+  /** failed: the failure's code (a task's own failure: PROTOCOL, as a job whose task failed) */
+  code?: string;
 }
+
+/** How a hold after an outcome unknown ended: the update's end seen, or released without it. */
+type HoldEnd = UpdateEnd | { how: ReleasedAs; running?: FirmwareProgress; by?: string };
+
+const HOLD_ENDED: HoldEnd = { how: 'hold-ended' };
+
+const isUpdateEnd = (end: HoldEnd): end is UpdateEnd => end.how === 'completed' || end.how === 'failed';
+
+/** The text of a `released` result by why the hold ended: the machine is free again, and its update's outcome still unknown. */
+const RELEASED_TEXT: Record<ReleasedAs, (end: { running?: FirmwareProgress; by?: string }, limitMinutes: number) => string> = {
+  'hold-ended': () => "the machine's hold after a firmware update of unknown outcome ended without the update's end seen; the machine is free again and the outcome is still unknown: check its firmware version before a retry or a power command",
+  'task-hung': (end, limitMinutes) =>
+    `the BMC's update still ran ${limitMinutes} minutes after it was accepted${end.running ? ` (last progress ${describeProgress(end.running)})` : ''} and is taken as hung; the machine is free again and the outcome is still unknown: check the BMC and its firmware version before a power command`,
+  superseded: (end) => `another firmware job holds this machine or its BMC now${end.by ? ` (${end.by})` : ''}, so this job's hold ended; its outcome is still unknown: check the firmware version`,
+};
 
 const describeProgress = (p: FirmwareProgress): string => `${p.state}${p.percent !== undefined ? ` ${p.percent}%` : ''}${p.message ? `: ${p.message}` : ''}`;
 
@@ -630,10 +667,10 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
    * a restart (`bmc` undefined) the BMC is connected again to watch it. At `heldUntil` a job with a
    * task is looked at once more: still running, `heldUntil` moves on by the hold (extendHold, up to
    * `taskHoldLimitMs` after the job's acceptance), for a flash longer than deadline and hold
-   * together must not be power cycled either. Returns how the update ended when that freed the
-   * machine early.
+   * together must not be power cycled either (a `held` result). Returns how the hold ended: the
+   * update's end (the machine freed early), or released without it (at heldUntil, the task hung).
    */
-  async function holdAfterUnknown(job: FirmwareJob, bmc: Outband | undefined, stopper: AbortController, mayConnect = true): Promise<HoldEnd | undefined> {
+  async function holdAfterUnknown(job: FirmwareJob, bmc: Outband | undefined, stopper: AbortController, mayConnect = true): Promise<HoldEnd> {
     let connected: Outband | undefined;
     try {
       for (;;) {
@@ -649,15 +686,16 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         } finally {
           hold.dispose();
         }
-        if (stopper.signal.aborted || !followsUpdate(job)) return undefined;
+        if (stopper.signal.aborted || !followsUpdate(job)) return HOLD_ENDED;
         // a BMC that could not be connected at the hold's start (still restarting into its image)
         // is asked once more for the look: one login per hold
         if (on === undefined && bmc === undefined && mayConnect) on = connected = await connectForHold(job, stopper.signal);
-        if (on === undefined) return undefined;
+        if (on === undefined) return HOLD_ENDED;
         // the hold's end: one fresh look at the task; still running, the machine stays held
         const look = await lookAtTask(job, on, stopper.signal);
         if (look.end !== undefined) return look.end;
-        if (look.running === undefined || !extendHold(job, look.running)) return undefined;
+        if (look.running === undefined) return HOLD_ENDED;
+        if (!extendHold(job, look.running)) return { how: 'task-hung', running: look.running };
       }
     } finally {
       if (connected) await closeQuietly(connected);
@@ -669,7 +707,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
    * when its first answer says it still runs, `end` when it ended meanwhile, neither when the BMC
    * could not be read (the hold ends as it would have).
    */
-  async function lookAtTask(job: FirmwareJob, bmc: Outband, stop: AbortSignal): Promise<{ running?: FirmwareProgress; end?: HoldEnd }> {
+  async function lookAtTask(job: FirmwareJob, bmc: Outband, stop: AbortSignal): Promise<{ running?: FirmwareProgress; end?: UpdateEnd }> {
     const looked = new AbortController();
     // no longer than a hold: a short one (tests, an operator's) is not outlasted by its look
     const dl = deadline(Math.min(TASK_LOOK_MS, holdMs), `look at the task of firmware job ${job.id}`, AbortSignal.any([stop, looked.signal]));
@@ -700,8 +738,16 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       return false;
     }
     job.heldUntil = new Date(Math.min(limit, Date.now() + holdMs)).toISOString();
+    // persisted before it is told: a restart holds again to this heldUntil and does not tell it twice
     persist();
     o.logger.warn({ ...fields, heldUntil: job.heldUntil }, 'firmware task still runs at the end of its machine\'s hold; held longer');
+    emit(job, 'held', {
+      code: OUTCOME_UNKNOWN,
+      error: `outcome still unknown: the BMC's update still runs (${describeProgress(running)}); the machine stays held until ${job.heldUntil}: check its firmware version before retrying`,
+      outcomeUnknown: true,
+      heldUntil: job.heldUntil,
+      progress: jobProgress(running),
+    });
     return true;
   }
 
@@ -723,7 +769,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
    * task's own failure: failed); undefined when the BMC could not be reached or read, or the hold ended.
    * `onProgress` sees each progress too (the look at a hold's end stops at a running one).
    */
-  async function watchDuringHold(job: FirmwareJob, bmc: Outband, signal: AbortSignal, onProgress?: (p: FirmwareProgress) => void): Promise<HoldEnd | undefined> {
+  async function watchDuringHold(job: FirmwareJob, bmc: Outband, signal: AbortSignal, onProgress?: (p: FirmwareProgress) => void): Promise<UpdateEnd | undefined> {
     let last: FirmwareProgress | undefined;
     try {
       await bmc.watchFirmware(job.kind, watchOf(job), {
@@ -733,9 +779,9 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
           onProgress?.(p);
         },
       });
-      return { how: 'completed', detail: last === undefined ? 'no progress told' : describeProgress(last) };
+      return { how: 'completed', detail: last === undefined ? 'no progress told' : describeProgress(last), ...(last !== undefined ? { last } : {}) };
     } catch (err) {
-      if (err instanceof TaskFailedError && !signal.aborted) return { how: 'failed', detail: err.message };
+      if (err instanceof TaskFailedError && !signal.aborted) return { how: 'failed', detail: err.message, code: err.code };
       return undefined;
     }
   }
@@ -840,20 +886,43 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     if (bmc) await closeQuietly(bmc);
   }
 
-  /** The machine of a job held after an outcome unknown is free again: at `heldUntil`, or early at the update's `end`. */
-  function release(job: FirmwareJob, end?: HoldEnd): void {
+  /** The machine of a job held after an outcome unknown is free again: at `heldUntil`, or early at the update's end. */
+  function release(job: FirmwareJob, end: HoldEnd): void {
     if (active.get(job.key)?.job === job) active.delete(job.key);
     o.metrics?.firmwareJobsRunning.set(active.size);
     // a stop keeps heldUntil: the next start holds the machine again for the rest of it
-    if (stopping) return;
-    if (job.heldUntil !== undefined) {
-      delete job.heldUntil;
-      persist();
-    }
+    if (stopping || job.heldUntil === undefined) return;
+    delete job.heldUntil;
+    persist();
+    tellHoldEnd(job, end);
+  }
+
+  /**
+   * Logs and publishes how a hold ended (`settled` or `released`), once: the caller deleted
+   * `heldUntil` and persisted it first, so a restart neither holds the machine again nor tells the
+   * end twice (a crash in between loses the result rather than repeating it).
+   */
+  function tellHoldEnd(job: FirmwareJob, end: HoldEnd): void {
+    o.metrics?.firmwareHoldsEnded?.inc({ end: end.how });
     const fields = { machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc };
-    if (end === undefined) o.logger.info(fields, 'machine held after a firmware update of unknown outcome is free again');
+    if (!isUpdateEnd(end)) {
+      o.logger.info({ ...fields, ended: end.how }, 'machine held after a firmware update of unknown outcome is free again');
+      emit(job, 'released', { code: OUTCOME_UNKNOWN, error: publicText(RELEASED_TEXT[end.how](end, Math.round(taskHoldLimitMs / 60_000))), outcomeUnknown: true, releasedAs: end.how, ...(end.running ? { progress: jobProgress(end.running) } : {}) });
+      return;
+    }
     // the BMC's own text (a task message) without URL credentials or queries, as a job's error
-    else o.logger.info({ ...fields, ended: end.how, detail: publicText(end.detail), taskUri: job.taskUri }, `machine held after a firmware update of unknown outcome is free again: the BMC's update ended ${end.how}`);
+    const detail = publicText(end.detail);
+    o.logger.info({ ...fields, ended: end.how, detail, taskUri: job.taskUri }, `machine held after a firmware update of unknown outcome is free again: the BMC's update ended ${end.how}`);
+    const progress = end.last ? jobProgress(end.last) : undefined;
+    emit(job, 'settled', {
+      ok: end.how === 'completed',
+      settledAs: end.how,
+      detail,
+      // a BIOS image, or an update the BMC staged, applies at the host's next reboot
+      rebootRequired: job.kind === 'bios' || progress?.state === STAGED_STATE,
+      ...(progress ? { progress } : {}),
+      ...(end.how === 'failed' ? { code: end.code ?? 'PROTOCOL', error: `the BMC's update failed after its outcome was unknown: ${detail}; the machine is free again` } : {}),
+    });
   }
 
   function refuse(plan: Plan, code: string, error: string, kind: FirmwareKind, image: string): StartOutcome {
@@ -1017,8 +1086,12 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     })();
   }
 
-  /** A job held after an outcome unknown when metal-bmc stopped: held again until its `heldUntil` (its claim taken back). */
-  function holdAgain(job: FirmwareJob): void {
+  /**
+   * A job held after an outcome unknown when metal-bmc stopped: held again until its `heldUntil`
+   * (its claim taken back). Returns how the hold ended when it ended while metal-bmc was down and
+   * needs no look (its `heldUntil` deleted; the caller persists, then tells it).
+   */
+  function holdAgain(job: FirmwareJob): HoldEnd | undefined {
     const ipmi = ipmiOf(job);
     // a hold that ended while metal-bmc was down, of an update the BMC runs where it can be asked
     // (its task, iLO's state): held for a look first, as at the end of a hold it lived through
@@ -1026,7 +1099,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     const lookFirst = ended && followsUpdate(job) && Date.now() < Date.parse(job.acceptedAt) + taskHoldLimitMs;
     if ((ended && !lookFirst) || active.has(job.key)) {
       delete job.heldUntil;
-      return;
+      return active.has(job.key) ? { how: 'superseded', by: `job ${active.get(job.key)!.job.id}` } : HOLD_ENDED;
     }
     if (lookFirst) job.heldUntil = new Date(Date.now() + 1).toISOString();
     const entry: ActiveJob = { job, bmcKey: ipmi ? `${ipmi.host}:${ipmi.port}` : '', abort: new AbortController(), done: Promise.resolve(), holding: true };
@@ -1038,6 +1111,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       if (claim) await endedWithin(claim.release(), CLAIM_RELEASE_MS);
       release(job, end);
     })();
+    return undefined;
   }
 
   /**
@@ -1060,9 +1134,10 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         interrupt(job, `metal-bmc stopped while this update ran (last progress: ${lastProgressOf(job)}); another instance holds its machine or BMC now (${outcome.busy}), so it is left to that one and its outcome is unknown here: check the firmware version before retrying`);
         persist();
         emit(job, 'interrupted', { error: job.error!, code: job.code!, outcomeUnknown: true, ...(job.progress ? { progress: job.progress } : {}) });
-      } else {
+      } else if (job.heldUntil !== undefined && !stopping) {
         delete job.heldUntil;
         persist();
+        tellHoldEnd(job, { how: 'superseded', by: outcome.busy });
       }
       return 'busy';
     } catch (err) {
@@ -1100,6 +1175,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       jobs.push(...found);
       const now = Date.now();
       const interrupted: FirmwareJob[] = [];
+      /** holds that ended while metal-bmc was down, told once the file says so */
+      const holdsEnded: Array<[FirmwareJob, HoldEnd]> = [];
       for (const job of found) {
         if (job.state === 'running') {
           const leftMs = Date.parse(job.acceptedAt) + o.timeoutMs - now;
@@ -1107,11 +1184,13 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
           if (why === undefined) resume(job, leftMs);
           else interrupted.push(interrupt(job, `metal-bmc stopped while this update ran (last progress: ${lastProgressOf(job)}) and ${why}, so its outcome is unknown; the BMC may still be applying it: check its firmware version before retrying`));
         } else if (job.heldUntil !== undefined) {
-          holdAgain(job);
+          const end = holdAgain(job);
+          if (end !== undefined) holdsEnded.push([job, end]);
         }
       }
-      if (interrupted.length > 0) persist();
+      if (interrupted.length > 0 || holdsEnded.length > 0) persist();
       for (const job of interrupted) emit(job, 'interrupted', { error: job.error!, code: job.code!, outcomeUnknown: true, ...(job.progress ? { progress: job.progress } : {}) });
+      for (const [job, end] of holdsEnded) tellHoldEnd(job, end);
       seq = jobs.length;
       return interrupted;
     },

@@ -21,6 +21,7 @@ export interface CommandMetrics {
   leading: Gauge;
   firmwareJobs: Counter<'outcome'>;
   firmwareJobsRunning: Gauge;
+  firmwareHoldsEnded: Counter<'end'>;
 }
 
 /**
@@ -48,6 +49,7 @@ export function createCommandMetrics(registry: Registry): CommandMetrics {
     powerStepsSkipped: new Counter({ name: 'metal_bmc_power_steps_skipped_total', help: 'Power steps of late lifecycle events skipped because a newer event for the machine was pending, by type', labelNames: ['type'], registers }),
     firmwareJobs: new Counter({ name: 'metal_bmc_firmware_jobs_total', help: 'UPDATE-FIRMWARE jobs by outcome (completed, failed, outcome-unknown: the deadline passed with the BMC silent, or the BMC came back with another TLS certificate, interrupted, refused)', labelNames: ['outcome'], registers }),
     firmwareJobsRunning: new Gauge({ name: 'metal_bmc_firmware_jobs_running', help: 'UPDATE-FIRMWARE jobs running in the background', registers }),
+    firmwareHoldsEnded: new Counter({ name: 'metal_bmc_firmware_holds_ended_total', help: 'Holds of a machine after an UPDATE-FIRMWARE of unknown outcome, by how they ended: completed or failed (the update\'s end seen, result phase settled), hold-ended, task-hung or superseded (released, the outcome still unknown); the job itself is counted once in metal_bmc_firmware_jobs_total', labelNames: ['end'], registers }),
     leading: new Gauge({ name: 'metal_bmc_commands_leading', help: '1 while this instance takes the partition\'s machine events (it leads, or no leader is used), 0 while another instance leads', registers }),
     natsClockOffsetSeconds: new Gauge({ name: 'metal_bmc_nats_clock_offset_seconds', help: 'The NATS server\'s clock minus this host\'s, as last measured (a key written to the event journal\'s bucket and the time the server stored it); machine event ages are taken on the server\'s clock. Beyond a second or two, NTP is not keeping the two in step', registers }),
     natsConnected: new Gauge({ name: 'metal_bmc_nats_connected', help: '1 while the NATS connection is up, 0 otherwise', registers }),

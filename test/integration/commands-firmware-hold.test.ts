@@ -6,7 +6,7 @@
  * a CYCLE after the update runs; a delete during the update sets PXE and resets the machine once
  * the update ended, past the command deadline, not before and not never. A firmware deadline that
  * passes while the BMC's task still runs holds the machine (outcome unknown) until the hold sees
- * the task complete, long before its 15-minute end.
+ * the task complete, long before its 15-minute end, and publishes that end (`settled`).
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
@@ -184,6 +184,14 @@ describe('power steps during a firmware update', () => {
     await until('the machine freed', () => log.find(freed).length === 1, 45_000);
     expect(Date.now()).toBeLessThan(heldUntil);
     expect(changes).toContain('firmware bios');
+    // and metal-api learns it: one `settled` result of the same job on the result subject, the machine free
+    await until('the settled result', () => results.some((r) => r.phase === 'settled'));
+    const settled = results.filter((r) => r.phase === 'settled');
+    expect(settled).toEqual([expect.objectContaining({ ok: true, settledAs: 'completed', machineId: id, job: expect.objectContaining({ id: ended.job!.id }), progress: expect.objectContaining({ state: 'Completed' }) })]);
+    expect(settled[0]!.heldUntil).toBeUndefined();
+    expect(settled[0]!.detail).toMatch(/^Completed/);
+    expect(await registry.getSingleMetricAsString('metal_bmc_firmware_jobs_total')).toMatch(/^metal_bmc_firmware_jobs_total\{outcome="outcome-unknown"} 1$/m);
+    expect(await registry.getSingleMetricAsString('metal_bmc_firmware_jobs_total')).not.toMatch(/outcome="completed"/);
     publish(command(machine, id, 'CYCLE'));
     await until('the second CYCLE', () => results.filter((r) => r.command === 'CYCLE').length === 2);
     expect(results.filter((r) => r.command === 'CYCLE')[1]).toMatchObject({ ok: true });

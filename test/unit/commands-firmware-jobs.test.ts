@@ -465,6 +465,17 @@ describe('firmware jobs', () => {
     // the result told stays what it was
     expect(t.jobs.list()[0]).toMatchObject({ state: 'failed', code: 'OUTCOME_UNKNOWN' });
     expect(t.jobs.list()[0]!.heldUntil).toBeUndefined();
+    // metal-api learns the flash's end: one `settled` result for the same job, the machine free
+    expect(phases(t.events).filter((p) => !/^(progress|refused)/.test(p))).toEqual(['accepted', 'failed:40', 'settled']);
+    const settled = t.events.at(-1)!;
+    expect(settled).toMatchObject({ machineId: 'm1', ok: false, phase: 'settled', settledAs: 'failed', code: 'PROTOCOL', job: { id: failed.job!.id, state: 'failed' }, detail: `task ${TASK} ended in Exception (Critical): flash failed` });
+    expect(settled.error).toMatch(/^the BMC's update failed after its outcome was unknown: .*flash failed; the machine is free again$/);
+    expect(settled.heldUntil).toBeUndefined();
+    expect(settled.outcomeUnknown).toBeUndefined();
+    // the job was counted once, as outcome unknown; the hold's end on its own counter
+    expect(await registry.getSingleMetricAsString('metal_bmc_firmware_jobs_total')).toMatch(/^metal_bmc_firmware_jobs_total\{outcome="outcome-unknown"} 1$/m);
+    expect(await registry.getSingleMetricAsString('metal_bmc_firmware_jobs_total')).not.toMatch(/outcome="failed"/);
+    expect(await registry.getSingleMetricAsString('metal_bmc_firmware_holds_ended_total')).toMatch(/^metal_bmc_firmware_holds_ended_total\{end="failed"} 1$/m);
   });
 
   it("a BMC that cannot be read during the hold (its task lost, unreadable) does not free the machine early: held until heldUntil", async () => {
@@ -477,6 +488,12 @@ describe('firmware jobs', () => {
     expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(failed.heldUntil!));
     expect(t.log.find('machine held after a firmware update of unknown outcome is free again')).toHaveLength(1);
     expect(t.log.find(/the BMC's update ended/)).toEqual([]);
+    // told as released: free again, the outcome still unknown
+    expect(phases(t.events).slice(-2)).toEqual(['failed:40', 'released']);
+    const released = t.events.at(-1)!;
+    expect(released).toMatchObject({ ok: false, phase: 'released', releasedAs: 'hold-ended', code: 'OUTCOME_UNKNOWN', outcomeUnknown: true, job: { id: failed.job!.id } });
+    expect(released.error).toMatch(/the machine is free again and the outcome is still unknown: check its firmware version/);
+    expect(released.heldUntil).toBeUndefined();
   });
 
   it("a deadline that passes while iLO's flash (no task, its Oem.Hpe.State) still runs holds the machine too, watched through iLO's state; still Updating at the hold's end, held longer", async () => {
@@ -582,12 +599,20 @@ describe('firmware jobs', () => {
     expect(Date.parse(extended.heldUntil as string)).toBeGreaterThan(Date.parse(failed.heldUntil!));
     expect(t.jobs.activeFor(plan('m1'))).toMatchObject({ kind: 'bios' });
     expect(await t.jobs.start(plan('m1', 'bios'))).toMatchObject({ accepted: false, event: { code: 'BUSY' } });
+    // the extension is published: held, with the new heldUntil and the task's last progress
+    expect(t.events.filter((e) => e.phase === 'held')).toEqual([
+      expect.objectContaining({ ok: false, phase: 'held', code: 'OUTCOME_UNKNOWN', outcomeUnknown: true, heldUntil: extended.heldUntil, progress: { state: 'Running', percent: 70 }, job: expect.objectContaining({ id: failed.job!.id }) }),
+    ]);
     // watched again in the longer hold: its completion frees the machine
     await waitFor(() => t.bmcs.pending.has('watch:m1') && t.log.find(/^firmware task still runs/).length === 1, 5000, 'watched again');
     t.bmcs.pending.get('watch:m1')!.progress({ state: 'Completed', percent: 100 });
     t.bmcs.pending.get('watch:m1')!.finish();
     await waitFor(() => t.jobs.activeFor(plan('m1')) === undefined, 5000, 'freed');
     expect(t.log.find("machine held after a firmware update of unknown outcome is free again: the BMC's update ended completed")).toHaveLength(1);
+    expect(phases(t.events).filter((p) => !/^(progress|refused)/.test(p))).toEqual(['accepted', 'failed:40', 'held:70', 'settled:100']);
+    expect(t.events.at(-1)).toMatchObject({ ok: true, phase: 'settled', settledAs: 'completed', detail: 'Completed 100%', progress: { state: 'Completed', percent: 100 }, rebootRequired: true });
+    expect(t.events.at(-1)!.heldUntil).toBeUndefined();
+    expect(t.events.at(-1)!.error).toBeUndefined();
   });
 
   it('a task that still runs past taskHoldLimitMs after the job was accepted is taken as hung: its machine is freed with one error line', async () => {
@@ -601,6 +626,10 @@ describe('firmware jobs', () => {
     await waitFor(() => t.jobs.activeFor(plan('m1')) === undefined, 5000, 'freed');
     expect(t.log.find(/^firmware task still runs 0 minutes after the update was accepted; taken as hung/)).toEqual([expect.objectContaining({ taskUri: TASK, progress: 'Running 99%' })]);
     expect(t.log.find(/^firmware task still runs at the end of its machine's hold/)).toEqual([]);
+    expect(phases(t.events).filter((p) => !p.startsWith('progress'))).toEqual(['accepted', 'failed:40', 'released:99']);
+    const released = t.events.at(-1)!;
+    expect(released).toMatchObject({ ok: false, releasedAs: 'task-hung', code: 'OUTCOME_UNKNOWN', outcomeUnknown: true });
+    expect(released.error).toMatch(/^the BMC's update still ran 0 minutes after it was accepted \(last progress Running 99%\) and is taken as hung; the machine is free again and the outcome is still unknown/);
   });
 
   it('a restart during that hold holds the machine again and watches the task again on a new connection: its completion frees the machine', async () => {
@@ -620,7 +649,65 @@ describe('firmware jobs', () => {
     expect(next.log.find("machine held after a firmware update of unknown outcome is free again: the BMC's update ended completed")).toEqual([expect.objectContaining({ ended: 'completed', detail: 'Completed 100%: Task completed.' })]);
     expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0].heldUntil).toBeUndefined();
     expect(next.bmcs.closed()).toBe(1);
+    // the hold's end, told once by the run that saw it; nothing of the earlier run told again
+    expect(next.events).toEqual([expect.objectContaining({ phase: 'settled', ok: true, settledAs: 'completed', detail: 'Completed 100%: Task completed.', job: expect.objectContaining({ id: failed.job!.id }) })]);
+    // a later start finds nothing held and tells nothing
+    const third = setup({ stateFile: file, outcomeUnknownHoldMs: 60_000 });
+    expect(third.jobs.recover()).toEqual([]);
+    expect(third.jobs.activeFor(plan('m1'))).toBeUndefined();
+    expect(third.events).toEqual([]);
+  });
+
+  it("a restart after the hold was extended holds to the new heldUntil without telling 'held' again, and tells the hold's end once", async () => {
+    const file = stateFile();
+    const first = setup({ stateFile: file, timeoutMs: 300, outcomeUnknownHoldMs: 1000 });
+    await deadlineWhileTaskRuns(first);
+    await waitFor(() => first.bmcs.pending.has('watch:m1'), 5000, 'task watched during the hold');
+    const during = first.bmcs.pending.get('watch:m1')!;
+    await waitFor(() => first.bmcs.pending.get('watch:m1') !== during, 5000, 'look at the hold end');
+    first.bmcs.pending.get('watch:m1')!.progress({ state: 'Running', percent: 70 });
+    await waitFor(() => first.events.some((e) => e.phase === 'held'), 5000, 'hold extended');
+    const held = first.events.find((e) => e.phase === 'held')!;
+    expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0].heldUntil).toBe(held.heldUntil);
+    await first.jobs.stop(1000);
+    expect(first.events.filter((e) => ['settled', 'released'].includes(e.phase))).toEqual([]);
+
+    const next = setup({ stateFile: file, outcomeUnknownHoldMs: 1000 });
+    expect(next.jobs.recover()).toEqual([]);
+    expect(next.jobs.activeFor(plan('m1'))).toMatchObject({ kind: 'bios' });
+    await waitFor(() => next.bmcs.pending.has('watch:m1'), 5000, 'task watched again');
     expect(next.events).toEqual([]);
+    // the BMC cannot be read (task lost): held to heldUntil, then released, told once
+    next.bmcs.pending.get('watch:m1')!.fail(new TaskLostError(`task ${TASK}: answered HTTP 404; outcome unverified`));
+    await waitFor(() => next.jobs.activeFor(plan('m1')) === undefined, 5000, 'hold over');
+    expect(next.events).toEqual([expect.objectContaining({ phase: 'released', releasedAs: 'hold-ended', outcomeUnknown: true, job: expect.objectContaining({ id: held.job!.id }) })]);
+    const third = setup({ stateFile: file });
+    third.jobs.recover();
+    expect(third.events).toEqual([]);
+  });
+
+  it('a hold that ended while metal-bmc was down with nothing to look at (a BMC image watched by its version) is told released once, at the next start', async () => {
+    const file = stateFile();
+    const first = setup({ stateFile: file, timeoutMs: 300, unreachableAfterMs: 100, outcomeUnknownHoldMs: 60_000 });
+    await first.jobs.start(plan('m1', 'bmc'));
+    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    first.bmcs.pending.get('m1')!.watch({ target: '/redfish/v1/Managers/1', versionBefore: '1.10' });
+    first.bmcs.answer.get('m1')!();
+    await waitFor(() => first.events.some((e) => e.phase === 'failed'), 5000, 'deadline');
+    const failed = first.events.find((e) => e.phase === 'failed')!;
+    await first.jobs.stop(1000);
+    const state = JSON.parse(readFileSync(file, 'utf8'));
+    state.jobs[0].heldUntil = new Date(Date.now() - 1000).toISOString();
+    writeFileSync(file, JSON.stringify(state));
+
+    const next = setup({ stateFile: file });
+    expect(next.jobs.recover()).toEqual([]);
+    expect(next.jobs.activeFor(plan('m1'))).toBeUndefined();
+    expect(next.events).toEqual([expect.objectContaining({ phase: 'released', ok: false, releasedAs: 'hold-ended', outcomeUnknown: true, job: expect.objectContaining({ id: failed.job!.id }) })]);
+    expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0].heldUntil).toBeUndefined();
+    const third = setup({ stateFile: file });
+    third.jobs.recover();
+    expect(third.events).toEqual([]);
   });
 
   it('keeps an unreadable state file aside and starts without it', async () => {
