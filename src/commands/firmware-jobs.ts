@@ -25,7 +25,8 @@
  *   when the task ends, completed or failed, or the new version shows; a BMC that cannot be read
  *   keeps it held to the end. How the hold goes is published for the job (HoldPhase): `held` for
  *   each extension, then once `settled` (the update's end seen) or `released` (free, the outcome
- *   still unknown), so that metal-api learns what `failed` OUTCOME_UNKNOWN left open.
+ *   still unknown), so that metal-api learns what `failed` OUTCOME_UNKNOWN left open. The hold
+ *   reads the BMC at the job's pace for its first 2 minutes, then every 15 s (HOLD_POLL_MS).
  *
  * Reboots: applying a BIOS image needs a host reboot, which metal-bmc does not do (neither does
  * the Go daemon's Redfish path); every BIOS result says so (`rebootRequired: true`,
@@ -218,6 +219,10 @@ export interface FirmwareJobsOptions {
   taskHoldLimitMs?: number;
   /** a job resumed after a restart connects again this often while its BMC cannot be reached (default 15 s) */
   reconnectMs?: number;
+  /** a hold asks the BMC at the job's own pace for this long after it began (default HOLD_JOB_PACE_MS) */
+  holdJobPaceMs?: number;
+  /** then this often (default HOLD_POLL_MS) */
+  holdPollMs?: number;
 }
 
 /** OUTCOME_UNKNOWN_HOLD_MS: a BMC image takes the BMC offline for ~10 minutes; a retry or power step must not land in it */
@@ -227,6 +232,14 @@ const UNREACHABLE_AFTER_MS = 60_000;
 export const TASK_HOLD_LIMIT_MS = 4 * 3600_000;
 /** how long the look at a held job's task at the end of its hold may take */
 const TASK_LOOK_MS = 30_000;
+/**
+ * HOLD_JOB_PACE_MS, HOLD_POLL_MS: a hold watches the task at the job's pace (2 s) for its first 2
+ * minutes (a flash that overran the deadline often ends soon after), then every 15 s: a hold lasts
+ * up to 4 hours, and 2 s polls would be ~7,200 requests to a BMC busy flashing (weak BMC CPUs;
+ * iDRAC and iLO limit sessions and requests)
+ */
+export const HOLD_JOB_PACE_MS = 2 * 60_000;
+export const HOLD_POLL_MS = 15_000;
 /** the code of a job that ended without knowing whether the BMC applied the image (as a command's outcomeUnknown) */
 const OUTCOME_UNKNOWN = 'OUTCOME_UNKNOWN';
 const RECONNECT_MS = 15_000;
@@ -454,6 +467,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   const holdMs = checkDuration('firmware jobs: outcomeUnknownHoldMs', o.outcomeUnknownHoldMs, OUTCOME_UNKNOWN_HOLD_MS, 24 * 3600_000);
   const taskHoldLimitMs = checkDuration('firmware jobs: taskHoldLimitMs', o.taskHoldLimitMs, TASK_HOLD_LIMIT_MS, 7 * 24 * 3600_000);
   const reconnectMs = checkDuration('firmware jobs: reconnectMs', o.reconnectMs, RECONNECT_MS, 600_000);
+  const holdJobPaceMs = checkDuration('firmware jobs: holdJobPaceMs', o.holdJobPaceMs, HOLD_JOB_PACE_MS, 24 * 3600_000);
+  const holdPollMs = checkDuration('firmware jobs: holdPollMs', o.holdPollMs, HOLD_POLL_MS, 600_000);
   const jobs: FirmwareJob[] = [];
   /** running jobs by machine key; `claiming` while a job's claim across instances is asked for */
   const active = new Map<string, ActiveJob>();
@@ -669,6 +684,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
    * `taskHoldLimitMs` after the job's acceptance), for a flash longer than deadline and hold
    * together must not be power cycled either (a `held` result). Returns how the hold ended: the
    * update's end (the machine freed early), or released without it (at heldUntil, the task hung).
+   * The BMC is asked at the job's pace for `holdJobPaceMs` after the hold began, then every `holdPollMs`.
    */
   async function holdAfterUnknown(job: FirmwareJob, bmc: Outband | undefined, stopper: AbortController, mayConnect = true): Promise<HoldEnd> {
     let connected: Outband | undefined;
@@ -679,7 +695,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         try {
           if (watchable(job) && (bmc !== undefined || mayConnect)) {
             on = bmc ?? connected ?? (connected = await connectForHold(job, hold.signal));
-            const end = on === undefined ? undefined : await watchDuringHold(job, on, hold.signal);
+            const end = on === undefined ? undefined : await watchHeld(job, on, hold.signal);
             if (end !== undefined) return end;
           }
           await new Promise<void>((resolve) => (hold.signal.aborted ? resolve() : hold.signal.addEventListener('abort', () => resolve(), { once: true })));
@@ -769,7 +785,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
    * task's own failure: failed); undefined when the BMC could not be reached or read, or the hold ended.
    * `onProgress` sees each progress too (the look at a hold's end stops at a running one).
    */
-  async function watchDuringHold(job: FirmwareJob, bmc: Outband, signal: AbortSignal, onProgress?: (p: FirmwareProgress) => void): Promise<UpdateEnd | undefined> {
+  async function watchDuringHold(job: FirmwareJob, bmc: Outband, signal: AbortSignal, onProgress?: (p: FirmwareProgress) => void, pollMs?: number): Promise<UpdateEnd | undefined> {
     let last: FirmwareProgress | undefined;
     try {
       await bmc.watchFirmware(job.kind, watchOf(job), {
@@ -778,12 +794,33 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
           last = p;
           onProgress?.(p);
         },
+        ...(pollMs !== undefined ? { pollMs } : {}),
       });
       return { how: 'completed', detail: last === undefined ? 'no progress told' : describeProgress(last), ...(last !== undefined ? { last } : {}) };
     } catch (err) {
       if (err instanceof TaskFailedError && !signal.aborted) return { how: 'failed', detail: err.message, code: err.code };
       return undefined;
     }
+  }
+
+  /**
+   * watchDuringHold for a hold: at the job's own pace until `holdJobPaceMs` after the hold began
+   * (the job's updatedAt: its outcome-unknown end, kept over a restart), then a new watch every
+   * `holdPollMs`. A BMC that cannot be read in the first stretch is not asked again (held to the end).
+   */
+  async function watchHeld(job: FirmwareJob, bmc: Outband, signal: AbortSignal): Promise<UpdateEnd | undefined> {
+    const jobPaceMs = Date.parse(job.updatedAt) + holdJobPaceMs - Date.now();
+    if (jobPaceMs > 0) {
+      const first = deadline(jobPaceMs, `firmware job ${job.id}'s hold at the job's pace`, signal);
+      try {
+        const end = await watchDuringHold(job, bmc, first.signal);
+        // ended, the hold over, or the BMC unreadable: as a single watch would
+        if (end !== undefined || signal.aborted || !first.signal.aborted) return end;
+      } finally {
+        first.dispose();
+      }
+    }
+    return watchDuringHold(job, bmc, signal, undefined, holdPollMs);
   }
 
   async function runJob(entry: ActiveJob, run: JobRun, claim: { release(): Promise<void> } | undefined, step: StepHold | undefined): Promise<void> {

@@ -662,13 +662,18 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const progress = firmwareProgress(x?.onProgress);
       // the job's own deadline bounds the task's poll (its signal), not the task's default hour
       const bound = taskBound(x?.signal);
-      const followTask = async (uri: string): Promise<unknown> => lib.waitForTask(client, uri, { ...sig(x), ...progress, ...(bound ? { timeoutMs: bound } : {}) });
-      const versionWatch = { ...sig(x), ...bmcImageWatch(x?.onProgress), ...(o.firmwareVersionWait ?? {}) };
+      // the caller's pace (a hold asks a BMC busy flashing less often), else each poll's own
+      const pace = x?.pollMs !== undefined ? { pollMs: x.pollMs } : {};
+      const followTask = async (uri: string): Promise<unknown> => lib.waitForTask(client, uri, { ...sig(x), ...progress, ...pace, ...(bound ? { timeoutMs: bound } : {}) });
+      // the version is read every 15 s (or as configured) already: a slower pace only slows it further
+      const versionPace = x?.pollMs !== undefined ? { pollMs: Math.max(x.pollMs, o.firmwareVersionWait?.pollMs ?? 0) } : {};
+      const versionWatch = { ...sig(x), ...bmcImageWatch(x?.onProgress), ...(o.firmwareVersionWait ?? {}), ...versionPace };
       // an iLO flash without a task, sent before metal-bmc restarted: its Oem.Hpe.State tells it (hpe-flash.ts)
       const followIlo = (): Promise<void> =>
         lib.followHpeFlashAgain(client, `firmware update (${kind}) of BMC ${o.host}`, {
           ...sig(x),
           ...progress,
+          ...pace,
           ...(bound ? { timeoutMs: bound } : {}),
           restartsBmc: kind === 'bmc',
           started: watch.hpeFlashStarted === true,

@@ -127,6 +127,12 @@ export interface FirmwareOptions extends OperationOptions {
   onProgress?: (p: FirmwareProgress) => void;
   /** told what the update leaves to watch it again (FirmwareWatch) */
   onWatch?: (learned: FirmwareWatch) => void;
+  /**
+   * watchFirmware: how often the update is asked how it goes while the BMC answers (its task, iLO's
+   * Oem.Hpe.State; a BMC image's FirmwareVersion no more often than configured); default each
+   * poll's own (2 s for a task). A hold after an outcome unknown asks a BMC busy flashing less often.
+   */
+  pollMs?: number;
 }
 
 /** A connected BMC. `close()` releases every session it holds; it never throws. */

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Plan } from '../../src/commands/event.js';
-import { createFirmwareJobs, imageLabel, jobProgress, parseStateFile, type FirmwareEvent, type FirmwareJobMetrics, type JobClaims } from '../../src/commands/firmware-jobs.js';
+import { createFirmwareJobs, HOLD_POLL_MS, imageLabel, jobProgress, parseStateFile, type FirmwareEvent, type FirmwareJobMetrics, type JobClaims } from '../../src/commands/firmware-jobs.js';
 import { checkFirmwareUrl } from '../../src/commands/firmware-url.js';
 import { createCommandMetrics } from '../../src/commands/metrics.js';
 import { Registry } from 'prom-client';
@@ -66,6 +66,8 @@ function fakeBmcs() {
   /** what every connect throws while set (a BMC refusing the login) */
   let refusal: Error | undefined;
   let connects = 0;
+  /** the pace each watchFirmware was asked for (FirmwareOptions.pollMs), in order */
+  const paces: Array<number | undefined> = [];
   const follow = (key: string, o?: FirmwareOptions) =>
     new Promise<void>((resolve, reject) => {
       pending.set(key, { progress: (p) => o?.onProgress?.(p), watch: (w) => o?.onWatch?.(w), finish: resolve, fail: reject });
@@ -81,16 +83,17 @@ function fakeBmcs() {
       updateFirmware: (_kind: string, _url: string, o?: FirmwareOptions) => follow(ipmi.host, o),
       watchFirmware: (_kind: string, w: FirmwareWatch, o?: FirmwareOptions) => {
         watched.set(ipmi.host, w);
+        paces.push(o?.pollMs);
         return follow(`watch:${ipmi.host}`, o);
       },
       close: async () => void closed++,
     } as unknown as Outband;
   };
-  return { pending, watched, answer, connect, closed: () => closed, refuse: (err: Error | undefined) => void (refusal = err), connects: () => connects };
+  return { pending, watched, answer, paces, connect, closed: () => closed, refuse: (err: Error | undefined) => void (refusal = err), connects: () => connects };
 }
 
 function setup(
-  o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal; instanceId?: string; unreachableAfterMs?: number; outcomeUnknownHoldMs?: number; taskHoldLimitMs?: number; reconnectMs?: number; metrics?: FirmwareJobMetrics } = {},
+  o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal; instanceId?: string; unreachableAfterMs?: number; outcomeUnknownHoldMs?: number; taskHoldLimitMs?: number; reconnectMs?: number; holdJobPaceMs?: number; metrics?: FirmwareJobMetrics } = {},
 ) {
   const events: FirmwareEvent[] = [];
   const bmcs = fakeBmcs();
@@ -102,6 +105,7 @@ function setup(
     ...(o.outcomeUnknownHoldMs !== undefined ? { outcomeUnknownHoldMs: o.outcomeUnknownHoldMs } : {}),
     ...(o.taskHoldLimitMs !== undefined ? { taskHoldLimitMs: o.taskHoldLimitMs } : {}),
     ...(o.reconnectMs !== undefined ? { reconnectMs: o.reconnectMs } : {}),
+    ...(o.holdJobPaceMs !== undefined ? { holdJobPaceMs: o.holdJobPaceMs } : {}),
     ...(o.stateFile ? { stateFile: o.stateFile } : {}),
     ...(o.checkUrl ? { checkUrl: o.checkUrl } : {}),
     ...(o.checkTarget ? { checkTarget: o.checkTarget } : {}),
@@ -708,6 +712,25 @@ describe('firmware jobs', () => {
     const third = setup({ stateFile: file });
     third.jobs.recover();
     expect(third.events).toEqual([]);
+  });
+
+  it("a hold asks the BMC at the job's pace first, then at HOLD_POLL_MS (15 s)", async () => {
+    const t = setup({ timeoutMs: 300, outcomeUnknownHoldMs: 60_000, holdJobPaceMs: 300 });
+    await deadlineWhileTaskRuns(t);
+    await waitFor(() => t.bmcs.pending.has('watch:m1'), 5000, 'task watched during the hold');
+    const first = t.bmcs.pending.get('watch:m1')!;
+    // the job's pace: no pace asked for, the facade's own (a task's 2 s)
+    expect(t.bmcs.paces).toEqual([undefined]);
+    // past holdJobPaceMs the watch is asked again, slower; the machine stays held
+    await waitFor(() => t.bmcs.pending.get('watch:m1') !== first, 5000, 'the slower watch');
+    expect(t.bmcs.paces).toEqual([undefined, HOLD_POLL_MS]);
+    expect(HOLD_POLL_MS).toBe(15_000);
+    expect(t.jobs.activeFor(plan('m1'))).toMatchObject({ kind: 'bios' });
+    expect(t.events.filter((e) => ['held', 'settled', 'released'].includes(e.phase))).toEqual([]);
+    // its end still frees the machine early
+    t.bmcs.pending.get('watch:m1')!.finish();
+    await waitFor(() => t.jobs.activeFor(plan('m1')) === undefined, 5000, 'freed');
+    expect(t.events.at(-1)).toMatchObject({ phase: 'settled', settledAs: 'completed' });
   });
 
   it('keeps an unreadable state file aside and starts without it', async () => {
