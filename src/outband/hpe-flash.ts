@@ -44,7 +44,7 @@ import { BmcError } from '../errors.js';
 import { parseHpeFlashState, type HpeFlashState } from '../redfish/hpe-flash-state.js';
 import { readUpdateService } from '../redfish/resources.js';
 import type { RedfishClient, RedfishReply } from '../redfish/session.js';
-import { changedProgressOnly, isTransient, nextPollMs, TaskLostError, UntracedUpdateError, type TaskProgress } from '../redfish/task.js';
+import { changedProgressOnly, isTransient, nextPollMs, TaskFailedError, TaskLostError, UntracedUpdateError, type TaskProgress } from '../redfish/task.js';
 
 /** What one `Oem.Hpe.State` says of the flash. */
 export type HpeFlashPhase = 'idle' | 'running' | 'done' | 'failed';
@@ -161,7 +161,8 @@ export async function followHpeFlash(client: Client, servicePath: string, untrac
         const phase = hpeFlashPhase(flash.state);
         const started = running !== undefined || ((phase === 'done' || phase === 'failed') && !isLastFlashEnd(flash, options.before));
         if (phase === 'failed' && started) {
-          throw new BmcError('PROTOCOL', `${what}: the flash ended in Error: ${resultText(flash, scrub)}`);
+          // iLO's own failure of the flash, as a task's: a hold after an outcome unknown ends on it
+          throw new TaskFailedError(`${what}: the flash ended in Error: ${resultText(flash, scrub)}`);
         }
         if (phase === 'done' && started) {
           report({ state: 'Completed', percent: 100, message: `iLO's UpdateService Oem.Hpe.State ${flash.state}` });
