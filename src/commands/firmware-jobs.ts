@@ -43,7 +43,7 @@
 import type { Dispatcher } from 'undici';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, renameSync } from 'node:fs';
-import { checkDuration, deadline, endedWithin, sleep } from '../deadline.js';
+import { checkDuration, deadline, endedWithin, raceAbort, sleep } from '../deadline.js';
 import { abortError, BmcError, HandBackError, RedfishAwayError } from '../errors.js';
 import { publicText } from '../net/public-text.js';
 import type { Logger } from '../log.js';
@@ -100,6 +100,8 @@ export interface FirmwareJob {
   outcomeUnknown?: true;
   /** ISO 8601: its machine stays held until then (the BMC may still be applying the image), also over a restart */
   heldUntil?: string;
+  /** accepted, nothing sent to the BMC yet: it waits for a power command running on its machine (a restart ends it interrupted, knowing that nothing was done) */
+  notSent?: true;
 }
 
 /**
@@ -345,6 +347,7 @@ export function parseStateFile(text: string): FirmwareJob[] {
       ['taskUri', 'target', 'versionBefore', 'heldUntil'].every((k) => ['string', 'undefined'].includes(typeof (j as unknown as Record<string, unknown>)[k])) &&
       (j.hpeFlash === undefined || j.hpeFlash === true) &&
       (j.hpeFlashStarted === undefined || j.hpeFlashStarted === true) &&
+      (j.notSent === undefined || j.notSent === true) &&
       (j.hpeFlashBefore === undefined || (typeof j.hpeFlashBefore === 'object' && j.hpeFlashBefore !== null && typeof j.hpeFlashBefore.state === 'string' && ['string', 'undefined'].includes(typeof j.hpeFlashBefore.resultMessageId)));
     if (!ok) throw new BmcError('DECODE', `firmware job state file: job ${i} is malformed`);
     return j;
@@ -375,6 +378,8 @@ interface JobRun {
   deadlineMs: number;
   /** ms since the epoch: the BMC was last heard of then before this run (a resumed job's last progress) */
   heardBefore?: number;
+  /** a power command running on the machine, whose end the job waits for within its deadline before it asks the BMC anything */
+  after?: Promise<void>;
 }
 
 type FirmwareAction = Extract<Plan['actions'][number], { kind: 'firmware' }>;
@@ -417,6 +422,13 @@ function watchOf(job: FirmwareJob): FirmwareWatch {
     ...(job.hpeFlashBefore ? { hpeFlashBefore: job.hpeFlashBefore } : {}),
     ...(job.hpeFlashStarted ? { hpeFlashStarted: true as const } : {}),
   };
+}
+
+/** A job that ended (stopped, its deadline passed) while it waited for a power command on its machine: nothing was sent, its outcome is known. */
+function notSentError(failure: unknown): BmcError {
+  const code = failure instanceof BmcError ? failure.code : 'ABORTED';
+  const why = failure instanceof Error ? failure.message : String(failure);
+  return new BmcError(code, `${why}; nothing was sent to the BMC (the update waited for a power command running on its machine): send it again`);
 }
 
 /** How an update watched during a hold after an outcome unknown ended, freeing its machine early. */
@@ -853,6 +865,16 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         Object.assign(job, learned);
         persist();
       };
+      if (run.after) {
+        o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc }, 'firmware update waits for the power command running on its machine to end');
+        // within the job's deadline; a stop meanwhile ends it with nothing sent
+        await raceAbort(run.after, dl.signal);
+        if (stopping) throw new BmcError('ABORTED', 'metal-bmc is shutting down');
+      }
+      if (job.notSent) {
+        delete job.notSent;
+        persist();
+      }
       await workOnBmc(job, run, { signal: dl.signal, onProgress, onWatch }, onAnswer, what, (connected) => {
         // the connection of an attempt that found the BMC away is closed before the next one
         if (bmc) void closeQuietly(bmc);
@@ -863,11 +885,14 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       const stopped = stopper.signal.aborted;
       state = stopped ? 'interrupted' : 'failed';
       failure = dl.signal.aborted ? abortError(dl.signal, what) : err;
+      if (job.notSent) failure = notSentError(failure);
       const heldUntil = new Date(Date.now() + holdMs).toISOString();
       // a poll that gave up on its own (TIMEOUT before the job's deadline) while the task still runs is the same case
       const pollGaveUp = !stopped && !dl.signal.aborted && failure instanceof BmcError && failure.code === 'TIMEOUT';
       const unknown =
-        !stopped && dl.signal.aborted
+        job.notSent
+          ? undefined
+          : !stopped && dl.signal.aborted
           ? (silentAtDeadline(lastHeard) ?? runningAtDeadline(job, taskProgress, heldUntil, 'at the deadline'))
           : pollGaveUp
             ? runningAtDeadline(job, taskProgress, heldUntil, 'when its watch timed out before the deadline')
@@ -1070,6 +1095,10 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       active.delete(plan.key);
       return handBack(plan, 'the firmware starting file cannot be written, so a crash could not be told from an update that never began', action.firmware, image);
     }
+    // a power command running on the machine now (sent before this event) ends first: a flash must
+    // not begin in the middle of a reset; power commands coming from here on are held by this job
+    const powerRunning = o.powerSettled?.(plan.key, bmcKey);
+    if (powerRunning) job.notSent = true;
     active.set(plan.key, entry);
     jobs.push(job);
     persist();
@@ -1077,25 +1106,20 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, image, timeoutMs: o.timeoutMs }, 'firmware update accepted; running in the background');
     emit(job, 'accepted');
     const work = (bmc: Outband, x: FirmwareOptions) => bmc.updateFirmware(job.kind, action.url, { ...x, ...(o.imageDispatcher ? { dispatcher: o.imageDispatcher } : {}) });
-    // a power command running on the machine now (sent before this event) ends first: a flash must
-    // not begin in the middle of a reset; power commands coming from here on are held by this job
-    const powerRunning = o.powerSettled?.(plan.key, bmcKey);
-    entry.done = (async () => {
-      if (powerRunning) {
-        o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc }, 'firmware update waits for the power command running on its machine to end');
-        await powerRunning;
-      }
-      await runJob(entry, { ipmi: plan.ipmi, work, deadlineMs: o.timeoutMs }, claim, step);
-    })();
+    entry.done = runJob(entry, { ipmi: plan.ipmi, work, deadlineMs: o.timeoutMs, ...(powerRunning ? { after: powerRunning } : {}) }, claim, step);
     return { accepted: true, job };
   }
 
-  /** A job a restart cut off and that cannot be watched again: ended interrupted (the caller persists and publishes). */
+  /**
+   * A job a restart cut off and that cannot be watched again: ended interrupted (the caller
+   * persists and publishes), its outcome unknown unless nothing had been sent to the BMC yet.
+   */
   function interrupt(job: FirmwareJob, error: string): FirmwareJob {
     job.state = 'interrupted';
     job.updatedAt = new Date().toISOString();
     job.code = 'INTERRUPTED';
-    job.outcomeUnknown = true;
+    if (job.notSent) delete job.outcomeUnknown;
+    else job.outcomeUnknown = true;
     job.error = error;
     o.metrics?.firmwareJobs.inc({ outcome: 'interrupted' });
     o.logger.warn({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, acceptedAt: job.acceptedAt }, 'firmware update interrupted by a restart');
@@ -1218,7 +1242,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         if (job.state === 'running') {
           const leftMs = Date.parse(job.acceptedAt) + o.timeoutMs - now;
           const why = !(leftMs > 0) ? 'its deadline passed meanwhile' : !watchable(job) ? 'the BMC had named no task of it to follow' : ipmiOf(job) === undefined ? 'its BMC address is not known' : undefined;
-          if (why === undefined) resume(job, leftMs);
+          if (job.notSent) interrupted.push(interrupt(job, 'metal-bmc stopped while this update waited for a power command running on its machine; nothing was sent to the BMC: send it again'));
+          else if (why === undefined) resume(job, leftMs);
           else interrupted.push(interrupt(job, `metal-bmc stopped while this update ran (last progress: ${lastProgressOf(job)}) and ${why}, so its outcome is unknown; the BMC may still be applying it: check its firmware version before retrying`));
         } else if (job.heldUntil !== undefined) {
           const end = holdAgain(job);
@@ -1226,7 +1251,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         }
       }
       if (interrupted.length > 0 || holdsEnded.length > 0) persist();
-      for (const job of interrupted) emit(job, 'interrupted', { error: job.error!, code: job.code!, outcomeUnknown: true, ...(job.progress ? { progress: job.progress } : {}) });
+      for (const job of interrupted) emit(job, 'interrupted', { error: job.error!, code: job.code!, ...(job.outcomeUnknown ? { outcomeUnknown: true as const } : {}), ...(job.progress ? { progress: job.progress } : {}) });
       for (const [job, end] of holdsEnded) tellHoldEnd(job, end);
       seq = jobs.length;
       return interrupted;
@@ -1277,6 +1302,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
 
     async stop(deadlineMs) {
       stopping = true;
+      // a job still waiting for a power command on its machine sent nothing: it ends now, not sent
+      for (const a of active.values()) if (a.job.notSent) a.abort.abort(new BmcError('ABORTED', 'metal-bmc is shutting down'));
       // a hold after an outcome unknown runs nothing: it ends now and is taken up again at the next start (heldUntil)
       for (const a of active.values()) if (a.holding) a.abort.abort(new BmcError('ABORTED', 'metal-bmc is shutting down'));
       // a start asking for its claim now ends in a refusal (and gives the claim back) or was accepted before

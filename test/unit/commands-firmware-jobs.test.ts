@@ -93,7 +93,7 @@ function fakeBmcs() {
 }
 
 function setup(
-  o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal; instanceId?: string; unreachableAfterMs?: number; outcomeUnknownHoldMs?: number; taskHoldLimitMs?: number; reconnectMs?: number; holdJobPaceMs?: number; metrics?: FirmwareJobMetrics } = {},
+  o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal; instanceId?: string; unreachableAfterMs?: number; outcomeUnknownHoldMs?: number; taskHoldLimitMs?: number; reconnectMs?: number; holdJobPaceMs?: number; metrics?: FirmwareJobMetrics; powerSettled?: (key: string, bmc: string) => Promise<void> | undefined } = {},
 ) {
   const events: FirmwareEvent[] = [];
   const bmcs = fakeBmcs();
@@ -113,6 +113,7 @@ function setup(
     ...(o.journal ? { journal: o.journal } : {}),
     ...(o.instanceId ? { instanceId: o.instanceId } : {}),
     ...(o.metrics ? { metrics: o.metrics } : {}),
+    ...(o.powerSettled ? { powerSettled: o.powerSettled } : {}),
     logger: log.logger,
     publish: (e) => events.push(e),
   });
@@ -229,6 +230,79 @@ describe('firmware jobs', () => {
     expect(third.jobs.recover()).toEqual([]);
     expect(third.events).toEqual([]);
     first.bmcs.pending.get('m1')!.fail(new Error('gone'));
+  });
+
+  describe('a job accepted while a power command runs on its machine', () => {
+    /** a power command of the machine's that runs until the test ends it */
+    function runningPower() {
+      let end!: () => void;
+      const done = new Promise<void>((resolve) => (end = resolve));
+      const asked: string[] = [];
+      return { end, asked, powerSettled: (key: string, bmc: string) => (asked.push(`${key} ${bmc}`), done) };
+    }
+
+    it('sends the BMC nothing until the command ended, within its deadline', async () => {
+      const power = runningPower();
+      const { jobs, events, bmcs } = setup({ powerSettled: power.powerSettled });
+      expect(await jobs.start(plan('m1'))).toMatchObject({ accepted: true });
+      expect(power.asked).toEqual(['m1 m1:623']);
+      // held: a power command for the machine is refused from here
+      expect(jobs.activeFor(plan('m1'))).toBeDefined();
+      await Promise.resolve();
+      expect(bmcs.connects()).toBe(0);
+      power.end();
+      await waitFor(() => bmcs.pending.has('m1'), 5000, 'the update sent');
+      bmcs.pending.get('m1')!.finish();
+      await waitFor(() => jobs.running() === 0, 5000, 'the job done');
+      expect(events.at(-1)).toMatchObject({ phase: 'completed', ok: true });
+    });
+
+    it('a stop while it waits ends it interrupted with nothing sent, its outcome known, even if the command ends after', async () => {
+      const power = runningPower();
+      const file = stateFile();
+      const { jobs, events, bmcs } = setup({ stateFile: file, powerSettled: power.powerSettled });
+      await jobs.start(plan('m1'));
+      // the command ends while metal-bmc stops: the update must not begin then
+      const stopped = jobs.stop(10_000);
+      power.end();
+      await stopped;
+      expect(bmcs.connects()).toBe(0);
+      expect(events.at(-1)).toMatchObject({ phase: 'interrupted', ok: false, code: 'ABORTED' });
+      expect(events.at(-1)!.outcomeUnknown).toBeUndefined();
+      expect(events.at(-1)!.error).toMatch(/nothing was sent to the BMC/);
+      // nothing left for the next start to take up
+      const next = setup({ stateFile: file });
+      expect(next.jobs.recover()).toEqual([]);
+    });
+
+    it('its deadline passing while it waits fails it TIMEOUT with nothing sent, the machine not held', async () => {
+      const power = runningPower();
+      const { jobs, events, bmcs } = setup({ timeoutMs: 100, powerSettled: power.powerSettled });
+      await jobs.start(plan('m1'));
+      await waitFor(() => jobs.running() === 0, 5000, 'the job ended');
+      expect(bmcs.connects()).toBe(0);
+      expect(events.at(-1)).toMatchObject({ phase: 'failed', ok: false, code: 'TIMEOUT' });
+      expect(events.at(-1)!.outcomeUnknown).toBeUndefined();
+      expect(events.at(-1)!.heldUntil).toBeUndefined();
+      expect(jobs.activeFor(plan('m1'))).toBeUndefined();
+      power.end();
+    });
+
+    it('a process that died while it waited: the next start ends it interrupted, its outcome known (nothing was sent)', async () => {
+      const power = runningPower();
+      const file = stateFile();
+      const first = setup({ stateFile: file, powerSettled: power.powerSettled });
+      await first.jobs.start(plan('m1'));
+      expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0]).toMatchObject({ state: 'running', notSent: true });
+      // the process dies here
+      const second = setup({ stateFile: file });
+      expect(second.jobs.recover().map((j) => j.state)).toEqual(['interrupted']);
+      expect(second.events).toEqual([expect.objectContaining({ phase: 'interrupted', code: 'INTERRUPTED', error: expect.stringMatching(/nothing was sent to the BMC: send it again$/) })]);
+      expect(second.events[0]!.outcomeUnknown).toBeUndefined();
+      expect(second.bmcs.connects()).toBe(0);
+      await first.jobs.stop(0);
+      power.end();
+    });
   });
 
   it('resumes a job the previous process left running once its task is known: held at once, watched, ending with the real outcome', async () => {
