@@ -12,6 +12,12 @@
  *   job) within the lease (90 s). A claim whose holder stopped renewing it (its instance died mid-
  *   update) stops counting after its lease, as firmware-claims.ts then lets a new job take it over;
  *   its server stamp shortens that at the first sighting where the server's time is measured.
+ *   The lease's end is confirmed by reading the key: a watch that stalled (this instance cut off
+ *   from NATS) sees no renewals either, and a claim that cannot be read stays held.
+ *   The same revision delivered again (a watch started again) is no renewal.
+ * - a bucket made again numbers its revisions from 1, below a watch's place: the view watches anew
+ *   when this instance made it (`restart`, from kv.ts onRemade) or finds the bucket's last revision
+ *   below what it saw (checked every 15 s: another instance made it).
  * - claims of this process are not in it: the runner knows this instance's jobs already, and a
  *   claim released here must not hold the machine until the watch delivers the delete.
  * - a key's `ended` settles when it no longer holds that job's claim (deleted, stale, taken by
@@ -20,11 +26,13 @@
  *   the one seen longest ago, with a warning).
  *
  * `start` resolves once the watch delivered the bucket as it was when it started (so that no
- * event is taken before a running job's claim is known), or after `readyWithinMs` with a warning.
+ * event is taken before a running job's claim is known); past `readyWithinMs` it rejects
+ * UNAVAILABLE and the command service's start is tried again.
  * Watch changes land within milliseconds of their write, while a job claims its keys before it
  * sends the BMC anything, and its upload takes seconds before a flash begins.
  */
 import { performance } from 'node:perf_hooks';
+import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { claimKeys, parseClaim, type ClaimValue } from './firmware-claims.js';
 import { keepWatching, type KvBucket, type KvEntry } from './kv.js';
@@ -39,8 +47,10 @@ export interface ClaimHeldElsewhere {
 }
 
 export interface FirmwareClaimView {
-  /** starts the watch; resolves once the bucket's keys as they were are known, or after `readyWithinMs` */
+  /** starts the watch; resolves once the bucket's keys as they were are known; rejects (UNAVAILABLE) when that takes longer than `readyWithinMs` */
   start(): Promise<void>;
+  /** the bucket was made again (kv.ts onRemade): a new watch, numbering from its start */
+  restart(): void;
   /** another process's live claim on the machine key or on the BMC (`host:port`, empty for none), the machine's first */
   heldElsewhere(subject: { machineKey: string; bmc: string }): ClaimHeldElsewhere | undefined;
   close(): void;
@@ -56,30 +66,39 @@ export interface FirmwareClaimViewOptions {
   /** the NATS server's time now (ms since the epoch), undefined while not measured (server-clock.ts) */
   serverNow?: () => number | undefined;
   monotonicNow?: () => number;
+  /** how long `start` waits for the bucket's keys (default 10 s) */
   readyWithinMs?: number;
   maxKeys?: number;
+  /** how often a claim whose read failed at its stale time is read again, and the bucket checked for a remake (default 15 s) */
+  recheckMs?: number;
 }
 
 /** a key holding another process's live claim, and who waits for it to end */
 interface Held {
   claim: ClaimValue;
   revision: number;
-  /** when it stops counting unless renewed (monotonic ms) */
+  /** when it stops counting unless renewed (monotonic ms): then the bucket is asked (confirmStale) */
   staleAt: number;
-  timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout | undefined;
+  /** a read of the key under way at its stale time */
+  confirming: boolean;
   ended: Promise<void>;
   end: () => void;
 }
 
 const sameJob = (a: ClaimValue, b: ClaimValue) => a.instance === b.instance && a.token === b.token && a.job === b.job;
 
+/** how often a key whose stale time came but whose read failed is read again, and how often the bucket is checked for a remake (a firmware claim's renewal period) */
+const RECHECK_MS = 15_000;
+
 export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareClaimView {
   const leaseMs = o.leaseMs ?? 90_000;
   const maxKeys = o.maxKeys ?? 4096;
+  const recheckMs = o.recheckMs ?? RECHECK_MS;
   const monotonicNow = o.monotonicNow ?? (() => performance.now());
   const held = new Map<string, Held>();
   let closed = false;
-  /** the highest revision the watch delivered, and who waits for one */
+  /** the highest revision the current watch delivered, and who waits for one */
   let seenRevision = 0;
   let onSeen: (() => void) | undefined;
 
@@ -91,12 +110,6 @@ export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareCl
     h.end();
   }
 
-  function stale(key: string, h: Held): void {
-    if (held.get(key) !== h) return;
-    o.logger.warn({ claimKey: key, firmwareJob: h.claim.job, firmwareKind: h.claim.kind, instance: h.claim.instance, leaseMs }, "another instance's firmware claim was not renewed for its lease (its instance stopped during the update?); power commands for its machine are no longer held for it");
-    free(key);
-  }
-
   /** how long ago the server stored `entry`, where its stamp and the server's time tell it; 0 otherwise */
   function writtenAgo(entry: KvEntry): number {
     const server = o.serverNow?.();
@@ -105,12 +118,46 @@ export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareCl
     return Math.max(0, server - stamp);
   }
 
+  function arm(key: string, h: Held, ms: number): void {
+    clearTimeout(h.timer);
+    h.timer = setTimeout(() => void atStaleTime(key, h), Math.max(1, ms));
+    h.timer.unref();
+  }
+
+  /** its stale time came (no new revision seen for a lease): confirmed by a read, since a watch that stalled (NATS away) sees no renewals either */
+  async function atStaleTime(key: string, h: Held): Promise<void> {
+    if (held.get(key) !== h || closed || h.confirming) return;
+    // a timer may fire a little early on the monotonic clock
+    const wait = h.staleAt - monotonicNow();
+    if (wait > 0) return arm(key, h, wait);
+    const staleAt = h.staleAt;
+    h.confirming = true;
+    let entry: KvEntry | undefined;
+    try {
+      entry = await o.kv.get(key);
+    } catch (err) {
+      // not known to be stale: held on (power commands refused), asked again
+      h.confirming = false;
+      if (held.get(key) !== h || closed) return;
+      o.logger.warn({ err, claimKey: key, firmwareJob: h.claim.job, instance: h.claim.instance }, "cannot read another instance's firmware claim at the end of its lease; its machine's power stays held, read again soon");
+      return arm(key, h, recheckMs);
+    }
+    h.confirming = false;
+    // renewed meanwhile through the watch: its timer runs again
+    if (held.get(key) !== h || closed || h.staleAt !== staleAt) return;
+    if (entry !== undefined && entry.revision !== h.revision) return seen(entry);
+    o.logger.warn({ claimKey: key, firmwareJob: h.claim.job, firmwareKind: h.claim.kind, instance: h.claim.instance, leaseMs }, "another instance's firmware claim was not renewed for its lease (its instance stopped during the update?); power commands for its machine are no longer held for it");
+    free(key);
+  }
+
   function seen(entry: KvEntry): void {
-    seenRevision = Math.max(seenRevision, entry.revision);
+    if (entry.revision > seenRevision) seenRevision = entry.revision;
     onSeen?.();
     const claim = entry.deleted ? undefined : parseClaim(entry.value);
     const before = held.get(entry.key);
     if (claim === undefined || o.isOwn(claim)) return free(entry.key);
+    // the same revision again (a watch started again delivers every key): no renewal, its stale time stays
+    if (before && before.revision === entry.revision) return;
     const left = leaseMs - writtenAgo(entry);
     if (left <= 0) return free(entry.key);
     // another job's claim now: who waited for the old one looks again
@@ -119,24 +166,15 @@ export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareCl
     if (current) {
       current.claim = claim;
       current.revision = entry.revision;
-      // its timer looks at staleAt when it fires, and waits on
       current.staleAt = monotonicNow() + left;
+      arm(entry.key, current, left);
       return;
     }
     let end!: () => void;
     const ended = new Promise<void>((resolve) => (end = resolve));
-    const h: Held = { claim, revision: entry.revision, staleAt: monotonicNow() + left, timer: undefined as unknown as NodeJS.Timeout, ended, end };
-    h.timer = setTimeout(function check() {
-      const wait = h.staleAt - monotonicNow();
-      if (wait > 0) {
-        h.timer = setTimeout(check, wait);
-        h.timer.unref();
-        return;
-      }
-      stale(entry.key, h);
-    }, left);
-    h.timer.unref();
+    const h: Held = { claim, revision: entry.revision, staleAt: monotonicNow() + left, timer: undefined, confirming: false, ended, end };
     held.set(entry.key, h);
+    arm(entry.key, h, left);
     if (held.size > maxKeys) {
       const oldest = held.keys().next().value!;
       o.logger.warn({ claimKey: oldest, keys: held.size, maxKeys }, 'firmware claims bucket holds more keys than expected; the one seen longest ago is forgotten (power commands for its machine are no longer held for it)');
@@ -151,12 +189,32 @@ export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareCl
     closed: () => closed,
   });
 
+  /** A bucket made again numbers from 1: a watch from before would never deliver what it holds (kv.ts), so a new one starts; what is held stays until read again or stale. */
+  function restart(): void {
+    if (closed) return;
+    seenRevision = 0;
+    watch.restart();
+  }
+
+  /** The bucket made again by another instance (or lost with a server's state) shows a last revision below what the watch delivered. */
+  const remakeCheck = setInterval(() => {
+    void o.kv.lastRevision().then(
+      (last) => {
+        if (closed || last >= seenRevision) return;
+        o.logger.warn({ bucket: o.kv.bucket, lastRevision: last, seenRevision }, "the firmware claims' key-value bucket was made again (its revisions start over); watching it anew");
+        restart();
+      },
+      () => undefined, // NATS away: the next check
+    );
+  }, recheckMs);
+  remakeCheck.unref();
+
   return {
     async start() {
       const upTo = await o.kv.lastRevision();
       await watch.start();
       if (seenRevision >= upTo) return;
-      const readyWithinMs = o.readyWithinMs ?? 5000;
+      const readyWithinMs = o.readyWithinMs ?? 10_000;
       const caughtUp = await new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), readyWithinMs);
         onSeen = () => {
@@ -166,8 +224,10 @@ export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareCl
         };
       });
       onSeen = undefined;
-      if (!caughtUp) o.logger.warn({ bucket: o.kv.bucket, upTo, seen: seenRevision, readyWithinMs }, "firmware claims watch did not deliver the bucket's keys in time; events are taken meanwhile, and a power command may not yet see another instance's running update");
+      // no event is taken before running updates are known: the start fails and is tried again
+      if (!caughtUp) throw new BmcError('UNAVAILABLE', `the firmware claims' key-value bucket ${o.kv.bucket} was not delivered within ${readyWithinMs} ms (revision ${seenRevision} of ${upTo}): another instance's running update would not be seen`);
     },
+    restart,
     heldElsewhere(subject) {
       const [machineKey, bmcKey] = claimKeys(subject);
       for (const [key, on] of [[machineKey, 'machine'], [bmcKey, 'bmc']] as const) {
@@ -178,6 +238,7 @@ export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareCl
     },
     close() {
       closed = true;
+      clearInterval(remakeCheck);
       watch.stop();
       for (const key of [...held.keys()]) free(key);
     },

@@ -139,7 +139,14 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
   const claims = opened?.claims;
   // known before the first event: a power command must see an update another instance runs now
   const claimView = opened ? createFirmwareClaimView({ kv: opened.kv, isOwn: opened.claims.isOwn, logger: o.logger, ...(serverNow ? { serverNow } : {}) }) : undefined;
-  await claimView?.start();
+  if (opened && claimView) opened.remade.view = claimView;
+  try {
+    await claimView?.start();
+  } catch (err) {
+    // tried again by the caller, as a start that fails
+    claimView?.close();
+    throw err;
+  }
   const firmware = o.firmware
     ? createFirmwareJobs({
         ...(claims ? { claims } : {}),
@@ -253,15 +260,21 @@ async function openEventJournalBucket(o: CommandServiceOptions): Promise<KvBucke
  * The firmware claims in the partition's bucket `<durable>-firmware`; undefined without JetStream.
  * `serverNow`: the NATS server's time, against which a claim's server stamp tells whether it is stale.
  */
-async function openFirmwareClaims(o: CommandServiceOptions, instanceId: string, serverNow: (() => number | undefined) | undefined): Promise<{ claims: FirmwareClaims; kv: KvBucket } | undefined> {
+async function openFirmwareClaims(o: CommandServiceOptions, instanceId: string, serverNow: (() => number | undefined) | undefined): Promise<{ claims: FirmwareClaims; kv: KvBucket; remade: { view?: FirmwareClaimView } } | undefined> {
   const jsm = await jetstreamOrUndefined(o.nc);
   if (!jsm) return undefined;
   const bucket = firmwareBucketName(o.durableName);
+  /** the view over the bucket, once made (startWithClock) */
+  const remade: { view?: FirmwareClaimView } = {};
   const kv = await openKvBucket(o.nc, jsm, bucket, {
     ...(o.replicas !== undefined ? { replicas: o.replicas } : {}),
-    onRemade: () => o.logger.warn({ bucket }, "the firmware claims' key-value bucket was gone (deleted, or lost with a server's state); made again, empty; running updates claim their keys again at their next renewal"),
+    onRemade: () => {
+      o.logger.warn({ bucket }, "the firmware claims' key-value bucket was gone (deleted, or lost with a server's state); made again, empty; running updates claim their keys again at their next renewal");
+      // a watch from before would not see the new bucket's keys (its revisions start over)
+      remade.view?.restart();
+    },
   });
-  return { claims: createFirmwareClaims({ kv, instanceId, logger: o.logger, ...(serverNow ? { serverNow } : {}) }), kv };
+  return { claims: createFirmwareClaims({ kv, instanceId, logger: o.logger, ...(serverNow ? { serverNow } : {}) }), kv, remade };
 }
 
 /** A firmware job of another instance on the plan's machine or BMC, as the runner holds power steps behind it. */

@@ -108,7 +108,7 @@ describe('firmware claim view', () => {
     c.close();
   });
 
-  it("a watch that does not deliver the bucket's keys lets the start go on after its bound, with a warning; what it delivers later counts", async () => {
+  it("a watch that does not deliver the bucket's keys fails the start (UNAVAILABLE), so no event is taken before running updates are known", async () => {
     const { store, claimsOf } = bucket();
     const other = claimsOf('mgmt-a');
     held(await other.claim(job('job-1', 'm-1', '')));
@@ -129,14 +129,75 @@ describe('firmware claim view', () => {
         };
       },
     };
-    const log = captureLog();
-    const view = createFirmwareClaimView({ kv, isOwn: () => false, logger: log.logger, readyWithinMs: 100 });
-    await view.start();
-    expect(log.find(/^firmware claims watch did not deliver the bucket's keys in time/)).toHaveLength(1);
-    expect(view.heldElsewhere({ machineKey: 'm-1', bmc: '' })).toBeUndefined();
-    letGo();
-    await waitFor(() => view.heldElsewhere({ machineKey: 'm-1', bmc: '' }) !== undefined, 5000, 'the claim seen once delivered');
+    const view = createFirmwareClaimView({ kv, isOwn: () => false, logger: captureLog().logger, readyWithinMs: 100 });
+    await expect(view.start()).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/^the firmware claims' key-value bucket metal-bmc-p-firmware was not delivered within 100 ms/) });
     view.close();
+    letGo();
+    other.close();
+  });
+
+  it("a watch that stalls (NATS away here) does not take a claim its holder keeps renewing for stale: its lease's end is read from the bucket first", async () => {
+    const { store, claimsOf } = bucket();
+    const holder = claimsOf('mgmt-a', { leaseMs: 300, renewMs: 50 });
+    held(await holder.claim(job('job-1', 'm-1', '')));
+    const kv = store.client();
+    const log = captureLog();
+    const view = createFirmwareClaimView({ kv, isOwn: () => false, logger: log.logger, leaseMs: 300, recheckMs: 50 });
+    await view.start();
+    kv.watchStalled = true;
+    const sighting = view.heldElsewhere({ machineKey: 'm-1', bmc: '' })!;
+    let over = false;
+    void sighting.ended.then(() => (over = true));
+    // renewals over three leases, none delivered to the view
+    const writes = store.writes();
+    await waitFor(() => store.writes() >= writes + 18, 5000, 'eighteen renewals (900 ms of them)');
+    expect(over).toBe(false);
+    // the bucket cannot be read either: held on, said
+    kv.down = true;
+    await waitFor(() => log.find(/^cannot read another instance's firmware claim at the end of its lease/).length > 0, 5000, 'a read that failed');
+    expect(over).toBe(false);
+    kv.down = false;
+    // the holder stopped: the next read finds the same revision a lease later
+    holder.close();
+    await sighting.ended;
+    expect(log.find(/^another instance's firmware claim was not renewed for its lease/)).toHaveLength(1);
+    view.close();
+  });
+
+  it('the same revision delivered again (a watch started again) is no renewal: a dead holder\'s claim ends a lease after its last write however often the watch starts', async () => {
+    const { store, claimsOf } = bucket();
+    const holder = claimsOf('mgmt-a');
+    held(await holder.claim(job('job-1', 'm-1', '')));
+    holder.close(); // no renewals from here
+    const view = createFirmwareClaimView({ kv: store.client(), isOwn: () => false, logger: captureLog().logger, leaseMs: 400 });
+    await view.start();
+    const sighting = view.heldElsewhere({ machineKey: 'm-1', bmc: '' })!;
+    let over = false;
+    void sighting.ended.then(() => (over = true));
+    await waitFor(() => {
+      if (!over) view.restart();
+      return over;
+    }, 5000, 'the claim stale despite the watch started again every 20 ms');
+    view.close();
+  });
+
+  it('a bucket made again (its revisions start over) is watched anew: a claim written there is seen, one renewed there stays held', async () => {
+    const { store, claimsOf } = bucket();
+    const holder = claimsOf('mgmt-a', { leaseMs: 60_000, renewMs: 50 });
+    held(await holder.claim(job('job-1', 'm-1', '')));
+    const other = claimsOf('mgmt-c');
+    // many revisions before the remake, so the new bucket's numbers stay below the watch's place a while
+    for (let i = 0; i < 40; i++) await store.client().put(`noise.${i}`, new TextEncoder().encode('x'));
+    const log = captureLog();
+    const view = createFirmwareClaimView({ kv: store.client(), isOwn: () => false, logger: log.logger, recheckMs: 50 });
+    await view.start();
+    store.remake();
+    await waitFor(() => log.find(/^the firmware claims' key-value bucket was made again/).length > 0, 5000, 'the remake found');
+    held(await other.claim(job('job-2', 'm-2', '')));
+    await waitFor(() => view.heldElsewhere({ machineKey: 'm-2', bmc: '' }) !== undefined, 5000, 'the new bucket\'s claim seen');
+    expect(view.heldElsewhere({ machineKey: 'm-1', bmc: '' })).toMatchObject({ claim: { job: 'job-1' } });
+    view.close();
+    holder.close();
     other.close();
   });
 
