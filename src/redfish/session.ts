@@ -14,6 +14,7 @@ import { checkCount, checkMs, raceAbort } from '../deadline.js';
 import { createTransport, type HttpMethod, type HttpResponse, type HttpTransport, type TransportOptions } from './http.js';
 import { odataId, str } from './json.js';
 import { loginBudgetKey, loginHold, processLoginBudget, type LoginBudget, type LoginPolicy } from './login-budget.js';
+import { basicRefusedToo, sessionLimitMessageId, sessionSlotsTaken } from './session-limit.js';
 import { sessionLocation } from './wire.js';
 
 export type AuthMode = 'session' | 'basic' | 'auto';
@@ -192,8 +193,12 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
     return !hold.spent && (away || record.away) ? new ReloginPendingError(refusal, hold.until) : refusal;
   }
 
-  /** A login (session POST, Basic check) within the budget: not sent while refusals stand, its refusal counted, its success clearing them. */
-  async function withinBudget(attempt: () => Promise<Auth>, away: boolean): Promise<Auth> {
+  /**
+   * A login (session POST, Basic check) within the budget: not sent while refusals stand, its
+   * refusal counted, its success clearing them. `refusedAs`: the error a refusal is heard (and
+   * remembered in the budget) as, when it means more than a wrong password.
+   */
+  async function withinBudget(attempt: () => Promise<Auth>, away: boolean, refusedAs?: (refusal: BmcError) => BmcError): Promise<Auth> {
     const held = heldLogin(away);
     if (held !== undefined) throw held;
     try {
@@ -202,8 +207,10 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
       return auth;
     } catch (err) {
       // a refusal of the password; not a TLS refusal (AUTH_FAILED without a status): nothing was checked
-      if (isBmcError(err, 'AUTH_FAILED') && (err.httpStatus === 401 || err.httpStatus === 403)) budget.refused(budgetKey, { status: err.httpStatus, message: err.message, away });
-      throw err;
+      if (!isBmcError(err, 'AUTH_FAILED') || (err.httpStatus !== 401 && err.httpStatus !== 403)) throw err;
+      const heard = refusedAs?.(err) ?? err;
+      budget.refused(budgetKey, { status: err.httpStatus, message: heard.message, away });
+      throw heard;
     }
   }
 
@@ -254,12 +261,30 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
     }
   }
 
-  function checkBasic(signal: AbortSignal | undefined): Promise<Auth> {
+  /** Basic credentials, checked on CREDENTIAL_CHECK_PATH before use; `away` and `refusedAs` as for withinBudget. */
+  function checkBasic(signal: AbortSignal | undefined, away: boolean, refusedAs?: (refusal: BmcError) => BmcError): Promise<Auth> {
     const auth: Auth = { kind: 'basic', header: `Basic ${basic}` };
-    return withinBudget(async () => {
-      await transport.request({ method: 'GET', path: CREDENTIAL_CHECK_PATH, headers: { authorization: auth.header }, signal });
-      return auth;
-    }, transport.outages > 0);
+    return withinBudget(
+      async () => {
+        await transport.request({ method: 'GET', path: CREDENTIAL_CHECK_PATH, headers: { authorization: auth.header }, signal });
+        return auth;
+      },
+      away,
+      refusedAs,
+    );
+  }
+
+  /**
+   * Basic in place of a session the BMC refused for want of a free slot (`limit`, its MessageId).
+   * A refusal of Basic then counts in the login budget as any refused login does: many BMCs count
+   * a 401 to Basic credentials as a failed login on the account's lockout counter (iDRAC's IP
+   * blocking and user lockout, pam_faillock on OpenBMC), and the password may be wrong after all;
+   * the budget holds back later logins of this user instead of locking the account out. It is
+   * heard (and remembered) as the session limit's NO_SESSION_SLOTS, not AUTH_FAILED.
+   */
+  function basicForFullSlots(limit: string, refusal: BmcError, signal: AbortSignal | undefined, away: boolean): Promise<Auth> {
+    log?.warn({ origin: transport.origin, messageId: limit }, 'redfish session slots of the BMC all taken; using HTTP Basic for this connection');
+    return checkBasic(signal, away, (basicRefusal) => basicRefusedToo(transport.origin, limit, refusal, basicRefusal));
   }
 
   const rootAhead = options.serviceRootAtLogin ? transport.request({ method: 'GET', path: '/redfish/v1/', signal: options.signal }).then((r) => r.body) : undefined;
@@ -271,15 +296,26 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
     if (resume) {
       auth = { kind: 'session', token: resume.token, location: resume.location, resumed: true };
     } else if (mode === 'basic') {
-      auth = await checkBasic(options.signal);
+      auth = await checkBasic(options.signal, transport.outages > 0);
     } else {
+      // the BMC seen away before the login: the login's own answer (a 503 for want of a slot) is no sign of a restart
+      const away = transport.outages > 0;
       try {
         auth = await firstLogin(options.signal);
       } catch (err) {
-        if (!isBmcError(err) || err.httpStatus === undefined || !SESSION_UNSUPPORTED.has(err.httpStatus)) throw err;
-        if (mode === 'session') throw new BmcError('UNSUPPORTED', `${transport.origin}: session login not supported (HTTP ${err.httpStatus})`, { cause: err });
-        log?.debug({ origin: transport.origin, status: err.httpStatus }, 'redfish sessions unsupported, using basic auth');
-        auth = await checkBasic(options.signal);
+        if (!isBmcError(err) || err.httpStatus === undefined) throw err;
+        // any status: iDRAC answers 503 (not retried: a POST is sent again only on a Retry-After, which it does not send), others 400 or 403
+        const limit = sessionLimitMessageId(err);
+        if (limit !== undefined) {
+          const id = transport.scrub(limit);
+          if (mode === 'session') throw sessionSlotsTaken(transport.origin, id, err);
+          auth = await basicForFullSlots(id, err, options.signal, away);
+        } else {
+          if (!SESSION_UNSUPPORTED.has(err.httpStatus)) throw err;
+          if (mode === 'session') throw new BmcError('UNSUPPORTED', `${transport.origin}: session login not supported (HTTP ${err.httpStatus})`, { cause: err });
+          log?.debug({ origin: transport.origin, status: err.httpStatus }, 'redfish sessions unsupported, using basic auth');
+          auth = await checkBasic(options.signal, away);
+        }
       }
     }
   } catch (err) {
