@@ -39,6 +39,8 @@ export interface FleetOptions {
   /** one Redfish listener for the whole fleet (routes by local address; binds 0.0.0.0) instead of one per machine */
   redfishSingleListener?: boolean;
   ipmiSessionsPerMachine?: number;
+  /** Redfish sessions each machine holds at once (default 16, the Redfish server's); a login beyond them is answered 503 SessionLimitExceeded */
+  redfishSessionsPerMachine?: number;
   taskDurationMs?: number;
   /** every machine's serial line prints without pause at 115200 baud (load tests of consoles) */
   serialStream?: boolean;
@@ -165,7 +167,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     redfish =
       o.redfish === false
         ? undefined
-        : await startRedfishServer({ machines, port: o.redfishPort ?? 443, user, password, perMachineBind: !o.redfishSingleListener, taskDurationMs: o.taskDurationMs ?? 1000, ...(o.tlsFile ? { tlsFile: o.tlsFile } : {}) });
+        : await startRedfishServer({ machines, port: o.redfishPort ?? 443, user, password, perMachineBind: !o.redfishSingleListener, taskDurationMs: o.taskDurationMs ?? 1000, ...(o.redfishSessionsPerMachine === undefined ? {} : { maxSessions: o.redfishSessionsPerMachine }), ...(o.tlsFile ? { tlsFile: o.tlsFile } : {}) });
   } catch (err) {
     await ipmi.close();
     throw err;

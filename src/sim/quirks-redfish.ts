@@ -14,6 +14,18 @@ export const REDFISH_QUIRKS = {
     seenOn: 'iDRAC 7 and 8 (2.65, 2.82): SessionService answers 400 (dell/iDRAC-Redfish-Scripting#219); OpenStack sushy and bmclib fall back to Basic',
     survivedBy: 'curl',
   },
+  'redfish-sessions-exhausted': {
+    protocol: 'redfish',
+    description: 'every session POST is answered 503 with iDRAC\'s {"error":{"code":"Base.1.7.GeneralError","@Message.ExtendedInfo":[{"MessageId":"IDRAC.2.4.RAC0218","Message":"The maximum number of user sessions is reached."}]}}, whatever the sessions open; HTTP Basic still authenticates. A state, not a model: set per machine (tests, the control API), in no variant',
+    seenOn: 'iDRAC 9 whose session slots operators\' scripts, exporters or a GUI left taken (idle sessions last 30 minutes): stmcginnis/gofish#75, bb-Ricardo/check_redfish#89, Yogibaer75/Check_MK-Things#41; the DMTF Base registry names it SessionLimitExceeded. redhat-eets/glpi-helper-scripts#132 and theforeman/smart-proxy#895 fall back to Basic',
+    survivedBy: 'curl',
+  },
+  'redfish-basic-refused': {
+    protocol: 'redfish',
+    description: 'HTTP Basic credentials are refused 401 Base.1.18.AccessDenied "The authentication credentials included with this request are missing or invalid.", right or wrong, without a WWW-Authenticate header; sessions work',
+    seenOn: 'iDRAC10 1.30.10.50 and iDRAC9 7.30.10.50 set HTTP Basic Authentication to "Unadvertised" by default (dell/iDRAC-Redfish-Scripting#371, Dell KB 000437501); scripts relying on Basic break until it is enabled again',
+    survivedBy: 'curl',
+  },
   'redfish-session-200': {
     protocol: 'redfish',
     description: 'a session POST is answered 200 instead of 201, the token header is spelled x-auth-token, and Location is an absolute URL',

@@ -113,6 +113,27 @@ const CURL_SURVIVES: Record<RedfishQuirkName, (f: Fleet, m: SimMachine) => Promi
     expect((await curl(f, m, '/redfish/v1/SessionService/Sessions', { method: 'POST', basic: false, json: { UserName: f.user, Password: f.password } })).status).toBe(400);
     expect((await curl(f, m, '/redfish/v1/Systems')).status).toBe(200); // Basic
   },
+  async 'redfish-sessions-exhausted'(f, m) {
+    const login = await curl(f, m, '/redfish/v1/SessionService/Sessions', { method: 'POST', basic: false, json: { UserName: f.user, Password: f.password } });
+    expect(login.status).toBe(503);
+    expect(login.headers['x-auth-token']).toBeUndefined();
+    expect(login.json.error.code).toBe('Base.1.7.GeneralError');
+    expect(login.json.error['@Message.ExtendedInfo'][0]).toMatchObject({ MessageId: 'IDRAC.2.4.RAC0218', Message: 'The maximum number of user sessions is reached.' });
+    expect(f.redfish?.openSessions(f.machines.indexOf(m))).toBe(0);
+    expect((await curl(f, m, '/redfish/v1/Systems')).status).toBe(200); // Basic, as glpi-helper-scripts and smart-proxy fall back to
+  },
+  async 'redfish-basic-refused'(f, m) {
+    const basic = await curl(f, m, '/redfish/v1/Systems');
+    expect(basic.status).toBe(401);
+    expect(basic.headers['www-authenticate']).toBeUndefined();
+    expect(basic.json.error['@Message.ExtendedInfo'][0].MessageId).toBe('Base.1.18.AccessDenied');
+    // what Dell's scripts do instead: a session
+    const login = await curl(f, m, '/redfish/v1/SessionService/Sessions', { method: 'POST', basic: false, json: { UserName: f.user, Password: f.password } });
+    expect(login.status).toBe(201);
+    const token = login.headers['x-auth-token'] as string;
+    expect((await curl(f, m, '/redfish/v1/Systems', { basic: false, headers: { 'X-Auth-Token': token } })).status).toBe(200);
+    expect((await curl(f, m, login.headers.location as string, { method: 'DELETE', basic: false, headers: { 'X-Auth-Token': token } })).status).toBe(204);
+  },
   async 'redfish-session-200'(f, m) {
     const login = await curl(f, m, '/redfish/v1/SessionService/Sessions', { method: 'POST', basic: false, json: { UserName: f.user, Password: f.password } });
     expect(login.status).toBe(200);

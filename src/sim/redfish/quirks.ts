@@ -85,6 +85,31 @@ function unavailableReply(): Reply {
   return { ...reply, headers: { 'Retry-After': String(RETRY_AFTER_S) } };
 }
 
+/**
+ * redfish-sessions-exhausted: iDRAC's answer to a session POST while its session slots are all
+ * taken (the body as bb-Ricardo/check_redfish#89 logged it, Resolution shortened).
+ */
+export function sessionsExhaustedReply(): Reply {
+  const info = {
+    Message: 'The maximum number of user sessions is reached.',
+    MessageArgs: [],
+    'MessageArgs@odata.count': 0,
+    MessageId: 'IDRAC.2.4.RAC0218',
+    RelatedProperties: [],
+    'RelatedProperties@odata.count': 0,
+    Resolution: 'Make sure that the number of active sessions is less than or equal to the threshold limit. To end a current session and start a new session, log out of iDRAC by using a Graphical User Interface (GUI), or end any unused session by running racadm closessn -i [session id].',
+    Severity: 'Informational',
+  };
+  return { status: 503, body: { error: { '@Message.ExtendedInfo': [info], code: 'Base.1.7.GeneralError', message: 'A general error has occurred. See ExtendedInfo for more information' } } };
+}
+
+/** redfish-basic-refused: iDRAC's 401 to Basic credentials while Basic is "Unadvertised" (dell/iDRAC-Redfish-Scripting#371): no WWW-Authenticate offering Basic. */
+export function basicRefusedReply(): Reply {
+  const message = 'The authentication credentials included with this request are missing or invalid.';
+  const info = { MessageId: 'Base.1.18.AccessDenied', Message: message, MessageArgs: [], Severity: 'Critical', Resolution: 'Attempt to ensure that the URI is correct and that the service has the appropriate credentials.' };
+  return { status: 401, body: { error: { code: 'Base.1.18.GeneralError', message, '@Message.ExtendedInfo': [info] } } };
+}
+
 /** iDRAC's 409 for a reset to the power state the server is in (dellemc-openmanage-ansible-modules#132). */
 function alreadyPowered(messageId: string, state: 'ON' | 'OFF'): Reply {
   const info = {
@@ -174,8 +199,9 @@ export function silentDrop(ctx: MachineContext): SilentDrop {
 
 /**
  * Requests a quirk answers itself, before the route table: the SessionService of
- * redfish-no-sessions, the power resources of redfish-legacy-power-only, the sibling System of
- * redfish-multi-system, the reset paths of redfish-action-target-moved. `route` runs a route
+ * redfish-no-sessions, the session POST of redfish-sessions-exhausted, the power resources of
+ * redfish-legacy-power-only, the sibling System of redfish-multi-system, the reset paths of
+ * redfish-action-target-moved. `route` runs a route
  * handler (for the moved reset target); undefined: the route table decides.
  */
 export function beforeRoute(ctx: MachineContext, method: string, pathname: string): { reply: Reply } | { reroute: string } | undefined {
@@ -185,6 +211,7 @@ export function beforeRoute(ctx: MachineContext, method: string, pathname: strin
     // iDRAC 7/8: 400 for the session POST, nothing else there
     return { reply: method === 'POST' ? errorReply(400, 'GeneralError', 'The request could not be processed because SessionService is not supported.') : notFound() };
   }
+  if (quirk(ctx, 'redfish-sessions-exhausted') && method === 'POST' && path === '/redfish/v1/SessionService/Sessions') return { reply: sessionsExhaustedReply() };
   if (quirk(ctx, 'redfish-legacy-power-only')) {
     if (path.startsWith(`${p.chassis}/PowerSubsystem`) || path === `${p.chassis}/EnvironmentMetrics`) return { reply: notFound() };
   }

@@ -12,7 +12,7 @@ import { paths, type Rq } from './context.js';
 import { asObject, errorReply, notFound, readJson, RedfishFault, type Reply } from './http.js';
 import { collection, type Json } from './mockup.js';
 import * as res from './resources.js';
-import { beforeRoute, settingsObjectPath, shapeReply, siblingRoute, systemMembers, userServiceStarting } from './quirks.js';
+import { basicRefusedReply, beforeRoute, quirk, settingsObjectPath, shapeReply, siblingRoute, systemMembers, userServiceStarting } from './quirks.js';
 import type { SimSession } from './sessions.js';
 import type { SimTask } from './tasks.js';
 import { patchChassis, patchSystem, patchSystemSettings, resetSystem } from './system-actions.js';
@@ -119,6 +119,7 @@ async function login(rq: Rq): Promise<Reply> {
   if (!credentialsOk(rq, body.UserName, body.Password)) throw denied();
   const s = rq.ctx.sessions.create(body.UserName as string);
   if (s === undefined) {
+    // the DMTF Base registry's answer (Base.1.8.SessionLimitExceeded); iDRAC's own is redfish-sessions-exhausted
     throw new RedfishFault(503, 'SessionLimitExceeded', 'The session establishment failed due to the number of simultaneous sessions exceeding the limit of the implementation.');
   }
   return { status: 201, body: res.session(rq.ctx, s), headers: { 'X-Auth-Token': s.token, Location: `${SESSIONS}/${s.id}` } };
@@ -128,13 +129,14 @@ function logout(rq: Rq): Reply {
   return rq.ctx.sessions.delete(rq.id) ? { status: 204 } : notFound();
 }
 
-/** The session of X-Auth-Token, 'basic' for good Basic credentials, else undefined. */
-function authenticate(rq: Rq): SimSession | 'basic' | undefined {
+/** The session of X-Auth-Token, 'basic' for good Basic credentials, 'basic-refused' for any under redfish-basic-refused, else undefined. */
+function authenticate(rq: Rq): SimSession | 'basic' | 'basic-refused' | undefined {
   const token = rq.req.headers['x-auth-token'];
   if (typeof token === 'string' && token !== '') return rq.ctx.sessions.authenticate(token);
   const header = rq.req.headers.authorization;
   const match = header === undefined ? null : /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
   if (match === null) return undefined;
+  if (quirk(rq.ctx, 'redfish-basic-refused')) return 'basic-refused';
   const decoded = Buffer.from(match[1] as string, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon < 0) return undefined;
@@ -202,7 +204,10 @@ export async function dispatch(rq: Omit<Rq, 'id' | 'session'>): Promise<Reply> {
   const hit = candidates.find((c) => c.route.method === rq.method);
   if (hit === undefined && candidates.length === 0) {
     const sibling = siblingRoute(rq.ctx, rq.method, pathname, () => res.system(rq.ctx));
-    if (sibling !== undefined) return authenticate({ ...rq, id: '', session: undefined }) === undefined ? unauthorized() : sibling;
+    if (sibling !== undefined) {
+      const who = authenticate({ ...rq, id: '', session: undefined });
+      return who === undefined ? unauthorized() : who === 'basic-refused' ? basicRefusedReply() : sibling;
+    }
   }
   if (hit === undefined) {
     rq.counters.byRoute.unknown = (rq.counters.byRoute.unknown ?? 0) + 1;
@@ -216,6 +221,7 @@ export async function dispatch(rq: Omit<Rq, 'id' | 'session'>): Promise<Reply> {
   if (route.auth !== false) {
     const who = authenticate(full);
     if (who === undefined) return unauthorized();
+    if (who === 'basic-refused') return basicRefusedReply();
     if (who !== 'basic') full.session = who;
   }
   try {
