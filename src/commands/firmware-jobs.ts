@@ -771,7 +771,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     o.logger.warn({ ...fields, heldUntil: job.heldUntil }, 'firmware task still runs at the end of its machine\'s hold; held longer');
     emit(job, 'held', {
       code: OUTCOME_UNKNOWN,
-      error: `outcome still unknown: the BMC's update still runs (${describeProgress(running)}); the machine stays held until ${job.heldUntil}: check its firmware version before retrying`,
+      // the BMC's task message may quote the image URL: without its credentials and query, as every job error
+      error: publicText(`outcome still unknown: the BMC's update still runs (${describeProgress(running)}); the machine stays held until ${job.heldUntil}: check its firmware version before retrying`),
       outcomeUnknown: true,
       heldUntil: job.heldUntil,
       progress: jobProgress(running),
@@ -807,6 +808,11 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
           onProgress?.(p);
         },
         ...(pollMs !== undefined ? { pollMs } : {}),
+        // what the watch learns (iLO seen flashing: hpeFlashStarted) is kept for the next watch of the hold and a restart
+        onWatch: (learned) => {
+          Object.assign(job, learned);
+          persist();
+        },
       });
       return { how: 'completed', detail: last === undefined ? 'no progress told' : describeProgress(last), ...(last !== undefined ? { last } : {}) };
     } catch (err) {
@@ -931,7 +937,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       finish(job, state, started, failure);
       // a BMC that refused the resumed job's login is not asked again: held without watching
       const end = await holdAfterUnknown(job, bmc, stopper, !(failure instanceof ResumeRefusedError));
-      if (claim) await endedWithin(claim.release(), CLAIM_RELEASE_MS);
+      await releaseHoldClaim(claim);
       release(job, end);
       if (bmc) await closeQuietly(bmc);
       return;
@@ -946,6 +952,16 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     o.metrics?.firmwareJobsRunning.set(active.size);
     finish(job, state, started, failure);
     if (bmc) await closeQuietly(bmc);
+  }
+
+  /**
+   * A hold's claim at the hold's end. Not at a stop, which ends a hold at once while the BMC may
+   * still be flashing: the claim is what keeps other instances' power commands and updates off
+   * the machine (bus/firmware-claim-view.ts), so it stays until taken back by the next start or
+   * stale after its lease (a restart longer than the lease frees the machine for the others).
+   */
+  async function releaseHoldClaim(claim: { release(): Promise<void> } | undefined): Promise<void> {
+    if (claim && !stopping) await endedWithin(claim.release(), CLAIM_RELEASE_MS);
   }
 
   /** The machine of a job held after an outcome unknown is free again: at `heldUntil`, or early at the update's end. */
@@ -1169,7 +1185,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       const claim = await claimAgain(entry);
       if (claim === 'busy') return;
       const end = await holdAfterUnknown(job, undefined, entry.abort);
-      if (claim) await endedWithin(claim.release(), CLAIM_RELEASE_MS);
+      await releaseHoldClaim(claim);
       release(job, end);
     })();
     return undefined;

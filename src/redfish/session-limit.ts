@@ -3,6 +3,7 @@
  * exporters, a GUI that left its sessions open (iDRAC keeps an idle one 30 minutes). Such a BMC
  * refuses every new session until one ends, with the right password; HTTP Basic needs no slot.
  */
+import { performance } from 'node:perf_hooks';
 import { BmcError } from '../errors.js';
 import { redfishMessagesOf } from './http-errors.js';
 
@@ -48,3 +49,26 @@ export function basicRefusedToo(origin: string, messageId: string, session: BmcE
     { cause: basic, ...(session.httpStatus === undefined ? {} : { httpStatus: session.httpStatus }) },
   );
 }
+
+/**
+ * When to say again that a BMC's session slots are all taken: once per origin and `everyMs` (an
+ * hour), remembering at most `max` origins (the one told longest ago forgotten first).
+ */
+export function warningsEvery(everyMs: number, max = 4096, now: () => number = () => performance.now()): { due(origin: string): boolean } {
+  const told = new Map<string, number>();
+  return {
+    due(origin) {
+      const at = now();
+      const last = told.get(origin);
+      if (last !== undefined && at - last < everyMs) return false;
+      told.delete(origin);
+      told.set(origin, at);
+      if (told.size > max) told.delete(told.keys().next().value!);
+      return true;
+    },
+  };
+}
+
+/** the process's: a report opens a new client for every BMC every cycle */
+export const fullSlotsWarnings = warningsEvery(3600_000);
+

@@ -14,7 +14,7 @@ import { checkCount, checkMs, raceAbort } from '../deadline.js';
 import { createTransport, type HttpMethod, type HttpResponse, type HttpTransport, type TransportOptions } from './http.js';
 import { odataId, str } from './json.js';
 import { loginBudgetKey, loginHold, processLoginBudget, type LoginBudget, type LoginPolicy } from './login-budget.js';
-import { basicRefusedToo, sessionLimitMessageId, sessionSlotsTaken } from './session-limit.js';
+import { basicRefusedToo, fullSlotsWarnings, sessionLimitMessageId, sessionSlotsTaken } from './session-limit.js';
 import { sessionLocation } from './wire.js';
 
 export type AuthMode = 'session' | 'basic' | 'auto';
@@ -208,6 +208,9 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
     } catch (err) {
       // a refusal of the password; not a TLS refusal (AUTH_FAILED without a status): nothing was checked
       if (!isBmcError(err, 'AUTH_FAILED') || (err.httpStatus !== 401 && err.httpStatus !== 403)) throw err;
+      // a session refused for want of a slot, answered 401 or 403 (bmcweb forks, others): no verdict
+      // on the password, and counting it would hold back the Basic login that follows
+      if (sessionLimitMessageId(err) !== undefined) throw err;
       const heard = refusedAs?.(err) ?? err;
       budget.refused(budgetKey, { status: err.httpStatus, message: heard.message, away });
       throw heard;
@@ -283,7 +286,9 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
    * heard (and remembered) as the session limit's NO_SESSION_SLOTS, not AUTH_FAILED.
    */
   function basicForFullSlots(limit: string, refusal: BmcError, signal: AbortSignal | undefined, away: boolean): Promise<Auth> {
-    log?.warn({ origin: transport.origin, messageId: limit }, 'redfish session slots of the BMC all taken; using HTTP Basic for this connection');
+    // once per BMC and hour: a fleet whose slots an exporter leaks would say it every cycle for every BMC
+    if (fullSlotsWarnings.due(transport.origin)) log?.warn({ origin: transport.origin, messageId: limit }, 'redfish session slots of the BMC all taken; using HTTP Basic for its connections (said once an hour per BMC)');
+    else log?.debug({ origin: transport.origin, messageId: limit }, 'redfish session slots of the BMC all taken; using HTTP Basic for this connection');
     return checkBasic(signal, away, (basicRefusal) => basicRefusedToo(transport.origin, limit, refusal, basicRefusal));
   }
 

@@ -29,7 +29,7 @@ export interface RecordedRequest {
 }
 
 export type Fault =
-  | { kind: 'status'; status: number; message?: string; retryAfter?: string } // message: `{token}` and `{password}` are substituted
+  | { kind: 'status'; status: number; message?: string; retryAfter?: string; messageId?: string } // message: `{token}` and `{password}` are substituted; messageId: the ExtendedInfo's (default Base.1.15.Status<status>)
   /** a PATCH applied as usual, then answered `status` with no body (a BMC answering 202 or 204 to a change it made) */
   | { kind: 'applied-status'; status: number }
   | { kind: 'hang' }
@@ -163,12 +163,12 @@ function loadTree(dir: string, base: string, into: Map<string, Record<string, un
   }
 }
 
-function redfishError(status: number, message: string): string {
+function redfishError(status: number, message: string, messageId = `Base.1.15.Status${status}`): string {
   return JSON.stringify({
     error: {
       code: 'Base.1.15.GeneralError',
       message: 'A general error has occurred. See ExtendedInfo for more information.',
-      '@Message.ExtendedInfo': [{ MessageId: `Base.1.15.Status${status}`, Message: message, Severity: 'Critical' }],
+      '@Message.ExtendedInfo': [{ MessageId: messageId, Message: message, Severity: 'Critical' }],
     },
   });
 }
@@ -384,7 +384,7 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
       if (fault?.kind === 'status') {
         const token = req.headers['x-auth-token'];
         const msg = (fault.message ?? `Injected status ${fault.status}.`).replace('{token}', typeof token === 'string' ? token : '').replace('{password}', password);
-        return send(res, fault.status, redfishError(fault.status, msg), fault.retryAfter === undefined ? undefined : { 'retry-after': fault.retryAfter });
+        return send(res, fault.status, redfishError(fault.status, msg, fault.messageId), fault.retryAfter === undefined ? undefined : { 'retry-after': fault.retryAfter });
       }
       if (fault?.kind === 'applied-status') {
         const r = resources.get(path);

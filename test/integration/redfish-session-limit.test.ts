@@ -24,7 +24,7 @@ const { describe, it } = withPeers('openssl');
 
 const SLOTS = 2;
 const PASSWORD = 'slots-pass-Hq4Zr8';
-const WARNING = 'redfish session slots of the BMC all taken; using HTTP Basic for this connection';
+const WARNING = 'redfish session slots of the BMC all taken; using HTTP Basic for its connections (said once an hour per BMC)';
 const SYSTEM = '/redfish/v1/Systems/1'; // the Lenovo-like machine's
 
 let fleet: Fleet;
@@ -102,6 +102,11 @@ describe('iDRAC 503 RAC0218 to the session POST (redfish-sessions-exhausted)', (
     expect(logins(m) - loginsBefore).toBe(1);
     expectOneWarning(log, m, 'IDRAC.2.4.RAC0218');
     expect(fleet.redfish?.openSessions(fleet.machines.indexOf(m))).toBe(0);
+    // the next connection (the next report cycle) falls back too, without saying it again
+    const again = await openRedfish(options(m, { logger: log.logger }));
+    expect(again.auth).toBe('basic');
+    await again.close();
+    expectOneWarning(log, m, 'IDRAC.2.4.RAC0218');
   });
 
   it('the facade (Redfish only, no IPMI to hide a failure) reads the power state and switches the machine on', async () => {

@@ -898,6 +898,21 @@ describe('firmware jobs with claims across instances', () => {
     return { claims, asked, released };
   }
 
+  it("a stop during a hold keeps the hold's claim: other instances' power commands and updates stay off the machine", async () => {
+    const c = manualClaims();
+    const t = setup({ timeoutMs: 300, unreachableAfterMs: 100, outcomeUnknownHoldMs: 60_000, claims: c.claims });
+    const startOf = (machine: string) => t.jobs.start(plan(machine, 'bmc'));
+    const first = startOf('m1');
+    await waitFor(() => c.asked.length === 1, 5000, 'the claim asked');
+    c.asked[0]!.answer('held');
+    await first;
+    await waitFor(() => t.bmcs.pending.has('m1'), 5000, 'update started');
+    t.bmcs.answer.get('m1')!();
+    await waitFor(() => t.events.some((e) => e.phase === 'failed'), 5000, 'the deadline: held');
+    await t.jobs.stop(1000);
+    expect(c.released).toEqual([]);
+  });
+
   it('a job resumed after a restart takes its own claim back at once; one whose machine another instance holds now is left to it', async () => {
     const store = createMemoryKv('p-firmware');
     const claimsOf = (instanceId: string) => createFirmwareClaims({ kv: store.client(), instanceId, logger: captureLog().logger });

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { BmcError } from '../../src/errors.js';
 import { httpError } from '../../src/redfish/http-errors.js';
-import { sessionLimitMessageId } from '../../src/redfish/session-limit.js';
+import { sessionLimitMessageId, warningsEvery } from '../../src/redfish/session-limit.js';
 
 const answer = (status: number, ...ids: string[]): BmcError =>
   httpError('POST', '/redfish/v1/SessionService/Sessions', status, { error: { code: 'Base.1.7.GeneralError', message: 'A general error has occurred.', '@Message.ExtendedInfo': ids.map((MessageId) => ({ MessageId, Message: 'm' })) } }, []);
@@ -26,5 +26,20 @@ describe('sessionLimitMessageId', () => {
   it('only the answer\'s ExtendedInfo counts: a message text or an error without one says nothing', () => {
     expect(sessionLimitMessageId(new BmcError('HTTP', 'POST: HTTP 503: SessionLimitExceeded', { httpStatus: 503 }))).toBeUndefined();
     expect(sessionLimitMessageId(undefined)).toBeUndefined();
+  });
+});
+
+describe('warningsEvery', () => {
+  it('says a BMC once per period, each BMC on its own, and remembers a bounded number of them', () => {
+    let now = 0;
+    const w = warningsEvery(1000, 2, () => now);
+    expect([w.due('a'), w.due('a'), w.due('b')]).toEqual([true, false, true]);
+    now = 999;
+    expect(w.due('a')).toBe(false);
+    now = 1000;
+    expect(w.due('a')).toBe(true);
+    // a third BMC: the one told longest ago (b) is forgotten, and said again
+    expect(w.due('c')).toBe(true);
+    expect([w.due('a'), w.due('b')]).toEqual([false, true]);
   });
 });

@@ -54,6 +54,14 @@ afterEach(async () => {
 });
 
 describe('authentication', () => {
+  it.each([401, 403])("auto: a session refused %i for want of a slot (SessionLimitExceeded) is no refused password: HTTP Basic follows at once, and the next login is not held", async (status) => {
+    server.addFault({ method: 'POST', path: '/redfish/v1/SessionService/Sessions', times: 2, fault: { kind: 'status', status, message: 'The session establishment failed due to the number of simultaneous sessions exceeding the limit of the implementation.', messageId: 'Base.1.8.SessionLimitExceeded' } });
+    for (let i = 0; i < 2; i++) await withClient({}, async (client) => expect(client.auth).toBe('basic'));
+    expect(countOf('POST', '/redfish/v1/SessionService/Sessions')).toBe(2);
+    // slots free again: a session, no login held back
+    await withClient({}, async (client) => expect(client.auth).toBe('session'));
+  });
+
   it('auto: logs in with a session, sends X-Auth-Token, deletes the session on close', async () => {
     const client = await openRedfish(opts());
     expect(client.auth).toBe('session');
