@@ -736,6 +736,19 @@ describe('firmware jobs', () => {
     expect(third.events).toEqual([]);
   });
 
+  it('what a watch during a hold learns (iLO seen flashing) is kept in the state file, for the watch after the pace switch and a restart', async () => {
+    const file = stateFile();
+    const first = setup({ stateFile: file, timeoutMs: 300, outcomeUnknownHoldMs: 60_000 });
+    await deadlineWhileTaskRuns(first);
+    await first.jobs.stop(1000);
+    const next = setup({ stateFile: file, outcomeUnknownHoldMs: 60_000 });
+    next.jobs.recover();
+    await waitFor(() => next.bmcs.pending.has('watch:m1'), 5000, 'the hold watching');
+    next.bmcs.pending.get('watch:m1')!.watch({ hpeFlashStarted: true });
+    expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0]).toMatchObject({ hpeFlashStarted: true });
+    await next.jobs.stop(1000);
+  });
+
   it("a restart after the hold was extended holds to the new heldUntil without telling 'held' again, and tells the hold's end once", async () => {
     const file = stateFile();
     const first = setup({ stateFile: file, timeoutMs: 300, outcomeUnknownHoldMs: 1000 });
