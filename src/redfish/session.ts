@@ -327,7 +327,14 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
     if (!loginAbandoned) await transport.close();
     throw err;
   }
-  const client = sessionClient(transport, auth, login, { closeTimeoutMs, refusalHold: () => standingHold().hold }, log, rootAhead);
+  // a new login in place of an expired session refused for want of a slot: as the first login's refusal (auto: Basic; session: NO_SESSION_SLOTS)
+  const slotsTaken = (err: unknown): Promise<Auth> | undefined => {
+    const limit = sessionLimitMessageId(err);
+    if (limit === undefined) return undefined;
+    const id = transport.scrub(limit);
+    return mode === 'auto' ? basicForFullSlots(id, err as BmcError, undefined, transport.outages > 0) : Promise.reject(sessionSlotsTaken(transport.origin, id, err as BmcError));
+  };
+  const client = sessionClient(transport, auth, login, { closeTimeoutMs, refusalHold: () => standingHold().hold, slotsTaken }, log, rootAhead);
   if (options.retireSession) client.retire(options.retireSession);
   return client;
 }
@@ -346,7 +353,7 @@ function sessionClient(
   transport: HttpTransport,
   initial: Auth,
   login: (signal: AbortSignal | undefined, away: boolean) => Promise<Auth>,
-  o: { closeTimeoutMs: number; refusalHold: () => ReturnType<typeof loginHold> },
+  o: { closeTimeoutMs: number; refusalHold: () => ReturnType<typeof loginHold>; slotsTaken?: (refusal: unknown) => Promise<Auth> | undefined },
   log: Logger | undefined,
   rootAhead?: Promise<unknown>,
 ): RedfishClient & { retire(handle: RedfishSessionHandle): void } {
@@ -389,6 +396,8 @@ function sessionClient(
       log?.debug({ origin: transport.origin, resumed: isResumed(stale) }, 'redfish session expired, logging in again');
       refused = stale;
       relogin = login(undefined, wentAway())
+        // the BMC's session slots all taken meanwhile: HTTP Basic from here (auto mode), or the refusal
+        .catch((err: unknown) => o.slotsTaken?.(err) ?? Promise.reject(err))
         .then(
           (fresh) => {
             auth = fresh;

@@ -123,6 +123,24 @@ describe('authentication', () => {
     });
   });
 
+  it("auto: a session that expired while the BMC's slots filled up is replaced by HTTP Basic, not a failed read; session mode fails NO_SESSION_SLOTS", async () => {
+    const full = { kind: 'status', status: 503, message: 'The maximum number of user sessions is reached.', messageId: 'IDRAC.2.4.RAC0218' } as const;
+    await withClient({}, async (client) => {
+      expect(client.auth).toBe('session');
+      server.expireSessions();
+      server.addFault({ method: 'POST', path: '/redfish/v1/SessionService/Sessions', fault: full, times: 1 });
+      expect(await client.get('/redfish/v1/Systems')).toBeDefined();
+      expect(server.requests.at(-1)!.headers.authorization).toMatch(/^Basic /);
+      expect(client.session()).toBeUndefined();
+    });
+    await withClient({ authMode: 'session' }, async (client) => {
+      server.expireSessions();
+      server.addFault({ method: 'POST', path: '/redfish/v1/SessionService/Sessions', fault: full, times: 1 });
+      const err = await failure(client.get('/redfish/v1/Systems'));
+      expect(err.code).toBe('NO_SESSION_SLOTS');
+    });
+  });
+
   it('a 401 that was not an expiry: new session, the old one is deleted too; 403 is AUTH_FAILED without a new login', async () => {
     await withClient({}, async (client) => {
       server.addFault({ path: '/redfish/v1/Systems', fault: { kind: 'status', status: 401 }, times: 1 });
