@@ -77,7 +77,7 @@ export interface FirmwareClaimViewOptions {
 interface Held {
   claim: ClaimValue;
   revision: number;
-  /** when it stops counting unless renewed (monotonic ms): then the bucket is asked (confirmStale) */
+  /** when it stops counting unless renewed (monotonic ms): then the bucket is asked (atStaleTime) */
   staleAt: number;
   timer: NodeJS.Timeout | undefined;
   /** a read of the key under way at its stale time */
