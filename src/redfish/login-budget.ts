@@ -29,7 +29,12 @@ export interface LoginRefusals {
   message: string;
   /** whether the client refused last had seen the BMC go away before (a restart: the refusal may pass) */
   away: boolean;
+  /** the refusal was Basic's after the BMC's session slots were all taken (session-limit.ts): said as NO_SESSION_SLOTS, not a wrong password */
+  slotsTaken?: true;
 }
+
+/** A refused login as the budget counts it. */
+export type Refusal = { status: number; message: string; away: boolean; slotsTaken?: true };
 
 /** How many refused logins a (BMC, user) may get, how far apart, and how long a refusal is remembered. */
 export interface LoginPolicy {
@@ -43,7 +48,7 @@ export interface LoginBudget {
   /** the record of `key` if one stands at `now` */
   get(key: string, now?: number): LoginRefusals | undefined;
   /** a login of `key` the BMC refused: the record after it */
-  refused(key: string, refusal: { status: number; message: string; away: boolean }, now?: number): LoginRefusals;
+  refused(key: string, refusal: Refusal, now?: number): LoginRefusals;
   /** a login of `key` the BMC took: its record goes */
   taken(key: string): void;
 }
@@ -82,9 +87,9 @@ export function standing(record: LoginRefusals | undefined, now: number, windowM
 }
 
 /** `record` with one more refusal at `now` (a count afresh once the window passed). */
-export function withRefusal(record: LoginRefusals | undefined, refusal: { status: number; message: string; away: boolean }, now: number, windowMs: number): LoginRefusals {
+export function withRefusal(record: LoginRefusals | undefined, refusal: Refusal, now: number, windowMs: number): LoginRefusals {
   const before = standing(record, now, windowMs);
-  return { count: (before?.count ?? 0) + 1, lastAt: now, status: refusal.status, message: refusal.message, away: refusal.away };
+  return { count: (before?.count ?? 0) + 1, lastAt: now, status: refusal.status, message: refusal.message, away: refusal.away, ...(refusal.slotsTaken ? { slotsTaken: true as const } : {}) };
 }
 
 /** Why a login is not to be sent at `now` under `policy`, or undefined when it may go. */
@@ -135,7 +140,7 @@ export function createLoginBudget(o: { windowMs?: number; maxKeys?: number } = {
  * A read's view of the budget in a report worker: the record its BMC had in the main thread when
  * the read was sent, its changes told to `tell` for the main thread's budget.
  */
-export function budgetOfRead(key: string, brought: LoginRefusals | undefined, tell: (change: { refused: { status: number; message: string; away: boolean } } | { taken: true }) => void, windowMs = LOGIN_REFUSALS_WINDOW_MS): LoginBudget {
+export function budgetOfRead(key: string, brought: LoginRefusals | undefined, tell: (change: { refused: Refusal } | { taken: true }) => void, windowMs = LOGIN_REFUSALS_WINDOW_MS): LoginBudget {
   let record = brought;
   return {
     windowMs,

@@ -189,7 +189,8 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
     if (hold === undefined || record === undefined) return undefined;
     const until = new Date(hold.until).toISOString();
     const why = hold.spent ? `${record.count} logins of this user refused by the BMC, none sent before ${until}` : `a login of this user refused by the BMC at ${new Date(record.lastAt).toISOString()}, the next not before ${until}`;
-    const refusal = new BmcError('AUTH_FAILED', `POST ${SESSIONS_PATH}: login not sent (${why}); the refusal: ${record.message}`, { httpStatus: record.status });
+    // a Basic refused after the session slots were all taken is no wrong password: heard as it was told
+    const refusal = new BmcError(record.slotsTaken ? 'NO_SESSION_SLOTS' : 'AUTH_FAILED', `POST ${SESSIONS_PATH}: login not sent (${why}); the refusal: ${record.message}`, { httpStatus: record.status });
     return !hold.spent && (away || record.away) ? new ReloginPendingError(refusal, hold.until) : refusal;
   }
 
@@ -212,7 +213,7 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
       // on the password, and counting it would hold back the Basic login that follows
       if (sessionLimitMessageId(err) !== undefined) throw err;
       const heard = refusedAs?.(err) ?? err;
-      budget.refused(budgetKey, { status: err.httpStatus, message: heard.message, away });
+      budget.refused(budgetKey, { status: err.httpStatus, message: heard.message, away, ...(heard.code === 'NO_SESSION_SLOTS' ? { slotsTaken: true as const } : {}) });
       throw heard;
     }
   }

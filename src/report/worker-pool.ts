@@ -227,7 +227,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
         // a read in flight, or one settled a moment ago whose login ran on: the worker tells nothing of another BMC
         const key = slot.pending.get(m.id)?.loginKey ?? lateLoginKey(slot, m.id);
         if (key === undefined) return;
-        if (m.refused !== undefined && typeof m.refused.status === 'number' && typeof m.refused.message === 'string') processLoginBudget.refused(key, { status: m.refused.status, message: m.refused.message.slice(0, 600), away: m.refused.away === true });
+        if (m.refused !== undefined && typeof m.refused.status === 'number' && typeof m.refused.message === 'string') processLoginBudget.refused(key, { status: m.refused.status, message: m.refused.message.slice(0, 600), away: m.refused.away === true, ...(m.refused.slotsTaken === true ? { slotsTaken: true as const } : {}) });
         else if (m.taken === true) processLoginBudget.taken(key);
         return;
       }

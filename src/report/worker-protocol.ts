@@ -79,7 +79,7 @@ export type FromReportWorker =
    */
   | { type: 'trust-update'; id: number; key: string; patch: Partial<Pick<TrustRecord, 'redfishSha256' | 'ip' | 'proof'>> & { forgetSsh?: true } }
   /** read `id`'s BMC refused a Redfish login of the user (`refused`), or took one (`taken`): the main thread's login budget counts it */
-  | { type: 'login'; id: number; refused?: { status: number; message: string; away: boolean }; taken?: true }
+  | { type: 'login'; id: number; refused?: { status: number; message: string; away: boolean; slotsTaken?: true }; taken?: true }
   | { type: 'trust-count'; metric: 'refused'; check: TrustCheck }
   | { type: 'trust-count'; metric: 'firstUse'; what: 'redfish' | 'ssh'; proof: 'ipmi' | 'none' }
   | { type: 'heap'; heapBytes: number }

@@ -154,10 +154,11 @@ describe('iDRAC 503 RAC0218 to the session POST (redfish-sessions-exhausted)', (
     expect(logins(m) - loginsBefore).toBe(1);
     // a 401 to Basic counts as a failed login on many BMCs: the budget has it, and the BMC was not away (the 503 was the session limit's)
     const record = budget.get(loginBudgetKey(m.state.address, fleet.redfishPort, fleet.user, fleet.password));
-    expect(record).toMatchObject({ count: 1, status: 401, away: false });
+    expect(record).toMatchObject({ count: 1, status: 401, away: false, slotsTaken: true });
     expect(record?.message).toContain('session slots are all taken');
-    // the next client within the budget's wait sends nothing and says why
+    // the next client within the budget's wait sends nothing and says why, with the same code (the status page's sessions-full, not wrong credentials)
     const held = await failure(openRedfish(options(m)));
+    expect(held.code).toBe('NO_SESSION_SLOTS');
     expect(held.message).toMatch(/login not sent .*session slots are all taken/);
     expect(logins(m) - loginsBefore).toBe(1);
     expectNoSecret(messages(held));

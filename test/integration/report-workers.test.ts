@@ -361,6 +361,26 @@ describe('report reads in worker threads', () => {
     }
   });
 
+  it("Basic refused in a worker after the BMC's session slots were all taken reaches the main thread's budget as such: the command path hears NO_SESSION_SLOTS, not a wrong password", async () => {
+    const own = await startTestFleet({ count: 1, variants: ['lenovo'], seed: 'report-workers-slots' });
+    try {
+      const m = own.machines[0]!;
+      m.state.quirks = new Set(['redfish-sessions-exhausted', 'redfish-basic-refused']);
+      const workers = pool({ settings: { ...settings(), ipmiPort: own.ipmiPort, redfishPort: own.redfishPort, user: own.user, password: own.password } });
+      await workers.read({ ip: m.state.address, mac: m.state.mac } as Lease, { timeoutMs: 10_000 });
+      const key = loginBudgetKey(m.state.address, own.redfishPort, own.user, own.password);
+      await waitFor(() => processLoginBudget.get(key) !== undefined, 10_000, "the refusal in the main thread's budget");
+      expect(processLoginBudget.get(key)).toMatchObject({ count: 1, status: 401, slotsTaken: true });
+      const command = await openRedfish({ host: m.state.address, port: own.redfishPort, user: own.user, password: own.password, insecure: true }).then(
+        () => undefined,
+        (e: unknown) => e as BmcError,
+      );
+      expect(command?.code).toBe('NO_SESSION_SLOTS');
+    } finally {
+      await own.close();
+    }
+  });
+
   it('a Redfish login refused after its read ended (the login runs on to its answer): the refusal still counts in the main thread\'s budget', async () => {
     // every Redfish answer takes 2 s: the read is given up on once its login reached the BMC, and the 401 comes after
     const own = await startTestFleet({ count: 1, variants: ['lenovo'], seed: 'report-workers-late-login', recordRequests: true, latency: { redfish: { p50Ms: 2000, p99Ms: 2000 }, ipmi: { p50Ms: 2, p99Ms: 2 } } });
