@@ -26,6 +26,9 @@ export interface EventIpmi {
   last_updated?: string;
 }
 
+/** The BMC of a plan as one key, `host:port` ("10.0.0.1" and "10.0.0.1:623" are one BMC); empty when the event named none. */
+export const bmcKeyOf = (plan: { ipmi?: EventIpmi | undefined }): string => (plan.ipmi ? `${plan.ipmi.host}:${plan.ipmi.port}` : '');
+
 export interface EventFirmwareUpdate {
   kind: FirmwareKind;
   url: string;

@@ -52,7 +52,7 @@ import { writePrivateFileSync } from '../outband/private-file-sync.js';
 import { stateWriteEpisodes } from '../outband/state-write-failures.js';
 import type { FirmwareKind, FirmwareOptions, FirmwareProgress, FirmwareWatch, Outband } from '../outband/types.js';
 import { isTransient, STAGED_MESSAGE, STAGED_STATE, TaskFailedError, taskStillRuns, USER_INTERVENTION_MESSAGE } from '../redfish/task.js';
-import { parseBmcAddress, type EventIpmi, type Plan } from './event.js';
+import { bmcKeyOf, parseBmcAddress, type EventIpmi, type Plan } from './event.js';
 import type { ConnectBmc, FirmwareJobHold } from './runner.js';
 import { describeRecord, type StepHold, type StepJournal } from './step-journal.js';
 
@@ -384,8 +384,6 @@ interface JobRun {
 
 type FirmwareAction = Extract<Plan['actions'][number], { kind: 'firmware' }>;
 
-/** the BMC as host and port: "10.0.0.1" and "10.0.0.1:623" are one BMC */
-const bmcKeyOf = (plan: Pick<Plan, 'ipmi'>): string => (plan.ipmi ? `${plan.ipmi.host}:${plan.ipmi.port}` : '');
 
 /** The BMC of a job read back from the state file, without credentials: a resumed job connects with the configured ones. */
 function ipmiOf(job: FirmwareJob): EventIpmi | undefined {
@@ -1149,7 +1147,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
    */
   function resume(job: FirmwareJob, leftMs: number): void {
     const ipmi = ipmiOf(job)!;
-    const entry: ActiveJob = { job, bmcKey: `${ipmi.host}:${ipmi.port}`, abort: new AbortController(), done: Promise.resolve() };
+    const entry: ActiveJob = { job, bmcKey: bmcKeyOf({ ipmi }), abort: new AbortController(), done: Promise.resolve() };
     active.set(job.key, entry);
     o.metrics?.firmwareJobsRunning.set(active.size);
     o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, acceptedAt: job.acceptedAt, taskUri: job.taskUri, leftMs }, 'firmware update cut off by a restart resumed; watching it to its end');
@@ -1179,7 +1177,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       return active.has(job.key) ? { how: 'superseded', by: `job ${active.get(job.key)!.job.id}` } : HOLD_ENDED;
     }
     if (lookFirst) job.heldUntil = new Date(Date.now() + 1).toISOString();
-    const entry: ActiveJob = { job, bmcKey: ipmi ? `${ipmi.host}:${ipmi.port}` : '', abort: new AbortController(), done: Promise.resolve(), holding: true };
+    const entry: ActiveJob = { job, bmcKey: bmcKeyOf({ ipmi }), abort: new AbortController(), done: Promise.resolve(), holding: true };
     active.set(job.key, entry);
     entry.done = (async () => {
       const claim = await claimAgain(entry);

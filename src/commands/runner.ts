@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
 import type { Outband } from '../outband/types.js';
 import { describeAction, runAction, type BmcAction } from './actions.js';
 import { isPowerAction, onlySetsBootDevice, skipsAction, supersedesQueued, timelinessOf, type Timeliness } from './age.js';
-import type { EventIpmi, EventType, Plan } from './event.js';
+import { bmcKeyOf, type EventIpmi, type EventType, type Plan } from './event.js';
 import type { CommandMetrics, CommandOutcome } from './metrics.js';
 import { createOrderHolds, type HeldEvent } from './order-holds.js';
 import { describeRecord, type StepHold, type StepJournal, type StepRecord } from './step-journal.js';
@@ -806,8 +806,6 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     }
   }
 
-  const bmcOf = (plan: Plan): string => (plan.ipmi ? `${plan.ipmi.host}:${plan.ipmi.port}` : '');
-
   return {
     submit(plan) {
       if (stopped) return Promise.reject(new BmcError('CLOSED', 'command runner is stopped'));
@@ -835,7 +833,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       return pending;
     },
     powerSettled(key, bmc) {
-      const ends = [...inFlight.values()].filter(({ plan }) => changesPower(plan) && (plan.key === key || (bmc !== '' && bmcOf(plan) === bmc))).map((r) => r.done);
+      const ends = [...inFlight.values()].filter(({ plan }) => changesPower(plan) && (plan.key === key || (bmc !== '' && bmcKeyOf(plan) === bmc))).map((r) => r.done);
       return ends.length === 0 ? undefined : Promise.all(ends).then(() => undefined);
     },
     passed(plan) {

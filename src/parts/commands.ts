@@ -26,7 +26,7 @@ import { openEventPositionStore } from '../commands/event-position.js';
 import { checkFirmwareUrl, guardedLookup } from '../commands/firmware-url.js';
 import { createTargetGuard } from '../commands/targets.js';
 import type { StepJournal } from '../commands/step-journal.js';
-import type { EventIpmi, Plan } from '../commands/event.js';
+import { bmcKeyOf, type EventIpmi, type Plan } from '../commands/event.js';
 import type { LedMemory } from '../report/led-memory.js';
 import { Agent, type Dispatcher } from 'undici';
 import { hostname } from 'node:os';
@@ -279,7 +279,7 @@ async function openFirmwareClaims(o: CommandServiceOptions, instanceId: string, 
 
 /** A firmware job of another instance on the plan's machine or BMC, as the runner holds power steps behind it. */
 function elsewhere(view: FirmwareClaimView | undefined, plan: Plan): FirmwareJobHold | undefined {
-  const bmc = plan.ipmi ? `${plan.ipmi.host}:${plan.ipmi.port}` : '';
+  const bmc = bmcKeyOf(plan);
   const held = view?.heldElsewhere({ machineKey: plan.key, bmc });
   if (held === undefined) return undefined;
   const { claim } = held;
