@@ -12,6 +12,9 @@
  *   job) within the lease (90 s). A claim whose holder stopped renewing it (its instance died mid-
  *   update) stops counting after its lease, as firmware-claims.ts then lets a new job take it over;
  *   its server stamp shortens that at the first sighting where the server's time is measured.
+ *   A claim whose update may still flash the BMC carries a hold (`holdMs`, firmware-claims.ts
+ *   claimLeaseMs) and counts that long instead: an instance gone mid-update (its host lost, a
+ *   restart longer than the lease) does not free its machine for a RESET here while the BMC flashes.
  *   The lease's end is confirmed by reading the key: a watch that stalled (this instance cut off
  *   from NATS) sees no renewals either, and a claim that cannot be read stays held.
  *   The same revision delivered again (a watch started again) is no renewal.
@@ -34,7 +37,7 @@
 import { performance } from 'node:perf_hooks';
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { claimKeys, parseClaim, type ClaimValue } from './firmware-claims.js';
+import { claimKeys, claimLeaseMs, parseClaim, type ClaimValue } from './firmware-claims.js';
 import { keepWatching, type KvBucket, type KvEntry } from './kv.js';
 
 /** Another process's firmware claim on a machine or its BMC. */
@@ -146,7 +149,7 @@ export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareCl
     // renewed meanwhile through the watch: its timer runs again
     if (held.get(key) !== h || closed || h.staleAt !== staleAt) return;
     if (entry !== undefined && entry.revision !== h.revision) return seen(entry);
-    o.logger.warn({ claimKey: key, firmwareJob: h.claim.job, firmwareKind: h.claim.kind, instance: h.claim.instance, leaseMs }, "another instance's firmware claim was not renewed for its lease (its instance stopped during the update?); power commands for its machine are no longer held for it");
+    o.logger.warn({ claimKey: key, firmwareJob: h.claim.job, firmwareKind: h.claim.kind, instance: h.claim.instance, leaseMs: claimLeaseMs(h.claim, leaseMs) }, "another instance's firmware claim was not renewed for its lease or hold (its instance stopped during the update?); power commands for its machine are no longer held for it");
     free(key);
   }
 
@@ -158,7 +161,7 @@ export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareCl
     if (claim === undefined || o.isOwn(claim)) return free(entry.key);
     // the same revision again (a watch started again delivers every key): no renewal, its stale time stays
     if (before && before.revision === entry.revision) return;
-    const left = leaseMs - writtenAgo(entry);
+    const left = claimLeaseMs(claim, leaseMs) - writtenAgo(entry);
     if (left <= 0) return free(entry.key);
     // another job's claim now: who waited for the old one looks again
     if (before && !sameJob(before.claim, claim)) free(entry.key);

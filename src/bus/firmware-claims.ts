@@ -39,6 +39,14 @@
  *   and the update runs on: the BMC decides.
  * - **Giving them up:** when the job ends, both are deleted on their last revision (or on the one
  *   a write of ours whose answer was lost left).
+ * - **Outliving its instance:** a job that may have sent the BMC its image writes `holdMs` into
+ *   its claim: how long the claim keeps counting after its last write, were its instance to stop
+ *   renewing it (its host lost, a restart longer than the lease). That is the time the BMC may
+ *   still be flashing, the hold the job's own instance would keep had it lost sight of the update
+ *   (commands/firmware-jobs.ts: 15 minutes; a hold's remaining time). A claim is stale only after
+ *   the longer of `leaseMs` and its `holdMs` (at most MAX_CLAIM_HOLD_MS, whatever a value says):
+ *   a RESET on another instance no longer lands in a flash whose instance went away mid-update.
+ *   Durations, not times: the server's stamp and this instance's sightings time them, as the lease.
  * - **Failures:** a claim that cannot be written or read (NATS down) refuses the job
  *   (UNAVAILABLE): an update is not started without knowing that no other instance runs one.
  */
@@ -58,11 +66,18 @@ export interface FirmwareClaimSubject {
   bmc: string;
   /** ISO 8601: when the job was accepted (shown to other instances that hold power commands for it) */
   since?: string;
+  /**
+   * how long the claim keeps counting after a write not followed by another (its instance gone
+   * while the BMC may still flash), asked at every write; 0 or absent: the lease alone
+   */
+  holdMs?: () => number;
 }
 
 export interface HeldClaim {
   /** deletes the job's keys (waits for it; never rejects) */
   release(): Promise<void>;
+  /** writes the claim again now, not at the next renewal: what `holdMs` says changed (the job began to send the BMC its update) */
+  rewrite(): void;
 }
 
 export type ClaimOutcome = { held: HeldClaim } | { busy: string };
@@ -87,6 +102,16 @@ export interface ClaimValue {
   renewedAt: number;
   /** ISO 8601, by the holder's clock: when the job was accepted (absent from claims of earlier versions) */
   since?: string;
+  /** ms: the claim counts this long after its last write even when not renewed (its update may still flash the BMC); see claimLeaseMs */
+  holdMs?: number;
+}
+
+/** the longest a claim's `holdMs` keeps it counting: a day, the longest hold an instance may be configured for */
+export const MAX_CLAIM_HOLD_MS = 24 * 3600_000;
+
+/** How long after its last write a claim stops counting when not renewed: the lease, or its hold where that is longer (bounded). */
+export function claimLeaseMs(claim: ClaimValue | undefined, leaseMs: number): number {
+  return Math.max(leaseMs, Math.min(claim?.holdMs ?? 0, MAX_CLAIM_HOLD_MS));
 }
 
 /** the key-value bucket of the partition's firmware claims: `<durable>-firmware` */
@@ -107,7 +132,9 @@ export function parseClaim(bytes: Uint8Array): ClaimValue | undefined {
     const v = JSON.parse(Buffer.from(bytes).toString('utf8')) as Partial<ClaimValue>;
     const strings = [v.instance, v.token, v.job, v.kind].every((s) => typeof s === 'string' && s.length <= 128);
     const since = v.since === undefined || (typeof v.since === 'string' && v.since.length <= 64);
-    return strings && since && typeof v.renewedAt === 'number' && Number.isFinite(v.renewedAt) ? (v as ClaimValue) : undefined;
+    // a hold that is no duration counts as none (the lease alone); a longer one than the bound is cut by claimLeaseMs
+    const holdMs = v.holdMs === undefined || (typeof v.holdMs === 'number' && Number.isFinite(v.holdMs) && v.holdMs >= 0);
+    return strings && since && holdMs && typeof v.renewedAt === 'number' && Number.isFinite(v.renewedAt) ? (v as ClaimValue) : undefined;
   } catch {
     return undefined;
   }
@@ -141,6 +168,11 @@ export const MAX_SIGHTINGS = 1024;
  */
 const DATED_AHEAD_MS = 2000;
 
+/** a duration as an operator reads it: seconds up to two minutes, minutes beyond */
+function spoken(ms: number): string {
+  return ms < 120_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60_000)} min`;
+}
+
 /** an instant for the log; a holder's `renewedAt` may be beyond what a Date holds (toISOString would throw) */
 function isoTime(ms: number): string {
   const d = new Date(ms);
@@ -163,7 +195,10 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
   const monotonicNow = o.monotonicNow ?? (() => performance.now());
   const token = randomBytes(8).toString('hex');
   const renewals = new Set<NodeJS.Timeout>();
-  const encode = (s: FirmwareClaimSubject): Uint8Array => Buffer.from(JSON.stringify({ instance: o.instanceId, token, job: s.jobId, kind: s.kind, renewedAt: now(), ...(s.since !== undefined ? { since: s.since } : {}) } satisfies ClaimValue));
+  const encode = (s: FirmwareClaimSubject): Uint8Array => {
+    const holdMs = Math.min(MAX_CLAIM_HOLD_MS, Math.max(0, Math.round(s.holdMs?.() ?? 0)));
+    return Buffer.from(JSON.stringify({ instance: o.instanceId, token, job: s.jobId, kind: s.kind, renewedAt: now(), ...(s.since !== undefined ? { since: s.since } : {}), ...(holdMs > 0 ? { holdMs } : {}) } satisfies ClaimValue));
+  };
   const unavailable = (err: unknown) => new BmcError('UNAVAILABLE', `cannot claim the firmware update in the partition's key-value bucket ${o.kv.bucket}: ${(err as Error).message}`, { cause: err });
 
   /** a claim of this process for job `s` (one whose write's answer was lost is still ours) */
@@ -198,7 +233,9 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
    * (negative: dated ahead), and seen unchanged here for `unchangedMs`.
    */
   function describe(other: ClaimValue, writtenAgoMs: number | undefined, unchangedMs: number): string {
-    const lease = Math.round(leaseMs / 1000);
+    const claimLease = claimLeaseMs(other, leaseMs);
+    const lease = Math.round(claimLease / 1000);
+    const holding = claimLease > leaseMs ? `; its update may still be flashing the BMC, so the claim counts ${spoken(claimLease)} past its last write even if its instance is gone` : '';
     const datedAhead = writtenAgoMs !== undefined && writtenAgoMs < -DATED_AHEAD_MS;
     const when =
       writtenAgoMs === undefined
@@ -208,8 +245,8 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
           : `, renewed ${Math.max(0, Math.round(writtenAgoMs / 1000))} s ago`;
     const earlierRun = other.instance === o.instanceId && other.token !== token ? ', an earlier run of this instance' : '';
     // where the server's stamp does not tell when the claim turns stale, its lease is timed here from the first look
-    if (writtenAgoMs === undefined || datedAhead) return `job ${other.job} (${other.kind}) on instance ${other.instance}${when}${earlierRun}: free once seen unchanged for ${lease} s (${Math.floor(unchangedMs / 1000)} s so far)`;
-    return `job ${other.job} (${other.kind}) on instance ${other.instance}${when}${earlierRun}${earlierRun ? `: free once not renewed for ${lease} s` : ''}`;
+    if (writtenAgoMs === undefined || datedAhead) return `job ${other.job} (${other.kind}) on instance ${other.instance}${when}${earlierRun}${holding}: free once seen unchanged for ${lease} s (${Math.floor(unchangedMs / 1000)} s so far)`;
+    return `job ${other.job} (${other.kind}) on instance ${other.instance}${when}${earlierRun}${holding}${earlierRun ? `: free once not renewed for ${lease} s` : ''}`;
   }
 
   /** one key: its new revision, or the other job's description */
@@ -235,7 +272,8 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
       const serverTime = serverNow();
       const writtenAgoMs = stamp === undefined || serverTime === undefined ? undefined : serverTime - stamp;
       const unchangedMs = unchangedFor(key, entry, stamp);
-      if (other && (writtenAgoMs === undefined || writtenAgoMs < leaseMs) && unchangedMs < leaseMs) return describe(other, writtenAgoMs, unchangedMs);
+      const otherLease = claimLeaseMs(other, leaseMs);
+      if (other && (writtenAgoMs === undefined || writtenAgoMs < otherLease) && unchangedMs < otherLease) return describe(other, writtenAgoMs, unchangedMs);
       const taken = await o.kv.update(key, encode(s), entry.revision);
       if (taken === undefined) continue; // renewed or taken meanwhile: look again
       o.logger.warn(
@@ -318,8 +356,23 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
       };
       // one renewal at a time; a release waits for the one under way, whose revision it deletes
       let renewing: Promise<void> | undefined;
+      /** asked for while one ran: it ran with what was true before */
+      let again = false;
+      const renewOnce = (): void => {
+        if (renewing) {
+          again = true;
+          return;
+        }
+        renewing = renew().finally(() => {
+          renewing = undefined;
+          if (again && !released) {
+            again = false;
+            renewOnce();
+          }
+        });
+      };
       const timer = setInterval(() => {
-        renewing ??= renew().finally(() => (renewing = undefined));
+        if (!renewing) renewOnce();
       }, renewMs);
       timer.unref();
       renewals.add(timer);
@@ -329,8 +382,12 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
             released = true;
             clearInterval(timer);
             renewals.delete(timer);
-            await renewing;
+            // a renewal asked for again after the one under way starts from its finally: waited for too
+            while (renewing) await renewing;
             await Promise.all([...revisions].map(([k, r]) => drop(k, r, s)));
+          },
+          rewrite() {
+            if (!released) renewOnce();
           },
         },
       };

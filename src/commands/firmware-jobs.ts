@@ -27,6 +27,10 @@
  *   each extension, then once `settled` (the update's end seen) or `released` (free, the outcome
  *   still unknown), so that metal-api learns what `failed` OUTCOME_UNKNOWN left open. The hold
  *   reads the BMC at the job's pace for its first 2 minutes, then every 15 s (HOLD_POLL_MS).
+ * - **This instance gone:** the job's claim tells the other instances how long to hold the machine
+ *   were it no longer renewed (claimHoldMs): the hold above while the job may have sent the BMC
+ *   anything, a hold's remaining time once held. A host lost mid-update, or a restart longer than
+ *   the claim's 90 s lease, leaves the machine held for them, not free for a RESET in the flash.
  *
  * Reboots: applying a BIOS image needs a host reboot, which metal-bmc does not do (neither does
  * the Go daemon's Redfish path); every BIOS result says so (`rebootRequired: true`,
@@ -277,10 +281,16 @@ interface StartingFile {
 const STARTING_MAX = 1000;
 const STARTING_KEEP_MS = 48 * 3600_000;
 
+/** A job's claim across instances: deleted at its end; written again at once when what it tells the others changed. */
+export interface JobClaim {
+  release(): Promise<void>;
+  rewrite?(): void;
+}
+
 /** Claims across instances, as bus/firmware-claims.ts keeps them. */
 export interface JobClaims {
   /** `held` once the job's machine and BMC are claimed, `busy` describing another instance's job; rejects when claims cannot be checked */
-  claim(subject: { jobId: string; kind: string; machineKey: string; bmc: string; since?: string }): Promise<{ held: { release(): Promise<void> } } | { busy: string }>;
+  claim(subject: { jobId: string; kind: string; machineKey: string; bmc: string; since?: string; holdMs?: () => number }): Promise<{ held: JobClaim } | { busy: string }>;
 }
 
 /** `handBack`: not refused, only not started now (the event journal cannot be used): the event goes back to the stream, nothing published */
@@ -839,7 +849,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     return watchDuringHold(job, bmc, signal, undefined, holdPollMs);
   }
 
-  async function runJob(entry: ActiveJob, run: JobRun, claim: { release(): Promise<void> } | undefined, step: StepHold | undefined): Promise<void> {
+  async function runJob(entry: ActiveJob, run: JobRun, claim: JobClaim | undefined, step: StepHold | undefined): Promise<void> {
     const { job, abort: stopper } = entry;
     const started = Date.parse(job.acceptedAt);
     const what = `UPDATE-FIRMWARE ${job.kind} for machine ${job.machineId || job.key}`;
@@ -878,6 +888,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       if (job.notSent) {
         delete job.notSent;
         persist();
+        // the other instances hold the machine for the BMC's flash from now on, were this one to go
+        claim?.rewrite?.();
       }
       await workOnBmc(job, run, { signal: dl.signal, onProgress, onWatch }, onAnswer, what, (connected) => {
         // the connection of an attempt that found the BMC away is closed before the next one
@@ -920,7 +932,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     if (state === 'interrupted' && stopping && watchable(job)) {
       // a shutdown (a restart, a deploy) in the middle of an update the next start can watch again:
       // left running in the state file with its claim (not deleted: taken back by this instance's
-      // next start, stale for the others after its lease), and nothing terminal told
+      // next start, stale for the others after its hold, claimHoldMs), and nothing terminal told
       if (step) await endedWithin(step.done(), CLAIM_RELEASE_MS);
       active.delete(job.key);
       o.metrics?.firmwareJobsRunning.set(active.size);
@@ -956,10 +968,24 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
    * A hold's claim at the hold's end. Not at a stop, which ends a hold at once while the BMC may
    * still be flashing: the claim is what keeps other instances' power commands and updates off
    * the machine (bus/firmware-claim-view.ts), so it stays until taken back by the next start or
-   * stale after its lease (a restart longer than the lease frees the machine for the others).
+   * stale after the hold's remaining time (claimHoldMs: a restart longer than the lease does not
+   * free the machine for the others while the BMC may still flash).
    */
-  async function releaseHoldClaim(claim: { release(): Promise<void> } | undefined): Promise<void> {
+  async function releaseHoldClaim(claim: JobClaim | undefined): Promise<void> {
     if (claim && !stopping) await endedWithin(claim.release(), CLAIM_RELEASE_MS);
+  }
+
+  /**
+   * How long the other instances keep the job's machine held after its claim's last write, were
+   * this instance to stop renewing it (its host lost, a restart longer than the claim's lease): the
+   * hold this instance keeps itself where it loses sight of an update, since the BMC may still be
+   * flashing. None while nothing was sent (a job waiting for a power command); a hold's remaining
+   * time once held (bus/firmware-claims.ts claimLeaseMs bounds it).
+   */
+  function claimHoldMs(job: FirmwareJob): number {
+    if (job.notSent) return 0;
+    if (job.heldUntil !== undefined) return Math.max(0, Date.parse(job.heldUntil) - Date.now());
+    return holdMs;
   }
 
   /** The machine of a job held after an outcome unknown is free again: at `heldUntil`, or early at the update's end. */
@@ -1075,10 +1101,10 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     };
     const stopper = new AbortController();
     const entry: ActiveJob = { job, bmcKey, abort: stopper, done: Promise.resolve() };
-    let claim: { release(): Promise<void> } | undefined;
+    let claim: JobClaim | undefined;
     if (o.claims) {
       // held here while the claim across instances is asked for: a second event for the machine meanwhile waits for it above
-      const asked = o.claims.claim({ jobId: job.id, kind: job.kind, machineKey: plan.key, bmc: bmcKey, since: job.acceptedAt });
+      const asked = o.claims.claim({ jobId: job.id, kind: job.kind, machineKey: plan.key, bmc: bmcKey, since: job.acceptedAt, holdMs: () => claimHoldMs(job) });
       entry.claiming = asked.catch(() => undefined);
       active.set(plan.key, entry);
       let outcome: Awaited<typeof asked>;
@@ -1195,10 +1221,10 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
    * is watched anyway: it sends nothing new); 'busy' when another instance holds the machine or
    * BMC: left to it, the job ended interrupted here.
    */
-  async function claimAgain(entry: ActiveJob): Promise<{ release(): Promise<void> } | 'busy' | undefined> {
+  async function claimAgain(entry: ActiveJob): Promise<JobClaim | 'busy' | undefined> {
     if (!o.claims) return undefined;
     const { job } = entry;
-    const asked = o.claims.claim({ jobId: job.id, kind: job.kind, machineKey: job.key, bmc: entry.bmcKey, since: job.acceptedAt });
+    const asked = o.claims.claim({ jobId: job.id, kind: job.kind, machineKey: job.key, bmc: entry.bmcKey, since: job.acceptedAt, holdMs: () => claimHoldMs(job) });
     entry.claiming = asked.catch(() => undefined);
     try {
       const outcome = await asked;

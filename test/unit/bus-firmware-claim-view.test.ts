@@ -69,6 +69,25 @@ describe('firmware claim view', () => {
     unmeasured.close();
   });
 
+  it("a claim whose update may still flash the BMC counts for its hold after its last write, not only its lease (its instance gone mid-update)", async () => {
+    const { t, store, claimsOf } = bucket();
+    const holder = claimsOf('mgmt-a');
+    held(await holder.claim({ ...job('job-flash', 'm-1', '10.0.0.1:623'), holdMs: () => 15 * 60_000 }));
+    held(await holder.claim(job('job-waits', 'm-2', '10.0.0.2:623'))); // sent nothing yet: the lease alone
+    holder.close(); // its host lost: no more renewals
+    const viewAt = async (ago: number) => {
+      const clock = t.clock + ago;
+      const view = createFirmwareClaimView({ kv: store.client(), isOwn: () => false, logger: captureLog().logger, serverNow: () => clock });
+      await view.start();
+      const seen = [view.heldElsewhere({ machineKey: 'm-1', bmc: '' })?.claim.job, view.heldElsewhere({ machineKey: 'm-2', bmc: '' })?.claim.job];
+      view.close();
+      return seen;
+    };
+    expect(await viewAt(91_000)).toEqual(['job-flash', undefined]);
+    expect(await viewAt(15 * 60_000 - 1000)).toEqual(['job-flash', undefined]);
+    expect(await viewAt(15 * 60_000 + 1000)).toEqual([undefined, undefined]);
+  });
+
   it('a claim its holder keeps renewing stays held past its lease; once the renewals stop it ends a lease later, said once', async () => {
     const { store, claimsOf } = bucket();
     const holder = claimsOf('mgmt-a', { leaseMs: 400, renewMs: 50 });

@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { claimKeys, createFirmwareClaims, MAX_SIGHTINGS, parseClaim, type ClaimOutcome, type HeldClaim } from '../../src/bus/firmware-claims.js';
+import { claimKeys, claimLeaseMs, createFirmwareClaims, MAX_CLAIM_HOLD_MS, MAX_SIGHTINGS, parseClaim, type ClaimOutcome, type HeldClaim } from '../../src/bus/firmware-claims.js';
 import { isValidKey } from '../../src/bus/kv.js';
 import { isBmcError } from '../../src/errors.js';
 import { captureLog } from '../helpers/log.js';
@@ -99,6 +99,37 @@ describe('firmware claims', () => {
     await second.release();
     a.claims.close();
     b.claims.close();
+  });
+
+  it("a claim whose update may still flash the BMC outlives its instance by its hold, not by the lease; once its job says so, and at most a day", async () => {
+    const HOLD = 15 * 60_000;
+    const { make, advance, store } = instances({ renewMs: 20 });
+    const a = make('mgmt-a');
+    const b = make('mgmt-b');
+    let hold = 0; // the job waits for a power command: nothing sent, the lease alone
+    const first = held(await a.claims.claim({ ...job('j1', 'm1', '10.0.0.1:623'), holdMs: () => hold }));
+    const keys = [...store.entries().keys()];
+    expect(keys.map((k) => parseClaim(store.entries().get(k)!.value)?.holdMs)).toEqual([undefined, undefined]);
+    hold = HOLD; // it began to send the BMC its update: told at once, not at the next renewal
+    const revisions = keys.map((k) => store.entries().get(k)!.revision);
+    first.rewrite();
+    await waitFor(() => keys.every((k, i) => store.entries().get(k)!.revision > revisions[i]!), 5000, 'both keys written again');
+    expect(keys.map((k) => parseClaim(store.entries().get(k)!.value)?.holdMs)).toEqual([HOLD, HOLD]);
+    // mgmt-a's host is lost: no more renewals
+    a.claims.close();
+    advance(LEASE + 1);
+    expect(busy(await b.claims.claim(job('j2', 'm1', '10.0.0.1:623')))).toMatch(/^job j1 \(bios\) on instance mgmt-a, renewed 90 s ago; its update may still be flashing the BMC, so the claim counts 15 min past its last write even if its instance is gone$/);
+    advance(HOLD - LEASE - 2);
+    expect(busy(await b.claims.claim(job('j2', 'm1', '10.0.0.1:623')))).toMatch(/job j1/);
+    advance(2);
+    held(await b.claims.claim(job('j2', 'm1', '10.0.0.1:623')));
+    expect(b.log.find('firmware claim of another job not renewed for its lease (its instance stopped during the update?); taken over')).toHaveLength(2);
+    b.claims.close();
+    // a crafted or mistaken hold counts a day at most; one that is no duration is no claim
+    const claim = { instance: 'x', token: 't', job: 'j', kind: 'bios', renewedAt: 1 };
+    expect(claimLeaseMs(parseClaim(Buffer.from(JSON.stringify({ ...claim, holdMs: 1e15 }))), LEASE)).toBe(MAX_CLAIM_HOLD_MS);
+    expect(claimLeaseMs(parseClaim(Buffer.from(JSON.stringify({ ...claim, holdMs: 1000 }))), LEASE)).toBe(LEASE);
+    for (const bad of [-1, 'soon', null]) expect(parseClaim(Buffer.from(JSON.stringify({ ...claim, holdMs: bad })))).toBeUndefined();
   });
 
   it("times a claim by the server's stamp, not its holder's clock: one from a clock a day ahead, or a crafted renewedAt, turns stale a lease after its last write, at the first look", async () => {

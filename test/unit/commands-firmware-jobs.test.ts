@@ -926,6 +926,31 @@ describe('firmware jobs with claims across instances', () => {
     expect(c.released).toEqual([]);
   });
 
+  it("tells the other instances through its claim how long to hold the machine were this instance gone: nothing while it waits for a power command, the hold once it may send, the hold's rest once held", async () => {
+    const subjects: Array<Parameters<JobClaims['claim']>[0]> = [];
+    const rewrites: number[] = [];
+    const claims: JobClaims = {
+      claim: async (subject) => (subjects.push(subject), { held: { release: async () => undefined, rewrite: () => void rewrites.push(subject.holdMs!()) } }),
+    };
+    let endPower!: () => void;
+    const power = new Promise<void>((resolve) => (endPower = resolve));
+    const t = setup({ timeoutMs: 300, unreachableAfterMs: 100, outcomeUnknownHoldMs: 60_000, claims, powerSettled: () => power });
+    expect(await t.jobs.start(plan('m1', 'bmc'))).toMatchObject({ accepted: true });
+    const holdMs = subjects[0]!.holdMs!;
+    expect(holdMs()).toBe(0); // nothing sent while the power command runs: the claim's lease alone
+    endPower();
+    await waitFor(() => t.bmcs.pending.has('m1'), 5000, 'update started');
+    expect(rewrites).toEqual([60_000]); // written again as it began, not at the next renewal
+    expect(holdMs()).toBe(60_000);
+    t.bmcs.answer.get('m1')!();
+    await waitFor(() => t.events.some((e) => e.phase === 'failed'), 5000, 'the deadline: held');
+    const rest = holdMs();
+    expect(rest).toBeGreaterThan(50_000);
+    expect(rest).toBeLessThanOrEqual(60_000);
+    expect(Date.now() + rest).toBeLessThanOrEqual(Date.parse(t.events.find((e) => e.phase === 'failed')!.heldUntil!) + 5);
+    await t.jobs.stop(1000);
+  });
+
   it('a job resumed after a restart takes its own claim back at once; one whose machine another instance holds now is left to it', async () => {
     const store = createMemoryKv('p-firmware');
     const claimsOf = (instanceId: string) => createFirmwareClaims({ kv: store.client(), instanceId, logger: captureLog().logger });
