@@ -54,6 +54,12 @@ export interface FirmwareClaimView {
   start(): Promise<void>;
   /** the bucket was made again (kv.ts onRemade): a new watch, numbering from its start */
   restart(): void;
+  /**
+   * Resolves true once the watch delivered every write the bucket held when it was asked (a claim
+   * acknowledged to another instance a moment ago is known then); false when that took longer than
+   * `withinMs` or the bucket could not be asked (NATS away): the view as it is then.
+   */
+  caughtUp(withinMs: number): Promise<boolean>;
   /** another process's live claim on the machine key or on the BMC (`host:port`, empty for none), the machine's first */
   heldElsewhere(subject: { machineKey: string; bmc: string }): ClaimHeldElsewhere | undefined;
   close(): void;
@@ -103,7 +109,24 @@ export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareCl
   let closed = false;
   /** the highest revision the current watch delivered, and who waits for one */
   let seenRevision = 0;
-  let onSeen: (() => void) | undefined;
+  const onSeen = new Set<() => void>();
+
+  /** true once the watch delivered revision `upTo`, false after `withinMs` */
+  function deliveredUpTo(upTo: number, withinMs: number): Promise<boolean> {
+    if (seenRevision >= upTo) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const settle = (ok: boolean) => {
+        clearTimeout(timer);
+        onSeen.delete(check);
+        resolve(ok);
+      };
+      const check = () => {
+        if (seenRevision >= upTo) settle(true);
+      };
+      const timer = setTimeout(() => settle(false), withinMs);
+      onSeen.add(check);
+    });
+  }
 
   function free(key: string): void {
     const h = held.get(key);
@@ -155,7 +178,7 @@ export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareCl
 
   function seen(entry: KvEntry): void {
     if (entry.revision > seenRevision) seenRevision = entry.revision;
-    onSeen?.();
+    for (const check of [...onSeen]) check();
     const claim = entry.deleted ? undefined : parseClaim(entry.value);
     const before = held.get(entry.key);
     if (claim === undefined || o.isOwn(claim)) return free(entry.key);
@@ -218,19 +241,19 @@ export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareCl
       await watch.start();
       if (seenRevision >= upTo) return;
       const readyWithinMs = o.readyWithinMs ?? 10_000;
-      const caughtUp = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), readyWithinMs);
-        onSeen = () => {
-          if (seenRevision < upTo) return;
-          clearTimeout(timer);
-          resolve(true);
-        };
-      });
-      onSeen = undefined;
       // no event is taken before running updates are known: the start fails and is tried again
-      if (!caughtUp) throw new BmcError('UNAVAILABLE', `the firmware claims' key-value bucket ${o.kv.bucket} was not delivered within ${readyWithinMs} ms (revision ${seenRevision} of ${upTo}): another instance's running update would not be seen`);
+      if (!(await deliveredUpTo(upTo, readyWithinMs))) throw new BmcError('UNAVAILABLE', `the firmware claims' key-value bucket ${o.kv.bucket} was not delivered within ${readyWithinMs} ms (revision ${seenRevision} of ${upTo}): another instance's running update would not be seen`);
     },
     restart,
+    async caughtUp(withinMs) {
+      let upTo: number;
+      try {
+        upTo = await o.kv.lastRevision();
+      } catch {
+        return false;
+      }
+      return deliveredUpTo(upTo, withinMs);
+    },
     heldElsewhere(subject) {
       const [machineKey, bmcKey] = claimKeys(subject);
       for (const [key, on] of [[machineKey, 'machine'], [bmcKey, 'bmc']] as const) {

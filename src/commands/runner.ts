@@ -5,7 +5,7 @@
  * again here, before the machine's next plan (`attempts`). `stop()` refuses new work; `drain()`
  * waits for accepted work and aborts what is still running at its deadline.
  */
-import { checkCount, checkDuration, deadline, endedWithin, MAX_TIMER_MS, sleep } from '../deadline.js';
+import { checkCount, checkDuration, deadline, endedWithin, MAX_TIMER_MS, raceAbort, sleep } from '../deadline.js';
 import { abortError, BmcError, HandBackError, notSent, NotSentError, showsNotActed, type BmcErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Outband } from '../outband/types.js';
@@ -126,7 +126,15 @@ export interface CommandRunnerOptions {
    * plan with a power step for a machine (or BMC) whose update runs is refused (a command) or waits until the job ends (a lifecycle event,
    * DURING_FIRMWARE_UPDATE); a power change during a flash can leave the board unbootable
    */
-  firmwareJobs?: { activeFor(plan: Plan): FirmwareJobHold | undefined };
+  firmwareJobs?: {
+    activeFor(plan: Plan): FirmwareJobHold | undefined;
+    /**
+     * Brings what activeFor knows of other instances up to the claims bucket (their claims come by
+     * a watch, a few milliseconds after another instance took one): awaited before a power step
+     * runs; never rejects (a bucket that cannot be asked leaves activeFor as it is)
+     */
+    caughtUp?(): Promise<void>;
+  };
 }
 
 export interface CommandRunner {
@@ -402,13 +410,39 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
 
   /** A power command while a firmware update runs on its machine or BMC: not run, settled with a result naming the job. */
   function refuseDuringFirmware(plan: Plan, job: FirmwareJobHold): CommandResult {
+    return tellResult(refusalDuringFirmware(plan, job));
+  }
+
+  /** The result of a power command refused for a firmware update (the caller tells it). */
+  function refusalDuringFirmware(plan: Plan, job: FirmwareJobHold): CommandResult {
     forget(plan);
     o.metrics?.eventsRefused?.inc({ reason: 'firmware-update' });
     const on = 'bmc' in job.of ? `this machine's BMC ${job.of.bmc}` : 'this machine';
     o.logger.warn({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, firmwareJob: job.id, firmwareKind: job.kind, since: job.since, ...(job.instance !== undefined ? { firmwareInstance: job.instance } : {}) }, 'machine command refused: a firmware update runs on its machine or BMC, and a power change during it can leave the board unbootable');
     const where = job.instance !== undefined ? ` (on instance ${job.instance})` : '';
     const error = `${plan.command} refused: firmware update job ${job.id} (${job.kind})${where} runs on ${on} since ${job.since}; power commands wait until the update ends (a power change during a flash can leave the board unbootable): send it again then; not executed`;
-    return tellResult(notExecuted(plan, 'BUSY', error, { dropped: 'firmware-update' }));
+    return notExecuted(plan, 'BUSY', error, { dropped: 'firmware-update' });
+  }
+
+  /**
+   * Another instance's firmware job claimed a moment before this plan's turn came, which its watch
+   * had not delivered here yet: the claims are brought up to the bucket first (`caughtUp`), then
+   * a job found is kept to as at the queue: a command is refused, a lifecycle event waits for the
+   * job's end (in its slot: this is the rare case of a claim taken in those milliseconds).
+   */
+  async function firmwareJobSeenLate(plan: Plan, cut: AbortSignal): Promise<CommandResult | undefined> {
+    const caughtUp = o.firmwareJobs?.caughtUp;
+    if (caughtUp === undefined || !changesPower(plan)) return undefined;
+    await caughtUp();
+    let told = false;
+    for (let job = firmwareJobFor(plan); job !== undefined && !cut.aborted; job = firmwareJobFor(plan)) {
+      if (DURING_FIRMWARE_UPDATE[plan.type] === 'refuse') return refusalDuringFirmware(plan, job);
+      if (!told) o.logger.info({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, firmwareJob: job.id, firmwareKind: job.kind, since: job.since, ...(job.instance !== undefined ? { firmwareInstance: job.instance } : {}) }, 'machine event held: its power step waits until the firmware update of its machine or BMC ends');
+      told = true;
+      // a cut (shutdown, lost lead) ends the wait: the plan runs on to end ABORTED and go back
+      await raceAbort(job.ended, cut).catch(() => undefined);
+    }
+    return undefined;
   }
 
   /**
@@ -696,6 +730,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     const eventId = plan.eventId;
     const before = await settledBefore(plan);
     if (before !== undefined) return before;
+    const duringFirmware = await firmwareJobSeenLate(plan, cut);
+    if (duringFirmware !== undefined) return duringFirmware;
     if (journal?.started !== undefined && eventId !== undefined) {
       let runs: number | undefined;
       try {

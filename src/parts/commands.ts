@@ -124,7 +124,7 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
     ...(journal ? { journal } : {}),
     // power steps are refused or wait while a firmware job runs on the machine: this instance's
     // (the jobs are made below, before any event comes), or another's, seen through its claim
-    ...(o.firmware ? { firmwareJobs: { activeFor: (plan: Plan) => firmware?.activeFor(plan) ?? elsewhere(claimView, plan) } } : {}),
+    ...(o.firmware ? { firmwareJobs: { activeFor: (plan: Plan) => firmware?.activeFor(plan) ?? elsewhere(claimView, plan), caughtUp: () => claimsCaughtUp(claimView, o.logger) } } : {}),
     onResult: (result) => {
       publish(result);
       o.onResult?.(result);
@@ -275,6 +275,19 @@ async function openFirmwareClaims(o: CommandServiceOptions, instanceId: string, 
     },
   });
   return { claims: createFirmwareClaims({ kv, instanceId, logger: o.logger, ...(serverNow ? { serverNow } : {}) }), kv, remade };
+}
+
+/** how long a power step waits for the claims' watch to deliver what the bucket holds (it lands within milliseconds) */
+const CLAIMS_CAUGHT_UP_MS = 2000;
+
+/**
+ * Before a power step: the claim view brought up to the bucket, so that an update another
+ * instance claimed a moment ago is seen; past CLAIMS_CAUGHT_UP_MS, or with the bucket unreadable,
+ * the step goes on with the view as it is (one warning): a power command does not wait on NATS.
+ */
+async function claimsCaughtUp(view: FirmwareClaimView | undefined, logger: Logger): Promise<void> {
+  if (view === undefined) return;
+  if (!(await view.caughtUp(CLAIMS_CAUGHT_UP_MS))) logger.warn({ waitedMs: CLAIMS_CAUGHT_UP_MS }, "the firmware claims' bucket could not be read up to its last write before a power step (NATS slow or away); the step goes on with the claims seen so far");
 }
 
 /** A firmware job of another instance on the plan's machine or BMC, as the runner holds power steps behind it. */

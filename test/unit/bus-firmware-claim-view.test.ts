@@ -88,6 +88,54 @@ describe('firmware claim view', () => {
     expect(await viewAt(15 * 60_000 + 1000)).toEqual([undefined, undefined]);
   });
 
+  it("caughtUp: a claim acknowledged to another instance but not delivered here yet is known once caughtUp resolves true; false when the watch does not deliver within the bound, or the bucket cannot be asked", async () => {
+    const { store, claimsOf } = bucket();
+    const client = store.client();
+    /** the watch's deliveries wait while `gate` is closed (a watch a few milliseconds behind the bucket) */
+    let gate: Promise<void> = Promise.resolve();
+    let open = () => undefined as void;
+    const behind: KvBucket = {
+      ...client,
+      watch: async (prefix) => {
+        const w = await client.watch(prefix);
+        return {
+          async *[Symbol.asyncIterator]() {
+            for await (const e of w) {
+              await gate;
+              yield e;
+            }
+          },
+          stop: () => w.stop(),
+        };
+      },
+    };
+    const view = createFirmwareClaimView({ kv: behind, isOwn: () => false, logger: captureLog().logger });
+    await view.start();
+    expect(await view.caughtUp(1000)).toBe(true); // an empty bucket
+    gate = new Promise<void>((resolve) => (open = resolve));
+    const other = claimsOf('mgmt-a');
+    held(await other.claim(job('job-1', 'm-1', '10.0.0.1:623')));
+    expect(view.heldElsewhere({ machineKey: 'm-1', bmc: '' })).toBeUndefined();
+    let settled: boolean | undefined;
+    const asked = view.caughtUp(5000).then((ok) => (settled = ok));
+    await Promise.resolve();
+    expect(settled).toBeUndefined();
+    open();
+    expect(await asked).toBe(true);
+    expect(view.heldElsewhere({ machineKey: 'm-1', bmc: '' })).toMatchObject({ claim: { job: 'job-1', instance: 'mgmt-a' } });
+    // a watch that stays behind: false at the bound, the view as it is
+    gate = new Promise<void>((resolve) => (open = resolve));
+    held(await other.claim(job('job-2', 'm-2', '10.0.0.2:623')));
+    expect(await view.caughtUp(30)).toBe(false);
+    expect(view.heldElsewhere({ machineKey: 'm-2', bmc: '' })).toBeUndefined();
+    open();
+    client.down = true; // NATS away: the bucket's last write cannot be asked
+    expect(await view.caughtUp(1000)).toBe(false);
+    client.down = false;
+    view.close();
+    other.close();
+  });
+
   it('a claim its holder keeps renewing stays held past its lease; once the renewals stop it ends a lease later, said once', async () => {
     const { store, claimsOf } = bucket();
     const holder = claimsOf('mgmt-a', { leaseMs: 400, renewMs: 50 });

@@ -11,7 +11,7 @@ import type { EventType, Plan } from '../../src/commands/event.js';
 import { createFirmwareJobs, type FirmwareJobsOptions, type JobClaims } from '../../src/commands/firmware-jobs.js';
 import { dispositionOf } from '../../src/commands/handler.js';
 import { createCommandMetrics } from '../../src/commands/metrics.js';
-import { createCommandRunner, type CommandResult } from '../../src/commands/runner.js';
+import { createCommandRunner, type CommandResult, type FirmwareJobHold } from '../../src/commands/runner.js';
 import { BmcError } from '../../src/errors.js';
 import type { Outband } from '../../src/outband/types.js';
 import { captureLog } from '../helpers/log.js';
@@ -22,7 +22,13 @@ const command = (machine: string, cmd: MachineCommand, host = machine): Plan => 
 const lifecycle = (machine: string, type: Extract<EventType, 'delete' | 'create'>): Plan => ({ machineId: machine, key: machine, type, command: type, ipmi: ipmi(machine), actions: type === 'delete' ? [{ kind: 'command', command: 'PXE' }, { kind: 'command', command: 'RESET' }] : [{ kind: 'command', command: 'DISK' }] });
 const update = (machine: string, host = machine): Plan => ({ machineId: machine, key: machine, type: 'command', command: 'UPDATE-FIRMWARE', ipmi: ipmi(host), actions: [{ kind: 'firmware', firmware: 'bios', url: 'https://images.example/bios.bin' }] });
 
-function setup(o: { concurrency?: number; claims?: JobClaims; jobs?: Partial<FirmwareJobsOptions> } = {}) {
+/** another instance's jobs as parts/commands.ts shows them to the runner: its claims' view and bringing it up to the bucket */
+interface Elsewhere {
+  activeFor(plan: Plan): FirmwareJobHold | undefined;
+  caughtUp(): Promise<void>;
+}
+
+function setup(o: { concurrency?: number; claims?: JobClaims; jobs?: Partial<FirmwareJobsOptions>; elsewhere?: Elsewhere } = {}) {
   const sent: string[] = [];
   const updates = new Map<string, () => void>();
   /** an action of a host in here waits until the test lets it go */
@@ -58,7 +64,9 @@ function setup(o: { concurrency?: number; claims?: JobClaims; jobs?: Partial<Fir
   const metrics = createCommandMetrics(registry);
   const results: CommandResult[] = [];
   const jobs = createFirmwareJobs({ connect, timeoutMs: 60_000, logger: log.logger, publish: () => undefined, ...(o.claims ? { claims: o.claims } : {}), ...o.jobs });
-  const runner = createCommandRunner({ connect, concurrency: o.concurrency ?? 4, timeoutMs: 5000, logger: log.logger, metrics, onResult: (r) => results.push(r), firmwareJobs: jobs });
+  const elsewhere = o.elsewhere;
+  const firmwareJobs = elsewhere ? { activeFor: (plan: Plan) => jobs.activeFor(plan) ?? elsewhere.activeFor(plan), caughtUp: () => elsewhere.caughtUp() } : jobs;
+  const runner = createCommandRunner({ connect, concurrency: o.concurrency ?? 4, timeoutMs: 5000, logger: log.logger, metrics, onResult: (r) => results.push(r), firmwareJobs });
   const finish = async (host: string) => {
     updates.get(host)!();
     await waitFor(() => jobs.running() === 0, 5000, 'the job ended');
@@ -83,6 +91,33 @@ describe('power steps during a firmware update', () => {
     expect(await t.registry.getSingleMetricAsString('metal_bmc_events_refused_total')).toMatch(/reason="firmware-update"} 1$/m);
     await t.finish('m1');
     expect(await t.runner.submit(command('m1', cmd))).toMatchObject({ ok: true });
+  });
+
+  it("another instance's update claimed a moment before a power step's turn, its claim not delivered here yet: caught up first, then a command is refused, a delete waits for it; no catching up without a power step", async () => {
+    let endJob!: () => void;
+    const hold: FirmwareJobHold = { id: 'job-b', kind: 'bios', since: '2026-12-07T03:00:00.000Z', of: { machine: true }, ended: new Promise<void>((resolve) => (endJob = resolve)), instance: 'mgmt-b' };
+    const other = { job: undefined as FirmwareJobHold | undefined, caughtUps: 0 };
+    // the claim reaches this instance's view only when it is brought up to the bucket
+    const t = setup({ elsewhere: { activeFor: () => other.job, caughtUp: async () => void (other.caughtUps++, (other.job = hold)) } });
+    const cycle = await t.runner.submit(command('m1', 'CYCLE'));
+    expect(cycle).toMatchObject({ ok: false, code: 'BUSY', dropped: 'firmware-update' });
+    expect(cycle.error).toMatch(/^CYCLE refused: firmware update job job-b \(bios\) \(on instance mgmt-b\) runs on this machine since 2026-12-07T03:00:00.000Z/);
+    expect(t.results).toEqual([cycle]); // told once
+    expect(dispositionOf(cycle)).toBe('term');
+    expect(t.sent).toEqual([]);
+
+    other.job = undefined;
+    const del = t.runner.submit(lifecycle('m1', 'delete'));
+    await waitFor(() => t.log.find('machine event held: its power step waits until the firmware update of its machine or BMC ends').length === 1, 5000, 'the delete held');
+    expect(t.sent).toEqual([]);
+    other.job = undefined;
+    endJob();
+    expect(await del).toMatchObject({ ok: true });
+    expect(t.sent).toEqual(['m1:PXE', 'm1:RESET']);
+
+    const asked = other.caughtUps;
+    expect(await t.runner.submit(command('m1', 'LED-ON'))).toMatchObject({ ok: true });
+    expect(other.caughtUps).toBe(asked);
   });
 
   it('boot devices and the LED run during the update, the CYCLE between them is refused', async () => {
