@@ -279,14 +279,22 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
   }
 
   /**
-   * Basic in place of a session the BMC refused for want of a free slot (`limit`, its MessageId).
+   * A session login the BMC refused for want of a free slot (`refusal` carries its session-limit
+   * MessageId), the first or a new one in place of an expired session; undefined for any other
+   * failure. Session mode fails NO_SESSION_SLOTS; auto mode logs in with HTTP Basic instead (basic
+   * mode sends no session login). The MessageId is the BMC's words, scrubbed before it is quoted.
    * A refusal of Basic then counts in the login budget as any refused login does: many BMCs count
    * a 401 to Basic credentials as a failed login on the account's lockout counter (iDRAC's IP
    * blocking and user lockout, pam_faillock on OpenBMC), and the password may be wrong after all;
    * the budget holds back later logins of this user instead of locking the account out. It is
-   * heard (and remembered) as the session limit's NO_SESSION_SLOTS, not AUTH_FAILED.
+   * heard (and remembered) as the session limit's NO_SESSION_SLOTS, not AUTH_FAILED. `signal` and
+   * `away` as for checkBasic: the callers differ in them.
    */
-  function basicForFullSlots(limit: string, refusal: BmcError, signal: AbortSignal | undefined, away: boolean): Promise<Auth> {
+  function loginForFullSlots(refusal: unknown, signal: AbortSignal | undefined, away: boolean): Promise<Auth> | undefined {
+    const found = sessionLimitMessageId(refusal);
+    if (found === undefined || !isBmcError(refusal)) return undefined;
+    const limit = transport.scrub(found);
+    if (mode === 'session') return Promise.reject(sessionSlotsTaken(transport.origin, limit, refusal));
     // once per BMC and hour: a fleet whose slots an exporter leaks would say it every cycle for every BMC
     if (fullSlotsWarnings.due(transport.origin)) log?.warn({ origin: transport.origin, messageId: limit }, 'redfish session slots of the BMC all taken; using HTTP Basic for its connections (said once an hour per BMC)');
     else log?.debug({ origin: transport.origin, messageId: limit }, 'redfish session slots of the BMC all taken; using HTTP Basic for this connection');
@@ -311,11 +319,9 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
       } catch (err) {
         if (!isBmcError(err) || err.httpStatus === undefined) throw err;
         // any status: iDRAC answers 503 (not retried: a POST is sent again only on a Retry-After, which it does not send), others 400 or 403
-        const limit = sessionLimitMessageId(err);
-        if (limit !== undefined) {
-          const id = transport.scrub(limit);
-          if (mode === 'session') throw sessionSlotsTaken(transport.origin, id, err);
-          auth = await basicForFullSlots(id, err, options.signal, away);
+        const instead = loginForFullSlots(err, options.signal, away);
+        if (instead !== undefined) {
+          auth = await instead;
         } else {
           if (!SESSION_UNSUPPORTED.has(err.httpStatus)) throw err;
           if (mode === 'session') throw new BmcError('UNSUPPORTED', `${transport.origin}: session login not supported (HTTP ${err.httpStatus})`, { cause: err });
@@ -328,13 +334,8 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
     if (!loginAbandoned) await transport.close();
     throw err;
   }
-  // a new login in place of an expired session refused for want of a slot: as the first login's refusal (auto: Basic; session: NO_SESSION_SLOTS)
-  const slotsTaken = (err: unknown): Promise<Auth> | undefined => {
-    const limit = sessionLimitMessageId(err);
-    if (limit === undefined) return undefined;
-    const id = transport.scrub(limit);
-    return mode === 'auto' ? basicForFullSlots(id, err as BmcError, undefined, transport.outages > 0) : Promise.reject(sessionSlotsTaken(transport.origin, id, err as BmcError));
-  };
+  // a new login in place of an expired session refused for want of a slot: as the first login's refusal
+  const slotsTaken = (err: unknown): Promise<Auth> | undefined => loginForFullSlots(err, undefined, transport.outages > 0);
   const client = sessionClient(transport, auth, login, { closeTimeoutMs, refusalHold: () => standingHold().hold, slotsTaken }, log, rootAhead);
   if (options.retireSession) client.retire(options.retireSession);
   return client;
