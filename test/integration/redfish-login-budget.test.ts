@@ -6,42 +6,26 @@
  * simulated BMC whose restart (503s, its sessions gone) is followed by logins refused 401 (its
  * user service still starting: the wrongCredentials fault).
  */
-import { afterAll, beforeAll, expect } from 'vitest';
-import { BmcError } from '../../src/errors.js';
+import { expect } from 'vitest';
+import type { BmcError } from '../../src/errors.js';
 import { openRedfish, ReloginPendingError, type RedfishClient, type RedfishOptions } from '../../src/redfish/index.js';
 import { createLoginBudget } from '../../src/redfish/login-budget.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import type { SimMachine } from '../../src/sim/machine.js';
-import { startTestFleet } from '../helpers/fleet.js';
+import { failure } from '../helpers/failure.js';
 import { withPeers } from '../helpers/peers.js';
+import { fleetPerFile, redfishOptionsOf } from '../helpers/redfish-fleet.js';
 import { waitFor } from '../helpers/wait.js';
 
 const { describe, it } = withPeers('openssl');
 
 const SYSTEMS = '/redfish/v1/Systems';
 let fleet: Fleet;
-
-beforeAll(async () => {
-  fleet = await startTestFleet({ count: 2, variants: ['lenovo'] });
-}, 60_000);
-afterAll(async () => {
-  await fleet?.close();
-});
+fleetPerFile({ count: 2, variants: ['lenovo'] }, (f) => (fleet = f));
 
 const logins = (): number => fleet.redfish?.requests.byRoute['POST sessions'] ?? 0;
 
-function options(m: SimMachine, extra: Partial<RedfishOptions> = {}): RedfishOptions {
-  return { host: m.state.address, port: fleet.redfishPort, user: fleet.user, password: fleet.password, insecure: true, retryBackoffMs: 10, ...extra };
-}
-
-async function failure(p: Promise<unknown>): Promise<BmcError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(BmcError);
-  return err as BmcError;
-}
+const options = (m: SimMachine, extra: Partial<RedfishOptions> = {}): RedfishOptions => redfishOptionsOf(fleet, m, extra);
 
 describe('refused logins per BMC and user, across clients', () => {
   it('after a restart, two clients of one BMC and user get 3 refused logins in all, not 3 each; a new client then sends none', async () => {

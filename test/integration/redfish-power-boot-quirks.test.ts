@@ -8,7 +8,7 @@
  */
 import { createServer, type AddressInfo } from 'node:net';
 import { PassThrough, Writable } from 'node:stream';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { expect } from 'vitest';
 import { bmcMain } from '../../src/cli/bmc.js';
 import { createLogger } from '../../src/log.js';
 import { connectOutband } from '../../src/outband/connect.js';
@@ -16,28 +16,13 @@ import { openRedfish, setBootOverride, type ActionClient } from '../../src/redfi
 import { NotAppliedError } from '../../src/redfish/patch-answer.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import type { SimMachine } from '../../src/sim/machine.js';
-import type { RedfishQuirkName } from '../../src/sim/quirks-redfish.js';
-import { startTestFleet } from '../helpers/fleet.js';
 import { withPeers } from '../helpers/peers.js';
+import { fleetPerFile } from '../helpers/redfish-fleet.js';
 
 const { describe, it } = withPeers('openssl');
 
 let fleet: Fleet;
-let next = 0;
-
-beforeAll(async () => {
-  fleet = await startTestFleet({ count: 30, variants: ['lenovo'] });
-}, 60_000);
-afterAll(async () => {
-  await fleet?.close();
-});
-
-/** A machine of its own for each test, showing only `quirks`. */
-function machineWith(...quirks: RedfishQuirkName[]): SimMachine {
-  const m = fleet.machines[next++]!;
-  m.state.quirks = new Set(quirks);
-  return m;
-}
+const { machineWith } = fleetPerFile({ count: 30, variants: ['lenovo'] }, (f) => (fleet = f));
 
 /** `metal-bmc bmc command CMD --protocol redfish` against `m`: its exit code, or the error it threw. */
 async function command(m: SimMachine, cmd: string): Promise<{ code: number; error?: string }> {

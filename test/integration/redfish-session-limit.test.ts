@@ -7,18 +7,18 @@
  * iDRAC10's "Unadvertised" default) and in session mode the failure says so: NO_SESSION_SLOTS, not
  * AUTH_FAILED, and no secret in it.
  */
-import { afterAll, beforeAll, expect } from 'vitest';
-import { BmcError } from '../../src/errors.js';
+import { beforeEach, expect } from 'vitest';
 import { connectOutband } from '../../src/outband/connect.js';
 import { redfishMessagesOf } from '../../src/redfish/http-errors.js';
 import { openRedfish, type RedfishClient, type RedfishOptions } from '../../src/redfish/index.js';
 import { createLoginBudget, loginBudgetKey, type LoginBudget } from '../../src/redfish/login-budget.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import type { SimMachine } from '../../src/sim/machine.js';
-import type { RedfishQuirkName } from '../../src/sim/quirks-redfish.js';
-import { LOGIN_REQUEST, startTestFleet } from '../helpers/fleet.js';
+import { failure } from '../helpers/failure.js';
+import { LOGIN_REQUEST } from '../helpers/fleet.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
 import { withPeers } from '../helpers/peers.js';
+import { fleetPerFile, redfishOptionsOf } from '../helpers/redfish-fleet.js';
 
 const { describe, it } = withPeers('openssl');
 
@@ -28,42 +28,19 @@ const WARNING = 'redfish session slots of the BMC all taken; using HTTP Basic fo
 const SYSTEM = '/redfish/v1/Systems/1'; // the Lenovo-like machine's
 
 let fleet: Fleet;
-let next = 0;
+const { machineWith } = fleetPerFile({ count: 6, variants: ['lenovo'], password: PASSWORD, redfishSessionsPerMachine: SLOTS, recordRequests: true }, (f) => (fleet = f));
 /** each test's own: a refused login of one test holds back no login of another */
 let budget: LoginBudget;
-
-beforeAll(async () => {
-  fleet = await startTestFleet({ count: 6, variants: ['lenovo'], password: PASSWORD, redfishSessionsPerMachine: SLOTS, recordRequests: true });
-}, 60_000);
-afterAll(async () => {
-  await fleet?.close();
-});
-
-/** A machine of its own for each test, showing only `quirks`. */
-function machineWith(...quirks: RedfishQuirkName[]): SimMachine {
-  const m = fleet.machines[next++]!;
-  m.state.quirks = new Set(quirks);
+beforeEach(() => {
   budget = createLoginBudget();
-  return m;
-}
+});
 
 const requests = (route: string): number => fleet.redfish?.requests.byRoute[route] ?? 0;
 /** session POSTs `m` received, a quirk's answer included (the route counters count routed requests only) */
 const logins = (m: SimMachine): number => fleet.requestLog(m.state.index).filter((r) => LOGIN_REQUEST.test(r.what)).length;
 const origin = (m: SimMachine): string => `https://${m.state.address}:${fleet.redfishPort}`;
 
-function options(m: SimMachine, extra: Partial<RedfishOptions> = {}): RedfishOptions {
-  return { host: m.state.address, port: fleet.redfishPort, user: fleet.user, password: fleet.password, insecure: true, retryBackoffMs: 10, loginBudget: budget, ...extra };
-}
-
-async function failure(p: Promise<unknown>): Promise<BmcError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(BmcError);
-  return err as BmcError;
-}
+const options = (m: SimMachine, extra: Partial<RedfishOptions> = {}): RedfishOptions => redfishOptionsOf(fleet, m, { loginBudget: budget, ...extra });
 
 /** `err`'s message and every cause's, one after another. */
 function messages(err: unknown): string {

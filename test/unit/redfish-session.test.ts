@@ -3,6 +3,7 @@ import { BmcError } from '../../src/errors.js';
 import { createTransport, openRedfish, ReloginPendingError, type RedfishClient, type RedfishOptions } from '../../src/redfish/index.js';
 import { createLoginBudget, type LoginBudget } from '../../src/redfish/login-budget.js';
 import { isTransient } from '../../src/redfish/task.js';
+import { failure } from '../helpers/failure.js';
 import { startMockupServer, startSilentServer, type MockupServer, type MockupServerOptions } from '../helpers/redfish-mockup-server.js';
 import { withPeers } from '../helpers/peers.js';
 import { waitFor } from '../helpers/wait.js';
@@ -29,15 +30,6 @@ async function withClient<T>(extra: Partial<RedfishOptions>, fn: (c: RedfishClie
   } finally {
     await client.close();
   }
-}
-
-async function failure(p: Promise<unknown>): Promise<BmcError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(BmcError);
-  return err as BmcError;
 }
 
 const countOf = (method: string, path: string): number => server.requests.filter((r) => r.method === method && r.path === path).length;
