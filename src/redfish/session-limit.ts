@@ -1,7 +1,10 @@
 /**
  * A session login the BMC refused because its session slots are all taken: operators' scripts,
  * exporters, a GUI that left its sessions open (iDRAC keeps an idle one 30 minutes). Such a BMC
- * refuses every new session until one ends, with the right password; HTTP Basic needs no slot.
+ * refuses every new session until one ends, with the right password; HTTP Basic keeps no slot.
+ * (HPE iLO opens a session for each Basic request and ends it with the answer, "Managing iLO
+ * sessions with Redfish", hpe-dev-incubator/hpe-dev-portal and HPEDevCom/redfishdocs: with every
+ * slot taken the Basic request may find none either; what iLO answers then is not published.)
  */
 import { performance } from 'node:perf_hooks';
 import { BmcError } from '../errors.js';
@@ -9,9 +12,17 @@ import { redfishMessagesOf } from './http-errors.js';
 
 /**
  * The last dot-separated part of the MessageIds that say so, in lower case (the registry prefix
- * and version differ by firmware): the DMTF Base registry's `Base.1.x.SessionLimitExceeded`, and
- * iDRAC's `IDRAC.2.x.RAC0218` "The maximum number of user sessions is reached.", answered 503 with
- * code Base.1.x.GeneralError (stmcginnis/gofish#75, bb-Ricardo/check_redfish#89).
+ * and version differ by firmware): the DMTF Base registry's `Base.1.x.SessionLimitExceeded`, which
+ * Lenovo XCC documents for its session POST, answered 503
+ * (pubs.lenovo.com/xcc3-restapi/create_a_session_post), and iDRAC's `IDRAC.2.x.RAC0218` "The
+ * maximum number of user sessions is reached.", answered 503 with code Base.1.x.GeneralError
+ * (stmcginnis/gofish#75, bb-Ricardo/check_redfish#89). No others: no answer of HPE iLO,
+ * Supermicro, AMI MegaRAC, Huawei iBMC or Fujitsu iRMC to a full session store is published (iLO
+ * lists SessionLimitExceeded in its registry, HewlettPackard/ilo-rest-api-docs _ilo5_msgregs.md,
+ * but nothing shows it sent), and upstream OpenBMC bmcweb has no limit (its session POST fails only
+ * 500 InternalError). Base's `CreateLimitReachedForResource` stays out: a generic "no more of this
+ * resource" no BMC is known to answer a login with, which would make any other refusal of a
+ * create read as full slots.
  */
 const SESSION_LIMIT_MESSAGES: ReadonlySet<string> = new Set(['sessionlimitexceeded', 'rac0218']);
 

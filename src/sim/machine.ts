@@ -9,6 +9,7 @@ import { BmcError } from '../errors.js';
 import { cidrSize, nthHost, parseCidr } from '../net/cidr.js';
 import type { SimTiming } from './latency.js';
 import { quirksOfVariant, type SimQuirkName } from './quirks.js';
+import type { SessionsExhaustedAnswer } from './quirks-redfish.js';
 
 export type SimPower = 'on' | 'off';
 export type SimBoot = 'none' | 'pxe' | 'disk' | 'bios';
@@ -144,6 +145,8 @@ export interface SimMachineState {
   faults: SimFaults;
   /** protocol quirks of real BMCs this machine shows (quirks.ts), read on every request */
   quirks: Set<SimQuirkName>;
+  /** redfish-sessions-exhausted: whose answer the session POST gets (iDRAC's when unset) */
+  sessionsExhaustedAnswer?: SessionsExhaustedAnswer;
   /** latency model and request log (latency.ts), when the fleet has them */
   timing?: SimTiming;
 }

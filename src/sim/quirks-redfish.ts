@@ -16,8 +16,8 @@ export const REDFISH_QUIRKS = {
   },
   'redfish-sessions-exhausted': {
     protocol: 'redfish',
-    description: 'every session POST is answered 503 with iDRAC\'s {"error":{"code":"Base.1.7.GeneralError","@Message.ExtendedInfo":[{"MessageId":"IDRAC.2.4.RAC0218","Message":"The maximum number of user sessions is reached."}]}}, whatever the sessions open; HTTP Basic still authenticates. A state, not a model: set per machine (tests, the control API), in no variant',
-    seenOn: 'iDRAC 9 whose session slots operators\' scripts, exporters or a GUI left taken (idle sessions last 30 minutes): stmcginnis/gofish#75, bb-Ricardo/check_redfish#89, Yogibaer75/Check_MK-Things#41; the DMTF Base registry names it SessionLimitExceeded. redhat-eets/glpi-helper-scripts#132 and theforeman/smart-proxy#895 fall back to Basic',
+    description: 'every session POST is answered as a BMC whose session slots are all taken answers it, whatever the sessions open; HTTP Basic still authenticates. The answer is the machine\'s `sessionsExhaustedAnswer` (SESSIONS_EXHAUSTED_ANSWERS): iDRAC\'s 503 {"error":{"code":"Base.1.7.GeneralError","@Message.ExtendedInfo":[{"MessageId":"IDRAC.2.4.RAC0218","Message":"The maximum number of user sessions is reached."}]}} by default, or Lenovo XCC\'s 503 SessionLimitExceeded (that choice by tests only; the control API sets the quirk with iDRAC\'s answer). A state, not a model: set per machine (tests, the control API), in no variant',
+    seenOn: 'iDRAC 9 whose session slots operators\' scripts, exporters or a GUI left taken (idle sessions last 30 minutes): stmcginnis/gofish#75, bb-Ricardo/check_redfish#89, Yogibaer75/Check_MK-Things#41; Lenovo XCC3 documents 503 SessionLimitExceeded for its session POST (pubs.lenovo.com/xcc3-restapi/create_a_session_post), the DMTF Base registry\'s message. redhat-eets/glpi-helper-scripts#132 and theforeman/smart-proxy#895 fall back to Basic',
     survivedBy: 'curl',
   },
   'redfish-basic-refused': {
@@ -233,6 +233,25 @@ export const REDFISH_QUIRKS = {
 } as const satisfies Record<string, SimQuirkInfo>;
 
 export type RedfishQuirkName = keyof typeof REDFISH_QUIRKS;
+
+/**
+ * redfish-sessions-exhausted: the answers to a session POST of real BMCs whose session slots are
+ * all taken, one per BMC that documents or was seen giving one (src/redfish/session-limit.ts
+ * recognises each). Only answers with a source: HPE iLO, Supermicro, AMI MegaRAC, Huawei iBMC and
+ * Fujitsu iRMC have a session limit but no published answer to it, and upstream OpenBMC bmcweb
+ * has no limit at all (its session store grows without bound).
+ */
+export const SESSIONS_EXHAUSTED_ANSWERS = {
+  /** bb-Ricardo/check_redfish#89 logged the body, stmcginnis/gofish#75 the same with IDRAC.2.1 */
+  idrac: { status: 503, messageId: 'IDRAC.2.4.RAC0218' },
+  /**
+   * pubs.lenovo.com/xcc3-restapi/create_a_session_post: 503 with SessionLimitExceeded; the body and
+   * its registry version are not published, the simulator sends the DMTF form of its Base.1.8
+   */
+  xcc: { status: 503, messageId: 'Base.1.8.SessionLimitExceeded' },
+} as const satisfies Record<string, { status: number; messageId: string }>;
+
+export type SessionsExhaustedAnswer = keyof typeof SESSIONS_EXHAUSTED_ANSWERS;
 
 /**
  * The Redfish quirks each vendor variant shows by default, as its real counterpart is known to

@@ -121,6 +121,17 @@ const CURL_SURVIVES: Record<RedfishQuirkName, (f: Fleet, m: SimMachine) => Promi
     expect(login.json.error['@Message.ExtendedInfo'][0]).toMatchObject({ MessageId: 'IDRAC.2.4.RAC0218', Message: 'The maximum number of user sessions is reached.' });
     expect(f.redfish?.openSessions(f.machines.indexOf(m))).toBe(0);
     expect((await curl(f, m, '/redfish/v1/Systems')).status).toBe(200); // Basic, as glpi-helper-scripts and smart-proxy fall back to
+    // Lenovo XCC's answer instead (pubs.lenovo.com/xcc3-restapi/create_a_session_post)
+    m.state.sessionsExhaustedAnswer = 'xcc';
+    try {
+      const xcc = await curl(f, m, '/redfish/v1/SessionService/Sessions', { method: 'POST', basic: false, json: { UserName: f.user, Password: f.password } });
+      expect(xcc.status).toBe(503);
+      expect(xcc.headers['x-auth-token']).toBeUndefined();
+      expect(xcc.json.error['@Message.ExtendedInfo'][0].MessageId).toMatch(/^Base\.1\.\d+\.SessionLimitExceeded$/);
+      expect((await curl(f, m, '/redfish/v1/Systems')).status).toBe(200);
+    } finally {
+      delete m.state.sessionsExhaustedAnswer;
+    }
   },
   async 'redfish-basic-refused'(f, m) {
     const basic = await curl(f, m, '/redfish/v1/Systems');

@@ -1,8 +1,9 @@
 /**
  * A BMC whose Redfish session slots are all taken (operators' scripts, exporters, a GUI that left
  * its sessions open; iDRAC keeps an idle one 30 minutes) refuses every new session login with the
- * right password: iDRAC 503 IDRAC.2.4.RAC0218 (the simulator's `redfish-sessions-exhausted`), other
- * BMCs Base.1.x.SessionLimitExceeded (the simulator's own store when full). In auto mode the client
+ * right password: iDRAC 503 IDRAC.2.4.RAC0218, Lenovo XCC 503 Base.1.x.SessionLimitExceeded (the
+ * simulator's `redfish-sessions-exhausted`, by the machine's `sessionsExhaustedAnswer`), and the
+ * simulator's own store when full. In auto mode the client
  * falls back to HTTP Basic for the connection; where Basic is refused too (`redfish-basic-refused`,
  * iDRAC10's "Unadvertised" default) and in session mode the failure says so: NO_SESSION_SLOTS, not
  * AUTH_FAILED, and no secret in it.
@@ -14,6 +15,7 @@ import { openRedfish, type RedfishClient, type RedfishOptions } from '../../src/
 import { createLoginBudget, loginBudgetKey, type LoginBudget } from '../../src/redfish/login-budget.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import type { SimMachine } from '../../src/sim/machine.js';
+import { SESSIONS_EXHAUSTED_ANSWERS, type SessionsExhaustedAnswer } from '../../src/sim/quirks-redfish.js';
 import { failure } from '../helpers/failure.js';
 import { LOGIN_REQUEST } from '../helpers/fleet.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
@@ -28,7 +30,7 @@ const WARNING = 'redfish session slots of the BMC all taken; using HTTP Basic fo
 const SYSTEM = '/redfish/v1/Systems/1'; // the Lenovo-like machine's
 
 let fleet: Fleet;
-const { machineWith } = fleetPerFile({ count: 6, variants: ['lenovo'], password: PASSWORD, redfishSessionsPerMachine: SLOTS, recordRequests: true }, (f) => (fleet = f));
+const { machineWith } = fleetPerFile({ count: 10, variants: ['lenovo'], password: PASSWORD, redfishSessionsPerMachine: SLOTS, recordRequests: true }, (f) => (fleet = f));
 /** each test's own: a refused login of one test holds back no login of another */
 let budget: LoginBudget;
 beforeEach(() => {
@@ -189,5 +191,40 @@ describe('the BMC\'s own session store full (Base.1.8.SessionLimitExceeded)', ()
       await Promise.all(held.map((c) => c.close()));
     }
     expect(fleet.redfish?.openSessions(fleet.machines.indexOf(m))).toBe(0);
+  });
+});
+
+describe.each(Object.entries(SESSIONS_EXHAUSTED_ANSWERS) as [SessionsExhaustedAnswer, { status: number; messageId: string }][])('%s\'s answer to the session POST with every slot taken (redfish-sessions-exhausted)', (answer, { status, messageId }) => {
+  function exhausted(): SimMachine {
+    const m = machineWith('redfish-sessions-exhausted');
+    m.state.sessionsExhaustedAnswer = answer;
+    return m;
+  }
+  const budgetRecord = (m: SimMachine) => budget.get(loginBudgetKey(m.state.address, fleet.redfishPort, fleet.user, fleet.password));
+
+  it(`auto: HTTP ${status} ${messageId} falls back to HTTP Basic, the machine read; the refusal not counted in the login budget`, async () => {
+    const m = exhausted();
+    const log = captureLog('info');
+    const loginsBefore = logins(m);
+    const client = await openRedfish(options(m, { logger: log.logger }));
+    try {
+      expect(client.auth).toBe('basic');
+      expect((await client.get<{ PowerState: string }>(SYSTEM)).PowerState).toBe(m.state.power === 'on' ? 'On' : 'Off');
+    } finally {
+      await client.close();
+    }
+    expect(logins(m) - loginsBefore).toBe(1);
+    expectOneWarning(log, m, messageId);
+    expect(budgetRecord(m)).toBeUndefined();
+  });
+
+  it(`session mode: NO_SESSION_SLOTS (HTTP ${status}) naming ${messageId}, not AUTH_FAILED; not counted in the login budget`, async () => {
+    const m = exhausted();
+    const err = await failure(openRedfish(options(m, { authMode: 'session' })));
+    expect(err.code).toBe('NO_SESSION_SLOTS');
+    expect(err.httpStatus).toBe(status);
+    expect(err.message).toContain(messageId);
+    expectNoSecret(messages(err));
+    expect(budgetRecord(m)).toBeUndefined();
   });
 });

@@ -19,7 +19,7 @@ describe('sessionLimitMessageId', () => {
     expect(sessionLimitMessageId(answer(status, 'Base.1.7.GeneralError', id))).toBe(id);
   });
 
-  it.each([['Base.1.7.GeneralError'], ['IDRAC.2.4.RAC0219'], ['Oem.SessionLimitExceededSoon'], ['RAC0218.Oem.Other'], ['Base.1.8.ServiceTemporarilyUnavailable']])('%s is not a session limit', (id) => {
+  it.each([['Base.1.7.GeneralError'], ['IDRAC.2.4.RAC0219'], ['Oem.SessionLimitExceededSoon'], ['RAC0218.Oem.Other'], ['Base.1.8.ServiceTemporarilyUnavailable'], ['Base.1.8.CreateLimitReachedForResource']])('%s is not a session limit', (id) => {
     expect(sessionLimitMessageId(answer(503, id))).toBeUndefined();
   });
 

@@ -6,7 +6,7 @@
  * reply on its way out (`shapeReply`: bodies, headers, bytes on the wire).
  */
 import { hasQuirk } from '../machine.js';
-import type { RedfishQuirkName } from '../quirks-redfish.js';
+import { SESSIONS_EXHAUSTED_ANSWERS, type RedfishQuirkName, type SessionsExhaustedAnswer } from '../quirks-redfish.js';
 import { link, paths, type MachineContext, type Rq } from './context.js';
 import { errorReply, notFound, RedfishFault, type Reply } from './http.js';
 import type { Json } from './mockup.js';
@@ -85,22 +85,39 @@ function unavailableReply(): Reply {
   return { ...reply, headers: { 'Retry-After': String(RETRY_AFTER_S) } };
 }
 
-/**
- * redfish-sessions-exhausted: iDRAC's answer to a session POST while its session slots are all
- * taken (the body as bb-Ricardo/check_redfish#89 logged it, Resolution shortened).
- */
-export function sessionsExhaustedReply(): Reply {
+/** iDRAC's body, as bb-Ricardo/check_redfish#89 logged it (Resolution shortened). */
+function idracSessionsExhausted(messageId: string): unknown {
   const info = {
     Message: 'The maximum number of user sessions is reached.',
     MessageArgs: [],
     'MessageArgs@odata.count': 0,
-    MessageId: 'IDRAC.2.4.RAC0218',
+    MessageId: messageId,
     RelatedProperties: [],
     'RelatedProperties@odata.count': 0,
     Resolution: 'Make sure that the number of active sessions is less than or equal to the threshold limit. To end a current session and start a new session, log out of iDRAC by using a Graphical User Interface (GUI), or end any unused session by running racadm closessn -i [session id].',
     Severity: 'Informational',
   };
-  return { status: 503, body: { error: { '@Message.ExtendedInfo': [info], code: 'Base.1.7.GeneralError', message: 'A general error has occurred. See ExtendedInfo for more information' } } };
+  return { error: { '@Message.ExtendedInfo': [info], code: 'Base.1.7.GeneralError', message: 'A general error has occurred. See ExtendedInfo for more information' } };
+}
+
+/** The DMTF Base registry's message in the DMTF error form (Lenovo XCC publishes only its status and MessageId). */
+function dmtfSessionLimitExceeded(messageId: string): unknown {
+  const info = {
+    MessageId: messageId,
+    Message: 'The session establishment failed due to the number of simultaneous sessions exceeding the limit of the implementation.',
+    MessageArgs: [],
+    Severity: 'Critical',
+    Resolution: 'Reduce the number of other sessions before trying to establish the session or increase the limit of simultaneous sessions (if supported).',
+  };
+  return { error: { code: 'Base.1.8.GeneralError', message: 'A general error has occurred. See ExtendedInfo for more information.', '@Message.ExtendedInfo': [info] } };
+}
+
+const SESSIONS_EXHAUSTED_BODIES: Readonly<Record<SessionsExhaustedAnswer, (messageId: string) => unknown>> = { idrac: idracSessionsExhausted, xcc: dmtfSessionLimitExceeded };
+
+/** redfish-sessions-exhausted: `answer`'s reply to a session POST while its session slots are all taken (SESSIONS_EXHAUSTED_ANSWERS). */
+export function sessionsExhaustedReply(answer: SessionsExhaustedAnswer = 'idrac'): Reply {
+  const { status, messageId } = SESSIONS_EXHAUSTED_ANSWERS[answer];
+  return { status, body: SESSIONS_EXHAUSTED_BODIES[answer](messageId) };
 }
 
 /** redfish-basic-refused: iDRAC's 401 to Basic credentials while Basic is "Unadvertised" (dell/iDRAC-Redfish-Scripting#371): no WWW-Authenticate offering Basic. */
@@ -211,7 +228,7 @@ export function beforeRoute(ctx: MachineContext, method: string, pathname: strin
     // iDRAC 7/8: 400 for the session POST, nothing else there
     return { reply: method === 'POST' ? errorReply(400, 'GeneralError', 'The request could not be processed because SessionService is not supported.') : notFound() };
   }
-  if (quirk(ctx, 'redfish-sessions-exhausted') && method === 'POST' && path === '/redfish/v1/SessionService/Sessions') return { reply: sessionsExhaustedReply() };
+  if (quirk(ctx, 'redfish-sessions-exhausted') && method === 'POST' && path === '/redfish/v1/SessionService/Sessions') return { reply: sessionsExhaustedReply(ctx.machine.state.sessionsExhaustedAnswer) };
   if (quirk(ctx, 'redfish-legacy-power-only')) {
     if (path.startsWith(`${p.chassis}/PowerSubsystem`) || path === `${p.chassis}/EnvironmentMetrics`) return { reply: notFound() };
   }
