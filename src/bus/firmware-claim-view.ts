@@ -39,6 +39,7 @@ import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { claimKeys, claimLeaseMs, parseClaim, type ClaimValue } from './firmware-claims.js';
 import { keepWatching, type KvBucket, type KvEntry } from './kv.js';
+import { parsePowerMark, POWER_MARK_PREFIX, type PowerMark } from './power-marks.js';
 
 /** Another process's firmware claim on a machine or its BMC. */
 export interface ClaimHeldElsewhere {
@@ -62,6 +63,8 @@ export interface FirmwareClaimView {
   caughtUp(withinMs: number): Promise<boolean>;
   /** another process's live claim on the machine key or on the BMC (`host:port`, empty for none), the machine's first */
   heldElsewhere(subject: { machineKey: string; bmc: string }): ClaimHeldElsewhere | undefined;
+  /** a power step another process runs on the machine or its BMC (its mark, power-marks.ts), and when it ends */
+  powerElsewhere(subject: { machineKey: string; bmc: string }): { mark: PowerMark; ended: Promise<void> } | undefined;
   close(): void;
 }
 
@@ -69,6 +72,8 @@ export interface FirmwareClaimViewOptions {
   kv: KvBucket;
   /** a claim this process wrote (FirmwareClaims.isOwn) */
   isOwn: (claim: ClaimValue) => boolean;
+  /** a power step's mark this process wrote (PowerMarks.isOwn): none of them are in the view */
+  isOwnMark?: (mark: PowerMark) => boolean;
   logger: Logger;
   /** a claim not renewed for this long no longer counts (firmware-claims.ts `leaseMs`, default 90 s) */
   leaseMs?: number;
@@ -97,6 +102,14 @@ interface Held {
 
 const sameJob = (a: ClaimValue, b: ClaimValue) => a.instance === b.instance && a.token === b.token && a.job === b.job;
 
+/** another process's power step running, by its mark's key: it counts until deleted or `holdMs` after its write */
+interface Marked {
+  mark: PowerMark;
+  timer: NodeJS.Timeout;
+  ended: Promise<void>;
+  end: () => void;
+}
+
 /** how often a key whose stale time came but whose read failed is read again, and how often the bucket is checked for a remake (a firmware claim's renewal period) */
 const RECHECK_MS = 15_000;
 
@@ -106,6 +119,7 @@ export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareCl
   const recheckMs = o.recheckMs ?? RECHECK_MS;
   const monotonicNow = o.monotonicNow ?? (() => performance.now());
   const held = new Map<string, Held>();
+  const marks = new Map<string, Marked>();
   let closed = false;
   /** the highest revision the current watch delivered, and who waits for one */
   let seenRevision = 0;
@@ -176,9 +190,38 @@ export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareCl
     free(key);
   }
 
+  function unmark(key: string): void {
+    const m = marks.get(key);
+    if (!m) return;
+    marks.delete(key);
+    clearTimeout(m.timer);
+    m.end();
+  }
+
+  /** A power step's mark: counted from its write for its hold (it is not renewed), until deleted. */
+  function seenMark(entry: KvEntry): void {
+    const mark = entry.deleted ? undefined : parsePowerMark(entry.value);
+    if (mark === undefined || o.isOwnMark?.(mark) === true) return unmark(entry.key);
+    // delivered again (a watch started again): the same mark, its timer runs on
+    if (marks.has(entry.key)) return;
+    const left = mark.holdMs - writtenAgo(entry);
+    if (left <= 0) return;
+    let end!: () => void;
+    const ended = new Promise<void>((resolve) => (end = resolve));
+    const timer = setTimeout(() => unmark(entry.key), left);
+    timer.unref();
+    marks.set(entry.key, { mark, timer, ended, end });
+    if (marks.size > maxKeys) {
+      const oldest = marks.keys().next().value!;
+      o.logger.warn({ markKey: oldest, marks: marks.size, maxKeys }, "firmware claims bucket holds more power steps' marks than expected; the one seen longest ago is forgotten");
+      unmark(oldest);
+    }
+  }
+
   function seen(entry: KvEntry): void {
     if (entry.revision > seenRevision) seenRevision = entry.revision;
     for (const check of [...onSeen]) check();
+    if (entry.key.startsWith(`${POWER_MARK_PREFIX}.`)) return seenMark(entry);
     const claim = entry.deleted ? undefined : parseClaim(entry.value);
     const before = held.get(entry.key);
     if (claim === undefined || o.isOwn(claim)) return free(entry.key);
@@ -246,13 +289,25 @@ export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareCl
     },
     restart,
     async caughtUp(withinMs) {
-      let upTo: number;
-      try {
-        upTo = await o.kv.lastRevision();
-      } catch {
-        return false;
+      const started = monotonicNow();
+      let timer: NodeJS.Timeout | undefined;
+      // the question to the bucket within the bound too (a JetStream request's own timeout is 5 s)
+      const upTo = await Promise.race([
+        o.kv.lastRevision().catch(() => undefined),
+        new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), withinMs))),
+      ]).finally(() => clearTimeout(timer));
+      if (upTo === undefined) return false;
+      // below what was seen: the bucket was made again, which the watch from before would never deliver
+      if (upTo < seenRevision) {
+        o.logger.warn({ bucket: o.kv.bucket, lastRevision: upTo, seenRevision }, "the firmware claims' key-value bucket was made again (its revisions start over); watching it anew");
+        restart();
       }
-      return deliveredUpTo(upTo, withinMs);
+      return deliveredUpTo(upTo, Math.max(0, withinMs - (monotonicNow() - started)));
+    },
+    powerElsewhere(subject) {
+      const keys = claimKeys(subject);
+      for (const m of marks.values()) if (keys.includes(m.mark.machine) || (m.mark.bmc !== '' && keys.includes(m.mark.bmc))) return { mark: m.mark, ended: m.ended };
+      return undefined;
     },
     heldElsewhere(subject) {
       const [machineKey, bmcKey] = claimKeys(subject);
@@ -267,6 +322,7 @@ export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareCl
       clearInterval(remakeCheck);
       watch.stop();
       for (const key of [...held.keys()]) free(key);
+      for (const key of [...marks.keys()]) unmark(key);
     },
   };
 }

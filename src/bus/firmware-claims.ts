@@ -110,7 +110,7 @@ export interface ClaimValue {
 export const MAX_CLAIM_HOLD_MS = 24 * 3600_000;
 
 /** How long after its last write a claim stops counting when not renewed: the lease, or its hold where that is longer (bounded). */
-export function claimLeaseMs(claim: ClaimValue | undefined, leaseMs: number): number {
+export function claimLeaseMs(claim: Pick<ClaimValue, 'holdMs'> | undefined, leaseMs: number): number {
   return Math.max(leaseMs, Math.min(claim?.holdMs ?? 0, MAX_CLAIM_HOLD_MS));
 }
 
@@ -132,9 +132,11 @@ export function parseClaim(bytes: Uint8Array): ClaimValue | undefined {
     const v = JSON.parse(Buffer.from(bytes).toString('utf8')) as Partial<ClaimValue>;
     const strings = [v.instance, v.token, v.job, v.kind].every((s) => typeof s === 'string' && s.length <= 128);
     const since = v.since === undefined || (typeof v.since === 'string' && v.since.length <= 64);
-    // a hold that is no duration counts as none (the lease alone); a longer one than the bound is cut by claimLeaseMs
-    const holdMs = v.holdMs === undefined || (typeof v.holdMs === 'number' && Number.isFinite(v.holdMs) && v.holdMs >= 0);
-    return strings && since && holdMs && typeof v.renewedAt === 'number' && Number.isFinite(v.renewedAt) ? (v as ClaimValue) : undefined;
+    if (!(strings && since && typeof v.renewedAt === 'number' && Number.isFinite(v.renewedAt))) return undefined;
+    // a hold that is no duration counts as none, the claim as held for its lease (a later version's
+    // other form must not free a machine at once); a longer one than the bound is cut by claimLeaseMs
+    const { holdMs, ...claim } = v as ClaimValue;
+    return typeof holdMs === 'number' && Number.isFinite(holdMs) && holdMs >= 0 ? { ...claim, holdMs } : claim;
   } catch {
     return undefined;
   }
@@ -195,6 +197,8 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
   const monotonicNow = o.monotonicNow ?? (() => performance.now());
   const token = randomBytes(8).toString('hex');
   const renewals = new Set<NodeJS.Timeout>();
+  /** jobs of this process whose claims were released (the last MAX_SIGHTINGS): a claim of theirs left behind is no other job's */
+  const releasedJobs = new Set<string>();
   const encode = (s: FirmwareClaimSubject): Uint8Array => {
     const holdMs = Math.min(MAX_CLAIM_HOLD_MS, Math.max(0, Math.round(s.holdMs?.() ?? 0)));
     return Buffer.from(JSON.stringify({ instance: o.instanceId, token, job: s.jobId, kind: s.kind, renewedAt: now(), ...(s.since !== undefined ? { since: s.since } : {}), ...(holdMs > 0 ? { holdMs } : {}) } satisfies ClaimValue));
@@ -261,6 +265,12 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
       }
       if (ours(entry.value, s)) return forget(key, entry.revision); // our own write, its answer lost on the way
       const other = parseClaim(entry.value);
+      // a job of this process that ended, whose delete did not reach the bucket (NATS away): nothing holds the machine
+      if (other && other.token === token && other.instance === o.instanceId && releasedJobs.has(other.job)) {
+        const after = await o.kv.update(key, encode(s), entry.revision);
+        if (after === undefined) continue;
+        return forget(key, after);
+      }
       // this job's own claim, left by the run of this instance that a restart ended: the job is resumed here
       if (other && other.instance === o.instanceId && other.job === s.jobId) {
         const resumed = await o.kv.update(key, encode(s), entry.revision);
@@ -299,8 +309,27 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
       const current = await ourRevision(key, s);
       if (current !== undefined) await o.kv.delete(key, current);
     } catch (err) {
-      o.logger.warn({ err, claimKey: key }, 'cannot delete a firmware claim; it turns stale after its lease');
+      o.logger.warn({ err, claimKey: key, job: s.jobId }, 'cannot delete a firmware claim (NATS away?); tried again every renewal period, meanwhile other instances hold its machine');
+      dropLater(key, s, monotonicNow() + claimLeaseMs(s.holdMs ? { holdMs: s.holdMs() } : undefined, leaseMs));
     }
+  }
+
+  /** deletes left behind by an outage: tried again every renewMs while the claim could still hold its machine elsewhere */
+  const laterDrops = new Set<NodeJS.Timeout>();
+  function dropLater(key: string, s: FirmwareClaimSubject, until: number): void {
+    const timer = setTimeout(() => {
+      laterDrops.delete(timer);
+      void (async () => {
+        try {
+          const current = await ourRevision(key, s);
+          if (current !== undefined) await o.kv.delete(key, current);
+        } catch {
+          if (monotonicNow() < until) dropLater(key, s, until);
+        }
+      })();
+    }, renewMs);
+    timer.unref();
+    laterDrops.add(timer);
   }
 
   return {
@@ -380,6 +409,8 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
         held: {
           async release() {
             released = true;
+            releasedJobs.add(s.jobId);
+            if (releasedJobs.size > MAX_SIGHTINGS) releasedJobs.delete(releasedJobs.values().next().value!);
             clearInterval(timer);
             renewals.delete(timer);
             // a renewal asked for again after the one under way starts from its finally: waited for too
@@ -396,6 +427,8 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
     close() {
       for (const timer of renewals) clearInterval(timer);
       renewals.clear();
+      for (const timer of laterDrops) clearTimeout(timer);
+      laterDrops.clear();
     },
   };
 }

@@ -184,6 +184,12 @@ export interface FirmwareJobsOptions {
   maxRunning?: number;
   /** the end of a power command running now on the machine or BMC (CommandRunner.powerSettled): a new job waits for it before it asks the BMC anything */
   powerSettled?: (key: string, bmc: string) => Promise<void> | undefined;
+  /**
+   * the power steps other instances run on the machine or BMC (their marks, bus/power-marks.ts):
+   * resolves once the claims bucket was caught up with and none runs (`onWait` told each one
+   * waited for); a job that holds its claim waits for it, sending nothing meanwhile
+   */
+  powerElsewhere?: (key: string, bmc: string, onWait: (step: { command: string; instance: string }) => void) => Promise<void>;
   /** finished jobs kept in the state file (default 100) */
   keepFinished?: number;
   logger: Logger;
@@ -390,6 +396,8 @@ interface JobRun {
   heardBefore?: number;
   /** a power command running on the machine, whose end the job waits for within its deadline before it asks the BMC anything */
   after?: Promise<void>;
+  /** another instance's power steps on the machine: resolves once none runs (FirmwareJobsOptions.powerElsewhere), waited for after `after` */
+  elsewhere?: (onWait: (step: { command: string; instance: string }) => void) => Promise<void>;
 }
 
 type FirmwareAction = Extract<Plan['actions'][number], { kind: 'firmware' }>;
@@ -776,6 +784,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     job.heldUntil = new Date(Math.min(limit, Date.now() + holdMs)).toISOString();
     // persisted before it is told: a restart holds again to this heldUntil and does not tell it twice
     persist();
+    // the other instances hold the machine to the new end too, were this one to go now (claimHoldMs)
+    claimOf.get(job)?.rewrite?.();
     o.logger.warn({ ...fields, heldUntil: job.heldUntil }, 'firmware task still runs at the end of its machine\'s hold; held longer');
     emit(job, 'held', {
       code: OUTCOME_UNKNOWN,
@@ -885,6 +895,11 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         await raceAbort(run.after, dl.signal);
         if (stopping) throw new BmcError('ABORTED', 'metal-bmc is shutting down');
       }
+      if (run.elsewhere) {
+        const onWait = (step: { command: string; instance: string }) => o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, command: step.command, instance: step.instance }, 'firmware update waits for the power command another instance runs on its machine to end');
+        await raceAbort(run.elsewhere(onWait), dl.signal);
+        if (stopping) throw new BmcError('ABORTED', 'metal-bmc is shutting down');
+      }
       if (job.notSent) {
         delete job.notSent;
         persist();
@@ -955,7 +970,11 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     // the machine is free before its outcome is told: the next update an orchestrator sends on
     // "completed" is not refused for this one (the BMC's session is closed after, off that path)
     // within a few seconds: with NATS slow the outcome would wait for it (a claim not deleted turns stale after its lease)
-    if (claim) await endedWithin(claim.release(), CLAIM_RELEASE_MS);
+    // A stop that cut off an update the BMC may have taken, which the next start cannot watch (no
+    // task named yet): its claim stays, so the other instances hold the machine for the hold it
+    // carries (claimHoldMs) while the BMC may be flashing, as for a hold cut off by a stop
+    const mayFlash = stopping && state === 'interrupted' && job.notSent !== true;
+    if (claim && !mayFlash) await endedWithin(claim.release(), CLAIM_RELEASE_MS);
     // whatever its outcome, the event's update ran: no delivery of it starts another
     if (step) await endedWithin(step.done(), CLAIM_RELEASE_MS);
     active.delete(job.key);
@@ -974,6 +993,9 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   async function releaseHoldClaim(claim: JobClaim | undefined): Promise<void> {
     if (claim && !stopping) await endedWithin(claim.release(), CLAIM_RELEASE_MS);
   }
+
+  /** the claim across instances each job holds, to write it again at once when its hold changes */
+  const claimOf = new WeakMap<FirmwareJob, JobClaim>();
 
   /**
    * How long the other instances keep the job's machine held after its claim's last write, were
@@ -1098,6 +1120,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       state: 'running',
       acceptedAt: now,
       updatedAt: now,
+      // until runJob begins to send: its claim's first write tells the other instances no hold (claimHoldMs)
+      notSent: true,
     };
     const stopper = new AbortController();
     const entry: ActiveJob = { job, bmcKey, abort: stopper, done: Promise.resolve() };
@@ -1121,6 +1145,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         return refuse(plan, 'BUSY', `a firmware update is still running for this machine or its BMC ${bmc} on another instance: ${outcome.busy}`, action.firmware, image);
       }
       claim = outcome.held;
+      claimOf.set(job, claim);
       if (stopping) {
         // metal-bmc began to stop while the claim was asked for: no update starts now; the event goes back
         await claim.release();
@@ -1138,7 +1163,6 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     // a power command running on the machine now (sent before this event) ends first: a flash must
     // not begin in the middle of a reset; power commands coming from here on are held by this job
     const powerRunning = o.powerSettled?.(plan.key, bmcKey);
-    if (powerRunning) job.notSent = true;
     active.set(plan.key, entry);
     jobs.push(job);
     persist();
@@ -1146,7 +1170,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     o.logger.info({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, image, timeoutMs: o.timeoutMs }, 'firmware update accepted; running in the background');
     emit(job, 'accepted');
     const work = (bmc: Outband, x: FirmwareOptions) => bmc.updateFirmware(job.kind, action.url, { ...x, ...(o.imageDispatcher ? { dispatcher: o.imageDispatcher } : {}) });
-    entry.done = runJob(entry, { ipmi: plan.ipmi, work, deadlineMs: o.timeoutMs, ...(powerRunning ? { after: powerRunning } : {}) }, claim, step);
+    const elsewhere = o.powerElsewhere;
+    entry.done = runJob(entry, { ipmi: plan.ipmi, work, deadlineMs: o.timeoutMs, ...(powerRunning ? { after: powerRunning } : {}), ...(elsewhere ? { elsewhere: (onWait: (step: { command: string; instance: string }) => void) => elsewhere(plan.key, bmcKey, onWait) } : {}) }, claim, step);
     return { accepted: true, job };
   }
 
@@ -1228,7 +1253,10 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     entry.claiming = asked.catch(() => undefined);
     try {
       const outcome = await asked;
-      if ('held' in outcome) return outcome.held;
+      if ('held' in outcome) {
+        claimOf.set(job, outcome.held);
+        return outcome.held;
+      }
       active.delete(job.key);
       o.metrics?.firmwareJobsRunning.set(active.size);
       if (job.state === 'running') {

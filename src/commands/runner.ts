@@ -129,11 +129,13 @@ export interface CommandRunnerOptions {
   firmwareJobs?: {
     activeFor(plan: Plan): FirmwareJobHold | undefined;
     /**
-     * Brings what activeFor knows of other instances up to the claims bucket (their claims come by
-     * a watch, a few milliseconds after another instance took one): awaited before a power step
-     * runs; never rejects (a bucket that cannot be asked leaves activeFor as it is)
+     * Before a plan's power step runs: tells the other instances' firmware jobs that it runs (a
+     * mark they wait for, counting at most `boundMs`: bus/power-marks.ts), then brings what
+     * activeFor knows of other instances up to the claims bucket (their claims come by a watch, a
+     * few milliseconds after another instance took one). Resolves with what ends the telling,
+     * called once the plan ended; never rejects (a bucket that cannot be used leaves both as they are)
      */
-    caughtUp?(): Promise<void>;
+    beforePower?(plan: Plan, boundMs: number): Promise<() => Promise<void>>;
   };
 }
 
@@ -281,6 +283,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   positive('maxQueuePerMachine', maxQueue, true);
   const attempts = checkCount('command runner: attempts', o.attempts, 2, 1, 10);
   const retryDelayMs = checkDuration('command runner: retryDelayMs', o.retryDelayMs, 1000, 60_000);
+  /** the longest a plan runs, its attempts and the pauses between them, and a margin: how long its power step's mark counts at most */
+  const planBoundMs = attempts * o.timeoutMs + retryDelayMs * (2 ** (attempts - 1) - 1) + 30_000;
   const orderHoldMs = checkDuration('command runner: orderHoldMs', o.orderHoldMs, 60_000, MAX_TIMER_MS);
   /** each machine's events handed back and not come back yet: its later events go back behind them */
   const holds = createOrderHolds({ holdMs: orderHoldMs, logger: o.logger });
@@ -430,19 +434,28 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
    * a job found is kept to as at the queue: a command is refused, a lifecycle event waits for the
    * job's end (in its slot: this is the rare case of a claim taken in those milliseconds).
    */
-  async function firmwareJobSeenLate(plan: Plan, cut: AbortSignal): Promise<CommandResult | undefined> {
-    const caughtUp = o.firmwareJobs?.caughtUp;
-    if (caughtUp === undefined || !changesPower(plan)) return undefined;
-    await caughtUp();
+  async function firmwareJobSeenLate(plan: Plan, cut: AbortSignal): Promise<{ refused?: CommandResult; ended?: () => Promise<void> }> {
+    const beforePower = o.firmwareJobs?.beforePower;
+    if (beforePower === undefined || !changesPower(plan)) return {};
+    const ended = await beforePower(plan, planBoundMs);
     let told = false;
-    for (let job = firmwareJobFor(plan); job !== undefined && !cut.aborted; job = firmwareJobFor(plan)) {
-      if (DURING_FIRMWARE_UPDATE[plan.type] === 'refuse') return refusalDuringFirmware(plan, job);
+    // another instance's job only: this instance's own were asked at the queue, and one accepted
+    // since waits for this plan (powerSettled), which waiting for it in turn would deadlock
+    const otherInstancesJob = () => {
+      const job = firmwareJobFor(plan);
+      return job?.instance === undefined ? undefined : job;
+    };
+    for (let job = otherInstancesJob(); job !== undefined && !cut.aborted; job = otherInstancesJob()) {
+      if (DURING_FIRMWARE_UPDATE[plan.type] === 'refuse') {
+        await ended();
+        return { refused: refusalDuringFirmware(plan, job) };
+      }
       if (!told) o.logger.info({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, firmwareJob: job.id, firmwareKind: job.kind, since: job.since, ...(job.instance !== undefined ? { firmwareInstance: job.instance } : {}) }, 'machine event held: its power step waits until the firmware update of its machine or BMC ends');
       told = true;
       // a cut (shutdown, lost lead) ends the wait: the plan runs on to end ABORTED and go back
       await raceAbort(job.ended, cut).catch(() => undefined);
     }
-    return undefined;
+    return { ended };
   }
 
   /**
@@ -730,22 +743,27 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     const eventId = plan.eventId;
     const before = await settledBefore(plan);
     if (before !== undefined) return before;
-    const duringFirmware = await firmwareJobSeenLate(plan, cut);
-    if (duringFirmware !== undefined) return duringFirmware;
-    if (journal?.started !== undefined && eventId !== undefined) {
-      let runs: number | undefined;
-      try {
-        runs = await journal.started(eventId);
-      } catch (err) {
-        o.logger.warn({ err, machineId: plan.machineId, command: plan.command, eventId }, 'event journal: this run of the event not counted; it runs');
+    const power = await firmwareJobSeenLate(plan, cut);
+    if (power.refused !== undefined) return power.refused;
+    try {
+      if (journal?.started !== undefined && eventId !== undefined) {
+        let runs: number | undefined;
+        try {
+          runs = await journal.started(eventId);
+        } catch (err) {
+          o.logger.warn({ err, machineId: plan.machineId, command: plan.command, eventId }, 'event journal: this run of the event not counted; it runs');
+        }
+        if (runs !== undefined && runs > MAX_UNSETTLED_RUNS) return refuseUnsettled(plan, runs);
       }
-      if (runs !== undefined && runs > MAX_UNSETTLED_RUNS) return refuseUnsettled(plan, runs);
+      const closing: Array<Promise<void>> = [];
+      const result = await executeWithRetries(plan, cut, newerPending, closing);
+      const handedBack = eventId !== undefined && (result.code === 'ABORTED' || result.handedBack) ? countHandBack(plan, eventId) : undefined;
+      await Promise.all([handedBack, ...closing]);
+      return result;
+    } finally {
+      // the other instances' firmware jobs need no longer wait for this step
+      await power.ended?.();
     }
-    const closing: Array<Promise<void>> = [];
-    const result = await executeWithRetries(plan, cut, newerPending, closing);
-    const handedBack = eventId !== undefined && (result.code === 'ABORTED' || result.handedBack) ? countHandBack(plan, eventId) : undefined;
-    await Promise.all([handedBack, ...closing]);
-    return result;
   }
 
   /**

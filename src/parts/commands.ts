@@ -11,6 +11,8 @@ import { defaultDurableName, subscribeMachineEvents, type MachineEventSubscripti
 import { publishResult } from '../bus/results.js';
 import { createFirmwareClaimView, type FirmwareClaimView } from '../bus/firmware-claim-view.js';
 import { createFirmwareClaims, firmwareBucketName, type FirmwareClaims } from '../bus/firmware-claims.js';
+import { createPowerMarks, type PowerMarks } from '../bus/power-marks.js';
+import { warningsEvery } from '../redfish/session-limit.js';
 import { jetstreamOrUndefined } from '../bus/jetstream.js';
 import { openKvBucket, type KvBucket } from '../bus/kv.js';
 import { createServerClock, type ServerClock } from '../bus/server-clock.js';
@@ -124,7 +126,7 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
     ...(journal ? { journal } : {}),
     // power steps are refused or wait while a firmware job runs on the machine: this instance's
     // (the jobs are made below, before any event comes), or another's, seen through its claim
-    ...(o.firmware ? { firmwareJobs: { activeFor: (plan: Plan) => firmware?.activeFor(plan) ?? elsewhere(claimView, plan), caughtUp: () => claimsCaughtUp(claimView, o.logger) } } : {}),
+    ...(o.firmware ? { firmwareJobs: { activeFor: (plan: Plan) => firmware?.activeFor(plan) ?? elsewhere(claimView, plan), beforePower: (plan: Plan, boundMs: number) => beforePowerStep(powerMarks, claimView, plan, boundMs, o.logger) } } : {}),
     onResult: (result) => {
       publish(result);
       o.onResult?.(result);
@@ -138,7 +140,9 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
   const opened = o.firmware && o.mode !== 'core' ? await openFirmwareClaims(o, instanceIdOf(o), serverNow) : undefined;
   const claims = opened?.claims;
   // known before the first event: a power command must see an update another instance runs now
-  const claimView = opened ? createFirmwareClaimView({ kv: opened.kv, isOwn: opened.claims.isOwn, logger: o.logger, ...(serverNow ? { serverNow } : {}) }) : undefined;
+  // this instance's power steps, told to the other instances' firmware jobs
+  const powerMarks = opened ? createPowerMarks({ kv: opened.kv, instanceId: instanceIdOf(o), logger: o.logger }) : undefined;
+  const claimView = opened ? createFirmwareClaimView({ kv: opened.kv, isOwn: opened.claims.isOwn, isOwnMark: powerMarks!.isOwn, logger: o.logger, ...(serverNow ? { serverNow } : {}) }) : undefined;
   if (opened && claimView) opened.remade.view = claimView;
   try {
     await claimView?.start();
@@ -154,6 +158,7 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
         connect: o.firmware.connect ?? o.connect,
         timeoutMs: o.firmware.timeoutMs,
         powerSettled: (key: string, bmc: string) => runner.powerSettled(key, bmc),
+        ...(claimView ? { powerElsewhere: (key: string, bmc: string, onWait: (step: { command: string; instance: string }) => void) => powerStepsElsewhereEnded(claimView, key, bmc, onWait, o.logger) } : {}),
         ...(o.firmware.stateFile !== undefined ? { stateFile: o.firmware.stateFile } : {}),
         ...(o.firmware.checkUrl ? { checkUrl: o.firmware.checkUrl } : {}),
         ...(o.firmware.checkTarget ? { checkTarget: o.firmware.checkTarget } : {}),
@@ -287,7 +292,29 @@ const CLAIMS_CAUGHT_UP_MS = 2000;
  */
 async function claimsCaughtUp(view: FirmwareClaimView | undefined, logger: Logger): Promise<void> {
   if (view === undefined) return;
-  if (!(await view.caughtUp(CLAIMS_CAUGHT_UP_MS))) logger.warn({ waitedMs: CLAIMS_CAUGHT_UP_MS }, "the firmware claims' bucket could not be read up to its last write before a power step (NATS slow or away); the step goes on with the claims seen so far");
+  if (!(await view.caughtUp(CLAIMS_CAUGHT_UP_MS)) && lateClaimsWarnings.due('claims')) logger.warn({ waitedMs: CLAIMS_CAUGHT_UP_MS }, "the firmware claims' bucket could not be read up to its last write before a power step or an update (NATS slow or away); going on with the claims and power steps seen so far (said at most once a minute)");
+}
+
+/** a burst of power commands with NATS slow says it once a minute, not once per command */
+const lateClaimsWarnings = warningsEvery(60_000, 1);
+
+/**
+ * Before a plan's power step: its mark for the other instances' firmware jobs (bus/power-marks.ts),
+ * then the claim view brought up to the bucket; resolves with the mark's deletion.
+ */
+async function beforePowerStep(marks: PowerMarks | undefined, view: FirmwareClaimView | undefined, plan: Plan, boundMs: number, logger: Logger): Promise<() => Promise<void>> {
+  const unmark = await marks?.mark({ machineKey: plan.key, bmc: bmcKeyOf(plan), command: plan.command, holdMs: boundMs });
+  await claimsCaughtUp(view, logger);
+  return unmark ?? (async () => undefined);
+}
+
+/** A firmware job's wait for the power steps other instances run on its machine or BMC: the view brought up to the bucket, then each step's end. */
+async function powerStepsElsewhereEnded(view: FirmwareClaimView, key: string, bmc: string, onWait: (step: { command: string; instance: string }) => void, logger: Logger): Promise<void> {
+  await claimsCaughtUp(view, logger);
+  for (let step = view.powerElsewhere({ machineKey: key, bmc }); step !== undefined; step = view.powerElsewhere({ machineKey: key, bmc })) {
+    onWait({ command: step.mark.command, instance: step.mark.instance });
+    await step.ended;
+  }
 }
 
 /** A firmware job of another instance on the plan's machine or BMC, as the runner holds power steps behind it. */

@@ -129,7 +129,7 @@ describe('firmware updates across instances', () => {
     // lease (90 s; the takeover of a stale claim is in test/unit/bus-firmware-claims.test.ts)
     fleet.updating.get('127.0.0.9')!();
     await waitFor(() => a.service.firmware!.running() === 0, 10_000, "mgmt-a's job ended");
-    expect(a.log.find('cannot delete a firmware claim; it turns stale after its lease')).toHaveLength(2);
+    expect(a.log.find('cannot delete a firmware claim (NATS away?); tried again every renewal period, meanwhile other instances hold its machine')).toHaveLength(2);
   });
 
   it('without a leader (lease 0) a bmc update for a machine whose bios update runs on another instance is refused, not flashed at once', async () => {
@@ -280,5 +280,43 @@ describe('firmware updates across instances', () => {
     expect(calls).toEqual(['cycle begins', 'cycle ends', 'update begins']);
     updating[0]!();
     await waitFor(() => seen.some((r) => (r as FirmwareEvent).phase === 'completed'), 10_000, 'the update completed');
+  });
+  it("an update another instance accepts while this one's CYCLE runs on the machine begins only once that CYCLE ended (its power step's mark)", async () => {
+    const p = 'fwc6';
+    const calls: string[] = [];
+    let endCycle!: () => void;
+    let endUpdate: (() => void) | undefined;
+    const cycling = new Promise<void>((resolve) => (endCycle = resolve));
+    const stand =
+      (instanceId: string): ConnectBmc =>
+      async (ipmi) =>
+        ({
+          address: ipmi.host,
+          vendor: 'fake',
+          powerCycle: async () => {
+            calls.push(`${instanceId}: cycle begins`);
+            await cycling;
+            calls.push(`${instanceId}: cycle ends`);
+          },
+          updateFirmware: () => (calls.push(`${instanceId}: update begins`), new Promise<void>((resolve) => (endUpdate = resolve))),
+          close: async () => undefined,
+        }) as unknown as Outband;
+    // without a leader (lease 0) each instance takes events; mgmt-a alone takes the CYCLE, mgmt-b alone the update
+    const a = await instance(p, 'mgmt-a', stand('mgmt-a'), { leader: false });
+    const ipmi = { address: '127.0.0.15:623', user: 'ADMIN', password: 'secret-pw', interface: 'lanplus', mac: 'ac:1f:6b:35:ac:62' };
+    metalApi.publish(`${p}-machine`, enc({ type: 'command', cmd: { target: 'm-1', cmd: 'CYCLE', ipmi } }));
+    await waitFor(() => calls.includes('mgmt-a: cycle begins'), 10_000, 'the CYCLE running on mgmt-a');
+    const b = await instance(p, 'mgmt-b', stand('mgmt-b'), { leader: false });
+    // mgmt-a takes no more events; its CYCLE runs on
+    await a.service.subscription.stop(0);
+    metalApi.publish(`${p}-machine`, enc(update('m-1', '127.0.0.15:623')));
+    await waitFor(() => b.log.find('firmware update waits for the power command another instance runs on its machine to end').length === 1, 10_000, "the update waiting for mgmt-a's CYCLE");
+    expect(b.log.find('firmware update waits for the power command another instance runs on its machine to end')[0]).toMatchObject({ command: 'CYCLE', instance: 'mgmt-a' });
+    expect(calls).toEqual(['mgmt-a: cycle begins']);
+    endCycle();
+    await waitFor(() => calls.includes('mgmt-b: update begins'), 10_000, 'the update begun');
+    expect(calls).toEqual(['mgmt-a: cycle begins', 'mgmt-a: cycle ends', 'mgmt-b: update begins']);
+    endUpdate!();
+    await waitFor(() => b.service.firmware!.running() === 0, 10_000, 'the update ended');
   });
 });

@@ -132,6 +132,16 @@ describe('firmware claim view', () => {
     client.down = true; // NATS away: the bucket's last write cannot be asked
     expect(await view.caughtUp(1000)).toBe(false);
     client.down = false;
+    // a question the bucket does not answer is bounded too
+    const asked2 = behind.lastRevision;
+    behind.lastRevision = () => new Promise<number>(() => undefined);
+    expect(await view.caughtUp(30)).toBe(false);
+    behind.lastRevision = asked2;
+    // the bucket made again (its revisions from 1, below what was seen): watched anew, its claim known
+    store.remake();
+    held(await other.claim(job('job-3', 'm-3', '10.0.0.3:623')));
+    expect(await view.caughtUp(5000)).toBe(true);
+    expect(view.heldElsewhere({ machineKey: 'm-3', bmc: '' })).toMatchObject({ claim: { job: 'job-3' } });
     view.close();
     other.close();
   });

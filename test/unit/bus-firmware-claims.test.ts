@@ -103,7 +103,8 @@ describe('firmware claims', () => {
 
   it("a claim whose update may still flash the BMC outlives its instance by its hold, not by the lease; once its job says so, and at most a day", async () => {
     const HOLD = 15 * 60_000;
-    const { make, advance, store } = instances({ renewMs: 20 });
+    // no renewal in the test's time: the rewrite alone writes the new hold
+    const { make, advance, store } = instances({ renewMs: 60_000 });
     const a = make('mgmt-a');
     const b = make('mgmt-b');
     let hold = 0; // the job waits for a power command: nothing sent, the lease alone
@@ -129,7 +130,34 @@ describe('firmware claims', () => {
     const claim = { instance: 'x', token: 't', job: 'j', kind: 'bios', renewedAt: 1 };
     expect(claimLeaseMs(parseClaim(Buffer.from(JSON.stringify({ ...claim, holdMs: 1e15 }))), LEASE)).toBe(MAX_CLAIM_HOLD_MS);
     expect(claimLeaseMs(parseClaim(Buffer.from(JSON.stringify({ ...claim, holdMs: 1000 }))), LEASE)).toBe(LEASE);
-    for (const bad of [-1, 'soon', null]) expect(parseClaim(Buffer.from(JSON.stringify({ ...claim, holdMs: bad })))).toBeUndefined();
+    // a hold that is no duration: the claim held for its lease, not dropped (a later version's other form must not free the machine)
+    for (const bad of [-1, 'soon', null]) expect(parseClaim(Buffer.from(JSON.stringify({ ...claim, holdMs: bad })))).toEqual(claim);
+  });
+
+  it("a release that cannot reach the bucket is tried again until the claim is deleted; meanwhile this process's next job for the machine is not refused for it", async () => {
+    const retried = instances({ renewMs: 20 });
+    const a = retried.make('mgmt-a');
+    const first = held(await a.claims.claim({ ...job('j1', 'm1', '10.0.0.1:623'), holdMs: () => 15 * 60_000 }));
+    a.kv.down = true;
+    await first.release();
+    expect(a.log.find('cannot delete a firmware claim (NATS away?); tried again every renewal period, meanwhile other instances hold its machine')).toHaveLength(2);
+    expect([...retried.store.entries().values()].filter((e) => !e.deleted)).toHaveLength(2);
+    a.kv.down = false;
+    await waitFor(() => [...retried.store.entries().values()].every((e) => e.deleted), 5000, 'deleted once NATS is back');
+    a.claims.close();
+
+    const kept = instances({ renewMs: 60_000 });
+    const c = kept.make('mgmt-c');
+    const other = kept.make('mgmt-d');
+    const before = held(await c.claims.claim({ ...job('j1', 'm1', '10.0.0.1:623'), holdMs: () => 15 * 60_000 }));
+    c.kv.down = true;
+    await before.release();
+    c.kv.down = false;
+    // still there for the other instances (its delete not retried yet)
+    expect(busy(await other.claims.claim(job('j9', 'm1', '10.0.0.1:623')))).toMatch(/job j1 .* on instance mgmt-c/);
+    held(await c.claims.claim(job('j2', 'm1', '10.0.0.1:623')));
+    c.claims.close();
+    other.claims.close();
   });
 
   it("times a claim by the server's stamp, not its holder's clock: one from a clock a day ahead, or a crafted renewedAt, turns stale a lease after its last write, at the first look", async () => {

@@ -25,7 +25,7 @@ const update = (machine: string, host = machine): Plan => ({ machineId: machine,
 /** another instance's jobs as parts/commands.ts shows them to the runner: its claims' view and bringing it up to the bucket */
 interface Elsewhere {
   activeFor(plan: Plan): FirmwareJobHold | undefined;
-  caughtUp(): Promise<void>;
+  beforePower(plan: Plan, boundMs: number): Promise<() => Promise<void>>;
 }
 
 function setup(o: { concurrency?: number; claims?: JobClaims; jobs?: Partial<FirmwareJobsOptions>; elsewhere?: Elsewhere } = {}) {
@@ -65,7 +65,7 @@ function setup(o: { concurrency?: number; claims?: JobClaims; jobs?: Partial<Fir
   const results: CommandResult[] = [];
   const jobs = createFirmwareJobs({ connect, timeoutMs: 60_000, logger: log.logger, publish: () => undefined, ...(o.claims ? { claims: o.claims } : {}), ...o.jobs });
   const elsewhere = o.elsewhere;
-  const firmwareJobs = elsewhere ? { activeFor: (plan: Plan) => jobs.activeFor(plan) ?? elsewhere.activeFor(plan), caughtUp: () => elsewhere.caughtUp() } : jobs;
+  const firmwareJobs = elsewhere ? { activeFor: (plan: Plan) => jobs.activeFor(plan) ?? elsewhere.activeFor(plan), beforePower: (plan: Plan, boundMs: number) => elsewhere.beforePower(plan, boundMs) } : jobs;
   const runner = createCommandRunner({ connect, concurrency: o.concurrency ?? 4, timeoutMs: 5000, logger: log.logger, metrics, onResult: (r) => results.push(r), firmwareJobs });
   const finish = async (host: string) => {
     updates.get(host)!();
@@ -96,9 +96,20 @@ describe('power steps during a firmware update', () => {
   it("another instance's update claimed a moment before a power step's turn, its claim not delivered here yet: caught up first, then a command is refused, a delete waits for it; no catching up without a power step", async () => {
     let endJob!: () => void;
     const hold: FirmwareJobHold = { id: 'job-b', kind: 'bios', since: '2026-12-07T03:00:00.000Z', of: { machine: true }, ended: new Promise<void>((resolve) => (endJob = resolve)), instance: 'mgmt-b' };
-    const other = { job: undefined as FirmwareJobHold | undefined, caughtUps: 0 };
-    // the claim reaches this instance's view only when it is brought up to the bucket
-    const t = setup({ elsewhere: { activeFor: () => other.job, caughtUp: async () => void (other.caughtUps++, (other.job = hold)) } });
+    const other = { job: undefined as FirmwareJobHold | undefined, caughtUps: 0, marks: [] as string[], bounds: [] as number[] };
+    // the claim reaches this instance's view only when it is brought up to the bucket; each power step's mark is ended once its plan ended
+    const t = setup({
+      elsewhere: {
+        activeFor: () => other.job,
+        beforePower: async (plan, boundMs) => {
+          other.caughtUps++;
+          other.bounds.push(boundMs);
+          other.marks.push(`${plan.command} marked`);
+          other.job = hold;
+          return async () => void other.marks.push(`${plan.command} unmarked, sent so far: ${t.sent.join(' ') || 'nothing'}`);
+        },
+      },
+    });
     const cycle = await t.runner.submit(command('m1', 'CYCLE'));
     expect(cycle).toMatchObject({ ok: false, code: 'BUSY', dropped: 'firmware-update' });
     expect(cycle.error).toMatch(/^CYCLE refused: firmware update job job-b \(bios\) \(on instance mgmt-b\) runs on this machine since 2026-12-07T03:00:00.000Z/);
@@ -114,10 +125,27 @@ describe('power steps during a firmware update', () => {
     endJob();
     expect(await del).toMatchObject({ ok: true });
     expect(t.sent).toEqual(['m1:PXE', 'm1:RESET']);
+    // the marks ended: the refused CYCLE's at once, the delete's after its RESET
+    expect(other.marks).toEqual(['CYCLE marked', 'CYCLE unmarked, sent so far: nothing', 'delete marked', 'delete unmarked, sent so far: m1:PXE m1:RESET']);
+    // a bound past the plan's attempts (two of 5 s, a pause of 1 s between them)
+    expect(other.bounds[0]).toBeGreaterThanOrEqual(11_000);
 
     const asked = other.caughtUps;
     expect(await t.runner.submit(command('m1', 'LED-ON'))).toMatchObject({ ok: true });
     expect(other.caughtUps).toBe(asked);
+  });
+
+  it("an update of this instance accepted while a delete is catching up with the claims bucket waits for that delete, which does not wait for it in turn", async () => {
+    let caughtUp!: () => void;
+    const t = setup({ elsewhere: { activeFor: () => undefined, beforePower: () => new Promise((resolve) => (caughtUp = () => resolve(async () => undefined))) } });
+    const del = t.runner.submit(lifecycle('m1', 'delete'));
+    await waitFor(() => caughtUp !== undefined, 5000, 'the delete catching up');
+    expect((await t.jobs.start(update('m1'))).accepted).toBe(true);
+    caughtUp();
+    expect(await del).toMatchObject({ ok: true });
+    expect(t.sent).toEqual(['m1:PXE', 'm1:RESET']);
+    await waitFor(() => t.updates.has('m1'), 5000, 'the update sent once the delete ended');
+    await t.finish('m1');
   });
 
   it('boot devices and the LED run during the update, the CYCLE between them is refused', async () => {

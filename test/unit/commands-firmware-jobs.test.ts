@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Plan } from '../../src/commands/event.js';
-import { createFirmwareJobs, HOLD_POLL_MS, imageLabel, jobProgress, parseStateFile, type FirmwareEvent, type FirmwareJobMetrics, type JobClaims } from '../../src/commands/firmware-jobs.js';
+import { createFirmwareJobs, HOLD_POLL_MS, imageLabel, jobProgress, parseStateFile, type FirmwareEvent, type FirmwareJobMetrics, type FirmwareJobsOptions, type JobClaims } from '../../src/commands/firmware-jobs.js';
 import { checkFirmwareUrl } from '../../src/commands/firmware-url.js';
 import { createCommandMetrics } from '../../src/commands/metrics.js';
 import { Registry } from 'prom-client';
@@ -93,7 +93,7 @@ function fakeBmcs() {
 }
 
 function setup(
-  o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal; instanceId?: string; unreachableAfterMs?: number; outcomeUnknownHoldMs?: number; taskHoldLimitMs?: number; reconnectMs?: number; holdJobPaceMs?: number; metrics?: FirmwareJobMetrics; powerSettled?: (key: string, bmc: string) => Promise<void> | undefined } = {},
+  o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal; instanceId?: string; unreachableAfterMs?: number; outcomeUnknownHoldMs?: number; taskHoldLimitMs?: number; reconnectMs?: number; holdJobPaceMs?: number; metrics?: FirmwareJobMetrics; powerSettled?: (key: string, bmc: string) => Promise<void> | undefined; powerElsewhere?: FirmwareJobsOptions['powerElsewhere'] } = {},
 ) {
   const events: FirmwareEvent[] = [];
   const bmcs = fakeBmcs();
@@ -114,6 +114,7 @@ function setup(
     ...(o.instanceId ? { instanceId: o.instanceId } : {}),
     ...(o.metrics ? { metrics: o.metrics } : {}),
     ...(o.powerSettled ? { powerSettled: o.powerSettled } : {}),
+    ...(o.powerElsewhere ? { powerElsewhere: o.powerElsewhere } : {}),
     logger: log.logger,
     publish: (e) => events.push(e),
   });
@@ -240,6 +241,37 @@ describe('firmware jobs', () => {
       const asked: string[] = [];
       return { end, asked, powerSettled: (key: string, bmc: string) => (asked.push(`${key} ${bmc}`), done) };
     }
+
+    it("waits for another instance's power step on its machine too (its mark), sending nothing; nothing sent if a stop comes meanwhile", async () => {
+      let stepEnded!: () => void;
+      const asked: string[] = [];
+      const powerElsewhere: FirmwareJobsOptions['powerElsewhere'] = async (key, bmc, onWait) => {
+        asked.push(`${key} ${bmc}`);
+        onWait({ command: 'CYCLE', instance: 'mgmt-b' });
+        await new Promise<void>((resolve) => (stepEnded = resolve));
+      };
+      const file = stateFile();
+      const { jobs, events, bmcs, log } = setup({ stateFile: file, powerElsewhere });
+      expect(await jobs.start(plan('m1'))).toMatchObject({ accepted: true });
+      await waitFor(() => log.find('firmware update waits for the power command another instance runs on its machine to end').length === 1, 5000, 'the job waiting');
+      expect(log.find('firmware update waits for the power command another instance runs on its machine to end')[0]).toMatchObject({ command: 'CYCLE', instance: 'mgmt-b' });
+      expect(asked).toEqual(['m1 m1:623']);
+      expect(bmcs.connects()).toBe(0);
+      expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0]).toMatchObject({ notSent: true });
+      stepEnded();
+      await waitFor(() => bmcs.pending.has('m1'), 5000, 'the update sent');
+      bmcs.pending.get('m1')!.finish();
+      await waitFor(() => jobs.running() === 0, 5000, 'the job done');
+      expect(events.at(-1)).toMatchObject({ phase: 'completed', ok: true });
+
+      // a stop while it waits: interrupted, nothing sent, its outcome known
+      const second = setup({ powerElsewhere: () => new Promise<void>(() => undefined) });
+      expect(await second.jobs.start(plan('m2'))).toMatchObject({ accepted: true });
+      await second.jobs.stop(1000);
+      expect(second.bmcs.connects()).toBe(0);
+      expect(second.events.at(-1)).toMatchObject({ phase: 'interrupted' });
+      expect(second.events.at(-1)!.outcomeUnknown).toBeUndefined();
+    });
 
     it('sends the BMC nothing until the command ended, within its deadline', async () => {
       const power = runningPower();
@@ -664,7 +696,10 @@ describe('firmware jobs', () => {
   });
 
   it("a task still running at the hold's end keeps the machine held another hold, until it ends", async () => {
-    const t = setup({ timeoutMs: 300, outcomeUnknownHoldMs: 1000 });
+    // its claim, written again at the extension: the other instances hold the machine to the new end at once
+    const rewrites: number[] = [];
+    const claims: JobClaims = { claim: async (subject) => ({ held: { release: async () => undefined, rewrite: () => void rewrites.push(subject.holdMs!()) } }) };
+    const t = setup({ timeoutMs: 300, outcomeUnknownHoldMs: 1000, claims });
     const failed = await deadlineWhileTaskRuns(t);
     await waitFor(() => t.bmcs.pending.has('watch:m1'), 5000, 'task watched during the hold');
     const during = t.bmcs.pending.get('watch:m1')!;
@@ -681,6 +716,9 @@ describe('firmware jobs', () => {
     expect(t.events.filter((e) => e.phase === 'held')).toEqual([
       expect.objectContaining({ ok: false, phase: 'held', code: 'OUTCOME_UNKNOWN', outcomeUnknown: true, heldUntil: extended.heldUntil, progress: { state: 'Running', percent: 70 }, job: expect.objectContaining({ id: failed.job!.id }) }),
     ]);
+    // as it began to send, then at the extension, with about a hold left
+    expect(rewrites).toHaveLength(2);
+    expect(rewrites[1]).toBeGreaterThan(500);
     // watched again in the longer hold: its completion frees the machine
     await waitFor(() => t.bmcs.pending.has('watch:m1') && t.log.find(/^firmware task still runs/).length === 1, 5000, 'watched again');
     t.bmcs.pending.get('watch:m1')!.progress({ state: 'Completed', percent: 100 });
@@ -930,7 +968,8 @@ describe('firmware jobs with claims across instances', () => {
     const subjects: Array<Parameters<JobClaims['claim']>[0]> = [];
     const rewrites: number[] = [];
     const claims: JobClaims = {
-      claim: async (subject) => (subjects.push(subject), { held: { release: async () => undefined, rewrite: () => void rewrites.push(subject.holdMs!()) } }),
+      // the claim's first write asks its hold at once, as firmware-claims.ts encodes it
+      claim: async (subject) => (subjects.push(subject), rewrites.push(subject.holdMs!()), { held: { release: async () => undefined, rewrite: () => void rewrites.push(subject.holdMs!()) } }),
     };
     let endPower!: () => void;
     const power = new Promise<void>((resolve) => (endPower = resolve));
@@ -940,7 +979,7 @@ describe('firmware jobs with claims across instances', () => {
     expect(holdMs()).toBe(0); // nothing sent while the power command runs: the claim's lease alone
     endPower();
     await waitFor(() => t.bmcs.pending.has('m1'), 5000, 'update started');
-    expect(rewrites).toEqual([60_000]); // written again as it began, not at the next renewal
+    expect(rewrites).toEqual([0, 60_000]); // no hold in its first write; written again as it began, not at the next renewal
     expect(holdMs()).toBe(60_000);
     t.bmcs.answer.get('m1')!();
     await waitFor(() => t.events.some((e) => e.phase === 'failed'), 5000, 'the deadline: held');
@@ -949,6 +988,25 @@ describe('firmware jobs with claims across instances', () => {
     expect(rest).toBeLessThanOrEqual(60_000);
     expect(Date.now() + rest).toBeLessThanOrEqual(Date.parse(t.events.find((e) => e.phase === 'failed')!.heldUntil!) + 5);
     await t.jobs.stop(1000);
+  });
+
+  it("a stop that cuts off an update the next start cannot watch keeps its claim (the BMC may be flashing); one that sent nothing yet gives it back", async () => {
+    const c = manualClaims();
+    let endPower!: () => void;
+    const power = new Promise<void>((resolve) => (endPower = resolve));
+    const t = setup({ claims: c.claims, powerSettled: (key) => (key === 'm2' ? power : undefined) });
+    const first = t.jobs.start(plan('m1', 'bmc'));
+    await waitFor(() => c.asked.length === 1, 5000, 'the first claim');
+    c.asked[0]!.answer('held');
+    await first;
+    await waitFor(() => t.bmcs.pending.has('m1'), 5000, 'the update sent, no task named');
+    const second = t.jobs.start(plan('m2', 'bmc'));
+    await waitFor(() => c.asked.length === 2, 5000, 'the second claim');
+    c.asked[1]!.answer('held');
+    await second; // waits for the power command on m2: nothing sent
+    await t.jobs.stop(1000);
+    expect(c.released).toEqual([c.asked[1]!.subject.jobId]);
+    endPower();
   });
 
   it('a job resumed after a restart takes its own claim back at once; one whose machine another instance holds now is left to it', async () => {
