@@ -10,13 +10,18 @@
  * writing its mark and looks for a claim (runner.ts firmwareJobSeenLate): of a claim and a mark
  * written at the same time, whichever came second sees the first.
  *
- * A mark names the machine and BMC by their claim keys (firmware-claims.ts claimKeys), so the view
+ * A mark's key is `power.<instance>.<machine's claim key hash>`, written again by each step of
+ * that instance on that machine (its runner runs one plan per machine at a time): the keys, and
+ * the delete markers each leaves in the bucket's stream, stay as many as instances times machines.
+ * It names the machine and BMC by their claim keys (firmware-claims.ts claimKeys), so the view
  * matches them as it matches claims. It is not renewed: it counts `holdMs` (the longest the step
  * may run, its retries included) after the server stored it, so an instance that died mid-step
- * holds a job back that long at most. A mark that cannot be written (NATS away) lets the step run
- * with one warning: a power command does not wait on NATS.
+ * holds a job back that long at most. A mark that cannot be written within `writeWithinMs` (NATS
+ * slow or away) lets the step run, with a warning at most once a minute: a power command does not
+ * wait on NATS; its delete is not waited for either.
  */
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
 import { claimKeys } from './firmware-claims.js';
 import type { KvBucket } from './kv.js';
@@ -71,28 +76,56 @@ export interface PowerMarks {
   isOwn(mark: PowerMark): boolean;
 }
 
-export function createPowerMarks(o: { kv: KvBucket; instanceId: string; logger: Logger }): PowerMarks {
+/** how long a step waits for its mark's write (the claim view's catching up has its own bound) */
+const WRITE_WITHIN_MS = 2000;
+const WARN_EVERY_MS = 60_000;
+
+export function createPowerMarks(o: { kv: KvBucket; instanceId: string; logger: Logger; writeWithinMs?: number; now?: () => number }): PowerMarks {
   const token = randomBytes(8).toString('hex');
+  const writeWithinMs = o.writeWithinMs ?? WRITE_WITHIN_MS;
+  const now = o.now ?? (() => performance.now());
+  let warnedAt: number | undefined;
+  /** a burst of power steps with NATS away says it once a minute */
+  const warn = (fields: object, msg: string) => {
+    if (warnedAt !== undefined && now() - warnedAt < WARN_EVERY_MS) return;
+    warnedAt = now();
+    o.logger.warn(fields, `${msg} (said at most once a minute)`);
+  };
+  const unmark = (key: string, revision: number, command: string) =>
+    void o.kv.delete(key, revision).catch((err: unknown) => warn({ err, bucket: o.kv.bucket, command }, "cannot delete a power step's mark; the other instances' firmware jobs wait for it until its hold ends"));
   return {
     async mark(s) {
       const [machine, bmc = ''] = claimKeys(s);
-      const key = `${POWER_MARK_PREFIX}.${randomBytes(12).toString('base64url')}`;
+      const key = `${POWER_MARK_PREFIX}.${o.instanceId}.${machine!.slice(machine!.indexOf('.') + 1)}`;
       const value: PowerMark = { instance: o.instanceId, token, machine: machine!, bmc, command: s.command, holdMs: Math.min(Math.max(1, Math.round(s.holdMs)), MAX_POWER_MARK_MS) };
-      let revision: number | undefined;
-      try {
-        revision = await o.kv.create(key, Buffer.from(JSON.stringify(value)));
-      } catch (err) {
-        o.logger.warn({ err, bucket: o.kv.bucket, command: s.command }, "cannot tell the other instances' firmware jobs about a power step (NATS away?); the step runs");
-        return undefined;
+      const written = o.kv.put(key, Buffer.from(JSON.stringify(value)));
+      let timer: NodeJS.Timeout | undefined;
+      const revision = await Promise.race([
+        written.catch((err: unknown) => {
+          warn({ err, bucket: o.kv.bucket, command: s.command }, "cannot tell the other instances' firmware jobs about a power step (NATS away?); the step runs");
+          return null;
+        }),
+        new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), writeWithinMs))),
+      ]).finally(() => clearTimeout(timer));
+      if (revision === null) return undefined;
+      if (revision === undefined) {
+        warn({ bucket: o.kv.bucket, command: s.command, waitedMs: writeWithinMs }, "a power step's mark for the other instances' firmware jobs was not written in time (NATS slow?); the step runs");
+        // deleted when the step has ended and the write landed, whichever comes last
+        let ended = false;
+        let late: number | undefined;
+        void written.then(
+          (r) => {
+            late = r;
+            if (ended) unmark(key, r, s.command);
+          },
+          () => undefined,
+        );
+        return async () => {
+          ended = true;
+          if (late !== undefined) unmark(key, late, s.command);
+        };
       }
-      if (revision === undefined) return undefined; // a random key taken: not expected, nothing of ours to delete
-      return async () => {
-        try {
-          await o.kv.delete(key, revision);
-        } catch (err) {
-          o.logger.warn({ err, bucket: o.kv.bucket, command: s.command }, "cannot delete a power step's mark; the other instances' firmware jobs wait for it until its hold ends");
-        }
-      };
+      return async () => unmark(key, revision, s.command);
     },
     isOwn: (mark) => mark.token === token && mark.instance === o.instanceId,
   };

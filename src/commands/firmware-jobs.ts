@@ -444,7 +444,7 @@ function watchOf(job: FirmwareJob): FirmwareWatch {
 function notSentError(failure: unknown): BmcError {
   const code = failure instanceof BmcError ? failure.code : 'ABORTED';
   const why = failure instanceof Error ? failure.message : String(failure);
-  return new BmcError(code, `${why}; nothing was sent to the BMC (the update waited for a power command running on its machine): send it again`);
+  return new BmcError(code, `${why}; nothing was sent to the BMC (the update had not begun: it waited for a power command on its machine, or to start): send it again`);
 }
 
 /** How an update watched during a hold after an outcome unknown ended, freeing its machine early. */
@@ -572,16 +572,19 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     return writeStarting();
   }
 
-  function persist(): void {
-    if (o.stateFile === undefined) return;
+  /** writes the state file; false when it could not be written (counted and logged by jobWrites) */
+  function persist(): boolean {
+    if (o.stateFile === undefined) return true;
     const finished = jobs.filter((j) => j.state !== 'running');
     const drop = new Set(finished.slice(0, Math.max(0, finished.length - keepFinished)));
     for (let i = jobs.length - 1; i >= 0; i--) if (drop.has(jobs[i]!)) jobs.splice(i, 1);
     try {
       writePrivateFileSync(o.stateFile, JSON.stringify({ version: 1, jobs } satisfies StateFile, null, 1));
       jobWrites.succeeded();
+      return true;
     } catch (err) {
       jobWrites.failed(err as Error);
+      return false;
     }
   }
 
@@ -902,7 +905,11 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       }
       if (job.notSent) {
         delete job.notSent;
-        persist();
+        // a state file still saying "nothing sent" would let a crash after this tell the orchestrator to send it again mid-flash
+        if (!persist()) {
+          job.notSent = true;
+          throw new BmcError('UNAVAILABLE', 'the firmware state file cannot be written, so a crash during the update could not be told from one before it');
+        }
         // the other instances hold the machine for the BMC's flash from now on, were this one to go
         claim?.rewrite?.();
       }
@@ -929,7 +936,10 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
             ? runningAtDeadline(job, taskProgress, heldUntil, 'when its watch timed out before the deadline')
             : !stopped && err instanceof ResumeRefusedError
               ? err
-              : undefined;
+              : stopped && stopping && !watchable(job)
+                ? // the next start cannot watch it (no task named yet) while the BMC may have taken it: held, its claim kept
+                  new Error(`outcome unknown: metal-bmc stopped while this update ran (last progress: ${lastProgressOf(job)}), before the BMC named a task to follow; the machine stays held until ${heldUntil}: check its firmware version before retrying`)
+                : undefined;
       if (unknown) {
         failure = unknown;
         job.code = OUTCOME_UNKNOWN;
@@ -970,11 +980,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     // the machine is free before its outcome is told: the next update an orchestrator sends on
     // "completed" is not refused for this one (the BMC's session is closed after, off that path)
     // within a few seconds: with NATS slow the outcome would wait for it (a claim not deleted turns stale after its lease)
-    // A stop that cut off an update the BMC may have taken, which the next start cannot watch (no
-    // task named yet): its claim stays, so the other instances hold the machine for the hold it
-    // carries (claimHoldMs) while the BMC may be flashing, as for a hold cut off by a stop
-    const mayFlash = stopping && state === 'interrupted' && job.notSent !== true;
-    if (claim && !mayFlash) await endedWithin(claim.release(), CLAIM_RELEASE_MS);
+    if (claim) await endedWithin(claim.release(), CLAIM_RELEASE_MS);
     // whatever its outcome, the event's update ran: no delivery of it starts another
     if (step) await endedWithin(step.done(), CLAIM_RELEASE_MS);
     active.delete(job.key);
@@ -1310,7 +1316,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         if (job.state === 'running') {
           const leftMs = Date.parse(job.acceptedAt) + o.timeoutMs - now;
           const why = !(leftMs > 0) ? 'its deadline passed meanwhile' : !watchable(job) ? 'the BMC had named no task of it to follow' : ipmiOf(job) === undefined ? 'its BMC address is not known' : undefined;
-          if (job.notSent) interrupted.push(interrupt(job, 'metal-bmc stopped while this update waited for a power command running on its machine; nothing was sent to the BMC: send it again'));
+          if (job.notSent) interrupted.push(interrupt(job, 'metal-bmc stopped before this update began (it waited for a power command on its machine, or to start); nothing was sent to the BMC: send it again'));
           else if (why === undefined) resume(job, leftMs);
           else interrupted.push(interrupt(job, `metal-bmc stopped while this update ran (last progress: ${lastProgressOf(job)}) and ${why}, so its outcome is unknown; the BMC may still be applying it: check its firmware version before retrying`));
         } else if (job.heldUntil !== undefined) {

@@ -437,25 +437,27 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   async function firmwareJobSeenLate(plan: Plan, cut: AbortSignal): Promise<{ refused?: CommandResult; ended?: () => Promise<void> }> {
     const beforePower = o.firmwareJobs?.beforePower;
     if (beforePower === undefined || !changesPower(plan)) return {};
-    const ended = await beforePower(plan, planBoundMs);
-    let told = false;
     // another instance's job only: this instance's own were asked at the queue, and one accepted
     // since waits for this plan (powerSettled), which waiting for it in turn would deadlock
     const otherInstancesJob = () => {
       const job = firmwareJobFor(plan);
       return job?.instance === undefined ? undefined : job;
     };
-    for (let job = otherInstancesJob(); job !== undefined && !cut.aborted; job = otherInstancesJob()) {
-      if (DURING_FIRMWARE_UPDATE[plan.type] === 'refuse') {
-        await ended();
-        return { refused: refusalDuringFirmware(plan, job) };
-      }
-      if (!told) o.logger.info({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, firmwareJob: job.id, firmwareKind: job.kind, since: job.since, ...(job.instance !== undefined ? { firmwareInstance: job.instance } : {}) }, 'machine event held: its power step waits until the firmware update of its machine or BMC ends');
+    let told = false;
+    for (;;) {
+      // the mark is written, then the claims caught up with: of the mark and a new claim, the later sees the earlier
+      const ended = await beforePower(plan, planBoundMs);
+      const job = cut.aborted ? undefined : otherInstancesJob();
+      if (job === undefined) return { ended };
+      // not marked while it waits (the mark counts only the plan's own run; a job it waited for
+      // must not wait for it in turn): marked again, and the claims asked again, after the wait
+      await ended();
+      if (DURING_FIRMWARE_UPDATE[plan.type] === 'refuse') return { refused: refusalDuringFirmware(plan, job) };
+      if (!told) o.logger.info({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, firmwareJob: job.id, firmwareKind: job.kind, since: job.since, firmwareInstance: job.instance }, 'machine event held: its power step waits until the firmware update of its machine or BMC ends');
       told = true;
       // a cut (shutdown, lost lead) ends the wait: the plan runs on to end ABORTED and go back
       await raceAbort(job.ended, cut).catch(() => undefined);
     }
-    return { ended };
   }
 
   /**

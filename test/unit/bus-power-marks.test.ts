@@ -66,7 +66,31 @@ describe('power step marks', () => {
     down.down = true;
     const cut = createPowerMarks({ kv: down, instanceId: 'mgmt-c', logger: log.logger });
     expect(await cut.mark(step('m-3', ''))).toBeUndefined();
-    expect(log.find("cannot tell the other instances' firmware jobs about a power step (NATS away?); the step runs")).toHaveLength(1);
+    expect(await cut.mark(step('m-4', ''))).toBeUndefined();
+    // a burst with NATS away says it once a minute
+    expect(log.find("cannot tell the other instances' firmware jobs about a power step (NATS away?); the step runs (said at most once a minute)")).toHaveLength(1);
+  });
+
+  it('a mark whose write does not land in time lets the step run and is deleted once it lands after the step; each machine of an instance keeps one key', async () => {
+    const store = createMemoryKv('metal-bmc-p-firmware');
+    const client = store.client();
+    let land!: () => void;
+    const slow = { ...client, put: async (key: string, value: Uint8Array) => (await new Promise<void>((resolve) => (land = resolve)), client.put(key, value)) };
+    const log = captureLog();
+    const marks = createPowerMarks({ kv: slow, instanceId: 'mgmt-a', logger: log.logger, writeWithinMs: 20 });
+    const unmark = await marks.mark(step('m-1', ''));
+    expect(unmark).toBeDefined();
+    expect(log.find(/^a power step's mark for the other instances' firmware jobs was not written in time/)).toHaveLength(1);
+    await unmark!(); // the step ended before its mark landed
+    land();
+    await waitFor(() => [...store.entries().values()].some((e) => e.deleted), 5000, 'the late mark deleted');
+    expect([...store.entries().values()].filter((e) => !e.deleted)).toHaveLength(0);
+
+    // steps one after another on one machine write one key again; another machine has its own
+    const fast = createPowerMarks({ kv: client, instanceId: 'mgmt-a', logger: log.logger });
+    for (const machine of ['m-2', 'm-2', 'm-3']) await (await fast.mark(step(machine, '')))!();
+    await waitFor(() => [...store.entries().values()].every((e) => e.deleted), 5000, 'all deleted');
+    expect(store.entries().size).toBe(3);
   });
 
   it('parsePowerMark: any bytes give a mark or undefined, never a throw; a mark it wrote reads back, its hold bounded', async () => {
@@ -86,7 +110,7 @@ describe('power step marks', () => {
     const store = createMemoryKv();
     const unmark = await createPowerMarks({ kv: store.client(), instanceId: 'mgmt-a', logger: captureLog().logger }).mark(step('m-1', '10.0.0.1:623'));
     const [entry] = store.entries().values();
-    expect(entry!.key).toMatch(/^power\.[A-Za-z0-9_-]{16}$/);
+    expect(entry!.key).toMatch(/^power\.mgmt-a\.[A-Za-z0-9_-]{43}$/);
     expect(parsePowerMark(entry!.value)).toMatchObject({ machine: claimKeys({ machineKey: 'm-1', bmc: '' })[0], bmc: claimKeys({ machineKey: 'm-1', bmc: '10.0.0.1:623' })[1], command: 'CYCLE', holdMs: 60_000 });
     await unmark!();
     await waitFor(() => entry !== undefined && store.entries().get(entry.key)!.deleted, 5000, 'deleted');

@@ -273,6 +273,21 @@ describe('firmware jobs', () => {
       expect(second.events.at(-1)!.outcomeUnknown).toBeUndefined();
     });
 
+    it("sends nothing when the state file cannot say the update began: a crash after it must not read as nothing sent", async () => {
+      const power = runningPower();
+      const file = stateFile();
+      const { jobs, events, bmcs } = setup({ stateFile: file, powerSettled: power.powerSettled });
+      expect(await jobs.start(plan('m1'))).toMatchObject({ accepted: true });
+      // the state file's place taken by a folder: no write replaces it (root ignores a read-only mode)
+      rmSync(file);
+      mkdirSync(file);
+      power.end();
+      await waitFor(() => events.some((e) => e.phase === 'failed'), 5000, 'the job failed');
+      expect(events.at(-1)).toMatchObject({ phase: 'failed', code: 'UNAVAILABLE', error: expect.stringMatching(/^the firmware state file cannot be written, so a crash during the update could not be told from one before it; nothing was sent to the BMC/) });
+      expect(events.at(-1)!.outcomeUnknown).toBeUndefined();
+      expect(bmcs.connects()).toBe(0);
+    });
+
     it('sends the BMC nothing until the command ended, within its deadline', async () => {
       const power = runningPower();
       const { jobs, events, bmcs } = setup({ powerSettled: power.powerSettled });
@@ -870,11 +885,12 @@ describe('firmware jobs', () => {
     expect(readdirSync(join(file, '..')).some((f) => f.startsWith('firmware-jobs.json.unreadable-'))).toBe(true);
   });
 
-  it('interrupts what still runs at the shutdown deadline', async () => {
-    const { jobs, events } = setup();
+  it('interrupts what still runs at the shutdown deadline: an update the BMC may have taken, with no task to follow, as an outcome unknown that holds the machine', async () => {
+    const { jobs, events, bmcs } = setup();
     await jobs.start(plan('m1'));
+    await waitFor(() => bmcs.pending.has('m1'), 5000, 'the update sent');
     await jobs.stop(50);
-    expect(events.at(-1)).toMatchObject({ phase: 'interrupted', ok: false, code: 'ABORTED' });
+    expect(events.at(-1)).toMatchObject({ phase: 'interrupted', ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true, heldUntil: expect.any(String) });
   });
 
   it('reads any state file either as jobs or as a DECODE error, never anything else', () => {
@@ -1006,6 +1022,13 @@ describe('firmware jobs with claims across instances', () => {
     await second; // waits for the power command on m2: nothing sent
     await t.jobs.stop(1000);
     expect(c.released).toEqual([c.asked[1]!.subject.jobId]);
+    // said as an outcome unknown, held: the next start holds the machine again until heldUntil
+    const m1 = t.events.filter((e) => e.machineId === 'm1').at(-1)!;
+    expect(m1).toMatchObject({ phase: 'interrupted', code: 'OUTCOME_UNKNOWN', outcomeUnknown: true, heldUntil: expect.any(String) });
+    expect(m1.error).toMatch(/^outcome unknown: metal-bmc stopped while this update ran .*before the BMC named a task to follow; the machine stays held until /);
+    const m2 = t.events.filter((e) => e.machineId === 'm2').at(-1)!;
+    expect(m2).toMatchObject({ phase: 'interrupted' });
+    expect(m2.outcomeUnknown).toBeUndefined();
     endPower();
   });
 
