@@ -113,6 +113,15 @@ interface Marked {
 /** how often a key whose stale time came but whose read failed is read again, and how often the bucket is checked for a remake (a firmware claim's renewal period) */
 const RECHECK_MS = 15_000;
 
+/** Drops `key` from `entries`, stops its timer and tells who waits for its end. */
+function endEntry(entries: Map<string, { timer: NodeJS.Timeout | undefined; end: () => void }>, key: string): void {
+  const entry = entries.get(key);
+  if (!entry) return;
+  entries.delete(key);
+  clearTimeout(entry.timer);
+  entry.end();
+}
+
 export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareClaimView {
   const leaseMs = o.leaseMs ?? 90_000;
   const maxKeys = o.maxKeys ?? 4096;
@@ -142,13 +151,8 @@ export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareCl
     });
   }
 
-  function free(key: string): void {
-    const h = held.get(key);
-    if (!h) return;
-    held.delete(key);
-    clearTimeout(h.timer);
-    h.end();
-  }
+  /** a claim no longer held: out of the view, its waiters told */
+  const free = (key: string): void => endEntry(held, key);
 
   /** how long ago the server stored `entry`, where its stamp and the server's time tell it; 0 otherwise */
   function writtenAgo(entry: KvEntry): number {
@@ -190,13 +194,8 @@ export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareCl
     free(key);
   }
 
-  function unmark(key: string): void {
-    const m = marks.get(key);
-    if (!m) return;
-    marks.delete(key);
-    clearTimeout(m.timer);
-    m.end();
-  }
+  /** a power step no longer running: out of the view, its waiters told */
+  const unmark = (key: string): void => endEntry(marks, key);
 
   /** A power step's mark: counted from its write for its hold (it is not renewed), until deleted. */
   function seenMark(entry: KvEntry): void {
