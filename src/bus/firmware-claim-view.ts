@@ -105,6 +105,8 @@ const sameJob = (a: ClaimValue, b: ClaimValue) => a.instance === b.instance && a
 /** another process's power step running, by its mark's key: it counts until deleted or `holdMs` after its write */
 interface Marked {
   mark: PowerMark;
+  /** the write it was seen at: a step after it writes the same key again (power-marks.ts) */
+  revision: number;
   timer: NodeJS.Timeout;
   ended: Promise<void>;
   end: () => void;
@@ -201,15 +203,17 @@ export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareCl
   function seenMark(entry: KvEntry): void {
     const mark = entry.deleted ? undefined : parsePowerMark(entry.value);
     if (mark === undefined || o.isOwnMark?.(mark) === true) return unmark(entry.key);
-    // delivered again (a watch started again): the same mark, its timer runs on
-    if (marks.has(entry.key)) return;
+    // delivered again (a watch started again): the same mark, its timer runs on; a new revision is
+    // a new step of that instance on that machine (a crashed one's mark overwritten): timed anew
+    if (marks.get(entry.key)?.revision === entry.revision) return;
+    unmark(entry.key);
     const left = mark.holdMs - writtenAgo(entry);
     if (left <= 0) return;
     let end!: () => void;
     const ended = new Promise<void>((resolve) => (end = resolve));
     const timer = setTimeout(() => unmark(entry.key), left);
     timer.unref();
-    marks.set(entry.key, { mark, timer, ended, end });
+    marks.set(entry.key, { mark, revision: entry.revision, timer, ended, end });
     if (marks.size > maxKeys) {
       const oldest = marks.keys().next().value!;
       o.logger.warn({ markKey: oldest, marks: marks.size, maxKeys }, "firmware claims bucket holds more power steps' marks than expected; the one seen longest ago is forgotten");

@@ -2,8 +2,8 @@
  * A power step running on this instance, told to the firmware jobs of the partition's other
  * instances: a job accepted elsewhere (the lead moved during a CYCLE, or
  * METAL_BMC_COMMAND_LEADER_LEASE=0) must not begin its flash in the middle of a RESET running here,
- * and the other instance's runner knows only its own power steps. The step writes a mark,
- * `power.<random>`, in the firmware claims bucket `<durable>-firmware` before it runs and deletes it
+ * and the other instance's runner knows only its own power steps. The step writes a mark in the
+ * firmware claims bucket `<durable>-firmware` before it runs and deletes it
  * when it ends; a firmware job, once it holds its claim, brings its claim view up to the bucket and
  * waits (sending the BMC nothing) while a mark names its machine or BMC
  * (firmware-claim-view.ts `powerElsewhere`). The step itself brings the view up to the bucket after
@@ -84,11 +84,12 @@ export function createPowerMarks(o: { kv: KvBucket; instanceId: string; logger: 
   const token = randomBytes(8).toString('hex');
   const writeWithinMs = o.writeWithinMs ?? WRITE_WITHIN_MS;
   const now = o.now ?? (() => performance.now());
-  let warnedAt: number | undefined;
-  /** a burst of power steps with NATS away says it once a minute */
+  const warnedAt = new Map<string, number>();
+  /** a burst of power steps with NATS away says each thing once a minute */
   const warn = (fields: object, msg: string) => {
-    if (warnedAt !== undefined && now() - warnedAt < WARN_EVERY_MS) return;
-    warnedAt = now();
+    const last = warnedAt.get(msg);
+    if (last !== undefined && now() - last < WARN_EVERY_MS) return;
+    warnedAt.set(msg, now());
     o.logger.warn(fields, `${msg} (said at most once a minute)`);
   };
   const unmark = (key: string, revision: number, command: string) =>

@@ -945,6 +945,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         job.code = OUTCOME_UNKNOWN;
         job.outcomeUnknown = true;
         job.heldUntil = heldUntil;
+        // the other instances hold the machine to heldUntil from now, not from the claim's last renewal
+        claimOf.get(job)?.rewrite?.();
       } else if (!stopped && failure instanceof BmcError && failure.code === OUTCOME_UNKNOWN) {
         // the facade could not tell the outcome though the BMC answered (it came back from its
         // restart with another TLS certificate: CertificateChangedError): said as unknown, but the

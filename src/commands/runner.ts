@@ -445,6 +445,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     };
     let told = false;
     for (;;) {
+      // cut while it waited: it sends nothing, so it is not marked again
+      if (told && cut.aborted) return {};
       // the mark is written, then the claims caught up with: of the mark and a new claim, the later sees the earlier
       const ended = await beforePower(plan, planBoundMs);
       const job = cut.aborted ? undefined : otherInstancesJob();

@@ -93,6 +93,23 @@ describe('power step marks', () => {
     expect(store.entries().size).toBe(3);
   });
 
+  it("a step of a restarted instance writes the crashed process's key again: the view times the new mark from its own write, not the old one's", async () => {
+    const store = createMemoryKv('metal-bmc-p-firmware');
+    const view = createFirmwareClaimView({ kv: store.client(), isOwn: () => false, logger: captureLog().logger });
+    await view.start();
+    const crashed = createPowerMarks({ kv: store.client(), instanceId: 'mgmt-b', logger: captureLog().logger });
+    await crashed.mark(step('m-1', '', 'CYCLE', 300)); // never deleted: its process died
+    expect(await view.caughtUp(5000)).toBe(true);
+    const first = view.powerElsewhere({ machineKey: 'm-1', bmc: '' })!;
+    const restarted = createPowerMarks({ kv: store.client(), instanceId: 'mgmt-b', logger: captureLog().logger });
+    const unmark = await restarted.mark(step('m-1', '', 'RESET', 60_000));
+    // the old mark ends (replaced), the new one counts on past the old one's 300 ms
+    await first.ended;
+    expect(view.powerElsewhere({ machineKey: 'm-1', bmc: '' })).toMatchObject({ mark: { command: 'RESET', holdMs: 60_000 } });
+    await unmark!();
+    view.close();
+  });
+
   it('parsePowerMark: any bytes give a mark or undefined, never a throw; a mark it wrote reads back, its hold bounded', async () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 2048 }), (bytes) => {
