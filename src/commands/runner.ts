@@ -428,6 +428,13 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     return notExecuted(plan, 'BUSY', error, { dropped: 'firmware-update' });
   }
 
+  /** A lifecycle event that met another instance's firmware job only as its step began: handed back (nothing sent), to wait at the queue when it comes again. */
+  function handBackForFirmware(plan: Plan, job: FirmwareJobHold): CommandResult {
+    o.logger.info({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, firmwareJob: job.id, firmwareKind: job.kind, since: job.since, firmwareInstance: job.instance }, 'machine event handed back: a firmware update another instance runs on its machine or BMC was claimed just before its power step; it waits for that update when it comes again');
+    const error = `${plan.command} not run yet: firmware update job ${job.id} (${job.kind}) on instance ${job.instance} runs on its machine since ${job.since}; it goes back to the stream and waits for the update when it comes again`;
+    return notExecuted(plan, 'BUSY', error, { handedBack: true });
+  }
+
   /**
    * Another instance's firmware job claimed a moment before this plan's turn came, which its watch
    * had not delivered here yet: the claims are brought up to the bucket first (`caughtUp`), then
@@ -455,6 +462,9 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       // must not wait for it in turn): marked again, and the claims asked again, after the wait
       await ended();
       if (DURING_FIRMWARE_UPDATE[plan.type] === 'refuse') return { refused: refusalDuringFirmware(plan, job) };
+      // an event that can come again goes back to the stream: its next delivery finds the claim
+      // at the queue and waits there, out of a slot (a hold may last hours); its last delivery waits here
+      if (plan.eventId !== undefined && !plan.lastDelivery) return { refused: handBackForFirmware(plan, job) };
       if (!told) o.logger.info({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, firmwareJob: job.id, firmwareKind: job.kind, since: job.since, firmwareInstance: job.instance }, 'machine event held: its power step waits until the firmware update of its machine or BMC ends');
       told = true;
       // a cut (shutdown, lost lead) ends the wait: the plan runs on to end ABORTED and go back

@@ -136,6 +136,37 @@ describe('power steps during a firmware update', () => {
     expect(other.caughtUps).toBe(asked);
   });
 
+  it("a delete that can come again goes back to the stream when it meets another instance's update only as its step begins, and waits for it at the queue when it comes again", async () => {
+    let endJob!: () => void;
+    const hold: FirmwareJobHold = { id: 'job-b', kind: 'bios', since: '2026-12-07T03:00:00.000Z', of: { machine: true }, ended: new Promise<void>((resolve) => (endJob = resolve)), instance: 'mgmt-b' };
+    const other = { job: undefined as FirmwareJobHold | undefined, claimed: true, marks: 0, unmarks: 0 };
+    const t = setup({
+      elsewhere: {
+        activeFor: () => other.job,
+        beforePower: async () => {
+          other.marks++;
+          if (other.claimed) other.job = hold; // the claim delivered here only now
+          return async () => void other.unmarks++;
+        },
+      },
+    });
+    const del = { ...lifecycle('m1', 'delete'), eventId: 'ev-1' };
+    const first = await t.runner.submit(del);
+    expect(first).toMatchObject({ ok: false, code: 'BUSY', handedBack: true });
+    expect(first.error).toMatch(/^delete not run yet: firmware update job job-b \(bios\) on instance mgmt-b runs on its machine since /);
+    expect(dispositionOf(first)).toBe('nak');
+    expect([other.marks, other.unmarks]).toEqual([1, 1]);
+    expect(t.sent).toEqual([]);
+    // its next delivery finds the claim at the queue: it waits there, out of a slot, and runs at the update's end
+    const again = t.runner.submit(del);
+    await waitFor(() => t.log.find('machine event held: its power step waits until the firmware update of its machine or BMC ends').length === 1, 5000, 'held at the queue');
+    other.job = undefined;
+    other.claimed = false;
+    endJob();
+    expect(await again).toMatchObject({ ok: true });
+    expect(t.sent).toEqual(['m1:PXE', 'm1:RESET']);
+  });
+
   it("an update of this instance accepted while a delete is catching up with the claims bucket waits for that delete, which does not wait for it in turn", async () => {
     let caughtUp!: () => void;
     const t = setup({ elsewhere: { activeFor: () => undefined, beforePower: () => new Promise((resolve) => (caughtUp = () => resolve(async () => undefined))) } });
