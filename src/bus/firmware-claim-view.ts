@@ -35,6 +35,7 @@
  * sends the BMC anything, and its upload takes seconds before a flash begins.
  */
 import { performance } from 'node:perf_hooks';
+import { endedWithin } from '../deadline.js';
 import { BmcError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { claimKeys, claimLeaseMs, parseClaim, type ClaimValue } from './firmware-claims.js';
@@ -293,12 +294,10 @@ export function createFirmwareClaimView(o: FirmwareClaimViewOptions): FirmwareCl
     restart,
     async caughtUp(withinMs) {
       const started = monotonicNow();
-      let timer: NodeJS.Timeout | undefined;
       // the question to the bucket within the bound too (a JetStream request's own timeout is 5 s)
-      const upTo = await Promise.race([
-        o.kv.lastRevision().catch(() => undefined),
-        new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), withinMs))),
-      ]).finally(() => clearTimeout(timer));
+      const asked = o.kv.lastRevision().catch(() => undefined);
+      if (!(await endedWithin(asked, withinMs))) return false;
+      const upTo = await asked;
       if (upTo === undefined) return false;
       // below what was seen: the bucket was made again, which the watch from before would never deliver
       if (upTo < seenRevision) {

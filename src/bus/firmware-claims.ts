@@ -205,10 +205,12 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
   };
   const unavailable = (err: unknown) => new BmcError('UNAVAILABLE', `cannot claim the firmware update in the partition's key-value bucket ${o.kv.bucket}: ${(err as Error).message}`, { cause: err });
 
+  /** a claim this process wrote */
+  const ofThisProcess = (claim: ClaimValue): boolean => claim.token === token && claim.instance === o.instanceId;
   /** a claim of this process for job `s` (one whose write's answer was lost is still ours) */
   const ours = (bytes: Uint8Array, s: FirmwareClaimSubject): boolean => {
     const v = parseClaim(bytes);
-    return v !== undefined && v.token === token && v.instance === o.instanceId && v.job === s.jobId;
+    return v !== undefined && ofThisProcess(v) && v.job === s.jobId;
   };
   /** the key's revision if it holds our claim for `s` now */
   async function ourRevision(key: string, s: FirmwareClaimSubject): Promise<number | undefined> {
@@ -266,7 +268,7 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
       if (ours(entry.value, s)) return forget(key, entry.revision); // our own write, its answer lost on the way
       const other = parseClaim(entry.value);
       // a job of this process that ended, whose delete did not reach the bucket (NATS away): nothing holds the machine
-      if (other && other.token === token && other.instance === o.instanceId && releasedJobs.has(other.job)) {
+      if (other && ofThisProcess(other) && releasedJobs.has(other.job)) {
         const after = await o.kv.update(key, encode(s), entry.revision);
         if (after === undefined) continue;
         return forget(key, after);
@@ -423,7 +425,7 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
         },
       };
     },
-    isOwn: (claim) => claim.token === token && claim.instance === o.instanceId,
+    isOwn: ofThisProcess,
     close() {
       for (const timer of renewals) clearInterval(timer);
       renewals.clear();

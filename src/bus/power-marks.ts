@@ -22,7 +22,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { endedWithin } from '../deadline.js';
 import type { Logger } from '../log.js';
+import { warningsEvery } from '../warnings-every.js';
 import { claimKeys } from './firmware-claims.js';
 import type { KvBucket } from './kv.js';
 
@@ -84,13 +86,10 @@ export function createPowerMarks(o: { kv: KvBucket; instanceId: string; logger: 
   const token = randomBytes(8).toString('hex');
   const writeWithinMs = o.writeWithinMs ?? WRITE_WITHIN_MS;
   const now = o.now ?? (() => performance.now());
-  const warnedAt = new Map<string, number>();
+  const warnings = warningsEvery(WARN_EVERY_MS, 8, now);
   /** a burst of power steps with NATS away says each thing once a minute */
   const warn = (fields: object, msg: string) => {
-    const last = warnedAt.get(msg);
-    if (last !== undefined && now() - last < WARN_EVERY_MS) return;
-    warnedAt.set(msg, now());
-    o.logger.warn(fields, `${msg} (said at most once a minute)`);
+    if (warnings.due(msg)) o.logger.warn(fields, `${msg} (said at most once a minute)`);
   };
   const unmark = (key: string, revision: number, command: string) =>
     void o.kv.delete(key, revision).catch((err: unknown) => warn({ err, bucket: o.kv.bucket, command }, "cannot delete a power step's mark; the other instances' firmware jobs wait for it until its hold ends"));
@@ -99,34 +98,30 @@ export function createPowerMarks(o: { kv: KvBucket; instanceId: string; logger: 
       const [machine, bmc = ''] = claimKeys(s);
       const key = `${POWER_MARK_PREFIX}.${o.instanceId}.${machine!.slice(machine!.indexOf('.') + 1)}`;
       const value: PowerMark = { instance: o.instanceId, token, machine: machine!, bmc, command: s.command, holdMs: Math.min(Math.max(1, Math.round(s.holdMs)), MAX_POWER_MARK_MS) };
+      const notWritten = (err: unknown) => warn({ err, bucket: o.kv.bucket, command: s.command }, "cannot tell the other instances' firmware jobs about a power step (NATS away?); the step runs");
       const written = o.kv.put(key, Buffer.from(JSON.stringify(value)));
-      let timer: NodeJS.Timeout | undefined;
-      const revision = await Promise.race([
-        written.catch((err: unknown) => {
-          warn({ err, bucket: o.kv.bucket, command: s.command }, "cannot tell the other instances' firmware jobs about a power step (NATS away?); the step runs");
-          return null;
-        }),
-        new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), writeWithinMs))),
-      ]).finally(() => clearTimeout(timer));
-      if (revision === null) return undefined;
-      if (revision === undefined) {
-        warn({ bucket: o.kv.bucket, command: s.command, waitedMs: writeWithinMs }, "a power step's mark for the other instances' firmware jobs was not written in time (NATS slow?); the step runs");
-        // deleted when the step has ended and the write landed, whichever comes last
-        let ended = false;
-        let late: number | undefined;
-        void written.then(
-          (r) => {
-            late = r;
-            if (ended) unmark(key, r, s.command);
-          },
-          () => undefined,
-        );
-        return async () => {
-          ended = true;
-          if (late !== undefined) unmark(key, late, s.command);
-        };
+      if (await endedWithin(written, writeWithinMs)) {
+        let revision: number;
+        try {
+          revision = await written;
+        } catch (err) {
+          notWritten(err);
+          return undefined;
+        }
+        return async () => unmark(key, revision, s.command);
       }
-      return async () => unmark(key, revision, s.command);
+      warn({ bucket: o.kv.bucket, command: s.command, waitedMs: writeWithinMs }, "a power step's mark for the other instances' firmware jobs was not written in time (NATS slow?); the step runs");
+      // deleted when the step has ended and the write landed, whichever comes last
+      let ended = false;
+      let late: number | undefined;
+      void written.then((r) => {
+        late = r;
+        if (ended) unmark(key, r, s.command);
+      }, notWritten);
+      return async () => {
+        ended = true;
+        if (late !== undefined) unmark(key, late, s.command);
+      };
     },
     isOwn: (mark) => mark.token === token && mark.instance === o.instanceId,
   };

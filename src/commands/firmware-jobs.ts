@@ -189,7 +189,7 @@ export interface FirmwareJobsOptions {
    * resolves once the claims bucket was caught up with and none runs (`onWait` told each one
    * waited for); a job that holds its claim waits for it, sending nothing meanwhile
    */
-  powerElsewhere?: (key: string, bmc: string, onWait: (step: { command: string; instance: string }) => void) => Promise<void>;
+  powerElsewhere?: (key: string, bmc: string, onWait: (step: PowerStepElsewhere) => void) => Promise<void>;
   /** finished jobs kept in the state file (default 100) */
   keepFinished?: number;
   logger: Logger;
@@ -286,6 +286,12 @@ interface StartingFile {
 /** entries of the starting file kept at most, and for how long (a redelivery comes within the stream's 24 h) */
 const STARTING_MAX = 1000;
 const STARTING_KEEP_MS = 48 * 3600_000;
+
+/** Another instance's power step a job waits for: its command and instance, for the log line. */
+export interface PowerStepElsewhere {
+  command: string;
+  instance: string;
+}
 
 /** A job's claim across instances: deleted at its end; written again at once when what it tells the others changed. */
 export interface JobClaim {
@@ -397,7 +403,7 @@ interface JobRun {
   /** a power command running on the machine, whose end the job waits for within its deadline before it asks the BMC anything */
   after?: Promise<void>;
   /** another instance's power steps on the machine: resolves once none runs (FirmwareJobsOptions.powerElsewhere), waited for after `after` */
-  elsewhere?: (onWait: (step: { command: string; instance: string }) => void) => Promise<void>;
+  elsewhere?: (onWait: (step: PowerStepElsewhere) => void) => Promise<void>;
 }
 
 type FirmwareAction = Extract<Plan['actions'][number], { kind: 'firmware' }>;
@@ -1179,7 +1185,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     emit(job, 'accepted');
     const work = (bmc: Outband, x: FirmwareOptions) => bmc.updateFirmware(job.kind, action.url, { ...x, ...(o.imageDispatcher ? { dispatcher: o.imageDispatcher } : {}) });
     const elsewhere = o.powerElsewhere;
-    entry.done = runJob(entry, { ipmi: plan.ipmi, work, deadlineMs: o.timeoutMs, ...(powerRunning ? { after: powerRunning } : {}), ...(elsewhere ? { elsewhere: (onWait: (step: { command: string; instance: string }) => void) => elsewhere(plan.key, bmcKey, onWait) } : {}) }, claim, step);
+    entry.done = runJob(entry, { ipmi: plan.ipmi, work, deadlineMs: o.timeoutMs, ...(powerRunning ? { after: powerRunning } : {}), ...(elsewhere ? { elsewhere: (onWait: (step: PowerStepElsewhere) => void) => elsewhere(plan.key, bmcKey, onWait) } : {}) }, claim, step);
     return { accepted: true, job };
   }
 

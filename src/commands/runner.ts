@@ -412,6 +412,11 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     return o.firmwareJobs !== undefined && changesPower(plan) ? o.firmwareJobs.activeFor(plan) : undefined;
   }
 
+  /** The log fields of a plan held or refused for a firmware job. */
+  function firmwareFields(plan: Plan, job: FirmwareJobHold) {
+    return { machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, firmwareJob: job.id, firmwareKind: job.kind, since: job.since, ...(job.instance !== undefined ? { firmwareInstance: job.instance } : {}) };
+  }
+
   /** A power command while a firmware update runs on its machine or BMC: not run, settled with a result naming the job. */
   function refuseDuringFirmware(plan: Plan, job: FirmwareJobHold): CommandResult {
     return tellResult(refusalDuringFirmware(plan, job));
@@ -422,7 +427,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     forget(plan);
     o.metrics?.eventsRefused?.inc({ reason: 'firmware-update' });
     const on = 'bmc' in job.of ? `this machine's BMC ${job.of.bmc}` : 'this machine';
-    o.logger.warn({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, firmwareJob: job.id, firmwareKind: job.kind, since: job.since, ...(job.instance !== undefined ? { firmwareInstance: job.instance } : {}) }, 'machine command refused: a firmware update runs on its machine or BMC, and a power change during it can leave the board unbootable');
+    o.logger.warn(firmwareFields(plan, job), 'machine command refused: a firmware update runs on its machine or BMC, and a power change during it can leave the board unbootable');
     const where = job.instance !== undefined ? ` (on instance ${job.instance})` : '';
     const error = `${plan.command} refused: firmware update job ${job.id} (${job.kind})${where} runs on ${on} since ${job.since}; power commands wait until the update ends (a power change during a flash can leave the board unbootable): send it again then; not executed`;
     return notExecuted(plan, 'BUSY', error, { dropped: 'firmware-update' });
@@ -430,16 +435,17 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
 
   /** A lifecycle event that met another instance's firmware job only as its step began: handed back (nothing sent), to wait at the queue when it comes again. */
   function handBackForFirmware(plan: Plan, job: FirmwareJobHold): CommandResult {
-    o.logger.info({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, firmwareJob: job.id, firmwareKind: job.kind, since: job.since, firmwareInstance: job.instance }, 'machine event handed back: a firmware update another instance runs on its machine or BMC was claimed just before its power step; it waits for that update when it comes again');
+    o.logger.info(firmwareFields(plan, job), 'machine event handed back: a firmware update another instance runs on its machine or BMC was claimed just before its power step; it waits for that update when it comes again');
     const error = `${plan.command} not run yet: firmware update job ${job.id} (${job.kind}) on instance ${job.instance} runs on its machine since ${job.since}; it goes back to the stream and waits for the update when it comes again`;
     return notExecuted(plan, 'BUSY', error, { handedBack: true });
   }
 
   /**
    * Another instance's firmware job claimed a moment before this plan's turn came, which its watch
-   * had not delivered here yet: the claims are brought up to the bucket first (`caughtUp`), then
-   * a job found is kept to as at the queue: a command is refused, a lifecycle event waits for the
-   * job's end (in its slot: this is the rare case of a claim taken in those milliseconds).
+   * had not delivered here yet: the plan's mark is written and the claims are brought up to the
+   * bucket first (`beforePower`), then a job found is kept to: a command is refused, a lifecycle
+   * event goes back to the stream to wait at the queue when it comes again (on its last delivery
+   * it waits here, in its slot, unmarked).
    */
   async function firmwareJobSeenLate(plan: Plan, cut: AbortSignal): Promise<{ refused?: CommandResult; ended?: () => Promise<void> }> {
     const beforePower = o.firmwareJobs?.beforePower;
@@ -465,7 +471,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       // an event that can come again goes back to the stream: its next delivery finds the claim
       // at the queue and waits there, out of a slot (a hold may last hours); its last delivery waits here
       if (plan.eventId !== undefined && !plan.lastDelivery) return { refused: handBackForFirmware(plan, job) };
-      if (!told) o.logger.info({ machineId: plan.machineId, command: plan.command, bmc: plan.ipmi?.address, eventId: plan.eventId, firmwareJob: job.id, firmwareKind: job.kind, since: job.since, firmwareInstance: job.instance }, 'machine event held: its power step waits until the firmware update of its machine or BMC ends');
+      if (!told) o.logger.info(firmwareFields(plan, job), 'machine event held: its power step waits until the firmware update of its machine or BMC ends');
       told = true;
       // a cut (shutdown, lost lead) ends the wait: the plan runs on to end ABORTED and go back
       await raceAbort(job.ended, cut).catch(() => undefined);
@@ -499,7 +505,7 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
   function waitForFirmware(key: string, task: Task, job: FirmwareJobHold): void {
     if (task.waited === undefined) {
       task.waited = { job, since: performance.now() };
-      o.logger.info({ machineId: task.plan.machineId, command: task.plan.command, bmc: task.plan.ipmi?.address, eventId: task.plan.eventId, firmwareJob: job.id, firmwareKind: job.kind, since: job.since, ...(job.instance !== undefined ? { firmwareInstance: job.instance } : {}) }, 'machine event held: its power step waits until the firmware update of its machine or BMC ends');
+      o.logger.info(firmwareFields(task.plan, job), 'machine event held: its power step waits until the firmware update of its machine or BMC ends');
     }
     const signal = task.cut.signal;
     // once only, and only for this wait: the job's end after a cut (or a cut after the end) finds another wait or none

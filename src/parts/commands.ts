@@ -12,7 +12,7 @@ import { publishResult } from '../bus/results.js';
 import { createFirmwareClaimView, type FirmwareClaimView } from '../bus/firmware-claim-view.js';
 import { createFirmwareClaims, firmwareBucketName, type FirmwareClaims } from '../bus/firmware-claims.js';
 import { createPowerMarks, type PowerMarks } from '../bus/power-marks.js';
-import { warningsEvery } from '../redfish/session-limit.js';
+import { warningsEvery } from '../warnings-every.js';
 import { jetstreamOrUndefined } from '../bus/jetstream.js';
 import { openKvBucket, type KvBucket } from '../bus/kv.js';
 import { createServerClock, type ServerClock } from '../bus/server-clock.js';
@@ -23,7 +23,7 @@ import { createOutbandPool } from '../outband/pool.js';
 import { createEventHandler, overflowResult } from '../commands/handler.js';
 import { createCommandMetrics, type CommandMetrics } from '../commands/metrics.js';
 import { createCommandRunner, type CommandResult, type CommandRunner, type ConnectBmc, type FirmwareJobHold } from '../commands/runner.js';
-import { createFirmwareJobs, type FirmwareEvent, type FirmwareJobs } from '../commands/firmware-jobs.js';
+import { createFirmwareJobs, type FirmwareEvent, type FirmwareJobs, type PowerStepElsewhere } from '../commands/firmware-jobs.js';
 import { openEventPositionStore } from '../commands/event-position.js';
 import { checkFirmwareUrl, guardedLookup } from '../commands/firmware-url.js';
 import { createTargetGuard } from '../commands/targets.js';
@@ -158,7 +158,7 @@ async function startWithClock(o: CommandServiceOptions, journal: StepJournal | u
         connect: o.firmware.connect ?? o.connect,
         timeoutMs: o.firmware.timeoutMs,
         powerSettled: (key: string, bmc: string) => runner.powerSettled(key, bmc),
-        ...(claimView ? { powerElsewhere: (key: string, bmc: string, onWait: (step: { command: string; instance: string }) => void) => powerStepsElsewhereEnded(claimView, key, bmc, onWait, o.logger) } : {}),
+        ...(claimView ? { powerElsewhere: (key: string, bmc: string, onWait: (step: PowerStepElsewhere) => void) => powerStepsElsewhereEnded(claimView, key, bmc, onWait, o.logger) } : {}),
         ...(o.firmware.stateFile !== undefined ? { stateFile: o.firmware.stateFile } : {}),
         ...(o.firmware.checkUrl ? { checkUrl: o.firmware.checkUrl } : {}),
         ...(o.firmware.checkTarget ? { checkTarget: o.firmware.checkTarget } : {}),
@@ -309,7 +309,7 @@ async function beforePowerStep(marks: PowerMarks | undefined, view: FirmwareClai
 }
 
 /** A firmware job's wait for the power steps other instances run on its machine or BMC: the view brought up to the bucket, then each step's end. */
-async function powerStepsElsewhereEnded(view: FirmwareClaimView, key: string, bmc: string, onWait: (step: { command: string; instance: string }) => void, logger: Logger): Promise<void> {
+async function powerStepsElsewhereEnded(view: FirmwareClaimView, key: string, bmc: string, onWait: (step: PowerStepElsewhere) => void, logger: Logger): Promise<void> {
   await claimsCaughtUp(view, logger);
   for (let step = view.powerElsewhere({ machineKey: key, bmc }); step !== undefined; step = view.powerElsewhere({ machineKey: key, bmc })) {
     onWait({ command: step.mark.command, instance: step.mark.instance });

@@ -34,7 +34,7 @@ export interface LoginRefusals {
 }
 
 /** A refused login as the budget counts it. */
-export type Refusal = { status: number; message: string; away: boolean; slotsTaken?: true };
+export type Refusal = Omit<LoginRefusals, 'count' | 'lastAt'>;
 
 /** How many refused logins a (BMC, user) may get, how far apart, and how long a refusal is remembered. */
 export interface LoginPolicy {

@@ -6,8 +6,8 @@
  * sessions with Redfish", hpe-dev-incubator/hpe-dev-portal and HPEDevCom/redfishdocs: with every
  * slot taken the Basic request may find none either; what iLO answers then is not published.)
  */
-import { performance } from 'node:perf_hooks';
 import { BmcError } from '../errors.js';
+import { warningsEvery } from '../warnings-every.js';
 import { redfishMessagesOf } from './http-errors.js';
 
 /**
@@ -61,25 +61,6 @@ export function basicRefusedToo(origin: string, messageId: string, session: BmcE
   );
 }
 
-/**
- * When to say again that a BMC's session slots are all taken: once per origin and `everyMs` (an
- * hour), remembering at most `max` origins (the one told longest ago forgotten first).
- */
-export function warningsEvery(everyMs: number, max = 4096, now: () => number = () => performance.now()): { due(origin: string): boolean } {
-  const told = new Map<string, number>();
-  return {
-    due(origin) {
-      const at = now();
-      const last = told.get(origin);
-      if (last !== undefined && at - last < everyMs) return false;
-      told.delete(origin);
-      told.set(origin, at);
-      if (told.size > max) told.delete(told.keys().next().value!);
-      return true;
-    },
-  };
-}
-
-/** the process's: a report opens a new client for every BMC every cycle */
+/** When to say again that a BMC's session slots are all taken: once per origin and hour (the process's: a report opens a new client for every BMC every cycle). */
 export const fullSlotsWarnings = warningsEvery(3600_000);
 

@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { BmcError } from '../../src/errors.js';
 import { httpError } from '../../src/redfish/http-errors.js';
-import { sessionLimitMessageId, warningsEvery } from '../../src/redfish/session-limit.js';
+import { sessionLimitMessageId } from '../../src/redfish/session-limit.js';
+import { warningsEvery } from '../../src/warnings-every.js';
 
 const answer = (status: number, ...ids: string[]): BmcError =>
   httpError('POST', '/redfish/v1/SessionService/Sessions', status, { error: { code: 'Base.1.7.GeneralError', message: 'A general error has occurred.', '@Message.ExtendedInfo': ids.map((MessageId) => ({ MessageId, Message: 'm' })) } }, []);
