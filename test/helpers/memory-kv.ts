@@ -112,3 +112,22 @@ export function createMemoryKv(bucket = 'test', serverNow: () => number = Date.n
     },
   };
 }
+
+/** `client` with a watch whose every delivery first waits for `gate()`: a watch behind the bucket, let go by the test. */
+export function watchBehind(client: KvBucket, gate: () => Promise<void>): KvBucket {
+  return {
+    ...client,
+    watch: async (prefix) => {
+      const w = await client.watch(prefix);
+      return {
+        async *[Symbol.asyncIterator]() {
+          for await (const e of w) {
+            await gate();
+            yield e;
+          }
+        },
+        stop: () => w.stop(),
+      };
+    },
+  };
+}

@@ -8,9 +8,8 @@
 import { describe, expect, it } from 'vitest';
 import { createFirmwareClaimView } from '../../src/bus/firmware-claim-view.js';
 import { createFirmwareClaims, type ClaimOutcome, type HeldClaim } from '../../src/bus/firmware-claims.js';
-import type { KvBucket } from '../../src/bus/kv.js';
 import { captureLog } from '../helpers/log.js';
-import { createMemoryKv } from '../helpers/memory-kv.js';
+import { createMemoryKv, watchBehind } from '../helpers/memory-kv.js';
 import { waitFor } from '../helpers/wait.js';
 
 const held = (o: ClaimOutcome): HeldClaim => {
@@ -94,21 +93,7 @@ describe('firmware claim view', () => {
     /** the watch's deliveries wait while `gate` is closed (a watch a few milliseconds behind the bucket) */
     let gate: Promise<void> = Promise.resolve();
     let open = () => undefined as void;
-    const behind: KvBucket = {
-      ...client,
-      watch: async (prefix) => {
-        const w = await client.watch(prefix);
-        return {
-          async *[Symbol.asyncIterator]() {
-            for await (const e of w) {
-              await gate;
-              yield e;
-            }
-          },
-          stop: () => w.stop(),
-        };
-      },
-    };
+    const behind = watchBehind(client, () => gate);
     const view = createFirmwareClaimView({ kv: behind, isOwn: () => false, logger: captureLog().logger });
     await view.start();
     expect(await view.caughtUp(1000)).toBe(true); // an empty bucket
@@ -193,19 +178,7 @@ describe('firmware claim view', () => {
     const inner = store.client();
     let letGo!: () => void;
     const gate = new Promise<void>((resolve) => (letGo = resolve));
-    const kv: KvBucket = {
-      ...inner,
-      watch: async (prefix) => {
-        const w = await inner.watch(prefix);
-        return {
-          async *[Symbol.asyncIterator]() {
-            await gate;
-            yield* w;
-          },
-          stop: () => w.stop(),
-        };
-      },
-    };
+    const kv = watchBehind(inner, () => gate);
     const view = createFirmwareClaimView({ kv, isOwn: () => false, logger: captureLog().logger, readyWithinMs: 100 });
     await expect(view.start()).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/^the firmware claims' key-value bucket metal-bmc-p-firmware was not delivered within 100 ms/) });
     view.close();
