@@ -5,7 +5,7 @@
  * again here, before the machine's next plan (`attempts`). `stop()` refuses new work; `drain()`
  * waits for accepted work and aborts what is still running at its deadline.
  */
-import { checkCount, checkDuration, deadline, endedWithin, MAX_TIMER_MS, raceAbort, sleep } from '../deadline.js';
+import { checkCount, checkDuration, deadline, endedWithin, MAX_TIMER_MS, sleep } from '../deadline.js';
 import { abortError, BmcError, HandBackError, notSent, NotSentError, showsNotActed, type BmcErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Outband } from '../outband/types.js';
@@ -157,6 +157,11 @@ export interface CommandRunner {
    * starting on the machine waits for it: a flash must not begin in the middle of a reset.
    */
   powerSettled(key: string, bmc: string): Promise<void> | undefined;
+}
+
+/** runDelivery's answer for a plan that met another instance's firmware job as its power step began and cannot go back to the stream: nothing was sent, it waits at its machine's queue */
+interface BackToQueue {
+  backToQueue: FirmwareJobHold;
 }
 
 interface Task {
@@ -444,38 +449,28 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
    * Another instance's firmware job claimed a moment before this plan's turn came, which its watch
    * had not delivered here yet: the plan's mark is written and the claims are brought up to the
    * bucket first (`beforePower`), then a job found is kept to: a command is refused, a lifecycle
-   * event goes back to the stream to wait at the queue when it comes again (on its last delivery
-   * it waits here, in its slot, unmarked).
+   * event goes back to the stream to wait at the queue when it comes again; one that cannot go
+   * back (its last delivery, or no event id) goes back to its machine's queue here (`waitsFor`),
+   * to wait there out of its slot as one held at its turn does.
    */
-  async function firmwareJobSeenLate(plan: Plan, cut: AbortSignal): Promise<{ refused?: CommandResult; ended?: () => Promise<void> }> {
+  async function firmwareJobSeenLate(plan: Plan, cut: AbortSignal): Promise<{ refused?: CommandResult; waitsFor?: FirmwareJobHold; ended?: () => Promise<void> }> {
     const beforePower = o.firmwareJobs?.beforePower;
     if (beforePower === undefined || !changesPower(plan)) return {};
+    // the mark is written, then the claims caught up with: of the mark and a new claim, the later sees the earlier
+    const ended = await beforePower(plan, planBoundMs);
     // another instance's job only: this instance's own were asked at the queue, and one accepted
     // since waits for this plan (powerSettled), which waiting for it in turn would deadlock
-    const otherInstancesJob = () => {
-      const job = firmwareJobFor(plan);
-      return job?.instance === undefined ? undefined : job;
-    };
-    let told = false;
-    for (;;) {
-      // cut while it waited: it sends nothing, so it is not marked again
-      if (told && cut.aborted) return {};
-      // the mark is written, then the claims caught up with: of the mark and a new claim, the later sees the earlier
-      const ended = await beforePower(plan, planBoundMs);
-      const job = cut.aborted ? undefined : otherInstancesJob();
-      if (job === undefined) return { ended };
-      // not marked while it waits (the mark counts only the plan's own run; a job it waited for
-      // must not wait for it in turn): marked again, and the claims asked again, after the wait
-      await ended();
-      if (DURING_FIRMWARE_UPDATE[plan.type] === 'refuse') return { refused: refusalDuringFirmware(plan, job) };
-      // an event that can come again goes back to the stream: its next delivery finds the claim
-      // at the queue and waits there, out of a slot (a hold may last hours); its last delivery waits here
-      if (plan.eventId !== undefined && !plan.lastDelivery) return { refused: handBackForFirmware(plan, job) };
-      if (!told) o.logger.info(firmwareFields(plan, job), 'machine event held: its power step waits until the firmware update of its machine or BMC ends');
-      told = true;
-      // a cut (shutdown, lost lead) ends the wait: the plan runs on to end ABORTED and go back
-      await raceAbort(job.ended, cut).catch(() => undefined);
-    }
+    const found = cut.aborted ? undefined : firmwareJobFor(plan);
+    const job = found?.instance === undefined ? undefined : found;
+    if (job === undefined) return { ended };
+    // not marked while it waits (the mark counts only the plan's own run; a job it waited for
+    // must not wait for it in turn): marked again, and the claims asked again, when it runs
+    await ended();
+    if (DURING_FIRMWARE_UPDATE[plan.type] === 'refuse') return { refused: refusalDuringFirmware(plan, job) };
+    // an event that can come again goes back to the stream: its next delivery finds the claim at
+    // the queue and waits there (a hold may last hours); one that cannot waits at the queue now
+    if (plan.eventId !== undefined && !plan.lastDelivery) return { refused: handBackForFirmware(plan, job) };
+    return { waitsFor: job };
   }
 
   /**
@@ -758,13 +753,14 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
    * crashes the daemon does not crash every instance for its 15 deliveries; a run handed back
    * (nak'ed by choice) is counted as such, not as one that never settled.
    */
-  async function runDelivery(plan: Plan, cut: AbortSignal, newerPending: () => boolean): Promise<CommandResult> {
+  async function runDelivery(plan: Plan, cut: AbortSignal, newerPending: () => boolean): Promise<CommandResult | BackToQueue> {
     const { journal } = o;
     const eventId = plan.eventId;
     const before = await settledBefore(plan);
     if (before !== undefined) return before;
     const power = await firmwareJobSeenLate(plan, cut);
     if (power.refused !== undefined) return power.refused;
+    if (power.waitsFor !== undefined) return { backToQueue: power.waitsFor };
     try {
       if (journal?.started !== undefined && eventId !== undefined) {
         let runs: number | undefined;
@@ -846,8 +842,18 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
       const done = runDelivery(task.plan, task.cut.signal, () => (queues.get(key)?.length ?? 0) > 0).then((result) => {
         running.delete(key);
         inFlight.delete(key);
-        cuts.delete(task.cut);
         const rest = queues.get(key)!;
+        // nothing sent, and it cannot go back to the stream: first in its machine's queue again,
+        // waiting there for the job out of its slot; its later plans wait behind it
+        if ('backToQueue' in result) {
+          rest.unshift(task);
+          waitForFirmware(key, task, result.backToQueue);
+          // stopping meanwhile: cut at once, as every plan waiting was at the stop
+          if (stopped) handBackWaiting();
+          pump();
+          return;
+        }
+        cuts.delete(task.cut);
         // an event handed back comes again behind the machine's later events: they go back with it,
         // and those that come until it is back go back too (order-holds.ts), so that none runs before
         // it (a CYCLE handed back must not run after the OFF sent next)

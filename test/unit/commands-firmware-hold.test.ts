@@ -167,6 +167,51 @@ describe('power steps during a firmware update', () => {
     expect(t.sent).toEqual(['m1:PXE', 'm1:RESET']);
   });
 
+  it("a delete on its last delivery that meets another instance's update only as its step begins waits for it at its machine's queue, out of its slot; the machine's later events wait behind it", async () => {
+    let endJob!: () => void;
+    const hold: FirmwareJobHold = { id: 'job-b', kind: 'bios', since: '2026-12-07T03:00:00.000Z', of: { machine: true }, ended: new Promise<void>((resolve) => (endJob = resolve)), instance: 'mgmt-b' };
+    const other = { job: undefined as FirmwareJobHold | undefined, marks: [] as string[] };
+    const t = setup({
+      concurrency: 1,
+      elsewhere: {
+        // the claim is on m1 only, and reaches this instance's view only when brought up to the bucket
+        activeFor: (plan) => (plan.key === 'm1' ? other.job : undefined),
+        beforePower: async (plan) => {
+          other.marks.push(`${plan.machineId} ${plan.command} marked`);
+          if (plan.key === 'm1' && other.marks.length === 1) other.job = hold;
+          return async () => void other.marks.push(`${plan.machineId} ${plan.command} unmarked`);
+        },
+      },
+    });
+    const deleted = t.runner.submit({ ...lifecycle('m1', 'delete'), eventId: 'ev-1', lastDelivery: true });
+    await waitFor(() => t.log.find('machine event held: its power step waits until the firmware update of its machine or BMC ends').length === 1, 5000, 'the delete held');
+    const created = t.runner.submit({ ...lifecycle('m1', 'create'), eventId: 'ev-2' });
+    // the only slot is free: another machine's power command runs meanwhile
+    expect(await t.runner.submit(command('m2', 'CYCLE'))).toMatchObject({ ok: true });
+    expect(t.sent).toEqual(['m2:CYCLE']);
+    expect(t.runner.pending).toBe(2);
+    other.job = undefined;
+    endJob();
+    expect(await deleted).toMatchObject({ ok: true });
+    expect(await created).toMatchObject({ ok: true });
+    expect(t.sent).toEqual(['m2:CYCLE', 'm1:PXE', 'm1:RESET', 'm1:DISK']);
+    // unmarked while it waited, marked again for its run
+    expect(other.marks.slice(0, 4)).toEqual(['m1 delete marked', 'm1 delete unmarked', 'm2 CYCLE marked', 'm2 CYCLE unmarked']);
+    expect(other.marks.slice(4, 6)).toEqual(['m1 delete marked', 'm1 delete unmarked']);
+    expect(t.log.find('machine event held for a firmware update runs now')).toHaveLength(1);
+  });
+
+  it("a delete on its last delivery waiting at the queue for another instance's update ends ABORTED at the shutdown, nothing sent", async () => {
+    const hold: FirmwareJobHold = { id: 'job-b', kind: 'bios', since: '2026-12-07T03:00:00.000Z', of: { machine: true }, ended: new Promise<void>(() => undefined), instance: 'mgmt-b' };
+    let claimed: FirmwareJobHold | undefined;
+    const t = setup({ elsewhere: { activeFor: () => claimed, beforePower: async () => ((claimed = hold), async () => undefined) } });
+    const deleted = t.runner.submit({ ...lifecycle('m1', 'delete'), eventId: 'ev-1', lastDelivery: true });
+    await waitFor(() => t.log.find(/^machine event held/).length === 1, 5000, 'the delete held');
+    expect(await t.runner.drain(5000)).toBe(true);
+    expect(await deleted).toMatchObject({ ok: false, code: 'ABORTED' });
+    expect(t.sent).toEqual([]);
+  });
+
   it("an update of this instance accepted while a delete is catching up with the claims bucket waits for that delete, which does not wait for it in turn", async () => {
     let caughtUp!: () => void;
     const t = setup({ elsewhere: { activeFor: () => undefined, beforePower: () => new Promise((resolve) => (caughtUp = () => resolve(async () => undefined))) } });
