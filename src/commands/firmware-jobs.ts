@@ -13,7 +13,8 @@
  *   and is younger than its deadline as an active job (power steps stay held, its claim across
  *   instances is taken back) and watches it to the end it would have had: its task, else for a BMC
  *   image the Manager's FirmwareVersion. A job that cannot be watched (no task known, a BIOS
- *   image) or whose deadline passed ends `interrupted`, its outcome unknown, as before.
+ *   image) or whose deadline passed ends `interrupted`, its outcome unknown, its machine held
+ *   until `heldUntil` (crashHoldEnd) as after a stop that cut it off.
  * - **Deadline with the BMC silent, or its task still running:** a job whose deadline passes while
  *   the BMC has not answered for `unreachableAfterMs`, or while the task the BMC named for it was
  *   last seen running (redfish/task.ts taskStillRuns: a BIOS flash on iDRAC or XCC takes 20
@@ -1227,6 +1228,16 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   }
 
   /**
+   * Until when the machine of an update a crash cut off, which cannot be watched again, stays held:
+   * the hold after an outcome unknown from now, but no longer than the hold that would have
+   * followed its deadline (the job sends nothing after it). Undefined when that is over already.
+   */
+  function crashHoldEnd(job: FirmwareJob, now: number): string | undefined {
+    const until = Math.min(now + holdMs, Date.parse(job.acceptedAt) + o.timeoutMs + holdMs);
+    return until > now ? new Date(until).toISOString() : undefined;
+  }
+
+  /**
    * A job held after an outcome unknown when metal-bmc stopped: held again until its `heldUntil`
    * (its claim taken back). Returns how the hold ended when it ended while metal-bmc was down and
    * needs no look (its `heldUntil` deleted; the caller persists, then tells it).
@@ -1326,14 +1337,25 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
           const why = !(leftMs > 0) ? 'its deadline passed meanwhile' : !watchable(job) ? 'the BMC had named no task of it to follow' : ipmiOf(job) === undefined ? 'its BMC address is not known' : undefined;
           if (job.notSent) interrupted.push(interrupt(job, 'metal-bmc stopped before this update began (it waited for a power command on its machine, or to start); nothing was sent to the BMC: send it again'));
           else if (why === undefined) resume(job, leftMs);
-          else interrupted.push(interrupt(job, `metal-bmc stopped while this update ran (last progress: ${lastProgressOf(job)}) and ${why}, so its outcome is unknown; the BMC may still be applying it: check its firmware version before retrying`));
+          else {
+            const heldUntil = ipmiOf(job) === undefined ? undefined : crashHoldEnd(job, now);
+            const stillHeld = heldUntil === undefined ? '' : `; the machine stays held until ${heldUntil}`;
+            interrupted.push(interrupt(job, `metal-bmc stopped while this update ran (last progress: ${lastProgressOf(job)}) and ${why}, so its outcome is unknown; the BMC may still be applying it${stillHeld}: check its firmware version before retrying`));
+            if (heldUntil !== undefined) {
+              // as a stop that cut off an update it cannot watch: held (its claim taken back) while the BMC may still flash
+              job.code = OUTCOME_UNKNOWN;
+              job.heldUntil = heldUntil;
+              const end = holdAgain(job);
+              if (end !== undefined) holdsEnded.push([job, end]);
+            }
+          }
         } else if (job.heldUntil !== undefined) {
           const end = holdAgain(job);
           if (end !== undefined) holdsEnded.push([job, end]);
         }
       }
       if (interrupted.length > 0 || holdsEnded.length > 0) persist();
-      for (const job of interrupted) emit(job, 'interrupted', { error: job.error!, code: job.code!, ...(job.outcomeUnknown ? { outcomeUnknown: true as const } : {}), ...(job.progress ? { progress: job.progress } : {}) });
+      for (const job of interrupted) emit(job, 'interrupted', { error: job.error!, code: job.code!, ...(job.outcomeUnknown ? { outcomeUnknown: true as const } : {}), ...(job.progress ? { progress: job.progress } : {}), ...(job.heldUntil !== undefined ? { heldUntil: job.heldUntil } : {}) });
       for (const [job, end] of holdsEnded) tellHoldEnd(job, end);
       seq = jobs.length;
       return interrupted;

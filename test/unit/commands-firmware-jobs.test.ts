@@ -71,7 +71,10 @@ function fakeBmcs() {
   const follow = (key: string, o?: FirmwareOptions) =>
     new Promise<void>((resolve, reject) => {
       pending.set(key, { progress: (p) => o?.onProgress?.(p), watch: (w) => o?.onWatch?.(w), finish: resolve, fail: reject });
-      o?.signal?.addEventListener('abort', () => reject(o.signal!.reason instanceof Error ? o.signal!.reason : new BmcError('ABORTED', 'aborted')), { once: true });
+      const aborted = () => reject(o!.signal!.reason instanceof Error ? o!.signal!.reason : new BmcError('ABORTED', 'aborted'));
+      // a signal aborted before the call (a stop as the watch begins) ends it at once, as the BMC's requests would
+      if (o?.signal?.aborted) aborted();
+      else o?.signal?.addEventListener('abort', aborted, { once: true });
     });
   const connect = (ipmi: { host: string }, options?: { onAnswer?: () => void }): Outband => {
     connects++;
@@ -211,7 +214,7 @@ describe('firmware jobs', () => {
     expect(events.at(-1)).toMatchObject({ phase: 'failed', ok: false, code: 'TIMEOUT' });
   });
 
-  it('reports a job the previous process left running as interrupted, once, and keeps the file', async () => {
+  it('reports a job the previous process left running, which it cannot watch, as interrupted, once, holding its machine until heldUntil as a stop does; the file keeps the hold', async () => {
     const file = stateFile();
     const first = setup({ stateFile: file });
     await first.jobs.start(plan('m1'));
@@ -220,16 +223,43 @@ describe('firmware jobs', () => {
     // the process dies here: nothing more is written
 
     const second = setup({ stateFile: file });
+    const before = Date.now();
     const interrupted = second.jobs.recover();
     expect(interrupted.map((j) => [j.machineId, j.state])).toEqual([['m1', 'interrupted']]);
     expect(second.events).toHaveLength(1);
-    expect(second.events[0]).toMatchObject({ machineId: 'm1', phase: 'interrupted', ok: false, code: 'INTERRUPTED', progress: { state: 'Uploading', percent: 55 }, rebootRequired: true });
-    expect(second.events[0]!.error).toMatch(/check its firmware version/);
-    expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0]).toMatchObject({ state: 'interrupted' });
-    // a third start has nothing left to report
+    expect(second.events[0]).toMatchObject({ machineId: 'm1', phase: 'interrupted', ok: false, code: 'OUTCOME_UNKNOWN', outcomeUnknown: true, progress: { state: 'Uploading', percent: 55 }, rebootRequired: true });
+    // the 15-minute hold from now
+    const heldUntil = Date.parse(second.events[0]!.heldUntil!);
+    expect(heldUntil).toBeGreaterThanOrEqual(before + 15 * 60_000);
+    expect(heldUntil).toBeLessThanOrEqual(Date.now() + 15 * 60_000);
+    expect(second.events[0]!.error).toMatch(/so its outcome is unknown; the BMC may still be applying it; the machine stays held until \S+: check its firmware version before retrying$/);
+    expect(second.jobs.activeFor(plan('m1'))).toBeDefined();
+    expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0]).toMatchObject({ state: 'interrupted', heldUntil: second.events[0]!.heldUntil });
+    await second.jobs.stop(0);
+    // a third start has nothing left to report, and holds the machine again for the rest of the hold
     const third = setup({ stateFile: file });
     expect(third.jobs.recover()).toEqual([]);
     expect(third.events).toEqual([]);
+    expect(third.jobs.activeFor(plan('m1'))).toBeDefined();
+    await third.jobs.stop(0);
+    first.bmcs.pending.get('m1')!.fail(new Error('gone'));
+  });
+
+  it('a crash\'s hold after an update it cannot watch ends at heldUntil: released, the machine free', async () => {
+    const file = stateFile();
+    const first = setup({ stateFile: file });
+    await first.jobs.start(plan('m1'));
+    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    // the process dies here
+    const second = setup({ stateFile: file, outcomeUnknownHoldMs: 100 });
+    expect(second.jobs.recover().map((j) => j.state)).toEqual(['interrupted']);
+    expect(second.jobs.activeFor(plan('m1'))).toBeDefined();
+    await waitFor(() => second.events.some((e) => e.phase === 'released'), 5000, 'the hold released');
+    expect(second.events.map((e) => e.phase)).toEqual(['interrupted', 'released']);
+    expect(second.jobs.activeFor(plan('m1'))).toBeUndefined();
+    expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0].heldUntil).toBeUndefined();
+    // a BMC it could not watch is not connected for the hold
+    expect(second.bmcs.connects()).toBe(0);
     first.bmcs.pending.get('m1')!.fail(new Error('gone'));
   });
 
@@ -474,10 +504,21 @@ describe('firmware jobs', () => {
     const saved = JSON.parse(readFileSync(file, 'utf8')) as { jobs: Array<{ acceptedAt: string }> };
     saved.jobs[0]!.acceptedAt = new Date(Date.now() - 120_000).toISOString();
     writeFileSync(file, JSON.stringify(saved));
+    // accepted 120 s ago with a deadline of 60 s: the hold that would have followed it lasts 15 minutes more
     const second = setup({ stateFile: file });
     expect(second.jobs.recover().map((j) => j.state)).toEqual(['interrupted']);
-    expect(second.events).toEqual([expect.objectContaining({ phase: 'interrupted', code: 'INTERRUPTED', outcomeUnknown: true, error: expect.stringMatching(/its deadline passed meanwhile, so its outcome is unknown/) })]);
-    expect(second.jobs.activeFor(plan('m1'))).toBeUndefined();
+    expect(second.events).toEqual([expect.objectContaining({ phase: 'interrupted', code: 'OUTCOME_UNKNOWN', outcomeUnknown: true, error: expect.stringMatching(/its deadline passed meanwhile, so its outcome is unknown; the BMC may still be applying it; the machine stays held until /) })]);
+    expect(Date.parse(second.events[0]!.heldUntil!)).toBe(Date.parse(saved.jobs[0]!.acceptedAt) + 60_000 + 15 * 60_000);
+    expect(second.jobs.activeFor(plan('m1'))).toBeDefined();
+    await second.jobs.stop(1000);
+    // past that hold too: interrupted, nothing held
+    saved.jobs[0]!.acceptedAt = new Date(Date.now() - 60_000 - 15 * 60_000 - 1000).toISOString();
+    writeFileSync(file, JSON.stringify(saved));
+    const third = setup({ stateFile: file });
+    expect(third.jobs.recover().map((j) => j.state)).toEqual(['interrupted']);
+    expect(third.events).toEqual([expect.objectContaining({ phase: 'interrupted', code: 'INTERRUPTED', outcomeUnknown: true, error: expect.stringMatching(/its deadline passed meanwhile, so its outcome is unknown; the BMC may still be applying it: check its firmware version before retrying$/) })]);
+    expect(third.events[0]!.heldUntil).toBeUndefined();
+    expect(third.jobs.activeFor(plan('m1'))).toBeUndefined();
     first.bmcs.pending.get('m1')!.fail(new Error('gone'));
   });
 
