@@ -582,7 +582,9 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   /** writes the state file; false when it could not be written (counted and logged by jobWrites) */
   function persist(): boolean {
     if (o.stateFile === undefined) return true;
-    const finished = jobs.filter((j) => j.state !== 'running');
+    // a job that still holds its machine (heldUntil) is kept however many ended after it: pruned,
+    // its hold would be gone from activeFor now and from the file at the next start
+    const finished = jobs.filter((j) => j.state !== 'running' && j.heldUntil === undefined);
     const drop = new Set(finished.slice(0, Math.max(0, finished.length - keepFinished)));
     for (let i = jobs.length - 1; i >= 0; i--) if (drop.has(jobs[i]!)) jobs.splice(i, 1);
     try {
@@ -1338,15 +1340,18 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
           if (job.notSent) interrupted.push(interrupt(job, 'metal-bmc stopped before this update began (it waited for a power command on its machine, or to start); nothing was sent to the BMC: send it again'));
           else if (why === undefined) resume(job, leftMs);
           else {
+            const unknown = `metal-bmc stopped while this update ran (last progress: ${lastProgressOf(job)}) and ${why}, so its outcome is unknown; the BMC may still be applying it`;
+            interrupted.push(interrupt(job, `${unknown}: check its firmware version before retrying`));
             const heldUntil = ipmiOf(job) === undefined ? undefined : crashHoldEnd(job, now);
-            const stillHeld = heldUntil === undefined ? '' : `; the machine stays held until ${heldUntil}`;
-            interrupted.push(interrupt(job, `metal-bmc stopped while this update ran (last progress: ${lastProgressOf(job)}) and ${why}, so its outcome is unknown; the BMC may still be applying it${stillHeld}: check its firmware version before retrying`));
             if (heldUntil !== undefined) {
-              // as a stop that cut off an update it cannot watch: held (its claim taken back) while the BMC may still flash
-              job.code = OUTCOME_UNKNOWN;
+              // as a stop that cut off an update it cannot watch: held (its claim taken back) while
+              // the BMC may still flash; a hold that ends at once (another job of the machine, its
+              // end reached meanwhile) holds nothing and is said as plain interrupted
               job.heldUntil = heldUntil;
-              const end = holdAgain(job);
-              if (end !== undefined) holdsEnded.push([job, end]);
+              if (holdAgain(job) === undefined) {
+                job.code = OUTCOME_UNKNOWN;
+                job.error = `${unknown}; the machine stays held until ${heldUntil}: check its firmware version before retrying`;
+              }
             }
           }
         } else if (job.heldUntil !== undefined) {

@@ -349,9 +349,17 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
 
   /** Takes a queued plan that has not started out of its machine's queue, to be settled by the caller: no longer pending, nothing to cut. */
   function takeOut(queue: Task[], task: Task): Task {
+    const key = task.plan.key;
+    // the head of a machine waiting for a firmware job (superseded there): the wait was bound to
+    // its cut, so the plan after it is looked at afresh (held again, with a cut of its own)
+    const waitedAtHead = queue[0] === task && waiting.delete(key);
     queue.splice(queue.indexOf(task), 1);
     cuts.delete(task.cut);
     pending--;
+    if (waitedAtHead) {
+      if (queue.length > 0) ready.push(key);
+      else queues.delete(key);
+    }
     return task;
   }
 
@@ -498,8 +506,9 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
 
   /** Takes the machine back into `ready` once `job` ended or the task is cut off; its later plans queue behind it meanwhile. */
   function waitForFirmware(key: string, task: Task, job: FirmwareJobHold): void {
-    if (task.waited === undefined) {
-      task.waited = { job, since: performance.now() };
+    // said once per job it waits for (another job may follow the first); timed from the first
+    if (task.waited?.job.id !== job.id) {
+      task.waited = { job, since: task.waited?.since ?? performance.now() };
       o.logger.info(firmwareFields(task.plan, job), 'machine event held: its power step waits until the firmware update of its machine or BMC ends');
     }
     const signal = task.cut.signal;
@@ -517,6 +526,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     waiting.set(key, resume);
     signal.addEventListener('abort', resume, { once: true });
     void job.ended.then(resume, resume);
+    // cut already (a lost lead while its step gave up its mark): looked at again now, not at the job's end
+    if (signal.aborted) resume();
   }
 
   /** Stopping: every plan waiting for a firmware job is cut now (ABORTED, back to the stream), never run at the job's end. */

@@ -11,7 +11,7 @@ import type { EventType, Plan } from '../../src/commands/event.js';
 import { createFirmwareJobs, type FirmwareJobsOptions, type JobClaims } from '../../src/commands/firmware-jobs.js';
 import { dispositionOf } from '../../src/commands/handler.js';
 import { createCommandMetrics } from '../../src/commands/metrics.js';
-import { createCommandRunner, type CommandResult, type FirmwareJobHold } from '../../src/commands/runner.js';
+import { createCommandRunner, type CommandResult, type CommandRunnerOptions, type FirmwareJobHold } from '../../src/commands/runner.js';
 import { BmcError } from '../../src/errors.js';
 import type { Outband } from '../../src/outband/types.js';
 import { captureLog } from '../helpers/log.js';
@@ -28,7 +28,7 @@ interface Elsewhere {
   beforePower(plan: Plan, boundMs: number): Promise<() => Promise<void>>;
 }
 
-function setup(o: { concurrency?: number; claims?: JobClaims; jobs?: Partial<FirmwareJobsOptions>; elsewhere?: Elsewhere } = {}) {
+function setup(o: { concurrency?: number; claims?: JobClaims; jobs?: Partial<FirmwareJobsOptions>; elsewhere?: Elsewhere; runner?: Partial<CommandRunnerOptions> } = {}) {
   const sent: string[] = [];
   const updates = new Map<string, () => void>();
   /** an action of a host in here waits until the test lets it go */
@@ -66,7 +66,7 @@ function setup(o: { concurrency?: number; claims?: JobClaims; jobs?: Partial<Fir
   const jobs = createFirmwareJobs({ connect, timeoutMs: 60_000, logger: log.logger, publish: () => undefined, ...(o.claims ? { claims: o.claims } : {}), ...o.jobs });
   const elsewhere = o.elsewhere;
   const firmwareJobs = elsewhere ? { activeFor: (plan: Plan) => jobs.activeFor(plan) ?? elsewhere.activeFor(plan), beforePower: (plan: Plan, boundMs: number) => elsewhere.beforePower(plan, boundMs) } : jobs;
-  const runner = createCommandRunner({ connect, concurrency: o.concurrency ?? 4, timeoutMs: 5000, logger: log.logger, metrics, onResult: (r) => results.push(r), firmwareJobs });
+  const runner = createCommandRunner({ connect, concurrency: o.concurrency ?? 4, timeoutMs: 5000, logger: log.logger, metrics, onResult: (r) => results.push(r), firmwareJobs, ...o.runner });
   const finish = async (host: string) => {
     updates.get(host)!();
     await waitFor(() => jobs.running() === 0, 5000, 'the job ended');
@@ -210,6 +210,47 @@ describe('power steps during a firmware update', () => {
     expect(await t.runner.drain(5000)).toBe(true);
     expect(await deleted).toMatchObject({ ok: false, code: 'ABORTED' });
     expect(t.sent).toEqual([]);
+  });
+
+  it("a delete waiting at the queue for another instance's update, cut while its step gave up its mark (a lost lead), ends ABORTED at once, nothing sent", async () => {
+    const hold: FirmwareJobHold = { id: 'job-b', kind: 'bios', since: '2026-12-07T03:00:00.000Z', of: { machine: true }, ended: new Promise<void>(() => undefined), instance: 'mgmt-b' };
+    let claimed: FirmwareJobHold | undefined;
+    let unmark: (() => void) | undefined;
+    const t = setup({
+      elsewhere: {
+        activeFor: () => claimed,
+        // the first mark's delete answers only when the test lets it
+        beforePower: async () => ((claimed = hold), () => (unmark === undefined ? new Promise<void>((resolve) => (unmark = resolve)) : Promise.resolve())),
+      },
+    });
+    const deleted = t.runner.submit({ ...lifecycle('m1', 'delete'), eventId: 'ev-1', lastDelivery: true });
+    await waitFor(() => unmark !== undefined, 5000, 'the mark given up');
+    t.runner.abortAll('the lead moved');
+    unmark!();
+    expect(await deleted).toMatchObject({ ok: false, code: 'ABORTED' });
+    expect(t.sent).toEqual([]);
+    expect(t.runner.pending).toBe(0);
+  });
+
+  it("a delete waiting at the queue for another instance's update and superseded there (late, its queue full) frees the plans behind it: they run now, not at the update's end", async () => {
+    const hold: FirmwareJobHold = { id: 'job-b', kind: 'bios', since: '2026-12-07T03:00:00.000Z', of: { machine: true }, ended: new Promise<void>(() => undefined), instance: 'mgmt-b' };
+    let claimed: FirmwareJobHold | undefined;
+    let clock = Date.parse('2026-12-07T06:00:00Z');
+    const t = setup({
+      runner: { ttlMs: 1000, now: () => clock, maxQueuePerMachine: 2 },
+      elsewhere: { activeFor: () => claimed, beforePower: async () => ((claimed = hold), async () => undefined) },
+    });
+    const publishedAt = new Date(clock);
+    const deleted = t.runner.submit({ ...lifecycle('m1', 'delete'), eventId: 'ev-1', lastDelivery: true, publishedAt });
+    await waitFor(() => t.log.find(/^machine event held/).length === 1, 5000, 'the delete held');
+    // past its TTL the waiting delete only sets a boot device (its RESET would give way): a newer create may take its place
+    clock += 2000;
+    const created = t.runner.submit({ ...lifecycle('m1', 'create'), eventId: 'ev-2', publishedAt: new Date(clock) });
+    const again = t.runner.submit({ ...lifecycle('m1', 'create'), eventId: 'ev-3', publishedAt: new Date(clock) });
+    expect(await deleted).toMatchObject({ ok: false, code: 'SUPERSEDED' });
+    expect(await created).toMatchObject({ ok: true });
+    expect(await again).toMatchObject({ ok: true });
+    expect(t.sent).toEqual(['m1:DISK', 'm1:DISK']);
   });
 
   it("an update of this instance accepted while a delete is catching up with the claims bucket waits for that delete, which does not wait for it in turn", async () => {

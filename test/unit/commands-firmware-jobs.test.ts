@@ -96,7 +96,7 @@ function fakeBmcs() {
 }
 
 function setup(
-  o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal; instanceId?: string; unreachableAfterMs?: number; outcomeUnknownHoldMs?: number; taskHoldLimitMs?: number; reconnectMs?: number; holdJobPaceMs?: number; metrics?: FirmwareJobMetrics; powerSettled?: (key: string, bmc: string) => Promise<void> | undefined; powerElsewhere?: FirmwareJobsOptions['powerElsewhere'] } = {},
+  o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal; instanceId?: string; unreachableAfterMs?: number; outcomeUnknownHoldMs?: number; taskHoldLimitMs?: number; reconnectMs?: number; holdJobPaceMs?: number; metrics?: FirmwareJobMetrics; powerSettled?: (key: string, bmc: string) => Promise<void> | undefined; powerElsewhere?: FirmwareJobsOptions['powerElsewhere']; keepFinished?: number } = {},
 ) {
   const events: FirmwareEvent[] = [];
   const bmcs = fakeBmcs();
@@ -118,6 +118,7 @@ function setup(
     ...(o.metrics ? { metrics: o.metrics } : {}),
     ...(o.powerSettled ? { powerSettled: o.powerSettled } : {}),
     ...(o.powerElsewhere ? { powerElsewhere: o.powerElsewhere } : {}),
+    ...(o.keepFinished !== undefined ? { keepFinished: o.keepFinished } : {}),
     logger: log.logger,
     publish: (e) => events.push(e),
   });
@@ -242,6 +243,49 @@ describe('firmware jobs', () => {
     expect(third.events).toEqual([]);
     expect(third.jobs.activeFor(plan('m1'))).toBeDefined();
     await third.jobs.stop(0);
+    first.bmcs.pending.get('m1')!.fail(new Error('gone'));
+  });
+
+  it('a job that holds its machine is not pruned from the state file, however many jobs end after it', async () => {
+    const file = stateFile();
+    const first = setup({ stateFile: file });
+    await first.jobs.start(plan('m1'));
+    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    // the process dies here; the next one keeps one finished job
+    const second = setup({ stateFile: file, keepFinished: 1 });
+    second.jobs.recover();
+    for (const machine of ['m2', 'm3']) {
+      await second.jobs.start(plan(machine));
+      await waitFor(() => second.bmcs.pending.has(machine), 5000, 'update started');
+      second.bmcs.pending.get(machine)!.finish();
+      await waitFor(() => second.events.some((e) => e.machineId === machine && e.phase === 'completed'), 5000, 'update done');
+    }
+    const kept = (JSON.parse(readFileSync(file, 'utf8')) as { jobs: Array<{ machineId: string; heldUntil?: string }> }).jobs;
+    expect(kept.map((j) => [j.machineId, j.heldUntil !== undefined])).toEqual([['m1', true], ['m3', false]]);
+    expect(second.jobs.activeFor(plan('m1'))).toBeDefined();
+    await second.jobs.stop(1000);
+    first.bmcs.pending.get('m1')!.fail(new Error('gone'));
+  });
+
+  it('a crash\'s hold that would end at once (another job of the machine is taken up again) holds nothing and says so: INTERRUPTED, no heldUntil', async () => {
+    const file = stateFile();
+    const first = setup({ stateFile: file });
+    await first.jobs.start(plan('m1', 'bmc'));
+    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    first.bmcs.pending.get('m1')!.watch({ taskUri: '/redfish/v1/TaskService/Tasks/7' });
+    // the file holds a second running job of the machine that cannot be watched (no task named)
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { jobs: Array<Record<string, unknown>> };
+    const { taskUri: _task, ...unwatchable } = saved.jobs[0]!;
+    saved.jobs.push({ ...unwatchable, id: 'second-job' });
+    writeFileSync(file, JSON.stringify(saved));
+    const second = setup({ stateFile: file });
+    expect(second.jobs.recover().map((j) => j.id)).toEqual(['second-job']);
+    expect(second.events.find((e) => e.phase === 'interrupted')).toMatchObject({ code: 'INTERRUPTED', outcomeUnknown: true, error: expect.stringMatching(/the BMC may still be applying it: check its firmware version before retrying$/) });
+    expect(second.events.find((e) => e.phase === 'interrupted')!.heldUntil).toBeUndefined();
+    // held by the job watched again, not by this one
+    expect(second.events.filter((e) => e.phase === 'released')).toEqual([]);
+    expect(second.jobs.activeFor(plan('m1'))).toMatchObject({ id: saved.jobs[0]!.id });
+    await second.jobs.stop(1000);
     first.bmcs.pending.get('m1')!.fail(new Error('gone'));
   });
 
