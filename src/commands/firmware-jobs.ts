@@ -1351,6 +1351,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
               if (holdAgain(job) === undefined) {
                 job.code = OUTCOME_UNKNOWN;
                 job.error = `${unknown}; the machine stays held until ${heldUntil}: check its firmware version before retrying`;
+                o.logger.warn({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, heldUntil }, 'firmware update cut off by a restart may still be applied by the BMC; its machine stays held');
               }
             }
           }

@@ -235,6 +235,7 @@ describe('firmware jobs', () => {
     expect(heldUntil).toBeLessThanOrEqual(Date.now() + 15 * 60_000);
     expect(second.events[0]!.error).toMatch(/so its outcome is unknown; the BMC may still be applying it; the machine stays held until \S+: check its firmware version before retrying$/);
     expect(second.jobs.activeFor(plan('m1'))).toBeDefined();
+    expect(second.log.find('firmware update cut off by a restart may still be applied by the BMC; its machine stays held')).toEqual([expect.objectContaining({ heldUntil: second.events[0]!.heldUntil, machineId: 'm1' })]);
     expect(JSON.parse(readFileSync(file, 'utf8')).jobs[0]).toMatchObject({ state: 'interrupted', heldUntil: second.events[0]!.heldUntil });
     await second.jobs.stop(0);
     // a third start has nothing left to report, and holds the machine again for the rest of the hold
