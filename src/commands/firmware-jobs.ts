@@ -970,7 +970,10 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       // left running in the state file with its claim (not deleted: taken back by this instance's
       // next start, stale for the others after its hold, claimHoldMs), and nothing terminal told
       if (step) await endedWithin(step.done(), CLAIM_RELEASE_MS);
-      active.delete(job.key);
+      // kept in `active` (holding, not running) until the process ends: a power plan the runner's
+      // drain still reaches must find the machine held, and this process's own claim is not in
+      // its view of the claims
+      entry.holding = true;
       o.metrics?.firmwareJobsRunning.set(active.size);
       o.logger.warn({ machineId: job.machineId, job: job.id, kind: job.kind, bmc: job.bmc, taskUri: job.taskUri }, 'metal-bmc stops while a firmware update runs; its next start takes the job up again');
       if (bmc) await closeQuietly(bmc);
@@ -1029,7 +1032,10 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
 
   /** The machine of a job held after an outcome unknown is free again: at `heldUntil`, or early at the update's end. */
   function release(job: FirmwareJob, end: HoldEnd): void {
-    if (active.get(job.key)?.job === job) active.delete(job.key);
+    // a stop ends a hold at once while the BMC may still flash: the entry stays until the process
+    // ends, so that a power plan the runner's drain still reaches finds the machine held (this
+    // process's own claim is not in its view of the claims)
+    if (!stopping && active.get(job.key)?.job === job) active.delete(job.key);
     o.metrics?.firmwareJobsRunning.set(active.size);
     // a stop keeps heldUntil: the next start holds the machine again for the rest of it
     if (stopping || job.heldUntil === undefined) return;

@@ -526,8 +526,10 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
     waiting.set(key, resume);
     signal.addEventListener('abort', resume, { once: true });
     void job.ended.then(resume, resume);
-    // cut already (a lost lead while its step gave up its mark): looked at again now, not at the job's end
-    if (signal.aborted) resume();
+    // cut already (a lost lead while its step gave up its mark), or stopping (a drain runs no power
+    // step of a held machine; the stop may end the hold while the BMC still flashes): looked at
+    // again now, to end ABORTED and go back to the stream, not at the job's end
+    if (signal.aborted || stopped) resume();
   }
 
   /** Stopping: every plan waiting for a firmware job is cut now (ABORTED, back to the stream), never run at the job's end. */

@@ -28,7 +28,7 @@ interface Elsewhere {
   beforePower(plan: Plan, boundMs: number): Promise<() => Promise<void>>;
 }
 
-function setup(o: { concurrency?: number; claims?: JobClaims; jobs?: Partial<FirmwareJobsOptions>; elsewhere?: Elsewhere; runner?: Partial<CommandRunnerOptions> } = {}) {
+function setup(o: { concurrency?: number; claims?: JobClaims; jobs?: Partial<FirmwareJobsOptions>; elsewhere?: Elsewhere; runner?: Partial<CommandRunnerOptions>; tasksNamed?: boolean } = {}) {
   const sent: string[] = [];
   const updates = new Map<string, () => void>();
   /** an action of a host in here waits until the test lets it go */
@@ -52,9 +52,11 @@ function setup(o: { concurrency?: number; claims?: JobClaims; jobs?: Partial<Fir
       bootFrom: (target: string, opts?: { signal?: AbortSignal }) => act(i.host, target)(opts),
       identify: (on: boolean, opts?: { signal?: AbortSignal }) => act(i.host, on ? 'LED-ON' : 'LED-OFF')(opts),
       // runs until the test finishes it, or the job's deadline ends it
-      updateFirmware: (_kind: string, _url: string, opts?: { signal?: AbortSignal }) =>
+      updateFirmware: (_kind: string, _url: string, opts?: { signal?: AbortSignal; onWatch?: (w: { taskUri: string }) => void }) =>
         new Promise<void>((resolve, reject) => {
           updates.set(i.host, resolve);
+          // a BMC that names a task the next start can watch again
+          if (o.tasksNamed) opts?.onWatch?.({ taskUri: '/redfish/v1/TaskService/Tasks/1' });
           opts?.signal?.addEventListener('abort', () => reject(new BmcError('ABORTED', 'aborted')), { once: true });
         }),
       close: async () => undefined,
@@ -346,6 +348,72 @@ describe('power steps during a firmware update', () => {
     expect(result).toMatchObject({ ok: false, code: 'ABORTED' });
     expect(dispositionOf(result)).toBe('nak');
     expect(t.sent).toEqual([]);
+  });
+
+  it('at the shutdown, a second delete queued behind the first while the machine is held after an outcome unknown is not run either: both go back ABORTED, no PXE or RESET', async () => {
+    const t = setup({ jobs: { timeoutMs: 200, unreachableAfterMs: 1 } });
+    await t.jobs.start(update('m1'));
+    await waitFor(() => t.log.find('firmware update outcome unknown; its machine stays held while the BMC may still apply it').length === 1, 5000, 'the outcome-unknown hold');
+    const first = t.runner.submit(lifecycle('m1', 'delete'));
+    const second = t.runner.submit(lifecycle('m1', 'delete'));
+    await waitFor(() => t.log.find(/^machine event held/).length === 1, 5000, 'the first delete held');
+    await Promise.all([t.runner.drain(5000), t.jobs.stop(5000)]);
+    expect(await first).toMatchObject({ ok: false, code: 'ABORTED' });
+    expect(await second).toMatchObject({ ok: false, code: 'ABORTED' });
+    expect(t.sent).toEqual([]);
+  });
+
+  it('at the shutdown, a delete queued behind a slow LED command of a machine held after an outcome unknown goes back ABORTED when its turn comes: no PXE or RESET', async () => {
+    const t = setup({ jobs: { timeoutMs: 200, unreachableAfterMs: 1 } });
+    await t.jobs.start(update('m1'));
+    await waitFor(() => t.log.find('firmware update outcome unknown; its machine stays held while the BMC may still apply it').length === 1, 5000, 'the outcome-unknown hold');
+    t.gate('m1');
+    const led = t.runner.submit(command('m1', 'LED-ON'));
+    const deleted = t.runner.submit(lifecycle('m1', 'delete'));
+    await waitFor(() => t.gates.has('m1'), 5000, 'the LED under way');
+    const stopping = Promise.all([t.runner.drain(5000), t.jobs.stop(5000)]);
+    // the stop ends the hold first; the LED's end then gives the delete its turn
+    await waitFor(() => t.jobs.running() === 0, 5000, 'the hold ended by the stop');
+    t.release('m1');
+    await stopping;
+    expect(await led).toMatchObject({ ok: true });
+    expect(await deleted).toMatchObject({ ok: false, code: 'ABORTED' });
+    expect(t.sent).toEqual(['m1:LED-ON']);
+  });
+
+  it('at the shutdown, a delete queued behind a slow LED command of a machine whose update is left running for the next start goes back ABORTED: no PXE or RESET', async () => {
+    // an update the next start can watch again (its task named) is left running at the stop's deadline
+    const t = setup({ tasksNamed: true });
+    await t.jobs.start(update('m1'));
+    await waitFor(() => t.updates.has('m1'), 5000, 'the update sent');
+    t.gate('m1');
+    const led = t.runner.submit(command('m1', 'LED-ON'));
+    const deleted = t.runner.submit(lifecycle('m1', 'delete'));
+    await waitFor(() => t.gates.has('m1'), 5000, 'the LED under way');
+    const stopping = Promise.all([t.runner.drain(5000), t.jobs.stop(0)]);
+    await waitFor(() => t.log.find('metal-bmc stops while a firmware update runs; its next start takes the job up again').length === 1, 5000, 'the update left running by the stop');
+    t.release('m1');
+    await stopping;
+    expect(await led).toMatchObject({ ok: true });
+    expect(await deleted).toMatchObject({ ok: false, code: 'ABORTED' });
+    expect(t.sent).toEqual(['m1:LED-ON']);
+  });
+
+  it('a delete whose turn comes after the drain began, its machine under an update, goes back ABORTED at once instead of waiting for the update', async () => {
+    const t = setup();
+    await t.jobs.start(update('m1'));
+    t.gate('m1');
+    const led = t.runner.submit(command('m1', 'LED-ON'));
+    const deleted = t.runner.submit(lifecycle('m1', 'delete'));
+    await waitFor(() => t.gates.has('m1'), 5000, 'the LED under way');
+    const drained = t.runner.drain(5000);
+    t.release('m1');
+    expect(await led).toMatchObject({ ok: true });
+    expect(await deleted).toMatchObject({ ok: false, code: 'ABORTED' });
+    // not at the drain's deadline
+    expect(await drained).toBe(true);
+    expect(t.sent).toEqual(['m1:LED-ON']);
+    await t.finish('m1');
   });
 
   it('a delete that came while the update was being claimed across instances runs once the claim was refused', async () => {
