@@ -48,7 +48,12 @@
  *   a RESET on another instance no longer lands in a flash whose instance went away mid-update.
  *   Durations, not times: the server's stamp and this instance's sightings time them, as the lease.
  * - **Failures:** a claim that cannot be written or read (NATS down) refuses the job
- *   (UNAVAILABLE): an update is not started without knowing that no other instance runs one.
+ *   (UNAVAILABLE): an update is not started without knowing that no other instance runs one. The
+ *   keys it wrote are deleted (also one whose write's answer was lost), except one this job held
+ *   before the claim (taken back from its earlier run, or ours already): the BMC may still be
+ *   flashing its update, so that key stays, and ages out after the longer of the lease and its
+ *   `holdMs` unless a later claim of the job finds it ours. A claim refused BUSY on its second key
+ *   deletes the first whatever it was: the job is left to the instance holding the other key.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -255,8 +260,14 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
     return `job ${other.job} (${other.kind}) on instance ${other.instance}${when}${earlierRun}${holding}${earlierRun ? `: free once not renewed for ${lease} s` : ''}`;
   }
 
-  /** one key: its new revision, or the other job's description */
-  async function take(key: string, s: FirmwareClaimSubject): Promise<number | string> {
+  /**
+   * One key: its new revision, or the other job's description. A key that this job held before
+   * this claim (this job's own claim, left by the run of this instance that a restart ended, or
+   * ours already from an earlier attempt) goes into `kept`, also when the write that takes it back
+   * fails in transport (the server may have stored it): the machine may be mid-flash, so a failed
+   * claim must not delete it (see `claim`).
+   */
+  async function take(key: string, s: FirmwareClaimSubject, kept: Set<string>): Promise<number | string> {
     for (let attempt = 0; attempt < 3; attempt++) {
       const created = await o.kv.create(key, encode(s));
       if (created !== undefined) return forget(key, created);
@@ -265,7 +276,12 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
         sightings.delete(key); // released meanwhile: create again
         continue;
       }
-      if (ours(entry.value, s)) return forget(key, entry.revision); // our own write, its answer lost on the way
+      if (ours(entry.value, s)) {
+        // our own write, its answer lost on the way, or left by an earlier attempt of this job (a
+        // claim that failed keeps what it took back): held before this claim, kept as it was
+        kept.add(key);
+        return forget(key, entry.revision);
+      }
       const other = parseClaim(entry.value);
       // a job of this process that ended, whose delete did not reach the bucket (NATS away): nothing holds the machine
       if (other && ofThisProcess(other) && releasedJobs.has(other.job)) {
@@ -275,8 +291,12 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
       }
       // this job's own claim, left by the run of this instance that a restart ended: the job is resumed here
       if (other && other.instance === o.instanceId && other.job === s.jobId) {
+        kept.add(key); // before the write: one whose answer is lost may be stored, and is still this job's hold
         const resumed = await o.kv.update(key, encode(s), entry.revision);
-        if (resumed === undefined) continue; // changed meanwhile: look again
+        if (resumed === undefined) {
+          kept.delete(key); // changed meanwhile: look again
+          continue;
+        }
         return forget(key, resumed);
       }
       // a stamp that is no time (a header missing or malformed) tells nothing: NaN would compare as stale
@@ -338,18 +358,25 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
     async claim(s) {
       const keys = claimKeys(s);
       const revisions = new Map<string, number>();
+      /** keys this job held before this claim (`take`) */
+      const kept = new Set<string>();
       try {
         for (const key of keys) {
-          const got = await take(key, s);
+          const got = await take(key, s, kept);
           if (typeof got === 'string') {
+            // every key taken, also one taken back from this job's earlier run: the job is left to
+            // the other instance, which holds its BMC (the caller ends it here, commands/firmware-jobs.ts claimAgain)
             await Promise.all([...revisions].map(([k, r]) => drop(k, r, s)));
             return { busy: got };
           }
           revisions.set(key, got);
         }
       } catch (err) {
-        // every key, also one whose write failed in transport after the server stored it
-        await Promise.all(keys.map((k) => drop(k, revisions.get(k), s)));
+        // every key this claim wrote, also one whose write failed in transport after the server
+        // stored it; not one this job held before (taken back from its earlier run): its update may
+        // still flash the BMC, so the key stays until it ages out, max(lease, its holdMs) after its
+        // write, or a later claim of the job finds it ours
+        await Promise.all(keys.filter((k) => !kept.has(k)).map((k) => drop(k, revisions.get(k), s)));
         throw unavailable(err);
       }
       let released = false;

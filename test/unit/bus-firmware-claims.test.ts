@@ -330,6 +330,75 @@ describe('firmware claims', () => {
     expect([...store.entries().values()].filter((e) => !e.deleted)).toEqual([]);
   });
 
+  it("a failure on its second key leaves the first in place when it was taken back from this job's earlier run (its update may still flash the BMC): still the job's, other instances refused BUSY", async () => {
+    const HOLD = 15 * 60_000;
+    for (const failure of ['refused', 'answer lost'] as const) {
+      const { make, store } = instances({ renewMs: 60_000 });
+      const before = make('mgmt-a');
+      held(await before.claims.claim({ ...job('j1', 'm1', '10.0.0.1:623'), holdMs: () => HOLD }));
+      before.claims.close(); // a restart ends that run mid-flash; its claims stay
+      const [machineKey, bmcKey] = claimKeys({ machineKey: 'm1', bmc: '10.0.0.1:623' });
+      // the restarted process: taking back the BMC key fails once in transport (a NATS timeout),
+      // before the server stored it or after
+      const kv = store.client();
+      let fail = 1;
+      const failing = {
+        ...kv,
+        bucket: kv.bucket,
+        update: async (key: string, value: Uint8Array, revision: number) => {
+          if (key !== bmcKey || fail === 0) return kv.update(key, value, revision);
+          fail--;
+          if (failure === 'answer lost') await kv.update(key, value, revision);
+          throw new Error('timeout');
+        },
+      };
+      const log = captureLog();
+      const after = createFirmwareClaims({ kv: failing, instanceId: 'mgmt-a', logger: log.logger, leaseMs: LEASE, renewMs: 60_000 });
+      const err = await after.claim({ ...job('j1', 'm1', '10.0.0.1:623'), holdMs: () => HOLD }).then(() => undefined, (e: unknown) => e);
+      expect(isBmcError(err, 'UNAVAILABLE')).toBe(true);
+      expect(fail).toBe(0);
+      // both keys still the job's: the machine key as taken back (this process's claim with its hold), the BMC key either way
+      const machine = store.entries().get(machineKey!)!;
+      expect(machine.deleted).toBe(false);
+      expect(parseClaim(machine.value)).toEqual(expect.objectContaining({ instance: 'mgmt-a', job: 'j1', holdMs: HOLD }));
+      expect(after.isOwn(parseClaim(machine.value)!)).toBe(true);
+      expect(store.entries().get(bmcKey!)!.deleted).toBe(false);
+      expect(parseClaim(store.entries().get(bmcKey!)!.value)).toEqual(expect.objectContaining({ instance: 'mgmt-a', job: 'j1' }));
+      // another instance is refused the machine (and its BMC)
+      const other = make('mgmt-b');
+      expect(busy(await other.claims.claim(job('j2', 'm1', '')))).toMatch(/^job j1 \(bios\) on instance mgmt-a, renewed 0 s ago; its update may still be flashing the BMC/);
+      expect(busy(await other.claims.claim(job('j3', '10.0.0.1:623', '10.0.0.1:623')))).toMatch(/job j1 \(bios\) on instance mgmt-a/);
+      if (failure === 'refused') {
+        // a next claim of the job that fails so again (the BMC key still the earlier run's) finds the machine key ours, and keeps it too
+        fail = 1;
+        const failedAgain = await after.claim({ ...job('j1', 'm1', '10.0.0.1:623'), holdMs: () => HOLD }).then(() => undefined, (e: unknown) => e);
+        expect(isBmcError(failedAgain, 'UNAVAILABLE')).toBe(true);
+        expect(store.entries().get(machineKey!)!.deleted).toBe(false);
+        expect(busy(await other.claims.claim(job('j2', 'm1', '')))).toMatch(/job j1 \(bios\) on instance mgmt-a/);
+      }
+      // the job's next claim finds what it kept its own, and holds both keys
+      const again = held(await after.claim({ ...job('j1', 'm1', '10.0.0.1:623'), holdMs: () => HOLD }));
+      await again.release();
+      expect([...store.entries().values()].every((e) => e.deleted)).toBe(true);
+      after.close();
+      other.claims.close();
+    }
+  });
+
+  it("a claim refused BUSY on its second key gives back the first, also one taken back from this job's earlier run: the job is left to the instance holding its BMC", async () => {
+    const { make, store } = instances({ renewMs: 60_000 });
+    const before = make('mgmt-a');
+    held(await before.claims.claim(job('j1', 'm1', ''))); // the earlier run held the machine key alone
+    before.claims.close();
+    const b = make('mgmt-b');
+    held(await b.claims.claim(job('k1', 'm2', '10.0.0.1:623'))); // another machine key on the same BMC
+    const after = make('mgmt-a');
+    expect(busy(await after.claims.claim(job('j1', 'm1', '10.0.0.1:623')))).toMatch(/^job k1 \(bios\) on instance mgmt-b/);
+    expect(store.entries().get(claimKeys({ machineKey: 'm1', bmc: '' })[0]!)!.deleted).toBe(true);
+    b.claims.close();
+    after.claims.close();
+  });
+
   it('writes stored although their answers were lost are still ours: a claim is given back, a renewal continues from its revision', async () => {
     const { store } = instances();
     const kv = store.client();
