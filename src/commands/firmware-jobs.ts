@@ -232,6 +232,8 @@ export interface FirmwareJobsOptions {
   taskHoldLimitMs?: number;
   /** a job resumed after a restart connects again this often while its BMC cannot be reached (default 15 s) */
   reconnectMs?: number;
+  /** a job taken up again after a restart asks for its claim again this often while claims cannot be checked (default 15 s, the claims' renewal period) */
+  claimRetryMs?: number;
   /** a hold asks the BMC at the job's own pace for this long after it began (default HOLD_JOB_PACE_MS) */
   holdJobPaceMs?: number;
   /** then this often (default HOLD_POLL_MS) */
@@ -502,6 +504,9 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   const holdMs = checkDuration('firmware jobs: outcomeUnknownHoldMs', o.outcomeUnknownHoldMs, OUTCOME_UNKNOWN_HOLD_MS, 24 * 3600_000);
   const taskHoldLimitMs = checkDuration('firmware jobs: taskHoldLimitMs', o.taskHoldLimitMs, TASK_HOLD_LIMIT_MS, 7 * 24 * 3600_000);
   const reconnectMs = checkDuration('firmware jobs: reconnectMs', o.reconnectMs, RECONNECT_MS, 600_000);
+  const claimRetryMs = checkDuration('firmware jobs: claimRetryMs', o.claimRetryMs, 15_000, 600_000);
+  /** claims of jobs taken up again, asked for again (claimLater) */
+  const claimRetries = new Set<NodeJS.Timeout>();
   const holdJobPaceMs = checkDuration('firmware jobs: holdJobPaceMs', o.holdJobPaceMs, HOLD_JOB_PACE_MS, 24 * 3600_000);
   const holdPollMs = checkDuration('firmware jobs: holdPollMs', o.holdPollMs, HOLD_POLL_MS, 600_000);
   const jobs: FirmwareJob[] = [];
@@ -986,7 +991,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       finish(job, state, started, failure);
       // a BMC that refused the resumed job's login is not asked again: held without watching
       const end = await holdAfterUnknown(job, bmc, stopper, !(failure instanceof ResumeRefusedError));
-      await releaseHoldClaim(claim);
+      // the claim it holds now: one taken back late (claimLater) too
+      await releaseHoldClaim(claimOf.get(job) ?? claim);
       release(job, end);
       if (bmc) await closeQuietly(bmc);
       return;
@@ -994,7 +1000,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     // the machine is free before its outcome is told: the next update an orchestrator sends on
     // "completed" is not refused for this one (the BMC's session is closed after, off that path)
     // within a few seconds: with NATS slow the outcome would wait for it (a claim not deleted turns stale after its lease)
-    if (claim) await endedWithin(claim.release(), CLAIM_RELEASE_MS);
+    const held = claimOf.get(job) ?? claim;
+    if (held) await endedWithin(held.release(), CLAIM_RELEASE_MS);
     // whatever its outcome, the event's update ran: no delivery of it starts another
     if (step) await endedWithin(step.done(), CLAIM_RELEASE_MS);
     active.delete(job.key);
@@ -1267,7 +1274,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       const claim = await claimAgain(entry);
       if (claim === 'busy') return;
       const end = await holdAfterUnknown(job, undefined, entry.abort);
-      await releaseHoldClaim(claim);
+      await releaseHoldClaim(claimOf.get(job) ?? claim);
       release(job, end);
     })();
     return undefined;
@@ -1303,11 +1310,46 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       }
       return 'busy';
     } catch (err) {
-      o.logger.warn({ err, machineId: job.machineId, job: job.id }, 'cannot take back the firmware claim of a job resumed after a restart; held on this instance only');
+      o.logger.warn({ err, machineId: job.machineId, job: job.id, retryMs: claimRetryMs }, 'cannot take back the firmware claim of a job resumed after a restart; held on this instance only, and asked for again');
+      claimLater(entry);
       return undefined;
     } finally {
       delete entry.claiming;
     }
+  }
+
+  /**
+   * The claim of a job taken up again, asked for again every `claimRetryMs` while it cannot be
+   * checked (NATS away at the start): without it the other instances hold the machine only until
+   * the last claim's hold runs out, while this instance still watches the update. Kept in
+   * `claimOf`, so the job's end releases it and a hold's change rewrites it; one taken when the
+   * job ended meanwhile is released at once.
+   */
+  function claimLater(entry: ActiveJob): void {
+    const { job } = entry;
+    const timer = setTimeout(() => {
+      claimRetries.delete(timer);
+      if (stopping || active.get(job.key) !== entry) return;
+      o.claims!.claim({ jobId: job.id, kind: job.kind, machineKey: job.key, bmc: entry.bmcKey, since: job.acceptedAt, holdMs: () => claimHoldMs(job) }).then(
+        (outcome) => {
+          const fields = { machineId: job.machineId, job: job.id, bmc: job.bmc };
+          if ('busy' in outcome) {
+            o.logger.error({ ...fields, heldBy: outcome.busy }, 'the firmware claim of a job resumed after a restart was taken by another instance while it could not be asked for; the update is still watched here');
+            return;
+          }
+          claimOf.set(job, outcome.held);
+          // ended meanwhile (not at a stop, which keeps claims for the next start)
+          if (!stopping && active.get(job.key) !== entry) {
+            void endedWithin(outcome.held.release(), CLAIM_RELEASE_MS);
+            return;
+          }
+          o.logger.info(fields, 'firmware claim of a job resumed after a restart taken back');
+        },
+        () => claimLater(entry),
+      );
+    }, claimRetryMs);
+    timer.unref();
+    claimRetries.add(timer);
   }
 
   return {
@@ -1418,6 +1460,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
 
     async stop(deadlineMs) {
       stopping = true;
+      for (const timer of claimRetries) clearTimeout(timer);
+      claimRetries.clear();
       // a job still waiting for a power command on its machine sent nothing: it ends now, not sent
       for (const a of active.values()) if (a.job.notSent) a.abort.abort(new BmcError('ABORTED', 'metal-bmc is shutting down'));
       // a hold after an outcome unknown runs nothing: it ends now and is taken up again at the next start (heldUntil)

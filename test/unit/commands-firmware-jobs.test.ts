@@ -96,7 +96,7 @@ function fakeBmcs() {
 }
 
 function setup(
-  o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal; instanceId?: string; unreachableAfterMs?: number; outcomeUnknownHoldMs?: number; taskHoldLimitMs?: number; reconnectMs?: number; holdJobPaceMs?: number; metrics?: FirmwareJobMetrics; powerSettled?: (key: string, bmc: string) => Promise<void> | undefined; powerElsewhere?: FirmwareJobsOptions['powerElsewhere']; keepFinished?: number } = {},
+  o: { stateFile?: string; timeoutMs?: number; checkUrl?: (url: string) => void; checkTarget?: (ipmi: EventIpmi) => void; claims?: JobClaims; journal?: StepJournal; instanceId?: string; unreachableAfterMs?: number; outcomeUnknownHoldMs?: number; taskHoldLimitMs?: number; reconnectMs?: number; holdJobPaceMs?: number; metrics?: FirmwareJobMetrics; powerSettled?: (key: string, bmc: string) => Promise<void> | undefined; powerElsewhere?: FirmwareJobsOptions['powerElsewhere']; keepFinished?: number; claimRetryMs?: number } = {},
 ) {
   const events: FirmwareEvent[] = [];
   const bmcs = fakeBmcs();
@@ -119,6 +119,7 @@ function setup(
     ...(o.powerSettled ? { powerSettled: o.powerSettled } : {}),
     ...(o.powerElsewhere ? { powerElsewhere: o.powerElsewhere } : {}),
     ...(o.keepFinished !== undefined ? { keepFinished: o.keepFinished } : {}),
+    ...(o.claimRetryMs !== undefined ? { claimRetryMs: o.claimRetryMs } : {}),
     logger: log.logger,
     publish: (e) => events.push(e),
   });
@@ -1051,6 +1052,35 @@ describe('firmware jobs with claims across instances', () => {
     };
     return { claims, asked, released };
   }
+
+  it('a job resumed after a restart whose claim cannot be taken back (NATS away) asks for it again until it holds it, and releases it at its end', async () => {
+    const file = stateFile();
+    const first = setup({ stateFile: file });
+    await first.jobs.start(plan('m1', 'bmc'));
+    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    first.bmcs.pending.get('m1')!.watch({ taskUri: '/redfish/v1/TaskService/Tasks/7' });
+    // the process dies here
+    const c = manualClaims();
+    const second = setup({ stateFile: file, claims: c.claims, claimRetryMs: 20 });
+    second.jobs.recover();
+    await waitFor(() => c.asked.length === 1, 5000, 'the claim asked for');
+    c.asked[0]!.answer(new Error('timeout'));
+    // watched meanwhile, held on this instance
+    await waitFor(() => second.bmcs.pending.has('watch:m1'), 5000, 'update watched again');
+    expect(second.jobs.activeFor(plan('m1'))).toBeDefined();
+    await waitFor(() => c.asked.length === 2, 5000, 'the claim asked for again');
+    c.asked[1]!.answer(new Error('timeout'));
+    await waitFor(() => c.asked.length === 3, 5000, 'and again');
+    c.asked[2]!.answer('held');
+    await waitFor(() => second.log.find('firmware claim of a job resumed after a restart taken back').length === 1, 5000, 'taken back');
+    expect(c.released).toEqual([]);
+    second.bmcs.pending.get('watch:m1')!.finish();
+    await waitFor(() => second.jobs.running() === 0, 5000, 'job done');
+    expect(c.released).toEqual([c.asked[2]!.subject.jobId]);
+    // asked no more
+    expect(c.asked).toHaveLength(3);
+    first.bmcs.pending.get('m1')!.fail(new Error('gone'));
+  });
 
   it("a stop during a hold keeps the hold's claim: other instances' power commands and updates stay off the machine", async () => {
     const c = manualClaims();
