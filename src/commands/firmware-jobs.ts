@@ -1033,7 +1033,12 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
    */
   function claimHoldMs(job: FirmwareJob): number {
     if (job.notSent) return 0;
-    if (job.heldUntil !== undefined) return Math.max(0, Date.parse(job.heldUntil) - Date.now());
+    if (job.heldUntil !== undefined) {
+      const left = Date.parse(job.heldUntil) - Date.now();
+      // at the hold's end a look at the update's task may extend it (extendHold): until that look
+      // has answered, the others keep a whole hold, were this instance lost in the middle of it
+      return left > 0 ? left : followsUpdate(job) ? holdMs : 0;
+    }
     return holdMs;
   }
 

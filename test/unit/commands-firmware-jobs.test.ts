@@ -1123,6 +1123,24 @@ describe('firmware jobs with claims across instances', () => {
     await t.jobs.stop(1000);
   });
 
+  it("keeps telling the other instances a whole hold while it looks at the update's task at its hold's end: the look may extend the hold", async () => {
+    const subjects: Array<Parameters<JobClaims['claim']>[0]> = [];
+    const claims: JobClaims = { claim: async (subject) => (subjects.push(subject), { held: { release: async () => undefined, rewrite: () => undefined } }) };
+    const t = setup({ timeoutMs: 300, outcomeUnknownHoldMs: 1000, claims });
+    await t.jobs.start(plan('m1', 'bmc'));
+    await waitFor(() => t.bmcs.pending.has('m1'), 5000, 'update started');
+    t.bmcs.pending.get('m1')!.watch({ taskUri: '/redfish/v1/TaskService/Tasks/7' });
+    t.bmcs.pending.get('m1')!.progress({ state: 'Running', percent: 40 });
+    // the deadline passes with the task still running: held, the task watched during the hold
+    await waitFor(() => t.events.some((e) => e.phase === 'failed'), 5000, 'the deadline: held');
+    const heldUntil = Date.parse(t.events.find((e) => e.phase === 'failed')!.heldUntil!);
+    // past heldUntil, the look at the task under way (it gets no answer here)
+    await waitFor(() => Date.now() > heldUntil + 100, 5000, 'the hold at its end');
+    expect(t.jobs.activeFor(plan('m1'))).toBeDefined();
+    expect(subjects[0]!.holdMs!()).toBe(1000);
+    await t.jobs.stop(1000);
+  });
+
   it("a stop that cuts off an update the next start cannot watch keeps its claim (the BMC may be flashing); one that sent nothing yet gives it back", async () => {
     const c = manualClaims();
     let endPower!: () => void;
