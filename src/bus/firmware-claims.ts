@@ -81,8 +81,12 @@ export interface FirmwareClaimSubject {
 export interface HeldClaim {
   /** deletes the job's keys (waits for it; never rejects) */
   release(): Promise<void>;
-  /** writes the claim again now, not at the next renewal: what `holdMs` says changed (the job began to send the BMC its update) */
-  rewrite(): void;
+  /**
+   * writes the claim again now, not at the next renewal: what `holdMs` says changed (the job began
+   * to send the BMC its update). Settles once a write begun after the call ended, written or not
+   * (a failed write is logged; never rejects), or at the release.
+   */
+  rewrite(): Promise<void>;
 }
 
 export type ClaimOutcome = { held: HeldClaim } | { busy: string };
@@ -416,13 +420,18 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
       let renewing: Promise<void> | undefined;
       /** asked for while one ran: it ran with what was true before */
       let again = false;
+      /** rewrites waiting for a renewal that begins after they asked (`rewrite`) */
+      let waiting: Array<() => void> = [];
       const renewOnce = (): void => {
         if (renewing) {
           again = true;
           return;
         }
+        const served = waiting;
+        waiting = [];
         renewing = renew().finally(() => {
           renewing = undefined;
+          for (const done of served) done();
           if (again && !released) {
             again = false;
             renewOnce();
@@ -444,10 +453,14 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
             renewals.delete(timer);
             // a renewal asked for again after the one under way starts from its finally: waited for too
             while (renewing) await renewing;
+            for (const done of waiting.splice(0)) done();
             await Promise.all([...revisions].map(([k, r]) => drop(k, r, s)));
           },
           rewrite() {
-            if (!released) renewOnce();
+            if (released) return Promise.resolve();
+            const written = new Promise<void>((resolve) => waiting.push(resolve));
+            renewOnce();
+            return written;
           },
         },
       };

@@ -299,7 +299,8 @@ export interface PowerStepElsewhere {
 /** A job's claim across instances: deleted at its end; written again at once when what it tells the others changed. */
 export interface JobClaim {
   release(): Promise<void>;
-  rewrite?(): void;
+  /** settles once the claim was written again (or could not be): bus/firmware-claims.ts HeldClaim.rewrite */
+  rewrite?(): Promise<void> | void;
 }
 
 /** Claims across instances, as bus/firmware-claims.ts keeps them. */
@@ -381,6 +382,8 @@ export function parseStateFile(text: string): FirmwareJob[] {
 
 /** how long a finished job waits for its claim across instances to be deleted before it tells its outcome */
 const CLAIM_RELEASE_MS = 3000;
+/** how long a job about to send its update waits for its claim to say so (`holdMs`) */
+const CLAIM_REWRITE_MS = 2000;
 
 
 interface ActiveJob {
@@ -924,8 +927,12 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
           job.notSent = true;
           throw new BmcError('UNAVAILABLE', 'the firmware state file cannot be written, so a crash during the update could not be told from one before it');
         }
-        // the other instances hold the machine for the BMC's flash from now on, were this one to go
-        claim?.rewrite?.();
+        // the other instances hold the machine for the BMC's flash from now on, were this one to
+        // go: written before the BMC is sent anything (a host lost in between would otherwise leave
+        // them the lease alone), waited for CLAIM_REWRITE_MS at most (NATS slow or away: the claim
+        // could not be renewed either, and the update does not wait on it)
+        const rewritten = claim?.rewrite?.();
+        if (rewritten) await endedWithin(rewritten, CLAIM_REWRITE_MS);
       }
       await workOnBmc(job, run, { signal: dl.signal, onProgress, onWatch }, onAnswer, what, (connected) => {
         // the connection of an attempt that found the BMC away is closed before the next one

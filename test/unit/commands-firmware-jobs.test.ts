@@ -1123,6 +1123,21 @@ describe('firmware jobs with claims across instances', () => {
     await t.jobs.stop(1000);
   });
 
+  it('sends the BMC its update only once its claim says so (the rewrite with the hold written), not before', async () => {
+    let written!: () => void;
+    const claims: JobClaims = { claim: async () => ({ held: { release: async () => undefined, rewrite: () => new Promise<void>((resolve) => (written = resolve)) } }) };
+    const t = setup({ claims });
+    expect(await t.jobs.start(plan('m1', 'bmc'))).toMatchObject({ accepted: true });
+    await waitFor(() => written !== undefined, 5000, 'the claim written again');
+    // a turn of the loop's I/O: nothing goes out while the rewrite is under way
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(t.bmcs.pending.has('m1')).toBe(false);
+    written();
+    await waitFor(() => t.bmcs.pending.has('m1'), 5000, 'update sent');
+    t.bmcs.pending.get('m1')!.finish();
+    await waitFor(() => t.jobs.running() === 0, 5000, 'job done');
+  });
+
   it("keeps telling the other instances a whole hold while it looks at the update's task at its hold's end: the look may extend the hold", async () => {
     const subjects: Array<Parameters<JobClaims['claim']>[0]> = [];
     const claims: JobClaims = { claim: async (subject) => (subjects.push(subject), { held: { release: async () => undefined, rewrite: () => undefined } }) };
