@@ -96,7 +96,7 @@ export interface FirmwareClaims {
   claim(subject: FirmwareClaimSubject): Promise<ClaimOutcome>;
   /** a claim this process wrote (firmware-claim-view.ts leaves them to this instance's own jobs) */
   isOwn(claim: ClaimValue): boolean;
-  /** stops the renewals of claims still held (their keys turn stale after `leaseMs`) */
+  /** stops the renewals of claims still held (their keys turn stale after `leaseMs`); a claim under way then starts none, a new one is refused UNAVAILABLE */
   close(): void;
 }
 
@@ -212,6 +212,8 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
     const holdMs = Math.min(MAX_CLAIM_HOLD_MS, Math.max(0, Math.round(s.holdMs?.() ?? 0)));
     return Buffer.from(JSON.stringify({ instance: o.instanceId, token, job: s.jobId, kind: s.kind, renewedAt: now(), ...(s.since !== undefined ? { since: s.since } : {}), ...(holdMs > 0 ? { holdMs } : {}) } satisfies ClaimValue));
   };
+  /** close() was called: no new claim, no renewal starts */
+  let closed = false;
   const unavailable = (err: unknown) => new BmcError('UNAVAILABLE', `cannot claim the firmware update in the partition's key-value bucket ${o.kv.bucket}: ${(err as Error).message}`, { cause: err });
 
   /** a claim this process wrote */
@@ -360,6 +362,7 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
 
   return {
     async claim(s) {
+      if (closed) throw unavailable(new Error('the claims are closed (metal-bmc is stopping)'));
       const keys = claimKeys(s);
       const revisions = new Map<string, number>();
       /** keys this job held before this claim (`take`) */
@@ -438,19 +441,24 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
           }
         });
       };
-      const timer = setInterval(() => {
-        if (!renewing) renewOnce();
-      }, renewMs);
-      timer.unref();
-      renewals.add(timer);
+      // none once closed (a claim that was under way at the close): its keys turn stale as the others' do
+      const timer = closed
+        ? undefined
+        : setInterval(() => {
+            if (!renewing) renewOnce();
+          }, renewMs);
+      timer?.unref();
+      if (timer) renewals.add(timer);
       return {
         held: {
           async release() {
             released = true;
             releasedJobs.add(s.jobId);
             if (releasedJobs.size > MAX_SIGHTINGS) releasedJobs.delete(releasedJobs.values().next().value!);
-            clearInterval(timer);
-            renewals.delete(timer);
+            if (timer) {
+              clearInterval(timer);
+              renewals.delete(timer);
+            }
             // a renewal asked for again after the one under way starts from its finally: waited for too
             while (renewing) await renewing;
             for (const done of waiting.splice(0)) done();
@@ -467,6 +475,7 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
     },
     isOwn: ofThisProcess,
     close() {
+      closed = true;
       for (const timer of renewals) clearInterval(timer);
       renewals.clear();
       for (const timer of laterDrops) clearTimeout(timer);

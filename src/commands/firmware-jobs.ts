@@ -382,6 +382,9 @@ export function parseStateFile(text: string): FirmwareJob[] {
 
 /** how long a finished job waits for its claim across instances to be deleted before it tells its outcome */
 const CLAIM_RELEASE_MS = 3000;
+/** the end of a hold a stop kept: none before the process ends */
+const NEVER = new Promise<void>(() => undefined);
+
 /** how long a job about to send its update waits for its claim to say so (`holdMs`) */
 const CLAIM_REWRITE_MS = 2000;
 
@@ -508,8 +511,9 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   const taskHoldLimitMs = checkDuration('firmware jobs: taskHoldLimitMs', o.taskHoldLimitMs, TASK_HOLD_LIMIT_MS, 7 * 24 * 3600_000);
   const reconnectMs = checkDuration('firmware jobs: reconnectMs', o.reconnectMs, RECONNECT_MS, 600_000);
   const claimRetryMs = checkDuration('firmware jobs: claimRetryMs', o.claimRetryMs, 15_000, 600_000);
-  /** claims of jobs taken up again, asked for again (claimLater) */
+  /** claims of jobs taken up again, asked for again (claimLater): the timers, and the claims under way */
   const claimRetries = new Set<NodeJS.Timeout>();
+  const lateClaims = new Set<Promise<void>>();
   const holdJobPaceMs = checkDuration('firmware jobs: holdJobPaceMs', o.holdJobPaceMs, HOLD_JOB_PACE_MS, 24 * 3600_000);
   const holdPollMs = checkDuration('firmware jobs: holdPollMs', o.holdPollMs, HOLD_POLL_MS, 600_000);
   const jobs: FirmwareJob[] = [];
@@ -933,6 +937,14 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         // could not be renewed either, and the update does not wait on it)
         const rewritten = claim?.rewrite?.();
         if (rewritten) await endedWithin(rewritten, CLAIM_REWRITE_MS);
+        // a stop or the deadline while it waited: nothing was sent, and the file says so again
+        if (stopping || dl.signal.aborted) {
+          job.notSent = true;
+          persist();
+          // ended as a stop ends a job that had not begun: interrupted, nothing sent
+          if (stopping) stopper.abort(new BmcError('ABORTED', 'metal-bmc is shutting down'));
+          throw new BmcError('ABORTED', stopping ? 'metal-bmc is shutting down' : 'the job\'s deadline passed before it began');
+        }
       }
       await workOnBmc(job, run, { signal: dl.signal, onProgress, onWatch }, onAnswer, what, (connected) => {
         // the connection of an attempt that found the BMC away is closed before the next one
@@ -1342,23 +1354,28 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     const timer = setTimeout(() => {
       claimRetries.delete(timer);
       if (stopping || active.get(job.key) !== entry) return;
-      o.claims!.claim({ jobId: job.id, kind: job.kind, machineKey: job.key, bmc: entry.bmcKey, since: job.acceptedAt, holdMs: () => claimHoldMs(job) }).then(
-        (outcome) => {
+      const asked = o.claims!.claim({ jobId: job.id, kind: job.kind, machineKey: job.key, bmc: entry.bmcKey, since: job.acceptedAt, holdMs: () => claimHoldMs(job) }).then(
+        async (outcome) => {
           const fields = { machineId: job.machineId, job: job.id, bmc: job.bmc };
           if ('busy' in outcome) {
             o.logger.error({ ...fields, heldBy: outcome.busy }, 'the firmware claim of a job resumed after a restart was taken by another instance while it could not be asked for; the update is still watched here');
             return;
           }
-          claimOf.set(job, outcome.held);
-          // ended meanwhile (not at a stop, which keeps claims for the next start)
-          if (!stopping && active.get(job.key) !== entry) {
-            void endedWithin(outcome.held.release(), CLAIM_RELEASE_MS);
+          // the job over meanwhile (ended, its hold too), at a stop as well: nothing for the claim to hold
+          if (active.get(job.key) !== entry || (job.state !== 'running' && job.heldUntil === undefined)) {
+            await endedWithin(outcome.held.release(), CLAIM_RELEASE_MS);
             return;
           }
+          claimOf.set(job, outcome.held);
           o.logger.info(fields, 'firmware claim of a job resumed after a restart taken back');
         },
-        () => claimLater(entry),
+        () => {
+          if (!stopping) claimLater(entry);
+        },
       );
+      // a stop waits for it: one taken after the stop would be left to renew or release by nobody
+      lateClaims.add(asked);
+      void asked.finally(() => lateClaims.delete(asked));
     }, claimRetryMs);
     timer.unref();
     claimRetries.add(timer);
@@ -1463,8 +1480,9 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       const entry = activeOn(plan.key, bmcKeyOf(plan));
       if (entry === undefined) return undefined;
       const { job } = entry;
-      // neither claiming nor begun: its claim ended and it does not begin (a stop, the starting file); gone at once
-      const ended = entry.claiming ?? (jobs.includes(job) ? entry.done : undefined);
+      // neither claiming nor begun: its claim ended and it does not begin (a stop, the starting file); gone at once.
+      // One a stop kept (held, or left running for the next start) holds its machine until the process ends
+      const ended = stopping && entry.holding ? NEVER : (entry.claiming ?? (jobs.includes(job) ? entry.done : undefined));
       if (ended === undefined) return undefined;
       return { id: job.id, kind: job.kind, since: job.acceptedAt, of: job.key === plan.key ? { machine: true } : { bmc: job.bmc }, ended };
     },
@@ -1478,8 +1496,9 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       for (const a of active.values()) if (a.job.notSent) a.abort.abort(new BmcError('ABORTED', 'metal-bmc is shutting down'));
       // a hold after an outcome unknown runs nothing: it ends now and is taken up again at the next start (heldUntil)
       for (const a of active.values()) if (a.holding) a.abort.abort(new BmcError('ABORTED', 'metal-bmc is shutting down'));
-      // a start asking for its claim now ends in a refusal (and gives the claim back) or was accepted before
-      await Promise.all([...active.values()].map((a) => a.claiming));
+      // a start asking for its claim now ends in a refusal (and gives the claim back) or was accepted before;
+      // a claim asked for again (claimLater) is kept or released before the claims close
+      await Promise.all([...[...active.values()].map((a) => a.claiming), ...lateClaims]);
       const all = [...active.values()];
       if (all.length === 0) return;
       if (await endedWithin(Promise.all(all.map((a) => a.done)), deadlineMs)) return;

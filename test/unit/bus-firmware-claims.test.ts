@@ -5,7 +5,7 @@
  * test/integration/commands-firmware-claims.test.ts.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { claimKeys, claimLeaseMs, createFirmwareClaims, MAX_CLAIM_HOLD_MS, MAX_SIGHTINGS, parseClaim, type ClaimOutcome, type HeldClaim } from '../../src/bus/firmware-claims.js';
 import { isValidKey } from '../../src/bus/kv.js';
 import { isBmcError } from '../../src/errors.js';
@@ -319,6 +319,33 @@ describe('firmware claims', () => {
         expect(claimKeys({ machineKey: `${machineKey}x`, bmc })[0]).not.toBe(keys[0]);
       }),
     );
+  });
+
+  it('a claim under way when the claims close starts no renewal (its keys turn stale as the others do); a claim after the close is refused UNAVAILABLE', async () => {
+    const { store } = instances();
+    const kv = store.client();
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const gated = { ...kv, bucket: kv.bucket, create: async (key: string, value: Uint8Array) => (await gate, kv.create(key, value)) };
+    const claims = createFirmwareClaims({ kv: gated, instanceId: 'mgmt-a', logger: captureLog().logger, leaseMs: LEASE, renewMs: 20 });
+    // the renewals' interval on a clock the test moves
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    onTestFinished(() => void vi.useRealTimers());
+    const asked = claims.claim(job('j1', 'm1', '10.0.0.1:623'));
+    claims.close();
+    open();
+    const claim = held(await asked);
+    const revisions = () => [...store.entries().values()].map((e) => e.revision);
+    const written = revisions();
+    // a rewrite still writes once (the job about to send waits for it); no renewal follows
+    await claim.rewrite();
+    const rewritten = revisions();
+    expect(rewritten).not.toEqual(written);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(revisions()).toEqual(rewritten);
+    const err = await claims.claim(job('j2', 'm2', '10.0.0.2:623')).then(() => undefined, (e: unknown) => e);
+    expect(isBmcError(err, 'UNAVAILABLE')).toBe(true);
+    expect([...store.entries().keys()].some((k) => k.includes('m2'))).toBe(false);
   });
 
   it('a failure on its second key (NATS lost in between) gives the first back: UNAVAILABLE, nothing left behind', async () => {

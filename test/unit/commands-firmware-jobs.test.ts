@@ -1082,6 +1082,62 @@ describe('firmware jobs with claims across instances', () => {
     first.bmcs.pending.get('m1')!.fail(new Error('gone'));
   });
 
+  it('a claim asked for again that is still under way when the job completes is released once it comes; a stop waits for one under way', async () => {
+    const file = stateFile();
+    const first = setup({ stateFile: file });
+    await first.jobs.start(plan('m1', 'bmc'));
+    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    first.bmcs.pending.get('m1')!.watch({ taskUri: '/redfish/v1/TaskService/Tasks/7' });
+    const c = manualClaims();
+    const second = setup({ stateFile: file, claims: c.claims, claimRetryMs: 20 });
+    second.jobs.recover();
+    await waitFor(() => c.asked.length === 1, 5000, 'the claim asked for');
+    c.asked[0]!.answer(new Error('timeout'));
+    await waitFor(() => c.asked.length === 2, 5000, 'asked for again');
+    // the update ends while the second ask is under way
+    await waitFor(() => second.bmcs.pending.has('watch:m1'), 5000, 'watched again');
+    second.bmcs.pending.get('watch:m1')!.finish();
+    await waitFor(() => second.jobs.running() === 0, 5000, 'job done');
+    let stopped = false;
+    const stopping = second.jobs.stop(1000).then(() => void (stopped = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(stopped).toBe(false);
+    c.asked[1]!.answer('held');
+    await stopping;
+    expect(c.released).toEqual([c.asked[1]!.subject.jobId]);
+    first.bmcs.pending.get('m1')!.fail(new Error('gone'));
+  });
+
+  it('a stop while the job waits for its claim to say it is about to send: nothing sent, interrupted as not begun', async () => {
+    let written!: () => void;
+    const claims: JobClaims = { claim: async () => ({ held: { release: async () => undefined, rewrite: () => new Promise<void>((resolve) => (written = resolve)) } }) };
+    const t = setup({ claims });
+    await t.jobs.start(plan('m1', 'bmc'));
+    await waitFor(() => written !== undefined, 5000, 'the claim written again');
+    const stopping = t.jobs.stop(5000);
+    written();
+    await stopping;
+    expect(t.bmcs.pending.has('m1')).toBe(false);
+    expect(t.events.at(-1)).toMatchObject({ phase: 'interrupted', code: 'ABORTED' });
+    expect(t.events.at(-1)!.heldUntil).toBeUndefined();
+    expect(t.events.at(-1)!.outcomeUnknown).toBeUndefined();
+  });
+
+  it('after a stop, a machine it holds stays held until the process ends: its hold does not end for a runner still asking', async () => {
+    const t = setup({ timeoutMs: 300, unreachableAfterMs: 100, outcomeUnknownHoldMs: 60_000 });
+    await t.jobs.start(plan('m1', 'bmc'));
+    await waitFor(() => t.bmcs.pending.has('m1'), 5000, 'update started');
+    t.bmcs.answer.get('m1')!();
+    await waitFor(() => t.events.some((e) => e.phase === 'failed'), 5000, 'the deadline: held');
+    await t.jobs.stop(1000);
+    const hold = t.jobs.activeFor(plan('m1'));
+    expect(hold).toBeDefined();
+    let ended = false;
+    void hold!.ended.then(() => void (ended = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(ended).toBe(false);
+  });
+
   it("a stop during a hold keeps the hold's claim: other instances' power commands and updates stay off the machine", async () => {
     const c = manualClaims();
     const t = setup({ timeoutMs: 300, unreachableAfterMs: 100, outcomeUnknownHoldMs: 60_000, claims: c.claims });
