@@ -208,8 +208,11 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
   const renewals = new Set<NodeJS.Timeout>();
   /** jobs of this process whose claims were released (the last MAX_SIGHTINGS): a claim of theirs left behind is no other job's */
   const releasedJobs = new Set<string>();
+  /** the longest hold each claim's subject has written: how long a key left by a failed delete may still count elsewhere */
+  const longestWritten = new WeakMap<FirmwareClaimSubject, number>();
   const encode = (s: FirmwareClaimSubject): Uint8Array => {
     const holdMs = Math.min(MAX_CLAIM_HOLD_MS, Math.max(0, Math.round(s.holdMs?.() ?? 0)));
+    longestWritten.set(s, Math.max(holdMs, longestWritten.get(s) ?? 0));
     return Buffer.from(JSON.stringify({ instance: o.instanceId, token, job: s.jobId, kind: s.kind, renewedAt: now(), ...(s.since !== undefined ? { since: s.since } : {}), ...(holdMs > 0 ? { holdMs } : {}) } satisfies ClaimValue));
   };
   /** close() was called: no new claim, no renewal starts */
@@ -338,7 +341,9 @@ export function createFirmwareClaims(o: FirmwareClaimsOptions): FirmwareClaims {
       if (current !== undefined) await o.kv.delete(key, current);
     } catch (err) {
       o.logger.warn({ err, claimKey: key, job: s.jobId }, 'cannot delete a firmware claim (NATS away?); tried again every renewal period, meanwhile other instances hold its machine');
-      dropLater(key, s, monotonicNow() + claimLeaseMs(s.holdMs ? { holdMs: s.holdMs() } : undefined, leaseMs));
+      // as long as the longest hold it wrote counts: the job may say less now (its update did not begin after all)
+      const written = longestWritten.get(s) ?? 0;
+      dropLater(key, s, monotonicNow() + claimLeaseMs(written > 0 ? { holdMs: written } : undefined, leaseMs));
     }
   }
 

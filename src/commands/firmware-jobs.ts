@@ -382,9 +382,6 @@ export function parseStateFile(text: string): FirmwareJob[] {
 
 /** how long a finished job waits for its claim across instances to be deleted before it tells its outcome */
 const CLAIM_RELEASE_MS = 3000;
-/** the end of a hold a stop kept: none before the process ends */
-const NEVER = new Promise<void>(() => undefined);
-
 /** how long a job about to send its update waits for its claim to say so (`holdMs`) */
 const CLAIM_REWRITE_MS = 2000;
 
@@ -514,6 +511,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
   /** claims of jobs taken up again, asked for again (claimLater): the timers, and the claims under way */
   const claimRetries = new Set<NodeJS.Timeout>();
   const lateClaims = new Set<Promise<void>>();
+  /** the end of a hold a stop kept: none before the process ends (one per instance, so waiters go with it) */
+  const never = new Promise<void>(() => undefined);
   const holdJobPaceMs = checkDuration('firmware jobs: holdJobPaceMs', o.holdJobPaceMs, HOLD_JOB_PACE_MS, 24 * 3600_000);
   const holdPollMs = checkDuration('firmware jobs: holdPollMs', o.holdPollMs, HOLD_POLL_MS, 600_000);
   const jobs: FirmwareJob[] = [];
@@ -1482,7 +1481,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       const { job } = entry;
       // neither claiming nor begun: its claim ended and it does not begin (a stop, the starting file); gone at once.
       // One a stop kept (held, or left running for the next start) holds its machine until the process ends
-      const ended = stopping && entry.holding ? NEVER : (entry.claiming ?? (jobs.includes(job) ? entry.done : undefined));
+      const ended = stopping && entry.holding ? never : (entry.claiming ?? (jobs.includes(job) ? entry.done : undefined));
       if (ended === undefined) return undefined;
       return { id: job.id, kind: job.kind, since: job.acceptedAt, of: job.key === plan.key ? { machine: true } : { bmc: job.bmc }, ended };
     },
@@ -1496,12 +1495,15 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       for (const a of active.values()) if (a.job.notSent) a.abort.abort(new BmcError('ABORTED', 'metal-bmc is shutting down'));
       // a hold after an outcome unknown runs nothing: it ends now and is taken up again at the next start (heldUntil)
       for (const a of active.values()) if (a.holding) a.abort.abort(new BmcError('ABORTED', 'metal-bmc is shutting down'));
+      const stopBy = Date.now() + deadlineMs;
       // a start asking for its claim now ends in a refusal (and gives the claim back) or was accepted before;
-      // a claim asked for again (claimLater) is kept or released before the claims close
-      await Promise.all([...[...active.values()].map((a) => a.claiming), ...lateClaims]);
+      // a claim asked for again (claimLater) is kept or released before the claims close. Within the
+      // deadline, which every KV request under way could outlast: one answered later still ends by
+      // its own path (refused and given back, or kept), and starts no renewal once the claims closed
+      await endedWithin(Promise.all([...[...active.values()].map((a) => a.claiming), ...lateClaims]), deadlineMs);
       const all = [...active.values()];
       if (all.length === 0) return;
-      if (await endedWithin(Promise.all(all.map((a) => a.done)), deadlineMs)) return;
+      if (await endedWithin(Promise.all(all.map((a) => a.done)), Math.max(0, stopBy - Date.now()))) return;
       o.logger.warn({ running: active.size }, 'shutdown deadline reached; interrupting firmware updates still running');
       for (const a of active.values()) a.abort.abort(new BmcError('ABORTED', 'metal-bmc is shutting down'));
       await Promise.all(all.map((a) => a.done));

@@ -348,6 +348,29 @@ describe('firmware claims', () => {
     expect([...store.entries().keys()].some((k) => k.includes('m2'))).toBe(false);
   });
 
+  it('a delete that fails is tried again for as long as the longest hold the claim wrote counts, also when its job says less now', async () => {
+    const HOLD = 15 * 60_000;
+    let clock = 1_000_000;
+    const store = createMemoryKv('metal-bmc-p-firmware', () => clock);
+    const kv = store.client();
+    let failDeletes = false;
+    let deletesTried = 0;
+    const failing = { ...kv, bucket: kv.bucket, delete: async (key: string, revision?: number) => (deletesTried++, failDeletes ? Promise.reject(new Error('timeout')) : kv.delete(key, revision)) };
+    const claims = createFirmwareClaims({ kv: failing, instanceId: 'mgmt-a', logger: captureLog().logger, leaseMs: LEASE, renewMs: 20, now: () => clock, serverNow: () => clock, monotonicNow: () => clock });
+    let hold = HOLD; // written with the hold: the job was about to send
+    const claim = held(await claims.claim({ ...job('j1', 'm1', '10.0.0.1:623'), holdMs: () => hold }));
+    hold = 0; // it did not begin after all (a stop while it waited): nothing sent
+    failDeletes = true;
+    await claim.release();
+    // past the lease, within the hold the keys still carry
+    clock += LEASE + 1;
+    const tried = deletesTried;
+    await waitFor(() => deletesTried > tried, 5000, 'the delete tried again past the lease');
+    failDeletes = false;
+    await waitFor(() => [...store.entries().values()].every((e) => e.deleted), 5000, 'the keys deleted');
+    claims.close();
+  });
+
   it('a failure on its second key (NATS lost in between) gives the first back: UNAVAILABLE, nothing left behind', async () => {
     const { store } = instances();
     const kv = store.client();

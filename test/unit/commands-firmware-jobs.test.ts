@@ -1108,6 +1108,24 @@ describe('firmware jobs with claims across instances', () => {
     first.bmcs.pending.get('m1')!.fail(new Error('gone'));
   });
 
+  it('a stop does not wait past its deadline for a claim asked for again whose bucket does not answer', async () => {
+    const file = stateFile();
+    const first = setup({ stateFile: file });
+    await first.jobs.start(plan('m1', 'bmc'));
+    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    first.bmcs.pending.get('m1')!.watch({ taskUri: '/redfish/v1/TaskService/Tasks/7' });
+    const c = manualClaims();
+    const second = setup({ stateFile: file, claims: c.claims, claimRetryMs: 20 });
+    second.jobs.recover();
+    await waitFor(() => c.asked.length === 1, 5000, 'the claim asked for');
+    c.asked[0]!.answer(new Error('timeout'));
+    await waitFor(() => c.asked.length === 2, 5000, 'asked for again, never answered');
+    let stopped = false;
+    void second.jobs.stop(50).then(() => void (stopped = true));
+    await waitFor(() => stopped, 5000, 'the stop returned');
+    first.bmcs.pending.get('m1')!.fail(new Error('gone'));
+  });
+
   it('a stop while the job waits for its claim to say it is about to send: nothing sent, interrupted as not begun', async () => {
     let written!: () => void;
     const claims: JobClaims = { claim: async () => ({ held: { release: async () => undefined, rewrite: () => new Promise<void>((resolve) => (written = resolve)) } }) };
