@@ -1053,7 +1053,11 @@ describe('firmware jobs with claims across instances', () => {
     return { claims, asked, released };
   }
 
-  it('a job resumed after a restart whose claim cannot be taken back (NATS away) asks for it again until it holds it, and releases it at its end', async () => {
+  /**
+   * A job left running with its task named by a process that died, taken up again by the next
+   * process, whose first claim-back fails in transport: the claim is asked for again (`c.asked[1]`, unanswered).
+   */
+  async function resumedWithClaimAskedAgain() {
     const file = stateFile();
     const first = setup({ stateFile: file });
     await first.jobs.start(plan('m1', 'bmc'));
@@ -1065,10 +1069,15 @@ describe('firmware jobs with claims across instances', () => {
     second.jobs.recover();
     await waitFor(() => c.asked.length === 1, 5000, 'the claim asked for');
     c.asked[0]!.answer(new Error('timeout'));
+    await waitFor(() => c.asked.length === 2, 5000, 'the claim asked for again');
+    return { first, second, c };
+  }
+
+  it('a job resumed after a restart whose claim cannot be taken back (NATS away) asks for it again until it holds it, and releases it at its end', async () => {
+    const { first, second, c } = await resumedWithClaimAskedAgain();
     // watched meanwhile, held on this instance
     await waitFor(() => second.bmcs.pending.has('watch:m1'), 5000, 'update watched again');
     expect(second.jobs.activeFor(plan('m1'))).toBeDefined();
-    await waitFor(() => c.asked.length === 2, 5000, 'the claim asked for again');
     c.asked[1]!.answer(new Error('timeout'));
     await waitFor(() => c.asked.length === 3, 5000, 'and again');
     c.asked[2]!.answer('held');
@@ -1083,17 +1092,7 @@ describe('firmware jobs with claims across instances', () => {
   });
 
   it('a claim asked for again that is still under way when the job completes is released once it comes; a stop waits for one under way', async () => {
-    const file = stateFile();
-    const first = setup({ stateFile: file });
-    await first.jobs.start(plan('m1', 'bmc'));
-    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
-    first.bmcs.pending.get('m1')!.watch({ taskUri: '/redfish/v1/TaskService/Tasks/7' });
-    const c = manualClaims();
-    const second = setup({ stateFile: file, claims: c.claims, claimRetryMs: 20 });
-    second.jobs.recover();
-    await waitFor(() => c.asked.length === 1, 5000, 'the claim asked for');
-    c.asked[0]!.answer(new Error('timeout'));
-    await waitFor(() => c.asked.length === 2, 5000, 'asked for again');
+    const { first, second, c } = await resumedWithClaimAskedAgain();
     // the update ends while the second ask is under way
     await waitFor(() => second.bmcs.pending.has('watch:m1'), 5000, 'watched again');
     second.bmcs.pending.get('watch:m1')!.finish();
@@ -1109,17 +1108,8 @@ describe('firmware jobs with claims across instances', () => {
   });
 
   it('a stop does not wait past its deadline for a claim asked for again whose bucket does not answer', async () => {
-    const file = stateFile();
-    const first = setup({ stateFile: file });
-    await first.jobs.start(plan('m1', 'bmc'));
-    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
-    first.bmcs.pending.get('m1')!.watch({ taskUri: '/redfish/v1/TaskService/Tasks/7' });
-    const c = manualClaims();
-    const second = setup({ stateFile: file, claims: c.claims, claimRetryMs: 20 });
-    second.jobs.recover();
-    await waitFor(() => c.asked.length === 1, 5000, 'the claim asked for');
-    c.asked[0]!.answer(new Error('timeout'));
-    await waitFor(() => c.asked.length === 2, 5000, 'asked for again, never answered');
+    const { first, second } = await resumedWithClaimAskedAgain();
+    // the second ask is never answered
     let stopped = false;
     void second.jobs.stop(50).then(() => void (stopped = true));
     await waitFor(() => stopped, 5000, 'the stop returned');
