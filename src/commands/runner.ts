@@ -860,9 +860,8 @@ export function createCommandRunner(o: CommandRunnerOptions): CommandRunner {
         // waiting there for the job out of its slot; its later plans wait behind it
         if ('backToQueue' in result) {
           rest.unshift(task);
+          // stopping meanwhile: cut there at once, as every plan waiting was at the stop
           waitForFirmware(key, task, result.backToQueue);
-          // stopping meanwhile: cut at once, as every plan waiting was at the stop
-          if (stopped) handBackWaiting();
           pump();
           return;
         }
