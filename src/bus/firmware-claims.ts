@@ -38,7 +38,10 @@
  *   one taken over as stale, e.g. after a NATS outage longer than the lease) is one error line,
  *   and the update runs on: the BMC decides.
  * - **Giving them up:** when the job ends, both are deleted on their last revision (or on the one
- *   a write of ours whose answer was lost left).
+ *   a write of ours whose answer was lost left). A delete that fails is tried again every
+ *   `renewMs` for as long as the key could count elsewhere: the longer of the lease and the longest
+ *   `holdMs` the claim wrote. `close()` stops the renewals and those retries, refuses new claims
+ *   (UNAVAILABLE) and starts no renewal for a claim under way.
  * - **Outliving its instance:** a job that may have sent the BMC its image writes `holdMs` into
  *   its claim: how long the claim keeps counting after its last write, were its instance to stop
  *   renewing it (its host lost, a restart longer than the lease). That is the time the BMC may

@@ -14,7 +14,9 @@
  *   instances is taken back) and watches it to the end it would have had: its task, else for a BMC
  *   image the Manager's FirmwareVersion. A job that cannot be watched (no task known, a BIOS
  *   image) or whose deadline passed ends `interrupted`, its outcome unknown, its machine held
- *   until `heldUntil` (crashHoldEnd) as after a stop that cut it off.
+ *   until `heldUntil` (crashHoldEnd) as after a stop that cut it off; plain INTERRUPTED, nothing
+ *   held, when nothing was sent, its BMC address is unknown, another job holds the machine, or
+ *   that hold is over already.
  * - **Deadline with the BMC silent, or its task still running:** a job whose deadline passes while
  *   the BMC has not answered for `unreachableAfterMs`, or while the task the BMC named for it was
  *   last seen running (redfish/task.ts taskStillRuns: a BIOS flash on iDRAC or XCC takes 20
@@ -30,7 +32,8 @@
  *   reads the BMC at the job's pace for its first 2 minutes, then every 15 s (HOLD_POLL_MS).
  * - **This instance gone:** the job's claim tells the other instances how long to hold the machine
  *   were it no longer renewed (claimHoldMs): the hold above while the job may have sent the BMC
- *   anything, a hold's remaining time once held. A host lost mid-update, or a restart longer than
+ *   anything, a hold's remaining time once held (a whole hold again while the look at its end is
+ *   under way). A host lost mid-update, or a restart longer than
  *   the claim's 90 s lease, leaves the machine held for them, not free for a RESET in the flash.
  *
  * Reboots: applying a BIOS image needs a host reboot, which metal-bmc does not do (neither does

@@ -3,7 +3,8 @@
  * machines run in parallel up to `concurrency`. Every execution has a deadline, opens its own
  * Outband and always closes it. A plan that failed in a way another attempt may fix is tried
  * again here, before the machine's next plan (`attempts`). `stop()` refuses new work; `drain()`
- * waits for accepted work and aborts what is still running at its deadline.
+ * waits for accepted work and aborts what is still running at its deadline. Both cut every plan
+ * that waits for, or reaches, a firmware job: ABORTED, back to the stream.
  */
 import { checkCount, checkDuration, deadline, endedWithin, MAX_TIMER_MS, sleep } from '../deadline.js';
 import { abortError, BmcError, HandBackError, notSent, NotSentError, showsNotActed, type BmcErrorCode } from '../errors.js';
