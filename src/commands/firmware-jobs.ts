@@ -885,7 +885,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     return watchDuringHold(job, bmc, signal, undefined, holdPollMs);
   }
 
-  async function runJob(entry: ActiveJob, run: JobRun, claim: JobClaim | undefined, step: StepHold | undefined): Promise<void> {
+  async function runJob(entry: ActiveJob, run: JobRun, step: StepHold | undefined): Promise<void> {
     const { job, abort: stopper } = entry;
     const started = Date.parse(job.acceptedAt);
     const what = `UPDATE-FIRMWARE ${job.kind} for machine ${job.machineId || job.key}`;
@@ -937,7 +937,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
         // go: written before the BMC is sent anything (a host lost in between would otherwise leave
         // them the lease alone), waited for CLAIM_REWRITE_MS at most (NATS slow or away: the claim
         // could not be renewed either, and the update does not wait on it)
-        const rewritten = claim?.rewrite?.();
+        const rewritten = claimOf.get(job)?.rewrite?.();
         if (rewritten) await endedWithin(rewritten, CLAIM_REWRITE_MS);
         // a stop or the deadline while it waited: nothing was sent, and the file says so again
         if (stopping || dl.signal.aborted) {
@@ -1013,7 +1013,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
       // a BMC that refused the resumed job's login is not asked again: held without watching
       const end = await holdAfterUnknown(job, bmc, stopper, !(failure instanceof ResumeRefusedError));
       // the claim it holds now: one taken back late (claimLater) too
-      await releaseHoldClaim(claimOf.get(job) ?? claim);
+      await releaseHoldClaim(claimOf.get(job));
       release(job, end);
       if (bmc) await closeQuietly(bmc);
       return;
@@ -1021,7 +1021,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     // the machine is free before its outcome is told: the next update an orchestrator sends on
     // "completed" is not refused for this one (the BMC's session is closed after, off that path)
     // within a few seconds: with NATS slow the outcome would wait for it (a claim not deleted turns stale after its lease)
-    const held = claimOf.get(job) ?? claim;
+    const held = claimOf.get(job);
     if (held) await endedWithin(held.release(), CLAIM_RELEASE_MS);
     // whatever its outcome, the event's update ran: no delivery of it starts another
     if (step) await endedWithin(step.done(), CLAIM_RELEASE_MS);
@@ -1042,8 +1042,13 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     if (claim && !stopping) await endedWithin(claim.release(), CLAIM_RELEASE_MS);
   }
 
-  /** the claim across instances each job holds, to write it again at once when its hold changes */
+  /** the claim across instances each job holds (taken at its start, taken back after a restart, or late: claimLater): rewritten when its hold changes, released at its end */
   const claimOf = new WeakMap<FirmwareJob, JobClaim>();
+
+  /** What a job's claim names: the job, its machine and BMC, and how long it holds the machine were this instance gone. */
+  function claimSubject(job: FirmwareJob, bmc: string): Parameters<JobClaims['claim']>[0] {
+    return { jobId: job.id, kind: job.kind, machineKey: job.key, bmc, since: job.acceptedAt, holdMs: () => claimHoldMs(job) };
+  }
 
   /**
    * How long the other instances keep the job's machine held after its claim's last write, were
@@ -1184,7 +1189,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     let claim: JobClaim | undefined;
     if (o.claims) {
       // held here while the claim across instances is asked for: a second event for the machine meanwhile waits for it above
-      const asked = o.claims.claim({ jobId: job.id, kind: job.kind, machineKey: plan.key, bmc: bmcKey, since: job.acceptedAt, holdMs: () => claimHoldMs(job) });
+      const asked = o.claims.claim(claimSubject(job, bmcKey));
       entry.claiming = asked.catch(() => undefined);
       active.set(plan.key, entry);
       let outcome: Awaited<typeof asked>;
@@ -1227,7 +1232,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     emit(job, 'accepted');
     const work = (bmc: Outband, x: FirmwareOptions) => bmc.updateFirmware(job.kind, action.url, { ...x, ...(o.imageDispatcher ? { dispatcher: o.imageDispatcher } : {}) });
     const elsewhere = o.powerElsewhere;
-    entry.done = runJob(entry, { ipmi: plan.ipmi, work, deadlineMs: o.timeoutMs, ...(powerRunning ? { after: powerRunning } : {}), ...(elsewhere ? { elsewhere: (onWait: (step: PowerStepElsewhere) => void) => elsewhere(plan.key, bmcKey, onWait) } : {}) }, claim, step);
+    entry.done = runJob(entry, { ipmi: plan.ipmi, work, deadlineMs: o.timeoutMs, ...(powerRunning ? { after: powerRunning } : {}), ...(elsewhere ? { elsewhere: (onWait: (step: PowerStepElsewhere) => void) => elsewhere(plan.key, bmcKey, onWait) } : {}) }, step);
     return { accepted: true, job };
   }
 
@@ -1262,9 +1267,8 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     const run: JobRun = { ipmi, work: (bmc, x) => bmc.watchFirmware(job.kind, watch, x), deadlineMs: leftMs, heardBefore: Date.parse(job.updatedAt) };
     emit(job, 'progress', { resumed: true, ...(job.progress ? { progress: job.progress } : {}) });
     entry.done = (async () => {
-      const claim = await claimAgain(entry);
-      if (claim === 'busy') return;
-      await runJob(entry, run, claim, undefined);
+      if ((await claimAgain(entry)) === 'busy') return;
+      await runJob(entry, run, undefined);
     })();
   }
 
@@ -1297,31 +1301,31 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     const entry: ActiveJob = { job, bmcKey: bmcKeyOf({ ipmi }), abort: new AbortController(), done: Promise.resolve(), holding: true };
     active.set(job.key, entry);
     entry.done = (async () => {
-      const claim = await claimAgain(entry);
-      if (claim === 'busy') return;
+      if ((await claimAgain(entry)) === 'busy') return;
       const end = await holdAfterUnknown(job, undefined, entry.abort);
-      await releaseHoldClaim(claimOf.get(job) ?? claim);
+      await releaseHoldClaim(claimOf.get(job));
       release(job, end);
     })();
     return undefined;
   }
 
   /**
-   * The claim across instances of a job taken up again after a restart (firmware-claims.ts takes
-   * back this instance's own): undefined without claims, or when they cannot be checked (the job
-   * is watched anyway: it sends nothing new); 'busy' when another instance holds the machine or
-   * BMC: left to it, the job ended interrupted here.
+   * Takes back the claim across instances of a job taken up again after a restart
+   * (firmware-claims.ts takes back this instance's own) into `claimOf`; without claims, or when
+   * they cannot be checked, the job is watched anyway (it sends nothing new; asked for again,
+   * claimLater). 'busy' when another instance holds the machine or BMC: left to it, the job ended
+   * interrupted here.
    */
-  async function claimAgain(entry: ActiveJob): Promise<JobClaim | 'busy' | undefined> {
+  async function claimAgain(entry: ActiveJob): Promise<'busy' | undefined> {
     if (!o.claims) return undefined;
     const { job } = entry;
-    const asked = o.claims.claim({ jobId: job.id, kind: job.kind, machineKey: job.key, bmc: entry.bmcKey, since: job.acceptedAt, holdMs: () => claimHoldMs(job) });
+    const asked = o.claims.claim(claimSubject(job, entry.bmcKey));
     entry.claiming = asked.catch(() => undefined);
     try {
       const outcome = await asked;
       if ('held' in outcome) {
         claimOf.set(job, outcome.held);
-        return outcome.held;
+        return undefined;
       }
       active.delete(job.key);
       o.metrics?.firmwareJobsRunning.set(active.size);
@@ -1356,7 +1360,7 @@ export function createFirmwareJobs(o: FirmwareJobsOptions): FirmwareJobs {
     const timer = setTimeout(() => {
       claimRetries.delete(timer);
       if (stopping || active.get(job.key) !== entry) return;
-      const asked = o.claims!.claim({ jobId: job.id, kind: job.kind, machineKey: job.key, bmc: entry.bmcKey, since: job.acceptedAt, holdMs: () => claimHoldMs(job) }).then(
+      const asked = o.claims!.claim(claimSubject(job, entry.bmcKey)).then(
         async (outcome) => {
           const fields = { machineId: job.machineId, job: job.id, bmc: job.bmc };
           if ('busy' in outcome) {
