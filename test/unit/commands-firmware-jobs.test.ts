@@ -126,6 +126,15 @@ function setup(
   return { jobs, events, bmcs, log };
 }
 
+/** A process with its state file and an update of m1 sent to its BMC, still running: the test then says what the BMC told, and the process "dies". */
+async function updateUnderWay(kind: 'bios' | 'bmc' = 'bios') {
+  const file = stateFile();
+  const first = setup({ stateFile: file });
+  await first.jobs.start(plan('m1', kind));
+  await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+  return { file, first };
+}
+
 const phases = (events: FirmwareEvent[], machine?: string) => events.filter((e) => machine === undefined || e.machineId === machine).map((e) => e.phase + (e.progress?.percent !== undefined ? `:${e.progress.percent}` : ''));
 
 describe('firmware jobs', () => {
@@ -217,10 +226,7 @@ describe('firmware jobs', () => {
   });
 
   it('reports a job the previous process left running, which it cannot watch, as interrupted, once, holding its machine until heldUntil as a stop does; the file keeps the hold', async () => {
-    const file = stateFile();
-    const first = setup({ stateFile: file });
-    await first.jobs.start(plan('m1'));
-    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    const { file, first } = await updateUnderWay();
     first.bmcs.pending.get('m1')!.progress({ state: 'Uploading', percent: 55 });
     // the process dies here: nothing more is written
 
@@ -249,10 +255,7 @@ describe('firmware jobs', () => {
   });
 
   it('a job that holds its machine is not pruned from the state file, however many jobs end after it', async () => {
-    const file = stateFile();
-    const first = setup({ stateFile: file });
-    await first.jobs.start(plan('m1'));
-    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    const { file, first } = await updateUnderWay();
     // the process dies here; the next one keeps one finished job
     const second = setup({ stateFile: file, keepFinished: 1 });
     second.jobs.recover();
@@ -270,10 +273,7 @@ describe('firmware jobs', () => {
   });
 
   it('a crash\'s hold that would end at once (another job of the machine is taken up again) holds nothing and says so: INTERRUPTED, no heldUntil', async () => {
-    const file = stateFile();
-    const first = setup({ stateFile: file });
-    await first.jobs.start(plan('m1', 'bmc'));
-    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    const { file, first } = await updateUnderWay('bmc');
     first.bmcs.pending.get('m1')!.watch({ taskUri: '/redfish/v1/TaskService/Tasks/7' });
     // the file holds a second running job of the machine that cannot be watched (no task named)
     const saved = JSON.parse(readFileSync(file, 'utf8')) as { jobs: Array<Record<string, unknown>> };
@@ -292,10 +292,7 @@ describe('firmware jobs', () => {
   });
 
   it('a crash\'s hold after an update it cannot watch ends at heldUntil: released, the machine free', async () => {
-    const file = stateFile();
-    const first = setup({ stateFile: file });
-    await first.jobs.start(plan('m1'));
-    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    const { file, first } = await updateUnderWay();
     // the process dies here
     const second = setup({ stateFile: file, outcomeUnknownHoldMs: 100 });
     expect(second.jobs.recover().map((j) => j.state)).toEqual(['interrupted']);
@@ -429,10 +426,7 @@ describe('firmware jobs', () => {
   });
 
   it('resumes a job the previous process left running once its task is known: held at once, watched, ending with the real outcome', async () => {
-    const file = stateFile();
-    const first = setup({ stateFile: file });
-    await first.jobs.start(plan('m1', 'bmc'));
-    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    const { file, first } = await updateUnderWay('bmc');
     const watch = { taskUri: '/redfish/v1/TaskService/Tasks/7/Monitor', target: '/redfish/v1/Managers/1', versionBefore: '1.10' };
     first.bmcs.pending.get('m1')!.watch({ target: watch.target, versionBefore: watch.versionBefore });
     first.bmcs.pending.get('m1')!.watch({ taskUri: watch.taskUri });
@@ -464,10 +458,7 @@ describe('firmware jobs', () => {
   });
 
   it('a resumed job whose BMC refuses the login is not tried again (no lockout): outcome unknown, its machine held without another login', async () => {
-    const file = stateFile();
-    const first = setup({ stateFile: file });
-    await first.jobs.start(plan('m1', 'bios'));
-    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    const { file, first } = await updateUnderWay('bios');
     first.bmcs.pending.get('m1')!.watch({ taskUri: TASK, target: '/redfish/v1/Systems/1' });
     first.bmcs.pending.get('m1')!.progress({ state: 'Running', percent: 30 });
     // the process dies here; the next start connects with the configured credentials, which this BMC refuses
@@ -486,10 +477,7 @@ describe('firmware jobs', () => {
   });
 
   it('a resumed job whose BMC, back from its restart, refuses a login it will be asked again (ReloginPendingError) waits it through', async () => {
-    const file = stateFile();
-    const first = setup({ stateFile: file });
-    await first.jobs.start(plan('m1', 'bios'));
-    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    const { file, first } = await updateUnderWay('bios');
     first.bmcs.pending.get('m1')!.watch({ taskUri: TASK, target: '/redfish/v1/Systems/1' });
     const second = setup({ stateFile: file, reconnectMs: 50 });
     second.bmcs.refuse(new ReloginPendingError(new BmcError('AUTH_FAILED', 'login refused: HTTP 401', { httpStatus: 401 }), Date.now() + 60_000));
@@ -505,10 +493,7 @@ describe('firmware jobs', () => {
   });
 
   it('a shutdown in the middle of an update that can be watched again leaves it running for the next start, which resumes it', async () => {
-    const file = stateFile();
-    const first = setup({ stateFile: file });
-    await first.jobs.start(plan('m1', 'bios'));
-    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    const { file, first } = await updateUnderWay('bios');
     first.bmcs.pending.get('m1')!.watch({ taskUri: '/redfish/v1/TaskService/Tasks/3', target: '/redfish/v1/Systems/1', versionBefore: 'U46 v2.10' });
     await first.jobs.stop(20);
     expect(first.events.map((e) => e.phase)).toEqual(['accepted']);
@@ -524,10 +509,7 @@ describe('firmware jobs', () => {
   });
 
   it('a BIOS update on iLO without a task, followed through Oem.Hpe.State, is watched again after a restart (the marker kept in the state file)', async () => {
-    const file = stateFile();
-    const first = setup({ stateFile: file });
-    await first.jobs.start(plan('m1', 'bios'));
-    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    const { file, first } = await updateUnderWay('bios');
     first.bmcs.pending.get('m1')!.watch({ target: '/redfish/v1/Systems/1', versionBefore: 'U46 v2.10' });
     first.bmcs.pending.get('m1')!.watch({ hpeFlash: true });
     await first.jobs.stop(20);
@@ -542,10 +524,7 @@ describe('firmware jobs', () => {
   });
 
   it('ends a job cut off by a restart as interrupted, outcome unknown, when its deadline passed meanwhile', async () => {
-    const file = stateFile();
-    const first = setup({ stateFile: file });
-    await first.jobs.start(plan('m1', 'bmc'));
-    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    const { file, first } = await updateUnderWay('bmc');
     first.bmcs.pending.get('m1')!.watch({ taskUri: '/redfish/v1/TaskService/Tasks/7' });
     const saved = JSON.parse(readFileSync(file, 'utf8')) as { jobs: Array<{ acceptedAt: string }> };
     saved.jobs[0]!.acceptedAt = new Date(Date.now() - 120_000).toISOString();
@@ -1058,10 +1037,7 @@ describe('firmware jobs with claims across instances', () => {
    * process, whose first claim-back fails in transport: the claim is asked for again (`c.asked[1]`, unanswered).
    */
   async function resumedWithClaimAskedAgain() {
-    const file = stateFile();
-    const first = setup({ stateFile: file });
-    await first.jobs.start(plan('m1', 'bmc'));
-    await waitFor(() => first.bmcs.pending.has('m1'), 5000, 'update started');
+    const { file, first } = await updateUnderWay('bmc');
     first.bmcs.pending.get('m1')!.watch({ taskUri: '/redfish/v1/TaskService/Tasks/7' });
     // the process dies here
     const c = manualClaims();
