@@ -78,6 +78,25 @@ function setup(o: { concurrency?: number; claims?: JobClaims; jobs?: Partial<Fir
   return { sent, updates, jobs, runner, results, log, registry, finish, gate, release, gates };
 }
 
+/**
+ * A delete queued behind a slow LED command of m1 when the shutdown comes (the runner drains while
+ * the firmware jobs stop within `stopMs`): once `stopped` says what the stop did to m1's job, the
+ * LED ends and the delete's turn comes; it must go back ABORTED with no PXE or RESET sent.
+ */
+async function deleteBehindSlowLedAtStop(t: ReturnType<typeof setup>, stopMs: number, stopped: () => boolean, what: string): Promise<void> {
+  t.gate('m1');
+  const led = t.runner.submit(command('m1', 'LED-ON'));
+  const deleted = t.runner.submit(lifecycle('m1', 'delete'));
+  await waitFor(() => t.gates.has('m1'), 5000, 'the LED under way');
+  const stopping = Promise.all([t.runner.drain(5000), t.jobs.stop(stopMs)]);
+  await waitFor(stopped, 5000, what);
+  t.release('m1');
+  await stopping;
+  expect(await led).toMatchObject({ ok: true });
+  expect(await deleted).toMatchObject({ ok: false, code: 'ABORTED' });
+  expect(t.sent).toEqual(['m1:LED-ON']);
+}
+
 describe('power steps during a firmware update', () => {
   it.each<MachineCommand>(['ON', 'OFF', 'RESET', 'CYCLE', 'REINSTALL'])('%s is refused at once with BUSY, nothing sent; terminated, not handed back', async (cmd) => {
     const t = setup();
@@ -367,18 +386,8 @@ describe('power steps during a firmware update', () => {
     const t = setup({ jobs: { timeoutMs: 200, unreachableAfterMs: 1 } });
     await t.jobs.start(update('m1'));
     await waitFor(() => t.log.find('firmware update outcome unknown; its machine stays held while the BMC may still apply it').length === 1, 5000, 'the outcome-unknown hold');
-    t.gate('m1');
-    const led = t.runner.submit(command('m1', 'LED-ON'));
-    const deleted = t.runner.submit(lifecycle('m1', 'delete'));
-    await waitFor(() => t.gates.has('m1'), 5000, 'the LED under way');
-    const stopping = Promise.all([t.runner.drain(5000), t.jobs.stop(5000)]);
     // the stop ends the hold first; the LED's end then gives the delete its turn
-    await waitFor(() => t.jobs.running() === 0, 5000, 'the hold ended by the stop');
-    t.release('m1');
-    await stopping;
-    expect(await led).toMatchObject({ ok: true });
-    expect(await deleted).toMatchObject({ ok: false, code: 'ABORTED' });
-    expect(t.sent).toEqual(['m1:LED-ON']);
+    await deleteBehindSlowLedAtStop(t, 5000, () => t.jobs.running() === 0, 'the hold ended by the stop');
   });
 
   it('at the shutdown, a delete queued behind a slow LED command of a machine whose update is left running for the next start goes back ABORTED: no PXE or RESET', async () => {
@@ -386,17 +395,7 @@ describe('power steps during a firmware update', () => {
     const t = setup({ tasksNamed: true });
     await t.jobs.start(update('m1'));
     await waitFor(() => t.updates.has('m1'), 5000, 'the update sent');
-    t.gate('m1');
-    const led = t.runner.submit(command('m1', 'LED-ON'));
-    const deleted = t.runner.submit(lifecycle('m1', 'delete'));
-    await waitFor(() => t.gates.has('m1'), 5000, 'the LED under way');
-    const stopping = Promise.all([t.runner.drain(5000), t.jobs.stop(0)]);
-    await waitFor(() => t.log.find('metal-bmc stops while a firmware update runs; its next start takes the job up again').length === 1, 5000, 'the update left running by the stop');
-    t.release('m1');
-    await stopping;
-    expect(await led).toMatchObject({ ok: true });
-    expect(await deleted).toMatchObject({ ok: false, code: 'ABORTED' });
-    expect(t.sent).toEqual(['m1:LED-ON']);
+    await deleteBehindSlowLedAtStop(t, 0, () => t.log.find('metal-bmc stops while a firmware update runs; its next start takes the job up again').length === 1, 'the update left running by the stop');
   });
 
   it('a delete whose turn comes after the drain began, its machine under an update, goes back ABORTED at once instead of waiting for the update', async () => {
