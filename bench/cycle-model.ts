@@ -16,13 +16,13 @@
  * for each start phase. Usage: npx tsx bench/cycle-model.ts [TRIALS]
  */
 import { logNormalMs, mulberry32, parseLatencySpec } from '../src/sim/latency.js';
-import { BMC_TIMEOUT_MS, LATENCY } from './report-latency.js';
+import { BMC_TIMEOUT_MS, LATENCY } from './latency-fleet.js';
 
 /** round trips of one read through the layout, each as the number of requests sent at once */
 const ROUNDS: Record<string, number[]> = { expand: [2, 1], plain: [2, 2, 2] };
 /** the benchmark's fleet: two thirds answer `$expand` (Supermicro-, Lenovo-like), one third not (Gigabyte-like) */
 const MIX = ['expand', 'expand', 'plain'] as const;
-const LIVE_BMCS = 950;
+export const LIVE_BMCS = 950;
 const START_PHASES_S = [0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4];
 
 export interface ModelCycle {
@@ -58,19 +58,44 @@ export function modelCycle(startPhaseS: number, bmcs: number, random: () => numb
 
 const quantile = (sorted: readonly number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 
+export interface ModelStats {
+  trials: number;
+  /** modelled cycles, s: median, p10, p90 */
+  cycle: { p50: number; p10: number; p90: number };
+  /** modelled floors, s: median */
+  floor: number;
+  /** cycle / floor, median */
+  ratio: number;
+  /** shares of the modelled cycles, %: under 5 s, under 1.5x their floor, both */
+  under5s: number;
+  under1_5x: number;
+  both: number;
+}
+
+/** `trials` modelled cycles of `LIVE_BMCS` live BMCs started evenly over `startPhaseS`. */
+export function modelCycles(startPhaseS: number, trials: number, random: () => number): ModelStats {
+  const runs = Array.from({ length: trials }, () => modelCycle(startPhaseS, LIVE_BMCS, random));
+  const cycles = runs.map((r) => r.cycle).sort((a, b) => a - b);
+  const share = (f: (r: ModelCycle) => boolean) => (100 * runs.filter(f).length) / trials;
+  return {
+    trials,
+    cycle: { p50: quantile(cycles, 0.5), p10: quantile(cycles, 0.1), p90: quantile(cycles, 0.9) },
+    floor: quantile(runs.map((r) => r.floor).sort((a, b) => a - b), 0.5),
+    ratio: quantile(runs.map((r) => r.cycle / r.floor).sort((a, b) => a - b), 0.5),
+    under5s: share((r) => r.cycle < 5),
+    under1_5x: share((r) => r.cycle / r.floor < 1.5),
+    both: share((r) => r.cycle < 5 && r.cycle / r.floor < 1.5),
+  };
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const trials = Number(process.argv[2] ?? 400);
   const random = mulberry32(15);
   console.log(`report-latency's model (${LATENCY}; ${LIVE_BMCS} live BMCs, ${BMC_TIMEOUT_MS} ms deadline), ${trials} modelled cycles per start phase; estimates, not measurements`);
   console.log('start phase | cycle, median (p10-p90) | floor, median | cycle / floor, median | cycles < 5 s | cycles < 1.5x the floor | both');
+  const pct = (x: number) => `${Math.round(x)} %`;
   for (const s of START_PHASES_S) {
-    const runs = Array.from({ length: trials }, () => modelCycle(s, LIVE_BMCS, random));
-    const cycles = runs.map((r) => r.cycle).sort((a, b) => a - b);
-    const floors = runs.map((r) => r.floor).sort((a, b) => a - b);
-    const ratios = runs.map((r) => r.cycle / r.floor).sort((a, b) => a - b);
-    const share = (f: (r: ModelCycle) => boolean) => `${Math.round((100 * runs.filter(f).length) / trials)} %`;
-    console.log(
-      `${s.toFixed(1)} s | ${quantile(cycles, 0.5).toFixed(2)} s (${quantile(cycles, 0.1).toFixed(2)}-${quantile(cycles, 0.9).toFixed(2)}) | ${quantile(floors, 0.5).toFixed(2)} s | ${quantile(ratios, 0.5).toFixed(2)}x | ${share((r) => r.cycle < 5)} | ${share((r) => r.cycle / r.floor < 1.5)} | ${share((r) => r.cycle < 5 && r.cycle / r.floor < 1.5)}`,
-    );
+    const m = modelCycles(s, trials, random);
+    console.log(`${s.toFixed(1)} s | ${m.cycle.p50.toFixed(2)} s (${m.cycle.p10.toFixed(2)}-${m.cycle.p90.toFixed(2)}) | ${m.floor.toFixed(2)} s | ${m.ratio.toFixed(2)}x | ${pct(m.under5s)} | ${pct(m.under1_5x)} | ${pct(m.both)}`);
   }
 }
