@@ -7,11 +7,18 @@
  * what any client in this runtime pays for the bytes of a read. A BMC that has not answered all
  * three within `deadlineMs` is cut there, as a report cycle cuts it.
  *
- * `bareReads` runs it over a fleet twice, the first pass for the TLS sessions (full handshakes) and
- * the second measured, and gives the CPU per BMC of this process and of the simulator's.
+ * `transportRead` asks the same three paths through the Redfish client's HTTP layer instead
+ * (src/redfish/http.ts `createTransport`: undici, the per-BMC connections, the deadlines, the size
+ * bounds, the JSON decoder), with the same Basic header: the step between the bare client and a
+ * report read, which adds the Redfish session, the layout, IPMI where it must, the trust checks
+ * and the report.
+ *
+ * `bareReads` runs either over a fleet twice, the first pass for the TLS sessions (full handshakes)
+ * and the second measured, and gives the CPU per BMC of this process and of the simulator's.
  */
 import type { TLSSocket } from 'node:tls';
-import { sharedConnector } from '../src/redfish/tls-context.js';
+import { createTransport } from '../src/redfish/http.js';
+import { sharedConnector, sharedTlsStats } from '../src/redfish/tls-context.js';
 
 export const BARE_PATHS = ['/redfish/v1/', '/redfish/v1/Systems', '/redfish/v1/Chassis'] as const;
 /** an answer larger than this ends the read (the simulator's are a few KiB) */
@@ -78,6 +85,25 @@ export function bareRead(t: BareTarget, deadlineMs: number): Promise<BareOutcome
   });
 }
 
+/** Reads one BMC through the Redfish client's HTTP layer: the bare client's three GETs, nothing more. */
+export async function transportRead(t: BareTarget, deadlineMs: number): Promise<BareOutcome> {
+  const signal = AbortSignal.timeout(deadlineMs);
+  const transport = createTransport({ host: t.host, port: t.port, insecure: true, timeoutMs: deadlineMs });
+  transport.addSecret(t.password);
+  const headers = { authorization: `Basic ${Buffer.from(`${t.user}:${t.password}`).toString('base64')}` };
+  try {
+    for (const path of BARE_PATHS) if ((await transport.request({ method: 'GET', path, headers, signal })).status !== 200) return 'failed';
+    return 'read';
+  } catch {
+    return signal.aborted ? 'cut' : 'failed';
+  } finally {
+    void transport.close();
+  }
+}
+
+/** the bare client's way to read a BMC, or the Redfish client's HTTP layer's */
+export const READERS = { bare: bareRead, transport: transportRead } as const;
+
 export interface BareRun {
   wallSeconds: number;
   /** this process's CPU (all threads), ms per BMC */
@@ -90,18 +116,20 @@ export interface BareRun {
 }
 
 /** Two passes of bare reads over `targets`, `concurrency` at once; the second is measured. */
-export async function bareReads(targets: readonly BareTarget[], o: { concurrency: number; deadlineMs: number; simCpuSeconds: () => number }): Promise<BareRun> {
+export async function bareReads(targets: readonly BareTarget[], o: { concurrency: number; deadlineMs: number; simCpuSeconds: () => number; reader?: keyof typeof READERS }): Promise<BareRun> {
+  const read = READERS[o.reader ?? 'bare'];
+  const resumed = () => (o.reader === 'transport' ? sharedTlsStats().resumed : connector().stats.resumed);
   const pass = async () => {
     const outcomes: Record<BareOutcome, number> = { read: 0, cut: 0, failed: 0 };
     let next = 0;
     const worker = async () => {
-      while (next < targets.length) outcomes[await bareRead(targets[next++]!, o.deadlineMs)]++;
+      while (next < targets.length) outcomes[await read(targets[next++]!, o.deadlineMs)]++;
     };
     await Promise.all(Array.from({ length: Math.min(o.concurrency, targets.length) }, worker));
     return outcomes;
   };
   await pass();
-  const resumedBefore = connector().stats.resumed;
+  const resumedBefore = resumed();
   const cpu = process.cpuUsage();
   const sim = o.simCpuSeconds();
   const t = performance.now();
@@ -113,6 +141,6 @@ export async function bareReads(targets: readonly BareTarget[], o: { concurrency
     cpuMsPerBmc: (used.user + used.system) / 1000 / targets.length,
     simCpuMsPerBmc: ((o.simCpuSeconds() - sim) * 1000) / targets.length,
     outcomes,
-    resumed: connector().stats.resumed - resumedBefore,
+    resumed: resumed() - resumedBefore,
   };
 }

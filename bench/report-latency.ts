@@ -326,6 +326,11 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       leases.map((l) => ({ host: l.ip, port: fleet.redfishPort, user: fleet.user, password: fleet.password })),
       { concurrency: Math.max(1, best.r.peakConcurrency), deadlineMs: BMC_TIMEOUT_MS, simCpuSeconds: () => fleet.usage().cpuSeconds },
     );
+    // the step between: the same three GETs through the Redfish client's HTTP layer (undici, connections, bounds, JSON decoder)
+    const viaTransport = await bareReads(
+      leases.map((l) => ({ host: l.ip, port: fleet.redfishPort, user: fleet.user, password: fleet.password })),
+      { concurrency: Math.max(1, best.r.peakConcurrency), deadlineMs: BMC_TIMEOUT_MS, simCpuSeconds: () => fleet.usage().cpuSeconds, reader: 'transport' },
+    );
     const bareName = `a bare client on the same fleet (bench/bare-reads.ts: per BMC one resumed TLS connection, ${BARE_PATHS.length} GETs, bodies parsed, nothing else)`;
     const connectionsPerBmc = last.tls.connections / leases.length;
     out.record({
@@ -346,6 +351,26 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       better: 'lower',
       differs: 'the same difference in the work asked of the simulator',
     });
+    out.record({
+      name: `CPU per BMC, the bare client's ${BARE_PATHS.length} GETs through the Redfish client's HTTP layer (src/redfish/http.ts: undici, the per-BMC connections, deadlines, size bounds, the JSON decoder)`,
+      value: viaTransport.cpuMsPerBmc,
+      unit: 'ms',
+      kind: 'measured',
+      ...(viaTransport.outcomes.failed ? { failures: viaTransport.outcomes.failed } : {}),
+      reference: { name: bareName, value: bare.cpuMsPerBmc, kind: 'measured', ...(bare.outcomes.failed ? { failures: bare.outcomes.failed } : {}) },
+      better: 'lower',
+    });
+    out.record({
+      name: 'CPU per BMC per cycle, last cycle, next to the same three GETs through its HTTP layer',
+      value: (last.cpuSeconds * 1000) / leases.length,
+      unit: 'ms',
+      kind: 'measured',
+      reference: { name: "the bare client's GETs through the Redfish client's HTTP layer", value: viaTransport.cpuMsPerBmc, kind: 'measured' },
+      better: 'lower',
+      differs: `the reference does less than a read: what the read adds beyond the HTTP layer (the Redfish session, the layout, IPMI where it must, trust checks, the report) and its own requests, 2-5 over ${connectionsPerBmc.toFixed(2)} connections per BMC`,
+    });
+    out.record({ name: "the simulator's CPU per BMC serving the bare client's GETs through the HTTP layer", value: viaTransport.simCpuMsPerBmc, unit: 'ms', kind: 'measured', detail: true });
+    console.log(`  the HTTP layer's reads: ${viaTransport.outcomes.read} read, ${viaTransport.outcomes.cut} cut at the deadline, ${viaTransport.outcomes.failed} failed, ${viaTransport.resumed} resumed connections, ${viaTransport.wallSeconds.toFixed(2)} s`);
     out.record({ name: `the bare client: BMCs read (all ${BARE_PATHS.length} answers), cut at the ${BMC_TIMEOUT_MS} ms deadline, failed; TLS sessions resumed`, value: bare.outcomes.read, unit: '', kind: 'measured', detail: true });
     console.log(`  the bare client: ${bare.outcomes.read} read, ${bare.outcomes.cut} cut at the deadline, ${bare.outcomes.failed} failed, ${bare.resumed} resumed connections, ${bare.wallSeconds.toFixed(2)} s`);
     // what the start phase would be if the two processes' CPU alone set it, on this machine's cores:
