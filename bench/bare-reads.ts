@@ -16,7 +16,7 @@
  * `bareReads` runs either over a fleet twice, the first pass for the TLS sessions (full handshakes)
  * and the second measured, and gives the CPU per BMC of this process and of the simulator's.
  */
-import type { TLSSocket } from 'node:tls';
+import { TLSSocket } from 'node:tls';
 import { createTransport } from '../src/redfish/http.js';
 import { sharedConnector, sharedTlsStats } from '../src/redfish/tls-context.js';
 
@@ -53,14 +53,16 @@ export function bareRead(t: BareTarget, deadlineMs: number): Promise<BareOutcome
       resolve(o);
     };
     const timer = setTimeout(() => end('cut'), deadlineMs);
-    connector().connector({ hostname: t.host, host: t.host, port: String(t.port), protocol: 'https:', servername: '' } as Parameters<ReturnType<typeof connector>['connector']>[0], (err, s) => {
+    // kept at once (the shared connector returns its socket, though undici's type says void): a
+    // deadline before the TLS handshake ends (a BMC that accepts TCP and stalls) destroys it too
+    const opened: unknown = connector().connector({ hostname: t.host, host: t.host, port: String(t.port), protocol: 'https:', servername: '' } as Parameters<ReturnType<typeof connector>['connector']>[0], (err, s) => {
       if (err || !s) return end('failed');
-      socket = s as TLSSocket;
-      if (outcome !== undefined) return void socket.destroy();
+      if (outcome !== undefined) return void s.destroy();
+      const tls = s as TLSSocket;
       let answered = 0;
       let buffered: Buffer = Buffer.alloc(0);
-      const ask = () => socket!.write(`GET ${BARE_PATHS[answered]} HTTP/1.1\r\nHost: ${t.host}\r\nAuthorization: ${auth}\r\nAccept: application/json\r\n\r\n`);
-      socket.on('data', (chunk: Buffer) => {
+      const ask = () => tls.write(`GET ${BARE_PATHS[answered]} HTTP/1.1\r\nHost: ${t.host}\r\nAuthorization: ${auth}\r\nAccept: application/json\r\n\r\n`);
+      tls.on('data', (chunk: Buffer) => {
         buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
         const head = buffered.indexOf('\r\n\r\n');
         if (head < 0) return void (buffered.length > MAX_ANSWER_BYTES && end('failed'));
@@ -78,10 +80,14 @@ export function bareRead(t: BareTarget, deadlineMs: number): Promise<BareOutcome
         if (++answered === BARE_PATHS.length) end('read');
         else ask();
       });
-      socket.once('error', () => end('failed'));
-      socket.once('close', () => end('failed'));
+      tls.once('error', () => end('failed'));
+      tls.once('close', () => end('failed'));
       ask();
     });
+    if (opened instanceof TLSSocket) {
+      socket = opened;
+      if (outcome !== undefined) socket.destroy();
+    }
   });
 }
 
@@ -97,8 +103,14 @@ export async function transportRead(t: BareTarget, deadlineMs: number): Promise<
   } catch {
     return signal.aborted ? 'cut' : 'failed';
   } finally {
-    void transport.close();
+    // awaited: the connection's teardown counts in the pass that read it
+    await transport.close();
   }
+}
+
+/** TLS connections the bare client made so far, and how many resumed a session */
+export function bareConnections(): { connections: number; resumed: number } {
+  return { ...connector().stats };
 }
 
 /** the bare client's way to read a BMC, or the Redfish client's HTTP layer's */

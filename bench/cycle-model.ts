@@ -22,7 +22,7 @@ import { BMC_TIMEOUT_MS, LATENCY } from './latency-fleet.js';
 const ROUNDS: Record<string, number[]> = { expand: [2, 1], plain: [2, 2, 2] };
 /** the benchmark's fleet: two thirds answer `$expand` (Supermicro-, Lenovo-like), one third not (Gigabyte-like) */
 const MIX = ['expand', 'expand', 'plain'] as const;
-export const LIVE_BMCS = 950;
+const LIVE_BMCS = 950;
 const START_PHASES_S = [0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4];
 
 export interface ModelCycle {
@@ -72,9 +72,9 @@ export interface ModelStats {
   both: number;
 }
 
-/** `trials` modelled cycles of `LIVE_BMCS` live BMCs started evenly over `startPhaseS`. */
-export function modelCycles(startPhaseS: number, trials: number, random: () => number): ModelStats {
-  const runs = Array.from({ length: trials }, () => modelCycle(startPhaseS, LIVE_BMCS, random));
+/** `trials` modelled cycles of `liveBmcs` live BMCs (default the benchmark's 950 of 1,000) started evenly over `startPhaseS`. */
+export function modelCycles(startPhaseS: number, trials: number, random: () => number, liveBmcs = LIVE_BMCS): ModelStats {
+  const runs = Array.from({ length: trials }, () => modelCycle(startPhaseS, liveBmcs, random));
   const cycles = runs.map((r) => r.cycle).sort((a, b) => a - b);
   const share = (f: (r: ModelCycle) => boolean) => (100 * runs.filter(f).length) / trials;
   return {
