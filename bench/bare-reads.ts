@@ -19,6 +19,7 @@
 import { TLSSocket } from 'node:tls';
 import { createTransport } from '../src/redfish/http.js';
 import { sharedConnector, sharedTlsStats } from '../src/redfish/tls-context.js';
+import { mapLimit } from '../src/report/limit.js';
 
 export const BARE_PATHS = ['/redfish/v1/', '/redfish/v1/Systems', '/redfish/v1/Chassis'] as const;
 /** an answer larger than this ends the read (the simulator's are a few KiB) */
@@ -39,9 +40,12 @@ export type BareOutcome = 'read' | 'cut' | 'failed';
  */
 const connector = () => sharedConnector({ keepAlive: true, minVersion: 'TLSv1.2', rejectUnauthorized: false, maxCachedSessions: 4096 });
 
+/** the HTTP Basic header both readers send */
+const basicAuthorization = (t: BareTarget): string => `Basic ${Buffer.from(`${t.user}:${t.password}`).toString('base64')}`;
+
 /** Reads one BMC the bare way: 'read' when all three answers came with status 200 and JSON bodies. */
 export function bareRead(t: BareTarget, deadlineMs: number): Promise<BareOutcome> {
-  const auth = `Basic ${Buffer.from(`${t.user}:${t.password}`).toString('base64')}`;
+  const auth = basicAuthorization(t);
   return new Promise((resolve) => {
     let socket: TLSSocket | undefined;
     let outcome: BareOutcome | undefined;
@@ -96,7 +100,7 @@ export async function transportRead(t: BareTarget, deadlineMs: number): Promise<
   const signal = AbortSignal.timeout(deadlineMs);
   const transport = createTransport({ host: t.host, port: t.port, insecure: true, timeoutMs: deadlineMs });
   transport.addSecret(t.password);
-  const headers = { authorization: `Basic ${Buffer.from(`${t.user}:${t.password}`).toString('base64')}` };
+  const headers = { authorization: basicAuthorization(t) };
   try {
     for (const path of BARE_PATHS) if ((await transport.request({ method: 'GET', path, headers, signal })).status !== 200) return 'failed';
     return 'read';
@@ -130,14 +134,10 @@ export interface BareRun {
 /** Two passes of bare reads over `targets`, `concurrency` at once; the second is measured. */
 export async function bareReads(targets: readonly BareTarget[], o: { concurrency: number; deadlineMs: number; simCpuSeconds: () => number; reader?: keyof typeof READERS }): Promise<BareRun> {
   const read = READERS[o.reader ?? 'bare'];
-  const resumed = () => (o.reader === 'transport' ? sharedTlsStats().resumed : connector().stats.resumed);
+  const resumed = () => (o.reader === 'transport' ? sharedTlsStats() : bareConnections()).resumed;
   const pass = async () => {
     const outcomes: Record<BareOutcome, number> = { read: 0, cut: 0, failed: 0 };
-    let next = 0;
-    const worker = async () => {
-      while (next < targets.length) outcomes[await read(targets[next++]!, o.deadlineMs)]++;
-    };
-    await Promise.all(Array.from({ length: Math.min(o.concurrency, targets.length) }, worker));
+    for (const outcome of await mapLimit(targets, o.concurrency, (t) => read(t, o.deadlineMs))) outcomes[outcome]++;
     return outcomes;
   };
   await pass();

@@ -59,7 +59,6 @@ export function modelCycle(startPhaseS: number, bmcs: number, random: () => numb
 const quantile = (sorted: readonly number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 
 export interface ModelStats {
-  trials: number;
   /** modelled cycles, s: median, p10, p90 */
   cycle: { p50: number; p10: number; p90: number };
   /** modelled floors, s: median */
@@ -78,7 +77,6 @@ export function modelCycles(startPhaseS: number, trials: number, random: () => n
   const cycles = runs.map((r) => r.cycle).sort((a, b) => a - b);
   const share = (f: (r: ModelCycle) => boolean) => (100 * runs.filter(f).length) / trials;
   return {
-    trials,
     cycle: { p50: quantile(cycles, 0.5), p10: quantile(cycles, 0.1), p90: quantile(cycles, 0.9) },
     floor: quantile(runs.map((r) => r.floor).sort((a, b) => a - b), 0.5),
     ratio: quantile(runs.map((r) => r.cycle / r.floor).sort((a, b) => a - b), 0.5),

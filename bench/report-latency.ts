@@ -324,21 +324,21 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     // the reference clients below run alone: the other way's workers are done (their threads and heaps would count against them)
     await pool?.close();
     pool = undefined;
-    // the least a client does per BMC (bench/bare-reads.ts), on the same fleet, as many at once as the fastest cycle's most
-    const bare = await bareReads(
-      leases.map((l) => ({ host: l.ip, port: fleet.redfishPort, user: fleet.user, password: fleet.password })),
-      { concurrency: Math.max(1, best.r.peakConcurrency), deadlineMs: BMC_TIMEOUT_MS, simCpuSeconds: () => fleet.usage().cpuSeconds },
-    );
+    // on the same fleet, as many at once as the fastest cycle's most
+    const targets = leases.map((l) => ({ host: l.ip, port: fleet.redfishPort, user: fleet.user, password: fleet.password }));
+    const referenceReads = (reader: 'bare' | 'transport') => bareReads(targets, { concurrency: Math.max(1, best.r.peakConcurrency), deadlineMs: BMC_TIMEOUT_MS, simCpuSeconds: () => fleet.usage().cpuSeconds, reader });
+    // the least a client does per BMC (bench/bare-reads.ts)
+    const bare = await referenceReads('bare');
     // the step between: the same three GETs through the Redfish client's HTTP layer (undici, connections, bounds, JSON decoder)
-    const viaTransport = await bareReads(
-      leases.map((l) => ({ host: l.ip, port: fleet.redfishPort, user: fleet.user, password: fleet.password })),
-      { concurrency: Math.max(1, best.r.peakConcurrency), deadlineMs: BMC_TIMEOUT_MS, simCpuSeconds: () => fleet.usage().cpuSeconds, reader: 'transport' },
-    );
+    const viaTransport = await referenceReads('transport');
+    /** the last cycle's CPU per BMC, ours and the simulator's */
+    const lastCpuMs = (last.cpuSeconds * 1000) / leases.length;
+    const lastSimCpuMs = (last.simCpuSeconds * 1000) / leases.length;
     const bareName = `a bare client on the same fleet (bench/bare-reads.ts: per BMC one resumed TLS connection, ${BARE_PATHS.length} GETs, bodies parsed, nothing else)`;
     const connectionsPerBmc = last.tls.connections / leases.length;
     out.record({
       name: 'CPU per BMC per cycle, last cycle, next to the least a client does',
-      value: (last.cpuSeconds * 1000) / leases.length,
+      value: lastCpuMs,
       unit: 'ms',
       kind: 'measured',
       reference: { name: bareName, value: bare.cpuMsPerBmc, kind: 'measured', ...(bare.outcomes.failed ? { failures: bare.outcomes.failed } : {}) },
@@ -347,7 +347,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     });
     out.record({
       name: "the simulator's CPU per BMC serving the last cycle, next to serving the bare client",
-      value: (last.simCpuSeconds * 1000) / leases.length,
+      value: lastSimCpuMs,
       unit: 'ms',
       kind: 'measured',
       reference: { name: bareName, value: bare.simCpuMsPerBmc, kind: 'measured' },
@@ -365,7 +365,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     });
     out.record({
       name: 'CPU per BMC per cycle, last cycle, next to the same three GETs through its HTTP layer',
-      value: (last.cpuSeconds * 1000) / leases.length,
+      value: lastCpuMs,
       unit: 'ms',
       kind: 'measured',
       reference: { name: "the bare client's GETs through the Redfish client's HTTP layer", value: viaTransport.cpuMsPerBmc, kind: 'measured' },
@@ -385,7 +385,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     // model's cycle at that start phase (bench/cycle-model.ts)
     const cores = availableParallelism();
     const cpuStartPhase = (ourMs: number, simMs: number) => ((ourMs + simMs) * leases.length) / 1000 / cores;
-    const oursStart = cpuStartPhase((last.cpuSeconds * 1000) / leases.length, (last.simCpuSeconds * 1000) / leases.length);
+    const oursStart = cpuStartPhase(lastCpuMs, lastSimCpuMs);
     const bareStart = cpuStartPhase(bare.cpuMsPerBmc, bare.simCpuMsPerBmc);
     const basis = (whose: string) => `(${whose} CPU per BMC + the simulator's serving it) x ${leases.length} BMCs / ${cores} cores, measured CPU, derived time; a process on one event loop may need longer (the simulator's CPU alone is most of it)`;
     // the check of the estimate: the last cycle's measured last start, recorded above as "cycle N: last BMC started after"
