@@ -8,7 +8,7 @@
  * three within `deadlineMs` is cut there, as a report cycle cuts it.
  *
  * `transportRead` asks the same three paths through the Redfish client's HTTP layer instead
- * (src/redfish/http.ts `createTransport`: undici, the per-BMC connections, the deadlines, the size
+ * (src/redfish/http.ts `createTransport`: the per-BMC HTTP/1.1 connections, the deadlines, the size
  * bounds, the JSON decoder), with the same Basic header: the step between the bare client and a
  * report read, which adds the Redfish session, the layout, IPMI where it must, the trust checks
  * and the report.

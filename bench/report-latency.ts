@@ -329,7 +329,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     const referenceReads = (reader: 'bare' | 'transport') => bareReads(targets, { concurrency: Math.max(1, best.r.peakConcurrency), deadlineMs: BMC_TIMEOUT_MS, simCpuSeconds: () => fleet.usage().cpuSeconds, reader });
     // the least a client does per BMC (bench/bare-reads.ts)
     const bare = await referenceReads('bare');
-    // the step between: the same three GETs through the Redfish client's HTTP layer (undici, connections, bounds, JSON decoder)
+    // the step between: the same three GETs through the Redfish client's HTTP layer (our HTTP/1.1 connections, bounds, JSON decoder)
     const viaTransport = await referenceReads('transport');
     /** the last cycle's CPU per BMC, ours and the simulator's */
     const lastCpuMs = (last.cpuSeconds * 1000) / leases.length;
@@ -355,7 +355,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       differs: 'the same difference in the work asked of the simulator',
     });
     out.record({
-      name: `CPU per BMC, the bare client's ${BARE_PATHS.length} GETs through the Redfish client's HTTP layer (src/redfish/http.ts: undici, the per-BMC connections, deadlines, size bounds, the JSON decoder)`,
+      name: `CPU per BMC, the bare client's ${BARE_PATHS.length} GETs through the Redfish client's HTTP layer (src/redfish/http.ts: our HTTP/1.1 connections, deadlines, size bounds, the JSON decoder)`,
       value: viaTransport.cpuMsPerBmc,
       unit: 'ms',
       kind: 'measured',

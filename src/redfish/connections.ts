@@ -1,18 +1,19 @@
 /**
- * The keep-alive connections to one BMC: up to `max` undici Clients, one request at a time on each.
+ * The keep-alive connections to one BMC: up to `max` of them (h1-connection.ts), one request at a time on each.
  * The first connection opens with the first request; another opens only when a request has waited
  * `openAfterMs` for a busy one (a slow answer holds the first up). Most BMC reads then use one TLS
  * connection, which costs both ends a handshake less (a BMC's CPU is small, and at partition scale
  * the handshakes are most of metal-bmc's own CPU); a slow BMC still gets its requests side by side.
  * undici's Pool opens every connection it may at once, and allocates a 2,048-slot queue per origin.
  */
-import { errors, type Client, type Dispatcher } from 'undici';
+import { errors, type Dispatcher } from 'undici';
+import type { Connection } from './h1-connection.js';
 
 /**
- * Opens one connection (an undici Client to the origin, with the transport's connector and
- * timeouts): the `first` of the BMC's, or a `further` one opened for a request held up behind it.
+ * Opens one connection (to the origin, with the transport's connector and timeouts): the `first`
+ * of the BMC's, or a `further` one opened for a request held up behind it.
  */
-export type OpenClient = (which: 'first' | 'further') => Client;
+export type OpenClient = (which: 'first' | 'further') => Connection;
 
 interface Waiting {
   options: Dispatcher.DispatchOptions;
@@ -33,8 +34,8 @@ const NEVER_STARTED: Dispatcher.DispatchController = {
 };
 
 export class Connections {
-  private readonly clients: Client[] = [];
-  private readonly idle: Client[] = [];
+  private readonly clients: Connection[] = [];
+  private readonly idle: Connection[] = [];
   private readonly waiting: Waiting[] = [];
   private running = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -111,13 +112,13 @@ export class Connections {
     return this.clients.length === 0 || (this.clients.length < this.max && waitedMs >= this.openAfterMs);
   }
 
-  private openOne(): Client {
+  private openOne(): Connection {
     const client = this.open(this.clients.length === 0 ? 'first' : 'further');
     this.clients.push(client);
     return client;
   }
 
-  private run(client: Client, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
+  private run(client: Connection, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
     this.running += 1;
     let freed = false;
     // freed after undici's callback has returned: a request dispatched from inside it would join
@@ -152,7 +153,7 @@ export class Connections {
   }
 
   /** A connection's request ended: it takes the longest waiting request, or idles. */
-  private release(client: Client): void {
+  private release(client: Connection): void {
     const next = this.destroyed || this.closed || client.destroyed ? undefined : this.waiting.shift();
     if (next !== undefined) {
       next.signal.removeEventListener('abort', next.onAbort);

@@ -121,10 +121,13 @@ const NETWORK_CODES = new Set([
   'ETIMEDOUT',
   'UND_ERR_SOCKET',
   'UND_ERR_CLOSED',
+  'HTTP_NO_ANSWER',
+  'HTTP_CLOSED_EARLY',
+  'HTTP_STALE_CONNECTION',
 ]);
 
 /** Connection failures worth one more try for an idempotent request. */
-const RETRYABLE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'UND_ERR_SOCKET']);
+const RETRYABLE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'UND_ERR_SOCKET', 'HTTP_NO_ANSWER', 'HTTP_CLOSED_EARLY', 'HTTP_STALE_CONNECTION']);
 
 export function errorCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
@@ -135,7 +138,10 @@ export function errorCode(err: unknown): string | undefined {
  * Failures of the connection itself that a BMC away shows (restarting after a firmware update):
  * refused, reset, unreachable, a connect that timed out. Not a TLS refusal, nor a deadline's end.
  */
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT']);
+// a kept connection closed under a request (HTTP_STALE_CONNECTION) counts too: a BMC restarting
+// resets it so, and an idle close crossing the request is rare (a kept connection is used a turn
+// of the loop later, h1-connection.ts), where a restart taken for a refusal would end relogins
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'HTTP_NO_ANSWER', 'HTTP_CLOSED_EARLY', 'HTTP_STALE_CONNECTION']);
 
 export function isUnreachable(err: unknown): boolean {
   const code = errorCode(err);
@@ -168,13 +174,13 @@ export function transportError(what: string, err: unknown, secrets: Iterable<str
   if (isTlsVerification(code)) {
     return new BmcError('AUTH_FAILED', `${what}: TLS certificate not trusted (${code})`, { cause: err });
   }
-  if (code === 'UND_ERR_DESTROYED' || code === 'UND_ERR_CLOSED') {
+  if (code === 'UND_ERR_DESTROYED' || code === 'UND_ERR_CLOSED' || code === 'HTTP_CONNECTION_CLOSED') {
     return new BmcError('CLOSED', `${what}: client closed`, { cause: err });
   }
   if (NETWORK_CODES.has(code) || code.startsWith('ERR_SSL') || code === 'EPROTO' || code.startsWith('ERR_TLS')) {
     return new BmcError('CLOSED', `${what}: connection failed (${code}: ${message})`, { cause: err });
   }
-  if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
+  if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' || code === 'HTTP_BODY_LENGTH') {
     return new BmcError('PROTOCOL', `${what}: request body length mismatch`, { cause: err });
   }
   return new BmcError('PROTOCOL', `${what}: ${code === '' ? '' : `${code}: `}${message}`, { cause: err });

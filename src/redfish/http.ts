@@ -8,10 +8,11 @@
  */
 import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { Client, errors, type buildConnector, type Dispatcher } from 'undici';
+import { errors, type buildConnector, type Dispatcher } from 'undici';
 import { BmcError, abortError, isBmcError } from '../errors.js';
 import { checkCount, checkMs, deadline, endedWithin, sleep } from '../deadline.js';
 import { Connections } from './connections.js';
+import { H1Connection } from './h1-connection.js';
 import { httpError, isRetryableNetworkError, isUnreachable, scrub, transportError } from './http-errors.js';
 import { shortened } from './text.js';
 import { tlsConnector, tlsPolicy, type TlsOptions } from './tls.js';
@@ -267,22 +268,14 @@ export function createTransport(options: TransportOptions): HttpTransport {
   const origin = originOf(options.host, port);
   const openAfterMs = checkCount('openConnectionAfterMs', options.openConnectionAfterMs, 1000, 0, 600_000);
   const connect = tlsConnector(tlsPolicy(options), connectTimeoutMs, options.legacyTls === true);
-  const clientOptions: Client.Options = {
-    pipelining: 1,
-    connect,
-    // undici's default: BMC web servers close idle connections early (lighttpd after 5 s), often
-    // without a Keep-Alive hint, and a POST sent on one they are closing fails without being retried
-    keepAliveTimeout: 4_000,
-    keepAliveMaxTimeout: 60_000,
-    // Our deadline signal bounds every phase; undici's own timers would only duplicate it.
-    headersTimeout: 0,
-    bodyTimeout: 0,
-  };
   // Only the first connection's connect is a sign of life: a further one opens because a request
   // waited for an answer, and a BMC whose web server hangs still takes connections (a dead BMC's
-  // read would otherwise be given back the loop's stall up to that second connect).
-  const firstOptions: Client.Options = { ...clientOptions, connect: heedingConnects(connect, options.onAnswer) };
-  const pool = new Connections((which) => new Client(origin, which === 'first' ? firstOptions : clientOptions), connections, openAfterMs);
+  // read would otherwise be given back the loop's stall up to that second connect). The
+  // connections keep idle ones 4 s (BMC web servers close them early, lighttpd after 5 s, often
+  // without a Keep-Alive hint, and a POST sent on one they are closing fails without being
+  // retried); our deadline signal bounds every phase of a request, so they have no timers of their own.
+  const firstConnect = heedingConnects(connect, options.onAnswer);
+  const pool = new Connections((which) => new H1Connection({ origin, connect: which === 'first' ? firstConnect : connect }), connections, openAfterMs);
   const secrets = new Set<string>();
   /** the close under way or done (the first call's) */
   let closing: Promise<void> | undefined;
