@@ -244,6 +244,17 @@ describe('bodies as BMCs frame them', () => {
     expect(seen.map((r) => r.connection)).toEqual([1, 1]);
   });
 
+  it('an answer whose lines end in LF alone (as Go\'s net/http, curl and Python read them; undici refused it) is read, and the connection kept', async () => {
+    script = (req) => {
+      const body = JSON.stringify({ path: req.path });
+      return { bytes: `HTTP/1.1 200 OK\nContent-Type: application/json\nContent-Length: ${body.length}\n\n${body}` };
+    };
+    const t = transport();
+    expect((await get(t, '/redfish/v1/')).body).toEqual({ path: '/redfish/v1/' });
+    expect((await get(t, '/redfish/v1/Systems')).body).toEqual({ path: '/redfish/v1/Systems' });
+    expect(seen.map((r) => r.connection)).toEqual([1, 1]);
+  });
+
   it('a body without a length runs to the connection\'s end (an old BMC web server)', async () => {
     script = (req) => ({ bytes: `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n${JSON.stringify({ path: req.path })}`, then: 'close' });
     const t = transport();
