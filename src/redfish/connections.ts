@@ -121,8 +121,8 @@ export class Connections {
   private run(client: Connection, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
     this.running += 1;
     let freed = false;
-    // freed after undici's callback has returned: a request dispatched from inside it would join
-    // the queue undici is emptying (on a failed connect it asserts that the queue ends empty)
+    // freed after the connection's callback has returned: a request dispatched from inside it would
+    // re-enter the connection mid-callback (undici's Client, which these were, asserted on it)
     const free = (): void => {
       if (freed) return;
       freed = true;

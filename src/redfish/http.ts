@@ -1,5 +1,5 @@
 /**
- * The HTTP transport to one BMC: keep-alive connections of our own over undici Clients (at most
+ * The HTTP transport to one BMC: keep-alive HTTP/1.1 connections of our own (h1-connection.ts; at most
  * `connections` requests in flight, a further connection only for a request held up by a slow
  * answer: connections.ts), a TLS policy, one deadline per request combined
  * with the caller's signal, retries for idempotent GETs, same-origin redirects for GETs,
@@ -173,8 +173,8 @@ interface RawResponse {
  * `request()` wraps each answer in an AsyncResource and a Readable stream, read here through an
  * async iterator: machinery a report cycle paid for every one of its ~10 requests per BMC. The
  * signal settles the promise at once; a request waiting for a connection leaves the queue
- * (connections.ts), one handed to a connection still being made is aborted when undici starts it,
- * and an answer on its way is cut off (its connection closed by undici).
+ * (connections.ts), one handed to a connection still being made is aborted as the connection starts
+ * it, and an answer on its way is cut off (its connection closed).
  */
 function exchange(connections: Connections, options: Dispatcher.DispatchOptions, signal: AbortSignal, maxBytes: number, budget: ByteBudget, what: string, onAnswer: (() => void) | undefined): Promise<RawResponse> {
   return new Promise<RawResponse>((resolve, reject) => {

@@ -1,5 +1,5 @@
 /**
- * TLS policy for BMC connections, as an undici connector.
+ * TLS policy for BMC connections, as a connector (undici's connector signature, which h1-connection.ts calls).
  *  - `insecure`: accept any certificate (BMCs ship self-signed ones; the default).
  *  - `ca`: verify the chain against this PEM bundle (and the host name).
  *  - `pinnedSha256`: accept exactly the certificate with this SHA-256 fingerprint,
@@ -64,7 +64,7 @@ export function tlsPolicy(options: TlsOptions): TlsPolicy {
  * runs on a coarse clock with up to a second of slack).
  */
 function withConnectTimeout(connect: buildConnector.connector, ms: number): buildConnector.connector {
-  // returns the socket it opened (undici ignores it): the transport watches its TCP connect (http.ts heedingConnects)
+  // returns the socket it opened (the connection ignores it): the transport watches its TCP connect (http.ts heedingConnects)
   return ((options: buildConnector.Options, callback: buildConnector.Callback) => {
     const ref: { socket?: Socket } = {};
     let settled = false;
