@@ -4,8 +4,9 @@
  * Client in connections.ts and speaks the same dispatch interface (options, a handler, a controller
  * that aborts), so the transport above it is unchanged; what it leaves out is what a BMC read never
  * needs (pipelining, HTTP/2, upgrades, proxies, redirects, timers of its own: the transport's
- * deadline bounds every request). undici's Client cost a report read about as much CPU as a bare
- * client's whole read of the same three resources (docs/performance.md).
+ * deadline bounds every request). It reads answers whose lines end in LF alone, as Go's net/http
+ * (the Go metal-bmc's client) does and undici does not; a read costs the same CPU through either
+ * (docs/performance.md, "An HTTP/1.1 client of our own in place of undici").
  *
  * The connection opens with the first request through the transport's connector (TLS policy,
  * session resumption, connect deadline: tls.ts), and again after the BMC closed it. After an answer

@@ -4,9 +4,10 @@
  * chunked, or up to the connection's end) and the end of the answer to a sink, and says whether
  * the connection may carry another request. Every part is bounded (head, header count, chunk lines,
  * trailers, interim answers); whatever does not follow the grammar throws an H1Error naming what,
- * never anything else. It tolerates what real BMC web servers send beside the grammar and RFC 9112
- * lets a client accept: LF without CR as a line end, a status line without a reason, folded header
- * lines (joined with a space). Pure over the bytes given; no I/O.
+ * never anything else. It takes what Go's net/http (the Go metal-bmc's client) and curl take beside
+ * the grammar and RFC 9112 lets a client accept: LF without CR as a line end, a status line without
+ * a reason, folded header lines (joined with a space), line ends before an answer. No I/O: it sees
+ * only the bytes it is fed.
  */
 
 /** `HTTP_MALFORMED`: the bytes are not an HTTP/1.x answer; `HTTP_CLOSED_EARLY`: the connection ended before the answer did; `HTTP_NO_ANSWER`: it ended before any byte of one. */
