@@ -13,7 +13,7 @@ import type { Connection } from './h1-connection.js';
  * Opens one connection (to the origin, with the transport's connector and timeouts): the `first`
  * of the BMC's, or a `further` one opened for a request held up behind it.
  */
-export type OpenClient = (which: 'first' | 'further') => Connection;
+export type OpenConnection = (which: 'first' | 'further') => Connection;
 
 interface Waiting {
   options: Dispatcher.DispatchOptions;
@@ -34,7 +34,7 @@ const NEVER_STARTED: Dispatcher.DispatchController = {
 };
 
 export class Connections {
-  private readonly clients: Connection[] = [];
+  private readonly connections: Connection[] = [];
   private readonly idle: Connection[] = [];
   private readonly waiting: Waiting[] = [];
   private running = 0;
@@ -45,7 +45,7 @@ export class Connections {
   private destroyed = false;
 
   constructor(
-    private readonly open: OpenClient,
+    private readonly open: OpenConnection,
     private readonly max: number,
     private readonly openAfterMs: number,
     private readonly now: () => number = performance.now.bind(performance),
@@ -58,7 +58,7 @@ export class Connections {
 
   /** Connections opened so far (each reconnects by itself after the BMC closed it). */
   get opened(): number {
-    return this.clients.length;
+    return this.connections.length;
   }
 
   /**
@@ -71,8 +71,8 @@ export class Connections {
       handler.onResponseError?.(NEVER_STARTED, this.destroyed ? new errors.ClientDestroyedError() : new errors.ClientClosedError());
       return;
     }
-    const client = this.idle.pop() ?? (this.mayOpen(0) ? this.openOne() : undefined);
-    if (client !== undefined) return this.run(client, options, handler);
+    const connection = this.idle.pop() ?? (this.mayOpen(0) ? this.openOne() : undefined);
+    if (connection !== undefined) return this.run(connection, options, handler);
     const entry: Waiting = { options, handler, signal, since: this.now(), onAbort: () => this.leave(entry) };
     signal.addEventListener('abort', entry.onAbort, { once: true });
     this.waiting.push(entry);
@@ -89,14 +89,14 @@ export class Connections {
   async close(): Promise<void> {
     this.closed = true;
     this.failWaiting(new errors.ClientClosedError());
-    await Promise.all(this.clients.map((c) => c.close()));
+    await Promise.all(this.connections.map((c) => c.close()));
   }
 
   /** Ends every connection at once; requests running or waiting fail with `reason`. */
   async destroy(reason: Error): Promise<void> {
     this.destroyed = true;
     this.failWaiting(reason);
-    await Promise.all(this.clients.map((c) => c.destroy(reason).catch(() => undefined)));
+    await Promise.all(this.connections.map((c) => c.destroy(reason).catch(() => undefined)));
     this.settleDrained();
   }
 
@@ -109,16 +109,16 @@ export class Connections {
   }
 
   private mayOpen(waitedMs: number): boolean {
-    return this.clients.length === 0 || (this.clients.length < this.max && waitedMs >= this.openAfterMs);
+    return this.connections.length === 0 || (this.connections.length < this.max && waitedMs >= this.openAfterMs);
   }
 
   private openOne(): Connection {
-    const client = this.open(this.clients.length === 0 ? 'first' : 'further');
-    this.clients.push(client);
-    return client;
+    const connection = this.open(this.connections.length === 0 ? 'first' : 'further');
+    this.connections.push(connection);
+    return connection;
   }
 
-  private run(client: Connection, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
+  private run(connection: Connection, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
     this.running += 1;
     let freed = false;
     // freed after the connection's callback has returned: a request dispatched from inside it would
@@ -128,10 +128,10 @@ export class Connections {
       freed = true;
       queueMicrotask(() => {
         this.running -= 1;
-        this.release(client);
+        this.release(connection);
       });
     };
-    client.dispatch(options, {
+    connection.dispatch(options, {
       onRequestStart: (c, context) => handler.onRequestStart?.(c, context),
       onResponseStart: (c, status, headers, message) => handler.onResponseStart?.(c, status, headers, message),
       onResponseData: (c, chunk) => handler.onResponseData?.(c, chunk),
@@ -153,15 +153,15 @@ export class Connections {
   }
 
   /** A connection's request ended: it takes the longest waiting request, or idles. */
-  private release(client: Connection): void {
-    const next = this.destroyed || this.closed || client.destroyed ? undefined : this.waiting.shift();
+  private release(connection: Connection): void {
+    const next = this.destroyed || this.closed || connection.destroyed ? undefined : this.waiting.shift();
     if (next !== undefined) {
       next.signal.removeEventListener('abort', next.onAbort);
-      this.run(client, next.options, next.handler);
+      this.run(connection, next.options, next.handler);
       this.arm();
       return;
     }
-    if (!client.destroyed) this.idle.push(client);
+    if (!connection.destroyed) this.idle.push(connection);
     if (this.pending === 0) this.settleDrained();
   }
 
@@ -176,7 +176,7 @@ export class Connections {
   private arm(): void {
     this.stopTimer();
     const head = this.waiting[0];
-    if (head === undefined || this.clients.length >= this.max) return;
+    if (head === undefined || this.connections.length >= this.max) return;
     const due = Math.max(0, Math.ceil(head.since + this.openAfterMs - this.now()));
     this.timer = setTimeout(() => this.openForWaiting(), due);
     this.timer.unref();

@@ -3,8 +3,8 @@
  * answer read by h1-parse.ts, one request at a time (no pipelining). It takes the place of an undici
  * Client in connections.ts and speaks the same dispatch interface (options, a handler, a controller
  * that aborts), so the transport above it is unchanged; what it leaves out is what a BMC read never
- * needs (pipelining, HTTP/2, upgrades, proxies, redirects, timers of its own: the transport's
- * deadline bounds every request). It reads answers whose lines end in LF alone, as Go's net/http
+ * needs (pipelining, HTTP/2, upgrades, proxies, redirects, timers beyond its idle one: the
+ * transport's deadline bounds every request). It reads answers whose lines end in LF alone, as Go's net/http
  * (the Go metal-bmc's client) does and undici does not; a read costs the same CPU through either
  * (docs/performance.md, "An HTTP/1.1 client of our own in place of undici").
  *
@@ -19,7 +19,7 @@
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { buildConnector, Dispatcher } from 'undici';
-import { H1Error, ResponseParser, type H1Limits } from './h1-parse.js';
+import { DECIMAL, ResponseParser, TOKEN, type H1Error, type H1Limits } from './h1-parse.js';
 
 /** What connections.ts asks of a connection: an undici Client is one too. */
 export interface Connection {
@@ -42,9 +42,7 @@ export interface H1ConnectionOptions {
 
 /** A request line's target and a header's name and value, as they may go on the wire. */
 const TARGET = /^[\x21-\x7e]+$/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-const DECIMAL = /^\d{1,15}$/;
 /** headers the connection writes itself */
 const OWN_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'te']);
 /** methods whose request has a body by definition: an empty one is sent as `content-length: 0` (BMCs answer 411 without) */
@@ -55,7 +53,7 @@ const KEEP_ALIVE_MARGIN_MS = 2000;
 const ONE_WRITE_BYTES = 16384;
 
 /** An error with an HTTP-layer code the transport classifies (http-errors.ts). */
-export class H1RequestError extends Error {
+class H1RequestError extends Error {
   constructor(
     /**
      * `HTTP_STALE_CONNECTION`: a kept-alive connection the BMC closed or reset before answering the

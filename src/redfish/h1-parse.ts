@@ -36,7 +36,7 @@ export interface H1Limits {
   maxInterim: number;
 }
 
-export const DEFAULT_H1_LIMITS: Readonly<H1Limits> = Object.freeze({
+const DEFAULT_H1_LIMITS: Readonly<H1Limits> = Object.freeze({
   maxHeadBytes: 32 << 10,
   maxHeaders: 256,
   maxChunkLineBytes: 4 << 10,
@@ -60,22 +60,31 @@ type State = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-cr' | 'chu
 const LF = 0x0a;
 const CR = 0x0d;
 const STATUS_LINE = /^HTTP\/1\.(\d) (\d{3})(?: [\t\x20-\x7e\x80-\xff]*)?$/;
-// values are trimmed in code (withoutTrailingBlanks): a lazy group before `[ \t]*$` backtracks
-// quadratically over a long run of blanks
-const HEADER_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([\t\x20-\x7e\x80-\xff]*)$/;
-const FOLDED_LINE = /^[ \t]+([\t\x20-\x7e\x80-\xff]*)$/;
+/** a header name (RFC 9110 token), shared with the requests h1-connection.ts writes */
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** a length: at most 15 digits, exact as a JavaScript number */
+export const DECIMAL = /^\d{1,15}$/;
+// No two quantified parts of a line's pattern match the same characters: blanks before and after a
+// value are trimmed in code (withoutBlanks). `:[ \t]*(value)` or a lazy value before `[ \t]*$`
+// backtracks quadratically over a long run of blanks that ends in a byte the value refuses (a
+// 32 KiB line: ~0.5 s of the event loop).
+const HEADER_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):([\t\x20-\x7e\x80-\xff]*)$/;
+const FOLDED_LINE = /^[ \t]([\t\x20-\x7e\x80-\xff]*)$/;
 const CHUNK_SIZE_LINE = /^0*([0-9A-Fa-f]{1,12})[ \t]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
-const DECIMAL = /^\d{1,15}$/;
 
 const malformed = (what: string): H1Error => new H1Error('HTTP_MALFORMED', what);
 /** line ends skipped before an answer's status line */
 const MAX_LEADING_LINE_ENDS = 64;
 
-/** `text` without the spaces and tabs at its end. */
-function withoutTrailingBlanks(text: string): string {
+const isBlank = (code: number): boolean => code === 0x20 || code === 0x09;
+
+/** `text` without the spaces and tabs at its ends (String.trim would take more: NBSP, line ends). */
+function withoutBlanks(text: string): string {
+  let start = 0;
   let end = text.length;
-  while (end > 0 && (text.charCodeAt(end - 1) === 0x20 || text.charCodeAt(end - 1) === 0x09)) end--;
-  return end === text.length ? text : text.slice(0, end);
+  while (start < end && isBlank(text.charCodeAt(start))) start++;
+  while (end > start && isBlank(text.charCodeAt(end - 1))) end--;
+  return start === 0 && end === text.length ? text : text.slice(start, end);
 }
 
 /** A header's comma-separated tokens, trimmed and lower-cased. */
@@ -102,7 +111,7 @@ function headLines(bytes: Buffer): string[] {
 function parseHead(bytes: Buffer, maxHeaders: number): { status: number; minor: number; headers: Record<string, string> } {
   const lines = headLines(bytes);
   const statusLine = STATUS_LINE.exec(lines[0]!);
-  if (statusLine === null) throw malformed(`not an HTTP/1.x status line: ${JSON.stringify(lines[0]!.slice(0, 60))}`);
+  if (statusLine === null) throw malformed('the answer does not begin with an HTTP/1.x status line');
   if (lines.length - 1 > maxHeaders) throw malformed(`more than ${maxHeaders} header lines`);
   const headers: Record<string, string> = Object.create(null) as Record<string, string>;
   let last: string | undefined;
@@ -111,7 +120,7 @@ function parseHead(bytes: Buffer, maxHeaders: number): { status: number; minor: 
     const header = HEADER_LINE.exec(line);
     if (header !== null) {
       const name = header[1]!.toLowerCase();
-      const value = withoutTrailingBlanks(header[2]!);
+      const value = withoutBlanks(header[2]!);
       headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
       last = name;
       continue;
@@ -119,7 +128,7 @@ function parseHead(bytes: Buffer, maxHeaders: number): { status: number; minor: 
     const folded = FOLDED_LINE.exec(line);
     // the line is not quoted: it may carry a session token not yet known as a secret
     if (folded === null || last === undefined) throw malformed(`header line ${i} is not a header line`);
-    const more = withoutTrailingBlanks(folded[1]!);
+    const more = withoutBlanks(folded[1]!);
     if (more !== '') headers[last] = headers[last] === '' ? more : `${headers[last]} ${more}`;
   }
   return { status: Number(statusLine[2]), minor: Number(statusLine[1]), headers };

@@ -60,8 +60,8 @@ export function tlsPolicy(options: TlsOptions): TlsPolicy {
 }
 
 /**
- * Bounds connect plus handshake with a precise timer of our own (undici's connect timer
- * runs on a coarse clock with up to a second of slack).
+ * Bounds connect plus handshake with a precise timer of our own: the only one a connect has
+ * (the shared connector does not use the `timeout` option).
  */
 function withConnectTimeout(connect: buildConnector.connector, ms: number): buildConnector.connector {
   // returns the socket it opened (the connection ignores it): the transport watches its TCP connect (http.ts heedingConnects)
@@ -86,7 +86,7 @@ export function tlsConnector(policy: TlsPolicy, connectTimeoutMs: number, legacy
   return withConnectTimeout(baseConnector(policy, connectTimeoutMs, legacyTls), connectTimeoutMs);
 }
 
-/** The shared connector's options (the SecureContext and session cache are per option set; undici's own timer stays as a backstop only). */
+/** The shared connector's options (the SecureContext and session cache are per option set; `timeout` is neither part of the set's key nor used: withConnectTimeout bounds a connect). */
 function commonOptions(connectTimeoutMs: number, legacyTls: boolean) {
   return { timeout: connectTimeoutMs + 1000, keepAlive: true, minVersion: 'TLSv1.2' as const, ...(legacyTls ? { ciphers: LEGACY_TLS_CIPHERS } : {}) };
 }

@@ -232,6 +232,21 @@ describe('a BMC that closes a connection with or right after its answer', () => 
   });
 });
 
+describe('a kept connection reset under the next request (HTTP_STALE_CONNECTION)', () => {
+  it('a GET is asked again on a new connection and counted as the BMC gone; a POST fails without being sent again', async () => {
+    script = (req, i) => (i === 1 || i === 3 ? { bytes: '', reset: true } : { bytes: req.method === 'POST' ? 'HTTP/1.1 204 No Content\r\n\r\n' : json({ path: req.path }) });
+    const t = transport({ retries: 1 });
+    await get(t, '/redfish/v1/');
+    expect((await get(t, '/redfish/v1/Systems')).body).toEqual({ path: '/redfish/v1/Systems' });
+    expect(seen.map((r) => [r.method, r.connection])).toEqual([['GET', 1], ['GET', 1], ['GET', 2]]);
+    expect(t.outages).toBe(1);
+    const err = await t.request({ method: 'POST', path: '/redfish/v1/Actions/x', json: {} }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'CLOSED', message: expect.stringMatching(/HTTP_STALE_CONNECTION: the BMC closed the kept-alive connection before answering/) });
+    expect(seen.map((r) => [r.method, r.connection])).toEqual([['GET', 1], ['GET', 1], ['GET', 2], ['POST', 2]]);
+    expect(t.outages).toBe(2);
+  });
+});
+
 describe('bodies as BMCs frame them', () => {
   it('a chunked body with extensions and trailers, after a 100 Continue', async () => {
     const body = JSON.stringify({ Id: 'System.Embedded.1', Name: 'System' });
@@ -324,8 +339,20 @@ describe('what goes on the wire', () => {
     await t.request({ method: 'POST', path: '/upload', stream: Readable.from([image.subarray(0, 70_000), image.subarray(70_000)]), headers: { 'content-type': 'application/octet-stream' } });
     expect(seen[0]!.headers['transfer-encoding']).toBe('chunked');
     expect(seen[0]!.body.equals(image)).toBe(true);
-    const err = await t.request({ method: 'POST', path: '/upload', stream: Readable.from([image]), headers: { 'content-type': 'application/octet-stream', 'content-length': '1000' } }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'PROTOCOL', message: expect.stringMatching(/request body/) });
+    // a body that passes its declared 1,000 bytes at its second piece of 600: cut there, the rest
+    // of the stream never read (five pieces, pulled one at a time)
+    let pulled = 0;
+    const pieces = new Readable({
+      highWaterMark: 1,
+      read() {
+        pulled++;
+        this.push(pulled <= 5 ? Buffer.alloc(600, 1) : null);
+      },
+    });
+    const err = await t.request({ method: 'POST', path: '/upload', stream: pieces, headers: { 'content-type': 'application/octet-stream', 'content-length': '1000' } }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'PROTOCOL', message: expect.stringMatching(/request body length mismatch/) });
+    expect(pieces.destroyed).toBe(true);
+    expect(pulled).toBeLessThan(5);
   });
 
   it('a request aborted while its answer is on the way: the connection is dropped, the next request opens another', async () => {
