@@ -110,11 +110,11 @@ interface InFlight {
   keepAliveMs: number;
 }
 
-/** Host and port the connector is given: undici's form (the hostname without brackets). */
-function target(origin: string): { hostname: string; host: string; port: string; hostHeader: string } {
+/** Host and port the connector is given, in undici's form (the hostname without brackets); `host` is also the Host header. */
+function target(origin: string): { hostname: string; host: string; port: string } {
   const url = new URL(origin);
   const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  return { hostname, host: url.host, port: url.port === '' ? '443' : url.port, hostHeader: url.host };
+  return { hostname, host: url.host, port: url.port === '' ? '443' : url.port };
 }
 
 /** The request as it goes on the wire, or an H1RequestError naming what may not be sent. */
@@ -222,7 +222,7 @@ export class H1Connection implements Connection {
     if (request.over) return true;
     let prepared: Prepared;
     try {
-      prepared = prepare(options, this.where.hostHeader);
+      prepared = prepare(options, this.where.host);
     } catch (err) {
       // checked before a connection is opened or a kept one used: nothing went out
       this.fail(request, err as Error);

@@ -144,12 +144,6 @@ export function resolvePath(origin: string, pathOrUrl: string, base?: string): s
   return url.origin === new URL(origin).origin ? url.pathname + url.search : undefined;
 }
 
-function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
-  return out;
-}
-
 /** What all answers of a transport may still bring (maxTotalResponseBytes less what came). */
 interface ByteBudget {
   left: number;
@@ -208,7 +202,9 @@ function exchange(connections: Connections, options: Dispatcher.DispatchOptions,
         onAnswer?.();
         if (statusCode < 200) return; // 1xx: the answer is still to come
         status = statusCode;
-        headers = flattenHeaders(responseHeaders);
+        // as h1-parse.ts hands them, the only parser behind these connections: names lower-case,
+        // a repeated header's values joined with ", "
+        headers = responseHeaders as Record<string, string>;
         const declared = Number(headers['content-length']);
         if (Number.isFinite(declared) && declared > maxBytes) fail(new BmcError('DECODE', `${what}: response of ${declared} bytes is larger than ${maxBytes} bytes`));
         else if (Number.isFinite(declared) && declared > budget.left) {
