@@ -229,6 +229,13 @@ export interface FleetOptions {
   serialStream?: boolean;
   /** the simulator's latency model, as `metal-bmc sim --latency` takes it (src/sim/latency.ts) */
   latency?: string;
+  /**
+   * The simulator's CPU priority, nice steps below this process (through nice(1), so all its
+   * threads), default 0. Real BMCs do not take the management server's cores; at a lower priority
+   * the simulator takes the cores the process measured leaves instead of preempting it, and its
+   * answers come later where it waits for one (as a busy BMC's would).
+   */
+  nice?: number;
 }
 
 export async function startFleetProcess(o: FleetOptions): Promise<FleetProcess> {
@@ -253,7 +260,8 @@ async function startFleetOnce(o: FleetOptions): Promise<FleetProcess> {
   if (o.redfish === false) args.push('--no-redfish');
   if (o.serialStream) args.push('--serial-stream');
   if (o.latency) args.push('--latency', o.latency);
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const nice = o.nice ?? 0;
+  const child = nice > 0 ? spawn('nice', ['-n', String(nice), process.execPath, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout?.on('data', (d) => (out += d));
   child.stderr?.on('data', (d) => (out += d));

@@ -14,6 +14,8 @@
  * sessions resumed) for comparison. The CPU is split by thread.
  * The per-BMC deadline is 4 s here (the daemon's default is 20 s): the slow BMCs need 2–5 s per
  * answer and several answers, so with any deadline they either time out or set the cycle's length.
+ * The simulator runs at this process's priority; BENCH_SIM_NICE=N runs it N nice steps below
+ * (docs/performance.md, "Where the start phase waits").
  * Runs in a child process of its own, compiled (bench/bench-process.ts): the figures are
  * the daemon's code under plain node, not the runner's tsx. BENCH_CONSOLE_TSX=1 runs it under tsx.
  * Usage: npm run bench -- report-latency [N] (N simulated BMCs, default 1,000)
@@ -67,6 +69,20 @@ const GUID_MAX_AGE_MS = Number(process.env.BENCH_GUID_MAX_AGE_MS ?? 3_600_000);
 const REDFISH_SESSION_MAX_AGE_MS = Number(process.env.BENCH_REDFISH_SESSION_MAX_AGE_MS ?? 3_600_000);
 /** CPU per BMC per cycle measured before issue 15 (500 instant BMCs, one cycle, CPU profile) */
 const CPU_MS_BEFORE = 9;
+/**
+ * the simulator at this process's priority, as in every run before; BENCH_SIM_NICE=N runs it N nice
+ * steps below (fleet-process.ts `nice`), nearer BMCs that have cores of their own: it then takes
+ * the cores this process leaves, and its answers come later where it waits for one, which raises
+ * the floor as well (docs/performance.md, "Where the start phase waits")
+ */
+const SIM_NICE = niceSteps('BENCH_SIM_NICE', process.env.BENCH_SIM_NICE, 0);
+
+function niceSteps(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || n > 19) throw new Error(`${name} must be a whole number of nice steps from 0 to 19, got ${JSON.stringify(text)}`);
+  return n;
+}
 /** report worker threads for the comparison: as `metal-bmc serve` starts them by default (config.ts), at least 2; BENCH_REPORT_WORKERS sets another number */
 const WORKERS = process.env.BENCH_REPORT_WORKERS === undefined ? Math.max(2, defaultReportWorkers(availableParallelism())) : workerCount('BENCH_REPORT_WORKERS', process.env.BENCH_REPORT_WORKERS);
 /**
@@ -94,6 +110,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     reportWorkers: DEFAULT_WORKERS,
     comparisonWorkers: DEFAULT_WORKERS > 0 ? 0 : WORKERS,
     heapGrowthPct: DEFAULT_HEAP_GROWTH_PCT,
+    simulatorNice: SIM_NICE,
     guidMaxAgeMs: GUID_MAX_AGE_MS,
     redfishSessionMaxAgeMs: REDFISH_SESSION_MAX_AGE_MS,
   });
@@ -103,7 +120,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
   const fates = assignFates(n, SEED, model);
   const dir = mkdtempSync(join(tmpdir(), 'bench-latency-'));
   const leaseFile = join(dir, 'dhcpd.leases');
-  const fleet = await startFleetProcess({ count: n, leaseFile, latency: LATENCY });
+  const fleet = await startFleetProcess({ count: n, leaseFile, latency: LATENCY, nice: SIM_NICE });
   const api = await startMetalApiStandIn({ hmacKey: 'bench-key' });
   try {
     const leases = await readLeasesOnce(leaseFile, {});

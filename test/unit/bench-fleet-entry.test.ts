@@ -1,8 +1,9 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { simulatorEntry } from '../../bench/fleet-process.js';
+import { getPriority } from 'node:os';
+import { simulatorEntry, startFleetProcess } from '../../bench/fleet-process.js';
 
 describe('bench: how the simulator process starts', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fleet-entry-'));
@@ -27,4 +28,29 @@ describe('bench: how the simulator process starts', () => {
       rmSync(other, { recursive: true, force: true });
     }
   });
+});
+
+/** the nice value of every thread of process `pid` (field 19 of /proc/<pid>/task/<tid>/stat) */
+function threadNices(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).map((t) => Number(readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]));
+}
+
+describe.runIf(process.platform === 'linux')('bench: the simulator process at a lower CPU priority (BENCH_SIM_NICE)', () => {
+  it('runs every thread of the simulator the given nice steps below this process; 0 at its priority', async () => {
+    const own = getPriority();
+    const lowered = await startFleetProcess({ count: 2, second: 197, redfish: false, nice: 7 });
+    try {
+      const nices = threadNices(lowered.child.pid!);
+      expect(nices.length).toBeGreaterThan(1);
+      expect(new Set(nices)).toEqual(new Set([Math.min(19, own + 7)]));
+    } finally {
+      await lowered.stop();
+    }
+    const plain = await startFleetProcess({ count: 2, second: 197, redfish: false });
+    try {
+      expect(new Set(threadNices(plain.child.pid!))).toEqual(new Set([own]));
+    } finally {
+      await plain.stop();
+    }
+  }, 120_000);
 });
