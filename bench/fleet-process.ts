@@ -263,10 +263,14 @@ async function startFleetOnce(o: FleetOptions): Promise<FleetProcess> {
   const nice = o.nice ?? 0;
   const child = nice > 0 ? spawn('nice', ['-n', String(nice), process.execPath, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
+  // nice(1) or node missing: the start fails with the reason, not an unhandled 'error'
+  let spawnError: Error | undefined;
+  child.once('error', (err) => (spawnError = err));
   child.stdout?.on('data', (d) => (out += d));
   child.stderr?.on('data', (d) => (out += d));
   const deadline = Date.now() + 120_000;
   while (!out.includes('simulating')) {
+    if (spawnError) throw new Error(`sim did not start: ${spawnError.message}`);
     if (child.exitCode !== null || Date.now() > deadline) {
       await stopChild(child, 5000);
       throw new Error(`sim did not start: ${out}`);
