@@ -19,7 +19,7 @@
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { buildConnector, Dispatcher } from 'undici';
-import { DECIMAL, ResponseParser, TOKEN, type H1Error, type H1Limits } from './h1-parse.js';
+import { DECIMAL, FIELD_VALUE, ResponseParser, TOKEN, type H1Error, type H1Limits } from './h1-parse.js';
 
 /** What connections.ts asks of a connection: an undici Client is one too. */
 export interface Connection {
@@ -40,9 +40,8 @@ export interface H1ConnectionOptions {
   limits?: Partial<H1Limits>;
 }
 
-/** A request line's target and a header's name and value, as they may go on the wire. */
+/** A request line's target as it may go on the wire (a header's name and value: h1-parse.ts TOKEN, FIELD_VALUE). */
 const TARGET = /^[\x21-\x7e]+$/;
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 /** headers the connection writes itself */
 const OWN_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'te']);
 /** methods whose request has a body by definition: an empty one is sent as `content-length: 0` (BMCs answer 411 without) */

@@ -59,18 +59,24 @@ type State = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-cr' | 'chu
 
 const LF = 0x0a;
 const CR = 0x0d;
-const STATUS_LINE = /^HTTP\/1\.(\d) (\d{3})(?: [\t\x20-\x7e\x80-\xff]*)?$/;
-/** a header name (RFC 9110 token), shared with the requests h1-connection.ts writes */
-export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** a character of a token, such as a header name or a method (RFC 9110 §5.6.2 tchar) */
+const TOKEN_CHAR = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]";
+/** a character of a field value, a reason phrase or a chunk extension: tab, visible ASCII, space, obs-text (RFC 9110 §5.5) */
+const TEXT_CHAR = '[\\t\\x20-\\x7e\\x80-\\xff]';
+/** a token, shared with the requests h1-connection.ts writes */
+export const TOKEN = new RegExp(`^${TOKEN_CHAR}+$`);
+/** a whole field value, shared with the requests h1-connection.ts writes: no line end, no other control character */
+export const FIELD_VALUE = new RegExp(`^${TEXT_CHAR}*$`);
 /** a length: at most 15 digits, exact as a JavaScript number */
 export const DECIMAL = /^\d{1,15}$/;
+const STATUS_LINE = new RegExp(`^HTTP/1\\.(\\d) (\\d{3})(?: ${TEXT_CHAR}*)?$`);
 // No two quantified parts of a line's pattern match the same characters: blanks before and after a
 // value are trimmed in code (withoutBlanks). `:[ \t]*(value)` or a lazy value before `[ \t]*$`
 // backtracks quadratically over a long run of blanks that ends in a byte the value refuses (a
 // 32 KiB line: ~0.5 s of the event loop).
-const HEADER_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):([\t\x20-\x7e\x80-\xff]*)$/;
-const FOLDED_LINE = /^[ \t]([\t\x20-\x7e\x80-\xff]*)$/;
-const CHUNK_SIZE_LINE = /^0*([0-9A-Fa-f]{1,12})[ \t]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
+const HEADER_LINE = new RegExp(`^(${TOKEN_CHAR}+):(${TEXT_CHAR}*)$`);
+const FOLDED_LINE = new RegExp(`^[ \\t](${TEXT_CHAR}*)$`);
+const CHUNK_SIZE_LINE = new RegExp(`^0*([0-9A-Fa-f]{1,12})[ \\t]*(?:;${TEXT_CHAR}*)?$`);
 
 const malformed = (what: string): H1Error => new H1Error('HTTP_MALFORMED', what);
 /** line ends skipped before an answer's status line */
