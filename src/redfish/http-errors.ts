@@ -109,7 +109,15 @@ export function httpError(method: string, path: string, status: number, body: un
   return new RedfishHttpError(code, scrub(`${method} ${path}: HTTP ${status}: ${detail}`, hidden), status, redfishMessages(body, hidden));
 }
 
-const NETWORK_CODES = new Set([
+/**
+ * The connection lost under a request, as our HTTP/1.1 connections tell it (h1-parse.ts,
+ * h1-connection.ts): closed before any answer, in the middle of one, or a kept-alive connection
+ * closed before answering. Each is a network failure, worth one more try for an idempotent
+ * request, and a sign of the BMC away.
+ */
+const CONNECTION_LOST_CODES = ['HTTP_NO_ANSWER', 'HTTP_CLOSED_EARLY', 'HTTP_STALE_CONNECTION'] as const;
+
+const NETWORK_CODES = new Set<string>([
   'ECONNRESET',
   'ECONNREFUSED',
   'ECONNABORTED',
@@ -121,13 +129,11 @@ const NETWORK_CODES = new Set([
   'ETIMEDOUT',
   'UND_ERR_SOCKET',
   'UND_ERR_CLOSED',
-  'HTTP_NO_ANSWER',
-  'HTTP_CLOSED_EARLY',
-  'HTTP_STALE_CONNECTION',
+  ...CONNECTION_LOST_CODES,
 ]);
 
 /** Connection failures worth one more try for an idempotent request. */
-const RETRYABLE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'UND_ERR_SOCKET', 'HTTP_NO_ANSWER', 'HTTP_CLOSED_EARLY', 'HTTP_STALE_CONNECTION']);
+const RETRYABLE_CODES = new Set<string>(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'UND_ERR_SOCKET', ...CONNECTION_LOST_CODES]);
 
 export function errorCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
@@ -141,7 +147,7 @@ export function errorCode(err: unknown): string | undefined {
 // a kept connection closed under a request (HTTP_STALE_CONNECTION) counts too: a BMC restarting
 // resets it so, and an idle close crossing the request is rare (a kept connection is used a turn
 // of the loop later, h1-connection.ts), where a restart taken for a refusal would end relogins
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'HTTP_NO_ANSWER', 'HTTP_CLOSED_EARLY', 'HTTP_STALE_CONNECTION']);
+const UNREACHABLE_CODES = new Set<string>(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', ...CONNECTION_LOST_CODES]);
 
 export function isUnreachable(err: unknown): boolean {
   const code = errorCode(err);
