@@ -261,7 +261,8 @@ async function startFleetOnce(o: FleetOptions): Promise<FleetProcess> {
   if (o.serialStream) args.push('--serial-stream');
   if (o.latency) args.push('--latency', o.latency);
   const nice = o.nice ?? 0;
-  const child = nice > 0 ? spawn('nice', ['-n', String(nice), process.execPath, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const command = nice > 0 ? ['nice', '-n', String(nice), process.execPath, ...args] : [process.execPath, ...args];
+  const child = spawn(command[0]!, command.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   // nice(1) or node missing: the start fails with the reason, not an unhandled 'error'
   let spawnError: Error | undefined;

@@ -75,27 +75,21 @@ const CPU_MS_BEFORE = 9;
  * the cores this process leaves, and its answers come later where it waits for one, which raises
  * the floor as well (docs/performance.md, "Where the start phase waits")
  */
-const SIM_NICE = niceSteps('BENCH_SIM_NICE', process.env.BENCH_SIM_NICE, 0);
-
-function niceSteps(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!/^\d+$/.test(text.trim()) || n > 19) throw new Error(`${name} must be a whole number of nice steps from 0 to 19, got ${JSON.stringify(text)}`);
-  return n;
-}
+const SIM_NICE = process.env.BENCH_SIM_NICE === undefined ? 0 : wholeNumber('BENCH_SIM_NICE', process.env.BENCH_SIM_NICE, 19, 'nice steps');
 /** report worker threads for the comparison: as `metal-bmc serve` starts them by default (config.ts), at least 2; BENCH_REPORT_WORKERS sets another number */
-const WORKERS = process.env.BENCH_REPORT_WORKERS === undefined ? Math.max(2, defaultReportWorkers(availableParallelism())) : workerCount('BENCH_REPORT_WORKERS', process.env.BENCH_REPORT_WORKERS);
+const WORKERS = process.env.BENCH_REPORT_WORKERS === undefined ? Math.max(2, defaultReportWorkers(availableParallelism())) : wholeNumber('BENCH_REPORT_WORKERS', process.env.BENCH_REPORT_WORKERS, 64, 'report workers');
 /**
  * the way the cycles read (and the run's peak RSS measures): as `metal-bmc serve` reads by default
  * on this machine, workers or 0 for the main thread; BENCH_FIRST_WORKERS=N reads them in N workers
  * instead (or 0, the main thread), so that way's peak is its own, not what the other way left
  */
 const FIRST_WORKERS_SET = process.env.BENCH_FIRST_WORKERS !== undefined;
-const DEFAULT_WORKERS = FIRST_WORKERS_SET ? workerCount('BENCH_FIRST_WORKERS', process.env.BENCH_FIRST_WORKERS!) : defaultReportWorkers(availableParallelism());
+const DEFAULT_WORKERS = FIRST_WORKERS_SET ? wholeNumber('BENCH_FIRST_WORKERS', process.env.BENCH_FIRST_WORKERS!, 64, 'report workers') : defaultReportWorkers(availableParallelism());
 
-function workerCount(name: string, text: string): number {
+/** A setting of this benchmark from the environment: a whole number of `what` from 0 to `max`. */
+function wholeNumber(name: string, text: string, max: number, what: string): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text.trim()) || n > 64) throw new Error(`${name} must be a whole number of report workers from 0 to 64, got ${JSON.stringify(text)}`);
+  if (!/^\d+$/.test(text.trim()) || n > max) throw new Error(`${name} must be a whole number of ${what} from 0 to ${max}, got ${JSON.stringify(text)}`);
   return n;
 }
 
