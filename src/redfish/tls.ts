@@ -83,12 +83,12 @@ function withConnectTimeout(connect: buildConnector.connector, ms: number): buil
 }
 
 export function tlsConnector(policy: TlsPolicy, connectTimeoutMs: number, legacyTls = false): buildConnector.connector {
-  return withConnectTimeout(baseConnector(policy, connectTimeoutMs, legacyTls), connectTimeoutMs);
+  return withConnectTimeout(baseConnector(policy, legacyTls), connectTimeoutMs);
 }
 
-/** The shared connector's options (the SecureContext and session cache are per option set; `timeout` is neither part of the set's key nor used: withConnectTimeout bounds a connect). */
-function commonOptions(connectTimeoutMs: number, legacyTls: boolean) {
-  return { timeout: connectTimeoutMs + 1000, keepAlive: true, minVersion: 'TLSv1.2' as const, ...(legacyTls ? { ciphers: LEGACY_TLS_CIPHERS } : {}) };
+/** The shared connector's options (the SecureContext and session cache are per option set; no timeout: withConnectTimeout bounds a connect, the probe its own). */
+function commonOptions(legacyTls: boolean) {
+  return { keepAlive: true, minVersion: 'TLSv1.2' as const, ...(legacyTls ? { ciphers: LEGACY_TLS_CIPHERS } : {}) };
 }
 
 /**
@@ -109,8 +109,8 @@ export class PinMismatchError extends BmcError {
 /** The session-cache scope of connections pinned to this certificate. */
 const pinScope = (sha256: string) => `pin:${sha256}`;
 
-function baseConnector(policy: TlsPolicy, connectTimeoutMs: number, legacyTls: boolean): buildConnector.connector {
-  const common = commonOptions(connectTimeoutMs, legacyTls);
+function baseConnector(policy: TlsPolicy, legacyTls: boolean): buildConnector.connector {
+  const common = commonOptions(legacyTls);
   switch (policy.kind) {
     case 'insecure':
       return sharedConnector({ ...common, rejectUnauthorized: false }).connector;
@@ -159,7 +159,7 @@ export const PROBE_SESSION_WAIT_MS = 2000;
 export function probeCertificate(o: ProbeOptions): Promise<string> {
   const what = `TLS certificate of ${o.host}:${o.port}`;
   if (o.signal?.aborted) return Promise.reject(abortError(o.signal, what));
-  const shared = sharedConnector({ ...commonOptions(o.timeoutMs, o.legacyTls === true), rejectUnauthorized: false });
+  const shared = sharedConnector({ ...commonOptions(o.legacyTls === true), rejectUnauthorized: false });
   return new Promise((resolve, reject) => {
     let done = false;
     let presented: string | undefined;
