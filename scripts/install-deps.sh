@@ -17,6 +17,7 @@ command -v ss >/dev/null || need+=(iproute2)       # ss: a test reads the kernel
 command -v systemd-analyze >/dev/null || need+=(systemd)
 [ -x /usr/bin/time ] || need+=(time)   # GNU time: peak RSS in bench/cli-startup.ts
 command -v chromium >/dev/null || need+=(chromium)
+command -v lighttpd >/dev/null || [ -x /usr/sbin/lighttpd ] || need+=(lighttpd)  # AMI MegaRAC's web server, for the Redfish transport
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "install-deps: missing Debian packages: ${need[*]} (run as root or install them)" >&2

@@ -29,6 +29,8 @@ export const PEERS = {
   // playwright-core drives Debian's Chromium at this path
   chromium: { pkg: 'chromium', paths: ['/usr/bin/chromium'] },
   'systemd-analyze': { pkg: 'systemd', paths: [] as string[] },
+  // the web server of AMI MegaRAC BMCs, a real peer for the Redfish transport's HTTP/1.1
+  lighttpd: { pkg: 'lighttpd', paths: [] as string[] },
 } as const;
 
 export type PeerName = keyof typeof PEERS;
