@@ -85,7 +85,7 @@ describe('loadConfig defaults', () => {
       http: { host: '127.0.0.1', port: 2112 },
       httpAllowedHosts: [],
       shutdownTimeoutMs: 30_000,
-      heapGrowthPct: 50,
+      heapGrowthPct: 100,
       status: { graceMs: 3_600_000 },
       fallbacks: [],
       warnings: [expect.stringMatching(/uses plain http/), expect.stringMatching(/factory default ADMIN\/ADMIN/), expect.stringMatching(/FIRMWARE_URL_ALLOW is empty/)],
