@@ -31,6 +31,8 @@ const TREE = join(import.meta.dirname, '..', 'fixtures', 'redfish-vendors', 'gig
 const KEPT_ALIVE_REQUESTS = 3;
 /** so a connection carries four requests, the last answered with `Connection: close` (curl sees the same) */
 const REQUESTS_PER_CONNECTION = KEPT_ALIVE_REQUESTS + 1;
+/** lighttpd's max-keep-alive-idle: it checks once a second, so an idle connection goes 2–3 s after its last answer */
+const IDLE_SECONDS = 2;
 /** a larger body than a Redfish resource, from the CGI program, in chunks */
 const CHUNKED_NAME_BYTES = 6000;
 
@@ -93,7 +95,7 @@ beforeAll(async () => {
     'ssl.engine = "enable"',
     `ssl.pemfile = "${join(dir, 'server.pem')}"`,
     `server.max-keep-alive-requests = ${KEPT_ALIVE_REQUESTS}`,
-    'server.max-keep-alive-idle = 1',
+    `server.max-keep-alive-idle = ${IDLE_SECONDS}`,
     'server.stream-response-body = 2',
     `server.errorlog = "${join(dir, 'error.log')}"`,
     'mimetype.assign = (".json" => "application/json")',
@@ -161,7 +163,7 @@ describe('lighttpd, as an AMI MegaRAC BMC runs it', () => {
     const t = transport();
     await t.request({ method: 'GET', path: '/redfish/v1/' });
     expect(await establishedToServer()).toBe(1);
-    // lighttpd's max-keep-alive-idle (1 s) ends the connection from its side
+    // lighttpd's max-keep-alive-idle ends the connection from its side
     await waitFor(async () => (await establishedToServer()) === 0, 10_000, 'lighttpd to close the idle connection');
     const before = sharedTlsStats().connections;
     expect((await t.request({ method: 'GET', path: '/redfish/v1/Systems' })).status).toBe(200);
