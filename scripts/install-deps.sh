@@ -2,7 +2,8 @@
 # Installs the Debian packages that the tests and the lab run for real:
 # ipmi_sim (openipmi) as a BMC, ipmitool and FreeIPMI as reference clients,
 # nats-server as the message bus, OpenSSH/openssl as console clients,
-# Chromium for the browser console test, systemd-analyze to check the unit.
+# Chromium for the browser console test, systemd-analyze to check the unit,
+# lighttpd (with its TLS module) as a BMC's web server for the Redfish transport.
 # Skips what is already there.
 set -euo pipefail
 need=()
@@ -17,7 +18,11 @@ command -v ss >/dev/null || need+=(iproute2)       # ss: a test reads the kernel
 command -v systemd-analyze >/dev/null || need+=(systemd)
 [ -x /usr/bin/time ] || need+=(time)   # GNU time: peak RSS in bench/cli-startup.ts
 command -v chromium >/dev/null || need+=(chromium)
-command -v lighttpd >/dev/null || [ -x /usr/sbin/lighttpd ] || need+=(lighttpd)  # AMI MegaRAC's web server, for the Redfish transport
+# lighttpd, AMI MegaRAC's web server, as a peer of the Redfish transport; its TLS module is only a
+# Recommends of the package, which --no-install-recommends leaves out
+[ -e /usr/lib/lighttpd/mod_openssl.so ] || need+=(lighttpd lighttpd-mod-openssl)
+new_lighttpd=0
+[ -x /usr/sbin/lighttpd ] || command -v lighttpd >/dev/null || new_lighttpd=1
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "install-deps: missing Debian packages: ${need[*]} (run as root or install them)" >&2
@@ -26,4 +31,9 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # the tests start lighttpd themselves; on a host with systemd the package just installed would
+  # run Debian's own on port 80 (one that was there before is left as it was)
+  if [ "$new_lighttpd" = 1 ] && [ -d /run/systemd/system ]; then
+    systemctl disable --now lighttpd >/dev/null 2>&1 || true
+  fi
 fi

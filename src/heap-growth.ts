@@ -6,12 +6,13 @@
  * collections, is promoted, and dies in the old generation). At 50 % the heap peaked at ~80 MiB
  * and the process's peak RSS 233–235 MiB instead of 278–299, with CPU per BMC within the runs'
  * noise (report-latency, compiled, two runs each; 2026-12-03, at ~8 ms CPU per BMC). At the
- * ~3 ms per BMC of 2026-12-07, 50 % cost a full collection about every 15 MiB promoted, and the
- * collections' threads took the cores the report's main thread waits for: 100 % (Go's GOGC) gave
- * cycles of 6.42–6.79 s against 6.87–7.02 s, 2.88–3.42 against 3.44–3.60 ms CPU per BMC, Node's
- * helper threads 0.86–1.07 against 1.20–1.25 ms, at a peak RSS of 219–233 against 209–220 MiB
- * (interleaved runs, four and three, two disturbed ones left out; docs/performance.md "Heap growth at 100 %"); idle consoles held their memory
- * as before. A setting of the process: console worker threads share it.
+ * ~3 ms per BMC of 2026-12-07, 50 % cost a full collection about every 12 MiB promoted (half of
+ * the ~24 MiB that survives), and the collections' threads took the cores the report's main
+ * thread waits for: 100 % (Go's GOGC) gave cycles of 6.42–6.79 s against 6.87–7.02 s, 2.88–3.42
+ * against 3.44–3.60 ms CPU per BMC, Node's helper threads 0.86–1.07 against 1.20–1.25 ms, at a
+ * peak RSS of 219–233 against 209–220 MiB (interleaved runs, four and three, two disturbed ones
+ * left out; docs/performance.md "Heap growth at 100 %"); idle consoles held their memory as
+ * before. A setting of the process: console worker threads share it.
  */
 import { setFlagsFromString } from 'node:v8';
 

@@ -81,7 +81,9 @@ beforeAll(async () => {
   // an answer of unknown length, streamed: lighttpd sends it in chunks
   const cgi = join(www, 'redfish', 'v1', 'Oem', 'Chunked.sh');
   cpSync(join(TREE, 'redfish', 'v1', 'index.json'), join(www, 'redfish', 'v1', 'Oem', 'keep.json'));
-  writeFileSync(cgi, `printf 'Content-Type: application/json\\r\\n\\r\\n'\nprintf '{"Id":"Chunked","Name":"'\nhead -c ${CHUNKED_NAME_BYTES} /dev/zero | tr '\\0' 'a'\nprintf '"}'\n`);
+  // the head and the body's start first, the rest a moment later: lighttpd streams what it has,
+  // so the answer goes out in chunks even when it could have read all of a quick program's output
+  writeFileSync(cgi, `printf 'Content-Type: application/json\\r\\n\\r\\n'\nprintf '{"Id":"Chunked","Name":"'\nsleep 0.2\nhead -c ${CHUNKED_NAME_BYTES} /dev/zero | tr '\\0' 'a'\nprintf '"}'\n`);
   chmodSync(cgi, 0o755);
   const cert = selfSignedCertificate('metal-bmc-lighttpd', ['127.0.0.1']);
   fingerprint = cert.fingerprint256;
@@ -107,9 +109,18 @@ beforeAll(async () => {
   lighttpd = spawn(requirePeerPath('lighttpd'), ['-D', '-f', join(dir, 'lighttpd.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   lighttpd.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const errorLog = (): string => {
+    try {
+      return readFileSync(join(dir, 'error.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  };
   await waitFor(
     async () => {
-      if (lighttpd!.exitCode !== null) throw new Error(`lighttpd exited (${lighttpd!.exitCode}): ${stderr}${readFileSync(join(dir, 'error.log'), 'utf8')}`);
+      if (lighttpd!.exitCode !== null) throw new Error(`lighttpd exited (${lighttpd!.exitCode}): ${stderr}${errorLog()}`);
+      // its own line, not only an open port: another program on the port would answer too
+      if (!errorLog().includes('server started')) return false;
       return new Promise<boolean>((resolve) => {
         const s = connect(port, '127.0.0.1');
         s.once('connect', () => (s.destroy(), resolve(true)));
@@ -127,8 +138,11 @@ afterEach(async () => {
 
 afterAll(async () => {
   if (lighttpd && lighttpd.exitCode === null) {
+    const exited = once(lighttpd, 'exit');
     lighttpd.kill('SIGTERM');
-    await once(lighttpd, 'exit');
+    const killer = setTimeout(() => lighttpd?.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(killer);
   }
   rmSync(dir, { recursive: true, force: true });
 });
@@ -154,8 +168,11 @@ describe('lighttpd, as an AMI MegaRAC BMC runs it', () => {
   it('reads it side by side on two connections, each closed by lighttpd in turn', async () => {
     const tree = resources();
     const t = transport({ connections: 2, openConnectionAfterMs: 0 });
+    const before = sharedTlsStats().connections;
     const answers = await Promise.all(tree.map(({ path }) => t.request({ method: 'GET', path })));
     expect(answers.map((a) => a.body)).toEqual(tree.map((r) => r.body));
+    // two at once from the start, and each replaced after its fourth answer
+    expect(sharedTlsStats().connections - before).toBeGreaterThanOrEqual(Math.max(2, Math.ceil(tree.length / REQUESTS_PER_CONNECTION)));
     expect(t.outages).toBe(0);
   });
 
