@@ -12,7 +12,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { promisify } from 'node:util';
@@ -78,9 +77,10 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'metal-bmc-lighttpd-'));
   const www = join(dir, 'www');
   cpSync(join(TREE, 'redfish'), join(www, 'redfish'), { recursive: true });
+  // a static file a POST may go to (lighttpd answers it with the file)
+  cpSync(join(TREE, 'redfish', 'v1', 'index.json'), join(www, 'redfish', 'v1', 'Oem', 'keep.json'));
   // an answer of unknown length, streamed: lighttpd sends it in chunks
   const cgi = join(www, 'redfish', 'v1', 'Oem', 'Chunked.sh');
-  cpSync(join(TREE, 'redfish', 'v1', 'index.json'), join(www, 'redfish', 'v1', 'Oem', 'keep.json'));
   // the head and the body's start first, the rest a moment later: lighttpd streams what it has,
   // so the answer goes out in chunks even when it could have read all of a quick program's output
   writeFileSync(cgi, `printf 'Content-Type: application/json\\r\\n\\r\\n'\nprintf '{"Id":"Chunked","Name":"'\nsleep 0.2\nhead -c ${CHUNKED_NAME_BYTES} /dev/zero | tr '\\0' 'a'\nprintf '"}'\n`);
@@ -116,19 +116,15 @@ beforeAll(async () => {
       return '';
     }
   };
+  // lighttpd logs its start once its port is bound and listening; a port another program took
+  // makes it exit instead (an open port alone could be that other program's)
   await waitFor(
-    async () => {
+    () => {
       if (lighttpd!.exitCode !== null) throw new Error(`lighttpd exited (${lighttpd!.exitCode}): ${stderr}${errorLog()}`);
-      // its own line, not only an open port: another program on the port would answer too
-      if (!errorLog().includes('server started')) return false;
-      return new Promise<boolean>((resolve) => {
-        const s = connect(port, '127.0.0.1');
-        s.once('connect', () => (s.destroy(), resolve(true)));
-        s.once('error', () => resolve(false));
-      });
+      return errorLog().includes('server started');
     },
     10_000,
-    'lighttpd to listen',
+    'lighttpd to start',
   );
 });
 
