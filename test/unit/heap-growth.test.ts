@@ -1,14 +1,16 @@
 /**
  * METAL_BMC_HEAP_GROWTH set at run time (v8.setFlagsFromString after start) must change when V8
  * collects: the same churn (a live set, then objects that outlive young collections and die in the
- * old generation, as a report cycle's BMCs do) peaks lower with the default (100 %) than with V8's
- * own factor, and lower still with 50 %.
+ * old generation, as a report cycle's BMCs do) peaks lower with the default (100 %) than with 400 %,
+ * and lower still with 50 %. The reference is an explicit setting, not V8's own factor: that one
+ * follows the speeds V8 measures for the program and its collector (from 1.1x up to 4x), and a
+ * loaded runner moves them; in one CI run it peaked at 50 MB where it peaks at ~150 MB here.
  * Each in a fresh process: a V8 flag is the process's.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { applyHeapGrowth, DEFAULT_HEAP_GROWTH_PCT } from '../../src/heap-growth.js';
+import { applyHeapGrowth, DEFAULT_HEAP_GROWTH_PCT, MAX_HEAP_GROWTH_PCT } from '../../src/heap-growth.js';
 
 const run = promisify(execFile);
 
@@ -35,9 +37,9 @@ async function peakHeap(growth: number): Promise<number> {
 }
 
 describe('heap growth', () => {
-  it('keeps the heap of a churning process lower than V8\'s own factor does', async () => {
-    const [own, byDefault, fifty] = await Promise.all([peakHeap(0), peakHeap(DEFAULT_HEAP_GROWTH_PCT), peakHeap(50)]);
-    expect(byDefault).toBeLessThan(own * 0.8);
+  it('keeps the heap of a churning process lower, the lower the growth set at run time', async () => {
+    const [wide, byDefault, fifty] = await Promise.all([peakHeap(MAX_HEAP_GROWTH_PCT), peakHeap(DEFAULT_HEAP_GROWTH_PCT), peakHeap(50)]);
+    expect(byDefault).toBeLessThan(wide * 0.8);
     expect(fifty).toBeLessThan(byDefault * 0.9);
   }, 120_000);
 
