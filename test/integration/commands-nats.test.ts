@@ -331,6 +331,9 @@ describe('one leader per partition takes the machine events (METAL_BMC_COMMAND_L
     const [next, other] = b.service.subscription.leading() ? [b, c] : [c, b];
     peers.metalApi.publish(`${p}-machine`, enc(event('command', 'm-1', 'LED-ON')));
     await until('its result', () => seen.length >= 1);
+    // its ack follows the result (after the event journal's write): cut off before it, the event
+    // would come back to the other only after the ack wait (60 s), and run there again
+    await settled(peers.metalApi, p);
     expect([await executed(next), await executed(other)]).toEqual([1, 0]);
 
     // the new leader loses NATS: it stops leading first, then the other takes over
