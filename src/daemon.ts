@@ -91,6 +91,7 @@ export function bmcConnectSettings(config: Config, redfishCa?: string): ReportCo
     protocol: config.protocol,
     ipmiPort: config.ipmi.port,
     ipmiCipherSuite: config.ipmi.cipherSuite,
+    ...(Object.keys(config.ipmi.guidOrders).length > 0 ? { guidEncodingByVendor: config.ipmi.guidOrders } : {}),
     redfishPort: config.redfish.port,
     sshPort: config.bmcSsh.port,
     redfishInsecure: config.redfish.insecure,

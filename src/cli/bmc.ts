@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COMMAND_ACTIONS, isMachineCommand, MACHINE_COMMANDS, type MachineCommand } from '../commands/actions.js';
 import { bool, readableFile } from '../config/env.js';
+import { GUID_ORDERS } from '../config/guid-orders.js';
 import type { GuidEncoding } from '../ipmi/guid.js';
 import { connectOutband, preloadProtocol, type Protocol } from '../outband/connect.js';
 import type { BmcReport, BootOverride, FirmwareKind, Outband } from '../outband/types.js';
@@ -102,7 +103,8 @@ async function runCommand(bmc: Outband, cmd: MachineCommand, once: boolean, sign
   if (cmd === 'REINSTALL') await bmc.powerCycle({ signal });
 }
 
-const GUID_ENCODINGS: readonly GuidEncoding[] = ['smbios', 'ipmi', 'rfc4122'];
+/** the configuration's names of the GUID codec's byte orders (METAL_BMC_GUID_ENCODING takes the same) */
+const GUID_ENCODINGS: readonly GuidEncoding[] = GUID_ORDERS;
 const PROTOCOLS: readonly Protocol[] = ['auto', 'redfish', 'ipmi'];
 
 export interface BmcIo {

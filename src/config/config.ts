@@ -15,6 +15,7 @@ import { ConfigError } from './error.js';
 import { formatDuration } from './duration.js';
 import { bool, certificateFile, duration, hostPort, int, list, MAX_TIMER_MS, oneOf, port, readableFile, required, secret, show, text, type Env } from './env.js';
 import { applyFallbacks } from './fallback.js';
+import { guidOrders, type GuidOrdersByVendor } from './guid-orders.js';
 import { parseMqAddress } from './mq.js';
 import { urlPrefixEntry } from './url-prefix.js';
 import { VARIABLES, IGNORED_GO_VARIABLES, UNPREFIXED_FALLBACKS } from './variables.js';
@@ -41,7 +42,8 @@ export interface Config {
    */
   report: { intervalMs: number; concurrency: number; bmcTimeoutMs: number; workers: number; guidMaxAgeMs: number; redfishSessionMaxAgeMs: number; repeatLogIntervalMs: number };
   protocol: Protocol;
-  ipmi: { port: number; user: string; password: string; cipherSuite: IpmiCipherSuite };
+  /** `guidOrders`: METAL_BMC_GUID_ENCODING, the Get System GUID byte order per vendor (guid-orders.ts) */
+  ipmi: { port: number; user: string; password: string; cipherSuite: IpmiCipherSuite; guidOrders: GuidOrdersByVendor };
   redfish: { port: number; insecure: boolean; caFile?: string; legacyTls: boolean; requestTimeoutMs: number; secondConnectionAfterMs: number };
   /** the SSH service of BMCs whose serial console is an SSH command (Dell iDRAC: `console com2`) */
   bmcSsh: { port: number };
@@ -457,6 +459,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       user: text(env, 'METAL_BMC_IPMI_USER') ?? 'ADMIN',
       password: secret(env, 'METAL_BMC_IPMI_PASSWORD') ?? 'ADMIN',
       cipherSuite: ipmiCipherSuite(env, 'METAL_BMC_IPMI_CIPHER_SUITE'),
+      guidOrders: guidOrders(env, 'METAL_BMC_GUID_ENCODING'),
     },
     redfish: {
       port: port(env, 'METAL_BMC_REDFISH_PORT', 443),

@@ -8,9 +8,10 @@
  * trips rather than the sum of them.
  */
 import type { Duplex } from 'node:stream';
+import type { GuidOrdersByVendor } from '../config/guid-orders.js';
 import { BmcError, isBmcError, NotSentError, RedfishAwayError, showsNotActed } from '../errors.js';
 import type { CipherChoice } from '../ipmi/cipher.js';
-import type { GuidEncoding } from '../ipmi/guid.js';
+import { guidToUuid, type GuidEncoding } from '../ipmi/guid.js';
 import type { RetryPolicy } from '../ipmi/exchange.js';
 import type { IpmiEvent } from '../ipmi/handshake.js';
 import type { Logger } from '../log.js';
@@ -58,6 +59,12 @@ export interface ConnectOptions {
   ipmiAllowInsecure?: boolean;
   /** override the vendor table's IPMI GUID byte order */
   guidEncoding?: GuidEncoding;
+  /**
+   * The operator's IPMI GUID byte order per vendor (METAL_BMC_GUID_ENCODING), for the vendor this
+   * BMC is detected as; `guidEncoding` goes first. Like it, it confirms a UUID from the GUID alone,
+   * and it is checked against every UUID Redfish confirms (a warning where they differ).
+   */
+  guidEncodingByVendor?: GuidOrdersByVendor;
   ipmiRetry?: Partial<RetryPolicy>;
   sshPort?: number;
   /** trust on first use for this BMC (trust.ts): pins its certificate (unless a CA verifies it) and SSH host key, proves it over IPMI on first contact; an SSH console is refused without it */
@@ -409,7 +416,8 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     Promise.all([redfish ? closeRedfish(redfish) : undefined, ipmi.close()]).catch(() => undefined);
     throw err;
   }
-  const profile = o.guidEncoding ? { ...VENDOR_PROFILES[vendor], guidEncoding: o.guidEncoding } : VENDOR_PROFILES[vendor];
+  const configuredEncoding = o.guidEncoding ?? o.guidEncodingByVendor?.[vendor];
+  const profile = configuredEncoding ? { ...VENDOR_PROFILES[vendor], guidEncoding: configuredEncoding } : VENDOR_PROFILES[vendor];
   // how the BMC inlines a collection's members ($expand), from the service root detection read
   // (in the read cache: no request); for actions that walk a collection (the BootOrder path)
   const expand = redfish && reader ? (await redfish.lib.readServiceRoot(reader, signalOf(o)).catch(() => undefined))?.expand : undefined;
@@ -420,7 +428,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
    * the operator chose the GUID, in the configured or the vendor table's order, as the machine id.
    */
   const decidedBefore = guidMemory?.decided(o.host);
-  const ipmiAlone: IpmiAloneCheck | undefined = protocol === 'ipmi' ? undefined : { ...(decidedBefore ? { remembered: decidedBefore } : {}), encodingConfigured: o.guidEncoding !== undefined || profile.guidEncodingProven === true };
+  const ipmiAlone: IpmiAloneCheck | undefined = protocol === 'ipmi' ? undefined : { ...(decidedBefore ? { remembered: decidedBefore } : {}), encodingConfigured: configuredEncoding !== undefined || profile.guidEncodingProven === true };
   // a kept identity is read again only if Redfish shows the BMC changed (rememberedReading): then after the inventory
   if (o.readAhead && rememberedIdentity === undefined && ipmiNeed({ ipmiAllowed, uuidRule, reportSources: profile.reportSources }) === 'identity') ahead(ipmi.identity(signalOf(o)));
 
@@ -453,6 +461,20 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     const logged = UUID_BASIS_LOGGED[d.kind];
     if (logged === 'each-read') o.logger?.info({ bmc: o.host, uuid: d.uuid, basis: d.basis }, 'machine UUID decided');
     else if (logged === 'once-per-bmc') logQuirk(o.logger, o.host, { kind: `uuid-${d.kind}`, message: `BMC ${o.host}: machine UUID ${d.uuid}: ${d.basis}` });
+  }
+
+  /**
+   * The operator's GUID order for this vendor (METAL_BMC_GUID_ENCODING) against a UUID the GUID
+   * confirmed beside Redfish: where that order decodes the GUID to another UUID, a read of this
+   * BMC over IPMI alone would report another machine (where no earlier read is remembered), so the
+   * setting is wrong for it. A warning once per BMC (then debug); the report stands.
+   */
+  function checkVendorGuidEncoding(d: UuidDecision, guid: Buffer | undefined): void {
+    const order = o.guidEncoding === undefined ? o.guidEncodingByVendor?.[vendor] : undefined;
+    if (order === undefined || guid === undefined || !GUID_CONFIRMED_BASES.has(d.kind)) return;
+    const decoded = guidToUuid(guid, order);
+    if (decoded === d.uuid) return;
+    logQuirk(o.logger, o.host, { kind: 'guid-encoding-contradicted', message: `BMC ${o.host} (${vendor}): METAL_BMC_GUID_ENCODING says ${vendor}=${order}, but this BMC's GUID in ${order} order is ${decoded}, not ${d.uuid}, the machine UUID its Redfish confirms (${d.basis}); over IPMI alone it would be reported as another machine` });
   }
 
   /** What was read for detection and read-ahead serves the first report only: after an action it is stale. */
@@ -574,6 +596,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       // no UUID evidence at all: a partial report with the reason; the report cycle skips it
       if (!merged.ok) return merged.report;
       logUuidDecision(merged.uuid);
+      checkVendorGuidEncoding(merged.uuid, reading.guid);
       return merged.report;
     },
     powerOn: (x) => route('power', 'power on', (r) => r.lib.reset(r.client, 'On', rd(x)), () => ipmi.powerOn(x), { x }),

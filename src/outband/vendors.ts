@@ -4,12 +4,14 @@
  * firmware is delivered, and how the vendor encodes UUIDs. Detection is by the Redfish System's
  * Manufacturer, else by the IPMI manufacturer id (IANA).
  */
+import type { VendorName } from '../config/guid-orders.js';
 import { BOOT_DEVICE_BYTE } from '../ipmi/boot.js';
 import type { GuidEncoding } from '../ipmi/guid.js';
 import { FRU_KEYS } from '../metalapi/types.js';
 import type { MetalFru } from './types.js';
 
-export type Vendor = 'supermicro' | 'novarion' | 'dell' | 'lenovo' | 'gigabyte' | 'hpe' | 'virtual' | 'unknown';
+/** the names are the configuration's (METAL_BMC_GUID_ENCODING takes them), the profiles below are for each */
+export type Vendor = VendorName;
 export type ActionProtocol = 'redfish' | 'ipmi';
 
 /** The report fields that both protocols can deliver: the BMC firmware version and the eight FRU fields. */

@@ -7,6 +7,7 @@
  */
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GuidOrdersByVendor } from '../../src/config/guid-orders.js';
 import { swapMixedEndian } from '../../src/ipmi/guid.js';
 import type { Lease } from '../../src/leases/types.js';
 import { createMetalApiClient } from '../../src/metalapi/client.js';
@@ -36,12 +37,12 @@ const stateOf = (i: number) => fleet.machines[i]!.state;
 const leaseOf = (i: number): Lease => ({ ip: stateOf(i).address, mac: stateOf(i).mac, expires: 'never' });
 
 /** A report cycle over machines `indexes`, as the daemon runs it (read-ahead, a GUID memory kept across cycles); the UUIDs of the report it posted. */
-async function cycle(indexes: number[], o: { guidMemory: GuidMemory; log: CapturedLog; metrics?: ReportMetrics }): Promise<{ result: CycleResult; uuids: string[] }> {
+async function cycle(indexes: number[], o: { guidMemory: GuidMemory; log: CapturedLog; metrics?: ReportMetrics; guidEncodingByVendor?: GuidOrdersByVendor }): Promise<{ result: CycleResult; uuids: string[] }> {
   const posted = api.reports.length;
   const result = await runReportCycle(
     {
       partitionId: 'p',
-      connect: (host, signal, onAnswer) => connectOutband({ host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 5000, readAhead: true, guidMemory: o.guidMemory, logger: o.log.logger, onAnswer, signal }),
+      connect: (host, signal, onAnswer) => connectOutband({ host, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: 5000, readAhead: true, guidMemory: o.guidMemory, ...(o.guidEncodingByVendor ? { guidEncodingByVendor: o.guidEncodingByVendor } : {}), logger: o.log.logger, onAnswer, signal }),
       metalApi: createMetalApiClient({ baseUrl: api.url, hmacKey: 'k', retries: 0 }),
       concurrency: 4,
       bmcTimeoutMs: 5000,
@@ -138,6 +139,38 @@ describe('machine UUIDs in report cycles', () => {
     } finally {
       fleet.clearFaults();
       fleet.setQuirks([0], ['ipmi-guid-rfc4122'], false);
+    }
+  });
+
+  it('METAL_BMC_GUID_ENCODING: a BMC never read with Redfish is reported over IPMI alone with its GUID in its vendor\'s configured order; a vendor not listed is left out; a listed order Redfish contradicts is a warning once', async () => {
+    const gigabyte = fleet.machines.findIndex((m) => m.state.variant === 'gigabyte');
+    const lenovo = fleet.machines.findIndex((m) => m.state.variant === 'lenovo');
+    // the Gigabyte BMC sends its GUID in RFC 4122 order: in SMBIOS order it would be another machine's UUID
+    fleet.setQuirks([gigabyte], ['ipmi-guid-rfc4122'], true);
+    const both = [gigabyte, lenovo];
+    const uuidsOf = (indexes: number[]) => indexes.map((i) => stateOf(i).uuid).sort();
+    try {
+      // no Redfish (every request a 503) and no earlier read remembered: the configuration alone decides
+      fleet.setFaults(both, { redfishStatus: 503 });
+      const gigabyteOnly = await cycle(both, { guidMemory: createGuidMemory({ maxAgeMs: 60_000 }), log: captureLog(), guidEncodingByVendor: { gigabyte: 'rfc4122' } });
+      expect(gigabyteOnly.uuids).toEqual([stateOf(gigabyte).uuid]);
+      expect(gigabyteOnly.result.reported).toBe(1);
+      const listed = await cycle(both, { guidMemory: createGuidMemory({ maxAgeMs: 60_000 }), log: captureLog(), guidEncodingByVendor: { gigabyte: 'rfc4122', lenovo: 'smbios' } });
+      expect(listed.uuids.sort()).toEqual(uuidsOf(both));
+      // without the setting, neither
+      expect((await cycle(both, { guidMemory: createGuidMemory({ maxAgeMs: 60_000 }), log: captureLog() })).uuids).toEqual([]);
+
+      // with Redfish: a wrong order for Gigabyte is told once per BMC, and the report keeps the UUID Redfish confirms
+      fleet.clearFaults();
+      const log = captureLog();
+      const wrong = { gigabyte: 'smbios', lenovo: 'smbios' } as const;
+      for (let k = 0; k < 2; k++) expect((await cycle(both, { guidMemory: createGuidMemory({ maxAgeMs: 60_000 }), log, guidEncodingByVendor: wrong })).uuids.sort()).toEqual(uuidsOf(both));
+      const warned = log.lines.filter((l) => l.quirk === 'guid-encoding-contradicted' && l.level === 40);
+      expect(warned.map((l) => l.bmc)).toEqual([stateOf(gigabyte).address]);
+      expect(String(warned[0]!.msg)).toContain(`METAL_BMC_GUID_ENCODING says gigabyte=smbios, but this BMC's GUID in smbios order is ${swapMixedEndian(stateOf(gigabyte).uuid)}, not ${stateOf(gigabyte).uuid}`);
+    } finally {
+      fleet.clearFaults();
+      fleet.setQuirks([gigabyte], ['ipmi-guid-rfc4122'], false);
     }
   });
 });

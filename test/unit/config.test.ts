@@ -50,7 +50,7 @@ describe('loadConfig defaults', () => {
       report: { intervalMs: 300_000, concurrency: 1024, bmcTimeoutMs: 20_000, workers: defaultReportWorkers(availableParallelism()), guidMaxAgeMs: 3_600_000, redfishSessionMaxAgeMs: 3_600_000, repeatLogIntervalMs: 3_600_000 },
       protocol: 'auto',
       trust: { requireProof: false },
-      ipmi: { port: 623, user: 'ADMIN', password: 'ADMIN', cipherSuite: 'auto' },
+      ipmi: { port: 623, user: 'ADMIN', password: 'ADMIN', cipherSuite: 'auto', guidOrders: {} },
       redfish: { port: 443, insecure: true, legacyTls: false, requestTimeoutMs: 10_000, secondConnectionAfterMs: 1000 },
       bmcSsh: { port: 22 },
       mq: {
@@ -106,6 +106,7 @@ describe('loadConfig defaults', () => {
       METAL_BMC_IPMI_USER: 'root',
       METAL_BMC_IPMI_PASSWORD: ' calvin ',
       METAL_BMC_IPMI_CIPHER_SUITE: '17',
+      METAL_BMC_GUID_ENCODING: 'hpe=rfc4122',
       METAL_BMC_IGNORE_MACS: 'AC:1F:6B:35:AC:62, 00-11-22-33-44-55,',
       METAL_BMC_ALLOWED_CIDRS: '10.1.0.0/16,192.168.1.7/24',
       METAL_BMC_MQ_ADDRESS: 'nats://bmc:pw@nats-1:4222,nats-2',
@@ -157,7 +158,7 @@ describe('loadConfig defaults', () => {
     expect(c.leases).toMatchObject({ file: '/tmp/kea-leases4.csv', format: 'kea', ignoreMacs: ['ac:1f:6b:35:ac:62', '00:11:22:33:44:55'] });
     expect(c.leases.allowedCidrs.map((x) => x.text)).toEqual(['10.1.0.0/16', '192.168.1.0/24']);
     expect(c.report).toEqual({ intervalMs: 5_400_000, concurrency: 8, bmcTimeoutMs: 1500, workers: 3, guidMaxAgeMs: 5_400_000, redfishSessionMaxAgeMs: 1_200_000, repeatLogIntervalMs: 21_600_000 });
-    expect(c.ipmi).toEqual({ port: 6230, user: 'root', password: ' calvin ', cipherSuite: 17 });
+    expect(c.ipmi).toEqual({ port: 6230, user: 'root', password: ' calvin ', cipherSuite: 17, guidOrders: { hpe: 'rfc4122' } });
     expect(c.bmcSsh).toEqual({ port: 2222 });
     expect(c.redfish).toEqual({ port: 8443, insecure: false, caFile: join(dir, 'bmc-ca.pem'), legacyTls: true, requestTimeoutMs: 45_000, secondConnectionAfterMs: 2000 });
     expect(c.protocol).toBe('ipmi');

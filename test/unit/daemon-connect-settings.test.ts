@@ -31,6 +31,7 @@ describe('the daemon connects to BMCs as configured', () => {
       METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER: '250ms',
       METAL_BMC_BMC_TIMEOUT: '7s',
       METAL_BMC_IPMI_CIPHER_SUITE: 'encrypted',
+      METAL_BMC_GUID_ENCODING: 'gigabyte=rfc4122, Dell=smbios',
     });
     expect(bmcConnectSettings(config, '-----BEGIN CERTIFICATE-----')).toEqual({
       user: 'root',
@@ -38,6 +39,7 @@ describe('the daemon connects to BMCs as configured', () => {
       protocol: 'redfish',
       ipmiPort: 6230,
       ipmiCipherSuite: 'encrypted',
+      guidEncodingByVendor: { gigabyte: 'rfc4122', dell: 'smbios' },
       redfishPort: 8443,
       sshPort: 18022,
       redfishInsecure: true,

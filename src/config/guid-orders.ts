@@ -1,0 +1,45 @@
+/**
+ * METAL_BMC_GUID_ENCODING: the byte order in which a vendor's BMCs send Get System GUID, set by
+ * the operator, who checked it on one machine (the in-band SMBIOS UUID, `dmidecode -s
+ * system-uuid`, against `metal-bmc bmc info --address BMC --protocol ipmi --guid-encoding ORDER`). With it, a BMC of that vendor
+ * read over IPMI alone (no Redfish, or Redfish failing) is reported with the GUID in that order as
+ * its machine UUID; without it such a BMC is left out, since a GUID decoded in the wrong order
+ * would make metal-api create a phantom machine (src/outband/uuid.ts).
+ */
+import { ConfigError } from './error.js';
+import { show, text, type Env } from './env.js';
+
+/** The vendors of the out-of-band vendor table (src/outband/vendors.ts), by the names an operator writes. */
+export const VENDOR_NAMES = ['supermicro', 'novarion', 'dell', 'lenovo', 'gigabyte', 'hpe', 'virtual', 'unknown'] as const;
+export type VendorName = (typeof VENDOR_NAMES)[number];
+
+/** Get System GUID's byte orders (src/ipmi/guid.ts GuidEncoding; the two are checked equal where they meet, in src/outband). */
+export const GUID_ORDERS = ['smbios', 'rfc4122', 'ipmi'] as const;
+export type GuidOrder = (typeof GUID_ORDERS)[number];
+
+export type GuidOrdersByVendor = Readonly<Partial<Record<VendorName, GuidOrder>>>;
+
+const isVendorName = (v: string): v is VendorName => (VENDOR_NAMES as readonly string[]).includes(v);
+const isGuidOrder = (v: string): v is GuidOrder => (GUID_ORDERS as readonly string[]).includes(v);
+
+/** `vendor=order` pairs, comma-separated (`supermicro=smbios,dell=rfc4122`); blank is none. */
+export function parseGuidOrders(value: string, variable: string): GuidOrdersByVendor {
+  const orders: Partial<Record<VendorName, GuidOrder>> = {};
+  for (const item of value.split(',')) {
+    const pair = item.trim();
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    if (eq < 0) throw new ConfigError(`${show(pair)} is not vendor=order`, variable);
+    const vendor = pair.slice(0, eq).trim().toLowerCase();
+    const order = pair.slice(eq + 1).trim().toLowerCase();
+    if (!isVendorName(vendor)) throw new ConfigError(`${show(vendor)} is not a vendor: one of ${VENDOR_NAMES.join(', ')}`, variable);
+    if (!isGuidOrder(order)) throw new ConfigError(`${show(order)} (for ${vendor}) is not a GUID byte order: one of ${GUID_ORDERS.join(', ')}`, variable);
+    if (orders[vendor] !== undefined) throw new ConfigError(`${vendor} is given twice`, variable);
+    orders[vendor] = order;
+  }
+  return Object.freeze(orders);
+}
+
+export function guidOrders(env: Env, name: string): GuidOrdersByVendor {
+  return parseGuidOrders(text(env, name) ?? '', name);
+}
