@@ -81,7 +81,7 @@ options:
                           RMCP+ cipher suite (default auto: ask the BMC, prefer 17, then 3;
                           encrypted: as auto, never a suite without encryption)
   --allow-insecure        permit cipher suite 0 / no authentication (refused by default)
-  --guid-encoding E       smbios (default) | ipmi | rfc4122: byte order of the BMC's system GUID
+  --guid-encoding E       smbios (default) | rfc4122 | ipmi: byte order of the BMC's system GUID
   --timeout SECONDS       deadline per BMC operation (default 10)
   --take-over             console: deactivate a SOL session left active by another client
   --once                  command PXE|DISK|REINSTALL: boot device for the next boot only

@@ -4,7 +4,9 @@
  * system-uuid`, against `metal-bmc bmc info --address BMC --protocol ipmi --guid-encoding ORDER`). With it, a BMC of that vendor
  * read over IPMI alone (no Redfish, or Redfish failing) is reported with the GUID in that order as
  * its machine UUID; without it such a BMC is left out, since a GUID decoded in the wrong order
- * would make metal-api create a phantom machine (src/outband/uuid.ts).
+ * would make metal-api create a phantom machine (src/outband/uuid.ts). The vendor is the one the
+ * BMC names over IPMI, as `metal-bmc bmc info --protocol ipmi` prints it (`unknown` for an id the
+ * vendor table lacks); a BMC whose vendor could not be read is decoded in no listed order.
  */
 import { ConfigError } from './error.js';
 import { show, text, type Env } from './env.js';
@@ -19,6 +21,18 @@ export type GuidOrder = (typeof GUID_ORDERS)[number];
 
 export type GuidOrdersByVendor = Readonly<Partial<Record<VendorName, GuidOrder>>>;
 
+/**
+ * Vendors whose BMCs name another vendor over IPMI (the manufacturer id of Get Device ID), where
+ * a BMC without Redfish is told apart: Novarion's boards are Supermicro's. The setting is keyed by
+ * the name over IPMI, so these are listed under it and refused as keys.
+ */
+export const LISTED_AS: Readonly<Partial<Record<VendorName, VendorName>>> = { novarion: 'supermicro' };
+
+/** The key of METAL_BMC_GUID_ENCODING a BMC of `vendor` is listed under. */
+export function listedVendor(vendor: VendorName): VendorName {
+  return LISTED_AS[vendor] ?? vendor;
+}
+
 const isVendorName = (v: string): v is VendorName => (VENDOR_NAMES as readonly string[]).includes(v);
 const isGuidOrder = (v: string): v is GuidOrder => (GUID_ORDERS as readonly string[]).includes(v);
 
@@ -32,7 +46,8 @@ export function parseGuidOrders(value: string, variable: string): GuidOrdersByVe
     if (eq < 0) throw new ConfigError(`${show(pair)} is not vendor=order`, variable);
     const vendor = pair.slice(0, eq).trim().toLowerCase();
     const order = pair.slice(eq + 1).trim().toLowerCase();
-    if (!isVendorName(vendor)) throw new ConfigError(`${show(vendor)} is not a vendor: one of ${VENDOR_NAMES.join(', ')}`, variable);
+    if (!isVendorName(vendor)) throw new ConfigError(`${show(vendor)} is not a vendor: one of ${VENDOR_NAMES.filter((v) => listedVendor(v) === v).join(', ')}`, variable);
+    if (listedVendor(vendor) !== vendor) throw new ConfigError(`${vendor} BMCs name themselves ${listedVendor(vendor)} over IPMI (their manufacturer id): list them as ${listedVendor(vendor)}`, variable);
     if (!isGuidOrder(order)) throw new ConfigError(`${show(order)} (for ${vendor}) is not a GUID byte order: one of ${GUID_ORDERS.join(', ')}`, variable);
     if (orders[vendor] !== undefined) throw new ConfigError(`${vendor} is given twice`, variable);
     orders[vendor] = order;

@@ -8,10 +8,10 @@
  * trips rather than the sum of them.
  */
 import type { Duplex } from 'node:stream';
-import type { GuidOrdersByVendor } from '../config/guid-orders.js';
+import { listedVendor, type GuidOrdersByVendor } from '../config/guid-orders.js';
 import { BmcError, isBmcError, NotSentError, RedfishAwayError, showsNotActed } from '../errors.js';
 import type { CipherChoice } from '../ipmi/cipher.js';
-import { guidToUuid, type GuidEncoding } from '../ipmi/guid.js';
+import { guidToUuid, isPlaceholderUuid, type GuidEncoding } from '../ipmi/guid.js';
 import type { RetryPolicy } from '../ipmi/exchange.js';
 import type { IpmiEvent } from '../ipmi/handshake.js';
 import type { Logger } from '../log.js';
@@ -32,8 +32,8 @@ import type * as RedfishLib from './redfish-side.js';
 import { guidMemoryAfterRead, ipmiNeed, mergeReport, redfishReading, type IpmiNeed, type IpmiReading } from './report-merge.js';
 import type { BootOptions, BootTarget, FirmwareKind, FirmwareProgress, FirmwareWatch, OperationOptions, Outband, Protocol, RedfishProblem } from './types.js';
 import type { BmcTrustGate } from './trust.js';
-import { decideUuid, GUID_CONFIRMED_BASES, machineUuid, UUID_BASIS_LOGGED, type IpmiAloneCheck, type UuidDecision, type UuidRule } from './uuid.js';
-import { VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type VendorProfile } from './vendors.js';
+import { decideUuid, GUID_CONFIRMED_BASES, machineUuid, REDFISH_BASES, UUID_BASIS_LOGGED, type IpmiAloneCheck, type UuidDecision, type UuidRule } from './uuid.js';
+import { VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type Vendor, type VendorProfile } from './vendors.js';
 
 export type { Protocol } from './types.js';
 
@@ -406,9 +406,10 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   let inventory: Promise<RedfishInventory> | undefined;
   // a layout kept with the Manager's FirmwareVersion (keptLayoutFor) spares the Manager's read
   if (o.readAhead && redfish && reader) ahead((inventory = redfish.lib.readInventory(reader, { ...signalOf(o), ...(o.logger ? { logger: o.logger } : {}), ...(layout ? { layout, keepManager: true } : {}) })));
-  let vendor: Awaited<ReturnType<typeof detectVendorIpmi>>;
+  /** undefined: the vendor could not be read (a deadline, a failed request), as opposed to one the table lacks */
+  let detected: Vendor | undefined;
   try {
-    vendor = redfish && reader ? await detectVendorRedfish(redfish.lib, reader, o.signal, layout ? (layout.firstSystem ?? layout.system) : undefined) : await detectVendorIpmi(ipmi, o.signal);
+    detected = redfish && reader ? await detectVendorRedfish(redfish.lib, reader, o.signal, layout ? (layout.firstSystem ?? layout.system) : undefined) : await detectVendorIpmi(ipmi, o.signal);
   } catch (err) {
     // aborted during detection (shutdown, the cycle giving up on the read; a deadline is read as an
     // unknown vendor instead) or a refused IPMI password: no facade for the caller to close, so the
@@ -416,7 +417,12 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     Promise.all([redfish ? closeRedfish(redfish) : undefined, ipmi.close()]).catch(() => undefined);
     throw err;
   }
-  const configuredEncoding = o.guidEncoding ?? o.guidEncodingByVendor?.[vendor];
+  const vendor: Vendor = detected ?? 'unknown';
+  // the operator's order for the vendor (keyed by its name over IPMI); none where the vendor could not be read
+  const listedEncoding = detected === undefined ? undefined : o.guidEncodingByVendor?.[listedVendor(detected)];
+  const configuredEncoding = o.guidEncoding ?? listedEncoding;
+  /** the vendor's listed order decides the UUID beside Redfish where the bytes cannot (uuid.ts `guidOrderListed`); a BMC's own order (the CLI's default included) does not */
+  const orderListed = o.guidEncoding === undefined && listedEncoding !== undefined ? ({ guidOrderListed: true } as const) : {};
   const profile = configuredEncoding ? { ...VENDOR_PROFILES[vendor], guidEncoding: configuredEncoding } : VENDOR_PROFILES[vendor];
   // how the BMC inlines a collection's members ($expand), from the service root detection read
   // (in the read cache: no request); for actions that walk a collection (the BootOrder path)
@@ -441,7 +447,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     if (rememberedGuid === undefined || !inv.system?.uuid) return undefined;
     const managerFirmware = inv.manager?.firmwareVersion;
     if (need === 'identity' && (rememberedIdentity === undefined || managerFirmware === undefined || managerFirmware !== rememberedIdentity.managerFirmware)) return undefined;
-    const decision = decideUuid({ redfishUuid: inv.system.uuid, ipmiGuid: rememberedGuid, guidEncoding: profile.guidEncoding, rule: uuidRule, now, ...(profile.swapRedfishUuidUnlessV1 === true ? { swapRedfishUuidUnlessV1: true } : {}) });
+    const decision = decideUuid({ redfishUuid: inv.system.uuid, ipmiGuid: rememberedGuid, guidEncoding: profile.guidEncoding, rule: uuidRule, now, ...(profile.swapRedfishUuidUnlessV1 === true ? { swapRedfishUuidUnlessV1: true } : {}), ...orderListed });
     if (!decision || !GUID_CONFIRMED_BASES.has(decision.kind)) return undefined;
     if (need === 'guid') return { guid: rememberedGuid, guidRemembered: true, problems: [] };
     const { bmcVersion, fru } = rememberedIdentity!;
@@ -464,17 +470,16 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   }
 
   /**
-   * The operator's GUID order for this vendor (METAL_BMC_GUID_ENCODING) against a UUID the GUID
-   * confirmed beside Redfish: where that order decodes the GUID to another UUID, a read of this
-   * BMC over IPMI alone would report another machine (where no earlier read is remembered), so the
-   * setting is wrong for it. A warning once per BMC (then debug); the report stands.
+   * The operator's GUID order for this vendor (METAL_BMC_GUID_ENCODING) against the UUID decided
+   * from Redfish: where that order decodes this BMC's GUID to another UUID, a read of it over IPMI
+   * alone would report another machine (unless an earlier read is remembered), so the setting is
+   * wrong for it. A warning once per BMC (then debug); the report stands.
    */
-  function checkVendorGuidEncoding(d: UuidDecision, guid: Buffer | undefined): void {
-    const order = o.guidEncoding === undefined ? o.guidEncodingByVendor?.[vendor] : undefined;
-    if (order === undefined || guid === undefined || !GUID_CONFIRMED_BASES.has(d.kind)) return;
-    const decoded = guidToUuid(guid, order);
-    if (decoded === d.uuid) return;
-    logQuirk(o.logger, o.host, { kind: 'guid-encoding-contradicted', message: `BMC ${o.host} (${vendor}): METAL_BMC_GUID_ENCODING says ${vendor}=${order}, but this BMC's GUID in ${order} order is ${decoded}, not ${d.uuid}, the machine UUID its Redfish confirms (${d.basis}); over IPMI alone it would be reported as another machine` });
+  function checkListedGuidOrder(d: UuidDecision, guid: Buffer | undefined): void {
+    if (o.guidEncoding !== undefined || listedEncoding === undefined || guid === undefined || !REDFISH_BASES.has(d.kind)) return;
+    const decoded = guidToUuid(guid, listedEncoding);
+    if (decoded === d.uuid || isPlaceholderUuid(decoded)) return;
+    logQuirk(o.logger, o.host, { kind: 'guid-encoding-contradicted', message: `BMC ${o.host} (${vendor}): METAL_BMC_GUID_ENCODING lists ${listedVendor(vendor)}=${listedEncoding}, but its GUID in that order is ${decoded}, not ${d.uuid} from its Redfish (${d.kind}): over IPMI alone it would be reported as another machine` });
   }
 
   /** What was read for detection and read-ahead serves the first report only: after an action it is stale. */
@@ -590,13 +595,13 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const now = new Date();
       const remembered = need === 'guid' || need === 'identity' ? rememberedReading(inv, now, need) : undefined;
       const reading = remembered ?? (await readIpmi(ipmi, need, x));
-      const merged = mergeReport({ inventory: inv, ipmi: reading, profile, uuidRule, now, ...(ipmiAlone ? { ipmiAlone } : {}) });
+      const merged = mergeReport({ inventory: inv, ipmi: reading, profile, uuidRule, now, ...(ipmiAlone ? { ipmiAlone } : {}), ...orderListed });
       // kept for a BMC that needs at most its identity from IPMI: one that also needs its status reads IPMI anyway
       if (!remembered) rememberAfterRead(need, reading, merged, inv);
       // no UUID evidence at all: a partial report with the reason; the report cycle skips it
       if (!merged.ok) return merged.report;
       logUuidDecision(merged.uuid);
-      checkVendorGuidEncoding(merged.uuid, reading.guid);
+      checkListedGuidOrder(merged.uuid, reading.guid);
       return merged.report;
     },
     powerOn: (x) => route('power', 'power on', (r) => r.lib.reset(r.client, 'On', rd(x)), () => ipmi.powerOn(x), { x }),
@@ -745,7 +750,7 @@ async function detectVendorRedfish(lib: typeof RedfishLib, reader: ReadCache, si
     return vendorOfManufacturer(system?.manufacturer || root.vendor);
   } catch (err) {
     if (isBmcError(err, 'ABORTED')) throw err;
-    return 'unknown' as const;
+    return undefined;
   }
 }
 
@@ -769,6 +774,6 @@ async function detectVendorIpmi(ipmi: IpmiOutband, signal?: AbortSignal) {
     return vendorOfIana((await ipmi.deviceId(signal ? { signal } : {})).manufacturerId);
   } catch (err) {
     if (isBmcError(err, 'AUTH_FAILED')) throw err;
-    return 'unknown' as const;
+    return undefined;
   }
 }

@@ -70,12 +70,14 @@ export interface MergeInput {
   now: Date;
   /** a UUID from the IPMI GUID alone (Redfish gave none) must be confirmed (uuid.ts) */
   ipmiAlone?: IpmiAloneCheck;
+  /** the profile's GUID order is the operator's for the vendor (uuid.ts `guidOrderListed`) */
+  guidOrderListed?: boolean;
 }
 
 /** Without a machine UUID the report is partial: `uuid` is empty, `uuidGap` and `missing` say why (the report cycle skips it). */
 export type MergeResult = { ok: true; report: BmcReport; uuid: UuidDecision } | { ok: false; problem: UuidGap; ipmiGuid: boolean; report: BmcReport };
 
-export function mergeReport({ inventory: inv, ipmi, profile, uuidRule, now, ipmiAlone }: MergeInput): MergeResult {
+export function mergeReport({ inventory: inv, ipmi, profile, uuidRule, now, ipmiAlone, guidOrderListed }: MergeInput): MergeResult {
   const missing = [...inv.missing, ...ipmi.problems];
   const outcome = machineUuid({
     ...(inv.system?.uuid ? { redfishUuid: inv.system.uuid } : {}),
@@ -85,6 +87,7 @@ export function mergeReport({ inventory: inv, ipmi, profile, uuidRule, now, ipmi
     now,
     ...(profile.swapRedfishUuidUnlessV1 === true ? { swapRedfishUuidUnlessV1: true } : {}),
     ...(ipmiAlone ? { ipmiAlone } : {}),
+    ...(guidOrderListed === true ? { guidOrderListed } : {}),
   });
   if (!outcome.ok) missing.push(outcome.detail);
   const reading = redfishReading(inv);

@@ -44,6 +44,13 @@ export interface UuidEvidence {
   swapRedfishUuidUnlessV1?: boolean;
   /** present where Redfish was tried (protocol auto): a UUID from the IPMI GUID alone must be confirmed (`machineUuid`) */
   ipmiAlone?: IpmiAloneCheck;
+  /**
+   * `guidEncoding` is the operator's, checked in-band (METAL_BMC_GUID_ENCODING): it settles a GUID
+   * that matches the Redfish UUID byte-swapped where neither form's fields do (`redfish-ambiguous`;
+   * smbios: Redfish is mixed-endian, rfc4122: the GUID is in textual order). Where the fields do,
+   * they decide, and an order saying otherwise is the connection's warning.
+   */
+  guidOrderListed?: boolean;
 }
 
 /** A BMC's GUID that confirmed its Redfish UUID, and the machine UUID decided with it (guid-memory.ts). */
@@ -77,6 +84,9 @@ export type UuidBasisKind =
 
 /** Decisions where the IPMI GUID matched the Redfish UUID in one of its byte orders: the GUID is evidence worth keeping (guid-memory.ts). */
 export const GUID_CONFIRMED_BASES: ReadonlySet<UuidBasisKind> = new Set(['redfish-confirmed', 'redfish-mixed-endian', 'redfish-ambiguous', 'ipmi-guid-rfc4122', 'ipmi-guid-reversed']);
+
+/** Decisions by the rule `auto` that rest on the Redfish UUID (with or without the GUID matching it): what a GUID order is checked against. */
+export const REDFISH_BASES: ReadonlySet<UuidBasisKind> = new Set([...GUID_CONFIRMED_BASES, 'redfish', 'redfish-swapped-heuristic']);
 
 /**
  * How a decision is told in the log: `none`, the normal case; `each-read`, an info line with every
@@ -138,7 +148,10 @@ export function decideUuid(e: UuidEvidence): UuidDecision | undefined {
     if (redfish === smbios) return { uuid: redfish, kind: 'redfish-confirmed', basis: 'Redfish UUID, confirmed by the IPMI GUID' };
     const swapped = swapMixedEndian(redfish);
     // Either Redfish is mixed-endian, or the BMC sends its IPMI GUID in RFC 4122 order: the bytes alone cannot tell
-    if (swapped === smbios) return e.swapRedfishUuidUnlessV1 === true ? swappingVendorChoice(redfish, swapped, e.now) : keepingVendorChoice(redfish, swapped, e.now);
+    if (swapped === smbios) {
+      const choice = e.swapRedfishUuidUnlessV1 === true ? swappingVendorChoice(redfish, swapped, e.now) : keepingVendorChoice(redfish, swapped, e.now);
+      return choice.kind === 'redfish-ambiguous' && e.guidOrderListed === true && e.guidEncoding !== 'ipmi' ? listedOrderChoice(redfish, swapped, e.guidEncoding) : choice;
+    }
     if (redfish === guidToUuid(ipmiGuid, 'ipmi')) return { uuid: redfish, kind: 'ipmi-guid-reversed', basis: 'Redfish UUID; the IPMI GUID is in reversed byte order' };
   }
   if (redfish) {
@@ -195,6 +208,12 @@ const GUID_RFC4122: (uuid: string) => UuidDecision = (uuid) => ({ uuid, kind: 'i
 function formEvidence(uuid: string, now: Date): 0 | 1 | 2 {
   if (isImplausibleV1Timestamp(uuid, now)) return 0;
   return isPlausibleV1Uuid(uuid, now) || isV4Uuid(uuid) ? 2 : 1;
+}
+
+/** The operator's GUID order for the vendor says which form is the machine's: in SMBIOS order the GUID is the swapped form, in RFC 4122 order the Redfish one. */
+function listedOrderChoice(redfish: string, swapped: string, order: 'smbios' | 'rfc4122'): UuidDecision {
+  const d = order === 'smbios' ? MIXED_ENDIAN(swapped) : GUID_RFC4122(redfish);
+  return { ...d, basis: `${d.basis} (as the GUID order configured for the vendor says)` };
 }
 
 /** go-hal swaps this vendor's Redfish UUIDs (Supermicro, Novarion): the swapped form unless its timestamp rules it out. */

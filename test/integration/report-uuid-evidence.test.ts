@@ -167,7 +167,7 @@ describe('machine UUIDs in report cycles', () => {
       for (let k = 0; k < 2; k++) expect((await cycle(both, { guidMemory: createGuidMemory({ maxAgeMs: 60_000 }), log, guidEncodingByVendor: wrong })).uuids.sort()).toEqual(uuidsOf(both));
       const warned = log.lines.filter((l) => l.quirk === 'guid-encoding-contradicted' && l.level === 40);
       expect(warned.map((l) => l.bmc)).toEqual([stateOf(gigabyte).address]);
-      expect(String(warned[0]!.msg)).toContain(`METAL_BMC_GUID_ENCODING says gigabyte=smbios, but this BMC's GUID in smbios order is ${swapMixedEndian(stateOf(gigabyte).uuid)}, not ${stateOf(gigabyte).uuid}`);
+      expect(String(warned[0]!.msg)).toContain(`METAL_BMC_GUID_ENCODING lists gigabyte=smbios, but its GUID in that order is ${swapMixedEndian(stateOf(gigabyte).uuid)}, not ${stateOf(gigabyte).uuid} from its Redfish`);
     } finally {
       fleet.clearFaults();
       fleet.setQuirks([gigabyte], ['ipmi-guid-rfc4122'], false);

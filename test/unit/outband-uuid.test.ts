@@ -107,6 +107,21 @@ describe('decideUuid', () => {
       expect(UUID_BASIS_LOGGED['redfish-ambiguous']).toBe('once-per-bmc');
     });
 
+    it('the GUID order listed for the vendor (METAL_BMC_GUID_ENCODING) settles only what the fields leave open', () => {
+      const both = '3f2504e0-4f89-4143-9a0c-0305e82c3301';
+      const ambiguous = { ...auto, redfishUuid: both, ipmiGuid: uuidToGuid(both, 'rfc4122'), guidOrderListed: true };
+      expect(decideUuid({ ...ambiguous, guidEncoding: 'rfc4122' })).toMatchObject({ uuid: both, kind: 'ipmi-guid-rfc4122' });
+      expect(decideUuid({ ...ambiguous, guidEncoding: 'smbios' })).toMatchObject({ uuid: swapMixedEndian(both), kind: 'redfish-mixed-endian' });
+      expect(decideUuid({ ...ambiguous, guidEncoding: 'smbios' })?.basis).toContain('configured for the vendor');
+      // the reversed order is neither form: the guess stays, named
+      expect(decideUuid({ ...ambiguous, guidEncoding: 'ipmi' })).toMatchObject({ uuid: both, kind: 'redfish-ambiguous' });
+      // not listed (a BMC's own order, the CLI's default): the guess stays
+      expect(decideUuid({ ...ambiguous, guidOrderListed: false, guidEncoding: 'smbios' })).toMatchObject({ uuid: both, kind: 'redfish-ambiguous' });
+      // where a form's fields decide, a listed order does not overrule them
+      expect(decideUuid({ ...auto, redfishUuid: V4, ipmiGuid: uuidToGuid(V4, 'rfc4122'), guidOrderListed: true })).toMatchObject({ uuid: V4, kind: 'ipmi-guid-rfc4122' });
+      expect(decideUuid({ ...auto, redfishUuid: swapMixedEndian(V4), ipmiGuid: uuidToGuid(V4, 'smbios'), guidOrderListed: true, guidEncoding: 'rfc4122' })).toMatchObject({ uuid: V4, kind: 'redfish-mixed-endian' });
+    });
+
     it('property: a version-4 Redfish UUID with its GUID in RFC 4122 order is kept', () => {
       fc.assert(
         fc.property(fc.uuid({ version: 4 }), (uuid) => {
