@@ -168,6 +168,25 @@ describe('machine UUIDs in report cycles', () => {
       const warned = log.lines.filter((l) => l.quirk === 'guid-encoding-contradicted' && l.level === 40);
       expect(warned.map((l) => l.bmc)).toEqual([stateOf(gigabyte).address]);
       expect(String(warned[0]!.msg)).toContain(`METAL_BMC_GUID_ENCODING lists gigabyte=smbios, but its GUID in that order is ${swapMixedEndian(stateOf(gigabyte).uuid)}, not ${stateOf(gigabyte).uuid} from its Redfish`);
+
+      // a decision remembered from a read with Redfish goes before a listed order, a wrong one included
+      const guidMemory = createGuidMemory({ maxAgeMs: 60_000 });
+      expect((await cycle(both, { guidMemory, log })).uuids.sort()).toEqual(uuidsOf(both));
+      fleet.setFaults(both, { redfishStatus: 503 });
+      expect((await cycle(both, { guidMemory, log, guidEncodingByVendor: wrong })).uuids.sort()).toEqual(uuidsOf(both));
+      fleet.clearFaults();
+
+      // protocol ipmi: the listed order replaces the vendor table's (SMBIOS)
+      const overIpmi = async (guidEncodingByVendor?: GuidOrdersByVendor) => {
+        const bmc = await connectOutband({ host: stateOf(gigabyte).address, user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, protocol: 'ipmi', timeoutMs: 5000, ...(guidEncodingByVendor ? { guidEncodingByVendor } : {}) });
+        try {
+          return (await bmc.info()).uuid;
+        } finally {
+          await bmc.close();
+        }
+      };
+      expect(await overIpmi({ gigabyte: 'rfc4122' })).toBe(stateOf(gigabyte).uuid);
+      expect(await overIpmi()).toBe(swapMixedEndian(stateOf(gigabyte).uuid));
     } finally {
       fleet.clearFaults();
       fleet.setQuirks([gigabyte], ['ipmi-guid-rfc4122'], false);
