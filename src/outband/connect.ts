@@ -32,7 +32,7 @@ import type * as RedfishLib from './redfish-side.js';
 import { guidMemoryAfterRead, ipmiNeed, mergeReport, redfishReading, type IpmiNeed, type IpmiReading } from './report-merge.js';
 import type { BootOptions, BootTarget, FirmwareKind, FirmwareProgress, FirmwareWatch, OperationOptions, Outband, Protocol, RedfishProblem } from './types.js';
 import type { BmcTrustGate } from './trust.js';
-import { decideUuid, GUID_CONFIRMED_BASES, machineUuid, REDFISH_BASES, UUID_BASIS_LOGGED, type IpmiAloneCheck, type UuidDecision, type UuidRule } from './uuid.js';
+import { decideUuid, GUID_CONFIRMED_BASES, listedGuidOrder, machineUuid, REDFISH_BASES, UUID_BASIS_LOGGED, type IpmiAloneCheck, type UuidDecision, type UuidRule } from './uuid.js';
 import { VENDOR_PROFILES, vendorOfIana, vendorOfManufacturer, type ActionProtocol, type Vendor, type VendorProfile } from './vendors.js';
 
 export type { Protocol } from './types.js';
@@ -419,7 +419,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   }
   const vendor: Vendor = detected ?? 'unknown';
   // the operator's order for the vendor (keyed by its name over IPMI); none where the vendor could not be read
-  const listedEncoding = detected === undefined ? undefined : o.guidEncodingByVendor?.[listedVendor(detected)];
+  const listedEncoding = listedGuidOrder(detected, o.guidEncodingByVendor);
   const configuredEncoding = o.guidEncoding ?? listedEncoding;
   /** the vendor's listed order decides the UUID beside Redfish where the bytes cannot (uuid.ts `guidOrderListed`); a BMC's own order (the CLI's default included) does not */
   const orderListed = o.guidEncoding === undefined && listedEncoding !== undefined ? ({ guidOrderListed: true } as const) : {};

@@ -30,7 +30,9 @@
  * protocol: the other protocol's real one decides, else there is none (`machineUuid`: the gap).
  */
 import { guidToUuid, isImplausibleV1Timestamp, isPlaceholderUuid, isPlausibleV1Uuid, isV4Uuid, swapMixedEndian, type GuidEncoding } from '../ipmi/guid.js';
+import { listedVendor, type GuidOrdersByVendor } from '../config/guid-orders.js';
 import type { UuidGap } from './types.js';
+import type { Vendor } from './vendors.js';
 
 export type UuidRule = 'auto' | 'redfish' | 'redfish-swapped' | 'ipmi';
 
@@ -84,6 +86,16 @@ export type UuidBasisKind =
 
 /** Decisions where the IPMI GUID matched the Redfish UUID in one of its byte orders: the GUID is evidence worth keeping (guid-memory.ts). */
 export const GUID_CONFIRMED_BASES: ReadonlySet<UuidBasisKind> = new Set(['redfish-confirmed', 'redfish-mixed-endian', 'redfish-ambiguous', 'ipmi-guid-rfc4122', 'ipmi-guid-reversed']);
+
+/**
+ * The operator's GUID order for a BMC (METAL_BMC_GUID_ENCODING), by its vendor's name over IPMI
+ * (`listedVendor`: Novarion is Supermicro there); none where the vendor could not be read
+ * (`detected` undefined: a deadline, a failed request), so that an `unknown` entry never decodes a
+ * BMC of a vendor the table knows.
+ */
+export function listedGuidOrder(detected: Vendor | undefined, byVendor: GuidOrdersByVendor | undefined): GuidEncoding | undefined {
+  return detected === undefined ? undefined : byVendor?.[listedVendor(detected)];
+}
 
 /** Decisions by the rule `auto` that rest on the Redfish UUID (with or without the GUID matching it): what a GUID order is checked against. */
 export const REDFISH_BASES: ReadonlySet<UuidBasisKind> = new Set([...GUID_CONFIRMED_BASES, 'redfish', 'redfish-swapped-heuristic']);

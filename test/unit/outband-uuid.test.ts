@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { guidToUuid, isImplausibleV1Timestamp, isPlaceholderUuid, isPlausibleV1Uuid, isV4Uuid, swapMixedEndian, uuidToGuid } from '../../src/ipmi/guid.js';
 import { fruOf, ledStateOf, powerMetricOf, powerStateOf, powerSuppliesOf } from '../../src/outband/redfish-report.js';
-import { decideUuid, GUID_CONFIRMED_BASES, machineUuid, UUID_BASIS_LOGGED } from '../../src/outband/uuid.js';
+import { decideUuid, GUID_CONFIRMED_BASES, listedGuidOrder, machineUuid, UUID_BASIS_LOGGED } from '../../src/outband/uuid.js';
 import { vendorOfIana, vendorOfManufacturer, VENDOR_PROFILES } from '../../src/outband/vendors.js';
 
 const NOW = new Date('2026-11-23T12:00:00Z');
@@ -120,6 +120,17 @@ describe('decideUuid', () => {
       // where a form's fields decide, a listed order does not overrule them
       expect(decideUuid({ ...auto, redfishUuid: V4, ipmiGuid: uuidToGuid(V4, 'rfc4122'), guidOrderListed: true })).toMatchObject({ uuid: V4, kind: 'ipmi-guid-rfc4122' });
       expect(decideUuid({ ...auto, redfishUuid: swapMixedEndian(V4), ipmiGuid: uuidToGuid(V4, 'smbios'), guidOrderListed: true, guidEncoding: 'rfc4122' })).toMatchObject({ uuid: V4, kind: 'redfish-mixed-endian' });
+    });
+
+    it('the listed order a BMC gets: by its vendor\'s name over IPMI, none where its vendor could not be read', () => {
+      const listed = { supermicro: 'rfc4122', unknown: 'ipmi', dell: 'smbios' } as const;
+      expect(listedGuidOrder('dell', listed)).toBe('smbios');
+      expect(listedGuidOrder('novarion', listed)).toBe('rfc4122');
+      expect(listedGuidOrder('unknown', listed)).toBe('ipmi');
+      expect(listedGuidOrder('lenovo', listed)).toBeUndefined();
+      // a detection that failed is not an id the table lacks: the unknown entry does not apply
+      expect(listedGuidOrder(undefined, listed)).toBeUndefined();
+      expect(listedGuidOrder('dell', undefined)).toBeUndefined();
     });
 
     it('property: a version-4 Redfish UUID with its GUID in RFC 4122 order is kept', () => {
