@@ -13,7 +13,7 @@ import { startDaemon, type Daemon } from '../../src/daemon.js';
 import { swapMixedEndian } from '../../src/ipmi/guid.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
 import { renderFleetLeases, type Fleet } from '../../src/sim/fleet.js';
-import { startTestFleet } from '../helpers/fleet.js';
+import { fleetDaemonEnv, startTestFleet } from '../helpers/fleet.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -48,16 +48,7 @@ describe('METAL_BMC_GUID_ENCODING in the daemon', () => {
     writeFileSync(leaseFile, renderFleetLeases(fleet.machines));
     log = captureLog();
     const config = loadConfig({
-      METAL_BMC_PARTITION_ID: 'test-partition',
-      METAL_BMC_METAL_API_URL: api.url,
-      METAL_BMC_METAL_API_HMAC_KEY: HMAC_KEY,
-      METAL_BMC_LEASE_FILE: leaseFile,
-      METAL_BMC_STATE_DIR: join(dir, 'state'),
-      METAL_BMC_REPORT_INTERVAL: '1h',
-      METAL_BMC_IPMI_PORT: String(fleet.ipmiPort),
-      METAL_BMC_REDFISH_PORT: String(fleet.redfishPort),
-      METAL_BMC_IPMI_USER: fleet.user,
-      METAL_BMC_IPMI_PASSWORD: fleet.password,
+      ...fleetDaemonEnv(fleet, { dir, metalApiUrl: api.url, hmacKey: HMAC_KEY }),
       METAL_BMC_BMC_TIMEOUT: '5s',
       METAL_BMC_REPORT_WORKERS: '1',
       METAL_BMC_GUID_ENCODING: 'Gigabyte=RFC4122',

@@ -26,7 +26,7 @@ import { startControlServer } from '../../src/sim/control.js';
 import { renderFleetLeases, type Fleet } from '../../src/sim/fleet.js';
 import type { BmcStatus, StatusDocument } from '../../src/status/types.js';
 import { REPO_ROOT, runCli } from '../helpers/cli.js';
-import { startTestFleet } from '../helpers/fleet.js';
+import { fleetBmcEnv, startTestFleet } from '../helpers/fleet.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
 import { createPki, issueClientCert, type Pki } from '../helpers/pki.js';
 import { peerPath, withPeers } from '../helpers/peers.js';
@@ -115,12 +115,9 @@ beforeAll(async () => {
     METAL_BMC_METAL_API_HMAC_KEY: HMAC_KEY,
     METAL_BMC_LEASE_FILE: leaseFile,
     METAL_BMC_REPORT_INTERVAL: '1h',
-    METAL_BMC_IPMI_PORT: String(fleet.ipmiPort),
-    METAL_BMC_REDFISH_PORT: String(fleet.redfishPort),
+    ...fleetBmcEnv(fleet),
     METAL_BMC_REDFISH_INSECURE: 'false',
     METAL_BMC_REDFISH_CA_FILE: join(dir, 'bmc-ca.pem'),
-    METAL_BMC_IPMI_USER: fleet.user,
-    METAL_BMC_IPMI_PASSWORD: fleet.password,
     METAL_BMC_BMC_TIMEOUT: '3s',
     METAL_BMC_HTTP_ADDRESS: '127.0.0.1:0',
     METAL_BMC_CONSOLE_CA_CERT_FILE: pki.ca,
