@@ -473,13 +473,14 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
    * The operator's GUID order for this vendor (METAL_BMC_GUID_ENCODING) against the UUID decided
    * from Redfish: where that order decodes this BMC's GUID to another UUID, a read of it over IPMI
    * alone would report another machine (unless an earlier read is remembered), so the setting is
-   * wrong for it. A warning once per BMC (then debug); the report stands.
+   * wrong for it. A warning once per BMC (then debug); the report stands, marked for the cycle's metric.
    */
-  function checkListedGuidOrder(d: UuidDecision, guid: Buffer | undefined): void {
-    if (o.guidEncoding !== undefined || listedEncoding === undefined || guid === undefined || !REDFISH_BASES.has(d.kind)) return;
+  function checkListedGuidOrder(d: UuidDecision, guid: Buffer | undefined): boolean {
+    if (o.guidEncoding !== undefined || listedEncoding === undefined || guid === undefined || !REDFISH_BASES.has(d.kind)) return false;
     const decoded = guidToUuid(guid, listedEncoding);
-    if (decoded === d.uuid || isPlaceholderUuid(decoded)) return;
+    if (decoded === d.uuid || isPlaceholderUuid(decoded)) return false;
     logQuirk(o.logger, o.host, { kind: 'guid-encoding-contradicted', message: `BMC ${o.host} (${vendor}): METAL_BMC_GUID_ENCODING lists ${listedVendor(vendor)}=${listedEncoding}, but its GUID in that order is ${decoded}, not ${d.uuid} from its Redfish (${d.kind}): over IPMI alone it would be reported as another machine` });
+    return true;
   }
 
   /** What was read for detection and read-ahead serves the first report only: after an action it is stale. */
@@ -601,7 +602,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       // no UUID evidence at all: a partial report with the reason; the report cycle skips it
       if (!merged.ok) return merged.report;
       logUuidDecision(merged.uuid);
-      checkListedGuidOrder(merged.uuid, reading.guid);
+      if (checkListedGuidOrder(merged.uuid, reading.guid)) merged.report.guidOrderContradicted = true;
       return merged.report;
     },
     powerOn: (x) => route('power', 'power on', (r) => r.lib.reset(r.client, 'On', rd(x)), () => ipmi.powerOn(x), { x }),

@@ -48,6 +48,8 @@ export interface BmcReport {
   missing: string[];
   /** auto mode only: why Redfish was not used and the report came over IPMI (typed, for the status page) */
   redfishProblem?: RedfishProblem;
+  /** the order METAL_BMC_GUID_ENCODING lists for the BMC's vendor decodes its GUID to another UUID than the one decided from Redfish (counted by the report cycle) */
+  guidOrderContradicted?: true;
 }
 
 /** A Redfish failure that made the facade fall back to IPMI: the BmcError's code and detail, no secrets. */

@@ -400,6 +400,7 @@ async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'st
       return { failure: 'NO_UUID', retry: false, late };
     }
     if (report.missing.length > 0) deps.logger.debug({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC report is partial');
+    if (report.guidOrderContradicted === true) deps.metrics?.guidOrderContradicted.inc();
     logRecovery(deps, lease);
     tellRead(deps, lease, { ok: true, report, vendor, durationMs });
     return { report, late };

@@ -21,6 +21,7 @@ export interface ReportMetrics {
   readHandlingErrors: Counter<'where'>;
   uuidConflicts: Counter;
   bmcsSkipped: Counter<'reason'>;
+  guidOrderContradicted: Counter;
   concurrencyLimit: Gauge;
 }
 
@@ -41,6 +42,7 @@ export function createReportMetrics(registry: Registry): ReportMetrics {
     readHandlingErrors: new Counter({ name: 'metal_bmc_report_read_handling_errors_total', help: "Exceptions thrown while a report cycle handled a BMC's finished read, by where: observer (the status page, on a read, the report body or the entries metal-api took; they count as they were), read (a report worker's answer, the read order; the BMC is left out of that report). Logged with the BMC; the cycle goes on", labelNames: ['where'], registers }),
     uuidConflicts: new Counter({ name: 'metal_bmc_uuid_conflicts_total', help: 'Reports of a machine UUID that another BMC (another IP) already reports; the known BMC is kept while its address is leased to the same MAC', registers }),
     bmcsSkipped: new Counter({ name: 'metal_bmc_bmcs_skipped_total', help: 'BMCs read but left out of a report, by reason (no-uuid: neither Redfish nor IPMI gave a machine UUID; placeholder-uuid: only all-zero, all-FF or BIOS-default ones; unconfirmed-ipmi-uuid: read over IPMI alone, its GUID not confirmed by an earlier read with Redfish)', labelNames: ['reason'], registers }),
+    guidOrderContradicted: new Counter({ name: 'metal_bmc_guid_order_contradicted_total', help: 'BMC reads whose IPMI GUID, in the order METAL_BMC_GUID_ENCODING lists for its vendor, is another UUID than the one decided from Redfish: read over IPMI alone, such a BMC would be reported as another machine (the setting is wrong for it; the report keeps the UUID from Redfish)', registers }),
     lastSuccess: new Gauge({ name: 'metal_bmc_report_last_success_timestamp_seconds', help: 'Unix time of the last report metal-api accepted', registers }),
     concurrencyLimit: new Gauge({ name: 'metal_bmc_report_concurrency_limit', help: 'BMCs read at once when the last report cycle had started all of its BMCs: where the adaptive limit settled, and where the next cycle starts (at most METAL_BMC_REPORT_CONCURRENCY)', registers }),
   };

@@ -164,7 +164,11 @@ describe('machine UUIDs in report cycles', () => {
       fleet.clearFaults();
       const log = captureLog();
       const wrong = { gigabyte: 'smbios', lenovo: 'smbios' } as const;
-      for (let k = 0; k < 2; k++) expect((await cycle(both, { guidMemory: createGuidMemory({ maxAgeMs: 60_000 }), log, guidEncodingByVendor: wrong })).uuids.sort()).toEqual(uuidsOf(both));
+      const registry = new Registry();
+      const metrics = createReportMetrics(registry);
+      for (let k = 0; k < 2; k++) expect((await cycle(both, { guidMemory: createGuidMemory({ maxAgeMs: 60_000 }), log, metrics, guidEncodingByVendor: wrong })).uuids.sort()).toEqual(uuidsOf(both));
+      // every read counted (an alert's metric), the log line only once
+      expect(await registry.getSingleMetricAsString('metal_bmc_guid_order_contradicted_total')).toMatch(/^metal_bmc_guid_order_contradicted_total 2$/m);
       const warned = log.lines.filter((l) => l.quirk === 'guid-encoding-contradicted' && l.level === 40);
       expect(warned.map((l) => l.bmc)).toEqual([stateOf(gigabyte).address]);
       expect(String(warned[0]!.msg)).toContain(`METAL_BMC_GUID_ENCODING lists gigabyte=smbios, but its GUID in that order is ${swapMixedEndian(stateOf(gigabyte).uuid)}, not ${stateOf(gigabyte).uuid} from its Redfish`);
