@@ -116,7 +116,7 @@ describe('an environment file written for the Go metal-bmc', () => {
     expect(config.metalApi.hmacKey).toBe('[redacted]');
     expect(config.leases.allowedCidrs.map((c: { text: string }) => c.text)).toEqual([fleetCidr]);
     expect(config.leases.ignoreMacs).toEqual([]);
-    expect(config.ipmi).toEqual({ port: fleet.ipmiPort, user: 'ADMIN', password: '[redacted]', cipherSuite: 'auto' });
+    expect(config.ipmi).toEqual({ port: fleet.ipmiPort, user: 'ADMIN', password: '[redacted]', cipherSuite: 'auto', guidOrders: {} });
     expect(config.mq).toMatchObject({ servers: [nats.url], caCertFile: pki.ca, clientCertFile: pki.clientCert, clientKeyFile: pki.clientKey, machineTopic: 'envfile-machine', machineTopicTtlMs: 45_000 });
     expect(config.console).toMatchObject({ port: consolePort, caCertFile: pki.ca, certFile: pki.serverCert, keyFile: pki.serverKey });
     expect(config.logLevel).toBe('info');
