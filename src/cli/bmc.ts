@@ -103,7 +103,7 @@ async function runCommand(bmc: Outband, cmd: MachineCommand, once: boolean, sign
   if (cmd === 'REINSTALL') await bmc.powerCycle({ signal });
 }
 
-/** the configuration's names of the GUID codec's byte orders (METAL_BMC_GUID_ENCODING takes the same) */
+/** METAL_BMC_GUID_ENCODING's byte orders, as the codec's type: the assignment checks each is one it decodes */
 const GUID_ENCODINGS: readonly GuidEncoding[] = GUID_ORDERS;
 const PROTOCOLS: readonly Protocol[] = ['auto', 'redfish', 'ipmi'];
 

@@ -61,8 +61,9 @@ export interface ConnectOptions {
   guidEncoding?: GuidEncoding;
   /**
    * The operator's IPMI GUID byte order per vendor (METAL_BMC_GUID_ENCODING), for the vendor this
-   * BMC is detected as; `guidEncoding` goes first. Like it, it confirms a UUID from the GUID alone,
-   * and it is checked against every UUID Redfish confirms (a warning where they differ).
+   * BMC is detected as; `guidEncoding` goes first. Like it, it confirms a UUID from the GUID alone;
+   * beside Redfish it settles only `redfish-ambiguous`, and it is checked against every UUID decided
+   * from Redfish (a warning where they differ).
    */
   guidEncodingByVendor?: GuidOrdersByVendor;
   ipmiRetry?: Partial<RetryPolicy>;
@@ -479,7 +480,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     if (o.guidEncoding !== undefined || listedEncoding === undefined || guid === undefined || !REDFISH_BASES.has(d.kind)) return false;
     const decoded = guidToUuid(guid, listedEncoding);
     if (decoded === d.uuid || isPlaceholderUuid(decoded)) return false;
-    logQuirk(o.logger, o.host, { kind: 'guid-encoding-contradicted', message: `BMC ${o.host} (${vendor}): METAL_BMC_GUID_ENCODING lists ${listedVendor(vendor)}=${listedEncoding}, but its GUID in that order is ${decoded}, not ${d.uuid} from its Redfish (${d.kind}): over IPMI alone it would be reported as another machine` });
+    logQuirk(o.logger, o.host, { kind: 'guid-encoding-contradicted', message: `BMC ${o.host} (${vendor}): METAL_BMC_GUID_ENCODING lists ${listedVendor(vendor) ?? vendor}=${listedEncoding}, but its GUID in that order is ${decoded}, not ${d.uuid} from its Redfish (${d.kind}): over IPMI alone it would be reported as another machine` });
     return true;
   }
 

@@ -88,13 +88,13 @@ export type UuidBasisKind =
 export const GUID_CONFIRMED_BASES: ReadonlySet<UuidBasisKind> = new Set(['redfish-confirmed', 'redfish-mixed-endian', 'redfish-ambiguous', 'ipmi-guid-rfc4122', 'ipmi-guid-reversed']);
 
 /**
- * The operator's GUID order for a BMC (METAL_BMC_GUID_ENCODING), by its vendor's name over IPMI
- * (`listedVendor`: Novarion is Supermicro there); none where the vendor could not be read
- * (`detected` undefined: a deadline, a failed request), so that an `unknown` entry never decodes a
- * BMC of a vendor the table knows.
+ * The operator's GUID order for a BMC (METAL_BMC_GUID_ENCODING), by its detected vendor
+ * (`listedVendor`: Novarion as Supermicro, as over IPMI); none where the vendor could not be read
+ * (`detected` undefined: a deadline, a failed request) or the table lacks it (`unknown`).
  */
 export function listedGuidOrder(detected: Vendor | undefined, byVendor: GuidOrdersByVendor | undefined): GuidEncoding | undefined {
-  return detected === undefined ? undefined : byVendor?.[listedVendor(detected)];
+  const key = detected === undefined ? undefined : listedVendor(detected);
+  return key === undefined ? undefined : byVendor?.[key];
 }
 
 /** Decisions by the rule `auto` that rest on the Redfish UUID (with or without the GUID matching it): what a GUID order is checked against. */

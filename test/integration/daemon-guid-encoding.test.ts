@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { startDaemon, type Daemon } from '../../src/daemon.js';
-import { swapMixedEndian } from '../../src/ipmi/guid.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
 import { renderFleetLeases, type Fleet } from '../../src/sim/fleet.js';
 import { fleetDaemonEnv, startTestFleet } from '../helpers/fleet.js';
@@ -58,9 +57,8 @@ describe('METAL_BMC_GUID_ENCODING in the daemon', () => {
     await waitFor(() => log.find('BMC read over IPMI alone gives a machine UUID no earlier read confirmed, skipped in this report').length > 0, 20_000, 'the Lenovo BMC skipped');
     await waitFor(() => api.reports.length > 0, 20_000, 'the report');
     const reported = api.reports.flatMap((r) => Object.keys(r.reports));
+    // its own UUID, not the one the vendor table's SMBIOS order gives
     expect(reported).toEqual([gigabyte.uuid]);
-    expect(reported).not.toContain(swapMixedEndian(gigabyte.uuid));
-    expect(api.reports[0]!.reports[gigabyte.uuid]).toBeDefined();
     expect(log.find('BMC read over IPMI alone gives a machine UUID no earlier read confirmed, skipped in this report').map((l) => l.bmc)).toEqual([lenovo.address]);
   });
 });

@@ -169,6 +169,7 @@ describe('machine UUIDs in report cycles', () => {
       for (let k = 0; k < 2; k++) expect((await cycle(both, { guidMemory: createGuidMemory({ maxAgeMs: 60_000 }), log, metrics, guidEncodingByVendor: wrong })).uuids.sort()).toEqual(uuidsOf(both));
       // every read counted (an alert's metric), the log line only once
       expect(await registry.getSingleMetricAsString('metal_bmc_guid_order_contradicted_total')).toMatch(/^metal_bmc_guid_order_contradicted_total 2$/m);
+      // once per BMC and process (logQuirk's memory; no other test file's BMC shares this process)
       const warned = log.lines.filter((l) => l.quirk === 'guid-encoding-contradicted' && l.level === 40);
       expect(warned.map((l) => l.bmc)).toEqual([stateOf(gigabyte).address]);
       expect(String(warned[0]!.msg)).toContain(`METAL_BMC_GUID_ENCODING lists gigabyte=smbios, but its GUID in that order is ${swapMixedEndian(stateOf(gigabyte).uuid)}, not ${stateOf(gigabyte).uuid} from its Redfish`);
@@ -179,6 +180,18 @@ describe('machine UUIDs in report cycles', () => {
       fleet.setFaults(both, { redfishStatus: 503 });
       expect((await cycle(both, { guidMemory, log, guidEncodingByVendor: wrong })).uuids.sort()).toEqual(uuidsOf(both));
       fleet.clearFaults();
+
+      // a UUID whose two forms are both version 4 (the fields cannot tell): the listed order settles which one it is
+      const own = stateOf(gigabyte).uuid;
+      stateOf(gigabyte).uuid = '3f2504e0-4f89-4143-9a0c-0305e82c3301';
+      try {
+        expect((await cycle([gigabyte], { guidMemory: createGuidMemory({ maxAgeMs: 60_000 }), log })).uuids).toEqual(['3f2504e0-4f89-4143-9a0c-0305e82c3301']);
+        expect((await cycle([gigabyte], { guidMemory: createGuidMemory({ maxAgeMs: 60_000 }), log, guidEncodingByVendor: { gigabyte: 'rfc4122' } })).uuids).toEqual(['3f2504e0-4f89-4143-9a0c-0305e82c3301']);
+        // listed wrongly: the other form, as the operator's check would have said of a mixed-endian Redfish
+        expect((await cycle([gigabyte], { guidMemory: createGuidMemory({ maxAgeMs: 60_000 }), log, guidEncodingByVendor: { gigabyte: 'smbios' } })).uuids).toEqual(['e004253f-894f-4341-9a0c-0305e82c3301']);
+      } finally {
+        stateOf(gigabyte).uuid = own;
+      }
 
       // protocol ipmi: the listed order replaces the vendor table's (SMBIOS)
       const overIpmi = async (guidEncodingByVendor?: GuidOrdersByVendor) => {

@@ -123,12 +123,13 @@ describe('decideUuid', () => {
     });
 
     it('the listed order a BMC gets: by its vendor\'s name over IPMI, none where its vendor could not be read', () => {
+      // (unknown is refused by the configuration; were it there, it would not apply)
       const listed = { supermicro: 'rfc4122', unknown: 'ipmi', dell: 'smbios' } as const;
       expect(listedGuidOrder('dell', listed)).toBe('smbios');
       expect(listedGuidOrder('novarion', listed)).toBe('rfc4122');
-      expect(listedGuidOrder('unknown', listed)).toBe('ipmi');
+      expect(listedGuidOrder('unknown', listed)).toBeUndefined();
       expect(listedGuidOrder('lenovo', listed)).toBeUndefined();
-      // a detection that failed is not an id the table lacks: the unknown entry does not apply
+      // a detection that failed
       expect(listedGuidOrder(undefined, listed)).toBeUndefined();
       expect(listedGuidOrder('dell', undefined)).toBeUndefined();
     });
