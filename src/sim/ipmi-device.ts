@@ -2,6 +2,7 @@
  * What a simulated BMC says about itself: Get Device ID, Get System GUID, the FRU image.
  * Pure functions of the machine state, shared by the IPMI command table and its tests.
  */
+import { createHash } from 'node:crypto';
 import { encodeFru } from '../ipmi/fru.js';
 import { uuidToGuid } from '../ipmi/guid.js';
 import type { SimMachineState } from './machine.js';
@@ -61,9 +62,22 @@ export function deviceIdData(state: SimMachineState): Buffer {
   return d;
 }
 
-/** Get System GUID: the SMBIOS UUID in SMBIOS byte order, as most real BMCs send it; in textual (RFC 4122) order with `ipmi-guid-rfc4122`. */
+/**
+ * Get System GUID: the SMBIOS UUID in SMBIOS byte order, as most real BMCs send it; in textual
+ * (RFC 4122) order with `ipmi-guid-rfc4122`; the BMC's own GUID with `ipmi-guid-unrelated`.
+ */
 export function systemGuid(state: Pick<SimMachineState, 'uuid' | 'quirks'>): Buffer {
+  if (state.quirks.has('ipmi-guid-unrelated')) return uuidToGuid(bmcOwnUuid(state.uuid), 'smbios');
   return uuidToGuid(state.uuid, state.quirks.has('ipmi-guid-rfc4122') ? 'rfc4122' : 'smbios');
+}
+
+/** A BMC's own identity, as a name-based version-3 UUID (RFC 4122 section 4.3) of its host's: stable, and the host's in no byte order. */
+export function bmcOwnUuid(hostUuid: string): string {
+  const h = createHash('md5').update(`Unique BMC Identifier ${hostUuid}`).digest();
+  h[6] = (h[6]! & 0x0f) | 0x30;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const hex = h.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 const RACK_MOUNT_CHASSIS = 0x17;

@@ -49,6 +49,12 @@ export const IPMI_QUIRKS = {
     seenOn: 'the BMC of ipmitool/ipmitool#239, which ipmitool 1.8.19 prints as "GUID Encoding : RFC4122" (IPMI 2.0 section 20.8 asks for the reverse of RFC 4122; ipmitool guesses the order from the version digit)',
     survivedBy: 'ipmitool',
   },
+  'ipmi-guid-unrelated': {
+    protocol: 'ipmi',
+    description: 'answers Get System GUID with a GUID of the BMC\'s own (a name-based version-3 UUID), not the host\'s SMBIOS UUID in any byte order',
+    seenOn: 'the BMC of ipmitool/ipmitool#239, whose GUID is a version-3 UUID made from "Unique BMC Identifier"; OpenBMC, whose Get System GUID answers a UUID property of the BMC\'s inventory, not the host\'s SMBIOS table (openbmc/openbmc#3854: none provided, a BMC machine-id suggested)',
+    survivedBy: 'ipmitool+freeipmi',
+  },
   'ipmi-no-fru': {
     protocol: 'ipmi',
     description: 'has no FRU device 0: Get FRU Inventory Area Info and Read FRU Data answer 0xCB not present',

@@ -23,6 +23,7 @@ import { NetFn } from '../../src/ipmi/message.js';
 import { openSession, type IpmiEvent } from '../../src/ipmi/session.js';
 import { VENDOR_PROFILES, vendorOfManufacturer } from '../../src/outband/vendors.js';
 import type { Fleet } from '../../src/sim/fleet.js';
+import { bmcOwnUuid } from '../../src/sim/ipmi-device.js';
 import type { SimEvent } from '../../src/sim/machine.js';
 import { IPMI_QUIRKS, type IpmiQuirkName } from '../../src/sim/quirks-ipmi.js';
 import { startTestFleet } from '../helpers/fleet.js';
@@ -160,6 +161,12 @@ describe('IPMI quirk matrix through the CLI', () => {
         const swaps = VENDOR_PROFILES[vendorOfManufacturer(manufacturer)].swapRedfishUuidUnlessV1 === true;
         expect(r.stdout).toMatch(new RegExp(`^uuid\\s+${proto === 'auto' && !swaps ? uuid : swapMixedEndian(uuid)}$`, 'm'));
       }
+      if (q === 'ipmi-guid-unrelated') {
+        // auto: the GUID confirms nothing, the UUID is Redfish's; IPMI alone: the GUID is all there is
+        const own = bmcOwnUuid(machineOf(q).state.uuid);
+        if (proto === 'ipmi') expect(r.stdout).toMatch(new RegExp(`^uuid\\s+${own}$`, 'm'));
+        else expect(r.stdout).not.toContain(own);
+      }
       if (q === 'ipmi-no-fru' && proto === 'ipmi') expect(r.stdout).toMatch(/^missing\s+FRU: .*not present$/m);
       if (q === 'ipmi-fru-bad-checksum' && proto === 'ipmi') {
         // the board fields are used, the defect is a note, nothing is missing for it
@@ -272,6 +279,12 @@ describe('the real clients survive each simulated quirk', () => {
       expect((await ipmitool('ipmi-guid-rfc4122', 'mc', 'guid', 'rfc4122')).stdout).toMatch(new RegExp(`^System GUID\\s*: ${uuid}$`, 'm'));
       expect((await ipmitool('ipmi-guid-rfc4122', 'mc', 'guid', 'smbios')).stdout).toMatch(new RegExp(`^System GUID\\s*: ${swapMixedEndian(uuid)}$`, 'm'));
       expect((await ipmipower('ipmi-guid-rfc4122')).stdout).toMatch(/: (on|off)$/m);
+    },
+    'ipmi-guid-unrelated': async () => {
+      // both clients print the BMC's own GUID, which is the host's UUID in no byte order
+      const own = bmcOwnUuid(machineOf('ipmi-guid-unrelated').state.uuid);
+      expect((await ipmitool('ipmi-guid-unrelated', 'mc', 'guid', 'smbios')).stdout).toMatch(new RegExp(`^System GUID\\s*: ${own}$`, 'm'));
+      expect((await ipmipower('ipmi-guid-unrelated')).stdout).toMatch(/: (on|off)$/m);
     },
     'ipmi-no-fru': async () => {
       const fru = await ipmitool('ipmi-no-fru', 'fru', 'print', '0');

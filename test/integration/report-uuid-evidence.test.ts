@@ -17,6 +17,7 @@ import { createGuidMemory, type GuidMemory } from '../../src/outband/guid-memory
 import { runReportCycle, type CycleResult } from '../../src/report/cycle.js';
 import { createReportMetrics, type ReportMetrics } from '../../src/report/metrics.js';
 import type { Fleet } from '../../src/sim/fleet.js';
+import { bmcOwnUuid } from '../../src/sim/ipmi-device.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
 
@@ -191,6 +192,19 @@ describe('machine UUIDs in report cycles', () => {
         expect((await cycle([gigabyte], { guidMemory: createGuidMemory({ maxAgeMs: 60_000 }), log, guidEncodingByVendor: { gigabyte: 'smbios' } })).uuids).toEqual(['e004253f-894f-4341-9a0c-0305e82c3301']);
       } finally {
         stateOf(gigabyte).uuid = own;
+      }
+
+      // a BMC whose GUID is its own, the host's UUID in no order (ipmi-guid-unrelated): the UUID is Redfish's, and a listed order is wrong for it
+      fleet.setQuirks([lenovo], ['ipmi-guid-unrelated'], true);
+      try {
+        const unrelated = new Registry();
+        expect((await cycle([lenovo], { guidMemory: createGuidMemory({ maxAgeMs: 60_000 }), log, metrics: createReportMetrics(unrelated), guidEncodingByVendor: { lenovo: 'smbios' } })).uuids).toEqual([stateOf(lenovo).uuid]);
+        const told = log.lines.filter((l) => l.quirk === 'guid-encoding-contradicted' && l.bmc === stateOf(lenovo).address);
+        expect(told.map((l) => l.level)).toEqual([40]);
+        expect(String(told[0]!.msg)).toContain(`its GUID in that order is ${bmcOwnUuid(stateOf(lenovo).uuid)}, not ${stateOf(lenovo).uuid} from its Redfish (redfish)`);
+        expect(await unrelated.getSingleMetricAsString('metal_bmc_guid_order_contradicted_total')).toMatch(/^metal_bmc_guid_order_contradicted_total 1$/m);
+      } finally {
+        fleet.setQuirks([lenovo], ['ipmi-guid-unrelated'], false);
       }
 
       // protocol ipmi: the listed order replaces the vendor table's (SMBIOS)

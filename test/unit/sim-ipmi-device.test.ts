@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeDeviceId } from '../../src/ipmi/commands.js';
 import { parseFru } from '../../src/ipmi/fru.js';
 import { guidToUuid } from '../../src/ipmi/guid.js';
-import { deviceIdData, encodeFirmwareRevision, fruImage, systemGuid, VENDOR_IDS } from '../../src/sim/ipmi-device.js';
+import { bmcOwnUuid, deviceIdData, encodeFirmwareRevision, fruImage, systemGuid, VENDOR_IDS } from '../../src/sim/ipmi-device.js';
 import { createMachineState } from '../../src/sim/machine.js';
 
 describe('encodeFirmwareRevision', () => {
@@ -74,6 +74,20 @@ describe('systemGuid and fruImage', () => {
     const state = { ...createMachineState('guid', 3), quirks: new Set(['ipmi-guid-rfc4122'] as const) };
     expect(guidToUuid(systemGuid(state), 'rfc4122')).toBe(state.uuid);
     expect(guidToUuid(systemGuid(state), 'smbios')).not.toBe(state.uuid);
+  });
+
+  it('sends the BMC\'s own version-3 GUID with ipmi-guid-unrelated, the host\'s UUID in no byte order (property)', () => {
+    fc.assert(
+      fc.property(fc.uuid(), (uuid) => {
+        const state = { ...createMachineState('guid', 3), uuid, quirks: new Set(['ipmi-guid-unrelated'] as const) };
+        const guid = systemGuid(state);
+        expect(guidToUuid(guid, 'smbios')).toBe(bmcOwnUuid(uuid));
+        expect(bmcOwnUuid(uuid)).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-3[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+        for (const order of ['smbios', 'rfc4122', 'ipmi'] as const) expect(guidToUuid(guid, order)).not.toBe(uuid);
+        // stable: the same BMC sends the same GUID
+        expect(systemGuid(state)).toEqual(guid);
+      }),
+    );
   });
 
   it('encodes the machine FRU so that it parses back', () => {
