@@ -419,11 +419,12 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
     throw err;
   }
   const vendor: Vendor = detected ?? 'unknown';
-  // the operator's order for the vendor (keyed by its name over IPMI); none where the vendor could not be read
-  const listedEncoding = listedGuidOrder(detected, o.guidEncodingByVendor);
+  // the operator's order for the vendor (listedGuidOrder), where the BMC has no order of its own
+  // (`guidEncoding`, the CLI's default included); none where the vendor could not be read
+  const listedEncoding = o.guidEncoding === undefined ? listedGuidOrder(detected, o.guidEncodingByVendor) : undefined;
   const configuredEncoding = o.guidEncoding ?? listedEncoding;
-  /** the vendor's listed order decides the UUID beside Redfish where the bytes cannot (uuid.ts `guidOrderListed`); a BMC's own order (the CLI's default included) does not */
-  const orderListed = o.guidEncoding === undefined && listedEncoding !== undefined ? ({ guidOrderListed: true } as const) : {};
+  /** the vendor's listed order decides the UUID beside Redfish where the bytes cannot (uuid.ts `guidOrderListed`); a BMC's own order does not */
+  const orderListed = listedEncoding !== undefined ? ({ guidOrderListed: true } as const) : {};
   const profile = configuredEncoding ? { ...VENDOR_PROFILES[vendor], guidEncoding: configuredEncoding } : VENDOR_PROFILES[vendor];
   // how the BMC inlines a collection's members ($expand), from the service root detection read
   // (in the read cache: no request); for actions that walk a collection (the BootOrder path)
@@ -477,7 +478,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
    * wrong for it. A warning once per BMC (then debug); the report stands, marked for the cycle's metric.
    */
   function checkListedGuidOrder(d: UuidDecision, guid: Buffer | undefined): boolean {
-    if (o.guidEncoding !== undefined || listedEncoding === undefined || guid === undefined || !REDFISH_BASES.has(d.kind)) return false;
+    if (listedEncoding === undefined || guid === undefined || !REDFISH_BASES.has(d.kind)) return false;
     const decoded = guidToUuid(guid, listedEncoding);
     if (decoded === d.uuid || isPlaceholderUuid(decoded)) return false;
     logQuirk(o.logger, o.host, { kind: 'guid-encoding-contradicted', message: `BMC ${o.host} (${vendor}): METAL_BMC_GUID_ENCODING lists ${listedVendor(vendor) ?? vendor}=${listedEncoding}, but its GUID in that order is ${decoded}, not ${d.uuid} from its Redfish (${d.kind}): over IPMI alone it would be reported as another machine` });
