@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { encodeFru } from '../ipmi/fru.js';
-import { uuidToGuid } from '../ipmi/guid.js';
+import { guidToUuid, uuidToGuid } from '../ipmi/guid.js';
 import type { SimMachineState } from './machine.js';
 
 /** IANA enterprise numbers (Get Device ID manufacturer id) and a plausible product id per vendor. */
@@ -76,8 +76,7 @@ export function bmcOwnUuid(hostUuid: string): string {
   const h = createHash('md5').update(`Unique BMC Identifier ${hostUuid}`).digest();
   h[6] = (h[6]! & 0x0f) | 0x30;
   h[8] = (h[8]! & 0x3f) | 0x80;
-  const hex = h.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  return guidToUuid(h, 'rfc4122');
 }
 
 const RACK_MOUNT_CHASSIS = 0x17;
