@@ -31,6 +31,7 @@ import { startMetalApiStandIn } from '../src/metalapi/standin.js';
 import { availableParallelism } from 'node:os';
 import { defaultReportWorkers } from '../src/config/config.js';
 import { createGuidMemory } from '../src/outband/guid-memory.js';
+import { createHedgeMemory } from '../src/outband/hedge-memory.js';
 import { createRedfishSessionMemory } from '../src/outband/redfish-sessions.js';
 import { connectOutband } from '../src/outband/connect.js';
 import { createBmcTrust, openTrustStore, TRUST_FILE } from '../src/outband/trust.js';
@@ -67,6 +68,12 @@ const GUID_MAX_AGE_MS = Number(process.env.BENCH_GUID_MAX_AGE_MS ?? 3_600_000);
  * BENCH_REDFISH_SESSION_MAX_AGE_MS=0 logs in and out every read, as before it
  */
 const REDFISH_SESSION_MAX_AGE_MS = Number(process.env.BENCH_REDFISH_SESSION_MAX_AGE_MS ?? 3_600_000);
+/**
+ * the daemon's default METAL_BMC_REDFISH_HEDGE_AFTER (1 s): a report read's GET without an answer
+ * after it is sent once more (redfish/http.ts `RedfishHedge`); BENCH_HEDGE_AFTER_MS=0 sends every
+ * request once, as before it
+ */
+const HEDGE_AFTER_MS = process.env.BENCH_HEDGE_AFTER_MS === undefined ? 1000 : wholeNumber('BENCH_HEDGE_AFTER_MS', process.env.BENCH_HEDGE_AFTER_MS, 600_000, 'ms');
 /** CPU per BMC per cycle measured before issue 15 (500 instant BMCs, one cycle, CPU profile) */
 const CPU_MS_BEFORE = 9;
 /**
@@ -107,6 +114,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     simulatorNice: SIM_NICE,
     guidMaxAgeMs: GUID_MAX_AGE_MS,
     redfishSessionMaxAgeMs: REDFISH_SESSION_MAX_AGE_MS,
+    hedgeAfterMs: HEDGE_AFTER_MS,
   });
   // as `metal-bmc serve` does with its default METAL_BMC_HEAP_GROWTH
   applyHeapGrowth(DEFAULT_HEAP_GROWTH_PCT);
@@ -125,13 +133,17 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     let liveFailures: Record<string, number> = {};
     /** BMCs read without an IPMI session in the cycle running now (their GUID remembered: outband/guid-memory.ts) */
     let withoutIpmi = 0;
+    /** hedged GETs of the cycle running now, by outcome (the reads that gave a report) */
+    let hedges = { won: 0, lost: 0, failed: 0 };
     /** every read of the cycle running now: when it started and ended (performance.now()), its BMC's fate, its outcome */
     let ends: Array<{ start: number; end: number; fate: string; outcome: string }> = [];
     // trust on first use, as the daemon does by default: the first cycle probes each certificate and
     // proves the BMC over IPMI before its login; later cycles connect pinned (resuming TLS sessions)
     const trustStore = openTrustStore({ file: join(dir, TRUST_FILE) });
     const trust = createBmcTrust({ store: trustStore });
-    const settings = { user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: BMC_TIMEOUT_MS };
+    const settings = { user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: BMC_TIMEOUT_MS, ...(HEDGE_AFTER_MS > 0 ? { redfishHedgeAfterMs: HEDGE_AFTER_MS } : {}) };
+    // as the daemon: the paths per BMC whose hedge lost (the workers keep their own)
+    const redfishHedgeMemory = createHedgeMemory();
     // as the daemon by default (METAL_BMC_REPORT_GUID_MAX_AGE): a BMC's confirmed IPMI GUID kept between cycles
     const guidMemory = GUID_MAX_AGE_MS > 0 ? createGuidMemory({ maxAgeMs: GUID_MAX_AGE_MS }) : undefined;
     // as the daemon by default: one keeper of Redfish sessions for the main thread's reads and the workers'
@@ -150,6 +162,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
         const now = performance.now();
         ends.push({ start: now - outcome.durationMs, end: now, fate: fateOf.get(lease.ip) ?? '?', outcome: outcome.ok ? 'ok' : ((outcome.error as { code?: string }).code ?? 'UNKNOWN') });
         if (outcome.ok && outcome.report.source === 'redfish') withoutIpmi++;
+        if (outcome.ok && outcome.report.redfishHedges) for (const k of ['won', 'lost', 'failed'] as const) hedges[k] += outcome.report.redfishHedges[k];
         if (outcome.ok) readMs.set(lease.ip, outcome.durationMs);
         else if (fateOf.get(lease.ip) === 'live') {
           const code = (outcome.error as { code?: string }).code ?? 'UNKNOWN';
@@ -161,7 +174,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     const deps: CycleDeps = {
       partitionId: 'bench',
       // the main thread's reads (the comparison cycle); the workers connect the same way
-      connect: (host, signal, onAnswer) => connectOutband({ ...settings, host, readAhead: true, onAnswer, trust: trust.forBmc({ ip: host }), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), signal }),
+      connect: (host, signal, onAnswer) => connectOutband({ ...settings, host, readAhead: true, onAnswer, trust: trust.forBmc({ ip: host }), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), redfishHedgeMemory, signal }),
       ...(DEFAULT_WORKERS > 0 ? { reader: startPool(DEFAULT_WORKERS) } : {}),
       metalApi: createMetalApiClient({ baseUrl: api.url, hmacKey: 'bench-key', timeoutMs: 60_000 }),
       concurrency: MAX_CONCURRENCY,
@@ -182,6 +195,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       readMs = new Map();
       liveFailures = {};
       withoutIpmi = 0;
+      hedges = { won: 0, lost: 0, failed: 0 };
       ends = [];
       const tlsBefore = tlsStats();
       const threadsBefore = threadCpuSeconds();
@@ -210,7 +224,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
       // the longest read of a live BMC whatever its outcome: one cut at its deadline counts with the time the cycle waited for it
       const longestLive = Math.max(0, ...ends.filter((e) => e.fate === 'live').map((e) => e.end - e.start)) / 1000;
       const liveUnread = leases.filter((l) => live(l) && !readMs.has(l.ip)).length;
-      return { startPhase, tail, lastReadEnd, r, startLimit, wall, withLogouts, withoutIpmi, failures: { ...liveFailures }, floor, longestLive, liveUnread, cpuSeconds: (used.user + used.system) / 1e6, systemSeconds: used.system / 1e6, byThread, simCpuSeconds, lastStartSeconds, tls: { connections: tlsAfter.connections - tlsBefore.connections, resumed: tlsAfter.resumed - tlsBefore.resumed } };
+      return { startPhase, tail, lastReadEnd, r, startLimit, wall, withLogouts, withoutIpmi, hedges, failures: { ...liveFailures }, floor, longestLive, liveUnread, cpuSeconds: (used.user + used.system) / 1e6, systemSeconds: used.system / 1e6, byThread, simCpuSeconds, lastStartSeconds, tls: { connections: tlsAfter.connections - tlsBefore.connections, resumed: tlsAfter.resumed - tlsBefore.resumed } };
     };
 
     // what the process holds before any BMC is read (Node, tsx's loader, the code, the metal-api stand-in): part of the peak below
@@ -264,6 +278,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
         out.record({ name: `cycle ${c}: most BMCs read at once`, value: x.r.peakConcurrency, unit: '', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: BMCs past their deadline for the event loop's stall (read in the time given back, or missed)`, value: x.r.late, unit: '', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: BMCs read without an IPMI session (their confirmed GUID kept from an earlier cycle)`, value: x.withoutIpmi, unit: '', kind: 'measured', detail: true });
+        out.record({ name: `cycle ${c}: hedged Redfish GETs (won, lost, failed: ${x.hedges.won}, ${x.hedges.lost}, ${x.hedges.failed})`, value: x.hedges.won + x.hedges.lost + x.hedges.failed, unit: '', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: TLS connections per BMC`, value: x.tls.connections / leases.length, unit: '', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: TLS connections that resumed a session`, value: x.tls.connections ? (100 * x.tls.resumed) / x.tls.connections : 0, unit: '%', kind: 'measured', detail: true });
         out.record({ name: `cycle ${c}: heap after GC`, value: heaps.at(-1)!, unit: 'MiB', kind: 'measured', detail: true });

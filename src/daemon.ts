@@ -16,6 +16,7 @@ import { createMetalApiClient, type MetalApiClient } from './metalapi/client.js'
 import { createMetalApiWatch } from './metalapi/metrics.js';
 import { startOpsServer, type OpsServer, type ReadinessCheck } from './ops/http.js';
 import { createGuidMemory } from './outband/guid-memory.js';
+import { createHedgeMemory } from './outband/hedge-memory.js';
 import { openRedfishSessionFile, REDFISH_SESSIONS_FILE } from './outband/redfish-sessions.js';
 import { connectOutband } from './outband/connect.js';
 import { createBmcTrust, openTrustStore, TRUST_FILE, usesTrustOnFirstUse, type BmcTrust, type TrustMetrics } from './outband/trust.js';
@@ -98,6 +99,7 @@ export function bmcConnectSettings(config: Config, redfishCa?: string): ReportCo
     redfishLegacyTls: config.redfish.legacyTls,
     redfishRequestTimeoutMs: config.redfish.requestTimeoutMs,
     redfishOpenConnectionAfterMs: config.redfish.secondConnectionAfterMs,
+    ...(config.redfish.hedgeAfterMs > 0 ? { redfishHedgeAfterMs: config.redfish.hedgeAfterMs } : {}),
     ...(redfishCa ? { redfishCa } : {}),
     timeoutMs: config.report.bmcTimeoutMs,
   };
@@ -157,6 +159,8 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   // report reads in this thread: a BMC's confirmed IPMI GUID kept between cycles (workers keep their own); with a
   // max age of 0 it spares no IPMI session but still confirms a read over IPMI alone
   const guidMemory = createGuidMemory({ maxAgeMs: config.report.guidMaxAgeMs });
+  // report reads in this thread: the Redfish paths per BMC whose hedged GET lost (workers keep their own)
+  const redfishHedgeMemory = createHedgeMemory();
   // report reads here and in the workers: each BMC's Redfish session kept for the next read, and over restarts
   const redfishSessions = config.report.redfishSessionMaxAgeMs > 0 ? openRedfishSessionFile({ file: join(config.stateDir, REDFISH_SESSIONS_FILE), maxAgeMs: config.report.redfishSessionMaxAgeMs, logger }) : undefined;
   if (redfishSessions) registerRedfishSessionMetrics(registry, () => redfishSessions.openSessions());
@@ -172,7 +176,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       ...mac,
       firmwareMaxImageBytes: config.firmware.maxImageBytes,
       logger,
-      ...(o.readAhead ? { readAhead: true, guidMemory, ...(redfishSessions ? { redfishSessions } : {}) } : {}),
+      ...(o.readAhead ? { readAhead: true, guidMemory, redfishHedgeMemory, ...(redfishSessions ? { redfishSessions } : {}) } : {}),
       ...(o.onAnswer ? { onAnswer: o.onAnswer } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
     });

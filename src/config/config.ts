@@ -44,7 +44,7 @@ export interface Config {
   protocol: Protocol;
   /** `guidOrders`: METAL_BMC_GUID_ENCODING, the Get System GUID byte order per vendor (guid-orders.ts) */
   ipmi: { port: number; user: string; password: string; cipherSuite: IpmiCipherSuite; guidOrders: GuidOrdersByVendor };
-  redfish: { port: number; insecure: boolean; caFile?: string; legacyTls: boolean; requestTimeoutMs: number; secondConnectionAfterMs: number };
+  redfish: { port: number; insecure: boolean; caFile?: string; legacyTls: boolean; requestTimeoutMs: number; secondConnectionAfterMs: number; hedgeAfterMs: number };
   /** the SSH service of BMCs whose serial console is an SSH command (Dell iDRAC: `console com2`) */
   bmcSsh: { port: number };
   /** trust on first use: a first contact must prove itself over IPMI (METAL_BMC_TRUST_REQUIRE_PROOF) */
@@ -467,6 +467,7 @@ function readConfig(env: Env, fallbacks: string[], warnings: string[]): Config {
       legacyTls: bool(env, 'METAL_BMC_REDFISH_LEGACY_TLS', false),
       requestTimeoutMs: duration(env, 'METAL_BMC_REDFISH_TIMEOUT', '10s', 1000),
       secondConnectionAfterMs: secondConnectionAfter(env, 'METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER'),
+      hedgeAfterMs: durationUpTo10m(env, 'METAL_BMC_REDFISH_HEDGE_AFTER', '1s', 0),
       ...(redfishCa === undefined ? {} : { caFile: redfishCa }),
     },
     bmcSsh: { port: port(env, 'METAL_BMC_BMC_SSH_PORT', 22) },

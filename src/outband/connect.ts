@@ -18,6 +18,7 @@ import type { Logger } from '../log.js';
 import { readBootFlags, writeBootFlags } from '../ipmi/boot.js';
 import type { BootOverrideTarget } from '../redfish/actions.js';
 import type { RedfishInventory } from '../redfish/inventory.js';
+import type { HedgeOutcome } from '../redfish/http.js';
 import type { LoginBudget } from '../redfish/login-budget.js';
 import type { InventoryLayout } from '../redfish/layout.js';
 import type { ReadCache } from '../redfish/read-cache.js';
@@ -26,6 +27,7 @@ import { ON_START_UPDATE_REQUEST } from '../redfish/apply-time.js';
 import { biosAtOrBelow, bootOrderFor, bootOverrideOfIpmi, bootOverrideOfRedfish, ipmiBootFlags } from './boot.js';
 import { pushParametersFor, SIMPLE_UPDATE_NAMES_TARGETS } from './firmware-push.js';
 import type { GuidMemory } from './guid-memory.js';
+import type { HedgeMemory } from './hedge-memory.js';
 import { redfishSessionKey, sessionAfterRead, sessionPlan, type RedfishSessionKeeper, type SessionPlan } from './redfish-sessions.js';
 import { ipmiOutband, type IpmiOutband } from './ipmi.js';
 import type * as RedfishLib from './redfish-side.js';
@@ -94,6 +96,15 @@ export interface ConnectOptions {
    * 1000; 0: each opens as requests come). A BMC that answers sooner is read over one connection.
    */
   redfishOpenConnectionAfterMs?: number;
+  /**
+   * With readAhead: a Redfish GET without an answer after this long is sent once more on the other
+   * connection, the first answer taken (redfish/http.ts `RedfishHedge`: only to a BMC that answered
+   * another request of the read sooner, one per read, never for a path slow in the BMC's last read too).
+   * The report counts the hedges (BmcReport.redfishHedges). Default: none.
+   */
+  redfishHedgeAfterMs?: number;
+  /** With redfishHedgeAfterMs: the paths per BMC slow when last asked, kept between reads (without it, within one read only). */
+  redfishHedgeMemory?: HedgeMemory;
   /**
    * With readAhead: the IPMI GUIDs of earlier reads that confirmed their BMC's Redfish UUID
    * (guid-memory.ts). A BMC whose report needs nothing else from IPMI then gets no IPMI session
@@ -311,7 +322,7 @@ async function readIpmi(ipmi: IpmiOutband, need: IpmiNeed, x: OperationOptions |
 }
 
 /** Redfish for this BMC, or the reason there is none; thrown when Redfish is required or the caller aborted. */
-async function openRedfishSide(o: ConnectOptions, protocol: Protocol, timeoutMs: number, ipmi: IpmiOutband): Promise<{ redfish?: RedfishSide; problem?: string; failure?: RedfishProblem }> {
+async function openRedfishSide(o: ConnectOptions, protocol: Protocol, timeoutMs: number, ipmi: IpmiOutband, hedges: Record<HedgeOutcome, number>): Promise<{ redfish?: RedfishSide; problem?: string; failure?: RedfishProblem }> {
   if (protocol === 'ipmi') return {};
   const lib = await redfishSide();
   const keeper = o.readAhead ? o.redfishSessions : undefined;
@@ -337,6 +348,7 @@ async function openRedfishSide(o: ConnectOptions, protocol: Protocol, timeoutMs:
         ...(o.redfishLegacyTls === true ? { legacyTls: true } : {}),
         connections: o.redfishConnections ?? 2,
         ...(o.redfishOpenConnectionAfterMs !== undefined ? { openConnectionAfterMs: o.redfishOpenConnectionAfterMs } : {}),
+        ...(o.readAhead && o.redfishHedgeAfterMs !== undefined ? { hedge: { afterMs: o.redfishHedgeAfterMs, slowPaths: o.redfishHedgeMemory?.slowPathsOf(key) ?? new Set<string>(), onOutcome: (outcome: HedgeOutcome) => (hedges[outcome] += 1) } } : {}),
         // a resumed session comes with the service root read in it
         ...(o.readAhead && plan?.resume?.root === undefined ? { serviceRootAtLogin: true } : {}),
         ...(resumeSession ? { resumeSession } : {}),
@@ -385,9 +397,10 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
   const rememberedGuid = guidMemory?.get(o.host);
   const rememberedIdentity = guidMemory?.identity(o.host);
   if (o.readAhead && rememberedGuid === undefined && ipmiNeed({ ipmiAllowed, uuidRule, reportSources: VENDOR_PROFILES.unknown.reportSources }) !== 'none') ahead(ipmi.guid(signalOf(o)));
+  const hedges: Record<HedgeOutcome, number> = { won: 0, lost: 0, failed: 0 };
   let opened: Awaited<ReturnType<typeof openRedfishSide>>;
   try {
-    opened = await openRedfishSide(o, protocol, timeoutMs, ipmi);
+    opened = await openRedfishSide(o, protocol, timeoutMs, ipmi, hedges);
   } catch (err) {
     await ipmi.close();
     throw err;
@@ -601,6 +614,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const merged = mergeReport({ inventory: inv, ipmi: reading, profile, uuidRule, now, ...(ipmiAlone ? { ipmiAlone } : {}), ...orderListed });
       // kept for a BMC that needs at most its identity from IPMI: one that also needs its status reads IPMI anyway
       if (!remembered) rememberAfterRead(need, reading, merged, inv);
+      if (hedges.won + hedges.lost + hedges.failed > 0) merged.report.redfishHedges = { ...hedges };
       // no UUID evidence at all: a partial report with the reason; the report cycle skips it
       if (!merged.ok) return merged.report;
       logUuidDecision(merged.uuid);

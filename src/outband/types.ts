@@ -50,6 +50,8 @@ export interface BmcReport {
   redfishProblem?: RedfishProblem;
   /** the order METAL_BMC_GUID_ENCODING lists for the BMC's vendor decodes its GUID to another UUID than the one decided from Redfish (counted by the report cycle) */
   guidOrderContradicted?: true;
+  /** the hedged Redfish GETs of the read (ConnectOptions.redfishHedge), by outcome, where there were any (counted by the report cycle) */
+  redfishHedges?: { won: number; lost: number; failed: number };
 }
 
 /** A Redfish failure that made the facade fall back to IPMI: the BmcError's code and detail, no secrets. */

@@ -65,17 +65,20 @@ export class Connections {
    * Sends the request on an idle connection, a new one if none is open yet (or `openAfterMs` is 0),
    * or queues it. The handler's onResponseEnd or onResponseError frees the connection. A request
    * aborted while it waits leaves the queue (its handler was settled by whoever aborted it).
+   * An `urgent` request (a hedge: the same GET again, its first copy already waited) opens a
+   * further connection at once where one may still open, and otherwise waits ahead of the queue.
    */
-  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, signal: AbortSignal): void {
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, signal: AbortSignal, urgent = false): void {
     if (this.destroyed || this.closed) {
       handler.onResponseError?.(NEVER_STARTED, this.destroyed ? new errors.ClientDestroyedError() : new errors.ClientClosedError());
       return;
     }
-    const connection = this.idle.pop() ?? (this.mayOpen(0) ? this.openOne() : undefined);
+    const connection = this.idle.pop() ?? (this.mayOpen(urgent ? Infinity : 0) ? this.openOne() : undefined);
     if (connection !== undefined) return this.run(connection, options, handler);
-    const entry: Waiting = { options, handler, signal, since: this.now(), onAbort: () => this.leave(entry) };
+    const entry: Waiting = { options, handler, signal, since: urgent ? -Infinity : this.now(), onAbort: () => this.leave(entry) };
     signal.addEventListener('abort', entry.onAbort, { once: true });
-    this.waiting.push(entry);
+    if (urgent) this.waiting.unshift(entry);
+    else this.waiting.push(entry);
     this.arm();
   }
 
@@ -161,7 +164,10 @@ export class Connections {
       this.arm();
       return;
     }
-    if (!connection.destroyed) this.idle.push(connection);
+    // the next request takes the last one idled: one still connected goes before one whose socket
+    // closed (a request cut off, a hedge's loser), which would have to connect again
+    if (connection.connected) this.idle.push(connection);
+    else if (!connection.destroyed) this.idle.unshift(connection);
     if (this.pending === 0) this.settleDrained();
   }
 

@@ -24,6 +24,8 @@ import { DECIMAL, FIELD_VALUE, ResponseParser, TOKEN, type H1Error, type H1Limit
 /** What connections.ts asks of a connection: an undici Client is one too. */
 export interface Connection {
   readonly destroyed: boolean;
+  /** holds an open socket (an idle one without it reconnects for its next request: a TLS handshake) */
+  readonly connected: boolean;
   dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): unknown;
   close(): Promise<void>;
   destroy(reason: Error): Promise<void>;
@@ -181,6 +183,10 @@ export class H1Connection implements Connection {
 
   get destroyed(): boolean {
     return this.isDestroyed;
+  }
+
+  get connected(): boolean {
+    return usable(this.socket);
   }
 
   dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {

@@ -54,9 +54,36 @@ export interface TransportOptions extends TlsOptions {
    * what it read until it ends. Real reads bring tens to hundreds of KiB.
    */
   maxTotalResponseBytes?: number;
+  /**
+   * Hedged GETs (report reads; default none): a GET that has had no answer for `afterMs` is sent
+   * once more, on another connection, and the first answer is taken (the other copy is cut off,
+   * its connection closed). Real BMCs are slow mostly as a whole or on one resource every time,
+   * where a second copy only adds load, so a hedge goes only to a BMC that answered another request
+   * of this transport within `afterMs`, at most one per transport, and never for a path in
+   * `slowPaths`: a path whose first copy went past `afterMs` joins it, one answered within it leaves.
+   */
+  hedge?: RedfishHedge;
   /** Called for the first connection's TCP connection made and TLS handshake completed, and every response head (whatever its status) and piece of a body the BMC sends: a sign of life of the BMC (a report read's deadline, report/loop-clock.ts). */
   onAnswer?: () => void;
 }
+
+/** How a transport hedges its GETs (TransportOptions.hedge). */
+export interface RedfishHedge {
+  afterMs: number;
+  /**
+   * This BMC's paths that went without an answer past `afterMs` when last asked, kept between its
+   * reads (outband/hedge-memory.ts): slow twice in a row is slow every time, not a straggler. At
+   * most MAX_SLOW_PATHS, then no more hedges.
+   */
+  slowPaths: Set<string>;
+  /** each hedge sent: `won` (its answer taken), `lost` (the first copy answered first), `failed` (no answer from it) */
+  onOutcome?: (outcome: HedgeOutcome) => void;
+}
+
+export type HedgeOutcome = 'won' | 'lost' | 'failed';
+
+/** The slow paths of one BMC that are remembered; a BMC with this many gets no more hedges. */
+export const MAX_SLOW_PATHS = 16;
 
 export interface HttpRequest {
   method: HttpMethod;
@@ -154,6 +181,20 @@ function overBudget(what: string, budget: ByteBudget): BmcError {
   return new BmcError('DECODE', `${what}: the answers of this BMC read passed ${budget.total} bytes in all; nothing more is read from it`);
 }
 
+/** What a hedge needs to know of the exchange it may copy, and how to cut that exchange off. */
+interface ExchangeProbe {
+  /** on a connection (or one being opened for it), not waiting in the queue */
+  started: boolean;
+  /** performance.now() when it started: time behind another request says nothing of the BMC's speed */
+  startedAt: number;
+  /** an answer's head came */
+  answering: boolean;
+  cancel: (reason: Error) => void;
+}
+
+/** Why the copy of a hedged GET that did not answer first is cut off: one instance, no stack trace per hedge. */
+const HEDGE_CUT = new BmcError('ABORTED', 'the other copy of this hedged request answered first');
+
 /** One answer, its body read whole (at most the transport's maxResponseBytes). */
 interface RawResponse {
   status: number;
@@ -170,7 +211,7 @@ interface RawResponse {
  * (connections.ts), one handed to a connection still being made is aborted as the connection starts
  * it, and an answer on its way is cut off (its connection closed).
  */
-function exchange(connections: Connections, options: Dispatcher.DispatchOptions, signal: AbortSignal, maxBytes: number, budget: ByteBudget, what: string, onAnswer: (() => void) | undefined): Promise<RawResponse> {
+function exchange(connections: Connections, options: Dispatcher.DispatchOptions, signal: AbortSignal, maxBytes: number, budget: ByteBudget, what: string, onAnswer: (() => void) | undefined, probe?: ExchangeProbe, urgent = false): Promise<RawResponse> {
   return new Promise<RawResponse>((resolve, reject) => {
     let controller: Dispatcher.DispatchController | undefined;
     let settled = false;
@@ -193,13 +234,19 @@ function exchange(connections: Connections, options: Dispatcher.DispatchOptions,
     }
     if (signal.aborted) return reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
+    if (probe) probe.cancel = fail;
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(c) {
         controller = c;
+        if (probe) {
+          probe.started = true;
+          probe.startedAt = performance.now();
+        }
         if (settled) c.abort(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
       },
       onResponseStart(_c, statusCode, responseHeaders) {
         onAnswer?.();
+        if (probe) probe.answering = true;
         if (statusCode < 200) return; // 1xx: the answer is still to come
         status = statusCode;
         // as h1-parse.ts hands them, the only parser behind these connections: names lower-case,
@@ -228,7 +275,7 @@ function exchange(connections: Connections, options: Dispatcher.DispatchOptions,
         settle(() => reject(err));
       },
     };
-    connections.dispatch(options, handler, signal);
+    connections.dispatch(options, handler, signal, urgent);
   });
 }
 
@@ -273,9 +320,105 @@ export function createTransport(options: TransportOptions): HttpTransport {
   const firstConnect = heedingConnects(connect, options.onAnswer);
   const pool = new Connections((which) => new H1Connection({ origin, connect: which === 'first' ? firstConnect : connect }), connections, openAfterMs);
   const secrets = new Set<string>();
+  const hedge = options.hedge === undefined ? undefined : { ...options.hedge, afterMs: checkCount('hedge.afterMs', options.hedge.afterMs, 1000, 1, 600_000) };
+  /** a request of this transport was answered within hedge.afterMs: the BMC is not slow as a whole */
+  let answeredPromptly = false;
+  let hedgesLeft = 1;
+  /** hedges held back for want of a prompt answer, considered again when one comes */
+  const awaitingPrompt = new Set<() => void>();
   /** the close under way or done (the first call's) */
   let closing: Promise<void> | undefined;
   let outages = 0;
+
+  /** A request of this transport answered: within hedge.afterMs of going out, the BMC is not slow as a whole, nor on that path. */
+  function notePrompt(probe: ExchangeProbe, path: string): void {
+    if (hedge === undefined || !probe.started || performance.now() - probe.startedAt > hedge.afterMs) return;
+    hedge.slowPaths.delete(path);
+    if (answeredPromptly) return;
+    answeredPromptly = true;
+    for (const consider of [...awaitingPrompt]) consider();
+    awaitingPrompt.clear();
+  }
+
+  /**
+   * A GET that may be hedged (TransportOptions.hedge): the first copy, and after `afterMs` without
+   * an answer, where the BMC answered promptly before and no hedge of this transport went out yet,
+   * a second on another connection. The first answer is taken and the other copy cut off. Where
+   * one copy fails, the other's outcome is awaited; where both fail, the first copy's error counts.
+   */
+  function hedgedExchange(h: RedfishHedge, dispatch: Dispatcher.DispatchOptions, signal: AbortSignal, path: string, what: string, probe: ExchangeProbe): Promise<RawResponse> {
+    const first = exchange(pool, dispatch, signal, maxBytes, budget, what, options.onAnswer, probe);
+    return new Promise<RawResponse>((resolve, reject) => {
+      let done = false;
+      let second: { controller: AbortController; failed: boolean } | undefined;
+      let firstError: { err: unknown } | undefined;
+      // the decision waits for the loop's I/O phase: on a busy loop the timer comes due while an
+      // answer already waits in the socket, and a hedge then would only add load (and be lost)
+      let timer = setTimeout(() => setImmediate(consider), h.afterMs);
+      const finish = (settle: () => void): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        awaitingPrompt.delete(consider);
+        settle();
+      };
+      /** whether the path was slow when last asked (read once, as its first copy goes past afterMs) */
+      let slowBefore: boolean | undefined;
+      first.then(
+        (res) => {
+          if (second !== undefined && !second.failed) {
+            h.onOutcome?.('lost');
+            second.controller.abort(HEDGE_CUT);
+          }
+          finish(() => resolve(res));
+        },
+        (err: unknown) => {
+          if (second !== undefined && !second.failed && !done) firstError = { err };
+          else finish(() => reject(err));
+        },
+      );
+      function consider(): void {
+        if (done || second !== undefined || probe.answering) return;
+        // the time counts from going out on a connection: a request that waited in the queue behind
+        // another has its whole time still to come
+        const early = probe.started ? h.afterMs - (performance.now() - probe.startedAt) : h.afterMs;
+        if (early > 0) {
+          timer = setTimeout(() => setImmediate(consider), Math.ceil(early));
+          return;
+        }
+        if (slowBefore === undefined) {
+          slowBefore = h.slowPaths.has(path);
+          if (h.slowPaths.size < MAX_SLOW_PATHS) h.slowPaths.add(path);
+        }
+        if (slowBefore || hedgesLeft === 0 || h.slowPaths.size >= MAX_SLOW_PATHS) return;
+        if (!answeredPromptly) {
+          awaitingPrompt.add(consider);
+          return;
+        }
+        hedgesLeft -= 1;
+        awaitingPrompt.delete(consider);
+        const copy = { controller: new AbortController(), failed: false };
+        second = copy;
+        exchange(pool, dispatch, AbortSignal.any([signal, copy.controller.signal]), maxBytes, budget, what, options.onAnswer, undefined, true).then(
+          (res) => {
+            if (done) return;
+            h.onOutcome?.('won');
+            probe.cancel(HEDGE_CUT);
+            finish(() => resolve(res));
+          },
+          () => {
+            if (done) return;
+            copy.failed = true;
+            h.onOutcome?.('failed');
+            if (firstError !== undefined) {
+              const { err } = firstError;
+              finish(() => reject(err));
+            }
+          },
+        );
+      }
+    });
+  }
 
   async function request(req: HttpRequest): Promise<HttpResponse> {
     const firstPath = resolvePath(origin, req.path);
@@ -304,7 +447,13 @@ export function createTransport(options: TransportOptions): HttpTransport {
       for (;;) {
         let res: RawResponse;
         try {
-          res = await exchange(pool, { path, method: req.method, headers, body: payload ?? null }, dl.signal, maxBytes, budget, what, options.onAnswer);
+          const dispatch: Dispatcher.DispatchOptions = { path, method: req.method, headers, body: payload ?? null };
+          if (hedge === undefined) res = await exchange(pool, dispatch, dl.signal, maxBytes, budget, what, options.onAnswer);
+          else {
+            const probe: ExchangeProbe = { started: false, startedAt: 0, answering: false, cancel: () => undefined };
+            res = await (idempotent ? hedgedExchange(hedge, dispatch, dl.signal, path, what, probe) : exchange(pool, dispatch, dl.signal, maxBytes, budget, what, options.onAnswer, probe));
+            notePrompt(probe, path);
+          }
         } catch (err) {
           // a BMC that stopped answering (no ICMP while its NIC is down, TLS not finished while its
           // web server starts) shows only deadlines: the request's own, or the connect timer's

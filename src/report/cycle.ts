@@ -401,6 +401,7 @@ async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'st
     }
     if (report.missing.length > 0) deps.logger.debug({ bmc: lease.ip, mac: lease.mac, missing: report.missing }, 'BMC report is partial');
     if (report.guidOrderContradicted === true) deps.metrics?.guidOrderContradicted.inc();
+    countHedges(deps, report);
     logRecovery(deps, lease);
     tellRead(deps, lease, { ok: true, report, vendor, durationMs });
     return { report, late };
@@ -411,6 +412,12 @@ async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'st
   tellRead(deps, lease, { ok: false, error: err, durationMs });
   warnOf(deps, lease, { kind: 'read-failed', code }, { bmc: lease.ip, mac: lease.mac, code, err }, 'cannot read BMC, skipped in this report');
   return { failure: code, retry: RETRY_CODES.has(code) || attempt.lostWithWorker === true, late };
+}
+
+function countHedges(deps: CycleDeps, report: BmcReport): void {
+  const hedges = report.redfishHedges;
+  if (hedges === undefined || deps.metrics === undefined) return;
+  for (const outcome of ['won', 'lost', 'failed'] as const) if (hedges[outcome] > 0) deps.metrics.redfishHedges.inc({ outcome }, hedges[outcome]);
 }
 
 export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSignal): Promise<BmcReport | undefined> {

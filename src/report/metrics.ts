@@ -22,6 +22,7 @@ export interface ReportMetrics {
   uuidConflicts: Counter;
   bmcsSkipped: Counter<'reason'>;
   guidOrderContradicted: Counter;
+  redfishHedges: Counter<'outcome'>;
   concurrencyLimit: Gauge;
 }
 
@@ -43,6 +44,7 @@ export function createReportMetrics(registry: Registry): ReportMetrics {
     uuidConflicts: new Counter({ name: 'metal_bmc_uuid_conflicts_total', help: 'Reports of a machine UUID that another BMC (another IP) already reports; the known BMC is kept while its address is leased to the same MAC', registers }),
     bmcsSkipped: new Counter({ name: 'metal_bmc_bmcs_skipped_total', help: 'BMCs read but left out of a report, by reason (no-uuid: neither Redfish nor IPMI gave a machine UUID; placeholder-uuid: only all-zero, all-FF or BIOS-default ones; unconfirmed-ipmi-uuid: read over IPMI alone, its GUID not confirmed by an earlier read with Redfish)', labelNames: ['reason'], registers }),
     guidOrderContradicted: new Counter({ name: 'metal_bmc_guid_order_contradicted_total', help: 'BMC reads whose IPMI GUID, in the order METAL_BMC_GUID_ENCODING lists for its vendor, is another UUID than the one decided from Redfish: read over IPMI alone, such a BMC would be reported as another machine (the setting is wrong for it; the report keeps the UUID from Redfish)', registers }),
+    redfishHedges: new Counter({ name: 'metal_bmc_redfish_hedges_total', help: 'Redfish GETs of report reads sent a second time after METAL_BMC_REDFISH_HEDGE_AFTER without an answer, by outcome (won: the second copy answered first; lost: the first did, and that path of that BMC is not hedged again; failed: the second copy got no answer); counted for the reads that gave a report', labelNames: ['outcome'], registers }),
     lastSuccess: new Gauge({ name: 'metal_bmc_report_last_success_timestamp_seconds', help: 'Unix time of the last report metal-api accepted', registers }),
     concurrencyLimit: new Gauge({ name: 'metal_bmc_report_concurrency_limit', help: 'BMCs read at once when the last report cycle had started all of its BMCs: where the adaptive limit settled, and where the next cycle starts (at most METAL_BMC_REPORT_CONCURRENCY)', registers }),
   };

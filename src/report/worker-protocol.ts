@@ -17,7 +17,7 @@ import type { KeptRedfishSession } from '../outband/redfish-sessions.js';
 import type { LoginRefusals } from '../redfish/login-budget.js';
 
 /** How a worker connects to every BMC: the daemon's settings. Holds the password: sent in `init` only, never logged. */
-export type ReportConnectSettings = Omit<ConnectOptions, 'host' | 'mac' | 'trust' | 'logger' | 'onIpmiEvent' | 'signal' | 'guidMemory' | 'redfishSessions' | 'redfishLoginBudget'>;
+export type ReportConnectSettings = Omit<ConnectOptions, 'host' | 'mac' | 'trust' | 'logger' | 'onIpmiEvent' | 'signal' | 'guidMemory' | 'redfishSessions' | 'redfishLoginBudget' | 'redfishHedgeMemory'>;
 
 /** the worker's settings, in workerData (no credentials) */
 export interface ReportWorkerData {

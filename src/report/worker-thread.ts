@@ -13,6 +13,7 @@ import { BmcError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { connectOutband } from '../outband/connect.js';
 import { createGuidMemory, type GuidMemory } from '../outband/guid-memory.js';
+import { createHedgeMemory } from '../outband/hedge-memory.js';
 import { redfishSessionKey, type KeptRedfishSession, type RedfishSessionKeeper } from '../outband/redfish-sessions.js';
 import { describesOnly, createBmcTrust, trustKey, type BmcTrustGate, type TrustMetrics, type TrustRecord, type TrustStore } from '../outband/trust.js';
 import { guardWorkerExit, type WorkerExit } from '../outband/worker-exit.js';
@@ -160,6 +161,8 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
   /** the loop clock runs while reads do: an idle worker has no timer */
   let clock: LoopClock | undefined;
   let shuttingDown = false;
+  /** the Redfish paths per BMC whose hedged GET lost: a BMC is read on the same worker every cycle */
+  const redfishHedgeMemory = createHedgeMemory();
 
   async function read(m: Extract<ToReportWorker, { type: 'read' }>): Promise<void> {
     const abort = new AbortController();
@@ -179,7 +182,7 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
       // the main thread's count of refused logins for this BMC and user, and what this read adds to it
       const redfishLoginBudget = budgetOfRead(loginBudgetKey(m.ip, settings.redfishPort ?? 443, settings.user, settings.password), m.logins, (change) => post({ type: 'login', id: m.id, ...change }));
       const connect = (host: string, signal: AbortSignal, onAnswer: () => void) =>
-        connectOutband({ ...settings, host, ...(m.mac ? { mac: m.mac } : {}), readAhead: true, logger, onIpmiEvent: (e) => logs.quirk(undefined, host, e), onAnswer, ...(gate ? { trust: gate } : {}), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), redfishLoginBudget, signal });
+        connectOutband({ ...settings, host, ...(m.mac ? { mac: m.mac } : {}), readAhead: true, logger, onIpmiEvent: (e) => logs.quirk(undefined, host, e), onAnswer, ...(gate ? { trust: gate } : {}), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), redfishHedgeMemory, redfishLoginBudget, signal });
       const pending: Array<Promise<void>> = [];
       attempt = await readBmcOnce(connect, m.ip, { timeoutMs: m.timeoutMs, clock, signal: abort.signal, closes: pending });
       for (const p of pending) {

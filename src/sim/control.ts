@@ -22,7 +22,7 @@ import { latencyRoute } from './latency-control.js';
 import { MAX_STORM_LINES } from './serial.js';
 import { isSimQuirk, SIM_QUIRKS, type SimQuirkName } from './quirks.js';
 
-const FAULT_KEYS: ReadonlyArray<keyof SimFaults> = ['noAnswer', 'delayMs', 'dropRate', 'wrongCredentials', 'redfishStatus', 'redfishHang', 'redfishDisabled', 'sessionsFull', 'firmwareTaskMs', 'actSilently', 'actStatus', 'actRefused', 'ipmiActRefused', 'echoCredentials'];
+const FAULT_KEYS: ReadonlyArray<keyof SimFaults> = ['noAnswer', 'delayMs', 'dropRate', 'wrongCredentials', 'redfishStatus', 'redfishHang', 'redfishStraggler', 'redfishDisabled', 'sessionsFull', 'firmwareTaskMs', 'actSilently', 'actStatus', 'actRefused', 'ipmiActRefused', 'echoCredentials'];
 
 function parseSelector(value: unknown): FaultSelector | undefined {
   if (value === 'all' || value === undefined) return 'all';

@@ -75,6 +75,8 @@ export interface SimFaults {
   redfishStatus: number | null;
   /** Redfish accepts connections and never answers */
   redfishHang: boolean;
+  /** the next Redfish request for this path (its query aside) is accepted and never answered, the ones after it are (a straggler: a web server worker stuck on one request); cleared by that request */
+  redfishStraggler: string | null;
   /** no Redfish service at all (IPMI-only BMC) */
   redfishDisabled: boolean;
   /** every IPMI session slot is taken */
@@ -100,6 +102,7 @@ export const NO_FAULTS: Readonly<SimFaults> = Object.freeze({
   wrongCredentials: false,
   redfishStatus: null,
   redfishHang: false,
+  redfishStraggler: null,
   redfishDisabled: false,
   sessionsFull: false,
   firmwareTaskMs: null,

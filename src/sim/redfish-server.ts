@@ -16,7 +16,8 @@
  * Faults (machine.state.faults, read on every request, so tests may flip them at any time):
  * `redfishDisabled` refuses connections in per-machine mode (the listener is closed within
  * `faultPollMs`; connections that slip through are reset) and answers 404 in single-listener
- * mode; `noAnswer` and `redfishHang` accept and never answer; `delayMs` delays each answer;
+ * mode; `noAnswer` and `redfishHang` accept and never answer, `redfishStraggler` the next request
+ * for its path only; `delayMs` delays each answer;
  * `redfishStatus` answers everything with that status and a Redfish error body;
  * `wrongCredentials` fails every login (session POST and Basic).
  *
@@ -184,7 +185,9 @@ export async function startRedfishServer(options: RedfishServerOptions): Promise
     const timing = ctx.machine.state.timing;
     recordRequest(timing, 'redfish', `${req.method ?? 'GET'} ${req.url ?? '/'}`);
     const modelled = answerDelay(timing, 'redfish');
-    if (faults.noAnswer || faults.redfishHang || modelled === 'never') {
+    const straggler = faults.redfishStraggler !== null && (req.url ?? '/').split('?')[0] === faults.redfishStraggler;
+    if (straggler) ctx.machine.state.faults = { ...faults, redfishStraggler: null };
+    if (faults.noAnswer || faults.redfishHang || straggler || modelled === 'never') {
       req.resume(); // accepted, never answered; close() drops the connection
       return;
     }

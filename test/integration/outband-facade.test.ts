@@ -168,6 +168,22 @@ describe('info()', () => {
     expect(Date.now() - started).toBeLessThan(6000);
   });
 
+  it('a report read that hedges gets its whole report over Redfish where the BMC leaves one GET unanswered, and counts the hedge', async () => {
+    const i = byVendor('Lenovo');
+    fleet.setFaults([i], { redfishStraggler: '/redfish/v1/Systems' });
+    try {
+      const bmc = await connectOutband(optionsFor(i, { readAhead: true, redfishHedgeAfterMs: 200, timeoutMs: 3000 }));
+      const r = await bmc.info().finally(() => bmc.close());
+      expect(fleet.machines[i]!.state.faults.redfishStraggler).toBeNull(); // the straggler was met
+      expect(r.source).toMatch(/^redfish/);
+      expect(r.redfishProblem).toBeUndefined();
+      expect(r.uuid).toBe(fleet.machines[i]!.state.uuid);
+      expect(r.redfishHedges).toEqual({ won: 1, lost: 0, failed: 0 });
+    } finally {
+      fleet.clearFaults();
+    }
+  });
+
   it('wrong credentials are AUTH_FAILED, not a partial report', async () => {
     const err = await connectOutband(optionsFor(4, { password: 'nope' }))
       .then((b) => b.info().finally(() => b.close()))

@@ -1,9 +1,11 @@
 /**
  * A report cycle against simulated BMCs that answer slowly (the simulator's latency model): what
  * one BMC reads goes out together once its answers are slow enough to open a second connection, a
- * BMC that answers sooner is read over one, nothing is read twice, and a dead BMC costs its deadline only.
+ * BMC that answers sooner is read over one, nothing is read twice (but a GET the BMC leaves unanswered,
+ * hedged), and a dead BMC costs its deadline only.
  * The simulator records when each request arrived; no assertion waits for a fixed time.
  */
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Lease } from '../../src/leases/types.js';
 import { startMetalApiStandIn, type MetalApiStandIn } from '../../src/metalapi/standin.js';
@@ -11,6 +13,7 @@ import { createMetalApiClient } from '../../src/metalapi/client.js';
 import { connectOutband } from '../../src/outband/connect.js';
 import { sharedTlsStats } from '../../src/redfish/tls-context.js';
 import { runReportCycle, type CycleDeps } from '../../src/report/cycle.js';
+import { createReportMetrics } from '../../src/report/metrics.js';
 import type { Fleet } from '../../src/sim/fleet.js';
 import { startTestFleet } from '../helpers/fleet.js';
 import { captureLog } from '../helpers/log.js';
@@ -114,6 +117,25 @@ describe('report cycle over slow BMCs', () => {
       }
     }
   }
+
+  it('a GET a BMC leaves unanswered is sent again (a hedge) and its BMC reported in the cycle; the hedge is counted', async () => {
+    const lenovo = 1;
+    const before = fleet.requestLog(lenovo).length;
+    const registry = new Registry();
+    fleet.setFaults([lenovo], { redfishStraggler: '/redfish/v1/Systems' });
+    try {
+      // answers take 250 ms: within the 500 ms hedge time, so the BMC is not slow as a whole
+      const result = await runReportCycle(deps({ connect: connector({ redfishHedgeAfterMs: 500, redfishOpenConnectionAfterMs: 150 }), metrics: createReportMetrics(registry) }), leases([lenovo]));
+      expect(result).toMatchObject({ read: 1, failed: 0 });
+    } finally {
+      fleet.clearFaults();
+    }
+    const systems = fleet.requestLog(lenovo).slice(before).filter((r) => /^GET \/redfish\/v1\/Systems(\?|$)/.test(r.what));
+    expect(systems).toHaveLength(2);
+    // the second copy went out once the first had waited the hedge time
+    expect(systems[1]!.atMs - systems[0]!.atMs).toBeGreaterThanOrEqual(500 - 5);
+    expect(await registry.getSingleMetricAsString('metal_bmc_redfish_hedges_total')).toMatch(/outcome="won"} 1$/m);
+  });
 
   it('a BMC whose answers come sooner than the default wait for a second connection is read over one TLS connection', async () => {
     const before = sharedTlsStats().connections;

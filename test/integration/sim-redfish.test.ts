@@ -377,6 +377,15 @@ describe('simulated Redfish service (single listener, routed by local address)',
       expect((await curl(url(gigabyte, '/redfish/v1/'), { maxTimeS: 1 })).exitCode).toBe(28);
     });
 
+    it('redfishStraggler leaves the next request for its path unanswered, and only that one', async () => {
+      gigabyte.state.faults.redfishStraggler = '/redfish/v1/Systems';
+      expect((await curl(url(gigabyte, '/redfish/v1/'), { basic: BASIC })).status).toBe(200);
+      expect((await curl(url(gigabyte, '/redfish/v1/Systems/'), { basic: BASIC })).status).toBe(200); // another path
+      expect((await curl(url(gigabyte, '/redfish/v1/Systems?$top=1'), { basic: BASIC, maxTimeS: 1 })).exitCode).toBe(28);
+      expect(gigabyte.state.faults.redfishStraggler).toBeNull();
+      expect((await curl(url(gigabyte, '/redfish/v1/Systems'), { basic: BASIC })).status).toBe(200);
+    });
+
     it('redfishDisabled answers 404 on everything in single-listener mode', async () => {
       lenovo.state.faults.redfishDisabled = true;
       expect((await curl(url(lenovo, '/redfish/v1/'))).status).toBe(404);

@@ -51,7 +51,7 @@ describe('loadConfig defaults', () => {
       protocol: 'auto',
       trust: { requireProof: false },
       ipmi: { port: 623, user: 'ADMIN', password: 'ADMIN', cipherSuite: 'auto', guidOrders: {} },
-      redfish: { port: 443, insecure: true, legacyTls: false, requestTimeoutMs: 10_000, secondConnectionAfterMs: 1000 },
+      redfish: { port: 443, insecure: true, legacyTls: false, requestTimeoutMs: 10_000, secondConnectionAfterMs: 1000, hedgeAfterMs: 1000 },
       bmcSsh: { port: 22 },
       mq: {
         address: 'nats://localhost:4222',
@@ -160,7 +160,7 @@ describe('loadConfig defaults', () => {
     expect(c.report).toEqual({ intervalMs: 5_400_000, concurrency: 8, bmcTimeoutMs: 1500, workers: 3, guidMaxAgeMs: 5_400_000, redfishSessionMaxAgeMs: 1_200_000, repeatLogIntervalMs: 21_600_000 });
     expect(c.ipmi).toEqual({ port: 6230, user: 'root', password: ' calvin ', cipherSuite: 17, guidOrders: { hpe: 'rfc4122' } });
     expect(c.bmcSsh).toEqual({ port: 2222 });
-    expect(c.redfish).toEqual({ port: 8443, insecure: false, caFile: join(dir, 'bmc-ca.pem'), legacyTls: true, requestTimeoutMs: 45_000, secondConnectionAfterMs: 2000 });
+    expect(c.redfish).toEqual({ port: 8443, insecure: false, caFile: join(dir, 'bmc-ca.pem'), legacyTls: true, requestTimeoutMs: 45_000, secondConnectionAfterMs: 2000, hedgeAfterMs: 1000 });
     expect(c.protocol).toBe('ipmi');
     expect(c.mq).toMatchObject({ servers: ['nats://nats-1:4222', 'nats://nats-2:4222'], user: 'bmc', password: 'pw', machineTopic: 'machines', machineTopicTtlMs: 45_000, resultTopic: 'results' });
     expect(c.mq.clientKeyFile).toBe(join(dir, 'mq-key.pem'));
@@ -363,6 +363,9 @@ describe('instance id and console ownership', () => {
   it('opens a BMC\'s second Redfish connection after the wait given, or as requests come with 0', () => {
     expect(load({ METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER: '0' }).redfish.secondConnectionAfterMs).toBe(0);
     expect(load({ METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER: '250ms' }).redfish.secondConnectionAfterMs).toBe(250);
+    expect(load({ METAL_BMC_REDFISH_HEDGE_AFTER: '0' }).redfish.hedgeAfterMs).toBe(0);
+    expect(load({ METAL_BMC_REDFISH_HEDGE_AFTER: '600ms' }).redfish.hedgeAfterMs).toBe(600);
+    expect(() => load({ METAL_BMC_REDFISH_HEDGE_AFTER: '11m' })).toThrow(/METAL_BMC_REDFISH_HEDGE_AFTER/);
   });
 
   it('turns the machine events\' leader off with 0', () => {

@@ -29,6 +29,7 @@ describe('the daemon connects to BMCs as configured', () => {
       METAL_BMC_REDFISH_LEGACY_TLS: 'yes',
       METAL_BMC_REDFISH_TIMEOUT: '45s',
       METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER: '250ms',
+      METAL_BMC_REDFISH_HEDGE_AFTER: '700ms',
       METAL_BMC_BMC_TIMEOUT: '7s',
       METAL_BMC_IPMI_CIPHER_SUITE: 'encrypted',
       METAL_BMC_GUID_ENCODING: 'gigabyte=rfc4122, Dell=smbios',
@@ -46,6 +47,7 @@ describe('the daemon connects to BMCs as configured', () => {
       redfishLegacyTls: true,
       redfishRequestTimeoutMs: 45_000,
       redfishOpenConnectionAfterMs: 250,
+      redfishHedgeAfterMs: 700,
       redfishCa: '-----BEGIN CERTIFICATE-----',
       timeoutMs: 7000,
     });
@@ -60,6 +62,11 @@ describe('the daemon connects to BMCs as configured', () => {
     expect(bmcConnectSettings(loadConfig(BASE)).redfishOpenConnectionAfterMs).toBe(1000);
     expect(bmcConnectSettings(loadConfig({ ...BASE, METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER: '0' })).redfishOpenConnectionAfterMs).toBe(0);
     expect(bmcConnectSettings(loadConfig(BASE))).not.toHaveProperty('redfishCa');
+  });
+
+  it('report reads hedge a Redfish GET after 1 s by default, and never with METAL_BMC_REDFISH_HEDGE_AFTER=0', () => {
+    expect(bmcConnectSettings(loadConfig(BASE)).redfishHedgeAfterMs).toBe(1000);
+    expect(bmcConnectSettings(loadConfig({ ...BASE, METAL_BMC_REDFISH_HEDGE_AFTER: '0' }))).not.toHaveProperty('redfishHedgeAfterMs');
   });
 
   it('IPMI sessions ask the BMC for its suites by default; METAL_BMC_IPMI_CIPHER_SUITE narrows that or names one; 0 and unknown suites are refused', () => {

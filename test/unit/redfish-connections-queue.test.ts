@@ -1,9 +1,9 @@
 /**
- * The queue of src/redfish/connections.ts over stand-in undici Clients and a hand-moved clock: what
+ * The queue of src/redfish/connections.ts over stand-in connections and a hand-moved clock: what
  * waits, when a further connection opens, and what a close or destroy does to requests still
  * waiting. Against a real HTTPS server: redfish-connections.test.ts.
  */
-import type { Client, Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Connections } from '../../src/redfish/connections.js';
 
@@ -12,6 +12,9 @@ class StandInClient {
   readonly handlers: Dispatcher.DispatchHandler[] = [];
   destroyed = false;
   closed = false;
+  get connected(): boolean {
+    return !this.destroyed && !this.closed;
+  }
   dispatch(_options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     this.handlers.push(handler);
     return true;
@@ -49,7 +52,7 @@ function connections(max: number, openAfterMs: number): Connections {
   return new Connections(() => {
     const c = new StandInClient();
     clients.push(c);
-    return c as unknown as Client;
+    return c;
   }, max, openAfterMs, () => clock);
 }
 
@@ -105,6 +108,40 @@ describe('Redfish connections: the queue', () => {
     await settle();
     expect(pool.pending).toBe(0);
     expect(clients[0]!.handlers).toHaveLength(1);
+  });
+
+  it('an urgent request (a hedge) opens a further connection at once, and where none may open it waits ahead of the queue', async () => {
+    const pool = connections(2, 1000);
+    const signal = new AbortController().signal;
+    pool.dispatch(options, request().handler, signal);
+    pool.dispatch(options, request().handler, signal, true);
+    expect(pool.opened).toBe(2);
+    expect(clients[1]!.handlers).toHaveLength(1);
+    const waiting = request();
+    const hedge = request();
+    pool.dispatch(options, waiting.handler, signal);
+    pool.dispatch(options, hedge.handler, signal, true);
+    expect(pool.opened).toBe(2);
+    answer(clients[0]!, 0);
+    await settle();
+    answer(clients[0]!, 1);
+    expect(hedge.ended()).toBe('answered');
+    expect(waiting.ended()).toBeUndefined();
+  });
+
+  it('a freed connection still connected is taken before one whose socket closed', async () => {
+    const pool = connections(2, 0);
+    const signal = new AbortController().signal;
+    pool.dispatch(options, request().handler, signal);
+    pool.dispatch(options, request().handler, signal);
+    answer(clients[0]!, 0);
+    await settle();
+    clients[1]!.closed = true; // its request cut off: the socket went with it
+    clients[1]!.handlers[0]!.onResponseError?.(controller, new Error('cut off'));
+    await settle();
+    pool.dispatch(options, request().handler, signal);
+    expect(clients[0]!.handlers).toHaveLength(2);
+    expect(clients[1]!.handlers).toHaveLength(1);
   });
 
   it('a freed connection takes the longest waiting request', async () => {
