@@ -5,42 +5,30 @@
  * connection fails fail with it (undici is not re-entered from its own callback).
  */
 import { createServer } from 'node:net';
-import { afterEach, beforeEach, expect } from 'vitest';
+import { expect } from 'vitest';
 import { BmcError } from '../../src/errors.js';
 import { createTransport, type HttpTransport, type TransportOptions } from '../../src/redfish/index.js';
-import { startMockupServer, type MockupServer } from '../helpers/redfish-mockup-server.js';
+import { mockupPerTest } from '../helpers/mockup-per-test.js';
 import { withPeers } from '../helpers/peers.js';
 import { waitFor } from '../helpers/wait.js';
 
 const { describe, it } = withPeers('openssl');
 
-let server: MockupServer;
-const transports: HttpTransport[] = [];
-
-beforeEach(async () => {
-  server = await startMockupServer();
-});
-
-afterEach(async () => {
-  await Promise.all(transports.splice(0).map((t) => t.close(0)));
-  await server.close();
-});
+const mock = mockupPerTest();
+const { get, countOf, authorization } = mock;
 
 function transport(extra: Partial<TransportOptions> = {}): HttpTransport {
-  const t = createTransport({ host: server.host, port: server.port, insecure: true, retryBackoffMs: 10, ...extra });
-  t.addSecret(server.password);
-  transports.push(t);
+  const t = createTransport({ host: mock.server.host, port: mock.server.port, insecure: true, retryBackoffMs: 10, ...extra });
+  t.addSecret(mock.server.password);
+  mock.track(t);
   return t;
 }
 
-const authorization = (): string => `Basic ${Buffer.from(`${server.user}:${server.password}`).toString('base64')}`;
-const get = (t: HttpTransport, path: string, signal?: AbortSignal) => t.request({ method: 'GET', path, headers: { authorization: authorization() }, ...(signal ? { signal } : {}) });
-const countOf = (path: string): number => server.requests.filter((r) => r.method === 'GET' && r.path === path).length;
 
 /** Holds every answer for `path` until the returned function is called. */
 function hold(path: string): () => void {
   let release!: () => void;
-  server.addFault({ path, fault: { kind: 'held', until: new Promise<void>((r) => (release = r)) } });
+  mock.server.addFault({ path, fault: { kind: 'held', until: new Promise<void>((r) => (release = r)) } });
   return release;
 }
 
@@ -55,7 +43,7 @@ async function behindSlowAnswer(extra: Partial<TransportOptions>) {
 
 /** Resolves once a request sent after this call, on a connection of its own, has been answered: anything sent before it has reached the server by then. */
 async function serverCaughtUp(): Promise<void> {
-  const other = createTransport({ host: server.host, port: server.port, insecure: true });
+  const other = createTransport({ host: mock.server.host, port: mock.server.port, insecure: true });
   try {
     await other.request({ method: 'GET', path: '/redfish/v1/', headers: { authorization: authorization() } });
   } finally {
@@ -68,7 +56,7 @@ describe('Redfish connections to one BMC', () => {
     const t = transport({ connections: 2, openConnectionAfterMs: 60_000 });
     const answers = await Promise.all(['/redfish/v1/Systems', '/redfish/v1/Chassis', '/redfish/v1/Managers', '/redfish/v1/'].map((p) => get(t, p)));
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
-    expect(server.openConnections()).toBe(1);
+    expect(mock.server.openConnections()).toBe(1);
   });
 
   it('a request held up by a slow answer opens the second connection after openConnectionAfterMs, not before', async () => {
@@ -78,7 +66,7 @@ describe('Redfish connections to one BMC', () => {
     await waitFor(() => countOf('/redfish/v1/Systems') === 1, 5000, 'the request behind it at the BMC');
     expect(performance.now() - sent).toBeGreaterThanOrEqual(295);
     expect((await behind).status).toBe(200);
-    expect(server.openConnections()).toBe(2);
+    expect(mock.server.openConnections()).toBe(2);
     release();
     expect((await slow).status).toBe(200);
   });
@@ -90,7 +78,7 @@ describe('Redfish connections to one BMC', () => {
     const releaseSystems = hold('/redfish/v1/Systems');
     const behind = get(t, '/redfish/v1/Systems');
     await waitFor(() => countOf('/redfish/v1/Systems') === 1, 5000, 'the request behind it at the BMC, over the second connection');
-    expect(server.openConnections()).toBe(2);
+    expect(mock.server.openConnections()).toBe(2);
     expect(heard).toBe(2);
     releaseSystems();
     release();
@@ -108,7 +96,7 @@ describe('Redfish connections to one BMC', () => {
     expect((await slow).status).toBe(200);
     expect((await behind).status).toBe(200);
     expect(countOf('/redfish/v1/Systems')).toBe(1);
-    expect(server.openConnections()).toBe(1);
+    expect(mock.server.openConnections()).toBe(1);
   });
 
   it('a request aborted while it waits for a connection never reaches the BMC, and the connection serves the next', async () => {
@@ -121,7 +109,7 @@ describe('Redfish connections to one BMC', () => {
     expect((await slow).status).toBe(200);
     expect((await get(t, '/redfish/v1/Managers')).status).toBe(200);
     expect(countOf('/redfish/v1/Systems')).toBe(0);
-    expect(server.openConnections()).toBe(1);
+    expect(mock.server.openConnections()).toBe(1);
   });
 
   it('close() lets a request still waiting for a connection finish, then closes', async () => {
@@ -132,7 +120,7 @@ describe('Redfish connections to one BMC', () => {
     expect((await slow).status).toBe(200);
     expect((await behind).status).toBe(200);
     await closing;
-    await waitFor(() => server.openConnections() === 0, 5000, 'the connection closed');
+    await waitFor(() => mock.server.openConnections() === 0, 5000, 'the connection closed');
   });
 
   it('a connection that cannot be made fails every request waiting for it with the cause, and nothing else', async () => {
@@ -143,7 +131,7 @@ describe('Redfish connections to one BMC', () => {
       });
     });
     const t = createTransport({ host: '127.0.0.1', port: closedPort, insecure: true, retries: 1, retryBackoffMs: 5, openConnectionAfterMs: 60_000 });
-    transports.push(t);
+    mock.track(t);
     const failures = await Promise.all(Array.from({ length: 4 }, (_, i) => t.request({ method: 'GET', path: `/redfish/v1/${i}` }).catch((e: unknown) => e)));
     for (const err of failures) {
       expect(err).toBeInstanceOf(BmcError);

@@ -4,11 +4,11 @@
  * answer taken, but only to a BMC that answered another request promptly, once per transport,
  * never for a path that was slow when last asked too, and never for a request that changes something.
  */
-import { afterEach, beforeEach, expect } from 'vitest';
+import { expect } from 'vitest';
 import { BmcError } from '../../src/errors.js';
-import { createTransport, type HttpTransport, type TransportOptions } from '../../src/redfish/index.js';
+import { createTransport, type TransportOptions } from '../../src/redfish/index.js';
 import type { HedgeOutcome } from '../../src/redfish/http.js';
-import { startMockupServer, type MockupServer } from '../helpers/redfish-mockup-server.js';
+import { mockupPerTest } from '../helpers/mockup-per-test.js';
 import { withPeers } from '../helpers/peers.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -19,36 +19,24 @@ const SYSTEMS = '/redfish/v1/Systems';
 const CHASSIS = '/redfish/v1/Chassis';
 const exactly = (path: string): RegExp => new RegExp(`^${path}$`);
 
-let server: MockupServer;
-const transports: HttpTransport[] = [];
-
-beforeEach(async () => {
-  server = await startMockupServer();
-});
-
-afterEach(async () => {
-  await Promise.all(transports.splice(0).map((t) => t.close(0)));
-  await server.close();
-});
+const mock = mockupPerTest();
+const { get, countOf, authorization } = mock;
 
 function hedged(slowPaths = new Set<string>(), extra: Partial<TransportOptions> = {}) {
   const outcomes: HedgeOutcome[] = [];
-  const t = createTransport({ host: server.host, port: server.port, insecure: true, retries: 0, timeoutMs: 10_000, hedge: { afterMs: AFTER_MS, slowPaths, onOutcome: (o) => outcomes.push(o) }, ...extra });
-  transports.push(t);
+  const t = createTransport({ host: mock.server.host, port: mock.server.port, insecure: true, retries: 0, timeoutMs: 10_000, hedge: { afterMs: AFTER_MS, slowPaths, onOutcome: (o) => outcomes.push(o) }, ...extra });
+  mock.track(t);
   return { t, outcomes, slowPaths };
 }
 
-const authorization = (): string => `Basic ${Buffer.from(`${server.user}:${server.password}`).toString('base64')}`;
-const get = (t: HttpTransport, path: string) => t.request({ method: 'GET', path, headers: { authorization: authorization() } });
-const countOf = (path: string, method = 'GET'): number => server.requests.filter((r) => r.method === method && r.path === path).length;
 
 /** The BMC leaves the next request for `path` unanswered. */
-const hangOnce = (path: string, method = 'GET'): void => server.addFault({ path: exactly(path), method, fault: { kind: 'hang' }, times: 1 });
+const hangOnce = (path: string, method = 'GET'): void => mock.server.addFault({ path: exactly(path), method, fault: { kind: 'hang' }, times: 1 });
 
 /** The next request for `path` is answered only once the returned function is called. */
 function holdOnce(path: string): () => void {
   let release!: () => void;
-  server.addFault({ path: exactly(path), fault: { kind: 'held', until: new Promise<void>((r) => (release = r)) }, times: 1 });
+  mock.server.addFault({ path: exactly(path), fault: { kind: 'held', until: new Promise<void>((r) => (release = r)) }, times: 1 });
   return release;
 }
 
@@ -67,7 +55,7 @@ describe('hedged Redfish GETs', () => {
     expect(outcomes).toEqual(['won']);
     // the unanswered copy's connection was cut off; the transport goes on over the other
     expect((await get(t, CHASSIS)).status).toBe(200);
-    await waitFor(() => server.openConnections() === 1, 5000, 'the cut connection closed at the server');
+    await waitFor(() => mock.server.openConnections() === 1, 5000, 'the cut connection closed at the server');
   });
 
   it('a hedge held back for want of a prompt answer goes once another request is answered promptly', async () => {
@@ -86,8 +74,8 @@ describe('hedged Redfish GETs', () => {
   it('the hedge time counts from going out on a connection, not from waiting behind another request', async () => {
     const after = 400;
     const outcomes: HedgeOutcome[] = [];
-    const t = createTransport({ host: server.host, port: server.port, insecure: true, retries: 0, timeoutMs: 10_000, openConnectionAfterMs: 60_000, hedge: { afterMs: after, slowPaths: new Set(), onOutcome: (o) => outcomes.push(o) } });
-    transports.push(t);
+    const t = createTransport({ host: mock.server.host, port: mock.server.port, insecure: true, retries: 0, timeoutMs: 10_000, openConnectionAfterMs: 60_000, hedge: { afterMs: after, slowPaths: new Set(), onOutcome: (o) => outcomes.push(o) } });
+    mock.track(t);
     expect((await get(t, '/redfish/v1/')).status).toBe(200);
     const release = holdOnce(CHASSIS);
     const chassis = get(t, CHASSIS);
@@ -171,7 +159,7 @@ describe('hedged Redfish GETs', () => {
     const { t, outcomes } = hedged();
     expect((await get(t, '/redfish/v1/')).status).toBe(200);
     const release = holdOnce(SYSTEMS);
-    server.addFault({ path: exactly(SYSTEMS), fault: { kind: 'reset' }, times: 1 });
+    mock.server.addFault({ path: exactly(SYSTEMS), fault: { kind: 'reset' }, times: 1 });
     const systems = get(t, SYSTEMS);
     await waitFor(() => outcomes.length === 1, 5000, 'the second copy failed');
     release();
