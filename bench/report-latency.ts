@@ -142,7 +142,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     const trustStore = openTrustStore({ file: join(dir, TRUST_FILE) });
     const trust = createBmcTrust({ store: trustStore });
     const settings = { user: fleet.user, password: fleet.password, ipmiPort: fleet.ipmiPort, redfishPort: fleet.redfishPort, timeoutMs: BMC_TIMEOUT_MS, ...(HEDGE_AFTER_MS > 0 ? { redfishHedgeAfterMs: HEDGE_AFTER_MS } : {}) };
-    // as the daemon: the paths per BMC whose hedge lost (the workers keep their own)
+    // as the daemon: the paths per BMC slow when last asked (the workers keep their own)
     const redfishHedgeMemory = createHedgeMemory();
     // as the daemon by default (METAL_BMC_REPORT_GUID_MAX_AGE): a BMC's confirmed IPMI GUID kept between cycles
     const guidMemory = GUID_MAX_AGE_MS > 0 ? createGuidMemory({ maxAgeMs: GUID_MAX_AGE_MS }) : undefined;

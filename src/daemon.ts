@@ -159,7 +159,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
   // report reads in this thread: a BMC's confirmed IPMI GUID kept between cycles (workers keep their own); with a
   // max age of 0 it spares no IPMI session but still confirms a read over IPMI alone
   const guidMemory = createGuidMemory({ maxAgeMs: config.report.guidMaxAgeMs });
-  // report reads in this thread: the Redfish paths per BMC whose hedged GET lost (workers keep their own)
+  // report reads in this thread: the Redfish paths per BMC slow when last asked, not hedged again while slow (workers keep their own)
   const redfishHedgeMemory = createHedgeMemory();
   // report reads here and in the workers: each BMC's Redfish session kept for the next read, and over restarts
   const redfishSessions = config.report.redfishSessionMaxAgeMs > 0 ? openRedfishSessionFile({ file: join(config.stateDir, REDFISH_SESSIONS_FILE), maxAgeMs: config.report.redfishSessionMaxAgeMs, logger }) : undefined;

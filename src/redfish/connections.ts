@@ -7,7 +7,7 @@
  * undici's Pool opens every connection it may at once, and allocates a 2,048-slot queue per origin.
  */
 import { errors, type Dispatcher } from 'undici';
-import type { Connection } from './h1-connection.js';
+import type { Connection, SentHeedingHandler } from './h1-connection.js';
 
 /**
  * Opens one connection (to the origin, with the transport's connector and timeouts): the `first`
@@ -134,8 +134,9 @@ export class Connections {
         this.release(connection);
       });
     };
-    connection.dispatch(options, {
+    const relay: SentHeedingHandler = {
       onRequestStart: (c, context) => handler.onRequestStart?.(c, context),
+      onRequestSent: () => (handler as SentHeedingHandler).onRequestSent?.(),
       onResponseStart: (c, status, headers, message) => handler.onResponseStart?.(c, status, headers, message),
       onResponseData: (c, chunk) => handler.onResponseData?.(c, chunk),
       onResponseEnd: (c, trailers) => {
@@ -152,7 +153,8 @@ export class Connections {
           free();
         }
       },
-    });
+    };
+    connection.dispatch(options, relay);
   }
 
   /** A connection's request ended: it takes the longest waiting request, or idles. */

@@ -22,6 +22,9 @@ import type { buildConnector, Dispatcher } from 'undici';
 import { DECIMAL, FIELD_VALUE, ResponseParser, TOKEN, type H1Error, type H1Limits } from './h1-parse.js';
 
 /** What connections.ts asks of a connection: an undici Client is one too. */
+/** A dispatch handler that may also hear when its request went on the wire (a hedge's time counts from then: http.ts). */
+export type SentHeedingHandler = Dispatcher.DispatchHandler & { onRequestSent?: () => void };
+
 export interface Connection {
   readonly destroyed: boolean;
   /** holds an open socket (an idle one without it reconnects for its next request: a TLS handshake) */
@@ -337,6 +340,7 @@ export class H1Connection implements Connection {
   private send(request: InFlight, prepared: Prepared, socket: Socket, reused: boolean): void {
     request.socket = socket;
     request.reused = reused;
+    (request.handler as SentHeedingHandler).onRequestSent?.();
     const { head, bytes, stream } = prepared;
     if (bytes !== undefined && bytes.length <= ONE_WRITE_BYTES) {
       socket.write(Buffer.concat([Buffer.from(head, 'latin1'), bytes]));

@@ -12,10 +12,11 @@ import { errors, type buildConnector, type Dispatcher } from 'undici';
 import { BmcError, abortError, isBmcError } from '../errors.js';
 import { checkCount, checkMs, deadline, endedWithin, sleep } from '../deadline.js';
 import { Connections } from './connections.js';
-import { H1Connection } from './h1-connection.js';
+import { H1Connection, type SentHeedingHandler } from './h1-connection.js';
 import { httpError, isRetryableNetworkError, isUnreachable, scrub, transportError } from './http-errors.js';
 import { shortened } from './text.js';
 import { tlsConnector, tlsPolicy, type TlsOptions } from './tls.js';
+import { MAX_ODATA_ID } from './json.js';
 import { decodeJsonBody, MAX_JSON_CONTAINERS, MAX_JSON_DEPTH, parseRetryAfter } from './wire.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
@@ -73,7 +74,7 @@ export interface RedfishHedge {
   /**
    * This BMC's paths that went without an answer past `afterMs` when last asked, kept between its
    * reads (outband/hedge-memory.ts): slow twice in a row is slow every time, not a straggler. At
-   * most MAX_SLOW_PATHS, then no more hedges.
+   * most MAX_SLOW_PATHS.
    */
   slowPaths: Set<string>;
   /** each hedge sent: `won` (its answer taken), `lost` (the first copy answered first), `failed` (no answer from it) */
@@ -82,7 +83,7 @@ export interface RedfishHedge {
 
 export type HedgeOutcome = 'won' | 'lost' | 'failed';
 
-/** The slow paths of one BMC that are remembered; a BMC with this many gets no more hedges. */
+/** The slow paths of one BMC that are remembered (the one marked longest ago goes first); a longer path than MAX_ODATA_ID is never marked, nor hedged. */
 export const MAX_SLOW_PATHS = 16;
 
 export interface HttpRequest {
@@ -99,6 +100,8 @@ export interface HttpRequest {
   timeoutMs?: number;
   /** a 2xx answer whose body is not JSON gives `body: undefined` instead of DECODE: its headers are what counts (a login's token and Location) */
   bodyOptional?: boolean;
+  /** never sent a second time by a hedge: a request that checks credentials (a BMC counts each refused one towards locking the account out) */
+  once?: boolean;
 }
 
 export interface HttpResponse {
@@ -183,13 +186,18 @@ function overBudget(what: string, budget: ByteBudget): BmcError {
 
 /** What a hedge needs to know of the exchange it may copy, and how to cut that exchange off. */
 interface ExchangeProbe {
-  /** on a connection (or one being opened for it), not waiting in the queue */
-  started: boolean;
-  /** performance.now() when it started: time behind another request says nothing of the BMC's speed */
-  startedAt: number;
+  /** performance.now() when it went on the wire, or undefined: time queued behind another request or in a TLS handshake says nothing of the BMC's answer */
+  sentAt: number | undefined;
   /** an answer's head came */
   answering: boolean;
   cancel: (reason: Error) => void;
+}
+
+/** Marks `path` slow for the BMC's next read, the path marked longest ago forgotten beyond MAX_SLOW_PATHS. */
+function markSlow(slowPaths: Set<string>, path: string): void {
+  slowPaths.delete(path);
+  slowPaths.add(path);
+  while (slowPaths.size > MAX_SLOW_PATHS) slowPaths.delete(slowPaths.values().next().value as string);
 }
 
 /** Why the copy of a hedged GET that did not answer first is cut off: one instance, no stack trace per hedge. */
@@ -235,14 +243,13 @@ function exchange(connections: Connections, options: Dispatcher.DispatchOptions,
     if (signal.aborted) return reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
     if (probe) probe.cancel = fail;
-    const handler: Dispatcher.DispatchHandler = {
+    const handler: SentHeedingHandler = {
       onRequestStart(c) {
         controller = c;
-        if (probe) {
-          probe.started = true;
-          probe.startedAt = performance.now();
-        }
         if (settled) c.abort(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      },
+      onRequestSent() {
+        if (probe) probe.sentAt = performance.now();
       },
       onResponseStart(_c, statusCode, responseHeaders) {
         onAnswer?.();
@@ -330,9 +337,9 @@ export function createTransport(options: TransportOptions): HttpTransport {
   let closing: Promise<void> | undefined;
   let outages = 0;
 
-  /** A request of this transport answered: within hedge.afterMs of going out, the BMC is not slow as a whole, nor on that path. */
-  function notePrompt(probe: ExchangeProbe, path: string): void {
-    if (hedge === undefined || !probe.started || performance.now() - probe.startedAt > hedge.afterMs) return;
+  /** A request of this transport answered (not with a server error): within hedge.afterMs of going out, the BMC is not slow as a whole, nor on that path. */
+  function notePrompt(probe: ExchangeProbe, path: string, status: number): void {
+    if (hedge === undefined || status >= 500 || probe.sentAt === undefined || performance.now() - probe.sentAt > hedge.afterMs) return;
     hedge.slowPaths.delete(path);
     if (answeredPromptly) return;
     answeredPromptly = true;
@@ -366,6 +373,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
       let slowBefore: boolean | undefined;
       first.then(
         (res) => {
+          if (done) return;
           if (second !== undefined && !second.failed) {
             h.onOutcome?.('lost');
             second.controller.abort(HEDGE_CUT);
@@ -379,18 +387,19 @@ export function createTransport(options: TransportOptions): HttpTransport {
       );
       function consider(): void {
         if (done || second !== undefined || probe.answering) return;
-        // the time counts from going out on a connection: a request that waited in the queue behind
-        // another has its whole time still to come
-        const early = probe.started ? h.afterMs - (performance.now() - probe.startedAt) : h.afterMs;
+        // the time counts from going out on the wire: a request that waited in the queue behind
+        // another, or for its connection's TLS handshake, has its whole time still to come
+        const early = probe.sentAt !== undefined ? h.afterMs - (performance.now() - probe.sentAt) : h.afterMs;
         if (early > 0) {
           timer = setTimeout(() => setImmediate(consider), Math.ceil(early));
           return;
         }
+        if (path.length > MAX_ODATA_ID) return;
         if (slowBefore === undefined) {
           slowBefore = h.slowPaths.has(path);
-          if (h.slowPaths.size < MAX_SLOW_PATHS) h.slowPaths.add(path);
+          markSlow(h.slowPaths, path);
         }
-        if (slowBefore || hedgesLeft === 0 || h.slowPaths.size >= MAX_SLOW_PATHS) return;
+        if (slowBefore || hedgesLeft === 0) return;
         if (!answeredPromptly) {
           awaitingPrompt.add(consider);
           return;
@@ -399,22 +408,26 @@ export function createTransport(options: TransportOptions): HttpTransport {
         awaitingPrompt.delete(consider);
         const copy = { controller: new AbortController(), failed: false };
         second = copy;
+        const copyFailed = (): void => {
+          if (done) return;
+          copy.failed = true;
+          h.onOutcome?.('failed');
+          if (firstError !== undefined) {
+            const { err } = firstError;
+            finish(() => reject(err));
+          }
+        };
         exchange(pool, dispatch, AbortSignal.any([signal, copy.controller.signal]), maxBytes, budget, what, options.onAnswer, undefined, true).then(
           (res) => {
             if (done) return;
+            // a server error from the copy is no better than waiting for the first (a 503 may be the
+            // BMC shedding load): the first copy goes on
+            if (res.status >= 500 && firstError === undefined) return copyFailed();
             h.onOutcome?.('won');
             probe.cancel(HEDGE_CUT);
             finish(() => resolve(res));
           },
-          () => {
-            if (done) return;
-            copy.failed = true;
-            h.onOutcome?.('failed');
-            if (firstError !== undefined) {
-              const { err } = firstError;
-              finish(() => reject(err));
-            }
-          },
+          copyFailed,
         );
       }
     });
@@ -450,9 +463,9 @@ export function createTransport(options: TransportOptions): HttpTransport {
           const dispatch: Dispatcher.DispatchOptions = { path, method: req.method, headers, body: payload ?? null };
           if (hedge === undefined) res = await exchange(pool, dispatch, dl.signal, maxBytes, budget, what, options.onAnswer);
           else {
-            const probe: ExchangeProbe = { started: false, startedAt: 0, answering: false, cancel: () => undefined };
-            res = await (idempotent ? hedgedExchange(hedge, dispatch, dl.signal, path, what, probe) : exchange(pool, dispatch, dl.signal, maxBytes, budget, what, options.onAnswer, probe));
-            notePrompt(probe, path);
+            const probe: ExchangeProbe = { sentAt: undefined, answering: false, cancel: () => undefined };
+            res = await (idempotent && req.once !== true ? hedgedExchange(hedge, dispatch, dl.signal, path, what, probe) : exchange(pool, dispatch, dl.signal, maxBytes, budget, what, options.onAnswer, probe));
+            notePrompt(probe, path, res.status);
           }
         } catch (err) {
           // a BMC that stopped answering (no ICMP while its NIC is down, TLS not finished while its

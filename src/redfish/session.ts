@@ -270,7 +270,7 @@ export async function openRedfish(options: RedfishOptions): Promise<RedfishClien
     const auth: Auth = { kind: 'basic', header: `Basic ${basic}` };
     return withinBudget(
       async () => {
-        await transport.request({ method: 'GET', path: CREDENTIAL_CHECK_PATH, headers: { authorization: auth.header }, signal });
+        await transport.request({ method: 'GET', path: CREDENTIAL_CHECK_PATH, headers: { authorization: auth.header }, signal, once: true });
         return auth;
       },
       away,

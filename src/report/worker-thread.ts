@@ -161,7 +161,7 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
   /** the loop clock runs while reads do: an idle worker has no timer */
   let clock: LoopClock | undefined;
   let shuttingDown = false;
-  /** the Redfish paths per BMC whose hedged GET lost: a BMC is read on the same worker every cycle */
+  /** the Redfish paths per BMC slow when last asked (not hedged again while slow): a BMC is read on the same worker every cycle */
   const redfishHedgeMemory = createHedgeMemory();
 
   async function read(m: Extract<ToReportWorker, { type: 'read' }>): Promise<void> {

@@ -184,6 +184,19 @@ describe('info()', () => {
     }
   });
 
+  it('a read that is not a report read (a command, the CLI: no readAhead) never hedges, whatever the setting', async () => {
+    const i = byVendor('Lenovo');
+    fleet.setFaults([i], { redfishStraggler: '/redfish/v1/Systems' });
+    try {
+      const bmc = await connectOutband(optionsFor(i, { redfishHedgeAfterMs: 200, timeoutMs: 2000 }));
+      const r = await bmc.info().finally(() => bmc.close());
+      expect(fleet.machines[i]!.state.faults.redfishStraggler).toBeNull(); // the straggler was met
+      expect(r.redfishHedges).toBeUndefined();
+    } finally {
+      fleet.clearFaults();
+    }
+  });
+
   it('wrong credentials are AUTH_FAILED, not a partial report', async () => {
     const err = await connectOutband(optionsFor(4, { password: 'nope' }))
       .then((b) => b.info().finally(() => b.close()))

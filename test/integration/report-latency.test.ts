@@ -132,8 +132,9 @@ describe('report cycle over slow BMCs', () => {
     }
     const systems = fleet.requestLog(lenovo).slice(before).filter((r) => /^GET \/redfish\/v1\/Systems(\?|$)/.test(r.what));
     expect(systems).toHaveLength(2);
-    // the second copy went out once the first had waited the hedge time
-    expect(systems[1]!.atMs - systems[0]!.atMs).toBeGreaterThanOrEqual(500 - 5);
+    // the second copy went out once the first had waited the hedge time (a lower bound: load only
+    // delays it; the margin is for the first copy's way to the simulator)
+    expect(systems[1]!.atMs - systems[0]!.atMs).toBeGreaterThanOrEqual(500 - 50);
     expect(await registry.getSingleMetricAsString('metal_bmc_redfish_hedges_total')).toMatch(/outcome="won"} 1$/m);
   });
 

@@ -6,8 +6,8 @@
  */
 import { expect } from 'vitest';
 import { BmcError } from '../../src/errors.js';
-import { createTransport, type TransportOptions } from '../../src/redfish/index.js';
-import type { HedgeOutcome } from '../../src/redfish/http.js';
+import { createTransport, openRedfish, SESSIONS_PATH, type TransportOptions } from '../../src/redfish/index.js';
+import { MAX_SLOW_PATHS, type HedgeOutcome } from '../../src/redfish/http.js';
 import { mockupPerTest } from '../helpers/mockup-per-test.js';
 import { withPeers } from '../helpers/peers.js';
 import { waitFor } from '../helpers/wait.js';
@@ -153,6 +153,49 @@ describe('hedged Redfish GETs', () => {
     await expect(t.request({ method: 'POST', path: reset, headers: { authorization: authorization() }, json: { ResetType: 'On' } })).rejects.toSatisfy((e: unknown) => e instanceof BmcError && e.code === 'TIMEOUT');
     expect(countOf(reset, 'POST')).toBe(1);
     expect(outcomes).toEqual([]);
+  });
+
+  it('the Basic credential check of a BMC without sessions is never sent twice (each refused one counts towards a lockout)', async () => {
+    const outcomes: HedgeOutcome[] = [];
+    mock.server.addFault({ path: exactly(SESSIONS_PATH), method: 'POST', fault: { kind: 'status', status: 400 }, times: 1 }); // a prompt answer
+    hangOnce(SYSTEMS); // the check's path
+    const opening = openRedfish({ host: mock.server.host, port: mock.server.port, insecure: true, user: mock.server.user, password: mock.server.password, retries: 0, timeoutMs: 1000, hedge: { afterMs: AFTER_MS, slowPaths: new Set(), onOutcome: (o) => outcomes.push(o) } });
+    await expect(opening).rejects.toSatisfy((e: unknown) => e instanceof BmcError && e.code === 'TIMEOUT');
+    expect(countOf(SESSIONS_PATH, 'POST')).toBe(1);
+    expect(countOf(SYSTEMS)).toBe(1);
+    expect(outcomes).toEqual([]);
+  });
+
+  it('a server error is no prompt answer: a BMC that answered only 503 gets no second copy', async () => {
+    const { t, outcomes } = hedged(new Set(), { timeoutMs: 1000 });
+    mock.server.addFault({ path: exactly(CHASSIS), fault: { kind: 'status', status: 503 }, times: 1 });
+    await expect(get(t, CHASSIS)).rejects.toSatisfy((e: unknown) => e instanceof BmcError && e.httpStatus === 503);
+    hangOnce(SYSTEMS);
+    await expect(get(t, SYSTEMS)).rejects.toSatisfy((e: unknown) => e instanceof BmcError && e.code === 'TIMEOUT');
+    expect(countOf(SYSTEMS)).toBe(1);
+    expect(outcomes).toEqual([]);
+  });
+
+  it('a second copy answered with a server error is not taken: the first copy\'s answer is', async () => {
+    const { t, outcomes } = hedged();
+    expect((await get(t, '/redfish/v1/')).status).toBe(200);
+    const release = holdOnce(SYSTEMS);
+    mock.server.addFault({ path: exactly(SYSTEMS), fault: { kind: 'status', status: 503 }, times: 1 });
+    const systems = get(t, SYSTEMS);
+    await waitFor(() => outcomes.length === 1, 5000, 'the second copy answered');
+    release();
+    expect((await systems).status).toBe(200);
+    expect(outcomes).toEqual(['failed']);
+  });
+
+  it('a BMC remembers its slowest paths up to MAX_SLOW_PATHS, the one marked longest ago forgotten first', async () => {
+    const marked = Array.from({ length: MAX_SLOW_PATHS }, (_, i) => `/redfish/v1/Chassis/${i}`);
+    const { t, outcomes, slowPaths } = hedged(new Set(marked));
+    expect((await get(t, '/redfish/v1/')).status).toBe(200);
+    hangOnce(SYSTEMS);
+    expect((await get(t, SYSTEMS)).status).toBe(200);
+    expect(outcomes).toEqual(['won']);
+    expect([...slowPaths]).toEqual([...marked.slice(1), SYSTEMS]);
   });
 
   it('where the second copy fails, the first copy\'s answer is still taken', async () => {
