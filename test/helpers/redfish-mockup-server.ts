@@ -40,6 +40,8 @@ export type Fault =
   /** a 302 to `location` */
   | { kind: 'redirect'; location: string }
   | { kind: 'reset' }
+  /** the connection reset, without an answer, once `until` settles */
+  | { kind: 'reset-held'; until: Promise<void> }
   /** answered as usual once `until` settles */
   | { kind: 'held'; until: Promise<void> }
   /** handled at once (a login creates its session), but the answer leaves only once `until` settles */
@@ -362,6 +364,7 @@ export async function startMockupServer(options: MockupServerOptions = {}): Prom
     const fault = matchFault(method, path);
     if (fault?.kind === 'hang') return;
     if (fault?.kind === 'reset') return void req.socket.destroy();
+    if (fault?.kind === 'reset-held') return void fault.until.then(() => req.socket.destroy());
     const chunks: Buffer[] = [];
     const isUpload = method === 'POST' && pushUri !== null && path === pushUri;
     req.on('data', (c: Buffer) => {

@@ -198,6 +198,31 @@ describe('hedged Redfish GETs', () => {
     expect([...slowPaths]).toEqual([...marked.slice(1), SYSTEMS]);
   });
 
+  it('where the first copy fails while the second is on its way, the second copy\'s answer is taken', async () => {
+    const { t, outcomes } = hedged();
+    expect((await get(t, '/redfish/v1/')).status).toBe(200);
+    let resetFirst!: () => void;
+    mock.server.addFault({ path: exactly(SYSTEMS), fault: { kind: 'reset-held', until: new Promise<void>((r) => (resetFirst = r)) }, times: 1 });
+    const releaseSecond = holdOnce(SYSTEMS);
+    const systems = get(t, SYSTEMS);
+    await waitFor(() => countOf(SYSTEMS) === 2, 5000, 'the second copy at the BMC');
+    resetFirst();
+    await waitFor(() => mock.server.openConnections() === 1, 5000, 'the first copy\'s connection reset');
+    releaseSecond();
+    expect((await systems).status).toBe(200);
+    expect(outcomes).toEqual(['won']);
+  });
+
+  it('the deadline ends a GET whose second copy still waits for a connection; the transport goes on', async () => {
+    const { t, outcomes } = hedged(new Set(), { connections: 1, timeoutMs: 800 });
+    expect((await get(t, '/redfish/v1/')).status).toBe(200);
+    hangOnce(SYSTEMS);
+    await expect(get(t, SYSTEMS)).rejects.toSatisfy((e: unknown) => e instanceof BmcError && e.code === 'TIMEOUT');
+    expect(countOf(SYSTEMS)).toBe(1); // the second copy never left the queue
+    expect(outcomes).toEqual(['failed']);
+    expect((await get(t, CHASSIS)).status).toBe(200);
+  });
+
   it('where the second copy fails, the first copy\'s answer is still taken', async () => {
     const { t, outcomes } = hedged();
     expect((await get(t, '/redfish/v1/')).status).toBe(200);
