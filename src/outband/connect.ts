@@ -614,7 +614,7 @@ export async function connectOutband(o: ConnectOptions): Promise<FacadeOutband> 
       const merged = mergeReport({ inventory: inv, ipmi: reading, profile, uuidRule, now, ...(ipmiAlone ? { ipmiAlone } : {}), ...orderListed });
       // kept for a BMC that needs at most its identity from IPMI: one that also needs its status reads IPMI anyway
       if (!remembered) rememberAfterRead(need, reading, merged, inv);
-      if (hedges.won + hedges.lost + hedges.failed > 0) merged.report.redfishHedges = { ...hedges };
+      if (Object.values(hedges).some((n) => n > 0)) merged.report.redfishHedges = { ...hedges };
       // no UUID evidence at all: a partial report with the reason; the report cycle skips it
       if (!merged.ok) return merged.report;
       logUuidDecision(merged.uuid);

@@ -7,6 +7,7 @@ import type { Dispatcher } from 'undici';
 import type { Duplex } from 'node:stream';
 import type { Protocol } from '../config/config.js';
 import type { MetalFru, PowerMetric, PowerSupply } from '../metalapi/types.js';
+import type { HedgeOutcome } from '../redfish/http.js';
 
 /** metal-api's shapes, defined in src/metalapi/types.ts; re-exported for the facade's users. */
 export type { MetalFru, PowerMetric, PowerSupply };
@@ -51,7 +52,7 @@ export interface BmcReport {
   /** the order METAL_BMC_GUID_ENCODING lists for the BMC's vendor decodes its GUID to another UUID than the one decided from Redfish (counted by the report cycle) */
   guidOrderContradicted?: true;
   /** the hedged Redfish GETs of the read (ConnectOptions.redfishHedge), by outcome, where there were any (counted by the report cycle) */
-  redfishHedges?: { won: number; lost: number; failed: number };
+  redfishHedges?: Record<HedgeOutcome, number>;
 }
 
 /** A Redfish failure that made the facade fall back to IPMI: the BmcError's code and detail, no secrets. */

@@ -17,7 +17,7 @@ export type OpenConnection = (which: 'first' | 'further') => Connection;
 
 interface Waiting {
   options: Dispatcher.DispatchOptions;
-  handler: Dispatcher.DispatchHandler;
+  handler: SentHeedingHandler;
   signal: AbortSignal;
   since: number;
   onAbort: () => void;
@@ -68,7 +68,7 @@ export class Connections {
    * An `urgent` request (a hedge: the same GET again, its first copy already waited) opens a
    * further connection at once where one may still open, and otherwise waits ahead of the queue.
    */
-  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, signal: AbortSignal, urgent = false): void {
+  dispatch(options: Dispatcher.DispatchOptions, handler: SentHeedingHandler, signal: AbortSignal, urgent = false): void {
     if (this.destroyed || this.closed) {
       handler.onResponseError?.(NEVER_STARTED, this.destroyed ? new errors.ClientDestroyedError() : new errors.ClientClosedError());
       return;
@@ -121,7 +121,7 @@ export class Connections {
     return connection;
   }
 
-  private run(connection: Connection, options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
+  private run(connection: Connection, options: Dispatcher.DispatchOptions, handler: SentHeedingHandler): void {
     this.running += 1;
     let freed = false;
     // freed after the connection's callback has returned: a request dispatched from inside it would
@@ -136,7 +136,7 @@ export class Connections {
     };
     const relay: SentHeedingHandler = {
       onRequestStart: (c, context) => handler.onRequestStart?.(c, context),
-      onRequestSent: () => (handler as SentHeedingHandler).onRequestSent?.(),
+      onRequestSent: () => handler.onRequestSent?.(),
       onResponseStart: (c, status, headers, message) => handler.onResponseStart?.(c, status, headers, message),
       onResponseData: (c, chunk) => handler.onResponseData?.(c, chunk),
       onResponseEnd: (c, trailers) => {

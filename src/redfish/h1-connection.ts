@@ -21,15 +21,15 @@ import type { Readable } from 'node:stream';
 import type { buildConnector, Dispatcher } from 'undici';
 import { DECIMAL, FIELD_VALUE, ResponseParser, TOKEN, type H1Error, type H1Limits } from './h1-parse.js';
 
-/** What connections.ts asks of a connection: an undici Client is one too. */
 /** A dispatch handler that may also hear when its request went on the wire (a hedge's time counts from then: http.ts). */
 export type SentHeedingHandler = Dispatcher.DispatchHandler & { onRequestSent?: () => void };
 
+/** What connections.ts asks of a connection: undici's Client interface, with whether it holds a socket and when a request went out. */
 export interface Connection {
   readonly destroyed: boolean;
   /** holds an open socket (an idle one without it reconnects for its next request: a TLS handshake) */
   readonly connected: boolean;
-  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): unknown;
+  dispatch(options: Dispatcher.DispatchOptions, handler: SentHeedingHandler): unknown;
   close(): Promise<void>;
   destroy(reason: Error): Promise<void>;
 }
@@ -96,7 +96,7 @@ interface Prepared {
 }
 
 interface InFlight {
-  handler: Dispatcher.DispatchHandler;
+  handler: SentHeedingHandler;
   controller: Controller;
   parser: ResponseParser;
   /** the socket it was sent on, once it was */
@@ -192,7 +192,7 @@ export class H1Connection implements Connection {
     return usable(this.socket);
   }
 
-  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+  dispatch(options: Dispatcher.DispatchOptions, handler: SentHeedingHandler): boolean {
     const controller = new Controller((reason) => this.fail(request, reason));
     const request: InFlight = {
       handler,
@@ -340,7 +340,7 @@ export class H1Connection implements Connection {
   private send(request: InFlight, prepared: Prepared, socket: Socket, reused: boolean): void {
     request.socket = socket;
     request.reused = reused;
-    (request.handler as SentHeedingHandler).onRequestSent?.();
+    request.handler.onRequestSent?.();
     const { head, bytes, stream } = prepared;
     if (bytes !== undefined && bytes.length <= ONE_WRITE_BYTES) {
       socket.write(Buffer.concat([Buffer.from(head, 'latin1'), bytes]));

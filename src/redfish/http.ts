@@ -361,7 +361,8 @@ export function createTransport(options: TransportOptions): HttpTransport {
       let firstError: { err: unknown } | undefined;
       // the decision waits for the loop's I/O phase: on a busy loop the timer comes due while an
       // answer already waits in the socket, and a hedge then would only add load (and be lost)
-      let timer = setTimeout(() => setImmediate(consider), h.afterMs);
+      const considerAfter = (ms: number): NodeJS.Timeout => setTimeout(() => setImmediate(consider), ms);
+      let timer = considerAfter(h.afterMs);
       const finish = (settle: () => void): void => {
         if (done) return;
         done = true;
@@ -391,7 +392,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
         // another, or for its connection's TLS handshake, has its whole time still to come
         const early = probe.sentAt !== undefined ? h.afterMs - (performance.now() - probe.sentAt) : h.afterMs;
         if (early > 0) {
-          timer = setTimeout(() => setImmediate(consider), Math.ceil(early));
+          timer = considerAfter(Math.ceil(early));
           return;
         }
         if (path.length > MAX_ODATA_ID) return;

@@ -417,7 +417,7 @@ async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'st
 function countHedges(deps: CycleDeps, report: BmcReport): void {
   const hedges = report.redfishHedges;
   if (hedges === undefined || deps.metrics === undefined) return;
-  for (const outcome of ['won', 'lost', 'failed'] as const) if (hedges[outcome] > 0) deps.metrics.redfishHedges.inc({ outcome }, hedges[outcome]);
+  for (const [outcome, n] of Object.entries(hedges)) if (n > 0) deps.metrics.redfishHedges.inc({ outcome }, n);
 }
 
 export async function readBmc(deps: CycleDeps, lease: Lease, signal?: AbortSignal): Promise<BmcReport | undefined> {
