@@ -380,7 +380,7 @@ type ReadOutcome = ({ report: BmcReport } | { failure: string; retry: boolean })
  * (or awaited when there is none); then counted, logged and told to the observer here. Undefined:
  * a read that had to wait in the report workers was not started, as `mayStart` said then.
  */
-async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'stalledMs'>, signal: AbortSignal | undefined, closes?: Array<Promise<void>>, mayStart?: () => boolean): Promise<ReadOutcome | undefined> {
+async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'stalledMs' | 'recentStallMs'>, signal: AbortSignal | undefined, closes?: Array<Promise<void>>, mayStart?: () => boolean): Promise<ReadOutcome | undefined> {
   const attempt = deps.reader
     ? await deps.reader.read(lease, { timeoutMs: deps.bmcTimeoutMs, signal, ...(mayStart ? { mayStart } : {}) })
     : await readBmcGuarded(deps.connect, lease.ip, { timeoutMs: deps.bmcTimeoutMs, clock, signal, ...(closes ? { closes } : {}) }, deps.leftBehind ?? new Set());

@@ -4,16 +4,21 @@
  * doing for other BMCs (TLS handshakes, JSON, IPMI crypto); a plain timer counts that wait
  * against the BMC. The loop clock measures it: a timer every `resolutionMs` adds how late it
  * fired to `stalledMs()`, so the stall between two readings is the time the loop was not free
- * to serve anyone. `bmcDeadline` gives a BMC back the stall of its own lifetime when its time is
- * up, up to `maxExtraMs`, and only then aborts: a BMC that does not answer still fails, a BMC that
- * answered while we were busy does not. What is given back is the stall up to the BMC's latest
- * sign of life in its read (`heard`: its first Redfish connection's TCP connect and TLS handshake,
- * an HTTP response's head or a piece of its body, an IPMI datagram): until then the BMC's progress, or
- * ours towards it (a connection, a request sent late), waited for the loop; after it, the BMC has
- * said nothing that a stall could have kept unread. So a BMC that says nothing at all costs its
- * deadline however busy the loop was, one that accepts connections but never answers gets back
- * only the stall until its first connection (a second one, opened because a request waited for an
- * answer, is not heard), and a live one is not charged for our slowness.
+ * to serve anyone. `bmcDeadline` gives a BMC back, when its time is up, what its answers waited
+ * for the loop, up to `maxExtraMs`, and only then aborts: a BMC that does not answer still fails,
+ * a BMC that answered while we were busy does not. Each sign of life of the BMC in its read
+ * (`heard`: its first Redfish connection's TCP connect and TLS handshake, an HTTP response's head
+ * or a piece of its body, an IPMI datagram) is owed the stall it can have waited through: the
+ * loop's stall over its last three ticks (`recentStallMs`: the busy turn in which an answer that
+ * arrived is read, the one it arrived in, and a step of ours from a later turn), never more than the stall
+ * since the BMC's previous sign of life. Not the whole stall of its read: while the BMC itself was
+ * working on an answer (a slow BMC's seconds), the loop's stall kept nothing of it unread, and
+ * giving that back (as this did before, up to a second per BMC in a busy cycle) let a BMC that
+ * answers every request in seconds outlive its deadline by as much, setting the cycle's end. So a
+ * BMC that says nothing at all costs its deadline however busy the loop was, one that accepts
+ * connections but never answers gets back only what its connection waited (a second one, opened
+ * because a request waited for an answer, is not heard), and a live one is not charged for our
+ * slowness.
  * Before failing, one turn of the loop's I/O is waited for wherever the loop stalled since that
  * sign of life, in case something the BMC sent is there, unread. The extension is bounded (at
  * most `maxExtraMs`, and a turn of I/O per extension) because the cycle's length is wall time:
@@ -26,6 +31,11 @@ import type { Deadline } from '../deadline.js';
 export interface LoopClock {
   /** ms the event loop was busy elsewhere since the clock started (timers fired this much late in all) */
   stalledMs(): number;
+  /**
+   * the stall over the clock's last few ticks and since (how late the loop has been lately): about
+   * as long as an answer read now can have waited for the loop, whenever in that turn it arrived
+   */
+  recentStallMs(): number;
   /** stops the clock when its last user is done */
   release(): void;
 }
@@ -36,24 +46,41 @@ let users = 0;
 let timer: NodeJS.Timeout | undefined;
 let stalled = 0;
 let lastTick = 0;
+/**
+ * the ticks an answer is owed the stall of (`recentStallMs`): the turn it was read in, the one it
+ * arrived in, and one more for a step of ours between two answers (a request sent from a later
+ * turn: a connection's queue, a decision taken after the turn's I/O)
+ */
+const RECENT_TICKS = 3;
+/** `stalled` as each of the last RECENT_TICKS ticks left it, oldest first */
+const stalledAtTicks: number[] = new Array<number>(RECENT_TICKS).fill(0);
 
 function tick(): void {
   const now = performance.now();
   stalled += Math.max(0, now - lastTick - RESOLUTION_MS);
   lastTick = now;
+  stalledAtTicks.shift();
+  stalledAtTicks.push(stalled);
+}
+
+/** the stall counted so far, with how late the running interval is right now */
+function stalledNow(): number {
+  return stalled + Math.max(0, performance.now() - lastTick - RESOLUTION_MS);
 }
 
 /** The process's loop clock, started on first use and shared by everyone who acquires it. */
 export function acquireLoopClock(): LoopClock {
   if (users++ === 0) {
     lastTick = performance.now();
+    stalledAtTicks.fill(stalled);
     timer = setInterval(tick, RESOLUTION_MS);
     timer.unref();
   }
   let released = false;
   return {
     // what the running interval has not counted yet: it is late right now by this much
-    stalledMs: () => stalled + Math.max(0, performance.now() - lastTick - RESOLUTION_MS),
+    stalledMs: stalledNow,
+    recentStallMs: () => stalledNow() - stalledAtTicks[0]!,
     release() {
       if (released) return;
       released = true;
@@ -65,25 +92,26 @@ export function acquireLoopClock(): LoopClock {
 export interface BmcDeadline extends Deadline {
   /** ms the deadline was moved out for the event loop's stall so far */
   readonly extendedMs: number;
-  /** a sign of life of the BMC (a connection made, an HTTP response or a piece of one, an IPMI datagram): the loop's stall so far is owed to it */
+  /** a sign of life of the BMC (a connection made, an HTTP response or a piece of one, an IPMI datagram): what it can have waited for the loop is owed to it */
   heard(): void;
 }
 
 /**
- * A deadline of `ms` of the BMC's own time: when it is up, the loop's stall since the start is
- * added (at most `maxExtraMs` in all) and the timer set again for what is owed; it aborts once
- * nothing more is owed. The caller's signal aborts at once, as with `deadline()`.
+ * A deadline of `ms` of the BMC's own time: when it is up, what its signs of life were owed for
+ * the loop's stall is added (at most `maxExtraMs` in all) and the timer set again for it; it
+ * aborts once nothing more is owed. The caller's signal aborts at once, as with `deadline()`.
  */
-export function bmcDeadline(ms: number, what: string, clock: Pick<LoopClock, 'stalledMs'>, maxExtraMs: number, caller?: AbortSignal): BmcDeadline {
+export function bmcDeadline(ms: number, what: string, clock: Pick<LoopClock, 'stalledMs' | 'recentStallMs'>, maxExtraMs: number, caller?: AbortSignal): BmcDeadline {
   const controller = new AbortController();
   let extendedMs = 0;
   if (caller?.aborted) {
     controller.abort(caller.reason);
     return { signal: controller.signal, extendedMs, heard: () => undefined, dispose: () => undefined };
   }
-  const start = clock.stalledMs();
-  /** the loop's stall at the BMC's latest sign of life */
-  let stallAtLife = start;
+  /** the loop's stall at the BMC's latest sign of life (or the deadline's start) */
+  let stallAtLife = clock.stalledMs();
+  /** what the BMC's signs of life waited for the loop, in all */
+  let owedMs = 0;
   let timer: NodeJS.Timeout;
   let ioTurn: NodeJS.Immediate | undefined;
   const expire = (): void => {
@@ -98,7 +126,7 @@ export function bmcDeadline(ms: number, what: string, clock: Pick<LoopClock, 'st
       return;
     }
     // under 5 ms owed is timer noise, not a stall worth a new timer
-    const owed = Math.min(stallAtLife - start, maxExtraMs) - extendedMs;
+    const owed = Math.min(owedMs, maxExtraMs) - extendedMs;
     if (owed >= 5) {
       extendedMs += owed;
       timer = setTimeout(expire, owed);
@@ -118,7 +146,9 @@ export function bmcDeadline(ms: number, what: string, clock: Pick<LoopClock, 'st
       return extendedMs;
     },
     heard: () => {
-      stallAtLife = clock.stalledMs();
+      const now = clock.stalledMs();
+      owedMs += Math.min(now - stallAtLife, clock.recentStallMs());
+      stallAtLife = now;
     },
     dispose: () => {
       clearTimeout(timer);

@@ -2,8 +2,8 @@
  * One BMC read for a report: connect (reads start at connect), the report, the connection closed.
  * The same function runs in the main thread and in a report worker (worker-thread.ts). Its
  * deadline counts the BMC's time, not the time its answers waited for this thread's event loop
- * (loop-clock.ts): at most one more deadline is given back for that, and only the stall up to the
- * BMC's latest sign of life (connect's `onAnswer`): a BMC that says nothing costs its deadline.
+ * (loop-clock.ts): at most one more deadline is given back for that, and only what the BMC's signs
+ * of life (connect's `onAnswer`) can have waited: a BMC that says nothing costs its deadline.
  */
 import { MAX_TIMER_MS } from '../deadline.js';
 import { abortError, BmcError } from '../errors.js';
@@ -31,7 +31,7 @@ export type BmcReadAttempt = (
 export interface ReadBmcOptions {
   /** the BMC's own time for connect and report */
   timeoutMs: number;
-  clock: Pick<LoopClock, 'stalledMs'>;
+  clock: Pick<LoopClock, 'stalledMs' | 'recentStallMs'>;
   /** shutdown: aborts at once */
   signal?: AbortSignal | undefined;
   /** where the connection's close goes, to finish in the background; awaited here when absent */

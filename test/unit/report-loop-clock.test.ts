@@ -12,10 +12,20 @@ const fakeTimersOnly = () => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTim
 /** that turn: the deadline's own check, queued first, runs before this resolves */
 const ioTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** a loop clock whose stall the test sets */
-const fakeClock = () => ({ stall: 0, stalledMs() {
-  return this.stall;
-} });
+/**
+ * a loop clock whose stall the test sets: `stall` in all, `recent` over its last two ticks (by
+ * default all of it: the whole stall just happened)
+ */
+const fakeClock = () => ({
+  stall: 0,
+  recent: undefined as number | undefined,
+  stalledMs() {
+    return this.stall;
+  },
+  recentStallMs() {
+    return this.recent ?? this.stall;
+  },
+});
 
 describe('loop clock', () => {
   it('counts the time the event loop was blocked', async () => {
@@ -28,6 +38,12 @@ describe('loop clock', () => {
       expect(clock.stalledMs() - before).toBeGreaterThanOrEqual(100);
       await new Promise<void>((resolve) => setImmediate(resolve));
       expect(clock.stalledMs() - before).toBeGreaterThanOrEqual(100);
+      // as recent stall too, until the loop has ticked twice freely since
+      expect(clock.recentStallMs()).toBeGreaterThanOrEqual(100);
+      const blocked = clock.stalledMs();
+      await vi.waitFor(() => expect(clock.recentStallMs()).toBeLessThan(50), { timeout: 2000, interval: 10 });
+      // the stall in all is not forgotten
+      expect(clock.stalledMs()).toBeGreaterThanOrEqual(blocked);
     } finally {
       clock.release();
     }
@@ -48,11 +64,11 @@ describe('BMC deadline', () => {
     d.dispose();
   });
 
-  it('gives back the stall of its lifetime, again for stall during the extension, then fires', () => {
+  it('gives back the stall its answers waited through, again for stall during the extension, then fires', () => {
     vi.useFakeTimers();
     const clock = fakeClock();
     const d = bmcDeadline(100, 'reading BMC 10.0.0.1', clock, 1000);
-    clock.stall = 60; // the loop was busy elsewhere for 60 ms of the first 100
+    clock.stall = 60; // the loop was busy elsewhere for 60 ms just now
     d.heard(); // an answer of the BMC read after that stall: it waited through it
     vi.advanceTimersByTime(100);
     expect(d.signal.aborted).toBe(false);
@@ -65,6 +81,40 @@ describe('BMC deadline', () => {
     expect(d.signal.aborted).toBe(true);
     expect(d.extendedMs).toBe(80);
     expect((d.signal.reason as Error).message).toContain('and 80 ms more while this process was busy with other BMCs');
+    d.dispose();
+  });
+
+  it('owes a BMC that was working on its answer only what the answer waited, not the stall of its whole read', () => {
+    vi.useFakeTimers();
+    const clock = fakeClock();
+    const d = bmcDeadline(1000, 'reading BMC 10.0.0.3', clock, 1000);
+    // a slow BMC: its answer took 900 ms, while the loop was busy with other BMCs for 400 ms of them;
+    // the answer came in the last turn, whose stall (30 ms) is what it can have waited
+    clock.stall = 400;
+    clock.recent = 30;
+    d.heard();
+    vi.advanceTimersByTime(1000);
+    expect(d.signal.aborted).toBe(false);
+    expect(d.extendedMs).toBe(30);
+    vi.advanceTimersByTime(30);
+    expect(d.signal.aborted).toBe(true);
+    expect(d.extendedMs).toBe(30);
+    d.dispose();
+  });
+
+  it('never owes a sign of life more than the stall since the one before it', () => {
+    vi.useFakeTimers();
+    const clock = fakeClock();
+    const d = bmcDeadline(100, 'x', clock, 1000);
+    clock.stall = 40;
+    clock.recent = 40;
+    d.heard(); // its connection: waited 40 ms
+    clock.stall = 45; // 5 ms more, inside the same two ticks of stall
+    d.heard(); // its TLS handshake right after: 5 ms more, not the 45 of the two ticks again
+    vi.advanceTimersByTime(100);
+    expect(d.extendedMs).toBe(45);
+    vi.advanceTimersByTime(45);
+    expect(d.signal.aborted).toBe(true);
     d.dispose();
   });
 
@@ -117,6 +167,7 @@ describe('BMC deadline', () => {
     clock.stall = 30;
     d.heard(); // its connection made, after 30 ms of stall
     clock.stall = 90; // 60 ms more while it said nothing
+    clock.recent = 60;
     vi.advanceTimersByTime(100);
     await ioTurn();
     expect(d.extendedMs).toBe(30);

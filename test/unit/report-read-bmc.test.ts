@@ -15,7 +15,7 @@ describe('readBmcOnce', () => {
     let settled: unknown;
     let connected!: (bmc: Outband) => void;
     const bmc = { vendor: 'v', info: async () => ({ uuid: 'u' }), close: async () => undefined } as unknown as Outband;
-    const options = { timeoutMs, clock: { stalledMs: () => 0 } };
+    const options = { timeoutMs, clock: { stalledMs: () => 0, recentStallMs: () => 0 } };
     const reading = readBmcGuarded(() => new Promise<Outband>((r) => (connected = r)), '10.0.0.1', options, leftBehind).then((a) => (settled = a));
     await vi.advanceTimersByTimeAsync(2 * timeoutMs + READ_GUARD_EXTRA_MS - 1);
     expect(settled).toBeUndefined();
@@ -34,6 +34,6 @@ describe('readBmcOnce', () => {
   it('a read that ends in time is not touched by the guard', async () => {
     const report = { uuid: 'u' };
     const bmc = { vendor: 'v', info: async () => report, close: async () => undefined } as unknown as Outband;
-    await expect(readBmcGuarded(async () => bmc, '10.0.0.1', { timeoutMs: 1000, clock: { stalledMs: () => 0 } }, new Set())).resolves.toMatchObject({ ok: true, report, vendor: 'v' });
+    await expect(readBmcGuarded(async () => bmc, '10.0.0.1', { timeoutMs: 1000, clock: { stalledMs: () => 0, recentStallMs: () => 0 } }, new Set())).resolves.toMatchObject({ ok: true, report, vendor: 'v' });
   });
 });
