@@ -75,7 +75,7 @@ export interface ConnectOptions {
   logger?: Logger;
   /** what the BMC did that the IPMI client worked around (default: a warning in `logger`) */
   onIpmiEvent?: (event: IpmiEvent) => void;
-  /** a sign of life of the BMC over either protocol (the first Redfish connection's TCP connect and TLS handshake, the certificate probe's, an HTTP response or a piece of one, an IPMI datagram): a report read's deadline gives back the event loop's stall up to the latest one (report/loop-clock.ts) */
+  /** a sign of life of the BMC over either protocol (a Redfish connection's TCP connect and TLS handshake, the certificate probe's, an HTTP response or a piece of one, an IPMI datagram): a report read's deadline gives back what each waited for the event loop (report/loop-clock.ts) */
   onAnswer?: () => void;
   signal?: AbortSignal;
   /**

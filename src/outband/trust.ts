@@ -402,7 +402,7 @@ export interface RedfishTrustContext {
   signal?: AbortSignal;
   /** opens an IPMI session (RAKP 2 checked); absent when IPMI is not used */
   prove?: (signal: AbortSignal) => Promise<void>;
-  /** the probe's TLS handshake completed: a sign of life of the BMC (a report read's deadline, report/loop-clock.ts) */
+  /** the probe's TCP connection made and its TLS handshake completed: signs of life of the BMC (a report read's deadline, report/loop-clock.ts) */
   onAnswer?: () => void;
 }
 
@@ -564,7 +564,7 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
             const proving = provesBesidePin(record);
             if (proving) {
               notePinWithoutProof(ip, key, record!);
-              const presented = await probeCertificate({ host: ctx.host, port: ctx.port, timeoutMs: ctx.timeoutMs, ...(ctx.legacyTls ? { legacyTls: true } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) });
+              const presented = await probeCertificate({ host: ctx.host, port: ctx.port, timeoutMs: ctx.timeoutMs, ...(ctx.legacyTls ? { legacyTls: true } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}), ...(ctx.onAnswer ? { onConnect: ctx.onAnswer } : {}) });
               ctx.onAnswer?.();
               if (presented !== recorded) throw refusal('redfish', new BmcError('UNTRUSTED', `certificate sha256 ${fingerprintPrefix(presented)} is not the recorded ${fingerprintPrefix(recorded)}`));
               await prove(ip, key, ctx);
@@ -585,7 +585,7 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
           const setAside = record !== undefined && relied(record) === undefined;
           if (setAside) noteUnproven(ip, key, record);
           // the probe's TLS session is kept under its certificate's pin: the pinned login resumes it
-          const presented = await probeCertificate({ host: ctx.host, port: ctx.port, timeoutMs: ctx.timeoutMs, ...(ctx.legacyTls ? { legacyTls: true } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) });
+          const presented = await probeCertificate({ host: ctx.host, port: ctx.port, timeoutMs: ctx.timeoutMs, ...(ctx.legacyTls ? { legacyTls: true } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}), ...(ctx.onAnswer ? { onConnect: ctx.onAnswer } : {}) });
           ctx.onAnswer?.();
           const proof = await prove(ip, key, ctx);
           // the login goes only to the certificate that was probed (and proven)

@@ -9,11 +9,8 @@
 import { errors, type Dispatcher } from 'undici';
 import type { Connection, SentHeedingHandler } from './h1-connection.js';
 
-/**
- * Opens one connection (to the origin, with the transport's connector and timeouts): the `first`
- * of the BMC's, or a `further` one opened for a request held up behind it.
- */
-export type OpenConnection = (which: 'first' | 'further') => Connection;
+/** Opens one connection (to the origin, with the transport's connector and timeouts). */
+export type OpenConnection = () => Connection;
 
 interface Waiting {
   options: Dispatcher.DispatchOptions;
@@ -116,7 +113,7 @@ export class Connections {
   }
 
   private openOne(): Connection {
-    const connection = this.open(this.connections.length === 0 ? 'first' : 'further');
+    const connection = this.open();
     this.connections.push(connection);
     return connection;
   }

@@ -318,14 +318,14 @@ export function createTransport(options: TransportOptions): HttpTransport {
   const origin = originOf(options.host, port);
   const openAfterMs = checkCount('openConnectionAfterMs', options.openConnectionAfterMs, 1000, 0, 600_000);
   const connect = tlsConnector(tlsPolicy(options), connectTimeoutMs, options.legacyTls === true);
-  // Only the first connection's connect is a sign of life: a further one opens because a request
-  // waited for an answer, and a BMC whose web server hangs still takes connections (a dead BMC's
-  // read would otherwise be given back the loop's stall up to that second connect). The
+  // Every connection's TCP connect and TLS handshake is a sign of life (report/loop-clock.ts): each
+  // is owed only what it waited for the loop lately, so a BMC whose web server hangs but still
+  // takes connections gets back a few ticks per connection, not the stall of its read. The
   // connections keep idle ones 4 s (BMC web servers close them early, lighttpd after 5 s, often
   // without a Keep-Alive hint, and a POST sent on one they are closing fails without being
   // retried); our deadline signal bounds every phase of a request, so they have no timers of their own.
-  const firstConnect = heedingConnects(connect, options.onAnswer);
-  const pool = new Connections((which) => new H1Connection({ origin, connect: which === 'first' ? firstConnect : connect }), connections, openAfterMs);
+  const heededConnect = heedingConnects(connect, options.onAnswer);
+  const pool = new Connections(() => new H1Connection({ origin, connect: heededConnect }), connections, openAfterMs);
   const secrets = new Set<string>();
   const hedge = options.hedge === undefined ? undefined : { ...options.hedge, afterMs: checkCount('hedge.afterMs', options.hedge.afterMs, 1000, 1, 600_000) };
   /** a request of this transport was answered within hedge.afterMs: the BMC is not slow as a whole */

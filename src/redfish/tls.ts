@@ -142,6 +142,8 @@ export interface ProbeOptions {
   signal?: AbortSignal;
   /** the TLS options of the connections that will be pinned to the probed certificate (legacyTls) */
   legacyTls?: boolean;
+  /** the TCP connection made: a sign of life of the BMC (a report read's deadline, report/loop-clock.ts) */
+  onConnect?: () => void;
 }
 
 /** How long a probe's connection waits for the server's session ticket after its handshake (TLS 1.3 sends it afterwards). */
@@ -174,6 +176,7 @@ export function probeCertificate(o: ProbeOptions): Promise<string> {
       minVersion: 'TLSv1.2',
       ...(isIP(o.host) === 0 ? { servername: o.host } : {}),
     });
+    if (o.onConnect) socket.once('connect', o.onConnect);
     const keep = () => {
       if (presented !== undefined && session !== undefined) shared.keep(pinScope(presented), o.host, o.port, session);
     };

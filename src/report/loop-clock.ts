@@ -16,9 +16,8 @@
  * giving that back (as this did before, up to a second per BMC in a busy cycle) let a BMC that
  * answers every request in seconds outlive its deadline by as much, setting the cycle's end. So a
  * BMC that says nothing at all costs its deadline however busy the loop was, one that accepts
- * connections but never answers gets back only what its connection waited (a second one, opened
- * because a request waited for an answer, is not heard), and a live one is not charged for our
- * slowness.
+ * connections but never answers gets back only what its connections waited, and a live one is
+ * not charged for our slowness.
  * Before failing, one turn of the loop's I/O is waited for wherever the loop stalled since that
  * sign of life, in case something the BMC sent is there, unread. The extension is bounded (at
  * most `maxExtraMs`, and a turn of I/O per extension) because the cycle's length is wall time:
@@ -147,7 +146,8 @@ export function bmcDeadline(ms: number, what: string, clock: Pick<LoopClock, 'st
     },
     heard: () => {
       const now = clock.stalledMs();
-      owedMs += Math.min(now - stallAtLife, clock.recentStallMs());
+      // never negative: a clock released and acquired again meanwhile starts its count over
+      owedMs += Math.max(0, Math.min(now - stallAtLife, clock.recentStallMs()));
       stallAtLife = now;
     },
     dispose: () => {

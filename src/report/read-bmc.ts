@@ -15,8 +15,8 @@ export type ConnectForRead = (ip: string, signal: AbortSignal, onAnswer: () => v
 
 /**
  * A read as the cycle needs it. `late`: a BMC that would have missed its deadline but for the time
- * given back for the loop's stall (read after it), or missed it although all of it was given
- * back. A dead or slow BMC that fails within what it was given is not late: fewer BMCs at once
+ * given back for the loop's stall (read after it), or missed it although a whole deadline was
+ * given back. A dead or slow BMC that fails within what it was given is not late: fewer BMCs at once
  * would not have saved it.
  */
 export type BmcReadAttempt = (

@@ -88,7 +88,10 @@ describe('shared TLS connector', () => {
       const pin = new X509Certificate(own.cert).fingerprint256.replaceAll(':', '').toLowerCase();
       const stats = sharedConnector({ timeout: 0, keepAlive: true, minVersion: 'TLSv1.2', rejectUnauthorized: false }).stats;
       const before = { ...stats };
-      expect(await probeCertificate({ host, port, timeoutMs: 5000 })).toBe(pin);
+      // its TCP connect is a sign of life of the BMC (a report read's deadline), told before the handshake's end
+      let connected = 0;
+      expect(await probeCertificate({ host, port, timeoutMs: 5000, onConnect: () => connected++ })).toBe(pin);
+      expect(connected).toBe(1);
       // the probe answers at its handshake; its session ticket follows (TLS 1.3)
       await waitFor(() => sharedConnector({ keepAlive: true, minVersion: 'TLSv1.2', rejectUnauthorized: false }).sessions.get(`pin:${pin}|${host}:${port}`) !== undefined, 10_000, 'the probe\'s session kept under the pin');
       expect(await connectOnce(tlsConnector({ kind: 'pinned', sha256: pin }, 5000), own)).toBe(true);

@@ -1,4 +1,4 @@
-/** A BMC's deadline counts the BMC's time: the event loop's stall during its read is given back, bounded. */
+/** A BMC's deadline counts the BMC's time: what its answers waited for the event loop is given back, bounded. */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { nextLimit } from '../../src/report/adaptive-limit.js';
 import { acquireLoopClock, bmcDeadline } from '../../src/report/loop-clock.js';
@@ -13,8 +13,8 @@ const fakeTimersOnly = () => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTim
 const ioTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
- * a loop clock whose stall the test sets: `stall` in all, `recent` over its last two ticks (by
- * default all of it: the whole stall just happened)
+ * a loop clock whose stall the test sets: `stall` in all, `recent` its recent stall (the clock's
+ * last ticks; by default all of it: the whole stall just happened)
  */
 const fakeClock = () => ({
   stall: 0,
@@ -109,8 +109,8 @@ describe('BMC deadline', () => {
     clock.stall = 40;
     clock.recent = 40;
     d.heard(); // its connection: waited 40 ms
-    clock.stall = 45; // 5 ms more, inside the same two ticks of stall
-    d.heard(); // its TLS handshake right after: 5 ms more, not the 45 of the two ticks again
+    clock.stall = 45; // 5 ms more, inside the same recent ticks of stall
+    d.heard(); // its TLS handshake right after: 5 ms more, not the 40 of the recent ticks again
     vi.advanceTimersByTime(100);
     expect(d.extendedMs).toBe(45);
     vi.advanceTimersByTime(45);
@@ -167,7 +167,6 @@ describe('BMC deadline', () => {
     clock.stall = 30;
     d.heard(); // its connection made, after 30 ms of stall
     clock.stall = 90; // 60 ms more while it said nothing
-    clock.recent = 60;
     vi.advanceTimersByTime(100);
     await ioTurn();
     expect(d.extendedMs).toBe(30);
