@@ -7,11 +7,11 @@
  * to serve anyone. `bmcDeadline` gives a BMC back, when its time is up, what its answers waited
  * for the loop, up to `maxExtraMs`, and only then aborts: a BMC that does not answer still fails,
  * a BMC that answered while we were busy does not. Each sign of life of the BMC in its read
- * (`heard`: its first Redfish connection's TCP connect and TLS handshake, an HTTP response's head
- * or a piece of its body, an IPMI datagram) is owed the stall it can have waited through: the
- * loop's stall over its last three ticks (`recentStallMs`: the busy turn in which an answer that
- * arrived is read, the one it arrived in, and a step of ours from a later turn), never more than the stall
- * since the BMC's previous sign of life. Not the whole stall of its read: while the BMC itself was
+ * (`heard`: each Redfish connection's TCP connect and TLS handshake, the certificate probe's, an
+ * HTTP response's head or a piece of its body, an IPMI datagram) is owed the stall it can have
+ * waited through: the loop's stall over its last three ticks (`recentStallMs`: the busy turn in
+ * which an answer that arrived is read, the one it arrived in, and a step of ours from a later
+ * turn), never more than the stall since the BMC's previous sign of life. Not the whole stall of its read: while the BMC itself was
  * working on an answer (a slow BMC's seconds), the loop's stall kept nothing of it unread, and
  * giving that back (as this did before, up to a second per BMC in a busy cycle) let a BMC that
  * answers every request in seconds outlive its deadline by as much, setting the cycle's end. So a
