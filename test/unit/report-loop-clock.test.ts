@@ -50,6 +50,27 @@ describe('loop clock', () => {
   });
 });
 
+describe('loop clock, recent stall', () => {
+  it('starts over when the clock is acquired again after its last user released it: an old stall is not recent', async () => {
+    const first = acquireLoopClock();
+    const until = performance.now() + 150;
+    while (performance.now() < until); // the loop busy for 150 ms
+    // the interval's tick, overdue, runs before this timer: the stall is counted
+    await new Promise<void>((resolve) => setTimeout(resolve, 0));
+    expect(first.stalledMs()).toBeGreaterThanOrEqual(100);
+    expect(first.recentStallMs()).toBeGreaterThanOrEqual(100);
+    first.release(); // the last user: the clock stops
+    const again = acquireLoopClock();
+    try {
+      // the stall counted before is history now, not what an answer read from here on waited
+      expect(again.recentStallMs()).toBeLessThan(50);
+      expect(again.stalledMs()).toBeGreaterThanOrEqual(100);
+    } finally {
+      again.release();
+    }
+  });
+});
+
 describe('BMC deadline', () => {
   it('fires after its time when the loop was free', () => {
     vi.useFakeTimers();
