@@ -434,6 +434,13 @@ const NO_IPMI: ReadonlySet<string> = new Set(['TIMEOUT', 'CLOSED', 'UNSUPPORTED'
  * `refusedWhileUnreadable`: the BMCs refused a first contact while the trust file cannot be read,
  * logged once each per episode; given by a report worker, whose gate lives for one read only
  */
+/** The certificate the BMC of `ctx` presents (`probeCertificate`), its TCP connect and TLS handshake told to `ctx.onAnswer` as signs of life. */
+async function probe(ctx: RedfishTrustContext): Promise<string> {
+  const presented = await probeCertificate({ host: ctx.host, port: ctx.port, timeoutMs: ctx.timeoutMs, ...(ctx.legacyTls ? { legacyTls: true } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}), ...(ctx.onAnswer ? { onConnect: ctx.onAnswer } : {}) });
+  ctx.onAnswer?.();
+  return presented;
+}
+
 export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?: TrustMetrics; resetHint?: boolean; requireProof?: boolean; redfishVerified?: boolean; refusedWhileUnreadable?: Set<string> }): BmcTrust {
   const { store, logger } = o;
   const requireProof = o.requireProof === true;
@@ -564,8 +571,7 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
             const proving = provesBesidePin(record);
             if (proving) {
               notePinWithoutProof(ip, key, record!);
-              const presented = await probeCertificate({ host: ctx.host, port: ctx.port, timeoutMs: ctx.timeoutMs, ...(ctx.legacyTls ? { legacyTls: true } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}), ...(ctx.onAnswer ? { onConnect: ctx.onAnswer } : {}) });
-              ctx.onAnswer?.();
+              const presented = await probe(ctx);
               if (presented !== recorded) throw refusal('redfish', new BmcError('UNTRUSTED', `certificate sha256 ${fingerprintPrefix(presented)} is not the recorded ${fingerprintPrefix(recorded)}`));
               await prove(ip, key, ctx);
             }
@@ -585,8 +591,7 @@ export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?
           const setAside = record !== undefined && relied(record) === undefined;
           if (setAside) noteUnproven(ip, key, record);
           // the probe's TLS session is kept under its certificate's pin: the pinned login resumes it
-          const presented = await probeCertificate({ host: ctx.host, port: ctx.port, timeoutMs: ctx.timeoutMs, ...(ctx.legacyTls ? { legacyTls: true } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}), ...(ctx.onAnswer ? { onConnect: ctx.onAnswer } : {}) });
-          ctx.onAnswer?.();
+          const presented = await probe(ctx);
           const proof = await prove(ip, key, ctx);
           // the login goes only to the certificate that was probed (and proven)
           const opened = await open({ pinnedSha256: presented });
