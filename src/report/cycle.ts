@@ -24,7 +24,7 @@ import type { LedMemory } from './led-memory.js';
 import type { UuidOwners } from './owners.js';
 import type { ReadOrder } from './read-order.js';
 import { forEachAdaptive, type ItemOutcome, type LimitMemory, type SampleSeen, type ThreadsLoad } from './adaptive-limit.js';
-import { acquireLoopClock, type LoopClock } from './loop-clock.js';
+import { acquireLoopClock, type LoopStall } from './loop-clock.js';
 import type { ReportMetrics } from './metrics.js';
 import { conditionLineFields, conditionName, type BmcCondition, type BmcConditions } from './bmc-conditions.js';
 
@@ -380,7 +380,7 @@ type ReadOutcome = ({ report: BmcReport } | { failure: string; retry: boolean })
  * (or awaited when there is none); then counted, logged and told to the observer here. Undefined:
  * a read that had to wait in the report workers was not started, as `mayStart` said then.
  */
-async function readOne(deps: CycleDeps, lease: Lease, clock: Pick<LoopClock, 'stalledMs' | 'recentStallMs'>, signal: AbortSignal | undefined, closes?: Array<Promise<void>>, mayStart?: () => boolean): Promise<ReadOutcome | undefined> {
+async function readOne(deps: CycleDeps, lease: Lease, clock: LoopStall, signal: AbortSignal | undefined, closes?: Array<Promise<void>>, mayStart?: () => boolean): Promise<ReadOutcome | undefined> {
   const attempt = deps.reader
     ? await deps.reader.read(lease, { timeoutMs: deps.bmcTimeoutMs, signal, ...(mayStart ? { mayStart } : {}) })
     : await readBmcGuarded(deps.connect, lease.ip, { timeoutMs: deps.bmcTimeoutMs, clock, signal, ...(closes ? { closes } : {}) }, deps.leftBehind ?? new Set());

@@ -11,13 +11,13 @@
  * HTTP response's head or a piece of its body, an IPMI datagram) is owed the stall it can have
  * waited through: the loop's stall over its last three ticks (`recentStallMs`: the busy turn in
  * which an answer that arrived is read, the one it arrived in, and a step of ours from a later
- * turn), never more than the stall since the BMC's previous sign of life. Not the whole stall of its read: while the BMC itself was
- * working on an answer (a slow BMC's seconds), the loop's stall kept nothing of it unread, and
- * giving that back (as this did before, up to a second per BMC in a busy cycle) let a BMC that
- * answers every request in seconds outlive its deadline by as much, setting the cycle's end. So a
- * BMC that says nothing at all costs its deadline however busy the loop was, one that accepts
- * connections but never answers gets back only what its connections waited, and a live one is
- * not charged for our slowness.
+ * turn), never more than the stall since the BMC's previous sign of life. Not the whole stall of
+ * its read: while the BMC itself was working on an answer (a slow BMC's seconds), the loop's
+ * stall kept nothing of it unread, and giving that back (as this did before, up to a second per
+ * BMC in a busy cycle) let a BMC that answers every request in seconds outlive its deadline by as
+ * much, setting the cycle's end. So a BMC that says nothing at all costs its deadline however busy
+ * the loop was, one that accepts connections but never answers gets back only what its
+ * connections waited, and a live one is not charged for our slowness.
  * Before failing, one turn of the loop's I/O is waited for wherever the loop stalled since that
  * sign of life, in case something the BMC sent is there, unread. The extension is bounded (at
  * most `maxExtraMs`, and a turn of I/O per extension) because the cycle's length is wall time:
@@ -38,6 +38,9 @@ export interface LoopClock {
   /** stops the clock when its last user is done */
   release(): void;
 }
+
+/** What a BMC's deadline reads of the loop clock. */
+export type LoopStall = Pick<LoopClock, 'stalledMs' | 'recentStallMs'>;
 
 const RESOLUTION_MS = 20;
 
@@ -100,7 +103,7 @@ export interface BmcDeadline extends Deadline {
  * the loop's stall is added (at most `maxExtraMs` in all) and the timer set again for it; it
  * aborts once nothing more is owed. The caller's signal aborts at once, as with `deadline()`.
  */
-export function bmcDeadline(ms: number, what: string, clock: Pick<LoopClock, 'stalledMs' | 'recentStallMs'>, maxExtraMs: number, caller?: AbortSignal): BmcDeadline {
+export function bmcDeadline(ms: number, what: string, clock: LoopStall, maxExtraMs: number, caller?: AbortSignal): BmcDeadline {
   const controller = new AbortController();
   let extendedMs = 0;
   if (caller?.aborted) {

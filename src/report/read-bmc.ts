@@ -8,7 +8,7 @@
 import { MAX_TIMER_MS } from '../deadline.js';
 import { abortError, BmcError } from '../errors.js';
 import type { BmcReport, Outband } from '../outband/types.js';
-import { bmcDeadline, type LoopClock } from './loop-clock.js';
+import { bmcDeadline, type LoopStall } from './loop-clock.js';
 
 /** Opens a BMC for a read: `onAnswer` is to be called at every sign of life of the BMC (connectOutband's option of that name). */
 export type ConnectForRead = (ip: string, signal: AbortSignal, onAnswer: () => void) => Promise<Outband>;
@@ -31,7 +31,7 @@ export type BmcReadAttempt = (
 export interface ReadBmcOptions {
   /** the BMC's own time for connect and report */
   timeoutMs: number;
-  clock: Pick<LoopClock, 'stalledMs' | 'recentStallMs'>;
+  clock: LoopStall;
   /** shutdown: aborts at once */
   signal?: AbortSignal | undefined;
   /** where the connection's close goes, to finish in the background; awaited here when absent */

@@ -1,7 +1,11 @@
 /** One BMC read for a report (read-bmc.ts): what bounds it when a path ignores its deadline. */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Outband } from '../../src/outband/types.js';
+import type { LoopStall } from '../../src/report/loop-clock.js';
 import { READ_GUARD_EXTRA_MS, readBmcGuarded } from '../../src/report/read-bmc.js';
+
+/** a loop that never stalls: nothing is given back */
+const freeLoop: LoopStall = { stalledMs: () => 0, recentStallMs: () => 0 };
 
 afterEach(() => {
   vi.useRealTimers();
@@ -15,7 +19,7 @@ describe('readBmcOnce', () => {
     let settled: unknown;
     let connected!: (bmc: Outband) => void;
     const bmc = { vendor: 'v', info: async () => ({ uuid: 'u' }), close: async () => undefined } as unknown as Outband;
-    const options = { timeoutMs, clock: { stalledMs: () => 0, recentStallMs: () => 0 } };
+    const options = { timeoutMs, clock: freeLoop };
     const reading = readBmcGuarded(() => new Promise<Outband>((r) => (connected = r)), '10.0.0.1', options, leftBehind).then((a) => (settled = a));
     await vi.advanceTimersByTimeAsync(2 * timeoutMs + READ_GUARD_EXTRA_MS - 1);
     expect(settled).toBeUndefined();
@@ -34,6 +38,6 @@ describe('readBmcOnce', () => {
   it('a read that ends in time is not touched by the guard', async () => {
     const report = { uuid: 'u' };
     const bmc = { vendor: 'v', info: async () => report, close: async () => undefined } as unknown as Outband;
-    await expect(readBmcGuarded(async () => bmc, '10.0.0.1', { timeoutMs: 1000, clock: { stalledMs: () => 0, recentStallMs: () => 0 } }, new Set())).resolves.toMatchObject({ ok: true, report, vendor: 'v' });
+    await expect(readBmcGuarded(async () => bmc, '10.0.0.1', { timeoutMs: 1000, clock: freeLoop }, new Set())).resolves.toMatchObject({ ok: true, report, vendor: 'v' });
   });
 });
