@@ -74,6 +74,13 @@ const REDFISH_SESSION_MAX_AGE_MS = Number(process.env.BENCH_REDFISH_SESSION_MAX_
  * request once, as before it
  */
 const HEDGE_AFTER_MS = process.env.BENCH_HEDGE_AFTER_MS === undefined ? 1000 : wholeNumber('BENCH_HEDGE_AFTER_MS', process.env.BENCH_HEDGE_AFTER_MS, 600_000, 'ms');
+/**
+ * the cycle's switch for second Redfish connections (redfish/second-connection.ts: once every BMC
+ * has started, a request waiting for a BMC's busy connection opens the second at once), as the
+ * daemon does; BENCH_SECOND_CONNECTION_SWITCH=0 leaves the main thread's reads waiting 1 s as
+ * before it, for a comparison (the report workers' cycles always follow it)
+ */
+const SECOND_CONNECTION_SWITCH = process.env.BENCH_SECOND_CONNECTION_SWITCH !== '0';
 /** CPU per BMC per cycle measured before issue 15 (500 instant BMCs, one cycle, CPU profile) */
 const CPU_MS_BEFORE = 9;
 /**
@@ -115,6 +122,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     guidMaxAgeMs: GUID_MAX_AGE_MS,
     redfishSessionMaxAgeMs: REDFISH_SESSION_MAX_AGE_MS,
     hedgeAfterMs: HEDGE_AFTER_MS,
+    secondConnectionSwitch: SECOND_CONNECTION_SWITCH,
   });
   // as `metal-bmc serve` does with its default METAL_BMC_HEAP_GROWTH
   applyHeapGrowth(DEFAULT_HEAP_GROWTH_PCT);
@@ -174,7 +182,7 @@ export async function benchReportLatency(n = 1000, cycles = CYCLES): Promise<voi
     const deps: CycleDeps = {
       partitionId: 'bench',
       // the main thread's reads (the comparison cycle); the workers connect the same way
-      connect: (host, signal, onAnswer) => connectOutband({ ...settings, host, readAhead: true, onAnswer, trust: trust.forBmc({ ip: host }), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), redfishHedgeMemory, signal }),
+      connect: (host, signal, onAnswer, secondConnection) => connectOutband({ ...settings, host, readAhead: true, onAnswer, trust: trust.forBmc({ ip: host }), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), redfishHedgeMemory, ...(secondConnection && SECOND_CONNECTION_SWITCH ? { redfishSecondConnection: secondConnection } : {}), signal }),
       ...(DEFAULT_WORKERS > 0 ? { reader: startPool(DEFAULT_WORKERS) } : {}),
       metalApi: createMetalApiClient({ baseUrl: api.url, hmacKey: 'bench-key', timeoutMs: 60_000 }),
       concurrency: MAX_CONCURRENCY,

@@ -21,6 +21,7 @@ import { openRedfishSessionFile, REDFISH_SESSIONS_FILE } from './outband/redfish
 import { connectOutband } from './outband/connect.js';
 import { createBmcTrust, openTrustStore, TRUST_FILE, usesTrustOnFirstUse, type BmcTrust, type TrustMetrics } from './outband/trust.js';
 import type { Outband } from './outband/types.js';
+import type { SecondConnectionSwitch } from './redfish/second-connection.js';
 import { createReportMetrics, createTrustMetrics, registerRedfishSessionMetrics, registerReportWorkerMetrics, registerStateFileMetrics, registerStateWriteMetrics } from './report/metrics.js';
 import { openUuidOwnersFile, UUID_OWNERS_FILE } from './report/owners.js';
 import { createLedMemory, type LedMemory } from './report/led-memory.js';
@@ -43,7 +44,7 @@ export interface DaemonContext {
   logger: Logger;
   registry: Registry;
   metalApi: MetalApiClient;
-  connectBmc: (host: string, options: { signal?: AbortSignal; user?: string; password?: string; port?: number; readAhead?: boolean; onAnswer?: () => void }) => Promise<Outband>;
+  connectBmc: (host: string, options: { signal?: AbortSignal; user?: string; password?: string; port?: number; readAhead?: boolean; onAnswer?: () => void; secondConnection?: SecondConnectionSwitch }) => Promise<Outband>;
   /** the current lease of the BMC with this IP address (its MAC, normalised), or undefined when none holds one */
   leaseAt: (ip: string) => Pick<Lease, 'mac'> | undefined;
   /**
@@ -178,6 +179,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
       logger,
       ...(o.readAhead ? { readAhead: true, guidMemory, redfishHedgeMemory, ...(redfishSessions ? { redfishSessions } : {}) } : {}),
       ...(o.onAnswer ? { onAnswer: o.onAnswer } : {}),
+      ...(o.secondConnection ? { redfishSecondConnection: o.secondConnection } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
     });
   };
@@ -241,7 +243,7 @@ export async function startDaemon(config: Config, logger: Logger, parts: PartFac
     partitionId: config.partitionId,
     ledMemory,
     owners: uuidOwners,
-    connect: (ip, signal, onAnswer) => connectBmc(ip, { signal, readAhead: true, onAnswer }),
+    connect: (ip, signal, onAnswer, secondConnection) => connectBmc(ip, { signal, readAhead: true, onAnswer, ...(secondConnection ? { secondConnection } : {}) }),
     ...(reportWorkers ? { reader: reportWorkers } : {}),
     metalApi,
     concurrency: config.report.concurrency,

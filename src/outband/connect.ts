@@ -23,6 +23,7 @@ import type { LoginBudget } from '../redfish/login-budget.js';
 import type { InventoryLayout } from '../redfish/layout.js';
 import type { ReadCache } from '../redfish/read-cache.js';
 import type { RedfishClient, RedfishReply } from '../redfish/session.js';
+import type { SecondConnectionSwitch } from '../redfish/second-connection.js';
 import { ON_START_UPDATE_REQUEST } from '../redfish/apply-time.js';
 import { biosAtOrBelow, bootOrderFor, bootOverrideOfIpmi, bootOverrideOfRedfish, ipmiBootFlags } from './boot.js';
 import { pushParametersFor, SIMPLE_UPDATE_NAMES_TARGETS } from './firmware-push.js';
@@ -96,6 +97,8 @@ export interface ConnectOptions {
    * 1000; 0: each opens as requests come). A BMC that answers sooner is read over one connection.
    */
   redfishOpenConnectionAfterMs?: number;
+  /** While on, a Redfish request waiting for the busy connection opens the next at once (redfish/second-connection.ts: a report cycle's, once it has started every BMC). */
+  redfishSecondConnection?: SecondConnectionSwitch;
   /**
    * With readAhead: a Redfish GET without an answer after this long is sent once more on the other
    * connection, the first answer taken (redfish/http.ts `RedfishHedge`: only to a BMC that answered
@@ -348,6 +351,7 @@ async function openRedfishSide(o: ConnectOptions, protocol: Protocol, timeoutMs:
         ...(o.redfishLegacyTls === true ? { legacyTls: true } : {}),
         connections: o.redfishConnections ?? 2,
         ...(o.redfishOpenConnectionAfterMs !== undefined ? { openConnectionAfterMs: o.redfishOpenConnectionAfterMs } : {}),
+        ...(o.redfishSecondConnection ? { secondConnection: o.redfishSecondConnection } : {}),
         ...(o.readAhead && o.redfishHedgeAfterMs !== undefined ? { hedge: { afterMs: o.redfishHedgeAfterMs, slowPaths: o.redfishHedgeMemory?.slowPathsOf(key) ?? new Set<string>(), onOutcome: (outcome: HedgeOutcome) => (hedges[outcome] += 1) } } : {}),
         // a resumed session comes with the service root read in it
         ...(o.readAhead && plan?.resume?.root === undefined ? { serviceRootAtLogin: true } : {}),

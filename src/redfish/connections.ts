@@ -5,9 +5,11 @@
  * connection, which costs both ends a handshake less (a BMC's CPU is small, and at partition scale
  * the handshakes are most of metal-bmc's own CPU); a slow BMC still gets its requests side by side.
  * undici's Pool opens every connection it may at once, and allocates a 2,048-slot queue per origin.
+ * A `SecondConnectionSwitch` shared by many BMCs' connections ends that wait for all of them at once.
  */
 import { errors, type Dispatcher } from 'undici';
 import type { Connection, SentHeedingHandler } from './h1-connection.js';
+import type { SecondConnectionSwitch } from './second-connection.js';
 
 /** Opens one connection (to the origin, with the transport's connector and timeouts). */
 export type OpenConnection = () => Connection;
@@ -36,17 +38,26 @@ export class Connections {
   private readonly waiting: Waiting[] = [];
   private running = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** stops listening for the switch (set while a request waits for a connection that may still open) */
+  private stopListening: (() => void) | undefined;
   private drainedWaiters: Array<() => void> = [];
   /** close() called: no request is taken any more (undici's Pool answered ClientClosedError too) */
   private closed = false;
   private destroyed = false;
 
+  private readonly now: () => number;
+  private readonly secondConnection: SecondConnectionSwitch | undefined;
+
+  /** `secondConnection`: while it is on, no wait before another connection opens (second-connection.ts) */
   constructor(
     private readonly open: OpenConnection,
     private readonly max: number,
     private readonly openAfterMs: number,
-    private readonly now: () => number = performance.now.bind(performance),
-  ) {}
+    o: { now?: () => number; secondConnection?: SecondConnectionSwitch | undefined } = {},
+  ) {
+    this.now = o.now ?? performance.now.bind(performance);
+    this.secondConnection = o.secondConnection;
+  }
 
   /** Requests running or waiting for a connection. */
   get pending(): number {
@@ -109,7 +120,12 @@ export class Connections {
   }
 
   private mayOpen(waitedMs: number): boolean {
-    return this.connections.length === 0 || (this.connections.length < this.max && waitedMs >= this.openAfterMs);
+    return this.connections.length === 0 || (this.connections.length < this.max && waitedMs >= this.waitMs());
+  }
+
+  /** how long a request waits for a busy connection before it opens another */
+  private waitMs(): number {
+    return this.secondConnection?.atOnce === true ? 0 : this.openAfterMs;
   }
 
   private openOne(): Connection {
@@ -182,9 +198,16 @@ export class Connections {
     this.stopTimer();
     const head = this.waiting[0];
     if (head === undefined || this.connections.length >= this.max) return;
-    const due = Math.max(0, Math.ceil(head.since + this.openAfterMs - this.now()));
+    const due = Math.max(0, Math.ceil(head.since + this.waitMs() - this.now()));
     this.timer = setTimeout(() => this.openForWaiting(), due);
     this.timer.unref();
+    if (due > 0 && this.secondConnection !== undefined) this.stopListening = this.secondConnection.whenOn(() => this.openNow());
+  }
+
+  /** The switch turned on: the longest waiting request opens its connection now, not at its timer. */
+  private openNow(): void {
+    this.stopTimer();
+    this.openForWaiting();
   }
 
   private openForWaiting(): void {
@@ -201,6 +224,8 @@ export class Connections {
   private stopTimer(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    this.stopListening?.();
+    this.stopListening = undefined;
   }
 
   private settleDrained(): void {

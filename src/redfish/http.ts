@@ -12,6 +12,7 @@ import { errors, type buildConnector, type Dispatcher } from 'undici';
 import { BmcError, abortError, isBmcError } from '../errors.js';
 import { checkCount, checkMs, deadline, endedWithin, sleep } from '../deadline.js';
 import { Connections } from './connections.js';
+import type { SecondConnectionSwitch } from './second-connection.js';
 import { H1Connection, type SentHeedingHandler } from './h1-connection.js';
 import { httpError, isRetryableNetworkError, isUnreachable, scrub, transportError } from './http-errors.js';
 import { shortened } from './text.js';
@@ -38,6 +39,8 @@ export interface TransportOptions extends TlsOptions {
    * less of our CPU per BMC and ~15 % less of the simulator's; 250 ms still made 1.9).
    */
   openConnectionAfterMs?: number;
+  /** While on, a request waiting for a busy connection opens another at once (second-connection.ts: a report cycle's, once every BMC has started). */
+  secondConnection?: SecondConnectionSwitch;
   /** Extra attempts for GETs after a network error or 502/503/504. Default 2. */
   retries?: number;
   /** First retry delay, doubled per attempt. Default 200. */
@@ -325,7 +328,7 @@ export function createTransport(options: TransportOptions): HttpTransport {
   // without a Keep-Alive hint, and a POST sent on one they are closing fails without being
   // retried); our deadline signal bounds every phase of a request, so they have no timers of their own.
   const heededConnect = heedingConnects(connect, options.onAnswer);
-  const pool = new Connections(() => new H1Connection({ origin, connect: heededConnect }), connections, openAfterMs);
+  const pool = new Connections(() => new H1Connection({ origin, connect: heededConnect }), connections, openAfterMs, { secondConnection: options.secondConnection });
   const secrets = new Set<string>();
   const hedge = options.hedge === undefined ? undefined : { ...options.hedge, afterMs: checkCount('hedge.afterMs', options.hedge.afterMs, 1000, 1, 600_000) };
   /** a request of this transport was answered within hedge.afterMs: the BMC is not slow as a whole */

@@ -47,6 +47,8 @@ export interface AdaptiveLimitOptions {
    * is the busiest thread's, the heap the sum of all.
    */
   load?: () => ThreadsLoad;
+  /** told when the queue has run out, every item started (again after a requeued one started) */
+  onAllStarted?: () => void;
 }
 
 /** What other threads carry, since the last call: their busiest one's busy share (0..1) and their heaps in use. */
@@ -214,6 +216,7 @@ export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOp
             if (running === 0) finish();
           },
         );
+        if (queue.length === 0) o.onAllStarted?.();
       }
     }
     if (queue.length === 0) finish();

@@ -18,20 +18,24 @@ import type { Logger } from '../log.js';
 import type { MetalApiClient } from '../metalapi/client.js';
 import type { MachineIpmiReport, MachineIpmiReportResponse } from '../metalapi/types.js';
 import type { BmcReport, UuidGap } from '../outband/types.js';
+import { SecondConnectionSwitch } from '../redfish/second-connection.js';
 import { readBmcGuarded, type BmcReadAttempt, type ConnectForRead } from './read-bmc.js';
 import { assembleReportBody, type BmcRead, type ReportBody } from './body.js';
 import type { LedMemory } from './led-memory.js';
 import type { UuidOwners } from './owners.js';
 import type { ReadOrder } from './read-order.js';
-import { forEachAdaptive, type ItemOutcome, type LimitMemory, type SampleSeen, type ThreadsLoad } from './adaptive-limit.js';
+import { forEachAdaptive, type AdaptiveLimitOptions, type ItemOutcome, type LimitMemory, type SampleSeen, type ThreadsLoad } from './adaptive-limit.js';
 import { acquireLoopClock, type LoopStall } from './loop-clock.js';
 import type { ReportMetrics } from './metrics.js';
 import { conditionLineFields, conditionName, type BmcCondition, type BmcConditions } from './bmc-conditions.js';
 
 /** Reads BMCs somewhere else than this thread (report worker threads: worker-pool.ts). */
 export interface BmcReader {
-  /** `mayStart`: asked when a read that had to wait (a suspect's turn: worker-pool.ts) is about to start; false: it is not started (`notStarted`) */
-  read(lease: Lease, o: { timeoutMs: number; signal?: AbortSignal | undefined; mayStart?: () => boolean }): Promise<BmcReadAttempt>;
+  /**
+   * `mayStart`: asked when a read that had to wait (a suspect's turn: worker-pool.ts) is about to start; false: it is not started (`notStarted`).
+   * `secondConnection`: the cycle's switch, on once every BMC has started (read-bmc.ts ConnectForRead)
+   */
+  read(lease: Lease, o: { timeoutMs: number; signal?: AbortSignal | undefined; mayStart?: () => boolean; secondConnection?: SecondConnectionSwitch }): Promise<BmcReadAttempt>;
   /** the load of the threads the reads run on, which the adaptive limit follows beside this thread's */
   load?: () => ThreadsLoad;
 }
@@ -380,10 +384,11 @@ type ReadOutcome = ({ report: BmcReport } | { failure: string; retry: boolean })
  * (or awaited when there is none); then counted, logged and told to the observer here. Undefined:
  * a read that had to wait in the report workers was not started, as `mayStart` said then.
  */
-async function readOne(deps: CycleDeps, lease: Lease, clock: LoopStall, signal: AbortSignal | undefined, closes?: Array<Promise<void>>, mayStart?: () => boolean): Promise<ReadOutcome | undefined> {
+async function readOne(deps: CycleDeps, lease: Lease, clock: LoopStall, signal: AbortSignal | undefined, o: { closes?: Array<Promise<void>>; mayStart?: (() => boolean) | undefined; secondConnection?: SecondConnectionSwitch } = {}): Promise<ReadOutcome | undefined> {
+  const { closes, mayStart, secondConnection } = o;
   const attempt = deps.reader
-    ? await deps.reader.read(lease, { timeoutMs: deps.bmcTimeoutMs, signal, ...(mayStart ? { mayStart } : {}) })
-    : await readBmcGuarded(deps.connect, lease.ip, { timeoutMs: deps.bmcTimeoutMs, clock, signal, ...(closes ? { closes } : {}) }, deps.leftBehind ?? new Set());
+    ? await deps.reader.read(lease, { timeoutMs: deps.bmcTimeoutMs, signal, ...(secondConnection ? { secondConnection } : {}), ...(mayStart ? { mayStart } : {}) })
+    : await readBmcGuarded(deps.connect, lease.ip, { timeoutMs: deps.bmcTimeoutMs, clock, signal, secondConnection, ...(closes ? { closes } : {}) }, deps.leftBehind ?? new Set());
   if (!attempt.ok && attempt.notStarted) return undefined;
   const { durationMs, late } = attempt;
   if (attempt.ok) {
@@ -459,6 +464,15 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   const clock = acquireLoopClock();
   const readsAbort = readsSignal(signal);
   /**
+   * Turned on once every BMC has started: a read still running then opens its BMC's second Redfish
+   * connection for a request that waits behind a slow answer at once, not after
+   * METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER. Until then the limit keeps this machine's CPU busy
+   * starting BMCs, and a TLS handshake less per BMC starts them sooner; from then on the CPU is
+   * spare and the reads still running, some with a request behind a slow answer on their one
+   * connection, set the cycle's end.
+   */
+  const secondConnection = new SecondConnectionSwitch();
+  /**
    * Whether a retry started now fits in the cycle's budget: its deadline and the stall it may be
    * given back, up to as much again. Asked when it would start too, not only when the first read
    * failed: behind slower reads it starts late and ran past the budget.
@@ -473,7 +487,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     if (retry && !retryFits()) return;
     const lease = leases[i]!;
     const readStarted = Date.now();
-    const outcome = await readOne(deps, lease, clock, readsAbort.signal, closes, retry ? retryFits : undefined);
+    const outcome = await readOne(deps, lease, clock, readsAbort.signal, { closes, mayStart: retry ? retryFits : undefined, secondConnection });
     if (outcome === undefined) return;
     if (retry) retried++;
     // a read refused at once as BUSY (its given-up read still runs) says nothing of how slow the BMC is
@@ -491,9 +505,10 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
     late++;
     return 'late';
   };
+  const limits: AdaptiveLimitOptions = deps.fixedConcurrency ? { max: deps.concurrency, min: deps.concurrency, initial: deps.concurrency } : { max: deps.concurrency, ...(startLimit === undefined ? {} : { initial: startLimit }), ...(deps.reader?.load ? { load: deps.reader.load } : {}) };
   const trace = await forEachAdaptive(
     order,
-    deps.fixedConcurrency ? { max: deps.concurrency, min: deps.concurrency, initial: deps.concurrency } : { max: deps.concurrency, ...(startLimit === undefined ? {} : { initial: startLimit }), ...(deps.reader?.load ? { load: deps.reader.load } : {}) },
+    { ...limits, onAllStarted: () => secondConnection.turnOn() },
     async (i, requeue) => {
       try {
         return await readItem(i, requeue);

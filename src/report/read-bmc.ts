@@ -8,10 +8,15 @@
 import { MAX_TIMER_MS } from '../deadline.js';
 import { abortError, BmcError } from '../errors.js';
 import type { BmcReport, Outband } from '../outband/types.js';
+import type { SecondConnectionSwitch } from '../redfish/second-connection.js';
 import { bmcDeadline, type LoopStall } from './loop-clock.js';
 
-/** Opens a BMC for a read: `onAnswer` is to be called at every sign of life of the BMC (connectOutband's option of that name). */
-export type ConnectForRead = (ip: string, signal: AbortSignal, onAnswer: () => void) => Promise<Outband>;
+/**
+ * Opens a BMC for a read: `onAnswer` is to be called at every sign of life of the BMC
+ * (connectOutband's option of that name); `secondConnection`, the cycle's switch that ends the wait
+ * before a second Redfish connection once every BMC has started (connectOutband's `redfishSecondConnection`).
+ */
+export type ConnectForRead = (ip: string, signal: AbortSignal, onAnswer: () => void, secondConnection?: SecondConnectionSwitch) => Promise<Outband>;
 
 /**
  * A read as the cycle needs it. `late`: a BMC that would have missed its deadline but for the time
@@ -36,6 +41,8 @@ export interface ReadBmcOptions {
   signal?: AbortSignal | undefined;
   /** where the connection's close goes, to finish in the background; awaited here when absent */
   closes?: Array<Promise<void>>;
+  /** the cycle's switch for second Redfish connections (ConnectForRead's) */
+  secondConnection?: SecondConnectionSwitch | undefined;
 }
 
 /**
@@ -83,7 +90,7 @@ export async function readBmcOnce(connect: ConnectForRead, ip: string, o: ReadBm
   const combined = bmcTime.signal;
   let bmc: Outband | undefined;
   try {
-    bmc = await connect(ip, combined, bmcTime.heard);
+    bmc = await connect(ip, combined, bmcTime.heard, o.secondConnection);
     const report = await bmc.info({ signal: combined });
     return { ok: true, report, vendor: bmc.vendor, durationMs: Date.now() - started, late: late(true) };
   } catch (caught) {

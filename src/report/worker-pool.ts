@@ -26,6 +26,7 @@ import type { Lease } from '../leases/types.js';
 
 type ReadOptions = Parameters<BmcReader['read']>[1];
 import { checkedKept, redfishSessionKey, type KeptRedfishSession, type RedfishSessionKeeper } from '../outband/redfish-sessions.js';
+import type { SecondConnectionSwitch } from '../redfish/second-connection.js';
 import { readGuardMs, type BmcReadAttempt } from './read-bmc.js';
 import { createTurn } from './turn.js';
 import type { AttemptOverPort, FromReportWorker, ReportConnectSettings, ReportWorkerData, ReportWorkerLoad, ToReportWorker, TrustFileUnreadable } from './worker-protocol.js';
@@ -435,7 +436,19 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     });
   }
 
-  function readNow(lease: Lease, { timeoutMs, signal }: ReadOptions): Promise<BmcReadAttempt> {
+  /** the cycles' switches for second Redfish connections whose turning on is told to the workers */
+  const relayed = new WeakSet<SecondConnectionSwitch>();
+  /** A cycle's switch turning on is told to every worker: the reads still running there stop waiting for a second connection too. */
+  function relaySwitch(cycleSwitch: SecondConnectionSwitch): void {
+    if (cycleSwitch.atOnce || relayed.has(cycleSwitch)) return;
+    relayed.add(cycleSwitch);
+    cycleSwitch.whenOn(() => {
+      for (const slot of slots) if (slot.alive) send(slot, { type: 'second-connection-now' });
+    });
+  }
+
+  function readNow(lease: Lease, o: ReadOptions): Promise<BmcReadAttempt> {
+    const { timeoutMs, signal, secondConnection } = o;
     const failed = (error: unknown): Promise<BmcReadAttempt> => Promise.resolve({ ok: false, error, durationMs: 0, late: false });
     if (closing) return failed(new BmcError('ABORTED', `reading BMC ${lease.ip}: metal-bmc is shutting down`));
     if (signal?.aborted) return failed(abortError(signal, `reading BMC ${lease.ip}`));
@@ -446,7 +459,7 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
     const slot = slotFor(lease.ip);
     // every worker is being started again (one alone, METAL_BMC_REPORT_WORKERS=1): our restart, not
     // the BMC's failure; the read waits for the worker within its own deadline
-    if (!slot) return afterRestart(lease, { timeoutMs, ...(signal ? { signal } : {}) });
+    if (!slot) return afterRestart(lease, o);
     const sessionKey = redfishSessionKey(lease.ip, options.settings.redfishPort, lease.mac);
     // a second read beside one still running would log in beside it, and only one session is kept
     const runs = givenUpRunning(sessionKey);
@@ -483,7 +496,8 @@ export function createReportWorkerPool(options: ReportWorkerPoolOptions): Report
       const loginKey = loginBudgetKey(lease.ip, options.settings.redfishPort ?? 443, options.settings.user, options.settings.password);
       const logins = processLoginBudget.get(loginKey);
       slot.pending.set(id, { ip: lease.ip, trustKey: key, sessionKey, loginKey, started, settle });
-      send(slot, { type: 'read', id, ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}), ...trustFor(key), ...sessionFor(sessionKey), ...(logins ? { logins } : {}), timeoutMs });
+      if (secondConnection) relaySwitch(secondConnection);
+      send(slot, { type: 'read', id, ip: lease.ip, ...(lease.mac ? { mac: lease.mac } : {}), ...trustFor(key), ...sessionFor(sessionKey), ...(logins ? { logins } : {}), timeoutMs, ...(secondConnection ? { secondConnectionAtOnce: secondConnection.atOnce } : {}) });
     });
   }
 

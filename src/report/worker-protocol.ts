@@ -17,7 +17,7 @@ import type { KeptRedfishSession } from '../outband/redfish-sessions.js';
 import type { LoginRefusals } from '../redfish/login-budget.js';
 
 /** How a worker connects to every BMC: the daemon's settings. Holds the password: sent in `init` only, never logged. */
-export type ReportConnectSettings = Omit<ConnectOptions, 'host' | 'mac' | 'trust' | 'logger' | 'onIpmiEvent' | 'signal' | 'guidMemory' | 'redfishSessions' | 'redfishLoginBudget' | 'redfishHedgeMemory'>;
+export type ReportConnectSettings = Omit<ConnectOptions, 'host' | 'mac' | 'trust' | 'logger' | 'onIpmiEvent' | 'signal' | 'guidMemory' | 'redfishSessions' | 'redfishLoginBudget' | 'redfishHedgeMemory' | 'redfishSecondConnection'>;
 
 /** the worker's settings, in workerData (no credentials) */
 export interface ReportWorkerData {
@@ -51,10 +51,14 @@ export type ToReportWorker =
    * entry cannot be used (the gate refuses the BMC), `trustUnreadable` the trust file (path, error
    * code and message) while it cannot be read (the gate refuses a BMC without a record); with kept Redfish sessions,
    * `session` is the BMC's entry (null: none); `logins`: the Redfish logins of the BMC and user
-   * refused lately, as the main thread's budget holds them (redfish/login-budget.ts), when any stand
+   * refused lately, as the main thread's budget holds them (redfish/login-budget.ts), when any stand;
+   * `secondConnectionAtOnce`: whether the cycle's switch for second Redfish connections was on when
+   * the read was sent (redfish/second-connection.ts); false from a cycle whose switch is off
    */
-  | { type: 'read'; id: number; ip: string; mac?: string; trust?: TrustRecord | null; trustProblem?: string; trustUnreadable?: TrustFileUnreadable; session?: KeptRedfishSession | null; logins?: LoginRefusals; timeoutMs: number }
+  | { type: 'read'; id: number; ip: string; mac?: string; trust?: TrustRecord | null; trustProblem?: string; trustUnreadable?: TrustFileUnreadable; session?: KeptRedfishSession | null; logins?: LoginRefusals; timeoutMs: number; secondConnectionAtOnce?: boolean }
   | { type: 'abort'; id: number }
+  /** the cycle whose reads came last has started every BMC: its switch for second Redfish connections is on */
+  | { type: 'second-connection-now' }
   /** say `heap`: the heap in use, after a garbage collection where the process exposes one (--expose-gc: benchmarks) */
   | { type: 'measure-heap' }
   /** finish the reads and close their connections, then say `closed` */

@@ -20,6 +20,7 @@ import { guardWorkerExit, type WorkerExit } from '../outband/worker-exit.js';
 import { createWorkerLogSender, type WorkerLogSender, type WorkerLogValue } from '../outband/worker-log.js';
 import { budgetOfRead, loginBudgetKey } from '../redfish/login-budget.js';
 import { sharedTlsStats } from '../redfish/tls-context.js';
+import { SecondConnectionSwitch, switchOfRead } from '../redfish/second-connection.js';
 import { acquireLoopClock, type LoopClock } from './loop-clock.js';
 import { readBmcOnce, type BmcReadAttempt } from './read-bmc.js';
 import { isReportWorkerData, type AttemptOverPort, type ErrorOverPort, type FromReportWorker, type ReportConnectSettings, type ToReportWorker, type TrustFileUnreadable } from './worker-protocol.js';
@@ -163,8 +164,10 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
   let shuttingDown = false;
   /** the Redfish paths per BMC slow when last asked (not hedged again while slow): a BMC is read on the same worker every cycle */
   const redfishHedgeMemory = createHedgeMemory();
+  /** this thread's copy of the cycle's switch for second Redfish connections (cycles run one after the other) */
+  let secondConnection = new SecondConnectionSwitch();
 
-  async function read(m: Extract<ToReportWorker, { type: 'read' }>): Promise<void> {
+  async function read(m: Extract<ToReportWorker, { type: 'read' }>, cycleSwitch: SecondConnectionSwitch): Promise<void> {
     const abort = new AbortController();
     reads.set(m.id, abort);
     clock ??= acquireLoopClock();
@@ -182,7 +185,7 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
       // the main thread's count of refused logins for this BMC and user, and what this read adds to it
       const redfishLoginBudget = budgetOfRead(loginBudgetKey(m.ip, settings.redfishPort ?? 443, settings.user, settings.password), m.logins, (change) => post({ type: 'login', id: m.id, ...change }));
       const connect = (host: string, signal: AbortSignal, onAnswer: () => void) =>
-        connectOutband({ ...settings, host, ...(m.mac ? { mac: m.mac } : {}), readAhead: true, logger, onIpmiEvent: (e) => logs.quirk(undefined, host, e), onAnswer, ...(gate ? { trust: gate } : {}), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), redfishHedgeMemory, redfishLoginBudget, signal });
+        connectOutband({ ...settings, host, ...(m.mac ? { mac: m.mac } : {}), readAhead: true, logger, onIpmiEvent: (e) => logs.quirk(undefined, host, e), onAnswer, ...(gate ? { trust: gate } : {}), ...(guidMemory ? { guidMemory } : {}), ...(redfishSessions ? { redfishSessions } : {}), redfishHedgeMemory, redfishLoginBudget, redfishSecondConnection: cycleSwitch, signal });
       const pending: Array<Promise<void>> = [];
       attempt = await readBmcOnce(connect, m.ip, { timeoutMs: m.timeoutMs, clock, signal: abort.signal, closes: pending });
       for (const p of pending) {
@@ -233,10 +236,14 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
           return;
         }
         {
-          const reading = read(m);
+          secondConnection = switchOfRead(secondConnection, m.secondConnectionAtOnce === true);
+          const reading = read(m, secondConnection);
           running.add(reading);
           void reading.finally(() => running.delete(reading));
         }
+        return;
+      case 'second-connection-now':
+        secondConnection.turnOn();
         return;
       case 'measure-heap':
         (globalThis as { gc?: () => void }).gc?.();

@@ -20,6 +20,7 @@ import { createRedfishSessionMemory, redfishSessionKey } from '../../src/outband
 import { createBmcTrust, openTrustStore, trustKey, type TrustMetrics } from '../../src/outband/trust.js';
 import type { BmcReport } from '../../src/outband/types.js';
 import { openRedfish } from '../../src/redfish/index.js';
+import { SecondConnectionSwitch } from '../../src/redfish/second-connection.js';
 import { loginBudgetKey, processLoginBudget } from '../../src/redfish/login-budget.js';
 import { sharedTlsStats } from '../../src/redfish/tls-context.js';
 import { runReportCycle, type CycleDeps } from '../../src/report/cycle.js';
@@ -436,6 +437,30 @@ describe('report reads in worker threads', () => {
     // the login was on its way: it runs on to its answer in the background, and the session it
     // created is deleted (an answer of 3 s each), not left in one of the BMC's few slots
     await waitFor(() => seen(/^DELETE \/redfish\/v1\/SessionService\/Sessions\//) && slow.redfish!.openSessions(0) === 0, 15_000, 'the stopped login\'s session deleted');
+  });
+
+  it("the cycle's switch for second connections, turned on while a worker reads, ends that read's wait for its BMC's second Redfish connection", async () => {
+    // a second connection only after 10 minutes of waiting, no hedges: one request at a time, each answered after 3 s
+    const workers = pool({ workers: 1, settings: { ...settings(), ipmiPort: slow.ipmiPort, redfishPort: slow.redfishPort, user: slow.user, password: slow.password, redfishOpenConnectionAfterMs: 600_000 } });
+    const machine = slow.machines[0]!.state;
+    await waitFor(() => slow.redfish!.openSessions(0) === 0, 15_000, 'no session of earlier reads');
+    const before = slow.requestLog(0).length;
+    const redfish = () => slow.requestLog(0).slice(before).filter((r) => r.protocol === 'redfish');
+    /** two requests of the read at the BMC less than an answer's time apart: on two connections */
+    const together = () => redfish().some((r, i, all) => i > 0 && r.atMs - all[i - 1]!.atMs < 1500);
+    const cycleSwitch = new SecondConnectionSwitch();
+    const abort = new AbortController();
+    const reading = workers.read({ ip: machine.address, mac: machine.mac } as Lease, { timeoutMs: 60_000, signal: abort.signal, secondConnection: cycleSwitch });
+    // the service root, then the login after its answer: one after the other while the switch is off
+    await waitFor(() => redfish().length >= 2, 15_000, 'two requests of the read at the BMC');
+    expect(together()).toBe(false);
+    cycleSwitch.turnOn();
+    // the requests after the login go out side by side (the worker heard the switch turn on)
+    await waitFor(together, 15_000, 'two requests of the read at the BMC together');
+    abort.abort(new Error('the cycle stops'));
+    expect((await reading).ok).toBe(false);
+    await waitFor(() => slow.redfish!.openSessions(0) <= 1, 15_000, 'the read ended');
+    slow.redfish!.dropSessions(0);
   });
 
   it('a read given up on after its login: its late answer still hands the session to keep, none is left behind', async () => {

@@ -6,6 +6,7 @@
 import type { Dispatcher } from 'undici';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Connections } from '../../src/redfish/connections.js';
+import { SecondConnectionSwitch } from '../../src/redfish/second-connection.js';
 
 /** A Client that records what it was given; `finish(i)` ends its i-th request. */
 class StandInClient {
@@ -48,12 +49,12 @@ let clients: StandInClient[] = [];
 /** the microtask that frees a connection after undici's callback */
 const settle = () => new Promise<void>((r) => setImmediate(r));
 
-function connections(max: number, openAfterMs: number): Connections {
+function connections(max: number, openAfterMs: number, secondConnection?: SecondConnectionSwitch): Connections {
   return new Connections(() => {
     const c = new StandInClient();
     clients.push(c);
     return c;
-  }, max, openAfterMs, () => clock);
+  }, max, openAfterMs, { now: () => clock, secondConnection });
 }
 
 /** moves the clock and the timers on together */
@@ -189,5 +190,94 @@ describe('Redfish connections: the queue', () => {
     expect(pool.pending).toBe(0);
     advance(5000);
     expect(pool.opened).toBe(1);
+  });
+});
+
+describe("Redfish connections: the report cycle's switch for second connections", () => {
+  it('a request waiting for the busy connection when the switch turns on opens the next one then, not at its timer', () => {
+    const second = new SecondConnectionSwitch();
+    const pool = connections(2, 1000, second);
+    const signal = new AbortController().signal;
+    pool.dispatch(options, request().handler, signal);
+    pool.dispatch(options, request().handler, signal);
+    advance(100);
+    expect(pool.opened).toBe(1);
+    expect(second.waiting).toBe(1);
+    second.turnOn();
+    expect(pool.opened).toBe(2);
+    expect(clients[1]!.handlers).toHaveLength(1);
+    // nothing waits now: the switch holds no listener, and the old timer opens nothing more
+    expect(second.waiting).toBe(0);
+    advance(5000);
+    expect(pool.opened).toBe(2);
+    expect(pool.pending).toBe(2);
+  });
+
+  it('while the switch is on, a request behind a busy connection opens the next at once', () => {
+    const second = new SecondConnectionSwitch();
+    second.turnOn();
+    const pool = connections(2, 1000, second);
+    const signal = new AbortController().signal;
+    pool.dispatch(options, request().handler, signal);
+    pool.dispatch(options, request().handler, signal);
+    expect(pool.opened).toBe(2);
+    expect(clients.map((c) => c.handlers.length)).toEqual([1, 1]);
+    // at most `max`: a third waits for one of the two
+    pool.dispatch(options, request().handler, signal);
+    expect(pool.opened).toBe(2);
+    expect(pool.pending).toBe(3);
+  });
+
+  it('an off switch changes nothing: the wait is openAfterMs', () => {
+    const second = new SecondConnectionSwitch();
+    const pool = connections(2, 1000, second);
+    const signal = new AbortController().signal;
+    pool.dispatch(options, request().handler, signal);
+    pool.dispatch(options, request().handler, signal);
+    advance(999);
+    expect(pool.opened).toBe(1);
+    advance(1);
+    expect(pool.opened).toBe(2);
+    expect(second.waiting).toBe(0);
+  });
+
+  it('the switch holds a listener only while a request waits for a connection that may still open', async () => {
+    const second = new SecondConnectionSwitch();
+    const pool = connections(2, 1000, second);
+    pool.dispatch(options, request().handler, new AbortController().signal);
+    const abort = new AbortController();
+    pool.dispatch(options, request().handler, abort.signal);
+    expect(second.waiting).toBe(1);
+    abort.abort(new Error('gone'));
+    expect(second.waiting).toBe(0);
+    // waiting again, then freed by the answer in front of it
+    pool.dispatch(options, request().handler, new AbortController().signal);
+    expect(second.waiting).toBe(1);
+    answer(clients[0]!, 0);
+    await settle();
+    expect(second.waiting).toBe(0);
+    expect(clients[0]!.handlers).toHaveLength(2);
+    // and none after a destroy
+    pool.dispatch(options, request().handler, new AbortController().signal);
+    expect(second.waiting).toBe(1);
+    await pool.destroy(new Error('destroyed'));
+    expect(second.waiting).toBe(0);
+    second.turnOn();
+    expect(pool.opened).toBe(1);
+  });
+
+  it('one switch serves the connections of many BMCs: turning it on opens the waiting ones of each', () => {
+    const second = new SecondConnectionSwitch();
+    const pools = [connections(2, 1000, second), connections(2, 1000, second), connections(2, 1000, second)];
+    const signal = new AbortController().signal;
+    pools[0]!.dispatch(options, request().handler, signal);
+    pools[0]!.dispatch(options, request().handler, signal);
+    pools[1]!.dispatch(options, request().handler, signal);
+    pools[1]!.dispatch(options, request().handler, signal);
+    // the third BMC has nothing waiting: it keeps its one connection
+    pools[2]!.dispatch(options, request().handler, signal);
+    expect(second.waiting).toBe(2);
+    second.turnOn();
+    expect(pools.map((p) => p.opened)).toEqual([2, 2, 1]);
   });
 });

@@ -1,13 +1,15 @@
 /**
  * The connections of one Redfish transport (src/redfish/connections.ts) against an HTTPS server:
  * one connection while answers come quickly, a second only for a request held up by a slow
- * answer, a waiting request that is aborted never reaches the BMC, and requests waiting when the
- * connection fails fail with it (undici is not re-entered from its own callback).
+ * answer (or at once when the report cycle's switch for second connections turns on), a waiting
+ * request that is aborted never reaches the BMC, and requests waiting when the connection fails
+ * fail with it (undici is not re-entered from its own callback).
  */
 import { createServer } from 'node:net';
 import { expect } from 'vitest';
 import { BmcError } from '../../src/errors.js';
 import { createTransport, type HttpTransport, type TransportOptions } from '../../src/redfish/index.js';
+import { SecondConnectionSwitch } from '../../src/redfish/second-connection.js';
 import { mockupPerTest } from '../helpers/mockup-per-test.js';
 import { withPeers } from '../helpers/peers.js';
 import { waitFor } from '../helpers/wait.js';
@@ -97,6 +99,19 @@ describe('Redfish connections to one BMC', () => {
     expect((await behind).status).toBe(200);
     expect(countOf('/redfish/v1/Systems')).toBe(1);
     expect(mock.server.openConnections()).toBe(1);
+  });
+
+  it("a request behind the slow one goes out on a second connection when the transport's switch turns on, not at its wait", async () => {
+    const secondConnection = new SecondConnectionSwitch();
+    const { t, slow, release } = await behindSlowAnswer({ connections: 2, openConnectionAfterMs: 60_000, secondConnection });
+    const behind = get(t, '/redfish/v1/Systems');
+    await serverCaughtUp();
+    expect(countOf('/redfish/v1/Systems')).toBe(0);
+    secondConnection.turnOn();
+    expect((await behind).status).toBe(200);
+    expect(mock.server.openConnections()).toBe(2);
+    release();
+    expect((await slow).status).toBe(200);
   });
 
   it('a request aborted while it waits for a connection never reaches the BMC, and the connection serves the next', async () => {

@@ -125,4 +125,41 @@ describe('adaptive concurrency', () => {
     expect(running).toBe(0);
     expect(started).toEqual([1, 2, 3]);
   });
+
+  it('tells when every item has started, and again after a requeued one started, never while items wait to start', async () => {
+    const releases: Array<() => void> = [];
+    const started: number[] = [];
+    /** the items started each time it was told */
+    const told: number[][] = [];
+    const run = forEachAdaptive([1, 2, 3, 4, 5], { max: 2, min: 2, initial: 2, onAllStarted: () => told.push([...started]) }, async (i, requeue) => {
+      started.push(i);
+      await new Promise<void>((r) => releases.push(r));
+      if (i === 5 && started.filter((s) => s === 5).length === 1) requeue(5);
+    });
+    const turn = () => new Promise((r) => setImmediate(r));
+    const end = async (n: number) => {
+      releases[n]!();
+      await turn();
+    };
+    await turn();
+    // two at a time: each end starts the next
+    await end(0);
+    await end(1);
+    expect(started).toEqual([1, 2, 3, 4]);
+    expect(told).toEqual([]);
+    await end(2);
+    expect(started).toEqual([1, 2, 3, 4, 5]);
+    expect(told).toEqual([[1, 2, 3, 4, 5]]);
+    await end(3);
+    expect(told).toHaveLength(1);
+    // item 5 asked again as it ends: told once more when it starts again
+    await end(4);
+    expect(started).toEqual([1, 2, 3, 4, 5, 5]);
+    expect(told).toEqual([
+      [1, 2, 3, 4, 5],
+      [1, 2, 3, 4, 5, 5],
+    ]);
+    await end(5);
+    await run;
+  });
 });
