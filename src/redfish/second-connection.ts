@@ -19,12 +19,21 @@ export class SecondConnectionSwitch {
     return this.listeners.size;
   }
 
+  /** Turns it on and tells every listener; one that throws does not keep the others from hearing, and its error is thrown after them. */
   turnOn(): void {
     if (this.on) return;
     this.on = true;
     const listeners = [...this.listeners];
     this.listeners.clear();
-    for (const listener of listeners) listener();
+    let failure: { err: unknown } | undefined;
+    for (const listener of listeners) {
+      try {
+        listener();
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+    if (failure) throw failure.err;
   }
 
   /** Calls `listener` when the switch turns on (never if it is on already); returns what stops that. */
@@ -39,7 +48,9 @@ export class SecondConnectionSwitch {
  * A report worker's copy of the cycle's switch, for a read sent with the cycle's switch `atOnce`
  * (worker-protocol.ts): turned on by a read sent after the cycle's turned on; a read sent while it
  * was off, after this copy turned on, is the next cycle's, which gets a new copy (the reads of the
- * last one keep theirs). Cycles run one after the other.
+ * last one keep theirs). Cycles run one after the other. A cycle that ended without turning its
+ * switch on (stopped early) leaves its copy to the next cycle, whose switch then moves the reads
+ * the last one left behind too.
  */
 export function switchOfRead(copy: SecondConnectionSwitch, atOnce: boolean): SecondConnectionSwitch {
   if (!atOnce) return copy.atOnce ? new SecondConnectionSwitch() : copy;

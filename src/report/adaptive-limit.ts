@@ -47,7 +47,11 @@ export interface AdaptiveLimitOptions {
    * is the busiest thread's, the heap the sum of all.
    */
   load?: () => ThreadsLoad;
-  /** told when the queue has run out, every item started (again after a requeued one started) */
+  /**
+   * told at each item's end while no item waits to start: once the last has started (again after a
+   * requeued one started). Not as the first items start: a run whose items all start at once (no
+   * more than its limit) is told at the end of its first item, after the burst it started with
+   */
   onAllStarted?: () => void;
 }
 
@@ -209,6 +213,7 @@ export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOp
             if (outcome === 'late') late++;
             if ((failed || queue.length === 0) && running === 0) finish();
             else pump();
+            if (queue.length === 0 && !failed) o.onAllStarted?.();
           },
           (err: unknown) => {
             running--;
@@ -216,7 +221,6 @@ export async function forEachAdaptive<T>(items: readonly T[], o: AdaptiveLimitOp
             if (running === 0) finish();
           },
         );
-        if (queue.length === 0) o.onAllStarted?.();
       }
     }
     if (queue.length === 0) finish();

@@ -419,6 +419,16 @@ async function readOne(deps: CycleDeps, lease: Lease, clock: LoopStall, signal: 
   return { failure: code, retry: RETRY_CODES.has(code) || attempt.lostWithWorker === true, late };
 }
 
+/** The cycle's switch on; a connection that fails to open then is logged and counted, the cycle goes on (its request fails with its read). */
+function turnOnSecondConnections(deps: CycleDeps, secondConnection: SecondConnectionSwitch): void {
+  try {
+    secondConnection.turnOn();
+  } catch (err) {
+    deps.metrics?.readHandlingErrors.inc({ where: 'second-connection' });
+    deps.logger.error({ err }, 'opening the second Redfish connections of the reads still running failed; those reads go on over the connection they have');
+  }
+}
+
 function countHedges(deps: CycleDeps, report: BmcReport): void {
   const hedges = report.redfishHedges;
   if (hedges === undefined || deps.metrics === undefined) return;
@@ -508,7 +518,7 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   const limits: AdaptiveLimitOptions = deps.fixedConcurrency ? { max: deps.concurrency, min: deps.concurrency, initial: deps.concurrency } : { max: deps.concurrency, ...(startLimit === undefined ? {} : { initial: startLimit }), ...(deps.reader?.load ? { load: deps.reader.load } : {}) };
   const trace = await forEachAdaptive(
     order,
-    { ...limits, onAllStarted: () => secondConnection.turnOn() },
+    { ...limits, onAllStarted: () => turnOnSecondConnections(deps, secondConnection) },
     async (i, requeue) => {
       try {
         return await readItem(i, requeue);

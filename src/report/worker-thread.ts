@@ -243,7 +243,11 @@ export function serveReports(port: ReportPort, exit: WorkerExit): void {
         }
         return;
       case 'second-connection-now':
-        secondConnection.turnOn();
+        try {
+          secondConnection.turnOn();
+        } catch (err) {
+          setup?.logger.error({ err }, 'opening the second Redfish connections of the reads still running failed; those reads go on over the connection they have');
+        }
         return;
       case 'measure-heap':
         (globalThis as { gc?: () => void }).gc?.();

@@ -104,6 +104,30 @@ describe("a report cycle's switch for second Redfish connections", () => {
     expect(onWhileRunning.at(-1)).toBe(true);
   });
 
+  it('in a cycle that starts all its BMCs at once, stays off until the first read has ended: the handshakes it starts with are not doubled', async () => {
+    const seen: Seen[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const ends: boolean[] = [];
+    const connect: CycleDeps['connect'] = async (ip, signal, onAnswer, secondConnection) => {
+      const outband = await recordingConnect(seen)(ip, signal, onAnswer, secondConnection);
+      if (ip !== lease(1).ip) await held;
+      ends.push(secondConnection?.atOnce === true);
+      return outband;
+    };
+    const cycle = runReportCycle(await deps({ connect, concurrency: 8 }), [1, 2, 3].map(lease));
+    while (seen.length < 3 || ends.length < 1) await new Promise((r) => setImmediate(r));
+    // all three started at once; the first read's connect is done while the other two still connect
+    expect(seen.map((s) => s.onAtStart)).toEqual([false, false, false]);
+    expect(ends).toEqual([false]);
+    const cycleSwitch = seen[0]!.switch!;
+    // on once the first read has ended
+    while (!cycleSwitch.atOnce) await new Promise((r) => setImmediate(r));
+    release();
+    await cycle;
+    expect(ends.slice(1)).toEqual([true, true]);
+  });
+
   it('goes to the report workers with each read', async () => {
     const handed: Array<SecondConnectionSwitch | undefined> = [];
     const reader: BmcReader = {
@@ -117,6 +141,26 @@ describe("a report cycle's switch for second Redfish connections", () => {
     expect(handed[0]).toBeInstanceOf(SecondConnectionSwitch);
     expect(new Set(handed).size).toBe(1);
     expect(handed[0]!.atOnce).toBe(true);
+  });
+});
+
+describe('the switch itself', () => {
+  it('tells every listener once when it turns on, though one throws; the error comes after them', () => {
+    const cycleSwitch = new SecondConnectionSwitch();
+    const heard: string[] = [];
+    cycleSwitch.whenOn(() => heard.push('a'));
+    cycleSwitch.whenOn(() => {
+      throw new Error('cannot open');
+    });
+    const stop = cycleSwitch.whenOn(() => heard.push('stopped'));
+    cycleSwitch.whenOn(() => heard.push('c'));
+    stop();
+    expect(cycleSwitch.waiting).toBe(3);
+    expect(() => cycleSwitch.turnOn()).toThrow('cannot open');
+    expect(heard).toEqual(['a', 'c']);
+    expect(cycleSwitch.waiting).toBe(0);
+    cycleSwitch.turnOn();
+    expect(heard).toEqual(['a', 'c']);
   });
 });
 
