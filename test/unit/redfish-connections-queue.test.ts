@@ -266,6 +266,20 @@ describe("Redfish connections: the report cycle's switch for second connections"
     expect(pool.opened).toBe(1);
   });
 
+  it('close() with a request waiting stops listening: the switch turning on later opens nothing', async () => {
+    const second = new SecondConnectionSwitch();
+    const pool = connections(2, 1000, second);
+    pool.dispatch(options, request().handler, new AbortController().signal);
+    const waiting = request();
+    pool.dispatch(options, waiting.handler, new AbortController().signal);
+    expect(second.waiting).toBe(1);
+    await pool.close();
+    expect(waiting.ended()).toBe('ClientClosedError');
+    expect(second.waiting).toBe(0);
+    second.turnOn();
+    expect(pool.opened).toBe(1);
+  });
+
   it('one switch serves the connections of many BMCs: turning it on opens the waiting ones of each', () => {
     const second = new SecondConnectionSwitch();
     const pools = [connections(2, 1000, second), connections(2, 1000, second), connections(2, 1000, second)];
