@@ -1,9 +1,10 @@
 /**
- * One switch for the connections of many BMCs (connections.ts): while it is on, a request waiting for a busy
- * connection opens another at once instead of after `openAfterMs`, and those already waiting do so
- * when it turns on. A report cycle turns its own on once every BMC of the cycle has started
- * (report/cycle.ts): the CPU a TLS handshake costs is spare then, and the reads still running, some
- * with a request behind a slow answer on their one connection, are what the cycle waits for.
+ * One switch for the connections of many BMCs (connections.ts): while it is on, a request that
+ * finds its BMC's connection busy opens another at once instead of after `openAfterMs`, and those
+ * already waiting do so when it turns on. A report cycle turns its own on once every BMC of the
+ * cycle has started and a read has ended since (report/cycle.ts, adaptive-limit.ts `onAllStarted`):
+ * the CPU a TLS handshake costs is spare then, and the reads still running, some with a request
+ * behind a slow answer on their one connection, are what the cycle waits for.
  * Its own module, without imports: a report cycle makes one without loading the HTTP transport.
  */
 export class SecondConnectionSwitch {
@@ -42,7 +43,6 @@ export class SecondConnectionSwitch {
     return () => this.listeners.delete(listener);
   }
 }
-
 
 /**
  * A report worker's copy of the cycle's switch, for a read sent with the cycle's switch `atOnce`

@@ -474,12 +474,12 @@ export async function runReportCycle(deps: CycleDeps, leases: readonly Lease[], 
   const clock = acquireLoopClock();
   const readsAbort = readsSignal(signal);
   /**
-   * Turned on once every BMC has started: a read still running then opens its BMC's second Redfish
-   * connection for a request that waits behind a slow answer at once, not after
-   * METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER. Until then the limit keeps this machine's CPU busy
-   * starting BMCs, and a TLS handshake less per BMC starts them sooner; from then on the CPU is
-   * spare and the reads still running, some with a request behind a slow answer on their one
-   * connection, set the cycle's end.
+   * Turned on once every BMC has started and a read has ended since: a read still running (or a
+   * retry) then opens its BMC's second Redfish connection at once for a request that finds the
+   * first busy, not after METAL_BMC_REDFISH_SECOND_CONNECTION_AFTER. Until then the limit keeps
+   * this machine's CPU busy starting BMCs, and a TLS handshake less per BMC starts them sooner;
+   * from then on the CPU is spare and the reads still running, some with a request behind a slow
+   * answer on their one connection, set the cycle's end.
    */
   const secondConnection = new SecondConnectionSwitch();
   /**
