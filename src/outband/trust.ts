@@ -430,10 +430,6 @@ export interface BmcTrust {
 /** Codes after which the IPMI side is taken as absent (first use trusted), not as a failed proof. */
 const NO_IPMI: ReadonlySet<string> = new Set(['TIMEOUT', 'CLOSED', 'UNSUPPORTED', 'NO_SESSION_SLOTS', 'INSECURE_REFUSED']);
 
-/**
- * `refusedWhileUnreadable`: the BMCs refused a first contact while the trust file cannot be read,
- * logged once each per episode; given by a report worker, whose gate lives for one read only
- */
 /** The certificate the BMC of `ctx` presents (`probeCertificate`), its TCP connect and TLS handshake told to `ctx.onAnswer` as signs of life. */
 async function probe(ctx: RedfishTrustContext): Promise<string> {
   const presented = await probeCertificate({ host: ctx.host, port: ctx.port, timeoutMs: ctx.timeoutMs, ...(ctx.legacyTls ? { legacyTls: true } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}), ...(ctx.onAnswer ? { onConnect: ctx.onAnswer } : {}) });
@@ -441,6 +437,10 @@ async function probe(ctx: RedfishTrustContext): Promise<string> {
   return presented;
 }
 
+/**
+ * `refusedWhileUnreadable`: the BMCs refused a first contact while the trust file cannot be read,
+ * logged once each per episode; given by a report worker, whose gate lives for one read only
+ */
 export function createBmcTrust(o: { store: TrustStore; logger?: Logger; metrics?: TrustMetrics; resetHint?: boolean; requireProof?: boolean; redfishVerified?: boolean; refusedWhileUnreadable?: Set<string> }): BmcTrust {
   const { store, logger } = o;
   const requireProof = o.requireProof === true;
