@@ -194,12 +194,18 @@ describe('Redfish connections: the queue', () => {
 });
 
 describe("Redfish connections: the report cycle's switch for second connections", () => {
-  it('a request waiting for the busy connection when the switch turns on opens the next one then, not at its timer', () => {
-    const second = new SecondConnectionSwitch();
+  /** Connections (at most two, a wait of 1 s) following `second`, with two requests sent: the second behind the first unless it opened the next. */
+  function twoRequests(second: SecondConnectionSwitch): { pool: Connections; signal: AbortSignal } {
     const pool = connections(2, 1000, second);
     const signal = new AbortController().signal;
     pool.dispatch(options, request().handler, signal);
     pool.dispatch(options, request().handler, signal);
+    return { pool, signal };
+  }
+
+  it('a request waiting for the busy connection when the switch turns on opens the next one then, not at its timer', () => {
+    const second = new SecondConnectionSwitch();
+    const { pool } = twoRequests(second);
     advance(100);
     expect(pool.opened).toBe(1);
     expect(second.waiting).toBe(1);
@@ -216,10 +222,7 @@ describe("Redfish connections: the report cycle's switch for second connections"
   it('while the switch is on, a request behind a busy connection opens the next at once', () => {
     const second = new SecondConnectionSwitch();
     second.turnOn();
-    const pool = connections(2, 1000, second);
-    const signal = new AbortController().signal;
-    pool.dispatch(options, request().handler, signal);
-    pool.dispatch(options, request().handler, signal);
+    const { pool, signal } = twoRequests(second);
     expect(pool.opened).toBe(2);
     expect(clients.map((c) => c.handlers.length)).toEqual([1, 1]);
     // at most `max`: a third waits for one of the two
@@ -230,10 +233,7 @@ describe("Redfish connections: the report cycle's switch for second connections"
 
   it('an off switch changes nothing: the wait is openAfterMs', () => {
     const second = new SecondConnectionSwitch();
-    const pool = connections(2, 1000, second);
-    const signal = new AbortController().signal;
-    pool.dispatch(options, request().handler, signal);
-    pool.dispatch(options, request().handler, signal);
+    const { pool } = twoRequests(second);
     advance(999);
     expect(pool.opened).toBe(1);
     advance(1);
